@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Sets up airlock in ./.venv. With --dev, also the test tools and the system programs the
+# tests use for real (Graphviz's dot; more as capabilities need them). Safe to run again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-python3}
+SYSTEM_PACKAGES=(graphviz)
+
+need_apt=()
+if [[ "${1:-}" == "--dev" ]]; then
+    command -v dot >/dev/null 2>&1 || need_apt+=(graphviz)
+fi
+if ((${#need_apt[@]})); then
+    if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
+        echo "setup: installing system packages: ${need_apt[*]}" >&2
+        DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
+    else
+        echo "setup: the tests need these system packages: ${SYSTEM_PACKAGES[*]} (install them as root)" >&2
+        exit 2
+    fi
+fi
+
+[[ -x .venv/bin/python ]] || "$PYTHON" -m venv .venv
+.venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip >/dev/null
+if [[ "${1:-}" == "--dev" ]]; then
+    .venv/bin/python -m pip install -q --disable-pip-version-check -e ".[dev]"
+else
+    .venv/bin/python -m pip install -q --disable-pip-version-check -e .
+fi

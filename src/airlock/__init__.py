@@ -1,0 +1,33 @@
+"""airlock: decides, enforces and proves what an AI coding agent sends off the machine,
+what it keeps, and for how long.
+
+The public API: load the settings in force, ask the policy engine, act on its decisions.
+
+    >>> from airlock import decide, load_settings
+    >>> decisions = decide(load_settings(cwd, environ).context)
+"""
+
+from airlock.errors import AirlockError, RefusedError, SettingsError, UnsafePathError, UsageError
+from airlock.policy import Decision, Decisions, FlowId, Provider, State, decide
+from airlock.settings import Loaded, Problem
+from airlock.settings import load as load_settings
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AirlockError",
+    "Decision",
+    "Decisions",
+    "FlowId",
+    "Loaded",
+    "Problem",
+    "Provider",
+    "RefusedError",
+    "SettingsError",
+    "State",
+    "UnsafePathError",
+    "UsageError",
+    "__version__",
+    "decide",
+    "load_settings",
+]

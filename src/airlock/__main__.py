@@ -1,0 +1,5 @@
+"""``python -m airlock`` is the ``airlock`` command."""
+
+from airlock.cli.main import main
+
+raise SystemExit(main())

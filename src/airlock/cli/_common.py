@@ -1,0 +1,63 @@
+"""What every command shares: reading the settings in force and saying what is wrong with them."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import TYPE_CHECKING, Any
+
+from airlock.settings import Loaded, load_here
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+
+def stderr_console() -> Console:
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False)
+
+
+def stdout_console() -> Console:
+    from rich.console import Console
+
+    return Console(highlight=False)
+
+
+def load_reported(args: argparse.Namespace) -> Loaded:
+    """Load the settings in force and report every problem on stderr, loudly when managed."""
+    loaded = load_here(getattr(args, "settings", None))
+    report_problems(loaded)
+    return loaded
+
+
+def report_problems(loaded: Loaded) -> None:
+    """Print every settings problem (path, key, value, what was expected) on stderr."""
+    if not loaded.problems:
+        return
+    plain = not sys.stderr.isatty() or "NO_COLOR" in os.environ
+    lines = [f"  {problem}" for problem in loaded.problems]
+    if loaded.managed_invalid:
+        head = (
+            "MANAGED SETTINGS ARE INVALID: failing closed. Every optional flow is off until the "
+            "organisation's settings are fixed."
+        )
+    else:
+        head = "settings problems (nothing in such a file is in effect except its opt-outs and deny/ask rules):"
+    if plain:
+        print(f"airlock: {head}", file=sys.stderr)
+        print("\n".join(lines), file=sys.stderr)
+        return
+    console = stderr_console()
+    style = "bold white on red" if loaded.managed_invalid else "bold yellow"
+    console.print(f"airlock: {head}", style=style)
+    for line in lines:
+        console.print(line, style="yellow", markup=False)
+
+
+def dump_json(data: Any) -> None:
+    """Print ``data`` as JSON on stdout, one document."""
+    import json
+
+    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")

@@ -1,0 +1,77 @@
+"""The ``airlock`` command: parses arguments, runs one command group, maps errors to exit codes.
+
+Each command group is a module ``airlock.cli.<name>`` with ``register(subparsers, common)``
+and ``run(args) -> int``. Registering only builds argparse parsers; a group's heavy imports
+happen inside its ``run``, so ``airlock flows --json`` starts fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from airlock.errors import AirlockError
+
+COMMANDS = ("flows",)
+"""Command groups, in the order ``--help`` lists them."""
+
+DESCRIPTION = """\
+airlock decides, enforces and proves what an AI coding agent sends off the machine,
+what it keeps, and for how long. It reads the same settings files and variables as
+Claude Code (managed settings, --settings, .claude/settings.local.json,
+.claude/settings.json, ~/.claude/settings.json, DISABLE_TELEMETRY, ...).
+"""
+
+EPILOG = """\
+exit codes: 0 ok; 1 something was found (redact) or a check failed; 2 bad input or error;
+3 refused by policy. Run 'airlock COMMAND --help' for each command.
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--settings",
+        metavar="FILE",
+        help="an extra settings file (or inline JSON), above the project and user settings",
+    )
+    parser = argparse.ArgumentParser(
+        prog="airlock",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"airlock {_version()}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        module = importlib.import_module(f"airlock.cli.{name}")
+        module.register(subparsers, common)
+    return parser
+
+
+def _version() -> str:
+    from airlock import __version__
+
+    return __version__
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    module = importlib.import_module(f"airlock.cli.{args.command}")
+    try:
+        code: int = module.run(args)
+    except AirlockError as error:
+        print(f"airlock {args.command}: {error}", file=sys.stderr)
+        return error.exit_code
+    except KeyboardInterrupt:
+        print(f"airlock {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+    return code

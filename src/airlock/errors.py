@@ -1,0 +1,36 @@
+"""Every error airlock raises on purpose, and the exit code each one maps to.
+
+    AirlockError                      exit 2
+    ├── SettingsError(ValueError)     a settings file that cannot be used
+    ├── UsageError(ValueError)        bad arguments: an unknown session id, a bad URL, …
+    ├── RefusedError(PermissionError) exit 3: the policy says no (a flow is off, a domain is denied)
+    └── UnsafePathError(PermissionError)  a path that leads outside where airlock may touch
+
+Each also inherits the matching builtin, so ``except ValueError`` keeps working.
+"""
+
+from __future__ import annotations
+
+
+class AirlockError(Exception):
+    """Base of every error airlock raises on purpose."""
+
+    exit_code = 2
+
+
+class SettingsError(AirlockError, ValueError):
+    """A settings file is unreadable or holds a value of the wrong kind."""
+
+
+class UsageError(AirlockError, ValueError):
+    """The user asked for something that cannot be done as asked."""
+
+
+class RefusedError(AirlockError, PermissionError):
+    """The policy engine, a permission rule or a safety check refused."""
+
+    exit_code = 3
+
+
+class UnsafePathError(AirlockError, PermissionError):
+    """A path resolves outside the directory airlock may touch (a link, ``..``, another owner)."""
