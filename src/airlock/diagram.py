@@ -48,14 +48,17 @@ def build(decisions: Decisions) -> Any:
     """The diagram as a ``graphviz.Digraph``."""
     import graphviz
 
-    graph = graphviz.Digraph("airlock", graph_attr={
-        "rankdir": "LR",
-        "fontname": "Helvetica",
-        "label": f"What leaves this machine — provider: {decisions.provider.label}"
-        + ("\n(managed settings invalid: failing closed)" if decisions.fail_closed else ""),
-        "labelloc": "t",
-        "fontsize": "16",
-    })
+    graph = graphviz.Digraph(
+        "airlock",
+        graph_attr={
+            "rankdir": "LR",
+            "fontname": "Helvetica",
+            "label": f"What leaves this machine — provider: {decisions.provider.label}"
+            + ("\n(managed settings invalid: failing closed)" if decisions.fail_closed else ""),
+            "labelloc": "t",
+            "fontsize": "16",
+        },
+    )
     graph.attr("node", fontname="Helvetica", fontsize="11", shape="box", style="rounded,filled")
     graph.attr("edge", fontname="Helvetica", fontsize="9")
     graph.node("machine", "Your machine\n(the agent)", fillcolor="#ffe9a8", shape="box3d")

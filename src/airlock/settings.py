@@ -104,7 +104,11 @@ def _type_name(value: Any) -> str:
 
 
 def _expect_bool(value: Any) -> str | None:
-    return None if isinstance(value, bool) else f"expected true or false, but received {_type_name(value)}"
+    return (
+        None
+        if isinstance(value, bool)
+        else f"expected true or false, but received {_type_name(value)}"
+    )
 
 
 def _whole_number_at_least_1(value: Any) -> str | None:
@@ -160,7 +164,7 @@ def _redaction(value: Any) -> str | None:
         and all(isinstance(rule.get(k, ""), str) for k in ("keyword",))
         for rule in rules
     ):
-        return "rules: expected a list of {\"kind\": str, \"pattern\": str, \"keyword\": str}"
+        return 'rules: expected a list of {"kind": str, "pattern": str, "keyword": str}'
     return _string_list(value.get("allow", []))
 
 
@@ -173,7 +177,9 @@ TOP_LEVEL_KEYS: dict[str, Validator] = {
 """Keys of the reference agent that airlock reads. Other keys are the agent's and pass through."""
 
 AIRLOCK_KEYS: dict[str, Validator] = {
-    "accountType": _one_of(*(kind.value for kind in AccountType if kind is not AccountType.UNKNOWN)),
+    "accountType": _one_of(
+        *(kind.value for kind in AccountType if kind is not AccountType.UNKNOWN)
+    ),
     "modelImprovement": _expect_bool,
     "zeroDataRetention": _expect_bool,
     "productFeedbackDisabled": _expect_bool,
@@ -209,7 +215,12 @@ def validate(data: Mapping[str, Any], path: str) -> list[Problem]:
             for name, value in env.items():
                 if not isinstance(value, str):
                     problems.append(
-                        Problem(path, f"env.{name}", _shown(value), f"expected a string, but received {_type_name(value)}")
+                        Problem(
+                            path,
+                            f"env.{name}",
+                            _shown(value),
+                            f"expected a string, but received {_type_name(value)}",
+                        )
                     )
     if "permissions" in data:
         permissions = data["permissions"]
@@ -225,12 +236,12 @@ def validate(data: Mapping[str, Any], path: str) -> list[Problem]:
             problems.append(Problem(path, "airlock", _shown(ours), "expected an object"))
         else:
             for key, value in ours.items():
-                validator = AIRLOCK_KEYS.get(key)
-                if validator is None:
+                known = AIRLOCK_KEYS.get(key)
+                if known is None:
                     expected = "unknown key; expected one of " + ", ".join(AIRLOCK_KEYS)
                     problems.append(Problem(path, f"airlock.{key}", "", expected))
                 else:
-                    check(f"airlock.{key}", value, validator)
+                    check(f"airlock.{key}", value, known)
     return problems
 
 
@@ -255,12 +266,22 @@ def read_layer(path: Path, source: Source) -> Layer | None:
     origin = Origin(source, str(path))
     try:
         if path.stat().st_size > MAX_SETTINGS_BYTES:
-            return Layer(origin, {}, (Problem(str(path), "", "", f"file larger than {MAX_SETTINGS_BYTES} bytes: refused"),))
+            return Layer(
+                origin,
+                {},
+                (
+                    Problem(
+                        str(path), "", "", f"file larger than {MAX_SETTINGS_BYTES} bytes: refused"
+                    ),
+                ),
+            )
         raw = path.read_bytes()
     except FileNotFoundError:
         return None
     except OSError as error:
-        return Layer(origin, {}, (Problem(str(path), "", "", f"cannot be read: {error.strerror or error}"),))
+        return Layer(
+            origin, {}, (Problem(str(path), "", "", f"cannot be read: {error.strerror or error}"),)
+        )
     return parse_layer(raw, origin)
 
 
@@ -270,11 +291,19 @@ def parse_layer(raw: bytes | str, origin: Origin) -> Layer:
     try:
         data = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        where = f"line {error.lineno} column {error.colno}: " if isinstance(error, json.JSONDecodeError) else ""
+        where = (
+            f"line {error.lineno} column {error.colno}: "
+            if isinstance(error, json.JSONDecodeError)
+            else ""
+        )
         message = error.msg if isinstance(error, json.JSONDecodeError) else str(error)
         return Layer(origin, {}, (Problem(path, "", "", f"not valid JSON ({where}{message})"),))
     if not isinstance(data, dict):
-        return Layer(origin, {}, (Problem(path, "", _shown(data), "expected a JSON object at the top level"),))
+        return Layer(
+            origin,
+            {},
+            (Problem(path, "", _shown(data), "expected a JSON object at the top level"),),
+        )
     return Layer(origin, data, tuple(validate(data, path)))
 
 
@@ -310,7 +339,9 @@ def read_managed(directory: Path) -> Layer | None:
         paths += sorted(
             p for p in drop_ins.iterdir() if p.suffix == ".json" and not p.name.startswith(".")
         )
-    layers = [layer for layer in (read_layer(p, Source.MANAGED) for p in paths) if layer is not None]
+    layers = [
+        layer for layer in (read_layer(p, Source.MANAGED) for p in paths) if layer is not None
+    ]
     if not layers:
         return None
     data: dict[str, Any] = {}
@@ -380,7 +411,9 @@ def load(
         model_improvement=_setting(usable, ("airlock", "modelImprovement"), None),
         zero_data_retention=_setting(usable, ("airlock", "zeroDataRetention"), False),
         product_feedback_disabled=_setting(usable, ("airlock", "productFeedbackDisabled"), False),
-        development_partner_program=_setting(usable, ("airlock", "developmentPartnerProgram"), False),
+        development_partner_program=_setting(
+            usable, ("airlock", "developmentPartnerProgram"), False
+        ),
         gateway=_setting(usable, ("airlock", "gateway"), False),
         cleanup_period_days=_setting(usable, ("cleanupPeriodDays",), 30, int),
         feedback_survey_rate=_setting(usable, ("feedbackSurveyRate",), None, float),
@@ -436,7 +469,10 @@ def _lookup(data: Mapping[str, Any], path: tuple[str, ...]) -> tuple[bool, Any]:
 
 
 def _setting(
-    layers: list[Layer], path: tuple[str, ...], default: Any, convert: Callable[[Any], Any] | None = None
+    layers: list[Layer],
+    path: tuple[str, ...],
+    default: Any,
+    convert: Callable[[Any], Any] | None = None,
 ) -> Setting[Any]:
     for layer in layers:
         found, value = _lookup(layer.data, path)

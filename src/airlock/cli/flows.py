@@ -120,7 +120,9 @@ def _explain(decisions: Any, flow: FlowId) -> None:
         console.print(f"               {escape(reason)}")
     console.print(f"  destination  {escape(decision.destination)}")
     console.print(f"  what         {escape(decision.what)}")
-    console.print(f"  kept         {escape(decision.retention.summary)} by {escape(decision.retention.keeper)}")
+    console.print(
+        f"  kept         {escape(decision.retention.summary)} by {escape(decision.retention.keeper)}"
+    )
     console.print(f"  training     {escape(decision.training)}")
     connection = "required" if decision.required else "optional or user-initiated"
     console.print(f"  connection   {connection}")

@@ -61,11 +61,15 @@ def resolve_provider(context: Context) -> tuple[Provider, tuple[str, ...]]:
     if chosen:
         provider, said = chosen[0]
         reasons = [f"{said} selects {provider.label}"]
-        reasons += [f"{other} is also set but {provider.label} takes precedence" for _, other in chosen[1:]]
+        reasons += [
+            f"{other} is also set but {provider.label} takes precedence" for _, other in chosen[1:]
+        ]
         return provider, tuple(reasons)
     if context.gateway.value:
         origin = context.gateway.origin.describe()
-        return Provider.GATEWAY, (f"airlock.gateway is true in {origin}: a signed-in gateway session",)
+        return Provider.GATEWAY, (
+            f"airlock.gateway is true in {origin}: a signed-in gateway session",
+        )
     return Provider.FIRST_PARTY, ("no CLAUDE_CODE_USE_BEDROCK/VERTEX/FOUNDRY set: first-party API",)
 
 
@@ -87,7 +91,9 @@ def decide(context: Context) -> Decisions:
         _local_transcripts(context),
     )
     warnings = tuple(f"managed settings file {path} is invalid" for path in context.managed_invalid)
-    return Decisions(provider, provider_reasons, flows, fail_closed=closed is not None, warnings=warnings)
+    return Decisions(
+        provider, provider_reasons, flows, fail_closed=closed is not None, warnings=warnings
+    )
 
 
 def _fail_closed_reason(context: Context) -> str | None:
@@ -139,7 +145,9 @@ def _metrics(
     if provider.is_cloud_platform:
         host = v.switch(context, "CLAUDE_CODE_PROVIDER_MANAGED_BY_HOST")
         if host is not None:
-            reasons.append(f"{host}: metrics default on for {provider.label}, following DISABLE_TELEMETRY")
+            reasons.append(
+                f"{host}: metrics default on for {provider.label}, following DISABLE_TELEMETRY"
+            )
         else:
             default = State.OFF
             reasons.append(f"off by default on {provider.label}")
@@ -182,7 +190,10 @@ def _error_reporting(
         reasons.append(f"on by default for {provider.label}")
     offs = [
         f"{said} turns error reporting off"
-        for said in (*v.opt_out(context, "DISABLE_ERROR_REPORTING"), *v.opt_out(context, NONESSENTIAL))
+        for said in (
+            *v.opt_out(context, "DISABLE_ERROR_REPORTING"),
+            *v.opt_out(context, NONESSENTIAL),
+        )
     ]
     if closed:
         offs.append(closed)
@@ -243,8 +254,14 @@ def _survey_rate(context: Context, provider: Provider) -> tuple[float, str]:
     if rate.value is not None:
         return rate.value, f"feedbackSurveyRate={rate.value:g} in {rate.origin.describe()}"
     if provider.is_cloud_platform:
-        return DEFAULT_SURVEY_RATE_CLOUD, f"built-in rate {DEFAULT_SURVEY_RATE_CLOUD:g} on {provider.label}"
-    return DEFAULT_SURVEY_RATE_FIRST_PARTY, f"airlock's default rate {DEFAULT_SURVEY_RATE_FIRST_PARTY:g}"
+        return (
+            DEFAULT_SURVEY_RATE_CLOUD,
+            f"built-in rate {DEFAULT_SURVEY_RATE_CLOUD:g} on {provider.label}",
+        )
+    return (
+        DEFAULT_SURVEY_RATE_FIRST_PARTY,
+        f"airlock's default rate {DEFAULT_SURVEY_RATE_FIRST_PARTY:g}",
+    )
 
 
 def _otel_endpoint(context: Context) -> tuple[str, str] | None:
@@ -269,7 +286,9 @@ def _survey_rating(context: Context, provider: Provider, closed: str | None) -> 
         reasons += [f"{said} turns the survey off" for said in disabled]
         otel = v.switch(context, "CLAUDE_CODE_ENABLE_FEEDBACK_SURVEY_FOR_OTEL")
         if otel is not None:
-            reasons.append(f"{otel} does not bring it back: CLAUDE_CODE_DISABLE_FEEDBACK_SURVEY wins")
+            reasons.append(
+                f"{otel} does not bring it back: CLAUDE_CODE_DISABLE_FEEDBACK_SURVEY wins"
+            )
         state = State.OFF
     elif blockers:
         reasons += [f"{said} turns the survey off" for said in blockers]
@@ -310,14 +329,18 @@ def _transcript_share(
     if closed:
         offs.append(closed)
     offs += _organisation_offs(context, "a shared transcript is kept 6 months")
-    offs += [f"{said} blocks the transcript-share follow-up" for said in v.opt_out(context, NONESSENTIAL)]
+    offs += [
+        f"{said} blocks the transcript-share follow-up" for said in v.opt_out(context, NONESSENTIAL)
+    ]
     if survey.state is State.OTEL_ONLY:
-        offs.append("the survey runs in otel_only mode: the transcript-share follow-up stays disabled")
+        offs.append(
+            "the survey runs in otel_only mode: the transcript-share follow-up stays disabled"
+        )
     elif survey.state is State.OFF and not offs:
         offs.append("the follow-up only comes after the rating survey, which is off")
     declined = context.transcript_share_declined
     if declined.value:
-        offs.append(f"you chose \"Don't ask again\" ({declined.origin.describe()})")
+        offs.append(f'you chose "Don\'t ask again" ({declined.origin.describe()})')
     local = provider.is_cloud_platform or provider is Provider.GATEWAY
     if local:
         reasons.append(
@@ -405,7 +428,9 @@ def _local_transcripts(context: Context) -> Decision:
         ),
         destination="this machine (<config dir>/projects/)",
         what="full transcripts of every session: prompts, outputs, tool calls and file contents",
-        retention=Retention(f"{days.value} days after last activity", days.value, "this machine", "local"),
+        retention=Retention(
+            f"{days.value} days after last activity", days.value, "this machine", "local"
+        ),
         training="never: stays on this machine",
         required=True,
         parameters={"cleanup_period_days": days.value},
