@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 import re2
 
 from airlock.errors import SettingsError
-from airlock.redact.rules import MARKER, RULES, Rule, accepts
+from airlock.redact.rules import MARKER, RULES, Rule, accepts, starts_in_marker
 
 if TYPE_CHECKING:
     from airlock.settings import Loaded
@@ -34,6 +34,8 @@ CHUNK = 1 << 20
 """Bytes read at a time."""
 OVERLAP = 1 << 16
 """The longest secret guaranteed to be found across a chunk boundary."""
+LONGEST = 1 << 16
+"""Matches longer than this are judged on their first ``LONGEST`` bytes (hostile input)."""
 CONTEXT = 64
 """Bytes already written kept in front of the window as left context."""
 
@@ -96,29 +98,106 @@ def _options() -> re2.Options:
     return options
 
 
-def _compile(rules: tuple[Rule, ...]) -> tuple[Any, list[tuple[int, int, int]]]:
-    parts = []
-    for index, rule in enumerate(rules):
-        pattern = rule.pattern.replace("(?P<secret>", f"(?P<s{index}>")
-        parts.append(f"(?P<r{index}>{pattern})")
+_UNANCHORED = re2._Anchor.UNANCHORED
+_BOTH = re2._Anchor.ANCHOR_BOTH
+_START = re2._Anchor.ANCHOR_START
+
+
+class _Table:
+    """Rules compiled three ways, for speed with exact answers.
+
+    ``scan`` is the alternation of every rule without capturing groups: RE2 runs it as a DFA over
+    the input, which is what costs. For each of its (few) matches, ``set`` tells which rules match
+    exactly that span, and the one rule's own program, anchored at both ends and in context, gives
+    the secret's span. (The binding's low-level calls return spans without building match
+    objects.)
+    """
+
+    def __init__(self, rules: tuple[Rule, ...]) -> None:
+        self.rules = rules
+        options = _options()
+        self.scan = _regexp("|".join(f"(?:{_plain(rule.pattern)})" for rule in rules), options)
+        self.set = re2.Set.FullMatchSet(options)
+        for rule in rules:
+            self.set.Add(_plain(rule.pattern).encode("latin-1"))
+        self.set.Compile()
+        self.starts = re2.Set.MatchSet(options)
+        for rule in rules:
+            self.starts.Add(_plain(rule.pattern).encode("latin-1"))
+        self.starts.Compile()
+        wrapped = [_compiled(f"(?P<whole>{rule.pattern})", options) for rule in rules]
+        self.each = [program._regexp for program in wrapped]
+        self.secret = [_group_index(program, "secret", 1) for program in wrapped]
+
+    def find(self, text: bytes, start: int, end: int) -> tuple[int, int, int, int, int] | None:
+        """The next match in ``text[start:end]``: its span, the rule's index, the secret's span."""
+        while True:
+            spans = self.scan.Match(_UNANCHORED, text, start, end)
+            first, last = spans[0]
+            if first < 0:
+                return None
+            if last - first > LONGEST:
+                return self._find_long(text, first, last)
+            for index in sorted(self.set.Match(text[first:last]) or ()):
+                groups = self.each[index].Match(_BOTH, text, first, last)
+                if groups[0][0] >= 0:
+                    secret = groups[self.secret[index]]
+                    return first, last, index, secret[0], secret[1]
+            # Context made the span differ from every single rule (rare): step past its start.
+            start = first + 1
+
+    def _find_long(self, text: bytes, first: int, last: int) -> tuple[int, int, int, int, int]:
+        # A match longer than any secret (a hostile run). Only a rule that accepts values this
+        # long (a key file) gets its span computed, on the first LONGEST bytes; any other is
+        # passed over whole (tokens inside are still looked for), so the work stays linear.
+        # Index -1: passed over.
+        indexes = self.starts.Match(text[first : first + LONGEST])
+        index = min(indexes) if indexes else -1
+        if index < 0 or self.rules[index].max_length < LONGEST:
+            return first, last, -1, first, first
+        head = text[max(0, first - 1) : first + LONGEST]
+        shift = max(0, first - 1)
+        groups = self.each[index].Match(_START, head, first - shift, len(head))
+        if groups[0][0] < 0:
+            return first, last, -1, first, first
+        secret = groups[self.secret[index]]
+        return first, groups[0][1] + shift, index, secret[0] + shift, secret[1] + shift
+
+    def kind_of(self, value: bytes) -> Rule | None:
+        """The first rule whose pattern matches the whole value, if any."""
+        indexes = self.set.Match(value)
+        return self.rules[min(indexes)] if indexes else None
+
+
+def _plain(pattern: str) -> str:
+    """The pattern with its named groups made non-capturing."""
+    return pattern.replace("(?P<secret>", "(?:")
+
+
+def _group_index(program: Any, name: str, default: int) -> int:
+    for key, number in program.groupindex.items():
+        if key in (name, name.encode()):
+            return int(number)
+    return default
+
+
+def _regexp(pattern: str, options: re2.Options) -> Any:
+    return _compiled(pattern, options)._regexp
+
+
+def _compiled(pattern: str, options: re2.Options) -> Any:
     try:
-        program = re2.compile("|".join(parts).encode("latin-1"), _options())
-    except re2.error as error:
-        raise SettingsError(f"a redaction pattern does not compile with RE2: {error}") from error
-    groups = {
-        (name.decode() if isinstance(name, bytes) else name): number
-        for name, number in program.groupindex.items()
-    }
-    slots = [
-        (index, groups[f"r{index}"], groups.get(f"s{index}", groups[f"r{index}"]))
-        for index in range(len(rules))
-    ]
-    return program, slots
+        return re2.compile(pattern.encode("latin-1"), options)
+    except (re2.error, UnicodeEncodeError) as error:
+        raise SettingsError(
+            f"a redaction pattern is not a valid RE2 pattern ({error}): {pattern[:200]!r}"
+        ) from error
 
 
 def _compile_rule(rule: Rule) -> None:
     try:
         re2.compile(rule.pattern.encode("latin-1"), _options())
+        re2.compile(_plain(rule.pattern).encode("latin-1"), _options())
     except (re2.error, UnicodeEncodeError) as error:
         raise SettingsError(
             f"airlock.redaction.rules: the pattern of kind {rule.kind!r} is not a valid RE2 "
@@ -151,10 +230,8 @@ class Redactor:
             _compile_rule(rule)
         self.rules: tuple[Rule, ...] = RULES + extra
         self._allow = frozenset(value.encode() for value in allow)
-        self._program, self._slots = _compile(self.rules)
-        specific = tuple(rule for rule in self.rules if rule.specific)
-        self._specific_rules = specific
-        self._specific, self._specific_slots = _compile(specific)
+        self._all = _Table(self.rules)
+        self._specific = _Table(tuple(rule for rule in self.rules if rule.specific))
 
     @classmethod
     def from_loaded(cls, loaded: Loaded) -> Redactor:
@@ -243,17 +320,23 @@ class Redactor:
         return cut, pieces, line
 
     def _hits(self, window: bytes, scan_from: int, safe: int) -> Iterator[_Hit]:
+        table = self._all
         position = scan_from
+        limit = len(window)
         while True:
-            match = self._program.search(window, position)
-            if match is None or match.start() >= safe:
+            found = table.find(window, position, limit)
+            if found is None or found[0] >= safe:
                 return
-            position = max(match.end(), match.start() + 1)
-            index, outer, inner = self._which(match, self._slots)
-            start, end = match.span(inner)
-            rule = self.rules[index]
+            first, last, index, start, end = found
+            position = last if last > first else first + 1
+            if index < 0:
+                yield from self._specific_hits(window, first, last)
+                continue
+            rule = table.rules[index]
             value = window[start:end]
-            context = b"" if rule.specific else window[match.start(outer) : start]
+            if not rule.specific and starts_in_marker(window[max(0, first - 64) : first]):
+                continue
+            context = b"" if rule.specific else window[first:start]
             if accepts(rule, value, self._allow, context):
                 yield _Hit(start, end, self._name(rule, value))
             elif not rule.specific:
@@ -261,29 +344,24 @@ class Redactor:
                 yield from self._specific_hits(window, start, end)
 
     def _specific_hits(self, window: bytes, start: int, end: int) -> Iterator[_Hit]:
-        for match in self._specific.finditer(window, start, end):
-            index, _outer, inner = self._which(match, self._specific_slots)
-            rule = self._specific_rules[index]
-            span = match.span(inner)
-            if accepts(rule, window[span[0] : span[1]], self._allow):
-                yield _Hit(span[0], span[1], rule.kind)
-
-    @staticmethod
-    def _which(match: Any, slots: list[tuple[int, int, int]]) -> tuple[int, int, int]:
-        for slot in slots:
-            if match.start(slot[1]) >= 0:
-                return slot
-        raise AssertionError("a match of no rule")  # pragma: no cover
+        table = self._specific
+        while True:
+            found = table.find(window, start, end)
+            if found is None:
+                return
+            first, last, index, secret_start, secret_end = found
+            start = last if last > first else first + 1
+            if index < 0:
+                continue
+            rule = table.rules[index]
+            if accepts(rule, window[secret_start:secret_end], self._allow):
+                yield _Hit(secret_start, secret_end, rule.kind)
 
     def _name(self, rule: Rule, value: bytes) -> str:
         if rule.specific:
             return rule.kind
-        match = self._specific.search(value)
-        if match is not None and match.start() == 0 and match.end() >= len(value) - 1:
-            for index, outer, _inner in self._specific_slots:
-                if match.start(outer) >= 0:
-                    return self._specific_rules[index].kind
-        return rule.kind
+        specific = self._specific.kind_of(value)
+        return specific.kind if specific is not None else rule.kind
 
     def redact_text(self, text: str) -> tuple[str, RedactionReport]:
         """The text with every secret replaced, and the report."""

@@ -226,6 +226,14 @@ _NOT_SECRET_NAMES = re.compile(
 )
 """Names of assignments whose value is not a secret (the id of a key, a count of tokens)."""
 
+_IN_MARKER = re.compile(rb"\[REDACTED:[A-Za-z0-9_]*$")
+
+
+def starts_in_marker(before: bytes) -> bool:
+    """Whether text ending with ``before`` is inside one of our markers (already redacted)."""
+    return _IN_MARKER.search(before[-64:]) is not None
+
+
 COMMON_DEFAULTS = frozenset(
     b"password passwd postgres root admin secret pass test guest user mysql redis changeme".split()
 )
@@ -265,6 +273,10 @@ PLACEHOLDER_MARKS: tuple[str, ...] = ("xxxxx", "*****", "...", "<", ">", "${", "
 """The fragments checked in long values (a key file), where a short word can occur by chance."""
 
 
+_WORDS = tuple(word.encode() for word in PLACEHOLDER_WORDS)
+_MARKS = tuple(word.encode() for word in PLACEHOLDER_MARKS)
+
+
 def unescape(value: bytes) -> bytes:
     """The value with JSON escapes of ``/``, line breaks and ``\\u00XX`` undone (repeatedly)."""
     if b"\\" not in value:
@@ -293,10 +305,15 @@ def _unescape_u00(value: bytes) -> bytes:
     return value
 
 
+ENTROPY_SAMPLE = 512
+"""Entropy is measured on at most this many leading bytes (a key file is long and uniform)."""
+
+
 def entropy(value: bytes) -> float:
-    """Shannon entropy of the value in bits per byte."""
+    """Shannon entropy of the value's first ``ENTROPY_SAMPLE`` bytes, in bits per byte."""
     if not value:
         return 0.0
+    value = value[:ENTROPY_SAMPLE]
     counts = Counter(value)
     total = len(value)
     return -sum(n / total * math.log2(n / total) for n in counts.values())
@@ -305,16 +322,18 @@ def entropy(value: bytes) -> float:
 def is_placeholder(value: bytes) -> bool:
     """Whether the (unescaped) value is a documentation example or a placeholder."""
     lowered = value.lower()
-    words = PLACEHOLDER_WORDS if len(value) <= 128 else PLACEHOLDER_MARKS
-    if any(word.encode() in lowered for word in words):
+    words = _WORDS if len(value) <= 128 else _MARKS
+    if any(word in lowered for word in words):
         return True
     return len(set(lowered)) <= 3
 
 
+_LETTERS = bytes(range(65, 91)) + bytes(range(97, 123))
+
+
 def _is_mixed(value: bytes) -> bool:
-    has_alpha = any(65 <= c <= 90 or 97 <= c <= 122 for c in value)
-    has_other = any(not (65 <= c <= 90 or 97 <= c <= 122) for c in value)
-    return has_alpha and has_other
+    others = len(value.translate(None, _LETTERS))
+    return 0 < others < len(value)
 
 
 def accepts(
@@ -331,6 +350,8 @@ def accepts(
     Returns:
         False for allow-listed values, placeholders, and values under the rule's floors.
     """
+    if len(value) > rule.max_length * 6 or len(value) < rule.min_length:
+        return False  # escapes take at most six bytes a character
     plain = unescape(value)
     if plain in allow or value in allow:
         return False
