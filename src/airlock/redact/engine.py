@@ -139,6 +139,8 @@ class _Table:
             if last - first > LONGEST:
                 return self._find_long(text, first, last)
             for index in sorted(self.set.Match(text[first:last]) or ()):
+                if self.rules[index].bare:
+                    return first, last, index, _after_edge(text, first), last
                 groups = self.each[index].Match(_BOTH, text, first, last)
                 if groups[0][0] >= 0:
                     secret = groups[self.secret[index]]
@@ -167,6 +169,14 @@ class _Table:
         """The first rule whose pattern matches the whole value, if any."""
         indexes = self.set.Match(value)
         return self.rules[min(indexes)] if indexes else None
+
+
+def _after_edge(text: bytes, first: int) -> int:
+    """Where a bare secret starts: after the escaped line break or tab its match may begin with."""
+    at = first
+    while text[at] == 0x5C:  # a backslash
+        at += 1
+    return at + 1 if at > first else first
 
 
 def _plain(pattern: str) -> str:

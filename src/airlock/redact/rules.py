@@ -61,6 +61,8 @@ class Rule:
         mixed: Whether the value must mix letters with digits or symbols (generic values).
         specific: Whether the value's format alone identifies the secret (a prefix, a checksum);
             a generic match whose value fits a specific rule is named after that rule.
+        bare: Whether the secret is the whole match, after an optional escaped line break or
+            tab (``EDGE``): the engine then needs no capturing groups to find it.
     """
 
     kind: str
@@ -71,6 +73,7 @@ class Rule:
     min_entropy: float = 0.0
     mixed: bool = False
     specific: bool = True
+    bare: bool = False
 
 
 # Names of assignments whose value is a password, or a key / token / secret.
@@ -91,7 +94,9 @@ _TOKEN = r"[A-Za-z0-9_\-]"
 
 
 def _token(kind: str, pattern: str, keyword: str, low: int, high: int = 1024) -> Rule:
-    return Rule(kind, rf"{EDGE}(?P<secret>{pattern})", keyword, low, high, min_entropy=3.0)
+    return Rule(
+        kind, rf"{EDGE}(?P<secret>{pattern})", keyword, low, high, min_entropy=3.0, bare=True
+    )
 
 
 RULES: tuple[Rule, ...] = (
@@ -103,6 +108,7 @@ RULES: tuple[Rule, ...] = (
         rf"(?:-----END[ A-Z0-9]* PRIVATE KEY(?: BLOCK)?-----(?:{NL})?)?)",
         "private key-----",
         min_length=64,
+        bare=True,
     ),
     _token("anthropic_admin_key", rf"sk-ant-admin01-{_TOKEN}+", "sk-ant-admin", 40),
     _token("anthropic_api_key", rf"sk-ant-(?:api|oat|ort|sid)[0-9][0-9]-{_TOKEN}+", "sk-ant-", 40),
@@ -128,6 +134,7 @@ RULES: tuple[Rule, ...] = (
         rf"{EDGE}(?P<secret>pypi-AgE(?:IcHlwaS5vcmc|NdGVzdC5weXBpLm9yZw){_TOKEN}+)",
         "pypi-age",
         min_length=60,
+        bare=True,
     ),
     _token("sendgrid_api_key", rf"SG\.{_TOKEN}+\.{_TOKEN}+", "sg.", 50, 100),
     Rule(
@@ -136,6 +143,7 @@ RULES: tuple[Rule, ...] = (
         rf"(?:services|workflows|triggers){ESC_SLASH}(?:[A-Za-z0-9_]|{ESC_SLASH})+)",
         "hooks.slack.com",
         min_length=50,
+        bare=True,
     ),
     _token("slack_token", r"xox[abposer]-[A-Za-z0-9\-]+", "xox", 20),
     _token("stripe_key", r"(?:sk|rk)_(?:live|test)_[A-Za-z0-9]+|whsec_[A-Za-z0-9]+", "_", 24),
@@ -147,6 +155,7 @@ RULES: tuple[Rule, ...] = (
         20,
         20,
         min_entropy=2.5,
+        bare=True,
     ),
     Rule(
         "aws_secret_access_key",
@@ -176,6 +185,7 @@ RULES: tuple[Rule, ...] = (
         rf"{EDGE}(?P<secret>eyJ{_TOKEN}+\.eyJ{_TOKEN}+\.{_TOKEN}+)",
         "eyj",
         min_length=40,
+        bare=True,
     ),
     Rule(
         "db_url_password",
@@ -273,8 +283,9 @@ PLACEHOLDER_MARKS: tuple[str, ...] = ("xxxxx", "*****", "...", "<", ">", "${", "
 """The fragments checked in long values (a key file), where a short word can occur by chance."""
 
 
-_WORDS = tuple(word.encode() for word in PLACEHOLDER_WORDS)
-_MARKS = tuple(word.encode() for word in PLACEHOLDER_MARKS)
+# Literal alternations, searched once per candidate (short values; no nested quantifiers).
+_WORDS = re.compile(b"|".join(re.escape(word.encode()) for word in PLACEHOLDER_WORDS))
+_MARKS = re.compile(b"|".join(re.escape(word.encode()) for word in PLACEHOLDER_MARKS))
 
 
 def unescape(value: bytes) -> bytes:
@@ -311,19 +322,22 @@ ENTROPY_SAMPLE = 512
 
 def entropy(value: bytes) -> float:
     """Shannon entropy of the value's first ``ENTROPY_SAMPLE`` bytes, in bits per byte."""
-    if not value:
+    sample = value[:ENTROPY_SAMPLE]
+    if not sample:
         return 0.0
-    value = value[:ENTROPY_SAMPLE]
-    counts = Counter(value)
-    total = len(value)
-    return -sum(n / total * math.log2(n / total) for n in counts.values())
+    total = len(sample)
+    spread = sum(map(_XLOGX.__getitem__, Counter(sample).values()))
+    return math.log2(total) - spread / total
+
+
+_XLOGX = [0.0] + [n * math.log2(n) for n in range(1, ENTROPY_SAMPLE + 1)]
 
 
 def is_placeholder(value: bytes) -> bool:
     """Whether the (unescaped) value is a documentation example or a placeholder."""
     lowered = value.lower()
     words = _WORDS if len(value) <= 128 else _MARKS
-    if any(word in lowered for word in words):
+    if words.search(lowered):
         return True
     return len(set(lowered)) <= 3
 
