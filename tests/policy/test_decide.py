@@ -527,3 +527,9 @@ def test_every_decision_has_reasons_and_fields() -> None:
             and decision.what
             and decision.retention.summary
         )
+
+
+def test_operational_data_on_bedrock_is_kept_under_commercial_terms() -> None:
+    """Metrics still go to the vendor on Bedrock (managed by host): 30 days, not the cloud's terms."""
+    decision = decide(context({**BEDROCK, **HOST}))[FlowId.METRICS]
+    assert decision.retention.days == 30
