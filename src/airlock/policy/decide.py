@@ -162,8 +162,9 @@ def _metrics(
         state=_off_or(default, reasons, offs),
         reasons=tuple(reasons),
         destination=f"Statsig operational metrics ({ANTHROPIC_API}/api/event_logging)",
-        what="latency, reliability and usage events, platform and version, session and device ids; "
-        "never code or file paths",
+        what="latency, reliability and usage events, platform and version, session and device ids "
+        "(with feature-flag requests); never code or file paths; failed batches wait on disk "
+        "(<config dir>/telemetry/) for a later retry",
         retention=vendor_retention(operational_terms(terms), "Statsig / Anthropic"),
         training="never: operational metrics only",
     )
