@@ -124,6 +124,7 @@ class PreflightClient:
         self.cache = cache if cache is not None else AllowedCache()
         self.timeout = timeout
         self._client = client
+        self._client_lock = threading.Lock()
 
     @classmethod
     def from_decision(cls, decision: Decision, **options: Any) -> PreflightClient | None:
@@ -146,14 +147,13 @@ class PreflightClient:
             return PreflightAnswer(
                 wanted, True, self.service, cached=True, private=self.private_mode
             )
-        if self._client is None:
-            self._client = httpx.Client(timeout=self.timeout)
+        http = self._http()
         exchange = self._exchange(wanted)
         try:
             request = next(exchange)
             while True:
                 try:
-                    response = self._client.send(request)
+                    response = http.send(request)
                     response.read()
                 except httpx.HTTPError as error:
                     raise _Failure(_explain(error)) from error
@@ -184,6 +184,12 @@ class PreflightClient:
             return self._settle(wanted, done.value, now)
         except _Failure as failure:
             raise self._refusal(wanted, str(failure)) from failure
+
+    def _http(self) -> httpx.Client:
+        with self._client_lock:
+            if self._client is None:
+                self._client = httpx.Client(timeout=self.timeout)
+            return self._client
 
     def close(self) -> None:
         """Close the HTTP client this object made."""
