@@ -42,6 +42,8 @@ TEXT_TYPES = (
 )
 HTML_TYPES = ("text/html", "application/xhtml+xml")
 USER_AGENT = "airlock-fetch"
+DROPPED_ELEMENTS = ["head", "script", "style", "noscript", "template", "svg", "iframe"]
+"""Elements whose content is never part of the page's text."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,9 +90,13 @@ class FetchResult:
 
 def to_markdown(html: str) -> str:
     """Turn an HTML page into Markdown; scripts and styles are dropped."""
-    from markdownify import markdownify
+    from bs4 import BeautifulSoup
+    from markdownify import MarkdownConverter
 
-    text: str = markdownify(html, heading_style="ATX", strip=["script", "style"])
+    soup = BeautifulSoup(html, "html.parser")
+    for element in soup(DROPPED_ELEMENTS):
+        element.decompose()
+    text: str = MarkdownConverter(heading_style="ATX").convert_soup(soup)
     lines = [line.rstrip() for line in text.splitlines()]
     out: list[str] = []
     for line in lines:
