@@ -56,7 +56,7 @@ def recording(app: ASGIApp, recorder: Recorder) -> ASGIApp:
 def served(app: ASGIApp) -> Iterator[tuple[str, Recorder]]:
     """Serve ``app`` on 127.0.0.1 with uvicorn in a thread; yield its base URL and recorder."""
     recorder = Recorder()
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     listener.bind(("127.0.0.1", 0))
     port = listener.getsockname()[1]
     config = uvicorn.Config(

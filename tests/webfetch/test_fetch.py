@@ -64,7 +64,10 @@ class World:
 @pytest.fixture
 def world() -> Iterator[World]:
     table = BlockList(["blocked.test"])
-    with served(create_app(domain_safety_routes(lambda: table))) as (service, recorder), origin_site() as site:
+    with (
+        served(create_app(domain_safety_routes(lambda: table))) as (service, recorder),
+        origin_site() as site,
+    ):
         port = site.server_address[1]
         pins = {(host, port): "127.0.0.1" for host in HOSTS}
         with httpx.Client(transport=PinnedTransport(pins)) as client:
@@ -96,10 +99,14 @@ def test_binary_refused(world: World) -> None:
         world.fetcher().fetch(world.url("site.test", "/binary"))
 
 
-@pytest.mark.parametrize(("size", "truncated"), [(999, False), (1000, False), (1001, True), (50_000, True)])
+@pytest.mark.parametrize(
+    ("size", "truncated"), [(999, False), (1000, False), (1001, True), (50_000, True)]
+)
 def test_size_limit(world: World, size: int, truncated: bool) -> None:
     """The body is cut at max_bytes, and only then is the result marked truncated."""
-    result = world.fetcher(limits=FetchLimits(max_bytes=1000)).fetch(world.url("site.test", f"/big?size={size}"))
+    result = world.fetcher(limits=FetchLimits(max_bytes=1000)).fetch(
+        world.url("site.test", f"/big?size={size}")
+    )
     assert len(result.content) == min(size, 1000)
     assert result.truncated is truncated
 
@@ -109,8 +116,10 @@ def test_time_limit(world: World) -> None:
     import time
 
     start = time.monotonic()
-    with pytest.raises(AirlockError, match="time limit|Timeout"):
-        world.fetcher(limits=FetchLimits(timeout=0.5), clock=time.monotonic).fetch(world.url("site.test", "/slow"))
+    with pytest.raises(AirlockError, match=r"time limit|Timeout"):
+        world.fetcher(limits=FetchLimits(timeout=0.5), clock=time.monotonic).fetch(
+            world.url("site.test", "/slow")
+        )
     assert time.monotonic() - start < 4
 
 
@@ -125,7 +134,7 @@ def test_denied_host_refused_before_any_traffic(world: World) -> None:
 
 def test_blocked_host_refused(world: World) -> None:
     """A host the service blocks is refused with the service's answer, and never contacted."""
-    with pytest.raises(RefusedError, match="blocked.test is blocked"):
+    with pytest.raises(RefusedError, match=r"blocked\.test is blocked"):
         world.fetcher().fetch(world.url("blocked.test", "/page"))
     assert world.site.hosts == []
 
@@ -201,7 +210,9 @@ def test_failing_service_fails_closed(world: World) -> None:
     assert world.site.hosts == []
 
 
-@pytest.mark.parametrize("url", ["ftp://site.test/x", "site.test/page", "http:///nohost", "http://[::1"])
+@pytest.mark.parametrize(
+    "url", ["ftp://site.test/x", "site.test/page", "http:///nohost", "http://[::1"]
+)
 def test_bad_urls(world: World, url: str) -> None:
     """Only http(s) URLs with a host are fetched."""
     with pytest.raises(UsageError):

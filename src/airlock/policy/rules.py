@@ -26,6 +26,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import lru_cache
 
 from airlock.policy.model import Permissions, Rule
 
@@ -69,6 +70,7 @@ class DomainPattern:
     """``*.example.com``: ``labels`` is the suffix, and at least one more label is required."""
 
 
+@lru_cache(maxsize=4096)
 def normalize_host(host: str) -> str:
     """The hostname as rules compare it: lower case, no trailing dot, no IPv6 brackets, IDNA."""
     text = host.strip().rstrip(".").lower()
@@ -82,6 +84,7 @@ def normalize_host(host: str) -> str:
         return text
 
 
+@lru_cache(maxsize=4096)
 def parse_rule(text: str) -> DomainPattern | None:
     """Parse one rule; ``None`` when it is not a ``WebFetch`` rule at all.
 
@@ -146,7 +149,9 @@ def _label_matches(want: str, got: str) -> bool:
     return re.fullmatch("[^.]*".join(parts), got) is not None
 
 
-def _webfetch_rules(rules: tuple[Rule, ...]) -> list[tuple[Rule, DomainPattern]]:
+@lru_cache(maxsize=256)
+def _webfetch_rules(rules: tuple[Rule, ...]) -> tuple[tuple[Rule, DomainPattern], ...]:
+    """The readable WebFetch rules of one list, parsed once (pure, so kept)."""
     parsed: list[tuple[Rule, DomainPattern]] = []
     for rule in rules:
         try:
@@ -155,7 +160,7 @@ def _webfetch_rules(rules: tuple[Rule, ...]) -> list[tuple[Rule, DomainPattern]]
             continue
         if pattern is not None:
             parsed.append((rule, pattern))
-    return parsed
+    return tuple(parsed)
 
 
 def check_host(permissions: Permissions, host: str) -> RuleVerdict:

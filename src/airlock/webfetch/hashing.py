@@ -35,6 +35,8 @@ def digest(domain: str) -> bytes:
 
 def is_address(host: str) -> bool:
     """Whether ``host`` is an IP address literal rather than a name."""
+    if not host or (host[-1].isalpha() and ":" not in host):
+        return False  # a name's last label has a letter (no top-level domain is numeric)
     try:
         ipaddress.ip_address(host)
     except ValueError:
