@@ -23,7 +23,7 @@ if ((${#need_apt[@]})); then
 fi
 
 [[ -x .venv/bin/python ]] || "$PYTHON" -m venv .venv
-.venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip >/dev/null
+.venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip >/dev/null 2>&1 || true
 target=.
 [[ "${1:-}" == "--dev" ]] && target=".[dev]"
 # pip's notes about unreachable extra index locations are noise; real errors still show.
