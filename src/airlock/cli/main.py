@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from airlock.errors import AirlockError
 
-COMMANDS = ("flows",)
+COMMANDS = ("flows", "feedback", "survey")
 """Command groups, in the order ``--help`` lists them."""
 
 DESCRIPTION = """\

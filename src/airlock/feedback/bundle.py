@@ -42,12 +42,19 @@ class Source:
 
 
 def session_sources(session: Session) -> tuple[Source, ...]:
-    """The files a bundle holds: the transcript, subagent transcripts and the raw session log."""
+    """The files a bundle holds: the transcript, subagent transcripts and the raw session log.
+
+    Raises:
+        UsageError: None of them exists any more.
+    """
     found = [Source(session.transcript, Role.TRANSCRIPT)]
     found += [Source(path, Role.SUBAGENT_TRANSCRIPT) for path in session.subagent_transcripts]
     if session.raw_log is not None:
         found.append(Source(session.raw_log, Role.RAW_SESSION_LOG))
-    return tuple(found)
+    present = tuple(source for source in found if source.path.is_file())
+    if not present:
+        raise UsageError(f"session {session.id} has no transcript or log left to bundle")
+    return present
 
 
 class _Digest(io.RawIOBase):

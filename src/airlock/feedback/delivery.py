@@ -36,7 +36,6 @@ from airlock.policy.retention import RETENTION_DAYS, RetentionClass
 if TYPE_CHECKING:
     from airlock.redact import Redactor
     from airlock.sessions import Session
-
     from airlock.settings import Loaded
 
 

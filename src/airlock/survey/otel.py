@@ -69,7 +69,9 @@ def emit_rating(
     delivered: list[bool] = []
     exporter = _recording(
         OTLPLogExporter(
-            endpoint=endpoint, headers=dict(headers or {}), timeout=EXPORT_TIMEOUT_SECONDS
+            endpoint=endpoint,
+            headers=dict(headers) if headers else None,
+            timeout=EXPORT_TIMEOUT_SECONDS,
         ),
         delivered,
     )
