@@ -155,8 +155,7 @@ def otlp_receiver() -> Iterator[OtlpReceiver]:
                                 "event_name": record.event_name,
                                 "body": record.body.string_value,
                                 "attributes": {
-                                    item.key: item.value.string_value
-                                    for item in record.attributes
+                                    item.key: item.value.string_value for item in record.attributes
                                 },
                             }
                         )

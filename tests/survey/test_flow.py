@@ -48,7 +48,10 @@ def test_plan_uses_engine_rate(project: Path, home: Path) -> None:
         {"DISABLE_TELEMETRY": "1"},
         {"DO_NOT_TRACK": "1"},
         {"CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1"},
-        {"CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1", "CLAUDE_CODE_ENABLE_FEEDBACK_SURVEY_FOR_OTEL": "1"},
+        {
+            "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+            "CLAUDE_CODE_ENABLE_FEEDBACK_SURVEY_FOR_OTEL": "1",
+        },
     ],
     ids=["disabled", "telemetry_off", "dnt", "nonessential", "otel_without_endpoint"],
 )
@@ -96,7 +99,11 @@ def test_otel_only_rating_reaches_real_otlp_receiver(
 ) -> None:
     """otel_only: one OTLP log record with the rating alone arrives at the user's endpoint."""
     with otlp_receiver() as receiver, collector() as server:
-        value = receiver.url if variable == "OTEL_EXPORTER_OTLP_ENDPOINT" else receiver.url + "/custom/logs"
+        value = (
+            receiver.url
+            if variable == "OTEL_EXPORTER_OTLP_ENDPOINT"
+            else receiver.url + "/custom/logs"
+        )
         env = {
             "HOME": str(home),
             "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
@@ -133,9 +140,7 @@ def socket_events() -> Iterator[list[str]]:
     active[0] = False
 
 
-def test_flow_off_touches_no_socket(
-    project: Path, home: Path, socket_events: list[str]
-) -> None:
+def test_flow_off_touches_no_socket(project: Path, home: Path, socket_events: list[str]) -> None:
     """With the survey off, the whole CLI run opens, connects and sends on no socket at all."""
     from airlock.cli.main import main
 

@@ -3,14 +3,17 @@
 Bundles go to ``<config dir>/feedback-bundles/`` (directory 0700, each file 0600). A bundle is
 written with no name at all (an ``O_TMPFILE`` file in that directory), synced, and only then
 linked under its final name, and the directory synced: a crash mid-write leaves nothing in the
-folder. Where the file system has no ``O_TMPFILE``, a hidden ``.partial`` name stands in, is
-renamed when complete, and leftovers of an earlier crash are removed on the next write.
+folder. Where the file system has no ``O_TMPFILE``, or cannot link one, a hidden ``.partial``
+name stands in (filled from the complete temporary file when there is one), is renamed when
+complete, and leftovers of an earlier crash are removed on the next write.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import shutil
 import stat
 from collections.abc import Callable
 from pathlib import Path
@@ -64,15 +67,23 @@ def write_private(directory: Path, name: str, fill: Callable[[IO[bytes]], None])
     ensure_private_dir(directory)
     final = directory / name
     try:
-        fd = os.open(directory, os.O_TMPFILE | os.O_WRONLY, 0o600)
+        fd = os.open(directory, os.O_TMPFILE | os.O_RDWR, 0o600)
     except (AttributeError, OSError):
         return _write_renamed(directory, final, fill)
     try:
-        with os.fdopen(fd, "wb") as handle:
+        with os.fdopen(fd, "w+b") as handle:
             fill(handle)
             handle.flush()
             os.fsync(handle.fileno())
-            os.link(f"/proc/self/fd/{handle.fileno()}", final)
+            try:
+                os.link(f"/proc/self/fd/{handle.fileno()}", final)
+            except OSError as error:
+                if error.errno == errno.EEXIST:
+                    raise
+                # Some file systems and containers cannot link an O_TMPFILE file: copy the
+                # complete content under a hidden name instead, then rename.
+                handle.seek(0)
+                return _write_renamed(directory, final, lambda out: shutil.copyfileobj(handle, out))
     except OSError as error:
         raise AirlockError(f"cannot write {final}: {error.strerror}") from error
     _sync_dir(directory)
