@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from airlock.errors import AirlockError
 
-COMMANDS = ("flows", "redact", "feedback", "survey")
+COMMANDS = ("flows", "sessions", "redact", "feedback", "survey")
 """Command groups, in the order ``--help`` lists them."""
 
 DESCRIPTION = """\

@@ -192,7 +192,7 @@ def _stale_entries(
             if path in owned or _owned_name(name, entry.name, owned_ids):
                 continue
             walk = _Walk(owner)
-            walk.walk(path)
+            walk.walk(entry.path)
             if walk.newest >= limit or walk.foreign:
                 continue
             entries.append(StoreEntry(path, walk.size, datetime.fromtimestamp(walk.newest, UTC)))

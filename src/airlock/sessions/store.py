@@ -36,6 +36,9 @@ from airlock.errors import UsageError
 from airlock.sessions import layout
 from airlock.sessions.transcript import Summary, summarize
 
+_Found = tuple[str, str, str | None, str | None]
+"""(project, session id, transcript, session folder), as found under ``projects/``."""
+
 ACTIVE_SECONDS = 120
 """A session with a file modified this recently (relative to ``now``) is being written."""
 JOURNAL_DIR = "airlock/sessions-removal"
@@ -46,12 +49,12 @@ JOURNAL_DIR = "airlock/sessions-removal"
 class Session:
     """One session and every file that belongs to it.
 
+    Paths are kept as strings (a listing of tens of thousands of sessions builds no ``Path``
+    it does not need) and handed out as ``Path`` by the properties below.
+
     Attributes:
         id: the session id (the transcript's file name without ``.jsonl``).
         project: the ``projects/`` folder it lives in (its working directory, mangled).
-        transcript: ``projects/<project>/<id>.jsonl`` (absent for a subagent-only session).
-        subagent_transcripts: ``projects/<project>/<id>/subagents/agent-*.jsonl``.
-        raw_log: ``debug/<id>.txt``, the raw session log, when there is one.
         last_activity: the newest of every file's modification time and the transcript's
             last timestamp, in UTC.
         size: bytes of every file of the session (links count as themselves).
@@ -59,30 +62,49 @@ class Session:
         first_prompt: the first thing the user typed, shortened.
         cwd: the working directory the transcript records.
         modified: the newest modification time of its files, in UTC.
-        roots: the top-level paths that belong to it; removing these removes the session.
         problems: malformed lines, unreadable files, links not followed.
         foreign: files owned by someone other than the config dir's owner.
     """
 
     id: str
     project: str
-    transcript: Path
-    subagent_transcripts: tuple[Path, ...]
-    raw_log: Path | None
+    transcript_path: str
+    subagent_paths: tuple[str, ...]
+    raw_log_path: str | None
     last_activity: datetime
     size: int
     started: datetime | None = None
     first_prompt: str | None = None
     cwd: str | None = None
     modified: datetime = field(default_factory=lambda: datetime.fromtimestamp(0, UTC))
-    roots: tuple[Path, ...] = ()
-    file_paths: tuple[Path, ...] = ()
+    root_paths: tuple[str, ...] = ()
+    file_paths: tuple[str, ...] = ()
     problems: tuple[str, ...] = ()
-    foreign: tuple[Path, ...] = ()
+    foreign: tuple[str, ...] = ()
+
+    @property
+    def transcript(self) -> Path:
+        """``projects/<project>/<id>.jsonl`` (absent for a subagent-only session)."""
+        return Path(self.transcript_path)
+
+    @property
+    def subagent_transcripts(self) -> tuple[Path, ...]:
+        """``projects/<project>/<id>/subagents/agent-*.jsonl``, sorted."""
+        return tuple(map(Path, self.subagent_paths))
+
+    @property
+    def raw_log(self) -> Path | None:
+        """``debug/<id>.txt``, the raw session log, when there is one."""
+        return Path(self.raw_log_path) if self.raw_log_path else None
+
+    @property
+    def roots(self) -> tuple[Path, ...]:
+        """The top-level paths that belong to it; removing these removes the session."""
+        return tuple(map(Path, self.root_paths))
 
     def files(self) -> tuple[Path, ...]:
         """Every file that belongs to the session (transcripts, tool results, logs, …)."""
-        return self.file_paths
+        return tuple(map(Path, self.file_paths))
 
     def to_json(self) -> dict[str, Any]:
         """The session as JSON-ready data (the ``list --json`` object)."""
@@ -94,9 +116,9 @@ class Session:
             "started": _iso(self.started),
             "last_activity": _iso(self.last_activity),
             "size": self.size,
-            "subagents": len(self.subagent_transcripts),
-            "transcript": str(self.transcript),
-            "raw_log": str(self.raw_log) if self.raw_log else None,
+            "subagents": len(self.subagent_paths),
+            "transcript": self.transcript_path,
+            "raw_log": self.raw_log_path,
             "files": len(self.file_paths),
             "problems": list(self.problems),
         }
@@ -121,59 +143,62 @@ class _Walk:
     """What walking some paths found: files, bytes, newest mtime, links, foreign owners."""
 
     owner: int
-    files: list[Path] = field(default_factory=list)
+    files: list[str] = field(default_factory=list)
     size: int = 0
     newest: float = 0.0
     problems: list[str] = field(default_factory=list)
-    foreign: list[Path] = field(default_factory=list)
+    foreign: list[str] = field(default_factory=list)
 
-    def add(self, path: Path, info: os.stat_result) -> None:
-        self.files.append(path)
-        self.size += info.st_size
-        self.newest = max(self.newest, info.st_mtime)
-        if info.st_uid != self.owner:
-            self.foreign.append(path)
+    def walk(self, path: str, folder: bool = False) -> None:
+        """Add ``path`` and, for a real folder, everything under it (links not followed).
 
-    def walk(self, path: Path) -> None:
-        """Add ``path`` and, for a real folder, everything under it (links not followed)."""
+        Args:
+            path: a file, link or folder.
+            folder: the caller already knows it is a real folder (from ``scandir``).
+        """
+        if folder:
+            self._walk_dir(path)
+            return
         try:
-            info = path.lstat()
+            info = os.lstat(path)
         except FileNotFoundError:
             return
         except OSError as error:
             self.problems.append(f"{path}: cannot be read: {error.strerror}")
             return
         if stat.S_ISDIR(info.st_mode):
-            self.newest = max(self.newest, info.st_mtime)
-            if info.st_uid != self.owner:
-                self.foreign.append(path)
             self._walk_dir(path)
-            return
+        else:
+            self.add_file(path, info)
+
+    def add_file(self, path: str, info: os.stat_result) -> None:
+        """Add one file or link whose status is already known."""
+        if info.st_mtime > self.newest:
+            self.newest = info.st_mtime
+        if info.st_uid != self.owner:
+            self.foreign.append(path)
         if stat.S_ISLNK(info.st_mode):
             self.problems.append(f"{path}: symbolic link, not followed")
-        self.add(path, info)
+        self.files.append(path)
+        self.size += info.st_size
 
-    def _walk_dir(self, path: Path) -> None:
+    def _walk_dir(self, path: str) -> None:
+        """Folders are descended by their entries' types; only files are looked up."""
         try:
-            entries = list(os.scandir(path))
+            with os.scandir(path) as iterator:
+                entries = list(iterator)
         except OSError as error:
             self.problems.append(f"{path}: cannot be read: {error.strerror}")
             return
         for entry in entries:
-            child = Path(entry.path)
+            if entry.is_dir(follow_symlinks=False):
+                self._walk_dir(entry.path)
+                continue
             try:
                 info = entry.stat(follow_symlinks=False)
             except OSError:
                 continue
-            if stat.S_ISDIR(info.st_mode):
-                self.newest = max(self.newest, info.st_mtime)
-                if info.st_uid != self.owner:
-                    self.foreign.append(child)
-                self._walk_dir(child)
-            else:
-                if stat.S_ISLNK(info.st_mode):
-                    self.problems.append(f"{child}: symbolic link, not followed")
-                self.add(child, info)
+            self.add_file(entry.path, info)
 
 
 class SessionStore:
@@ -185,6 +210,8 @@ class SessionStore:
 
     def __init__(self, config_dir: Path) -> None:
         self.config_dir = Path(config_dir)
+        self._folders: set[str] = set()
+        """Store entries a scan saw as real folders (so they need no second look-up)."""
 
     # ----------------------------------------------------------------- public API
 
@@ -243,14 +270,12 @@ class SessionStore:
             return Scan((), (), pending)
         found = list(self._transcripts(problems))
         ids = {session_id for _, session_id, _, _ in found}
+        self._folders.clear()
         stores = self._store_index(ids, problems)
-        sessions = []
-        for project, session_id, transcript, folder in found:
-            if session_id in pending or (only is not None and session_id not in only):
-                continue
-            sessions.append(
-                self._session(project, session_id, transcript, folder, stores, owner, problems)
-            )
+        todo = [
+            item for item in found if item[1] not in pending and (only is None or item[1] in only)
+        ]
+        sessions = [self._session(*item, stores, owner) for item in todo]
         sessions.sort(key=lambda s: (s.last_activity, s.id), reverse=True)
         return Scan(tuple(sessions), tuple(problems), pending)
 
@@ -302,33 +327,34 @@ class SessionStore:
         except OSError:
             return None
 
-    def _transcripts(
-        self, problems: builtins.list[str]
-    ) -> Iterator[tuple[str, str, Path | None, Path | None]]:
+    def _transcripts(self, problems: builtins.list[str]) -> Iterator[_Found]:
         """(project, id, transcript, session folder) for every session under ``projects/``."""
-        root = self.config_dir / layout.PROJECTS
+        root = os.path.join(self.config_dir, layout.PROJECTS)
+        suffix = layout.TRANSCRIPT_SUFFIX
         for project in _entries(root, problems):
             if project.is_symlink():
                 problems.append(f"{project.path}: symbolic link, not followed")
                 continue
             if not project.is_dir(follow_symlinks=False):
                 continue
-            transcripts: dict[str, Path] = {}
-            folders: dict[str, Path] = {}
-            for entry in _entries(Path(project.path), problems):
+            transcripts: dict[str, str] = {}
+            folders: dict[str, str] = {}
+            for entry in _entries(project.path, problems):
                 name = entry.name
                 if entry.is_symlink():
-                    if name.endswith(layout.TRANSCRIPT_SUFFIX):
+                    if name.endswith(suffix):
                         problems.append(f"{entry.path}: symbolic link, not followed")
                     continue
-                if name.endswith(layout.TRANSCRIPT_SUFFIX):
-                    stem = name[: -len(layout.TRANSCRIPT_SUFFIX)]
+                if name.endswith(suffix):
+                    stem = name[: -len(suffix)]
                     if layout.is_session_id(stem) and entry.is_file(follow_symlinks=False):
-                        transcripts[stem] = Path(entry.path)
+                        transcripts[stem] = entry.path
                 elif layout.is_session_id(name) and entry.is_dir(follow_symlinks=False):
-                    folders[name] = Path(entry.path)
+                    folders[name] = entry.path
             for session_id, folder in folders.items():
-                if session_id not in transcripts and not (folder / layout.SUBAGENTS).is_dir():
+                if session_id not in transcripts and not os.path.isdir(
+                    os.path.join(folder, layout.SUBAGENTS)
+                ):
                     continue
                 yield project.name, session_id, transcripts.pop(session_id, None), folder
             for session_id, transcript in transcripts.items():
@@ -336,76 +362,79 @@ class SessionStore:
 
     def _store_index(
         self, ids: set[str], problems: builtins.list[str]
-    ) -> dict[str, builtins.list[Path]]:
+    ) -> dict[str, builtins.list[str]]:
         """Per-session entries of the other stores, by session id."""
-        index: dict[str, builtins.list[Path]] = {}
+        index: dict[str, builtins.list[str]] = {}
+        base = os.fspath(self.config_dir)
         for store in layout.SESSION_DIR_STORES:
-            for entry in _entries(self.config_dir / store, problems):
+            for entry in _entries(os.path.join(base, store), problems):
                 if entry.name in ids:
-                    index.setdefault(entry.name, []).append(Path(entry.path))
-        for entry in _entries(self.config_dir / layout.DEBUG, problems):
+                    index.setdefault(entry.name, []).append(entry.path)
+                    if entry.is_dir(follow_symlinks=False):
+                        self._folders.add(entry.path)
+        for entry in _entries(os.path.join(base, layout.DEBUG), problems):
             stem = entry.name[: -len(layout.DEBUG_SUFFIX)]
             if entry.name.endswith(layout.DEBUG_SUFFIX) and stem in ids:
-                index.setdefault(stem, []).append(Path(entry.path))
-        for entry in _entries(self.config_dir / layout.TODOS, problems):
+                index.setdefault(stem, []).append(entry.path)
+        for entry in _entries(os.path.join(base, layout.TODOS), problems):
             owner = layout.todo_owner(entry.name, ids)
             if owner is not None:
-                index.setdefault(owner, []).append(Path(entry.path))
+                index.setdefault(owner, []).append(entry.path)
         return index
 
     def _session(
         self,
         project: str,
         session_id: str,
-        transcript: Path | None,
-        folder: Path | None,
-        stores: dict[str, builtins.list[Path]],
+        transcript: str | None,
+        folder: str | None,
+        stores: dict[str, builtins.list[str]],
         owner: int,
-        problems: builtins.list[str],
     ) -> Session:
         roots = [path for path in (transcript, folder) if path is not None]
-        roots += stores.get(session_id, [])
+        roots += stores.get(session_id, ())
         walk = _Walk(owner)
-        for root in roots:
-            walk.walk(root)
-        summary = (
-            summarize(transcript) if transcript is not None else Summary(None, None, None, None)
-        )
+        summary = Summary(None, None, None, None)
+        if transcript is not None:
+            summary = summarize(transcript)
+            if summary.info is not None:
+                walk.add_file(transcript, summary.info)
+        for root in roots[1 if transcript is not None else 0 :]:
+            walk.walk(root, folder=root == folder or root in self._folders)
+        marker = f"{os.sep}{layout.SUBAGENTS}{os.sep}agent-"
         subagents = tuple(
             sorted(
                 path
                 for path in walk.files
-                if path.parent.name == layout.SUBAGENTS
-                and path.name.startswith("agent-")
-                and path.suffix == layout.TRANSCRIPT_SUFFIX
+                if marker in path and path.endswith(layout.TRANSCRIPT_SUFFIX)
             )
         )
         if transcript is None and subagents:
             summary = summarize(subagents[0])
-        raw_log = self.config_dir / layout.DEBUG / f"{session_id}{layout.DEBUG_SUFFIX}"
+        raw_log = os.path.join(self.config_dir, layout.DEBUG, session_id + layout.DEBUG_SUFFIX)
         modified = datetime.fromtimestamp(walk.newest, UTC)
-        candidates = [modified] + ([summary.last_timestamp] if summary.last_timestamp else [])
+        last = summary.last_timestamp
         return Session(
             id=session_id,
             project=project,
-            transcript=transcript
-            or self.config_dir / layout.PROJECTS / project / f"{session_id}.jsonl",
-            subagent_transcripts=subagents,
-            raw_log=raw_log if raw_log in walk.files else None,
-            last_activity=max(candidates),
+            transcript_path=transcript
+            or os.path.join(self.config_dir, layout.PROJECTS, project, session_id + ".jsonl"),
+            subagent_paths=subagents,
+            raw_log_path=raw_log if raw_log in stores.get(session_id, ()) else None,
+            last_activity=max(modified, last) if last else modified,
             size=walk.size,
             started=summary.started,
             first_prompt=summary.first_prompt,
             cwd=summary.cwd,
             modified=modified,
-            roots=tuple(roots),
+            root_paths=tuple(roots),
             file_paths=tuple(walk.files),
             problems=summary.problems + tuple(walk.problems),
             foreign=tuple(walk.foreign),
         )
 
 
-def _entries(folder: Path, problems: list[str]) -> list[os.DirEntry[str]]:
+def _entries(folder: str | Path, problems: list[str]) -> list[os.DirEntry[str]]:
     try:
         with os.scandir(folder) as iterator:
             return list(iterator)

@@ -38,6 +38,8 @@ class Summary:
     last_timestamp: datetime | None
     cwd: str | None
     problems: tuple[str, ...] = ()
+    info: os.stat_result | None = None
+    """The transcript's own status, read from the open file (no second look-up)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +63,7 @@ class Entry:
         return self.data.get("isSidechain") is True
 
 
-def open_no_follow(path: Path) -> BinaryIO:
+def open_no_follow(path: str | Path) -> BinaryIO:
     """Open a file for reading in binary, refusing when its last component is a symbolic link."""
     return os.fdopen(os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC), "rb")
 
@@ -79,23 +81,37 @@ def parse_timestamp(value: Any) -> datetime | None:
     return parsed.astimezone(UTC)
 
 
-def summarize(path: Path) -> Summary:
+def summarize(path: str | Path) -> Summary:
     """Read the head and tail of a transcript for its first prompt and its time span."""
     try:
-        with open_no_follow(path) as handle:
-            head = handle.read(HEAD_BYTES)
-            size = handle.seek(0, 2)
-            if size > HEAD_BYTES:
-                handle.seek(max(HEAD_BYTES, size - TAIL_BYTES))
-                tail = handle.read()
-            else:
-                tail = head
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
     except OSError as error:
         return Summary(None, None, None, None, (f"{path}: cannot be read: {error.strerror}",))
-    return _summary_of(path, head, tail, complete=size <= HEAD_BYTES)
+    try:
+        head = os.read(fd, HEAD_BYTES)
+        info = os.fstat(fd)
+        size = info.st_size
+        if size > len(head):
+            start = max(len(head), size - TAIL_BYTES)
+            tail = os.pread(fd, size - start, start)
+        else:
+            tail = head
+    except OSError as error:
+        return Summary(None, None, None, None, (f"{path}: cannot be read: {error.strerror}",))
+    finally:
+        os.close(fd)
+    summary = _summary_of(str(path), head, tail, complete=size <= len(head))
+    return Summary(
+        summary.first_prompt,
+        summary.started,
+        summary.last_timestamp,
+        summary.cwd,
+        summary.problems,
+        info,
+    )
 
 
-def _summary_of(path: Path, head: bytes, tail: bytes, *, complete: bool) -> Summary:
+def _summary_of(path: str, head: bytes, tail: bytes, *, complete: bool) -> Summary:
     lines = head.split(b"\n")
     if not complete:
         lines = lines[:-1]  # the last piece of a partial head is cut short
@@ -121,11 +137,17 @@ def _summary_of(path: Path, head: bytes, tail: bytes, *, complete: bool) -> Summ
 
 
 def _last_timestamp(tail: bytes) -> datetime | None:
-    for match in reversed(list(_TIMESTAMP.finditer(tail))):
-        parsed = parse_timestamp(match.group(1).decode("ascii"))
-        if parsed is not None:
-            return parsed
-    return None
+    end = len(tail)
+    while True:
+        at = tail.rfind(b'"timestamp"', 0, end)
+        if at < 0:
+            return None
+        match = _TIMESTAMP.match(tail, at)
+        if match is not None:
+            parsed = parse_timestamp(match.group(1).decode("ascii"))
+            if parsed is not None:
+                return parsed
+        end = at
 
 
 def _parse_line(raw: bytes) -> dict[str, Any] | None:
@@ -173,7 +195,7 @@ def _text_of(content: Any) -> str | None:
     return None
 
 
-def read_entries(path: Path, problems: list[str]) -> Iterator[Entry]:
+def read_entries(path: str | Path, problems: list[str]) -> Iterator[Entry]:
     """Every line of a transcript that is a JSON object; the others are added to ``problems``."""
     with open_no_follow(path) as handle:
         for number, raw in enumerate(handle, start=1):
