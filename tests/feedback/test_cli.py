@@ -59,12 +59,16 @@ def test_feedback_uploads_to_collector_from_settings(config_dir: Path, project: 
         (project / ".claude" / "settings.json").write_text(
             json.dumps({"airlock": {"collectorUrl": server.url}})
         )
-        result = airlock("feedback", "--json", "--issue", "link")
+        result = airlock(
+            "feedback", "--json", "--issue", "link", "--description", f"leaked {GITHUB_TOKEN}"
+        )
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
     assert data["receipt"]["status"] == 201
     assert list(server.stored) == [data["manifest"]["bundle_id"]]
     assert data["issue"].startswith("https://github.com/")
+    assert GITHUB_TOKEN not in data["issue"] and "REDACTED" in data["issue"]
+    assert GITHUB_TOKEN.encode() not in b"".join(server.stored.values())
 
 
 def test_feedback_local_flag_archives(config_dir: Path) -> None:
@@ -120,27 +124,6 @@ def test_survey_check_not_sampled(config_dir: Path, project: Path) -> None:
     result = airlock("survey", SID, "--check", "--json")
     assert result.returncode == 1
     assert json.loads(result.stdout)["plan"]["asked"] is False
-
-
-def test_survey_interactive_prompt(config_dir: Path, project: Path) -> None:
-    """Answers typed at the prompt are taken (keys 1-3 and names)."""
-    import io
-
-    from rich.console import Console
-
-    from airlock.survey.prompt import ask_rating, ask_share
-
-    console = Console(file=io.StringIO(), force_terminal=False)
-    import builtins
-
-    answers = iter(["3", "never"])
-    original = builtins.input
-    builtins.input = lambda *_: next(answers)  # type: ignore[assignment]
-    try:
-        assert str(ask_rating(console)) == "good"
-        assert str(ask_share(console)) == "never"
-    finally:
-        builtins.input = original
 
 
 def test_issue_link_fits_limit() -> None:
