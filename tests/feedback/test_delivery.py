@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import stat
 import subprocess
 import sys
@@ -38,7 +39,7 @@ FAST = Retry(attempts=4, first_delay=0.01, max_delay=0.05, timeout=10)
 
 def setup(config_dir: Path, project: Path, home: Path, env: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
     make_session(config_dir, SID)
-    loaded = load(project, {"HOME": str(home), **(env or {})})
+    loaded = load(project, {**os.environ, "HOME": str(home), **(env or {})})
     return loaded, decide(loaded.context), SessionStore(config_dir).get(SID)
 
 
@@ -220,16 +221,28 @@ ENGINE_STATES = [
     ({"DISABLE_FEEDBACK_COMMAND": "1"}, State.OFF, State.UPLOAD),
     ({"CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1"}, State.OFF, State.OFF),
     ({"airlock_zdr": "1"}, State.OFF, State.OFF),
+    ({"managed_invalid": "1"}, State.OFF, State.OFF),
+    ({"airlock_declined": "1"}, State.ON, State.OFF),
 ]
 
 
 @pytest.mark.parametrize(
     ("env", "feedback_state", "share_state"),
     ENGINE_STATES,
-    ids=["first_party", "bedrock", "gateway", "feedback_disabled", "nonessential", "zdr"],
+    ids=[
+        "first_party",
+        "bedrock",
+        "gateway",
+        "feedback_disabled",
+        "nonessential",
+        "zdr",
+        "managed_invalid_fails_closed",
+        "dont_ask_again",
+    ],
 )
 def test_every_engine_state(
     config_dir: Path,
+    managed_dir: Path,
     project: Path,
     home: Path,
     env: dict[str, str],
@@ -242,6 +255,11 @@ def test_every_engine_state(
         airlock["gateway"] = True
     if env.pop("airlock_zdr", None):
         airlock["zeroDataRetention"] = True
+    if env.pop("managed_invalid", None):
+        (managed_dir / "managed-settings.json").write_text("{not json")
+    if env.pop("airlock_declined", None):
+        (config_dir / "airlock").mkdir()
+        (config_dir / "airlock" / "state.json").write_text('{"transcriptShareDeclined": true}')
     if airlock:
         (project / ".claude").mkdir()
         (project / ".claude" / "settings.json").write_text(json.dumps({"airlock": airlock}))

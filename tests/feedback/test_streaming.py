@@ -23,7 +23,8 @@ from airlock.sessions import SessionStore
 from airlock.settings import load
 
 home, url, sid = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
-loaded = load(home, {"HOME": str(home)})
+import os
+loaded = load(home, {**os.environ, "HOME": str(home)})
 decisions = decide(loaded.context)
 session = SessionStore(home / ".claude").get(sid)
 redactor = Redactor.from_loaded(loaded)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from collections.abc import Iterator
@@ -30,7 +31,7 @@ SESSION = "5b0e9a70-3f1c-4a8e-9a55-6c1d2f0e7b11"
 
 
 def decisions_for(project: Path, env: dict[str, str]):  # type: ignore[no-untyped-def]
-    return decide(load(project, env).context)
+    return decide(load(project, {**os.environ, **env}).context)
 
 
 def test_plan_uses_engine_rate(project: Path, home: Path) -> None:
