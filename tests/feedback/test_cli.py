@@ -136,3 +136,13 @@ def test_issue_link_fits_limit() -> None:
     assert query["body"][0].endswith(CUT_NOTE)
     short = issue_link(Issue("t", "b"))
     assert parse_qs(urlsplit(short).query)["body"] == ["b"]
+
+
+def test_survey_without_collector_fails_before_asking(config_dir: Path, project: Path) -> None:
+    """State on with no collector: exit 2 naming the setting, before any question is asked."""
+    (project / ".claude").mkdir()
+    (project / ".claude" / "settings.json").write_text(json.dumps({"feedbackSurveyRate": 1}))
+    result = airlock("survey", SID)
+    assert result.returncode == 2
+    assert "airlock.collectorUrl" in result.stderr
+    assert "How is Claude" not in result.stdout

@@ -56,6 +56,7 @@ def run(args: argparse.Namespace) -> int:
     from airlock.policy import decide
     from airlock.sessions import SessionStore
     from airlock.survey import Rating, ShareAnswer, offers_share, plan, record_rating
+    from airlock.survey.flow import require_destination
 
     loaded = load_reported(args)
     decisions = decide(loaded.context)
@@ -65,6 +66,7 @@ def run(args: argparse.Namespace) -> int:
     console = stdout_console()
     if args.check or not chosen.asked:
         return _finish(args, result, console, 0 if chosen.asked or not args.check else 1)
+    require_destination(decisions, collector_url(loaded))
     interactive = sys.stdin.isatty()
     if args.rating is None and not interactive:
         raise UsageError("not a terminal: answer with --rating good|fine|bad|dismiss")

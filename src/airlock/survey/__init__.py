@@ -10,7 +10,14 @@ ratings go through OpenTelemetry's SDK (:mod:`.otel`); "Don't ask again" is kept
 """
 
 from airlock.survey.answers import QUESTION, SHARE_QUESTION, Rating, ShareAnswer
-from airlock.survey.flow import Plan, offers_share, plan, rating_payload, record_rating
+from airlock.survey.flow import (
+    Plan,
+    offers_share,
+    plan,
+    rating_payload,
+    record_rating,
+    require_destination,
+)
 from airlock.survey.sampler import draw, is_sampled
 from airlock.survey.state import read_state, remember_declined, state_path
 
@@ -28,5 +35,6 @@ __all__ = [
     "read_state",
     "record_rating",
     "remember_declined",
+    "require_destination",
     "state_path",
 ]

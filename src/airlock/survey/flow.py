@@ -66,6 +66,19 @@ def offers_share(decisions: Decisions, rating: Rating) -> bool:
     return decisions[FlowId.TRANSCRIPT_SHARE].state is not State.OFF
 
 
+def require_destination(decisions: Decisions, collector: str | None) -> None:
+    """Raise before anyone is asked when the rating would have nowhere to go.
+
+    Raises:
+        UsageError: State ``on`` and no collector configured.
+    """
+    if decisions[FlowId.SURVEY_RATING].state is State.ON and not collector:
+        raise UsageError(
+            "no collector is configured for the rating: set AIRLOCK_COLLECTOR_URL or the "
+            "settings key airlock.collectorUrl"
+        )
+
+
 def rating_payload(rating: Rating, *, now: datetime, version: str) -> dict[str, str]:
     """What the collector receives: the rating, the day, the client. No session, no transcript."""
     return {"rating": str(rating), "day": now.date().isoformat(), "client": f"airlock/{version}"}
@@ -106,16 +119,12 @@ def record_rating(
             headers=otel_headers,
         )
         return f"your OpenTelemetry collector ({endpoint})"
-    if not collector:
-        raise UsageError(
-            "no collector is configured for the rating: set AIRLOCK_COLLECTOR_URL or the "
-            "settings key airlock.collectorUrl"
-        )
+    require_destination(decisions, collector)
     from airlock.feedback.upload import post_rating
 
     receipt = post_rating(
         rating_payload(rating, now=now, version=version),
-        collector=collector,
+        collector=collector or "",
         key=str(uuid.uuid4()),
         sleep=sleep,
     )
