@@ -20,11 +20,13 @@ class SessionFiles:
     secrets: tuple[str, ...]
 
 
-def make_session(config_dir: Path, session_id: str, project: str = "-tmp-project") -> SessionFiles:
+def make_session(
+    config_dir: Path, session_id: str, project: str = "-tmp-project", cwd: str = "/tmp/project"
+) -> SessionFiles:
     """Write a transcript, one subagent transcript and a raw session log for ``session_id``."""
     folder = config_dir / "projects" / project
     folder.mkdir(parents=True, exist_ok=True)
-    base = {"sessionId": session_id, "cwd": "/tmp/project", "version": "2.1.328"}
+    base = {"sessionId": session_id, "cwd": cwd, "version": "2.1.328"}
     lines = [
         {
             **base,

@@ -146,3 +146,18 @@ def test_survey_without_collector_fails_before_asking(config_dir: Path, project:
     assert result.returncode == 2
     assert "airlock.collectorUrl" in result.stderr
     assert "How is Claude" not in result.stdout
+
+
+def test_default_session_is_this_projects_and_issue_names_no_path(
+    config_dir: Path, project: Path, home: Path
+) -> None:
+    """Without SESSION the newest session of this project is bundled; the issue has no local path."""
+    ours = make_session(config_dir, SID, project="-here", cwd=str(project))
+    for path in (ours.transcript, ours.subagent, ours.raw_log):
+        os.utime(path, (1_700_000_000, 1_700_000_000))
+    make_session(config_dir, "11111111-2222-4333-8444-555555555555", cwd="/elsewhere")
+    result = airlock("feedback", "--local", "--json", "--issue", "text")
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["manifest"]["session"] == SID
+    assert str(home) not in data["issue"] and "local archive" in data["issue"]

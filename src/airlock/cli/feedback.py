@@ -15,7 +15,8 @@ The engine is asked first (feedback_command, transcript_share); when it says no,
 says which setting turned it off and exits 3.
 
 --dry-run prints the manifest (files, sizes, SHA-256, redactions by kind, retention class) and
-writes and sends nothing. Without SESSION, the most recent session is used.
+writes and sends nothing. Without SESSION, the most recent session of this project (else of
+any project) is used.
 """
 
 
@@ -60,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
 
     loaded = load_reported(args)
     decisions = decide(loaded.context)
-    session = pick_session(SessionStore(loaded.config_dir), args.session)
+    session = pick_session(SessionStore(loaded.config_dir), args.session, loaded.project_dir)
     request = request_feedback(
         decisions,
         session,
@@ -88,8 +89,12 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def pick_session(store: Any, wanted: str | None) -> Any:
-    """The session asked for, else the most recent one (:class:`UsageError` when none)."""
+def pick_session(store: Any, wanted: str | None, project_dir: Any = None) -> Any:
+    """The session asked for, else the most recent one of this project, else of any.
+
+    Raises:
+        UsageError: No session at all, or no session with that id.
+    """
     from airlock.errors import UsageError
 
     if wanted:
@@ -97,7 +102,8 @@ def pick_session(store: Any, wanted: str | None) -> Any:
     sessions = store.list()
     if not sessions:
         raise UsageError(f"no session found under {store.config_dir}/projects: name a SESSION")
-    return sessions[0]
+    here = [session for session in sessions if session.cwd == str(project_dir)]
+    return (here or sessions)[0]
 
 
 def _result(outcome: Any) -> dict[str, Any]:
@@ -124,7 +130,7 @@ def _issue(kind: str | None, outcome: Any) -> str | None:
     from airlock.feedback import compose_issue, issue_link
 
     manifest = outcome.manifest
-    issue = compose_issue(manifest.description, manifest, delivered=outcome.delivered)
+    issue = compose_issue(manifest.description, manifest, delivered=outcome.delivered_publicly)
     return issue_link(issue) if kind == "link" else issue.to_text()
 
 

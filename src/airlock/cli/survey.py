@@ -60,7 +60,9 @@ def run(args: argparse.Namespace) -> int:
 
     loaded = load_reported(args)
     decisions = decide(loaded.context)
-    session_id = args.session or pick_session(SessionStore(loaded.config_dir), None).id
+    session_id = (
+        args.session or pick_session(SessionStore(loaded.config_dir), None, loaded.project_dir).id
+    )
     chosen = plan(decisions, session_id)
     result: dict[str, Any] = {"plan": chosen.to_json()}
     console = stdout_console()

@@ -61,6 +61,15 @@ class Outcome:
             return f"uploaded to {self.receipt.url}"
         return "not delivered"  # pragma: no cover - every path sets one
 
+    @property
+    def delivered_publicly(self) -> str:
+        """Where the bundle went, for a public issue: no local path, no user name."""
+        if self.dry_run:
+            return "not sent yet"
+        if self.path is not None:
+            return "kept as a local archive by the reporter; ask for it"
+        return "uploaded to the feedback collector"
+
 
 def refuse_if_off(decision: Decision, what: str) -> None:
     """Raise :class:`RefusedError` naming every reason when ``decision`` is off."""
