@@ -136,7 +136,7 @@ def _post(
 
     sent = {**headers, "Content-Length": str(size)}
     last = "no attempt made"
-    with httpx.Client(timeout=retry.timeout, trust_env=False) as client:
+    with httpx.Client(timeout=retry.timeout) as client:  # honours HTTPS_PROXY and NO_PROXY
         for attempt in range(1, retry.attempts + 1):
             body.seek(0)
             retry_after = None
