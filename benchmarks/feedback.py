@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.servers import collector
+from tests.feedback.servers import collector
 
 from airlock.feedback import Retry, deliver, request_feedback
 from airlock.policy import decide

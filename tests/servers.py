@@ -1,171 +1,158 @@
-"""Real HTTP servers on loopback for the tests: a feedback collector and an OTLP/HTTP receiver.
+"""Real servers on loopback for the tests: the collector app under uvicorn, and an origin site.
 
-The collector stores a body only when every byte arrived and the hash matches, and stores each
-idempotency key once. It can be told to cut the connection part-way through the next uploads,
-or to store and then drop the answer, so retries can be tested against what really happens on
-the wire.
+``ServedApp`` runs an ASGI app with uvicorn in a thread on 127.0.0.1 (a free port) and
+records every request it receives (path and raw query), so tests assert what went on the
+wire. ``OriginSite`` is a plain ``http.server`` site whose pages, redirects and slow or large
+answers stand in for the web; every request's Host header is recorded.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import socket
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import uvicorn
+
+Scope = dict[str, Any]
+ASGIApp = Callable[..., Any]
 
 
 @dataclass
-class Collector:
-    """What the fake collector saw and stored, and how it should misbehave next."""
+class Recorder:
+    """What an app received, and a switch to make it fail."""
 
-    url: str = ""
-    stored: dict[str, bytes] = field(default_factory=dict)
-    headers: dict[str, dict[str, str]] = field(default_factory=dict)
-    attempts: list[str] = field(default_factory=list)
-    cut_after: list[int] = field(default_factory=list)
-    """For each of the next attempts, cut the connection after this many body bytes."""
-    drop_answer: int = 0
-    """Store the next N uploads, then close without answering."""
-    fail_status: list[int] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
+    seen: list[tuple[str, str]] = field(default_factory=list)
+    fail_with: int | None = None
+
+    def queries(self, path: str) -> list[str]:
+        return [query for seen_path, query in self.seen if seen_path == path]
 
 
-def _handler(state: Collector) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
+def recording(app: ASGIApp, recorder: Recorder) -> ASGIApp:
+    """Wrap ``app``: record each HTTP request; answer ``fail_with`` instead when it is set."""
 
-        def log_message(self, *args: Any) -> None:
-            pass
-
-        def do_POST(self) -> None:
-            key = self.headers.get("Idempotency-Key", "")
-            size = int(self.headers.get("Content-Length", "0"))
-            with state.lock:
-                state.attempts.append(self.path)
-                cut = state.cut_after.pop(0) if state.cut_after else None
-                status = state.fail_status.pop(0) if state.fail_status else None
-            if cut is not None:
-                self.rfile.read(min(cut, size))
-                self.close_connection = True
-                self.connection.shutdown(socket.SHUT_RDWR)
+    async def wrapped(scope: Scope, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            recorder.seen.append((scope["path"], scope["query_string"].decode("latin-1")))
+            if recorder.fail_with is not None:
+                await send(
+                    {"type": "http.response.start", "status": recorder.fail_with, "headers": []}
+                )
+                await send({"type": "http.response.body", "body": b"unavailable"})
                 return
-            body = bytearray()
-            while len(body) < size:
-                chunk = self.rfile.read(min(65536, size - len(body)))
-                if not chunk:
-                    return  # the client went away: nothing is stored
-                body += chunk
-            if status is not None:
-                self._answer(status, {"error": "try later"})
-                return
-            wanted = self.headers.get("X-Airlock-Bundle-Sha256")
-            if wanted and hashlib.sha256(body).hexdigest() != wanted:
-                self._answer(400, {"error": "hash mismatch"})
-                return
-            with state.lock:
-                duplicate = key in state.stored
-                if not duplicate:
-                    state.stored[key] = bytes(body)
-                    state.headers[key] = dict(self.headers.items())
-                drop = state.drop_answer > 0
-                if drop:
-                    state.drop_answer -= 1
-            if drop:
-                self.close_connection = True
-                self.connection.shutdown(socket.SHUT_RDWR)
-                return
-            self._answer(200 if duplicate else 201, {"id": key, "duplicate": duplicate})
+        await app(scope, receive, send)
 
-        def _answer(self, status: int, data: dict[str, Any]) -> None:
-            raw = json.dumps(data).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(raw)))
-            self.end_headers()
-            self.wfile.write(raw)
-
-    return Handler
+    return wrapped
 
 
 @contextmanager
-def serve(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
-    """Serve ``handler`` on 127.0.0.1 (a free port) and yield the base URL."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
+def served(app: ASGIApp) -> Iterator[tuple[str, Recorder]]:
+    """Serve ``app`` on 127.0.0.1 with uvicorn in a thread; yield its base URL and recorder."""
+    recorder = Recorder()
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    listener.bind(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    config = uvicorn.Config(
+        recording(app, recorder), log_level="error", access_log=False, lifespan="off"
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}", recorder
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        listener.close()
+
+
+PAGE = b"""<!doctype html><html><head><title>T</title><style>p{color:red}</style>
+<script>var secret = 1;</script></head><body><h1>Hello airlock</h1>
+<p>Some <b>bold</b> text and a <a href="https://example.test/x">link</a>.</p>
+<ul><li>one</li><li>two</li></ul></body></html>"""
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Site
+
+    def log_message(self, format: str, *args: Any) -> None:  # quiet
+        pass
+
+    def do_GET(self) -> None:
+        self.server.hosts.append(self.headers.get("Host", ""))
+        self.server.paths.append(self.path)
+        parts = urlsplit(self.path)
+        query = {key: values[0] for key, values in parse_qs(parts.query).items()}
+        route = parts.path
+        if route == "/page":
+            self._send(200, "text/html; charset=utf-8", PAGE)
+        elif route == "/text":
+            self._send(200, "text/plain; charset=utf-8", "plain words ünïcode\n".encode())
+        elif route == "/binary":
+            self._send(200, "application/octet-stream", bytes(range(256)))
+        elif route == "/big":
+            self._send(200, "text/plain", b"x" * int(query.get("size", "1000")))
+        elif route == "/redirect":
+            self.send_response(int(query.get("code", "302")))
+            self.send_header("Location", query["to"])
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+        elif route == "/loop":
+            self.send_response(302)
+            self.send_header("Location", "/loop")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+        elif route == "/slow":
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain")
+            self.send_header("Content-Length", "100")
+            self.end_headers()
+            for _ in range(100):
+                self.wfile.write(b"s")
+                self.wfile.flush()
+                time.sleep(0.05)
+        else:
+            self._send(404, "text/plain", b"not found")
+
+    def _send(self, status: int, content_type: str, body: bytes) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+class _Site(ThreadingHTTPServer):
+    daemon_threads = True
+    hosts: list[str]
+    paths: list[str]
+
+
+@contextmanager
+def origin_site() -> Iterator[_Site]:
+    """A web site on 127.0.0.1; ``.server_address[1]`` is its port; ``.hosts`` what it was asked for."""
+    site = _Site(("127.0.0.1", 0), _Handler)
+    site.hosts = []
+    site.paths = []
+    thread = threading.Thread(
+        target=site.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+    )
     thread.start()
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
+        yield site
     finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
-
-
-@contextmanager
-def collector() -> Iterator[Collector]:
-    """A running fake collector."""
-    state = Collector()
-    with serve(_handler(state)) as url:
-        state.url = url
-        yield state
-
-
-@dataclass
-class OtlpReceiver:
-    """What the OTLP/HTTP receiver decoded: one entry per log record."""
-
-    url: str = ""
-    requests: list[str] = field(default_factory=list)
-    records: list[dict[str, Any]] = field(default_factory=list)
-
-
-@contextmanager
-def otlp_receiver() -> Iterator[OtlpReceiver]:
-    """A running OTLP/HTTP receiver that decodes ``ExportLogsServiceRequest`` protobufs."""
-    from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
-        ExportLogsServiceRequest,
-        ExportLogsServiceResponse,
-    )
-
-    state = OtlpReceiver()
-
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-            state.requests.append(self.path)
-            request = ExportLogsServiceRequest()
-            request.ParseFromString(body)
-            for resource_logs in request.resource_logs:
-                for scope_logs in resource_logs.scope_logs:
-                    for record in scope_logs.log_records:
-                        state.records.append(
-                            {
-                                "scope": scope_logs.scope.name,
-                                "event_name": record.event_name,
-                                "body": record.body.string_value,
-                                "attributes": {
-                                    item.key: item.value.string_value for item in record.attributes
-                                },
-                            }
-                        )
-            raw = ExportLogsServiceResponse().SerializeToString()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/x-protobuf")
-            self.send_header("Content-Length", str(len(raw)))
-            self.end_headers()
-            self.wfile.write(raw)
-
-    with serve(Handler) as url:
-        state.url = url
-        yield state
+        site.shutdown()
+        site.server_close()
+        thread.join(10)

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from tests.feedback.sessionfiles import make_session
-from tests.servers import collector
+from tests.feedback.servers import collector
 
 SID = "3c2b1a09-8f7e-4d6c-9b5a-493827161504"
 

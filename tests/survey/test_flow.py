@@ -24,7 +24,7 @@ from airlock.survey import (
     record_rating,
     remember_declined,
 )
-from tests.servers import collector, otlp_receiver
+from tests.feedback.servers import collector, otlp_receiver
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 SESSION = "5b0e9a70-3f1c-4a8e-9a55-6c1d2f0e7b11"

@@ -406,17 +406,50 @@ def _webfetch_preflight(context: Context, closed: str | None) -> Decision:
     elif skip.value:
         reasons.append(f"skipWebFetchPreflight is true in {skip.origin.describe()}")
         state = State.OFF
-    found = v.first(context, "AIRLOCK_DOMAIN_SAFETY_URL")
-    service = found[0] if found else f"https://{ANTHROPIC_API}"
+    service, said = _domain_safety_service(context)
+    reasons.append(said)
+    private = context.webfetch_private_mode
+    if private.value:
+        reasons.append(
+            f"airlock.webFetchPrivateMode is true in {private.origin.describe()}: only a short "
+            "hash prefix of the hostname and its parent domains is sent"
+        )
+    endpoint = "domain_hashes" if private.value else "domain_info"
+    what = (
+        "a short hash prefix of the hostname and of its parent domains, never the hostname"
+        if private.value
+        else "the hostname alone, never the URL, path or page"
+    )
     return Decision(
         id=FlowId.WEBFETCH_PREFLIGHT,
         state=state,
         reasons=tuple(reasons),
-        destination=f"domain-safety service ({service}/api/web/domain_info)",
-        what="the hostname alone, never the URL, path or page",
+        destination=f"domain-safety service ({service}/api/web/{endpoint})",
+        what=what,
         retention=Retention("not stated by the vendor", None, "Anthropic", "none"),
         training="never: hostnames only",
-        parameters={"service": service},
+        parameters={"service": service, "private_mode": bool(private.value)},
+    )
+
+
+def _domain_safety_service(context: Context) -> tuple[str, str]:
+    """The domain-safety service's base URL and why: the variable, then the setting, then the default."""
+    found = v.first(context, "AIRLOCK_DOMAIN_SAFETY_URL")
+    setting = context.domain_safety_url
+    if found:
+        said = f"service AIRLOCK_DOMAIN_SAFETY_URL={found[0]!r} from {found[1].describe()}"
+        if setting.value:
+            said += f" (it wins over airlock.domainSafetyUrl in {setting.origin.describe()})"
+        return found[0].rstrip("/"), said
+    if setting.value:
+        where = setting.origin.describe()
+        return setting.value.rstrip(
+            "/"
+        ), f"service airlock.domainSafetyUrl={setting.value!r} in {where}"
+    service = f"https://{ANTHROPIC_API}"
+    return (
+        service,
+        f"service {service}: the default (set AIRLOCK_DOMAIN_SAFETY_URL or airlock.domainSafetyUrl to change it)",
     )
 
 
