@@ -11,8 +11,8 @@ from urllib.parse import parse_qs, urlsplit
 
 from airlock.feedback import Issue, issue_link
 from airlock.feedback.issue import CUT_NOTE
-from tests.feedback.sessionfiles import GITHUB_TOKEN, make_session
 from tests.feedback.servers import collector
+from tests.feedback.sessionfiles import GITHUB_TOKEN, make_session
 
 SID = "0d1e2f3a-4b5c-4d6e-9f70-8192a3b4c5d6"
 

@@ -29,8 +29,8 @@ from airlock.policy.model import FlowId, State
 from airlock.redact import Redactor
 from airlock.sessions import SessionStore
 from airlock.settings import load
-from tests.feedback.sessionfiles import make_session
 from tests.feedback.servers import collector
+from tests.feedback.sessionfiles import make_session
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 SID = "9f3c2a1e-4b5d-4c6e-8f70-112233445566"

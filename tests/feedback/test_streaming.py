@@ -7,8 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.feedback.sessionfiles import make_session
 from tests.feedback.servers import collector
+from tests.feedback.sessionfiles import make_session
 
 SID = "3c2b1a09-8f7e-4d6c-9b5a-493827161504"
 

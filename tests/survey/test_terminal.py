@@ -11,8 +11,8 @@ import sys
 import time
 from pathlib import Path
 
-from tests.feedback.sessionfiles import make_session
 from tests.feedback.servers import collector
+from tests.feedback.sessionfiles import make_session
 
 SID = "6d5c4b3a-2918-4a7b-8c6d-5e4f3a2b1c0d"
 
