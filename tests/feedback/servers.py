@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import socket
+import ssl
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -93,14 +94,19 @@ def _handler(state: Collector) -> type[BaseHTTPRequestHandler]:
 
 
 @contextmanager
-def serve(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
-    """Serve ``handler`` on 127.0.0.1 (a free port) and yield the base URL."""
+def serve(
+    handler: type[BaseHTTPRequestHandler], tls: ssl.SSLContext | None = None
+) -> Iterator[str]:
+    """Serve ``handler`` on 127.0.0.1 (a free port), over TLS when given, and yield the base URL."""
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     server.daemon_threads = True
+    if tls is not None:
+        server.socket = tls.wrap_socket(server.socket, server_side=True)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
     thread.start()
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
+        scheme = "https" if tls is not None else "http"
+        yield f"{scheme}://127.0.0.1:{server.server_address[1]}"
     finally:
         server.shutdown()
         server.server_close()
@@ -108,10 +114,10 @@ def serve(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
 
 
 @contextmanager
-def collector() -> Iterator[Collector]:
-    """A running fake collector."""
+def collector(tls: ssl.SSLContext | None = None) -> Iterator[Collector]:
+    """A running fake collector (over TLS when ``tls`` is given)."""
     state = Collector()
-    with serve(_handler(state)) as url:
+    with serve(_handler(state), tls) as url:
         state.url = url
         yield state
 
