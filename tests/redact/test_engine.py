@@ -165,6 +165,14 @@ def test_user_rules_and_allow_list_from_settings() -> None:
     assert report.counts() == {"acme_token": 1}
 
 
+def test_a_user_rule_needs_its_keyword() -> None:
+    """A user's rule redacts only where its keyword is present."""
+    rule = Rule("ticket", r"[A-Z]{3}-[0-9]{6}", "tkt:")
+    text, report = Redactor(extra_rules=[rule]).redact_text("ABC-123456 and tkt:XYZ-654321")
+    assert text == "ABC-123456 and tkt:[REDACTED:ticket]"
+    assert report.counts() == {"ticket": 1}
+
+
 def test_a_bad_user_pattern_is_a_settings_error() -> None:
     """A pattern RE2 cannot compile is reported with its kind."""
     with pytest.raises(SettingsError, match="broken"):

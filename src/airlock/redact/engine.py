@@ -36,6 +36,8 @@ OVERLAP = 1 << 16
 """The longest secret guaranteed to be found across a chunk boundary."""
 LONGEST = 1 << 16
 """Matches longer than this are judged on their first ``LONGEST`` bytes (hostile input)."""
+KEYWORD_REACH = 32
+"""How far before a user rule's match its keyword may be."""
 CONTEXT = 64
 """Bytes already written kept in front of the window as left context."""
 
@@ -239,6 +241,7 @@ class Redactor:
         for rule in extra:
             _compile_rule(rule)
         self.rules: tuple[Rule, ...] = RULES + extra
+        self._keyworded = frozenset(rule for rule in extra if rule.keyword)
         self._allow = frozenset(value.encode() for value in allow)
         self._all = _Table(self.rules)
         self._specific = _Table(tuple(rule for rule in self.rules if rule.specific))
@@ -343,6 +346,8 @@ class Redactor:
                 yield from self._specific_hits(window, first, last)
                 continue
             rule = table.rules[index]
+            if not self._has_keyword(rule, window, first, last):
+                continue
             value = window[start:end]
             if not rule.specific and starts_in_marker(window[max(0, first - 64) : first]):
                 continue
@@ -364,8 +369,17 @@ class Redactor:
             if index < 0:
                 continue
             rule = table.rules[index]
+            if not self._has_keyword(rule, window, first, last):
+                continue
             if accepts(rule, window[secret_start:secret_end], self._allow):
                 yield _Hit(secret_start, secret_end, rule.kind)
+
+    def _has_keyword(self, rule: Rule, window: bytes, first: int, last: int) -> bool:
+        # A user's rule only matches where its keyword is (case-insensitive), in the match or
+        # just before it; the built-in keywords document the literal each pattern starts from.
+        if rule not in self._keyworded:
+            return True
+        return rule.keyword.encode() in window[max(0, first - KEYWORD_REACH) : last].lower()
 
     def _name(self, rule: Rule, value: bytes) -> str:
         if rule.specific:

@@ -377,7 +377,11 @@ def accepts(
         return False
     if rule.mixed and not _is_mixed(plain):
         return False
-    return not (rule.min_entropy and entropy(plain) < rule.min_entropy)
+    if not rule.min_entropy:
+        return True
+    if rule.specific and len(set(plain[:ENTROPY_SAMPLE])) >= 24:
+        return True  # a token's format is proof enough once it is not a repeated pattern
+    return entropy(plain) >= rule.min_entropy
 
 
 def _generic_accepts(plain: bytes, context: bytes) -> bool:
