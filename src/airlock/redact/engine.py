@@ -2,9 +2,10 @@
 
 Theory of operation
 -------------------
-All rules are compiled into one RE2 alternation, ``(?P<r0>…)|(?P<r1>…)|…``; RE2 scans in time
-linear in the input whatever the patterns. The input is read in chunks of ``CHUNK`` bytes into a
-window. Only matches that *begin* before ``len(window) - OVERLAP`` are taken; the rest of the
+All rules are compiled into one RE2 alternation without capturing groups; RE2 scans it as a DFA,
+in time linear in the input whatever the patterns. For each match, an RE2 set tells which rule
+matched exactly that span and the rule's own program gives the secret's span (see ``_Table``).
+The input is read in chunks of ``CHUNK`` bytes into a window. Only matches that *begin* before ``len(window) - OVERLAP`` are taken; the rest of the
 window is carried into the next round, so any secret shorter than ``OVERLAP`` bytes is seen whole
 whichever offset the chunk boundary falls at. A few bytes already written are kept in front of
 the window as left context, so a word boundary is judged the same way on both sides of a cut.
