@@ -243,6 +243,7 @@ class Redactor:
             _compile_rule(rule)
         self.rules: tuple[Rule, ...] = RULES + extra
         self._keyworded = frozenset(rule for rule in extra if rule.keyword)
+        self._markers: dict[str, bytes] = {}
         self._allow = frozenset(value.encode() for value in allow)
         self._all = _Table(self.rules)
         self._specific = _Table(tuple(rule for rule in self.rules if rule.specific))
@@ -322,7 +323,7 @@ class Redactor:
                 continue
             line += window.count(b"\n", written, hit.start)
             pieces.append(window[written : hit.start])
-            pieces.append(MARKER.format(kind=hit.kind).encode())
+            pieces.append(self._marker(hit.kind))
             report.findings.append(
                 Finding(hit.kind, line, base + hit.start - begin, base + hit.end - begin)
             )
@@ -350,8 +351,10 @@ class Redactor:
             if not self._has_keyword(rule, window, first, last):
                 continue
             value = window[start:end]
-            if not rule.specific and starts_in_marker(window[max(0, first - 64) : first]):
-                continue
+            if not rule.specific:
+                before = window[max(0, first - 64) : first]
+                if b"[REDACTED:" in before and starts_in_marker(before):
+                    continue
             context = b"" if rule.specific else window[first:start]
             if accepts(rule, value, self._allow, context):
                 yield _Hit(start, end, self._name(rule, value))
@@ -375,10 +378,16 @@ class Redactor:
             if accepts(rule, window[secret_start:secret_end], self._allow):
                 yield _Hit(secret_start, secret_end, rule.kind)
 
+    def _marker(self, kind: str) -> bytes:
+        marker = self._markers.get(kind)
+        if marker is None:
+            marker = self._markers[kind] = MARKER.format(kind=kind).encode()
+        return marker
+
     def _has_keyword(self, rule: Rule, window: bytes, first: int, last: int) -> bool:
         # A user's rule only matches where its keyword is (case-insensitive), in the match or
         # just before it; the built-in keywords document the literal each pattern starts from.
-        if rule not in self._keyworded:
+        if not self._keyworded or rule not in self._keyworded:
             return True
         return rule.keyword.encode() in window[max(0, first - KEYWORD_REACH) : last].lower()
 
