@@ -78,7 +78,7 @@ class _ClosedStream:
 
 def main(argv: Sequence[str] | None = None) -> int:
     if sys.stdin is None:
-        sys.stdin = _ClosedStream("input")  # type: ignore[assignment]
+        sys.stdin = _ClosedStream("input")
     if sys.stdout is None:
         print("airlock: standard output is closed: nowhere to write", file=sys.stderr)
         return 2
