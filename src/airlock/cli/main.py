@@ -14,7 +14,13 @@ from collections.abc import Sequence
 
 from airlock.errors import AirlockError
 
-COMMANDS = ("flows", "fetch", "serve")
+COMMANDS = (
+    "flows",
+    "sessions",
+    "redact",
+    "fetch",
+    "serve",
+)
 """Command groups, in the order ``--help`` lists them."""
 
 DESCRIPTION = """\

@@ -30,6 +30,7 @@ from airlock.policy.retention import (
     RetentionClass,
     account_terms,
     class_retention,
+    operational_terms,
     vendor_retention,
 )
 
@@ -161,9 +162,10 @@ def _metrics(
         state=_off_or(default, reasons, offs),
         reasons=tuple(reasons),
         destination=f"Statsig operational metrics ({ANTHROPIC_API}/api/event_logging)",
-        what="latency, reliability and usage events, platform and version, session and device ids; "
-        "never code or file paths",
-        retention=vendor_retention(terms, "Statsig / Anthropic"),
+        what="latency, reliability and usage events, platform and version, session and device ids "
+        "(with feature-flag requests); never code or file paths; failed batches wait on disk "
+        "(<config dir>/telemetry/) for a later retry",
+        retention=vendor_retention(operational_terms(terms), "Statsig / Anthropic"),
         training="never: operational metrics only",
     )
 
@@ -203,7 +205,7 @@ def _error_reporting(
         reasons=tuple(reasons),
         destination="Sentry (operational error logs)",
         what="error messages and stack traces of the agent itself, with code and file paths scrubbed",
-        retention=vendor_retention(terms, "Sentry / Anthropic"),
+        retention=vendor_retention(operational_terms(terms), "Sentry / Anthropic"),
         training="never: operational error logs only",
     )
 

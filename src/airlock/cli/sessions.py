@@ -1,0 +1,336 @@
+"""``airlock sessions``: list, show, prune and delete the agent's local transcripts."""
+
+from __future__ import annotations
+
+import argparse
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    from airlock.sessions import Plan, Report, Session, SessionStore
+    from airlock.settings import Loaded
+
+HELP = "list, show, prune and delete the local transcript cache (<config dir>/projects/)"
+
+DESCRIPTION = """\
+The agent keeps every session's transcript on disk, in plaintext, under
+<config dir>/projects/ ($CLAUDE_CONFIG_DIR, else ~/.claude), with its subagent transcripts,
+tool results, file snapshots, todo lists and raw log beside it.
+
+  airlock sessions list                 every session, newest first
+  airlock sessions show ID              the conversation, tools and subagents marked
+  airlock sessions prune --dry-run      what the retention period (cleanupPeriodDays) removes
+  airlock sessions delete ID...         remove sessions completely
+
+Last activity is the newest of the modification time of every file of a session and the
+last timestamp inside its transcript. A session written to in the last two minutes, or open
+in a running agent, is skipped and reported. Symbolic links are never followed.
+"""
+
+PROGRESS_FROM = 200
+"""Show a progress bar when removing at least this many sessions and entries on a terminal."""
+MAX_PROBLEMS_SHOWN = 20
+
+
+def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
+    parser = subparsers.add_parser(
+        "sessions",
+        parents=[common],
+        help=HELP,
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+
+    listing = actions.add_parser(
+        "list", parents=[common], help="every session, newest last activity first"
+    )
+    listing.add_argument(
+        "--project", metavar="DIR", help="only this project (its directory or folder name)"
+    )
+    listing.add_argument(
+        "--older-than",
+        metavar="DAYS",
+        type=_days,
+        help="only sessions whose last activity is more than DAYS ago",
+    )
+    listing.add_argument("--json", action="store_true", help="print a JSON array for scripts")
+
+    show = actions.add_parser(
+        "show", parents=[common], help="one session's conversation, tools and subagents marked"
+    )
+    show.add_argument("session_id", metavar="ID")
+    show.add_argument("--json", action="store_true", help="print every entry as JSON")
+
+    prune = actions.add_parser(
+        "prune",
+        parents=[common],
+        help="remove sessions inactive for longer than cleanupPeriodDays, and stale caches",
+    )
+    prune.add_argument("--dry-run", action="store_true", help="show what would go; touch nothing")
+    prune.add_argument(
+        "--older-than",
+        metavar="DAYS",
+        type=_days,
+        help="use this period instead of cleanupPeriodDays from the settings",
+    )
+    prune.add_argument("--json", action="store_true", help="print the report as JSON")
+
+    delete = actions.add_parser(
+        "delete", parents=[common], help="remove sessions completely, with all their files"
+    )
+    delete.add_argument("session_ids", metavar="ID", nargs="+")
+    delete.add_argument("--dry-run", action="store_true", help="show what would go; touch nothing")
+    delete.add_argument("--json", action="store_true", help="print the report as JSON")
+
+
+def _days(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a number of days (e.g. 30 or 0.5), got {text!r}"
+        ) from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected 0 or more days, got {text!r}")
+    return value
+
+
+def run(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
+    from airlock.cli._common import load_reported
+    from airlock.sessions import SessionStore
+
+    loaded = load_reported(args)
+    store = SessionStore(loaded.config_dir)
+    now = datetime.now(UTC)
+    handler = {"list": _list, "show": _show, "prune": _prune, "delete": _delete}[args.action]
+    code: int = handler(args, loaded, store, now)
+    return code
+
+
+# --------------------------------------------------------------------------- list
+
+
+def _list(args: argparse.Namespace, loaded: Loaded, store: SessionStore, now: datetime) -> int:
+    from datetime import timedelta
+
+    from airlock.cli._common import dump_json
+
+    scan = store.scan()
+    sessions = list(scan.sessions)
+    if args.project:
+        sessions = [s for s in sessions if _in_project(s, args.project)]
+    if args.older_than is not None:
+        cutoff = now - timedelta(days=args.older_than)
+        sessions = [s for s in sessions if s.last_activity < cutoff]
+    _report_problems(scan.problems + tuple(p for s in sessions for p in s.problems))
+    if scan.pending:
+        _warn(
+            f"{len(scan.pending)} session(s) named by an unfinished removal are hidden; "
+            "'airlock sessions prune' or 'delete' finishes it"
+        )
+    if args.json:
+        dump_json([s.to_json() for s in sessions])
+    else:
+        _table(sessions, store)
+    return 0
+
+
+def _in_project(session: Session, wanted: str) -> bool:
+    from airlock.sessions.layout import project_name
+
+    text = wanted.rstrip("/") or "/"
+    return session.project in (text, project_name(text)) or session.cwd == text
+
+
+def _table(sessions: list[Session], store: SessionStore) -> None:
+    from rich.table import Table
+    from rich.text import Text
+
+    from airlock.cli._common import stdout_console
+
+    console = stdout_console()
+    if not sessions:
+        console.print(f"no sessions under {store.config_dir / 'projects'}")
+        return
+    table = Table(
+        caption=f"{len(sessions)} session(s), {_size(sum(s.size for s in sessions))} "
+        f"in {store.config_dir}",
+    )
+    for column in ("project", "session", "first prompt", "started", "last activity"):
+        table.add_column(column, overflow="fold" if column == "session" else "ellipsis")
+    table.add_column("size", justify="right")
+    table.add_column("subagents", justify="right")
+    for s in sessions:
+        cells = (
+            s.cwd or s.project,
+            s.id,
+            s.first_prompt or "",
+            _when(s.started),
+            _when(s.last_activity),
+            _size(s.size),
+            str(len(s.subagent_paths)),
+        )
+        table.add_row(*(Text(cell) for cell in cells))
+    console.print(table)
+
+
+# --------------------------------------------------------------------------- show
+
+
+def _show(args: argparse.Namespace, loaded: Loaded, store: SessionStore, now: datetime) -> int:
+    from airlock.cli._common import dump_json
+    from airlock.sessions.conversation import read_conversation
+
+    session = store.get(args.session_id)
+    conversation = read_conversation(session)
+    _report_problems(tuple(conversation.problems))
+    if args.json:
+        dump_json(conversation.to_json())
+        return 0
+    from airlock.cli._common import stdout_console
+    from airlock.sessions.conversation import render
+
+    render(conversation, stdout_console())
+    return 0
+
+
+# --------------------------------------------------------------------------- prune, delete
+
+
+def _prune(args: argparse.Namespace, loaded: Loaded, store: SessionStore, now: datetime) -> int:
+    from datetime import timedelta
+
+    from airlock.sessions import plan_prune
+
+    days, reasons = _period(args, loaded)
+    plan = plan_prune(store, now=now, older_than=timedelta(days=days))
+    report = _carry_out(store, plan, now, dry=args.dry_run)
+    _print_report(args, report, {"period_days": days, "period_reasons": list(reasons)})
+    return 0
+
+
+def _period(args: argparse.Namespace, loaded: Loaded) -> tuple[float, tuple[str, ...]]:
+    """The retention period, from the command line or the engine (refusing invalid settings)."""
+    from airlock.errors import RefusedError
+    from airlock.policy import FlowId, decide
+    from airlock.policy.model import Source
+
+    if args.older_than is not None:
+        return args.older_than, (f"--older-than {args.older_than:g} on the command line",)
+    problems = loaded.problems_for("cleanupPeriodDays")
+    managed = loaded.context.cleanup_period_days.origin.source is Source.MANAGED
+    if problems and not managed:
+        listed = "; ".join(str(p) for p in problems)
+        raise RefusedError(
+            "refusing to prune: the settings that define the retention period "
+            f"(cleanupPeriodDays) cannot be used: {listed}. Nothing was removed. Fix the "
+            "settings, or give the period explicitly with --older-than DAYS."
+        )
+    decision = decide(loaded.context)[FlowId.LOCAL_TRANSCRIPTS]
+    return float(decision.parameters["cleanup_period_days"]), decision.reasons
+
+
+def _delete(args: argparse.Namespace, loaded: Loaded, store: SessionStore, now: datetime) -> int:
+    from airlock.sessions import plan_delete
+
+    plan = plan_delete(store, args.session_ids, now=now)
+    report = _carry_out(store, plan, now, dry=args.dry_run)
+    _print_report(args, report, {})
+    return 1 if report.skipped or report.problems else 0
+
+
+def _carry_out(store: SessionStore, plan: Plan, now: datetime, *, dry: bool) -> Report:
+    from airlock.sessions import dry_run, execute
+
+    if dry:
+        return dry_run(plan)
+    from airlock.cli._common import stderr_console
+
+    console = stderr_console()
+    if plan.steps < PROGRESS_FROM or not console.is_terminal:
+        return execute(store, plan, now=now)
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    columns = (
+        "{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=console, transient=True) as progress:
+        task = progress.add_task("removing", total=plan.steps)
+        return execute(store, plan, now=now, progress=lambda n: progress.advance(task, n))
+
+
+def _print_report(args: argparse.Namespace, report: Report, extra: dict[str, Any]) -> None:
+    import sys
+
+    from airlock.cli._common import dump_json
+    from airlock.sessions import LAST_ACTIVITY
+
+    _report_problems(tuple(report.problems))
+    if args.json:
+        dump_json({**extra, **report.to_json()})
+        return
+    out = sys.stdout
+    verb = "would remove" if report.dry_run else "removed"
+    if "period_days" in extra:
+        out.write(f"retention: {extra['period_days']:g} days\n")
+        for reason in extra["period_reasons"]:
+            out.write(f"  because {reason}\n")
+        if report.plan.cutoff is not None:
+            out.write(f"cutoff: last activity before {_when(report.plan.cutoff)}\n")
+        out.write(f"({LAST_ACTIVITY})\n")
+    for session_id in report.recovered:
+        out.write(f"finished an interrupted removal: session {session_id}\n")
+    for s in report.removed:
+        out.write(
+            f"{verb} session {s.id}  {s.cwd or s.project}  last activity "
+            f"{_when(s.last_activity)}  {_size(s.size)}  ({len(s.file_paths)} files)\n"
+        )
+    for entry in report.entries:
+        out.write(f"{verb} {entry.path}  modified {_when(entry.modified)}  {_size(entry.size)}\n")
+    for skipped in report.skipped:
+        out.write(f"kept session {skipped.session.id}: {skipped.reason}\n")
+    total = report.bytes_freed
+    freed = "would free" if report.dry_run else "freed"
+    out.write(
+        f"{freed} {_size(total)} ({total} bytes): {len(report.removed)} session(s), "
+        f"{len(report.entries)} other entr{'y' if len(report.entries) == 1 else 'ies'}\n"
+    )
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _report_problems(problems: tuple[str, ...]) -> None:
+    if not problems:
+        return
+    shown = problems[:MAX_PROBLEMS_SHOWN]
+    for problem in shown:
+        _warn(problem)
+    if len(problems) > len(shown):
+        _warn(f"… and {len(problems) - len(shown)} more problem(s)")
+
+
+def _warn(text: str) -> None:
+    import sys
+
+    print(f"airlock sessions: {text}", file=sys.stderr)
+
+
+def _when(moment: datetime | None) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M UTC") if moment else "—"
+
+
+def _size(count: int) -> str:
+    value = float(count)
+    for unit in ("B", "KB", "MB", "GB"):
+        if value < 1024 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{count} B"

@@ -1,0 +1,432 @@
+"""Removing sessions: plan first, then remove through a journal, never outside the config dir.
+
+Theory of operation.
+
+1. *Plan* (:func:`plan_prune`, :func:`plan_delete`): one scan decides what goes. Sessions in
+   use, or holding files of another owner, are skipped with the reason. Nothing is touched.
+2. *Journal*: before a batch of sessions is removed, a journal naming each session and its
+   paths is written atomically under ``<config dir>/airlock/sessions-removal/``. A listing hides
+   every session a journal names, so a removal cut short (crash, kill, power loss) never leaves
+   a half-removed session listed as whole; the next prune or delete finishes it
+   (:func:`recover`), except for a session written to since the journal was made.
+3. *Remove*: every path is removed relative to a descriptor of the config dir, each folder on
+   the way opened with ``O_NOFOLLOW``: a symbolic link is removed as a link and never followed,
+   a path that is not inside the config dir is refused (:class:`~airlock.errors.UnsafePathError`),
+   folders go with ``shutil.rmtree(dir_fd=…)``, which does not follow links either.
+   Before a session goes, its transcript is looked at again: if it was written since the scan,
+   the session is kept and reported.
+4. The journal is removed once its batch is gone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import stat
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from airlock.errors import UnsafePathError
+from airlock.sessions import layout
+from airlock.sessions.store import JOURNAL_DIR, Scan, Session, SessionStore, _Walk
+
+BATCH = 1000
+"""Sessions per journal: a crash leaves at most this many sessions to finish."""
+
+LAST_ACTIVITY = (
+    "last activity is the newest of the modification time of every file of the session "
+    "and the last timestamp inside its transcript"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class StoreEntry:
+    """An entry of a store swept by age (``plans/…``, ``paste-cache/…``, an orphaned folder)."""
+
+    path: Path
+    size: int
+    modified: datetime
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "path": str(self.path),
+            "size": self.size,
+            "modified": self.modified.isoformat().replace("+00:00", "Z"),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Skipped:
+    """A session left in place, and why."""
+
+    session: Session
+    reason: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"id": self.session.id, "project": self.session.project, "reason": self.reason}
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """What a prune or delete will remove, decided by one scan, before anything is touched."""
+
+    sessions: tuple[Session, ...]
+    entries: tuple[StoreEntry, ...] = ()
+    skipped: tuple[Skipped, ...] = ()
+    problems: tuple[str, ...] = ()
+    cutoff: datetime | None = None
+
+    @property
+    def bytes(self) -> int:
+        return sum(s.size for s in self.sessions) + sum(e.size for e in self.entries)
+
+    @property
+    def steps(self) -> int:
+        return len(self.sessions) + len(self.entries)
+
+
+@dataclass(slots=True)
+class Report:
+    """What was removed, kept and freed."""
+
+    plan: Plan
+    dry_run: bool
+    removed: list[Session] = field(default_factory=list)
+    entries: list[StoreEntry] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    recovered: list[str] = field(default_factory=list)
+
+    @property
+    def bytes_freed(self) -> int:
+        return sum(s.size for s in self.removed) + sum(e.size for e in self.entries)
+
+    def to_json(self) -> dict[str, Any]:
+        cutoff = self.plan.cutoff
+        return {
+            "dry_run": self.dry_run,
+            "cutoff": cutoff.isoformat().replace("+00:00", "Z") if cutoff else None,
+            "last_activity": LAST_ACTIVITY,
+            "sessions": [s.to_json() for s in self.removed],
+            "entries": [e.to_json() for e in self.entries],
+            "skipped": [s.to_json() for s in self.skipped],
+            "recovered": self.recovered,
+            "problems": self.problems,
+            "bytes_freed": self.bytes_freed,
+        }
+
+
+# --------------------------------------------------------------------------- planning
+
+
+def plan_prune(store: SessionStore, *, now: datetime, older_than: timedelta) -> Plan:
+    """Every session whose last activity is before ``now - older_than``, and the stale store
+    entries that belong to no session."""
+    cutoff = now - older_than
+    scan = store.scan()
+    running = store.running()
+    chosen: list[Session] = []
+    skipped: list[Skipped] = []
+    for session in scan.sessions:
+        if session.last_activity >= cutoff:
+            continue
+        reason = _keep_reason(store, session, now, running)
+        if reason:
+            skipped.append(Skipped(session, reason))
+        else:
+            chosen.append(session)
+    problems = list(scan.problems)
+    entries = _stale_entries(store, scan, cutoff, problems)
+    return Plan(tuple(chosen), tuple(entries), tuple(skipped), tuple(problems), cutoff)
+
+
+def plan_delete(store: SessionStore, session_ids: Sequence[str], *, now: datetime) -> Plan:
+    """The sessions with these ids. Raises ``UsageError`` naming unknown ids."""
+    found = store.find(session_ids)
+    running = store.running()
+    chosen: list[Session] = []
+    skipped: list[Skipped] = []
+    for session in found.values():
+        reason = _keep_reason(store, session, now, running)
+        if reason:
+            skipped.append(Skipped(session, reason))
+        else:
+            chosen.append(session)
+    return Plan(tuple(chosen), (), tuple(skipped))
+
+
+def _keep_reason(
+    store: SessionStore, session: Session, now: datetime, running: dict[str, int]
+) -> str | None:
+    busy = store.in_use(session, now, running)
+    if busy:
+        return f"in use: {busy}"
+    if session.foreign:
+        return f"{len(session.foreign)} file(s) owned by another user, e.g. {session.foreign[0]}"
+    return None
+
+
+def _stale_entries(
+    store: SessionStore, scan: Scan, cutoff: datetime, problems: list[str]
+) -> list[StoreEntry]:
+    owned = {root for session in scan.sessions for root in session.roots}
+    owned_ids = {session.id for session in scan.sessions} | scan.pending
+    owner = store.config_dir.stat().st_uid if store.config_dir.exists() else os.getuid()
+    limit = cutoff.timestamp()
+    entries: list[StoreEntry] = []
+    for name in layout.AGE_SWEPT:
+        folder = store.config_dir / name
+        try:
+            with os.scandir(folder) as iterator:
+                found = sorted(iterator, key=lambda e: e.name)
+        except OSError:
+            continue
+        for entry in found:
+            path = Path(entry.path)
+            if path in owned or _owned_name(name, entry.name, owned_ids):
+                continue
+            walk = _Walk(owner)
+            walk.walk(entry.path)
+            if walk.newest >= limit or walk.foreign:
+                continue
+            entries.append(StoreEntry(path, walk.size, datetime.fromtimestamp(walk.newest, UTC)))
+    return entries
+
+
+def _owned_name(store: str, name: str, ids: set[str] | frozenset[str]) -> bool:
+    """Whether a store entry belongs to a listed or pending session (kept with its session)."""
+    if store in layout.SESSION_DIR_STORES:
+        return name in ids
+    if store == layout.DEBUG:
+        return name.endswith(layout.DEBUG_SUFFIX) and name[: -len(layout.DEBUG_SUFFIX)] in ids
+    if store == layout.TODOS:
+        return layout.todo_owner(name, ids) is not None
+    return False
+
+
+# --------------------------------------------------------------------------- executing
+
+Progress = Callable[[int], None]
+"""Called with the number of steps just done (a session or a store entry each)."""
+
+
+def execute(
+    store: SessionStore, plan: Plan, *, now: datetime, progress: Progress | None = None
+) -> Report:
+    """Remove what ``plan`` names; finish unfinished removals first."""
+    report = Report(plan, dry_run=False, skipped=list(plan.skipped), problems=list(plan.problems))
+    with _Remover(store.config_dir) as remover:
+        report.recovered = recover(store, now=now, remover=remover)
+        for start in range(0, len(plan.sessions), BATCH):
+            batch = plan.sessions[start : start + BATCH]
+            _remove_batch(store, batch, remover, report, now)
+            if progress:
+                progress(len(batch))
+        for entry in plan.entries:
+            try:
+                remover.remove(entry.path)
+                report.entries.append(entry)
+            except (OSError, UnsafePathError) as error:
+                report.problems.append(f"{entry.path}: not removed: {_why(error)}")
+            if progress:
+                progress(1)
+    return report
+
+
+def dry_run(plan: Plan) -> Report:
+    """What :func:`execute` would do, with nothing touched."""
+    return Report(
+        plan,
+        dry_run=True,
+        removed=list(plan.sessions),
+        entries=list(plan.entries),
+        skipped=list(plan.skipped),
+        problems=list(plan.problems),
+    )
+
+
+def _remove_batch(
+    store: SessionStore,
+    batch: Sequence[Session],
+    remover: _Remover,
+    report: Report,
+    now: datetime,
+) -> None:
+    journal = _write_journal(store.config_dir, batch, now)
+    for session in batch:
+        if _written_since(session.transcript, session.modified.timestamp()):
+            report.skipped.append(Skipped(session, "in use: written to during the removal"))
+            continue
+        try:
+            for root in session.roots:
+                remover.remove(root)
+        except (OSError, UnsafePathError) as error:
+            report.problems.append(f"session {session.id}: not fully removed: {_why(error)}")
+            continue
+        report.removed.append(session)
+    journal.unlink()
+
+
+def _why(error: BaseException) -> str:
+    if isinstance(error, OSError) and error.strerror:
+        return f"{error.strerror} ({error.filename})" if error.filename else error.strerror
+    return str(error)
+
+
+def _written_since(path: Path, moment: float) -> bool:
+    try:
+        return path.lstat().st_mtime > moment
+    except OSError:
+        return False
+
+
+# --------------------------------------------------------------------------- the journal
+
+
+def _write_journal(config_dir: Path, batch: Iterable[Session], now: datetime) -> Path:
+    folder = config_dir / JOURNAL_DIR
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    data = {
+        "started": now.timestamp(),
+        "sessions": {
+            s.id: [str(root.relative_to(config_dir)) for root in s.roots]
+            + [str(s.transcript.relative_to(config_dir))]
+            for s in batch
+        },
+    }
+    path = folder / f"{uuid.uuid4().hex}.json"
+    temporary = path.with_suffix(".tmp")
+    with temporary.open("w", encoding="utf-8") as handle:
+        json.dump(data, handle)
+        handle.flush()
+        os.fsync(handle.fileno())
+    temporary.replace(path)
+    _fsync_dir(folder)
+    return path
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def recover(store: SessionStore, *, now: datetime, remover: _Remover | None = None) -> list[str]:
+    """Finish removals cut short; returns the ids of the sessions finished.
+
+    A session written to after its journal was made is alive again and kept.
+    """
+    folder = store.config_dir / JOURNAL_DIR
+    try:
+        journals = sorted(p for p in folder.iterdir() if p.suffix in (".json", ".tmp"))
+    except OSError:
+        return []
+    finished: list[str] = []
+    with contextlib.ExitStack() as stack:
+        if remover is None:
+            remover = stack.enter_context(_Remover(store.config_dir))
+        for journal in journals:
+            if journal.suffix == ".json":
+                finished += _finish(store, journal, remover)
+            journal.unlink(missing_ok=True)
+    return finished
+
+
+def _finish(store: SessionStore, journal: Path, remover: _Remover) -> list[str]:
+    try:
+        data = json.loads(journal.read_bytes())
+        started = float(data["started"])
+        sessions = data["sessions"]
+        assert isinstance(sessions, dict)
+    except (OSError, ValueError, KeyError, TypeError, AssertionError):
+        return []
+    finished = []
+    for session_id, paths in sessions.items():
+        if not isinstance(paths, list) or not layout.is_session_id(str(session_id)):
+            continue
+        targets = [store.config_dir / str(p) for p in paths]
+        if any(_written_since(t, started) for t in targets if t.suffix == ".jsonl"):
+            continue
+        with contextlib.suppress(OSError, UnsafePathError):
+            for target in targets:
+                remover.remove(target)
+            finished.append(str(session_id))
+    return finished
+
+
+# --------------------------------------------------------------------------- safe removal
+
+
+class _Remover:
+    """Removes paths inside one folder through descriptors; never follows a symbolic link."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._fds: dict[tuple[str, ...], int] = {}
+
+    def __enter__(self) -> _Remover:
+        self._fds[()] = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for fd in self._fds.values():
+            os.close(fd)
+        self._fds.clear()
+
+    def remove(self, path: Path) -> None:
+        """Remove a file, link or whole folder at ``path``; a missing path is not an error.
+
+        Raises:
+            UnsafePathError: ``path`` is not inside the root, or a folder on the way is a link.
+        """
+        parts = self._parts(path)
+        parent = self._dir_fd(parts[:-1])
+        name = parts[-1]
+        try:
+            info = os.stat(name, dir_fd=parent, follow_symlinks=False)
+        except FileNotFoundError:
+            return
+        if stat.S_ISDIR(info.st_mode):
+            shutil.rmtree(name, dir_fd=parent)
+        else:
+            os.unlink(name, dir_fd=parent)
+
+    def _parts(self, path: Path) -> tuple[str, ...]:
+        try:
+            relative = PurePosixPath(path.relative_to(self.root))
+        except ValueError:
+            raise UnsafePathError(f"{path} is outside {self.root}: refused") from None
+        parts = relative.parts
+        if not parts or any(part in ("..", ".", "") for part in parts):
+            raise UnsafePathError(f"{path}: not a plain path inside {self.root}: refused")
+        return parts
+
+    def _dir_fd(self, parts: tuple[str, ...]) -> int:
+        fd = self._fds.get(parts)
+        if fd is not None:
+            return fd
+        parent = self._dir_fd(parts[:-1])
+        flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+        try:
+            fd = os.open(parts[-1], flags, dir_fd=parent)
+        except OSError as error:
+            where = self.root.joinpath(*parts)
+            raise UnsafePathError(
+                f"{where}: not a real folder (a symbolic link or missing): refused"
+            ) from error
+        if len(self._fds) > 256:  # bound the open descriptors on wide trees
+            self._drop_deep()
+        self._fds[parts] = fd
+        return fd
+
+    def _drop_deep(self) -> None:
+        for key in [k for k in self._fds if len(k) > 2]:
+            os.close(self._fds.pop(key))

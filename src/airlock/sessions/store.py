@@ -1,0 +1,475 @@
+"""The transcript store: finds every session in a config dir and everything that belongs to it.
+
+Theory of operation. A scan makes one pass over each store folder (``projects/*``,
+``file-history``, ``session-env``, ``tasks``, ``todos``, ``debug``) with ``os.scandir`` and never
+follows a symbolic link: a link is reported and counted as the link itself, so nothing outside
+the config dir is ever read, sized or removed through it. A session is a ``<id>.jsonl``
+transcript (or, for a session run only by subagents, an ``<id>/subagents/`` folder) with the
+per-session entries of the other stores that carry its id.
+
+Last activity is the newest of (a) the modification time of every file of the session and
+(b) the last timestamp written inside its transcript. Taking the newest of both means a copied
+or touched file and a clock-skewed line can only make a session look younger, never older: a
+session is never pruned early.
+
+A session is *in use* when one of its files was modified within :data:`ACTIVE_SECONDS` of
+``now`` (or in the future), or when a running agent's pid file (``sessions/<pid>.json``)
+names it and that process is alive. Prune and delete skip such sessions and say so.
+
+Sessions named in an unfinished removal journal (see :mod:`airlock.sessions.removal`) are not
+listed: a removal cut short is finished by the next prune or delete, never shown as whole.
+"""
+
+from __future__ import annotations
+
+import builtins
+import json
+import os
+import stat
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from airlock.errors import UsageError
+from airlock.sessions import layout
+from airlock.sessions.transcript import Summary, summarize
+
+_Found = tuple[str, str, str | None, str | None]
+"""(project, session id, transcript, session folder), as found under ``projects/``."""
+
+ACTIVE_SECONDS = 120
+"""A session with a file modified this recently (relative to ``now``) is being written."""
+JOURNAL_DIR = "airlock/sessions-removal"
+"""Unfinished removals, relative to the config dir (see :mod:`airlock.sessions.removal`)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    """One session and every file that belongs to it.
+
+    Paths are kept as strings (a listing of tens of thousands of sessions builds no ``Path``
+    it does not need) and handed out as ``Path`` by the properties below.
+
+    Attributes:
+        id: the session id (the transcript's file name without ``.jsonl``).
+        project: the ``projects/`` folder it lives in (its working directory, mangled).
+        last_activity: the newest of every file's modification time and the transcript's
+            last timestamp, in UTC.
+        size: bytes of every file of the session (links count as themselves).
+        started: the first timestamp of the transcript.
+        first_prompt: the first thing the user typed, shortened.
+        cwd: the working directory the transcript records.
+        modified: the newest modification time of its files, in UTC.
+        problems: malformed lines, unreadable files, links not followed.
+        foreign: files owned by someone other than the config dir's owner.
+    """
+
+    id: str
+    project: str
+    transcript_path: str
+    subagent_paths: tuple[str, ...]
+    raw_log_path: str | None
+    last_activity: datetime
+    size: int
+    started: datetime | None = None
+    first_prompt: str | None = None
+    cwd: str | None = None
+    modified: datetime = field(default_factory=lambda: datetime.fromtimestamp(0, UTC))
+    root_paths: tuple[str, ...] = ()
+    file_paths: tuple[str, ...] = ()
+    problems: tuple[str, ...] = ()
+    foreign: tuple[str, ...] = ()
+
+    @property
+    def transcript(self) -> Path:
+        """``projects/<project>/<id>.jsonl`` (absent for a subagent-only session)."""
+        return Path(self.transcript_path)
+
+    @property
+    def subagent_transcripts(self) -> tuple[Path, ...]:
+        """``projects/<project>/<id>/subagents/agent-*.jsonl``, sorted."""
+        return tuple(map(Path, self.subagent_paths))
+
+    @property
+    def raw_log(self) -> Path | None:
+        """``debug/<id>.txt``, the raw session log, when there is one."""
+        return Path(self.raw_log_path) if self.raw_log_path else None
+
+    @property
+    def roots(self) -> tuple[Path, ...]:
+        """The top-level paths that belong to it; removing these removes the session."""
+        return tuple(map(Path, self.root_paths))
+
+    def files(self) -> tuple[Path, ...]:
+        """Every file that belongs to the session (transcripts, tool results, logs, …)."""
+        return tuple(map(Path, self.file_paths))
+
+    def to_json(self) -> dict[str, Any]:
+        """The session as JSON-ready data (the ``list --json`` object)."""
+        return {
+            "id": self.id,
+            "project": self.project,
+            "cwd": self.cwd,
+            "first_prompt": self.first_prompt,
+            "started": _iso(self.started),
+            "last_activity": _iso(self.last_activity),
+            "size": self.size,
+            "subagents": len(self.subagent_paths),
+            "transcript": self.transcript_path,
+            "raw_log": self.raw_log_path,
+            "files": len(self.file_paths),
+            "problems": list(self.problems),
+        }
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat().replace("+00:00", "Z") if moment else None
+
+
+@dataclass(frozen=True, slots=True)
+class Scan:
+    """One pass over a config dir: the sessions, what else is there, and what was wrong."""
+
+    sessions: tuple[Session, ...]
+    problems: tuple[str, ...]
+    pending: frozenset[str]
+    """Session ids named by an unfinished removal (hidden until the removal is finished)."""
+
+
+@dataclass(slots=True)
+class _Walk:
+    """What walking some paths found: files, bytes, newest mtime, links, foreign owners."""
+
+    owner: int
+    files: list[str] = field(default_factory=list)
+    size: int = 0
+    newest: float = 0.0
+    problems: list[str] = field(default_factory=list)
+    foreign: list[str] = field(default_factory=list)
+
+    def walk(self, path: str, folder: bool = False) -> None:
+        """Add ``path`` and, for a real folder, everything under it (links not followed).
+
+        Args:
+            path: a file, link or folder.
+            folder: the caller already knows it is a real folder (from ``scandir``).
+        """
+        if folder:
+            self._walk_dir(path)
+            return
+        try:
+            info = os.lstat(path)
+        except FileNotFoundError:
+            return
+        except OSError as error:
+            self.problems.append(f"{path}: cannot be read: {error.strerror}")
+            return
+        if stat.S_ISDIR(info.st_mode):
+            self._walk_dir(path)
+        else:
+            self.add_file(path, info)
+
+    def add_file(self, path: str, info: os.stat_result) -> None:
+        """Add one file or link whose status is already known."""
+        if info.st_mtime > self.newest:
+            self.newest = info.st_mtime
+        if info.st_uid != self.owner:
+            self.foreign.append(path)
+        if stat.S_ISLNK(info.st_mode):
+            self.problems.append(f"{path}: symbolic link, not followed")
+        self.files.append(path)
+        self.size += info.st_size
+
+    def _walk_dir(self, path: str) -> None:
+        """Folders are descended by their entries' types; only files are looked up."""
+        try:
+            with os.scandir(path) as iterator:
+                entries = list(iterator)
+        except OSError as error:
+            self.problems.append(f"{path}: cannot be read: {error.strerror}")
+            return
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=False):
+                self._walk_dir(entry.path)
+                continue
+            try:
+                info = entry.stat(follow_symlinks=False)
+            except OSError:
+                continue
+            self.add_file(entry.path, info)
+
+
+class SessionStore:
+    """The sessions under one config dir (``$CLAUDE_CONFIG_DIR`` or ``~/.claude``).
+
+    Args:
+        config_dir: the agent's config dir; nothing outside it is read or removed.
+    """
+
+    def __init__(self, config_dir: Path) -> None:
+        self.config_dir = Path(config_dir)
+        self._folders: set[str] = set()
+        """Store entries a scan saw as real folders (so they need no second look-up)."""
+
+    # ----------------------------------------------------------------- public API
+
+    def list(self) -> builtins.list[Session]:
+        """Every session, newest last activity first."""
+        return list(self.scan().sessions)
+
+    def get(self, session_id: str) -> Session:
+        """The session with this id.
+
+        Raises:
+            UsageError: the id is not a session id, or no session has it.
+        """
+        found = self.find([session_id])
+        return found[session_id]
+
+    def find(self, session_ids: Iterable[str]) -> dict[str, Session]:
+        """The sessions with these ids, in one scan.
+
+        Raises:
+            UsageError: naming every id that is malformed or unknown (nothing is returned).
+        """
+        wanted = list(dict.fromkeys(session_ids))
+        bad = [text for text in wanted if not layout.is_session_id(text)]
+        if bad:
+            raise UsageError(
+                f"not a session id: {', '.join(map(repr, bad))} "
+                "(expected letters, digits, '-' and '_', as in a transcript's file name)"
+            )
+        scan = self.scan(only=frozenset(wanted))
+        by_id = {session.id: session for session in scan.sessions}
+        pending = [text for text in wanted if text in scan.pending and text not in by_id]
+        unknown = [text for text in wanted if text not in by_id and text not in pending]
+        if unknown or pending:
+            parts = []
+            if unknown:
+                parts.append(
+                    f"unknown session id{'s' if len(unknown) > 1 else ''}: {', '.join(unknown)} "
+                    f"(no transcript under {self.config_dir / layout.PROJECTS}; "
+                    "see 'airlock sessions list')"
+                )
+            if pending:
+                parts.append(
+                    f"being removed by an unfinished removal: {', '.join(pending)} "
+                    "(run 'airlock sessions prune' or 'delete' again to finish it)"
+                )
+            raise UsageError("; ".join(parts))
+        return {text: by_id[text] for text in wanted}
+
+    def scan(self, only: frozenset[str] | None = None) -> Scan:
+        """One pass over the config dir; ``only`` limits the sessions read in full."""
+        problems: builtins.list[str] = []
+        pending = read_pending(self.config_dir)
+        owner = self._owner()
+        if owner is None:
+            return Scan((), (), pending)
+        found = list(self._transcripts(problems))
+        ids = {session_id for _, session_id, _, _ in found}
+        self._folders.clear()
+        stores = self._store_index(ids, problems)
+        todo = [
+            item for item in found if item[1] not in pending and (only is None or item[1] in only)
+        ]
+        sessions = [self._session(*item, stores, owner) for item in todo]
+        sessions.sort(key=lambda s: (s.last_activity, s.id), reverse=True)
+        return Scan(tuple(sessions), tuple(problems), pending)
+
+    def in_use(
+        self, session: Session, now: datetime, running: dict[str, int] | None = None
+    ) -> str | None:
+        """Why the session is being written right now, or ``None`` when it is not.
+
+        Args:
+            session: a session from this store.
+            now: the current time.
+            running: :meth:`running`, when the caller already has it.
+        """
+        age = (now - session.modified).total_seconds()
+        if age < ACTIVE_SECONDS:
+            return f"a file of it was modified {max(age, 0):.0f} s ago (under {ACTIVE_SECONDS} s)"
+        pid = (self.running() if running is None else running).get(session.id)
+        if pid is not None:
+            return f"a running agent (pid {pid}) has it open ({self.config_dir / layout.RUNNING})"
+        return None
+
+    def running(self) -> dict[str, int]:
+        """Session ids of running agents, from their pid files, when the process is alive."""
+        folder = self.config_dir / layout.RUNNING
+        alive: dict[str, int] = {}
+        try:
+            entries = [e for e in os.scandir(folder) if e.name.endswith(".json")]
+        except OSError:
+            return alive
+        for entry in entries:
+            if entry.is_symlink():
+                continue
+            try:
+                data = json.loads(Path(entry.path).read_bytes()[: 1024 * 1024])
+            except (OSError, ValueError):
+                continue
+            if not isinstance(data, dict):
+                continue
+            pid, session_id = data.get("pid"), data.get("sessionId")
+            if isinstance(pid, int) and isinstance(session_id, str) and _alive(pid):
+                alive[session_id] = pid
+        return alive
+
+    # ----------------------------------------------------------------- scanning
+
+    def _owner(self) -> int | None:
+        try:
+            return self.config_dir.stat().st_uid
+        except OSError:
+            return None
+
+    def _transcripts(self, problems: builtins.list[str]) -> Iterator[_Found]:
+        """(project, id, transcript, session folder) for every session under ``projects/``."""
+        root = os.path.join(self.config_dir, layout.PROJECTS)
+        suffix = layout.TRANSCRIPT_SUFFIX
+        for project in _entries(root, problems):
+            if project.is_symlink():
+                problems.append(f"{project.path}: symbolic link, not followed")
+                continue
+            if not project.is_dir(follow_symlinks=False):
+                continue
+            transcripts: dict[str, str] = {}
+            folders: dict[str, str] = {}
+            for entry in _entries(project.path, problems):
+                name = entry.name
+                if entry.is_symlink():
+                    if name.endswith(suffix):
+                        problems.append(f"{entry.path}: symbolic link, not followed")
+                    continue
+                if name.endswith(suffix):
+                    stem = name[: -len(suffix)]
+                    if layout.is_session_id(stem) and entry.is_file(follow_symlinks=False):
+                        transcripts[stem] = entry.path
+                elif layout.is_session_id(name) and entry.is_dir(follow_symlinks=False):
+                    folders[name] = entry.path
+            for session_id, folder in folders.items():
+                if session_id not in transcripts and not os.path.isdir(
+                    os.path.join(folder, layout.SUBAGENTS)
+                ):
+                    continue
+                yield project.name, session_id, transcripts.pop(session_id, None), folder
+            for session_id, transcript in transcripts.items():
+                yield project.name, session_id, transcript, None
+
+    def _store_index(
+        self, ids: set[str], problems: builtins.list[str]
+    ) -> dict[str, builtins.list[str]]:
+        """Per-session entries of the other stores, by session id."""
+        index: dict[str, builtins.list[str]] = {}
+        base = os.fspath(self.config_dir)
+        for store in layout.SESSION_DIR_STORES:
+            for entry in _entries(os.path.join(base, store), problems):
+                if entry.name in ids:
+                    index.setdefault(entry.name, []).append(entry.path)
+                    if entry.is_dir(follow_symlinks=False):
+                        self._folders.add(entry.path)
+        for entry in _entries(os.path.join(base, layout.DEBUG), problems):
+            stem = entry.name[: -len(layout.DEBUG_SUFFIX)]
+            if entry.name.endswith(layout.DEBUG_SUFFIX) and stem in ids:
+                index.setdefault(stem, []).append(entry.path)
+        for entry in _entries(os.path.join(base, layout.TODOS), problems):
+            owner = layout.todo_owner(entry.name, ids)
+            if owner is not None:
+                index.setdefault(owner, []).append(entry.path)
+        return index
+
+    def _session(
+        self,
+        project: str,
+        session_id: str,
+        transcript: str | None,
+        folder: str | None,
+        stores: dict[str, builtins.list[str]],
+        owner: int,
+    ) -> Session:
+        roots = [path for path in (transcript, folder) if path is not None]
+        roots += stores.get(session_id, ())
+        walk = _Walk(owner)
+        summary = Summary(None, None, None, None)
+        if transcript is not None:
+            summary = summarize(transcript)
+            if summary.info is not None:
+                walk.add_file(transcript, summary.info)
+        for root in roots[1 if transcript is not None else 0 :]:
+            walk.walk(root, folder=root == folder or root in self._folders)
+        marker = f"{os.sep}{layout.SUBAGENTS}{os.sep}agent-"
+        subagents = tuple(
+            sorted(
+                path
+                for path in walk.files
+                if marker in path and path.endswith(layout.TRANSCRIPT_SUFFIX)
+            )
+        )
+        if transcript is None and subagents:
+            summary = summarize(subagents[0])
+        raw_log = os.path.join(self.config_dir, layout.DEBUG, session_id + layout.DEBUG_SUFFIX)
+        modified = datetime.fromtimestamp(walk.newest, UTC)
+        last = summary.last_timestamp
+        return Session(
+            id=session_id,
+            project=project,
+            transcript_path=transcript
+            or os.path.join(self.config_dir, layout.PROJECTS, project, session_id + ".jsonl"),
+            subagent_paths=subagents,
+            raw_log_path=raw_log if raw_log in stores.get(session_id, ()) else None,
+            last_activity=max(modified, last) if last else modified,
+            size=walk.size,
+            started=summary.started,
+            first_prompt=summary.first_prompt,
+            cwd=summary.cwd,
+            modified=modified,
+            root_paths=tuple(roots),
+            file_paths=tuple(walk.files),
+            problems=summary.problems + tuple(walk.problems),
+            foreign=tuple(walk.foreign),
+        )
+
+
+def _entries(folder: str | Path, problems: list[str]) -> list[os.DirEntry[str]]:
+    try:
+        with os.scandir(folder) as iterator:
+            return list(iterator)
+    except FileNotFoundError:
+        return []
+    except NotADirectoryError:
+        problems.append(f"{folder}: not a folder")
+        return []
+    except OSError as error:
+        problems.append(f"{folder}: cannot be read: {error.strerror}")
+        return []
+
+
+def _alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def read_pending(config_dir: Path) -> frozenset[str]:
+    """Session ids named by unfinished removal journals."""
+    ids: set[str] = set()
+    for entry in _entries(config_dir / JOURNAL_DIR, []):
+        if not entry.name.endswith(".json") or entry.is_symlink():
+            continue
+        try:
+            data = json.loads(Path(entry.path).read_bytes())
+        except (OSError, ValueError):
+            continue
+        if isinstance(data, dict) and isinstance(data.get("sessions"), list):
+            ids.update(item for item in data["sessions"] if isinstance(item, str))
+    return frozenset(ids)

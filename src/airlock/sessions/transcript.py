@@ -1,0 +1,208 @@
+"""Reading transcripts: one JSON object a line, read in bounded pieces, never fatal.
+
+A summary (:func:`summarize`) reads only the head and the tail of a file: the first prompt and
+the first timestamp are near the start, the last timestamp is near the end. A full reading
+(:func:`read_entries`) streams line by line. A line that is not a JSON object is reported with
+its line number and skipped; a transcript is never rejected for it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, BinaryIO
+
+HEAD_BYTES = 64 * 1024
+"""How much of the start of a transcript a summary reads."""
+TAIL_BYTES = 16 * 1024
+"""How much of the end of a transcript a summary reads, to find the last timestamp."""
+PROMPT_CHARS = 120
+"""A first prompt is cut to this many characters in a summary."""
+MAX_LINE_BYTES = 64 * 1024 * 1024
+"""A line longer than this is reported as malformed rather than parsed."""
+
+_TIMESTAMP = re.compile(rb'"timestamp"\s*:\s*"([0-9T:.+\-Z ]{10,40})"')
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    """What a listing needs from a transcript, read from its head and tail."""
+
+    first_prompt: str | None
+    started: datetime | None
+    last_timestamp: datetime | None
+    cwd: str | None
+    problems: tuple[str, ...] = ()
+    info: os.stat_result | None = None
+    """The transcript's own status, read from the open file (no second look-up)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One line of a transcript: its number, its fields, and a few read out for display."""
+
+    line: int
+    data: dict[str, Any]
+
+    @property
+    def type(self) -> str:
+        value = self.data.get("type")
+        return value if isinstance(value, str) else "unknown"
+
+    @property
+    def timestamp(self) -> datetime | None:
+        return parse_timestamp(self.data.get("timestamp"))
+
+    @property
+    def sidechain(self) -> bool:
+        return self.data.get("isSidechain") is True
+
+
+def open_no_follow(path: str | Path) -> BinaryIO:
+    """Open a file for reading in binary, refusing when its last component is a symbolic link."""
+    return os.fdopen(os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC), "rb")
+
+
+def parse_timestamp(value: Any) -> datetime | None:
+    """An ISO 8601 timestamp as an aware UTC datetime, or ``None`` when it is not one."""
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.strip())
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
+
+
+def summarize(path: str | Path) -> Summary:
+    """Read the head and tail of a transcript for its first prompt and its time span."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError as error:
+        return Summary(None, None, None, None, (f"{path}: cannot be read: {error.strerror}",))
+    try:
+        head = os.read(fd, HEAD_BYTES)
+        info = os.fstat(fd)
+        size = info.st_size
+        if size > len(head):
+            start = max(len(head), size - TAIL_BYTES)
+            tail = os.pread(fd, size - start, start)
+        else:
+            tail = head
+    except OSError as error:
+        return Summary(None, None, None, None, (f"{path}: cannot be read: {error.strerror}",))
+    finally:
+        os.close(fd)
+    summary = _summary_of(str(path), head, tail, complete=size <= len(head))
+    return Summary(
+        summary.first_prompt,
+        summary.started,
+        summary.last_timestamp,
+        summary.cwd,
+        summary.problems,
+        info,
+    )
+
+
+def _summary_of(path: str, head: bytes, tail: bytes, *, complete: bool) -> Summary:
+    lines = head.split(b"\n")
+    if not complete:
+        lines = lines[:-1]  # the last piece of a partial head is cut short
+    prompt: str | None = None
+    started: datetime | None = None
+    cwd: str | None = None
+    problems: list[str] = []
+    for number, raw in enumerate(lines, start=1):
+        if not raw.strip():
+            continue
+        data = _parse_line(raw)
+        if data is None:
+            problems.append(f"{path}: line {number}: not a JSON object (skipped)")
+            continue
+        started = started or parse_timestamp(data.get("timestamp"))
+        if cwd is None and isinstance(data.get("cwd"), str):
+            cwd = data["cwd"]
+        if prompt is None:
+            prompt = user_text(data)
+        if prompt is not None and started is not None and cwd is not None:
+            break
+    return Summary(_shorten(prompt), started, _last_timestamp(tail), cwd, tuple(problems))
+
+
+def _last_timestamp(tail: bytes) -> datetime | None:
+    end = len(tail)
+    while True:
+        at = tail.rfind(b'"timestamp"', 0, end)
+        if at < 0:
+            return None
+        match = _TIMESTAMP.match(tail, at)
+        if match is not None:
+            parsed = parse_timestamp(match.group(1).decode("ascii"))
+            if parsed is not None:
+                return parsed
+        end = at
+
+
+def _parse_line(raw: bytes) -> dict[str, Any] | None:
+    if len(raw) > MAX_LINE_BYTES:
+        return None
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _shorten(text: str | None) -> str | None:
+    if text is None:
+        return None
+    flat = " ".join(text.split())
+    return flat if len(flat) <= PROMPT_CHARS else flat[: PROMPT_CHARS - 1] + "…"
+
+
+def user_text(data: dict[str, Any]) -> str | None:
+    """The text a person typed, when this line is such a prompt (not a tool result or meta)."""
+    if data.get("type") != "user" or data.get("isMeta") is True:
+        return None
+    message = data.get("message")
+    if not isinstance(message, dict):
+        return None
+    text = _text_of(message.get("content"))
+    if not text or text.lstrip().startswith(("<command-", "<local-command", "<system-reminder")):
+        return None
+    return text
+
+
+def _text_of(content: Any) -> str | None:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        parts = [
+            block["text"]
+            for block in content
+            if isinstance(block, dict)
+            and block.get("type") == "text"
+            and isinstance(block.get("text"), str)
+        ]
+        return "\n".join(parts) if parts else None
+    return None
+
+
+def read_entries(path: str | Path, problems: list[str]) -> Iterator[Entry]:
+    """Every line of a transcript that is a JSON object; the others are added to ``problems``."""
+    with open_no_follow(path) as handle:
+        for number, raw in enumerate(handle, start=1):
+            if not raw.strip():
+                continue
+            data = _parse_line(raw)
+            if data is None:
+                problems.append(f"{path}: line {number}: not a JSON object (skipped)")
+                continue
+            yield Entry(number, data)
