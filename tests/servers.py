@@ -156,3 +156,42 @@ def origin_site() -> Iterator[_Site]:
         site.shutdown()
         site.server_close()
         thread.join(10)
+
+
+class _ProxyHandler(BaseHTTPRequestHandler):
+    """A forward HTTP proxy that answers itself: the domain-safety answer, or a small page."""
+
+    server: _Site
+
+    def log_message(self, format: str, *args: Any) -> None:  # quiet
+        pass
+
+    def do_GET(self) -> None:
+        self.server.paths.append(self.path)  # absolute URL, as clients send to a proxy
+        if "/api/web/domain_info" in self.path:
+            body, kind = b'{"can_fetch": true}', "application/json"
+        else:
+            body, kind = b"through the proxy\n", "text/plain"
+        self.send_response(200)
+        self.send_header("Content-Type", kind)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+@contextmanager
+def forward_proxy() -> Iterator[_Site]:
+    """A corporate proxy stand-in on 127.0.0.1; ``.paths`` holds every request's absolute URL."""
+    site = _Site(("127.0.0.1", 0), _ProxyHandler)
+    site.hosts = []
+    site.paths = []
+    thread = threading.Thread(
+        target=site.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+    )
+    thread.start()
+    try:
+        yield site
+    finally:
+        site.shutdown()
+        site.server_close()
+        thread.join(10)

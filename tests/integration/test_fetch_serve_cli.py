@@ -215,3 +215,26 @@ def test_unknown_blocklist_file(tmp_path: Path) -> None:
         check=False,
     )
     assert done.returncode == 2 and "none.txt" in done.stderr
+
+
+def test_behind_a_proxy() -> None:
+    """With HTTP_PROXY set, the preflight and the page go through the proxy, the hostname alone in the preflight."""
+    from tests.servers import forward_proxy
+
+    with forward_proxy() as proxy:
+        env = {**os.environ, "HTTP_PROXY": f"http://127.0.0.1:{proxy.server_address[1]}"}
+        env["AIRLOCK_DOMAIN_SAFETY_URL"] = "http://safety.corp.test"
+        done = subprocess.run(
+            [*AIRLOCK, "fetch", "http://intranet.corp.test/docs?token=abc"],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=60,
+            check=False,
+        )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "through the proxy\n"
+    assert proxy.paths == [
+        "http://safety.corp.test/api/web/domain_info?domain=intranet.corp.test",
+        "http://intranet.corp.test/docs?token=abc",
+    ]
