@@ -212,15 +212,13 @@ class PreflightClient:
             if not isinstance(can_fetch, bool):
                 raise _Failure(f"the answer has no boolean can_fetch: {str(body)[:200]}")
             return can_fetch
-        domains = hashing.private_domains_of(host)
-        prefixes = sorted({hashing.prefix_of(domain) for domain in domains})
+        prefixes = hashing.prefixes_for(host)
         url = httpx.URL(self.service + HASHES_PATH, params=[("prefix", p) for p in prefixes])
         response = yield httpx.Request("GET", url, extensions={"timeout": timeout.as_dict()})
         listed = _json(response).get("hashes")
         if not isinstance(listed, list) or not all(isinstance(h, str) for h in listed):
             raise _Failure("the answer has no list of hashes")
-        known = {text.lower() for text in listed}
-        return not any(hashing.digest(domain).hex() in known for domain in domains)
+        return not hashing.blocked_by(host, {text.lower() for text in listed})
 
     def _refusal(self, host: str, why: str) -> RefusedError:
         service_host = httpx.URL(self.service).host
