@@ -298,7 +298,7 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=20_000)
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--seconds", type=float, default=20.0, help="time bound of each load phase")
-    parser.add_argument("--rounds", type=int, default=2, help="load phases per server, alternating")
+    parser.add_argument("--rounds", type=int, default=3, help="load phases per server, alternating")
     parser.add_argument("--serve-set", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_set:

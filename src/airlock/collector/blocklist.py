@@ -65,7 +65,7 @@ def parse_lines(lines: Iterable[str]) -> Iterator[str]:
 class BlockList:
     """Listed domains as sorted SHA-256 hashes; a listed domain blocks its subdomains."""
 
-    __slots__ = ("_blob", "_keys")
+    __slots__ = ("_blob", "_keys", "_starts")
 
     def __init__(self, domains: Iterable[str]) -> None:
         self._build(normalize_host(domain) for domain in domains)
@@ -77,6 +77,9 @@ class BlockList:
         del digests
         self._blob = b"".join(unique)
         self._keys = array("Q", (int.from_bytes(d[:8], "big") for d in unique))
+        # Where each value of the top 16 bits starts: a search then covers one bucket (about
+        # 15 keys at a million domains) instead of the whole table, for 256 KB more.
+        self._starts = array("I", (bisect_left(self._keys, top << 48) for top in range(65537)))
 
     @classmethod
     def from_file(cls, path: Path) -> BlockList:
@@ -100,13 +103,15 @@ class BlockList:
 
     def nbytes(self) -> int:
         """Bytes held by the table."""
-        return sys.getsizeof(self._blob) + sys.getsizeof(self._keys)
+        return sys.getsizeof(self._blob) + sys.getsizeof(self._keys) + sys.getsizeof(self._starts)
 
     def _listed(self, digest: bytes) -> bool:
         key = int.from_bytes(digest[:8], "big")
         keys = self._keys
-        index = bisect_left(keys, key)
-        while index < len(keys) and keys[index] == key:
+        top = key >> 48
+        end = self._starts[top + 1]
+        index = bisect_left(keys, key, self._starts[top], end)
+        while index < end and keys[index] == key:
             if self._blob[index * 32 : index * 32 + 32] == digest:
                 return True
             index += 1
