@@ -129,6 +129,8 @@ class GuardedFetcher:
         clock: monotonic seconds, for the preflight cache and the time limit.
         limits: size, time and redirect bounds.
         confirm: asked when an ``ask`` rule matches; no callback means refuse.
+        ask_unmatched: treat a host no rule matches as an ``ask`` (the agent's default);
+            ``airlock fetch``, run by the user, leaves it off.
     """
 
     def __init__(
@@ -140,6 +142,7 @@ class GuardedFetcher:
         clock: Callable[[], float],
         limits: FetchLimits | None = None,
         confirm: Callable[[RuleVerdict], bool] | None = None,
+        ask_unmatched: bool = False,
     ) -> None:
         self.permissions = permissions
         self.rules = RuleSet.of(permissions)
@@ -148,6 +151,7 @@ class GuardedFetcher:
         self.clock = clock
         self.limits = limits or FetchLimits()
         self.confirm = confirm
+        self.asking = (Verdict.ASK, Verdict.UNMATCHED) if ask_unmatched else (Verdict.ASK,)
 
     def admit(self, url: httpx.URL) -> Admission:
         """Check ``url``'s host by the rules, then the preflight.
@@ -162,10 +166,15 @@ class GuardedFetcher:
                 f"refused: {verdict.describe()}. To fetch it, remove that rule "
                 "(a deny in any settings file beats every allow)."
             )
-        if verdict.verdict is Verdict.ASK and not (self.confirm and self.confirm(verdict)):
+        if verdict.verdict in self.asking and not (self.confirm and self.confirm(verdict)):
+            allow = (
+                f"add WebFetch(domain:{host}) to permissions.allow"
+                if verdict.rule is None
+                else "move the rule to permissions.allow"
+            )
             raise RefusedError(
                 f"refused: {verdict.describe()} and the fetch was not confirmed. Run in a "
-                "terminal to confirm, pass --yes, or move the rule to permissions.allow."
+                f"terminal to confirm, pass --yes, or {allow}."
             )
         if self.preflight is None:
             return Admission(verdict, None)
