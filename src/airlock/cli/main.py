@@ -18,6 +18,8 @@ COMMANDS = (
     "flows",
     "sessions",
     "redact",
+    "feedback",
+    "survey",
     "fetch",
     "serve",
 )

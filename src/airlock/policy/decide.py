@@ -15,12 +15,15 @@ is off, and the WebFetch safety check stays on (switching a safety check off is 
 
 from __future__ import annotations
 
+from typing import Any
+
 from airlock.policy import variables as v
 from airlock.policy.model import (
     Context,
     Decision,
     Decisions,
     FlowId,
+    Origin,
     Provider,
     Retention,
     State,
@@ -266,11 +269,22 @@ def _survey_rate(context: Context, provider: Provider) -> tuple[float, str]:
     )
 
 
+OTEL_ENDPOINT_VARIABLES = ("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT")
+
+
 def _otel_endpoint(context: Context) -> tuple[str, str] | None:
-    for name in ("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT"):
+    found = _otel_endpoint_variable(context)
+    if found is None:
+        return None
+    name, value, origin = found
+    return value, f"{name}={value} in {origin.describe()}"
+
+
+def _otel_endpoint_variable(context: Context) -> tuple[str, str, Origin] | None:
+    for name in OTEL_ENDPOINT_VARIABLES:
         found = v.first(context, name)
         if found is not None:
-            return found[0], f"{name}={found[0]} in {found[1].describe()}"
+            return name, found[0], found[1]
     return None
 
 
@@ -307,8 +321,18 @@ def _survey_rating(context: Context, provider: Provider, closed: str | None) -> 
         what='the rating alone ("Good", "Fine", "Bad" or "Dismiss"); never a transcript',
         retention=class_retention(RetentionClass.SURVEY_RATING, "the rating only", keeper),
         training="never: survey answers cannot be used to train models",
-        parameters={"rate": rate},
+        parameters=_survey_parameters(context, state, rate),
     )
+
+
+def _survey_parameters(context: Context, state: State, rate: float) -> dict[str, Any]:
+    """The rate, and in ``otel_only`` mode the user's OTLP endpoint and its variable."""
+    parameters: dict[str, Any] = {"rate": rate}
+    found = _otel_endpoint_variable(context) if state is State.OTEL_ONLY else None
+    if found is not None:
+        parameters["otel_endpoint"] = found[1]
+        parameters["otel_endpoint_variable"] = found[0]
+    return parameters
 
 
 def _survey_for_otel(context: Context, reasons: list[str], destination: str) -> tuple[State, str]:
