@@ -8,6 +8,7 @@ answers stand in for the web; every request's Host header is recorded.
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import threading
 import time
@@ -30,6 +31,8 @@ class Recorder:
 
     seen: list[tuple[str, str]] = field(default_factory=list)
     fail_with: int | None = None
+    delay: float = 0.0
+    """Seconds to wait before answering: a slow service."""
 
     def queries(self, path: str) -> list[str]:
         return [query for seen_path, query in self.seen if seen_path == path]
@@ -41,6 +44,8 @@ def recording(app: ASGIApp, recorder: Recorder) -> ASGIApp:
     async def wrapped(scope: Scope, receive: Any, send: Any) -> None:
         if scope["type"] == "http":
             recorder.seen.append((scope["path"], scope["query_string"].decode("latin-1")))
+            if recorder.delay:
+                await asyncio.sleep(recorder.delay)
             if recorder.fail_with is not None:
                 await send(
                     {"type": "http.response.start", "status": recorder.fail_with, "headers": []}
