@@ -435,7 +435,11 @@ def _webfetch_preflight(context: Context, closed: str | None) -> Decision:
         reasons=tuple(reasons),
         destination=f"domain-safety service ({service}/api/web/{endpoint})",
         what=what,
-        retention=Retention("not stated by the vendor", None, "Anthropic", "none"),
+        retention=(
+            Retention("not stated by the vendor", None, "Anthropic", "none")
+            if service == f"https://{ANTHROPIC_API}"
+            else Retention("as its operator keeps it", None, f"the operator of {service}", "none")
+        ),
         training="never: hostnames only",
         parameters={"service": service, "private_mode": bool(private.value)},
     )
