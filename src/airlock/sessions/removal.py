@@ -29,7 +29,7 @@ import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 from airlock.errors import UnsafePathError
@@ -129,7 +129,7 @@ def plan_prune(store: SessionStore, *, now: datetime, older_than: timedelta) -> 
     """Every session whose last activity is before ``now - older_than``, and the stale store
     entries that belong to no session."""
     cutoff = now - older_than
-    scan = store.scan()
+    scan = store.scan(active_since=cutoff)
     running = store.running()
     chosen: list[Session] = []
     skipped: list[Skipped] = []
@@ -175,8 +175,9 @@ def _keep_reason(
 def _stale_entries(
     store: SessionStore, scan: Scan, cutoff: datetime, problems: list[str]
 ) -> list[StoreEntry]:
-    owned = {root for session in scan.sessions for root in session.roots}
-    owned_ids = {session.id for session in scan.sessions} | scan.pending
+    owned = {root for session in scan.sessions for root in session.root_paths}
+    owned |= scan.unread_roots
+    owned_ids = {session.id for session in scan.sessions} | scan.pending | scan.unread
     owner = store.config_dir.stat().st_uid if store.config_dir.exists() else os.getuid()
     limit = cutoff.timestamp()
     entries: list[StoreEntry] = []
@@ -188,14 +189,14 @@ def _stale_entries(
         except OSError:
             continue
         for entry in found:
-            path = Path(entry.path)
-            if path in owned or _owned_name(name, entry.name, owned_ids):
+            if entry.path in owned or _owned_name(name, entry.name, owned_ids):
                 continue
             walk = _Walk(owner)
             walk.walk(entry.path)
             if walk.newest >= limit or walk.foreign:
                 continue
-            entries.append(StoreEntry(path, walk.size, datetime.fromtimestamp(walk.newest, UTC)))
+            modified = datetime.fromtimestamp(walk.newest, UTC)
+            entries.append(StoreEntry(Path(entry.path), walk.size, modified))
     return entries
 
 
@@ -260,11 +261,11 @@ def _remove_batch(
 ) -> None:
     journal = _write_journal(store.config_dir, batch, now)
     for session in batch:
-        if _written_since(session.transcript, session.modified.timestamp()):
+        if _written_since(session.transcript_path, session.newest_mtime):
             report.skipped.append(Skipped(session, "in use: written to during the removal"))
             continue
         try:
-            for root in session.roots:
+            for root in session.root_paths:
                 remover.remove(root)
         except (OSError, UnsafePathError) as error:
             report.problems.append(f"session {session.id}: not fully removed: {_why(error)}")
@@ -279,9 +280,9 @@ def _why(error: BaseException) -> str:
     return str(error)
 
 
-def _written_since(path: Path, moment: float) -> bool:
+def _written_since(path: str | Path, moment: float) -> bool:
     try:
-        return path.lstat().st_mtime > moment
+        return os.lstat(path).st_mtime > moment
     except OSError:
         return False
 
@@ -292,11 +293,15 @@ def _written_since(path: Path, moment: float) -> bool:
 def _write_journal(config_dir: Path, batch: Iterable[Session], now: datetime) -> Path:
     folder = config_dir / JOURNAL_DIR
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    prefix = os.path.join(config_dir, "")
     data = {
         "started": now.timestamp(),
         "sessions": {
-            s.id: [str(root.relative_to(config_dir)) for root in s.roots]
-            + [str(s.transcript.relative_to(config_dir))]
+            s.id: [
+                path.removeprefix(prefix)
+                for path in (*s.root_paths, s.transcript_path)
+                if path.startswith(prefix)
+            ]
             for s in batch
         },
     }
@@ -370,6 +375,7 @@ class _Remover:
 
     def __init__(self, root: Path) -> None:
         self.root = root
+        self._prefix = os.path.join(root, "")
         self._fds: dict[tuple[str, ...], int] = {}
 
     def __enter__(self) -> _Remover:
@@ -381,7 +387,7 @@ class _Remover:
             os.close(fd)
         self._fds.clear()
 
-    def remove(self, path: Path) -> None:
+    def remove(self, path: str | Path) -> None:
         """Remove a file, link or whole folder at ``path``; a missing path is not an error.
 
         Raises:
@@ -399,13 +405,12 @@ class _Remover:
         else:
             os.unlink(name, dir_fd=parent)
 
-    def _parts(self, path: Path) -> tuple[str, ...]:
-        try:
-            relative = PurePosixPath(path.relative_to(self.root))
-        except ValueError:
-            raise UnsafePathError(f"{path} is outside {self.root}: refused") from None
-        parts = relative.parts
-        if not parts or any(part in ("..", ".", "") for part in parts):
+    def _parts(self, path: str | Path) -> tuple[str, ...]:
+        text = os.fspath(path)
+        if not text.startswith(self._prefix):
+            raise UnsafePathError(f"{path} is outside {self.root}: refused")
+        parts = tuple(text[len(self._prefix) :].split(os.sep))  # noqa: PTH206 - str paths, fast
+        if any(part in ("..", ".", "") for part in parts):
             raise UnsafePathError(f"{path}: not a plain path inside {self.root}: refused")
         return parts
 

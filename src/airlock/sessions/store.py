@@ -81,6 +81,8 @@ class Session:
     file_paths: tuple[str, ...] = ()
     problems: tuple[str, ...] = ()
     foreign: tuple[str, ...] = ()
+    newest_mtime: float = 0.0
+    """``modified`` as the file system gave it (a float, exact), to compare with later looks."""
 
     @property
     def transcript(self) -> Path:
@@ -136,6 +138,10 @@ class Scan:
     problems: tuple[str, ...]
     pending: frozenset[str]
     """Session ids named by an unfinished removal (hidden until the removal is finished)."""
+    unread: frozenset[str] = frozenset()
+    """Ids of sessions left out of ``sessions`` by ``active_since`` (known active, not read)."""
+    unread_roots: frozenset[str] = frozenset()
+    """The top-level paths of the ``unread`` sessions."""
 
 
 @dataclass(slots=True)
@@ -261,8 +267,17 @@ class SessionStore:
             raise UsageError("; ".join(parts))
         return {text: by_id[text] for text in wanted}
 
-    def scan(self, only: frozenset[str] | None = None) -> Scan:
-        """One pass over the config dir; ``only`` limits the sessions read in full."""
+    def scan(
+        self, only: frozenset[str] | None = None, active_since: datetime | None = None
+    ) -> Scan:
+        """One pass over the config dir.
+
+        Args:
+            only: read just the sessions with these ids.
+            active_since: leave out (unread) every session whose transcript was modified at or
+                after this moment: its last activity is at least that recent. A prune needs to
+                read only the others.
+        """
         problems: builtins.list[str] = []
         pending = read_pending(self.config_dir)
         owner = self._owner()
@@ -275,9 +290,28 @@ class SessionStore:
         todo = [
             item for item in found if item[1] not in pending and (only is None or item[1] in only)
         ]
+        unread: builtins.list[_Found] = []
+        if active_since is not None:
+            limit = active_since.timestamp()
+            split: dict[bool, builtins.list[_Found]] = {True: [], False: []}
+            for item in todo:
+                split[_modified_since(item[2], limit)].append(item)
+            unread, todo = split[True], split[False]
         sessions = [self._session(*item, stores, owner) for item in todo]
         sessions.sort(key=lambda s: (s.last_activity, s.id), reverse=True)
-        return Scan(tuple(sessions), tuple(problems), pending)
+        roots = {
+            path
+            for _, session_id, transcript, folder in unread
+            for path in (transcript, folder, *stores.get(session_id, ()))
+            if path is not None
+        }
+        return Scan(
+            tuple(sessions),
+            tuple(problems),
+            pending,
+            frozenset(item[1] for item in unread),
+            frozenset(roots),
+        )
 
     def in_use(
         self, session: Session, now: datetime, running: dict[str, int] | None = None
@@ -431,7 +465,17 @@ class SessionStore:
             file_paths=tuple(walk.files),
             problems=summary.problems + tuple(walk.problems),
             foreign=tuple(walk.foreign),
+            newest_mtime=walk.newest,
         )
+
+
+def _modified_since(path: str | None, limit: float) -> bool:
+    if path is None:
+        return False
+    try:
+        return os.lstat(path).st_mtime >= limit
+    except OSError:
+        return False
 
 
 def _entries(folder: str | Path, problems: list[str]) -> list[os.DirEntry[str]]:
@@ -470,6 +514,7 @@ def read_pending(config_dir: Path) -> frozenset[str]:
             data = json.loads(Path(entry.path).read_bytes())
         except (OSError, ValueError):
             continue
-        if isinstance(data, dict) and isinstance(data.get("sessions"), list):
-            ids.update(item for item in data["sessions"] if isinstance(item, str))
+        named = data.get("sessions") if isinstance(data, dict) else None
+        if isinstance(named, dict | list):
+            ids.update(item for item in named if isinstance(item, str))
     return frozenset(ids)
