@@ -214,3 +214,15 @@ def test_killed_prune_leaves_no_half_removed_session_listed(config_dir: Path) ->
     assert airlock("prune").returncode == 0
     assert json.loads(airlock("list", "--json").stdout) == []
     assert not any(p.exists() for m in made for p in m.paths)
+
+
+def test_delete_dry_run_and_missing_config_dir(config_dir: Path, tmp_path: Path) -> None:
+    """delete --dry-run touches nothing; prune and list of a missing config dir succeed."""
+    made = make_session(config_dir, now=NOW)
+    before = snapshot(config_dir)
+    result = airlock("delete", made.id, "--dry-run")
+    assert result.returncode == 0 and f"would remove session {made.id}" in result.stdout
+    assert snapshot(config_dir) == before
+    missing = {"CLAUDE_CONFIG_DIR": str(tmp_path / "missing")}
+    assert airlock("prune", env=missing).returncode == 0
+    assert json.loads(airlock("list", "--json", env=missing).stdout) == []

@@ -252,3 +252,23 @@ def test_nanosecond_mtimes_do_not_look_like_new_writes(config_dir: Path) -> None
     report = execute(store, plan_prune(store, now=NOW, older_than=PERIOD), now=NOW)
     assert [s.id for s in report.removed] == [made.id]
     assert report.skipped == []
+
+
+def test_prune_of_a_missing_config_dir_does_nothing(tmp_path: Path) -> None:
+    """No config dir: nothing to remove, no error, and nothing is created."""
+    store = SessionStore(tmp_path / "missing")
+    report = execute(store, plan_prune(store, now=NOW, older_than=PERIOD), now=NOW)
+    assert report.removed == [] and report.bytes_freed == 0
+    assert not (tmp_path / "missing").exists()
+
+
+def test_progress_counts_every_step(config_dir: Path) -> None:
+    """The progress callback is told about every session and entry, and no more."""
+    for _ in range(3):
+        make_session(config_dir, age=timedelta(days=40))
+    _age(config_dir, "plans/p.md", 45)
+    store = SessionStore(config_dir)
+    plan = plan_prune(store, now=NOW, older_than=PERIOD)
+    done: list[int] = []
+    execute(store, plan, now=NOW, progress=done.append)
+    assert sum(done) == plan.steps == 4

@@ -222,6 +222,8 @@ def execute(
 ) -> Report:
     """Remove what ``plan`` names; finish unfinished removals first."""
     report = Report(plan, dry_run=False, skipped=list(plan.skipped), problems=list(plan.problems))
+    if not store.config_dir.is_dir():
+        return report  # nothing there, nothing to remove (and nothing is created)
     with _Remover(store.config_dir) as remover:
         report.recovered = recover(store, now=now, remover=remover)
         for start in range(0, len(plan.sessions), BATCH):
@@ -397,13 +399,15 @@ class _Remover:
         parent = self._dir_fd(parts[:-1])
         name = parts[-1]
         try:
-            info = os.stat(name, dir_fd=parent, follow_symlinks=False)
+            os.unlink(name, dir_fd=parent)  # a file or a link (never what it points to)
         except FileNotFoundError:
             return
-        if stat.S_ISDIR(info.st_mode):
+        except IsADirectoryError:
+            shutil.rmtree(name, dir_fd=parent)  # descriptor-based: links inside not followed
+        except PermissionError:  # what unlink says of a folder outside Linux
+            if not stat.S_ISDIR(os.stat(name, dir_fd=parent, follow_symlinks=False).st_mode):
+                raise
             shutil.rmtree(name, dir_fd=parent)
-        else:
-            os.unlink(name, dir_fd=parent)
 
     def _parts(self, path: str | Path) -> tuple[str, ...]:
         text = os.fspath(path)
