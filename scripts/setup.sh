@@ -23,9 +23,9 @@ if ((${#need_apt[@]})); then
 fi
 
 [[ -x .venv/bin/python ]] || "$PYTHON" -m venv .venv
-.venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip >/dev/null
-if [[ "${1:-}" == "--dev" ]]; then
-    .venv/bin/python -m pip install -q --disable-pip-version-check -e ".[dev]"
-else
-    .venv/bin/python -m pip install -q --disable-pip-version-check -e .
-fi
+.venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip >/dev/null 2>&1 || true
+target=.
+[[ "${1:-}" == "--dev" ]] && target=".[dev]"
+# pip's notes about unreachable extra index locations are noise; real errors still show.
+.venv/bin/python -m pip install -q --disable-pip-version-check -e "$target" \
+    2> >(grep -v "^WARNING: Location .* is ignored" >&2)

@@ -418,6 +418,8 @@ def load(
         cleanup_period_days=_setting(usable, ("cleanupPeriodDays",), 30, int),
         feedback_survey_rate=_setting(usable, ("feedbackSurveyRate",), None, float),
         skip_webfetch_preflight=_setting(usable, ("skipWebFetchPreflight",), False),
+        domain_safety_url=_setting(usable, ("airlock", "domainSafetyUrl"), None),
+        webfetch_private_mode=_setting(usable, ("airlock", "webFetchPrivateMode"), False),
         auto_updates=_setting(usable, ("autoUpdates",), True),
         transcript_share_declined=_declined(home),
         permissions=_permissions(layers),

@@ -14,7 +14,15 @@ from collections.abc import Sequence
 
 from airlock.errors import AirlockError
 
-COMMANDS = ("flows", "sessions")
+COMMANDS = (
+    "flows",
+    "sessions",
+    "redact",
+    "feedback",
+    "survey",
+    "fetch",
+    "serve",
+)
 """Command groups, in the order ``--help`` lists them."""
 
 DESCRIPTION = """\

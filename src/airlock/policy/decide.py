@@ -15,12 +15,15 @@ is off, and the WebFetch safety check stays on (switching a safety check off is 
 
 from __future__ import annotations
 
+from typing import Any
+
 from airlock.policy import variables as v
 from airlock.policy.model import (
     Context,
     Decision,
     Decisions,
     FlowId,
+    Origin,
     Provider,
     Retention,
     State,
@@ -30,6 +33,7 @@ from airlock.policy.retention import (
     RetentionClass,
     account_terms,
     class_retention,
+    operational_terms,
     vendor_retention,
 )
 
@@ -161,9 +165,10 @@ def _metrics(
         state=_off_or(default, reasons, offs),
         reasons=tuple(reasons),
         destination=f"Statsig operational metrics ({ANTHROPIC_API}/api/event_logging)",
-        what="latency, reliability and usage events, platform and version, session and device ids; "
-        "never code or file paths",
-        retention=vendor_retention(terms, "Statsig / Anthropic"),
+        what="latency, reliability and usage events, platform and version, session and device ids "
+        "(with feature-flag requests); never code or file paths; failed batches wait on disk "
+        "(<config dir>/telemetry/) for a later retry",
+        retention=vendor_retention(operational_terms(terms), "Statsig / Anthropic"),
         training="never: operational metrics only",
     )
 
@@ -203,7 +208,7 @@ def _error_reporting(
         reasons=tuple(reasons),
         destination="Sentry (operational error logs)",
         what="error messages and stack traces of the agent itself, with code and file paths scrubbed",
-        retention=vendor_retention(terms, "Sentry / Anthropic"),
+        retention=vendor_retention(operational_terms(terms), "Sentry / Anthropic"),
         training="never: operational error logs only",
     )
 
@@ -264,11 +269,22 @@ def _survey_rate(context: Context, provider: Provider) -> tuple[float, str]:
     )
 
 
+OTEL_ENDPOINT_VARIABLES = ("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT")
+
+
 def _otel_endpoint(context: Context) -> tuple[str, str] | None:
-    for name in ("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT"):
+    found = _otel_endpoint_variable(context)
+    if found is None:
+        return None
+    name, value, origin = found
+    return value, f"{name}={value} in {origin.describe()}"
+
+
+def _otel_endpoint_variable(context: Context) -> tuple[str, str, Origin] | None:
+    for name in OTEL_ENDPOINT_VARIABLES:
         found = v.first(context, name)
         if found is not None:
-            return found[0], f"{name}={found[0]} in {found[1].describe()}"
+            return name, found[0], found[1]
     return None
 
 
@@ -305,8 +321,18 @@ def _survey_rating(context: Context, provider: Provider, closed: str | None) -> 
         what='the rating alone ("Good", "Fine", "Bad" or "Dismiss"); never a transcript',
         retention=class_retention(RetentionClass.SURVEY_RATING, "the rating only", keeper),
         training="never: survey answers cannot be used to train models",
-        parameters={"rate": rate},
+        parameters=_survey_parameters(context, state, rate),
     )
+
+
+def _survey_parameters(context: Context, state: State, rate: float) -> dict[str, Any]:
+    """The rate, and in ``otel_only`` mode the user's OTLP endpoint and its variable."""
+    parameters: dict[str, Any] = {"rate": rate}
+    found = _otel_endpoint_variable(context) if state is State.OTEL_ONLY else None
+    if found is not None:
+        parameters["otel_endpoint"] = found[1]
+        parameters["otel_endpoint_variable"] = found[0]
+    return parameters
 
 
 def _survey_for_otel(context: Context, reasons: list[str], destination: str) -> tuple[State, str]:
@@ -380,17 +406,50 @@ def _webfetch_preflight(context: Context, closed: str | None) -> Decision:
     elif skip.value:
         reasons.append(f"skipWebFetchPreflight is true in {skip.origin.describe()}")
         state = State.OFF
-    found = v.first(context, "AIRLOCK_DOMAIN_SAFETY_URL")
-    service = found[0] if found else f"https://{ANTHROPIC_API}"
+    service, said = _domain_safety_service(context)
+    reasons.append(said)
+    private = context.webfetch_private_mode
+    if private.value:
+        reasons.append(
+            f"airlock.webFetchPrivateMode is true in {private.origin.describe()}: only a short "
+            "hash prefix of the hostname and its parent domains is sent"
+        )
+    endpoint = "domain_hashes" if private.value else "domain_info"
+    what = (
+        "a short hash prefix of the hostname and of its parent domains, never the hostname"
+        if private.value
+        else "the hostname alone, never the URL, path or page"
+    )
     return Decision(
         id=FlowId.WEBFETCH_PREFLIGHT,
         state=state,
         reasons=tuple(reasons),
-        destination=f"domain-safety service ({service}/api/web/domain_info)",
-        what="the hostname alone, never the URL, path or page",
+        destination=f"domain-safety service ({service}/api/web/{endpoint})",
+        what=what,
         retention=Retention("not stated by the vendor", None, "Anthropic", "none"),
         training="never: hostnames only",
-        parameters={"service": service},
+        parameters={"service": service, "private_mode": bool(private.value)},
+    )
+
+
+def _domain_safety_service(context: Context) -> tuple[str, str]:
+    """The domain-safety service's base URL and why: the variable, then the setting, then the default."""
+    found = v.first(context, "AIRLOCK_DOMAIN_SAFETY_URL")
+    setting = context.domain_safety_url
+    if found:
+        said = f"service AIRLOCK_DOMAIN_SAFETY_URL={found[0]!r} from {found[1].describe()}"
+        if setting.value:
+            said += f" (it wins over airlock.domainSafetyUrl in {setting.origin.describe()})"
+        return found[0].rstrip("/"), said
+    if setting.value:
+        where = setting.origin.describe()
+        return setting.value.rstrip(
+            "/"
+        ), f"service airlock.domainSafetyUrl={setting.value!r} in {where}"
+    service = f"https://{ANTHROPIC_API}"
+    return (
+        service,
+        f"service {service}: the default (set AIRLOCK_DOMAIN_SAFETY_URL or airlock.domainSafetyUrl to change it)",
     )
 
 

@@ -187,6 +187,10 @@ class Context:
     cleanup_period_days: Setting[int] = field(default_factory=lambda: Setting(30))
     feedback_survey_rate: Setting[float | None] = field(default_factory=lambda: Setting(None))
     skip_webfetch_preflight: Setting[bool] = field(default_factory=lambda: Setting(False))
+    domain_safety_url: Setting[str | None] = field(default_factory=lambda: Setting(None))
+    """``airlock.domainSafetyUrl``; ``AIRLOCK_DOMAIN_SAFETY_URL`` wins over it."""
+    webfetch_private_mode: Setting[bool] = field(default_factory=lambda: Setting(False))
+    """``airlock.webFetchPrivateMode``: send hash prefixes instead of hostnames."""
     auto_updates: Setting[bool] = field(default_factory=lambda: Setting(True))
     transcript_share_declined: Setting[bool] = field(default_factory=lambda: Setting(False))
     permissions: Permissions = field(default_factory=Permissions)

@@ -133,6 +133,14 @@ def _commercial_terms(
     return AccountTerms(RetentionClass.COMMERCIAL, "30 days", training, tuple(reasons))
 
 
+def operational_terms(terms: AccountTerms) -> AccountTerms:
+    """Terms for metrics and error logs: the account's, except that on Bedrock and Vertex these
+    still go to the vendor's own services, under commercial terms."""
+    if terms.retention_class is not RetentionClass.PROVIDER_TERMS:
+        return terms
+    return AccountTerms(RetentionClass.COMMERCIAL, "30 days", "never under commercial terms", ())
+
+
 def vendor_retention(terms: AccountTerms, keeper: str) -> Retention:
     """The :class:`Retention` of data kept under ``terms`` by ``keeper``."""
     return Retention(

@@ -1,0 +1,131 @@
+"""``airlock fetch URL``: fetch a page the way the agent's WebFetch tool should, guarded."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+HELP = "fetch a URL through the permission rules and the domain-safety preflight"
+
+DESCRIPTION = """\
+Fetch URL after the checks the agent's WebFetch tool makes, and print it (HTML as Markdown).
+
+1. WebFetch(domain:...) rules in permissions.deny, .ask, .allow of every settings file:
+   a deny refuses; an ask refuses unless confirmed (a terminal prompt, or --yes).
+2. The preflight: the hostname alone goes to the domain-safety service
+   (AIRLOCK_DOMAIN_SAFETY_URL, else airlock.domainSafetyUrl, else the vendor's); allowed
+   answers are cached 5 minutes; a block or a failure refuses. skipWebFetchPreflight: true
+   skips it; airlock.webFetchPrivateMode: true sends hash prefixes instead of the hostname.
+3. The request, within --max-bytes and --timeout; every redirect to another host goes
+   through 1 and 2 again before it is followed.
+
+Exit codes: 0 the page was printed; 3 refused (the message names the rule, or the
+preflight's answer or failure); 2 the page could not be fetched or bad input.
+"""
+
+
+def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
+    parser = subparsers.add_parser(
+        "fetch",
+        parents=[common],
+        help=HELP,
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("url", metavar="URL", help="an http:// or https:// URL")
+    parser.add_argument(
+        "--prompt",
+        help="what the agent wants from the page; carried in --json output with the content",
+    )
+    parser.add_argument(
+        "--json", action="store_true", help="print the result and its checks as JSON"
+    )
+    parser.add_argument("--yes", action="store_true", help="confirm a fetch an ask rule matches")
+    parser.add_argument(
+        "--max-bytes",
+        type=int,
+        default=5_000_000,
+        metavar="N",
+        help="read at most N bytes of the body (default 5000000)",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=30.0,
+        metavar="S",
+        help="seconds for the whole fetch (default 30)",
+    )
+    parser.add_argument(
+        "--resolve",
+        action="append",
+        default=[],
+        metavar="HOST:PORT:ADDR",
+        help="connect to ADDR for HOST:PORT instead of asking DNS (as curl --resolve); repeatable",
+    )
+
+
+def _confirm_in_terminal(args: argparse.Namespace) -> Any:
+    import sys
+
+    from airlock.policy.rules import RuleVerdict
+
+    def confirm(verdict: RuleVerdict) -> bool:
+        if args.yes:
+            return True
+        if not (sys.stdin.isatty() and sys.stderr.isatty()):
+            return False
+        sys.stderr.write(f"{verdict.describe()}. Fetch it? [y/N] ")
+        sys.stderr.flush()
+        return sys.stdin.readline().strip().lower() in ("y", "yes")
+
+    return confirm
+
+
+def run(args: argparse.Namespace) -> int:
+    import sys
+    import time
+
+    import httpx
+
+    from airlock.cli._common import dump_json, load_reported
+    from airlock.errors import UsageError
+    from airlock.policy import FlowId, decide
+    from airlock.policy.rules import invalid_webfetch_rules
+    from airlock.webfetch import (
+        FetchLimits,
+        GuardedFetcher,
+        PinnedTransport,
+        PreflightClient,
+        parse_pin,
+    )
+
+    if args.max_bytes < 1 or args.timeout <= 0:
+        raise UsageError("--max-bytes and --timeout must be positive")
+    loaded = load_reported(args)
+    for problem in invalid_webfetch_rules(loaded.context.permissions):
+        print(f"airlock fetch: ignored rule {problem}", file=sys.stderr)
+    decision = decide(loaded.context)[FlowId.WEBFETCH_PREFLIGHT]
+    pins = [parse_pin(text) for text in args.resolve]
+    transport = PinnedTransport.from_pins(pins)
+    with httpx.Client(transport=transport) as client:
+        preflight = PreflightClient.from_decision(decision, timeout=min(10.0, args.timeout))
+        fetcher = GuardedFetcher(
+            permissions=loaded.context.permissions,
+            preflight=preflight,
+            client=client,
+            clock=time.monotonic,
+            limits=FetchLimits(max_bytes=args.max_bytes, timeout=args.timeout),
+            confirm=_confirm_in_terminal(args),
+        )
+        try:
+            result = fetcher.fetch(args.url)
+        finally:
+            if preflight is not None:
+                preflight.close()
+    if args.json:
+        dump_json({**result.to_json(), "prompt": args.prompt})
+        return 0
+    sys.stdout.write(result.content if result.content.endswith("\n") else result.content + "\n")
+    if result.truncated:
+        print(f"airlock fetch: cut at {args.max_bytes} bytes (--max-bytes)", file=sys.stderr)
+    return 0

@@ -1,0 +1,143 @@
+"""``airlock survey``: "How is Claude doing this session?", when the engine and the draw allow."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+HELP = 'the session survey ("How is Claude doing this session?") and its transcript-share follow-up'
+
+DESCRIPTION = """\
+Ask the rating survey for one session, as the policy engine allows (survey_rating): whether a
+session is asked is drawn from feedbackSurveyRate, the same way every time for one session.
+The rating is recorded alone (never with a transcript): to the collector, or, in otel_only
+mode, as an OpenTelemetry log record to your OTLP endpoint only. Then, when transcript_share
+allows it, the follow-up: Yes builds a redacted bundle (uploaded or kept locally, as the engine
+says), No does nothing, "never" (Don't ask again) is remembered in <config dir>/airlock/state.json.
+
+Interactive in a terminal; --rating and --share answer for scripts. --check only says whether
+the session would be asked. Exit 3 when the survey (or the follow-up asked for) is off.
+"""
+
+
+def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
+    parser = subparsers.add_parser(
+        "survey",
+        parents=[common],
+        help=HELP,
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("session", nargs="?", metavar="SESSION", help="the session id")
+    parser.add_argument(
+        "--rating", choices=("good", "fine", "bad", "dismiss"), help="answer without a prompt"
+    )
+    parser.add_argument(
+        "--share",
+        choices=("yes", "no", "never"),
+        help="answer the follow-up without a prompt (never = Don't ask again)",
+    )
+    parser.add_argument(
+        "--check", action="store_true", help="only say whether this session is asked"
+    )
+    parser.add_argument("--json", action="store_true", help="print what happened as JSON")
+
+
+def run(args: argparse.Namespace) -> int:
+    import sys
+    import time
+    from datetime import UTC, datetime
+
+    from airlock import __version__
+    from airlock.cli._common import load_reported, stdout_console
+    from airlock.cli.feedback import pick_session
+    from airlock.errors import UsageError
+    from airlock.feedback import collector_url
+    from airlock.policy import decide
+    from airlock.sessions import SessionStore
+    from airlock.survey import Rating, ShareAnswer, offers_share, plan, record_rating
+    from airlock.survey.flow import require_destination
+
+    loaded = load_reported(args)
+    decisions = decide(loaded.context)
+    session_id = (
+        args.session or pick_session(SessionStore(loaded.config_dir), None, loaded.project_dir).id
+    )
+    chosen = plan(decisions, session_id)
+    result: dict[str, Any] = {"plan": chosen.to_json()}
+    console = stdout_console()
+    if args.check or not chosen.asked:
+        return _finish(args, result, console, 0 if chosen.asked or not args.check else 1)
+    require_destination(decisions, collector_url(loaded))
+    interactive = sys.stdin.isatty()
+    if args.rating is None and not interactive:
+        raise UsageError("not a terminal: answer with --rating good|fine|bad|dismiss")
+    from airlock.survey.prompt import ask_rating, ask_share
+
+    rating = Rating(args.rating) if args.rating else ask_rating(console)
+    now = datetime.now(UTC)
+    result["rating"] = str(rating)
+    result["rating_sent_to"] = record_rating(
+        decisions,
+        rating,
+        collector=collector_url(loaded),
+        now=now,
+        version=__version__,
+        sleep=time.sleep,
+    )
+    if offers_share(decisions, rating) and (args.share or args.rating is None):
+        share = ShareAnswer(args.share) if args.share else ask_share(console)
+        result["share"] = str(share)
+        result.update(_follow_up(share, decisions, loaded, session_id, now, __version__))
+    elif args.share == "yes":
+        from airlock.feedback import share_delivery
+
+        share_delivery(decisions)  # raises RefusedError with the engine's reasons
+    return _finish(args, result, console, 0)
+
+
+def _follow_up(
+    share: Any, decisions: Any, loaded: Any, session_id: str, now: Any, version: str
+) -> dict[str, Any]:
+    import time
+
+    from airlock.feedback import collector_url, deliver, request_share
+    from airlock.redact import Redactor
+    from airlock.sessions import SessionStore
+    from airlock.survey import ShareAnswer, remember_declined
+
+    if share is ShareAnswer.NEVER:
+        return {"remembered": str(remember_declined(loaded.config_dir))}
+    if share is not ShareAnswer.YES:
+        return {}
+    session = SessionStore(loaded.config_dir).get(session_id)
+    outcome = deliver(
+        request_share(decisions, session),
+        Redactor.from_loaded(loaded),
+        config_dir=loaded.config_dir,
+        collector=collector_url(loaded),
+        now=now,
+        version=version,
+        sleep=time.sleep,
+    )
+    return {"bundle": outcome.manifest.to_json(), "delivered": outcome.delivered}
+
+
+def _finish(args: argparse.Namespace, result: dict[str, Any], console: Any, code: int) -> int:
+    from rich.markup import escape
+
+    from airlock.cli._common import dump_json
+
+    if args.json:
+        dump_json(result)
+        return code
+    chosen = result["plan"]
+    asked = "is asked" if chosen["asked"] else "is not asked"
+    console.print(
+        f"session {escape(chosen['session'])} {asked} (rate {chosen['rate']:g}, "
+        f"draw {chosen['draw']:.4f}, survey {chosen['state']})"
+    )
+    for key in ("rating", "rating_sent_to", "share", "remembered", "delivered"):
+        if key in result:
+            console.print(f"  {key.replace('_', ' ')}: {escape(str(result[key]))}")
+    return code

@@ -1,0 +1,194 @@
+"""Permission rules for web fetches: ``WebFetch(domain:…)`` matching, exactly as the reference.
+
+Theory of operation
+-------------------
+A rule is text in ``permissions.allow``, ``permissions.ask`` or ``permissions.deny`` of any
+settings file; the settings adapter unions the lists of every file, keeping each rule's file.
+Only rules for the ``WebFetch`` tool concern us; rules for other tools are skipped.
+
+* ``WebFetch`` alone, ``WebFetch(domain:*)`` and ``WebFetch(*)`` match every host.
+* ``WebFetch(domain:HOST)`` matches the URL's hostname, case-insensitively, a trailing ``.``
+  ignored on both sides; internationalised names are compared in their ASCII (IDNA) form.
+* ``*.example.com`` matches subdomains at any depth, never ``example.com`` itself.
+* Any other ``*`` matches within one label: ``example.*`` matches ``example.org``, not
+  ``example.evil.com``; ``cdn*.example.com`` matches ``cdn1.example.com``.
+
+The lists are consulted deny, then ask, then allow; the first match decides, so a deny in any
+file beats an allow in any other. No match at all is :attr:`Verdict.UNMATCHED`: the caller
+decides what that means (the agent asks; ``airlock fetch``, run by the user, proceeds).
+
+A ``WebFetch(...)`` rule this module cannot read is never dropped in silence:
+:func:`invalid_webfetch_rules` names it, its file and what is valid.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import StrEnum
+from functools import lru_cache
+
+from airlock.policy.model import Permissions, Rule
+
+TOOL = "WebFetch"
+_RULE = re.compile(r"^\s*WebFetch\s*(?:\((?P<spec>[^()]*)\))?\s*$")
+_LABEL = re.compile(r"^[a-z0-9_*](?:[a-z0-9_*-]{0,61}[a-z0-9_*])?$")
+
+
+class Verdict(StrEnum):
+    """What the rules say about a host."""
+
+    DENY = "deny"
+    ASK = "ask"
+    ALLOW = "allow"
+    UNMATCHED = "unmatched"
+
+
+@dataclass(frozen=True, slots=True)
+class RuleVerdict:
+    """The rules' answer for one host, with the deciding rule and the file it came from."""
+
+    host: str
+    verdict: Verdict
+    rule: Rule | None = None
+
+    def describe(self) -> str:
+        """Say what decided, naming the rule and its file."""
+        if self.rule is None:
+            return f"no WebFetch rule matches {self.host}"
+        where = self.rule.origin.describe()
+        return f"{self.rule.text} in permissions.{self.verdict} of {where} matches {self.host}"
+
+
+@dataclass(frozen=True, slots=True)
+class DomainPattern:
+    """A parsed ``WebFetch`` rule: ``labels`` of the domain, or every host when ``any_host``."""
+
+    labels: tuple[str, ...] = ()
+    any_host: bool = False
+    subdomains_only: bool = False
+    """``*.example.com``: ``labels`` is the suffix, and at least one more label is required."""
+
+
+@lru_cache(maxsize=4096)
+def normalize_host(host: str) -> str:
+    """The hostname as rules compare it: lower case, no trailing dot, no IPv6 brackets, IDNA."""
+    text = host.strip().rstrip(".").lower()
+    if text.startswith("[") and text.endswith("]"):
+        text = text[1:-1]
+    if text.isascii():
+        return text
+    try:
+        return text.encode("idna").decode("ascii")
+    except UnicodeError:
+        return text
+
+
+@lru_cache(maxsize=4096)
+def parse_rule(text: str) -> DomainPattern | None:
+    """Parse one rule; ``None`` when it is not a ``WebFetch`` rule at all.
+
+    Raises:
+        ValueError: a ``WebFetch`` rule that cannot be read, with what is valid.
+    """
+    if not text.lstrip().startswith(TOOL):
+        return None
+    found = _RULE.match(text)
+    if found is None:
+        if re.match(r"^\s*WebFetch\w", text):
+            return None  # another tool whose name starts with WebFetch
+        raise ValueError("expected WebFetch or WebFetch(domain:HOST)")
+    spec = found.group("spec")
+    if spec is None or spec.strip() in ("", "*"):
+        return DomainPattern(any_host=True)
+    kind, colon, value = spec.partition(":")
+    if not colon or kind.strip() != "domain":
+        raise ValueError(f"expected domain:HOST inside the parentheses, got {spec!r}")
+    return parse_domain(value)
+
+
+def parse_domain(value: str) -> DomainPattern:
+    """Parse the ``HOST`` of ``WebFetch(domain:HOST)``.
+
+    Raises:
+        ValueError: an empty host, an empty label, a scheme, a path or a port.
+    """
+    host = normalize_host(value)
+    if host == "*":
+        return DomainPattern(any_host=True)
+    if not host or any(mark in host for mark in ("/", ":", "@", " ", "?")):
+        raise ValueError(f"expected a hostname such as example.com or *.example.com, got {value!r}")
+    subdomains_only = host.startswith("*.")
+    labels = tuple(host[2:].split(".") if subdomains_only else host.split("."))
+    for label in labels:
+        if not _LABEL.match(label):
+            raise ValueError(f"label {label!r} of {value!r} is not a valid hostname label")
+    return DomainPattern(labels, subdomains_only=subdomains_only)
+
+
+def matches(pattern: DomainPattern, host: str) -> bool:
+    """Whether ``pattern`` matches ``host`` (already normalised by :func:`normalize_host`)."""
+    if pattern.any_host:
+        return True
+    labels = host.split(".")
+    if pattern.subdomains_only:
+        if len(labels) <= len(pattern.labels):
+            return False
+        labels = labels[len(labels) - len(pattern.labels) :]
+    elif len(labels) != len(pattern.labels):
+        return False
+    return all(_label_matches(want, got) for want, got in zip(pattern.labels, labels, strict=True))
+
+
+def _label_matches(want: str, got: str) -> bool:
+    if "*" not in want:
+        return want == got
+    if want == "*":
+        return got != ""
+    parts = (re.escape(part) for part in want.split("*"))
+    return re.fullmatch("[^.]*".join(parts), got) is not None
+
+
+@lru_cache(maxsize=256)
+def _webfetch_rules(rules: tuple[Rule, ...]) -> tuple[tuple[Rule, DomainPattern], ...]:
+    """The readable WebFetch rules of one list, parsed once (pure, so kept)."""
+    parsed: list[tuple[Rule, DomainPattern]] = []
+    for rule in rules:
+        try:
+            pattern = parse_rule(rule.text)
+        except ValueError:
+            continue
+        if pattern is not None:
+            parsed.append((rule, pattern))
+    return tuple(parsed)
+
+
+def check_host(permissions: Permissions, host: str) -> RuleVerdict:
+    """Decide ``host`` by the rules: deny, then ask, then allow; the first match decides."""
+    wanted = normalize_host(host)
+    for verdict, rules in (
+        (Verdict.DENY, permissions.deny),
+        (Verdict.ASK, permissions.ask),
+        (Verdict.ALLOW, permissions.allow),
+    ):
+        for rule, pattern in _webfetch_rules(rules):
+            if matches(pattern, wanted):
+                return RuleVerdict(wanted, verdict, rule)
+    return RuleVerdict(wanted, Verdict.UNMATCHED)
+
+
+def invalid_webfetch_rules(permissions: Permissions) -> tuple[str, ...]:
+    """Every ``WebFetch`` rule that cannot be read, in words: the rule, its list, its file, why."""
+    found: list[str] = []
+    for name, rules in (
+        ("deny", permissions.deny),
+        ("ask", permissions.ask),
+        ("allow", permissions.allow),
+    ):
+        for rule in rules:
+            try:
+                parse_rule(rule.text)
+            except ValueError as error:
+                where = rule.origin.describe()
+                found.append(f"{rule.text!r} in permissions.{name} of {where}: {error}")
+    return tuple(found)

@@ -1,0 +1,63 @@
+"""Redacting a named file or stdin to stdout or a file written atomically (the I/O edge)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+from typing import BinaryIO
+
+from airlock.errors import UsageError
+from airlock.redact.engine import RedactionReport, Redactor
+
+
+def redact_path(
+    redactor: Redactor,
+    source: str,
+    output: str | None,
+    stdin: BinaryIO,
+    stdout: BinaryIO,
+) -> RedactionReport:
+    """Redact ``source`` (a path, or ``-`` for ``stdin``) into ``output`` or ``stdout``.
+
+    The output file is written to a temporary name beside it and renamed into place, so it is
+    never left half-written and may be the source itself.
+
+    Raises:
+        UsageError: The source cannot be read or the output cannot be written.
+    """
+    try:
+        src = stdin if source == "-" else Path(source).open("rb")  # noqa: SIM115
+    except OSError as error:
+        raise UsageError(f"cannot read {source!r}: {error.strerror}") from error
+    try:
+        if output is None:
+            report = redactor.redact_stream(src, stdout)
+            stdout.flush()
+            return report
+        return _redact_to_file(redactor, src, Path(output))
+    finally:
+        if src is not stdin:
+            src.close()
+
+
+def _redact_to_file(redactor: Redactor, src: BinaryIO, target: Path) -> RedactionReport:
+    directory = target.parent
+    try:
+        fd, temporary = tempfile.mkstemp(prefix=f".{target.name}.", dir=directory)
+    except OSError as error:
+        raise UsageError(f"cannot write to {str(directory)!r}: {error.strerror}") from error
+    try:
+        with os.fdopen(fd, "wb") as dst:
+            report = redactor.redact_stream(src, dst)
+            dst.flush()
+            os.fsync(dst.fileno())
+        with contextlib.suppress(OSError):
+            mode = target.stat().st_mode & 0o777 if target.exists() else 0o600
+            Path(temporary).chmod(mode)
+        Path(temporary).replace(target)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return report

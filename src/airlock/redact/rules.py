@@ -1,0 +1,354 @@
+"""The redaction rule table: one rule per kind of secret, and the checks a candidate must pass.
+
+PURE: no I/O. The engine (``engine.py``) compiles ``RULES`` into one RE2 program and asks
+``accepts`` about every candidate it finds.
+
+Theory of operation
+-------------------
+Transcripts are JSON lines, so a secret is usually written inside a JSON string, and sometimes
+inside a JSON string inside a JSON string. The patterns therefore match the *escaped* form
+directly: a ``/`` may be written ``\\/`` (once or twice escaped), a PEM line break may be ``\\n``
+or ``\\\\n``, a quote may be ``\\"``. Every escape is matched whole, so a replaced span never
+cuts an escape sequence in half and the line stays valid JSON.
+
+A rule's pattern may name the part to replace ``(?P<secret>…)``; without it, the whole match is
+replaced. Contextual rules (``KEY=value``, ``Authorization: Bearer value``) use the context to
+find the value and replace the value alone. Every quantifier is bounded, and RE2 guarantees
+time linear in the input.
+
+A candidate is then checked (``accepts``): placeholders and documentation examples are not
+secrets, generic values need a length, a mix of character classes and an entropy floor.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from dataclasses import dataclass
+
+MARKER = "[REDACTED:{kind}]"
+"""What a secret is replaced with."""
+
+# Building blocks, in RE2 syntax. ``ESC_SLASH`` is ``/`` written plainly or JSON-escaped
+# (``\/``) once or twice; ``NL`` is a line break, real or escaped once or twice.
+ESC_SLASH = r"(?:\\*/)"
+NL = r"(?:\\+r)?(?:\\+n|\r?\n)"
+QUOTE = r"(?:\\*[\"'`])"
+B64 = rf"(?:[A-Za-z0-9+=]|{ESC_SLASH})"
+# A left edge: the token is not glued to a longer word, or follows an escaped line break or tab.
+EDGE = r"(?:\\+[nrt]|\b)"
+# One character of a free-form value (a password): printable ASCII except quotes, backslash,
+# whitespace and the characters that end a value in code or URLs; escapes are taken whole.
+VALUE_CHAR = r"(?:[A-Za-z0-9!#$%&*+\-./:;=?@^_|~\[\]{}<>]|\\+/|\\+u00[0-9a-fA-F]{2})"
+URL_USER = r"[A-Za-z0-9._%~+\-]+"
+URL_PASS_CHAR = r"(?:[A-Za-z0-9!$&*+\-.;=_~%,()]|\\+u00[0-9a-fA-F]{2})"
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """One kind of secret.
+
+    Attributes:
+        kind: The name in the marker, ``[REDACTED:<kind>]``.
+        pattern: An RE2 pattern (bytes semantics); ``(?P<secret>…)`` names the part to replace.
+        keyword: A cheap literal that every match contains (lower case; documentation and a
+            fast pre-check for user rules).
+        min_length: The shortest secret value accepted (patterns use ``+``, which keeps
+            RE2's automaton small, and lengths are checked here).
+        max_length: The longest secret value accepted.
+        min_entropy: The Shannon entropy floor (bits per character) of the secret value.
+        mixed: Whether the value must mix letters with digits or symbols (generic values).
+        specific: Whether the value's format alone identifies the secret (a prefix, a checksum);
+            a generic match whose value fits a specific rule is named after that rule.
+    """
+
+    kind: str
+    pattern: str
+    keyword: str
+    min_length: int = 1
+    max_length: int = 1 << 16
+    min_entropy: float = 0.0
+    mixed: bool = False
+    specific: bool = True
+
+
+# Names of assignments whose value is a password, or a key / token / secret.
+_PASSWORD_NAMES = r"(?i:pass(?:word|wd|phrase)?|pwd)"
+_KEY_NAMES = (
+    r"(?i:secret|token|api[_\-.]?key|apikey|access[_\-.]?key|private[_\-.]?key|auth[_\-.]?key"
+    r"|client[_\-.]?secret|credentials?|signing[_\-.]?key|encryption[_\-.]?key|master[_\-.]?key"
+    r"|session[_\-.]?key|x[_\-]api[_\-]key|webhook)"
+)
+# Between the name and the value: the rest of the name, a closing quote, an operator, an
+# opening quote. ``NAME=value``, ``"name": "value"``, ``name: value``, ``'NAME': 'value'``,
+# ``name = "value"``, ``name := value``, ``name => value``.
+_ASSIGN = rf"[A-Za-z0-9_.\-]*{QUOTE}?\]?[ \t]*(?::=|=>|[:=])[ \t]*{QUOTE}?"
+_GENERIC_VALUE = r"(?:[A-Za-z0-9+_\-.~=]|\\*/)"
+# What may follow a generic value: a quote, a space, a separator, an escape, the end.
+_VALUE_END = r"(?:\\|[\"'`\s,;&)\]}]|$)"
+_TOKEN = r"[A-Za-z0-9_\-]"
+
+
+def _token(kind: str, pattern: str, keyword: str, low: int, high: int = 1024) -> Rule:
+    return Rule(kind, rf"{EDGE}(?P<secret>{pattern})", keyword, low, high, min_entropy=3.0)
+
+
+RULES: tuple[Rule, ...] = (
+    Rule(
+        "private_key_pem",
+        rf"(?P<secret>-----BEGIN[ A-Z0-9]* PRIVATE KEY(?: BLOCK)?-----"
+        rf"(?:{NL}(?:Proc-Type|DEK-Info|Comment):[^\\\n]*)*"
+        rf"(?:{NL}|{B64}|[ \t])+"
+        rf"(?:-----END[ A-Z0-9]* PRIVATE KEY(?: BLOCK)?-----(?:{NL})?)?)",
+        "private key-----",
+        min_length=64,
+    ),
+    _token("anthropic_admin_key", rf"sk-ant-admin01-{_TOKEN}+", "sk-ant-admin", 40),
+    _token("anthropic_api_key", rf"sk-ant-(?:api|oat|ort|sid)[0-9][0-9]-{_TOKEN}+", "sk-ant-", 40),
+    _token(
+        "openai_api_key",
+        rf"sk-(?:(?:proj|svcacct|admin|None)-{_TOKEN}+|[A-Za-z0-9]+T3BlbkFJ[A-Za-z0-9]+)",
+        "sk-",
+        40,
+    ),
+    _token("github_fine_grained_pat", r"github_pat_[A-Za-z0-9_]+", "github_pat_", 40),
+    _token("github_token", r"gh[pousr]_[A-Za-z0-9]+", "gh", 34),
+    _token(
+        "gitlab_pat",
+        rf"gl(?:pat|ptt|dt|rt|cbt|oas|imt|ft|soat|agent)-{_TOKEN}+",
+        "gl",
+        24,
+    ),
+    _token("google_api_key", rf"AIza{_TOKEN}+", "aiza", 39, 39),
+    _token("huggingface_token", r"(?:hf|api_org)_[A-Za-z0-9]+", "_", 33, 48),
+    _token("npm_token", r"npm_[A-Za-z0-9]+", "npm_", 40, 40),
+    Rule(
+        "pypi_token",
+        rf"{EDGE}(?P<secret>pypi-AgE(?:IcHlwaS5vcmc|NdGVzdC5weXBpLm9yZw){_TOKEN}+)",
+        "pypi-age",
+        min_length=60,
+    ),
+    _token("sendgrid_api_key", rf"SG\.{_TOKEN}+\.{_TOKEN}+", "sg.", 50, 100),
+    Rule(
+        "slack_webhook",
+        rf"(?P<secret>https?:{ESC_SLASH}{ESC_SLASH}hooks\.slack\.com{ESC_SLASH}"
+        rf"(?:services|workflows|triggers){ESC_SLASH}(?:[A-Za-z0-9_]|{ESC_SLASH})+)",
+        "hooks.slack.com",
+        min_length=50,
+    ),
+    _token("slack_token", r"xox[abposer]-[A-Za-z0-9\-]+", "xox", 20),
+    _token("stripe_key", r"(?:sk|rk)_(?:live|test)_[A-Za-z0-9]+|whsec_[A-Za-z0-9]+", "_", 24),
+    _token("twilio", r"SK[0-9a-fA-F]+", "sk", 34, 34),
+    Rule(
+        "aws_access_key_id",
+        rf"{EDGE}(?P<secret>(?:AKIA|ASIA|ABIA|ACCA|A3T[A-Z0-9])[A-Z0-9]+)\b",
+        "a",
+        20,
+        20,
+        min_entropy=2.5,
+    ),
+    Rule(
+        "aws_secret_access_key",
+        rf"(?i:aws_?secret_?(?:access_?)?key|secretaccesskey){_ASSIGN}"
+        rf"(?P<secret>(?:[A-Za-z0-9+]|{ESC_SLASH})+){_VALUE_END}",
+        "secret",
+        40,
+        40,
+        min_entropy=3.5,
+    ),
+    Rule(
+        "azure_storage_key",
+        rf"(?i:AccountKey|SharedAccessKey)=(?P<secret>{B64}+)",
+        "accountkey",
+        40,
+        min_entropy=3.5,
+    ),
+    Rule(
+        "gcp_service_account_key",
+        rf"private_key{QUOTE}[ \t]*:[ \t]*{QUOTE}(?P<secret>-----BEGIN PRIVATE KEY-----"
+        rf"(?:{NL}|{B64})+(?:-----END PRIVATE KEY-----(?:{NL})?)?)",
+        "private_key",
+        min_length=64,
+    ),
+    Rule(
+        "jwt",
+        rf"{EDGE}(?P<secret>eyJ{_TOKEN}+\.eyJ{_TOKEN}+\.{_TOKEN}+)",
+        "eyj",
+        min_length=40,
+    ),
+    Rule(
+        "db_url_password",
+        rf"(?i:postgres(?:ql)?|mysql|mariadb|mongodb(?:\+srv)?|rediss?|amqps?|mssql|sqlserver"
+        rf"|oracle|clickhouse|cockroachdb|couchdb|neo4j|nats|kafka):{ESC_SLASH}{ESC_SLASH}"
+        rf"{URL_USER}:(?P<secret>{URL_PASS_CHAR}+)@",
+        "://",
+        specific=False,
+    ),
+    Rule(
+        "url_basic_auth",
+        rf"(?i:https?|ftp|sftp|git\+https?|ssh|svn|ldaps?|smtps?|imaps?):{ESC_SLASH}{ESC_SLASH}"
+        rf"{URL_USER}:(?P<secret>{URL_PASS_CHAR}+)@",
+        "://",
+        specific=False,
+    ),
+    Rule(
+        "generic_password",
+        rf"(?:{_PASSWORD_NAMES}{_ASSIGN}|\s-p{QUOTE}|--password[ =]{QUOTE}?)"
+        rf"(?P<secret>{VALUE_CHAR}{{6,}}){_VALUE_END}",
+        "pass",
+        min_length=8,
+        max_length=256,
+        min_entropy=2.5,
+        mixed=True,
+        specific=False,
+    ),
+    Rule(
+        "generic_api_key",
+        rf"(?:{_KEY_NAMES}{_ASSIGN}"
+        rf"|(?i:authorization):[ \t]*(?i:bearer|token|basic)[ \t]+"
+        rf"|(?i:x-auth-token|x-api-key|private-token|api-key):[ \t]*"
+        rf"|(?i:key|token|secret)(?: is|[A-Za-z ]*:)[ \t]+)"
+        rf"(?P<secret>{_GENERIC_VALUE}{{12,}}){_VALUE_END}",
+        "key",
+        min_length=16,
+        max_length=512,
+        min_entropy=3.0,
+        mixed=True,
+        specific=False,
+    ),
+)
+"""The built-in table. Order matters only for ties at the same position: specific first."""
+
+_NOT_SECRET_NAMES = re.compile(
+    rb"(?i)(?:_id|key_?id|id_?key|tokens|token_?(?:count|type|url|uri|endpoint|file|path|name)"
+    rb"|public_?key|max_?tokens|_?len|_?length|_?size)\W*$"
+)
+"""Names of assignments whose value is not a secret (the id of a key, a count of tokens)."""
+
+COMMON_DEFAULTS = frozenset(
+    b"password passwd postgres root admin secret pass test guest user mysql redis changeme".split()
+)
+"""Default passwords of documentation and local containers: not redacted as secrets."""
+
+
+PLACEHOLDER_WORDS: tuple[str, ...] = (
+    "example",
+    "xxxxx",
+    "*****",
+    "...",
+    "<",
+    ">",
+    "${",
+    "{{",
+    "$(",
+    "your_",
+    "your-",
+    "yourkey",
+    "placeholder",
+    "changeme",
+    "change_me",
+    "replace_me",
+    "replaceme",
+    "dummy",
+    "redacted",
+    "insert",
+    "fake",
+    "sample",
+    "process.env",
+    "os.environ",
+    "getenv",
+)
+"""Case-insensitive fragments of documentation examples and placeholders: never secrets."""
+
+PLACEHOLDER_MARKS: tuple[str, ...] = ("xxxxx", "*****", "...", "<", ">", "${", "{{")
+"""The fragments checked in long values (a key file), where a short word can occur by chance."""
+
+
+def unescape(value: bytes) -> bytes:
+    """The value with JSON escapes of ``/``, line breaks and ``\\u00XX`` undone (repeatedly)."""
+    if b"\\" not in value:
+        return value
+    out = value
+    for _ in range(3):
+        before = out
+        out = out.replace(b"\\\\", b"\\").replace(b"\\/", b"/").replace(b"\\n", b"\n")
+        out = _unescape_u00(out)
+        if out == before:
+            break
+    return out
+
+
+def _unescape_u00(value: bytes) -> bytes:
+    index = value.find(b"\\u00")
+    while index != -1 and index + 6 <= len(value):
+        digits = value[index + 4 : index + 6]
+        try:
+            char = bytes([int(digits, 16)])
+        except ValueError:
+            index = value.find(b"\\u00", index + 1)
+            continue
+        value = value[:index] + char + value[index + 6 :]
+        index = value.find(b"\\u00", index + 1)
+    return value
+
+
+def entropy(value: bytes) -> float:
+    """Shannon entropy of the value in bits per byte."""
+    if not value:
+        return 0.0
+    counts = Counter(value)
+    total = len(value)
+    return -sum(n / total * math.log2(n / total) for n in counts.values())
+
+
+def is_placeholder(value: bytes) -> bool:
+    """Whether the (unescaped) value is a documentation example or a placeholder."""
+    lowered = value.lower()
+    words = PLACEHOLDER_WORDS if len(value) <= 128 else PLACEHOLDER_MARKS
+    if any(word.encode() in lowered for word in words):
+        return True
+    return len(set(lowered)) <= 3
+
+
+def _is_mixed(value: bytes) -> bool:
+    has_alpha = any(65 <= c <= 90 or 97 <= c <= 122 for c in value)
+    has_other = any(not (65 <= c <= 90 or 97 <= c <= 122) for c in value)
+    return has_alpha and has_other
+
+
+def accepts(
+    rule: Rule, value: bytes, allow: frozenset[bytes] = frozenset(), context: bytes = b""
+) -> bool:
+    """Whether a candidate value found by ``rule`` is a secret to redact.
+
+    Args:
+        rule: The rule that matched.
+        value: The secret part of the match, as written (possibly JSON-escaped).
+        allow: Values the user says are not secrets (compared unescaped).
+        context: The matched text before the value (the name of a generic assignment).
+
+    Returns:
+        False for allow-listed values, placeholders, and values under the rule's floors.
+    """
+    plain = unescape(value)
+    if plain in allow or value in allow:
+        return False
+    if is_placeholder(plain):
+        return False
+    if not rule.min_length <= len(plain) <= rule.max_length:
+        return False
+    if not rule.specific and not _generic_accepts(plain, context):
+        return False
+    if rule.mixed and not _is_mixed(plain):
+        return False
+    return not (rule.min_entropy and entropy(plain) < rule.min_entropy)
+
+
+def _generic_accepts(plain: bytes, context: bytes) -> bool:
+    if plain.lower() in COMMON_DEFAULTS:
+        return False
+    if _NOT_SECRET_NAMES.search(context[-80:]):
+        return False
+    # ``scheme://user:user@`` repeats the user name as the password: an example.
+    return not context.endswith(b"/" + plain + b":")

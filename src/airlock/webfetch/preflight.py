@@ -1,0 +1,252 @@
+"""The preflight: ask the domain-safety service whether a host may be fetched, before fetching.
+
+Theory of operation
+-------------------
+* Only the hostname goes on the wire (``GET /api/web/domain_info?domain=HOST``), never the
+  URL, its path or query. In private mode not even that: only short hash prefixes of the
+  host and its parents (``GET /api/web/domain_hashes?prefix=…``, see
+  :mod:`airlock.webfetch.hashing`), and the client decides from the full hashes it gets back.
+* An allowed answer is cached per hostname for :data:`CACHE_SECONDS` (5 minutes). A block or a
+  failure is never cached: the next request asks again.
+* A failure fails closed: :class:`~airlock.errors.RefusedError` with a message naming the
+  host, the service and the two ways out.
+* The sync (:meth:`PreflightClient.check`) and async (:meth:`PreflightClient.acheck`) calls
+  drive one generator (:meth:`PreflightClient._exchange`), so they cannot drift apart. The
+  cache is guarded by a lock that is never held across I/O, so threads and asyncio tasks
+  may share one client.
+* Whether to run at all is the engine's call: :meth:`PreflightClient.from_decision` returns
+  ``None`` when ``webfetch_preflight`` is off.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Generator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from airlock.errors import RefusedError
+from airlock.policy.model import Decision, FlowId, State
+from airlock.policy.rules import normalize_host
+from airlock.webfetch import hashing
+
+CACHE_SECONDS = 300.0
+"""How long an allowed answer is kept: 5 minutes, as the reference."""
+MAX_CACHED_HOSTS = 10_000
+INFO_PATH = "/api/web/domain_info"
+HASHES_PATH = "/api/web/domain_hashes"
+DEFAULT_TIMEOUT = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class PreflightAnswer:
+    """The preflight's answer for one host."""
+
+    host: str
+    can_fetch: bool
+    service: str
+    cached: bool = False
+    private: bool = False
+
+    def describe(self) -> str:
+        """Say what the preflight answered, and how it knows."""
+        verdict = "may be fetched" if self.can_fetch else "is blocked"
+        how = "a cached answer of" if self.cached else "answered by"
+        mode = " (private mode: hash prefixes only)" if self.private else ""
+        return f"{self.host} {verdict}: {how} the domain-safety service {self.service}{mode}"
+
+
+class AllowedCache:
+    """Hosts the service allowed, each until it expires. Thread- and task-safe.
+
+    Only allowed answers go in; the clock is the caller's (``now`` in seconds, monotonic).
+    """
+
+    def __init__(self, ttl: float = CACHE_SECONDS, max_hosts: int = MAX_CACHED_HOSTS) -> None:
+        self.ttl = ttl
+        self.max_hosts = max_hosts
+        self._expiry: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def allowed(self, host: str, now: float) -> bool:
+        """Whether ``host`` has an allowed answer that has not expired at ``now``."""
+        with self._lock:
+            expiry = self._expiry.get(host)
+            if expiry is None:
+                return False
+            if now < expiry:
+                return True
+            del self._expiry[host]
+            return False
+
+    def remember(self, host: str, now: float) -> None:
+        """Keep an allowed answer for ``host`` until ``now + ttl``."""
+        with self._lock:
+            if len(self._expiry) >= self.max_hosts:
+                self._expiry = {h: e for h, e in self._expiry.items() if e > now}
+                while len(self._expiry) >= self.max_hosts:
+                    del self._expiry[next(iter(self._expiry))]
+            self._expiry[host] = now + self.ttl
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._expiry)
+
+
+class _Failure(Exception):
+    """The service could not give an answer (unreachable, an error status, a bad body)."""
+
+
+class PreflightClient:
+    """Asks the domain-safety service about hosts, with the 5-minute cache of allowed answers.
+
+    Args:
+        service: the service's base URL (``https://host[:port][/base]``).
+        private_mode: send hash prefixes instead of the hostname.
+        client: the HTTP client for :meth:`check`; one is made when not given.
+        cache: share a cache between clients; a fresh one when not given.
+        timeout: seconds for each request to the service.
+    """
+
+    def __init__(
+        self,
+        service: str,
+        *,
+        private_mode: bool = False,
+        client: httpx.Client | None = None,
+        cache: AllowedCache | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+    ) -> None:
+        self.service = service.rstrip("/")
+        self.private_mode = private_mode
+        self.cache = cache if cache is not None else AllowedCache()
+        self.timeout = timeout
+        self._client = client
+        self._client_lock = threading.Lock()
+
+    @classmethod
+    def from_decision(cls, decision: Decision, **options: Any) -> PreflightClient | None:
+        """A client as the engine's ``webfetch_preflight`` decision says; ``None`` when it is off."""
+        if decision.id is not FlowId.WEBFETCH_PREFLIGHT:
+            raise ValueError(f"expected the webfetch_preflight decision, got {decision.id}")
+        if decision.state is State.OFF:
+            return None
+        options.setdefault("private_mode", bool(decision.parameters.get("private_mode")))
+        return cls(str(decision.parameters["service"]), **options)
+
+    def check(self, host: str, *, now: float) -> PreflightAnswer:
+        """Ask about ``host`` (or answer from the cache).
+
+        Raises:
+            RefusedError: the service could not be asked; the message says how to go on.
+        """
+        wanted = normalize_host(host)
+        if self.cache.allowed(wanted, now):
+            return PreflightAnswer(
+                wanted, True, self.service, cached=True, private=self.private_mode
+            )
+        http = self._http()
+        exchange = self._exchange(wanted)
+        try:
+            request = next(exchange)
+            while True:
+                try:
+                    response = http.send(request)
+                    response.read()
+                except httpx.HTTPError as error:
+                    raise _Failure(_explain(error)) from error
+                request = exchange.send(response)
+        except StopIteration as done:
+            return self._settle(wanted, done.value, now)
+        except _Failure as failure:
+            raise self._refusal(wanted, str(failure)) from failure
+
+    async def acheck(self, host: str, *, now: float, client: httpx.AsyncClient) -> PreflightAnswer:
+        """:meth:`check` for asyncio, with the caller's async client; the same cache."""
+        wanted = normalize_host(host)
+        if self.cache.allowed(wanted, now):
+            return PreflightAnswer(
+                wanted, True, self.service, cached=True, private=self.private_mode
+            )
+        exchange = self._exchange(wanted)
+        try:
+            request = next(exchange)
+            while True:
+                try:
+                    response = await client.send(request)
+                    await response.aread()
+                except httpx.HTTPError as error:
+                    raise _Failure(_explain(error)) from error
+                request = exchange.send(response)
+        except StopIteration as done:
+            return self._settle(wanted, done.value, now)
+        except _Failure as failure:
+            raise self._refusal(wanted, str(failure)) from failure
+
+    def _http(self) -> httpx.Client:
+        with self._client_lock:
+            if self._client is None:
+                self._client = httpx.Client(timeout=self.timeout)
+            return self._client
+
+    def close(self) -> None:
+        """Close the HTTP client this object made."""
+        if self._client is not None:
+            self._client.close()
+
+    def _settle(self, host: str, can_fetch: bool, now: float) -> PreflightAnswer:
+        if can_fetch:
+            self.cache.remember(host, now)
+        return PreflightAnswer(host, can_fetch, self.service, private=self.private_mode)
+
+    def _exchange(self, host: str) -> Generator[httpx.Request, httpx.Response, bool]:
+        """Yield the request(s) to make, receive the responses, return whether ``host`` may be fetched."""
+        timeout = httpx.Timeout(self.timeout)
+        if not self.private_mode:
+            url = httpx.URL(self.service + INFO_PATH, params={"domain": host})
+            response = yield httpx.Request("GET", url, extensions={"timeout": timeout.as_dict()})
+            body = _json(response)
+            can_fetch = body.get("can_fetch")
+            if not isinstance(can_fetch, bool):
+                raise _Failure(f"the answer has no boolean can_fetch: {str(body)[:200]}")
+            return can_fetch
+        domains = hashing.private_domains_of(host)
+        prefixes = sorted({hashing.prefix_of(domain) for domain in domains})
+        url = httpx.URL(self.service + HASHES_PATH, params=[("prefix", p) for p in prefixes])
+        response = yield httpx.Request("GET", url, extensions={"timeout": timeout.as_dict()})
+        listed = _json(response).get("hashes")
+        if not isinstance(listed, list) or not all(isinstance(h, str) for h in listed):
+            raise _Failure("the answer has no list of hashes")
+        known = {text.lower() for text in listed}
+        return not any(hashing.digest(domain).hex() in known for domain in domains)
+
+    def _refusal(self, host: str, why: str) -> RefusedError:
+        service_host = httpx.URL(self.service).host
+        return RefusedError(
+            f"the WebFetch preflight for {host} failed, so the page was not fetched (failing "
+            f"closed): the domain-safety service {self.service} {why}. Two ways out: let this "
+            f"machine reach {service_host} (allow it in your proxy or firewall, or point "
+            "AIRLOCK_DOMAIN_SAFETY_URL or airlock.domainSafetyUrl at a service you can reach, "
+            'such as `airlock serve`), or set "skipWebFetchPreflight": true in your settings '
+            "to fetch without the check."
+        )
+
+
+def _json(response: httpx.Response) -> dict[str, Any]:
+    if response.status_code != 200:
+        raise _Failure(f"answered HTTP {response.status_code}")
+    try:
+        body = response.json()
+    except ValueError as error:
+        raise _Failure("answered something that is not JSON") from error
+    if not isinstance(body, dict):
+        raise _Failure("answered JSON that is not an object")
+    return body
+
+
+def _explain(error: httpx.HTTPError) -> str:
+    if isinstance(error, httpx.TimeoutException):
+        return "did not answer in time"
+    return f"could not be reached ({type(error).__name__}: {error})"

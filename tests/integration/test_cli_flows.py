@@ -1,0 +1,143 @@
+"""``airlock flows`` end to end, as a subprocess with a temporary HOME and project."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from airlock.policy import FlowId
+from tests.conftest import write_json
+
+CONTRACT_FIELDS = {"id", "state", "reasons", "destination", "what", "retention"}
+
+
+def airlock(
+    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run the real command in a child process with the test's environment."""
+    return subprocess.run(
+        [sys.executable, "-m", "airlock", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "COLUMNS": "200", **(env or {})},
+        cwd=cwd or Path.cwd(),
+        timeout=60,
+        check=False,
+    )
+
+
+def test_json_contract() -> None:
+    """--json prints provider and one object per flow with the contract's fields."""
+    result = airlock("flows", "--json")
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["provider"] == "first_party"
+    assert [flow["id"] for flow in data["flows"]] == [str(f) for f in FlowId]
+    for flow in data["flows"]:
+        assert set(flow) >= CONTRACT_FIELDS
+        assert isinstance(flow["reasons"], list) and flow["reasons"]
+
+
+@pytest.mark.parametrize(
+    ("env", "flow", "state"),
+    [
+        ({"DISABLE_TELEMETRY": "1"}, "metrics", "off"),
+        ({"CLAUDE_CODE_USE_BEDROCK": "1"}, "transcript_share", "local_archive"),
+        ({"CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1"}, "webfetch_preflight", "on"),
+        ({"CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1"}, "auto_update", "off"),
+    ],
+)
+def test_json_follows_the_process_environment(env: dict[str, str], flow: str, state: str) -> None:
+    """The decisions printed follow the variables of the calling process."""
+    data = json.loads(airlock("flows", "--json", env=env).stdout)
+    assert {f["id"]: f["state"] for f in data["flows"]}[flow] == state
+
+
+def test_json_reads_project_and_user_settings(project: Path, config_dir: Path) -> None:
+    """Settings in the current directory's .claude and in HOME's .claude are in force."""
+    write_json(project / ".claude" / "settings.json", {"skipWebFetchPreflight": True})
+    write_json(config_dir / "settings.json", {"env": {"DISABLE_ERROR_REPORTING": "1"}})
+    states = {f["id"]: f["state"] for f in json.loads(airlock("flows", "--json").stdout)["flows"]}
+    assert states["webfetch_preflight"] == "off"
+    assert states["error_reporting"] == "off"
+
+
+def test_invalid_settings_reported_on_stderr_and_json_still_printed(project: Path) -> None:
+    """A bad file is reported on stderr with path and key; stdout still has the decisions."""
+    path = write_json(project / ".claude" / "settings.json", {"cleanupPeriodDays": "thirty"})
+    result = airlock("flows", "--json")
+    assert result.returncode == 0
+    assert str(path) in result.stderr and "cleanupPeriodDays" in result.stderr
+    assert json.loads(result.stdout)["provider"] == "first_party"
+
+
+def test_invalid_managed_settings_said_loudly(managed_dir: Path) -> None:
+    """Unusable managed settings: stderr says it fails closed, and the JSON shows every optional flow off."""
+    (managed_dir / "managed-settings.json").write_text("{oops")
+    result = airlock("flows", "--json")
+    assert "MANAGED SETTINGS ARE INVALID" in result.stderr
+    data = json.loads(result.stdout)
+    assert data["fail_closed"] is True
+    assert {f["id"]: f["state"] for f in data["flows"]}["metrics"] == "off"
+
+
+def test_table_lists_every_flow() -> None:
+    """The default output is a table naming every flow and its state."""
+    result = airlock("flows")
+    assert result.returncode == 0
+    for flow in FlowId:
+        assert str(flow) in result.stdout
+
+
+def test_explain_gives_every_reason(project: Path) -> None:
+    """--explain FLOW prints the state and every reason, naming the file."""
+    path = write_json(project / ".claude" / "settings.local.json", {"env": {"DO_NOT_TRACK": "1"}})
+    result = airlock("flows", "--explain", "metrics")
+    assert result.returncode == 0
+    assert "metrics: off" in result.stdout
+    assert "DO_NOT_TRACK" in result.stdout and path.name in result.stdout.replace("\n", "")
+
+
+def test_explain_unknown_flow_is_a_usage_error() -> None:
+    """An unknown flow name exits 2 and lists the valid ones."""
+    result = airlock("flows", "--explain", "telemetry")
+    assert result.returncode == 2
+    assert "model_requests" in result.stderr
+
+
+def test_graph_svg_draws_solid_dashed_and_grey(tmp_path: Path) -> None:
+    """--graph draws an SVG: solid required edges, dashed optional ones, grey for what is off."""
+    out = tmp_path / "flows.svg"
+    result = airlock("flows", "--graph", str(out), env={"DISABLE_TELEMETRY": "1"})
+    assert result.returncode == 0, result.stderr
+    svg = out.read_text()
+    assert svg.lstrip().startswith("<?xml") and "<svg" in svg
+    assert "stroke-dasharray" in svg
+    assert "#b0b0b0" in svg
+    assert "metrics: off" in svg and "model_requests: on" in svg
+
+
+def test_graph_dot_source(tmp_path: Path) -> None:
+    """--graph FILE.dot writes the Graphviz source, with dashed and solid styles."""
+    out = tmp_path / "flows.dot"
+    assert airlock("flows", "--graph", str(out)).returncode == 0
+    source = out.read_text()
+    assert "style=dashed" in source and "style=solid" in source
+
+
+def test_graph_unknown_format(tmp_path: Path) -> None:
+    """An unknown diagram format is refused with the valid ones."""
+    result = airlock("flows", "--graph", str(tmp_path / "x.bmp"))
+    assert result.returncode == 2 and ".svg" in result.stderr
+
+
+def test_help_explains() -> None:
+    """--help describes the command and its options."""
+    result = airlock("flows", "--help")
+    assert result.returncode == 0
+    assert "--explain" in result.stdout and "--graph" in result.stdout

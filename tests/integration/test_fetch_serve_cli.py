@@ -1,0 +1,217 @@
+"""``airlock serve`` and ``airlock fetch`` as real subprocesses, talking over loopback."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import quote
+
+import httpx
+import pytest
+
+from tests.conftest import write_json
+from tests.servers import _Site, origin_site
+
+AIRLOCK = [sys.executable, "-m", "airlock"]
+
+
+@pytest.fixture
+def blocklist(tmp_path: Path) -> Path:
+    path = tmp_path / "blocklist.txt"
+    path.write_text("# test list\n0.0.0.0 blocked.test\n")
+    return path
+
+
+@pytest.fixture
+def service(blocklist: Path) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    """``airlock serve --blocklist FILE --port 0``; yields its URL once it listens."""
+    process = subprocess.Popen(
+        [*AIRLOCK, "serve", "--blocklist", str(blocklist), "--port", "0"],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stderr is not None
+        line = process.stderr.readline()
+        found = re.search(r"listening on (http://127\.0\.0\.1:\d+)", line)
+        assert found, line
+        url = found.group(1)
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                httpx.get(f"{url}/openapi.json", timeout=1)
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, "airlock serve did not answer"
+                time.sleep(0.05)
+        yield url, process
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(10)
+        if process.stderr is not None:
+            process.stderr.close()
+
+
+@pytest.fixture
+def site() -> Iterator[_Site]:
+    with origin_site() as running:
+        yield running
+
+
+def fetch(service: str | None, *args: str, port: int) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ)
+    if service is not None:
+        env["AIRLOCK_DOMAIN_SAFETY_URL"] = service
+    pins = [
+        f"--resolve={host}:{port}:127.0.0.1"
+        for host in ("site.test", "blocked.test", "denied.test")
+    ]
+    return subprocess.run(
+        [*AIRLOCK, "fetch", *args, *pins],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_serve_answers_reference_shape(service: tuple[str, subprocess.Popen[str]]) -> None:
+    """airlock serve answers GET /api/web/domain_info with the domain and can_fetch, on 127.0.0.1."""
+    url, _ = service
+    assert httpx.get(f"{url}/api/web/domain_info?domain=x.blocked.test").json() == {
+        "domain": "x.blocked.test",
+        "can_fetch": False,
+    }
+    assert httpx.get(f"{url}/api/web/domain_info?domain=site.test").json()["can_fetch"] is True
+
+
+def test_fetch_prints_markdown(service: tuple[str, subprocess.Popen[str]], site: _Site) -> None:
+    """airlock fetch prints the page as Markdown and exits 0."""
+    port = site.server_address[1]
+    done = fetch(service[0], f"http://site.test:{port}/page", port=port)
+    assert done.returncode == 0, done.stderr
+    assert "# Hello airlock" in done.stdout and "<h1>" not in done.stdout
+
+
+def test_fetch_json_carries_prompt(service: tuple[str, subprocess.Popen[str]], site: _Site) -> None:
+    """--json prints the content, the checks that admitted it and the prompt."""
+    import json
+
+    port = site.server_address[1]
+    done = fetch(
+        service[0], f"http://site.test:{port}/text", "--json", "--prompt", "summarise", port=port
+    )
+    assert done.returncode == 0, done.stderr
+    body = json.loads(done.stdout)
+    assert body["prompt"] == "summarise" and body["content"] == "plain words ünïcode\n"
+    assert any("domain-safety service" in check for check in body["checks"])
+
+
+def test_fetch_blocked_exits_3(service: tuple[str, subprocess.Popen[str]], site: _Site) -> None:
+    """A host the service blocks: exit 3, the preflight's answer on stderr, nothing fetched."""
+    port = site.server_address[1]
+    done = fetch(service[0], f"http://blocked.test:{port}/page", port=port)
+    assert done.returncode == 3
+    assert "blocked.test is blocked" in done.stderr and done.stdout == ""
+    assert site.hosts == []
+
+
+def test_fetch_denied_by_project_rule(
+    service: tuple[str, subprocess.Popen[str]], site: _Site, project: Path
+) -> None:
+    """A deny rule in project settings: exit 3 with the rule and the file named."""
+    settings = write_json(
+        project / ".claude" / "settings.json",
+        {"permissions": {"deny": ["WebFetch(domain:*.test)"]}},
+    )
+    port = site.server_address[1]
+    done = fetch(service[0], f"http://site.test:{port}/page", port=port)
+    assert done.returncode == 3
+    assert "WebFetch(domain:*.test)" in done.stderr and str(settings) in done.stderr
+
+
+def test_fetch_redirect_to_blocked_host(
+    service: tuple[str, subprocess.Popen[str]], site: _Site
+) -> None:
+    """A redirect to a blocked host is not followed: exit 3."""
+    port = site.server_address[1]
+    to = quote(f"http://blocked.test:{port}/page", safe="")
+    done = fetch(service[0], f"http://site.test:{port}/redirect?to={to}", port=port)
+    assert done.returncode == 3
+    assert "redirect from site.test to blocked.test not followed" in done.stderr
+    assert site.hosts == [f"site.test:{port}"]
+
+
+def test_fetch_fails_closed(site: _Site) -> None:
+    """With the service unreachable, fetch refuses and says how to go on."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    port = site.server_address[1]
+    done = fetch(dead, f"http://site.test:{port}/page", port=port)
+    assert done.returncode == 3
+    assert (
+        "site.test" in done.stderr
+        and dead in done.stderr
+        and "skipWebFetchPreflight" in done.stderr
+    )
+    assert site.hosts == []
+
+
+def test_skip_preflight_setting(site: _Site, project: Path) -> None:
+    """skipWebFetchPreflight: true in project settings fetches without any service."""
+    write_json(project / ".claude" / "settings.json", {"skipWebFetchPreflight": True})
+    port = site.server_address[1]
+    done = fetch("http://127.0.0.1:9", f"http://blocked.test:{port}/text", port=port)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "plain words ünïcode\n"
+
+
+def test_settings_key_for_service(
+    service: tuple[str, subprocess.Popen[str]], site: _Site, project: Path
+) -> None:
+    """airlock.domainSafetyUrl names the service when the variable is unset; private mode works through it."""
+    write_json(
+        project / ".claude" / "settings.json",
+        {"airlock": {"domainSafetyUrl": service[0], "webFetchPrivateMode": True}},
+    )
+    port = site.server_address[1]
+    assert fetch(None, f"http://site.test:{port}/text", port=port).returncode == 0
+    blocked = fetch(None, f"http://blocked.test:{port}/text", port=port)
+    assert blocked.returncode == 3 and "private mode" in blocked.stderr
+
+
+def test_sighup_reloads(service: tuple[str, subprocess.Popen[str]], blocklist: Path) -> None:
+    """SIGHUP makes airlock serve read its blocklist again."""
+    url, process = service
+    blocklist.write_text("site.test\n")
+    process.send_signal(signal.SIGHUP)
+    deadline = time.monotonic() + 20
+    while httpx.get(f"{url}/api/web/domain_info?domain=site.test").json()["can_fetch"]:
+        assert time.monotonic() < deadline, "not reloaded"
+        time.sleep(0.05)
+
+
+def test_unknown_blocklist_file(tmp_path: Path) -> None:
+    """A missing blocklist file: exit 2, the path named."""
+    done = subprocess.run(
+        [*AIRLOCK, "serve", "--blocklist", str(tmp_path / "none.txt"), "--port", "0"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2 and "none.txt" in done.stderr

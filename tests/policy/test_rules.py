@@ -1,0 +1,224 @@
+"""WebFetch(domain:…) rules match as the reference documents, and deny beats ask beats allow."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from airlock.policy.model import Origin, Permissions, Rule, Source
+from airlock.policy.rules import (
+    Verdict,
+    check_host,
+    invalid_webfetch_rules,
+    matches,
+    normalize_host,
+    parse_rule,
+)
+
+USER = Origin(Source.USER, "/home/u/.claude/settings.json")
+PROJECT = Origin(Source.PROJECT, "/p/.claude/settings.json")
+MANAGED = Origin(Source.MANAGED, "/etc/claude-code/managed-settings.json")
+
+MATCHING = [
+    # (rule, host, matches?)
+    pytest.param("WebFetch(domain:example.com)", "example.com", True, id="exact_host"),
+    pytest.param("WebFetch(domain:example.com)", "EXAMPLE.com", True, id="host_case_ignored"),
+    pytest.param("WebFetch(domain:Example.COM)", "example.com", True, id="rule_case_ignored"),
+    pytest.param("WebFetch(domain:example.com.)", "example.com", True, id="rule_trailing_dot"),
+    pytest.param("WebFetch(domain:example.com)", "example.com.", True, id="host_trailing_dot"),
+    pytest.param(
+        "WebFetch(domain:example.com)", "www.example.com", False, id="exact_not_subdomain"
+    ),
+    pytest.param("WebFetch(domain:example.com)", "example.org", False, id="other_tld"),
+    pytest.param(
+        "WebFetch(domain:example.com)", "notexample.com", False, id="suffix_is_not_a_label"
+    ),
+    pytest.param(
+        "WebFetch(domain:*.example.com)", "docs.example.com", True, id="star_dot_one_level"
+    ),
+    pytest.param(
+        "WebFetch(domain:*.example.com)", "a.b.c.example.com", True, id="star_dot_any_depth"
+    ),
+    pytest.param("WebFetch(domain:*.example.com)", "example.com", False, id="star_dot_not_apex"),
+    pytest.param(
+        "WebFetch(domain:*.example.com)", "evilexample.com", False, id="star_dot_label_boundary"
+    ),
+    pytest.param("WebFetch(domain:example.*)", "example.org", True, id="star_one_label_tld"),
+    pytest.param("WebFetch(domain:example.*)", "example.evil.com", False, id="star_not_two_labels"),
+    pytest.param("WebFetch(domain:example.*)", "example", False, id="star_needs_a_label"),
+    pytest.param(
+        "WebFetch(domain:api.*.example.com)", "api.eu.example.com", True, id="middle_star"
+    ),
+    pytest.param(
+        "WebFetch(domain:api.*.example.com)",
+        "api.a.b.example.com",
+        False,
+        id="middle_star_one_label",
+    ),
+    pytest.param(
+        "WebFetch(domain:cdn*.example.com)", "cdn1.example.com", True, id="star_inside_label"
+    ),
+    pytest.param(
+        "WebFetch(domain:cdn*.example.com)", "img.example.com", False, id="star_inside_label_miss"
+    ),
+    pytest.param("WebFetch(domain:*)", "anything.test", True, id="domain_star_every_host"),
+    pytest.param("WebFetch", "anything.test", True, id="bare_tool_every_host"),
+    pytest.param("WebFetch(*)", "anything.test", True, id="tool_star_every_host"),
+    pytest.param("WebFetch(domain:bücher.de)", "xn--bcher-kva.de", True, id="idna_rule"),
+    pytest.param("WebFetch(domain:xn--bcher-kva.de)", "BÜCHER.de", True, id="idna_host"),
+    pytest.param("WebFetch(domain:127.0.0.1)", "127.0.0.1", True, id="ip_address"),
+    pytest.param("WebFetch(domain:localhost)", "localhost", True, id="single_label"),
+]
+
+
+@pytest.mark.parametrize(("rule", "host", "expected"), MATCHING)
+def test_matching(rule: str, host: str, expected: bool) -> None:
+    """Each documented form matches exactly the hosts the reference says."""
+    pattern = parse_rule(rule)
+    assert pattern is not None
+    assert matches(pattern, normalize_host(host)) is expected
+
+
+@pytest.mark.parametrize(
+    "rule",
+    ["Bash(curl:*)", "Read(./secrets/**)", "WebSearch", "WebFetchX(domain:a.com)"],
+    ids=["bash", "read", "websearch", "longer_tool_name"],
+)
+def test_other_tools_are_not_webfetch_rules(rule: str) -> None:
+    """Rules for other tools are not WebFetch rules and never match."""
+    assert parse_rule(rule) is None
+
+
+@pytest.mark.parametrize(
+    "rule",
+    [
+        "WebFetch(url:https://a.com)",
+        "WebFetch(domain:)",
+        "WebFetch(domain:https://a.com)",
+        "WebFetch(domain:a.com/path)",
+        "WebFetch(domain:a..com)",
+        "WebFetch(domain:a.com:443)",
+        "WebFetch(domain:a.com",
+    ],
+    ids=["url_spec", "empty", "scheme", "path", "empty_label", "port", "unclosed"],
+)
+def test_unreadable_rules_are_reported(rule: str) -> None:
+    """A WebFetch rule that cannot be read raises, and is named with its file, never dropped silently."""
+    with pytest.raises(ValueError, match=r"expected|label"):
+        parse_rule(rule)
+    problems = invalid_webfetch_rules(Permissions(deny=(Rule(rule, PROJECT),)))
+    assert len(problems) == 1
+    assert rule in problems[0] and "permissions.deny" in problems[0] and PROJECT.path in problems[0]
+
+
+def perms(
+    allow: list[tuple[str, Origin]] = (),  # type: ignore[assignment]
+    ask: list[tuple[str, Origin]] = (),  # type: ignore[assignment]
+    deny: list[tuple[str, Origin]] = (),  # type: ignore[assignment]
+) -> Permissions:
+    def rules(items: list[tuple[str, Origin]]) -> tuple[Rule, ...]:
+        return tuple(Rule(text, origin) for text, origin in items)
+
+    return Permissions(rules(allow), rules(ask), rules(deny))
+
+
+ORDER = [
+    pytest.param(perms(), "a.com", Verdict.UNMATCHED, None, id="no_rules_unmatched"),
+    pytest.param(
+        perms(allow=[("WebFetch(domain:a.com)", USER)]), "a.com", Verdict.ALLOW, USER, id="allow"
+    ),
+    pytest.param(
+        perms(allow=[("WebFetch(domain:a.com)", USER)], deny=[("WebFetch(domain:a.com)", PROJECT)]),
+        "a.com",
+        Verdict.DENY,
+        PROJECT,
+        id="deny_in_lower_file_beats_allow",
+    ),
+    pytest.param(
+        perms(allow=[("WebFetch(domain:a.com)", MANAGED)], deny=[("WebFetch(domain:*.com)", USER)]),
+        "a.com",
+        Verdict.DENY,
+        USER,
+        id="user_deny_beats_managed_allow",
+    ),
+    pytest.param(
+        perms(allow=[("WebFetch", USER)], ask=[("WebFetch(domain:*.a.com)", PROJECT)]),
+        "x.a.com",
+        Verdict.ASK,
+        PROJECT,
+        id="ask_beats_allow",
+    ),
+    pytest.param(
+        perms(ask=[("WebFetch", USER)], deny=[("WebFetch(domain:x.a.com)", PROJECT)]),
+        "x.a.com",
+        Verdict.DENY,
+        PROJECT,
+        id="deny_beats_ask",
+    ),
+    pytest.param(
+        perms(deny=[("WebFetch(domain:b.com)", PROJECT)], allow=[("WebFetch", USER)]),
+        "a.com",
+        Verdict.ALLOW,
+        USER,
+        id="deny_of_other_host_no_effect",
+    ),
+    pytest.param(
+        perms(deny=[("Bash(curl:*)", PROJECT)], allow=[("WebFetch(domain:a.com)", USER)]),
+        "a.com",
+        Verdict.ALLOW,
+        USER,
+        id="other_tool_rules_ignored",
+    ),
+    pytest.param(
+        perms(
+            deny=[("WebFetch(domain:a.com/x)", PROJECT)],
+            allow=[("WebFetch(domain:a.com)", USER)],
+        ),
+        "a.com",
+        Verdict.ALLOW,
+        USER,
+        id="unreadable_deny_skipped_but_reported_elsewhere",
+    ),
+]
+
+
+@pytest.mark.parametrize(("permissions", "host", "verdict", "origin"), ORDER)
+def test_order(
+    permissions: Permissions, host: str, verdict: Verdict, origin: Origin | None
+) -> None:
+    """Deny, then ask, then allow; the first match decides; the verdict names the rule's file."""
+    result = check_host(permissions, host)
+    assert result.verdict is verdict
+    if origin is None:
+        assert result.rule is None
+        assert "no WebFetch rule" in result.describe()
+    else:
+        assert result.rule is not None and result.rule.origin == origin
+        assert str(origin.path) in result.describe()
+        assert f"permissions.{verdict}" in result.describe()
+
+
+LABEL = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789", min_size=1, max_size=12)
+HOST = st.lists(LABEL, min_size=1, max_size=5).map(".".join)
+
+
+@given(HOST, HOST)
+def test_subdomain_rule_matches_exactly_the_strict_subdomains(base: str, host: str) -> None:
+    """*.BASE matches HOST exactly when HOST ends with '.BASE'."""
+    pattern = parse_rule(f"WebFetch(domain:*.{base})")
+    assert pattern is not None
+    assert matches(pattern, host) is host.endswith("." + base)
+
+
+@given(HOST, st.sampled_from(["", "."]), st.booleans())
+def test_exact_rule_ignores_case_and_trailing_dot(host: str, dot: str, upper: bool) -> None:
+    """An exact rule matches its host whatever the case and trailing dot of either side."""
+    shown = (host.upper() if upper else host) + dot
+    pattern = parse_rule(f"WebFetch(domain:{shown})")
+    assert pattern is not None
+    assert (
+        check_host(Permissions(deny=(Rule(f"WebFetch(domain:{shown})", USER),)), host).verdict
+        is Verdict.DENY
+    )
+    assert matches(pattern, normalize_host(shown))

@@ -1,0 +1,67 @@
+"""The rule table on its own: every kind found in context, look-alikes left alone."""
+
+from __future__ import annotations
+
+import pytest
+
+from airlock.redact import RULES, Redactor
+from airlock.redact.rules import entropy, is_placeholder, unescape
+from tests.redact.cases import NOT_SECRETS, SECRETS
+
+
+@pytest.mark.parametrize(("kind", "around", "secret"), SECRETS, ids=[c[0] for c in SECRETS])
+def test_each_kind_is_replaced_by_its_marker(kind: str, around: str, secret: str) -> None:
+    """A secret of each kind is replaced by [REDACTED:<kind>] and nothing of it remains."""
+    text, report = Redactor().redact_text(around.format(secret))
+    assert f"[REDACTED:{kind}]" in text
+    assert secret.strip() not in text
+    assert report.counts() == {kind: 1}
+
+
+@pytest.mark.parametrize(("name", "text"), NOT_SECRETS, ids=[c[0] for c in NOT_SECRETS])
+def test_look_alikes_pass_through(name: str, text: str) -> None:
+    """Placeholders, examples, hashes and ids are not secrets: the text comes back unchanged."""
+    out, report = Redactor().redact_text(text)
+    assert out == text, name
+    assert not report.found
+
+
+def test_every_builtin_kind_has_a_case() -> None:
+    """The shared cases cover every kind of the built-in table."""
+    kinds = {rule.kind for rule in RULES}
+    assert kinds - {"gcp_service_account_key"} <= {kind for kind, _, _ in SECRETS}
+
+
+@pytest.mark.parametrize(
+    ("escaped", "plain"),
+    [
+        (b"a\\/b", b"a/b"),
+        (b"a\\\\\\/b", b"a/b"),
+        (b"x\\nY", b"x\nY"),
+        (b"\\u003cT\\u003e", b"<T>"),
+        (b"plain", b"plain"),
+    ],
+)
+def test_unescape_undoes_json_escapes(escaped: bytes, plain: bytes) -> None:
+    """JSON escapes of /, newlines and \\u00XX are undone, repeatedly for double escaping."""
+    assert unescape(escaped) == plain
+
+
+def test_entropy_orders_random_above_repetitive() -> None:
+    """Random bodies have more entropy per byte than repeated text."""
+    assert entropy(b"Gmgdxr6SUtPeZ4KIonrmzAPslTyCmq4Gbu6c") > 4.0 > entropy(b"sk-proj-" * 10)
+    assert entropy(b"") == 0.0
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (b"<password>", True),
+        (b"your_api_key_here", True),
+        (b"xxxxxxxxxxxx", True),
+        (b"UufgJ4UUE8d458y55x", False),
+    ],
+)
+def test_placeholders_are_recognised(value: bytes, expected: bool) -> None:
+    """Placeholder shapes are recognised; a random value is not one."""
+    assert is_placeholder(value) is expected
