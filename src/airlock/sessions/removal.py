@@ -12,7 +12,7 @@ Theory of operation.
 3. *Remove*: every path is removed relative to a descriptor of the config dir, each folder on
    the way opened with ``O_NOFOLLOW``: a symbolic link is removed as a link and never followed,
    a path that is not inside the config dir is refused (:class:`~airlock.errors.UnsafePathError`),
-   folders go with ``shutil.rmtree(dir_fd=…)``, which does not follow links either.
+   folders are emptied the same way (:func:`_remove_tree`), never following a link.
    Before a session goes, its transcript is looked at again: if it was written since the scan,
    the session is kept and reported.
 4. The journal is removed once its batch is gone.
@@ -23,7 +23,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 import stat
 import uuid
 from collections.abc import Callable, Iterable, Sequence
@@ -403,11 +402,11 @@ class _Remover:
         except FileNotFoundError:
             return
         except IsADirectoryError:
-            shutil.rmtree(name, dir_fd=parent)  # descriptor-based: links inside not followed
+            _remove_tree(parent, name)
         except PermissionError:  # what unlink says of a folder outside Linux
             if not stat.S_ISDIR(os.stat(name, dir_fd=parent, follow_symlinks=False).st_mode):
                 raise
-            shutil.rmtree(name, dir_fd=parent)
+            _remove_tree(parent, name)
 
     def _parts(self, path: str | Path) -> tuple[str, ...]:
         text = os.fspath(path)
@@ -439,3 +438,30 @@ class _Remover:
     def _drop_deep(self) -> None:
         for key in [k for k in self._fds if len(k) > 2]:
             os.close(self._fds.pop(key))
+
+
+_TREE_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def _remove_tree(parent: int, name: str) -> None:
+    """Remove the folder ``name`` in ``parent`` and everything in it, through descriptors.
+
+    Each folder is opened with ``O_NOFOLLOW`` relative to its parent's descriptor, so a folder
+    swapped for a link while this runs fails to open (``ELOOP``) instead of being followed; a
+    link inside is unlinked as a link.
+    """
+    fd = os.open(name, _TREE_FLAGS, dir_fd=parent)
+    try:
+        with os.scandir(fd) as iterator:
+            entries = [(entry.name, entry.is_dir(follow_symlinks=False)) for entry in iterator]
+        for child, is_dir in entries:
+            if is_dir:
+                _remove_tree(fd, child)
+            else:
+                try:
+                    os.unlink(child, dir_fd=fd)
+                except IsADirectoryError:  # replaced by a folder since the listing
+                    _remove_tree(fd, child)
+    finally:
+        os.close(fd)
+    os.rmdir(name, dir_fd=parent)
