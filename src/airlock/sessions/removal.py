@@ -227,9 +227,7 @@ def execute(
         report.recovered = recover(store, now=now, remover=remover)
         for start in range(0, len(plan.sessions), BATCH):
             batch = plan.sessions[start : start + BATCH]
-            _remove_batch(store, batch, remover, report, now)
-            if progress:
-                progress(len(batch))
+            _remove_batch(store, batch, remover, report, now, progress)
         for entry in plan.entries:
             try:
                 remover.remove(entry.path)
@@ -259,9 +257,12 @@ def _remove_batch(
     remover: _Remover,
     report: Report,
     now: datetime,
+    progress: Progress | None,
 ) -> None:
     journal = _write_journal(store.config_dir, batch, now)
     for session in batch:
+        if progress:
+            progress(1)
         if _written_since(session.transcript_path, session.newest_mtime):
             report.skipped.append(Skipped(session, "in use: written to during the removal"))
             continue
