@@ -226,3 +226,14 @@ def test_delete_dry_run_and_missing_config_dir(config_dir: Path, tmp_path: Path)
     missing = {"CLAUDE_CONFIG_DIR": str(tmp_path / "missing")}
     assert airlock("prune", env=missing).returncode == 0
     assert json.loads(airlock("list", "--json", env=missing).stdout) == []
+
+
+def test_prune_refuses_invalid_managed_period(config_dir: Path, managed_dir: Path) -> None:
+    """An invalid period in managed settings is not a managed period: prune refuses."""
+    write_json(managed_dir / "managed-settings.json", {"cleanupPeriodDays": 0})
+    make_session(config_dir, age=timedelta(days=400), now=NOW)
+    before = snapshot(config_dir)
+    result = airlock("prune")
+    assert result.returncode == 3
+    assert "MANAGED SETTINGS ARE INVALID" in result.stderr
+    assert snapshot(config_dir) == before
