@@ -189,22 +189,37 @@ class _Walk:
         self.size += info.st_size
 
     def _walk_dir(self, path: str) -> None:
-        """Folders are descended by their entries' types; only files are looked up."""
-        try:
-            with os.scandir(path) as iterator:
-                entries = list(iterator)
-        except OSError as error:
-            self.problems.append(f"{path}: cannot be read: {error.strerror}")
-            return
-        for entry in entries:
-            if entry.is_dir(follow_symlinks=False):
-                self._walk_dir(entry.path)
-                continue
+        """Folders are descended by their entries' types; only files are looked up.
+
+        The hot loop of a listing: written flat, with locals, for tens of thousands of folders.
+        """
+        stack = [path]
+        files, foreign, problems, owner = self.files, self.foreign, self.problems, self.owner
+        size, newest = self.size, self.newest
+        while stack:
+            current = stack.pop()
             try:
-                info = entry.stat(follow_symlinks=False)
-            except OSError:
-                continue
-            self.add_file(entry.path, info)
+                with os.scandir(current) as iterator:
+                    for entry in iterator:
+                        if entry.is_dir(follow_symlinks=False):
+                            stack.append(entry.path)
+                            continue
+                        try:
+                            info = entry.stat(follow_symlinks=False)
+                        except OSError:
+                            continue
+                        child = entry.path
+                        files.append(child)
+                        size += info.st_size
+                        if info.st_mtime > newest:
+                            newest = info.st_mtime
+                        if info.st_uid != owner:
+                            foreign.append(child)
+                        if stat.S_ISLNK(info.st_mode):
+                            problems.append(f"{child}: symbolic link, not followed")
+            except OSError as error:
+                problems.append(f"{current}: cannot be read: {error.strerror}")
+        self.size, self.newest = size, newest
 
 
 class SessionStore:
@@ -445,7 +460,10 @@ class SessionStore:
         )
         if transcript is None and subagents:
             summary = summarize(subagents[0])
-        raw_log = os.path.join(self.config_dir, layout.DEBUG, session_id + layout.DEBUG_SUFFIX)
+        owned = stores.get(session_id, ())
+        raw_log = next(
+            (p for p in owned if p.endswith(layout.DEBUG_SUFFIX)), None
+        )  # debug/<id>.txt
         modified = datetime.fromtimestamp(walk.newest, UTC)
         last = summary.last_timestamp
         return Session(
@@ -454,7 +472,7 @@ class SessionStore:
             transcript_path=transcript
             or os.path.join(self.config_dir, layout.PROJECTS, project, session_id + ".jsonl"),
             subagent_paths=subagents,
-            raw_log_path=raw_log if raw_log in stores.get(session_id, ()) else None,
+            raw_log_path=raw_log,
             last_activity=max(modified, last) if last else modified,
             size=walk.size,
             started=summary.started,
