@@ -272,3 +272,18 @@ def test_progress_counts_every_step(config_dir: Path) -> None:
     done: list[int] = []
     execute(store, plan, now=NOW, progress=done.append)
     assert sum(done) == plan.steps == 4
+
+
+def test_a_linked_journal_folder_is_refused(config_dir: Path, tmp_path: Path) -> None:
+    """If <config dir>/airlock is a link, no journal is written through it and nothing goes."""
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    (config_dir / "airlock").symlink_to(outside)
+    made = make_session(config_dir, age=timedelta(days=40))
+    store = SessionStore(config_dir)
+    from airlock.errors import UnsafePathError
+
+    with pytest.raises(UnsafePathError, match="symbolic link"):
+        execute(store, plan_prune(store, now=NOW, older_than=PERIOD), now=NOW)
+    assert list(outside.iterdir()) == []
+    assert all(p.exists() for p in made.paths)

@@ -294,6 +294,9 @@ def _written_since(path: str | Path, moment: float) -> bool:
 
 def _write_journal(config_dir: Path, batch: Iterable[Session], now: datetime) -> Path:
     folder = config_dir / JOURNAL_DIR
+    for parent in (folder.parent, folder):
+        if parent.is_symlink():
+            raise UnsafePathError(f"{parent} is a symbolic link: refusing to write a journal there")
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
     prefix = os.path.join(config_dir, "")
     data = {
