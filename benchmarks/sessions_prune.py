@@ -1,6 +1,6 @@
 """Prune and list of a large transcript cache, against ``find … -mtime +N -delete``, same run.
 
-    .venv/bin/python benchmarks/sessions_prune.py [--sessions 20000] [--max-seconds 600]
+    .venv/bin/python benchmarks/sessions_prune.py [--sessions 20000] [--max-seconds 600] [--on-disk]
 
 Builds one config dir shaped like the reference agent's (transcripts; a third with a subagent
 transcript, a quarter with tool results; half with file-history, debug log and todo list),
@@ -8,13 +8,14 @@ half of the sessions 40 days old and half 2 days old, copies it (``cp -a`` keeps
 then times on the same machine, in the same run:
 
 - ``airlock sessions list --json`` (the CLI, a subprocess) and ``SessionStore.list()``;
-- ``airlock sessions prune --older-than 30`` on one copy (reads every transcript's head and
-  tail, groups files by session, writes removal journals, removes through descriptors);
+- ``airlock sessions prune --older-than 30`` on one copy (reads the tail of every candidate
+  transcript, groups files by session, writes removal journals, removes through descriptors);
 - ``find DIR -mtime +30 -delete`` on the other copy (removes old files, nothing more).
 
 Both must leave the same files behind; the script checks that. Everything stays under a
 temporary folder removed at the end: in /dev/shm (memory) unless ``--on-disk``, as this
-machine's shared disk made ``find`` itself vary from 5 to 47 s between runs. Generation stops at ``--max-seconds``.
+machine's shared disk made ``find`` itself vary from 5 to 47 s between runs. Generation stops
+at ``--max-seconds``.
 """
 
 from __future__ import annotations

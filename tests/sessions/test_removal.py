@@ -287,3 +287,24 @@ def test_a_linked_journal_folder_is_refused(config_dir: Path, tmp_path: Path) ->
         execute(store, plan_prune(store, now=NOW, older_than=PERIOD), now=NOW)
     assert list(outside.iterdir()) == []
     assert all(p.exists() for p in made.paths)
+
+
+@pytest.mark.parametrize(
+    ("inside", "mtime", "removed"),
+    [
+        pytest.param(2, 40, False, id="recent_timestamp_inside_keeps_it"),
+        pytest.param(40, 2, False, id="recent_mtime_keeps_it"),
+        pytest.param(40, 40, True, id="both_old_removes_it"),
+    ],
+)
+def test_prune_counts_the_newest_of_mtime_and_timestamps(
+    config_dir: Path, inside: int, mtime: int, removed: bool
+) -> None:
+    """Prune keeps a session if either its files or its transcript's last line are recent."""
+    made = make_session(
+        config_dir, age=timedelta(days=inside), mtime_age=timedelta(days=mtime), extras=False
+    )
+    store = SessionStore(config_dir)
+    report = execute(store, plan_prune(store, now=NOW, older_than=PERIOD), now=NOW)
+    assert [s.id for s in report.removed] == ([made.id] if removed else [])
+    assert all(p.exists() != removed for p in made.paths)

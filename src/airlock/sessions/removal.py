@@ -128,7 +128,7 @@ def plan_prune(store: SessionStore, *, now: datetime, older_than: timedelta) -> 
     """Every session whose last activity is before ``now - older_than``, and the stale store
     entries that belong to no session."""
     cutoff = now - older_than
-    scan = store.scan(active_since=cutoff)
+    scan = store.scan(active_since=cutoff, details=False)
     running = store.running()
     chosen: list[Session] = []
     skipped: list[Skipped] = []

@@ -283,7 +283,11 @@ class SessionStore:
         return {text: by_id[text] for text in wanted}
 
     def scan(
-        self, only: frozenset[str] | None = None, active_since: datetime | None = None
+        self,
+        only: frozenset[str] | None = None,
+        active_since: datetime | None = None,
+        *,
+        details: bool = True,
     ) -> Scan:
         """One pass over the config dir.
 
@@ -292,6 +296,8 @@ class SessionStore:
             active_since: leave out (unread) every session whose transcript was modified at or
                 after this moment: its last activity is at least that recent. A prune needs to
                 read only the others.
+            details: read each transcript's first prompt, start and working directory; a
+                prune, which needs only last activity, leaves them out.
         """
         problems: builtins.list[str] = []
         pending = read_pending(self.config_dir)
@@ -312,7 +318,7 @@ class SessionStore:
             for item in todo:
                 split[_modified_since(item[2], limit)].append(item)
             unread, todo = split[True], split[False]
-        sessions = [self._session(*item, stores, owner) for item in todo]
+        sessions = [self._session(*item, stores, owner, details) for item in todo]
         sessions.sort(key=lambda s: (s.last_activity, s.id), reverse=True)
         roots = {
             path
@@ -439,13 +445,14 @@ class SessionStore:
         folder: str | None,
         stores: dict[str, builtins.list[str]],
         owner: int,
+        details: bool = True,
     ) -> Session:
         roots = [path for path in (transcript, folder) if path is not None]
         roots += stores.get(session_id, ())
         walk = _Walk(owner)
         summary = Summary(None, None, None, None)
         if transcript is not None:
-            summary = summarize(transcript)
+            summary = summarize(transcript, head_too=details)
             if summary.info is not None:
                 walk.add_file(transcript, summary.info)
         for root in roots[1 if transcript is not None else 0 :]:
