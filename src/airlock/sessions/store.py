@@ -231,8 +231,6 @@ class SessionStore:
 
     def __init__(self, config_dir: Path) -> None:
         self.config_dir = Path(config_dir)
-        self._folders: set[str] = set()
-        """Store entries a scan saw as real folders (so they need no second look-up)."""
 
     # ----------------------------------------------------------------- public API
 
@@ -306,8 +304,8 @@ class SessionStore:
             return Scan((), (), pending)
         found = list(self._transcripts(problems))
         ids = {session_id for _, session_id, _, _ in found}
-        self._folders.clear()
-        stores = self._store_index(ids, problems)
+        folders: set[str] = set()
+        stores = self._store_index(ids, problems, folders)
         todo = [
             item for item in found if item[1] not in pending and (only is None or item[1] in only)
         ]
@@ -318,7 +316,7 @@ class SessionStore:
             for item in todo:
                 split[_modified_since(item[2], limit)].append(item)
             unread, todo = split[True], split[False]
-        sessions = [self._session(*item, stores, owner, details) for item in todo]
+        sessions = [self._session(*item, stores, folders, owner, details) for item in todo]
         sessions.sort(key=lambda s: (s.last_activity, s.id), reverse=True)
         roots = {
             path
@@ -416,9 +414,10 @@ class SessionStore:
                 yield project.name, session_id, transcript, None
 
     def _store_index(
-        self, ids: set[str], problems: builtins.list[str]
+        self, ids: set[str], problems: builtins.list[str], folders: set[str]
     ) -> dict[str, builtins.list[str]]:
-        """Per-session entries of the other stores, by session id."""
+        """Per-session entries of the other stores, by session id; real folders among them are
+        added to ``folders`` (so they need no second look-up)."""
         index: dict[str, builtins.list[str]] = {}
         base = os.fspath(self.config_dir)
         for store in layout.SESSION_DIR_STORES:
@@ -426,7 +425,7 @@ class SessionStore:
                 if entry.name in ids:
                     index.setdefault(entry.name, []).append(entry.path)
                     if entry.is_dir(follow_symlinks=False):
-                        self._folders.add(entry.path)
+                        folders.add(entry.path)
         for entry in _entries(os.path.join(base, layout.DEBUG), problems):
             stem = entry.name[: -len(layout.DEBUG_SUFFIX)]
             if entry.name.endswith(layout.DEBUG_SUFFIX) and stem in ids:
@@ -444,6 +443,7 @@ class SessionStore:
         transcript: str | None,
         folder: str | None,
         stores: dict[str, builtins.list[str]],
+        folders: set[str],
         owner: int,
         details: bool = True,
     ) -> Session:
@@ -456,7 +456,7 @@ class SessionStore:
             if summary.info is not None:
                 walk.add_file(transcript, summary.info)
         for root in roots[1 if transcript is not None else 0 :]:
-            walk.walk(root, folder=root == folder or root in self._folders)
+            walk.walk(root, folder=root == folder or root in folders)
         marker = f"{os.sep}{layout.SUBAGENTS}{os.sep}agent-"
         subagents = tuple(
             sorted(
