@@ -237,3 +237,14 @@ def test_prune_refuses_invalid_managed_period(config_dir: Path, managed_dir: Pat
     assert result.returncode == 3
     assert "MANAGED SETTINGS ARE INVALID" in result.stderr
     assert snapshot(config_dir) == before
+
+
+def test_prune_refuses_a_period_from_an_unusable_file(config_dir: Path) -> None:
+    """A valid period in a file with another bad key is not in effect: prune refuses."""
+    write_json(config_dir / "settings.json", {"cleanupPeriodDays": 7, "feedbackSurveyRate": 9})
+    make_session(config_dir, age=timedelta(days=400), now=NOW)
+    before = snapshot(config_dir)
+    result = airlock("prune")
+    assert result.returncode == 3
+    assert "feedbackSurveyRate" in result.stderr
+    assert snapshot(config_dir) == before
