@@ -8,6 +8,7 @@ answers stand in for the web; every request's Host header is recorded.
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import threading
 import time
@@ -30,6 +31,8 @@ class Recorder:
 
     seen: list[tuple[str, str]] = field(default_factory=list)
     fail_with: int | None = None
+    delay: float = 0.0
+    """Seconds to wait before answering: a slow service."""
 
     def queries(self, path: str) -> list[str]:
         return [query for seen_path, query in self.seen if seen_path == path]
@@ -41,6 +44,8 @@ def recording(app: ASGIApp, recorder: Recorder) -> ASGIApp:
     async def wrapped(scope: Scope, receive: Any, send: Any) -> None:
         if scope["type"] == "http":
             recorder.seen.append((scope["path"], scope["query_string"].decode("latin-1")))
+            if recorder.delay:
+                await asyncio.sleep(recorder.delay)
             if recorder.fail_with is not None:
                 await send(
                     {"type": "http.response.start", "status": recorder.fail_with, "headers": []}
@@ -144,6 +149,45 @@ class _Site(ThreadingHTTPServer):
 def origin_site() -> Iterator[_Site]:
     """A web site on 127.0.0.1; ``.server_address[1]`` is its port; ``.hosts`` what it was asked for."""
     site = _Site(("127.0.0.1", 0), _Handler)
+    site.hosts = []
+    site.paths = []
+    thread = threading.Thread(
+        target=site.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+    )
+    thread.start()
+    try:
+        yield site
+    finally:
+        site.shutdown()
+        site.server_close()
+        thread.join(10)
+
+
+class _ProxyHandler(BaseHTTPRequestHandler):
+    """A forward HTTP proxy that answers itself: the domain-safety answer, or a small page."""
+
+    server: _Site
+
+    def log_message(self, format: str, *args: Any) -> None:  # quiet
+        pass
+
+    def do_GET(self) -> None:
+        self.server.paths.append(self.path)  # absolute URL, as clients send to a proxy
+        if "/api/web/domain_info" in self.path:
+            body, kind = b'{"can_fetch": true}', "application/json"
+        else:
+            body, kind = b"through the proxy\n", "text/plain"
+        self.send_response(200)
+        self.send_header("Content-Type", kind)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+@contextmanager
+def forward_proxy() -> Iterator[_Site]:
+    """A corporate proxy stand-in on 127.0.0.1; ``.paths`` holds every request's absolute URL."""
+    site = _Site(("127.0.0.1", 0), _ProxyHandler)
     site.hosts = []
     site.paths = []
     thread = threading.Thread(

@@ -285,3 +285,35 @@ def test_dont_ask_again_is_read_from_state(project: Path, config_dir: Path) -> N
     decision = decide(_load(project).context)[FlowId.TRANSCRIPT_SHARE]
     assert decision.state is State.OFF
     assert any("Don't ask again" in reason for reason in decision.reasons)
+
+
+@pytest.mark.parametrize(
+    ("files", "undetermined"),
+    [
+        pytest.param(
+            {"user": {"cleanupPeriodDays": 365, "feedbackSurveyRate": 2}},
+            True,
+            id="same_file_other_key_bad",
+        ),
+        pytest.param({"user": {"cleanupPeriodDays": "x"}}, True, id="the_key_itself_bad"),
+        pytest.param(
+            {"project": {"feedbackSurveyRate": 2}, "user": {"cleanupPeriodDays": 9}},
+            False,
+            id="other_file_bad",
+        ),
+        pytest.param({"project": "{ broken"}, True, id="unparseable_file_may_have_set_it"),
+        pytest.param({"user": {"cleanupPeriodDays": 9}}, False, id="all_valid"),
+    ],
+)
+def test_problems_for_a_key(
+    files: dict[str, object], undetermined: bool, project: Path, config_dir: Path
+) -> None:
+    """A key is undetermined when a file that sets it, or may set it, cannot be used."""
+    paths = {"user": config_dir / "settings.json", "project": project / ".claude" / "settings.json"}
+    for name, data in files.items():
+        if isinstance(data, str):
+            paths[name].parent.mkdir(parents=True, exist_ok=True)
+            paths[name].write_text(data)
+        else:
+            write_json(paths[name], data)
+    assert bool(_load(project).problems_for("cleanupPeriodDays")) is undetermined

@@ -50,8 +50,12 @@ def build(decisions: Decisions) -> Any:
 
     graph = graphviz.Digraph(
         "airlock",
+        engine="twopi",
         graph_attr={
-            "rankdir": "LR",
+            "root": "machine",
+            "ranksep": "2.4",
+            "overlap": "false",
+            "splines": "true",
             "fontname": "Helvetica",
             "label": f"What leaves this machine — provider: {decisions.provider.label}"
             + ("\n(managed settings invalid: failing closed)" if decisions.fail_closed else ""),

@@ -72,6 +72,9 @@ class Problem:
     value: str
     expected: str
 
+    def to_json(self) -> dict[str, str]:
+        return {"path": self.path, "key": self.key, "value": self.value, "expected": self.expected}
+
     def __str__(self) -> str:
         where = f"{self.path}: {self.key}" if self.key else self.path
         got = f" (got {self.value})" if self.value else ""
@@ -389,8 +392,19 @@ class Loaded:
         return ours.get(key) if isinstance(ours, dict) else None
 
     def problems_for(self, key: str) -> tuple[Problem, ...]:
-        """Problems that leave ``key`` undetermined: bad values of it, or unparseable files."""
-        return tuple(p for p in self.problems if p.key in (key, ""))
+        """Problems that leave ``key`` undetermined.
+
+        Nothing in an unusable file takes effect, so ``key`` is undetermined when any file that
+        sets it has a problem (with ``key`` or any other key), or when a file could not be read
+        or parsed at all (it may have set it).
+        """
+        path = tuple(key.split("."))
+        return tuple(
+            problem
+            for layer in self.layers
+            if not layer.valid and (not layer.data or _lookup(layer.data, path)[0])
+            for problem in layer.problems
+        )
 
 
 def load(

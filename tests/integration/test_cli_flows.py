@@ -141,3 +141,62 @@ def test_help_explains() -> None:
     result = airlock("flows", "--help")
     assert result.returncode == 0
     assert "--explain" in result.stdout and "--graph" in result.stdout
+
+
+def test_json_lists_settings_problems(project: Path) -> None:
+    """--json carries every settings problem too, for scripts that do not read stderr."""
+    path = write_json(project / ".claude" / "settings.json", {"feedbackSurveyRate": 3})
+    problems = json.loads(airlock("flows", "--json").stdout)["settings_problems"]
+    assert problems == [
+        {
+            "path": str(path),
+            "key": "feedbackSurveyRate",
+            "value": "3",
+            "expected": "must be between 0 and 1",
+        }
+    ]
+
+
+def test_missing_settings_file_is_an_error(tmp_path: Path) -> None:
+    """--settings naming a file that does not exist exits 2 and names it."""
+    result = airlock("flows", "--json", "--settings", str(tmp_path / "nope.json"))
+    assert result.returncode == 2
+    assert "nope.json" in result.stderr and result.stdout == ""
+
+
+def test_graph_into_missing_folder_is_a_message_not_a_traceback(tmp_path: Path) -> None:
+    """Writing the diagram where it cannot go gives a one-line error naming the path."""
+    result = airlock("flows", "--graph", str(tmp_path / "no" / "such" / "g.svg"))
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr and "g.svg" in result.stderr
+
+
+def test_closed_stdout_is_an_error() -> None:
+    """With standard output closed, airlock says so and exits 2, without a traceback."""
+    result = subprocess.run(
+        [sys.executable, "-m", "airlock", "flows", "--json"],
+        stdout=None,
+        stderr=subprocess.PIPE,
+        text=True,
+        timeout=60,
+        check=False,
+        pass_fds=(),
+        close_fds=True,
+        preexec_fn=lambda: os.close(1),
+    )
+    assert result.returncode == 2
+    assert "standard output is closed" in result.stderr
+
+
+def test_broken_pipe_is_an_error() -> None:
+    """When the reader goes away early, the command exits 2 and says the output was cut."""
+    with subprocess.Popen(
+        [sys.executable, "-m", "airlock", "flows", "--json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    ) as reader_gone:
+        assert reader_gone.stdout is not None and reader_gone.stderr is not None
+        reader_gone.stdout.close()
+        stderr = reader_gone.stderr.read().decode()
+        assert reader_gone.wait(timeout=60) == 2
+    assert "output closed" in stderr

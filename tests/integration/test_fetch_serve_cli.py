@@ -215,3 +215,59 @@ def test_unknown_blocklist_file(tmp_path: Path) -> None:
         check=False,
     )
     assert done.returncode == 2 and "none.txt" in done.stderr
+
+
+def test_behind_a_proxy() -> None:
+    """With HTTP_PROXY set, the preflight and the page go through the proxy, the hostname alone in the preflight."""
+    from tests.servers import forward_proxy
+
+    with forward_proxy() as proxy:
+        env = {**os.environ, "HTTP_PROXY": f"http://127.0.0.1:{proxy.server_address[1]}"}
+        env["AIRLOCK_DOMAIN_SAFETY_URL"] = "http://safety.corp.test"
+        done = subprocess.run(
+            [*AIRLOCK, "fetch", "http://intranet.corp.test/docs?token=abc"],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=60,
+            check=False,
+        )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "through the proxy\n"
+    assert proxy.paths == [
+        "http://safety.corp.test/api/web/domain_info?domain=intranet.corp.test",
+        "http://intranet.corp.test/docs?token=abc",
+    ]
+
+
+def test_unreadable_rule_reported(
+    service: tuple[str, subprocess.Popen[str]], site: _Site, project: Path
+) -> None:
+    """A WebFetch rule that cannot be read is named on stderr with its file, not silently ignored."""
+    settings = write_json(
+        project / ".claude" / "settings.json",
+        {"permissions": {"deny": ["WebFetch(domain:https://x.test/)"]}},
+    )
+    port = site.server_address[1]
+    done = fetch(service[0], f"http://site.test:{port}/text", port=port)
+    assert done.returncode == 0, done.stderr
+    assert "ignored rule 'WebFetch(domain:https://x.test/)' in permissions.deny" in done.stderr
+    assert str(settings) in done.stderr
+
+
+def test_serve_port_in_use(blocklist: Path) -> None:
+    """A port that is taken: exit 2, saying so."""
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            [*AIRLOCK, "serve", "--blocklist", str(blocklist), "--port", str(port)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert done.returncode == 2 and f"--port {port}" in done.stderr

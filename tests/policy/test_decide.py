@@ -533,3 +533,10 @@ def test_operational_data_on_bedrock_is_kept_under_commercial_terms() -> None:
     """Metrics still go to the vendor on Bedrock (managed by host): 30 days, not the cloud's terms."""
     decision = decide(context({**BEDROCK, **HOST}))[FlowId.METRICS]
     assert decision.retention.days == 30
+
+
+def test_zero_data_retention_keeps_no_survey_rating() -> None:
+    """Under ZDR the survey still runs, but its rating is not persisted."""
+    decision = decide(context(zero_data_retention=True))[FlowId.SURVEY_RATING]
+    assert decision.state is State.ON
+    assert decision.retention.days == 0

@@ -46,6 +46,7 @@ class World:
         limits: FetchLimits | None = None,
         confirm: bool | None = None,
         clock: object = None,
+        ask_unmatched: bool = False,
     ) -> GuardedFetcher:
         ticks = itertools.count()
         return GuardedFetcher(
@@ -58,6 +59,7 @@ class World:
             clock=clock or (lambda: float(next(ticks)) * 0.001),  # type: ignore[arg-type]
             limits=limits,
             confirm=None if confirm is None else (lambda verdict: confirm),
+            ask_unmatched=ask_unmatched,
         )
 
 
@@ -217,3 +219,17 @@ def test_bad_urls(world: World, url: str) -> None:
     """Only http(s) URLs with a host are fetched."""
     with pytest.raises(UsageError):
         world.fetcher().fetch(url)
+
+
+def test_unmatched_host_asked_when_the_agent_says_so(world: World) -> None:
+    """With ask_unmatched, a host no rule matches needs confirmation; a denied one is still refused."""
+    with pytest.raises(RefusedError, match=r"no WebFetch rule matches site\.test"):
+        world.fetcher(ask_unmatched=True).fetch(world.url("site.test", "/text"))
+    assert (
+        world.fetcher(ask_unmatched=True, confirm=True)
+        .fetch(world.url("site.test", "/text"))
+        .status
+        == 200
+    )
+    with pytest.raises(RefusedError, match=r"permissions\.deny"):
+        world.fetcher(ask_unmatched=True, confirm=True).fetch(world.url("denied.test", "/text"))

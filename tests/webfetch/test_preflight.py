@@ -220,3 +220,58 @@ def test_cache_evicts_when_full() -> None:
     assert len(cache) == 3 and not cache.allowed("a", 12.0) and cache.allowed("d", 12.0)
     cache.remember("e", 12.0)
     assert len(cache) == 3 and cache.allowed("e", 12.0)
+
+
+@pytest.mark.parametrize("status", [None, 503], ids=["answer", "failure"])
+def test_concurrent_threads_share_one_request(
+    service: tuple[str, Recorder], status: int | None
+) -> None:
+    """Threads asking about one uncached host at once make one request and all get its outcome."""
+    url, recorder = service
+    recorder.delay = 0.5
+    recorder.fail_with = status
+    client = PreflightClient(url)
+    outcomes: list[object] = []
+    barrier = threading.Barrier(6)
+
+    def work() -> None:
+        barrier.wait()
+        try:
+            outcomes.append(client.check("same.test", now=0.0).can_fetch)
+        except RefusedError as error:
+            outcomes.append(str(error))
+
+    threads = [threading.Thread(target=work) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert len(recorder.seen) == 1
+    if status is None:
+        assert outcomes == [True] * 6
+    else:
+        assert len(outcomes) == 6 and all(f"HTTP {status}" in str(o) for o in outcomes)
+        recorder.fail_with = None
+        recorder.delay = 0.0
+        assert client.check("same.test", now=0.0).can_fetch  # the failure was not kept
+        assert len(recorder.seen) == 2
+    client.close()
+
+
+def test_concurrent_tasks_share_one_request(service: tuple[str, Recorder]) -> None:
+    """Tasks asking about one uncached host at once make one request; a blocked answer is not kept after it."""
+    url, recorder = service
+    recorder.delay = 0.3
+    client = PreflightClient(url)
+
+    async def main() -> list[bool]:
+        async with httpx.AsyncClient() as http:
+            answers = await asyncio.gather(
+                *(client.acheck("x.evil.test", now=0.0, client=http) for _ in range(8))
+            )
+            assert len(recorder.seen) == 1
+            await client.acheck("x.evil.test", now=0.0, client=http)
+        return [answer.can_fetch for answer in answers]
+
+    assert asyncio.run(main()) == [False] * 8
+    assert len(recorder.seen) == 2

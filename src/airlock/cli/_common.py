@@ -27,7 +27,17 @@ def stdout_console() -> Console:
 
 def load_reported(args: argparse.Namespace) -> Loaded:
     """Load the settings in force and report every problem on stderr, loudly when managed."""
-    loaded = load_here(getattr(args, "settings", None))
+    settings = getattr(args, "settings", None)
+    if settings is not None and not settings.lstrip().startswith("{"):
+        from pathlib import Path
+
+        from airlock.errors import UsageError
+
+        if not Path(settings).is_file():
+            raise UsageError(
+                f"--settings {settings!r}: no such file (give a JSON file or inline JSON)"
+            )
+    loaded = load_here(settings)
     report_problems(loaded)
     return loaded
 

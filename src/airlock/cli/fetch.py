@@ -106,7 +106,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"airlock fetch: ignored rule {problem}", file=sys.stderr)
     decision = decide(loaded.context)[FlowId.WEBFETCH_PREFLIGHT]
     pins = [parse_pin(text) for text in args.resolve]
-    transport = PinnedTransport.from_pins(pins)
+    # Without pins, no transport is given, so httpx keeps honouring HTTPS_PROXY and friends.
+    transport = PinnedTransport.from_pins(pins) if pins else None
     with httpx.Client(transport=transport) as client:
         preflight = PreflightClient.from_decision(decision, timeout=min(10.0, args.timeout))
         fetcher = GuardedFetcher(

@@ -66,7 +66,9 @@ def run(args: argparse.Namespace) -> int:
 
         print(f"airlock flows: diagram written to {written}", file=sys.stderr)
     if args.json:
-        dump_json(decisions.to_json())
+        data = decisions.to_json()
+        data["settings_problems"] = [problem.to_json() for problem in loaded.problems]
+        dump_json(data)
     elif args.explain:
         _explain(decisions, FlowId(args.explain))
     elif args.graph is None:
@@ -85,7 +87,7 @@ def _table(decisions: Any) -> None:
         caption="airlock flows --explain FLOW for every reason; --json for scripts",
         show_lines=True,
     )
-    table.add_column("flow", style="bold")
+    table.add_column("flow", style="bold", no_wrap=True, min_width=len(max(FlowId, key=len)))
     table.add_column("state")
     table.add_column("destination")
     table.add_column("what leaves")

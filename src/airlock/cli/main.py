@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
@@ -65,7 +66,22 @@ def _version() -> str:
     return __version__
 
 
+class _ClosedStream:
+    """Stands in for a standard stream the caller closed, so using it fails with a message."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __getattr__(self, attribute: str) -> object:
+        raise OSError(f"standard {self.name} is closed")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    if sys.stdin is None:
+        sys.stdin = _ClosedStream("input")
+    if sys.stdout is None:
+        print("airlock: standard output is closed: nowhere to write", file=sys.stderr)
+        return 2
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
@@ -74,6 +90,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     module = importlib.import_module(f"airlock.cli.{args.command}")
     try:
         code: int = module.run(args)
+        sys.stdout.flush()
     except AirlockError as error:
         print(f"airlock {args.command}: {error}", file=sys.stderr)
         return error.exit_code
@@ -81,5 +98,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"airlock {args.command}: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
-        return 0
+        # The reader went away: what was asked was not all written. Say so, and keep Python
+        # from failing again when it flushes stdout at exit.
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115, PTH123 - lives until the process exits
+        print(
+            f"airlock {args.command}: output closed before everything was written", file=sys.stderr
+        )
+        return 2
+    except OSError as error:
+        where = f" ({error.filename})" if error.filename else ""
+        print(f"airlock {args.command}: {error.strerror or error}{where}", file=sys.stderr)
+        return 2
     return code

@@ -313,13 +313,22 @@ def _survey_rating(context: Context, provider: Provider, closed: str | None) -> 
         reasons.append("feedbackSurveyRate is 0: no session is ever asked")
         state = State.OFF
     keeper = "your OpenTelemetry collector" if state is State.OTEL_ONLY else "Anthropic"
+    retention = class_retention(RetentionClass.SURVEY_RATING, "the rating only", keeper)
+    if context.zero_data_retention.value and state is State.ON:
+        retention = class_retention(
+            RetentionClass.ZERO_DATA_RETENTION, "nothing persisted (zero data retention)", keeper
+        )
+        reasons.append(
+            f"zero data retention is on ({context.zero_data_retention.origin.describe()}): "
+            "the rating is counted, not kept"
+        )
     return Decision(
         id=FlowId.SURVEY_RATING,
         state=state,
         reasons=tuple(reasons),
         destination=destination,
         what='the rating alone ("Good", "Fine", "Bad" or "Dismiss"); never a transcript',
-        retention=class_retention(RetentionClass.SURVEY_RATING, "the rating only", keeper),
+        retention=retention,
         training="never: survey answers cannot be used to train models",
         parameters=_survey_parameters(context, state, rate),
     )
@@ -426,7 +435,11 @@ def _webfetch_preflight(context: Context, closed: str | None) -> Decision:
         reasons=tuple(reasons),
         destination=f"domain-safety service ({service}/api/web/{endpoint})",
         what=what,
-        retention=Retention("not stated by the vendor", None, "Anthropic", "none"),
+        retention=(
+            Retention("not stated by the vendor", None, "Anthropic", "none")
+            if service == f"https://{ANTHROPIC_API}"
+            else Retention("as its operator keeps it", None, f"the operator of {service}", "none")
+        ),
         training="never: hostnames only",
         parameters={"service": service, "private_mode": bool(private.value)},
     )

@@ -68,6 +68,10 @@ class DomainPattern:
     any_host: bool = False
     subdomains_only: bool = False
     """``*.example.com``: ``labels`` is the suffix, and at least one more label is required."""
+    wildcard: bool = False
+    """Some label holds a ``*``: matched label by label; otherwise by plain string comparison."""
+    text: str = ""
+    """The labels joined, with a leading ``.`` when ``subdomains_only``: the fast comparison."""
 
 
 @lru_cache(maxsize=4096)
@@ -123,13 +127,21 @@ def parse_domain(value: str) -> DomainPattern:
     for label in labels:
         if not _LABEL.match(label):
             raise ValueError(f"label {label!r} of {value!r} is not a valid hostname label")
-    return DomainPattern(labels, subdomains_only=subdomains_only)
+    joined = ".".join(labels)
+    return DomainPattern(
+        labels,
+        subdomains_only=subdomains_only,
+        wildcard="*" in joined,
+        text=f".{joined}" if subdomains_only else joined,
+    )
 
 
 def matches(pattern: DomainPattern, host: str) -> bool:
     """Whether ``pattern`` matches ``host`` (already normalised by :func:`normalize_host`)."""
     if pattern.any_host:
         return True
+    if not pattern.wildcard:
+        return host.endswith(pattern.text) if pattern.subdomains_only else host == pattern.text
     labels = host.split(".")
     if pattern.subdomains_only:
         if len(labels) <= len(pattern.labels):
@@ -149,9 +161,7 @@ def _label_matches(want: str, got: str) -> bool:
     return re.fullmatch("[^.]*".join(parts), got) is not None
 
 
-@lru_cache(maxsize=256)
 def _webfetch_rules(rules: tuple[Rule, ...]) -> tuple[tuple[Rule, DomainPattern], ...]:
-    """The readable WebFetch rules of one list, parsed once (pure, so kept)."""
     parsed: list[tuple[Rule, DomainPattern]] = []
     for rule in rules:
         try:
@@ -163,18 +173,36 @@ def _webfetch_rules(rules: tuple[Rule, ...]) -> tuple[tuple[Rule, DomainPattern]
     return tuple(parsed)
 
 
+@dataclass(frozen=True, slots=True)
+class RuleSet:
+    """The readable WebFetch rules of a :class:`Permissions`, parsed once, in the order they count."""
+
+    ordered: tuple[tuple[Verdict, tuple[tuple[Rule, DomainPattern], ...]], ...]
+
+    @classmethod
+    def of(cls, permissions: Permissions) -> RuleSet:
+        """Parse the rules of every list: deny, then ask, then allow."""
+        return cls(
+            (
+                (Verdict.DENY, _webfetch_rules(permissions.deny)),
+                (Verdict.ASK, _webfetch_rules(permissions.ask)),
+                (Verdict.ALLOW, _webfetch_rules(permissions.allow)),
+            )
+        )
+
+    def check(self, host: str) -> RuleVerdict:
+        """Decide ``host``: deny, then ask, then allow; the first match decides."""
+        wanted = normalize_host(host)
+        for verdict, rules in self.ordered:
+            for rule, pattern in rules:
+                if matches(pattern, wanted):
+                    return RuleVerdict(wanted, verdict, rule)
+        return RuleVerdict(wanted, Verdict.UNMATCHED)
+
+
 def check_host(permissions: Permissions, host: str) -> RuleVerdict:
     """Decide ``host`` by the rules: deny, then ask, then allow; the first match decides."""
-    wanted = normalize_host(host)
-    for verdict, rules in (
-        (Verdict.DENY, permissions.deny),
-        (Verdict.ASK, permissions.ask),
-        (Verdict.ALLOW, permissions.allow),
-    ):
-        for rule, pattern in _webfetch_rules(rules):
-            if matches(pattern, wanted):
-                return RuleVerdict(wanted, verdict, rule)
-    return RuleVerdict(wanted, Verdict.UNMATCHED)
+    return RuleSet.of(permissions).check(host)
 
 
 def invalid_webfetch_rules(permissions: Permissions) -> tuple[str, ...]:

@@ -26,7 +26,7 @@ import httpx
 
 from airlock.errors import AirlockError, RefusedError, UsageError
 from airlock.policy.model import Permissions
-from airlock.policy.rules import RuleVerdict, Verdict, check_host, normalize_host
+from airlock.policy.rules import RuleSet, RuleVerdict, Verdict, normalize_host
 from airlock.webfetch.preflight import PreflightAnswer, PreflightClient
 
 REDIRECT_CODES = frozenset({301, 302, 303, 307, 308})
@@ -105,6 +105,20 @@ def to_markdown(html: str) -> str:
     return "\n".join(out).strip() + "\n"
 
 
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """Why a host was admitted: the rules' verdict and the preflight's answer (``None``: skipped)."""
+
+    verdict: RuleVerdict
+    preflight: PreflightAnswer | None
+
+    def describe(self) -> tuple[str, ...]:
+        """Both, in words."""
+        if self.preflight is None:
+            return (self.verdict.describe(), "preflight skipped: skipWebFetchPreflight is true")
+        return (self.verdict.describe(), self.preflight.describe())
+
+
 class GuardedFetcher:
     """Fetches URLs the rules and the preflight admit.
 
@@ -115,6 +129,8 @@ class GuardedFetcher:
         clock: monotonic seconds, for the preflight cache and the time limit.
         limits: size, time and redirect bounds.
         confirm: asked when an ``ask`` rule matches; no callback means refuse.
+        ask_unmatched: treat a host no rule matches as an ``ask`` (the agent's default);
+            ``airlock fetch``, run by the user, leaves it off.
     """
 
     def __init__(
@@ -126,45 +142,50 @@ class GuardedFetcher:
         clock: Callable[[], float],
         limits: FetchLimits | None = None,
         confirm: Callable[[RuleVerdict], bool] | None = None,
+        ask_unmatched: bool = False,
     ) -> None:
         self.permissions = permissions
+        self.rules = RuleSet.of(permissions)
         self.preflight = preflight
         self.client = client
         self.clock = clock
         self.limits = limits or FetchLimits()
         self.confirm = confirm
+        self.asking = (Verdict.ASK, Verdict.UNMATCHED) if ask_unmatched else (Verdict.ASK,)
 
-    def admit(self, url: httpx.URL) -> tuple[str, ...]:
-        """Check ``url``'s host by the rules, then the preflight; say what admitted it.
+    def admit(self, url: httpx.URL) -> Admission:
+        """Check ``url``'s host by the rules, then the preflight.
 
         Raises:
             RefusedError: a rule or the preflight says no, or the preflight failed.
         """
         host = normalize_host(url.host)
-        verdict = check_host(self.permissions, host)
+        verdict = self.rules.check(host)
         if verdict.verdict is Verdict.DENY:
             raise RefusedError(
                 f"refused: {verdict.describe()}. To fetch it, remove that rule "
                 "(a deny in any settings file beats every allow)."
             )
-        if verdict.verdict is Verdict.ASK and not (self.confirm and self.confirm(verdict)):
+        if verdict.verdict in self.asking and not (self.confirm and self.confirm(verdict)):
+            allow = (
+                f"add WebFetch(domain:{host}) to permissions.allow"
+                if verdict.rule is None
+                else "move the rule to permissions.allow"
+            )
             raise RefusedError(
                 f"refused: {verdict.describe()} and the fetch was not confirmed. Run in a "
-                "terminal to confirm, pass --yes, or move the rule to permissions.allow."
+                f"terminal to confirm, pass --yes, or {allow}."
             )
-        checks = [verdict.describe()]
         if self.preflight is None:
-            checks.append("preflight skipped: skipWebFetchPreflight is true")
-            return tuple(checks)
-        answer: PreflightAnswer = self.preflight.check(host, now=self.clock())
+            return Admission(verdict, None)
+        answer = self.preflight.check(host, now=self.clock())
         if not answer.can_fetch:
             raise RefusedError(
                 f"refused: {answer.describe()}. It is checked again on the next request. "
                 f"If you trust {host}, the service's blocklist is the place to change it; "
                 "skipWebFetchPreflight: true turns the check off."
             )
-        checks.append(answer.describe())
-        return tuple(checks)
+        return Admission(verdict, answer)
 
     def fetch(self, url: str) -> FetchResult:
         """Fetch ``url`` once admitted, following admitted redirects, within the limits.
@@ -176,7 +197,7 @@ class GuardedFetcher:
         """
         start = self.clock()
         current = _parse_url(url)
-        checks = list(self.admit(current))
+        checks = list(self.admit(current).describe())
         redirects: list[str] = []
         while True:
             response = self._open(current, start)
@@ -185,7 +206,7 @@ class GuardedFetcher:
                     following = self._next_hop(current, response, redirects)
                     if normalize_host(following.host) != normalize_host(current.host):
                         try:
-                            checks += self.admit(following)
+                            checks += self.admit(following).describe()
                         except RefusedError as error:
                             raise RefusedError(
                                 f"redirect from {current.host} to {following.host} not followed: {error}"

@@ -66,3 +66,13 @@ def private_domains_of(host: str) -> tuple[str, ...]:
 def prefix_of(domain: str, length: int = PREFIX_HEX) -> str:
     """The first ``length`` hex digits of the domain's hash."""
     return digest(domain).hex()[:length]
+
+
+def prefixes_for(host: str, length: int = PREFIX_HEX) -> list[str]:
+    """The distinct prefixes the private mode sends for ``host``, sorted (order tells nothing)."""
+    return sorted({prefix_of(domain, length) for domain in private_domains_of(host)})
+
+
+def blocked_by(host: str, listed: set[str]) -> bool:
+    """The private mode's local decision: is a full hash of ``host`` or a parent in ``listed``?"""
+    return any(digest(domain).hex() in listed for domain in private_domains_of(host))

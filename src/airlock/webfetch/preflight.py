@@ -10,6 +10,10 @@ Theory of operation
   failure is never cached: the next request asks again.
 * A failure fails closed: :class:`~airlock.errors.RefusedError` with a message naming the
   host, the service and the two ways out.
+* Concurrent questions about one host, from threads or asyncio tasks, make one request: the
+  first caller asks, the others wait for its answer (a ``concurrent.futures.Future``, which
+  threads can block on and tasks can await). The answer is shared, never kept beyond the
+  request unless it is an allowed one.
 * The sync (:meth:`PreflightClient.check`) and async (:meth:`PreflightClient.acheck`) calls
   drive one generator (:meth:`PreflightClient._exchange`), so they cannot drift apart. The
   cache is guarded by a lock that is never held across I/O, so threads and asyncio tasks
@@ -20,8 +24,10 @@ Theory of operation
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Generator
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
@@ -125,6 +131,8 @@ class PreflightClient:
         self.timeout = timeout
         self._client = client
         self._client_lock = threading.Lock()
+        self._inflight: dict[str, Future[PreflightAnswer]] = {}
+        self._inflight_lock = threading.Lock()
 
     @classmethod
     def from_decision(cls, decision: Decision, **options: Any) -> PreflightClient | None:
@@ -147,6 +155,70 @@ class PreflightClient:
             return PreflightAnswer(
                 wanted, True, self.service, cached=True, private=self.private_mode
             )
+        pending, leader = self._join(wanted)
+        if not leader:
+            return self._follow(wanted, pending)
+        try:
+            answer = self._ask(wanted, now)
+        except BaseException as error:
+            pending.set_exception(error)
+            raise
+        else:
+            pending.set_result(answer)
+            return answer
+        finally:
+            self._leave(wanted)
+
+    async def acheck(self, host: str, *, now: float, client: httpx.AsyncClient) -> PreflightAnswer:
+        """:meth:`check` for asyncio, with the caller's async client; the same cache."""
+        wanted = normalize_host(host)
+        if self.cache.allowed(wanted, now):
+            return PreflightAnswer(
+                wanted, True, self.service, cached=True, private=self.private_mode
+            )
+        pending, leader = self._join(wanted)
+        if not leader:
+            waiting = asyncio.wrap_future(pending)
+            await asyncio.wait([waiting])  # without raising its error: _follow says what it was
+            if not waiting.cancelled():
+                waiting.exception()  # seen, so asyncio does not report it as lost
+            return self._follow(wanted, pending)
+        try:
+            answer = await self._aask(wanted, now, client)
+        except BaseException as error:
+            pending.set_exception(error)
+            raise
+        else:
+            pending.set_result(answer)
+            return answer
+        finally:
+            self._leave(wanted)
+
+    def _join(self, host: str) -> tuple[Future[PreflightAnswer], bool]:
+        """The question about ``host`` in flight, and whether this caller is the one asking it."""
+        with self._inflight_lock:
+            pending = self._inflight.get(host)
+            if pending is not None:
+                return pending, False
+            pending = self._inflight[host] = Future()
+            return pending, True
+
+    def _leave(self, host: str) -> None:
+        with self._inflight_lock:
+            self._inflight.pop(host, None)
+
+    def _follow(self, host: str, pending: Future[PreflightAnswer]) -> PreflightAnswer:
+        """The answer another caller got for ``host``; its refusal, raised afresh for this caller."""
+        try:
+            return pending.result()
+        except RefusedError as error:
+            raise RefusedError(str(error)) from None
+        except BaseException as error:
+            raise self._refusal(
+                host, f"was asked by another caller that failed ({error!r})"
+            ) from None
+
+    def _ask(self, wanted: str, now: float) -> PreflightAnswer:
         http = self._http()
         exchange = self._exchange(wanted)
         try:
@@ -163,13 +235,7 @@ class PreflightClient:
         except _Failure as failure:
             raise self._refusal(wanted, str(failure)) from failure
 
-    async def acheck(self, host: str, *, now: float, client: httpx.AsyncClient) -> PreflightAnswer:
-        """:meth:`check` for asyncio, with the caller's async client; the same cache."""
-        wanted = normalize_host(host)
-        if self.cache.allowed(wanted, now):
-            return PreflightAnswer(
-                wanted, True, self.service, cached=True, private=self.private_mode
-            )
+    async def _aask(self, wanted: str, now: float, client: httpx.AsyncClient) -> PreflightAnswer:
         exchange = self._exchange(wanted)
         try:
             request = next(exchange)
@@ -212,15 +278,13 @@ class PreflightClient:
             if not isinstance(can_fetch, bool):
                 raise _Failure(f"the answer has no boolean can_fetch: {str(body)[:200]}")
             return can_fetch
-        domains = hashing.private_domains_of(host)
-        prefixes = sorted({hashing.prefix_of(domain) for domain in domains})
+        prefixes = hashing.prefixes_for(host)
         url = httpx.URL(self.service + HASHES_PATH, params=[("prefix", p) for p in prefixes])
         response = yield httpx.Request("GET", url, extensions={"timeout": timeout.as_dict()})
         listed = _json(response).get("hashes")
         if not isinstance(listed, list) or not all(isinstance(h, str) for h in listed):
             raise _Failure("the answer has no list of hashes")
-        known = {text.lower() for text in listed}
-        return not any(hashing.digest(domain).hex() in known for domain in domains)
+        return not hashing.blocked_by(host, {text.lower() for text in listed})
 
     def _refusal(self, host: str, why: str) -> RefusedError:
         service_host = httpx.URL(self.service).host
