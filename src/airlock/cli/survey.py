@@ -95,8 +95,7 @@ def _run(args: argparse.Namespace) -> int:
         return _finish(args, result, console, 0 if chosen.asked or not args.check else 1)
     collector = collector_url(loaded)
     require_destination(decisions, collector)
-    # Never wait on a closed stdin or a pipe: prompts only in a terminal.
-    interactive = sys.stdin is not None and sys.stdin.isatty()
+    interactive = _stdin_is_terminal()
     if args.rating is None and not interactive:
         raise UsageError("not a terminal: answer with --rating good|fine|bad|dismiss")
     from airlock.survey.prompt import ask_rating, ask_share
@@ -130,6 +129,16 @@ def _run(args: argparse.Namespace) -> int:
 
         share_delivery(decisions)  # raises FlowRefused with the engine's reasons
     return _finish(args, result, console, 0, said_not_sent=interactive)
+
+
+def _stdin_is_terminal() -> bool:
+    """Whether stdin is a terminal; never wait on a closed stdin or a pipe: prompts only there."""
+    import sys
+
+    try:
+        return sys.stdin is not None and sys.stdin.isatty()
+    except (OSError, ValueError):  # closed: the CLI stands in a stream that says so
+        return False
 
 
 def _follow_up(
