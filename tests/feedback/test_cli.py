@@ -64,8 +64,8 @@ def test_feedback_uploads_to_collector_from_settings(config_dir: Path, project: 
         )
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
-    assert data["receipt"]["status"] == 201
-    assert list(server.stored) == [data["manifest"]["bundle_id"]]
+    assert data["delivered"]["receipt"]["status"] == 201
+    assert list(server.stored) == [data["bundle_id"]]
     assert data["issue"].startswith("https://github.com/")
     assert GITHUB_TOKEN not in data["issue"] and "REDACTED" in data["issue"]
     assert GITHUB_TOKEN.encode() not in b"".join(server.stored.values())
@@ -159,5 +159,5 @@ def test_default_session_is_this_projects_and_issue_names_no_path(
     result = airlock("feedback", "--local", "--json", "--issue", "text")
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
-    assert data["manifest"]["session"] == SID
+    assert data["session"] == SID
     assert str(home) not in data["issue"] and "local archive" in data["issue"]
