@@ -85,3 +85,33 @@ def test_a_checksummed_token_is_redacted_even_when_it_looks_like_an_example() ->
     text, report = Redactor().redact_text(f"token {token}")
     assert text == "token [REDACTED:github_token]"
     assert report.found
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("postgres://user:pass@host/db", "postgres://user:[REDACTED:db_url_password]@host/db"),
+        (
+            "mysql://root:password@localhost/x",
+            "mysql://root:[REDACTED:db_url_password]@localhost/x",
+        ),
+        (
+            "https://deploy:hunter2@ci.internal/x",
+            "https://deploy:[REDACTED:url_basic_auth]@ci.internal/x",
+        ),
+        # Documentation examples, as the corpus labels them: a reserved host, the user name
+        # repeated as the password, a placeholder.
+        ("https://user:pass@example.com/", "https://user:pass@example.com/"),
+        (
+            "postgres://postgres:postgres@localhost:5432/postgres",
+            "postgres://postgres:postgres@localhost:5432/postgres",
+        ),
+        (
+            "mysql://root:<password>@127.0.0.1:3306/app",
+            "mysql://root:<password>@127.0.0.1:3306/app",
+        ),
+    ],
+)
+def test_weak_url_passwords_are_passwords_unless_documentation(text: str, expected: str) -> None:
+    """A weak password on a real host is redacted; documentation examples are not."""
+    assert Redactor().redact_text(text)[0] == expected

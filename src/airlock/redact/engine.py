@@ -18,15 +18,17 @@ match whose value fits a specific rule is named after that rule.
 from __future__ import annotations
 
 import io
+import re
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from itertools import product
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 import re2
 
 from airlock.errors import SettingsError
-from airlock.redact.rules import MARKER, RULES, Rule, accepts, starts_in_marker
+from airlock.redact.rules import MARKER, RULES, URL_KINDS, Rule, accepts, starts_in_marker
 
 if TYPE_CHECKING:
     from airlock.settings import Loaded
@@ -40,6 +42,11 @@ LONGEST = 1 << 16
 KEYWORD_REACH = 32
 """How far before a user rule's match its keyword may be."""
 CONTEXT = 64
+"""Bytes already written kept in front of the window as left context."""
+VERDICTS = 4096
+"""Candidates whose verdict is remembered (hostile input repeats one candidate many times)."""
+_HOST = re.compile(rb"[A-Za-z0-9.\-]{0,255}")
+"""The host after a URL's ``user:password@``."""
 """Bytes already written kept in front of the window as left context."""
 
 
@@ -174,6 +181,126 @@ class _Table:
         return self.rules[min(indexes)] if indexes else None
 
 
+_ESCAPE = re.compile(
+    rb"(?<!\\)\\++u00(2[013-9a-fA-F]|[3-46][0-9a-fA-F]|5[0-9abd-fABD-F]|7[0-9a-eA-E])"
+)
+"""A JSON ``\\u00XX`` escape (its backslash possibly escaped again) of a printable ASCII
+character other than the quote and the backslash, which would change the string's structure.
+A run of backslashes is matched whole from its start only (atomic), so the scan is linear."""
+
+_HEX = {
+    "".join(digits).encode(): bytes([code])
+    for code in range(0x20, 0x7F)
+    for digits in product(*((c, c.upper()) for c in f"{code:02x}"))
+}
+"""The character of each two-digit code, in either case."""
+
+
+class Decoded:
+    """A window with its ``\\u00XX`` escapes read, and the way back to the window's offsets.
+
+    The window is plain stretches (``parts[2k]``, the same in both) each followed by an escape
+    (one character once read, ``parts[2k + 1]``). Offsets are mapped by walking a cursor from
+    stretch to stretch, so the cost is paid around hits (few), never per escape of a window.
+    """
+
+    __slots__ = ("_k", "_parts", "_text_at", "_window", "_window_at", "text")
+
+    def __init__(self, window: bytes, parts: list[bytes]) -> None:
+        self._window = window
+        self._parts = parts
+        self.text = b"".join(parts)
+        # The cursor: the start of plain stretch ``_k`` in the text and in the window.
+        self._k = 0
+        self._text_at = 0
+        self._window_at = 0
+
+    @classmethod
+    def of(cls, window: bytes) -> Decoded | None:
+        """The decoded window, or ``None`` when it holds no escape to read."""
+        parts = _ESCAPE.split(window)
+        if len(parts) == 1:
+            return None
+        parts[1::2] = map(_HEX.__getitem__, parts[1::2])
+        return cls(window, parts)
+
+    @property
+    def _last(self) -> int:
+        return len(self._parts) // 2
+
+    def _plain(self) -> int:
+        return len(self._parts[2 * self._k])
+
+    def _escape(self) -> int:
+        """The length in the window of the escape after the cursor's stretch."""
+        at = self._window_at + self._plain()
+        return self._window.index(b"u", at) - at + 5
+
+    def _forward(self) -> bool:
+        if self._k >= self._last:
+            return False
+        escape = self._escape()
+        self._text_at += self._plain() + 1
+        self._window_at += self._plain() + escape
+        self._k += 1
+        return True
+
+    def _back(self) -> bool:
+        if self._k == 0:
+            return False
+        self._k -= 1
+        self._text_at -= self._plain() + 1
+        # The escape before the stretch we left ends where that stretch began: its ``u`` is
+        # five bytes before, its backslashes just before that.
+        self._window_at -= 5
+        while self._window_at > 0 and self._window[self._window_at - 1] == 0x5C:
+            self._window_at -= 1
+        self._window_at -= self._plain()
+        return True
+
+    def _end(self) -> None:
+        """Put the cursor on the last plain stretch."""
+        self._k = self._last
+        self._text_at = len(self.text) - self._plain()
+        self._window_at = len(self._window) - self._plain()
+
+    def origin(self, at: int) -> int:
+        """The window offset of the boundary ``at`` in ``text``."""
+        if at < self._text_at // 2:
+            self._k = self._text_at = self._window_at = 0
+        while at < self._text_at and self._back():
+            pass
+        while at >= self._text_at + self._plain() + 1 and self._forward():
+            pass
+        inside = at - self._text_at
+        if inside <= self._plain() or self._k >= self._last:
+            return self._window_at + inside
+        return self._window_at + self._plain() + self._escape()  # after the escape
+
+    def at(self, origin: int, *, from_end: bool = False) -> int:
+        """The first boundary in ``text`` whose window offset is ``origin`` or later."""
+        if from_end:
+            self._end()
+        elif origin < self._window_at // 2:
+            self._k = self._text_at = self._window_at = 0
+        while origin < self._window_at and self._back():
+            pass
+        while (
+            self._k < self._last and origin >= self._window_at + self._plain() + self._escape()
+        ) and self._forward():
+            pass
+        inside = origin - self._window_at
+        if inside <= self._plain() or self._k >= self._last:
+            return self._text_at + inside
+        return self._text_at + self._plain() + 1  # inside an escape: after it
+
+
+def _host(text: bytes, at: int) -> bytes:
+    """The host name starting at ``at`` (after a URL's ``@``)."""
+    found = _HOST.match(text, at)
+    return found.group() if found is not None else b""
+
+
 def _after_edge(text: bytes, first: int) -> int:
     """Where a bare secret starts: after the escaped line break or tab its match may begin with."""
     at = first
@@ -244,6 +371,7 @@ class Redactor:
         self.rules: tuple[Rule, ...] = RULES + extra
         self._keyworded = frozenset(rule for rule in extra if rule.keyword)
         self._markers: dict[str, bytes] = {}
+        self._verdicts: dict[tuple[int, bytes, bytes, bytes], str | None] = {}
         self._allow = frozenset(value.encode() for value in allow)
         self._all = _Table(self.rules)
         self._specific = _Table(tuple(rule for rule in self.rules if rule.specific))
@@ -318,7 +446,7 @@ class Redactor:
     ) -> tuple[int, list[bytes], int]:
         pieces: list[bytes] = []
         written = begin
-        for hit in self._hits(window, begin - min(begin, CONTEXT), safe):
+        for hit in self._hits_unescaped(window, begin - min(begin, CONTEXT), safe):
             if hit.start < written:
                 continue
             line += window.count(b"\n", written, hit.start)
@@ -333,6 +461,21 @@ class Redactor:
         line += window.count(b"\n", written, cut)
         pieces.append(window[written:cut])
         return cut, pieces, line
+
+    def _hits_unescaped(self, window: bytes, scan_from: int, safe: int) -> Iterator[_Hit]:
+        """The hits in ``window``, with JSON ``\\u00XX`` escapes of printable characters read as
+        the characters they stand for; spans are in ``window`` and cover escapes whole."""
+        if b"\\u00" not in window:
+            return self._hits(window, scan_from, safe)
+        decoded = Decoded.of(window)
+        if decoded is None:
+            return self._hits(window, scan_from, safe)
+        text_safe = decoded.at(safe, from_end=True)
+        text_from = decoded.at(scan_from)
+        return (
+            _Hit(decoded.origin(hit.start), decoded.origin(hit.end), hit.kind)
+            for hit in self._hits(decoded.text, text_from, text_safe)
+        )
 
     def _hits(self, window: bytes, scan_from: int, safe: int) -> Iterator[_Hit]:
         table = self._all
@@ -356,11 +499,26 @@ class Redactor:
                 if b"[REDACTED:" in before and starts_in_marker(before):
                     continue
             context = b"" if rule.specific else window[first:start]
-            if accepts(rule, value, self._allow, context):
-                yield _Hit(start, end, self._name(rule, value))
+            host = _host(window, last) if rule.kind in URL_KINDS else b""
+            kind = self._judge(index, rule, value, context, host)
+            if kind is not None:
+                yield _Hit(start, end, kind)
             elif not rule.specific:
                 # A rejected assignment may still hold a token of a specific kind.
                 yield from self._specific_hits(window, start, end)
+
+    def _judge(
+        self, index: int, rule: Rule, value: bytes, context: bytes, host: bytes
+    ) -> str | None:
+        """The kind to redact a candidate as, or ``None``; remembered, for repeated input."""
+        key = (index, value, context, host)
+        verdict = self._verdicts.get(key, self)
+        if verdict is self:
+            if len(self._verdicts) >= VERDICTS:
+                self._verdicts.clear()
+            accepted = accepts(rule, value, self._allow, context, host)
+            verdict = self._verdicts[key] = self._name(rule, value) if accepted else None
+        return verdict  # type: ignore[return-value]
 
     def _specific_hits(self, window: bytes, start: int, end: int) -> Iterator[_Hit]:
         table = self._specific

@@ -186,6 +186,7 @@ RULES: tuple[Rule, ...] = (
         rf"{EDGE}(?P<secret>eyJ{_TOKEN}+\.eyJ{_TOKEN}+\.{_TOKEN}+)",
         "eyj",
         min_length=40,
+        min_entropy=3.0,
         bare=True,
     ),
     Rule(
@@ -248,7 +249,8 @@ def starts_in_marker(before: bytes) -> bool:
 COMMON_DEFAULTS = frozenset(
     b"password passwd postgres root admin secret pass test guest user mysql redis changeme".split()
 )
-"""Default passwords of documentation and local containers: not redacted as secrets."""
+"""Default passwords of documentation: not redacted as secrets in assignments (in a URL, they
+are: ``scheme://user:pass@host`` names a real host)."""
 
 
 PLACEHOLDER_WORDS: tuple[str, ...] = (
@@ -343,6 +345,12 @@ def is_placeholder(value: bytes) -> bool:
     return len(set(lowered)) <= 3
 
 
+def _is_url_placeholder(value: bytes) -> bool:
+    """Whether a URL's password is a placeholder (a short word is a weak password, not one)."""
+    lowered = value.lower()
+    return _WORDS.search(lowered) is not None or len(set(lowered)) <= 1
+
+
 _LETTERS = bytes(range(65, 91)) + bytes(range(97, 123))
 
 
@@ -378,7 +386,11 @@ CHECKSUMMED = frozenset({"github_token", "npm_token"})
 
 
 def accepts(
-    rule: Rule, value: bytes, allow: frozenset[bytes] = frozenset(), context: bytes = b""
+    rule: Rule,
+    value: bytes,
+    allow: frozenset[bytes] = frozenset(),
+    context: bytes = b"",
+    host: bytes = b"",
 ) -> bool:
     """Whether a candidate value found by ``rule`` is a secret to redact.
 
@@ -387,6 +399,7 @@ def accepts(
         value: The secret part of the match, as written (possibly JSON-escaped).
         allow: Values the user says are not secrets (compared unescaped).
         context: The matched text before the value (the name of a generic assignment).
+        host: For a URL's password, the host after ``@``.
 
     Returns:
         False for allow-listed values, placeholders, and values under the rule's floors.
@@ -400,11 +413,11 @@ def accepts(
         return False
     if rule.kind in CHECKSUMMED and has_valid_checksum(rule.kind, plain):
         return True
-    if is_placeholder(plain):
+    if _is_url_placeholder(plain) if rule.kind in URL_KINDS else is_placeholder(plain):
         return False
     if not rule.min_length <= len(plain) <= rule.max_length:
         return False
-    if not rule.specific and not _generic_accepts(plain, context):
+    if not rule.specific and not _generic_accepts(rule, plain, context, host):
         return False
     if rule.mixed and not _is_mixed(plain):
         return False
@@ -415,8 +428,22 @@ def accepts(
     return entropy(plain) >= rule.min_entropy
 
 
-def _generic_accepts(plain: bytes, context: bytes) -> bool:
-    if plain.lower() in COMMON_DEFAULTS:
+URL_KINDS = frozenset({"db_url_password", "url_basic_auth"})
+"""Kinds whose secret is the password of a URL (``scheme://user:password@host``)."""
+
+_EXAMPLE_HOST = re.compile(
+    rb"(?i)^(?:(?:www\.)?example(?:\.(?:com|org|net))?|[a-z0-9.\-]*\.invalid)\.?$"
+)
+"""Hosts reserved for documentation (RFC 2606): a URL there is an example. (A subdomain of
+``example.net`` stands in for a real host in redacted logs, so only the bare names count.)"""
+
+
+def _generic_accepts(rule: Rule, plain: bytes, context: bytes, host: bytes) -> bool:
+    if rule.kind in URL_KINDS:
+        # A weak real password is still a password; only documentation hosts make examples.
+        if _EXAMPLE_HOST.search(host):
+            return False
+    elif plain.lower() in COMMON_DEFAULTS:
         return False
     if _NOT_SECRET_NAMES.search(context[-80:]):
         return False
