@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 GITHUB = "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"
 
 
@@ -88,3 +90,47 @@ def test_settings_add_rules_and_allow_values(project: Path) -> None:
     result = airlock("redact", "-", stdin=f"acme-123456 {GITHUB}".encode(), cwd=project)
     assert result.stdout == f"[REDACTED:acme] {GITHUB}".encode()
     assert result.returncode == 1
+
+
+def test_a_reader_that_goes_away_gives_exit_2_and_the_report_still_on_stderr(
+    tmp_path: Path,
+) -> None:
+    """`airlock redact big --report | head -c 10`: exit 2, a message, and what was found so far."""
+    source = tmp_path / "big.txt"
+    source.write_bytes((b"x" * 100 + f" {GITHUB}\n".encode()) * 100_000)
+    child = subprocess.Popen(
+        [sys.executable, "-m", "airlock", "redact", str(source), "--report"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert child.stdout is not None and child.stderr is not None
+    assert len(child.stdout.read(10)) == 10
+    child.stdout.close()
+    stderr = child.stderr.read()
+    child.stderr.close()
+    assert child.wait(timeout=60) == 2
+    assert b"output closed before everything was written" in stderr
+    assert b"found so far" in stderr
+    assert b"line 1: github_token" in stderr
+    assert GITHUB.encode() not in stderr
+
+
+@pytest.mark.parametrize(
+    ("redirect", "message"),
+    [
+        ("<&-", b"standard input is closed"),
+        (">&-", b"standard output is closed"),
+    ],
+)
+def test_a_closed_standard_stream_gives_exit_2_and_a_message(redirect: str, message: bytes) -> None:
+    """A closed stdin (read from `-`) or closed stdout is a clean error, never a traceback."""
+    result = subprocess.run(
+        ["sh", "-c", f'exec "$0" -m airlock redact - --report {redirect}', sys.executable],
+        stderr=subprocess.PIPE,
+        stdout=subprocess.PIPE if redirect == "<&-" else None,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert b"Traceback" not in result.stderr

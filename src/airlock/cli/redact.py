@@ -42,24 +42,44 @@ def run(args: argparse.Namespace) -> int:
     import sys
 
     from airlock.cli._common import load_reported
-    from airlock.redact import Redactor
+    from airlock.redact import RedactionReport, Redactor
     from airlock.redact.output import redact_path
 
     loaded = load_reported(args)
     redactor = Redactor.from_loaded(loaded)
-    report = redact_path(redactor, args.file, args.output, sys.stdin.buffer, sys.stdout.buffer)
-    if args.json:
-        import json
-
-        sys.stderr.write(json.dumps(report.to_json(), indent=2) + "\n")
-    elif args.report:
-        _print_report(report)
+    report = RedactionReport()
+    finished = False
+    try:
+        redact_path(redactor, args.file, args.output, sys.stdin.buffer, sys.stdout.buffer, report)
+        finished = True
+    finally:
+        if finished or report.bytes_in:
+            _report(args, report, finished)
     return 1 if report.found else 0
 
 
-def _print_report(report: Any) -> None:
+def _report(args: argparse.Namespace, report: Any, finished: bool) -> None:
     import sys
 
+    # Asked for, the report is printed even when the copy failed part way (the error itself
+    # still ends the command with exit 2): what was found so far, and that it is so.
+    if args.json:
+        import json
+
+        data = {**report.to_json(), "complete": finished}
+        sys.stderr.write(json.dumps(data, indent=2) + "\n")
+    elif args.report:
+        _print_report(report, finished)
+
+
+def _print_report(report: Any, finished: bool) -> None:
+    import sys
+
+    if not finished:
+        print(
+            f"airlock redact: stopped after {report.bytes_in} bytes read; found so far:",
+            file=sys.stderr,
+        )
     if not report.found:
         print("airlock redact: no secrets found", file=sys.stderr)
         return

@@ -397,17 +397,21 @@ class Redactor:
         ]
         return cls(extra_rules=rules, allow=[str(v) for v in value.get("allow", [])])
 
-    def redact_stream(self, src: BinaryIO, dst: BinaryIO) -> RedactionReport:
+    def redact_stream(
+        self, src: BinaryIO, dst: BinaryIO, *, report: RedactionReport | None = None
+    ) -> RedactionReport:
         """Copy ``src`` to ``dst`` with every secret replaced; memory stays bounded.
 
         Args:
             src: A binary stream to read (a file, stdin's buffer, a BytesIO).
             dst: A binary stream to write the redacted bytes to.
+            report: A report to fill in as the copy goes (so what was found before a read or
+                write failed is still known); a new one by default.
 
         Returns:
             The report: each secret's kind, line and byte offsets.
         """
-        report = RedactionReport()
+        report = RedactionReport() if report is None else report
         context = b""
         pending = b""
         base = 0  # input offset of pending[0]

@@ -18,8 +18,12 @@ def redact_path(
     output: str | None,
     stdin: BinaryIO,
     stdout: BinaryIO,
+    report: RedactionReport | None = None,
 ) -> RedactionReport:
     """Redact ``source`` (a path, or ``-`` for ``stdin``) into ``output`` or ``stdout``.
+
+    ``report`` (when given) is filled in as the copy goes, so it says what was found even when
+    writing fails part way (a reader that went away).
 
     The output file is written to a temporary name beside it and renamed into place, so it is
     never left half-written and may be the source itself.
@@ -31,18 +35,21 @@ def redact_path(
         src = stdin if source == "-" else Path(source).open("rb")  # noqa: SIM115
     except OSError as error:
         raise UsageError(f"cannot read {source!r}: {error.strerror}") from error
+    report = RedactionReport() if report is None else report
     try:
         if output is None:
-            report = redactor.redact_stream(src, stdout)
+            redactor.redact_stream(src, stdout, report=report)
             stdout.flush()
             return report
-        return _redact_to_file(redactor, src, Path(output))
+        return _redact_to_file(redactor, src, Path(output), report)
     finally:
         if src is not stdin:
             src.close()
 
 
-def _redact_to_file(redactor: Redactor, src: BinaryIO, target: Path) -> RedactionReport:
+def _redact_to_file(
+    redactor: Redactor, src: BinaryIO, target: Path, report: RedactionReport
+) -> RedactionReport:
     directory = target.parent
     try:
         fd, temporary = tempfile.mkstemp(prefix=f".{target.name}.", dir=directory)
@@ -50,7 +57,7 @@ def _redact_to_file(redactor: Redactor, src: BinaryIO, target: Path) -> Redactio
         raise UsageError(f"cannot write to {str(directory)!r}: {error.strerror}") from error
     try:
         with os.fdopen(fd, "wb") as dst:
-            report = redactor.redact_stream(src, dst)
+            redactor.redact_stream(src, dst, report=report)
             dst.flush()
             os.fsync(dst.fileno())
         with contextlib.suppress(OSError):
