@@ -154,6 +154,8 @@ def _one_of(*choices: str) -> Validator:
 
 
 def _redaction(value: Any) -> str | None:
+    # A kind is written into ``[REDACTED:<kind>]`` markers: lower-case letters, digits and _.
+    kind_characters = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_")
     if not isinstance(value, dict):
         return f"expected an object with 'rules' and 'allow', but received {_type_name(value)}"
     unknown = set(value) - {"rules", "allow"}
@@ -168,6 +170,17 @@ def _redaction(value: Any) -> str | None:
         for rule in rules
     ):
         return 'rules: expected a list of {"kind": str, "pattern": str, "keyword": str}'
+    for rule in rules:
+        unknown = set(rule) - {"kind", "pattern", "keyword"}
+        if unknown:
+            return f"rules: unknown keys {sorted(unknown)}; expected 'kind', 'pattern', 'keyword'"
+        if not rule["kind"] or not set(rule["kind"]) <= kind_characters:
+            return (
+                f"rules: kind {rule['kind']!r} may hold only lower-case letters, digits and _ "
+                "(it is written into [REDACTED:<kind>] markers)"
+            )
+        if not rule["pattern"]:
+            return f"rules: the pattern of kind {rule['kind']!r} is empty"
     return _string_list(value.get("allow", []))
 
 

@@ -105,6 +105,7 @@ def _options() -> re2.Options:
     options = re2.Options()
     options.encoding = re2.Options.Encoding.LATIN1
     options.max_mem = 64 << 20
+    options.log_errors = False  # errors are raised, in our words; never logged by the library
     return options
 
 
@@ -301,6 +302,18 @@ def _host(text: bytes, at: int) -> bytes:
     return found.group() if found is not None else b""
 
 
+def _where(loaded: Loaded, value: Mapping[str, Any] | None) -> str:
+    """The settings files whose ``airlock.redaction`` rules are among ``value``'s."""
+    rules = (value or {}).get("rules", [])
+    paths = []
+    for layer in loaded.layers:
+        ours = layer.data.get("airlock") if isinstance(layer.data, Mapping) else None
+        theirs = ours.get("redaction") if isinstance(ours, Mapping) else None
+        if isinstance(theirs, Mapping) and any(rule in rules for rule in theirs.get("rules", [])):
+            paths.append(layer.origin.path or layer.origin.describe())
+    return ", ".join(paths) or "settings"
+
+
 def _after_edge(text: bytes, first: int) -> int:
     """Where a bare secret starts: after the escaped line break or tab its match may begin with."""
     at = first
@@ -330,18 +343,36 @@ def _compiled(pattern: str, options: re2.Options) -> Any:
         return re2.compile(pattern.encode("latin-1"), options)
     except (re2.error, UnicodeEncodeError) as error:
         raise SettingsError(
-            f"a redaction pattern is not a valid RE2 pattern ({error}): {pattern[:200]!r}"
+            f"a redaction pattern is not a valid RE2 pattern ({_problem(error)}): {pattern[:200]!r}"
         ) from error
 
 
+def _problem(error: Exception) -> str:
+    """What is wrong with a pattern, in plain words (RE2's message, without its bytes repr)."""
+    if isinstance(error, UnicodeEncodeError):
+        return "only Latin-1 characters can be matched; write others as their UTF-8 bytes"
+    detail = error.args[0] if error.args else error
+    if isinstance(detail, bytes):
+        detail = detail.decode("utf-8", "replace")
+    return str(detail)
+
+
+_KIND_CHARACTERS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_")
+
+
 def _compile_rule(rule: Rule) -> None:
+    if not rule.kind or not set(rule.kind) <= _KIND_CHARACTERS:
+        raise SettingsError(
+            f"airlock.redaction.rules: kind {rule.kind!r} may hold only lower-case letters, "
+            "digits and _ (it is written into [REDACTED:<kind>] markers)"
+        )
     try:
         re2.compile(rule.pattern.encode("latin-1"), _options())
         re2.compile(_plain(rule.pattern).encode("latin-1"), _options())
     except (re2.error, UnicodeEncodeError) as error:
         raise SettingsError(
             f"airlock.redaction.rules: the pattern of kind {rule.kind!r} is not a valid RE2 "
-            f"pattern ({error}): {rule.pattern!r}"
+            f"pattern: {_problem(error)} (pattern {rule.pattern!r})"
         ) from error
 
 
@@ -378,8 +409,26 @@ class Redactor:
 
     @classmethod
     def from_loaded(cls, loaded: Loaded) -> Redactor:
-        """A redactor with the rules and allow-list of ``airlock.redaction`` in settings."""
-        return cls.from_settings(loaded.airlock("redaction"))
+        """A redactor with the rules and allow-list of ``airlock.redaction`` in settings.
+
+        Raises:
+            SettingsError: A settings file that sets ``airlock.redaction`` is unusable, or one
+                of its rules is not a valid pattern: redacting without the rules the user
+                wrote would let what they meant to hide through, so nothing is redacted.
+        """
+        problems = loaded.problems_for("airlock.redaction")
+        if problems:
+            files = sorted({problem.path for problem in problems})
+            raise SettingsError(
+                f"airlock.redaction cannot be read from {', '.join(files)}, so its rules would "
+                "not apply; refusing to redact without them. Fix: "
+                + "; ".join(str(problem) for problem in problems)
+            )
+        value = loaded.airlock("redaction")
+        try:
+            return cls.from_settings(value)
+        except SettingsError as error:
+            raise SettingsError(f"{_where(loaded, value)}: {error}") from error
 
     @classmethod
     def from_settings(cls, value: Mapping[str, Any] | None) -> Redactor:
