@@ -323,12 +323,33 @@ def _utf8_at(text: str, index: int) -> int:
 # ------------------------------------------------------------------------- hostile, memory
 
 
+HOSTILE_UNITS = {
+    "sk-proj-": b"sk-proj-",
+    "eyJ+50a+.": b"eyJ" + b"a" * 50 + b".",
+    "base64": b"QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVo0123456789+/",
+    "-----BEGIN": b"-----BEGIN",
+    "pem header": b"-----BEGIN RSA PRIVATE KEY-----\\n",
+    "://a:": b"://a:",
+    "backslashes": b"\\",
+    "quotes": b'"',
+    "\\u0041": b"\\u0041",
+    "pwd=aaaaaaa": b"pwd=aaaaaaa ",
+    "https://a:b@c": b"https://a:b@c ",
+}
+"""Units repeated into one hostile line each (airlock is timed on every one)."""
+
+
 def hostile(work: Path, megabytes: int, timeout: float) -> dict[str, Any]:
-    line = work / "hostile.txt"
-    line.write_bytes(b"sk-proj-" * (megabytes * 1024 * 1024 // 8))
+    size = megabytes * 1024 * 1024
     seconds: dict[str, Any] = {}
-    elapsed, _ = timed([*AIRLOCK, "redact", str(line)], timeout, stdout=subprocess.DEVNULL)
-    seconds["airlock"] = elapsed
+    for name, unit in HOSTILE_UNITS.items():
+        shape = work / "hostile-shape.txt"
+        shape.write_bytes(unit * (size // len(unit)))
+        elapsed, _ = timed([*AIRLOCK, "redact", str(shape)], timeout, stdout=subprocess.DEVNULL)
+        seconds[f"airlock {name}"] = elapsed
+    line = work / "hostile.txt"
+    line.write_bytes(b"sk-proj-" * (size // 8))
+    seconds["airlock"] = seconds["airlock sk-proj-"]
     if DETECT_SECRETS.exists():
         code = (
             "import sys\nfrom detect_secrets import SecretsCollection\n"
@@ -444,7 +465,11 @@ def main() -> int:
         + ", ".join(f"{k} {v:.2f}" for k, v in rows[0][1]["by_kind"].items())
     )
     print(
-        f"hostile {args.hostile_mb} MB line of 'sk-proj-' (timeout {args.timeout:.0f} s): {hostile_seconds}"
+        f"hostile {args.hostile_mb} MB lines (timeout {args.timeout:.0f} s; peers on 'sk-proj-'): "
+        + ", ".join(
+            f"{k} {v:.2f} s" if isinstance(v, float) else f"{k} {v}"
+            for k, v in hostile_seconds.items()
+        )
     )
     print(
         f"memory: {footprint['gigabytes']:.2f} GB without a newline through 'airlock redact -': "

@@ -182,6 +182,23 @@ def test_a_bad_user_pattern_is_a_settings_error() -> None:
         Redactor(extra_rules=[Rule("broken", "(unclosed", "x")])
 
 
+HOSTILE_UNITS = [
+    ("jwt-look-alikes", b"eyJ" + b"a" * 50 + b"."),
+    ("base64-run", b"QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVo0123456789+/"),
+    ("repeated-begin", b"-----BEGIN"),
+    ("repeated-pem-header", b"-----BEGIN RSA PRIVATE KEY-----\\n"),
+    ("repeated-url-auth", b"://a:"),
+    ("backslashes", b"\\"),
+    ("quotes", b'"'),
+    ("unicode-escapes", b"\\u0041"),
+    ("short-assignments", b"pwd=aaaaaaa "),
+    ("short-url-passwords", b"https://a:b@c "),
+    ("low-entropy-key-ids", b"AKIAAAAAAAAAAAAAAAAA "),
+    ("token-look-alikes", b"ghp_" + b"a" * 36 + b" "),
+]
+"""Units repeated into 10 MB lines: each makes many candidates, or none, or long runs."""
+
+
 @pytest.mark.parametrize(
     "hostile",
     [
@@ -190,8 +207,16 @@ def test_a_bad_user_pattern_is_a_settings_error() -> None:
         b"password=" * (10 * 1024 * 1024 // 9),
         b"-----BEGIN RSA PRIVATE KEY-----" + b"QUJD" * (10 * 1024 * 1024 // 4),
         b"eyJ" + b"a" * (10 * 1024 * 1024),
+        *(unit * (10 * 1024 * 1024 // len(unit)) for _, unit in HOSTILE_UNITS),
     ],
-    ids=["repeated-prefix", "one-letter", "repeated-assignment", "endless-pem", "endless-jwt"],
+    ids=[
+        "repeated-prefix",
+        "one-letter",
+        "repeated-assignment",
+        "endless-pem",
+        "endless-jwt",
+        *(name for name, _ in HOSTILE_UNITS),
+    ],
 )
 def test_hostile_ten_megabyte_lines_take_linear_time(hostile: bytes) -> None:
     """A 10 MB line built to make regex engines backtrack is handled in well under 2 s."""
@@ -201,3 +226,18 @@ def test_hostile_ten_megabyte_lines_take_linear_time(hostile: bytes) -> None:
     elapsed = time.perf_counter() - started
     assert elapsed < 2.0
     assert len(out) <= len(hostile) + 64
+
+
+@pytest.mark.parametrize(("name", "unit"), HOSTILE_UNITS, ids=[n for n, _ in HOSTILE_UNITS])
+def test_a_secret_after_or_inside_a_repeated_run_is_still_found(name: str, unit: bytes) -> None:
+    """Skipping repeated candidates never skips a secret: before, inside and after the run."""
+    run = unit * (300_000 // len(unit))
+    for data in (
+        run + b" " + GITHUB.encode() + b" " + run,
+        run[:150_000] + b" " + GITHUB.encode() + b" " + run[150_000:],
+        run + b" " + GITHUB.encode(),
+    ):
+        for redactor in (Redactor(), Redactor(chunk=4096, overlap=1024)):
+            out, report = redact_bytes(redactor, data)
+            assert GITHUB.encode() not in out, name
+            assert "github_token" in report.counts(), name

@@ -43,6 +43,12 @@ KEYWORD_REACH = 32
 """How far before a user rule's match its keyword may be."""
 CONTEXT = 64
 """Bytes already written kept in front of the window as left context."""
+KNOWN = 4096
+"""Candidate spans whose rule is remembered."""
+KNOWN_SPAN = 512
+"""The longest candidate span remembered."""
+PERIODIC_MARGIN = 512
+"""Bytes at the end of a periodic stretch always scanned (a candidate's surroundings)."""
 VERDICTS = 4096
 """Candidates whose verdict is remembered (hostile input repeats one candidate many times)."""
 _HOST = re.compile(rb"[A-Za-z0-9.\-]{0,255}")
@@ -139,25 +145,43 @@ class _Table:
         wrapped = [_compiled(f"(?P<whole>{rule.pattern})", options) for rule in rules]
         self.each = [program._regexp for program in wrapped]
         self.secret = [_group_index(program, "secret", 1) for program in wrapped]
+        self.known: dict[tuple[bytes, bool, bool], tuple[int, int, int] | None] = {}
 
     def find(self, text: bytes, start: int, end: int) -> tuple[int, int, int, int, int] | None:
         """The next match in ``text[start:end]``: its span, the rule's index, the secret's span."""
+        known = self.known
         while True:
-            spans = self.scan.Match(_UNANCHORED, text, start, end)
-            first, last = spans[0]
+            first, last = self.scan.Match(_UNANCHORED, text, start, end)[0]
             if first < 0:
                 return None
             if last - first > LONGEST:
                 return self._find_long(text, first, last)
-            for index in sorted(self.set.Match(text[first:last]) or ()):
-                if self.rules[index].bare:
-                    return first, last, index, _after_edge(text, first), last
-                groups = self.each[index].Match(_BOTH, text, first, last)
-                if groups[0][0] >= 0:
-                    secret = groups[self.secret[index]]
-                    return first, last, index, secret[0], secret[1]
+            # A span seen before, with the same byte on each side, is the same match: hostile
+            # input repeats one candidate many times.
+            key = (text[first - 1 if first else 0 : last + 1], first > 0, last < len(text))
+            answer = known.get(key, self)
+            if answer is self:
+                answer = self._which(text, first, last)
+                if last - first <= KNOWN_SPAN:
+                    if len(known) >= KNOWN:
+                        known.clear()
+                    known[key] = answer
+            if answer is not None:
+                index, secret_start, secret_end = answer  # type: ignore[misc]
+                return first, last, index, first + secret_start, first + secret_end
             # Context made the span differ from every single rule (rare): step past its start.
             start = first + 1
+
+    def _which(self, text: bytes, first: int, last: int) -> tuple[int, int, int] | None:
+        """The rule matching exactly ``text[first:last]`` and its secret's span from ``first``."""
+        for index in sorted(self.set.Match(text[first:last]) or ()):
+            if self.rules[index].bare:
+                return index, _after_edge(text, first) - first, last - first
+            groups = self.each[index].Match(_BOTH, text, first, last)
+            if groups[0][0] >= 0:
+                secret = groups[self.secret[index]]
+                return index, secret[0] - first, secret[1] - first
+        return None
 
     def _find_long(self, text: bytes, first: int, last: int) -> tuple[int, int, int, int, int]:
         # A match longer than any secret (a hostile run). Only a rule that accepts values this
@@ -406,6 +430,7 @@ class Redactor:
         self._allow = frozenset(value.encode() for value in allow)
         self._all = _Table(self.rules)
         self._specific = _Table(tuple(rule for rule in self.rules if rule.specific))
+        self._shortest_specific = min(rule.min_length for rule in self._specific.rules)
 
     @classmethod
     def from_loaded(cls, loaded: Loaded) -> Redactor:
@@ -534,31 +559,83 @@ class Redactor:
         table = self._all
         position = scan_from
         limit = len(window)
+        previous = (-1, -1)  # the span of the last candidate, when it gave no hit
         while True:
             found = table.find(window, position, limit)
             if found is None or found[0] >= safe:
                 return
             first, last, index, start, end = found
             position = last if last > first else first + 1
-            if index < 0:
-                yield from self._specific_hits(window, first, last)
-                continue
-            rule = table.rules[index]
-            if not self._has_keyword(rule, window, first, last):
-                continue
-            value = window[start:end]
-            if not rule.specific:
-                before = window[max(0, first - 64) : first]
-                if b"[REDACTED:" in before and starts_in_marker(before):
-                    continue
-            context = b"" if rule.specific else window[first:start]
+            if previous[0] >= 0:
+                position = self._past_repeats(window, previous, first, last, position)
+            previous = (first, last)
+            for hit in self._judged(window, first, last, index, start, end):
+                previous = (-1, -1)
+                yield hit
+
+    def _past_repeats(
+        self, window: bytes, previous: tuple[int, int], first: int, last: int, position: int
+    ) -> int:
+        """Where to scan on from when the candidate repeats the one before, which gave no hit.
+
+        If the text from the previous candidate on is periodic (hostile input: one candidate
+        repeated), every later copy well inside the periodic stretch is the same match with the
+        same surroundings (the byte before, the host after, the name before it) and gives no hit
+        either, so the scan jumps over them; the copies near the stretch's end are scanned as
+        usual. Only user rules with a keyword look further back; with them, nothing is skipped.
+        """
+        before, before_end = previous
+        period = first - before
+        if (
+            self._keyworded
+            or period <= 0
+            or last - first != before_end - before
+            or window[before:before_end] != window[first:last]
+        ):
+            return position
+        # How far the text keeps the period: double, then halve back (C comparisons).
+        reach = max(last - first, 1)
+        while first + reach < len(window) and (
+            window[first : first + 2 * reach] == window[before : before + 2 * reach]
+        ):
+            reach *= 2
+        low, high = 0, reach
+        while low < high:
+            middle = (low + high + 1) // 2
+            if window[first : first + middle] == window[before : before + middle]:
+                low = middle
+            else:
+                high = middle - 1
+        periodic_end = first + low  # text[before:periodic_end] has the period
+        copies = (periodic_end - PERIODIC_MARGIN - last) // period
+        return position + copies * period if copies > 0 else position
+
+    def _judged(
+        self, window: bytes, first: int, last: int, index: int, start: int, end: int
+    ) -> Iterator[_Hit]:
+        """The hits of one candidate: itself, or specific tokens inside a rejected one."""
+        table = self._all
+        if index < 0:
+            yield from self._specific_hits(window, first, last)
+            return
+        rule = table.rules[index]
+        if not self._has_keyword(rule, window, first, last):
+            return
+        value = window[start:end]
+        if rule.specific:
+            context = host = b""
+        else:
+            marker = window.rfind(b"[REDACTED:", max(0, first - 64), first)
+            if marker >= 0 and starts_in_marker(window[marker:first]):
+                return
+            context = window[first:start]
             host = _host(window, last) if rule.kind in URL_KINDS else b""
-            kind = self._judge(index, rule, value, context, host)
-            if kind is not None:
-                yield _Hit(start, end, kind)
-            elif not rule.specific:
-                # A rejected assignment may still hold a token of a specific kind.
-                yield from self._specific_hits(window, start, end)
+        kind = self._judge(index, rule, value, context, host)
+        if kind is not None:
+            yield _Hit(start, end, kind)
+        elif not rule.specific and end - start >= self._shortest_specific:
+            # A rejected assignment may still hold a token of a specific kind.
+            yield from self._specific_hits(window, start, end)
 
     def _judge(
         self, index: int, rule: Rule, value: bytes, context: bytes, host: bytes

@@ -105,7 +105,9 @@ RULES: tuple[Rule, ...] = (
         "private_key_pem",
         rf"(?P<secret>-----BEGIN[ A-Z0-9]* PRIVATE KEY(?: BLOCK)?-----"
         rf"(?:{NL}(?:Proc-Type|DEK-Info|Comment):[^\\\n]*)*"
-        rf"(?:{NL}|{B64}|[ \t])+"
+        # At least a few characters of body, so a run of bare headers is no candidate at all.
+        rf"(?:{NL}|[ \t])*{B64}{B64}{B64}{B64}{B64}{B64}{B64}{B64}"
+        rf"(?:{NL}|{B64}|[ \t])*"
         rf"(?:-----END[ A-Z0-9]* PRIVATE KEY(?: BLOCK)?-----(?:{NL})?)?)",
         "private key-----",
         min_length=64,
