@@ -207,11 +207,12 @@ class _Table:
 
 
 _ESCAPE = re.compile(
-    rb"(?<!\\)\\++u00(2[013-9a-fA-F]|[3-46][0-9a-fA-F]|5[0-9abd-fABD-F]|7[0-9a-eA-E])"
+    rb"u00(?<=\\u00)(2[013-9a-fA-F]|[3-46][0-9a-fA-F]|5[0-9abd-fABD-F]|7[0-9a-eA-E])"
 )
-"""A JSON ``\\u00XX`` escape (its backslash possibly escaped again) of a printable ASCII
-character other than the quote and the backslash, which would change the string's structure.
-A run of backslashes is matched whole from its start only (atomic), so the scan is linear."""
+"""The ``u00XX`` of a JSON ``\\u00XX`` escape (its backslash possibly escaped again) of a
+printable ASCII character other than the quote and the backslash, which would change the
+string's structure. The pattern starts with a literal, which the scan looks for at C speed;
+the escape's backslashes are the run just before it."""
 
 _HEX = {
     "".join(digits).encode(): bytes([code])
@@ -246,6 +247,7 @@ class Decoded:
         parts = _ESCAPE.split(window)
         if len(parts) == 1:
             return None
+        parts[0:-1:2] = [part.rstrip(b"\\") for part in parts[0:-1:2]]
         parts[1::2] = map(_HEX.__getitem__, parts[1::2])
         return cls(window, parts)
 
@@ -641,6 +643,9 @@ class Redactor:
         self, index: int, rule: Rule, value: bytes, context: bytes, host: bytes
     ) -> str | None:
         """The kind to redact a candidate as, or ``None``; remembered, for repeated input."""
+        if len(value) + len(context) > KNOWN_SPAN:  # long values (key files) are not kept
+            accepted = accepts(rule, value, self._allow, context, host)
+            return self._name(rule, value) if accepted else None
         key = (index, value, context, host)
         verdict = self._verdicts.get(key, self)
         if verdict is self:
