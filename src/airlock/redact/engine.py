@@ -12,7 +12,12 @@ the window as left context, so a word boundary is judged the same way on both si
 Memory is bounded by ``CHUNK + OVERLAP`` whatever the input's size or line length.
 
 Each candidate is checked by ``rules.accepts`` (placeholders, allow-list, entropy); a generic
-match whose value fits a specific rule is named after that rule.
+match whose value fits a specific rule is named after that rule. Verdicts on short candidates
+are remembered, and when a candidate that gave no hit repeats with a fixed period (hostile
+input), the scan jumps over the copies well inside the periodic run (``_past_repeats``).
+
+Where a window holds JSON ``\\u00XX`` escapes of printable characters, it is scanned decoded
+(``Decoded``) and each span is mapped back to the window, widened to whole escapes.
 """
 
 from __future__ import annotations
