@@ -128,9 +128,10 @@ def test_malformed_lines_are_reported_not_fatal(config_dir: Path) -> None:
     session = SessionStore(config_dir).get(session_id)
     assert session.first_prompt == "hello"
     assert session.last_activity == start + timedelta(minutes=1)
-    assert [p.split(": ")[1] for p in session.problems] == ["line 1"]  # the listing stops early
     conversation = read_conversation(session)
     assert [p.split(": ")[1] for p in conversation.problems] == ["line 1", "line 3", "line 4"]
+    assert [p.split(": ")[1] for p in session.problems] == ["line 1", "line 3", "line 4"]
+    assert session.malformed_lines == 3 == session.to_json()["malformed_lines"]
     assert [entry.line for entry in conversation.entries] == [2, 5]
 
 

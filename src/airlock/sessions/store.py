@@ -25,6 +25,7 @@ from __future__ import annotations
 import builtins
 import json
 import os
+import re
 import stat
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -36,8 +37,9 @@ from airlock.errors import UsageError
 from airlock.sessions import layout
 from airlock.sessions.transcript import Summary, summarize
 
-_Found = tuple[str, str, str | None, str | None]
-"""(project, session id, transcript, session folder), as found under ``projects/``."""
+_Found = tuple[str, str, str | None, str | None, tuple[str, ...]]
+"""(project, session id, transcript, session folder, older-layout subagent transcripts), as
+found under ``projects/``."""
 
 ACTIVE_SECONDS = 120
 """A session with a file modified this recently (relative to ``now``) is being written."""
@@ -81,6 +83,9 @@ class Session:
     file_paths: tuple[str, ...] = ()
     problems: tuple[str, ...] = ()
     foreign: tuple[str, ...] = ()
+    malformed_lines: int = 0
+    """Lines of the transcript that are not JSON objects, in the part a listing reads (its
+    first 64 KB; ``show`` reads all of it)."""
     newest_mtime: float = 0.0
     """``modified`` as the file system gave it (a float, exact), to compare with later looks."""
 
@@ -122,6 +127,7 @@ class Session:
             "transcript": self.transcript_path,
             "raw_log": self.raw_log_path,
             "files": len(self.file_paths),
+            "malformed_lines": self.malformed_lines,
             "problems": list(self.problems),
         }
 
@@ -247,6 +253,29 @@ class SessionStore:
         found = self.find([session_id])
         return found[session_id]
 
+    def resolve(self, text: str) -> str:
+        """The session id ``text`` is, or is the unique beginning of.
+
+        Raises:
+            UsageError: ``text`` matches no session, or more than one (listing them).
+        """
+        if not layout.is_session_id(text):
+            self.find([text])  # raises, naming the malformed id
+        pending = read_pending(self.config_dir)
+        ids = sorted({item[1] for item in self._transcripts([], {})} - pending)
+        if text in ids:
+            return text
+        matches = [session_id for session_id in ids if session_id.startswith(text)]
+        if len(matches) == 1:
+            return matches[0]
+        if matches:
+            shown = ", ".join(matches[:10]) + (" …" if len(matches) > 10 else "")
+            raise UsageError(
+                f"session id prefix {text!r} is ambiguous: {len(matches)} sessions match "
+                f"({shown}); give more of the id"
+            )
+        return text  # unknown: the caller's look-up names it
+
     def find(self, session_ids: Iterable[str]) -> dict[str, Session]:
         """The sessions with these ids, in one scan.
 
@@ -302,8 +331,13 @@ class SessionStore:
         owner = self._owner()
         if owner is None:
             return Scan((), (), pending)
-        found = list(self._transcripts(problems))
-        ids = {session_id for _, session_id, _, _ in found}
+        orphans: dict[str, str] = {}
+        found = [
+            item
+            for item in self._transcripts(problems, orphans)
+            if orphans.get(item[1]) not in pending
+        ]
+        ids = {item[1] for item in found}
         folders: set[str] = set()
         stores = self._store_index(ids, problems, folders)
         todo = [
@@ -320,8 +354,8 @@ class SessionStore:
         sessions.sort(key=lambda s: (s.last_activity, s.id), reverse=True)
         roots = {
             path
-            for _, session_id, transcript, folder in unread
-            for path in (transcript, folder, *stores.get(session_id, ()))
+            for _, session_id, transcript, folder, agents in unread
+            for path in (transcript, folder, *agents, *stores.get(session_id, ()))
             if path is not None
         }
         return Scan(
@@ -380,8 +414,18 @@ class SessionStore:
         except OSError:
             return None
 
-    def _transcripts(self, problems: builtins.list[str]) -> Iterator[_Found]:
-        """(project, id, transcript, session folder) for every session under ``projects/``."""
+    def _transcripts(
+        self, problems: builtins.list[str], orphans: dict[str, str]
+    ) -> Iterator[_Found]:
+        """(project, id, transcript, session folder, older-layout subagents) for every session
+        under ``projects/``.
+
+        A subagent transcript of the older layout (``projects/<project>/agent-<agent>.jsonl``)
+        belongs to the session its lines name (``sessionId``) and goes with it; one whose
+        session is not in the same project is listed on its own, and noted in ``orphans``
+        (its id to the session id it names) so it is hidden while that session's removal is
+        unfinished.
+        """
         root = os.path.join(self.config_dir, layout.PROJECTS)
         suffix = layout.TRANSCRIPT_SUFFIX
         for project in _entries(root, problems):
@@ -392,6 +436,7 @@ class SessionStore:
                 continue
             transcripts: dict[str, str] = {}
             folders: dict[str, str] = {}
+            agents: dict[str, builtins.list[str]] = {}
             for entry in _entries(project.path, problems):
                 name = entry.name
                 if entry.is_symlink():
@@ -402,16 +447,32 @@ class SessionStore:
                     stem = name[: -len(suffix)]
                     if layout.is_session_id(stem) and entry.is_file(follow_symlinks=False):
                         transcripts[stem] = entry.path
+                        if stem.startswith(layout.AGENT_PREFIX):
+                            parent = _named_session(entry.path)
+                            if parent is not None and parent != stem:
+                                agents.setdefault(parent, []).append(stem)
                 elif layout.is_session_id(name) and entry.is_dir(follow_symlinks=False):
                     folders[name] = entry.path
+            attached: dict[str, tuple[str, ...]] = {}
+            for parent, stems in agents.items():
+                if parent in transcripts or parent in folders:
+                    attached[parent] = tuple(sorted(transcripts.pop(stem) for stem in stems))
+                else:
+                    orphans.update(dict.fromkeys(stems, parent))
             for session_id, folder in folders.items():
                 if session_id not in transcripts and not os.path.isdir(
                     os.path.join(folder, layout.SUBAGENTS)
                 ):
                     continue
-                yield project.name, session_id, transcripts.pop(session_id, None), folder
+                yield (
+                    project.name,
+                    session_id,
+                    transcripts.pop(session_id, None),
+                    folder,
+                    attached.get(session_id, ()),
+                )
             for session_id, transcript in transcripts.items():
-                yield project.name, session_id, transcript, None
+                yield project.name, session_id, transcript, None, attached.get(session_id, ())
 
     def _store_index(
         self, ids: set[str], problems: builtins.list[str], folders: set[str]
@@ -442,12 +503,14 @@ class SessionStore:
         session_id: str,
         transcript: str | None,
         folder: str | None,
+        agents: tuple[str, ...],
         stores: dict[str, builtins.list[str]],
         folders: set[str],
         owner: int,
         details: bool = True,
     ) -> Session:
         roots = [path for path in (transcript, folder) if path is not None]
+        roots += agents
         roots += stores.get(session_id, ())
         walk = _Walk(owner)
         summary = Summary(None, None, None, None)
@@ -460,9 +523,12 @@ class SessionStore:
         marker = f"{os.sep}{layout.SUBAGENTS}{os.sep}agent-"
         subagents = tuple(
             sorted(
-                path
-                for path in walk.files
-                if marker in path and path.endswith(layout.TRANSCRIPT_SUFFIX)
+                [
+                    path
+                    for path in walk.files
+                    if marker in path and path.endswith(layout.TRANSCRIPT_SUFFIX)
+                ]
+                + list(agents)
             )
         )
         if transcript is None and subagents:
@@ -490,8 +556,28 @@ class SessionStore:
             file_paths=tuple(walk.files),
             problems=summary.problems + tuple(walk.problems),
             foreign=tuple(walk.foreign),
+            malformed_lines=summary.malformed_lines,
             newest_mtime=walk.newest,
         )
+
+
+_SESSION_ID_FIELD = re.compile(rb'"sessionId"\s*:\s*"([A-Za-z0-9_-]{1,128})"')
+
+
+def _named_session(path: str) -> str | None:
+    """The ``sessionId`` the first lines of a transcript name, if any."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        head = os.read(fd, 16 * 1024)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    match = _SESSION_ID_FIELD.search(head)
+    return match.group(1).decode("ascii") if match else None
 
 
 def _modified_since(path: str | None, limit: float) -> bool:
