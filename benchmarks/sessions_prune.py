@@ -96,8 +96,16 @@ def _session(config_dir: Path, project: Path, number: int, now: float) -> None:
         os.utime(path, (moment, moment))
 
 
+LOCK = ("airlock", "sessions-removal.lock")
+"""airlock's own lock file (one prune or delete at a time), kept in the config dir: not a
+file of the agent's, so left out of the comparison with ``find``."""
+
+
 def count_files(root: Path) -> int:
-    return sum(len(files) for _, _, files in os.walk(root))
+    lock = root.joinpath(*LOCK)
+    return sum(
+        1 for folder, _, files in os.walk(root) for name in files if Path(folder, name) != lock
+    )
 
 
 def timed(
