@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from airlock.settings import Loaded, load_here
@@ -71,3 +72,16 @@ def dump_json(data: Any) -> None:
     import json
 
     sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+
+
+def with_json_refusals(run: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
+    """Run a command; when the engine refuses and ``--json`` was asked, also print the refusal
+    as JSON on stdout (the message still goes to stderr)."""
+    from airlock.feedback import FlowRefused
+
+    try:
+        return run(args)
+    except FlowRefused as refusal:
+        if args.json:
+            dump_json(refusal.to_json())
+        raise
