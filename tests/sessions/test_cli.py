@@ -213,7 +213,7 @@ def test_a_config_dir_that_is_a_file_is_one_clear_error(tmp_path: Path) -> None:
         result = airlock(*action, env={"CLAUDE_CONFIG_DIR": str(file)})
         assert result.returncode == 2, (action, result.stderr)
         assert "is not a folder" in result.stderr and str(file) in result.stderr
-        assert "Traceback" not in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1, result.stderr
 
 
 def test_show_help_and_id_prefixes(config_dir: Path) -> None:

@@ -148,13 +148,15 @@ def _days(text: str) -> float:
 
 
 def run(args: argparse.Namespace) -> int:
+    import os
     from datetime import UTC, datetime
 
     from airlock.cli._common import load_reported
     from airlock.sessions import SessionStore
+    from airlock.settings import config_dir
 
+    _check_config_dir(config_dir(os.environ))  # before the settings inside it are read
     loaded = load_reported(args)
-    _check_config_dir(loaded.config_dir)
     store = SessionStore(loaded.config_dir)
     now = datetime.now(UTC)
     handler = {"list": _list, "show": _show, "prune": _prune, "delete": _delete}[args.action]
