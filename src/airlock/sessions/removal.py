@@ -41,7 +41,7 @@ from typing import Any
 
 from airlock.errors import AirlockError, UnsafePathError
 from airlock.sessions import layout
-from airlock.sessions.store import JOURNAL_DIR, Scan, Session, SessionStore, _Walk
+from airlock.sessions.store import JOURNAL_DIR, Scan, Session, SessionStore, _Walk, stamp_of
 
 LOCK_FILE = "airlock/sessions-removal.lock"
 """Held (``flock``, exclusive) by the one prune or delete that is removing, relative to the
@@ -326,7 +326,7 @@ def _remove_batch(
     for session in batch:
         if progress:
             progress(1)
-        if _written_since(session.transcript_path, session.newest_mtime):
+        if _rewritten(session):
             report.skipped.append(Skipped(session, "in use: written to during the removal"))
             continue
         try:
@@ -343,6 +343,15 @@ def _why(error: BaseException) -> str:
     if isinstance(error, OSError) and error.strerror:
         return f"{error.strerror} ({error.filename})" if error.filename else error.strerror
     return str(error)
+
+
+def _rewritten(session: Session) -> bool:
+    """Whether the transcript changed since the scan: its nanosecond mtime or its size differ
+    (exact integers: no rounding can make an untouched file look written)."""
+    if session.transcript_stamp == (0, -1):
+        return False  # no transcript (a subagent-only session)
+    now = stamp_of(session.transcript_path)
+    return now != (0, -1) and now != session.transcript_stamp
 
 
 def _written_since(path: str | Path, moment: float) -> bool:

@@ -91,6 +91,9 @@ class Session:
     first 64 KB; ``show`` reads all of it)."""
     newest_mtime: float = 0.0
     """``modified`` as the file system gave it (a float, exact), to compare with later looks."""
+    transcript_stamp: tuple[int, int] = (0, -1)
+    """The transcript's (``st_mtime_ns``, ``st_size``) when scanned: a removal compares it,
+    exactly, with a fresh look to tell a session written to since."""
 
     @property
     def transcript(self) -> Path:
@@ -561,6 +564,7 @@ class SessionStore:
             foreign=tuple(walk.foreign),
             malformed_lines=summary.malformed_lines,
             newest_mtime=walk.newest,
+            transcript_stamp=_stamp(summary.info),
         )
 
 
@@ -651,6 +655,7 @@ def _pack(s: Session) -> _Packed:
         s.foreign,
         s.malformed_lines,
         s.newest_mtime,
+        s.transcript_stamp,
     )
 
 
@@ -673,6 +678,7 @@ def _unpack(fields: _Packed) -> Session:
         foreign,
         malformed,
         newest,
+        stamp,
     ) = fields
     return Session(
         id=session_id,
@@ -692,7 +698,21 @@ def _unpack(fields: _Packed) -> Session:
         foreign=foreign,
         malformed_lines=malformed,
         newest_mtime=newest,
+        transcript_stamp=stamp,
     )
+
+
+def _stamp(info: os.stat_result | None) -> tuple[int, int]:
+    """A file's (``st_mtime_ns``, ``st_size``); ``(0, -1)`` when it has none."""
+    return (info.st_mtime_ns, info.st_size) if info is not None else (0, -1)
+
+
+def stamp_of(path: str) -> tuple[int, int]:
+    """The (``st_mtime_ns``, ``st_size``) of ``path`` now (a link's own); ``(0, -1)`` if gone."""
+    try:
+        return _stamp(os.lstat(path))
+    except OSError:
+        return (0, -1)
 
 
 def _modified_since(path: str | None, limit: float) -> bool:
