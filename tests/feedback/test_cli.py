@@ -4,31 +4,16 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 from airlock.feedback import Issue, issue_link
 from airlock.feedback.issue import CUT_NOTE
+from tests.cli import airlock
 from tests.feedback.servers import collector
 from tests.feedback.sessionfiles import GITHUB_TOKEN, make_session
 
 SID = "0d1e2f3a-4b5c-4d6e-9f70-8192a3b4c5d6"
-
-
-def airlock(
-    *args: str, env: dict[str, str] | None = None, stdin: str = ""
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "airlock", *args],
-        capture_output=True,
-        text=True,
-        env={**os.environ, **(env or {})},
-        input=stdin,
-        timeout=120,
-        check=False,
-    )
 
 
 def test_dry_run_json_prints_manifest(config_dir: Path) -> None:

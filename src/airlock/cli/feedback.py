@@ -51,16 +51,9 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from airlock.feedback import FlowRefused
+    from airlock.cli._common import with_json_refusals
 
-    try:
-        return _run(args)
-    except FlowRefused as refusal:
-        if args.json:
-            from airlock.cli._common import dump_json
-
-            dump_json(refusal.to_json())
-        raise
+    return with_json_refusals(_run, args)
 
 
 def _run(args: argparse.Namespace) -> int:
