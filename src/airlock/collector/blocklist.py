@@ -217,9 +217,7 @@ class BlockList:
         self._keys = keys
         # Where each value of the top 16 bits starts: a search then covers one bucket (about
         # 15 keys at a million domains) instead of the whole table, for 256 KB more.
-        self._starts = array(
-            "I", map(bisect_left, repeat(keys), range(0, 65537 << 48, 1 << 48))
-        )
+        self._starts = array("I", map(bisect_left, repeat(keys), range(0, 65537 << 48, 1 << 48)))
 
     @classmethod
     def from_file(cls, path: Path) -> BlockList:
