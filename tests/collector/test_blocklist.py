@@ -253,7 +253,7 @@ LINES = st.lists(
 )
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(LINES, st.booleans())
 def test_fast_path_equals_line_by_line(
     tmp_path_factory: pytest.TempPathFactory, lines: list[str], upper: bool
@@ -273,3 +273,50 @@ def test_fast_path_equals_line_by_line(
             assert table.listed(name)
     bad = [n for n, line in enumerate(text.split("\n"), 1) if _names(line) is None]
     assert report.invalid == len(bad) and report.invalid_lines == tuple(bad[:5])
+
+
+NEAR_VALID = st.lists(
+    st.one_of(
+        st.from_regex(r"[a-z0-9_.-]{1,10}\.?", fullmatch=True),
+        st.from_regex(
+            r"[ \t]*(0\.0\.0\.0|127\.0\.0\.1)[ \t]+[a-z0-9.-]{1,8}[ \t]*(#.*)?", fullmatch=True
+        ),
+        st.sampled_from(
+            [
+                "127.0.0.1",
+                "127.0.0.1 ",
+                "0.0.0.0",  # noqa: S104 - a hosts-file line, nothing binds
+                "a..",
+                "x-.com.",
+                "_x.com",
+                "a" * 64 + ".com",
+                "A.COM\r",
+                "# c",
+            ]
+        ),
+    ),
+    max_size=30,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(NEAR_VALID)
+def test_quick_path_equals_line_by_line(
+    tmp_path_factory: pytest.TempPathFactory, lines: list[str]
+) -> None:
+    """Files of plain names and hosts lines, near the edge of validity: the same as line by line."""
+    from airlock.collector.blocklist import _names, read_blocklist
+
+    text = "\n".join(lines)
+    path = tmp_path_factory.mktemp("quick") / "list.txt"
+    path.write_text(text, encoding="utf-8")
+    table, report = read_blocklist(path)
+    expected = BlockList(parse_lines(text.split("\n")))
+    assert len(table) == len(expected)
+    for line in text.split("\n"):
+        for name in _names(line) or ():
+            assert table.listed(name)
+    bad = [n for n, line in enumerate(text.split("\n"), 1) if _names(line) is None]
+    entries = [line for line in text.split("\n") if line.split("#", 1)[0].strip()]
+    assert (report.invalid, report.invalid_lines) == (len(bad), tuple(bad[:5]))
+    assert report.entries == len(entries)

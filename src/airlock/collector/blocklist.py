@@ -76,6 +76,9 @@ _SPECIAL_LINE = re.compile(
 )
 _digest = methodcaller("digest")
 _latin = methodcaller("decode", "latin-1")
+_HOSTS_PREFIX = re.compile(rf"(?:^|\n)[ \t]*{_ADDRESS}[ \t]+(?=[^ \t\r\n#])".encode())
+_NAME_BYTES = b"abcdefghijklmnopqrstuvwxyz0123456789-._\n"
+_BAD_PARTS = (b"..", b"\n.", b".-", b"-.", b"\n-", b"-\n")
 _COMMENT = re.compile(rb"#[^\n]*")
 
 
@@ -142,14 +145,50 @@ class Report:
         )
 
 
+def _quick(text: bytes) -> list[bytes] | None:
+    """The names of a lower-cased file whose every entry is one valid ASCII name; else ``None``.
+
+    Only whole-text operations in C (``translate``, ``replace``, ``find``, ``split``): a
+    file with anything else (several names a line, IDN, IPv6, a label that does not look
+    right, a name over 63 characters) is left to the line-by-line scan of :func:`_parse`.
+    """
+    if b"#" in text:
+        text = _COMMENT.sub(b"", text)
+    text = b"\n" + text + b"\n"
+    for blank in (b"\t", b"\r"):
+        if blank in text:
+            text = text.replace(blank, b" ")
+    while b"  " in text:
+        text = text.replace(b"  ", b" ")
+    text = text.replace(b"\n ", b"\n").replace(b" \n", b"\n")
+    for address in (b"\n0.0.0.0 ", b"\n127.0.0.1 "):  # hosts format: the address goes
+        if address in text:
+            text = text.replace(address, b"\n")
+    if text.translate(None, _NAME_BYTES):
+        return None  # a space left (two fields), or a character no ASCII hostname has
+    if any(part in text for part in _BAD_PARTS):
+        return None
+    text = text.replace(b".\n", b"\n")  # the trailing dot of a fully qualified name
+    names = text.split()
+    if max(map(len, names), default=0) > 63:  # then no label is over 63 nor a name over 253
+        return None
+    return names
+
+
 def _parse(data: bytes, path: Path) -> tuple[set[bytes], Report]:
     """The distinct domains of a blocklist file's bytes, and the report.
 
-    The work is done by C-level scans over the whole text (a regular expression finding the
-    lines the fast path cannot take, ``split``, ``set``); only those other lines are parsed
-    one by one in Python.
+    The work is done by C-level operations over the whole text: :func:`_quick` when every
+    entry is one plain name; else a regular expression finding the lines that are not, which
+    alone are parsed one by one in Python.
     """
     text = data.lower()
+    names = _quick(text)
+    if names is not None:
+        entries = len(names)
+        domains = set(names)
+        domains -= _NOT_BLOCKED_BYTES
+        return domains, Report(path, entries, 0, (), len(domains))
     lines = text.count(b"\n") + 1
     blank = invalid = 0
     numbers: list[int] = []
@@ -184,9 +223,8 @@ def _parse(data: bytes, path: Path) -> tuple[set[bytes], Report]:
     for ending in (b".\n", b". ", b".\t", b".\r"):  # trailing dots of fully qualified names
         if ending in text:
             text = text.replace(ending, ending[1:])
-    domains = set(text.split())
+    domains = set(_HOSTS_PREFIX.sub(b"\n", text).split())
     del text
-    domains -= _ADDRESS_BYTES
     domains -= _NOT_BLOCKED_BYTES
     domains |= extra
     domains.discard(b"")
