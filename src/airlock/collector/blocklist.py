@@ -204,15 +204,15 @@ def _parse(data: bytes, path: Path) -> tuple[set[bytes], Report]:
         kept.append(text[position:begin])
         position = found.end()
         try:
-            names = _names(found.group().decode("utf-8"))
+            listed = _names(found.group().decode("utf-8"))
         except UnicodeDecodeError:
-            names = None
-        if names is None:
+            listed = None
+        if listed is None:
             invalid += 1
             if len(numbers) < SHOWN_INVALID:
                 numbers.append(line + 1)
         else:
-            extra.update(name.encode("ascii", "replace") for name in names)
+            extra.update(name.encode("ascii", "replace") for name in listed)
     if kept:
         kept.append(text[position:])
         text = b"".join(kept)
