@@ -29,3 +29,4 @@ target=.
 # pip's notes about unreachable extra index locations are noise; real errors still show.
 .venv/bin/python -m pip install -q --disable-pip-version-check -e "$target" \
     2> >(grep -v "^WARNING: Location .* is ignored" >&2)
+.venv/bin/python -m compileall -q src >/dev/null 2>&1 || true  # first runs start from bytecode

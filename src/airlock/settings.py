@@ -28,7 +28,6 @@ import sys
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from airlock.policy.model import (
     AccountType,
@@ -41,6 +40,12 @@ from airlock.policy.model import (
     Var,
 )
 from airlock.policy.variables import VARIABLES, Kind
+
+# ``typing`` is not imported at run time: it costs ``airlock flows`` start-up time and the
+# annotations are strings anyway. mypy reads the block below as if TYPE_CHECKING were true.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 MAX_SETTINGS_BYTES = 4 * 1024 * 1024
 """A settings file larger than this is refused rather than read."""
@@ -88,8 +93,9 @@ def _shown(value: Any) -> str:
 
 # --------------------------------------------------------------------------- validators
 
-Validator = Callable[[Any], str | None]
-"""Returns what was expected when the value is wrong, else ``None``."""
+if TYPE_CHECKING:
+    Validator = Callable[[Any], str | None]
+    """Returns what was expected when the value is wrong, else ``None``."""
 
 
 def _type_name(value: Any) -> str:

@@ -4,31 +4,16 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 from airlock.feedback import Issue, issue_link
 from airlock.feedback.issue import CUT_NOTE
+from tests.cli import airlock
 from tests.feedback.servers import collector
 from tests.feedback.sessionfiles import GITHUB_TOKEN, make_session
 
 SID = "0d1e2f3a-4b5c-4d6e-9f70-8192a3b4c5d6"
-
-
-def airlock(
-    *args: str, env: dict[str, str] | None = None, stdin: str = ""
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "airlock", *args],
-        capture_output=True,
-        text=True,
-        env={**os.environ, **(env or {})},
-        input=stdin,
-        timeout=120,
-        check=False,
-    )
 
 
 def test_dry_run_json_prints_manifest(config_dir: Path) -> None:
@@ -64,8 +49,8 @@ def test_feedback_uploads_to_collector_from_settings(config_dir: Path, project: 
         )
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
-    assert data["receipt"]["status"] == 201
-    assert list(server.stored) == [data["manifest"]["bundle_id"]]
+    assert data["delivered"]["receipt"]["status"] == 201
+    assert list(server.stored) == [data["bundle_id"]]
     assert data["issue"].startswith("https://github.com/")
     assert GITHUB_TOKEN not in data["issue"] and "REDACTED" in data["issue"]
     assert GITHUB_TOKEN.encode() not in b"".join(server.stored.values())
@@ -159,5 +144,5 @@ def test_default_session_is_this_projects_and_issue_names_no_path(
     result = airlock("feedback", "--local", "--json", "--issue", "text")
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
-    assert data["manifest"]["session"] == SID
+    assert data["session"] == SID
     assert str(home) not in data["issue"] and "local archive" in data["issue"]

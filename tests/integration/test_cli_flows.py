@@ -11,24 +11,10 @@ from pathlib import Path
 import pytest
 
 from airlock.policy import FlowId
+from tests.cli import airlock
 from tests.conftest import write_json
 
 CONTRACT_FIELDS = {"id", "state", "reasons", "destination", "what", "retention"}
-
-
-def airlock(
-    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
-) -> subprocess.CompletedProcess[str]:
-    """Run the real command in a child process with the test's environment."""
-    return subprocess.run(
-        [sys.executable, "-m", "airlock", *args],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "COLUMNS": "200", **(env or {})},
-        cwd=cwd or Path.cwd(),
-        timeout=60,
-        check=False,
-    )
 
 
 def test_json_contract() -> None:

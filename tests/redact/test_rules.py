@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import zlib
+
 import pytest
 
 from airlock.redact import RULES, Redactor
-from airlock.redact.rules import entropy, is_placeholder, unescape
+from airlock.redact.rules import _base62, entropy, has_valid_checksum, is_placeholder, unescape
 from tests.redact.cases import NOT_SECRETS, SECRETS
 
 
@@ -65,3 +67,21 @@ def test_entropy_orders_random_above_repetitive() -> None:
 def test_placeholders_are_recognised(value: bytes, expected: bool) -> None:
     """Placeholder shapes are recognised; a random value is not one."""
     assert is_placeholder(value) is expected
+
+
+def test_github_and_npm_checksums_are_verified() -> None:
+    """A token with its CRC32 checksum is recognised; one changed character breaks it."""
+    assert has_valid_checksum("github_token", b"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")
+    token = b"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"
+    assert has_valid_checksum("github_token", token)
+    assert not has_valid_checksum("github_token", token[:-1] + b"h")
+    assert has_valid_checksum("npm_token", b"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")
+
+
+def test_a_checksummed_token_is_redacted_even_when_it_looks_like_an_example() -> None:
+    """The checksum outweighs the placeholder words: a real token that spells 'example' is redacted."""
+    body = b"exampleexampleexampleexample00"
+    token = (b"ghp_" + body + _base62(zlib.crc32(body), 6)).decode()
+    text, report = Redactor().redact_text(f"token {token}")
+    assert text == "token [REDACTED:github_token]"
+    assert report.found

@@ -140,11 +140,6 @@ def make_session(
     stamp = (now - (mtime_age if mtime_age is not None else age)).timestamp()
     for path in paths:
         os.utime(path, (stamp, stamp))
-    for path in paths:  # folders too: their mtimes count as activity
-        parent = path.parent
-        while parent != config_dir and config_dir in parent.parents:
-            os.utime(parent, (stamp, stamp))
-            parent = parent.parent
     return Made(session_id, project, tuple(paths))
 
 

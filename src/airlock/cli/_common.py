@@ -5,11 +5,16 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
 
 from airlock.settings import Loaded, load_here
 
+# ``typing`` is not imported at run time: it costs ``airlock flows`` start-up time and the
+# annotations are strings anyway. mypy reads the block below as if TYPE_CHECKING were true.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from rich.console import Console
 
 
@@ -71,3 +76,16 @@ def dump_json(data: Any) -> None:
     import json
 
     sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+
+
+def with_json_refusals(run: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
+    """Run a command; when the engine refuses and ``--json`` was asked, also print the refusal
+    as JSON on stdout (the message still goes to stderr)."""
+    from airlock.feedback import FlowRefused
+
+    try:
+        return run(args)
+    except FlowRefused as refusal:
+        if args.json:
+            dump_json(refusal.to_json())
+        raise

@@ -15,7 +15,9 @@ The engine is asked first (feedback_command, transcript_share); when it says no,
 says which setting turned it off and exits 3.
 
 --dry-run prints the manifest (files, sizes, SHA-256, redactions by kind, retention class) and
-writes and sends nothing. Without SESSION, the most recent session of this project (else of
+writes and sends nothing. With --json a dry run prints exactly the manifest; a real run prints
+the same fields plus "delivered" (how and where the bundle went); a refusal (exit 3) prints
+{"refused": true, "flow": ..., "reasons": [...]}. Without SESSION, the most recent session of this project (else of
 any project) is used.
 """
 
@@ -49,6 +51,12 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from airlock.cli._common import with_json_refusals
+
+    return with_json_refusals(_run, args)
+
+
+def _run(args: argparse.Namespace) -> int:
     import time
     from datetime import UTC, datetime
 
@@ -80,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
     )
     issue = _issue(args.issue, outcome)
     if args.json:
-        data: dict[str, Any] = outcome.manifest.to_json() if args.dry_run else _result(outcome)
+        data = json_document(outcome)
         if issue is not None:
             data["issue"] = issue
         dump_json(data)
@@ -106,22 +114,33 @@ def pick_session(store: Any, wanted: str | None, project_dir: Any = None) -> Any
     return (here or sessions)[0]
 
 
-def _result(outcome: Any) -> dict[str, Any]:
-    return {
-        "manifest": outcome.manifest.to_json(),
-        "delivered": outcome.delivered,
+def json_document(outcome: Any) -> dict[str, Any]:
+    """What ``--json`` prints: the manifest's fields, plus ``delivered`` after a real run.
+
+    A dry run prints exactly the manifest. A real run prints the same fields at the same top
+    level and one more key, ``delivered``: where the bundle went (``how`` is the engine's
+    state, ``upload`` or ``local_archive``; ``path`` for an archive; ``receipt`` for an upload).
+    """
+    data: dict[str, Any] = outcome.manifest.to_json()
+    if outcome.dry_run:
+        return data
+    receipt = outcome.receipt
+    data["delivered"] = {
+        "how": outcome.manifest.delivery,
+        "summary": outcome.delivered,
         "path": str(outcome.path) if outcome.path else None,
         "receipt": (
             {
-                "url": outcome.receipt.url,
-                "status": outcome.receipt.status,
-                "attempts": outcome.receipt.attempts,
-                "duplicate": outcome.receipt.duplicate,
+                "url": receipt.url,
+                "status": receipt.status,
+                "attempts": receipt.attempts,
+                "duplicate": receipt.duplicate,
             }
-            if outcome.receipt
+            if receipt
             else None
         ),
     }
+    return data
 
 
 def _issue(kind: str | None, outcome: Any) -> str | None:
@@ -138,16 +157,24 @@ def _print(outcome: Any, issue: str | None) -> None:
     from rich.markup import escape
 
     from airlock.cli._common import stdout_console
+    from airlock.feedback.issue import counted
 
     console = stdout_console()
     manifest = outcome.manifest
     console.print(f"[bold]feedback bundle[/] {manifest.bundle_id} — session {manifest.session}")
     for item in manifest.files:
-        found = ", ".join(f"{kind} ×{n}" for kind, n in item.redactions.items()) or "nothing"
+        found = counted(item.redactions)
         console.print(
             f"  {escape(item.path)}  {item.size} bytes  sha256 {item.sha256[:16]}…  "
             f"redacted: {escape(found)}"
         )
+    console.print(
+        f"  description: {len(manifest.description)} characters  "
+        f"redacted: {escape(counted(manifest.description_redactions))}"
+    )
+    console.print(
+        f"  redacted in all (files and description): {escape(counted(manifest.redactions))}"
+    )
     console.print(
         f"  retention class: {manifest.retention_class}"
         + (f" ({manifest.retention_days} days)" if manifest.retention_days is not None else "")

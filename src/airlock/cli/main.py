@@ -39,7 +39,8 @@ exit codes: 0 ok; 1 something was found (redact) or a check failed; 2 bad input 
 """
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The whole command line, or only the group ``only`` (faster: one parser to build)."""
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
         "--settings",
@@ -54,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"airlock {_version()}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMANDS:
+    for name in COMMANDS if only is None else (only,):
         module = importlib.import_module(f"airlock.cli.{name}")
         module.register(subparsers, common)
     return parser
@@ -82,8 +83,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if sys.stdout is None:
         print("airlock: standard output is closed: nowhere to write", file=sys.stderr)
         return 2
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    given = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(given[0] if given and given[0] in COMMANDS else None)
+    args = parser.parse_args(given)
     if args.command is None:
         parser.print_help()
         return 2

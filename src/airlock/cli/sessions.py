@@ -31,6 +31,8 @@ in a running agent, is skipped and reported. Symbolic links are never followed.
 PROGRESS_FROM = 200
 """Show a progress bar when removing at least this many sessions and entries on a terminal."""
 MAX_PROBLEMS_SHOWN = 20
+WIDE_TABLE = 140
+"""Below this terminal width the table leaves out the start time (``--json`` always has it)."""
 
 
 def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
@@ -117,8 +119,6 @@ def run(args: argparse.Namespace) -> int:
 def _list(args: argparse.Namespace, loaded: Loaded, store: SessionStore, now: datetime) -> int:
     from datetime import timedelta
 
-    from airlock.cli._common import dump_json
-
     scan = store.scan()
     sessions = list(scan.sessions)
     if args.project:
@@ -133,10 +133,23 @@ def _list(args: argparse.Namespace, loaded: Loaded, store: SessionStore, now: da
             "'airlock sessions prune' or 'delete' finishes it"
         )
     if args.json:
-        dump_json([s.to_json() for s in sessions])
+        _dump_array([s.to_json() for s in sessions])
     else:
         _table(sessions, store)
     return 0
+
+
+def _dump_array(items: list[dict[str, Any]]) -> None:
+    """A JSON array, one object a line: readable, and fast for tens of thousands of sessions
+    (an indented dump falls back to the pure-Python encoder)."""
+    import json
+    import sys
+
+    if not items:
+        sys.stdout.write("[]\n")
+        return
+    lines = ",\n  ".join(json.dumps(item, ensure_ascii=False) for item in items)
+    sys.stdout.write(f"[\n  {lines}\n]\n")
 
 
 def _in_project(session: Session, wanted: str) -> bool:
@@ -158,24 +171,50 @@ def _table(sessions: list[Session], store: SessionStore) -> None:
         return
     table = Table(
         caption=f"{len(sessions)} session(s), {_size(sum(s.size for s in sessions))} "
-        f"in {store.config_dir}",
+        f"in {store.config_dir}; times in UTC",
     )
-    for column in ("project", "session", "first prompt", "started", "last activity"):
-        table.add_column(column, overflow="fold" if column == "session" else "ellipsis")
-    table.add_column("size", justify="right")
-    table.add_column("subagents", justify="right")
+    if console.width < WIDE_TABLE:
+        _records(sessions, console)
+        return
+    table.add_column("project", overflow="fold", max_width=28)
+    table.add_column("session", no_wrap=True, min_width=36)
+    table.add_column("first prompt", overflow="fold", ratio=1, min_width=12)
+    table.add_column("started", no_wrap=True)
+    table.add_column("last activity", no_wrap=True)
+    table.add_column("size", no_wrap=True, justify="right")
+    table.add_column("subagents", no_wrap=True, justify="right")
     for s in sessions:
         cells = (
             s.cwd or s.project,
             s.id,
             s.first_prompt or "",
-            _when(s.started),
-            _when(s.last_activity),
+            _short(s.started),
+            _short(s.last_activity),
             _size(s.size),
             str(len(s.subagent_paths)),
         )
         table.add_row(*(Text(cell) for cell in cells))
     console.print(table)
+
+
+def _records(sessions: list[Session], console: Any) -> None:
+    """Two lines a session, for terminals too narrow for the table."""
+    from rich.text import Text
+
+    for s in sessions:
+        head = Text(s.id, style="bold")
+        head.append(
+            f"  {_short(s.last_activity)}  {_size(s.size)}  {len(s.subagent_paths)} sub",
+            style="dim",
+        )
+        console.print(head, overflow="fold")
+        started = f" (started {_short(s.started)})" if s.started else ""
+        line = Text(f"  {s.cwd or s.project}{started}: {s.first_prompt or ''}")
+        console.print(line, overflow="ellipsis", no_wrap=True)
+    total = _size(sum(s.size for s in sessions))
+    console.print(
+        Text(f"{len(sessions)} session(s), {total}; last activity first, times in UTC", style="dim")
+    )
 
 
 # --------------------------------------------------------------------------- show
@@ -325,6 +364,10 @@ def _warn(text: str) -> None:
 
 def _when(moment: datetime | None) -> str:
     return moment.strftime("%Y-%m-%d %H:%M UTC") if moment else "—"
+
+
+def _short(moment: datetime | None) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M") if moment else "—"
 
 
 def _size(count: int) -> str:

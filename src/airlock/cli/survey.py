@@ -11,12 +11,16 @@ DESCRIPTION = """\
 Ask the rating survey for one session, as the policy engine allows (survey_rating): whether a
 session is asked is drawn from feedbackSurveyRate, the same way every time for one session.
 The rating is recorded alone (never with a transcript): to the collector, or, in otel_only
-mode, as an OpenTelemetry log record to your OTLP endpoint only. Then, when transcript_share
+mode, as an OpenTelemetry log record to your OTLP endpoint only. With no collector configured
+the rating is not sent (it says so) and the survey still goes on to the follow-up when that is
+kept locally (local_archive: Bedrock, Vertex, Foundry, gateways). Then, when transcript_share
 allows it, the follow-up: Yes builds a redacted bundle (uploaded or kept locally, as the engine
 says), No does nothing, "never" (Don't ask again) is remembered in <config dir>/airlock/state.json.
 
 Interactive in a terminal; --rating and --share answer for scripts. --check only says whether
-the session would be asked. Exit 3 when the survey (or the follow-up asked for) is off.
+the session would be asked. Without a terminal and without --rating it exits 2 at once.
+Exit 3 when the survey (or the follow-up asked for) is off; with --json a refusal also prints
+{"refused": true, "flow": ..., "reasons": [...]} on stdout.
 """
 
 
@@ -44,6 +48,12 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from airlock.cli._common import with_json_refusals
+
+    return with_json_refusals(_run, args)
+
+
+def _run(args: argparse.Namespace) -> int:
     import sys
     import time
     from datetime import UTC, datetime
@@ -55,8 +65,16 @@ def run(args: argparse.Namespace) -> int:
     from airlock.feedback import collector_url
     from airlock.policy import decide
     from airlock.sessions import SessionStore
-    from airlock.survey import Rating, ShareAnswer, offers_share, plan, record_rating
-    from airlock.survey.flow import require_destination
+    from airlock.survey import (
+        NO_COLLECTOR,
+        Rating,
+        ShareAnswer,
+        offers_share,
+        plan,
+        rating_has_destination,
+        record_rating,
+        require_destination,
+    )
 
     loaded = load_reported(args)
     decisions = decide(loaded.context)
@@ -68,8 +86,9 @@ def run(args: argparse.Namespace) -> int:
     console = stdout_console()
     if args.check or not chosen.asked:
         return _finish(args, result, console, 0 if chosen.asked or not args.check else 1)
-    require_destination(decisions, collector_url(loaded))
-    interactive = sys.stdin.isatty()
+    collector = collector_url(loaded)
+    require_destination(decisions, collector)
+    interactive = _stdin_is_terminal()
     if args.rating is None and not interactive:
         raise UsageError("not a terminal: answer with --rating good|fine|bad|dismiss")
     from airlock.survey.prompt import ask_rating, ask_share
@@ -77,23 +96,42 @@ def run(args: argparse.Namespace) -> int:
     rating = Rating(args.rating) if args.rating else ask_rating(console)
     now = datetime.now(UTC)
     result["rating"] = str(rating)
-    result["rating_sent_to"] = record_rating(
-        decisions,
-        rating,
-        collector=collector_url(loaded),
-        now=now,
-        version=__version__,
-        sleep=time.sleep,
-    )
-    if offers_share(decisions, rating) and (args.share or args.rating is None):
+    if rating_has_destination(decisions, collector):
+        result["rating_sent_to"] = record_rating(
+            decisions,
+            rating,
+            collector=collector,
+            now=now,
+            version=__version__,
+            sleep=time.sleep,
+        )
+    else:
+        result["rating_sent_to"] = None
+        result["rating_not_sent"] = NO_COLLECTOR.removeprefix("rating not sent: ")
+        if args.json:
+            print(f"airlock survey: {NO_COLLECTOR}", file=sys.stderr)
+        elif interactive:  # said now, before the follow-up question
+            console.print(f"  {NO_COLLECTOR}", markup=False, highlight=False)
+    ask_follow_up = args.share is not None or (args.rating is None and interactive)
+    if offers_share(decisions, rating) and ask_follow_up:
         share = ShareAnswer(args.share) if args.share else ask_share(console)
         result["share"] = str(share)
         result.update(_follow_up(share, decisions, loaded, session_id, now, __version__))
     elif args.share == "yes":
         from airlock.feedback import share_delivery
 
-        share_delivery(decisions)  # raises RefusedError with the engine's reasons
-    return _finish(args, result, console, 0)
+        share_delivery(decisions)  # raises FlowRefused with the engine's reasons
+    return _finish(args, result, console, 0, said_not_sent=interactive)
+
+
+def _stdin_is_terminal() -> bool:
+    """Whether stdin is a terminal; never wait on a closed stdin or a pipe: prompts only there."""
+    import sys
+
+    try:
+        return sys.stdin is not None and sys.stdin.isatty()
+    except (OSError, ValueError):  # closed: the CLI stands in a stream that says so
+        return False
 
 
 def _follow_up(
@@ -123,7 +161,14 @@ def _follow_up(
     return {"bundle": outcome.manifest.to_json(), "delivered": outcome.delivered}
 
 
-def _finish(args: argparse.Namespace, result: dict[str, Any], console: Any, code: int) -> int:
+def _finish(
+    args: argparse.Namespace,
+    result: dict[str, Any],
+    console: Any,
+    code: int,
+    *,
+    said_not_sent: bool = False,
+) -> int:
     from rich.markup import escape
 
     from airlock.cli._common import dump_json
@@ -138,6 +183,9 @@ def _finish(args: argparse.Namespace, result: dict[str, Any], console: Any, code
         f"draw {chosen['draw']:.4f}, survey {chosen['state']})"
     )
     for key in ("rating", "rating_sent_to", "share", "remembered", "delivered"):
-        if key in result:
-            console.print(f"  {key.replace('_', ' ')}: {escape(str(result[key]))}")
+        if result.get(key) is None:
+            continue
+        console.print(f"  {key.replace('_', ' ')}: {escape(str(result[key]))}")
+        if key == "rating" and "rating_not_sent" in result and not said_not_sent:
+            console.print(f"  rating not sent: {escape(result['rating_not_sent'])}")
     return code

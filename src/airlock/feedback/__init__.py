@@ -25,11 +25,13 @@ from airlock.feedback.delivery import (
 )
 from airlock.feedback.issue import Issue, compose_issue, issue_link
 from airlock.feedback.manifest import BundleFile, BundleKind, Manifest, Role
+from airlock.feedback.refusal import FlowRefused, refuse_if_off
 from airlock.feedback.upload import Receipt, Retry, post_rating, upload_bundle
 
 __all__ = [
     "BundleFile",
     "BundleKind",
+    "FlowRefused",
     "Issue",
     "Manifest",
     "Outcome",
@@ -45,6 +47,7 @@ __all__ = [
     "issue_link",
     "post_rating",
     "read_members",
+    "refuse_if_off",
     "request_feedback",
     "request_share",
     "session_sources",

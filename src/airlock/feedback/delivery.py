@@ -4,7 +4,8 @@
 ``transcript_share`` on. Either way the bundle is uploaded, unless the engine says
 ``local_archive`` for ``transcript_share`` (Bedrock, Vertex, Foundry, gateway sessions) or the
 user asks to keep it here: then it goes to ``<config dir>/feedback-bundles/``. A flow that is off
-raises :class:`~airlock.errors.RefusedError` with every reason the engine gave.
+raises :class:`~airlock.feedback.refusal.FlowRefused` (a ``RefusedError``) with every reason
+the engine gave.
 """
 
 from __future__ import annotations
@@ -17,10 +18,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from airlock.errors import RefusedError, UsageError
+from airlock.errors import UsageError
 from airlock.feedback.archive import SUFFIX, archive_dir, write_private
 from airlock.feedback.bundle import Staged, session_sources, stage, write_bundle
 from airlock.feedback.manifest import BundleKind, Manifest
+from airlock.feedback.refusal import refuse_if_off
 from airlock.feedback.upload import (
     COLLECTOR_KEY,
     COLLECTOR_VARIABLE,
@@ -69,12 +71,6 @@ class Outcome:
         if self.path is not None:
             return "kept as a local archive by the reporter; ask for it"
         return "uploaded to the feedback collector"
-
-
-def refuse_if_off(decision: Decision, what: str) -> None:
-    """Raise :class:`RefusedError` naming every reason when ``decision`` is off."""
-    if decision.state is State.OFF:
-        raise RefusedError(f"{what} is off ({decision.id}): " + "; ".join(decision.reasons))
 
 
 def feedback_delivery(decisions: Decisions, *, keep_local: bool = False) -> State:

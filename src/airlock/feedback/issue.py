@@ -1,12 +1,14 @@
 """A GitHub issue for the user to open: title and body redacted, as a link or as text.
 
 The body says what the user wrote and what the bundle holds (its id, files, sizes, what was
-redacted by kind); it never holds the transcript. The link is cut to fit :data:`MAX_URL_LENGTH`
+redacted by kind: in the files, in the description, in all, the same counts as the manifest); it
+never holds the transcript. The link is cut to fit :data:`MAX_URL_LENGTH`
 (GitHub refuses longer ``issues/new`` URLs): the body is shortened, with a note, never the title.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
@@ -51,10 +53,29 @@ def compose_issue(description: str, manifest: Manifest, *, delivered: str) -> Is
         "",
         f"- airlock {manifest.airlock_version}",
         f"- feedback bundle `{manifest.bundle_id}` ({delivered})",
-        f"- {len(manifest.files)} file(s), {manifest.size} bytes, redacted before leaving: "
-        + (", ".join(f"{kind} ×{n}" for kind, n in manifest.redactions.items()) or "nothing found"),
+        f"- {len(manifest.files)} file(s), {manifest.size} bytes",
+        *redaction_lines(manifest),
     ]
     return Issue(title, "\n".join(lines))
+
+
+def counted(counts: Mapping[str, int]) -> str:
+    """``kind ×n, …`` for redaction counts by kind, or ``nothing`` when there are none."""
+    return ", ".join(f"{kind} ×{n}" for kind, n in sorted(counts.items())) or "nothing"
+
+
+def redaction_lines(manifest: Manifest) -> list[str]:
+    """What was redacted before leaving, by kind: in the files, in the description, in all.
+
+    The same three counts as the manifest's ``file_redactions``, ``description_redactions``
+    and ``redactions`` (the sum of the other two).
+    """
+    return [
+        "- redacted before leaving, by kind:",
+        f"  - in the bundle's {len(manifest.files)} file(s): {counted(manifest.file_redactions)}",
+        f"  - in the description: {counted(manifest.description_redactions)}",
+        f"  - in all (files and description): {counted(manifest.redactions)}",
+    ]
 
 
 def issue_link(issue: Issue, *, base: str = NEW_ISSUE_URL, limit: int = MAX_URL_LENGTH) -> str:

@@ -4,6 +4,10 @@ The manifest is ``manifest.json``, the first member of the bundle; ``airlock fee
 --dry-run --json`` prints the same document without writing or sending anything. Paths inside
 the bundle are the file's role and base name, never the path on this machine (which would
 name the user and the project).
+
+Redaction counts are by kind, in four keys that always add up: ``files[].redactions`` (each
+file), ``file_redactions`` (the sum over the files), ``description_redactions`` (the user's
+description) and ``redactions`` (everything: the files plus the description).
 """
 
 from __future__ import annotations
@@ -72,12 +76,20 @@ class Manifest:
     description_redactions: Mapping[str, int] = field(default_factory=dict)
 
     @property
-    def redactions(self) -> dict[str, int]:
-        """Redactions by kind over every file and the description."""
-        total: dict[str, int] = dict(self.description_redactions)
+    def file_redactions(self) -> dict[str, int]:
+        """Redactions by kind over every file of the bundle (not the description)."""
+        total: dict[str, int] = {}
         for item in self.files:
             for kind, count in item.redactions.items():
                 total[kind] = total.get(kind, 0) + count
+        return dict(sorted(total.items()))
+
+    @property
+    def redactions(self) -> dict[str, int]:
+        """Redactions by kind in all: every file plus the description."""
+        total = self.file_redactions
+        for kind, count in self.description_redactions.items():
+            total[kind] = total.get(kind, 0) + count
         return dict(sorted(total.items()))
 
     @property
@@ -96,7 +108,9 @@ class Manifest:
             "retention": {"class": self.retention_class, "days": self.retention_days},
             "delivery": self.delivery,
             "description": self.description,
+            "description_redactions": dict(sorted(self.description_redactions.items())),
             "files": [item.to_json() for item in self.files],
             "size": self.size,
+            "file_redactions": self.file_redactions,
             "redactions": self.redactions,
         }

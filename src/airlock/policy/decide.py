@@ -15,8 +15,6 @@ is off, and the WebFetch safety check stays on (switching a safety check off is 
 
 from __future__ import annotations
 
-from typing import Any
-
 from airlock.policy import variables as v
 from airlock.policy.model import (
     Context,
@@ -36,6 +34,12 @@ from airlock.policy.retention import (
     operational_terms,
     vendor_retention,
 )
+
+# ``typing`` is not imported at run time: it costs ``airlock flows`` start-up time and the
+# annotations are strings anyway. mypy reads the block below as if TYPE_CHECKING were true.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 NONESSENTIAL = "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC"
 DEFAULT_SURVEY_RATE_FIRST_PARTY = 0.05

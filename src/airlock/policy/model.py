@@ -10,9 +10,27 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Generic, TypeVar
 
-T = TypeVar("T")
+# ``typing`` is not imported at run time: it costs ``airlock flows`` start-up time and the
+# annotations are strings anyway. mypy reads the block below as if TYPE_CHECKING were true.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Generic, TypeVar
+
+    T = TypeVar("T")
+
+    class _Generic(Generic[T]):
+        """``Setting[T]`` for the type checker."""
+
+else:
+
+    class _Generic:
+        """``Setting[T]`` at run time: subscripting gives the class itself."""
+
+        __slots__ = ()
+
+        def __class_getitem__(cls, item: object) -> type:
+            return cls
 
 
 class FlowId(StrEnum):
@@ -145,7 +163,7 @@ class Var:
 
 
 @dataclass(frozen=True, slots=True)
-class Setting(Generic[T]):
+class Setting(_Generic["T"]):
     """A resolved setting: its value and where that value came from."""
 
     value: T

@@ -2,9 +2,10 @@
 
 Theory of operation
 -------------------
-All rules are compiled into one RE2 alternation, ``(?P<r0>…)|(?P<r1>…)|…``; RE2 scans in time
-linear in the input whatever the patterns. The input is read in chunks of ``CHUNK`` bytes into a
-window. Only matches that *begin* before ``len(window) - OVERLAP`` are taken; the rest of the
+All rules are compiled into one RE2 alternation without capturing groups; RE2 scans it as a DFA,
+in time linear in the input whatever the patterns. For each match, an RE2 set tells which rule
+matched exactly that span and the rule's own program gives the secret's span (see ``_Table``).
+The input is read in chunks of ``CHUNK`` bytes into a window. Only matches that *begin* before ``len(window) - OVERLAP`` are taken; the rest of the
 window is carried into the next round, so any secret shorter than ``OVERLAP`` bytes is seen whole
 whichever offset the chunk boundary falls at. A few bytes already written are kept in front of
 the window as left context, so a word boundary is judged the same way on both sides of a cut.
@@ -25,7 +26,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 import re2
 
 from airlock.errors import SettingsError
-from airlock.redact.rules import MARKER, RULES, Rule, accepts
+from airlock.redact.rules import MARKER, RULES, Rule, accepts, starts_in_marker
 
 if TYPE_CHECKING:
     from airlock.settings import Loaded
@@ -34,6 +35,10 @@ CHUNK = 1 << 20
 """Bytes read at a time."""
 OVERLAP = 1 << 16
 """The longest secret guaranteed to be found across a chunk boundary."""
+LONGEST = 1 << 16
+"""Matches longer than this are judged on their first ``LONGEST`` bytes (hostile input)."""
+KEYWORD_REACH = 32
+"""How far before a user rule's match its keyword may be."""
 CONTEXT = 64
 """Bytes already written kept in front of the window as left context."""
 
@@ -96,29 +101,116 @@ def _options() -> re2.Options:
     return options
 
 
-def _compile(rules: tuple[Rule, ...]) -> tuple[Any, list[tuple[int, int, int]]]:
-    parts = []
-    for index, rule in enumerate(rules):
-        pattern = rule.pattern.replace("(?P<secret>", f"(?P<s{index}>")
-        parts.append(f"(?P<r{index}>{pattern})")
+_UNANCHORED = re2._Anchor.UNANCHORED
+_BOTH = re2._Anchor.ANCHOR_BOTH
+_START = re2._Anchor.ANCHOR_START
+
+
+class _Table:
+    """Rules compiled three ways, for speed with exact answers.
+
+    ``scan`` is the alternation of every rule without capturing groups: RE2 runs it as a DFA over
+    the input, which is what costs. For each of its (few) matches, ``set`` tells which rules match
+    exactly that span, and the one rule's own program, anchored at both ends and in context, gives
+    the secret's span. (The binding's low-level calls return spans without building match
+    objects.)
+    """
+
+    def __init__(self, rules: tuple[Rule, ...]) -> None:
+        self.rules = rules
+        options = _options()
+        self.scan = _regexp("|".join(f"(?:{_plain(rule.pattern)})" for rule in rules), options)
+        self.set = re2.Set.FullMatchSet(options)
+        for rule in rules:
+            self.set.Add(_plain(rule.pattern).encode("latin-1"))
+        self.set.Compile()
+        self.starts = re2.Set.MatchSet(options)
+        for rule in rules:
+            self.starts.Add(_plain(rule.pattern).encode("latin-1"))
+        self.starts.Compile()
+        wrapped = [_compiled(f"(?P<whole>{rule.pattern})", options) for rule in rules]
+        self.each = [program._regexp for program in wrapped]
+        self.secret = [_group_index(program, "secret", 1) for program in wrapped]
+
+    def find(self, text: bytes, start: int, end: int) -> tuple[int, int, int, int, int] | None:
+        """The next match in ``text[start:end]``: its span, the rule's index, the secret's span."""
+        while True:
+            spans = self.scan.Match(_UNANCHORED, text, start, end)
+            first, last = spans[0]
+            if first < 0:
+                return None
+            if last - first > LONGEST:
+                return self._find_long(text, first, last)
+            for index in sorted(self.set.Match(text[first:last]) or ()):
+                if self.rules[index].bare:
+                    return first, last, index, _after_edge(text, first), last
+                groups = self.each[index].Match(_BOTH, text, first, last)
+                if groups[0][0] >= 0:
+                    secret = groups[self.secret[index]]
+                    return first, last, index, secret[0], secret[1]
+            # Context made the span differ from every single rule (rare): step past its start.
+            start = first + 1
+
+    def _find_long(self, text: bytes, first: int, last: int) -> tuple[int, int, int, int, int]:
+        # A match longer than any secret (a hostile run). Only a rule that accepts values this
+        # long (a key file) gets its span computed, on the first LONGEST bytes; any other is
+        # passed over whole (tokens inside are still looked for), so the work stays linear.
+        # Index -1: passed over.
+        indexes = self.starts.Match(text[first : first + LONGEST])
+        index = min(indexes) if indexes else -1
+        if index < 0 or self.rules[index].max_length < LONGEST:
+            return first, last, -1, first, first
+        head = text[max(0, first - 1) : first + LONGEST]
+        shift = max(0, first - 1)
+        groups = self.each[index].Match(_START, head, first - shift, len(head))
+        if groups[0][0] < 0:
+            return first, last, -1, first, first
+        secret = groups[self.secret[index]]
+        return first, groups[0][1] + shift, index, secret[0] + shift, secret[1] + shift
+
+    def kind_of(self, value: bytes) -> Rule | None:
+        """The first rule whose pattern matches the whole value, if any."""
+        indexes = self.set.Match(value)
+        return self.rules[min(indexes)] if indexes else None
+
+
+def _after_edge(text: bytes, first: int) -> int:
+    """Where a bare secret starts: after the escaped line break or tab its match may begin with."""
+    at = first
+    while text[at] == 0x5C:  # a backslash
+        at += 1
+    return at + 1 if at > first else first
+
+
+def _plain(pattern: str) -> str:
+    """The pattern with its named groups made non-capturing."""
+    return pattern.replace("(?P<secret>", "(?:")
+
+
+def _group_index(program: Any, name: str, default: int) -> int:
+    for key, number in program.groupindex.items():
+        if key in (name, name.encode()):
+            return int(number)
+    return default
+
+
+def _regexp(pattern: str, options: re2.Options) -> Any:
+    return _compiled(pattern, options)._regexp
+
+
+def _compiled(pattern: str, options: re2.Options) -> Any:
     try:
-        program = re2.compile("|".join(parts).encode("latin-1"), _options())
-    except re2.error as error:
-        raise SettingsError(f"a redaction pattern does not compile with RE2: {error}") from error
-    groups = {
-        (name.decode() if isinstance(name, bytes) else name): number
-        for name, number in program.groupindex.items()
-    }
-    slots = [
-        (index, groups[f"r{index}"], groups.get(f"s{index}", groups[f"r{index}"]))
-        for index in range(len(rules))
-    ]
-    return program, slots
+        return re2.compile(pattern.encode("latin-1"), options)
+    except (re2.error, UnicodeEncodeError) as error:
+        raise SettingsError(
+            f"a redaction pattern is not a valid RE2 pattern ({error}): {pattern[:200]!r}"
+        ) from error
 
 
 def _compile_rule(rule: Rule) -> None:
     try:
         re2.compile(rule.pattern.encode("latin-1"), _options())
+        re2.compile(_plain(rule.pattern).encode("latin-1"), _options())
     except (re2.error, UnicodeEncodeError) as error:
         raise SettingsError(
             f"airlock.redaction.rules: the pattern of kind {rule.kind!r} is not a valid RE2 "
@@ -150,11 +242,11 @@ class Redactor:
         for rule in extra:
             _compile_rule(rule)
         self.rules: tuple[Rule, ...] = RULES + extra
+        self._keyworded = frozenset(rule for rule in extra if rule.keyword)
+        self._markers: dict[str, bytes] = {}
         self._allow = frozenset(value.encode() for value in allow)
-        self._program, self._slots = _compile(self.rules)
-        specific = tuple(rule for rule in self.rules if rule.specific)
-        self._specific_rules = specific
-        self._specific, self._specific_slots = _compile(specific)
+        self._all = _Table(self.rules)
+        self._specific = _Table(tuple(rule for rule in self.rules if rule.specific))
 
     @classmethod
     def from_loaded(cls, loaded: Loaded) -> Redactor:
@@ -231,7 +323,7 @@ class Redactor:
                 continue
             line += window.count(b"\n", written, hit.start)
             pieces.append(window[written : hit.start])
-            pieces.append(MARKER.format(kind=hit.kind).encode())
+            pieces.append(self._marker(hit.kind))
             report.findings.append(
                 Finding(hit.kind, line, base + hit.start - begin, base + hit.end - begin)
             )
@@ -243,17 +335,27 @@ class Redactor:
         return cut, pieces, line
 
     def _hits(self, window: bytes, scan_from: int, safe: int) -> Iterator[_Hit]:
+        table = self._all
         position = scan_from
+        limit = len(window)
         while True:
-            match = self._program.search(window, position)
-            if match is None or match.start() >= safe:
+            found = table.find(window, position, limit)
+            if found is None or found[0] >= safe:
                 return
-            position = max(match.end(), match.start() + 1)
-            index, outer, inner = self._which(match, self._slots)
-            start, end = match.span(inner)
-            rule = self.rules[index]
+            first, last, index, start, end = found
+            position = last if last > first else first + 1
+            if index < 0:
+                yield from self._specific_hits(window, first, last)
+                continue
+            rule = table.rules[index]
+            if not self._has_keyword(rule, window, first, last):
+                continue
             value = window[start:end]
-            context = b"" if rule.specific else window[match.start(outer) : start]
+            if not rule.specific:
+                before = window[max(0, first - 64) : first]
+                if b"[REDACTED:" in before and starts_in_marker(before):
+                    continue
+            context = b"" if rule.specific else window[first:start]
             if accepts(rule, value, self._allow, context):
                 yield _Hit(start, end, self._name(rule, value))
             elif not rule.specific:
@@ -261,29 +363,39 @@ class Redactor:
                 yield from self._specific_hits(window, start, end)
 
     def _specific_hits(self, window: bytes, start: int, end: int) -> Iterator[_Hit]:
-        for match in self._specific.finditer(window, start, end):
-            index, _outer, inner = self._which(match, self._specific_slots)
-            rule = self._specific_rules[index]
-            span = match.span(inner)
-            if accepts(rule, window[span[0] : span[1]], self._allow):
-                yield _Hit(span[0], span[1], rule.kind)
+        table = self._specific
+        while True:
+            found = table.find(window, start, end)
+            if found is None:
+                return
+            first, last, index, secret_start, secret_end = found
+            start = last if last > first else first + 1
+            if index < 0:
+                continue
+            rule = table.rules[index]
+            if not self._has_keyword(rule, window, first, last):
+                continue
+            if accepts(rule, window[secret_start:secret_end], self._allow):
+                yield _Hit(secret_start, secret_end, rule.kind)
 
-    @staticmethod
-    def _which(match: Any, slots: list[tuple[int, int, int]]) -> tuple[int, int, int]:
-        for slot in slots:
-            if match.start(slot[1]) >= 0:
-                return slot
-        raise AssertionError("a match of no rule")  # pragma: no cover
+    def _marker(self, kind: str) -> bytes:
+        marker = self._markers.get(kind)
+        if marker is None:
+            marker = self._markers[kind] = MARKER.format(kind=kind).encode()
+        return marker
+
+    def _has_keyword(self, rule: Rule, window: bytes, first: int, last: int) -> bool:
+        # A user's rule only matches where its keyword is (case-insensitive), in the match or
+        # just before it; the built-in keywords document the literal each pattern starts from.
+        if not self._keyworded or rule not in self._keyworded:
+            return True
+        return rule.keyword.encode() in window[max(0, first - KEYWORD_REACH) : last].lower()
 
     def _name(self, rule: Rule, value: bytes) -> str:
         if rule.specific:
             return rule.kind
-        match = self._specific.search(value)
-        if match is not None and match.start() == 0 and match.end() >= len(value) - 1:
-            for index, outer, _inner in self._specific_slots:
-                if match.start(outer) >= 0:
-                    return self._specific_rules[index].kind
-        return rule.kind
+        specific = self._specific.kind_of(value)
+        return specific.kind if specific is not None else rule.kind
 
     def redact_text(self, text: str) -> tuple[str, RedactionReport]:
         """The text with every secret replaced, and the report."""

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 import re
+import zlib
 from collections import Counter
 from dataclasses import dataclass
 
@@ -61,6 +62,8 @@ class Rule:
         mixed: Whether the value must mix letters with digits or symbols (generic values).
         specific: Whether the value's format alone identifies the secret (a prefix, a checksum);
             a generic match whose value fits a specific rule is named after that rule.
+        bare: Whether the secret is the whole match, after an optional escaped line break or
+            tab (``EDGE``): the engine then needs no capturing groups to find it.
     """
 
     kind: str
@@ -71,6 +74,7 @@ class Rule:
     min_entropy: float = 0.0
     mixed: bool = False
     specific: bool = True
+    bare: bool = False
 
 
 # Names of assignments whose value is a password, or a key / token / secret.
@@ -91,7 +95,9 @@ _TOKEN = r"[A-Za-z0-9_\-]"
 
 
 def _token(kind: str, pattern: str, keyword: str, low: int, high: int = 1024) -> Rule:
-    return Rule(kind, rf"{EDGE}(?P<secret>{pattern})", keyword, low, high, min_entropy=3.0)
+    return Rule(
+        kind, rf"{EDGE}(?P<secret>{pattern})", keyword, low, high, min_entropy=3.0, bare=True
+    )
 
 
 RULES: tuple[Rule, ...] = (
@@ -103,6 +109,7 @@ RULES: tuple[Rule, ...] = (
         rf"(?:-----END[ A-Z0-9]* PRIVATE KEY(?: BLOCK)?-----(?:{NL})?)?)",
         "private key-----",
         min_length=64,
+        bare=True,
     ),
     _token("anthropic_admin_key", rf"sk-ant-admin01-{_TOKEN}+", "sk-ant-admin", 40),
     _token("anthropic_api_key", rf"sk-ant-(?:api|oat|ort|sid)[0-9][0-9]-{_TOKEN}+", "sk-ant-", 40),
@@ -128,6 +135,7 @@ RULES: tuple[Rule, ...] = (
         rf"{EDGE}(?P<secret>pypi-AgE(?:IcHlwaS5vcmc|NdGVzdC5weXBpLm9yZw){_TOKEN}+)",
         "pypi-age",
         min_length=60,
+        bare=True,
     ),
     _token("sendgrid_api_key", rf"SG\.{_TOKEN}+\.{_TOKEN}+", "sg.", 50, 100),
     Rule(
@@ -136,6 +144,7 @@ RULES: tuple[Rule, ...] = (
         rf"(?:services|workflows|triggers){ESC_SLASH}(?:[A-Za-z0-9_]|{ESC_SLASH})+)",
         "hooks.slack.com",
         min_length=50,
+        bare=True,
     ),
     _token("slack_token", r"xox[abposer]-[A-Za-z0-9\-]+", "xox", 20),
     _token("stripe_key", r"(?:sk|rk)_(?:live|test)_[A-Za-z0-9]+|whsec_[A-Za-z0-9]+", "_", 24),
@@ -147,6 +156,7 @@ RULES: tuple[Rule, ...] = (
         20,
         20,
         min_entropy=2.5,
+        bare=True,
     ),
     Rule(
         "aws_secret_access_key",
@@ -176,6 +186,7 @@ RULES: tuple[Rule, ...] = (
         rf"{EDGE}(?P<secret>eyJ{_TOKEN}+\.eyJ{_TOKEN}+\.{_TOKEN}+)",
         "eyj",
         min_length=40,
+        bare=True,
     ),
     Rule(
         "db_url_password",
@@ -226,6 +237,14 @@ _NOT_SECRET_NAMES = re.compile(
 )
 """Names of assignments whose value is not a secret (the id of a key, a count of tokens)."""
 
+_IN_MARKER = re.compile(rb"\[REDACTED:[A-Za-z0-9_]*$")
+
+
+def starts_in_marker(before: bytes) -> bool:
+    """Whether text ending with ``before`` is inside one of our markers (already redacted)."""
+    return _IN_MARKER.search(before[-64:]) is not None
+
+
 COMMON_DEFAULTS = frozenset(
     b"password passwd postgres root admin secret pass test guest user mysql redis changeme".split()
 )
@@ -265,6 +284,11 @@ PLACEHOLDER_MARKS: tuple[str, ...] = ("xxxxx", "*****", "...", "<", ">", "${", "
 """The fragments checked in long values (a key file), where a short word can occur by chance."""
 
 
+# Literal alternations, searched once per candidate (short values; no nested quantifiers).
+_WORDS = re.compile(b"|".join(re.escape(word.encode()) for word in PLACEHOLDER_WORDS))
+_MARKS = re.compile(b"|".join(re.escape(word.encode()) for word in PLACEHOLDER_MARKS))
+
+
 def unescape(value: bytes) -> bytes:
     """The value with JSON escapes of ``/``, line breaks and ``\\u00XX`` undone (repeatedly)."""
     if b"\\" not in value:
@@ -293,28 +317,64 @@ def _unescape_u00(value: bytes) -> bytes:
     return value
 
 
+ENTROPY_SAMPLE = 512
+"""Entropy is measured on at most this many leading bytes (a key file is long and uniform)."""
+
+
 def entropy(value: bytes) -> float:
-    """Shannon entropy of the value in bits per byte."""
-    if not value:
+    """Shannon entropy of the value's first ``ENTROPY_SAMPLE`` bytes, in bits per byte."""
+    sample = value[:ENTROPY_SAMPLE]
+    if not sample:
         return 0.0
-    counts = Counter(value)
-    total = len(value)
-    return -sum(n / total * math.log2(n / total) for n in counts.values())
+    total = len(sample)
+    spread = sum(map(_XLOGX.__getitem__, Counter(sample).values()))
+    return math.log2(total) - spread / total
+
+
+_XLOGX = [0.0] + [n * math.log2(n) for n in range(1, ENTROPY_SAMPLE + 1)]
 
 
 def is_placeholder(value: bytes) -> bool:
     """Whether the (unescaped) value is a documentation example or a placeholder."""
     lowered = value.lower()
-    words = PLACEHOLDER_WORDS if len(value) <= 128 else PLACEHOLDER_MARKS
-    if any(word.encode() in lowered for word in words):
+    words = _WORDS if len(value) <= 128 else _MARKS
+    if words.search(lowered):
         return True
     return len(set(lowered)) <= 3
 
 
+_LETTERS = bytes(range(65, 91)) + bytes(range(97, 123))
+
+
 def _is_mixed(value: bytes) -> bool:
-    has_alpha = any(65 <= c <= 90 or 97 <= c <= 122 for c in value)
-    has_other = any(not (65 <= c <= 90 or 97 <= c <= 122) for c in value)
-    return has_alpha and has_other
+    others = len(value.translate(None, _LETTERS))
+    return 0 < others < len(value)
+
+
+_BASE62 = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+
+def _base62(number: int, width: int) -> bytes:
+    digits = bytearray()
+    while number:
+        number, digit = divmod(number, 62)
+        digits.append(_BASE62[digit])
+    return bytes(reversed(digits)).rjust(width, b"0")
+
+
+def has_valid_checksum(kind: str, value: bytes) -> bool:
+    """Whether a token carries its format's own checksum (GitHub, npm: CRC32 of the body, base62).
+
+    Such a token is a real credential format, whatever it looks like otherwise.
+    """
+    if kind not in CHECKSUMMED or len(value) != 40:
+        return False
+    body = value[4:]
+    return _base62(zlib.crc32(body[:30]), 6) == body[30:]
+
+
+CHECKSUMMED = frozenset({"github_token", "npm_token"})
+"""Kinds whose tokens end with a CRC32 checksum of their body."""
 
 
 def accepts(
@@ -331,9 +391,15 @@ def accepts(
     Returns:
         False for allow-listed values, placeholders, and values under the rule's floors.
     """
+    if len(value) > rule.max_length * 6 or len(value) < rule.min_length:
+        return False  # escapes take at most six bytes a character
     plain = unescape(value)
+    if b"[REDACTED:" in plain:
+        return False  # already redacted: a marker is not a secret
     if plain in allow or value in allow:
         return False
+    if rule.kind in CHECKSUMMED and has_valid_checksum(rule.kind, plain):
+        return True
     if is_placeholder(plain):
         return False
     if not rule.min_length <= len(plain) <= rule.max_length:
@@ -342,7 +408,11 @@ def accepts(
         return False
     if rule.mixed and not _is_mixed(plain):
         return False
-    return not (rule.min_entropy and entropy(plain) < rule.min_entropy)
+    if not rule.min_entropy:
+        return True
+    if rule.specific and len(set(plain[:ENTROPY_SAMPLE])) >= 24:
+        return True  # a token's format is proof enough once it is not a repeated pattern
+    return entropy(plain) >= rule.min_entropy
 
 
 def _generic_accepts(plain: bytes, context: bytes) -> bool:

@@ -12,7 +12,7 @@ Theory of operation.
 3. *Remove*: every path is removed relative to a descriptor of the config dir, each folder on
    the way opened with ``O_NOFOLLOW``: a symbolic link is removed as a link and never followed,
    a path that is not inside the config dir is refused (:class:`~airlock.errors.UnsafePathError`),
-   folders go with ``shutil.rmtree(dir_fd=…)``, which does not follow links either.
+   folders are emptied the same way (:func:`_remove_tree`), never following a link.
    Before a session goes, its transcript is looked at again: if it was written since the scan,
    the session is kept and reported.
 4. The journal is removed once its batch is gone.
@@ -23,13 +23,12 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 import stat
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 from airlock.errors import UnsafePathError
@@ -129,7 +128,7 @@ def plan_prune(store: SessionStore, *, now: datetime, older_than: timedelta) -> 
     """Every session whose last activity is before ``now - older_than``, and the stale store
     entries that belong to no session."""
     cutoff = now - older_than
-    scan = store.scan()
+    scan = store.scan(active_since=cutoff, details=False)
     running = store.running()
     chosen: list[Session] = []
     skipped: list[Skipped] = []
@@ -175,8 +174,9 @@ def _keep_reason(
 def _stale_entries(
     store: SessionStore, scan: Scan, cutoff: datetime, problems: list[str]
 ) -> list[StoreEntry]:
-    owned = {root for session in scan.sessions for root in session.roots}
-    owned_ids = {session.id for session in scan.sessions} | scan.pending
+    owned = {root for session in scan.sessions for root in session.root_paths}
+    owned |= scan.unread_roots
+    owned_ids = {session.id for session in scan.sessions} | scan.pending | scan.unread
     owner = store.config_dir.stat().st_uid if store.config_dir.exists() else os.getuid()
     limit = cutoff.timestamp()
     entries: list[StoreEntry] = []
@@ -188,14 +188,14 @@ def _stale_entries(
         except OSError:
             continue
         for entry in found:
-            path = Path(entry.path)
-            if path in owned or _owned_name(name, entry.name, owned_ids):
+            if entry.path in owned or _owned_name(name, entry.name, owned_ids):
                 continue
             walk = _Walk(owner)
             walk.walk(entry.path)
             if walk.newest >= limit or walk.foreign:
                 continue
-            entries.append(StoreEntry(path, walk.size, datetime.fromtimestamp(walk.newest, UTC)))
+            modified = datetime.fromtimestamp(walk.newest, UTC)
+            entries.append(StoreEntry(Path(entry.path), walk.size, modified))
     return entries
 
 
@@ -221,13 +221,13 @@ def execute(
 ) -> Report:
     """Remove what ``plan`` names; finish unfinished removals first."""
     report = Report(plan, dry_run=False, skipped=list(plan.skipped), problems=list(plan.problems))
+    if not store.config_dir.is_dir():
+        return report  # nothing there, nothing to remove (and nothing is created)
     with _Remover(store.config_dir) as remover:
         report.recovered = recover(store, now=now, remover=remover)
         for start in range(0, len(plan.sessions), BATCH):
             batch = plan.sessions[start : start + BATCH]
-            _remove_batch(store, batch, remover, report, now)
-            if progress:
-                progress(len(batch))
+            _remove_batch(store, batch, remover, report, now, progress)
         for entry in plan.entries:
             try:
                 remover.remove(entry.path)
@@ -257,14 +257,17 @@ def _remove_batch(
     remover: _Remover,
     report: Report,
     now: datetime,
+    progress: Progress | None,
 ) -> None:
     journal = _write_journal(store.config_dir, batch, now)
     for session in batch:
-        if _written_since(session.transcript, session.modified.timestamp()):
+        if progress:
+            progress(1)
+        if _written_since(session.transcript_path, session.newest_mtime):
             report.skipped.append(Skipped(session, "in use: written to during the removal"))
             continue
         try:
-            for root in session.roots:
+            for root in session.root_paths:
                 remover.remove(root)
         except (OSError, UnsafePathError) as error:
             report.problems.append(f"session {session.id}: not fully removed: {_why(error)}")
@@ -279,9 +282,9 @@ def _why(error: BaseException) -> str:
     return str(error)
 
 
-def _written_since(path: Path, moment: float) -> bool:
+def _written_since(path: str | Path, moment: float) -> bool:
     try:
-        return path.lstat().st_mtime > moment
+        return os.lstat(path).st_mtime > moment
     except OSError:
         return False
 
@@ -291,12 +294,19 @@ def _written_since(path: Path, moment: float) -> bool:
 
 def _write_journal(config_dir: Path, batch: Iterable[Session], now: datetime) -> Path:
     folder = config_dir / JOURNAL_DIR
+    for parent in (folder.parent, folder):
+        if parent.is_symlink():
+            raise UnsafePathError(f"{parent} is a symbolic link: refusing to write a journal there")
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    prefix = os.path.join(config_dir, "")
     data = {
         "started": now.timestamp(),
         "sessions": {
-            s.id: [str(root.relative_to(config_dir)) for root in s.roots]
-            + [str(s.transcript.relative_to(config_dir))]
+            s.id: [
+                path.removeprefix(prefix)
+                for path in (*s.root_paths, s.transcript_path)
+                if path.startswith(prefix)
+            ]
             for s in batch
         },
     }
@@ -370,6 +380,7 @@ class _Remover:
 
     def __init__(self, root: Path) -> None:
         self.root = root
+        self._prefix = os.path.join(root, "")
         self._fds: dict[tuple[str, ...], int] = {}
 
     def __enter__(self) -> _Remover:
@@ -381,7 +392,7 @@ class _Remover:
             os.close(fd)
         self._fds.clear()
 
-    def remove(self, path: Path) -> None:
+    def remove(self, path: str | Path) -> None:
         """Remove a file, link or whole folder at ``path``; a missing path is not an error.
 
         Raises:
@@ -391,21 +402,22 @@ class _Remover:
         parent = self._dir_fd(parts[:-1])
         name = parts[-1]
         try:
-            info = os.stat(name, dir_fd=parent, follow_symlinks=False)
+            os.unlink(name, dir_fd=parent)  # a file or a link (never what it points to)
         except FileNotFoundError:
             return
-        if stat.S_ISDIR(info.st_mode):
-            shutil.rmtree(name, dir_fd=parent)
-        else:
-            os.unlink(name, dir_fd=parent)
+        except IsADirectoryError:
+            _remove_tree(parent, name)
+        except PermissionError:  # what unlink says of a folder outside Linux
+            if not stat.S_ISDIR(os.stat(name, dir_fd=parent, follow_symlinks=False).st_mode):
+                raise
+            _remove_tree(parent, name)
 
-    def _parts(self, path: Path) -> tuple[str, ...]:
-        try:
-            relative = PurePosixPath(path.relative_to(self.root))
-        except ValueError:
-            raise UnsafePathError(f"{path} is outside {self.root}: refused") from None
-        parts = relative.parts
-        if not parts or any(part in ("..", ".", "") for part in parts):
+    def _parts(self, path: str | Path) -> tuple[str, ...]:
+        text = os.fspath(path)
+        if not text.startswith(self._prefix):
+            raise UnsafePathError(f"{path} is outside {self.root}: refused")
+        parts = tuple(text[len(self._prefix) :].split(os.sep))  # noqa: PTH206 - str paths, fast
+        if any(part in ("..", ".", "") for part in parts):
             raise UnsafePathError(f"{path}: not a plain path inside {self.root}: refused")
         return parts
 
@@ -430,3 +442,30 @@ class _Remover:
     def _drop_deep(self) -> None:
         for key in [k for k in self._fds if len(k) > 2]:
             os.close(self._fds.pop(key))
+
+
+_TREE_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def _remove_tree(parent: int, name: str) -> None:
+    """Remove the folder ``name`` in ``parent`` and everything in it, through descriptors.
+
+    Each folder is opened with ``O_NOFOLLOW`` relative to its parent's descriptor, so a folder
+    swapped for a link while this runs fails to open (``ELOOP``) instead of being followed; a
+    link inside is unlinked as a link.
+    """
+    fd = os.open(name, _TREE_FLAGS, dir_fd=parent)
+    try:
+        with os.scandir(fd) as iterator:
+            entries = [(entry.name, entry.is_dir(follow_symlinks=False)) for entry in iterator]
+        for child, is_dir in entries:
+            if is_dir:
+                _remove_tree(fd, child)
+            else:
+                try:
+                    os.unlink(child, dir_fd=fd)
+                except IsADirectoryError:  # replaced by a folder since the listing
+                    _remove_tree(fd, child)
+    finally:
+        os.close(fd)
+    os.rmdir(name, dir_fd=parent)

@@ -81,6 +81,8 @@ class Session:
     file_paths: tuple[str, ...] = ()
     problems: tuple[str, ...] = ()
     foreign: tuple[str, ...] = ()
+    newest_mtime: float = 0.0
+    """``modified`` as the file system gave it (a float, exact), to compare with later looks."""
 
     @property
     def transcript(self) -> Path:
@@ -136,6 +138,10 @@ class Scan:
     problems: tuple[str, ...]
     pending: frozenset[str]
     """Session ids named by an unfinished removal (hidden until the removal is finished)."""
+    unread: frozenset[str] = frozenset()
+    """Ids of sessions left out of ``sessions`` by ``active_since`` (known active, not read)."""
+    unread_roots: frozenset[str] = frozenset()
+    """The top-level paths of the ``unread`` sessions."""
 
 
 @dataclass(slots=True)
@@ -183,22 +189,37 @@ class _Walk:
         self.size += info.st_size
 
     def _walk_dir(self, path: str) -> None:
-        """Folders are descended by their entries' types; only files are looked up."""
-        try:
-            with os.scandir(path) as iterator:
-                entries = list(iterator)
-        except OSError as error:
-            self.problems.append(f"{path}: cannot be read: {error.strerror}")
-            return
-        for entry in entries:
-            if entry.is_dir(follow_symlinks=False):
-                self._walk_dir(entry.path)
-                continue
+        """Folders are descended by their entries' types; only files are looked up.
+
+        The hot loop of a listing: written flat, with locals, for tens of thousands of folders.
+        """
+        stack = [path]
+        files, foreign, problems, owner = self.files, self.foreign, self.problems, self.owner
+        size, newest = self.size, self.newest
+        while stack:
+            current = stack.pop()
             try:
-                info = entry.stat(follow_symlinks=False)
-            except OSError:
-                continue
-            self.add_file(entry.path, info)
+                with os.scandir(current) as iterator:
+                    for entry in iterator:
+                        if entry.is_dir(follow_symlinks=False):
+                            stack.append(entry.path)
+                            continue
+                        try:
+                            info = entry.stat(follow_symlinks=False)
+                        except OSError:
+                            continue
+                        child = entry.path
+                        files.append(child)
+                        size += info.st_size
+                        if info.st_mtime > newest:
+                            newest = info.st_mtime
+                        if info.st_uid != owner:
+                            foreign.append(child)
+                        if stat.S_ISLNK(info.st_mode):
+                            problems.append(f"{child}: symbolic link, not followed")
+            except OSError as error:
+                problems.append(f"{current}: cannot be read: {error.strerror}")
+        self.size, self.newest = size, newest
 
 
 class SessionStore:
@@ -210,8 +231,6 @@ class SessionStore:
 
     def __init__(self, config_dir: Path) -> None:
         self.config_dir = Path(config_dir)
-        self._folders: set[str] = set()
-        """Store entries a scan saw as real folders (so they need no second look-up)."""
 
     # ----------------------------------------------------------------- public API
 
@@ -261,8 +280,23 @@ class SessionStore:
             raise UsageError("; ".join(parts))
         return {text: by_id[text] for text in wanted}
 
-    def scan(self, only: frozenset[str] | None = None) -> Scan:
-        """One pass over the config dir; ``only`` limits the sessions read in full."""
+    def scan(
+        self,
+        only: frozenset[str] | None = None,
+        active_since: datetime | None = None,
+        *,
+        details: bool = True,
+    ) -> Scan:
+        """One pass over the config dir.
+
+        Args:
+            only: read just the sessions with these ids.
+            active_since: leave out (unread) every session whose transcript was modified at or
+                after this moment: its last activity is at least that recent. A prune needs to
+                read only the others.
+            details: read each transcript's first prompt, start and working directory; a
+                prune, which needs only last activity, leaves them out.
+        """
         problems: builtins.list[str] = []
         pending = read_pending(self.config_dir)
         owner = self._owner()
@@ -270,14 +304,33 @@ class SessionStore:
             return Scan((), (), pending)
         found = list(self._transcripts(problems))
         ids = {session_id for _, session_id, _, _ in found}
-        self._folders.clear()
-        stores = self._store_index(ids, problems)
+        folders: set[str] = set()
+        stores = self._store_index(ids, problems, folders)
         todo = [
             item for item in found if item[1] not in pending and (only is None or item[1] in only)
         ]
-        sessions = [self._session(*item, stores, owner) for item in todo]
+        unread: builtins.list[_Found] = []
+        if active_since is not None:
+            limit = active_since.timestamp()
+            split: dict[bool, builtins.list[_Found]] = {True: [], False: []}
+            for item in todo:
+                split[_modified_since(item[2], limit)].append(item)
+            unread, todo = split[True], split[False]
+        sessions = [self._session(*item, stores, folders, owner, details) for item in todo]
         sessions.sort(key=lambda s: (s.last_activity, s.id), reverse=True)
-        return Scan(tuple(sessions), tuple(problems), pending)
+        roots = {
+            path
+            for _, session_id, transcript, folder in unread
+            for path in (transcript, folder, *stores.get(session_id, ()))
+            if path is not None
+        }
+        return Scan(
+            tuple(sessions),
+            tuple(problems),
+            pending,
+            frozenset(item[1] for item in unread),
+            frozenset(roots),
+        )
 
     def in_use(
         self, session: Session, now: datetime, running: dict[str, int] | None = None
@@ -361,9 +414,10 @@ class SessionStore:
                 yield project.name, session_id, transcript, None
 
     def _store_index(
-        self, ids: set[str], problems: builtins.list[str]
+        self, ids: set[str], problems: builtins.list[str], folders: set[str]
     ) -> dict[str, builtins.list[str]]:
-        """Per-session entries of the other stores, by session id."""
+        """Per-session entries of the other stores, by session id; real folders among them are
+        added to ``folders`` (so they need no second look-up)."""
         index: dict[str, builtins.list[str]] = {}
         base = os.fspath(self.config_dir)
         for store in layout.SESSION_DIR_STORES:
@@ -371,7 +425,7 @@ class SessionStore:
                 if entry.name in ids:
                     index.setdefault(entry.name, []).append(entry.path)
                     if entry.is_dir(follow_symlinks=False):
-                        self._folders.add(entry.path)
+                        folders.add(entry.path)
         for entry in _entries(os.path.join(base, layout.DEBUG), problems):
             stem = entry.name[: -len(layout.DEBUG_SUFFIX)]
             if entry.name.endswith(layout.DEBUG_SUFFIX) and stem in ids:
@@ -389,18 +443,20 @@ class SessionStore:
         transcript: str | None,
         folder: str | None,
         stores: dict[str, builtins.list[str]],
+        folders: set[str],
         owner: int,
+        details: bool = True,
     ) -> Session:
         roots = [path for path in (transcript, folder) if path is not None]
         roots += stores.get(session_id, ())
         walk = _Walk(owner)
         summary = Summary(None, None, None, None)
         if transcript is not None:
-            summary = summarize(transcript)
+            summary = summarize(transcript, head_too=details)
             if summary.info is not None:
                 walk.add_file(transcript, summary.info)
         for root in roots[1 if transcript is not None else 0 :]:
-            walk.walk(root, folder=root == folder or root in self._folders)
+            walk.walk(root, folder=root == folder or root in folders)
         marker = f"{os.sep}{layout.SUBAGENTS}{os.sep}agent-"
         subagents = tuple(
             sorted(
@@ -411,7 +467,10 @@ class SessionStore:
         )
         if transcript is None and subagents:
             summary = summarize(subagents[0])
-        raw_log = os.path.join(self.config_dir, layout.DEBUG, session_id + layout.DEBUG_SUFFIX)
+        owned = stores.get(session_id, ())
+        raw_log = next(
+            (p for p in owned if p.endswith(layout.DEBUG_SUFFIX)), None
+        )  # debug/<id>.txt
         modified = datetime.fromtimestamp(walk.newest, UTC)
         last = summary.last_timestamp
         return Session(
@@ -420,7 +479,7 @@ class SessionStore:
             transcript_path=transcript
             or os.path.join(self.config_dir, layout.PROJECTS, project, session_id + ".jsonl"),
             subagent_paths=subagents,
-            raw_log_path=raw_log if raw_log in stores.get(session_id, ()) else None,
+            raw_log_path=raw_log,
             last_activity=max(modified, last) if last else modified,
             size=walk.size,
             started=summary.started,
@@ -431,7 +490,17 @@ class SessionStore:
             file_paths=tuple(walk.files),
             problems=summary.problems + tuple(walk.problems),
             foreign=tuple(walk.foreign),
+            newest_mtime=walk.newest,
         )
+
+
+def _modified_since(path: str | None, limit: float) -> bool:
+    if path is None:
+        return False
+    try:
+        return os.lstat(path).st_mtime >= limit
+    except OSError:
+        return False
 
 
 def _entries(folder: str | Path, problems: list[str]) -> list[os.DirEntry[str]]:
@@ -470,6 +539,7 @@ def read_pending(config_dir: Path) -> frozenset[str]:
             data = json.loads(Path(entry.path).read_bytes())
         except (OSError, ValueError):
             continue
-        if isinstance(data, dict) and isinstance(data.get("sessions"), list):
-            ids.update(item for item in data["sessions"] if isinstance(item, str))
+        named = data.get("sessions") if isinstance(data, dict) else None
+        if isinstance(named, dict | list):
+            ids.update(item for item in named if isinstance(item, str))
     return frozenset(ids)

@@ -81,16 +81,26 @@ def parse_timestamp(value: Any) -> datetime | None:
     return parsed.astimezone(UTC)
 
 
-def summarize(path: str | Path) -> Summary:
-    """Read the head and tail of a transcript for its first prompt and its time span."""
+def summarize(path: str | Path, *, head_too: bool = True) -> Summary:
+    """Read the head and tail of a transcript for its first prompt and its time span.
+
+    Args:
+        path: the transcript.
+        head_too: also read the first prompt, start and working directory; without it only
+            the last timestamp is read (all a prune needs).
+    """
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
     except OSError as error:
         return Summary(None, None, None, None, (f"{path}: cannot be read: {error.strerror}",))
     try:
-        head = os.read(fd, HEAD_BYTES)
         info = os.fstat(fd)
         size = info.st_size
+        if not head_too:
+            start = max(0, size - TAIL_BYTES)
+            tail = os.pread(fd, size - start, start)
+            return Summary(None, None, _last_timestamp(tail), None, (), info)
+        head = os.read(fd, HEAD_BYTES)
         if size > len(head):
             start = max(len(head), size - TAIL_BYTES)
             tail = os.pread(fd, size - start, start)

@@ -11,9 +11,11 @@ ratings go through OpenTelemetry's SDK (:mod:`.otel`); "Don't ask again" is kept
 
 from airlock.survey.answers import QUESTION, SHARE_QUESTION, Rating, ShareAnswer
 from airlock.survey.flow import (
+    NO_COLLECTOR,
     Plan,
     offers_share,
     plan,
+    rating_has_destination,
     rating_payload,
     record_rating,
     require_destination,
@@ -22,6 +24,7 @@ from airlock.survey.sampler import draw, is_sampled
 from airlock.survey.state import read_state, remember_declined, state_path
 
 __all__ = [
+    "NO_COLLECTOR",
     "QUESTION",
     "SHARE_QUESTION",
     "Plan",
@@ -31,6 +34,7 @@ __all__ = [
     "is_sampled",
     "offers_share",
     "plan",
+    "rating_has_destination",
     "rating_payload",
     "read_state",
     "record_rating",

@@ -4,6 +4,8 @@
 2. The session is asked only when its draw falls within the engine's rate (:mod:`.sampler`).
 3. The rating is recorded alone: to the collector (state ``on``) with no session id and the day
    only, or (state ``otel_only``) as one OpenTelemetry log record to the user's own collector.
+   With no collector configured the rating is not sent (:data:`NO_COLLECTOR` says so), and the
+   survey goes on only when the follow-up can be kept locally (``local_archive``).
 4. The transcript-share follow-up is offered only when ``transcript_share`` is not off and the
    rating was not dismissed; "Don't ask again" is remembered (:mod:`.state`).
 """
@@ -15,7 +17,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from airlock.errors import RefusedError, UsageError
+from airlock.errors import UsageError
+from airlock.feedback.refusal import refuse_if_off
 from airlock.policy.model import Decisions, FlowId, State
 from airlock.survey.answers import Rating
 from airlock.survey.sampler import draw, is_sampled
@@ -46,8 +49,7 @@ class Plan:
 def plan(decisions: Decisions, session_id: str) -> Plan:
     """Whether ``session_id`` is asked (:class:`RefusedError` when the survey is off)."""
     decision = decisions[FlowId.SURVEY_RATING]
-    if decision.state is State.OFF:
-        raise RefusedError("the survey is off (survey_rating): " + "; ".join(decision.reasons))
+    refuse_if_off(decision, "the survey")
     rate = float(decision.parameters["rate"])
     return Plan(
         session_id,
@@ -66,17 +68,29 @@ def offers_share(decisions: Decisions, rating: Rating) -> bool:
     return decisions[FlowId.TRANSCRIPT_SHARE].state is not State.OFF
 
 
+NO_COLLECTOR = (
+    "rating not sent: no collector configured; set AIRLOCK_COLLECTOR_URL or airlock.collectorUrl"
+)
+
+
+def rating_has_destination(decisions: Decisions, collector: str | None) -> bool:
+    """Whether the rating can go anywhere: ``otel_only`` (the user's endpoint) or a collector."""
+    return decisions[FlowId.SURVEY_RATING].state is State.OTEL_ONLY or bool(collector)
+
+
 def require_destination(decisions: Decisions, collector: str | None) -> None:
-    """Raise before anyone is asked when the rating would have nowhere to go.
+    """Raise before anyone is asked when neither the rating nor the follow-up can go anywhere.
+
+    With no collector the rating is not sent, but the survey still goes on when the engine's
+    ``transcript_share`` is ``local_archive``: that follow-up needs no collector.
 
     Raises:
-        UsageError: State ``on`` and no collector configured.
+        UsageError: No destination for the rating, and no local archive for the follow-up.
     """
-    if decisions[FlowId.SURVEY_RATING].state is State.ON and not collector:
-        raise UsageError(
-            "no collector is configured for the rating: set AIRLOCK_COLLECTOR_URL or the "
-            "settings key airlock.collectorUrl"
-        )
+    if rating_has_destination(decisions, collector):
+        return
+    if decisions[FlowId.TRANSCRIPT_SHARE].state is not State.LOCAL_ARCHIVE:
+        raise UsageError(NO_COLLECTOR)
 
 
 def rating_payload(rating: Rating, *, now: datetime, version: str) -> dict[str, str]:
@@ -102,8 +116,7 @@ def record_rating(
         AirlockError: The rating could not be delivered.
     """
     decision = decisions[FlowId.SURVEY_RATING]
-    if decision.state is State.OFF:
-        raise RefusedError("the survey is off (survey_rating): " + "; ".join(decision.reasons))
+    refuse_if_off(decision, "the survey")
     if decision.state is State.OTEL_ONLY:
         from airlock.survey.otel import emit_rating, logs_endpoint
 
@@ -119,7 +132,8 @@ def record_rating(
             headers=otel_headers,
         )
         return f"your OpenTelemetry collector ({endpoint})"
-    require_destination(decisions, collector)
+    if not collector:
+        raise UsageError(NO_COLLECTOR)
     from airlock.feedback.upload import post_rating
 
     receipt = post_rating(

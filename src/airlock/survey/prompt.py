@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, TypeVar
 
+from airlock.errors import UsageError
 from airlock.survey.answers import QUESTION, SHARE_QUESTION, Rating, ShareAnswer
 
 if TYPE_CHECKING:
@@ -33,5 +34,10 @@ def _ask(console: Console, question: str, keys: dict[str, A]) -> A:
     console.print(f"  {options}")
     by_name: dict[str, A] = {answer.value: answer for answer in keys.values()}
     choices = [*keys, *by_name]
-    key = Prompt.ask("  ", console=console, choices=choices, show_choices=False)
+    try:
+        key = Prompt.ask("  ", console=console, choices=choices, show_choices=False)
+    except EOFError:
+        raise UsageError(
+            "no answer: the terminal closed its input (answer with --rating and --share)"
+        ) from None
     return keys.get(key) or by_name[key]

@@ -1,0 +1,203 @@
+"""The streaming engine: chunk boundaries, JSON escapes, valid JSON out, bounded work."""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from airlock.errors import SettingsError
+from airlock.redact import Finding, RedactionReport, Redactor, Rule
+from tests.redact.cases import SECRETS
+
+GITHUB = "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"
+PEM = dict((kind, secret) for kind, _, secret in SECRETS)["private_key_pem"]
+
+
+class Trickle(io.RawIOBase):
+    """A stream that returns at most ``step`` bytes a read, as a pipe may."""
+
+    def __init__(self, data: bytes, step: int) -> None:
+        self._data = data
+        self._step = step
+        self._at = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        take = self._step if size < 0 else min(size, self._step)
+        piece = self._data[self._at : self._at + take]
+        self._at += len(piece)
+        return piece
+
+
+def redact_bytes(
+    redactor: Redactor, data: bytes, step: int | None = None
+) -> tuple[bytes, RedactionReport]:
+    dst = io.BytesIO()
+    src = Trickle(data, step) if step else io.BytesIO(data)
+    report = redactor.redact_stream(src, dst)  # type: ignore[arg-type]
+    return dst.getvalue(), report
+
+
+@pytest.mark.parametrize(
+    "kind_secret", [s for s in SECRETS if s[0] != "private_key_pem"], ids=lambda s: s[0]
+)
+def test_a_secret_across_every_chunk_boundary_is_found(kind_secret: tuple[str, str, str]) -> None:
+    """Whatever offset of the secret a chunk boundary falls at, the secret is redacted."""
+    kind, around, secret = kind_secret
+    redactor = Redactor(chunk=16, overlap=512)
+    line = around.format(secret).encode()
+    for pad in range(0, len(line) + 40, 3):
+        data = b"x" * pad + b"\n" + line + b"\n" + b"y" * 600
+        out, report = redact_bytes(redactor, data)
+        assert secret.encode() not in out, pad
+        assert f"[REDACTED:{kind}]".encode() in out
+        assert out.endswith(b"y" * 600)
+        assert report.findings[0].line == 2
+
+
+def test_a_pipe_that_returns_little_at_a_time_changes_nothing() -> None:
+    """Reads shorter than asked (pipes) give the same output as one big read."""
+    data = "\n".join(around.format(secret) for _, around, secret in SECRETS).encode() * 3
+    whole, report = redact_bytes(Redactor(), data)
+    for step in (1, 7, 64, 4096):
+        trickled, again = redact_bytes(Redactor(chunk=256, overlap=2048), data, step)
+        assert trickled == whole
+        assert again.counts() == report.counts()
+
+
+@pytest.mark.parametrize(
+    ("name", "line"),
+    [
+        (
+            "slash escaped",
+            {
+                "text": "webhook https://hooks.slack.com/services/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"
+            },
+        ),
+        ("pem with newlines", {"content": PEM}),
+        ("double encoded", {"content": json.dumps({"private_key": PEM, "token": GITHUB})}),
+        ("triple encoded", {"content": json.dumps({"inner": json.dumps({"private_key": PEM})})}),
+        ("unicode escaped", {"content": f"PASSWORD=Uu<fg>J4&UUE8d458 and {GITHUB}"}),
+    ],
+)
+def test_secrets_in_json_strings_are_found_and_lines_stay_valid(
+    name: str, line: dict[str, str]
+) -> None:
+    """A secret written with JSON escapes is found, and the line is still JSON of the same shape."""
+    for encoded in (
+        json.dumps(line),
+        json.dumps(line).replace("/", "\\/"),
+        json.dumps(line, ensure_ascii=True)
+        .replace("<", "\\u003c")
+        .replace(">", "\\u003e")
+        .replace("&", "\\u0026"),
+    ):
+        out, report = redact_bytes(Redactor(), encoded.encode() + b"\n")
+        assert report.found, name
+        parsed = json.loads(out)
+        assert parsed.keys() == line.keys()
+        flat = json.dumps(parsed)
+        assert "Gmgdxr6SUtPeZ4KIonrmzAPslTyCmq4Gbu6c" not in flat
+        assert "MHcCAQEEIPfvFjsHeKVevqNyckis2ipN8PURpeaNGqOTdiJhEz5n7Yxkues3DDO" not in flat
+        assert "0X5EBe3VsfoecjjijMCnOGcm" not in flat
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.sampled_from([s[1].format(s[2]) for s in SECRETS] + ["plain words", "x=1", "", "{}"]),
+        max_size=8,
+    ),
+    st.text(alphabet=" \n\t,;:\"'(){}[]<>|=", min_size=1, max_size=40),
+)
+def test_redaction_is_idempotent(parts: list[str], noise: str) -> None:
+    """Redacting redacted text changes nothing and finds nothing.
+
+    Parts are joined by separators: a token glued to the word before it is another string.
+    """
+    text = noise.join(parts)
+    once, _ = Redactor().redact_text(text)
+    twice, report = Redactor().redact_text(once)
+    assert twice == once
+    assert not report.found
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.binary(max_size=2000), st.integers(min_value=1, max_value=64))
+def test_any_bytes_survive_untouched_when_nothing_is_found(data: bytes, step: int) -> None:
+    """Output equals input byte for byte when nothing is redacted, whatever the chunking."""
+    out, report = redact_bytes(Redactor(chunk=32, overlap=128), data, step)
+    if not report.found:
+        assert out == data
+
+
+def test_report_counts_by_kind_and_line_without_the_secret() -> None:
+    """The report names kinds and lines; its JSON holds no secret."""
+    text = f"a\ntoken {GITHUB}\nb\nkey={GITHUB}\n"
+    out, report = Redactor().redact_text(text)
+    assert GITHUB not in out
+    assert [(f.kind, f.line) for f in report.findings] == [("github_token", 2), ("github_token", 4)]
+    assert report.counts() == {"github_token": 2}
+    assert GITHUB not in json.dumps(report.to_json())
+    assert isinstance(report.findings[0], Finding)
+
+
+def test_user_rules_and_allow_list_from_settings() -> None:
+    """A rule from settings redacts its kind; an allow-listed value is left alone."""
+    redactor = Redactor.from_settings(
+        {
+            "rules": [
+                {
+                    "kind": "acme_token",
+                    "pattern": r"acme_(?P<secret>[a-z0-9]{12})",
+                    "keyword": "acme_",
+                }
+            ],
+            "allow": [GITHUB],
+        }
+    )
+    text, report = redactor.redact_text(f"acme_abcdef123456 {GITHUB}")
+    assert text == f"acme_[REDACTED:acme_token] {GITHUB}"
+    assert report.counts() == {"acme_token": 1}
+
+
+def test_a_user_rule_needs_its_keyword() -> None:
+    """A user's rule redacts only where its keyword is present."""
+    rule = Rule("ticket", r"[A-Z]{3}-[0-9]{6}", "tkt:")
+    text, report = Redactor(extra_rules=[rule]).redact_text("ABC-123456 and tkt:XYZ-654321")
+    assert text == "ABC-123456 and tkt:[REDACTED:ticket]"
+    assert report.counts() == {"ticket": 1}
+
+
+def test_a_bad_user_pattern_is_a_settings_error() -> None:
+    """A pattern RE2 cannot compile is reported with its kind."""
+    with pytest.raises(SettingsError, match="broken"):
+        Redactor(extra_rules=[Rule("broken", "(unclosed", "x")])
+
+
+@pytest.mark.parametrize(
+    "hostile",
+    [
+        b"sk-proj-" * (10 * 1024 * 1024 // 8),
+        b"A" * (10 * 1024 * 1024),
+        b"password=" * (10 * 1024 * 1024 // 9),
+        b"-----BEGIN RSA PRIVATE KEY-----" + b"QUJD" * (10 * 1024 * 1024 // 4),
+        b"eyJ" + b"a" * (10 * 1024 * 1024),
+    ],
+    ids=["repeated-prefix", "one-letter", "repeated-assignment", "endless-pem", "endless-jwt"],
+)
+def test_hostile_ten_megabyte_lines_take_linear_time(hostile: bytes) -> None:
+    """A 10 MB line built to make regex engines backtrack is handled in well under 2 s."""
+    redactor = Redactor()
+    started = time.perf_counter()
+    out, _ = redact_bytes(redactor, hostile)
+    elapsed = time.perf_counter() - started
+    assert elapsed < 2.0
+    assert len(out) <= len(hostile) + 64

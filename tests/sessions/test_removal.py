@@ -1,0 +1,310 @@
+"""Prune and delete: what goes, what stays, links, sessions in use, and removals cut short."""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from airlock.errors import UsageError
+from airlock.sessions import (
+    SessionStore,
+    dry_run,
+    execute,
+    plan_delete,
+    plan_prune,
+    recover,
+)
+from airlock.sessions.removal import _Remover, _write_journal
+from airlock.sessions.store import JOURNAL_DIR
+from tests.sessions.trees import NOW, make_session, snapshot
+
+PERIOD = timedelta(days=30)
+
+
+def _age(config_dir: Path, relative: str, days: int) -> Path:
+    path = config_dir / relative
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        path.write_text("x")
+    stamp = (NOW - timedelta(days=days)).timestamp()
+    os.utime(path, (stamp, stamp))
+    return path
+
+
+def test_prune_removes_expired_sessions_completely(config_dir: Path) -> None:
+    """An expired session goes with every file; a recent one stays untouched."""
+    old = make_session(config_dir, age=timedelta(days=40))
+    new = make_session(config_dir, age=timedelta(days=5))
+    before = snapshot(config_dir)
+    store = SessionStore(config_dir)
+    report = execute(store, plan_prune(store, now=NOW, older_than=PERIOD), now=NOW)
+    assert [s.id for s in report.removed] == [old.id]
+    assert not any(p.exists() for p in old.paths)
+    assert all(p.exists() for p in new.paths)
+    assert report.bytes_freed == sum(len(before[str(p.relative_to(config_dir))]) for p in old.paths)  # type: ignore[arg-type]
+    assert [s.id for s in store.list()] == [new.id]
+    assert not list((config_dir / JOURNAL_DIR).iterdir())
+
+
+def test_dry_run_changes_nothing(config_dir: Path) -> None:
+    """A dry run reports the same sessions and bytes as a real prune and touches nothing."""
+    make_session(config_dir, age=timedelta(days=40))
+    make_session(config_dir, age=timedelta(days=5))
+    _age(config_dir, "plans/old-plan.md", 45)
+    before = snapshot(config_dir)
+    store = SessionStore(config_dir)
+    plan = plan_prune(store, now=NOW, older_than=PERIOD)
+    report = dry_run(plan)
+    assert snapshot(config_dir) == before
+    real = execute(store, plan, now=NOW)
+    assert [s.id for s in report.removed] == [s.id for s in real.removed]
+    assert report.bytes_freed == real.bytes_freed > 0
+
+
+def test_prune_sweeps_stale_stores_and_keeps_what_it_must(config_dir: Path) -> None:
+    """Old cache entries and orphans go; memory, sessions/, history.jsonl and fresh files stay."""
+    kept = make_session(config_dir, age=timedelta(days=5))
+    stale = [
+        _age(config_dir, name, 45)
+        for name in (
+            "plans/p.md",
+            "paste-cache/a.txt",
+            "image-cache/i.png",
+            "shell-snapshots/snapshot-bash-1.sh",
+            "backups/.claude.json.backup.1",
+            "debug/orphan-0001.txt",
+            "file-history/orphan-0002/f@v1",
+            "todos/orphan-0003-agent-orphan-0003.json",
+            "usage-data/u.json",
+            "feedback-bundles/b.tar",
+            "tasks/orphan-0004/1.json",
+            "session-env/orphan-0005/env",
+        )
+    ]
+    fresh = _age(config_dir, "plans/fresh.md", 3)
+    forever = [
+        _age(config_dir, "history.jsonl", 400),
+        _age(config_dir, "sessions/123.json", 400),
+        _age(config_dir, f"projects/{kept.project}/memory/MEMORY.md", 400),
+    ]
+    own_old = _age(config_dir, f"file-history/{kept.id}/old@v1", 90)  # kept with its session
+    store = SessionStore(config_dir)
+    report = execute(store, plan_prune(store, now=NOW, older_than=PERIOD), now=NOW)
+    assert not any(path.exists() for path in stale)
+    assert all(path.exists() for path in [fresh, own_old, *forever, *kept.paths])
+    assert len(report.entries) == len(stale)
+
+
+def test_prune_skips_sessions_in_use(config_dir: Path) -> None:
+    """An expired session that a live agent has open is kept and reported."""
+    made = make_session(config_dir, age=timedelta(days=40))
+    (config_dir / "sessions").mkdir()
+    (config_dir / "sessions" / "1.json").write_text(
+        json.dumps({"pid": os.getpid(), "sessionId": made.id})
+    )
+    store = SessionStore(config_dir)
+    report = execute(store, plan_prune(store, now=NOW, older_than=PERIOD), now=NOW)
+    assert report.removed == []
+    assert [s.session.id for s in report.skipped] == [made.id]
+    assert "running agent" in report.skipped[0].reason
+    assert all(p.exists() for p in made.paths)
+
+
+def test_session_written_during_removal_is_kept(config_dir: Path) -> None:
+    """A session written to between the plan and the removal is kept and reported."""
+    made = make_session(config_dir, age=timedelta(days=40))
+    store = SessionStore(config_dir)
+    plan = plan_prune(store, now=NOW, older_than=PERIOD)
+    transcript = config_dir / "projects" / made.project / f"{made.id}.jsonl"
+    with transcript.open("a") as handle:
+        handle.write("{}\n")
+    report = execute(store, plan, now=NOW)
+    assert report.removed == []
+    assert "written to during the removal" in report.skipped[0].reason
+    assert all(p.exists() for p in made.paths)
+
+
+def test_links_out_of_the_config_dir_are_removed_as_links(config_dir: Path, tmp_path: Path) -> None:
+    """Removing a session with links inside removes the links, never what they point to."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "keep.txt").write_text("precious")
+    made = make_session(config_dir, age=timedelta(days=40))
+    results = config_dir / "projects" / made.project / made.id / "tool-results"
+    (results / "file-link").symlink_to(outside / "keep.txt")
+    (results / "dir-link").symlink_to(outside)
+    (config_dir / "file-history" / made.id / "up").symlink_to(outside)
+    old_link = config_dir / "plans" / "to-outside"
+    old_link.parent.mkdir()
+    old_link.symlink_to(outside)
+    stamp = (NOW - timedelta(days=40)).timestamp()
+    for link in (results / "file-link", results / "dir-link", old_link):
+        os.utime(link, (stamp, stamp), follow_symlinks=False)
+    os.utime(config_dir / "file-history" / made.id / "up", (stamp, stamp), follow_symlinks=False)
+    store = SessionStore(config_dir)
+    report = execute(store, plan_prune(store, now=NOW, older_than=PERIOD), now=NOW)
+    assert [s.id for s in report.removed] == [made.id]
+    assert (outside / "keep.txt").read_text() == "precious"
+    assert not old_link.is_symlink()
+    assert not (config_dir / "projects" / made.project / made.id).exists()
+
+
+def test_remover_refuses_paths_outside_and_through_links(config_dir: Path, tmp_path: Path) -> None:
+    """The remover refuses a path outside its root and a path through a linked folder."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "f").write_text("x")
+    (config_dir / "through").symlink_to(outside)
+    from airlock.errors import UnsafePathError
+
+    with _Remover(config_dir) as remover:
+        with pytest.raises(UnsafePathError, match="outside"):
+            remover.remove(outside / "f")
+        with pytest.raises(UnsafePathError, match="not a real folder"):
+            remover.remove(config_dir / "through" / "f")
+        with pytest.raises(UnsafePathError):
+            remover.remove(config_dir / ".." / "outside" / "f")
+    assert (outside / "f").exists()
+
+
+def test_delete_removes_exactly_those_sessions(config_dir: Path) -> None:
+    """delete removes the named sessions, whatever their age, and nothing else."""
+    first = make_session(config_dir, age=timedelta(days=2))
+    second = make_session(config_dir, age=timedelta(days=3))
+    third = make_session(config_dir, age=timedelta(days=400))
+    store = SessionStore(config_dir)
+    report = execute(store, plan_delete(store, [first.id, second.id], now=NOW), now=NOW)
+    assert {s.id for s in report.removed} == {first.id, second.id}
+    assert [s.id for s in store.list()] == [third.id]
+    assert all(p.exists() for p in third.paths)
+
+
+def test_delete_with_an_unknown_id_removes_nothing(config_dir: Path) -> None:
+    """One unknown id among known ones: an error naming it, and nothing removed."""
+    made = make_session(config_dir)
+    before = snapshot(config_dir)
+    store = SessionStore(config_dir)
+    with pytest.raises(UsageError, match="nope-1"):
+        plan_delete(store, [made.id, "nope-1"], now=NOW)
+    assert snapshot(config_dir) == before
+
+
+def test_interrupted_removal_is_hidden_then_finished(config_dir: Path) -> None:
+    """A removal cut short leaves no half-removed session listed; the next run finishes it."""
+    victim = make_session(config_dir, age=timedelta(days=40))
+    other = make_session(config_dir, age=timedelta(days=1))
+    store = SessionStore(config_dir)
+    session = store.get(victim.id)
+    _write_journal(config_dir, [session], NOW)  # the journal is written, then the crash:
+    with _Remover(config_dir) as remover:
+        remover.remove(session.roots[0])  # only the transcript went before the crash
+    assert [s.id for s in store.list()] == [other.id]
+    assert any(p.exists() for p in victim.paths)
+    assert recover(store, now=NOW) == [victim.id]
+    assert not any(p.exists() for p in victim.paths)
+    assert all(p.exists() for p in other.paths)
+    assert [s.id for s in store.list()] == [other.id]
+
+
+def test_recovery_keeps_a_session_written_after_its_journal(config_dir: Path) -> None:
+    """A session written to after the journal was made is alive again and kept."""
+    made = make_session(config_dir, age=timedelta(days=40))
+    store = SessionStore(config_dir)
+    _write_journal(config_dir, [store.get(made.id)], NOW - timedelta(days=1))
+    with (config_dir / "projects" / made.project / f"{made.id}.jsonl").open("a") as handle:
+        handle.write("{}\n")  # the agent resumed the session after the journal was made
+    assert recover(store, now=NOW) == []
+    assert all(p.exists() for p in made.paths)
+    assert [s.id for s in store.list()] == [made.id]
+
+
+@settings(
+    max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(ages=st.lists(st.integers(min_value=0, max_value=90), min_size=1, max_size=6))
+def test_prune_removes_exactly_the_sessions_older_than_the_period(
+    tmp_path: Path, ages: list[int]
+) -> None:
+    """Whatever the ages, prune removes exactly the sessions inactive for longer than the period."""
+    config_dir = tmp_path / f"c{len(list(tmp_path.iterdir()))}"
+    config_dir.mkdir()
+    made = [make_session(config_dir, age=timedelta(days=a, hours=1), extras=False) for a in ages]
+    store = SessionStore(config_dir)
+    report = execute(store, plan_prune(store, now=NOW, older_than=PERIOD), now=NOW)
+    expected = {m.id for m, a in zip(made, ages, strict=True) if a >= 30}
+    assert {s.id for s in report.removed} == expected
+    assert {s.id for s in store.list()} == {m.id for m in made} - expected
+
+
+def test_nanosecond_mtimes_do_not_look_like_new_writes(config_dir: Path) -> None:
+    """Modification times finer than a microsecond do not make a session look rewritten."""
+    made = make_session(config_dir, age=timedelta(days=40))
+    stamp = int((NOW - timedelta(days=40)).timestamp()) * 10**9 + 123_456_499
+    for path in made.paths:
+        os.utime(path, ns=(stamp, stamp))
+    store = SessionStore(config_dir)
+    report = execute(store, plan_prune(store, now=NOW, older_than=PERIOD), now=NOW)
+    assert [s.id for s in report.removed] == [made.id]
+    assert report.skipped == []
+
+
+def test_prune_of_a_missing_config_dir_does_nothing(tmp_path: Path) -> None:
+    """No config dir: nothing to remove, no error, and nothing is created."""
+    store = SessionStore(tmp_path / "missing")
+    report = execute(store, plan_prune(store, now=NOW, older_than=PERIOD), now=NOW)
+    assert report.removed == [] and report.bytes_freed == 0
+    assert not (tmp_path / "missing").exists()
+
+
+def test_progress_counts_every_step(config_dir: Path) -> None:
+    """The progress callback is told about every session and entry, and no more."""
+    for _ in range(3):
+        make_session(config_dir, age=timedelta(days=40))
+    _age(config_dir, "plans/p.md", 45)
+    store = SessionStore(config_dir)
+    plan = plan_prune(store, now=NOW, older_than=PERIOD)
+    done: list[int] = []
+    execute(store, plan, now=NOW, progress=done.append)
+    assert sum(done) == plan.steps == 4
+
+
+def test_a_linked_journal_folder_is_refused(config_dir: Path, tmp_path: Path) -> None:
+    """If <config dir>/airlock is a link, no journal is written through it and nothing goes."""
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    (config_dir / "airlock").symlink_to(outside)
+    made = make_session(config_dir, age=timedelta(days=40))
+    store = SessionStore(config_dir)
+    from airlock.errors import UnsafePathError
+
+    with pytest.raises(UnsafePathError, match="symbolic link"):
+        execute(store, plan_prune(store, now=NOW, older_than=PERIOD), now=NOW)
+    assert list(outside.iterdir()) == []
+    assert all(p.exists() for p in made.paths)
+
+
+@pytest.mark.parametrize(
+    ("inside", "mtime", "removed"),
+    [
+        pytest.param(2, 40, False, id="recent_timestamp_inside_keeps_it"),
+        pytest.param(40, 2, False, id="recent_mtime_keeps_it"),
+        pytest.param(40, 40, True, id="both_old_removes_it"),
+    ],
+)
+def test_prune_counts_the_newest_of_mtime_and_timestamps(
+    config_dir: Path, inside: int, mtime: int, removed: bool
+) -> None:
+    """Prune keeps a session if either its files or its transcript's last line are recent."""
+    made = make_session(
+        config_dir, age=timedelta(days=inside), mtime_age=timedelta(days=mtime), extras=False
+    )
+    store = SessionStore(config_dir)
+    report = execute(store, plan_prune(store, now=NOW, older_than=PERIOD), now=NOW)
+    assert [s.id for s in report.removed] == ([made.id] if removed else [])
+    assert all(p.exists() != removed for p in made.paths)
