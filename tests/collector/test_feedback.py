@@ -126,8 +126,8 @@ def test_airlock_feedback_uploads_to_airlock_serve(service: Service, config_dir:
     )
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
-    key = result["manifest"]["bundle_id"]
-    assert result["receipt"]["status"] == 201
+    key = result["bundle_id"]
+    assert result["delivered"]["receipt"]["status"] == 201
     assert service.keys() == [key]
     (stored,) = service.bundle_files()
     with sqlite3.connect(service.data_dir / "collector.sqlite3") as db:

@@ -317,8 +317,9 @@ def test_serve_help_and_behaviour_agree(tmp_path: Path) -> None:
         [*AIRLOCK, "serve", "--help"], capture_output=True, text=True, timeout=60, check=True
     )
     assert "With --blocklist" not in shown.stdout
-    assert "--blocklist FILE  the blocklist file (required)" in shown.stdout
-    assert "usage: airlock serve [-h] [--settings FILE] --blocklist FILE" in shown.stdout
+    text = " ".join(shown.stdout.split())
+    assert "--blocklist FILE the blocklist file (required)" in text
+    assert "usage: airlock serve [-h] [--settings FILE] --blocklist FILE" in text
     done = subprocess.run(
         [*AIRLOCK, "serve", "--port", "0"], capture_output=True, text=True, timeout=60, check=False
     )
