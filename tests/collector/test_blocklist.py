@@ -320,3 +320,27 @@ def test_quick_path_equals_line_by_line(
     entries = [line for line in text.split("\n") if line.split("#", 1)[0].strip()]
     assert (report.invalid, report.invalid_lines) == (len(bad), tuple(bad[:5]))
     assert report.entries == len(entries)
+
+
+def test_cache_gives_the_same_table(tmp_path: Path) -> None:
+    """The same content read again comes from the cache, identical; a changed or damaged cache is not used."""
+    from airlock.collector.blocklist import read_blocklist
+
+    path = tmp_path / "list.txt"
+    path.write_text("one.test\nbad entry\ntwo.test\n")
+    cache = tmp_path / "cache"
+    first, report = read_blocklist(path, cache_dir=cache)
+    (table_file,) = cache.glob("blocklist-*.bin")
+    again, cached_report = read_blocklist(path, cache_dir=cache)
+    assert again.hashes_with_prefix("0000") == first.hashes_with_prefix("0000")
+    assert again.blocks("x.one.test") and len(again) == 2 and cached_report == report
+    table_file.write_bytes(table_file.read_bytes()[:32])  # damaged: ignored, rebuilt
+    rebuilt, _ = read_blocklist(path, cache_dir=cache)
+    assert len(rebuilt) == 2 and rebuilt.blocks("two.test")
+    path.write_text("three.test\n")
+    changed, _ = read_blocklist(path, cache_dir=cache)
+    assert changed.blocks("three.test") and not changed.blocks("one.test")
+    for n in range(5):
+        path.write_text(f"n{n}.test\n")
+        read_blocklist(path, cache_dir=cache)
+    assert len(list(cache.glob("blocklist-*.bin"))) == 3

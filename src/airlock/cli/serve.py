@@ -10,19 +10,25 @@ HELP = "serve the domain-safety service (and the collector) on 127.0.0.1"
 
 DESCRIPTION = """\
 Serve the collector app on 127.0.0.1 (uvicorn, one worker). It answers the WebFetch preflight
-from the blocklist FILE given with --blocklist (required):
+from the blocklist FILE given with --blocklist (required), and receives feedback:
 
-  GET /api/web/domain_info?domain=HOST      -> {"domain": HOST, "can_fetch": true|false}
-  GET /api/web/domain_hashes?prefix=HEX...  -> {"hashes": [...]}  (private mode)
-  GET /openapi.json                         -> the OpenAPI description
+  GET  /api/web/domain_info?domain=HOST      -> {"domain": HOST, "can_fetch": true|false}
+  GET  /api/web/domain_hashes?prefix=HEX...  -> {"hashes": [...]}  (private mode)
+  POST /v1/feedback-bundles, /v1/survey-ratings  (airlock feedback, the survey)
+  GET  /openapi.json                         -> the OpenAPI description
 
 The blocklist has one domain a line, or hosts format ("0.0.0.0 example.com"); '#' starts a
 comment; a listed domain blocks its subdomains. Lines that are not a hostname are skipped and
 reported (how many, and the first line numbers); a file whose entries are mostly invalid (a
 binary file) is refused: at start with exit 2, on a reload by keeping the previous list in
 force, with a warning. Edit the file and it is reloaded within a second, without a restart
-(SIGHUP reloads at once). Point clients at it with AIRLOCK_DOMAIN_SAFETY_URL=
-http://127.0.0.1:PORT or the setting airlock.domainSafetyUrl.
+(SIGHUP reloads at once). The compiled table is cached by content in DIR/blocklist-cache/,
+so a restart with the same file is fast. Point clients at the service with
+AIRLOCK_DOMAIN_SAFETY_URL=http://127.0.0.1:PORT or the setting airlock.domainSafetyUrl, and
+feedback at it with AIRLOCK_COLLECTOR_URL=http://127.0.0.1:PORT.
+
+Bundles and ratings are stored under --data-dir DIR and deleted when their retention class's
+period is over (at start, every hour, or with --sweep).
 """
 
 
@@ -114,7 +120,9 @@ def run(args: argparse.Namespace) -> int:
     stopping = threading.Event()
     threading.Thread(target=sweep_hourly, name="retention-sweep", daemon=True).start()
     started = time.perf_counter()
-    blocklist = ReloadingBlockList(args.blocklist, clock=time.monotonic)
+    blocklist = ReloadingBlockList(
+        args.blocklist, clock=time.monotonic, cache_dir=data_dir / "blocklist-cache"
+    )
     seconds = time.perf_counter() - started
     app = create_app([*domain_safety_routes(blocklist), *feedback_routes(store)])
     # IPPROTO_TCP named: asyncio sets TCP_NODELAY on accepted sockets only when it is, and

@@ -27,7 +27,9 @@ refused: the previous table stays in force and a warning says so.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import json
 import os
 import re
 import sys
@@ -261,8 +263,13 @@ class BlockList:
         # as fast as sorting bytes objects; one encode gives the table back as bytes.
         digests = list(map(_latin, map(_digest, map(_sha256, distinct))))  # no bytecode a domain
         digests.sort()
-        self._blob = "".join(digests).encode("latin-1")
+        blob = "".join(digests).encode("latin-1")
         del digests
+        self._index(blob)
+
+    def _index(self, blob: bytes) -> None:
+        """Take ``blob`` (sorted 32-byte hashes) as the table and build the indexes over it."""
+        self._blob = blob
         # The first 8 bytes of each 32-byte hash, as big-endian integers, copied in C.
         keys = array("Q")
         keys.frombytes(memoryview(self._blob).cast("Q")[::4].tobytes())
@@ -342,8 +349,18 @@ class BlockList:
         return [self._blob[i * 32 : i * 32 + 32].hex() for i in range(start, end)]
 
 
-def read_blocklist(path: Path) -> tuple[BlockList, BlocklistReport]:
+CACHE_KEPT = 3
+"""Compiled tables kept in a cache directory (the most recent)."""
+
+
+def read_blocklist(
+    path: Path, *, cache_dir: Path | None = None
+) -> tuple[BlockList, BlocklistReport]:
     """Read and validate a blocklist file: the table of its valid entries, and what was found.
+
+    With ``cache_dir``, the compiled table is kept there under the SHA-256 of the file's
+    bytes: the same content read again (a restart, a reload of a touched file) skips parsing,
+    hashing and sorting. A cache entry that does not check out is ignored.
 
     Raises:
         UsageError: the file cannot be read.
@@ -352,11 +369,60 @@ def read_blocklist(path: Path) -> tuple[BlockList, BlocklistReport]:
         data = path.read_bytes()
     except OSError as error:
         raise UsageError(f"blocklist {path} cannot be read: {error.strerror or error}") from error
+    content = sha256(data).hexdigest() if cache_dir is not None else ""
+    if cache_dir is not None:
+        found = _from_cache(cache_dir, content, path)
+        if found is not None:
+            return found
     hosts, report = _parse(data, path)
     del data
     table = BlockList.__new__(BlockList)
     table._build(hosts)
+    if cache_dir is not None:
+        with contextlib.suppress(OSError):  # a cache that cannot be written is no cache
+            _to_cache(cache_dir, content, table, report)
     return table, report
+
+
+def _from_cache(
+    cache_dir: Path, content: str, path: Path
+) -> tuple[BlockList, BlocklistReport] | None:
+    try:
+        meta = json.loads((cache_dir / f"blocklist-{content}.json").read_text())
+        blob = (cache_dir / f"blocklist-{content}.bin").read_bytes()
+        if len(blob) != 32 * meta["domains"] or sha256(blob).hexdigest() != meta["table"]:
+            return None
+        report = BlocklistReport(
+            path,
+            int(meta["entries"]),
+            int(meta["invalid"]),
+            tuple(int(n) for n in meta["invalid_lines"]),
+            int(meta["domains"]),
+        )
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    table = BlockList.__new__(BlockList)
+    table._index(blob)
+    return table, report
+
+
+def _to_cache(cache_dir: Path, content: str, table: BlockList, report: BlocklistReport) -> None:
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    meta = {
+        "entries": report.entries,
+        "invalid": report.invalid,
+        "invalid_lines": list(report.invalid_lines),
+        "domains": len(table),
+        "table": sha256(table._blob).hexdigest(),
+    }
+    for suffix, data in ((".bin", table._blob), (".json", json.dumps(meta).encode())):
+        temp = cache_dir / f".blocklist-{content}{suffix}.{os.getpid()}"
+        temp.write_bytes(data)
+        temp.replace(cache_dir / f"blocklist-{content}{suffix}")
+    tables = sorted(cache_dir.glob("blocklist-*.bin"), key=lambda p: p.stat().st_mtime_ns)
+    for old in tables[:-CACHE_KEPT]:
+        old.unlink(missing_ok=True)
+        old.with_suffix(".json").unlink(missing_ok=True)
 
 
 def _signature(path: Path) -> tuple[int, int, int] | None:
@@ -379,6 +445,7 @@ class ReloadingBlockList:
         clock: monotonic seconds.
         check_every: seconds between two looks at the file.
         warn: where reports go (a line each; default stderr).
+        cache_dir: where compiled tables are kept (see :func:`read_blocklist`); none when not given.
 
     Raises:
         UsageError: at start, the file cannot be read or is mostly invalid.
@@ -391,13 +458,15 @@ class ReloadingBlockList:
         clock: Callable[[], float],
         check_every: float = 1.0,
         warn: Callable[[str], None] = _warn,
+        cache_dir: Path | None = None,
     ) -> None:
         self.path = path
+        self.cache_dir = cache_dir
         self.clock = clock
         self.check_every = check_every
         self.warn = warn
         self._signature = _signature(path)
-        table, report = read_blocklist(path)
+        table, report = read_blocklist(path, cache_dir=cache_dir)
         if report.mostly_invalid:
             raise UsageError(f"blocklist {path} is not a blocklist: {report.describe_invalid()}")
         if report.invalid:
@@ -449,7 +518,7 @@ class ReloadingBlockList:
         try:
             # Remembered before reading: a refused version is not tried again until it changes.
             self._signature = _signature(self.path)
-            table, report = read_blocklist(self.path)
+            table, report = read_blocklist(self.path, cache_dir=self.cache_dir)
         except UsageError as error:
             self._refuse(f"cannot be reloaded ({error})")
         else:
