@@ -308,3 +308,30 @@ def test_prune_counts_the_newest_of_mtime_and_timestamps(
     report = execute(store, plan_prune(store, now=NOW, older_than=PERIOD), now=NOW)
     assert [s.id for s in report.removed] == ([made.id] if removed else [])
     assert all(p.exists() != removed for p in made.paths)
+
+
+@pytest.mark.parametrize("nanos", [400, 500, 123_456_499, 999_999_999])
+def test_any_nanosecond_part_of_an_mtime_is_not_a_write(config_dir: Path, nanos: int) -> None:
+    """Whatever the sub-microsecond digits of the mtimes, an untouched session is removed."""
+    made = make_session(config_dir, age=timedelta(days=40))
+    stamp = int((NOW - timedelta(days=40)).timestamp()) * 10**9 + nanos
+    for path in made.paths:
+        os.utime(path, ns=(stamp, stamp))
+    store = SessionStore(config_dir)
+    report = execute(store, plan_prune(store, now=NOW, older_than=PERIOD), now=NOW)
+    assert [s.id for s in report.removed] == [made.id] and report.skipped == []
+
+
+def test_a_transcript_grown_with_its_mtime_unchanged_is_kept(config_dir: Path) -> None:
+    """A write that leaves the mtime as it was (coarse clocks) still shows in the size: kept."""
+    made = make_session(config_dir, age=timedelta(days=40))
+    store = SessionStore(config_dir)
+    plan = plan_prune(store, now=NOW, older_than=PERIOD)
+    transcript = config_dir / "projects" / made.project / f"{made.id}.jsonl"
+    before = transcript.stat().st_mtime_ns
+    with transcript.open("a") as handle:
+        handle.write("{}\n")
+    os.utime(transcript, ns=(before, before))
+    report = execute(store, plan, now=NOW)
+    assert report.removed == [] and [s.session.id for s in report.skipped] == [made.id]
+    assert all(p.exists() for p in made.paths)

@@ -128,9 +128,10 @@ def test_malformed_lines_are_reported_not_fatal(config_dir: Path) -> None:
     session = SessionStore(config_dir).get(session_id)
     assert session.first_prompt == "hello"
     assert session.last_activity == start + timedelta(minutes=1)
-    assert [p.split(": ")[1] for p in session.problems] == ["line 1"]  # the listing stops early
     conversation = read_conversation(session)
     assert [p.split(": ")[1] for p in conversation.problems] == ["line 1", "line 3", "line 4"]
+    assert [p.split(": ")[1] for p in session.problems] == ["line 1", "line 3", "line 4"]
+    assert session.malformed_lines == 3 == session.to_json()["malformed_lines"]
     assert [entry.line for entry in conversation.entries] == [2, 5]
 
 
@@ -242,3 +243,23 @@ def test_timestamps_round_trip(moment: object) -> None:
     parsed = parse_timestamp(written)
     assert parsed is not None
     assert parsed == datetime.fromisoformat(written.replace("Z", "+00:00"))
+
+
+@pytest.mark.parametrize("fork", ["works", "fails"])
+def test_a_large_listing_read_in_two_processes_is_the_same(
+    config_dir: Path, monkeypatch: pytest.MonkeyPatch, fork: str
+) -> None:
+    """Reading half the sessions in a forked child gives exactly the serial listing."""
+    from airlock.sessions import store as store_module
+
+    for number in range(7):
+        make_session(config_dir, age=timedelta(days=number + 1), subagents=number % 2)
+    serial = SessionStore(config_dir).list()
+    monkeypatch.setattr(store_module, "PARALLEL_FROM", 2)
+    if fork == "fails":
+
+        def no_fork() -> int:
+            raise OSError("no more processes")
+
+        monkeypatch.setattr(os, "fork", no_fork)
+    assert SessionStore(config_dir).list() == serial

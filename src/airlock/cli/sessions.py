@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from datetime import datetime
+    from pathlib import Path
 
     from airlock.sessions import Plan, Report, Session, SessionStore
     from airlock.settings import Loaded
@@ -28,6 +29,10 @@ last timestamp inside its transcript. A session written to in the last two minut
 in a running agent, is skipped and reported. Symbolic links are never followed.
 """
 
+DEFAULT_PERIOD_DAYS = 30
+"""cleanupPeriodDays when no settings file sets it (the reference's default)."""
+_TRUSTED = ("managed", "command_line", "user")
+"""Settings sources a project's files cannot plant (compared as ``Source`` values)."""
 PROGRESS_FROM = 200
 """Show a progress bar when removing at least this many sessions and entries on a terminal."""
 MAX_PROBLEMS_SHOWN = 20
@@ -43,13 +48,19 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
         description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    actions = parser.add_subparsers(
+        dest="action", metavar="ACTION", required=True, parser_class=_ActionParser
+    )
 
     listing = actions.add_parser(
         "list", parents=[common], help="every session, newest last activity first"
     )
     listing.add_argument(
-        "--project", metavar="DIR", help="only this project (its directory or folder name)"
+        "--project",
+        metavar="DIR",
+        help="only this project: its directory (/home/u/proj) or its folder name under "
+        "projects/ (-home-u-proj; a name starting with '-' may also be given as "
+        "--project=-home-u-proj)",
     )
     listing.add_argument(
         "--older-than",
@@ -62,7 +73,11 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     show = actions.add_parser(
         "show", parents=[common], help="one session's conversation, tools and subagents marked"
     )
-    show.add_argument("session_id", metavar="ID")
+    show.add_argument(
+        "session_id",
+        metavar="ID",
+        help="the session id (as 'airlock sessions list' shows it), or a unique beginning of it",
+    )
     show.add_argument("--json", action="store_true", help="print every entry as JSON")
 
     prune = actions.add_parser(
@@ -82,9 +97,42 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     delete = actions.add_parser(
         "delete", parents=[common], help="remove sessions completely, with all their files"
     )
-    delete.add_argument("session_ids", metavar="ID", nargs="+")
+    delete.add_argument(
+        "session_ids",
+        metavar="ID",
+        nargs="+",
+        help="session ids (as 'airlock sessions list' shows them), or unique beginnings of them",
+    )
     delete.add_argument("--dry-run", action="store_true", help="show what would go; touch nothing")
     delete.add_argument("--json", action="store_true", help="print the report as JSON")
+
+
+class _ActionParser(argparse.ArgumentParser):
+    """Takes ``--project -home-u-proj`` (a folder name starting with ``-``) as a value."""
+
+    def parse_known_args(self, args: Any = None, namespace: Any = None) -> Any:
+        if args is not None:
+            args = _join_dash_values(list(args), ("--project",))
+        return super().parse_known_args(args, namespace)
+
+
+def _join_dash_values(args: list[str], options: tuple[str, ...]) -> list[str]:
+    """``--option -value`` as ``--option=-value``, for options whose values may start with '-'."""
+    joined: list[str] = []
+    index = 0
+    while index < len(args):
+        arg = args[index]
+        if arg == "--":
+            joined += args[index:]
+            break
+        following = args[index + 1] if index + 1 < len(args) else None
+        if arg in options and following is not None and following.startswith("-"):
+            joined.append(f"{arg}={following}")
+            index += 2
+            continue
+        joined.append(arg)
+        index += 1
+    return joined
 
 
 def _days(text: str) -> float:
@@ -100,17 +148,39 @@ def _days(text: str) -> float:
 
 
 def run(args: argparse.Namespace) -> int:
+    import os
     from datetime import UTC, datetime
 
     from airlock.cli._common import load_reported
     from airlock.sessions import SessionStore
+    from airlock.settings import config_dir
 
+    _check_config_dir(config_dir(os.environ))  # before the settings inside it are read
     loaded = load_reported(args)
     store = SessionStore(loaded.config_dir)
     now = datetime.now(UTC)
     handler = {"list": _list, "show": _show, "prune": _prune, "delete": _delete}[args.action]
     code: int = handler(args, loaded, store, now)
     return code
+
+
+def _check_config_dir(config_dir: Path) -> None:
+    """A config dir that is not a folder is an error; one that does not exist is noted."""
+    import os
+
+    from airlock.errors import AirlockError
+
+    where = (
+        "$CLAUDE_CONFIG_DIR" if os.environ.get("CLAUDE_CONFIG_DIR") else "the default, ~/.claude"
+    )
+    if config_dir.is_dir():
+        return
+    if config_dir.exists() or config_dir.is_symlink():
+        raise AirlockError(
+            f"the config dir {config_dir} (from {where}) is not a folder: point "
+            "$CLAUDE_CONFIG_DIR at the agent's config folder (the one holding projects/)"
+        )
+    _warn(f"the config dir {config_dir} (from {where}) does not exist: no sessions there")
 
 
 # --------------------------------------------------------------------------- list
@@ -224,7 +294,7 @@ def _show(args: argparse.Namespace, loaded: Loaded, store: SessionStore, now: da
     from airlock.cli._common import dump_json
     from airlock.sessions.conversation import read_conversation
 
-    session = store.get(args.session_id)
+    session = store.get(store.resolve(args.session_id))
     conversation = read_conversation(session)
     _report_problems(tuple(conversation.problems))
     if args.json:
@@ -243,13 +313,49 @@ def _show(args: argparse.Namespace, loaded: Loaded, store: SessionStore, now: da
 def _prune(args: argparse.Namespace, loaded: Loaded, store: SessionStore, now: datetime) -> int:
     from datetime import timedelta
 
+    from airlock.errors import RefusedError
     from airlock.sessions import plan_prune
 
     days, reasons = _period(args, loaded)
+    warning = None if args.older_than is not None else _shortened_by_project(loaded, days)
+    if warning and not args.dry_run:
+        raise RefusedError(
+            f"refusing to prune: {warning}. Nothing was removed. A settings file that came with "
+            "a repository can shorten how long every project's sessions are kept; to prune "
+            f"anyway, give the period explicitly: airlock sessions prune --older-than {days:g}"
+        )
+    if warning:
+        _warn(f"{warning}: a prune without --older-than would refuse")
     plan = plan_prune(store, now=now, older_than=timedelta(days=days))
     report = _carry_out(store, plan, now, dry=args.dry_run)
-    _print_report(args, report, {"period_days": days, "period_reasons": list(reasons)})
+    extra: dict[str, Any] = {"period_days": days, "period_reasons": list(reasons)}
+    if warning:
+        extra["warnings"] = [warning]
+    _print_report(args, report, extra)
     return 0
+
+
+def _shortened_by_project(loaded: Loaded, days: float) -> str | None:
+    """Why the period is suspect: a project or project-local settings file sets it shorter
+    than the user and managed settings (or the default) would; ``None`` when it is not."""
+    from airlock.policy.model import Source
+
+    origin = loaded.context.cleanup_period_days.origin
+    if origin.source not in (Source.PROJECT, Source.PROJECT_LOCAL):
+        return None
+    baseline, where = DEFAULT_PERIOD_DAYS, "the default"
+    for layer in loaded.layers:  # highest precedence first
+        value = layer.data.get("cleanupPeriodDays")
+        if layer.valid and layer.origin.source in _TRUSTED and isinstance(value, int):
+            baseline, where = value, layer.origin.describe()
+            break
+    if days >= baseline:
+        return None
+    return (
+        f"the retention period cleanupPeriodDays={days:g} comes from {origin.describe()}, "
+        f"shorter than the {baseline} days of {where}, and applies to the sessions of every "
+        "project"
+    )
 
 
 def _period(args: argparse.Namespace, loaded: Loaded) -> tuple[float, tuple[str, ...]]:
@@ -276,7 +382,8 @@ def _period(args: argparse.Namespace, loaded: Loaded) -> tuple[float, tuple[str,
 def _delete(args: argparse.Namespace, loaded: Loaded, store: SessionStore, now: datetime) -> int:
     from airlock.sessions import plan_delete
 
-    plan = plan_delete(store, args.session_ids, now=now)
+    ids = [store.resolve(text) for text in args.session_ids]
+    plan = plan_delete(store, ids, now=now)
     report = _carry_out(store, plan, now, dry=args.dry_run)
     _print_report(args, report, {})
     return 1 if report.skipped or report.problems else 0

@@ -11,6 +11,7 @@ Layout: :mod:`airlock.sessions.layout`. Removal (plan, journal, safe delete):
 
 from airlock.sessions.removal import (
     LAST_ACTIVITY,
+    BusyError,
     Plan,
     Report,
     Skipped,
@@ -20,6 +21,7 @@ from airlock.sessions.removal import (
     plan_delete,
     plan_prune,
     recover,
+    removal_lock,
 )
 from airlock.sessions.store import ACTIVE_SECONDS, Scan, Session, SessionStore
 from airlock.sessions.transcript import Entry, parse_timestamp, read_entries
@@ -27,6 +29,7 @@ from airlock.sessions.transcript import Entry, parse_timestamp, read_entries
 __all__ = [
     "ACTIVE_SECONDS",
     "LAST_ACTIVITY",
+    "BusyError",
     "Entry",
     "Plan",
     "Report",
@@ -42,4 +45,5 @@ __all__ = [
     "plan_prune",
     "read_entries",
     "recover",
+    "removal_lock",
 ]

@@ -4,6 +4,8 @@ The layout (``<config dir>`` is ``$CLAUDE_CONFIG_DIR`` or ``~/.claude``)::
 
     projects/<project>/<id>.jsonl              the transcript, one JSON object a line
     projects/<project>/<id>/subagents/agent-*.jsonl   subagent transcripts (+ agent-*.meta.json)
+    projects/<project>/agent-*.jsonl           subagent transcripts, older layout (the lines
+                                               carry the parent session's sessionId)
     projects/<project>/<id>/tool-results/      large tool outputs spilled to files
     projects/<project>/<id>/…                  other per-session files (workflows/, …)
     file-history/<id>/                         file snapshots taken before edits
@@ -26,6 +28,9 @@ import re
 PROJECTS = "projects"
 TRANSCRIPT_SUFFIX = ".jsonl"
 SUBAGENTS = "subagents"
+AGENT_PREFIX = "agent-"
+"""Older layout: ``projects/<project>/agent-<agent>.jsonl``, a subagent transcript whose lines
+carry the parent session's ``sessionId``; it belongs to that session."""
 DEBUG = "debug"
 DEBUG_SUFFIX = ".txt"
 TODOS = "todos"

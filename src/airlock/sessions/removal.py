@@ -16,24 +16,38 @@ Theory of operation.
    Before a session goes, its transcript is looked at again: if it was written since the scan,
    the session is kept and reported.
 4. The journal is removed once its batch is gone.
+
+One removal at a time: :func:`execute` and :func:`recover` hold an exclusive ``flock`` on
+``<config dir>/airlock/sessions-removal.lock`` (:func:`removal_lock`), so a second prune or
+delete never mistakes the first one's live journal for an interrupted one; it waits
+:data:`LOCK_WAIT_SECONDS`, then gives up with :class:`BusyError`. The lock goes with the process
+(a killed run leaves nothing held).
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import stat
+import time
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from airlock.errors import UnsafePathError
+from airlock.errors import AirlockError, UnsafePathError
 from airlock.sessions import layout
-from airlock.sessions.store import JOURNAL_DIR, Scan, Session, SessionStore, _Walk
+from airlock.sessions.store import JOURNAL_DIR, Scan, Session, SessionStore, _Walk, stamp_of
+
+LOCK_FILE = "airlock/sessions-removal.lock"
+"""Held (``flock``, exclusive) by the one prune or delete that is removing, relative to the
+config dir."""
+LOCK_WAIT_SECONDS = 3.0
+"""How long a second prune or delete waits for the first before giving up."""
 
 BATCH = 1000
 """Sessions per journal: a crash leaves at most this many sessions to finish."""
@@ -216,14 +230,63 @@ Progress = Callable[[int], None]
 """Called with the number of steps just done (a session or a store entry each)."""
 
 
+class BusyError(AirlockError):
+    """Another prune or delete holds the removal lock of this config dir."""
+
+
+@contextlib.contextmanager
+def removal_lock(config_dir: Path, *, wait: float = LOCK_WAIT_SECONDS) -> Iterator[None]:
+    """Hold the config dir's removal lock, waiting up to ``wait`` seconds for it.
+
+    Raises:
+        BusyError: another process holds it after ``wait`` seconds.
+        UnsafePathError: ``<config dir>/airlock`` or the lock file is a symbolic link.
+    """
+    path = config_dir / LOCK_FILE
+    if path.parent.is_symlink():
+        raise UnsafePathError(f"{path.parent} is a symbolic link: refusing to lock there")
+    path.parent.mkdir(exist_ok=True, mode=0o700)
+    flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+    try:
+        fd = os.open(path, flags, 0o600)
+    except OSError as error:
+        raise UnsafePathError(f"{path}: cannot be opened as the lock: {_why(error)}") from error
+    try:
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise BusyError(
+                        f"another 'airlock sessions prune' or 'delete' is running on "
+                        f"{config_dir} (it holds {path}; waited {wait:g} s). Nothing was "
+                        "removed; run this again when it has finished."
+                    ) from None
+                time.sleep(0.05)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
 def execute(
-    store: SessionStore, plan: Plan, *, now: datetime, progress: Progress | None = None
+    store: SessionStore,
+    plan: Plan,
+    *,
+    now: datetime,
+    progress: Progress | None = None,
+    lock_wait: float = LOCK_WAIT_SECONDS,
 ) -> Report:
-    """Remove what ``plan`` names; finish unfinished removals first."""
+    """Remove what ``plan`` names; finish unfinished removals first.
+
+    Raises:
+        BusyError: another prune or delete is removing in the same config dir.
+    """
     report = Report(plan, dry_run=False, skipped=list(plan.skipped), problems=list(plan.problems))
     if not store.config_dir.is_dir():
         return report  # nothing there, nothing to remove (and nothing is created)
-    with _Remover(store.config_dir) as remover:
+    with removal_lock(store.config_dir, wait=lock_wait), _Remover(store.config_dir) as remover:
         report.recovered = recover(store, now=now, remover=remover)
         for start in range(0, len(plan.sessions), BATCH):
             batch = plan.sessions[start : start + BATCH]
@@ -263,7 +326,7 @@ def _remove_batch(
     for session in batch:
         if progress:
             progress(1)
-        if _written_since(session.transcript_path, session.newest_mtime):
+        if _rewritten(session):
             report.skipped.append(Skipped(session, "in use: written to during the removal"))
             continue
         try:
@@ -280,6 +343,15 @@ def _why(error: BaseException) -> str:
     if isinstance(error, OSError) and error.strerror:
         return f"{error.strerror} ({error.filename})" if error.filename else error.strerror
     return str(error)
+
+
+def _rewritten(session: Session) -> bool:
+    """Whether the transcript changed since the scan: its nanosecond mtime or its size differ
+    (exact integers: no rounding can make an untouched file look written)."""
+    if session.transcript_stamp == (0, -1):
+        return False  # no transcript (a subagent-only session)
+    now = stamp_of(session.transcript_path)
+    return now != (0, -1) and now != session.transcript_stamp
 
 
 def _written_since(path: str | Path, moment: float) -> bool:
@@ -341,7 +413,8 @@ def recover(store: SessionStore, *, now: datetime, remover: _Remover | None = No
         return []
     finished: list[str] = []
     with contextlib.ExitStack() as stack:
-        if remover is None:
+        if remover is None:  # called on its own, not from execute (which holds the lock)
+            stack.enter_context(removal_lock(store.config_dir))
             remover = stack.enter_context(_Remover(store.config_dir))
         for journal in journals:
             if journal.suffix == ".json":

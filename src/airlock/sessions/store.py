@@ -24,9 +24,11 @@ from __future__ import annotations
 
 import builtins
 import json
+import marshal
 import os
+import re
 import stat
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -36,11 +38,14 @@ from airlock.errors import UsageError
 from airlock.sessions import layout
 from airlock.sessions.transcript import Summary, summarize
 
-_Found = tuple[str, str, str | None, str | None]
-"""(project, session id, transcript, session folder), as found under ``projects/``."""
+_Found = tuple[str, str, str | None, str | None, tuple[str, ...]]
+"""(project, session id, transcript, session folder, older-layout subagent transcripts), as
+found under ``projects/``."""
 
 ACTIVE_SECONDS = 120
 """A session with a file modified this recently (relative to ``now``) is being written."""
+PARALLEL_FROM = 2000
+"""A scan reading at least this many sessions reads half of them in a second process."""
 JOURNAL_DIR = "airlock/sessions-removal"
 """Unfinished removals, relative to the config dir (see :mod:`airlock.sessions.removal`)."""
 
@@ -81,8 +86,14 @@ class Session:
     file_paths: tuple[str, ...] = ()
     problems: tuple[str, ...] = ()
     foreign: tuple[str, ...] = ()
+    malformed_lines: int = 0
+    """Lines of the transcript that are not JSON objects, in the part a listing reads (its
+    first 64 KB; ``show`` reads all of it)."""
     newest_mtime: float = 0.0
     """``modified`` as the file system gave it (a float, exact), to compare with later looks."""
+    transcript_stamp: tuple[int, int] = (0, -1)
+    """The transcript's (``st_mtime_ns``, ``st_size``) when scanned: a removal compares it,
+    exactly, with a fresh look to tell a session written to since."""
 
     @property
     def transcript(self) -> Path:
@@ -122,6 +133,7 @@ class Session:
             "transcript": self.transcript_path,
             "raw_log": self.raw_log_path,
             "files": len(self.file_paths),
+            "malformed_lines": self.malformed_lines,
             "problems": list(self.problems),
         }
 
@@ -247,6 +259,29 @@ class SessionStore:
         found = self.find([session_id])
         return found[session_id]
 
+    def resolve(self, text: str) -> str:
+        """The session id ``text`` is, or is the unique beginning of.
+
+        Raises:
+            UsageError: ``text`` matches no session, or more than one (listing them).
+        """
+        if not layout.is_session_id(text):
+            self.find([text])  # raises, naming the malformed id
+        pending = read_pending(self.config_dir)
+        ids = sorted({item[1] for item in self._transcripts([], {})} - pending)
+        if text in ids:
+            return text
+        matches = [session_id for session_id in ids if session_id.startswith(text)]
+        if len(matches) == 1:
+            return matches[0]
+        if matches:
+            shown = ", ".join(matches[:10]) + (" …" if len(matches) > 10 else "")
+            raise UsageError(
+                f"session id prefix {text!r} is ambiguous: {len(matches)} sessions match "
+                f"({shown}); give more of the id"
+            )
+        return text  # unknown: the caller's look-up names it
+
     def find(self, session_ids: Iterable[str]) -> dict[str, Session]:
         """The sessions with these ids, in one scan.
 
@@ -302,8 +337,13 @@ class SessionStore:
         owner = self._owner()
         if owner is None:
             return Scan((), (), pending)
-        found = list(self._transcripts(problems))
-        ids = {session_id for _, session_id, _, _ in found}
+        orphans: dict[str, str] = {}
+        found = [
+            item
+            for item in self._transcripts(problems, orphans)
+            if orphans.get(item[1]) not in pending
+        ]
+        ids = {item[1] for item in found}
         folders: set[str] = set()
         stores = self._store_index(ids, problems, folders)
         todo = [
@@ -316,12 +356,12 @@ class SessionStore:
             for item in todo:
                 split[_modified_since(item[2], limit)].append(item)
             unread, todo = split[True], split[False]
-        sessions = [self._session(*item, stores, folders, owner, details) for item in todo]
+        sessions = _in_two(todo, lambda item: self._session(*item, stores, folders, owner, details))
         sessions.sort(key=lambda s: (s.last_activity, s.id), reverse=True)
         roots = {
             path
-            for _, session_id, transcript, folder in unread
-            for path in (transcript, folder, *stores.get(session_id, ()))
+            for _, session_id, transcript, folder, agents in unread
+            for path in (transcript, folder, *agents, *stores.get(session_id, ()))
             if path is not None
         }
         return Scan(
@@ -380,8 +420,18 @@ class SessionStore:
         except OSError:
             return None
 
-    def _transcripts(self, problems: builtins.list[str]) -> Iterator[_Found]:
-        """(project, id, transcript, session folder) for every session under ``projects/``."""
+    def _transcripts(
+        self, problems: builtins.list[str], orphans: dict[str, str]
+    ) -> Iterator[_Found]:
+        """(project, id, transcript, session folder, older-layout subagents) for every session
+        under ``projects/``.
+
+        A subagent transcript of the older layout (``projects/<project>/agent-<agent>.jsonl``)
+        belongs to the session its lines name (``sessionId``) and goes with it; one whose
+        session is not in the same project is listed on its own, and noted in ``orphans``
+        (its id to the session id it names) so it is hidden while that session's removal is
+        unfinished.
+        """
         root = os.path.join(self.config_dir, layout.PROJECTS)
         suffix = layout.TRANSCRIPT_SUFFIX
         for project in _entries(root, problems):
@@ -392,6 +442,7 @@ class SessionStore:
                 continue
             transcripts: dict[str, str] = {}
             folders: dict[str, str] = {}
+            agents: dict[str, builtins.list[str]] = {}
             for entry in _entries(project.path, problems):
                 name = entry.name
                 if entry.is_symlink():
@@ -402,16 +453,32 @@ class SessionStore:
                     stem = name[: -len(suffix)]
                     if layout.is_session_id(stem) and entry.is_file(follow_symlinks=False):
                         transcripts[stem] = entry.path
+                        if stem.startswith(layout.AGENT_PREFIX):
+                            parent = _named_session(entry.path)
+                            if parent is not None and parent != stem:
+                                agents.setdefault(parent, []).append(stem)
                 elif layout.is_session_id(name) and entry.is_dir(follow_symlinks=False):
                     folders[name] = entry.path
+            attached: dict[str, tuple[str, ...]] = {}
+            for parent, stems in agents.items():
+                if parent in transcripts or parent in folders:
+                    attached[parent] = tuple(sorted(transcripts.pop(stem) for stem in stems))
+                else:
+                    orphans.update(dict.fromkeys(stems, parent))
             for session_id, folder in folders.items():
                 if session_id not in transcripts and not os.path.isdir(
                     os.path.join(folder, layout.SUBAGENTS)
                 ):
                     continue
-                yield project.name, session_id, transcripts.pop(session_id, None), folder
+                yield (
+                    project.name,
+                    session_id,
+                    transcripts.pop(session_id, None),
+                    folder,
+                    attached.get(session_id, ()),
+                )
             for session_id, transcript in transcripts.items():
-                yield project.name, session_id, transcript, None
+                yield project.name, session_id, transcript, None, attached.get(session_id, ())
 
     def _store_index(
         self, ids: set[str], problems: builtins.list[str], folders: set[str]
@@ -442,12 +509,14 @@ class SessionStore:
         session_id: str,
         transcript: str | None,
         folder: str | None,
+        agents: tuple[str, ...],
         stores: dict[str, builtins.list[str]],
         folders: set[str],
         owner: int,
         details: bool = True,
     ) -> Session:
         roots = [path for path in (transcript, folder) if path is not None]
+        roots += agents
         roots += stores.get(session_id, ())
         walk = _Walk(owner)
         summary = Summary(None, None, None, None)
@@ -460,9 +529,12 @@ class SessionStore:
         marker = f"{os.sep}{layout.SUBAGENTS}{os.sep}agent-"
         subagents = tuple(
             sorted(
-                path
-                for path in walk.files
-                if marker in path and path.endswith(layout.TRANSCRIPT_SUFFIX)
+                [
+                    path
+                    for path in walk.files
+                    if marker in path and path.endswith(layout.TRANSCRIPT_SUFFIX)
+                ]
+                + list(agents)
             )
         )
         if transcript is None and subagents:
@@ -490,8 +562,157 @@ class SessionStore:
             file_paths=tuple(walk.files),
             problems=summary.problems + tuple(walk.problems),
             foreign=tuple(walk.foreign),
+            malformed_lines=summary.malformed_lines,
             newest_mtime=walk.newest,
+            transcript_stamp=_stamp(summary.info),
         )
+
+
+_SESSION_ID_FIELD = re.compile(rb'"sessionId"\s*:\s*"([A-Za-z0-9_-]{1,128})"')
+
+
+def _named_session(path: str) -> str | None:
+    """The ``sessionId`` the first lines of a transcript name, if any."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        head = os.read(fd, 16 * 1024)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    match = _SESSION_ID_FIELD.search(head)
+    return match.group(1).decode("ascii") if match else None
+
+
+def _in_two(
+    items: builtins.list[_Found], read: Callable[[_Found], Session]
+) -> builtins.list[Session]:
+    """``read`` every item; on a large store, the second half in a forked child, at once.
+
+    Reading a session is mostly system calls and parsing a few lines, so a second process on a
+    second core nearly halves a listing of tens of thousands. The child inherits everything
+    (nothing is sent to it), sends its sessions back through a pipe (:mod:`marshal`), and leaves with
+    ``os._exit``; if it fails in any way, this process reads that half itself.
+    """
+    if len(items) < PARALLEL_FROM or not hasattr(os, "fork") or (os.cpu_count() or 1) < 2:
+        return [read(item) for item in items]
+    half = len(items) // 2
+    first, second = items[:half], items[half:]
+    reader, writer = os.pipe()
+    try:
+        pid = os.fork()
+    except OSError:
+        os.close(reader)
+        os.close(writer)
+        return [read(item) for item in items]
+    if pid == 0:  # the child: read the second half, send it, leave without any clean-up
+        code = 1
+        try:
+            os.close(reader)
+            data = marshal.dumps([_pack(read(item)) for item in second])
+            with os.fdopen(writer, "wb") as pipe:
+                pipe.write(data)
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(writer)
+    sessions = [read(item) for item in first]
+    with os.fdopen(reader, "rb") as pipe:
+        data = pipe.read()
+    _, status = os.waitpid(pid, 0)
+    if os.waitstatus_to_exitcode(status) != 0 or not data:
+        return sessions + [read(item) for item in second]
+    try:
+        theirs = [_unpack(fields) for fields in marshal.loads(data)]  # noqa: S302 - our child
+    except (EOFError, ValueError, TypeError):
+        return sessions + [read(item) for item in second]
+    return sessions + theirs
+
+
+_Packed = tuple[Any, ...]
+"""A session as plain values (times as POSIX seconds), for :mod:`marshal` between processes."""
+
+
+def _pack(s: Session) -> _Packed:
+    return (
+        s.id,
+        s.project,
+        s.transcript_path,
+        s.subagent_paths,
+        s.raw_log_path,
+        s.last_activity.timestamp(),
+        s.size,
+        s.started.timestamp() if s.started else None,
+        s.first_prompt,
+        s.cwd,
+        s.modified.timestamp(),
+        s.root_paths,
+        s.file_paths,
+        s.problems,
+        s.foreign,
+        s.malformed_lines,
+        s.newest_mtime,
+        s.transcript_stamp,
+    )
+
+
+def _unpack(fields: _Packed) -> Session:
+    (
+        session_id,
+        project,
+        transcript,
+        subagents,
+        raw_log,
+        last,
+        size,
+        started,
+        prompt,
+        cwd,
+        modified,
+        roots,
+        files,
+        problems,
+        foreign,
+        malformed,
+        newest,
+        stamp,
+    ) = fields
+    return Session(
+        id=session_id,
+        project=project,
+        transcript_path=transcript,
+        subagent_paths=subagents,
+        raw_log_path=raw_log,
+        last_activity=datetime.fromtimestamp(last, UTC),
+        size=size,
+        started=datetime.fromtimestamp(started, UTC) if started is not None else None,
+        first_prompt=prompt,
+        cwd=cwd,
+        modified=datetime.fromtimestamp(modified, UTC),
+        root_paths=roots,
+        file_paths=files,
+        problems=problems,
+        foreign=foreign,
+        malformed_lines=malformed,
+        newest_mtime=newest,
+        transcript_stamp=stamp,
+    )
+
+
+def _stamp(info: os.stat_result | None) -> tuple[int, int]:
+    """A file's (``st_mtime_ns``, ``st_size``); ``(0, -1)`` when it has none."""
+    return (info.st_mtime_ns, info.st_size) if info is not None else (0, -1)
+
+
+def stamp_of(path: str) -> tuple[int, int]:
+    """The (``st_mtime_ns``, ``st_size``) of ``path`` now (a link's own); ``(0, -1)`` if gone."""
+    try:
+        return _stamp(os.lstat(path))
+    except OSError:
+        return (0, -1)
 
 
 def _modified_since(path: str | None, limit: float) -> bool:

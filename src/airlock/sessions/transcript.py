@@ -23,6 +23,8 @@ TAIL_BYTES = 16 * 1024
 """How much of the end of a transcript a summary reads, to find the last timestamp."""
 PROMPT_CHARS = 120
 """A first prompt is cut to this many characters in a summary."""
+PROBLEMS_PER_FILE = 5
+"""Malformed lines of one file reported one by one; the rest are counted."""
 MAX_LINE_BYTES = 64 * 1024 * 1024
 """A line longer than this is reported as malformed rather than parsed."""
 
@@ -40,6 +42,8 @@ class Summary:
     problems: tuple[str, ...] = ()
     info: os.stat_result | None = None
     """The transcript's own status, read from the open file (no second look-up)."""
+    malformed_lines: int = 0
+    """Lines of the part read (the first :data:`HEAD_BYTES`) that are not JSON objects."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +122,7 @@ def summarize(path: str | Path, *, head_too: bool = True) -> Summary:
         summary.cwd,
         summary.problems,
         info,
+        summary.malformed_lines,
     )
 
 
@@ -129,21 +134,31 @@ def _summary_of(path: str, head: bytes, tail: bytes, *, complete: bool) -> Summa
     started: datetime | None = None
     cwd: str | None = None
     problems: list[str] = []
+    malformed = 0
+    done = False  # the fields are found; the rest of the head is only checked for problems
     for number, raw in enumerate(lines, start=1):
         if not raw.strip():
             continue
         data = _parse_line(raw)
         if data is None:
-            problems.append(f"{path}: line {number}: not a JSON object (skipped)")
+            malformed += 1
+            if malformed <= PROBLEMS_PER_FILE:
+                problems.append(f"{path}: line {number}: not a JSON object (skipped)")
+            continue
+        if done:
             continue
         started = started or parse_timestamp(data.get("timestamp"))
         if cwd is None and isinstance(data.get("cwd"), str):
             cwd = data["cwd"]
         if prompt is None:
             prompt = user_text(data)
-        if prompt is not None and started is not None and cwd is not None:
-            break
-    return Summary(_shorten(prompt), started, _last_timestamp(tail), cwd, tuple(problems))
+        done = prompt is not None and started is not None and cwd is not None
+    if malformed > PROBLEMS_PER_FILE:
+        problems.append(
+            f"{path}: … and {malformed - PROBLEMS_PER_FILE} more line(s) not JSON objects"
+        )
+    last = _last_timestamp(tail)
+    return Summary(_shorten(prompt), started, last, cwd, tuple(problems), None, malformed)
 
 
 def _last_timestamp(tail: bytes) -> datetime | None:
@@ -160,14 +175,19 @@ def _last_timestamp(tail: bytes) -> datetime | None:
         end = at
 
 
+_DECODE = json.JSONDecoder().raw_decode
+
+
 def _parse_line(raw: bytes) -> dict[str, Any] | None:
+    """A line (UTF-8) as a JSON object, or ``None`` when it is not one."""
     if len(raw) > MAX_LINE_BYTES:
         return None
     try:
-        data = json.loads(raw)
+        text = raw.decode("utf-8").strip()
+        data, end = _DECODE(text)
     except (ValueError, UnicodeDecodeError):
         return None
-    return data if isinstance(data, dict) else None
+    return data if end == len(text) and isinstance(data, dict) else None
 
 
 def _shorten(text: str | None) -> str | None:
@@ -207,12 +227,19 @@ def _text_of(content: Any) -> str | None:
 
 def read_entries(path: str | Path, problems: list[str]) -> Iterator[Entry]:
     """Every line of a transcript that is a JSON object; the others are added to ``problems``."""
+    malformed = 0
     with open_no_follow(path) as handle:
         for number, raw in enumerate(handle, start=1):
             if not raw.strip():
                 continue
             data = _parse_line(raw)
             if data is None:
-                problems.append(f"{path}: line {number}: not a JSON object (skipped)")
+                malformed += 1
+                if malformed <= PROBLEMS_PER_FILE:
+                    problems.append(f"{path}: line {number}: not a JSON object (skipped)")
                 continue
             yield Entry(number, data)
+    if malformed > PROBLEMS_PER_FILE:
+        problems.append(
+            f"{path}: … and {malformed - PROBLEMS_PER_FILE} more line(s) not JSON objects"
+        )
