@@ -114,6 +114,9 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("Location", query["to"])
             self.send_header("Content-Length", "0")
             self.end_headers()
+        elif route == "/status":
+            code = int(query.get("code", "500"))
+            self._send(code, "text/html", b"<h1>Error page</h1><p>status %d</p>" % code)
         elif route == "/loop":
             self.send_response(302)
             self.send_header("Location", "/loop")

@@ -76,6 +76,15 @@ def test_domain_hashes_bad_request(base: str, params: list[tuple[str, str]]) -> 
     assert response.status_code == 400 and response.json()["parameter"] == "prefix"
 
 
+def test_domain_hashes_missing_prefix_named(base: str) -> None:
+    """No prefix at all: the message names the parameter and what is expected, not a count."""
+    response = httpx.get(f"{base}/api/web/domain_hashes")
+    error = response.json()["error"]
+    assert response.status_code == 400
+    assert "missing query parameter 'prefix'" in error and "prefix=HEX" in error
+    assert "4 to 16 hex digits" in error and "'0'" not in error
+
+
 def test_openapi(base: str) -> None:
     """The app publishes an OpenAPI document describing its endpoints."""
     document = httpx.get(f"{base}/openapi.json").json()

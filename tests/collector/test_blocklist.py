@@ -137,3 +137,210 @@ def _reloads() -> list[object]:
     import threading
 
     return [t for t in threading.enumerate() if t.name == "blocklist-reload"]
+
+
+def test_load_makes_no_python_call_per_line(tmp_path: Path) -> None:
+    """Loading a plain or hosts-format file costs no Python-level call per line (C-level scans)."""
+    import sys
+
+    from airlock.collector.blocklist import read_blocklist
+
+    path = tmp_path / "list.txt"
+    path.write_text(
+        "# header\n"
+        + "".join(f"0.0.0.0 host{i}.example.com\nplain{i}.test.\n" for i in range(5_000))
+    )
+    calls = [0]
+
+    def count(frame: object, event: str, arg: object) -> None:
+        if event == "call":
+            calls[0] += 1
+
+    sys.setprofile(count)
+    try:
+        table, report = read_blocklist(path)
+    finally:
+        sys.setprofile(None)
+    assert len(table) == 10_000 and report.invalid == 0 and report.entries == 10_000
+    assert calls[0] < 200, f"{calls[0]} Python calls for 10,000 lines"
+
+
+GARBAGE_FILE = b"""\
+good.test
+not a domain at all
+0.0.0.0 hosts.test
+-bad-.test
+\xff\xfe binary
+exa mple.com junk
+10.1.2.3 other.test
+"""
+
+
+def test_invalid_lines_reported(tmp_path: Path) -> None:
+    """Invalid entries are skipped, counted and numbered; valid ones are kept."""
+    from airlock.collector.blocklist import read_blocklist
+
+    path = tmp_path / "list.txt"
+    path.write_bytes(b"# list\n\n" + GARBAGE_FILE + "b\u00fccher.example\n".encode())
+    table, report = read_blocklist(path)
+    assert (report.entries, report.invalid, report.invalid_lines) == (8, 5, (4, 6, 7, 8, 9))
+    assert table.blocks("good.test") and table.blocks("x.hosts.test")
+    assert table.blocks("xn--bcher-kva.example") and len(table) == 3
+    assert report.mostly_invalid
+    assert "5 invalid lines of 8 entries (lines 4, 6, 7, 8, 9)" in report.describe_invalid()
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_random_bytes_refused(tmp_path: Path, seed: int) -> None:
+    """A binary file is not a blocklist: refused at start, naming the invalid lines."""
+    import random
+
+    path = tmp_path / "random.bin"
+    path.write_bytes(random.Random(seed).randbytes(200_000))
+    with pytest.raises(UsageError, match=r"not a blocklist: \d+ invalid lines of \d+ entries"):
+        BlockList.from_file(path)
+    with pytest.raises(UsageError, match="not a blocklist"):
+        ReloadingBlockList(path, clock=lambda: 0.0)
+
+
+def _replace(path: Path, data: bytes) -> None:
+    fresh = path.with_suffix(".new")
+    fresh.write_bytes(data)
+    fresh.replace(path)
+
+
+@pytest.mark.parametrize(
+    ("data", "why"),
+    [
+        (b"\x00\x01garbage\n\xff\xfe\nzz zz zz\n" * 100, "is not a blocklist"),
+        (b"", "is empty"),
+    ],
+    ids=["garbage", "empty"],
+)
+def test_reload_refuses_bad_file(tmp_path: Path, data: bytes, why: str) -> None:
+    """A reload that would serve garbage or nothing keeps the previous list, loudly, once per change."""
+    path = tmp_path / "list.txt"
+    path.write_text("one.test\ntwo.test\n")
+    said: list[str] = []
+    source = ReloadingBlockList(path, clock=lambda: 0.0, warn=said.append)
+    _replace(path, data)
+    assert source.reload_if_changed(wait=True)
+    assert source.current.blocks("one.test") and len(source.current) == 2
+    assert source.reloads == 0 and source.refused == 1
+    assert len(said) == 1 and "WARNING" in said[0] and why in said[0]
+    assert "keeping the previous blocklist (2 domains) in force" in said[0]
+    assert not source.reload_if_changed(wait=True)  # not tried again until the file changes
+    _replace(path, b"three.test\nbad entry\n" + b"four.test\n")
+    assert source.reload_if_changed(wait=True)
+    assert source.current.blocks("three.test") and not source.current.blocks("one.test")
+    assert any("skipped 1 invalid line of 3 entries (line 2)" in line for line in said)
+    assert "reloaded blocklist" in said[-1] and "2 domains (was 2)" in said[-1]
+
+
+LINES = st.lists(
+    st.one_of(
+        st.from_regex(r"[a-z0-9]{1,8}(\.[a-z0-9-]{1,8}){0,2}\.[a-z]{2,4}\.?", fullmatch=True),
+        st.from_regex(
+            r"(0\.0\.0\.0|127\.0\.0\.1|::1)[ \t]+[a-z]{1,6}\.[a-z]{2}( [a-z]{1,4}\.[a-z]{2})?",
+            fullmatch=True,
+        ),
+        st.sampled_from(
+            ["", "# comment", "  ", "localhost", "a..b", "-x.com", "x.com y", "\u00e9t\u00e9.fr"]
+        ),
+        st.text(max_size=12).filter(lambda t: "\n" not in t and "\r" not in t),
+    ),
+    max_size=40,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(LINES, st.booleans())
+def test_fast_path_equals_line_by_line(
+    tmp_path_factory: pytest.TempPathFactory, lines: list[str], upper: bool
+) -> None:
+    """The file reader keeps exactly what the line-by-line parser keeps, and counts the rest."""
+    from airlock.collector.blocklist import _names, read_blocklist
+
+    text = "\n".join(line.upper() if upper else line for line in lines)
+    path = tmp_path_factory.mktemp("fast") / "list.txt"
+    path.write_text(text, encoding="utf-8")
+    table, report = read_blocklist(path)
+    expected = BlockList(parse_lines(text.split("\n")))
+    assert table.hashes_with_prefix("0000") == expected.hashes_with_prefix("0000")
+    assert len(table) == len(expected)
+    for line in text.split("\n"):
+        for name in _names(line) or ():
+            assert table.listed(name)
+    bad = [n for n, line in enumerate(text.split("\n"), 1) if _names(line) is None]
+    assert report.invalid == len(bad) and report.invalid_lines == tuple(bad[:5])
+
+
+NEAR_VALID = st.lists(
+    st.one_of(
+        st.from_regex(r"[a-z0-9_.-]{1,10}\.?", fullmatch=True),
+        st.from_regex(
+            r"[ \t]*(0\.0\.0\.0|127\.0\.0\.1)[ \t]+[a-z0-9.-]{1,8}[ \t]*(#.*)?", fullmatch=True
+        ),
+        st.sampled_from(
+            [
+                "127.0.0.1",
+                "127.0.0.1 ",
+                "0.0.0.0",  # noqa: S104 - a hosts-file line, nothing binds
+                "a..",
+                "x-.com.",
+                "_x.com",
+                "a" * 64 + ".com",
+                "A.COM\r",
+                "# c",
+            ]
+        ),
+    ),
+    max_size=30,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(NEAR_VALID)
+def test_quick_path_equals_line_by_line(
+    tmp_path_factory: pytest.TempPathFactory, lines: list[str]
+) -> None:
+    """Files of plain names and hosts lines, near the edge of validity: the same as line by line."""
+    from airlock.collector.blocklist import _names, read_blocklist
+
+    text = "\n".join(lines)
+    path = tmp_path_factory.mktemp("quick") / "list.txt"
+    path.write_text(text, encoding="utf-8")
+    table, report = read_blocklist(path)
+    expected = BlockList(parse_lines(text.split("\n")))
+    assert len(table) == len(expected)
+    for line in text.split("\n"):
+        for name in _names(line) or ():
+            assert table.listed(name)
+    bad = [n for n, line in enumerate(text.split("\n"), 1) if _names(line) is None]
+    entries = [line for line in text.split("\n") if line.split("#", 1)[0].strip()]
+    assert (report.invalid, report.invalid_lines) == (len(bad), tuple(bad[:5]))
+    assert report.entries == len(entries)
+
+
+def test_cache_gives_the_same_table(tmp_path: Path) -> None:
+    """The same content read again comes from the cache, identical; a changed or damaged cache is not used."""
+    from airlock.collector.blocklist import read_blocklist
+
+    path = tmp_path / "list.txt"
+    path.write_text("one.test\nbad entry\ntwo.test\n")
+    cache = tmp_path / "cache"
+    first, report = read_blocklist(path, cache_dir=cache)
+    (table_file,) = cache.glob("blocklist-*.bin")
+    again, cached_report = read_blocklist(path, cache_dir=cache)
+    assert again.hashes_with_prefix("0000") == first.hashes_with_prefix("0000")
+    assert again.blocks("x.one.test") and len(again) == 2 and cached_report == report
+    table_file.write_bytes(table_file.read_bytes()[:32])  # damaged: ignored, rebuilt
+    rebuilt, _ = read_blocklist(path, cache_dir=cache)
+    assert len(rebuilt) == 2 and rebuilt.blocks("two.test")
+    path.write_text("three.test\n")
+    changed, _ = read_blocklist(path, cache_dir=cache)
+    assert changed.blocks("three.test") and not changed.blocks("one.test")
+    for n in range(5):
+        path.write_text(f"n{n}.test\n")
+        read_blocklist(path, cache_dir=cache)
+    assert len(list(cache.glob("blocklist-*.bin"))) == 3

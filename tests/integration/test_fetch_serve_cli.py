@@ -271,3 +271,97 @@ def test_serve_port_in_use(blocklist: Path) -> None:
             check=False,
         )
     assert done.returncode == 2 and f"--port {port}" in done.stderr
+
+
+@pytest.mark.parametrize("code", [404, 410, 500, 503])
+def test_fetch_error_status_exits_1(
+    service: tuple[str, subprocess.Popen[str]], site: _Site, code: int
+) -> None:
+    """A page answering HTTP 400 or above: exit 1, the status on stderr, nothing on stdout."""
+    port = site.server_address[1]
+    done = fetch(service[0], f"http://site.test:{port}/status?code={code}", port=port)
+    assert done.returncode == 1, done.stderr
+    assert done.stdout == ""
+    assert f"answered HTTP {code}" in done.stderr
+
+
+def test_fetch_error_status_json(service: tuple[str, subprocess.Popen[str]], site: _Site) -> None:
+    """With --json an error status is in the result and the exit code is 1."""
+    import json
+
+    port = site.server_address[1]
+    done = fetch(service[0], f"http://site.test:{port}/missing", "--json", port=port)
+    assert done.returncode == 1
+    assert json.loads(done.stdout)["status"] == 404
+    assert "answered HTTP 404 Not Found" in done.stderr
+
+
+def test_fetch_help_lists_exit_codes() -> None:
+    """airlock fetch --help names each exit code."""
+    done = subprocess.run(
+        [*AIRLOCK, "fetch", "--help"], capture_output=True, text=True, timeout=60, check=True
+    )
+    text = " ".join(done.stdout.split())
+    for words in (
+        "0 fetched",
+        "1 the server answered an error",
+        "2 bad input",
+        "3 refused by a rule or by the preflight",
+    ):
+        assert words in text
+
+
+def test_serve_help_and_behaviour_agree(tmp_path: Path) -> None:
+    """serve --help says --blocklist is required, and serve without it is a usage error."""
+    shown = subprocess.run(
+        [*AIRLOCK, "serve", "--help"], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert "With --blocklist" not in shown.stdout
+    text = " ".join(shown.stdout.split())
+    assert "--blocklist FILE the blocklist file (required)" in text
+    assert "usage: airlock serve [-h] [--settings FILE] --blocklist FILE" in text
+    done = subprocess.run(
+        [*AIRLOCK, "serve", "--port", "0"], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 2 and "--blocklist" in done.stderr
+
+
+def test_serve_reports_invalid_lines(tmp_path: Path) -> None:
+    """Invalid lines are counted and numbered on stderr before serve listens."""
+    path = tmp_path / "list.txt"
+    path.write_bytes(b"good.test\n\xff\xfe\x00\nalso.good.test\n")
+    process = subprocess.Popen(
+        [*AIRLOCK, "serve", "--blocklist", str(path), "--port", "0"],
+        stderr=subprocess.PIPE,
+        text=True,
+        errors="replace",
+    )
+    try:
+        assert process.stderr is not None
+        first = process.stderr.readline()
+        second = process.stderr.readline()
+    finally:
+        process.terminate()
+        process.wait(10)
+        if process.stderr is not None:
+            process.stderr.close()
+    assert "skipped 1 invalid line of 3 entries (line 2)" in first
+    assert "2 blocked domains" in second and "listening on" in second
+
+
+def test_serve_refuses_binary_file(tmp_path: Path) -> None:
+    """A random-bytes blocklist: exit 2 saying it is not a blocklist, nothing served."""
+    import random
+
+    path = tmp_path / "random.bin"
+    path.write_bytes(random.Random(1).randbytes(100_000))
+    done = subprocess.run(
+        [*AIRLOCK, "serve", "--blocklist", str(path), "--port", "0"],
+        capture_output=True,
+        text=True,
+        errors="replace",
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "is not a blocklist" in done.stderr and "invalid lines" in done.stderr

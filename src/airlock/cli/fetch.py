@@ -19,9 +19,18 @@ Fetch URL after the checks the agent's WebFetch tool makes, and print it (HTML a
 3. The request, within --max-bytes and --timeout; every redirect to another host goes
    through 1 and 2 again before it is followed.
 
-Exit codes: 0 the page was printed; 3 refused (the message names the rule, or the
-preflight's answer or failure); 2 the page could not be fetched or bad input.
+Exit codes:
+  0  fetched: the page was printed
+  1  the server answered an error (HTTP status 400 or above): the status goes to stderr and
+     nothing to stdout (with --json, the result is printed, its "status" field the error)
+  2  bad input (URL, options, settings), or the page could not be fetched (connection,
+     timeout)
+  3  refused by a rule or by the preflight (the message names the rule, or the preflight's
+     answer or failure)
 """
+
+ERROR_STATUS = 400
+"""From this HTTP status on, the server answered an error: exit 1."""
 
 
 def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
@@ -123,9 +132,24 @@ def run(args: argparse.Namespace) -> int:
         finally:
             if preflight is not None:
                 preflight.close()
+    failed = result.status >= ERROR_STATUS
+    if failed:
+        from http import HTTPStatus
+
+        try:
+            phrase = f" {HTTPStatus(result.status).phrase}"
+        except ValueError:
+            phrase = ""
+        print(
+            f"airlock fetch: {result.final_url} answered HTTP {result.status}{phrase}"
+            + ("" if args.json else "; the error page is not printed (--json shows it)"),
+            file=sys.stderr,
+        )
     if args.json:
         dump_json({**result.to_json(), "prompt": args.prompt})
-        return 0
+        return 1 if failed else 0
+    if failed:
+        return 1
     sys.stdout.write(result.content if result.content.endswith("\n") else result.content + "\n")
     if result.truncated:
         print(f"airlock fetch: cut at {args.max_bytes} bytes (--max-bytes)", file=sys.stderr)

@@ -1,4 +1,4 @@
-"""The collector (``airlock serve``): one ASGI app; the domain-safety service is its first part."""
+"""The collector (``airlock serve``): one ASGI app for the domain-safety service, feedback bundles and survey ratings."""
 
 from airlock.collector.app import (
     CollectorApp,
@@ -7,15 +7,26 @@ from airlock.collector.app import (
     create_app,
     domain_safety_routes,
 )
-from airlock.collector.blocklist import BlockList, ReloadingBlockList, parse_lines
+from airlock.collector.blocklist import (
+    BlockList,
+    BlocklistReport,
+    ReloadingBlockList,
+    parse_lines,
+    read_blocklist,
+)
+from airlock.collector.feedback import FeedbackStore, feedback_routes
 
 __all__ = [
     "BlockList",
+    "BlocklistReport",
     "CollectorApp",
     "DomainTable",
+    "FeedbackStore",
     "ReloadingBlockList",
     "ServiceRoute",
     "create_app",
     "domain_safety_routes",
+    "feedback_routes",
     "parse_lines",
+    "read_blocklist",
 ]

@@ -141,19 +141,32 @@ def domain_safety_routes(
 
     async def domain_hashes(request: Request) -> JSONResponse:
         prefixes = request.query_params.getlist("prefix")
-        if not 0 < len(prefixes) <= MAX_PREFIXES:
-            return _bad("prefix", str(len(prefixes)), f"1 to {MAX_PREFIXES} prefix parameters")
+        digits = f"{hashing.MIN_PREFIX_HEX} to {hashing.MAX_PREFIX_HEX} hex digits"
+        if not prefixes:
+            return JSONResponse(
+                {
+                    "error": f"missing query parameter 'prefix': expected 1 to {MAX_PREFIXES} "
+                    f"parameters prefix=HEX ({digits} each, the start of a domain's SHA-256), "
+                    "e.g. ?prefix=1a2b&prefix=3c4d",
+                    "parameter": "prefix",
+                },
+                status_code=400,
+            )
+        if len(prefixes) > MAX_PREFIXES:
+            return JSONResponse(
+                {
+                    "error": f"{len(prefixes)} prefix parameters: expected at most {MAX_PREFIXES}",
+                    "parameter": "prefix",
+                },
+                status_code=400,
+            )
         blocklist = table()
         found: list[str] = []
         for prefix in prefixes:
             try:
                 found += blocklist.hashes_with_prefix(prefix.lower())
             except ValueError:
-                return _bad(
-                    "prefix",
-                    prefix,
-                    f"{hashing.MIN_PREFIX_HEX} to {hashing.MAX_PREFIX_HEX} hex digits",
-                )
+                return _bad("prefix", prefix, digits)
         return JSONResponse({"hashes": sorted(set(found))})
 
     async def status(request: Request) -> JSONResponse:

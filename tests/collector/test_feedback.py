@@ -1,0 +1,271 @@
+"""Feedback bundles and survey ratings received by the collector: `airlock serve` end to end."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+
+from airlock.collector import create_app
+from airlock.collector.feedback import FeedbackStore, feedback_routes
+from airlock.feedback.upload import post_rating
+from airlock.policy.retention import RetentionClass
+from tests.feedback.sessionfiles import GITHUB_TOKEN, make_session
+from tests.servers import served
+
+AIRLOCK = [sys.executable, "-m", "airlock"]
+SID = "0d1e2f3a-4b5c-4d6e-9f70-8192a3b4c5d6"
+
+
+@dataclass
+class Service:
+    url: str
+    port: int
+    data_dir: Path
+    process: subprocess.Popen[str]
+
+    def bundle_files(self) -> list[Path]:
+        return sorted((self.data_dir / "bundles").iterdir())
+
+    def incoming(self) -> list[Path]:
+        return sorted((self.data_dir / "incoming").iterdir())
+
+    def keys(self) -> list[str]:
+        with sqlite3.connect(self.data_dir / "collector.sqlite3") as db:
+            return [row[0] for row in db.execute("SELECT key FROM bundles ORDER BY key")]
+
+
+@pytest.fixture
+def service(tmp_path: Path) -> Iterator[Service]:
+    """`airlock serve` with a data directory and a 1 MB bundle limit, on a free port."""
+    blocklist = tmp_path / "blocklist.txt"
+    blocklist.write_text("blocked.test\n")
+    data_dir = tmp_path / "data"
+    process = subprocess.Popen(
+        [
+            *AIRLOCK,
+            "serve",
+            "--blocklist",
+            str(blocklist),
+            "--data-dir",
+            str(data_dir),
+            "--max-bundle-mb",
+            "1",
+            "--port",
+            "0",
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stderr is not None
+        line = process.stderr.readline()
+        found = re.search(r"listening on (http://127\.0\.0\.1:(\d+))", line)
+        assert found, line
+        url = found.group(1)
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                httpx.get(f"{url}/openapi.json", timeout=1)
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, "airlock serve did not answer"
+                time.sleep(0.05)
+        yield Service(url, int(found.group(2)), data_dir, process)
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(10)
+        if process.stderr is not None:
+            process.stderr.close()
+
+
+def _post_bundle(
+    url: str, body: bytes, key: str, *, sha: str | None = None, retention: str = "feedback"
+) -> httpx.Response:
+    return httpx.post(
+        f"{url}/v1/feedback-bundles",
+        content=body,
+        headers={
+            "Idempotency-Key": key,
+            "X-Airlock-Bundle-Sha256": sha or hashlib.sha256(body).hexdigest(),
+            "X-Airlock-Bundle-Kind": "feedback",
+            "X-Airlock-Retention-Class": retention,
+            "Content-Type": "application/gzip",
+        },
+        timeout=30,
+    )
+
+
+def test_airlock_feedback_uploads_to_airlock_serve(service: Service, config_dir: Path) -> None:
+    """`airlock feedback SESSION` uploads to `airlock serve`; the stored file is the bundle, hash and all."""
+    make_session(config_dir, SID)
+    done = subprocess.run(
+        [*AIRLOCK, "feedback", SID, "--json", "--description", "it broke"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "AIRLOCK_COLLECTOR_URL": service.url},
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    key = result["bundle_id"]
+    assert result["delivered"]["receipt"]["status"] == 201
+    assert service.keys() == [key]
+    (stored,) = service.bundle_files()
+    with sqlite3.connect(service.data_dir / "collector.sqlite3") as db:
+        sha, size, kind, retention, received = db.execute(
+            "SELECT sha256, size, kind, retention_class, received_at FROM bundles"
+        ).fetchone()
+    assert hashlib.sha256(stored.read_bytes()).hexdigest() == sha and stored.stat().st_size == size
+    assert stored.read_bytes()[:2] == b"\x1f\x8b"  # gzip
+    assert GITHUB_TOKEN.encode() not in stored.read_bytes()
+    assert retention in {item.value for item in RetentionClass}
+    assert kind and datetime.fromisoformat(received).tzinfo is not None
+    assert service.incoming() == []
+
+
+def test_duplicate_key_stored_once(service: Service) -> None:
+    """The same Idempotency-Key twice: 201 then 200, one file."""
+    body = os.urandom(5000)
+    assert _post_bundle(service.url, body, "key-1").status_code == 201
+    again = _post_bundle(service.url, body, "key-1")
+    assert again.status_code == 200 and again.json()["duplicate"] is True
+    assert service.keys() == ["key-1"] and len(service.bundle_files()) == 1
+
+
+def test_hash_mismatch_and_size_limit(service: Service) -> None:
+    """A wrong hash is a 400 and a body above the limit a 413; neither leaves anything stored."""
+    body = os.urandom(5000)
+    wrong = _post_bundle(service.url, body, "bad-hash", sha="0" * 64)
+    assert wrong.status_code == 400 and "hash mismatch" in wrong.json()["error"]
+    big = _post_bundle(service.url, os.urandom(1024 * 1024 + 1), "too-big")
+    assert big.status_code == 413
+    assert service.keys() == [] and service.bundle_files() == [] and service.incoming() == []
+
+
+def test_zero_retention_never_persisted(service: Service) -> None:
+    """A class whose period is 0 (zero data retention) is answered 202 and not stored."""
+    response = _post_bundle(service.url, b"x" * 100, "zdr", retention="zero_data_retention")
+    assert response.status_code == 202 and response.json()["stored"] is False
+    assert service.keys() == [] and service.bundle_files() == []
+
+
+def test_cut_mid_upload_leaves_nothing(service: Service) -> None:
+    """A client that sends half a body and closes: nothing stored, no temp file left."""
+    body = os.urandom(200_000)
+    head = (
+        "POST /v1/feedback-bundles HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        f"Content-Length: {len(body)}\r\nIdempotency-Key: cut-1\r\n"
+        f"X-Airlock-Bundle-Sha256: {hashlib.sha256(body).hexdigest()}\r\n"
+        "X-Airlock-Retention-Class: feedback\r\nContent-Type: application/gzip\r\n\r\n"
+    ).encode()
+    with socket.create_connection(("127.0.0.1", service.port), timeout=10) as client:
+        client.sendall(head + body[: len(body) // 2])
+        deadline = time.monotonic() + 10
+        while not service.incoming():  # the server is receiving into its temp file
+            assert time.monotonic() < deadline, "the upload never started"
+            time.sleep(0.02)
+    deadline = time.monotonic() + 20
+    while service.incoming():
+        assert time.monotonic() < deadline, "the partial upload was not removed"
+        time.sleep(0.05)
+    assert service.keys() == [] and service.bundle_files() == []
+    # the same key, whole this time, is stored
+    assert _post_bundle(service.url, body, "cut-1").status_code == 201
+
+
+def test_rating_stored_alone_with_the_day(service: Service) -> None:
+    """post_rating against `airlock serve`: stored once, with the day only, and its class."""
+    payload = {"rating": "good", "day": "2026-11-23", "client": "airlock/test"}
+    first = post_rating(payload, collector=service.url, key="r-1", sleep=lambda _: None)
+    again = post_rating(payload, collector=service.url, key="r-1", sleep=lambda _: None)
+    assert (first.status, again.status) == (201, 200)
+    with sqlite3.connect(service.data_dir / "collector.sqlite3") as db:
+        rows = db.execute("SELECT * FROM ratings").fetchall()
+    ((key, stored, retention, day),) = rows
+    assert key == "r-1" and json.loads(stored) == payload and retention == "survey_rating"
+    assert re.fullmatch(r"\d{4}-\d{2}-\d{2}", day)
+
+
+@pytest.mark.parametrize(
+    ("headers", "body", "status"),
+    [
+        ({}, b'{"rating": "good"}', 400),
+        ({"Idempotency-Key": "k"}, b"[1]", 400),
+        ({"Idempotency-Key": "k", "X-Airlock-Retention-Class": "forever"}, b"{}", 400),
+        ({"Idempotency-Key": "k", "X-Airlock-Retention-Class": "zero_data_retention"}, b"{}", 202),
+    ],
+    ids=["no_key", "not_object", "unknown_class", "zdr"],
+)
+def test_rating_bad_requests(
+    tmp_path: Path, headers: dict[str, str], body: bytes, status: int
+) -> None:
+    """Ratings without a key, not an object, or of an unknown class are refused, naming why."""
+    store = FeedbackStore(tmp_path, clock=lambda: datetime(2026, 11, 23, tzinfo=UTC))
+    with served(create_app(feedback_routes(store))) as (url, _):
+        response = httpx.post(f"{url}/v1/survey-ratings", content=body, headers=headers)
+    assert response.status_code == status
+    assert store.ratings() == []
+    store.close()
+
+
+def test_sweep_deletes_past_their_period(tmp_path: Path) -> None:
+    """Records go when their class's period is over (injected clock), and not before."""
+    now = [datetime(2026, 1, 1, 12, tzinfo=UTC)]
+    store = FeedbackStore(tmp_path, clock=lambda: now[0])
+    with served(create_app(feedback_routes(store))) as (url, _):
+        assert _post_bundle(url, b"a" * 10, "short", retention="commercial").status_code == 201
+        assert _post_bundle(url, b"b" * 10, "long", retention="feedback").status_code == 201
+        rating = httpx.post(
+            f"{url}/v1/survey-ratings", json={"rating": "bad"}, headers={"Idempotency-Key": "r"}
+        )
+        assert rating.status_code == 201
+    now[0] += timedelta(days=29)
+    assert store.sweep() == 0
+    now[0] += timedelta(days=1)
+    assert store.sweep() == 2  # the 30-day bundle and the 30-day rating
+    assert store.bundle_keys() == ["long"] and store.ratings() == []
+    assert [p.name for p in (tmp_path / "bundles").iterdir()] == [store.bundle_file("long").name]
+    now[0] += timedelta(days=5 * 365)
+    assert store.sweep() == 1 and store.bundle_keys() == []
+    store.close()
+
+
+def test_serve_sweep_flag(tmp_path: Path) -> None:
+    """`airlock serve --sweep` sweeps the data directory and exits 0."""
+    blocklist = tmp_path / "b.txt"
+    blocklist.write_text("x.test\n")
+    done = subprocess.run(
+        [
+            *AIRLOCK,
+            "serve",
+            "--blocklist",
+            str(blocklist),
+            "--data-dir",
+            str(tmp_path / "d"),
+            "--sweep",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0 and "0 records past their retention period" in done.stderr
