@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import re
@@ -21,7 +22,7 @@ import pytest
 
 from airlock.collector import create_app
 from airlock.collector.feedback import FeedbackStore, feedback_routes
-from airlock.feedback.upload import post_rating
+from airlock.feedback.upload import post_rating, upload_bundle
 from airlock.policy.retention import RetentionClass
 from tests.feedback.sessionfiles import GITHUB_TOKEN, make_session
 from tests.servers import served
@@ -166,6 +167,25 @@ def test_zero_retention_never_persisted(service: Service) -> None:
     response = _post_bundle(service.url, b"x" * 100, "zdr", retention="zero_data_retention")
     assert response.status_code == 202 and response.json()["stored"] is False
     assert service.keys() == [] and service.bundle_files() == []
+
+
+def test_client_reads_zero_retention_as_received_not_stored(service: Service) -> None:
+    """The upload client takes 202 as delivered and not persisted, not as a refusal."""
+    body = b"y" * 1000
+    receipt = upload_bundle(
+        io.BytesIO(body),
+        size=len(body),
+        sha256=hashlib.sha256(body).hexdigest(),
+        bundle_id="zdr-client",
+        collector=service.url,
+        headers={
+            "X-Airlock-Retention-Class": "zero_data_retention",
+            "X-Airlock-Bundle-Kind": "feedback",
+        },
+        sleep=time.sleep,
+    )
+    assert receipt.status == 202 and not receipt.persisted
+    assert service.keys() == []
 
 
 def test_cut_mid_upload_leaves_nothing(service: Service) -> None:

@@ -135,6 +135,7 @@ def json_document(outcome: Any) -> dict[str, Any]:
                 "status": receipt.status,
                 "attempts": receipt.attempts,
                 "duplicate": receipt.duplicate,
+                "persisted": receipt.persisted,
             }
             if receipt
             else None

@@ -59,6 +59,10 @@ class Outcome:
             return "dry run: nothing written or sent"
         if self.path is not None:
             return f"kept on this machine at {self.path}"
+        if self.receipt is not None and not self.receipt.persisted:
+            return (
+                f"received by {self.receipt.url} and not stored (its retention class keeps nothing)"
+            )
         if self.receipt is not None:
             return f"uploaded to {self.receipt.url}"
         return "not delivered"  # pragma: no cover - every path sets one

@@ -56,6 +56,12 @@ class Receipt:
     """The collector already had this bundle (an earlier attempt had stored it)."""
     body: Mapping[str, Any]
 
+    @property
+    def persisted(self) -> bool:
+        """Whether the collector keeps it: ``202`` means received and, by policy (zero data
+        retention), not stored at all."""
+        return self.status != 202
+
 
 def check_collector_url(url: str) -> str:
     """``url`` without a trailing slash, when it is HTTPS, or HTTP to a loopback address.
@@ -145,7 +151,7 @@ def _post(
             except httpx.HTTPError as error:
                 last = f"{type(error).__name__}: {error}"
             else:
-                if response.status_code in (200, 201):
+                if response.status_code in (200, 201, 202):
                     return Receipt(
                         url,
                         response.status_code,
