@@ -15,6 +15,10 @@ from collections.abc import Sequence
 
 from airlock.errors import AirlockError
 
+TYPE_CHECKING = False  # typing stays unimported at run time (start-up time)
+if TYPE_CHECKING:
+    from typing import Any
+
 COMMANDS = (
     "flows",
     "sessions",
@@ -39,22 +43,40 @@ exit codes: 0 ok; 1 something was found (redact) or a check failed; 2 bad input 
 """
 
 
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    """argparse's formatter, sized without importing ``shutil`` (a few ms of every start-up)."""
+
+    def __init__(self, prog: str) -> None:
+        try:
+            columns = int(os.environ.get("COLUMNS", "")) or os.get_terminal_size().columns
+        except (ValueError, OSError):
+            columns = 80
+        super().__init__(prog, width=max(columns - 2, 40))
+
+
+class _Parser(argparse.ArgumentParser):
+    """Every parser of ours keeps descriptions as written and uses :class:`_Formatter`."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["formatter_class"] = _Formatter
+        super().__init__(*args, **kwargs)
+
+
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     """The whole command line, or only the group ``only`` (faster: one parser to build)."""
-    common = argparse.ArgumentParser(add_help=False)
+    common = _Parser(add_help=False)
     common.add_argument(
         "--settings",
         metavar="FILE",
         help="an extra settings file (or inline JSON), above the project and user settings",
     )
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="airlock",
         description=DESCRIPTION,
         epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"airlock {_version()}")
-    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for name in COMMANDS if only is None else (only,):
         module = importlib.import_module(f"airlock.cli.{name}")
         module.register(subparsers, common)
