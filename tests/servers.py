@@ -9,7 +9,10 @@ answers stand in for the web; every request's Host header is recorded.
 from __future__ import annotations
 
 import asyncio
+import re
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -19,6 +22,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import httpx
 import uvicorn
 
 Scope = dict[str, Any]
@@ -203,3 +207,37 @@ def forward_proxy() -> Iterator[_Site]:
         site.shutdown()
         site.server_close()
         thread.join(10)
+
+
+@contextmanager
+def airlock_serve(*args: str) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    """``airlock serve ARGS… --port 0`` in a child process; yields its URL once it answers."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "airlock", "serve", *args, "--port", "0"],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stderr is not None
+        line = process.stderr.readline()
+        found = re.search(r"listening on (http://127\.0\.0\.1:\d+)", line)
+        assert found, line
+        url = found.group(1)
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                httpx.get(f"{url}/openapi.json", timeout=1)
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, "airlock serve did not answer"
+                time.sleep(0.05)
+        yield url, process
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(10)
+        if process.stderr is not None:
+            process.stderr.close()

@@ -25,7 +25,7 @@ from airlock.collector.feedback import FeedbackStore, feedback_routes
 from airlock.feedback.upload import post_rating, upload_bundle
 from airlock.policy.retention import RetentionClass
 from tests.feedback.sessionfiles import GITHUB_TOKEN, make_session
-from tests.servers import served
+from tests.servers import airlock_serve, served
 
 AIRLOCK = [sys.executable, "-m", "airlock"]
 SID = "0d1e2f3a-4b5c-4d6e-9f70-8192a3b4c5d6"
@@ -55,46 +55,10 @@ def service(tmp_path: Path) -> Iterator[Service]:
     blocklist = tmp_path / "blocklist.txt"
     blocklist.write_text("blocked.test\n")
     data_dir = tmp_path / "data"
-    process = subprocess.Popen(
-        [
-            *AIRLOCK,
-            "serve",
-            "--blocklist",
-            str(blocklist),
-            "--data-dir",
-            str(data_dir),
-            "--max-bundle-mb",
-            "1",
-            "--port",
-            "0",
-        ],
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert process.stderr is not None
-        line = process.stderr.readline()
-        found = re.search(r"listening on (http://127\.0\.0\.1:(\d+))", line)
-        assert found, line
-        url = found.group(1)
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                httpx.get(f"{url}/openapi.json", timeout=1)
-                break
-            except httpx.TransportError:
-                assert time.monotonic() < deadline, "airlock serve did not answer"
-                time.sleep(0.05)
-        yield Service(url, int(found.group(2)), data_dir, process)
-    finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(10)
-        if process.stderr is not None:
-            process.stderr.close()
+    with airlock_serve(
+        "--blocklist", str(blocklist), "--data-dir", str(data_dir), "--max-bundle-mb", "1"
+    ) as (url, process):
+        yield Service(url, int(url.rsplit(":", 1)[1]), data_dir, process)
 
 
 def _post_bundle(

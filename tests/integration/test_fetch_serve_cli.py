@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -16,7 +15,7 @@ import httpx
 import pytest
 
 from tests.conftest import write_json
-from tests.servers import _Site, origin_site
+from tests.servers import _Site, airlock_serve, origin_site
 
 AIRLOCK = [sys.executable, "-m", "airlock"]
 
@@ -31,35 +30,8 @@ def blocklist(tmp_path: Path) -> Path:
 @pytest.fixture
 def service(blocklist: Path) -> Iterator[tuple[str, subprocess.Popen[str]]]:
     """``airlock serve --blocklist FILE --port 0``; yields its URL once it listens."""
-    process = subprocess.Popen(
-        [*AIRLOCK, "serve", "--blocklist", str(blocklist), "--port", "0"],
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert process.stderr is not None
-        line = process.stderr.readline()
-        found = re.search(r"listening on (http://127\.0\.0\.1:\d+)", line)
-        assert found, line
-        url = found.group(1)
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                httpx.get(f"{url}/openapi.json", timeout=1)
-                break
-            except httpx.TransportError:
-                assert time.monotonic() < deadline, "airlock serve did not answer"
-                time.sleep(0.05)
-        yield url, process
-    finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(10)
-        if process.stderr is not None:
-            process.stderr.close()
+    with airlock_serve("--blocklist", str(blocklist)) as served:
+        yield served
 
 
 @pytest.fixture
