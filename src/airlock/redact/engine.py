@@ -28,7 +28,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from itertools import product
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 
 import re2
 
@@ -59,6 +59,25 @@ VERDICTS = 4096
 _HOST = re.compile(rb"[A-Za-z0-9.\-]{0,255}")
 """The host after a URL's ``user:password@``."""
 """Bytes already written kept in front of the window as left context."""
+
+
+class HandoffLost(Exception):
+    """The hits handed over can no longer be had (the process finding them failed)."""
+
+
+class Handoff(Protocol):
+    """Hits found by someone else for the input from ``start`` on (another process)."""
+
+    start: int
+    """The input offset from which hits are handed over."""
+
+    def hits_before(self, offset: int) -> list[tuple[int, int, str]]:
+        """Every hit not yet handed over that starts before ``offset``: start, end, kind.
+
+        Raises:
+            HandoffLost: They cannot be had; the caller finds them itself.
+        """
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -479,7 +498,12 @@ class Redactor:
         return cls(extra_rules=rules, allow=[str(v) for v in value.get("allow", [])])
 
     def redact_stream(
-        self, src: BinaryIO, dst: BinaryIO, *, report: RedactionReport | None = None
+        self,
+        src: BinaryIO,
+        dst: BinaryIO,
+        *,
+        report: RedactionReport | None = None,
+        handoff: Handoff | None = None,
     ) -> RedactionReport:
         """Copy ``src`` to ``dst`` with every secret replaced; memory stays bounded.
 
@@ -488,14 +512,43 @@ class Redactor:
             dst: A binary stream to write the redacted bytes to.
             report: A report to fill in as the copy goes (so what was found before a read or
                 write failed is still known); a new one by default.
+            handoff: Where the hits from an offset on are found by someone else (another
+                process scanning that part of the same file, see ``redact.split``).
 
         Returns:
             The report: each secret's kind, line and byte offsets.
         """
         report = RedactionReport() if report is None else report
-        context = b""
+        for out, _reached in self.windows(src, report, handoff=handoff):
+            dst.write(out)
+        return report
+
+    def windows(
+        self,
+        src: BinaryIO,
+        report: RedactionReport,
+        *,
+        context: bytes = b"",
+        base: int = 0,
+        stop: int | None = None,
+        handoff: Handoff | None = None,
+    ) -> Iterator[tuple[bytes, int]]:
+        """Redact ``src`` window by window: each window's output and the input offset reached.
+
+        The report is filled in as the windows go. Every hit starting before the offset reached
+        has been found and applied.
+
+        Args:
+            src: The stream to read.
+            report: The report to fill in.
+            context: The input bytes just before ``src`` (left context for word boundaries).
+            base: The input offset of ``src``'s first byte (for the report's offsets).
+            stop: Stop once every hit starting before this input offset has been found (the
+                rest of ``src`` is only read as lookahead).
+            handoff: Where hits from an offset on are found by someone else.
+        """
+        context = context[-CONTEXT:]
         pending = b""
-        base = 0  # input offset of pending[0]
         line = 1  # line number at pending[0]
         while True:
             data = src.read(self._chunk)
@@ -504,21 +557,43 @@ class Redactor:
             window = context + pending + data
             begin = len(context)
             safe = len(window) if eof else len(window) - self._overlap
+            if stop is not None:
+                safe = min(safe, stop - base + begin)
             if safe <= begin:
                 pending = window[begin:]
-                if eof:
-                    break
+                if eof or (stop is not None and base >= stop):
+                    return
                 continue
-            cut, pieces, line = self._redact_window(window, begin, safe, base, line, report)
+            hits = self._window_hits(window, begin, safe, base, handoff)
+            cut, pieces, line = self._redact_window(window, begin, safe, base, line, report, hits)
             out = b"".join(pieces)
-            dst.write(out)
             report.bytes_out += len(out)
             base += cut - begin
+            yield out, base
             context = window[max(begin, cut - CONTEXT) : cut]
             pending = window[cut:]
-            if eof:
-                break
-        return report
+            if eof or (stop is not None and base >= stop):
+                return
+
+    def _window_hits(
+        self, window: bytes, begin: int, safe: int, base: int, handoff: Handoff | None
+    ) -> Iterable[_Hit]:
+        """The hits of one window starting before ``safe``: found here, or handed over."""
+        scan_from = begin - min(begin, CONTEXT)
+        if handoff is None or handoff.start - base + begin >= safe:
+            return self._hits_unescaped(window, scan_from, safe)
+        shift = begin - base  # input offset to window offset
+        own: Iterable[_Hit] = ()
+        if handoff.start + shift > scan_from:
+            own = self._hits_unescaped(window, scan_from, handoff.start + shift)
+        try:
+            theirs = handoff.hits_before(base + safe - begin)
+        except HandoffLost:
+            return self._hits_unescaped(window, scan_from, safe)
+        return [
+            *own,
+            *(_Hit(start + shift, end + shift, kind) for start, end, kind in theirs),
+        ]
 
     def _redact_window(
         self,
@@ -528,10 +603,11 @@ class Redactor:
         base: int,
         line: int,
         report: RedactionReport,
+        hits: Iterable[_Hit],
     ) -> tuple[int, list[bytes], int]:
         pieces: list[bytes] = []
         written = begin
-        for hit in self._hits_unescaped(window, begin - min(begin, CONTEXT), safe):
+        for hit in hits:
             if hit.start < written:
                 continue
             line += window.count(b"\n", written, hit.start)

@@ -1,0 +1,164 @@
+"""A large file redacted by several processes gives the output and report of one process."""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import pytest
+
+from airlock.redact import RedactionReport, Redactor
+from airlock.redact.split import PART, processes_for, redact_file
+from tests.cli import airlock
+from tests.redact.cases import SECRETS
+
+GITHUB = "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"
+PEM = dict((kind, secret) for kind, _, secret in SECRETS)["private_key_pem"]
+
+
+def one_process(redactor: Redactor, path: Path) -> tuple[bytes, RedactionReport]:
+    dst = io.BytesIO()
+    with path.open("rb") as src:
+        report = redactor.redact_stream(src, dst)
+    return dst.getvalue(), report
+
+
+def split(redactor: Redactor, path: Path, processes: int) -> tuple[bytes, RedactionReport]:
+    dst = io.BytesIO()
+    report = RedactionReport()
+    with path.open("rb") as src:
+        redact_file(redactor, src, dst, report=report, processes=processes)
+    return dst.getvalue(), report
+
+
+def secrets_around_cuts(path: Path, size: int, processes: int) -> None:
+    """A file of ``size`` bytes with secrets just before, across and just after every cut."""
+    filler = bytearray(
+        b"".join(b"line %08d of plain text, nothing here\n" % i for i in range(size // 38 + 1))[
+            :size
+        ]
+    )
+    cuts = [size * part // processes for part in range(1, processes)]
+    for cut in cuts:
+        for offset, secret in (
+            (-300, GITHUB),
+            (-7, GITHUB),
+            (-1, "AKIAIOSFODNN7QZ3XK2M"),
+            (5, GITHUB),
+        ):
+            at = cut + offset
+            token = f" {secret} ".encode()
+            filler[at : at + len(token)] = token
+        pem = PEM.encode().replace(b"\n", b"\\n")
+        filler[cut - 900 : cut - 900 + len(pem)] = pem  # a key over the cut
+    path.write_bytes(bytes(filler))
+
+
+@pytest.mark.parametrize("processes", [2, 3, 4])
+def test_parts_give_the_output_and_report_of_one_process(tmp_path: Path, processes: int) -> None:
+    """Secrets before, across and after every cut are redacted as one process does."""
+    path = tmp_path / "big.txt"
+    secrets_around_cuts(path, 3_000_000, processes)
+    redactor = Redactor(chunk=1 << 16, overlap=1 << 12)
+    alone, report_alone = one_process(redactor, path)
+    together, report = split(redactor, path, processes)
+    assert together == alone
+    assert report.findings == report_alone.findings
+    assert report.bytes_in >= path.stat().st_size
+    assert GITHUB.encode() not in together
+    assert b"PRIVATE KEY" not in together.replace(b"[REDACTED:private_key_pem]", b"")
+
+
+class FailingHelpers(Redactor):
+    """A redactor whose helpers fail part way (every part but the first)."""
+
+    def windows(
+        self, src: BinaryIO, report: RedactionReport, **kwargs: Any
+    ) -> Iterator[tuple[bytes, int]]:
+        for count, window in enumerate(super().windows(src, report, **kwargs)):
+            if kwargs.get("base", 0) and count == 3:
+                raise RuntimeError("a helper that breaks")
+            yield window
+
+
+def test_a_failed_helper_loses_nothing(tmp_path: Path) -> None:
+    """When a helper dies part way, the writer scans the rest of its part itself."""
+    path = tmp_path / "big.txt"
+    secrets_around_cuts(path, 2_000_000, 3)
+    text = path.read_bytes()
+    path.write_bytes(
+        b"".join(
+            text[at : at + 100_000] + f" {GITHUB} ".encode() for at in range(0, len(text), 100_000)
+        )
+    )
+    redactor = FailingHelpers(chunk=1 << 16, overlap=1 << 12)
+    alone, report_alone = one_process(Redactor(chunk=1 << 16, overlap=1 << 12), path)
+    together, report = split(redactor, path, 3)
+    assert together == alone
+    assert report.findings == report_alone.findings
+
+
+def test_a_helper_far_ahead_waits_and_nothing_is_lost(tmp_path: Path) -> None:
+    """More hits than the pipe holds: the helper blocks until the writer reads, and all are kept."""
+    path = tmp_path / "dense.txt"
+    path.write_bytes(f"token {GITHUB}\n".encode() * 150_000)  # 75,000 hits in the second half
+    redactor = Redactor()
+    alone, report_alone = one_process(redactor, path)
+    together, report = split(redactor, path, 2)
+    assert together == alone
+    assert len(report.findings) == len(report_alone.findings) == 150_000
+
+
+def test_no_helper_process_is_left_behind(tmp_path: Path) -> None:
+    """Every helper is reaped when the copy ends, also when writing fails part way."""
+    path = tmp_path / "big.txt"
+    secrets_around_cuts(path, 2_000_000, 2)
+
+    class Broken(io.BytesIO):
+        def write(self, data: Any) -> int:
+            raise BrokenPipeError("the reader went away")
+
+    with path.open("rb") as src, pytest.raises(BrokenPipeError):
+        redact_file(Redactor(), src, Broken(), report=RedactionReport(), processes=2)
+    with pytest.raises(ChildProcessError):
+        os.waitpid(-1, os.WNOHANG)
+
+
+@pytest.mark.parametrize(
+    ("size", "limit", "expected"),
+    [
+        (PART - 1, 8, 1),
+        (2 * PART, 8, 2),
+        (2 * PART, 1, 1),
+        (100 * PART, 16, 4),
+        (3 * PART, 3, 3),
+    ],
+    ids=["small-file-one", "two-parts", "one-cpu", "at-most-four", "three-cpus"],
+)
+def test_processes_follow_size_and_cpus(size: int, limit: int, expected: int) -> None:
+    """A part is worth a process only when big enough; never more than the CPUs or four."""
+    assert processes_for(size, limit) == expected
+
+
+def test_cli_jobs_gives_the_same_output(tmp_path: Path) -> None:
+    """``airlock redact --jobs 2`` on a large file prints what ``--jobs 1`` prints."""
+    path = tmp_path / "big.txt"
+    secrets_around_cuts(path, 2 * PART + 1000, 2)
+    one = airlock("redact", "--jobs", "1", str(path))
+    two = airlock("redact", "--jobs", "2", "--json", str(path))
+    assert one.returncode == two.returncode == 1
+    assert one.stdout == two.stdout
+    assert GITHUB not in two.stdout
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "many"])
+def test_cli_refuses_a_bad_jobs_value(tmp_path: Path, value: str) -> None:
+    """A number of processes that is not a whole number of 1 or more is refused, naming it."""
+    path = tmp_path / "small.txt"
+    path.write_text("nothing\n")
+    result = airlock("redact", "--jobs", value, str(path))
+    assert result.returncode == 2
+    assert "--jobs" in result.stderr and value in result.stderr
