@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from airlock.redact import Redactor
+from airlock.redact.engine import _ESCAPE, _HEX, _split_escapes
 
 GITHUB = "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"
 AWS = "AKIAQWERTYUIOPASDFGH"
@@ -110,3 +111,36 @@ def test_any_escaping_of_a_secret_maps_back_to_valid_json(
     if backslashes == 2:
         value = json.loads(f'"{value}"')
     assert value == f"{before} [REDACTED:github_token] {after}"
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.sampled_from(
+            [
+                "a",
+                "\\",
+                "u",
+                "0",
+                "00",
+                "\\u00",
+                "\\u0041",
+                "\\u002F",
+                "\\u0022",
+                "\\u005c",
+                "\\u007f",
+                "\\u00e9",
+                "\\\\u0041",
+                "\\u004",
+                "x",
+            ]
+        ),
+        max_size=40,
+    )
+)
+def test_escapes_found_one_by_one_or_in_one_pass_read_the_same(pieces: list[str]) -> None:
+    """Few escapes are looked for one by one; the result is the one regular expression's."""
+    window = "".join(pieces).encode()
+    by_pattern = _ESCAPE.split(window)
+    by_pattern[1::2] = [_HEX[code] for code in by_pattern[1::2]]
+    assert _split_escapes(window) == by_pattern

@@ -246,6 +246,31 @@ _HEX = {
 """The character of each two-digit code, in either case."""
 
 
+FEW_ESCAPES = 256
+"""Up to this many ``\\u00`` in a window, they are looked for one by one (C searches), beyond it
+with the regular expression (one pass)."""
+
+_PRINTABLE = {digits: char for digits, char in _HEX.items() if char not in b'"\\'}
+"""The characters an escape is read as: printable, but not the quote or the backslash."""
+
+
+def _split_escapes(window: bytes) -> list[bytes]:
+    """``_ESCAPE.split(window)`` with each code read as its character, for few escapes."""
+    parts: list[bytes] = []
+    last = 0
+    at = window.find(b"\\u00")
+    while at >= 0:
+        char = _PRINTABLE.get(window[at + 4 : at + 6])
+        if char is None:
+            at = window.find(b"\\u00", at + 1)
+            continue
+        parts += (window[last : at + 1], char)
+        last = at + 6
+        at = window.find(b"\\u00", last)
+    parts.append(window[last:])
+    return parts
+
+
 class Decoded:
     """A window with its ``\\u00XX`` escapes read, and the way back to the window's offsets.
 
@@ -268,11 +293,17 @@ class Decoded:
     @classmethod
     def of(cls, window: bytes) -> Decoded | None:
         """The decoded window, or ``None`` when it holds no escape to read."""
-        parts = _ESCAPE.split(window)
+        count = window.count(b"\\u00")
+        if not count:
+            return None
+        if count > FEW_ESCAPES:
+            parts = _ESCAPE.split(window)
+            parts[1::2] = map(_HEX.__getitem__, parts[1::2])
+        else:
+            parts = _split_escapes(window)
         if len(parts) == 1:
             return None
         parts[0:-1:2] = [part.rstrip(b"\\") for part in parts[0:-1:2]]
-        parts[1::2] = map(_HEX.__getitem__, parts[1::2])
         return cls(window, parts)
 
     @property
