@@ -144,3 +144,12 @@ def test_escapes_found_one_by_one_or_in_one_pass_read_the_same(pieces: list[str]
     by_pattern = _ESCAPE.split(window)
     by_pattern[1::2] = [_HEX[code] for code in by_pattern[1::2]]
     assert _split_escapes(window) == by_pattern
+
+
+def test_many_escapes_are_read_in_one_pass() -> None:
+    """Past the few looked for one by one, the window is split by the regular expression."""
+    line = _line(" ".join([_escaped(GITHUB, "*")] * 20)).encode()
+    assert _split_escapes(line) is None
+    out, report = Redactor().redact_text(line.decode())
+    assert report.counts() == {"github_token": 20}
+    assert json.loads(out) == {"c": " ".join(["[REDACTED:github_token]"] * 20)}

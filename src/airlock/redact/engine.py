@@ -247,15 +247,15 @@ _HEX = {
 
 
 FEW_ESCAPES = 256
-"""Up to this many ``\\u00`` in a window, they are looked for one by one (C searches), beyond it
-with the regular expression (one pass)."""
+"""Up to this many escapes in a window, they are looked for one by one (C searches)."""
 
 _PRINTABLE = {digits: char for digits, char in _HEX.items() if char not in b'"\\'}
 """The characters an escape is read as: printable, but not the quote or the backslash."""
 
 
-def _split_escapes(window: bytes) -> list[bytes]:
-    """``_ESCAPE.split(window)`` with each code read as its character, for few escapes."""
+def _split_escapes(window: bytes) -> list[bytes] | None:
+    """``_ESCAPE.split(window)`` with each code read as its character; ``None`` past
+    ``FEW_ESCAPES`` escapes (one pass of the regular expression is then faster)."""
     parts: list[bytes] = []
     last = 0
     at = window.find(b"\\u00")
@@ -264,6 +264,8 @@ def _split_escapes(window: bytes) -> list[bytes]:
         if char is None:
             at = window.find(b"\\u00", at + 1)
             continue
+        if len(parts) >= 2 * FEW_ESCAPES:
+            return None
         parts += (window[last : at + 1], char)
         last = at + 6
         at = window.find(b"\\u00", last)
@@ -293,14 +295,10 @@ class Decoded:
     @classmethod
     def of(cls, window: bytes) -> Decoded | None:
         """The decoded window, or ``None`` when it holds no escape to read."""
-        count = window.count(b"\\u00")
-        if not count:
-            return None
-        if count > FEW_ESCAPES:
+        parts = _split_escapes(window)
+        if parts is None:  # many escapes: one pass of the regular expression
             parts = _ESCAPE.split(window)
             parts[1::2] = map(_HEX.__getitem__, parts[1::2])
-        else:
-            parts = _split_escapes(window)
         if len(parts) == 1:
             return None
         parts[0:-1:2] = [part.rstrip(b"\\") for part in parts[0:-1:2]]
@@ -657,8 +655,6 @@ class Redactor:
     def _hits_unescaped(self, window: bytes, scan_from: int, safe: int) -> Iterator[_Hit]:
         """The hits in ``window``, with JSON ``\\u00XX`` escapes of printable characters read as
         the characters they stand for; spans are in ``window`` and cover escapes whole."""
-        if b"\\u00" not in window:
-            return self._hits(window, scan_from, safe)
         decoded = Decoded.of(window)
         if decoded is None:
             return self._hits(window, scan_from, safe)
