@@ -135,22 +135,25 @@ def run_airlock(files: list[tuple[str, bytes]], work: Path, timeout: float) -> d
     with big.open("wb") as handle:
         for _ in range(10):
             handle.write(whole)
-    big_cpu = cpu_of_children()
-    big_elapsed, _ = timed(
-        [*AIRLOCK, "redact", str(big)],
-        timeout,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    big_cpu = cpu_of_children() - big_cpu
-    return {
-        "spans": spans,
-        "mb_s": len(whole) / 1e6 / elapsed,
-        "mb_s_50mb": len(whole) * 10 / 1e6 / big_elapsed,
-        "cpu_mb_s": len(whole) / 1e6 / cpu,
-        "cpu_mb_s_50mb": len(whole) * 10 / 1e6 / big_cpu,
-        "seconds": elapsed,
-    }
+    figures: dict[str, Any] = {"spans": spans, "mb_s": len(whole) / 1e6 / elapsed}
+    # Best of three, as for the bare scan; by default one process per CPU, and with --jobs 1.
+    for name, jobs in (("50mb", []), ("50mb_one_process", ["--jobs", "1"])):
+        walls, cpus = [], []
+        for _ in range(3):
+            before = cpu_of_children()
+            wall, _ = timed(
+                [*AIRLOCK, "redact", *jobs, str(big)],
+                timeout,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            walls.append(wall)
+            cpus.append(cpu_of_children() - before)
+        figures[f"mb_s_{name}"] = len(whole) * 10 / 1e6 / min(walls)
+        figures[f"cpu_mb_s_{name}"] = len(whole) * 10 / 1e6 / min(cpus)
+    figures["cpu_mb_s"] = len(whole) / 1e6 / cpu
+    figures["seconds"] = elapsed
+    return figures
 
 
 def bare_scan(files: list[tuple[str, bytes]]) -> dict[str, float]:
@@ -409,6 +412,13 @@ def memory(gigabytes: float, timeout: float) -> dict[str, float]:
 # ------------------------------------------------------------------------------------ main
 
 
+def _cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--gigabytes", type=float, default=1.0, help="size of the memory run")
@@ -455,11 +465,19 @@ def main() -> int:
     if sl.get("missing"):
         print("secretlint: not installed (see the docstring)")
     print(
-        f"airlock redact on the corpus x10 (50 MB): {ours['mb_s_50mb']:.1f} MB/s; per CPU "
+        f"airlock redact on the corpus x10 (50 MB), best of 3: {ours['mb_s_50mb']:.1f} MB/s "
+        f"({_cpus()} CPUs); --jobs 1: {ours['mb_s_50mb_one_process']:.1f} MB/s; per CPU "
         f"second (user+sys, less sensitive to other load): {ours['cpu_mb_s']:.1f} MB/s on 5 MB, "
-        f"{ours['cpu_mb_s_50mb']:.1f} MB/s on 50 MB"
+        f"{ours['cpu_mb_s_50mb']:.1f} MB/s on 50 MB ({ours['cpu_mb_s_50mb_one_process']:.1f} "
+        "with --jobs 1)"
     )
     print("bare scan of our patterns: " + ", ".join(f"{k} {v:.0f} MB/s" for k, v in bare.items()))
+    quarter = bare["re2"] / 4
+    verdict = "met" if ours["mb_s_50mb"] >= max(50.0, quarter) else "missed"
+    print(
+        f"speed goal (at least 50 MB/s and a quarter of the bare scan, {quarter:.0f} MB/s): "
+        f"{verdict} ({ours['mb_s_50mb'] / bare['re2']:.2f} of the bare scan)"
+    )
     print(
         "recall by kind (airlock): "
         + ", ".join(f"{k} {v:.2f}" for k, v in rows[0][1]["by_kind"].items())
@@ -478,6 +496,7 @@ def main() -> int:
     summary = {
         "rows": [{"tool": n, **f, "mb_s": s} for n, f, s in rows],
         "airlock_mb_s_50mb": ours["mb_s_50mb"],
+        "airlock_mb_s_50mb_one_process": ours["mb_s_50mb_one_process"],
         "airlock_cpu_mb_s": ours["cpu_mb_s"],
         "airlock_cpu_mb_s_50mb": ours["cpu_mb_s_50mb"],
         "bare": bare,

@@ -34,6 +34,8 @@ PART = 8 << 20
 """The smallest part worth a process of its own (bytes)."""
 MAX_PROCESSES = 4
 """At most this many processes redact one file."""
+WRITER_SHARE = 0.9
+"""The writer's part, as a share of an equal part: it also writes the whole output."""
 PIPE_BYTES = 1 << 20
 """The pipe buffer asked for: how far a helper may run ahead of the writer, in records."""
 
@@ -75,7 +77,8 @@ def redact_file(
     size = os.fstat(src.fileno()).st_size
     if processes < 2 or not hasattr(os, "fork") or src.tell() != 0:
         return redactor.redact_stream(src, dst, report=report)
-    cuts = [size * part // processes for part in range(processes + 1)]
+    first = int(size / processes * WRITER_SHARE)
+    cuts = [0] + [first + (size - first) * part // (processes - 1) for part in range(processes)]
     helpers: list[_Helper] = []
     try:
         for start, stop in itertools.pairwise(cuts[1:]):
