@@ -11,7 +11,7 @@ from typing import Any, BinaryIO
 import pytest
 
 from airlock.redact import RedactionReport, Redactor
-from airlock.redact.split import PART, processes_for, redact_file
+from airlock.redact.split import PART, cuts, processes_for, redact_file
 from tests.cli import airlock
 from tests.redact.cases import SECRETS
 
@@ -41,8 +41,7 @@ def secrets_around_cuts(path: Path, size: int, processes: int) -> None:
             :size
         ]
     )
-    cuts = [size * part // processes for part in range(1, processes)]
-    for cut in cuts:
+    for cut in cuts(size, processes)[1:-1]:
         for offset, secret in (
             (-300, GITHUB),
             (-7, GITHUB),
@@ -125,6 +124,15 @@ def test_no_helper_process_is_left_behind(tmp_path: Path) -> None:
         redact_file(Redactor(), src, Broken(), report=RedactionReport(), processes=2)
     with pytest.raises(ChildProcessError):
         os.waitpid(-1, os.WNOHANG)
+
+
+@pytest.mark.parametrize("processes", [2, 3, 4])
+def test_parts_cover_the_file_in_order(processes: int) -> None:
+    """The parts start at 0, follow each other without gap or overlap and end at the end."""
+    offsets = cuts(10_000_019, processes)
+    assert len(offsets) == processes + 1
+    assert offsets[0] == 0 and offsets[-1] == 10_000_019
+    assert offsets == sorted(set(offsets))
 
 
 @pytest.mark.parametrize(

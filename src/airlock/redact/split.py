@@ -54,6 +54,16 @@ def processes_for(size: int, limit: int | None = None) -> int:
     return max(1, min(available, MAX_PROCESSES, size // PART))
 
 
+def cuts(size: int, processes: int) -> list[int]:
+    """Where the parts of a file of ``size`` bytes begin, and its end (``processes + 1`` offsets).
+
+    The first part, the writer's, is ``WRITER_SHARE`` of an equal part; the others share the rest.
+    """
+    first = int(size / processes * WRITER_SHARE)
+    helpers = processes - 1
+    return [0] + [first + (size - first) * part // helpers for part in range(helpers + 1)]
+
+
 def redact_file(
     redactor: Redactor,
     src: BinaryIO,
@@ -77,11 +87,9 @@ def redact_file(
     size = os.fstat(src.fileno()).st_size
     if processes < 2 or not hasattr(os, "fork") or src.tell() != 0:
         return redactor.redact_stream(src, dst, report=report)
-    first = int(size / processes * WRITER_SHARE)
-    cuts = [0] + [first + (size - first) * part // (processes - 1) for part in range(processes)]
     helpers: list[_Helper] = []
     try:
-        for start, stop in itertools.pairwise(cuts[1:]):
+        for start, stop in itertools.pairwise(cuts(size, processes)[1:]):
             helpers.append(_Helper.spawn(redactor, src.fileno(), start, stop))
         return redactor.redact_stream(src, dst, report=report, handoff=_Chain(helpers))
     finally:
