@@ -6,21 +6,49 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Literal, overload
 
 
+@overload
 def airlock(
     *args: str,
     env: dict[str, str] | None = None,
     cwd: Path | None = None,
     stdin: str = "",
     timeout: float = 120,
-) -> subprocess.CompletedProcess[str]:
-    """``airlock ARGS…`` with the test's environment (plus ``env``), text in and out, wide columns."""
+    text: Literal[True] = True,
+) -> subprocess.CompletedProcess[str]: ...
+
+
+@overload
+def airlock(
+    *args: str,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+    stdin: bytes = b"",
+    timeout: float = 120,
+    text: Literal[False],
+) -> subprocess.CompletedProcess[bytes]: ...
+
+
+def airlock(
+    *args: str,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+    stdin: str | bytes | None = None,
+    timeout: float = 120,
+    text: bool = True,
+) -> subprocess.CompletedProcess[str] | subprocess.CompletedProcess[bytes]:
+    """``airlock ARGS…`` with the test's environment (plus ``env``) and wide columns.
+
+    Text in and out, or bytes with ``text=False`` (``stdin`` then bytes too); stdin is empty
+    unless given.
+    """
     return subprocess.run(
         [sys.executable, "-m", "airlock", *args],
         capture_output=True,
-        text=True,
-        input=stdin,
+        text=text,
+        input=stdin if stdin is not None else "" if text else b"",
         env={**os.environ, "COLUMNS": "200", **(env or {})},
         cwd=cwd or Path.cwd(),
         timeout=timeout,

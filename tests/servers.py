@@ -16,7 +16,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -153,9 +153,9 @@ class _Site(ThreadingHTTPServer):
 
 
 @contextmanager
-def origin_site() -> Iterator[_Site]:
-    """A web site on 127.0.0.1; ``.server_address[1]`` is its port; ``.hosts`` what it was asked for."""
-    site = _Site(("127.0.0.1", 0), _Handler)
+def _site_in_thread(handler: type[BaseHTTPRequestHandler]) -> Iterator[_Site]:
+    """A ``_Site`` answered by ``handler`` on 127.0.0.1 (a free port), served in a thread."""
+    site = _Site(("127.0.0.1", 0), handler)
     site.hosts = []
     site.paths = []
     thread = threading.Thread(
@@ -168,6 +168,11 @@ def origin_site() -> Iterator[_Site]:
         site.shutdown()
         site.server_close()
         thread.join(10)
+
+
+def origin_site() -> AbstractContextManager[_Site]:
+    """A web site on 127.0.0.1; ``.server_address[1]`` is its port; ``.hosts`` what it was asked for."""
+    return _site_in_thread(_Handler)
 
 
 class _ProxyHandler(BaseHTTPRequestHandler):
@@ -191,22 +196,9 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
 
-@contextmanager
-def forward_proxy() -> Iterator[_Site]:
+def forward_proxy() -> AbstractContextManager[_Site]:
     """A corporate proxy stand-in on 127.0.0.1; ``.paths`` holds every request's absolute URL."""
-    site = _Site(("127.0.0.1", 0), _ProxyHandler)
-    site.hosts = []
-    site.paths = []
-    thread = threading.Thread(
-        target=site.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-    )
-    thread.start()
-    try:
-        yield site
-    finally:
-        site.shutdown()
-        site.server_close()
-        thread.join(10)
+    return _site_in_thread(_ProxyHandler)
 
 
 @contextmanager

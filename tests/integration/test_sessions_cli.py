@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -13,28 +12,18 @@ from pathlib import Path
 
 import pytest
 
+from tests.cli import airlock
 from tests.conftest import write_json
 from tests.sessions.trees import make_session, snapshot
 
 NOW = datetime.now(UTC)
 
 
-def airlock(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "airlock", "sessions", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, **(env or {})},
-        check=False,
-    )
-
-
 def test_list_json_contract(config_dir: Path) -> None:
     """list --json prints an array with id, project, ISO last_activity and size, newest first."""
     old = make_session(config_dir, age=timedelta(days=9), now=NOW)
     new = make_session(config_dir, age=timedelta(days=1), now=NOW, cwd="/srv/app")
-    result = airlock("list", "--json")
+    result = airlock("sessions", "list", "--json")
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
     assert [item["id"] for item in data] == [new.id, old.id]
@@ -48,7 +37,7 @@ def test_list_honours_claude_config_dir(tmp_path: Path) -> None:
     """$CLAUDE_CONFIG_DIR moves the config dir."""
     elsewhere = tmp_path / "elsewhere"
     made = make_session(elsewhere, now=NOW)
-    result = airlock("list", "--json", env={"CLAUDE_CONFIG_DIR": str(elsewhere)})
+    result = airlock("sessions", "list", "--json", env={"CLAUDE_CONFIG_DIR": str(elsewhere)})
     assert [item["id"] for item in json.loads(result.stdout)] == [made.id]
 
 
@@ -66,19 +55,19 @@ def test_list_filters(config_dir: Path, args: tuple[str, ...], expected: list[st
         "app": make_session(config_dir, cwd="/srv/app", age=timedelta(days=1), now=NOW),
         "old": make_session(config_dir, cwd="/home/u/x", age=timedelta(days=9), now=NOW),
     }
-    result = airlock("list", "--json", *args)
+    result = airlock("sessions", "list", "--json", *args)
     assert [item["id"] for item in json.loads(result.stdout)] == [made[k].id for k in expected]
 
 
 def test_list_table_and_show(config_dir: Path) -> None:
     """The table lists the prompt; show renders prompts, tools and subagents."""
     made = make_session(config_dir, prompt="refactor the parser", now=NOW)
-    assert "refactor" in airlock("list").stdout
-    shown = airlock("show", made.id)
+    assert "refactor" in airlock("sessions", "list").stdout
+    shown = airlock("sessions", "show", made.id)
     assert shown.returncode == 0, shown.stderr
     for text in ("refactor the parser", "tool Bash", "result", "subagent agent-a000"):
         assert text in shown.stdout
-    data = json.loads(airlock("show", made.id, "--json").stdout)
+    data = json.loads(airlock("sessions", "show", made.id, "--json").stdout)
     assert data["session"]["id"] == made.id
     assert len(data["entries"]) == 4 and len(data["subagents"]) == 1
 
@@ -88,7 +77,7 @@ def test_show_reports_malformed_lines_on_stderr(config_dir: Path) -> None:
     made = make_session(config_dir, now=NOW, prompt="still here")
     transcript = config_dir / "projects" / made.project / f"{made.id}.jsonl"
     transcript.write_text("{broken\n" + transcript.read_text())
-    result = airlock("show", made.id)
+    result = airlock("sessions", "show", made.id)
     assert result.returncode == 0
     assert "line 1" in result.stderr
     assert "still here" in result.stdout
@@ -99,7 +88,7 @@ def test_prune_uses_the_engines_period(config_dir: Path) -> None:
     write_json(config_dir / "settings.json", {"cleanupPeriodDays": 7})
     old = make_session(config_dir, age=timedelta(days=10), now=NOW)
     new = make_session(config_dir, age=timedelta(days=3), now=NOW)
-    result = airlock("prune")
+    result = airlock("sessions", "prune")
     assert result.returncode == 0, result.stderr
     assert "cleanupPeriodDays=7" in result.stdout
     assert f"removed session {old.id}" in result.stdout
@@ -112,7 +101,7 @@ def test_prune_dry_run_changes_nothing(config_dir: Path) -> None:
     """--dry-run lists what would go and leaves every byte in place."""
     old = make_session(config_dir, age=timedelta(days=40), now=NOW)
     before = snapshot(config_dir)
-    result = airlock("prune", "--dry-run", "--json")
+    result = airlock("sessions", "prune", "--dry-run", "--json")
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
     assert data["dry_run"] is True
@@ -127,7 +116,7 @@ def test_prune_refuses_invalid_period(config_dir: Path, bad: object) -> None:
     write_json(config_dir / "settings.json", {"cleanupPeriodDays": bad})
     make_session(config_dir, age=timedelta(days=400), now=NOW)
     before = snapshot(config_dir)
-    result = airlock("prune")
+    result = airlock("sessions", "prune")
     assert result.returncode == 3
     assert "refusing to prune" in result.stderr
     assert "cleanupPeriodDays" in result.stderr
@@ -138,7 +127,7 @@ def test_prune_refuses_when_a_settings_file_cannot_be_read(config_dir: Path) -> 
     """A settings file that is not JSON might hold the period: prune refuses."""
     (config_dir / "settings.json").write_text("{ not json")
     make_session(config_dir, age=timedelta(days=400), now=NOW)
-    assert airlock("prune").returncode == 3
+    assert airlock("sessions", "prune").returncode == 3
 
 
 def test_managed_period_overrides_invalid_user_settings(
@@ -148,7 +137,7 @@ def test_managed_period_overrides_invalid_user_settings(
     write_json(config_dir / "settings.json", {"cleanupPeriodDays": "thirty"})
     write_json(managed_dir / "managed-settings.json", {"cleanupPeriodDays": 5})
     old = make_session(config_dir, age=timedelta(days=6), now=NOW)
-    result = airlock("prune")
+    result = airlock("sessions", "prune")
     assert result.returncode == 0, result.stderr
     assert "cleanupPeriodDays=5" in result.stdout
     assert not any(p.exists() for p in old.paths)
@@ -158,7 +147,7 @@ def test_older_than_overrides_the_settings(config_dir: Path) -> None:
     """--older-than gives the period explicitly, even when the settings are invalid."""
     write_json(config_dir / "settings.json", {"cleanupPeriodDays": "thirty"})
     old = make_session(config_dir, age=timedelta(days=3), now=NOW)
-    result = airlock("prune", "--older-than", "2")
+    result = airlock("sessions", "prune", "--older-than", "2")
     assert result.returncode == 0, result.stderr
     assert not any(p.exists() for p in old.paths)
 
@@ -168,11 +157,11 @@ def test_delete_and_unknown_ids(config_dir: Path) -> None:
     first = make_session(config_dir, now=NOW)
     second = make_session(config_dir, now=NOW)
     before = snapshot(config_dir)
-    bad = airlock("delete", first.id, "0000dead-beef")
+    bad = airlock("sessions", "delete", first.id, "0000dead-beef")
     assert bad.returncode != 0
     assert "0000dead-beef" in bad.stderr
     assert snapshot(config_dir) == before
-    good = airlock("delete", first.id)
+    good = airlock("sessions", "delete", first.id)
     assert good.returncode == 0, good.stderr
     assert f"removed session {first.id}" in good.stdout
     assert not any(p.exists() for p in first.paths)
@@ -182,7 +171,7 @@ def test_delete_and_unknown_ids(config_dir: Path) -> None:
 def test_delete_skips_a_session_being_written(config_dir: Path) -> None:
     """A session modified seconds ago is kept, reported, and the exit code says so."""
     made = make_session(config_dir, age=timedelta(seconds=5), now=NOW)
-    result = airlock("delete", made.id)
+    result = airlock("sessions", "delete", made.id)
     assert result.returncode == 1
     assert "kept session" in result.stdout and "in use" in result.stdout
     assert all(p.exists() for p in made.paths)
@@ -208,11 +197,11 @@ def test_killed_prune_leaves_no_half_removed_session_listed(config_dir: Path) ->
         time.sleep(0.005)
     process.send_signal(signal.SIGKILL)
     process.wait(timeout=30)
-    listed = json.loads(airlock("list", "--json").stdout)
+    listed = json.loads(airlock("sessions", "list", "--json").stdout)
     for item in listed:
         assert all(p.exists() for p in by_id[item["id"]].paths), item["id"]
-    assert airlock("prune").returncode == 0
-    assert json.loads(airlock("list", "--json").stdout) == []
+    assert airlock("sessions", "prune").returncode == 0
+    assert json.loads(airlock("sessions", "list", "--json").stdout) == []
     assert not any(p.exists() for m in made for p in m.paths)
 
 
@@ -220,12 +209,12 @@ def test_delete_dry_run_and_missing_config_dir(config_dir: Path, tmp_path: Path)
     """delete --dry-run touches nothing; prune and list of a missing config dir succeed."""
     made = make_session(config_dir, now=NOW)
     before = snapshot(config_dir)
-    result = airlock("delete", made.id, "--dry-run")
+    result = airlock("sessions", "delete", made.id, "--dry-run")
     assert result.returncode == 0 and f"would remove session {made.id}" in result.stdout
     assert snapshot(config_dir) == before
     missing = {"CLAUDE_CONFIG_DIR": str(tmp_path / "missing")}
-    assert airlock("prune", env=missing).returncode == 0
-    assert json.loads(airlock("list", "--json", env=missing).stdout) == []
+    assert airlock("sessions", "prune", env=missing).returncode == 0
+    assert json.loads(airlock("sessions", "list", "--json", env=missing).stdout) == []
 
 
 def test_prune_refuses_invalid_managed_period(config_dir: Path, managed_dir: Path) -> None:
@@ -233,7 +222,7 @@ def test_prune_refuses_invalid_managed_period(config_dir: Path, managed_dir: Pat
     write_json(managed_dir / "managed-settings.json", {"cleanupPeriodDays": 0})
     make_session(config_dir, age=timedelta(days=400), now=NOW)
     before = snapshot(config_dir)
-    result = airlock("prune")
+    result = airlock("sessions", "prune")
     assert result.returncode == 3
     assert "MANAGED SETTINGS ARE INVALID" in result.stderr
     assert snapshot(config_dir) == before
@@ -244,7 +233,7 @@ def test_prune_refuses_a_period_from_an_unusable_file(config_dir: Path) -> None:
     write_json(config_dir / "settings.json", {"cleanupPeriodDays": 7, "feedbackSurveyRate": 9})
     make_session(config_dir, age=timedelta(days=400), now=NOW)
     before = snapshot(config_dir)
-    result = airlock("prune")
+    result = airlock("sessions", "prune")
     assert result.returncode == 3
     assert "feedbackSurveyRate" in result.stderr
     assert snapshot(config_dir) == before

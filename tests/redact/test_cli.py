@@ -9,27 +9,16 @@ from pathlib import Path
 
 import pytest
 
+from tests.cli import airlock
+
 GITHUB = "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"
-
-
-def airlock(
-    *args: str, stdin: bytes = b"", cwd: Path | None = None
-) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run(
-        [sys.executable, "-m", "airlock", *args],
-        input=stdin,
-        capture_output=True,
-        timeout=60,
-        check=False,
-        cwd=cwd,
-    )
 
 
 def test_a_file_with_a_secret_exits_1_with_the_marker_on_stdout(tmp_path: Path) -> None:
     """The redacted content goes to stdout and the exit code says something was found."""
     source = tmp_path / "t.jsonl"
     source.write_text(json.dumps({"text": f"token {GITHUB}"}) + "\n")
-    result = airlock("redact", str(source))
+    result = airlock("redact", str(source), text=False)
     assert result.returncode == 1
     assert json.loads(result.stdout) == {"text": "token [REDACTED:github_token]"}
     assert GITHUB.encode() not in result.stdout + result.stderr
@@ -37,14 +26,14 @@ def test_a_file_with_a_secret_exits_1_with_the_marker_on_stdout(tmp_path: Path) 
 
 def test_clean_input_exits_0_and_is_copied_unchanged() -> None:
     """Nothing found: exit 0 and the bytes come back as they went in."""
-    result = airlock("redact", "-", stdin=b"nothing to see\n\xff\xfe binary too\n")
+    result = airlock("redact", "-", stdin=b"nothing to see\n\xff\xfe binary too\n", text=False)
     assert result.returncode == 0
     assert result.stdout == b"nothing to see\n\xff\xfe binary too\n"
 
 
 def test_a_missing_file_exits_2_naming_it(tmp_path: Path) -> None:
     """An unreadable input is an error (exit 2) that names the file."""
-    result = airlock("redact", str(tmp_path / "absent.jsonl"))
+    result = airlock("redact", str(tmp_path / "absent.jsonl"), text=False)
     assert result.returncode == 2
     assert b"absent.jsonl" in result.stderr
 
@@ -53,7 +42,13 @@ def test_output_file_and_report_by_kind_and_line(tmp_path: Path) -> None:
     """--output writes the file; --report lists kind and line on stderr, never the secret."""
     target = tmp_path / "out.txt"
     result = airlock(
-        "redact", "-", "--output", str(target), "--report", stdin=f"a\nb {GITHUB}\n".encode()
+        "redact",
+        "-",
+        "--output",
+        str(target),
+        "--report",
+        stdin=f"a\nb {GITHUB}\n".encode(),
+        text=False,
     )
     assert result.returncode == 1
     assert result.stdout == b""
@@ -65,7 +60,11 @@ def test_output_file_and_report_by_kind_and_line(tmp_path: Path) -> None:
 def test_json_report_on_stderr(tmp_path: Path) -> None:
     """--json prints counts and findings as JSON on stderr."""
     result = airlock(
-        "redact", "-", "--json", stdin=f"PASSWORD=UufgJ4UUE8d458y55x\n{GITHUB}\n".encode()
+        "redact",
+        "-",
+        "--json",
+        stdin=f"PASSWORD=UufgJ4UUE8d458y55x\n{GITHUB}\n".encode(),
+        text=False,
     )
     report = json.loads(result.stderr)
     assert report["counts"] == {"generic_password": 1, "github_token": 1}
@@ -87,7 +86,7 @@ def test_settings_add_rules_and_allow_values(project: Path) -> None:
             }
         )
     )
-    result = airlock("redact", "-", stdin=f"acme-123456 {GITHUB}".encode(), cwd=project)
+    result = airlock("redact", "-", stdin=f"acme-123456 {GITHUB}".encode(), cwd=project, text=False)
     assert result.stdout == f"[REDACTED:acme] {GITHUB}".encode()
     assert result.returncode == 1
 

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +11,7 @@ import pytest
 from airlock.errors import SettingsError
 from airlock.redact import Redactor, Rule
 from airlock.settings import load, validate
+from tests.cli import airlock
 
 GITHUB = "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"
 
@@ -22,17 +21,6 @@ def _settings(project: Path, data: dict[str, Any] | str) -> Path:
     path.parent.mkdir(exist_ok=True)
     path.write_text(data if isinstance(data, str) else json.dumps(data))
     return path
-
-
-def _redact(project: Path, stdin: bytes) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run(
-        [sys.executable, "-m", "airlock", "redact", "-"],
-        input=stdin,
-        capture_output=True,
-        timeout=60,
-        check=False,
-        cwd=project,
-    )
 
 
 def _rules(*rules: dict[str, str]) -> dict[str, Any]:
@@ -63,7 +51,7 @@ def test_an_invalid_pattern_gives_one_clean_message_naming_file_kind_and_problem
 ) -> None:
     """No library log lines, no bytes repr: the file, the kind and what is wrong, then exit 2."""
     path = _settings(project, _rules({"kind": "acme", "pattern": "acme-(["}))
-    result = _redact(project, b"acme-1\n")
+    result = airlock("redact", "-", stdin=b"acme-1\n", cwd=project, text=False)
     assert result.returncode == 2
     assert result.stdout == b""
     lines = result.stderr.decode().strip().splitlines()
@@ -92,7 +80,7 @@ def test_unusable_redaction_settings_are_refused_naming_the_file(
 ) -> None:
     """redact never runs silently without the user's rules: exit 2, the file named, no output."""
     path = _settings(project, contents)
-    result = _redact(project, f"acme-123 {GITHUB}\n".encode())
+    result = airlock("redact", "-", stdin=f"acme-123 {GITHUB}\n".encode(), cwd=project, text=False)
     assert result.returncode == 2
     assert result.stdout == b""
     assert f"airlock redact: airlock.redaction cannot be read from {path}".encode() in result.stderr

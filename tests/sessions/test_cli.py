@@ -6,8 +6,6 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -15,24 +13,11 @@ import pytest
 
 from airlock.sessions import BusyError, SessionStore, execute, plan_prune, removal_lock
 from airlock.sessions.removal import LOCK_FILE
+from tests.cli import airlock
 from tests.conftest import write_json
 from tests.sessions.trees import line, make_session, snapshot
 
 NOW = datetime.now(UTC)
-
-
-def airlock(
-    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "airlock", "sessions", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, **(env or {})},
-        cwd=cwd,
-        check=False,
-    )
 
 
 # --------------------------------------------------------------------------- a planted period
@@ -56,7 +41,7 @@ def test_prune_refuses_a_shorter_period_from_the_project(
         write_json(config_dir / "settings.json", {"cleanupPeriodDays": user})
     made = make_session(config_dir, age=timedelta(days=5), now=NOW, cwd="/elsewhere")
     before = snapshot(config_dir)
-    result = airlock("prune")
+    result = airlock("sessions", "prune")
     if not refused:
         assert result.returncode == 0, result.stderr
         assert not any(p.exists() for p in made.paths)
@@ -64,11 +49,11 @@ def test_prune_refuses_a_shorter_period_from_the_project(
     assert result.returncode == 3, result.stderr
     assert "cleanupPeriodDays=1" in result.stderr and "--older-than 1" in result.stderr
     assert snapshot(config_dir) == before
-    dry = airlock("prune", "--dry-run", "--json")
+    dry = airlock("sessions", "prune", "--dry-run", "--json")
     assert dry.returncode == 0 and "would refuse" in dry.stderr
     assert json.loads(dry.stdout)["warnings"]
     assert snapshot(config_dir) == before
-    explicit = airlock("prune", "--older-than", "1")
+    explicit = airlock("sessions", "prune", "--older-than", "1")
     assert explicit.returncode == 0, explicit.stderr
     assert not any(p.exists() for p in made.paths)
 
@@ -77,7 +62,7 @@ def test_a_longer_period_from_the_project_is_used(config_dir: Path, project: Pat
     """A project may keep sessions longer without any warning."""
     write_json(project / ".claude" / "settings.json", {"cleanupPeriodDays": 90})
     made = make_session(config_dir, age=timedelta(days=40), now=NOW)
-    result = airlock("prune")
+    result = airlock("sessions", "prune")
     assert result.returncode == 0 and result.stderr == ""
     assert all(p.exists() for p in made.paths)
 
@@ -90,7 +75,7 @@ def test_managed_period_wins_over_a_project_file(
     write_json(project / ".claude" / "settings.json", {"cleanupPeriodDays": 1})
     old = make_session(config_dir, age=timedelta(days=20), now=NOW)
     young = make_session(config_dir, age=timedelta(days=5), now=NOW)
-    result = airlock("prune")
+    result = airlock("sessions", "prune")
     assert result.returncode == 0, result.stderr
     assert not any(p.exists() for p in old.paths)
     assert all(p.exists() for p in young.paths)
@@ -107,11 +92,11 @@ def test_a_second_prune_waits_then_says_another_is_running(config_dir: Path) -> 
     with lock.open("w") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         before = snapshot(config_dir)
-        result = airlock("prune")
+        result = airlock("sessions", "prune")
         assert result.returncode == 2
         assert "another 'airlock sessions prune' or 'delete' is running" in result.stderr
         assert snapshot(config_dir) == before
-    assert airlock("prune").returncode == 0
+    assert airlock("sessions", "prune").returncode == 0
     assert SessionStore(config_dir).list() == []
 
 
@@ -142,12 +127,12 @@ def test_older_layout_subagents_belong_to_their_session(config_dir: Path) -> Non
     parent = make_session(config_dir, age=timedelta(days=40), now=NOW, subagents=0)
     agent = _legacy_agent(config_dir, parent.project, parent.id, "5f3a1b2c", 40)
     orphan = _legacy_agent(config_dir, parent.project, "gone-session", "77aa", 40)
-    listed = json.loads(airlock("list", "--json").stdout)
+    listed = json.loads(airlock("sessions", "list", "--json").stdout)
     assert sorted(item["id"] for item in listed) == sorted([parent.id, "agent-77aa"])
     session = SessionStore(config_dir).get(parent.id)
     assert session.subagent_transcripts == (agent,)
     assert agent in session.files()
-    result = airlock("delete", parent.id)
+    result = airlock("sessions", "delete", parent.id)
     assert result.returncode == 0, result.stderr
     assert not agent.exists() and orphan.exists()
 
@@ -160,7 +145,7 @@ def test_project_folder_name_starting_with_a_dash(config_dir: Path) -> None:
     made = make_session(config_dir, cwd="/home/u/proj", now=NOW)
     make_session(config_dir, cwd="/srv/other", now=NOW)
     for args in (("--project", "-home-u-proj"), ("--project=-home-u-proj",)):
-        result = airlock("list", "--json", *args)
+        result = airlock("sessions", "list", "--json", *args)
         assert result.returncode == 0, result.stderr
         assert [item["id"] for item in json.loads(result.stdout)] == [made.id]
 
@@ -176,10 +161,10 @@ def test_list_counts_malformed_lines_like_show(config_dir: Path) -> None:
         "not json either",
     ]
     make_session(config_dir, session_id=session_id, lines=lines, subagents=0, now=NOW)
-    (item,) = json.loads(airlock("list", "--json").stdout)
+    (item,) = json.loads(airlock("sessions", "list", "--json").stdout)
     assert item["malformed_lines"] == 2
     assert [p.split(": ")[1] for p in item["problems"]] == ["line 2", "line 4"]
-    shown = airlock("show", session_id)
+    shown = airlock("sessions", "show", session_id)
     assert shown.returncode == 0
     assert "line 2" in shown.stderr and "line 4" in shown.stderr
 
@@ -190,7 +175,7 @@ def test_a_binary_transcript_reports_a_few_lines_then_a_count(config_dir: Path) 
     transcript = config_dir / "projects" / made.project / f"{made.id}.jsonl"
     transcript.write_bytes(b"\x00\xff\xfe binary\n" * 500)
     for action in (("show", made.id), ("list",)):
-        result = airlock(*action)
+        result = airlock("sessions", *action)
         assert result.returncode == 0, result.stderr
         lines = result.stderr.splitlines()
         assert len(lines) <= 10, lines
@@ -200,7 +185,7 @@ def test_a_binary_transcript_reports_a_few_lines_then_a_count(config_dir: Path) 
 def test_a_missing_config_dir_is_noted(tmp_path: Path) -> None:
     """CLAUDE_CONFIG_DIR naming nothing: an empty list, and a note on stderr saying so."""
     missing = tmp_path / "nonexistent"
-    result = airlock("list", "--json", env={"CLAUDE_CONFIG_DIR": str(missing)})
+    result = airlock("sessions", "list", "--json", env={"CLAUDE_CONFIG_DIR": str(missing)})
     assert result.returncode == 0 and json.loads(result.stdout) == []
     assert f"{missing}" in result.stderr and "does not exist" in result.stderr
 
@@ -210,7 +195,7 @@ def test_a_config_dir_that_is_a_file_is_one_clear_error(tmp_path: Path) -> None:
     file = tmp_path / "a-file"
     file.write_text("x")
     for action in (("list",), ("prune", "--dry-run"), ("show", "abc")):
-        result = airlock(*action, env={"CLAUDE_CONFIG_DIR": str(file)})
+        result = airlock("sessions", *action, env={"CLAUDE_CONFIG_DIR": str(file)})
         assert result.returncode == 2, (action, result.stderr)
         assert "is not a folder" in result.stderr and str(file) in result.stderr
         assert len(result.stderr.strip().splitlines()) == 1, result.stderr
@@ -220,14 +205,14 @@ def test_show_help_and_id_prefixes(config_dir: Path) -> None:
     """show explains ID; a unique prefix finds the session; an ambiguous one lists the matches."""
     one = make_session(config_dir, session_id="abc11111-0000", now=NOW, prompt="first one")
     make_session(config_dir, session_id="abc22222-0000", now=NOW)
-    assert "unique beginning" in airlock("show", "--help").stdout
-    shown = airlock("show", "abc1", "--json")
+    assert "unique beginning" in airlock("sessions", "show", "--help").stdout
+    shown = airlock("sessions", "show", "abc1", "--json")
     assert shown.returncode == 0, shown.stderr
     assert "first one" in shown.stdout
-    ambiguous = airlock("show", "abc")
+    ambiguous = airlock("sessions", "show", "abc")
     assert ambiguous.returncode == 2
     assert "abc11111-0000" in ambiguous.stderr and "abc22222-0000" in ambiguous.stderr
-    assert airlock("show", "zzz").returncode == 2
-    deleted = airlock("delete", "abc1")
+    assert airlock("sessions", "show", "zzz").returncode == 2
+    deleted = airlock("sessions", "delete", "abc1")
     assert deleted.returncode == 0, deleted.stderr
     assert not any(p.exists() for p in one.paths)

@@ -15,7 +15,8 @@ Theory of operation
   threads can block on and tasks can await). The answer is shared, never kept beyond the
   request unless it is an allowed one.
 * The sync (:meth:`PreflightClient.check`) and async (:meth:`PreflightClient.acheck`) calls
-  drive one generator (:meth:`PreflightClient._exchange`), so they cannot drift apart. The
+  drive one generator (:meth:`PreflightClient._flow`: the cache, the questions in flight and
+  the exchange), which yields each step that waits or does I/O, so they cannot drift apart. The
   cache is guarded by a lock that is never held across I/O, so threads and asyncio tasks
   may share one client.
 * Whether to run at all is the engine's call: :meth:`PreflightClient.from_decision` returns
@@ -27,9 +28,10 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Generator
+from concurrent import futures
 from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeAlias
 
 import httpx
 
@@ -105,6 +107,13 @@ class _Failure(Exception):
     """The service could not give an answer (unreachable, an error status, a bad body)."""
 
 
+_Step: TypeAlias = "httpx.Request | Future[PreflightAnswer]"
+"""What the flow asks its driver to do: send a request, or wait for another caller's answer."""
+_Reply: TypeAlias = "httpx.Response | BaseException | None"
+"""What came of a step: the response (read), ``None`` after a wait, or the error taking it."""
+_Flow: TypeAlias = "Generator[_Step, httpx.Response | None, PreflightAnswer]"
+
+
 class PreflightClient:
     """Asks the domain-safety service about hosts, with the 5-minute cache of allowed answers.
 
@@ -150,27 +159,55 @@ class PreflightClient:
         Raises:
             RefusedError: the service could not be asked; the message says how to go on.
         """
-        wanted = normalize_host(host)
-        if self.cache.allowed(wanted, now):
-            return PreflightAnswer(
-                wanted, True, self.service, cached=True, private=self.private_mode
-            )
-        pending, leader = self._join(wanted)
-        if not leader:
-            return self._follow(wanted, pending)
-        try:
-            answer = self._ask(wanted, now)
-        except BaseException as error:
-            pending.set_exception(error)
-            raise
-        else:
-            pending.set_result(answer)
-            return answer
-        finally:
-            self._leave(wanted)
+        flow = self._flow(host, now)
+        step = _resume(flow, None)
+        while not isinstance(step, PreflightAnswer):
+            step = _resume(flow, self._take(step))
+        return step
 
     async def acheck(self, host: str, *, now: float, client: httpx.AsyncClient) -> PreflightAnswer:
         """:meth:`check` for asyncio, with the caller's async client; the same cache."""
+        flow = self._flow(host, now)
+        step = _resume(flow, None)
+        while not isinstance(step, PreflightAnswer):
+            step = _resume(flow, await self._atake(step, client))
+        return step
+
+    def _take(self, step: _Step) -> _Reply:
+        """Take ``step`` for :meth:`check`, blocking; an error is the reply, not raised here."""
+        try:
+            if isinstance(step, Future):
+                futures.wait([step])  # without raising its error: _follow says what it was
+                return None
+            response = self._http().send(step)
+            response.read()
+            return response
+        except BaseException as error:  # raised again in the flow, where it asked for the step
+            return error
+
+    async def _atake(self, step: _Step, client: httpx.AsyncClient) -> _Reply:
+        """Take ``step`` for :meth:`acheck`, with ``client``; an error is the reply, not raised here."""
+        try:
+            if isinstance(step, Future):
+                waiting = asyncio.wrap_future(step)
+                await asyncio.wait([waiting])  # without raising its error: _follow says what it was
+                if not waiting.cancelled():
+                    waiting.exception()  # seen, so asyncio does not report it as lost
+                return None
+            response = await client.send(step)
+            await response.aread()
+            return response
+        except BaseException as error:  # raised again in the flow, where it asked for the step
+            return error
+
+    def _flow(self, host: str, now: float) -> _Flow:
+        """The cache, the sharing of questions in flight and the exchange for ``host``, without I/O.
+
+        Yields the steps for the driver (:meth:`check` or :meth:`acheck`) to take: another
+        caller's question about the same host to wait for (the reply is ``None`` once it is
+        answered), or a request to send (the reply is the response, read). An error taking a
+        step is thrown in where the step was yielded. Returns the answer.
+        """
         wanted = normalize_host(host)
         if self.cache.allowed(wanted, now):
             return PreflightAnswer(
@@ -178,13 +215,10 @@ class PreflightClient:
             )
         pending, leader = self._join(wanted)
         if not leader:
-            waiting = asyncio.wrap_future(pending)
-            await asyncio.wait([waiting])  # without raising its error: _follow says what it was
-            if not waiting.cancelled():
-                waiting.exception()  # seen, so asyncio does not report it as lost
+            yield pending
             return self._follow(wanted, pending)
         try:
-            answer = await self._aask(wanted, now, client)
+            answer = yield from self._ask(wanted, now)
         except BaseException as error:
             pending.set_exception(error)
             raise
@@ -218,38 +252,18 @@ class PreflightClient:
                 host, f"was asked by another caller that failed ({error!r})"
             ) from None
 
-    def _ask(self, wanted: str, now: float) -> PreflightAnswer:
-        http = self._http()
-        exchange = self._exchange(wanted)
+    def _ask(
+        self, wanted: str, now: float
+    ) -> Generator[httpx.Request, httpx.Response, PreflightAnswer]:
+        """The exchange with the service, its failure turned into the refusal; caches an allowed answer."""
         try:
-            request = next(exchange)
-            while True:
-                try:
-                    response = http.send(request)
-                    response.read()
-                except httpx.HTTPError as error:
-                    raise _Failure(_explain(error)) from error
-                request = exchange.send(response)
-        except StopIteration as done:
-            return self._settle(wanted, done.value, now)
+            try:
+                can_fetch = yield from self._exchange(wanted)
+            except httpx.HTTPError as error:  # thrown in by the driver: sending or reading failed
+                raise _Failure(_explain(error)) from error
         except _Failure as failure:
             raise self._refusal(wanted, str(failure)) from failure
-
-    async def _aask(self, wanted: str, now: float, client: httpx.AsyncClient) -> PreflightAnswer:
-        exchange = self._exchange(wanted)
-        try:
-            request = next(exchange)
-            while True:
-                try:
-                    response = await client.send(request)
-                    await response.aread()
-                except httpx.HTTPError as error:
-                    raise _Failure(_explain(error)) from error
-                request = exchange.send(response)
-        except StopIteration as done:
-            return self._settle(wanted, done.value, now)
-        except _Failure as failure:
-            raise self._refusal(wanted, str(failure)) from failure
+        return self._settle(wanted, can_fetch, now)
 
     def _http(self) -> httpx.Client:
         with self._client_lock:
@@ -296,6 +310,17 @@ class PreflightClient:
             'such as `airlock serve`), or set "skipWebFetchPreflight": true in your settings '
             "to fetch without the check."
         )
+
+
+def _resume(flow: _Flow, reply: _Reply) -> _Step | PreflightAnswer:
+    """Hand ``flow`` the reply to its last step (an error is raised in it); its next step or answer."""
+    try:
+        if isinstance(reply, BaseException):
+            return flow.throw(reply)
+        return flow.send(reply)
+    except StopIteration as done:
+        answer: PreflightAnswer = done.value
+        return answer
 
 
 def _json(response: httpx.Response) -> dict[str, Any]:
