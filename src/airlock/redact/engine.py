@@ -18,6 +18,10 @@ input), the scan jumps over the copies well inside the periodic run (``_past_rep
 
 Where a window holds JSON ``\\u00XX`` escapes of printable characters, it is scanned decoded
 (``Decoded``) and each span is mapped back to the window, widened to whole escapes.
+
+``Redactor.windows`` is that loop, window by window: ``redact_stream`` drives it to write the
+output, and a helper process (``redact.split``) drives it over one part of a file to collect only
+the hits, which the writer then takes through a ``Handoff`` instead of scanning that part.
 """
 
 from __future__ import annotations
