@@ -170,3 +170,35 @@ def test_cli_refuses_a_bad_jobs_value(tmp_path: Path, value: str) -> None:
     result = airlock("redact", "--jobs", value, str(path))
     assert result.returncode == 2
     assert "--jobs" in result.stderr and value in result.stderr
+
+
+class Handed:
+    """Hits handed over for ``[start, end)``, taken from a one-process run of the same input."""
+
+    def __init__(self, hits: list[tuple[int, int, str]], start: int, end: int) -> None:
+        self.start, self.end = start, end
+        self._hits = [hit for hit in hits if start <= hit[0] < end]
+        self.asked: list[int] = []
+
+    def hits_before(self, offset: int) -> list[tuple[int, int, str]]:
+        self.asked.append(offset)
+        taken = [hit for hit in self._hits if hit[0] < offset]
+        self._hits = self._hits[len(taken) :]
+        return taken
+
+
+def test_beyond_the_handed_over_part_the_writer_scans_itself(tmp_path: Path) -> None:
+    """Bytes past the last part (a file that grew since its parts were set) are still scanned."""
+    path = tmp_path / "grown.txt"
+    secrets_around_cuts(path, 1_000_000, 4)
+    redactor = Redactor(chunk=1 << 16, overlap=1 << 12)
+    alone, report_alone = one_process(redactor, path)
+    hits = [(f.start, f.end, f.kind) for f in report_alone.findings]
+    handed = Handed(hits, 250_000, 700_000)
+    dst = io.BytesIO()
+    with path.open("rb") as src:
+        report = redactor.redact_stream(src, dst, handoff=handed)
+    assert dst.getvalue() == alone
+    assert report.findings == report_alone.findings
+    assert any(f.start >= 700_000 for f in report.findings)
+    assert max(handed.asked) <= 700_000

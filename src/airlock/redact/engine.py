@@ -70,10 +70,12 @@ class HandoffLost(Exception):
 
 
 class Handoff(Protocol):
-    """Hits found by someone else for the input from ``start`` on (another process)."""
+    """Hits found by someone else for the input from ``start`` to ``end`` (another process)."""
 
     start: int
     """The input offset from which hits are handed over."""
+    end: int
+    """The input offset up to which hits are handed over (those starting before it)."""
 
     def hits_before(self, offset: int) -> list[tuple[int, int, str]]:
         """Every hit not yet handed over that starts before ``offset``: start, end, kind.
@@ -611,22 +613,27 @@ class Redactor:
     def _window_hits(
         self, window: bytes, begin: int, safe: int, base: int, handoff: Handoff | None
     ) -> Iterable[_Hit]:
-        """The hits of one window starting before ``safe``: found here, or handed over."""
+        """The hits of one window starting before ``safe``: found here, or handed over.
+
+        Hits starting in ``[handoff.start, handoff.end)`` are handed over; the rest (before,
+        and after: a file that grew since its parts were set) are found here.
+        """
         scan_from = begin - min(begin, CONTEXT)
-        if handoff is None or handoff.start - base + begin >= safe:
-            return self._hits_unescaped(window, scan_from, safe)
         shift = begin - base  # input offset to window offset
-        own: Iterable[_Hit] = ()
-        if handoff.start + shift > scan_from:
-            own = self._hits_unescaped(window, scan_from, handoff.start + shift)
+        if handoff is None or not handoff.start + shift < safe or handoff.end + shift <= begin:
+            return self._hits_unescaped(window, scan_from, safe)
+        first, last = handoff.start + shift, handoff.end + shift
         try:
-            theirs = handoff.hits_before(base + safe - begin)
+            theirs = handoff.hits_before(min(safe, last) - shift)
         except HandoffLost:
             return self._hits_unescaped(window, scan_from, safe)
-        return [
-            *own,
-            *(_Hit(start + shift, end + shift, kind) for start, end, kind in theirs),
-        ]
+        hits: list[_Hit] = []
+        if first > scan_from:
+            hits += self._hits_unescaped(window, scan_from, first)
+        hits += (_Hit(start + shift, end + shift, kind) for start, end, kind in theirs)
+        if last < safe:
+            hits += self._hits_unescaped(window, last, safe)
+        return hits
 
     def _redact_window(
         self,

@@ -163,6 +163,7 @@ class _Chain:
     def __init__(self, helpers: list[_Helper]) -> None:
         self._helpers = helpers
         self.start = helpers[0].start if helpers else 0
+        self.end = helpers[-1].stop if helpers else 0
 
     def hits_before(self, offset: int) -> list[tuple[int, int, str]]:
         hits: list[tuple[int, int, str]] = []
