@@ -241,3 +241,15 @@ def test_a_secret_after_or_inside_a_repeated_run_is_still_found(name: str, unit:
             out, report = redact_bytes(redactor, data)
             assert GITHUB.encode() not in out, name
             assert "github_token" in report.counts(), name
+
+
+def test_without_findings_kept_the_counts_still_say_what_was_found() -> None:
+    """A report that keeps no findings still counts every secret by kind, in order of number."""
+    data = f"{GITHUB}\n".encode() * 3 + b"AKIAIOSFODNN7QZ3XK2M\n"
+    kept = Redactor().redact_stream(io.BytesIO(data), io.BytesIO())
+    counted = Redactor().redact_stream(
+        io.BytesIO(data), io.BytesIO(), report=RedactionReport(keep_findings=False)
+    )
+    assert counted.findings == []
+    assert counted.found
+    assert counted.counts() == kept.counts() == {"github_token": 3, "aws_access_key_id": 1}

@@ -202,3 +202,32 @@ def test_beyond_the_handed_over_part_the_writer_scans_itself(tmp_path: Path) -> 
     assert report.findings == report_alone.findings
     assert any(f.start >= 700_000 for f in report.findings)
     assert max(handed.asked) <= 700_000
+
+
+def test_many_secrets_keep_memory_flat_without_a_report(tmp_path: Path) -> None:
+    """A file dense with secrets, redacted without --report or --json, keeps no finding in memory."""
+    path = tmp_path / "dense.txt"
+    path.write_bytes(f"{GITHUB}\n".encode() * 400_000)  # 400,000 secrets, 17 MB
+    # VmHWM, not ru_maxrss: the latter keeps the peak of the forked test runner before exec.
+    script = (
+        "import sys\n"
+        "from airlock.cli.main import main\n"
+        "code = main(['redact', '--jobs', '2', sys.argv[1]])\n"
+        "status = open('/proc/self/status').read()\n"
+        "sys.stderr.write(status.split('VmHWM:')[1].split()[0])\n"
+        "sys.exit(code)\n"
+    )
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-c", script, str(path)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+    assert result.returncode == 1
+    peak_mb = int(result.stderr.strip().splitlines()[-1]) / 1024
+    assert peak_mb < 60, peak_mb

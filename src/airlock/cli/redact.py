@@ -67,7 +67,8 @@ def run(args: argparse.Namespace) -> int:
 
     loaded = load_reported(args)
     redactor = Redactor.from_loaded(loaded)
-    report = RedactionReport()
+    # Each finding is kept only to be printed; otherwise counts alone keep memory flat.
+    report = RedactionReport(keep_findings=args.report or args.json)
     finished = False
     try:
         redact_path(
@@ -112,6 +113,7 @@ def _print_report(report: Any, finished: bool) -> None:
         print("airlock redact: no secrets found", file=sys.stderr)
         return
     counts = ", ".join(f"{kind} {n}" for kind, n in report.counts().items())
-    print(f"airlock redact: {len(report.findings)} redacted ({counts})", file=sys.stderr)
+    total = sum(report.counts().values())
+    print(f"airlock redact: {total} redacted ({counts})", file=sys.stderr)
     for finding in report.findings:
         print(f"  line {finding.line}: {finding.kind}", file=sys.stderr)

@@ -101,20 +101,36 @@ class Finding:
 
 @dataclass(slots=True)
 class RedactionReport:
-    """What one redaction found, in input order."""
+    """What one redaction found, in input order.
+
+    With ``keep_findings`` false, only the number of secrets of each kind is kept and
+    ``findings`` stays empty: memory stays flat however many secrets the input holds.
+    """
 
     findings: list[Finding] = field(default_factory=list)
     bytes_in: int = 0
     bytes_out: int = 0
+    keep_findings: bool = True
+    tally: Counter[str] = field(default_factory=Counter)
+
+    def __post_init__(self) -> None:
+        if self.findings and not self.tally:
+            self.tally.update(finding.kind for finding in self.findings)
+
+    def add(self, finding: Finding) -> None:
+        """Count one redacted secret (and keep it, with ``keep_findings``)."""
+        self.tally[finding.kind] += 1
+        if self.keep_findings:
+            self.findings.append(finding)
 
     @property
     def found(self) -> bool:
         """Whether anything was redacted."""
-        return bool(self.findings)
+        return bool(self.tally)
 
     def counts(self) -> dict[str, int]:
         """Number of secrets redacted, by kind, most frequent first."""
-        return dict(Counter(finding.kind for finding in self.findings).most_common())
+        return dict(self.tally.most_common())
 
     def to_json(self) -> dict[str, Any]:
         """The report as plain JSON data (kinds, lines and offsets; no secret)."""
@@ -653,9 +669,7 @@ class Redactor:
             line += window.count(b"\n", written, hit.start)
             pieces.append(window[written : hit.start])
             pieces.append(self._marker(hit.kind))
-            report.findings.append(
-                Finding(hit.kind, line, base + hit.start - begin, base + hit.end - begin)
-            )
+            report.add(Finding(hit.kind, line, base + hit.start - begin, base + hit.end - begin))
             line += window.count(b"\n", hit.start, hit.end)
             written = hit.end
         cut = max(safe, written)

@@ -178,17 +178,16 @@ def _scan_part(redactor: Redactor, fd: int, start: int, stop: int, write_end: in
     """In the helper: find the hits starting in ``[start, stop)`` and send them."""
     context = os.pread(fd, CONTEXT, max(0, start - CONTEXT)) if start else b""
     report = RedactionReport()
-    sent = 0
     with os.fdopen(write_end, "wb", buffering=1 << 16) as out:
         source = cast(BinaryIO, _FileFrom(fd, start))
         for _output, reached in redactor.windows(
             source, report, context=context, base=start, stop=stop
         ):
-            for finding in report.findings[sent:]:
+            for finding in report.findings:
                 kind = finding.kind.encode()
                 out.write(_RECORD.pack(_HIT, finding.start, finding.end))
                 out.write(_KIND.pack(len(kind)) + kind)
-            sent = len(report.findings)
+            report.findings.clear()  # sent: the helper keeps none
             out.write(_RECORD.pack(_REACHED, reached, 0))
             out.flush()
         out.write(_RECORD.pack(_END, 0, 0))
