@@ -231,3 +231,27 @@ def test_many_secrets_keep_memory_flat_without_a_report(tmp_path: Path) -> None:
     assert result.returncode == 1
     peak_mb = int(result.stderr.strip().splitlines()[-1]) / 1024
     assert peak_mb < 60, peak_mb
+
+
+def test_helpers_that_cannot_start_leave_their_parts_to_the_writer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When no more processes can be started, the parts left over are scanned by the writer."""
+    path = tmp_path / "big.txt"
+    secrets_around_cuts(path, 2_000_000, 4)
+    real_fork = os.fork
+    forks: list[int] = []
+
+    def fork_once() -> int:
+        if forks:
+            raise BlockingIOError("Resource temporarily unavailable")
+        forks.append(1)
+        return real_fork()
+
+    monkeypatch.setattr(os, "fork", fork_once)
+    redactor = Redactor(chunk=1 << 16, overlap=1 << 12)
+    alone, report_alone = one_process(redactor, path)
+    together, report = split(redactor, path, 4)
+    assert forks == [1]
+    assert together == alone
+    assert report.findings == report_alone.findings

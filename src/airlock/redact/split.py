@@ -90,8 +90,12 @@ def redact_file(
     helpers: list[_Helper] = []
     try:
         for start, stop in itertools.pairwise(cuts(size, processes)[1:]):
-            helpers.append(_Helper.spawn(redactor, src.fileno(), start, stop))
-        return redactor.redact_stream(src, dst, report=report, handoff=_Chain(helpers))
+            try:
+                helpers.append(_Helper.spawn(redactor, src.fileno(), start, stop))
+            except OSError:  # no more processes or pipes: the writer scans the rest itself
+                break
+        handoff = _Chain(helpers) if helpers else None
+        return redactor.redact_stream(src, dst, report=report, handoff=handoff)
     finally:
         for helper in helpers:
             helper.close()
@@ -134,14 +138,17 @@ class _Helper:
         self._waiting = self._waiting[len(taken) :]
         return taken
 
-    def _read_record(self) -> None:
-        record = self._reader.read(_RECORD.size)
-        if len(record) < _RECORD.size:
+    def _read(self, size: int) -> bytes:
+        data = self._reader.read(size)
+        if len(data) < size:
             raise HandoffLost(f"the process scanning bytes {self.start}-{self.stop} ended early")
-        tag, first, second = _RECORD.unpack(record)
+        return data
+
+    def _read_record(self) -> None:
+        tag, first, second = _RECORD.unpack(self._read(_RECORD.size))
         if tag == _HIT:
-            (length,) = _KIND.unpack(self._reader.read(_KIND.size))
-            kind = self._reader.read(length).decode()
+            (length,) = _KIND.unpack(self._read(_KIND.size))
+            kind = self._read(length).decode()
             self._waiting.append((first, second, kind))
         elif tag == _REACHED:
             self._reached = first
@@ -162,8 +169,8 @@ class _Chain:
 
     def __init__(self, helpers: list[_Helper]) -> None:
         self._helpers = helpers
-        self.start = helpers[0].start if helpers else 0
-        self.end = helpers[-1].stop if helpers else 0
+        self.start = helpers[0].start
+        self.end = helpers[-1].stop
 
     def hits_before(self, offset: int) -> list[tuple[int, int, str]]:
         hits: list[tuple[int, int, str]] = []
