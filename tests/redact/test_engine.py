@@ -253,3 +253,17 @@ def test_without_findings_kept_the_counts_still_say_what_was_found() -> None:
     assert counted.findings == []
     assert counted.found
     assert counted.counts() == kept.counts() == {"github_token": 3, "aws_access_key_id": 1}
+
+
+def test_lines_are_counted_only_when_wanted() -> None:
+    """Without lines, findings keep their kinds and offsets and say line 0; the output is the same."""
+    data = f"x\n{GITHUB}\ny\n{GITHUB}\n".encode()
+    counted_out, counted = redact_bytes(Redactor(), data)
+    dst = io.BytesIO()
+    uncounted = Redactor().redact_stream(io.BytesIO(data), dst, report=RedactionReport(lines=False))
+    assert dst.getvalue() == counted_out
+    assert [f.line for f in counted.findings] == [2, 4]
+    assert [f.line for f in uncounted.findings] == [0, 0]
+    assert [(f.start, f.end) for f in uncounted.findings] == [
+        (f.start, f.end) for f in counted.findings
+    ]

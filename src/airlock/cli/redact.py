@@ -68,7 +68,8 @@ def run(args: argparse.Namespace) -> int:
     loaded = load_reported(args)
     redactor = Redactor.from_loaded(loaded)
     # Each finding is kept only to be printed; otherwise counts alone keep memory flat.
-    report = RedactionReport(keep_findings=args.report or args.json)
+    wanted = bool(args.report or args.json)
+    report = RedactionReport(keep_findings=wanted, lines=wanted)
     finished = False
     try:
         redact_path(

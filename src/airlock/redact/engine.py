@@ -104,13 +104,15 @@ class RedactionReport:
     """What one redaction found, in input order.
 
     With ``keep_findings`` false, only the number of secrets of each kind is kept and
-    ``findings`` stays empty: memory stays flat however many secrets the input holds.
+    ``findings`` stays empty: memory stays flat however many secrets the input holds. With
+    ``lines`` false, findings carry line 0 (lines are not counted).
     """
 
     findings: list[Finding] = field(default_factory=list)
     bytes_in: int = 0
     bytes_out: int = 0
     keep_findings: bool = True
+    lines: bool = True
     tally: Counter[str] = field(default_factory=Counter)
 
     def __post_init__(self) -> None:
@@ -601,7 +603,7 @@ class Redactor:
         """
         context = context[-CONTEXT:]
         pending = b""
-        line = 1  # line number at pending[0]
+        line = 1 if report.lines else 0  # line number at pending[0]; 0: not counted
         while True:
             data = src.read(self._chunk)
             eof = not data
@@ -664,17 +666,21 @@ class Redactor:
     ) -> tuple[int, list[bytes], int]:
         pieces: list[bytes] = []
         written = begin
+        lines = report.lines  # counting them is a pass over the input: only when wanted
         for hit in hits:
             if hit.start < written:
                 continue
-            line += window.count(b"\n", written, hit.start)
+            if lines:
+                line += window.count(b"\n", written, hit.start)
             pieces.append(window[written : hit.start])
             pieces.append(self._marker(hit.kind))
             report.add(Finding(hit.kind, line, base + hit.start - begin, base + hit.end - begin))
-            line += window.count(b"\n", hit.start, hit.end)
+            if lines:
+                line += window.count(b"\n", hit.start, hit.end)
             written = hit.end
         cut = max(safe, written)
-        line += window.count(b"\n", written, cut)
+        if lines:
+            line += window.count(b"\n", written, cut)
         pieces.append(window[written:cut])
         return cut, pieces, line
 

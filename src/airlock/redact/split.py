@@ -184,7 +184,7 @@ class _Chain:
 def _scan_part(redactor: Redactor, fd: int, start: int, stop: int, write_end: int) -> None:
     """In the helper: find the hits starting in ``[start, stop)`` and send them."""
     context = os.pread(fd, CONTEXT, max(0, start - CONTEXT)) if start else b""
-    report = RedactionReport()
+    report = RedactionReport(lines=False)  # the writer counts lines
     with os.fdopen(write_end, "wb", buffering=1 << 16) as out:
         source = cast(BinaryIO, _FileFrom(fd, start))
         for _output, reached in redactor.windows(
