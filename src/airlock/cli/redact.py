@@ -31,31 +31,11 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
         "-o", "--output", metavar="FILE", help="write the redacted content here (atomically)"
     )
     parser.add_argument(
-        "-j",
-        "--jobs",
-        metavar="N",
-        type=_jobs,
-        help="processes scanning a large file at once (default: one per CPU, at most 4; "
-        "stdin from a pipe and files under 16 MB use one)",
-    )
-    parser.add_argument(
         "--report", action="store_true", help="print what was found by kind and line on stderr"
     )
     parser.add_argument(
         "--json", action="store_true", help="print the report as JSON on stderr (for scripts)"
     )
-
-
-def _jobs(value: str) -> int:
-    try:
-        jobs = int(value)
-    except ValueError:
-        jobs = 0
-    if jobs < 1:
-        raise argparse.ArgumentTypeError(
-            f"expected a whole number of processes, 1 or more (got {value!r})"
-        )
-    return jobs
 
 
 def run(args: argparse.Namespace) -> int:
@@ -72,15 +52,7 @@ def run(args: argparse.Namespace) -> int:
     report = RedactionReport(keep_findings=wanted, lines=wanted)
     finished = False
     try:
-        redact_path(
-            redactor,
-            args.file,
-            args.output,
-            sys.stdin.buffer,
-            sys.stdout.buffer,
-            report,
-            jobs=args.jobs,
-        )
+        redact_path(redactor, args.file, args.output, sys.stdin.buffer, sys.stdout.buffer, report)
         finished = True
     finally:
         if finished or report.bytes_in:

@@ -19,9 +19,9 @@ input), the scan jumps over the copies well inside the periodic run (``_past_rep
 Where a window holds JSON ``\\u00XX`` escapes of printable characters, it is scanned decoded
 (``Decoded``) and each span is mapped back to the window, widened to whole escapes.
 
-``Redactor.windows`` is that loop, window by window: ``redact_stream`` drives it to write the
-output, and a helper process (``redact.split``) drives it over one part of a file to collect only
-the hits, which the writer then takes through a ``Handoff`` instead of scanning that part.
+The scan of each window goes on where the previous window's stopped (the end of the last
+candidate looked at), so the candidates are the ones a scan of the whole input in one piece
+finds, wherever the chunk boundaries fall.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from itertools import product
-from typing import TYPE_CHECKING, Any, BinaryIO, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Any, BinaryIO, NamedTuple
 
 import re2
 
@@ -63,27 +63,6 @@ VERDICTS = 4096
 _HOST = re.compile(rb"[A-Za-z0-9.\-]{0,255}")
 """The host after a URL's ``user:password@``."""
 """Bytes already written kept in front of the window as left context."""
-
-
-class HandoffLost(Exception):
-    """The hits handed over can no longer be had (the process finding them failed)."""
-
-
-class Handoff(Protocol):
-    """Hits found by someone else for the input from ``start`` to ``end`` (another process)."""
-
-    start: int
-    """The input offset from which hits are handed over."""
-    end: int
-    """The input offset up to which hits are handed over (those starting before it)."""
-
-    def hits_before(self, offset: int) -> list[tuple[int, int, str]]:
-        """Every hit not yet handed over that starts before ``offset``: start, end, kind.
-
-        Raises:
-            HandoffLost: They cannot be had; the caller finds them itself.
-        """
-        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -552,12 +531,7 @@ class Redactor:
         return cls(extra_rules=rules, allow=[str(v) for v in value.get("allow", [])])
 
     def redact_stream(
-        self,
-        src: BinaryIO,
-        dst: BinaryIO,
-        *,
-        report: RedactionReport | None = None,
-        handoff: Handoff | None = None,
+        self, src: BinaryIO, dst: BinaryIO, *, report: RedactionReport | None = None
     ) -> RedactionReport:
         """Copy ``src`` to ``dst`` with every secret replaced; memory stays bounded.
 
@@ -566,43 +540,15 @@ class Redactor:
             dst: A binary stream to write the redacted bytes to.
             report: A report to fill in as the copy goes (so what was found before a read or
                 write failed is still known); a new one by default.
-            handoff: Where the hits from an offset on are found by someone else (another
-                process scanning that part of the same file, see ``redact.split``).
 
         Returns:
             The report: each secret's kind, line and byte offsets.
         """
         report = RedactionReport() if report is None else report
-        for out, _reached in self.windows(src, report, handoff=handoff):
-            dst.write(out)
-        return report
-
-    def windows(
-        self,
-        src: BinaryIO,
-        report: RedactionReport,
-        *,
-        context: bytes = b"",
-        base: int = 0,
-        stop: int | None = None,
-        handoff: Handoff | None = None,
-    ) -> Iterator[tuple[bytes, int]]:
-        """Redact ``src`` window by window: each window's output and the input offset reached.
-
-        The report is filled in as the windows go. Every hit starting before the offset reached
-        has been found and applied.
-
-        Args:
-            src: The stream to read.
-            report: The report to fill in.
-            context: The input bytes just before ``src`` (left context for word boundaries).
-            base: The input offset of ``src``'s first byte (for the report's offsets).
-            stop: Stop once every hit starting before this input offset has been found (the
-                rest of ``src`` is only read as lookahead).
-            handoff: Where hits from an offset on are found by someone else.
-        """
-        context = context[-CONTEXT:]
+        context = b""
         pending = b""
+        base = 0  # input offset of pending[0]
+        resume = 0  # input offset where the scan goes on: the end of the last candidate
         line = 1 if report.lines else 0  # line number at pending[0]; 0: not counted
         while True:
             data = src.read(self._chunk)
@@ -611,48 +557,28 @@ class Redactor:
             window = context + pending + data
             begin = len(context)
             safe = len(window) if eof else len(window) - self._overlap
-            if stop is not None:
-                safe = min(safe, stop - base + begin)
             if safe <= begin:
                 pending = window[begin:]
-                if eof or (stop is not None and base >= stop):
-                    return
+                if eof:
+                    break
                 continue
-            hits = self._window_hits(window, begin, safe, base, handoff)
+            # The scan goes on exactly where the last window's stopped, as over one window: from
+            # anywhere else (inside a secret just redacted) it could find a different candidate
+            # that runs over the next secret and hides it.
+            reached = [max(begin, resume - base + begin)]
+            hits = self._hits_unescaped(window, reached[0], safe, reached)
             cut, pieces, line = self._redact_window(window, begin, safe, base, line, report, hits)
+            # A candidate reaching the window's end may go on past it: its rest is scanned anew.
+            resume = base + reached[0] - begin if eof or reached[0] < len(window) else 0
             out = b"".join(pieces)
+            dst.write(out)
             report.bytes_out += len(out)
             base += cut - begin
-            yield out, base
             context = window[max(begin, cut - CONTEXT) : cut]
             pending = window[cut:]
-            if eof or (stop is not None and base >= stop):
-                return
-
-    def _window_hits(
-        self, window: bytes, begin: int, safe: int, base: int, handoff: Handoff | None
-    ) -> Iterable[_Hit]:
-        """The hits of one window starting before ``safe``: found here, or handed over.
-
-        Hits starting in ``[handoff.start, handoff.end)`` are handed over; the rest (before,
-        and after: a file that grew since its parts were set) are found here.
-        """
-        scan_from = begin - min(begin, CONTEXT)
-        shift = begin - base  # input offset to window offset
-        if handoff is None or not handoff.start + shift < safe or handoff.end + shift <= begin:
-            return self._hits_unescaped(window, scan_from, safe)
-        first, last = handoff.start + shift, handoff.end + shift
-        try:
-            theirs = handoff.hits_before(min(safe, last) - shift)
-        except HandoffLost:
-            return self._hits_unescaped(window, scan_from, safe)
-        hits: list[_Hit] = []
-        if first > scan_from:
-            hits += self._hits_unescaped(window, scan_from, first)
-        hits += (_Hit(start + shift, end + shift, kind) for start, end, kind in theirs)
-        if last < safe:
-            hits += self._hits_unescaped(window, last, safe)
-        return hits
+            if eof:
+                break
+        return report
 
     def _redact_window(
         self,
@@ -684,20 +610,30 @@ class Redactor:
         pieces.append(window[written:cut])
         return cut, pieces, line
 
-    def _hits_unescaped(self, window: bytes, scan_from: int, safe: int) -> Iterator[_Hit]:
+    def _hits_unescaped(
+        self, window: bytes, scan_from: int, safe: int, reached: list[int]
+    ) -> Iterator[_Hit]:
         """The hits in ``window``, with JSON ``\\u00XX`` escapes of printable characters read as
-        the characters they stand for; spans are in ``window`` and cover escapes whole."""
+        the characters they stand for; spans are in ``window`` and cover escapes whole.
+
+        Once the hits are all taken, ``reached[0]`` is where the scan would go on.
+        """
         decoded = Decoded.of(window)
         if decoded is None:
-            return self._hits(window, scan_from, safe)
+            yield from self._hits(window, scan_from, safe, reached)
+            return
         text_safe = decoded.at(safe, from_end=True)
         text_from = decoded.at(scan_from)
-        return (
-            _Hit(decoded.origin(hit.start), decoded.origin(hit.end), hit.kind)
-            for hit in self._hits(decoded.text, text_from, text_safe)
-        )
+        for hit in self._hits(decoded.text, text_from, text_safe, reached):
+            yield _Hit(decoded.origin(hit.start), decoded.origin(hit.end), hit.kind)
+        reached[0] = decoded.origin(reached[0])
 
-    def _hits(self, window: bytes, scan_from: int, safe: int) -> Iterator[_Hit]:
+    def _hits(self, window: bytes, scan_from: int, safe: int, reached: list[int]) -> Iterator[_Hit]:
+        """The hits of the candidates starting from ``scan_from`` and before ``safe``.
+
+        Once the hits are all taken, ``reached[0]`` is where the scan would go on: the end of the
+        last candidate looked at (or past the copies of a repeated one).
+        """
         table = self._all
         position = scan_from
         limit = len(window)
@@ -705,9 +641,13 @@ class Redactor:
         while True:
             found = table.find(window, position, limit)
             if found is None or found[0] >= safe:
+                reached[0] = position
                 return
             first, last, index, start, end = found
-            position = last if last > first else first + 1
+            # On from the end of the value, not of the match: the byte that ends a value (a
+            # backslash, a quote, a space) may begin the next secret (``\\nAKIA…``). A match
+            # passed over whole (index -1, hostile input) is scanned on from its end.
+            position = end if index >= 0 and end > first else max(last, first + 1)
             if previous[0] >= 0:
                 position = self._past_repeats(window, previous, first, last, position)
             previous = (first, last)

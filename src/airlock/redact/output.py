@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import os
-import stat
 import tempfile
-from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
 from airlock.errors import UsageError
 from airlock.redact.engine import RedactionReport, Redactor
-from airlock.redact.split import processes_for, redact_file
 
 
 def redact_path(
@@ -22,13 +19,8 @@ def redact_path(
     stdin: BinaryIO,
     stdout: BinaryIO,
     report: RedactionReport | None = None,
-    *,
-    jobs: int | None = None,
 ) -> RedactionReport:
     """Redact ``source`` (a path, or ``-`` for ``stdin``) into ``output`` or ``stdout``.
-
-    A large regular file is scanned by up to ``jobs`` processes at once (by default one per
-    available CPU, see ``redact.split``); stdin and small files by this one.
 
     ``report`` (when given) is filled in as the copy goes, so it says what was found even when
     writing fails part way (a reader that went away).
@@ -45,39 +37,18 @@ def redact_path(
         raise UsageError(f"cannot read {source!r}: {error.strerror}") from error
     report = RedactionReport() if report is None else report
     try:
-        copy = _copier(redactor, src, report, jobs)
         if output is None:
-            copy(stdout)
+            redactor.redact_stream(src, stdout, report=report)
             stdout.flush()
             return report
-        return _redact_to_file(copy, Path(output), report)
+        return _redact_to_file(redactor, src, Path(output), report)
     finally:
         if src is not stdin:
             src.close()
 
 
-def _copier(
-    redactor: Redactor, src: BinaryIO, report: RedactionReport, jobs: int | None
-) -> Callable[[BinaryIO], object]:
-    """What copies ``src`` redacted into a destination: one process, or several."""
-    info = os.fstat(src.fileno()) if _has_fileno(src) else None
-    if info is not None and stat.S_ISREG(info.st_mode):
-        processes = processes_for(info.st_size, jobs)
-        if processes > 1:
-            return lambda dst: redact_file(redactor, src, dst, report=report, processes=processes)
-    return lambda dst: redactor.redact_stream(src, dst, report=report)
-
-
-def _has_fileno(src: BinaryIO) -> bool:
-    try:
-        src.fileno()
-    except (OSError, ValueError):  # io.UnsupportedOperation is both
-        return False
-    return True
-
-
 def _redact_to_file(
-    copy: Callable[[BinaryIO], object], target: Path, report: RedactionReport
+    redactor: Redactor, src: BinaryIO, target: Path, report: RedactionReport
 ) -> RedactionReport:
     directory = target.parent
     try:
@@ -86,7 +57,7 @@ def _redact_to_file(
         raise UsageError(f"cannot write to {str(directory)!r}: {error.strerror}") from error
     try:
         with os.fdopen(fd, "wb") as dst:
-            copy(dst)
+            redactor.redact_stream(src, dst, report=report)
             dst.flush()
             os.fsync(dst.fileno())
         with contextlib.suppress(OSError):
