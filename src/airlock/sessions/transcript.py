@@ -85,51 +85,45 @@ def parse_timestamp(value: Any) -> datetime | None:
     return parsed.astimezone(UTC)
 
 
-def summarize(path: str | Path, *, head_too: bool = True) -> Summary:
+def summarize(
+    path: str | Path, *, head_too: bool = True, info: os.stat_result | None = None
+) -> Summary:
     """Read the head and tail of a transcript for its first prompt and its time span.
 
     Args:
         path: the transcript.
         head_too: also read the first prompt, start and working directory; without it only
             the last timestamp is read (all a prune needs).
+        info: the transcript's status from a look just made (``lstat``); saves a second
+            look-up. A prune compares it with a fresh look before removing, so a file written
+            to after it was taken is kept.
     """
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
     except OSError as error:
         return Summary(None, None, None, None, (f"{path}: cannot be read: {error.strerror}",))
     try:
-        info = os.fstat(fd)
+        if info is None:
+            info = os.fstat(fd)
         size = info.st_size
         if not head_too:
-            start = max(0, size - TAIL_BYTES)
-            tail = os.pread(fd, size - start, start)
-            return Summary(None, None, _last_timestamp(tail), None, (), info)
+            return Summary(None, None, last_timestamp(fd, size), None, (), info)
         head = os.read(fd, HEAD_BYTES)
-        if size > len(head):
-            start = max(len(head), size - TAIL_BYTES)
-            tail = os.pread(fd, size - start, start)
-        else:
-            tail = head
+        complete = len(head) < HEAD_BYTES or len(head) >= size
+        last = _last_timestamp_in(head) if complete else last_timestamp(fd, size)
     except OSError as error:
         return Summary(None, None, None, None, (f"{path}: cannot be read: {error.strerror}",))
     finally:
         os.close(fd)
-    summary = _summary_of(str(path), head, tail, complete=size <= len(head))
-    return Summary(
-        summary.first_prompt,
-        summary.started,
-        summary.last_timestamp,
-        summary.cwd,
-        summary.problems,
-        info,
-        summary.malformed_lines,
-    )
+    return _summary_of(str(path), head, last, info, complete=complete)
 
 
-def _summary_of(path: str, head: bytes, tail: bytes, *, complete: bool) -> Summary:
+def _summary_of(
+    path: str, head: bytes, last: datetime | None, info: os.stat_result, *, complete: bool
+) -> Summary:
     lines = head.split(b"\n")
     if not complete:
-        lines = lines[:-1]  # the last piece of a partial head is cut short
+        lines.pop()  # the last piece of a partial head is cut short
     prompt: str | None = None
     started: datetime | None = None
     cwd: str | None = None
@@ -137,7 +131,7 @@ def _summary_of(path: str, head: bytes, tail: bytes, *, complete: bool) -> Summa
     malformed = 0
     done = False  # the fields are found; the rest of the head is only checked for problems
     for number, raw in enumerate(lines, start=1):
-        if not raw.strip():
+        if not raw or raw.isspace():
             continue
         data = _parse_line(raw)
         if data is None:
@@ -147,7 +141,8 @@ def _summary_of(path: str, head: bytes, tail: bytes, *, complete: bool) -> Summa
             continue
         if done:
             continue
-        started = started or parse_timestamp(data.get("timestamp"))
+        if started is None:
+            started = parse_timestamp(data.get("timestamp"))
         if cwd is None and isinstance(data.get("cwd"), str):
             cwd = data["cwd"]
         if prompt is None:
@@ -157,22 +152,70 @@ def _summary_of(path: str, head: bytes, tail: bytes, *, complete: bool) -> Summa
         problems.append(
             f"{path}: … and {malformed - PROBLEMS_PER_FILE} more line(s) not JSON objects"
         )
-    last = _last_timestamp(tail)
-    return Summary(_shorten(prompt), started, last, cwd, tuple(problems), None, malformed)
+    return Summary(_shorten(prompt), started, last, cwd, tuple(problems), info, malformed)
 
 
-def _last_timestamp(tail: bytes) -> datetime | None:
-    end = len(tail)
-    while True:
-        at = tail.rfind(b'"timestamp"', 0, end)
-        if at < 0:
-            return None
-        match = _TIMESTAMP.match(tail, at)
-        if match is not None:
-            parsed = parse_timestamp(match.group(1).decode("ascii"))
-            if parsed is not None:
-                return parsed
-        end = at
+def last_timestamp(fd: int, size: int) -> datetime | None:
+    """The last timestamp of an open transcript of ``size`` bytes, read from its end.
+
+    Reads :data:`TAIL_BYTES` before the end (``pread``, the file position is left alone) and
+    looks at the lines there from the last one back (:func:`_last_timestamp_in`); a line that
+    started before the piece read is not looked at until its start is read too. When no line
+    of the piece has a timestamp (the last line is longer than the piece, or the last lines
+    carry none), the piece before it is read, each twice as long as the one before, back to
+    the start of the file or :data:`MAX_LINE_BYTES` from the end, whichever comes first.
+    """
+    position = size
+    window = TAIL_BYTES
+    carried = b""  # the start of the file's part already read, up to its first line break
+    while position > 0 and size - position < MAX_LINE_BYTES:
+        step = min(window, position)
+        position -= step
+        block = os.pread(fd, step, position)
+        if len(block) < step:  # cut short since the size was taken: what is there, from 0
+            block = os.pread(fd, position + step, 0)
+            position = 0
+        data = block + carried
+        if position > 0:
+            cut = data.find(b"\n")
+            if cut < 0:  # still inside one line: read further back
+                carried = data
+                window *= 2
+                continue
+            carried, data = data[: cut + 1], data[cut + 1 :]
+        found = _last_timestamp_in(data)
+        if found is not None:
+            return found
+        window *= 2
+    return None
+
+
+def _last_timestamp_in(data: bytes) -> datetime | None:
+    """The timestamp of the last line of ``data`` that is an object and has one.
+
+    A line counts when, blanks aside, it starts with ``{`` and ends with ``}``: a final line
+    cut short (a crash mid-write, or a write in progress) does not, and neither do most
+    malformed lines, so the line before them is taken. Within a line the last
+    ``"timestamp": "…"`` field that parses is taken; inside a JSON string such a field is
+    escaped (``\\"timestamp\\"``) and never matches.
+    """
+    end = len(data)
+    while end > 0:
+        start = data.rfind(b"\n", 0, end) + 1
+        line = data[start:end].strip()
+        if line[:1] == b"{" and line[-1:] == b"}":
+            at = len(line)
+            while True:
+                at = line.rfind(b'"timestamp"', 0, at)
+                if at < 0:
+                    break
+                match = _TIMESTAMP.match(line, at)
+                if match is not None:
+                    parsed = parse_timestamp(match.group(1).decode("ascii"))
+                    if parsed is not None:
+                        return parsed
+        end = start - 1
+    return None
 
 
 _DECODE = json.JSONDecoder().raw_decode
