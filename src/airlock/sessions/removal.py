@@ -198,29 +198,51 @@ def _keep_reason(
 def _stale_entries(
     store: SessionStore, scan: Scan, cutoff: datetime, problems: list[str]
 ) -> list[StoreEntry]:
-    owned = {root for session in scan.sessions for root in session.root_paths}
-    owned |= scan.unread_roots
-    owned_ids = {session.id for session in scan.sessions} | scan.pending | scan.unread
     owner = store.config_dir.stat().st_uid if store.config_dir.exists() else os.getuid()
     limit = cutoff.timestamp()
     entries: list[StoreEntry] = []
-    for name in layout.AGE_SWEPT:
-        folder = store.config_dir / name
-        try:
-            with os.scandir(folder) as iterator:
-                found = sorted(iterator, key=lambda e: e.name)
-        except OSError:
-            continue
-        for entry in found:
-            if entry.path in owned or _owned_name(name, entry.name, owned_ids):
+    for name, found in _sweep_candidates(store, scan):
+        for entry_name, path in found:
+            if _owned_name(name, entry_name, scan.pending):
                 continue
             walk = _Walk(owner)
-            walk.walk(entry.path)
+            walk.walk(path)
             if walk.newest >= limit or walk.foreign:
                 continue
             modified = datetime.fromtimestamp(walk.newest, UTC)
-            entries.append(StoreEntry(Path(entry.path), walk.size, modified))
+            entries.append(StoreEntry(Path(path), walk.size, modified))
     return entries
+
+
+def _sweep_candidates(
+    store: SessionStore, scan: Scan
+) -> Iterator[tuple[str, list[tuple[str, str]]]]:
+    """(store, its entries that belong to no session found, by name) for every store swept by
+    age; the scan's strays where it read the store, a listing of it otherwise."""
+    strays: dict[str, list[tuple[str, str]]] = {}
+    if scan.strays is not None:
+        for name in layout.INDEXED_STORES:
+            strays[name] = []
+        for name, entry_name, path in scan.strays:
+            strays[name].append((entry_name, path))
+    for name in layout.AGE_SWEPT:
+        found = strays.get(name)
+        if found is None:
+            try:
+                with os.scandir(store.config_dir / name) as iterator:
+                    found = [(entry.name, entry.path) for entry in iterator]
+            except OSError:
+                continue
+            if name in layout.INDEXED_STORES:  # the scan did not read it: drop what it owns
+                owned = {root for session in scan.sessions for root in session.root_paths}
+                owned |= scan.unread_roots
+                ids = {session.id for session in scan.sessions} | scan.unread
+                found = [
+                    (entry_name, path)
+                    for entry_name, path in found
+                    if path not in owned and not _owned_name(name, entry_name, ids)
+                ]
+        yield name, sorted(found)
 
 
 def _owned_name(store: str, name: str, ids: set[str] | frozenset[str]) -> bool:

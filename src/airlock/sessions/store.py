@@ -159,6 +159,9 @@ class Scan:
     """Ids of sessions left out of ``sessions`` by ``active_since`` (known active, not read)."""
     unread_roots: frozenset[str] = frozenset()
     """The top-level paths of the ``unread`` sessions."""
+    strays: tuple[tuple[str, str, str], ...] | None = None
+    """Entries of the stores indexed by session id (:data:`~airlock.sessions.layout.INDEXED_STORES`) that name no
+    session found, as (store, name, path); ``None`` when those stores were not read."""
 
 
 @dataclass(slots=True)
@@ -353,7 +356,8 @@ class SessionStore:
         ]
         ids = {item[1] for item in found}
         folders: set[str] = set()
-        stores = self._store_index(ids, problems, folders)
+        strays: builtins.list[tuple[str, str, str]] = []
+        stores = self._store_index(ids, problems, folders, strays)
         todo = [
             item for item in found if item[1] not in pending and (only is None or item[1] in only)
         ]
@@ -388,6 +392,7 @@ class SessionStore:
             pending,
             frozenset(item[1] for item in unread),
             frozenset(roots),
+            tuple(strays),
         )
 
     def in_use(
@@ -499,10 +504,15 @@ class SessionStore:
                 yield project.name, session_id, transcript, None, attached.get(session_id, ())
 
     def _store_index(
-        self, ids: set[str], problems: builtins.list[str], folders: set[str]
+        self,
+        ids: set[str],
+        problems: builtins.list[str],
+        folders: set[str],
+        strays: builtins.list[tuple[str, str, str]],
     ) -> dict[str, builtins.list[str]]:
         """Per-session entries of the other stores, by session id; real folders among them are
-        added to ``folders`` (so they need no second look-up)."""
+        added to ``folders`` (so they need no second look-up), the entries no session id
+        names to ``strays`` as (store, name, path)."""
         index: dict[str, builtins.list[str]] = {}
         base = os.fspath(self.config_dir)
         for store in layout.SESSION_DIR_STORES:
@@ -511,14 +521,20 @@ class SessionStore:
                     index.setdefault(entry.name, []).append(entry.path)
                     if entry.is_dir(follow_symlinks=False):
                         folders.add(entry.path)
+                else:
+                    strays.append((store, entry.name, entry.path))
         for entry in _entries(os.path.join(base, layout.DEBUG), problems):
             stem = entry.name[: -len(layout.DEBUG_SUFFIX)]
             if entry.name.endswith(layout.DEBUG_SUFFIX) and stem in ids:
                 index.setdefault(stem, []).append(entry.path)
+            else:
+                strays.append((layout.DEBUG, entry.name, entry.path))
         for entry in _entries(os.path.join(base, layout.TODOS), problems):
             owner = layout.todo_owner(entry.name, ids)
             if owner is not None:
                 index.setdefault(owner, []).append(entry.path)
+            else:
+                strays.append((layout.TODOS, entry.name, entry.path))
         return index
 
     def _session(
