@@ -422,14 +422,15 @@ def _remove_sessions(
         os.close(ticks_out)
         os.set_blocking(ticks_in, False)
     ours = []
+    ticked = 0  # the child's sessions passed on to ``progress``
     for session in first:
         ours.append(_step(session, remover, progress))
         if progress:
-            _forward_ticks(ticks_in, progress)
+            ticked += max(0, _forward_ticks(ticks_in, progress))
     if progress:
         os.set_blocking(ticks_in, True)
-        while _forward_ticks(ticks_in, progress):
-            pass
+        while (count := _forward_ticks(ticks_in, progress)) > 0:
+            ticked += count
         os.close(ticks_in)
     with os.fdopen(reader, "rb") as pipe:
         data = pipe.read()
@@ -440,6 +441,8 @@ def _remove_sessions(
             theirs = [(int(o), str(t)) for o, t in marshal.loads(data)]  # noqa: S302 - our child
     if theirs is None or len(theirs) != len(second):
         theirs = [_remove_one(session, remover) for session in second]
+        if progress and len(second) > ticked:
+            progress(len(second) - ticked)
     return ours + theirs
 
 
@@ -449,15 +452,16 @@ def _step(session: Session, remover: _Remover, progress: Progress | None) -> _Ou
     return _remove_one(session, remover)
 
 
-def _forward_ticks(fd: int, progress: Progress) -> bool:
-    """Pass the child's progress on; whether the pipe may hold more (not at its end)."""
+def _forward_ticks(fd: int, progress: Progress) -> int:
+    """Pass the child's progress on: how many sessions it told of (0 at the pipe's end, -1
+    when nothing is there yet)."""
     try:
         ticks = os.read(fd, 4096)
     except BlockingIOError:
-        return True
+        return -1
     if ticks:
         progress(len(ticks))
-    return bool(ticks)
+    return len(ticks)
 
 
 def _why(error: BaseException) -> str:
