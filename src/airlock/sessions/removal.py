@@ -4,18 +4,21 @@ Theory of operation.
 
 1. *Plan* (:func:`plan_prune`, :func:`plan_delete`): one scan decides what goes. Sessions in
    use, or holding files of another owner, are skipped with the reason. Nothing is touched.
-2. *Journal*: before a batch of sessions is removed, a journal naming each session and its
-   paths is written atomically under ``<config dir>/airlock/sessions-removal/``. A listing hides
-   every session a journal names, so a removal cut short (crash, kill, power loss) never leaves
-   a half-removed session listed as whole; the next prune or delete finishes it
-   (:func:`recover`), except for a session written to since the journal was made.
+2. *Journal*: before anything is removed, one journal naming each session of the plan and
+   its paths is written atomically (one ``fsync`` of the file, one of its folder) under
+   ``<config dir>/airlock/sessions-removal/``. A listing hides every session a journal names,
+   so a removal cut short (crash, kill, power loss) never leaves a half-removed session listed
+   as whole; the next prune or delete finishes it (:func:`recover`), except for a session
+   written to since the journal was made.
 3. *Remove*: every path is removed relative to a descriptor of the config dir, each folder on
    the way opened with ``O_NOFOLLOW``: a symbolic link is removed as a link and never followed,
    a path that is not inside the config dir is refused (:class:`~airlock.errors.UnsafePathError`),
-   folders are emptied the same way (:func:`_remove_tree`), never following a link.
-   Before a session goes, its transcript is looked at again: if it was written since the scan,
-   the session is kept and reported.
-4. The journal is removed once its batch is gone.
+   folders are emptied the same way, never following a link: by what the scan found in them
+   (:func:`_remove_known`: no second listing), listed again only when something was added
+   since (:func:`_remove_tree`). Before a session goes, its transcript is looked at again: if
+   it was written since the scan, the session is kept and reported. A large removal runs in
+   two processes, half the sessions each (:func:`_remove_sessions`).
+4. The journal is removed once every session it names is gone (or kept, and reported).
 
 One removal at a time: :func:`execute` and :func:`recover` hold an exclusive ``flock`` on
 ``<config dir>/airlock/sessions-removal.lock`` (:func:`removal_lock`), so a second prune or

@@ -1,7 +1,10 @@
 """Reading transcripts: one JSON object a line, read in bounded pieces, never fatal.
 
 A summary (:func:`summarize`) reads only the head and the tail of a file: the first prompt and
-the first timestamp are near the start, the last timestamp is near the end. A full reading
+the first timestamp are near the start, the last timestamp is near the end. The tail is read
+backwards from the end (:func:`last_timestamp`): the last line that is an object with a
+timestamp gives it; a last line cut short, malformed or without one is passed over, and a line
+longer than the piece read is read to its start. A full reading
 (:func:`read_entries`) streams line by line. A line that is not a JSON object is reported with
 its line number and skipped; a transcript is never rejected for it.
 """
@@ -20,7 +23,8 @@ from typing import Any, BinaryIO
 HEAD_BYTES = 64 * 1024
 """How much of the start of a transcript a summary reads."""
 TAIL_BYTES = 16 * 1024
-"""How much of the end of a transcript a summary reads, to find the last timestamp."""
+"""How much of the end of a transcript a summary reads first, to find the last timestamp (more
+only when the lines there have none, see :func:`last_timestamp`)."""
 PROMPT_CHARS = 120
 """A first prompt is cut to this many characters in a summary."""
 PROBLEMS_PER_FILE = 5
