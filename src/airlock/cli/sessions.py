@@ -413,10 +413,12 @@ def _carry_out(store: SessionStore, plan: Plan, now: datetime, *, dry: bool) -> 
 
     if dry:
         return dry_run(plan)
+    if plan.steps < PROGRESS_FROM or not _may_be_terminal():
+        return execute(store, plan, now=now)
     from airlock.cli._common import stderr_console
 
     console = stderr_console()
-    if plan.steps < PROGRESS_FROM or not console.is_terminal:
+    if not console.is_terminal:
         return execute(store, plan, now=now)
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
@@ -429,6 +431,20 @@ def _carry_out(store: SessionStore, plan: Plan, now: datetime, *, dry: bool) -> 
     with Progress(*columns, console=console, transient=True) as progress:
         task = progress.add_task("removing", total=plan.steps)
         return execute(store, plan, now=now, progress=lambda n: progress.advance(task, n))
+
+
+def _may_be_terminal() -> bool:
+    """Whether stderr may show a progress bar: a terminal, or one forced by the variables the
+    console honours (checked without loading the console, which takes a while to import)."""
+    import os
+    import sys
+
+    forced = ("FORCE_COLOR", "TTY_INTERACTIVE", "TTY_COMPATIBLE", "JUPYTER_COLUMNS")
+    try:
+        terminal = sys.stderr.isatty()
+    except (AttributeError, ValueError):  # no stderr, or a closed one
+        terminal = False
+    return terminal or any(os.environ.get(name) for name in forced)
 
 
 def _print_report(args: argparse.Namespace, report: Report, extra: dict[str, Any]) -> None:

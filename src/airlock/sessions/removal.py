@@ -504,7 +504,11 @@ def _write_journal(config_dir: Path, batch: Iterable[Session], now: datetime) ->
         "sessions": {
             s.id: [
                 path.removeprefix(prefix)
-                for path in (*s.root_paths, s.transcript_path)
+                for path in (
+                    s.root_paths
+                    if s.transcript_path in s.root_paths[:1]
+                    else (*s.root_paths, s.transcript_path)
+                )
                 if path.startswith(prefix)
             ]
             for s in batch
@@ -638,6 +642,10 @@ class _Remover:
                 link.
         """
         folders = session.dir_paths
+        if not folders:  # files and links only
+            for root in session.root_paths:
+                self._unlink(*self._locate(root))
+            return
         known = frozenset(folders)
         for root in session.root_paths:
             parent, name = self._locate(root)

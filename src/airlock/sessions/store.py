@@ -27,6 +27,7 @@ import contextlib
 import gc
 import json
 import marshal
+import operator
 import os
 import re
 import stat
@@ -379,7 +380,7 @@ class SessionStore:
             read_or_not = _in_two(todo, read)
         sessions = [session for session in read_or_not if session is not None]
         unread = [item for item, read in zip(todo, read_or_not, strict=True) if read is None]
-        sessions.sort(key=lambda s: (s.last_activity, s.id), reverse=True)
+        sessions.sort(key=operator.attrgetter("last_activity", "id"), reverse=True)
         roots = {
             path
             for _, session_id, transcript, folder, agents in unread
@@ -734,25 +735,25 @@ def _unpack(fields: _Packed | None) -> Session | None:
         dirs,
     ) = fields
     return Session(
-        id=session_id,
-        project=project,
-        transcript_path=transcript,
-        subagent_paths=subagents,
-        raw_log_path=raw_log,
-        last_activity=datetime.fromtimestamp(last, UTC),
-        size=size,
-        started=datetime.fromtimestamp(started, UTC) if started is not None else None,
-        first_prompt=prompt,
-        cwd=cwd,
-        modified=datetime.fromtimestamp(modified, UTC),
-        root_paths=roots,
-        file_paths=files,
-        problems=problems,
-        foreign=foreign,
-        malformed_lines=malformed,
-        newest_mtime=newest,
-        transcript_stamp=stamp,
-        dir_paths=dirs,
+        session_id,
+        project,
+        transcript,
+        subagents,
+        raw_log,
+        datetime.fromtimestamp(last, UTC),
+        size,
+        datetime.fromtimestamp(started, UTC) if started is not None else None,
+        prompt,
+        cwd,
+        datetime.fromtimestamp(modified, UTC),
+        roots,
+        files,
+        problems,
+        foreign,
+        malformed,
+        newest,
+        stamp,
+        dirs,
     )
 
 

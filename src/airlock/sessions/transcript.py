@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -179,7 +179,7 @@ def last_timestamp(fd: int, size: int) -> datetime | None:
         if len(block) < step:  # cut short since the size was taken: what is there, from 0
             block = os.pread(fd, position + step, 0)
             position = 0
-        data = block + carried
+        data = block + carried if carried else block
         if position > 0:
             cut = data.find(b"\n")
             if cut < 0:  # still inside one line: read further back
@@ -222,7 +222,9 @@ def _last_timestamp_in(data: bytes) -> datetime | None:
     return None
 
 
-_DECODE = json.JSONDecoder().raw_decode
+_SCAN: Callable[[str, int], tuple[Any, int]] = getattr(json.JSONDecoder(), "scan_once")  # noqa: B009
+"""The decoder's scanner (C when available): one value from a position, as
+``json.JSONDecoder.raw_decode`` reads it, without its Python frame."""
 
 
 def _parse_line(raw: bytes) -> dict[str, Any] | None:
@@ -230,9 +232,16 @@ def _parse_line(raw: bytes) -> dict[str, Any] | None:
     if len(raw) > MAX_LINE_BYTES:
         return None
     try:
-        text = raw.decode("utf-8").strip()
-        data, end = _DECODE(text)
-    except (ValueError, UnicodeDecodeError):
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    if text[:1] != "{" or text[-1:] != "}":
+        text = text.strip()
+        if text[:1] != "{":
+            return None  # not an object, whatever else it is
+    try:
+        data, end = _SCAN(text, 0)
+    except (StopIteration, ValueError, RecursionError):
         return None
     return data if end == len(text) and isinstance(data, dict) else None
 
