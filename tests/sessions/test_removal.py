@@ -440,3 +440,29 @@ def test_stray_entries_of_a_pending_session_wait_for_its_removal(config_dir: Pat
     report = execute(store, plan, now=NOW)
     assert report.recovered == [victim.id]
     assert not any(p.exists() for p in victim.paths)
+
+
+def test_folders_turned_into_links_after_the_plan_go_as_links(
+    config_dir: Path, tmp_path: Path
+) -> None:
+    """A folder the scan found, replaced by a link before the removal (a session folder's
+    subagents/, a file-history folder): the link is removed, what it points to is not."""
+    outside = tmp_path / "outside"
+    (outside / "sub").mkdir(parents=True)
+    (outside / "sub" / "keep.txt").write_text("precious")
+    made = make_session(config_dir, age=timedelta(days=40))
+    store = SessionStore(config_dir)
+    plan = plan_prune(store, now=NOW, older_than=PERIOD)
+    subagents = config_dir / "projects" / made.project / made.id / "subagents"
+    history = config_dir / "file-history" / made.id
+    for folder in (subagents, history):
+        for child in folder.iterdir():
+            child.unlink()
+        folder.rmdir()
+        folder.symlink_to(outside / "sub")
+    report = execute(store, plan, now=NOW)
+    assert [s.id for s in report.removed] == [made.id]
+    assert report.problems == []
+    assert not subagents.is_symlink() and not history.is_symlink()
+    assert not (config_dir / "projects" / made.project / made.id).exists()
+    assert (outside / "sub" / "keep.txt").read_text() == "precious"

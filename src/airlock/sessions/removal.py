@@ -36,6 +36,7 @@ import json
 import marshal
 import os
 import stat
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -386,9 +387,16 @@ def _remove_sessions(
     descriptors (the lock, the config dir's) and the plan (nothing is sent to it); it reports
     progress on one pipe, a byte a session, and its outcomes on another (:mod:`marshal`),
     and leaves with ``os._exit``. If it fails in any way, this process removes that half
-    itself (a removal is repeatable: what is already gone is not an error).
+    itself (a removal is repeatable: what is already gone is not an error). No fork while
+    other threads run (a terminal's progress bar refreshes from one): the child would hold a
+    copy of this thread only.
     """
-    if len(sessions) < PARALLEL_FROM or not hasattr(os, "fork") or (os.cpu_count() or 1) < 2:
+    if (
+        len(sessions) < PARALLEL_FROM
+        or not hasattr(os, "fork")
+        or (os.cpu_count() or 1) < 2
+        or threading.active_count() > 1  # a fork copies only this thread (a progress bar's?)
+    ):
         return [_step(session, remover, progress) for session in sessions]
     half = len(sessions) // 2
     first, second = sessions[:half], sessions[half:]
@@ -714,6 +722,17 @@ def _place(tree: _Tree, relative: str, leaf: _Tree | None) -> None:
         tree.setdefault(name, leaf)
 
 
+def _unlink_any(parent: int, name: str) -> None:
+    """Unlink ``name`` in ``parent`` (a file, or a link as itself); a folder now, where the scan
+    found a file, goes as a tree; gone already is not an error."""
+    try:
+        os.unlink(name, dir_fd=parent)
+    except FileNotFoundError:
+        return
+    except IsADirectoryError:
+        _remove_tree(parent, name)
+
+
 def _remove_known(parent: int, name: str, tree: _Tree) -> None:
     """Remove the folder ``name`` in ``parent`` by what a scan found in it (``tree``).
 
@@ -727,17 +746,17 @@ def _remove_known(parent: int, name: str, tree: _Tree) -> None:
         fd = os.open(name, _TREE_FLAGS, dir_fd=parent)
     except FileNotFoundError:
         return
+    except OSError as error:
+        if error.errno not in (errno.ENOTDIR, errno.ELOOP):
+            raise
+        _unlink_any(parent, name)  # a file or a link now: removed as itself, never followed
+        return
     try:
         for child, below in tree.items():
             if below is not None:
                 _remove_known(fd, child, below)
                 continue
-            try:
-                os.unlink(child, dir_fd=fd)
-            except FileNotFoundError:
-                continue
-            except IsADirectoryError:  # a folder now, where the scan found a file
-                _remove_tree(fd, child)
+            _unlink_any(fd, child)
     finally:
         os.close(fd)
     try:
