@@ -111,3 +111,38 @@ def test_a_long_last_line_keeps_a_session_from_an_early_prune(config_dir: Path) 
     report = execute(store, plan_prune(store, now=NOW, older_than=timedelta(days=30)), now=NOW)
     assert report.removed == []
     assert all(path.exists() for path in made.paths)
+
+
+def test_only_a_line_s_own_timestamp_counts(tmp_path: Path) -> None:
+    """A timestamp field nested in a line (a tool result's, say), older or newer, is not the
+    line's: the line's own one is taken, and a line with only nested ones is passed over."""
+    nested_old = json.dumps({"timestamp": iso(NEWER), "toolUseResult": {"timestamp": iso(OLD)}})
+    nested_only = json.dumps({"type": "assistant", "toolUseResult": {"timestamp": iso(NOW)}})
+    for lines in ([_user(OLD), nested_old], [_user(OLD), _user(NEWER), nested_only]):
+        path = _write(tmp_path / "t.jsonl", "\n".join(lines) + "\n")
+        assert _last(path) == NEWER
+        assert summarize(path).last_timestamp == NEWER
+        assert summarize(path, head_too=False).last_timestamp == NEWER
+
+
+def test_a_nested_older_timestamp_does_not_prune_early(config_dir: Path) -> None:
+    """A recent line whose tool result carries an older timestamp after its own: the session
+    is listed and judged by the line's own timestamp, long line or short."""
+    for number, filler in enumerate(("", "x" * (2 * HEAD_BYTES))):
+        last = {
+            "timestamp": iso(NEWER),
+            "message": filler,
+            "toolUseResult": {"timestamp": iso(OLD)},
+        }
+        make_session(
+            config_dir,
+            session_id=f"{SESSION[:-1]}{number}",
+            lines=[_user(OLD, "start"), json.dumps(last)],
+            age=timedelta(days=40),
+            subagents=0,
+            extras=False,
+        )
+    store = SessionStore(config_dir)
+    assert [s.last_activity for s in store.list()] == [NEWER, NEWER]
+    report = execute(store, plan_prune(store, now=NOW, older_than=timedelta(days=30)), now=NOW)
+    assert report.removed == []

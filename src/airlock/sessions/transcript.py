@@ -2,9 +2,9 @@
 
 A summary (:func:`summarize`) reads only the head and the tail of a file: the first prompt and
 the first timestamp are near the start, the last timestamp is near the end. The tail is read
-backwards from the end (:func:`last_timestamp`): the last line that is an object with a
-timestamp gives it; a last line cut short, malformed or without one is passed over, and a line
-longer than the piece read is read to its start. A full reading
+backwards from the end (:func:`last_timestamp`): the last line that is a JSON object with a
+``timestamp`` field gives it; a last line cut short, malformed or without one is passed over,
+and a line longer than the piece read is read to its start. A full reading
 (:func:`read_entries`) streams line by line. A line that is not a JSON object is reported with
 its line number and skipped; a transcript is never rejected for it.
 """
@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -31,8 +30,6 @@ PROBLEMS_PER_FILE = 5
 """Malformed lines of one file reported one by one; the rest are counted."""
 MAX_LINE_BYTES = 64 * 1024 * 1024
 """A line longer than this is reported as malformed rather than parsed."""
-
-_TIMESTAMP = re.compile(rb'"timestamp"\s*:\s*"([0-9T:.+\-Z ]{10,40})"')
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,7 +111,7 @@ def summarize(
             return Summary(None, None, last_timestamp(fd, size), None, (), info)
         head = os.read(fd, HEAD_BYTES)
         complete = len(head) < HEAD_BYTES or len(head) >= size
-        last = _last_timestamp_in(head) if complete else last_timestamp(fd, size)
+        last = None if complete else last_timestamp(fd, size)
     except OSError as error:
         return Summary(None, None, None, None, (f"{path}: cannot be read: {error.strerror}",))
     finally:
@@ -125,6 +122,9 @@ def summarize(
 def _summary_of(
     path: str, head: bytes, last: datetime | None, info: os.stat_result, *, complete: bool
 ) -> Summary:
+    """The summary of a transcript's head; ``last`` is its last timestamp, read from its end,
+    unless the head is the whole file (``complete``): then it is taken from the lines parsed,
+    as :func:`_last_timestamp_in` would."""
     lines = head.split(b"\n")
     if not complete:
         lines.pop()  # the last piece of a partial head is cut short
@@ -133,6 +133,7 @@ def _summary_of(
     cwd: str | None = None
     problems: list[str] = []
     malformed = 0
+    stamps: list[Any] = []  # every object's timestamp field, for the last one (a whole file)
     done = False  # the fields are found; the rest of the head is only checked for problems
     for number, raw in enumerate(lines, start=1):
         if not raw or raw.isspace():
@@ -143,6 +144,8 @@ def _summary_of(
             if malformed <= PROBLEMS_PER_FILE:
                 problems.append(f"{path}: line {number}: not a JSON object (skipped)")
             continue
+        if complete:
+            stamps.append(data.get("timestamp"))
         if done:
             continue
         if started is None:
@@ -156,6 +159,8 @@ def _summary_of(
         problems.append(
             f"{path}: … and {malformed - PROBLEMS_PER_FILE} more line(s) not JSON objects"
         )
+    if complete:  # the whole file was read: its last line with a timestamp, as parsed
+        last = next(filter(None, map(parse_timestamp, reversed(stamps))), None)
     return Summary(_shorten(prompt), started, last, cwd, tuple(problems), info, malformed)
 
 
@@ -195,31 +200,25 @@ def last_timestamp(fd: int, size: int) -> datetime | None:
 
 
 def _last_timestamp_in(data: bytes) -> datetime | None:
-    """The timestamp of the last line of ``data`` that is an object and has one.
+    """The timestamp of the last line of ``data`` that is a JSON object with a ``timestamp``
+    field (at its top level: one inside a message or a tool result is not the line's).
 
-    A line counts when, blanks aside, it starts with ``{`` and ends with ``}``: a final line
-    cut short (a crash mid-write, or a write in progress) does not, and neither do most
-    malformed lines, so the line before them is taken. Within a line the last
-    ``"timestamp": "…"`` field that parses is taken; inside a JSON string such a field is
-    escaped (``\\"timestamp\\"``) and never matches.
+    A final line cut short (a crash mid-write, or a write in progress) is not an object, and
+    neither is a malformed line: the line before them is taken.
     """
     end = len(data)
     while end > 0:
         start = data.rfind(b"\n", 0, end) + 1
-        line = data[start:end].strip()
-        if line[:1] == b"{" and line[-1:] == b"}":
-            at = len(line)
-            while True:
-                at = line.rfind(b'"timestamp"', 0, at)
-                if at < 0:
-                    break
-                match = _TIMESTAMP.match(line, at)
-                if match is not None:
-                    parsed = parse_timestamp(match.group(1).decode("ascii"))
-                    if parsed is not None:
-                        return parsed
+        found = _line_timestamp(data[start:end])
+        if found is not None:
+            return found
         end = start - 1
     return None
+
+
+def _line_timestamp(raw: bytes) -> datetime | None:
+    data = _parse_line(raw)
+    return None if data is None else parse_timestamp(data.get("timestamp"))
 
 
 _SCAN: Callable[[str, int], tuple[Any, int]] = getattr(json.JSONDecoder(), "scan_once")  # noqa: B009
