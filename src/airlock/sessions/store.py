@@ -161,7 +161,7 @@ class Scan:
     unread_roots: frozenset[str] = frozenset()
     """The top-level paths of the ``unread`` sessions."""
     strays: tuple[tuple[str, str, str], ...] | None = None
-    """Entries of the stores indexed by session id (:data:`~airlock.sessions.layout.INDEXED_STORES`) that name no
+    """Entries of the stores indexed by session id (``layout.INDEXED_STORES``) that name no
     session found, as (store, name, path); ``None`` when those stores were not read."""
 
 
@@ -379,7 +379,7 @@ class SessionStore:
         with _gc_paused():
             read_or_not = _in_two(todo, read)
         sessions = [session for session in read_or_not if session is not None]
-        unread = [item for item, read in zip(todo, read_or_not, strict=True) if read is None]
+        unread = [item for item, got in zip(todo, read_or_not, strict=True) if got is None]
         sessions.sort(key=operator.attrgetter("last_activity", "id"), reverse=True)
         roots = {
             path

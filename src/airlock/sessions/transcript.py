@@ -221,7 +221,8 @@ def _line_timestamp(raw: bytes) -> datetime | None:
     return None if data is None else parse_timestamp(data.get("timestamp"))
 
 
-_SCAN: Callable[[str, int], tuple[Any, int]] = getattr(json.JSONDecoder(), "scan_once")  # noqa: B009
+_Scanner = Callable[[str, int], tuple[Any, int]]
+_SCAN: _Scanner = getattr(json.JSONDecoder(), "scan_once")  # noqa: B009 - untyped attribute
 """The decoder's scanner (C when available): one value from a position, as
 ``json.JSONDecoder.raw_decode`` reads it, without its Python frame."""
 
