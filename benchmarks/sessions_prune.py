@@ -9,7 +9,7 @@ then times on the same machine, in the same run:
 
 - ``airlock sessions list --json`` (the CLI, a subprocess) and ``SessionStore.list()``;
 - ``airlock sessions prune --older-than 30`` on one copy (reads the tail of every candidate
-  transcript, groups files by session, writes removal journals, removes through descriptors);
+  transcript, groups files by session, writes a removal journal, removes through descriptors);
 - ``find DIR -mtime +30 -delete`` on the other copy (removes old files, nothing more).
 
 Both must leave the same files behind; the script checks that. Everything stays under a

@@ -6,6 +6,7 @@ import json
 import os
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -335,3 +336,133 @@ def test_a_transcript_grown_with_its_mtime_unchanged_is_kept(config_dir: Path) -
     report = execute(store, plan, now=NOW)
     assert report.removed == [] and [s.session.id for s in report.skipped] == [made.id]
     assert all(p.exists() for p in made.paths)
+
+
+def test_files_added_to_a_session_after_the_plan_go_with_it(config_dir: Path) -> None:
+    """A removal empties folders by what the scan found; a file added since, a file turned
+    into a folder and a link planted since are removed too (links as links)."""
+    outside = config_dir.parent / "outside"
+    outside.mkdir()
+    (outside / "keep.txt").write_text("precious")
+    made = make_session(config_dir, age=timedelta(days=40))
+    folder = config_dir / "projects" / made.project / made.id
+    store = SessionStore(config_dir)
+    plan = plan_prune(store, now=NOW, older_than=PERIOD)
+    (folder / "tool-results" / "late.txt").write_text("added after the plan")
+    (folder / "late-folder").mkdir()
+    (folder / "late-folder" / "deep.txt").write_text("deep")
+    (folder / "subagents" / "link").symlink_to(outside)
+    turned = folder / "tool-results" / "toolu_1.txt"
+    turned.unlink()
+    turned.mkdir()
+    (turned / "inside.txt").write_text("now a folder")
+    report = execute(store, plan, now=NOW)
+    assert [s.id for s in report.removed] == [made.id]
+    assert report.problems == []
+    assert not folder.exists()
+    assert not any(p.exists() for p in made.paths)
+    assert (outside / "keep.txt").read_text() == "precious"
+
+
+def test_files_gone_before_the_removal_are_not_an_error(config_dir: Path) -> None:
+    """Files the scan found that are gone when the removal comes are passed over."""
+    made = make_session(config_dir, age=timedelta(days=40))
+    store = SessionStore(config_dir)
+    plan = plan_prune(store, now=NOW, older_than=PERIOD)
+    folder = config_dir / "projects" / made.project / made.id
+    (folder / "tool-results" / "toolu_1.txt").unlink()
+    (folder / "tool-results").rmdir()
+    (config_dir / "debug" / f"{made.id}.txt").unlink()
+    report = execute(store, plan, now=NOW)
+    assert [s.id for s in report.removed] == [made.id]
+    assert report.problems == []
+    assert not any(p.exists() for p in made.paths)
+
+
+@pytest.mark.parametrize("fork", ["works", "fails", "child_fails"])
+def test_a_large_removal_in_two_processes_is_the_same(
+    config_dir: Path, monkeypatch: pytest.MonkeyPatch, fork: str
+) -> None:
+    """Removing half the sessions in a forked child removes the same, reports the same, in
+    the same order, with every step of progress; if the fork or the child fails, this process
+    removes that half itself."""
+    from airlock.sessions import removal
+
+    old = [make_session(config_dir, age=timedelta(days=40 + n)) for n in range(7)]
+    young = make_session(config_dir, age=timedelta(days=2))
+    _age(config_dir, "plans/p.md", 45)
+    monkeypatch.setattr(removal, "PARALLEL_FROM", 2)
+    if fork == "fails":
+
+        def no_fork() -> int:
+            raise OSError("no more processes")
+
+        monkeypatch.setattr(os, "fork", no_fork)
+    store = SessionStore(config_dir)
+    plan = plan_prune(store, now=NOW, older_than=PERIOD)
+    if fork == "child_fails":  # the child cannot remove its first session: it dies
+        monkeypatch.setattr(removal, "_remove_one", _dies_in_a_child(removal._remove_one))
+    done: list[int] = []
+    report = execute(store, plan, now=NOW, progress=done.append)
+    assert [s.id for s in report.removed] == [s.id for s in plan.sessions]
+    assert {s.id for s in report.removed} == {m.id for m in old}
+    assert report.problems == [] and report.skipped == []
+    assert sum(done) == plan.steps == len(old) + 1
+    assert not any(p.exists() for m in old for p in m.paths)
+    assert all(p.exists() for p in young.paths)
+    assert [s.id for s in store.list()] == [young.id]
+    assert not list((config_dir / JOURNAL_DIR).iterdir())
+
+
+def _dies_in_a_child(remove_one: Any) -> Any:
+    parent = os.getpid()
+
+    def remove(session: Any, remover: Any) -> Any:
+        if os.getpid() != parent:
+            os._exit(3)
+        return remove_one(session, remover)
+
+    return remove
+
+
+def test_stray_entries_of_a_pending_session_wait_for_its_removal(config_dir: Path) -> None:
+    """Entries of a session named by an unfinished removal are not swept as strays: the
+    removal that finishes it takes them."""
+    victim = make_session(config_dir, age=timedelta(days=40))
+    store = SessionStore(config_dir)
+    session = store.get(victim.id)
+    _write_journal(config_dir, [session], NOW)
+    with _Remover(config_dir) as remover:
+        remover.remove(session.roots[0])  # the transcript went before the crash
+    plan = plan_prune(store, now=NOW, older_than=PERIOD)
+    assert plan.sessions == ()
+    assert not any(victim.id in str(entry.path) for entry in plan.entries)
+    report = execute(store, plan, now=NOW)
+    assert report.recovered == [victim.id]
+    assert not any(p.exists() for p in victim.paths)
+
+
+def test_folders_turned_into_links_after_the_plan_go_as_links(
+    config_dir: Path, tmp_path: Path
+) -> None:
+    """A folder the scan found, replaced by a link before the removal (a session folder's
+    subagents/, a file-history folder): the link is removed, what it points to is not."""
+    outside = tmp_path / "outside"
+    (outside / "sub").mkdir(parents=True)
+    (outside / "sub" / "keep.txt").write_text("precious")
+    made = make_session(config_dir, age=timedelta(days=40))
+    store = SessionStore(config_dir)
+    plan = plan_prune(store, now=NOW, older_than=PERIOD)
+    subagents = config_dir / "projects" / made.project / made.id / "subagents"
+    history = config_dir / "file-history" / made.id
+    for folder in (subagents, history):
+        for child in folder.iterdir():
+            child.unlink()
+        folder.rmdir()
+        folder.symlink_to(outside / "sub")
+    report = execute(store, plan, now=NOW)
+    assert [s.id for s in report.removed] == [made.id]
+    assert report.problems == []
+    assert not subagents.is_symlink() and not history.is_symlink()
+    assert not (config_dir / "projects" / made.project / made.id).exists()
+    assert (outside / "sub" / "keep.txt").read_text() == "precious"

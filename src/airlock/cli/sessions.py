@@ -218,8 +218,27 @@ def _dump_array(items: list[dict[str, Any]]) -> None:
     if not items:
         sys.stdout.write("[]\n")
         return
-    lines = ",\n  ".join(json.dumps(item, ensure_ascii=False) for item in items)
+    encode = json.JSONEncoder(ensure_ascii=False).encode  # one encoder for every item
+    lines = ",\n  ".join(map(encode, items))
     sys.stdout.write(f"[\n  {lines}\n]\n")
+
+
+def _dump_object(data: dict[str, Any]) -> None:
+    """A JSON object, one key a line, a list in it one item a line: readable, and fast for a
+    report naming tens of thousands of sessions (an indented dump falls back to the
+    pure-Python encoder)."""
+    import json
+    import sys
+
+    encode = json.JSONEncoder(ensure_ascii=False).encode  # one encoder for every item
+    fields = []
+    for key, value in data.items():
+        if isinstance(value, list) and value:
+            text = "[\n    " + ",\n    ".join(map(encode, value)) + "\n  ]"
+        else:
+            text = encode(value)
+        fields.append(f"  {encode(key)}: {text}")
+    sys.stdout.write("{\n" + ",\n".join(fields) + "\n}\n")
 
 
 def _in_project(session: Session, wanted: str) -> bool:
@@ -394,10 +413,12 @@ def _carry_out(store: SessionStore, plan: Plan, now: datetime, *, dry: bool) -> 
 
     if dry:
         return dry_run(plan)
+    if plan.steps < PROGRESS_FROM or not _may_be_terminal():
+        return execute(store, plan, now=now)
     from airlock.cli._common import stderr_console
 
     console = stderr_console()
-    if plan.steps < PROGRESS_FROM or not console.is_terminal:
+    if not console.is_terminal:
         return execute(store, plan, now=now)
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
@@ -412,15 +433,28 @@ def _carry_out(store: SessionStore, plan: Plan, now: datetime, *, dry: bool) -> 
         return execute(store, plan, now=now, progress=lambda n: progress.advance(task, n))
 
 
+def _may_be_terminal() -> bool:
+    """Whether stderr may show a progress bar: a terminal, or one forced by the variables the
+    console honours (checked without loading the console, which takes a while to import)."""
+    import os
+    import sys
+
+    forced = ("FORCE_COLOR", "TTY_INTERACTIVE", "TTY_COMPATIBLE", "JUPYTER_COLUMNS")
+    try:
+        terminal = sys.stderr.isatty()
+    except (AttributeError, ValueError):  # no stderr, or a closed one
+        terminal = False
+    return terminal or any(os.environ.get(name) for name in forced)
+
+
 def _print_report(args: argparse.Namespace, report: Report, extra: dict[str, Any]) -> None:
     import sys
 
-    from airlock.cli._common import dump_json
     from airlock.sessions import LAST_ACTIVITY
 
     _report_problems(tuple(report.problems))
     if args.json:
-        dump_json({**extra, **report.to_json()})
+        _dump_object({**extra, **report.to_json()})
         return
     out = sys.stdout
     verb = "would remove" if report.dry_run else "removed"

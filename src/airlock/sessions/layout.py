@@ -40,6 +40,9 @@ RUNNING = "sessions"
 SESSION_DIR_STORES = ("file-history", "session-env", "tasks")
 """Stores holding one folder per session, named by the session id."""
 
+INDEXED_STORES = (*SESSION_DIR_STORES, DEBUG, TODOS)
+"""Stores whose entries a scan matches to sessions by id (the others are only swept by age)."""
+
 AGE_SWEPT = (
     "file-history",
     "session-env",

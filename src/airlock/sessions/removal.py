@@ -4,18 +4,21 @@ Theory of operation.
 
 1. *Plan* (:func:`plan_prune`, :func:`plan_delete`): one scan decides what goes. Sessions in
    use, or holding files of another owner, are skipped with the reason. Nothing is touched.
-2. *Journal*: before a batch of sessions is removed, a journal naming each session and its
-   paths is written atomically under ``<config dir>/airlock/sessions-removal/``. A listing hides
-   every session a journal names, so a removal cut short (crash, kill, power loss) never leaves
-   a half-removed session listed as whole; the next prune or delete finishes it
-   (:func:`recover`), except for a session written to since the journal was made.
+2. *Journal*: before anything is removed, one journal naming each session of the plan and
+   its paths is written atomically (one ``fsync`` of the file, one of its folder) under
+   ``<config dir>/airlock/sessions-removal/``. A listing hides every session a journal names,
+   so a removal cut short (crash, kill, power loss) never leaves a half-removed session listed
+   as whole; the next prune or delete finishes it (:func:`recover`), except for a session
+   written to since the journal was made.
 3. *Remove*: every path is removed relative to a descriptor of the config dir, each folder on
    the way opened with ``O_NOFOLLOW``: a symbolic link is removed as a link and never followed,
    a path that is not inside the config dir is refused (:class:`~airlock.errors.UnsafePathError`),
-   folders are emptied the same way (:func:`_remove_tree`), never following a link.
-   Before a session goes, its transcript is looked at again: if it was written since the scan,
-   the session is kept and reported.
-4. The journal is removed once its batch is gone.
+   folders are emptied the same way, never following a link: by what the scan found in them
+   (:func:`_remove_known`: no second listing), listed again only when something was added
+   since (:func:`_remove_tree`). Before a session goes, its transcript is looked at again: if
+   it was written since the scan, the session is kept and reported. A large removal runs in
+   two processes, half the sessions each (:func:`_remove_sessions`).
+4. The journal is removed once every session it names is gone (or kept, and reported).
 
 One removal at a time: :func:`execute` and :func:`recover` hold an exclusive ``flock`` on
 ``<config dir>/airlock/sessions-removal.lock`` (:func:`removal_lock`), so a second prune or
@@ -27,10 +30,13 @@ delete never mistakes the first one's live journal for an interrupted one; it wa
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
+import marshal
 import os
 import stat
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -41,7 +47,15 @@ from typing import Any
 
 from airlock.errors import AirlockError, UnsafePathError
 from airlock.sessions import layout
-from airlock.sessions.store import JOURNAL_DIR, Scan, Session, SessionStore, _Walk, stamp_of
+from airlock.sessions.store import (
+    JOURNAL_DIR,
+    Scan,
+    Session,
+    SessionStore,
+    _gc_paused,
+    _Walk,
+    stamp_of,
+)
 
 LOCK_FILE = "airlock/sessions-removal.lock"
 """Held (``flock``, exclusive) by the one prune or delete that is removing, relative to the
@@ -49,8 +63,8 @@ config dir."""
 LOCK_WAIT_SECONDS = 3.0
 """How long a second prune or delete waits for the first before giving up."""
 
-BATCH = 1000
-"""Sessions per journal: a crash leaves at most this many sessions to finish."""
+PARALLEL_FROM = 2000
+"""A removal of at least this many sessions removes half of them in a second process."""
 
 LAST_ACTIVITY = (
     "last activity is the newest of the modification time of every file of the session "
@@ -188,29 +202,51 @@ def _keep_reason(
 def _stale_entries(
     store: SessionStore, scan: Scan, cutoff: datetime, problems: list[str]
 ) -> list[StoreEntry]:
-    owned = {root for session in scan.sessions for root in session.root_paths}
-    owned |= scan.unread_roots
-    owned_ids = {session.id for session in scan.sessions} | scan.pending | scan.unread
     owner = store.config_dir.stat().st_uid if store.config_dir.exists() else os.getuid()
     limit = cutoff.timestamp()
     entries: list[StoreEntry] = []
-    for name in layout.AGE_SWEPT:
-        folder = store.config_dir / name
-        try:
-            with os.scandir(folder) as iterator:
-                found = sorted(iterator, key=lambda e: e.name)
-        except OSError:
-            continue
-        for entry in found:
-            if entry.path in owned or _owned_name(name, entry.name, owned_ids):
+    for name, found in _sweep_candidates(store, scan):
+        for entry_name, path in found:
+            if _owned_name(name, entry_name, scan.pending):
                 continue
             walk = _Walk(owner)
-            walk.walk(entry.path)
+            walk.walk(path)
             if walk.newest >= limit or walk.foreign:
                 continue
             modified = datetime.fromtimestamp(walk.newest, UTC)
-            entries.append(StoreEntry(Path(entry.path), walk.size, modified))
+            entries.append(StoreEntry(Path(path), walk.size, modified))
     return entries
+
+
+def _sweep_candidates(
+    store: SessionStore, scan: Scan
+) -> Iterator[tuple[str, list[tuple[str, str]]]]:
+    """(store, its entries that belong to no session found, by name) for every store swept by
+    age; the scan's strays where it read the store, a listing of it otherwise."""
+    strays: dict[str, list[tuple[str, str]]] = {}
+    if scan.strays is not None:
+        for name in layout.INDEXED_STORES:
+            strays[name] = []
+        for name, entry_name, path in scan.strays:
+            strays[name].append((entry_name, path))
+    for name in layout.AGE_SWEPT:
+        found = strays.get(name)
+        if found is None:
+            try:
+                with os.scandir(store.config_dir / name) as iterator:
+                    found = [(entry.name, entry.path) for entry in iterator]
+            except OSError:
+                continue
+            if name in layout.INDEXED_STORES:  # the scan did not read it: drop what it owns
+                owned = {root for session in scan.sessions for root in session.root_paths}
+                owned |= scan.unread_roots
+                ids = {session.id for session in scan.sessions} | scan.unread
+                found = [
+                    (entry_name, path)
+                    for entry_name, path in found
+                    if path not in owned and not _owned_name(name, entry_name, ids)
+                ]
+        yield name, sorted(found)
 
 
 def _owned_name(store: str, name: str, ids: set[str] | frozenset[str]) -> bool:
@@ -286,11 +322,23 @@ def execute(
     report = Report(plan, dry_run=False, skipped=list(plan.skipped), problems=list(plan.problems))
     if not store.config_dir.is_dir():
         return report  # nothing there, nothing to remove (and nothing is created)
-    with removal_lock(store.config_dir, wait=lock_wait), _Remover(store.config_dir) as remover:
+    with (
+        removal_lock(store.config_dir, wait=lock_wait),
+        _Remover(store.config_dir) as remover,
+        _gc_paused(),
+    ):
         report.recovered = recover(store, now=now, remover=remover)
-        for start in range(0, len(plan.sessions), BATCH):
-            batch = plan.sessions[start : start + BATCH]
-            _remove_batch(store, batch, remover, report, now, progress)
+        if plan.sessions:
+            journal = _write_journal(store.config_dir, plan.sessions, now)
+            outcomes = _remove_sessions(plan.sessions, remover, progress)
+            for session, (outcome, text) in zip(plan.sessions, outcomes, strict=True):
+                if outcome == _REMOVED:
+                    report.removed.append(session)
+                elif outcome == _KEPT:
+                    report.skipped.append(Skipped(session, text))
+                else:
+                    report.problems.append(text)
+            journal.unlink()
         for entry in plan.entries:
             try:
                 remover.remove(entry.path)
@@ -314,29 +362,117 @@ def dry_run(plan: Plan) -> Report:
     )
 
 
-def _remove_batch(
-    store: SessionStore,
-    batch: Sequence[Session],
-    remover: _Remover,
-    report: Report,
-    now: datetime,
-    progress: Progress | None,
-) -> None:
-    journal = _write_journal(store.config_dir, batch, now)
-    for session in batch:
-        if progress:
-            progress(1)
-        if _rewritten(session):
-            report.skipped.append(Skipped(session, "in use: written to during the removal"))
-            continue
+_REMOVED, _KEPT, _FAILED = 0, 1, 2
+"""What became of a session: removed, kept (with the reason), not fully removed (the problem)."""
+_Outcome = tuple[int, str]
+
+
+def _remove_one(session: Session, remover: _Remover) -> _Outcome:
+    if _rewritten(session):
+        return _KEPT, "in use: written to during the removal"
+    try:
+        remover.remove_session(session)
+    except (OSError, UnsafePathError) as error:
+        return _FAILED, f"session {session.id}: not fully removed: {_why(error)}"
+    return _REMOVED, ""
+
+
+def _remove_sessions(
+    sessions: Sequence[Session], remover: _Remover, progress: Progress | None
+) -> list[_Outcome]:
+    """Remove every session (journaled by the caller); what became of each, in order.
+
+    Removing is mostly system calls, so on a large removal a forked child removes the second
+    half while this process removes the first, on a second core. The child shares the
+    descriptors (the lock, the config dir's) and the plan (nothing is sent to it); it reports
+    progress on one pipe, a byte a session, and its outcomes on another (:mod:`marshal`),
+    and leaves with ``os._exit``. If it fails in any way, this process removes that half
+    itself (a removal is repeatable: what is already gone is not an error). No fork while
+    other threads run (a terminal's progress bar refreshes from one): the child would hold a
+    copy of this thread only.
+    """
+    if (
+        len(sessions) < PARALLEL_FROM
+        or not hasattr(os, "fork")
+        or (os.cpu_count() or 1) < 2
+        or threading.active_count() > 1  # a fork copies only this thread (a progress bar's?)
+    ):
+        return [_step(session, remover, progress) for session in sessions]
+    half = len(sessions) // 2
+    first, second = sessions[:half], sessions[half:]
+    reader, writer = os.pipe()
+    ticks_in, ticks_out = os.pipe() if progress else (-1, -1)
+    try:
+        pid = os.fork()
+    except OSError:
+        for fd in (reader, writer, ticks_in, ticks_out):
+            if fd >= 0:
+                os.close(fd)
+        return [_step(session, remover, progress) for session in sessions]
+    if pid == 0:  # the child: remove the second half, send the outcomes, leave
+        code = 1
         try:
-            for root in session.root_paths:
-                remover.remove(root)
-        except (OSError, UnsafePathError) as error:
-            report.problems.append(f"session {session.id}: not fully removed: {_why(error)}")
-            continue
-        report.removed.append(session)
-    journal.unlink()
+            os.close(reader)
+            if ticks_in >= 0:
+                os.close(ticks_in)
+            outcomes = []
+            for number, session in enumerate(second, start=1):
+                outcomes.append(_remove_one(session, remover))
+                if ticks_out >= 0 and number % 32 == 0:
+                    os.write(ticks_out, b"." * 32)
+            if ticks_out >= 0:
+                os.write(ticks_out, b"." * (len(second) % 32))
+                os.close(ticks_out)  # before the outcomes: the parent reads this one to its end
+            with os.fdopen(writer, "wb") as pipe:
+                pipe.write(marshal.dumps(outcomes))
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(writer)
+    if ticks_out >= 0:
+        os.close(ticks_out)
+        os.set_blocking(ticks_in, False)
+    ours = []
+    ticked = 0  # the child's sessions passed on to ``progress``
+    for session in first:
+        ours.append(_step(session, remover, progress))
+        if progress:
+            ticked += max(0, _forward_ticks(ticks_in, progress))
+    if progress:
+        os.set_blocking(ticks_in, True)
+        while (count := _forward_ticks(ticks_in, progress)) > 0:
+            ticked += count
+        os.close(ticks_in)
+    with os.fdopen(reader, "rb") as pipe:
+        data = pipe.read()
+    _, status = os.waitpid(pid, 0)
+    theirs: list[_Outcome] | None = None
+    if os.waitstatus_to_exitcode(status) == 0 and data:
+        with contextlib.suppress(EOFError, ValueError, TypeError):
+            theirs = [(int(o), str(t)) for o, t in marshal.loads(data)]  # noqa: S302 - our child
+    if theirs is None or len(theirs) != len(second):
+        theirs = [_remove_one(session, remover) for session in second]
+        if progress and len(second) > ticked:
+            progress(len(second) - ticked)
+    return ours + theirs
+
+
+def _step(session: Session, remover: _Remover, progress: Progress | None) -> _Outcome:
+    if progress:
+        progress(1)
+    return _remove_one(session, remover)
+
+
+def _forward_ticks(fd: int, progress: Progress) -> int:
+    """Pass the child's progress on: how many sessions it told of (0 at the pipe's end, -1
+    when nothing is there yet)."""
+    try:
+        ticks = os.read(fd, 4096)
+    except BlockingIOError:
+        return -1
+    if ticks:
+        progress(len(ticks))
+    return len(ticks)
 
 
 def _why(error: BaseException) -> str:
@@ -376,7 +512,11 @@ def _write_journal(config_dir: Path, batch: Iterable[Session], now: datetime) ->
         "sessions": {
             s.id: [
                 path.removeprefix(prefix)
-                for path in (*s.root_paths, s.transcript_path)
+                for path in (
+                    s.root_paths
+                    if s.transcript_path in s.root_paths[:1]
+                    else (*s.root_paths, s.transcript_path)
+                )
                 if path.startswith(prefix)
             ]
             for s in batch
@@ -384,8 +524,8 @@ def _write_journal(config_dir: Path, batch: Iterable[Session], now: datetime) ->
     }
     path = folder / f"{uuid.uuid4().hex}.json"
     temporary = path.with_suffix(".tmp")
-    with temporary.open("w", encoding="utf-8") as handle:
-        json.dump(data, handle)
+    with temporary.open("wb") as handle:
+        handle.write(json.dumps(data).encode("utf-8"))  # json.dump would encode in Python
         handle.flush()
         os.fsync(handle.fileno())
     temporary.replace(path)
@@ -455,6 +595,8 @@ class _Remover:
         self.root = root
         self._prefix = os.path.join(root, "")
         self._fds: dict[tuple[str, ...], int] = {}
+        self._folders: dict[str, tuple[str, ...]] = {}
+        """A folder's path (as given) to its parts, once checked by :meth:`_parts`."""
 
     def __enter__(self) -> _Remover:
         self._fds[()] = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -471,9 +613,23 @@ class _Remover:
         Raises:
             UnsafePathError: ``path`` is not inside the root, or a folder on the way is a link.
         """
-        parts = self._parts(path)
-        parent = self._dir_fd(parts[:-1])
-        name = parts[-1]
+        parent, name = self._locate(os.fspath(path))
+        self._unlink(parent, name)
+
+    def _locate(self, path: str) -> tuple[int, str]:
+        """(a descriptor of the folder holding ``path``, its last name), the path checked as
+        :meth:`_parts` does; a folder already checked is looked up, not checked again."""
+        folder, _, name = path.rpartition(os.sep)
+        parts = self._folders.get(folder)
+        if parts is None or name in ("..", ".", ""):
+            full = self._parts(path)
+            parts = self._folders[folder] = full[:-1]
+            name = full[-1]
+        fd = self._fds.get(parts)
+        return (fd if fd is not None else self._dir_fd(parts)), name
+
+    def _unlink(self, parent: int, name: str) -> None:
+        """Remove ``name`` in ``parent``: a file or link by unlinking it, a folder as a tree."""
         try:
             os.unlink(name, dir_fd=parent)  # a file or a link (never what it points to)
         except FileNotFoundError:
@@ -484,6 +640,35 @@ class _Remover:
             if not stat.S_ISDIR(os.stat(name, dir_fd=parent, follow_symlinks=False).st_mode):
                 raise
             _remove_tree(parent, name)
+
+    def remove_session(self, session: Session) -> None:
+        """Remove every root of ``session``: files and links by name, folders by what the scan
+        found in them (:func:`_remove_known`), each through descriptors as :meth:`remove` does.
+
+        Raises:
+            UnsafePathError: a root is not inside the root folder, or a folder on the way is a
+                link.
+        """
+        folders = session.dir_paths
+        if not folders:  # files and links only
+            for root in session.root_paths:
+                self._unlink(*self._locate(root))
+            return
+        known = frozenset(folders)
+        for root in session.root_paths:
+            parent, name = self._locate(root)
+            if root not in known:
+                self._unlink(parent, name)
+                continue
+            prefix = root + os.sep
+            tree: _Tree = {}
+            for folder in folders:
+                if folder.startswith(prefix):
+                    _place(tree, folder[len(prefix) :], {})
+            for path in session.file_paths:
+                if path.startswith(prefix):
+                    _place(tree, path[len(prefix) :], None)
+            _remove_known(parent, name, tree)
 
     def _parts(self, path: str | Path) -> tuple[str, ...]:
         text = os.fspath(path)
@@ -518,6 +703,68 @@ class _Remover:
 
 
 _TREE_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+_Tree = dict[str, "_Tree | None"]
+"""What a scan found in a folder: a name to its own tree (a folder) or to ``None`` (a file)."""
+
+
+def _place(tree: _Tree, relative: str, leaf: _Tree | None) -> None:
+    """Put ``relative`` (a path below the tree's folder) into ``tree`` as ``leaf``."""
+    *folders, name = relative.split(os.sep)  # noqa: PTH206 - str paths, fast
+    for folder in folders:
+        below = tree.get(folder)
+        if below is None:
+            below = tree[folder] = {}
+        tree = below
+    if leaf is None:
+        tree[name] = None
+    else:
+        tree.setdefault(name, leaf)
+
+
+def _unlink_any(parent: int, name: str) -> None:
+    """Unlink ``name`` in ``parent`` (a file, or a link as itself); a folder now, where the scan
+    found a file, goes as a tree; gone already is not an error."""
+    try:
+        os.unlink(name, dir_fd=parent)
+    except FileNotFoundError:
+        return
+    except IsADirectoryError:
+        _remove_tree(parent, name)
+
+
+def _remove_known(parent: int, name: str, tree: _Tree) -> None:
+    """Remove the folder ``name`` in ``parent`` by what a scan found in it (``tree``).
+
+    Removes as :func:`_remove_tree` does (each folder opened with ``O_NOFOLLOW`` relative to
+    its parent, links unlinked as links), without listing the folders again: a file is unlinked
+    by name, a folder is removed once emptied. Only when the scan's picture is out of date (a
+    name is now a folder, or a folder is not empty: something was added since) is that folder
+    listed and emptied by :func:`_remove_tree`. A name gone since the scan is not an error.
+    """
+    try:
+        fd = os.open(name, _TREE_FLAGS, dir_fd=parent)
+    except FileNotFoundError:
+        return
+    except OSError as error:
+        if error.errno not in (errno.ENOTDIR, errno.ELOOP):
+            raise
+        _unlink_any(parent, name)  # a file or a link now: removed as itself, never followed
+        return
+    try:
+        for child, below in tree.items():
+            if below is not None:
+                _remove_known(fd, child, below)
+                continue
+            _unlink_any(fd, child)
+    finally:
+        os.close(fd)
+    try:
+        os.rmdir(name, dir_fd=parent)
+    except OSError as error:
+        if error.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+            raise
+        _remove_tree(parent, name)  # something was added since the scan
 
 
 def _remove_tree(parent: int, name: str) -> None:

@@ -23,8 +23,11 @@ listed: a removal cut short is finished by the next prune or delete, never shown
 from __future__ import annotations
 
 import builtins
+import contextlib
+import gc
 import json
 import marshal
+import operator
 import os
 import re
 import stat
@@ -94,6 +97,9 @@ class Session:
     transcript_stamp: tuple[int, int] = (0, -1)
     """The transcript's (``st_mtime_ns``, ``st_size``) when scanned: a removal compares it,
     exactly, with a fresh look to tell a session written to since."""
+    dir_paths: tuple[str, ...] = ()
+    """The real folders among its paths and under them, as scanned (a removal empties them by
+    what the scan found, and lists a folder again only when something new appeared in it)."""
 
     @property
     def transcript(self) -> Path:
@@ -154,6 +160,9 @@ class Scan:
     """Ids of sessions left out of ``sessions`` by ``active_since`` (known active, not read)."""
     unread_roots: frozenset[str] = frozenset()
     """The top-level paths of the ``unread`` sessions."""
+    strays: tuple[tuple[str, str, str], ...] | None = None
+    """Entries of the stores indexed by session id (``layout.INDEXED_STORES``) that name no
+    session found, as (store, name, path); ``None`` when those stores were not read."""
 
 
 @dataclass(slots=True)
@@ -162,6 +171,7 @@ class _Walk:
 
     owner: int
     files: list[str] = field(default_factory=list)
+    dirs: list[str] = field(default_factory=list)
     size: int = 0
     newest: float = 0.0
     problems: list[str] = field(default_factory=list)
@@ -207,9 +217,11 @@ class _Walk:
         """
         stack = [path]
         files, foreign, problems, owner = self.files, self.foreign, self.problems, self.owner
+        dirs = self.dirs
         size, newest = self.size, self.newest
         while stack:
             current = stack.pop()
+            dirs.append(current)
             try:
                 with os.scandir(current) as iterator:
                     for entry in iterator:
@@ -345,19 +357,30 @@ class SessionStore:
         ]
         ids = {item[1] for item in found}
         folders: set[str] = set()
-        stores = self._store_index(ids, problems, folders)
+        strays: builtins.list[tuple[str, str, str]] = []
+        stores = self._store_index(ids, problems, folders, strays)
         todo = [
             item for item in found if item[1] not in pending and (only is None or item[1] in only)
         ]
-        unread: builtins.list[_Found] = []
-        if active_since is not None:
-            limit = active_since.timestamp()
-            split: dict[bool, builtins.list[_Found]] = {True: [], False: []}
-            for item in todo:
-                split[_modified_since(item[2], limit)].append(item)
-            unread, todo = split[True], split[False]
-        sessions = _in_two(todo, lambda item: self._session(*item, stores, folders, owner, details))
-        sessions.sort(key=lambda s: (s.last_activity, s.id), reverse=True)
+        limit = None if active_since is None else active_since.timestamp()
+
+        def read(item: _Found) -> Session | None:
+            info = None
+            if limit is not None and item[2] is not None:
+                try:
+                    info = os.lstat(item[2])
+                except OSError:
+                    info = None
+                else:
+                    if info.st_mtime >= limit:
+                        return None  # active since: left unread
+            return self._session(*item, stores, folders, owner, details, info)
+
+        with _gc_paused():
+            read_or_not = _in_two(todo, read)
+        sessions = [session for session in read_or_not if session is not None]
+        unread = [item for item, got in zip(todo, read_or_not, strict=True) if got is None]
+        sessions.sort(key=operator.attrgetter("last_activity", "id"), reverse=True)
         roots = {
             path
             for _, session_id, transcript, folder, agents in unread
@@ -370,6 +393,7 @@ class SessionStore:
             pending,
             frozenset(item[1] for item in unread),
             frozenset(roots),
+            tuple(strays),
         )
 
     def in_use(
@@ -481,10 +505,15 @@ class SessionStore:
                 yield project.name, session_id, transcript, None, attached.get(session_id, ())
 
     def _store_index(
-        self, ids: set[str], problems: builtins.list[str], folders: set[str]
+        self,
+        ids: set[str],
+        problems: builtins.list[str],
+        folders: set[str],
+        strays: builtins.list[tuple[str, str, str]],
     ) -> dict[str, builtins.list[str]]:
         """Per-session entries of the other stores, by session id; real folders among them are
-        added to ``folders`` (so they need no second look-up)."""
+        added to ``folders`` (so they need no second look-up), the entries no session id
+        names to ``strays`` as (store, name, path)."""
         index: dict[str, builtins.list[str]] = {}
         base = os.fspath(self.config_dir)
         for store in layout.SESSION_DIR_STORES:
@@ -493,14 +522,20 @@ class SessionStore:
                     index.setdefault(entry.name, []).append(entry.path)
                     if entry.is_dir(follow_symlinks=False):
                         folders.add(entry.path)
+                else:
+                    strays.append((store, entry.name, entry.path))
         for entry in _entries(os.path.join(base, layout.DEBUG), problems):
             stem = entry.name[: -len(layout.DEBUG_SUFFIX)]
             if entry.name.endswith(layout.DEBUG_SUFFIX) and stem in ids:
                 index.setdefault(stem, []).append(entry.path)
+            else:
+                strays.append((layout.DEBUG, entry.name, entry.path))
         for entry in _entries(os.path.join(base, layout.TODOS), problems):
             owner = layout.todo_owner(entry.name, ids)
             if owner is not None:
                 index.setdefault(owner, []).append(entry.path)
+            else:
+                strays.append((layout.TODOS, entry.name, entry.path))
         return index
 
     def _session(
@@ -514,58 +549,68 @@ class SessionStore:
         folders: set[str],
         owner: int,
         details: bool = True,
+        info: os.stat_result | None = None,
     ) -> Session:
-        roots = [path for path in (transcript, folder) if path is not None]
-        roots += agents
-        roots += stores.get(session_id, ())
+        owned = stores.get(session_id, ())
         walk = _Walk(owner)
-        summary = Summary(None, None, None, None)
         if transcript is not None:
-            summary = summarize(transcript, head_too=details)
+            roots = [transcript]
+            summary = summarize(transcript, head_too=details, info=info)
             if summary.info is not None:
                 walk.add_file(transcript, summary.info)
-        for root in roots[1 if transcript is not None else 0 :]:
-            walk.walk(root, folder=root == folder or root in folders)
-        marker = f"{os.sep}{layout.SUBAGENTS}{os.sep}agent-"
-        subagents = tuple(
-            sorted(
-                [
-                    path
-                    for path in walk.files
-                    if marker in path and path.endswith(layout.TRANSCRIPT_SUFFIX)
-                ]
-                + list(agents)
-            )
-        )
+        else:
+            roots = []
+            summary = _NO_SUMMARY
+        if folder is not None:
+            roots.append(folder)
+            walk.walk(folder, folder=True)
+        for root in agents:
+            roots.append(root)
+            walk.walk(root)
+        raw_log = None
+        for root in owned:
+            roots.append(root)
+            walk.walk(root, folder=root in folders)
+            if raw_log is None and root.endswith(layout.DEBUG_SUFFIX):
+                raw_log = root  # debug/<id>.txt
+        found = [
+            path
+            for path in walk.files
+            if _SUBAGENT_MARKER in path and path.endswith(layout.TRANSCRIPT_SUFFIX)
+        ]
+        subagents = tuple(sorted(found + list(agents))) if found else agents  # agents: sorted
         if transcript is None and subagents:
             summary = summarize(subagents[0])
-        owned = stores.get(session_id, ())
-        raw_log = next(
-            (p for p in owned if p.endswith(layout.DEBUG_SUFFIX)), None
-        )  # debug/<id>.txt
-        modified = datetime.fromtimestamp(walk.newest, UTC)
+        newest = walk.newest
+        modified = datetime.fromtimestamp(newest, UTC)
         last = summary.last_timestamp
         return Session(
-            id=session_id,
-            project=project,
-            transcript_path=transcript
+            session_id,
+            project,
+            transcript
             or os.path.join(self.config_dir, layout.PROJECTS, project, session_id + ".jsonl"),
-            subagent_paths=subagents,
-            raw_log_path=raw_log,
-            last_activity=max(modified, last) if last else modified,
-            size=walk.size,
-            started=summary.started,
-            first_prompt=summary.first_prompt,
-            cwd=summary.cwd,
-            modified=modified,
-            root_paths=tuple(roots),
-            file_paths=tuple(walk.files),
-            problems=summary.problems + tuple(walk.problems),
-            foreign=tuple(walk.foreign),
-            malformed_lines=summary.malformed_lines,
-            newest_mtime=walk.newest,
-            transcript_stamp=_stamp(summary.info),
+            subagents,
+            raw_log,
+            max(modified, last) if last else modified,
+            walk.size,
+            summary.started,
+            summary.first_prompt,
+            summary.cwd,
+            modified,
+            tuple(roots),
+            tuple(walk.files),
+            summary.problems + tuple(walk.problems) if walk.problems else summary.problems,
+            tuple(walk.foreign),
+            summary.malformed_lines,
+            newest,
+            _stamp(summary.info),
+            tuple(walk.dirs),
         )
+
+
+_SUBAGENT_MARKER = f"{os.sep}{layout.SUBAGENTS}{os.sep}{layout.AGENT_PREFIX}"
+_NO_SUMMARY = Summary(None, None, None, None)
+"""The summary of a session with no main transcript, before its first subagent's is read."""
 
 
 _SESSION_ID_FIELD = re.compile(rb'"sessionId"\s*:\s*"([A-Za-z0-9_-]{1,128})"')
@@ -588,14 +633,15 @@ def _named_session(path: str) -> str | None:
 
 
 def _in_two(
-    items: builtins.list[_Found], read: Callable[[_Found], Session]
-) -> builtins.list[Session]:
+    items: builtins.list[_Found], read: Callable[[_Found], Session | None]
+) -> builtins.list[Session | None]:
     """``read`` every item; on a large store, the second half in a forked child, at once.
 
     Reading a session is mostly system calls and parsing a few lines, so a second process on a
     second core nearly halves a listing of tens of thousands. The child inherits everything
-    (nothing is sent to it), sends its sessions back through a pipe (:mod:`marshal`), and leaves with
-    ``os._exit``; if it fails in any way, this process reads that half itself.
+    (nothing is sent to it), sends its sessions back through a pipe (:mod:`marshal`), and leaves
+    with ``os._exit``; if it fails in any way, this process reads that half itself. ``read``
+    may leave an item out (``None``, kept in its place).
     """
     if len(items) < PARALLEL_FROM or not hasattr(os, "fork") or (os.cpu_count() or 1) < 2:
         return [read(item) for item in items]
@@ -612,7 +658,7 @@ def _in_two(
         code = 1
         try:
             os.close(reader)
-            data = marshal.dumps([_pack(read(item)) for item in second])
+            data = marshal.dumps([_pack(read(item)) for item in second])  # None stays None
             with os.fdopen(writer, "wb") as pipe:
                 pipe.write(data)
             code = 0
@@ -629,6 +675,8 @@ def _in_two(
         theirs = [_unpack(fields) for fields in marshal.loads(data)]  # noqa: S302 - our child
     except (EOFError, ValueError, TypeError):
         return sessions + [read(item) for item in second]
+    if len(theirs) != len(second):
+        return sessions + [read(item) for item in second]
     return sessions + theirs
 
 
@@ -636,7 +684,9 @@ _Packed = tuple[Any, ...]
 """A session as plain values (times as POSIX seconds), for :mod:`marshal` between processes."""
 
 
-def _pack(s: Session) -> _Packed:
+def _pack(s: Session | None) -> _Packed | None:
+    if s is None:
+        return None
     return (
         s.id,
         s.project,
@@ -656,10 +706,13 @@ def _pack(s: Session) -> _Packed:
         s.malformed_lines,
         s.newest_mtime,
         s.transcript_stamp,
+        s.dir_paths,
     )
 
 
-def _unpack(fields: _Packed) -> Session:
+def _unpack(fields: _Packed | None) -> Session | None:
+    if fields is None:
+        return None
     (
         session_id,
         project,
@@ -679,26 +732,28 @@ def _unpack(fields: _Packed) -> Session:
         malformed,
         newest,
         stamp,
+        dirs,
     ) = fields
     return Session(
-        id=session_id,
-        project=project,
-        transcript_path=transcript,
-        subagent_paths=subagents,
-        raw_log_path=raw_log,
-        last_activity=datetime.fromtimestamp(last, UTC),
-        size=size,
-        started=datetime.fromtimestamp(started, UTC) if started is not None else None,
-        first_prompt=prompt,
-        cwd=cwd,
-        modified=datetime.fromtimestamp(modified, UTC),
-        root_paths=roots,
-        file_paths=files,
-        problems=problems,
-        foreign=foreign,
-        malformed_lines=malformed,
-        newest_mtime=newest,
-        transcript_stamp=stamp,
+        session_id,
+        project,
+        transcript,
+        subagents,
+        raw_log,
+        datetime.fromtimestamp(last, UTC),
+        size,
+        datetime.fromtimestamp(started, UTC) if started is not None else None,
+        prompt,
+        cwd,
+        datetime.fromtimestamp(modified, UTC),
+        roots,
+        files,
+        problems,
+        foreign,
+        malformed,
+        newest,
+        stamp,
+        dirs,
     )
 
 
@@ -715,13 +770,18 @@ def stamp_of(path: str) -> tuple[int, int]:
         return (0, -1)
 
 
-def _modified_since(path: str | None, limit: float) -> bool:
-    if path is None:
-        return False
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+    """No cyclic garbage collection while a scan builds its (acyclic) objects: on tens of
+    thousands of sessions the collector would otherwise walk the growing heap again and
+    again. Reference counting still frees what is dropped."""
+    enabled = gc.isenabled()
+    gc.disable()
     try:
-        return os.lstat(path).st_mtime >= limit
-    except OSError:
-        return False
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def _entries(folder: str | Path, problems: list[str]) -> list[os.DirEntry[str]]:

@@ -1,7 +1,10 @@
 """Reading transcripts: one JSON object a line, read in bounded pieces, never fatal.
 
 A summary (:func:`summarize`) reads only the head and the tail of a file: the first prompt and
-the first timestamp are near the start, the last timestamp is near the end. A full reading
+the first timestamp are near the start, the last timestamp is near the end. The tail is read
+backwards from the end (:func:`last_timestamp`): the last line that is a JSON object with a
+``timestamp`` field gives it; a last line cut short, malformed or without one is passed over,
+and a line longer than the piece read is read to its start. A full reading
 (:func:`read_entries`) streams line by line. A line that is not a JSON object is reported with
 its line number and skipped; a transcript is never rejected for it.
 """
@@ -10,8 +13,7 @@ from __future__ import annotations
 
 import json
 import os
-import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,15 +22,14 @@ from typing import Any, BinaryIO
 HEAD_BYTES = 64 * 1024
 """How much of the start of a transcript a summary reads."""
 TAIL_BYTES = 16 * 1024
-"""How much of the end of a transcript a summary reads, to find the last timestamp."""
+"""How much of the end of a transcript a summary reads first, to find the last timestamp (more
+only when the lines there have none, see :func:`last_timestamp`)."""
 PROMPT_CHARS = 120
 """A first prompt is cut to this many characters in a summary."""
 PROBLEMS_PER_FILE = 5
 """Malformed lines of one file reported one by one; the rest are counted."""
 MAX_LINE_BYTES = 64 * 1024 * 1024
 """A line longer than this is reported as malformed rather than parsed."""
-
-_TIMESTAMP = re.compile(rb'"timestamp"\s*:\s*"([0-9T:.+\-Z ]{10,40})"')
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,59 +86,57 @@ def parse_timestamp(value: Any) -> datetime | None:
     return parsed.astimezone(UTC)
 
 
-def summarize(path: str | Path, *, head_too: bool = True) -> Summary:
+def summarize(
+    path: str | Path, *, head_too: bool = True, info: os.stat_result | None = None
+) -> Summary:
     """Read the head and tail of a transcript for its first prompt and its time span.
 
     Args:
         path: the transcript.
         head_too: also read the first prompt, start and working directory; without it only
             the last timestamp is read (all a prune needs).
+        info: the transcript's status from a look just made (``lstat``); saves a second
+            look-up. A prune compares it with a fresh look before removing, so a file written
+            to after it was taken is kept.
     """
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
     except OSError as error:
         return Summary(None, None, None, None, (f"{path}: cannot be read: {error.strerror}",))
     try:
-        info = os.fstat(fd)
+        if info is None:
+            info = os.fstat(fd)
         size = info.st_size
         if not head_too:
-            start = max(0, size - TAIL_BYTES)
-            tail = os.pread(fd, size - start, start)
-            return Summary(None, None, _last_timestamp(tail), None, (), info)
+            return Summary(None, None, last_timestamp(fd, size), None, (), info)
         head = os.read(fd, HEAD_BYTES)
-        if size > len(head):
-            start = max(len(head), size - TAIL_BYTES)
-            tail = os.pread(fd, size - start, start)
-        else:
-            tail = head
+        complete = len(head) < HEAD_BYTES or len(head) >= size
+        last = None if complete else last_timestamp(fd, size)
     except OSError as error:
         return Summary(None, None, None, None, (f"{path}: cannot be read: {error.strerror}",))
     finally:
         os.close(fd)
-    summary = _summary_of(str(path), head, tail, complete=size <= len(head))
-    return Summary(
-        summary.first_prompt,
-        summary.started,
-        summary.last_timestamp,
-        summary.cwd,
-        summary.problems,
-        info,
-        summary.malformed_lines,
-    )
+    return _summary_of(str(path), head, last, info, complete=complete)
 
 
-def _summary_of(path: str, head: bytes, tail: bytes, *, complete: bool) -> Summary:
+def _summary_of(
+    path: str, head: bytes, last: datetime | None, info: os.stat_result, *, complete: bool
+) -> Summary:
+    """The summary of a transcript's head; ``last`` is its last timestamp, read from its end,
+    unless the head is the whole file (``complete``): then it is taken from the lines parsed,
+    as :func:`_last_timestamp_in` would."""
     lines = head.split(b"\n")
     if not complete:
-        lines = lines[:-1]  # the last piece of a partial head is cut short
+        lines.pop()  # the last piece of a partial head is cut short
     prompt: str | None = None
     started: datetime | None = None
     cwd: str | None = None
     problems: list[str] = []
     malformed = 0
+    stamps: list[Any] = []  # every object's timestamp field, for the last one (a whole file)
     done = False  # the fields are found; the rest of the head is only checked for problems
     for number, raw in enumerate(lines, start=1):
-        if not raw.strip():
+        if not raw or raw.isspace():
             continue
         data = _parse_line(raw)
         if data is None:
@@ -145,9 +144,12 @@ def _summary_of(path: str, head: bytes, tail: bytes, *, complete: bool) -> Summa
             if malformed <= PROBLEMS_PER_FILE:
                 problems.append(f"{path}: line {number}: not a JSON object (skipped)")
             continue
+        if complete:
+            stamps.append(data.get("timestamp"))
         if done:
             continue
-        started = started or parse_timestamp(data.get("timestamp"))
+        if started is None:
+            started = parse_timestamp(data.get("timestamp"))
         if cwd is None and isinstance(data.get("cwd"), str):
             cwd = data["cwd"]
         if prompt is None:
@@ -157,25 +159,72 @@ def _summary_of(path: str, head: bytes, tail: bytes, *, complete: bool) -> Summa
         problems.append(
             f"{path}: … and {malformed - PROBLEMS_PER_FILE} more line(s) not JSON objects"
         )
-    last = _last_timestamp(tail)
-    return Summary(_shorten(prompt), started, last, cwd, tuple(problems), None, malformed)
+    if complete:  # the whole file was read: its last line with a timestamp, as parsed
+        last = next(filter(None, map(parse_timestamp, reversed(stamps))), None)
+    return Summary(_shorten(prompt), started, last, cwd, tuple(problems), info, malformed)
 
 
-def _last_timestamp(tail: bytes) -> datetime | None:
-    end = len(tail)
-    while True:
-        at = tail.rfind(b'"timestamp"', 0, end)
-        if at < 0:
-            return None
-        match = _TIMESTAMP.match(tail, at)
-        if match is not None:
-            parsed = parse_timestamp(match.group(1).decode("ascii"))
-            if parsed is not None:
-                return parsed
-        end = at
+def last_timestamp(fd: int, size: int) -> datetime | None:
+    """The last timestamp of an open transcript of ``size`` bytes, read from its end.
+
+    Reads :data:`TAIL_BYTES` before the end (``pread``, the file position is left alone) and
+    looks at the lines there from the last one back (:func:`_last_timestamp_in`); a line that
+    started before the piece read is not looked at until its start is read too. When no line
+    of the piece has a timestamp (the last line is longer than the piece, or the last lines
+    carry none), the piece before it is read, each twice as long as the one before, back to
+    the start of the file or :data:`MAX_LINE_BYTES` from the end, whichever comes first.
+    """
+    position = size
+    window = TAIL_BYTES
+    carried = b""  # the start of the file's part already read, up to its first line break
+    while position > 0 and size - position < MAX_LINE_BYTES:
+        step = min(window, position)
+        position -= step
+        block = os.pread(fd, step, position)
+        if len(block) < step:  # cut short since the size was taken: what is there, from 0
+            block = os.pread(fd, position + step, 0)
+            position = 0
+        data = block + carried if carried else block
+        if position > 0:
+            cut = data.find(b"\n")
+            if cut < 0:  # still inside one line: read further back
+                carried = data
+                window *= 2
+                continue
+            carried, data = data[: cut + 1], data[cut + 1 :]
+        found = _last_timestamp_in(data)
+        if found is not None:
+            return found
+        window *= 2
+    return None
 
 
-_DECODE = json.JSONDecoder().raw_decode
+def _last_timestamp_in(data: bytes) -> datetime | None:
+    """The timestamp of the last line of ``data`` that is a JSON object with a ``timestamp``
+    field (at its top level: one inside a message or a tool result is not the line's).
+
+    A final line cut short (a crash mid-write, or a write in progress) is not an object, and
+    neither is a malformed line: the line before them is taken.
+    """
+    end = len(data)
+    while end > 0:
+        start = data.rfind(b"\n", 0, end) + 1
+        found = _line_timestamp(data[start:end])
+        if found is not None:
+            return found
+        end = start - 1
+    return None
+
+
+def _line_timestamp(raw: bytes) -> datetime | None:
+    data = _parse_line(raw)
+    return None if data is None else parse_timestamp(data.get("timestamp"))
+
+
+_Scanner = Callable[[str, int], tuple[Any, int]]
+_SCAN: _Scanner = getattr(json.JSONDecoder(), "scan_once")  # noqa: B009 - untyped attribute
+"""The decoder's scanner (C when available): one value from a position, as
+``json.JSONDecoder.raw_decode`` reads it, without its Python frame."""
 
 
 def _parse_line(raw: bytes) -> dict[str, Any] | None:
@@ -183,9 +232,16 @@ def _parse_line(raw: bytes) -> dict[str, Any] | None:
     if len(raw) > MAX_LINE_BYTES:
         return None
     try:
-        text = raw.decode("utf-8").strip()
-        data, end = _DECODE(text)
-    except (ValueError, UnicodeDecodeError):
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    if text[:1] != "{" or text[-1:] != "}":
+        text = text.strip()
+        if text[:1] != "{":
+            return None  # not an object, whatever else it is
+    try:
+        data, end = _SCAN(text, 0)
+    except (StopIteration, ValueError, RecursionError):
         return None
     return data if end == len(text) and isinstance(data, dict) else None
 
