@@ -32,7 +32,7 @@ import os
 import re
 import stat
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -672,7 +672,7 @@ def _in_two(
     if os.waitstatus_to_exitcode(status) != 0 or not data:
         return sessions + [read(item) for item in second]
     try:
-        theirs = [_unpack(fields) for fields in marshal.loads(data)]  # noqa: S302 - our child
+        theirs = [_unpack(values) for values in marshal.loads(data)]  # noqa: S302 - our child
     except (EOFError, ValueError, TypeError):
         return sessions + [read(item) for item in second]
     if len(theirs) != len(second):
@@ -684,77 +684,27 @@ _Packed = tuple[Any, ...]
 """A session as plain values (times as POSIX seconds), for :mod:`marshal` between processes."""
 
 
+_FIELDS = tuple(item.name for item in fields(Session))
+"""A session's fields, in the order ``Session`` takes them."""
+_TIMES = frozenset({"last_activity", "started", "modified"})
+"""The fields of a session that are times (sent as POSIX seconds)."""
+
+
 def _pack(s: Session | None) -> _Packed | None:
     if s is None:
         return None
-    return (
-        s.id,
-        s.project,
-        s.transcript_path,
-        s.subagent_paths,
-        s.raw_log_path,
-        s.last_activity.timestamp(),
-        s.size,
-        s.started.timestamp() if s.started else None,
-        s.first_prompt,
-        s.cwd,
-        s.modified.timestamp(),
-        s.root_paths,
-        s.file_paths,
-        s.problems,
-        s.foreign,
-        s.malformed_lines,
-        s.newest_mtime,
-        s.transcript_stamp,
-        s.dir_paths,
-    )
+    values = (getattr(s, name) for name in _FIELDS)
+    return tuple(v.timestamp() if isinstance(v, datetime) else v for v in values)
 
 
-def _unpack(fields: _Packed | None) -> Session | None:
-    if fields is None:
+def _unpack(values: _Packed | None) -> Session | None:
+    if values is None:
         return None
-    (
-        session_id,
-        project,
-        transcript,
-        subagents,
-        raw_log,
-        last,
-        size,
-        started,
-        prompt,
-        cwd,
-        modified,
-        roots,
-        files,
-        problems,
-        foreign,
-        malformed,
-        newest,
-        stamp,
-        dirs,
-    ) = fields
-    return Session(
-        session_id,
-        project,
-        transcript,
-        subagents,
-        raw_log,
-        datetime.fromtimestamp(last, UTC),
-        size,
-        datetime.fromtimestamp(started, UTC) if started is not None else None,
-        prompt,
-        cwd,
-        datetime.fromtimestamp(modified, UTC),
-        roots,
-        files,
-        problems,
-        foreign,
-        malformed,
-        newest,
-        stamp,
-        dirs,
-    )
+    given: dict[str, Any] = dict(zip(_FIELDS, values, strict=True))
+    for name in _TIMES:
+        if given[name] is not None:
+            given[name] = datetime.fromtimestamp(given[name], UTC)
+    return Session(**given)
 
 
 def _stamp(info: os.stat_result | None) -> tuple[int, int]:
