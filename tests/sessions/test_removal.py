@@ -392,18 +392,24 @@ def test_a_large_removal_in_two_processes_is_the_same(
     young = make_session(config_dir, age=timedelta(days=2))
     _age(config_dir, "plans/p.md", 45)
     monkeypatch.setattr(removal, "PARALLEL_FROM", 2)
-    if fork == "fails":
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)  # the fork is tried whatever the machine
+    forks: list[int] = []
+    real_fork = os.fork
 
-        def no_fork() -> int:
+    def counted_fork() -> int:
+        forks.append(1)
+        if fork == "fails":
             raise OSError("no more processes")
+        return real_fork()
 
-        monkeypatch.setattr(os, "fork", no_fork)
+    monkeypatch.setattr(os, "fork", counted_fork)
     store = SessionStore(config_dir)
     plan = plan_prune(store, now=NOW, older_than=PERIOD)
-    if fork == "child_fails":  # the child cannot remove its first session: it dies
+    if fork == "child_fails":  # the child removes one session, then dies part way
         monkeypatch.setattr(removal, "_remove_one", _dies_in_a_child(removal._remove_one))
     done: list[int] = []
     report = execute(store, plan, now=NOW, progress=done.append)
+    assert forks == [1]
     assert [s.id for s in report.removed] == [s.id for s in plan.sessions]
     assert {s.id for s in report.removed} == {m.id for m in old}
     assert report.problems == [] and report.skipped == []
@@ -416,13 +422,83 @@ def test_a_large_removal_in_two_processes_is_the_same(
 
 def _dies_in_a_child(remove_one: Any) -> Any:
     parent = os.getpid()
+    calls: list[int] = []
 
     def remove(session: Any, remover: Any) -> Any:
         if os.getpid() != parent:
-            os._exit(3)
+            calls.append(1)
+            if len(calls) > 1:  # after its first session: half done
+                os._exit(3)
         return remove_one(session, remover)
 
     return remove
+
+
+def _failing_unlink(monkeypatch: pytest.MonkeyPatch, name: str) -> None:
+    """``os.unlink`` fails on ``name`` (a disk error, a file made immutable)."""
+    real = os.unlink
+
+    def unlink(path: Any, *, dir_fd: Any = None) -> None:
+        if Path(os.fspath(path)).name == name:
+            raise PermissionError(1, "Operation not permitted", os.fspath(path))
+        real(path, dir_fd=dir_fd)
+
+    monkeypatch.setattr(os, "unlink", unlink)
+
+
+def test_a_session_not_fully_removed_stays_journaled_and_hidden(
+    config_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A removal that fails part way leaves the session journaled: it is not listed as whole,
+    it is reported, and the next run finishes it."""
+    victim = make_session(config_dir, age=timedelta(days=40), subagents=1)
+    store = SessionStore(config_dir)
+    plan = plan_prune(store, now=NOW, older_than=PERIOD)
+    debug_log = config_dir / "debug" / f"{victim.id}.txt"
+    _failing_unlink(monkeypatch, debug_log.name)
+    report = execute(store, plan, now=NOW)
+    assert report.removed == []
+    assert any(victim.id in problem for problem in report.problems)
+    assert debug_log.exists()
+    assert [s.id for s in store.list()] == []  # hidden, not listed as a whole session
+    assert len(list((config_dir / JOURNAL_DIR).glob("*.json"))) == 1
+    # A retry that fails again keeps it journaled; one that works finishes it.
+    assert recover(store, now=NOW) == []
+    assert len(list((config_dir / JOURNAL_DIR).glob("*.json"))) == 1
+    assert [s.id for s in store.list()] == []
+    monkeypatch.undo()
+    assert recover(store, now=NOW) == [victim.id]
+    assert not any(p.exists() for p in victim.paths)
+    assert not list((config_dir / JOURNAL_DIR).iterdir())
+
+
+def test_a_failing_half_stops_and_reaps_the_child(
+    config_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When this process's half fails (a progress callback raising, an interrupt), the child
+    is stopped and reaped: no process is left holding the lock, and the next removal runs."""
+    from airlock.sessions import removal
+
+    for n in range(8):
+        make_session(config_dir, age=timedelta(days=40 + n))
+    monkeypatch.setattr(removal, "PARALLEL_FROM", 2)
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    store = SessionStore(config_dir)
+    plan = plan_prune(store, now=NOW, older_than=PERIOD)
+    calls: list[int] = []
+
+    def broken_progress(steps: int) -> None:
+        calls.append(steps)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        execute(store, plan, now=NOW, progress=broken_progress)
+    with pytest.raises(ChildProcessError):
+        os.waitpid(-1, os.WNOHANG)  # no child left, not even a zombie
+    report = execute(store, plan_prune(store, now=NOW, older_than=PERIOD), now=NOW, lock_wait=0)
+    assert report.problems == []
+    assert store.list() == []
 
 
 def test_stray_entries_of_a_pending_session_wait_for_its_removal(config_dir: Path) -> None:

@@ -35,6 +35,7 @@ import fcntl
 import json
 import marshal
 import os
+import signal
 import stat
 import threading
 import time
@@ -331,6 +332,7 @@ def execute(
         if plan.sessions:
             journal = _write_journal(store.config_dir, plan.sessions, now)
             outcomes = _remove_sessions(plan.sessions, remover, progress)
+            unfinished = []
             for session, (outcome, text) in zip(plan.sessions, outcomes, strict=True):
                 if outcome == _REMOVED:
                     report.removed.append(session)
@@ -338,6 +340,9 @@ def execute(
                     report.skipped.append(Skipped(session, text))
                 else:
                     report.problems.append(text)
+                    unfinished.append(session)
+            if unfinished:  # still journaled: hidden, and finished by the next run
+                _write_journal(store.config_dir, unfinished, now)
             journal.unlink()
         for entry in plan.entries:
             try:
@@ -434,14 +439,26 @@ def _remove_sessions(
         os.set_blocking(ticks_in, False)
     ours = []
     ticked = 0  # the child's sessions passed on to ``progress``
-    for session in first:
-        ours.append(_step(session, remover, progress))
+    try:
+        for session in first:
+            ours.append(_step(session, remover, progress))
+            if progress:
+                ticked += max(0, _forward_ticks(ticks_in, progress))
         if progress:
-            ticked += max(0, _forward_ticks(ticks_in, progress))
-    if progress:
-        os.set_blocking(ticks_in, True)
-        while (count := _forward_ticks(ticks_in, progress)) > 0:
-            ticked += count
+            os.set_blocking(ticks_in, True)
+            while (count := _forward_ticks(ticks_in, progress)) > 0:
+                ticked += count
+    except BaseException:
+        # This half failed (an interrupt, a progress callback): stop the child and reap it,
+        # so that no process is left holding the lock; the journal stays for the next run.
+        for fd in (reader, ticks_in):
+            if fd >= 0:
+                os.close(fd)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        raise
+    if ticks_in >= 0:
         os.close(ticks_in)
     with os.fdopen(reader, "rb") as pipe:
         data = pipe.read()
@@ -507,21 +524,23 @@ def _write_journal(config_dir: Path, batch: Iterable[Session], now: datetime) ->
             raise UnsafePathError(f"{parent} is a symbolic link: refusing to write a journal there")
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
     prefix = os.path.join(config_dir, "")
-    data = {
-        "started": now.timestamp(),
-        "sessions": {
-            s.id: [
-                path.removeprefix(prefix)
-                for path in (
-                    s.root_paths
-                    if s.transcript_path in s.root_paths[:1]
-                    else (*s.root_paths, s.transcript_path)
-                )
-                if path.startswith(prefix)
-            ]
-            for s in batch
-        },
+    sessions = {
+        s.id: [
+            path.removeprefix(prefix)
+            for path in (
+                s.root_paths
+                if s.transcript_path in s.root_paths[:1]
+                else (*s.root_paths, s.transcript_path)
+            )
+            if path.startswith(prefix)
+        ]
+        for s in batch
     }
+    return _write_journal_data(folder, {"started": now.timestamp(), "sessions": sessions})
+
+
+def _write_journal_data(folder: Path, data: dict[str, Any]) -> Path:
+    """Write a journal (fsync'd, renamed into place); its path."""
     path = folder / f"{uuid.uuid4().hex}.json"
     temporary = path.with_suffix(".tmp")
     with temporary.open("wb") as handle:
@@ -564,6 +583,8 @@ def recover(store: SessionStore, *, now: datetime, remover: _Remover | None = No
 
 
 def _finish(store: SessionStore, journal: Path, remover: _Remover) -> list[str]:
+    """Finish the sessions ``journal`` names; those that still cannot be removed are written
+    to a new journal (so they stay hidden, and the next run tries again)."""
     try:
         data = json.loads(journal.read_bytes())
         started = float(data["started"])
@@ -572,16 +593,22 @@ def _finish(store: SessionStore, journal: Path, remover: _Remover) -> list[str]:
     except (OSError, ValueError, KeyError, TypeError, AssertionError):
         return []
     finished = []
+    unfinished = {}
     for session_id, paths in sessions.items():
         if not isinstance(paths, list) or not layout.is_session_id(str(session_id)):
             continue
         targets = [store.config_dir / str(p) for p in paths]
         if any(_written_since(t, started) for t in targets if t.suffix == ".jsonl"):
             continue
-        with contextlib.suppress(OSError, UnsafePathError):
+        try:
             for target in targets:
                 remover.remove(target)
+        except (OSError, UnsafePathError):
+            unfinished[session_id] = paths
+        else:
             finished.append(str(session_id))
+    if unfinished:
+        _write_journal_data(journal.parent, {"started": started, "sessions": unfinished})
     return finished
 
 
