@@ -542,3 +542,22 @@ def test_folders_turned_into_links_after_the_plan_go_as_links(
     assert not subagents.is_symlink() and not history.is_symlink()
     assert not (config_dir / "projects" / made.project / made.id).exists()
     assert (outside / "sub" / "keep.txt").read_text() == "precious"
+
+
+@pytest.mark.parametrize("change", ["appended", "new_agent"])
+def test_a_subagent_written_after_the_plan_keeps_the_session(config_dir: Path, change: str) -> None:
+    """A subagent transcript appended to, or a new one, after the plan: the session is in use,
+    kept whole and reported."""
+    made = make_session(config_dir, age=timedelta(days=40), subagents=1)
+    store = SessionStore(config_dir)
+    plan = plan_prune(store, now=NOW, older_than=PERIOD)
+    (agent,) = store.get(made.id).subagent_transcripts
+    if change == "appended":
+        with agent.open("a") as handle:
+            handle.write('{"type": "assistant"}\n')
+    else:
+        (agent.parent / "agent-new.jsonl").write_text('{"type": "user"}\n')
+    report = execute(store, plan, now=NOW)
+    assert report.removed == []
+    assert [s.session.id for s in report.skipped] == [made.id]
+    assert all(p.exists() for p in made.paths)

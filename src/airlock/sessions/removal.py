@@ -499,12 +499,41 @@ def _why(error: BaseException) -> str:
 
 
 def _rewritten(session: Session) -> bool:
-    """Whether the transcript changed since the scan: its nanosecond mtime or its size differ
-    (exact integers: no rounding can make an untouched file look written)."""
-    if session.transcript_stamp == (0, -1):
-        return False  # no transcript (a subagent-only session)
-    now = stamp_of(session.transcript_path)
-    return now != (0, -1) and now != session.transcript_stamp
+    """Whether the session was written to since the scan.
+
+    The transcript: its nanosecond mtime or its size differ (exact integers: no rounding can
+    make an untouched file look written). A subagent transcript: modified after the newest
+    file the scan saw, or one the scan did not see in the same folder.
+    """
+    if session.transcript_stamp != (0, -1):  # none: a subagent-only session
+        now = stamp_of(session.transcript_path)
+        if now != (0, -1) and now != session.transcript_stamp:
+            return True
+    if not session.subagent_paths:
+        return False
+    for path in session.subagent_paths:
+        try:
+            if os.lstat(path).st_mtime > session.newest_mtime:
+                return True
+        except OSError:
+            continue  # gone: nothing to keep
+    known = frozenset(session.subagent_paths)
+    # A session folder's own subagents/ (in the older layout, agent transcripts sit in the
+    # project folder beside other sessions': nothing new there is this session's).
+    folders = {path.rpartition(os.sep)[0] for path in session.subagent_paths}
+    for folder in folders:
+        if not folder.endswith(os.sep + "subagents"):
+            continue
+        try:
+            names = os.listdir(folder)  # noqa: PTH208 - str paths, as the scan keeps them
+        except OSError:
+            continue
+        if any(
+            name.endswith(layout.TRANSCRIPT_SUFFIX) and os.path.join(folder, name) not in known
+            for name in names
+        ):
+            return True
+    return False
 
 
 def _written_since(path: str | Path, moment: float) -> bool:
