@@ -157,6 +157,32 @@ def run_airlock(files: list[tuple[str, bytes]], work: Path, timeout: float) -> d
     return figures
 
 
+BARE_COMMAND = r"""
+import sys
+import re2
+from airlock.redact import RULES
+options = re2.Options()
+options.encoding = re2.Options.Encoding.LATIN1
+pattern = "|".join(f"(?:{rule.pattern.replace('(?P<secret>', '(?:')})" for rule in RULES)
+program = re2.compile(pattern.encode("latin-1"), options)._regexp
+with open(sys.argv[1], "rb") as handle:
+    while chunk := handle.read(1 << 20):
+        position = 0
+        while True:
+            spans = program.Match(re2._Anchor.UNANCHORED, chunk, position, len(chunk))
+            if spans[0][0] < 0:
+                break
+            position = max(spans[0][1], spans[0][0] + 1)
+"""
+"""The bare scan as a whole command: start-up, compiling, a cold DFA and reading included."""
+
+
+def bare_command(path: Path, timeout: float) -> float:
+    """MB/s of the bare scan run as a command on ``path`` (best of three)."""
+    walls = [timed([sys.executable, "-c", BARE_COMMAND, str(path)], timeout)[0] for _ in range(3)]
+    return path.stat().st_size / 1e6 / min(walls)
+
+
 def bare_scan(files: list[tuple[str, bytes]]) -> dict[str, float]:
     """Our rule table as one RE2 program, scanned with no per-match work: the engine's limit."""
     import re2
@@ -444,6 +470,7 @@ def main() -> int:
                 ("secretlint (recommended)", score(files, labels, sl["spans"], False), sl["mb_s"])
             )
         bare = bare_scan(files)
+        bare_as_command = bare_command(work / "corpus-x10.jsonl", timeout=120)
         hostile_seconds = hostile(work, args.hostile_mb, args.timeout)
     footprint = memory(args.gigabytes, args.timeout)
 
@@ -464,6 +491,10 @@ def main() -> int:
         f"on 5 MB, {ours['cpu_mb_s_50mb']:.1f} MB/s on 50 MB"
     )
     print("bare scan of our patterns: " + ", ".join(f"{k} {v:.0f} MB/s" for k, v in bare.items()))
+    print(
+        f"bare scan as a whole command on the 50 MB (start-up, cold DFA, reading): "
+        f"{bare_as_command:.0f} MB/s; airlock is {ours['mb_s_50mb'] / bare_as_command:.2f} of it"
+    )
     quarter = bare["re2"] / 4
     verdict = "met" if ours["mb_s_50mb"] >= max(50.0, quarter) else "missed"
     print(
@@ -491,6 +522,7 @@ def main() -> int:
         "airlock_cpu_mb_s": ours["cpu_mb_s"],
         "airlock_cpu_mb_s_50mb": ours["cpu_mb_s_50mb"],
         "bare": bare,
+        "bare_as_command_mb_s": bare_as_command,
         "hostile_seconds": hostile_seconds,
         "memory": footprint,
     }
