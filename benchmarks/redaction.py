@@ -136,9 +136,17 @@ def run_airlock(files: list[tuple[str, bytes]], work: Path, timeout: float) -> d
         for _ in range(10):
             handle.write(whole)
     figures: dict[str, Any] = {"spans": spans, "mb_s": len(whole) / 1e6 / elapsed}
-    # Best of three, as for the bare scan.
-    walls, cpus = [], []
+    # Best of three, as for the bare scan; each run paired with a bare scan just before it (the
+    # machine's speed drifts by tens of percent within minutes), for a ratio in the same moment.
+    import bare_scan as bare
+
+    compiled = bare.program()
+    bare.scan(compiled, whole)  # the DFA built, as for the bare scan's best of three
+    walls, cpus, ratios = [], [], []
     for _ in range(3):
+        started = time.perf_counter()
+        bare.scan(compiled, whole)
+        bare_mb_s = len(whole) / 1e6 / (time.perf_counter() - started)
         before = cpu_of_children()
         wall, result = timed(
             [*AIRLOCK, "redact", str(big)],
@@ -150,6 +158,8 @@ def run_airlock(files: list[tuple[str, bytes]], work: Path, timeout: float) -> d
             raise SystemExit("airlock redact failed or timed out on the 50 MB corpus")
         walls.append(wall)
         cpus.append(cpu_of_children() - before)
+        ratios.append(len(whole) * 10 / 1e6 / wall / bare_mb_s)
+    figures["paired_ratios"] = sorted(ratios)
     figures["mb_s_50mb"] = len(whole) * 10 / 1e6 / min(walls)
     figures["cpu_mb_s_50mb"] = len(whole) * 10 / 1e6 / min(cpus)
     figures["cpu_mb_s"] = len(whole) / 1e6 / cpu
@@ -157,52 +167,24 @@ def run_airlock(files: list[tuple[str, bytes]], work: Path, timeout: float) -> d
     return figures
 
 
-BARE_COMMAND = r"""
-import sys
-import re2
-from airlock.redact import RULES
-options = re2.Options()
-options.encoding = re2.Options.Encoding.LATIN1
-pattern = "|".join(f"(?:{rule.pattern.replace('(?P<secret>', '(?:')})" for rule in RULES)
-program = re2.compile(pattern.encode("latin-1"), options)._regexp
-with open(sys.argv[1], "rb") as handle:
-    while chunk := handle.read(1 << 20):
-        position = 0
-        while True:
-            spans = program.Match(re2._Anchor.UNANCHORED, chunk, position, len(chunk))
-            if spans[0][0] < 0:
-                break
-            position = max(spans[0][1], spans[0][0] + 1)
-"""
-"""The bare scan as a whole command: start-up, compiling, a cold DFA and reading included."""
-
-
 def bare_command(path: Path, timeout: float) -> float:
     """MB/s of the bare scan run as a command on ``path`` (best of three)."""
-    walls = [timed([sys.executable, "-c", BARE_COMMAND, str(path)], timeout)[0] for _ in range(3)]
+    command = [sys.executable, str(Path(__file__).with_name("bare_scan.py")), str(path)]
+    walls = [timed(command, timeout)[0] for _ in range(3)]
     return path.stat().st_size / 1e6 / min(walls)
 
 
 def bare_scan(files: list[tuple[str, bytes]]) -> dict[str, float]:
     """Our rule table as one RE2 program, scanned with no per-match work: the engine's limit."""
-    import re2
-
+    import bare_scan as bare
     from airlock.redact import RULES
 
-    options = re2.Options()
-    options.encoding = re2.Options.Encoding.LATIN1
-    pattern = "|".join(f"(?:{rule.pattern.replace('(?P<secret>', '(?:')})" for rule in RULES)
-    program = re2.compile(pattern.encode("latin-1"), options)._regexp
+    compiled = bare.program()
     whole = b"".join(data for _, data in files)
     best = 0.0
     for _ in range(3):
         started = time.perf_counter()
-        position = 0
-        while True:
-            spans = program.Match(re2._Anchor.UNANCHORED, whole, position, len(whole))
-            if spans[0][0] < 0:
-                break
-            position = max(spans[0][1], spans[0][0] + 1)
+        bare.scan(compiled, whole)
         best = max(best, len(whole) / 1e6 / (time.perf_counter() - started))
     figures = {"re2": best}
     try:
@@ -496,10 +478,13 @@ def main() -> int:
         f"{bare_as_command:.0f} MB/s; airlock is {ours['mb_s_50mb'] / bare_as_command:.2f} of it"
     )
     quarter = bare["re2"] / 4
-    verdict = "met" if ours["mb_s_50mb"] >= max(50.0, quarter) else "missed"
+    paired = ours["paired_ratios"]
+    verdict = "met" if ours["mb_s_50mb"] >= 50.0 and paired[1] >= 0.25 else "missed"
     print(
-        f"speed goal (at least 50 MB/s and a quarter of the bare scan, {quarter:.0f} MB/s): "
-        f"{verdict} ({ours['mb_s_50mb'] / bare['re2']:.2f} of the bare scan)"
+        f"speed goal (at least 50 MB/s, and a quarter of the bare scan: {quarter:.0f} MB/s for "
+        f"its best): {verdict}; best against best {ours['mb_s_50mb'] / bare['re2']:.2f}, each "
+        f"run against a bare scan just before it {', '.join(f'{r:.2f}' for r in paired)} "
+        f"(median {paired[1]:.2f})"
     )
     print(
         "recall by kind (airlock): "
@@ -519,6 +504,7 @@ def main() -> int:
     summary = {
         "rows": [{"tool": n, **f, "mb_s": s} for n, f, s in rows],
         "airlock_mb_s_50mb": ours["mb_s_50mb"],
+        "paired_ratios": ours["paired_ratios"],
         "airlock_cpu_mb_s": ours["cpu_mb_s"],
         "airlock_cpu_mb_s_50mb": ours["cpu_mb_s_50mb"],
         "bare": bare,

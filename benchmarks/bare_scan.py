@@ -1,0 +1,48 @@
+"""The bare scan of our rule table with RE2: one program, no per-match work (the engine's limit).
+
+Used in process by ``redaction.py``, and run as a whole command on a file (start-up, compiling,
+the first pass that builds the DFA and reading included), in 1 MiB chunks:
+
+    .venv/bin/python benchmarks/bare_scan.py FILE
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import re2
+
+from airlock.redact import RULES
+
+
+def program() -> Any:
+    """Every rule's pattern in one RE2 program, as the engine's scan compiles them."""
+    options = re2.Options()
+    options.encoding = re2.Options.Encoding.LATIN1
+    pattern = "|".join(f"(?:{rule.pattern.replace('(?P<secret>', '(?:')})" for rule in RULES)
+    return re2.compile(pattern.encode("latin-1"), options)._regexp
+
+
+def scan(compiled: Any, data: bytes) -> int:
+    """Every match of ``compiled`` in ``data``, one after the other; how many."""
+    position = 0
+    count = 0
+    while True:
+        spans = compiled.Match(re2._Anchor.UNANCHORED, data, position, len(data))
+        if spans[0][0] < 0:
+            return count
+        count += 1
+        position = max(spans[0][1], spans[0][0] + 1)
+
+
+def main() -> int:
+    compiled = program()
+    with open(sys.argv[1], "rb") as handle:  # noqa: PTH123 - the plainest read
+        while chunk := handle.read(1 << 20):
+            scan(compiled, chunk)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
