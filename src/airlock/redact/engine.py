@@ -98,11 +98,11 @@ class RedactionReport:
         if self.findings and not self.tally:
             self.tally.update(finding.kind for finding in self.findings)
 
-    def add(self, finding: Finding) -> None:
-        """Count one redacted secret (and keep it, with ``keep_findings``)."""
-        self.tally[finding.kind] += 1
+    def add(self, kind: str, line: int, start: int, end: int) -> None:
+        """Count one redacted secret (and keep it as a ``Finding``, with ``keep_findings``)."""
+        self.tally[kind] += 1
         if self.keep_findings:
-            self.findings.append(finding)
+            self.findings.append(Finding(kind, line, start, end))
 
     @property
     def found(self) -> bool:
@@ -600,7 +600,7 @@ class Redactor:
                 line += window.count(b"\n", written, hit.start)
             pieces.append(window[written : hit.start])
             pieces.append(self._marker(hit.kind))
-            report.add(Finding(hit.kind, line, base + hit.start - begin, base + hit.end - begin))
+            report.add(hit.kind, line, base + hit.start - begin, base + hit.end - begin)
             if lines:
                 line += window.count(b"\n", hit.start, hit.end)
             written = hit.end
