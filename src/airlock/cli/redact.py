@@ -41,10 +41,11 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import sys
 
-    from airlock.cli._common import load_reported
+    from airlock.cli._common import keep_freed_memory, load_reported
     from airlock.redact import RedactionReport, Redactor
     from airlock.redact.output import redact_path
 
+    keep_freed_memory()
     loaded = load_reported(args)
     redactor = Redactor.from_loaded(loaded)
     # Each finding is kept only to be printed; otherwise counts alone keep memory flat.
