@@ -115,3 +115,48 @@ def test_a_checksummed_token_is_redacted_even_when_it_looks_like_an_example() ->
 def test_weak_url_passwords_are_passwords_unless_documentation(text: str, expected: str) -> None:
     """A weak password on a real host is redacted; documentation examples are not."""
     assert Redactor().redact_text(text)[0] == expected
+
+
+def _service_account_texts() -> list[bytes]:
+    import json
+    from pathlib import Path
+
+    from tests.redact.test_engine import PEM
+
+    account = {"type": "service_account", "private_key_id": "ab12", "private_key": PEM}
+    texts = [
+        json.dumps(account).encode(),
+        json.dumps({"content": json.dumps(account)}).encode(),
+        json.dumps(account, indent=2).replace('": "', '":\t "').encode(),
+        b"private_key: '" + PEM.replace("\n", "\\n").encode() + b"'",
+    ]
+    corpus = Path(__file__).parents[2] / ".." / "shared" / "corpora" / "redaction-dev"
+    texts += [path.read_bytes() for path in sorted(corpus.glob("transcripts/**/*.jsonl"))]
+    return texts
+
+
+def test_a_secret_found_from_its_literal_is_the_capturing_groups_span() -> None:
+    """For rules with ``secret_from``, the literal gives the span the capturing match gives."""
+    import re2
+
+    from airlock.redact.engine import _BOTH, _Table
+
+    table = _Table(RULES)
+    literal = [index for index, rule in enumerate(RULES) if rule.secret_from]
+    assert literal
+    checked = 0
+    for text in _service_account_texts():
+        position = 0
+        while True:
+            first, last = table.scan.Match(re2._Anchor.UNANCHORED, text, position, len(text))[0]
+            if first < 0:
+                break
+            position = max(last, first + 1)
+            answer = table._which(text, first, last)
+            if answer is None or answer[0] not in literal:
+                continue
+            groups = table.each[answer[0]].Match(_BOTH, text, first, last)
+            secret = groups[table.secret[answer[0]]]
+            assert (first + answer[1], first + answer[2]) == secret
+            checked += 1
+    assert checked >= 4

@@ -173,6 +173,7 @@ class _Table:
         wrapped = [_compiled(f"(?P<whole>{rule.pattern})", options) for rule in rules]
         self.each = [program._regexp for program in wrapped]
         self.secret = [_group_index(program, "secret", 1) for program in wrapped]
+        self.secret_from = [rule.secret_from.encode("latin-1") for rule in rules]
         self.known: dict[tuple[bytes, bool, bool], tuple[int, int, int] | None] = {}
 
     def find(self, text: bytes, start: int, end: int) -> tuple[int, int, int, int, int] | None:
@@ -203,8 +204,13 @@ class _Table:
     def _which(self, text: bytes, first: int, last: int) -> tuple[int, int, int] | None:
         """The rule matching exactly ``text[first:last]`` and its secret's span from ``first``."""
         for index in sorted(self.set.Match(text[first:last]) or ()):
-            if self.rules[index].bare:
+            rule = self.rules[index]
+            if rule.bare:
                 return index, _after_edge(text, first) - first, last - first
+            if rule.secret_from:
+                at = text.find(self.secret_from[index], first, last)
+                if at >= 0:
+                    return index, at - first, last - first
             groups = self.each[index].Match(_BOTH, text, first, last)
             if groups[0][0] >= 0:
                 secret = groups[self.secret[index]]

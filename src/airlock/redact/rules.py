@@ -64,6 +64,11 @@ class Rule:
             a generic match whose value fits a specific rule is named after that rule.
         bare: Whether the secret is the whole match, after an optional escaped line break or
             tab (``EDGE``): the engine then needs no capturing groups to find it.
+        secret_from: A literal the secret begins with, for a rule whose secret runs to the end
+            of the match, whose text before the secret cannot hold the literal, and whose
+            pattern has no assertion on its context: the secret starts at the literal's first
+            occurrence in the match, and the engine needs no capturing groups to find it
+            (a capturing match over a key file's 2 KB costs 0.2 ms).
     """
 
     kind: str
@@ -75,6 +80,7 @@ class Rule:
     mixed: bool = False
     specific: bool = True
     bare: bool = False
+    secret_from: str = ""
 
 
 # Names of assignments whose value is a password, or a key / token / secret.
@@ -182,6 +188,7 @@ RULES: tuple[Rule, ...] = (
         rf"(?:{NL}|{B64})+(?:-----END PRIVATE KEY-----(?:{NL})?)?)",
         "private_key",
         min_length=64,
+        secret_from="-----BEGIN PRIVATE KEY-----",
     ),
     Rule(
         "jwt",
