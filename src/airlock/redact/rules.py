@@ -188,7 +188,7 @@ RULES: tuple[Rule, ...] = (
         rf"(?:{NL}|{B64})+(?:-----END PRIVATE KEY-----(?:{NL})?)?)",
         "private_key",
         min_length=64,
-        secret_from="-----BEGIN PRIVATE KEY-----",
+        secret_from="-----BEGIN PRIVATE KEY-----",  # noqa: S106 - a literal, no password
     ),
     Rule(
         "jwt",
