@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
 from pathlib import Path
 from typing import BinaryIO
 
@@ -50,6 +49,8 @@ def redact_path(
 def _redact_to_file(
     redactor: Redactor, src: BinaryIO, target: Path, report: RedactionReport
 ) -> RedactionReport:
+    import tempfile  # only with --output: its import (and random's) is start-up time otherwise
+
     directory = target.parent
     try:
         fd, temporary = tempfile.mkstemp(prefix=f".{target.name}.", dir=directory)
