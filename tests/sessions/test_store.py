@@ -282,7 +282,7 @@ def test_a_child_s_session_of_the_wrong_shape_is_refused(config_dir: Path) -> No
 
 
 def test_list_and_prune_run_without_the_cyclic_collector(
-    config_dir: Path, capsys: pytest.CaptureFixture[str]
+    config_dir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """``sessions list`` and ``prune`` build no cycles: the collector does not run while they
     do (it would walk every session again and again), and is on again once they are done."""
@@ -292,7 +292,7 @@ def test_list_and_prune_run_without_the_cyclic_collector(
 
     for number in range(300):  # enough objects for the collector to start several times
         make_session(config_dir, age=timedelta(days=number % 60 + 1), subagents=number % 2)
-    os.environ["CLAUDE_CONFIG_DIR"] = str(config_dir)  # the fixture's clean environment
+    monkeypatch.setenv("CLAUDE_CONFIG_DIR", str(config_dir))
     passes: list[str] = []  # the command's functions on the stack when the collector ran
     handlers = {"_list", "_prune", "_carry_out", "_print_report", "_dump_array", "_dump_object"}
 
@@ -313,6 +313,5 @@ def test_list_and_prune_run_without_the_cyclic_collector(
         assert passes == []
     finally:
         gc.callbacks.remove(count)
-        os.environ.pop("CLAUDE_CONFIG_DIR")
     out = capsys.readouterr().out
     assert out.count('"id"') >= 300
