@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from datetime import timedelta
 from pathlib import Path
 
@@ -263,3 +264,54 @@ def test_a_large_listing_read_in_two_processes_is_the_same(
 
         monkeypatch.setattr(os, "fork", no_fork)
     assert SessionStore(config_dir).list() == serial
+
+
+def test_a_child_s_session_of_the_wrong_shape_is_refused(config_dir: Path) -> None:
+    """A session sent back by the forked reader with fields missing or extra is refused (the
+    parent then reads that half itself), never taken with defaults in the missing fields."""
+    from airlock.sessions import store as store_module
+
+    make_session(config_dir, age=timedelta(days=3), subagents=1)
+    (session,) = SessionStore(config_dir).list()
+    packed = store_module._pack(session)
+    assert packed is not None
+    assert store_module._unpack(packed) == session
+    for wrong in (packed[:-1], packed[:6], (*packed, 0)):
+        with pytest.raises(ValueError):
+            store_module._unpack(wrong)
+
+
+def test_list_and_prune_run_without_the_cyclic_collector(
+    config_dir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``sessions list`` and ``prune`` build no cycles: the collector does not run while they
+    do (it would walk every session again and again), and is on again once they are done."""
+    import gc
+
+    from airlock.cli.main import main
+
+    for number in range(300):  # enough objects for the collector to start several times
+        make_session(config_dir, age=timedelta(days=number % 60 + 1), subagents=number % 2)
+    monkeypatch.setenv("CLAUDE_CONFIG_DIR", str(config_dir))
+    passes: list[str] = []  # the command's functions on the stack when the collector ran
+    handlers = {"_list", "_prune", "_carry_out", "_print_report", "_dump_array", "_dump_object"}
+
+    def count(phase: str, info: dict[str, int]) -> None:
+        frame = sys._getframe(1)
+        while frame is not None and phase == "start":
+            if frame.f_code.co_name in handlers:
+                passes.append(frame.f_code.co_name)
+                return
+            frame = frame.f_back
+
+    gc.callbacks.append(count)
+    try:
+        assert gc.isenabled()
+        for command in (["list", "--json"], ["prune", "--older-than", "30", "--json"]):
+            assert main(["sessions", *command]) == 0
+            assert gc.isenabled()
+        assert passes == []
+    finally:
+        gc.callbacks.remove(count)
+    out = capsys.readouterr().out
+    assert out.count('"id"') >= 300

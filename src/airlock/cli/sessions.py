@@ -160,7 +160,13 @@ def run(args: argparse.Namespace) -> int:
     store = SessionStore(loaded.config_dir)
     now = datetime.now(UTC)
     handler = {"list": _list, "show": _show, "prune": _prune, "delete": _delete}[args.action]
-    code: int = handler(args, loaded, store, now)
+    if args.action == "show":
+        code: int = handler(args, loaded, store, now)
+        return code
+    from airlock.sessions.store import gc_paused
+
+    with gc_paused():  # a listing or a removal builds no cycles: no collector passes over it
+        code = handler(args, loaded, store, now)
     return code
 
 

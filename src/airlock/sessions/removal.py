@@ -35,11 +35,8 @@ import fcntl
 import json
 import marshal
 import os
-import signal
 import stat
-import threading
 import time
-import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -53,8 +50,8 @@ from airlock.sessions.store import (
     Scan,
     Session,
     SessionStore,
-    _gc_paused,
     _Walk,
+    gc_paused,
     stamp_of,
 )
 
@@ -326,7 +323,7 @@ def execute(
     with (
         removal_lock(store.config_dir, wait=lock_wait),
         _Remover(store.config_dir) as remover,
-        _gc_paused(),
+        gc_paused(),
     ):
         report.recovered = recover(store, now=now, remover=remover)
         if plan.sessions:
@@ -396,6 +393,8 @@ def _remove_sessions(
     other threads run (a terminal's progress bar refreshes from one): the child would hold a
     copy of this thread only.
     """
+    import threading  # here: a small removal, and a listing, never need it
+
     if (
         len(sessions) < PARALLEL_FROM
         or not hasattr(os, "fork")
@@ -454,6 +453,8 @@ def _remove_sessions(
         for fd in (reader, ticks_in):
             if fd >= 0:
                 os.close(fd)
+        import signal
+
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
         os.waitpid(pid, 0)
@@ -570,7 +571,9 @@ def _write_journal(config_dir: Path, batch: Iterable[Session], now: datetime) ->
 
 def _write_journal_data(folder: Path, data: dict[str, Any]) -> Path:
     """Write a journal (fsync'd, renamed into place); its path."""
-    path = folder / f"{uuid.uuid4().hex}.json"
+    path = (
+        folder / f"{os.urandom(16).hex()}.json"
+    )  # random, as a uuid4 (whose module takes a while)
     temporary = path.with_suffix(".tmp")
     with temporary.open("wb") as handle:
         handle.write(json.dumps(data).encode("utf-8"))  # json.dump would encode in Python

@@ -376,7 +376,7 @@ class SessionStore:
                         return None  # active since: left unread
             return self._session(*item, stores, folders, owner, details, info)
 
-        with _gc_paused():
+        with gc_paused():
             read_or_not = _in_two(todo, read)
         sessions = [session for session in read_or_not if session is not None]
         unread = [item for item, got in zip(todo, read_or_not, strict=True) if got is None]
@@ -688,23 +688,32 @@ _FIELDS = tuple(item.name for item in fields(Session))
 """A session's fields, in the order ``Session`` takes them."""
 _TIMES = frozenset({"last_activity", "started", "modified"})
 """The fields of a session that are times (sent as POSIX seconds)."""
+_TIME_INDEXES = tuple(index for index, name in enumerate(_FIELDS) if name in _TIMES)
+"""Where the times are among a session's fields."""
+_GET_FIELDS = operator.attrgetter(*_FIELDS)
+"""A session's fields as a tuple, in the order ``Session`` takes them."""
 
 
 def _pack(s: Session | None) -> _Packed | None:
     if s is None:
         return None
-    values = (getattr(s, name) for name in _FIELDS)
-    return tuple(v.timestamp() if isinstance(v, datetime) else v for v in values)
+    values = list(_GET_FIELDS(s))
+    for index in _TIME_INDEXES:
+        if values[index] is not None:
+            values[index] = values[index].timestamp()
+    return tuple(values)
 
 
 def _unpack(values: _Packed | None) -> Session | None:
     if values is None:
         return None
-    given: dict[str, Any] = dict(zip(_FIELDS, values, strict=True))
-    for name in _TIMES:
-        if given[name] is not None:
-            given[name] = datetime.fromtimestamp(given[name], UTC)
-    return Session(**given)
+    if len(values) != len(_FIELDS):
+        raise ValueError(f"expected {len(_FIELDS)} fields, got {len(values)}")
+    given = list(values)
+    for index in _TIME_INDEXES:
+        if given[index] is not None:
+            given[index] = datetime.fromtimestamp(given[index], UTC)
+    return Session(*given)
 
 
 def _stamp(info: os.stat_result | None) -> tuple[int, int]:
@@ -721,7 +730,7 @@ def stamp_of(path: str) -> tuple[int, int]:
 
 
 @contextlib.contextmanager
-def _gc_paused() -> Iterator[None]:
+def gc_paused() -> Iterator[None]:
     """No cyclic garbage collection while a scan builds its (acyclic) objects: on tens of
     thousands of sessions the collector would otherwise walk the growing heap again and
     again. Reference counting still frees what is dropped."""
