@@ -571,9 +571,8 @@ def _write_journal(config_dir: Path, batch: Iterable[Session], now: datetime) ->
 
 def _write_journal_data(folder: Path, data: dict[str, Any]) -> Path:
     """Write a journal (fsync'd, renamed into place); its path."""
-    path = (
-        folder / f"{os.urandom(16).hex()}.json"
-    )  # random, as a uuid4 (whose module takes a while)
+    # A random name, as a uuid4 would give (the uuid module is slow to import).
+    path = folder / f"{os.urandom(16).hex()}.json"
     temporary = path.with_suffix(".tmp")
     with temporary.open("wb") as handle:
         handle.write(json.dumps(data).encode("utf-8"))  # json.dump would encode in Python
