@@ -1,0 +1,107 @@
+"""``@frozen``: immutable slotted value classes, without the start-up cost of ``dataclasses``.
+
+``@dataclass(frozen=True, slots=True)`` compiles six methods from source text for every class
+and builds the class twice; for the dozen value classes every command loads (the policy's
+vocabulary, the settings, the redaction rules) that is about a millisecond each, on top of
+importing ``dataclasses`` and ``inspect``. A class decorated with :func:`frozen` writes its
+``__slots__`` (the fields, in order) and its ``__init__`` by hand and gets the rest shared:
+
+* ``__eq__``: equal when of the same class and all fields are equal (else ``NotImplemented``);
+* ``__hash__``: the hash of the tuple of fields;
+* ``__repr__``: ``Name(field=value, ...)``;
+* assigning or deleting a field raises :class:`FrozenInstanceError` (an ``AttributeError``);
+* ``__match_args__``, and pickling and copying through ``__getstate__`` / ``__setstate__``;
+
+which is what ``@dataclass(frozen=True, slots=True)`` gives. Methods the class defines itself
+are kept. The type checker reads ``@frozen`` as a frozen dataclass transform.
+"""
+
+from __future__ import annotations
+
+from operator import attrgetter
+
+TYPE_CHECKING = False  # typing stays unimported at run time (start-up time)
+if TYPE_CHECKING:
+    from typing import Any, TypeVar
+
+    from typing_extensions import dataclass_transform
+
+    C = TypeVar("C", bound=Any)
+
+
+class FrozenInstanceError(AttributeError):
+    """A field of a frozen value was assigned or deleted."""
+
+
+def _values(self: Any) -> tuple[Any, ...]:
+    values: tuple[Any, ...] = self.__class__._frozen_values(self)
+    return values
+
+
+def _eq(self: Any, other: object) -> object:
+    if other.__class__ is self.__class__:
+        return _values(self) == _values(other)
+    return NotImplemented
+
+
+def _hash(self: Any) -> int:
+    return hash(_values(self))
+
+
+def _repr(self: Any) -> str:
+    fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self._frozen_names)
+    return f"{self.__class__.__qualname__}({fields})"
+
+
+def _setattr(self: Any, name: str, value: object) -> None:
+    raise FrozenInstanceError(f"cannot assign to field {name!r}")
+
+
+def _delattr(self: Any, name: str) -> None:
+    raise FrozenInstanceError(f"cannot delete field {name!r}")
+
+
+def _getstate(self: Any) -> list[Any]:
+    return list(_values(self))
+
+
+def _setstate(self: Any, state: list[Any]) -> None:
+    for name, value in zip(self._frozen_names, state, strict=True):
+        object.__setattr__(self, name, value)
+
+
+_METHODS = {
+    "__eq__": _eq,
+    "__hash__": _hash,
+    "__repr__": _repr,
+    "__setattr__": _setattr,
+    "__delattr__": _delattr,
+    "__getstate__": _getstate,
+    "__setstate__": _setstate,
+}
+
+
+def _frozen(cls: Any) -> Any:
+    # The fields, in the order they are annotated (as a dataclass orders them); ``__slots__``
+    # must name the same fields, in any order.
+    names = tuple(cls.__dict__["__annotations__"])  # noqa: RUF063 - inspect is slow to import
+    if sorted(names) != sorted(cls.__dict__["__slots__"]):
+        raise TypeError(f"{cls.__qualname__}: __slots__ must name the annotated fields")
+    getter = attrgetter(*names)
+    cls._frozen_values = getter if len(names) > 1 else lambda self: (getter(self),)
+    cls._frozen_names = names
+    cls.__match_args__ = names  # type: ignore[misc]  # mypy forbids it on any class
+    for name, method in _METHODS.items():
+        if name not in cls.__dict__:
+            setattr(cls, name, method)
+    return cls
+
+
+if TYPE_CHECKING:
+
+    @dataclass_transform(frozen_default=True)
+    def frozen(cls: C) -> C:
+        """Make ``cls`` an immutable value class (see the module)."""
+
+else:
+    frozen = _frozen
