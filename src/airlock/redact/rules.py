@@ -29,6 +29,10 @@ from collections import Counter
 
 from airlock._frozen import frozen
 
+TYPE_CHECKING = False  # typing stays unimported at run time (start-up time)
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
 MARKER = "[REDACTED:{kind}]"
 """What a secret is replaced with."""
 
@@ -279,7 +283,30 @@ RULES: tuple[Rule, ...] = (
 )
 """The built-in table. Order matters only for ties at the same position: specific first."""
 
-_NOT_SECRET_NAMES = re.compile(
+
+class _Deferred:
+    """A regular expression compiled when first searched: every command that loads the rules
+    would otherwise compile them all at start-up (about 2 ms), though only candidates use them.
+
+    After the first search, ``search`` is the compiled pattern's own method.
+    """
+
+    __slots__ = ("pattern", "search")
+    pattern: bytes
+    search: Callable[[bytes], re.Match[bytes] | None]
+
+    def __init__(self, pattern: bytes) -> None:
+        self.pattern = pattern
+
+    def __getattr__(self, name: str) -> Callable[[bytes], re.Match[bytes] | None]:
+        # Only reached while ``search`` is unset: compile, then keep the compiled method.
+        if name != "search":
+            raise AttributeError(name)
+        self.search = re.compile(self.pattern).search
+        return self.search
+
+
+_NOT_SECRET_NAMES = _Deferred(
     rb"(?i)(?:_id|key_?id|id_?key|tokens|token_?(?:count|type|url|uri|endpoint|file|path|name)"
     rb"|public_?key|max_?tokens|_?len|_?length|_?size)\W*$"
 )
@@ -334,8 +361,8 @@ PLACEHOLDER_MARKS: tuple[str, ...] = ("xxxxx", "*****", "...", "<", ">", "${", "
 
 
 # Literal alternations, searched once per candidate (short values; no nested quantifiers).
-_WORDS = re.compile(b"|".join(re.escape(word.encode()) for word in PLACEHOLDER_WORDS))
-_MARKS = re.compile(b"|".join(re.escape(word.encode()) for word in PLACEHOLDER_MARKS))
+_WORDS = _Deferred(b"|".join(re.escape(word.encode()) for word in PLACEHOLDER_WORDS))
+_MARKS = _Deferred(b"|".join(re.escape(word.encode()) for word in PLACEHOLDER_MARKS))
 
 
 def unescape(value: bytes) -> bytes:
@@ -478,7 +505,7 @@ def accepts(
 URL_KINDS = frozenset({"db_url_password", "url_basic_auth"})
 """Kinds whose secret is the password of a URL (``scheme://user:password@host``)."""
 
-_EXAMPLE_HOST = re.compile(
+_EXAMPLE_HOST = _Deferred(
     rb"(?i)^(?:(?:www\.)?example(?:\.(?:com|org|net))?|[a-z0-9.\-]*\.invalid)\.?$"
 )
 """Hosts reserved for documentation (RFC 2606): a URL there is an example. (A subdomain of
