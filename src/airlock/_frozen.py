@@ -33,19 +33,15 @@ class FrozenInstanceError(AttributeError):
     """A field of a frozen value was assigned or deleted."""
 
 
-def _values(self: Any) -> tuple[Any, ...]:
-    values: tuple[Any, ...] = self.__class__._frozen_values(self)
-    return values
-
-
 def _eq(self: Any, other: object) -> object:
+    values = self._frozen_values
     if other.__class__ is self.__class__:
-        return _values(self) == _values(other)
+        return values(self) == values(other)
     return NotImplemented
 
 
 def _hash(self: Any) -> int:
-    return hash(_values(self))
+    return hash(self._frozen_values(self))
 
 
 def _repr(self: Any) -> str:
@@ -62,7 +58,7 @@ def _delattr(self: Any, name: str) -> None:
 
 
 def _getstate(self: Any) -> list[Any]:
-    return list(_values(self))
+    return list(self._frozen_values(self))
 
 
 def _setstate(self: Any, state: list[Any]) -> None:
@@ -88,7 +84,8 @@ def _frozen(cls: Any) -> Any:
     if sorted(names) != sorted(cls.__dict__["__slots__"]):
         raise TypeError(f"{cls.__qualname__}: __slots__ must name the annotated fields")
     getter = attrgetter(*names)
-    cls._frozen_values = getter if len(names) > 1 else lambda self: (getter(self),)
+    # Read through the instance, so neither may be a function (it would bind to the instance).
+    cls._frozen_values = getter if len(names) > 1 else staticmethod(lambda self: (getter(self),))
     cls._frozen_names = names
     cls.__match_args__ = names  # type: ignore[misc]  # mypy forbids it on any class
     for name, method in _METHODS.items():
