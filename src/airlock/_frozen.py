@@ -3,8 +3,9 @@
 ``@dataclass(frozen=True, slots=True)`` compiles six methods from source text for every class
 and builds the class twice; for the dozen value classes every command loads (the policy's
 vocabulary, the settings, the redaction rules) that is about a millisecond each, on top of
-importing ``dataclasses`` and ``inspect``. A class decorated with :func:`frozen` writes its
-``__slots__`` (the fields, in order) and its ``__init__`` by hand and gets the rest shared:
+importing ``dataclasses`` and ``inspect``. A class decorated with :func:`frozen` annotates its
+fields (their order is the annotations'), names them in ``__slots__`` (in any order) and writes
+its ``__init__`` by hand; it gets the rest shared:
 
 * ``__eq__``: equal when of the same class and all fields are equal (else ``NotImplemented``);
 * ``__hash__``: the hash of the tuple of fields;
@@ -13,7 +14,9 @@ importing ``dataclasses`` and ``inspect``. A class decorated with :func:`frozen`
 * ``__match_args__``, and pickling and copying through ``__getstate__`` / ``__setstate__``;
 
 which is what ``@dataclass(frozen=True, slots=True)`` gives. Methods the class defines itself
-are kept. The type checker reads ``@frozen`` as a frozen dataclass transform.
+are kept. The type checker reads ``@frozen`` as a frozen dataclass transform. Such a class is
+not a dataclass: ``dataclasses.fields``, ``replace`` and ``asdict`` do not take it (use
+``__match_args__`` for the fields), and :class:`FrozenInstanceError` is this module's.
 """
 
 from __future__ import annotations
