@@ -160,3 +160,30 @@ def test_a_secret_found_from_its_literal_is_the_capturing_groups_span() -> None:
             assert (first + answer[1], first + answer[2]) == secret
             checked += 1
     assert checked >= 4
+
+
+def test_placeholder_and_entropy_checks_agree_with_their_definitions() -> None:
+    """The C-speed forms give what the plain definitions give, to the last bit."""
+    import math
+    import random
+    import re
+    from collections import Counter
+
+    from airlock.redact.rules import PLACEHOLDER_MARKS, _at_most_distinct
+
+    marks = re.compile(b"|".join(re.escape(mark.encode()) for mark in PLACEHOLDER_MARKS))
+    generator = random.Random(5)
+    alphabets = [b"ab", b"abc", b"abcd", b"aA1.<>${*x", bytes(range(33, 127))]
+    for _ in range(3000):
+        alphabet = generator.choice(alphabets)
+        value = bytes(generator.choice(alphabet) for _ in range(generator.randrange(0, 700)))
+        lowered = value.lower()
+        for count in (1, 3):
+            assert _at_most_distinct(lowered, count) == (len(set(lowered)) <= count)
+        if len(value) > 128:
+            expected = bool(marks.search(lowered)) or len(set(lowered)) <= 3
+            assert is_placeholder(value) == expected
+        sample = value[:512]
+        if sample:
+            spread = sum(n * math.log2(n) for n in Counter(sample).values())
+            assert entropy(value) == math.log2(len(sample)) - spread / len(sample)
