@@ -22,6 +22,7 @@ not a dataclass: ``dataclasses.fields``, ``replace`` and ``asdict`` do not take 
 from __future__ import annotations
 
 from operator import attrgetter
+from reprlib import recursive_repr
 
 TYPE_CHECKING = False  # typing stays unimported at run time (start-up time)
 if TYPE_CHECKING:
@@ -47,6 +48,7 @@ def _hash(self: Any) -> int:
     return hash(self._frozen_values(self))
 
 
+@recursive_repr()  # a value holding itself (in a mapping field) shows as "...", not a crash
 def _repr(self: Any) -> str:
     fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self._frozen_names)
     return f"{self.__class__.__qualname__}({fields})"
@@ -83,9 +85,20 @@ _METHODS = {
 def _frozen(cls: Any) -> Any:
     # The fields, in the order they are annotated (as a dataclass orders them); ``__slots__``
     # must name the same fields, in any order.
+    # (Every module here has ``from __future__ import annotations``: the class keeps its
+    # annotations as strings in its own ``__annotations__``, unevaluated.)
     names = tuple(cls.__dict__["__annotations__"])  # noqa: RUF063 - inspect is slow to import
     if sorted(names) != sorted(cls.__dict__["__slots__"]):
         raise TypeError(f"{cls.__qualname__}: __slots__ must name the annotated fields")
+    # ``__init__`` takes the fields, in their order, by their names: one forgotten, renamed or
+    # moved would leave a slot unset or fill it with another field's value.
+    init = cls.__dict__.get("__init__")
+    code = getattr(init, "__code__", None)
+    if code is None or code.co_varnames[1 : code.co_argcount] != names:
+        raise TypeError(f"{cls.__qualname__}: __init__ must take the fields {names}, in order")
+    if "__eq__" in cls.__dict__:
+        # Python then sets ``__hash__`` to None in the class: equal values must hash alike.
+        raise TypeError(f"{cls.__qualname__}: a frozen value class keeps the shared __eq__")
     getter = attrgetter(*names)
     # Read through the instance, so neither may be a function (it would bind to the instance).
     cls._frozen_values = getter if len(names) > 1 else staticmethod(lambda self: (getter(self),))
