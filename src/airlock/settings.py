@@ -26,9 +26,9 @@ import json
 import os
 import sys
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 
+from airlock._frozen import frozen
 from airlock.policy.model import (
     AccountType,
     Context,
@@ -56,6 +56,11 @@ MACOS_MANAGED_DIR = Path("/Library/Application Support/ClaudeCode")
 STATE_FILE = "airlock/state.json"
 """Remembered answers (``Don't ask again``), relative to the config dir."""
 
+_DEFAULT: Any = object()
+"""Stands for an argument not given, where the default is a fresh value."""
+_set = object.__setattr__
+"""How ``__init__`` sets a field of a frozen value."""
+
 LAYER_ORDER = (
     Source.MANAGED,
     Source.COMMAND_LINE,
@@ -68,14 +73,21 @@ LAYER_ORDER = (
 # --------------------------------------------------------------------------- problems
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Problem:
     """One thing wrong with one settings file."""
 
+    __slots__ = ("expected", "key", "path", "value")
     path: str
     key: str
     value: str
     expected: str
+
+    def __init__(self, path: str, key: str, value: str, expected: str) -> None:
+        _set(self, "path", path)
+        _set(self, "key", key)
+        _set(self, "value", value)
+        _set(self, "expected", expected)
 
     def to_json(self) -> dict[str, str]:
         return {"path": self.path, "key": self.key, "value": self.value, "expected": self.expected}
@@ -270,13 +282,21 @@ def validate(data: Mapping[str, Any], path: str) -> list[Problem]:
 # --------------------------------------------------------------------------- layers
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Layer:
     """One settings file: where it is, what it says, and what is wrong with it."""
 
+    __slots__ = ("data", "origin", "problems")
     origin: Origin
     data: Mapping[str, Any]
-    problems: tuple[Problem, ...] = ()
+    problems: tuple[Problem, ...]
+
+    def __init__(
+        self, origin: Origin, data: Mapping[str, Any], problems: tuple[Problem, ...] = ()
+    ) -> None:
+        _set(self, "origin", origin)
+        _set(self, "data", data)
+        _set(self, "problems", problems)
 
     @property
     def valid(self) -> bool:
@@ -386,16 +406,31 @@ def config_dir(environ: Mapping[str, str], home: Path | None = None) -> Path:
 # --------------------------------------------------------------------------- loading
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Loaded:
     """Everything read: the layers, every problem, the engine's context and where things are."""
 
+    __slots__ = ("config_dir", "context", "layers", "merged", "project_dir")
     context: Context
     layers: tuple[Layer, ...]
     config_dir: Path
     project_dir: Path
-    merged: Mapping[str, Any] = field(default_factory=dict)
+    merged: Mapping[str, Any]
     """The valid layers merged, for capability keys outside the engine (``airlock.redaction`` …)."""
+
+    def __init__(
+        self,
+        context: Context,
+        layers: tuple[Layer, ...],
+        config_dir: Path,
+        project_dir: Path,
+        merged: Mapping[str, Any] = _DEFAULT,
+    ) -> None:
+        _set(self, "context", context)
+        _set(self, "layers", layers)
+        _set(self, "config_dir", config_dir)
+        _set(self, "project_dir", project_dir)
+        _set(self, "merged", {} if merged is _DEFAULT else merged)
 
     @property
     def problems(self) -> tuple[Problem, ...]:

@@ -50,7 +50,7 @@ def _with(context: Context, name: str, value: str, origin: Origin) -> Context:
     var = context.var(name)
     env = dict(context.env)
     env[name] = Var(name, (*var.values, (value, origin)))
-    return Context(**{**{f: getattr(context, f) for f in Context.__dataclass_fields__}, "env": env})
+    return Context(**{**{f: getattr(context, f) for f in Context.__match_args__}, "env": env})
 
 
 @settings(max_examples=300, deadline=None)

@@ -8,8 +8,9 @@ Everything here is a frozen value. The settings adapter (``airlock.settings``) b
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
 from enum import StrEnum
+
+from airlock._frozen import frozen
 
 # ``typing`` is not imported at run time: it costs ``airlock flows`` start-up time and the
 # annotations are strings anyway. mypy reads the block below as if TYPE_CHECKING were true.
@@ -31,6 +32,12 @@ else:
 
         def __class_getitem__(cls, item: object) -> type:
             return cls
+
+
+_DEFAULT: Any = object()
+"""Stands for an argument not given, where the default is a fresh value."""
+_set = object.__setattr__
+"""How ``__init__`` sets a field of a frozen value."""
 
 
 class FlowId(StrEnum):
@@ -120,12 +127,17 @@ class Source(StrEnum):
     STATE = "state"
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Origin:
     """Where one value came from: a source and, for files, the file's path."""
 
+    __slots__ = ("path", "source")
     source: Source
-    path: str | None = None
+    path: str | None
+
+    def __init__(self, source: Source, path: str | None = None) -> None:
+        _set(self, "source", source)
+        _set(self, "path", path)
 
     def describe(self) -> str:
         """Say where the value came from, in words."""
@@ -148,7 +160,7 @@ _SOURCE_LABELS = {
 }
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Var:
     """An environment variable as the engine sees it: its value and every place that set it.
 
@@ -158,36 +170,59 @@ class Var:
     decides nothing; the engine applies the variable's own rule (``policy.variables``).
     """
 
+    __slots__ = ("name", "values")
     name: str
-    values: tuple[tuple[str, Origin], ...] = ()
+    values: tuple[tuple[str, Origin], ...]
+
+    def __init__(self, name: str, values: tuple[tuple[str, Origin], ...] = ()) -> None:
+        _set(self, "name", name)
+        _set(self, "values", values)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Setting(_Generic["T"]):
     """A resolved setting: its value and where that value came from."""
 
+    __slots__ = ("origin", "value")
     value: T
-    origin: Origin = field(default_factory=lambda: Origin(Source.DEFAULT))
+    origin: Origin
+
+    def __init__(self, value: T, origin: Origin = _DEFAULT) -> None:
+        _set(self, "value", value)
+        _set(self, "origin", Origin(Source.DEFAULT) if origin is _DEFAULT else origin)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Rule:
     """One permission rule (``WebFetch(domain:example.com)``) with the file it came from."""
 
+    __slots__ = ("origin", "text")
     text: str
     origin: Origin
 
+    def __init__(self, text: str, origin: Origin) -> None:
+        _set(self, "text", text)
+        _set(self, "origin", origin)
 
-@dataclass(frozen=True, slots=True)
+
+@frozen
 class Permissions:
     """The ``permissions`` lists of every settings file, unioned."""
 
-    allow: tuple[Rule, ...] = ()
-    ask: tuple[Rule, ...] = ()
-    deny: tuple[Rule, ...] = ()
+    __slots__ = ("allow", "ask", "deny")
+    allow: tuple[Rule, ...]
+    ask: tuple[Rule, ...]
+    deny: tuple[Rule, ...]
+
+    def __init__(
+        self, allow: tuple[Rule, ...] = (), ask: tuple[Rule, ...] = (), deny: tuple[Rule, ...] = ()
+    ) -> None:
+        _set(self, "allow", allow)
+        _set(self, "ask", ask)
+        _set(self, "deny", deny)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Context:
     """Everything the engine needs to decide, resolved; no I/O is left to do.
 
@@ -195,42 +230,152 @@ class Context:
     every place it was set; a variable absent from the mapping is unset everywhere.
     """
 
-    env: Mapping[str, Var] = field(default_factory=dict)
-    account_type: Setting[AccountType] = field(default_factory=lambda: Setting(AccountType.UNKNOWN))
-    model_improvement: Setting[bool | None] = field(default_factory=lambda: Setting(None))
-    zero_data_retention: Setting[bool] = field(default_factory=lambda: Setting(False))
-    product_feedback_disabled: Setting[bool] = field(default_factory=lambda: Setting(False))
-    development_partner_program: Setting[bool] = field(default_factory=lambda: Setting(False))
-    gateway: Setting[bool] = field(default_factory=lambda: Setting(False))
-    cleanup_period_days: Setting[int] = field(default_factory=lambda: Setting(30))
-    feedback_survey_rate: Setting[float | None] = field(default_factory=lambda: Setting(None))
-    skip_webfetch_preflight: Setting[bool] = field(default_factory=lambda: Setting(False))
-    domain_safety_url: Setting[str | None] = field(default_factory=lambda: Setting(None))
+    __slots__ = (
+        "account_type",
+        "auto_updates",
+        "cleanup_period_days",
+        "development_partner_program",
+        "domain_safety_url",
+        "env",
+        "feedback_survey_rate",
+        "gateway",
+        "managed_invalid",
+        "model_improvement",
+        "permissions",
+        "product_feedback_disabled",
+        "skip_webfetch_preflight",
+        "transcript_share_declined",
+        "webfetch_private_mode",
+        "zero_data_retention",
+    )
+    env: Mapping[str, Var]
+    account_type: Setting[AccountType]
+    model_improvement: Setting[bool | None]
+    zero_data_retention: Setting[bool]
+    product_feedback_disabled: Setting[bool]
+    development_partner_program: Setting[bool]
+    gateway: Setting[bool]
+    cleanup_period_days: Setting[int]
+    feedback_survey_rate: Setting[float | None]
+    skip_webfetch_preflight: Setting[bool]
+    domain_safety_url: Setting[str | None]
     """``airlock.domainSafetyUrl``; ``AIRLOCK_DOMAIN_SAFETY_URL`` wins over it."""
-    webfetch_private_mode: Setting[bool] = field(default_factory=lambda: Setting(False))
+    webfetch_private_mode: Setting[bool]
     """``airlock.webFetchPrivateMode``: send hash prefixes instead of hostnames."""
-    auto_updates: Setting[bool] = field(default_factory=lambda: Setting(True))
-    transcript_share_declined: Setting[bool] = field(default_factory=lambda: Setting(False))
-    permissions: Permissions = field(default_factory=Permissions)
-    managed_invalid: tuple[str, ...] = ()
+    auto_updates: Setting[bool]
+    transcript_share_declined: Setting[bool]
+    permissions: Permissions
+    managed_invalid: tuple[str, ...]
     """Paths of managed settings files that could not be used: the engine fails closed."""
+
+    def __init__(
+        self,
+        env: Mapping[str, Var] = _DEFAULT,
+        account_type: Setting[AccountType] = _DEFAULT,
+        model_improvement: Setting[bool | None] = _DEFAULT,
+        zero_data_retention: Setting[bool] = _DEFAULT,
+        product_feedback_disabled: Setting[bool] = _DEFAULT,
+        development_partner_program: Setting[bool] = _DEFAULT,
+        gateway: Setting[bool] = _DEFAULT,
+        cleanup_period_days: Setting[int] = _DEFAULT,
+        feedback_survey_rate: Setting[float | None] = _DEFAULT,
+        skip_webfetch_preflight: Setting[bool] = _DEFAULT,
+        domain_safety_url: Setting[str | None] = _DEFAULT,
+        webfetch_private_mode: Setting[bool] = _DEFAULT,
+        auto_updates: Setting[bool] = _DEFAULT,
+        transcript_share_declined: Setting[bool] = _DEFAULT,
+        permissions: Permissions = _DEFAULT,
+        managed_invalid: tuple[str, ...] = (),
+    ) -> None:
+        # A default is a fresh value each time, as a dataclass's default_factory gives.
+        _set(self, "env", {} if env is _DEFAULT else env)
+        _set(
+            self,
+            "account_type",
+            Setting(AccountType.UNKNOWN) if account_type is _DEFAULT else account_type,
+        )
+        _set(
+            self,
+            "model_improvement",
+            Setting(None) if model_improvement is _DEFAULT else model_improvement,
+        )
+        _set(
+            self,
+            "zero_data_retention",
+            Setting(False) if zero_data_retention is _DEFAULT else zero_data_retention,
+        )
+        _set(
+            self,
+            "product_feedback_disabled",
+            Setting(False) if product_feedback_disabled is _DEFAULT else product_feedback_disabled,
+        )
+        _set(
+            self,
+            "development_partner_program",
+            Setting(False)
+            if development_partner_program is _DEFAULT
+            else development_partner_program,
+        )
+        _set(self, "gateway", Setting(False) if gateway is _DEFAULT else gateway)
+        _set(
+            self,
+            "cleanup_period_days",
+            Setting(30) if cleanup_period_days is _DEFAULT else cleanup_period_days,
+        )
+        _set(
+            self,
+            "feedback_survey_rate",
+            Setting(None) if feedback_survey_rate is _DEFAULT else feedback_survey_rate,
+        )
+        _set(
+            self,
+            "skip_webfetch_preflight",
+            Setting(False) if skip_webfetch_preflight is _DEFAULT else skip_webfetch_preflight,
+        )
+        _set(
+            self,
+            "domain_safety_url",
+            Setting(None) if domain_safety_url is _DEFAULT else domain_safety_url,
+        )
+        _set(
+            self,
+            "webfetch_private_mode",
+            Setting(False) if webfetch_private_mode is _DEFAULT else webfetch_private_mode,
+        )
+        _set(self, "auto_updates", Setting(True) if auto_updates is _DEFAULT else auto_updates)
+        _set(
+            self,
+            "transcript_share_declined",
+            Setting(False) if transcript_share_declined is _DEFAULT else transcript_share_declined,
+        )
+        _set(self, "permissions", Permissions() if permissions is _DEFAULT else permissions)
+        _set(self, "managed_invalid", managed_invalid)
 
     def var(self, name: str) -> Var:
         """The variable ``name``, empty when unset everywhere."""
         return self.env.get(name) or Var(name)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Retention:
     """How long what a flow carries is kept, and by whom."""
 
+    __slots__ = ("days", "keeper", "retention_class", "summary")
     summary: str
     days: int | None
     """Days kept, ``0`` for nothing persisted, ``None`` when not a fixed number of days."""
     keeper: str
     """Who keeps it: the vendor, the provider, or this machine."""
-    retention_class: str = "none"
+    retention_class: str
     """The class the collector files it under (``policy.retention.RetentionClass``)."""
+
+    def __init__(
+        self, summary: str, days: int | None, keeper: str, retention_class: str = "none"
+    ) -> None:
+        _set(self, "summary", summary)
+        _set(self, "days", days)
+        _set(self, "keeper", keeper)
+        _set(self, "retention_class", retention_class)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -241,10 +386,21 @@ class Retention:
         }
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Decision:
     """The engine's answer for one flow."""
 
+    __slots__ = (
+        "destination",
+        "id",
+        "parameters",
+        "reasons",
+        "required",
+        "retention",
+        "state",
+        "training",
+        "what",
+    )
     id: FlowId
     state: State
     reasons: tuple[str, ...]
@@ -253,10 +409,32 @@ class Decision:
     retention: Retention
     training: str
     """Whether what this flow carries may be used to train models, and why, in words."""
-    required: bool = False
+    required: bool
     """A required connection (solid line in the diagram) rather than an optional one."""
-    parameters: Mapping[str, Any] = field(default_factory=dict)
+    parameters: Mapping[str, Any]
     """Figures other parts need: the survey rate, the local retention in days, …"""
+
+    def __init__(
+        self,
+        id: FlowId,
+        state: State,
+        reasons: tuple[str, ...],
+        destination: str,
+        what: str,
+        retention: Retention,
+        training: str,
+        required: bool = False,
+        parameters: Mapping[str, Any] = _DEFAULT,
+    ) -> None:
+        _set(self, "id", id)
+        _set(self, "state", state)
+        _set(self, "reasons", reasons)
+        _set(self, "destination", destination)
+        _set(self, "what", what)
+        _set(self, "retention", retention)
+        _set(self, "training", training)
+        _set(self, "required", required)
+        _set(self, "parameters", {} if parameters is _DEFAULT else parameters)
 
     @property
     def active(self) -> bool:
@@ -277,15 +455,30 @@ class Decision:
         }
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Decisions:
     """One decision per flow, in the order of :class:`FlowId`."""
 
+    __slots__ = ("fail_closed", "flows", "provider", "provider_reasons", "warnings")
     provider: Provider
     provider_reasons: tuple[str, ...]
     flows: tuple[Decision, ...]
-    fail_closed: bool = False
-    warnings: tuple[str, ...] = ()
+    fail_closed: bool
+    warnings: tuple[str, ...]
+
+    def __init__(
+        self,
+        provider: Provider,
+        provider_reasons: tuple[str, ...],
+        flows: tuple[Decision, ...],
+        fail_closed: bool = False,
+        warnings: tuple[str, ...] = (),
+    ) -> None:
+        _set(self, "provider", provider)
+        _set(self, "provider_reasons", provider_reasons)
+        _set(self, "flows", flows)
+        _set(self, "fail_closed", fail_closed)
+        _set(self, "warnings", warnings)
 
     def __getitem__(self, flow: FlowId | str) -> Decision:
         wanted = FlowId(flow)

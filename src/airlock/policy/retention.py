@@ -5,14 +5,16 @@ The collector enforces these periods; the engine reports them. One table, read b
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from enum import StrEnum
 
+from airlock._frozen import frozen
 from airlock.policy.model import AccountType, Context, Provider, Retention
 
 FIVE_YEARS_DAYS = 5 * 365
 SIX_MONTHS_DAYS = 183
 THIRTY_DAYS = 30
+
+_set = object.__setattr__
 
 
 class RetentionClass(StrEnum):
@@ -45,14 +47,23 @@ RETENTION_DAYS: dict[RetentionClass, int | None] = {
 """Days each class is kept by the collector; ``0`` means nothing is persisted."""
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class AccountTerms:
     """Retention and training for data the vendor receives under the account's terms."""
 
+    __slots__ = ("reasons", "retention_class", "summary", "training")
     retention_class: RetentionClass
     summary: str
     training: str
     reasons: tuple[str, ...]
+
+    def __init__(
+        self, retention_class: RetentionClass, summary: str, training: str, reasons: tuple[str, ...]
+    ) -> None:
+        _set(self, "retention_class", retention_class)
+        _set(self, "summary", summary)
+        _set(self, "training", training)
+        _set(self, "reasons", reasons)
 
 
 def account_terms(context: Context, provider: Provider) -> AccountTerms:

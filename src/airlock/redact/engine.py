@@ -489,7 +489,9 @@ class Redactor:
         for rule in extra:
             _compile_rule(rule)
         self.rules: tuple[Rule, ...] = RULES + extra
-        self._keyworded = frozenset(rule for rule in extra if rule.keyword)
+        # User rules with a keyword, by identity (the rules are kept in ``self.rules``): a
+        # look-up per candidate, which must not hash a whole rule.
+        self._keyworded = frozenset(id(rule) for rule in extra if rule.keyword)
         self._markers: dict[str, bytes] = {}
         self._verdicts: dict[tuple[int, bytes, bytes, bytes], str | None] = {}
         self._allow = frozenset(value.encode() for value in allow)
@@ -766,7 +768,7 @@ class Redactor:
     def _has_keyword(self, rule: Rule, window: bytes, first: int, last: int) -> bool:
         # A user's rule only matches where its keyword is (case-insensitive), in the match or
         # just before it; the built-in keywords document the literal each pattern starts from.
-        if not self._keyworded or rule not in self._keyworded:
+        if not self._keyworded or id(rule) not in self._keyworded:
             return True
         return rule.keyword.encode() in window[max(0, first - KEYWORD_REACH) : last].lower()
 

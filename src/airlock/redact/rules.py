@@ -26,7 +26,12 @@ import math
 import re
 import zlib
 from collections import Counter
-from dataclasses import dataclass
+
+from airlock._frozen import frozen
+
+TYPE_CHECKING = False  # typing stays unimported at run time (start-up time)
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 MARKER = "[REDACTED:{kind}]"
 """What a secret is replaced with."""
@@ -46,7 +51,7 @@ URL_USER = r"[A-Za-z0-9._%~+\-]+"
 URL_PASS_CHAR = r"(?:[A-Za-z0-9!$&*+\-.;=_~%,()]|\\+u00[0-9a-fA-F]{2})"
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Rule:
     """One kind of secret.
 
@@ -71,16 +76,53 @@ class Rule:
             (a capturing match over a key file's 2 KB costs 0.2 ms).
     """
 
+    __slots__ = (
+        "bare",
+        "keyword",
+        "kind",
+        "max_length",
+        "min_entropy",
+        "min_length",
+        "mixed",
+        "pattern",
+        "secret_from",
+        "specific",
+    )
     kind: str
     pattern: str
     keyword: str
-    min_length: int = 1
-    max_length: int = 1 << 16
-    min_entropy: float = 0.0
-    mixed: bool = False
-    specific: bool = True
-    bare: bool = False
-    secret_from: str = ""
+    min_length: int
+    max_length: int
+    min_entropy: float
+    mixed: bool
+    specific: bool
+    bare: bool
+    secret_from: str
+
+    def __init__(
+        self,
+        kind: str,
+        pattern: str,
+        keyword: str,
+        min_length: int = 1,
+        max_length: int = 1 << 16,
+        min_entropy: float = 0.0,
+        mixed: bool = False,
+        specific: bool = True,
+        bare: bool = False,
+        secret_from: str = "",
+    ) -> None:
+        _set = object.__setattr__
+        _set(self, "kind", kind)
+        _set(self, "pattern", pattern)
+        _set(self, "keyword", keyword)
+        _set(self, "min_length", min_length)
+        _set(self, "max_length", max_length)
+        _set(self, "min_entropy", min_entropy)
+        _set(self, "mixed", mixed)
+        _set(self, "specific", specific)
+        _set(self, "bare", bare)
+        _set(self, "secret_from", secret_from)
 
 
 # Names of assignments whose value is a password, or a key / token / secret.
@@ -241,7 +283,30 @@ RULES: tuple[Rule, ...] = (
 )
 """The built-in table. Order matters only for ties at the same position: specific first."""
 
-_NOT_SECRET_NAMES = re.compile(
+
+class _Deferred:
+    """A regular expression compiled when first searched: every command that loads the rules
+    would otherwise compile them all at start-up (about 2 ms), though only candidates use them.
+
+    After the first search, ``search`` is the compiled pattern's own method.
+    """
+
+    __slots__ = ("pattern", "search")
+    pattern: bytes
+    search: Callable[[bytes], re.Match[bytes] | None]
+
+    def __init__(self, pattern: bytes) -> None:
+        self.pattern = pattern
+
+    def __getattr__(self, name: str) -> Callable[[bytes], re.Match[bytes] | None]:
+        # Only reached while ``search`` is unset: compile, then keep the compiled method.
+        if name != "search":
+            raise AttributeError(name)
+        self.search = re.compile(self.pattern).search
+        return self.search
+
+
+_NOT_SECRET_NAMES = _Deferred(
     rb"(?i)(?:_id|key_?id|id_?key|tokens|token_?(?:count|type|url|uri|endpoint|file|path|name)"
     rb"|public_?key|max_?tokens|_?len|_?length|_?size)\W*$"
 )
@@ -296,7 +361,7 @@ PLACEHOLDER_MARKS: tuple[str, ...] = ("xxxxx", "*****", "...", "<", ">", "${", "
 
 
 # Literal alternations, searched once per candidate (short values; no nested quantifiers).
-_WORDS = re.compile(b"|".join(re.escape(word.encode()) for word in PLACEHOLDER_WORDS))
+_WORDS = _Deferred(b"|".join(re.escape(word.encode()) for word in PLACEHOLDER_WORDS))
 _MARK_BYTES = tuple(word.encode() for word in PLACEHOLDER_MARKS)
 
 
@@ -456,7 +521,7 @@ def accepts(
 URL_KINDS = frozenset({"db_url_password", "url_basic_auth"})
 """Kinds whose secret is the password of a URL (``scheme://user:password@host``)."""
 
-_EXAMPLE_HOST = re.compile(
+_EXAMPLE_HOST = _Deferred(
     rb"(?i)^(?:(?:www\.)?example(?:\.(?:com|org|net))?|[a-z0-9.\-]*\.invalid)\.?$"
 )
 """Hosts reserved for documentation (RFC 2606): a URL there is an example. (A subdomain of
