@@ -30,17 +30,22 @@ import io
 import re
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
 from itertools import product
-from typing import TYPE_CHECKING, Any, BinaryIO, NamedTuple
 
 import re2
 
+from airlock._frozen import frozen
 from airlock.errors import SettingsError
 from airlock.redact.rules import MARKER, RULES, URL_KINDS, Rule, accepts, starts_in_marker
 
+TYPE_CHECKING = False  # typing stays unimported at run time (start-up time)
 if TYPE_CHECKING:
+    from typing import Any, BinaryIO
+
     from airlock.settings import Loaded
+
+    _Hit = tuple[int, int, str]
+    """A secret found: its span in the window and its kind (a plain tuple: one per hit)."""
 
 CHUNK = 1 << 20
 """Bytes read at a time."""
@@ -62,41 +67,62 @@ VERDICTS = 4096
 """Candidates whose verdict is remembered (hostile input repeats one candidate many times)."""
 _HOST = re.compile(rb"[A-Za-z0-9.\-]{0,255}")
 """The host after a URL's ``user:password@``."""
-"""Bytes already written kept in front of the window as left context."""
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Finding:
     """One redacted secret: its kind and 1-based line; never the secret itself.
 
     ``start`` and ``end`` are byte offsets of the replaced span in the input.
     """
 
+    __slots__ = ("end", "kind", "line", "start")
     kind: str
     line: int
-    start: int = 0
-    end: int = 0
+    start: int
+    end: int
+
+    def __init__(self, kind: str, line: int, start: int = 0, end: int = 0) -> None:
+        _set = object.__setattr__
+        _set(self, "kind", kind)
+        _set(self, "line", line)
+        _set(self, "start", start)
+        _set(self, "end", end)
 
 
-@dataclass(slots=True)
 class RedactionReport:
-    """What one redaction found, in input order.
+    """What one redaction found, in input order (filled in as the copy goes).
 
     With ``keep_findings`` false, only the number of secrets of each kind is kept and
     ``findings`` stays empty: memory stays flat however many secrets the input holds. With
     ``lines`` false, findings carry line 0 (lines are not counted).
     """
 
-    findings: list[Finding] = field(default_factory=list)
-    bytes_in: int = 0
-    bytes_out: int = 0
-    keep_findings: bool = True
-    lines: bool = True
-    tally: Counter[str] = field(default_factory=Counter)
+    __slots__ = ("bytes_in", "bytes_out", "findings", "keep_findings", "lines", "tally")
 
-    def __post_init__(self) -> None:
+    def __init__(
+        self,
+        findings: list[Finding] | None = None,
+        bytes_in: int = 0,
+        bytes_out: int = 0,
+        keep_findings: bool = True,
+        lines: bool = True,
+        tally: Counter[str] | None = None,
+    ) -> None:
+        self.findings: list[Finding] = [] if findings is None else findings
+        self.bytes_in = bytes_in
+        self.bytes_out = bytes_out
+        self.keep_findings = keep_findings
+        self.lines = lines
+        self.tally: Counter[str] = Counter() if tally is None else tally
         if self.findings and not self.tally:
             self.tally.update(finding.kind for finding in self.findings)
+
+    def __repr__(self) -> str:
+        return (
+            f"RedactionReport(counts={self.counts()}, bytes_in={self.bytes_in}, "
+            f"bytes_out={self.bytes_out})"
+        )
 
     def add(self, kind: str, line: int, start: int, end: int) -> None:
         """Count one redacted secret (and keep it as a ``Finding``, with ``keep_findings``)."""
@@ -125,14 +151,6 @@ class RedactionReport:
             "bytes_in": self.bytes_in,
             "bytes_out": self.bytes_out,
         }
-
-
-class _Hit(NamedTuple):
-    """A secret found: its span in the window and its kind (a tuple: made for every hit)."""
-
-    start: int
-    end: int
-    kind: str
 
 
 def _options() -> re2.Options:
@@ -601,17 +619,17 @@ class Redactor:
         pieces: list[bytes] = []
         written = begin
         lines = report.lines  # counting them is a pass over the input: only when wanted
-        for hit in hits:
-            if hit.start < written:
+        for start, end, kind in hits:
+            if start < written:
                 continue
             if lines:
-                line += window.count(b"\n", written, hit.start)
-            pieces.append(window[written : hit.start])
-            pieces.append(self._marker(hit.kind))
-            report.add(hit.kind, line, base + hit.start - begin, base + hit.end - begin)
+                line += window.count(b"\n", written, start)
+            pieces.append(window[written:start])
+            pieces.append(self._marker(kind))
+            report.add(kind, line, base + start - begin, base + end - begin)
             if lines:
-                line += window.count(b"\n", hit.start, hit.end)
-            written = hit.end
+                line += window.count(b"\n", start, end)
+            written = end
         cut = max(safe, written)
         if lines:
             line += window.count(b"\n", written, cut)
@@ -632,8 +650,8 @@ class Redactor:
             return
         text_safe = decoded.at(safe, from_end=True)
         text_from = decoded.at(scan_from)
-        for hit in self._hits(decoded.text, text_from, text_safe, reached):
-            yield _Hit(decoded.origin(hit.start), decoded.origin(hit.end), hit.kind)
+        for start, end, kind in self._hits(decoded.text, text_from, text_safe, reached):
+            yield decoded.origin(start), decoded.origin(end), kind
         reached[0] = decoded.origin(reached[0])
 
     def _hits(self, window: bytes, scan_from: int, safe: int, reached: list[int]) -> Iterator[_Hit]:
@@ -722,7 +740,7 @@ class Redactor:
             host = _host(window, last) if rule.kind in URL_KINDS else b""
         kind = self._judge(index, rule, value, context, host)
         if kind is not None:
-            yield _Hit(start, end, kind)
+            yield start, end, kind
         elif not rule.specific and end - start >= self._shortest_specific:
             # A rejected assignment may still hold a token of a specific kind.
             yield from self._specific_hits(window, start, end)
@@ -757,7 +775,7 @@ class Redactor:
             if not self._has_keyword(rule, window, first, last):
                 continue
             if accepts(rule, window[secret_start:secret_end], self._allow):
-                yield _Hit(secret_start, secret_end, rule.kind)
+                yield secret_start, secret_end, rule.kind
 
     def _marker(self, kind: str) -> bytes:
         marker = self._markers.get(kind)

@@ -5,10 +5,13 @@ from __future__ import annotations
 import contextlib
 import os
 from pathlib import Path
-from typing import BinaryIO
 
 from airlock.errors import UsageError
 from airlock.redact.engine import RedactionReport, Redactor
+
+TYPE_CHECKING = False  # typing stays unimported at run time (start-up time)
+if TYPE_CHECKING:
+    from typing import BinaryIO
 
 
 def redact_path(
