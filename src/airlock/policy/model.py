@@ -222,6 +222,24 @@ class Permissions:
         _set(self, "deny", deny)
 
 
+_SETTING_DEFAULTS: dict[str, object] = {
+    "account_type": AccountType.UNKNOWN,
+    "model_improvement": None,
+    "zero_data_retention": False,
+    "product_feedback_disabled": False,
+    "development_partner_program": False,
+    "gateway": False,
+    "cleanup_period_days": 30,
+    "feedback_survey_rate": None,
+    "skip_webfetch_preflight": False,
+    "domain_safety_url": None,
+    "webfetch_private_mode": False,
+    "auto_updates": True,
+    "transcript_share_declined": False,
+}
+"""The value of each setting of a :class:`Context` not given (a built-in default)."""
+
+
 @frozen
 class Context:
     """Everything the engine needs to decide, resolved; no I/O is left to do.
@@ -288,66 +306,11 @@ class Context:
         managed_invalid: tuple[str, ...] = (),
     ) -> None:
         # A default is a fresh value each time, as a dataclass's default_factory gives.
+        given = locals()  # the arguments by name, for the settings' loop below
         _set(self, "env", {} if env is _DEFAULT else env)
-        _set(
-            self,
-            "account_type",
-            Setting(AccountType.UNKNOWN) if account_type is _DEFAULT else account_type,
-        )
-        _set(
-            self,
-            "model_improvement",
-            Setting(None) if model_improvement is _DEFAULT else model_improvement,
-        )
-        _set(
-            self,
-            "zero_data_retention",
-            Setting(False) if zero_data_retention is _DEFAULT else zero_data_retention,
-        )
-        _set(
-            self,
-            "product_feedback_disabled",
-            Setting(False) if product_feedback_disabled is _DEFAULT else product_feedback_disabled,
-        )
-        _set(
-            self,
-            "development_partner_program",
-            Setting(False)
-            if development_partner_program is _DEFAULT
-            else development_partner_program,
-        )
-        _set(self, "gateway", Setting(False) if gateway is _DEFAULT else gateway)
-        _set(
-            self,
-            "cleanup_period_days",
-            Setting(30) if cleanup_period_days is _DEFAULT else cleanup_period_days,
-        )
-        _set(
-            self,
-            "feedback_survey_rate",
-            Setting(None) if feedback_survey_rate is _DEFAULT else feedback_survey_rate,
-        )
-        _set(
-            self,
-            "skip_webfetch_preflight",
-            Setting(False) if skip_webfetch_preflight is _DEFAULT else skip_webfetch_preflight,
-        )
-        _set(
-            self,
-            "domain_safety_url",
-            Setting(None) if domain_safety_url is _DEFAULT else domain_safety_url,
-        )
-        _set(
-            self,
-            "webfetch_private_mode",
-            Setting(False) if webfetch_private_mode is _DEFAULT else webfetch_private_mode,
-        )
-        _set(self, "auto_updates", Setting(True) if auto_updates is _DEFAULT else auto_updates)
-        _set(
-            self,
-            "transcript_share_declined",
-            Setting(False) if transcript_share_declined is _DEFAULT else transcript_share_declined,
-        )
+        for name, default in _SETTING_DEFAULTS.items():
+            value = given[name]
+            _set(self, name, Setting(default) if value is _DEFAULT else value)
         _set(self, "permissions", Permissions() if permissions is _DEFAULT else permissions)
         _set(self, "managed_invalid", managed_invalid)
 
