@@ -157,9 +157,6 @@ print(default, faults(), took)
 def test_bulk_commands_keep_freed_memory_for_the_next_buffer() -> None:
     # Fresh megabyte buffers cost ~250 page faults each by default (glibc trims the freed heap
     # back to the system); once tuned, the freed blocks are reused: next to none.
-    import subprocess
-    import sys
-
     out = subprocess.run(
         [sys.executable, "-c", _FAULTS], capture_output=True, text=True, check=True
     ).stdout.split()

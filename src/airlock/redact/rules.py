@@ -512,8 +512,11 @@ def accepts(
     if not rule.min_entropy:
         return True
     # A token's format is proof enough once it is not a repeated pattern (24 distinct bytes;
-    # found in the first 64 bytes, they are in the whole sample: the cheap look comes first).
-    if rule.specific and (len(set(plain[:64])) >= 24 or len(set(plain[:ENTROPY_SAMPLE])) >= 24):
+    # found in the first 64 bytes, they are in the whole sample: the cheap look comes first,
+    # and a value no longer than that is looked at once).
+    if rule.specific and (
+        len(set(plain[:64])) >= 24 or (len(plain) > 64 and len(set(plain[:ENTROPY_SAMPLE])) >= 24)
+    ):
         return True
     return entropy(plain) >= rule.min_entropy
 
