@@ -25,6 +25,7 @@ from airlock.survey import (
     remember_declined,
 )
 from tests.feedback.servers import collector, otlp_receiver
+from tests.survey.settings import ask_every_session
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 SESSION = "5b0e9a70-3f1c-4a8e-9a55-6c1d2f0e7b11"
@@ -36,8 +37,7 @@ def decisions_for(project: Path, env: dict[str, str]):  # type: ignore[no-untype
 
 def test_plan_uses_engine_rate(project: Path, home: Path) -> None:
     """The plan takes the engine's rate; at rate 1 every session is asked."""
-    (project / ".claude").mkdir()
-    (project / ".claude" / "settings.json").write_text('{"feedbackSurveyRate": 1}')
+    ask_every_session(project)
     chosen = plan(decisions_for(project, {"HOME": str(home)}), SESSION)
     assert chosen.asked and chosen.rate == 1.0 and chosen.state is State.ON
 

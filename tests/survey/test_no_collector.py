@@ -15,6 +15,7 @@ import pytest
 
 from tests.feedback.sessionfiles import make_session
 from tests.feedback.test_cli import SID, airlock
+from tests.survey.settings import ask_every_session
 from tests.survey.test_terminal import read_until
 
 NO_COLLECTOR = (
@@ -23,18 +24,13 @@ NO_COLLECTOR = (
 PROVIDERS = ["CLAUDE_CODE_USE_BEDROCK", "CLAUDE_CODE_USE_VERTEX", "CLAUDE_CODE_USE_FOUNDRY"]
 
 
-def rate_one(project: Path) -> None:
-    (project / ".claude").mkdir()
-    (project / ".claude" / "settings.json").write_text(json.dumps({"feedbackSurveyRate": 1}))
-
-
 @pytest.mark.parametrize("provider", PROVIDERS)
 def test_rating_not_sent_and_follow_up_kept_locally(
     config_dir: Path, project: Path, provider: str
 ) -> None:
     """No collector: "rating not sent" said plainly, then Yes writes the local archive (exit 0)."""
     make_session(config_dir, SID)
-    rate_one(project)
+    ask_every_session(project)
     result = airlock(
         "survey", SID, "--rating", "good", "--share", "yes", "--json", env={provider: "1"}
     )
@@ -52,7 +48,7 @@ def test_rating_not_sent_and_follow_up_kept_locally(
 def test_rating_not_sent_is_said_in_plain_output(config_dir: Path, project: Path) -> None:
     """Without --json the sentence is printed with the rest of the answer, then the follow-up runs."""
     make_session(config_dir, SID)
-    rate_one(project)
+    ask_every_session(project)
     result = airlock(
         "survey", SID, "--rating", "bad", "--share", "no", env={"CLAUDE_CODE_USE_BEDROCK": "1"}
     )
@@ -67,7 +63,7 @@ def test_interactive_survey_on_bedrock_offers_the_follow_up(
 ) -> None:
     """In a terminal with no collector: asked, told the rating was not sent, then asked to share."""
     make_session(config_dir, SID)
-    rate_one(project)
+    ask_every_session(project)
     leader, follower = pty.openpty()
     child = subprocess.Popen(
         [sys.executable, "-m", "airlock", "survey", SID],
@@ -100,7 +96,7 @@ def test_first_party_without_collector_still_stops_before_asking(
 ) -> None:
     """Uploads (first party) and no collector: nothing can go anywhere, so exit 2 with the sentence."""
     make_session(config_dir, SID)
-    rate_one(project)
+    ask_every_session(project)
     result = airlock("survey", SID, "--rating", "good")
     assert result.returncode == 2
     assert NO_COLLECTOR in result.stderr

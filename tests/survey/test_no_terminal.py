@@ -13,6 +13,7 @@ import pytest
 from tests.feedback.servers import collector
 from tests.feedback.sessionfiles import make_session
 from tests.feedback.test_cli import SID
+from tests.survey.settings import ask_every_session
 
 STDINS = ["closed", "devnull", "idle_pipe"]
 
@@ -50,10 +51,7 @@ def test_survey_without_rating_exits_at_once(config_dir: Path, project: Path, st
     """No terminal and no --rating: exit 2 telling how to answer, nothing sent."""
     make_session(config_dir, SID)
     with collector() as server:
-        (project / ".claude").mkdir()
-        (project / ".claude" / "settings.json").write_text(
-            json.dumps({"feedbackSurveyRate": 1, "airlock": {"collectorUrl": server.url}})
-        )
+        ask_every_session(project, server.url)
         result = run_without_terminal(["survey", SID], stdin)
     assert result.returncode == 2, result.stderr
     assert "--rating" in result.stderr and "Traceback" not in result.stderr
@@ -65,10 +63,7 @@ def test_survey_with_rating_asks_no_follow_up(config_dir: Path, project: Path, s
     """No terminal, --rating only: the rating is sent and the follow-up is not waited for."""
     make_session(config_dir, SID)
     with collector() as server:
-        (project / ".claude").mkdir()
-        (project / ".claude" / "settings.json").write_text(
-            json.dumps({"feedbackSurveyRate": 1, "airlock": {"collectorUrl": server.url}})
-        )
+        ask_every_session(project, server.url)
         result = run_without_terminal(["survey", SID, "--rating", "fine", "--json"], stdin)
     assert result.returncode == 0, result.stderr
     assert "share" not in json.loads(result.stdout)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import socket
 import time
@@ -18,6 +17,7 @@ from airlock.survey import Rating
 from airlock.survey.otel import EXPORT_TIMEOUT_SECONDS, emit_rating
 from tests.feedback.servers import serve
 from tests.feedback.test_cli import SID, airlock
+from tests.survey.settings import ask_every_session
 
 OTEL_ENV = {
     "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
@@ -35,8 +35,7 @@ def closed_port() -> int:
 
 def test_endpoint_down_reports_once_in_airlocks_words(project: Path) -> None:
     """Endpoint down: exit 2, one stderr line naming the endpoint and what to check, in bounded time."""
-    (project / ".claude").mkdir()
-    (project / ".claude" / "settings.json").write_text(json.dumps({"feedbackSurveyRate": 1}))
+    ask_every_session(project)
     endpoint = f"http://127.0.0.1:{closed_port()}"
     started = time.monotonic()
     result = airlock(

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from tests.feedback.servers import collector
 from tests.feedback.sessionfiles import make_session
+from tests.survey.settings import ask_every_session
 
 SID = "6d5c4b3a-2918-4a7b-8c6d-5e4f3a2b1c0d"
 
@@ -37,11 +38,8 @@ def read_until(fd: int, wanted: str, deadline: float) -> str:
 def test_rating_and_dont_ask_again_typed_at_the_prompt(config_dir: Path, project: Path) -> None:
     """Typed keys answer the two questions; "Don't ask again" ends up in state.json."""
     make_session(config_dir, SID)
-    (project / ".claude").mkdir()
     with collector() as server:
-        (project / ".claude" / "settings.json").write_text(
-            json.dumps({"feedbackSurveyRate": 1, "airlock": {"collectorUrl": server.url}})
-        )
+        ask_every_session(project, server.url)
         leader, follower = pty.openpty()
         child = subprocess.Popen(
             [sys.executable, "-m", "airlock", "survey", SID],
