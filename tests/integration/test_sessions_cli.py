@@ -33,6 +33,25 @@ def test_list_json_contract(config_dir: Path) -> None:
         datetime.fromisoformat(item["last_activity"].replace("Z", "+00:00"))
 
 
+def test_list_json_is_the_library_s_listing(config_dir: Path) -> None:
+    """Every object list --json prints is the library's ``Session.to_json()``, in the
+    library's order, and a session's problems are told on standard error."""
+    from airlock.sessions import SessionStore
+
+    for days in (1, 3, 3, 7):
+        make_session(config_dir, age=timedelta(days=days), now=NOW, prompt="ünïcode “prompt”")
+    broken = make_session(config_dir, age=timedelta(days=2), now=NOW, cwd="/srv/app")
+    transcript = next(p for p in broken.paths if p.name == f"{broken.id}.jsonl")
+    text = transcript.read_text(encoding="utf-8")
+    transcript.write_text(text + "{not json\n", encoding="utf-8")
+    bad_line = text.count("\n") + 1
+    result = airlock("sessions", "list", "--json")
+    assert result.returncode == 0, result.stderr
+    expected = [s.to_json() for s in SessionStore(config_dir).list()]
+    assert json.loads(result.stdout) == expected
+    assert f"{transcript}: line {bad_line}: not a JSON object" in result.stderr
+
+
 def test_list_honours_claude_config_dir(tmp_path: Path) -> None:
     """$CLAUDE_CONFIG_DIR moves the config dir."""
     elsewhere = tmp_path / "elsewhere"

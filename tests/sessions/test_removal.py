@@ -17,6 +17,7 @@ from airlock.sessions import (
     SessionStore,
     dry_run,
     execute,
+    parallel,
     plan_delete,
     plan_prune,
     recover,
@@ -392,6 +393,7 @@ def test_a_large_removal_in_two_processes_is_the_same(
     young = make_session(config_dir, age=timedelta(days=2))
     _age(config_dir, "plans/p.md", 45)
     monkeypatch.setattr(removal, "PARALLEL_FROM", 2)
+    monkeypatch.setattr(parallel, "CHUNK_AT_LEAST", 1)  # several chunks, shared
     monkeypatch.setattr(os, "cpu_count", lambda: 2)  # the fork is tried whatever the machine
     forks: list[int] = []
     real_fork = os.fork
@@ -482,6 +484,7 @@ def test_a_failing_half_stops_and_reaps_the_child(
     for n in range(8):
         make_session(config_dir, age=timedelta(days=40 + n))
     monkeypatch.setattr(removal, "PARALLEL_FROM", 2)
+    monkeypatch.setattr(parallel, "CHUNK_AT_LEAST", 1)  # several chunks, shared
     monkeypatch.setattr(os, "cpu_count", lambda: 2)
     store = SessionStore(config_dir)
     plan = plan_prune(store, now=NOW, older_than=PERIOD)

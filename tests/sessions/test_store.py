@@ -13,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from airlock.errors import UsageError
-from airlock.sessions import SessionStore, parse_timestamp
+from airlock.sessions import SessionStore, parallel, parse_timestamp
 from airlock.sessions.conversation import read_conversation
 from airlock.sessions.layout import is_session_id, project_name, todo_owner
 from airlock.sessions.store import ACTIVE_SECONDS, JOURNAL_DIR
@@ -257,6 +257,7 @@ def test_a_large_listing_read_in_two_processes_is_the_same(
         make_session(config_dir, age=timedelta(days=number + 1), subagents=number % 2)
     serial = SessionStore(config_dir).list()
     monkeypatch.setattr(store_module, "PARALLEL_FROM", 2)
+    monkeypatch.setattr(parallel, "CHUNK_AT_LEAST", 1)  # several chunks, shared
     if fork == "fails":
 
         def no_fork() -> int:
@@ -264,6 +265,38 @@ def test_a_large_listing_read_in_two_processes_is_the_same(
 
         monkeypatch.setattr(os, "fork", no_fork)
     assert SessionStore(config_dir).list() == serial
+
+
+@pytest.mark.parametrize("shared", [False, True])
+def test_rendered_keeps_the_listing_s_order_and_choice(
+    config_dir: Path, monkeypatch: pytest.MonkeyPatch, shared: bool
+) -> None:
+    """``rendered`` gives what ``render`` kept of each session in the listing's order (ties
+    in last activity included), leaves out what it refused, and says the same problems,
+    whether one process reads or two."""
+    from airlock.sessions import store as store_module
+
+    for _ in range(4):  # the same last activity: the greater id first
+        make_session(config_dir, age=timedelta(days=3), cwd="/work/b")
+    others = [
+        make_session(config_dir, age=timedelta(days=number + 1, hours=number), cwd="/work/a")
+        for number in range(9)
+    ]
+    broken = config_dir / "projects" / "-work-a" / f"{others[4].id}.jsonl"
+    broken.write_text(broken.read_text() + "not json\n", encoding="utf-8")
+    listed = SessionStore(config_dir).scan()
+    if shared:
+        monkeypatch.setattr(store_module, "PARALLEL_FROM", 2)
+        monkeypatch.setattr(parallel, "CHUNK_AT_LEAST", 1)
+    got = SessionStore(config_dir).rendered(
+        lambda s: (s.id, s.problems) if s.project == "-work-b" or s.malformed_lines else None
+    )
+    kept = [s for s in listed.sessions if s.project == "-work-b" or s.malformed_lines]
+    assert len(kept) == 5 and len({s.last_activity for s in kept}) == 2
+    assert list(got.items) == [(s.id, s.problems) for s in kept]
+    assert got.problems == listed.problems and got.pending == listed.pending
+    everything = SessionStore(config_dir).rendered(lambda s: s.id)
+    assert list(everything.items) == [s.id for s in listed.sessions]
 
 
 def test_a_child_s_session_of_the_wrong_shape_is_refused(config_dir: Path) -> None:

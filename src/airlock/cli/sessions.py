@@ -6,6 +6,7 @@ import argparse
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from datetime import datetime
     from pathlib import Path
 
@@ -193,39 +194,62 @@ def _check_config_dir(config_dir: Path) -> None:
 
 
 def _list(args: argparse.Namespace, loaded: Loaded, store: SessionStore, now: datetime) -> int:
-    from datetime import timedelta
-
-    scan = store.scan()
-    sessions = list(scan.sessions)
-    if args.project:
-        sessions = [s for s in sessions if _in_project(s, args.project)]
-    if args.older_than is not None:
-        cutoff = now - timedelta(days=args.older_than)
-        sessions = [s for s in sessions if s.last_activity < cutoff]
-    _report_problems(scan.problems + tuple(p for s in sessions for p in s.problems))
-    if scan.pending:
-        _warn(
-            f"{len(scan.pending)} session(s) named by an unfinished removal are hidden; "
-            "'airlock sessions prune' or 'delete' finishes it"
-        )
-    if args.json:
-        _dump_array([s.to_json() for s in sessions])
-    else:
+    wanted = _wanted(args, now)
+    if not args.json:
+        scan = store.scan()
+        sessions = [s for s in scan.sessions if wanted(s)]
+        own = tuple(problem for s in sessions for problem in s.problems)
+        _report_scan(scan.problems + own, scan.pending)
         _table(sessions, store)
+        return 0
+    import json
+
+    encode = json.JSONEncoder(ensure_ascii=False).encode  # one encoder for every session
+
+    def render(session: Session) -> tuple[str, tuple[str, ...]] | None:
+        return (encode(session.to_json()), session.problems) if wanted(session) else None
+
+    # Encoded by the processes that read the sessions: only the text comes back to this one.
+    listing = store.rendered(render)
+    own = tuple(problem for _, problems in listing.items for problem in problems)
+    _report_scan(listing.problems + own, listing.pending)
+    _write_array([text for text, _ in listing.items])
     return 0
 
 
-def _dump_array(items: list[dict[str, Any]]) -> None:
-    """A JSON array, one object a line: readable, and fast for tens of thousands of sessions
-    (an indented dump falls back to the pure-Python encoder)."""
-    import json
+def _report_scan(problems: tuple[str, ...], pending: frozenset[str]) -> None:
+    _report_problems(problems)
+    if pending:
+        _warn(
+            f"{len(pending)} session(s) named by an unfinished removal are hidden; "
+            "'airlock sessions prune' or 'delete' finishes it"
+        )
+
+
+def _wanted(args: argparse.Namespace, now: datetime) -> Callable[[Session], bool]:
+    """Whether ``list`` shows a session: in ``--project``, older than ``--older-than``."""
+    from datetime import timedelta
+
+    project = args.project
+    cutoff = None if args.older_than is None else now - timedelta(days=args.older_than)
+
+    def wanted(session: Session) -> bool:
+        if project and not _in_project(session, project):
+            return False
+        return cutoff is None or session.last_activity < cutoff
+
+    return wanted
+
+
+def _write_array(texts: list[str]) -> None:
+    """A JSON array of values already encoded, one a line: readable, and fast for tens of
+    thousands of sessions (an indented dump falls back to the pure-Python encoder)."""
     import sys
 
-    if not items:
+    if not texts:
         sys.stdout.write("[]\n")
         return
-    encode = json.JSONEncoder(ensure_ascii=False).encode  # one encoder for every item
-    lines = ",\n  ".join(map(encode, items))
+    lines = ",\n  ".join(texts)
     sys.stdout.write(f"[\n  {lines}\n]\n")
 
 

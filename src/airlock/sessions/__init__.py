@@ -23,7 +23,7 @@ from airlock.sessions.removal import (
     recover,
     removal_lock,
 )
-from airlock.sessions.store import ACTIVE_SECONDS, Scan, Session, SessionStore
+from airlock.sessions.store import ACTIVE_SECONDS, Rendered, Scan, Session, SessionStore
 from airlock.sessions.transcript import Entry, parse_timestamp, read_entries
 
 __all__ = [
@@ -32,6 +32,7 @@ __all__ = [
     "BusyError",
     "Entry",
     "Plan",
+    "Rendered",
     "Report",
     "Scan",
     "Session",

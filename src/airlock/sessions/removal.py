@@ -17,7 +17,7 @@ Theory of operation.
    (:func:`_remove_known`: no second listing), listed again only when something was added
    since (:func:`_remove_tree`). Before a session goes, its transcript is looked at again: if
    it was written since the scan, the session is kept and reported. A large removal runs in
-   two processes, half the sessions each (:func:`_remove_sessions`).
+   two processes (:func:`_remove_sessions`).
 4. The journal is removed once every session it names is gone (or kept, and reported).
 
 One removal at a time: :func:`execute` and :func:`recover` hold an exclusive ``flock`` on
@@ -33,7 +33,6 @@ import contextlib
 import errno
 import fcntl
 import json
-import marshal
 import os
 import stat
 import time
@@ -45,6 +44,7 @@ from typing import Any
 
 from airlock.errors import AirlockError, UnsafePathError
 from airlock.sessions import layout
+from airlock.sessions.parallel import in_two
 from airlock.sessions.store import (
     JOURNAL_DIR,
     Scan,
@@ -62,7 +62,7 @@ LOCK_WAIT_SECONDS = 3.0
 """How long a second prune or delete waits for the first before giving up."""
 
 PARALLEL_FROM = 2000
-"""A removal of at least this many sessions removes half of them in a second process."""
+"""A removal of at least this many sessions shares them with a second process."""
 
 LAST_ACTIVITY = (
     "last activity is the newest of the modification time of every file of the session "
@@ -384,113 +384,26 @@ def _remove_sessions(
 ) -> list[_Outcome]:
     """Remove every session (journaled by the caller); what became of each, in order.
 
-    Removing is mostly system calls, so on a large removal a forked child removes the second
-    half while this process removes the first, on a second core. The child shares the
-    descriptors (the lock, the config dir's) and the plan (nothing is sent to it); it reports
-    progress on one pipe, a byte a session, and its outcomes on another (:mod:`marshal`),
-    and leaves with ``os._exit``. If it fails in any way, this process removes that half
-    itself (a removal is repeatable: what is already gone is not an error). No fork while
-    other threads run (a terminal's progress bar refreshes from one): the child would hold a
-    copy of this thread only.
+    Removing is mostly system calls, so a large removal is shared with a second process
+    (:func:`~airlock.sessions.parallel.in_two`), which shares the descriptors (the lock, the
+    config dir's) and the plan. A removal is repeatable (what is already gone is not an
+    error), so what the child leaves undone is done here.
     """
-    import threading  # here: a small removal, and a listing, never need it
-
-    if (
-        len(sessions) < PARALLEL_FROM
-        or not hasattr(os, "fork")
-        or (os.cpu_count() or 1) < 2
-        or threading.active_count() > 1  # a fork copies only this thread (a progress bar's?)
-    ):
-        return [_step(session, remover, progress) for session in sessions]
-    half = len(sessions) // 2
-    first, second = sessions[:half], sessions[half:]
-    reader, writer = os.pipe()
-    ticks_in, ticks_out = os.pipe() if progress else (-1, -1)
-    try:
-        pid = os.fork()
-    except OSError:
-        for fd in (reader, writer, ticks_in, ticks_out):
-            if fd >= 0:
-                os.close(fd)
-        return [_step(session, remover, progress) for session in sessions]
-    if pid == 0:  # the child: remove the second half, send the outcomes, leave
-        code = 1
-        try:
-            os.close(reader)
-            if ticks_in >= 0:
-                os.close(ticks_in)
-            outcomes = []
-            for number, session in enumerate(second, start=1):
-                outcomes.append(_remove_one(session, remover))
-                if ticks_out >= 0 and number % 32 == 0:
-                    os.write(ticks_out, b"." * 32)
-            if ticks_out >= 0:
-                os.write(ticks_out, b"." * (len(second) % 32))
-                os.close(ticks_out)  # before the outcomes: the parent reads this one to its end
-            with os.fdopen(writer, "wb") as pipe:
-                pipe.write(marshal.dumps(outcomes))
-            code = 0
-        finally:
-            os._exit(code)
-    os.close(writer)
-    if ticks_out >= 0:
-        os.close(ticks_out)
-        os.set_blocking(ticks_in, False)
-    ours = []
-    ticked = 0  # the child's sessions passed on to ``progress``
-    try:
-        for session in first:
-            ours.append(_step(session, remover, progress))
-            if progress:
-                ticked += max(0, _forward_ticks(ticks_in, progress))
-        if progress:
-            os.set_blocking(ticks_in, True)
-            while (count := _forward_ticks(ticks_in, progress)) > 0:
-                ticked += count
-    except BaseException:
-        # This half failed (an interrupt, a progress callback): stop the child and reap it,
-        # so that no process is left holding the lock; the journal stays for the next run.
-        for fd in (reader, ticks_in):
-            if fd >= 0:
-                os.close(fd)
-        import signal
-
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-        os.waitpid(pid, 0)
-        raise
-    if ticks_in >= 0:
-        os.close(ticks_in)
-    with os.fdopen(reader, "rb") as pipe:
-        data = pipe.read()
-    _, status = os.waitpid(pid, 0)
-    theirs: list[_Outcome] | None = None
-    if os.waitstatus_to_exitcode(status) == 0 and data:
-        with contextlib.suppress(EOFError, ValueError, TypeError):
-            theirs = [(int(o), str(t)) for o, t in marshal.loads(data)]  # noqa: S302 - our child
-    if theirs is None or len(theirs) != len(second):
-        theirs = [_remove_one(session, remover) for session in second]
-        if progress and len(second) > ticked:
-            progress(len(second) - ticked)
-    return ours + theirs
+    return in_two(
+        sessions,
+        lambda session: _remove_one(session, remover),
+        parallel_from=PARALLEL_FROM,
+        receive=_outcome,
+        progress=progress,
+    )
 
 
-def _step(session: Session, remover: _Remover, progress: Progress | None) -> _Outcome:
-    if progress:
-        progress(1)
-    return _remove_one(session, remover)
-
-
-def _forward_ticks(fd: int, progress: Progress) -> int:
-    """Pass the child's progress on: how many sessions it told of (0 at the pipe's end, -1
-    when nothing is there yet)."""
-    try:
-        ticks = os.read(fd, 4096)
-    except BlockingIOError:
-        return -1
-    if ticks:
-        progress(len(ticks))
-    return len(ticks)
+def _outcome(value: Any) -> _Outcome:
+    """An outcome sent by the child, checked."""
+    code, text = value
+    if code not in (_REMOVED, _KEPT, _FAILED) or not isinstance(text, str):
+        raise ValueError(f"not an outcome: {value!r}")
+    return code, text
 
 
 def _why(error: BaseException) -> str:

@@ -26,19 +26,19 @@ import builtins
 import contextlib
 import gc
 import json
-import marshal
 import operator
 import os
 import re
 import stat
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, fields
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from airlock.errors import UsageError
 from airlock.sessions import layout
+from airlock.sessions.parallel import in_two
 from airlock.sessions.transcript import Summary, summarize
 
 _Found = tuple[str, str, str | None, str | None, tuple[str, ...]]
@@ -48,7 +48,8 @@ found under ``projects/``."""
 ACTIVE_SECONDS = 120
 """A session with a file modified this recently (relative to ``now``) is being written."""
 PARALLEL_FROM = 2000
-"""A scan reading at least this many sessions reads half of them in a second process."""
+"""A scan reading at least this many sessions shares them with a second process
+(:func:`~airlock.sessions.parallel.in_two`)."""
 JOURNAL_DIR = "airlock/sessions-removal"
 """Unfinished removals, relative to the config dir (see :mod:`airlock.sessions.removal`)."""
 
@@ -163,6 +164,30 @@ class Scan:
     strays: tuple[tuple[str, str, str], ...] | None = None
     """Entries of the stores indexed by session id (``layout.INDEXED_STORES``) that name no
     session found, as (store, name, path); ``None`` when those stores were not read."""
+
+
+R = TypeVar("R")
+
+
+@dataclass(frozen=True, slots=True)
+class Rendered(Generic[R]):
+    """What :meth:`SessionStore.rendered` kept of each session, and what was wrong."""
+
+    items: tuple[R, ...]
+    """One a session kept, newest last activity first (ties: the greater id first)."""
+    problems: tuple[str, ...]
+    """Of the store itself (a session's own are in the session, for ``render`` to keep)."""
+    pending: frozenset[str]
+    """Session ids named by an unfinished removal (hidden until the removal is finished)."""
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def _order(session: Session) -> int:
+    """A session's last activity in whole microseconds since 1970: it sorts as the time does."""
+    return (session.last_activity - _EPOCH) // _MICROSECOND
 
 
 @dataclass(slots=True)
@@ -344,24 +369,11 @@ class SessionStore:
             details: read each transcript's first prompt, start and working directory; a
                 prune, which needs only last activity, leaves them out.
         """
-        problems: builtins.list[str] = []
         pending = read_pending(self.config_dir)
-        owner = self._owner()
-        if owner is None:
+        prepared = self._prepare(only, pending)
+        if prepared is None:
             return Scan((), (), pending)
-        orphans: dict[str, str] = {}
-        found = [
-            item
-            for item in self._transcripts(problems, orphans)
-            if orphans.get(item[1]) not in pending
-        ]
-        ids = {item[1] for item in found}
-        folders: set[str] = set()
-        strays: builtins.list[tuple[str, str, str]] = []
-        stores = self._store_index(ids, problems, folders, strays)
-        todo = [
-            item for item in found if item[1] not in pending and (only is None or item[1] in only)
-        ]
+        todo, stores, folders, owner, problems, strays = prepared
         limit = None if active_since is None else active_since.timestamp()
 
         def read(item: _Found) -> Session | None:
@@ -377,7 +389,9 @@ class SessionStore:
             return self._session(*item, stores, folders, owner, details, info)
 
         with gc_paused():
-            read_or_not = _in_two(todo, read)
+            read_or_not = in_two(
+                todo, read, parallel_from=PARALLEL_FROM, send=_pack, receive=_unpack
+            )
         sessions = [session for session in read_or_not if session is not None]
         unread = [item for item, got in zip(todo, read_or_not, strict=True) if got is None]
         sessions.sort(key=operator.attrgetter("last_activity", "id"), reverse=True)
@@ -395,6 +409,67 @@ class SessionStore:
             frozenset(roots),
             tuple(strays),
         )
+
+    def rendered(self, render: Callable[[Session], R | None]) -> Rendered[R]:
+        """``render`` of every session, newest last activity first, worked out in the
+        processes that read the sessions: a listing of tens of thousands (``list --json``)
+        sends between them only what it prints, not whole sessions.
+
+        Args:
+            render: what to keep of a session, as values :mod:`marshal` carries (strings,
+                numbers, tuples, …), or ``None`` to leave the session out.
+        """
+        pending = read_pending(self.config_dir)
+        prepared = self._prepare(None, pending)
+        if prepared is None:
+            return Rendered((), (), pending)
+        todo, stores, folders, owner, problems, _ = prepared
+
+        def read(item: _Found) -> tuple[int, str, R] | None:
+            session = self._session(*item, stores, folders, owner)
+            kept = render(session)
+            return None if kept is None else (_order(session), session.id, kept)
+
+        with gc_paused():
+            got = [row for row in in_two(todo, read, parallel_from=PARALLEL_FROM) if row]
+        got.sort(key=operator.itemgetter(0, 1), reverse=True)
+        return Rendered(tuple(row[2] for row in got), tuple(problems), pending)
+
+    def _prepare(
+        self, only: frozenset[str] | None, pending: frozenset[str]
+    ) -> (
+        tuple[
+            builtins.list[_Found],
+            dict[str, builtins.list[str]],
+            set[str],
+            int,
+            builtins.list[str],
+            builtins.list[tuple[str, str, str]],
+        ]
+        | None
+    ):
+        """What a scan reads, found by listing the folders: (the sessions to read, the other
+        stores' entries by session id, the real folders among them, the config dir's owner,
+        problems, stray entries); ``None`` without a config dir. Sessions named by an
+        unfinished removal (``pending``) are left out."""
+        problems: builtins.list[str] = []
+        owner = self._owner()
+        if owner is None:
+            return None
+        orphans: dict[str, str] = {}
+        found = [
+            item
+            for item in self._transcripts(problems, orphans)
+            if orphans.get(item[1]) not in pending
+        ]
+        ids = {item[1] for item in found}
+        folders: set[str] = set()
+        strays: builtins.list[tuple[str, str, str]] = []
+        stores = self._store_index(ids, problems, folders, strays)
+        todo = [
+            item for item in found if item[1] not in pending and (only is None or item[1] in only)
+        ]
+        return todo, stores, folders, owner, problems, strays
 
     def in_use(
         self, session: Session, now: datetime, running: dict[str, int] | None = None
@@ -630,54 +705,6 @@ def _named_session(path: str) -> str | None:
         os.close(fd)
     match = _SESSION_ID_FIELD.search(head)
     return match.group(1).decode("ascii") if match else None
-
-
-def _in_two(
-    items: builtins.list[_Found], read: Callable[[_Found], Session | None]
-) -> builtins.list[Session | None]:
-    """``read`` every item; on a large store, the second half in a forked child, at once.
-
-    Reading a session is mostly system calls and parsing a few lines, so a second process on a
-    second core nearly halves a listing of tens of thousands. The child inherits everything
-    (nothing is sent to it), sends its sessions back through a pipe (:mod:`marshal`), and leaves
-    with ``os._exit``; if it fails in any way, this process reads that half itself. ``read``
-    may leave an item out (``None``, kept in its place).
-    """
-    if len(items) < PARALLEL_FROM or not hasattr(os, "fork") or (os.cpu_count() or 1) < 2:
-        return [read(item) for item in items]
-    half = len(items) // 2
-    first, second = items[:half], items[half:]
-    reader, writer = os.pipe()
-    try:
-        pid = os.fork()
-    except OSError:
-        os.close(reader)
-        os.close(writer)
-        return [read(item) for item in items]
-    if pid == 0:  # the child: read the second half, send it, leave without any clean-up
-        code = 1
-        try:
-            os.close(reader)
-            data = marshal.dumps([_pack(read(item)) for item in second])  # None stays None
-            with os.fdopen(writer, "wb") as pipe:
-                pipe.write(data)
-            code = 0
-        finally:
-            os._exit(code)
-    os.close(writer)
-    sessions = [read(item) for item in first]
-    with os.fdopen(reader, "rb") as pipe:
-        data = pipe.read()
-    _, status = os.waitpid(pid, 0)
-    if os.waitstatus_to_exitcode(status) != 0 or not data:
-        return sessions + [read(item) for item in second]
-    try:
-        theirs = [_unpack(values) for values in marshal.loads(data)]  # noqa: S302 - our child
-    except (EOFError, ValueError, TypeError):
-        return sessions + [read(item) for item in second]
-    if len(theirs) != len(second):
-        return sessions + [read(item) for item in second]
-    return sessions + theirs
 
 
 _Packed = tuple[Any, ...]
