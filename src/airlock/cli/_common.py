@@ -98,6 +98,31 @@ def report_problems(loaded: Loaded) -> None:
         console.print(line, style="yellow", markup=False)
 
 
+def json_encoder() -> Callable[[Any], str]:
+    """A function giving one JSON value as one line of text, non-ASCII written as itself.
+
+    orjson encodes the JSON-ready data of a listing or a report about ten times faster than
+    the standard library, to the same JSON value; what it refuses (a string holding lone
+    surrogates, as a file name that is not UTF-8 decodes to; an integer beyond 64 bits; a key
+    that is not a string) is encoded by the standard library. One difference: a float that is
+    not finite comes out as ``null`` (the standard library writes ``NaN``, which is not JSON).
+    """
+    import json
+
+    import orjson
+
+    plain = json.JSONEncoder(ensure_ascii=False).encode
+    fast, refused = orjson.dumps, orjson.JSONEncodeError
+
+    def encode(value: Any) -> str:
+        try:
+            return fast(value).decode()
+        except refused:
+            return plain(value)
+
+    return encode
+
+
 def dump_json(data: Any) -> None:
     """Print ``data`` as JSON on stdout, one document."""
     import json

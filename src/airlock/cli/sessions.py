@@ -202,9 +202,9 @@ def _list(args: argparse.Namespace, loaded: Loaded, store: SessionStore, now: da
         _report_scan(scan.problems + own, scan.pending)
         _table(sessions, store)
         return 0
-    import json
+    from airlock.cli._common import json_encoder
 
-    encode = json.JSONEncoder(ensure_ascii=False).encode  # one encoder for every session
+    encode = json_encoder()
 
     def render(session: Session) -> tuple[str, tuple[str, ...]] | None:
         return (encode(session.to_json()), session.problems) if wanted(session) else None
@@ -257,10 +257,11 @@ def _dump_object(data: dict[str, Any]) -> None:
     """A JSON object, one key a line, a list in it one item a line: readable, and fast for a
     report naming tens of thousands of sessions (an indented dump falls back to the
     pure-Python encoder)."""
-    import json
     import sys
 
-    encode = json.JSONEncoder(ensure_ascii=False).encode  # one encoder for every item
+    from airlock.cli._common import json_encoder
+
+    encode = json_encoder()
     fields = []
     for key, value in data.items():
         if isinstance(value, list) and value:
