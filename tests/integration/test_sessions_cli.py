@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -256,3 +257,16 @@ def test_prune_refuses_a_period_from_an_unusable_file(config_dir: Path) -> None:
     assert result.returncode == 3
     assert "feedbackSurveyRate" in result.stderr
     assert snapshot(config_dir) == before
+
+
+def test_list_json_stays_utf_8_with_a_folder_name_that_is_not(config_dir: Path) -> None:
+    """A project folder whose name is not UTF-8 is listed, and the JSON printed is still
+    UTF-8 (the name escaped), which any JSON reader takes."""
+    made = make_session(config_dir, cwd="/srv/app", now=NOW)
+    projects = config_dir / "projects"
+    (projects / "-srv-app").rename(projects / os.fsdecode(b"-srv-caf\xe9"))
+    result = airlock("sessions", "list", "--json", text=False)
+    assert result.returncode == 0, result.stderr
+    (item,) = json.loads(result.stdout.decode("utf-8"))  # strict: every byte is UTF-8
+    assert item["id"] == made.id
+    assert os.fsencode(item["project"]) == b"-srv-caf\xe9"

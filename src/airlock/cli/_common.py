@@ -104,14 +104,16 @@ def json_encoder() -> Callable[[Any], str]:
     orjson encodes the JSON-ready data of a listing or a report about ten times faster than
     the standard library, to the same JSON value; what it refuses (a string holding lone
     surrogates, as a file name that is not UTF-8 decodes to; an integer beyond 64 bits; a key
-    that is not a string) is encoded by the standard library. One difference: a float that is
-    not finite comes out as ``null`` (the standard library writes ``NaN``, which is not JSON).
+    that is not a string) is encoded by the standard library, with everything beyond ASCII
+    escaped: a lone surrogate written as itself would reach standard output as bytes that are
+    not UTF-8, which no JSON reader takes. One difference: a float that is not finite comes
+    out as ``null`` (the standard library writes ``NaN``, which is not JSON).
     """
     import json
 
     import orjson
 
-    plain = json.JSONEncoder(ensure_ascii=False).encode
+    plain = json.JSONEncoder().encode  # ASCII only (see above)
     fast, refused = orjson.dumps, orjson.JSONEncodeError
 
     def encode(value: Any) -> str:
