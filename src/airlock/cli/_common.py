@@ -99,7 +99,7 @@ def report_problems(loaded: Loaded) -> None:
 
 
 def json_encoder() -> Callable[[Any], str]:
-    """A function giving one JSON value as one line of text, non-ASCII written as itself.
+    """A function giving one JSON value as one line of text.
 
     orjson encodes the JSON-ready data of a listing or a report about ten times faster than
     the standard library, to the same JSON value; what it refuses (a string holding lone

@@ -34,7 +34,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, NamedTuple, TypeVar
 
 from airlock.errors import UsageError
 from airlock.sessions import layout
@@ -164,6 +164,22 @@ class Scan:
     strays: tuple[tuple[str, str, str], ...] | None = None
     """Entries of the stores indexed by session id (``layout.INDEXED_STORES``) that name no
     session found, as (store, name, path); ``None`` when those stores were not read."""
+
+
+class _Prepared(NamedTuple):
+    """What a scan reads, found by listing the folders (:meth:`SessionStore._prepare`)."""
+
+    todo: list[_Found]
+    """The sessions to read."""
+    stores: dict[str, list[str]]
+    """The other stores' entries, by session id."""
+    folders: set[str]
+    """The real folders among those entries."""
+    owner: int
+    """The config dir's owner."""
+    problems: list[str]
+    strays: list[tuple[str, str, str]]
+    """Entries of the indexed stores that name no session, as (store, name, path)."""
 
 
 R = TypeVar("R")
@@ -435,23 +451,9 @@ class SessionStore:
         got.sort(key=operator.itemgetter(0, 1), reverse=True)
         return Rendered(tuple(row[2] for row in got), tuple(problems), pending)
 
-    def _prepare(
-        self, only: frozenset[str] | None, pending: frozenset[str]
-    ) -> (
-        tuple[
-            builtins.list[_Found],
-            dict[str, builtins.list[str]],
-            set[str],
-            int,
-            builtins.list[str],
-            builtins.list[tuple[str, str, str]],
-        ]
-        | None
-    ):
-        """What a scan reads, found by listing the folders: (the sessions to read, the other
-        stores' entries by session id, the real folders among them, the config dir's owner,
-        problems, stray entries); ``None`` without a config dir. Sessions named by an
-        unfinished removal (``pending``) are left out."""
+    def _prepare(self, only: frozenset[str] | None, pending: frozenset[str]) -> _Prepared | None:
+        """What a scan reads, found by listing the folders; ``None`` without a config dir.
+        Sessions named by an unfinished removal (``pending``) are left out."""
         problems: builtins.list[str] = []
         owner = self._owner()
         if owner is None:
@@ -469,7 +471,7 @@ class SessionStore:
         todo = [
             item for item in found if item[1] not in pending and (only is None or item[1] in only)
         ]
-        return todo, stores, folders, owner, problems, strays
+        return _Prepared(todo, stores, folders, owner, problems, strays)
 
     def in_use(
         self, session: Session, now: datetime, running: dict[str, int] | None = None
