@@ -153,3 +153,23 @@ def test_no_fork_while_another_thread_runs(monkeypatch: pytest.MonkeyPatch) -> N
         stop.set()
         other.join()
     assert {pid for pid, _ in got} == {os.getpid()}
+
+
+def test_a_queue_that_does_not_take_every_number_works_here(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """When the pipe cannot take every chunk number at once (a full pipe), nothing waits:
+    the list is worked here alone."""
+    real_write = os.write
+    calls: list[int] = []
+
+    def full_pipe(fd: int, data: bytes) -> int:
+        calls.append(len(data))
+        if len(calls) == 1:  # the queue's numbers
+            raise BlockingIOError
+        return real_write(fd, data)
+
+    monkeypatch.setattr(os, "write", full_pipe)
+    got = in_two(list(range(100)), _square, parallel_from=2)
+    assert got == [(os.getpid(), n * n) for n in range(100)]
+    assert calls == [400]

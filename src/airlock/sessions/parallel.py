@@ -71,7 +71,11 @@ def in_two(
     chunks = [items[start : start + size] for start in range(0, len(items), size)]
     queue, queue_in = os.pipe()
     numbers = b"".join(n.to_bytes(_NUMBER_BYTES, "little") for n in range(len(chunks)))
-    written = os.write(queue_in, numbers)
+    os.set_blocking(queue_in, False)  # a pipe smaller than that: no waiting for a reader
+    try:
+        written = os.write(queue_in, numbers)
+    except BlockingIOError:
+        written = 0
     os.close(queue_in)
     if written != len(numbers):
         os.close(queue)
