@@ -8,6 +8,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from airlock.sessions import SessionStore, execute, plan_prune
 from airlock.sessions.transcript import HEAD_BYTES, TAIL_BYTES, last_timestamp, summarize
@@ -146,3 +148,49 @@ def test_a_nested_older_timestamp_does_not_prune_early(config_dir: Path) -> None
     assert [s.last_activity for s in store.list()] == [NEWER, NEWER]
     report = execute(store, plan_prune(store, now=NOW, older_than=timedelta(days=30)), now=NOW)
     assert report.removed == []
+
+
+def _leaves(value: object, path: str = "") -> set[tuple[str, object]]:
+    """Every string, boolean and null of a parsed line, by where it is (what a summary reads;
+    numbers left out: orjson reads an integer beyond 64 bits as a float)."""
+    if isinstance(value, dict):
+        return {leaf for key, item in value.items() for leaf in _leaves(item, f"{path}/{key}")}
+    if isinstance(value, list):
+        return {leaf for n, item in enumerate(value) for leaf in _leaves(item, f"{path}/{n}")}
+    if isinstance(value, str | bool) or value is None:
+        return {(path, value)}
+    return set()
+
+
+_JSON = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**80), max_value=2**80)
+    | st.floats()  # NaN and infinities included: the standard library writes them
+    | st.text(),  # lone surrogates included
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=300)
+@given(
+    value=_JSON,
+    ascii_only=st.booleans(),
+    around=st.sampled_from(["", " ", "\t", "\r", " \x0c", "\ufeff"]),
+    cut=st.integers(min_value=0, max_value=3),
+)
+def test_a_summary_reads_each_line_as_the_full_reading_does(
+    value: object, ascii_only: bool, around: str, cut: int
+) -> None:
+    """The summary's fast reading of a line (orjson, the standard library where orjson refuses)
+    says "a JSON object" exactly when the full reading does, with the same strings in it."""
+    from airlock.sessions import transcript
+
+    text = around + json.dumps(value, ensure_ascii=ascii_only) + around
+    raw = text.encode("utf-8", "surrogatepass")
+    raw = raw[: len(raw) - cut] if cut else raw  # a line cut short, sometimes
+    fast, full = transcript._read_fields(raw), transcript._parse_line(raw)
+    assert (fast is None) == (full is None)
+    if fast is not None and full is not None:
+        assert _leaves(fast) == _leaves(full)

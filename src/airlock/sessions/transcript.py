@@ -19,6 +19,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
+import orjson
+
 HEAD_BYTES = 64 * 1024
 """How much of the start of a transcript a summary reads."""
 TAIL_BYTES = 16 * 1024
@@ -138,7 +140,7 @@ def _summary_of(
     for number, raw in enumerate(lines, start=1):
         if not raw or raw.isspace():
             continue
-        data = _parse_line(raw)
+        data = _read_fields(raw)
         if data is None:
             malformed += 1
             if malformed <= PROBLEMS_PER_FILE:
@@ -217,7 +219,7 @@ def _last_timestamp_in(data: bytes) -> datetime | None:
 
 
 def _line_timestamp(raw: bytes) -> datetime | None:
-    data = _parse_line(raw)
+    data = _read_fields(raw)
     return None if data is None else parse_timestamp(data.get("timestamp"))
 
 
@@ -225,6 +227,10 @@ _Scanner = Callable[[str, int], tuple[Any, int]]
 _SCAN: _Scanner = getattr(json.JSONDecoder(), "scan_once")  # noqa: B009 - untyped attribute
 """The decoder's scanner (C when available): one value from a position, as
 ``json.JSONDecoder.raw_decode`` reads it, without its Python frame."""
+
+
+_FAST_LOADS: Callable[[bytes], Any] = orjson.loads
+_FAST_REFUSED = orjson.JSONDecodeError
 
 
 def _parse_line(raw: bytes) -> dict[str, Any] | None:
@@ -244,6 +250,21 @@ def _parse_line(raw: bytes) -> dict[str, Any] | None:
     except (StopIteration, ValueError, RecursionError):
         return None
     return data if end == len(text) and isinstance(data, dict) else None
+
+
+def _read_fields(raw: bytes) -> dict[str, Any] | None:
+    """A line as a JSON object, for a summary, which reads only its strings (type, timestamp,
+    working directory, the prompt's text): what :func:`_parse_line` gives, parsed by orjson
+    where orjson takes the line (about twice as fast), by :func:`_parse_line` where it does not
+    (NaN, lone surrogates, …). orjson reads an integer beyond 64 bits as a float, which is why
+    a full reading (``show``) keeps to the standard library."""
+    if len(raw) > MAX_LINE_BYTES:
+        return None
+    try:
+        data = _FAST_LOADS(raw)
+    except _FAST_REFUSED:
+        return _parse_line(raw)
+    return data if isinstance(data, dict) else None
 
 
 def _shorten(text: str | None) -> str | None:
