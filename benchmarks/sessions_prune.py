@@ -1,7 +1,7 @@
 """Prune and list of a large transcript cache, against ``find … -mtime +N -delete``, same run.
 
     .venv/bin/python benchmarks/sessions_prune.py [--sessions 20000] [--pairs 3]
-        [--max-seconds 600] [--on-disk]
+        [--real-sessions 4000] [--max-seconds 600] [--on-disk]
 
 Builds one config dir shaped like the reference agent's (transcripts; a third with a subagent
 transcript, a quarter with tool results; half with file-history, debug log and todo list),
@@ -11,6 +11,10 @@ the same run:
 - ``airlock sessions list --json`` (the CLI, a subprocess) and ``SessionStore.list()`` on the
   built tree, alternating, five of each (the median is reported);
 - ``airlock sessions prune --older-than 30 --dry-run`` on the built tree, once;
+- ``airlock sessions list --json`` of ``--real-sessions`` sessions (4,000 unless told; 0: not)
+  whose transcripts are copies of the labelled corpus's (``../shared/corpora``, when there):
+  the built tree's transcripts are 2 KB, real ones hundreds, and a listing parses the first
+  64 KB of each (median of 3);
 - ``--pairs`` pairs (3 unless told) of removals. For each pair the built tree is copied twice
   (``cp -a`` keeps the times), ``os.sync()`` is called, then ``airlock sessions prune
   --older-than 30`` runs on one copy (reads the tail of every candidate transcript, groups
@@ -215,11 +219,50 @@ def run_pair(work: Path, built: Path, number: int, airlock: list[str]) -> Pair:
         shutil.rmtree(folder, ignore_errors=True)  # keep at most one pair's copies in memory
 
 
+CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpora" / "redaction-dev"
+"""The labelled corpus beside the project: transcripts of the reference's shape and of real
+size (125-550 KB each)."""
+
+
+def _list_real_sizes(work: Path, count: int, airlock: list[str]) -> None:
+    """``list --json`` of ``count`` sessions whose transcripts are the corpus's (copied in
+    turn): the generated tree's transcripts are 2 KB, so a listing there parses little."""
+    sources = sorted((CORPUS / "transcripts").glob("*/*.jsonl"))
+    if not sources:
+        print(f"(no corpus at {CORPUS}: no listing of transcripts of real size)")
+        return
+    config = work / "real" / ".claude"
+    project = config / "projects" / "-home-user-real"
+    project.mkdir(parents=True)
+    for number in range(count):
+        shutil.copyfile(
+            sources[number % len(sources)], project / f"{uuid.UUID(int=number + 1)}.jsonl"
+        )
+    size = sum(path.stat().st_size for path in project.iterdir())
+    runs = []
+    for _ in range(3):
+        elapsed, cpu, result = timed([*airlock, "list", "--json"], _env(work, config))
+        assert result.returncode == 0, result.stderr
+        assert len(json.loads(result.stdout)) == count
+        runs.append((elapsed, cpu))
+    elapsed, cpu = statistics.median(w for w, _ in runs), statistics.median(c for _, c in runs)
+    label = f"list --json, {count} corpus transcripts ({size / 1e9:.1f} GB)"
+    print(f"{label:<48}{elapsed:>8.2f}s{cpu:>8.2f}s")
+    print(f"  ({elapsed / count * 1e3:.2f} ms a session of real size; median of 3)")
+    shutil.rmtree(config.parent, ignore_errors=True)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sessions", type=int, default=20_000)
     parser.add_argument("--pairs", type=int, default=3, help="prune/find pairs (default 3)")
     parser.add_argument("--max-seconds", type=float, default=600.0)
+    parser.add_argument(
+        "--real-sessions",
+        type=int,
+        default=4000,
+        help="also list this many sessions made of the corpus's transcripts (0: not)",
+    )
     parser.add_argument(
         "--on-disk",
         action="store_true",
@@ -308,6 +351,8 @@ def main() -> int:
             f"{statistics.median(library_cpu):>8.2f}s"
         )
         print("(CPU: user + system, both processes of a forked reader included)")
+        if args.real_sessions:
+            _list_real_sizes(work, args.real_sessions, airlock)
         print()
         matched = all(p.left_ours == p.left_find for p in pairs)
         goals = [
