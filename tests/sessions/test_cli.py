@@ -169,6 +169,37 @@ def test_list_counts_malformed_lines_like_show(config_dir: Path) -> None:
     assert "line 2" in shown.stderr and "line 4" in shown.stderr
 
 
+def test_list_counts_malformed_lines_in_a_long_transcript_s_head_like_show(
+    config_dir: Path,
+) -> None:
+    """In a transcript longer than the part a listing reads, the lines after the first prompt
+    are only checked, not parsed: the count is still show's, odd lines included (a byte-order
+    mark before an object is not one; a NaN inside one still is)."""
+    from airlock.sessions.transcript import HEAD_BYTES
+
+    session_id = "0000aaaa-0000-0000-0000-000000000002"
+    moment = NOW - timedelta(days=2)
+    first = line("user", session_id, moment, "/p", {"role": "user", "content": "hi"})
+    filler = line("assistant", session_id, moment, "/p", {"content": "x" * 2000})
+    odd = [
+        "{broken",
+        "\ufeff" + filler,  # not an object to the standard library
+        filler[:-1] + ', "score": NaN}',  # an object to it
+        "[1, 2]",
+    ]
+    body = [first, filler, *odd]
+    while sum(len(text) + 1 for text in body) < 2 * HEAD_BYTES:
+        body.append(filler)
+    make_session(config_dir, session_id=session_id, lines=body, subagents=0, now=NOW)
+    (item,) = json.loads(airlock("sessions", "list", "--json").stdout)
+    assert item["malformed_lines"] == 3
+    assert [p.split(": ")[1] for p in item["problems"]] == ["line 3", "line 4", "line 6"]
+    shown = airlock("sessions", "show", session_id)
+    assert shown.returncode == 0
+    assert all(f"line {n}:" in shown.stderr for n in (3, 4, 6))
+    assert "line 5:" not in shown.stderr
+
+
 def test_a_binary_transcript_reports_a_few_lines_then_a_count(config_dir: Path) -> None:
     """Hundreds of garbage "lines" give a handful of stderr lines and one "and N more"."""
     made = make_session(config_dir, subagents=0, extras=False, now=NOW)

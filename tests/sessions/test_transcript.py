@@ -192,5 +192,27 @@ def test_a_summary_reads_each_line_as_the_full_reading_does(
     raw = raw[: len(raw) - cut] if cut else raw  # a line cut short, sometimes
     fast, full = transcript._read_fields(raw), transcript._parse_line(raw)
     assert (fast is None) == (full is None)
+    assert transcript._checker()(raw) == (full is not None)
     if fast is not None and full is not None:
         assert _leaves(fast) == _leaves(full)
+
+
+@settings(max_examples=300)
+@given(
+    raw=st.binary(max_size=64)
+    | st.builds(
+        lambda head, junk, tail: head + junk + tail,
+        st.sampled_from([b'{"a": "', b'{"a": [1, ', b"{", b' {"t": 1', b"\xef\xbb\xbf{"]),
+        st.binary(max_size=8),
+        st.sampled_from([b'"}', b"]}", b"}", b"} ", b'"} x', b""]),
+    )
+)
+def test_the_check_of_a_line_is_the_full_reading_s_verdict(raw: bytes) -> None:
+    """Bytes of any kind (control characters, bytes that are not UTF-8, a byte-order mark,
+    lines cut short or with something after the object): the summary's check says "a JSON
+    object" exactly when the full reading does."""
+    from airlock.sessions import transcript
+
+    is_object = transcript._checker()
+    assert is_object(raw) == (transcript._parse_line(raw) is not None)
+    assert (transcript._read_fields(raw) is None) == (transcript._parse_line(raw) is None)
