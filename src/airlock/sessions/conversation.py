@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from airlock._frozen import frozen
 from airlock.sessions.store import Session
 from airlock.sessions.transcript import Entry, open_no_follow, read_entries
 
@@ -18,24 +18,47 @@ RESULT_LINES = 6
 INPUT_CHARS = 200
 """A tool call's input is shown cut to this many characters."""
 
+_set = object.__setattr__
+"""How ``__init__`` sets a field of a frozen value."""
+_FRESH: Any = object()
+"""Stands for a list argument not given: the value gets a new empty list."""
 
-@dataclass(frozen=True, slots=True)
+
+@frozen
 class Subagent:
     """One subagent transcript with what its ``agent-*.meta.json`` says about it."""
 
+    __slots__ = ("entries", "meta", "path")
     path: Path
     meta: dict[str, Any]
     entries: tuple[Entry, ...]
 
+    def __init__(self, path: Path, meta: dict[str, Any], entries: tuple[Entry, ...]) -> None:
+        _set(self, "path", path)
+        _set(self, "meta", meta)
+        _set(self, "entries", entries)
 
-@dataclass(slots=True)
+
 class Conversation:
     """A session's transcript and its subagents' transcripts, every line that parsed."""
 
+    __slots__ = ("entries", "problems", "session", "subagents")
     session: Session
-    entries: list[Entry] = field(default_factory=list)
-    subagents: list[Subagent] = field(default_factory=list)
-    problems: list[str] = field(default_factory=list)
+    entries: list[Entry]
+    subagents: list[Subagent]
+    problems: list[str]
+
+    def __init__(
+        self,
+        session: Session,
+        entries: list[Entry] = _FRESH,
+        subagents: list[Subagent] = _FRESH,
+        problems: list[str] = _FRESH,
+    ) -> None:
+        self.session = session
+        self.entries = [] if entries is _FRESH else entries
+        self.subagents = [] if subagents is _FRESH else subagents
+        self.problems = [] if problems is _FRESH else problems
 
     def to_json(self) -> dict[str, Any]:
         return {

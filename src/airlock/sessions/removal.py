@@ -37,11 +37,11 @@ import os
 import stat
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from airlock._frozen import frozen
 from airlock.errors import AirlockError, UnsafePathError
 from airlock.sessions import layout
 from airlock.sessions.parallel import in_two
@@ -69,14 +69,25 @@ LAST_ACTIVITY = (
     "and the last timestamp inside its transcript"
 )
 
+_set = object.__setattr__
+"""How ``__init__`` sets a field of a frozen value."""
+_FRESH: Any = object()
+"""Stands for a list argument not given: the value gets a new empty list."""
 
-@dataclass(frozen=True, slots=True)
+
+@frozen
 class StoreEntry:
     """An entry of a store swept by age (``plans/…``, ``paste-cache/…``, an orphaned folder)."""
 
+    __slots__ = ("modified", "path", "size")
     path: Path
     size: int
     modified: datetime
+
+    def __init__(self, path: Path, size: int, modified: datetime) -> None:
+        _set(self, "path", path)
+        _set(self, "size", size)
+        _set(self, "modified", modified)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -86,26 +97,46 @@ class StoreEntry:
         }
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Skipped:
     """A session left in place, and why."""
 
+    __slots__ = ("reason", "session")
     session: Session
     reason: str
+
+    def __init__(self, session: Session, reason: str) -> None:
+        _set(self, "session", session)
+        _set(self, "reason", reason)
 
     def to_json(self) -> dict[str, Any]:
         return {"id": self.session.id, "project": self.session.project, "reason": self.reason}
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Plan:
     """What a prune or delete will remove, decided by one scan, before anything is touched."""
 
+    __slots__ = ("cutoff", "entries", "problems", "sessions", "skipped")
     sessions: tuple[Session, ...]
-    entries: tuple[StoreEntry, ...] = ()
-    skipped: tuple[Skipped, ...] = ()
-    problems: tuple[str, ...] = ()
-    cutoff: datetime | None = None
+    entries: tuple[StoreEntry, ...]
+    skipped: tuple[Skipped, ...]
+    problems: tuple[str, ...]
+    cutoff: datetime | None
+
+    def __init__(
+        self,
+        sessions: tuple[Session, ...],
+        entries: tuple[StoreEntry, ...] = (),
+        skipped: tuple[Skipped, ...] = (),
+        problems: tuple[str, ...] = (),
+        cutoff: datetime | None = None,
+    ) -> None:
+        _set(self, "sessions", sessions)
+        _set(self, "entries", entries)
+        _set(self, "skipped", skipped)
+        _set(self, "problems", problems)
+        _set(self, "cutoff", cutoff)
 
     @property
     def bytes(self) -> int:
@@ -116,17 +147,35 @@ class Plan:
         return len(self.sessions) + len(self.entries)
 
 
-@dataclass(slots=True)
 class Report:
     """What was removed, kept and freed."""
 
+    __slots__ = ("dry_run", "entries", "plan", "problems", "recovered", "removed", "skipped")
     plan: Plan
     dry_run: bool
-    removed: list[Session] = field(default_factory=list)
-    entries: list[StoreEntry] = field(default_factory=list)
-    skipped: list[Skipped] = field(default_factory=list)
-    problems: list[str] = field(default_factory=list)
-    recovered: list[str] = field(default_factory=list)
+    removed: list[Session]
+    entries: list[StoreEntry]
+    skipped: list[Skipped]
+    problems: list[str]
+    recovered: list[str]
+
+    def __init__(
+        self,
+        plan: Plan,
+        dry_run: bool,
+        removed: list[Session] = _FRESH,
+        entries: list[StoreEntry] = _FRESH,
+        skipped: list[Skipped] = _FRESH,
+        problems: list[str] = _FRESH,
+        recovered: list[str] = _FRESH,
+    ) -> None:
+        self.plan = plan
+        self.dry_run = dry_run
+        self.removed = [] if removed is _FRESH else removed
+        self.entries = [] if entries is _FRESH else entries
+        self.skipped = [] if skipped is _FRESH else skipped
+        self.problems = [] if problems is _FRESH else problems
+        self.recovered = [] if recovered is _FRESH else recovered
 
     @property
     def bytes_freed(self) -> int:

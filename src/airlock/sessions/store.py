@@ -31,11 +31,11 @@ import os
 import re
 import stat
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Generic, NamedTuple, TypeVar
 
+from airlock._frozen import frozen
 from airlock.errors import UsageError
 from airlock.sessions import layout
 from airlock.sessions.parallel import in_two
@@ -53,8 +53,14 @@ PARALLEL_FROM = 2000
 JOURNAL_DIR = "airlock/sessions-removal"
 """Unfinished removals, relative to the config dir (see :mod:`airlock.sessions.removal`)."""
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_set = object.__setattr__
+"""How ``__init__`` sets a field of a frozen value."""
+_FRESH: Any = object()
+"""Stands for a list argument not given: the value gets a new empty list."""
 
-@dataclass(frozen=True, slots=True)
+
+@frozen
 class Session:
     """One session and every file that belongs to it.
 
@@ -75,6 +81,27 @@ class Session:
         foreign: files owned by someone other than the config dir's owner.
     """
 
+    __slots__ = (
+        "cwd",
+        "dir_paths",
+        "file_paths",
+        "first_prompt",
+        "foreign",
+        "id",
+        "last_activity",
+        "malformed_lines",
+        "modified",
+        "newest_mtime",
+        "problems",
+        "project",
+        "raw_log_path",
+        "root_paths",
+        "size",
+        "started",
+        "subagent_paths",
+        "transcript_path",
+        "transcript_stamp",
+    )
     id: str
     project: str
     transcript_path: str
@@ -82,25 +109,67 @@ class Session:
     raw_log_path: str | None
     last_activity: datetime
     size: int
-    started: datetime | None = None
-    first_prompt: str | None = None
-    cwd: str | None = None
-    modified: datetime = field(default_factory=lambda: datetime.fromtimestamp(0, UTC))
-    root_paths: tuple[str, ...] = ()
-    file_paths: tuple[str, ...] = ()
-    problems: tuple[str, ...] = ()
-    foreign: tuple[str, ...] = ()
-    malformed_lines: int = 0
+    started: datetime | None
+    first_prompt: str | None
+    cwd: str | None
+    modified: datetime
+    root_paths: tuple[str, ...]
+    file_paths: tuple[str, ...]
+    problems: tuple[str, ...]
+    foreign: tuple[str, ...]
+    malformed_lines: int
     """Lines of the transcript that are not JSON objects, in the part a listing reads (its
     first 64 KB; ``show`` reads all of it)."""
-    newest_mtime: float = 0.0
+    newest_mtime: float
     """``modified`` as the file system gave it (a float, exact), to compare with later looks."""
-    transcript_stamp: tuple[int, int] = (0, -1)
+    transcript_stamp: tuple[int, int]
     """The transcript's (``st_mtime_ns``, ``st_size``) when scanned: a removal compares it,
     exactly, with a fresh look to tell a session written to since."""
-    dir_paths: tuple[str, ...] = ()
+    dir_paths: tuple[str, ...]
     """The real folders among its paths and under them, as scanned (a removal empties them by
     what the scan found, and lists a folder again only when something new appeared in it)."""
+
+    def __init__(
+        self,
+        id: str,
+        project: str,
+        transcript_path: str,
+        subagent_paths: tuple[str, ...],
+        raw_log_path: str | None,
+        last_activity: datetime,
+        size: int,
+        started: datetime | None = None,
+        first_prompt: str | None = None,
+        cwd: str | None = None,
+        modified: datetime = _EPOCH,
+        root_paths: tuple[str, ...] = (),
+        file_paths: tuple[str, ...] = (),
+        problems: tuple[str, ...] = (),
+        foreign: tuple[str, ...] = (),
+        malformed_lines: int = 0,
+        newest_mtime: float = 0.0,
+        transcript_stamp: tuple[int, int] = (0, -1),
+        dir_paths: tuple[str, ...] = (),
+    ) -> None:
+        _set(self, "id", id)
+        _set(self, "project", project)
+        _set(self, "transcript_path", transcript_path)
+        _set(self, "subagent_paths", subagent_paths)
+        _set(self, "raw_log_path", raw_log_path)
+        _set(self, "last_activity", last_activity)
+        _set(self, "size", size)
+        _set(self, "started", started)
+        _set(self, "first_prompt", first_prompt)
+        _set(self, "cwd", cwd)
+        _set(self, "modified", modified)
+        _set(self, "root_paths", root_paths)
+        _set(self, "file_paths", file_paths)
+        _set(self, "problems", problems)
+        _set(self, "foreign", foreign)
+        _set(self, "malformed_lines", malformed_lines)
+        _set(self, "newest_mtime", newest_mtime)
+        _set(self, "transcript_stamp", transcript_stamp)
+        _set(self, "dir_paths", dir_paths)
 
     @property
     def transcript(self) -> Path:
@@ -149,21 +218,38 @@ def _iso(moment: datetime | None) -> str | None:
     return moment.isoformat().replace("+00:00", "Z") if moment else None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Scan:
     """One pass over a config dir: the sessions, what else is there, and what was wrong."""
 
+    __slots__ = ("pending", "problems", "sessions", "strays", "unread", "unread_roots")
     sessions: tuple[Session, ...]
     problems: tuple[str, ...]
     pending: frozenset[str]
     """Session ids named by an unfinished removal (hidden until the removal is finished)."""
-    unread: frozenset[str] = frozenset()
+    unread: frozenset[str]
     """Ids of sessions left out of ``sessions`` by ``active_since`` (known active, not read)."""
-    unread_roots: frozenset[str] = frozenset()
+    unread_roots: frozenset[str]
     """The top-level paths of the ``unread`` sessions."""
-    strays: tuple[tuple[str, str, str], ...] | None = None
+    strays: tuple[tuple[str, str, str], ...] | None
     """Entries of the stores indexed by session id (``layout.INDEXED_STORES``) that name no
     session found, as (store, name, path); ``None`` when those stores were not read."""
+
+    def __init__(
+        self,
+        sessions: tuple[Session, ...],
+        problems: tuple[str, ...],
+        pending: frozenset[str],
+        unread: frozenset[str] = frozenset(),
+        unread_roots: frozenset[str] = frozenset(),
+        strays: tuple[tuple[str, str, str], ...] | None = None,
+    ) -> None:
+        _set(self, "sessions", sessions)
+        _set(self, "problems", problems)
+        _set(self, "pending", pending)
+        _set(self, "unread", unread)
+        _set(self, "unread_roots", unread_roots)
+        _set(self, "strays", strays)
 
 
 class _Prepared(NamedTuple):
@@ -185,10 +271,11 @@ class _Prepared(NamedTuple):
 R = TypeVar("R")
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Rendered(Generic[R]):
     """What :meth:`SessionStore.rendered` kept of each session, and what was wrong."""
 
+    __slots__ = ("items", "pending", "problems")
     items: tuple[R, ...]
     """One a session kept, newest last activity first (ties: the greater id first)."""
     problems: tuple[str, ...]
@@ -196,8 +283,14 @@ class Rendered(Generic[R]):
     pending: frozenset[str]
     """Session ids named by an unfinished removal (hidden until the removal is finished)."""
 
+    def __init__(
+        self, items: tuple[R, ...], problems: tuple[str, ...], pending: frozenset[str]
+    ) -> None:
+        _set(self, "items", items)
+        _set(self, "problems", problems)
+        _set(self, "pending", pending)
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
 _MICROSECOND = timedelta(microseconds=1)
 
 
@@ -206,17 +299,35 @@ def _order(session: Session) -> int:
     return (session.last_activity - _EPOCH) // _MICROSECOND
 
 
-@dataclass(slots=True)
 class _Walk:
     """What walking some paths found: files, bytes, newest mtime, links, foreign owners."""
 
+    __slots__ = ("dirs", "files", "foreign", "newest", "owner", "problems", "size")
     owner: int
-    files: list[str] = field(default_factory=list)
-    dirs: list[str] = field(default_factory=list)
-    size: int = 0
-    newest: float = 0.0
-    problems: list[str] = field(default_factory=list)
-    foreign: list[str] = field(default_factory=list)
+    files: list[str]
+    dirs: list[str]
+    size: int
+    newest: float
+    problems: list[str]
+    foreign: list[str]
+
+    def __init__(
+        self,
+        owner: int,
+        files: list[str] = _FRESH,
+        dirs: list[str] = _FRESH,
+        size: int = 0,
+        newest: float = 0.0,
+        problems: list[str] = _FRESH,
+        foreign: list[str] = _FRESH,
+    ) -> None:
+        self.owner = owner
+        self.files = [] if files is _FRESH else files
+        self.dirs = [] if dirs is _FRESH else dirs
+        self.size = size
+        self.newest = newest
+        self.problems = [] if problems is _FRESH else problems
+        self.foreign = [] if foreign is _FRESH else foreign
 
     def walk(self, path: str, folder: bool = False) -> None:
         """Add ``path`` and, for a real folder, everything under it (links not followed).
@@ -713,7 +824,7 @@ _Packed = tuple[Any, ...]
 """A session as plain values (times as POSIX seconds), for :mod:`marshal` between processes."""
 
 
-_FIELDS = tuple(item.name for item in fields(Session))
+_FIELDS: tuple[str, ...] = Session.__match_args__
 """A session's fields, in the order ``Session`` takes them."""
 _TIMES = frozenset({"last_activity", "started", "modified"})
 """The fields of a session that are times (sent as POSIX seconds)."""

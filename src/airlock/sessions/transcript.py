@@ -14,12 +14,13 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
 import orjson
+
+from airlock._frozen import frozen
 
 HEAD_BYTES = 64 * 1024
 """How much of the start of a transcript a summary reads."""
@@ -34,27 +35,63 @@ MAX_LINE_BYTES = 64 * 1024 * 1024
 """A line longer than this is reported as malformed rather than parsed."""
 
 
-@dataclass(frozen=True, slots=True)
+_set = object.__setattr__
+"""How ``__init__`` sets a field of a frozen value."""
+
+
+@frozen
 class Summary:
     """What a listing needs from a transcript, read from its head and tail."""
 
+    __slots__ = (
+        "cwd",
+        "first_prompt",
+        "info",
+        "last_timestamp",
+        "malformed_lines",
+        "problems",
+        "started",
+    )
     first_prompt: str | None
     started: datetime | None
     last_timestamp: datetime | None
     cwd: str | None
-    problems: tuple[str, ...] = ()
-    info: os.stat_result | None = None
+    problems: tuple[str, ...]
+    info: os.stat_result | None
     """The transcript's own status, read from the open file (no second look-up)."""
-    malformed_lines: int = 0
+    malformed_lines: int
     """Lines of the part read (the first :data:`HEAD_BYTES`) that are not JSON objects."""
 
+    def __init__(
+        self,
+        first_prompt: str | None,
+        started: datetime | None,
+        last_timestamp: datetime | None,
+        cwd: str | None,
+        problems: tuple[str, ...] = (),
+        info: os.stat_result | None = None,
+        malformed_lines: int = 0,
+    ) -> None:
+        _set(self, "first_prompt", first_prompt)
+        _set(self, "started", started)
+        _set(self, "last_timestamp", last_timestamp)
+        _set(self, "cwd", cwd)
+        _set(self, "problems", problems)
+        _set(self, "info", info)
+        _set(self, "malformed_lines", malformed_lines)
 
-@dataclass(frozen=True, slots=True)
+
+@frozen
 class Entry:
     """One line of a transcript: its number, its fields, and a few read out for display."""
 
+    __slots__ = ("data", "line")
     line: int
     data: dict[str, Any]
+
+    def __init__(self, line: int, data: dict[str, Any]) -> None:
+        _set(self, "line", line)
+        _set(self, "data", data)
 
     @property
     def type(self) -> str:
