@@ -33,6 +33,10 @@ if TYPE_CHECKING:
     C = TypeVar("C", bound=Any)
 
 
+set_field = object.__setattr__
+"""How a frozen class's ``__init__`` sets each of its fields (its own ``__setattr__`` refuses)."""
+
+
 class FrozenInstanceError(AttributeError):
     """A field of a frozen value was assigned or deleted."""
 

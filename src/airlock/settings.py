@@ -29,6 +29,7 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 from airlock._frozen import frozen
+from airlock._frozen import set_field as _set
 from airlock.policy.model import (
     AccountType,
     Context,
@@ -58,8 +59,6 @@ STATE_FILE = "airlock/state.json"
 
 _DEFAULT: Any = object()
 """Stands for an argument not given, where the default is a fresh value."""
-_set = object.__setattr__
-"""How ``__init__`` sets a field of a frozen value."""
 
 LAYER_ORDER = (
     Source.MANAGED,

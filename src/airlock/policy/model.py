@@ -11,6 +11,7 @@ from collections.abc import Iterator, Mapping
 from enum import StrEnum
 
 from airlock._frozen import frozen
+from airlock._frozen import set_field as _set
 
 # ``typing`` is not imported at run time: it costs ``airlock flows`` start-up time and the
 # annotations are strings anyway. mypy reads the block below as if TYPE_CHECKING were true.
@@ -36,8 +37,6 @@ else:
 
 _DEFAULT: Any = object()
 """Stands for an argument not given, where the default is a fresh value."""
-_set = object.__setattr__
-"""How ``__init__`` sets a field of a frozen value."""
 
 
 class FlowId(StrEnum):

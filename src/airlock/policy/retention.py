@@ -8,13 +8,12 @@ from __future__ import annotations
 from enum import StrEnum
 
 from airlock._frozen import frozen
+from airlock._frozen import set_field as _set
 from airlock.policy.model import AccountType, Context, Provider, Retention
 
 FIVE_YEARS_DAYS = 5 * 365
 SIX_MONTHS_DAYS = 183
 THIRTY_DAYS = 30
-
-_set = object.__setattr__
 
 
 class RetentionClass(StrEnum):

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from airlock._frozen import frozen
+from airlock._frozen import set_field as _set
 from airlock.sessions.store import Session
 from airlock.sessions.transcript import Entry, open_no_follow, read_entries
 
@@ -17,11 +18,6 @@ RESULT_LINES = 6
 """A tool result is shown cut to this many lines."""
 INPUT_CHARS = 200
 """A tool call's input is shown cut to this many characters."""
-
-_set = object.__setattr__
-"""How ``__init__`` sets a field of a frozen value."""
-_FRESH: Any = object()
-"""Stands for a list argument not given: the value gets a new empty list."""
 
 
 @frozen
@@ -48,17 +44,11 @@ class Conversation:
     subagents: list[Subagent]
     problems: list[str]
 
-    def __init__(
-        self,
-        session: Session,
-        entries: list[Entry] = _FRESH,
-        subagents: list[Subagent] = _FRESH,
-        problems: list[str] = _FRESH,
-    ) -> None:
+    def __init__(self, session: Session) -> None:
         self.session = session
-        self.entries = [] if entries is _FRESH else entries
-        self.subagents = [] if subagents is _FRESH else subagents
-        self.problems = [] if problems is _FRESH else problems
+        self.entries = []
+        self.subagents = []
+        self.problems = []
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from airlock._frozen import frozen
+from airlock._frozen import set_field as _set
 from airlock.errors import AirlockError, UnsafePathError
 from airlock.sessions import layout
 from airlock.sessions.parallel import in_two
@@ -68,11 +69,6 @@ LAST_ACTIVITY = (
     "last activity is the newest of the modification time of every file of the session "
     "and the last timestamp inside its transcript"
 )
-
-_set = object.__setattr__
-"""How ``__init__`` sets a field of a frozen value."""
-_FRESH: Any = object()
-"""Stands for a list argument not given: the value gets a new empty list."""
 
 
 @frozen
@@ -163,19 +159,19 @@ class Report:
         self,
         plan: Plan,
         dry_run: bool,
-        removed: list[Session] = _FRESH,
-        entries: list[StoreEntry] = _FRESH,
-        skipped: list[Skipped] = _FRESH,
-        problems: list[str] = _FRESH,
-        recovered: list[str] = _FRESH,
+        removed: list[Session] | None = None,
+        entries: list[StoreEntry] | None = None,
+        skipped: list[Skipped] | None = None,
+        problems: list[str] | None = None,
+        recovered: list[str] | None = None,
     ) -> None:
         self.plan = plan
         self.dry_run = dry_run
-        self.removed = [] if removed is _FRESH else removed
-        self.entries = [] if entries is _FRESH else entries
-        self.skipped = [] if skipped is _FRESH else skipped
-        self.problems = [] if problems is _FRESH else problems
-        self.recovered = [] if recovered is _FRESH else recovered
+        self.removed = [] if removed is None else removed
+        self.entries = [] if entries is None else entries
+        self.skipped = [] if skipped is None else skipped
+        self.problems = [] if problems is None else problems
+        self.recovered = [] if recovered is None else recovered
 
     @property
     def bytes_freed(self) -> int:

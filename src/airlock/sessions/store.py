@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any, Generic, NamedTuple, TypeVar
 
 from airlock._frozen import frozen
+from airlock._frozen import set_field as _set
 from airlock.errors import UsageError
 from airlock.sessions import layout
 from airlock.sessions.parallel import in_two
@@ -54,10 +55,6 @@ JOURNAL_DIR = "airlock/sessions-removal"
 """Unfinished removals, relative to the config dir (see :mod:`airlock.sessions.removal`)."""
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_set = object.__setattr__
-"""How ``__init__`` sets a field of a frozen value."""
-_FRESH: Any = object()
-"""Stands for a list argument not given: the value gets a new empty list."""
 
 
 @frozen
@@ -311,23 +308,14 @@ class _Walk:
     problems: list[str]
     foreign: list[str]
 
-    def __init__(
-        self,
-        owner: int,
-        files: list[str] = _FRESH,
-        dirs: list[str] = _FRESH,
-        size: int = 0,
-        newest: float = 0.0,
-        problems: list[str] = _FRESH,
-        foreign: list[str] = _FRESH,
-    ) -> None:
+    def __init__(self, owner: int) -> None:
         self.owner = owner
-        self.files = [] if files is _FRESH else files
-        self.dirs = [] if dirs is _FRESH else dirs
-        self.size = size
-        self.newest = newest
-        self.problems = [] if problems is _FRESH else problems
-        self.foreign = [] if foreign is _FRESH else foreign
+        self.files = []
+        self.dirs = []
+        self.size = 0
+        self.newest = 0.0
+        self.problems = []
+        self.foreign = []
 
     def walk(self, path: str, folder: bool = False) -> None:
         """Add ``path`` and, for a real folder, everything under it (links not followed).

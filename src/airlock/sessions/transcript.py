@@ -21,6 +21,7 @@ from typing import Any, BinaryIO
 import orjson
 
 from airlock._frozen import frozen
+from airlock._frozen import set_field as _set
 
 HEAD_BYTES = 64 * 1024
 """How much of the start of a transcript a summary reads."""
@@ -33,10 +34,6 @@ PROBLEMS_PER_FILE = 5
 """Malformed lines of one file reported one by one; the rest are counted."""
 MAX_LINE_BYTES = 64 * 1024 * 1024
 """A line longer than this is reported as malformed rather than parsed."""
-
-
-_set = object.__setattr__
-"""How ``__init__`` sets a field of a frozen value."""
 
 
 @frozen
