@@ -306,6 +306,8 @@ def _read_fields(raw: bytes) -> dict[str, Any] | None:
     here and refused there."""
     if len(raw) > MAX_LINE_BYTES:
         return None
+    if raw[:1] != b"{":  # empty, not an object, or one after white space: no failing parse
+        return _parse_line(raw)
     try:
         data = _FAST_LOADS(raw)
     except _FAST_REFUSED:
