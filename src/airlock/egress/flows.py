@@ -1,0 +1,388 @@
+"""Which data flow a request belongs to, and whether the policy engine lets it out.
+
+Theory of operation
+-------------------
+A host alone cannot tell a model request from a metrics batch: the reference agent sends both
+to ``api.anthropic.com``. Once the proxy sees a request's method, host and path (inspected
+hosts only), :func:`classify` names its flow from one signature table per agent
+(:data:`AGENT_SIGNATURES`), first match wins; a request no signature covers is
+``unclassified``. :func:`enforce` then asks the engine's :class:`~airlock.policy.Decisions`
+whether that flow may leave the machine, and words the refusal from the decision's own
+reasons, so the variable or setting that turned the flow off is named as the engine named it.
+Nothing here re-derives a rule of the engine. :func:`compare` sets the traffic seen next to
+what the engine predicted, for the end-of-run report.
+
+Pure: no I/O, no clock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from airlock._frozen import frozen
+from airlock._frozen import set_field as _set
+from airlock.policy import Decisions, FlowId, State
+
+UNCLASSIFIED = "unclassified"
+"""The flow of a request no signature matches."""
+
+API_HOST = "$api"
+"""Stands, in a signature, for the vendor API's hosts: ``api.anthropic.com`` and any the run adds
+(the host of ``ANTHROPIC_BASE_URL``, or a stand-in on loopback)."""
+
+DEFAULT_API_HOSTS = frozenset({"api.anthropic.com"})
+
+SENDING_STATES = frozenset({State.ON, State.UPLOAD})
+"""States in which a flow's requests may leave the machine. ``otel_only`` sends to the user's
+own collector only and ``local_archive`` writes here; a request of such a flow to the vendor is
+refused like one of a flow that is off."""
+
+
+@frozen
+class Signature:
+    """One row of a signature table: requests it covers, the flow they belong to, and why.
+
+    ``host`` is a name (case-insensitive), ``*.suffix`` for any subdomain, ``label.*`` for a
+    first label followed by anything (a region), ``*`` for any host, or :data:`API_HOST`.
+    ``path`` is a prefix of the path (the query string is not looked at). ``method`` is a
+    method or ``*`` for any.
+    """
+
+    __slots__ = ("flow", "host", "method", "path", "why")
+    method: str
+    host: str
+    path: str
+    flow: str
+    why: str
+
+    def __init__(self, method: str, host: str, path: str, flow: str, why: str) -> None:
+        _set(self, "method", method.upper())
+        _set(self, "host", host.lower())
+        _set(self, "path", path)
+        _set(self, "flow", flow)
+        _set(self, "why", why)
+
+    def matches(self, method: str, host: str, path: str, api_hosts: frozenset[str]) -> bool:
+        """Whether a request with this method, host (lower case) and path is covered."""
+        if self.method != "*" and self.method != method:
+            return False
+        return path.startswith(self.path) and _host_matches(self.host, host, api_hosts)
+
+
+def _host_matches(pattern: str, host: str, api_hosts: frozenset[str]) -> bool:
+    """``$api``, ``*`` (any), ``*.suffix`` (any subdomain), ``label.*`` (any region), or a name."""
+    if pattern == API_HOST:
+        return host in api_hosts
+    if pattern == "*":
+        return True
+    if pattern.startswith("*."):
+        return host.endswith(pattern[1:])
+    if pattern.endswith(".*"):
+        return host.startswith(pattern[:-1])
+    return host == pattern
+
+
+_STARTUP = (
+    "start-up configuration (remote settings, policy limits, bootstrap, server URLs): observed "
+    "still sent with DISABLE_TELEMETRY, so not metrics; the engine has no flow of its own for it "
+    "and the agent needs it to run its model session, so it counts with model_requests (it "
+    "carries account and version facts, no conversation); with "
+    "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC the agent itself stops it"
+)
+
+CLAUDE_CODE: tuple[Signature, ...] = (
+    Signature("POST", API_HOST, "/v1/messages", FlowId.MODEL_REQUESTS, "the model (observed)"),
+    Signature("GET", API_HOST, "/v1/models", FlowId.MODEL_REQUESTS, "the model list"),
+    Signature("*", API_HOST, "/api/oauth/", FlowId.MODEL_REQUESTS, "sign-in for the model API"),
+    Signature("GET", API_HOST, "/api/claude_code/settings", FlowId.MODEL_REQUESTS, _STARTUP),
+    Signature("GET", API_HOST, "/api/claude_code/policy_limits", FlowId.MODEL_REQUESTS, _STARTUP),
+    Signature("GET", API_HOST, "/api/claude_cli/bootstrap", FlowId.MODEL_REQUESTS, _STARTUP),
+    Signature("GET", API_HOST, "/api/claude_code_penguin_mode", FlowId.MODEL_REQUESTS, _STARTUP),
+    Signature("GET", API_HOST, "/api/directory/server-urls", FlowId.MODEL_REQUESTS, _STARTUP),
+    Signature(
+        "*",
+        API_HOST,
+        "/api/event_logging/",
+        FlowId.METRICS,
+        "metrics batches (observed: ~3 KB and ~270 KB a turn; gone with DISABLE_TELEMETRY)",
+    ),
+    Signature(
+        "*",
+        API_HOST,
+        "/api/eval/",
+        FlowId.METRICS,
+        "feature flags: observed gone with DISABLE_TELEMETRY or DO_NOT_TRACK=1 like metrics, and "
+        "the engine's metrics flow names feature-flag requests as part of it",
+    ),
+    Signature(
+        "GET",
+        API_HOST,
+        "/api/claude_code/organizations/metrics_enabled",
+        FlowId.METRICS,
+        "asks whether the organisation collects metrics (observed right before the batches)",
+    ),
+    Signature(
+        "*", "statsig.anthropic.com", "/", FlowId.METRICS, "metrics host of earlier versions"
+    ),
+    Signature(
+        "GET",
+        "*",
+        "/api/web/domain_info",
+        FlowId.WEBFETCH_PREFLIGHT,
+        "the WebFetch preflight: the hostname alone (observed), on the vendor API or the "
+        "configured domain-safety service",
+    ),
+    Signature(
+        "GET",
+        "*",
+        "/api/web/domain_hashes",
+        FlowId.WEBFETCH_PREFLIGHT,
+        "the WebFetch preflight in airlock's private mode (hash prefixes)",
+    ),
+    Signature(
+        "POST",
+        API_HOST,
+        "/api/claude_cli_feedback",
+        FlowId.FEEDBACK_COMMAND,
+        "a /feedback (/bug) report with its transcript",
+    ),
+    Signature(
+        "POST",
+        API_HOST,
+        "/api/claude_code_shared_session_transcripts",
+        FlowId.TRANSCRIPT_SHARE,
+        "the transcript shared after a survey rating",
+    ),
+    Signature(
+        "POST",
+        API_HOST,
+        "/api/claude_code/feedback_survey",
+        FlowId.SURVEY_RATING,
+        "a survey rating sent on its own (the reference also logs ratings inside metrics "
+        "batches, which then count as metrics)",
+    ),
+    Signature(
+        "POST",
+        "*.sentry.io",
+        "/api/",
+        FlowId.ERROR_REPORTING,
+        "Sentry envelopes and events: the engine's error-reporting destination",
+    ),
+    Signature(
+        "GET",
+        "registry.npmjs.org",
+        "/@anthropic-ai",
+        FlowId.AUTO_UPDATE,
+        "the npm install's update check and download",
+    ),
+    Signature(
+        "GET",
+        "registry.npmjs.org",
+        "/-/package/@anthropic-ai",
+        FlowId.AUTO_UPDATE,
+        "the npm install's dist-tags check",
+    ),
+    Signature(
+        "GET",
+        "storage.googleapis.com",
+        "/claude-code-dist-",
+        FlowId.AUTO_UPDATE,
+        "the native installer's release bucket",
+    ),
+    Signature(
+        "GET",
+        "downloads.claude.ai",
+        "/claude-code-releases/",
+        FlowId.AUTO_UPDATE,
+        "the native installer's release host",
+    ),
+    Signature(
+        "POST",
+        "bedrock-runtime.*",
+        "/model/",
+        FlowId.MODEL_REQUESTS,
+        "the model on Amazon Bedrock",
+    ),
+    Signature(
+        "POST",
+        "*.googleapis.com",
+        "/v1/projects/",
+        FlowId.MODEL_REQUESTS,
+        "the model on Google Cloud Vertex AI",
+    ),
+)
+"""The reference agent's (Claude Code's) requests, from ``reference/observed.md`` and its docs."""
+
+AGENT_SIGNATURES: Mapping[str, tuple[Signature, ...]] = {"claude-code": CLAUDE_CODE}
+"""One signature table per agent."""
+
+DEFAULT_AGENT = "claude-code"
+
+
+def classify(
+    method: str,
+    host: str,
+    path: str,
+    *,
+    agent: str = DEFAULT_AGENT,
+    api_hosts: Iterable[str] = DEFAULT_API_HOSTS,
+) -> str:
+    """The flow id a request belongs to, or :data:`UNCLASSIFIED`.
+
+    Args:
+        method: The request's method.
+        host: The host it was sent to (a trailing ``.`` and case do not matter).
+        path: The request target's path; a query string after ``?`` is ignored.
+        agent: Whose signature table to use (a key of :data:`AGENT_SIGNATURES`).
+        api_hosts: The hosts that stand for the vendor API (:data:`API_HOST`).
+
+    Raises:
+        KeyError: ``agent`` has no table.
+    """
+    table = AGENT_SIGNATURES[agent]
+    method = method.upper()
+    host = host.lower().rstrip(".")
+    path = path.split("?", 1)[0] or "/"
+    hosts = api_hosts if isinstance(api_hosts, frozenset) else frozenset(api_hosts)
+    for row in table:
+        if row.matches(method, host, path, hosts):
+            return str(row.flow)
+    return UNCLASSIFIED
+
+
+@frozen
+class Verdict:
+    """Whether a request of a flow may leave, and why, in the engine's words."""
+
+    __slots__ = ("allowed", "flow", "reason", "state")
+    flow: str
+    allowed: bool
+    state: str
+    reason: str
+
+    def __init__(self, flow: str, allowed: bool, state: str, reason: str) -> None:
+        _set(self, "flow", flow)
+        _set(self, "allowed", allowed)
+        _set(self, "state", state)
+        _set(self, "reason", reason)
+
+
+def enforce(flow: str, decisions: Decisions) -> Verdict:
+    """Whether a request classified as ``flow`` may leave, according to ``decisions``.
+
+    An unclassified request is not the engine's to decide (the proxy's host rules still apply).
+    A flow whose state is not one that sends (:data:`SENDING_STATES`) is refused, and the
+    reason carries every reason the engine gave, which name the variables and settings (and
+    the files they came from) that turned it off.
+    """
+    if flow == UNCLASSIFIED:
+        return Verdict(flow, True, "", "no flow signature matches: the host rules decide")
+    decision = decisions[flow]
+    said = "; ".join(decision.reasons)
+    if decision.state in SENDING_STATES:
+        return Verdict(flow, True, str(decision.state), f"flow {flow} is {decision.state}: {said}")
+    return Verdict(
+        flow,
+        False,
+        str(decision.state),
+        f"flow {flow} is {decision.state}, so airlock refused this request: {said}",
+    )
+
+
+def refusal_body(verdict: Verdict, method: str, host: str, path: str) -> bytes:
+    """The text of the ``403`` a refused request gets, for the agent to show its user."""
+    return (
+        f"airlock refused {method} https://{host}{path.split('?', 1)[0]}\n"
+        f"data flow: {verdict.flow} ({verdict.state})\n"
+        f"why: {verdict.reason}\n"
+        "To let it through, change the variable or setting named above "
+        "(`airlock flows --explain " + verdict.flow + "` shows them all).\n"
+    ).encode()
+
+
+@frozen
+class FlowSummary:
+    """Traffic of one flow in a run, next to the engine's prediction."""
+
+    __slots__ = ("allowed", "bytes_in", "bytes_out", "difference", "flow", "predicted", "refused")
+    flow: str
+    predicted: str
+    """The engine's state for the flow, or ``""`` for unclassified traffic."""
+    allowed: int
+    refused: int
+    bytes_out: int
+    bytes_in: int
+    difference: str
+    """Empty when the traffic is what the engine predicted; else what differs, in words."""
+
+    def __init__(
+        self,
+        flow: str,
+        predicted: str,
+        allowed: int,
+        refused: int,
+        bytes_out: int,
+        bytes_in: int,
+        difference: str,
+    ) -> None:
+        _set(self, "flow", flow)
+        _set(self, "predicted", predicted)
+        _set(self, "allowed", allowed)
+        _set(self, "refused", refused)
+        _set(self, "bytes_out", bytes_out)
+        _set(self, "bytes_in", bytes_in)
+        _set(self, "difference", difference)
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "flow": self.flow,
+            "predicted": self.predicted,
+            "allowed": self.allowed,
+            "refused": self.refused,
+            "bytes_out": self.bytes_out,
+            "bytes_in": self.bytes_in,
+            "difference": self.difference,
+        }
+
+
+def compare(records: Iterable[Mapping[str, object]], decisions: Decisions) -> list[FlowSummary]:
+    """Group inspected requests by flow, next to what the engine predicted, flagging differences.
+
+    ``records`` are audit records with ``flow``, ``decision``, ``bytes_out`` and ``bytes_in``
+    (records without ``flow`` are not inspected requests and are skipped). A difference is a
+    request of a flow the engine says does not send (the agent ignored the setting, whether or
+    not airlock refused it) or traffic no signature covers. Every flow the engine decides is
+    listed, with zero counts when nothing was seen.
+    """
+    totals: dict[str, list[int]] = {}
+    for record in records:
+        flow = record.get("flow")
+        if not isinstance(flow, str):
+            continue
+        row = totals.setdefault(flow, [0, 0, 0, 0])
+        row[0 if record.get("decision") == "allow" else 1] += 1
+        row[2] += _count(record.get("bytes_out"))
+        row[3] += _count(record.get("bytes_in"))
+    summaries = []
+    for decision in decisions:
+        if decision.id is FlowId.LOCAL_TRANSCRIPTS:
+            continue  # stays on this machine: never on the wire
+        flow = str(decision.id)
+        allowed, refused, out, in_ = totals.pop(flow, [0, 0, 0, 0])
+        difference = ""
+        if decision.state not in SENDING_STATES and allowed + refused:
+            difference = (
+                f"the engine predicted {decision.state}, yet the agent sent "
+                f"{allowed + refused} request(s) ({refused} refused)"
+            )
+        summaries.append(
+            FlowSummary(flow, str(decision.state), allowed, refused, out, in_, difference)
+        )
+    for flow, (allowed, refused, out, in_) in sorted(totals.items()):
+        difference = "requests no signature covers: not predicted by the engine"
+        summaries.append(FlowSummary(flow, "", allowed, refused, out, in_, difference))
+    return summaries
+
+
+def _count(value: object) -> int:
+    return value if isinstance(value, int) else 0
