@@ -56,8 +56,8 @@ class Signature:
     why: str
 
     def __init__(self, method: str, host: str, path: str, flow: str, why: str) -> None:
-        _set(self, "method", method.upper())
-        _set(self, "host", host.lower())
+        _set(self, "method", method)
+        _set(self, "host", host)
         _set(self, "path", path)
         _set(self, "flow", flow)
         _set(self, "why", why)
