@@ -38,7 +38,9 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-CORPUS = ROOT / ".." / "shared" / "corpora" / "redaction-dev"
+SHARED = ROOT.parent / "shared" / "corpora" / "redaction-dev"
+CORPUS = SHARED
+"""The corpus scored: the shared one when it is there, else ``--corpus generated``'s."""
 OUT = ROOT / "benchmarks" / "out"
 DETECT_SECRETS = OUT / "venv-detect-secrets" / "bin" / "python"
 SECRETLINT = OUT / "secretlint" / "node_modules" / ".bin" / "secretlint"
@@ -430,7 +432,22 @@ def main() -> int:
     parser.add_argument("--gigabytes", type=float, default=1.0, help="size of the memory run")
     parser.add_argument("--hostile-mb", type=int, default=10, help="size of the hostile line")
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds per hostile run")
+    parser.add_argument(
+        "--corpus",
+        choices=("shared", "generated"),
+        default="shared" if SHARED.is_dir() else "generated",
+        help="the labelled corpus: ../shared/corpora/redaction-dev, or our generator's "
+        "(written to benchmarks/out/generated-corpus)",
+    )
+    parser.add_argument("--megabytes", type=float, default=5.0, help="size of a generated corpus")
     args = parser.parse_args()
+    global CORPUS
+    if args.corpus == "generated":
+        from airlock.redact.corpus import generate, write
+
+        CORPUS = OUT / "generated-corpus"
+        shutil.rmtree(CORPUS, ignore_errors=True)
+        write(generate(seed=1, megabytes=args.megabytes), CORPUS)
     files, labels = load_corpus()
     megabytes = sum(len(data) for _, data in files) / 1e6
     OUT.mkdir(parents=True, exist_ok=True)
@@ -460,7 +477,10 @@ def main() -> int:
         hostile_seconds = hostile(work, args.hostile_mb, args.timeout)
     footprint = memory(args.gigabytes, args.timeout)
 
-    print(f"corpus: {megabytes:.1f} MB, {sum(len(v) for v in labels.values())} labelled secrets")
+    print(
+        f"corpus ({args.corpus}): {megabytes:.1f} MB, "
+        f"{sum(len(v) for v in labels.values())} labelled secrets"
+    )
     print(f"{'tool':34} {'recall':>7} {'FP':>5} {'FP/MB':>7} {'MB/s':>8}")
     for name, figures, speed in rows:
         print(

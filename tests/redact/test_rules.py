@@ -121,6 +121,7 @@ def _service_account_texts() -> list[bytes]:
     import json
     from pathlib import Path
 
+    from airlock.redact.corpus import generate
     from tests.redact.test_engine import PEM
 
     account = {"type": "service_account", "private_key_id": "ab12", "private_key": PEM}
@@ -130,8 +131,9 @@ def _service_account_texts() -> list[bytes]:
         json.dumps(account, indent=2).replace('": "', '":\t "').encode(),
         b"private_key: '" + PEM.replace("\n", "\\n").encode() + b"'",
     ]
-    corpus = Path(__file__).parents[2] / ".." / "shared" / "corpora" / "redaction-dev"
-    texts += [path.read_bytes() for path in sorted(corpus.glob("transcripts/**/*.jsonl"))]
+    texts += [data for _, data in generate(seed=1, megabytes=1.0).files]
+    shared = Path(__file__).resolve().parents[2].parent / "shared" / "corpora" / "redaction-dev"
+    texts += [path.read_bytes() for path in sorted(shared.glob("transcripts/**/*.jsonl"))]
     return texts
 
 
