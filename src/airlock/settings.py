@@ -26,10 +26,10 @@ import json
 import os
 import sys
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from airlock._frozen import frozen
-from airlock._frozen import set_field as _set
 from airlock.policy.model import (
     AccountType,
     Context,
@@ -40,13 +40,8 @@ from airlock.policy.model import (
     Source,
     Var,
 )
+from airlock.policy.services import resolve_collector_url
 from airlock.policy.variables import VARIABLES, Kind
-
-# ``typing`` is not imported at run time: it costs ``airlock flows`` start-up time and the
-# annotations are strings anyway. mypy reads the block below as if TYPE_CHECKING were true.
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from typing import Any
 
 MAX_SETTINGS_BYTES = 4 * 1024 * 1024
 """A settings file larger than this is refused rather than read."""
@@ -57,9 +52,6 @@ MACOS_MANAGED_DIR = Path("/Library/Application Support/ClaudeCode")
 STATE_FILE = "airlock/state.json"
 """Remembered answers (``Don't ask again``), relative to the config dir."""
 
-_DEFAULT: Any = object()
-"""Stands for an argument not given, where the default is a fresh value."""
-
 LAYER_ORDER = (
     Source.MANAGED,
     Source.COMMAND_LINE,
@@ -67,26 +59,20 @@ LAYER_ORDER = (
     Source.PROJECT,
     Source.USER,
 )
+"""The settings files, highest precedence first: :func:`load` reads them in this order."""
 
 
 # --------------------------------------------------------------------------- problems
 
 
-@frozen
+@dataclass(frozen=True, slots=True)
 class Problem:
     """One thing wrong with one settings file."""
 
-    __slots__ = ("expected", "key", "path", "value")
     path: str
     key: str
     value: str
     expected: str
-
-    def __init__(self, path: str, key: str, value: str, expected: str) -> None:
-        _set(self, "path", path)
-        _set(self, "key", key)
-        _set(self, "value", value)
-        _set(self, "expected", expected)
 
     def to_json(self) -> dict[str, str]:
         return {"path": self.path, "key": self.key, "value": self.value, "expected": self.expected}
@@ -104,9 +90,8 @@ def _shown(value: Any) -> str:
 
 # --------------------------------------------------------------------------- validators
 
-if TYPE_CHECKING:
-    Validator = Callable[[Any], str | None]
-    """Returns what was expected when the value is wrong, else ``None``."""
+Validator = Callable[[Any], str | None]
+"""Returns what was expected when the value is wrong, else ``None``."""
 
 
 def _type_name(value: Any) -> str:
@@ -281,21 +266,13 @@ def validate(data: Mapping[str, Any], path: str) -> list[Problem]:
 # --------------------------------------------------------------------------- layers
 
 
-@frozen
+@dataclass(frozen=True, slots=True)
 class Layer:
     """One settings file: where it is, what it says, and what is wrong with it."""
 
-    __slots__ = ("data", "origin", "problems")
     origin: Origin
     data: Mapping[str, Any]
-    problems: tuple[Problem, ...]
-
-    def __init__(
-        self, origin: Origin, data: Mapping[str, Any], problems: tuple[Problem, ...] = ()
-    ) -> None:
-        _set(self, "origin", origin)
-        _set(self, "data", data)
-        _set(self, "problems", problems)
+    problems: tuple[Problem, ...] = ()
 
     @property
     def valid(self) -> bool:
@@ -405,31 +382,52 @@ def config_dir(environ: Mapping[str, str], home: Path | None = None) -> Path:
 # --------------------------------------------------------------------------- loading
 
 
-@frozen
+@dataclass(frozen=True, slots=True)
+class RedactionRule:
+    """One rule of ``airlock.redaction.rules``, as written in a settings file."""
+
+    kind: str
+    pattern: str
+    keyword: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class RedactionSettings:
+    """``airlock.redaction`` of every usable settings file, merged (lists unioned)."""
+
+    rules: tuple[RedactionRule, ...] = ()
+    """Rules added after the built-in table, lowest precedence first (as merged)."""
+    allow: tuple[str, ...] = ()
+    """Values never redacted."""
+    files: tuple[str, ...] = ()
+    """The settings files that add rules, highest precedence first (to name them in errors)."""
+    problems: tuple[Problem, ...] = ()
+    """Problems that leave ``airlock.redaction`` undetermined (a file that sets it, or may set
+    it, cannot be used): redacting without the rules the user wrote would let through what
+    they meant to hide, so a redactor refuses to run while there are any."""
+
+
+@dataclass(frozen=True, slots=True)
+class CollectorSettings:
+    """Where feedback bundles and survey ratings go: ``AIRLOCK_COLLECTOR_URL`` (environment or
+    a settings ``env`` block), else ``airlock.collectorUrl``; ``url`` is ``None`` when unset."""
+
+    url: str | None
+    origin: Origin
+
+
+@dataclass(frozen=True, slots=True)
 class Loaded:
     """Everything read: the layers, every problem, the engine's context and where things are."""
 
-    __slots__ = ("config_dir", "context", "layers", "merged", "project_dir")
     context: Context
     layers: tuple[Layer, ...]
     config_dir: Path
     project_dir: Path
-    merged: Mapping[str, Any]
-    """The valid layers merged, for capability keys outside the engine (``airlock.redaction`` …)."""
-
-    def __init__(
-        self,
-        context: Context,
-        layers: tuple[Layer, ...],
-        config_dir: Path,
-        project_dir: Path,
-        merged: Mapping[str, Any] = _DEFAULT,
-    ) -> None:
-        _set(self, "context", context)
-        _set(self, "layers", layers)
-        _set(self, "config_dir", config_dir)
-        _set(self, "project_dir", project_dir)
-        _set(self, "merged", {} if merged is _DEFAULT else merged)
+    merged: Mapping[str, Any] = field(default_factory=dict)
+    """The valid layers merged. Prefer the typed values below; this goes once nothing reads it."""
+    redaction: RedactionSettings = RedactionSettings()
+    collector: CollectorSettings = CollectorSettings(None, Origin(Source.DEFAULT))
 
     @property
     def problems(self) -> tuple[Problem, ...]:
@@ -440,7 +438,10 @@ class Loaded:
         return bool(self.context.managed_invalid)
 
     def airlock(self, key: str) -> Any:
-        """A validated value of our own key ``airlock.<key>``, or ``None``."""
+        """A validated value of our own key ``airlock.<key>``, or ``None``.
+
+        Prefer :attr:`redaction` and :attr:`collector`; this goes once nothing reads it.
+        """
         ours = self.merged.get("airlock")
         return ours.get(key) if isinstance(ours, dict) else None
 
@@ -451,13 +452,36 @@ class Loaded:
         sets it has a problem (with ``key`` or any other key), or when a file could not be read
         or parsed at all (it may have set it).
         """
-        path = tuple(key.split("."))
-        return tuple(
-            problem
-            for layer in self.layers
-            if not layer.valid and (not layer.data or _lookup(layer.data, path)[0])
-            for problem in layer.problems
-        )
+        return _problems_for(self.layers, key)
+
+
+def _problems_for(layers: tuple[Layer, ...], key: str) -> tuple[Problem, ...]:
+    path = tuple(key.split("."))
+    return tuple(
+        problem
+        for layer in layers
+        if not layer.valid and (not layer.data or _lookup(layer.data, path)[0])
+        for problem in layer.problems
+    )
+
+
+_SETTINGS: dict[str, tuple[tuple[str, ...], Callable[[Any], Any] | None]] = {
+    "account_type": (("airlock", "accountType"), AccountType),
+    "model_improvement": (("airlock", "modelImprovement"), None),
+    "zero_data_retention": (("airlock", "zeroDataRetention"), None),
+    "product_feedback_disabled": (("airlock", "productFeedbackDisabled"), None),
+    "development_partner_program": (("airlock", "developmentPartnerProgram"), None),
+    "gateway": (("airlock", "gateway"), None),
+    "cleanup_period_days": (("cleanupPeriodDays",), int),
+    "feedback_survey_rate": (("feedbackSurveyRate",), float),
+    "skip_webfetch_preflight": (("skipWebFetchPreflight",), None),
+    "domain_safety_url": (("airlock", "domainSafetyUrl"), None),
+    "webfetch_private_mode": (("airlock", "webFetchPrivateMode"), None),
+    "auto_updates": (("autoUpdates",), None),
+    "collector_url": (("airlock", "collectorUrl"), None),
+}
+"""Each setting of the engine's :class:`Context`: its key path in a settings file and how to
+convert the (validated) value. A setting no usable file sets keeps the Context's default."""
 
 
 def load(
@@ -467,27 +491,18 @@ def load(
 ) -> Loaded:
     """Read every settings source for a session in ``cwd`` and build the engine's context."""
     home = config_dir(environ)
-    layers = list(_layers(cwd, home, environ, settings_file))
+    layers = tuple(_layers(cwd, home, environ, settings_file))
     usable = [layer for layer in layers if layer.valid]
     merged: dict[str, Any] = {}
     for layer in reversed(usable):
         merged = merge(merged, layer.data)
+    found = {
+        name: setting
+        for name, (path, convert) in _SETTINGS.items()
+        if (setting := _setting(usable, path, convert)) is not None
+    }
     context = Context(
         env=_variables(layers, environ),
-        account_type=_setting(usable, ("airlock", "accountType"), AccountType.UNKNOWN, AccountType),
-        model_improvement=_setting(usable, ("airlock", "modelImprovement"), None),
-        zero_data_retention=_setting(usable, ("airlock", "zeroDataRetention"), False),
-        product_feedback_disabled=_setting(usable, ("airlock", "productFeedbackDisabled"), False),
-        development_partner_program=_setting(
-            usable, ("airlock", "developmentPartnerProgram"), False
-        ),
-        gateway=_setting(usable, ("airlock", "gateway"), False),
-        cleanup_period_days=_setting(usable, ("cleanupPeriodDays",), 30, int),
-        feedback_survey_rate=_setting(usable, ("feedbackSurveyRate",), None, float),
-        skip_webfetch_preflight=_setting(usable, ("skipWebFetchPreflight",), False),
-        domain_safety_url=_setting(usable, ("airlock", "domainSafetyUrl"), None),
-        webfetch_private_mode=_setting(usable, ("airlock", "webFetchPrivateMode"), False),
-        auto_updates=_setting(usable, ("autoUpdates",), True),
         transcript_share_declined=_declined(home),
         permissions=_permissions(layers),
         managed_invalid=tuple(
@@ -495,26 +510,66 @@ def load(
             for layer in layers
             if layer.origin.source is Source.MANAGED and not layer.valid
         ),
+        cleanup_period_days_by_file=tuple(
+            Setting(int(value), layer.origin)
+            for layer in usable
+            for known, value in (_lookup(layer.data, ("cleanupPeriodDays",)),)
+            if known
+        ),
+        **found,
     )
-    return Loaded(context, tuple(layers), home, cwd, merged)
+    collector = resolve_collector_url(context)
+    return Loaded(
+        context,
+        layers,
+        home,
+        cwd,
+        merged,
+        redaction=_redaction_settings(layers, merged),
+        collector=CollectorSettings(collector.value, collector.origin),
+    )
 
 
 def _layers(
     cwd: Path, home: Path, environ: Mapping[str, str], settings_file: Path | str | None
 ) -> Iterator[Layer]:
-    managed = read_managed(managed_dir(environ))
-    if managed is not None:
-        yield managed
-    if settings_file is not None:
-        yield _command_line_layer(settings_file)
-    for path, source in (
-        (cwd / ".claude" / "settings.local.json", Source.PROJECT_LOCAL),
-        (cwd / ".claude" / "settings.json", Source.PROJECT),
-        (home / "settings.json", Source.USER),
-    ):
-        layer = read_layer(path, source)
+    """Every settings file that exists, in :data:`LAYER_ORDER`."""
+    readers: dict[Source, Callable[[], Layer | None]] = {
+        Source.MANAGED: lambda: read_managed(managed_dir(environ)),
+        Source.COMMAND_LINE: lambda: (
+            None if settings_file is None else _command_line_layer(settings_file)
+        ),
+        Source.PROJECT_LOCAL: lambda: read_layer(
+            cwd / ".claude" / "settings.local.json", Source.PROJECT_LOCAL
+        ),
+        Source.PROJECT: lambda: read_layer(cwd / ".claude" / "settings.json", Source.PROJECT),
+        Source.USER: lambda: read_layer(home / "settings.json", Source.USER),
+    }
+    for source in LAYER_ORDER:
+        layer = readers[source]()
         if layer is not None:
             yield layer
+
+
+def _redaction_settings(layers: tuple[Layer, ...], merged: Mapping[str, Any]) -> RedactionSettings:
+    problems = _problems_for(layers, "airlock.redaction")
+    found, value = _lookup(merged, ("airlock", "redaction"))
+    if problems or not found:
+        return RedactionSettings(problems=problems)
+    rules = [
+        RedactionRule(str(rule["kind"]), str(rule["pattern"]), str(rule.get("keyword", "")))
+        for rule in value.get("rules", [])
+    ]
+    files = []
+    for layer in layers:
+        known, theirs = _lookup(layer.data, ("airlock", "redaction"))
+        if known and any(rule in value.get("rules", []) for rule in theirs.get("rules", [])):
+            files.append(layer.origin.path or layer.origin.describe())
+    return RedactionSettings(
+        rules=tuple(rules),
+        allow=tuple(str(item) for item in value.get("allow", [])),
+        files=tuple(files),
+    )
 
 
 def _command_line_layer(settings_file: Path | str) -> Layer:
@@ -538,19 +593,17 @@ def _lookup(data: Mapping[str, Any], path: tuple[str, ...]) -> tuple[bool, Any]:
 
 
 def _setting(
-    layers: list[Layer],
-    path: tuple[str, ...],
-    default: Any,
-    convert: Callable[[Any], Any] | None = None,
-) -> Setting[Any]:
+    layers: list[Layer], path: tuple[str, ...], convert: Callable[[Any], Any] | None
+) -> Setting[Any] | None:
+    """The value of the highest layer that sets ``path``, or ``None`` when none does."""
     for layer in layers:
         found, value = _lookup(layer.data, path)
         if found:
             return Setting(convert(value) if convert else value, layer.origin)
-    return Setting(default, Origin(Source.DEFAULT))
+    return None
 
 
-def _variables(layers: list[Layer], environ: Mapping[str, str]) -> dict[str, Var]:
+def _variables(layers: tuple[Layer, ...], environ: Mapping[str, str]) -> dict[str, Var]:
     """Every variable the engine reads, with each value and origin, highest precedence first.
 
     From a file that cannot be used, only opt-outs are kept: a typo elsewhere in a file must
@@ -575,7 +628,7 @@ def _variables(layers: list[Layer], environ: Mapping[str, str]) -> dict[str, Var
     return {name: Var(name, tuple(found)) for name, found in values.items()}
 
 
-def _permissions(layers: list[Layer]) -> Permissions:
+def _permissions(layers: tuple[Layer, ...]) -> Permissions:
     lists: dict[str, list[Rule]] = {name: [] for name in PERMISSION_LISTS}
     for layer in layers:
         permissions = layer.data.get("permissions")

@@ -30,10 +30,6 @@ last timestamp inside its transcript. A session written to in the last two minut
 in a running agent, is skipped and reported. Symbolic links are never followed.
 """
 
-DEFAULT_PERIOD_DAYS = 30
-"""cleanupPeriodDays when no settings file sets it (the reference's default)."""
-_TRUSTED = ("managed", "command_line", "user")
-"""Settings sources a project's files cannot plant (compared as ``Source`` values)."""
 PROGRESS_FROM = 200
 """Show a progress bar when removing at least this many sessions and entries on a terminal."""
 MAX_PROBLEMS_SHOWN = 20
@@ -366,8 +362,7 @@ def _prune(args: argparse.Namespace, loaded: Loaded, store: SessionStore, now: d
     from airlock.errors import RefusedError
     from airlock.sessions import plan_prune
 
-    days, reasons = _period(args, loaded)
-    warning = None if args.older_than is not None else _shortened_by_project(loaded, days)
+    days, reasons, warning = _period(args, loaded)
     if warning and not args.dry_run:
         raise RefusedError(
             f"refusing to prune: {warning}. Nothing was removed. A settings file that came with "
@@ -385,37 +380,17 @@ def _prune(args: argparse.Namespace, loaded: Loaded, store: SessionStore, now: d
     return 0
 
 
-def _shortened_by_project(loaded: Loaded, days: float) -> str | None:
-    """Why the period is suspect: a project or project-local settings file sets it shorter
-    than the user and managed settings (or the default) would; ``None`` when it is not."""
-    from airlock.policy.model import Source
-
-    origin = loaded.context.cleanup_period_days.origin
-    if origin.source not in (Source.PROJECT, Source.PROJECT_LOCAL):
-        return None
-    baseline, where = DEFAULT_PERIOD_DAYS, "the default"
-    for layer in loaded.layers:  # highest precedence first
-        value = layer.data.get("cleanupPeriodDays")
-        if layer.valid and layer.origin.source in _TRUSTED and isinstance(value, int):
-            baseline, where = value, layer.origin.describe()
-            break
-    if days >= baseline:
-        return None
-    return (
-        f"the retention period cleanupPeriodDays={days:g} comes from {origin.describe()}, "
-        f"shorter than the {baseline} days of {where}, and applies to the sessions of every "
-        "project"
-    )
-
-
-def _period(args: argparse.Namespace, loaded: Loaded) -> tuple[float, tuple[str, ...]]:
-    """The retention period, from the command line or the engine (refusing invalid settings)."""
+def _period(
+    args: argparse.Namespace, loaded: Loaded
+) -> tuple[float, tuple[str, ...], str | None]:
+    """The retention period, why, and why it is suspect: from the command line, or from the
+    engine (refusing settings that leave it undetermined)."""
     from airlock.errors import RefusedError
     from airlock.policy import FlowId, decide
     from airlock.policy.model import Source
 
     if args.older_than is not None:
-        return args.older_than, (f"--older-than {args.older_than:g} on the command line",)
+        return args.older_than, (f"--older-than {args.older_than:g} on the command line",), None
     problems = loaded.problems_for("cleanupPeriodDays")
     managed = loaded.context.cleanup_period_days.origin.source is Source.MANAGED
     if problems and not managed:
@@ -426,7 +401,9 @@ def _period(args: argparse.Namespace, loaded: Loaded) -> tuple[float, tuple[str,
             "settings, or give the period explicitly with --older-than DAYS."
         )
     decision = decide(loaded.context)[FlowId.LOCAL_TRANSCRIPTS]
-    return float(decision.parameters["cleanup_period_days"]), decision.reasons
+    parameters = decision.parameters
+    days = float(parameters["cleanup_period_days"])
+    return days, decision.reasons, parameters.get("shortened_by_project")
 
 
 def _delete(args: argparse.Namespace, loaded: Loaded, store: SessionStore, now: datetime) -> int:

@@ -24,14 +24,11 @@ from airlock.feedback.bundle import Staged, session_sources, stage, write_bundle
 from airlock.feedback.manifest import BundleKind, Manifest
 from airlock.feedback.refusal import refuse_if_off
 from airlock.feedback.upload import (
-    COLLECTOR_KEY,
-    COLLECTOR_VARIABLE,
     Receipt,
     Retry,
     check_collector_url,
     upload_bundle,
 )
-from airlock.policy import variables
 from airlock.policy.model import Decision, Decisions, FlowId, State
 from airlock.policy.retention import RETENTION_DAYS, RetentionClass
 
@@ -93,12 +90,8 @@ def share_delivery(decisions: Decisions) -> State:
 
 
 def collector_url(loaded: Loaded) -> str | None:
-    """``AIRLOCK_COLLECTOR_URL`` (environment or a settings ``env`` block), else ``airlock.collectorUrl``."""
-    found = variables.first(loaded.context, COLLECTOR_VARIABLE)
-    if found is not None:
-        return found[0]
-    value = loaded.airlock(COLLECTOR_KEY)
-    return value if isinstance(value, str) else None
+    """The collector's URL as the settings resolved it (:attr:`Loaded.collector`)."""
+    return loaded.collector.url
 
 
 @dataclass(frozen=True, slots=True)

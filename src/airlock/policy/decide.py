@@ -15,6 +15,8 @@ is off, and the WebFetch safety check stays on (switching a safety check off is 
 
 from __future__ import annotations
 
+from typing import Any
+
 from airlock.policy import variables as v
 from airlock.policy.model import (
     Context,
@@ -31,22 +33,17 @@ from airlock.policy.retention import (
     RetentionClass,
     account_terms,
     class_retention,
+    local_period,
     operational_terms,
     vendor_retention,
 )
-
-# ``typing`` is not imported at run time: it costs ``airlock flows`` start-up time and the
-# annotations are strings anyway. mypy reads the block below as if TYPE_CHECKING were true.
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from typing import Any
+from airlock.policy.services import ANTHROPIC_API, resolve_domain_safety_service
 
 NONESSENTIAL = "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC"
 DEFAULT_SURVEY_RATE_FIRST_PARTY = 0.05
 """airlock's own default: the reference does not publish its first-party built-in rate."""
 DEFAULT_SURVEY_RATE_CLOUD = 0.005
 """The reference's documented built-in rate on Bedrock, Vertex and Foundry."""
-ANTHROPIC_API = "api.anthropic.com"
 
 _PROVIDER_SWITCHES = (
     ("CLAUDE_CODE_USE_BEDROCK", Provider.BEDROCK),
@@ -419,7 +416,7 @@ def _webfetch_preflight(context: Context, closed: str | None) -> Decision:
     elif skip.value:
         reasons.append(f"skipWebFetchPreflight is true in {skip.origin.describe()}")
         state = State.OFF
-    service, said = _domain_safety_service(context)
+    service, said = resolve_domain_safety_service(context)
     reasons.append(said)
     private = context.webfetch_private_mode
     if private.value:
@@ -449,27 +446,6 @@ def _webfetch_preflight(context: Context, closed: str | None) -> Decision:
     )
 
 
-def _domain_safety_service(context: Context) -> tuple[str, str]:
-    """The domain-safety service's base URL and why: the variable, then the setting, then the default."""
-    found = v.first(context, "AIRLOCK_DOMAIN_SAFETY_URL")
-    setting = context.domain_safety_url
-    if found:
-        said = f"service AIRLOCK_DOMAIN_SAFETY_URL={found[0]!r} from {found[1].describe()}"
-        if setting.value:
-            said += f" (it wins over airlock.domainSafetyUrl in {setting.origin.describe()})"
-        return found[0].rstrip("/"), said
-    if setting.value:
-        where = setting.origin.describe()
-        return setting.value.rstrip(
-            "/"
-        ), f"service airlock.domainSafetyUrl={setting.value!r} in {where}"
-    service = f"https://{ANTHROPIC_API}"
-    return (
-        service,
-        f"service {service}: the default (set AIRLOCK_DOMAIN_SAFETY_URL or airlock.domainSafetyUrl to change it)",
-    )
-
-
 def _auto_update(context: Context, closed: str | None) -> Decision:
     reasons = ["on by default"]
     offs = [
@@ -493,21 +469,20 @@ def _auto_update(context: Context, closed: str | None) -> Decision:
 
 
 def _local_transcripts(context: Context) -> Decision:
-    days = context.cleanup_period_days
-    where = days.origin.describe()
+    period = local_period(context)
+    parameters: dict[str, Any] = {"cleanup_period_days": period.days}
+    if period.shortened_by_project is not None:
+        parameters["shortened_by_project"] = period.shortened_by_project
     return Decision(
         id=FlowId.LOCAL_TRANSCRIPTS,
         state=State.ON,
-        reasons=(
-            "transcripts are cached on this machine for session resumption",
-            f"cleanupPeriodDays={days.value} ({where}): sessions inactive longer are pruned",
-        ),
+        reasons=("transcripts are cached on this machine for session resumption", period.reason),
         destination="this machine (<config dir>/projects/)",
         what="full transcripts of every session: prompts, outputs, tool calls and file contents",
         retention=Retention(
-            f"{days.value} days after last activity", days.value, "this machine", "local"
+            f"{period.days} days after last activity", period.days, "this machine", "local"
         ),
         training="never: stays on this machine",
         required=True,
-        parameters={"cleanup_period_days": days.value},
+        parameters=parameters,
     )

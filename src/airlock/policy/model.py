@@ -8,35 +8,14 @@ Everything here is a frozen value. The settings adapter (``airlock.settings``) b
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any, Generic, TypeVar
 
-from airlock._frozen import frozen
-from airlock._frozen import set_field as _set
+T = TypeVar("T")
 
-# ``typing`` is not imported at run time: it costs ``airlock flows`` start-up time and the
-# annotations are strings anyway. mypy reads the block below as if TYPE_CHECKING were true.
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from typing import Any, Generic, TypeVar
-
-    T = TypeVar("T")
-
-    class _Generic(Generic[T]):
-        """``Setting[T]`` for the type checker."""
-
-else:
-
-    class _Generic:
-        """``Setting[T]`` at run time: subscripting gives the class itself."""
-
-        __slots__ = ()
-
-        def __class_getitem__(cls, item: object) -> type:
-            return cls
-
-
-_DEFAULT: Any = object()
-"""Stands for an argument not given, where the default is a fresh value."""
+DEFAULT_CLEANUP_PERIOD_DAYS = 30
+"""``cleanupPeriodDays`` when no settings file sets it (the reference's default)."""
 
 
 class FlowId(StrEnum):
@@ -126,17 +105,12 @@ class Source(StrEnum):
     STATE = "state"
 
 
-@frozen
+@dataclass(frozen=True, slots=True)
 class Origin:
     """Where one value came from: a source and, for files, the file's path."""
 
-    __slots__ = ("path", "source")
     source: Source
-    path: str | None
-
-    def __init__(self, source: Source, path: str | None = None) -> None:
-        _set(self, "source", source)
-        _set(self, "path", path)
+    path: str | None = None
 
     def describe(self) -> str:
         """Say where the value came from, in words."""
@@ -159,7 +133,7 @@ _SOURCE_LABELS = {
 }
 
 
-@frozen
+@dataclass(frozen=True, slots=True)
 class Var:
     """An environment variable as the engine sees it: its value and every place that set it.
 
@@ -169,175 +143,89 @@ class Var:
     decides nothing; the engine applies the variable's own rule (``policy.variables``).
     """
 
-    __slots__ = ("name", "values")
     name: str
-    values: tuple[tuple[str, Origin], ...]
-
-    def __init__(self, name: str, values: tuple[tuple[str, Origin], ...] = ()) -> None:
-        _set(self, "name", name)
-        _set(self, "values", values)
+    values: tuple[tuple[str, Origin], ...] = ()
 
 
-@frozen
-class Setting(_Generic["T"]):
+_BUILT_IN = Origin(Source.DEFAULT)
+
+
+@dataclass(frozen=True, slots=True)
+class Setting(Generic[T]):
     """A resolved setting: its value and where that value came from."""
 
-    __slots__ = ("origin", "value")
     value: T
-    origin: Origin
-
-    def __init__(self, value: T, origin: Origin = _DEFAULT) -> None:
-        _set(self, "value", value)
-        _set(self, "origin", Origin(Source.DEFAULT) if origin is _DEFAULT else origin)
+    origin: Origin = _BUILT_IN
 
 
-@frozen
+@dataclass(frozen=True, slots=True)
 class Rule:
     """One permission rule (``WebFetch(domain:example.com)``) with the file it came from."""
 
-    __slots__ = ("origin", "text")
     text: str
     origin: Origin
 
-    def __init__(self, text: str, origin: Origin) -> None:
-        _set(self, "text", text)
-        _set(self, "origin", origin)
 
-
-@frozen
+@dataclass(frozen=True, slots=True)
 class Permissions:
     """The ``permissions`` lists of every settings file, unioned."""
 
-    __slots__ = ("allow", "ask", "deny")
-    allow: tuple[Rule, ...]
-    ask: tuple[Rule, ...]
-    deny: tuple[Rule, ...]
-
-    def __init__(
-        self, allow: tuple[Rule, ...] = (), ask: tuple[Rule, ...] = (), deny: tuple[Rule, ...] = ()
-    ) -> None:
-        _set(self, "allow", allow)
-        _set(self, "ask", ask)
-        _set(self, "deny", deny)
+    allow: tuple[Rule, ...] = ()
+    ask: tuple[Rule, ...] = ()
+    deny: tuple[Rule, ...] = ()
 
 
-_SETTING_DEFAULTS: dict[str, object] = {
-    "account_type": AccountType.UNKNOWN,
-    "model_improvement": None,
-    "zero_data_retention": False,
-    "product_feedback_disabled": False,
-    "development_partner_program": False,
-    "gateway": False,
-    "cleanup_period_days": 30,
-    "feedback_survey_rate": None,
-    "skip_webfetch_preflight": False,
-    "domain_safety_url": None,
-    "webfetch_private_mode": False,
-    "auto_updates": True,
-    "transcript_share_declined": False,
-}
-"""The value of each setting of a :class:`Context` not given (a built-in default)."""
-
-
-@frozen
+@dataclass(frozen=True, slots=True)
 class Context:
     """Everything the engine needs to decide, resolved; no I/O is left to do.
 
     Built by :func:`airlock.settings.load`. ``env`` maps each variable the engine reads to
-    every place it was set; a variable absent from the mapping is unset everywhere.
+    every place it was set; a variable absent from the mapping is unset everywhere. The
+    defaults below are the one table of built-in defaults: the settings adapter passes only
+    what a file sets.
     """
 
-    __slots__ = (
-        "account_type",
-        "auto_updates",
-        "cleanup_period_days",
-        "development_partner_program",
-        "domain_safety_url",
-        "env",
-        "feedback_survey_rate",
-        "gateway",
-        "managed_invalid",
-        "model_improvement",
-        "permissions",
-        "product_feedback_disabled",
-        "skip_webfetch_preflight",
-        "transcript_share_declined",
-        "webfetch_private_mode",
-        "zero_data_retention",
-    )
-    env: Mapping[str, Var]
-    account_type: Setting[AccountType]
-    model_improvement: Setting[bool | None]
-    zero_data_retention: Setting[bool]
-    product_feedback_disabled: Setting[bool]
-    development_partner_program: Setting[bool]
-    gateway: Setting[bool]
-    cleanup_period_days: Setting[int]
-    feedback_survey_rate: Setting[float | None]
-    skip_webfetch_preflight: Setting[bool]
-    domain_safety_url: Setting[str | None]
+    env: Mapping[str, Var] = field(default_factory=dict)
+    account_type: Setting[AccountType] = Setting(AccountType.UNKNOWN)
+    model_improvement: Setting[bool | None] = Setting(None)
+    zero_data_retention: Setting[bool] = Setting(False)
+    product_feedback_disabled: Setting[bool] = Setting(False)
+    development_partner_program: Setting[bool] = Setting(False)
+    gateway: Setting[bool] = Setting(False)
+    cleanup_period_days: Setting[int] = Setting(DEFAULT_CLEANUP_PERIOD_DAYS)
+    feedback_survey_rate: Setting[float | None] = Setting(None)
+    skip_webfetch_preflight: Setting[bool] = Setting(False)
+    domain_safety_url: Setting[str | None] = Setting(None)
     """``airlock.domainSafetyUrl``; ``AIRLOCK_DOMAIN_SAFETY_URL`` wins over it."""
-    webfetch_private_mode: Setting[bool]
+    webfetch_private_mode: Setting[bool] = Setting(False)
     """``airlock.webFetchPrivateMode``: send hash prefixes instead of hostnames."""
-    auto_updates: Setting[bool]
-    transcript_share_declined: Setting[bool]
-    permissions: Permissions
-    managed_invalid: tuple[str, ...]
+    auto_updates: Setting[bool] = Setting(True)
+    transcript_share_declined: Setting[bool] = Setting(False)
+    permissions: Permissions = Permissions()
+    managed_invalid: tuple[str, ...] = ()
     """Paths of managed settings files that could not be used: the engine fails closed."""
-
-    def __init__(
-        self,
-        env: Mapping[str, Var] = _DEFAULT,
-        account_type: Setting[AccountType] = _DEFAULT,
-        model_improvement: Setting[bool | None] = _DEFAULT,
-        zero_data_retention: Setting[bool] = _DEFAULT,
-        product_feedback_disabled: Setting[bool] = _DEFAULT,
-        development_partner_program: Setting[bool] = _DEFAULT,
-        gateway: Setting[bool] = _DEFAULT,
-        cleanup_period_days: Setting[int] = _DEFAULT,
-        feedback_survey_rate: Setting[float | None] = _DEFAULT,
-        skip_webfetch_preflight: Setting[bool] = _DEFAULT,
-        domain_safety_url: Setting[str | None] = _DEFAULT,
-        webfetch_private_mode: Setting[bool] = _DEFAULT,
-        auto_updates: Setting[bool] = _DEFAULT,
-        transcript_share_declined: Setting[bool] = _DEFAULT,
-        permissions: Permissions = _DEFAULT,
-        managed_invalid: tuple[str, ...] = (),
-    ) -> None:
-        # A default is a fresh value each time, as a dataclass's default_factory gives.
-        given = locals()  # the arguments by name, for the settings' loop below
-        _set(self, "env", {} if env is _DEFAULT else env)
-        for name, default in _SETTING_DEFAULTS.items():
-            value = given[name]
-            _set(self, name, Setting(default) if value is _DEFAULT else value)
-        _set(self, "permissions", Permissions() if permissions is _DEFAULT else permissions)
-        _set(self, "managed_invalid", managed_invalid)
+    collector_url: Setting[str | None] = Setting(None)
+    """``airlock.collectorUrl``; ``AIRLOCK_COLLECTOR_URL`` wins over it."""
+    cleanup_period_days_by_file: tuple[Setting[int], ...] = ()
+    """``cleanupPeriodDays`` of every usable settings file that sets it, highest precedence
+    first: the engine compares a project's value with the ones a repository cannot plant."""
 
     def var(self, name: str) -> Var:
         """The variable ``name``, empty when unset everywhere."""
         return self.env.get(name) or Var(name)
 
 
-@frozen
+@dataclass(frozen=True, slots=True)
 class Retention:
     """How long what a flow carries is kept, and by whom."""
 
-    __slots__ = ("days", "keeper", "retention_class", "summary")
     summary: str
     days: int | None
     """Days kept, ``0`` for nothing persisted, ``None`` when not a fixed number of days."""
     keeper: str
     """Who keeps it: the vendor, the provider, or this machine."""
-    retention_class: str
+    retention_class: str = "none"
     """The class the collector files it under (``policy.retention.RetentionClass``)."""
-
-    def __init__(
-        self, summary: str, days: int | None, keeper: str, retention_class: str = "none"
-    ) -> None:
-        _set(self, "summary", summary)
-        _set(self, "days", days)
-        _set(self, "keeper", keeper)
-        _set(self, "retention_class", retention_class)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -348,21 +236,10 @@ class Retention:
         }
 
 
-@frozen
+@dataclass(frozen=True, slots=True)
 class Decision:
     """The engine's answer for one flow."""
 
-    __slots__ = (
-        "destination",
-        "id",
-        "parameters",
-        "reasons",
-        "required",
-        "retention",
-        "state",
-        "training",
-        "what",
-    )
     id: FlowId
     state: State
     reasons: tuple[str, ...]
@@ -371,32 +248,10 @@ class Decision:
     retention: Retention
     training: str
     """Whether what this flow carries may be used to train models, and why, in words."""
-    required: bool
+    required: bool = False
     """A required connection (solid line in the diagram) rather than an optional one."""
-    parameters: Mapping[str, Any]
+    parameters: Mapping[str, Any] = field(default_factory=dict)
     """Figures other parts need: the survey rate, the local retention in days, …"""
-
-    def __init__(
-        self,
-        id: FlowId,
-        state: State,
-        reasons: tuple[str, ...],
-        destination: str,
-        what: str,
-        retention: Retention,
-        training: str,
-        required: bool = False,
-        parameters: Mapping[str, Any] = _DEFAULT,
-    ) -> None:
-        _set(self, "id", id)
-        _set(self, "state", state)
-        _set(self, "reasons", reasons)
-        _set(self, "destination", destination)
-        _set(self, "what", what)
-        _set(self, "retention", retention)
-        _set(self, "training", training)
-        _set(self, "required", required)
-        _set(self, "parameters", {} if parameters is _DEFAULT else parameters)
 
     @property
     def active(self) -> bool:
@@ -417,30 +272,15 @@ class Decision:
         }
 
 
-@frozen
+@dataclass(frozen=True, slots=True)
 class Decisions:
     """One decision per flow, in the order of :class:`FlowId`."""
 
-    __slots__ = ("fail_closed", "flows", "provider", "provider_reasons", "warnings")
     provider: Provider
     provider_reasons: tuple[str, ...]
     flows: tuple[Decision, ...]
-    fail_closed: bool
-    warnings: tuple[str, ...]
-
-    def __init__(
-        self,
-        provider: Provider,
-        provider_reasons: tuple[str, ...],
-        flows: tuple[Decision, ...],
-        fail_closed: bool = False,
-        warnings: tuple[str, ...] = (),
-    ) -> None:
-        _set(self, "provider", provider)
-        _set(self, "provider_reasons", provider_reasons)
-        _set(self, "flows", flows)
-        _set(self, "fail_closed", fail_closed)
-        _set(self, "warnings", warnings)
+    fail_closed: bool = False
+    warnings: tuple[str, ...] = ()
 
     def __getitem__(self, flow: FlowId | str) -> Decision:
         wanted = FlowId(flow)

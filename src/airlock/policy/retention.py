@@ -5,11 +5,18 @@ The collector enforces these periods; the engine reports them. One table, read b
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import StrEnum
 
-from airlock._frozen import frozen
-from airlock._frozen import set_field as _set
-from airlock.policy.model import AccountType, Context, Provider, Retention
+from airlock.policy.model import (
+    DEFAULT_CLEANUP_PERIOD_DAYS,
+    AccountType,
+    Context,
+    Provider,
+    Retention,
+    Setting,
+    Source,
+)
 
 FIVE_YEARS_DAYS = 5 * 365
 SIX_MONTHS_DAYS = 183
@@ -46,23 +53,14 @@ RETENTION_DAYS: dict[RetentionClass, int | None] = {
 """Days each class is kept by the collector; ``0`` means nothing is persisted."""
 
 
-@frozen
+@dataclass(frozen=True, slots=True)
 class AccountTerms:
     """Retention and training for data the vendor receives under the account's terms."""
 
-    __slots__ = ("reasons", "retention_class", "summary", "training")
     retention_class: RetentionClass
     summary: str
     training: str
     reasons: tuple[str, ...]
-
-    def __init__(
-        self, retention_class: RetentionClass, summary: str, training: str, reasons: tuple[str, ...]
-    ) -> None:
-        _set(self, "retention_class", retention_class)
-        _set(self, "summary", summary)
-        _set(self, "training", training)
-        _set(self, "reasons", reasons)
 
 
 def account_terms(context: Context, provider: Provider) -> AccountTerms:
@@ -168,4 +166,51 @@ def class_retention(retention_class: RetentionClass, summary: str, keeper: str) 
         days=RETENTION_DAYS[retention_class],
         keeper=keeper,
         retention_class=retention_class.value,
+    )
+
+
+TRUSTED_SOURCES = frozenset({Source.MANAGED, Source.COMMAND_LINE, Source.USER})
+"""Settings sources a repository cannot plant: a project's own files are the others."""
+
+
+@dataclass(frozen=True, slots=True)
+class LocalPeriod:
+    """How long local transcripts are kept (``cleanupPeriodDays``), and whether to trust it."""
+
+    days: int
+    reason: str
+    """Where the period comes from, in words."""
+    shortened_by_project: str | None
+    """Why the period is suspect: a project's own settings file sets it shorter than the
+    sources a repository cannot plant (or the default) would; ``None`` when it does not."""
+
+
+def local_period(context: Context) -> LocalPeriod:
+    """The local transcript retention period, and whether a project's file shortened it."""
+    days = context.cleanup_period_days
+    reason = (
+        f"cleanupPeriodDays={days.value} ({days.origin.describe()}): "
+        "sessions inactive longer are pruned"
+    )
+    return LocalPeriod(days.value, reason, _shortened_by_project(context, days))
+
+
+def _shortened_by_project(context: Context, days: Setting[int]) -> str | None:
+    if days.origin.source not in (Source.PROJECT, Source.PROJECT_LOCAL):
+        return None
+    trusted = next(
+        (
+            found
+            for found in context.cleanup_period_days_by_file
+            if found.origin.source in TRUSTED_SOURCES
+        ),
+        Setting(DEFAULT_CLEANUP_PERIOD_DAYS),
+    )
+    if days.value >= trusted.value:
+        return None
+    where = "the default" if trusted.origin.source is Source.DEFAULT else trusted.origin.describe()
+    return (
+        f"the retention period cleanupPeriodDays={days.value} comes from "
+        f"{days.origin.describe()}, shorter than the {trusted.value} days of {where}, and "
+        "applies to the sessions of every project"
     )
