@@ -190,7 +190,7 @@ def test_delete_and_unknown_ids(config_dir: Path) -> None:
 
 def test_delete_skips_a_session_being_written(config_dir: Path) -> None:
     """A session modified seconds ago is kept, reported, and the exit code says so."""
-    made = make_session(config_dir, age=timedelta(seconds=5), now=NOW)
+    made = make_session(config_dir, age=timedelta(seconds=5), now=datetime.now(UTC))
     result = airlock("sessions", "delete", made.id)
     assert result.returncode == 1
     assert "kept session" in result.stdout and "in use" in result.stdout
