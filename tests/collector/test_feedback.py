@@ -21,8 +21,9 @@ import httpx
 import pytest
 
 from airlock.collector import create_app
-from airlock.collector.feedback import FeedbackStore, feedback_routes
+from airlock.collector.feedback import FeedbackStore, feedback_routes, utc_now
 from airlock.feedback.upload import post_rating, upload_bundle
+from airlock.policy.collection import OrgTerms
 from airlock.policy.retention import RetentionClass
 from tests.feedback.sessionfiles import GITHUB_TOKEN, make_session
 from tests.servers import airlock_serve, served
@@ -62,7 +63,13 @@ def service(tmp_path: Path) -> Iterator[Service]:
 
 
 def _post_bundle(
-    url: str, body: bytes, key: str, *, sha: str | None = None, retention: str = "feedback"
+    url: str,
+    body: bytes,
+    key: str,
+    *,
+    sha: str | None = None,
+    retention: str = "feedback",
+    kind: str = "feedback",
 ) -> httpx.Response:
     return httpx.post(
         f"{url}/v1/feedback-bundles",
@@ -70,7 +77,7 @@ def _post_bundle(
         headers={
             "Idempotency-Key": key,
             "X-Airlock-Bundle-Sha256": sha or hashlib.sha256(body).hexdigest(),
-            "X-Airlock-Bundle-Kind": "feedback",
+            "X-Airlock-Bundle-Kind": kind,
             "X-Airlock-Retention-Class": retention,
             "Content-Type": "application/gzip",
         },
@@ -126,30 +133,90 @@ def test_hash_mismatch_and_size_limit(service: Service) -> None:
     assert service.keys() == [] and service.bundle_files() == [] and service.incoming() == []
 
 
-def test_zero_retention_never_persisted(service: Service) -> None:
-    """A class whose period is 0 (zero data retention) is answered 202 and not stored."""
-    response = _post_bundle(service.url, b"x" * 100, "zdr", retention="zero_data_retention")
+@pytest.fixture
+def zdr_store(tmp_path: Path) -> Iterator[tuple[str, FeedbackStore]]:
+    """A collector whose organisation has zero data retention, served on loopback."""
+    store = FeedbackStore(tmp_path / "zdr", clock=utc_now, terms=OrgTerms(zero_data_retention=True))
+    with served(create_app(feedback_routes(store))) as (url, _):
+        yield url, store
+    store.close()
+
+
+def _files(root: Path) -> list[Path]:
+    return sorted(path for path in root.rglob("*") if path.is_file())
+
+
+@pytest.mark.parametrize("kind", ["feedback", "shared_transcript"])
+def test_zero_retention_never_persisted(zdr_store: tuple[str, FeedbackStore], kind: str) -> None:
+    """Under zero data retention a bundle is answered 202 and leaves no row and no file."""
+    url, store = zdr_store
+    before = {path: path.stat().st_size for path in _files(store.data_dir)}
+    response = _post_bundle(url, b"x" * 100, "zdr", retention="feedback", kind=kind)
     assert response.status_code == 202 and response.json()["stored"] is False
-    assert service.keys() == [] and service.bundle_files() == []
+    assert store.bundle_keys() == [] and not any((store.data_dir / "bundles").iterdir())
+    rating = httpx.post(f"{url}/v1/survey-ratings", json={"r": 1}, headers={"Idempotency-Key": "r"})
+    assert rating.status_code == 202 and store.ratings() == []
+    assert not any(b"x" * 100 in path.read_bytes() for path in _files(store.data_dir))
+    assert set(before) == set(_files(store.data_dir))
 
 
-def test_client_reads_zero_retention_as_received_not_stored(service: Service) -> None:
+def test_product_feedback_disabled_refuses_bundles(tmp_path: Path) -> None:
+    """An organisation that disabled product feedback: bundles are refused 403, nothing stored."""
+    store = FeedbackStore(tmp_path, clock=utc_now, terms=OrgTerms(product_feedback=False))
+    with served(create_app(feedback_routes(store))) as (url, _):
+        response = _post_bundle(url, b"z" * 100, "pf")
+    assert response.status_code == 403 and "product feedback" in response.json()["error"]
+    assert store.bundle_keys() == []
+    store.close()
+
+
+@pytest.mark.parametrize(
+    ("named", "kind", "stored"),
+    [
+        ("zero_data_retention", "feedback", "feedback"),
+        ("provider_terms", "feedback", "feedback"),
+        ("forever", "feedback", "feedback"),
+        ("", "feedback", "feedback"),
+        ("consumer_model_improvement", "shared_transcript", "shared_transcript"),
+        ("provider_terms", "shared_transcript", "shared_transcript"),
+        ("feedback", "shared_transcript", "shared_transcript"),
+    ],
+)
+def test_client_cannot_choose_retention(
+    service: Service, named: str, kind: str, stored: str
+) -> None:
+    """The class a client names is ignored: the server's policy files the bundle by its kind."""
+    response = _post_bundle(service.url, b"k" * 50, "key", retention=named, kind=kind)
+    assert response.status_code == 201
+    with sqlite3.connect(service.data_dir / "collector.sqlite3") as db:
+        assert db.execute("SELECT retention_class FROM bundles").fetchall() == [(stored,)]
+
+
+@pytest.mark.parametrize("kind", ["", "survey", "Feedback", "x" * 100])
+def test_unknown_bundle_kind_refused(service: Service, kind: str) -> None:
+    """A bundle kind the server does not know is a 400 naming the valid kinds."""
+    response = _post_bundle(service.url, b"k" * 50, "key", kind=kind)
+    assert response.status_code == 400 and "shared_transcript" in response.json()["error"]
+    assert service.keys() == []
+
+
+def test_client_reads_zero_retention_as_received_not_stored(
+    zdr_store: tuple[str, FeedbackStore],
+) -> None:
     """The upload client takes 202 as delivered and not persisted, not as a refusal."""
+    url, store = zdr_store
     body = b"y" * 1000
     receipt = upload_bundle(
         io.BytesIO(body),
         size=len(body),
         sha256=hashlib.sha256(body).hexdigest(),
         bundle_id="zdr-client",
-        collector=service.url,
-        headers={
-            "X-Airlock-Retention-Class": "zero_data_retention",
-            "X-Airlock-Bundle-Kind": "feedback",
-        },
+        collector=url,
+        headers={"X-Airlock-Bundle-Kind": "feedback"},
         sleep=time.sleep,
     )
     assert receipt.status == 202 and not receipt.persisted
-    assert service.keys() == []
+    assert store.bundle_keys() == []
 
 
 def test_cut_mid_upload_leaves_nothing(service: Service) -> None:
@@ -194,20 +261,31 @@ def test_rating_stored_alone_with_the_day(service: Service) -> None:
     [
         ({}, b'{"rating": "good"}', 400),
         ({"Idempotency-Key": "k"}, b"[1]", 400),
-        ({"Idempotency-Key": "k", "X-Airlock-Retention-Class": "forever"}, b"{}", 400),
-        ({"Idempotency-Key": "k", "X-Airlock-Retention-Class": "zero_data_retention"}, b"{}", 202),
+        ({"Idempotency-Key": "k"}, b"{", 400),
+        ({"Idempotency-Key": "k"}, b"{}" + b" " * 70_000, 413),
     ],
-    ids=["no_key", "not_object", "unknown_class", "zdr"],
+    ids=["no_key", "not_object", "not_json", "too_large"],
 )
 def test_rating_bad_requests(
     tmp_path: Path, headers: dict[str, str], body: bytes, status: int
 ) -> None:
-    """Ratings without a key, not an object, or of an unknown class are refused, naming why."""
+    """Ratings without a key, not a JSON object, or too large are refused, naming why."""
     store = FeedbackStore(tmp_path, clock=lambda: datetime(2026, 11, 23, tzinfo=UTC))
     with served(create_app(feedback_routes(store))) as (url, _):
         response = httpx.post(f"{url}/v1/survey-ratings", content=body, headers=headers)
-    assert response.status_code == status
+    assert response.status_code == status and response.json()["error"]
     assert store.ratings() == []
+    store.close()
+
+
+@pytest.mark.parametrize("named", ["forever", "zero_data_retention", "provider_terms", "feedback"])
+def test_rating_class_is_the_servers(tmp_path: Path, named: str) -> None:
+    """A rating is filed as a survey rating whatever class the client names."""
+    store = FeedbackStore(tmp_path, clock=utc_now)
+    with served(create_app(feedback_routes(store))) as (url, _):
+        headers = {"Idempotency-Key": "k", "X-Airlock-Retention-Class": named}
+        assert httpx.post(f"{url}/v1/survey-ratings", json={}, headers=headers).status_code == 201
+    assert [row[2] for row in store.ratings()] == ["survey_rating"]
     store.close()
 
 
@@ -216,8 +294,9 @@ def test_sweep_deletes_past_their_period(tmp_path: Path) -> None:
     now = [datetime(2026, 1, 1, 12, tzinfo=UTC)]
     store = FeedbackStore(tmp_path, clock=lambda: now[0])
     with served(create_app(feedback_routes(store))) as (url, _):
-        assert _post_bundle(url, b"a" * 10, "short", retention="commercial").status_code == 201
-        assert _post_bundle(url, b"b" * 10, "long", retention="feedback").status_code == 201
+        shared = _post_bundle(url, b"a" * 10, "short", kind="shared_transcript")
+        assert shared.status_code == 201
+        assert _post_bundle(url, b"b" * 10, "long", kind="feedback").status_code == 201
         rating = httpx.post(
             f"{url}/v1/survey-ratings", json={"rating": "bad"}, headers={"Idempotency-Key": "r"}
         )
@@ -225,8 +304,12 @@ def test_sweep_deletes_past_their_period(tmp_path: Path) -> None:
     now[0] += timedelta(days=29)
     assert store.sweep() == 0
     now[0] += timedelta(days=1)
-    assert store.sweep() == 2  # the 30-day bundle and the 30-day rating
-    assert store.bundle_keys() == ["long"] and store.ratings() == []
+    assert store.sweep() == 1 and store.ratings() == []  # the 30-day rating
+    now[0] += timedelta(days=182 - 30)
+    assert store.sweep() == 0
+    now[0] += timedelta(days=1)
+    assert store.sweep() == 1  # the 6-month shared transcript
+    assert store.bundle_keys() == ["long"]
     assert [p.name for p in (tmp_path / "bundles").iterdir()] == [store.bundle_file("long").name]
     now[0] += timedelta(days=5 * 365)
     assert store.sweep() == 1 and store.bundle_keys() == []

@@ -27,8 +27,15 @@ so a restart with the same file is fast. Point clients at the service with
 AIRLOCK_DOMAIN_SAFETY_URL=http://127.0.0.1:PORT or the setting airlock.domainSafetyUrl, and
 feedback at it with AIRLOCK_COLLECTOR_URL=http://127.0.0.1:PORT.
 
-Bundles and ratings are stored under --data-dir DIR and deleted when their retention class's
-period is over (at start, every hour, or with --sweep).
+Bundles and ratings are stored under --data-dir DIR (folders 0700, files 0600) and deleted
+when their retention class's period is over (at start, every hour, or with --sweep). The class
+is the server's, from the policy (feedback 5 years, shared transcripts 6 months, ratings 30
+days); a class a client names is ignored.
+
+Limits: request line and headers 64 KB (431), complete within 10 s (408); a body pausing more
+than 30 s is cut; idle connections close after 5 s; bodies are bounded while read (413:
+bundles --max-bundle-mb, ratings 64 KB, anything else 1 MB); at --max-connections the
+longest-waiting connection without a request under way is closed.
 """
 
 
@@ -72,19 +79,30 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
         metavar="N",
         type=int,
         default=8787,
-        help="port on 127.0.0.1 (default 8787; 0 picks a free one)",
+        help="port (default 8787; 0 picks a free one)",
+    )
+    parser.add_argument(
+        "--host",
+        metavar="H",
+        default="127.0.0.1",
+        help="address to listen on (default 127.0.0.1: this machine only)",
+    )
+    parser.add_argument(
+        "--max-connections",
+        metavar="N",
+        type=int,
+        default=256,
+        help="open connections at most (default 256); beyond it the longest-waiting "
+        "connection without a request under way is closed",
     )
 
 
 def run(args: argparse.Namespace) -> int:
     import os
     import signal
-    import socket
     import sys
     import threading
     import time
-
-    import uvicorn
 
     from airlock.collector import ReloadingBlockList, create_app, domain_safety_routes
     from airlock.collector.feedback import (
@@ -93,10 +111,14 @@ def run(args: argparse.Namespace) -> int:
         feedback_routes,
         utc_now,
     )
+    from airlock.collector.limits import Limits
+    from airlock.collector.server import listen, make_server
     from airlock.errors import UsageError
 
     if not 0 <= args.port < 65536:
         raise UsageError(f"--port {args.port}: expected 0 to 65535")
+    if args.max_connections < 1:
+        raise UsageError(f"--max-connections {args.max_connections}: expected 1 or more")
     if args.max_bundle_mb < 1:
         raise UsageError(f"--max-bundle-mb {args.max_bundle_mb}: expected 1 or more")
     data_dir = args.data_dir or default_data_dir(os.environ, Path.home())
@@ -125,30 +147,19 @@ def run(args: argparse.Namespace) -> int:
     )
     seconds = time.perf_counter() - started
     app = create_app([*domain_safety_routes(blocklist), *feedback_routes(store)])
-    # IPPROTO_TCP named: asyncio sets TCP_NODELAY on accepted sockets only when it is, and
-    # without it every answer waits for the peer's delayed ACK (about 40 ms).
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        listener.bind(("127.0.0.1", args.port))
-    except OSError as error:
-        listener.close()
-        raise UsageError(
-            f"--port {args.port}: cannot listen on 127.0.0.1 ({error.strerror})"
-        ) from error
+    listener = listen(args.host, args.port)
     port = listener.getsockname()[1]
     print(
         f"airlock serve: {len(blocklist.current)} blocked domains from {args.blocklist} "
         f"(loaded in {seconds:.1f} s); "
-        f"feedback to {data_dir}; listening on http://127.0.0.1:{port}",
+        f"feedback to {data_dir}; listening on http://{args.host}:{port}",
         file=sys.stderr,
         flush=True,
     )
     if hasattr(signal, "SIGHUP"):
         signal.signal(signal.SIGHUP, lambda *_: blocklist.reload(wait=False))
-    config = uvicorn.Config(app, log_level="warning", access_log=False)
     try:
-        uvicorn.Server(config).run(sockets=[listener])
+        make_server(app, Limits(max_connections=args.max_connections)).run(sockets=[listener])
     finally:
         stopping.set()
         store.close()

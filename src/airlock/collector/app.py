@@ -30,6 +30,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from airlock.collector.blocklist import ReloadingBlockList
+from airlock.collector.limits import MAX_BODY_BYTES, BodyLimit
 from airlock.policy.rules import normalize_host
 from airlock.webfetch import hashing
 
@@ -57,12 +58,14 @@ class ServiceRoute:
     """The OpenAPI path item for ``route.path`` (``{"get": {…}}``)."""
     fast: ASGIApp | None = None
     """A plain ASGI handler for ``GET`` on ``route.path``, answered ahead of the framework."""
+    max_body: int | None = None
+    """Largest request body on ``route.path`` (``None``: :data:`limits.MAX_BODY_BYTES`)."""
 
 
 class CollectorApp:
     """The ASGI app: fast ``GET`` paths answered directly, every other request by Starlette."""
 
-    def __init__(self, framework: Starlette, fast: dict[str, ASGIApp]) -> None:
+    def __init__(self, framework: ASGIApp, fast: dict[str, ASGIApp]) -> None:
         self.framework = framework
         self.fast = fast
 
@@ -94,8 +97,9 @@ def create_app(
     framework = Starlette(
         routes=[*(item.route for item in mounted), Route("/openapi.json", openapi, methods=["GET"])]
     )
+    bodies = {item.route.path: item.max_body for item in mounted if item.max_body is not None}
     fast = {item.route.path: item.fast for item in mounted if item.fast is not None}
-    return CollectorApp(framework, fast)
+    return CollectorApp(BodyLimit(framework, MAX_BODY_BYTES, bodies), fast)
 
 
 def _bad_body(parameter: str, value: str, expected: str) -> dict[str, Any]:

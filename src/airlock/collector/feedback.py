@@ -3,20 +3,24 @@
 Theory of operation
 -------------------
 ``POST /v1/feedback-bundles`` receives a gzip'd tar streamed with a ``Content-Length``, its
-SHA-256 (``X-Airlock-Bundle-Sha256``), an ``Idempotency-Key``, its kind and its retention
-class. The body goes to a temporary file in the data directory while it is hashed; only a
-complete body whose hash matches is kept: fsync'd, renamed into ``bundles/`` and recorded in
-the SQLite index with its class and the time it arrived. A cut connection or a wrong hash
-leaves nothing behind. A key already stored is answered ``200`` (the client's retry after a
-lost answer); a new one ``201``.
+SHA-256 (``X-Airlock-Bundle-Sha256``), an ``Idempotency-Key`` and its kind (``feedback`` or
+``shared_transcript``). The body goes to a temporary file in the data directory while it is
+hashed; only a complete body whose hash matches is kept: fsync'd, renamed into ``bundles/``
+and recorded in the SQLite index with its class and the time it arrived. A cut connection or a
+wrong hash leaves nothing behind. A key already stored is answered ``200`` (the client's retry
+after a lost answer); a new one ``201``.
 
 ``POST /v1/survey-ratings`` stores the JSON rating alone (no link to any other record), with
 the day it arrived and no finer time.
 
-A record is kept for its class's period in :data:`airlock.policy.retention.RETENTION_DAYS`;
-:meth:`FeedbackStore.sweep` deletes what is past it. A class whose period is ``0`` is never
-persisted: the collector answers ``202`` and stores nothing. A class with no period of ours
-(``None``, the provider's terms) is never swept.
+The retention class of each record is the server's: :func:`airlock.policy.collection.storing`
+answers it from the kind of record and the organisation's terms; a class a client names
+(``X-Airlock-Retention-Class``) is ignored. A record is kept for its class's period;
+:meth:`FeedbackStore.sweep` deletes what is past it. A class whose period is ``0`` (zero
+data retention) is never persisted: the collector answers ``202`` and stores nothing.
+
+The data directory and its folders are ``0700`` and every file in them ``0600``, whatever the
+umask of the process.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from airlock.collector.app import ServiceRoute
+from airlock.policy.collection import ItemKind, OrgTerms, Storing, storing
 from airlock.policy.retention import RETENTION_DAYS, RetentionClass
 
 BUNDLES_PATH = "/v1/feedback-bundles"
@@ -78,6 +83,7 @@ class FeedbackStore:
         data_dir: created when missing.
         clock: the current time (aware, UTC).
         max_bundle_bytes: bundles above this are refused.
+        terms: the organisation's terms, from which each record's class comes.
     """
 
     def __init__(
@@ -86,18 +92,22 @@ class FeedbackStore:
         *,
         clock: Callable[[], datetime],
         max_bundle_bytes: int = MAX_BUNDLE_BYTES,
+        terms: OrgTerms | None = None,
     ) -> None:
         self.data_dir = data_dir
+        self.terms = terms or OrgTerms()
         self.clock = clock
         self.max_bundle_bytes = max_bundle_bytes
         self.bundles_dir = data_dir / "bundles"
         self.incoming_dir = data_dir / "incoming"
-        self.bundles_dir.mkdir(parents=True, exist_ok=True)
-        self.incoming_dir.mkdir(parents=True, exist_ok=True)
+        for folder in (data_dir, self.bundles_dir, self.incoming_dir):
+            private_dir(folder)
         for leftover in self.incoming_dir.iterdir():  # parts of uploads cut by a stop
             leftover.unlink(missing_ok=True)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(data_dir / "collector.sqlite3", check_same_thread=False)
+        database = private_file(data_dir / "collector.sqlite3")
+        self._db = sqlite3.connect(database, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
         self._db.executescript(_SCHEMA)
 
     def close(self) -> None:
@@ -179,6 +189,20 @@ def _days(retention: str) -> int | None:
         return min(d for d in RETENTION_DAYS.values() if d)  # unknown: the shortest period
 
 
+def private_dir(path: Path) -> Path:
+    """``path`` made (with missing parents) and set to ``0700``, whatever the umask."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path.chmod(0o700)
+    return path
+
+
+def private_file(path: Path) -> Path:
+    """``path`` created empty when missing, and set to ``0600``, whatever the umask."""
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+    path.chmod(0o600)
+    return path
+
+
 def _fsync_dir(path: Path) -> None:
     descriptor = os.open(path, os.O_RDONLY)
     try:
@@ -191,15 +215,21 @@ def _error(status: int, message: str, **more: Any) -> JSONResponse:
     return JSONResponse({"error": message, **more}, status_code=status)
 
 
-def _retention(value: str | None, default: RetentionClass | None) -> RetentionClass | str:
-    """The class named by the header, or an error message naming what is valid."""
-    if value is None and default is not None:
-        return default
-    try:
-        return RetentionClass(value or "")
-    except ValueError:
-        valid = ", ".join(item.value for item in RetentionClass)
-        return f"X-Airlock-Retention-Class={value!r}: expected one of {valid}"
+_BUNDLE_KINDS = {
+    "feedback": ItemKind.FEEDBACK_BUNDLE,
+    "shared_transcript": ItemKind.SHARED_TRANSCRIPT,
+}
+
+
+def _dropped(key: str, verdict: Storing) -> JSONResponse:
+    return JSONResponse(
+        {
+            "id": key,
+            "stored": False,
+            "reason": f"retention class {verdict.retention_class}: never persisted",
+        },
+        status_code=202,
+    )
 
 
 async def _drain(request: Request) -> None:
@@ -234,20 +264,20 @@ def feedback_routes(store: FeedbackStore) -> Sequence[ServiceRoute]:
         length = int(length_text)
         if length > store.max_bundle_bytes:
             return _error(413, f"bundle of {length} bytes: the limit is {store.max_bundle_bytes}")
-        retention = _retention(request.headers.get("x-airlock-retention-class"), None)
-        if not isinstance(retention, RetentionClass):
-            return _error(400, retention)
-        kind = request.headers.get("x-airlock-bundle-kind", "feedback")[:64]
-        if RETENTION_DAYS[retention] == 0:
-            await _drain(request)
-            return JSONResponse(
-                {
-                    "id": key,
-                    "stored": False,
-                    "reason": f"retention class {retention}: never persisted",
-                },
-                status_code=202,
+        kind_name = request.headers.get("x-airlock-bundle-kind", "feedback")
+        kind = _BUNDLE_KINDS.get(kind_name)
+        if kind is None:
+            return _error(
+                400,
+                f"X-Airlock-Bundle-Kind={kind_name[:64]!r}: expected one of {', '.join(_BUNDLE_KINDS)}",
             )
+        verdict = storing(kind, store.terms)
+        if verdict.refused:
+            await _drain(request)
+            return _error(403, verdict.refused)
+        if not verdict.persisted:
+            await _drain(request)
+            return _dropped(key, verdict)
         if store.has_bundle(key):
             await _drain(request)
             return JSONResponse({"id": key, "duplicate": True}, status_code=200)
@@ -272,7 +302,12 @@ def feedback_routes(store: FeedbackStore) -> Sequence[ServiceRoute]:
                     400, "hash mismatch: the body's SHA-256 is not X-Airlock-Bundle-Sha256"
                 )
             stored = store.publish(
-                key, temp, sha256=wanted, size=length, kind=kind, retention=str(retention)
+                key,
+                temp,
+                sha256=wanted,
+                size=length,
+                kind=kind_name,
+                retention=str(verdict.retention_class),
             )
         except ClientDisconnect:
             return _error(400, "the client went away before the whole body arrived")
@@ -289,23 +324,17 @@ def feedback_routes(store: FeedbackStore) -> Sequence[ServiceRoute]:
             return _error(
                 400, f"Idempotency-Key: expected 1 to {MAX_KEY_LENGTH} printable characters"
             )
-        body = await request.body()
-        if len(body) > MAX_RATING_BYTES:
-            return _error(413, f"rating of {len(body)} bytes: the limit is {MAX_RATING_BYTES}")
+        body = await request.body()  # bounded by BodyLimit (MAX_RATING_BYTES)
         try:
             payload = json.loads(body)
         except ValueError:
             payload = None
         if not isinstance(payload, dict):
             return _error(400, "body: expected a JSON object")
-        retention = _retention(
-            request.headers.get("x-airlock-retention-class"), RetentionClass.SURVEY_RATING
-        )
-        if not isinstance(retention, RetentionClass):
-            return _error(400, retention)
-        if RETENTION_DAYS[retention] == 0:
-            return JSONResponse({"id": key, "stored": False}, status_code=202)
-        stored = store.add_rating(key, payload, str(retention))
+        verdict = storing(ItemKind.SURVEY_RATING, store.terms)
+        if not verdict.persisted:
+            return _dropped(key, verdict)
+        stored = store.add_rating(key, payload, str(verdict.retention_class))
         return JSONResponse(
             {"id": key, "duplicate": not stored}, status_code=201 if stored else 200
         )
@@ -316,6 +345,7 @@ def feedback_routes(store: FeedbackStore) -> Sequence[ServiceRoute]:
             "201": {"description": "stored"},
             "200": {"description": "already stored under this Idempotency-Key"},
             "202": {"description": "the retention class is never persisted: nothing stored"},
+            "403": {"description": "the organisation does not accept this kind"},
             "400": {"description": "a bad header or body, named"},
             "413": {"description": "too large"},
         },
@@ -329,10 +359,12 @@ def feedback_routes(store: FeedbackStore) -> Sequence[ServiceRoute]:
                     **post,
                 }
             },
+            max_body=store.max_bundle_bytes,
         ),
         ServiceRoute(
             Route(RATINGS_PATH, ratings, methods=["POST"]),
             {"post": {"summary": "Store a survey rating alone, with the day only", **post}},
+            max_body=MAX_RATING_BYTES,
         ),
     )
 

@@ -1,0 +1,49 @@
+"""The collector's HTTP server: uvicorn with :mod:`airlock.collector.limits` in force."""
+
+from __future__ import annotations
+
+import socket
+
+import uvicorn
+from starlette.types import ASGIApp
+
+from airlock.collector.limits import Limits, guarded_protocol
+from airlock.errors import UsageError
+
+
+def make_server(
+    app: ASGIApp, limits: Limits | None = None, *, log_level: str = "warning"
+) -> uvicorn.Server:
+    """A uvicorn server for ``app`` whose connections keep to ``limits``."""
+    limits = limits or Limits()
+    config = uvicorn.Config(
+        app,
+        http=guarded_protocol(limits),
+        log_level=log_level,
+        access_log=False,
+        lifespan="off",
+        timeout_keep_alive=max(1, round(limits.idle_timeout)),
+    )
+    return uvicorn.Server(config)
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to ``host``:``port`` (``0``: a free port).
+
+    Raises:
+        UsageError: The address cannot be used (in use, or not this machine's).
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    # IPPROTO_TCP named: asyncio sets TCP_NODELAY on accepted sockets only when it is, and
+    # without it every answer waits for the peer's delayed ACK (about 40 ms).
+    listener = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listener.bind((host, port))
+    except OSError as error:
+        listener.close()
+        raise UsageError(
+            f"--host {host} --port {port}: cannot listen there ({error.strerror}); "
+            "choose a free port, or an address of this machine"
+        ) from error
+    return listener
