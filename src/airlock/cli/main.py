@@ -27,6 +27,7 @@ COMMANDS = (
     "survey",
     "fetch",
     "serve",
+    "audit",
 )
 """Command groups, in the order ``--help`` lists them."""
 

@@ -1,1 +1,36 @@
-"""The egress side of ``airlock run``: the proxy, its audit log, inspection and the git gateway."""
+"""The egress side of ``airlock run``: the proxy, its audit log, inspection and the git gateway.
+
+    >>> config = EgressConfig(allow=EgressConfig.rules(["example.com"], "--allow"),
+    ...                       audit_log=default_log_path(config_dir))
+    >>> running = start_proxy(config, [listening_socket])
+    >>> ...                                   # the sandboxed command runs
+    >>> report = running.close({"command": [...], "exit_code": 0})
+
+Modules: :mod:`~airlock.egress.config` (what the proxy is told), :mod:`~airlock.egress.rules`
+(allow or deny), :mod:`~airlock.egress.addresses` (the address check before dialling),
+:mod:`~airlock.egress.http1` (request parsing), :mod:`~airlock.egress.server` (the proxy),
+:mod:`~airlock.egress.running` (its thread), :mod:`~airlock.egress.audit` (the chained log),
+:mod:`~airlock.egress.flows` (which data flow a request is), :mod:`~airlock.egress.ca` (the run's CA).
+"""
+
+from airlock.egress.audit import AuditLog, audit_paths, default_log_path, heads_path, verify
+from airlock.egress.config import EgressConfig, HostRule, Limits
+from airlock.egress.report import HostReport, ProxyReport
+from airlock.egress.rules import default_rules
+from airlock.egress.running import RunningProxy, start_proxy
+
+__all__ = [
+    "AuditLog",
+    "EgressConfig",
+    "HostReport",
+    "HostRule",
+    "Limits",
+    "ProxyReport",
+    "RunningProxy",
+    "audit_paths",
+    "default_log_path",
+    "default_rules",
+    "heads_path",
+    "start_proxy",
+    "verify",
+]

@@ -1,0 +1,174 @@
+"""``airlock audit``: what ``airlock run`` let out (or refused), and whether the log is intact."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+HELP = "show the egress audit log of 'airlock run', or verify its hash chain"
+
+DESCRIPTION = """\
+Show the audit log that 'airlock run' writes: one record per CONNECT tunnel and per plain-HTTP
+request (time, duration, method, host, port, path with query values dropped, status,
+decision, the rule or reason, bytes each way, error), a 'start' record and a 'run' record per
+run (command, rules, variables dropped, exit code, per-host totals).
+
+  airlock audit [--run ID] [--since TIME] [--host HOST] [--decision allow|deny] [--json]
+  airlock audit verify [FILE]
+
+The log is <config dir>/airlock/audit.jsonl (the config dir being $CLAUDE_CONFIG_DIR or
+~/.claude) unless --audit-log FILE says otherwise. Each record carries the SHA-256 of the one
+before it; each run's checkpoints and final hash are kept apart from the log, under
+<config dir>/airlock/audit-heads/. 'verify' checks both: it exits 0 when the chain is intact
+and 1 naming the first bad record when a record was edited, removed, inserted, reordered or
+appended, or the log was rewritten or cut short.
+
+--since takes a time (2026-12-02, 2026-12-02T10:30, ISO with a zone) or an age (30m, 2h, 7d).
+--host takes a host or a pattern (*.example.com). Exit codes: 0 ok; 1 verify found a problem;
+2 bad input or an unreadable log.
+"""
+
+_AGE = re.compile(r"^(\d+)([smhd])$")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+
+
+def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
+    parser = subparsers.add_parser(
+        "audit",
+        parents=[common],
+        help=HELP,
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "action", nargs="?", choices=["verify"], help="verify: check the log's hash chain"
+    )
+    parser.add_argument("file", nargs="?", type=Path, metavar="FILE", help="the log to verify")
+    parser.add_argument("--audit-log", type=Path, metavar="FILE", help="the audit log to read")
+    parser.add_argument("--run", metavar="ID", help="only this run (an id, or its start)")
+    parser.add_argument("--since", metavar="TIME", help="only records from TIME on")
+    parser.add_argument("--host", metavar="HOST", help="only connections to HOST (or a pattern)")
+    parser.add_argument("--decision", choices=["allow", "deny"], help="only allowed or denied")
+    parser.add_argument("--json", action="store_true", help="print a JSON array of records")
+
+
+def run(args: argparse.Namespace) -> int:
+    from airlock.egress.audit import audit_paths
+    from airlock.errors import UsageError
+
+    if args.file is not None and args.action != "verify":
+        raise UsageError(f"unexpected argument {str(args.file)!r}: only 'verify' takes a FILE")
+    log, heads = audit_paths(os.environ, args.file or args.audit_log)
+    if args.action == "verify":
+        return _verify(log, heads)
+    if not log.exists():
+        raise UsageError(
+            f"no audit log at {log}: 'airlock run' writes one there (or pass --audit-log FILE)"
+        )
+    records = _selected(log, args)
+    if args.json:
+        _print_json(records)
+    else:
+        _print_lines(records)
+    return 0
+
+
+def _verify(log: Path, heads: Path) -> int:
+    from airlock.egress.audit import verify
+    from airlock.errors import UsageError
+
+    if not log.exists():
+        raise UsageError(f"no audit log at {log} (pass the file, or --audit-log FILE)")
+    verdict = verify(log, heads)
+    if verdict.intact:
+        print(f"{log}: intact, {verdict.records} records, {verdict.runs} runs")
+        return 0
+    print(f"{log}: NOT intact: {verdict.problem}", file=sys.stderr)
+    return 1
+
+
+def parse_since(text: str, now: datetime) -> datetime:
+    """A time (ISO 8601, UTC when no zone is given) or an age before ``now`` (``30m``, ``2d``).
+
+    Raises:
+        UsageError: neither.
+    """
+    from airlock.errors import UsageError
+
+    found = _AGE.match(text.strip())
+    if found:
+        return now - timedelta(**{_UNITS[found.group(2)]: int(found.group(1))})
+    try:
+        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise UsageError(
+            f"--since {text!r}: expected a time such as 2026-12-02T10:30 or an age such as 2h"
+        ) from None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def _selected(log: Path, args: argparse.Namespace) -> Iterator[dict[str, Any]]:
+    from airlock.egress.audit import iso_time, read_records
+    from airlock.egress.config import HostRule
+    from airlock.policy.rules import normalize_host
+
+    since = None
+    if args.since:
+        since = iso_time(parse_since(args.since, datetime.now(UTC)).timestamp())
+    host_rule = HostRule.parse(args.host, "--host") if args.host else None
+    connections_only = host_rule is not None or args.decision is not None
+    for record in read_records(log):
+        if args.run and not str(record.get("run", "")).startswith(args.run):
+            continue
+        if since is not None and str(record.get("time", "")) < since:
+            continue
+        if connections_only and record.get("type") not in ("tunnel", "request"):
+            continue
+        if args.decision and record.get("decision") != args.decision:
+            continue
+        if host_rule is not None and not host_rule.covers(
+            normalize_host(str(record.get("host", ""))), int(record.get("port") or 0)
+        ):
+            continue
+        yield record
+
+
+def _print_json(records: Iterator[dict[str, Any]]) -> None:
+    import orjson
+
+    out = sys.stdout.buffer
+    out.write(b"[")
+    for index, record in enumerate(records):
+        out.write(b",\n" if index else b"\n")
+        out.write(orjson.dumps(record))
+    out.write(b"\n]\n")
+    out.flush()
+
+
+def _print_lines(records: Iterator[dict[str, Any]]) -> None:
+    write = sys.stdout.write
+    for record in records:
+        kind = record.get("type")
+        if kind == "start":
+            write(f"{record['time']}  run {record['run']} started\n")
+        elif kind == "run":
+            write(
+                f"{record['time']}  run {record['run']} ended: exit {record.get('exit_code')}, "
+                f"command {record.get('command')}\n"
+            )
+        else:
+            path = record.get("path") or ""
+            write(
+                f"{record.get('time')}  {record.get('decision', '?'):5}  {record.get('method')} "
+                f"{record.get('host')}:{record.get('port')}{path}  status {record.get('status')}  "
+                f"out {record.get('bytes_out')} in {record.get('bytes_in')}  "
+                f"{record.get('reason')}"
+                + (f"  error: {record['error']}" if record.get("error") else "")
+                + "\n"
+            )

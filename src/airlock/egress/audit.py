@@ -1,0 +1,387 @@
+"""The audit log: JSON lines, each carrying the SHA-256 of the line before it.
+
+Theory of operation
+-------------------
+The proxy calls :meth:`AuditLog.append` on its event loop with a plain dict; that is a list
+append and nothing more. A writer thread wakes every ``flush_interval`` seconds, takes what
+is pending, and for each record adds ``seq`` (its line number in the file, from 0) and
+``prev`` (the SHA-256, hex, of the previous line's bytes; 64 zeros for the first line),
+encodes it with orjson, appends the lines in one write and ``fsync``\\ s the file. Only then
+does it append a *checkpoint* to the heads file, kept apart from the log (under the config
+dir): the run, how many records the log holds, the hash of the last one, and at the end of
+the run ``"final": true``. So:
+
+* an edited, removed, inserted or reordered line breaks the chain at the first bad record;
+* a log rewritten from scratch, or cut short, no longer matches the heads file;
+* a record appended past the last checkpoint is caught as such;
+* a record of a connection that finished before a flush is on disk once that flush is done,
+  whatever happens to the process afterwards (``kill -9`` included).
+
+If the log or the heads file cannot be written, the writer stops, keeps the error in
+:attr:`AuditLog.failed` and calls ``on_failure``: the proxy then stops all traffic (fail
+closed). A log whose last line is cut short (a crash in the middle of a write) is never
+appended to: :func:`verify` says where it is broken.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from airlock.errors import AirlockError
+
+GENESIS = "0" * 64
+"""The ``prev`` of a log's first record."""
+FOLDER = "airlock"
+LOG_NAME = "audit.jsonl"
+HEADS_FOLDER = "audit-heads"
+
+Record = dict[str, Any]
+
+
+def default_log_path(config_dir: Path) -> Path:
+    """``<config dir>/airlock/audit.jsonl``."""
+    return config_dir / FOLDER / LOG_NAME
+
+
+def heads_path(log: Path, config_dir: Path) -> Path:
+    """Where the checkpoints of ``log`` are kept: under the config dir, named by the log's path."""
+    key = hashlib.sha256(os.fsencode(log.expanduser().absolute())).hexdigest()[:16]
+    return config_dir / FOLDER / HEADS_FOLDER / f"{key}.jsonl"
+
+
+def audit_paths(environ: Mapping[str, str], audit_log: Path | None = None) -> tuple[Path, Path]:
+    """The log (``audit_log``, else under the config dir) and its heads file (under the config dir).
+
+    The config dir is ``$CLAUDE_CONFIG_DIR``, else ``~/.claude`` (:func:`airlock.settings.config_dir`).
+    """
+    from airlock.settings import config_dir
+
+    home = config_dir(environ)
+    log = default_log_path(home) if audit_log is None else audit_log.expanduser()
+    return log, heads_path(log, home)
+
+
+def line_hash(line: bytes) -> str:
+    """The SHA-256 of one line's bytes (without its line break), in hex."""
+    return hashlib.sha256(line).hexdigest()
+
+
+def iso_time(epoch: float) -> str:
+    """``2026-12-02T10:24:53.123Z``."""
+    moment = datetime.fromtimestamp(epoch, UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+class AuditLog:
+    """One run's writer to a chained log, flushing durably off the event loop's thread.
+
+    Args:
+        path: the log (created with its folders, mode 0600, when missing).
+        heads: the heads file for this log (see :func:`heads_path`).
+        run_id: the run every record and checkpoint is tagged with.
+        flush_interval: seconds between flushes.
+        on_failure: called (from the writer thread) with the error when a write fails.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        heads: Path,
+        run_id: str,
+        flush_interval: float = 0.05,
+        on_failure: Callable[[BaseException], None] | None = None,
+    ) -> None:
+        self.path = path
+        self.heads = heads
+        self.run_id = run_id
+        self.flush_interval = flush_interval
+        self.on_failure = on_failure
+        self.failed: BaseException | None = None
+        self.records = 0
+        """Records in the file after the last flush."""
+        self.last_hash = GENESIS
+        self._pending: list[Record] = []
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._closing = False
+        self._fd = -1
+        self._heads_fd = -1
+        self._thread: threading.Thread | None = None
+
+    def open(self) -> None:
+        """Open (or create) the log and its heads file, find the chain's tip, start the writer.
+
+        Raises:
+            AirlockError: the log cannot be created or read, or its last line is cut short.
+        """
+        try:
+            for folder in (self.path.parent, self.heads.parent):
+                folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+            flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
+            self._fd = os.open(self.path, flags, 0o600)
+            self._heads_fd = os.open(self.heads, flags, 0o600)
+            self.records, self.last_hash = _tip(self.path)
+        except OSError as error:
+            self._close_files()
+            raise AirlockError(
+                f"audit log {self.path}: cannot be opened for writing ({error.strerror}); "
+                "choose another with --audit-log FILE"
+            ) from error
+        except ValueError as error:
+            self._close_files()
+            raise AirlockError(
+                f"audit log {self.path}: {error}; run 'airlock audit verify --audit-log "
+                f"{self.path}' and move the file aside to start a new log"
+            ) from error
+        self._thread = threading.Thread(target=self._run, name=f"audit-log-{self.run_id}")
+        self._thread.daemon = True
+        self._thread.start()
+
+    def append(self, record: Record) -> None:
+        """Queue one record (called on the event loop: no I/O here). ``time`` is epoch seconds."""
+        self._pending.append(record)
+
+    def close(self, final: bool = True) -> str:
+        """Flush what is pending, write the final checkpoint, stop the writer; the final hash.
+
+        Raises:
+            AirlockError: the log could not be written (now or at an earlier flush).
+        """
+        self._closing = True
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        if self.failed is None:
+            try:
+                self._checkpoint(final=final)
+            except OSError as error:
+                self.failed = error
+        self._close_files()
+        if self.failed is not None:
+            raise AirlockError(
+                f"audit log {self.path} could not be written: {self.failed}"
+            ) from self.failed
+        return self.last_hash
+
+    def _close_files(self) -> None:
+        for fd in (self._fd, self._heads_fd):
+            if fd >= 0:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+        self._fd = self._heads_fd = -1
+
+    def _run(self) -> None:
+        while True:
+            self._wake.wait(self.flush_interval)
+            self._wake.clear()
+            closing = self._closing
+            try:
+                self.flush()
+            except OSError as error:
+                self.failed = error
+                if self.on_failure is not None:
+                    self.on_failure(error)
+                return
+            if closing:
+                return
+
+    def flush(self) -> None:
+        """Write what is pending, ``fsync`` it, then checkpoint (the writer thread calls this)."""
+        with self._lock:
+            if not self._pending:
+                return
+            batch, self._pending = self._pending, []
+        lines: list[bytes] = []
+        prev = self.last_hash
+        seq = self.records
+        for record in batch:
+            record["time"] = iso_time(record["time"])
+            record["seq"] = seq
+            record["prev"] = prev
+            line = orjson.dumps(record, default=str)
+            lines.append(line)
+            prev = line_hash(line)
+            seq += 1
+        lines.append(b"")
+        _write_all(self._fd, b"\n".join(lines))
+        os.fsync(self._fd)
+        self.records, self.last_hash = seq, prev
+        self._checkpoint(final=False)
+
+    def _checkpoint(self, final: bool) -> None:
+        head = {
+            "run": self.run_id,
+            "log": str(self.path.absolute()),
+            "records": self.records,
+            "hash": self.last_hash,
+            "final": final,
+            "time": iso_time(time.time()),
+        }
+        _write_all(self._heads_fd, orjson.dumps(head) + b"\n")
+        os.fsync(self._heads_fd)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+
+
+def _tip(path: Path) -> tuple[int, str]:
+    """How many records ``path`` holds and the hash of its last line.
+
+    Raises:
+        ValueError: the file does not end with a line break (a cut-short write).
+    """
+    size = path.stat().st_size
+    if size == 0:
+        return 0, GENESIS
+    with path.open("rb") as handle:
+        handle.seek(size - 1)
+        if handle.read(1) != b"\n":
+            raise ValueError("its last line is cut short (no line break at the end)")
+        chunk = b""
+        position = size
+        while position > 0 and chunk.count(b"\n") < 2:
+            step = min(65536, position)
+            position -= step
+            handle.seek(position)
+            chunk = handle.read(step) + chunk
+    last = chunk[:-1].rsplit(b"\n", 1)[-1]
+    record = orjson.loads(last)
+    return int(record["seq"]) + 1, line_hash(last)
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading and verifying
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """What :func:`verify` found: ``problem`` is ``None`` when the log is intact."""
+
+    records: int
+    runs: int
+    problem: str | None = None
+    bad_record: int | None = None
+
+    @property
+    def intact(self) -> bool:
+        return self.problem is None
+
+
+def read_lines(path: Path) -> Iterator[bytes]:
+    """Each line of ``path``, without its line break (a last line without one included)."""
+    with path.open("rb") as handle:
+        for raw in handle:
+            yield raw[:-1] if raw.endswith(b"\n") else raw
+
+
+def read_records(path: Path) -> Iterator[Record]:
+    """Each record of the log, decoded (a line that is not JSON is skipped)."""
+    for line in read_lines(path):
+        try:
+            record = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            continue
+        if isinstance(record, dict):
+            yield record
+
+
+def read_heads(heads: Path, log: Path) -> list[Record]:
+    """The checkpoints of ``log`` in ``heads``, in order (none when the file is missing)."""
+    if not heads.exists():
+        return []
+    wanted = str(log.absolute())
+    found: list[Record] = []
+    for line in read_lines(heads):
+        try:
+            head = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            continue
+        if isinstance(head, dict) and head.get("log") == wanted:
+            found.append(head)
+    return found
+
+
+def verify(path: Path, heads: Path) -> Verdict:
+    """Check the chain of ``path`` and that it matches every checkpoint in ``heads``.
+
+    The first problem found is named: its record number (``seq``, from 0) and what is wrong.
+    """
+    checkpoints = read_heads(heads, path)
+    expected: dict[int, Record] = {}
+    for head in checkpoints:
+        if head["records"] > 0:
+            expected[int(head["records"]) - 1] = head
+    prev = GENESIS
+    count = 0
+    runs: set[str] = set()
+    for line in read_lines(path):
+        problem = _check_line(line, count, prev, expected, runs)
+        if problem is not None:
+            return Verdict(count, len(runs), f"record {count}: {problem}", count)
+        prev = line_hash(line)
+        count += 1
+    return _check_end(path, count, len(runs), checkpoints)
+
+
+def _check_line(
+    line: bytes, seq: int, prev: str, expected: Mapping[int, Record], runs: set[str]
+) -> str | None:
+    try:
+        record = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return "is not a JSON record (edited, or cut short)"
+    if not isinstance(record, dict):
+        return "is not a JSON object"
+    if record.get("prev") != prev:
+        return "does not carry the hash of the record before it (edited, removed or reordered records)"
+    if record.get("seq") != seq:
+        return f"says it is record {record.get('seq')!r} (records removed, inserted or reordered)"
+    runs.add(str(record.get("run")))
+    head = expected.get(seq)
+    if head is not None and head["hash"] != line_hash(line):
+        return f"does not match the checkpoint of run {head['run']} (the log was rewritten)"
+    return None
+
+
+def _check_end(path: Path, count: int, runs: int, checkpoints: list[Record]) -> Verdict:
+    if not checkpoints:
+        if count == 0:
+            return Verdict(0, 0)
+        return Verdict(
+            count, runs, f"no checkpoint of {path} was found: the log cannot be vouched for", 0
+        )
+    last = checkpoints[-1]
+    kept = int(last["records"])
+    if count < kept:
+        return Verdict(
+            count,
+            runs,
+            f"the log holds {count} records but run {last['run']} checkpointed {kept} "
+            "(records removed from the end)",
+            count,
+        )
+    if count > kept:
+        return Verdict(
+            count,
+            runs,
+            f"record {kept}: past the last checkpoint (run {last['run']}, {kept} records): "
+            "appended afterwards, or written by a run killed before it could checkpoint",
+            kept,
+        )
+    return Verdict(count, runs)

@@ -1,0 +1,136 @@
+"""What the egress proxy is told: host rules, limits, the audit log. Parsed once, frozen.
+
+A :class:`HostRule` is one pattern with where it came from (``--allow``, a settings key and
+its file, the policy engine's flow). The pattern is the web-fetch guard's domain syntax
+(:func:`airlock.policy.rules.parse_domain`: ``example.com``, ``*.example.com``, ``cdn*.x.org``,
+``*``) with an optional ``:PORT``; a ``WebFetch(domain:…)`` rule is read by the same engine
+(:func:`airlock.policy.rules.parse_rule`). No second matcher exists here: a rule holds the
+engine's :class:`~airlock.policy.rules.DomainPattern` and the port, nothing else.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from airlock.errors import UsageError
+from airlock.policy.rules import DomainPattern, matches, parse_domain, parse_rule
+
+ALLOW = "allow"
+DENY = "deny"
+
+
+@dataclass(frozen=True, slots=True)
+class HostRule:
+    """One allow or deny pattern, parsed, with where it came from.
+
+    Build with :meth:`parse`; ``origin`` is shown in refusals and the audit log, e.g.
+    ``"--deny"`` or ``"sandbox.network.deniedDomains in /home/me/.claude/settings.json"``.
+    """
+
+    text: str
+    origin: str
+    pattern: DomainPattern
+    port: int | None = None
+
+    @classmethod
+    def parse(cls, text: str, origin: str) -> HostRule:
+        """Parse ``HOST``, ``HOST:PORT`` or ``WebFetch(domain:HOST)``.
+
+        Raises:
+            UsageError: the pattern cannot be read; the message says what is valid.
+        """
+        try:
+            pattern = parse_rule(text)
+            if pattern is not None:
+                return cls(text, origin, pattern)
+            host, port = _split_port(text.strip())
+            return cls(text, origin, parse_domain(host), port)
+        except ValueError as error:
+            raise UsageError(
+                f"{origin} {text!r}: {error} (a host such as example.com, *.example.com or "
+                "example.com:443, or WebFetch(domain:example.com))"
+            ) from error
+
+    def covers(self, host: str, port: int) -> bool:
+        """Whether this rule matches ``host`` (normalised) on ``port``."""
+        return (self.port is None or self.port == port) and matches(self.pattern, host)
+
+    @property
+    def names_host(self) -> bool:
+        """An explicit rule: one host, no wildcard (what may reach a private address)."""
+        return not (self.pattern.any_host or self.pattern.wildcard or self.pattern.subdomains_only)
+
+    def describe(self) -> str:
+        return f"{self.text!r} ({self.origin})"
+
+
+def _split_port(text: str) -> tuple[str, int | None]:
+    host, colon, port = text.rpartition(":")
+    if not colon:
+        return text, None
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"port {port!r} is not a number from 1 to 65535")
+    return host, int(port)
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Bounds on what one run may do through the proxy. ``None`` means no bound."""
+
+    max_connections: int = 512
+    """Client connections open at once; one more is answered ``503`` and closed."""
+    max_header_bytes: int = 64 * 1024
+    """Request line and headers of one request; larger is answered ``431``."""
+    idle_seconds: float = 300.0
+    """A connection (or tunnel) with no byte either way for this long is closed."""
+    connect_timeout: float = 30.0
+    """Seconds to reach a destination (or the upstream proxy)."""
+    new_connections_per_second: float | None = None
+    """Per destination host: upstream connections opened per second (burst of the same size)."""
+    max_upload_mb: float | None = None
+    """Bytes sent out by the whole run; past it, new connections are refused and reported."""
+
+    @property
+    def max_upload_bytes(self) -> int | None:
+        return None if self.max_upload_mb is None else int(self.max_upload_mb * 1024 * 1024)
+
+
+@dataclass(frozen=True, slots=True)
+class EgressConfig:
+    """Everything a run's proxy needs; built at the edge (the CLI), never from raw dicts inside.
+
+    Precedence, written once in :mod:`airlock.egress.rules`: a deny rule beats any allow rule;
+    then ``allow`` (the user's and the settings'), then ``default_allow`` (the destinations of
+    the flows the policy engine says are on); ``allow_all`` lets everything else through,
+    still audited; otherwise the connection is refused.
+    """
+
+    allow: tuple[HostRule, ...] = ()
+    deny: tuple[HostRule, ...] = ()
+    default_allow: tuple[HostRule, ...] = ()
+    allow_all: bool = False
+    allow_private: bool = False
+    """Hosts an explicit rule of ``allow`` names (no wildcard) may resolve to loopback, private,
+    link-local or this host's addresses (a test server, an intranet host). Off: such addresses
+    are always refused."""
+    upstream_proxy: str | None = None
+    """``http://HOST:PORT`` of a proxy to chain every connection through (no address check then:
+    the upstream proxy resolves)."""
+    limits: Limits = field(default_factory=Limits)
+    audit_log: Path | None = None
+    """The JSON-lines audit log; ``None`` keeps no log (a benchmark's "audit off" row)."""
+    heads_file: Path | None = None
+    """Where each run's checkpoints and final hash go, apart from the log; ``None``: under the
+    config dir of the process's environment (:func:`airlock.egress.audit.audit_paths`)."""
+    flush_interval: float = 0.05
+    """Seconds between durable flushes of the audit log."""
+
+    @staticmethod
+    def rules(texts: list[str] | tuple[str, ...], origin: str) -> tuple[HostRule, ...]:
+        """Parse many patterns from one origin (e.g. every ``--allow``).
+
+        Raises:
+            UsageError: the first pattern that cannot be read.
+        """
+        return tuple(HostRule.parse(text, origin) for text in texts)

@@ -1,0 +1,300 @@
+"""HTTP/1.1 for the proxy: client requests in (httptools, strict), forwarded heads out.
+
+Theory of operation
+-------------------
+:class:`RequestParser` feeds whatever bytes the client sent to httptools (llhttp) and turns
+its callbacks into a queue of events: a :class:`RequestHead`, body pieces (already de-chunked)
+and an end marker, per request, in order; pipelined requests simply queue up. llhttp refuses
+what request smuggling needs: both ``Content-Length`` and ``Transfer-Encoding``, two
+``Content-Length``\\ s, a bad or oversized chunk size, obsolete line folding, bare LF, a space
+before the colon. On top of it this module refuses a ``Transfer-Encoding`` other than exactly
+``chunked``, a head larger than the limit, an origin-form target (this is a proxy), and an
+``https://`` target outside ``CONNECT``. Every refusal is a :class:`BadRequest` carrying the
+status to answer (400, 431, 501) and a sentence for the client.
+
+A forwarded request is rebuilt, not copied: the request line in origin form (absolute form
+when chaining to another proxy), ``Host`` set from the URL (never the client's own ``Host``:
+the rules judged the URL's host), hop-by-hop headers dropped (``Connection`` and what it
+names, ``Proxy-*``, ``Keep-Alive``, ``TE``, ``Trailer``, ``Upgrade``, ``Expect``), and the
+body re-framed: the same ``Content-Length``, or re-chunked. So no byte the client chose
+reaches the origin's framing.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+import httptools
+
+CONNECT = b"CONNECT"
+HOP_BY_HOP = frozenset(
+    {
+        b"connection",
+        b"keep-alive",
+        b"proxy-connection",
+        b"proxy-authorization",
+        b"proxy-authenticate",
+        b"te",
+        b"trailer",
+        b"transfer-encoding",
+        b"upgrade",
+        b"expect",
+        b"host",
+        b"content-length",
+    }
+)
+"""Headers never copied to the origin (``Host`` and ``Content-Length`` are written anew)."""
+
+REASONS = {
+    400: "Bad Request",
+    403: "Forbidden",
+    405: "Method Not Allowed",
+    429: "Too Many Requests",
+    417: "Expectation Failed",
+    431: "Request Header Fields Too Large",
+    501: "Not Implemented",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+    504: "Gateway Timeout",
+}
+
+
+class BadRequest(Exception):
+    """A request the proxy will not handle: answer ``status`` with ``message`` and close."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+@dataclass(slots=True)
+class RequestHead:
+    """One request's line and headers, as received (names as sent, values raw bytes)."""
+
+    method: bytes
+    target: bytes
+    version: str
+    headers: list[tuple[bytes, bytes]]
+    keep_alive: bool
+    chunked: bool
+    content_length: int | None
+    host: str = ""
+    port: int = 0
+    path: bytes = b"/"
+    """Path and query in origin form (plain HTTP)."""
+    expect_continue: bool = False
+
+
+class End:
+    """The end of one request's body (one instance: :data:`END`)."""
+
+
+END = End()
+Event = RequestHead | bytes | End
+
+
+class RequestParser:
+    """Turns client bytes into :class:`RequestHead`, body ``bytes`` and :data:`END` events.
+
+    After a ``CONNECT`` head, :attr:`tunnel_data` holds the bytes that followed it (the start
+    of the tunnel) and the parser takes no more input.
+    """
+
+    def __init__(self, max_header_bytes: int) -> None:
+        self.events: deque[Event] = deque()
+        self.max_header_bytes = max_header_bytes
+        self.tunnel_data: bytes | None = None
+        self._parser = httptools.HttpRequestParser(self)
+        self._url = b""
+        self._headers: list[tuple[bytes, bytes]] = []
+        self._in_head = False
+        self._head_bytes = 0
+        self._trailers = False
+
+    def feed(self, data: bytes) -> None:
+        """Parse ``data``; events go to :attr:`events`.
+
+        Raises:
+            BadRequest: the bytes are not a request this proxy handles.
+        """
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserUpgrade as upgrade:
+            head = self.events[-2] if len(self.events) >= 2 else None
+            if not isinstance(head, RequestHead) or head.method != CONNECT:
+                raise BadRequest(
+                    501, "protocol upgrades over plain HTTP are not supported (use CONNECT)"
+                ) from None
+            self.tunnel_data = data[upgrade.args[0] :]
+        except httptools.HttpParserError as error:
+            if isinstance(error.__context__, BadRequest):  # raised by a callback below
+                raise error.__context__ from None
+            raise BadRequest(400, f"malformed request: {error}") from None
+        if self._in_head:
+            # Counted per read: a read that ends one request and starts the next counts whole.
+            self._head_bytes += len(data)
+        if self._head_bytes > self.max_header_bytes:
+            raise BadRequest(
+                431, f"request line and headers exceed {self.max_header_bytes} bytes"
+            )
+
+    # httptools callbacks -----------------------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        self._in_head = True
+        self._trailers = False
+        self._url = b""
+        self._headers = []
+
+    def on_url(self, url: bytes) -> None:
+        self._url += url
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if not self._trailers:
+            self._headers.append((bytes(name), bytes(value)))
+
+    def on_headers_complete(self) -> None:
+        size = len(self._url) + sum(len(name) + len(value) + 4 for name, value in self._headers)
+        if size > self.max_header_bytes:
+            raise BadRequest(431, f"request line and headers exceed {self.max_header_bytes} bytes")
+        parser = self._parser
+        method = parser.get_method()
+        head = RequestHead(
+            method=method,
+            target=self._url,
+            version=parser.get_http_version(),
+            headers=self._headers,
+            keep_alive=parser.should_keep_alive(),
+            chunked=False,
+            content_length=None,
+        )
+        _check_framing(head)
+        if method == CONNECT:
+            head.host, head.port = parse_authority(self._url)
+        else:
+            _resolve_target(head)
+        self._in_head = False
+        self._trailers = True
+        self._head_bytes = 0
+        self.events.append(head)
+
+    def on_body(self, body: bytes) -> None:
+        self.events.append(bytes(body))
+
+    def on_message_complete(self) -> None:
+        self.events.append(END)
+
+
+def _check_framing(head: RequestHead) -> None:
+    for name, value in head.headers:
+        lowered = name.lower()
+        if lowered == b"transfer-encoding":
+            if value.strip().lower() != b"chunked":
+                raise BadRequest(501, f"Transfer-Encoding {value.decode('latin-1')!r} is not supported (only chunked)")
+            head.chunked = True
+        elif lowered == b"content-length":
+            head.content_length = int(value)
+        elif lowered == b"expect":
+            if value.strip().lower() != b"100-continue":
+                raise BadRequest(417, "only Expect: 100-continue is understood")
+            head.expect_continue = True
+
+
+def parse_authority(authority: bytes) -> tuple[str, int]:
+    """``host:port`` of a ``CONNECT`` (port required), as ``(host, port)``.
+
+    Raises:
+        BadRequest: not ``host:port``.
+    """
+    text = authority.decode("latin-1")
+    host, colon, port = text.rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if not colon or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise BadRequest(400, f"CONNECT needs host:port, got {text!r}")
+    return host.lower(), int(port)
+
+
+def _resolve_target(head: RequestHead) -> None:
+    target = head.target
+    if not target.startswith((b"http://", b"HTTP://")):
+        if target.startswith((b"https://", b"HTTPS://")):
+            raise BadRequest(
+                400, "https:// URLs go through CONNECT (set HTTPS_PROXY, not only HTTP_PROXY)"
+            )
+        raise BadRequest(
+            400,
+            "this is a forward proxy: send the full URL (http://host/path), or CONNECT host:port",
+        )
+    try:
+        url = httptools.parse_url(target)
+    except httptools.HttpParserInvalidURLError:
+        raise BadRequest(400, f"malformed URL {target[:200]!r}") from None
+    if not url.host:
+        raise BadRequest(400, f"no host in URL {target[:200]!r}")
+    if url.userinfo:
+        raise BadRequest(400, "credentials in a proxied URL are refused (user:password@host)")
+    head.host = url.host.decode("latin-1").lower()
+    head.port = url.port or 80
+    path = url.path or b"/"
+    head.path = path + b"?" + url.query if url.query is not None else path
+
+
+def forwarded_head(head: RequestHead, absolute: bool) -> bytes:
+    """The request line and headers to send upstream (see the module's docstring)."""
+    target = head.target if absolute else head.path
+    named = _connection_tokens(head.headers)
+    lines = [head.method + b" " + target + b" HTTP/1.1"]
+    host = head.host.encode("latin-1")
+    if ":" in head.host:
+        host = b"[" + host + b"]"
+    lines.append(b"Host: " + (host if head.port == 80 else host + b":%d" % head.port))
+    for name, value in head.headers:
+        lowered = name.lower()
+        if lowered in HOP_BY_HOP or lowered in named or lowered.startswith(b"proxy-"):
+            continue
+        lines.append(name + b": " + value)
+    if head.chunked:
+        lines.append(b"Transfer-Encoding: chunked")
+    elif head.content_length is not None:
+        lines.append(b"Content-Length: %d" % head.content_length)
+    lines.append(b"\r\n")
+    return b"\r\n".join(lines)
+
+
+def _connection_tokens(headers: list[tuple[bytes, bytes]]) -> frozenset[bytes]:
+    tokens: set[bytes] = set()
+    for name, value in headers:
+        if name.lower() in (b"connection", b"proxy-connection"):
+            tokens.update(token.strip().lower() for token in value.split(b","))
+    return frozenset(tokens)
+
+
+def simple_response(status: int, body: str, extra: tuple[tuple[str, str], ...] = ()) -> bytes:
+    """A complete ``text/plain`` response that closes the connection."""
+    data = body.encode("utf-8")
+    lines = [
+        f"HTTP/1.1 {status} {REASONS.get(status, 'Error')}",
+        "Content-Type: text/plain; charset=utf-8",
+        f"Content-Length: {len(data)}",
+        "Connection: close",
+        *(f"{name}: {value}" for name, value in extra),
+        "",
+        "",
+    ]
+    return "\r\n".join(lines).encode("latin-1", "replace") + data
+
+
+def redact_query(path: bytes) -> str:
+    """``/p?a=1&b`` → ``/p?a=…&b``: names kept, values dropped (the audit log's path)."""
+    text = path.decode("latin-1")
+    base, mark, query = text.partition("?")
+    if not mark:
+        return base
+    parts = []
+    for part in query.split("&"):
+        name, equals, _ = part.partition("=")
+        parts.append(f"{name}=…" if equals else name)
+    return f"{base}?{'&'.join(parts)}"

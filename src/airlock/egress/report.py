@@ -1,0 +1,121 @@
+"""What a run sent out, per host: kept while the proxy runs, returned when it closes."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(slots=True)
+class HostStats:
+    """Counters for one destination host (mutable: the proxy updates them as traffic flows)."""
+
+    connections: int = 0
+    """Connections opened to the host (tunnels, and connections carrying plain requests)."""
+    requests: int = 0
+    """Plain-HTTP requests forwarded."""
+    bytes_out: int = 0
+    bytes_in: int = 0
+    refused: Counter[str] = field(default_factory=Counter)
+    """Refusals, by reason."""
+
+
+@dataclass(frozen=True, slots=True)
+class HostReport:
+    """One host's line of the end-of-run report."""
+
+    host: str
+    connections: int
+    requests: int
+    bytes_out: int
+    bytes_in: int
+    refused: tuple[tuple[str, int], ...]
+    """``(reason, count)``, most frequent first."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "host": self.host,
+            "connections": self.connections,
+            "requests": self.requests,
+            "bytes_out": self.bytes_out,
+            "bytes_in": self.bytes_in,
+            "refused": [{"reason": reason, "count": count} for reason, count in self.refused],
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ProxyReport:
+    """What :meth:`RunningProxy.close` returns: the run's traffic, and how its log ended."""
+
+    run_id: str
+    hosts: tuple[HostReport, ...]
+    final_hash: str | None
+    """The audit log's last hash (also kept in the heads file); ``None`` without a log."""
+    audit_log: Path | None
+    upload_budget_exhausted: bool = False
+    error: str | None = None
+    """Why the proxy stopped traffic (the audit log could not be written), if it did."""
+
+    @property
+    def refused(self) -> int:
+        return sum(count for host in self.hosts for _, count in host.refused)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "run": self.run_id,
+            "hosts": [host.to_json() for host in self.hosts],
+            "refused": self.refused,
+            "final_hash": self.final_hash,
+            "audit_log": None if self.audit_log is None else str(self.audit_log),
+            "upload_budget_exhausted": self.upload_budget_exhausted,
+            "error": self.error,
+        }
+
+    def lines(self) -> list[str]:
+        """The report in words, a line each, for stderr."""
+        if not self.hosts:
+            out = ["airlock: nothing left the machine"]
+        else:
+            out = ["airlock: what left the machine (per host: connections, requests, out, in):"]
+        for host in self.hosts:
+            out.append(
+                f"  {host.host}: {host.connections} conn, {host.requests} req, "
+                f"{_size(host.bytes_out)} out, {_size(host.bytes_in)} in"
+            )
+            out.extend(f"    refused {count}×: {reason}" for reason, count in host.refused)
+        if self.upload_budget_exhausted:
+            out.append("  the upload budget ran out: later connections were refused")
+        if self.error:
+            out.append(f"  traffic was stopped: {self.error}")
+        if self.audit_log is not None:
+            out.append(f"  audit log {self.audit_log}, final hash {self.final_hash}")
+        return out
+
+
+def _size(count: int) -> str:
+    if count < 1024:
+        return f"{count} B"
+    size = count / 1024
+    for unit in ("KB", "MB"):
+        if size < 1024:
+            return f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} GB"
+
+
+def host_reports(hosts: dict[str, HostStats]) -> tuple[HostReport, ...]:
+    """The per-host lines, busiest host first."""
+    ordered = sorted(hosts.items(), key=lambda item: (-item[1].bytes_out - item[1].bytes_in, item[0]))
+    return tuple(
+        HostReport(
+            host,
+            stats.connections,
+            stats.requests,
+            stats.bytes_out,
+            stats.bytes_in,
+            tuple(stats.refused.most_common()),
+        )
+        for host, stats in ordered
+    )

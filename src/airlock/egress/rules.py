@@ -1,0 +1,95 @@
+"""Whether a connection to ``host:port`` may go out, and which rule said so.
+
+The order is written here once: a deny rule beats everything; then the user's and the
+settings' allow rules; then the destinations of the flows the policy engine has on; then
+``--allow-all`` (audit only); else refused. Matching is the web-fetch guard's
+(:func:`airlock.policy.rules.matches`, through :meth:`HostRule.covers`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from airlock.egress.config import ALLOW, DENY, EgressConfig, HostRule
+from airlock.policy.model import Decisions
+from airlock.policy.rules import normalize_host
+
+
+@dataclass(frozen=True, slots=True)
+class RuleDecision:
+    """The answer for one destination."""
+
+    host: str
+    port: int
+    decision: str
+    """``allow`` or ``deny``."""
+    reason: str
+    """The deciding rule and its origin, in words."""
+    rule: HostRule | None = None
+    explicit: bool = False
+    """Allowed by a rule naming this very host (the relaxed address check may apply)."""
+
+    @property
+    def allowed(self) -> bool:
+        return self.decision == ALLOW
+
+
+class EgressRules:
+    """The rules of one :class:`EgressConfig`, in the order they count."""
+
+    def __init__(self, config: EgressConfig) -> None:
+        self.config = config
+        self._cache: dict[tuple[str, int], RuleDecision] = {}
+
+    def check(self, host: str, port: int) -> RuleDecision:
+        """Decide ``host:port`` (the answer is cached: the rules do not change during a run)."""
+        key = (host, port)
+        found = self._cache.get(key)
+        if found is None:
+            found = self._decide(normalize_host(host), port)
+            if len(self._cache) < 65536:
+                self._cache[key] = found
+        return found
+
+    def _decide(self, host: str, port: int) -> RuleDecision:
+        config = self.config
+        for rule in config.deny:
+            if rule.covers(host, port):
+                return RuleDecision(host, port, DENY, f"denied by {rule.describe()}", rule)
+        for rule in config.allow:
+            if rule.covers(host, port):
+                reason = f"allowed by {rule.describe()}"
+                return RuleDecision(host, port, ALLOW, reason, rule, explicit=rule.names_host)
+        for rule in config.default_allow:
+            if rule.covers(host, port):
+                return RuleDecision(host, port, ALLOW, f"allowed by {rule.describe()}", rule)
+        if config.allow_all:
+            return RuleDecision(host, port, ALLOW, "allowed by --allow-all (audit only)")
+        return RuleDecision(
+            host, port, DENY, f"no allow rule matches {host}:{port} (default: deny)"
+        )
+
+
+def how_to_allow(host: str, port: int) -> str:
+    """What a user does to let ``host:port`` through, in words."""
+    return (
+        f"to allow it, run again with --allow {host} (or --allow {host}:{port}), or add "
+        f'"{host}" to sandbox.network.allowedDomains in .claude/settings.json'
+    )
+
+
+def default_rules(decisions: Decisions) -> tuple[HostRule, ...]:
+    """Allow rules for the hosts of every flow the policy engine has on.
+
+    The hosts come from the engine (each decision's ``parameters["hosts"]``); nothing is
+    re-derived here.
+    """
+    rules: list[HostRule] = []
+    for decision in decisions:
+        if not decision.active:
+            continue
+        hosts: Iterable[str] = decision.parameters.get("hosts", ())
+        origin = f"policy: flow {decision.id} is {decision.state}"
+        rules.extend(HostRule.parse(host, origin) for host in hosts)
+    return tuple(rules)

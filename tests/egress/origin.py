@@ -1,0 +1,131 @@
+"""A real origin site and a running proxy on 127.0.0.1, for the egress tests.
+
+``Origin`` answers HTTP/1.1 with keep-alive: ``/echo`` returns the request body (any
+framing), ``/chunked?n=K`` answers K chunks, ``/close`` answers without a length and closes,
+``/size?n=N`` answers N bytes, anything else a short page naming the path and Host header.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from airlock.egress import EgressConfig, Limits, RunningProxy, start_proxy
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _Site
+
+    def log_message(self, format: str, *args: Any) -> None:  # quiet
+        pass
+
+    def _query(self) -> dict[str, str]:
+        return {key: values[0] for key, values in parse_qs(urlsplit(self.path).query).items()}
+
+    def _send(self, status: int, body: bytes, extra: str = "") -> None:
+        head = (
+            f"HTTP/1.1 {status} OK\r\nContent-Length: {len(body)}\r\n{extra}"
+            "Content-Type: application/octet-stream\r\n\r\n"
+        )
+        self.wfile.write(head.encode() + body)
+
+    def do_HEAD(self) -> None:
+        self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Length: 1234\r\n\r\n")
+
+    def do_GET(self) -> None:
+        self.server.seen.append((self.path, self.headers.get("Host", "")))
+        route = urlsplit(self.path).path
+        query = self._query()
+        if route == "/chunked":
+            self.wfile.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+            for index in range(int(query.get("n", "3"))):
+                piece = b"piece %d;" % index
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+            self.wfile.write(b"0\r\n\r\n")
+        elif route == "/close":
+            self.wfile.write(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nuntil the end")
+            self.close_connection = True
+        elif route == "/size":
+            self._send(200, b"z" * int(query.get("n", "10")))
+        else:
+            self._send(200, f"path={self.path} host={self.headers.get('Host')}".encode())
+
+    def do_POST(self) -> None:
+        self.server.seen.append((self.path, self.headers.get("Host", "")))
+        length = self.headers.get("Content-Length")
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            body = b""
+            while True:
+                size = int(self.rfile.readline().split(b";")[0], 16)
+                if size == 0:
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass
+                    break
+                body += self.rfile.read(size)
+                self.rfile.readline()
+        else:
+            body = self.rfile.read(int(length or 0))
+        self._send(200, body)
+
+
+class _Site(ThreadingHTTPServer):
+    daemon_threads = True
+    seen: list[tuple[str, str]]
+
+
+@contextmanager
+def origin() -> Iterator[_Site]:
+    """The origin on 127.0.0.1 (port: ``.server_address[1]``), served in a thread."""
+    site = _Site(("127.0.0.1", 0), _Handler)
+    site.seen = []
+    thread = threading.Thread(target=site.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.daemon = True
+    thread.start()
+    try:
+        yield site
+    finally:
+        site.shutdown()
+        site.server_close()
+        thread.join(10)
+
+
+def listener() -> socket.socket:
+    """A TCP socket listening on 127.0.0.1, a free port."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(128)
+    return sock
+
+
+def config(tmp_path: Path, **changes: Any) -> EgressConfig:
+    """Allow 127.0.0.1 explicitly (private addresses relaxed), deny evil.test; a log in tmp."""
+    values: dict[str, Any] = {
+        "allow": EgressConfig.rules(["127.0.0.1", "localhost"], "--allow"),
+        "deny": EgressConfig.rules(["evil.test", "*.evil.test"], "--deny"),
+        "allow_private": True,
+        "audit_log": tmp_path / "audit" / "audit.jsonl",
+        "heads_file": tmp_path / "heads" / "heads.jsonl",
+        "flush_interval": 0.02,
+        "limits": Limits(idle_seconds=30),
+    }
+    values.update(changes)
+    return EgressConfig(**values)
+
+
+@contextmanager
+def running(cfg: EgressConfig) -> Iterator[tuple[str, RunningProxy]]:
+    """The proxy serving ``cfg`` on 127.0.0.1; yields its URL and the handle."""
+    sock = listener()
+    port = sock.getsockname()[1]
+    proxy = start_proxy(cfg, [sock])
+    try:
+        yield f"http://127.0.0.1:{port}", proxy
+    finally:
+        proxy.close({"command": ["test"], "exit_code": 0})

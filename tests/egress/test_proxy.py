@@ -1,0 +1,164 @@
+"""The proxy with real clients (httpx, urllib, curl, raw sockets) and a real origin on loopback."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import subprocess
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from airlock.egress import verify
+from airlock.egress.audit import read_records
+from tests.egress.origin import _Site, config, origin, running
+
+
+@pytest.fixture
+def site() -> Iterator[_Site]:
+    with origin() as served:
+        yield served
+
+
+def _port(site: _Site) -> int:
+    return int(site.server_address[1])
+
+
+def _connections(log: Path) -> list[dict[str, object]]:
+    return [r for r in read_records(log) if r["type"] in ("request", "tunnel")]
+
+
+def test_keep_alive_requests_reach_the_origin_and_are_logged(site: _Site, tmp_path: Path) -> None:
+    """Three GETs on one connection arrive with the URL's Host, and make three records."""
+    cfg = config(tmp_path)
+    with running(cfg) as (url, _), httpx.Client(proxy=url) as client:
+        for index in range(3):
+            answer = client.get(f"http://127.0.0.1:{_port(site)}/page/{index}?token=secret")
+            assert answer.status_code == 200
+            assert answer.text == f"path=/page/{index}?token=secret host=127.0.0.1:{_port(site)}"
+    records = _connections(cfg.audit_log)  # type: ignore[arg-type]
+    assert [r["path"] for r in records] == [f"/page/{i}?token=…" for i in range(3)]
+    assert all(r["decision"] == "allow" and r["status"] == 200 for r in records)
+    assert all(r["bytes_in"] > 0 and r["bytes_out"] > 0 for r in records)
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        pytest.param(b"x" * 100_000, id="content_length_body"),
+        pytest.param([b"first;", b"second;", b"third"], id="chunked_body"),
+        pytest.param(b"", id="empty_body"),
+    ],
+)
+def test_request_bodies_are_streamed_to_the_origin(
+    site: _Site, tmp_path: Path, content: bytes | list[bytes]
+) -> None:
+    """The origin echoes exactly what the client posted, however it was framed."""
+    expected = content if isinstance(content, bytes) else b"".join(content)
+    body = content if isinstance(content, bytes) else iter(content)
+    with running(config(tmp_path)) as (url, _), httpx.Client(proxy=url) as client:
+        answer = client.post(f"http://127.0.0.1:{_port(site)}/echo", content=body)
+    assert answer.content == expected
+
+
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [
+        ("/chunked?n=5", b"piece 0;piece 1;piece 2;piece 3;piece 4;"),
+        ("/close", b"until the end"),
+        ("/size?n=1000000", b"z" * 1_000_000),
+    ],
+    ids=["chunked_response", "close_delimited_response", "large_response"],
+)
+def test_responses_of_every_framing_are_relayed(
+    site: _Site, tmp_path: Path, path: str, expected: bytes
+) -> None:
+    """Chunked, close-delimited and large responses reach the client whole."""
+    with running(config(tmp_path)) as (url, _), httpx.Client(proxy=url) as client:
+        assert client.get(f"http://127.0.0.1:{_port(site)}{path}").content == expected
+        assert client.get(f"http://127.0.0.1:{_port(site)}/after").status_code == 200
+
+
+def test_head_request_then_another_request(site: _Site, tmp_path: Path) -> None:
+    """A HEAD answer (a length, no body) ends at its head; the next request works."""
+    with running(config(tmp_path)) as (url, _), httpx.Client(proxy=url) as client:
+        head = client.head(f"http://127.0.0.1:{_port(site)}/x")
+        assert head.status_code == 200 and head.headers["content-length"] == "1234"
+        assert client.get(f"http://127.0.0.1:{_port(site)}/y").status_code == 200
+
+
+def test_urllib_through_the_proxy(site: _Site, tmp_path: Path) -> None:
+    """The standard library's client works through the proxy."""
+    with running(config(tmp_path)) as (url, _):
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({"http": url}))
+        with opener.open(f"http://127.0.0.1:{_port(site)}/u", timeout=10) as answer:
+            assert answer.read().startswith(b"path=/u")
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="curl is part of the dev machine")
+def test_curl_through_a_connect_tunnel(site: _Site, tmp_path: Path) -> None:
+    """curl -p opens a CONNECT tunnel; the bytes pass untouched and one tunnel is logged."""
+    cfg = config(tmp_path)
+    with running(cfg) as (url, _):
+        done = subprocess.run(
+            ["curl", "-sS", "-p", "-x", url, f"http://127.0.0.1:{_port(site)}/t"],
+            capture_output=True,
+            timeout=30,
+            check=True,
+        )
+    assert done.stdout.startswith(b"path=/t")
+    (record,) = _connections(cfg.audit_log)  # type: ignore[arg-type]
+    assert record["type"] == "tunnel" and record["method"] == "CONNECT"
+    assert record["bytes_in"] > len(done.stdout) and record["bytes_out"] > 0
+
+
+def test_denied_host_gets_a_403_naming_the_rule(tmp_path: Path) -> None:
+    """A deny rule refuses before any DNS or connection, says which rule, and is logged."""
+    cfg = config(tmp_path)
+    with running(cfg) as (url, running_proxy), httpx.Client(proxy=url) as client:
+        answer = client.get("http://api.evil.test/steal")
+        report = running_proxy.close({"exit_code": 0})
+    assert answer.status_code == 403
+    assert "'*.evil.test' (--deny)" in answer.text and "--allow api.evil.test" in answer.text
+    (record,) = _connections(cfg.audit_log)  # type: ignore[arg-type]
+    assert (record["decision"], record["host"], record["status"]) == ("deny", "api.evil.test", 403)
+    assert report.hosts[0].refused == (("denied by '*.evil.test' (--deny)", 1),)
+
+
+def test_connect_to_an_unlisted_host_is_refused(tmp_path: Path) -> None:
+    """With no allow rule for it, a CONNECT is answered 403 and the tunnel never opens."""
+    with running(config(tmp_path)) as (url, _):
+        host, port = url.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port)), timeout=10) as sock:
+            sock.sendall(b"CONNECT example.org:443 HTTP/1.1\r\nHost: example.org:443\r\n\r\n")
+            answer = sock.recv(65536)
+    assert answer.startswith(b"HTTP/1.1 403 ")
+    assert b"no allow rule matches example.org:443" in answer
+
+
+def test_loopback_is_refused_without_the_relaxed_check(site: _Site, tmp_path: Path) -> None:
+    """An allowed host on a loopback address is still refused unless private addresses are allowed."""
+    with running(config(tmp_path, allow_private=False)) as (url, _), httpx.Client(proxy=url) as client:
+        answer = client.get(f"http://127.0.0.1:{_port(site)}/x")
+    assert answer.status_code == 403
+    assert "loopback" in answer.text
+    assert site.seen == []
+
+
+def test_the_chain_of_a_run_verifies(site: _Site, tmp_path: Path) -> None:
+    """After a run, the log verifies against its heads file and ends with a run record."""
+    cfg = config(tmp_path)
+    with running(cfg) as (url, running_proxy), httpx.Client(proxy=url) as client:
+        client.get(f"http://127.0.0.1:{_port(site)}/a")
+        report = running_proxy.close({"command": ["true"], "exit_code": 7})
+    verdict = verify(cfg.audit_log, cfg.heads_file)  # type: ignore[arg-type]
+    assert verdict.intact, verdict.problem
+    last = json.loads(cfg.audit_log.read_text().splitlines()[-1])  # type: ignore[union-attr]
+    assert (last["type"], last["exit_code"], last["command"]) == ("run", 7, ["true"])
+    heads = cfg.heads_file.read_text().splitlines()  # type: ignore[union-attr]
+    assert json.loads(heads[-1])["hash"] == report.final_hash
+    assert json.loads(heads[-1])["final"] is True
