@@ -12,8 +12,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from airlock.egress.config import ALLOW, DENY, EgressConfig, HostRule
+from airlock.policy.hosts import HostError, parse_host
 from airlock.policy.model import Decisions
-from airlock.policy.rules import normalize_host
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,11 +43,20 @@ class EgressRules:
         self._cache: dict[tuple[str, int], RuleDecision] = {}
 
     def check(self, host: str, port: int) -> RuleDecision:
-        """Decide ``host:port`` (the answer is cached: the rules do not change during a run)."""
+        """Decide ``host:port`` (cached: the rules do not change during a run).
+
+        The host is judged in its one canonical form (:func:`airlock.policy.hosts.parse_host`):
+        ``0x7f.1`` is ``127.0.0.1`` and ``ＥＸＡＭＰＬＥ.com`` is ``example.com``, for the rules as
+        for the connection.
+        """
         key = (host, port)
         found = self._cache.get(key)
         if found is None:
-            found = self._decide(normalize_host(host), port)
+            try:
+                canonical = parse_host(host).text
+            except HostError as error:
+                return RuleDecision(host, port, DENY, f"not a valid host: {error}")
+            found = self._decide(canonical, port)
             if len(self._cache) < 65536:
                 self._cache[key] = found
         return found
