@@ -16,11 +16,12 @@ its ``__init__`` by hand; it gets the rest shared:
 which is what ``@dataclass(frozen=True, slots=True)`` gives. Methods the class defines itself
 are kept. The type checker reads ``@frozen`` as a frozen dataclass transform. Such a class is
 not a dataclass: ``dataclasses.fields``, ``replace`` and ``asdict`` do not take it (use
-``__match_args__`` for the fields), and :class:`FrozenInstanceError` is this module's.
+``__match_args__`` for the fields); assigning raises ``dataclasses.FrozenInstanceError``.
 """
 
 from __future__ import annotations
 
+from dataclasses import FrozenInstanceError
 from operator import attrgetter
 from reprlib import recursive_repr
 
@@ -33,12 +34,12 @@ if TYPE_CHECKING:
     C = TypeVar("C", bound=Any)
 
 
+__all__ = ["FrozenInstanceError", "frozen", "set_field"]
+
 set_field = object.__setattr__
 """How a frozen class's ``__init__`` sets each of its fields (its own ``__setattr__`` refuses)."""
 
 
-class FrozenInstanceError(AttributeError):
-    """A field of a frozen value was assigned or deleted."""
 
 
 def _eq(self: Any, other: object) -> object:

@@ -1,29 +1,16 @@
 """A flow the policy engine turned off: which flow, and every reason the engine gave.
 
-:class:`FlowRefused` is a :class:`~airlock.errors.RefusedError` (exit 3) that keeps the flow and
-the reasons apart from the message, so ``--json`` can print them as data:
-``{"refused": true, "flow": "feedback_command", "reasons": [...]}``.
+:func:`refuse_if_off` raises :class:`~airlock.errors.FlowRefused` (a ``RefusedError``, exit 3),
+which keeps the flow and the reasons apart from the message, so ``--json`` can print them as
+data. ``FlowRefused`` is also importable from here and from :mod:`airlock.feedback`.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from airlock.errors import FlowRefused
+from airlock.policy.model import Decision, State
 
-from airlock.errors import RefusedError
-from airlock.policy.model import Decision, FlowId, State
-
-
-class FlowRefused(RefusedError):
-    """The engine says no to ``flow``, for ``reasons``."""
-
-    def __init__(self, flow: FlowId, reasons: tuple[str, ...], what: str) -> None:
-        super().__init__(f"{what} is off ({flow}): " + "; ".join(reasons))
-        self.flow = flow
-        self.reasons = reasons
-
-    def to_json(self) -> dict[str, Any]:
-        """The refusal as ``--json`` prints it on stdout."""
-        return {"refused": True, "flow": str(self.flow), "reasons": list(self.reasons)}
+__all__ = ["FlowRefused", "refuse_if_off"]
 
 
 def refuse_if_off(decision: Decision, what: str) -> None:

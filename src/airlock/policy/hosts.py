@@ -40,6 +40,8 @@ from functools import lru_cache
 
 import idna
 
+from airlock.errors import HostError as HostError  # raised here; its class lives in errors.py
+
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 _Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -47,10 +49,6 @@ MAX_NAME = 253
 _ASCII_LABEL = re.compile(r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?\Z")
 _NUMBER = re.compile(r"(?:0x[0-9a-f]*|[0-9]+)\Z")
 """A label ``getaddrinfo`` would read as a number: decimal, octal or hexadecimal."""
-
-
-class HostError(ValueError):
-    """A host that is neither a valid name nor an address."""
 
 
 class AddressClass(StrEnum):

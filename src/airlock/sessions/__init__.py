@@ -9,9 +9,9 @@ Layout: :mod:`airlock.sessions.layout`. Removal (plan, journal, safe delete):
 :mod:`airlock.sessions.removal`.
 """
 
+from airlock.errors import BusyError
 from airlock.sessions.removal import (
     LAST_ACTIVITY,
-    BusyError,
     Plan,
     Report,
     Skipped,

@@ -43,7 +43,7 @@ from typing import Any
 
 from airlock._frozen import frozen
 from airlock._frozen import set_field as _set
-from airlock.errors import AirlockError, UnsafePathError
+from airlock.errors import BusyError, UnsafePathError
 from airlock.sessions import layout
 from airlock.sessions.parallel import in_two
 from airlock.sessions.store import (
@@ -307,10 +307,6 @@ def _owned_name(store: str, name: str, ids: set[str] | frozenset[str]) -> bool:
 
 Progress = Callable[[int], None]
 """Called with the number of steps just done (a session or a store entry each)."""
-
-
-class BusyError(AirlockError):
-    """Another prune or delete holds the removal lock of this config dir."""
 
 
 @contextlib.contextmanager
