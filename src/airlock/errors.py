@@ -8,7 +8,8 @@
     │   ├── FlowRefused                   a flow the engine turned off, with its reasons as data
     │   └── DestinationRefused            a host is or resolves to a private address no rule allows
     ├── UnsafePathError(PermissionError)  a path that leads outside where airlock may touch
-    └── BusyError                         another prune or delete holds the config dir's lock
+    ├── BusyError                         another prune or delete holds the config dir's lock
+    └── SandboxError(RuntimeError)        the sandbox cannot be built (``airlock run`` exits 125)
 
 Each also inherits the matching builtin, so ``except ValueError`` keeps working. The CLI
 prints the message and exits with :attr:`AirlockError.exit_code`. Every error class of airlock
@@ -86,3 +87,7 @@ class UnsafePathError(AirlockError, PermissionError):
 
 class BusyError(AirlockError):
     """Another prune or delete holds the removal lock of this config dir."""
+
+
+class SandboxError(AirlockError, RuntimeError):
+    """The sandbox cannot be built as asked; nothing was run without it."""

@@ -260,6 +260,8 @@ def validate(data: Mapping[str, Any], path: str) -> list[Problem]:
                     problems.append(Problem(path, f"airlock.{key}", "", expected))
                 else:
                     check(f"airlock.{key}", value, known)
+    if "sandbox" in data:
+        problems += _sandbox_problems(data["sandbox"], path)
     return problems
 
 
@@ -657,3 +659,182 @@ def _declined(home: Path) -> Setting[bool]:
 def load_here(settings_file: Path | str | None = None) -> Loaded:
     """:func:`load` for this process: its working directory and environment."""
     return load(Path.cwd(), os.environ, settings_file)
+
+
+# --------------------------------------------------------------------------- sandbox.* (airlock run)
+#
+# The reference agent's ``sandbox`` block, as ``airlock run`` reads it. Only the keys below are
+# validated; the agent's other sandbox keys pass through untouched.
+
+SANDBOX_FILESYSTEM_LISTS = ("allowWrite", "denyWrite", "denyRead")
+SANDBOX_NETWORK_LISTS = ("allowedDomains", "deniedDomains")
+SANDBOX_RESTRICTING = frozenset({"denyWrite", "denyRead", "deniedDomains"})
+"""What an unusable file still contributes: entries that can only take access away."""
+
+
+def _sandbox_path_list(value: Any) -> str | None:
+    wrong = _string_list(value)
+    if wrong is not None:
+        return wrong
+    for item in value:
+        if not item.strip() or "\x00" in item:
+            return (
+                f"entry {item!r}: expected a path (//absolute, ~/home, /settings dir, ./relative)"
+            )
+    return None
+
+
+def _sandbox_problems(sandbox: Any, path: str) -> list[Problem]:
+    if not isinstance(sandbox, dict):
+        return [Problem(path, "sandbox", _shown(sandbox), "expected an object")]
+    problems: list[Problem] = []
+    for block, lists, validator in (
+        ("filesystem", SANDBOX_FILESYSTEM_LISTS, _sandbox_path_list),
+        ("network", SANDBOX_NETWORK_LISTS, _string_list),
+    ):
+        if block not in sandbox:
+            continue
+        value = sandbox[block]
+        if not isinstance(value, dict):
+            problems.append(Problem(path, f"sandbox.{block}", _shown(value), "expected an object"))
+            continue
+        for name in lists:
+            if name in value:
+                expected = validator(value[name])
+                if expected is not None:
+                    key = f"sandbox.{block}.{name}"
+                    problems.append(Problem(path, key, _shown(value[name]), expected))
+        if block == "network" and "allowManagedDomainsOnly" in value:
+            expected = _expect_bool(value["allowManagedDomainsOnly"])
+            if expected is not None:
+                key = "sandbox.network.allowManagedDomainsOnly"
+                problems.append(
+                    Problem(path, key, _shown(value["allowManagedDomainsOnly"]), expected)
+                )
+    return problems
+
+
+@frozen
+class SandboxEntry:
+    """One entry of a ``sandbox`` list, with the file it came from."""
+
+    __slots__ = ("origin", "text")
+    text: str
+    origin: Origin
+
+    def __init__(self, text: str, origin: Origin) -> None:
+        _set(self, "text", text)
+        _set(self, "origin", origin)
+
+
+@frozen
+class SandboxSettings:
+    """The ``sandbox`` block of every settings file, merged: lists unioned, highest file first.
+
+    From a file with problems only :data:`SANDBOX_RESTRICTING` entries count. When managed
+    settings set ``allowManagedDomainsOnly``, allowed domains come from managed settings only.
+    """
+
+    __slots__ = (
+        "allow_write",
+        "allowed_domains",
+        "denied_domains",
+        "deny_read",
+        "deny_write",
+        "managed_domains_only",
+    )
+    allow_write: tuple[SandboxEntry, ...]
+    deny_write: tuple[SandboxEntry, ...]
+    deny_read: tuple[SandboxEntry, ...]
+    allowed_domains: tuple[SandboxEntry, ...]
+    denied_domains: tuple[SandboxEntry, ...]
+    managed_domains_only: bool
+
+    def __init__(
+        self,
+        allow_write: tuple[SandboxEntry, ...] = (),
+        deny_write: tuple[SandboxEntry, ...] = (),
+        deny_read: tuple[SandboxEntry, ...] = (),
+        allowed_domains: tuple[SandboxEntry, ...] = (),
+        denied_domains: tuple[SandboxEntry, ...] = (),
+        managed_domains_only: bool = False,
+    ) -> None:
+        _set(self, "allow_write", allow_write)
+        _set(self, "deny_write", deny_write)
+        _set(self, "deny_read", deny_read)
+        _set(self, "allowed_domains", allowed_domains)
+        _set(self, "denied_domains", denied_domains)
+        _set(self, "managed_domains_only", managed_domains_only)
+
+
+def sandbox_settings(loaded: Loaded) -> SandboxSettings:
+    """The ``sandbox`` settings in force for ``loaded`` (see :class:`SandboxSettings`)."""
+    lists: dict[str, list[SandboxEntry]] = {}
+    managed_only = False
+    for layer in loaded.layers:
+        sandbox = layer.data.get("sandbox")
+        if not isinstance(sandbox, dict):
+            continue
+        network = sandbox.get("network")
+        if layer.origin.source is Source.MANAGED and layer.valid and isinstance(network, dict):
+            managed_only = managed_only or network.get("allowManagedDomainsOnly") is True
+        for block, names in (
+            ("filesystem", SANDBOX_FILESYSTEM_LISTS),
+            ("network", SANDBOX_NETWORK_LISTS),
+        ):
+            found = sandbox.get(block)
+            if not isinstance(found, dict):
+                continue
+            for name in names:
+                entries = found.get(name)
+                if not isinstance(entries, list) or not (
+                    layer.valid or name in SANDBOX_RESTRICTING
+                ):
+                    continue
+                known = lists.setdefault(name, [])
+                seen = {entry.text for entry in known}
+                known += [
+                    SandboxEntry(text, layer.origin)
+                    for text in entries
+                    if isinstance(text, str) and text.strip() and text not in seen
+                ]
+    if managed_only:
+        lists["allowedDomains"] = [
+            entry
+            for entry in lists.get("allowedDomains", [])
+            if entry.origin.source is Source.MANAGED
+        ]
+    found = {name: tuple(entries) for name, entries in lists.items()}
+    return SandboxSettings(
+        found.get("allowWrite", ()),
+        found.get("denyWrite", ()),
+        found.get("denyRead", ()),
+        found.get("allowedDomains", ()),
+        found.get("deniedDomains", ()),
+        managed_only,
+    )
+
+
+def sandbox_path(entry: SandboxEntry, home: Path, cwd: Path, environ: Mapping[str, str]) -> Path:
+    """What a ``sandbox.filesystem`` path names, by its prefix, as the reference agent reads it.
+
+    ``//x`` is the absolute ``/x``; ``~/x`` is under the home; ``/x`` is under the folder of
+    the settings file that says it (the managed settings folder for managed settings, the
+    project for inline ``--settings``); ``./x`` and ``x`` are under the project (``cwd``).
+    """
+    text = entry.text
+    if text.startswith("//"):
+        return Path("/" + text.lstrip("/"))
+    if text == "~" or text.startswith("~/"):
+        return home / text[2:]
+    if text.startswith("/"):
+        return _settings_folder(entry.origin, cwd, environ) / text.lstrip("/")
+    return cwd / text
+
+
+def _settings_folder(origin: Origin, cwd: Path, environ: Mapping[str, str]) -> Path:
+    if origin.source is Source.MANAGED:
+        return managed_dir(environ)
+    if origin.path is None or origin.path.startswith("--settings"):
+        return cwd
+    return Path(origin.path).parent

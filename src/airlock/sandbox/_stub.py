@@ -1,0 +1,53 @@
+"""The first program inside the sandbox: opens the proxy's door, hands it out, becomes the command.
+
+Run by bubblewrap as ``python -I -S _stub.py FD PORT COMMAND…`` inside the sandbox's own
+network namespace, where only a loopback interface exists. It:
+
+1. listens on ``127.0.0.1:PORT`` in that namespace (the sandbox's only way out);
+2. sends the listening socket over the inherited Unix socket ``FD`` (``SCM_RIGHTS``) to airlock,
+   which serves it with the egress proxy in the host's namespace: every connection the command
+   opens to the port is accepted by the proxy itself, with no relay process on either side;
+   the kernel adds the stub's process id as airlock sees it (``SO_PASSCRED`` on airlock's end),
+   so airlock can signal the command;
+3. replaces itself with the command (``execvp``), keeping its process id.
+
+Standard library only, no ``site`` (``-I -S``): it starts in a few milliseconds and cannot be
+steered by files in the workspace. Exit status 127 means the command was not found, 126 that
+it could not be run, as shells do; 125 that this stub itself failed.
+"""
+
+import os
+import socket
+import sys
+
+BACKLOG = 1024
+
+
+def main(argv: list[str]) -> int:
+    channel_fd, port, command = int(argv[1]), int(argv[2]), argv[3:]
+    try:
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        listener.bind(("127.0.0.1", port))
+        listener.listen(BACKLOG)
+        channel = socket.socket(fileno=channel_fd)
+        socket.send_fds(channel, [b"listening"], [listener.fileno()])
+        listener.close()
+        channel.close()
+    except OSError as error:
+        print(
+            f"airlock run: cannot open the proxy port inside the sandbox: {error}", file=sys.stderr
+        )
+        return 125
+    try:
+        os.execvp(command[0], command)  # noqa: S606 - the command, as the user typed it
+    except FileNotFoundError:
+        print(f"airlock run: {command[0]}: command not found inside the sandbox", file=sys.stderr)
+        return 127
+    except OSError as error:
+        print(f"airlock run: {command[0]}: cannot run: {error.strerror}", file=sys.stderr)
+        return 126
+    return 125  # not reached: execvp returns only by raising
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

@@ -1,0 +1,314 @@
+"""The bubblewrap launcher: builds the sandbox, receives its proxy port, runs and signals it.
+
+Theory of operation
+-------------------
+:func:`check` finds ``bwrap`` and, for an unprivileged user, the kernel settings that allow
+user namespaces; what is missing is a :class:`~airlock.errors.SandboxError` saying what to do.
+:func:`bwrap_arguments` turns a :class:`Spec` into bubblewrap's command line: new PID, IPC, UTS,
+network (and cgroup) namespaces, all capabilities dropped, a new session (no keystrokes pushed
+into the caller's terminal), killed with airlock (``--die-with-parent``), the mounts of
+:mod:`airlock.sandbox.paths`, and a ``resolv.conf`` naming a closed loopback port, so a name
+lookup inside fails at once.
+
+:func:`launch` starts bubblewrap with one end of a Unix socket pair; the stub it runs first
+(:mod:`airlock.sandbox._stub`) sends back a socket listening on ``127.0.0.1:PORT`` inside the
+sandbox's network namespace, then becomes the command. The caller hands that socket to the
+egress proxy. If bubblewrap exits before the socket arrives, the sandbox could not be built:
+nothing ran, and the error says why.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from airlock._frozen import frozen
+from airlock._frozen import set_field as _set
+from airlock.errors import SandboxError
+from airlock.sandbox.paths import PRIVATE_TMPFS, Kind, Mount
+
+PROXY_PORT = 3128
+"""Where the proxy listens inside the sandbox (its own loopback: no clash with the host's)."""
+
+STARTUP_TIMEOUT = 30.0
+"""Seconds bubblewrap may take to build the sandbox and start the stub."""
+
+RESOLV_CONF = """\
+# airlock run: there is no DNS inside the sandbox. Reach the network through the proxy
+# (HTTP_PROXY / HTTPS_PROXY): it resolves names outside, after its rules allow them.
+nameserver 127.0.0.1
+options timeout:1 attempts:1
+"""
+
+USERNS_SETTINGS: tuple[tuple[str, str, str], ...] = (
+    (
+        "/proc/sys/kernel/unprivileged_userns_clone",
+        "0",
+        "run 'sysctl -w kernel.unprivileged_userns_clone=1' as root",
+    ),
+    (
+        "/proc/sys/user/max_user_namespaces",
+        "0",
+        "run 'sysctl -w user.max_user_namespaces=15000' as root",
+    ),
+    (
+        "/proc/sys/kernel/apparmor_restrict_unprivileged_userns",
+        "1",
+        "allow bwrap user namespaces with an AppArmor profile (Ubuntu 24.04: see "
+        "/etc/apparmor.d/bwrap-userns-restrict), or run "
+        "'sysctl -w kernel.apparmor_restrict_unprivileged_userns=0' as root",
+    ),
+)
+"""Kernel settings that stop an unprivileged user from creating a user namespace, and the fix."""
+
+INSTALL_HINT = (
+    "install bubblewrap (Debian/Ubuntu: apt-get install bubblewrap; Fedora: dnf install bubblewrap)"
+)
+
+
+@frozen
+class Spec:
+    """Everything the sandbox is built from."""
+
+    __slots__ = ("command", "cwd", "environ", "mounts", "port")
+    command: tuple[str, ...]
+    cwd: Path
+    environ: Mapping[str, str]
+    mounts: tuple[Mount, ...]
+    """In the order to apply them (:func:`airlock.sandbox.paths.plan`)."""
+    port: int
+
+    def __init__(
+        self,
+        command: tuple[str, ...],
+        cwd: Path,
+        environ: Mapping[str, str],
+        mounts: tuple[Mount, ...],
+        port: int = PROXY_PORT,
+    ) -> None:
+        _set(self, "command", command)
+        _set(self, "cwd", cwd)
+        _set(self, "environ", environ)
+        _set(self, "mounts", mounts)
+        _set(self, "port", port)
+
+
+def check(environ: Mapping[str, str]) -> str:
+    """Where ``bwrap`` is, once everything it needs is there.
+
+    Raises:
+        SandboxError: no bubblewrap on ``PATH``, or a kernel setting forbids the user
+            namespaces an unprivileged user needs; the message says what to do.
+    """
+    found = shutil.which("bwrap", path=environ.get("PATH") or os.defpath)
+    if found is None:
+        raise SandboxError(f"bubblewrap (bwrap) is not installed or not on PATH: {INSTALL_HINT}")
+    if os.geteuid() != 0:
+        for path, forbidding, fix in USERNS_SETTINGS:
+            try:
+                value = Path(path).read_text(encoding="ascii").strip()
+            except OSError:
+                continue
+            if value == forbidding:
+                raise SandboxError(
+                    f"unprivileged user namespaces are disabled on this machine ({path} is "
+                    f"{value}), and bubblewrap needs one: {fix}"
+                )
+    return found
+
+
+def bwrap_arguments(spec: Spec, bwrap: str, scratch: Path, channel_fd: int) -> list[str]:
+    """bubblewrap's command line for ``spec``.
+
+    Args:
+        spec: the sandbox.
+        bwrap: the ``bwrap`` program.
+        scratch: a private folder holding the placeholders (``empty-dir``, ``empty-file``) and
+            ``resolv.conf``, made by :func:`_scratch`.
+        channel_fd: the stub's end of the socket pair, inherited by bubblewrap.
+    """
+    arguments = [
+        bwrap,
+        "--unshare-pid",
+        "--unshare-ipc",
+        "--unshare-uts",
+        "--unshare-net",
+        "--unshare-cgroup-try",
+        "--die-with-parent",
+        "--new-session",
+        "--cap-drop",
+        "ALL",
+    ]
+    if os.geteuid() != 0:
+        arguments.append("--unshare-user")
+    arguments += ["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
+    for private in PRIVATE_TMPFS:
+        if Path(private).is_dir() and not Path(private).is_symlink():
+            arguments += ["--tmpfs", private]
+    arguments += ["--ro-bind", str(scratch / "resolv.conf"), "/etc/resolv.conf"]
+    for rule in spec.mounts:
+        arguments += _mount_arguments(rule, scratch)
+    stub = Path(__file__).with_name("_stub.py")
+    arguments += ["--chdir", str(spec.cwd), "--", sys.executable, "-I", "-S", str(stub)]
+    arguments += [str(channel_fd), str(spec.port), *spec.command]
+    return arguments
+
+
+def _mount_arguments(rule: Mount, scratch: Path) -> list[str]:
+    path = str(rule.path)
+    if rule.kind is Kind.WRITE:
+        return ["--bind", path, path]
+    if rule.kind is Kind.READ and rule.exists:
+        return ["--ro-bind", path, path]
+    placeholder = scratch / ("empty-dir" if rule.is_dir else "empty-file")
+    return ["--ro-bind", str(placeholder), path]
+
+
+def _scratch() -> Path:
+    scratch = Path(tempfile.mkdtemp(prefix="airlock-run-"))
+    (scratch / "empty-dir").mkdir(mode=0o555)
+    (scratch / "empty-file").touch(mode=0o444)
+    (scratch / "resolv.conf").write_text(RESOLV_CONF, encoding="ascii")
+    return scratch
+
+
+class Sandbox:
+    """A running sandbox: bubblewrap's process, the proxy's listening socket, the command's pid."""
+
+    def __init__(
+        self,
+        process: subprocess.Popen[bytes],
+        listener: socket.socket,
+        command_pid: int,
+        scratch: Path,
+        placeholders: Sequence[Path],
+    ) -> None:
+        self.process = process
+        self.listener = listener
+        """Listening on ``127.0.0.1:PORT`` in the sandbox's network namespace."""
+        self.command_pid = command_pid
+        """The command's process id as airlock sees it; it leads its own process group."""
+        self._scratch = scratch
+        self._placeholders = placeholders
+
+    def signal(self, number: int) -> None:
+        """Send signal ``number`` to the command's process group (gone already: nothing)."""
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.command_pid, number)
+
+    def wait(self) -> int:
+        """The command's exit status (128 + the signal's number when a signal ended it)."""
+        code = self.process.wait()
+        return 128 - code if code < 0 else code
+
+    def kill(self) -> None:
+        """End bubblewrap at once; the command and all it started die with it."""
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+    def close(self) -> None:
+        """Kill what is left, and remove the placeholders the sandbox made in the workspace."""
+        self.kill()
+        with contextlib.suppress(OSError):  # wakes a thread blocked in accept(); gone already
+            self.listener.shutdown(socket.SHUT_RDWR)
+        self.listener.close()
+        remove_placeholders(self._placeholders)
+        shutil.rmtree(self._scratch, ignore_errors=True)
+
+
+def launch(spec: Spec, bwrap: str, stdout: int | None = None, stderr: int | None = None) -> Sandbox:
+    """Build the sandbox for ``spec`` and start its command.
+
+    Returns once the stub inside has sent its listening socket: the caller serves it.
+    ``stdout`` and ``stderr`` are as :class:`subprocess.Popen` takes them (default: airlock's).
+
+    Raises:
+        SandboxError: bubblewrap could not build the sandbox (its own message is already on
+            stderr), or the stub sent nothing in :data:`STARTUP_TIMEOUT` seconds.
+    """
+    scratch = _scratch()
+    placeholders = [rule.path for rule in spec.mounts if not rule.exists]
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    ours.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
+    try:
+        arguments = bwrap_arguments(spec, bwrap, scratch, theirs.fileno())
+        try:
+            process = subprocess.Popen(
+                arguments,
+                env=dict(spec.environ),
+                pass_fds=(theirs.fileno(),),
+                stdout=stdout,
+                stderr=stderr,
+                process_group=0,  # the terminal's Ctrl-C reaches airlock, which passes it on
+            )
+        except OSError as error:
+            raise SandboxError(f"cannot start bubblewrap ({bwrap}): {error.strerror}") from error
+        theirs.close()
+        try:
+            listener, pid = _receive(ours, process)
+        except BaseException:
+            process.kill()
+            process.wait()
+            raise
+    except BaseException:
+        theirs.close()
+        remove_placeholders(placeholders)
+        shutil.rmtree(scratch, ignore_errors=True)
+        raise
+    finally:
+        ours.close()
+    return Sandbox(process, listener, pid, scratch, placeholders)
+
+
+def _receive(channel: socket.socket, process: subprocess.Popen[bytes]) -> tuple[socket.socket, int]:
+    channel.settimeout(STARTUP_TIMEOUT)
+    int_size = struct.calcsize("i")
+    ancillary = socket.CMSG_SPACE(int_size) + socket.CMSG_SPACE(struct.calcsize("3i"))
+    try:
+        message, cmsgs, _flags, _address = channel.recvmsg(64, ancillary)
+    except TimeoutError:
+        raise SandboxError(
+            f"the sandbox did not start within {STARTUP_TIMEOUT:.0f} s (bubblewrap is still "
+            "running, its stub sent nothing): nothing was run"
+        ) from None
+    fds: list[int] = []
+    pid = 0
+    for level, kind, data in cmsgs:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            usable = len(data) - len(data) % int_size
+            fds += struct.unpack(f"{usable // int_size}i", data[:usable])
+        elif level == socket.SOL_SOCKET and kind == socket.SCM_CREDENTIALS:
+            pid = struct.unpack("3i", data[: struct.calcsize("3i")])[0]
+    if message != b"listening" or len(fds) != 1 or pid <= 0:
+        for fd in fds:
+            os.close(fd)
+        code = process.wait()
+        raise SandboxError(
+            f"the sandbox could not be built (bubblewrap exited with status {code} before the "
+            "command started; its message is above): nothing was run. Check that every --rw, "
+            "--ro, --hide and sandbox.filesystem path exists and can be bound, and that "
+            "bubblewrap works here: bwrap --ro-bind / / --unshare-net true"
+        )
+    return socket.socket(fileno=fds[0]), pid
+
+
+def remove_placeholders(paths: Sequence[Path]) -> None:
+    """Remove the empty folders bubblewrap made for missing protected paths (deepest first)."""
+    for path in sorted(paths, key=lambda p: len(p.parts), reverse=True):
+        with contextlib.suppress(OSError):  # gone, not empty, or made under a private /tmp
+            path.rmdir()
+
+
+def forwarded_signals() -> tuple[signal.Signals, ...]:
+    """Signals airlock passes on to the command rather than dying of them."""
+    return (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)

@@ -1,0 +1,264 @@
+"""What the sandbox sees of the file system: the path rules, as data, and the plan they make.
+
+Theory of operation
+-------------------
+The whole system is mounted read-only, then a private ``/tmp``, ``/var/tmp`` and ``/run`` (no
+host socket lives on where code inside can find it), a fresh ``/dev`` and ``/proc``. On top
+come the rules, each a :class:`Mount` of one kind on one absolute path:
+
+- ``WRITE``: bound read-write (the workspace, the agent's state, ``--rw``, ``allowWrite``);
+- ``READ``: bound read-only (``--ro``, ``denyWrite``, airlock's own state, and every path that
+  would let code written inside run outside later: :data:`PROTECTED_IN_WORKSPACE`,
+  :data:`PROTECTED_IN_CONFIG_DIR`); a protected path that does not exist yet gets an empty
+  read-only placeholder, so it cannot be created either;
+- ``HIDE``: an empty read-only placeholder over it (:data:`CREDENTIAL_PATHS`, ``--hide``,
+  ``denyRead``, and every Unix socket the host has bound).
+
+Mounts are applied parent before child, so the most specific rule wins; on the same path the
+stricter one (``HIDE`` over ``READ`` over ``WRITE``). Paths are made absolute and symlinks
+resolved before planning, so a rule lands on what the path really names.
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+
+from airlock._frozen import frozen
+from airlock._frozen import set_field as _set
+from airlock.errors import SandboxError
+
+PROTECTED_IN_WORKSPACE: tuple[str, ...] = (
+    ".git/hooks",
+    ".git/config",
+    ".gitmodules",
+    ".bashrc",
+    ".bash_profile",
+    ".bash_login",
+    ".bash_logout",
+    ".profile",
+    ".zshrc",
+    ".zshenv",
+    ".zprofile",
+    ".zlogin",
+    ".zlogout",
+    ".envrc",
+    ".vscode",
+    ".idea",
+    ".mcp.json",
+    ".claude/settings.json",
+    ".claude/settings.local.json",
+    ".claude/commands",
+    ".claude/agents",
+)
+"""Read-only even in the workspace: each runs code, or says what runs, outside later."""
+
+PROTECTED_GLOBS_IN_WORKSPACE: tuple[str, ...] = (".claude/settings*.json",)
+"""Existing files matching these are read-only too (``settings.json.bak`` and friends)."""
+
+PROTECTED_IN_CONFIG_DIR: tuple[str, ...] = (
+    "settings.json",
+    "settings.local.json",
+    "commands",
+    "agents",
+)
+"""Read-only in the agent's config dir (``$CLAUDE_CONFIG_DIR`` or ``~/.claude``), writable otherwise."""
+
+AGENT_STATE: tuple[str, ...] = ("~/.claude", "~/.claude.json", "~/.codex", "~/.gemini")
+"""The agents' own state: writable, so an agent works as usual."""
+
+CREDENTIAL_PATHS: tuple[str, ...] = (
+    "~/.ssh",
+    "~/.aws",
+    "~/.config/gcloud",
+    "~/.azure",
+    "~/.kube",
+    "~/.docker/config.json",
+    "~/.netrc",
+    "~/.git-credentials",
+    "~/.config/gh",
+    "~/.gnupg",
+    "~/.npmrc",
+    "~/.pypirc",
+    "~/.config/git/credentials",
+    "~/.cargo/credentials.toml",
+    "~/.cargo/credentials",
+    "~/.terraform.d/credentials.tfrc.json",
+    "~/.vault-token",
+)
+"""Hidden: an empty placeholder stands where each is."""
+
+PRIVATE_TMPFS: tuple[str, ...] = ("/tmp", "/var/tmp", "/run")  # noqa: S108 - mounted over, not used
+"""Fresh and empty inside (``/var/run`` is a link to ``/run`` on every current distribution)."""
+
+
+class Kind(enum.IntEnum):
+    """What a mount does; on one path, the higher value wins."""
+
+    WRITE = 1
+    READ = 2
+    HIDE = 3
+
+
+@frozen
+class Mount:
+    """One rule on one absolute path: what it does and why (shown by ``--explain`` and tests)."""
+
+    __slots__ = ("exists", "is_dir", "kind", "path", "why")
+    kind: Kind
+    path: Path
+    why: str
+    exists: bool
+    is_dir: bool
+    """Whether it is a folder: a missing path's placeholder always is (git ignores an empty
+    folder, where an empty file would be added to the next commit)."""
+
+    def __init__(self, kind: Kind, path: Path, why: str, exists: bool, is_dir: bool) -> None:
+        _set(self, "kind", kind)
+        _set(self, "path", path)
+        _set(self, "why", why)
+        _set(self, "exists", exists)
+        _set(self, "is_dir", is_dir)
+
+
+def resolve(path: Path) -> Path:
+    """``path`` made absolute with every symlink resolved, as far as it exists."""
+    return Path(os.path.realpath(path))
+
+
+def expand(text: str, home: Path, cwd: Path) -> Path:
+    """A path given on the command line: ``~/`` is the home, a relative path is under ``cwd``."""
+    if text == "~" or text.startswith("~/"):
+        return home / text[2:]
+    return cwd / text
+
+
+def mount(kind: Kind, path: Path, why: str) -> Mount:
+    """A :class:`Mount` on what ``path`` names, symlinks resolved.
+
+    A missing path is covered where it would be created: at its first missing ancestor (an
+    empty folder stands there), or on an ancestor that exists but is not a folder (a
+    worktree's ``.git`` file).
+    """
+    real = resolve(path)
+    if real.exists():
+        return Mount(kind, real, why, True, real.is_dir())
+    existing = real.parent
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        return Mount(kind, existing, why, True, False)
+    first_missing = existing / real.relative_to(existing).parts[0]
+    return Mount(kind, first_missing, why, False, True)
+
+
+def workspace_rules(workspace: Path) -> Iterator[Mount]:
+    """The workspace, writable, less the paths that would run code outside later."""
+    yield mount(Kind.WRITE, workspace, "the workspace")
+    why = "runs code outside later (in the workspace)"
+    for name in PROTECTED_IN_WORKSPACE:
+        yield mount(Kind.READ, workspace / name, why)
+    for pattern in PROTECTED_GLOBS_IN_WORKSPACE:
+        for found in sorted(workspace.glob(pattern)):
+            yield mount(Kind.READ, found, why)
+
+
+def home_rules(home: Path, config_dir: Path, airlock_state: Iterable[Path]) -> Iterator[Mount]:
+    """The agents' state writable, credentials hidden, airlock's own state read-only (its audit
+    log and the final hashes must not be rewritten from inside). The home is read-only with
+    the rest of the system, and bound read-only again when it is under a private folder."""
+    yield from visible([home], "the home folder")
+    for text in AGENT_STATE:
+        path = home / text[2:]
+        if resolve(path).exists():
+            yield mount(Kind.WRITE, path, "the agent's own state")
+    if resolve(config_dir).exists():
+        yield mount(Kind.WRITE, config_dir, "the agent's config dir")
+        why = "runs code outside later (in the agent's config dir)"
+        for name in PROTECTED_IN_CONFIG_DIR:
+            yield mount(Kind.READ, config_dir / name, why)
+    for text in CREDENTIAL_PATHS:
+        path = home / text[2:]
+        if resolve(path).exists():
+            yield mount(Kind.HIDE, path, "credentials")
+    for path in airlock_state:
+        yield mount(Kind.READ, path, "airlock's own state (audit log, final hashes)")
+
+
+def socket_rules(proc_net_unix: str) -> Iterator[Mount]:
+    """Every Unix socket bound on the host, hidden (``/proc/net/unix`` lists them).
+
+    Abstract sockets belong to the host's network namespace, which the sandbox leaves; those
+    in ``/tmp`` and ``/run`` are gone with those folders, unless a rule binds their folder
+    back (:func:`plan` keeps only the rules for sockets still in sight).
+    """
+    seen: set[str] = set()
+    for line in proc_net_unix.splitlines()[1:]:
+        fields = line.split(None, 7)
+        if len(fields) < 8 or not fields[7].startswith("/"):
+            continue
+        path = fields[7]
+        if path in seen:
+            continue
+        seen.add(path)
+        real = resolve(Path(path))
+        if real.is_socket():
+            yield Mount(Kind.HIDE, real, "a host Unix socket", True, False)
+
+
+def visible(paths: Iterable[Path], why: str) -> Iterator[Mount]:
+    """Read-only binds for paths that a private ``/tmp``, ``/var/tmp`` or ``/run`` would hide
+    (a home or a Python under ``/tmp``); nothing for the others, read-only already."""
+    for path in paths:
+        real = resolve(path)
+        if real.exists() and any(real.is_relative_to(base) for base in PRIVATE_TMPFS):
+            yield Mount(Kind.READ, real, why, True, real.is_dir())
+
+
+def user_rules(
+    kind: Kind, texts: Iterable[str], option: str, home: Path, cwd: Path
+) -> Iterator[Mount]:
+    """``--rw``, ``--ro`` and ``--hide``: ``~/`` under the home, relative paths under ``cwd``.
+
+    Raises:
+        SandboxError: a ``--rw`` or ``--ro`` path that does not exist (it cannot be bound).
+    """
+    for text in texts:
+        path = expand(text, home, cwd)
+        if not (path.exists() or path.is_symlink()):
+            if kind is Kind.HIDE:
+                continue  # nothing there to hide; a missing path cannot be created in a read-only place
+            raise SandboxError(
+                f"{option} {text}: no such file or folder ({path}); create it or leave it out"
+            )
+        yield mount(kind, path, f"{option} {text}")
+
+
+def plan(rules: Iterable[Mount]) -> list[Mount]:
+    """The rules in the order to apply them: parent before child; on one path, the strictest.
+
+    The placeholder of a missing path is kept only where code inside could create that path
+    (the nearest rule above it is a ``WRITE``); elsewhere nothing can be created anyway. A
+    ``HIDE`` is kept only where the path is still in sight: not under a private folder
+    (``/tmp``, …) or another ``HIDE``, unless a nearer rule binds it back.
+    """
+    strictest: dict[Path, Mount] = {}
+    for rule in rules:
+        known = strictest.get(rule.path)
+        if known is None or rule.kind > known.kind:
+            strictest[rule.path] = rule
+    kept = [rule for rule in strictest.values() if _needed(rule, strictest)]
+    return sorted(kept, key=lambda rule: (len(rule.path.parts), str(rule.path)))
+
+
+def _needed(rule: Mount, rules: Mapping[Path, Mount]) -> bool:
+    above = next((rules[p] for p in rule.path.parents if p in rules), None)
+    if not rule.exists:
+        return above is not None and above.kind is Kind.WRITE
+    if rule.kind is not Kind.HIDE:
+        return True
+    if above is not None:
+        return above.kind is not Kind.HIDE
+    return not any(rule.path.is_relative_to(base) for base in PRIVATE_TMPFS)

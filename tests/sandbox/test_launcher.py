@@ -1,0 +1,250 @@
+"""A real bubblewrap sandbox: what the command inside can see, write and reach."""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from pathlib import Path
+
+import pytest
+
+from airlock.errors import SandboxError
+from airlock.sandbox import Spec, check, launch
+from airlock.sandbox.paths import Kind, mount
+from tests.sandbox.helpers import run_sandboxed
+from tests.servers import origin_site
+
+
+@pytest.fixture
+def workspace(project: Path) -> Path:
+    return project
+
+
+def test_the_door_is_the_only_way_out(workspace: Path, home: Path) -> None:
+    """A request through 127.0.0.1:3128 reaches the door; a direct one to a host server fails."""
+    with origin_site() as site:
+        port = site.server_address[1]
+        ran = run_sandboxed(
+            f"curl -sS --noproxy '' -x $HTTP_PROXY http://example.test/x; "
+            f"curl -sS -m 5 --noproxy '*' http://127.0.0.1:{port}/ && echo REACHED; echo rc=$?",
+            workspace,
+            home,
+        )
+    assert "door: GET http://example.test/x HTTP/1.1" in ran.out
+    assert "REACHED" not in ran.out
+    assert "rc=7" in ran.out  # curl: couldn't connect
+
+
+def test_name_lookups_fail_at_once(workspace: Path, home: Path) -> None:
+    """DNS inside fails within a second, and resolv.conf says why."""
+    started = time.monotonic()
+    ran = run_sandboxed(
+        "python3 -c 'import socket; socket.getaddrinfo(\"example.com\", 443)' 2>&1; "
+        "cat /etc/resolv.conf",
+        workspace,
+        home,
+    )
+    assert time.monotonic() - started < 10
+    assert "gaierror" in ran.out
+    assert "no DNS inside the sandbox" in ran.out
+
+
+def test_lookup_time_is_short(workspace: Path, home: Path) -> None:
+    """One failing lookup takes well under a second (no resolver time-outs)."""
+    ran = run_sandboxed(
+        "python3 -c 'import socket,time; t=time.monotonic()\n"
+        'try: socket.getaddrinfo("example.com", 443)\n'
+        'except OSError: print("took", time.monotonic()-t)\'',
+        workspace,
+        home,
+    )
+    assert float(ran.out.split()[-1]) < 0.5
+
+
+def test_credentials_are_not_there(workspace: Path, home: Path) -> None:
+    """A file under ~/.ssh and a credential variable are invisible; --env passes one in."""
+    (home / ".ssh").mkdir()
+    (home / ".ssh" / "id_ed25519").write_text("PRIVATE KEY\n")
+    (home / ".netrc").write_text("machine x password y\n")
+    (home / "notes.txt").write_text("ordinary\n")
+    ran = run_sandboxed(
+        "ls -A ~/.ssh; cat ~/.netrc; cat ~/notes.txt; "
+        'echo "token=${GH_TOKEN:-none} key=${OPENAI_API_KEY:-none}"',
+        workspace,
+        home,
+        environ={"GH_TOKEN": "ghp_secret", "OPENAI_API_KEY": "sk-x"},
+        wanted={"OPENAI_API_KEY": None},
+    )
+    assert "id_ed25519" not in ran.out and "PRIVATE" not in ran.out
+    assert "password" not in ran.out
+    assert "ordinary" in ran.out
+    assert "token=none key=sk-x" in ran.out
+
+
+def test_host_unix_sockets_cannot_be_reached(workspace: Path, home: Path, tmp_path: Path) -> None:
+    """Unix sockets the host listens on (in the workspace, the home, /tmp, abstract) are unreachable."""
+    paths = [workspace / "editor.sock", home / "docker.sock", tmp_path / "agent.sock"]
+    servers = []
+    for path in [*paths, None]:
+        server = socket.socket(socket.AF_UNIX)
+        server.bind(str(path) if path is not None else "\0airlock-test-abstract")
+        server.listen()
+        servers.append(server)
+    probe = "import socket,sys\nfor p in sys.argv[1:]:\n  s=socket.socket(socket.AF_UNIX)\n  try:\n    s.connect(p.replace('@','\\0')); print('REACHED', p)\n  except OSError as e: print('refused', p, e.errno)\n"
+    (workspace / "probe.py").write_text(probe)
+    try:
+        ran = run_sandboxed(
+            "python3 probe.py " + " ".join(str(p) for p in paths) + " @airlock-test-abstract",
+            workspace,
+            home,
+        )
+    finally:
+        for server in servers:
+            server.close()
+    assert "REACHED" not in ran.out, ran.out
+    assert ran.out.count("refused") == 4, ran.out + ran.err
+
+
+def test_code_cannot_plant_what_runs_outside_later(workspace: Path, home: Path) -> None:
+    """Writes to .git/hooks, .git/config, .mcp.json, .vscode/ and .claude/settings.json fail;
+    the rest of the workspace is writable; the placeholders are gone afterwards."""
+    os.system(f"git init -q {workspace}")  # noqa: S605 - a fixed command on a test folder
+    hooks_before = sorted((workspace / ".git" / "hooks").iterdir())
+    ran = run_sandboxed(
+        "for p in .git/hooks/pre-commit .git/config .mcp.json .vscode/tasks.json "
+        ".claude/settings.json .envrc .gitmodules; do "
+        '(echo evil > "$p") 2>/dev/null && echo "WROTE $p"; done; '
+        "echo fine > notes.txt && echo wrote-notes",
+        workspace,
+        home,
+    )
+    assert "WROTE" not in ran.out, ran.out
+    assert "wrote-notes" in ran.out
+    assert (workspace / "notes.txt").read_text() == "fine\n"
+    assert sorted((workspace / ".git" / "hooks").iterdir()) == hooks_before
+    assert "evil" not in (workspace / ".git" / "config").read_text()
+    assert sorted(path.name for path in workspace.iterdir()) == [".git", "notes.txt"]
+
+
+def test_the_rest_is_read_only_and_tmp_is_private(
+    workspace: Path, home: Path, tmp_path: Path
+) -> None:
+    """/etc and the home are read-only; /tmp is empty and private; agent state is writable."""
+    (home / ".claude").mkdir()
+    (tmp_path / "host-file").write_text("host\n")
+    ran = run_sandboxed(
+        "touch /etc/airlock-x 2>/dev/null && echo WROTE-ETC; touch ~/x 2>/dev/null && echo WROTE-HOME; "
+        f"ls {tmp_path}/host-file 2>/dev/null && echo SEES-HOST-TMP; "
+        "echo '{}' > ~/.claude/state.json && echo wrote-state; "
+        "echo '{}' > ~/.claude/settings.json 2>/dev/null && echo WROTE-SETTINGS; "
+        "touch /tmp/mine && echo wrote-tmp",
+        workspace,
+        home,
+    )
+    assert "WROTE" not in ran.out and "SEES-HOST-TMP" not in ran.out, ran.out
+    assert "wrote-state" in ran.out and "wrote-tmp" in ran.out
+    assert (home / ".claude" / "state.json").exists()
+    assert not (home / ".claude" / "settings.json").exists()
+
+
+def test_namespaces_and_capabilities(workspace: Path, home: Path) -> None:
+    """New PID namespace (few processes), no capabilities, no new privileges, own session."""
+    ran = run_sandboxed(
+        "ls /proc | grep -c '^[0-9]'; grep -E '^(CapEff|CapPrm|NoNewPrivs)' /proc/self/status; "
+        "python3 -c 'import os; print(\"session\", os.getsid(0) == os.getpid())'",
+        workspace,
+        home,
+    )
+    lines = ran.out.split("\n")
+    assert int(lines[0]) < 10
+    assert "CapEff:\t0000000000000000" in ran.out
+    assert "CapPrm:\t0000000000000000" in ran.out
+    assert "NoNewPrivs:\t1" in ran.out
+
+
+def test_user_rules_apply(workspace: Path, home: Path, tmp_path: Path) -> None:
+    """--rw makes a path writable, --ro read-only inside the workspace, --hide empties one."""
+    (tmp_path / "cache").mkdir()
+    (workspace / "vendor").mkdir()
+    (workspace / "private").mkdir()
+    (workspace / "private" / "data").write_text("secret\n")
+    extra = [
+        mount(Kind.WRITE, tmp_path / "cache", "--rw"),
+        mount(Kind.READ, workspace / "vendor", "--ro"),
+        mount(Kind.HIDE, workspace / "private", "--hide"),
+    ]
+    ran = run_sandboxed(
+        f"touch {tmp_path}/cache/x && echo wrote-cache; touch vendor/x 2>/dev/null && echo WROTE-VENDOR; "
+        "cat private/data 2>/dev/null || echo hidden",
+        workspace,
+        home,
+        extra=extra,
+    )
+    assert "wrote-cache" in ran.out and "hidden" in ran.out
+    assert "WROTE-VENDOR" not in ran.out
+    assert (tmp_path / "cache" / "x").exists()
+
+
+def test_exit_status_is_the_commands(workspace: Path, home: Path) -> None:
+    """The command's exit status comes back; a missing command is 127."""
+    assert run_sandboxed("exit 7", workspace, home).code == 7
+    ran = run_sandboxed("exec no-such-command-here", workspace, home)
+    assert ran.code == 127
+
+
+def test_no_bubblewrap_is_an_error_saying_what_to_do() -> None:
+    """Without bwrap on PATH, the error says to install it."""
+    with pytest.raises(SandboxError, match="apt-get install bubblewrap"):
+        check({"PATH": "/nonexistent"})
+
+
+def test_a_sandbox_that_cannot_be_built_runs_nothing(workspace: Path, home: Path) -> None:
+    """When bubblewrap fails to build the sandbox, the command does not run and the error says so."""
+    from airlock.sandbox.paths import Mount
+
+    marker = workspace / "ran"
+    broken = (Mount(Kind.WRITE, Path("/nonexistent/airlock-test"), "bad", True, True),)
+    with pytest.raises(SandboxError, match=r"could not be built.*nothing was run"):
+        launch(
+            Spec(("touch", str(marker)), workspace, {"PATH": os.environ["PATH"]}, broken),
+            check(os.environ),
+            stderr=-3,  # subprocess.DEVNULL
+        )
+    assert not marker.exists()
+
+
+def test_the_command_dies_with_its_launcher(workspace: Path, home: Path, tmp_path: Path) -> None:
+    """kill -9 of the process that launched the sandbox ends the command inside."""
+    import subprocess
+    import sys
+
+    script = (
+        "import os, sys\n"
+        "from pathlib import Path\n"
+        "from airlock.sandbox import Spec, check, launch\n"
+        "from tests.sandbox.helpers import rules_for\n"
+        f"ws, home = Path({str(workspace)!r}), Path({str(home)!r})\n"
+        "sb = launch(Spec(('sleep', '60'), ws, {'PATH': os.environ['PATH']}, tuple(rules_for(ws, home))), check(os.environ))\n"
+        "print(sb.command_pid, flush=True)\n"
+        "sb.process.wait()\n"
+    )
+    root = Path(__file__).parents[2]
+    parent = subprocess.Popen(
+        [sys.executable, "-c", script], stdout=subprocess.PIPE, cwd=root, text=True
+    )
+    assert parent.stdout is not None
+    pid = int(parent.stdout.readline())
+    os.kill(pid, 0)  # the command is running
+    parent.kill()
+    parent.wait()
+    parent.stdout.close()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.05)
+    else:
+        pytest.fail(f"the sandboxed command {pid} outlived its launcher")

@@ -1,0 +1,176 @@
+"""The path rules and the plan they make (no sandbox started here)."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import pytest
+
+from airlock.errors import SandboxError
+from airlock.sandbox.paths import (
+    Kind,
+    Mount,
+    home_rules,
+    mount,
+    plan,
+    socket_rules,
+    user_rules,
+    workspace_rules,
+)
+
+
+def _by_path(rules: list[Mount]) -> dict[Path, Mount]:
+    return {rule.path: rule for rule in rules}
+
+
+def test_workspace_is_writable_and_protected_paths_are_not(tmp_path: Path) -> None:
+    """The workspace is WRITE; .git/hooks, .git/config and the rest are READ above it."""
+    workspace = tmp_path / "ws"
+    (workspace / ".git" / "hooks").mkdir(parents=True)
+    (workspace / ".git" / "config").write_text("[core]\n")
+    (workspace / ".claude").mkdir()
+    (workspace / ".claude" / "settings.backup.json").write_text("{}")
+    rules = _by_path(plan(workspace_rules(workspace)))
+    assert rules[workspace].kind is Kind.WRITE
+    for name in (".git/hooks", ".git/config", ".gitmodules", ".vscode", ".mcp.json", ".envrc"):
+        assert rules[workspace / name].kind is Kind.READ, name
+    assert rules[workspace / ".claude" / "settings.backup.json"].kind is Kind.READ
+    assert rules[workspace / ".claude" / "commands"].exists is False
+
+
+def test_missing_protected_paths_get_folder_placeholders(tmp_path: Path) -> None:
+    """A missing protected path is covered at its first missing ancestor, by an empty folder."""
+    workspace = tmp_path / "ws"
+    workspace.mkdir()
+    rules = _by_path(plan(workspace_rules(workspace)))
+    assert rules[workspace / ".git"] == Mount(
+        Kind.READ, workspace / ".git", rules[workspace / ".git"].why, False, True
+    )
+    assert rules[workspace / ".claude"].is_dir and not rules[workspace / ".claude"].exists
+    assert workspace / ".claude" / "commands" not in rules  # covered by .claude's placeholder
+    assert rules[workspace / ".mcp.json"].is_dir  # git ignores an empty folder
+
+
+def test_a_worktree_git_file_is_read_only(tmp_path: Path) -> None:
+    """A ``.git`` file (a worktree's link to its repository) is itself read-only."""
+    workspace = tmp_path / "ws"
+    workspace.mkdir()
+    (workspace / ".git").write_text("gitdir: /elsewhere\n")
+    rules = _by_path(plan(workspace_rules(workspace)))
+    assert rules[workspace / ".git"].kind is Kind.READ
+    assert rules[workspace / ".git"].exists and not rules[workspace / ".git"].is_dir
+
+
+def test_plan_orders_parents_first_and_the_strictest_wins(tmp_path: Path) -> None:
+    """Parents are mounted before children; on one path HIDE beats READ beats WRITE."""
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    rules = plan(
+        [
+            mount(Kind.READ, tmp_path / "a" / "b", "ro"),
+            mount(Kind.WRITE, tmp_path / "a", "rw"),
+            mount(Kind.HIDE, tmp_path / "a" / "b", "hide"),
+            mount(Kind.WRITE, tmp_path / "a" / "b", "rw"),
+        ]
+    )
+    assert [(rule.path, rule.kind) for rule in rules] == [
+        (tmp_path / "a", Kind.WRITE),
+        (tmp_path / "a" / "b", Kind.HIDE),
+    ]
+
+
+def test_placeholders_only_where_code_could_create_the_path(tmp_path: Path) -> None:
+    """A missing path outside every writable rule needs no placeholder: nothing is created."""
+    (tmp_path / "rw").mkdir()
+    rules = plan(
+        [
+            mount(Kind.WRITE, tmp_path / "rw", "rw"),
+            mount(Kind.READ, tmp_path / "rw" / "missing", "protected"),
+            mount(Kind.READ, tmp_path / "elsewhere" / "missing", "protected"),
+        ]
+    )
+    assert [rule.path for rule in rules] == [tmp_path / "rw", tmp_path / "rw" / "missing"]
+
+
+def test_symlinks_are_resolved(tmp_path: Path) -> None:
+    """A rule lands on what a symlink names."""
+    (tmp_path / "real").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    assert mount(Kind.HIDE, tmp_path / "link", "x").path == tmp_path / "real"
+
+
+def test_home_rules_hide_credentials_and_open_agent_state(tmp_path: Path) -> None:
+    """Existing credential paths are hidden; agent state is writable, its settings read-only;
+    airlock's own state is read-only."""
+    home = tmp_path / "home"
+    for folder in (".ssh", ".aws", ".claude/commands", ".codex", ".config/gh"):
+        (home / folder).mkdir(parents=True)
+    (home / ".netrc").write_text("machine x password y\n")
+    (home / ".claude.json").write_text("{}")
+    state = home / ".claude" / "airlock"
+    state.mkdir()
+    rules = _by_path(plan(home_rules(home, home / ".claude", [state])))
+    for hidden in (".ssh", ".aws", ".config/gh", ".netrc"):
+        assert rules[home / hidden].kind is Kind.HIDE, hidden
+    assert home / ".kube" not in rules  # nothing there to hide
+    assert not rules[home / ".netrc"].is_dir
+    for writable in (".claude", ".claude.json", ".codex"):
+        assert rules[home / writable].kind is Kind.WRITE, writable
+    for read_only in (".claude/commands", ".claude/settings.json", ".claude/airlock"):
+        assert rules[home / read_only].kind is Kind.READ, read_only
+
+
+def test_socket_rules_hide_bound_sockets(tmp_path: Path) -> None:
+    """Each socket path in /proc/net/unix that is still a socket gets a HIDE; others are skipped."""
+    path = tmp_path / "s.sock"
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(str(path))
+    try:
+        table = (
+            "Num       RefCount Protocol Flags    Type St Inode Path\n"
+            f"0000000000000000: 00000002 00000000 00010000 0001 01 1 {path}\n"
+            "0000000000000000: 00000002 00000000 00010000 0001 01 2 @abstract\n"
+            f"0000000000000000: 00000002 00000000 00010000 0001 01 3 {tmp_path / 'gone.sock'}\n"
+            "0000000000000000: 00000002 00000000 00010000 0001 01 4\n"
+        )
+        rules = list(socket_rules(table))
+    finally:
+        server.close()
+    assert [(rule.path, rule.kind, rule.is_dir) for rule in rules] == [(path, Kind.HIDE, False)]
+
+
+def test_hides_under_a_private_tmp_are_dropped_unless_bound_back(tmp_path: Path) -> None:
+    """A socket under /tmp is out of sight already, unless a rule binds its folder back."""
+    (tmp_path / "ws").mkdir()
+    (tmp_path / "ws" / "s").write_text("")
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "s").write_text("")
+    assert str(tmp_path).startswith("/tmp/")
+    rules = plan(
+        [
+            mount(Kind.WRITE, tmp_path / "ws", "ws"),
+            mount(Kind.HIDE, tmp_path / "ws" / "s", "socket"),
+            mount(Kind.HIDE, tmp_path / "other" / "s", "socket"),
+        ]
+    )
+    assert [rule.path for rule in rules] == [tmp_path / "ws", tmp_path / "ws" / "s"]
+
+
+def test_user_rules_expand_home_and_relative_paths(tmp_path: Path) -> None:
+    """``~/x`` is under the home, ``x`` under the current folder."""
+    (tmp_path / "home" / "x").mkdir(parents=True)
+    (tmp_path / "cwd" / "y").mkdir(parents=True)
+    found = list(user_rules(Kind.READ, ["~/x", "y"], "--ro", tmp_path / "home", tmp_path / "cwd"))
+    assert [rule.path for rule in found] == [tmp_path / "home" / "x", tmp_path / "cwd" / "y"]
+
+
+@pytest.mark.parametrize("kind, option", [(Kind.WRITE, "--rw"), (Kind.READ, "--ro")])
+def test_user_rules_refuse_a_missing_path(tmp_path: Path, kind: Kind, option: str) -> None:
+    """``--rw``/``--ro`` of a missing path cannot be bound: an error naming it."""
+    with pytest.raises(SandboxError, match=f"{option} nope: no such file"):
+        list(user_rules(kind, ["nope"], option, tmp_path, tmp_path))
+
+
+def test_hiding_a_missing_path_is_nothing(tmp_path: Path) -> None:
+    """``--hide`` of a missing path has nothing to hide."""
+    assert list(user_rules(Kind.HIDE, ["nope"], "--hide", tmp_path, tmp_path)) == []
