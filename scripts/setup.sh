@@ -1,24 +1,31 @@
 #!/usr/bin/env bash
-# Sets up airlock in ./.venv. With --dev, also the test tools and the system programs the
-# tests use for real (Graphviz's dot; more as capabilities need them). Safe to run again.
+# Sets up airlock in ./.venv, and bubblewrap (the sandbox of `airlock run`). With --dev, also
+# the test tools and the system programs the tests use for real (Graphviz's dot; curl, git
+# and Node.js run inside the sandbox's tests). Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PYTHON=${PYTHON:-python3}
-SYSTEM_PACKAGES=(graphviz)
+SYSTEM_PACKAGES=(graphviz bubblewrap curl git nodejs)
 
 need_apt=()
+command -v bwrap >/dev/null 2>&1 || need_apt+=(bubblewrap)
 if [[ "${1:-}" == "--dev" ]]; then
     command -v dot >/dev/null 2>&1 || need_apt+=(graphviz)
+    command -v curl >/dev/null 2>&1 || need_apt+=(curl)
+    command -v git >/dev/null 2>&1 || need_apt+=(git)
+    command -v node >/dev/null 2>&1 || need_apt+=(nodejs)
 fi
 if ((${#need_apt[@]})); then
     if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
         echo "setup: installing system packages: ${need_apt[*]}" >&2
         DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
-    else
+    elif [[ "${1:-}" == "--dev" ]]; then
         echo "setup: the tests need these system packages: ${SYSTEM_PACKAGES[*]} (install them as root)" >&2
         exit 2
+    else
+        echo "setup: 'airlock run' needs bubblewrap (install it as root: apt-get install bubblewrap)" >&2
     fi
 fi
 
