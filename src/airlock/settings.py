@@ -714,20 +714,15 @@ def _sandbox_problems(sandbox: Any, path: str) -> list[Problem]:
     return problems
 
 
-@frozen
+@dataclass(frozen=True, slots=True)
 class SandboxEntry:
     """One entry of a ``sandbox`` list, with the file it came from."""
 
-    __slots__ = ("origin", "text")
     text: str
     origin: Origin
 
-    def __init__(self, text: str, origin: Origin) -> None:
-        _set(self, "text", text)
-        _set(self, "origin", origin)
 
-
-@frozen
+@dataclass(frozen=True, slots=True)
 class SandboxSettings:
     """The ``sandbox`` block of every settings file, merged: lists unioned, highest file first.
 
@@ -735,36 +730,12 @@ class SandboxSettings:
     settings set ``allowManagedDomainsOnly``, allowed domains come from managed settings only.
     """
 
-    __slots__ = (
-        "allow_write",
-        "allowed_domains",
-        "denied_domains",
-        "deny_read",
-        "deny_write",
-        "managed_domains_only",
-    )
-    allow_write: tuple[SandboxEntry, ...]
-    deny_write: tuple[SandboxEntry, ...]
-    deny_read: tuple[SandboxEntry, ...]
-    allowed_domains: tuple[SandboxEntry, ...]
-    denied_domains: tuple[SandboxEntry, ...]
-    managed_domains_only: bool
-
-    def __init__(
-        self,
-        allow_write: tuple[SandboxEntry, ...] = (),
-        deny_write: tuple[SandboxEntry, ...] = (),
-        deny_read: tuple[SandboxEntry, ...] = (),
-        allowed_domains: tuple[SandboxEntry, ...] = (),
-        denied_domains: tuple[SandboxEntry, ...] = (),
-        managed_domains_only: bool = False,
-    ) -> None:
-        _set(self, "allow_write", allow_write)
-        _set(self, "deny_write", deny_write)
-        _set(self, "deny_read", deny_read)
-        _set(self, "allowed_domains", allowed_domains)
-        _set(self, "denied_domains", denied_domains)
-        _set(self, "managed_domains_only", managed_domains_only)
+    allow_write: tuple[SandboxEntry, ...] = ()
+    deny_write: tuple[SandboxEntry, ...] = ()
+    deny_read: tuple[SandboxEntry, ...] = ()
+    allowed_domains: tuple[SandboxEntry, ...] = ()
+    denied_domains: tuple[SandboxEntry, ...] = ()
+    managed_domains_only: bool = False
 
 
 def sandbox_settings(loaded: Loaded) -> SandboxSettings:

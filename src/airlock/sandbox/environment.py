@@ -9,10 +9,9 @@ own (:func:`proxy_variables`), whatever ``--env`` says: the only way out is airl
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from fnmatch import fnmatchcase
 
-from airlock._frozen import frozen
-from airlock._frozen import set_field as _set
 from airlock.errors import UsageError
 
 CREDENTIAL_VARIABLES: tuple[tuple[str, str], ...] = (
@@ -77,23 +76,15 @@ def credential_reason(name: str) -> str | None:
     return None
 
 
-@frozen
+@dataclass(frozen=True, slots=True)
 class ScrubbedEnvironment:
     """The environment given to the sandbox, and what was left out of it."""
 
-    __slots__ = ("dropped", "environ", "kept")
     environ: Mapping[str, str]
     dropped: tuple[str, ...]
     """Names left out because they look like credentials, sorted."""
     kept: tuple[str, ...]
     """Names that look like credentials and were passed on anyway (``--env``), sorted."""
-
-    def __init__(
-        self, environ: Mapping[str, str], dropped: tuple[str, ...], kept: tuple[str, ...]
-    ) -> None:
-        _set(self, "environ", environ)
-        _set(self, "dropped", dropped)
-        _set(self, "kept", kept)
 
 
 def parse_env_options(options: list[str]) -> dict[str, str | None]:

@@ -29,10 +29,9 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
-from airlock._frozen import frozen
-from airlock._frozen import set_field as _set
 from airlock.errors import SandboxError
 from airlock.sandbox.paths import PRIVATE_TMPFS, Kind, Mount
 
@@ -75,31 +74,16 @@ INSTALL_HINT = (
 )
 
 
-@frozen
+@dataclass(frozen=True, slots=True)
 class Spec:
     """Everything the sandbox is built from."""
 
-    __slots__ = ("command", "cwd", "environ", "mounts", "port")
     command: tuple[str, ...]
     cwd: Path
     environ: Mapping[str, str]
     mounts: tuple[Mount, ...]
     """In the order to apply them (:func:`airlock.sandbox.paths.plan`)."""
-    port: int
-
-    def __init__(
-        self,
-        command: tuple[str, ...],
-        cwd: Path,
-        environ: Mapping[str, str],
-        mounts: tuple[Mount, ...],
-        port: int = PROXY_PORT,
-    ) -> None:
-        _set(self, "command", command)
-        _set(self, "cwd", cwd)
-        _set(self, "environ", environ)
-        _set(self, "mounts", mounts)
-        _set(self, "port", port)
+    port: int = PROXY_PORT
 
 
 def check(environ: Mapping[str, str]) -> str:

@@ -24,10 +24,9 @@ from __future__ import annotations
 import enum
 import os
 from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
-from airlock._frozen import frozen
-from airlock._frozen import set_field as _set
 from airlock.errors import SandboxError
 
 PROTECTED_IN_WORKSPACE: tuple[str, ...] = (
@@ -102,11 +101,10 @@ class Kind(enum.IntEnum):
     HIDE = 3
 
 
-@frozen
+@dataclass(frozen=True, slots=True)
 class Mount:
     """One rule on one absolute path: what it does and why (shown by ``--explain`` and tests)."""
 
-    __slots__ = ("exists", "is_dir", "kind", "path", "why")
     kind: Kind
     path: Path
     why: str
@@ -114,13 +112,6 @@ class Mount:
     is_dir: bool
     """Whether it is a folder: a missing path's placeholder always is (git ignores an empty
     folder, where an empty file would be added to the next commit)."""
-
-    def __init__(self, kind: Kind, path: Path, why: str, exists: bool, is_dir: bool) -> None:
-        _set(self, "kind", kind)
-        _set(self, "path", path)
-        _set(self, "why", why)
-        _set(self, "exists", exists)
-        _set(self, "is_dir", is_dir)
 
 
 def resolve(path: Path) -> Path:
