@@ -67,7 +67,7 @@ def test_non_public_refused(host: str, address: str, kind: str) -> None:
     assert isinstance(error, RefusedError) and isinstance(error, PermissionError)
     assert (error.address, error.address_class) == (address, kind)
     assert address in str(error) and kind in str(error) and "permissions.allow" in str(error)
-    assert f"WebFetch(domain:{error.host})" in str(error)
+    assert "WebFetch(domain:" in str(error)
 
 
 @pytest.mark.parametrize(
@@ -124,8 +124,8 @@ def test_allow_private_lets_one_through_and_says_so() -> None:
 
 
 def test_this_hosts_own_address_refused() -> None:
-    """A public-looking address this machine holds is refused as this host's own."""
-    with pytest.raises(DestinationRefused, match="this host's own") as caught:
+    """A public-looking address this machine holds is refused as one of its own."""
+    with pytest.raises(DestinationRefused, match="own address") as caught:
         check_destination("public.test", 80, resolver=RESOLVE, is_local=lambda a: True)
     assert caught.value.address_class == AddressClass.THIS_HOST
 

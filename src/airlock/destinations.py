@@ -40,10 +40,12 @@ Public API (what the fetch guard and the egress proxy import)
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import errno
 import ipaddress
 import socket
 import threading
+import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -248,26 +250,32 @@ def _resolve_in_time(
             return resolver(host.text, port)
         except (OSError, ValueError) as error:
             raise _unresolved(host, str(error)) from error
-    outcome: list[Sequence[IPAddress] | BaseException] = []
+    # getaddrinfo has no timeout of its own: it runs in a worker, and is given up on in time.
+    pending = _workers().submit(resolver, host.text, port)
+    try:
+        return pending.result(timeout=max(timeout, 0.0))
+    except concurrent.futures.TimeoutError:
+        pending.cancel()
+        raise _unresolved(host, f"no answer within {timeout:g} s") from None
+    except (OSError, ValueError) as error:
+        raise _unresolved(host, str(error)) from error
 
-    def run() -> None:
-        try:
-            outcome.append(resolver(host.text, port))
-        except BaseException as error:  # handed to the waiting thread, raised there
-            outcome.append(error)
 
-    # getaddrinfo has no timeout of its own; a daemon thread left behind ends with the lookup.
-    worker = threading.Thread(target=run, name=f"resolve {host.text}", daemon=True)
-    worker.start()
-    worker.join(max(timeout, 0.0))
-    if not outcome:
-        raise _unresolved(host, f"no answer within {timeout:g} s")
-    found = outcome[0]
-    if isinstance(found, OSError | ValueError):
-        raise _unresolved(host, str(found)) from found
-    if isinstance(found, BaseException):
-        raise found
-    return found
+_pool: list[concurrent.futures.ThreadPoolExecutor] = []
+_pool_lock = threading.Lock()
+RESOLVER_THREADS = 4
+"""Lookups that may run at once; a hung one holds a worker until it ends, others wait their turn."""
+
+
+def _workers() -> concurrent.futures.ThreadPoolExecutor:
+    with _pool_lock:
+        if not _pool:
+            _pool.append(
+                concurrent.futures.ThreadPoolExecutor(
+                    RESOLVER_THREADS, thread_name_prefix="resolve"
+                )
+            )
+        return _pool[0]
 
 
 def check_addresses(
@@ -293,7 +301,7 @@ def check_addresses(
         address = _unmapped(found)
         described = describe_class(address)
         if described is None and local(address):
-            described = (AddressClass.THIS_HOST, "an address of this machine")
+            described = (AddressClass.THIS_HOST, "one of this machine's addresses")
         if described is not None:
             if not allow_private(host, address):
                 raise _refusal(host, port, address, *described)
@@ -306,10 +314,12 @@ def _refusal(
     host: Host, port: int, address: IPAddress, kind: AddressClass, why: str
 ) -> DestinationRefused:
     via = "is" if host.address is not None else f"resolves to {address}, which is"
+    article = "an" if str(kind)[0] in "aeiou" else "a"
     return DestinationRefused(
-        f"refused: {host.text}:{port} {via} a {kind} address ({why}); nothing was sent to it. "
+        f"refused: {host.url_host}:{port} {via} {article} {kind} address ({why}), which a fetch "
+        "or connection does not reach unless a rule allows it; nothing was sent to it. "
         f"If you mean to reach it, add an explicit rule for it to permissions.allow: "
-        f"WebFetch(domain:{host.text})"
+        f"WebFetch(domain:{host.url_host})"
         + ("" if host.address is not None else f" or WebFetch(domain:{_rule_text(address)})"),
         host=host.text,
         address=str(address),
@@ -321,13 +331,31 @@ def _rule_text(address: IPAddress) -> str:
     return f"[{address}]" if address.version == 6 else str(address)
 
 
+LOCAL_SECONDS = 2.0
+"""How long the kernel's answer to "is this address ours?" is kept (interfaces change rarely)."""
+_local_answers: dict[IPAddress, tuple[float, bool]] = {}
+
+
 def is_local_address(address: IPAddress) -> bool:
     """Whether ``address`` is one of this machine's own (in this network namespace).
 
     Asks the kernel: binding a socket to an address succeeds only when a local interface holds
     it. Where non-local binding is switched on (``ip_nonlocal_bind``), that proves nothing, and
-    only the ranges of :func:`~airlock.policy.hosts.classify` apply.
+    only the ranges of :func:`~airlock.policy.hosts.classify` apply. An answer is kept for
+    :data:`LOCAL_SECONDS` (a system call costs more than the rest of a check).
     """
+    now = time.monotonic()
+    kept = _local_answers.get(address)
+    if kept is not None and now - kept[0] < LOCAL_SECONDS:
+        return kept[1]
+    if len(_local_answers) >= 4096:
+        _local_answers.clear()
+    answer = _ask_kernel(address)
+    _local_answers[address] = (now, answer)
+    return answer
+
+
+def _ask_kernel(address: IPAddress) -> bool:
     family = socket.AF_INET if address.version == 4 else socket.AF_INET6
     if _nonlocal_bind(address.version):
         return False

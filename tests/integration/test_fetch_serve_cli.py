@@ -48,8 +48,13 @@ def fetch(service: str | None, *args: str, port: int) -> subprocess.CompletedPro
         f"--resolve={host}:{port}:127.0.0.1"
         for host in ("site.test", "blocked.test", "denied.test")
     ]
+    # The site is on loopback: the user allows it, as anyone fetching from their machine must.
+    allowed = write_json(
+        Path(env["HOME"]) / "loopback-allowed.json",
+        {"permissions": {"allow": ["WebFetch(domain:127.0.0.1)"]}},
+    )
     return subprocess.run(
-        [*AIRLOCK, "fetch", *args, *pins],
+        [*AIRLOCK, "fetch", *args, *pins, "--settings", str(allowed)],
         capture_output=True,
         text=True,
         env=env,

@@ -239,5 +239,5 @@ def test_ascii_names_are_themselves(name: str) -> None:
 
 def test_normalize_host_never_raises() -> None:
     """normalize_host gives invalid hosts back trimmed and lower-cased, matching no valid host."""
-    assert normalize_host(" A..B ") == "a..b"
+    assert normalize_host(" A..B. ") == "a..b"
     assert normalize_host("0x7f000001") == "127.0.0.1"

@@ -1,6 +1,8 @@
 """The guarded fetch against a real origin site and the real domain-safety service, on loopback.
 
-Hostnames are pinned to 127.0.0.1 with ``PinnedTransport``: no test asks DNS.
+Hostnames resolve to 127.0.0.1 through a table (``table_resolver``): no test asks DNS. The
+site is on loopback, so the rules hold an allow rule for 127.0.0.1, as a user fetching from
+their own machine would need.
 """
 
 from __future__ import annotations
@@ -14,12 +16,14 @@ import httpx
 import pytest
 
 from airlock.collector import BlockList, create_app, domain_safety_routes
+from airlock.destinations import table_resolver
 from airlock.errors import AirlockError, RefusedError, UsageError
 from airlock.policy.model import Origin, Permissions, Rule, Source
-from airlock.webfetch import FetchLimits, GuardedFetcher, PinnedTransport, PreflightClient
+from airlock.webfetch import FetchLimits, GuardedFetcher, LimitedTransport, PreflightClient
 from tests.servers import Recorder, _Site, origin_site, served
 
 PROJECT = Origin(Source.PROJECT, "/p/.claude/settings.json")
+LOOPBACK_ALLOWED = ("WebFetch(domain:127.0.0.1)",)
 HOSTS = ("site.test", "other.test", "denied.test", "blocked.test", "asked.test")
 
 
@@ -47,12 +51,14 @@ class World:
         confirm: bool | None = None,
         clock: object = None,
         ask_unmatched: bool = False,
+        allow: tuple[str, ...] = LOOPBACK_ALLOWED,
     ) -> GuardedFetcher:
         ticks = itertools.count()
         return GuardedFetcher(
             permissions=Permissions(
                 deny=tuple(Rule(text, PROJECT) for text in deny),
                 ask=tuple(Rule(text, PROJECT) for text in ask),
+                allow=tuple(Rule(text, PROJECT) for text in allow),
             ),
             preflight=PreflightClient(self.service, client=self.client) if preflight else None,
             client=self.client,
@@ -60,6 +66,7 @@ class World:
             limits=limits,
             confirm=None if confirm is None else (lambda verdict: confirm),
             ask_unmatched=ask_unmatched,
+            resolver=table_resolver({host: ["127.0.0.1"] for host in HOSTS}),
         )
 
 
@@ -71,8 +78,7 @@ def world() -> Iterator[World]:
         origin_site() as site,
     ):
         port = site.server_address[1]
-        pins = {(host, port): "127.0.0.1" for host in HOSTS}
-        with httpx.Client(transport=PinnedTransport(pins)) as client:
+        with httpx.Client(transport=LimitedTransport(), trust_env=False) as client:
             yield World(site, port, service, recorder, client)
 
 

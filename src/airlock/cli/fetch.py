@@ -10,14 +10,24 @@ HELP = "fetch a URL through the permission rules and the domain-safety preflight
 DESCRIPTION = """\
 Fetch URL after the checks the agent's WebFetch tool makes, and print it (HTML as Markdown).
 
+The host is read once in its canonical form (IDNA 2008 names as xn-- A-labels; an IP address
+however written: 2130706433, 0x7f.1 and [::ffff:127.0.0.1] are 127.0.0.1), and every check and
+the connection use that one value.
+
 1. WebFetch(domain:...) rules in permissions.deny, .ask, .allow of every settings file:
    a deny refuses; an ask refuses unless confirmed (a terminal prompt, or --yes).
-2. The preflight: the hostname alone goes to the domain-safety service
+2. The destination: the name is resolved once; an address that is not public (loopback,
+   private networks, link-local, cloud metadata such as 169.254.169.254, this machine's own)
+   refuses unless an allow rule names the host or the address, e.g.
+   WebFetch(domain:intranet.example) or WebFetch(domain:10.0.0.5). The page is fetched from
+   the address checked, never from a second DNS answer.
+3. The preflight: the hostname alone goes to the domain-safety service
    (AIRLOCK_DOMAIN_SAFETY_URL, else airlock.domainSafetyUrl, else the vendor's); allowed
    answers are cached 5 minutes; a block or a failure refuses. skipWebFetchPreflight: true
    skips it; airlock.webFetchPrivateMode: true sends hash prefixes instead of the hostname.
-3. The request, within --max-bytes and --timeout; every redirect to another host goes
-   through 1 and 2 again before it is followed.
+4. The request, within --max-bytes; every redirect to another host goes through 1 to 3
+   again before it is followed. --timeout bounds the whole fetch, preflight included,
+   however slowly any server answers; a preflight answer is read up to 1 MB.
 
 Exit codes:
   0  fetched: the page was printed
@@ -62,14 +72,15 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
         type=float,
         default=30.0,
         metavar="S",
-        help="seconds for the whole fetch (default 30)",
+        help="seconds for the whole fetch, preflight and redirects included (default 30)",
     )
     parser.add_argument(
         "--resolve",
         action="append",
         default=[],
         metavar="HOST:PORT:ADDR",
-        help="connect to ADDR for HOST:PORT instead of asking DNS (as curl --resolve); repeatable",
+        help="connect to ADDR for HOST:PORT instead of asking DNS (as curl --resolve); the "
+        "address is checked as a DNS answer would be; repeatable",
     )
 
 
@@ -91,21 +102,24 @@ def _confirm_in_terminal(args: argparse.Namespace) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
+    import os
     import sys
     import time
 
     import httpx
 
     from airlock.cli._common import dump_json, load_reported
+    from airlock.destinations import system_resolver
     from airlock.errors import UsageError
     from airlock.policy import FlowId, decide
     from airlock.policy.rules import invalid_webfetch_rules
     from airlock.webfetch import (
         FetchLimits,
         GuardedFetcher,
-        PinnedTransport,
+        LimitedTransport,
         PreflightClient,
         parse_pin,
+        pinned_resolver,
     )
 
     if args.max_bytes < 1 or args.timeout <= 0:
@@ -115,10 +129,13 @@ def run(args: argparse.Namespace) -> int:
         print(f"airlock fetch: ignored rule {problem}", file=sys.stderr)
     decision = decide(loaded.context)[FlowId.WEBFETCH_PREFLIGHT]
     pins = [parse_pin(text) for text in args.resolve]
-    # Without pins, no transport is given, so httpx keeps honouring HTTPS_PROXY and friends.
-    transport = PinnedTransport.from_pins(pins) if pins else None
-    with httpx.Client(transport=transport) as client:
-        preflight = PreflightClient.from_decision(decision, timeout=min(10.0, args.timeout))
+    # One transport for the pages and the preflight: proxies from HTTP(S)_PROXY and NO_PROXY,
+    # every wait cut at the fetch's deadline.
+    transport = LimitedTransport.from_environment(os.environ)
+    with httpx.Client(transport=transport, trust_env=False) as client:
+        preflight = PreflightClient.from_decision(
+            decision, timeout=min(10.0, args.timeout), client=client
+        )
         fetcher = GuardedFetcher(
             permissions=loaded.context.permissions,
             preflight=preflight,
@@ -126,6 +143,8 @@ def run(args: argparse.Namespace) -> int:
             clock=time.monotonic,
             limits=FetchLimits(max_bytes=args.max_bytes, timeout=args.timeout),
             confirm=_confirm_in_terminal(args),
+            resolver=pinned_resolver(pins, system_resolver),
+            proxy_for=transport.proxy_for,
         )
         try:
             result = fetcher.fetch(args.url)

@@ -45,6 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from airlock.errors import UsageError
+from airlock.policy.hosts import parse_ipv4
 from airlock.policy.rules import normalize_host
 from airlock.webfetch import hashing
 
@@ -107,6 +108,14 @@ def valid_hostname(name: str) -> bool:
     return hashing.is_address(name)
 
 
+def _entry(field: str) -> str:
+    """An entry in the form lookups use (:func:`normalize_host`), except an IPv4 address spelt
+    other than dotted decimal (``2130706433``): kept as written, as the fast path keeps it."""
+    if parse_ipv4(field.rstrip(".")) is not None:
+        return field.rstrip(".").lower()
+    return normalize_host(field)
+
+
 def _names(text: str) -> list[str] | None:
     """The normalised names one line lists; ``None`` when the line is not a valid entry."""
     fields = text.split("#", 1)[0].split()
@@ -116,7 +125,7 @@ def _names(text: str) -> list[str] | None:
         fields = fields[1:]
     elif len(fields) > 1:
         return None  # a name followed by something that is not a comment
-    names = [normalize_host(field) for field in fields]
+    names = [_entry(field) for field in fields]
     if not all(valid_hostname(name) for name in names):
         return None
     return [name for name in names if name not in NOT_BLOCKED]
@@ -256,7 +265,7 @@ class BlockList:
     __slots__ = ("_blob", "_keys", "_starts")
 
     def __init__(self, domains: Iterable[str]) -> None:
-        self._build({normalize_host(domain).encode("ascii", "replace") for domain in domains})
+        self._build({_entry(domain).encode("ascii", "replace") for domain in domains})
 
     def _build(self, distinct: Iterable[bytes]) -> None:
         # Hashes as Latin-1 strings: sorting them compares with memcmp directly, about twice
@@ -313,13 +322,13 @@ class BlockList:
 
     def listed(self, domain: str) -> bool:
         """Whether ``domain`` itself is listed."""
-        return self._listed(hashing.digest(normalize_host(domain)))
+        return self._listed(hashing.digest(_entry(domain)))
 
     def blocks(self, host: str) -> bool:
         """Whether ``host`` or one of its parent domains is listed."""
         name = normalize_host(host)
-        if hashing.is_address(name):
-            return self._listed(hashing.digest(name))
+        if hashing.is_address(name):  # the address, and the IPv4 address an IPv6 one carries
+            return any(self._listed(hashing.digest(found)) for found in hashing.domains_of(name))
         start = 0
         while True:  # the name, then each parent: the hot path of the service, kept tight
             if self._listed(_sha256(name[start:].encode("ascii", "replace")).digest()):

@@ -61,7 +61,7 @@ class AddressClass(StrEnum):
     PRIVATE = "private"
     MULTICAST = "multicast"
     RESERVED = "reserved"
-    THIS_HOST = "this host's own"
+    THIS_HOST = "own"
     """One of this machine's addresses (found by :mod:`airlock.destinations`, not here)."""
 
 
@@ -73,39 +73,43 @@ def _table(
 
 ADDRESS_CLASSES = _table(
     # The most specific first: the first row that holds the address decides.
-    ("169.254.169.254/32", AddressClass.METADATA, "cloud instance metadata (AWS, GCP, Azure, …)"),
+    (
+        "169.254.169.254/32",
+        AddressClass.METADATA,
+        "instance metadata of AWS, GCP, Azure and others",
+    ),
     ("169.254.170.2/32", AddressClass.METADATA, "AWS ECS task metadata"),
     ("100.100.100.200/32", AddressClass.METADATA, "Alibaba Cloud instance metadata"),
     ("192.0.0.192/32", AddressClass.METADATA, "Oracle Cloud instance metadata"),
-    ("fd00:ec2::254/128", AddressClass.METADATA, "AWS instance metadata (IPv6)"),
-    ("fd00:ec2::23/128", AddressClass.METADATA, "AWS time sync and DNS (IPv6)"),
-    ("0.0.0.0/32", AddressClass.UNSPECIFIED, "the unspecified address (this host)"),
-    ("::/128", AddressClass.UNSPECIFIED, "the unspecified address (this host)"),
-    ("0.0.0.0/8", AddressClass.RESERVED, "'this network' (RFC 791)"),
-    ("127.0.0.0/8", AddressClass.LOOPBACK, "loopback (RFC 1122)"),
-    ("::1/128", AddressClass.LOOPBACK, "loopback (RFC 4291)"),
-    ("169.254.0.0/16", AddressClass.LINK_LOCAL, "link-local (RFC 3927)"),
-    ("fe80::/10", AddressClass.LINK_LOCAL, "link-local (RFC 4291)"),
-    ("10.0.0.0/8", AddressClass.PRIVATE, "private (RFC 1918)"),
-    ("172.16.0.0/12", AddressClass.PRIVATE, "private (RFC 1918)"),
-    ("192.168.0.0/16", AddressClass.PRIVATE, "private (RFC 1918)"),
-    ("100.64.0.0/10", AddressClass.PRIVATE, "shared address space, carrier-grade NAT (RFC 6598)"),
-    ("fc00::/7", AddressClass.PRIVATE, "unique local (RFC 4193)"),
-    ("fec0::/10", AddressClass.PRIVATE, "site-local, deprecated (RFC 3879)"),
-    ("192.0.0.0/24", AddressClass.RESERVED, "IETF protocol assignments (RFC 6890)"),
-    ("192.0.2.0/24", AddressClass.RESERVED, "documentation (RFC 5737)"),
-    ("198.51.100.0/24", AddressClass.RESERVED, "documentation (RFC 5737)"),
-    ("203.0.113.0/24", AddressClass.RESERVED, "documentation (RFC 5737)"),
-    ("198.18.0.0/15", AddressClass.RESERVED, "benchmarking (RFC 2544)"),
-    ("192.88.99.0/24", AddressClass.RESERVED, "6to4 relay anycast, deprecated (RFC 7526)"),
-    ("224.0.0.0/4", AddressClass.MULTICAST, "multicast (RFC 5771)"),
-    ("240.0.0.0/4", AddressClass.RESERVED, "reserved and broadcast (RFC 1112)"),
-    ("ff00::/8", AddressClass.MULTICAST, "multicast (RFC 4291)"),
-    ("100::/64", AddressClass.RESERVED, "discard-only (RFC 6666)"),
-    ("2001:db8::/32", AddressClass.RESERVED, "documentation (RFC 3849)"),
-    ("2001:10::/28", AddressClass.RESERVED, "ORCHID, deprecated (RFC 4843)"),
-    ("64:ff9b:1::/48", AddressClass.PRIVATE, "local-use IPv4/IPv6 translation (RFC 8215)"),
-    ("::/96", AddressClass.RESERVED, "IPv4-compatible, deprecated (RFC 4291)"),
+    ("fd00:ec2::254/128", AddressClass.METADATA, "AWS instance metadata over IPv6"),
+    ("fd00:ec2::23/128", AddressClass.METADATA, "AWS time sync and DNS over IPv6"),
+    ("0.0.0.0/32", AddressClass.UNSPECIFIED, "reaches this host, RFC 1122"),
+    ("::/128", AddressClass.UNSPECIFIED, "reaches this host, RFC 4291"),
+    ("0.0.0.0/8", AddressClass.RESERVED, "'this network', RFC 791"),
+    ("127.0.0.0/8", AddressClass.LOOPBACK, "RFC 1122"),
+    ("::1/128", AddressClass.LOOPBACK, "RFC 4291"),
+    ("169.254.0.0/16", AddressClass.LINK_LOCAL, "RFC 3927"),
+    ("fe80::/10", AddressClass.LINK_LOCAL, "RFC 4291"),
+    ("10.0.0.0/8", AddressClass.PRIVATE, "RFC 1918"),
+    ("172.16.0.0/12", AddressClass.PRIVATE, "RFC 1918"),
+    ("192.168.0.0/16", AddressClass.PRIVATE, "RFC 1918"),
+    ("100.64.0.0/10", AddressClass.PRIVATE, "shared by carrier-grade NAT, RFC 6598"),
+    ("fc00::/7", AddressClass.PRIVATE, "unique local, RFC 4193"),
+    ("fec0::/10", AddressClass.PRIVATE, "site-local, deprecated, RFC 3879"),
+    ("192.0.0.0/24", AddressClass.RESERVED, "IETF protocol assignments, RFC 6890"),
+    ("192.0.2.0/24", AddressClass.RESERVED, "documentation, RFC 5737"),
+    ("198.51.100.0/24", AddressClass.RESERVED, "documentation, RFC 5737"),
+    ("203.0.113.0/24", AddressClass.RESERVED, "documentation, RFC 5737"),
+    ("198.18.0.0/15", AddressClass.RESERVED, "benchmarking, RFC 2544"),
+    ("192.88.99.0/24", AddressClass.RESERVED, "6to4 relay anycast, RFC 7526"),
+    ("224.0.0.0/4", AddressClass.MULTICAST, "RFC 5771"),
+    ("240.0.0.0/4", AddressClass.RESERVED, "future use and broadcast, RFC 1112"),
+    ("ff00::/8", AddressClass.MULTICAST, "RFC 4291"),
+    ("100::/64", AddressClass.RESERVED, "discard-only, RFC 6666"),
+    ("2001:db8::/32", AddressClass.RESERVED, "documentation, RFC 3849"),
+    ("2001:10::/28", AddressClass.RESERVED, "ORCHID, RFC 4843"),
+    ("64:ff9b:1::/48", AddressClass.PRIVATE, "local-use IPv4/IPv6 translation, RFC 8215"),
+    ("::/96", AddressClass.RESERVED, "IPv4-compatible IPv6, RFC 4291"),
 )
 """Every non-public range: network, class, and what it is (in words, for messages)."""
 
@@ -263,8 +267,22 @@ def _label(text: str, label: str) -> str:
         ) from None
 
 
+def canonical_label(label: str) -> str:
+    """One label of a name in its A-label form (UTS #46, IDNA 2008).
+
+    Raises:
+        HostError: the label is empty or not valid.
+    """
+    try:
+        mapped = idna.uts46_remap(label, std3_rules=False, transitional=False)
+    except idna.IDNAError as error:
+        raise HostError(f"label {label!r} is not valid: {error}") from None
+    return _label(label, mapped)
+
+
 def normalize_host(text: str) -> str:
-    """The canonical text of ``text`` (:func:`parse_host`); an invalid host comes back trimmed and lower-cased.
+    """The canonical text of ``text`` (:func:`parse_host`); an invalid host comes back trimmed,
+    without trailing dots, lower-cased.
 
     For callers that compare and must not raise (a blocklist entry, a rule already reported):
     an invalid host's text equals no canonical host, so it matches nothing valid.
@@ -272,7 +290,7 @@ def normalize_host(text: str) -> str:
     try:
         return parse_host(text).text
     except HostError:
-        return text.strip().lower()
+        return text.strip().rstrip(".").lower()
 
 
 def embedded_ipv4(address: IPAddress) -> ipaddress.IPv4Address | None:
@@ -293,6 +311,7 @@ def embedded_ipv4(address: IPAddress) -> ipaddress.IPv4Address | None:
     return None
 
 
+@lru_cache(maxsize=4096)
 def describe_class(address: IPAddress) -> tuple[AddressClass, str] | None:
     """The class of a non-public address and what its range is, in words; ``None`` when public."""
     for network, kind, why in ADDRESS_CLASSES:
@@ -304,9 +323,9 @@ def describe_class(address: IPAddress) -> tuple[AddressClass, str] | None:
     if inner is not None:
         found = describe_class(inner)
         if found is not None:
-            return found[0], f"{found[1]}, carried in an IPv6 address ({inner})"
+            return found[0], f"{found[1]}, as {inner} carried in IPv6"
         if int(address) >> 32 == 0:
-            return AddressClass.RESERVED, "IPv4-compatible, deprecated (RFC 4291)"
+            return AddressClass.RESERVED, "IPv4-compatible IPv6, RFC 4291"
     return None
 
 

@@ -7,8 +7,14 @@ settings file; the settings adapter unions the lists of every file, keeping each
 Only rules for the ``WebFetch`` tool concern us; rules for other tools are skipped.
 
 * ``WebFetch`` alone, ``WebFetch(domain:*)`` and ``WebFetch(*)`` match every host.
-* ``WebFetch(domain:HOST)`` matches the URL's hostname, case-insensitively, a trailing ``.``
-  ignored on both sides; internationalised names are compared in their ASCII (IDNA) form.
+* ``WebFetch(domain:HOST)`` matches the URL's host. Both sides are read in their one canonical
+  form (:func:`airlock.policy.hosts.parse_host`): names by UTS #46 and IDNA 2008 as lower-case
+  A-labels (``straße.de`` is ``xn--strae-oqa.de``, never ``strasse.de``; a rule for
+  ``fass.de`` does not match ``faß.de``), a trailing ``.`` ignored; addresses as addresses,
+  however written (a rule for ``127.0.0.1`` matches ``2130706433``, ``0x7f.1``,
+  ``[::ffff:127.0.0.1]``). IPv6 rules are written in brackets: ``WebFetch(domain:[::1])``.
+  A deny or ask rule for an IPv4 address also matches the IPv6 addresses that carry it
+  (IPv4-compatible, NAT64, 6to4, Teredo); an allow rule matches its own address only.
 * ``*.example.com`` matches subdomains at any depth, never ``example.com`` itself.
 * Any other ``*`` matches within one label: ``example.*`` matches ``example.org``, not
   ``example.evil.com``; ``cdn*.example.com`` matches ``cdn1.example.com``.
@@ -28,6 +34,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from functools import lru_cache
 
+from airlock.policy import hosts
 from airlock.policy.model import Permissions, Rule
 
 TOOL = "WebFetch"
@@ -72,20 +79,13 @@ class DomainPattern:
     """Some label holds a ``*``: matched label by label; otherwise by plain string comparison."""
     text: str = ""
     """The labels joined, with a leading ``.`` when ``subdomains_only``: the fast comparison."""
+    address: bool = False
+    """The rule names one IP address (``text`` is its canonical form)."""
 
 
-@lru_cache(maxsize=4096)
 def normalize_host(host: str) -> str:
-    """The hostname as rules compare it: lower case, no trailing dot, no IPv6 brackets, IDNA."""
-    text = host.strip().rstrip(".").lower()
-    if text.startswith("[") and text.endswith("]"):
-        text = text[1:-1]
-    if text.isascii():
-        return text
-    try:
-        return text.encode("idna").decode("ascii")
-    except UnicodeError:
-        return text
+    """The host as rules compare it: its canonical text (:func:`airlock.policy.hosts.normalize_host`)."""
+    return hosts.normalize_host(host)
 
 
 @lru_cache(maxsize=4096)
@@ -115,18 +115,27 @@ def parse_domain(value: str) -> DomainPattern:
     """Parse the ``HOST`` of ``WebFetch(domain:HOST)``.
 
     Raises:
-        ValueError: an empty host, an empty label, a scheme, a path or a port.
+        ValueError: an empty host, an empty label, a scheme, a path or a port; a name that
+            UTS #46 / IDNA 2008 refuses.
     """
-    host = normalize_host(value)
-    if host == "*":
+    text = value.strip()
+    if text == "*":
         return DomainPattern(any_host=True)
-    if not host or any(mark in host for mark in ("/", ":", "@", " ", "?")):
+    if (
+        not text
+        or any(mark in text for mark in ("/", "@", " ", "?"))
+        or (":" in text and not text.startswith("["))
+    ):
         raise ValueError(f"expected a hostname such as example.com or *.example.com, got {value!r}")
-    subdomains_only = host.startswith("*.")
-    labels = tuple(host[2:].split(".") if subdomains_only else host.split("."))
-    for label in labels:
-        if not _LABEL.match(label):
-            raise ValueError(f"label {label!r} of {value!r} is not a valid hostname label")
+    if "*" not in text:
+        host = hosts.parse_host(text)
+        return DomainPattern(
+            tuple(host.text.split(".")) if host.name else (host.text,),
+            text=host.text,
+            address=host.address is not None,
+        )
+    subdomains_only = text.startswith("*.")
+    labels = tuple(_pattern_labels(value, text[2:] if subdomains_only else text))
     joined = ".".join(labels)
     return DomainPattern(
         labels,
@@ -134,6 +143,23 @@ def parse_domain(value: str) -> DomainPattern:
         wildcard="*" in joined,
         text=f".{joined}" if subdomains_only else joined,
     )
+
+
+def _pattern_labels(value: str, text: str) -> list[str]:
+    """The labels of a wildcard pattern: ``*`` kept, every other part in its canonical form."""
+    labels: list[str] = []
+    for label in text.strip().rstrip(".").split("."):
+        if "*" not in label:
+            label = hosts.canonical_label(label) if label else label
+        else:
+            label = label.lower()
+        if not _LABEL.match(label):
+            raise ValueError(
+                f"label {label!r} of {value!r} is not a valid hostname label (a label with a '*' "
+                "must be ASCII letters, digits, '-' and '_')"
+            )
+        labels.append(label)
+    return labels
 
 
 def matches(pattern: DomainPattern, host: str) -> bool:
@@ -193,11 +219,48 @@ class RuleSet:
     def check(self, host: str) -> RuleVerdict:
         """Decide ``host``: deny, then ask, then allow; the first match decides."""
         wanted = normalize_host(host)
+        carried = _carried(wanted)
         for verdict, rules in self.ordered:
             for rule, pattern in rules:
-                if matches(pattern, wanted):
+                if matches(pattern, wanted) or (
+                    carried is not None
+                    and verdict is not Verdict.ALLOW
+                    and matches(pattern, carried)
+                ):
                     return RuleVerdict(wanted, verdict, rule)
         return RuleVerdict(wanted, Verdict.UNMATCHED)
+
+    def explicit_allow(self, host: str) -> RuleVerdict | None:
+        """The allow rule that names ``host`` itself (not ``WebFetch`` or ``domain:*``), when the
+        rules decide ``host`` by it; ``None`` otherwise.
+
+        What lets a fetch reach a private address (loopback, the local network, cloud
+        metadata): a rule for every host is no such permission.
+        """
+        found = self.check(host)
+        if found.verdict is not Verdict.ALLOW:
+            return None
+        for verdict, rules in self.ordered:
+            for rule, pattern in rules:
+                if (
+                    verdict is Verdict.ALLOW
+                    and not pattern.any_host
+                    and matches(pattern, found.host)
+                ):
+                    return RuleVerdict(found.host, verdict, rule)
+        return None
+
+
+def _carried(host: str) -> str | None:
+    """The IPv4 address an IPv6 host carries, as text; ``None`` for a name or a plain address."""
+    if ":" not in host:
+        return None
+    try:
+        address = hosts.parse_host(host).address
+    except ValueError:
+        return None
+    inner = None if address is None else hosts.embedded_ipv4(address)
+    return None if inner is None else str(inner)
 
 
 def check_host(permissions: Permissions, host: str) -> RuleVerdict:

@@ -1,33 +1,52 @@
-"""The guarded fetch: rules, then the preflight, then the request; every new host checked again.
+"""The guarded fetch: rules, the destination, the preflight, then the request; every new host checked again.
 
 Theory of operation
 -------------------
-:meth:`GuardedFetcher.fetch` admits a URL in two steps before any byte goes to its host:
+A URL's host is read once, in its canonical form (:func:`airlock.policy.hosts.parse_host`: an
+IDNA 2008 A-label, or an address however written), and the URL is rebuilt around it: the
+rules, the preflight and the connection all see that one value. :meth:`GuardedFetcher.fetch`
+then admits the URL in three steps before any byte goes to its host:
 
 1. the permission rules (:func:`airlock.policy.rules.check_host`): a deny refuses, naming the
    rule and its file; an ask refuses unless the ``confirm`` callback says yes;
-2. the preflight (:class:`~airlock.webfetch.preflight.PreflightClient`), unless the engine
-   switched it off: a block refuses, a failure refuses (failing closed).
+2. the destination (:func:`airlock.destinations.check_destination`): the name is resolved
+   once, and an address that is not public (loopback, the local network, cloud metadata, this
+   machine's own) refuses unless an allow rule names the host or the address (a rule for every
+   host does not); an address a deny rule names refuses too. The request then goes to the
+   address checked, the name kept in the ``Host`` header and the TLS server name. When a proxy
+   carries the request, the proxy resolves names: only an address written in the URL is checked;
+3. the preflight (:class:`~airlock.webfetch.preflight.PreflightClient`), unless the engine
+   switched it off: a block refuses, a failure refuses (failing closed). It comes after the
+   destination, so a private name is never sent to the service.
 
 Redirects are followed by hand, never by the HTTP client: a redirect to another host is
-admitted again, both steps, before it is followed. The body is read as a stream and cut at
-``max_bytes``; the whole fetch, redirects included, must finish within ``timeout`` seconds of
-the injected clock. HTML becomes Markdown (markdownify); other text is returned as it is;
-binary content is refused rather than dumped.
+admitted again, all three steps, before it is followed. The body is read as a stream and cut
+at ``max_bytes``. The whole fetch, preflight and redirects included, must finish within
+``timeout`` seconds: checked on the injected clock between steps, and enforced on every wait
+for the network by :func:`~airlock.webfetch.transport.time_limit` (the default client's
+transport, :class:`~airlock.webfetch.transport.LimitedTransport`, and the preflight's, cut
+each wait at the deadline, so headers or a body sent a byte a second cannot stretch it). HTML
+becomes Markdown (markdownify); other text is returned as it is; binary content is refused
+rather than dumped.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import httpx
 
+from airlock.destinations import Destination, Resolver, check_destination, system_resolver
 from airlock.errors import AirlockError, RefusedError, UsageError
+from airlock.policy.hosts import Host, HostError, IPAddress, parse_host
 from airlock.policy.model import Permissions
-from airlock.policy.rules import RuleSet, RuleVerdict, Verdict, normalize_host
+from airlock.policy.rules import RuleSet, RuleVerdict, Verdict
 from airlock.webfetch.preflight import PreflightAnswer, PreflightClient
+from airlock.webfetch.transport import LimitedTransport, time_limit
 
 REDIRECT_CODES = frozenset({301, 302, 303, 307, 308})
 TEXT_TYPES = (
@@ -107,16 +126,27 @@ def to_markdown(html: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Admission:
-    """Why a host was admitted: the rules' verdict and the preflight's answer (``None``: skipped)."""
+    """Why a host was admitted: the rules' verdict, the destination checked (``None``: a
+    proxy resolves it) and the preflight's answer (``None``: skipped)."""
 
     verdict: RuleVerdict
     preflight: PreflightAnswer | None
+    destination: Destination | None = None
 
     def describe(self) -> tuple[str, ...]:
-        """Both, in words."""
+        """Each, in words."""
+        said = [self.verdict.describe()]
+        if self.destination is None:
+            said.append(f"{self.verdict.host} is resolved by the proxy that carries the request")
+        else:
+            addresses = ", ".join(str(a) for a in self.destination.addresses)
+            said.append(f"{self.verdict.host} resolves to {addresses}, checked before connecting")
+            said.extend(self.destination.allowed_private)
         if self.preflight is None:
-            return (self.verdict.describe(), "preflight skipped: skipWebFetchPreflight is true")
-        return (self.verdict.describe(), self.preflight.describe())
+            said.append("preflight skipped: skipWebFetchPreflight is true")
+        else:
+            said.append(self.preflight.describe())
+        return tuple(said)
 
 
 class GuardedFetcher:
@@ -125,12 +155,16 @@ class GuardedFetcher:
     Args:
         permissions: the rules in force (``Loaded.context.permissions``).
         preflight: the preflight client, or ``None`` when the engine switched it off.
-        client: the HTTP client for pages (its transport may pin hosts, see ``resolve``).
+        client: the HTTP client for pages; by default one whose transport is
+            :class:`~airlock.webfetch.transport.LimitedTransport` (proxies from the environment).
         clock: monotonic seconds, for the preflight cache and the time limit.
         limits: size, time and redirect bounds.
         confirm: asked when an ``ask`` rule matches; no callback means refuse.
         ask_unmatched: treat a host no rule matches as an ``ask`` (the agent's default);
             ``airlock fetch``, run by the user, leaves it off.
+        resolver: name → addresses (``getaddrinfo`` by default; a table for ``--resolve``).
+        proxy_for: the proxy a URL goes through (``None``: direct); by default the default
+            client's transport's answer, else no proxy.
     """
 
     def __init__(
@@ -138,28 +172,43 @@ class GuardedFetcher:
         *,
         permissions: Permissions,
         preflight: PreflightClient | None,
-        client: httpx.Client,
+        client: httpx.Client | None = None,
         clock: Callable[[], float],
         limits: FetchLimits | None = None,
         confirm: Callable[[RuleVerdict], bool] | None = None,
         ask_unmatched: bool = False,
+        resolver: Resolver = system_resolver,
+        proxy_for: Callable[[httpx.URL], str | None] | None = None,
     ) -> None:
         self.permissions = permissions
         self.rules = RuleSet.of(permissions)
         self.preflight = preflight
+        if client is None:
+            transport = LimitedTransport.from_environment(os.environ)
+            client = httpx.Client(transport=transport, trust_env=False)
+            proxy_for = proxy_for or transport.proxy_for
         self.client = client
+        self.proxy_for = proxy_for or _direct
+        self.resolver = resolver
         self.clock = clock
         self.limits = limits or FetchLimits()
         self.confirm = confirm
         self.asking = (Verdict.ASK, Verdict.UNMATCHED) if ask_unmatched else (Verdict.ASK,)
 
-    def admit(self, url: httpx.URL) -> Admission:
-        """Check ``url``'s host by the rules, then the preflight.
+    def admit(self, url: httpx.URL, start: float | None = None) -> Admission:
+        """Check ``url``'s host by the rules, its destination, then the preflight.
+
+        Args:
+            url: a URL as :func:`canonical_url` makes it.
+            start: when the fetch started (the injected clock), for the time limit.
 
         Raises:
-            RefusedError: a rule or the preflight says no, or the preflight failed.
+            RefusedError: a rule or the preflight says no, the preflight failed, or the host
+                is or resolves to an address no rule allows (``DestinationRefused``).
+            AirlockError: the name does not resolve (in time).
         """
-        host = normalize_host(url.host)
+        parsed = _host_of(url)
+        host = parsed.text
         verdict = self.rules.check(host)
         if verdict.verdict is Verdict.DENY:
             raise RefusedError(
@@ -176,8 +225,9 @@ class GuardedFetcher:
                 f"refused: {verdict.describe()} and the fetch was not confirmed. Run in a "
                 f"terminal to confirm, pass --yes, or {allow}."
             )
+        destination = self._destination(url, parsed, self.clock() if start is None else start)
         if self.preflight is None:
-            return Admission(verdict, None)
+            return Admission(verdict, None, destination)
         answer = self.preflight.check(host, now=self.clock())
         if not answer.can_fetch:
             raise RefusedError(
@@ -185,32 +235,68 @@ class GuardedFetcher:
                 f"If you trust {host}, the service's blocklist is the place to change it; "
                 "skipWebFetchPreflight: true turns the check off."
             )
-        return Admission(verdict, answer)
+        return Admission(verdict, answer, destination)
+
+    def _destination(self, url: httpx.URL, host: Host, start: float) -> Destination | None:
+        """The addresses to connect to, checked; ``None`` when a proxy resolves the name."""
+        if host.address is None and self.proxy_for(url) is not None:
+            return None
+        destination = check_destination(
+            host,
+            _port(url),
+            allow_private=self._allows_private,
+            resolver=self.resolver,
+            timeout=self._remaining(start, url),
+        )
+        for address in destination.addresses:
+            denied = self.rules.check(str(address))
+            if denied.verdict is Verdict.DENY and host.address is None:
+                raise RefusedError(
+                    f"refused: {host.text} resolves to {address}, and {denied.describe()}. "
+                    "To fetch it, remove that rule (a deny in any settings file beats every allow)."
+                )
+        return destination
+
+    def _allows_private(self, host: Host, address: IPAddress) -> bool:
+        """Whether an allow rule names the host or the address (and no deny rule the address)."""
+        if self.rules.check(str(address)).verdict is Verdict.DENY:
+            return False
+        return any(
+            self.rules.explicit_allow(text) is not None for text in (host.text, str(address))
+        )
 
     def fetch(self, url: str) -> FetchResult:
         """Fetch ``url`` once admitted, following admitted redirects, within the limits.
 
         Raises:
-            UsageError: the URL is not an http(s) URL with a host.
-            RefusedError: a rule or the preflight refused the URL or a redirect's host.
+            UsageError: the URL is not an http(s) URL with a valid host.
+            RefusedError: a rule, the destination check or the preflight refused the URL or a
+                redirect's host.
             AirlockError: the page could not be fetched (network, too many redirects, time).
         """
         start = self.clock()
-        current = _parse_url(url)
-        checks = list(self.admit(current).describe())
+        with time_limit(self.limits.timeout):
+            return self._fetch(url, start)
+
+    def _fetch(self, url: str, start: float) -> FetchResult:
+        current = canonical_url(url)
+        admission = self.admit(current, start)
+        checks = list(admission.describe())
         redirects: list[str] = []
         while True:
-            response = self._open(current, start)
+            response = self._open(current, admission.destination, start)
             try:
                 if response.status_code in REDIRECT_CODES and "location" in response.headers:
                     following = self._next_hop(current, response, redirects)
-                    if normalize_host(following.host) != normalize_host(current.host):
+                    if following.raw_host != current.raw_host:
                         try:
-                            checks += self.admit(following).describe()
+                            admission = self.admit(following, start)
                         except RefusedError as error:
                             raise RefusedError(
-                                f"redirect from {current.host} to {following.host} not followed: {error}"
+                                f"redirect from {_host_of(current).text} to "
+                                f"{_host_of(following).text} not followed: {error}"
                             ) from error
+                        checks += admission.describe()
                     redirects.append(str(following))
                     current = following
                     continue
@@ -223,16 +309,20 @@ class GuardedFetcher:
     ) -> httpx.URL:
         if len(redirects) >= self.limits.max_redirects:
             raise _fetch_error(current, f"more than {self.limits.max_redirects} redirects")
+        target = urljoin(str(current), response.headers["location"].strip())
         try:
-            following = current.join(response.headers["location"])
-        except httpx.InvalidURL as error:
-            raise _fetch_error(current, f"a redirect to an invalid URL ({error})") from error
-        if following.scheme not in ("http", "https") or not following.host:
+            parts = urlsplit(target)
+        except ValueError as error:
+            raise _fetch_error(current, f"a redirect to an invalid URL ({error})") from None
+        if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
             raise RefusedError(
-                f"redirect from {current.host} to {str(following)!r} not followed: only http "
+                f"redirect from {_host_of(current).text} to {target!r} not followed: only http "
                 "and https URLs with a host are fetched"
             )
-        return following
+        try:
+            return canonical_url(target)
+        except UsageError as error:
+            raise _fetch_error(current, f"a redirect to an invalid URL ({error})") from error
 
     def _remaining(self, start: float, url: httpx.URL) -> float:
         left = self.limits.timeout - (self.clock() - start)
@@ -240,15 +330,42 @@ class GuardedFetcher:
             raise _fetch_error(url, f"the {self.limits.timeout:g} s time limit ran out")
         return left
 
-    def _open(self, url: httpx.URL, start: float) -> httpx.Response:
+    def _open(
+        self, url: httpx.URL, destination: Destination | None, start: float
+    ) -> httpx.Response:
+        """Send the request for ``url`` to the destination's addresses in turn (the first that
+        connects), or as it is when a proxy carries it."""
+        headers = {"user-agent": USER_AGENT, "host": url.netloc.decode("ascii")}
+        if destination is None:
+            return self._send(url, url, headers, {}, start)
+        extensions = {"sni_hostname": destination.host.text} if url.scheme == "https" else {}
+        for index, address in enumerate(destination.addresses):
+            try:
+                target = url.copy_with(host=str(address))
+                return self._send(url, target, headers, extensions, start)
+            except _Unreachable:
+                if index + 1 == len(destination.addresses):
+                    raise
+        raise AssertionError("a destination has at least one address")  # pragma: no cover
+
+    def _send(
+        self,
+        url: httpx.URL,
+        target: httpx.URL,
+        headers: dict[str, str],
+        extensions: dict[str, Any],
+        start: float,
+    ) -> httpx.Response:
         timeout = httpx.Timeout(self._remaining(start, url))
         request = self.client.build_request(
-            "GET", url, headers={"user-agent": USER_AGENT}, timeout=timeout
+            "GET", target, headers=headers, timeout=timeout, extensions=extensions
         )
         try:
             return self.client.send(request, stream=True, follow_redirects=False)
+        except (httpx.ConnectError, httpx.ConnectTimeout) as error:
+            raise _Unreachable(f"could not fetch {url}: {type(error).__name__}: {error}") from error
         except httpx.HTTPError as error:
-            raise _fetch_error(url, f"{type(error).__name__}: {error}") from error
+            raise _fetch_error(url, _why(error)) from error
 
     def _result(
         self,
@@ -291,18 +408,72 @@ class GuardedFetcher:
                 chunks.append(chunk)
                 size += len(chunk)
         except httpx.HTTPError as error:
-            raise _fetch_error(url, f"{type(error).__name__}: {error}") from error
+            raise _fetch_error(url, _why(error)) from error
         return b"".join(chunks), False
 
 
-def _parse_url(text: str) -> httpx.URL:
+class _Unreachable(AirlockError):
+    """Connecting to one address failed; the next one may be tried."""
+
+
+def _direct(url: httpx.URL) -> str | None:
+    return None
+
+
+def _why(error: httpx.HTTPError) -> str:
+    if isinstance(error, httpx.TimeoutException) and "time limit" in str(error):
+        return "the time limit ran out"
+    return f"{type(error).__name__}: {error}"
+
+
+def _port(url: httpx.URL) -> int:
+    return url.port or (443 if url.scheme == "https" else 80)
+
+
+def _host_of(url: httpx.URL) -> Host:
+    """The canonical host of a URL :func:`canonical_url` made."""
+    return parse_host(url.raw_host.decode("ascii"))
+
+
+def canonical_url(text: str) -> httpx.URL:
+    """``text`` as an http(s) URL whose host is in its one canonical form (see :mod:`airlock.policy.hosts`).
+
+    The URL is split by the standard library, its host read by
+    :func:`~airlock.policy.hosts.parse_host`, and the URL rebuilt around the canonical text:
+    what httpx then parses, sends and connects to is that text, whatever form the host had
+    (``ＥＸＡＭＰＬＥ.com``, ``straße.de``, ``0x7f.1``). The fragment is dropped.
+
+    Raises:
+        UsageError: not an http(s) URL, or its host or port is not valid.
+    """
     try:
-        url = httpx.URL(text)
+        parts = urlsplit(text.strip())
+    except ValueError as error:
+        raise UsageError(f"URL {text!r} is not valid: {error}") from None
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https") or not parts.netloc:
+        raise UsageError(f"URL {text!r}: expected an http:// or https:// URL with a host")
+    userinfo, at, hostport = parts.netloc.rpartition("@")
+    if hostport.startswith("["):
+        end = hostport.find("]") + 1
+        host, rest = hostport[:end] or hostport, hostport[end:] if end else ""
+    else:
+        host, colon, port_text = hostport.partition(":")
+        rest = colon + port_text
+    if rest and not (rest.startswith(":") and (rest[1:].isdigit() or not rest[1:])):
+        raise UsageError(f"URL {text!r}: the port {rest[1:]!r} is not a number")
+    port = rest[1:]
+    if port and not 0 < int(port) < 65536:
+        raise UsageError(f"URL {text!r}: the port {port} is out of range (1 to 65535)")
+    try:
+        parsed = parse_host(host)
+    except HostError as error:
+        raise UsageError(f"URL {text!r} is not valid: {error}") from None
+    netloc = f"{userinfo}{at}{parsed.url_host}" + (f":{port}" if port else "")
+    try:
+        return httpx.URL(urlunsplit((scheme, netloc, parts.path or "/", parts.query, "")))
     except httpx.InvalidURL as error:
         raise UsageError(f"URL {text!r} is not valid: {error}") from error
-    if url.scheme not in ("http", "https") or not url.host:
-        raise UsageError(f"URL {text!r}: expected an http:// or https:// URL with a host")
-    return url
 
 
 def _fetch_error(url: httpx.URL, why: str) -> AirlockError:

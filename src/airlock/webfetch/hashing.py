@@ -19,6 +19,8 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 
+from airlock.policy.hosts import embedded_ipv4
+
 PREFIX_HEX = 4
 """Hex digits of each hash prefix the client sends (16 bits)."""
 MIN_PREFIX_HEX = 4
@@ -29,7 +31,7 @@ DIGEST_HEX = 64
 
 
 def digest(domain: str) -> bytes:
-    """SHA-256 of a normalised hostname (lower case, no trailing dot, ASCII)."""
+    """SHA-256 of a normalised host (its canonical text: :func:`airlock.policy.hosts.parse_host`)."""
     return hashlib.sha256(domain.encode("ascii", "replace")).digest()
 
 
@@ -45,13 +47,17 @@ def is_address(host: str) -> bool:
 
 
 def domains_of(host: str) -> tuple[str, ...]:
-    """``host`` and every parent domain, longest first; an IP address stands alone.
+    """``host`` and every parent domain, longest first; an IP address stands alone, or with the
+    IPv4 address it carries (``::127.0.0.1``, NAT64, 6to4), so a listed IPv4 address blocks it.
 
     >>> domains_of("a.b.example.com")
     ('a.b.example.com', 'b.example.com', 'example.com', 'com')
+    >>> domains_of("64:ff9b::a9fe:a9fe")
+    ('64:ff9b::a9fe:a9fe', '169.254.169.254')
     """
     if is_address(host):
-        return (host,)
+        carried = embedded_ipv4(ipaddress.ip_address(host))
+        return (host,) if carried is None else (host, str(carried))
     labels = host.split(".")
     return tuple(".".join(labels[i:]) for i in range(len(labels)))
 

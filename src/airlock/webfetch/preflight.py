@@ -19,6 +19,14 @@ Theory of operation
   the exchange), which yields each step that waits or does I/O, so they cannot drift apart. The
   cache is guarded by a lock that is never held across I/O, so threads and asyncio tasks
   may share one client.
+* Every answer is read as a stream and refused past :data:`MAX_ANSWER_BYTES`: a service that
+  answers a gigabyte is a failure, never a gigabyte in memory. The default client's transport
+  is :class:`~airlock.webfetch.transport.LimitedTransport`, so a caller's
+  :func:`~airlock.webfetch.transport.time_limit` bounds the whole exchange, however slowly the
+  service answers.
+* Hosts are asked about in their one canonical form (:func:`airlock.policy.hosts.parse_host`):
+  the A-label name, or the address however the URL wrote it; the private mode hashes that same
+  text, as the service's blocklist does.
 * Whether to run at all is the engine's call: :meth:`PreflightClient.from_decision` returns
   ``None`` when ``webfetch_preflight`` is off.
 """
@@ -26,8 +34,10 @@ Theory of operation
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 import threading
-from collections.abc import Generator
+from collections.abc import Generator, Iterator
 from concurrent import futures
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -46,6 +56,8 @@ MAX_CACHED_HOSTS = 10_000
 INFO_PATH = "/api/web/domain_info"
 HASHES_PATH = "/api/web/domain_hashes"
 DEFAULT_TIMEOUT = 10.0
+MAX_ANSWER_BYTES = 1_000_000
+"""The most bytes of an answer read: a private-mode answer at a million listed domains is a few KB."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,9 +121,19 @@ class _Failure(Exception):
 
 _Step: TypeAlias = "httpx.Request | Future[PreflightAnswer]"
 """What the flow asks its driver to do: send a request, or wait for another caller's answer."""
-_Reply: TypeAlias = "httpx.Response | BaseException | None"
-"""What came of a step: the response (read), ``None`` after a wait, or the error taking it."""
-_Flow: TypeAlias = "Generator[_Step, httpx.Response | None, PreflightAnswer]"
+
+
+@dataclass(frozen=True, slots=True)
+class _Answer:
+    """The service's answer to one request: its status and body (at most MAX_ANSWER_BYTES)."""
+
+    status: int
+    body: bytes
+
+
+_Reply: TypeAlias = "_Answer | BaseException | None"
+"""What came of a step: the answer (read), ``None`` after a wait, or the error taking it."""
+_Flow: TypeAlias = "Generator[_Step, _Answer | None, PreflightAnswer]"
 
 
 class PreflightClient:
@@ -179,9 +201,11 @@ class PreflightClient:
             if isinstance(step, Future):
                 futures.wait([step])  # without raising its error: _follow says what it was
                 return None
-            response = self._http().send(step)
-            response.read()
-            return response
+            response = self._http().send(step, stream=True)
+            try:
+                return _Answer(response.status_code, _bounded(response.iter_bytes()))
+            finally:
+                response.close()
         except BaseException as error:  # raised again in the flow, where it asked for the step
             return error
 
@@ -194,9 +218,18 @@ class PreflightClient:
                 if not waiting.cancelled():
                     waiting.exception()  # seen, so asyncio does not report it as lost
                 return None
-            response = await client.send(step)
-            await response.aread()
-            return response
+            response = await client.send(step, stream=True)
+            try:
+                chunks: list[bytes] = []
+                size = 0
+                async for chunk in response.aiter_bytes():
+                    size += len(chunk)
+                    if size > MAX_ANSWER_BYTES:
+                        raise _too_large()
+                    chunks.append(chunk)
+                return _Answer(response.status_code, b"".join(chunks))
+            finally:
+                await response.aclose()
         except BaseException as error:  # raised again in the flow, where it asked for the step
             return error
 
@@ -252,9 +285,7 @@ class PreflightClient:
                 host, f"was asked by another caller that failed ({error!r})"
             ) from None
 
-    def _ask(
-        self, wanted: str, now: float
-    ) -> Generator[httpx.Request, httpx.Response, PreflightAnswer]:
+    def _ask(self, wanted: str, now: float) -> Generator[httpx.Request, _Answer, PreflightAnswer]:
         """The exchange with the service, its failure turned into the refusal; caches an allowed answer."""
         try:
             try:
@@ -268,7 +299,10 @@ class PreflightClient:
     def _http(self) -> httpx.Client:
         with self._client_lock:
             if self._client is None:
-                self._client = httpx.Client(timeout=self.timeout)
+                from airlock.webfetch.transport import LimitedTransport
+
+                transport = LimitedTransport.from_environment(os.environ)
+                self._client = httpx.Client(transport=transport, timeout=self.timeout)
             return self._client
 
     def close(self) -> None:
@@ -281,7 +315,7 @@ class PreflightClient:
             self.cache.remember(host, now)
         return PreflightAnswer(host, can_fetch, self.service, private=self.private_mode)
 
-    def _exchange(self, host: str) -> Generator[httpx.Request, httpx.Response, bool]:
+    def _exchange(self, host: str) -> Generator[httpx.Request, _Answer, bool]:
         """Yield the request(s) to make, receive the responses, return whether ``host`` may be fetched."""
         timeout = httpx.Timeout(self.timeout)
         if not self.private_mode:
@@ -323,11 +357,29 @@ def _resume(flow: _Flow, reply: _Reply) -> _Step | PreflightAnswer:
         return answer
 
 
-def _json(response: httpx.Response) -> dict[str, Any]:
-    if response.status_code != 200:
-        raise _Failure(f"answered HTTP {response.status_code}")
+def _too_large() -> _Failure:
+    return _Failure(
+        f"answered more than {MAX_ANSWER_BYTES} bytes (the most a preflight answer may be)"
+    )
+
+
+def _bounded(chunks: Iterator[bytes]) -> bytes:
+    """The body, read chunk by chunk; :class:`_Failure` past :data:`MAX_ANSWER_BYTES`."""
+    read: list[bytes] = []
+    size = 0
+    for chunk in chunks:
+        size += len(chunk)
+        if size > MAX_ANSWER_BYTES:
+            raise _too_large()
+        read.append(chunk)
+    return b"".join(read)
+
+
+def _json(response: _Answer) -> dict[str, Any]:
+    if response.status != 200:
+        raise _Failure(f"answered HTTP {response.status}")
     try:
-        body = response.json()
+        body = json.loads(response.body)
     except ValueError as error:
         raise _Failure("answered something that is not JSON") from error
     if not isinstance(body, dict):

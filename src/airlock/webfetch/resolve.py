@@ -1,19 +1,21 @@
 """Pin hostnames to addresses, as ``curl --resolve HOST:PORT:ADDR`` does.
 
-The request keeps its hostname everywhere that matters (the ``Host`` header, TLS server name
-and certificate check); only the address it connects to changes. Used by ``airlock fetch
+A pin replaces DNS for one ``host:port``; it does not replace the checks. The fetch still
+checks the pinned address (:mod:`airlock.destinations`): pinning a name to ``127.0.0.1`` needs
+an allow rule for the name or the address, as DNS answering ``127.0.0.1`` would. The request
+keeps its hostname everywhere that matters (the ``Host`` header, TLS server name and
+certificate check); only the address it connects to changes. Used by ``airlock fetch
 --resolve`` and by the tests, so no test ever asks real DNS.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-import httpx
-
+from airlock.destinations import IPAddress, Resolver
 from airlock.errors import UsageError
-from airlock.policy.rules import normalize_host
+from airlock.policy.hosts import HostError, parse_host
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,51 +31,44 @@ def parse_pin(text: str) -> Pin:
     """Parse ``HOST:PORT:ADDR`` (``ADDR`` may be an IPv6 address in brackets).
 
     Raises:
-        UsageError: the text is not ``HOST:PORT:ADDR``.
+        UsageError: the text is not ``HOST:PORT:ADDR``, or the host or address is not valid.
     """
     host, _, rest = text.partition(":")
     port, _, address = rest.partition(":")
-    address = address.strip("[]")
     if not host or not port.isdigit() or not address or not 0 < int(port) < 65536:
         raise UsageError(
             f"--resolve {text!r}: expected HOST:PORT:ADDRESS, e.g. example.com:443:127.0.0.1"
         )
-    return Pin(normalize_host(host), int(port), address)
+    try:
+        name = parse_host(host)
+        target = parse_host(address)
+    except HostError as error:
+        raise UsageError(f"--resolve {text!r}: {error}") from None
+    if name.name is None or target.address is None:
+        raise UsageError(
+            f"--resolve {text!r}: expected a name, a port and an IP address, "
+            "e.g. example.com:443:127.0.0.1"
+        )
+    return Pin(name.text, int(port), target.text)
 
 
-class PinnedTransport(httpx.BaseTransport):
-    """Sends requests for pinned ``host:port`` pairs to their pinned address.
+def pinned_resolver(pins: Sequence[Pin], fallback: Resolver | None) -> Resolver:
+    """A resolver that answers pinned ``host:port`` pairs, and asks ``fallback`` for the rest.
 
-    Args:
-        pins: ``(host, port) -> address``.
-        inner: the transport that does the work; a default :class:`httpx.HTTPTransport`.
+    Without a fallback, a name no pin covers does not resolve (an :class:`OSError`).
     """
+    table: dict[tuple[str, int], list[IPAddress]] = {}
+    for pin in pins:
+        address = parse_host(pin.address).address
+        if address is not None:  # parse_pin made it an address
+            table.setdefault((pin.host, pin.port), []).append(address)
 
-    def __init__(
-        self, pins: Mapping[tuple[str, int], str], inner: httpx.BaseTransport | None = None
-    ) -> None:
-        self.pins = dict(pins)
-        self.inner = inner if inner is not None else httpx.HTTPTransport()
+    def resolve(name: str, port: int) -> Sequence[IPAddress]:
+        found = table.get((name, port))
+        if found:
+            return tuple(found)
+        if fallback is None:
+            raise OSError(f"{name}:{port} is not pinned (--resolve) and DNS is not asked")
+        return fallback(name, port)
 
-    @classmethod
-    def from_pins(
-        cls, pins: list[Pin], inner: httpx.BaseTransport | None = None
-    ) -> PinnedTransport:
-        return cls({(pin.host, pin.port): pin.address for pin in pins}, inner)
-
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        url = request.url
-        port = url.port or (443 if url.scheme == "https" else 80)
-        address = self.pins.get((normalize_host(url.host), port))
-        if address is not None:
-            if url.scheme == "https":
-                request.extensions = {**request.extensions, "sni_hostname": url.host}
-            request.url = url.copy_with(host=address)
-            try:
-                return self.inner.handle_request(request)
-            finally:
-                request.url = url
-        return self.inner.handle_request(request)
-
-    def close(self) -> None:
-        self.inner.close()
+    return resolve
