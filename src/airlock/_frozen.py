@@ -40,8 +40,6 @@ set_field = object.__setattr__
 """How a frozen class's ``__init__`` sets each of its fields (its own ``__setattr__`` refuses)."""
 
 
-
-
 def _eq(self: Any, other: object) -> object:
     values = self._frozen_values
     if other.__class__ is self.__class__:

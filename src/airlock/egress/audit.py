@@ -349,7 +349,9 @@ def _check_line(
     if not isinstance(record, dict):
         return "is not a JSON object"
     if record.get("prev") != prev:
-        return "does not carry the hash of the record before it (edited, removed or reordered records)"
+        return (
+            "does not carry the hash of the record before it (edited, removed or reordered records)"
+        )
     if record.get("seq") != seq:
         return f"says it is record {record.get('seq')!r} (records removed, inserted or reordered)"
     runs.add(str(record.get("run")))

@@ -136,9 +136,7 @@ class RequestParser:
             # Counted per read: a read that ends one request and starts the next counts whole.
             self._head_bytes += len(data)
         if self._head_bytes > self.max_header_bytes:
-            raise BadRequest(
-                431, f"request line and headers exceed {self.max_header_bytes} bytes"
-            )
+            raise BadRequest(431, f"request line and headers exceed {self.max_header_bytes} bytes")
 
     # httptools callbacks -----------------------------------------------------------------
 
@@ -192,7 +190,10 @@ def _check_framing(head: RequestHead) -> None:
         lowered = name.lower()
         if lowered == b"transfer-encoding":
             if value.strip().lower() != b"chunked":
-                raise BadRequest(501, f"Transfer-Encoding {value.decode('latin-1')!r} is not supported (only chunked)")
+                raise BadRequest(
+                    501,
+                    f"Transfer-Encoding {value.decode('latin-1')!r} is not supported (only chunked)",
+                )
             head.chunked = True
         elif lowered == b"content-length":
             head.content_length = int(value)

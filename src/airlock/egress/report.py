@@ -107,7 +107,9 @@ def _size(count: int) -> str:
 
 def host_reports(hosts: dict[str, HostStats]) -> tuple[HostReport, ...]:
     """The per-host lines, busiest host first."""
-    ordered = sorted(hosts.items(), key=lambda item: (-item[1].bytes_out - item[1].bytes_in, item[0]))
+    ordered = sorted(
+        hosts.items(), key=lambda item: (-item[1].bytes_out - item[1].bytes_in, item[0])
+    )
     return tuple(
         HostReport(
             host,

@@ -220,7 +220,9 @@ class Proxy:
         except TimeoutError:
             raise Refusal(504, f"no connection to {host}:{port} within {timeout:g} s") from None
         except OSError as error:
-            raise Refusal(502, f"cannot connect to {host}:{port}: {error.strerror or error}") from None
+            raise Refusal(
+                502, f"cannot connect to {host}:{port}: {error.strerror or error}"
+            ) from None
         self.stats(host).connections += 1
         return Upstream(host, port, reader, writer)
 
@@ -399,9 +401,14 @@ class Client:
         proxy = self.proxy
         upstream = self.upstream
         try:
-            if upstream is None or not upstream.reusable or (upstream.host, upstream.port) != (
-                head.host,
-                head.port,
+            if (
+                upstream is None
+                or not upstream.reusable
+                or (upstream.host, upstream.port)
+                != (
+                    head.host,
+                    head.port,
+                )
             ):
                 self._drop_upstream()
                 decision, address = await proxy.admit(head.host, head.port)
@@ -412,7 +419,9 @@ class Client:
                     raise Refusal(403, decision.reason)
                 if not proxy.budget.admit():
                     limit = proxy.config.limits.max_upload_mb
-                    raise Refusal(403, f"the upload budget of {limit:g} MB is used up (--max-upload-mb)")
+                    raise Refusal(
+                        403, f"the upload budget of {limit:g} MB is used up (--max-upload-mb)"
+                    )
         except Refusal as refusal:
             await self._refuse(head, refusal, record)
             return False
@@ -565,7 +574,9 @@ async def _chain_connect(upstream: Upstream, head: RequestHead) -> None:
         Refusal: ``502`` when the upstream proxy says anything but ``2xx``.
     """
     authority = f"{head.host}:{head.port}".encode()
-    upstream.writer.write(b"CONNECT " + authority + b" HTTP/1.1\r\nHost: " + authority + b"\r\n\r\n")
+    upstream.writer.write(
+        b"CONNECT " + authority + b" HTTP/1.1\r\nHost: " + authority + b"\r\n\r\n"
+    )
     try:
         answer = await upstream.reader.readuntil(b"\r\n\r\n")
     except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError) as error:

@@ -336,16 +336,16 @@ class GuardedFetcher:
         """Send the request for ``url`` to the destination's addresses in turn (the first that
         connects), or as it is when a proxy carries it."""
         headers = {"user-agent": USER_AGENT, "host": url.netloc.decode("ascii")}
-        if destination is None:
-            return self._send(url, url, headers, {}, start)
-        extensions = {"sni_hostname": destination.host.text} if url.scheme == "https" else {}
-        for index, address in enumerate(destination.addresses):
+        targets: list[tuple[httpx.URL, dict[str, Any]]] = [(url, {})]
+        if destination is not None:
+            sni = {"sni_hostname": destination.host.text} if url.scheme == "https" else {}
+            targets = [(url.copy_with(host=str(a)), sni) for a in destination.addresses]
+        for index, (target, extensions) in enumerate(targets):
             try:
-                target = url.copy_with(host=str(address))
                 return self._send(url, target, headers, extensions, start)
-            except _Unreachable:
-                if index + 1 == len(destination.addresses):
-                    raise
+            except _Unreachable as error:
+                if index + 1 == len(targets):
+                    raise AirlockError(str(error)) from error.__cause__
         raise AssertionError("a destination has at least one address")  # pragma: no cover
 
     def _send(
@@ -412,8 +412,8 @@ class GuardedFetcher:
         return b"".join(chunks), False
 
 
-class _Unreachable(AirlockError):
-    """Connecting to one address failed; the next one may be tried."""
+class _Unreachable(Exception):
+    """Connecting to one address failed; the next one may be tried (control flow of ``_open``)."""
 
 
 def _direct(url: httpx.URL) -> str | None:
