@@ -289,6 +289,15 @@ def enforce(flow: str, decisions: Decisions) -> Verdict:
     )
 
 
+def redact_query(target: str) -> str:
+    """``target`` with each query value replaced by ``…`` (names kept): ``/a?k=…&q=…``."""
+    path, mark, query = target.partition("?")
+    if not mark:
+        return target
+    fields = [name.partition("=")[0] + ("=…" if "=" in name else "") for name in query.split("&")]
+    return f"{path}?{'&'.join(fields)}"
+
+
 def refusal_body(verdict: Verdict, method: str, host: str, path: str) -> bytes:
     """The text of the ``403`` a refused request gets, for the agent to show its user."""
     return (

@@ -1,0 +1,107 @@
+"""Secrets in request bodies: counted as the body streams past, or replaced before it leaves.
+
+Theory of operation
+-------------------
+:class:`SecretScanner` is fed a body in pieces as the proxy forwards them; it never holds
+more than a segment (``SEGMENT`` bytes) plus a carry. Each segment is scanned by the redaction
+engine (``airlock.redact``, JSON-aware), which reports each secret's kind and offsets, never
+keeping the value. Secrets that begin before the segment's last ``OVERLAP`` bytes are counted;
+the rest of the segment is carried into the next scan (with a little left context), so a
+secret shorter than ``OVERLAP`` is seen whole wherever the pieces were cut, and none is
+counted twice. :func:`redact_body` replaces secrets in a whole body (``--secrets redact``).
+"""
+
+from __future__ import annotations
+
+import io
+from collections import Counter
+from enum import StrEnum
+
+from airlock.redact import RedactionReport, Redactor
+
+SEGMENT = 1 << 20
+"""Bytes gathered before a scan."""
+OVERLAP = 1 << 12
+"""The longest secret guaranteed to be counted across a segment boundary."""
+CONTEXT = 64
+"""Bytes before a segment kept for the scan's left context (word boundaries)."""
+
+
+class SecretsMode(StrEnum):
+    """What ``--secrets`` does with a secret found in a request body."""
+
+    REPORT = "report"
+    REDACT = "redact"
+    BLOCK = "block"
+
+
+class _Discard:
+    """A write-only sink: the scan only wants the report."""
+
+    def write(self, data: bytes) -> int:
+        return len(data)
+
+
+class SecretScanner:
+    """Counts the secrets of one body, fed in pieces.
+
+    Args:
+        redactor: The redaction engine (its rules and allow-list).
+        segment: Bytes gathered before a scan.
+        overlap: The longest secret counted across a segment boundary.
+    """
+
+    def __init__(
+        self, redactor: Redactor, *, segment: int = SEGMENT, overlap: int = OVERLAP
+    ) -> None:
+        self._redactor = redactor
+        self._segment = segment
+        self._overlap = overlap
+        self._pieces: list[bytes] = []
+        self._size = 0
+        self._context = b""
+        self.counts: Counter[str] = Counter()
+
+    def feed(self, data: bytes) -> None:
+        """Take the next piece of the body."""
+        self._pieces.append(data)
+        self._size += len(data)
+        if self._size >= self._segment + self._overlap:
+            self._scan(final=False)
+
+    def finish(self) -> dict[str, int]:
+        """Scan what is left; return the number of secrets of each kind in the whole body."""
+        if self._size:
+            self._scan(final=True)
+        return dict(self.counts)
+
+    def _scan(self, *, final: bool) -> None:
+        base = len(self._context)
+        window = self._context + b"".join(self._pieces)
+        report = RedactionReport(lines=False)
+        self._redactor.redact_stream(io.BytesIO(window), _Discard(), report=report)  # type: ignore[arg-type]
+        safe = len(window) if final else len(window) - self._overlap
+        cut = safe
+        for finding in report.findings:
+            if base <= finding.start < safe:
+                self.counts[finding.kind] += 1
+                cut = max(cut, finding.end)
+        rest = window[cut:]
+        self._context = window[max(base, cut - CONTEXT) : cut]
+        self._pieces = [rest] if rest else []
+        self._size = len(rest)
+
+
+def count_secrets(redactor: Redactor, body: bytes) -> dict[str, int]:
+    """The number of secrets of each kind in a whole body."""
+    scanner = SecretScanner(redactor)
+    scanner.feed(body)
+    return scanner.finish()
+
+
+def redact_body(redactor: Redactor, body: bytes) -> tuple[bytes, dict[str, int]]:
+    """``body`` with every secret replaced by ``[REDACTED:<kind>]``, and the counts by kind."""
+    out = io.BytesIO()
+    report = RedactionReport(lines=False, keep_findings=False)
+    redactor.redact_stream(io.BytesIO(body), out, report=report)
+    return out.getvalue(), report.counts()

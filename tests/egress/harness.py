@@ -1,0 +1,222 @@
+"""Real servers on loopback for inspection tests: a TLS origin with its own CA, and a small
+CONNECT front that hands inspected hosts to the inspector and tunnels the rest."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import hashlib
+import json
+import ssl
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+from airlock.egress.ca import RunCA, upstream_context, write_bundle
+from airlock.egress.inspect import Inspector
+from airlock.egress.scan import SecretsMode
+from airlock.policy import Decisions
+
+NOW = dt.datetime.now(dt.UTC)
+
+
+class OriginHandler(BaseHTTPRequestHandler):
+    """Answers every request; ``/bytes/N`` sends N pseudo-random bytes, ``/echo`` the body."""
+
+    protocol_version = "HTTP/1.1"
+    server: OriginServer
+
+    def log_message(self, format: str, *args: Any) -> None:  # quiet
+        pass
+
+    def _body(self) -> bytes:
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            parts = []
+            while True:
+                size = int(self.rfile.readline().split(b";")[0], 16)
+                if size == 0:
+                    while self.rfile.readline() not in (b"\r\n", b""):
+                        pass
+                    return b"".join(parts)
+                parts.append(self.rfile.read(size))
+                self.rfile.readline()
+        return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+
+    def _handle(self) -> None:
+        body = self._body()
+        self.server.seen.append((self.command, self.path, body))
+        if self.path.startswith("/bytes/"):
+            answer = self.server.blob[: int(self.path.split("/")[2])]
+        elif self.path.startswith("/echo"):
+            answer = body
+        else:
+            answer = json.dumps({"path": self.path, "received": len(body)}).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(answer)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(answer)
+
+    do_GET = do_POST = do_PUT = do_HEAD = _handle
+
+
+class OriginServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A request cut short (a refused smuggling attempt) is not the test's failure."""
+
+    seen: list[tuple[str, str, bytes]]
+    blob: bytes
+
+
+@contextlib.contextmanager
+def tls_origin(ca: RunCA, host: str = "localhost") -> Iterator[OriginServer]:
+    """An HTTPS origin on 127.0.0.1 whose certificate for ``host`` is signed by ``ca``."""
+    server = OriginServer(("127.0.0.1", 0), OriginHandler)
+    server.seen = []
+    server.blob = hashlib.shake_256(b"airlock").digest(1 << 22)
+    server.socket = ca.server_context(host).wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(10)
+
+
+async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    with contextlib.suppress(ConnectionError, OSError):
+        while data := await reader.read(1 << 16):
+            writer.write(data)
+            await writer.drain()
+    with contextlib.suppress(ConnectionError, OSError, RuntimeError):
+        writer.write_eof()
+
+
+class Front:
+    """A minimal CONNECT front: inspected hosts go to the inspector, others are tunnelled."""
+
+    def __init__(self, inspector: Inspector, inspected: set[str]) -> None:
+        self.inspector = inspector
+        self.inspected = inspected
+        self.tunnels: list[tuple[str, int]] = []
+        self.loop = asyncio.new_event_loop()
+        self.port = 0
+        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+
+    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            await self._serve(reader, writer)
+        finally:
+            writer.close()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        method, target, _ = head.split(b"\r\n", 1)[0].split(b" ", 2)
+        if method != b"CONNECT":
+            writer.write(b"HTTP/1.1 405 Method Not Allowed\r\nContent-Length: 0\r\n\r\n")
+            writer.close()
+            return
+        host, _, port_text = target.decode().rpartition(":")
+        port = int(port_text)
+        writer.write(b"HTTP/1.1 200 Connection Established\r\n\r\n")
+        await writer.drain()
+        if host in self.inspected:
+            await self.inspector.intercept(reader, writer, host, port)
+            return
+        self.tunnels.append((host, port))
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
+        finally:
+            writer.close()
+            up_writer.close()
+
+    def __enter__(self) -> Front:
+        self._thread.start()
+        server = asyncio.run_coroutine_threadsafe(
+            asyncio.start_server(self._client, "127.0.0.1", 0, limit=1 << 16), self.loop
+        ).result(10)
+        self._server = server
+        self.port = server.sockets[0].getsockname()[1]
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        async def stop() -> None:
+            self._server.close()
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await self._server.wait_closed()
+            await asyncio.sleep(0.05)  # transports closed by the tasks finish closing
+
+        asyncio.run_coroutine_threadsafe(stop(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(10)
+        self.loop.close()
+
+
+class Rig:
+    """A run's CA and bundle, an origin with its own CA, an inspector and a front."""
+
+    def __init__(self, tmp: Path, decisions: Decisions, secrets: SecretsMode, inspected: set[str]):
+        self.records: list[dict[str, Any]] = []
+        self.ca = RunCA(now=NOW)
+        self.origin_ca = RunCA(now=NOW, name="test origin CA")
+        origin_pem = tmp / "origin-ca.pem"
+        origin_pem.write_bytes(self.origin_ca.certificate_pem)
+        system = tmp / "system.pem"
+        system.write_bytes(self.origin_ca.certificate_pem)  # the un-inspected origin's trust
+        self.bundle = write_bundle(self.ca, tmp / "bundle.pem", system)
+        self.inspector = Inspector(
+            self.ca,
+            upstream_context(origin_pem),
+            decisions,
+            self.records.append,
+            secrets=secrets,
+            api_hosts=frozenset({"api.anthropic.com", "localhost"}),
+        )
+        self.front = Front(self.inspector, inspected)
+
+    def wait_records(self, count: int, timeout: float = 10.0) -> list[dict[str, Any]]:
+        """The records, once there are ``count`` of them (written right after each answer)."""
+        import time
+
+        deadline = time.monotonic() + timeout
+        while len(self.records) < count and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return list(self.records)
+
+    def proxy_env(self) -> dict[str, str]:
+        from airlock.egress.ca import ca_environment
+
+        proxy = f"http://127.0.0.1:{self.front.port}"
+        return {
+            "PATH": "/usr/bin:/bin",
+            "HTTPS_PROXY": proxy,
+            "https_proxy": proxy,
+            "NO_PROXY": "",
+            **ca_environment(self.bundle),
+        }
+
+
+def tunnel_ssl(rig: Rig, host: str, cafile: Path) -> tuple[ssl.SSLSocket, Any]:
+    """A TLS socket to ``host`` through the front's CONNECT, verifying against ``cafile``."""
+    import socket
+
+    raw = socket.create_connection(("127.0.0.1", rig.front.port), timeout=10)
+    port = rig.origin_port
+    raw.sendall(f"CONNECT {host}:{port} HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n".encode())
+    answer = b""
+    while not answer.endswith(b"\r\n\r\n"):
+        answer += raw.recv(1)
+    assert answer.startswith(b"HTTP/1.1 200")
+    context = ssl.create_default_context(cafile=str(cafile))
+    return context.wrap_socket(raw, server_hostname=host), raw

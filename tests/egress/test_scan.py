@@ -1,0 +1,66 @@
+"""Secrets counted in a body fed in pieces: the same counts wherever the pieces are cut."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from airlock.egress.flows import redact_query
+from airlock.egress.scan import SecretScanner, count_secrets, redact_body
+from airlock.redact import Redactor
+
+KEY = "ghp_" + "aB3dE5fG7hJ9kL1mN3pQ5rS7tU9vW1xY3z5A"
+AWS = "AKIAIOSFODNN7EXAMPLF"
+REDACTOR = Redactor()
+BODY = json.dumps({"a": "x" * 3000 + " token " + KEY, "k": AWS, "b": "y" * 2500}).encode() * 3
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.integers(min_value=1, max_value=4000), min_size=1, max_size=40))
+def test_counts_do_not_depend_on_the_cuts(sizes: list[int]) -> None:
+    """Fed in pieces of any sizes, with small segments, the counts are the whole body's."""
+    scanner = SecretScanner(REDACTOR, segment=2000, overlap=300)
+    at = 0
+    for size in sizes * 10:
+        if at >= len(BODY):
+            break
+        scanner.feed(BODY[at : at + size])
+        at += size
+    scanner.feed(BODY[at:])
+    assert scanner.finish() == {"github_token": 3, "aws_access_key_id": 3}
+
+
+def test_json_escaped_key_is_counted() -> None:
+    """A key written with JSON \\u escapes is still found (the engine reads JSON escapes)."""
+    escaped = json.dumps({"t": KEY}).replace("_", "\\u005f").encode()
+    assert count_secrets(REDACTOR, escaped) == {"github_token": 1}
+
+
+def test_redacted_body_keeps_its_json() -> None:
+    """Redaction replaces the value and the body stays valid JSON of the same shape."""
+    body, counts = redact_body(REDACTOR, json.dumps({"t": f"key {KEY}", "n": 1}).encode())
+    assert counts == {"github_token": 1}
+    assert KEY.encode() not in body
+    assert set(json.loads(body)) == {"t", "n"}
+
+
+def test_empty_body_has_no_secrets() -> None:
+    """Nothing fed, nothing found."""
+    assert SecretScanner(REDACTOR).finish() == {}
+
+
+@pytest.mark.parametrize(
+    ("target", "shown"),
+    [
+        ("/a", "/a"),
+        ("/a?k=secret&q=2", "/a?k=…&q=…"),
+        ("/a?flag&x=", "/a?flag&x=…"),
+        ("/v1/messages?beta=true", "/v1/messages?beta=…"),
+    ],
+)
+def test_query_values_are_redacted(target: str, shown: str) -> None:
+    """Query names stay, values go."""
+    assert redact_query(target) == shown
