@@ -125,11 +125,12 @@ class Front:
             return
         host, _, port_text = target.decode().rpartition(":")
         port = int(port_text)
-        writer.write(b"HTTP/1.1 200 Connection Established\r\n\r\n")
-        await writer.drain()
+        established = b"HTTP/1.1 200 Connection Established\r\n\r\n"
         if host in self.inspected:
-            await self.inspector.intercept(reader, writer, host, port)
+            await self.inspector.intercept(reader, writer, host, port, established=established)
             return
+        writer.write(established)
+        await writer.drain()
         self.tunnels.append((host, port))
         up_reader, up_writer = await asyncio.open_connection("127.0.0.1", port)
         try:

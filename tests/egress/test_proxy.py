@@ -142,7 +142,10 @@ def test_connect_to_an_unlisted_host_is_refused(tmp_path: Path) -> None:
 
 def test_loopback_is_refused_without_the_relaxed_check(site: _Site, tmp_path: Path) -> None:
     """An allowed host on a loopback address is still refused unless private addresses are allowed."""
-    with running(config(tmp_path, allow_private=False)) as (url, _), httpx.Client(proxy=url) as client:
+    with (
+        running(config(tmp_path, allow_private=False)) as (url, _),
+        httpx.Client(proxy=url) as client,
+    ):
         answer = client.get(f"http://127.0.0.1:{_port(site)}/x")
     assert answer.status_code == 403
     assert "loopback" in answer.text

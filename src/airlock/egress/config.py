@@ -16,6 +16,10 @@ from pathlib import Path
 from airlock.errors import UsageError
 from airlock.policy.rules import DomainPattern, matches, parse_domain, parse_rule
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from airlock.egress.inspect import InspectionConfig
+
 ALLOW = "allow"
 DENY = "deny"
 
@@ -125,6 +129,9 @@ class EgressConfig:
     config dir of the process's environment (:func:`airlock.egress.audit.audit_paths`)."""
     flush_interval: float = 0.05
     """Seconds between durable flushes of the audit log."""
+    inspection: InspectionConfig | None = None
+    """Hosts whose TLS is read (``--inspect``), with the run's CA and the engine's decisions;
+    ``None``: every CONNECT stays an opaque tunnel."""
 
     @staticmethod
     def rules(texts: list[str] | tuple[str, ...], origin: str) -> tuple[HostRule, ...]:

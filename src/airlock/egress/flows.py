@@ -358,7 +358,8 @@ def compare(records: Iterable[Mapping[str, object]], decisions: Decisions) -> li
     """Group inspected requests by flow, next to what the engine predicted, flagging differences.
 
     ``records`` are audit records with ``flow``, ``decision``, ``bytes_out`` and ``bytes_in``
-    (records without ``flow`` are not inspected requests and are skipped). A difference is a
+    (records without ``flow`` are not inspected requests and are skipped); a record with
+    ``count`` stands for that many requests (a tally). A difference is a
     request of a flow the engine says does not send (the agent ignored the setting, whether or
     not airlock refused it) or traffic no signature covers. Every flow the engine decides is
     listed, with zero counts when nothing was seen.
@@ -369,7 +370,7 @@ def compare(records: Iterable[Mapping[str, object]], decisions: Decisions) -> li
         if not isinstance(flow, str):
             continue
         row = totals.setdefault(flow, [0, 0, 0, 0])
-        row[0 if record.get("decision") == "allow" else 1] += 1
+        row[0 if record.get("decision") == "allow" else 1] += _count(record.get("count", 1))
         row[2] += _count(record.get("bytes_out"))
         row[3] += _count(record.get("bytes_in"))
     summaries = []

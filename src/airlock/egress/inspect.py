@@ -32,13 +32,16 @@ import contextlib
 import ssl
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from airlock.egress.ca import RunCA
 from airlock.egress.flows import (
     DEFAULT_AGENT,
     DEFAULT_API_HOSTS,
+    FlowSummary,
     classify,
+    compare,
     enforce,
     redact_query,
     refusal_body,
@@ -219,8 +222,8 @@ async def default_dial(host: str, port: int) -> tuple[asyncio.StreamReader, asyn
 def record_of(**fields: Any) -> dict[str, Any]:
     """One audit record of an inspected request, with every field the contract names."""
     record: dict[str, Any] = {
-        "time": "",
-        "kind": "request",
+        "type": "request",
+        "time": 0.0,
         "inspected": True,
         "method": "",
         "host": "",
@@ -238,6 +241,20 @@ def record_of(**fields: Any) -> dict[str, Any]:
     }
     record.update(fields)
     return record
+
+
+@dataclass(frozen=True, slots=True)
+class InspectionConfig:
+    """What a run's proxy needs to inspect: hosts, the CA, upstream trust, the decisions."""
+
+    hosts: frozenset[str]
+    ca: RunCA
+    upstream: ssl.SSLContext
+    decisions: Decisions
+    secrets: SecretsMode = SecretsMode.REPORT
+    redactor: Redactor | None = None
+    api_hosts: frozenset[str] = DEFAULT_API_HOSTS
+    agent: str = DEFAULT_AGENT
 
 
 class Inspector:
@@ -283,13 +300,78 @@ class Inspector:
         self.dial = dial
         self.wall = wall
         self.clock = clock
+        self.hosts: frozenset[str] = frozenset()
         self.refused_by_client: dict[str, str] = {}
         """Hosts whose clients refused the run's certificate, with the TLS error."""
+        self.flows: dict[tuple[str, str], list[int]] = {}
+        """(flow, decision) -> [requests, bytes out, bytes in], for the end-of-run report."""
+
+    @classmethod
+    def from_config(cls, config: InspectionConfig, record: Record) -> Inspector:
+        """The inspector a run's proxy uses, recording to ``record``."""
+        inspector = cls(
+            config.ca,
+            config.upstream,
+            config.decisions,
+            record,
+            secrets=config.secrets,
+            redactor=config.redactor,
+            api_hosts=config.api_hosts,
+            agent=config.agent,
+        )
+        inspector.hosts = config.hosts
+        return inspector
+
+    def tally(self, record: Mapping[str, Any]) -> None:
+        """Count one request record by flow and decision."""
+        row = self.flows.setdefault((record["flow"], record["decision"]), [0, 0, 0])
+        row[0] += 1
+        row[1] += record["bytes_out"]
+        row[2] += record["bytes_in"]
+
+    def flow_summaries(self) -> list[FlowSummary]:
+        """Traffic by flow next to the engine's prediction, with the differences flagged."""
+        rows = [
+            {"flow": flow, "decision": decision, "count": n, "bytes_out": out, "bytes_in": in_}
+            for (flow, decision), (n, out, in_) in self.flows.items()
+        ]
+        return compare(rows, self.decisions)
+
+    def inspects(self, host: str) -> bool:
+        """Whether TLS to ``host`` is read (named with ``--inspect`` or in settings)."""
+        return host in self.hosts
 
     async def intercept(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, host: str, port: int
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        host: str,
+        port: int,
+        *,
+        dial: Dial | None = None,
+        activity: Callable[[], None] | None = None,
+        established: bytes = b"",
     ) -> None:
-        """Serve one client connection whose CONNECT to ``host:port`` was answered ``200``."""
+        """Serve one client connection whose CONNECT to ``host:port`` was admitted.
+
+        The connection stops reading before ``established`` (the CONNECT's ``200``) is
+        written, so the client's first TLS bytes wait in the socket for the TLS layer instead
+        of landing in the stream's plain-text buffer, where the handshake would never see them.
+
+        Args:
+            reader: The client connection, right after the CONNECT's head.
+            writer: Its writer; TLS is started on it here.
+            host: The CONNECT's host, as admitted by the host rules.
+            port: Its port.
+            dial: Opens TCP to the origin for this connection (the proxy's admitted address);
+                the inspector's own dialler by default.
+            activity: Called after each request (the proxy's idle watchdog).
+            established: The CONNECT's answer, written here; empty when already written
+                (then the client must not have sent anything yet).
+        """
+        writer.transport.pause_reading()
+        if established:
+            writer.write(established)
         try:
             await asyncio.wait_for(
                 writer.start_tls(self.ca.server_context(host)), HANDSHAKE_TIMEOUT
@@ -298,7 +380,7 @@ class Inspector:
             self._client_refused(host, port, error)
             writer.close()
             return
-        session = _Session(self, reader, writer, host, port)
+        session = _Session(self, reader, writer, host, port, dial or self.dial, activity)
         try:
             await session.run()
         finally:
@@ -309,22 +391,20 @@ class Inspector:
         self.refused_by_client[host] = why
         self.record(
             record_of(
-                time=_iso(self.wall()),
-                kind="tls",
+                time=self.wall(),
+                type="tunnel",
                 host=host,
                 port=port,
                 method="CONNECT",
+                status=200,
+                path=None,
+                flow=None,
                 reason=f"the client refused the run's certificate for {host} ({why}): it pins "
                 "certificates or does not read the CA bundle; leave "
                 f"{host} out of --inspect to tunnel it unread",
                 error=f"client TLS handshake failed for {host}: {why}",
             )
         )
-
-
-def _iso(seconds: float) -> str:
-    whole = time.gmtime(seconds)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", whole) + f".{int(seconds % 1 * 1000):03d}Z"
 
 
 class _Session:
@@ -337,8 +417,12 @@ class _Session:
         writer: asyncio.StreamWriter,
         host: str,
         port: int,
+        dial: Dial,
+        activity: Callable[[], None] | None,
     ) -> None:
         self.i = inspector
+        self.dial = dial
+        self.activity = activity
         self.reader = reader
         self.writer = writer
         self.host = host
@@ -393,7 +477,7 @@ class _Session:
         flow = classify(method, self.host, path, agent=self.i.agent, api_hosts=self.i.api_hosts)
         verdict = enforce(flow, self.i.decisions)
         fields: dict[str, Any] = {
-            "time": _iso(self.i.wall()),
+            "time": self.i.wall(),
             "method": method,
             "host": self.host,
             "port": self.port,
@@ -439,14 +523,18 @@ class _Session:
     def _done(self, fields: dict[str, Any], started: float, **more: Any) -> None:
         fields.update(more)
         fields["duration_ms"] = round((self.i.clock() - started) * 1000, 3)
-        self.i.record(record_of(**fields))
+        record = record_of(**fields)
+        self.i.tally(record)
+        self.i.record(record)
+        if self.activity is not None:
+            self.activity()
 
     async def _upstream(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         if self.up is None or self.up[1].is_closing() or self.up[0].at_eof():
             if self.up is not None:
                 self.up[1].close()
                 self.up = None
-            reader, writer = await self.i.dial(self.host, self.port)
+            reader, writer = await self.dial(self.host, self.port)
             try:
                 await writer.start_tls(self.i.upstream, server_hostname=self.host)
             except BaseException:

@@ -7,6 +7,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from airlock.egress.flows import FlowSummary
+
 
 @dataclass(slots=True)
 class HostStats:
@@ -57,6 +61,10 @@ class ProxyReport:
     upload_budget_exhausted: bool = False
     error: str | None = None
     """Why the proxy stopped traffic (the audit log could not be written), if it did."""
+    flows: tuple[FlowSummary, ...] = ()
+    """Inspected requests by data flow, next to what the policy engine predicted."""
+    refused_by_client: tuple[tuple[str, str], ...] = ()
+    """Inspected hosts whose clients refused the run's certificate (pinning), with the error."""
 
     @property
     def refused(self) -> int:
@@ -71,6 +79,10 @@ class ProxyReport:
             "audit_log": None if self.audit_log is None else str(self.audit_log),
             "upload_budget_exhausted": self.upload_budget_exhausted,
             "error": self.error,
+            "flows": [flow.to_json() for flow in self.flows],
+            "refused_by_client": [
+                {"host": host, "error": error} for host, error in self.refused_by_client
+            ],
         }
 
     def lines(self) -> list[str]:
@@ -85,12 +97,34 @@ class ProxyReport:
                 f"{_size(host.bytes_out)} out, {_size(host.bytes_in)} in"
             )
             out.extend(f"    refused {count}×: {reason}" for reason, count in host.refused)
+        out.extend(self._flow_lines())
         if self.upload_budget_exhausted:
             out.append("  the upload budget ran out: later connections were refused")
         if self.error:
             out.append(f"  traffic was stopped: {self.error}")
         if self.audit_log is not None:
             out.append(f"  audit log {self.audit_log}, final hash {self.final_hash}")
+        return out
+
+    def _flow_lines(self) -> list[str]:
+        if not self.flows and not self.refused_by_client:
+            return []
+        out = ["airlock: inspected requests by data flow (sent, refused; the engine predicted):"]
+        for flow in self.flows:
+            if not (flow.allowed or flow.refused or flow.difference):
+                continue
+            mark = "  !" if flow.difference else "   "
+            predicted = flow.predicted or "not a flow of the engine"
+            out.append(
+                f"{mark} {flow.flow}: {flow.allowed} sent, {flow.refused} refused, "
+                f"{_size(flow.bytes_out)} out ({predicted})"
+            )
+            if flow.difference:
+                out.append(f"      differs: {flow.difference}")
+        out.extend(
+            f"  ! {host}: the client refused the run's certificate (pinning?): {error}"
+            for host, error in self.refused_by_client
+        )
         return out
 
 

@@ -121,6 +121,10 @@ class RunningProxy:
             audit_log=None if proxy.audit is None else proxy.audit.path,
             upload_budget_exhausted=proxy.budget.exhausted,
             error=error,
+            flows=() if proxy.inspector is None else tuple(proxy.inspector.flow_summaries()),
+            refused_by_client=()
+            if proxy.inspector is None
+            else tuple(sorted(proxy.inspector.refused_by_client.items())),
         )
         return self._report
 

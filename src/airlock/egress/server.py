@@ -106,6 +106,11 @@ class Proxy:
         self.failed: BaseException | None = None
         self.chained = _parse_upstream(config.upstream_proxy)
         self._tasks: set[asyncio.Task[Any]] = set()
+        self.inspector = None
+        if config.inspection is not None:
+            from airlock.egress.inspect import Inspector  # cryptography only when inspecting
+
+            self.inspector = Inspector.from_config(config.inspection, self.record_inspected)
 
     async def start(self, listeners: list[socket.socket]) -> None:
         """Serve every listening socket, and start the idle watchdog."""
@@ -151,6 +156,18 @@ class Proxy:
         if self.audit is not None:
             record["run"] = self.run_id
             self.audit.append(record)
+
+    def record_inspected(self, record: dict[str, Any]) -> None:
+        """Count and log one record of an inspected connection (``egress.inspect``)."""
+        stats = self.stats(record["host"])
+        if record["type"] == "request":
+            stats.requests += 1
+        stats.bytes_out += record["bytes_out"]
+        stats.bytes_in += record["bytes_in"]
+        self.budget.spend(record["bytes_out"])
+        if record["decision"] == "deny" or record["error"]:
+            stats.refused[record["reason"].split(": ", 1)[0]] += 1
+        self.record(record)
 
     def fail(self, error: BaseException) -> None:
         """Stop all traffic: the audit log cannot be written (called on the loop's thread)."""
@@ -331,6 +348,10 @@ class Client:
         try:
             decision, address = await self.proxy.admit(head.host, head.port)
             record["reason"] = decision.reason
+            inspector = self.proxy.inspector
+            if inspector is not None and inspector.inspects(decision.host):
+                await self._inspect(head, decision.host, address)
+                return
             upstream = await self.proxy.dial(decision.host, head.port, address)
             if self.proxy.chained is not None:
                 await _chain_connect(upstream, head)
@@ -367,6 +388,36 @@ class Client:
             error=self.aborted or error,
         )
         self._finish(record)
+
+    async def _inspect(self, head: RequestHead, host: str, address: str | None) -> None:
+        """Hand an admitted CONNECT to the inspector (``--inspect``): it reads the TLS, checks
+        each request's flow and dials ``address``, the one the rules and address check passed."""
+        assert self.proxy.inspector is not None  # checked by the caller
+        if self.parser.tunnel_data:
+            raise Refusal(400, "TLS sent before the CONNECT was answered: cannot be inspected")
+
+        async def dial(_host: str, port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+            try:
+                upstream = await self.proxy.dial(host, port, address)
+                if self.proxy.chained is not None:
+                    await _chain_connect(upstream, head)
+            except Refusal as refusal:
+                raise ConnectionError(refusal.reason) from None
+            self.upstream = upstream
+            return upstream.reader, upstream.writer
+
+        def touch() -> None:
+            self.last_active = self.loop.time()
+
+        await self.proxy.inspector.intercept(
+            self.reader,
+            self.writer,
+            host,
+            head.port,
+            dial=dial,
+            activity=touch,
+            established=ESTABLISHED,
+        )
 
     async def _pipe(
         self,

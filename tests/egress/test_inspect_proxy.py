@@ -1,0 +1,94 @@
+"""Inspection inside the egress proxy itself: its rules, its audit log and its report."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+from pathlib import Path
+
+from airlock.egress import verify
+from airlock.egress.audit import read_records
+from airlock.egress.ca import RunCA, ca_environment, upstream_context, write_bundle
+from airlock.egress.inspect import InspectionConfig
+from airlock.egress.scan import SecretsMode
+from airlock.policy import decide
+from tests.egress.harness import NOW, tls_origin
+from tests.egress.origin import config, running
+from tests.policy.helpers import context
+
+KEY = "ghp_" + "aB3dE5fG7hJ9kL1mN3pQ5rS7tU9vW1xY3z5A"
+
+
+def _setup(tmp_path: Path, environ: dict[str, str]) -> tuple[RunCA, Path, InspectionConfig]:
+    run_ca = RunCA(now=NOW)
+    origin_ca = RunCA(now=NOW, name="test origin CA")
+    origin_pem = tmp_path / "origin-ca.pem"
+    origin_pem.write_bytes(origin_ca.certificate_pem)
+    bundle = write_bundle(run_ca, tmp_path / "bundle.pem", origin_pem)
+    inspection = InspectionConfig(
+        hosts=frozenset({"localhost"}),
+        ca=run_ca,
+        upstream=upstream_context(origin_pem),
+        decisions=decide(context(environ)),
+        secrets=SecretsMode.REPORT,
+        api_hosts=frozenset({"localhost"}),
+    )
+    return origin_ca, bundle, inspection
+
+
+def _curl(proxy: str, bundle: Path, url: str, *args: str) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(
+        ["curl", "-sS", "--max-time", "20", "--proxy", proxy, "-o", "-", *args, url],
+        env={"PATH": "/usr/bin:/bin", **ca_environment(bundle)},
+        capture_output=True,
+        timeout=30,
+        check=False,
+    )
+
+
+def test_proxy_inspects_enforces_and_reports(tmp_path: Path) -> None:
+    """Through the real proxy: records per request with flows, a refused metrics batch, a
+    reported key never logged, an un-inspected host tunnelled unchanged, a verified chain and
+    a report that groups by flow and flags the agent's attempt."""
+    origin_ca, bundle, inspection = _setup(tmp_path, {"DISABLE_TELEMETRY": "1"})
+    cfg = config(tmp_path, inspection=inspection)
+    with tls_origin(origin_ca, "localhost") as site, tls_origin(origin_ca, "127.0.0.1") as other:
+        port, other_port = site.server_address[1], other.server_address[1]
+        with running(cfg) as (url, proxy):
+            model = _curl(
+                url,
+                bundle,
+                f"https://localhost:{port}/v1/messages?beta=true",
+                "--data-binary",
+                json.dumps({"content": f"key {KEY}"}),
+            )
+            metrics = _curl(
+                url, bundle, f"https://localhost:{port}/api/event_logging/v2/batch", "-d", "{}"
+            )
+            tunnel = _curl(url, bundle, f"https://127.0.0.1:{other_port}/bytes/500000")
+            report = proxy.close({"command": ["test"], "exit_code": 0})
+    assert model.returncode == 0 and b'"received"' in model.stdout
+    assert b"DISABLE_TELEMETRY" in metrics.stdout and b"metrics" in metrics.stdout
+    assert hashlib.sha256(tunnel.stdout).digest() == hashlib.sha256(other.blob[:500000]).digest()
+    assert cfg.audit_log is not None
+    text = cfg.audit_log.read_text()
+    assert KEY not in text
+    records = [r for r in read_records(cfg.audit_log) if r["type"] in ("request", "tunnel")]
+    inspected = [r for r in records if r.get("inspected")]
+    assert [(r["path"], r["flow"], r["decision"], r["status"]) for r in inspected] == [
+        ("/v1/messages?beta=…", "model_requests", "allow", 200),
+        ("/api/event_logging/v2/batch", "metrics", "deny", 403),
+    ]
+    assert inspected[0]["secrets"] == {"github_token": 1}
+    assert "metrics" in inspected[1]["reason"]
+    assert [r["host"] for r in records if not r.get("inspected")] == ["127.0.0.1"]
+    assert cfg.heads_file is not None
+    assert verify(cfg.audit_log, cfg.heads_file).intact
+    flows = {f.flow: f for f in report.flows}
+    assert flows["model_requests"].allowed == 1
+    assert flows["metrics"].refused == 1 and flows["metrics"].difference
+    lines = "\n".join(report.lines())
+    assert "metrics: 0 sent, 1 refused" in lines and "differs: the engine predicted off" in lines
+    localhost = next(h for h in report.hosts if h.host == "localhost")
+    assert localhost.requests == 2
