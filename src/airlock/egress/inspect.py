@@ -33,7 +33,7 @@ import ssl
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from airlock.egress.ca import RunCA
 from airlock.egress.flows import (
@@ -369,7 +369,7 @@ class Inspector:
             established: The CONNECT's answer, written here; empty when already written
                 (then the client must not have sent anything yet).
         """
-        writer.transport.pause_reading()
+        cast(asyncio.Transport, writer.transport).pause_reading()
         if established:
             writer.write(established)
         try:
