@@ -31,7 +31,7 @@ fi
 
 [[ -x .venv/bin/python ]] || "$PYTHON" -m venv .venv
 .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip >/dev/null 2>&1 || true
-target=.
+target=".[all]"  # every capability: the quick start shows them all
 [[ "${1:-}" == "--dev" ]] && target=".[dev]"
 # pip's notes about unreachable extra index locations are noise; real errors still show.
 .venv/bin/python -m pip install -q --disable-pip-version-check -e "$target" \

@@ -45,7 +45,14 @@ OFF_COLOUR = "#b0b0b0"
 
 
 def build(decisions: Decisions) -> Any:
-    """The diagram as a ``graphviz.Digraph``."""
+    """The diagram as a ``graphviz.Digraph``.
+
+    Raises:
+        MissingExtraError: The ``graph`` extra (the ``graphviz`` package) is not installed.
+    """
+    from airlock.extras import require
+
+    require("graph", "airlock flows --graph")
     import graphviz
 
     graph = graphviz.Digraph(

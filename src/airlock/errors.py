@@ -9,7 +9,8 @@
     │   └── DestinationRefused            a host is or resolves to a private address no rule allows
     ├── UnsafePathError(PermissionError)  a path that leads outside where airlock may touch
     ├── BusyError                         another prune or delete holds the config dir's lock
-    └── SandboxError(RuntimeError)        the sandbox cannot be built (``airlock run`` exits 125)
+    ├── SandboxError(RuntimeError)        the sandbox cannot be built (``airlock run`` exits 125)
+    └── MissingExtraError(ImportError)    a capability whose extra is not installed
 
 Each also inherits the matching builtin, so ``except ValueError`` keeps working. The CLI
 prints the message and exits with :attr:`AirlockError.exit_code`. Every error class of airlock
@@ -91,3 +92,7 @@ class BusyError(AirlockError):
 
 class SandboxError(AirlockError, RuntimeError):
     """The sandbox cannot be built as asked; nothing was run without it."""
+
+
+class MissingExtraError(AirlockError, ImportError):
+    """A capability needs an extra that is not installed (``pip install 'airlock[serve]'``)."""

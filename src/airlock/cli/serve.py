@@ -104,6 +104,9 @@ def run(args: argparse.Namespace) -> int:
     import threading
     import time
 
+    from airlock.extras import require
+
+    require("serve", "airlock serve")
     from airlock.collector import ReloadingBlockList, create_app, domain_safety_routes
     from airlock.collector.feedback import (
         FeedbackStore,

@@ -1,5 +1,9 @@
 """The collector (``airlock serve``): one ASGI app for the domain-safety service, feedback bundles and survey ratings."""
 
+from airlock.extras import require
+
+require("serve", "airlock.collector")  # before the imports below: it names the extra to install
+
 from airlock.collector.app import (
     CollectorApp,
     DomainTable,

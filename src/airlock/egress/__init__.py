@@ -13,6 +13,10 @@ Modules: :mod:`~airlock.egress.config` (what the proxy is told), :mod:`~airlock.
 :mod:`~airlock.egress.flows` (which data flow a request is), :mod:`~airlock.egress.ca` (the run's CA).
 """
 
+from airlock.extras import require
+
+require("run", "airlock.egress (airlock run, airlock audit)")  # names the extra to install
+
 from airlock.egress.audit import AuditLog, audit_paths, default_log_path, heads_path, verify
 from airlock.egress.config import EgressConfig, HostRule, Limits
 from airlock.egress.report import HostReport, ProxyReport

@@ -69,7 +69,11 @@ def emit_rating(
 
     Raises:
         AirlockError: The collector did not accept the record within ``timeout``.
+        MissingExtraError: The ``otel`` extra (OpenTelemetry's SDK) is not installed.
     """
+    from airlock.extras import require
+
+    require("otel", "the survey's otel_only mode")
     from opentelemetry._logs import SeverityNumber
     from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
     from opentelemetry.sdk._logs import LoggerProvider
