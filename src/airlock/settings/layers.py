@@ -1,0 +1,198 @@
+"""Settings files as layers: finding, reading and merging them, in the order of precedence.
+
+A :class:`Layer` is one file (managed settings are one layer: the main file and its drop-ins,
+merged), with what it says and what is wrong with it. :func:`read_layers` reads every file
+that exists, in :data:`LAYER_ORDER`.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from airlock.policy.model import Origin, Source
+from airlock.settings.validation import Problem, shown, validate
+
+MAX_SETTINGS_BYTES = 4 * 1024 * 1024
+"""A settings file larger than this is refused rather than read."""
+
+MANAGED_DIR_VARIABLE = "AIRLOCK_MANAGED_SETTINGS_DIR"
+LINUX_MANAGED_DIR = Path("/etc/claude-code")
+MACOS_MANAGED_DIR = Path("/Library/Application Support/ClaudeCode")
+
+LAYER_ORDER = (
+    Source.MANAGED,
+    Source.COMMAND_LINE,
+    Source.PROJECT_LOCAL,
+    Source.PROJECT,
+    Source.USER,
+)
+"""The settings files, highest precedence first: :func:`read_layers` reads them in this order."""
+
+
+@dataclass(frozen=True, slots=True)
+class Layer:
+    """One settings file: where it is, what it says, and what is wrong with it."""
+
+    origin: Origin
+    data: Mapping[str, Any]
+    problems: tuple[Problem, ...] = ()
+
+    @property
+    def valid(self) -> bool:
+        return not self.problems
+
+
+def read_layer(path: Path, source: Source) -> Layer | None:
+    """Read one settings file; ``None`` when it does not exist."""
+    origin = Origin(source, str(path))
+    try:
+        if path.stat().st_size > MAX_SETTINGS_BYTES:
+            return Layer(
+                origin,
+                {},
+                (
+                    Problem(
+                        str(path), "", "", f"file larger than {MAX_SETTINGS_BYTES} bytes: refused"
+                    ),
+                ),
+            )
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError as error:
+        return Layer(
+            origin, {}, (Problem(str(path), "", "", f"cannot be read: {error.strerror or error}"),)
+        )
+    return parse_layer(raw, origin)
+
+
+def parse_layer(raw: bytes | str, origin: Origin) -> Layer:
+    """Parse and validate the text of one settings file."""
+    path = origin.path or "<settings>"
+    try:
+        data = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        where = (
+            f"line {error.lineno} column {error.colno}: "
+            if isinstance(error, json.JSONDecodeError)
+            else ""
+        )
+        message = error.msg if isinstance(error, json.JSONDecodeError) else str(error)
+        return Layer(origin, {}, (Problem(path, "", "", f"not valid JSON ({where}{message})"),))
+    if not isinstance(data, dict):
+        return Layer(
+            origin,
+            {},
+            (Problem(path, "", shown(data), "expected a JSON object at the top level"),),
+        )
+    return Layer(origin, data, tuple(validate(data, path)))
+
+
+def merge(lower: Mapping[str, Any], higher: Mapping[str, Any]) -> dict[str, Any]:
+    """Merge two settings objects: scalars from ``higher``, lists unioned, objects merged."""
+    merged = dict(lower)
+    for key, value in higher.items():
+        below = merged.get(key)
+        if isinstance(value, dict) and isinstance(below, dict):
+            merged[key] = merge(below, value)
+        elif isinstance(value, list) and isinstance(below, list):
+            merged[key] = below + [item for item in value if item not in below]
+        else:
+            merged[key] = value
+    return merged
+
+
+def managed_dir(environ: Mapping[str, str]) -> Path:
+    """Where managed settings live on this machine (overridable for tests)."""
+    if environ.get(MANAGED_DIR_VARIABLE):
+        return Path(environ[MANAGED_DIR_VARIABLE])
+    return MACOS_MANAGED_DIR if sys.platform == "darwin" else LINUX_MANAGED_DIR
+
+
+def read_managed(directory: Path) -> Layer | None:
+    """Managed settings: the main file then the drop-in folder, merged into one layer.
+
+    Within managed sources a later scalar wins, lists union, objects merge.
+    """
+    paths = [directory / "managed-settings.json"]
+    drop_ins = directory / "managed-settings.d"
+    if drop_ins.is_dir():
+        paths += sorted(
+            p for p in drop_ins.iterdir() if p.suffix == ".json" and not p.name.startswith(".")
+        )
+    layers = [
+        layer for layer in (read_layer(p, Source.MANAGED) for p in paths) if layer is not None
+    ]
+    if not layers:
+        return None
+    data: dict[str, Any] = {}
+    for layer in layers:
+        if layer.valid:
+            data = merge(data, layer.data)
+    problems = tuple(problem for layer in layers for problem in layer.problems)
+    shown = ", ".join(str(p) for p in paths if p.exists())
+    return Layer(Origin(Source.MANAGED, shown or str(directory)), data, problems)
+
+
+def config_dir(environ: Mapping[str, str], home: Path | None = None) -> Path:
+    """``$CLAUDE_CONFIG_DIR``, else ``~/.claude``."""
+    if environ.get("CLAUDE_CONFIG_DIR"):
+        return Path(environ["CLAUDE_CONFIG_DIR"]).expanduser()
+    base = home if home is not None else Path(environ.get("HOME") or Path.home())
+    return base / ".claude"
+
+
+def read_layers(
+    cwd: Path, home: Path, environ: Mapping[str, str], settings_file: Path | str | None
+) -> Iterator[Layer]:
+    """Every settings file that exists, in :data:`LAYER_ORDER`."""
+    readers: dict[Source, Callable[[], Layer | None]] = {
+        Source.MANAGED: lambda: read_managed(managed_dir(environ)),
+        Source.COMMAND_LINE: lambda: (
+            None if settings_file is None else command_line_layer(settings_file)
+        ),
+        Source.PROJECT_LOCAL: lambda: read_layer(
+            cwd / ".claude" / "settings.local.json", Source.PROJECT_LOCAL
+        ),
+        Source.PROJECT: lambda: read_layer(cwd / ".claude" / "settings.json", Source.PROJECT),
+        Source.USER: lambda: read_layer(home / "settings.json", Source.USER),
+    }
+    for source in LAYER_ORDER:
+        layer = readers[source]()
+        if layer is not None:
+            yield layer
+
+
+def command_line_layer(settings_file: Path | str) -> Layer:
+    text = str(settings_file)
+    if text.lstrip().startswith("{"):
+        return parse_layer(text, Origin(Source.COMMAND_LINE, "--settings (inline JSON)"))
+    layer = read_layer(Path(text), Source.COMMAND_LINE)
+    if layer is None:
+        problem = Problem(text, "", "", "--settings file does not exist")
+        return Layer(Origin(Source.COMMAND_LINE, text), {}, (problem,))
+    return layer
+
+
+def lookup(data: Mapping[str, Any], path: tuple[str, ...]) -> tuple[bool, Any]:
+    node: Any = data
+    for key in path:
+        if not isinstance(node, dict) or key not in node:
+            return False, None
+        node = node[key]
+    return True, node
+
+
+def problems_for(layers: tuple[Layer, ...], key: str) -> tuple[Problem, ...]:
+    path = tuple(key.split("."))
+    return tuple(
+        problem
+        for layer in layers
+        if not layer.valid and (not layer.data or lookup(layer.data, path)[0])
+        for problem in layer.problems
+    )

@@ -1,0 +1,114 @@
+"""The reference agent's ``sandbox`` block, as ``airlock run`` reads it: its lists merged across
+files, each entry with its file, and what a path entry names."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from airlock.policy.model import Origin, Source
+from airlock.settings.layers import managed_dir
+from airlock.settings.loading import Loaded
+from airlock.settings.validation import (
+    SANDBOX_FILESYSTEM_LISTS,
+    SANDBOX_NETWORK_LISTS,
+    SANDBOX_RESTRICTING,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class SandboxEntry:
+    """One entry of a ``sandbox`` list, with the file it came from."""
+
+    text: str
+    origin: Origin
+
+
+@dataclass(frozen=True, slots=True)
+class SandboxSettings:
+    """The ``sandbox`` block of every settings file, merged: lists unioned, highest file first.
+
+    From a file with problems only :data:`SANDBOX_RESTRICTING` entries count. When managed
+    settings set ``allowManagedDomainsOnly``, allowed domains come from managed settings only.
+    """
+
+    allow_write: tuple[SandboxEntry, ...] = ()
+    deny_write: tuple[SandboxEntry, ...] = ()
+    deny_read: tuple[SandboxEntry, ...] = ()
+    allowed_domains: tuple[SandboxEntry, ...] = ()
+    denied_domains: tuple[SandboxEntry, ...] = ()
+    managed_domains_only: bool = False
+
+
+def sandbox_settings(loaded: Loaded) -> SandboxSettings:
+    """The ``sandbox`` settings in force for ``loaded`` (see :class:`SandboxSettings`)."""
+    lists: dict[str, list[SandboxEntry]] = {}
+    managed_only = False
+    for layer in loaded.layers:
+        sandbox = layer.data.get("sandbox")
+        if not isinstance(sandbox, dict):
+            continue
+        network = sandbox.get("network")
+        if layer.origin.source is Source.MANAGED and layer.valid and isinstance(network, dict):
+            managed_only = managed_only or network.get("allowManagedDomainsOnly") is True
+        for block, names in (
+            ("filesystem", SANDBOX_FILESYSTEM_LISTS),
+            ("network", SANDBOX_NETWORK_LISTS),
+        ):
+            found = sandbox.get(block)
+            if not isinstance(found, dict):
+                continue
+            for name in names:
+                entries = found.get(name)
+                if not isinstance(entries, list) or not (
+                    layer.valid or name in SANDBOX_RESTRICTING
+                ):
+                    continue
+                known = lists.setdefault(name, [])
+                seen = {entry.text for entry in known}
+                known += [
+                    SandboxEntry(text, layer.origin)
+                    for text in entries
+                    if isinstance(text, str) and text.strip() and text not in seen
+                ]
+    if managed_only:
+        lists["allowedDomains"] = [
+            entry
+            for entry in lists.get("allowedDomains", [])
+            if entry.origin.source is Source.MANAGED
+        ]
+    found = {name: tuple(entries) for name, entries in lists.items()}
+    return SandboxSettings(
+        found.get("allowWrite", ()),
+        found.get("denyWrite", ()),
+        found.get("denyRead", ()),
+        found.get("allowedDomains", ()),
+        found.get("deniedDomains", ()),
+        managed_only,
+    )
+
+
+def sandbox_path(entry: SandboxEntry, home: Path, cwd: Path, environ: Mapping[str, str]) -> Path:
+    """What a ``sandbox.filesystem`` path names, by its prefix, as the reference agent reads it.
+
+    ``//x`` is the absolute ``/x``; ``~/x`` is under the home; ``/x`` is under the folder of
+    the settings file that says it (the managed settings folder for managed settings, the
+    project for inline ``--settings``); ``./x`` and ``x`` are under the project (``cwd``).
+    """
+    text = entry.text
+    if text.startswith("//"):
+        return Path("/" + text.lstrip("/"))
+    if text == "~" or text.startswith("~/"):
+        return home / text[2:]
+    if text.startswith("/"):
+        return _settings_folder(entry.origin, cwd, environ) / text.lstrip("/")
+    return cwd / text
+
+
+def _settings_folder(origin: Origin, cwd: Path, environ: Mapping[str, str]) -> Path:
+    if origin.source is Source.MANAGED:
+        return managed_dir(environ)
+    if origin.path is None or origin.path.startswith("--settings"):
+        return cwd
+    return Path(origin.path).parent
