@@ -257,6 +257,8 @@ def forwarded_head(head: RequestHead, absolute: bool) -> bytes:
         if lowered in HOP_BY_HOP or lowered in named or lowered.startswith(b"proxy-"):
             continue
         lines.append(name + b": " + value)
+    if not head.keep_alive:
+        lines.append(b"Connection: close")  # so the answer says so to the client too
     if head.chunked:
         lines.append(b"Transfer-Encoding: chunked")
     elif head.content_length is not None:

@@ -1,0 +1,565 @@
+"""Egress proxy: airlock's proxy next to direct, squid, tinyproxy and srt, in one run.
+
+Every proxy runs in its own process on 127.0.0.1 and talks to the same origin (a small
+uvloop HTTP/1.1 server in its own process, plain and TLS). The load generators are the same
+for every row: ``wrk`` (from apt) for requests per second, a small asyncio client for
+CONNECT+TLS tunnels, ``curl`` for bulk transfer.
+
+Rows (``ROWS``) are ``Row(name, proxy_url)``: ``direct`` has no proxy. Adding a row (e.g.
+``airlock run`` from inside the sandbox) is one more ``Row`` and, if it needs one, a start-up
+function in ``PEERS``. Measures, per row:
+
+* ``ka req/s``: wrk, keep-alive, ``--connections`` connections, ``--seconds``;
+* ``new req/s``: wrk with ``Connection: close`` (a new connection per request);
+* ``tunnels/s``: CONNECT, TLS handshake, one request, close; ``cpu ms/tunnel``: the proxy
+  process's CPU time over the tunnels (from /proc);
+* ``+ms/tunnel``: the median time of one tunnel (sequential) minus direct's;
+* ``plain MB/s``, ``tunnel MB/s``: curl downloading ``--bulk-mb`` through the proxy;
+* airlock with its audit log on and off (two rows);
+* peak memory: the proxy's peak RSS (VmHWM) after a 10 MB body, then after a 1 GB body
+  uploaded and downloaded through it (``--memory-mb`` to change the size).
+
+    .venv/bin/python benchmarks/egress.py                 # everything (about 3 minutes)
+    .venv/bin/python benchmarks/egress.py --seconds 3 --skip-peers   # airlock and direct only
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import ssl
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+SMALL = b"hello from the origin\n"
+CHUNK = 1 << 20
+
+
+# ---------------------------------------------------------------------------------------------
+# The origin (run as a subprocess: --serve-origin)
+
+
+async def _origin_handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    try:
+        while True:
+            try:
+                head = await reader.readuntil(b"\r\n\r\n")
+            except (asyncio.IncompleteReadError, ConnectionError):
+                return
+            lowered = head.lower()
+            target = head.split(b" ", 2)[1]
+            length = 0
+            index = lowered.find(b"\r\ncontent-length:")
+            if index >= 0:
+                length = int(lowered[index + 17 : lowered.index(b"\r\n", index + 2)])
+            while length:
+                data = await reader.read(min(CHUNK, length))
+                if not data:
+                    return
+                length -= len(data)
+            close = b"\r\nconnection: close" in lowered
+            extra = b"Connection: close\r\n" if close else b""
+            if b"/bulk" in target:
+                size = int(target.rsplit(b"=", 1)[1])
+                writer.write(b"HTTP/1.1 200 OK\r\n%sContent-Length: %d\r\n\r\n" % (extra, size))
+                block = bytes(CHUNK)
+                while size:
+                    piece = block[: min(CHUNK, size)]
+                    writer.write(piece)
+                    size -= len(piece)
+                    await writer.drain()
+            else:
+                writer.write(
+                    b"HTTP/1.1 200 OK\r\n%sContent-Length: %d\r\n\r\n%s" % (extra, len(SMALL), SMALL)
+                )
+            if close:
+                await writer.drain()
+                return
+    finally:
+        writer.close()
+
+
+def serve_origin(port: int, tls_port: int, cert: Path, key: Path) -> None:
+    import uvloop
+
+    async def main() -> None:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(cert, key)
+        plain = await asyncio.start_server(_origin_handler, "127.0.0.1", port, backlog=4096)
+        secure = await asyncio.start_server(
+            _origin_handler, "127.0.0.1", tls_port, ssl=context, backlog=4096
+        )
+        async with plain, secure:
+            print("ready", flush=True)
+            await asyncio.Event().wait()
+
+    uvloop.run(main())
+
+
+def serve_airlock(port: int, audit_log: str) -> None:
+    """The airlock proxy in this process (a subprocess of the benchmark)."""
+    from airlock.egress import EgressConfig, Limits, start_proxy
+
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", port))
+    sock.listen(4096)
+    config = EgressConfig(
+        allow=EgressConfig.rules(["127.0.0.1", "localhost"], "--allow"),
+        allow_private=True,
+        audit_log=None if audit_log == "off" else Path(audit_log),
+        heads_file=None if audit_log == "off" else Path(audit_log + ".heads"),
+        limits=Limits(max_connections=10_000),
+    )
+    running = start_proxy(config, [sock])
+    print("ready", flush=True)
+    stop = asyncio.Event if False else None  # noqa: F841 - placeholder for readability
+    signal.sigwait({signal.SIGTERM, signal.SIGINT})
+    running.close({"command": ["benchmark"], "exit_code": 0})
+
+
+# ---------------------------------------------------------------------------------------------
+# Peers
+
+
+@dataclass
+class Row:
+    name: str
+    proxy: str | None
+    """``http://127.0.0.1:PORT`` of the proxy, ``None`` for direct."""
+    pid: int | None = None
+    """The proxy's process, for its CPU time and memory."""
+    results: dict[str, float | str] = field(default_factory=dict)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_port(port: int, seconds: float = 20.0) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5):
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on 127.0.0.1:{port}")
+
+
+@contextlib.contextmanager
+def process(command: list[str], port: int, **kwargs: object) -> Iterator[subprocess.Popen[bytes]]:
+    child = subprocess.Popen(command, **kwargs)  # type: ignore[call-overload]
+    try:
+        wait_port(port)
+        yield child
+    finally:
+        child.send_signal(signal.SIGTERM)
+        try:
+            child.wait(10)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+
+
+def start_airlock(temp: Path, audit: bool) -> contextlib.AbstractContextManager[subprocess.Popen[bytes]]:
+    port = free_port()
+    log = str(temp / f"audit-{port}.jsonl") if audit else "off"
+    command = [sys.executable, str(Path(__file__)), "--serve-airlock", str(port), "--audit", log]
+    return _with_port(process(command, port), port)
+
+
+def start_squid(temp: Path) -> contextlib.AbstractContextManager[subprocess.Popen[bytes]]:
+    port = free_port()
+    folder = temp / f"squid-{port}"
+    folder.mkdir()
+    folder.chmod(0o777)
+    conf = folder / "squid.conf"
+    conf.write_text(
+        f"http_port 127.0.0.1:{port}\n"
+        "http_access allow all\n"
+        "cache deny all\n"
+        "access_log none\n"
+        f"cache_log {folder}/cache.log\n"
+        f"pid_filename {folder}/squid.pid\n"
+        f"coredump_dir {folder}\n"
+        "shutdown_lifetime 1 seconds\n"
+        "max_filedescriptors 16384\n"
+    )
+    return _with_port(process(["squid", "-N", "-f", str(conf)], port), port)
+
+
+def start_tinyproxy(temp: Path) -> contextlib.AbstractContextManager[subprocess.Popen[bytes]]:
+    port = free_port()
+    conf = temp / f"tinyproxy-{port}.conf"
+    user = "User nobody\nGroup nogroup\n" if os.geteuid() == 0 else ""
+    conf.write_text(
+        f"Port {port}\nListen 127.0.0.1\nTimeout 600\nMaxClients 1024\n"
+        f"LogLevel Critical\n{user}"
+    )
+    return _with_port(process(["tinyproxy", "-d", "-c", str(conf)], port), port)
+
+
+@contextlib.contextmanager
+def _with_port(
+    inner: contextlib.AbstractContextManager[subprocess.Popen[bytes]], port: int
+) -> Iterator[subprocess.Popen[bytes]]:
+    with inner as child:
+        child.port = port  # type: ignore[attr-defined]
+        yield child
+
+
+# ---------------------------------------------------------------------------------------------
+# Measures
+
+
+def cpu_seconds(pid: int | None) -> float:
+    """User and system CPU of ``pid`` and its threads, in seconds (0 without a process)."""
+    if pid is None:
+        return 0.0
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def peak_rss_mb(pid: int | None) -> float:
+    if pid is None:
+        return 0.0
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def wrk(
+    row: Row, origin_port: int, seconds: float, connections: int, close: bool, temp: Path
+) -> float:
+    """Requests per second wrk reaches through ``row``'s proxy (or directly)."""
+    script = temp / f"wrk-{row.name}-{close}.lua"
+    header = 'wrk.headers["Connection"] = "close"\n' if close else ""
+    if row.proxy is None:
+        target = f"http://127.0.0.1:{origin_port}/"
+        script.write_text(header)
+    else:
+        target = row.proxy + "/"
+        script.write_text(
+            header
+            + f'wrk.headers["Host"] = "127.0.0.1:{origin_port}"\n'
+            + f'request = function() return wrk.format(nil, "http://127.0.0.1:{origin_port}/") end\n'
+        )
+    done = subprocess.run(
+        ["wrk", "-t1", f"-c{connections}", f"-d{seconds:g}s", "-s", str(script), target],
+        capture_output=True,
+        text=True,
+        timeout=seconds + 60,
+        check=True,
+    )
+    for line in done.stdout.splitlines():
+        if line.startswith("Requests/sec:"):
+            errors = [x for x in done.stdout.splitlines() if "Non-2xx" in x or "Socket errors" in x]
+            if errors:
+                row.results.setdefault("notes", "")
+                row.results["notes"] = f"{row.results['notes']} {' '.join(errors)}".strip()
+            return float(line.split()[1])
+    raise RuntimeError(done.stdout + done.stderr)
+
+
+async def _one_tunnel(
+    proxy: tuple[str, int] | None, origin: tuple[str, int], context: ssl.SSLContext
+) -> None:
+    if proxy is None:
+        reader, writer = await asyncio.open_connection(*origin, ssl=context, server_hostname="localhost")
+    else:
+        reader, writer = await asyncio.open_connection(*proxy)
+        authority = f"{origin[0]}:{origin[1]}".encode()
+        writer.write(b"CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n" % (authority, authority))
+        answer = await reader.readuntil(b"\r\n\r\n")
+        if not answer.startswith(b"HTTP/1.1 200") and not answer.startswith(b"HTTP/1.0 200"):
+            raise RuntimeError(answer[:100])
+        await writer.start_tls(context, server_hostname="localhost")
+    writer.write(b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+    await writer.drain()
+    await reader.read()
+    writer.close()
+    with contextlib.suppress(ConnectionError, ssl.SSLError):
+        await writer.wait_closed()
+
+
+def tunnels(
+    row: Row, tls_port: int, context: ssl.SSLContext, seconds: float, concurrency: int
+) -> tuple[float, float]:
+    """(tunnels per second, proxy CPU ms per tunnel) with ``concurrency`` clients."""
+    proxy = _address(row.proxy)
+
+    async def run() -> int:
+        count = 0
+        deadline = time.monotonic() + seconds
+
+        async def worker() -> None:
+            nonlocal count
+            while time.monotonic() < deadline:
+                await _one_tunnel(proxy, ("127.0.0.1", tls_port), context)
+                count += 1
+
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        return count
+
+    import uvloop
+
+    before = cpu_seconds(row.pid)
+    started = time.monotonic()
+    count = uvloop.run(run())
+    elapsed = time.monotonic() - started
+    cpu = cpu_seconds(row.pid) - before
+    return count / elapsed, (cpu * 1000 / count if row.pid else 0.0)
+
+
+def tunnel_latency(row: Row, tls_port: int, context: ssl.SSLContext, count: int) -> float:
+    """The median milliseconds of one tunnel (CONNECT, TLS, one request), one at a time."""
+    proxy = _address(row.proxy)
+
+    async def run() -> list[float]:
+        times = []
+        for _ in range(count):
+            started = time.perf_counter()
+            await _one_tunnel(proxy, ("127.0.0.1", tls_port), context)
+            times.append((time.perf_counter() - started) * 1000)
+        return times
+
+    import uvloop
+
+    return statistics.median(uvloop.run(run()))
+
+
+def bulk(row: Row, port: int, tls_port: int, megabytes: int, tunnel: bool) -> float:
+    """MB/s of one download of ``megabytes`` with curl (through a CONNECT tunnel if asked)."""
+    size = megabytes * CHUNK
+    if tunnel:
+        url = f"https://localhost:{tls_port}/bulk?n={size}"
+    else:
+        url = f"http://127.0.0.1:{port}/bulk?n={size}"
+    command = ["curl", "-sS", "-k", "-o", "/dev/null", "-w", "%{size_download}", url]
+    if row.proxy is not None:
+        command += ["-x", row.proxy, "--noproxy", ""]
+        if tunnel:
+            command.append("--proxytunnel")
+    started = time.perf_counter()
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600, check=True)
+    elapsed = time.perf_counter() - started
+    if int(done.stdout) != size:
+        raise RuntimeError(f"{row.name}: got {done.stdout} bytes of {size}")
+    return megabytes / elapsed
+
+
+def memory(row: Row, port: int, megabytes: int) -> float:
+    """The proxy's peak RSS (MB) after uploading and downloading ``megabytes`` through it."""
+    size = megabytes * CHUNK
+    base = ["curl", "-sS", "-o", "/dev/null", "-x", str(row.proxy), "--noproxy", ""]
+    subprocess.run(
+        [*base, f"http://127.0.0.1:{port}/bulk?n={size}"], check=True, timeout=900
+    )
+    upload = subprocess.Popen(["head", "-c", str(size), "/dev/zero"], stdout=subprocess.PIPE)
+    subprocess.run(
+        [*base, "-T", "-", "-H", "Transfer-Encoding: chunked", f"http://127.0.0.1:{port}/upload"],
+        stdin=upload.stdout,
+        check=True,
+        timeout=900,
+    )
+    upload.wait()
+    return peak_rss_mb(row.pid)
+
+
+def _address(url: str | None) -> tuple[str, int] | None:
+    if url is None:
+        return None
+    host, port = url.removeprefix("http://").rsplit(":", 1)
+    return host, int(port)
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def make_certificate(folder: Path) -> tuple[Path, Path]:
+    import datetime as dt
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=2))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+            ),
+            critical=False,
+        )
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = folder / "cert.pem", folder / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path
+
+
+PEERS: dict[str, Callable[[Path], contextlib.AbstractContextManager[subprocess.Popen[bytes]]]] = {
+    "airlock": lambda temp: start_airlock(temp, audit=True),
+    "airlock (audit off)": lambda temp: start_airlock(temp, audit=False),
+    "squid": start_squid,
+    "tinyproxy": start_tinyproxy,
+}
+"""How each proxy row is started; each yields a process with a ``.port``."""
+
+
+def measure(row: Row, args: argparse.Namespace, ports: tuple[int, int], temp: Path,
+            context: ssl.SSLContext) -> None:
+    port, tls_port = ports
+    results = row.results
+    results["ka req/s"] = wrk(row, port, args.seconds, args.connections, False, temp)
+    results["new req/s"] = wrk(row, port, args.seconds, args.connections, True, temp)
+    rate, cpu = tunnels(row, tls_port, context, args.seconds, args.tunnel_clients)
+    results["tunnels/s"] = rate
+    results["cpu ms/tunnel"] = cpu
+    results["ms/tunnel"] = tunnel_latency(row, tls_port, context, args.latency_count)
+    results["plain MB/s"] = bulk(row, port, tls_port, args.bulk_mb, tunnel=False)
+    results["tunnel MB/s"] = bulk(row, port, tls_port, args.bulk_mb, tunnel=True)
+    if row.proxy is not None and row.name.startswith("airlock") and args.memory_mb:
+        results["rss MB 10MB"] = memory(row, port, 10)
+        results[f"rss MB {args.memory_mb}MB"] = memory(row, port, args.memory_mb)
+
+
+COLUMNS = (
+    "ka req/s",
+    "new req/s",
+    "tunnels/s",
+    "cpu ms/tunnel",
+    "ms/tunnel",
+    "+ms/tunnel",
+    "plain MB/s",
+    "tunnel MB/s",
+)
+
+
+def print_table(rows: list[Row], args: argparse.Namespace) -> None:
+    direct = rows[0].results
+    for row in rows:
+        if "ms/tunnel" in row.results:
+            row.results["+ms/tunnel"] = float(row.results["ms/tunnel"]) - float(direct["ms/tunnel"])
+    print(f"| row | {' | '.join(COLUMNS)} |")
+    print(f"| --- |{' --- |' * len(COLUMNS)}")
+    for row in rows:
+        cells = []
+        for column in COLUMNS:
+            value = row.results.get(column)
+            cells.append("-" if value is None else f"{value:,.1f}" if isinstance(value, float) else str(value))
+        print(f"| {row.name} | {' | '.join(cells)} |")
+    for row in rows:
+        extra = {k: v for k, v in row.results.items() if k.startswith("rss") or k == "notes"}
+        if extra:
+            print(f"{row.name}: {extra}")
+    by_name = {row.name: row.results for row in rows}
+    print()
+    for peer in ("squid", "tinyproxy", "srt"):
+        if peer in by_name and "airlock" in by_name:
+            ours, theirs = by_name["airlock"], by_name[peer]
+            ratios = [
+                f"{column} {float(ours[column]) / float(theirs[column]):.2f}x"
+                for column in ("ka req/s", "new req/s", "tunnels/s")
+                if column in ours and column in theirs and float(theirs[column])
+            ]
+            print(f"airlock vs {peer}: {', '.join(ratios)}")
+    if "airlock" in by_name:
+        ours = by_name["airlock"]
+        for column in ("plain MB/s", "tunnel MB/s"):
+            print(f"airlock {column}: {100 * float(ours[column]) / float(direct[column]):.0f}% of direct")
+    if "airlock" in by_name and "airlock (audit off)" in by_name:
+        on, off = by_name["airlock"], by_name["airlock (audit off)"]
+        for column in ("ka req/s", "new req/s", "tunnels/s"):
+            print(f"audit log cost, {column}: {100 * (1 - float(on[column]) / float(off[column])):+.1f}%")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--seconds", type=float, default=5.0, help="per throughput measure")
+    parser.add_argument("--connections", type=int, default=32, help="wrk connections")
+    parser.add_argument("--tunnel-clients", type=int, default=8)
+    parser.add_argument("--latency-count", type=int, default=100)
+    parser.add_argument("--bulk-mb", type=int, default=500)
+    parser.add_argument("--memory-mb", type=int, default=1024)
+    parser.add_argument("--skip-peers", action="store_true", help="airlock and direct only")
+    parser.add_argument("--only", action="append", default=[], help="rows to run (repeatable)")
+    parser.add_argument("--serve-origin", type=int, nargs=2, help=argparse.SUPPRESS)
+    parser.add_argument("--cert", type=Path, nargs=2, help=argparse.SUPPRESS)
+    parser.add_argument("--serve-airlock", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--audit", default="off", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve_origin:
+        serve_origin(*args.serve_origin, *args.cert)
+        return 0
+    if args.serve_airlock:
+        serve_airlock(args.serve_airlock, args.audit)
+        return 0
+    for tool in ("wrk", "curl"):
+        if shutil.which(tool) is None:
+            print(f"{tool} is needed (apt install {tool})", file=sys.stderr)
+            return 2
+    print(f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores at start")
+    with tempfile.TemporaryDirectory(prefix="egress-bench-") as name:
+        temp = Path(name)
+        temp.chmod(0o755)
+        cert, key = make_certificate(temp)
+        context = ssl.create_default_context(cafile=str(cert))
+        port, tls_port = free_port(), free_port()
+        origin = [sys.executable, str(Path(__file__)), "--serve-origin", str(port), str(tls_port),
+                  "--cert", str(cert), str(key)]
+        with process(origin, tls_port):
+            rows = [Row("direct", None)]
+            measure(rows[0], args, (port, tls_port), temp, context)
+            names = ["airlock", "airlock (audit off)"]
+            if not args.skip_peers:
+                names += [peer for peer in ("squid", "tinyproxy") if shutil.which(peer)]
+            if args.only:
+                names = [name for name in names if name in args.only]
+            for peer in names:
+                with PEERS[peer](temp) as child:
+                    row = Row(peer, f"http://127.0.0.1:{child.port}", child.pid)  # type: ignore[attr-defined]
+                    rows.append(row)
+                    measure(row, args, (port, tls_port), temp, context)
+                    print(f"  measured {peer}", file=sys.stderr)
+    print(f"load average {os.getloadavg()[0]:.2f} at end")
+    print_table(rows, args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
