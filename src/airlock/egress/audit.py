@@ -350,7 +350,10 @@ def _check_line(
         return "is not a JSON object"
     if record.get("prev") != prev:
         return (
-            "does not carry the hash of the record before it (edited, removed or reordered records)"
+            f"does not carry the hash of record {seq - 1}: one of the two was edited, or records "
+            "were removed, inserted or reordered here"
+            if seq
+            else "is not the start of a chain (records removed from the start)"
         )
     if record.get("seq") != seq:
         return f"says it is record {record.get('seq')!r} (records removed, inserted or reordered)"

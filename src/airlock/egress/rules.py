@@ -8,12 +8,12 @@ settings' allow rules; then the destinations of the flows the policy engine has 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
 
 from airlock.egress.config import ALLOW, DENY, EgressConfig, HostRule
+from airlock.policy.endpoints import flow_hosts
 from airlock.policy.hosts import HostError, parse_host
-from airlock.policy.model import Decisions
+from airlock.policy.model import Context, Decisions
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,17 +88,13 @@ def how_to_allow(host: str, port: int) -> str:
     )
 
 
-def default_rules(decisions: Decisions) -> tuple[HostRule, ...]:
+def default_rules(context: Context, decisions: Decisions) -> tuple[HostRule, ...]:
     """Allow rules for the hosts of every flow the policy engine has on.
 
-    The hosts come from the engine (each decision's ``parameters["hosts"]``); nothing is
+    The hosts come from the engine (:func:`airlock.policy.endpoints.flow_hosts`); nothing is
     re-derived here.
     """
-    rules: list[HostRule] = []
-    for decision in decisions:
-        if not decision.active:
-            continue
-        hosts: Iterable[str] = decision.parameters.get("hosts", ())
-        origin = f"policy: flow {decision.id} is {decision.state}"
-        rules.extend(HostRule.parse(host, origin) for host in hosts)
-    return tuple(rules)
+    return tuple(
+        HostRule.parse(host, f"policy: flow {flow} is on")
+        for flow, host in flow_hosts(context, decisions)
+    )

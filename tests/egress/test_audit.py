@@ -1,0 +1,250 @@
+"""The audit log: the chain and its checkpoints catch every change; writes are durable; failure stops traffic."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import orjson
+import pytest
+
+from airlock.egress import EgressConfig, verify
+from airlock.egress.audit import GENESIS, AuditLog, line_hash, read_records
+from tests.cli import airlock
+from tests.egress.origin import _Site, config, origin, running
+
+
+@pytest.fixture
+def site() -> Iterator[_Site]:
+    with origin() as served:
+        yield served
+
+
+def _logged_run(tmp_path: Path, site: _Site, requests: int = 4) -> EgressConfig:
+    cfg = config(tmp_path)
+    port = site.server_address[1]
+    with running(cfg) as (url, _), httpx.Client(proxy=url) as client:
+        for index in range(requests):
+            client.get(f"http://127.0.0.1:{port}/r{index}")
+        client.get("http://evil.test/")
+    return cfg
+
+
+def _lines(cfg: EgressConfig) -> list[bytes]:
+    assert cfg.audit_log is not None
+    return cfg.audit_log.read_bytes().splitlines()
+
+
+def _write(cfg: EgressConfig, lines: list[bytes]) -> None:
+    assert cfg.audit_log is not None
+    cfg.audit_log.write_bytes(b"".join(line + b"\n" for line in lines))
+
+
+def _rechain(lines: list[bytes]) -> list[bytes]:
+    """Recompute every hash, as a forger rewriting the whole log would."""
+    out: list[bytes] = []
+    prev = GENESIS
+    for seq, line in enumerate(lines):
+        record = orjson.loads(line)
+        record["seq"], record["prev"] = seq, prev
+        out.append(orjson.dumps(record))
+        prev = line_hash(out[-1])
+    return out
+
+
+def _edit(lines: list[bytes]) -> list[bytes]:
+    record = json.loads(lines[2])
+    record["bytes_out"] = 1
+    return [*lines[:2], json.dumps(record).encode(), *lines[3:]]
+
+
+def _append(lines: list[bytes]) -> list[bytes]:
+    forged = {"type": "request", "host": "x.test", "seq": len(lines), "prev": line_hash(lines[-1])}
+    return [*lines, orjson.dumps(forged)]
+
+
+TAMPERING: list[tuple[str, Callable[[list[bytes]], list[bytes]], int | range, str]] = [
+    ("edited_record", _edit, 3, "does not carry the hash of record 2"),
+    ("removed_record", lambda lines: [*lines[:2], *lines[3:]], 2, "does not carry the hash of record 1"),
+    ("reordered_records", lambda lines: [*lines[:2], lines[3], lines[2], *lines[4:]], 2, "record 1"),
+    ("appended_record", _append, 7, "past the last checkpoint"),
+    ("cut_short", lambda lines: lines[:-2], 5, "records removed from the end"),
+    ("first_record_removed", lambda lines: lines[1:], 0, "not the start of a chain"),
+    ("rewritten_whole", lambda lines: _rechain(_edit(lines)), range(2, 7), "the log was rewritten"),
+    ("rewritten_and_cut", lambda lines: _rechain(lines[:-1]), 6, "records removed from the end"),
+]
+
+
+def test_an_untouched_log_verifies(site: _Site, tmp_path: Path) -> None:
+    """A finished run's log is intact: start, requests, the refusal, the run record."""
+    cfg = _logged_run(tmp_path, site)
+    verdict = verify(cfg.audit_log, cfg.heads_file)  # type: ignore[arg-type]
+    assert (verdict.intact, verdict.records, verdict.runs) == (True, 7, 1)
+
+
+@pytest.mark.parametrize(
+    ("change", "bad", "words"), [pytest.param(c, b, w, id=i) for i, c, b, w in TAMPERING]
+)
+def test_every_change_to_the_log_is_caught(
+    site: _Site,
+    tmp_path: Path,
+    change: Callable[[list[bytes]], list[bytes]],
+    bad: int | range,
+    words: str,
+) -> None:
+    """verify names the first bad record and what is wrong, for each kind of tampering.
+
+    A consistent rewrite is caught at the first checkpoint after the change (when the writer
+    flushed is a matter of timing, hence a range).
+    """
+    cfg = _logged_run(tmp_path, site)
+    _write(cfg, change(_lines(cfg)))
+    verdict = verify(cfg.audit_log, cfg.heads_file)  # type: ignore[arg-type]
+    assert not verdict.intact
+    assert verdict.bad_record in (bad if isinstance(bad, range) else (bad,)), verdict.problem
+    assert words in str(verdict.problem)
+
+
+def test_a_second_run_continues_the_chain(site: _Site, tmp_path: Path) -> None:
+    """Two runs append to one log; the chain and both runs' checkpoints verify."""
+    _logged_run(tmp_path, site, requests=1)
+    cfg = _logged_run(tmp_path, site, requests=2)
+    verdict = verify(cfg.audit_log, cfg.heads_file)  # type: ignore[arg-type]
+    assert verdict.intact and verdict.runs == 2
+    assert verdict.records == 4 + 5
+
+
+def test_a_log_cut_mid_line_is_never_appended_to(tmp_path: Path) -> None:
+    """A log whose last line lacks its line break is refused, with what to do."""
+    log = tmp_path / "audit.jsonl"
+    log.write_bytes(b'{"seq": 0, "prev": "' + GENESIS.encode() + b'"}\n{"seq": 1, "pr')
+    audit = AuditLog(log, tmp_path / "heads.jsonl", "run")
+    with pytest.raises(Exception, match=r"cut short.*airlock audit verify"):
+        audit.open()
+
+
+def test_an_unwritable_log_stops_traffic(site: _Site, tmp_path: Path) -> None:
+    """When the log cannot be written, the proxy refuses everything and the report says why."""
+    cfg = config(tmp_path, audit_log=Path("/dev/full"))
+    port = site.server_address[1]
+    with running(cfg) as (url, proxy):
+        deadline = time.monotonic() + 10
+        while proxy.failed is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert proxy.failed is not None
+        with httpx.Client(proxy=url) as client, pytest.raises(httpx.HTTPError):
+            answer = client.get(f"http://127.0.0.1:{port}/after")
+            assert answer.status_code == 503
+            raise httpx.HTTPError("refused as expected")
+        report = proxy.close({"exit_code": 0})
+    assert site.seen == []
+    assert report.error is not None and "audit log" in report.error
+
+
+CHILD = """
+import signal, socket, sys
+from pathlib import Path
+from airlock.egress import EgressConfig, start_proxy
+sock = socket.socket(); sock.bind(("127.0.0.1", 0)); sock.listen(128)
+config = EgressConfig(allow=EgressConfig.rules(["127.0.0.1"], "--allow"), allow_private=True,
+                      audit_log=Path(sys.argv[1]), heads_file=Path(sys.argv[2]), flush_interval=0.05)
+proxy = start_proxy(config, [sock])
+print(sock.getsockname()[1], flush=True)
+signal.sigwait({signal.SIGTERM})
+"""
+
+
+def test_kill_9_under_load_loses_no_finished_connection_before_the_last_flush(
+    site: _Site, tmp_path: Path
+) -> None:
+    """Every request finished a few flushes before kill -9 is in the log, chained."""
+    log, heads = tmp_path / "audit.jsonl", tmp_path / "heads.jsonl"
+    child = subprocess.Popen(
+        [sys.executable, "-c", CHILD, str(log), str(heads)], stdout=subprocess.PIPE, text=True
+    )
+    assert child.stdout is not None
+    proxy_url = f"http://127.0.0.1:{child.stdout.readline().strip()}"
+    port = site.server_address[1]
+    finished: list[tuple[float, str]] = []
+    stop = threading.Event()
+
+    def load(worker: int) -> None:
+        with httpx.Client(proxy=proxy_url, timeout=5) as client:
+            for index in range(100_000):
+                if stop.is_set():
+                    return
+                path = f"/w{worker}-{index}"
+                try:
+                    client.get(f"http://127.0.0.1:{port}{path}")
+                except httpx.HTTPError:
+                    return
+                finished.append((time.monotonic(), path))
+
+    workers = [threading.Thread(target=load, args=(n,)) for n in range(4)]
+    for worker in workers:
+        worker.start()
+    try:
+        time.sleep(1.5)
+        cutoff = time.monotonic()
+        time.sleep(0.5)  # ten flush intervals: everything finished before cutoff was flushed
+        os.kill(child.pid, signal.SIGKILL)
+    finally:
+        stop.set()
+        child.wait(10)
+        child.stdout.close()
+        for worker in workers:
+            worker.join(10)
+    done_before = {path for moment, path in finished if moment < cutoff}
+    assert len(done_before) > 20
+    logged = {r.get("path") for r in read_records(log) if r["type"] == "request"}
+    assert done_before <= logged
+    prev = GENESIS
+    for line in log.read_bytes().splitlines():
+        assert orjson.loads(line)["prev"] == prev
+        prev = line_hash(line)
+
+
+def test_audit_cli_filters_and_prints_json(site: _Site, tmp_path: Path) -> None:
+    """airlock audit --json prints an array; --host and --decision select connection records."""
+    cfg = _logged_run(tmp_path, site, requests=2)
+    log = str(cfg.audit_log)
+    everything = json.loads(airlock("audit", "--json", "--audit-log", log).stdout)
+    assert [r["type"] for r in everything] == ["start", "request", "request", "request", "run"]
+    denied = json.loads(airlock("audit", "--json", "--decision", "deny", "--audit-log", log).stdout)
+    assert [(r["host"], r["decision"], r["status"]) for r in denied] == [("evil.test", "deny", 403)]
+    for record in denied:
+        assert {"time", "host", "port", "decision", "reason", "bytes_out", "bytes_in"} <= set(record)
+    local = json.loads(airlock("audit", "--json", "--host", "127.0.0.1", "--audit-log", log).stdout)
+    assert len(local) == 2
+    run_id = everything[0]["run"]
+    assert len(json.loads(airlock("audit", "--json", "--run", run_id[:12], "--audit-log", log).stdout)) == 5
+    assert json.loads(airlock("audit", "--json", "--since", "2999-01-01", "--audit-log", log).stdout) == []
+    text = airlock("audit", "--audit-log", log).stdout
+    assert "evil.test:80/" in text and "denied by" in text
+
+
+def test_audit_verify_exit_codes(site: _Site, tmp_path: Path) -> None:
+    """verify exits 0 on an intact log and 1 naming the first bad record."""
+    cfg = _logged_run(tmp_path, site, requests=2)
+    env = {"CLAUDE_CONFIG_DIR": str(tmp_path / "config")}
+    # The heads file is found under the config dir, as airlock run puts it.
+    from airlock.egress.audit import heads_path
+
+    heads = heads_path(cfg.audit_log, tmp_path / "config")  # type: ignore[arg-type]
+    heads.parent.mkdir(parents=True)
+    heads.write_bytes(cfg.heads_file.read_bytes())  # type: ignore[union-attr]
+    ok = airlock("audit", "verify", str(cfg.audit_log), env=env)
+    assert ok.returncode == 0 and "intact" in ok.stdout
+    _write(cfg, _edit(_lines(cfg)))
+    bad = airlock("audit", "verify", "--audit-log", str(cfg.audit_log), env=env)
+    assert bad.returncode == 1 and "record 3" in bad.stderr
+    missing = airlock("audit", "verify", str(tmp_path / "none.jsonl"), env=env)
+    assert missing.returncode == 2

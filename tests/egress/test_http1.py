@@ -1,0 +1,191 @@
+"""Request parsing: hostile and malformed requests get a clear 4xx; nothing smuggles; fuzzed input never crashes."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from airlock.egress.http1 import (
+    END,
+    BadRequest,
+    RequestHead,
+    RequestParser,
+    forwarded_head,
+    redact_query,
+)
+from tests.egress.origin import _Site, config, origin, running
+
+
+@pytest.fixture
+def site() -> Iterator[_Site]:
+    with origin() as served:
+        yield served
+
+
+def _exchange(proxy_url: str, data: bytes) -> bytes:
+    host, port = proxy_url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(data)
+        answer = b""
+        while True:
+            piece = sock.recv(65536)
+            if not piece:
+                return answer
+            answer += piece
+
+
+HOSTILE = [
+    ("both_lengths", b"POST http://127.0.0.1:{port}/ HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\n\r\n", 400),
+    ("two_content_lengths", b"POST http://127.0.0.1:{port}/ HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nContent-Length: 40\r\n\r\nabc", 400),
+    ("bad_chunk_size", b"POST http://127.0.0.1:{port}/ HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n", 400),
+    ("chunk_size_overflow", b"POST http://127.0.0.1:{port}/ HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nfffffffffffffffffff\r\n", 400),
+    ("obsolete_line_folding", b"GET http://127.0.0.1:{port}/ HTTP/1.1\r\nHost: a\r\nX-A: one\r\n two\r\n\r\n", 400),
+    ("space_before_colon", b"GET http://127.0.0.1:{port}/ HTTP/1.1\r\nHost : a\r\n\r\n", 400),
+    ("bare_lf", b"GET http://127.0.0.1:{port}/ HTTP/1.1\nHost: a\n\n", 400),
+    ("transfer_encoding_not_chunked", b"POST http://127.0.0.1:{port}/ HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n", 501),
+    ("nul_in_header", b"GET http://127.0.0.1:{port}/ HTTP/1.1\r\nHost: a\x00b\r\n\r\n", 400),
+    ("origin_form_target", b"GET /etc/passwd HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", 400),
+    ("https_without_connect", b"GET https://127.0.0.1:{port}/ HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+    ("credentials_in_url", b"GET http://user:pw@127.0.0.1:{port}/ HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+    ("connect_without_port", b"CONNECT 127.0.0.1 HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+    ("garbage", b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", 400),
+    ("websocket_upgrade", b"GET http://127.0.0.1:{port}/ HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n", 501),
+    ("huge_header", b"GET http://127.0.0.1:{port}/ HTTP/1.1\r\nHost: a\r\nX-Big: " + b"a" * 70_000 + b"\r\n\r\n", 431),
+    ("unknown_expectation", b"GET http://127.0.0.1:{port}/ HTTP/1.1\r\nHost: a\r\nExpect: magic\r\n\r\n", 417),
+]
+
+
+@pytest.mark.parametrize(("data", "status"), [pytest.param(d, s, id=i) for i, d, s in HOSTILE])
+def test_hostile_requests_get_a_clear_4xx_and_reach_no_one(
+    site: _Site, tmp_path: Path, data: bytes, status: int
+) -> None:
+    """Each is answered with its status and a sentence; the origin sees nothing; the proxy lives on."""
+    with running(config(tmp_path)) as (url, _):
+        port = site.server_address[1]
+        answer = _exchange(url, data.replace(b"{port}", str(port).encode()))
+        assert answer.startswith(b"HTTP/1.1 %d " % status), answer[:200]
+        assert b"airlock: " in answer
+        assert site.seen == []
+        again = _exchange(url, b"GET http://127.0.0.1:%d/ok HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n" % port)
+        assert again.startswith(b"HTTP/1.1 200 ")
+
+
+def test_the_host_header_is_the_urls_not_the_clients(site: _Site, tmp_path: Path) -> None:
+    """A client's Host header naming another site is replaced by the URL's host: no virtual-host hop."""
+    port = site.server_address[1]
+    with running(config(tmp_path)) as (url, _):
+        answer = _exchange(
+            url,
+            b"GET http://127.0.0.1:%d/x HTTP/1.1\r\nHost: internal.admin\r\nConnection: close\r\n\r\n" % port,
+        )
+    assert answer.endswith(b"host=127.0.0.1:%d" % port)
+
+
+def test_pipelined_requests_are_answered_in_order(site: _Site, tmp_path: Path) -> None:
+    """Two requests in one write get two answers, in order."""
+    port = site.server_address[1]
+    with running(config(tmp_path)) as (url, _):
+        answer = _exchange(
+            url,
+            b"GET http://127.0.0.1:%d/one HTTP/1.1\r\nHost: a\r\n\r\n"
+            b"GET http://127.0.0.1:%d/two HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n" % (port, port),
+        )
+    assert answer.index(b"path=/one") < answer.index(b"path=/two")
+
+
+def test_hop_by_hop_headers_are_dropped_and_the_body_reframed() -> None:
+    """Proxy-*, Connection and what it names never reach the origin; the length is ours."""
+    parser = RequestParser(65536)
+    parser.feed(
+        b"POST http://example.com/p?q=1 HTTP/1.1\r\nHost: evil\r\nProxy-Authorization: x\r\n"
+        b"Connection: X-Secret, keep-alive\r\nX-Secret: s\r\nX-Kept: k\r\n"
+        b"Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\nTrailer-X: t\r\n\r\n"
+    )
+    head = parser.events.popleft()
+    assert isinstance(head, RequestHead)
+    assert list(parser.events) == [b"abc", END]
+    assert forwarded_head(head, absolute=False) == (
+        b"POST /p?q=1 HTTP/1.1\r\nHost: example.com\r\nX-Kept: k\r\nTransfer-Encoding: chunked\r\n\r\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("path", "shown"),
+    [(b"/a", "/a"), (b"/a?k=secret", "/a?k=…"), (b"/a?x&y=1&z=", "/a?x&y=…&z=…"), (b"/?", "/?")],
+)
+def test_query_values_are_redacted_for_the_log(path: bytes, shown: str) -> None:
+    """The audit log keeps query names, never values."""
+    assert redact_query(path) == shown
+
+
+REQUEST_LINES = st.sampled_from(
+    [
+        b"GET http://a.test/ HTTP/1.1\r\n",
+        b"POST http://a.test/p HTTP/1.1\r\n",
+        b"CONNECT a.test:443 HTTP/1.1\r\n",
+        b"GET / HTTP/1.1\r\n",
+        b"HEAD http://a.test:8080/x?y=z HTTP/1.0\r\n",
+    ]
+)
+HEADERS = st.lists(
+    st.sampled_from(
+        [
+            b"Host: a.test\r\n",
+            b"Content-Length: 5\r\n",
+            b"Content-Length: 0\r\n",
+            b"Transfer-Encoding: chunked\r\n",
+            b"Transfer-Encoding: identity\r\n",
+            b"Connection: close\r\n",
+            b"Expect: 100-continue\r\n",
+            b" folded\r\n",
+            b"X: \xff\r\n",
+        ]
+    ),
+    max_size=6,
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    line=REQUEST_LINES,
+    headers=HEADERS,
+    body=st.binary(max_size=64),
+    noise=st.binary(max_size=32),
+    cuts=st.lists(st.integers(min_value=0, max_value=400), max_size=4),
+)
+def test_fuzzed_requests_parse_or_are_refused_never_crash(
+    line: bytes, headers: list[bytes], body: bytes, noise: bytes, cuts: list[int]
+) -> None:
+    """Any mix of lines, headers, body and noise, cut anywhere: events or BadRequest, nothing else."""
+    data = line + b"".join(headers) + b"\r\n" + body + noise
+    parser = RequestParser(1024)
+    start = 0
+    try:
+        for cut in [*sorted(cuts), len(data)]:
+            if parser.tunnel_data is not None:
+                break
+            parser.feed(data[start:cut])
+            start = max(start, cut)
+    except BadRequest as error:
+        assert 400 <= error.status < 600 and error.message
+        return
+    for event in parser.events:
+        assert isinstance(event, RequestHead | bytes) or event is END
+        if isinstance(event, RequestHead):
+            assert event.host and 0 < event.port < 65536
+            assert not (event.chunked and event.content_length is not None)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=300))
+def test_random_bytes_never_crash_the_parser(data: bytes) -> None:
+    """Arbitrary bytes are events or a BadRequest."""
+    try:
+        RequestParser(1024).feed(data)
+    except BadRequest as error:
+        assert 400 <= error.status < 600

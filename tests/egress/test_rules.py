@@ -1,0 +1,140 @@
+"""Host rules: the web-fetch rule engine's patterns with ports; deny beats allow; the policy's defaults."""
+
+from __future__ import annotations
+
+import pytest
+
+from airlock.egress.config import EgressConfig, HostRule
+from airlock.egress.rules import EgressRules, default_rules
+from airlock.errors import UsageError
+from airlock.policy import decide
+from tests.policy.helpers import context
+
+
+def _rules(allow: list[str], deny: list[str] = (), **changes: object) -> EgressRules:  # type: ignore[assignment]
+    return EgressRules(
+        EgressConfig(
+            allow=EgressConfig.rules(allow, "--allow"),
+            deny=EgressConfig.rules(list(deny), "--deny"),
+            **changes,  # type: ignore[arg-type]
+        )
+    )
+
+
+@pytest.mark.parametrize(
+    ("allow", "deny", "host", "port", "decision"),
+    [
+        (["example.com"], [], "example.com", 443, "allow"),
+        (["example.com"], [], "EXAMPLE.com.", 443, "allow"),
+        (["example.com"], [], "www.example.com", 443, "deny"),
+        (["*.example.com"], [], "a.b.example.com", 443, "allow"),
+        (["*.example.com"], [], "example.com", 443, "deny"),
+        (["example.com:8443"], [], "example.com", 8443, "allow"),
+        (["example.com:8443"], [], "example.com", 443, "deny"),
+        (["WebFetch(domain:docs.example.com)"], [], "docs.example.com", 443, "allow"),
+        (["*"], ["evil.com"], "evil.com", 443, "deny"),
+        (["*.example.com"], ["bad.example.com"], "bad.example.com", 80, "deny"),
+        (["*.example.com"], ["bad.example.com:80"], "bad.example.com", 443, "allow"),
+        (["cdn*.example.com"], [], "cdn7.example.com", 443, "allow"),
+        (["1.2.3.4"], [], "0x01020304", 443, "allow"),
+        ([], ["1.2.3.4"], "16909060", 443, "deny"),
+        ([], [], "anything.org", 443, "deny"),
+    ],
+    ids=[
+        "exact_host",
+        "case_and_trailing_dot_ignored",
+        "exact_does_not_cover_subdomain",
+        "wildcard_covers_any_depth",
+        "wildcard_not_the_apex",
+        "port_matches",
+        "port_mismatch",
+        "webfetch_rule_allows",
+        "deny_beats_allow_all_pattern",
+        "deny_beats_wildcard_allow",
+        "deny_on_other_port_does_not_apply",
+        "wildcard_within_label",
+        "address_spelt_in_hex_is_the_address",
+        "deny_of_address_not_bypassed_by_decimal",
+        "nothing_matches_default_deny",
+    ],
+)
+def test_rule_table(allow: list[str], deny: list[str], host: str, port: int, decision: str) -> None:
+    """Each pattern decides as the web-fetch rule engine matches it, with the port."""
+    assert _rules(allow, deny).check(host, port).decision == decision
+
+
+def test_allow_all_audits_but_a_deny_still_wins() -> None:
+    """--allow-all lets unlisted hosts through, naming itself; a deny still refuses."""
+    rules = _rules([], ["evil.com"], allow_all=True)
+    assert rules.check("any.org", 443).reason == "allowed by --allow-all (audit only)"
+    assert rules.check("evil.com", 443).decision == "deny"
+
+
+def test_the_reason_names_the_rule_and_its_origin() -> None:
+    """A refusal says which pattern and where it came from."""
+    rules = EgressRules(
+        EgressConfig(deny=(HostRule.parse("*.ads.test", "sandbox.network.deniedDomains in /s.json"),))
+    )
+    assert rules.check("x.ads.test", 443).reason == (
+        "denied by '*.ads.test' (sandbox.network.deniedDomains in /s.json)"
+    )
+
+
+def test_only_a_rule_naming_the_host_is_explicit() -> None:
+    """The relaxed address check applies to exact hosts, never to wildcards."""
+    rules = _rules(["db.internal", "*.corp.test"])
+    assert rules.check("db.internal", 5432).explicit
+    assert not rules.check("x.corp.test", 443).explicit
+
+
+@pytest.mark.parametrize("text", ["", "http://example.com", "example.com/path", "a..b", "x.com:0", "x.com:99999", "x.com:http"])
+def test_unreadable_patterns_are_refused_with_what_is_valid(text: str) -> None:
+    """A bad pattern is a usage error naming it and the valid forms."""
+    with pytest.raises(UsageError, match=r"example\.com:443"):
+        HostRule.parse(text, "--allow")
+
+
+@pytest.mark.parametrize(
+    ("environ", "allowed", "refused"),
+    [
+        ({}, ["api.anthropic.com"], ["statsig.anthropic.com", "example.com"]),
+        (
+            {"ANTHROPIC_BASE_URL": "https://llm.corp.test/v1"},
+            ["llm.corp.test", "api.anthropic.com"],
+            ["example.com"],
+        ),
+        ({"CLAUDE_CODE_USE_BEDROCK": "1"}, ["bedrock-runtime.eu-west-1.amazonaws.com"], ["s3.amazonaws.com"]),
+        ({"CLAUDE_CODE_USE_VERTEX": "1"}, ["us-east5-aiplatform.googleapis.com"], ["storage.googleapis.com"]),
+        (
+            {"CLAUDE_CODE_USE_BEDROCK": "1", "DISABLE_TELEMETRY": "1", "skip_preflight": "1"},
+            [],
+            ["api.anthropic.com"],
+        ),
+        (
+            {"AIRLOCK_DOMAIN_SAFETY_URL": "https://safety.corp.test"},
+            ["safety.corp.test"],
+            [],
+        ),
+    ],
+    ids=[
+        "first_party_api",
+        "base_url_host_and_vendor_flows",
+        "bedrock_regions",
+        "vertex_regions",
+        "bedrock_with_vendor_flows_off",
+        "domain_safety_service",
+    ],
+)
+def test_default_allow_is_the_hosts_of_flows_the_engine_has_on(
+    environ: dict[str, str], allowed: list[str], refused: list[str]
+) -> None:
+    """With no rule of the user's, exactly the on flows' hosts are let out."""
+    settings = {"skip_webfetch_preflight": True} if environ.pop("skip_preflight", None) else {}
+    ctx = context(environ, **settings)
+    rules = EgressRules(EgressConfig(default_allow=default_rules(ctx, decide(ctx))))
+    for host in allowed:
+        verdict = rules.check(host, 443)
+        assert verdict.allowed, host
+        assert verdict.reason.startswith("allowed by") and "policy: flow" in verdict.reason
+    for host in refused:
+        assert not rules.check(host, 443).allowed, host
