@@ -125,7 +125,6 @@ def serve_airlock(port: int, audit_log: str) -> None:
     )
     running = start_proxy(config, [sock])
     print("ready", flush=True)
-    stop = asyncio.Event if False else None  # noqa: F841 - placeholder for readability
     signal.sigwait({signal.SIGTERM, signal.SIGINT})
     running.close({"command": ["benchmark"], "exit_code": 0})
 

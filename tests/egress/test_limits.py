@@ -1,0 +1,126 @@
+"""Limits (connections, rate, upload budget, idle time) and chaining to an upstream proxy."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from airlock.egress import Limits
+from airlock.egress.limits import RateLimiter, UploadBudget
+from tests.egress.origin import _Site, config, origin, running
+
+
+@pytest.fixture
+def site() -> Iterator[_Site]:
+    with origin() as served:
+        yield served
+
+
+def _connect(url: str) -> socket.socket:
+    host, port = url.removeprefix("http://").split(":")
+    return socket.create_connection((host, int(port)), timeout=10)
+
+
+def test_rate_limiter_refills_with_time() -> None:
+    """Two a second: the third at once is refused, one more half a second later is admitted."""
+    limiter = RateLimiter(2)
+    assert [limiter.admit("h", 0.0) for _ in range(3)] == [True, True, False]
+    assert limiter.admit("other", 0.0)
+    assert limiter.admit("h", 0.5) and not limiter.admit("h", 0.5)
+
+
+def test_upload_budget_notes_when_it_runs_out() -> None:
+    """The budget admits until spent, then refuses and says it ran out."""
+    budget = UploadBudget(10)
+    budget.spend(9)
+    assert budget.admit() and not budget.exhausted
+    budget.spend(1)
+    assert not budget.admit() and budget.exhausted
+
+
+def test_new_connections_per_second_per_host(site: _Site, tmp_path: Path) -> None:
+    """Past the rate, a new connection is answered 429 naming the limit; the report counts it."""
+    cfg = config(tmp_path, limits=Limits(new_connections_per_second=2))
+    port = site.server_address[1]
+    with running(cfg) as (url, proxy):
+        statuses = []
+        for index in range(4):
+            with httpx.Client(proxy=url) as client:
+                statuses.append(client.get(f"http://127.0.0.1:{port}/{index}").status_code)
+        report = proxy.close({})
+    assert statuses[:2] == [200, 200] and 429 in statuses[2:]
+    (host,) = report.hosts
+    assert any("new connections per second" in reason for reason, _ in host.refused)
+
+
+def test_upload_budget_refuses_new_connections_once_spent(site: _Site, tmp_path: Path) -> None:
+    """After a megabyte sent with a 1 MB budget, the next connection is refused, and the run says so."""
+    cfg = config(tmp_path, limits=Limits(max_upload_mb=1))
+    port = site.server_address[1]
+    with running(cfg) as (url, proxy):
+        with httpx.Client(proxy=url) as client:
+            assert client.post(f"http://127.0.0.1:{port}/up", content=b"u" * 1_200_000).status_code == 200
+        with httpx.Client(proxy=url) as client:
+            refused = client.get(f"http://127.0.0.1:{port}/next")
+        report = proxy.close({})
+    assert refused.status_code == 403 and "upload budget of 1 MB" in refused.text
+    assert report.upload_budget_exhausted
+    assert any("upload budget ran out" in line for line in report.lines())
+
+
+def test_idle_connections_are_closed(tmp_path: Path) -> None:
+    """A client that sends nothing is disconnected after the idle limit."""
+    with running(config(tmp_path, limits=Limits(idle_seconds=0.3))) as (url, _):
+        sock = _connect(url)
+        started = time.monotonic()
+        with sock, contextlib.suppress(ConnectionResetError):
+            assert sock.recv(100) == b""
+        assert time.monotonic() - started < 5
+
+
+def test_connections_past_the_limit_get_503(tmp_path: Path) -> None:
+    """With two connections open, a third is answered 503 and closed."""
+    with running(config(tmp_path, limits=Limits(max_connections=2))) as (url, _):
+        held = [_connect(url), _connect(url)]
+        time.sleep(0.2)
+        with _connect(url) as third:
+            answer = third.recv(1000)
+        for sock in held:
+            sock.close()
+    assert answer.startswith(b"HTTP/1.1 503 ") and b"more than 2 connections" in answer
+
+
+def test_expect_continue_is_answered_by_the_proxy(site: _Site, tmp_path: Path) -> None:
+    """A client waiting for 100 Continue gets it at once, and its body reaches the origin."""
+    port = site.server_address[1]
+    with running(config(tmp_path)) as (url, _), _connect(url) as sock:
+        sock.sendall(
+            b"POST http://127.0.0.1:%d/e HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n"
+            b"Expect: 100-continue\r\nConnection: close\r\n\r\n" % port
+        )
+        assert sock.recv(100).startswith(b"HTTP/1.1 100 Continue\r\n\r\n")
+        sock.sendall(b"hello")
+        answer = b""
+        while piece := sock.recv(65536):
+            answer += piece
+    assert answer.endswith(b"hello")
+
+
+def test_chaining_through_an_upstream_proxy(site: _Site, tmp_path: Path) -> None:
+    """With --upstream-proxy, plain requests and tunnels go through it; the rules still apply first."""
+    port = site.server_address[1]
+    with running(config(tmp_path)) as (upstream_url, upstream):
+        cfg = config(tmp_path / "front", upstream_proxy=upstream_url, allow_private=False)
+        with running(cfg) as (url, _), httpx.Client(proxy=url) as client:
+            answer = client.get(f"http://127.0.0.1:{port}/chained")
+            refused = client.get("http://evil.test/")
+        report = upstream.close({})
+    assert answer.status_code == 200 and answer.text.startswith("path=/chained")
+    assert refused.status_code == 403
+    assert report.hosts[0].requests == 1
