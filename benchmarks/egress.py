@@ -82,7 +82,8 @@ async def _origin_handler(reader: asyncio.StreamReader, writer: asyncio.StreamWr
                     await writer.drain()
             else:
                 writer.write(
-                    b"HTTP/1.1 200 OK\r\n%sContent-Length: %d\r\n\r\n%s" % (extra, len(SMALL), SMALL)
+                    b"HTTP/1.1 200 OK\r\n%sContent-Length: %d\r\n\r\n%s"
+                    % (extra, len(SMALL), SMALL)
                 )
             if close:
                 await writer.drain()
@@ -173,7 +174,9 @@ def process(command: list[str], port: int, **kwargs: object) -> Iterator[subproc
             child.wait()
 
 
-def start_airlock(temp: Path, audit: bool) -> contextlib.AbstractContextManager[subprocess.Popen[bytes]]:
+def start_airlock(
+    temp: Path, audit: bool
+) -> contextlib.AbstractContextManager[subprocess.Popen[bytes]]:
     port = free_port()
     log = str(temp / f"audit-{port}.jsonl") if audit else "off"
     command = [sys.executable, str(Path(__file__)), "--serve-airlock", str(port), "--audit", log]
@@ -205,8 +208,7 @@ def start_tinyproxy(temp: Path) -> contextlib.AbstractContextManager[subprocess.
     conf = temp / f"tinyproxy-{port}.conf"
     user = "User nobody\nGroup nogroup\n" if os.geteuid() == 0 else ""
     conf.write_text(
-        f"Port {port}\nListen 127.0.0.1\nTimeout 600\nMaxClients 1024\n"
-        f"LogLevel Critical\n{user}"
+        f"Port {port}\nListen 127.0.0.1\nTimeout 600\nMaxClients 1024\nLogLevel Critical\n{user}"
     )
     return _with_port(process(["tinyproxy", "-d", "-c", str(conf)], port), port)
 
@@ -278,7 +280,9 @@ async def _one_tunnel(
     proxy: tuple[str, int] | None, origin: tuple[str, int], context: ssl.SSLContext
 ) -> None:
     if proxy is None:
-        reader, writer = await asyncio.open_connection(*origin, ssl=context, server_hostname="localhost")
+        reader, writer = await asyncio.open_connection(
+            *origin, ssl=context, server_hostname="localhost"
+        )
     else:
         reader, writer = await asyncio.open_connection(*proxy)
         authority = f"{origin[0]}:{origin[1]}".encode()
@@ -365,9 +369,7 @@ def memory(row: Row, port: int, megabytes: int) -> float:
     """The proxy's peak RSS (MB) after uploading and downloading ``megabytes`` through it."""
     size = megabytes * CHUNK
     base = ["curl", "-sS", "-o", "/dev/null", "-x", str(row.proxy), "--noproxy", ""]
-    subprocess.run(
-        [*base, f"http://127.0.0.1:{port}/bulk?n={size}"], check=True, timeout=900
-    )
+    subprocess.run([*base, f"http://127.0.0.1:{port}/bulk?n={size}"], check=True, timeout=900)
     upload = subprocess.Popen(["head", "-c", str(size), "/dev/zero"], stdout=subprocess.PIPE)
     subprocess.run(
         [*base, "-T", "-", "-H", "Transfer-Encoding: chunked", f"http://127.0.0.1:{port}/upload"],
@@ -438,8 +440,9 @@ PEERS: dict[str, Callable[[Path], contextlib.AbstractContextManager[subprocess.P
 """How each proxy row is started; each yields a process with a ``.port``."""
 
 
-def measure(row: Row, args: argparse.Namespace, ports: tuple[int, int], temp: Path,
-            context: ssl.SSLContext) -> None:
+def measure(
+    row: Row, args: argparse.Namespace, ports: tuple[int, int], temp: Path, context: ssl.SSLContext
+) -> None:
     port, tls_port = ports
     results = row.results
     results["ka req/s"] = wrk(row, port, args.seconds, args.connections, False, temp)
@@ -478,7 +481,13 @@ def print_table(rows: list[Row], args: argparse.Namespace) -> None:
         cells = []
         for column in COLUMNS:
             value = row.results.get(column)
-            cells.append("-" if value is None else f"{value:,.1f}" if isinstance(value, float) else str(value))
+            cells.append(
+                "-"
+                if value is None
+                else f"{value:,.1f}"
+                if isinstance(value, float)
+                else str(value)
+            )
         print(f"| {row.name} | {' | '.join(cells)} |")
     for row in rows:
         extra = {k: v for k, v in row.results.items() if k.startswith("rss") or k == "notes"}
@@ -498,11 +507,15 @@ def print_table(rows: list[Row], args: argparse.Namespace) -> None:
     if "airlock" in by_name:
         ours = by_name["airlock"]
         for column in ("plain MB/s", "tunnel MB/s"):
-            print(f"airlock {column}: {100 * float(ours[column]) / float(direct[column]):.0f}% of direct")
+            print(
+                f"airlock {column}: {100 * float(ours[column]) / float(direct[column]):.0f}% of direct"
+            )
     if "airlock" in by_name and "airlock (audit off)" in by_name:
         on, off = by_name["airlock"], by_name["airlock (audit off)"]
         for column in ("ka req/s", "new req/s", "tunnels/s"):
-            print(f"audit log cost, {column}: {100 * (1 - float(on[column]) / float(off[column])):+.1f}%")
+            print(
+                f"audit log cost, {column}: {100 * (1 - float(on[column]) / float(off[column])):+.1f}%"
+            )
 
 
 def main() -> int:
@@ -539,8 +552,16 @@ def main() -> int:
         cert, key = make_certificate(temp)
         context = ssl.create_default_context(cafile=str(cert))
         port, tls_port = free_port(), free_port()
-        origin = [sys.executable, str(Path(__file__)), "--serve-origin", str(port), str(tls_port),
-                  "--cert", str(cert), str(key)]
+        origin = [
+            sys.executable,
+            str(Path(__file__)),
+            "--serve-origin",
+            str(port),
+            str(tls_port),
+            "--cert",
+            str(cert),
+            str(key),
+        ]
         with process(origin, tls_port):
             rows = [Row("direct", None)]
             measure(rows[0], args, (port, tls_port), temp, context)

@@ -73,8 +73,18 @@ def _append(lines: list[bytes]) -> list[bytes]:
 
 TAMPERING: list[tuple[str, Callable[[list[bytes]], list[bytes]], int | range, str]] = [
     ("edited_record", _edit, 3, "does not carry the hash of record 2"),
-    ("removed_record", lambda lines: [*lines[:2], *lines[3:]], 2, "does not carry the hash of record 1"),
-    ("reordered_records", lambda lines: [*lines[:2], lines[3], lines[2], *lines[4:]], 2, "record 1"),
+    (
+        "removed_record",
+        lambda lines: [*lines[:2], *lines[3:]],
+        2,
+        "does not carry the hash of record 1",
+    ),
+    (
+        "reordered_records",
+        lambda lines: [*lines[:2], lines[3], lines[2], *lines[4:]],
+        2,
+        "record 1",
+    ),
     ("appended_record", _append, 7, "past the last checkpoint"),
     ("cut_short", lambda lines: lines[:-2], 5, "records removed from the end"),
     ("first_record_removed", lambda lines: lines[1:], 0, "not the start of a chain"),
@@ -221,12 +231,20 @@ def test_audit_cli_filters_and_prints_json(site: _Site, tmp_path: Path) -> None:
     denied = json.loads(airlock("audit", "--json", "--decision", "deny", "--audit-log", log).stdout)
     assert [(r["host"], r["decision"], r["status"]) for r in denied] == [("evil.test", "deny", 403)]
     for record in denied:
-        assert {"time", "host", "port", "decision", "reason", "bytes_out", "bytes_in"} <= set(record)
+        assert {"time", "host", "port", "decision", "reason", "bytes_out", "bytes_in"} <= set(
+            record
+        )
     local = json.loads(airlock("audit", "--json", "--host", "127.0.0.1", "--audit-log", log).stdout)
     assert len(local) == 2
     run_id = everything[0]["run"]
-    assert len(json.loads(airlock("audit", "--json", "--run", run_id[:12], "--audit-log", log).stdout)) == 5
-    assert json.loads(airlock("audit", "--json", "--since", "2999-01-01", "--audit-log", log).stdout) == []
+    assert (
+        len(json.loads(airlock("audit", "--json", "--run", run_id[:12], "--audit-log", log).stdout))
+        == 5
+    )
+    assert (
+        json.loads(airlock("audit", "--json", "--since", "2999-01-01", "--audit-log", log).stdout)
+        == []
+    )
     text = airlock("audit", "--audit-log", log).stdout
     assert "evil.test:80/" in text and "denied by" in text
 

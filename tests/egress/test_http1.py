@@ -40,23 +40,65 @@ def _exchange(proxy_url: str, data: bytes) -> bytes:
 
 
 HOSTILE = [
-    ("both_lengths", b"POST http://127.0.0.1:{port}/ HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\n\r\n", 400),
-    ("two_content_lengths", b"POST http://127.0.0.1:{port}/ HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nContent-Length: 40\r\n\r\nabc", 400),
-    ("bad_chunk_size", b"POST http://127.0.0.1:{port}/ HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n", 400),
-    ("chunk_size_overflow", b"POST http://127.0.0.1:{port}/ HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nfffffffffffffffffff\r\n", 400),
-    ("obsolete_line_folding", b"GET http://127.0.0.1:{port}/ HTTP/1.1\r\nHost: a\r\nX-A: one\r\n two\r\n\r\n", 400),
+    (
+        "both_lengths",
+        b"POST http://127.0.0.1:{port}/ HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\n\r\n",
+        400,
+    ),
+    (
+        "two_content_lengths",
+        b"POST http://127.0.0.1:{port}/ HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nContent-Length: 40\r\n\r\nabc",
+        400,
+    ),
+    (
+        "bad_chunk_size",
+        b"POST http://127.0.0.1:{port}/ HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n",
+        400,
+    ),
+    (
+        "chunk_size_overflow",
+        b"POST http://127.0.0.1:{port}/ HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nfffffffffffffffffff\r\n",
+        400,
+    ),
+    (
+        "obsolete_line_folding",
+        b"GET http://127.0.0.1:{port}/ HTTP/1.1\r\nHost: a\r\nX-A: one\r\n two\r\n\r\n",
+        400,
+    ),
     ("space_before_colon", b"GET http://127.0.0.1:{port}/ HTTP/1.1\r\nHost : a\r\n\r\n", 400),
     ("bare_lf", b"GET http://127.0.0.1:{port}/ HTTP/1.1\nHost: a\n\n", 400),
-    ("transfer_encoding_not_chunked", b"POST http://127.0.0.1:{port}/ HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n", 501),
+    (
+        "transfer_encoding_not_chunked",
+        b"POST http://127.0.0.1:{port}/ HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n",
+        501,
+    ),
     ("nul_in_header", b"GET http://127.0.0.1:{port}/ HTTP/1.1\r\nHost: a\x00b\r\n\r\n", 400),
     ("origin_form_target", b"GET /etc/passwd HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", 400),
     ("https_without_connect", b"GET https://127.0.0.1:{port}/ HTTP/1.1\r\nHost: a\r\n\r\n", 400),
-    ("credentials_in_url", b"GET http://user:pw@127.0.0.1:{port}/ HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+    (
+        "credentials_in_url",
+        b"GET http://user:pw@127.0.0.1:{port}/ HTTP/1.1\r\nHost: a\r\n\r\n",
+        400,
+    ),
     ("connect_without_port", b"CONNECT 127.0.0.1 HTTP/1.1\r\nHost: a\r\n\r\n", 400),
     ("garbage", b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", 400),
-    ("websocket_upgrade", b"GET http://127.0.0.1:{port}/ HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n", 501),
-    ("huge_header", b"GET http://127.0.0.1:{port}/ HTTP/1.1\r\nHost: a\r\nX-Big: " + b"a" * 70_000 + b"\r\n\r\n", 431),
-    ("unknown_expectation", b"GET http://127.0.0.1:{port}/ HTTP/1.1\r\nHost: a\r\nExpect: magic\r\n\r\n", 417),
+    (
+        "websocket_upgrade",
+        b"GET http://127.0.0.1:{port}/ HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
+        501,
+    ),
+    (
+        "huge_header",
+        b"GET http://127.0.0.1:{port}/ HTTP/1.1\r\nHost: a\r\nX-Big: "
+        + b"a" * 70_000
+        + b"\r\n\r\n",
+        431,
+    ),
+    (
+        "unknown_expectation",
+        b"GET http://127.0.0.1:{port}/ HTTP/1.1\r\nHost: a\r\nExpect: magic\r\n\r\n",
+        417,
+    ),
 ]
 
 
@@ -71,7 +113,10 @@ def test_hostile_requests_get_a_clear_4xx_and_reach_no_one(
         assert answer.startswith(b"HTTP/1.1 %d " % status), answer[:200]
         assert b"airlock: " in answer
         assert site.seen == []
-        again = _exchange(url, b"GET http://127.0.0.1:%d/ok HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n" % port)
+        again = _exchange(
+            url,
+            b"GET http://127.0.0.1:%d/ok HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n" % port,
+        )
         assert again.startswith(b"HTTP/1.1 200 ")
 
 
@@ -81,7 +126,8 @@ def test_the_host_header_is_the_urls_not_the_clients(site: _Site, tmp_path: Path
     with running(config(tmp_path)) as (url, _):
         answer = _exchange(
             url,
-            b"GET http://127.0.0.1:%d/x HTTP/1.1\r\nHost: internal.admin\r\nConnection: close\r\n\r\n" % port,
+            b"GET http://127.0.0.1:%d/x HTTP/1.1\r\nHost: internal.admin\r\nConnection: close\r\n\r\n"
+            % port,
         )
     assert answer.endswith(b"host=127.0.0.1:%d" % port)
 
@@ -93,7 +139,8 @@ def test_pipelined_requests_are_answered_in_order(site: _Site, tmp_path: Path) -
         answer = _exchange(
             url,
             b"GET http://127.0.0.1:%d/one HTTP/1.1\r\nHost: a\r\n\r\n"
-            b"GET http://127.0.0.1:%d/two HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n" % (port, port),
+            b"GET http://127.0.0.1:%d/two HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"
+            % (port, port),
         )
     assert answer.index(b"path=/one") < answer.index(b"path=/two")
 

@@ -65,7 +65,10 @@ def test_upload_budget_refuses_new_connections_once_spent(site: _Site, tmp_path:
     port = site.server_address[1]
     with running(cfg) as (url, proxy):
         with httpx.Client(proxy=url) as client:
-            assert client.post(f"http://127.0.0.1:{port}/up", content=b"u" * 1_200_000).status_code == 200
+            assert (
+                client.post(f"http://127.0.0.1:{port}/up", content=b"u" * 1_200_000).status_code
+                == 200
+            )
         with httpx.Client(proxy=url) as client:
             refused = client.get(f"http://127.0.0.1:{port}/next")
         report = proxy.close({})

@@ -73,7 +73,9 @@ def test_allow_all_audits_but_a_deny_still_wins() -> None:
 def test_the_reason_names_the_rule_and_its_origin() -> None:
     """A refusal says which pattern and where it came from."""
     rules = EgressRules(
-        EgressConfig(deny=(HostRule.parse("*.ads.test", "sandbox.network.deniedDomains in /s.json"),))
+        EgressConfig(
+            deny=(HostRule.parse("*.ads.test", "sandbox.network.deniedDomains in /s.json"),)
+        )
     )
     assert rules.check("x.ads.test", 443).reason == (
         "denied by '*.ads.test' (sandbox.network.deniedDomains in /s.json)"
@@ -87,7 +89,10 @@ def test_only_a_rule_naming_the_host_is_explicit() -> None:
     assert not rules.check("x.corp.test", 443).explicit
 
 
-@pytest.mark.parametrize("text", ["", "http://example.com", "example.com/path", "a..b", "x.com:0", "x.com:99999", "x.com:http"])
+@pytest.mark.parametrize(
+    "text",
+    ["", "http://example.com", "example.com/path", "a..b", "x.com:0", "x.com:99999", "x.com:http"],
+)
 def test_unreadable_patterns_are_refused_with_what_is_valid(text: str) -> None:
     """A bad pattern is a usage error naming it and the valid forms."""
     with pytest.raises(UsageError, match=r"example\.com:443"):
@@ -103,8 +108,16 @@ def test_unreadable_patterns_are_refused_with_what_is_valid(text: str) -> None:
             ["llm.corp.test", "api.anthropic.com"],
             ["example.com"],
         ),
-        ({"CLAUDE_CODE_USE_BEDROCK": "1"}, ["bedrock-runtime.eu-west-1.amazonaws.com"], ["s3.amazonaws.com"]),
-        ({"CLAUDE_CODE_USE_VERTEX": "1"}, ["us-east5-aiplatform.googleapis.com"], ["storage.googleapis.com"]),
+        (
+            {"CLAUDE_CODE_USE_BEDROCK": "1"},
+            ["bedrock-runtime.eu-west-1.amazonaws.com"],
+            ["s3.amazonaws.com"],
+        ),
+        (
+            {"CLAUDE_CODE_USE_VERTEX": "1"},
+            ["us-east5-aiplatform.googleapis.com"],
+            ["storage.googleapis.com"],
+        ),
         (
             {"CLAUDE_CODE_USE_BEDROCK": "1", "DISABLE_TELEMETRY": "1", "skip_preflight": "1"},
             [],
