@@ -55,6 +55,8 @@ from airlock.egress.rules import EgressRules, RuleDecision, how_to_allow
 from airlock.errors import AirlockError, RefusedError
 
 READ_SIZE = 256 * 1024
+GATEWAY_HOST = "git.airlock.internal"
+"""The git credential gateway's name (``egress.gateway.GATEWAY_HOST``)."""
 ESTABLISHED = b"HTTP/1.1 200 Connection established\r\n\r\n"
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 
@@ -192,6 +194,13 @@ class Proxy:
         for task in list(self._tasks):
             task.cancel()
 
+    def check_rules(self, host: str, port: int) -> RuleDecision:
+        """The host rules' answer; the git gateway's name is allowed when a gateway runs."""
+        if self.config.gateway is not None and host == GATEWAY_HOST:
+            reason = "the git credential gateway (--repo): it grants repositories itself"
+            return RuleDecision(host, port, "allow", reason, explicit=True)
+        return self.rules.check(host, port)
+
     async def admit(self, host: str, port: int) -> tuple[RuleDecision, str | None]:
         """Decide a new connection to ``host:port``: rules, limits, then the address check.
 
@@ -201,7 +210,9 @@ class Proxy:
         Raises:
             Refusal: the connection is refused, with the status and reason.
         """
-        decision = self.rules.check(host, port)
+        decision = self.check_rules(host, port)
+        if decision.rule is None and decision.allowed and host == GATEWAY_HOST:
+            return decision, None  # the gateway: no address to check
         if not decision.allowed:
             raise Refusal(403, decision.reason, how_to_allow(decision.host, port))
         if self.failed is not None:
@@ -230,6 +241,8 @@ class Proxy:
             Refusal: ``502``/``504`` when the connection cannot be made.
         """
         target = (address, port) if self.chained is None else self.chained
+        if self.config.gateway is not None and host == GATEWAY_HOST:
+            target = self.config.gateway  # on this host's loopback, outside the sandbox
         timeout = self.config.limits.connect_timeout
         try:
             async with asyncio.timeout(timeout):
@@ -465,7 +478,7 @@ class Client:
                 decision, address = await proxy.admit(head.host, head.port)
                 upstream = self.upstream = await proxy.dial(decision.host, head.port, address)
             else:
-                decision = proxy.rules.check(head.host, head.port)
+                decision = proxy.check_rules(head.host, head.port)
                 if not decision.allowed:  # pragma: no cover - same host:port as admitted
                     raise Refusal(403, decision.reason)
                 if not proxy.budget.admit():

@@ -1,0 +1,420 @@
+"""The git credential gateway: git inside the sandbox reaches the run's repositories, never the token.
+
+Theory of operation
+-------------------
+Inside the sandbox, git is told (through ``GIT_CONFIG_*`` variables, :func:`git_environment`)
+to fetch ``https://github.com/OWNER/NAME`` from ``http://git.airlock.internal/OWNER/NAME``
+instead, through the run's proxy. Plain HTTP to the proxy needs no CA inside. The proxy sends
+requests for that host to the :class:`Gateway`, a small HTTP server on the host's loopback,
+outside the sandbox. For each request the gateway:
+
+1. reads the repository and the git service from the path (smart HTTP only: ``info/refs``,
+   ``git-upload-pack``, ``git-receive-pack``);
+2. refuses a repository not granted with ``--repo``, and a push (``git-receive-pack``) to one
+   granted ``:ro``: git shows the refusal to its user as ``fatal: remote error: …`` (an ``ERR``
+   packet line);
+3. sends the request on to the code host (``--git-upstream``, GitHub by default) with the token
+   in an ``Authorization`` header added here, streaming both ways; the answer is streamed back
+   with every occurrence of the token replaced, in headers and body alike.
+
+The token is read outside (``GH_TOKEN``, ``GITHUB_TOKEN``, or ``--git-token-file``); it is held
+by :class:`GitToken`, whose ``repr`` and ``str`` never show it, and is never put in a message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import re
+import ssl
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from airlock.egress.inspect import MAX_HEAD, Head, HttpError, _body_pieces, read_head
+from airlock.errors import UsageError
+
+GATEWAY_HOST = "git.airlock.internal"
+"""The name git inside uses for the gateway; it never resolves: the proxy routes it here."""
+DEFAULT_UPSTREAM = "https://github.com"
+SERVICES = frozenset({"git-upload-pack", "git-receive-pack"})
+_REPO = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,99})$")
+_PATH = re.compile(
+    r"^/(?P<owner>[^/]+)/(?P<name>[^/]+?)(?:\.git)?/"
+    r"(?P<rest>info/refs|git-upload-pack|git-receive-pack)$"
+)
+_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "transfer-encoding",
+        "te",
+        "upgrade",
+        "authorization",
+        "proxy-authorization",
+        "host",
+        "content-length",
+        "trailer",
+    }
+)
+PIECE = 64 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class RepoGrant:
+    """One ``--repo OWNER/NAME[:ro]``."""
+
+    owner: str
+    name: str
+    read_only: bool = False
+
+    @property
+    def key(self) -> str:
+        return f"{self.owner}/{self.name}".lower()
+
+    @classmethod
+    def parse(cls, text: str) -> RepoGrant:
+        """Read ``OWNER/NAME`` or ``OWNER/NAME:ro``.
+
+        Raises:
+            UsageError: Not of that form; the message shows the value and the valid form.
+        """
+        spec, colon, mode = text.partition(":")
+        owner, slash, name = spec.partition("/")
+        name = name.removesuffix(".git")
+        if not slash or not _REPO.match(owner) or not _REPO.match(name) or (colon and mode != "ro"):
+            raise UsageError(
+                f"--repo {text!r}: expected OWNER/NAME or OWNER/NAME:ro (letters, digits, '.', "
+                "'-', '_'), e.g. --repo octo-org/widgets:ro"
+            )
+        return cls(owner, name, read_only=bool(colon))
+
+
+class GitToken:
+    """The code host's token; never shown by ``repr`` or ``str``."""
+
+    __slots__ = ("_value", "source")
+
+    def __init__(self, value: str, source: str) -> None:
+        self._value = value
+        self.source = source
+
+    def reveal(self) -> str:
+        """The token itself, for the one header that carries it."""
+        return self._value
+
+    def __repr__(self) -> str:
+        return f"GitToken(from {self.source})"
+
+    __str__ = __repr__
+
+
+def load_token(environ: Mapping[str, str], token_file: Path | None = None) -> GitToken:
+    """The token from ``--git-token-file``, else ``GH_TOKEN``, else ``GITHUB_TOKEN``.
+
+    Raises:
+        UsageError: None is set, or the file cannot be read or is empty.
+    """
+    if token_file is not None:
+        try:
+            value = token_file.read_text().strip()
+        except OSError as error:
+            raise UsageError(
+                f"--git-token-file {token_file}: cannot read it ({error.strerror or error})"
+            ) from None
+        if not value:
+            raise UsageError(f"--git-token-file {token_file} is empty")
+        return GitToken(value, f"--git-token-file {token_file}")
+    for name in ("GH_TOKEN", "GITHUB_TOKEN"):
+        value = environ.get(name, "").strip()
+        if value:
+            return GitToken(value, name)
+    raise UsageError(
+        "--repo needs a token for the code host: set GH_TOKEN or GITHUB_TOKEN in airlock's "
+        "environment, or give --git-token-file FILE (it never enters the sandbox)"
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayConfig:
+    """The repositories a run may reach, the code host and its token."""
+
+    repos: tuple[RepoGrant, ...]
+    token: GitToken
+    upstream: str = DEFAULT_UPSTREAM
+    upstream_ca: Path | None = None
+    grants: dict[str, RepoGrant] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if not self.upstream.startswith(("http://", "https://")):
+            raise UsageError(
+                f"--git-upstream {self.upstream!r}: expected an http:// or https:// URL, "
+                "e.g. https://github.com"
+            )
+        object.__setattr__(self, "grants", {grant.key: grant for grant in self.repos})
+
+
+def git_environment(proxy_url: str, upstream: str = DEFAULT_UPSTREAM) -> dict[str, str]:
+    """Variables that send git inside to the gateway, through ``proxy_url``; no secret in them.
+
+    ``url.<gateway>.insteadOf`` rewrites ``https://github.com/`` (and the SSH forms) to the
+    gateway; ``http.<gateway>.proxy`` sends it through the proxy whatever ``http_proxy`` says.
+    """
+    gateway = f"http://{GATEWAY_HOST}/"
+    host = upstream.split("://", 1)[1].rstrip("/")
+    pairs = [
+        (f"url.{gateway}.insteadOf", upstream.rstrip("/") + "/"),
+        (f"url.{gateway}.insteadOf", f"git@{host}:"),
+        (f"url.{gateway}.insteadOf", f"ssh://git@{host}/"),
+        (f"http.{gateway}.proxy", proxy_url),
+        ("credential.helper", ""),
+    ]
+    env = {"GIT_CONFIG_COUNT": str(len(pairs)), "GIT_TERMINAL_PROMPT": "0"}
+    for index, (key, value) in enumerate(pairs):
+        env[f"GIT_CONFIG_KEY_{index}"] = key
+        env[f"GIT_CONFIG_VALUE_{index}"] = value
+    return env
+
+
+def _pkt(text: str) -> bytes:
+    data = text.encode()
+    return f"{len(data) + 4:04x}".encode() + data
+
+
+class _Scrubber:
+    """Replaces the token in a stream of bytes, wherever the pieces are cut."""
+
+    def __init__(self, secret: bytes) -> None:
+        self.secret = secret
+        self.carry = b""
+
+    def feed(self, data: bytes) -> bytes:
+        text = (self.carry + data).replace(self.secret, b"[REDACTED:git_token]")
+        keep = len(self.secret) - 1
+        self.carry, out = (text[-keep:], text[:-keep]) if keep and len(text) > keep else (text, b"")
+        return out
+
+    def finish(self) -> bytes:
+        out, self.carry = self.carry, b""
+        return out
+
+
+class Gateway:
+    """The gateway's HTTP server on the host's loopback.
+
+    Args:
+        config: Repositories, code host and token.
+        record: Optional; takes a small dict per request (repository, service, decision).
+    """
+
+    def __init__(self, config: GatewayConfig, record: object = None) -> None:
+        self.config = config
+        self.record = record
+        self.server: asyncio.Server | None = None
+        token = config.token.reveal()
+        self._secrets = {token.encode(), base64.b64encode(f"x-access-token:{token}".encode())}
+        self._auth = "Basic " + base64.b64encode(f"x-access-token:{token}".encode()).decode()
+        verify: ssl.SSLContext | bool = True
+        if config.upstream_ca is not None:
+            verify = ssl.create_default_context()
+            verify.load_verify_locations(cafile=str(config.upstream_ca))
+        self._client = httpx.AsyncClient(verify=verify, timeout=httpx.Timeout(60.0))
+        self.refusals: list[str] = []
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> tuple[str, int]:
+        """Listen on ``host:port``; return the address (for the proxy's ``gateway`` setting)."""
+        self.server = await asyncio.start_server(self._serve, host, port, limit=MAX_HEAD)
+        name = self.server.sockets[0].getsockname()
+        return str(name[0]), int(name[1])
+
+    async def close(self) -> None:
+        if self.server is not None:
+            self.server.close()
+            await self.server.wait_closed()
+        await self._client.aclose()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                try:
+                    head = await read_head(reader, request=True)
+                except HttpError as error:
+                    await self._text(writer, error.status, error.message, close=True)
+                    return
+                if head is None or not await self._one(head, reader, writer):
+                    return
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            writer.close()
+            with contextlib.suppress(ConnectionError, OSError):
+                await writer.wait_closed()
+
+    def _scrub(self, text: str) -> str:
+        for secret in self._secrets:
+            text = text.replace(secret.decode(), "[REDACTED:git_token]")
+        return text
+
+    async def _text(
+        self, writer: asyncio.StreamWriter, status: int, message: str, *, close: bool = False
+    ) -> None:
+        body = (self._scrub(message) + "\n").encode()
+        writer.write(
+            f"HTTP/1.1 {status} {'Forbidden' if status == 403 else 'Error'}\r\n"
+            f"Content-Type: text/plain; charset=utf-8\r\nContent-Length: {len(body)}\r\n".encode()
+            + (b"Connection: close\r\n" if close else b"")
+            + b"\r\n"
+            + body
+        )
+        await writer.drain()
+
+    async def _refuse(
+        self, writer: asyncio.StreamWriter, service: str, message: str, advertisement: bool
+    ) -> None:
+        """A refusal git prints: an ``ERR`` packet on ``info/refs``, else a ``403``."""
+        self.refusals.append(message)
+        if not advertisement:
+            await self._text(writer, 403, message)
+            return
+        body = _pkt(f"ERR {message}")
+        writer.write(
+            f"HTTP/1.1 200 OK\r\nContent-Type: application/x-{service}-advertisement\r\n"
+            f"Cache-Control: no-cache\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+            + body
+        )
+        await writer.drain()
+
+    def _route(self, head: Head) -> tuple[RepoGrant | None, str, str, str]:
+        """The grant (or ``None``), service, repository as asked and path on the code host."""
+        target = head.first[1].decode("latin-1")
+        if target.startswith("http://"):
+            target = "/" + target.split("/", 3)[-1]
+        path, _, query = target.partition("?")
+        found = _PATH.match(path)
+        if found is None:
+            raise HttpError(
+                404,
+                f"airlock git gateway: {path!r} is not a smart-HTTP git request "
+                "(…/OWNER/NAME.git/info/refs, git-upload-pack or git-receive-pack)",
+            )
+        owner, name, rest = found["owner"], found["name"], found["rest"]
+        service = rest
+        if rest == "info/refs":
+            service = dict(part.partition("=")[::2] for part in query.split("&") if part).get(
+                "service", ""
+            )
+            if service not in SERVICES:
+                raise HttpError(
+                    403, "airlock git gateway: only smart HTTP (git-upload-pack, git-receive-pack)"
+                )
+        grant = self.config.grants.get(f"{owner}/{name}".lower())
+        upstream_path = f"/{owner}/{name}.git/{rest}" + (f"?{query}" if query else "")
+        return grant, service, f"{owner}/{name}", upstream_path
+
+    async def _one(
+        self, head: Head, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> bool:
+        try:
+            framing = head.framing()
+            grant, service, asked, upstream_path = self._route(head)
+        except HttpError as error:
+            await self._text(writer, error.status, error.message, close=True)
+            return False
+        advertisement = upstream_path.split("?", 1)[0].endswith("/info/refs")
+        if grant is None:
+            allowed = ", ".join(g.key + (":ro" if g.read_only else "") for g in self.config.repos)
+            await self._refuse(
+                writer,
+                service,
+                f"airlock: repository {asked} is not granted to this run "
+                f"(granted: {allowed or 'none'}); add --repo {asked} to reach it",
+                advertisement,
+            )
+            return await self._drained(reader, framing)
+        if service == "git-receive-pack" and grant.read_only:
+            await self._refuse(
+                writer,
+                service,
+                f"airlock: {asked} is read-only in this run (--repo {grant.owner}/{grant.name}:ro): "
+                "push refused; grant it without :ro to push",
+                advertisement,
+            )
+            return await self._drained(reader, framing)
+        return await self._forward(head, framing, reader, writer, upstream_path)
+
+    async def _drained(self, reader: asyncio.StreamReader, framing: tuple[str, int]) -> bool:
+        if framing[0] == "none":
+            return True
+        with contextlib.suppress(HttpError):
+            async for _ in _body_pieces(reader, framing):
+                pass
+            return True
+        return False
+
+    async def _forward(
+        self,
+        head: Head,
+        framing: tuple[str, int],
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        upstream_path: str,
+    ) -> bool:
+        headers = [
+            (k.decode("latin-1"), v.decode("latin-1"))
+            for k, v in head.headers
+            if k.decode("latin-1").lower() not in _HOP
+        ]
+        headers.append(("Authorization", self._auth))
+        if framing[0] == "length":
+            headers.append(("Content-Length", str(framing[1])))
+
+        async def body() -> AsyncIterator[bytes]:
+            async for _, payload in _body_pieces(reader, framing):
+                yield payload
+
+        url = self.config.upstream.rstrip("/") + upstream_path
+        method = head.first[0].decode("latin-1")
+        request = self._client.build_request(
+            method, url, headers=headers, content=body() if framing[0] != "none" else None
+        )
+        try:
+            response = await self._client.send(request, stream=True)
+        except httpx.HTTPError as error:
+            await self._text(
+                writer, 502, f"airlock git gateway: {self.config.upstream}: {error}", close=True
+            )
+            return False
+        try:
+            await self._relay(response, writer)
+        finally:
+            await response.aclose()
+        return True
+
+    async def _relay(self, response: httpx.Response, writer: asyncio.StreamWriter) -> None:
+        lines = [f"HTTP/1.1 {response.status_code} {response.reason_phrase}"]
+        for key, value in response.headers.multi_items():
+            if key.lower() in _HOP or key.lower() == "set-cookie":
+                continue
+            lines.append(f"{key}: {self._scrub(value)}")
+        lines.append("Transfer-Encoding: chunked")
+        writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+        scrubbers = [_Scrubber(secret) for secret in self._secrets]
+        async for data in response.aiter_raw(PIECE):
+            self._chunk(writer, scrubbers, data)
+            await writer.drain()
+        self._chunk(writer, scrubbers, b"", final=True)
+        writer.write(b"0\r\n\r\n")
+        await writer.drain()
+
+    @staticmethod
+    def _chunk(
+        writer: asyncio.StreamWriter, scrubbers: list[_Scrubber], data: bytes, final: bool = False
+    ) -> None:
+        for scrubber in scrubbers:
+            data = scrubber.feed(data) + (scrubber.finish() if final else b"")
+        if data:
+            writer.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")

@@ -1,0 +1,239 @@
+"""The git credential gateway with real git, the real proxy and a local code host."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import subprocess
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from airlock.egress import gateway as gw
+from airlock.egress.gateway import (
+    Gateway,
+    GatewayConfig,
+    RepoGrant,
+    git_environment,
+    load_token,
+)
+from airlock.egress.server import GATEWAY_HOST
+from airlock.errors import UsageError
+from tests.egress.codehost import TOKEN, code_host, git, make_repo
+from tests.egress.origin import config, running
+
+SECRETS = (TOKEN, base64.b64encode(f"x-access-token:{TOKEN}".encode()).decode())
+
+
+@contextlib.contextmanager
+def gateway_running(cfg: GatewayConfig) -> Iterator[tuple[Gateway, tuple[str, int]]]:
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    gate = Gateway(cfg)
+    address = asyncio.run_coroutine_threadsafe(gate.start(), loop).result(10)
+    try:
+        yield gate, address
+    finally:
+        asyncio.run_coroutine_threadsafe(gate.close(), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        loop.close()
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[dict[str, object]]:
+    """Two repositories (and a leaky one) on a code host, the gateway, the proxy."""
+    root = tmp_path / "host"
+    for name in ("allowed", "other", "readonly"):
+        make_repo(root, "octo", name)
+    with code_host(root) as host:
+        upstream = f"http://127.0.0.1:{host.server_address[1]}"
+        grants = (
+            RepoGrant.parse("octo/allowed"),
+            RepoGrant.parse("Octo/readonly:ro"),
+            RepoGrant.parse("octo/leaky"),
+        )
+        token = load_token({"GH_TOKEN": TOKEN})
+        with gateway_running(GatewayConfig(grants, token, upstream)) as (gate, address):
+            cfg = config(tmp_path, gateway=address)
+            with running(cfg) as (proxy_url, _proxy):
+                env = git_environment(proxy_url)
+                yield {
+                    "root": root,
+                    "host": host,
+                    "gate": gate,
+                    "env": env,
+                    "cfg": cfg,
+                    "proxy": proxy_url,
+                    "tmp": tmp_path,
+                }
+
+
+def _inside(
+    world: dict[str, object], *args: str, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    env = dict(world["env"])  # type: ignore[call-overload]
+    return git(*args, cwd=cwd or world["tmp"], env=env, check=False)  # type: ignore[arg-type]
+
+
+def _no_token(*texts: str) -> None:
+    for text in texts:
+        for secret in SECRETS:
+            assert secret not in text
+
+
+def test_clone_and_push_an_allowed_repository(world: dict[str, object]) -> None:
+    """git clones https://github.com/octo/allowed through the gateway and pushes a commit back."""
+    tmp: Path = world["tmp"]  # type: ignore[assignment]
+    done = _inside(world, "clone", "-q", "https://github.com/octo/allowed", "allowed")
+    assert done.returncode == 0, done.stderr
+    work = tmp / "allowed"
+    assert (work / "README").read_text() == "octo/allowed\n"
+    (work / "NEW").write_text("change\n")
+    git("add", "NEW", cwd=work)
+    git("commit", "-q", "-m", "second", cwd=work)
+    pushed = _inside(world, "push", "-q", "origin", "main", cwd=work)
+    assert pushed.returncode == 0, pushed.stderr
+    log = git("log", "--format=%s", "main", cwd=world["root"] / "octo" / "allowed.git")  # type: ignore[operator]
+    assert log.stdout.split() == ["second", "first"]
+    host = world["host"]
+    assert host.seen and all(auth for _, _, auth in host.seen)  # type: ignore[attr-defined]
+    _no_token(done.stdout, done.stderr, pushed.stdout, pushed.stderr)
+
+
+def test_other_repository_is_refused_with_a_message_git_shows(world: dict[str, object]) -> None:
+    """A repository not granted is refused, and git prints the gateway's reason."""
+    done = _inside(world, "clone", "-q", "https://github.com/octo/other", "other")
+    assert done.returncode != 0
+    assert "airlock: repository octo/other is not granted to this run" in done.stderr
+    assert "--repo octo/other" in done.stderr
+    paths = [path for _, path, _ in world["host"].seen]  # type: ignore[attr-defined]
+    assert not any("other" in path for path in paths)
+
+
+def test_read_only_repository_refuses_a_push(world: dict[str, object]) -> None:
+    """:ro lets git clone but not push; git shows why."""
+    tmp: Path = world["tmp"]  # type: ignore[assignment]
+    done = _inside(world, "clone", "-q", "https://github.com/octo/readonly", "ro")
+    assert done.returncode == 0, done.stderr
+    work = tmp / "ro"
+    (work / "NEW").write_text("change\n")
+    git("add", "NEW", cwd=work)
+    git("commit", "-q", "-m", "second", cwd=work)
+    pushed = _inside(world, "push", "-q", "origin", "main", cwd=work)
+    assert pushed.returncode != 0
+    assert "read-only in this run" in pushed.stderr
+    log = git("log", "--format=%s", "main", cwd=world["root"] / "octo" / "readonly.git")  # type: ignore[operator]
+    assert log.stdout.split() == ["first"]
+
+
+def test_token_is_nowhere_inside(world: dict[str, object]) -> None:
+    """The environment, the clone's files and git config, the proxy's answers (even when the
+    code host echoes the token) and the audit log hold no trace of the token."""
+    tmp: Path = world["tmp"]  # type: ignore[assignment]
+    env: dict[str, str] = world["env"]  # type: ignore[assignment]
+    _no_token(*env.keys(), *env.values())
+    done = _inside(world, "clone", "-q", "https://github.com/octo/allowed", "c")
+    assert done.returncode == 0, done.stderr
+    for path in (tmp / "c").rglob("*"):
+        if path.is_file():
+            _no_token(path.read_bytes().decode("latin-1"))
+    leaky = subprocess.run(
+        [
+            "curl",
+            "-sS",
+            "-i",
+            "--max-time",
+            "20",
+            "--proxy",
+            str(world["proxy"]),
+            f"http://{GATEWAY_HOST}/octo/leaky.git/info/refs?service=git-upload-pack",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert leaky.returncode == 0 and "debug: you sent" in leaky.stdout
+    assert "[REDACTED:git_token]" in leaky.stdout
+    _no_token(leaky.stdout, leaky.stderr)
+    cfg = world["cfg"]
+    _no_token(cfg.audit_log.read_text())  # type: ignore[attr-defined]
+    gate = world["gate"]
+    _no_token(repr(gate.config), str(gate.config.token))  # type: ignore[attr-defined]
+
+
+def test_gateway_host_is_refused_without_a_gateway(tmp_path: Path) -> None:
+    """Without --repo, the gateway's name is a host like any other: not allowed, refused."""
+    with running(config(tmp_path)) as (proxy_url, _):
+        done = subprocess.run(
+            [
+                "curl",
+                "-sS",
+                "--max-time",
+                "20",
+                "--proxy",
+                proxy_url,
+                f"http://{GATEWAY_HOST}/octo/allowed.git/info/refs?service=git-upload-pack",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+    assert "refused" in done.stdout
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("octo/widgets", RepoGrant("octo", "widgets")),
+        ("octo/widgets.git", RepoGrant("octo", "widgets")),
+        ("octo/widgets:ro", RepoGrant("octo", "widgets", read_only=True)),
+    ],
+)
+def test_repo_grants_parse(text: str, expected: RepoGrant) -> None:
+    """OWNER/NAME and OWNER/NAME:ro are read; a .git suffix is dropped."""
+    assert RepoGrant.parse(text) == expected
+
+
+@pytest.mark.parametrize("text", ["octo", "octo/", "/x", "octo/w:rw", "a/b/c", "../x", "o/../x"])
+def test_bad_repo_grants_are_usage_errors(text: str) -> None:
+    """Anything else is refused with the valid form shown."""
+    with pytest.raises(UsageError, match="OWNER/NAME"):
+        RepoGrant.parse(text)
+
+
+@pytest.mark.parametrize(
+    ("environ", "source"),
+    [
+        ({"GH_TOKEN": "a"}, "GH_TOKEN"),
+        ({"GITHUB_TOKEN": "b"}, "GITHUB_TOKEN"),
+        ({"GH_TOKEN": "a", "GITHUB_TOKEN": "b"}, "GH_TOKEN"),
+    ],
+)
+def test_token_sources(environ: dict[str, str], source: str) -> None:
+    """GH_TOKEN, then GITHUB_TOKEN; the token's repr names the source, never the value."""
+    token = load_token(environ)
+    assert token.source == source
+    assert token.reveal() not in repr(token)
+
+
+def test_token_file_and_missing_token(tmp_path: Path) -> None:
+    """A token file wins; no token at all is an error that says where to put one."""
+    path = tmp_path / "token"
+    path.write_text("s3cr3t-token\n")
+    assert load_token({"GH_TOKEN": "x"}, path).reveal() == "s3cr3t-token"
+    with pytest.raises(UsageError, match="GH_TOKEN or GITHUB_TOKEN"):
+        load_token({})
+    with pytest.raises(UsageError, match="--git-token-file"):
+        load_token({}, tmp_path / "missing")
+
+
+def test_gateway_names_agree() -> None:
+    """The proxy routes the very name the gateway's git settings use."""
+    assert gw.GATEWAY_HOST == GATEWAY_HOST
