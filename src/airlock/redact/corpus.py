@@ -28,9 +28,10 @@ from pathlib import Path
 from airlock.redact import samples
 from airlock.redact.samples import Plant
 
-ESCAPES = ("json", "json+slash", "json+go")
-"""How a line is written: plain JSON, with ``/`` as ``\\/``, or with ``<>&`` as ``\\u003c``…"""
-ESCAPE_WEIGHTS = (0.86, 0.06, 0.08)
+ESCAPES = ("json", "json+slash", "json+go", "json+ascii")
+"""How a line is written: plain JSON, with ``/`` as ``\\/``, with ``<>&`` as ``\\u003c``…, or
+with every non-ASCII character as a ``\\uXXXX`` escape."""
+ESCAPE_WEIGHTS = (0.8, 0.05, 0.07, 0.08)
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,10 +73,11 @@ def _escape_line(line: str, style: str) -> str:
     return line
 
 
-def _in_json(value: str, depth: int) -> str:
-    """``value`` as written inside ``depth`` nested JSON strings."""
-    for _ in range(depth):
-        value = json.dumps(value, ensure_ascii=False)[1:-1]
+def _in_json(value: str, depth: int, style: str) -> str:
+    """``value`` as written inside ``depth`` nested JSON strings (the outermost in ``style``)."""
+    for level in range(depth):
+        ascii_only = style == "json+ascii" and level == depth - 1
+        value = json.dumps(value, ensure_ascii=ascii_only)[1:-1]
     return value
 
 
@@ -111,7 +113,9 @@ class _Session:
         record["uuid"] = self.parent
         record["timestamp"] = f"2026-11-21T03:{self.rng.randrange(60):02d}:00.000Z"
         style = self.rng.choices(ESCAPES, ESCAPE_WEIGHTS)[0]
-        line = _escape_line(json.dumps(record, ensure_ascii=False, separators=(",", ":")), style)
+        ascii_only = style == "json+ascii"
+        line = json.dumps(record, ensure_ascii=ascii_only, separators=(",", ":"))
+        line = _escape_line(line, style)
         self.lines.append((line, plants, style))
 
     def assistant_text(self, text: str, plants: list[Plant]) -> None:
@@ -177,7 +181,7 @@ class _Session:
         for number, (line, plants, style) in enumerate(self.lines, 1):
             raw = line.encode()
             for plant, depth in plants:
-                needle = _escape_line(_in_json(plant.value, depth), style).encode()
+                needle = _escape_line(_in_json(plant.value, depth, style), style).encode()
                 at = raw.find(needle)
                 while at >= 0:
                     start = len(out) + at

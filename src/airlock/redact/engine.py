@@ -36,7 +36,15 @@ import re2
 
 from airlock._frozen import frozen
 from airlock.errors import SettingsError
-from airlock.redact.rules import MARKER, RULES, URL_KINDS, Rule, accepts, starts_in_marker
+from airlock.redact.rules import (
+    EDGE_PREFIX,
+    MARKER,
+    RULES,
+    URL_KINDS,
+    Rule,
+    accepts,
+    starts_in_marker,
+)
 
 TYPE_CHECKING = False  # typing stays unimported at run time (start-up time)
 if TYPE_CHECKING:
@@ -421,12 +429,16 @@ def _where(loaded: Loaded, value: Mapping[str, Any] | None) -> str:
     return ", ".join(paths) or "settings"
 
 
+_EDGE_PREFIX = re.compile(EDGE_PREFIX.encode("latin-1"))
+
+
 def _after_edge(text: bytes, first: int) -> int:
-    """Where a bare secret starts: after the escaped line break or tab its match may begin with."""
-    at = first
-    while text[at] == 0x5C:  # a backslash
-        at += 1
-    return at + 1 if at > first else first
+    """Where a bare secret starts: after the escape or control sequence its match may begin
+    with (``EDGE``); a match that begins otherwise begins with the secret."""
+    if text[first] not in (0x5C, 0x1B):  # a backslash, an escape character
+        return first
+    edge = _EDGE_PREFIX.match(text, first)
+    return edge.end() if edge is not None else first
 
 
 def _plain(pattern: str) -> str:

@@ -42,8 +42,20 @@ ESC_SLASH = r"(?:\\*/)"
 NL = r"(?:\\+r)?(?:\\+n|\r?\n)"
 QUOTE = r"(?:\\*[\"'`])"
 B64 = rf"(?:[A-Za-z0-9+=]|{ESC_SLASH})"
-# A left edge: the token is not glued to a longer word, or follows an escaped line break or tab.
-EDGE = r"(?:\\+[nrt]|\b)"
+# A terminal control sequence, raw or escaped (JSON ``\u001b``, shell ``\033``, ``\x1b``, ``\e``):
+# CSI (colours, cursor moves: ESC [ parameters final-byte) and OSC (titles, hyperlinks:
+# ESC ] text, ended by BEL or ESC \). It hides nothing: a token after it starts there.
+ESC = r"(?:\x1b|\\+u001[bB]|\\+x1[bB]|\\+033|\\+e)"
+_BEL = r"(?:\x07|\\+u0007|\\+x07|\\+a)"
+ANSI = rf"(?:{ESC}\[[0-9;:?]*[ -/]*[@-~]|{ESC}\](?:[^\x07\x1b\\]|\\+/)*(?:{_BEL}|{ESC}\\+))"
+# A left edge, decided as on the decoded text: the token is not glued to a longer ASCII word.
+# What stands before it may be an escape (``\n``, ``\t``, ``\u00e9``, a surrogate pair's
+# second half) or a terminal control sequence, each taken whole, or any byte that is not an
+# ASCII letter, digit or ``_``.
+EDGE_PREFIX = rf"(?:{ANSI}|\\+u[0-9a-fA-F]{{4}}|\\+[nrtbf])"
+EDGE = rf"(?:{EDGE_PREFIX}|\b)"
+# Colour sequences that may stand around an assignment's operator (``grep --color`` output).
+_SGR = rf"(?:{ANSI})*"
 # One character of a free-form value (a password): printable ASCII except quotes, backslash,
 # whitespace and the characters that end a value in code or URLs; escapes are taken whole.
 VALUE_CHAR = r"(?:[A-Za-z0-9!#$%&*+\-./:;=?@^_|~\[\]{}<>]|\\+/|\\+u00[0-9a-fA-F]{2})"
@@ -135,16 +147,22 @@ _KEY_NAMES = (
 # Between the name and the value: the rest of the name, a closing quote, an operator, an
 # opening quote. ``NAME=value``, ``"name": "value"``, ``name: value``, ``'NAME': 'value'``,
 # ``name = "value"``, ``name := value``, ``name => value``.
-_ASSIGN = rf"[A-Za-z0-9_.\-]*{QUOTE}?\]?[ \t]*(?::=|=>|[:=])[ \t]*{QUOTE}?"
+_ASSIGN = rf"[A-Za-z0-9_.\-]*{_SGR}{QUOTE}?\]?[ \t]*(?::=|=>|[:=])[ \t]*{_SGR}{QUOTE}?{_SGR}"
 _GENERIC_VALUE = r"(?:[A-Za-z0-9+_\-.~=]|\\*/)"
 # What may follow a generic value: a quote, a space, a separator, an escape, the end.
-_VALUE_END = r"(?:\\|[\"'`\s,;&)\]}]|$)"
+_VALUE_END = r"(?:\\|[\"'`\s,;&)\]}\x1b]|$)"
 _TOKEN = r"[A-Za-z0-9_\-]"
 
 
-def _token(kind: str, pattern: str, keyword: str, low: int, high: int = 1024) -> Rule:
+def _token(
+    kind: str, pattern: str, keyword: str, low: int, high: int = 1024, *, glued: bool = False
+) -> Rule:
+    """A token found by its format alone. A ``glued`` one has a prefix distinctive enough
+    (``ghp_``, ``sk-ant-``, ``xoxb-``) to be found even right after a letter; others need a
+    left ``EDGE``."""
+    edge = "" if glued else EDGE
     return Rule(
-        kind, rf"{EDGE}(?P<secret>{pattern})", keyword, low, high, min_entropy=3.0, bare=True
+        kind, rf"{edge}(?P<secret>{pattern})", keyword, low, high, min_entropy=3.0, bare=True
     )
 
 
@@ -161,33 +179,40 @@ RULES: tuple[Rule, ...] = (
         min_length=64,
         bare=True,
     ),
-    _token("anthropic_admin_key", rf"sk-ant-admin01-{_TOKEN}+", "sk-ant-admin", 40),
-    _token("anthropic_api_key", rf"sk-ant-(?:api|oat|ort|sid)[0-9][0-9]-{_TOKEN}+", "sk-ant-", 40),
+    _token("anthropic_admin_key", rf"sk-ant-admin01-{_TOKEN}+", "sk-ant-admin", 40, glued=True),
+    _token(
+        "anthropic_api_key",
+        rf"sk-ant-(?:api|oat|ort|sid)[0-9][0-9]-{_TOKEN}+",
+        "sk-ant-",
+        40,
+        glued=True,
+    ),
     _token(
         "openai_api_key",
         rf"sk-(?:(?:proj|svcacct|admin|None)-{_TOKEN}+|[A-Za-z0-9]+T3BlbkFJ[A-Za-z0-9]+)",
         "sk-",
         40,
     ),
-    _token("github_fine_grained_pat", r"github_pat_[A-Za-z0-9_]+", "github_pat_", 40),
-    _token("github_token", r"gh[pousr]_[A-Za-z0-9]+", "gh", 34),
+    _token("github_fine_grained_pat", r"github_pat_[A-Za-z0-9_]+", "github_pat_", 40, glued=True),
+    _token("github_token", r"gh[pousr]_[A-Za-z0-9]+", "gh", 34, glued=True),
     _token(
         "gitlab_pat",
         rf"gl(?:pat|ptt|dt|rt|cbt|oas|imt|ft|soat|agent)-{_TOKEN}+",
         "gl",
         24,
+        glued=True,
     ),
     _token("google_api_key", rf"AIza{_TOKEN}+", "aiza", 39, 39),
     _token("huggingface_token", r"(?:hf|api_org)_[A-Za-z0-9]+", "_", 33, 48),
-    _token("npm_token", r"npm_[A-Za-z0-9]+", "npm_", 40, 40),
+    _token("npm_token", r"npm_[A-Za-z0-9]+", "npm_", 40, 40, glued=True),
     Rule(
         "pypi_token",
-        rf"{EDGE}(?P<secret>pypi-AgE(?:IcHlwaS5vcmc|NdGVzdC5weXBpLm9yZw){_TOKEN}+)",
+        rf"(?P<secret>pypi-AgE(?:IcHlwaS5vcmc|NdGVzdC5weXBpLm9yZw){_TOKEN}+)",
         "pypi-age",
         min_length=60,
         bare=True,
     ),
-    _token("sendgrid_api_key", rf"SG\.{_TOKEN}+\.{_TOKEN}+", "sg.", 50, 100),
+    _token("sendgrid_api_key", rf"SG\.{_TOKEN}+\.{_TOKEN}+", "sg.", 50, 100, glued=True),
     Rule(
         "slack_webhook",
         rf"(?P<secret>https?:{ESC_SLASH}{ESC_SLASH}hooks\.slack\.com{ESC_SLASH}"
@@ -196,8 +221,14 @@ RULES: tuple[Rule, ...] = (
         min_length=50,
         bare=True,
     ),
-    _token("slack_token", r"xox[abposer]-[A-Za-z0-9\-]+", "xox", 20),
-    _token("stripe_key", r"(?:sk|rk)_(?:live|test)_[A-Za-z0-9]+|whsec_[A-Za-z0-9]+", "_", 24),
+    _token("slack_token", r"xox[abposer]-[A-Za-z0-9\-]+", "xox", 20, glued=True),
+    _token(
+        "stripe_key",
+        r"(?:sk|rk)_(?:live|test)_[A-Za-z0-9]+|whsec_[A-Za-z0-9]+",
+        "_",
+        24,
+        glued=True,
+    ),
     _token("twilio", r"SK[0-9a-fA-F]+", "sk", 34, 34),
     Rule(
         "aws_access_key_id",
@@ -234,7 +265,7 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule(
         "jwt",
-        rf"{EDGE}(?P<secret>eyJ{_TOKEN}+\.eyJ{_TOKEN}+\.{_TOKEN}+)",
+        rf"(?P<secret>eyJ{_TOKEN}+\.eyJ{_TOKEN}+\.{_TOKEN}+)",
         "eyj",
         min_length=40,
         min_entropy=3.0,

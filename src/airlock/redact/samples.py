@@ -214,6 +214,7 @@ NAMES: dict[str, tuple[str, ...]] = {
 
 ASSIGNMENTS = (
     "{name}={v}",
+    "\x1b[01;31m\x1b[K{name}\x1b[m\x1b[K={v}",
     'export {name}="{v}"',
     "{name}: {v}",
     '"{name}": "{v}"',
@@ -226,6 +227,10 @@ BARE = (
     "Authorization: Bearer {v}",
     'curl -H "Authorization: Bearer {v}" https://api.internal.net/v1/items',
     "found {v} in the logs",
+    "\x1b[32m{v}\x1b[0m",
+    "\x1b[01;31m\x1b[K{v}\x1b[m\x1b[K",
+    "     12→{v}",
+    "clé:{v}",
 )
 """Contexts without a name (for kinds whose format identifies them)."""
 
