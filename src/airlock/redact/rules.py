@@ -478,6 +478,18 @@ def _is_mixed(value: bytes) -> bool:
     return 0 < others < len(value)
 
 
+_UPPER = bytes(range(65, 91))
+
+
+def _random_letters(value: bytes) -> bool:
+    """Whether a value of letters alone looks random: long, and about as many capitals as
+    small letters (an identifier in CamelCase has one capital a word: a fifth or less)."""
+    if len(value) < 24:
+        return False
+    capitals = len(value) - len(value.translate(None, _UPPER))
+    return 0.25 <= capitals / len(value) <= 0.9
+
+
 _BASE62 = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
 
@@ -538,7 +550,7 @@ def accepts(
         return False
     if not rule.specific and not _generic_accepts(rule, plain, context, host):
         return False
-    if rule.mixed and not _is_mixed(plain):
+    if rule.mixed and not _is_mixed(plain) and not _random_letters(plain):
         return False
     if not rule.min_entropy:
         return True
