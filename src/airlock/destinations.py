@@ -316,8 +316,8 @@ def _refusal(
     via = "is" if host.address is not None else f"resolves to {address}, which is"
     article = "an" if str(kind)[0] in "aeiou" else "a"
     return DestinationRefused(
-        f"refused: {host.url_host}:{port} {via} {article} {kind} address ({why}), which a fetch "
-        "or connection does not reach unless a rule allows it; nothing was sent to it. "
+        f"refused: {host.url_host}:{port} {via} {article} {kind} address ({why}); a fetch or "
+        "connection does not reach it unless a rule allows it, and nothing was sent to it. "
         f"If you mean to reach it, add an explicit rule for it to permissions.allow: "
         f"WebFetch(domain:{host.url_host})"
         + ("" if host.address is not None else f" or WebFetch(domain:{_rule_text(address)})"),

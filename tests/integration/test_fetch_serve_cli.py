@@ -342,3 +342,68 @@ def test_serve_refuses_binary_file(tmp_path: Path) -> None:
     )
     assert done.returncode == 2
     assert "is not a blocklist" in done.stderr and "invalid lines" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("mode", "where"),
+    [
+        ("trickle-body", "preflight"),
+        ("trickle-headers", "preflight"),
+        ("trickle-headers", "page"),
+        ("trickle-body", "page"),
+    ],
+)
+def test_timeout_bounds_the_whole_fetch(mode: str, where: str, project: Path) -> None:
+    """airlock fetch --timeout 3 ends in about 3 s when the preflight or the page trickles in."""
+    from tests.webfetch.hostile import hostile_server
+
+    if where == "page":
+        write_json(project / ".claude" / "settings.json", {"skipWebFetchPreflight": True})
+    with hostile_server(mode) as slow:
+        start = time.monotonic()
+        done = fetch(
+            slow.url if where == "preflight" else None,
+            f"http://site.test:{slow.port}/page",
+            "--timeout",
+            "3",
+            port=slow.port,
+        )
+        took = time.monotonic() - start
+    assert took < 3 + 4, (took, done.stderr)  # 4 s for the interpreter's start on a busy machine
+    if where == "preflight":
+        assert done.returncode == 3 and "did not answer in time" in done.stderr
+    else:
+        assert done.returncode == 2 and "3 s time limit ran out" in done.stderr
+
+
+def test_private_destination_refused_by_the_cli(site: _Site, project: Path) -> None:
+    """Without an allow rule for it, a name pinned to loopback is refused (exit 3), naming both ways to allow it."""
+    write_json(project / ".claude" / "settings.json", {"skipWebFetchPreflight": True})
+    port = site.server_address[1]
+    done = subprocess.run(
+        [
+            *AIRLOCK,
+            "fetch",
+            f"http://site.test:{port}/text",
+            f"--resolve=site.test:{port}:127.0.0.1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 3, done.stderr
+    assert "loopback" in done.stderr and "WebFetch(domain:site.test)" in done.stderr
+    assert site.hosts == []
+
+
+@pytest.mark.parametrize("host", ["2130706433", "0x7f.1", "[::ffff:127.0.0.1]", "127.1"])
+def test_deny_rule_for_loopback_holds_in_the_cli(site: _Site, project: Path, host: str) -> None:
+    """A deny rule for 127.0.0.1 in the project's settings refuses every spelling (exit 3)."""
+    write_json(
+        project / ".claude" / "settings.json",
+        {"skipWebFetchPreflight": True, "permissions": {"deny": ["WebFetch(domain:127.0.0.1)"]}},
+    )
+    done = fetch(None, f"http://{host}:{site.server_address[1]}/text", port=site.server_address[1])
+    assert done.returncode == 3 and "permissions.deny" in done.stderr, done.stderr
+    assert site.hosts == []

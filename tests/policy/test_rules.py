@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import ipaddress
+
+import idna
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from airlock.policy.hosts import HostError, parse_host
 from airlock.policy.model import Origin, Permissions, Rule, Source
 from airlock.policy.rules import (
+    RuleSet,
     Verdict,
     check_host,
     invalid_webfetch_rules,
@@ -226,3 +231,83 @@ def test_exact_rule_ignores_case_and_trailing_dot(host: str, dot: str, upper: bo
         is Verdict.DENY
     )
     assert matches(pattern, normalize_host(shown))
+
+
+SPELLINGS = st.sampled_from([str, hex, lambda v: "0" + oct(v)[2:] if v else "0"])
+
+
+@given(st.integers(min_value=0, max_value=2**32 - 1), st.integers(1, 4), SPELLINGS)
+def test_address_rule_matches_every_spelling(number: int, parts: int, spell: object) -> None:
+    """A deny rule for an IPv4 address matches it however the host writes it (parts, base, IPv4-mapped)."""
+    address = ipaddress.IPv4Address(number)
+    octets = address.packed
+    values = [*octets[: parts - 1], int.from_bytes(octets[parts - 1 :], "big")]
+    written = ".".join(spell(v) for v in values)  # type: ignore[operator]
+    rules = Permissions(deny=(Rule(f"WebFetch(domain:{address})", USER),))
+    for host in (written, f"[::ffff:{address}]", f"{written}."):
+        assert check_host(rules, host).verdict is Verdict.DENY, host
+
+
+@given(
+    st.text(
+        alphabet=st.characters(min_codepoint=0xE0, max_codepoint=0x24F, categories=["Ll"]),
+        min_size=1,
+        max_size=8,
+    )
+)
+def test_idn_rule_matches_its_a_label_and_nothing_transitional(label: str) -> None:
+    """A rule for a name matches it in U-label and A-label form alike: one name, one meaning."""
+    try:
+        name = parse_host(f"{label}.example")
+    except HostError:
+        return  # not a valid IDNA 2008 label: refused everywhere
+    a_label = idna.encode(f"{label}.example", uts46=True, transitional=False).decode()
+    assert name.text == a_label
+    for rule_host, asked in ((f"{label}.example", a_label), (a_label, f"{label}.example")):
+        rules = Permissions(deny=(Rule(f"WebFetch(domain:{rule_host})", USER),))
+        assert check_host(rules, asked).verdict is Verdict.DENY
+
+
+@pytest.mark.parametrize(
+    ("rule", "host", "verdict"),
+    [
+        ("WebFetch(domain:fass.de)", "faß.de", Verdict.UNMATCHED),
+        ("WebFetch(domain:faß.de)", "fass.de", Verdict.UNMATCHED),
+        ("WebFetch(domain:faß.de)", "xn--fa-hia.de", Verdict.DENY),
+        ("WebFetch(domain:xn--strae-oqa.de)", "straße.de", Verdict.DENY),
+        ("WebFetch(domain:*.straße.de)", "www.xn--strae-oqa.de", Verdict.DENY),
+        ("WebFetch(domain:ＥＸＡＭＰＬＥ.com)", "example.com", Verdict.DENY),
+        ("WebFetch(domain:127.0.0.1)", "2130706433", Verdict.DENY),
+        ("WebFetch(domain:127.0.0.1)", "[::127.0.0.1]", Verdict.DENY),
+        ("WebFetch(domain:127.0.0.1)", "[64:ff9b::7f00:1]", Verdict.DENY),
+        ("WebFetch(domain:169.254.169.254)", "0xa9fea9fe", Verdict.DENY),
+        ("WebFetch(domain:[::1])", "[0:0::1]", Verdict.DENY),
+        ("WebFetch(domain:2130706433)", "127.0.0.1", Verdict.DENY),
+    ],
+)
+def test_deny_rules_by_meaning(rule: str, host: str, verdict: Verdict) -> None:
+    """Rules and hosts are compared in their canonical forms: IDNA 2008 names, addresses as addresses."""
+    assert check_host(Permissions(deny=(Rule(rule, USER),)), host).verdict is verdict
+
+
+def test_allow_rule_for_an_ipv4_address_does_not_cover_ipv6_carriers() -> None:
+    """An allow rule for 10.0.0.1 matches that address, not an IPv6 address that carries it."""
+    rules = Permissions(allow=(Rule("WebFetch(domain:10.0.0.1)", USER),))
+    assert check_host(rules, "[::ffff:10.0.0.1]").verdict is Verdict.ALLOW  # the same address
+    assert check_host(rules, "[64:ff9b::a00:1]").verdict is Verdict.UNMATCHED
+
+
+@pytest.mark.parametrize(
+    ("allow", "host", "explicit"),
+    [
+        (("WebFetch",), "a.test", False),
+        (("WebFetch(domain:*)",), "a.test", False),
+        (("WebFetch", "WebFetch(domain:a.test)"), "a.test", True),
+        (("WebFetch(domain:*.test)",), "a.test", True),
+        (("WebFetch(domain:127.0.0.1)",), "0x7f.1", True),
+    ],
+)
+def test_explicit_allow(allow: tuple[str, ...], host: str, explicit: bool) -> None:
+    """Only an allow rule that names the host (or a domain over it) is explicit; one for every host is not."""
+    rules = RuleSet.of(Permissions(allow=tuple(Rule(text, USER) for text in allow)))
+    assert (rules.explicit_allow(host) is not None) is explicit

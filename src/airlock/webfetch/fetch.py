@@ -41,7 +41,7 @@ from urllib.parse import urljoin, urlsplit, urlunsplit
 import httpx
 
 from airlock.destinations import Destination, Resolver, check_destination, system_resolver
-from airlock.errors import AirlockError, RefusedError, UsageError
+from airlock.errors import AirlockError, DestinationRefused, RefusedError, UsageError
 from airlock.policy.hosts import Host, HostError, IPAddress, parse_host
 from airlock.policy.model import Permissions
 from airlock.policy.rules import RuleSet, RuleVerdict, Verdict
@@ -292,10 +292,7 @@ class GuardedFetcher:
                         try:
                             admission = self.admit(following, start)
                         except RefusedError as error:
-                            raise RefusedError(
-                                f"redirect from {_host_of(current).text} to "
-                                f"{_host_of(following).text} not followed: {error}"
-                            ) from error
+                            raise _not_followed(current, following, error) from error
                         checks += admission.describe()
                     redirects.append(str(following))
                     current = following
@@ -365,7 +362,7 @@ class GuardedFetcher:
         except (httpx.ConnectError, httpx.ConnectTimeout) as error:
             raise _Unreachable(f"could not fetch {url}: {type(error).__name__}: {error}") from error
         except httpx.HTTPError as error:
-            raise _fetch_error(url, _why(error)) from error
+            raise _fetch_error(url, _why(error, self.limits)) from error
 
     def _result(
         self,
@@ -408,8 +405,18 @@ class GuardedFetcher:
                 chunks.append(chunk)
                 size += len(chunk)
         except httpx.HTTPError as error:
-            raise _fetch_error(url, _why(error)) from error
+            raise _fetch_error(url, _why(error, self.limits)) from error
         return b"".join(chunks), False
+
+
+def _not_followed(current: httpx.URL, following: httpx.URL, error: RefusedError) -> RefusedError:
+    """``error`` (of the same class, with the same details) for a redirect that is not followed."""
+    message = f"redirect from {_host_of(current).text} to {_host_of(following).text} not followed: {error}"
+    if isinstance(error, DestinationRefused):
+        return DestinationRefused(
+            message, host=error.host, address=error.address, address_class=error.address_class
+        )
+    return RefusedError(message)
 
 
 class _Unreachable(Exception):
@@ -420,9 +427,9 @@ def _direct(url: httpx.URL) -> str | None:
     return None
 
 
-def _why(error: httpx.HTTPError) -> str:
-    if isinstance(error, httpx.TimeoutException) and "time limit" in str(error):
-        return "the time limit ran out"
+def _why(error: httpx.HTTPError, limits: FetchLimits) -> str:
+    if isinstance(error, httpx.TimeoutException):  # every wait is given what is left, at most
+        return f"the {limits.timeout:g} s time limit ran out ({type(error).__name__})"
     return f"{type(error).__name__}: {error}"
 
 
