@@ -145,3 +145,17 @@ def test_proxies_from_the_environment() -> None:
     assert transport.proxy_for(httpx.URL("http://a.test/")) == "http://all.test:1"
     assert transport.proxy_for(httpx.URL("http://x.corp.test/")) is None
     assert LimitedTransport.from_environment({}).proxy_for(httpx.URL("http://a.test/")) is None
+
+
+def test_huge_answer_bounded_for_async_callers() -> None:
+    """acheck reads at most MAX_ANSWER_BYTES of an answer too, with the caller's async client."""
+    import asyncio
+
+    async def scenario(url: str) -> None:
+        async with httpx.AsyncClient(trust_env=False) as client:
+            with pytest.raises(RefusedError, match=f"more than {MAX_ANSWER_BYTES} bytes"):
+                await PreflightClient(url).acheck("site.test", now=0.0, client=client)
+
+    with hostile_server("huge-chunked") as service:
+        asyncio.run(scenario(service.url))
+    assert service.sent[0] < 64 * MAX_ANSWER_BYTES
