@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from airlock.errors import SettingsError
 from airlock.redact import Finding, RedactionReport, Redactor, Rule
+from airlock.settings import RedactionRule, RedactionSettings
 from tests.redact.cases import SECRETS
 
 GITHUB = "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"
@@ -152,16 +153,10 @@ def test_report_counts_by_kind_and_line_without_the_secret() -> None:
 def test_user_rules_and_allow_list_from_settings() -> None:
     """A rule from settings redacts its kind; an allow-listed value is left alone."""
     redactor = Redactor.from_settings(
-        {
-            "rules": [
-                {
-                    "kind": "acme_token",
-                    "pattern": r"acme_(?P<secret>[a-z0-9]{12})",
-                    "keyword": "acme_",
-                }
-            ],
-            "allow": [GITHUB],
-        }
+        RedactionSettings(
+            rules=(RedactionRule("acme_token", r"acme_(?P<secret>[a-z0-9]{12})", "acme_"),),
+            allow=(GITHUB,),
+        )
     )
     text, report = redactor.redact_text(f"acme_abcdef123456 {GITHUB}")
     assert text == f"acme_[REDACTED:acme_token] {GITHUB}"

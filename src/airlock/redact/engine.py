@@ -29,7 +29,7 @@ from __future__ import annotations
 import io
 import re
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator
 from itertools import product
 
 import re2
@@ -50,7 +50,7 @@ TYPE_CHECKING = False  # typing stays unimported at run time (start-up time)
 if TYPE_CHECKING:
     from typing import Any, BinaryIO
 
-    from airlock.settings import Loaded
+    from airlock.settings import Loaded, RedactionSettings
 
     _Hit = tuple[int, int, str]
     """A secret found: its span in the window and its kind (a plain tuple: one per hit)."""
@@ -417,18 +417,6 @@ def _host(text: bytes, at: int) -> bytes:
     return found.group() if found is not None else b""
 
 
-def _where(loaded: Loaded, value: Mapping[str, Any] | None) -> str:
-    """The settings files whose ``airlock.redaction`` rules are among ``value``'s."""
-    rules = (value or {}).get("rules", [])
-    paths = []
-    for layer in loaded.layers:
-        ours = layer.data.get("airlock") if isinstance(layer.data, Mapping) else None
-        theirs = ours.get("redaction") if isinstance(ours, Mapping) else None
-        if isinstance(theirs, Mapping) and any(rule in rules for rule in theirs.get("rules", [])):
-            paths.append(layer.origin.path or layer.origin.describe())
-    return ", ".join(paths) or "settings"
-
-
 _EDGE_PREFIX = re.compile(EDGE_PREFIX.encode("latin-1"))
 
 
@@ -538,35 +526,32 @@ class Redactor:
                 of its rules is not a valid pattern: redacting without the rules the user
                 wrote would let what they meant to hide through, so nothing is redacted.
         """
-        problems = loaded.problems_for("airlock.redaction")
-        if problems:
-            files = sorted({problem.path for problem in problems})
+        settings = loaded.redaction
+        if settings.problems:
+            files = sorted({problem.path for problem in settings.problems})
             raise SettingsError(
                 f"airlock.redaction cannot be read from {', '.join(files)}, so its rules would "
                 "not apply; refusing to redact without them. Fix: "
-                + "; ".join(str(problem) for problem in problems)
+                + "; ".join(str(problem) for problem in settings.problems)
             )
-        value = loaded.airlock("redaction")
         try:
-            return cls.from_settings(value)
+            return cls.from_settings(settings)
         except SettingsError as error:
-            raise SettingsError(f"{_where(loaded, value)}: {error}") from error
+            raise SettingsError(f"{', '.join(settings.files) or 'settings'}: {error}") from error
 
     @classmethod
-    def from_settings(cls, value: Mapping[str, Any] | None) -> Redactor:
-        """A redactor from the (validated) value of ``airlock.redaction``, or the defaults."""
-        if not value:
-            return cls()
+    def from_settings(cls, settings: RedactionSettings) -> Redactor:
+        """A redactor from the typed value of ``airlock.redaction`` (``Loaded.redaction``)."""
         rules = [
             Rule(
-                kind=str(item["kind"]),
-                pattern=str(item["pattern"]),
-                keyword=str(item.get("keyword", "")).lower(),
+                kind=rule.kind,
+                pattern=rule.pattern,
+                keyword=rule.keyword.lower(),
                 specific=True,
             )
-            for item in value.get("rules", [])
+            for rule in settings.rules
         ]
-        return cls(extra_rules=rules, allow=[str(v) for v in value.get("allow", [])])
+        return cls(extra_rules=rules, allow=settings.allow)
 
     def redact_stream(
         self, src: BinaryIO, dst: BinaryIO, *, report: RedactionReport | None = None

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -71,8 +71,6 @@ class Loaded:
     layers: tuple[Layer, ...]
     config_dir: Path
     project_dir: Path
-    merged: Mapping[str, Any] = field(default_factory=dict)
-    """The valid layers merged. Prefer the typed values below; this goes once nothing reads it."""
     redaction: RedactionSettings = RedactionSettings()
     collector: CollectorSettings = CollectorSettings(None, Origin(Source.DEFAULT))
 
@@ -83,14 +81,6 @@ class Loaded:
     @property
     def managed_invalid(self) -> bool:
         return bool(self.context.managed_invalid)
-
-    def airlock(self, key: str) -> Any:
-        """A validated value of our own key ``airlock.<key>``, or ``None``.
-
-        Prefer :attr:`redaction` and :attr:`collector`; this goes once nothing reads it.
-        """
-        ours = self.merged.get("airlock")
-        return ours.get(key) if isinstance(ours, dict) else None
 
     def problems_for(self, key: str) -> tuple[Problem, ...]:
         """Problems that leave ``key`` undetermined.
@@ -161,7 +151,6 @@ def load(
         layers,
         home,
         cwd,
-        merged,
         redaction=_redaction_settings(layers, merged),
         collector=CollectorSettings(collector.value, collector.origin),
     )
