@@ -577,12 +577,22 @@ class _Session:
             bytes_out += len(gathered)
         elif framing[0] != "none":
             scanner = SecretScanner(self.i.redactor)
+            scanning: asyncio.Future[Any] | None = None
+            loop = asyncio.get_running_loop()
             async for raw, payload in _body_pieces(self.reader, framing):
                 up_writer.write(raw)
                 bytes_out += len(raw)
-                scanner.feed(payload)
+                if scanner.take(payload):
+                    # Large bodies: a segment is scanned in a worker thread (RE2 lets go of
+                    # the GIL) while the next is forwarded; one segment out at a time.
+                    if scanning is not None:
+                        scanner.merge(await scanning)
+                    window = scanner.cut(final=False)
+                    scanning = loop.run_in_executor(None, scanner.scan, *window)
                 if up_writer.transport.get_write_buffer_size() > PIECE:
                     await up_writer.drain()
+            if scanning is not None:
+                scanner.merge(await scanning)
             secrets = scanner.finish()
         await up_writer.drain()
         status, bytes_in, keep = await self._relay_response(up_reader, fields["method"])

@@ -63,33 +63,55 @@ class SecretScanner:
         self.counts: Counter[str] = Counter()
 
     def feed(self, data: bytes) -> None:
-        """Take the next piece of the body."""
+        """Take the next piece of the body, scanning here when a segment is full."""
+        if self.take(data):
+            self.merge(self.scan(*self.cut(final=False)))
+
+    def take(self, data: bytes) -> bool:
+        """Take the next piece without scanning; whether a segment is due (:meth:`cut`)."""
         self._pieces.append(data)
         self._size += len(data)
-        if self._size >= self._segment + self._overlap:
-            self._scan(final=False)
+        return self._size >= self._segment + self._overlap
 
     def finish(self) -> dict[str, int]:
         """Scan what is left; return the number of secrets of each kind in the whole body."""
         if self._size:
-            self._scan(final=True)
+            self.merge(self.scan(*self.cut(final=True)))
         return dict(self.counts)
 
-    def _scan(self, *, final: bool) -> None:
-        base = len(self._context)
+    def cut(self, *, final: bool) -> tuple[bytes, int, bool]:
+        """The window to scan next (left context first), its context's length, and ``final``.
+
+        Pieces taken while it is scanned wait for :meth:`merge`, which puts the window's carry
+        in front of them: at most one window is out at a time.
+        """
         window = self._context + b"".join(self._pieces)
+        base = len(self._context)
+        self._pieces = []
+        self._size = 0
+        return window, base, final
+
+    def scan(self, window: bytes, base: int, final: bool) -> tuple[Counter[str], bytes, bytes]:
+        """Scan a window (any thread): the counts, the carry and the next left context."""
         report = RedactionReport(lines=False)
         self._redactor.redact_stream(io.BytesIO(window), _Discard(), report=report)  # type: ignore[arg-type]
         safe = len(window) if final else len(window) - self._overlap
         cut = safe
+        counts: Counter[str] = Counter()
         for finding in report.findings:
             if base <= finding.start < safe:
-                self.counts[finding.kind] += 1
+                counts[finding.kind] += 1
                 cut = max(cut, finding.end)
-        rest = window[cut:]
-        self._context = window[max(base, cut - CONTEXT) : cut]
-        self._pieces = [rest] if rest else []
-        self._size = len(rest)
+        return counts, window[cut:], window[max(base, cut - CONTEXT) : cut]
+
+    def merge(self, result: tuple[Counter[str], bytes, bytes]) -> None:
+        """Take a scanned window's counts, carry and context back (the loop's thread)."""
+        counts, rest, context = result
+        self.counts.update(counts)
+        self._context = context
+        if rest:
+            self._pieces.insert(0, rest)
+            self._size += len(rest)
 
 
 def count_secrets(redactor: Redactor, body: bytes) -> dict[str, int]:

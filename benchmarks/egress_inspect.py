@@ -1,0 +1,302 @@
+"""Inspected traffic (``--inspect``): airlock's proxy next to mitmproxy doing the same interception.
+
+Every server runs in its own process on 127.0.0.1: a TLS origin (uvloop, its own test CA), the
+airlock proxy (``start_proxy`` with an inspection config: TLS terminated with the run's CA,
+flows classified, ``--secrets report``), and mitmproxy's ``mitmdump`` (TLS terminated with its
+CA, upstream verified against the origin's CA). The same ``curl`` load drives every row:
+
+* ``req/s``: ``--requests`` small GETs, ``curl -Z --parallel-max 8`` (keep-alive connections);
+* ``ms/req`` and ``+ms``: ``--sequential`` GETs one after another on one connection, the time
+  of one, and that minus the direct row's;
+* ``up MB/s``: ``curl -T`` of ``--bulk-mb`` to the origin (the upload every byte of which the
+  redaction engine scans in airlock's inspected row), ``down MB/s``: the same size fetched.
+
+Rows: ``direct`` (no proxy), ``airlock tunnel`` (CONNECT, not inspected), ``airlock inspect``,
+``mitmproxy``. mitmproxy is looked for in ``--mitmdump`` (default: ``mitmdump`` on PATH, then
+``/tmp/mitm-venv/bin/mitmdump``: ``python3 -m venv /tmp/mitm-venv && /tmp/mitm-venv/bin/pip
+install mitmproxy``, outside the repository, as its pins conflict with ours).
+
+    .venv/bin/python benchmarks/egress_inspect.py
+    .venv/bin/python benchmarks/egress_inspect.py --requests 2000 --bulk-mb 100
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import datetime as dt
+import os
+import shutil
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+SMALL = b"hello from the origin\n"
+PIECE = 1 << 20
+
+
+# ---------------------------------------------------------------------------------------------
+# the origin (a subprocess: --serve-origin PORT CERT KEY)
+
+
+async def _origin(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    try:
+        while True:
+            try:
+                head = await reader.readuntil(b"\r\n\r\n")
+            except (asyncio.IncompleteReadError, ConnectionError):
+                return
+            lines = head.split(b"\r\n")
+            target = lines[0].split(b" ")[1]
+            length = 0
+            for line in lines[1:]:
+                if line.lower().startswith(b"content-length:"):
+                    length = int(line.split(b":", 1)[1])
+            if b"expect: 100-continue" in head.lower():
+                writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            while length:
+                data = await reader.read(min(PIECE, length))
+                if not data:
+                    return
+                length -= len(data)
+            if target.startswith(b"/bulk"):
+                size = int(target.split(b"=")[1]) * PIECE
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % size)
+                block = b"b" * PIECE
+                for _ in range(size // PIECE):
+                    writer.write(block)
+                    await writer.drain()
+            else:
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(SMALL) + SMALL)
+            await writer.drain()
+    finally:
+        writer.close()
+
+
+def serve_origin(port: int, cert: str, key: str) -> None:
+    import uvloop
+
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+
+    async def main() -> None:
+        server = await asyncio.start_server(_origin, "127.0.0.1", port, ssl=context)
+        await server.serve_forever()
+
+    uvloop.run(main())
+
+
+# ---------------------------------------------------------------------------------------------
+# airlock's proxy (a subprocess: --serve-airlock PORT ORIGIN_CA BUNDLE_OUT INSPECT)
+
+
+def serve_airlock(port: int, origin_ca: str, bundle_out: str, inspect: bool) -> None:
+    from airlock.egress import EgressConfig, start_proxy
+    from airlock.egress.ca import RunCA, upstream_context, write_bundle
+    from airlock.egress.inspect import InspectionConfig
+    from airlock.policy import Context, decide
+
+    ca = RunCA(now=dt.datetime.now(dt.UTC))
+    write_bundle(ca, Path(bundle_out), Path(origin_ca))
+    inspection = InspectionConfig(
+        hosts=frozenset({"localhost"}),
+        ca=ca,
+        upstream=upstream_context(Path(origin_ca)),
+        decisions=decide(Context()),
+    )
+    folder = Path(tempfile.mkdtemp(prefix="airlock-bench-"))
+    config = EgressConfig(
+        allow=EgressConfig.rules(["localhost"], "--allow"),
+        allow_private=True,
+        audit_log=folder / "audit.jsonl",
+        heads_file=folder / "heads.jsonl",
+        inspection=inspection if inspect else None,
+    )
+    sock = socket.create_server(("127.0.0.1", port))
+    proxy = start_proxy(config, [sock])
+    try:
+        while True:
+            time.sleep(3600)
+    finally:
+        proxy.close({"command": ["benchmark"], "exit_code": 0})
+
+
+# ---------------------------------------------------------------------------------------------
+# the driver
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_port(port: int, seconds: float = 30.0) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5):
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on {port} after {seconds} s")
+
+
+@contextlib.contextmanager
+def process(command: list[str], port: int) -> Iterator[subprocess.Popen[bytes]]:
+    child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_port(port)
+        yield child
+    finally:
+        child.terminate()
+        try:
+            child.wait(10)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait(10)
+
+
+def curl(args: list[str], proxy: str | None, cafile: Path, timeout: float) -> float:
+    """Seconds ``curl`` takes with these arguments (through ``proxy`` when given)."""
+    command = [
+        "curl",
+        "-sS",
+        "--no-progress-meter",
+        "--fail",
+        "--cacert",
+        str(cafile),
+        "-o",
+        "/dev/null",
+    ]
+    if proxy:
+        command += ["--proxy", proxy]
+    started = time.perf_counter()
+    subprocess.run(command + args, check=True, timeout=timeout, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - started
+
+
+def measure(
+    proxy: str | None, cafile: Path, port: int, args: argparse.Namespace, upload: Path
+) -> dict[str, float]:
+    base = f"https://localhost:{port}"
+    small = f"{base}/small?n=[1-{args.requests}]"
+    rps = args.requests / curl(["-Z", "--parallel-max", "8", small], proxy, cafile, 300)
+    seq = f"{base}/small?n=[1-{args.sequential}]"
+    per = curl([seq], proxy, cafile, 300) / args.sequential * 1000
+    up = args.bulk_mb / curl(["-T", str(upload), f"{base}/sink"], proxy, cafile, 300)
+    down = args.bulk_mb / curl([f"{base}/bulk?mb={args.bulk_mb}"], proxy, cafile, 300)
+    return {"req/s": rps, "ms/req": per, "up MB/s": up, "down MB/s": down}
+
+
+def make_origin_certificate(folder: Path) -> tuple[Path, Path, Path]:
+    """The origin's CA certificate, and its own certificate and key (benchmark fixtures)."""
+    from cryptography.hazmat.primitives import serialization
+
+    from airlock.egress.ca import RunCA
+
+    ca = RunCA(now=dt.datetime.now(dt.UTC), name="benchmark origin CA")
+    ca_file, cert, key = folder / "origin-ca.pem", folder / "origin.pem", folder / "origin.key"
+    ca_file.write_bytes(ca.certificate_pem)
+    cert.write_bytes(ca.leaf("localhost").public_bytes(serialization.Encoding.PEM))
+    key.write_bytes(
+        ca._leaf_key.private_bytes(  # a fixture of the benchmark's own origin, not a run's key
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return ca_file, cert, key
+
+
+def find_mitmdump(given: str | None) -> str | None:
+    for candidate in (given, shutil.which("mitmdump"), "/tmp/mitm-venv/bin/mitmdump"):
+        if candidate and Path(candidate).is_file():
+            return candidate
+    return None
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--requests", type=int, default=3000)
+    parser.add_argument("--sequential", type=int, default=300)
+    parser.add_argument("--bulk-mb", type=int, default=200)
+    parser.add_argument("--mitmdump")
+    parser.add_argument("--serve-origin", nargs=3)
+    parser.add_argument("--serve-airlock", nargs=4)
+    args = parser.parse_args()
+    if args.serve_origin:
+        serve_origin(int(args.serve_origin[0]), *args.serve_origin[1:])
+        return 0
+    if args.serve_airlock:
+        port, ca, out, inspect = args.serve_airlock
+        serve_airlock(int(port), ca, out, inspect == "1")
+        return 0
+    me = [sys.executable, str(Path(__file__).resolve())]
+    load = os.getloadavg()[0]
+    results: dict[str, dict[str, float]] = {}
+    with tempfile.TemporaryDirectory(prefix="egress-inspect-") as temp:
+        folder = Path(temp)
+        ca_file, cert, key = make_origin_certificate(folder)
+        upload = folder / "upload.bin"
+        with upload.open("wb") as out:
+            block = (b'{"text": "' + b"lorem ipsum dolor sit amet " * 37000 + b'"}\n')[:PIECE]
+            for _ in range(args.bulk_mb):
+                out.write(block)
+        origin_port = free_port()
+        with process([*me, "--serve-origin", str(origin_port), str(cert), str(key)], origin_port):
+            results["direct"] = measure(None, ca_file, origin_port, args, upload)
+            for name, inspect in (("airlock tunnel", "0"), ("airlock inspect", "1")):
+                port = free_port()
+                bundle = folder / f"bundle-{inspect}.pem"
+                command = [*me, "--serve-airlock", str(port), str(ca_file), str(bundle), inspect]
+                with process(command, port):
+                    results[name] = measure(
+                        f"http://127.0.0.1:{port}", bundle, origin_port, args, upload
+                    )
+            mitmdump = find_mitmdump(args.mitmdump)
+            if mitmdump:
+                port = free_port()
+                conf = folder / "mitm"
+                conf.mkdir()
+                command = [
+                    mitmdump, "-q", "--listen-host", "127.0.0.1", "--listen-port", str(port),
+                    "--set", f"confdir={conf}", "--set", f"ssl_verify_upstream_trusted_ca={ca_file}",
+                    "--set", "connection_strategy=lazy",
+                ]  # fmt: skip
+                with process(command, port):
+                    bundle = folder / "mitm-bundle.pem"
+                    bundle.write_bytes(
+                        ca_file.read_bytes() + (conf / "mitmproxy-ca-cert.pem").read_bytes()
+                    )
+                    results["mitmproxy"] = measure(
+                        f"http://127.0.0.1:{port}", bundle, origin_port, args, upload
+                    )
+    print(
+        f"inspected traffic, {args.requests} requests (curl -Z, 8 connections), "
+        f"{args.sequential} sequential, {args.bulk_mb} MB bulk; load average {load:.2f} "
+        f"at start, {os.getloadavg()[0]:.2f} at end"
+    )
+    direct = results["direct"]["ms/req"]
+    print(f"{'row':<16} {'req/s':>9} {'ms/req':>8} {'+ms':>7} {'up MB/s':>9} {'down MB/s':>10}")
+    for name, row in results.items():
+        print(
+            f"{name:<16} {row['req/s']:>9.0f} {row['ms/req']:>8.2f} "
+            f"{row['ms/req'] - direct:>7.2f} {row['up MB/s']:>9.1f} {row['down MB/s']:>10.1f}"
+        )
+    if "mitmproxy" in results:
+        ratio = results["airlock inspect"]["req/s"] / results["mitmproxy"]["req/s"]
+        print(f"airlock inspect / mitmproxy req/s: {ratio:.1f}x (goal: 10x)")
+    for way in ("up MB/s", "down MB/s"):
+        share = results["airlock inspect"][way] / results["airlock tunnel"][way]
+        print(f"inspected {way} / tunnel: {share:.0%} (goal: at least 50%)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
