@@ -686,11 +686,3 @@ def _origin_path(target: str) -> str:
         slash = rest.find("/")
         return rest[slash:] if slash >= 0 else "/"
     return target or "/"
-
-
-def inspected_hosts(flags: tuple[str, ...], setting: Mapping[str, Any] | None) -> frozenset[str]:
-    """The hosts to inspect: ``--inspect`` flags plus ``airlock.inspect.hosts`` in settings."""
-    hosts = {flag.lower().rstrip(".") for flag in flags}
-    if setting and isinstance(setting.get("hosts"), list):
-        hosts |= {str(h).lower().rstrip(".") for h in setting["hosts"]}
-    return frozenset(hosts)

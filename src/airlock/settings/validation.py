@@ -155,6 +155,7 @@ AIRLOCK_KEYS: dict[str, Validator] = {
     "domainSafetyUrl": _http_url,
     "webFetchPrivateMode": _expect_bool,
     "redaction": _redaction,
+    "inspect": _string_list,
 }
 """airlock's own keys, under ``"airlock": {…}`` in any settings file (see the README)."""
 

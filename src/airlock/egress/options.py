@@ -1,0 +1,214 @@
+"""``airlock run``'s options for inspection and the git gateway, parsed once and prepared.
+
+:func:`add_arguments` adds ``--inspect``, ``--upstream-ca``, ``--secrets``, ``--repo``,
+``--git-upstream`` and ``--git-token-file`` to the run command's parser. :func:`prepare` turns
+them (with ``airlock.inspect`` from settings and the engine's decisions) into a
+:class:`Prepared`: the proxy's :class:`~airlock.egress.inspect.InspectionConfig` and gateway
+address, the variables and the one read-only file (the CA bundle) the sandbox gets, and what to
+close when the run ends. The CA's key and the token stay in this process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import shutil
+import tempfile
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from airlock.errors import UsageError
+from airlock.policy import Decisions
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from airlock.egress.gateway import Gateway
+    from airlock.egress.inspect import InspectionConfig
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of inspection and the git gateway, for ``airlock run``."""
+    group = parser.add_argument_group("inspection and the git gateway")
+    group.add_argument(
+        "--inspect",
+        action="append",
+        default=[],
+        metavar="HOST",
+        help="read TLS to HOST with a CA made for this run: each request's data flow is "
+        "recorded and enforced (repeatable; also the settings key airlock.inspect)",
+    )
+    group.add_argument(
+        "--upstream-ca",
+        type=Path,
+        metavar="FILE",
+        help="also trust these PEM CAs for inspected origins (besides the system's)",
+    )
+    group.add_argument(
+        "--secrets",
+        choices=("report", "redact", "block"),
+        default="report",
+        help="a secret in a request body to an inspected host: report its kind (default), "
+        "redact it before it leaves, or block the request",
+    )
+    group.add_argument(
+        "--repo",
+        action="append",
+        default=[],
+        metavar="OWNER/NAME[:ro]",
+        help="let git inside clone, fetch and push this repository through the credential "
+        "gateway (:ro for fetch only); the token stays outside (repeatable)",
+    )
+    group.add_argument(
+        "--git-upstream",
+        default="https://github.com",
+        metavar="URL",
+        help="the code host the gateway talks to (default https://github.com)",
+    )
+    group.add_argument(
+        "--git-token-file",
+        type=Path,
+        metavar="FILE",
+        help="the code host's token (default: GH_TOKEN or GITHUB_TOKEN in airlock's environment)",
+    )
+
+
+def inspected_hosts(flags: Sequence[str], setting: Any) -> frozenset[str]:
+    """``--inspect`` hosts plus ``airlock.inspect`` (a list of host names) from settings."""
+    names = list(flags)
+    if isinstance(setting, list):
+        names += [str(item) for item in setting]
+    hosts = set()
+    for name in names:
+        host = name.strip().lower().rstrip(".")
+        if not host or "/" in host or ":" in host:
+            raise UsageError(
+                f"--inspect {name!r}: expected a host name such as api.anthropic.com "
+                "(no scheme, path or port)"
+            )
+        hosts.add(host)
+    return frozenset(hosts)
+
+
+@dataclass
+class Prepared:
+    """What the run needs for inspection and the gateway; :meth:`close` ends it all."""
+
+    inspection: InspectionConfig | None = None
+    gateway_address: tuple[str, int] | None = None
+    environ: dict[str, str] = field(default_factory=dict)
+    """Variables for the sandbox: the CA bundle's, git's (no secret in any)."""
+    read_only_files: tuple[Path, ...] = ()
+    """Files the sandbox must see read-only at the same path (the CA bundle)."""
+    _gateway: Gateway | None = None
+    _loop: asyncio.AbstractEventLoop | None = None
+    _thread: threading.Thread | None = None
+    _folder: Path | None = None
+
+    def close(self) -> None:
+        """Stop the gateway and remove the bundle; the CA's key goes with this object."""
+        if self._gateway is not None and self._loop is not None and self._thread is not None:
+            asyncio.run_coroutine_threadsafe(self._gateway.close(), self._loop).result(10)
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(10)
+            self._loop.close()
+            self._gateway = None
+        if self._folder is not None:
+            shutil.rmtree(self._folder, ignore_errors=True)
+            self._folder = None
+
+
+def prepare(
+    args: argparse.Namespace,
+    *,
+    decisions: Decisions,
+    environ: Mapping[str, str],
+    proxy_url: str,
+    inspect_setting: Any = None,
+    now: dt.datetime,
+) -> Prepared:
+    """Make the run's CA and bundle for inspected hosts, and start the git gateway.
+
+    Args:
+        args: The parsed options (:func:`add_arguments`).
+        decisions: The engine's decisions for this run (enforced per request).
+        environ: airlock's own environment (the token is read from it, never passed on).
+        proxy_url: The proxy as seen from inside the sandbox (``http://127.0.0.1:3128``).
+        inspect_setting: The value of ``airlock.inspect`` in settings.
+        now: The run's start.
+
+    Raises:
+        UsageError: A bad host, repository, URL or token source; what to write instead.
+    """
+    prepared = Prepared()
+    try:
+        hosts = inspected_hosts(args.inspect, inspect_setting)
+        if hosts:
+            _prepare_inspection(prepared, hosts, args, decisions, environ, now)
+        if args.repo:
+            _prepare_gateway(prepared, args, environ, proxy_url)
+    except BaseException:
+        prepared.close()
+        raise
+    return prepared
+
+
+def _prepare_inspection(
+    prepared: Prepared,
+    hosts: frozenset[str],
+    args: argparse.Namespace,
+    decisions: Decisions,
+    environ: Mapping[str, str],
+    now: dt.datetime,
+) -> None:
+    from airlock.egress.ca import RunCA, ca_environment, upstream_context, write_bundle
+    from airlock.egress.flows import DEFAULT_API_HOSTS
+    from airlock.egress.inspect import InspectionConfig
+    from airlock.egress.scan import SecretsMode
+
+    ca = RunCA(now=now)
+    folder = Path(tempfile.mkdtemp(prefix="airlock-ca-"))
+    prepared._folder = folder
+    bundle = write_bundle(ca, folder / "ca-bundle.pem")
+    folder.chmod(0o755)
+    api_hosts = set(DEFAULT_API_HOSTS)
+    base = environ.get("ANTHROPIC_BASE_URL", "")
+    if "://" in base:
+        api_hosts.add(base.split("://", 1)[1].split("/", 1)[0].rsplit(":", 1)[0].lower())
+    prepared.inspection = InspectionConfig(
+        hosts=hosts,
+        ca=ca,
+        upstream=upstream_context(args.upstream_ca),
+        decisions=decisions,
+        secrets=SecretsMode(args.secrets),
+        api_hosts=frozenset(api_hosts),
+    )
+    prepared.environ.update(ca_environment(bundle))
+    prepared.read_only_files = (bundle,)
+
+
+def _prepare_gateway(
+    prepared: Prepared, args: argparse.Namespace, environ: Mapping[str, str], proxy_url: str
+) -> None:
+    from airlock.egress.gateway import (
+        Gateway,
+        GatewayConfig,
+        RepoGrant,
+        git_environment,
+        load_token,
+    )
+
+    grants = tuple(RepoGrant.parse(text) for text in args.repo)
+    config = GatewayConfig(
+        grants, load_token(environ, args.git_token_file), args.git_upstream, args.upstream_ca
+    )
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, name="airlock git gateway", daemon=True)
+    thread.start()
+    gateway = Gateway(config)
+    prepared._gateway, prepared._loop, prepared._thread = gateway, loop, thread
+    prepared.gateway_address = asyncio.run_coroutine_threadsafe(gateway.start(), loop).result(10)
+    prepared.environ.update(git_environment(proxy_url, args.git_upstream))

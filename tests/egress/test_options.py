@@ -1,0 +1,95 @@
+"""airlock run's inspection and gateway options, prepared for the proxy and the sandbox."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+from pathlib import Path
+
+import pytest
+
+from airlock.egress.ca import CA_VARIABLES
+from airlock.egress.options import add_arguments, inspected_hosts, prepare
+from airlock.errors import UsageError
+from airlock.policy import decide
+from tests.policy.helpers import context
+
+TOKEN = "ghp_" + "Qw3Er5Ty7Ui9Op1As3Df5Gh7Jk9Lz1Xc3Vb5Nm7"
+
+
+def _args(*argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    return parser.parse_args(list(argv))
+
+
+def test_prepare_inspection_and_gateway() -> None:
+    """Hosts from flags and settings, a bundle the sandbox reads, git variables without the
+    token, a running gateway; closing removes the bundle."""
+    args = _args(
+        "--inspect", "API.anthropic.com", "--repo", "octo/widgets:ro", "--secrets", "block"
+    )
+    prepared = prepare(
+        args,
+        decisions=decide(context()),
+        environ={"GH_TOKEN": TOKEN, "ANTHROPIC_BASE_URL": "https://llm.example:8443/v1"},
+        proxy_url="http://127.0.0.1:3128",
+        inspect_setting=["statsig.anthropic.com"],
+        now=dt.datetime.now(dt.UTC),
+    )
+    try:
+        assert prepared.inspection is not None
+        assert prepared.inspection.hosts == {"api.anthropic.com", "statsig.anthropic.com"}
+        assert "llm.example" in prepared.inspection.api_hosts
+        assert prepared.inspection.secrets == "block"
+        [bundle] = prepared.read_only_files
+        assert bundle.read_bytes().count(b"BEGIN CERTIFICATE") >= 1
+        assert b"PRIVATE KEY" not in bundle.read_bytes()
+        assert {prepared.environ[name] for name in CA_VARIABLES} == {str(bundle)}
+        assert prepared.gateway_address is not None
+        assert prepared.environ["GIT_CONFIG_COUNT"].isdigit()
+        assert all(TOKEN not in value for value in prepared.environ.values())
+    finally:
+        prepared.close()
+    assert not bundle.exists()
+
+
+def test_nothing_asked_nothing_prepared() -> None:
+    """Without --inspect or --repo, there is no CA, no gateway and no variable."""
+    prepared = prepare(
+        _args(), decisions=decide(context()), environ={}, proxy_url="x", now=dt.datetime.now(dt.UTC)
+    )
+    assert (prepared.inspection, prepared.gateway_address, prepared.environ) == (None, None, {})
+
+
+def test_repo_without_token_is_a_usage_error() -> None:
+    """--repo without any token source says where to put one."""
+    with pytest.raises(UsageError, match="GH_TOKEN"):
+        prepare(
+            _args("--repo", "octo/w"),
+            decisions=decide(context()),
+            environ={},
+            proxy_url="x",
+            now=dt.datetime.now(dt.UTC),
+        )
+
+
+@pytest.mark.parametrize("bad", ["https://api.anthropic.com", "api.anthropic.com:443", "a/b", ""])
+def test_bad_inspect_hosts(bad: str) -> None:
+    """An --inspect value that is not a bare host name is refused, naming the option."""
+    with pytest.raises(UsageError, match="--inspect"):
+        inspected_hosts([bad], None)
+
+
+def test_bad_upstream_ca_is_a_usage_error(tmp_path: Path) -> None:
+    """An --upstream-ca that is not PEM is refused before anything runs."""
+    bad = tmp_path / "x.pem"
+    bad.write_text("nope")
+    with pytest.raises(UsageError, match="--upstream-ca"):
+        prepare(
+            _args("--inspect", "h.example", "--upstream-ca", str(bad)),
+            decisions=decide(context()),
+            environ={},
+            proxy_url="x",
+            now=dt.datetime.now(dt.UTC),
+        )
