@@ -6,13 +6,13 @@
     ...                   now=now, version=__version__, sleep=time.sleep)
     >>> outcome.manifest.to_json()
 
-Building: :mod:`.bundle` and :mod:`.manifest`; delivery: :mod:`.upload` (collector, retried,
+Building: :mod:`.sources` (links never followed), :mod:`.bundle` and :mod:`.manifest`; delivery: :mod:`.upload` (collector, retried,
 idempotent) and :mod:`.archive` (``<config dir>/feedback-bundles/``, atomic, private);
 a GitHub issue to open: :mod:`.issue`.
 """
 
 from airlock.feedback.archive import archive_dir, write_private
-from airlock.feedback.bundle import read_members, session_sources, stage, write_bundle
+from airlock.feedback.bundle import read_members, stage, write_bundle
 from airlock.feedback.delivery import (
     Outcome,
     Request,
@@ -24,8 +24,9 @@ from airlock.feedback.delivery import (
     share_delivery,
 )
 from airlock.feedback.issue import Issue, compose_issue, issue_link
-from airlock.feedback.manifest import BundleFile, BundleKind, Manifest, Role
+from airlock.feedback.manifest import BundleFile, BundleKind, Manifest, Role, SkippedFile
 from airlock.feedback.refusal import FlowRefused, refuse_if_off
+from airlock.feedback.sources import Source, session_sources
 from airlock.feedback.upload import Receipt, Retry, post_rating, upload_bundle
 
 __all__ = [
@@ -39,6 +40,8 @@ __all__ = [
     "Request",
     "Retry",
     "Role",
+    "SkippedFile",
+    "Source",
     "archive_dir",
     "collector_url",
     "compose_issue",

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
 import tarfile
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -21,40 +22,16 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, BinaryIO, cast
 
 from airlock.errors import UsageError
-from airlock.feedback.manifest import BundleFile, BundleKind, Manifest, Role
+from airlock.feedback.manifest import BundleFile, BundleKind, Manifest, Role, SkippedFile
+from airlock.feedback.sources import Gone, Skip, Source, open_inside, open_root
 
 if TYPE_CHECKING:
     import hashlib
 
     from airlock.redact import Redactor
-    from airlock.sessions import Session
 
 CHUNK = 1024 * 1024
 MANIFEST_NAME = "manifest.json"
-
-
-@dataclass(frozen=True, slots=True)
-class Source:
-    """A file of the session to put in the bundle."""
-
-    path: Path
-    role: Role
-
-
-def session_sources(session: Session) -> tuple[Source, ...]:
-    """The files a bundle holds: the transcript, subagent transcripts and the raw session log.
-
-    Raises:
-        UsageError: None of them exists any more.
-    """
-    found = [Source(session.transcript, Role.TRANSCRIPT)]
-    found += [Source(path, Role.SUBAGENT_TRANSCRIPT) for path in session.subagent_transcripts]
-    if session.raw_log is not None:
-        found.append(Source(session.raw_log, Role.RAW_SESSION_LOG))
-    present = tuple(source for source in found if source.path.is_file())
-    if not present:
-        raise UsageError(f"session {session.id} has no transcript or log left to bundle")
-    return present
 
 
 class _Digest(io.RawIOBase):
@@ -106,6 +83,7 @@ def stage(
     sources: Sequence[Source],
     redactor: Redactor,
     *,
+    root: Path,
     kind: BundleKind,
     session_id: str,
     bundle_id: str,
@@ -120,7 +98,9 @@ def stage(
     """Redact every source and compute the manifest.
 
     Args:
-        sources: The files to bundle (:func:`session_sources`).
+        sources: The files to bundle (:func:`~airlock.feedback.sources.session_sources`).
+        root: The config dir: every source is opened inside it, no link followed
+            (:func:`~airlock.feedback.sources.open_inside`); what cannot be is skipped.
         redactor: The redaction engine, configured from the settings in force.
         kind: Which flow the bundle travels under.
         session_id: The session's id.
@@ -137,18 +117,27 @@ def stage(
         The staged files and the manifest; close it (or use ``with``) when done.
 
     Raises:
-        UsageError: A source file cannot be read.
+        UsageError: No source could be bundled (each reason named), or one failed mid-read.
     """
     files: list[BundleFile] = []
+    skipped: list[SkippedFile] = []
     contents: list[IO[bytes] | None] = []
     taken: set[str] = set()
+    root_fd = open_root(root)
     try:
         for source in sources:
+            try:
+                fd = open_inside(root_fd, root, source.path)
+            except Skip as skip:
+                skipped.append(SkippedFile(_member_name(source, taken), source.role, skip.reason))
+                continue
+            except Gone:
+                continue
             sink = None if dry_run else tempfile.TemporaryFile()  # noqa: SIM115 - kept open on purpose
             contents.append(sink)
             digest = _Digest(sink)
             try:
-                with source.path.open("rb") as handle:
+                with os.fdopen(fd, "rb") as handle:
                     report = redactor.redact_stream(handle, cast(BinaryIO, digest))
             except OSError as error:
                 raise UsageError(
@@ -163,10 +152,14 @@ def stage(
                     redactions=report.counts(),
                 )
             )
+        if not files:
+            raise UsageError(_nothing_left(session_id, skipped))
         text, text_report = redactor.redact_text(description)
     except BaseException:
         Staged.close_all(contents)
         raise
+    finally:
+        os.close(root_fd)
     manifest = Manifest(
         bundle_id=bundle_id,
         kind=kind,
@@ -179,8 +172,19 @@ def stage(
         files=tuple(files),
         description=text,
         description_redactions=text_report.counts(),
+        skipped=tuple(skipped),
     )
     return Staged(manifest, tuple(contents))
+
+
+def _nothing_left(session_id: str, skipped: Sequence[SkippedFile]) -> str:
+    if not skipped:
+        return f"session {session_id} has no transcript or log left to bundle"
+    reasons = "; ".join(f"{item.path}: {item.reason}" for item in skipped)
+    return (
+        f"session {session_id} has nothing that can be bundled: {reasons}. Links are never "
+        "followed; move the real files into the config dir to send them"
+    )
 
 
 _FOLDERS = {

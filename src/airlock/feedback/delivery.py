@@ -20,9 +20,10 @@ from typing import TYPE_CHECKING
 
 from airlock.errors import UsageError
 from airlock.feedback.archive import SUFFIX, archive_dir, write_private
-from airlock.feedback.bundle import Staged, session_sources, stage, write_bundle
+from airlock.feedback.bundle import Staged, stage, write_bundle
 from airlock.feedback.manifest import BundleKind, Manifest
 from airlock.feedback.refusal import refuse_if_off
+from airlock.feedback.sources import session_sources
 from airlock.feedback.upload import (
     Receipt,
     Retry,
@@ -180,6 +181,7 @@ def deliver(
     staged = stage(
         session_sources(request.session),
         redactor,
+        root=config_dir,
         kind=request.kind,
         session_id=request.session.id,
         bundle_id=str(uuid.uuid4()),

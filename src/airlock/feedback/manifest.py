@@ -8,6 +8,9 @@ name the user and the project).
 Redaction counts are by kind, in four keys that always add up: ``files[].redactions`` (each
 file), ``file_redactions`` (the sum over the files), ``description_redactions`` (the user's
 description) and ``redactions`` (everything: the files plus the description).
+
+``skipped`` lists the session's files left out, each with the reason: a symbolic link (or a
+link among the folders on the way), a FIFO, a device, a hard link, a file of another user.
 """
 
 from __future__ import annotations
@@ -58,6 +61,19 @@ class BundleFile:
 
 
 @dataclass(frozen=True, slots=True)
+class SkippedFile:
+    """A file of the session left out of the bundle, and why (a link, a FIFO, …)."""
+
+    path: str
+    """Its name as it would be in the bundle (never the path on this machine)."""
+    role: Role
+    reason: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"path": self.path, "role": str(self.role), "reason": self.reason}
+
+
+@dataclass(frozen=True, slots=True)
 class Manifest:
     """Everything a reader of the bundle, or the user before sending it, needs to know."""
 
@@ -74,6 +90,8 @@ class Manifest:
     files: tuple[BundleFile, ...]
     description: str = ""
     description_redactions: Mapping[str, int] = field(default_factory=dict)
+    skipped: tuple[SkippedFile, ...] = ()
+    """Files of the session not bundled: links are never followed, only regular files go."""
 
     @property
     def file_redactions(self) -> dict[str, int]:
@@ -110,6 +128,7 @@ class Manifest:
             "description": self.description,
             "description_redactions": dict(sorted(self.description_redactions.items())),
             "files": [item.to_json() for item in self.files],
+            "skipped": [item.to_json() for item in self.skipped],
             "size": self.size,
             "file_redactions": self.file_redactions,
             "redactions": self.redactions,
