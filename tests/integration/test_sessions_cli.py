@@ -270,3 +270,49 @@ def test_list_json_stays_utf_8_with_a_folder_name_that_is_not(config_dir: Path) 
     (item,) = json.loads(result.stdout.decode("utf-8"))  # strict: every byte is UTF-8
     assert item["id"] == made.id
     assert os.fsencode(item["project"]) == b"-srv-caf\xe9"
+
+
+def test_cli_a_session_behind_a_linked_projects_folder_stays_and_is_reported(
+    config_dir: Path, tmp_path: Path
+) -> None:
+    """prune with projects/ a link: each run says the session was not removed, and why;
+    list and show still have it; nothing outside is touched."""
+    made = make_session(config_dir, age=timedelta(days=40), now=NOW)
+    outside = tmp_path / "elsewhere"
+    (config_dir / "projects").rename(outside)
+    (config_dir / "projects").symlink_to(outside, target_is_directory=True)
+    before = snapshot(outside)
+    for _ in range(2):
+        result = airlock("sessions", "prune", "--older-than", "30", "--json")
+        assert result.returncode == 0, result.stderr
+        report = json.loads(result.stdout)
+        assert report["sessions"] == []
+        assert any(made.id in p and "symbolic link" in p for p in report["problems"])
+        assert made.id in result.stderr and "not removed" in result.stderr
+        listed = json.loads(airlock("sessions", "list", "--json").stdout)
+        assert [item["id"] for item in listed] == [made.id]
+        assert airlock("sessions", "show", made.id).returncode == 0
+    assert snapshot(outside) == before
+
+
+def test_cli_an_id_in_two_projects_is_ambiguous_until_named_by_project(config_dir: Path) -> None:
+    """delete ID held by two projects refuses, naming both as PROJECT/ID; PROJECT/ID deletes
+    that copy alone, and the other keeps its file history and log."""
+    sid = "7c6b5a49-3827-4161-8504-f3e2d1c0b9a8"
+    make_session(config_dir, age=timedelta(days=40), now=NOW, session_id=sid, cwd="/w/old")
+    make_session(config_dir, age=timedelta(days=1), now=NOW, session_id=sid, cwd="/w/new")
+    refused = airlock("sessions", "delete", sid)
+    assert refused.returncode != 0
+    assert "ambiguous" in refused.stderr
+    assert f"-w-old/{sid}" in refused.stderr and f"-w-new/{sid}" in refused.stderr
+    assert len(json.loads(airlock("sessions", "list", "--json").stdout)) == 2
+    assert "'--'" in refused.stderr
+    done = airlock("sessions", "delete", "--json", "--", f"-w-old/{sid}")
+    assert done.returncode == 0, done.stderr
+    assert [(s["project"], s["id"]) for s in json.loads(done.stdout)["sessions"]] == [
+        ("-w-old", sid)
+    ]
+    assert (config_dir / "file-history" / sid).is_dir()
+    assert (config_dir / "debug" / f"{sid}.txt").is_file()
+    listed = json.loads(airlock("sessions", "list", "--json").stdout)
+    assert [(s["project"], s["id"]) for s in listed] == [("-w-new", sid)]

@@ -168,7 +168,7 @@ def test_remover_refuses_paths_outside_and_through_links(config_dir: Path, tmp_p
     with _Remover(config_dir) as remover:
         with pytest.raises(UnsafePathError, match="outside"):
             remover.remove(outside / "f")
-        with pytest.raises(UnsafePathError, match="not a real folder"):
+        with pytest.raises(UnsafePathError, match="symbolic link, not followed"):
             remover.remove(config_dir / "through" / "f")
         with pytest.raises(UnsafePathError):
             remover.remove(config_dir / ".." / "outside" / "f")
@@ -208,7 +208,7 @@ def test_interrupted_removal_is_hidden_then_finished(config_dir: Path) -> None:
         remover.remove(session.roots[0])  # only the transcript went before the crash
     assert [s.id for s in store.list()] == [other.id]
     assert any(p.exists() for p in victim.paths)
-    assert recover(store, now=NOW) == [victim.id]
+    assert recover(store, now=NOW).finished == (session.key,)
     assert not any(p.exists() for p in victim.paths)
     assert all(p.exists() for p in other.paths)
     assert [s.id for s in store.list()] == [other.id]
@@ -221,7 +221,7 @@ def test_recovery_keeps_a_session_written_after_its_journal(config_dir: Path) ->
     _write_journal(config_dir, [store.get(made.id)], NOW - timedelta(days=1))
     with (config_dir / "projects" / made.project / f"{made.id}.jsonl").open("a") as handle:
         handle.write("{}\n")  # the agent resumed the session after the journal was made
-    assert recover(store, now=NOW) == []
+    assert recover(store, now=NOW).finished == ()
     assert all(p.exists() for p in made.paths)
     assert [s.id for s in store.list()] == [made.id]
 
@@ -448,28 +448,27 @@ def _failing_unlink(monkeypatch: pytest.MonkeyPatch, name: str) -> None:
     monkeypatch.setattr(os, "unlink", unlink)
 
 
-def test_a_session_not_fully_removed_stays_journaled_and_hidden(
+def test_a_session_not_fully_removed_stays_listed_and_reported(
     config_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A removal that fails part way leaves the session journaled: it is not listed as whole,
-    it is reported, and the next run finishes it."""
+    """A removal that fails part way is reported, and what is left of the session is listed
+    (no journal hides it); every run reports it again, and one that works finishes it."""
     victim = make_session(config_dir, age=timedelta(days=40), subagents=1)
     store = SessionStore(config_dir)
-    plan = plan_prune(store, now=NOW, older_than=PERIOD)
     debug_log = config_dir / "debug" / f"{victim.id}.txt"
     _failing_unlink(monkeypatch, debug_log.name)
-    report = execute(store, plan, now=NOW)
-    assert report.removed == []
-    assert any(victim.id in problem for problem in report.problems)
-    assert debug_log.exists()
-    assert [s.id for s in store.list()] == []  # hidden, not listed as a whole session
-    assert len(list((config_dir / JOURNAL_DIR).glob("*.json"))) == 1
-    # A retry that fails again keeps it journaled; one that works finishes it.
-    assert recover(store, now=NOW) == []
-    assert len(list((config_dir / JOURNAL_DIR).glob("*.json"))) == 1
-    assert [s.id for s in store.list()] == []
+    for _ in range(2):
+        report = execute(store, plan_prune(store, now=NOW, older_than=PERIOD), now=NOW)
+        assert report.removed == []
+        assert any(
+            victim.id in problem and "stays listed" in problem for problem in report.problems
+        )
+        assert debug_log.exists()
+        assert [s.id for s in store.list()] == [victim.id]
+        assert not list((config_dir / JOURNAL_DIR).glob("*.json"))
     monkeypatch.undo()
-    assert recover(store, now=NOW) == [victim.id]
+    report = execute(store, plan_prune(store, now=NOW, older_than=PERIOD), now=NOW)
+    assert [s.id for s in report.removed] == [victim.id]
     assert not any(p.exists() for p in victim.paths)
     assert not list((config_dir / JOURNAL_DIR).iterdir())
 
@@ -517,7 +516,7 @@ def test_stray_entries_of_a_pending_session_wait_for_its_removal(config_dir: Pat
     assert plan.sessions == ()
     assert not any(victim.id in str(entry.path) for entry in plan.entries)
     report = execute(store, plan, now=NOW)
-    assert report.recovered == [victim.id]
+    assert report.recovered == [session.key]
     assert not any(p.exists() for p in victim.paths)
 
 

@@ -100,7 +100,7 @@ def test_get_unknown_id_names_it(config_dir: Path) -> None:
         SessionStore(config_dir).get("deadbeef-0000")
 
 
-@pytest.mark.parametrize("bad", ["../etc", "a/b", ".hidden", "", "x" * 200])
+@pytest.mark.parametrize("bad", ["../etc", "a/b/c", "../a", "a/", ".hidden", "", "x" * 200])
 def test_get_refuses_ids_that_could_be_paths(config_dir: Path, bad: str) -> None:
     """An id with separators or dots is refused before any file is looked at."""
     with pytest.raises(UsageError, match="not a session id"):

@@ -24,10 +24,13 @@ tool results, file snapshots, todo lists and raw log beside it.
   airlock sessions show ID              the conversation, tools and subagents marked
   airlock sessions prune --dry-run      what the retention period (cleanupPeriodDays) removes
   airlock sessions delete ID...         remove sessions completely
+  airlock sessions delete -- PROJECT/ID one of two sessions that two project folders hold
+                                        under the same id (PROJECT: its folder, -home-u-app)
 
 Last activity is the newest of the modification time of every file of a session and the
 last timestamp inside its transcript. A session written to in the last two minutes, or open
-in a running agent, is skipped and reported. Symbolic links are never followed.
+in a running agent, is skipped and reported. Symbolic links are never followed: a session
+behind one (projects/ itself a link, …) is not removed, stays listed, and every run says so.
 """
 
 PROGRESS_FROM = 200
@@ -73,7 +76,8 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     show.add_argument(
         "session_id",
         metavar="ID",
-        help="the session id (as 'airlock sessions list' shows it), or a unique beginning of it",
+        help="the session id (as 'airlock sessions list' shows it), or a unique beginning of "
+        "it; PROJECT/ID names one where two project folders hold the same id",
     )
     show.add_argument("--json", action="store_true", help="print every entry as JSON")
 
@@ -98,7 +102,8 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
         "session_ids",
         metavar="ID",
         nargs="+",
-        help="session ids (as 'airlock sessions list' shows them), or unique beginnings of them",
+        help="session ids (as 'airlock sessions list' shows them), or unique beginnings of "
+        "them; PROJECT/ID names one where two project folders hold the same id",
     )
     delete.add_argument("--dry-run", action="store_true", help="show what would go; touch nothing")
     delete.add_argument("--json", action="store_true", help="print the report as JSON")

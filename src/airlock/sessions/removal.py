@@ -37,6 +37,7 @@ import os
 import stat
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -53,6 +54,7 @@ from airlock.sessions.store import (
     SessionStore,
     _Walk,
     gc_paused,
+    pick,
     stamp_of,
 )
 
@@ -75,15 +77,21 @@ LAST_ACTIVITY = (
 class StoreEntry:
     """An entry of a store swept by age (``plans/…``, ``paste-cache/…``, an orphaned folder)."""
 
-    __slots__ = ("modified", "path", "size")
+    __slots__ = ("modified", "path", "session", "size")
     path: Path
     size: int
     modified: datetime
+    session: str | None
+    """The id whose copies (one in each of several projects) shared this entry; it goes only
+    when every copy went."""
 
-    def __init__(self, path: Path, size: int, modified: datetime) -> None:
+    def __init__(
+        self, path: Path, size: int, modified: datetime, session: str | None = None
+    ) -> None:
         _set(self, "path", path)
         _set(self, "size", size)
         _set(self, "modified", modified)
+        _set(self, "session", session)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -212,13 +220,19 @@ def plan_prune(store: SessionStore, *, now: datetime, older_than: timedelta) -> 
         else:
             chosen.append(session)
     problems = list(scan.problems)
-    entries = _stale_entries(store, scan, cutoff, problems)
+    entries = _stale_entries(store, scan, cutoff, problems) + _shared_entries(store, scan, chosen)
     return Plan(tuple(chosen), tuple(entries), tuple(skipped), tuple(problems), cutoff)
 
 
-def plan_delete(store: SessionStore, session_ids: Sequence[str], *, now: datetime) -> Plan:
-    """The sessions with these ids. Raises ``UsageError`` naming unknown ids."""
-    found = store.find(session_ids)
+def plan_delete(store: SessionStore, names: Sequence[str], *, now: datetime) -> Plan:
+    """The sessions these names (ids, or ``<project>/<id>``) name, and what their copies shared
+    when every copy of an id goes.
+
+    Raises:
+        UsageError: naming every unknown name, and every id more than one project holds.
+    """
+    scan = store.scan(only=frozenset(name.rpartition("/")[2] for name in names))
+    found = pick(scan, names, store)
     running = store.running()
     chosen: list[Session] = []
     skipped: list[Skipped] = []
@@ -228,7 +242,32 @@ def plan_delete(store: SessionStore, session_ids: Sequence[str], *, now: datetim
             skipped.append(Skipped(session, reason))
         else:
             chosen.append(session)
-    return Plan(tuple(chosen), (), tuple(skipped))
+    return Plan(tuple(chosen), tuple(_shared_entries(store, scan, chosen)), tuple(skipped))
+
+
+def _shared_entries(store: SessionStore, scan: Scan, chosen: list[Session]) -> list[StoreEntry]:
+    """The entries shared by the copies of an id (:attr:`Scan.shared`) when every copy is
+    ``chosen``: no copy is left to own them."""
+    going = {session.key for session in chosen}
+    owner = scan_owner(store)
+    entries: list[StoreEntry] = []
+    for session_id, paths in sorted(scan.shared.items()):
+        copies = [s.key for s in scan.sessions if s.id == session_id]
+        if session_id in scan.unread or not all(key in going for key in copies):
+            continue
+        for path in paths:
+            walk = _Walk(owner)
+            walk.walk(path)
+            if walk.foreign:
+                continue
+            modified = datetime.fromtimestamp(walk.newest, UTC)
+            entries.append(StoreEntry(Path(path), walk.size, modified, session_id))
+    return entries
+
+
+def scan_owner(store: SessionStore) -> int:
+    """The config dir's owner (this user when there is none yet)."""
+    return store.config_dir.stat().st_uid if store.config_dir.exists() else os.getuid()
 
 
 def _keep_reason(
@@ -245,7 +284,7 @@ def _keep_reason(
 def _stale_entries(
     store: SessionStore, scan: Scan, cutoff: datetime, problems: list[str]
 ) -> list[StoreEntry]:
-    owner = store.config_dir.stat().st_uid if store.config_dir.exists() else os.getuid()
+    owner = scan_owner(store)
     limit = cutoff.timestamp()
     entries: list[StoreEntry] = []
     for name, found in _sweep_candidates(store, scan):
@@ -366,23 +405,39 @@ def execute(
         _Remover(store.config_dir) as remover,
         gc_paused(),
     ):
-        report.recovered = recover(store, now=now, remover=remover)
-        if plan.sessions:
-            journal = _write_journal(store.config_dir, plan.sessions, now)
-            outcomes = _remove_sessions(plan.sessions, remover, progress)
-            unfinished = []
-            for session, (outcome, text) in zip(plan.sessions, outcomes, strict=True):
+        recovered = recover(store, now=now, remover=remover)
+        report.recovered = list(recovered.finished)
+        report.problems += recovered.problems
+        left: set[str] = set()  # ids of which a copy stays: what the copies shared stays too
+        reachable = []
+        for session in plan.sessions:
+            try:
+                remover.check(session)
+            except (OSError, UnsafePathError) as error:
+                report.problems.append(_not_removed(session, "not removed", error))
+                left.add(session.id)
+                if progress:
+                    progress(1)
+            else:
+                reachable.append(session)
+        if reachable:
+            journal = _write_journal(store.config_dir, reachable, now)
+            outcomes = _remove_sessions(reachable, remover, progress)
+            for session, (outcome, text) in zip(reachable, outcomes, strict=True):
                 if outcome == _REMOVED:
                     report.removed.append(session)
-                elif outcome == _KEPT:
+                    continue
+                left.add(session.id)
+                if outcome == _KEPT:
                     report.skipped.append(Skipped(session, text))
-                else:
+                else:  # what is left of it is listed again, and the next run tries again
                     report.problems.append(text)
-                    unfinished.append(session)
-            if unfinished:  # still journaled: hidden, and finished by the next run
-                _write_journal(store.config_dir, unfinished, now)
             journal.unlink()
         for entry in plan.entries:
+            if entry.session in left:
+                if progress:
+                    progress(1)
+                continue
             try:
                 remover.remove(entry.path)
                 report.entries.append(entry)
@@ -416,8 +471,15 @@ def _remove_one(session: Session, remover: _Remover) -> _Outcome:
     try:
         remover.remove_session(session)
     except (OSError, UnsafePathError) as error:
-        return _FAILED, f"session {session.id}: not fully removed: {_why(error)}"
+        return _FAILED, _not_removed(session, "not fully removed", error)
     return _REMOVED, ""
+
+
+def _not_removed(session: Session, what: str, error: BaseException) -> str:
+    return (
+        f"session {session.key}: {what}: {_why(error)}; it stays listed, and every prune or "
+        "delete reports it until this is fixed"
+    )
 
 
 def _remove_sessions(
@@ -509,7 +571,7 @@ def _write_journal(config_dir: Path, batch: Iterable[Session], now: datetime) ->
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
     prefix = os.path.join(config_dir, "")
     sessions = {
-        s.id: [
+        s.key: [
             path.removeprefix(prefix)
             for path in (
                 s.root_paths
@@ -545,42 +607,57 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def recover(store: SessionStore, *, now: datetime, remover: _Remover | None = None) -> list[str]:
-    """Finish removals cut short; returns the ids of the sessions finished.
+@dataclass(frozen=True, slots=True)
+class Recovered:
+    """What finishing the removals cut short did."""
 
-    A session written to after its journal was made is alive again and kept.
+    finished: tuple[str, ...] = ()
+    """The sessions finished, as ``<project>/<id>`` (a bare id from an older journal)."""
+    problems: tuple[str, ...] = ()
+    """The sessions that could not be finished, and why; they are listed again, and every
+    run reports them until they can be removed."""
+
+
+def recover(store: SessionStore, *, now: datetime, remover: _Remover | None = None) -> Recovered:
+    """Finish removals cut short.
+
+    A session written to after its journal was made is alive again and kept; one that cannot
+    be removed (a folder on the way became a link, …) is reported and listed again.
     """
     folder = store.config_dir / JOURNAL_DIR
     try:
         journals = sorted(p for p in folder.iterdir() if p.suffix in (".json", ".tmp"))
     except OSError:
-        return []
+        return Recovered()
     finished: list[str] = []
+    problems: list[str] = []
     with contextlib.ExitStack() as stack:
         if remover is None:  # called on its own, not from execute (which holds the lock)
             stack.enter_context(removal_lock(store.config_dir))
             remover = stack.enter_context(_Remover(store.config_dir))
         for journal in journals:
             if journal.suffix == ".json":
-                finished += _finish(store, journal, remover)
+                done, failed = _finish(store, journal, remover)
+                finished += done
+                problems += failed
             journal.unlink(missing_ok=True)
-    return finished
+    return Recovered(tuple(finished), tuple(problems))
 
 
-def _finish(store: SessionStore, journal: Path, remover: _Remover) -> list[str]:
-    """Finish the sessions ``journal`` names; those that still cannot be removed are written
-    to a new journal (so they stay hidden, and the next run tries again)."""
+def _finish(store: SessionStore, journal: Path, remover: _Remover) -> tuple[list[str], list[str]]:
+    """Finish the sessions ``journal`` names: those finished, and a problem for each that
+    cannot be (it is no longer hidden: the journal goes)."""
     try:
         data = json.loads(journal.read_bytes())
         started = float(data["started"])
         sessions = data["sessions"]
         assert isinstance(sessions, dict)
     except (OSError, ValueError, KeyError, TypeError, AssertionError):
-        return []
-    finished = []
-    unfinished = {}
-    for session_id, paths in sessions.items():
-        if not isinstance(paths, list) or not layout.is_session_id(str(session_id)):
+        return [], []
+    finished: list[str] = []
+    problems: list[str] = []
+    for name, paths in sessions.items():
+        if not isinstance(paths, list) or not _journal_name(str(name)):
             continue
         targets = [store.config_dir / str(p) for p in paths]
         if any(_written_since(t, started) for t in targets if t.suffix == ".jsonl"):
@@ -588,13 +665,21 @@ def _finish(store: SessionStore, journal: Path, remover: _Remover) -> list[str]:
         try:
             for target in targets:
                 remover.remove(target)
-        except (OSError, UnsafePathError):
-            unfinished[session_id] = paths
+        except (OSError, UnsafePathError) as error:
+            problems.append(
+                f"session {name}: an interrupted removal cannot be finished: {_why(error)}; "
+                "it is listed again, and every prune or delete reports it until this is fixed"
+            )
         else:
-            finished.append(str(session_id))
-    if unfinished:
-        _write_journal_data(journal.parent, {"started": started, "sessions": unfinished})
-    return finished
+            finished.append(str(name))
+    return finished, problems
+
+
+def _journal_name(name: str) -> bool:
+    """Whether a journal names a session plainly: ``<project>/<id>``, or an id."""
+    project, slash, session_id = name.rpartition("/")
+    plain_project = not slash or (project not in ("", ".", "..") and "/" not in project)
+    return layout.is_session_id(session_id) and plain_project
 
 
 # --------------------------------------------------------------------------- safe removal
@@ -653,21 +738,40 @@ class _Remover:
                 raise
             _remove_tree(parent, name)
 
+    def check(self, session: Session) -> None:
+        """Open every folder on the way to each root of ``session``, as a removal would.
+
+        Raises:
+            UnsafePathError: a root is not inside the root folder, or a folder on the way is a
+                link (nothing has been removed).
+        """
+        for root in session.root_paths:
+            self._locate(root)
+
     def remove_session(self, session: Session) -> None:
         """Remove every root of ``session``: files and links by name, folders by what the scan
         found in them (:func:`_remove_known`), each through descriptors as :meth:`remove` does.
+
+        The transcript goes last, and the session folder just before it: a removal that
+        fails part way leaves a session that is still listed, with what is left of it.
 
         Raises:
             UnsafePathError: a root is not inside the root folder, or a folder on the way is a
                 link.
         """
+        last = (
+            session.transcript_path.removesuffix(layout.TRANSCRIPT_SUFFIX),
+            session.transcript_path,
+        )
+        roots = [root for root in session.root_paths if root not in last]
+        roots += [root for root in last if root in session.root_paths]
         folders = session.dir_paths
         if not folders:  # files and links only
-            for root in session.root_paths:
+            for root in roots:
                 self._unlink(*self._locate(root))
             return
         known = frozenset(folders)
-        for root in session.root_paths:
+        for root in roots:
             parent, name = self._locate(root)
             if root not in known:
                 self._unlink(parent, name)
@@ -701,9 +805,9 @@ class _Remover:
             fd = os.open(parts[-1], flags, dir_fd=parent)
         except OSError as error:
             where = self.root.joinpath(*parts)
-            raise UnsafePathError(
-                f"{where}: not a real folder (a symbolic link or missing): refused"
-            ) from error
+            link = error.errno in (errno.ELOOP, errno.ENOTDIR) and where.is_symlink()
+            what = "a symbolic link, not followed" if link else f"not a real folder ({_why(error)})"
+            raise UnsafePathError(f"{where}: {what}: refused") from error
         if len(self._fds) > 256:  # bound the open descriptors on wide trees
             self._drop_deep()
         self._fds[parts] = fd

@@ -30,6 +30,7 @@ import operator
 import os
 import re
 import stat
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -169,6 +170,11 @@ class Session:
         _set(self, "dir_paths", dir_paths)
 
     @property
+    def key(self) -> str:
+        """``<project>/<id>``: names this session even where another project has the same id."""
+        return f"{self.project}/{self.id}"
+
+    @property
     def transcript(self) -> Path:
         """``projects/<project>/<id>.jsonl`` (absent for a subagent-only session)."""
         return Path(self.transcript_path)
@@ -219,11 +225,12 @@ def _iso(moment: datetime | None) -> str | None:
 class Scan:
     """One pass over a config dir: the sessions, what else is there, and what was wrong."""
 
-    __slots__ = ("pending", "problems", "sessions", "strays", "unread", "unread_roots")
+    __slots__ = ("pending", "problems", "sessions", "shared", "strays", "unread", "unread_roots")
     sessions: tuple[Session, ...]
     problems: tuple[str, ...]
     pending: frozenset[str]
-    """Session ids named by an unfinished removal (hidden until the removal is finished)."""
+    """Sessions named by an unfinished removal, as ``<project>/<id>`` (or a bare id, which
+    hides every copy): hidden until the removal is finished."""
     unread: frozenset[str]
     """Ids of sessions left out of ``sessions`` by ``active_since`` (known active, not read)."""
     unread_roots: frozenset[str]
@@ -231,6 +238,10 @@ class Scan:
     strays: tuple[tuple[str, str, str], ...] | None
     """Entries of the stores indexed by session id (``layout.INDEXED_STORES``) that name no
     session found, as (store, name, path); ``None`` when those stores were not read."""
+    shared: dict[str, tuple[str, ...]]
+    """The store entries (``file-history/<id>``, ``debug/<id>.txt``, …) of an id that more
+    than one project folder holds: they belong to no one copy, so to none of their files; they
+    go only when every copy goes."""
 
     def __init__(
         self,
@@ -240,6 +251,7 @@ class Scan:
         unread: frozenset[str] = frozenset(),
         unread_roots: frozenset[str] = frozenset(),
         strays: tuple[tuple[str, str, str], ...] | None = None,
+        shared: dict[str, tuple[str, ...]] | None = None,
     ) -> None:
         _set(self, "sessions", sessions)
         _set(self, "problems", problems)
@@ -247,6 +259,7 @@ class Scan:
         _set(self, "unread", unread)
         _set(self, "unread_roots", unread_roots)
         _set(self, "strays", strays)
+        _set(self, "shared", {} if shared is None else shared)
 
 
 class _Prepared(NamedTuple):
@@ -263,6 +276,8 @@ class _Prepared(NamedTuple):
     problems: list[str]
     strays: list[tuple[str, str, str]]
     """Entries of the indexed stores that name no session, as (store, name, path)."""
+    shared: dict[str, tuple[str, ...]]
+    """The store entries of ids that more than one project holds (left out of ``stores``)."""
 
 
 R = TypeVar("R")
@@ -412,60 +427,42 @@ class SessionStore:
         return found[session_id]
 
     def resolve(self, text: str) -> str:
-        """The session id ``text`` is, or is the unique beginning of.
+        """The session ``text`` names: an id, ``<project>/<id>``, or a unique beginning of the
+        id (in that project); an id is returned as it is given, or completed.
 
         Raises:
-            UsageError: ``text`` matches no session, or more than one (listing them).
+            UsageError: ``text`` is not a session name, or begins more than one id (listing them).
         """
-        if not layout.is_session_id(text):
-            self.find([text])  # raises, naming the malformed id
+        project, session_id = _split_name(text)
         pending = read_pending(self.config_dir)
-        ids = sorted({item[1] for item in self._transcripts([], {})} - pending)
-        if text in ids:
+        keys = {
+            (item[0], item[1])
+            for item in self._transcripts([], {})
+            if not is_pending(item[0], item[1], pending) and (project is None or item[0] == project)
+        }
+        ids = sorted({found for _, found in keys})
+        if session_id in ids:
             return text
-        matches = [session_id for session_id in ids if session_id.startswith(text)]
+        matches = [found for found in ids if found.startswith(session_id)]
         if len(matches) == 1:
-            return matches[0]
+            return matches[0] if project is None else f"{project}/{matches[0]}"
         if matches:
             shown = ", ".join(matches[:10]) + (" …" if len(matches) > 10 else "")
             raise UsageError(
-                f"session id prefix {text!r} is ambiguous: {len(matches)} sessions match "
+                f"session id prefix {session_id!r} is ambiguous: {len(matches)} sessions match "
                 f"({shown}); give more of the id"
             )
         return text  # unknown: the caller's look-up names it
 
-    def find(self, session_ids: Iterable[str]) -> dict[str, Session]:
-        """The sessions with these ids, in one scan.
+    def find(self, names: Iterable[str]) -> dict[str, Session]:
+        """The sessions with these names (ids, or ``<project>/<id>``), in one scan.
 
         Raises:
-            UsageError: naming every id that is malformed or unknown (nothing is returned).
+            UsageError: naming every name that is malformed, unknown, or an id that more than
+                one project holds (nothing is returned).
         """
-        wanted = list(dict.fromkeys(session_ids))
-        bad = [text for text in wanted if not layout.is_session_id(text)]
-        if bad:
-            raise UsageError(
-                f"not a session id: {', '.join(map(repr, bad))} "
-                "(expected letters, digits, '-' and '_', as in a transcript's file name)"
-            )
-        scan = self.scan(only=frozenset(wanted))
-        by_id = {session.id: session for session in scan.sessions}
-        pending = [text for text in wanted if text in scan.pending and text not in by_id]
-        unknown = [text for text in wanted if text not in by_id and text not in pending]
-        if unknown or pending:
-            parts = []
-            if unknown:
-                parts.append(
-                    f"unknown session id{'s' if len(unknown) > 1 else ''}: {', '.join(unknown)} "
-                    f"(no transcript under {self.config_dir / layout.PROJECTS}; "
-                    "see 'airlock sessions list')"
-                )
-            if pending:
-                parts.append(
-                    f"being removed by an unfinished removal: {', '.join(pending)} "
-                    "(run 'airlock sessions prune' or 'delete' again to finish it)"
-                )
-            raise UsageError("; ".join(parts))
-        return {text: by_id[text] for text in wanted}
+        wanted = list(dict.fromkeys(names))
+        return pick(self.scan(only=frozenset(_split_name(n)[1] for n in wanted)), wanted, self)
 
     def scan(
         self,
@@ -488,7 +485,7 @@ class SessionStore:
         prepared = self._prepare(only, pending)
         if prepared is None:
             return Scan((), (), pending)
-        todo, stores, folders, owner, problems, strays = prepared
+        todo, stores, folders, owner, problems, strays, shared = prepared
         limit = None if active_since is None else active_since.timestamp()
 
         def read(item: _Found) -> Session | None:
@@ -523,6 +520,7 @@ class SessionStore:
             frozenset(item[1] for item in unread),
             frozenset(roots),
             tuple(strays),
+            {key: paths for key, paths in shared.items() if only is None or key in only},
         )
 
     def rendered(self, render: Callable[[Session], R | None]) -> Rendered[R]:
@@ -538,7 +536,7 @@ class SessionStore:
         prepared = self._prepare(None, pending)
         if prepared is None:
             return Rendered((), (), pending)
-        todo, stores, folders, owner, problems, _ = prepared
+        todo, stores, folders, owner, problems, _, _ = prepared
 
         def read(item: _Found) -> tuple[int, str, R] | None:
             session = self._session(*item, stores, folders, owner)
@@ -561,16 +559,24 @@ class SessionStore:
         found = [
             item
             for item in self._transcripts(problems, orphans)
-            if orphans.get(item[1]) not in pending
+            if item[1] not in orphans or not is_pending(item[0], orphans[item[1]], pending)
         ]
         ids = {item[1] for item in found}
         folders: set[str] = set()
         strays: builtins.list[tuple[str, str, str]] = []
         stores = self._store_index(ids, problems, folders, strays)
+        copies = Counter(item[1] for item in found)
+        shared = {
+            session_id: tuple(stores.pop(session_id))
+            for session_id, count in copies.items()
+            if count > 1 and session_id in stores
+        }
         todo = [
-            item for item in found if item[1] not in pending and (only is None or item[1] in only)
+            item
+            for item in found
+            if not is_pending(item[0], item[1], pending) and (only is None or item[1] in only)
         ]
-        return _Prepared(todo, stores, folders, owner, problems, strays)
+        return _Prepared(todo, stores, folders, owner, problems, strays, shared)
 
     def in_use(
         self, session: Session, now: datetime, running: dict[str, int] | None = None
@@ -897,8 +903,93 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _split_name(text: str) -> tuple[str | None, str]:
+    """``(project, id)`` of ``<project>/<id>``, ``(None, id)`` of a bare id.
+
+    Raises:
+        UsageError: Not a session id, nor a project folder name and one.
+    """
+    project, slash, session_id = text.rpartition("/")
+    if not layout.is_session_id(session_id) or (
+        slash and (project in ("", ".", "..") or "/" in project)
+    ):
+        raise UsageError(
+            f"not a session id: {text!r} (expected letters, digits, '-' and '_', as in a "
+            "transcript's file name, or PROJECT/ID with the project's folder under projects/)"
+        )
+    return (project if slash else None), session_id
+
+
+def pick(scan: Scan, names: Iterable[str], store: SessionStore) -> dict[str, Session]:
+    """The sessions of ``scan`` that ``names`` (ids, or ``<project>/<id>``) name, by name.
+
+    Raises:
+        UsageError: naming every name that is malformed, unknown, pending removal, or an id
+            more than one project holds.
+    """
+    wanted = list(dict.fromkeys(names))
+    bad = []
+    for text in wanted:
+        try:
+            _split_name(text)
+        except UsageError:
+            bad.append(text)
+    if bad:
+        raise UsageError(
+            f"not a session id: {', '.join(map(repr, bad))} (expected letters, digits, '-' "
+            "and '_', as in a transcript's file name, or PROJECT/ID)"
+        )
+    found: dict[str, Session] = {}
+    unknown, pending, ambiguous = [], [], []
+    for text in wanted:
+        project, session_id = _split_name(text)
+        matching = [
+            s
+            for s in scan.sessions
+            if s.id == session_id and (project is None or s.project == project)
+        ]
+        if len(matching) == 1:
+            found[text] = matching[0]
+        elif matching:
+            keys = ", ".join(sorted(s.key for s in matching))
+            ambiguous.append(f"{text} (held by {len(matching)} projects: {keys})")
+        elif any(
+            key == text or (key.rpartition("/")[2] == session_id and project is None)
+            for key in scan.pending
+        ):
+            pending.append(text)
+        else:
+            unknown.append(text)
+    parts = []
+    if unknown:
+        parts.append(
+            f"unknown session id{'s' if len(unknown) > 1 else ''}: {', '.join(unknown)} "
+            f"(no transcript under {store.config_dir / layout.PROJECTS}; "
+            "see 'airlock sessions list')"
+        )
+    if pending:
+        parts.append(
+            f"being removed by an unfinished removal: {', '.join(pending)} "
+            "(run 'airlock sessions prune' or 'delete' again to finish it)"
+        )
+    if ambiguous:
+        parts.append(
+            f"ambiguous session id: {'; '.join(ambiguous)}; name one as PROJECT/ID "
+            "(on a command line after '--', as a project folder's name starts with '-')"
+        )
+    if parts:
+        raise UsageError("; ".join(parts))
+    return found
+
+
+def is_pending(project: str, session_id: str, pending: frozenset[str]) -> bool:
+    """Whether an unfinished removal names the session (by ``<project>/<id>``, or by its id
+    alone, as journals written before projects were named do)."""
+    return f"{project}/{session_id}" in pending or session_id in pending
+
+
 def read_pending(config_dir: Path) -> frozenset[str]:
-    """Session ids named by unfinished removal journals."""
+    """The sessions named by unfinished removal journals (``<project>/<id>``, or an id)."""
     ids: set[str] = set()
     for entry in _entries(config_dir / JOURNAL_DIR, []):
         if not entry.name.endswith(".json") or entry.is_symlink():
