@@ -133,34 +133,3 @@ def test_a_closed_standard_stream_gives_exit_2_and_a_message(redirect: str, mess
     assert result.returncode == 2
     assert message in result.stderr
     assert b"Traceback" not in result.stderr
-
-
-_FAULTS = r"""
-import resource, sys
-from airlock.cli._common import keep_freed_memory
-half = b"x" * (1 << 19)
-def faults():
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-    for _ in range(50):
-        # A chunk's worth of buffers alive at once, as in a window's redaction, then freed.
-        buffers = [b"".join([half, half, bytes([n])]) for n in range(4)]
-        del buffers
-    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
-faults()
-default = faults()
-took = keep_freed_memory()
-faults()
-print(default, faults(), took)
-"""
-
-
-def test_bulk_commands_keep_freed_memory_for_the_next_buffer() -> None:
-    # Fresh megabyte buffers cost ~250 page faults each by default (glibc trims the freed heap
-    # back to the system); once tuned, the freed blocks are reused: next to none.
-    out = subprocess.run(
-        [sys.executable, "-c", _FAULTS], capture_output=True, text=True, check=True
-    ).stdout.split()
-    default, tuned, took = int(out[0]), int(out[1]), out[2]
-    assert took == "True"
-    assert default > 50 * 100
-    assert tuned < 50 * 10

@@ -30,33 +30,6 @@ def stdout_console() -> Console:
     return Console(highlight=False)
 
 
-_M_TRIM_THRESHOLD = -1
-_M_MMAP_THRESHOLD = -3
-
-
-def keep_freed_memory(mmap_threshold: int = 8 << 20, trim_threshold: int = 64 << 20) -> bool:
-    """Have glibc's allocator reuse freed blocks instead of handing them back to the system.
-
-    A bulk command (``redact``, ``feedback``) allocates and frees buffers of about a megabyte
-    per chunk. By default glibc maps blocks this large afresh, or trims the freed heap, so each
-    new buffer costs a page fault per 4 KiB; on virtual machines a fault costs microseconds
-    (measured here: 1.4 ms to join two halves of a megabyte, 0.08 ms with the freed memory
-    kept). Memory held stays bounded by ``trim_threshold``. Only the command's own process is
-    tuned; a library embedding the engine is left alone. Returns whether the allocator took
-    the settings (false off glibc).
-    """
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL(None)
-        mallopt = libc.mallopt
-    except (OSError, AttributeError, ImportError):
-        return False
-    return bool(mallopt(_M_MMAP_THRESHOLD, mmap_threshold)) and bool(
-        mallopt(_M_TRIM_THRESHOLD, trim_threshold)
-    )
-
-
 def load_reported(args: argparse.Namespace) -> Loaded:
     """Load the settings in force and report every problem on stderr, loudly when managed."""
     settings = getattr(args, "settings", None)

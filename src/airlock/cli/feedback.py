@@ -61,13 +61,12 @@ def _run(args: argparse.Namespace) -> int:
     from datetime import UTC, datetime
 
     from airlock import __version__
-    from airlock.cli._common import dump_json, keep_freed_memory, load_reported
+    from airlock.cli._common import dump_json, load_reported
     from airlock.feedback import collector_url, deliver, request_feedback
     from airlock.policy import decide
     from airlock.redact import Redactor
     from airlock.sessions import SessionStore
 
-    keep_freed_memory()
     loaded = load_reported(args)
     decisions = decide(loaded.context)
     session = pick_session(SessionStore(loaded.config_dir), args.session, loaded.project_dir)

@@ -44,12 +44,10 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import sys
 
-    from airlock.cli._common import keep_freed_memory, load_reported
+    from airlock.cli._common import load_reported
     from airlock.redact import RedactionReport, Redactor
     from airlock.redact.output import redact_path
 
-    if _may_span_chunks(args.file):
-        keep_freed_memory()
     loaded = load_reported(args)
     redactor = Redactor.from_loaded(loaded)
     # Each finding is kept only to be printed; otherwise counts alone keep memory flat.
@@ -63,26 +61,6 @@ def run(args: argparse.Namespace) -> int:
         if finished or report.bytes_in:
             _report(args, report, finished)
     return 1 if report.found else 0
-
-
-def _may_span_chunks(source: str) -> bool:
-    """Whether the input may be longer than one chunk: stdin, a pipe, or a file that is.
-
-    Only then are buffers allocated and freed over and over, which is what tuning the allocator
-    is for; a small file is redacted in one window, without importing ``ctypes`` (2-3 ms).
-    """
-    import stat
-    from pathlib import Path
-
-    from airlock.redact.engine import CHUNK
-
-    if source == "-":
-        return True
-    try:
-        status = Path(source).stat()
-    except OSError:
-        return False  # nothing to redact: ``redact_path`` says why
-    return not stat.S_ISREG(status.st_mode) or status.st_size > CHUNK
 
 
 def _report(args: argparse.Namespace, report: Any, finished: bool) -> None:
