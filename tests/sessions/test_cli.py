@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from airlock.sessions import BusyError, SessionStore, execute, plan_prune, removal_lock
-from airlock.sessions.removal import LOCK_FILE
+from airlock.sessions.lock import LOCK_FILE
 from tests.cli import airlock
 from tests.conftest import write_json
 from tests.sessions.trees import line, make_session, snapshot

@@ -19,8 +19,7 @@ from hypothesis import strategies as st
 
 from airlock.errors import UsageError
 from airlock.sessions import SessionStore, execute, plan_delete, plan_prune, recover
-from airlock.sessions.removal import _write_journal
-from airlock.sessions.store import JOURNAL_DIR
+from airlock.sessions.journal import JOURNAL_DIR, write_journal
 from tests.sessions.trees import NOW, make_session, snapshot
 
 PERIOD = timedelta(days=30)
@@ -98,7 +97,7 @@ def test_a_journal_that_cannot_be_finished_is_reported_and_hides_nothing(
     is listed again (not hidden forever by a journal nobody can finish)."""
     made = make_session(config_dir, age=timedelta(days=40))
     store = SessionStore(config_dir)
-    _write_journal(config_dir, [store.get(made.id)], NOW - timedelta(days=1))
+    write_journal(config_dir, [store.get(made.id)], NOW - timedelta(days=1))
     assert store.list() == []  # hidden while its removal is unfinished
     outside = tmp_path / "outside"
     outside.mkdir()
@@ -200,7 +199,7 @@ def test_recovering_one_copy_leaves_the_other(config_dir: Path) -> None:
     stale, live = _two_copies(config_dir)
     store = SessionStore(config_dir)
     victim = next(s for s in store.list() if s.project == stale)
-    _write_journal(config_dir, [victim], NOW - timedelta(days=1))
+    write_journal(config_dir, [victim], NOW - timedelta(days=1))
     assert [s.project for s in store.list()] == [live]  # only the journalled copy is hidden
     recovered = recover(store, now=NOW)
     assert recovered.finished == (f"{stale}/{SID}",)

@@ -17,13 +17,12 @@ from airlock.sessions import (
     SessionStore,
     dry_run,
     execute,
-    parallel,
     plan_delete,
     plan_prune,
     recover,
 )
-from airlock.sessions.removal import _Remover, _write_journal
-from airlock.sessions.store import JOURNAL_DIR
+from airlock.sessions.deletion import Remover
+from airlock.sessions.journal import JOURNAL_DIR, write_journal
 from tests.sessions.trees import NOW, make_session, snapshot
 
 PERIOD = timedelta(days=30)
@@ -165,7 +164,7 @@ def test_remover_refuses_paths_outside_and_through_links(config_dir: Path, tmp_p
     (config_dir / "through").symlink_to(outside)
     from airlock.errors import UnsafePathError
 
-    with _Remover(config_dir) as remover:
+    with Remover(config_dir) as remover:
         with pytest.raises(UnsafePathError, match="outside"):
             remover.remove(outside / "f")
         with pytest.raises(UnsafePathError, match="symbolic link, not followed"):
@@ -203,8 +202,8 @@ def test_interrupted_removal_is_hidden_then_finished(config_dir: Path) -> None:
     other = make_session(config_dir, age=timedelta(days=1))
     store = SessionStore(config_dir)
     session = store.get(victim.id)
-    _write_journal(config_dir, [session], NOW)  # the journal is written, then the crash:
-    with _Remover(config_dir) as remover:
+    write_journal(config_dir, [session], NOW)  # the journal is written, then the crash:
+    with Remover(config_dir) as remover:
         remover.remove(session.roots[0])  # only the transcript went before the crash
     assert [s.id for s in store.list()] == [other.id]
     assert any(p.exists() for p in victim.paths)
@@ -218,7 +217,7 @@ def test_recovery_keeps_a_session_written_after_its_journal(config_dir: Path) ->
     """A session written to after the journal was made is alive again and kept."""
     made = make_session(config_dir, age=timedelta(days=40))
     store = SessionStore(config_dir)
-    _write_journal(config_dir, [store.get(made.id)], NOW - timedelta(days=1))
+    write_journal(config_dir, [store.get(made.id)], NOW - timedelta(days=1))
     with (config_dir / "projects" / made.project / f"{made.id}.jsonl").open("a") as handle:
         handle.write("{}\n")  # the agent resumed the session after the journal was made
     assert recover(store, now=NOW).finished == ()
@@ -380,62 +379,6 @@ def test_files_gone_before_the_removal_are_not_an_error(config_dir: Path) -> Non
     assert not any(p.exists() for p in made.paths)
 
 
-@pytest.mark.parametrize("fork", ["works", "fails", "child_fails"])
-def test_a_large_removal_in_two_processes_is_the_same(
-    config_dir: Path, monkeypatch: pytest.MonkeyPatch, fork: str
-) -> None:
-    """Removing half the sessions in a forked child removes the same, reports the same, in
-    the same order, with every step of progress; if the fork or the child fails, this process
-    removes that half itself."""
-    from airlock.sessions import removal
-
-    old = [make_session(config_dir, age=timedelta(days=40 + n)) for n in range(7)]
-    young = make_session(config_dir, age=timedelta(days=2))
-    _age(config_dir, "plans/p.md", 45)
-    monkeypatch.setattr(removal, "PARALLEL_FROM", 2)
-    monkeypatch.setattr(parallel, "CHUNK_AT_LEAST", 1)  # several chunks, shared
-    monkeypatch.setattr(os, "cpu_count", lambda: 2)  # the fork is tried whatever the machine
-    forks: list[int] = []
-    real_fork = os.fork
-
-    def counted_fork() -> int:
-        forks.append(1)
-        if fork == "fails":
-            raise OSError("no more processes")
-        return real_fork()
-
-    monkeypatch.setattr(os, "fork", counted_fork)
-    store = SessionStore(config_dir)
-    plan = plan_prune(store, now=NOW, older_than=PERIOD)
-    if fork == "child_fails":  # the child removes one session, then dies part way
-        monkeypatch.setattr(removal, "_remove_one", _dies_in_a_child(removal._remove_one))
-    done: list[int] = []
-    report = execute(store, plan, now=NOW, progress=done.append)
-    assert forks == [1]
-    assert [s.id for s in report.removed] == [s.id for s in plan.sessions]
-    assert {s.id for s in report.removed} == {m.id for m in old}
-    assert report.problems == [] and report.skipped == []
-    assert sum(done) == plan.steps == len(old) + 1
-    assert not any(p.exists() for m in old for p in m.paths)
-    assert all(p.exists() for p in young.paths)
-    assert [s.id for s in store.list()] == [young.id]
-    assert not list((config_dir / JOURNAL_DIR).iterdir())
-
-
-def _dies_in_a_child(remove_one: Any) -> Any:
-    parent = os.getpid()
-    calls: list[int] = []
-
-    def remove(session: Any, remover: Any) -> Any:
-        if os.getpid() != parent:
-            calls.append(1)
-            if len(calls) > 1:  # after its first session: half done
-                os._exit(3)
-        return remove_one(session, remover)
-
-    return remove
-
-
 def _failing_unlink(monkeypatch: pytest.MonkeyPatch, name: str) -> None:
     """``os.unlink`` fails on ``name`` (a disk error, a file made immutable)."""
     real = os.unlink
@@ -473,44 +416,14 @@ def test_a_session_not_fully_removed_stays_listed_and_reported(
     assert not list((config_dir / JOURNAL_DIR).iterdir())
 
 
-def test_a_failing_half_stops_and_reaps_the_child(
-    config_dir: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """When this process's half fails (a progress callback raising, an interrupt), the child
-    is stopped and reaped: no process is left holding the lock, and the next removal runs."""
-    from airlock.sessions import removal
-
-    for n in range(8):
-        make_session(config_dir, age=timedelta(days=40 + n))
-    monkeypatch.setattr(removal, "PARALLEL_FROM", 2)
-    monkeypatch.setattr(parallel, "CHUNK_AT_LEAST", 1)  # several chunks, shared
-    monkeypatch.setattr(os, "cpu_count", lambda: 2)
-    store = SessionStore(config_dir)
-    plan = plan_prune(store, now=NOW, older_than=PERIOD)
-    calls: list[int] = []
-
-    def broken_progress(steps: int) -> None:
-        calls.append(steps)
-        if len(calls) == 2:
-            raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        execute(store, plan, now=NOW, progress=broken_progress)
-    with pytest.raises(ChildProcessError):
-        os.waitpid(-1, os.WNOHANG)  # no child left, not even a zombie
-    report = execute(store, plan_prune(store, now=NOW, older_than=PERIOD), now=NOW, lock_wait=0)
-    assert report.problems == []
-    assert store.list() == []
-
-
 def test_stray_entries_of_a_pending_session_wait_for_its_removal(config_dir: Path) -> None:
     """Entries of a session named by an unfinished removal are not swept as strays: the
     removal that finishes it takes them."""
     victim = make_session(config_dir, age=timedelta(days=40))
     store = SessionStore(config_dir)
     session = store.get(victim.id)
-    _write_journal(config_dir, [session], NOW)
-    with _Remover(config_dir) as remover:
+    write_journal(config_dir, [session], NOW)
+    with Remover(config_dir) as remover:
         remover.remove(session.roots[0])  # the transcript went before the crash
     plan = plan_prune(store, now=NOW, older_than=PERIOD)
     assert plan.sessions == ()

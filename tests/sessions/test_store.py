@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from datetime import timedelta
 from pathlib import Path
 
@@ -13,10 +12,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from airlock.errors import UsageError
-from airlock.sessions import SessionStore, parallel, parse_timestamp
+from airlock.sessions import SessionStore, parse_timestamp
 from airlock.sessions.conversation import read_conversation
+from airlock.sessions.journal import JOURNAL_DIR
 from airlock.sessions.layout import is_session_id, project_name, todo_owner
-from airlock.sessions.store import ACTIVE_SECONDS, JOURNAL_DIR
+from airlock.sessions.liveness import ACTIVE_SECONDS
 from tests.sessions.trees import NOW, iso, line, make_session
 
 
@@ -244,107 +244,3 @@ def test_timestamps_round_trip(moment: object) -> None:
     parsed = parse_timestamp(written)
     assert parsed is not None
     assert parsed == datetime.fromisoformat(written.replace("Z", "+00:00"))
-
-
-@pytest.mark.parametrize("fork", ["works", "fails"])
-def test_a_large_listing_read_in_two_processes_is_the_same(
-    config_dir: Path, monkeypatch: pytest.MonkeyPatch, fork: str
-) -> None:
-    """Reading half the sessions in a forked child gives exactly the serial listing."""
-    from airlock.sessions import store as store_module
-
-    for number in range(7):
-        make_session(config_dir, age=timedelta(days=number + 1), subagents=number % 2)
-    serial = SessionStore(config_dir).list()
-    monkeypatch.setattr(store_module, "PARALLEL_FROM", 2)
-    monkeypatch.setattr(parallel, "CHUNK_AT_LEAST", 1)  # several chunks, shared
-    if fork == "fails":
-
-        def no_fork() -> int:
-            raise OSError("no more processes")
-
-        monkeypatch.setattr(os, "fork", no_fork)
-    assert SessionStore(config_dir).list() == serial
-
-
-@pytest.mark.parametrize("shared", [False, True])
-def test_rendered_keeps_the_listing_s_order_and_choice(
-    config_dir: Path, monkeypatch: pytest.MonkeyPatch, shared: bool
-) -> None:
-    """``rendered`` gives what ``render`` kept of each session in the listing's order (ties
-    in last activity included), leaves out what it refused, and says the same problems,
-    whether one process reads or two."""
-    from airlock.sessions import store as store_module
-
-    for _ in range(4):  # the same last activity: the greater id first
-        make_session(config_dir, age=timedelta(days=3), cwd="/work/b")
-    others = [
-        make_session(config_dir, age=timedelta(days=number + 1, hours=number), cwd="/work/a")
-        for number in range(9)
-    ]
-    broken = config_dir / "projects" / "-work-a" / f"{others[4].id}.jsonl"
-    broken.write_text(broken.read_text() + "not json\n", encoding="utf-8")
-    listed = SessionStore(config_dir).scan()
-    if shared:
-        monkeypatch.setattr(store_module, "PARALLEL_FROM", 2)
-        monkeypatch.setattr(parallel, "CHUNK_AT_LEAST", 1)
-    got = SessionStore(config_dir).rendered(
-        lambda s: (s.id, s.problems) if s.project == "-work-b" or s.malformed_lines else None
-    )
-    kept = [s for s in listed.sessions if s.project == "-work-b" or s.malformed_lines]
-    assert len(kept) == 5 and len({s.last_activity for s in kept}) == 2
-    assert list(got.items) == [(s.id, s.problems) for s in kept]
-    assert got.problems == listed.problems and got.pending == listed.pending
-    everything = SessionStore(config_dir).rendered(lambda s: s.id)
-    assert list(everything.items) == [s.id for s in listed.sessions]
-
-
-def test_a_child_s_session_of_the_wrong_shape_is_refused(config_dir: Path) -> None:
-    """A session sent back by the forked reader with fields missing or extra is refused (the
-    parent then reads that half itself), never taken with defaults in the missing fields."""
-    from airlock.sessions import store as store_module
-
-    make_session(config_dir, age=timedelta(days=3), subagents=1)
-    (session,) = SessionStore(config_dir).list()
-    packed = store_module._pack(session)
-    assert packed is not None
-    assert store_module._unpack(packed) == session
-    for wrong in (packed[:-1], packed[:6], (*packed, 0)):
-        with pytest.raises(ValueError):
-            store_module._unpack(wrong)
-
-
-def test_list_and_prune_run_without_the_cyclic_collector(
-    config_dir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """``sessions list`` and ``prune`` build no cycles: the collector does not run while they
-    do (it would walk every session again and again), and is on again once they are done."""
-    import gc
-
-    from airlock.cli.main import main
-
-    for number in range(300):  # enough objects for the collector to start several times
-        make_session(config_dir, age=timedelta(days=number % 60 + 1), subagents=number % 2)
-    monkeypatch.setenv("CLAUDE_CONFIG_DIR", str(config_dir))
-    passes: list[str] = []  # the command's functions on the stack when the collector ran
-    handlers = {"_list", "_prune", "_carry_out", "_print_report", "_dump_array", "_dump_object"}
-
-    def count(phase: str, info: dict[str, int]) -> None:
-        frame = sys._getframe(1)
-        while frame is not None and phase == "start":
-            if frame.f_code.co_name in handlers:
-                passes.append(frame.f_code.co_name)
-                return
-            frame = frame.f_back
-
-    gc.callbacks.append(count)
-    try:
-        assert gc.isenabled()
-        for command in (["list", "--json"], ["prune", "--older-than", "30", "--json"]):
-            assert main(["sessions", *command]) == 0
-            assert gc.isenabled()
-        assert passes == []
-    finally:
-        gc.callbacks.remove(count)
-    out = capsys.readouterr().out
-    assert out.count('"id"') >= 300

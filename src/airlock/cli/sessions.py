@@ -162,13 +162,7 @@ def run(args: argparse.Namespace) -> int:
     store = SessionStore(loaded.config_dir)
     now = datetime.now(UTC)
     handler = {"list": _list, "show": _show, "prune": _prune, "delete": _delete}[args.action]
-    if args.action == "show":
-        code: int = handler(args, loaded, store, now)
-        return code
-    from airlock.sessions.store import gc_paused
-
-    with gc_paused():  # a listing or a removal builds no cycles: no collector passes over it
-        code = handler(args, loaded, store, now)
+    code: int = handler(args, loaded, store, now)
     return code
 
 
@@ -196,25 +190,17 @@ def _check_config_dir(config_dir: Path) -> None:
 
 def _list(args: argparse.Namespace, loaded: Loaded, store: SessionStore, now: datetime) -> int:
     wanted = _wanted(args, now)
+    scan = store.scan()
+    sessions = [s for s in scan.sessions if wanted(s)]
+    own = tuple(problem for s in sessions for problem in s.problems)
+    _report_scan(scan.problems + own, scan.pending)
     if not args.json:
-        scan = store.scan()
-        sessions = [s for s in scan.sessions if wanted(s)]
-        own = tuple(problem for s in sessions for problem in s.problems)
-        _report_scan(scan.problems + own, scan.pending)
         _table(sessions, store)
         return 0
     from airlock.cli._common import json_encoder
 
     encode = json_encoder()
-
-    def render(session: Session) -> tuple[str, tuple[str, ...]] | None:
-        return (encode(session.to_json()), session.problems) if wanted(session) else None
-
-    # Encoded by the processes that read the sessions: only the text comes back to this one.
-    listing = store.rendered(render)
-    own = tuple(problem for _, problems in listing.items for problem in problems)
-    _report_scan(listing.problems + own, listing.pending)
-    _write_array([text for text, _ in listing.items])
+    _write_array([encode(session.to_json()) for session in sessions])
     return 0
 
 
@@ -243,21 +229,14 @@ def _wanted(args: argparse.Namespace, now: datetime) -> Callable[[Session], bool
 
 
 def _write_array(texts: list[str]) -> None:
-    """A JSON array of values already encoded, one a line: readable, and fast for tens of
-    thousands of sessions (an indented dump falls back to the pure-Python encoder)."""
+    """A JSON array of values already encoded, one a line."""
     import sys
 
-    if not texts:
-        sys.stdout.write("[]\n")
-        return
-    lines = ",\n  ".join(texts)
-    sys.stdout.write(f"[\n  {lines}\n]\n")
+    sys.stdout.write("[\n  " + ",\n  ".join(texts) + "\n]\n" if texts else "[]\n")
 
 
 def _dump_object(data: dict[str, Any]) -> None:
-    """A JSON object, one key a line, a list in it one item a line: readable, and fast for a
-    report naming tens of thousands of sessions (an indented dump falls back to the
-    pure-Python encoder)."""
+    """A JSON object, one key a line, a list in it one item a line."""
     import sys
 
     from airlock.cli._common import json_encoder
@@ -424,7 +403,7 @@ def _carry_out(store: SessionStore, plan: Plan, now: datetime, *, dry: bool) -> 
 
     if dry:
         return dry_run(plan)
-    if plan.steps < PROGRESS_FROM or not _may_be_terminal():
+    if plan.steps < PROGRESS_FROM:
         return execute(store, plan, now=now)
     from airlock.cli._common import stderr_console
 
@@ -442,20 +421,6 @@ def _carry_out(store: SessionStore, plan: Plan, now: datetime, *, dry: bool) -> 
     with Progress(*columns, console=console, transient=True) as progress:
         task = progress.add_task("removing", total=plan.steps)
         return execute(store, plan, now=now, progress=lambda n: progress.advance(task, n))
-
-
-def _may_be_terminal() -> bool:
-    """Whether stderr may show a progress bar: a terminal, or one forced by the variables the
-    console honours (checked without loading the console, which takes a while to import)."""
-    import os
-    import sys
-
-    forced = ("FORCE_COLOR", "TTY_INTERACTIVE", "TTY_COMPATIBLE", "JUPYTER_COLUMNS")
-    try:
-        terminal = sys.stderr.isatty()
-    except (AttributeError, ValueError):  # no stderr, or a closed one
-        terminal = False
-    return terminal or any(os.environ.get(name) for name in forced)
 
 
 def _print_report(args: argparse.Namespace, report: Report, extra: dict[str, Any]) -> None:

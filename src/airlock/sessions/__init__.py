@@ -2,28 +2,22 @@
 
     >>> from airlock.sessions import SessionStore
     >>> store = SessionStore(loaded.config_dir)
-    >>> session = store.get("0b9c…")
+    >>> session = store.get("0b9c…")   # or "<project>/<id>" where two projects hold the id
     >>> session.files()          # every file that belongs to it
 
-Layout: :mod:`airlock.sessions.layout`. Removal (plan, journal, safe delete):
-:mod:`airlock.sessions.removal`.
+Layout: :mod:`.layout`. Finding sessions: :mod:`.store` (the facade), :mod:`.scanner`,
+:mod:`.model`, :mod:`.liveness`, :mod:`.transcript`. Removing them: :mod:`.plan`, then
+:mod:`.removal` (journal: :mod:`.journal`, lock: :mod:`.lock`, descriptor-safe deletion:
+:mod:`.deletion`).
 """
 
 from airlock.errors import BusyError
-from airlock.sessions.removal import (
-    LAST_ACTIVITY,
-    Plan,
-    Report,
-    Skipped,
-    StoreEntry,
-    dry_run,
-    execute,
-    plan_delete,
-    plan_prune,
-    recover,
-    removal_lock,
-)
-from airlock.sessions.store import ACTIVE_SECONDS, Rendered, Scan, Session, SessionStore
+from airlock.sessions.liveness import ACTIVE_SECONDS
+from airlock.sessions.lock import removal_lock
+from airlock.sessions.model import Scan, Session
+from airlock.sessions.plan import LAST_ACTIVITY, Plan, Skipped, StoreEntry, plan_delete, plan_prune
+from airlock.sessions.removal import Recovered, Report, dry_run, execute, recover
+from airlock.sessions.store import SessionStore
 from airlock.sessions.transcript import Entry, parse_timestamp, read_entries
 
 __all__ = [
@@ -32,7 +26,7 @@ __all__ = [
     "BusyError",
     "Entry",
     "Plan",
-    "Rendered",
+    "Recovered",
     "Report",
     "Scan",
     "Session",

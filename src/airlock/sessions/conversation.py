@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from airlock._frozen import frozen
-from airlock._frozen import set_field as _set
-from airlock.sessions.store import Session
+from airlock.sessions.model import Session
 from airlock.sessions.transcript import Entry, open_no_follow, read_entries
 
 if TYPE_CHECKING:
@@ -20,35 +19,23 @@ INPUT_CHARS = 200
 """A tool call's input is shown cut to this many characters."""
 
 
-@frozen
+@dataclass(frozen=True, slots=True)
 class Subagent:
     """One subagent transcript with what its ``agent-*.meta.json`` says about it."""
 
-    __slots__ = ("entries", "meta", "path")
     path: Path
     meta: dict[str, Any]
     entries: tuple[Entry, ...]
 
-    def __init__(self, path: Path, meta: dict[str, Any], entries: tuple[Entry, ...]) -> None:
-        _set(self, "path", path)
-        _set(self, "meta", meta)
-        _set(self, "entries", entries)
 
-
+@dataclass(slots=True)
 class Conversation:
     """A session's transcript and its subagents' transcripts, every line that parsed."""
 
-    __slots__ = ("entries", "problems", "session", "subagents")
     session: Session
-    entries: list[Entry]
-    subagents: list[Subagent]
-    problems: list[str]
-
-    def __init__(self, session: Session) -> None:
-        self.session = session
-        self.entries = []
-        self.subagents = []
-        self.problems = []
+    entries: list[Entry] = field(default_factory=list)
+    subagents: list[Subagent] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -13,15 +13,11 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
-
-import orjson
-
-from airlock._frozen import frozen
-from airlock._frozen import set_field as _set
 
 HEAD_BYTES = 64 * 1024
 """How much of the start of a transcript a summary reads."""
@@ -36,59 +32,27 @@ MAX_LINE_BYTES = 64 * 1024 * 1024
 """A line longer than this is reported as malformed rather than parsed."""
 
 
-@frozen
+@dataclass(frozen=True, slots=True)
 class Summary:
     """What a listing needs from a transcript, read from its head and tail."""
 
-    __slots__ = (
-        "cwd",
-        "first_prompt",
-        "info",
-        "last_timestamp",
-        "malformed_lines",
-        "problems",
-        "started",
-    )
     first_prompt: str | None
     started: datetime | None
     last_timestamp: datetime | None
     cwd: str | None
-    problems: tuple[str, ...]
-    info: os.stat_result | None
+    problems: tuple[str, ...] = ()
+    info: os.stat_result | None = None
     """The transcript's own status, read from the open file (no second look-up)."""
-    malformed_lines: int
+    malformed_lines: int = 0
     """Lines of the part read (the first :data:`HEAD_BYTES`) that are not JSON objects."""
 
-    def __init__(
-        self,
-        first_prompt: str | None,
-        started: datetime | None,
-        last_timestamp: datetime | None,
-        cwd: str | None,
-        problems: tuple[str, ...] = (),
-        info: os.stat_result | None = None,
-        malformed_lines: int = 0,
-    ) -> None:
-        _set(self, "first_prompt", first_prompt)
-        _set(self, "started", started)
-        _set(self, "last_timestamp", last_timestamp)
-        _set(self, "cwd", cwd)
-        _set(self, "problems", problems)
-        _set(self, "info", info)
-        _set(self, "malformed_lines", malformed_lines)
 
-
-@frozen
+@dataclass(frozen=True, slots=True)
 class Entry:
     """One line of a transcript: its number, its fields, and a few read out for display."""
 
-    __slots__ = ("data", "line")
     line: int
     data: dict[str, Any]
-
-    def __init__(self, line: int, data: dict[str, Any]) -> None:
-        _set(self, "line", line)
-        _set(self, "data", data)
 
     @property
     def type(self) -> str:
@@ -160,13 +124,9 @@ def _summary_of(
 ) -> Summary:
     """The summary of a transcript's head; ``last`` is its last timestamp, read from its end,
     unless the head is the whole file (``complete``): then it is taken from the lines parsed,
-    as :func:`_last_timestamp_in` would.
-
-    Lines are parsed until the first prompt, the start and the working directory are found.
-    In the head of a longer file, every later line is only checked for being a JSON object
-    (:func:`_checker`), which is all counting the malformed ones needs, at a third of the cost
-    of parsing it: there a listing spends most of its time.
-    """
+    as :func:`_last_timestamp_in` would. Every line of the head is parsed (the malformed ones
+    are counted); the first prompt, the start and the working directory come from the first
+    lines that have them."""
     lines = head.split(b"\n")
     if not complete:
         lines.pop()  # the last piece of a partial head is cut short
@@ -176,17 +136,11 @@ def _summary_of(
     problems: list[str] = []
     malformed = 0
     stamps: list[Any] = []  # every object's timestamp field, for the last one (a whole file)
-    is_object: Callable[[bytes], bool] | None = None  # made when first needed
     done = False  # the fields are found; the rest of the head is only checked for problems
     for number, raw in enumerate(lines, start=1):
         if not raw or raw.isspace():
             continue
-        if done and not complete:
-            if is_object is None:
-                is_object = _checker()
-            if is_object(raw):
-                continue
-        elif (data := _read_fields(raw)) is not None:
+        if (data := _parse_line(raw)) is not None:
             if complete:
                 stamps.append(data.get("timestamp"))
             if not done:
@@ -263,18 +217,11 @@ def _last_timestamp_in(data: bytes) -> datetime | None:
 
 
 def _line_timestamp(raw: bytes) -> datetime | None:
-    data = _read_fields(raw)
+    data = _parse_line(raw)
     return None if data is None else parse_timestamp(data.get("timestamp"))
 
 
-_Scanner = Callable[[str, int], tuple[Any, int]]
-_SCAN: _Scanner = getattr(json.JSONDecoder(), "scan_once")  # noqa: B009 - untyped attribute
-"""The decoder's scanner (C when available): one value from a position, as
-``json.JSONDecoder.raw_decode`` reads it, without its Python frame."""
-
-
-_FAST_LOADS: Callable[[bytes], Any] = orjson.loads
-_FAST_REFUSED = orjson.JSONDecodeError
+_DECODER = json.JSONDecoder()
 
 
 def _parse_line(raw: bytes) -> dict[str, Any] | None:
@@ -290,55 +237,10 @@ def _parse_line(raw: bytes) -> dict[str, Any] | None:
         if text[:1] != "{":
             return None  # not an object, whatever else it is
     try:
-        data, end = _SCAN(text, 0)
-    except (StopIteration, ValueError, RecursionError):
+        data, end = _DECODER.raw_decode(text)
+    except (ValueError, RecursionError):
         return None
     return data if end == len(text) and isinstance(data, dict) else None
-
-
-def _read_fields(raw: bytes) -> dict[str, Any] | None:
-    """A line as a JSON object, for a summary, which reads only its strings (type, timestamp,
-    working directory, the prompt's text): what :func:`_parse_line` gives, parsed by orjson
-    where orjson takes the line (about twice as fast), by :func:`_parse_line` where it does not
-    (NaN, lone surrogates, …). orjson reads an integer beyond 64 bits as a float, which is why
-    a full reading (``show``) keeps to the standard library. One difference: a line nested
-    deeper than the standard library goes (about 960 levels; orjson goes to 1,024) is read
-    here and refused there."""
-    if len(raw) > MAX_LINE_BYTES:
-        return None
-    if raw[:1] != b"{":  # empty, not an object, or one after white space: no failing parse
-        return _parse_line(raw)
-    try:
-        data = _FAST_LOADS(raw)
-    except _FAST_REFUSED:
-        return _parse_line(raw)
-    return data if isinstance(data, dict) else None
-
-
-def _checker() -> Callable[[bytes], bool]:
-    """A function telling whether a line is a JSON object, as :func:`_parse_line` says, without
-    building it: simdjson checks the line (about three times as fast as orjson parses it);
-    what simdjson refuses (NaN, lone surrogates, integers beyond 64 bits, …) or takes where the
-    standard library would not (a byte-order mark before the ``{``) goes to
-    :func:`_parse_line`. Each function has its own parser (a parser holds the last line it
-    read until it reads the next). The same difference as :func:`_read_fields`'s: simdjson
-    goes 1,024 levels deep."""
-    import simdjson  # here: imported only by a listing that meets a transcript over 64 KB
-
-    parse = simdjson.Parser().parse
-    whole = simdjson.Object
-
-    def is_object(raw: bytes) -> bool:
-        if len(raw) > MAX_LINE_BYTES:
-            return False
-        if raw.lstrip(b" \t\r\n")[:1] == b"{":
-            try:
-                return isinstance(parse(raw), whole)
-            except (ValueError, RuntimeError):
-                pass
-        return _parse_line(raw) is not None
-
-    return is_object
 
 
 def _shorten(text: str | None) -> str | None:
