@@ -294,7 +294,7 @@ def main() -> int:
             t0 = time.perf_counter()
             listed = SessionStore(built).list()
             library_runs.append(time.perf_counter() - t0)
-            library_cpu.append(_cpu() - before)  # its forked reader included
+            library_cpu.append(_cpu() - before)
             elapsed, cpu, result = timed([*airlock, "list", "--json"], env)
             assert result.returncode == 0, result.stderr
             assert len(json.loads(result.stdout)) == made == len(listed)
@@ -350,7 +350,7 @@ def main() -> int:
             f"{'SessionStore.list() (library; median of 5)':<48}{list_library:>8.2f}s"
             f"{statistics.median(library_cpu):>8.2f}s"
         )
-        print("(CPU: user + system, both processes of a forked reader included)")
+        print("(CPU: user + system)")
         if args.real_sessions:
             _list_real_sizes(work, args.real_sessions, airlock)
         print()
