@@ -19,7 +19,7 @@ import contextlib
 import errno
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO
 
@@ -52,13 +52,8 @@ def replace_file(path: Path, fill: Fill | bytes, *, mode: int = 0o600) -> Path:
     Raises:
         OSError: It could not be written (the temporary name is removed; ``path`` is as it was).
     """
-    temporary = path.with_name(f".{path.name}.{os.urandom(6).hex()}.tmp")
-    try:
-        _write(temporary, fill, mode)
+    with _temporary(path, fill, mode) as temporary:
         temporary.replace(path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            temporary.unlink()
     fsync_dir(path.parent)
     return path
 
@@ -98,9 +93,7 @@ def create_file(path: Path, fill: Fill | bytes, *, mode: int = 0o600) -> Path:
 
 
 def _create_named(path: Path, fill: Fill | bytes, mode: int) -> Path:
-    temporary = path.with_name(f".{path.name}.{os.urandom(6).hex()}.tmp")
-    try:
-        _write(temporary, fill, mode)
+    with _temporary(path, fill, mode) as temporary:
         try:
             os.link(temporary, path)  # fails if ``path`` exists: nothing is replaced
         except OSError as error:
@@ -109,11 +102,21 @@ def _create_named(path: Path, fill: Fill | bytes, mode: int) -> Path:
             if path.exists():  # a file system without hard links: check, then rename
                 raise FileExistsError(errno.EEXIST, "File exists", str(path)) from error
             temporary.rename(path)
+    fsync_dir(path.parent)
+    return path
+
+
+@contextlib.contextmanager
+def _temporary(path: Path, fill: Fill | bytes, mode: int) -> Iterator[Path]:
+    """A hidden file beside ``path``, written and synced; removed on the way out if still
+    there (renamed into place, it is not)."""
+    temporary = path.with_name(f".{path.name}.{os.urandom(6).hex()}.tmp")
+    try:
+        _write(temporary, fill, mode)
+        yield temporary
     finally:
         with contextlib.suppress(FileNotFoundError):
             temporary.unlink()
-    fsync_dir(path.parent)
-    return path
 
 
 def _write(path: Path, fill: Fill | bytes, mode: int) -> None:

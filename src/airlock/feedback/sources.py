@@ -128,45 +128,20 @@ def _parts(root: Path, path: Path) -> tuple[str, ...]:
 
 
 def _open_folder(parent: int, name: str, where: str) -> int:
-    try:
-        info = os.stat(name, dir_fd=parent, follow_symlinks=False)
-    except FileNotFoundError:
-        raise Gone from None
-    except OSError as error:
-        raise Skip(f"the folder {where} on the way cannot be read: {error.strerror}") from error
+    what = f"the folder {where} on the way"
+    info = _look(parent, name, what)
     if stat.S_ISLNK(info.st_mode):
-        raise Skip(f"the folder {where} on the way is a symbolic link, not followed")
+        raise Skip(f"{what} is a symbolic link, not followed")
     if not stat.S_ISDIR(info.st_mode):
         raise Skip(f"{where} on the way is not a folder ({_kind(info.st_mode)})")
-    try:
-        return os.open(name, _DIR_FLAGS, dir_fd=parent)
-    except FileNotFoundError:
-        raise Gone from None
-    except OSError as error:
-        if error.errno in (errno.ELOOP, errno.ENOTDIR):
-            raise Skip(
-                f"the folder {where} on the way was replaced while being opened, not followed"
-            ) from error
-        raise Skip(f"the folder {where} on the way cannot be read: {error.strerror}") from error
+    return _open(parent, name, _DIR_FLAGS, what, (errno.ELOOP, errno.ENOTDIR))
 
 
 def _open_file(parent: int, name: str, owner: int) -> int:
-    try:
-        before = os.stat(name, dir_fd=parent, follow_symlinks=False)
-    except FileNotFoundError:
-        raise Gone from None
-    except OSError as error:
-        raise Skip(f"cannot be read: {error.strerror}") from error
+    before = _look(parent, name, "the file")
     if not stat.S_ISREG(before.st_mode):
         raise Skip(_not_regular(before.st_mode))
-    try:
-        fd = os.open(name, _FILE_FLAGS, dir_fd=parent)
-    except FileNotFoundError:
-        raise Gone from None
-    except OSError as error:
-        if error.errno == errno.ELOOP:
-            raise Skip("replaced by a symbolic link while being opened, not followed") from error
-        raise Skip(f"cannot be read: {error.strerror}") from error
+    fd = _open(parent, name, _FILE_FLAGS, "the file", (errno.ELOOP,))
     try:
         _check_open(os.fstat(fd), before, owner)
         os.set_blocking(fd, True)
@@ -174,6 +149,28 @@ def _open_file(parent: int, name: str, owner: int) -> int:
         os.close(fd)
         raise
     return fd
+
+
+def _look(parent: int, name: str, what: str) -> os.stat_result:
+    """``name``'s own status (a link's, not its target's)."""
+    try:
+        return os.stat(name, dir_fd=parent, follow_symlinks=False)
+    except FileNotFoundError:
+        raise Gone from None
+    except OSError as error:
+        raise Skip(f"{what} cannot be read: {error.strerror}") from error
+
+
+def _open(parent: int, name: str, flags: int, what: str, swapped: tuple[int, ...]) -> int:
+    """Open ``name``; an error in ``swapped`` means it became a link since it was looked at."""
+    try:
+        return os.open(name, flags, dir_fd=parent)
+    except FileNotFoundError:
+        raise Gone from None
+    except OSError as error:
+        if error.errno in swapped:
+            raise Skip(f"{what} was replaced while being opened, not followed") from error
+        raise Skip(f"{what} cannot be read: {error.strerror}") from error
 
 
 def _check_open(info: os.stat_result, before: os.stat_result, owner: int) -> None:
