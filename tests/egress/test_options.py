@@ -93,3 +93,31 @@ def test_bad_upstream_ca_is_a_usage_error(tmp_path: Path) -> None:
             proxy_url="x",
             now=dt.datetime.now(dt.UTC),
         )
+
+
+def test_inspect_hosts_from_settings_files(tmp_path: Path) -> None:
+    """airlock.inspect lists of the project and user files are unioned; a non-list is a problem."""
+    import json
+
+    from airlock.settings import load
+
+    project = tmp_path / "p"
+    home = tmp_path / "h"
+    (project / ".claude").mkdir(parents=True)
+    (home / ".claude").mkdir(parents=True)
+    (project / ".claude" / "settings.json").write_text(
+        json.dumps({"airlock": {"inspect": ["api.anthropic.com"]}})
+    )
+    (home / ".claude" / "settings.json").write_text(
+        json.dumps({"airlock": {"inspect": ["statsig.anthropic.com"]}})
+    )
+    loaded = load(project, {"HOME": str(home)})
+    assert set(loaded.inspect_hosts) == {"api.anthropic.com", "statsig.anthropic.com"}
+    assert inspected_hosts(["x.example"], list(loaded.inspect_hosts)) == {
+        "x.example",
+        "api.anthropic.com",
+        "statsig.anthropic.com",
+    }
+    (home / ".claude" / "settings.json").write_text(json.dumps({"airlock": {"inspect": "x"}}))
+    problems = load(project, {"HOME": str(home)}).problems
+    assert any("inspect" in problem.key for problem in problems)

@@ -73,6 +73,8 @@ class Loaded:
     project_dir: Path
     redaction: RedactionSettings = RedactionSettings()
     collector: CollectorSettings = CollectorSettings(None, Origin(Source.DEFAULT))
+    inspect_hosts: tuple[str, ...] = ()
+    """``airlock.inspect``: hosts whose TLS ``airlock run`` reads, lists of all files unioned."""
 
     @property
     def problems(self) -> tuple[Problem, ...]:
@@ -153,6 +155,7 @@ def load(
         cwd,
         redaction=_redaction_settings(layers, merged),
         collector=CollectorSettings(collector.value, collector.origin),
+        inspect_hosts=tuple(str(host) for host in lookup(merged, ("airlock", "inspect"))[1] or ()),
     )
 
 
