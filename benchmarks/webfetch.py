@@ -180,20 +180,14 @@ class SetTable:
 
 def serve_set(path: Path) -> int:
     """Serve the same app as ``airlock serve``, from a ``SetTable``, the same way."""
-    import socket
-
-    import uvicorn
-
     from airlock.collector import create_app, domain_safety_routes
+    from airlock.collector.server import listen, make_server
 
     table = SetTable(read_set(path))
     app = create_app(domain_safety_routes(lambda: table))
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    listener.bind(("127.0.0.1", 0))
+    listener = listen("127.0.0.1", 0)
     print(f"listening on http://127.0.0.1:{listener.getsockname()[1]}", file=sys.stderr, flush=True)
-    uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False)).run(
-        sockets=[listener]
-    )
+    make_server(app).run(sockets=[listener])
     return 0
 
 

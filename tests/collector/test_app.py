@@ -128,23 +128,3 @@ def test_routes_can_be_added() -> None:
         }
 
 
-@pytest.mark.parametrize(
-    "query",
-    [
-        "domain=evil.test",
-        "domain=ok.test",
-        "domain=a.test&domain=evil.test",
-        "domain=",
-        "",
-        "domain=a%20b",
-    ],
-)
-def test_fast_path_answers_as_the_framework(listed: Path, query: str) -> None:
-    """The fast GET handler and the framework's route give the same status and body."""
-    source = ReloadingBlockList(listed, clock=time.monotonic)
-    app = create_app(domain_safety_routes(source))
-    with served(app) as (fast, _), served(app.framework) as (framework, _):
-        one = httpx.get(f"{fast}/api/web/domain_info?{query}")
-        two = httpx.get(f"{framework}/api/web/domain_info?{query}")
-    assert (one.status_code, one.json()) == (two.status_code, two.json())
-    assert one.headers["content-type"] == "application/json"

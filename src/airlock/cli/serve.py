@@ -22,8 +22,7 @@ comment; a listed domain blocks its subdomains. Lines that are not a hostname ar
 reported (how many, and the first line numbers); a file whose entries are mostly invalid (a
 binary file) is refused: at start with exit 2, on a reload by keeping the previous list in
 force, with a warning. Edit the file and it is reloaded within a second, without a restart
-(SIGHUP reloads at once). The compiled table is cached by content in DIR/blocklist-cache/,
-so a restart with the same file is fast. Point clients at the service with
+(SIGHUP reloads at once). Point clients at the service with
 AIRLOCK_DOMAIN_SAFETY_URL=http://127.0.0.1:PORT or the setting airlock.domainSafetyUrl, and
 feedback at it with AIRLOCK_COLLECTOR_URL=http://127.0.0.1:PORT.
 
@@ -145,9 +144,7 @@ def run(args: argparse.Namespace) -> int:
     stopping = threading.Event()
     threading.Thread(target=sweep_hourly, name="retention-sweep", daemon=True).start()
     started = time.perf_counter()
-    blocklist = ReloadingBlockList(
-        args.blocklist, clock=time.monotonic, cache_dir=data_dir / "blocklist-cache"
-    )
+    blocklist = ReloadingBlockList(args.blocklist, clock=time.monotonic)
     seconds = time.perf_counter() - started
     app = create_app([*domain_safety_routes(blocklist), *feedback_routes(store)])
     listener = listen(args.host, args.port)

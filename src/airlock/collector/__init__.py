@@ -5,7 +5,6 @@ from airlock.extras import require
 require("serve", "airlock.collector")  # before the imports below: it names the extra to install
 
 from airlock.collector.app import (
-    CollectorApp,
     DomainTable,
     ServiceRoute,
     create_app,
@@ -23,7 +22,6 @@ from airlock.collector.feedback import FeedbackStore, feedback_routes
 __all__ = [
     "BlockList",
     "BlocklistReport",
-    "CollectorApp",
     "DomainTable",
     "FeedbackStore",
     "ReloadingBlockList",

@@ -5,10 +5,8 @@ path item); :func:`create_app` mounts them and publishes the OpenAPI document at
 ``/openapi.json``. The domain-safety service (:func:`domain_safety_routes`) is the first;
 the collector for metrics, error reports and feedback uploads joins with its own routes.
 
-A route may also carry a ``fast`` handler: a plain ASGI callable that answers ``GET`` on its
-path ahead of the framework's middleware and routing. The hostname lookup uses one, since the
-framework's stack costs several times the lookup itself; everything else goes through
-Starlette.
+Every request body is bounded while it is read (:class:`limits.BodyLimit`): a route names
+its own limit with ``max_body``, else :data:`limits.MAX_BODY_BYTES` applies.
 
 Bad requests are answered ``400`` with ``{"error": …}`` naming the parameter, the value and
 what is valid; the service's own failures are ``500`` (Starlette's default), so a client can
@@ -17,26 +15,23 @@ tell its mistakes from ours.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
-from urllib.parse import parse_qsl
 
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp
 
-from airlock.collector.blocklist import ReloadingBlockList
+from airlock.collector.blocklist import ReloadingBlockList, canonical
 from airlock.collector.limits import MAX_BODY_BYTES, BodyLimit
-from airlock.policy.rules import normalize_host
+from airlock.policy.hosts import HostError
 from airlock.webfetch import hashing
 
 MAX_PREFIXES = 16
 """Prefixes one private-mode request may ask about (a host and its parents)."""
-_DOMAIN_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-._:")
 
 
 class DomainTable(Protocol):
@@ -56,31 +51,13 @@ class ServiceRoute:
     route: Route
     openapi: dict[str, Any] = field(default_factory=dict)
     """The OpenAPI path item for ``route.path`` (``{"get": {…}}``)."""
-    fast: ASGIApp | None = None
-    """A plain ASGI handler for ``GET`` on ``route.path``, answered ahead of the framework."""
     max_body: int | None = None
     """Largest request body on ``route.path`` (``None``: :data:`limits.MAX_BODY_BYTES`)."""
 
 
-class CollectorApp:
-    """The ASGI app: fast ``GET`` paths answered directly, every other request by Starlette."""
-
-    def __init__(self, framework: ASGIApp, fast: dict[str, ASGIApp]) -> None:
-        self.framework = framework
-        self.fast = fast
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] == "GET":
-            handler = self.fast.get(scope["path"])
-            if handler is not None:
-                await handler(scope, receive, send)
-                return
-        await self.framework(scope, receive, send)
-
-
 def create_app(
     routes: Iterable[ServiceRoute] = (), *, title: str = "airlock collector", version: str = ""
-) -> CollectorApp:
+) -> ASGIApp:
     """The collector's ASGI app with ``routes`` and ``/openapi.json`` describing them."""
     from airlock import __version__
 
@@ -97,21 +74,17 @@ def create_app(
     framework = Starlette(
         routes=[*(item.route for item in mounted), Route("/openapi.json", openapi, methods=["GET"])]
     )
-    bodies = {item.route.path: item.max_body for item in mounted if item.max_body is not None}
-    fast = {item.route.path: item.fast for item in mounted if item.fast is not None}
-    return CollectorApp(BodyLimit(framework, MAX_BODY_BYTES, bodies), fast)
-
-
-def _bad_body(parameter: str, value: str, expected: str) -> dict[str, Any]:
-    return {"error": f"{parameter}={value!r}: expected {expected}", "parameter": parameter}
+    bodies = [
+        (item.route.path_regex, item.max_body) for item in mounted if item.max_body is not None
+    ]
+    return BodyLimit(framework, MAX_BODY_BYTES, bodies)
 
 
 def _bad(parameter: str, value: str, expected: str) -> JSONResponse:
-    return JSONResponse(_bad_body(parameter, value, expected), status_code=400)
-
-
-def _valid_host(host: str) -> bool:
-    return 0 < len(host) <= 253 and set(host) <= _DOMAIN_CHARS
+    return JSONResponse(
+        {"error": f"{parameter}={value[:300]!r}: expected {expected}", "parameter": parameter},
+        status_code=400,
+    )
 
 
 def domain_safety_routes(
@@ -122,26 +95,13 @@ def domain_safety_routes(
         source.get if isinstance(source, ReloadingBlockList) else source
     )
 
-    def answer(raw: str) -> tuple[int, dict[str, Any]]:
-        host = normalize_host(raw)
-        if not _valid_host(host):
-            return 400, _bad_body("domain", raw, "a hostname such as example.com")
-        return 200, {"domain": raw, "can_fetch": not table().blocks(host)}
-
     async def domain_info(request: Request) -> JSONResponse:
-        status, body = answer(request.query_params.get("domain", ""))
-        return JSONResponse(body, status_code=status)
-
-    async def domain_info_fast(scope: Scope, receive: Receive, send: Send) -> None:
-        query = scope["query_string"].decode("latin-1")
-        raw = dict(parse_qsl(query, keep_blank_values=True)).get(
-            "domain", ""
-        )  # as Starlette: the last
-        status, body = answer(raw)
-        data = json.dumps(body, separators=(",", ":")).encode()
-        headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(data))]
-        await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send({"type": "http.response.body", "body": data})
+        raw = request.query_params.get("domain", "")
+        try:
+            host = canonical(raw.strip().lower())
+        except HostError:
+            return _bad("domain", raw, "a hostname such as example.com")
+        return JSONResponse({"domain": raw, "can_fetch": not table().blocks(host)})
 
     async def domain_hashes(request: Request) -> JSONResponse:
         prefixes = request.query_params.getlist("prefix")
@@ -180,9 +140,7 @@ def domain_safety_routes(
         return JSONResponse(body)
 
     return (
-        ServiceRoute(
-            Route("/api/web/domain_info", domain_info, methods=["GET"]), _INFO_DOC, domain_info_fast
-        ),
+        ServiceRoute(Route("/api/web/domain_info", domain_info, methods=["GET"]), _INFO_DOC),
         ServiceRoute(Route("/api/web/domain_hashes", domain_hashes, methods=["GET"]), _HASHES_DOC),
         ServiceRoute(Route("/api/web/blocklist", status, methods=["GET"]), _STATUS_DOC),
     )

@@ -31,7 +31,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import Mapping
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -180,17 +181,22 @@ class BodyLimit:
     """
 
     def __init__(
-        self, app: ASGIApp, default: int = MAX_BODY_BYTES, paths: Mapping[str, int] | None = None
+        self,
+        app: ASGIApp,
+        default: int = MAX_BODY_BYTES,
+        paths: Sequence[tuple[re.Pattern[str], int]] = (),
     ) -> None:
         self.app = app
         self.default = default
-        self.paths = dict(paths or {})
+        self.paths = tuple(paths)
+        """Limits of the paths that match a pattern (the first that matches)."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        limit = self.paths.get(scope["path"], self.default)
+        path = scope["path"]
+        limit = next((size for pattern, size in self.paths if pattern.match(path)), self.default)
         declared = _content_length(scope)
         if declared is not None and declared > limit:
             await _too_large(send, f"a body of {declared} bytes: the limit here is {limit}")
