@@ -12,7 +12,8 @@ CA, upstream verified against the origin's CA). The same ``curl`` load drives ev
   redaction engine scans in airlock's inspected row), ``down MB/s``: the same size fetched.
 
 Rows: ``direct`` (no proxy), ``airlock tunnel`` (CONNECT, not inspected), ``airlock inspect``,
-``mitmproxy``. mitmproxy is looked for in ``--mitmdump`` (default: ``mitmdump`` on PATH, then
+``inspect scan off`` (the same with the secrets scanner replaced by one that does nothing, to
+show what ``--secrets report`` costs), ``mitmproxy``. mitmproxy is looked for in ``--mitmdump`` (default: ``mitmdump`` on PATH, then
 ``/tmp/mitm-venv/bin/mitmdump``: ``python3 -m venv /tmp/mitm-venv && /tmp/mitm-venv/bin/pip
 install mitmproxy``, outside the repository, as its pins conflict with ours).
 
@@ -97,12 +98,28 @@ def serve_origin(port: int, cert: str, key: str) -> None:
 # airlock's proxy (a subprocess: --serve-airlock PORT ORIGIN_CA BUNDLE_OUT INSPECT)
 
 
-def serve_airlock(port: int, origin_ca: str, bundle_out: str, inspect: bool) -> None:
+class _NoScan:
+    """Stands in for the secrets scanner in the ``scan off`` row: what the scan costs."""
+
+    def __init__(self, *args: object) -> None:
+        pass
+
+    def take(self, data: bytes) -> bool:
+        return False
+
+    def finish(self) -> dict[str, int]:
+        return {}
+
+
+def serve_airlock(port: int, origin_ca: str, bundle_out: str, mode: str) -> None:
+    import airlock.egress.inspect
     from airlock.egress import EgressConfig, start_proxy
     from airlock.egress.ca import RunCA, upstream_context, write_bundle
     from airlock.egress.inspect import InspectionConfig
     from airlock.policy import Context, decide
 
+    if mode == "noscan":
+        airlock.egress.inspect.SecretScanner = _NoScan  # type: ignore[misc,assignment]
     ca = RunCA(now=dt.datetime.now(dt.UTC))
     write_bundle(ca, Path(bundle_out), Path(origin_ca))
     inspection = InspectionConfig(
@@ -117,7 +134,7 @@ def serve_airlock(port: int, origin_ca: str, bundle_out: str, inspect: bool) -> 
         allow_private=True,
         audit_log=folder / "audit.jsonl",
         heads_file=folder / "heads.jsonl",
-        inspection=inspection if inspect else None,
+        inspection=inspection if mode != "tunnel" else None,
     )
     sock = socket.create_server(("127.0.0.1", port))
     proxy = start_proxy(config, [sock])
@@ -235,7 +252,7 @@ def main() -> int:
         return 0
     if args.serve_airlock:
         port, ca, out, inspect = args.serve_airlock
-        serve_airlock(int(port), ca, out, inspect == "1")
+        serve_airlock(int(port), ca, out, inspect)
         return 0
     me = [sys.executable, str(Path(__file__).resolve())]
     load = os.getloadavg()[0]
@@ -251,7 +268,11 @@ def main() -> int:
         origin_port = free_port()
         with process([*me, "--serve-origin", str(origin_port), str(cert), str(key)], origin_port):
             results["direct"] = measure(None, ca_file, origin_port, args, upload)
-            for name, inspect in (("airlock tunnel", "0"), ("airlock inspect", "1")):
+            for name, inspect in (
+                ("airlock tunnel", "tunnel"),
+                ("airlock inspect", "inspect"),
+                ("inspect scan off", "noscan"),
+            ):
                 port = free_port()
                 bundle = folder / f"bundle-{inspect}.pem"
                 command = [*me, "--serve-airlock", str(port), str(ca_file), str(bundle), inspect]
@@ -292,6 +313,8 @@ def main() -> int:
     if "mitmproxy" in results:
         ratio = results["airlock inspect"]["req/s"] / results["mitmproxy"]["req/s"]
         print(f"airlock inspect / mitmproxy req/s: {ratio:.1f}x (goal: 10x)")
+    scan = 1 - results["airlock inspect"]["up MB/s"] / results["inspect scan off"]["up MB/s"]
+    print(f"--secrets report costs {scan:.0%} of inspected upload MB/s (goal: at most 10%)")
     for way in ("up MB/s", "down MB/s"):
         share = results["airlock inspect"][way] / results["airlock tunnel"][way]
         print(f"inspected {way} / tunnel: {share:.0%} (goal: at least 50%)")
