@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from airlock.cli._egress_options import add_arguments
 from airlock.egress.ca import CA_VARIABLES
-from airlock.egress.options import add_arguments, inspected_hosts, prepare
+from airlock.egress.options import inspected_hosts, prepare
 from airlock.errors import UsageError
 from airlock.policy import decide
 from tests.policy.helpers import context

@@ -1,7 +1,8 @@
 """``airlock run``'s options for inspection and the git gateway, parsed once and prepared.
 
-:func:`add_arguments` adds ``--inspect``, ``--upstream-ca``, ``--secrets``, ``--repo``,
-``--git-upstream`` and ``--git-token-file`` to the run command's parser. :func:`prepare` turns
+:func:`airlock.cli._egress_options.add_arguments` adds ``--inspect``, ``--upstream-ca``,
+``--secrets``, ``--repo``, ``--git-upstream`` and ``--git-token-file`` to the run command's
+parser (there, so building the parser imports nothing of the proxy). :func:`prepare` turns
 them (with ``airlock.inspect`` from settings and the engine's decisions) into a
 :class:`Prepared`: the proxy's :class:`~airlock.egress.inspect.InspectionConfig` and gateway
 address, the variables and the one read-only file (the CA bundle) the sandbox gets, and what to
@@ -10,70 +11,25 @@ close when the run ends. The CA's key and the token stay in this process.
 
 from __future__ import annotations
 
-import argparse
-import asyncio
-import datetime as dt
 import shutil
-import tempfile
-import threading
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from airlock.errors import UsageError
-from airlock.policy import Decisions
 
+# The CA, the inspector and the gateway are imported by :func:`prepare`, only when a run
+# asks for them (they bring cryptography and httpx).
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import argparse
+    import asyncio
+    import datetime as dt
+    import threading
+    from collections.abc import Mapping, Sequence
+    from typing import Any
+
     from airlock.egress.gateway import Gateway
     from airlock.egress.inspect import InspectionConfig
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options of inspection and the git gateway, for ``airlock run``."""
-    group = parser.add_argument_group("inspection and the git gateway")
-    group.add_argument(
-        "--inspect",
-        action="append",
-        default=[],
-        metavar="HOST",
-        help="read TLS to HOST with a CA made for this run: each request's data flow is "
-        "recorded and enforced (repeatable; also the settings key airlock.inspect)",
-    )
-    group.add_argument(
-        "--upstream-ca",
-        type=Path,
-        metavar="FILE",
-        help="also trust these PEM CAs for inspected origins (besides the system's)",
-    )
-    group.add_argument(
-        "--secrets",
-        choices=("report", "redact", "block"),
-        default="report",
-        help="a secret in a request body to an inspected host: report its kind (default), "
-        "redact it before it leaves, or block the request",
-    )
-    group.add_argument(
-        "--repo",
-        action="append",
-        default=[],
-        metavar="OWNER/NAME[:ro]",
-        help="let git inside clone, fetch and push this repository through the credential "
-        "gateway (:ro for fetch only); the token stays outside (repeatable)",
-    )
-    group.add_argument(
-        "--git-upstream",
-        default="https://github.com",
-        metavar="URL",
-        help="the code host the gateway talks to (default https://github.com)",
-    )
-    group.add_argument(
-        "--git-token-file",
-        type=Path,
-        metavar="FILE",
-        help="the code host's token (default: GH_TOKEN or GITHUB_TOKEN in airlock's environment)",
-    )
+    from airlock.policy import Decisions
 
 
 def inspected_hosts(flags: Sequence[str], setting: Any) -> frozenset[str]:
@@ -93,23 +49,25 @@ def inspected_hosts(flags: Sequence[str], setting: Any) -> frozenset[str]:
     return frozenset(hosts)
 
 
-@dataclass
 class Prepared:
     """What the run needs for inspection and the gateway; :meth:`close` ends it all."""
 
-    inspection: InspectionConfig | None = None
-    gateway_address: tuple[str, int] | None = None
-    environ: dict[str, str] = field(default_factory=dict)
-    """Variables for the sandbox: the CA bundle's, git's (no secret in any)."""
-    read_only_files: tuple[Path, ...] = ()
-    """Files the sandbox must see read-only at the same path (the CA bundle)."""
-    _gateway: Gateway | None = None
-    _loop: asyncio.AbstractEventLoop | None = None
-    _thread: threading.Thread | None = None
-    _folder: Path | None = None
+    def __init__(self) -> None:
+        self.inspection: InspectionConfig | None = None
+        self.gateway_address: tuple[str, int] | None = None
+        self.environ: dict[str, str] = {}
+        """Variables for the sandbox: the CA bundle's, git's (no secret in any)."""
+        self.read_only_files: tuple[Path, ...] = ()
+        """Files the sandbox must see read-only at the same path (the CA bundle)."""
+        self._gateway: Gateway | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._folder: Path | None = None
 
     def close(self) -> None:
         """Stop the gateway and remove the bundle; the CA's key goes with this object."""
+        import asyncio
+
         if self._gateway is not None and self._loop is not None and self._thread is not None:
             asyncio.run_coroutine_threadsafe(self._gateway.close(), self._loop).result(10)
             self._loop.call_soon_threadsafe(self._loop.stop)
@@ -164,6 +122,8 @@ def _prepare_inspection(
     environ: Mapping[str, str],
     now: dt.datetime,
 ) -> None:
+    import tempfile
+
     from airlock.egress.ca import RunCA, ca_environment, upstream_context, write_bundle
     from airlock.egress.flows import DEFAULT_API_HOSTS
     from airlock.egress.inspect import InspectionConfig
@@ -193,6 +153,9 @@ def _prepare_inspection(
 def _prepare_gateway(
     prepared: Prepared, args: argparse.Namespace, environ: Mapping[str, str], proxy_url: str
 ) -> None:
+    import asyncio
+    import threading
+
     from airlock.egress.gateway import (
         Gateway,
         GatewayConfig,

@@ -97,7 +97,7 @@ class ProxyReport:
                 f"{_size(host.bytes_out)} out, {_size(host.bytes_in)} in"
             )
             out.extend(f"    refused {count}×: {reason}" for reason, count in host.refused)
-        out.extend(self._flow_lines())
+        out.extend(self.flow_lines())
         if self.upload_budget_exhausted:
             out.append("  the upload budget ran out: later connections were refused")
         if self.error:
@@ -106,7 +106,8 @@ class ProxyReport:
             out.append(f"  audit log {self.audit_log}, final hash {self.final_hash}")
         return out
 
-    def _flow_lines(self) -> list[str]:
+    def flow_lines(self) -> list[str]:
+        """Inspected requests by flow, a line each, flagging what the engine did not predict."""
         if not self.flows and not self.refused_by_client:
             return []
         out = ["airlock: inspected requests by data flow (sent, refused; the engine predicted):"]

@@ -1,0 +1,54 @@
+"""The options of ``airlock run`` for inspection and the git gateway (prepared by
+:func:`airlock.egress.options.prepare`). Only ``argparse`` is imported: every command builds
+the parser."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of inspection and the git gateway, for ``airlock run``."""
+    group = parser.add_argument_group("inspection and the git gateway")
+    group.add_argument(
+        "--inspect",
+        action="append",
+        default=[],
+        metavar="HOST",
+        help="read TLS to HOST with a CA made for this run: each request's data flow is "
+        "recorded and enforced (repeatable; also the settings key airlock.inspect)",
+    )
+    group.add_argument(
+        "--upstream-ca",
+        type=Path,
+        metavar="FILE",
+        help="also trust these PEM CAs for inspected origins (besides the system's)",
+    )
+    group.add_argument(
+        "--secrets",
+        choices=("report", "redact", "block"),
+        default="report",
+        help="a secret in a request body to an inspected host: report its kind (default), "
+        "redact it before it leaves, or block the request",
+    )
+    group.add_argument(
+        "--repo",
+        action="append",
+        default=[],
+        metavar="OWNER/NAME[:ro]",
+        help="let git inside clone, fetch and push this repository through the credential "
+        "gateway (:ro for fetch only); the token stays outside (repeatable)",
+    )
+    group.add_argument(
+        "--git-upstream",
+        default="https://github.com",
+        metavar="URL",
+        help="the code host the gateway talks to (default https://github.com)",
+    )
+    group.add_argument(
+        "--git-token-file",
+        type=Path,
+        metavar="FILE",
+        help="the code host's token (default: GH_TOKEN or GITHUB_TOKEN in airlock's environment)",
+    )
