@@ -241,3 +241,13 @@ def test_normalize_host_never_raises() -> None:
     """normalize_host gives invalid hosts back trimmed and lower-cased, matching no valid host."""
     assert normalize_host(" A..B. ") == "a..b"
     assert normalize_host("0x7f000001") == "127.0.0.1"
+
+
+@given(st.from_regex(r"[a-zA-Z0-9_.-]{1,40}", fullmatch=True))
+def test_ascii_fast_path_agrees_with_uts46(text: str) -> None:
+    """Where the fast path for plain ASCII names answers, UTS #46 and IDNA 2008 give the same name."""
+    from airlock.policy import hosts
+
+    if not (hosts._PLAIN_NAME.match(text.lower()) and "xn--" not in text.lower()):
+        return
+    assert parse_host(text).text == hosts._name(text, text)

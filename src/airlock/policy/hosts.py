@@ -47,6 +47,10 @@ _Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 MAX_NAME = 253
 _ASCII_LABEL = re.compile(r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?\Z")
+_PLAIN_LABEL = r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?"
+_PLAIN_NAME = re.compile(rf"(?:{_PLAIN_LABEL}\.)*(?=[a-z0-9_-]*[g-wyz_]){_PLAIN_LABEL}\.?\Z")
+"""A lower-case ASCII name UTS #46 leaves as it is, whose last label has a letter no number
+has (so it is no address): the fast path, taken when it holds no ``xn--`` label to check."""
 _NUMBER = re.compile(r"(?:0x[0-9a-f]*|[0-9]+)\Z")
 """A label ``getaddrinfo`` would read as a number: decimal, octal or hexadecimal."""
 
@@ -143,6 +147,10 @@ def parse_host(text: str) -> Host:
 @lru_cache(maxsize=8192)
 def _parse_host(text: str) -> Host:
     raw = text.strip()
+    name = raw.lower()
+    if len(name) <= MAX_NAME and _PLAIN_NAME.match(name) and "xn--" not in name:
+        name = name[:-1] if name.endswith(".") else name
+        return Host(name, name=name)
     if raw.startswith("[") or raw.endswith("]"):
         return _bracketed(text, raw)
     if ":" in raw:
