@@ -6,7 +6,12 @@ Names resolve through a table (no test asks DNS); the site listens on 127.0.0.1.
 
 from __future__ import annotations
 
+import datetime as dt
 import itertools
+import socket
+import ssl
+import threading
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from urllib.parse import parse_qs, quote
@@ -16,6 +21,7 @@ import pytest
 
 from airlock.collector import BlockList, create_app, domain_safety_routes
 from airlock.destinations import IPAddress, table_resolver
+from airlock.egress.ca import RunCA
 from airlock.errors import AirlockError, DestinationRefused, RefusedError, UsageError
 from airlock.policy.model import Origin, Permissions, Rule, Source
 from airlock.webfetch import GuardedFetcher, LimitedTransport, PreflightClient, canonical_url
@@ -290,3 +296,57 @@ def test_unresolvable_name(world: World) -> None:
     with pytest.raises(AirlockError, match=r"could not resolve nowhere\.test"):
         world.fetcher().fetch(world.url("nowhere.test"))
     assert world.asked() == []
+
+
+# --- HTTPS: the address is connected to, the name is what TLS checks -------------------------
+
+
+def _tls_site(context: ssl.SSLContext, seen: list[str | None]) -> tuple[int, threading.Thread]:
+    """An HTTPS server on 127.0.0.1 for one connection; records the TLS server name and Host."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    context.sni_callback = lambda sock, name, ctx: seen.append(name)  # type: ignore[assignment]
+
+    def run() -> None:
+        with listener:
+            listener.settimeout(10)
+            raw, _ = listener.accept()
+            try:
+                with context.wrap_socket(raw, server_side=True) as tls:
+                    head = tls.recv(65536).decode("latin-1")
+                    host = [line for line in head.split("\r\n") if line.lower().startswith("host:")]
+                    seen.append(host[0].split(":", 1)[1].strip() if host else None)
+                    tls.sendall(
+                        b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n"
+                        b"Connection: close\r\n\r\nhello"
+                    )
+            except (ssl.SSLError, OSError):
+                seen.append("tls failed")
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return listener.getsockname()[1], thread
+
+
+@pytest.mark.parametrize(("certified", "fetched"), [("site.test", True), ("other.test", False)])
+def test_https_checks_the_name_at_the_address(certified: str, fetched: bool) -> None:
+    """Over HTTPS the checked address is dialled, and SNI and the certificate check use the name."""
+    ca = RunCA(now=dt.datetime.now(dt.UTC))
+    seen: list[str | None] = []
+    port, thread = _tls_site(ca.server_context(certified), seen)
+    trust = ssl.create_default_context(cadata=ca.certificate_pem.decode("ascii"))
+    with httpx.Client(transport=LimitedTransport(verify=trust), trust_env=False) as client:
+        fetcher = GuardedFetcher(
+            permissions=Permissions(allow=(Rule("WebFetch(domain:site.test)", PROJECT),)),
+            preflight=None,
+            client=client,
+            clock=time.monotonic,
+            resolver=table_resolver({"site.test": ["127.0.0.1"]}),
+        )
+        if fetched:
+            assert fetcher.fetch(f"https://site.test:{port}/").content == "hello"
+        else:
+            with pytest.raises(AirlockError, match=r"CERTIFICATE_VERIFY_FAILED|certificate"):
+                fetcher.fetch(f"https://site.test:{port}/")
+    thread.join(10)
+    assert seen[0] == "site.test"
+    assert seen[1:] == ([f"site.test:{port}"] if fetched else ["tls failed"])
