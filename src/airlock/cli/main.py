@@ -28,6 +28,7 @@ COMMANDS = (
     "fetch",
     "serve",
     "audit",
+    "run",
 )
 """Command groups, in the order ``--help`` lists them."""
 
@@ -108,7 +109,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     given = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser(given[0] if given and given[0] in COMMANDS else None)
-    args = parser.parse_args(given)
+    try:
+        args = parser.parse_args(given)
+    except SystemExit as stop:  # a usage error; a command may have its own code for it
+        if stop.code == 2 and given and given[0] in COMMANDS:
+            module = importlib.import_module(f"airlock.cli.{given[0]}")
+            raise SystemExit(getattr(module, "USAGE_EXIT_CODE", 2)) from None
+        raise
     if args.command is None:
         parser.print_help()
         return 2

@@ -185,9 +185,15 @@ class Sandbox:
         self._placeholders = placeholders
 
     def signal(self, number: int) -> None:
-        """Send signal ``number`` to the command's process group (gone already: nothing)."""
+        """Send signal ``number`` to the command's process group (gone already: nothing).
+
+        bubblewrap's ``--new-session`` makes its own process inside the PID namespace lead the
+        session and group the command is in; that process is the namespace's init and takes
+        no signal it has no handler for, so the group's signal reaches the command and what it
+        started.
+        """
         with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.command_pid, number)
+            os.killpg(os.getpgid(self.command_pid), number)
 
     def wait(self) -> int:
         """The command's exit status (128 + the signal's number when a signal ended it)."""

@@ -65,6 +65,28 @@ PROTECTED_IN_CONFIG_DIR: tuple[str, ...] = (
 )
 """Read-only in the agent's config dir (``$CLAUDE_CONFIG_DIR`` or ``~/.claude``), writable otherwise."""
 
+PROTECTED_IN_HOME: tuple[str, ...] = (
+    ".bashrc",
+    ".bash_profile",
+    ".bash_login",
+    ".bash_logout",
+    ".profile",
+    ".zshrc",
+    ".zshenv",
+    ".zprofile",
+    ".zlogin",
+    ".zlogout",
+    ".gitconfig",
+    ".config/git",
+    ".config/fish",
+    ".config/autostart",
+    ".config/systemd",
+    ".local/bin",
+    ".mcp.json",
+)
+"""Read-only in the home even when a rule makes the home writable (``--rw ~``, ``allowWrite``):
+shell start-up files, git's configuration (hooks, aliases), programs started at log-in."""
+
 AGENT_STATE: tuple[str, ...] = ("~/.claude", "~/.claude.json", "~/.codex", "~/.gemini")
 """The agents' own state: writable, so an agent works as usual."""
 
@@ -161,6 +183,8 @@ def home_rules(home: Path, config_dir: Path, airlock_state: Iterable[Path]) -> I
     log and the final hashes must not be rewritten from inside). The home is read-only with
     the rest of the system, and bound read-only again when it is under a private folder."""
     yield from visible([home], "the home folder")
+    for name in PROTECTED_IN_HOME:
+        yield mount(Kind.READ, home / name, "runs code outside later (in the home)")
     for text in AGENT_STATE:
         path = home / text[2:]
         if resolve(path).exists():

