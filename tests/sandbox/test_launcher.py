@@ -85,17 +85,18 @@ def test_credentials_are_not_there(workspace: Path, home: Path) -> None:
 def test_host_unix_sockets_cannot_be_reached(workspace: Path, home: Path, tmp_path: Path) -> None:
     """Unix sockets the host listens on (in the workspace, the home, /tmp, abstract) are unreachable."""
     paths = [workspace / "editor.sock", home / "docker.sock", tmp_path / "agent.sock"]
+    abstract = f"airlock-test-{os.getpid()}-{time.monotonic_ns()}"  # unique: suites run side by side
     servers = []
     for path in [*paths, None]:
         server = socket.socket(socket.AF_UNIX)
-        server.bind(str(path) if path is not None else "\0airlock-test-abstract")
+        server.bind(str(path) if path is not None else "\0" + abstract)
         server.listen()
         servers.append(server)
     probe = "import socket,sys\nfor p in sys.argv[1:]:\n  s=socket.socket(socket.AF_UNIX)\n  try:\n    s.connect(p.replace('@','\\0')); print('REACHED', p)\n  except OSError as e: print('refused', p, e.errno)\n"
     (workspace / "probe.py").write_text(probe)
     try:
         ran = run_sandboxed(
-            "python3 probe.py " + " ".join(str(p) for p in paths) + " @airlock-test-abstract",
+            "python3 probe.py " + " ".join(str(p) for p in paths) + f" @{abstract}",
             workspace,
             home,
         )
