@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    from airlock.policy import Decisions
+    from airlock.settings import Loaded
+    from airlock.survey import ShareAnswer
 
 HELP = 'the session survey ("How is Claude doing this session?") and its transcript-share follow-up'
 
@@ -62,7 +69,6 @@ def _run(args: argparse.Namespace) -> int:
     from airlock.cli._common import load_reported, stdout_console
     from airlock.cli.feedback import pick_session
     from airlock.errors import UsageError
-    from airlock.feedback import collector_url
     from airlock.policy import decide
     from airlock.sessions import SessionStore
     from airlock.survey import (
@@ -86,7 +92,7 @@ def _run(args: argparse.Namespace) -> int:
     console = stdout_console()
     if args.check or not chosen.asked:
         return _finish(args, result, console, 0 if chosen.asked or not args.check else 1)
-    collector = collector_url(loaded)
+    collector = loaded.collector.url
     require_destination(decisions, collector)
     interactive = _stdin_is_terminal()
     if args.rating is None and not interactive:
@@ -135,11 +141,16 @@ def _stdin_is_terminal() -> bool:
 
 
 def _follow_up(
-    share: Any, decisions: Any, loaded: Any, session_id: str, now: Any, version: str
+    share: ShareAnswer,
+    decisions: Decisions,
+    loaded: Loaded,
+    session_id: str,
+    now: datetime,
+    version: str,
 ) -> dict[str, Any]:
     import time
 
-    from airlock.feedback import collector_url, deliver, request_share
+    from airlock.feedback import deliver, request_share
     from airlock.redact import Redactor
     from airlock.sessions import SessionStore
     from airlock.survey import ShareAnswer, remember_declined
@@ -153,7 +164,7 @@ def _follow_up(
         request_share(decisions, session),
         Redactor.from_loaded(loaded),
         config_dir=loaded.config_dir,
-        collector=collector_url(loaded),
+        collector=loaded.collector.url,
         now=now,
         version=version,
         sleep=time.sleep,
