@@ -307,7 +307,8 @@ def test_dont_ask_again_is_read_from_state(project: Path, config_dir: Path) -> N
 def test_problems_for_a_key(
     files: dict[str, object], undetermined: bool, project: Path, config_dir: Path
 ) -> None:
-    """A key is undetermined when a file that sets it, or may set it, cannot be used."""
+    """A key is undetermined when a file that sets it, or may set it, cannot be used; the
+    engine's context carries those problems for cleanupPeriodDays."""
     paths = {"user": config_dir / "settings.json", "project": project / ".claude" / "settings.json"}
     for name, data in files.items():
         if isinstance(data, str):
@@ -315,4 +316,7 @@ def test_problems_for_a_key(
             paths[name].write_text(data)
         else:
             write_json(paths[name], data)
-    assert bool(_load(project).problems_for("cleanupPeriodDays")) is undetermined
+    loaded = _load(project)
+    assert bool(loaded.problems_for("cleanupPeriodDays")) is undetermined
+    problems = tuple(str(problem) for problem in loaded.problems_for("cleanupPeriodDays"))
+    assert loaded.context.cleanup_period_days_problems == problems

@@ -76,3 +76,28 @@ def test_the_decision_carries_the_period(
     assert period.reason in decision.reasons
     assert decision.parameters.get("shortened_by_project") == period.shortened_by_project
     assert ("shortened_by_project" in decision.parameters) is (suspect is not None)
+
+
+BROKEN = "/work/repo/.claude/settings.json: autoUpdates: expected true or false (got 1)"
+
+
+@pytest.mark.parametrize(
+    ("days", "problems", "undetermined"),
+    [
+        pytest.param(Setting(7, USER), (), False, id="readable_settings"),
+        pytest.param(Setting(7, USER), (BROKEN,), True, id="a_file_that_may_set_it_is_broken"),
+        pytest.param(Setting(30), (BROKEN,), True, id="default_with_a_broken_file"),
+        pytest.param(Setting(3, MANAGED), (BROKEN,), False, id="managed_settings_decide"),
+    ],
+)
+def test_an_unreadable_period_is_undetermined(
+    days: Setting[int], problems: tuple[str, ...], undetermined: bool
+) -> None:
+    """The period is undetermined when a file that sets it, or may, cannot be used, unless
+    managed settings set it; the reason names every problem."""
+    context = Context(cleanup_period_days=days, cleanup_period_days_problems=problems)
+    period = local_period(context)
+    assert (period.undetermined is not None) is undetermined
+    if period.undetermined is not None:
+        assert BROKEN in period.undetermined
+        assert "cleanupPeriodDays" in period.undetermined

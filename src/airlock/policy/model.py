@@ -209,6 +209,9 @@ class Context:
     cleanup_period_days_by_file: tuple[Setting[int], ...] = ()
     """``cleanupPeriodDays`` of every usable settings file that sets it, highest precedence
     first: the engine compares a project's value with the ones a repository cannot plant."""
+    cleanup_period_days_problems: tuple[str, ...] = ()
+    """Problems of the settings files that leave ``cleanupPeriodDays`` undetermined (a file
+    that sets it, or may set it, cannot be used), each naming its file and key."""
 
     def var(self, name: str) -> Var:
         """The variable ``name``, empty when unset everywhere."""

@@ -183,6 +183,10 @@ class LocalPeriod:
     shortened_by_project: str | None
     """Why the period is suspect: a project's own settings file sets it shorter than the
     sources a repository cannot plant (or the default) would; ``None`` when it does not."""
+    undetermined: str | None = None
+    """Why the period cannot be relied on at all: a settings file that sets it, or may set
+    it, cannot be used (unless managed settings set it, which then decide); ``None`` when the
+    period is determined. Whatever removes transcripts by it must refuse."""
 
 
 def local_period(context: Context) -> LocalPeriod:
@@ -192,7 +196,19 @@ def local_period(context: Context) -> LocalPeriod:
         f"cleanupPeriodDays={days.value} ({days.origin.describe()}): "
         "sessions inactive longer are pruned"
     )
-    return LocalPeriod(days.value, reason, _shortened_by_project(context, days))
+    return LocalPeriod(
+        days.value, reason, _shortened_by_project(context, days), _undetermined(context, days)
+    )
+
+
+def _undetermined(context: Context, days: Setting[int]) -> str | None:
+    if not context.cleanup_period_days_problems or days.origin.source is Source.MANAGED:
+        return None
+    listed = "; ".join(context.cleanup_period_days_problems)
+    return (
+        "the settings that define the retention period (cleanupPeriodDays) cannot be used: "
+        f"{listed}"
+    )
 
 
 def _shortened_by_project(context: Context, days: Setting[int]) -> str | None:

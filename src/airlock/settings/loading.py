@@ -145,6 +145,9 @@ def load(
             for known, value in (lookup(layer.data, ("cleanupPeriodDays",)),)
             if known
         ),
+        cleanup_period_days_problems=tuple(
+            str(problem) for problem in problems_for(layers, "cleanupPeriodDays")
+        ),
         **found,
     )
     collector = resolve_collector_url(context)
