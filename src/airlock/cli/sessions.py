@@ -364,23 +364,22 @@ def _prune(args: argparse.Namespace, loaded: Loaded, store: SessionStore, now: d
     return 0
 
 
-def _period(args: argparse.Namespace, loaded: Loaded) -> tuple[float, tuple[str, ...], str | None]:
+def _period(
+    args: argparse.Namespace, loaded: Loaded
+) -> tuple[float, tuple[str, ...], str | None]:
     """The retention period, why, and why it is suspect: from the command line, or from the
-    engine (refusing settings that leave it undetermined)."""
+    engine (refusing a period the settings leave undetermined)."""
     from airlock.errors import RefusedError
     from airlock.policy import FlowId, decide
-    from airlock.policy.model import Source
+    from airlock.policy.retention import local_period
 
     if args.older_than is not None:
         return args.older_than, (f"--older-than {args.older_than:g} on the command line",), None
-    problems = loaded.problems_for("cleanupPeriodDays")
-    managed = loaded.context.cleanup_period_days.origin.source is Source.MANAGED
-    if problems and not managed:
-        listed = "; ".join(str(p) for p in problems)
+    undetermined = local_period(loaded.context).undetermined
+    if undetermined is not None:
         raise RefusedError(
-            "refusing to prune: the settings that define the retention period "
-            f"(cleanupPeriodDays) cannot be used: {listed}. Nothing was removed. Fix the "
-            "settings, or give the period explicitly with --older-than DAYS."
+            f"refusing to prune: {undetermined}. Nothing was removed. Fix the settings, or give "
+            "the period explicitly with --older-than DAYS."
         )
     decision = decide(loaded.context)[FlowId.LOCAL_TRANSCRIPTS]
     parameters = decision.parameters
