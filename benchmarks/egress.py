@@ -445,8 +445,16 @@ def measure(
 ) -> None:
     port, tls_port = ports
     results = row.results
+    before = cpu_seconds(row.pid)
     results["ka req/s"] = wrk(row, port, args.seconds, args.connections, False, temp)
+    if row.pid:
+        spent = cpu_seconds(row.pid) - before
+        results["ka cpu µs/req"] = spent * 1e6 / (float(results["ka req/s"]) * args.seconds)
+    before = cpu_seconds(row.pid)
     results["new req/s"] = wrk(row, port, args.seconds, args.connections, True, temp)
+    if row.pid:
+        spent = cpu_seconds(row.pid) - before
+        results["new cpu µs/req"] = spent * 1e6 / (float(results["new req/s"]) * args.seconds)
     rate, cpu = tunnels(row, tls_port, context, args.seconds, args.tunnel_clients)
     results["tunnels/s"] = rate
     results["cpu ms/tunnel"] = cpu
@@ -460,7 +468,9 @@ def measure(
 
 COLUMNS = (
     "ka req/s",
+    "ka cpu µs/req",
     "new req/s",
+    "new cpu µs/req",
     "tunnels/s",
     "cpu ms/tunnel",
     "ms/tunnel",

@@ -2,14 +2,15 @@
 
 Theory of operation
 -------------------
-The proxy calls :meth:`AuditLog.append` on its event loop with a plain dict; that is a list
-append and nothing more. A writer thread wakes every ``flush_interval`` seconds, takes what
-is pending, and for each record adds ``seq`` (its line number in the file, from 0) and
-``prev`` (the SHA-256, hex, of the previous line's bytes; 64 zeros for the first line),
-encodes it with orjson, appends the lines in one write and ``fsync``\\ s the file. Only then
-does it append a *checkpoint* to the heads file, kept apart from the log (under the config
-dir): the run, how many records the log holds, the hash of the last one, and at the end of
-the run ``"final": true``. So:
+The proxy calls :meth:`AuditLog.append` on its event loop with a plain dict. It adds
+``seq`` (the record's line number in the file, from 0) and ``prev`` (the SHA-256, hex, of the
+previous line's bytes; 64 zeros for the first line), encodes the line with orjson and queues
+it: a few microseconds, no I/O. (Encoding here rather than in the writer keeps the two threads
+from taking turns with the interpreter lock on every batch.) A writer thread wakes every
+``flush_interval`` seconds, takes the queued lines, appends them in one write and
+``fsync``\\ s the file. Only then does it append a *checkpoint* to the heads file, kept apart
+from the log (under the config dir): the run, how many records the log holds, the hash of the
+last one, and at the end of the run ``"final": true``. So:
 
 * an edited, removed, inserted or reordered line breaks the chain at the first bad record;
 * a log rewritten from scratch, or cut short, no longer matches the heads file;
@@ -79,8 +80,17 @@ def line_hash(line: bytes) -> str:
 
 def iso_time(epoch: float) -> str:
     """``2026-12-02T10:24:53.123Z``."""
-    moment = datetime.fromtimestamp(epoch, UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    second = int(epoch)
+    prefix = _SECOND.get(second)
+    if prefix is None:
+        _SECOND.clear()  # one entry: records come in time order
+        prefix = _SECOND[second] = datetime.fromtimestamp(second, UTC).strftime(
+            "%Y-%m-%dT%H:%M:%S."
+        )
+    return f"{prefix}{int((epoch - second) * 1000):03d}Z"
+
+
+_SECOND: dict[int, str] = {}
 
 
 class AuditLog:
@@ -111,7 +121,9 @@ class AuditLog:
         self.records = 0
         """Records in the file after the last flush."""
         self.last_hash = GENESIS
-        self._pending: list[Record] = []
+        self._next_seq = 0
+        self._next_prev = GENESIS
+        self._pending: list[bytes] = []
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._closing = False
@@ -132,6 +144,7 @@ class AuditLog:
             self._fd = os.open(self.path, flags, 0o600)
             self._heads_fd = os.open(self.heads, flags, 0o600)
             self.records, self.last_hash = _tip(self.path)
+            self._next_seq, self._next_prev = self.records, self.last_hash
         except OSError as error:
             self._close_files()
             raise AirlockError(
@@ -149,8 +162,15 @@ class AuditLog:
         self._thread.start()
 
     def append(self, record: Record) -> None:
-        """Queue one record (called on the event loop: no I/O here). ``time`` is epoch seconds."""
-        self._pending.append(record)
+        """Chain and encode one record and queue it (no I/O). ``time`` is epoch seconds."""
+        record["time"] = iso_time(record["time"])
+        with self._lock:
+            record["seq"] = self._next_seq
+            record["prev"] = self._next_prev
+            line = orjson.dumps(record, default=str)
+            self._next_prev = line_hash(line)
+            self._next_seq += 1
+            self._pending.append(line)
 
     def close(self, final: bool = True) -> str:
         """Flush what is pending, write the final checkpoint, stop the writer; the final hash.
@@ -203,21 +223,11 @@ class AuditLog:
             if not self._pending:
                 return
             batch, self._pending = self._pending, []
-        lines: list[bytes] = []
-        prev = self.last_hash
-        seq = self.records
-        for record in batch:
-            record["time"] = iso_time(record["time"])
-            record["seq"] = seq
-            record["prev"] = prev
-            line = orjson.dumps(record, default=str)
-            lines.append(line)
-            prev = line_hash(line)
-            seq += 1
-        lines.append(b"")
-        _write_all(self._fd, b"\n".join(lines))
+            tip = (self._next_seq, self._next_prev)
+        batch.append(b"")
+        _write_all(self._fd, b"\n".join(batch))
         os.fsync(self._fd)
-        self.records, self.last_hash = seq, prev
+        self.records, self.last_hash = tip
         self._checkpoint(final=False)
 
     def _checkpoint(self, final: bool) -> None:
