@@ -55,6 +55,9 @@ from airlock.egress.rules import EgressRules, RuleDecision, how_to_allow
 from airlock.errors import AirlockError, RefusedError
 
 READ_SIZE = 256 * 1024
+WRITE_BUFFER = 1024 * 1024
+"""A transport's write buffer may hold this much before ``drain()`` waits (asyncio's default,
+64 KiB, is a quarter of one read: bulk transfers would stop and start on every read)."""
 GATEWAY_HOST = "git.airlock.internal"
 """The git credential gateway's name (``egress.gateway.GATEWAY_HOST``)."""
 ESTABLISHED = b"HTTP/1.1 200 Connection established\r\n\r\n"
@@ -247,6 +250,7 @@ class Proxy:
         try:
             async with asyncio.timeout(timeout):
                 reader, writer = await asyncio.open_connection(*target, limit=READ_SIZE)
+            writer.transport.set_write_buffer_limits(WRITE_BUFFER)
         except TimeoutError:
             raise Refusal(504, f"no connection to {host}:{port} within {timeout:g} s") from None
         except OSError as error:
@@ -275,6 +279,7 @@ class Client:
         self.proxy = proxy
         self.reader = reader
         self.writer = writer
+        writer.transport.set_write_buffer_limits(WRITE_BUFFER)
         self.parser = RequestParser(proxy.config.limits.max_header_bytes)
         self.loop = asyncio.get_running_loop()
         self.last_active = self.loop.time()
@@ -384,14 +389,11 @@ class Client:
             self._pipe(self.reader, upstream.writer, counts, 0),
             name=f"tunnel out {head.host}:{head.port}",
         )
-        error: str | None = None
         try:
-            await self._pipe(upstream.reader, self.writer, counts, 1)
-            await outward
-        except (ConnectionError, OSError) as failure:
-            error = str(failure) or type(failure).__name__
-            outward.cancel()
+            inward_error = await self._pipe(upstream.reader, self.writer, counts, 1)
+            error = await outward or inward_error
         finally:
+            outward.cancel()
             stats.bytes_out += counts[0]
             stats.bytes_in += counts[1]
         record.update(
@@ -438,23 +440,32 @@ class Client:
         writer: asyncio.StreamWriter,
         counts: list[int],
         index: int,
-    ) -> None:
-        """Copy ``reader`` to ``writer`` until end of file, then half-close ``writer``."""
+    ) -> str | None:
+        """Copy ``reader`` to ``writer`` until end of file, then half-close ``writer``.
+
+        Returns:
+            Why the copy stopped early (a reset, a broken pipe), or ``None`` at end of file.
+        """
         budget = self.proxy.budget if index == 0 else None
         loop = self.loop
-        while True:
-            data = await reader.read(READ_SIZE)
-            if not data:
-                break
-            writer.write(data)
-            counts[index] += len(data)
-            if budget is not None:
-                budget.spend(len(data))
-            self.last_active = loop.time()
-            await writer.drain()
+        try:
+            while True:
+                data = await reader.read(READ_SIZE)
+                if not data:
+                    break
+                writer.write(data)
+                counts[index] += len(data)
+                if budget is not None:
+                    budget.spend(len(data))
+                self.last_active = loop.time()
+                await writer.drain()
+        except OSError as failure:  # ConnectionError included
+            writer.transport.abort()
+            return str(failure) or type(failure).__name__
         if writer.can_write_eof() and not writer.is_closing():
             with contextlib.suppress(OSError):
                 writer.write_eof()
+        return None
 
     # plain HTTP ------------------------------------------------------------------------------
 
