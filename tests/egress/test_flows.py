@@ -56,6 +56,13 @@ CLASSIFIED = [
         "GET", "api.anthropic.com", "/api/directory/server-urls", "model_requests", id="server_urls"
     ),
     pytest.param(
+        "GET",
+        "api.anthropic.com",
+        "/mcp-registry/v0/servers?version=latest",
+        "model_requests",
+        id="mcp_registry_is_startup_config",
+    ),
+    pytest.param(
         "POST", "api.anthropic.com", "/api/event_logging/v2/batch", "metrics", id="metrics_batch"
     ),
     pytest.param(

@@ -100,6 +100,15 @@ CLAUDE_CODE: tuple[Signature, ...] = (
     Signature("GET", API_HOST, "/api/claude_code_penguin_mode", FlowId.MODEL_REQUESTS, _STARTUP),
     Signature("GET", API_HOST, "/api/directory/server-urls", FlowId.MODEL_REQUESTS, _STARTUP),
     Signature(
+        "GET",
+        API_HOST,
+        "/mcp-registry/",
+        FlowId.MODEL_REQUESTS,
+        "the MCP server registry listing, fetched at start-up (seen through airlock's inspection "
+        "with Claude Code 2.1.197 on 2026-12-02: still sent with DISABLE_TELEMETRY, gone with "
+        "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC, like the rest of the start-up configuration)",
+    ),
+    Signature(
         "*",
         API_HOST,
         "/api/event_logging/",
