@@ -126,5 +126,3 @@ def test_routes_can_be_added() -> None:
         assert httpx.get(f"{url}/openapi.json").json()["paths"]["/api/ping"] == {
             "get": {"summary": "ping"}
         }
-
-

@@ -19,7 +19,7 @@ MAX_SECONDS = 30.0
 HUGE_BYTES = 1 << 30
 """What the huge answers announce and send at most: 1 GiB."""
 JSON_HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
-MODES = ("trickle-headers", "trickle-body", "huge-json", "huge-chunked")
+MODES = ("trickle-headers", "trickle-body", "huge-json", "huge-chunked", "trickle-tls")
 
 
 @dataclass
@@ -83,7 +83,9 @@ def _serve(conn: socket.socket, server: Hostile) -> None:
     sent = 0
     with conn, suppress(OSError):
         server.requests.append(_read_head(conn))
-        if server.mode == "trickle-headers":
+        if server.mode == "trickle-tls":  # a TLS record header announcing 4 KB, then a trickle
+            sent = _trickle(conn, b"\x16\x03\x03\x10\x00", bytes(4096), 0.2)
+        elif server.mode == "trickle-headers":
             head = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n" + b"X-Slow: " + b"s" * 60
             sent = _trickle(conn, b"", head + b"\r\nContent-Length: 2\r\n\r\nok", 0.2)
         elif server.mode == "trickle-body":

@@ -183,11 +183,16 @@ def test_metadata_unreachable_however_written(world: World, host: str) -> None:
     assert world.asked() == []
 
 
-def test_blocklist_entry_for_an_address_holds_for_every_spelling(world: World) -> None:
-    """The service's entry 10.0.0.1 blocks its other spellings (an allow rule lets it past the destination check)."""
-    for host in ("10.0.0.1", "167772161", "0xa.1", "[::ffff:a00:1]"):
-        with pytest.raises(RefusedError, match=r"10\.0\.0\.1 is blocked"):
-            world.fetcher(allow=("WebFetch(domain:10.0.0.1)",)).fetch(f"http://{host}/")
+@pytest.mark.parametrize("private_mode", [False, True], ids=["hostname", "private-mode"])
+@pytest.mark.parametrize("host", ["10.0.0.1", "167772161", "0xa.1", "[::ffff:a00:1]", "[::a00:1]"])
+def test_blocklist_entry_for_an_address_holds_for_every_spelling(
+    world: World, host: str, private_mode: bool
+) -> None:
+    """The service's entry 10.0.0.1 blocks its every spelling, in both modes (an allow rule lets
+    it past the destination check)."""
+    allow = ("WebFetch(domain:10.0.0.1)", "WebFetch(domain:[::a00:1])")
+    with pytest.raises(RefusedError, match=r"is blocked"):
+        world.fetcher(allow=allow, private_mode=private_mode).fetch(f"http://{host}/")
 
 
 @pytest.mark.parametrize(

@@ -159,3 +159,12 @@ def test_huge_answer_bounded_for_async_callers() -> None:
     with hostile_server("huge-chunked") as service:
         asyncio.run(scenario(service.url))
     assert service.sent[0] < 64 * MAX_ANSWER_BYTES
+
+
+def test_slow_tls_handshake_bounded_by_the_fetch_limit() -> None:
+    """A server that sends its TLS handshake a byte at a time is cut off at the time limit."""
+    with hostile_server("trickle-tls") as slow:
+        start = time.monotonic()
+        with pytest.raises(AirlockError, match="time limit"):
+            fetcher(None).fetch(f"https://site.test:{slow.port}/")
+        assert time.monotonic() - start < LIMIT + SLACK

@@ -359,7 +359,7 @@ class GuardedFetcher:
         )
         try:
             return self.client.send(request, stream=True, follow_redirects=False)
-        except (httpx.ConnectError, httpx.ConnectTimeout) as error:
+        except httpx.ConnectError as error:  # a timeout is the fetch's time running out
             raise _Unreachable(f"could not fetch {url}: {type(error).__name__}: {error}") from error
         except httpx.HTTPError as error:
             raise _fetch_error(url, _why(error, self.limits)) from error

@@ -6,7 +6,8 @@ httpx's timeouts bound each wait for the network, not the whole exchange: a serv
 its headers, or a body, a byte a second never lets a 3-second read timeout expire. This
 transport is httpx's own connection pool (``httpcore``) over a network backend whose streams
 cut every wait short at a deadline: inside ``with time_limit(seconds):`` each connect, read,
-write and TLS handshake may wait only until the deadline, and once it has passed the next one
+write and TLS handshake (which CPython bounds as a whole by its timeout) may wait only until
+the deadline, and once it has passed the next one
 fails at once with a timeout. So ``time_limit`` bounds a whole exchange, headers and body,
 however the server paces it, on new and reused connections alike. Outside a ``time_limit``
 the ordinary per-wait timeouts apply.
