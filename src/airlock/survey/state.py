@@ -2,18 +2,17 @@
 
 ``settings.load`` reads the key ``transcriptShareDeclined`` back into the engine's context,
 which then turns ``transcript_share`` off with a reason naming this file. Other keys in the
-file are kept as they are. The file is replaced atomically (temporary name, fsync, rename) and
-readable by its owner only.
+file are kept as they are. The file is replaced atomically (``airlock._atomic.replace_file``)
+and readable by its owner only.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 from pathlib import Path
 from typing import Any
 
+from airlock._atomic import replace_file
 from airlock.errors import AirlockError
 from airlock.settings import STATE_FILE
 
@@ -52,17 +51,7 @@ def remember_declined(config_dir: Path) -> Path:
     text = json.dumps(state, indent=2, sort_keys=True) + "\n"
     try:
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(text)
-                handle.flush()
-                os.fsync(handle.fileno())
-            temporary.replace(path)
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                temporary.unlink()
+        replace_file(path, text.encode("utf-8"), mode=0o600)
     except OSError as error:
         raise AirlockError(f"cannot remember the answer in {path}: {error.strerror}") from error
     return path
