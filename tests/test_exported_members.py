@@ -10,29 +10,14 @@ import pytest
 
 import airlock
 
+# fmt: off
 PUBLIC = [
-    "AirlockError",
-    "BusyError",
-    "CollectorSettings",
-    "Decision",
-    "Decisions",
-    "DestinationRefused",
-    "FlowId",
-    "FlowRefused",
-    "HostError",
-    "Loaded",
-    "Problem",
-    "Provider",
-    "RedactionSettings",
-    "RefusedError",
-    "SettingsError",
-    "State",
-    "UnsafePathError",
-    "UsageError",
-    "__version__",
-    "decide",
-    "load_settings",
+    "AirlockError", "BusyError", "CollectorSettings", "Decision", "Decisions",
+    "DestinationRefused", "FlowId", "FlowRefused", "HostError", "Loaded", "Problem", "Provider",
+    "RedactionSettings", "RefusedError", "SettingsError", "State", "UnsafePathError",
+    "UsageError", "__version__", "decide", "load_settings",
 ]
+# fmt: on
 """The public API of ``airlock``: a change here is a change of the library's contract."""
 
 
