@@ -150,6 +150,8 @@ def test_airlock_flows_runs_on_the_core(core_python: Path, tmp_path: Path) -> No
         pytest.param(("-m", "airlock", "flows", "--graph", "out.svg"), "graph", id="graph"),
         pytest.param(("-c", "import airlock.collector"), "serve", id="collector_package"),
         pytest.param(("-c", "import airlock.egress"), "run", id="egress_package"),
+        pytest.param(("-m", "airlock", "run", "--", "true"), "run", id="run"),
+        pytest.param(("-m", "airlock", "audit"), "run", id="audit"),
         pytest.param(
             (
                 "-c",
@@ -171,3 +173,5 @@ def test_a_capability_without_its_extra_names_it(
     assert result.returncode != 0
     assert f"pip install 'airlock[{extra}]'" in result.stderr
     assert "ModuleNotFoundError" not in result.stderr
+    if args[:2] == ("-m", "airlock"):  # the command line says it in one line, no traceback
+        assert "Traceback" not in result.stderr
