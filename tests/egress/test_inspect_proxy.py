@@ -92,3 +92,52 @@ def test_proxy_inspects_enforces_and_reports(tmp_path: Path) -> None:
     assert "metrics: 0 sent, 1 refused" in lines and "differs: the engine predicted off" in lines
     localhost = next(h for h in report.hosts if h.host == "localhost")
     assert localhost.requests == 2
+
+
+def test_a_refused_flow_needs_no_name_lookup(tmp_path: Path) -> None:
+    """With no route out (every lookup fails), a request of a flow that is off is still
+    answered 403 by the engine's rule, without a lookup; an allowed one gets a 502 that names
+    the failure; both are logged with their flows."""
+    import socket
+
+    from airlock.egress import start_proxy
+    from airlock.errors import AirlockError
+
+    _, bundle, inspection = _setup(tmp_path, {"DISABLE_TELEMETRY": "1"})
+    inspection = InspectionConfig(
+        hosts=frozenset({"api.anthropic.com"}),
+        ca=inspection.ca,
+        upstream=inspection.upstream,
+        decisions=inspection.decisions,
+    )
+    lookups: list[str] = []
+
+    async def no_route(host: str, port: int, private_ok: bool) -> str:
+        lookups.append(host)
+        raise AirlockError(f"cannot resolve {host}: no route out")
+
+    cfg = config(
+        tmp_path,
+        inspection=inspection,
+        allow=config(tmp_path).allow + config(tmp_path).rules(["api.anthropic.com"], "--allow"),
+    )
+    sock = socket.create_server(("127.0.0.1", 0))
+    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    proxy = start_proxy(cfg, [sock], check=no_route)
+    try:
+        metrics = _curl(
+            url, bundle, "https://api.anthropic.com/api/event_logging/v2/batch", "-d", "{}"
+        )
+        assert lookups == []
+        model = _curl(url, bundle, "https://api.anthropic.com/v1/messages", "-d", "{}")
+    finally:
+        proxy.close({"command": ["test"], "exit_code": 0})
+    assert b"DISABLE_TELEMETRY" in metrics.stdout
+    assert b"no route out" in model.stdout
+    assert lookups == ["api.anthropic.com"]
+    assert cfg.audit_log is not None
+    records = [r for r in read_records(cfg.audit_log) if r.get("inspected")]
+    assert [(r["flow"], r["status"], r["decision"]) for r in records] == [
+        ("metrics", 403, "deny"),
+        ("model_requests", 502, "allow"),
+    ]

@@ -364,12 +364,14 @@ class Client:
     async def _tunnel(self, head: RequestHead) -> None:
         record = _record("tunnel", head)
         try:
+            inspector = self.proxy.inspector
+            if inspector is not None:
+                ruled = self.proxy.check_rules(head.host, head.port)
+                if ruled.allowed and inspector.inspects(ruled.host):
+                    await self._inspect(head, ruled.host)
+                    return
             decision, address = await self.proxy.admit(head.host, head.port)
             record["reason"] = decision.reason
-            inspector = self.proxy.inspector
-            if inspector is not None and inspector.inspects(decision.host):
-                await self._inspect(head, decision.host, address)
-                return
             upstream = await self.proxy.dial(decision.host, head.port, address)
             if self.proxy.chained is not None:
                 await _chain_connect(upstream, head)
@@ -404,16 +406,19 @@ class Client:
         )
         self._finish(record)
 
-    async def _inspect(self, head: RequestHead, host: str, address: str | None) -> None:
-        """Hand an admitted CONNECT to the inspector (``--inspect``): it reads the TLS, checks
-        each request's flow and dials ``address``, the one the rules and address check passed."""
+    async def _inspect(self, head: RequestHead, host: str) -> None:
+        """Hand a CONNECT the host rules allow to the inspector (``--inspect``): it reads the
+        TLS and checks each request's flow. The rest of the admission (limits, the address
+        check) and the dial wait for the first request that must go out, as mitmproxy's lazy
+        connections do: a request the engine refuses needs no name lookup and no route."""
         assert self.proxy.inspector is not None  # checked by the caller
         if self.parser.tunnel_data:
             raise Refusal(400, "TLS sent before the CONNECT was answered: cannot be inspected")
 
         async def dial(_host: str, port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
             try:
-                upstream = await self.proxy.dial(host, port, address)
+                decision, address = await self.proxy.admit(host, port)
+                upstream = await self.proxy.dial(decision.host, port, address)
                 if self.proxy.chained is not None:
                     await _chain_connect(upstream, head)
             except Refusal as refusal:
