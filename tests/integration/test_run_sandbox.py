@@ -251,3 +251,27 @@ def test_airlock_run_as_an_unprivileged_user() -> None:
     assert [h["requests"] for h in found["report"]["hosts"] if h["host"] == HOST] == [1]
     assert site.seen == ["GET /as-nobody"]
     assert os.geteuid() != 0 or found["report"]["final_hash"]
+
+
+def test_inspection_and_the_gateway_reach_the_sandbox(tmp_path: Path) -> None:
+    """--inspect puts the run's CA bundle inside (read-only, named by the usual variables);
+    --repo points git at the gateway; the token itself stays outside."""
+    done = _run(
+        tmp_path,
+        "--inspect",
+        "api.anthropic.com",
+        "--repo",
+        "octo/demo",
+        "--",
+        "sh",
+        "-c",
+        'head -1 "$SSL_CERT_FILE"; echo "node=$NODE_EXTRA_CA_CERTS"; '
+        'echo x >> "$SSL_CERT_FILE" 2>/dev/null && echo WROTE-BUNDLE; '
+        'git config --get-regexp "^url\\." ; echo "token=${GH_TOKEN:-unset}"',
+        env={"GH_TOKEN": "ghp_outside"},
+    )
+    assert done.returncode == 0, done.stderr
+    assert "-----BEGIN CERTIFICATE-----" in done.stdout
+    assert "node=/" in done.stdout and "WROTE-BUNDLE" not in done.stdout
+    assert "git.airlock.internal" in done.stdout
+    assert "token=unset" in done.stdout and "ghp_outside" not in done.stdout

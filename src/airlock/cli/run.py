@@ -14,6 +14,8 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from airlock.egress import EgressConfig, ProxyReport
+    from airlock.egress.options import Prepared
+    from airlock.policy import Decisions
     from airlock.sandbox import ScrubbedEnvironment
     from airlock.settings import Loaded, SandboxSettings
 
@@ -49,6 +51,8 @@ USAGE_EXIT_CODE = 125
 
 
 def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
+    from airlock.cli._egress_options import add_arguments as add_egress_arguments
+
     parser = subparsers.add_parser(
         "run",
         parents=[common],
@@ -120,6 +124,7 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
         metavar="NAME[=VALUE]",
         help="pass variable NAME in although it looks like a credential, or set it; repeatable",
     )
+    add_egress_arguments(parser)
     parser.add_argument(
         "--report-json", metavar="FILE", help="also write the end-of-run report as JSON to FILE"
     )
@@ -145,10 +150,13 @@ def run(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     import os
     import time
+    from datetime import UTC, datetime
     from pathlib import Path
 
     from airlock.cli._common import load_reported
+    from airlock.egress.options import prepare
     from airlock.errors import UsageError
+    from airlock.policy import decide
     from airlock.sandbox import launch, parse_env_options, scrub
     from airlock.sandbox.launcher import PROXY_PORT, Spec, check
 
@@ -169,37 +177,56 @@ def _run(args: argparse.Namespace) -> int:
     inside_cwd = cwd if cwd.resolve().is_relative_to(workspace) else workspace
     wanted = parse_env_options(args.env)
     loaded = load_reported(args)
-    config = _egress_config(args, loaded, environ)
-    scrubbed = scrub(environ, wanted, f"http://127.0.0.1:{PROXY_PORT}")
-    mounts = _mounts(args, loaded, environ, workspace, config)
+    decisions = decide(loaded.context)
     bwrap = check(environ)
+    proxy_url = f"http://127.0.0.1:{PROXY_PORT}"
     started = time.time()
-    with _ForwardedSignals() as signals:
-        sandbox = launch(Spec(tuple(command), inside_cwd, scrubbed.environ, tuple(mounts)), bwrap)
-        try:
-            proxy = _start_proxy(config, sandbox)
-            code = USAGE_EXIT_CODE
+    prepared = prepare(
+        args,
+        decisions=decisions,
+        environ=environ,
+        proxy_url=proxy_url,
+        inspect_setting=list(loaded.inspect_hosts),
+        now=datetime.fromtimestamp(started, UTC),
+    )
+    try:
+        config = _egress_config(args, loaded, environ, decisions, prepared)
+        scrubbed = scrub(environ, wanted, proxy_url)
+        inside = {**scrubbed.environ, **prepared.environ}  # the CA bundle's and git's; no secret
+        mounts = _mounts(args, loaded, environ, workspace, config, prepared.read_only_files)
+        spec = Spec(tuple(command), inside_cwd, inside, tuple(mounts))
+        with _ForwardedSignals() as signals:
+            sandbox = launch(spec, bwrap)
             try:
-                signals.attach(sandbox)
-                code = sandbox.wait()
+                proxy = _start_proxy(config, sandbox)
+                code = USAGE_EXIT_CODE
+                try:
+                    signals.attach(sandbox)
+                    code = sandbox.wait()
+                finally:
+                    sandbox.kill()
+                    record = _run_record(command, workspace, config, scrubbed, code, started)
+                    report = proxy.close(record)
             finally:
-                sandbox.kill()
-                record = _run_record(command, workspace, config, scrubbed, code, started)
-                report = proxy.close(record)
-        finally:
-            sandbox.close()
+                sandbox.close()
+    finally:
+        prepared.close()
     _show(report, scrubbed, args.report_json, code)
     return code
 
 
 def _egress_config(
-    args: argparse.Namespace, loaded: Loaded, environ: dict[str, str]
+    args: argparse.Namespace,
+    loaded: Loaded,
+    environ: dict[str, str],
+    decisions: Decisions,
+    prepared: Prepared,
 ) -> EgressConfig:
-    """The proxy's rules and limits: the command line, then the settings, then the policy."""
+    """The proxy's rules and limits: the command line, then the settings, then the policy;
+    inspection and the git gateway as :func:`airlock.egress.options.prepare` made them."""
     from pathlib import Path
 
     from airlock.egress import EgressConfig, Limits, audit_paths, default_rules
-    from airlock.policy import decide
     from airlock.settings import sandbox_settings
 
     network = sandbox_settings(loaded)
@@ -223,13 +250,15 @@ def _egress_config(
     return EgressConfig(
         allow=allow,
         deny=deny,
-        default_allow=default_rules(loaded.context, decide(loaded.context)),
+        default_allow=default_rules(loaded.context, decisions),
         allow_all=args.allow_all,
         allow_private=any(rule.names_host for rule in EgressConfig.rules(args.allow, "--allow")),
         upstream_proxy=upstream,
         limits=Limits(max_upload_mb=args.max_upload_mb),
         audit_log=audit_log,
         heads_file=heads,
+        gateway=prepared.gateway_address,
+        inspection=prepared.inspection,
     )
 
 
@@ -266,6 +295,7 @@ def _mounts(
     environ: dict[str, str],
     workspace: Path,
     config: EgressConfig,
+    read_only: tuple[Path, ...],
 ) -> list[Any]:
     """Every path rule: the built-in ones, the command line's, the settings'."""
     import sys
@@ -301,6 +331,7 @@ def _mounts(
         *home_rules(home, loaded.config_dir, state),
         *socket_rules(sockets),
         *visible([Path(sys.executable), Path(__file__).parents[1]], "airlock's Python"),
+        *visible(read_only, "the run's CA bundle"),
         *user_rules(Kind.WRITE, args.rw, "--rw", home, cwd),
         *user_rules(Kind.READ, args.ro, "--ro", home, cwd),
         *user_rules(Kind.HIDE, args.hide, "--hide", home, cwd),
@@ -456,6 +487,8 @@ def _show_table(report: ProxyReport, scrubbed: ScrubbedEnvironment) -> None:
         console.print(table)
     else:
         console.print("airlock: nothing left the machine")
+    for line in report.flow_lines():
+        console.print(line, markup=False)
     if report.upload_budget_exhausted:
         console.print("the upload budget ran out: later connections were refused", style="yellow")
     if report.error:
