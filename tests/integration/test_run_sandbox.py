@@ -163,7 +163,12 @@ def test_a_signal_reaches_the_command(tmp_path: Path, project: Path) -> None:
         assert process.stdout is not None
         assert process.stdout.readline().strip() == "started"
         process.send_signal(signal.SIGTERM)
-        code = process.wait(60)
+        try:
+            code = process.wait(60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            _, err = process.communicate()
+            raise AssertionError(f"airlock did not end after SIGTERM; stderr: {err}") from None
     finally:
         if process.poll() is None:
             process.kill()
@@ -275,3 +280,24 @@ def test_inspection_and_the_gateway_reach_the_sandbox(tmp_path: Path) -> None:
     assert "node=/" in done.stdout and "WROTE-BUNDLE" not in done.stdout
     assert "git.airlock.internal" in done.stdout
     assert "token=unset" in done.stdout and "ghp_outside" not in done.stdout
+
+
+def test_the_audit_log_cannot_be_rewritten_from_inside(tmp_path: Path, project: Path) -> None:
+    """An --audit-log in the workspace, the default log and its heads are read-only inside;
+    the rest of the workspace stays writable."""
+    done = airlock(
+        "run",
+        "--audit-log",
+        str(project / "audit.jsonl"),
+        "--",
+        "sh",
+        "-c",
+        "echo '{}' >> audit.jsonl 2>/dev/null && echo WROTE-LOG; "
+        "echo x >> ~/.claude/airlock/audit.jsonl 2>/dev/null && echo WROTE-DEFAULT; "
+        "echo ok > other.txt && echo wrote-other",
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "WROTE" not in done.stdout and "wrote-other" in done.stdout, done.stdout
+    verified = airlock("audit", "verify", "--audit-log", str(project / "audit.jsonl"))
+    assert verified.returncode == 0, verified.stdout + verified.stderr

@@ -85,7 +85,9 @@ def test_credentials_are_not_there(workspace: Path, home: Path) -> None:
 def test_host_unix_sockets_cannot_be_reached(workspace: Path, home: Path, tmp_path: Path) -> None:
     """Unix sockets the host listens on (in the workspace, the home, /tmp, abstract) are unreachable."""
     paths = [workspace / "editor.sock", home / "docker.sock", tmp_path / "agent.sock"]
-    abstract = f"airlock-test-{os.getpid()}-{time.monotonic_ns()}"  # unique: suites run side by side
+    abstract = (
+        f"airlock-test-{os.getpid()}-{time.monotonic_ns()}"  # unique: suites run side by side
+    )
     servers = []
     for path in [*paths, None]:
         server = socket.socket(socket.AF_UNIX)

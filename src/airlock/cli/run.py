@@ -157,8 +157,8 @@ def _run(args: argparse.Namespace) -> int:
     from airlock.egress.options import prepare
     from airlock.errors import UsageError
     from airlock.policy import decide
-    from airlock.sandbox import launch, parse_env_options, scrub
-    from airlock.sandbox.launcher import PROXY_PORT, Spec, check
+    from airlock.sandbox import parse_env_options, scrub
+    from airlock.sandbox.launcher import PROXY_PORT, Spec, check, start
 
     command = list(args.argv)
     if command[:1] == ["--"]:
@@ -190,18 +190,27 @@ def _run(args: argparse.Namespace) -> int:
         now=datetime.fromtimestamp(started, UTC),
     )
     try:
-        config = _egress_config(args, loaded, environ, decisions, prepared)
         scrubbed = scrub(environ, wanted, proxy_url)
         inside = {**scrubbed.environ, **prepared.environ}  # the CA bundle's and git's; no secret
-        mounts = _mounts(args, loaded, environ, workspace, config, prepared.read_only_files)
+        given_log = Path(args.audit_log).expanduser().absolute() if args.audit_log else None
+        state = [loaded.config_dir / "airlock", *([given_log] if given_log else [])]
+        mounts = _mounts(args, loaded, environ, workspace, state, prepared.read_only_files)
         spec = Spec(tuple(command), inside_cwd, inside, tuple(mounts))
         with _ForwardedSignals() as signals:
-            sandbox = launch(spec, bwrap)
+            starting = start(spec, bwrap)
+            try:  # the proxy's rules are read while bubblewrap builds the sandbox
+                config = _egress_config(args, loaded, environ, decisions, prepared)
+                _check_state_covered(config, state)
+                sandbox = starting.ready()
+            except BaseException:
+                starting.abandon()  # the command never ran
+                raise
             try:
                 proxy = _start_proxy(config, sandbox)
                 code = USAGE_EXIT_CODE
                 try:
                     signals.attach(sandbox)
+                    sandbox.go()
                     code = sandbox.wait()
                 finally:
                     sandbox.kill()
@@ -262,6 +271,18 @@ def _egress_config(
     )
 
 
+def _check_state_covered(config: EgressConfig, state: list[Path]) -> None:
+    """The audit log and its heads must be read-only inside: under a folder of ``state``."""
+    from airlock.errors import SandboxError
+
+    for path in (config.audit_log, config.heads_file):
+        if path is not None and not any(path.is_relative_to(folder) for folder in state):
+            raise SandboxError(
+                f"{path} would be writable inside the sandbox; give --audit-log a file "
+                "outside the workspace"
+            )
+
+
 def _webfetch_allow_rules(loaded: Loaded, network: SandboxSettings) -> tuple[Any, ...]:
     """``WebFetch(domain:…)`` allow rules (managed ones only under ``allowManagedDomainsOnly``)."""
     from airlock.egress import EgressConfig
@@ -294,10 +315,15 @@ def _mounts(
     loaded: Loaded,
     environ: dict[str, str],
     workspace: Path,
-    config: EgressConfig,
+    state: list[Path],
     read_only: tuple[Path, ...],
 ) -> list[Any]:
-    """Every path rule: the built-in ones, the command line's, the settings'."""
+    """Every path rule: the built-in ones, the command line's, the settings'.
+
+    ``state`` is airlock's folder in the config dir, then the ``--audit-log`` file if given:
+    both read-only inside.
+    """
+    import os
     import sys
     from pathlib import Path
 
@@ -316,10 +342,10 @@ def _mounts(
 
     home = Path(environ.get("HOME") or Path.home())
     cwd = Path.cwd()
-    state = [loaded.config_dir / "airlock"]
-    state += [path.parent for path in (config.audit_log, config.heads_file) if path is not None]
-    for folder in state:
-        folder.mkdir(parents=True, exist_ok=True)
+    state[0].mkdir(parents=True, exist_ok=True)  # airlock's folder: the default log, the heads
+    for log in state[1:]:  # a --audit-log file, made now so that it is bound read-only inside
+        log.parent.mkdir(parents=True, exist_ok=True)
+        os.close(os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))
     try:
         sockets = Path("/proc/net/unix").read_text(encoding="utf-8", errors="replace")
     except OSError as error:

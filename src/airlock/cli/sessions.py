@@ -364,9 +364,7 @@ def _prune(args: argparse.Namespace, loaded: Loaded, store: SessionStore, now: d
     return 0
 
 
-def _period(
-    args: argparse.Namespace, loaded: Loaded
-) -> tuple[float, tuple[str, ...], str | None]:
+def _period(args: argparse.Namespace, loaded: Loaded) -> tuple[float, tuple[str, ...], str | None]:
     """The retention period, why, and why it is suspect: from the command line, or from the
     engine (refusing a period the settings leave undetermined)."""
     from airlock.errors import RefusedError

@@ -9,7 +9,9 @@ network namespace, where only a loopback interface exists. It:
    opens to the port is accepted by the proxy itself, with no relay process on either side;
    the kernel adds the stub's process id as airlock sees it (``SO_PASSCRED`` on airlock's end),
    so airlock can signal the command;
-3. replaces itself with the command (``execvp``), keeping its process id.
+3. waits for airlock's ``go`` (sent once the proxy serves that socket; if airlock goes away
+   instead, nothing runs), then replaces itself with the command (``execvp``), keeping its
+   process id.
 
 Standard library only, no ``site`` (``-I -S``): it starts in a few milliseconds and cannot be
 steered by files in the workspace. Exit status 127 means the command was not found, 126 that
@@ -32,11 +34,19 @@ def main(argv: list[str]) -> int:
         channel = socket.socket(fileno=channel_fd)
         socket.send_fds(channel, [b"listening"], [listener.fileno()])
         listener.close()
+        go = b""
+        while len(go) < 2:
+            piece = channel.recv(2 - len(go))
+            if not piece:
+                break
+            go += piece
         channel.close()
     except OSError as error:
         print(
             f"airlock run: cannot open the proxy port inside the sandbox: {error}", file=sys.stderr
         )
+        return 125
+    if go != b"go":  # airlock stopped before the command was to run: run nothing
         return 125
     try:
         os.execvp(command[0], command)  # noqa: S606 - the command, as the user typed it

@@ -10,11 +10,13 @@ into the caller's terminal), killed with airlock (``--die-with-parent``), the mo
 :mod:`airlock.sandbox.paths`, and a ``resolv.conf`` naming a closed loopback port, so a name
 lookup inside fails at once.
 
-:func:`launch` starts bubblewrap with one end of a Unix socket pair; the stub it runs first
+:func:`start` starts bubblewrap with one end of a Unix socket pair and returns at once, so
+the caller can prepare the proxy while the sandbox is built. The stub bubblewrap runs first
 (:mod:`airlock.sandbox._stub`) sends back a socket listening on ``127.0.0.1:PORT`` inside the
-sandbox's network namespace, then becomes the command. The caller hands that socket to the
-egress proxy. If bubblewrap exits before the socket arrives, the sandbox could not be built:
-nothing ran, and the error says why.
+sandbox's network namespace (:meth:`Starting.ready`), then waits: only :meth:`Sandbox.go`
+lets it become the command, once the caller serves that socket with the egress proxy. If
+bubblewrap exits before the socket arrives, the sandbox could not be built: nothing ran, and
+the error says why. :func:`launch` does the three steps at once.
 """
 
 from __future__ import annotations
@@ -175,14 +177,22 @@ class Sandbox:
         command_pid: int,
         scratch: Path,
         placeholders: Sequence[Path],
+        channel: socket.socket,
     ) -> None:
         self.process = process
         self.listener = listener
         """Listening on ``127.0.0.1:PORT`` in the sandbox's network namespace."""
         self.command_pid = command_pid
-        """The command's process id as airlock sees it; it leads its own process group."""
+        """The process id (as airlock sees it) the command will have."""
         self._scratch = scratch
         self._placeholders = placeholders
+        self._channel = channel
+
+    def go(self) -> None:
+        """Let the stub become the command (it waits for this, so nothing runs before)."""
+        with contextlib.suppress(OSError):  # the sandbox is gone: wait() says how it ended
+            self._channel.sendall(b"go")
+        self._channel.close()
 
     def signal(self, number: int) -> None:
         """Send signal ``number`` to the command's process group (gone already: nothing).
@@ -209,6 +219,7 @@ class Sandbox:
     def close(self) -> None:
         """Kill what is left, and remove the placeholders the sandbox made in the workspace."""
         self.kill()
+        self._channel.close()
         with contextlib.suppress(OSError):  # wakes a thread blocked in accept(); gone already
             self.listener.shutdown(socket.SHUT_RDWR)
         self.listener.close()
@@ -216,15 +227,58 @@ class Sandbox:
         shutil.rmtree(self._scratch, ignore_errors=True)
 
 
-def launch(spec: Spec, bwrap: str, stdout: int | None = None, stderr: int | None = None) -> Sandbox:
-    """Build the sandbox for ``spec`` and start its command.
+class Starting:
+    """bubblewrap building the sandbox; :meth:`ready` waits for the stub's socket.
 
-    Returns once the stub inside has sent its listening socket: the caller serves it.
+    The command does not run until :meth:`Sandbox.go`: between the two the caller may still
+    refuse (a bad rule), and nothing will have run.
+    """
+
+    def __init__(
+        self,
+        process: subprocess.Popen[bytes],
+        channel: socket.socket,
+        scratch: Path,
+        placeholders: Sequence[Path],
+    ) -> None:
+        self.process = process
+        self._channel = channel
+        self._scratch = scratch
+        self._placeholders = placeholders
+
+    def ready(self) -> Sandbox:
+        """The sandbox, once the stub inside has sent its listening socket.
+
+        Raises:
+            SandboxError: bubblewrap could not build the sandbox (its own message is already
+                on stderr), or the stub sent nothing in :data:`STARTUP_TIMEOUT` seconds.
+        """
+        try:
+            listener, pid = _receive(self._channel, self.process)
+        except BaseException:
+            self.abandon()
+            raise
+        return Sandbox(
+            self.process, listener, pid, self._scratch, self._placeholders, self._channel
+        )
+
+    def abandon(self) -> None:
+        """End bubblewrap before the command ran, and clean up."""
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait()
+        self._channel.close()
+        remove_placeholders(self._placeholders)
+        shutil.rmtree(self._scratch, ignore_errors=True)
+
+
+def start(spec: Spec, bwrap: str, stdout: int | None = None, stderr: int | None = None) -> Starting:
+    """Start building the sandbox for ``spec``; returns at once (see :class:`Starting`).
+
     ``stdout`` and ``stderr`` are as :class:`subprocess.Popen` takes them (default: airlock's).
 
     Raises:
-        SandboxError: bubblewrap could not build the sandbox (its own message is already on
-            stderr), or the stub sent nothing in :data:`STARTUP_TIMEOUT` seconds.
+        SandboxError: bubblewrap could not be started.
     """
     scratch = _scratch()
     placeholders = [rule.path for rule in spec.mounts if not rule.exists]
@@ -232,32 +286,34 @@ def launch(spec: Spec, bwrap: str, stdout: int | None = None, stderr: int | None
     ours.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
     try:
         arguments = bwrap_arguments(spec, bwrap, scratch, theirs.fileno())
-        try:
-            process = subprocess.Popen(
-                arguments,
-                env=dict(spec.environ),
-                pass_fds=(theirs.fileno(),),
-                stdout=stdout,
-                stderr=stderr,
-                process_group=0,  # the terminal's Ctrl-C reaches airlock, which passes it on
-            )
-        except OSError as error:
-            raise SandboxError(f"cannot start bubblewrap ({bwrap}): {error.strerror}") from error
-        theirs.close()
-        try:
-            listener, pid = _receive(ours, process)
-        except BaseException:
-            process.kill()
-            process.wait()
-            raise
-    except BaseException:
-        theirs.close()
+        process = subprocess.Popen(
+            arguments,
+            env=dict(spec.environ),
+            pass_fds=(theirs.fileno(),),
+            stdout=stdout,
+            stderr=stderr,
+            process_group=0,  # the terminal's Ctrl-C reaches airlock, which passes it on
+        )
+    except OSError as error:
+        ours.close()
         remove_placeholders(placeholders)
         shutil.rmtree(scratch, ignore_errors=True)
-        raise
+        raise SandboxError(f"cannot start bubblewrap ({bwrap}): {error.strerror}") from error
     finally:
-        ours.close()
-    return Sandbox(process, listener, pid, scratch, placeholders)
+        theirs.close()
+    return Starting(process, ours, scratch, placeholders)
+
+
+def launch(spec: Spec, bwrap: str, stdout: int | None = None, stderr: int | None = None) -> Sandbox:
+    """Build the sandbox for ``spec`` and run its command at once (:func:`start`, then
+    :meth:`Starting.ready`, then :meth:`Sandbox.go`); the caller serves ``listener``.
+
+    Raises:
+        SandboxError: as :meth:`Starting.ready`.
+    """
+    sandbox = start(spec, bwrap, stdout, stderr).ready()
+    sandbox.go()
+    return sandbox
 
 
 def _receive(channel: socket.socket, process: subprocess.Popen[bytes]) -> tuple[socket.socket, int]:
