@@ -8,10 +8,12 @@ without the sandbox.
 from __future__ import annotations
 
 import argparse
-from typing import TYPE_CHECKING, Any
 
+# ``typing`` is not imported at run time (start-up time); mypy reads the block as if true.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from pathlib import Path
+    from typing import Any
 
     from airlock.egress import EgressConfig, ProxyReport
     from airlock.egress.options import Prepared
