@@ -18,11 +18,14 @@ from urllib.parse import parse_qs, quote
 
 import httpx
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from airlock.collector import BlockList, create_app, domain_safety_routes
 from airlock.destinations import IPAddress, table_resolver
 from airlock.egress.ca import RunCA
 from airlock.errors import AirlockError, DestinationRefused, RefusedError, UsageError
+from airlock.policy.hosts import parse_host
 from airlock.policy.model import Origin, Permissions, Rule, Source
 from airlock.webfetch import GuardedFetcher, LimitedTransport, PreflightClient, canonical_url
 from tests.servers import Recorder, _Site, origin_site, served
@@ -355,3 +358,26 @@ def test_https_checks_the_name_at_the_address(certified: str, fetched: bool) -> 
     thread.join(10)
     assert seen[0] == "site.test"
     assert seen[1:] == ([f"site.test:{port}"] if fetched else ["tls failed"])
+
+
+@given(
+    st.sampled_from(["http", "HTTPS"]),
+    st.sampled_from(
+        [
+            "straße.test",
+            "ＥＸＡＭＰＬＥ.com",
+            "0x7f.1",
+            "[::ffff:10.0.0.1]",
+            "[2001:DB8::1]",
+            "Site.Test.",
+        ]
+    ),
+    st.one_of(st.none(), st.integers(1, 65535)),
+    st.from_regex(r"(/[a-z0-9%._~-]{0,8}){0,3}(\?[a-z0-9=&]{0,8})?", fullmatch=True),
+)
+def test_canonical_url_is_idempotent(scheme: str, host: str, port: int | None, rest: str) -> None:
+    """Making a canonical URL of a canonical URL changes nothing, and its host is canonical."""
+    text = f"{scheme}://{host}" + (f":{port}" if port else "") + rest
+    once = canonical_url(text)
+    assert canonical_url(str(once)) == once
+    assert once.raw_host.decode("ascii") == parse_host(host).text

@@ -83,13 +83,16 @@ def test_huge_preflight_answer_never_read_whole(mode: str) -> None:
 def test_page_body_cut_at_max_bytes_without_reading_the_rest() -> None:
     """A 1 GiB page is cut at max_bytes; the rest is never read."""
     with hostile_server("huge-json") as page:
-        fetched = GuardedFetcher(
+        guard = GuardedFetcher(
             permissions=ALLOW_LOOPBACK,
             preflight=None,
             clock=time.monotonic,
             limits=FetchLimits(max_bytes=100_000, timeout=20),
             resolver=table_resolver({"site.test": ["127.0.0.1"]}),
-        ).fetch(f"http://site.test:{page.port}/")
+        )
+        fetched = guard.fetch(f"http://site.test:{page.port}/")
+        guard.close()
+        assert guard.client.is_closed
     assert fetched.truncated and len(fetched.content) == 100_000
     assert page.sent[0] < 64 * MAX_ANSWER_BYTES
 

@@ -183,6 +183,7 @@ class GuardedFetcher:
         self.permissions = permissions
         self.rules = RuleSet.of(permissions)
         self.preflight = preflight
+        self._own_client = client is None
         if client is None:
             transport = LimitedTransport.from_environment(os.environ)
             client = httpx.Client(transport=transport, trust_env=False)
@@ -194,6 +195,11 @@ class GuardedFetcher:
         self.limits = limits or FetchLimits()
         self.confirm = confirm
         self.asking = (Verdict.ASK, Verdict.UNMATCHED) if ask_unmatched else (Verdict.ASK,)
+
+    def close(self) -> None:
+        """Close the HTTP client this fetcher made (a client passed in is the caller's to close)."""
+        if self._own_client:
+            self.client.close()
 
     def admit(self, url: httpx.URL, start: float | None = None) -> Admission:
         """Check ``url``'s host by the rules, its destination, then the preflight.
