@@ -228,3 +228,22 @@ def test_prune_never_takes_a_file_of_a_kept_copy(tmp_path: Path, ages: list[int]
     for session in kept:
         assert all(Path(path).exists() for path in session.file_paths)
     assert all((config_dir / path).exists() for path in SHARED) == bool(kept)
+
+
+def test_a_journal_of_the_older_kind_naming_a_bare_id_is_still_finished(config_dir: Path) -> None:
+    """A journal written before sessions were named by project (a bare id) hides the session
+    and is finished by the next run, as before."""
+    import json
+
+    made = make_session(config_dir, age=timedelta(days=40))
+    store = SessionStore(config_dir)
+    session = store.get(made.id)
+    journal = write_journal(config_dir, [session], NOW - timedelta(days=1))
+    data = json.loads(journal.read_bytes())
+    data["sessions"] = {made.id: data["sessions"][session.key]}
+    journal.write_text(json.dumps(data))
+    assert store.list() == []
+    with pytest.raises(UsageError, match="unfinished removal"):
+        store.get(made.id)
+    assert recover(store, now=NOW).finished == (made.id,)
+    assert not any(p.exists() for p in made.paths)
