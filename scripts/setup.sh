@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PYTHON=${PYTHON:-python3}
-SYSTEM_PACKAGES=(graphviz bubblewrap curl git nodejs)
+SYSTEM_PACKAGES=(graphviz bubblewrap curl git nodejs postgresql)
 
 need_apt=()
 command -v bwrap >/dev/null 2>&1 || need_apt+=(bubblewrap)
@@ -15,6 +15,9 @@ if [[ "${1:-}" == "--dev" ]]; then
     command -v curl >/dev/null 2>&1 || need_apt+=(curl)
     command -v git >/dev/null 2>&1 || need_apt+=(git)
     command -v node >/dev/null 2>&1 || need_apt+=(nodejs)
+    # the collector's tests start a throwaway PostgreSQL cluster of their own (initdb, pg_ctl)
+    command -v initdb >/dev/null 2>&1 || compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null \
+        || need_apt+=(postgresql)
 fi
 if ((${#need_apt[@]})); then
     if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then

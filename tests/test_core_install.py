@@ -31,6 +31,12 @@ DISTRIBUTIONS = {
     "graphviz": "graphviz",
     "uvloop": "uvloop",
     "cryptography": "cryptography",
+    "sqlalchemy": "sqlalchemy",
+    "alembic": "alembic",
+    "psycopg": "psycopg",
+    "boto3": "boto3",
+    "opentelemetry-proto": "opentelemetry.proto",
+    "sentry-sdk": "sentry_sdk",
 }
 """Each extra's distribution and the module airlock imports from it."""
 

@@ -14,8 +14,17 @@ from importlib.util import find_spec
 from airlock.errors import MissingExtraError
 
 EXTRAS: dict[str, tuple[str, ...]] = {
-    "serve": ("starlette", "uvicorn", "httptools"),
-    "otel": ("opentelemetry.sdk", "opentelemetry.exporter.otlp.proto.http"),
+    "serve": (
+        "starlette",
+        "uvicorn",
+        "httptools",
+        "sqlalchemy",
+        "alembic",
+        "psycopg",
+        "boto3",
+        "opentelemetry.proto",
+    ),
+    "otel": ("opentelemetry.sdk", "opentelemetry.exporter.otlp.proto.http", "sentry_sdk"),
     "graph": ("graphviz",),
     "run": ("httptools", "cryptography", *(() if sys.platform == "win32" else ("uvloop",))),
 }

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import socket
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,10 +11,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from airlock.collector import ReloadingBlockList, create_app, domain_safety_routes
-from airlock.collector.feedback import FeedbackStore, feedback_routes, utc_now
+from airlock.collector import ReloadingBlockList
 from airlock.collector.limits import Limits
-from airlock.collector.server import listen, make_server
+from tests.collector.harness import running
 from tests.servers import airlock_serve
 
 SMALL = Limits(
@@ -28,34 +26,25 @@ SMALL = Limits(
 PREFLIGHT = "/api/web/domain_info?domain=example.org"
 
 
+AUTH = {"line": ""}
+"""The Authorization header line of the organisation of the server running (set by ``serving``)."""
+
+
 @contextlib.contextmanager
-def running(tmp_path: Path, limits: Limits) -> Iterator[int]:
+def serving(tmp_path: Path, limits: Limits) -> Iterator[int]:
     """The collector app (preflight and feedback) under ``limits``, on a free loopback port."""
     blocklist = tmp_path / "blocklist.txt"
     blocklist.write_text("evil.test\n")
-    store = FeedbackStore(tmp_path / "data", clock=utc_now, max_bundle_bytes=1024 * 1024)
     source = ReloadingBlockList(blocklist, clock=time.monotonic)
-    app = create_app([*domain_safety_routes(source), *feedback_routes(store)])
-    listener = listen("127.0.0.1", 0)
-    server = make_server(app, limits, log_level="error")
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "the server did not start"
-        time.sleep(0.01)
-    try:
-        yield listener.getsockname()[1]
-    finally:
-        server.should_exit = True
-        thread.join(10)
-        listener.close()
-        store.close()
+    url = f"sqlite:///{tmp_path / 'data' / 'collector.sqlite3'}"
+    with running(url, tmp_path / "data", blocklist=source, limits=limits) as served:
+        AUTH["line"] = f"Authorization: Bearer {served.key('limits')}\r\n"
+        yield int(served.url.rsplit(":", 1)[1])
 
 
 @pytest.fixture
 def port(tmp_path: Path) -> Iterator[int]:
-    with running(tmp_path, SMALL) as number:
+    with serving(tmp_path, SMALL) as number:
         yield number
 
 
@@ -122,7 +111,7 @@ def test_endless_header_stream_cut_early(port: int) -> None:
         (b"GE", b"HTTP/1.1 408 "),
         (b"GET / HTTP/1.1\r\nHost: x\r\n", b"HTTP/1.1 408 "),
         (
-            b"POST /v1/survey-ratings HTTP/1.1\r\nHost: x\r\nIdempotency-Key: k\r\n"
+            b"POST /v1/survey-ratings HTTP/1.1\r\nHost: x\r\nIdempotency-Key: k\r\nAUTH\r\n"
             b"Content-Length: 100\r\n\r\n{",
             b"",
         ),
@@ -132,7 +121,7 @@ def test_endless_header_stream_cut_early(port: int) -> None:
 def test_stalled_connections_closed(port: int, sent: bytes, answer: bytes) -> None:
     """A connection that sends nothing, half a head, or stops mid-body is closed after its timeout."""
     with socket.create_connection(("127.0.0.1", port), timeout=5) as client:
-        client.sendall(sent)
+        client.sendall(sent.replace(b"AUTH\r\n", AUTH["line"].encode()))
         received, took = _closed_within(client, 10)
     assert received.startswith(answer) and 0.5 < took < 5
 
@@ -205,7 +194,7 @@ def test_connection_cap_keeps_service_answering(tmp_path: Path, kind: str) -> No
     """Many more stalled connections than the cap (long timeouts): the preflight still answers."""
     limits = Limits(header_timeout=60, body_timeout=60, idle_timeout=60, max_connections=16)
     stalled: list[socket.socket] = []
-    with running(tmp_path, limits) as port:
+    with serving(tmp_path, limits) as port:
         try:
             for _ in range(60):
                 client = socket.create_connection(("127.0.0.1", port), timeout=5)
@@ -215,7 +204,8 @@ def test_connection_cap_keeps_service_answering(tmp_path: Path, kind: str) -> No
                 elif kind == "half_body":
                     client.sendall(
                         b"POST /v1/survey-ratings HTTP/1.1\r\nHost: x\r\nIdempotency-Key: k\r\n"
-                        b"Content-Length: 100\r\n\r\n{"
+                        + AUTH["line"].encode()
+                        + b"Content-Length: 100\r\n\r\n{"
                     )
                 elif kind == "idle_after_answer":
                     client.sendall(f"GET {PREFLIGHT} HTTP/1.1\r\nHost: x\r\n\r\n".encode())

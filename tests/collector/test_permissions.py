@@ -12,9 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from airlock.collector import create_app
-from airlock.collector.feedback import FeedbackStore, feedback_routes, utc_now
-from tests.servers import served
+from tests.collector.harness import running
 
 AIRLOCK = [sys.executable, "-m", "airlock"]
 
@@ -38,23 +36,28 @@ def test_store_private_under_any_umask(tmp_path: Path, umask: int) -> None:
     """Folders, the database (and its WAL), bundles and ratings are private under a lax umask."""
     previous = os.umask(umask)
     try:
-        store = FeedbackStore(tmp_path / "data", clock=utc_now)
-        with served(create_app(feedback_routes(store))) as (url, _):
+        data = tmp_path / "data"
+        with running(f"sqlite:///{data / 'collector.sqlite3'}", data) as served:
+            key = served.key("acme")
             body = b"bundle bytes" * 10
             headers = {
+                "Authorization": f"Bearer {key}",
                 "Idempotency-Key": "b1",
                 "X-Airlock-Bundle-Sha256": hashlib.sha256(body).hexdigest(),
             }
-            response = httpx.post(f"{url}/v1/feedback-bundles", content=body, headers=headers)
+            response = httpx.post(
+                f"{served.url}/v1/feedback-bundles", content=body, headers=headers
+            )
             assert response.status_code == 201
             rated = httpx.post(
-                f"{url}/v1/survey-ratings", json={"r": 1}, headers={"Idempotency-Key": "r1"}
+                f"{served.url}/v1/survey-ratings",
+                json={"r": 1},
+                headers={"Authorization": f"Bearer {key}", "Idempotency-Key": "r1"},
             )
             assert rated.status_code == 201
-        modes = _modes(tmp_path / "data")
-        assert "bundles" in modes and "collector.sqlite3" in modes
-        _private(tmp_path / "data")
-        store.close()
+            modes = _modes(data)
+            assert "bundles" in modes and "collector.sqlite3-wal" in modes
+            _private(data)
     finally:
         os.umask(previous)
 

@@ -1,4 +1,4 @@
-"""``airlock serve``: the collector app on 127.0.0.1, with the domain-safety service."""
+"""``airlock serve``: the collector (and the domain-safety service with ``--blocklist``)."""
 
 from __future__ import annotations
 
@@ -6,36 +6,62 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-HELP = "serve the domain-safety service (and the collector) on 127.0.0.1"
+HELP = "run the collector (OpenTelemetry, Sentry, feedback; the domain-safety service with --blocklist)"
 
 DESCRIPTION = """\
-Serve the collector app on 127.0.0.1 (uvicorn, one worker). It answers the WebFetch preflight
-from the blocklist FILE given with --blocklist (required), and receives feedback:
+Run the collector an organisation points its agents at (uvicorn, one worker; several processes
+may share one PostgreSQL). It binds 127.0.0.1:8787 unless --host / --port say otherwise.
 
-  GET  /api/web/domain_info?domain=HOST      -> {"domain": HOST, "can_fetch": true|false}
-  GET  /api/web/domain_hashes?prefix=HEX...  -> {"hashes": [...]}  (private mode)
-  POST /v1/feedback-bundles, /v1/survey-ratings  (airlock feedback, the survey)
-  GET  /openapi.json                         -> the OpenAPI description
+  POST /v1/logs, /v1/metrics          OTLP/HTTP, protobuf or JSON, gzip accepted
+  POST /api/PROJECT/envelope/, store/ Sentry (sentry-sdk with DSN http://KEY@HOST:PORT/1)
+  POST /v1/feedback-bundles, /v1/survey-ratings   airlock feedback, the survey
+  GET|DELETE /v1/sessions/ID          what is stored about a session; remove all of it
+  GET  /v1/retention                  items kept per retention class, age of the oldest
+  GET  /healthz, /openapi.json
+  GET  /api/web/domain_info?domain=HOST, /api/web/domain_hashes?prefix=HEX  (with --blocklist)
 
-The blocklist has one domain a line, or hosts format ("0.0.0.0 example.com"); '#' starts a
-comment; a listed domain blocks its subdomains. Lines that are not a hostname are skipped and
-reported (how many, and the first line numbers); a file whose entries are mostly invalid (a
-binary file) is refused: at start with exit 2, on a reload by keeping the previous list in
-force, with a warning. Edit the file and it is reloaded within a second, without a restart
-(SIGHUP reloads at once). Point clients at the service with
-AIRLOCK_DOMAIN_SAFETY_URL=http://127.0.0.1:PORT or the setting airlock.domainSafetyUrl, and
-feedback at it with AIRLOCK_COLLECTOR_URL=http://127.0.0.1:PORT.
+Every ingest and read needs a key: Authorization: Bearer KEY (Sentry: the DSN's public key).
+A key reads and deletes only its organisation's data; other requests are 401 (counted). Create
+keys with `airlock serve keys create --org NAME [--zdr] [--no-product-feedback]`. The first
+start with an empty database creates the organisation "local" and writes its key (0600) to
+$XDG_CONFIG_HOME/airlock/collector.key (else ~/.config/airlock/collector.key), where airlock's
+own clients (airlock feedback, the survey) find it; AIRLOCK_COLLECTOR_KEY overrides it.
 
-Bundles and ratings are stored under --data-dir DIR (folders 0700, files 0600) and deleted
-when their retention class's period is over (at start, every hour, or with --sweep). The class
-is the server's, from the policy (feedback 5 years, shared transcripts 6 months, ratings 30
-days); a class a client names is ignored.
+Each item gets its retention class and expiry from the policy (commercial and consumer data 30
+days, or 5 years with model improvement; /feedback bundles 5 years; shared transcripts 6
+months; ratings apart). Under zero data retention nothing is persisted; an organisation that
+disabled product feedback has its bundles refused. The sweeper deletes what is past its expiry
+at start and every --sweep-every seconds, in batches; `--sweep` sweeps once and exits.
+
+Storage: SQLite (WAL) in --data-dir (folders 0700, files 0600), or PostgreSQL with
+--database-url postgresql://USER@HOST/DB; bundles in DATA_DIR/bundles or a bucket with
+--blob-url s3://BUCKET/PREFIX (AWS_ENDPOINT_URL and the AWS credential variables apply).
+
+The blocklist (--blocklist FILE) has one domain a line, or hosts format ("0.0.0.0 example.com");
+'#' starts a comment; a listed domain blocks its subdomains. Invalid lines are skipped and
+reported; a file mostly invalid is refused (exit 2 at start; the previous list kept on reload).
+It is reloaded within a second of a change (SIGHUP: at once). Without --blocklist the
+domain-safety endpoints are not served, and clients fail closed.
 
 Limits: request line and headers 64 KB (431), complete within 10 s (408); a body pausing more
-than 30 s is cut; idle connections close after 5 s; bodies are bounded while read (413:
-bundles --max-bundle-mb, ratings 64 KB, anything else 1 MB); at --max-connections the
-longest-waiting connection without a request under way is closed.
+than 30 s is cut; idle connections close after 5 s; bodies are bounded while read (413);
+at --max-connections the longest-waiting connection without a request under way is closed.
 """
+
+
+def _storage(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--data-dir",
+        metavar="DIR",
+        type=Path,
+        help="the SQLite database, bundles and uploads in progress "
+        "(default $XDG_DATA_HOME/airlock/collector, else ~/.local/share/airlock/collector)",
+    )
+    parser.add_argument(
+        "--database-url",
+        metavar="URL",
+        help="PostgreSQL instead of SQLite: postgresql://USER[:PASSWORD]@HOST[:PORT]/DB",
+    )
 
 
 def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
@@ -47,18 +73,11 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
-        "--blocklist",
-        metavar="FILE",
-        type=Path,
-        required=True,
-        help="the blocklist file (required)",
+        "--blocklist", metavar="FILE", type=Path, help="serve the domain-safety endpoints from FILE"
     )
+    _storage(parser)
     parser.add_argument(
-        "--data-dir",
-        metavar="DIR",
-        type=Path,
-        help="where feedback bundles and survey ratings are stored "
-        "(default $XDG_DATA_HOME/airlock/collector, else ~/.local/share/airlock/collector)",
+        "--blob-url", metavar="URL", help="bundles in an S3-compatible bucket: s3://BUCKET[/PREFIX]"
     )
     parser.add_argument(
         "--max-bundle-mb",
@@ -70,8 +89,14 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--sweep",
         action="store_true",
-        help="delete the stored records past their retention period, then exit "
-        "(serve also does it at start and every hour)",
+        help="delete what is past its retention period, print what went, and exit",
+    )
+    parser.add_argument(
+        "--sweep-every",
+        metavar="SECONDS",
+        type=float,
+        default=3600.0,
+        help="seconds between two sweeps while serving (default 3600)",
     )
     parser.add_argument(
         "--port",
@@ -94,73 +119,158 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
         help="open connections at most (default 256); beyond it the longest-waiting "
         "connection without a request under way is closed",
     )
+    commands = parser.add_subparsers(dest="serve_command", metavar="keys", required=False)
+    keys = commands.add_parser("keys", help="manage organisations' keys")
+    key_commands = keys.add_subparsers(dest="keys_command", metavar="create", required=True)
+    create = key_commands.add_parser(
+        "create",
+        help="create a key for an organisation (created when new); the key is the last line printed",
+    )
+    create.add_argument("--org", metavar="NAME", required=True, help="the organisation's name")
+    create.add_argument(
+        "--zdr", action="store_true", help="zero data retention: nothing it sends is persisted"
+    )
+    create.add_argument(
+        "--no-product-feedback",
+        action="store_true",
+        help="the organisation disabled product feedback: its bundles are refused",
+    )
+    create.add_argument(
+        "--account-class",
+        choices=["commercial", "consumer_standard", "consumer_model_improvement"],
+        default="commercial",
+        help="the retention class of its metrics, logs and error reports (default commercial)",
+    )
+    _storage(create)
+
+
+def _database(args: argparse.Namespace, data_dir: Path) -> Any:
+    from airlock.collector.db import Database, sqlite_url
+    from airlock.collector.feedback import private_dir
+    from airlock.errors import UsageError
+
+    if not args.database_url:
+        try:
+            private_dir(data_dir)
+        except OSError as error:
+            raise UsageError(
+                f"--data-dir {data_dir}: cannot be used ({error.strerror or error})"
+            ) from error
+    database = Database(args.database_url or sqlite_url(data_dir))
+    database.migrate()
+    return database
 
 
 def run(args: argparse.Namespace) -> int:
     import os
-    import signal
     import sys
-    import threading
-    import time
 
     from airlock.extras import require
 
     require("serve", "airlock serve")
-    from airlock.collector import ReloadingBlockList, create_app, domain_safety_routes
-    from airlock.collector.feedback import (
-        FeedbackStore,
-        default_data_dir,
-        feedback_routes,
-        utc_now,
-    )
-    from airlock.collector.limits import Limits
-    from airlock.collector.server import listen, make_server
+    from airlock.collector.feedback import default_data_dir
     from airlock.errors import UsageError
 
+    data_dir = args.data_dir or default_data_dir(os.environ, Path.home())
+    if args.serve_command == "keys":
+        from airlock.collector.db import Org  # noqa: F401 - the database's vocabulary
+        from airlock.policy.collection import OrgTerms
+        from airlock.policy.retention import RetentionClass
+
+        database = _database(args, data_dir)
+        try:
+            terms = OrgTerms(
+                RetentionClass(args.account_class),
+                zero_data_retention=args.zdr,
+                product_feedback=not args.no_product_feedback,
+            )
+            key = database.create_org(args.org, terms)
+        finally:
+            database.close()
+        print(f"airlock serve: a key for organisation {args.org!r} (stored hashed; shown once):")
+        print(key)
+        return 0
     if not 0 <= args.port < 65536:
         raise UsageError(f"--port {args.port}: expected 0 to 65535")
-    if args.max_connections < 1:
-        raise UsageError(f"--max-connections {args.max_connections}: expected 1 or more")
     if args.max_bundle_mb < 1:
         raise UsageError(f"--max-bundle-mb {args.max_bundle_mb}: expected 1 or more")
-    data_dir = args.data_dir or default_data_dir(os.environ, Path.home())
-    try:
-        store = FeedbackStore(
-            data_dir, clock=utc_now, max_bundle_bytes=args.max_bundle_mb * 1024 * 1024
-        )
-    except OSError as error:
-        raise UsageError(
-            f"--data-dir {data_dir}: cannot be used ({error.strerror or error})"
-        ) from error
-    gone = store.sweep()
-    if args.sweep:
-        print(f"airlock serve: {gone} records past their retention period deleted", file=sys.stderr)
-        return 0
+    if args.max_connections < 1:
+        raise UsageError(f"--max-connections {args.max_connections}: expected 1 or more")
+    if args.sweep_every <= 0:
+        raise UsageError(f"--sweep-every {args.sweep_every}: expected more than 0 seconds")
+    return _serve(args, data_dir, sys.stderr)
 
-    def sweep_hourly() -> None:
-        while not stopping.wait(3600):
-            store.sweep()
 
-    stopping = threading.Event()
-    threading.Thread(target=sweep_hourly, name="retention-sweep", daemon=True).start()
-    started = time.perf_counter()
-    blocklist = ReloadingBlockList(args.blocklist, clock=time.monotonic)
-    seconds = time.perf_counter() - started
-    app = create_app([*domain_safety_routes(blocklist), *feedback_routes(store)])
-    listener = listen(args.host, args.port)
-    port = listener.getsockname()[1]
-    print(
-        f"airlock serve: {len(blocklist.current)} blocked domains from {args.blocklist} "
-        f"(loaded in {seconds:.1f} s); "
-        f"feedback to {data_dir}; listening on http://{args.host}:{port}",
-        file=sys.stderr,
-        flush=True,
+def _serve(args: argparse.Namespace, data_dir: Path, err: Any) -> int:
+    import os
+    import signal
+    import threading
+    import time
+
+    from airlock.collector.blobs import blob_store
+    from airlock.collector.feedback import private_dir
+    from airlock.collector.limits import Limits
+    from airlock.collector.server import build_app, listen, make_server
+    from airlock.collector.service import Collector, key_file, write_key
+    from airlock.collector.sweeper import sweep, sweep_every
+    from airlock.policy.collection import OrgTerms
+
+    database = _database(args, data_dir)
+    incoming = private_dir(data_dir / "incoming")
+    for leftover in incoming.iterdir():  # parts of uploads cut by a stop
+        leftover.unlink(missing_ok=True)
+    collector = Collector(
+        database,
+        blob_store(args.blob_url, data_dir),
+        incoming,
+        max_bundle_bytes=args.max_bundle_mb * 1024 * 1024,
     )
-    if hasattr(signal, "SIGHUP"):
-        signal.signal(signal.SIGHUP, lambda *_: blocklist.reload(wait=False))
     try:
-        make_server(app, Limits(max_connections=args.max_connections)).run(sockets=[listener])
+        if args.sweep:
+            removed = sweep(collector)
+            total = sum(removed.values())
+            print(f"airlock serve: {total} items past their retention period removed")
+            for kind, count in sorted(removed.items()):
+                print(f"  {kind}: {count}")
+            return 0
+        created = None
+        if not database.has_orgs():
+            created = key_file(os.environ, Path.home())
+            write_key(created, database.create_org("local", OrgTerms()))
+        blocklist = None
+        loaded = ""
+        if args.blocklist is not None:
+            from airlock.collector.blocklist import ReloadingBlockList
+
+            started = time.perf_counter()
+            blocklist = ReloadingBlockList(args.blocklist, clock=time.monotonic)
+            loaded = (
+                f"{len(blocklist.current)} blocked domains from {args.blocklist} "
+                f"(loaded in {time.perf_counter() - started:.1f} s); "
+            )
+            if hasattr(signal, "SIGHUP"):
+                signal.signal(signal.SIGHUP, lambda *_: blocklist.reload(wait=False))
+        app = build_app(collector, blocklist)
+        listener = listen(args.host, args.port)
+        port = listener.getsockname()[1]
+        stopping = threading.Event()
+        sweep_every(collector, args.sweep_every, stopping)
+        where = "PostgreSQL" if args.database_url else str(data_dir)
+        print(
+            f"airlock serve: {loaded}storing in {where}; listening on http://{args.host}:{port}",
+            file=err,
+            flush=True,
+        )
+        if created is not None:
+            print(
+                f"airlock serve: created the organisation 'local'; its key is in {created} (0600)",
+                file=err,
+                flush=True,
+            )
+        try:
+            make_server(app, Limits(max_connections=args.max_connections)).run(sockets=[listener])
+        finally:
+            stopping.set()
     finally:
-        stopping.set()
-        store.close()
+        database.close()
     return 0

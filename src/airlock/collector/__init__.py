@@ -1,4 +1,11 @@
-"""The collector (``airlock serve``): one ASGI app for the domain-safety service, feedback bundles and survey ratings."""
+"""The collector (``airlock serve``): one ASGI app for what the flows send, kept per class.
+
+:func:`server.build_app` assembles it: OTLP logs and metrics (:mod:`.otlp`), Sentry envelopes
+(:mod:`.sentry`), feedback bundles and ratings (:mod:`.feedback`), sessions and retention
+(:mod:`.sessions`), and with a blocklist the domain-safety service (:mod:`.app`,
+:mod:`.blocklist`); stored in :mod:`.db` and :mod:`.blobs`, swept by :mod:`.sweeper`, served
+under the limits of :mod:`.limits`.
+"""
 
 from airlock.extras import require
 
@@ -17,13 +24,12 @@ from airlock.collector.blocklist import (
     parse_lines,
     read_blocklist,
 )
-from airlock.collector.feedback import FeedbackStore, feedback_routes
+from airlock.collector.feedback import feedback_routes
 
 __all__ = [
     "BlockList",
     "BlocklistReport",
     "DomainTable",
-    "FeedbackStore",
     "ReloadingBlockList",
     "ServiceRoute",
     "create_app",

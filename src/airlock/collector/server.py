@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import socket
+from typing import TYPE_CHECKING
 
 import uvicorn
 from starlette.types import ASGIApp
 
 from airlock.collector.limits import Limits, guarded_protocol
 from airlock.errors import UsageError
+
+if TYPE_CHECKING:
+    from airlock.collector.blocklist import ReloadingBlockList
+    from airlock.collector.service import Collector
 
 
 def make_server(
@@ -47,3 +52,24 @@ def listen(host: str, port: int) -> socket.socket:
             "choose a free port, or an address of this machine"
         ) from error
     return listener
+
+
+def build_app(collector: Collector, blocklist: ReloadingBlockList | None = None) -> ASGIApp:
+    """The collector's app: every ingest and read route, and the domain-safety endpoints when
+    a blocklist is given (without one they are not served)."""
+    from airlock.collector.app import create_app, domain_safety_routes
+    from airlock.collector.feedback import feedback_routes
+    from airlock.collector.otlp import otlp_routes
+    from airlock.collector.sentry import sentry_routes
+    from airlock.collector.sessions import health_route, session_routes
+
+    routes = [
+        health_route(),
+        *otlp_routes(collector),
+        *sentry_routes(collector),
+        *feedback_routes(collector),
+        *session_routes(collector),
+    ]
+    if blocklist is not None:
+        routes += domain_safety_routes(blocklist)
+    return create_app(routes)

@@ -140,7 +140,9 @@ def _post(
 ) -> Receipt:
     import httpx
 
-    sent = {**headers, "Content-Length": str(size)}
+    from airlock.collector_key import auth_headers
+
+    sent = {**headers, **auth_headers(), "Content-Length": str(size)}
     last = "no attempt made"
     with httpx.Client(timeout=retry.timeout) as client:  # honours HTTPS_PROXY and NO_PROXY
         for attempt in range(1, retry.attempts + 1):

@@ -1,0 +1,246 @@
+"""Benchmark of the collector: OTLP ingest, the retention sweep and session deletion.
+
+Prints, for SQLite and PostgreSQL (a throwaway cluster made for the run), from one run:
+  1. OTLP log records/s ingested by `airlock serve` (batches of 100 records a request, 4
+     client threads) and the p50/p99 request latency, against a plain batched INSERT of the same
+     rows into the same database (the limit). Goal: at least 50 % of the plain insert.
+  2. The sweep of N expired records (default 1,000,000) against one plain DELETE of them, and
+     the p99 of ingest requests sent while the sweep runs. Goals: within 2x the plain delete,
+     ingest p99 under 50 ms.
+  3. Deleting one session (DELETE /v1/sessions/ID) among 100,000 sessions. Goal: under 100 ms.
+
+Usage: python benchmarks/collector.py [--records 20000] [--expired 1000000] [--sessions 100000]
+       [--backends sqlite,postgresql]
+Bounded: every phase stops at its count; only 127.0.0.1 is contacted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import sqlalchemy as sa
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord, ResourceLogs, ScopeLogs
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from tests.collector.backends import fresh_database, postgres_cluster
+from tests.servers import airlock_serve
+
+from airlock.collector.blobs import FolderBlobs
+from airlock.collector.db import Database, items
+from airlock.collector.otlp import log_records
+from airlock.collector.service import Collector
+from airlock.collector.sweeper import sweep
+
+BATCH = 100
+THREADS = 4
+
+
+def batch(session: str) -> bytes:
+    records = [
+        LogRecord(
+            time_unix_nano=time.time_ns(),
+            body=AnyValue(string_value=f"claude_code.api_request {n}"),
+            attributes=[
+                KeyValue(key="session.id", value=AnyValue(string_value=session)),
+                KeyValue(key="model", value=AnyValue(string_value="claude")),
+            ],
+        )
+        for n in range(BATCH)
+    ]
+    return ExportLogsServiceRequest(
+        resource_logs=[ResourceLogs(scope_logs=[ScopeLogs(log_records=records)])]
+    ).SerializeToString()
+
+
+def quantile(values: list[float], q: int) -> float:
+    return statistics.quantiles(values, n=100)[q - 1] * 1e3 if len(values) > 1 else values[0] * 1e3
+
+
+def ingest(url: str, key: str, requests: int, body: bytes) -> tuple[float, list[float]]:
+    """Send ``requests`` batches from THREADS threads; records/s and each request's seconds."""
+    latencies: list[float] = []
+    lock = threading.Lock()
+    counter = iter(range(requests))
+    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/x-protobuf"}
+
+    def work() -> None:
+        with httpx.Client(timeout=30) as client:
+            while True:
+                with lock:
+                    if next(counter, None) is None:
+                        return
+                started = time.perf_counter()
+                response = client.post(f"{url}/v1/logs", content=body, headers=headers)
+                spent = time.perf_counter() - started
+                assert response.status_code == 200, response.text
+                with lock:
+                    latencies.append(spent)
+
+    started = time.perf_counter()
+    threads = [threading.Thread(target=work) for _ in range(THREADS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return requests * BATCH / (time.perf_counter() - started), latencies
+
+
+def plain_rows(org_id: int, session: str, body: bytes, count: int, expires: float) -> list[dict[str, object]]:
+    request = ExportLogsServiceRequest.FromString(body)
+    records = log_records(request)
+    now = time.time()
+    rows = []
+    while len(rows) < count:
+        for found, data in records:
+            rows.append(
+                {
+                    "org_id": org_id,
+                    "session_id": found or session,
+                    "kind": "logs",
+                    "retention_class": "commercial",
+                    "received_at": now,
+                    "expires_at": expires,
+                    "idempotency_key": None,
+                    "blob": None,
+                    "size": len(data),
+                    "body": data,
+                }
+            )
+    return rows[:count]
+
+
+def plain_insert(database: Database, rows: list[dict[str, object]], size: int = BATCH) -> float:
+    started = time.perf_counter()
+    for start in range(0, len(rows), size):
+        with database.engine.begin() as connection:
+            connection.execute(items.insert(), rows[start : start + size])
+    return len(rows) / (time.perf_counter() - started)
+
+
+def fill(database: Database, org_id: int, count: int, expires: float, sessions: int = 0) -> None:
+    """``count`` rows (with ``sessions`` distinct sessions when given), in large batches."""
+    body = b"x" * 200
+    now = time.time()
+    chunk = 20_000
+    for start in range(0, count, chunk):
+        rows = [
+            {
+                "org_id": org_id,
+                "session_id": f"s-{(n % sessions) if sessions else n}",
+                "kind": "logs",
+                "retention_class": "commercial",
+                "received_at": now,
+                "expires_at": expires,
+                "idempotency_key": None,
+                "blob": None,
+                "size": len(body),
+                "body": body,
+            }
+            for n in range(start, min(count, start + chunk))
+        ]
+        with database.engine.begin() as connection:
+            connection.execute(items.insert(), rows)
+
+
+@contextmanager
+def backend(name: str, folder: Path) -> Iterator[str]:
+    if name == "sqlite":
+        yield f"sqlite:///{folder / 'data' / 'collector.sqlite3'}"
+    else:
+        with postgres_cluster() as cluster:
+            yield fresh_database(cluster)
+
+
+def run_backend(name: str, args: argparse.Namespace) -> None:
+    with tempfile.TemporaryDirectory() as temp, backend(name, Path(temp)) as url:
+        folder = Path(temp)
+        database = Database(url)
+        database.migrate()
+        key = database.create_org("bench", __import__("airlock.policy.collection", fromlist=["x"]).OrgTerms())
+        org = database.org_for_key(key)
+        assert org is not None
+        body = batch("s-bench")
+        serve = ["--data-dir", str(folder / "data")]
+        if name == "postgresql":
+            serve += ["--database-url", url]
+        with airlock_serve(*serve) as (service, _):
+            ingest(service, key, 20, body)  # warm up
+            rate, latencies = ingest(service, key, args.records // BATCH, body)
+            limit = plain_insert(database, plain_rows(org.id, "s-plain", body, args.records, time.time() + 86400))
+            print(f"== {name}: OTLP ingest, {args.records:,} records in batches of {BATCH}, {THREADS} client threads")
+            print(f"  airlock serve      {rate:10,.0f} records/s   p50 {quantile(latencies, 50):6.1f} ms   p99 {quantile(latencies, 99):6.1f} ms")
+            print(f"  plain INSERT       {limit:10,.0f} records/s   (same rows, batches of {BATCH}, one connection)")
+            print(f"  ratio {rate / limit:.2f} (goal: at least 0.50)")
+
+            past = time.time() - 1
+            fill(database, org.id, args.expired, past)
+            collector = Collector(database, FolderBlobs(folder / "blobs"), folder / "incoming")
+            during: list[float] = []
+            done = threading.Event()
+
+            def steady() -> None:
+                with httpx.Client(timeout=30) as client:
+                    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/x-protobuf"}
+                    while not done.is_set():
+                        started = time.perf_counter()
+                        client.post(f"{service}/v1/logs", content=body, headers=headers)
+                        during.append(time.perf_counter() - started)
+                        time.sleep(0.02)
+
+            sender = threading.Thread(target=steady)
+            sender.start()
+            started = time.perf_counter()
+            removed = sweep(collector)
+            swept = time.perf_counter() - started
+            done.set()
+            sender.join()
+            fill(database, org.id, args.expired, past)
+            started = time.perf_counter()
+            with database.engine.begin() as connection:
+                connection.execute(sa.delete(items).where(items.c.expires_at <= past + 0.5))
+            plain = time.perf_counter() - started
+            print(f"== {name}: sweep of {args.expired:,} expired records")
+            print(f"  airlock sweep      {swept:8.2f} s   ({sum(removed.values()):,} removed, batches of 5,000)")
+            print(f"  plain DELETE       {plain:8.2f} s   ratio {swept / plain:.2f} (goal: within 2)")
+            print(f"  ingest during the sweep: {len(during)} requests, p99 {quantile(during, 99):.1f} ms (goal: under 50 ms)")
+
+            fill(database, org.id, args.sessions * 3, time.time() + 86400, sessions=args.sessions)
+            times = []
+            for n in range(20):
+                started = time.perf_counter()
+                response = httpx.delete(f"{service}/v1/sessions/s-{n * 7}", headers={"Authorization": f"Bearer {key}"})
+                times.append(time.perf_counter() - started)
+                assert response.json()["removed"] == {"logs": 3}, response.text
+            print(f"== {name}: delete one session among {args.sessions:,} (3 records each), 20 deletes")
+            print(f"  median {statistics.median(times) * 1e3:.1f} ms, max {max(times) * 1e3:.1f} ms (goal: under 100 ms)")
+        database.close()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--records", type=int, default=20_000)
+    parser.add_argument("--expired", type=int, default=1_000_000)
+    parser.add_argument("--sessions", type=int, default=100_000)
+    parser.add_argument("--backends", default="sqlite,postgresql")
+    args = parser.parse_args()
+    print(f"python {sys.version.split()[0]}, {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}")
+    for name in args.backends.split(","):
+        run_backend(name, args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

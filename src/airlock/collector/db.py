@@ -1,0 +1,477 @@
+"""The collector's database: organisations, keys and stored items (SQLAlchemy Core).
+
+Theory of operation
+-------------------
+One schema, on SQLite (WAL, the default, under the data directory) or PostgreSQL
+(``--database-url postgresql://…``, psycopg 3), created and changed only by the Alembic
+migrations in :mod:`airlock.collector.migrations`. Several collector processes may share one
+PostgreSQL: every write is one short transaction, and nothing is kept in process memory that
+another process could contradict (a key's organisation is cached for a few seconds only).
+
+* ``orgs``: an organisation, its account class, zero data retention and product feedback.
+* ``api_keys``: the SHA-256 of each key, never the key, and its organisation.
+* ``items``: everything received, one row per record (an OTLP log record or data point, an
+  error event, a rating, a bundle whose bytes are a blob), with its organisation, session,
+  kind, retention class and expiry (from :func:`airlock.policy.collection.storing`).
+* ``refusals``: requests refused for want of a valid key, counted by day and reason.
+
+Times are seconds since the epoch (floats), the same on both databases.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import threading
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from airlock.errors import UsageError
+from airlock.policy.collection import OrgTerms
+from airlock.policy.retention import RetentionClass
+
+KEY_PREFIX = "alk_"
+LOCAL_ORG = "local"
+SWEEP_BATCH = 5000
+
+metadata = sa.MetaData()
+
+orgs = sa.Table(
+    "orgs",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.String(200), nullable=False, unique=True),
+    sa.Column("account_class", sa.String(64), nullable=False),
+    sa.Column("zero_data_retention", sa.Boolean, nullable=False),
+    sa.Column("product_feedback", sa.Boolean, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+)
+
+api_keys = sa.Table(
+    "api_keys",
+    metadata,
+    sa.Column("key_sha256", sa.String(64), primary_key=True),
+    sa.Column("org_id", sa.Integer, sa.ForeignKey("orgs.id"), nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+)
+
+items = sa.Table(
+    "items",
+    metadata,
+    sa.Column(
+        "id",
+        sa.BigInteger().with_variant(sa.Integer, "sqlite"),
+        primary_key=True,
+        autoincrement=True,
+    ),
+    sa.Column("org_id", sa.Integer, nullable=False),
+    sa.Column("session_id", sa.String(200), nullable=True),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("retention_class", sa.String(64), nullable=False),
+    sa.Column("received_at", sa.Float, nullable=False),
+    sa.Column("expires_at", sa.Float, nullable=True),
+    sa.Column("idempotency_key", sa.String(200), nullable=True),
+    sa.Column("blob", sa.String(200), nullable=True),
+    sa.Column("size", sa.Integer, nullable=False),
+    sa.Column("body", sa.LargeBinary, nullable=True),
+    sa.UniqueConstraint("org_id", "kind", "idempotency_key", name="items_once"),
+    sa.Index("items_session", "org_id", "session_id"),
+    sa.Index("items_expiry", "expires_at"),
+)
+
+refusals = sa.Table(
+    "refusals",
+    metadata,
+    sa.Column("day", sa.String(10), primary_key=True),
+    sa.Column("reason", sa.String(64), primary_key=True),
+    sa.Column("count", sa.Integer, nullable=False),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Org:
+    """An organisation as the collector knows it."""
+
+    id: int
+    name: str
+    terms: OrgTerms
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    """One record to store."""
+
+    session_id: str | None
+    kind: str
+    retention_class: str
+    received_at: float
+    expires_at: float | None
+    size: int
+    body: bytes | None = None
+    idempotency_key: str | None = None
+    blob: str | None = None
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode("utf-8", "replace")).hexdigest()
+
+
+def sqlite_url(data_dir: Path) -> str:
+    return f"sqlite:///{data_dir / 'collector.sqlite3'}"
+
+
+class Database:
+    """The collector's tables on one engine (SQLite or PostgreSQL).
+
+    Raises:
+        UsageError: the URL is not a database the collector can use.
+    """
+
+    def __init__(self, url: str, *, clock: Any = time.time) -> None:
+        self.url = url
+        self.clock = clock
+        try:
+            self.engine: Engine = _engine(url)
+        except (sa.exc.ArgumentError, ImportError) as error:
+            raise UsageError(
+                f"--database-url {_safe(url)}: not a database URL the collector can use "
+                f"({error}); expected sqlite:///PATH or postgresql://USER@HOST/DB"
+            ) from error
+        self.dialect = self.engine.dialect.name
+        self._keys: dict[str, tuple[float, Org]] = {}
+        self._keys_lock = threading.Lock()
+
+    def migrate(self) -> None:
+        """Bring the schema to the newest version (Alembic), once even with several processes."""
+        from airlock.collector.migrations import upgrade
+
+        try:
+            with self.engine.begin() as connection:
+                if self.dialect == "postgresql":
+                    connection.execute(sa.text("SELECT pg_advisory_xact_lock(7367826)"))
+                upgrade(connection)
+        except sa.exc.OperationalError as error:
+            raise UsageError(
+                f"database {_safe(self.url)} cannot be used: {error.orig or error}"
+            ) from error
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # Organisations and keys
+
+    def create_org(self, name: str, terms: OrgTerms) -> str:
+        """A new organisation (or a new key for an existing one of that name); returns the key.
+
+        Raises:
+            UsageError: an organisation of that name exists with other terms.
+        """
+        key = KEY_PREFIX + secrets.token_urlsafe(32)
+        now = self.clock()
+        with self.engine.begin() as connection:
+            row = connection.execute(sa.select(orgs).where(orgs.c.name == name)).first()
+            if row is None:
+                inserted = connection.execute(
+                    orgs.insert().values(
+                        name=name,
+                        account_class=str(terms.account_class),
+                        zero_data_retention=terms.zero_data_retention,
+                        product_feedback=terms.product_feedback,
+                        created_at=now,
+                    )
+                ).inserted_primary_key
+                assert inserted is not None
+                org_id = inserted[0]
+            else:
+                if _terms(row) != terms:
+                    raise UsageError(
+                        f"--org {name}: the organisation exists with other terms "
+                        f"({_describe(_terms(row))}); a new key keeps them"
+                    )
+                org_id = row.id
+            connection.execute(
+                api_keys.insert().values(key_sha256=hash_key(key), org_id=org_id, created_at=now)
+            )
+        return key
+
+    def has_orgs(self) -> bool:
+        with self.engine.connect() as connection:
+            return connection.execute(sa.select(orgs.c.id).limit(1)).first() is not None
+
+    def org_for_key(self, key: str) -> Org | None:
+        """The organisation of ``key``; ``None`` for an unknown key."""
+        digest = hash_key(key)
+        now = time.monotonic()
+        with self._keys_lock:
+            cached = self._keys.get(digest)
+        if cached is not None and now - cached[0] < 5.0:
+            return cached[1]
+        with self.engine.connect() as connection:
+            row = connection.execute(
+                sa.select(orgs)
+                .join(api_keys, api_keys.c.org_id == orgs.c.id)
+                .where(api_keys.c.key_sha256 == digest)
+            ).first()
+        if row is None:
+            return None
+        org = Org(row.id, row.name, _terms(row))
+        with self._keys_lock:
+            if len(self._keys) > 10_000:
+                self._keys.clear()
+            self._keys[digest] = (now, org)
+        return org
+
+    def count_refusal(self, reason: str) -> None:
+        day = time.strftime("%Y-%m-%d", time.gmtime(self.clock()))
+        with self.engine.begin() as connection:
+            done = connection.execute(
+                refusals.update()
+                .where(refusals.c.day == day, refusals.c.reason == reason)
+                .values(count=refusals.c.count + 1)
+            )
+            if done.rowcount == 0:
+                try:
+                    with connection.begin_nested():
+                        connection.execute(
+                            refusals.insert().values(day=day, reason=reason, count=1)
+                        )
+                except sa.exc.IntegrityError:
+                    connection.execute(
+                        refusals.update()
+                        .where(refusals.c.day == day, refusals.c.reason == reason)
+                        .values(count=refusals.c.count + 1)
+                    )
+
+    def refusal_counts(self) -> dict[str, int]:
+        with self.engine.connect() as connection:
+            rows = connection.execute(
+                sa.select(refusals.c.reason, sa.func.sum(refusals.c.count)).group_by(
+                    refusals.c.reason
+                )
+            ).all()
+        return {reason: int(total) for reason, total in rows}
+
+    # Items
+
+    def insert(self, org: Org, rows: Sequence[Item]) -> None:
+        """Store ``rows`` in one transaction: all of them or none."""
+        if not rows:
+            return
+        values = [_values(org, row) for row in rows]
+        with self.engine.begin() as connection:
+            connection.execute(items.insert(), values)
+
+    def insert_once(self, org: Org, row: Item) -> bool:
+        """Store ``row`` unless its idempotency key is stored; ``False``: already stored."""
+        with self.engine.begin() as connection:
+            if self._has(connection, org, row.kind, row.idempotency_key):
+                return False
+            try:
+                with connection.begin_nested():
+                    connection.execute(items.insert().values(**_values(org, row)))
+            except sa.exc.IntegrityError:
+                return False
+        return True
+
+    def has(self, org: Org, kind: str, key: str) -> bool:
+        with self.engine.connect() as connection:
+            return self._has(connection, org, kind, key)
+
+    @staticmethod
+    def _has(connection: Connection, org: Org, kind: str, key: str | None) -> bool:
+        found = connection.execute(
+            sa.select(items.c.id).where(
+                items.c.org_id == org.id, items.c.kind == kind, items.c.idempotency_key == key
+            )
+        ).first()
+        return found is not None
+
+    def session(self, org: Org, session_id: str) -> dict[str, Any]:
+        """What is stored about one session of ``org``: counts by kind, times, classes."""
+        with self.engine.connect() as connection:
+            rows = connection.execute(
+                sa.select(
+                    items.c.kind,
+                    items.c.retention_class,
+                    sa.func.count(),
+                    sa.func.min(items.c.received_at),
+                    sa.func.max(items.c.received_at),
+                    sa.func.max(items.c.expires_at),
+                )
+                .where(items.c.org_id == org.id, items.c.session_id == session_id)
+                .group_by(items.c.kind, items.c.retention_class)
+            ).all()
+        counts: dict[str, int] = {}
+        classes: dict[str, dict[str, Any]] = {}
+        oldest = newest = None
+        for kind, retention, count, first, last, expires in rows:
+            counts[kind] = counts.get(kind, 0) + count
+            entry = classes.setdefault(retention, {"items": 0, "expires_at": None})
+            entry["items"] += count
+            if expires is not None:
+                entry["expires_at"] = max(entry["expires_at"] or 0.0, expires)
+            oldest = first if oldest is None else min(oldest, first)
+            newest = last if newest is None else max(newest, last)
+        return {
+            "session_id": session_id,
+            "items": counts,
+            "oldest": _iso(oldest),
+            "newest": _iso(newest),
+            "retention": {
+                name: {"items": entry["items"], "expires_at": _iso(entry["expires_at"])}
+                for name, entry in sorted(classes.items())
+            },
+        }
+
+    def delete_session(self, org: Org, session_id: str) -> tuple[dict[str, int], list[str]]:
+        """Delete every row of one session of ``org``; returns counts by kind and the blobs."""
+        where = sa.and_(items.c.org_id == org.id, items.c.session_id == session_id)
+        with self.engine.begin() as connection:
+            counts: dict[str, int] = dict(
+                connection.execute(
+                    sa.select(items.c.kind, sa.func.count()).where(where).group_by(items.c.kind)
+                ).all()
+            )
+            blobs = [
+                name
+                for (name,) in connection.execute(
+                    sa.select(items.c.blob).where(where, items.c.blob.is_not(None))
+                )
+            ]
+            connection.execute(items.delete().where(where))
+        return {kind: int(count) for kind, count in counts.items()}, blobs
+
+    def retention(self, org: Org) -> dict[str, dict[str, Any]]:
+        """Per class: how many items are kept and the age of the oldest (seconds)."""
+        now = self.clock()
+        with self.engine.connect() as connection:
+            rows = connection.execute(
+                sa.select(
+                    items.c.retention_class, sa.func.count(), sa.func.min(items.c.received_at)
+                )
+                .where(items.c.org_id == org.id)
+                .group_by(items.c.retention_class)
+            ).all()
+        return {
+            name: {"items": int(count), "oldest_age_seconds": round(now - oldest, 3)}
+            for name, count, oldest in sorted(rows)
+        }
+
+    def expired_blobs(self, now: float, limit: int = SWEEP_BATCH) -> list[tuple[int, str]]:
+        """Up to ``limit`` expired items that have a blob: id and blob name."""
+        with self.engine.connect() as connection:
+            return [
+                (row.id, row.blob)
+                for row in connection.execute(
+                    sa.select(items.c.id, items.c.blob)
+                    .where(items.c.expires_at <= now, items.c.blob.is_not(None))
+                    .limit(limit)
+                )
+            ]
+
+    def delete_ids(self, ids: Iterable[int]) -> list[str]:
+        """Delete the items ``ids``; the kinds of those deleted."""
+        chosen = list(ids)
+        with self.engine.begin() as connection:
+            return list(
+                connection.execute(
+                    items.delete().where(items.c.id.in_(chosen)).returning(items.c.kind)
+                ).scalars()
+            )
+
+    def delete_expired(self, now: float, limit: int = SWEEP_BATCH) -> list[str]:
+        """Delete up to ``limit`` expired items in one statement; the kinds of those deleted."""
+        chosen = sa.select(items.c.id).where(items.c.expires_at <= now).limit(limit)
+        with self.engine.begin() as connection:
+            return list(
+                connection.execute(
+                    items.delete()
+                    .where(items.c.id.in_(chosen.scalar_subquery()))
+                    .returning(items.c.kind)
+                ).scalars()
+            )
+
+    def rows(self, org: Org | None = None) -> list[Mapping[str, Any]]:
+        """Every stored item (for tests and inspection)."""
+        query = sa.select(items).order_by(items.c.id)
+        if org is not None:
+            query = query.where(items.c.org_id == org.id)
+        with self.engine.connect() as connection:
+            return [dict(row._mapping) for row in connection.execute(query)]
+
+
+def _values(org: Org, row: Item) -> dict[str, Any]:
+    return {
+        "org_id": org.id,
+        "session_id": row.session_id,
+        "kind": row.kind,
+        "retention_class": row.retention_class,
+        "received_at": row.received_at,
+        "expires_at": row.expires_at,
+        "idempotency_key": row.idempotency_key,
+        "blob": row.blob,
+        "size": row.size,
+        "body": row.body,
+    }
+
+
+def _terms(row: Any) -> OrgTerms:
+    try:
+        account = RetentionClass(row.account_class)
+    except ValueError:
+        account = RetentionClass.COMMERCIAL
+    return OrgTerms(account, bool(row.zero_data_retention), bool(row.product_feedback))
+
+
+def _describe(terms: OrgTerms) -> str:
+    return (
+        f"{terms.account_class}, zero data retention {'on' if terms.zero_data_retention else 'off'}, "
+        f"product feedback {'on' if terms.product_feedback else 'off'}"
+    )
+
+
+def _iso(seconds: float | None) -> str | None:
+    if seconds is None:
+        return None
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
+
+
+def _safe(url: str) -> str:
+    """The URL without its password."""
+    try:
+        return sa.engine.make_url(url).render_as_string(hide_password=True)
+    except sa.exc.ArgumentError:
+        return url.split("@")[-1]
+
+
+def _engine(url: str) -> Engine:
+    parsed = sa.engine.make_url(url)
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    if parsed.get_backend_name() == "sqlite":
+        database = parsed.database
+        if database and database != ":memory:":
+            from airlock.collector.feedback import private_dir, private_file
+
+            private_dir(Path(database).parent)
+            private_file(Path(database))
+        engine = sa.create_engine(parsed, connect_args={"check_same_thread": False, "timeout": 30})
+
+        @sa.event.listens_for(engine, "connect")
+        def _pragmas(connection: Any, _record: Any) -> None:
+            cursor = connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.close()
+
+        return engine
+    if parsed.get_backend_name() != "postgresql":
+        raise sa.exc.ArgumentError(f"unsupported database {parsed.get_backend_name()!r}")
+    return sa.create_engine(parsed, pool_size=8, max_overflow=8, pool_pre_ping=True)
