@@ -43,6 +43,7 @@ from airlock.collector.db import Database, items
 from airlock.collector.otlp import log_records
 from airlock.collector.service import Collector
 from airlock.collector.sweeper import sweep
+from airlock.policy.collection import OrgTerms
 
 BATCH = 100
 THREADS = 4
@@ -98,27 +99,31 @@ def ingest(url: str, key: str, requests: int, body: bytes) -> tuple[float, list[
     return requests * BATCH / (time.perf_counter() - started), latencies
 
 
-def plain_rows(org_id: int, session: str, body: bytes, count: int, expires: float) -> list[dict[str, object]]:
-    request = ExportLogsServiceRequest.FromString(body)
-    records = log_records(request)
+def row(org_id: int, session: str, body: bytes, now: float, expires: float) -> dict[str, object]:
+    """One ``items`` row as the collector stores a log record."""
+    return {
+        "org_id": org_id,
+        "session_id": session,
+        "kind": "logs",
+        "retention_class": "commercial",
+        "received_at": now,
+        "expires_at": expires,
+        "idempotency_key": None,
+        "blob": None,
+        "size": len(body),
+        "body": body,
+    }
+
+
+def plain_rows(
+    org_id: int, session: str, body: bytes, count: int, expires: float
+) -> list[dict[str, object]]:
+    """The rows the collector stores for ``count`` records of the batch ``body``."""
+    records = log_records(ExportLogsServiceRequest.FromString(body))
     now = time.time()
-    rows = []
+    rows: list[dict[str, object]] = []
     while len(rows) < count:
-        for found, data in records:
-            rows.append(
-                {
-                    "org_id": org_id,
-                    "session_id": found or session,
-                    "kind": "logs",
-                    "retention_class": "commercial",
-                    "received_at": now,
-                    "expires_at": expires,
-                    "idempotency_key": None,
-                    "blob": None,
-                    "size": len(data),
-                    "body": data,
-                }
-            )
+        rows += [row(org_id, found or session, data, now, expires) for found, data in records]
     return rows[:count]
 
 
@@ -137,18 +142,7 @@ def fill(database: Database, org_id: int, count: int, expires: float, sessions: 
     chunk = 20_000
     for start in range(0, count, chunk):
         rows = [
-            {
-                "org_id": org_id,
-                "session_id": f"s-{(n % sessions) if sessions else n}",
-                "kind": "logs",
-                "retention_class": "commercial",
-                "received_at": now,
-                "expires_at": expires,
-                "idempotency_key": None,
-                "blob": None,
-                "size": len(body),
-                "body": body,
-            }
+            row(org_id, f"s-{(n % sessions) if sessions else n}", body, now, expires)
             for n in range(start, min(count, start + chunk))
         ]
         with database.engine.begin() as connection:
@@ -169,7 +163,7 @@ def run_backend(name: str, args: argparse.Namespace) -> None:
         folder = Path(temp)
         database = Database(url)
         database.migrate()
-        key = database.create_org("bench", __import__("airlock.policy.collection", fromlist=["x"]).OrgTerms())
+        key = database.create_org("bench", OrgTerms())
         org = database.org_for_key(key)
         assert org is not None
         body = batch("s-bench")
@@ -179,10 +173,18 @@ def run_backend(name: str, args: argparse.Namespace) -> None:
         with airlock_serve(*serve) as (service, _):
             ingest(service, key, 20, body)  # warm up
             rate, latencies = ingest(service, key, args.records // BATCH, body)
-            limit = plain_insert(database, plain_rows(org.id, "s-plain", body, args.records, time.time() + 86400))
-            print(f"== {name}: OTLP ingest, {args.records:,} records in batches of {BATCH}, {THREADS} client threads")
-            print(f"  airlock serve      {rate:10,.0f} records/s   p50 {quantile(latencies, 50):6.1f} ms   p99 {quantile(latencies, 99):6.1f} ms")
-            print(f"  plain INSERT       {limit:10,.0f} records/s   (same rows, batches of {BATCH}, one connection)")
+            limit = plain_insert(
+                database, plain_rows(org.id, "s-plain", body, args.records, time.time() + 86400)
+            )
+            print(
+                f"== {name}: OTLP ingest, {args.records:,} records in batches of {BATCH}, {THREADS} client threads"
+            )
+            print(
+                f"  airlock serve      {rate:10,.0f} records/s   p50 {quantile(latencies, 50):6.1f} ms   p99 {quantile(latencies, 99):6.1f} ms"
+            )
+            print(
+                f"  plain INSERT       {limit:10,.0f} records/s   (same rows, batches of {BATCH}, one connection)"
+            )
             print(f"  ratio {rate / limit:.2f} (goal: at least 0.50)")
 
             past = time.time() - 1
@@ -193,7 +195,10 @@ def run_backend(name: str, args: argparse.Namespace) -> None:
 
             def steady() -> None:
                 with httpx.Client(timeout=30) as client:
-                    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/x-protobuf"}
+                    headers = {
+                        "Authorization": f"Bearer {key}",
+                        "Content-Type": "application/x-protobuf",
+                    }
                     while not done.is_set():
                         started = time.perf_counter()
                         client.post(f"{service}/v1/logs", content=body, headers=headers)
@@ -213,24 +218,38 @@ def run_backend(name: str, args: argparse.Namespace) -> None:
                 connection.execute(sa.delete(items).where(items.c.expires_at <= past + 0.5))
             plain = time.perf_counter() - started
             print(f"== {name}: sweep of {args.expired:,} expired records")
-            print(f"  airlock sweep      {swept:8.2f} s   ({sum(removed.values()):,} removed, batches of 5,000)")
-            print(f"  plain DELETE       {plain:8.2f} s   ratio {swept / plain:.2f} (goal: within 2)")
-            print(f"  ingest during the sweep: {len(during)} requests, p99 {quantile(during, 99):.1f} ms (goal: under 50 ms)")
+            print(
+                f"  airlock sweep      {swept:8.2f} s   ({sum(removed.values()):,} removed, batches of 5,000)"
+            )
+            print(
+                f"  plain DELETE       {plain:8.2f} s   ratio {swept / plain:.2f} (goal: within 2)"
+            )
+            print(
+                f"  ingest during the sweep: {len(during)} requests, p99 {quantile(during, 99):.1f} ms (goal: under 50 ms)"
+            )
 
             fill(database, org.id, args.sessions * 3, time.time() + 86400, sessions=args.sessions)
             times = []
             for n in range(20):
                 started = time.perf_counter()
-                response = httpx.delete(f"{service}/v1/sessions/s-{n * 7}", headers={"Authorization": f"Bearer {key}"})
+                response = httpx.delete(
+                    f"{service}/v1/sessions/s-{n * 7}", headers={"Authorization": f"Bearer {key}"}
+                )
                 times.append(time.perf_counter() - started)
                 assert response.json()["removed"] == {"logs": 3}, response.text
-            print(f"== {name}: delete one session among {args.sessions:,} (3 records each), 20 deletes")
-            print(f"  median {statistics.median(times) * 1e3:.1f} ms, max {max(times) * 1e3:.1f} ms (goal: under 100 ms)")
+            print(
+                f"== {name}: delete one session among {args.sessions:,} (3 records each), 20 deletes"
+            )
+            print(
+                f"  median {statistics.median(times) * 1e3:.1f} ms, max {max(times) * 1e3:.1f} ms (goal: under 100 ms)"
+            )
         database.close()
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--records", type=int, default=20_000)
     parser.add_argument("--expired", type=int, default=1_000_000)
     parser.add_argument("--sessions", type=int, default=100_000)

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+import httpx
 
 from airlock.collector.blobs import BlobStore, FolderBlobs
 from airlock.collector.db import Database
@@ -64,3 +67,29 @@ def running(
         thread.join(10)
         listener.close()
         database.close()
+
+
+def post_bundle(
+    url: str,
+    key: str,
+    body: bytes,
+    idem: str,
+    *,
+    session: str | None = None,
+    kind: str = "feedback",
+    retention: str | None = None,
+    sha: str | None = None,
+) -> httpx.Response:
+    """POST a feedback bundle as airlock's client does, with the organisation's key."""
+    headers = {
+        "Authorization": f"Bearer {key}",
+        "Idempotency-Key": idem,
+        "X-Airlock-Bundle-Sha256": sha or hashlib.sha256(body).hexdigest(),
+        "X-Airlock-Bundle-Kind": kind,
+        "Content-Type": "application/gzip",
+    }
+    if session is not None:
+        headers["X-Airlock-Session-Id"] = session
+    if retention is not None:
+        headers["X-Airlock-Retention-Class"] = retention
+    return httpx.post(f"{url}/v1/feedback-bundles", content=body, headers=headers, timeout=30)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import socket
 import subprocess
 import sys
@@ -16,7 +15,7 @@ import pytest
 from airlock.collector.blobs import BucketBlobs, blob_store
 from airlock.errors import UsageError
 from airlock.policy.collection import OrgTerms
-from tests.collector.harness import running
+from tests.collector.harness import post_bundle, running
 
 
 @pytest.fixture(scope="module")
@@ -61,17 +60,7 @@ def bucket(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
 
 
 def _bundle(url: str, key: str, session: str, body: bytes, idem: str) -> httpx.Response:
-    return httpx.post(
-        f"{url}/v1/feedback-bundles",
-        content=body,
-        headers={
-            "Authorization": f"Bearer {key}",
-            "Idempotency-Key": idem,
-            "X-Airlock-Bundle-Sha256": hashlib.sha256(body).hexdigest(),
-            "X-Airlock-Session-Id": session,
-        },
-        timeout=30,
-    )
+    return post_bundle(url, key, body, idem, session=session)
 
 
 def test_bundles_in_a_bucket_stored_and_deleted(bucket: str, tmp_path: Path) -> None:

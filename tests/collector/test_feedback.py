@@ -22,7 +22,7 @@ import pytest
 from airlock.collector_key import collector_key, key_path
 from airlock.feedback.upload import post_rating, upload_bundle
 from airlock.policy.collection import OrgTerms
-from tests.collector.harness import Running, running
+from tests.collector.harness import Running, post_bundle, running
 from tests.feedback.sessionfiles import GITHUB_TOKEN, make_session
 from tests.servers import airlock_serve
 
@@ -74,19 +74,7 @@ def _post_bundle(
     retention: str = "feedback",
     kind: str = "feedback",
 ) -> httpx.Response:
-    return httpx.post(
-        f"{url}/v1/feedback-bundles",
-        content=body,
-        headers={
-            "Authorization": f"Bearer {key}",
-            "Idempotency-Key": idem,
-            "X-Airlock-Bundle-Sha256": sha or hashlib.sha256(body).hexdigest(),
-            "X-Airlock-Bundle-Kind": kind,
-            "X-Airlock-Retention-Class": retention,
-            "Content-Type": "application/gzip",
-        },
-        timeout=30,
-    )
+    return post_bundle(url, key, body, idem, sha=sha, retention=retention, kind=kind)
 
 
 def test_first_start_writes_the_local_key(service: Service, home: Path) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gzip
-import hashlib
 import json
 import threading
 import time
@@ -18,7 +17,7 @@ from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord, ResourceLogs, ScopeL
 
 from airlock.collector.sweeper import sweep
 from airlock.policy.collection import OrgTerms
-from tests.collector.harness import Running, running
+from tests.collector.harness import Running, post_bundle, running
 
 DAY = 86400.0
 START = 1_780_000_000.0
@@ -207,18 +206,7 @@ def test_another_organisation_sees_nothing(service: Running) -> None:
 def _bundle(
     url: str, key: str, session: str, body: bytes, idem: str, kind: str = "feedback"
 ) -> httpx.Response:
-    return httpx.post(
-        f"{url}/v1/feedback-bundles",
-        content=body,
-        headers={
-            **bearer(key),
-            "Idempotency-Key": idem,
-            "X-Airlock-Bundle-Sha256": hashlib.sha256(body).hexdigest(),
-            "X-Airlock-Bundle-Kind": kind,
-            "X-Airlock-Session-Id": session,
-        },
-        timeout=30,
-    )
+    return post_bundle(url, key, body, idem, session=session, kind=kind)
 
 
 def _sentry_envelope(event: dict[str, object]) -> bytes:
