@@ -66,6 +66,15 @@ def create_app(
         "openapi": "3.1.0",
         "info": {"title": title, "version": version or __version__},
         "paths": {item.route.path: item.openapi for item in mounted},
+        "components": {
+            "securitySchemes": {
+                "bearer": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "a key of an organisation",
+                }
+            }
+        },
     }
 
     async def openapi(request: Request) -> JSONResponse:

@@ -232,7 +232,6 @@ def feedback_routes(collector: Collector) -> Sequence[ServiceRoute]:
 
     post: dict[str, Any] = {
         "security": [{"bearer": []}],
-        "requestBody": {"required": True},
         "responses": {
             "201": {"description": "stored"},
             "200": {"description": "already stored under this Idempotency-Key"},
@@ -249,6 +248,12 @@ def feedback_routes(collector: Collector) -> Sequence[ServiceRoute]:
             {
                 "post": {
                     "summary": "Store a feedback bundle (gzip'd tar), once, if its SHA-256 matches",
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/gzip": {"schema": {"type": "string", "format": "binary"}}
+                        },
+                    },
                     **post,
                 }
             },
@@ -256,7 +261,16 @@ def feedback_routes(collector: Collector) -> Sequence[ServiceRoute]:
         ),
         ServiceRoute(
             Route(RATINGS_PATH, ratings, methods=["POST"]),
-            {"post": {"summary": "Store a survey rating alone, with the day only", **post}},
+            {
+                "post": {
+                    "summary": "Store a survey rating alone, with the day only",
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": {"type": "object"}}},
+                    },
+                    **post,
+                }
+            },
             max_body=MAX_RATING_BYTES,
         ),
     )
