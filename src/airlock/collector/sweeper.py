@@ -9,6 +9,7 @@ is simply not counted twice.
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections import Counter
 
@@ -40,7 +41,14 @@ def sweep_every(
 
     def loop() -> None:
         while True:
-            sweep(collector)
+            try:
+                sweep(collector)
+            except Exception as error:  # noqa: BLE001 - a failed sweep is tried again next time
+                print(
+                    f"airlock serve: WARNING: the retention sweep failed ({error}); trying again in {seconds:g} s",
+                    file=sys.stderr,
+                    flush=True,
+                )
             if stopping.wait(seconds):
                 return
 

@@ -236,6 +236,7 @@ def _upload(
             collector=collector,
             headers={
                 "X-Airlock-Bundle-Kind": str(manifest.kind),
+                "X-Airlock-Retention-Class": manifest.retention_class,
                 "X-Airlock-Session-Id": manifest.session,
             },
             retry=retry,
