@@ -43,7 +43,7 @@ def sweep_every(
         while True:
             try:
                 sweep(collector)
-            except Exception as error:  # noqa: BLE001 - a failed sweep is tried again next time
+            except Exception as error:  # a failed sweep is tried again next time
                 print(
                     f"airlock serve: WARNING: the retention sweep failed ({error}); trying again in {seconds:g} s",
                     file=sys.stderr,
