@@ -170,8 +170,10 @@ class Proxy:
         stats.bytes_out += record["bytes_out"]
         stats.bytes_in += record["bytes_in"]
         self.budget.spend(record["bytes_out"])
-        if record["decision"] == "deny" or record["error"]:
+        if record["decision"] == "deny":
             stats.refused[record["reason"].split(": ", 1)[0]] += 1
+        elif record["error"]:
+            stats.refused[record["error"]] += 1
         self.record(record)
 
     def fail(self, error: BaseException) -> None:
