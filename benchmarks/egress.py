@@ -19,6 +19,9 @@ function in ``PEERS``. Measures, per row:
 * peak memory: the proxy's peak RSS (VmHWM) after a 10 MB body, then after a 1 GB body
   uploaded and downloaded through it (``--memory-mb`` to change the size).
 
+The sandbox's start-up, from inside (``airlock run -- true`` vs bare bubblewrap vs ``srt --
+true``), comes last (``benchmarks/sandbox_startup.py``, ``--startup-runs``, ``--srt``).
+
     .venv/bin/python benchmarks/egress.py                 # everything (about 3 minutes)
     .venv/bin/python benchmarks/egress.py --seconds 3 --skip-peers   # airlock and direct only
 """
@@ -539,6 +542,13 @@ def main() -> int:
     parser.add_argument("--bulk-mb", type=int, default=500)
     parser.add_argument("--memory-mb", type=int, default=1024)
     parser.add_argument("--skip-peers", action="store_true", help="airlock and direct only")
+    parser.add_argument(
+        "--startup-runs",
+        type=int,
+        default=20,
+        help="sandbox start-up rows from inside (airlock run, bare bwrap, srt): runs each; 0 skips",
+    )
+    parser.add_argument("--srt", help="the srt program (default: on PATH, or benchmarks/.peers)")
     parser.add_argument("--only", action="append", default=[], help="rows to run (repeatable)")
     parser.add_argument("--serve-origin", type=int, nargs=2, help=argparse.SUPPRESS)
     parser.add_argument("--cert", type=Path, nargs=2, help=argparse.SUPPRESS)
@@ -588,6 +598,11 @@ def main() -> int:
                     print(f"  measured {peer}", file=sys.stderr)
     print(f"load average {os.getloadavg()[0]:.2f} at end")
     print_table(rows, args)
+    if args.startup_runs:
+        import sandbox_startup  # beside this script
+
+        print()
+        sandbox_startup.run(args.startup_runs, args.srt)
     return 0
 
 

@@ -201,3 +201,57 @@ def test_airlock_failures_exit_125(tmp_path: Path, args: list[str]) -> None:
     assert done.returncode == 125, done.stderr
     assert done.stderr.strip()
     assert not marker.exists()
+
+
+def test_the_report_is_a_table_in_a_terminal(tmp_path: Path) -> None:
+    """With stderr on a terminal, the report is a table: host, connections, requests, bytes."""
+    import os
+    import pty
+    import sys
+
+    main, side = pty.openpty()
+    try:
+        with web_site() as site:
+            port = site.server_address[1]
+            done = subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "airlock",
+                    "run",
+                    "--allow",
+                    f"{HOST}:{port}",
+                    "--audit-log",
+                    str(tmp_path / "audit.jsonl"),
+                    "--",
+                    "sh",
+                    "-c",
+                    f"curl -sS http://{HOST}:{port}/t >/dev/null",
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=side,
+                env={**os.environ, "COLUMNS": "160", "TERM": "xterm"},
+                timeout=120,
+                check=False,
+            )
+        os.close(side)
+        side = -1
+        shown = b""
+        while True:
+            try:
+                piece = os.read(main, 65536)
+            except OSError:  # the terminal's other side is closed: all read
+                break
+            if not piece:
+                break
+            shown += piece
+    finally:
+        os.close(main)
+        if side != -1:
+            os.close(side)
+    text = shown.decode(errors="replace")
+    assert done.returncode == 0, text
+    assert "what left the machine" in text
+    assert "connections" in text and "requests" in text and HOST in text
+    assert "│" in text or "┃" in text  # drawn as a table

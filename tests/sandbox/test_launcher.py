@@ -251,3 +251,31 @@ def test_the_command_dies_with_its_launcher(workspace: Path, home: Path, tmp_pat
         time.sleep(0.05)
     else:
         pytest.fail(f"the sandboxed command {pid} outlived its launcher")
+
+
+@pytest.mark.parametrize(
+    "setting, value, fix",
+    [
+        ("unprivileged_userns_clone", "0", "kernel.unprivileged_userns_clone=1"),
+        ("max_user_namespaces", "0", "user.max_user_namespaces"),
+        ("apparmor_restrict_unprivileged_userns", "1", "AppArmor"),
+    ],
+    ids=["debian_switch_off", "no_user_namespaces", "ubuntu_apparmor_restriction"],
+)
+def test_user_namespaces_switched_off_is_an_error_saying_what_to_do(
+    tmp_path: Path, setting: str, value: str, fix: str
+) -> None:
+    """For an unprivileged user, a kernel setting that forbids user namespaces is named, with its fix."""
+    from airlock.sandbox.launcher import USERNS_SETTINGS
+
+    files = []
+    for path, forbidding, hint in USERNS_SETTINGS:
+        found = tmp_path / Path(path).name
+        found.write_text(
+            value if Path(path).name == setting else ("1" if forbidding == "0" else "0")
+        )
+        files.append((str(found), forbidding, hint))
+    with pytest.raises(SandboxError, match="user namespaces are disabled") as raised:
+        check(dict(os.environ), userns_settings=tuple(files), euid=1000)
+    assert fix in str(raised.value)
+    assert check(dict(os.environ), userns_settings=tuple(files), euid=0)  # root needs none

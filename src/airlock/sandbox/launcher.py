@@ -88,8 +88,17 @@ class Spec:
     port: int = PROXY_PORT
 
 
-def check(environ: Mapping[str, str]) -> str:
+def check(
+    environ: Mapping[str, str],
+    userns_settings: tuple[tuple[str, str, str], ...] = USERNS_SETTINGS,
+    euid: int | None = None,
+) -> str:
     """Where ``bwrap`` is, once everything it needs is there.
+
+    Args:
+        environ: airlock's environment (its ``PATH``).
+        userns_settings: the kernel settings to read (:data:`USERNS_SETTINGS`).
+        euid: the user airlock runs as (default: this process's).
 
     Raises:
         SandboxError: no bubblewrap on ``PATH``, or a kernel setting forbids the user
@@ -98,8 +107,8 @@ def check(environ: Mapping[str, str]) -> str:
     found = shutil.which("bwrap", path=environ.get("PATH") or os.defpath)
     if found is None:
         raise SandboxError(f"bubblewrap (bwrap) is not installed or not on PATH: {INSTALL_HINT}")
-    if os.geteuid() != 0:
-        for path, forbidding, fix in USERNS_SETTINGS:
+    if (os.geteuid() if euid is None else euid) != 0:
+        for path, forbidding, fix in userns_settings:
             try:
                 value = Path(path).read_text(encoding="ascii").strip()
             except OSError:
