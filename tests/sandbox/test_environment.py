@@ -110,3 +110,14 @@ def test_no_unasked_credential_gets_in(environ: dict[str, str], asked: set[str])
     assert set(result.dropped) == {
         n for n in environ if n not in PROXY_VARIABLES and credential_reason(n) and n not in asked
     }
+
+
+@given(st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZ_0123456789*?", max_size=30))
+def test_table_patterns_match_as_fnmatch_does(name: str) -> None:
+    """The credential table's patterns match exactly as shell-style patterns would."""
+    from fnmatch import fnmatchcase
+
+    from airlock.sandbox.environment import CREDENTIAL_VARIABLES, _matches
+
+    for pattern, _ in CREDENTIAL_VARIABLES:
+        assert _matches(name, pattern) == fnmatchcase(name, pattern), pattern

@@ -174,3 +174,26 @@ def test_user_rules_refuse_a_missing_path(tmp_path: Path, kind: Kind, option: st
 def test_hiding_a_missing_path_is_nothing(tmp_path: Path) -> None:
     """``--hide`` of a missing path has nothing to hide."""
     assert list(user_rules(Kind.HIDE, ["nope"], "--hide", tmp_path, tmp_path)) == []
+
+
+def test_shell_startup_files_in_the_workspace_are_read_only_when_there(tmp_path: Path) -> None:
+    """An existing .bashrc in the workspace is read-only; a missing one needs no placeholder."""
+    workspace = tmp_path / "ws"
+    workspace.mkdir()
+    (workspace / ".bashrc").write_text("echo hi\n")
+    rules = _by_path(plan(workspace_rules(workspace)))
+    assert rules[workspace / ".bashrc"].kind is Kind.READ
+    assert workspace / ".zshrc" not in rules
+
+
+def test_a_home_opened_for_writing_keeps_its_start_up_files(tmp_path: Path) -> None:
+    """With the home writable (``--rw ~``), shell start-up files and git's config stay read-only,
+    missing ones included."""
+    home = tmp_path / "home"
+    home.mkdir(exist_ok=True)
+    (home / ".gitconfig").write_text("[alias]\n")
+    rules = _by_path(
+        plan([mount(Kind.WRITE, home, "--rw ~"), *home_rules(home, home / ".claude", [])])
+    )
+    assert rules[home / ".gitconfig"].kind is Kind.READ
+    assert rules[home / ".bashrc"].kind is Kind.READ and not rules[home / ".bashrc"].exists

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from fnmatch import fnmatchcase
 
 from airlock.errors import UsageError
 
@@ -48,7 +47,8 @@ CREDENTIAL_VARIABLES: tuple[tuple[str, str], ...] = (
     ("NETRC", "a credentials file"),
     ("VAULT_*", "HashiCorp Vault settings"),
 )
-"""Names that look like credentials: (shell-style pattern on the upper-cased name, what it is)."""
+"""Names that look like credentials: (pattern on the upper-cased name, what it is). A pattern is
+``X``, ``X*``, ``*X`` or ``*X*``: ``*`` stands for any text, at either end only."""
 
 PROXY_VARIABLES = (
     "HTTP_PROXY",
@@ -67,11 +67,24 @@ PROXY_VARIABLES = (
 SANDBOX_LOOPBACK = "localhost,127.0.0.1,::1"
 
 
+def _matches(upper: str, pattern: str) -> bool:
+    """``pattern`` (``X``, ``X*``, ``*X`` or ``*X*``) matches ``upper``; as ``fnmatchcase`` would,
+    without compiling a regular expression for each pattern (start-up time)."""
+    core = pattern.strip("*")
+    if pattern.startswith("*") and pattern.endswith("*"):
+        return core in upper
+    if pattern.startswith("*"):
+        return upper.endswith(core)
+    if pattern.endswith("*"):
+        return upper.startswith(core)
+    return upper == core
+
+
 def credential_reason(name: str) -> str | None:
     """What ``name`` looks like, when it looks like a credential; else ``None``."""
     upper = name.upper()
     for pattern, what in CREDENTIAL_VARIABLES:
-        if fnmatchcase(upper, pattern):
+        if _matches(upper, pattern):
             return what
     return None
 

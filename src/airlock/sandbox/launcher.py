@@ -30,6 +30,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -162,7 +163,7 @@ def _mount_arguments(rule: Mount, scratch: Path) -> list[str]:
     path = str(rule.path)
     if rule.kind is Kind.WRITE:
         return ["--bind", path, path]
-    if rule.kind is Kind.READ and rule.exists:
+    if rule.kind in (Kind.READ, Kind.SHOW) and rule.exists:
         return ["--ro-bind", path, path]
     placeholder = scratch / ("empty-dir" if rule.is_dir else "empty-file")
     return ["--ro-bind", str(placeholder), path]
@@ -196,6 +197,7 @@ class Sandbox:
         self._scratch = scratch
         self._placeholders = placeholders
         self._channel = channel
+        self._cleaner: threading.Thread | None = None
 
     def go(self) -> None:
         """Let the stub become the command (it waits for this, so nothing runs before)."""
@@ -220,10 +222,16 @@ class Sandbox:
         return 128 - code if code < 0 else code
 
     def kill(self) -> None:
-        """End bubblewrap at once; the command and all it started die with it."""
+        """End bubblewrap at once; the command and all it started die with it. The placeholders
+        it made start going away in the background (:meth:`close` waits for them)."""
         if self.process.poll() is None:
             self.process.kill()
             self.process.wait()
+        if self._cleaner is None:  # each removal waits on the kernel: done while the proxy closes
+            self._cleaner = threading.Thread(
+                target=remove_placeholders, args=(self._placeholders,), name="airlock placeholders"
+            )
+            self._cleaner.start()
 
     def close(self) -> None:
         """Kill what is left, and remove the placeholders the sandbox made in the workspace."""
@@ -232,7 +240,8 @@ class Sandbox:
         with contextlib.suppress(OSError):  # wakes a thread blocked in accept(); gone already
             self.listener.shutdown(socket.SHUT_RDWR)
         self.listener.close()
-        remove_placeholders(self._placeholders)
+        if self._cleaner is not None:
+            self._cleaner.join()
         shutil.rmtree(self._scratch, ignore_errors=True)
 
 

@@ -14,8 +14,10 @@ come the rules, each a :class:`Mount` of one kind on one absolute path:
 - ``HIDE``: an empty read-only placeholder over it (:data:`CREDENTIAL_PATHS`, ``--hide``,
   ``denyRead``, and every Unix socket the host has bound).
 
-Mounts are applied parent before child, so the most specific rule wins; on the same path the
-stricter one (``HIDE`` over ``READ`` over ``WRITE``). Paths are made absolute and symlinks
+A ``SHOW`` binds back, read-only, what the private ``/tmp`` hides and the sandbox needs (a
+home or a Python there); any other rule on its path wins over it. Mounts are applied parent
+before child, so the most specific rule wins; on the same path the stricter one (``HIDE``
+over ``READ`` over ``WRITE`` over ``SHOW``). Paths are made absolute and symlinks
 resolved before planning, so a rule lands on what the path really names.
 """
 
@@ -33,6 +35,19 @@ PROTECTED_IN_WORKSPACE: tuple[str, ...] = (
     ".git/hooks",
     ".git/config",
     ".gitmodules",
+    ".envrc",
+    ".vscode",
+    ".idea",
+    ".mcp.json",
+    ".claude/settings.json",
+    ".claude/settings.local.json",
+    ".claude/commands",
+    ".claude/agents",
+)
+"""Read-only even in the workspace, missing or not: each runs code, or says what runs, outside
+later (``.envrc`` when direnv enters the folder)."""
+
+SHELL_STARTUP_FILES: tuple[str, ...] = (
     ".bashrc",
     ".bash_profile",
     ".bash_login",
@@ -43,16 +58,10 @@ PROTECTED_IN_WORKSPACE: tuple[str, ...] = (
     ".zprofile",
     ".zlogin",
     ".zlogout",
-    ".envrc",
-    ".vscode",
-    ".idea",
-    ".mcp.json",
-    ".claude/settings.json",
-    ".claude/settings.local.json",
-    ".claude/commands",
-    ".claude/agents",
 )
-"""Read-only even in the workspace: each runs code, or says what runs, outside later."""
+"""Read-only in the workspace when they are there. A shell reads them from the home only, so a
+missing one in a project folder runs nothing; in the home (a workspace that is the home
+included) missing ones are covered too (:data:`PROTECTED_IN_HOME`)."""
 
 PROTECTED_GLOBS_IN_WORKSPACE: tuple[str, ...] = (".claude/settings*.json",)
 """Existing files matching these are read-only too (``settings.json.bak`` and friends)."""
@@ -66,16 +75,7 @@ PROTECTED_IN_CONFIG_DIR: tuple[str, ...] = (
 """Read-only in the agent's config dir (``$CLAUDE_CONFIG_DIR`` or ``~/.claude``), writable otherwise."""
 
 PROTECTED_IN_HOME: tuple[str, ...] = (
-    ".bashrc",
-    ".bash_profile",
-    ".bash_login",
-    ".bash_logout",
-    ".profile",
-    ".zshrc",
-    ".zshenv",
-    ".zprofile",
-    ".zlogin",
-    ".zlogout",
+    *SHELL_STARTUP_FILES,
     ".gitconfig",
     ".config/git",
     ".config/fish",
@@ -118,6 +118,9 @@ PRIVATE_TMPFS: tuple[str, ...] = ("/tmp", "/var/tmp", "/run")  # noqa: S108 - mo
 class Kind(enum.IntEnum):
     """What a mount does; on one path, the higher value wins."""
 
+    SHOW = 0
+    """Read-only, only to bring back what a private ``/tmp`` hides (a home, a Python under
+    ``/tmp``): any other rule on the same path wins."""
     WRITE = 1
     READ = 2
     HIDE = 3
@@ -173,6 +176,9 @@ def workspace_rules(workspace: Path) -> Iterator[Mount]:
     why = "runs code outside later (in the workspace)"
     for name in PROTECTED_IN_WORKSPACE:
         yield mount(Kind.READ, workspace / name, why)
+    for name in SHELL_STARTUP_FILES:
+        if (workspace / name).exists():
+            yield mount(Kind.READ, workspace / name, why)
     for pattern in PROTECTED_GLOBS_IN_WORKSPACE:
         for found in sorted(workspace.glob(pattern)):
             yield mount(Kind.READ, found, why)
@@ -229,7 +235,7 @@ def visible(paths: Iterable[Path], why: str) -> Iterator[Mount]:
     for path in paths:
         real = resolve(path)
         if real.exists() and any(real.is_relative_to(base) for base in PRIVATE_TMPFS):
-            yield Mount(Kind.READ, real, why, True, real.is_dir())
+            yield Mount(Kind.SHOW, real, why, True, real.is_dir())
 
 
 def user_rules(
