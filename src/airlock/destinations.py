@@ -305,7 +305,10 @@ def check_addresses(
         if described is not None:
             if not allow_private(host, address):
                 raise _refusal(host, port, address, *described)
-            allowed.append(f"{host.text} → {address} ({described[1]}): allowed by a rule")
+            allowed.append(
+                f"{host.text} → {address}, a {described[0]} address ({described[1]}): "
+                "allowed by a rule"
+            )
         kept.append(address)
     return Destination(host, port, tuple(kept), tuple(allowed))
 
