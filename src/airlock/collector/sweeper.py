@@ -2,8 +2,10 @@
 
 Items with a blob (bundles) go first, a batch at a time: the blobs, then their rows, so a
 sweep cut short leaves a row to find again, never an orphaned blob past its period. The rest
-go in batches of one ``DELETE`` each (by the expiry index), each its own short transaction;
-ingest goes on between batches. Several collector processes may sweep at once: a row deleted by another
+go in batches of one ``DELETE`` each (by the expiry index, in expiry order), each its own
+short transaction; ingest goes on between batches. On SQLite, whose one writer holds ingest
+off while a batch runs, a batch is 5,000 rows; on PostgreSQL, where a delete locks only its
+own rows, 50,000. Several collector processes may sweep at once: a row deleted by another
 is simply not counted twice.
 """
 
@@ -13,15 +15,18 @@ import sys
 import threading
 from collections import Counter
 
-from airlock.collector.db import SWEEP_BATCH
 from airlock.collector.service import Collector
 
 
 def sweep(
-    collector: Collector, *, batch: int = SWEEP_BATCH, now: float | None = None
+    collector: Collector, *, batch: int | None = None, now: float | None = None
 ) -> dict[str, int]:
-    """Delete every item whose expiry has passed; returns how many went, by kind."""
+    """Delete every item whose expiry has passed; returns how many went, by kind.
+
+    ``batch``: rows a statement deletes (default: the database's, 5,000 on SQLite, 50,000 on
+    PostgreSQL)."""
     moment = collector.clock() if now is None else now
+    batch = batch or collector.db.sweep_batch
     removed: Counter[str] = Counter()
     while found := collector.db.expired_blobs(moment, batch):  # bundles: the blob first
         for _, blob in found:

@@ -47,7 +47,7 @@ def upgrade() -> None:
         sa.Column("blob", sa.String(200), nullable=True),
         sa.Column("size", sa.Integer, nullable=False),
         sa.Column("body", sa.LargeBinary, nullable=True),
-        sa.UniqueConstraint("org_id", "kind", "idempotency_key", name="items_once"),
+        sa.UniqueConstraint("org_id", "idempotency_key", "kind", name="items_once"),
     )
     op.create_index("items_session", "items", ["org_id", "session_id"])
     op.create_index("items_expiry", "items", ["expires_at"])
