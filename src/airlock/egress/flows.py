@@ -18,9 +18,8 @@ Pure: no I/O, no clock.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 
-from airlock._frozen import frozen
-from airlock._frozen import set_field as _set
 from airlock.policy import Decisions, FlowId, State
 
 UNCLASSIFIED = "unclassified"
@@ -38,7 +37,7 @@ own collector only and ``local_archive`` writes here; a request of such a flow t
 refused like one of a flow that is off."""
 
 
-@frozen
+@dataclass(frozen=True, slots=True)
 class Signature:
     """One row of a signature table: requests it covers, the flow they belong to, and why.
 
@@ -48,19 +47,11 @@ class Signature:
     method or ``*`` for any.
     """
 
-    __slots__ = ("flow", "host", "method", "path", "why")
     method: str
     host: str
     path: str
     flow: str
     why: str
-
-    def __init__(self, method: str, host: str, path: str, flow: str, why: str) -> None:
-        _set(self, "method", method)
-        _set(self, "host", host)
-        _set(self, "path", path)
-        _set(self, "flow", flow)
-        _set(self, "why", why)
 
     def matches(self, method: str, host: str, path: str, api_hosts: frozenset[str]) -> bool:
         """Whether a request with this method, host (lower case) and path is covered."""
@@ -259,21 +250,14 @@ def classify(
     return UNCLASSIFIED
 
 
-@frozen
+@dataclass(frozen=True, slots=True)
 class Verdict:
     """Whether a request of a flow may leave, and why, in the engine's words."""
 
-    __slots__ = ("allowed", "flow", "reason", "state")
     flow: str
     allowed: bool
     state: str
     reason: str
-
-    def __init__(self, flow: str, allowed: bool, state: str, reason: str) -> None:
-        _set(self, "flow", flow)
-        _set(self, "allowed", allowed)
-        _set(self, "state", state)
-        _set(self, "reason", reason)
 
 
 def enforce(flow: str, decisions: Decisions) -> Verdict:
@@ -318,11 +302,10 @@ def refusal_body(verdict: Verdict, method: str, host: str, path: str) -> bytes:
     ).encode()
 
 
-@frozen
+@dataclass(frozen=True, slots=True)
 class FlowSummary:
     """Traffic of one flow in a run, next to the engine's prediction."""
 
-    __slots__ = ("allowed", "bytes_in", "bytes_out", "difference", "flow", "predicted", "refused")
     flow: str
     predicted: str
     """The engine's state for the flow, or ``""`` for unclassified traffic."""
@@ -332,24 +315,6 @@ class FlowSummary:
     bytes_in: int
     difference: str
     """Empty when the traffic is what the engine predicted; else what differs, in words."""
-
-    def __init__(
-        self,
-        flow: str,
-        predicted: str,
-        allowed: int,
-        refused: int,
-        bytes_out: int,
-        bytes_in: int,
-        difference: str,
-    ) -> None:
-        _set(self, "flow", flow)
-        _set(self, "predicted", predicted)
-        _set(self, "allowed", allowed)
-        _set(self, "refused", refused)
-        _set(self, "bytes_out", bytes_out)
-        _set(self, "bytes_in", bytes_in)
-        _set(self, "difference", difference)
 
     def to_json(self) -> dict[str, object]:
         return {
