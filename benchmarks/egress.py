@@ -30,7 +30,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -44,6 +46,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 HERE = Path(__file__).resolve().parent
 SMALL = b"hello from the origin\n"
@@ -144,6 +147,8 @@ class Row:
     """``http://127.0.0.1:PORT`` of the proxy, ``None`` for direct."""
     pid: int | None = None
     """The proxy's process, for its CPU time and memory."""
+    auth: str | None = None
+    """A ``Proxy-Authorization`` value, when the proxy wants one (srt's does)."""
     results: dict[str, float | str] = field(default_factory=dict)
 
 
@@ -256,7 +261,10 @@ def wrk(
         target = f"http://127.0.0.1:{origin_port}/"
         script.write_text(header)
     else:
-        target = row.proxy + "/"
+        host, port = _address(row.proxy)  # type: ignore[misc]
+        target = f"http://{host}:{port}/"
+        if row.auth:
+            header += f'wrk.headers["Proxy-Authorization"] = "{row.auth}"\n'
         script.write_text(
             header
             + f'wrk.headers["Host"] = "127.0.0.1:{origin_port}"\n'
@@ -280,7 +288,10 @@ def wrk(
 
 
 async def _one_tunnel(
-    proxy: tuple[str, int] | None, origin: tuple[str, int], context: ssl.SSLContext
+    proxy: tuple[str, int] | None,
+    origin: tuple[str, int],
+    context: ssl.SSLContext,
+    auth: str | None = None,
 ) -> None:
     if proxy is None:
         reader, writer = await asyncio.open_connection(
@@ -289,7 +300,8 @@ async def _one_tunnel(
     else:
         reader, writer = await asyncio.open_connection(*proxy)
         authority = f"{origin[0]}:{origin[1]}".encode()
-        writer.write(b"CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n" % (authority, authority))
+        extra = f"Proxy-Authorization: {auth}\r\n".encode() if auth else b""
+        writer.write(b"CONNECT %s HTTP/1.1\r\nHost: %s\r\n%s\r\n" % (authority, authority, extra))
         answer = await reader.readuntil(b"\r\n\r\n")
         if not answer.startswith(b"HTTP/1.1 200") and not answer.startswith(b"HTTP/1.0 200"):
             raise RuntimeError(answer[:100])
@@ -315,7 +327,7 @@ def tunnels(
         async def worker() -> None:
             nonlocal count
             while time.monotonic() < deadline:
-                await _one_tunnel(proxy, ("127.0.0.1", tls_port), context)
+                await _one_tunnel(proxy, ("127.0.0.1", tls_port), context, row.auth)
                 count += 1
 
         await asyncio.gather(*(worker() for _ in range(concurrency)))
@@ -339,7 +351,7 @@ def tunnel_latency(row: Row, tls_port: int, context: ssl.SSLContext, count: int)
         times = []
         for _ in range(count):
             started = time.perf_counter()
-            await _one_tunnel(proxy, ("127.0.0.1", tls_port), context)
+            await _one_tunnel(proxy, ("127.0.0.1", tls_port), context, row.auth)
             times.append((time.perf_counter() - started) * 1000)
         return times
 
@@ -387,8 +399,16 @@ def memory(row: Row, port: int, megabytes: int) -> float:
 def _address(url: str | None) -> tuple[str, int] | None:
     if url is None:
         return None
-    host, port = url.removeprefix("http://").rsplit(":", 1)
-    return host, int(port)
+    parts = urlsplit(url)
+    return str(parts.hostname), int(parts.port or 80)
+
+
+def _basic_auth(url: str) -> str | None:
+    parts = urlsplit(url)
+    if parts.username is None:
+        return None
+    pair = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
+    return "Basic " + base64.b64encode(pair.encode()).decode()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -531,6 +551,44 @@ def print_table(rows: list[Row], args: argparse.Namespace) -> None:
             )
 
 
+SRT_SETTINGS = {
+    "network": {"allowedDomains": ["127.0.0.1", "localhost"], "deniedDomains": []},
+    "filesystem": {"denyRead": [], "allowWrite": ["/tmp"], "denyWrite": []},
+}
+
+
+def measure_inside_srt(args: argparse.Namespace) -> None:
+    """Run in srt's sandbox: measure through the proxy srt gives it; print the results as JSON."""
+    port, tls_port = args.inside_srt
+    proxy = os.environ["HTTP_PROXY"]
+    row = Row("srt", proxy, auth=_basic_auth(proxy))
+    context = ssl.create_default_context(cafile=str(args.cert[0]))
+    with tempfile.TemporaryDirectory(prefix="egress-srt-") as temp:
+        measure(row, args, (port, tls_port), Path(temp), context)
+    print(json.dumps(row.results))
+
+
+def measure_srt(args: argparse.Namespace, ports: tuple[int, int], cert: Path, temp: Path) -> Row:
+    """The srt row: this script again, inside ``srt``, measuring through srt's own proxy."""
+    settings = temp / "srt-settings.json"
+    settings.write_text(json.dumps(SRT_SETTINGS))
+    command = [
+        args.srt, "--settings", str(settings), "--",
+        sys.executable, str(Path(__file__)), "--inside-srt", str(ports[0]), str(ports[1]),
+        "--cert", str(cert), str(cert), "--seconds", str(args.seconds),
+        "--connections", str(args.connections), "--tunnel-clients", str(args.tunnel_clients),
+        "--latency-count", str(args.latency_count), "--bulk-mb", str(args.bulk_mb),
+    ]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, timeout=900, check=False)
+    row = Row("srt", "srt's proxy (from inside its sandbox)")
+    lines = done.stdout.strip().splitlines()
+    if done.returncode != 0 or not lines:
+        row.results["notes"] = f"srt failed: {done.stderr.strip()[-300:]}"
+        return row
+    row.results.update(json.loads(lines[-1]))
+    return row
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -553,6 +611,12 @@ def main() -> int:
     parser.add_argument("--serve-origin", type=int, nargs=2, help=argparse.SUPPRESS)
     parser.add_argument("--cert", type=Path, nargs=2, help=argparse.SUPPRESS)
     parser.add_argument("--serve-airlock", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--inside-srt", type=int, nargs=2, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--srt",
+        default=shutil.which("srt"),
+        help="the srt command (npm @anthropic-ai/sandbox-runtime); no srt row without it",
+    )
     parser.add_argument("--audit", default="off", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_origin:
@@ -560,6 +624,9 @@ def main() -> int:
         return 0
     if args.serve_airlock:
         serve_airlock(args.serve_airlock, args.audit)
+        return 0
+    if args.inside_srt:
+        measure_inside_srt(args)
         return 0
     for tool in ("wrk", "curl"):
         if shutil.which(tool) is None:
@@ -596,6 +663,8 @@ def main() -> int:
                     rows.append(row)
                     measure(row, args, (port, tls_port), temp, context)
                     print(f"  measured {peer}", file=sys.stderr)
+            if args.srt and not args.skip_peers and (not args.only or "srt" in args.only):
+                rows.append(measure_srt(args, (port, tls_port), cert, temp))
     print(f"load average {os.getloadavg()[0]:.2f} at end")
     print_table(rows, args)
     if args.startup_runs:
