@@ -70,6 +70,8 @@ async def _origin_handler(reader: asyncio.StreamReader, writer: asyncio.StreamWr
             index = lowered.find(b"\r\ncontent-length:")
             if index >= 0:
                 length = int(lowered[index + 17 : lowered.index(b"\r\n", index + 2)])
+            if b"\r\ntransfer-encoding: chunked" in lowered:
+                length = await _skip_chunks(reader)
             while length:
                 data = await reader.read(min(CHUNK, length))
                 if not data:
@@ -96,6 +98,17 @@ async def _origin_handler(reader: asyncio.StreamReader, writer: asyncio.StreamWr
                 return
     finally:
         writer.close()
+
+
+async def _skip_chunks(reader: asyncio.StreamReader) -> int:
+    """Read a chunked body to its end (trailers included); always 0 bytes left after it."""
+    while True:
+        size = int((await reader.readline()).split(b";")[0], 16)
+        if size == 0:
+            while (await reader.readline()) not in (b"\r\n", b""):
+                pass
+            return 0
+        await reader.readexactly(size + 2)
 
 
 def serve_origin(port: int, tls_port: int, cert: Path, key: Path) -> None:

@@ -6,6 +6,7 @@ import json
 import shutil
 import socket
 import subprocess
+import threading
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -165,3 +166,44 @@ def test_the_chain_of_a_run_verifies(site: _Site, tmp_path: Path) -> None:
     heads = cfg.heads_file.read_text().splitlines()  # type: ignore[union-attr]
     assert json.loads(heads[-1])["hash"] == report.final_hash
     assert json.loads(heads[-1])["final"] is True
+
+
+def _banner_server() -> tuple[socket.socket, threading.Thread]:
+    """A TCP server that speaks first, echoes, and says bye after the client half-closes."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(4)
+
+    def serve() -> None:
+        conn, _ = server.accept()
+        with conn:
+            conn.sendall(b"banner\n")
+            received = b""
+            while piece := conn.recv(65536):
+                received += piece
+            conn.sendall(b"echo:" + received + b"bye\n")
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    return server, thread
+
+
+def test_tunnel_passes_server_first_bytes_early_data_and_half_close(tmp_path: Path) -> None:
+    """Bytes sent with the CONNECT, a destination that speaks first, and a half-close all pass."""
+    server, thread = _banner_server()
+    port = server.getsockname()[1]
+    cfg = config(tmp_path)
+    with running(cfg) as (url, _):
+        host, proxy_port = url.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(proxy_port)), timeout=10) as sock:
+            sock.sendall(b"CONNECT 127.0.0.1:%d HTTP/1.1\r\nHost: x\r\n\r\nearly;" % port)
+            sock.sendall(b"later;")
+            sock.shutdown(socket.SHUT_WR)
+            answer = b""
+            while piece := sock.recv(65536):
+                answer += piece
+    thread.join(10)
+    server.close()
+    assert answer == b"HTTP/1.1 200 Connection established\r\n\r\nbanner\necho:early;later;bye\n"
+    (record,) = _connections(cfg.audit_log)  # type: ignore[arg-type]
+    assert (record["bytes_out"], record["bytes_in"]) == (12, 7 + 5 + 12 + 4)

@@ -50,6 +50,7 @@ from airlock.egress.http1 import (
     simple_response,
 )
 from airlock.egress.limits import RateLimiter, UploadBudget
+from airlock.egress.relay import Relay
 from airlock.egress.report import HostStats
 from airlock.egress.rules import EgressRules, RuleDecision, how_to_allow
 from airlock.errors import AirlockError, RefusedError
@@ -119,9 +120,13 @@ class Proxy:
 
     async def start(self, listeners: list[socket.socket]) -> None:
         """Serve every listening socket, and start the idle watchdog."""
+        loop = asyncio.get_running_loop()
+
+        def connection() -> ClientProtocol:  # what asyncio.start_server builds, noting EOF
+            return ClientProtocol(asyncio.StreamReader(READ_SIZE, loop), self._serve, loop)
+
         for listener in listeners:
-            server = await asyncio.start_server(self._serve, sock=listener, limit=READ_SIZE)
-            self.servers.append(server)
+            self.servers.append(await loop.create_server(connection, sock=listener))
         create_task(self._watch_idle(), name="egress idle watchdog", keep=self._tasks)
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -239,6 +244,28 @@ class Proxy:
             raise Refusal(502, str(error)) from None
         return decision, address
 
+    async def dial_relay(self, host: str, port: int, address: str | None, relay: Relay) -> None:
+        """Connect the relay's destination side to the checked ``address`` (direct tunnels).
+
+        Raises:
+            Refusal: ``502``/``504`` when the connection cannot be made.
+        """
+        timeout = self.config.limits.connect_timeout
+        loop = asyncio.get_running_loop()
+        try:
+            async with asyncio.timeout(timeout):
+                transport, _ = await loop.create_connection(
+                    lambda: relay.destination, str(address), port
+                )
+        except TimeoutError:
+            raise Refusal(504, f"no connection to {host}:{port} within {timeout:g} s") from None
+        except OSError as error:
+            raise Refusal(
+                502, f"cannot connect to {host}:{port}: {error.strerror or error}"
+            ) from None
+        transport.set_write_buffer_limits(WRITE_BUFFER)
+        self.stats(host).connections += 1
+
     async def dial(self, host: str, port: int, address: str | None) -> Upstream:
         """Connect to the checked ``address`` (or to the upstream proxy).
 
@@ -272,6 +299,20 @@ def _parse_upstream(url: str | None) -> tuple[str, int] | None:
     return parsed.host.decode(), parsed.port or 8080
 
 
+class ClientProtocol(asyncio.StreamReaderProtocol):
+    """The stream protocol of a client connection, which also notes that the client half-closed.
+
+    A tunnel takes the transport over from the stream (:mod:`airlock.egress.relay`); an end of
+    file the stream already received must then be passed on by hand.
+    """
+
+    eof_seen = False
+
+    def eof_received(self) -> bool:
+        self.eof_seen = True
+        return bool(super().eof_received())
+
+
 class Client:
     """One client connection: its requests in order, and at most one upstream at a time."""
 
@@ -286,12 +327,15 @@ class Client:
         self.loop = asyncio.get_running_loop()
         self.last_active = self.loop.time()
         self.upstream: Upstream | None = None
+        self.relay: Relay | None = None
         self.aborted: str | None = None
 
     def abort(self, why: str) -> None:
         """End the connection (and its upstream) now."""
         self.aborted = why
         self.writer.transport.abort()
+        if self.relay is not None:
+            self.relay.abort()
         if self.upstream is not None:
             self.upstream.writer.transport.abort()
 
@@ -374,11 +418,17 @@ class Client:
                     return
             decision, address = await self.proxy.admit(head.host, head.port)
             record["reason"] = decision.reason
-            upstream = await self.proxy.dial(decision.host, head.port, address)
-            if self.proxy.chained is not None:
+            if self.proxy.chained is None:
+                relay = Relay(self.proxy.budget, self._touch)
+                await self.proxy.dial_relay(decision.host, head.port, address, relay)
+            else:
+                upstream = await self.proxy.dial(decision.host, head.port, address)
                 await _chain_connect(upstream, head)
         except Refusal as refusal:
             await self._refuse(head, refusal, record)
+            return
+        if self.proxy.chained is None:
+            await self._relay(decision.host, relay, record)
             return
         self.upstream = upstream
         stats = self.proxy.stats(decision.host)
@@ -407,6 +457,37 @@ class Client:
             error=self.aborted or error,
         )
         self._finish(record)
+
+    async def _relay(self, host: str, relay: Relay, record: dict[str, Any]) -> None:
+        """Answer ``200`` and let the relay copy the tunnel's bytes until both sides close."""
+        self.relay = relay
+        self.writer.write(ESTABLISHED)
+        transport = self.writer.transport
+        stream_protocol = transport.get_protocol()
+        relay.attach_client(transport)  # type: ignore[arg-type]
+        self.reader.feed_eof()  # the reader gets nothing more: hand on what it still holds
+        try:
+            early = (self.parser.tunnel_data or b"") + await self.reader.read()
+        except OSError:
+            early = b""
+        if early:
+            relay.client.data_received(early)
+        if isinstance(stream_protocol, ClientProtocol) and stream_protocol.eof_seen:
+            relay.client.eof_received()
+        await relay.done
+        stats = self.proxy.stats(host)
+        stats.bytes_out += relay.counts[0]
+        stats.bytes_in += relay.counts[1]
+        record.update(
+            status=200,
+            bytes_out=relay.counts[0],
+            bytes_in=relay.counts[1],
+            error=self.aborted or relay.error,
+        )
+        self._finish(record)
+
+    def _touch(self) -> None:
+        self.last_active = self.loop.time()
 
     async def _inspect(self, head: RequestHead, host: str) -> None:
         """Hand a CONNECT the host rules allow to the inspector (``--inspect``): it reads the
