@@ -156,7 +156,6 @@ def _run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from airlock.cli._common import load_reported
-    from airlock.egress.options import prepare
     from airlock.errors import UsageError
     from airlock.policy import decide
     from airlock.sandbox import parse_env_options, scrub
@@ -183,24 +182,36 @@ def _run(args: argparse.Namespace) -> int:
     bwrap = check(environ)
     proxy_url = f"http://127.0.0.1:{PROXY_PORT}"
     started = time.time()
-    prepared = prepare(
-        args,
-        decisions=decisions,
-        environ=environ,
-        proxy_url=proxy_url,
-        inspect_setting=list(loaded.inspect_hosts),
-        now=datetime.fromtimestamp(started, UTC),
-    )
+
+    def prepared_now() -> Prepared:
+        from airlock.egress.options import prepare  # loads the proxy's modules
+
+        return prepare(
+            args,
+            decisions=decisions,
+            environ=environ,
+            proxy_url=proxy_url,
+            inspect_setting=list(loaded.inspect_hosts),
+            now=datetime.fromtimestamp(started, UTC),
+        )
+
+    # Inspection and the git gateway put variables and a CA bundle in the sandbox: prepared
+    # before it is built. Without them, the proxy's modules load while bubblewrap works.
+    early = bool(args.inspect or args.repo or loaded.inspect_hosts)
+    prepared = prepared_now() if early else None
     try:
         scrubbed = scrub(environ, wanted, proxy_url)
-        inside = {**scrubbed.environ, **prepared.environ}  # the CA bundle's and git's; no secret
+        extra = prepared.environ if prepared is not None else {}
+        inside = {**scrubbed.environ, **extra}  # the CA bundle's and git's variables; no secret
         given_log = Path(args.audit_log).expanduser().absolute() if args.audit_log else None
         state = [loaded.config_dir / "airlock", *([given_log] if given_log else [])]
-        mounts = _mounts(args, loaded, environ, workspace, state, prepared.read_only_files)
+        bundle = prepared.read_only_files if prepared is not None else ()
+        mounts = _mounts(args, loaded, environ, workspace, state, bundle)
         spec = Spec(tuple(command), inside_cwd, inside, tuple(mounts))
         with _ForwardedSignals() as signals:
             starting = start(spec, bwrap)
             try:  # the proxy's rules are read while bubblewrap builds the sandbox
+                prepared = prepared or prepared_now()
                 config = _egress_config(args, loaded, environ, decisions, prepared)
                 _check_state_covered(config, state)
                 sandbox = starting.ready()
@@ -221,7 +232,8 @@ def _run(args: argparse.Namespace) -> int:
             finally:
                 sandbox.close()
     finally:
-        prepared.close()
+        if prepared is not None:
+            prepared.close()
     _show(report, scrubbed, args.report_json, code)
     return code
 

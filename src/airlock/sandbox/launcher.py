@@ -281,11 +281,18 @@ class Starting:
         )
 
     def abandon(self) -> None:
-        """End bubblewrap before the command ran, and clean up."""
-        if self.process.poll() is None:
-            self.process.kill()
-        self.process.wait()
+        """End the sandbox before the command ran, and clean up.
+
+        The stub is told by the closed channel (it runs nothing and exits), so bubblewrap ends
+        on its own; it is killed only if it does not. Killing it while it still builds the
+        sandbox could leave its child behind, before that child has asked to die with it.
+        """
         self._channel.close()
+        try:
+            self.process.wait(STARTUP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
         remove_placeholders(self._placeholders)
         shutil.rmtree(self._scratch, ignore_errors=True)
 
