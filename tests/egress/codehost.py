@@ -142,9 +142,9 @@ def make_repo(root: Path, owner: str, name: str) -> Path:
 
 
 @contextlib.contextmanager
-def code_host(root: Path) -> Iterator[CodeHost]:
-    """The code host on 127.0.0.1 serving the bare repositories under ``root``."""
-    server = CodeHost(("127.0.0.1", 0), _Handler)
+def code_host(root: Path, bind: str = "127.0.0.1") -> Iterator[CodeHost]:
+    """The code host on ``bind`` serving the bare repositories under ``root``."""
+    server = CodeHost((bind, 0), _Handler)
     server.root = root
     server.seen = []
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})

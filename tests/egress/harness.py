@@ -74,9 +74,11 @@ class OriginServer(ThreadingHTTPServer):
 
 
 @contextlib.contextmanager
-def tls_origin(ca: RunCA, host: str = "localhost") -> Iterator[OriginServer]:
-    """An HTTPS origin on 127.0.0.1 whose certificate for ``host`` is signed by ``ca``."""
-    server = OriginServer(("127.0.0.1", 0), OriginHandler)
+def tls_origin(
+    ca: RunCA, host: str = "localhost", bind: str = "127.0.0.1"
+) -> Iterator[OriginServer]:
+    """An HTTPS origin on ``bind`` whose certificate for ``host`` is signed by ``ca``."""
+    server = OriginServer((bind, 0), OriginHandler)
     server.seen = []
     server.blob = hashlib.shake_256(b"airlock").digest(1 << 22)
     server.socket = ca.server_context(host).wrap_socket(server.socket, server_side=True)
