@@ -42,6 +42,7 @@ def test_inspected_requests_are_named_enforced_and_scrubbed(tmp_path: Path, proj
     before it leaves and never logged; an un-inspected host stays a tunnel (same bytes)."""
     origin_ca = RunCA(now=NOW, name="test origin CA")
     (project / "origin.pem").write_bytes(origin_ca.certificate_pem)
+    (project / "body.json").write_text(json.dumps({"content": f"my key {KEY}"}))
     log = tmp_path / "audit.jsonl"
     with (
         tls_origin(origin_ca, HOST, bind=HOST) as site,
@@ -50,8 +51,7 @@ def test_inspected_requests_are_named_enforced_and_scrubbed(tmp_path: Path, proj
         port, other_port = site.server_address[1], other.server_address[1]
         script = "; ".join(
             [
-                f"curl -sS https://{HOST}:{port}/v1/messages --data-binary "
-                f'\'{{"content": "my key {KEY}"}}\'',
+                f"curl -sS https://{HOST}:{port}/v1/messages --data-binary @body.json",
                 "echo",
                 f"curl -sS https://{HOST}:{port}/api/event_logging/v2/batch -d '{{}}'",
                 'python3 -c "import urllib.request as u; '
@@ -65,7 +65,11 @@ def test_inspected_requests_are_named_enforced_and_scrubbed(tmp_path: Path, proj
             "--allow", f"{HOST}:{port}", "--allow", f"{OTHER}:{other_port}",
             "--inspect", HOST, "--upstream-ca", str(project / "origin.pem"),
             "--secrets", "redact", "--", "sh", "-c", script,
-            env={"DISABLE_TELEMETRY": "1", "NODE_SCRIPT": NODE % (f"{HOST}:{port}", HOST)},
+            env={
+                    "DISABLE_TELEMETRY": "1",
+                    "ANTHROPIC_BASE_URL": f"https://{HOST}:{port}",  # the stand-in vendor API
+                    "NODE_SCRIPT": NODE % (f"{HOST}:{port}", HOST),
+                },
             cwd=project, timeout=180,
         )  # fmt: skip
         received = {path: body for _, path, body in site.seen}
@@ -101,30 +105,32 @@ def test_inspected_requests_are_named_enforced_and_scrubbed(tmp_path: Path, proj
 
 
 def test_git_through_the_gateway_from_inside(tmp_path: Path, project: Path) -> None:
-    """Inside, git clones and pushes the granted repository, is refused the other one and a
-    push to the :ro one with the gateway's words, and the token is nowhere inside."""
+    """Inside, git clones (by the code host's URL, which airlock rewrites to the gateway) and
+    pushes the granted repository, is refused the other one and a push to the :ro one with the
+    gateway's words, and the token is nowhere inside."""
     root = tmp_path / "host"
     for name in ("allowed", "other", "readonly"):
         make_repo(root, "octo", name)
-    identity = "-c user.name=t -c user.email=t@example.org"
-    script = "; ".join(
-        [
-            "git clone -q https://github.com/octo/allowed a",
-            f"(cd a && git {identity} commit -q --allow-empty -m second && git push -q origin main"
-            " && echo PUSHED)",
-            "git clone -q https://github.com/octo/other o 2>&1",
-            "git clone -q https://github.com/octo/readonly r",
-            f"(cd r && git {identity} commit -q --allow-empty -m x && git push -q origin main 2>&1)",
-            "env > env.txt",
-            "git -C a config --list > config.txt",
-        ]
-    )
     log = tmp_path / "audit.jsonl"
     with code_host(root, bind=HOST) as host:
+        upstream = f"http://{HOST}:{host.server_address[1]}"
+        identity = "-c user.name=t -c user.email=t@example.org"
+        script = "; ".join(
+            [
+                f"git clone -q {upstream}/octo/allowed a",
+                f"(cd a && git {identity} commit -q --allow-empty -m second && git push -q origin main"
+                " && echo PUSHED)",
+                f"git clone -q {upstream}/octo/other o 2>&1",
+                f"git clone -q {upstream}/octo/readonly r",
+                f"(cd r && git {identity} commit -q --allow-empty -m x && git push -q origin main 2>&1)",
+                "env > env.txt",
+                "git -C a config --list > config.txt",
+            ]
+        )
         done = airlock(
             "run", "--audit-log", str(log),
             "--repo", "octo/allowed", "--repo", "octo/readonly:ro",
-            "--git-upstream", f"http://{HOST}:{host.server_address[1]}",
+            "--git-upstream", upstream,
             "--", "sh", "-c", script,
             env={"GH_TOKEN": TOKEN}, cwd=project, timeout=180,
         )  # fmt: skip
