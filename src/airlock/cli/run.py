@@ -338,7 +338,6 @@ def _mounts(
     both read-only inside.
     """
     import os
-    import sys
     from pathlib import Path
 
     from airlock.errors import SandboxError
@@ -370,7 +369,6 @@ def _mounts(
         *workspace_rules(workspace),
         *home_rules(home, loaded.config_dir, state),
         *socket_rules(sockets),
-        *visible([Path(sys.executable), Path(__file__).parents[1]], "airlock's Python"),
         *visible(read_only, "the run's CA bundle"),
         *user_rules(Kind.WRITE, args.rw, "--rw", home, cwd),
         *user_rules(Kind.READ, args.ro, "--ro", home, cwd),

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from airlock.errors import SandboxError
-from airlock.sandbox.paths import PRIVATE_TMPFS, Kind, Mount
+from airlock.sandbox.paths import PRIVATE_TMPFS, Kind, Mount, visible
 
 PROXY_PORT = 3128
 """Where the proxy listens inside the sandbox (its own loopback: no clash with the host's)."""
@@ -151,12 +151,28 @@ def bwrap_arguments(spec: Spec, bwrap: str, scratch: Path, channel_fd: int) -> l
         if Path(private).is_dir() and not Path(private).is_symlink():
             arguments += ["--tmpfs", private]
     arguments += ["--ro-bind", str(scratch / "resolv.conf"), "/etc/resolv.conf"]
+    for rule in _interpreter():
+        arguments += _mount_arguments(rule, scratch)
     for rule in spec.mounts:
         arguments += _mount_arguments(rule, scratch)
     stub = Path(__file__).with_name("_stub.py")
     arguments += ["--chdir", str(spec.cwd), "--", sys.executable, "-I", "-S", str(stub)]
     arguments += [str(channel_fd), str(spec.port), *spec.command]
     return arguments
+
+
+def _interpreter() -> list[Mount]:
+    """The Python that runs the stub, and airlock's package that holds it, bound back read-only
+    where a private ``/tmp`` would hide them: ``sys.executable`` may be a venv's link to a
+    Python elsewhere, so the venv itself (its link, its site-packages) must stay in sight.
+    The spec's own rules come after and win on the same path."""
+    paths = [
+        Path(sys.prefix),
+        Path(sys.base_prefix),
+        Path(sys.executable),
+        Path(__file__).parents[1],
+    ]
+    return list(visible(paths, "the Python that starts the sandbox"))
 
 
 def _mount_arguments(rule: Mount, scratch: Path) -> list[str]:
