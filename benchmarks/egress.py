@@ -581,12 +581,14 @@ def measure_inside_srt(args: argparse.Namespace) -> None:
     print(json.dumps(row.results))
 
 
-def measure_srt(args: argparse.Namespace, ports: tuple[int, int], cert: Path, temp: Path) -> Row:
+def measure_srt(
+    args: argparse.Namespace, srt: str, ports: tuple[int, int], cert: Path, temp: Path
+) -> Row:
     """The srt row: this script again, inside ``srt``, measuring through srt's own proxy."""
     settings = temp / "srt-settings.json"
     settings.write_text(json.dumps(SRT_SETTINGS))
     command = [
-        args.srt, "--settings", str(settings), "--",
+        srt, "--settings", str(settings), "--",
         sys.executable, str(Path(__file__)), "--inside-srt", str(ports[0]), str(ports[1]),
         "--cert", str(cert), str(cert), "--seconds", str(args.seconds),
         "--connections", str(args.connections), "--tunnel-clients", str(args.tunnel_clients),
@@ -625,11 +627,6 @@ def main() -> int:
     parser.add_argument("--cert", type=Path, nargs=2, help=argparse.SUPPRESS)
     parser.add_argument("--serve-airlock", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--inside-srt", type=int, nargs=2, help=argparse.SUPPRESS)
-    parser.add_argument(
-        "--srt",
-        default=shutil.which("srt"),
-        help="the srt command (npm @anthropic-ai/sandbox-runtime); no srt row without it",
-    )
     parser.add_argument("--audit", default="off", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_origin:
@@ -676,8 +673,11 @@ def main() -> int:
                     rows.append(row)
                     measure(row, args, (port, tls_port), temp, context)
                     print(f"  measured {peer}", file=sys.stderr)
-            if args.srt and not args.skip_peers and (not args.only or "srt" in args.only):
-                rows.append(measure_srt(args, (port, tls_port), cert, temp))
+            import sandbox_startup  # beside this script
+
+            srt = sandbox_startup.find_srt(args.srt)
+            if srt and not args.skip_peers and (not args.only or "srt" in args.only):
+                rows.append(measure_srt(args, srt, (port, tls_port), cert, temp))
     print(f"load average {os.getloadavg()[0]:.2f} at end")
     print_table(rows, args)
     if args.startup_runs:
