@@ -390,14 +390,19 @@ class Database:
             )
 
     def delete_expired(self, now: float, limit: int = SWEEP_BATCH) -> list[str]:
-        """Delete up to ``limit`` expired items in one statement; the kinds of those deleted."""
-        chosen = (  # in expiry order: the expiry index, never a scan past the rows already gone
-            sa.select(items.c.id)
-            .where(items.c.expires_at <= now)
-            .order_by(items.c.expires_at)
-            .limit(limit)
-        )
+        """Delete up to ``limit`` expired items in one statement; the kinds of those deleted.
+
+        On PostgreSQL the batch is chosen by row address (``ctid``): a subquery on ``id`` would
+        walk again, each batch, past the rows earlier batches deleted (several times slower).
+        """
         with self.engine.begin() as connection:
+            if self.dialect == "postgresql":
+                statement = sa.text(
+                    "DELETE FROM items WHERE ctid = ANY(ARRAY("
+                    "SELECT ctid FROM items WHERE expires_at <= :now LIMIT :limit)) RETURNING kind"
+                ).bindparams(now=now, limit=limit)
+                return [str(kind) for kind in connection.execute(statement).scalars()]
+            chosen = sa.select(items.c.id).where(items.c.expires_at <= now).limit(limit)
             return list(
                 connection.execute(
                     items.delete()

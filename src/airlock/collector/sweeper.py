@@ -2,7 +2,7 @@
 
 Items with a blob (bundles) go first, a batch at a time: the blobs, then their rows, so a
 sweep cut short leaves a row to find again, never an orphaned blob past its period. The rest
-go in batches of one ``DELETE`` each (by the expiry index, in expiry order), each its own
+go in batches of one ``DELETE`` each (by the expiry index; by row address on PostgreSQL), each its own
 short transaction; ingest goes on between batches. On SQLite, whose one writer holds ingest
 off while a batch runs, a batch is 5,000 rows; on PostgreSQL, where a delete locks only its
 own rows, 50,000. Several collector processes may sweep at once: a row deleted by another
