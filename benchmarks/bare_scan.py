@@ -1,4 +1,5 @@
-"""The bare scan of our rule table with RE2: one program, no per-match work (the engine's limit).
+"""The bare scan of our rule table with RE2: the engine's one program, no per-match work (the
+engine's limit).
 
 Used in process by ``redaction.py``, and run as a whole command on a file (start-up, compiling,
 the first pass that builds the DFA and reading included), in 1 MiB chunks:
@@ -11,17 +12,13 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-import re2
-
 from airlock.redact import RULES
+from airlock.redact.table import Table
 
 
 def program() -> Any:
     """Every rule's pattern in one RE2 program, as the engine's scan compiles them."""
-    options = re2.Options()
-    options.encoding = re2.Options.Encoding.LATIN1
-    pattern = "|".join(f"(?:{rule.pattern.replace('(?P<secret>', '(?:')})" for rule in RULES)
-    return re2.compile(pattern.encode("latin-1"), options)._regexp
+    return Table(RULES).scanner
 
 
 def scan(compiled: Any, data: bytes) -> int:
@@ -29,11 +26,12 @@ def scan(compiled: Any, data: bytes) -> int:
     position = 0
     count = 0
     while True:
-        spans = compiled.Match(re2._Anchor.UNANCHORED, data, position, len(data))
-        if spans[0][0] < 0:
+        found = compiled.search(data, position)
+        if found is None:
             return count
         count += 1
-        position = max(spans[0][1], spans[0][0] + 1)
+        first, last = found.span()
+        position = max(last, first + 1)
 
 
 def main() -> int:

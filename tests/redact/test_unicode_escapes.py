@@ -10,7 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from airlock.redact import Redactor
-from airlock.redact.engine import _ESCAPE, _HEX, _split_escapes
+from airlock.redact.escapes import ESCAPE as _ESCAPE
+from airlock.redact.escapes import HEX as _HEX
+from airlock.redact.escapes import split_escapes as _split_escapes
 
 GITHUB = "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"
 AWS = "AKIAQWERTYUIOPASDFGH"

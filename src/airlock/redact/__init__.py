@@ -4,7 +4,9 @@
 >>> text, report = Redactor().redact_text("token ghp_...")
 """
 
-from airlock.redact.engine import Finding, RedactionReport, Redactor
-from airlock.redact.rules import RULES, Rule
+from airlock.redact.engine import Redactor
+from airlock.redact.patterns import Rule
+from airlock.redact.report import Finding, RedactionReport
+from airlock.redact.rules import RULES
 
 __all__ = ["RULES", "Finding", "RedactionReport", "Redactor", "Rule"]

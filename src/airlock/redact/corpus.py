@@ -201,7 +201,25 @@ class _Session:
         return bytes(out)
 
 
-def _session(rng: random.Random, project: str, target: int, kinds: list[str]) -> _Session:
+class _Kinds:
+    """Kinds to plant, in shuffled rounds: every kind is planted before any is planted twice."""
+
+    def __init__(self, rng: random.Random, kinds: list[str]) -> None:
+        self._rng = rng
+        self._kinds = kinds
+        self._queue: list[str] = []
+
+    def take(self, count: int) -> list[str]:
+        """The next ``count`` kinds."""
+        taken = []
+        for _ in range(count):
+            if not self._queue:
+                self._queue = self._rng.sample(self._kinds, len(self._kinds))
+            taken.append(self._queue.pop())
+        return taken
+
+
+def _session(rng: random.Random, project: str, target: int, kinds: _Kinds) -> _Session:
     session = _Session(rng, project)
     size = 0
     while size < target:
@@ -210,11 +228,11 @@ def _session(rng: random.Random, project: str, target: int, kinds: list[str]) ->
         if choice < 0.08:
             session.image()
         elif choice < 0.3:
-            plants = [samples.plant(rng, kind) for kind in rng.sample(kinds, rng.randrange(0, 2))]
+            plants = [samples.plant(rng, kind) for kind in kinds.take(rng.randrange(0, 2))]
             plants += [samples.negative(rng) for _ in range(rng.randrange(0, 2))]
             session.assistant_text(samples.prose(rng, plants), plants)
         else:
-            plants = [samples.plant(rng, kind) for kind in rng.sample(kinds, rng.randrange(0, 3))]
+            plants = [samples.plant(rng, kind) for kind in kinds.take(rng.randrange(0, 3))]
             plants += [samples.negative(rng) for _ in range(rng.randrange(0, 3))]
             nested = rng.random() < 0.15
             command, output = samples.tool_output(rng, plants, nested)
@@ -232,7 +250,7 @@ def generate(seed: int = 1, megabytes: float = 2.0, kinds: list[str] | None = No
         kinds: The secret kinds to plant (every kind the samples know by default).
     """
     rng = random.Random(seed)  # noqa: S311 - test data, the same for the same seed
-    chosen = sorted(kinds if kinds is not None else samples.KINDS)
+    chosen = _Kinds(rng, sorted(kinds if kinds is not None else samples.KINDS))
     files: list[tuple[str, bytes]] = []
     labels: list[Label] = []
     total = 0

@@ -7,7 +7,8 @@ import os
 from pathlib import Path
 
 from airlock.errors import UsageError
-from airlock.redact.engine import RedactionReport, Redactor
+from airlock.redact.engine import Redactor
+from airlock.redact.report import RedactionReport
 
 TYPE_CHECKING = False  # typing stays unimported at run time (start-up time)
 if TYPE_CHECKING:

@@ -13,6 +13,9 @@ import zlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from airlock.redact.patterns import render
+from airlock.redact.rules import RULES
+
 if TYPE_CHECKING:
     from collections.abc import Callable
     from random import Random
@@ -186,7 +189,15 @@ MAKERS: dict[str, Callable[[Random], tuple[str, str]]] = {
 }
 """For each kind, a maker of (variant, random secret)."""
 
-KINDS = tuple(sorted(MAKERS))
+_TABLE_ROWS = {
+    rule.kind: rule
+    for rule in RULES
+    if (rule.kind not in MAKERS and rule.sample and (rule.bare or rule.name) and not rule.specific)
+    or (rule.kind not in MAKERS and rule.bare and rule.sample)
+}
+"""Rows of the table without a maker here: their own sample template makes their secrets."""
+
+KINDS = tuple(sorted([*MAKERS, *_TABLE_ROWS]))
 
 NAMES: dict[str, tuple[str, ...]] = {
     "anthropic_api_key": ("ANTHROPIC_API_KEY",),
@@ -279,6 +290,13 @@ def _special(rng: Random, kind: str, variant: str, value: str) -> Plant | None:
 
 def plant(rng: Random, kind: str) -> Plant:
     """A random secret of ``kind`` in a random context fit for it."""
+    row = _TABLE_ROWS.get(kind)
+    if row is not None:
+        value = render(row.sample, rng.getrandbits(32))
+        if row.bare:
+            template = rng.choice([*BARE, *ASSIGNMENTS])
+            return _placed(kind, "table", template, value, name="API_TOKEN")
+        return _placed(kind, "table", rng.choice(ASSIGNMENTS), value, name=row.name)
     variant, value = MAKERS[kind](rng)
     special = _special(rng, kind, variant, value)
     if special is not None:
