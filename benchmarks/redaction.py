@@ -481,6 +481,9 @@ def main() -> int:
         f"corpus ({args.corpus}): {megabytes:.1f} MB, "
         f"{sum(len(v) for v in labels.values())} labelled secrets"
     )
+    from airlock.redact import RULES
+
+    print(f"patterns: {len(RULES)} rows in airlock's table (redact/rules.py)")
     print(f"{'tool':34} {'recall':>7} {'FP':>5} {'FP/MB':>7} {'MB/s':>8}")
     for name, figures, speed in rows:
         print(

@@ -16,6 +16,7 @@ memory.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import re2
 
@@ -53,7 +54,7 @@ def options() -> re2.Options:
     return result
 
 
-def compile_pattern(pattern: str) -> re2._Regexp:
+def compile_pattern(pattern: str) -> Any:
     """``pattern`` compiled for bytes; an invalid one is a ``SettingsError`` in our words."""
     try:
         return re2.compile(pattern.encode("latin-1"), options())
@@ -94,7 +95,7 @@ def _names(rule: Rule) -> str:
     return rule.pattern.split(NAMED_ASSIGN, 1)[0]
 
 
-def _secret_group(program: re2._Regexp) -> int:
+def _secret_group(program: Any) -> int:
     """The number of a program's ``secret`` group (0, the whole match, without one)."""
     for name, number in program.groupindex.items():
         if name in ("secret", b"secret"):
