@@ -194,33 +194,40 @@ HOSTILE_UNITS = [
 """Units repeated into 10 MB lines: each makes many candidates, or none, or long runs."""
 
 
+HOSTILE_LINES = [
+    ("repeated-prefix", b"", b"sk-proj-"),
+    ("one-letter", b"", b"A"),
+    ("repeated-assignment", b"", b"password="),
+    ("endless-pem", b"-----BEGIN RSA PRIVATE KEY-----", b"QUJD"),
+    ("endless-jwt", b"eyJ", b"a"),
+    *((name, b"", unit) for name, unit in HOSTILE_UNITS),
+]
+"""Lines built to make regex engines backtrack: a head, then one unit repeated."""
+
+
+def _cpu_seconds(redactor: Redactor, line: bytes) -> float:
+    """The CPU time of this process (not the wall clock: other work on the machine does not
+    count) to redact ``line``, the least of two tries; the output stays about its size."""
+    best = float("inf")
+    for _ in range(2):
+        started = time.process_time()
+        out, _ = redact_bytes(redactor, line)
+        best = min(best, time.process_time() - started)
+        assert len(out) <= len(line) + 64
+    return best
+
+
 @pytest.mark.parametrize(
-    "hostile",
-    [
-        b"sk-proj-" * (10 * 1024 * 1024 // 8),
-        b"A" * (10 * 1024 * 1024),
-        b"password=" * (10 * 1024 * 1024 // 9),
-        b"-----BEGIN RSA PRIVATE KEY-----" + b"QUJD" * (10 * 1024 * 1024 // 4),
-        b"eyJ" + b"a" * (10 * 1024 * 1024),
-        *(unit * (10 * 1024 * 1024 // len(unit)) for _, unit in HOSTILE_UNITS),
-    ],
-    ids=[
-        "repeated-prefix",
-        "one-letter",
-        "repeated-assignment",
-        "endless-pem",
-        "endless-jwt",
-        *(name for name, _ in HOSTILE_UNITS),
-    ],
+    ("head", "unit"), [(h, u) for _, h, u in HOSTILE_LINES], ids=[n for n, _, _ in HOSTILE_LINES]
 )
-def test_hostile_ten_megabyte_lines_take_linear_time(hostile: bytes) -> None:
-    """A 10 MB line built to make regex engines backtrack is handled in well under 2 s."""
+def test_hostile_lines_take_linear_time(head: bytes, unit: bytes) -> None:
+    """A hostile line eight times as long costs about eight times the CPU, not sixty-four:
+    matching stays linear (the speed itself is the benchmark's, not a test's)."""
     redactor = Redactor()
-    started = time.perf_counter()
-    out, _ = redact_bytes(redactor, hostile)
-    elapsed = time.perf_counter() - started
-    assert elapsed < 2.0
-    assert len(out) <= len(hostile) + 64
+    small = head + unit * (1024 * 1024 // len(unit))
+    large = head + unit * (8 * 1024 * 1024 // len(unit))
+    small_cpu = max(_cpu_seconds(redactor, small), 0.005)
+    assert _cpu_seconds(redactor, large) < 24 * small_cpu
 
 
 @pytest.mark.parametrize(("name", "unit"), HOSTILE_UNITS, ids=[n for n, _ in HOSTILE_UNITS])
