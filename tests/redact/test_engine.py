@@ -269,3 +269,21 @@ def test_lines_are_counted_only_when_wanted() -> None:
     assert [(f.start, f.end) for f in uncounted.findings] == [
         (f.start, f.end) for f in counted.findings
     ]
+
+
+@pytest.mark.parametrize(
+    ("text", "kept"),
+    [
+        ("GITHUB_TOKEN=ghp_fAKE" + "q7Rz2Lm9Xc4Vb8Nw1Ks6Jd3Hf5Tg0Py", False),
+        ("GITHUB_TOKEN=ghp_Q7rZ2lM9xC4vB8nW1kS6jD3hF5tG0pYdUmMy", False),
+        ("GITHUB_TOKEN=ghp_FAKE" + "A" * 32, True),
+        ("api_key = your_fake_key_goes_here_1234567890", True),
+        ("api_key = Fake-Key-For-The-Docs-1234567890ab", True),
+    ],
+    ids=["random-token-with-fAKE", "random-token-with-dUmMy", "FAKE", "your_fake", "Fake"],
+)
+def test_a_placeholder_word_counts_only_written_as_a_word(text: str, kept: bool) -> None:
+    """A placeholder word keeps a value only in one case; the same letters in mixed case, by
+    chance inside a random token, do not save it from redaction."""
+    out, _ = redact_bytes(Redactor(), text.encode())
+    assert (text.encode() in out) is kept

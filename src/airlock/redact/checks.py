@@ -148,11 +148,24 @@ def is_placeholder(value: bytes) -> bool:
     """Whether the (unescaped) value is a documentation example or a placeholder."""
     lowered = value.lower()
     if len(value) <= 128:
-        if _WORDS.search(lowered):
+        if _has_placeholder_word(value, lowered):
             return True
     elif any(mark in lowered for mark in _MARK_BYTES):
         return True
     return _at_most_distinct(lowered, 3)
+
+
+def _has_placeholder_word(value: bytes, lowered: bytes) -> bool:
+    """Whether a placeholder word stands in the value written in one case (``fake``, ``FAKE``,
+    ``Fake``) or is not a word of letters (``${``, ``your_``). In a random token the same
+    letters turn up by chance, in mixed case (``fAKE``): that token stays a secret."""
+    offset = 0
+    while (match := _WORDS.search(lowered[offset:])) is not None:
+        word = value[offset + match.start() : offset + match.end()]
+        if not word.isalpha() or word.islower() or word.isupper() or word.istitle():
+            return True
+        offset += match.end()
+    return False
 
 
 def _at_most_distinct(value: bytes, count: int) -> bool:
