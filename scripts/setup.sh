@@ -40,3 +40,11 @@ target=".[all]"  # every capability: the quick start shows them all
 .venv/bin/python -m pip install -q --disable-pip-version-check -e "$target" \
     2> >(grep -v "^WARNING: Location .* is ignored" >&2)
 .venv/bin/python -m compileall -q src >/dev/null 2>&1 || true  # first runs start from bytecode
+
+# The reference agent, for the integration test that runs it through the proxy (exact version).
+REFERENCE_AGENT="@anthropic-ai/claude-code@2.1.328"
+if [[ "${1:-}" == "--dev" ]] && command -v npm >/dev/null 2>&1 \
+    && ! grep -qs '"version": "2.1.328"' .cache/reference-agent/node_modules/@anthropic-ai/claude-code/package.json; then
+    npm install --prefix .cache/reference-agent --no-audit --no-fund --no-save --loglevel=error \
+        "$REFERENCE_AGENT" >/dev/null
+fi

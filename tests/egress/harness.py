@@ -24,7 +24,8 @@ NOW = dt.datetime.now(dt.UTC)
 
 
 class OriginHandler(BaseHTTPRequestHandler):
-    """Answers every request; ``/bytes/N`` sends N pseudo-random bytes, ``/echo`` the body."""
+    """Answers every request: a canned answer for its path if the server has one, else
+    ``/bytes/N`` sends N pseudo-random bytes, ``/echo`` the body, anything else a JSON note."""
 
     protocol_version = "HTTP/1.1"
     server: OriginServer
@@ -48,13 +49,18 @@ class OriginHandler(BaseHTTPRequestHandler):
     def _handle(self) -> None:
         body = self._body()
         self.server.seen.append((self.command, self.path, body))
-        if self.path.startswith("/bytes/"):
+        kind = "application/json"
+        canned = [v for k, v in self.server.answers.items() if self.path.startswith(k)]
+        if canned:
+            kind, answer = canned[0]
+        elif self.path.startswith("/bytes/"):
             answer = self.server.blob[: int(self.path.split("/")[2])]
         elif self.path.startswith("/echo"):
             answer = body
         else:
             answer = json.dumps({"path": self.path, "received": len(body)}).encode()
         self.send_response(200)
+        self.send_header("Content-Type", kind)
         self.send_header("Content-Length", str(len(answer)))
         self.end_headers()
         if self.command != "HEAD":
@@ -71,6 +77,8 @@ class OriginServer(ThreadingHTTPServer):
 
     seen: list[tuple[str, str, bytes]]
     blob: bytes
+    answers: dict[str, tuple[str, bytes]]
+    """Canned answers by path prefix: (content type, body), before the built-in ones."""
 
 
 @contextlib.contextmanager
@@ -80,6 +88,7 @@ def tls_origin(
     """An HTTPS origin on ``bind`` whose certificate for ``host`` is signed by ``ca``."""
     server = OriginServer((bind, 0), OriginHandler)
     server.seen = []
+    server.answers = {}
     server.blob = hashlib.shake_256(b"airlock").digest(1 << 22)
     server.socket = ca.server_context(host).wrap_socket(server.socket, server_side=True)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})

@@ -1,0 +1,105 @@
+"""The real reference agent (Claude Code, the exact version ``scripts/setup.sh --dev`` installs
+under ``.cache/reference-agent``) inside ``airlock run --inspect``, against a stand-in of its
+vendor's API on 127.0.0.2: its requests are named by flow, and the metrics flow follows both
+the agent's opt-out and the policy."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from airlock.egress.ca import RunCA
+from tests.cli import airlock
+from tests.egress.harness import NOW, tls_origin
+
+HOST = "127.0.0.2"  # reached through the proxy, as the vendor's host would be
+VERSION = "2.1.328"
+AGENT = Path(__file__).resolve().parents[2] / ".cache" / "reference-agent"
+CLAUDE = AGENT / "node_modules" / "@anthropic-ai" / "claude-code"
+API_KEY = "sk-ant-api03-" + "standin" * 12  # the stand-in takes any key
+
+_EVENTS = [
+    {"type": "message_start", "message": {
+        "id": "msg_standin", "type": "message", "role": "assistant", "model": "claude-sonnet-4-5",
+        "content": [], "stop_reason": None, "stop_sequence": None,
+        "usage": {"input_tokens": 5, "output_tokens": 1}}},
+    {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
+    {"type": "content_block_delta", "index": 0,
+     "delta": {"type": "text_delta", "text": "hi from the stand-in"}},
+    {"type": "content_block_stop", "index": 0},
+    {"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+     "usage": {"output_tokens": 3}},
+    {"type": "message_stop"},
+]  # fmt: skip
+MODEL_STREAM = "".join(f"event: {e['type']}\ndata: {json.dumps(e)}\n\n" for e in _EVENTS).encode()
+
+
+def _agent_version() -> str:
+    return str(json.loads((CLAUDE / "package.json").read_text())["version"])
+
+
+@pytest.mark.parametrize(
+    ("environ", "passed", "metrics"),
+    [
+        ({}, [], "allow"),  # the agent sends metrics and the policy lets them out
+        ({"DISABLE_TELEMETRY": "1"}, [], None),  # the agent is told: it sends none
+        # the policy turns metrics off but the agent sees an empty value (= unset): refused
+        ({"DISABLE_TELEMETRY": "1"}, ["--env", "DISABLE_TELEMETRY="], "deny"),
+    ],
+    ids=["metrics-on", "agent-opted-out", "policy-off-agent-not-told"],
+)
+def test_reference_agent_requests_are_named_by_flow(
+    tmp_path: Path, project: Path, environ: dict[str, str], passed: list[str], metrics: str | None
+) -> None:
+    """The reference agent answers "say hi" through the inspecting proxy; its model request is
+    model_requests, its metrics batches are metrics (allowed, absent when it is told, or refused
+    403 when only the policy turns them off)."""
+    assert _agent_version() == VERSION, "run scripts/setup.sh --dev to install the agent"
+    project.mkdir(exist_ok=True)
+    origin_ca = RunCA(now=NOW, name="stand-in vendor CA")
+    (tmp_path / "origin.pem").write_bytes(origin_ca.certificate_pem)
+    log = tmp_path / "audit.jsonl"
+    with tls_origin(origin_ca, HOST, bind=HOST) as site:
+        site.answers["/v1/messages"] = ("text/event-stream", MODEL_STREAM)
+        site.answers["/api/"] = ("application/json", b"{}")
+        port = site.server_address[1]
+        done = airlock(
+            "run", "--audit-log", str(log),
+            "--allow", f"{HOST}:{port}", "--allow", "api.anthropic.com",
+            "--inspect", HOST, "--inspect", "api.anthropic.com",
+            "--upstream-ca", str(tmp_path / "origin.pem"),
+            "--ro", str(AGENT), "--env", "ANTHROPIC_API_KEY", *passed,
+            "--", str(AGENT / "node_modules" / ".bin" / "claude"), "-p", "say hi",
+            env={
+                "ANTHROPIC_BASE_URL": f"https://{HOST}:{port}",  # the stand-in vendor API
+                "ANTHROPIC_API_KEY": API_KEY,
+                "DISABLE_AUTOUPDATER": "1",
+                **environ,
+            },
+            cwd=project, timeout=90,
+        )  # fmt: skip
+        seen = [(method, path) for method, path, _ in site.seen]
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "hi from the stand-in" in done.stdout
+    done = airlock("audit", "--json", "--audit-log", str(log))
+    assert done.returncode == 0, done.stderr
+    inspected = [r for r in json.loads(done.stdout) if r.get("inspected")]
+    flows = {(r["method"], str(r["path"]).split("?")[0]): r["flow"] for r in inspected}
+    assert flows[("POST", "/v1/messages")] == "model_requests", flows
+    assert all(r["flow"] != "other" for r in inspected), flows
+    assert any(r["host"] == "api.anthropic.com" for r in inspected), flows  # named by --inspect
+    batches = [r for r in inspected if str(r["path"]).startswith("/api/event_logging/")]
+    decisions = {(r["flow"], r["decision"], r["status"]) for r in batches}
+    if metrics is None:
+        assert batches == [] and all(r["flow"] != "metrics" for r in inspected), flows
+    elif metrics == "allow":
+        # allowed and forwarded: the agent sends them to api.anthropic.com itself, not to
+        # ANTHROPIC_BASE_URL, and nothing answers for that host here (502 from the proxy)
+        assert batches and {(f, d) for f, d, _ in decisions} == {("metrics", "allow")}, decisions
+        assert all(r["host"] == "api.anthropic.com" and r["status"] != 403 for r in batches)
+    else:
+        assert batches and decisions == {("metrics", "deny", 403)}, decisions
+        assert all("metrics" in str(r["reason"]) for r in batches)
+    assert not any(path.startswith("/api/event_logging/") for _, path in seen)
