@@ -53,9 +53,7 @@ def _agent_version() -> str:
 def test_reference_agent_requests_are_named_by_flow(
     tmp_path: Path, project: Path, environ: dict[str, str], passed: list[str], metrics: str | None
 ) -> None:
-    """The reference agent answers "say hi" through the inspecting proxy; its model request is
-    model_requests, its metrics batches are metrics (allowed, absent when it is told, or refused
-    403 when only the policy turns them off)."""
+    """The real agent's requests are named by flow; metrics go out, are absent, or are refused."""
     assert _agent_version() == VERSION, "run scripts/setup.sh --dev to install the agent"
     project.mkdir(exist_ok=True)
     origin_ca = RunCA(now=NOW, name="stand-in vendor CA")
