@@ -493,10 +493,12 @@ class _Session:
             return False
         if not verdict.allowed:
             body = refusal_body(verdict, method, self.host, path)
-            drained = await self._drain(framing)
-            sent = await self._answer(403, body, close=not drained)
+            # The connection goes on only when the body was read whole and the client did not
+            # ask to close it (a client waiting for the end of a refused answer must get it).
+            keep = await self._drain(framing) and _keeps_alive(head)
+            sent = await self._answer(403, body, close=not keep)
             self._done(fields, started, status=403, decision="deny", bytes_in=sent)
-            return drained
+            return keep
         try:
             return await self._forward(head, framing, fields, started)
         except HttpError as error:
