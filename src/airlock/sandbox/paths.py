@@ -18,7 +18,9 @@ A ``SHOW`` binds back, read-only, what the private ``/tmp`` hides and the sandbo
 home or a Python there); any other rule on its path wins over it. Mounts are applied parent
 before child, so the most specific rule wins; on the same path the stricter one (``HIDE``
 over ``READ`` over ``WRITE`` over ``SHOW``). Paths are made absolute and symlinks
-resolved before planning, so a rule lands on what the path really names.
+resolved before planning, so a rule lands on what the path really names. Each folder between
+a writable rule and a stricter one under it is bound onto itself, so it cannot be renamed
+away to free the protected path's name.
 """
 
 from __future__ import annotations
@@ -270,8 +272,31 @@ def plan(rules: Iterable[Mount]) -> list[Mount]:
         known = strictest.get(rule.path)
         if known is None or rule.kind > known.kind:
             strictest[rule.path] = rule
+    for pinned in _pins(strictest):
+        strictest.setdefault(pinned.path, pinned)
     kept = [rule for rule in strictest.values() if _needed(rule, strictest)]
     return sorted(kept, key=lambda rule: (len(rule.path.parts), str(rule.path)))
+
+
+def _pins(rules: Mapping[Path, Mount]) -> list[Mount]:
+    """Writable binds of each folder between a ``WRITE`` rule and a stricter rule under it.
+
+    A mount point cannot be renamed or removed, so code inside cannot move ``.claude`` or
+    ``.git`` away (their protected paths go with them) and create the protected path anew.
+    """
+    pins: list[Mount] = []
+    for rule in rules.values():
+        if rule.kind <= Kind.WRITE:
+            continue
+        between: list[Path] = []
+        for parent in rule.path.parents:
+            if parent in rules:
+                if rules[parent].kind is Kind.WRITE:
+                    why = f"kept in place: it holds {rule.path.name} ({rule.why})"
+                    pins += [Mount(Kind.WRITE, path, why, True, True) for path in between]
+                break
+            between.append(parent)
+    return pins
 
 
 def _needed(rule: Mount, rules: Mapping[Path, Mount]) -> bool:

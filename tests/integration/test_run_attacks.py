@@ -1,0 +1,63 @@
+"""``airlock run`` attacked from inside: each variant tries to get around a rule, and must fail."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.cli import airlock
+
+RENAME_AND_RECREATE = [
+    # (what exists before, the attack run inside, the file that must not appear afterwards)
+    pytest.param(
+        {".claude/settings.json": "{}"},
+        "mv .claude .claude_old; mkdir -p .claude && echo evil > .claude/settings.json",
+        ".claude/settings.json",
+        id="rename .claude, recreate settings.json",
+    ),
+    pytest.param(
+        {".claude/settings.json": "{}"},
+        "mv .claude .claude_old; mkdir -p .claude/commands && echo evil > .claude/commands/x.md",
+        ".claude/commands/x.md",
+        id="rename .claude, recreate commands",
+    ),
+    pytest.param(
+        {".git/config": "[core]\n", ".git/hooks/README": ""},
+        "mv .git .git_old; mkdir -p .git/hooks && echo evil > .git/hooks/post-checkout",
+        ".git/hooks/post-checkout",
+        id="rename .git, recreate hooks",
+    ),
+    pytest.param(
+        {".git/config": "[core]\n"},
+        "rm -rf .git 2>/dev/null; mv .git .gone; ln -s /tmp/x .git; mkdir -p .git/hooks; "
+        "echo evil > .git/hooks/post-checkout",
+        ".git/hooks/post-checkout",
+        id="replace .git with a symlink",
+    ),
+    pytest.param(
+        {".git/config": "[core]\n"},
+        "mv .git .git_old; mkdir .git && echo '[core] fsmonitor = evil' > .git/config",
+        ".git/config",
+        id="rename .git, recreate config",
+    ),
+]
+
+
+@pytest.mark.parametrize(("before", "attack", "must_not_appear"), RENAME_AND_RECREATE)
+def test_a_protected_path_cannot_be_freed_by_renaming_its_folder(
+    tmp_path: Path, project: Path, before: dict[str, str], attack: str, must_not_appear: str
+) -> None:
+    """Moving the folder that holds a protected path away does not let code inside recreate it."""
+    for name, text in before.items():
+        (project / name).parent.mkdir(parents=True, exist_ok=True)
+        (project / name).write_text(text)
+    original = {name: (project / name).read_text() for name in before}
+    done = airlock(
+        "run", "--audit-log", str(tmp_path / "audit.jsonl"), "--", "sh", "-c", attack, timeout=180
+    )
+    assert done.returncode != 125, done.stderr
+    target = project / must_not_appear
+    assert "evil" not in (target.read_text() if target.is_file() else ""), done.stdout + done.stderr
+    for name, text in original.items():
+        assert (project / name).read_text() == text, name
