@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -61,3 +62,34 @@ def test_a_protected_path_cannot_be_freed_by_renaming_its_folder(
     assert "evil" not in (target.read_text() if target.is_file() else ""), done.stdout + done.stderr
     for name, text in original.items():
         assert (project / name).read_text() == text, name
+
+
+GIT_CODE_PATHS = [
+    # files that make git run a program later: hooks, the config's fsmonitor, and a commondir
+    # pointing at another folder, whose config and hooks git then reads instead
+    pytest.param(".git/hooks/pre-commit", id="hook"),
+    pytest.param(".git/config", id="config"),
+    pytest.param(".git/commondir", id="commondir"),
+]
+
+
+@pytest.mark.parametrize("name", GIT_CODE_PATHS)
+def test_a_file_git_runs_code_from_cannot_be_written(
+    tmp_path: Path, project: Path, name: str
+) -> None:
+    """Code inside cannot write a git file that would make git run a program outside later."""
+    subprocess.run(["git", "init", "-q", str(project)], check=True)
+    before = (project / name).read_bytes() if (project / name).exists() else None
+    done = airlock(
+        "run",
+        "--audit-log",
+        str(tmp_path / "audit.jsonl"),
+        "--",
+        "sh",
+        "-c",
+        f"echo ../evil > {name} && echo WROTE",
+        timeout=180,
+    )
+    assert "WROTE" not in done.stdout, done.stdout + done.stderr
+    after = (project / name).read_bytes() if (project / name).exists() else None
+    assert after == before

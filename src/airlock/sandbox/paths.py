@@ -36,6 +36,7 @@ from airlock.errors import SandboxError
 PROTECTED_IN_WORKSPACE: tuple[str, ...] = (
     ".git/hooks",
     ".git/config",
+    ".git/commondir",
     ".gitmodules",
     ".envrc",
     ".vscode",
@@ -47,7 +48,8 @@ PROTECTED_IN_WORKSPACE: tuple[str, ...] = (
     ".claude/agents",
 )
 """Read-only even in the workspace, missing or not: each runs code, or says what runs, outside
-later (``.envrc`` when direnv enters the folder)."""
+later (``.envrc`` when direnv enters the folder; ``.git/commondir`` makes git read the config
+and hooks of the folder it names)."""
 
 SHELL_STARTUP_FILES: tuple[str, ...] = (
     ".bashrc",
