@@ -7,7 +7,7 @@ import json
 import time
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from airlock.errors import SettingsError
@@ -117,6 +117,14 @@ def test_secrets_in_json_strings_are_found_and_lines_stay_valid(
         max_size=8,
     ),
     st.text(alphabet=" \n\t,;:\"'(){}[]<>|=", min_size=1, max_size=40),
+)
+@example(
+    [
+        "aws_access_key_id = AKIAFD4GBQ3YLVNH5MH3",
+        "ADMIN=sk-ant-admin01-" + "Zy9Xw8Vu7Ts6Rq5Po4Nm3Lk2Ji1Hg0Fe9Dc8Ba7" * 2 + "Po8NmAA",
+        "DB_PASSWORD='UufgJ4UUE8d458y55x'",
+    ],
+    "=",
 )
 def test_redaction_is_idempotent(parts: list[str], noise: str) -> None:
     """Redacting redacted text changes nothing and finds nothing.

@@ -268,6 +268,10 @@ class Redactor:
             mine = self._judged(window, found)
             if mine:
                 hits += mine
+                if found.index >= 0:
+                    # Tokens found inside a rejected assignment: what follows the last of them
+                    # may begin another secret (``KEY=sk-ant-…=DB_PASSWORD='…'``).
+                    position = min(position, mine[-1].end)
             elif found.first < found.start < position and table.rules[found.index].bare:
                 # A rejected token after an edge (``\u00e9sk-ant`` read as a short ``sk-`` key):
                 # another token may start where its secret did.
