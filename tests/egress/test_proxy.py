@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import socket
 import subprocess
 import threading
@@ -100,7 +99,6 @@ def test_urllib_through_the_proxy(site: _Site, tmp_path: Path) -> None:
             assert answer.read().startswith(b"path=/u")
 
 
-@pytest.mark.skipif(shutil.which("curl") is None, reason="curl is part of the dev machine")
 def test_curl_through_a_connect_tunnel(site: _Site, tmp_path: Path) -> None:
     """curl -p opens a CONNECT tunnel; the bytes pass untouched and one tunnel is logged."""
     cfg = config(tmp_path)
