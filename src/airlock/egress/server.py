@@ -22,15 +22,19 @@ every write is followed by ``drain()``. A refused request is answered ``403`` (`
 rate limit) with the reason and how to allow it, and the client connection is closed. Every
 connection's last activity is noted; a watchdog closes those idle longer than the limit.
 If the audit log fails, :meth:`Proxy.fail` stops the listeners and aborts every connection.
+
+Here: :class:`Proxy`, what one run shares (rules, limits, counters, admission and dialling).
+Each connection is a :class:`~airlock.egress.client.Client`; its tunnels are carried by
+:mod:`airlock.egress.tunnels`, its plain requests by :mod:`airlock.egress.forwarding`; what
+they share (buffer sizes, :class:`~airlock.egress.connection.Refusal`, the audit records) is
+in :mod:`airlock.egress.connection`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import socket
 import time
-from dataclasses import dataclass
 from typing import Any
 
 import httptools
@@ -38,52 +42,24 @@ import httptools
 from airlock._tasks import create_task
 from airlock.egress.addresses import AddressCheck
 from airlock.egress.audit import AuditLog
+from airlock.egress.client import Client
 from airlock.egress.config import EgressConfig
-from airlock.egress.http1 import (
-    CONNECT,
-    END,
-    BadRequest,
-    RequestHead,
-    RequestParser,
-    forwarded_head,
-    redact_query,
-    simple_response,
+from airlock.egress.connection import (
+    READ_SIZE,
+    WRITE_BUFFER,
+    ClientProtocol,
+    Refusal,
+    Upstream,
 )
+from airlock.egress.http1 import simple_response
 from airlock.egress.limits import RateLimiter, UploadBudget
 from airlock.egress.relay import Relay
 from airlock.egress.report import HostStats
 from airlock.egress.rules import EgressRules, RuleDecision, how_to_allow
 from airlock.errors import AirlockError, RefusedError
 
-READ_SIZE = 256 * 1024
-WRITE_BUFFER = 1024 * 1024
-"""A transport's write buffer may hold this much before ``drain()`` waits (asyncio's default,
-64 KiB, is a quarter of one read: bulk transfers would stop and start on every read)."""
 GATEWAY_HOST = "git.airlock.internal"
 """The git credential gateway's name (``egress.gateway.GATEWAY_HOST``)."""
-ESTABLISHED = b"HTTP/1.1 200 Connection established\r\n\r\n"
-CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
-
-
-class Refusal(Exception):
-    """A connection the proxy will not make: the status to answer, and why."""
-
-    def __init__(self, status: int, reason: str, hint: str = "") -> None:
-        super().__init__(reason)
-        self.status = status
-        self.reason = reason
-        self.hint = hint
-
-
-@dataclass(slots=True)
-class Upstream:
-    """A connection to a destination (or to the upstream proxy, for it)."""
-
-    host: str
-    port: int
-    reader: asyncio.StreamReader
-    writer: asyncio.StreamWriter
-    reusable: bool = True
 
 
 class Proxy:
@@ -110,7 +86,7 @@ class Proxy:
         self.clients: dict[Client, None] = {}
         self.servers: list[asyncio.Server] = []
         self.failed: BaseException | None = None
-        self.chained = _parse_upstream(config.upstream_proxy)
+        self.chained = parse_upstream(config.upstream_proxy)
         self._tasks: set[asyncio.Task[Any]] = set()
         self.inspector = None
         if config.inspection is not None:
@@ -290,501 +266,15 @@ class Proxy:
         return Upstream(host, port, reader, writer)
 
 
-def _parse_upstream(url: str | None) -> tuple[str, int] | None:
+def parse_upstream(url: str | None) -> tuple[str, int] | None:
+    """The upstream proxy's host and port, from ``http://HOST[:PORT]`` (``None``: no chaining).
+
+    Raises:
+        AirlockError: ``url`` is not an ``http://`` URL with a host.
+    """
     if url is None:
         return None
     parsed = httptools.parse_url(url.encode())
     if parsed.schema not in (b"http", None) or not parsed.host:
         raise AirlockError(f"upstream proxy {url!r}: expected http://HOST:PORT")
     return parsed.host.decode(), parsed.port or 8080
-
-
-class ClientProtocol(asyncio.StreamReaderProtocol):
-    """The stream protocol of a client connection, which also notes that the client half-closed.
-
-    A tunnel takes the transport over from the stream (:mod:`airlock.egress.relay`); an end of
-    file the stream already received must then be passed on by hand.
-    """
-
-    eof_seen = False
-
-    def eof_received(self) -> bool:
-        self.eof_seen = True
-        return bool(super().eof_received())
-
-
-class Client:
-    """One client connection: its requests in order, and at most one upstream at a time."""
-
-    def __init__(
-        self, proxy: Proxy, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> None:
-        self.proxy = proxy
-        self.reader = reader
-        self.writer = writer
-        writer.transport.set_write_buffer_limits(WRITE_BUFFER)
-        self.parser = RequestParser(proxy.config.limits.max_header_bytes)
-        self.loop = asyncio.get_running_loop()
-        self.last_active = self.loop.time()
-        self.upstream: Upstream | None = None
-        self.relay: Relay | None = None
-        self.aborted: str | None = None
-
-    def abort(self, why: str) -> None:
-        """End the connection (and its upstream) now."""
-        self.aborted = why
-        self.writer.transport.abort()
-        if self.relay is not None:
-            self.relay.abort()
-        if self.upstream is not None:
-            self.upstream.writer.transport.abort()
-
-    async def serve(self) -> None:
-        try:
-            while await self._one():
-                pass
-        except BadRequest as error:
-            self.proxy.record(_malformed(error))
-            with contextlib.suppress(ConnectionError):
-                self.writer.write(simple_response(error.status, f"airlock: {error.message}\n"))
-        except (ConnectionError, asyncio.IncompleteReadError):
-            pass
-        finally:
-            self._drop_upstream()
-            self.writer.transport.abort() if self.aborted else self.writer.close()
-
-    def _drop_upstream(self) -> None:
-        if self.upstream is not None:
-            self.upstream.writer.transport.abort()
-            self.upstream = None
-
-    async def _next(self) -> RequestHead | bytes | object | None:
-        parser = self.parser
-        while not parser.events:
-            data = await self.reader.read(READ_SIZE)
-            if not data:
-                return None
-            self.last_active = self.loop.time()
-            parser.feed(data)
-        return parser.events.popleft()
-
-    async def _one(self) -> bool:
-        head = await self._next()
-        if head is None:
-            return False
-        if not isinstance(head, RequestHead):  # pragma: no cover - the parser orders events
-            raise BadRequest(400, "request body without a request")
-        if head.method == CONNECT:
-            await self._next()  # the END of the CONNECT message
-            await self._tunnel(head)
-            return False
-        return await self._forward(head)
-
-    # refusals ------------------------------------------------------------------------------
-
-    async def _refuse(self, head: RequestHead, refusal: Refusal, record: dict[str, Any]) -> None:
-        stats = self.proxy.stats(head.host)
-        stats.refused[refusal.reason] += 1
-        what = "CONNECT to" if head.method == CONNECT else f"{head.method.decode()} to"
-        body = f"airlock: {what} {head.host}:{head.port} refused: {refusal.reason}\n"
-        if refusal.hint:
-            body += f"airlock: {refusal.hint}\n"
-        header = (("X-Airlock-Refused", _header_safe(refusal.reason)),)
-        self.writer.write(simple_response(refusal.status, body, header))
-        record.update(
-            status=refusal.status,
-            decision="deny" if refusal.status in (403, 429) else "allow",
-            reason=refusal.reason,
-            error=None if refusal.status in (403, 429) else refusal.reason,
-        )
-        self._finish(record)
-        with contextlib.suppress(ConnectionError):
-            await self.writer.drain()
-
-    def _finish(self, record: dict[str, Any]) -> None:
-        record["duration_ms"] = round((time.time() - record["time"]) * 1000, 3)
-        self.proxy.record(record)
-
-    # CONNECT ---------------------------------------------------------------------------------
-
-    async def _tunnel(self, head: RequestHead) -> None:
-        record = _record("tunnel", head)
-        try:
-            inspector = self.proxy.inspector
-            if inspector is not None:
-                ruled = self.proxy.check_rules(head.host, head.port)
-                if ruled.allowed and inspector.inspects(ruled.host):
-                    await self._inspect(head, ruled.host)
-                    return
-            decision, address = await self.proxy.admit(head.host, head.port)
-            record["reason"] = decision.reason
-            if self.proxy.chained is None:
-                relay = Relay(self.proxy.budget, self._touch)
-                await self.proxy.dial_relay(decision.host, head.port, address, relay)
-            else:
-                upstream = await self.proxy.dial(decision.host, head.port, address)
-                await _chain_connect(upstream, head)
-        except Refusal as refusal:
-            await self._refuse(head, refusal, record)
-            return
-        if self.proxy.chained is None:
-            await self._relay(decision.host, relay, record)
-            return
-        self.upstream = upstream
-        stats = self.proxy.stats(decision.host)
-        self.writer.write(ESTABLISHED)
-        early = self.parser.tunnel_data or b""
-        counts = [0, 0]
-        if early:
-            upstream.writer.write(early)
-            counts[0] += len(early)
-            self.proxy.budget.spend(len(early))
-        outward = create_task(
-            self._pipe(self.reader, upstream.writer, counts, 0),
-            name=f"tunnel out {head.host}:{head.port}",
-        )
-        try:
-            inward_error = await self._pipe(upstream.reader, self.writer, counts, 1)
-            error = await outward or inward_error
-        finally:
-            outward.cancel()
-            stats.bytes_out += counts[0]
-            stats.bytes_in += counts[1]
-        record.update(
-            status=200,
-            bytes_out=counts[0],
-            bytes_in=counts[1],
-            error=self.aborted or error,
-        )
-        self._finish(record)
-
-    async def _relay(self, host: str, relay: Relay, record: dict[str, Any]) -> None:
-        """Answer ``200`` and let the relay copy the tunnel's bytes until both sides close."""
-        self.relay = relay
-        self.writer.write(ESTABLISHED)
-        transport = self.writer.transport
-        stream_protocol = transport.get_protocol()
-        relay.attach_client(transport)  # type: ignore[arg-type]
-        self.reader.feed_eof()  # the reader gets nothing more: hand on what it still holds
-        try:
-            early = (self.parser.tunnel_data or b"") + await self.reader.read()
-        except OSError:
-            early = b""
-        if early:
-            relay.client.data_received(early)
-        if isinstance(stream_protocol, ClientProtocol) and stream_protocol.eof_seen:
-            relay.client.eof_received()
-        await relay.done
-        stats = self.proxy.stats(host)
-        stats.bytes_out += relay.counts[0]
-        stats.bytes_in += relay.counts[1]
-        record.update(
-            status=200,
-            bytes_out=relay.counts[0],
-            bytes_in=relay.counts[1],
-            error=self.aborted or relay.error,
-        )
-        self._finish(record)
-
-    def _touch(self) -> None:
-        self.last_active = self.loop.time()
-
-    async def _inspect(self, head: RequestHead, host: str) -> None:
-        """Hand a CONNECT the host rules allow to the inspector (``--inspect``): it reads the
-        TLS and checks each request's flow. The rest of the admission (limits, the address
-        check) and the dial wait for the first request that must go out, as mitmproxy's lazy
-        connections do: a request the engine refuses needs no name lookup and no route."""
-        assert self.proxy.inspector is not None  # checked by the caller
-        if self.parser.tunnel_data:
-            raise Refusal(400, "TLS sent before the CONNECT was answered: cannot be inspected")
-
-        async def dial(_host: str, port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-            try:
-                decision, address = await self.proxy.admit(host, port)
-                upstream = await self.proxy.dial(decision.host, port, address)
-                if self.proxy.chained is not None:
-                    await _chain_connect(upstream, head)
-            except Refusal as refusal:
-                raise ConnectionError(refusal.reason) from None
-            self.upstream = upstream
-            return upstream.reader, upstream.writer
-
-        def touch() -> None:
-            self.last_active = self.loop.time()
-
-        await self.proxy.inspector.intercept(
-            self.reader,
-            self.writer,
-            host,
-            head.port,
-            dial=dial,
-            activity=touch,
-            established=ESTABLISHED,
-        )
-
-    async def _pipe(
-        self,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
-        counts: list[int],
-        index: int,
-    ) -> str | None:
-        """Copy ``reader`` to ``writer`` until end of file, then half-close ``writer``.
-
-        Returns:
-            Why the copy stopped early (a reset, a broken pipe), or ``None`` at end of file.
-        """
-        budget = self.proxy.budget if index == 0 else None
-        loop = self.loop
-        try:
-            while True:
-                data = await reader.read(READ_SIZE)
-                if not data:
-                    break
-                writer.write(data)
-                counts[index] += len(data)
-                if budget is not None:
-                    budget.spend(len(data))
-                self.last_active = loop.time()
-                await writer.drain()
-        except OSError as failure:  # ConnectionError included
-            writer.transport.abort()
-            return str(failure) or type(failure).__name__
-        if writer.can_write_eof() and not writer.is_closing():
-            with contextlib.suppress(OSError):
-                writer.write_eof()
-        return None
-
-    # plain HTTP ------------------------------------------------------------------------------
-
-    async def _forward(self, head: RequestHead) -> bool:
-        """Forward one request and its response; whether the client connection goes on."""
-        record = _record("request", head)
-        record["path"] = redact_query(head.path)
-        proxy = self.proxy
-        upstream = self.upstream
-        try:
-            if (
-                upstream is None
-                or not upstream.reusable
-                or (upstream.host, upstream.port)
-                != (
-                    head.host,
-                    head.port,
-                )
-            ):
-                self._drop_upstream()
-                decision, address = await proxy.admit(head.host, head.port)
-                upstream = self.upstream = await proxy.dial(decision.host, head.port, address)
-            else:
-                decision = proxy.check_rules(head.host, head.port)
-                if not decision.allowed:  # pragma: no cover - same host:port as admitted
-                    raise Refusal(403, decision.reason)
-                if not proxy.budget.admit():
-                    limit = proxy.config.limits.max_upload_mb
-                    raise Refusal(
-                        403, f"the upload budget of {limit:g} MB is used up (--max-upload-mb)"
-                    )
-        except Refusal as refusal:
-            await self._refuse(head, refusal, record)
-            return False
-        record["reason"] = decision.reason
-        stats = proxy.stats(decision.host)
-        stats.requests += 1
-        if head.expect_continue:
-            self.writer.write(CONTINUE)
-        try:
-            sent = await self._send_request(head, upstream)
-        except (ConnectionError, OSError) as error:
-            return self._failed(record, stats, 0, 0, f"upstream write failed: {error}")
-        if sent < 0:
-            return self._failed(record, stats, -1 - sent, 0, "the client left mid-request")
-        stats.bytes_out += sent
-        record["bytes_out"] = sent
-        watcher = ResponseWatcher(head.method)
-        received = 0
-        try:
-            received = await self._relay_response(upstream, watcher)
-        except ResponseError as error:
-            stats.bytes_in += error.received
-            if error.received == 0:
-                self.writer.write(simple_response(502, f"airlock: {head.host}: {error}\n"))
-            return self._failed(record, stats, sent, error.received, str(error), 502)
-        except (ConnectionError, OSError) as error:
-            return self._failed(record, stats, sent, received, f"client went away: {error}")
-        stats.bytes_in += received
-        record.update(status=watcher.status, bytes_in=received, error=None)
-        self._finish(record)
-        upstream.reusable = watcher.keep_alive and not watcher.until_close
-        if not upstream.reusable:
-            self._drop_upstream()
-        return head.keep_alive and not watcher.until_close
-
-    def _failed(
-        self,
-        record: dict[str, Any],
-        stats: HostStats,
-        sent: int,
-        received: int,
-        error: str,
-        status: int | None = None,
-    ) -> bool:
-        record.update(status=status, bytes_out=sent, bytes_in=received, error=self.aborted or error)
-        self._finish(record)
-        self._drop_upstream()
-        return False
-
-    async def _send_request(self, head: RequestHead, upstream: Upstream) -> int:
-        """Send the rebuilt head and stream the body; bytes sent (negative: the client left)."""
-        writer = upstream.writer
-        data = forwarded_head(head, absolute=self.proxy.chained is not None)
-        writer.write(data)
-        sent = len(data)
-        budget = self.proxy.budget
-        while True:
-            piece = await self._next()
-            if piece is END:
-                break
-            if not isinstance(piece, bytes):
-                return -1 - sent  # the client closed mid-body
-            if head.chunked:
-                writer.writelines((b"%x\r\n" % len(piece), piece, b"\r\n"))
-                sent += len(piece) + 4 + len(b"%x" % len(piece))
-            else:
-                writer.write(piece)
-                sent += len(piece)
-            budget.spend(len(piece))
-            await writer.drain()
-        if head.chunked:
-            writer.write(b"0\r\n\r\n")
-            sent += 5
-        budget.spend(len(data))
-        await writer.drain()
-        return sent
-
-    async def _relay_response(self, upstream: Upstream, watcher: ResponseWatcher) -> int:
-        """Copy the response to the client as it arrives, until httptools finds its end."""
-        received = 0
-        reader = upstream.reader
-        writer = self.writer
-        loop = self.loop
-        while not watcher.done:
-            data = await reader.read(READ_SIZE)
-            if not data:
-                if watcher.until_close:
-                    break
-                raise ResponseError("the destination closed the connection mid-response", received)
-            try:
-                watcher.feed(data)
-            except httptools.HttpParserError as error:
-                raise ResponseError(f"malformed response: {error}", received) from None
-            writer.write(data)
-            received += len(data)
-            self.last_active = loop.time()
-            await writer.drain()
-        return received
-
-
-class ResponseError(Exception):
-    """The destination's response could not be relayed; ``received`` bytes already were."""
-
-    def __init__(self, message: str, received: int) -> None:
-        super().__init__(message)
-        self.received = received
-
-
-class ResponseWatcher:
-    """Follows one response through httptools to find where it ends (bytes pass untouched)."""
-
-    def __init__(self, method: bytes) -> None:
-        self.head_only = method == b"HEAD"
-        self.parser = httptools.HttpResponseParser(self)
-        self.status: int | None = None
-        self.done = False
-        self.keep_alive = True
-        self.until_close = False
-        self._framed = False
-
-    def feed(self, data: bytes) -> None:
-        self.parser.feed_data(data)
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        if name.lower() in (b"content-length", b"transfer-encoding"):
-            self._framed = True
-
-    def on_headers_complete(self) -> None:
-        status = self.parser.get_status_code()
-        if status < 200:
-            self._framed = False
-            return
-        self.status = status
-        self.keep_alive = self.parser.should_keep_alive()
-        if self.head_only:
-            self.done = True
-            self.keep_alive = False  # where a HEAD answer ends is not checked: no reuse
-        elif not self._framed and status not in (204, 304):
-            self.until_close = True
-
-    def on_message_complete(self) -> None:
-        if self.status is not None:
-            self.done = True
-
-
-async def _chain_connect(upstream: Upstream, head: RequestHead) -> None:
-    """Ask the upstream proxy for a tunnel to ``head``'s host and port.
-
-    Raises:
-        Refusal: ``502`` when the upstream proxy says anything but ``2xx``.
-    """
-    authority = f"{head.host}:{head.port}".encode()
-    upstream.writer.write(
-        b"CONNECT " + authority + b" HTTP/1.1\r\nHost: " + authority + b"\r\n\r\n"
-    )
-    try:
-        answer = await upstream.reader.readuntil(b"\r\n\r\n")
-    except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError) as error:
-        upstream.writer.transport.abort()
-        raise Refusal(502, f"the upstream proxy did not answer CONNECT ({error})") from None
-    status_line = answer.split(b"\r\n", 1)[0].decode("latin-1")
-    parts = status_line.split(" ", 2)
-    if len(parts) < 2 or not parts[1].startswith("2"):
-        upstream.writer.transport.abort()
-        raise Refusal(502, f"the upstream proxy refused the tunnel: {status_line}")
-
-
-def _record(kind: str, head: RequestHead) -> dict[str, Any]:
-    return {
-        "type": kind,
-        "time": time.time(),
-        "duration_ms": 0.0,
-        "method": head.method.decode("latin-1"),
-        "host": head.host,
-        "port": head.port,
-        "status": None,
-        "decision": "allow",
-        "reason": "",
-        "bytes_out": 0,
-        "bytes_in": 0,
-        "error": None,
-    }
-
-
-def _malformed(error: BadRequest) -> dict[str, Any]:
-    return {
-        "type": "request",
-        "time": time.time(),
-        "duration_ms": 0.0,
-        "method": None,
-        "host": "",
-        "port": 0,
-        "status": error.status,
-        "decision": "deny",
-        "reason": f"malformed request: {error.message}",
-        "bytes_out": 0,
-        "bytes_in": 0,
-        "error": error.message,
-    }
-
-
-def _header_safe(text: str) -> str:
-    return "".join(char if 32 <= ord(char) < 127 else "?" for char in text)[:300]

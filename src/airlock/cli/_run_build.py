@@ -1,0 +1,260 @@
+"""Building ``airlock run``: the proxy's rules and limits, the sandbox's path rules, the
+signals passed on to the command, and the run's own audit record. Heavy modules are imported
+inside the functions that need them (start-up time)."""
+
+from __future__ import annotations
+
+# ``typing`` is not imported at run time (start-up time); mypy reads the block as if true.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import argparse
+    from pathlib import Path
+    from typing import Any
+
+    from airlock.egress import EgressConfig
+    from airlock.egress.options import Prepared
+    from airlock.policy import Decisions
+    from airlock.sandbox import ScrubbedEnvironment
+    from airlock.settings import Loaded, SandboxSettings
+
+
+def egress_config(
+    args: argparse.Namespace,
+    loaded: Loaded,
+    environ: dict[str, str],
+    decisions: Decisions,
+    prepared: Prepared,
+) -> EgressConfig:
+    """The proxy's rules and limits: the command line, then the settings, then the policy;
+    inspection and the git gateway as :func:`airlock.egress.options.prepare` made them."""
+    from pathlib import Path
+
+    from airlock.egress import EgressConfig, Limits, audit_paths, default_rules
+    from airlock.settings import sandbox_settings
+
+    network = sandbox_settings(loaded)
+    allow = EgressConfig.rules(args.allow, "--allow")
+    deny = EgressConfig.rules(args.deny, "--deny")
+    for entry in network.allowed_domains:
+        allow += EgressConfig.rules(
+            [entry.text], f"sandbox.network.allowedDomains in {entry.origin.describe()}"
+        )
+    for entry in network.denied_domains:
+        deny += EgressConfig.rules(
+            [entry.text], f"sandbox.network.deniedDomains in {entry.origin.describe()}"
+        )
+    allow += _webfetch_allow_rules(loaded, network)
+    deny += _webfetch_deny_rules(loaded)
+    upstream = (
+        args.upstream_proxy or environ.get("HTTPS_PROXY") or environ.get("https_proxy") or None
+    )
+    given = Path(args.audit_log).expanduser().absolute() if args.audit_log else None
+    audit_log, heads = audit_paths(environ, given)
+    return EgressConfig(
+        allow=allow,
+        deny=deny,
+        default_allow=default_rules(loaded.context, decisions),
+        allow_all=args.allow_all,
+        allow_private=any(rule.names_host for rule in EgressConfig.rules(args.allow, "--allow")),
+        upstream_proxy=upstream,
+        limits=Limits(max_upload_mb=args.max_upload_mb),
+        audit_log=audit_log,
+        heads_file=heads,
+        gateway=prepared.gateway_address,
+        inspection=prepared.inspection,
+    )
+
+
+def check_state_covered(config: EgressConfig, state: list[Path]) -> None:
+    """The audit log and its heads must be read-only inside: under a folder of ``state``."""
+    from airlock.errors import SandboxError
+
+    for path in (config.audit_log, config.heads_file):
+        if path is not None and not any(path.is_relative_to(folder) for folder in state):
+            raise SandboxError(
+                f"{path} would be writable inside the sandbox; give --audit-log a file "
+                "outside the workspace"
+            )
+
+
+def _webfetch_allow_rules(loaded: Loaded, network: SandboxSettings) -> tuple[Any, ...]:
+    """``WebFetch(domain:…)`` allow rules (managed ones only under ``allowManagedDomainsOnly``)."""
+    from airlock.egress import EgressConfig
+    from airlock.policy import Source
+
+    rules: tuple[Any, ...] = ()
+    for rule in loaded.context.permissions.allow:
+        if not rule.text.startswith("WebFetch(domain:"):
+            continue
+        if network.managed_domains_only and rule.origin.source is not Source.MANAGED:
+            continue
+        rules += EgressConfig.rules([rule.text], f"permissions.allow in {rule.origin.describe()}")
+    return rules
+
+
+def _webfetch_deny_rules(loaded: Loaded) -> tuple[Any, ...]:
+    from airlock.egress import EgressConfig
+
+    rules: tuple[Any, ...] = ()
+    for rule in loaded.context.permissions.deny:
+        if rule.text.startswith("WebFetch(domain:"):
+            rules += EgressConfig.rules(
+                [rule.text], f"permissions.deny in {rule.origin.describe()}"
+            )
+    return rules
+
+
+def mounts(
+    args: argparse.Namespace,
+    loaded: Loaded,
+    environ: dict[str, str],
+    workspace: Path,
+    state: list[Path],
+    read_only: tuple[Path, ...],
+) -> list[Any]:
+    """Every path rule: the built-in ones, the command line's, the settings'.
+
+    ``state`` is airlock's folder in the config dir, then the ``--audit-log`` file if given:
+    both read-only inside.
+    """
+    import os
+    from pathlib import Path
+
+    from airlock.errors import SandboxError
+    from airlock.sandbox.paths import (
+        Kind,
+        home_rules,
+        mount,
+        plan,
+        socket_rules,
+        user_rules,
+        visible,
+        workspace_rules,
+    )
+    from airlock.settings import sandbox_path, sandbox_settings
+
+    home = Path(environ.get("HOME") or Path.home())
+    cwd = Path.cwd()
+    state[0].mkdir(parents=True, exist_ok=True)  # airlock's folder: the default log, the heads
+    for log in state[1:]:  # a --audit-log file, made now so that it is bound read-only inside
+        log.parent.mkdir(parents=True, exist_ok=True)
+        os.close(os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))
+    try:
+        sockets = Path("/proc/net/unix").read_text(encoding="utf-8", errors="replace")
+    except OSError as error:
+        raise SandboxError(
+            f"cannot list the host's Unix sockets (/proc/net/unix): {error.strerror}"
+        ) from error
+    rules = [
+        *workspace_rules(workspace),
+        *home_rules(home, loaded.config_dir, state),
+        *socket_rules(sockets),
+        *visible(read_only, "the run's CA bundle"),
+        *user_rules(Kind.WRITE, args.rw, "--rw", home, cwd),
+        *user_rules(Kind.READ, args.ro, "--ro", home, cwd),
+        *user_rules(Kind.HIDE, args.hide, "--hide", home, cwd),
+    ]
+    files = sandbox_settings(loaded)
+    for kind, entries, key in (
+        (Kind.WRITE, files.allow_write, "allowWrite"),
+        (Kind.READ, files.deny_write, "denyWrite"),
+        (Kind.HIDE, files.deny_read, "denyRead"),
+    ):
+        for entry in entries:
+            if any(c in entry.text for c in "*?["):
+                raise SandboxError(
+                    f"sandbox.filesystem.{key} {entry.text!r} in {entry.origin.describe()}: "
+                    "airlock run binds paths and cannot apply a pattern; name the paths"
+                )
+            path = sandbox_path(entry, home, workspace, environ)
+            if path.exists() or kind is Kind.READ:
+                rules.append(
+                    mount(kind, path, f"sandbox.filesystem.{key} in {entry.origin.describe()}")
+                )
+    return plan(rules)
+
+
+def start_proxy(config: EgressConfig, sandbox: Any) -> Any:
+    from airlock.egress import start_proxy
+    from airlock.errors import SandboxError
+
+    try:
+        return start_proxy(config, [sandbox.listener])
+    except OSError as error:
+        raise SandboxError(f"the egress proxy could not start: {error}") from error
+
+
+class ForwardedSignals:
+    """While airlock runs, SIGINT, SIGTERM, SIGHUP and SIGQUIT go to the command's process group
+    (one that comes before the command has started is passed on once it has); a second one
+    within :data:`GRACE` seconds ends the sandbox at once."""
+
+    GRACE = 5.0
+
+    def __init__(self) -> None:
+        self.sandbox: Any = None
+        self.pending: list[int] = []
+        self.previous: dict[int, Any] = {}
+        self.last = -1e9
+
+    def __enter__(self) -> ForwardedSignals:
+        import signal
+
+        from airlock.sandbox.launcher import forwarded_signals
+
+        for number in forwarded_signals():
+            self.previous[number] = signal.signal(number, self._forward)
+        return self
+
+    def attach(self, sandbox: Any) -> None:
+        """From now on signals go to ``sandbox``; those that came before go now."""
+        self.sandbox = sandbox
+        for number in self.pending:
+            sandbox.signal(number)
+        self.pending.clear()
+
+    def _forward(self, number: int, _frame: object) -> None:
+        import time
+
+        if self.sandbox is None:
+            self.pending.append(number)
+            return
+        now = time.monotonic()
+        if now - self.last < self.GRACE:
+            self.sandbox.kill()
+        self.last = now
+        self.sandbox.signal(number)
+
+    def __exit__(self, *_exc: object) -> None:
+        import signal
+
+        for number, handler in self.previous.items():
+            signal.signal(number, handler)
+
+
+def run_record(
+    command: list[str],
+    workspace: Path,
+    config: EgressConfig,
+    scrubbed: ScrubbedEnvironment,
+    code: int,
+    started: float,
+) -> dict[str, Any]:
+    import time
+
+    return {
+        "type": "run",
+        "command": command,
+        "workspace": str(workspace),
+        "started": started,
+        "duration": round(time.time() - started, 3),
+        "rules": {
+            "allow": [rule.text for rule in config.allow],
+            "deny": [rule.text for rule in config.deny],
+            "default_allow": [rule.text for rule in config.default_allow],
+            "allow_all": config.allow_all,
+        },
+        "variables_dropped": list(scrubbed.dropped),
+        "variables_passed": list(scrubbed.kept),
+        "exit_code": code,
+    }

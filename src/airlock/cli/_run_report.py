@@ -1,0 +1,80 @@
+"""The end of ``airlock run``: what left the machine, on stderr (a table on a terminal, lines
+otherwise) and as JSON with ``--report-json``."""
+
+from __future__ import annotations
+
+# ``typing`` is not imported at run time (start-up time); mypy reads the block as if true.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from airlock.egress import ProxyReport
+    from airlock.sandbox import ScrubbedEnvironment
+
+
+def show(
+    report: ProxyReport, scrubbed: ScrubbedEnvironment, report_json: str | None, code: int
+) -> None:
+    import json
+    import sys
+
+    data = {**report.to_json(), "variables_dropped": list(scrubbed.dropped), "exit_code": code}
+    if report_json:
+        from pathlib import Path
+
+        Path(report_json).write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    if sys.stderr.isatty():
+        _show_table(report, scrubbed)
+        return
+    lines = report.lines()
+    if scrubbed.dropped:
+        lines.append(
+            f"  variables not passed in (they look like credentials; --env NAME passes one): {', '.join(scrubbed.dropped)}"
+        )
+    print("\n".join(lines), file=sys.stderr)
+
+
+def _show_table(report: ProxyReport, scrubbed: ScrubbedEnvironment) -> None:
+    from rich.table import Table
+
+    from airlock.cli._common import stderr_console
+
+    console = stderr_console()
+    table = Table(title="what left the machine", title_justify="left")
+    for heading in ("host", "connections", "requests", "sent", "received", "refused"):
+        table.add_column(heading, justify="right" if heading not in ("host", "refused") else "left")
+    for host in report.hosts:
+        refused = "\n".join(f"{count}× {reason}" for reason, count in host.refused)
+        table.add_row(
+            host.host,
+            str(host.connections),
+            str(host.requests),
+            _size(host.bytes_out),
+            _size(host.bytes_in),
+            refused,
+        )
+    if report.hosts:
+        console.print(table)
+    else:
+        console.print("airlock: nothing left the machine")
+    for line in report.flow_lines():
+        console.print(line, markup=False)
+    if report.upload_budget_exhausted:
+        console.print("the upload budget ran out: later connections were refused", style="yellow")
+    if report.error:
+        console.print(f"traffic was stopped: {report.error}", style="bold red", markup=False)
+    if scrubbed.dropped:
+        console.print(
+            "variables not passed in (they look like credentials; --env NAME passes one): "
+            + ", ".join(scrubbed.dropped),
+            markup=False,
+        )
+    if report.audit_log is not None:
+        console.print(f"audit log {report.audit_log}, final hash {report.final_hash}", markup=False)
+
+
+def _size(count: int) -> str:
+    size = float(count)
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{count} B" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{count} B"

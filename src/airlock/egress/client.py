@@ -1,0 +1,123 @@
+"""One client connection of the egress proxy: its requests in order, each a tunnel
+(:mod:`airlock.egress.tunnels`) or a forwarded request (:mod:`airlock.egress.forwarding`), and
+at most one upstream connection at a time."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from typing import TYPE_CHECKING, Any
+
+from airlock.egress.connection import READ_SIZE, WRITE_BUFFER, Refusal, Upstream, malformed_record
+from airlock.egress.forwarding import forward
+from airlock.egress.http1 import CONNECT, BadRequest, RequestHead, RequestParser, simple_response
+from airlock.egress.tunnels import tunnel
+
+if TYPE_CHECKING:
+    from airlock.egress.relay import Relay
+    from airlock.egress.server import Proxy
+
+
+class Client:
+    """One client connection: its requests in order, and at most one upstream at a time."""
+
+    def __init__(
+        self, proxy: Proxy, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        self.proxy = proxy
+        self.reader = reader
+        self.writer = writer
+        writer.transport.set_write_buffer_limits(WRITE_BUFFER)
+        self.parser = RequestParser(proxy.config.limits.max_header_bytes)
+        self.loop = asyncio.get_running_loop()
+        self.last_active = self.loop.time()
+        self.upstream: Upstream | None = None
+        self.relay: Relay | None = None
+        self.aborted: str | None = None
+
+    def abort(self, why: str) -> None:
+        """End the connection (and its upstream) now."""
+        self.aborted = why
+        self.writer.transport.abort()
+        if self.relay is not None:
+            self.relay.abort()
+        if self.upstream is not None:
+            self.upstream.writer.transport.abort()
+
+    async def serve(self) -> None:
+        """Serve the connection's requests until it ends; a malformed one is answered 4xx."""
+        try:
+            while await self._one():
+                pass
+        except BadRequest as error:
+            self.proxy.record(malformed_record(error))
+            with contextlib.suppress(ConnectionError):
+                self.writer.write(simple_response(error.status, f"airlock: {error.message}\n"))
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            self.drop_upstream()
+            self.writer.transport.abort() if self.aborted else self.writer.close()
+
+    def drop_upstream(self) -> None:
+        """Close the upstream connection, if any."""
+        if self.upstream is not None:
+            self.upstream.writer.transport.abort()
+            self.upstream = None
+
+    def touch(self) -> None:
+        """Note activity on the connection (the idle watchdog reads it)."""
+        self.last_active = self.loop.time()
+
+    async def next_event(self) -> RequestHead | bytes | object | None:
+        """The parser's next event (a head, a body piece, ``END``), or ``None`` at end of file."""
+        parser = self.parser
+        while not parser.events:
+            data = await self.reader.read(READ_SIZE)
+            if not data:
+                return None
+            self.last_active = self.loop.time()
+            parser.feed(data)
+        return parser.events.popleft()
+
+    async def _one(self) -> bool:
+        head = await self.next_event()
+        if head is None:
+            return False
+        if not isinstance(head, RequestHead):  # pragma: no cover - the parser orders events
+            raise BadRequest(400, "request body without a request")
+        if head.method == CONNECT:
+            await self.next_event()  # the END of the CONNECT message
+            await tunnel(self, head)
+            return False
+        return await forward(self, head)
+
+    async def refuse(self, head: RequestHead, refusal: Refusal, record: dict[str, Any]) -> None:
+        """Answer ``refusal`` (the rule and how to allow it) and log the refused request."""
+        stats = self.proxy.stats(head.host)
+        stats.refused[refusal.reason] += 1
+        what = "CONNECT to" if head.method == CONNECT else f"{head.method.decode()} to"
+        body = f"airlock: {what} {head.host}:{head.port} refused: {refusal.reason}\n"
+        if refusal.hint:
+            body += f"airlock: {refusal.hint}\n"
+        header = (("X-Airlock-Refused", _header_safe(refusal.reason)),)
+        self.writer.write(simple_response(refusal.status, body, header))
+        record.update(
+            status=refusal.status,
+            decision="deny" if refusal.status in (403, 429) else "allow",
+            reason=refusal.reason,
+            error=None if refusal.status in (403, 429) else refusal.reason,
+        )
+        self.finish(record)
+        with contextlib.suppress(ConnectionError):
+            await self.writer.drain()
+
+    def finish(self, record: dict[str, Any]) -> None:
+        """Set the record's duration and log it."""
+        record["duration_ms"] = round((time.time() - record["time"]) * 1000, 3)
+        self.proxy.record(record)
+
+
+def _header_safe(text: str) -> str:
+    return "".join(char if 32 <= ord(char) < 127 else "?" for char in text)[:300]

@@ -1,0 +1,111 @@
+"""What the proxy's client side and destination side share: buffer sizes, the refusal, the
+connection to a destination, the ``CONNECT`` asked of an upstream proxy, and the audit records."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from airlock.egress.http1 import BadRequest, RequestHead
+
+READ_SIZE = 256 * 1024
+WRITE_BUFFER = 1024 * 1024
+"""A transport's write buffer may hold this much before ``drain()`` waits (asyncio's default,
+64 KiB, is a quarter of one read: bulk transfers would stop and start on every read)."""
+ESTABLISHED = b"HTTP/1.1 200 Connection established\r\n\r\n"
+CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+
+
+class Refusal(Exception):
+    """A connection the proxy will not make: the status to answer, and why."""
+
+    def __init__(self, status: int, reason: str, hint: str = "") -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+        self.hint = hint
+
+
+@dataclass(slots=True)
+class Upstream:
+    """A connection to a destination (or to the upstream proxy, for it)."""
+
+    host: str
+    port: int
+    reader: asyncio.StreamReader
+    writer: asyncio.StreamWriter
+    reusable: bool = True
+
+
+class ClientProtocol(asyncio.StreamReaderProtocol):
+    """The stream protocol of a client connection, which also notes that the client half-closed.
+
+    A tunnel takes the transport over from the stream (:mod:`airlock.egress.relay`); an end of
+    file the stream already received must then be passed on by hand.
+    """
+
+    eof_seen = False
+
+    def eof_received(self) -> bool:
+        self.eof_seen = True
+        return bool(super().eof_received())
+
+
+async def chain_connect(upstream: Upstream, host: str, port: int) -> None:
+    """Ask the upstream proxy for a tunnel to ``host:port``.
+
+    Raises:
+        Refusal: ``502`` when the upstream proxy says anything but ``2xx``.
+    """
+    authority = f"{host}:{port}".encode()
+    upstream.writer.write(
+        b"CONNECT " + authority + b" HTTP/1.1\r\nHost: " + authority + b"\r\n\r\n"
+    )
+    try:
+        answer = await upstream.reader.readuntil(b"\r\n\r\n")
+    except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError) as error:
+        upstream.writer.transport.abort()
+        raise Refusal(502, f"the upstream proxy did not answer CONNECT ({error})") from None
+    status_line = answer.split(b"\r\n", 1)[0].decode("latin-1")
+    parts = status_line.split(" ", 2)
+    if len(parts) < 2 or not parts[1].startswith("2"):
+        upstream.writer.transport.abort()
+        raise Refusal(502, f"the upstream proxy refused the tunnel: {status_line}")
+
+
+def new_record(kind: str, head: RequestHead) -> dict[str, Any]:
+    """The audit record of a tunnel or a request, before its outcome is known."""
+    return {
+        "type": kind,
+        "time": time.time(),
+        "duration_ms": 0.0,
+        "method": head.method.decode("latin-1"),
+        "host": head.host,
+        "port": head.port,
+        "status": None,
+        "decision": "allow",
+        "reason": "",
+        "bytes_out": 0,
+        "bytes_in": 0,
+        "error": None,
+    }
+
+
+def malformed_record(error: BadRequest) -> dict[str, Any]:
+    """The audit record of a request refused as malformed."""
+    return {
+        "type": "request",
+        "time": time.time(),
+        "duration_ms": 0.0,
+        "method": None,
+        "host": "",
+        "port": 0,
+        "status": error.status,
+        "decision": "deny",
+        "reason": f"malformed request: {error.message}",
+        "bytes_out": 0,
+        "bytes_in": 0,
+        "error": error.message,
+    }

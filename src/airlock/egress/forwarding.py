@@ -1,0 +1,190 @@
+"""Plain HTTP forwarding: a request is admitted, rebuilt
+(:func:`~airlock.egress.http1.forwarded_head`) and its body streamed upstream piece by piece;
+the response is streamed back as it arrives, its end found by httptools. The upstream
+connection is kept for the client's next request to the same ``host:port``. One audit record
+per request."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import httptools
+
+from airlock.egress.connection import CONTINUE, READ_SIZE, Refusal, Upstream, new_record
+from airlock.egress.http1 import END, RequestHead, forwarded_head, redact_query, simple_response
+
+if TYPE_CHECKING:
+    from airlock.egress.client import Client
+    from airlock.egress.report import HostStats
+
+
+async def forward(client: Client, head: RequestHead) -> bool:
+    """Forward one request and its response; whether the client connection goes on."""
+    record = new_record("request", head)
+    record["path"] = redact_query(head.path)
+    proxy = client.proxy
+    upstream = client.upstream
+    try:
+        if (
+            upstream is None
+            or not upstream.reusable
+            or (upstream.host, upstream.port) != (head.host, head.port)
+        ):
+            client.drop_upstream()
+            decision, address = await proxy.admit(head.host, head.port)
+            upstream = client.upstream = await proxy.dial(decision.host, head.port, address)
+        else:
+            decision = proxy.check_rules(head.host, head.port)
+            if not decision.allowed:  # pragma: no cover - same host:port as admitted
+                raise Refusal(403, decision.reason)
+            if not proxy.budget.admit():
+                limit = proxy.config.limits.max_upload_mb
+                raise Refusal(
+                    403, f"the upload budget of {limit:g} MB is used up (--max-upload-mb)"
+                )
+    except Refusal as refusal:
+        await client.refuse(head, refusal, record)
+        return False
+    record["reason"] = decision.reason
+    stats = proxy.stats(decision.host)
+    stats.requests += 1
+    if head.expect_continue:
+        client.writer.write(CONTINUE)
+    try:
+        sent = await _send_request(client, head, upstream)
+    except (ConnectionError, OSError) as error:
+        return _failed(client, record, stats, 0, 0, f"upstream write failed: {error}")
+    if sent < 0:
+        return _failed(client, record, stats, -1 - sent, 0, "the client left mid-request")
+    stats.bytes_out += sent
+    record["bytes_out"] = sent
+    watcher = ResponseWatcher(head.method)
+    received = 0
+    try:
+        received = await _relay_response(client, upstream, watcher)
+    except ResponseError as error:
+        stats.bytes_in += error.received
+        if error.received == 0:
+            client.writer.write(simple_response(502, f"airlock: {head.host}: {error}\n"))
+        return _failed(client, record, stats, sent, error.received, str(error), 502)
+    except (ConnectionError, OSError) as error:
+        return _failed(client, record, stats, sent, received, f"client went away: {error}")
+    stats.bytes_in += received
+    record.update(status=watcher.status, bytes_in=received, error=None)
+    client.finish(record)
+    upstream.reusable = watcher.keep_alive and not watcher.until_close
+    if not upstream.reusable:
+        client.drop_upstream()
+    return head.keep_alive and not watcher.until_close
+
+
+def _failed(
+    client: Client,
+    record: dict[str, Any],
+    stats: HostStats,
+    sent: int,
+    received: int,
+    error: str,
+    status: int | None = None,
+) -> bool:
+    record.update(status=status, bytes_out=sent, bytes_in=received, error=client.aborted or error)
+    client.finish(record)
+    client.drop_upstream()
+    return False
+
+
+async def _send_request(client: Client, head: RequestHead, upstream: Upstream) -> int:
+    """Send the rebuilt head and stream the body; bytes sent (negative: the client left)."""
+    writer = upstream.writer
+    data = forwarded_head(head, absolute=client.proxy.chained is not None)
+    writer.write(data)
+    sent = len(data)
+    budget = client.proxy.budget
+    while True:
+        piece = await client.next_event()
+        if piece is END:
+            break
+        if not isinstance(piece, bytes):
+            return -1 - sent  # the client closed mid-body
+        if head.chunked:
+            writer.writelines((b"%x\r\n" % len(piece), piece, b"\r\n"))
+            sent += len(piece) + 4 + len(b"%x" % len(piece))
+        else:
+            writer.write(piece)
+            sent += len(piece)
+        budget.spend(len(piece))
+        await writer.drain()
+    if head.chunked:
+        writer.write(b"0\r\n\r\n")
+        sent += 5
+    budget.spend(len(data))
+    await writer.drain()
+    return sent
+
+
+async def _relay_response(client: Client, upstream: Upstream, watcher: ResponseWatcher) -> int:
+    """Copy the response to the client as it arrives, until httptools finds its end."""
+    received = 0
+    reader = upstream.reader
+    writer = client.writer
+    loop = client.loop
+    while not watcher.done:
+        data = await reader.read(READ_SIZE)
+        if not data:
+            if watcher.until_close:
+                break
+            raise ResponseError("the destination closed the connection mid-response", received)
+        try:
+            watcher.feed(data)
+        except httptools.HttpParserError as error:
+            raise ResponseError(f"malformed response: {error}", received) from None
+        writer.write(data)
+        received += len(data)
+        client.last_active = loop.time()
+        await writer.drain()
+    return received
+
+
+class ResponseError(Exception):
+    """The destination's response could not be relayed; ``received`` bytes already were."""
+
+    def __init__(self, message: str, received: int) -> None:
+        super().__init__(message)
+        self.received = received
+
+
+class ResponseWatcher:
+    """Follows one response through httptools to find where it ends (bytes pass untouched)."""
+
+    def __init__(self, method: bytes) -> None:
+        self.head_only = method == b"HEAD"
+        self.parser = httptools.HttpResponseParser(self)
+        self.status: int | None = None
+        self.done = False
+        self.keep_alive = True
+        self.until_close = False
+        self._framed = False
+
+    def feed(self, data: bytes) -> None:
+        self.parser.feed_data(data)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if name.lower() in (b"content-length", b"transfer-encoding"):
+            self._framed = True
+
+    def on_headers_complete(self) -> None:
+        status = self.parser.get_status_code()
+        if status < 200:
+            self._framed = False
+            return
+        self.status = status
+        self.keep_alive = self.parser.should_keep_alive()
+        if self.head_only:
+            self.done = True
+            self.keep_alive = False  # where a HEAD answer ends is not checked: no reuse
+        elif not self._framed and status not in (204, 304):
+            self.until_close = True
+
+    def on_message_complete(self) -> None:
+        if self.status is not None:
+            self.done = True

@@ -1,0 +1,183 @@
+"""``CONNECT`` tunnels: admitted like any connection, then bytes copied both ways untouched
+until both sides have closed (by :class:`~airlock.egress.relay.Relay` when dialled directly, by
+two stream copies through an upstream proxy), or handed to the inspector (``--inspect``).
+One audit record per tunnel."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import TYPE_CHECKING, Any
+
+from airlock._tasks import create_task
+from airlock.egress.connection import (
+    ESTABLISHED,
+    READ_SIZE,
+    ClientProtocol,
+    Refusal,
+    Upstream,
+    chain_connect,
+    new_record,
+)
+from airlock.egress.http1 import RequestHead
+from airlock.egress.relay import Relay
+
+if TYPE_CHECKING:
+    from airlock.egress.client import Client
+
+
+async def tunnel(client: Client, head: RequestHead) -> None:
+    """Admit the ``CONNECT`` in ``head``, answer ``200`` and carry the tunnel until it ends."""
+    proxy = client.proxy
+    record = new_record("tunnel", head)
+    try:
+        inspector = proxy.inspector
+        if inspector is not None:
+            ruled = proxy.check_rules(head.host, head.port)
+            if ruled.allowed and inspector.inspects(ruled.host):
+                await _inspect(client, head, ruled.host)
+                return
+        decision, address = await proxy.admit(head.host, head.port)
+        record["reason"] = decision.reason
+        if proxy.chained is None:
+            relay = Relay(proxy.budget, client.touch)
+            await proxy.dial_relay(decision.host, head.port, address, relay)
+        else:
+            upstream = await proxy.dial(decision.host, head.port, address)
+            await chain_connect(upstream, head.host, head.port)
+    except Refusal as refusal:
+        await client.refuse(head, refusal, record)
+        return
+    if proxy.chained is None:
+        await _relay(client, decision.host, relay, record)
+    else:
+        await _chained(client, head, decision.host, upstream, record)
+
+
+async def _chained(
+    client: Client, head: RequestHead, host: str, upstream: Upstream, record: dict[str, Any]
+) -> None:
+    """Answer ``200`` and copy both ways through the upstream proxy's tunnel."""
+    proxy = client.proxy
+    client.upstream = upstream
+    stats = proxy.stats(host)
+    client.writer.write(ESTABLISHED)
+    early = client.parser.tunnel_data or b""
+    counts = [0, 0]
+    if early:
+        upstream.writer.write(early)
+        counts[0] += len(early)
+        proxy.budget.spend(len(early))
+    outward = create_task(
+        _pipe(client, client.reader, upstream.writer, counts, 0),
+        name=f"tunnel out {head.host}:{head.port}",
+    )
+    try:
+        inward_error = await _pipe(client, upstream.reader, client.writer, counts, 1)
+        error = await outward or inward_error
+    finally:
+        outward.cancel()
+        stats.bytes_out += counts[0]
+        stats.bytes_in += counts[1]
+    record.update(
+        status=200,
+        bytes_out=counts[0],
+        bytes_in=counts[1],
+        error=client.aborted or error,
+    )
+    client.finish(record)
+
+
+async def _relay(client: Client, host: str, relay: Relay, record: dict[str, Any]) -> None:
+    """Answer ``200`` and let the relay copy the tunnel's bytes until both sides close."""
+    client.relay = relay
+    client.writer.write(ESTABLISHED)
+    transport = client.writer.transport
+    stream_protocol = transport.get_protocol()
+    relay.attach_client(transport)  # type: ignore[arg-type]
+    client.reader.feed_eof()  # the reader gets nothing more: hand on what it still holds
+    try:
+        early = (client.parser.tunnel_data or b"") + await client.reader.read()
+    except OSError:
+        early = b""
+    if early:
+        relay.client.data_received(early)
+    if isinstance(stream_protocol, ClientProtocol) and stream_protocol.eof_seen:
+        relay.client.eof_received()
+    await relay.done
+    stats = client.proxy.stats(host)
+    stats.bytes_out += relay.counts[0]
+    stats.bytes_in += relay.counts[1]
+    record.update(
+        status=200,
+        bytes_out=relay.counts[0],
+        bytes_in=relay.counts[1],
+        error=client.aborted or relay.error,
+    )
+    client.finish(record)
+
+
+async def _inspect(client: Client, head: RequestHead, host: str) -> None:
+    """Hand a CONNECT the host rules allow to the inspector (``--inspect``): it reads the
+    TLS and checks each request's flow. The rest of the admission (limits, the address
+    check) and the dial wait for the first request that must go out, as mitmproxy's lazy
+    connections do: a request the engine refuses needs no name lookup and no route."""
+    proxy = client.proxy
+    assert proxy.inspector is not None  # checked by the caller
+    if client.parser.tunnel_data:
+        raise Refusal(400, "TLS sent before the CONNECT was answered: cannot be inspected")
+
+    async def dial(_host: str, port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        try:
+            decision, address = await proxy.admit(host, port)
+            upstream = await proxy.dial(decision.host, port, address)
+            if proxy.chained is not None:
+                await chain_connect(upstream, head.host, head.port)
+        except Refusal as refusal:
+            raise ConnectionError(refusal.reason) from None
+        client.upstream = upstream
+        return upstream.reader, upstream.writer
+
+    await proxy.inspector.intercept(
+        client.reader,
+        client.writer,
+        host,
+        head.port,
+        dial=dial,
+        activity=client.touch,
+        established=ESTABLISHED,
+    )
+
+
+async def _pipe(
+    client: Client,
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    counts: list[int],
+    index: int,
+) -> str | None:
+    """Copy ``reader`` to ``writer`` until end of file, then half-close ``writer``.
+
+    Returns:
+        Why the copy stopped early (a reset, a broken pipe), or ``None`` at end of file.
+    """
+    budget = client.proxy.budget if index == 0 else None
+    loop = client.loop
+    try:
+        while True:
+            data = await reader.read(READ_SIZE)
+            if not data:
+                break
+            writer.write(data)
+            counts[index] += len(data)
+            if budget is not None:
+                budget.spend(len(data))
+            client.last_active = loop.time()
+            await writer.drain()
+    except OSError as failure:  # ConnectionError included
+        writer.transport.abort()
+        return str(failure) or type(failure).__name__
+    if writer.can_write_eof() and not writer.is_closing():
+        with contextlib.suppress(OSError):
+            writer.write_eof()
+    return None
