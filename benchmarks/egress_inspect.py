@@ -112,14 +112,14 @@ class _NoScan:
 
 
 def serve_airlock(port: int, origin_ca: str, bundle_out: str, mode: str) -> None:
-    import airlock.egress.inspect
+    import airlock.egress.inspected
     from airlock.egress import EgressConfig, start_proxy
     from airlock.egress.ca import RunCA, upstream_context, write_bundle
     from airlock.egress.inspect import InspectionConfig
     from airlock.policy import Context, decide
 
     if mode == "noscan":
-        airlock.egress.inspect.SecretScanner = _NoScan  # type: ignore[misc,assignment]
+        airlock.egress.inspected.SecretScanner = _NoScan  # type: ignore[misc,assignment]
     ca = RunCA(now=dt.datetime.now(dt.UTC))
     write_bundle(ca, Path(bundle_out), Path(origin_ca))
     inspection = InspectionConfig(

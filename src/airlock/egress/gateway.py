@@ -34,7 +34,7 @@ from pathlib import Path
 
 import httpx
 
-from airlock.egress.inspect import MAX_HEAD, Head, HttpError, _body_pieces, read_head
+from airlock.egress.framing import MAX_HEAD, Framing, Head, HttpError, body_pieces, read_head
 from airlock.errors import UsageError
 
 GATEWAY_HOST = "git.airlock.internal"
@@ -346,11 +346,11 @@ class Gateway:
             return await self._drained(reader, framing)
         return await self._forward(head, framing, reader, writer, upstream_path)
 
-    async def _drained(self, reader: asyncio.StreamReader, framing: tuple[str, int]) -> bool:
+    async def _drained(self, reader: asyncio.StreamReader, framing: Framing) -> bool:
         if framing[0] == "none":
             return True
         with contextlib.suppress(HttpError):
-            async for _ in _body_pieces(reader, framing):
+            async for _ in body_pieces(reader, framing):
                 pass
             return True
         return False
@@ -358,7 +358,7 @@ class Gateway:
     async def _forward(
         self,
         head: Head,
-        framing: tuple[str, int],
+        framing: Framing,
         reader: asyncio.StreamReader,
         writer: asyncio.StreamWriter,
         upstream_path: str,
@@ -373,7 +373,7 @@ class Gateway:
             headers.append(("Content-Length", str(framing[1])))
 
         async def body() -> AsyncIterator[bytes]:
-            async for _, payload in _body_pieces(reader, framing):
+            async for _, payload in body_pieces(reader, framing):
                 yield payload
 
         url = self.config.upstream.rstrip("/") + upstream_path

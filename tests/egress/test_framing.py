@@ -1,4 +1,4 @@
-"""The inspector's HTTP/1.1 reading: any bytes give a head, nothing, or a clear 4xx/5xx."""
+"""HTTP/1.1 read from a stream: any bytes give a head, nothing, or a clear 4xx/5xx."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from airlock.egress.inspect import HttpError, _body_pieces, read_head
+from airlock.egress.framing import HttpError, body_pieces, read_head
 
 PARTS = st.sampled_from(
     [b"GET / HTTP/1.1\r\n", b"POST /v1/messages HTTP/1.1\r\n", b"Host: x\r\n", b"\r\n",
@@ -27,7 +27,7 @@ async def _read(data: bytes) -> None:
         head = await read_head(reader, request=True)
         if head is None:
             return
-        async for _raw, _payload in _body_pieces(reader, head.framing()):
+        async for _raw, _payload in body_pieces(reader, head.framing()):
             pass
 
 

@@ -1,0 +1,196 @@
+"""HTTP/1.1 heads and body framing, read from a stream: the inspector's and the git gateway's.
+
+Theory of operation
+-------------------
+:func:`read_head` reads one request or response head (bounded by the stream's limit,
+:data:`MAX_HEAD` for the proxy's streams) into a :class:`Head`. :meth:`Head.framing` says how
+the body that follows is delimited, refusing what request smuggling needs (both
+``Content-Length`` and ``Transfer-Encoding``, several lengths, a coding other than
+``chunked``), and :func:`body_pieces` yields that body as it arrives, as the bytes on the wire
+(chunked stays chunked) paired with the content among them. Every refusal is an
+:class:`HttpError` carrying the status the client gets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+MAX_HEAD = 64 * 1024
+"""The longest request or response head accepted."""
+PIECE = 256 * 1024
+"""Bytes read at a time from a body."""
+HOP_BY_HOP = frozenset({b"proxy-connection", b"proxy-authorization", b"keep-alive"})
+"""Headers of a client's request that are not sent on to the origin."""
+
+Framing = tuple[str, int]
+"""``("length", n)``, ``("chunked", 0)``, ``("close", 0)`` (until end of stream) or
+``("none", 0)``."""
+
+
+class HttpError(Exception):
+    """A request or response that cannot be forwarded; ``status`` is what the client gets."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+class Head:
+    """A parsed request or response head: its first line's parts and its header lines."""
+
+    __slots__ = ("first", "headers", "raw_size")
+
+    def __init__(self, first: list[bytes], headers: list[tuple[bytes, bytes]], raw_size: int):
+        self.first = first
+        self.headers = headers
+        self.raw_size = raw_size
+
+    def get(self, name: bytes) -> bytes | None:
+        """The last value of header ``name`` (lower case), or ``None``."""
+        found = None
+        for key, value in self.headers:
+            if key.lower() == name:
+                found = value
+        return found
+
+    def framing(self) -> Framing:
+        """How the body is delimited: ``("length", n)``, ``("chunked", 0)`` or ``("none", 0)``.
+
+        Raises:
+            HttpError: Both ``Content-Length`` and ``Transfer-Encoding``, several different
+                lengths, a length that is not a number, or a coding other than ``chunked``.
+        """
+        lengths = {v.strip() for k, v in self.headers if k.lower() == b"content-length"}
+        codings = [v for k, v in self.headers if k.lower() == b"transfer-encoding"]
+        if lengths and codings:
+            raise HttpError(400, "both Content-Length and Transfer-Encoding: refused (smuggling)")
+        if codings:
+            if [c.strip().lower() for c in codings] != [b"chunked"]:
+                raise HttpError(501, f"unsupported Transfer-Encoding {codings!r}")
+            return "chunked", 0
+        if len(lengths) > 1:
+            raise HttpError(400, "several different Content-Length values")
+        if lengths:
+            text = lengths.pop()
+            if not text.isdigit() or len(text) > 15:
+                raise HttpError(400, f"bad Content-Length {text!r}")
+            return "length", int(text)
+        return "none", 0
+
+    def keeps_alive(self) -> bool:
+        """Whether the client wants the connection kept after this request (HTTP/1.1 default)."""
+        connection = (self.get(b"connection") or b"").lower()
+        if self.first[2] == b"HTTP/1.0":
+            return b"keep-alive" in connection
+        return b"close" not in connection
+
+    def serialize(self, *, drop: frozenset[bytes] = HOP_BY_HOP) -> bytes:
+        """The head as sent on, without the headers named in ``drop`` (lower case)."""
+        lines = [b" ".join(self.first)]
+        lines += [k + b": " + v for k, v in self.headers if k.lower() not in drop]
+        return b"\r\n".join(lines) + b"\r\n\r\n"
+
+
+async def read_head(reader: asyncio.StreamReader, *, request: bool) -> Head | None:
+    """Read one head; ``None`` on a clean end of stream before any byte.
+
+    Raises:
+        HttpError: Too long, malformed, or obsolete line folding.
+    """
+    try:
+        raw = await reader.readuntil(b"\r\n\r\n")
+    except asyncio.IncompleteReadError as error:
+        if not error.partial.strip():
+            return None
+        raise HttpError(400, "connection closed in the middle of a head") from error
+    except asyncio.LimitOverrunError as error:
+        raise HttpError(431, f"head longer than {MAX_HEAD} bytes") from error
+    lines = raw[:-4].split(b"\r\n")
+    while request and lines and not lines[0]:
+        lines.pop(0)  # a stray CRLF between requests is allowed (RFC 9112 §2.2)
+    if not lines:
+        return None
+    first = lines[0].split(b" ", 2)
+    version = first[-1] if request else first[0]
+    if len(first) != 3 or not version.startswith(b"HTTP/1."):
+        raise HttpError(400, f"malformed first line {lines[0][:80]!r}")
+    headers = []
+    for line in lines[1:]:
+        if line[:1] in (b" ", b"\t"):
+            raise HttpError(400, "obsolete line folding in a header: refused")
+        name, sep, value = line.partition(b":")
+        if not sep or not name or name != name.strip() or b" " in name:
+            raise HttpError(400, f"malformed header line {line[:80]!r}")
+        headers.append((name, value.strip()))
+    return Head(first, headers, len(raw))
+
+
+async def body_pieces(
+    reader: asyncio.StreamReader, framing: Framing
+) -> AsyncIterator[tuple[bytes, bytes]]:
+    """Yield ``(raw, payload)`` pairs of a body as it arrives: the bytes as on the wire (chunked
+    stays chunked) and the body's content among them (empty for size lines and trailers).
+
+    Raises:
+        HttpError: The stream ended early, or a chunked body is malformed.
+    """
+    kind, length = framing
+    if kind == "length":
+        left = length
+        while left:
+            data = await reader.read(min(PIECE, left))
+            if not data:
+                raise HttpError(400, "connection closed in the middle of a body")
+            left -= len(data)
+            yield data, data
+    elif kind == "chunked":
+        async for pair in _chunked(reader):
+            yield pair
+    elif kind == "close":
+        while data := await reader.read(PIECE):
+            yield data, data
+
+
+async def _line(reader: asyncio.StreamReader) -> bytes:
+    try:
+        return await reader.readuntil(b"\r\n")
+    except (asyncio.IncompleteReadError, asyncio.LimitOverrunError) as error:
+        raise HttpError(400, "bad or missing line in a chunked body") from error
+
+
+async def _chunked(reader: asyncio.StreamReader) -> AsyncIterator[tuple[bytes, bytes]]:
+    """Yield a chunked body's ``(raw, payload)`` pairs, checking every size line and CRLF."""
+    while True:
+        line = await _line(reader)
+        size_text = line[:-2].split(b";", 1)[0].strip()
+        if not size_text or len(size_text) > 15 or size_text.strip(b"0123456789abcdefABCDEF"):
+            raise HttpError(400, f"bad chunk size {size_text[:20]!r}")
+        size = int(size_text, 16)
+        yield line, b""
+        if size == 0:
+            while True:  # trailers, then the blank line
+                trailer = await _line(reader)
+                yield trailer, b""
+                if trailer == b"\r\n":
+                    return
+        left = size
+        while left:
+            data = await reader.read(min(PIECE, left))
+            if not data:
+                raise HttpError(400, "connection closed in the middle of a chunk")
+            left -= len(data)
+            yield data, data
+        if await _line(reader) != b"\r\n":
+            raise HttpError(400, "a chunk longer than its size")
+        yield b"\r\n", b""
+
+
+def origin_path(target: str) -> str:
+    """The path of a request target (an absolute-form target loses its scheme and host)."""
+    if target.startswith(("http://", "https://")):
+        rest = target.split("://", 1)[1]
+        slash = rest.find("/")
+        return rest[slash:] if slash >= 0 else "/"
+    return target or "/"

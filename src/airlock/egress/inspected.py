@@ -1,0 +1,359 @@
+"""One inspected client connection: each request classified, enforced, forwarded and recorded.
+
+Theory of operation
+-------------------
+:class:`InspectedConnection` serves the requests of one client connection whose TLS the
+:class:`~airlock.egress.inspect.Inspector` terminated, one after another on the kept-alive
+connection. For each request it:
+
+1. parses the head (``egress.framing``: a bounded size; obsolete line folding, both
+   ``Content-Length`` and ``Transfer-Encoding``, or a bad chunk size are refused with ``400``
+   and the connection closed: no smuggling);
+2. names the request's flow (``egress.flows.classify``) and asks the engine's decisions whether
+   that flow may leave (``egress.flows.enforce``); a refused request gets a ``403`` whose body
+   names the flow and what turned it off;
+3. sends the request to the origin over TLS verified against the system's CAs (plus
+   ``--upstream-ca``), on one upstream connection kept for the client connection, streaming the
+   body while the redaction engine counts its secrets (``--secrets report``); with
+   ``--secrets redact`` or ``block`` the body is gathered first (up to ``MAX_GATHERED``), then
+   redacted or refused;
+4. streams the answer back as it comes and writes one audit record (:func:`record_of`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ssl
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from airlock.egress.flows import classify, enforce, redact_query, refusal_body
+from airlock.egress.framing import (
+    PIECE,
+    Framing,
+    Head,
+    HttpError,
+    body_pieces,
+    origin_path,
+    read_head,
+)
+from airlock.egress.scan import SecretScanner, SecretsMode, count_secrets, redact_body
+
+if TYPE_CHECKING:
+    from airlock.egress.inspect import Inspector
+
+Dial = Callable[[str, int], Awaitable[tuple[asyncio.StreamReader, asyncio.StreamWriter]]]
+"""Opens a plain TCP connection to a host and port (the proxy's dialler, with its address
+checks); the inspector adds TLS on top."""
+
+MAX_GATHERED = 64 * 1024 * 1024
+"""The largest body gathered whole for ``--secrets redact`` or ``block``."""
+IDLE_TIMEOUT = 120.0
+"""Seconds a kept-alive client connection may wait for its next request."""
+
+_NO_BODY_STATUS = frozenset({204, 304})
+
+
+def record_of(**fields: Any) -> dict[str, Any]:
+    """One audit record of an inspected request, with every field the contract names."""
+    record: dict[str, Any] = {
+        "type": "request",
+        "time": 0.0,
+        "inspected": True,
+        "method": "",
+        "host": "",
+        "port": 0,
+        "path": "",
+        "status": 0,
+        "flow": "unclassified",
+        "decision": "allow",
+        "reason": "",
+        "bytes_out": 0,
+        "bytes_in": 0,
+        "secrets": {},
+        "duration_ms": 0.0,
+        "error": None,
+    }
+    record.update(fields)
+    return record
+
+
+class InspectedConnection:
+    """One client connection: requests in order, one upstream connection kept alive.
+
+    Args:
+        inspector: What the run's inspected connections share (decisions, redaction, records).
+        reader: The client connection, TLS already terminated.
+        writer: Its writer.
+        host: The host the client's CONNECT named (every request goes there).
+        port: Its port.
+        dial: Opens TCP to the origin; TLS is added here.
+        activity: Called after each request (the proxy's idle watchdog).
+    """
+
+    def __init__(
+        self,
+        inspector: Inspector,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        host: str,
+        port: int,
+        dial: Dial,
+        activity: Callable[[], None] | None,
+    ) -> None:
+        self.inspector = inspector
+        self.dial = dial
+        self.activity = activity
+        self.reader = reader
+        self.writer = writer
+        self.host = host
+        self.port = port
+        self.up: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
+
+    async def run(self) -> None:
+        """Serve requests until the client or the origin ends the connection."""
+        while True:
+            try:
+                head = await asyncio.wait_for(read_head(self.reader, request=True), IDLE_TIMEOUT)
+            except (HttpError, TimeoutError, ConnectionError, ssl.SSLError) as error:
+                if isinstance(error, HttpError):
+                    await self._answer(error.status, error.message.encode() + b"\n", close=True)
+                return
+            if head is None:
+                return
+            if not await self._one(head):
+                return
+
+    async def close(self) -> None:
+        """Close the client connection and the upstream one."""
+        writers = [self.writer] + ([self.up[1]] if self.up else [])
+        self.up = None
+        for writer in writers:
+            writer.close()
+        for writer in writers:
+            with contextlib.suppress(OSError, ssl.SSLError, ConnectionError):
+                await writer.wait_closed()
+
+    async def _answer(self, status: int, body: bytes, *, close: bool) -> int:
+        reason = {400: "Bad Request", 403: "Forbidden", 413: "Content Too Large"}.get(
+            status, "Error"
+        )
+        head = (
+            f"HTTP/1.1 {status} {reason}\r\nContent-Type: text/plain; charset=utf-8\r\n"
+            f"Content-Length: {len(body)}\r\nX-Airlock: refused\r\n"
+            + ("Connection: close\r\n" if close else "")
+            + "\r\n"
+        ).encode()
+        try:
+            self.writer.write(head + body)
+            await self.writer.drain()
+        except (ConnectionError, ssl.SSLError, OSError):
+            pass
+        return len(head) + len(body)
+
+    async def _one(self, head: Head) -> bool:
+        """Handle one request; whether the connection goes on."""
+        started = self.inspector.clock()
+        method = head.first[0].decode("latin-1")
+        target = head.first[1].decode("latin-1")
+        path = origin_path(target)
+        flow = classify(
+            method, self.host, path, agent=self.inspector.agent, api_hosts=self.inspector.api_hosts
+        )
+        verdict = enforce(flow, self.inspector.decisions)
+        fields: dict[str, Any] = {
+            "time": self.inspector.wall(),
+            "method": method,
+            "host": self.host,
+            "port": self.port,
+            "path": redact_query(path),
+            "flow": flow,
+            "reason": verdict.reason,
+        }
+        try:
+            framing = head.framing()
+        except HttpError as error:
+            await self._answer(error.status, error.message.encode() + b"\n", close=True)
+            self._done(fields, started, status=error.status, decision="deny", error=error.message)
+            return False
+        if not verdict.allowed:
+            body = refusal_body(verdict, method, self.host, path)
+            # The connection goes on only when the body was read whole and the client did not
+            # ask to close it (a client waiting for the end of a refused answer must get it).
+            keep = await self._drain(framing) and head.keeps_alive()
+            sent = await self._answer(403, body, close=not keep)
+            self._done(fields, started, status=403, decision="deny", bytes_in=sent)
+            return keep
+        try:
+            return await self._forward(head, framing, fields, started)
+        except HttpError as error:
+            await self._answer(error.status, error.message.encode() + b"\n", close=True)
+            self._done(fields, started, status=error.status, decision="deny", error=error.message)
+            return False
+        except (OSError, ssl.SSLError, ConnectionError, TimeoutError) as error:
+            message = f"origin {self.host}:{self.port}: {error or type(error).__name__}"
+            await self._answer(502, message.encode() + b"\n", close=True)
+            self._done(fields, started, status=502, error=message)
+            return False
+
+    async def _drain(self, framing: Framing) -> bool:
+        """Read and drop a refused request's body, when small; whether it was read whole."""
+        if framing[0] == "length" and framing[1] > MAX_GATHERED:
+            return False
+        try:
+            async for _ in body_pieces(self.reader, framing):
+                pass
+        except (HttpError, ConnectionError, ssl.SSLError):
+            return False
+        return True
+
+    def _done(self, fields: dict[str, Any], started: float, **more: Any) -> None:
+        fields.update(more)
+        fields["duration_ms"] = round((self.inspector.clock() - started) * 1000, 3)
+        record = record_of(**fields)
+        self.inspector.tally(record)
+        self.inspector.record(record)
+        if self.activity is not None:
+            self.activity()
+
+    async def _upstream(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        if self.up is None or self.up[1].is_closing() or self.up[0].at_eof():
+            if self.up is not None:
+                self.up[1].close()
+                self.up = None
+            reader, writer = await self.dial(self.host, self.port)
+            try:
+                await writer.start_tls(self.inspector.upstream, server_hostname=self.host)
+            except BaseException:
+                writer.close()
+                raise
+            self.up = (reader, writer)
+        return self.up
+
+    async def _forward(
+        self, head: Head, framing: Framing, fields: dict[str, Any], started: float
+    ) -> bool:
+        expect = head.get(b"expect")
+        if expect is not None and expect.lower() == b"100-continue":
+            head.headers = [(k, v) for k, v in head.headers if k.lower() != b"expect"]
+            self.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        mode = self.inspector.secrets
+        gathered: bytes | None = None
+        secrets: dict[str, int] = {}
+        if mode is not SecretsMode.REPORT and framing[0] != "none":
+            payload = await self._gather(framing)
+            if mode is SecretsMode.BLOCK:
+                secrets = count_secrets(self.inspector.redactor, payload)
+                if secrets:
+                    return await self._block(fields, started, secrets)
+                gathered = payload
+            else:
+                gathered, secrets = redact_body(self.inspector.redactor, payload)
+            head.headers = [
+                (k, v)
+                for k, v in head.headers
+                if k.lower() not in (b"content-length", b"transfer-encoding")
+            ]
+            head.headers.append((b"Content-Length", str(len(gathered)).encode()))
+        up_reader, up_writer = await self._upstream()
+        out_head = head.serialize()
+        up_writer.write(out_head)
+        bytes_out = len(out_head)
+        if gathered is not None:
+            up_writer.write(gathered)
+            bytes_out += len(gathered)
+        elif framing[0] != "none":
+            scanner = SecretScanner(self.inspector.redactor)
+            scanning: asyncio.Future[Any] | None = None
+            loop = asyncio.get_running_loop()
+            async for raw, payload in body_pieces(self.reader, framing):
+                up_writer.write(raw)
+                bytes_out += len(raw)
+                if scanner.take(payload):
+                    # Large bodies: a segment is scanned in a worker thread (RE2 lets go of
+                    # the GIL) while the next is forwarded; one segment out at a time.
+                    if scanning is not None:
+                        scanner.merge(await scanning)
+                    window = scanner.cut(final=False)
+                    scanning = loop.run_in_executor(None, scanner.scan, *window)
+                if up_writer.transport.get_write_buffer_size() > PIECE:
+                    await up_writer.drain()
+            if scanning is not None:
+                scanner.merge(await scanning)
+            secrets = scanner.finish()
+        await up_writer.drain()
+        status, bytes_in, keep = await self._relay_response(up_reader, fields["method"])
+        keep = keep and head.keeps_alive()
+        self._done(
+            fields,
+            started,
+            status=status,
+            decision="allow",
+            bytes_out=bytes_out,
+            bytes_in=bytes_in,
+            secrets=secrets,
+        )
+        return keep
+
+    async def _block(self, fields: dict[str, Any], started: float, secrets: dict[str, int]) -> bool:
+        kinds = ", ".join(f"{kind} x{count}" for kind, count in sorted(secrets.items()))
+        reason = f"--secrets block: the request body holds secrets ({kinds}); nothing was sent"
+        body = f"airlock refused {fields['method']} https://{self.host}{fields['path']}\nwhy: {reason}\n"
+        sent = await self._answer(403, body.encode(), close=False)
+        self._done(
+            fields,
+            started,
+            status=403,
+            decision="deny",
+            reason=reason,
+            secrets=secrets,
+            bytes_in=sent,
+        )
+        return True
+
+    async def _gather(self, framing: Framing) -> bytes:
+        if framing[0] == "length" and framing[1] > MAX_GATHERED:
+            raise HttpError(413, f"body over {MAX_GATHERED} bytes cannot be checked for secrets")
+        parts = []
+        size = 0
+        async for _, payload in body_pieces(self.reader, framing):
+            size += len(payload)
+            if size > MAX_GATHERED:
+                raise HttpError(413, f"body over {MAX_GATHERED} bytes cannot be checked")
+            parts.append(payload)
+        return b"".join(parts)
+
+    async def _relay_response(
+        self, up_reader: asyncio.StreamReader, method: str
+    ) -> tuple[int, int, bool]:
+        """Stream the origin's answer to the client: its status, bytes, and whether to go on."""
+        while True:
+            head = await read_head(up_reader, request=False)
+            if head is None:
+                raise ConnectionError("the origin closed the connection without an answer")
+            status = int(head.first[1]) if head.first[1].isdigit() else 0
+            if not 100 <= status <= 599:
+                raise HttpError(502, f"origin sent a bad status {head.first[1][:10]!r}")
+            if status >= 200 or status == 101:
+                break
+            # 1xx informational answers (100 Continue was answered here already): dropped.
+        framing = head.framing()
+        closing = (head.get(b"connection") or b"").lower() == b"close"
+        if method == "HEAD" or status in _NO_BODY_STATUS or status < 200:
+            framing = ("none", 0)
+        elif framing[0] == "none":
+            framing, closing = ("close", 0), True
+        out = head.serialize(drop=frozenset())
+        self.writer.write(out)
+        total = len(out)
+        async for piece, _ in body_pieces(up_reader, framing):
+            self.writer.write(piece)
+            total += len(piece)
+            if self.writer.transport.get_write_buffer_size() > PIECE:
+                await self.writer.drain()
+        await self.writer.drain()
+        if closing and self.up is not None:
+            self.up[1].close()
+            self.up = None
+        return status, total, not (closing and framing[0] == "close")
