@@ -14,8 +14,6 @@ from typing import Any
 from airlock.errors import UsageError
 from airlock.policy.model import Decision, Decisions, FlowId, State
 
-LOCAL_FLOWS = (FlowId.LOCAL_TRANSCRIPTS,)
-
 NODE_OF_FLOW = {
     FlowId.MODEL_REQUESTS: "model",
     FlowId.METRICS: "statsig",

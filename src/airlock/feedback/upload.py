@@ -25,8 +25,6 @@ BUNDLES_PATH = "/v1/feedback-bundles"
 RATINGS_PATH = "/v1/survey-ratings"
 CHUNK = 256 * 1024
 RETRIABLE = frozenset({408, 425, 429, 500, 502, 503, 504})
-COLLECTOR_VARIABLE = "AIRLOCK_COLLECTOR_URL"
-COLLECTOR_KEY = "collectorUrl"
 
 
 @dataclass(frozen=True, slots=True)

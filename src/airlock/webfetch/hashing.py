@@ -27,7 +27,6 @@ MIN_PREFIX_HEX = 4
 """The service refuses shorter prefixes: the answer would be too large."""
 MAX_PREFIX_HEX = 16
 """The service refuses longer prefixes: a long prefix is nearly the hostname itself."""
-DIGEST_HEX = 64
 
 
 def digest(domain: str) -> bytes:
