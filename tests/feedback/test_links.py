@@ -28,7 +28,7 @@ from hypothesis import strategies as st
 from airlock.errors import UsageError
 from airlock.feedback import BundleKind, Role, Source, read_members, session_sources, stage
 from airlock.feedback.bundle import Staged, write_bundle
-from airlock.feedback.sources import Skip, _check_open, _not_regular
+from airlock.feedback.sources import Skip, check_opened, not_regular
 from airlock.redact import Redactor
 from airlock.sessions import SessionStore
 from tests.cli import airlock
@@ -298,7 +298,7 @@ def test_nothing_left_to_bundle_names_every_reason(tmp_path: Path) -> None:
 )
 def test_what_is_not_a_regular_file_is_named(mode: int, words: str) -> None:
     """Every kind of file that is not regular is skipped with its kind named."""
-    assert words in _not_regular(mode)
+    assert words in not_regular(mode)
 
 
 def _status(
@@ -320,12 +320,12 @@ def _status(
 def test_an_open_file_that_changed_is_skipped(opened: os.stat_result, words: str) -> None:
     """What was opened must be the regular file looked at, with one name, of the owner."""
     with pytest.raises(Skip, match=words):
-        _check_open(opened, _status(), owner=0)
+        check_opened(opened, _status(), owner=0)
 
 
 def test_an_unchanged_open_file_passes() -> None:
     """The regular file looked at, one name, the owner's: nothing to say."""
-    _check_open(_status(), _status(), owner=0)
+    check_opened(_status(), _status(), owner=0)
 
 
 @contextmanager

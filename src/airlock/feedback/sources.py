@@ -140,10 +140,10 @@ def _open_folder(parent: int, name: str, where: str) -> int:
 def _open_file(parent: int, name: str, owner: int) -> int:
     before = _look(parent, name, "the file")
     if not stat.S_ISREG(before.st_mode):
-        raise Skip(_not_regular(before.st_mode))
+        raise Skip(not_regular(before.st_mode))
     fd = _open(parent, name, _FILE_FLAGS, "the file", (errno.ELOOP,))
     try:
-        _check_open(os.fstat(fd), before, owner)
+        check_opened(os.fstat(fd), before, owner)
         os.set_blocking(fd, True)
     except BaseException:
         os.close(fd)
@@ -173,9 +173,19 @@ def _open(parent: int, name: str, flags: int, what: str, swapped: tuple[int, ...
         raise Skip(f"{what} cannot be read: {error.strerror}") from error
 
 
-def _check_open(info: os.stat_result, before: os.stat_result, owner: int) -> None:
+def check_opened(info: os.stat_result, before: os.stat_result, owner: int) -> None:
+    """Check that what was opened is the regular file looked at, with one name, of ``owner``.
+
+    Args:
+        info: The open file's status (``fstat``).
+        before: The status of the name looked at before opening it (``lstat``).
+        owner: The config dir's owner.
+
+    Raises:
+        Skip: The file changed between the look and the open, or is not to be bundled.
+    """
     if not stat.S_ISREG(info.st_mode):
-        raise Skip(f"replaced while being opened: {_not_regular(info.st_mode)}")
+        raise Skip(f"replaced while being opened: {not_regular(info.st_mode)}")
     if (info.st_dev, info.st_ino) != (before.st_dev, before.st_ino):
         raise Skip("replaced by another file while being opened")
     if info.st_nlink > 1:
@@ -186,7 +196,8 @@ def _check_open(info: os.stat_result, before: os.stat_result, owner: int) -> Non
         raise Skip(f"owned by another user (uid {info.st_uid}), not the config dir's owner")
 
 
-def _not_regular(mode: int) -> str:
+def not_regular(mode: int) -> str:
+    """Why a file of ``mode`` is skipped: its kind named (``not a regular file (a FIFO)``)."""
     if stat.S_ISLNK(mode):
         return "a symbolic link, not followed"
     return f"not a regular file ({_kind(mode)})"
