@@ -1,6 +1,13 @@
 """Real databases for the collector's tests: SQLite in a temporary folder, and a throwaway
 PostgreSQL cluster the test run creates (initdb, pg_ctl; as the user ``nobody`` when run as
-root, since PostgreSQL refuses root) on a free loopback port, and stops at the end."""
+root, since PostgreSQL refuses root) on a free loopback port, and stops at the end.
+
+A run killed before its end (``kill -9``, a timeout) cannot stop its cluster itself, so each
+cluster has a watchdog (``pg_watchdog.py``, in a session of its own so that signals to the
+run's process group spare it) that stops the cluster and removes its folder as soon as the
+process that started it is gone. It knows by a pipe, not by a process id that could be
+reused: the run holds the only write end, which the kernel closes when the run ends.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +17,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -46,6 +54,8 @@ def postgres_cluster() -> Iterator[str]:
     data = root / "data"
     port = _free_port()
     run = {"check": True, "capture_output": True, "timeout": 120}
+    stop = [*as_user, pg_program("pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"]
+    watchdog = _watchdog(root, stop)
     try:
         subprocess.run(
             [
@@ -85,14 +95,23 @@ def postgres_cluster() -> Iterator[str]:
         try:
             yield f"postgresql://airlock@127.0.0.1:{port}"
         finally:
-            subprocess.run(
-                [*as_user, pg_program("pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"],
-                check=False,
-                capture_output=True,
-                timeout=60,
-            )
+            subprocess.run(stop, check=False, capture_output=True, timeout=60)
     finally:
         shutil.rmtree(root, ignore_errors=True)
+        assert watchdog.stdin is not None
+        watchdog.stdin.close()  # end of input: the watchdog finds the folder gone and exits
+        watchdog.wait(timeout=60)
+
+
+def _watchdog(root: Path, stop: list[str]) -> subprocess.Popen[bytes]:
+    """The process that runs ``stop`` and removes ``root`` once this process has ended."""
+    return subprocess.Popen(
+        [sys.executable, str(Path(__file__).with_name("pg_watchdog.py")), str(root), "--", *stop],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
 
 
 _numbers = itertools.count(1)
