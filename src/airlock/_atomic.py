@@ -10,7 +10,8 @@ Two ways to write, both synced (the file, then its folder) before they return:
   Where the file system has no ``O_TMPFILE`` (or cannot link one), a hidden temporary name
   stands in and is linked (or, failing that, renamed) into place.
 
-:func:`fsync_dir` makes a rename or a removal in a folder durable.
+:func:`sync_file` makes an open file's content durable (for a file written as it streams in,
+then renamed); :func:`fsync_dir` makes a rename or a removal in a folder durable.
 """
 
 from __future__ import annotations
@@ -26,7 +27,13 @@ from typing import IO
 Fill = Callable[[IO[bytes]], object]
 """Writes a file's content into the open file (``lambda out: out.write(data)``)."""
 
-__all__ = ["Fill", "create_file", "fsync_dir", "replace_file"]
+__all__ = ["Fill", "create_file", "fsync_dir", "replace_file", "sync_file"]
+
+
+def sync_file(handle: IO[bytes]) -> None:
+    """Flush ``handle`` and sync its file: what was written to it is on the disk."""
+    handle.flush()
+    os.fsync(handle.fileno())
 
 
 def fsync_dir(directory: Path) -> None:
@@ -130,5 +137,4 @@ def _fill(handle: IO[bytes], fill: Fill | bytes) -> None:
         handle.write(fill)
     else:
         fill(handle)
-    handle.flush()
-    os.fsync(handle.fileno())
+    sync_file(handle)

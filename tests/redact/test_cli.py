@@ -57,6 +57,37 @@ def test_output_file_and_report_by_kind_and_line(tmp_path: Path) -> None:
     assert GITHUB.encode() not in result.stderr
 
 
+def test_output_in_place_keeps_the_file_mode(tmp_path: Path) -> None:
+    """--output may name the source: it is replaced whole, keeping its mode; nothing else is left."""
+    source = tmp_path / "notes.txt"
+    source.write_text(f"b {GITHUB}\n")
+    source.chmod(0o640)
+    result = airlock("redact", str(source), "--output", str(source), text=False)
+    assert result.returncode == 1
+    assert source.read_text() == "b [REDACTED:github_token]\n"
+    assert source.stat().st_mode & 0o777 == 0o640
+    assert [path.name for path in tmp_path.iterdir() if path.name.startswith(".")] == []
+
+
+def test_a_new_output_file_is_private(tmp_path: Path) -> None:
+    """A new --output file is readable by its owner only."""
+    target = tmp_path / "new.txt"
+    result = airlock("redact", "-", "--output", str(target), stdin=b"plain\n", text=False)
+    assert result.returncode == 0
+    assert target.read_bytes() == b"plain\n"
+    assert target.stat().st_mode & 0o777 == 0o600
+
+
+def test_an_output_folder_that_cannot_be_written_exits_2_naming_it(tmp_path: Path) -> None:
+    """An --output in a missing folder is an error (exit 2) naming the folder."""
+    result = airlock(
+        "redact", "-", "--output", str(tmp_path / "missing" / "out.txt"), stdin=b"x\n", text=False
+    )
+    assert result.returncode == 2
+    assert b"cannot write to" in result.stderr
+    assert b"missing" in result.stderr
+
+
 def test_json_report_on_stderr(tmp_path: Path) -> None:
     """--json prints counts and findings as JSON on stderr."""
     result = airlock(

@@ -8,11 +8,11 @@ collector (hex), never by a client.
 from __future__ import annotations
 
 import contextlib
-import os
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
+from airlock._atomic import fsync_dir
 from airlock.errors import UsageError
 
 
@@ -40,11 +40,7 @@ class FolderBlobs:
     def put(self, name: str, source: Path) -> None:
         source.chmod(0o600)
         source.replace(self.folder / name)
-        descriptor = os.open(self.folder, os.O_RDONLY)
-        try:
-            os.fsync(descriptor)
-        finally:
-            os.close(descriptor)
+        fsync_dir(self.folder)
 
     def delete(self, name: str) -> None:
         (self.folder / name).unlink(missing_ok=True)

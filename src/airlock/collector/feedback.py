@@ -39,6 +39,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from airlock._atomic import sync_file
 from airlock.collector.app import ServiceRoute
 from airlock.collector.db import Item, Org
 from airlock.collector.service import BadRequest, Collector, authorize, error, json_body, read_body
@@ -165,8 +166,7 @@ def feedback_routes(collector: Collector) -> Sequence[ServiceRoute]:
                         return error(400, f"body longer than Content-Length {length}")
                     digest.update(chunk)
                     out.write(chunk)
-                out.flush()
-                os.fsync(out.fileno())
+                sync_file(out)
             if received != length:
                 return error(400, f"body of {received} bytes: Content-Length said {length}")
             if digest.hexdigest() != wanted:

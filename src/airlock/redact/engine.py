@@ -28,7 +28,7 @@ import io
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, BinaryIO
+from typing import IO, TYPE_CHECKING
 
 from airlock.errors import SettingsError
 from airlock.redact import user_rules
@@ -152,7 +152,7 @@ class Redactor:
         return cls(extra_rules=rules, allow=settings.allow)
 
     def redact_stream(
-        self, src: BinaryIO, dst: BinaryIO, *, report: RedactionReport | None = None
+        self, src: IO[bytes], dst: IO[bytes], *, report: RedactionReport | None = None
     ) -> RedactionReport:
         """Copy ``src`` to ``dst`` with every secret replaced; memory stays bounded.
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 from pathlib import Path
 
@@ -12,7 +11,7 @@ from airlock.redact.report import RedactionReport
 
 TYPE_CHECKING = False  # typing stays unimported at run time (start-up time)
 if TYPE_CHECKING:
-    from typing import BinaryIO
+    from typing import IO, BinaryIO
 
 
 def redact_path(
@@ -53,23 +52,21 @@ def redact_path(
 def _redact_to_file(
     redactor: Redactor, src: BinaryIO, target: Path, report: RedactionReport
 ) -> RedactionReport:
-    import tempfile  # only with --output: its import (and random's) is start-up time otherwise
+    from airlock._atomic import replace_file
 
-    directory = target.parent
     try:
-        fd, temporary = tempfile.mkstemp(prefix=f".{target.name}.", dir=directory)
+        mode = target.stat().st_mode & 0o777
+    except OSError:
+        mode = 0o600
+
+    def fill(dst: IO[bytes]) -> None:
+        os.fchmod(dst.fileno(), mode)  # the target's own mode, whatever the umask
+        redactor.redact_stream(src, dst, report=report)
+
+    try:
+        replace_file(target, fill, mode=mode)
     except OSError as error:
-        raise UsageError(f"cannot write to {str(directory)!r}: {error.strerror}") from error
-    try:
-        with os.fdopen(fd, "wb") as dst:
-            redactor.redact_stream(src, dst, report=report)
-            dst.flush()
-            os.fsync(dst.fileno())
-        with contextlib.suppress(OSError):
-            mode = target.stat().st_mode & 0o777 if target.exists() else 0o600
-            Path(temporary).chmod(mode)
-        Path(temporary).replace(target)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+        if error.filename is None:  # reading or writing the content, not the folder
+            raise
+        raise UsageError(f"cannot write to {str(target.parent)!r}: {error.strerror}") from error
     return report
