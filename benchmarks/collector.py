@@ -39,8 +39,9 @@ from tests.collector.backends import fresh_database, postgres_cluster
 from tests.servers import airlock_serve
 
 from airlock.collector.blobs import FolderBlobs
-from airlock.collector.db import Database, items
+from airlock.collector.db import Database
 from airlock.collector.otlp import log_records
+from airlock.collector.schema import items
 from airlock.collector.service import Collector
 from airlock.collector.sweeper import sweep
 from airlock.policy.collection import OrgTerms

@@ -15,6 +15,7 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsSer
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord, ResourceLogs, ScopeLogs
 
+from airlock.collector.db import REFUSAL_REASONS
 from airlock.collector.sweeper import sweep
 from airlock.policy.collection import OrgTerms
 from tests.collector.harness import Running, post_bundle, running
@@ -201,6 +202,30 @@ def test_another_organisation_sees_nothing(service: Running) -> None:
     retention = httpx.get(f"{service.url}/v1/retention", headers=bearer(theirs)).json()
     assert retention["classes"] == {}
     assert items(service, mine, "shared-id") == {"logs": 4}
+
+
+def test_refusals_counted_and_shown(service: Running) -> None:
+    """GET /v1/retention shows the refused requests: those without a valid key, and those naming
+    this organisation's sessions with another's key (answered as unknown ones), which only
+    the session's organisation sees counted."""
+    mine, theirs = service.key("acme"), service.key("globex")
+    assert post_logs(service.url, mine, "acme-only", 2).status_code == 200
+
+    def refusals(key: str) -> dict[str, int]:
+        answer = httpx.get(f"{service.url}/v1/retention", headers=bearer(key), timeout=30)
+        return dict(answer.json()["refusals"])
+
+    assert refusals(mine) == refusals(theirs) == dict.fromkeys(REFUSAL_REASONS, 0)
+    assert httpx.post(f"{service.url}/v1/logs", content=b"x").status_code == 401
+    assert httpx.get(f"{service.url}/v1/retention", headers=bearer("alk_x")).status_code == 401
+    assert items(service, theirs, "acme-only") == {}
+    gone = httpx.delete(f"{service.url}/v1/sessions/acme-only", headers=bearer(theirs)).json()
+    assert gone["removed"] == {}
+    assert items(service, theirs, "nobody-has-it") == {}  # unknown everywhere: not counted
+    assert items(service, mine, "acme-only") == {"logs": 2}  # its own: not counted
+    expected = {"no_key": 1, "unknown_key": 1}
+    assert refusals(mine) == {**expected, "other_organisation": 2}
+    assert refusals(theirs) == {**expected, "other_organisation": 0}
 
 
 def _bundle(

@@ -8,14 +8,7 @@ migrations in :mod:`airlock.collector.migrations`. Several collector processes m
 PostgreSQL: every write is one short transaction, and nothing is kept in process memory that
 another process could contradict (a key's organisation is cached for a few seconds only).
 
-* ``orgs``: an organisation, its account class, zero data retention and product feedback.
-* ``api_keys``: the SHA-256 of each key, never the key, and its organisation.
-* ``items``: everything received, one row per record (an OTLP log record or data point, an
-  error event, a rating, a bundle whose bytes are a blob), with its organisation, session,
-  kind, retention class and expiry (from :func:`airlock.policy.collection.storing`).
-* ``refusals``: requests refused for want of a valid key, counted by day and reason.
-
-Times are seconds since the epoch (floats), the same on both databases.
+The tables are in :mod:`airlock.collector.schema`; times are seconds since the epoch.
 """
 
 from __future__ import annotations
@@ -32,69 +25,24 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from airlock.collector.schema import NO_ORG, api_keys, items, orgs, refusals
 from airlock.errors import UsageError
 from airlock.policy.collection import OrgTerms
 from airlock.policy.retention import RetentionClass
 
 KEY_PREFIX = "alk_"
 LOCAL_ORG = "local"
+NO_KEY = "no_key"
+"""The refusal reason of a request without a key (401)."""
+UNKNOWN_KEY = "unknown_key"
+"""The refusal reason of a request with a key the collector does not know (401)."""
+OTHER_ORGANISATION = "other_organisation"
+"""The refusal reason of a session asked for with another organisation's key."""
+REFUSAL_REASONS = (NO_KEY, UNKNOWN_KEY, OTHER_ORGANISATION)
 SWEEP_BATCH = 5000
 """Rows one sweep batch deletes on SQLite, whose one writer holds ingest off while it runs."""
 SWEEP_BATCH_SHARED = 50_000
 """Rows one sweep batch deletes on PostgreSQL, where a delete locks only the rows it deletes."""
-
-metadata = sa.MetaData()
-
-orgs = sa.Table(
-    "orgs",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("name", sa.String(200), nullable=False, unique=True),
-    sa.Column("account_class", sa.String(64), nullable=False),
-    sa.Column("zero_data_retention", sa.Boolean, nullable=False),
-    sa.Column("product_feedback", sa.Boolean, nullable=False),
-    sa.Column("created_at", sa.Float, nullable=False),
-)
-
-api_keys = sa.Table(
-    "api_keys",
-    metadata,
-    sa.Column("key_sha256", sa.String(64), primary_key=True),
-    sa.Column("org_id", sa.Integer, sa.ForeignKey("orgs.id"), nullable=False),
-    sa.Column("created_at", sa.Float, nullable=False),
-)
-
-items = sa.Table(
-    "items",
-    metadata,
-    sa.Column(
-        "id",
-        sa.BigInteger().with_variant(sa.Integer, "sqlite"),
-        primary_key=True,
-        autoincrement=True,
-    ),
-    sa.Column("org_id", sa.Integer, nullable=False),
-    sa.Column("session_id", sa.String(200), nullable=True),
-    sa.Column("kind", sa.String(32), nullable=False),
-    sa.Column("retention_class", sa.String(64), nullable=False),
-    sa.Column("received_at", sa.Float, nullable=False),
-    sa.Column("expires_at", sa.Float, nullable=True),
-    sa.Column("idempotency_key", sa.String(200), nullable=True),
-    sa.Column("blob", sa.String(200), nullable=True),
-    sa.Column("size", sa.Integer, nullable=False),
-    sa.Column("body", sa.LargeBinary, nullable=True),
-    sa.UniqueConstraint("org_id", "idempotency_key", "kind", name="items_once"),
-    sa.Index("items_session", "org_id", "session_id"),
-    sa.Index("items_expiry", "expires_at"),
-)
-
-refusals = sa.Table(
-    "refusals",
-    metadata,
-    sa.Column("day", sa.String(10), primary_key=True),
-    sa.Column("reason", sa.String(64), primary_key=True),
-    sa.Column("count", sa.Integer, nullable=False),
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,35 +179,51 @@ class Database:
             self._keys[digest] = (now, org)
         return org
 
-    def count_refusal(self, reason: str) -> None:
+    def count_refusal(self, reason: str, org_id: int = NO_ORG) -> None:
+        """Count one refused request, for ``org_id`` (:data:`NO_ORG`: no organisation named)."""
         day = time.strftime("%Y-%m-%d", time.gmtime(self.clock()))
+        this = sa.and_(
+            refusals.c.org_id == org_id, refusals.c.day == day, refusals.c.reason == reason
+        )
+        more = refusals.update().where(this).values(count=refusals.c.count + 1)
         with self.engine.begin() as connection:
-            done = connection.execute(
-                refusals.update()
-                .where(refusals.c.day == day, refusals.c.reason == reason)
-                .values(count=refusals.c.count + 1)
-            )
-            if done.rowcount == 0:
-                try:
-                    with connection.begin_nested():
-                        connection.execute(
-                            refusals.insert().values(day=day, reason=reason, count=1)
-                        )
-                except sa.exc.IntegrityError:
+            if connection.execute(more).rowcount:
+                return
+            try:
+                with connection.begin_nested():
                     connection.execute(
-                        refusals.update()
-                        .where(refusals.c.day == day, refusals.c.reason == reason)
-                        .values(count=refusals.c.count + 1)
+                        refusals.insert().values(org_id=org_id, day=day, reason=reason, count=1)
                     )
+            except sa.exc.IntegrityError:  # another request counted the day's first meanwhile
+                connection.execute(more)
 
-    def refusal_counts(self) -> dict[str, int]:
+    def refusal_counts(self, org: Org | None = None) -> dict[str, int]:
+        """Refused requests by reason: all of them, or those naming no organisation and ``org``'s."""
+        query = sa.select(refusals.c.reason, sa.func.sum(refusals.c.count)).group_by(
+            refusals.c.reason
+        )
+        if org is not None:
+            query = query.where(refusals.c.org_id.in_((NO_ORG, org.id)))
         with self.engine.connect() as connection:
-            rows = connection.execute(
-                sa.select(refusals.c.reason, sa.func.sum(refusals.c.count)).group_by(
-                    refusals.c.reason
-                )
-            ).all()
+            rows = connection.execute(query).all()
         return {reason: int(total) for reason, total in rows}
+
+    def count_if_elsewhere(self, org: Org, session_id: str) -> None:
+        """Count, for each other organisation that holds ``session_id``, one refused request
+        naming it with ``org``'s key. The caller's answer is the same as for an unknown
+        session, and only the session's organisation sees the count."""
+        owners = (
+            sa.select(items.c.org_id)
+            .where(
+                items.c.org_id.in_(sa.select(orgs.c.id).where(orgs.c.id != org.id)),
+                items.c.session_id == session_id,
+            )
+            .distinct()
+        )
+        with self.engine.connect() as connection:
+            found = list(connection.execute(owners).scalars())
+        for owner in found:
+            self.count_refusal(OTHER_ORGANISATION, owner)
 
     # Items
 

@@ -26,7 +26,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse
 
 from airlock.collector.blobs import BlobStore
-from airlock.collector.db import Database, Org
+from airlock.collector.db import NO_KEY, UNKNOWN_KEY, Database, Org
 from airlock.collector_key import key_path
 
 MAX_DECODED_BYTES = 64 * 1024 * 1024
@@ -85,13 +85,13 @@ async def authorize(request: Request, collector: Collector) -> Org:
     """
     key = presented_key(request)
     if key is None:
-        await run_in_threadpool(collector.db.count_refusal, "no_key")
+        await run_in_threadpool(collector.db.count_refusal, NO_KEY)
         raise BadRequest(
             401, "no key: send Authorization: Bearer KEY (airlock serve keys create --org NAME)"
         )
     org = await run_in_threadpool(collector.db.org_for_key, key)
     if org is None:
-        await run_in_threadpool(collector.db.count_refusal, "unknown_key")
+        await run_in_threadpool(collector.db.count_refusal, UNKNOWN_KEY)
         raise BadRequest(401, "the key is not known to this collector")
     return org
 

@@ -2,8 +2,11 @@
 
 ``GET /v1/sessions/{id}`` counts a session's items by kind, with the oldest and newest time and
 each class's latest expiry; an unknown session answers ``items`` empty. ``DELETE`` removes every
-row of the session and then every blob its rows named, and answers what went. ``GET
-/v1/retention`` shows, per class, how many items are kept and the age of the oldest.
+row of the session and then every blob its rows named, and answers what went. A session only
+another organisation holds is answered as an unknown one, and counted for that organisation.
+``GET /v1/retention`` shows, per class, how many items are kept and the age of the oldest, and
+the refused requests: those without a valid key (for the whole collector) and those that named
+this organisation's sessions with another organisation's key.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from airlock.collector.app import ServiceRoute
+from airlock.collector.db import REFUSAL_REASONS
 from airlock.collector.service import BadRequest, Collector, authorize
 from airlock.policy.retention import RETENTION_DAYS
 
@@ -45,8 +49,13 @@ def session_routes(collector: Collector) -> Sequence[ServiceRoute]:
             removed, blobs = await run_in_threadpool(collector.db.delete_session, org, session_id)
             for name in blobs:
                 await run_in_threadpool(collector.blobs.delete, name)
-            return JSONResponse({"session_id": session_id, "removed": removed})
-        return JSONResponse(await run_in_threadpool(collector.db.session, org, session_id))
+            answer: dict[str, Any] = {"session_id": session_id, "removed": removed}
+        else:
+            answer = await run_in_threadpool(collector.db.session, org, session_id)
+        # Nothing of this organisation's: if another holds the session, it is counted for that one
+        if not answer.get("removed" if request.method == "DELETE" else "items"):
+            await run_in_threadpool(collector.db.count_if_elsewhere, org, session_id)
+        return JSONResponse(answer)
 
     async def retention(request: Request) -> JSONResponse:
         try:
@@ -55,7 +64,9 @@ def session_routes(collector: Collector) -> Sequence[ServiceRoute]:
             return refused.response()
         kept = await run_in_threadpool(collector.db.retention, org)
         classes = {name: {**entry, "period_days": _days(name)} for name, entry in kept.items()}
-        return JSONResponse({"organisation": org.name, "classes": classes})
+        counted = await run_in_threadpool(collector.db.refusal_counts, org)
+        refusals = {reason: counted.get(reason, 0) for reason in REFUSAL_REASONS}
+        return JSONResponse({"organisation": org.name, "classes": classes, "refusals": refusals})
 
     return (
         ServiceRoute(Route(SESSION_PATH, session, methods=["GET", "DELETE"]), _SESSION_DOC),
@@ -142,10 +153,50 @@ _SESSION_DOC: dict[str, Any] = {
         },
     },
 }
+_COUNT: dict[str, Any] = {"type": "integer", "minimum": 0}
+_REFUSALS: dict[str, Any] = {
+    "type": "object",
+    "required": list(REFUSAL_REASONS),
+    "properties": {
+        "no_key": {**_COUNT, "description": "401s without a key (whole collector)"},
+        "unknown_key": {**_COUNT, "description": "401s with an unknown key (whole collector)"},
+        "other_organisation": {
+            **_COUNT,
+            "description": "requests naming this organisation's sessions with another "
+            "organisation's key, answered as for an unknown session",
+        },
+    },
+}
+_CLASS: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "items": _COUNT,
+        "oldest_age_seconds": {"type": "number"},
+        "period_days": {"type": ["integer", "null"]},
+    },
+}
 _RETENTION_DOC: dict[str, Any] = {
     "get": {
-        "summary": "Per retention class: items kept and the age of the oldest",
+        "summary": "Per retention class: items kept and the age of the oldest; refused requests",
         "security": [{"bearer": []}],
-        "responses": {"200": {"description": "classes"}, **_AUTH},
+        "responses": {
+            "200": {
+                "description": "classes, and refused requests counted by reason",
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "type": "object",
+                            "required": ["organisation", "classes", "refusals"],
+                            "properties": {
+                                "organisation": {"type": "string"},
+                                "classes": {"type": "object", "additionalProperties": _CLASS},
+                                "refusals": _REFUSALS,
+                            },
+                        }
+                    }
+                },
+            },
+            **_AUTH,
+        },
     }
 }

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 
-from airlock.collector.db import metadata
+from airlock.collector.schema import metadata
 
 
 def run() -> None:
