@@ -25,6 +25,8 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import uvicorn
 
+from tests.serving import in_thread
+
 Scope = dict[str, Any]
 ASGIApp = Callable[..., Any]
 
@@ -152,22 +154,12 @@ class _Site(ThreadingHTTPServer):
     paths: list[str]
 
 
-@contextmanager
-def _site_in_thread(handler: type[BaseHTTPRequestHandler]) -> Iterator[_Site]:
+def _site_in_thread(handler: type[BaseHTTPRequestHandler]) -> AbstractContextManager[_Site]:
     """A ``_Site`` answered by ``handler`` on 127.0.0.1 (a free port), served in a thread."""
     site = _Site(("127.0.0.1", 0), handler)
     site.hosts = []
     site.paths = []
-    thread = threading.Thread(
-        target=site.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-    )
-    thread.start()
-    try:
-        yield site
-    finally:
-        site.shutdown()
-        site.server_close()
-        thread.join(10)
+    return in_thread(site)
 
 
 def origin_site() -> AbstractContextManager[_Site]:

@@ -10,8 +10,7 @@ import hashlib
 import json
 import ssl
 import threading
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -19,35 +18,19 @@ from airlock.egress.ca import RunCA, upstream_context, write_bundle
 from airlock.egress.inspect import Inspector
 from airlock.egress.scan import SecretsMode
 from airlock.policy import Decisions
+from tests.serving import Handler, in_thread
 
 NOW = dt.datetime.now(dt.UTC)
 
 
-class OriginHandler(BaseHTTPRequestHandler):
+class OriginHandler(Handler):
     """Answers every request: a canned answer for its path if the server has one, else
     ``/bytes/N`` sends N pseudo-random bytes, ``/echo`` the body, anything else a JSON note."""
 
-    protocol_version = "HTTP/1.1"
     server: OriginServer
 
-    def log_message(self, format: str, *args: Any) -> None:  # quiet
-        pass
-
-    def _body(self) -> bytes:
-        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-            parts = []
-            while True:
-                size = int(self.rfile.readline().split(b";")[0], 16)
-                if size == 0:
-                    while self.rfile.readline() not in (b"\r\n", b""):
-                        pass
-                    return b"".join(parts)
-                parts.append(self.rfile.read(size))
-                self.rfile.readline()
-        return self.rfile.read(int(self.headers.get("Content-Length") or 0))
-
     def _handle(self) -> None:
-        body = self._body()
+        body = self.read_body()
         self.server.seen.append((self.command, self.path, body))
         kind = "application/json"
         canned = [v for k, v in self.server.answers.items() if self.path.startswith(k)]
@@ -81,24 +64,16 @@ class OriginServer(ThreadingHTTPServer):
     """Canned answers by path prefix: (content type, body), before the built-in ones."""
 
 
-@contextlib.contextmanager
 def tls_origin(
     ca: RunCA, host: str = "localhost", bind: str = "127.0.0.1"
-) -> Iterator[OriginServer]:
+) -> contextlib.AbstractContextManager[OriginServer]:
     """An HTTPS origin on ``bind`` whose certificate for ``host`` is signed by ``ca``."""
     server = OriginServer((bind, 0), OriginHandler)
     server.seen = []
     server.answers = {}
     server.blob = hashlib.shake_256(b"airlock").digest(1 << 22)
     server.socket = ca.server_context(host).wrap_socket(server.socket, server_side=True)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
-    thread.start()
-    try:
-        yield server
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(10)
+    return in_thread(server)
 
 
 async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

@@ -8,23 +8,19 @@ framing), ``/chunked?n=K`` answers K chunks, ``/close`` answers without a length
 from __future__ import annotations
 
 import socket
-import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from contextlib import AbstractContextManager, contextmanager
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from airlock.egress import EgressConfig, Limits, RunningProxy, start_proxy
+from tests.serving import Handler, in_thread
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class _Handler(Handler):
     server: _Site
-
-    def log_message(self, format: str, *args: Any) -> None:  # quiet
-        pass
 
     def _query(self) -> dict[str, str]:
         return {key: values[0] for key, values in parse_qs(urlsplit(self.path).query).items()}
@@ -59,20 +55,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         self.server.seen.append((self.path, self.headers.get("Host", "")))
-        length = self.headers.get("Content-Length")
-        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-            body = b""
-            while True:
-                size = int(self.rfile.readline().split(b";")[0], 16)
-                if size == 0:
-                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
-                        pass
-                    break
-                body += self.rfile.read(size)
-                self.rfile.readline()
-        else:
-            body = self.rfile.read(int(length or 0))
-        self._send(200, body)
+        self._send(200, self.read_body())
 
 
 class _Site(ThreadingHTTPServer):
@@ -80,20 +63,11 @@ class _Site(ThreadingHTTPServer):
     seen: list[tuple[str, str]]
 
 
-@contextmanager
-def origin() -> Iterator[_Site]:
+def origin() -> AbstractContextManager[_Site]:
     """The origin on 127.0.0.1 (port: ``.server_address[1]``), served in a thread."""
     site = _Site(("127.0.0.1", 0), _Handler)
     site.seen = []
-    thread = threading.Thread(target=site.serve_forever, kwargs={"poll_interval": 0.05})
-    thread.daemon = True
-    thread.start()
-    try:
-        yield site
-    finally:
-        site.shutdown()
-        site.server_close()
-        thread.join(10)
+    return in_thread(site)
 
 
 def listener() -> socket.socket:
