@@ -228,11 +228,11 @@ def _session(rng: random.Random, project: str, target: int, kinds: _Kinds) -> _S
         if choice < 0.08:
             session.image()
         elif choice < 0.3:
-            plants = [samples.plant(rng, kind) for kind in kinds.take(rng.randrange(0, 2))]
+            plants = [samples.plant(rng, kind) for kind in kinds.take(rng.randrange(0, 3))]
             plants += [samples.negative(rng) for _ in range(rng.randrange(0, 2))]
             session.assistant_text(samples.prose(rng, plants), plants)
         else:
-            plants = [samples.plant(rng, kind) for kind in kinds.take(rng.randrange(0, 3))]
+            plants = [samples.plant(rng, kind) for kind in kinds.take(rng.randrange(0, 4))]
             plants += [samples.negative(rng) for _ in range(rng.randrange(0, 3))]
             nested = rng.random() < 0.15
             command, output = samples.tool_output(rng, plants, nested)

@@ -58,10 +58,22 @@ URL_USER = r"[A-Za-z0-9._%~+\-]+"
 URL_PASS_CHAR = r"(?:[A-Za-z0-9!$&*+\-.;=_~%,()]|\\+u00[0-9a-fA-F]{2})"
 # Between a name and its value: the rest of the name, a closing quote, an operator, an opening
 # quote. ``NAME=value``, ``"name": "value"``, ``name: value``, ``'NAME': 'value'``,
-# ``name = "value"``, ``name := value``, ``name => value``, ``?name=value``; ``NAMED_ASSIGN``
-# (after a vendor's word) also ``<name>value``.
-ASSIGN = rf"[A-Za-z0-9_.\-]*{SGR}{QUOTE}?\]?[ \t]*(?::=|=>|[:=])[ \t]*{SGR}{QUOTE}?{SGR}"
-NAMED_ASSIGN = rf"[A-Za-z0-9_.\-]*{SGR}{QUOTE}?\]?[ \t]*(?::=|=>|[:=>])[ \t]*{SGR}{QUOTE}?{SGR}"
+# ``name = "value"``, ``name := value``, ``name => value``, ``?name=value``, Make's and PHP's
+# ``::=``, ``:::=``, ``?=``, ``+=``, ``.=``, and a YAML block ``name: |`` with the value on the
+# next line. After a vendor's word (``NAMED_ASSIGN``) also ``<name>value`` (an XML element), a
+# CSV cell ``name,value``, a declared type between name and operator (``var datadogKey string =
+# "…"``), and any value on the next line. ``ELEMENT_END`` ends the opening tag of an XML element
+# whose name holds a word (``<[prefix]word`` before it, the tag at the start of a line or after
+# a space or another tag): ``<dbPassword>`` and the value, on the same line or the next.
+_OPERATOR = r"(?::{1,3}=|[?+.]?=|=>|[:=])"
+_BLOCK = rf"(?:[|>][-+]?[ \t]*{NL}[ \t]*)"
+ASSIGN = rf"[A-Za-z0-9_.\-]*{SGR}{QUOTE}?\]?[ \t]*{_OPERATOR}[ \t]*{_BLOCK}?{SGR}{QUOTE}?{SGR}"
+ELEMENT_START = rf"(?:^|{EDGE_PREFIX}|[\s>])<[A-Za-z0-9_.:\-]*"
+ELEMENT_END = rf"[A-Za-z0-9_.\-]*>(?:{NL}[ \t]*)?"
+NAMED_ASSIGN = (
+    rf"[A-Za-z0-9_.\-]*{SGR}{QUOTE}?\]?(?:[ \t]+[A-Za-z_][A-Za-z0-9_]*)?[ \t]*"
+    rf"(?:{_OPERATOR}|[>,])[ \t]*(?:[|>][-+]?[ \t]*)?(?:{NL}[ \t]*)?{SGR}{QUOTE}?{SGR}"
+)
 # What may follow a value: a quote, a space, a separator, an escape, a tag, the end.
 VALUE_END = r"(?:\\|[\"'`\s,;&)\]}<\x1b]|$)"
 TOKEN = r"[A-Za-z0-9_\-]"
@@ -171,6 +183,7 @@ def named(
     sample: str,
     *,
     entropy: float = 2.5,
+    lengths: tuple[int, int] | None = None,
 ) -> Rule:
     """A row for a format without a prefix, found beside a name holding the vendor's word.
 
@@ -183,14 +196,17 @@ def named(
         sample_name: A name to write in generated contexts (``DATADOG_API_KEY``).
         sample: A true example's template.
         entropy: The entropy floor.
+        lengths: The value's shortest and longest length (default: half to twice the
+            sample's, and at least 8).
     """
     size = template_length(sample)
+    low, high = lengths if lengths is not None else (max(8, size // 2), size * 2)
     return Rule(
         kind,
         rf"(?i:{names}){NAMED_ASSIGN}(?P<secret>{value}+){VALUE_END}",
         _literal(names),
-        max(8, size // 2),
-        size * 2,
+        low,
+        high,
         min_entropy=entropy,
         specific=False,
         vendor=vendor,

@@ -29,7 +29,7 @@ KNOWN = 4096
 """Candidate spans whose rule is remembered."""
 KNOWN_SPAN = 512
 """The longest candidate span remembered."""
-_NAMED_VALUE = r"(?:[A-Za-z0-9+_\-.~=:$]|\\*/)"
+_NAMED_VALUE = r"(?:[A-Za-z0-9+_\-.~=:$|%]|\\*/)"
 """Every character a named format's value may hold (each row's own pattern is narrower)."""
 
 
