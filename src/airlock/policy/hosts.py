@@ -38,8 +38,6 @@ from dataclasses import dataclass
 from enum import StrEnum
 from functools import lru_cache
 
-import idna
-
 from airlock.errors import HostError as HostError  # raised here; its class lives in errors.py
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -236,6 +234,8 @@ def _aton_number(part: str) -> int | None:
 
 
 def _name(text: str, raw: str) -> str:
+    import idna  # only for names the plain-name check above does not take (start-up time)
+
     try:
         mapped = idna.uts46_remap(raw, std3_rules=False, transitional=False)
     except idna.IDNAError as error:
@@ -251,6 +251,8 @@ def _name(text: str, raw: str) -> str:
 
 def _label(text: str, label: str) -> str:
     """One label in its A-label form, checked."""
+    import idna
+
     if not label:
         raise HostError(f"host {text!r} has an empty label")
     if label.isascii():
@@ -281,6 +283,8 @@ def canonical_label(label: str) -> str:
     Raises:
         HostError: the label is empty or not valid.
     """
+    import idna
+
     try:
         mapped = idna.uts46_remap(label, std3_rules=False, transitional=False)
     except idna.IDNAError as error:
