@@ -127,3 +127,46 @@ def test_chaining_through_an_upstream_proxy(site: _Site, tmp_path: Path) -> None
     assert answer.status_code == 200 and answer.text.startswith("path=/chained")
     assert refused.status_code == 403
     assert report.hosts[0].requests == 1
+
+
+def test_no_proxy_hosts_bypass_the_upstream_proxy(site: _Site, tmp_path: Path) -> None:
+    """A host in airlock's NO_PROXY is reached directly (request and tunnel), past the upstream
+    proxy, which sees nothing; the rules and the address check still apply to it."""
+    port = site.server_address[1]
+    with running(config(tmp_path)) as (upstream_url, upstream):
+        cfg = config(
+            tmp_path / "front", upstream_proxy=upstream_url, no_proxy="other.test,127.0.0.1"
+        )
+        with running(cfg) as (url, front):
+            with httpx.Client(proxy=url) as client:
+                answer = client.get(f"http://127.0.0.1:{port}/direct")
+                refused = client.get("http://evil.test/")
+            with _connect(url) as sock:
+                sock.sendall(b"CONNECT 127.0.0.1:%d HTTP/1.1\r\nHost: x\r\n\r\n" % port)
+                assert sock.recv(100).startswith(b"HTTP/1.1 200 ")
+                sock.sendall(b"GET /tunnelled HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+                tunnelled = b""
+                while piece := sock.recv(65536):
+                    tunnelled += piece
+            front_report = front.close({})
+        report = upstream.close({})
+    assert answer.status_code == 200 and answer.text.startswith("path=/direct")
+    assert b"path=/tunnelled" in tunnelled
+    assert refused.status_code == 403
+    assert report.hosts == ()
+    assert [path for path, _ in site.seen] == ["/direct", "/tunnelled"]
+    assert front_report.hosts[0].connections == 2
+
+
+def test_hosts_not_in_no_proxy_still_go_through_the_upstream_proxy(
+    site: _Site, tmp_path: Path
+) -> None:
+    """NO_PROXY naming other hosts changes nothing for this one: the upstream proxy carries it."""
+    port = site.server_address[1]
+    with running(config(tmp_path)) as (upstream_url, upstream):
+        cfg = config(tmp_path / "front", upstream_proxy=upstream_url, no_proxy=".example.com")
+        with running(cfg) as (url, _), httpx.Client(proxy=url) as client:
+            answer = client.get(f"http://127.0.0.1:{port}/chained")
+        report = upstream.close({})
+    assert answer.status_code == 200
+    assert report.hosts[0].requests == 1

@@ -87,6 +87,43 @@ def test_a_host_not_allowed_is_refused_403_and_logged(tmp_path: Path) -> None:
     assert report["refused"] >= 2
 
 
+def test_airlocks_no_proxy_goes_past_the_upstream_proxy(tmp_path: Path) -> None:
+    """With --upstream-proxy, a host named in airlock's own NO_PROXY is dialled directly: the
+    upstream proxy here listens nowhere, so only the bypass can reach the origin."""
+    with web_site() as site:
+        port = site.server_address[1]
+        args = ("--allow", f"{HOST}:{port}", "--upstream-proxy", "http://127.0.0.1:9")
+        script = f"curl -sS -o /dev/null -w '%{{http_code}}\\n' http://{HOST}:{port}/bypass"
+        bypassed = airlock(
+            "run",
+            "--audit-log",
+            str(tmp_path / "a.jsonl"),
+            *args,
+            "--",
+            "sh",
+            "-c",
+            script,
+            env={"NO_PROXY": f"localhost,{HOST}", "no_proxy": ""},
+            timeout=180,
+        )
+        chained = airlock(
+            "run",
+            "--audit-log",
+            str(tmp_path / "b.jsonl"),
+            *args,
+            "--",
+            "sh",
+            "-c",
+            script,
+            env={"NO_PROXY": "localhost", "no_proxy": ""},
+            timeout=180,
+        )
+    assert bypassed.returncode == 0, bypassed.stderr
+    assert bypassed.stdout.strip() == "200"
+    assert chained.stdout.strip() == "502"  # through the upstream proxy, which is not there
+    assert site.seen == ["GET /bypass"]
+
+
 CLIENTS = {
     "curl": "curl -sS {url}",
     "python_urllib": "python3 -c 'import sys,urllib.request; print(urllib.request.urlopen(sys.argv[1]).read().decode())' {url}",

@@ -33,7 +33,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     network.add_argument(
         "--upstream-proxy",
         metavar="URL",
-        help="chain every connection through this proxy (default: airlock's own HTTPS_PROXY)",
+        help="chain every connection through this proxy (default: airlock's own HTTPS_PROXY); "
+        "hosts in airlock's own NO_PROXY are reached directly",
     )
     network.add_argument(
         "--max-upload-mb",

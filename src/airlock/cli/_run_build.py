@@ -57,6 +57,7 @@ def egress_config(
         allow_all=args.allow_all,
         allow_private=any(rule.names_host for rule in EgressConfig.rules(args.allow, "--allow")),
         upstream_proxy=upstream,
+        no_proxy=environ.get("no_proxy") or environ.get("NO_PROXY") or "",
         limits=Limits(max_upload_mb=args.max_upload_mb),
         audit_log=audit_log,
         heads_file=heads,

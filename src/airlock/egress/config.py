@@ -121,6 +121,10 @@ class EgressConfig:
     upstream_proxy: str | None = None
     """``http://HOST:PORT`` of a proxy to chain every connection through (no address check then:
     the upstream proxy resolves)."""
+    no_proxy: str = ""
+    """Hosts reached directly, not through ``upstream_proxy`` (airlock's own ``NO_PROXY``: names,
+    ``.suffix``, ``*``; :func:`airlock.policy.hosts.bypasses_proxy`); the address check applies
+    to them as to any direct connection."""
     limits: Limits = field(default_factory=Limits)
     audit_log: Path | None = None
     """The JSON-lines audit log; ``None`` keeps no log (a benchmark's "audit off" row)."""

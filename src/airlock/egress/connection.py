@@ -37,6 +37,8 @@ class Upstream:
     reader: asyncio.StreamReader
     writer: asyncio.StreamWriter
     reusable: bool = True
+    via_proxy: bool = False
+    """The connection is to the upstream proxy (requests go in absolute form)."""
 
 
 class ClientProtocol(asyncio.StreamReaderProtocol):

@@ -96,7 +96,7 @@ def _failed(
 async def _send_request(client: Client, head: RequestHead, upstream: Upstream) -> int:
     """Send the rebuilt head and stream the body; bytes sent (negative: the client left)."""
     writer = upstream.writer
-    data = forwarded_head(head, absolute=client.proxy.chained is not None)
+    data = forwarded_head(head, absolute=upstream.via_proxy)
     writer.write(data)
     sent = len(data)
     budget = client.proxy.budget

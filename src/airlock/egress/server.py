@@ -57,6 +57,7 @@ from airlock.egress.relay import Relay
 from airlock.egress.report import HostStats
 from airlock.egress.rules import EgressRules, RuleDecision, how_to_allow
 from airlock.errors import AirlockError, RefusedError
+from airlock.policy.hosts import bypasses_proxy
 
 GATEWAY_HOST = "git.airlock.internal"
 """The git credential gateway's name (``egress.gateway.GATEWAY_HOST``)."""
@@ -209,7 +210,7 @@ class Proxy:
         if not self.rate.admit(decision.host, time.monotonic()):
             rate = self.config.limits.new_connections_per_second
             raise Refusal(429, f"more than {rate:g} new connections per second to {decision.host}")
-        if self.chained is not None:
+        if self.via_upstream(decision.host):
             return decision, None
         private_ok = self.config.allow_private and decision.explicit
         try:
@@ -219,6 +220,10 @@ class Proxy:
         except AirlockError as error:
             raise Refusal(502, str(error)) from None
         return decision, address
+
+    def via_upstream(self, host: str) -> bool:
+        """Whether connections to ``host`` go through the upstream proxy (not in ``NO_PROXY``)."""
+        return self.chained is not None and not bypasses_proxy(host, self.config.no_proxy)
 
     async def dial_relay(self, host: str, port: int, address: str | None, relay: Relay) -> None:
         """Connect the relay's destination side to the checked ``address`` (direct tunnels).
@@ -248,9 +253,13 @@ class Proxy:
         Raises:
             Refusal: ``502``/``504`` when the connection cannot be made.
         """
-        target = (address, port) if self.chained is None else self.chained
+        via_proxy = False
         if self.config.gateway is not None and host == GATEWAY_HOST:
             target = self.config.gateway  # on this host's loopback, outside the sandbox
+        elif self.chained is not None and self.via_upstream(host):
+            target, via_proxy = self.chained, True
+        else:
+            target = (str(address), port)
         timeout = self.config.limits.connect_timeout
         try:
             async with asyncio.timeout(timeout):
@@ -263,7 +272,7 @@ class Proxy:
                 502, f"cannot connect to {host}:{port}: {error.strerror or error}"
             ) from None
         self.stats(host).connections += 1
-        return Upstream(host, port, reader, writer)
+        return Upstream(host, port, reader, writer, via_proxy=via_proxy)
 
 
 def parse_upstream(url: str | None) -> tuple[str, int] | None:

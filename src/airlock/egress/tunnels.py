@@ -39,7 +39,7 @@ async def tunnel(client: Client, head: RequestHead) -> None:
                 return
         decision, address = await proxy.admit(head.host, head.port)
         record["reason"] = decision.reason
-        if proxy.chained is None:
+        if not proxy.via_upstream(decision.host):
             relay = Relay(proxy.budget, client.touch)
             await proxy.dial_relay(decision.host, head.port, address, relay)
         else:
@@ -48,7 +48,7 @@ async def tunnel(client: Client, head: RequestHead) -> None:
     except Refusal as refusal:
         await client.refuse(head, refusal, record)
         return
-    if proxy.chained is None:
+    if not proxy.via_upstream(decision.host):
         await _relay(client, decision.host, relay, record)
     else:
         await _chained(client, head, decision.host, upstream, record)
@@ -131,7 +131,7 @@ async def _inspect(client: Client, head: RequestHead, host: str) -> None:
         try:
             decision, address = await proxy.admit(host, port)
             upstream = await proxy.dial(decision.host, port, address)
-            if proxy.chained is not None:
+            if upstream.via_proxy:
                 await chain_connect(upstream, head.host, head.port)
         except Refusal as refusal:
             raise ConnectionError(refusal.reason) from None

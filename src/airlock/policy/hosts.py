@@ -345,3 +345,19 @@ def classify(address: IPAddress) -> AddressClass | None:
     """Which non-public class ``address`` is in; ``None`` when it is public."""
     found = describe_class(address)
     return None if found is None else found[0]
+
+
+def bypasses_proxy(host: str, no_proxy: str) -> bool:
+    """Whether ``NO_PROXY`` names ``host``: ``*``, the host itself, or a parent (``example.com``
+    and ``.example.com`` both cover ``www.example.com``); an entry's ``:port`` is ignored."""
+    host = host.lower().rstrip(".")
+    for entry in no_proxy.split(","):
+        wanted = entry.strip().lower()
+        if wanted.startswith("[") and "]" in wanted:
+            wanted = wanted[1 : wanted.index("]")]
+        elif wanted.count(":") == 1:
+            wanted = wanted.partition(":")[0]
+        wanted = wanted.strip(".")
+        if wanted == "*" or (wanted and (host == wanted or host.endswith("." + wanted))):
+            return True
+    return False

@@ -33,6 +33,8 @@ from typing import Any
 import httpcore
 import httpx
 
+from airlock.policy.hosts import bypasses_proxy
+
 _DEADLINE: ContextVar[float | None] = ContextVar("airlock_fetch_deadline", default=None)
 
 _ERRORS: tuple[tuple[type[Exception], type[httpx.TransportError]], ...] = (
@@ -172,22 +174,6 @@ class _Body(httpx.SyncByteStream):
         close = getattr(self.inner, "close", None)
         if close is not None:
             close()
-
-
-def bypasses_proxy(host: str, no_proxy: str) -> bool:
-    """Whether ``NO_PROXY`` names ``host``: ``*``, the host itself, or a parent (``example.com``
-    and ``.example.com`` both cover ``www.example.com``); an entry's ``:port`` is ignored."""
-    host = host.lower().rstrip(".")
-    for entry in no_proxy.split(","):
-        wanted = entry.strip().lower()
-        if wanted.startswith("[") and "]" in wanted:
-            wanted = wanted[1 : wanted.index("]")]
-        elif wanted.count(":") == 1:
-            wanted = wanted.partition(":")[0]
-        wanted = wanted.strip(".")
-        if wanted == "*" or (wanted and (host == wanted or host.endswith("." + wanted))):
-            return True
-    return False
 
 
 class LimitedTransport(httpx.BaseTransport):
