@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 
 import pytest
@@ -64,3 +65,35 @@ def test_empty_body_has_no_secrets() -> None:
 def test_query_values_are_redacted(target: str, shown: str) -> None:
     """Query names stay, values go."""
     assert redact_query(target) == shown
+
+
+PIECES = [
+    KEY,
+    AWS,
+    "password=Zk3Pq9Lm2Xw7abcQ;",
+    '"token": "Q7vK2mZ9xR4tL8pW3nB6yH1cF5gJ0dSq"',
+    "postgres://admin:Zk3Pq9Lm2Xw7@db.internal:5432/app",
+    "\\u0067hp_Gmgdxr6SUtPeZ4KIonrmzAPslTyCmq4Gbu6c",
+    "api_key=Q7vK2mZ9xR4tL8pW3nB6yH1cF5gJ0dS" * 2,
+    "plain words and numbers 12345 ",
+    "lorem ipsum dolor sit amet " * 20,
+]
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(PIECES), st.sampled_from([" ", "\n", ";", "\\n", ","])),
+        max_size=60,
+    )
+)
+def test_find_is_what_redact_stream_replaces(parts: list[tuple[str, str]]) -> None:
+    """The engine's find (used by the scanner) names the spans redact_stream replaces."""
+    body = "".join(piece + separator for piece, separator in parts).encode()
+    report = REDACTOR.redact_stream(io.BytesIO(body), io.BytesIO())
+    found = [(hit.kind, hit.start, hit.end) for hit in REDACTOR.find(body)]
+    assert found == [(f.kind, f.start, f.end) for f in report.findings]
+    scanner = SecretScanner(REDACTOR, segment=700, overlap=300)
+    for at in range(0, len(body), 333):
+        scanner.feed(body[at : at + 333])
+    assert scanner.finish() == report.counts()

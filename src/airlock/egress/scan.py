@@ -35,13 +35,6 @@ class SecretsMode(StrEnum):
     BLOCK = "block"
 
 
-class _Discard:
-    """A write-only sink: the scan only wants the report."""
-
-    def write(self, data: bytes) -> int:
-        return len(data)
-
-
 class SecretScanner:
     """Counts the secrets of one body, fed in pieces.
 
@@ -79,29 +72,30 @@ class SecretScanner:
             self.merge(self.scan(*self.cut(final=True)))
         return dict(self.counts)
 
-    def cut(self, *, final: bool) -> tuple[bytes, int, bool]:
-        """The window to scan next (left context first), its context's length, and ``final``.
+    def cut(self, *, final: bool) -> tuple[list[bytes], int, bool]:
+        """The pieces of the window to scan next (left context first), the context's length,
+        and ``final``. The pieces are joined by :meth:`scan`, so a caller that scans in a
+        worker thread copies nothing on its own.
 
         Pieces taken while it is scanned wait for :meth:`merge`, which puts the window's carry
         in front of them: at most one window is out at a time.
         """
-        window = self._context + b"".join(self._pieces)
+        parts = [self._context, *self._pieces]
         base = len(self._context)
         self._pieces = []
         self._size = 0
-        return window, base, final
+        return parts, base, final
 
-    def scan(self, window: bytes, base: int, final: bool) -> tuple[Counter[str], bytes, bytes]:
+    def scan(self, parts: list[bytes], base: int, final: bool) -> tuple[Counter[str], bytes, bytes]:
         """Scan a window (any thread): the counts, the carry and the next left context."""
-        report = RedactionReport(lines=False)
-        self._redactor.redact_stream(io.BytesIO(window), _Discard(), report=report)  # type: ignore[arg-type]
+        window = b"".join(parts)
         safe = len(window) if final else len(window) - self._overlap
         cut = safe
         counts: Counter[str] = Counter()
-        for finding in report.findings:
-            if base <= finding.start < safe:
-                counts[finding.kind] += 1
-                cut = max(cut, finding.end)
+        for hit in self._redactor.find(window):
+            if base <= hit.start < safe:
+                counts[hit.kind] += 1
+                cut = max(cut, hit.end)
         return counts, window[cut:], window[max(base, cut - CONTEXT) : cut]
 
     def merge(self, result: tuple[Counter[str], bytes, bytes]) -> None:

@@ -202,6 +202,19 @@ class Redactor:
                 break
         return report
 
+    def find(self, window: bytes) -> list[Hit]:
+        """The secrets of ``window`` scanned whole, in one piece, in order and not overlapping:
+        what :meth:`redact_stream` would replace, without writing a copy (a caller that only
+        counts, or scans a window off the event loop's thread: RE2 lets go of the GIL).
+        """
+        hits: list[Hit] = []
+        written = 0
+        for hit in self._hits_unescaped(window, 0, len(window)).hits:
+            if hit.start >= written:
+                hits.append(hit)
+                written = hit.end
+        return hits
+
     def _redact_window(
         self,
         window: bytes,
