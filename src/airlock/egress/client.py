@@ -116,6 +116,8 @@ class Client:
     def finish(self, record: dict[str, Any]) -> None:
         """Set the record's duration and log it."""
         record["duration_ms"] = round((time.time() - record["time"]) * 1000, 3)
+        if record.get("inspected") and self.proxy.inspector is not None:
+            self.proxy.inspector.tally(record)  # plain HTTP to an inspected host
         self.proxy.record(record)
 
 

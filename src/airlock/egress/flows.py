@@ -291,10 +291,12 @@ def redact_query(target: str) -> str:
     return f"{path}?{'&'.join(fields)}"
 
 
-def refusal_body(verdict: Verdict, method: str, host: str, path: str) -> bytes:
+def refusal_body(
+    verdict: Verdict, method: str, host: str, path: str, *, scheme: str = "https"
+) -> bytes:
     """The text of the ``403`` a refused request gets, for the agent to show its user."""
     return (
-        f"airlock refused {method} https://{host}{path.split('?', 1)[0]}\n"
+        f"airlock refused {method} {scheme}://{host}{path.split('?', 1)[0]}\n"
         f"data flow: {verdict.flow} ({verdict.state})\n"
         f"why: {verdict.reason}\n"
         "To let it through, change the variable or setting named above "

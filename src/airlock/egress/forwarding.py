@@ -2,16 +2,20 @@
 (:func:`~airlock.egress.http1.forwarded_head`) and its body streamed upstream piece by piece;
 the response is streamed back as it arrives, its end found by httptools. The upstream
 connection is kept for the client's next request to the same ``host:port``. One audit record
-per request."""
+per request. A request to a host named with ``--inspect`` is also named by flow, enforced and
+checked for secrets (:mod:`airlock.egress.plain`)."""
 
 from __future__ import annotations
 
+import contextlib
 from typing import TYPE_CHECKING, Any
 
 import httptools
 
 from airlock.egress.connection import CONTINUE, READ_SIZE, Refusal, Upstream, new_record
 from airlock.egress.http1 import END, RequestHead, forwarded_head, redact_query, simple_response
+from airlock.egress.inspected import MAX_GATHERED
+from airlock.egress.plain import PlainInspection
 
 if TYPE_CHECKING:
     from airlock.egress.client import Client
@@ -23,6 +27,15 @@ async def forward(client: Client, head: RequestHead) -> bool:
     record = new_record("request", head)
     record["path"] = redact_query(head.path)
     proxy = client.proxy
+    inspection = None
+    if proxy.check_rules(head.host, head.port).allowed:
+        inspection = PlainInspection.of(proxy.inspector, head)
+    body: bytes | None = None
+    if inspection is not None:
+        record.update(inspection.fields())
+        going, body = await _screen(client, head, record, inspection)
+        if not going:
+            return False
     upstream = client.upstream
     try:
         if (
@@ -45,19 +58,22 @@ async def forward(client: Client, head: RequestHead) -> bool:
     except Refusal as refusal:
         await client.refuse(head, refusal, record)
         return False
-    record["reason"] = decision.reason
+    if inspection is None:
+        record["reason"] = decision.reason
     stats = proxy.stats(decision.host)
     stats.requests += 1
     if head.expect_continue:
         client.writer.write(CONTINUE)
     try:
-        sent = await _send_request(client, head, upstream)
+        sent = await _send_request(client, head, upstream, body, inspection)
     except (ConnectionError, OSError) as error:
         return _failed(client, record, stats, 0, 0, f"upstream write failed: {error}")
     if sent < 0:
         return _failed(client, record, stats, -1 - sent, 0, "the client left mid-request")
     stats.bytes_out += sent
     record["bytes_out"] = sent
+    if inspection is not None:
+        record["secrets"] = inspection.finish()
     watcher = ResponseWatcher(head.method)
     received = 0
     try:
@@ -93,19 +109,92 @@ def _failed(
     return False
 
 
-async def _send_request(client: Client, head: RequestHead, upstream: Upstream) -> int:
-    """Send the rebuilt head and stream the body; bytes sent (negative: the client left)."""
+async def _screen(
+    client: Client, head: RequestHead, record: dict[str, Any], inspection: PlainInspection
+) -> tuple[bool, bytes | None]:
+    """What inspection does before a request to an inspected host leaves: refuse it (its flow
+    is off, or ``--secrets block`` found a secret), or let it go, with its body gathered and
+    checked under ``--secrets redact`` or ``block``. Whether it goes, and that body."""
+    has_body = bool(head.chunked or head.content_length)
+    if not inspection.verdict.allowed:
+        if has_body and not head.expect_continue:
+            await _gather(client)  # read before answering: unread bytes would reset it
+        await _refused(client, record, inspection.refusal(), inspection.verdict.reason)
+        return False, None
+    if not (inspection.gathers and has_body):
+        return True, None
+    if head.expect_continue:
+        client.writer.write(CONTINUE)
+        head.expect_continue = False
+    gathered = await _gather(client)
+    if gathered is None:
+        _failed(client, record, client.proxy.stats(head.host), 0, 0, "the client left")
+        return False, None
+    body, why = inspection.check(gathered)
+    if body is None:
+        answer = simple_response(403, f"airlock: {why}\n", (("X-Airlock", "refused"),))
+        await _refused(client, record, answer, why)
+        return False, None
+    head.chunked, head.content_length = False, len(body)
+    return True, body
+
+
+async def _refused(client: Client, record: dict[str, Any], answer: bytes, reason: str) -> bool:
+    """Answer a request that inspection refused (its flow is off, or its body holds secrets
+    under ``--secrets block``), log it, and end the connection."""
+    client.writer.write(answer)
+    record.update(status=403, decision="deny", reason=reason, bytes_in=len(answer))
+    client.proxy.stats(record["host"]).refused[reason.split(": ", 1)[0]] += 1
+    client.finish(record)
+    with contextlib.suppress(ConnectionError):
+        await client.writer.drain()
+    return False
+
+
+async def _gather(client: Client) -> bytes | None:
+    """A request's whole body (``--secrets redact`` or ``block``); ``None`` if the client left.
+
+    A body over ``MAX_GATHERED`` is cut there: the check refuses it.
+    """
+    parts: list[bytes] = []
+    size = 0
+    while True:
+        piece = await client.next_event()
+        if piece is END or size > MAX_GATHERED:
+            return b"".join(parts)
+        if not isinstance(piece, bytes):
+            return None
+        parts.append(piece)
+        size += len(piece)
+
+
+async def _send_request(
+    client: Client,
+    head: RequestHead,
+    upstream: Upstream,
+    body: bytes | None = None,
+    inspection: PlainInspection | None = None,
+) -> int:
+    """Send the rebuilt head and stream the body (or send ``body``, gathered and checked);
+    bytes sent (negative: the client left)."""
     writer = upstream.writer
     data = forwarded_head(head, absolute=upstream.via_proxy)
     writer.write(data)
     sent = len(data)
     budget = client.proxy.budget
+    if body is not None:
+        writer.write(body)
+        budget.spend(len(data) + len(body))
+        await writer.drain()
+        return sent + len(body)
     while True:
         piece = await client.next_event()
         if piece is END:
             break
         if not isinstance(piece, bytes):
             return -1 - sent  # the client closed mid-body
+        if inspection is not None:
+            inspection.take(piece)
         if head.chunked:
             writer.writelines((b"%x\r\n" % len(piece), piece, b"\r\n"))
             sent += len(piece) + 4 + len(b"%x" % len(piece))

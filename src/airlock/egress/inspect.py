@@ -26,7 +26,15 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from airlock.egress.ca import RunCA
-from airlock.egress.flows import DEFAULT_AGENT, DEFAULT_API_HOSTS, FlowSummary, compare
+from airlock.egress.flows import (
+    DEFAULT_AGENT,
+    DEFAULT_API_HOSTS,
+    FlowSummary,
+    Verdict,
+    classify,
+    compare,
+    enforce,
+)
 from airlock.egress.framing import MAX_HEAD
 from airlock.egress.inspected import Dial, InspectedConnection, record_of
 from airlock.egress.scan import SecretsMode
@@ -138,6 +146,11 @@ class Inspector:
             for (flow, decision), (n, out, in_) in self.flows.items()
         ]
         return compare(rows, self.decisions)
+
+    def judge(self, method: str, host: str, path: str) -> Verdict:
+        """The flow of a request to an inspected host, and whether the engine lets it out."""
+        flow = classify(method, host, path, agent=self.agent, api_hosts=self.api_hosts)
+        return enforce(flow, self.decisions)
 
     def inspects(self, host: str) -> bool:
         """Whether TLS to ``host`` is read (named with ``--inspect`` or in settings)."""

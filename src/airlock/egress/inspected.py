@@ -28,7 +28,7 @@ import ssl
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from airlock.egress.flows import classify, enforce, redact_query, refusal_body
+from airlock.egress.flows import redact_query, refusal_body
 from airlock.egress.framing import (
     PIECE,
     Framing,
@@ -158,17 +158,14 @@ class InspectedConnection:
         method = head.first[0].decode("latin-1")
         target = head.first[1].decode("latin-1")
         path = origin_path(target)
-        flow = classify(
-            method, self.host, path, agent=self.inspector.agent, api_hosts=self.inspector.api_hosts
-        )
-        verdict = enforce(flow, self.inspector.decisions)
+        verdict = self.inspector.judge(method, self.host, path)
         fields: dict[str, Any] = {
             "time": self.inspector.wall(),
             "method": method,
             "host": self.host,
             "port": self.port,
             "path": redact_query(path),
-            "flow": flow,
+            "flow": verdict.flow,
             "reason": verdict.reason,
         }
         try:

@@ -1,0 +1,103 @@
+"""Plain-HTTP requests to inspected hosts: named by flow, enforced and checked for secrets.
+
+Theory of operation
+-------------------
+A request sent in the clear (``GET http://host/path`` through the proxy, no ``CONNECT``) to a
+host named with ``--inspect`` gets what one inside inspected TLS gets
+(:mod:`airlock.egress.inspected`), inside the proxy's plain forwarding
+(:mod:`airlock.egress.forwarding`):
+
+1. its flow is named and the engine's decisions asked (:meth:`Inspector.judge`); a refused
+   flow is answered ``403`` with the same body naming the flow and what turned it off, before
+   any connection is made;
+2. its body goes through the redaction engine: counted as it streams (``--secrets report``),
+   or gathered (up to ``MAX_GATHERED``), then redacted or refused (``redact``, ``block``);
+3. its audit record carries ``flow``, ``inspected`` and ``secrets``, and is counted by flow
+   for the end-of-run report.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from airlock.egress.flows import Verdict, refusal_body
+from airlock.egress.http1 import RequestHead, simple_response
+from airlock.egress.inspected import MAX_GATHERED
+from airlock.egress.scan import SecretScanner, SecretsMode, count_secrets, redact_body
+
+if TYPE_CHECKING:
+    from airlock.egress.inspect import Inspector
+
+
+class PlainInspection:
+    """What inspection makes of one plain-HTTP request to an inspected host.
+
+    Args:
+        inspector: The run's inspector (decisions, redaction, flow counts).
+        head: The request.
+    """
+
+    def __init__(self, inspector: Inspector, head: RequestHead) -> None:
+        self.inspector = inspector
+        self.head = head
+        self.method = head.method.decode("latin-1")
+        self.path = head.path.decode("latin-1")
+        self.verdict: Verdict = inspector.judge(self.method, head.host, self.path)
+        self.mode = inspector.secrets
+        self._scanner = None if self.gathers else SecretScanner(inspector.redactor)
+        self.secrets: dict[str, int] = {}
+
+    @classmethod
+    def of(cls, inspector: Inspector | None, head: RequestHead) -> PlainInspection | None:
+        """The inspection of ``head``, or ``None`` when its host is not inspected."""
+        if inspector is None or not inspector.inspects(head.host):
+            return None
+        return cls(inspector, head)
+
+    @property
+    def gathers(self) -> bool:
+        """Whether the body is gathered whole before it leaves (``redact`` and ``block``)."""
+        return self.mode is not SecretsMode.REPORT
+
+    def fields(self) -> dict[str, object]:
+        """The audit record's fields that inspection adds."""
+        return {
+            "inspected": True,
+            "flow": self.verdict.flow,
+            "reason": self.verdict.reason,
+            "secrets": self.secrets,
+        }
+
+    def refusal(self) -> bytes:
+        """The ``403`` of a request whose flow is off (the connection is closed after it)."""
+        body = refusal_body(self.verdict, self.method, self.head.host, self.path, scheme="http")
+        return simple_response(403, body.decode("utf-8"), (("X-Airlock", "refused"),))
+
+    def take(self, piece: bytes) -> None:
+        """Count the secrets of a body piece on its way out (``--secrets report``)."""
+        if self._scanner is not None:
+            self._scanner.feed(piece)
+
+    def finish(self) -> dict[str, int]:
+        """The secrets counted in the body, by kind (also kept in :attr:`secrets`)."""
+        if self._scanner is not None:
+            self.secrets.update(self._scanner.finish())
+        return self.secrets
+
+    def check(self, body: bytes) -> tuple[bytes | None, str]:
+        """A gathered body as it may leave (``None``: refused) and, if refused, why.
+
+        ``--secrets redact`` replaces each secret; ``--secrets block`` refuses a body that
+        holds any; either way the counts go to :attr:`secrets`.
+        """
+        if len(body) > MAX_GATHERED:
+            return None, f"body over {MAX_GATHERED} bytes cannot be checked for secrets"
+        if self.mode is SecretsMode.REDACT:
+            body, found = redact_body(self.inspector.redactor, body)
+            self.secrets.update(found)
+            return body, ""
+        self.secrets.update(count_secrets(self.inspector.redactor, body))
+        if not self.secrets:
+            return body, ""
+        kinds = ", ".join(f"{kind} x{count}" for kind, count in sorted(self.secrets.items()))
+        return None, f"--secrets block: the request body holds secrets ({kinds}); nothing was sent"

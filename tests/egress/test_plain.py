@@ -1,0 +1,115 @@
+"""Plain HTTP (no CONNECT) to an inspected host: named by flow, enforced and checked for secrets
+like a request inside inspected TLS."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from airlock.egress.audit import read_records
+from airlock.egress.ca import RunCA, upstream_context
+from airlock.egress.inspect import InspectionConfig
+from airlock.egress.scan import SecretsMode
+from airlock.policy import decide
+from tests.egress.harness import NOW
+from tests.egress.origin import config, origin, running
+from tests.policy.helpers import context
+
+KEY = "ghp_" + "aB3dE5fG7hJ9kL1mN3pQ5rS7tU9vW1xY3z5A"
+
+
+def _inspection(tmp_path: Path, secrets: SecretsMode) -> InspectionConfig:
+    run_ca = RunCA(now=NOW)
+    pem = tmp_path / "ca.pem"
+    pem.write_bytes(run_ca.certificate_pem)
+    return InspectionConfig(
+        hosts=frozenset({"localhost"}),
+        ca=run_ca,
+        upstream=upstream_context(pem),
+        decisions=decide(context({"DISABLE_TELEMETRY": "1"})),
+        secrets=secrets,
+        api_hosts=frozenset({"localhost"}),
+    )
+
+
+def _post(proxy: str, url: str, body: str) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(
+        [
+            "curl",
+            "-sS",
+            "--max-time",
+            "20",
+            "--proxy",
+            proxy,
+            "-o",
+            "-",
+            "--data-binary",
+            body,
+            url,
+        ],
+        env={"PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        timeout=30,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize(
+    ("secrets", "model_status", "origin_got", "found"),
+    [
+        pytest.param(SecretsMode.REPORT, 200, KEY, {"github_token": 1}, id="report_passes_counted"),
+        pytest.param(
+            SecretsMode.REDACT, 200, "[REDACTED:github_token]", {"github_token": 1}, id="redact"
+        ),
+        pytest.param(SecretsMode.BLOCK, 403, None, {"github_token": 1}, id="block_sends_nothing"),
+    ],
+)
+def test_plain_http_to_an_inspected_host_is_named_and_enforced_by_flow(
+    tmp_path: Path, secrets: SecretsMode, model_status: int, origin_got: str | None, found: dict
+) -> None:
+    """A model request in the clear is recorded with its flow and its secrets handled as asked;
+    a metrics batch, whose flow DISABLE_TELEMETRY turned off, is refused with 403 naming it
+    and never reaches the origin; the report counts both by flow."""
+    cfg = config(tmp_path, inspection=_inspection(tmp_path, secrets))
+    with origin() as site, running(cfg) as (url, proxy):
+        base = f"http://localhost:{site.server_address[1]}"
+        model = _post(url, f"{base}/v1/messages?beta=true", json.dumps({"content": f"key {KEY}"}))
+        metrics = _post(url, f"{base}/api/event_logging/v2/batch", "{}")
+        report = proxy.close({"command": ["test"], "exit_code": 0})
+    assert b"DISABLE_TELEMETRY" in metrics.stdout and b"metrics" in metrics.stdout
+    assert [path for path, _ in site.seen] == (
+        ["/v1/messages?beta=true"] if origin_got is not None else []
+    )
+    if origin_got is not None:
+        assert origin_got.encode() in model.stdout  # the origin echoes what it received
+    else:
+        assert b"--secrets block" in model.stdout and KEY.encode() not in model.stdout
+    assert cfg.audit_log is not None
+    assert KEY not in cfg.audit_log.read_text()
+    records = [r for r in read_records(cfg.audit_log) if r.get("inspected")]
+    assert [(r["path"], r["flow"], r["status"], r["decision"]) for r in records] == [
+        ("/v1/messages?beta=…", "model_requests", model_status, "allow" if origin_got else "deny"),
+        ("/api/event_logging/v2/batch", "metrics", 403, "deny"),
+    ]
+    assert records[0]["secrets"] == found and records[1]["secrets"] == {}
+    assert "DISABLE_TELEMETRY" in records[1]["reason"]
+    flows = {f.flow: f for f in report.flows}
+    assert flows["metrics"].refused == 1 and flows["metrics"].difference
+    assert (flows["model_requests"].allowed, flows["model_requests"].refused) == (
+        (1, 0) if origin_got else (0, 1)
+    )
+
+
+def test_a_host_not_inspected_stays_plain_forwarding(tmp_path: Path) -> None:
+    """A plain request to a host not named with --inspect carries no flow: the host rules
+    alone decide, and the body passes as sent."""
+    cfg = config(tmp_path, inspection=_inspection(tmp_path, SecretsMode.BLOCK))
+    with origin() as site, running(cfg) as (url, _):
+        answer = _post(url, f"http://127.0.0.1:{site.server_address[1]}/api/event_logging", KEY)
+    assert answer.stdout == KEY.encode()
+    assert cfg.audit_log is not None
+    records = [r for r in read_records(cfg.audit_log) if r["type"] == "request"]
+    assert [("flow" in r, r["status"]) for r in records] == [(False, 200)]
