@@ -19,8 +19,10 @@ function in ``PEERS``. Measures, per row:
 * peak memory: the proxy's peak RSS (VmHWM) after a 10 MB body, then after a 1 GB body
   uploaded and downloaded through it (``--memory-mb`` to change the size).
 
-The sandbox's start-up, from inside (``airlock run -- true`` vs bare bubblewrap vs ``srt --
-true``), comes last (``benchmarks/sandbox_startup.py``, ``--startup-runs``, ``--srt``).
+The origin and the helpers that start processes are shared with ``egress_inspect.py``
+(``benchmarks/origin.py``). The sandbox's start-up, from inside (``airlock run -- true`` vs
+bare bubblewrap vs ``srt -- true``), comes last (``benchmarks/sandbox_startup.py``,
+``--startup-runs``, ``--srt``).
 
     .venv/bin/python benchmarks/egress.py                 # everything (about 3 minutes)
     .venv/bin/python benchmarks/egress.py --seconds 3 --skip-peers   # airlock and direct only
@@ -48,84 +50,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+from origin import CHUNK, certificates, free_port, origin, process
+
 HERE = Path(__file__).resolve().parent
-SMALL = b"hello from the origin\n"
-CHUNK = 1 << 20
 
 
 # ---------------------------------------------------------------------------------------------
-# The origin (run as a subprocess: --serve-origin)
-
-
-async def _origin_handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    try:
-        while True:
-            try:
-                head = await reader.readuntil(b"\r\n\r\n")
-            except (asyncio.IncompleteReadError, ConnectionError):
-                return
-            lowered = head.lower()
-            target = head.split(b" ", 2)[1]
-            length = 0
-            index = lowered.find(b"\r\ncontent-length:")
-            if index >= 0:
-                length = int(lowered[index + 17 : lowered.index(b"\r\n", index + 2)])
-            if b"\r\ntransfer-encoding: chunked" in lowered:
-                length = await _skip_chunks(reader)
-            while length:
-                data = await reader.read(min(CHUNK, length))
-                if not data:
-                    return
-                length -= len(data)
-            close = b"\r\nconnection: close" in lowered
-            extra = b"Connection: close\r\n" if close else b""
-            if b"/bulk" in target:
-                size = int(target.rsplit(b"=", 1)[1])
-                writer.write(b"HTTP/1.1 200 OK\r\n%sContent-Length: %d\r\n\r\n" % (extra, size))
-                block = bytes(CHUNK)
-                while size:
-                    piece = block[: min(CHUNK, size)]
-                    writer.write(piece)
-                    size -= len(piece)
-                    await writer.drain()
-            else:
-                writer.write(
-                    b"HTTP/1.1 200 OK\r\n%sContent-Length: %d\r\n\r\n%s"
-                    % (extra, len(SMALL), SMALL)
-                )
-            if close:
-                await writer.drain()
-                return
-    finally:
-        writer.close()
-
-
-async def _skip_chunks(reader: asyncio.StreamReader) -> int:
-    """Read a chunked body to its end (trailers included); always 0 bytes left after it."""
-    while True:
-        size = int((await reader.readline()).split(b";")[0], 16)
-        if size == 0:
-            while (await reader.readline()) not in (b"\r\n", b""):
-                pass
-            return 0
-        await reader.readexactly(size + 2)
-
-
-def serve_origin(port: int, tls_port: int, cert: Path, key: Path) -> None:
-    import uvloop
-
-    async def main() -> None:
-        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        context.load_cert_chain(cert, key)
-        plain = await asyncio.start_server(_origin_handler, "127.0.0.1", port, backlog=4096)
-        secure = await asyncio.start_server(
-            _origin_handler, "127.0.0.1", tls_port, ssl=context, backlog=4096
-        )
-        async with plain, secure:
-            print("ready", flush=True)
-            await asyncio.Event().wait()
-
-    uvloop.run(main())
+# airlock's proxy (run as a subprocess: --serve-airlock)
 
 
 def serve_airlock(port: int, audit_log: str) -> None:
@@ -163,36 +94,6 @@ class Row:
     auth: str | None = None
     """A ``Proxy-Authorization`` value, when the proxy wants one (srt's does)."""
     results: dict[str, float | str] = field(default_factory=dict)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_port(port: int, seconds: float = 20.0) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5):
-            return
-        time.sleep(0.05)
-    raise RuntimeError(f"nothing listens on 127.0.0.1:{port}")
-
-
-@contextlib.contextmanager
-def process(command: list[str], port: int, **kwargs: object) -> Iterator[subprocess.Popen[bytes]]:
-    child = subprocess.Popen(command, **kwargs)  # type: ignore[call-overload]
-    try:
-        wait_port(port)
-        yield child
-    finally:
-        child.send_signal(signal.SIGTERM)
-        try:
-            child.wait(10)
-        except subprocess.TimeoutExpired:
-            child.kill()
-            child.wait()
 
 
 def start_airlock(
@@ -427,46 +328,6 @@ def _basic_auth(url: str) -> str | None:
 # ---------------------------------------------------------------------------------------------
 
 
-def make_certificate(folder: Path) -> tuple[Path, Path]:
-    import datetime as dt
-    import ipaddress
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=1))
-        .not_valid_after(now + dt.timedelta(days=2))
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-            ),
-            critical=False,
-        )
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = folder / "cert.pem", folder / "key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert_path, key_path
-
-
 PEERS: dict[str, Callable[[Path], contextlib.AbstractContextManager[subprocess.Popen[bytes]]]] = {
     "airlock": lambda temp: start_airlock(temp, audit=True),
     "airlock (audit off)": lambda temp: start_airlock(temp, audit=False),
@@ -575,14 +436,14 @@ def measure_inside_srt(args: argparse.Namespace) -> None:
     port, tls_port = args.inside_srt
     proxy = os.environ["HTTP_PROXY"]
     row = Row("srt", proxy, auth=_basic_auth(proxy))
-    context = ssl.create_default_context(cafile=str(args.cert[0]))
+    context = ssl.create_default_context(cafile=str(args.ca_file))
     with tempfile.TemporaryDirectory(prefix="egress-srt-") as temp:
         measure(row, args, (port, tls_port), Path(temp), context)
     print(json.dumps(row.results))
 
 
 def measure_srt(
-    args: argparse.Namespace, srt: str, ports: tuple[int, int], cert: Path, temp: Path
+    args: argparse.Namespace, srt: str, ports: tuple[int, int], ca_file: Path, temp: Path
 ) -> Row:
     """The srt row: this script again, inside ``srt``, measuring through srt's own proxy."""
     settings = temp / "srt-settings.json"
@@ -590,7 +451,7 @@ def measure_srt(
     command = [
         srt, "--settings", str(settings), "--",
         sys.executable, str(Path(__file__)), "--inside-srt", str(ports[0]), str(ports[1]),
-        "--cert", str(cert), str(cert), "--seconds", str(args.seconds),
+        "--ca-file", str(ca_file), "--seconds", str(args.seconds),
         "--connections", str(args.connections), "--tunnel-clients", str(args.tunnel_clients),
         "--latency-count", str(args.latency_count), "--bulk-mb", str(args.bulk_mb),
     ]  # fmt: skip
@@ -623,15 +484,11 @@ def main() -> int:
     )
     parser.add_argument("--srt", help="the srt program (default: on PATH, or benchmarks/.peers)")
     parser.add_argument("--only", action="append", default=[], help="rows to run (repeatable)")
-    parser.add_argument("--serve-origin", type=int, nargs=2, help=argparse.SUPPRESS)
-    parser.add_argument("--cert", type=Path, nargs=2, help=argparse.SUPPRESS)
+    parser.add_argument("--ca-file", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--serve-airlock", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--inside-srt", type=int, nargs=2, help=argparse.SUPPRESS)
     parser.add_argument("--audit", default="off", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.serve_origin:
-        serve_origin(*args.serve_origin, *args.cert)
-        return 0
     if args.serve_airlock:
         serve_airlock(args.serve_airlock, args.audit)
         return 0
@@ -646,20 +503,9 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="egress-bench-") as name:
         temp = Path(name)
         temp.chmod(0o755)
-        cert, key = make_certificate(temp)
-        context = ssl.create_default_context(cafile=str(cert))
-        port, tls_port = free_port(), free_port()
-        origin = [
-            sys.executable,
-            str(Path(__file__)),
-            "--serve-origin",
-            str(port),
-            str(tls_port),
-            "--cert",
-            str(cert),
-            str(key),
-        ]
-        with process(origin, tls_port):
+        ca_file, pem = certificates(temp)
+        context = ssl.create_default_context(cafile=str(ca_file))
+        with origin(pem) as (port, tls_port):
             rows = [Row("direct", None)]
             measure(rows[0], args, (port, tls_port), temp, context)
             names = ["airlock", "airlock (audit off)"]
@@ -677,7 +523,7 @@ def main() -> int:
 
             srt = sandbox_startup.find_srt(args.srt)
             if srt and not args.skip_peers and (not args.only or "srt" in args.only):
-                rows.append(measure_srt(args, srt, (port, tls_port), cert, temp))
+                rows.append(measure_srt(args, srt, (port, tls_port), ca_file, temp))
     print(f"load average {os.getloadavg()[0]:.2f} at end")
     print_table(rows, args)
     if args.startup_runs:

@@ -1,9 +1,10 @@
 """Inspected traffic (``--inspect``): airlock's proxy next to mitmproxy doing the same interception.
 
-Every server runs in its own process on 127.0.0.1: a TLS origin (uvloop, its own test CA), the
-airlock proxy (``start_proxy`` with an inspection config: TLS terminated with the run's CA,
-flows classified, ``--secrets report``), and mitmproxy's ``mitmdump`` (TLS terminated with its
-CA, upstream verified against the origin's CA). The same ``curl`` load drives every row:
+Every server runs in its own process on 127.0.0.1: a TLS origin (``origin.py``, shared with
+``egress.py``: uvloop, its own test CA), the airlock proxy (``start_proxy`` with an inspection
+config: TLS terminated with the run's CA, flows classified, ``--secrets report``), and
+mitmproxy's ``mitmdump`` (TLS terminated with its CA, upstream verified against the origin's
+CA). The same ``curl`` load drives every row:
 
 * ``req/s``: ``--requests`` small GETs, ``curl -Z --parallel-max 8`` (keep-alive connections);
 * ``ms/req`` and ``+ms``: ``--sequential`` GETs one after another on one connection, the time
@@ -24,74 +25,19 @@ install mitmproxy``, outside the repository, as its pins conflict with ours).
 from __future__ import annotations
 
 import argparse
-import asyncio
-import contextlib
 import datetime as dt
 import os
 import shutil
 import socket
-import ssl
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
+from origin import CHUNK, certificates, free_port, origin, process
+
 HERE = Path(__file__).resolve().parent
-SMALL = b"hello from the origin\n"
-PIECE = 1 << 20
-
-
-# ---------------------------------------------------------------------------------------------
-# the origin (a subprocess: --serve-origin PORT CERT KEY)
-
-
-async def _origin(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    try:
-        while True:
-            try:
-                head = await reader.readuntil(b"\r\n\r\n")
-            except (asyncio.IncompleteReadError, ConnectionError):
-                return
-            lines = head.split(b"\r\n")
-            target = lines[0].split(b" ")[1]
-            length = 0
-            for line in lines[1:]:
-                if line.lower().startswith(b"content-length:"):
-                    length = int(line.split(b":", 1)[1])
-            if b"expect: 100-continue" in head.lower():
-                writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
-            while length:
-                data = await reader.read(min(PIECE, length))
-                if not data:
-                    return
-                length -= len(data)
-            if target.startswith(b"/bulk"):
-                size = int(target.split(b"=")[1]) * PIECE
-                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % size)
-                block = b"b" * PIECE
-                for _ in range(size // PIECE):
-                    writer.write(block)
-                    await writer.drain()
-            else:
-                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(SMALL) + SMALL)
-            await writer.drain()
-    finally:
-        writer.close()
-
-
-def serve_origin(port: int, cert: str, key: str) -> None:
-    import uvloop
-
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(cert, key)
-
-    async def main() -> None:
-        server = await asyncio.start_server(_origin, "127.0.0.1", port, ssl=context)
-        await server.serve_forever()
-
-    uvloop.run(main())
 
 
 # ---------------------------------------------------------------------------------------------
@@ -149,36 +95,6 @@ def serve_airlock(port: int, origin_ca: str, bundle_out: str, mode: str) -> None
 # the driver
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_port(port: int, seconds: float = 30.0) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5):
-            return
-        time.sleep(0.05)
-    raise RuntimeError(f"nothing listens on {port} after {seconds} s")
-
-
-@contextlib.contextmanager
-def process(command: list[str], port: int) -> Iterator[subprocess.Popen[bytes]]:
-    child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        wait_port(port)
-        yield child
-    finally:
-        child.terminate()
-        try:
-            child.wait(10)
-        except subprocess.TimeoutExpired:
-            child.kill()
-            child.wait(10)
-
-
 def curl(args: list[str], proxy: str | None, cafile: Path, timeout: float) -> float:
     """Seconds ``curl`` takes with these arguments (through ``proxy`` when given)."""
     command = [
@@ -207,28 +123,8 @@ def measure(
     seq = f"{base}/small?n=[1-{args.sequential}]"
     per = curl([seq], proxy, cafile, 300) / args.sequential * 1000
     up = args.bulk_mb / curl(["-T", str(upload), f"{base}/sink"], proxy, cafile, 300)
-    down = args.bulk_mb / curl([f"{base}/bulk?mb={args.bulk_mb}"], proxy, cafile, 300)
+    down = args.bulk_mb / curl([f"{base}/bulk?n={args.bulk_mb * CHUNK}"], proxy, cafile, 300)
     return {"req/s": rps, "ms/req": per, "up MB/s": up, "down MB/s": down}
-
-
-def make_origin_certificate(folder: Path) -> tuple[Path, Path, Path]:
-    """The origin's CA certificate, and its own certificate and key (benchmark fixtures)."""
-    from cryptography.hazmat.primitives import serialization
-
-    from airlock.egress.ca import RunCA
-
-    ca = RunCA(now=dt.datetime.now(dt.UTC), name="benchmark origin CA")
-    ca_file, cert, key = folder / "origin-ca.pem", folder / "origin.pem", folder / "origin.key"
-    ca_file.write_bytes(ca.certificate_pem)
-    cert.write_bytes(ca.leaf("localhost").public_bytes(serialization.Encoding.PEM))
-    key.write_bytes(
-        ca._leaf_key.private_bytes(  # a fixture of the benchmark's own origin, not a run's key
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return ca_file, cert, key
 
 
 def find_mitmdump(given: str | None) -> str | None:
@@ -244,12 +140,8 @@ def main() -> int:
     parser.add_argument("--sequential", type=int, default=300)
     parser.add_argument("--bulk-mb", type=int, default=200)
     parser.add_argument("--mitmdump")
-    parser.add_argument("--serve-origin", nargs=3)
     parser.add_argument("--serve-airlock", nargs=4)
     args = parser.parse_args()
-    if args.serve_origin:
-        serve_origin(int(args.serve_origin[0]), *args.serve_origin[1:])
-        return 0
     if args.serve_airlock:
         port, ca, out, inspect = args.serve_airlock
         serve_airlock(int(port), ca, out, inspect)
@@ -259,14 +151,13 @@ def main() -> int:
     results: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory(prefix="egress-inspect-") as temp:
         folder = Path(temp)
-        ca_file, cert, key = make_origin_certificate(folder)
+        ca_file, pem = certificates(folder)
         upload = folder / "upload.bin"
         with upload.open("wb") as out:
-            block = (b'{"text": "' + b"lorem ipsum dolor sit amet " * 37000 + b'"}\n')[:PIECE]
+            block = (b'{"text": "' + b"lorem ipsum dolor sit amet " * 37000 + b'"}\n')[:CHUNK]
             for _ in range(args.bulk_mb):
                 out.write(block)
-        origin_port = free_port()
-        with process([*me, "--serve-origin", str(origin_port), str(cert), str(key)], origin_port):
+        with origin(pem) as (_, origin_port):
             results["direct"] = measure(None, ca_file, origin_port, args, upload)
             for name, inspect in (
                 ("airlock tunnel", "tunnel"),
@@ -276,7 +167,7 @@ def main() -> int:
                 port = free_port()
                 bundle = folder / f"bundle-{inspect}.pem"
                 command = [*me, "--serve-airlock", str(port), str(ca_file), str(bundle), inspect]
-                with process(command, port):
+                with process(command, port, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL):
                     results[name] = measure(
                         f"http://127.0.0.1:{port}", bundle, origin_port, args, upload
                     )
@@ -290,7 +181,7 @@ def main() -> int:
                     "--set", f"confdir={conf}", "--set", f"ssl_verify_upstream_trusted_ca={ca_file}",
                     "--set", "connection_strategy=lazy",
                 ]  # fmt: skip
-                with process(command, port):
+                with process(command, port, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL):
                     bundle = folder / "mitm-bundle.pem"
                     bundle.write_bytes(
                         ca_file.read_bytes() + (conf / "mitmproxy-ca-cert.pem").read_bytes()

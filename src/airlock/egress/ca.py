@@ -133,6 +133,12 @@ class RunCA:
             .sign(self._key, hashes.SHA256())
         )
 
+    def server_pem(self, host: str) -> bytes:
+        """A leaf for ``host``, this CA's certificate and the leaf's key, in PEM: what a TLS
+        server for ``host`` loads (``SSLContext.load_cert_chain``)."""
+        leaf = self.leaf(host).public_bytes(serialization.Encoding.PEM)
+        return leaf + self.certificate_pem + self._leaf_key_pem
+
     def server_context(self, host: str) -> ssl.SSLContext:
         """A TLS server context presenting a leaf for ``host``; made once per host."""
         context = self._contexts.get(host)
@@ -140,8 +146,7 @@ class RunCA:
             context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             context.minimum_version = ssl.TLSVersion.TLSv1_2
             context.set_alpn_protocols(["http/1.1"])
-            leaf = self.leaf(host).public_bytes(serialization.Encoding.PEM)
-            _load_from_memory(context, leaf + self.certificate_pem + self._leaf_key_pem)
+            _load_from_memory(context, self.server_pem(host))
             self._contexts[host] = context
         return context
 
