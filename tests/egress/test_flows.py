@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -17,120 +19,42 @@ from airlock.egress.flows import (
 from airlock.policy import FlowId, decide
 from tests.policy.helpers import context
 
+API = "api.anthropic.com"
+
+
+def _request(id: str, method: str, path: str, flow: str, host: str = API) -> Any:
+    """A request (to the vendor's API unless ``host`` says otherwise) and the flow it is."""
+    return pytest.param(method, host, path, flow, id=id)
+
+
+# fmt: off
 CLASSIFIED = [
-    pytest.param(
-        "POST", "api.anthropic.com", "/v1/messages?beta=true", "model_requests", id="model"
-    ),
-    pytest.param(
-        "POST", "API.Anthropic.COM.", "/v1/messages", "model_requests", id="host_case_and_dot"
-    ),
-    pytest.param(
-        "GET",
-        "api.anthropic.com",
-        "/api/claude_cli/bootstrap",
-        "model_requests",
-        id="bootstrap_is_startup_config",
-    ),
-    pytest.param(
-        "GET",
-        "api.anthropic.com",
-        "/api/claude_code/settings",
-        "model_requests",
-        id="remote_settings",
-    ),
-    pytest.param(
-        "GET",
-        "api.anthropic.com",
-        "/api/claude_code/policy_limits",
-        "model_requests",
-        id="policy_limits",
-    ),
-    pytest.param(
-        "GET",
-        "api.anthropic.com",
-        "/api/claude_code_penguin_mode",
-        "model_requests",
-        id="penguin_mode",
-    ),
-    pytest.param(
-        "GET", "api.anthropic.com", "/api/directory/server-urls", "model_requests", id="server_urls"
-    ),
-    pytest.param(
-        "GET",
-        "api.anthropic.com",
-        "/mcp-registry/v0/servers?version=latest",
-        "model_requests",
-        id="mcp_registry_is_startup_config",
-    ),
-    pytest.param(
-        "POST", "api.anthropic.com", "/api/event_logging/v2/batch", "metrics", id="metrics_batch"
-    ),
-    pytest.param(
-        "POST", "api.anthropic.com", "/api/eval/sdk-abc", "metrics", id="feature_flags_are_metrics"
-    ),
-    pytest.param(
-        "GET",
-        "api.anthropic.com",
-        "/api/claude_code/organizations/metrics_enabled",
-        "metrics",
-        id="metrics_enabled",
-    ),
-    pytest.param(
-        "GET",
-        "api.anthropic.com",
-        "/api/web/domain_info?domain=example.org",
-        "webfetch_preflight",
-        id="preflight",
-    ),
-    pytest.param(
-        "GET",
-        "safety.example.net",
-        "/api/web/domain_hashes?p=ab12",
-        "webfetch_preflight",
-        id="preflight_own_service",
-    ),
-    pytest.param(
-        "POST", "api.anthropic.com", "/api/claude_cli_feedback", "feedback_command", id="feedback"
-    ),
-    pytest.param(
-        "POST",
-        "api.anthropic.com",
-        "/api/claude_code_shared_session_transcripts",
-        "transcript_share",
-        id="transcript_share",
-    ),
-    pytest.param(
-        "POST",
-        "api.anthropic.com",
-        "/api/claude_code/feedback_survey",
-        "survey_rating",
-        id="survey",
-    ),
-    pytest.param(
-        "POST", "o1.ingest.us.sentry.io", "/api/42/envelope/", "error_reporting", id="sentry"
-    ),
-    pytest.param(
-        "GET", "registry.npmjs.org", "/@anthropic-ai%2fclaude-code", "auto_update", id="npm_update"
-    ),
-    pytest.param(
-        "GET",
-        "downloads.claude.ai",
-        "/claude-code-releases/stable",
-        "auto_update",
-        id="native_update",
-    ),
-    pytest.param(
-        "POST",
-        "bedrock-runtime.us-east-1.amazonaws.com",
-        "/model/x/invoke",
-        "model_requests",
-        id="bedrock",
-    ),
-    pytest.param("GET", "api.anthropic.com", "/v1/messages", UNCLASSIFIED, id="wrong_method"),
-    pytest.param("POST", "example.org", "/v1/messages", UNCLASSIFIED, id="model_path_elsewhere"),
-    pytest.param("GET", "registry.npmjs.org", "/left-pad", UNCLASSIFIED, id="other_package"),
-    pytest.param("POST", "api.anthropic.com", "/api/unknown", UNCLASSIFIED, id="unknown_path"),
+    _request("model", "POST", "/v1/messages?beta=true", "model_requests"),
+    _request("host_case_and_dot", "POST", "/v1/messages", "model_requests", host="API.Anthropic.COM."),
+    _request("bootstrap_is_startup_config", "GET", "/api/claude_cli/bootstrap", "model_requests"),
+    _request("remote_settings", "GET", "/api/claude_code/settings", "model_requests"),
+    _request("policy_limits", "GET", "/api/claude_code/policy_limits", "model_requests"),
+    _request("penguin_mode", "GET", "/api/claude_code_penguin_mode", "model_requests"),
+    _request("server_urls", "GET", "/api/directory/server-urls", "model_requests"),
+    _request("mcp_registry_is_startup_config", "GET", "/mcp-registry/v0/servers?version=latest", "model_requests"),
+    _request("metrics_batch", "POST", "/api/event_logging/v2/batch", "metrics"),
+    _request("feature_flags_are_metrics", "POST", "/api/eval/sdk-abc", "metrics"),
+    _request("metrics_enabled", "GET", "/api/claude_code/organizations/metrics_enabled", "metrics"),
+    _request("preflight", "GET", "/api/web/domain_info?domain=example.org", "webfetch_preflight"),
+    _request("preflight_own_service", "GET", "/api/web/domain_hashes?p=ab12", "webfetch_preflight", host="safety.example.net"),
+    _request("feedback", "POST", "/api/claude_cli_feedback", "feedback_command"),
+    _request("transcript_share", "POST", "/api/claude_code_shared_session_transcripts", "transcript_share"),
+    _request("survey", "POST", "/api/claude_code/feedback_survey", "survey_rating"),
+    _request("sentry", "POST", "/api/42/envelope/", "error_reporting", host="o1.ingest.us.sentry.io"),
+    _request("npm_update", "GET", "/@anthropic-ai%2fclaude-code", "auto_update", host="registry.npmjs.org"),
+    _request("native_update", "GET", "/claude-code-releases/stable", "auto_update", host="downloads.claude.ai"),
+    _request("bedrock", "POST", "/model/x/invoke", "model_requests", host="bedrock-runtime.us-east-1.amazonaws.com"),
+    _request("wrong_method", "GET", "/v1/messages", UNCLASSIFIED),
+    _request("model_path_elsewhere", "POST", "/v1/messages", UNCLASSIFIED, host="example.org"),
+    _request("other_package", "GET", "/left-pad", UNCLASSIFIED, host="registry.npmjs.org"),
+    _request("unknown_path", "POST", "/api/unknown", UNCLASSIFIED),
 ]
+# fmt: on
 
 
 @pytest.mark.parametrize(("method", "host", "path", "flow"), CLASSIFIED)
@@ -169,59 +93,30 @@ def test_classify_is_total(method: str, host: str, path: str) -> None:
     assert classify(method, host, path) in {str(f) for f in FlowId} | {UNCLASSIFIED}
 
 
+NONESSENTIAL = "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC"
+
+
+def _enforced(id: str, variable: str | None, flow: str, allowed: bool, named: str | None) -> Any:
+    """A flow under one variable set to 1 (or none): allowed or not, and what the reason names."""
+    environ = {variable: "1"} if variable else {}
+    return pytest.param(environ, flow, allowed, named, id=id)
+
+
+# fmt: off
 ENFORCED = [
-    pytest.param({}, "metrics", True, None, id="default_metrics_on"),
-    pytest.param(
-        {"DISABLE_TELEMETRY": "1"}, "metrics", False, "DISABLE_TELEMETRY", id="telemetry_off"
-    ),
-    pytest.param({"DO_NOT_TRACK": "1"}, "metrics", False, "DO_NOT_TRACK", id="do_not_track"),
-    pytest.param(
-        {"CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1"},
-        "feedback_command",
-        False,
-        "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC",
-        id="nonessential_feedback",
-    ),
-    pytest.param(
-        {"CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1"},
-        "webfetch_preflight",
-        True,
-        None,
-        id="nonessential_keeps_preflight",
-    ),
-    pytest.param(
-        {"CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1"},
-        "model_requests",
-        True,
-        None,
-        id="model_always",
-    ),
-    pytest.param(
-        {"DISABLE_ERROR_REPORTING": "1"},
-        "error_reporting",
-        False,
-        "DISABLE_ERROR_REPORTING",
-        id="error_reporting_off",
-    ),
-    pytest.param(
-        {"CLAUDE_CODE_USE_BEDROCK": "1"},
-        "metrics",
-        False,
-        "off by default on Amazon Bedrock",
-        id="bedrock_default_off",
-    ),
-    pytest.param(
-        {"CLAUDE_CODE_USE_BEDROCK": "1"},
-        "transcript_share",
-        False,
-        "local",
-        id="local_archive_is_not_sent",
-    ),
-    pytest.param(
-        {"DISABLE_AUTOUPDATER": "1"}, "auto_update", False, "DISABLE_AUTOUPDATER", id="autoupdater"
-    ),
-    pytest.param({}, UNCLASSIFIED, True, None, id="unclassified_left_to_host_rules"),
+    _enforced("default_metrics_on", None, "metrics", True, None),
+    _enforced("telemetry_off", "DISABLE_TELEMETRY", "metrics", False, "DISABLE_TELEMETRY"),
+    _enforced("do_not_track", "DO_NOT_TRACK", "metrics", False, "DO_NOT_TRACK"),
+    _enforced("nonessential_feedback", NONESSENTIAL, "feedback_command", False, NONESSENTIAL),
+    _enforced("nonessential_keeps_preflight", NONESSENTIAL, "webfetch_preflight", True, None),
+    _enforced("model_always", NONESSENTIAL, "model_requests", True, None),
+    _enforced("error_reporting_off", "DISABLE_ERROR_REPORTING", "error_reporting", False, "DISABLE_ERROR_REPORTING"),
+    _enforced("bedrock_default_off", "CLAUDE_CODE_USE_BEDROCK", "metrics", False, "off by default on Amazon Bedrock"),
+    _enforced("local_archive_is_not_sent", "CLAUDE_CODE_USE_BEDROCK", "transcript_share", False, "local"),
+    _enforced("autoupdater", "DISABLE_AUTOUPDATER", "auto_update", False, "DISABLE_AUTOUPDATER"),
+    _enforced("unclassified_left_to_host_rules", None, UNCLASSIFIED, True, None),
 ]
+# fmt: on
 
 
 @pytest.mark.parametrize(("environ", "flow", "allowed", "named"), ENFORCED)

@@ -62,23 +62,13 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
         "projects/ (-home-u-proj; a name starting with '-' may also be given as "
         "--project=-home-u-proj)",
     )
-    listing.add_argument(
-        "--older-than",
-        metavar="DAYS",
-        type=_days,
-        help="only sessions whose last activity is more than DAYS ago",
-    )
+    _add_older_than(listing, "only sessions whose last activity is more than DAYS ago")
     listing.add_argument("--json", action="store_true", help="print a JSON array for scripts")
 
     show = actions.add_parser(
         "show", parents=[common], help="one session's conversation, tools and subagents marked"
     )
-    show.add_argument(
-        "session_id",
-        metavar="ID",
-        help="the session id (as 'airlock sessions list' shows it), or a unique beginning of "
-        "it; PROJECT/ID names one where two project folders hold the same id",
-    )
+    _add_ids(show, many=False)
     show.add_argument("--json", action="store_true", help="print every entry as JSON")
 
     prune = actions.add_parser(
@@ -87,26 +77,30 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
         help="remove sessions inactive for longer than cleanupPeriodDays, and stale caches",
     )
     prune.add_argument("--dry-run", action="store_true", help="show what would go; touch nothing")
-    prune.add_argument(
-        "--older-than",
-        metavar="DAYS",
-        type=_days,
-        help="use this period instead of cleanupPeriodDays from the settings",
-    )
+    _add_older_than(prune, "use this period instead of cleanupPeriodDays from the settings")
     prune.add_argument("--json", action="store_true", help="print the report as JSON")
 
     delete = actions.add_parser(
         "delete", parents=[common], help="remove sessions completely, with all their files"
     )
-    delete.add_argument(
-        "session_ids",
-        metavar="ID",
-        nargs="+",
-        help="session ids (as 'airlock sessions list' shows them), or unique beginnings of "
-        "them; PROJECT/ID names one where two project folders hold the same id",
-    )
+    _add_ids(delete, many=True)
     delete.add_argument("--dry-run", action="store_true", help="show what would go; touch nothing")
     delete.add_argument("--json", action="store_true", help="print the report as JSON")
+
+
+def _add_older_than(parser: argparse.ArgumentParser, help: str) -> None:
+    parser.add_argument("--older-than", metavar="DAYS", type=_days, help=help)
+
+
+def _add_ids(parser: argparse.ArgumentParser, *, many: bool) -> None:
+    """The session id (``show``), or ids (``delete``), as ``airlock sessions list`` shows them."""
+    parser.add_argument(
+        "session_ids" if many else "session_id",
+        metavar="ID",
+        nargs="+" if many else None,
+        help="a session id (as 'airlock sessions list' shows it), or a unique beginning of one; "
+        "PROJECT/ID names one where two project folders hold the same id",
+    )
 
 
 class _ActionParser(argparse.ArgumentParser):
