@@ -70,6 +70,17 @@ def origin() -> AbstractContextManager[_Site]:
     return in_thread(site)
 
 
+class _Site6(_Site):
+    address_family = socket.AF_INET6
+
+
+def origin_v6() -> AbstractContextManager[_Site]:
+    """The same origin on the IPv6 loopback, ``::1``."""
+    site = _Site6(("::1", 0), _Handler)
+    site.seen = []
+    return in_thread(site)
+
+
 def listener() -> socket.socket:
     """A TCP socket listening on 127.0.0.1, a free port."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)

@@ -13,9 +13,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from airlock.egress import verify
+from airlock.egress import EgressConfig, verify
 from airlock.egress.audit import read_records
-from tests.egress.origin import _Site, config, origin, running
+from tests.egress.origin import _Site, config, origin, origin_v6, running
 
 
 @pytest.fixture
@@ -113,6 +113,32 @@ def test_curl_through_a_connect_tunnel(site: _Site, tmp_path: Path) -> None:
     (record,) = _connections(cfg.audit_log)  # type: ignore[arg-type]
     assert record["type"] == "tunnel" and record["method"] == "CONNECT"
     assert record["bytes_in"] > len(done.stdout) and record["bytes_out"] > 0
+
+
+def test_an_ipv6_literal_rule_lets_requests_and_tunnels_reach_that_address(
+    tmp_path: Path,
+) -> None:
+    """--allow [::1]:PORT lets a plain request and a CONNECT tunnel (curl) reach an origin on the
+    IPv6 loopback; another port of that address is refused with a 403 that brackets it."""
+
+    def curl(*args: str) -> str:
+        done = subprocess.run(["curl", "-sS", *args], capture_output=True, timeout=30, check=True)
+        return done.stdout.decode()
+
+    with origin_v6() as site6:
+        port = _port(site6)
+        other = port + 1 if port < 65535 else 1
+        cfg = config(tmp_path, allow=EgressConfig.rules([f"[::1]:{port}"], "--allow"))
+        with running(cfg) as (url, _):
+            plain = curl("-x", url, f"http://[::1]:{port}/v6")
+            tunnelled = curl("-p", "-x", url, f"http://[::1]:{port}/t6")
+            refused = curl("-x", url, f"http://[::1]:{other}/")
+    assert plain.startswith("path=/v6")
+    assert tunnelled.startswith("path=/t6")
+    assert "refused" in refused and "--allow [::1]" in refused
+    assert [path for path, _ in site6.seen] == ["/v6", "/t6"]
+    hosts = {record["host"] for record in _connections(cfg.audit_log)}  # type: ignore[arg-type]
+    assert hosts == {"::1"}
 
 
 def test_denied_host_gets_a_403_naming_the_rule(tmp_path: Path) -> None:

@@ -39,6 +39,10 @@ def _rules(allow: list[str], deny: list[str] = (), **changes: object) -> EgressR
         (["1.2.3.4"], [], "0x01020304", 443, "allow"),
         ([], ["1.2.3.4"], "16909060", 443, "deny"),
         ([], [], "anything.org", 443, "deny"),
+        (["[::1]"], [], "::1", 8080, "allow"),
+        (["[2001:db8::1]:443"], [], "2001:db8:0:0::1", 443, "allow"),
+        (["[2001:db8::1]:443"], [], "2001:db8::1", 80, "deny"),
+        (["*"], ["[2001:db8::1]"], "2001:DB8::1", 443, "deny"),
     ],
     ids=[
         "exact_host",
@@ -56,6 +60,10 @@ def _rules(allow: list[str], deny: list[str] = (), **changes: object) -> EgressR
         "address_spelt_in_hex_is_the_address",
         "deny_of_address_not_bypassed_by_decimal",
         "nothing_matches_default_deny",
+        "ipv6_loopback_in_brackets",
+        "ipv6_with_port_any_spelling",
+        "ipv6_port_mismatch",
+        "ipv6_deny_beats_allow_all_pattern",
     ],
 )
 def test_rule_table(allow: list[str], deny: list[str], host: str, port: int, decision: str) -> None:
@@ -84,14 +92,27 @@ def test_the_reason_names_the_rule_and_its_origin() -> None:
 
 def test_only_a_rule_naming_the_host_is_explicit() -> None:
     """The relaxed address check applies to exact hosts, never to wildcards."""
-    rules = _rules(["db.internal", "*.corp.test"])
+    rules = _rules(["db.internal", "*.corp.test", "[fd00::5]"])
     assert rules.check("db.internal", 5432).explicit
+    assert rules.check("fd00::5", 443).explicit
     assert not rules.check("x.corp.test", 443).explicit
 
 
 @pytest.mark.parametrize(
     "text",
-    ["", "http://example.com", "example.com/path", "a..b", "x.com:0", "x.com:99999", "x.com:http"],
+    [
+        "",
+        "http://example.com",
+        "example.com/path",
+        "a..b",
+        "x.com:0",
+        "x.com:99999",
+        "x.com:http",
+        "::1",
+        "[::1",
+        "[::1]x",
+        "[zz::1]:443",
+    ],
 )
 def test_unreadable_patterns_are_refused_with_what_is_valid(text: str) -> None:
     """A bad pattern is a usage error naming it and the valid forms."""

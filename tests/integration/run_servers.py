@@ -9,6 +9,7 @@ http-backend`` (git's smart HTTP server, a CGI program) for each request.
 
 from __future__ import annotations
 
+import socket
 from contextlib import AbstractContextManager
 from http.server import ThreadingHTTPServer
 from pathlib import Path
@@ -41,6 +42,18 @@ class _Handler(Handler):
         else:
             page = f"hello from the origin: {self.command} {self.path}\n".encode()
             self.answer(200, [("Content-Type", "text/plain")], page + body)
+
+
+class _Server6(_Server):
+    address_family = socket.AF_INET6
+
+
+def web_site_v6() -> AbstractContextManager[_Server]:
+    """The same site on the host's IPv6 loopback, ``::1`` (the sandbox's own ``::1`` is not it:
+    a client inside reaches this one only through the proxy)."""
+    server = _Server6(("::1", 0), _Handler)
+    server.seen = []
+    return in_thread(server)
 
 
 def _serving(git_root: Path | None) -> AbstractContextManager[_Server]:

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from tests.cli import airlock
-from tests.integration.run_servers import HOST, git_server, web_site
+from tests.integration.run_servers import HOST, git_server, web_site, web_site_v6
 
 
 def _records(log: Path) -> list[dict[str, Any]]:
@@ -122,6 +122,24 @@ def test_airlocks_no_proxy_goes_past_the_upstream_proxy(tmp_path: Path) -> None:
     assert bypassed.stdout.strip() == "200"
     assert chained.stdout.strip() == "502"  # through the upstream proxy, which is not there
     assert site.seen == ["GET /bypass"]
+
+
+def test_an_ipv6_literal_pattern_is_allowed_and_a_malformed_one_is_refused(
+    tmp_path: Path,
+) -> None:
+    """--allow [::1] lets a request to the host's IPv6 loopback through the proxy; a pattern
+    with an unbalanced bracket stops airlock before anything runs (125, saying why)."""
+    with web_site_v6() as site:
+        port = site.server_address[1]
+        script = f"curl -sS -x \"$HTTP_PROXY\" --noproxy '' http://[::1]:{port}/v6"
+        done = _run(tmp_path, "--allow", "[::1]", script=script)
+    assert done.returncode == 0, done.stderr
+    assert "hello from the origin: GET /v6" in done.stdout
+    assert site.seen == ["GET /v6"]
+    bad = airlock("run", "--allow", "[::1", "--", "sh", "-c", "echo RAN")
+    assert bad.returncode == 125
+    assert "--allow '[::1'" in bad.stderr and "unbalanced '['" in bad.stderr
+    assert "RAN" not in bad.stdout
 
 
 CLIENTS = {

@@ -18,6 +18,7 @@ from airlock.policy.rules import (
     invalid_webfetch_rules,
     matches,
     normalize_host,
+    parse_host_pattern,
     parse_rule,
 )
 
@@ -311,3 +312,63 @@ def test_explicit_allow(allow: tuple[str, ...], host: str, explicit: bool) -> No
     """Only an allow rule that names the host (or a domain over it) is explicit; one for every host is not."""
     rules = RuleSet.of(Permissions(allow=tuple(Rule(text, USER) for text in allow)))
     assert (rules.explicit_allow(host) is not None) is explicit
+
+
+@pytest.mark.parametrize(
+    ("text", "host", "port"),
+    [
+        ("example.com", "example.com", None),
+        ("example.com:8443", "example.com", 8443),
+        ("*.example.com:443", ".example.com", 443),
+        ("[::1]", "::1", None),
+        ("[2001:db8::1]:443", "2001:db8::1", 443),
+        ("[2001:DB8:0::1]", "2001:db8::1", None),
+        ("[::ffff:127.0.0.1]:80", "127.0.0.1", 80),
+        ("127.0.0.1:8080", "127.0.0.1", 8080),
+    ],
+    ids=[
+        "name",
+        "name_and_port",
+        "wildcard_and_port",
+        "ipv6_loopback_in_brackets",
+        "ipv6_and_port",
+        "ipv6_in_canonical_form",
+        "ipv4_mapped_is_the_ipv4_address",
+        "ipv4_and_port",
+    ],
+)
+def test_host_patterns_with_ports(text: str, host: str, port: int | None) -> None:
+    """HOST[:PORT] patterns, IPv6 addresses in brackets, read into the canonical host and port."""
+    pattern, found_port = parse_host_pattern(text)
+    assert (pattern.text, found_port) == (host, port)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("::1", r"written in brackets.*\[::1\]:443"),
+        ("2001:db8::1:443", r"written in brackets"),
+        ("[::1", r"unbalanced '\['"),
+        ("[::1]443", r"expected :PORT after \[::1\]"),
+        ("[::1]:", r"port '' .* from 1 to 65535"),
+        ("[::1]:70000", r"port '70000' .* from 1 to 65535"),
+        ("[not-an-address]", r"not a valid IPv6 address"),
+        ("[1.2.3.4]", r"not a valid IPv6 address"),
+        ("example.com:https", r"port 'https'"),
+    ],
+    ids=[
+        "ipv6_without_brackets",
+        "ipv6_and_port_without_brackets",
+        "unbalanced_bracket",
+        "junk_after_bracket",
+        "empty_port",
+        "port_out_of_range",
+        "name_in_brackets",
+        "ipv4_in_brackets",
+        "port_not_a_number",
+    ],
+)
+def test_bad_host_patterns_say_what_is_wrong(text: str, message: str) -> None:
+    """A host pattern that cannot be read is an error naming what is wrong and the valid form."""
+    with pytest.raises(ValueError, match=message):
+        parse_host_pattern(text)

@@ -16,7 +16,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="P",
-        help="allow host P (example.com, *.example.com, example.com:443); repeatable",
+        help="allow host P (example.com, *.example.com, example.com:443, [2001:db8::1]:443); "
+        "repeatable",
     )
     network.add_argument(
         "--deny",

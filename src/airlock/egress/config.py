@@ -2,8 +2,9 @@
 
 A :class:`HostRule` is one pattern with where it came from (``--allow``, a settings key and
 its file, the policy engine's flow). The pattern is the web-fetch guard's domain syntax
-(:func:`airlock.policy.rules.parse_domain`: ``example.com``, ``*.example.com``, ``cdn*.x.org``,
-``*``) with an optional ``:PORT``; a ``WebFetch(domain:…)`` rule is read by the same engine
+(:func:`airlock.policy.rules.parse_host_pattern`: ``example.com``, ``*.example.com``,
+``cdn*.x.org``, ``*``, an IPv6 address in brackets ``[2001:db8::1]``) with an optional
+``:PORT``; a ``WebFetch(domain:…)`` rule is read by the same engine
 (:func:`airlock.policy.rules.parse_rule`). No second matcher exists here: a rule holds the
 engine's :class:`~airlock.policy.rules.DomainPattern` and the port, nothing else.
 """
@@ -14,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from airlock.errors import UsageError
-from airlock.policy.rules import DomainPattern, matches, parse_domain, parse_rule
+from airlock.policy.rules import DomainPattern, matches, parse_host_pattern, parse_rule
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -48,12 +49,12 @@ class HostRule:
             pattern = parse_rule(text)
             if pattern is not None:
                 return cls(text, origin, pattern)
-            host, port = _split_port(text.strip())
-            return cls(text, origin, parse_domain(host), port)
+            domain, port = parse_host_pattern(text)
+            return cls(text, origin, domain, port)
         except ValueError as error:
             raise UsageError(
-                f"{origin} {text!r}: {error} (a host such as example.com, *.example.com or "
-                "example.com:443, or WebFetch(domain:example.com))"
+                f"{origin} {text!r}: {error} (a host such as example.com, *.example.com, "
+                "example.com:443 or [2001:db8::1]:443, or WebFetch(domain:example.com))"
             ) from error
 
     def covers(self, host: str, port: int) -> bool:
@@ -67,15 +68,6 @@ class HostRule:
 
     def describe(self) -> str:
         return f"{self.text!r} ({self.origin})"
-
-
-def _split_port(text: str) -> tuple[str, int | None]:
-    host, colon, port = text.rpartition(":")
-    if not colon:
-        return text, None
-    if not port.isdigit() or not 0 < int(port) < 65536:
-        raise ValueError(f"port {port!r} is not a number from 1 to 65535")
-    return host, int(port)
 
 
 @dataclass(frozen=True, slots=True)

@@ -81,7 +81,9 @@ class EgressRules:
 
 
 def how_to_allow(host: str, port: int) -> str:
-    """What a user does to let ``host:port`` through, in words."""
+    """What a user does to let ``host:port`` through, in words (an IPv6 address in brackets)."""
+    if ":" in host:
+        host = f"[{host}]"
     return (
         f"to allow it, run again with --allow {host} (or --allow {host}:{port}), or add "
         f'"{host}" to sandbox.network.allowedDomains in .claude/settings.json'

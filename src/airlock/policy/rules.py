@@ -145,6 +145,41 @@ def parse_domain(value: str) -> DomainPattern:
     )
 
 
+def parse_host_pattern(value: str) -> tuple[DomainPattern, int | None]:
+    """Parse ``HOST`` or ``HOST:PORT`` as the egress rules take it (``--allow``, ``--deny``,
+    ``sandbox.network.allowedDomains``): a host of :func:`parse_domain` and an optional port.
+    An IPv6 address is written in brackets, as in a URL: ``[::1]``, ``[2001:db8::1]:443``.
+
+    Raises:
+        ValueError: the host cannot be read (:func:`parse_domain`), an IPv6 address without
+            brackets, an unbalanced ``[``, or a port that is not a number from 1 to 65535.
+    """
+    text = value.strip()
+    port: str | None = None
+    if text.startswith("["):
+        end = text.find("]")
+        if end < 0:
+            raise ValueError(
+                f"{value!r} has an unbalanced '[': expected [IPv6 address] or [IPv6 address]:PORT"
+            )
+        host, rest = text[: end + 1], text[end + 1 :]
+        if rest:
+            if not rest.startswith(":"):
+                raise ValueError(f"expected :PORT after {host} in {value!r}, got {rest!r}")
+            port = rest[1:]
+    elif text.count(":") > 1:
+        raise ValueError(
+            f"{value!r}: an IPv6 address is written in brackets, with an optional port: "
+            f"[{text}] or [{text}]:443"
+        )
+    else:
+        host, colon, after = text.partition(":")
+        port = after if colon else None
+    if port is not None and not (port.isdigit() and 0 < int(port) < 65536):
+        raise ValueError(f"port {port!r} of {value!r} is not a number from 1 to 65535")
+    return parse_domain(host), None if port is None else int(port)
+
+
 def _pattern_labels(value: str, text: str) -> list[str]:
     """The labels of a wildcard pattern: ``*`` kept, every other part in its canonical form."""
     labels: list[str] = []
