@@ -141,6 +141,62 @@ def test_an_ipv6_literal_rule_lets_requests_and_tunnels_reach_that_address(
     assert hosts == {"::1"}
 
 
+@pytest.mark.parametrize(
+    "connection", ["", "Connection: keep-alive\r\n"], ids=["plain", "asking_keep_alive"]
+)
+def test_an_http10_client_gets_a_chunked_body_decoded_and_the_connection_closed(
+    site: _Site, tmp_path: Path, connection: str
+) -> None:
+    """An HTTP/1.0 client asking for a body the origin sends chunked gets it decoded, without
+    Transfer-Encoding, in an HTTP/1.0 answer that says Connection: close, and the proxy closes
+    the connection after it (keep-alive asked or not); the log counts the origin's bytes."""
+    cfg = config(tmp_path)
+    with running(cfg) as (url, _), _client_socket(url) as sock:
+        sock.sendall(
+            b"GET http://127.0.0.1:%d/chunked?n=3 HTTP/1.0\r\n%s\r\n"
+            % (_port(site), connection.encode())
+        )
+        answer = b""
+        while piece := sock.recv(65536):  # ends only because the proxy closes
+            answer += piece
+    head, _, body = answer.partition(b"\r\n\r\n")
+    lines = head.lower().split(b"\r\n")
+    assert lines[0] == b"http/1.0 200 ok"
+    assert b"connection: close" in lines
+    assert not any(line.startswith((b"transfer-encoding", b"content-length")) for line in lines)
+    assert body == b"piece 0;piece 1;piece 2;"
+    (record,) = _connections(cfg.audit_log)  # type: ignore[arg-type]
+    assert record["status"] == 200 and record["bytes_in"] > len(answer) - len(head)
+
+
+def test_curl_speaking_http10_reads_a_chunked_body(site: _Site, tmp_path: Path) -> None:
+    """curl --http1.0 through the proxy prints the decoded body of a chunked answer."""
+    with running(config(tmp_path)) as (url, _):
+        done = subprocess.run(
+            ["curl", "-sS", "--http1.0", "-x", url, f"http://127.0.0.1:{_port(site)}/chunked?n=2"],
+            capture_output=True,
+            timeout=30,
+            check=True,
+        )
+    assert done.stdout == b"piece 0;piece 1;"
+
+
+def test_an_http10_client_gets_a_sized_body_with_its_length(site: _Site, tmp_path: Path) -> None:
+    """A body the origin sends with Content-Length keeps it for an HTTP/1.0 client."""
+    with running(config(tmp_path)) as (url, _), _client_socket(url) as sock:
+        sock.sendall(b"GET http://127.0.0.1:%d/size?n=5 HTTP/1.0\r\n\r\n" % _port(site))
+        answer = b""
+        while piece := sock.recv(65536):
+            answer += piece
+    assert answer.startswith(b"HTTP/1.0 200 ")
+    assert b"\r\nContent-Length: 5\r\n" in answer and answer.endswith(b"\r\n\r\nzzzzz")
+
+
+def _client_socket(url: str) -> socket.socket:
+    host, port = url.removeprefix("http://").split(":")
+    return socket.create_connection((host, int(port)), timeout=10)
+
+
 def test_denied_host_gets_a_403_naming_the_rule(tmp_path: Path) -> None:
     """A deny rule refuses before any DNS or connection, says which rule, and is logged."""
     cfg = config(tmp_path)

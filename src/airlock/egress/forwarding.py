@@ -3,7 +3,8 @@
 the response is streamed back as it arrives, its end found by httptools. The upstream
 connection is kept for the client's next request to the same ``host:port``. One audit record
 per request. A request to a host named with ``--inspect`` is also named by flow, enforced and
-checked for secrets (:mod:`airlock.egress.plain`)."""
+checked for secrets (:mod:`airlock.egress.plain`). An HTTP/1.0 client gets its response in a
+form it can read (:mod:`airlock.egress.response`), and the connection closed after it."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from airlock.egress.connection import CONTINUE, READ_SIZE, Refusal, Upstream, ne
 from airlock.egress.http1 import END, RequestHead, forwarded_head, redact_query, simple_response
 from airlock.egress.inspected import MAX_GATHERED
 from airlock.egress.plain import PlainInspection
+from airlock.egress.response import ResponseError, ResponseWatcher
 
 if TYPE_CHECKING:
     from airlock.egress.client import Client
@@ -74,7 +76,7 @@ async def forward(client: Client, head: RequestHead) -> bool:
     record["bytes_out"] = sent
     if inspection is not None:
         record["secrets"] = inspection.finish()
-    watcher = ResponseWatcher(head.method)
+    watcher = ResponseWatcher(head.method, for_http10=head.version == "1.0")
     received = 0
     try:
         received = await _relay_response(client, upstream, watcher)
@@ -91,7 +93,7 @@ async def forward(client: Client, head: RequestHead) -> bool:
     upstream.reusable = watcher.keep_alive and not watcher.until_close
     if not upstream.reusable:
         client.drop_upstream()
-    return head.keep_alive and not watcher.until_close
+    return head.keep_alive and not watcher.until_close and not watcher.for_http10
 
 
 def _failed(
@@ -227,53 +229,11 @@ async def _relay_response(client: Client, upstream: Upstream, watcher: ResponseW
             watcher.feed(data)
         except httptools.HttpParserError as error:
             raise ResponseError(f"malformed response: {error}", received) from None
-        writer.write(data)
+        if watcher.for_http10:
+            writer.writelines(watcher.take())  # the head rebuilt, the body decoded
+        else:
+            writer.write(data)
         received += len(data)
         client.last_active = loop.time()
         await writer.drain()
     return received
-
-
-class ResponseError(Exception):
-    """The destination's response could not be relayed; ``received`` bytes already were."""
-
-    def __init__(self, message: str, received: int) -> None:
-        super().__init__(message)
-        self.received = received
-
-
-class ResponseWatcher:
-    """Follows one response through httptools to find where it ends (bytes pass untouched)."""
-
-    def __init__(self, method: bytes) -> None:
-        self.head_only = method == b"HEAD"
-        self.parser = httptools.HttpResponseParser(self)
-        self.status: int | None = None
-        self.done = False
-        self.keep_alive = True
-        self.until_close = False
-        self._framed = False
-
-    def feed(self, data: bytes) -> None:
-        self.parser.feed_data(data)
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        if name.lower() in (b"content-length", b"transfer-encoding"):
-            self._framed = True
-
-    def on_headers_complete(self) -> None:
-        status = self.parser.get_status_code()
-        if status < 200:
-            self._framed = False
-            return
-        self.status = status
-        self.keep_alive = self.parser.should_keep_alive()
-        if self.head_only:
-            self.done = True
-            self.keep_alive = False  # where a HEAD answer ends is not checked: no reuse
-        elif not self._framed and status not in (204, 304):
-            self.until_close = True
-
-    def on_message_complete(self) -> None:
-        if self.status is not None:
-            self.done = True

@@ -246,7 +246,7 @@ def _resolve_target(head: RequestHead) -> None:
 def forwarded_head(head: RequestHead, absolute: bool) -> bytes:
     """The request line and headers to send upstream (see the module's docstring)."""
     target = head.target if absolute else head.path
-    named = _connection_tokens(head.headers)
+    named = connection_tokens(head.headers)
     lines = [head.method + b" " + target + b" HTTP/1.1"]
     host = head.host.encode("latin-1")
     if ":" in head.host:
@@ -267,7 +267,8 @@ def forwarded_head(head: RequestHead, absolute: bool) -> bytes:
     return b"\r\n".join(lines)
 
 
-def _connection_tokens(headers: list[tuple[bytes, bytes]]) -> frozenset[bytes]:
+def connection_tokens(headers: list[tuple[bytes, bytes]]) -> frozenset[bytes]:
+    """The header names a ``Connection`` (or ``Proxy-Connection``) header lists, lower-cased."""
     tokens: set[bytes] = set()
     for name, value in headers:
         if name.lower() in (b"connection", b"proxy-connection"):

@@ -1,0 +1,121 @@
+"""Where a relayed response ends, and the form an HTTP/1.0 client can read.
+
+:class:`ResponseWatcher` follows the destination's response through httptools as it streams
+to the client, to find its end (the next request may reuse the connection). The bytes pass
+untouched to an HTTP/1.1 client. An HTTP/1.0 client cannot read a chunked body nor keep a
+connection whose response has no length, so for it the head is rebuilt (``HTTP/1.0``, the
+framing and hop-by-hop headers dropped, ``Connection: close``), interim ``1xx`` answers are
+dropped, the body is passed on decoded (httptools' ``on_body``), and the proxy closes the
+connection after it: the close marks where the body ends, as HTTP/1.0 reads it.
+"""
+
+from __future__ import annotations
+
+import httptools
+
+from airlock.egress.http1 import connection_tokens
+
+DROPPED_FOR_HTTP10 = frozenset(
+    {
+        b"connection",
+        b"keep-alive",
+        b"proxy-connection",
+        b"te",
+        b"trailer",
+        b"transfer-encoding",
+        b"upgrade",
+    }
+)
+"""Response headers an HTTP/1.0 client does not get (hop by hop, or framing it cannot read)."""
+
+
+class ResponseError(Exception):
+    """The destination's response could not be relayed; ``received`` bytes already were."""
+
+    def __init__(self, message: str, received: int) -> None:
+        super().__init__(message)
+        self.received = received
+
+
+class ResponseWatcher:
+    """Follows one response through httptools to find where it ends. Bytes pass untouched,
+    except for an HTTP/1.0 client (``for_http10``): :meth:`take` then hands out what to send it
+    instead, the rebuilt head and the decoded body."""
+
+    def __init__(self, method: bytes, for_http10: bool = False) -> None:
+        self.head_only = method == b"HEAD"
+        self.for_http10 = for_http10
+        self.parser = httptools.HttpResponseParser(self)
+        self.status: int | None = None
+        self.done = False
+        self.keep_alive = True
+        self.until_close = False
+        self._framed = False
+        self._chunked = False
+        self._reason = b""
+        self._headers: list[tuple[bytes, bytes]] = []
+        self._out: list[bytes] = []
+
+    def feed(self, data: bytes) -> None:
+        self.parser.feed_data(data)
+
+    def take(self) -> list[bytes]:
+        """What to send an HTTP/1.0 client for the bytes fed so far."""
+        out, self._out = self._out, []
+        return out
+
+    def on_status(self, reason: bytes) -> None:
+        self._reason += reason
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        lowered = name.lower()
+        if lowered in (b"content-length", b"transfer-encoding"):
+            self._framed = True
+            self._chunked = self._chunked or lowered == b"transfer-encoding"
+        if self.for_http10:
+            self._headers.append((bytes(name), bytes(value)))
+
+    def on_headers_complete(self) -> None:
+        status = self.parser.get_status_code()
+        if status < 200:
+            self._framed = self._chunked = False  # an interim answer
+            self._reason, self._headers = b"", []
+            return
+        self.status = status
+        self.keep_alive = self.parser.should_keep_alive()
+        if self.for_http10:
+            self._out.append(http10_head(status, self._reason, self._headers, self._chunked))
+        if self.head_only:
+            self.done = True
+            self.keep_alive = False  # where a HEAD answer ends is not checked: no reuse
+        elif not self._framed and status not in (204, 304):
+            self.until_close = True
+
+    def on_body(self, body: bytes) -> None:
+        if self.for_http10:
+            self._out.append(bytes(body))
+
+    def on_message_complete(self) -> None:
+        if self.status is not None:
+            self.done = True
+
+
+def http10_head(
+    status: int, reason: bytes, headers: list[tuple[bytes, bytes]], chunked: bool
+) -> bytes:
+    """The head of a response for an HTTP/1.0 client, whose body ends where the connection does.
+
+    ``Content-Length`` stays when the destination framed the body by it; with ``chunked`` it
+    goes too (it would not match what was sent).
+    """
+    named = connection_tokens(headers)
+    lines = [b"HTTP/1.0 %d %s" % (status, reason)]
+    for name, value in headers:
+        lowered = name.lower()
+        if lowered in DROPPED_FOR_HTTP10 or lowered in named:
+            continue
+        if chunked and lowered == b"content-length":
+            continue
+        lines.append(name + b": " + value)
+    lines += [b"Connection: close", b"\r\n"]
+    return b"\r\n".join(lines)
