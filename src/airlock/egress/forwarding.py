@@ -15,12 +15,11 @@ import httptools
 
 from airlock.egress.connection import CONTINUE, READ_SIZE, Refusal, Upstream, new_record
 from airlock.egress.http1 import END, RequestHead, forwarded_head, redact_query, simple_response
-from airlock.egress.inspected import MAX_GATHERED
-from airlock.egress.plain import PlainInspection
 from airlock.egress.response import ResponseError, ResponseWatcher
 
 if TYPE_CHECKING:
     from airlock.egress.client import Client
+    from airlock.egress.plain import PlainInspection
     from airlock.egress.report import HostStats
 
 
@@ -30,7 +29,9 @@ async def forward(client: Client, head: RequestHead) -> bool:
     record["path"] = redact_query(head.path)
     proxy = client.proxy
     inspection = None
-    if proxy.check_rules(head.host, head.port).allowed:
+    if proxy.inspector is not None and proxy.check_rules(head.host, head.port).allowed:
+        from airlock.egress.plain import PlainInspection  # the redaction engine: only then
+
         inspection = PlainInspection.of(proxy.inspector, head)
     body: bytes | None = None
     if inspection is not None:
@@ -158,6 +159,8 @@ async def _gather(client: Client) -> bytes | None:
 
     A body over ``MAX_GATHERED`` is cut there: the check refuses it.
     """
+    from airlock.egress.inspected import MAX_GATHERED
+
     parts: list[bytes] = []
     size = 0
     while True:
