@@ -34,6 +34,25 @@ SECRETS: list[tuple[str, str, str]] = [
 """Each kind once, in a typical context."""
 
 # fmt: off
+JOINED: list[tuple[str, str, str]] = [
+    # (kind, text with {} where the secret goes, the secret): names joined to values as
+    # configuration, code and commands write them
+    ("generic_password", "<settings>\n  <dbPassword>{}</dbPassword>", "Wq7z!K2pV9xR4m"),
+    ("generic_password", "<dbPassword>\n    {}\n</dbPassword>", "Wq7z!K2pV9xR4m"),
+    ("generic_api_key", "API_TOKEN ?= {}", "Zk3mQ8vX2pL7wR4tY9bN6cJ1"),
+    ("generic_api_key", "api_token: |\n  {}\n", "Zk3mQ8vX2pL7wR4tY9bN6cJ1"),
+    ("generic_api_key", "curl --header 'Authorization:  {}'", "7fb4223e-5008-46e5-be67-c7b8f2732305"),
+    ("generic_api_key", 'curl -H "Authorization: Api-Token {}"', "33cb987851bc5659l29114c62e60c79abd"),
+    ("curl_basic_auth", "curl --user ops@corp.net:{} https://files.corp.net/x", "pT4wZx8Rk2q"),
+    ("curl_basic_auth", "curl -u elastic:{} https://localhost:9200", "Vq8#mZt2Lp9w"),
+    ("curl_basic_auth", "curl --user bob:'{}' -X PATCH https://x.corp.net", "pRf7vG2h1L8nQkW9"),
+    ("db_url_password", "REDIS_URL=redis://:{}@cache.corp.net:6379/0", "Pz8kQ2vW7mX4rT"),
+    ("telegram_token", 'TELEGRAM_BOT_TOKEN = "{}"', "7204183967:AxR2m9Kq4Lw7Zp3Nv8Tc5Hb1Yd6Fg0Js2Uq"),
+]
+# fmt: on
+"""Secrets in the joins of names and values beyond ``NAME=value`` (each found whole)."""
+
+# fmt: off
 NOT_SECRETS: list[tuple[str, str]] = [
     ("documentation placeholder", "ANTHROPIC_API_KEY=sk-ant-api03-..."),
     ("angle-bracket placeholder", "OPENAI_API_KEY=<YOUR_TOKEN>"),
@@ -53,6 +72,14 @@ NOT_SECRETS: list[tuple[str, str]] = [
     ("ssh public key", "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI7dDp85KKJsQ97FA2PGS4JawydytfUePhqjVQHah0EGC dev@host"),
     ("repeated prefix", "sk-proj-" * 40),
     ("prose about keys", "The key is not set; see the token docs for the password policy."),
+    ("Windows variable", '<add key="ClearTextPassword" value="%NUGET_PASSWORD%" />'),
+    ("Terraform variable", "administrator_login_password = var.admin_password"),
+    ("placeholder tag before a URL's host", "mysql://root:<password>@127.0.0.1:3306/db"),
+    ("curl placeholder in brackets", "curl --user neo4j:[PASSWORD] http://[IP]:7474/db/data/"),
+    ("curl variables", 'curl -u "${username}":"${password}" https://api.corp.net'),
+    ("shell redirect after a name", "echo done > password.txt"),
+    ("camel-case member, not a Vault token", "s.makeKubeConfigController = args"),
+    ("Stripe-like identifier", "sk_test_connection_pool = make_pool()"),
 ]
 # fmt: on
 """Look-alikes that must pass through untouched."""

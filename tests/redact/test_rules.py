@@ -9,7 +9,7 @@ import pytest
 from airlock.redact import RULES, Redactor
 from airlock.redact.checks import entropy, has_valid_checksum, is_placeholder, unescape
 from airlock.redact.samples import base62
-from tests.redact.cases import NOT_SECRETS, SECRETS
+from tests.redact.cases import JOINED, NOT_SECRETS, SECRETS
 
 
 @pytest.mark.parametrize(("kind", "around", "secret"), SECRETS, ids=[c[0] for c in SECRETS])
@@ -19,6 +19,15 @@ def test_each_kind_is_replaced_by_its_marker(kind: str, around: str, secret: str
     assert f"[REDACTED:{kind}]" in text
     assert secret.strip() not in text
     assert report.counts() == {kind: 1}
+
+
+@pytest.mark.parametrize(("kind", "around", "secret"), JOINED, ids=[c[1][:24] for c in JOINED])
+def test_names_joined_to_values_in_many_ways(kind: str, around: str, secret: str) -> None:
+    """XML elements (value on the same line or the next), Make's ``?=``, YAML blocks, bare
+    ``Authorization:`` headers, curl's ``--user`` with any password, a URL with no user name."""
+    text, report = Redactor().redact_text(around.format(secret))
+    assert secret not in text
+    assert report.counts() == {kind: 1}, text
 
 
 @pytest.mark.parametrize(("name", "text"), NOT_SECRETS, ids=[c[0] for c in NOT_SECRETS])

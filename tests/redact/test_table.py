@@ -47,7 +47,20 @@ CONTEXTS: dict[str, Context] = {
     ),
     "json in json": lambda n, v: (json.dumps({"c": json.dumps({n.lower(): v})}), 2),
     "after colour": lambda n, v: (f"\x1b[01;31m\x1b[K{n}\x1b[m\x1b[K=\x1b[33m{v}\x1b[0m", 0),
+    "make conditional": lambda n, v: (f'{n} ?= "{v}"', 0),
+    "make shell": lambda n, v: (f'{n} ::= "{v}"', 0),
+    "make append": lambda n, v: (f'{n} += "{v}"', 0),
+    "php concatenation": lambda n, v: (f'${n} .= "{v}";', 0),
+    "yaml block": lambda n, v: (f"{n.lower()}: |\n  {v}\n", 0),
+    "xml element on its own line": lambda n, v: (f"<{n}>\n    {v}\n</{n}>", 0),
 }
+
+NAMED_CONTEXTS: dict[str, Context] = {
+    "go declaration": lambda n, v: (f'var {n} string = "{v}"', 0),
+    "csv cell": lambda n, v: (f"{n},{v},prod", 0),
+    "xml element with a prefix": lambda n, v: (f"<app_{n}>{v}</app_{n}>", 0),
+}
+"""Joins found only after a vendor's word (a generic name there would be too loose)."""
 
 BARE_CONTEXTS: dict[str, Context] = {
     "bare": lambda n, v: (v, 0),
@@ -116,6 +129,16 @@ def test_named_row_found_beside_its_name(rule: Rule, context: str) -> None:
     value = render(rule.sample, 3)
     text, depth = CONTEXTS[context](rule.name, value)
     _check(rule, text, depth, value, exact=context in ("env", "export", "yaml"))
+
+
+@pytest.mark.parametrize("context", sorted(NAMED_CONTEXTS))
+@pytest.mark.parametrize("rule", NAMED_ROWS, ids=[rule.kind for rule in NAMED_ROWS])
+def test_named_row_found_in_declarations_and_cells(rule: Rule, context: str) -> None:
+    """A format without a prefix is found with a declared type between its name and value, in a
+    CSV cell beside its name, and in an XML element whose tag holds the vendor's word."""
+    value = render(rule.sample, 8)
+    text, depth = NAMED_CONTEXTS[context](rule.name, value)
+    _check(rule, text, depth, value, exact=True)
 
 
 @pytest.mark.parametrize("rule", EXAMPLE_ROWS, ids=[rule.kind for rule in EXAMPLE_ROWS])

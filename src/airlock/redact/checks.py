@@ -144,9 +144,16 @@ def entropy(value: bytes) -> float:
 _XLOGX = [0.0] + [n * math.log2(n) for n in range(1, ENTROPY_SAMPLE + 1)]
 
 
+REFERENCES = (b"var.", b"local.", b"module.")
+"""How a value that names another begins (Terraform's ``var.db_password``): not a secret."""
+
+
 def is_placeholder(value: bytes) -> bool:
-    """Whether the (unescaped) value is a documentation example or a placeholder."""
+    """Whether the (unescaped) value is a documentation example or a placeholder (also a
+    reference to a variable: ``%NUGET_PASSWORD%``, ``var.db_password``)."""
     lowered = value.lower()
+    if lowered.startswith(REFERENCES) or (value[:1] == value[-1:] == b"%" and len(value) > 2):
+        return True
     if len(value) <= 128:
         if _has_placeholder_word(value, lowered):
             return True

@@ -52,8 +52,12 @@ EDGE = rf"(?:{EDGE_PREFIX}|\b)"
 # Colour sequences that may stand around an assignment's operator (``grep --color`` output).
 SGR = rf"(?:{ANSI})*"
 # One character of a free-form value (a password): printable ASCII except quotes, backslash,
-# whitespace and the characters that end a value in code or URLs; escapes are taken whole.
-VALUE_CHAR = r"(?:[A-Za-z0-9!#$%&*+\-./:;=?@^_|~\[\]{}<>]|\\+/|\\+u00[0-9a-fA-F]{2})"
+# whitespace and the characters that end a value in code or URLs; escapes are taken whole. A
+# ``<`` is taken with the character after it, never a ``/``: ``</`` closes an XML element.
+VALUE_CHAR = (
+    r"(?:[A-Za-z0-9!#$%&*+\-./:;=?@^_|~\[\]{}>]|<[A-Za-z0-9!#$%&*+\-.:;=?@^_|~\[\]{}>]"
+    r"|\\+/|\\+u00[0-9a-fA-F]{2})"
+)
 URL_USER = r"[A-Za-z0-9._%~+\-]+"
 URL_PASS_CHAR = r"(?:[A-Za-z0-9!$&*+\-.;=_~%,()]|\\+u00[0-9a-fA-F]{2})"
 # Between a name and its value: the rest of the name, a closing quote, an operator, an opening
@@ -70,6 +74,9 @@ _BLOCK = rf"(?:[|>][-+]?[ \t]*{NL}[ \t]*)"
 ASSIGN = rf"[A-Za-z0-9_.\-]*{SGR}{QUOTE}?\]?[ \t]*{_OPERATOR}[ \t]*{_BLOCK}?{SGR}{QUOTE}?{SGR}"
 ELEMENT_START = rf"(?:^|{EDGE_PREFIX}|[\s>])<[A-Za-z0-9_.:\-]*"
 ELEMENT_END = rf"[A-Za-z0-9_.\-]*>(?:{NL}[ \t]*)?"
+NAMED_START = rf"(?:{ELEMENT_START})?"
+"""What may stand before a vendor's word: the start of an XML tag (``<config_datadogKey>``), so
+that the named row, not a generic one, takes an element whose name holds the word."""
 NAMED_ASSIGN = (
     rf"[A-Za-z0-9_.\-]*{SGR}{QUOTE}?\]?(?:[ \t]+[A-Za-z_][A-Za-z0-9_]*)?[ \t]*"
     rf"(?:{_OPERATOR}|[>,])[ \t]*(?:[|>][-+]?[ \t]*)?(?:{NL}[ \t]*)?{SGR}{QUOTE}?{SGR}"
@@ -203,7 +210,7 @@ def named(
     low, high = lengths if lengths is not None else (max(8, size // 2), size * 2)
     return Rule(
         kind,
-        rf"(?i:{names}){NAMED_ASSIGN}(?P<secret>{value}+){VALUE_END}",
+        rf"{NAMED_START}(?i:{names}){NAMED_ASSIGN}(?P<secret>{value}+){VALUE_END}",
         _literal(names),
         low,
         high,

@@ -39,6 +39,8 @@ _KEY_NAMES = (
     r"|client[_\-.]?secret|credentials?|signing[_\-.]?key|encryption[_\-.]?key|master[_\-.]?key"
     r"|session[_\-.]?key|x[_\-]api[_\-]key|webhook|app[_\-.]?key)"
 )
+_CURL_PASS_CHAR = rf"(?:{URL_PASS_CHAR}|[#@^/?|:])"
+"""A character of a password given to ``curl -u`` (a URL's, and what a URL would escape)."""
 _GENERIC_VALUE = r"(?:[A-Za-z0-9+_\-.~=]|\\*/)"
 
 _PEM = "-----BEGIN RSA PRIVATE KEY-----\n{b64}\n{b64}\n{b40}==\n-----END RSA PRIVATE KEY-----\n"
@@ -161,7 +163,7 @@ GENERIC: tuple[Rule, ...] = (
         "db_url_password",
         rf"(?i:postgres(?:ql)?|mysql|mariadb|mongodb(?:\+srv)?|rediss?|amqps?|mssql|sqlserver"
         rf"|oracle|clickhouse|cockroachdb|couchdb|neo4j|nats|kafka|cloudinary):{ESC_SLASH}{ESC_SLASH}"
-        rf"{URL_USER}:(?P<secret>{URL_PASS_CHAR}+)@",
+        rf"(?:{URL_USER})?:(?P<secret>{URL_PASS_CHAR}+)@",
         "://",
         specific=False,
         vendor="database connection strings",
@@ -180,7 +182,8 @@ GENERIC: tuple[Rule, ...] = (
     ),
     Rule(
         "curl_basic_auth",
-        rf"(?:\s-u|--user)[ =]?{QUOTE}?{URL_USER}:(?P<secret>{URL_PASS_CHAR}+){VALUE_END}",
+        rf"(?:\s-u|--user)[ =]?[ \t]*{QUOTE}?[A-Za-z0-9._%~+@\-]+{QUOTE}?:{QUOTE}?"
+        rf"(?P<secret>{_CURL_PASS_CHAR}+){VALUE_END}",
         "-u",
         min_length=6,
         max_length=256,
@@ -209,8 +212,8 @@ GENERIC: tuple[Rule, ...] = (
     Rule(
         "generic_api_key",
         rf"(?:{_KEY_NAMES}{ASSIGN}|{ELEMENT_START}{_KEY_NAMES}{ELEMENT_END}"
-        rf"|(?i:authorization):[ \t]*(?i:bearer|token|basic)[ \t]+"
-        rf"|(?i:x-auth-token|x-api-key|private-token|api-key):[ \t]*"
+        rf"|(?i:authorization):[ \t]*(?:(?i:bearer|token|basic|api-token)[ \t]+)?"
+        rf"|(?i:x-auth-token|x-api-key|private-token|api-key|api-token|apikey|x-[a-z]+-apikey):[ \t]*"
         rf"|(?i:key|token|secret)(?: is|[A-Za-z ]*:)[ \t]+)"
         rf"(?P<secret>{_GENERIC_VALUE}{{12,}}){VALUE_END}",
         "key",

@@ -6,11 +6,11 @@ RE2 runs one alternation as a DFA over the input, in time linear in its length. 
 rules written out one by one make a program too large for the DFA's memory (RE2 then falls back
 to a much slower engine), so rows of the same form share one alternative: every token glued
 to nothing (``(?:ghp_…|glpat-…|…)``), every token after an ``EDGE`` (``EDGE(?:AKIA…|AIza…)``)
-and every named format (``(?i:datadog|heroku|…)NAMED_ASSIGN value``). Each match is then given to
-the rows of its alternative, in table order: the first whose own pattern matches exactly that
-span is the rule, and its ``secret`` group is the part to replace. Matches are few, so that
-per-match work costs little; a span seen before (hostile input repeats one) is answered from
-memory.
+and every named format (``NAMED_START (?i:datadog|heroku|…) NAMED_ASSIGN value``). Each match
+is then given to the rows of its alternative, in table order: the first whose own pattern
+matches exactly that span is the rule, and its ``secret`` group is the part to replace. Matches
+are few, so that per-match work costs little; a span seen before (hostile input repeats one) is
+answered from memory.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from typing import Any
 import re2
 
 from airlock.errors import SettingsError
-from airlock.redact.patterns import EDGE, NAMED_ASSIGN, VALUE_END, Rule
+from airlock.redact.patterns import EDGE, NAMED_ASSIGN, NAMED_START, VALUE_END, Rule
 
 LONGEST = 1 << 16
 """Matches longer than this are judged on their first ``LONGEST`` bytes (hostile input)."""
@@ -91,8 +91,9 @@ def _form(rule: Rule) -> str:
 
 
 def _names(rule: Rule) -> str:
-    """The names part of a named row's pattern: ``(?i:…)`` before ``NAMED_ASSIGN``."""
-    return rule.pattern.split(NAMED_ASSIGN, 1)[0]
+    """The names part of a named row's pattern: ``(?i:…)`` between ``NAMED_START`` and
+    ``NAMED_ASSIGN``."""
+    return rule.pattern.split(NAMED_ASSIGN, 1)[0].removeprefix(NAMED_START)
 
 
 def _secret_group(program: Any) -> int:
@@ -144,7 +145,7 @@ class Table:
             return f"{EDGE}(?:{'|'.join(bodies)})"
         if form == "named":
             names = "|".join(_names(rule) for rule in rules)
-            return f"(?:{names}){NAMED_ASSIGN}{_NAMED_VALUE}+{VALUE_END}"
+            return f"{NAMED_START}(?:{names}){NAMED_ASSIGN}{_NAMED_VALUE}+{VALUE_END}"
         return plain(rules[0].pattern)
 
     def find(self, text: bytes, start: int, end: int) -> Candidate | None:

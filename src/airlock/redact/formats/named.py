@@ -102,7 +102,7 @@ NAMED: tuple[Rule, ...] = (
     N("instagram_token", "Meta (Instagram)", "instagram", A, r"IG[A-Za-z0-9]{100,300}", "INSTAGRAM_ACCESS_TOKEN", "IGQV{a150}"),
     N("pinterest_token", "Pinterest", "pinterest", "[A-Za-z0-9_.\\-]", r"pina_[A-Z0-9]{40,100}", "PINTEREST_ACCESS_TOKEN", "pina_{U96}"),
     N("reddit_secret", "Reddit", "reddit", U, r"[A-Za-z0-9_\-]{27,30}", "REDDIT_CLIENT_SECRET", "{u30}"),
-    N("freemius_secret", "Freemius", "freemius|secret_key", U, r"sk_[A-Za-z0-9<>;\[\]{}!.#$%&*+=?^_|~-]{29}", "FREEMIUS_SECRET_KEY", "sk_{a29}"),
+    N("freemius_secret", "Freemius", "freemius", U, r"sk_[A-Za-z0-9<>;\[\]{}!.#$%&*+=?^_|~-]{29}", "FREEMIUS_SECRET_KEY", "sk_{a29}"),
     N("privateai_api_key", "Private AI", "private[_\\-]?ai", A, r"[a-z0-9]{32}", "PRIVATEAI_API_KEY", "{l32}"),
     N("mollie_api_key", "Mollie", "mollie", "[A-Za-z0-9_]", r"(?:live|test)_[A-Za-z0-9]{30}", "MOLLIE_API_KEY", "live_{a30}"),
     N("beamer_api_token", "Beamer", "beamer", "[A-Za-z0-9_=\\-]", r"b_[A-Za-z0-9=_\-]{44}", "BEAMER_API_KEY", "b_{u44}"),
