@@ -9,8 +9,10 @@ import pytest
 
 from airlock.errors import SandboxError
 from airlock.sandbox.paths import (
+    SELF_COMMONDIR,
     Kind,
     Mount,
+    commondir_rule,
     home_rules,
     mount,
     plan,
@@ -197,3 +199,20 @@ def test_a_home_opened_for_writing_keeps_its_start_up_files(tmp_path: Path) -> N
     )
     assert rules[home / ".gitconfig"].kind is Kind.READ
     assert rules[home / ".bashrc"].kind is Kind.READ and not rules[home / ".bashrc"].exists
+
+
+def test_a_missing_commondir_is_bound_to_one_naming_the_git_folder_itself(tmp_path: Path) -> None:
+    """A repository without commondir gets a read-only one holding '.', which git reads as
+    the git folder itself; one that exists is bound read-only as it is."""
+    git_folder = tmp_path / ".git"
+    git_folder.mkdir()
+    rule = commondir_rule(git_folder, "why")
+    assert (rule.kind, rule.path, rule.source) == (
+        Kind.READ,
+        git_folder / "commondir",
+        SELF_COMMONDIR,
+    )
+    assert SELF_COMMONDIR.read_text() == ".\n"
+    (git_folder / "commondir").write_text("../elsewhere\n")
+    rule = commondir_rule(git_folder, "why")
+    assert (rule.exists, rule.source) == (True, None)

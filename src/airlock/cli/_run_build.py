@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from airlock.egress.options import Prepared
     from airlock.policy import Decisions
     from airlock.sandbox import ScrubbedEnvironment
+    from airlock.sandbox.repositories import Held
     from airlock.settings import Loaded, SandboxSettings
 
 
@@ -112,13 +113,15 @@ def mounts(
     workspace: Path,
     state: list[Path],
     read_only: tuple[Path, ...],
+    held: Held | None,
 ) -> list[Any]:
     """Every path rule: the built-in ones, the command line's, the settings'.
 
     ``state`` is airlock's folder in the config dir, then the ``--audit-log`` file if given:
-    both read-only inside.
+    both read-only inside. ``held``: the holding folder bound at a missing ``.git``.
     """
     import os
+    import sys
     from pathlib import Path
 
     from airlock.errors import SandboxError
@@ -131,6 +134,13 @@ def mounts(
         user_rules,
         visible,
         workspace_rules,
+    )
+    from airlock.sandbox.repositories import (
+        NESTED_DEPTH,
+        NESTED_FOLDERS,
+        find_nested,
+        git_folder_rules,
+        nested_rules,
     )
     from airlock.settings import sandbox_path, sandbox_settings
 
@@ -146,8 +156,24 @@ def mounts(
         raise SandboxError(
             f"cannot list the host's Unix sockets (/proc/net/unix): {error.strerror}"
         ) from error
+    scan = find_nested(workspace)
+    if not scan.complete:
+        print(
+            f"airlock run: nested git repositories were looked for in the first {NESTED_FOLDERS} "
+            f"folders of the workspace (at most {NESTED_DEPTH} deep) only: protect others with "
+            "--ro PATH/.git",
+            file=sys.stderr,
+        )
+    root_git = workspace / ".git"
     rules = [
-        *workspace_rules(workspace),
+        *workspace_rules(workspace, git_held=held is not None),
+        *([held.rule] if held is not None else []),
+        *nested_rules(workspace, scan),
+        *(
+            git_folder_rules(workspace, root_git, "runs code outside later (in the workspace)")
+            if root_git.is_file()
+            else ()
+        ),
         *home_rules(home, loaded.config_dir, state),
         *socket_rules(sockets),
         *visible(read_only, "the run's CA bundle"),

@@ -26,7 +26,9 @@ Run COMMAND (an agent such as claude, codex, gemini, or any program) in a bubble
   capabilities; the command dies with airlock;
 - paths that would run code outside later stay read-only even in the workspace (.git/hooks,
   .git/config, .gitmodules, shell start-up files, .envrc, .vscode/, .idea/, .mcp.json,
-  .claude/settings*.json, .claude/commands/, .claude/agents/), missing ones included;
+  .claude/settings*.json, .claude/commands/, .claude/agents/), missing ones included, and
+  the hooks and config of nested git repositories; with no repository, git init works: the
+  new .git is held outside and reaches the workspace without hooks or commands in its config;
 - credentials are hidden (~/.ssh, ~/.aws, ~/.config/gcloud, ~/.azure, ~/.kube, ~/.netrc,
   ~/.git-credentials, ~/.config/gh, ~/.gnupg, ~/.npmrc, ~/.pypirc, ~/.docker/config.json,
   …), so is every host Unix socket; variables that look like credentials are dropped
@@ -78,6 +80,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     import os
+    import sys
     import time
     from datetime import UTC, datetime
     from pathlib import Path
@@ -96,6 +99,7 @@ def _run(args: argparse.Namespace) -> int:
     from airlock.policy import decide
     from airlock.sandbox import parse_env_options, scrub
     from airlock.sandbox.launcher import PROXY_PORT, Spec, check, start
+    from airlock.sandbox.repositories import bring_in, hold
 
     command = list(args.argv)
     if command[:1] == ["--"]:
@@ -135,6 +139,7 @@ def _run(args: argparse.Namespace) -> int:
     # before it is built. Without them, the proxy's modules load while bubblewrap works.
     early = bool(args.inspect or args.repo or loaded.inspect_hosts)
     prepared = prepared_now() if early else None
+    held = None
     try:
         scrubbed = scrub(environ, wanted, proxy_url)
         extra = prepared.environ if prepared is not None else {}
@@ -142,7 +147,9 @@ def _run(args: argparse.Namespace) -> int:
         given_log = Path(args.audit_log).expanduser().absolute() if args.audit_log else None
         state = [loaded.config_dir / "airlock", *([given_log] if given_log else [])]
         bundle = prepared.read_only_files if prepared is not None else ()
-        rules = mounts(args, loaded, environ, workspace, state, bundle)
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(started))
+        held = hold(workspace, state[0], f"{stamp}-{os.getpid()}")
+        rules = mounts(args, loaded, environ, workspace, state, bundle, held)
         spec = Spec(tuple(command), inside_cwd, inside, tuple(rules))
         with ForwardedSignals() as signals:
             starting = start(spec, bwrap)
@@ -170,5 +177,8 @@ def _run(args: argparse.Namespace) -> int:
     finally:
         if prepared is not None:
             prepared.close()
+        brought = bring_in(held) if held is not None else None
     show(report, scrubbed, args.report_json, code)
+    if brought is not None:
+        print(f"airlock: {brought}", file=sys.stderr)
     return code

@@ -178,7 +178,9 @@ def _interpreter() -> list[Mount]:
 def _mount_arguments(rule: Mount, scratch: Path) -> list[str]:
     path = str(rule.path)
     if rule.kind is Kind.WRITE:
-        return ["--bind", path, path]
+        return ["--bind", str(rule.source or rule.path), path]
+    if rule.source is not None:
+        return ["--ro-bind", str(rule.source), path]
     if rule.kind in (Kind.READ, Kind.SHOW) and rule.exists:
         return ["--ro-bind", path, path]
     placeholder = scratch / ("empty-dir" if rule.is_dir else "empty-file")
@@ -390,10 +392,14 @@ def _receive(channel: socket.socket, process: subprocess.Popen[bytes]) -> tuple[
 
 
 def remove_placeholders(paths: Sequence[Path]) -> None:
-    """Remove the empty folders bubblewrap made for missing protected paths (deepest first)."""
+    """Remove the empty folders and files bubblewrap made for missing protected paths (deepest
+    first); anything with content stays."""
     for path in sorted(paths, key=lambda p: len(p.parts), reverse=True):
         with contextlib.suppress(OSError):  # gone, not empty, or made under a private /tmp
-            path.rmdir()
+            if path.is_symlink() or not path.is_file():
+                path.rmdir()
+            elif path.stat().st_size == 0:
+                path.unlink()
 
 
 def forwarded_signals() -> tuple[signal.Signals, ...]:

@@ -115,6 +115,11 @@ CREDENTIAL_PATHS: tuple[str, ...] = (
 )
 """Hidden: an empty placeholder stands where each is."""
 
+SELF_COMMONDIR = Path(__file__).with_name("git-commondir")
+"""A file holding ``.``: bound read-only at a repository's missing ``commondir``. Git reads a
+``commondir`` when there is one, and fails on an empty one or a folder; ``.`` names the git
+folder itself, as no ``commondir`` does, and code inside cannot write another."""
+
 PRIVATE_TMPFS: tuple[str, ...] = ("/tmp", "/var/tmp", "/run")  # noqa: S108 - mounted over, not used
 """Fresh and empty inside (``/var/run`` is a link to ``/run`` on every current distribution)."""
 
@@ -141,6 +146,9 @@ class Mount:
     is_dir: bool
     """Whether it is a folder: a missing path's placeholder always is (git ignores an empty
     folder, where an empty file would be added to the next commit)."""
+    source: Path | None = None
+    """A ``WRITE`` bound from this folder instead of the path itself (a new repository's
+    holding folder, :func:`airlock.sandbox.repositories.hold`)."""
 
 
 def resolve(path: Path) -> Path:
@@ -174,18 +182,35 @@ def mount(kind: Kind, path: Path, why: str) -> Mount:
     return Mount(kind, first_missing, why, False, True)
 
 
-def workspace_rules(workspace: Path) -> Iterator[Mount]:
-    """The workspace, writable, less the paths that would run code outside later."""
+def workspace_rules(workspace: Path, git_held: bool = False) -> Iterator[Mount]:
+    """The workspace, writable, less the paths that would run code outside later.
+
+    ``git_held``: the workspace's missing ``.git`` is bound to a holding folder outside it
+    (:func:`airlock.sandbox.repositories.hold`), made safe after the run: no rule under it.
+    """
     yield mount(Kind.WRITE, workspace, "the workspace")
     why = "runs code outside later (in the workspace)"
     for name in PROTECTED_IN_WORKSPACE:
-        yield mount(Kind.READ, workspace / name, why)
+        if name == ".git/commondir" and not git_held:
+            yield commondir_rule(workspace / ".git", why)
+        elif not (git_held and name.startswith(".git/")):
+            yield mount(Kind.READ, workspace / name, why)
     for name in SHELL_STARTUP_FILES:
         if (workspace / name).exists():
             yield mount(Kind.READ, workspace / name, why)
     for pattern in PROTECTED_GLOBS_IN_WORKSPACE:
         for found in sorted(workspace.glob(pattern)):
             yield mount(Kind.READ, found, why)
+
+
+def commondir_rule(git_folder: Path, why: str) -> Mount:
+    """Read-only ``commondir`` of ``git_folder``: bound to itself when there is one, to
+    :data:`SELF_COMMONDIR` when the folder has none (git keeps working inside), a placeholder
+    where the folder is missing."""
+    path = git_folder / "commondir"
+    if os.path.lexists(path) or not git_folder.is_dir() or git_folder.is_symlink():
+        return mount(Kind.READ, path, why)
+    return Mount(Kind.READ, resolve(git_folder) / "commondir", why, False, False, SELF_COMMONDIR)
 
 
 def home_rules(home: Path, config_dir: Path, airlock_state: Iterable[Path]) -> Iterator[Mount]:

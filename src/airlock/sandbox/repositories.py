@@ -1,0 +1,277 @@
+"""Git repositories in the workspace: nested ones protected like the root's, and a new one
+made inside kept out of the workspace until airlock has made it safe.
+
+Theory of operation
+-------------------
+Git runs what a repository's ``hooks/`` and ``config`` say (``core.fsmonitor``,
+``core.hooksPath``, filters, aliases) whenever someone uses git in its work tree. Code inside
+the sandbox must not be able to write them for the user's git to run outside later.
+
+* **Repositories there at the start.** The root's ``.git/hooks``, ``.git/config`` and
+  ``.git/commondir`` are read-only (:data:`airlock.sandbox.paths.PROTECTED_IN_WORKSPACE`).
+  :func:`find_nested` looks for ``.git`` in subfolders, breadth first, at most
+  :data:`NESTED_DEPTH` folders deep and through at most :data:`NESTED_FOLDERS` folders (it
+  does not follow symbolic links, nor enter a ``.git`` or the folders of
+  :data:`NOT_SCANNED`, such as ``node_modules`` and ``.venv``); :func:`nested_rules` makes the same
+  paths read-only in each one found, with its ``.gitmodules``. A ``.git`` *file* (a
+  submodule's or a linked worktree's) is read-only itself, and so are the hooks, config and
+  commondir of the git folder it names when that folder is in the workspace
+  (``.git/modules/NAME`` for a submodule).
+* **No repository at the root.** A read-only placeholder at ``.git`` would make ``git init``
+  fail. Instead :func:`hold` binds a fresh folder outside the workspace (under airlock's own
+  state, read-only inside but for this bind) at ``.git``: git works as usual inside, hooks
+  and all, but nothing it writes is in the workspace. After the run, :func:`bring_in` makes
+  what was written safe, then moves it to ``.git``: every ``hooks/`` emptied, every
+  ``config`` cut down to :data:`SAFE_CONFIG` (format, remotes' URLs and refspecs, branches'
+  upstreams, the user's name and address), ``commondir`` and ``config.worktree`` removed, in
+  the repository and in each submodule's git folder under ``modules/``. If airlock ends
+  before that (``kill -9``), the repository stays in the holding folder and never reaches
+  the workspace.
+
+Not covered: a repository made during the run in a *subfolder* (``git init sub``,
+``git clone URL sub``) is the sandbox's own work, and what it holds, hooks and config
+included, is in the workspace afterwards, as any file the command wrote; nested ones deeper
+or further than the scan's bounds are not protected (``--ro PATH`` protects one by hand).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from airlock.sandbox.paths import Kind, Mount, commondir_rule, mount, resolve
+
+NESTED_DEPTH = 4
+"""How many folders deep below the workspace :func:`find_nested` looks (``a/b/c/d/.git``)."""
+NESTED_FOLDERS = 2_000
+"""How many folders :func:`find_nested` reads at most (tens of milliseconds: every run pays)."""
+NOT_SCANNED = frozenset(
+    {
+        "node_modules",
+        "__pycache__",
+        ".venv",
+        "venv",
+        ".tox",
+        ".nox",
+        ".mypy_cache",
+        ".pytest_cache",
+        ".ruff_cache",
+        ".hypothesis",
+    }
+)
+"""Folders that package managers and tools fill, entered by no scan (a project's own
+repositories do not live there; thousands of folders do)."""
+
+SAFE_CONFIG = re.compile(
+    r"core\.(repositoryformatversion|filemode|bare|logallrefupdates|ignorecase"
+    r"|precomposeunicode|symlinks)"
+    r"|extensions\.(objectformat|refstorage)"
+    r"|remote\..+\.(url|pushurl|fetch|push|tagopt|mirror)"
+    r"|branch\..+\.(remote|merge|rebase)"
+    r"|user\.(name|email)"
+    r"|init\.defaultbranch",
+    re.IGNORECASE,
+)
+"""The keys of a repository's config that come in from a repository made inside: none of
+them runs a program (``remote.*.uploadpack``, ``core.sshCommand``, ``core.fsmonitor``,
+``core.hooksPath``, filters, aliases and includes are dropped)."""
+
+
+@dataclass(frozen=True, slots=True)
+class NestedScan:
+    """The ``.git`` entries found in subfolders, and whether the scan saw every folder."""
+
+    found: tuple[Path, ...]
+    complete: bool
+
+
+def find_nested(
+    workspace: Path, max_depth: int = NESTED_DEPTH, max_folders: int = NESTED_FOLDERS
+) -> NestedScan:
+    """The ``.git`` folders and files below ``workspace`` (not its own), breadth first, in
+    folders at most ``max_depth`` below it, reading at most ``max_folders`` folders."""
+    found: list[Path] = []
+    queue: deque[tuple[Path, int]] = deque([(workspace, 0)])
+    read = 0
+    while queue:
+        folder, depth = queue.popleft()
+        if read >= max_folders:
+            return NestedScan(tuple(found), complete=False)
+        read += 1
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            continue
+        for entry in entries:
+            if entry.name == ".git":
+                if depth > 0:
+                    found.append(Path(entry.path))
+            elif (
+                depth < max_depth
+                and entry.name not in NOT_SCANNED
+                and entry.is_dir(follow_symlinks=False)
+            ):
+                queue.append((Path(entry.path), depth + 1))
+    return NestedScan(tuple(found), complete=True)
+
+
+def nested_rules(workspace: Path, scan: NestedScan) -> Iterator[Mount]:
+    """Read-only rules for each nested repository's hooks, config, commondir, ``.gitmodules``."""
+    why = "runs code outside later (a nested git repository)"
+    for dot_git in scan.found:
+        yield mount(Kind.READ, dot_git.parent / ".gitmodules", why)
+        yield from git_folder_rules(workspace, dot_git, why)
+
+
+def git_folder_rules(workspace: Path, dot_git: Path, why: str) -> Iterator[Mount]:
+    """Read-only rules for what git runs in the repository whose ``.git`` is ``dot_git``:
+    in a git folder its hooks, config and commondir; a ``.git`` file itself, and the git
+    folder it names when that is in ``workspace``."""
+    if dot_git.is_dir() and not dot_git.is_symlink():
+        yield from _git_folder_rules(dot_git, why)
+        return
+    yield mount(Kind.READ, dot_git, why)
+    named = _gitdir_of(dot_git)
+    if named is not None and named.is_dir() and named.is_relative_to(resolve(workspace)):
+        yield from _git_folder_rules(named, why)
+
+
+def _git_folder_rules(git_folder: Path, why: str) -> Iterator[Mount]:
+    yield mount(Kind.READ, git_folder / "hooks", why)
+    yield mount(Kind.READ, git_folder / "config", why)
+    yield commondir_rule(git_folder, why)
+
+
+def _gitdir_of(dot_git: Path) -> Path | None:
+    """The folder a ``.git`` file names (``gitdir: PATH``, relative to the file's folder)."""
+    try:
+        text = dot_git.read_text(encoding="utf-8", errors="replace")[:4096]
+    except OSError:
+        return None
+    first = text.splitlines()[0] if text else ""
+    if not first.startswith("gitdir:"):
+        return None
+    return resolve(dot_git.parent / first.removeprefix("gitdir:").strip())
+
+
+@dataclass(frozen=True, slots=True)
+class Held:
+    """A fresh folder outside the workspace, bound at the workspace's missing ``.git``."""
+
+    folder: Path
+    target: Path
+
+    @property
+    def rule(self) -> Mount:
+        """The bind: writable inside, its mount point removed after the run."""
+        why = "a new repository, held outside the workspace until made safe"
+        return Mount(Kind.WRITE, self.target, why, False, True, source=self.folder)
+
+
+def hold(workspace: Path, state: Path, run: str) -> Held | None:
+    """A holding folder for the workspace's ``.git`` when there is none; ``None`` otherwise.
+
+    Args:
+        workspace: the workspace, resolved.
+        state: airlock's own folder (``<config dir>/airlock``): read-only inside.
+        run: a name for this run's folder, unique.
+    """
+    target = workspace / ".git"
+    if os.path.lexists(target):
+        return None
+    folder = state / "repositories" / run
+    folder.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    folder.mkdir(mode=0o755)
+    return Held(folder, target)
+
+
+def bring_in(held: Held) -> str | None:
+    """After the run: the repository made inside, made safe and moved to ``.git``.
+
+    Returns:
+        What was done, in words, or ``None`` when nothing was made (the folder is removed).
+    """
+    if not any(held.folder.iterdir()):
+        held.folder.rmdir()
+        return None
+    if os.path.lexists(held.target):
+        return (
+            f"a git repository was made inside, but {held.target} exists now: it stays in "
+            f"{held.folder} with its hooks and config as written inside"
+        )
+    dropped: list[str] = []
+    try:
+        for git_folder in _git_folders(held.folder):
+            dropped += _make_safe(git_folder)
+        shutil.move(held.folder, held.target)
+    except (OSError, subprocess.CalledProcessError) as error:
+        return (
+            f"the git repository made inside could not be made safe ({error}): it stays in "
+            f"{held.folder}, not in the workspace"
+        )
+    said = f"the git repository made inside is now {held.target}, hooks removed"
+    return said + (f", config dropped: {', '.join(sorted(set(dropped)))}" if dropped else "")
+
+
+def _git_folders(root: Path) -> Iterator[Path]:
+    """``root`` and every submodule's git folder under its ``modules/`` (nested too)."""
+    yield root
+    modules = root / "modules"
+    if modules.is_dir() and not modules.is_symlink():
+        for config in sorted(modules.rglob("config")):
+            if config.parent != root and (config.parent / "HEAD").exists():
+                yield config.parent
+
+
+def _make_safe(git_folder: Path) -> list[str]:
+    """Empty ``hooks/``, keep only :data:`SAFE_CONFIG` of ``config``; the keys dropped."""
+    hooks = git_folder / "hooks"
+    if hooks.is_dir() and not hooks.is_symlink():
+        shutil.rmtree(hooks)
+    elif os.path.lexists(hooks):
+        hooks.unlink()
+    hooks.mkdir()
+    for name in ("commondir", "config.worktree"):
+        if os.path.lexists(git_folder / name):
+            (git_folder / name).unlink()
+    config = git_folder / "config"
+    if not os.path.lexists(config):
+        return []
+    entries = _config_entries(config)
+    config.unlink()
+    kept = [(key, value) for key, value in entries if SAFE_CONFIG.fullmatch(key)]
+    git = shutil.which("git")
+    for key, value in kept:
+        if git is not None:
+            subprocess.run(
+                [git, "config", "--file", str(config), "--add", key, value],
+                check=True,
+                capture_output=True,
+            )
+    if not config.exists():
+        config.touch(mode=0o644)
+    return [key for key, _ in entries if not SAFE_CONFIG.fullmatch(key)]
+
+
+def _config_entries(config: Path) -> list[tuple[str, str]]:
+    """Every ``key = value`` of a git config file, includes not followed (git reads it)."""
+    git = shutil.which("git")
+    if git is None or config.is_symlink() or not config.is_file():
+        return []
+    done = subprocess.run(
+        [git, "config", "--file", str(config), "--no-includes", "--null", "--list"],
+        capture_output=True,
+        check=False,
+    )
+    entries = []
+    for item in done.stdout.decode("utf-8", "replace").split("\0"):
+        if item:
+            key, _, value = item.partition("\n")
+            entries.append((key, value))
+    return entries

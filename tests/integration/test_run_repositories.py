@@ -1,0 +1,183 @@
+"""``airlock run`` and git repositories in the workspace: nested ones are protected like the
+root's, and ``git init`` works inside without leaving hooks or config that run outside later."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from airlock.sandbox.repositories import find_nested
+from tests.cli import airlock
+
+
+def _git(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=True)
+
+
+def _run_inside(tmp_path: Path, script: str) -> subprocess.CompletedProcess[str]:
+    return airlock(
+        "run", "--audit-log", str(tmp_path / "audit.jsonl"), "--", "sh", "-c", script, timeout=180
+    )
+
+
+NESTED_CODE_PATHS = [
+    # (the file code inside tries to write, in a workspace holding nested repositories)
+    pytest.param("sub/.git/hooks/pre-commit", id="nested_hook"),
+    pytest.param("sub/.git/config", id="nested_config"),
+    pytest.param("sub/.git/commondir", id="nested_commondir"),
+    pytest.param("sub/.gitmodules", id="nested_gitmodules"),
+    pytest.param("a/b/c/deep/.git/hooks/post-checkout", id="deeper_nested_hook"),
+    pytest.param(".git/modules/lib/hooks/post-checkout", id="submodule_gitdir_hook"),
+    pytest.param(".git/modules/lib/config", id="submodule_gitdir_config"),
+    pytest.param("lib/.git", id="submodule_gitdir_link"),
+]
+
+
+def _workspace_with_nested_repositories(project: Path) -> None:
+    """The root a repository; ``sub`` and ``a/b/c/deep`` repositories of their own; ``lib`` a
+    submodule's work tree whose git folder is the root's ``.git/modules/lib``."""
+    _git("init", "-q", ".", cwd=project)
+    for folder in ("sub", "a/b/c/deep"):
+        (project / folder).mkdir(parents=True)
+        _git("init", "-q", ".", cwd=project / folder)
+    gitdir = project / ".git" / "modules" / "lib"
+    gitdir.parent.mkdir(parents=True)
+    _git("init", "-q", "--bare", str(gitdir), cwd=project)
+    (project / "lib").mkdir()
+    (project / "lib" / ".git").write_text("gitdir: ../.git/modules/lib\n")
+
+
+@pytest.mark.parametrize("name", NESTED_CODE_PATHS)
+def test_nested_repositories_are_protected_like_the_root(
+    tmp_path: Path, project: Path, name: str
+) -> None:
+    """Code inside cannot write what would make git run a program later in a repository of a
+    subfolder, nor in a submodule's git folder; the rest of those repositories stays writable."""
+    _workspace_with_nested_repositories(project)
+    target = project / name
+    before = target.read_bytes() if target.exists() else None
+    done = _run_inside(
+        tmp_path,
+        f"mkdir -p {Path(name).parent} 2>/dev/null; echo evil > {name} && echo WROTE; "
+        "echo ok > sub/notes.txt && git -C sub add notes.txt && echo ADDED",
+    )
+    assert "WROTE" not in done.stdout, done.stdout + done.stderr
+    assert "ADDED" in done.stdout, done.stdout + done.stderr
+    after = target.read_bytes() if target.exists() else None
+    assert after == before
+
+
+def test_the_scan_for_nested_repositories_is_bounded(tmp_path: Path) -> None:
+    """The scan finds repositories breadth first within its depth, does not enter .git, the
+    folders tools fill or links, and says when it stopped at its folder bound."""
+    for folder in ("one", "x/two", "x/y/z/deep", "node_modules/pkg", "x/.venv/src/pkg"):
+        (tmp_path / folder / ".git").mkdir(parents=True)
+    (tmp_path / "linked").symlink_to(tmp_path / "x")
+    (tmp_path / "one" / ".git" / "modules" / "m" / ".git").mkdir(parents=True)
+    found = find_nested(tmp_path, max_depth=2)
+    assert sorted(found.found) == [tmp_path / "one/.git", tmp_path / "x/two/.git"]
+    assert found.complete
+    assert sorted(find_nested(tmp_path).found) == [
+        tmp_path / "one/.git",
+        tmp_path / "x/two/.git",
+        tmp_path / "x/y/z/deep/.git",
+    ]
+    stopped = find_nested(tmp_path, max_folders=2)
+    assert not stopped.complete and stopped.found == (tmp_path / "one/.git",)
+
+
+GIT_INIT_INSIDE = """
+git init -q . && git config user.email me@example.com && git config user.name Me &&
+git config core.fsmonitor "touch {marker}" && git config core.hooksPath /tmp &&
+git config alias.st '!touch {marker}' && git remote add origin https://example.com/app.git &&
+printf '#!/bin/sh\\ntouch {marker}\\n' > .git/hooks/post-checkout &&
+chmod +x .git/hooks/post-checkout && echo hello > readme && git add readme &&
+git commit -qm first && echo COMMITTED
+"""
+
+
+def test_git_init_works_inside_and_brings_no_hook_or_command_out(
+    tmp_path: Path, project: Path
+) -> None:
+    """In a workspace with no repository, git init, commit and hooks work inside; afterwards
+    the repository is in the workspace with its commit, remote and user, but no hook and no
+    config key that runs a program, so git used outside runs nothing it planted."""
+    marker = tmp_path / "ran-outside"
+    done = _run_inside(tmp_path, GIT_INIT_INSIDE.format(marker=marker))
+    assert done.returncode == 0, done.stderr
+    assert "COMMITTED" in done.stdout, done.stdout + done.stderr
+    assert "hooks removed" in done.stderr and "core.fsmonitor" in done.stderr
+    assert list((project / ".git" / "hooks").iterdir()) == []
+    config = (project / ".git" / "config").read_text()
+    assert "fsmonitor" not in config and "hooksPath" not in config and "alias" not in config
+    assert _git("log", "--format=%s", cwd=project).stdout == "first\n"
+    assert _git("config", "remote.origin.url", cwd=project).stdout == (
+        "https://example.com/app.git\n"
+    )
+    _git("status", cwd=project)
+    _git("checkout", "-q", "-b", "other", cwd=project)
+    assert not marker.exists()
+    assert list((tmp_path / "home" / ".claude" / "airlock" / "repositories").iterdir()) == []
+
+
+def test_without_git_init_nothing_is_left_behind(tmp_path: Path, project: Path) -> None:
+    """A run that makes no repository leaves no .git and no holding folder."""
+    done = _run_inside(tmp_path, "git status 2>/dev/null; echo ok > file.txt")
+    assert done.returncode == 0, done.stderr
+    assert sorted(path.name for path in project.iterdir()) == ["file.txt"]
+    assert list((tmp_path / "home" / ".claude" / "airlock" / "repositories").iterdir()) == []
+
+
+def test_a_repository_made_inside_stays_out_of_the_workspace_if_airlock_is_killed(
+    tmp_path: Path, project: Path
+) -> None:
+    """kill -9 of airlock mid-run: the repository made inside, hooks and all, is in airlock's
+    holding folder; the workspace's .git is at most the empty folder the sandbox stood on."""
+    script = (
+        "git init -q . && printf '#!/bin/sh\\nexit 0\\n' > .git/hooks/pre-commit && "
+        "git config core.fsmonitor evil && echo READY && sleep 60"
+    )
+    command = [sys.executable, "-m", "airlock", "run", "--audit-log", str(tmp_path / "a.jsonl")]
+    with subprocess.Popen(
+        [*command, "--", "sh", "-c", script],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    ) as process:
+        try:
+            assert process.stdout is not None
+            assert process.stdout.readline().strip() == "READY"
+        finally:
+            os.kill(process.pid, signal.SIGKILL)
+            process.wait(30)
+    time.sleep(0.2)  # bubblewrap dies with airlock
+    git = project / ".git"
+    assert not git.exists() or list(git.iterdir()) == []
+    [held] = (tmp_path / "home" / ".claude" / "airlock" / "repositories").iterdir()
+    assert (held / "hooks" / "pre-commit").exists()
+    assert "evil" in (held / "config").read_text()
+
+
+def test_git_works_inside_a_repository_whose_commondir_is_protected(
+    tmp_path: Path, project: Path
+) -> None:
+    """In the root's repository and a nested one, git add and commit work inside (the
+    protected commondir reads as the git folder itself), and no commondir is left afterwards."""
+    _workspace_with_nested_repositories(project)
+    script = (
+        "git config --global user.email me@example.com 2>/dev/null; "
+        "for repo in . sub; do echo hi > $repo/file && git -C $repo add file && "
+        "git -C $repo -c user.name=Me -c user.email=me@example.com commit -qm one "
+        "&& echo COMMITTED-$repo; done"
+    )
+    done = _run_inside(tmp_path, script)
+    assert "COMMITTED-." in done.stdout and "COMMITTED-sub" in done.stdout, done.stderr
+    assert not (project / ".git" / "commondir").exists()
+    assert not (project / "sub" / ".git" / "commondir").exists()
+    assert _git("log", "--format=%s", cwd=project / "sub").stdout == "one\n"
