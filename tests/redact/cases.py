@@ -47,6 +47,9 @@ JOINED: list[tuple[str, str, str]] = [
     ("curl_basic_auth", "curl -u elastic:{} https://localhost:9200", "Vq8#mZt2Lp9w"),
     ("curl_basic_auth", "curl --user bob:'{}' -X PATCH https://x.corp.net", "pRf7vG2h1L8nQkW9"),
     ("db_url_password", "REDIS_URL=redis://:{}@cache.corp.net:6379/0", "Pz8kQ2vW7mX4rT"),
+    ("url_basic_auth", "snowflake://appuser:{}@corp-xy12345/db", "Zq8vW3rT6yP2mK"),
+    ("url_basic_auth", "rtsp://admin:{}@10.0.0.5:554/stream", "Zq8vW3rT6yP2"),
+    ("generic_password", "DB_PASSWORD={}", "Zq8,vW3;rT6}yP2"),
     ("telegram_token", 'TELEGRAM_BOT_TOKEN = "{}"', "7204183967:AxR2m9Kq4Lw7Zp3Nv8Tc5Hb1Yd6Fg0Js2Uq"),
 ]
 # fmt: on

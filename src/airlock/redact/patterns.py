@@ -53,9 +53,10 @@ EDGE = rf"(?:{EDGE_PREFIX}|\b)"
 SGR = rf"(?:{ANSI})*"
 # One character of a free-form value (a password): printable ASCII except quotes, backslash,
 # whitespace and the characters that end a value in code or URLs; escapes are taken whole. A
-# ``<`` is taken with the character after it, never a ``/``: ``</`` closes an XML element.
+# ``<`` is taken with the character after it, never a ``/``: ``</`` closes an XML element. A
+# comma is part of a value (``a,b`` as a password).
 VALUE_CHAR = (
-    r"(?:[A-Za-z0-9!#$%&*+\-./:;=?@^_|~\[\]{}>]|<[A-Za-z0-9!#$%&*+\-.:;=?@^_|~\[\]{}>]"
+    r"(?:[A-Za-z0-9!#$%&*+\-./:;=?@^_|~\[\]{}>,]|<[A-Za-z0-9!#$%&*+\-.:;=?@^_|~\[\]{}>,]"
     r"|\\+/|\\+u00[0-9a-fA-F]{2})"
 )
 URL_USER = r"[A-Za-z0-9._%~+\-]+"

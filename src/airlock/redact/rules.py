@@ -172,13 +172,25 @@ GENERIC: tuple[Rule, ...] = (
     ),
     Rule(
         "url_basic_auth",
-        rf"(?i:https?|ftp|sftp|git\+https?|ssh|svn|ldaps?|smtps?|imaps?):{ESC_SLASH}{ESC_SLASH}"
+        # Any scheme (snowflake://, rtsp://, socks5://, a vendor's own): user:password@ says it.
+        rf"\b[A-Za-z][A-Za-z0-9+.\-]{{1,24}}:{ESC_SLASH}{ESC_SLASH}"
         rf"{URL_USER}:(?P<secret>{URL_PASS_CHAR}+)@",
         "://",
         specific=False,
         vendor="URLs with credentials",
         sample="https://deploy:{a18}@git.corp.net/repo.git",
         counter="https://user:pass@example.com/",
+    ),
+    Rule(
+        "azure_sas_signature",
+        rf"[?&](?:amp;)?sig=(?P<secret>(?:[A-Za-z0-9+]|{ESC_SLASH}|%2[BbFf]|%3[Dd])+)(?:&|{VALUE_END})",
+        "sig=",
+        min_length=40,
+        max_length=160,
+        min_entropy=3.5,
+        vendor="Microsoft Azure (shared access signatures in URLs)",
+        sample="https://corp.blob.core.windows.net/c/f?sv=2022-11-02&sp=r&sig={a43}%3D",
+        counter="https://corp.blob.core.windows.net/c/f?sv=2022-11-02&sp=r&sig=<signature>",
     ),
     Rule(
         "curl_basic_auth",
