@@ -42,8 +42,8 @@ import shutil
 import subprocess
 from collections import deque
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from airlock.sandbox.paths import Kind, Mount, commondir_rule, mount, resolve
 
@@ -68,24 +68,25 @@ NOT_SCANNED = frozenset(
 """Folders that package managers and tools fill, entered by no scan (a project's own
 repositories do not live there; thousands of folders do)."""
 
-SAFE_CONFIG = re.compile(
+SAFE_CONFIG: tuple[str, ...] = (
     r"core\.(repositoryformatversion|filemode|bare|logallrefupdates|ignorecase"
-    r"|precomposeunicode|symlinks)"
-    r"|extensions\.(objectformat|refstorage)"
-    r"|remote\..+\.(url|pushurl|fetch|push|tagopt|mirror)"
-    r"|branch\..+\.(remote|merge|rebase)"
-    r"|user\.(name|email)"
-    r"|init\.defaultbranch",
-    re.IGNORECASE,
+    r"|precomposeunicode|symlinks)",
+    r"extensions\.(objectformat|refstorage)",
+    r"remote\..+\.(url|pushurl|fetch|push|tagopt|mirror)",
+    r"branch\..+\.(remote|merge|rebase)",
+    r"user\.(name|email)",
+    r"init\.defaultbranch",
 )
-"""The keys of a repository's config that come in from a repository made inside: none of
+"""Patterns of the keys (matched whole, any case) of a repository's config that come in from a repository made inside: none of
 them runs a program (``remote.*.uploadpack``, ``core.sshCommand``, ``core.fsmonitor``,
 ``core.hooksPath``, filters, aliases and includes are dropped)."""
 
 
-@dataclass(frozen=True, slots=True)
-class NestedScan:
-    """The ``.git`` entries found in subfolders, and whether the scan saw every folder."""
+class NestedScan(NamedTuple):
+    """The ``.git`` entries found in subfolders, and whether the scan saw every folder.
+
+    (A named tuple, not a dataclass: it is built on every run's start-up path, where a
+    dataclass costs about four times as much to define.)"""
 
     found: tuple[Path, ...]
     complete: bool
@@ -160,8 +161,7 @@ def _gitdir_of(dot_git: Path) -> Path | None:
     return resolve(dot_git.parent / first.removeprefix("gitdir:").strip())
 
 
-@dataclass(frozen=True, slots=True)
-class Held:
+class Held(NamedTuple):
     """A fresh folder outside the workspace, bound at the workspace's missing ``.git``."""
 
     folder: Path
@@ -245,7 +245,8 @@ def _make_safe(git_folder: Path) -> list[str]:
         return []
     entries = _config_entries(config)
     config.unlink()
-    kept = [(key, value) for key, value in entries if SAFE_CONFIG.fullmatch(key)]
+    safe = re.compile("|".join(SAFE_CONFIG), re.IGNORECASE)  # compiled only when needed
+    kept = [(key, value) for key, value in entries if safe.fullmatch(key)]
     git = shutil.which("git")
     for key, value in kept:
         if git is not None:
@@ -256,7 +257,7 @@ def _make_safe(git_folder: Path) -> list[str]:
             )
     if not config.exists():
         config.touch(mode=0o644)
-    return [key for key, _ in entries if not SAFE_CONFIG.fullmatch(key)]
+    return [key for key, _ in entries if not safe.fullmatch(key)]
 
 
 def _config_entries(config: Path) -> list[tuple[str, str]]:
