@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from airlock.policy import Origin, Source
-from airlock.settings import Loaded, SandboxEntry, load, sandbox_path, sandbox_settings
+from airlock.settings import Loaded, load
+from airlock.settings.sandbox import SandboxEntry, sandbox_path, sandbox_settings
 from tests.conftest import write_json
 
 

@@ -16,7 +16,8 @@ if TYPE_CHECKING:
     from airlock.policy import Decisions
     from airlock.sandbox import ScrubbedEnvironment
     from airlock.sandbox.repositories import Held
-    from airlock.settings import Loaded, SandboxSettings
+    from airlock.settings import Loaded
+    from airlock.settings.sandbox import SandboxSettings
 
 
 def egress_config(
@@ -31,7 +32,7 @@ def egress_config(
     from pathlib import Path
 
     from airlock.egress import EgressConfig, Limits, audit_paths, default_rules
-    from airlock.settings import sandbox_settings
+    from airlock.settings.sandbox import sandbox_settings
 
     network = sandbox_settings(loaded)
     allow = EgressConfig.rules(args.allow, "--allow")
@@ -142,7 +143,7 @@ def mounts(
         git_folder_rules,
         nested_rules,
     )
-    from airlock.settings import sandbox_path, sandbox_settings
+    from airlock.settings.sandbox import sandbox_path, sandbox_settings
 
     home = Path(environ.get("HOME") or Path.home())
     cwd = Path.cwd()

@@ -22,7 +22,8 @@ managed file that cannot be used makes the engine fail closed.
 Modules: :mod:`~airlock.settings.validation` (what a file may hold),
 :mod:`~airlock.settings.layers` (finding, reading and merging files),
 :mod:`~airlock.settings.loading` (the engine's context and the capabilities' typed values),
-:mod:`~airlock.settings.sandbox` (the ``sandbox`` block, for ``airlock run``).
+:mod:`~airlock.settings.sandbox` (the ``sandbox`` block, for ``airlock run``: imported from
+that module, so that commands which do not read it do not build its classes).
 """
 
 from airlock.settings.layers import (
@@ -48,7 +49,6 @@ from airlock.settings.loading import (
     load,
     load_here,
 )
-from airlock.settings.sandbox import SandboxEntry, SandboxSettings, sandbox_path, sandbox_settings
 from airlock.settings.validation import (
     AIRLOCK_KEYS,
     PERMISSION_LISTS,
@@ -79,8 +79,6 @@ __all__ = [
     "Problem",
     "RedactionRule",
     "RedactionSettings",
-    "SandboxEntry",
-    "SandboxSettings",
     "config_dir",
     "load",
     "load_here",
@@ -89,7 +87,5 @@ __all__ = [
     "parse_layer",
     "read_layer",
     "read_managed",
-    "sandbox_path",
-    "sandbox_settings",
     "validate",
 ]
