@@ -21,6 +21,8 @@ from airlock.sessions import layout
 from airlock.sessions.model import Session
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_NOT_PLAIN = frozenset({"..", ".", ""})
+"""Path parts that would leave, stay in or skip a folder: never in a path removed."""
 MAX_OPEN_FOLDERS = 256
 """Folder descriptors kept open for reuse at most (the shallow ones are kept)."""
 
@@ -101,7 +103,7 @@ class Remover:
         if not text.startswith(self._prefix):
             raise UnsafePathError(f"{path} is outside {self.root}: refused")
         parts = tuple(text[len(self._prefix) :].split(os.sep))  # noqa: PTH206 - str paths
-        if any(part in ("..", ".", "") for part in parts):
+        if not _NOT_PLAIN.isdisjoint(parts):
             raise UnsafePathError(f"{path}: not a plain path inside {self.root}: refused")
         return self._dir_fd(parts[:-1]), parts[-1]
 

@@ -217,6 +217,8 @@ def _rewritten(session: Session) -> bool:
         now = stamp_of(session.transcript_path)
         if now not in (NO_STAMP, session.transcript_stamp):
             return True
+    if not session.subagent_paths:
+        return False
     if any(_written_since(path, session.newest_mtime) for path in session.subagent_paths):
         return True
     known = frozenset(session.subagent_paths)
