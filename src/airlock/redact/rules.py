@@ -173,7 +173,7 @@ GENERIC: tuple[Rule, ...] = (
     Rule(
         "url_basic_auth",
         # Any scheme (snowflake://, rtsp://, socks5://, a vendor's own): user:password@ says it.
-        rf"\b[A-Za-z][A-Za-z0-9+.\-]{{1,24}}:{ESC_SLASH}{ESC_SLASH}"
+        rf"\b[A-Za-z][A-Za-z0-9+.\-]*:{ESC_SLASH}{ESC_SLASH}"
         rf"{URL_USER}:(?P<secret>{URL_PASS_CHAR}+)@",
         "://",
         specific=False,
