@@ -10,13 +10,17 @@ CA). The same ``curl`` load drives every row:
 * ``ms/req`` and ``+ms``: ``--sequential`` GETs one after another on one connection, the time
   of one, and that minus the direct row's;
 * ``up MB/s``: ``curl -T`` of ``--bulk-mb`` to the origin (the upload every byte of which the
-  redaction engine scans in airlock's inspected row), ``down MB/s``: the same size fetched.
+  redaction engine scans in airlock's inspected row), ``down MB/s``: the same size fetched;
+  each the best of ``--rounds`` (the run least disturbed by other work on a shared machine);
+* ``CPU ms/MB up``: CPU time the proxy's process (every thread) spent per uploaded MB, over
+  all the upload rounds: what the proxy costs, whatever else the machine is doing.
 
 Rows: ``direct`` (no proxy), ``airlock tunnel`` (CONNECT, not inspected), ``airlock inspect``,
 ``inspect scan off`` (the same with the secrets scanner replaced by one that does nothing, to
-show what ``--secrets report`` costs), ``mitmproxy``. mitmproxy is looked for in ``--mitmdump`` (default: ``mitmdump`` on PATH, then
-``/tmp/mitm-venv/bin/mitmdump``: ``python3 -m venv /tmp/mitm-venv && /tmp/mitm-venv/bin/pip
-install mitmproxy``, outside the repository, as its pins conflict with ours).
+show what ``--secrets report`` costs), ``mitmproxy``. mitmproxy is looked for in
+``--mitmdump`` (default: ``mitmdump`` on PATH, then ``/tmp/mitm-venv/bin/mitmdump``:
+``python3 -m venv /tmp/mitm-venv && /tmp/mitm-venv/bin/pip install mitmproxy``, outside the
+repository, as its pins conflict with ours).
 
     .venv/bin/python benchmarks/egress_inspect.py
     .venv/bin/python benchmarks/egress_inspect.py --requests 2000 --bulk-mb 100
@@ -114,17 +118,44 @@ def curl(args: list[str], proxy: str | None, cafile: Path, timeout: float) -> fl
     return time.perf_counter() - started
 
 
+def cpu_seconds(pid: int | None) -> float:
+    """CPU time (user and system, every thread) process ``pid`` has used; 0 without one."""
+    if pid is None:
+        return 0.0
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def measure(
-    proxy: str | None, cafile: Path, port: int, args: argparse.Namespace, upload: Path
+    proxy: str | None,
+    cafile: Path,
+    port: int,
+    args: argparse.Namespace,
+    upload: Path,
+    pid: int | None = None,
 ) -> dict[str, float]:
+    """One row: requests/s, ms a request, and the best of ``--rounds`` uploads and downloads
+    (the run least disturbed by other work on a shared machine), with the CPU the proxy
+    process ``pid`` spent per uploaded MB over all the upload rounds."""
     base = f"https://localhost:{port}"
     small = f"{base}/small?n=[1-{args.requests}]"
     rps = args.requests / curl(["-Z", "--parallel-max", "8", small], proxy, cafile, 300)
     seq = f"{base}/small?n=[1-{args.sequential}]"
     per = curl([seq], proxy, cafile, 300) / args.sequential * 1000
-    up = args.bulk_mb / curl(["-T", str(upload), f"{base}/sink"], proxy, cafile, 300)
-    down = args.bulk_mb / curl([f"{base}/bulk?n={args.bulk_mb * CHUNK}"], proxy, cafile, 300)
-    return {"req/s": rps, "ms/req": per, "up MB/s": up, "down MB/s": down}
+    before = cpu_seconds(pid)
+    ups = [
+        curl(["-T", str(upload), f"{base}/sink"], proxy, cafile, 300) for _ in range(args.rounds)
+    ]
+    cpu = (cpu_seconds(pid) - before) / (args.bulk_mb * args.rounds) * 1000
+    bulk = f"{base}/bulk?n={args.bulk_mb * CHUNK}"
+    downs = [curl([bulk], proxy, cafile, 300) for _ in range(args.rounds)]
+    return {
+        "req/s": rps,
+        "ms/req": per,
+        "up MB/s": args.bulk_mb / min(ups),
+        "down MB/s": args.bulk_mb / min(downs),
+        "CPU ms/MB up": cpu,
+    }
 
 
 def find_mitmdump(given: str | None) -> str | None:
@@ -139,6 +170,7 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=3000)
     parser.add_argument("--sequential", type=int, default=300)
     parser.add_argument("--bulk-mb", type=int, default=200)
+    parser.add_argument("--rounds", type=int, default=3, help="bulk transfers per row (best kept)")
     parser.add_argument("--mitmdump")
     parser.add_argument("--serve-airlock", nargs=4)
     args = parser.parse_args()
@@ -167,9 +199,11 @@ def main() -> int:
                 port = free_port()
                 bundle = folder / f"bundle-{inspect}.pem"
                 command = [*me, "--serve-airlock", str(port), str(ca_file), str(bundle), inspect]
-                with process(command, port, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL):
+                with process(
+                    command, port, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+                ) as child:
                     results[name] = measure(
-                        f"http://127.0.0.1:{port}", bundle, origin_port, args, upload
+                        f"http://127.0.0.1:{port}", bundle, origin_port, args, upload, child.pid
                     )
             mitmdump = find_mitmdump(args.mitmdump)
             if mitmdump:
@@ -181,31 +215,41 @@ def main() -> int:
                     "--set", f"confdir={conf}", "--set", f"ssl_verify_upstream_trusted_ca={ca_file}",
                     "--set", "connection_strategy=lazy",
                 ]  # fmt: skip
-                with process(command, port, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL):
+                with process(
+                    command, port, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+                ) as child:
                     bundle = folder / "mitm-bundle.pem"
                     bundle.write_bytes(
                         ca_file.read_bytes() + (conf / "mitmproxy-ca-cert.pem").read_bytes()
                     )
                     results["mitmproxy"] = measure(
-                        f"http://127.0.0.1:{port}", bundle, origin_port, args, upload
+                        f"http://127.0.0.1:{port}", bundle, origin_port, args, upload, child.pid
                     )
     print(
         f"inspected traffic, {args.requests} requests (curl -Z, 8 connections), "
-        f"{args.sequential} sequential, {args.bulk_mb} MB bulk; load average {load:.2f} "
+        f"{args.sequential} sequential, {args.bulk_mb} MB bulk (best of {args.rounds}); "
+        f"load average {load:.2f} "
         f"at start, {os.getloadavg()[0]:.2f} at end"
     )
     direct = results["direct"]["ms/req"]
-    print(f"{'row':<16} {'req/s':>9} {'ms/req':>8} {'+ms':>7} {'up MB/s':>9} {'down MB/s':>10}")
+    print(
+        f"{'row':<16} {'req/s':>9} {'ms/req':>8} {'+ms':>7} {'up MB/s':>9} {'down MB/s':>10} "
+        f"{'CPU ms/MB up':>13}"
+    )
     for name, row in results.items():
         print(
             f"{name:<16} {row['req/s']:>9.0f} {row['ms/req']:>8.2f} "
-            f"{row['ms/req'] - direct:>7.2f} {row['up MB/s']:>9.1f} {row['down MB/s']:>10.1f}"
+            f"{row['ms/req'] - direct:>7.2f} {row['up MB/s']:>9.1f} {row['down MB/s']:>10.1f} "
+            f"{row['CPU ms/MB up']:>13.2f}"
         )
     if "mitmproxy" in results:
         ratio = results["airlock inspect"]["req/s"] / results["mitmproxy"]["req/s"]
         print(f"airlock inspect / mitmproxy req/s: {ratio:.1f}x (goal: 10x)")
     scan = 1 - results["airlock inspect"]["up MB/s"] / results["inspect scan off"]["up MB/s"]
     print(f"--secrets report costs {scan:.0%} of inspected upload MB/s (goal: at most 10%)")
+    cpu = results["airlock inspect"]["CPU ms/MB up"] - results["inspect scan off"]["CPU ms/MB up"]
+    share = cpu / results["airlock inspect"]["CPU ms/MB up"]
+    print(f"--secrets report: {cpu:.2f} ms of proxy CPU per uploaded MB ({share:.0%} of its CPU)")
     for way in ("up MB/s", "down MB/s"):
         share = results["airlock inspect"][way] / results["airlock tunnel"][way]
         print(f"inspected {way} / tunnel: {share:.0%} (goal: at least 50%)")
