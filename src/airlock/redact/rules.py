@@ -172,8 +172,10 @@ GENERIC: tuple[Rule, ...] = (
     ),
     Rule(
         "url_basic_auth",
-        # Any scheme (snowflake://, rtsp://, socks5://, a vendor's own): user:password@ says it.
-        rf"\b[A-Za-z][A-Za-z0-9+.\-]*:{ESC_SLASH}{ESC_SLASH}"
+        # Schemes listed, not any word before "://": a scan that follows every word as a possible
+        # scheme makes RE2's automaton much larger (half the speed).
+        rf"(?i:https?|ftps?|sftp|git\+https?|git\+ssh|ssh|svn|ldaps?|smtps?|imaps?|pop3s?|rtsps?"
+        rf"|socks[45]h?|smb|webdavs?|davs?|mqtts?|wss?|snowflake|jdbc:[a-z]+):{ESC_SLASH}{ESC_SLASH}"
         rf"{URL_USER}:(?P<secret>{URL_PASS_CHAR}+)@",
         "://",
         specific=False,
