@@ -1,11 +1,19 @@
 """The real reference agent (Claude Code, the exact version ``scripts/setup.sh --dev`` installs
-under ``.cache/reference-agent``) inside ``airlock run --inspect``, against a stand-in of its
-vendor's API on 127.0.0.2: its requests are named by flow, and the metrics flow follows both
-the agent's opt-out and the policy."""
+under ``.cache/reference-agent``) inside ``airlock run --inspect``, against stand-ins of its
+vendor's API on loopback: its requests are named by flow, and the metrics flow follows both
+the agent's opt-out and the policy. ``ANTHROPIC_BASE_URL`` names one stand-in on 127.0.0.2;
+the agent sends metrics, feature flags and bootstrap calls to ``api.anthropic.com`` itself,
+which an upstream proxy on loopback (``--upstream-proxy``) routes to a second stand-in, so
+allowed requests get real answers and no name is looked up outside."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import socket
+import socketserver
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -36,6 +44,64 @@ _EVENTS = [
 MODEL_STREAM = "".join(f"event: {e['type']}\ndata: {json.dumps(e)}\n\n" for e in _EVENTS).encode()
 
 
+class _Router(socketserver.ThreadingTCPServer):
+    """An upstream proxy for ``--upstream-proxy`` that only knows loopback: ``CONNECT`` to a
+    host in ``routes`` goes to its stand-in, to a loopback address goes there, and any other
+    is refused, so nothing the agent asks for leaves the machine (no name is looked up)."""
+
+    daemon_threads = True
+    routes: dict[str, tuple[str, int]]
+    asked: list[str]
+
+
+class _RouterHandler(socketserver.BaseRequestHandler):
+    server: _Router
+
+    def handle(self) -> None:
+        head = b""
+        while b"\r\n\r\n" not in head:
+            data = self.request.recv(4096)
+            if not data:
+                return
+            head += data
+        authority = head.split(b" ", 2)[1].decode()
+        self.server.asked.append(authority)
+        host, _, port = authority.rpartition(":")
+        target = self.server.routes.get(host, (host, int(port)))
+        if not target[0].startswith("127."):
+            self.request.sendall(b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n")
+            return
+        with socket.create_connection(target) as upstream:
+            self.request.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+            upstream.sendall(head.split(b"\r\n\r\n", 1)[1])
+            inward = threading.Thread(target=_copy, args=(upstream, self.request), daemon=True)
+            inward.start()
+            _copy(self.request, upstream)
+            inward.join(30)
+
+
+def _copy(source: socket.socket, sink: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        while data := source.recv(1 << 16):
+            sink.sendall(data)
+    with contextlib.suppress(OSError):
+        sink.shutdown(socket.SHUT_WR)
+
+
+@contextlib.contextmanager
+def _router(routes: dict[str, tuple[str, int]]) -> Iterator[_Router]:
+    server = _Router(("127.0.0.1", 0), _RouterHandler)
+    server.routes, server.asked = routes, []
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(10)
+
+
 def _agent_version() -> str:
     return str(json.loads((CLAUDE / "package.json").read_text())["version"])
 
@@ -59,12 +125,18 @@ def test_reference_agent_requests_are_named_by_flow(
     origin_ca = RunCA(now=NOW, name="stand-in vendor CA")
     (tmp_path / "origin.pem").write_bytes(origin_ca.certificate_pem)
     log = tmp_path / "audit.jsonl"
-    with tls_origin(origin_ca, HOST, bind=HOST) as site:
+    with (
+        tls_origin(origin_ca, HOST, bind=HOST) as site,
+        tls_origin(origin_ca, "api.anthropic.com") as vendor,
+        _router({"api.anthropic.com": vendor.server_address}) as router,
+    ):
         site.answers["/v1/messages"] = ("text/event-stream", MODEL_STREAM)
         site.answers["/api/"] = ("application/json", b"{}")
+        vendor.answers["/api/"] = ("application/json", b"{}")
         port = site.server_address[1]
         done = airlock(
             "run", "--audit-log", str(log),
+            "--upstream-proxy", f"http://127.0.0.1:{router.server_address[1]}",
             "--allow", f"{HOST}:{port}", "--allow", "api.anthropic.com",
             "--inspect", HOST, "--inspect", "api.anthropic.com",
             "--upstream-ca", str(tmp_path / "origin.pem"),
@@ -79,6 +151,7 @@ def test_reference_agent_requests_are_named_by_flow(
             cwd=project, timeout=90,
         )  # fmt: skip
         seen = [(method, path) for method, path, _ in site.seen]
+        vendor_seen = [path for _, path, _ in vendor.seen]
     assert done.returncode == 0, done.stderr[-2000:]
     assert "hi from the stand-in" in done.stdout
     done = airlock("audit", "--json", "--audit-log", str(log))
@@ -94,10 +167,14 @@ def test_reference_agent_requests_are_named_by_flow(
         assert batches == [] and all(r["flow"] != "metrics" for r in inspected), flows
     elif metrics == "allow":
         # allowed and forwarded: the agent sends them to api.anthropic.com itself, not to
-        # ANTHROPIC_BASE_URL, and nothing answers for that host here (502 from the proxy)
-        assert batches and {(f, d) for f, d, _ in decisions} == {("metrics", "allow")}, decisions
-        assert all(r["host"] == "api.anthropic.com" and r["status"] != 403 for r in batches)
+        # ANTHROPIC_BASE_URL; the upstream proxy routes that name to the vendor's stand-in
+        assert batches and decisions == {("metrics", "allow", 200)}, decisions
+        assert all(r["host"] == "api.anthropic.com" for r in batches)
+        assert any(path.startswith("/api/event_logging/") for path in vendor_seen)
     else:
         assert batches and decisions == {("metrics", "deny", 403)}, decisions
         assert all("metrics" in str(r["reason"]) for r in batches)
     assert not any(path.startswith("/api/event_logging/") for _, path in seen)
+    if metrics != "allow":
+        assert not any(path.startswith("/api/event_logging/") for path in vendor_seen)
+    assert {a.rpartition(":")[0] for a in router.asked} <= {HOST, "api.anthropic.com"}
