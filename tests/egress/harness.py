@@ -101,6 +101,8 @@ class Front:
             await self._serve(reader, writer)
         finally:
             writer.close()
+            with contextlib.suppress(OSError, ssl.SSLError, ConnectionError):
+                await writer.wait_closed()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         head = await reader.readuntil(b"\r\n\r\n")

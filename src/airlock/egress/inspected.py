@@ -110,6 +110,9 @@ class InspectedConnection:
         self.host = host
         self.port = port
         self.up: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
+        self.retired: list[asyncio.StreamWriter] = []
+        """Upstream connections let go of while the client's goes on; their closing is
+        awaited with the client's, so a finished connection leaves nothing open behind it."""
 
     async def run(self) -> None:
         """Serve requests until the client or the origin ends the connection."""
@@ -127,13 +130,21 @@ class InspectedConnection:
 
     async def close(self) -> None:
         """Close the client connection and the upstream one."""
-        writers = [self.writer] + ([self.up[1]] if self.up else [])
+        writers = [self.writer, *self.retired] + ([self.up[1]] if self.up else [])
         self.up = None
+        self.retired = []
         for writer in writers:
             writer.close()
         for writer in writers:
             with contextlib.suppress(OSError, ssl.SSLError, ConnectionError):
                 await writer.wait_closed()
+
+    def retire(self) -> None:
+        """Start closing the upstream connection; :meth:`close` waits for the end of it."""
+        if self.up is not None:
+            self.up[1].close()
+            self.retired.append(self.up[1])
+            self.up = None
 
     async def _answer(self, status: int, body: bytes, *, close: bool) -> int:
         reason = {400: "Bad Request", 403: "Forbidden", 413: "Content Too Large"}.get(
@@ -217,8 +228,7 @@ class InspectedConnection:
     async def _upstream(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         if self.up is None or self.up[1].is_closing() or self.up[0].at_eof():
             if self.up is not None:
-                self.up[1].close()
-                self.up = None
+                self.retire()
             reader, writer = await self.dial(self.host, self.port)
             try:
                 await writer.start_tls(self.inspector.upstream, server_hostname=self.host)
@@ -351,6 +361,5 @@ class InspectedConnection:
                 await self.writer.drain()
         await self.writer.drain()
         if closing and self.up is not None:
-            self.up[1].close()
-            self.up = None
+            self.retire()
         return status, total, not (closing and framing[0] == "close")
