@@ -96,6 +96,7 @@ GIT_INIT_INSIDE = """
 git init -q . && git config user.email me@example.com && git config user.name Me &&
 git config core.fsmonitor "touch {marker}" && git config core.hooksPath /tmp &&
 git config alias.st '!touch {marker}' && git remote add origin https://example.com/app.git &&
+git remote add evil 'ext::sh -c touch% {marker}' && git config remote.up.pushurl 'fd::7' &&
 printf '#!/bin/sh\\ntouch {marker}\\n' > .git/hooks/post-checkout &&
 chmod +x .git/hooks/post-checkout && echo hello > readme && git add readme &&
 git commit -qm first && echo COMMITTED
@@ -116,6 +117,8 @@ def test_git_init_works_inside_and_brings_no_hook_or_command_out(
     assert list((project / ".git" / "hooks").iterdir()) == []
     config = (project / ".git" / "config").read_text()
     assert "fsmonitor" not in config and "hooksPath" not in config and "alias" not in config
+    assert "ext::" not in config and "fd::" not in config
+    assert "remote.evil.url" in done.stderr and "remote.up.pushurl" in done.stderr
     assert _git("log", "--format=%s", cwd=project).stdout == "first\n"
     assert _git("config", "remote.origin.url", cwd=project).stdout == (
         "https://example.com/app.git\n"

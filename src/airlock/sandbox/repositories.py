@@ -82,6 +82,11 @@ them runs a program (``remote.*.uploadpack``, ``core.sshCommand``, ``core.fsmoni
 ``core.hooksPath``, filters, aliases and includes are dropped)."""
 
 
+UNSAFE_URL_PREFIXES = ("ext::", "fd::")
+"""Remote URL transports that run a program or use a descriptor: a repository made inside
+brings no remote of theirs out (git refuses ``ext::`` by default; a user may allow it)."""
+
+
 class NestedScan(NamedTuple):
     """The ``.git`` entries found in subfolders, and whether the scan saw every folder.
 
@@ -246,7 +251,7 @@ def _make_safe(git_folder: Path) -> list[str]:
     entries = _config_entries(config)
     config.unlink()
     safe = re.compile("|".join(SAFE_CONFIG), re.IGNORECASE)  # compiled only when needed
-    kept = [(key, value) for key, value in entries if safe.fullmatch(key)]
+    kept = [(key, value) for key, value in entries if _safe_entry(safe, key, value)]
     git = shutil.which("git")
     for key, value in kept:
         if git is not None:
@@ -257,7 +262,15 @@ def _make_safe(git_folder: Path) -> list[str]:
             )
     if not config.exists():
         config.touch(mode=0o644)
-    return [key for key, _ in entries if not safe.fullmatch(key)]
+    return [key for key, value in entries if not _safe_entry(safe, key, value)]
+
+
+def _safe_entry(safe: re.Pattern[str], key: str, value: str) -> bool:
+    """A key of :data:`SAFE_CONFIG`, and no remote URL through a transport that runs a
+    program (``ext::``) or talks to an inherited descriptor (``fd::``)."""
+    if not safe.fullmatch(key):
+        return False
+    return not (key.lower().endswith("url") and value.lower().startswith(UNSAFE_URL_PREFIXES))
 
 
 def _config_entries(config: Path) -> list[tuple[str, str]]:
