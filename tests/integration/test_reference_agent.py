@@ -13,7 +13,6 @@ import json
 import socket
 import socketserver
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,6 +20,7 @@ import pytest
 from airlock.egress.ca import RunCA
 from tests.cli import airlock
 from tests.egress.harness import NOW, tls_origin
+from tests.serving import in_thread
 
 HOST = "127.0.0.2"  # reached through the proxy, as the vendor's host would be
 VERSION = "2.1.328"
@@ -88,18 +88,10 @@ def _copy(source: socket.socket, sink: socket.socket) -> None:
         sink.shutdown(socket.SHUT_WR)
 
 
-@contextlib.contextmanager
-def _router(routes: dict[str, tuple[str, int]]) -> Iterator[_Router]:
+def _router(routes: dict[str, tuple[str, int]]) -> contextlib.AbstractContextManager[_Router]:
     server = _Router(("127.0.0.1", 0), _RouterHandler)
     server.routes, server.asked = routes, []
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
-    thread.start()
-    try:
-        yield server
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(10)
+    return in_thread(server)
 
 
 def _agent_version() -> str:
