@@ -18,6 +18,16 @@ if TYPE_CHECKING:
     from rich.console import Console
 
 
+def human_size(count: int) -> str:
+    """``count`` bytes for a person: ``512 B``, ``1.5 KB``, ``20.0 MB``, ``3.2 GB``."""
+    size = float(count)
+    for unit in ("B", "KB", "MB"):
+        if size < 1024:
+            return f"{count} B" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} GB"
+
+
 def stderr_console() -> Console:
     from rich.console import Console
 

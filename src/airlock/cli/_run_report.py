@@ -35,7 +35,7 @@ def show(
 def _show_table(report: ProxyReport, scrubbed: ScrubbedEnvironment) -> None:
     from rich.table import Table
 
-    from airlock.cli._common import stderr_console
+    from airlock.cli._common import human_size, stderr_console
 
     console = stderr_console()
     table = Table(title="what left the machine", title_justify="left")
@@ -47,8 +47,8 @@ def _show_table(report: ProxyReport, scrubbed: ScrubbedEnvironment) -> None:
             host.host,
             str(host.connections),
             str(host.requests),
-            _size(host.bytes_out),
-            _size(host.bytes_in),
+            human_size(host.bytes_out),
+            human_size(host.bytes_in),
             refused,
         )
     if report.hosts:
@@ -69,12 +69,3 @@ def _show_table(report: ProxyReport, scrubbed: ScrubbedEnvironment) -> None:
         )
     if report.audit_log is not None:
         console.print(f"audit log {report.audit_log}, final hash {report.final_hash}", markup=False)
-
-
-def _size(count: int) -> str:
-    size = float(count)
-    for unit in ("B", "KB", "MB", "GB"):
-        if size < 1024 or unit == "GB":
-            return f"{count} B" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{count} B"

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, Any
 
+from airlock.cli._common import human_size
+
 if TYPE_CHECKING:
     from collections.abc import Callable
     from datetime import datetime
@@ -264,7 +266,7 @@ def _table(sessions: list[Session], store: SessionStore) -> None:
         console.print(f"no sessions under {store.config_dir / 'projects'}")
         return
     table = Table(
-        caption=f"{len(sessions)} session(s), {_size(sum(s.size for s in sessions))} "
+        caption=f"{len(sessions)} session(s), {human_size(sum(s.size for s in sessions))} "
         f"in {store.config_dir}; times in UTC",
     )
     if console.width < WIDE_TABLE:
@@ -284,7 +286,7 @@ def _table(sessions: list[Session], store: SessionStore) -> None:
             s.first_prompt or "",
             _short(s.started),
             _short(s.last_activity),
-            _size(s.size),
+            human_size(s.size),
             str(len(s.subagent_paths)),
         )
         table.add_row(*(Text(cell) for cell in cells))
@@ -298,14 +300,14 @@ def _records(sessions: list[Session], console: Any) -> None:
     for s in sessions:
         head = Text(s.id, style="bold")
         head.append(
-            f"  {_short(s.last_activity)}  {_size(s.size)}  {len(s.subagent_paths)} sub",
+            f"  {_short(s.last_activity)}  {human_size(s.size)}  {len(s.subagent_paths)} sub",
             style="dim",
         )
         console.print(head, overflow="fold")
         started = f" (started {_short(s.started)})" if s.started else ""
         line = Text(f"  {s.cwd or s.project}{started}: {s.first_prompt or ''}")
         console.print(line, overflow="ellipsis", no_wrap=True)
-    total = _size(sum(s.size for s in sessions))
+    total = human_size(sum(s.size for s in sessions))
     console.print(
         Text(f"{len(sessions)} session(s), {total}; last activity first, times in UTC", style="dim")
     )
@@ -437,16 +439,18 @@ def _print_report(args: argparse.Namespace, report: Report, extra: dict[str, Any
     for s in report.removed:
         out.write(
             f"{verb} session {s.id}  {s.cwd or s.project}  last activity "
-            f"{_when(s.last_activity)}  {_size(s.size)}  ({len(s.file_paths)} files)\n"
+            f"{_when(s.last_activity)}  {human_size(s.size)}  ({len(s.file_paths)} files)\n"
         )
     for entry in report.entries:
-        out.write(f"{verb} {entry.path}  modified {_when(entry.modified)}  {_size(entry.size)}\n")
+        out.write(
+            f"{verb} {entry.path}  modified {_when(entry.modified)}  {human_size(entry.size)}\n"
+        )
     for skipped in report.skipped:
         out.write(f"kept session {skipped.session.id}: {skipped.reason}\n")
     total = report.bytes_freed
     freed = "would free" if report.dry_run else "freed"
     out.write(
-        f"{freed} {_size(total)} ({total} bytes): {len(report.removed)} session(s), "
+        f"{freed} {human_size(total)} ({total} bytes): {len(report.removed)} session(s), "
         f"{len(report.entries)} other entr{'y' if len(report.entries) == 1 else 'ies'}\n"
     )
 
@@ -476,12 +480,3 @@ def _when(moment: datetime | None) -> str:
 
 def _short(moment: datetime | None) -> str:
     return moment.strftime("%Y-%m-%d %H:%M") if moment else "—"
-
-
-def _size(count: int) -> str:
-    value = float(count)
-    for unit in ("B", "KB", "MB", "GB"):
-        if value < 1024 or unit == "GB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{count} B"
