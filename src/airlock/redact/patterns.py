@@ -69,11 +69,13 @@ URL_PASS_CHAR = r"(?:[A-Za-z0-9!$&*+\-.;=_~%,()]|\\+u00[0-9a-fA-F]{2})"
 # CSV cell ``name,value``, a declared type between name and operator (``var datadogKey string =
 # "…"``), and any value on the next line. ``ELEMENT_END`` ends the opening tag of an XML element
 # whose name holds a word (``<[prefix]word`` before it, the tag at the start of a line or after
-# a space or another tag): ``<dbPassword>`` and the value, on the same line or the next.
+# a space, an escaped line break or another tag; not after any edge, whose colour sequences
+# would make the scan's automaton slower to build): ``<dbPassword>`` and the value, on the same
+# line or the next.
 _OPERATOR = r"(?::{1,3}=|[?+.]?=|=>|[:=])"
 _BLOCK = rf"(?:[|>][-+]?[ \t]*{NL}[ \t]*)"
 ASSIGN = rf"[A-Za-z0-9_.\-]*{SGR}{QUOTE}?\]?[ \t]*{_OPERATOR}[ \t]*{_BLOCK}?{SGR}{QUOTE}?{SGR}"
-ELEMENT_START = rf"(?:^|{EDGE_PREFIX}|[\s>])<[A-Za-z0-9_.:\-]*"
+ELEMENT_START = r"(?:^|[\s>]|\\+[nrt])<[A-Za-z0-9_.:\-]*"
 ELEMENT_END = rf"[A-Za-z0-9_.\-]*>(?:{NL}[ \t]*)?"
 NAMED_START = rf"(?:{ELEMENT_START})?"
 """What may stand before a vendor's word: the start of an XML tag (``<config_datadogKey>``), so
