@@ -14,7 +14,9 @@ row alike), from a fresh process each time:
 
 Prints the median, 90th percentile and minimum wall time of each row in milliseconds, and
 airlock's median minus bare bubblewrap's (the goal: at most 100 ms). ``benchmarks/egress.py``
-prints the same rows (``--startup-runs``).
+prints the same rows (``--startup-runs``). Then which of the modules that only inspection, the
+git gateway, IDNA names or a terminal table need were loaded by a plain ``airlock run -- true``
+(``python -X importtime``): each costs millions of instructions, and a plain run should load none.
 
     .venv/bin/python benchmarks/sandbox_startup.py --runs 20
 """
@@ -33,6 +35,19 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 GOAL_MS = 100.0
+NOT_ON_THE_PLAIN_PATH = (
+    "airlock.redact",
+    "airlock.egress.inspect",
+    "airlock.egress.inspected",
+    "airlock.egress.plain",
+    "airlock.egress.scan",
+    "airlock.egress.gateway",
+    "airlock.egress.ca",
+    "cryptography",
+    "httpx",
+    "rich",
+    "idna",
+)
 
 
 def find_srt(given: str | None) -> str | None:
@@ -118,13 +133,44 @@ def print_rows(times: dict[str, list[float]], srt_missing: bool) -> None:
         print(f"srt takes {ratio:.1f}x airlock run's start-up")
 
 
+def heavy_imports(scratch: Path) -> list[str]:
+    """The modules of :data:`NOT_ON_THE_PLAIN_PATH` that ``airlock run -- true`` loaded."""
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "airlock", "run", "--", "true"],
+        cwd=scratch / "workspace",
+        env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(scratch / "home")},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"airlock run failed ({done.returncode}): {done.stderr[-500:]}")
+    imported = {
+        line.rsplit("|", 1)[1].strip()
+        for line in done.stderr.splitlines()
+        if line.startswith("import time:")
+    }
+    if "airlock.egress.server" not in imported:
+        raise SystemExit("airlock run did not load its proxy: the import check means nothing")
+    return sorted(
+        name
+        for name in imported
+        if any(name == root or name.startswith(root + ".") for root in NOT_ON_THE_PLAIN_PATH)
+    )
+
+
 def run(runs: int, srt_path: str | None) -> None:
     """Measure and print (for ``benchmarks/egress.py`` too)."""
     srt = find_srt(srt_path)
     with tempfile.TemporaryDirectory(prefix="sandbox-startup-") as name:
         scratch = Path(name)
         times = measure(commands(srt), runs, scratch)
+        heavy = heavy_imports(scratch)
     print_rows(times, srt is None)
+    print(
+        "modules a plain run need not load, loaded by airlock run -- true: "
+        + (", ".join(heavy) if heavy else "none")
+    )
 
 
 def main() -> int:
