@@ -15,9 +15,12 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections import Counter
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,10 +42,12 @@ UNKNOWN_KEY = "unknown_key"
 OTHER_ORGANISATION = "other_organisation"
 """The refusal reason of a session asked for with another organisation's key."""
 REFUSAL_REASONS = (NO_KEY, UNKNOWN_KEY, OTHER_ORGANISATION)
-SWEEP_BATCH = 5000
-"""Rows one sweep batch deletes on SQLite, whose one writer holds ingest off while it runs."""
-SWEEP_BATCH_SHARED = 50_000
-"""Rows one sweep batch deletes on PostgreSQL, where a delete locks only the rows it deletes."""
+WRITE_WAIT = 30.0
+"""Seconds a write waits for SQLite's one writer before it fails (``database is locked``)."""
+WRITE_POLL = 0.001
+"""Seconds between two asks for SQLite's write lock."""
+BUSY_TIMEOUT_MS = round(WRITE_WAIT * 1000)
+"""SQLite's own wait for a lock, for statements outside :meth:`Database.writing`."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,9 +100,9 @@ class Database:
                 f"({error}); expected sqlite:///PATH or postgresql://USER@HOST/DB"
             ) from error
         self.dialect = self.engine.dialect.name
-        self.sweep_batch = SWEEP_BATCH if self.dialect == "sqlite" else SWEEP_BATCH_SHARED
         self._keys: dict[str, tuple[float, Org]] = {}
         self._keys_lock = threading.Lock()
+        self._writer = threading.Lock()
 
     def migrate(self) -> None:
         """Bring the schema to the newest version (Alembic), once even with several processes."""
@@ -116,6 +121,31 @@ class Database:
     def close(self) -> None:
         self.engine.dispose()
 
+    @contextmanager
+    def writing(self) -> Iterator[Connection]:
+        """A transaction that writes: committed at the end of the block, rolled back on error.
+
+        On SQLite, whose one writer holds every other off, the transaction takes the write lock
+        as it begins (``BEGIN IMMEDIATE``), asking again every millisecond while another
+        process holds it. SQLite's own wait (``busy_timeout``) pauses longer and longer between
+        asks, up to 100 ms, so a writer waiting behind a sweep could miss every short gap
+        between the sweep's batches; asking often, it gets the lock in the first gap. The
+        writers of this process queue for it on a lock of their own first, so only one of
+        them asks (the others would wake every millisecond to ask in vain).
+        """
+        if self.dialect != "sqlite":
+            with self.engine.begin() as connection:
+                yield connection
+            return
+        with self._writer, self.engine.connect() as connection:
+            _lock_for_writing(connection)
+            try:
+                yield connection
+            except BaseException:
+                connection.rollback()
+                raise
+            connection.commit()
+
     # Organisations and keys
 
     def create_org(self, name: str, terms: OrgTerms) -> str:
@@ -126,7 +156,7 @@ class Database:
         """
         key = KEY_PREFIX + secrets.token_urlsafe(32)
         now = self.clock()
-        with self.engine.begin() as connection:
+        with self.writing() as connection:
             row = connection.execute(sa.select(orgs).where(orgs.c.name == name)).first()
             if row is None:
                 inserted = connection.execute(
@@ -186,7 +216,7 @@ class Database:
             refusals.c.org_id == org_id, refusals.c.day == day, refusals.c.reason == reason
         )
         more = refusals.update().where(this).values(count=refusals.c.count + 1)
-        with self.engine.begin() as connection:
+        with self.writing() as connection:
             if connection.execute(more).rowcount:
                 return
             try:
@@ -232,12 +262,12 @@ class Database:
         if not rows:
             return
         values = [_values(org, row) for row in rows]
-        with self.engine.begin() as connection:
+        with self.writing() as connection:
             connection.execute(items.insert(), values)
 
     def insert_once(self, org: Org, row: Item) -> bool:
         """Store ``row`` unless its idempotency key is stored; ``False``: already stored."""
-        with self.engine.begin() as connection:
+        with self.writing() as connection:
             if self._has(connection, org, row.kind, row.idempotency_key):
                 return False
             try:
@@ -298,22 +328,15 @@ class Database:
         }
 
     def delete_session(self, org: Org, session_id: str) -> tuple[dict[str, int], list[str]]:
-        """Delete every row of one session of ``org``; returns counts by kind and the blobs."""
+        """Delete every row of one session of ``org`` (one statement, by the session index);
+        returns counts by kind and the blobs the rows named."""
         where = sa.and_(items.c.org_id == org.id, items.c.session_id == session_id)
-        with self.engine.begin() as connection:
-            counts: dict[str, int] = dict(
-                connection.execute(
-                    sa.select(items.c.kind, sa.func.count()).where(where).group_by(items.c.kind)
-                ).all()
-            )
-            blobs = [
-                name
-                for (name,) in connection.execute(
-                    sa.select(items.c.blob).where(where, items.c.blob.is_not(None))
-                )
-            ]
-            connection.execute(items.delete().where(where))
-        return {kind: int(count) for kind, count in counts.items()}, blobs
+        with self.writing() as connection:
+            gone = connection.execute(
+                items.delete().where(where).returning(items.c.kind, items.c.blob)
+            ).all()
+        counts = Counter(kind for kind, _ in gone)
+        return dict(counts), [blob for _, blob in gone if blob is not None]
 
     def retention(self, org: Org) -> dict[str, dict[str, Any]]:
         """Per class: how many items are kept and the age of the oldest (seconds)."""
@@ -331,50 +354,6 @@ class Database:
             for name, count, oldest in sorted(rows)
         }
 
-    def expired_blobs(self, now: float, limit: int = SWEEP_BATCH) -> list[tuple[int, str]]:
-        """Up to ``limit`` expired items that have a blob: id and blob name."""
-        with self.engine.connect() as connection:
-            return [
-                (row.id, row.blob)
-                for row in connection.execute(
-                    sa.select(items.c.id, items.c.blob)
-                    .where(items.c.expires_at <= now, items.c.blob.is_not(None))
-                    .limit(limit)
-                )
-            ]
-
-    def delete_ids(self, ids: Iterable[int]) -> list[str]:
-        """Delete the items ``ids``; the kinds of those deleted."""
-        chosen = list(ids)
-        with self.engine.begin() as connection:
-            return list(
-                connection.execute(
-                    items.delete().where(items.c.id.in_(chosen)).returning(items.c.kind)
-                ).scalars()
-            )
-
-    def delete_expired(self, now: float, limit: int = SWEEP_BATCH) -> list[str]:
-        """Delete up to ``limit`` expired items in one statement; the kinds of those deleted.
-
-        On PostgreSQL the batch is chosen by row address (``ctid``): a subquery on ``id`` would
-        walk again, each batch, past the rows earlier batches deleted (several times slower).
-        """
-        with self.engine.begin() as connection:
-            if self.dialect == "postgresql":
-                statement = sa.text(
-                    "DELETE FROM items WHERE ctid = ANY(ARRAY("
-                    "SELECT ctid FROM items WHERE expires_at <= :now LIMIT :limit)) RETURNING kind"
-                ).bindparams(now=now, limit=limit)
-                return [str(kind) for kind in connection.execute(statement).scalars()]
-            chosen = sa.select(items.c.id).where(items.c.expires_at <= now).limit(limit)
-            return list(
-                connection.execute(
-                    items.delete()
-                    .where(items.c.id.in_(chosen.scalar_subquery()))
-                    .returning(items.c.kind)
-                ).scalars()
-            )
-
     def rows(self, org: Org | None = None) -> list[Mapping[str, Any]]:
         """Every stored item (for tests and inspection)."""
         query = sa.select(items).order_by(items.c.id)
@@ -382,6 +361,29 @@ class Database:
             query = query.where(items.c.org_id == org.id)
         with self.engine.connect() as connection:
             return [dict(row._mapping) for row in connection.execute(query)]
+
+
+def _lock_for_writing(connection: Connection) -> None:
+    """Begin a transaction on SQLite holding the write lock, asking for it every millisecond.
+
+    Raises:
+        sqlalchemy.exc.OperationalError: the lock was not free once in :data:`WRITE_WAIT` s.
+    """
+    deadline = time.monotonic() + WRITE_WAIT
+    connection.exec_driver_sql("PRAGMA busy_timeout=0")  # fail at once; this loop waits
+    try:
+        while True:
+            try:
+                connection.exec_driver_sql("BEGIN IMMEDIATE")
+                return
+            except sa.exc.OperationalError as error:
+                code = getattr(error.orig, "sqlite_errorcode", None)
+                if code != sqlite3.SQLITE_BUSY or time.monotonic() > deadline:
+                    raise
+                connection.rollback()
+                time.sleep(WRITE_POLL)
+    finally:
+        connection.exec_driver_sql(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
 
 
 def _values(org: Org, row: Item) -> dict[str, Any]:
@@ -446,7 +448,7 @@ def _engine(url: str) -> Engine:
             cursor = connection.cursor()
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA synchronous=NORMAL")
-            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
             cursor.close()
 
         return engine

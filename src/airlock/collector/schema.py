@@ -64,7 +64,13 @@ items = sa.Table(
     sa.Column("body", sa.LargeBinary, nullable=True),
     sa.UniqueConstraint("org_id", "idempotency_key", "kind", name="items_once"),
     sa.Index("items_session", "org_id", "session_id"),
-    sa.Index("items_expiry", "expires_at"),
+    sa.Index("items_expiry", "expires_at", "id"),
+    sa.Index(
+        "items_blob_expiry",
+        "expires_at",
+        sqlite_where=sa.text("blob IS NOT NULL"),
+        postgresql_where=sa.text("blob IS NOT NULL"),
+    ),
 )
 
 refusals = sa.Table(

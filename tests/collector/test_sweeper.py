@@ -1,0 +1,50 @@
+"""The sweep over many rows, expired and kept ones interleaved, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from airlock.collector.blobs import FolderBlobs
+from airlock.collector.db import Database, Item
+from airlock.collector.service import Collector
+from airlock.collector.sweeper import sweep
+from airlock.policy.collection import OrgTerms
+
+NOW = 1_780_000_000.0
+
+
+@pytest.mark.parametrize("expired_share", [2, 50], ids=["mostly_expired", "few_expired"])
+def test_sweep_removes_exactly_the_expired(
+    database_url: str, tmp_path: Path, expired_share: int
+) -> None:
+    """Every expired row goes and every other stays, whether the expired are most of the
+    table (PostgreSQL reads it by address, several batches) or few (by the expiry index)."""
+    database = Database(database_url, clock=lambda: NOW)
+    database.migrate()
+    org = database.org_for_key(database.create_org("acme", OrgTerms()))
+    assert org is not None
+    body = b"r" * 1000
+    expired = Counter[str]()
+    for start in range(0, 30_000, 1000):
+        rows = []
+        for n in range(start, start + 1000):
+            gone = n % expired_share == 0
+            kind = "logs" if n % 3 else "metrics"
+            expires = NOW - 1 if gone else NOW + 1
+            rows.append(Item(f"s-{n % 97}", kind, "commercial", NOW - 10, expires, 1, body))
+            expired[kind] += gone
+        database.insert(org, rows)
+    collector = Collector(
+        database, FolderBlobs(tmp_path / "blobs"), tmp_path / "incoming", clock=lambda: NOW
+    )
+    try:
+        assert sweep(collector) == +expired
+        left = database.rows(org)
+        assert len(left) == 30_000 - expired.total()
+        assert all(row["expires_at"] > NOW for row in left)
+        assert sweep(collector) == {}
+    finally:
+        database.close()
