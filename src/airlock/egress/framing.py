@@ -138,12 +138,7 @@ async def body_pieces(
     """
     kind, length = framing
     if kind == "length":
-        left = length
-        while left:
-            data = await reader.read(min(PIECE, left))
-            if not data:
-                raise HttpError(400, "connection closed in the middle of a body")
-            left -= len(data)
+        async for data in _sized(reader, length, "a body"):
             yield data, data
     elif kind == "chunked":
         async for pair in _chunked(reader):
@@ -151,6 +146,17 @@ async def body_pieces(
     elif kind == "close":
         while data := await reader.read(PIECE):
             yield data, data
+
+
+async def _sized(reader: asyncio.StreamReader, size: int, what: str) -> AsyncIterator[bytes]:
+    """Yield the next ``size`` bytes as they arrive, in pieces of at most ``PIECE``."""
+    left = size
+    while left:
+        data = await reader.read(min(PIECE, left))
+        if not data:
+            raise HttpError(400, f"connection closed in the middle of {what}")
+        left -= len(data)
+        yield data
 
 
 async def _line(reader: asyncio.StreamReader) -> bytes:
@@ -175,12 +181,7 @@ async def _chunked(reader: asyncio.StreamReader) -> AsyncIterator[tuple[bytes, b
                 yield trailer, b""
                 if trailer == b"\r\n":
                     return
-        left = size
-        while left:
-            data = await reader.read(min(PIECE, left))
-            if not data:
-                raise HttpError(400, "connection closed in the middle of a chunk")
-            left -= len(data)
+        async for data in _sized(reader, size, "a chunk"):
             yield data, data
         if await _line(reader) != b"\r\n":
             raise HttpError(400, "a chunk longer than its size")
