@@ -128,7 +128,8 @@ def test_an_ipv6_literal_pattern_is_allowed_and_a_malformed_one_is_refused(
     tmp_path: Path,
 ) -> None:
     """--allow [::1] lets a request to the host's IPv6 loopback through the proxy; a pattern
-    with an unbalanced bracket stops airlock before anything runs (125, saying why)."""
+    with an unbalanced bracket stops airlock before anything runs (125, saying why and nothing
+    else: the sandbox that was being built goes quietly)."""
     with web_site_v6() as site:
         port = site.server_address[1]
         script = f"curl -sS -x \"$HTTP_PROXY\" --noproxy '' http://[::1]:{port}/v6"
@@ -140,6 +141,7 @@ def test_an_ipv6_literal_pattern_is_allowed_and_a_malformed_one_is_refused(
     assert bad.returncode == 125
     assert "--allow '[::1'" in bad.stderr and "unbalanced '['" in bad.stderr
     assert "RAN" not in bad.stdout
+    assert len(bad.stderr.strip().splitlines()) == 1, bad.stderr  # the reason, and only it
 
 
 CLIENTS = {

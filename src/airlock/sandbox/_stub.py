@@ -34,18 +34,21 @@ def main(argv: list[str]) -> int:
         channel = socket.socket(fileno=channel_fd)
         socket.send_fds(channel, [b"listening"], [listener.fileno()])
         listener.close()
-        go = b""
-        while len(go) < 2:
-            piece = channel.recv(2 - len(go))
-            if not piece:
-                break
-            go += piece
-        channel.close()
     except OSError as error:
         print(
             f"airlock run: cannot open the proxy port inside the sandbox: {error}", file=sys.stderr
         )
         return 125
+    go = b""
+    try:
+        while len(go) < 2:
+            piece = channel.recv(2 - len(go))
+            if not piece:
+                break
+            go += piece
+    except ConnectionResetError:
+        pass  # airlock closed the channel unread: it stopped, and says why itself
+    channel.close()
     if go != b"go":  # airlock stopped before the command was to run: run nothing
         return 125
     try:
