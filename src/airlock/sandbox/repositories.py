@@ -251,10 +251,12 @@ def _make_safe(git_folder: Path) -> list[str]:
     entries = _config_entries(config)
     config.unlink()
     safe = re.compile("|".join(SAFE_CONFIG), re.IGNORECASE)  # compiled only when needed
-    kept = [(key, value) for key, value in entries if _safe_entry(safe, key, value)]
-    git = shutil.which("git")
-    for key, value in kept:
-        if git is not None:
+    dropped = []
+    git = shutil.which("git")  # found: _config_entries found no entry without it
+    for key, value in entries:
+        if not _safe_entry(safe, key, value):
+            dropped.append(key)
+        elif git is not None:
             subprocess.run(
                 [git, "config", "--file", str(config), "--add", key, value],
                 check=True,
@@ -262,7 +264,7 @@ def _make_safe(git_folder: Path) -> list[str]:
             )
     if not config.exists():
         config.touch(mode=0o644)
-    return [key for key, value in entries if not _safe_entry(safe, key, value)]
+    return dropped
 
 
 def _safe_entry(safe: re.Pattern[str], key: str, value: str) -> bool:
