@@ -38,7 +38,7 @@ from airlock.egress.framing import (
     origin_path,
     read_head,
 )
-from airlock.egress.scan import SecretScanner, SecretsMode, count_secrets, redact_body
+from airlock.egress.scan import SecretScanner, SecretsMode, blocked_reason, check_gathered
 
 if TYPE_CHECKING:
     from airlock.egress.inspect import Inspector
@@ -250,13 +250,9 @@ class InspectedConnection:
         secrets: dict[str, int] = {}
         if mode is not SecretsMode.REPORT and framing[0] != "none":
             payload = await self._gather(framing)
-            if mode is SecretsMode.BLOCK:
-                secrets = count_secrets(self.inspector.redactor, payload)
-                if secrets:
-                    return await self._block(fields, started, secrets)
-                gathered = payload
-            else:
-                gathered, secrets = redact_body(self.inspector.redactor, payload)
+            gathered, secrets = check_gathered(self.inspector.redactor, mode, payload)
+            if gathered is None:
+                return await self._block(fields, started, secrets)
             head.headers = [
                 (k, v)
                 for k, v in head.headers
@@ -304,8 +300,7 @@ class InspectedConnection:
         return keep
 
     async def _block(self, fields: dict[str, Any], started: float, secrets: dict[str, int]) -> bool:
-        kinds = ", ".join(f"{kind} x{count}" for kind, count in sorted(secrets.items()))
-        reason = f"--secrets block: the request body holds secrets ({kinds}); nothing was sent"
+        reason = blocked_reason(secrets)
         body = f"airlock refused {fields['method']} https://{self.host}{fields['path']}\nwhy: {reason}\n"
         sent = await self._answer(403, body.encode(), close=False)
         self._done(

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 from airlock.egress.flows import Verdict, refusal_body
 from airlock.egress.http1 import RequestHead, simple_response
 from airlock.egress.inspected import MAX_GATHERED
-from airlock.egress.scan import SecretScanner, SecretsMode, count_secrets, redact_body
+from airlock.egress.scan import SecretScanner, SecretsMode, blocked_reason, check_gathered
 
 if TYPE_CHECKING:
     from airlock.egress.inspect import Inspector
@@ -92,12 +92,6 @@ class PlainInspection:
         """
         if len(body) > MAX_GATHERED:
             return None, f"body over {MAX_GATHERED} bytes cannot be checked for secrets"
-        if self.mode is SecretsMode.REDACT:
-            body, found = redact_body(self.inspector.redactor, body)
-            self.secrets.update(found)
-            return body, ""
-        self.secrets.update(count_secrets(self.inspector.redactor, body))
-        if not self.secrets:
-            return body, ""
-        kinds = ", ".join(f"{kind} x{count}" for kind, count in sorted(self.secrets.items()))
-        return None, f"--secrets block: the request body holds secrets ({kinds}); nothing was sent"
+        checked, found = check_gathered(self.inspector.redactor, self.mode, body)
+        self.secrets.update(found)
+        return checked, "" if checked is not None else blocked_reason(self.secrets)

@@ -121,3 +121,20 @@ def redact_body(redactor: Redactor, body: bytes) -> tuple[bytes, dict[str, int]]
     report = RedactionReport(lines=False, keep_findings=False)
     redactor.redact_stream(io.BytesIO(body), out, report=report)
     return out.getvalue(), report.counts()
+
+
+def check_gathered(
+    redactor: Redactor, mode: SecretsMode, body: bytes
+) -> tuple[bytes | None, dict[str, int]]:
+    """A whole body as it may leave and its secrets by kind: ``--secrets redact`` replaces
+    each secret; ``--secrets block`` gives ``None`` (refused) for a body that holds any."""
+    if mode is SecretsMode.REDACT:
+        return redact_body(redactor, body)
+    secrets = count_secrets(redactor, body)
+    return (None if secrets else body), secrets
+
+
+def blocked_reason(secrets: dict[str, int]) -> str:
+    """Why ``--secrets block`` refused a body, naming the kinds and counts, never a value."""
+    kinds = ", ".join(f"{kind} x{count}" for kind, count in sorted(secrets.items()))
+    return f"--secrets block: the request body holds secrets ({kinds}); nothing was sent"
