@@ -7,7 +7,7 @@ case, ``B64V`` a base64 character or an escaped ``/``; ``S_UUID`` is a sample te
 
 from __future__ import annotations
 
-from airlock.redact.patterns import ESC_SLASH, TOKEN
+from airlock.redact.patterns import B64, ESC_SLASH, TOKEN
 
 U = TOKEN
 A = "[A-Za-z0-9]"
@@ -15,7 +15,7 @@ H = "[a-f0-9]"
 HX = "[a-fA-F0-9]"
 UUID = "[a-fA-F0-9]{8}-[a-fA-F0-9]{4}-[a-fA-F0-9]{4}-[a-fA-F0-9]{4}-[a-fA-F0-9]{12}"
 S_UUID = "{h8}-{h4}-4{h3}-a{h3}-{h12}"
-B64V = rf"(?:[A-Za-z0-9+=]|{ESC_SLASH})"
+B64V = B64
 UE = "[A-Za-z0-9=_\\-]"
 """URL-safe base64 with its padding."""
 B64U = rf"(?:[A-Za-z0-9+=_\-]|{ESC_SLASH})"
