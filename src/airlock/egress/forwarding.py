@@ -15,7 +15,7 @@ import httptools
 
 from airlock.egress.connection import CONTINUE, READ_SIZE, Refusal, Upstream, new_record
 from airlock.egress.http1 import END, RequestHead, forwarded_head, redact_query, simple_response
-from airlock.egress.response import ResponseError, ResponseWatcher
+from airlock.egress.response import ResponseError, ResponseWatcher, watcher_for
 
 if TYPE_CHECKING:
     from airlock.egress.client import Client
@@ -77,7 +77,7 @@ async def forward(client: Client, head: RequestHead) -> bool:
     record["bytes_out"] = sent
     if inspection is not None:
         record["secrets"] = inspection.finish()
-    watcher = ResponseWatcher(head.method, for_http10=head.version == "1.0")
+    watcher = watcher_for(head.method, head.version)
     received = 0
     try:
         received = await _relay_response(client, upstream, watcher)
