@@ -10,7 +10,12 @@ from typing import Any
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
-from schemathesis.checks import not_a_server_error
+from schemathesis.checks import (
+    content_type_conformance,
+    not_a_server_error,
+    response_schema_conformance,
+    status_code_conformance,
+)
 
 from airlock.collector import ReloadingBlockList
 from tests.collector.harness import Running, running
@@ -58,5 +63,47 @@ def test_no_request_makes_the_collector_fail(served_collector: tuple[Running, st
                 timeout=10,
             )
             case.call_and_validate(base_url=served.url, checks=[not_a_server_error], timeout=10)
+
+        check()
+
+
+def test_sessions_answer_as_documented(served_collector: tuple[Running, str]) -> None:
+    """GET and DELETE /v1/sessions/{id} answer only documented statuses (200, 400, 401, 404),
+    each with the documented content type and shape, for generated ids with and without a key."""
+    served, key = served_collector
+    schema = schemathesis.openapi.from_url(f"{served.url}/openapi.json")
+    operations = [
+        result.ok()
+        for result in schema.get_all_operations()
+        if result.ok().path == "/v1/sessions/{session_id}"
+    ]
+    assert {operation.method.upper() for operation in operations} == {"GET", "DELETE"}
+    strict = [
+        not_a_server_error,
+        status_code_conformance,
+        content_type_conformance,
+        response_schema_conformance,
+    ]
+    deadline = time.monotonic() + 120
+
+    for operation in operations:
+
+        @settings(
+            max_examples=15, deadline=None, database=None, suppress_health_check=list(HealthCheck)
+        )
+        @given(case=operation.as_strategy())
+        def check(case: Any) -> None:
+            assert time.monotonic() < deadline, "schemathesis ran past its time bound"
+            if "/" in case.path_parameters["session_id"]:
+                return  # another path once encoded: not this operation's answer
+            answer = case.call_and_validate(
+                base_url=served.url,
+                headers={"Authorization": f"Bearer {key}"},
+                checks=strict,
+                timeout=10,
+            )
+            assert answer.status_code in (400, 404), answer.text
+            anonymous = case.call_and_validate(base_url=served.url, checks=strict, timeout=10)
+            assert anonymous.status_code == 401, anonymous.text
 
         check()

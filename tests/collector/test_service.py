@@ -87,6 +87,17 @@ def items(service: Running, key: str, session: str) -> dict[str, int]:
     return dict(body["items"])
 
 
+def missing(service: Running, key: str, session: str, method: str = "GET") -> dict[str, str]:
+    """The 404 answer to ``method`` on a session with nothing stored for ``key``'s organisation."""
+    response = httpx.request(
+        method, f"{service.url}/v1/sessions/{session}", headers=bearer(key), timeout=30
+    )
+    assert response.status_code == 404, response.text
+    body = dict(response.json())
+    assert body.pop("session_id") == session
+    return body
+
+
 @pytest.mark.parametrize("encoding", ["protobuf", "json", "gzip"])
 def test_otlp_logs_stored_under_their_session(service: Running, encoding: str) -> None:
     """OTLP/HTTP logs (protobuf, JSON, gzip) are stored one item a record, under session.id."""
@@ -94,7 +105,7 @@ def test_otlp_logs_stored_under_their_session(service: Running, encoding: str) -
     response = post_logs(service.url, key, "s-1", 3, encoding=encoding)
     assert response.status_code == 200, response.text
     assert items(service, key, "s-1") == {"logs": 3}
-    assert items(service, key, "s-unknown") == {}
+    assert "nothing is stored" in missing(service, key, "s-unknown")["error"]
 
 
 def test_session_attribute_on_the_resource(service: Running) -> None:
@@ -193,12 +204,13 @@ def test_every_route_needs_a_key(
 
 
 def test_another_organisation_sees_nothing(service: Running) -> None:
-    """A key reads and deletes only its organisation's data: another org's session is empty to it."""
+    """A key reads and deletes only its organisation's data: another org's session is a 404,
+    answered exactly as a session nobody holds, and stays whole."""
     mine, theirs = service.key("acme"), service.key("globex")
     assert post_logs(service.url, mine, "shared-id", 4).status_code == 200
-    assert items(service, theirs, "shared-id") == {}
-    gone = httpx.delete(f"{service.url}/v1/sessions/shared-id", headers=bearer(theirs)).json()
-    assert gone["removed"] == {}
+    for method in ("GET", "DELETE"):
+        unknown = missing(service, theirs, "nobody-has-it", method)
+        assert missing(service, theirs, "shared-id", method) == unknown
     retention = httpx.get(f"{service.url}/v1/retention", headers=bearer(theirs)).json()
     assert retention["classes"] == {}
     assert items(service, mine, "shared-id") == {"logs": 4}
@@ -218,10 +230,10 @@ def test_refusals_counted_and_shown(service: Running) -> None:
     assert refusals(mine) == refusals(theirs) == dict.fromkeys(REFUSAL_REASONS, 0)
     assert httpx.post(f"{service.url}/v1/logs", content=b"x").status_code == 401
     assert httpx.get(f"{service.url}/v1/retention", headers=bearer("alk_x")).status_code == 401
-    assert items(service, theirs, "acme-only") == {}
-    gone = httpx.delete(f"{service.url}/v1/sessions/acme-only", headers=bearer(theirs)).json()
-    assert gone["removed"] == {}
-    assert items(service, theirs, "nobody-has-it") == {}  # unknown everywhere: not counted
+    missing(service, theirs, "acme-only")
+    missing(service, theirs, "acme-only", "DELETE")
+    missing(service, theirs, "nobody-has-it")  # unknown everywhere: not counted
+    missing(service, mine, "nobody-has-it", "DELETE")
     assert items(service, mine, "acme-only") == {"logs": 2}  # its own: not counted
     expected = {"no_key": 1, "unknown_key": 1}
     assert refusals(mine) == {**expected, "other_organisation": 2}
@@ -256,7 +268,8 @@ def test_delete_session_removes_rows_and_blobs(service: Running) -> None:
     assert items(service, key, "gone") == {"logs": 3, "feedback_bundle": 1, "error_report": 1}
     response = httpx.delete(f"{service.url}/v1/sessions/gone", headers=bearer(key))
     assert response.json()["removed"] == {"logs": 3, "feedback_bundle": 1, "error_report": 1}
-    assert items(service, key, "gone") == {}
+    missing(service, key, "gone")
+    missing(service, key, "gone", "DELETE")  # deleted already: nothing left to remove
     assert items(service, key, "kept") == {"logs": 2, "feedback_bundle": 1}
     assert len(service.collector.blobs.names()) == 1
     assert all(row["session_id"] != "gone" for row in service.collector.db.rows())
@@ -471,7 +484,7 @@ def test_several_serve_processes_share_one_postgresql(pg_cluster: str, tmp_path:
                 assert got["items"] == {"logs": 10}
         removed = httpx.delete(f"{one}/v1/sessions/s-0", headers=bearer(key)).json()["removed"]
         assert removed == {"logs": 10}
-        assert httpx.get(f"{two}/v1/sessions/s-0", headers=bearer(key)).json()["items"] == {}
+        assert httpx.get(f"{two}/v1/sessions/s-0", headers=bearer(key)).status_code == 404
         totals = [
             httpx.get(f"{url}/v1/retention", headers=bearer(key)).json()["classes"]
             for url in (one, two)

@@ -21,7 +21,8 @@ may share one PostgreSQL). It binds 127.0.0.1:8787 unless --host / --port say ot
   GET  /api/web/domain_info?domain=HOST, /api/web/domain_hashes?prefix=HEX  (with --blocklist)
 
 Every ingest and read needs a key: Authorization: Bearer KEY (Sentry: the DSN's public key).
-A key reads and deletes only its organisation's data; other requests are 401 (counted). Create
+A key reads and deletes only its organisation's data: a session with nothing stored for it is
+404, whoever else holds it; requests without a valid key are 401 (counted). Create
 keys with `airlock serve keys create --org NAME [--zdr] [--no-product-feedback]`. The first
 start with an empty database creates the organisation "local" and writes its key (0600) to
 $XDG_CONFIG_HOME/airlock/collector.key (else ~/.config/airlock/collector.key), where airlock's

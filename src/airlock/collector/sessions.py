@@ -1,9 +1,11 @@
 """What is stored about a session, its deletion, and the retention summary (all per organisation).
 
 ``GET /v1/sessions/{id}`` counts a session's items by kind, with the oldest and newest time and
-each class's latest expiry; an unknown session answers ``items`` empty. ``DELETE`` removes every
-row of the session and then every blob its rows named, and answers what went. A session only
-another organisation holds is answered as an unknown one, and counted for that organisation.
+each class's latest expiry. ``DELETE`` removes every row of the session and then every blob its
+rows named, and answers what went. A session with nothing stored for the caller's organisation
+is a ``404``, for ``GET`` and ``DELETE`` alike, with the same answer whether no organisation
+holds it or another one does, so the answer tells nothing of other tenants; the latter is
+counted (``other_organisation``) for the organisation that holds it, which alone sees the count.
 ``GET /v1/retention`` shows, per class, how many items are kept and the age of the oldest, and
 the refused requests: those without a valid key (for the whole collector) and those that named
 this organisation's sessions with another organisation's key.
@@ -21,12 +23,14 @@ from starlette.routing import Route
 
 from airlock.collector.app import ServiceRoute
 from airlock.collector.db import REFUSAL_REASONS
-from airlock.collector.service import BadRequest, Collector, authorize
+from airlock.collector.service import BadRequest, Collector, authorize, error
 from airlock.policy.retention import RETENTION_DAYS
 
 SESSION_PATH = "/v1/sessions/{session_id}"
 RETENTION_PATH = "/v1/retention"
 MAX_SESSION_ID = 200
+NOT_FOUND = "nothing is stored about this session for the key's organisation"
+"""The ``404`` of a session unknown to the caller's organisation (the same whoever holds it)."""
 
 
 def _session_id(request: Request) -> str:
@@ -52,10 +56,11 @@ def session_routes(collector: Collector) -> Sequence[ServiceRoute]:
             answer: dict[str, Any] = {"session_id": session_id, "removed": removed}
         else:
             answer = await run_in_threadpool(collector.db.session, org, session_id)
+        if answer.get("removed" if request.method == "DELETE" else "items"):
+            return JSONResponse(answer)
         # Nothing of this organisation's: if another holds the session, it is counted for that one
-        if not answer.get("removed" if request.method == "DELETE" else "items"):
-            await run_in_threadpool(collector.db.count_if_elsewhere, org, session_id)
-        return JSONResponse(answer)
+        await run_in_threadpool(collector.db.count_if_elsewhere, org, session_id)
+        return error(404, NOT_FOUND, session_id=session_id)
 
     async def retention(request: Request) -> JSONResponse:
         try:
@@ -97,6 +102,22 @@ def health_route() -> ServiceRoute:
 
 
 _AUTH: dict[str, Any] = {"401": {"description": "no key, or an unknown one"}}
+_ERROR: dict[str, Any] = {
+    "application/json": {
+        "schema": {
+            "type": "object",
+            "required": ["error"],
+            "properties": {"error": {"type": "string"}, "session_id": {"type": "string"}},
+        }
+    }
+}
+_NOT_FOUND: dict[str, Any] = {
+    "404": {
+        "description": "nothing stored about the session for the key's organisation "
+        "(the same answer whether another organisation holds it or none does)",
+        "content": _ERROR,
+    }
+}
 _PARAM = [{"name": "session_id", "in": "path", "required": True, "schema": {"type": "string"}}]
 _SESSION_DOC: dict[str, Any] = {
     "get": {
@@ -105,7 +126,7 @@ _SESSION_DOC: dict[str, Any] = {
         "parameters": _PARAM,
         "responses": {
             "200": {
-                "description": "items by kind (empty for an unknown session)",
+                "description": "items by kind, times, and each class with its expiry",
                 "content": {
                     "application/json": {
                         "schema": {
@@ -122,8 +143,9 @@ _SESSION_DOC: dict[str, Any] = {
                     }
                 },
             },
-            "400": {"description": "a bad session id"},
+            "400": {"description": "a bad session id", "content": _ERROR},
             **_AUTH,
+            **_NOT_FOUND,
         },
     },
     "delete": {
@@ -148,8 +170,9 @@ _SESSION_DOC: dict[str, Any] = {
                     }
                 },
             },
-            "400": {"description": "a bad session id"},
+            "400": {"description": "a bad session id", "content": _ERROR},
             **_AUTH,
+            **_NOT_FOUND,
         },
     },
 }
@@ -163,7 +186,7 @@ _REFUSALS: dict[str, Any] = {
         "other_organisation": {
             **_COUNT,
             "description": "requests naming this organisation's sessions with another "
-            "organisation's key, answered as for an unknown session",
+            "organisation's key, answered 404 as for an unknown session",
         },
     },
 }
