@@ -54,10 +54,10 @@ class _NoScan:
     def __init__(self, *args: object) -> None:
         pass
 
-    def take(self, data: bytes) -> bool:
-        return False
+    async def add(self, data: bytes) -> None:
+        pass
 
-    def finish(self) -> dict[str, int]:
+    async def total(self) -> dict[str, int]:
         return {}
 
 

@@ -292,6 +292,29 @@ def test_smuggling_shapes_are_refused(make_rig, head: bytes) -> None:  # type: i
     assert rig.origin.seen == []
 
 
+@pytest.mark.parametrize("mode", [SecretsMode.REDACT, SecretsMode.BLOCK], ids=["redact", "block"])
+def test_a_body_too_large_to_check_is_refused_413_unread(make_rig, mode: SecretsMode) -> None:  # type: ignore[no-untyped-def]
+    """A body over the gathered limit, under --secrets redact or block, gets 413 (Content Too
+    Large) before any of it is read, as in plain HTTP, and nothing reaches the origin."""
+    from airlock.egress.scan import MAX_GATHERED
+
+    rig = make_rig(secrets=mode)
+    tls, _ = tunnel_ssl(rig, "localhost", rig.bundle)
+    with tls:
+        tls.sendall(
+            b"POST /v1/messages HTTP/1.1\r\nHost: localhost\r\nContent-Length: %d\r\n\r\n"
+            % (MAX_GATHERED + 1)
+        )
+        answer = b""
+        while chunk := tls.recv(65536):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 413 "), answer[:80]
+    assert b"cannot be checked" in answer
+    assert rig.origin.seen == []
+    [record] = rig.wait_records(1)
+    assert (record["status"], record["decision"], record["flow"]) == (413, "deny", "model_requests")
+
+
 def test_large_upload_streams_and_counts(make_rig) -> None:  # type: ignore[no-untyped-def]
     """A 5 MB upload with keys in several places streams through and every key is counted."""
     rig = make_rig()

@@ -113,3 +113,34 @@ def test_a_host_not_inspected_stays_plain_forwarding(tmp_path: Path) -> None:
     assert cfg.audit_log is not None
     records = [r for r in read_records(cfg.audit_log) if r["type"] == "request"]
     assert [("flow" in r, r["status"]) for r in records] == [(False, 200)]
+
+
+@pytest.mark.parametrize(
+    "secrets", [SecretsMode.REDACT, SecretsMode.BLOCK], ids=["redact", "block"]
+)
+def test_a_body_too_large_to_check_is_refused_413_unread(
+    tmp_path: Path, secrets: SecretsMode
+) -> None:
+    """A body over the gathered limit, under --secrets redact or block, gets 413 (Content Too
+    Large) before any of it is read, as inside TLS, and nothing reaches the origin."""
+    import socket
+
+    from airlock.egress.scan import MAX_GATHERED
+
+    cfg = config(tmp_path, inspection=_inspection(tmp_path, secrets))
+    with origin() as site, running(cfg) as (url, _):
+        target = f"http://localhost:{site.server_address[1]}/v1/messages"
+        with socket.create_connection(("127.0.0.1", int(url.rsplit(":", 1)[1])), 10) as sock:
+            sock.sendall(
+                f"POST {target} HTTP/1.1\r\nHost: localhost\r\n"
+                f"Content-Length: {MAX_GATHERED + 1}\r\n\r\n".encode()
+            )
+            answer = b""
+            while chunk := sock.recv(65536):
+                answer += chunk
+    assert answer.startswith(b"HTTP/1.1 413 "), answer[:80]
+    assert b"cannot be checked" in answer
+    assert site.seen == []
+    assert cfg.audit_log is not None
+    [record] = [r for r in read_records(cfg.audit_log) if r.get("inspected")]
+    assert (record["status"], record["decision"], record["flow"]) == (413, "deny", "model_requests")

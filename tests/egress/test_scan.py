@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 
@@ -32,6 +33,27 @@ def test_counts_do_not_depend_on_the_cuts(sizes: list[int]) -> None:
         at += size
     scanner.feed(BODY[at:])
     assert scanner.finish() == {"github_token": 3, "aws_access_key_id": 3}
+
+
+@settings(max_examples=15, deadline=None)
+@given(st.lists(st.integers(min_value=1, max_value=4000), min_size=1, max_size=40))
+def test_counts_of_a_forwarded_body_do_not_depend_on_the_cuts(sizes: list[int]) -> None:
+    """Fed while forwarded (segments scanned in a worker thread beside the loop), a body split
+    anywhere, keys across segment and piece boundaries included, gets the whole body's counts."""
+    body = BODY * 10  # 130 KB: the last window is scanned in a worker as well
+
+    async def forward() -> dict[str, int]:
+        scanner = SecretScanner(REDACTOR, segment=2000, overlap=300)
+        at = 0
+        for size in sizes * 100:
+            if at >= len(body):
+                break
+            await scanner.add(body[at : at + size])
+            at += size
+        await scanner.add(body[at:])
+        return await scanner.total()
+
+    assert asyncio.run(forward()) == {"github_token": 30, "aws_access_key_id": 30}
 
 
 def test_json_escaped_key_is_counted() -> None:

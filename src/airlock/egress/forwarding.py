@@ -76,7 +76,7 @@ async def forward(client: Client, head: RequestHead) -> bool:
     stats.bytes_out += sent
     record["bytes_out"] = sent
     if inspection is not None:
-        record["secrets"] = inspection.finish()
+        record["secrets"] = await inspection.finish()
     watcher = watcher_for(head.method, head.version)
     received = 0
     try:
@@ -126,6 +126,10 @@ async def _screen(
         return False, None
     if not (inspection.gathers and has_body):
         return True, None
+    too_large = inspection.too_large(head.content_length)
+    if too_large:  # refused unread, as inside TLS
+        await _refused(client, record, *_refusal(413, too_large))
+        return False, None
     if head.expect_continue:
         client.writer.write(CONTINUE)
         head.expect_continue = False
@@ -133,20 +137,26 @@ async def _screen(
     if gathered is None:
         _failed(client, record, client.proxy.stats(head.host), 0, 0, "the client left")
         return False, None
-    body, why = inspection.check(gathered)
+    body, status, why = inspection.check(gathered)
     if body is None:
-        answer = simple_response(403, f"airlock: {why}\n", (("X-Airlock", "refused"),))
-        await _refused(client, record, answer, why)
+        await _refused(client, record, *_refusal(status, why))
         return False, None
     head.chunked, head.content_length = False, len(body)
     return True, body
 
 
-async def _refused(client: Client, record: dict[str, Any], answer: bytes, reason: str) -> bool:
-    """Answer a request that inspection refused (its flow is off, or its body holds secrets
-    under ``--secrets block``), log it, and end the connection."""
+def _refusal(status: int, why: str) -> tuple[bytes, str, int]:
+    """The answer to a body that inspection refused, why, and its status."""
+    return simple_response(status, f"airlock: {why}\n", (("X-Airlock", "refused"),)), why, status
+
+
+async def _refused(
+    client: Client, record: dict[str, Any], answer: bytes, reason: str, status: int = 403
+) -> bool:
+    """Answer a request that inspection refused (its flow is off, its body holds secrets
+    under ``--secrets block``, or is too large to check), log it, and end the connection."""
     client.writer.write(answer)
-    record.update(status=403, decision="deny", reason=reason, bytes_in=len(answer))
+    record.update(status=status, decision="deny", reason=reason, bytes_in=len(answer))
     client.proxy.stats(record["host"]).refused[reason.split(": ", 1)[0]] += 1
     client.finish(record)
     with contextlib.suppress(ConnectionError):
@@ -159,7 +169,7 @@ async def _gather(client: Client) -> bytes | None:
 
     A body over ``MAX_GATHERED`` is cut there: the check refuses it.
     """
-    from airlock.egress.inspected import MAX_GATHERED
+    from airlock.egress.scan import MAX_GATHERED
 
     parts: list[bytes] = []
     size = 0
@@ -199,7 +209,7 @@ async def _send_request(
         if not isinstance(piece, bytes):
             return -1 - sent  # the client closed mid-body
         if inspection is not None:
-            inspection.take(piece)
+            await inspection.take(piece)
         if head.chunked:
             writer.writelines((b"%x\r\n" % len(piece), piece, b"\r\n"))
             sent += len(piece) + 4 + len(b"%x" % len(piece))

@@ -38,7 +38,14 @@ from airlock.egress.framing import (
     origin_path,
     read_head,
 )
-from airlock.egress.scan import SecretScanner, SecretsMode, blocked_reason, check_gathered
+from airlock.egress.scan import (
+    MAX_GATHERED,
+    TOO_LARGE,
+    SecretScanner,
+    SecretsMode,
+    blocked_reason,
+    check_gathered,
+)
 
 if TYPE_CHECKING:
     from airlock.egress.inspect import Inspector
@@ -47,8 +54,6 @@ Dial = Callable[[str, int], Awaitable[tuple[asyncio.StreamReader, asyncio.Stream
 """Opens a plain TCP connection to a host and port (the proxy's dialler, with its address
 checks); the inspector adds TLS on top."""
 
-MAX_GATHERED = 64 * 1024 * 1024
-"""The largest body gathered whole for ``--secrets redact`` or ``block``."""
 IDLE_TIMEOUT = 120.0
 """Seconds a kept-alive client connection may wait for its next request."""
 
@@ -268,23 +273,13 @@ class InspectedConnection:
             bytes_out += len(gathered)
         elif framing[0] != "none":
             scanner = SecretScanner(self.inspector.redactor)
-            scanning: asyncio.Future[Any] | None = None
-            loop = asyncio.get_running_loop()
             async for raw, payload in body_pieces(self.reader, framing):
                 up_writer.write(raw)
                 bytes_out += len(raw)
-                if scanner.take(payload):
-                    # Large bodies: a segment is scanned in a worker thread (RE2 lets go of
-                    # the GIL) while the next is forwarded; one segment out at a time.
-                    if scanning is not None:
-                        scanner.merge(await scanning)
-                    window = scanner.cut(final=False)
-                    scanning = loop.run_in_executor(None, scanner.scan, *window)
+                await scanner.add(payload)  # segments scanned in a worker, beside forwarding
                 if up_writer.transport.get_write_buffer_size() > PIECE:
                     await up_writer.drain()
-            if scanning is not None:
-                scanner.merge(await scanning)
-            secrets = scanner.finish()
+            secrets = await scanner.total()
         await up_writer.drain()
         status, bytes_in, keep = await self._relay_response(up_reader, fields["method"])
         keep = keep and head.keeps_alive()
@@ -316,13 +311,13 @@ class InspectedConnection:
 
     async def _gather(self, framing: Framing) -> bytes:
         if framing[0] == "length" and framing[1] > MAX_GATHERED:
-            raise HttpError(413, f"body over {MAX_GATHERED} bytes cannot be checked for secrets")
+            raise HttpError(413, TOO_LARGE)
         parts = []
         size = 0
         async for _, payload in body_pieces(self.reader, framing):
             size += len(payload)
             if size > MAX_GATHERED:
-                raise HttpError(413, f"body over {MAX_GATHERED} bytes cannot be checked")
+                raise HttpError(413, TOO_LARGE)
             parts.append(payload)
         return b"".join(parts)
 

@@ -10,8 +10,10 @@ host named with ``--inspect`` gets what one inside inspected TLS gets
 1. its flow is named and the engine's decisions asked (:meth:`Inspector.judge`); a refused
    flow is answered ``403`` with the same body naming the flow and what turned it off, before
    any connection is made;
-2. its body goes through the redaction engine: counted as it streams (``--secrets report``),
-   or gathered (up to ``MAX_GATHERED``), then redacted or refused (``redact``, ``block``);
+2. its body goes through the redaction engine: counted as it streams (``--secrets report``,
+   segments scanned in a worker thread beside the forwarding), or gathered (up to
+   ``MAX_GATHERED``: a larger body is refused ``413``, as inside TLS), then redacted or
+   refused (``redact``, ``block``);
 3. its audit record carries ``flow``, ``inspected`` and ``secrets``, and is counted by flow
    for the end-of-run report.
 """
@@ -22,8 +24,14 @@ from typing import TYPE_CHECKING
 
 from airlock.egress.flows import Verdict, refusal_body
 from airlock.egress.http1 import RequestHead, simple_response
-from airlock.egress.inspected import MAX_GATHERED
-from airlock.egress.scan import SecretScanner, SecretsMode, blocked_reason, check_gathered
+from airlock.egress.scan import (
+    MAX_GATHERED,
+    TOO_LARGE,
+    SecretScanner,
+    SecretsMode,
+    blocked_reason,
+    check_gathered,
+)
 
 if TYPE_CHECKING:
     from airlock.egress.inspect import Inspector
@@ -73,25 +81,32 @@ class PlainInspection:
         body = refusal_body(self.verdict, self.method, self.head.host, self.path, scheme="http")
         return simple_response(403, body.decode("utf-8"), (("X-Airlock", "refused"),))
 
-    def take(self, piece: bytes) -> None:
+    async def take(self, piece: bytes) -> None:
         """Count the secrets of a body piece on its way out (``--secrets report``)."""
         if self._scanner is not None:
-            self._scanner.feed(piece)
+            await self._scanner.add(piece)
 
-    def finish(self) -> dict[str, int]:
+    async def finish(self) -> dict[str, int]:
         """The secrets counted in the body, by kind (also kept in :attr:`secrets`)."""
         if self._scanner is not None:
-            self.secrets.update(self._scanner.finish())
+            self.secrets.update(await self._scanner.total())
         return self.secrets
 
-    def check(self, body: bytes) -> tuple[bytes | None, str]:
-        """A gathered body as it may leave (``None``: refused) and, if refused, why.
+    def too_large(self, length: int | None) -> str:
+        """Why a body of ``length`` bytes (``None``: not known yet) is refused unread with
+        ``413``, too large to be gathered and checked (``redact``, ``block``); else ``""``."""
+        return TOO_LARGE if self.gathers and (length or 0) > MAX_GATHERED else ""
+
+    def check(self, body: bytes) -> tuple[bytes | None, int, str]:
+        """A gathered body as it may leave (``None``: refused) and, if refused, the status
+        to answer and why.
 
         ``--secrets redact`` replaces each secret; ``--secrets block`` refuses a body that
-        holds any; either way the counts go to :attr:`secrets`.
+        holds any (``403``); either way the counts go to :attr:`secrets`. A body over
+        ``MAX_GATHERED`` is refused ``413``, unchecked.
         """
         if len(body) > MAX_GATHERED:
-            return None, f"body over {MAX_GATHERED} bytes cannot be checked for secrets"
+            return None, 413, TOO_LARGE
         checked, found = check_gathered(self.inspector.redactor, self.mode, body)
         self.secrets.update(found)
-        return checked, "" if checked is not None else blocked_reason(self.secrets)
+        return checked, 403, "" if checked is not None else blocked_reason(self.secrets)
