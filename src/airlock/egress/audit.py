@@ -4,9 +4,12 @@ Theory of operation
 -------------------
 The proxy calls :meth:`AuditLog.append` on its event loop with a plain dict. It adds
 ``seq`` (the record's line number in the file, from 0) and ``prev`` (the SHA-256, hex, of the
-previous line's bytes; 64 zeros for the first line), encodes the line with orjson and queues
-it: a few microseconds, no I/O. (Encoding here rather than in the writer keeps the two threads
-from taking turns with the interpreter lock on every batch.) A writer thread wakes every
+previous line's bytes; 64 zeros for the first line), encodes the line with orjson and copies
+it to the end of one buffer of pending lines: a few microseconds, no I/O. (Encoding here rather
+than in the writer keeps the two threads from taking turns with the interpreter lock on every
+batch. Copying into one buffer rather than keeping each encoded line as an object of its own
+is five times cheaper: a list of thousands of small ``bytes`` freed together every batch had
+the allocator give memory back and take it again.) A writer thread wakes every
 ``flush_interval`` seconds, takes the queued lines, appends them in one write and
 ``fsync``\\ s the file. Only then does it append a *checkpoint* to the heads file, kept apart
 from the log (under the config dir): the run, how many records the log holds, the hash of the
@@ -123,7 +126,8 @@ class AuditLog:
         self.last_hash = GENESIS
         self._next_seq = 0
         self._next_prev = GENESIS
-        self._pending: list[bytes] = []
+        self._pending = bytearray()
+        """Lines encoded and not yet written, each with its line break."""
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._closing = False
@@ -172,7 +176,8 @@ class AuditLog:
             line = orjson.dumps(record, default=str)
             self._next_prev = line_hash(line)
             self._next_seq += 1
-            self._pending.append(line)
+            self._pending += line
+            self._pending += b"\n"
 
     def close(self, final: bool = True) -> str:
         """Flush what is pending, write the final checkpoint, stop the writer; the final hash.
@@ -226,10 +231,9 @@ class AuditLog:
         with self._lock:
             if not self._pending:
                 return
-            batch, self._pending = self._pending, []
+            batch, self._pending = self._pending, bytearray()
             tip = (self._next_seq, self._next_prev)
-        batch.append(b"")
-        _write_all(self._fd, b"\n".join(batch))
+        _write_all(self._fd, batch)
         os.fsync(self._fd)
         self.records, self.last_hash = tip
         self._checkpoint(final=final)
@@ -248,7 +252,7 @@ class AuditLog:
         os.fsync(self._heads_fd)
 
 
-def _write_all(fd: int, data: bytes) -> None:
+def _write_all(fd: int, data: bytes | bytearray) -> None:
     view = memoryview(data)
     while view:
         written = os.write(fd, view)
