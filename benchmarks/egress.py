@@ -19,6 +19,10 @@ function in ``PEERS``. Measures, per row:
 * peak memory: the proxy's peak RSS (VmHWM) after a 10 MB body, then after a 1 GB body
   uploaded and downloaded through it (``--memory-mb`` to change the size).
 
+Beside the table, the same download through a forwarder that copies in the kernel
+(``benchmarks/relay_floor.py``: no proxy, no parsing): the most any relay reaches here, for
+the ``plain MB/s`` column's goal against direct.
+
 The origin and the helpers that start processes are shared with ``egress_inspect.py``
 (``benchmarks/origin.py``). The sandbox's start-up, from inside (``airlock run -- true`` vs
 bare bubblewrap vs ``srt -- true``), comes last (``benchmarks/sandbox_startup.py``,
@@ -50,6 +54,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+import relay_floor
 from origin import CHUNK, certificates, free_port, origin, process
 
 HERE = Path(__file__).resolve().parent
@@ -508,6 +513,8 @@ def main() -> int:
         with origin(pem) as (port, tls_port):
             rows = [Row("direct", None)]
             measure(rows[0], args, (port, tls_port), temp, context)
+            with relay_floor.forwarder(port) as relay:
+                floor = relay_floor.download(relay, args.bulk_mb)
             names = ["airlock", "airlock (audit off)"]
             if not args.skip_peers:
                 names += [peer for peer in ("squid", "tinyproxy") if shutil.which(peer)]
@@ -526,6 +533,11 @@ def main() -> int:
                 rows.append(measure_srt(args, srt, (port, tls_port), ca_file, temp))
     print(f"load average {os.getloadavg()[0]:.2f} at end")
     print_table(rows, args)
+    print(
+        f"kernel-copy forwarder (no proxy, the ceiling of any relay here, "
+        f"benchmarks/relay_floor.py) plain MB/s: {floor:,.1f}, "
+        f"{100 * floor / float(rows[0].results['plain MB/s']):.0f}% of direct"
+    )
     if args.startup_runs:
         import sandbox_startup  # beside this script
 

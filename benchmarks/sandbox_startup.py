@@ -54,7 +54,7 @@ def find_srt(given: str | None) -> str | None:
     """The ``srt`` program: ``given``, else on PATH, else under ``benchmarks/.peers``."""
     for candidate in (given, shutil.which("srt"), str(HERE / ".peers/node_modules/.bin/srt")):
         if candidate and Path(candidate).is_file() and os.access(candidate, os.X_OK):
-            return candidate
+            return str(Path(candidate).absolute())  # the rows run in a scratch folder
     return None
 
 
