@@ -125,10 +125,17 @@ def certificates(folder: Path) -> tuple[Path, Path]:
 @contextlib.contextmanager
 def origin(pem: Path) -> Iterator[tuple[int, int]]:
     """The origin in its own process; yields its ports ``(plain, tls)`` once it listens."""
+    with origin_process(pem) as (port, tls_port, _):
+        yield port, tls_port
+
+
+@contextlib.contextmanager
+def origin_process(pem: Path) -> Iterator[tuple[int, int, subprocess.Popen[bytes]]]:
+    """The origin in its own process; yields its ports and the process (for its CPU time)."""
     port, tls_port = free_port(), free_port()
     command = [sys.executable, str(Path(__file__).resolve()), str(port), str(tls_port), str(pem)]
-    with process(command, tls_port):
-        yield port, tls_port
+    with process(command, tls_port) as child:
+        yield port, tls_port, child
 
 
 def free_port() -> int:
