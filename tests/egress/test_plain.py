@@ -144,3 +144,21 @@ def test_a_body_too_large_to_check_is_refused_413_unread(
     assert cfg.audit_log is not None
     [record] = [r for r in read_records(cfg.audit_log) if r.get("inspected")]
     assert (record["status"], record["decision"], record["flow"]) == (413, "deny", "model_requests")
+
+
+def test_a_large_plain_upload_is_forwarded_whole_and_every_key_counted(tmp_path: Path) -> None:
+    """A 5 MB body in the clear, keys in several segments, streams through unchanged under
+    --secrets report, and each key is counted once (segments scanned beside the forwarding)."""
+    cfg = config(tmp_path, inspection=_inspection(tmp_path, SecretsMode.REPORT))
+    body = (b"x" * 700_000 + b" " + KEY.encode() + b" ") * 7
+    upload = tmp_path / "upload.bin"
+    upload.write_bytes(body)
+    with origin() as site, running(cfg) as (url, _):
+        answer = _post(
+            url, f"http://localhost:{site.server_address[1]}/v1/messages", "@" + str(upload)
+        )
+    assert answer.returncode == 0, answer.stderr
+    assert answer.stdout == body  # the origin echoes what it received
+    assert cfg.audit_log is not None
+    [record] = [r for r in read_records(cfg.audit_log) if r.get("inspected")]
+    assert (record["status"], record["secrets"]) == (200, {"github_token": 7})
