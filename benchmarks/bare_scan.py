@@ -1,5 +1,6 @@
-"""The bare scan of our rule table with RE2: the engine's one program, no per-match work (the
-engine's limit).
+"""The bare scan of our rule table with RE2: every alternative of the engine's scan in one
+program, no per-match work (the engine's limit; the engine itself scans the same alternatives as
+a few smaller programs, which RE2 builds faster on new text, see ``airlock.redact.table``).
 
 Used in process by ``redaction.py``, and run as a whole command on a file (start-up, compiling,
 the first pass that builds the DFA and reading included), in 1 MiB chunks:
@@ -17,7 +18,7 @@ from airlock.redact.table import Table
 
 
 def program() -> Any:
-    """Every rule's pattern in one RE2 program, as the engine's scan compiles them."""
+    """Every rule's pattern in one RE2 program (the alternatives the engine scans for)."""
     return Table(RULES).scanner
 
 

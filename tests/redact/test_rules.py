@@ -8,6 +8,7 @@ import pytest
 
 from airlock.redact import RULES, Redactor
 from airlock.redact.checks import entropy, has_valid_checksum, is_placeholder, unescape
+from airlock.redact.patterns import render
 from airlock.redact.samples import base62
 from tests.redact.cases import JOINED, NOT_SECRETS, SECRETS
 
@@ -36,6 +37,40 @@ def test_look_alikes_pass_through(name: str, text: str) -> None:
     out, report = Redactor().redact_text(text)
     assert out == text, name
     assert not report.found
+
+
+_PGP_BODY = "lQOYBGN0ZXN0AQgAq7VyZ3dQ9mK2Lr8sXw1Tn4Jc6Hb5Fe0Ga3Da9Yk2Um7Ri1Po8Ls4Nq6Vt2Wx0Zs5"
+
+
+@pytest.mark.parametrize(
+    ("kind", "text"),
+    [
+        (
+            "private_key_pem",
+            f"-----BEGIN PGP PRIVATE KEY BLOCK-----\n\n{_PGP_BODY}\n{_PGP_BODY}\n=Ab3D\n"
+            "-----END PGP PRIVATE KEY BLOCK-----\n",
+        ),
+        (
+            "discord_webhook",
+            "hook: http://discord.com/api/webhooks/120456789012345678/"
+            "aB3dE5gH7jK9mN1pQ3sT5vX7zA9cE1gI3kM5oQ7sU9wY1aC3eG5iK7mO9qS1uW3yA5cE7gI9k end",
+        ),
+        ("zapier_webhook", "curl http://hooks.zapier.com/hooks/catch/1234567/ab3k9x2/ -d x"),
+    ],
+)
+def test_a_rows_optional_words_do_not_hide_it(kind: str, text: str) -> None:
+    """A PGP key (``PRIVATE KEY BLOCK``) and a webhook over ``http://`` are found: the literal
+    every match holds (the row's keyword) stops before an optional part."""
+    out, report = Redactor().redact_text(text)
+    assert report.counts() == {kind: 1}, out
+    assert out.count("\n") == text.count("\n")
+
+
+def test_every_rows_keyword_is_in_its_example() -> None:
+    """A bare row's keyword is a literal of every match: its own true example holds it."""
+    for rule in RULES:
+        if rule.bare:
+            assert rule.keyword in render(rule.sample, 1).lower(), rule.kind
 
 
 def test_every_shared_case_names_a_kind_of_the_table() -> None:

@@ -263,12 +263,12 @@ class Redactor:
     def _hits(self, window: bytes, scan_from: int, safe: int) -> Scanned:
         """The hits of the candidates starting from ``scan_from`` and before ``safe``."""
         table = self._all
+        scan = table.scan(window, len(window))
         position = scan_from
-        limit = len(window)
         previous: Span | None = None  # the last candidate, when it gave no hit
         hits: list[Hit] = []
         while True:
-            found = table.find(window, position, limit)
+            found = scan.find(position)
             if found is None or found.first >= safe:
                 return Scanned(hits, position)
             # On from the end of the value, not of the match: the byte that ends a value (a
@@ -341,8 +341,9 @@ class Redactor:
 
     def _specific_hits(self, window: bytes, start: int, end: int) -> list[Hit]:
         hits: list[Hit] = []
+        scan = self._specific.scan(window, end)
         while True:
-            found = self._specific.find(window, start, end)
+            found = scan.find(start)
             if found is None:
                 return hits
             start = found.last if found.last > found.first else found.first + 1

@@ -132,9 +132,17 @@ class Rule:
 
 
 def _literal(pattern: str) -> str:
-    """The literal a pattern starts with, lower-cased (its keyword)."""
+    """The literal a pattern starts with, lower-cased (its keyword): only what every match
+    holds, so not a last character made optional (``https?:`` gives ``http``)."""
     found = re.match(r"(?:[A-Za-z0-9_\-~]|\\\.)+", pattern)
-    return found.group().replace("\\", "").lower() if found else ""
+    if not found:
+        return ""
+    literal = found.group()
+    if pattern[found.end() : found.end() + 1] in ("?", "*", "{"):
+        literal = literal[:-1]
+    elif pattern[found.end() : found.end() + 1] == "|":
+        return ""
+    return literal.replace("\\", "").lower()
 
 
 def token(

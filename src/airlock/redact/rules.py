@@ -54,7 +54,7 @@ HAND: tuple[Rule, ...] = (
         rf"(?:{NL}|[ \t])*{B64}{B64}{B64}{B64}{B64}{B64}{B64}{B64}"
         rf"(?:{NL}|{B64}|[ \t])*"
         rf"(?:-----END[ A-Z0-9]* PRIVATE KEY(?: BLOCK)?-----(?:{NL})?)?)",
-        "private key-----",
+        "private key",
         min_length=64,
         bare=True,
         vendor="PEM (RSA, EC, OpenSSH, PKCS #8, PGP)",

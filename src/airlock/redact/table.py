@@ -11,11 +11,23 @@ is then given to the rows of its alternative, in table order: the first whose ow
 matches exactly that span is the rule, and its ``secret`` group is the part to replace. Matches
 are few, so that per-match work costs little; a span seen before (hostile input repeats one) is
 answered from memory.
+
+RE2 builds its automaton lazily, a state at a time as new text reaches it, and in one program of
+every alternative each state holds a position in all of them at once: on new text the first pass
+cost several times the scan itself (0.5 s per 5 MB). So the alternatives are scanned as a few
+programs (``programs``: the glued tokens, the edged tokens, the rows up to the named formats, the
+rest), each of them searched ahead and its next match kept (``Scan``); the candidate is the
+leftmost of them, the earlier program winning a tie, which is the match the one program of every
+alternative (``scanner``) finds. A kept match that a candidate of another program overlaps is
+searched again from where the scan goes on; where such a match was long, or overlapped again
+(hostile runs), the scan takes ``scanner`` itself up to its end, so that no stretch is searched
+again and again. Each row's own program is compiled when a candidate first reaches the row.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import re2
@@ -29,6 +41,10 @@ KNOWN = 4096
 """Candidate spans whose rule is remembered."""
 KNOWN_SPAN = 512
 """The longest candidate span remembered."""
+SHORT_MATCH = 4096
+"""A program's match that the scan goes into (another program's candidate overlaps it) is searched
+again when it is at most this long (a key file); past it, the scan takes the one program of every
+alternative up to the match's end."""
 _NAMED_VALUE = r"(?:[A-Za-z0-9+_\-.~=:$|%]|\\*/)"
 """Every character a named format's value may hold (each row's own pattern is narrower)."""
 
@@ -72,6 +88,13 @@ def problem(error: Exception) -> str:
     if isinstance(detail, bytes):
         detail = detail.decode("utf-8", "replace")
     return str(detail)
+
+
+@lru_cache(maxsize=64)
+def program(pattern: str) -> Any:
+    """``compile_pattern``, one program for each pattern: a table of the specific rows scans
+    with the same warm programs as the table of every row."""
+    return compile_pattern(pattern)
 
 
 def plain(pattern: str) -> str:
@@ -129,10 +152,20 @@ class Table:
         # No capturing groups in the scan: RE2 then finds a match with its DFAs alone (groups
         # would need its slower engines over the whole match, which hostile input makes long).
         self._groups = [compile_pattern(pattern) for pattern in shared]
-        self.scanner = compile_pattern("|".join(f"(?:{pattern})" for pattern in shared))
-        """The one program scanned over the input ."""
-        self._whole = [compile_pattern(rule.pattern) for rule in rules]
-        self._secret = [_secret_group(program) for program in self._whole]
+        # One program for each run of alternatives ending with a shared one, one for the rest.
+        runs: list[list[str]] = [[]]
+        for (form, _), pattern in zip(alternatives, shared, strict=True):
+            runs[-1].append(pattern)
+            if form:
+                runs.append([])
+        self._union = "|".join(f"(?:{pattern})" for pattern in shared)
+        self.programs = tuple(
+            program("|".join(f"(?:{pattern})" for pattern in run)) for run in runs if run
+        )
+        """The programs scanned over the input, in table order."""
+        # Each row's own program, compiled when a candidate first reaches the row (a run meets
+        # a few dozen of the rows; compiling all of them cost more than a start-up).
+        self._whole: list[tuple[Any, int] | None] = [None] * len(rules)
         self._keywords = [rule.keyword.encode("latin-1") if rule.bare else b"" for rule in rules]
         self.known: dict[tuple[bytes, bool, bool], tuple[int, int, int] | None] = {}
 
@@ -148,27 +181,37 @@ class Table:
             return f"{NAMED_START}(?:{names}){NAMED_ASSIGN}{_NAMED_VALUE}+{VALUE_END}"
         return plain(rules[0].pattern)
 
+    @property
+    def scanner(self) -> Any:
+        """Every alternative in one program: what the scan's candidates are (compiled when first
+        needed: hostile input, a bare scan to compare with)."""
+        return program(self._union)
+
+    def scan(self, text: bytes, end: int) -> Scan:
+        """A scan of ``text`` up to ``end``: its candidates, in order (``Scan.find``)."""
+        return Scan(self, text, end)
+
     def find(self, text: bytes, start: int, end: int) -> Candidate | None:
         """The next candidate in ``text[start:end]`` whose span one rule matches exactly."""
-        while True:
-            found = self.scanner.search(text, start, end)
-            if found is None:
-                return None
-            first, last = found.span()
-            if last - first > LONGEST:
-                return self._long(text, first, last)
-            key = (text[first - 1 if first else 0 : last + 1], first > 0, last < len(text))
-            answer = self.known.get(key, self)
-            if answer is self:
-                answer = self._which(text, first, last)
-                if last - first <= KNOWN_SPAN:
-                    if len(self.known) >= KNOWN:
-                        self.known.clear()
-                    self.known[key] = answer
-            if answer is not None:
-                index, secret_start, secret_end = answer  # type: ignore[misc]
-                return Candidate(first, last, index, first + secret_start, first + secret_end)
-            start = first + 1  # no single rule matches the span (context): step past its start
+        return Scan(self, text, end).find(start)
+
+    def candidate(self, text: bytes, first: int, last: int) -> Candidate | None:
+        """The candidate of the match ``text[first:last]``, or ``None`` when no single rule
+        matches exactly that span (the context it needs lies outside)."""
+        if last - first > LONGEST:
+            return self._long(text, first, last)
+        key = (text[first - 1 if first else 0 : last + 1], first > 0, last < len(text))
+        answer = self.known.get(key, self)
+        if answer is self:
+            answer = self._which(text, first, last)
+            if last - first <= KNOWN_SPAN:
+                if len(self.known) >= KNOWN:
+                    self.known.clear()
+                self.known[key] = answer
+        if answer is None:
+            return None
+        index, secret_start, secret_end = answer  # type: ignore[misc]
+        return Candidate(first, last, index, first + secret_start, first + secret_end)
 
     def _which(self, text: bytes, first: int, last: int) -> tuple[int, int, int] | None:
         """The first rule matching exactly ``text[first:last]`` (within the first alternative
@@ -189,11 +232,20 @@ class Table:
             keyword = self._keywords[index]
             if keyword and keyword not in lowered:
                 continue
-            match = self._whole[index].fullmatch(text, first, last)
+            compiled, secret = self._row(index)
+            match = compiled.fullmatch(text, first, last)
             if match is not None:
-                span = match.span(self._secret[index])
+                span = match.span(secret)
                 return index, span[0] - first, span[1] - first
         return None
+
+    def _row(self, index: int) -> tuple[Any, int]:
+        """Row ``index``'s own program and the number of its ``secret`` group."""
+        row = self._whole[index]
+        if row is None:
+            compiled = compile_pattern(self.rules[index].pattern)
+            row = self._whole[index] = (compiled, _secret_group(compiled))
+        return row
 
     def _long(self, text: bytes, first: int, last: int) -> Candidate:
         """A match longer than any secret (a hostile run): only a rule that accepts values this
@@ -203,9 +255,10 @@ class Table:
         for index, rule in enumerate(self.rules):
             if rule.max_length < LONGEST:
                 continue
-            match = self._whole[index].match(text, first, head)
+            compiled, secret = self._row(index)
+            match = compiled.match(text, first, head)
             if match is not None:
-                span = match.span(self._secret[index])
+                span = match.span(secret)
                 return Candidate(first, match.end(), index, span[0], span[1])
         return Candidate(first, last, -1, first, first)
 
@@ -215,3 +268,61 @@ class Table:
         if found is None or found.index < 0 or (found.first, found.last) != (0, len(value)):
             return None
         return self.rules[found.index]
+
+
+class Scan:
+    """The candidates of one text up to an end, found in order (see the module's theory).
+
+    Each program's next match is kept with where its search started; it still holds for a search
+    from any position between that start and the match's own start. A kept match that the scan
+    has gone into (a candidate of another program overlapped it) is searched again once; if it
+    was long, or the scan goes into the next one before passing the end of the first, the one
+    program of every alternative takes the scan up to that end: so no stretch is searched again
+    and again, and the work stays linear in the text.
+    """
+
+    __slots__ = ("_ahead", "_end", "_entered", "_table", "_text", "_union_until")
+
+    def __init__(self, table: Table, text: bytes, end: int) -> None:
+        self._table = table
+        self._text = text
+        self._end = end
+        count = len(table.programs)
+        self._ahead: list[tuple[int, int, int]] = [(end + 1, -1, -1)] * count
+        """Per program: where its search started, and its match's span (-1: none)."""
+        self._entered = [-1] * count
+        """Per program: the end of its last match the scan went into."""
+        self._union_until = -1
+
+    def find(self, start: int) -> Candidate | None:
+        """The next candidate at or after ``start`` whose span one rule matches exactly."""
+        while True:
+            span = self._leftmost(start)
+            if span is None:
+                return None
+            found = self._table.candidate(self._text, *span)
+            if found is not None:
+                return found
+            start = span[0] + 1  # no single rule matches the span (context): step past its start
+
+    def _leftmost(self, start: int) -> tuple[int, int] | None:
+        """The span of the match at or after ``start`` that ``Table.scanner`` finds."""
+        text, end = self._text, self._end
+        if start < self._union_until:
+            found = self._table.scanner.search(text, start, end)
+            return None if found is None else found.span()
+        best: tuple[int, int] | None = None
+        for index, compiled in enumerate(self._table.programs):
+            searched, first, last = self._ahead[index]
+            if searched > start or 0 <= first < start:
+                if searched <= first < start < last:  # the scan went into this match
+                    if last - first > SHORT_MATCH or start < self._entered[index]:
+                        self._union_until = max(last, self._entered[index])
+                        return self._leftmost(start)
+                    self._entered[index] = last
+                found = compiled.search(text, start, end)
+                first, last = (-1, -1) if found is None else found.span()
+                self._ahead[index] = (start, first, last)
+            if first >= 0 and (best is None or first < best[0]):
+                best = (first, last)
+        return best
