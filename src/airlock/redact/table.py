@@ -148,6 +148,8 @@ class Table:
                 groups[form] = members
             alternatives.append((form, members))
         self._members = [members for _, members in alternatives]
+        self._named = [form == "named" for form, _ in alternatives]
+        self._vendors: list[Any] = [None] * len(alternatives)
         shared = [self._shared(form, members) for form, members in alternatives]
         # No capturing groups in the scan: RE2 then finds a match with its DFAs alone (groups
         # would need its slower engines over the whole match, which hostile input makes long).
@@ -228,7 +230,11 @@ class Table:
     def _member(
         self, group: int, text: bytes, first: int, last: int, lowered: bytes
     ) -> tuple[int, int, int] | None:
-        for index in self._members[group]:
+        members = self._members[group]
+        if self._named[group]:  # only the rows whose vendor's word the span holds
+            present = self._vendor_words(group).Match(text[first:last])
+            members = [members[number] for number in sorted(present)]
+        for index in members:
             keyword = self._keywords[index]
             if keyword and keyword not in lowered:
                 continue
@@ -238,6 +244,18 @@ class Table:
                 span = match.span(secret)
                 return index, span[0] - first, span[1] - first
         return None
+
+    def _vendor_words(self, group: int) -> Any:
+        """The vendors' words of a named alternative's rows as one RE2 set: which rows' words a
+        span holds, in one pass (compiled when a candidate first reaches the alternative)."""
+        words = self._vendors[group]
+        if words is None:
+            words = re2.Set.SearchSet(options())
+            for index in self._members[group]:
+                words.Add(_names(self.rules[index]).encode("latin-1"))
+            words.Compile()
+            self._vendors[group] = words
+        return words
 
     def _row(self, index: int) -> tuple[Any, int]:
         """Row ``index``'s own program and the number of its ``secret`` group."""
