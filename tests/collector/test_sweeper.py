@@ -10,7 +10,7 @@ import pytest
 from airlock.collector.blobs import FolderBlobs
 from airlock.collector.db import Database, Item
 from airlock.collector.service import Collector
-from airlock.collector.sweeper import sweep
+from airlock.collector.sweeper import BATCH_SECONDS, MAX_BATCH, MIN_BATCH, next_size, sweep
 from airlock.policy.collection import OrgTerms
 
 NOW = 1_780_000_000.0
@@ -48,3 +48,19 @@ def test_sweep_removes_exactly_the_expired(
         assert sweep(collector) == {}
     finally:
         database.close()
+
+
+@pytest.mark.parametrize(
+    ("rows", "seconds", "expected"),
+    [
+        pytest.param(1000, BATCH_SECONDS, 1000, id="on_pace_keeps_its_size"),
+        pytest.param(1000, BATCH_SECONDS / 4, 2000, id="fast_grows_at_most_twice"),
+        pytest.param(1000, BATCH_SECONDS * 2, 500, id="slow_shrinks_to_the_pace"),
+        pytest.param(1000, 10.0, MIN_BATCH, id="very_slow_keeps_the_minimum"),
+        pytest.param(MAX_BATCH, 0.0, MAX_BATCH, id="never_beyond_the_maximum"),
+    ],
+)
+def test_sqlite_batches_sized_by_time(rows: int, seconds: float, expected: int) -> None:
+    """The next SQLite batch takes as many rows as fit the batch time at the last one's pace,
+    at most twice as many as before, within the bounds."""
+    assert next_size(rows, seconds) == expected

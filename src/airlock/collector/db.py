@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-import sqlite3
 import threading
 import time
 from collections import Counter
@@ -28,6 +27,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from airlock.collector.engine import lock_for_writing, make_engine, safe_url
 from airlock.collector.schema import NO_ORG, api_keys, items, orgs, refusals
 from airlock.errors import UsageError
 from airlock.policy.collection import OrgTerms
@@ -42,12 +42,20 @@ UNKNOWN_KEY = "unknown_key"
 OTHER_ORGANISATION = "other_organisation"
 """The refusal reason of a session asked for with another organisation's key."""
 REFUSAL_REASONS = (NO_KEY, UNKNOWN_KEY, OTHER_ORGANISATION)
-WRITE_WAIT = 30.0
-"""Seconds a write waits for SQLite's one writer before it fails (``database is locked``)."""
-WRITE_POLL = 0.001
-"""Seconds between two asks for SQLite's write lock."""
-BUSY_TIMEOUT_MS = round(WRITE_WAIT * 1000)
-"""SQLite's own wait for a lock, for statements outside :meth:`Database.writing`."""
+KEY_CACHE_SECONDS = 5.0
+"""Seconds a key's organisation, once looked up, is answered from memory."""
+ITEM_COLUMNS = (
+    "org_id",
+    "session_id",
+    "kind",
+    "retention_class",
+    "received_at",
+    "expires_at",
+    "idempotency_key",
+    "blob",
+    "size",
+    "body",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +82,16 @@ class Item:
     blob: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Filing:
+    """What every record of one request is stored with: its kind, class and times."""
+
+    kind: str
+    retention_class: str
+    received_at: float
+    expires_at: float | None
+
+
 def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode("utf-8", "replace")).hexdigest()
 
@@ -93,16 +111,17 @@ class Database:
         self.url = url
         self.clock = clock
         try:
-            self.engine: Engine = _engine(url)
+            self.engine: Engine = make_engine(url)
         except (sa.exc.ArgumentError, ImportError) as error:
             raise UsageError(
-                f"--database-url {_safe(url)}: not a database URL the collector can use "
+                f"--database-url {safe_url(url)}: not a database URL the collector can use "
                 f"({error}); expected sqlite:///PATH or postgresql://USER@HOST/DB"
             ) from error
         self.dialect = self.engine.dialect.name
         self._keys: dict[str, tuple[float, Org]] = {}
         self._keys_lock = threading.Lock()
         self._writer = threading.Lock()
+        self._insert_sql = _insert_sql(self.engine.dialect.paramstyle)
 
     def migrate(self) -> None:
         """Bring the schema to the newest version (Alembic), once even with several processes."""
@@ -115,7 +134,7 @@ class Database:
                 upgrade(connection)
         except sa.exc.OperationalError as error:
             raise UsageError(
-                f"database {_safe(self.url)} cannot be used: {error.orig or error}"
+                f"database {safe_url(self.url)} cannot be used: {error.orig or error}"
             ) from error
 
     def close(self) -> None:
@@ -138,7 +157,7 @@ class Database:
                 yield connection
             return
         with self._writer, self.engine.connect() as connection:
-            _lock_for_writing(connection)
+            lock_for_writing(connection)
             try:
                 yield connection
             except BaseException:
@@ -186,14 +205,22 @@ class Database:
         with self.engine.connect() as connection:
             return connection.execute(sa.select(orgs.c.id).limit(1)).first() is not None
 
+    def known_org(self, key: str) -> Org | None:
+        """The organisation of ``key`` if it was looked up in the last :data:`KEY_CACHE_SECONDS`
+        (no I/O: callable from the event loop); ``None``: ask :meth:`org_for_key`."""
+        with self._keys_lock:
+            cached = self._keys.get(hash_key(key))
+        if cached is not None and time.monotonic() - cached[0] < KEY_CACHE_SECONDS:
+            return cached[1]
+        return None
+
     def org_for_key(self, key: str) -> Org | None:
         """The organisation of ``key``; ``None`` for an unknown key."""
+        known = self.known_org(key)
+        if known is not None:
+            return known
         digest = hash_key(key)
         now = time.monotonic()
-        with self._keys_lock:
-            cached = self._keys.get(digest)
-        if cached is not None and now - cached[0] < 5.0:
-            return cached[1]
         with self.engine.connect() as connection:
             row = connection.execute(
                 sa.select(orgs)
@@ -259,11 +286,43 @@ class Database:
 
     def insert(self, org: Org, rows: Sequence[Item]) -> None:
         """Store ``rows`` in one transaction: all of them or none."""
-        if not rows:
-            return
-        values = [_values(org, row) for row in rows]
-        with self.writing() as connection:
-            connection.execute(items.insert(), values)
+        self._store([_row(org, row) for row in rows])
+
+    def insert_records(
+        self, org: Org, filing: Filing, records: Sequence[tuple[str | None, bytes]]
+    ) -> None:
+        """Store each ``(session, bytes)`` record as an item filed under ``filing``, in one
+        transaction: all of them or none."""
+        org_id, kind, retention_class = org.id, filing.kind, filing.retention_class
+        received_at, expires_at = filing.received_at, filing.expires_at
+        self._store(
+            [
+                (
+                    org_id,
+                    session,
+                    kind,
+                    retention_class,
+                    received_at,
+                    expires_at,
+                    None,  # idempotency key
+                    None,  # blob
+                    len(body),
+                    body,
+                )
+                for session, body in records
+            ]
+        )
+
+    def _store(self, values: list[tuple[Any, ...]]) -> None:
+        """Insert ``values`` (in the order of :data:`ITEM_COLUMNS`) in one transaction.
+
+        The rows go to the driver as tuples in one ``executemany`` (SQLite's loop in C,
+        psycopg's pipeline), without SQLAlchemy's processing of each row's parameters: for a
+        batch of small records that processing cost as much as the insert itself.
+        """
+        if values:
+            with self.writing() as connection:
+                connection.exec_driver_sql(self._insert_sql, values)
 
     def insert_once(self, org: Org, row: Item) -> bool:
         """Store ``row`` unless its idempotency key is stored; ``False``: already stored."""
@@ -363,27 +422,27 @@ class Database:
             return [dict(row._mapping) for row in connection.execute(query)]
 
 
-def _lock_for_writing(connection: Connection) -> None:
-    """Begin a transaction on SQLite holding the write lock, asking for it every millisecond.
+def _insert_sql(paramstyle: str) -> str:
+    """The ``INSERT`` of one item in the driver's own parameter style (``?`` or ``%s``)."""
+    columns = ", ".join(ITEM_COLUMNS)
+    markers = ", ".join(["?" if paramstyle == "qmark" else "%s"] * len(ITEM_COLUMNS))
+    return f"INSERT INTO items ({columns}) VALUES ({markers})"  # noqa: S608 (constants only)
 
-    Raises:
-        sqlalchemy.exc.OperationalError: the lock was not free once in :data:`WRITE_WAIT` s.
-    """
-    deadline = time.monotonic() + WRITE_WAIT
-    connection.exec_driver_sql("PRAGMA busy_timeout=0")  # fail at once; this loop waits
-    try:
-        while True:
-            try:
-                connection.exec_driver_sql("BEGIN IMMEDIATE")
-                return
-            except sa.exc.OperationalError as error:
-                code = getattr(error.orig, "sqlite_errorcode", None)
-                if code != sqlite3.SQLITE_BUSY or time.monotonic() > deadline:
-                    raise
-                connection.rollback()
-                time.sleep(WRITE_POLL)
-    finally:
-        connection.exec_driver_sql(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+
+def _row(org: Org, row: Item) -> tuple[Any, ...]:
+    """``row``'s values in the order of :data:`ITEM_COLUMNS`."""
+    return (
+        org.id,
+        row.session_id,
+        row.kind,
+        row.retention_class,
+        row.received_at,
+        row.expires_at,
+        row.idempotency_key,
+        row.blob,
+        row.size,
+        row.body,
+    )
 
 
 def _values(org: Org, row: Item) -> dict[str, Any]:
@@ -420,38 +479,3 @@ def _iso(seconds: float | None) -> str | None:
     if seconds is None:
         return None
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
-
-
-def _safe(url: str) -> str:
-    """The URL without its password."""
-    try:
-        return sa.engine.make_url(url).render_as_string(hide_password=True)
-    except sa.exc.ArgumentError:
-        return url.split("@")[-1]
-
-
-def _engine(url: str) -> Engine:
-    parsed = sa.engine.make_url(url)
-    if parsed.drivername in ("postgresql", "postgres"):
-        parsed = parsed.set(drivername="postgresql+psycopg")
-    if parsed.get_backend_name() == "sqlite":
-        database = parsed.database
-        if database and database != ":memory:":
-            from airlock.collector.feedback import private_dir, private_file
-
-            private_dir(Path(database).parent)
-            private_file(Path(database))
-        engine = sa.create_engine(parsed, connect_args={"check_same_thread": False, "timeout": 30})
-
-        @sa.event.listens_for(engine, "connect")
-        def _pragmas(connection: Any, _record: Any) -> None:
-            cursor = connection.cursor()
-            cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA synchronous=NORMAL")
-            cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-            cursor.close()
-
-        return engine
-    if parsed.get_backend_name() != "postgresql":
-        raise sa.exc.ArgumentError(f"unsupported database {parsed.get_backend_name()!r}")
-    return sa.create_engine(parsed, pool_size=8, max_overflow=8, pool_pre_ping=True)

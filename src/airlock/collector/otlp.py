@@ -29,7 +29,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from airlock.collector.app import ServiceRoute
-from airlock.collector.db import Item
+from airlock.collector.db import Filing
 from airlock.collector.service import BadRequest, Collector, authorize, read_body
 from airlock.policy.collection import ItemKind, storing
 
@@ -45,9 +45,8 @@ _POINT_FIELDS = ("gauge", "sum", "histogram", "exponential_histogram", "summary"
 def _session(attributes: Iterable[Any]) -> str | None:
     for attribute in attributes:
         if attribute.key == SESSION_ATTRIBUTE:
-            value = attribute.value
-            text = value.string_value if value.HasField("string_value") else ""
-            return text[:200] or None
+            # "" when the value is not a string (another field of the value's oneof is set)
+            return str(attribute.value.string_value[:200]) or None
     return None
 
 
@@ -78,8 +77,10 @@ def log_records(request: ExportLogsServiceRequest) -> list[tuple[str | None, byt
     for resource_logs in request.resource_logs:
         default = _session(resource_logs.resource.attributes)
         for scope_logs in resource_logs.scope_logs:
-            for record in scope_logs.log_records:
-                found.append((_session(record.attributes) or default, record.SerializeToString()))
+            found += [
+                (_session(record.attributes) or default, record.SerializeToString())
+                for record in scope_logs.log_records
+            ]
     return found
 
 
@@ -131,13 +132,8 @@ def otlp_routes(collector: Collector) -> Sequence[ServiceRoute]:
         if verdict.persisted and records:
             now = collector.clock()
             expires = None if verdict.days is None else now + verdict.days * 86400.0
-            rows = [
-                Item(
-                    session, str(kind), str(verdict.retention_class), now, expires, len(body), body
-                )
-                for session, body in records
-            ]
-            await run_in_threadpool(collector.db.insert, org, rows)
+            filing = Filing(str(kind), str(verdict.retention_class), now, expires)
+            await run_in_threadpool(collector.db.insert_records, org, filing, records)
         return _answer(content_type, reply)
 
     async def logs(request: Request) -> Response:

@@ -19,7 +19,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from airlock.collector.app import ServiceRoute
-from airlock.collector.db import Item
+from airlock.collector.db import Filing
 from airlock.collector.service import BadRequest, Collector, authorize, json_body, read_body
 from airlock.policy.collection import ItemKind, storing
 
@@ -110,21 +110,12 @@ def sentry_routes(collector: Collector) -> Sequence[ServiceRoute]:
         if verdict.persisted and events:
             now = collector.clock()
             expires = None if verdict.days is None else now + verdict.days * 86400.0
-            rows = []
-            for event in events:
-                body = json.dumps(event, separators=(",", ":")).encode()
-                rows.append(
-                    Item(
-                        event_session(event),
-                        str(ItemKind.ERROR_REPORT),
-                        str(verdict.retention_class),
-                        now,
-                        expires,
-                        len(body),
-                        body,
-                    )
-                )
-            await run_in_threadpool(collector.db.insert, org, rows)
+            filing = Filing(str(ItemKind.ERROR_REPORT), str(verdict.retention_class), now, expires)
+            records = [
+                (event_session(event), json.dumps(event, separators=(",", ":")).encode())
+                for event in events
+            ]
+            await run_in_threadpool(collector.db.insert_records, org, filing, records)
         return JSONResponse({"id": event_id})
 
     async def envelope(request: Request) -> JSONResponse:

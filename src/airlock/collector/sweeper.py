@@ -6,11 +6,12 @@ Items with a blob (bundles) go first, a batch at a time, found by their own inde
 (``items_blob_expiry``): the blobs, then their rows, so a sweep cut short leaves a row to find
 again, never an orphaned blob past its period.
 
-The rest go in batches of one ``DELETE`` each, each its own short transaction:
+The rest go in batches, each its own short transaction:
 
-* On SQLite, ``DELETE … WHERE id IN (SELECT id … WHERE expires_at <= now LIMIT n)``: the
-  expiry index gives the batch, and since SQLite removes index entries as it deletes, every
-  batch starts at the first expired row still there.
+* On SQLite, the first rows by the expiry index (``WHERE expires_at <= now ORDER BY
+  expires_at, id LIMIT n``) are counted by kind and deleted, both in the transaction that holds
+  the write lock; since SQLite removes index entries as it deletes, every batch starts at the
+  first expired row still there.
 * On PostgreSQL, deleted rows stay in the index until vacuumed, so a batch found from the start
   of the index would walk past every row the earlier batches deleted. Each batch starts where
   the last one ended instead, by the index on ``(expires_at, id)``, and deletes its rows by
@@ -19,14 +20,15 @@ The rest go in batches of one ``DELETE`` each, each its own short transaction:
   the sweep instead reads the table once in order of address, :data:`BLOCKS` pages a batch
   (``ctid`` ranges): as fast as one plain ``DELETE``, where the index would fetch row by row.
 
-A batch is :data:`BATCH` rows on SQLite (about 10 ms) and the sweep pauses
-:data:`PAUSE_SECONDS` between two. SQLite has one writer: while a batch runs, ingest waits for
-it, asking again every millisecond (:meth:`Database.writing`), and gets the lock in the pause;
-the sweep never holds it across batches. Smaller batches cost little more in all: at a million
-rows each deleted row's entry in the session index is on a page of its own whichever the
-batch size, so the pages a sweep writes barely depend on it. PostgreSQL's deletes lock only
-their own rows, so its batches are larger. Several collector processes may sweep at once: a
-row deleted by another is simply not counted twice.
+SQLite has one writer: while a batch runs, ingest waits for it, asking again every millisecond
+(:meth:`Database.writing`), and gets the lock in the pause of :data:`PAUSE_SECONDS` after each
+batch; the sweep never holds it across batches. A SQLite batch is sized by time: the first is
+:data:`BATCH` rows, and each next one as many rows as take about :data:`BATCH_SECONDS` at the
+pace of the last (:func:`next_size`), so ingest waits at most about that long on a fast or a
+slow machine, and the pauses stay a small share of the sweep (a fixed 1,000 rows, about 3 ms
+on a quiet machine, made the 2 ms pauses most of it). PostgreSQL's deletes lock only their own
+rows, so its batches are larger and fixed. Several collector processes may sweep at once: a row
+deleted by another is simply not counted twice.
 """
 
 from __future__ import annotations
@@ -44,7 +46,12 @@ from airlock.collector.schema import items
 from airlock.collector.service import Collector
 
 BATCH = 1000
-"""Rows one batch deletes on SQLite: about 10 ms of holding the write lock."""
+"""Rows the first batch deletes on SQLite; the next ones take about :data:`BATCH_SECONDS`."""
+BATCH_SECONDS = 0.01
+"""How long one SQLite batch should hold the write lock (ingest waits that long at most)."""
+MIN_BATCH = 100
+MAX_BATCH = 20_000
+"""Bounds of a SQLite batch, in rows."""
 BATCH_SHARED = 10_000
 """Rows one batch deletes on PostgreSQL, where a delete holds no lock that ingest needs."""
 BLOCKS = 1000
@@ -81,7 +88,7 @@ def batches(db: Database, now: float, size: int | None = None) -> Iterator[Count
     """Delete what expired by ``now``, a batch (one transaction) at a time; yields each
     batch's count by kind."""
     if db.dialect != "postgresql":
-        yield from _by_expiry(db, now, size or BATCH)
+        yield from _by_expiry(db, now, size)
     elif size is None and _dense(db, now):
         yield from _by_address(db, now)
     else:
@@ -108,18 +115,48 @@ def delete_ids(db: Database, ids: Sequence[int]) -> Counter[str]:
         return Counter(connection.execute(deleted).scalars().all())
 
 
-def _by_expiry(db: Database, now: float, size: int) -> Iterator[Counter[str]]:
-    """SQLite: the first ``size`` expired rows by the expiry index, until fewer are left."""
-    chosen = sa.select(items.c.id).where(items.c.expires_at <= now).limit(size)
-    statement = (
-        items.delete().where(items.c.id.in_(chosen.scalar_subquery())).returning(items.c.kind)
-    )
+_CHOSEN = (
+    sa.select(items.c.id)
+    .where(items.c.expires_at <= sa.bindparam("now"))
+    .order_by(items.c.expires_at, items.c.id)
+    .limit(sa.bindparam("size"))
+    .scalar_subquery()
+)
+_COUNT_CHOSEN = (
+    sa.select(items.c.kind, sa.func.count()).where(items.c.id.in_(_CHOSEN)).group_by(items.c.kind)
+)
+_DELETE_CHOSEN = items.delete().where(items.c.id.in_(_CHOSEN))
+"""One SQLite batch: the first ``size`` expired rows by the expiry index, counted by kind and
+deleted in one transaction that holds the write lock, so both statements see the same rows.
+(Counting in the database: a ``RETURNING`` of every row, counted here, cost a quarter more.)"""
+
+
+def _by_expiry(db: Database, now: float, size: int | None) -> Iterator[Counter[str]]:
+    """SQLite: batches by the expiry index, until one finds fewer rows than it may take.
+
+    ``size``: rows a batch takes; ``None``: :data:`BATCH` at first, then as many as take about
+    :data:`BATCH_SECONDS` (:func:`next_size`)."""
+    rows = size or BATCH
     while True:
         with db.writing() as connection:
-            kinds = Counter(connection.execute(statement).scalars().all())
+            started = time.monotonic()
+            bound = {"now": now, "size": rows}
+            counted = connection.execute(_COUNT_CHOSEN, bound).all()
+            kinds = Counter({str(kind): int(n) for kind, n in counted})
+            connection.execute(_DELETE_CHOSEN, bound)
         yield kinds
-        if kinds.total() < size:
+        if kinds.total() < rows:
             return
+        if size is None:
+            rows = next_size(rows, time.monotonic() - started)
+
+
+def next_size(rows: int, seconds: float) -> int:
+    """The rows of the next SQLite batch, after one of ``rows`` took ``seconds``: as many as
+    take :data:`BATCH_SECONDS` at that pace, at most twice as many as before, within
+    :data:`MIN_BATCH` and :data:`MAX_BATCH`."""
+    paced = rows * BATCH_SECONDS / max(seconds, 1e-6)
+    return int(min(MAX_BATCH, 2 * rows, max(MIN_BATCH, paced)))
 
 
 _DELETE_AFTER = sa.text(
