@@ -58,6 +58,15 @@ ITEM_COLUMNS = (
 )
 
 
+_INSERT = (
+    f"INSERT INTO items ({', '.join(ITEM_COLUMNS)}) "  # noqa: S608 (constants only)
+    f"VALUES ({', '.join('?' * len(ITEM_COLUMNS))})"
+)
+"""SQLite's insert of one item (``?`` parameters, in the order of :data:`ITEM_COLUMNS`)."""
+_COPY = f"COPY items ({', '.join(ITEM_COLUMNS)}) FROM STDIN"
+"""PostgreSQL's copy of items (rows in the order of :data:`ITEM_COLUMNS`)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Org:
     """An organisation as the collector knows it."""
@@ -121,7 +130,6 @@ class Database:
         self._keys: dict[str, tuple[float, Org]] = {}
         self._keys_lock = threading.Lock()
         self._writer = threading.Lock()
-        self._insert_sql = _insert_sql(self.engine.dialect.paramstyle)
 
     def migrate(self) -> None:
         """Bring the schema to the newest version (Alembic), once even with several processes."""
@@ -316,13 +324,21 @@ class Database:
     def _store(self, values: list[tuple[Any, ...]]) -> None:
         """Insert ``values`` (in the order of :data:`ITEM_COLUMNS`) in one transaction.
 
-        The rows go to the driver as tuples in one ``executemany`` (SQLite's loop in C,
-        psycopg's pipeline), without SQLAlchemy's processing of each row's parameters: for a
-        batch of small records that processing cost as much as the insert itself.
+        The rows go to the driver as they are, without SQLAlchemy's processing of each row's
+        parameters (for a batch of small records that cost as much as the insert): on SQLite
+        in one ``executemany`` (its loop in C), on PostgreSQL in one ``COPY`` (a quarter of
+        the time of psycopg's ``executemany``, which sends each row as a statement).
         """
-        if values:
-            with self.writing() as connection:
-                connection.exec_driver_sql(self._insert_sql, values)
+        if not values:
+            return
+        with self.writing() as connection:
+            if self.dialect == "postgresql":
+                cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+                with cursor.copy(_COPY) as copy:
+                    for row in values:
+                        copy.write_row(row)
+            else:
+                connection.exec_driver_sql(_INSERT, values)
 
     def insert_once(self, org: Org, row: Item) -> bool:
         """Store ``row`` unless its idempotency key is stored; ``False``: already stored."""
@@ -420,13 +436,6 @@ class Database:
             query = query.where(items.c.org_id == org.id)
         with self.engine.connect() as connection:
             return [dict(row._mapping) for row in connection.execute(query)]
-
-
-def _insert_sql(paramstyle: str) -> str:
-    """The ``INSERT`` of one item in the driver's own parameter style (``?`` or ``%s``)."""
-    columns = ", ".join(ITEM_COLUMNS)
-    markers = ", ".join(["?" if paramstyle == "qmark" else "%s"] * len(ITEM_COLUMNS))
-    return f"INSERT INTO items ({columns}) VALUES ({markers})"  # noqa: S608 (constants only)
 
 
 def _row(org: Org, row: Item) -> tuple[Any, ...]:
