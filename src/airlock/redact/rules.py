@@ -42,6 +42,8 @@ _KEY_NAMES = (
 _CURL_PASS_CHAR = rf"(?:{URL_PASS_CHAR}|[#@^/?|:])"
 """A character of a password given to ``curl -u`` (a URL's, and what a URL would escape)."""
 _GENERIC_VALUE = r"(?:[A-Za-z0-9+_\-.~=]|\\*/)"
+_URL_OR_DN_USER = r"[A-Za-z0-9._%~+\-=,]+"
+"""A URL's user name, or an LDAP distinguished name (``ldap://cn=admin,dc=corp:…@host``)."""
 
 _PEM = "-----BEGIN RSA PRIVATE KEY-----\n{b64}\n{b64}\n{b40}==\n-----END RSA PRIVATE KEY-----\n"
 
@@ -176,7 +178,7 @@ GENERIC: tuple[Rule, ...] = (
         # scheme makes RE2's automaton much larger (half the speed).
         rf"(?i:https?|ftps?|sftp|git\+https?|git\+ssh|ssh|svn|ldaps?|smtps?|imaps?|pop3s?|rtsps?"
         rf"|socks[45]h?|smb|webdavs?|davs?|mqtts?|wss?|snowflake|jdbc:[a-z]+):{ESC_SLASH}{ESC_SLASH}"
-        rf"{URL_USER}:(?P<secret>{URL_PASS_CHAR}+)@",
+        rf"{_URL_OR_DN_USER}:(?P<secret>{URL_PASS_CHAR}+)@",
         "://",
         specific=False,
         vendor="URLs with credentials",
@@ -206,6 +208,23 @@ GENERIC: tuple[Rule, ...] = (
         vendor="curl -u user:password",
         sample="curl -u deploy:{a18} https://api.corp.net",
         counter="curl -u user:${PASSWORD} https://api.corp.net",
+    ),
+    Rule(
+        "curl_header_token",
+        # A header that carries a credential and names no vendor (a vendor's word is its row's),
+        # in a curl command: short tokens too, which the generic rule's floors let pass.
+        rf"(?:\s-H|--header)[ =]?[ \t]*{QUOTE}(?:(?i:authorization):[ \t]*"
+        rf"(?:(?i:bearer|token|basic|api-token)[ \t]+)?|(?i:x-)?(?i:api-?key|api-?token|auth-?token"
+        rf"|access-?token|private-token|token):[ \t]*)(?P<secret>{_GENERIC_VALUE}{{8,}}){VALUE_END}",
+        "-h",
+        min_length=8,
+        max_length=512,
+        min_entropy=2.5,
+        mixed=True,
+        specific=False,
+        vendor="curl -H with a credential header",
+        sample="curl -H 'Api-Token: {a9}7' https://api.corp.net/v1",
+        counter="curl -H 'Api-Token: $API_TOKEN' https://api.corp.net/v1",
     ),
     Rule(
         "generic_password",
