@@ -68,7 +68,11 @@ def batch(session: str) -> bytes:
 
 
 def quantile(values: list[float], q: int) -> float:
-    return statistics.quantiles(values, n=100)[q - 1] * 1e3 if len(values) > 1 else values[0] * 1e3
+    """The ``q``th percentile of ``values`` (seconds) in ms; NaN without values (a sweep over
+    before the first request)."""
+    if len(values) < 2:
+        return values[0] * 1e3 if values else float("nan")
+    return statistics.quantiles(values, n=100)[q - 1] * 1e3
 
 
 def ingest(url: str, key: str, requests: int, body: bytes) -> tuple[float, list[float]]:

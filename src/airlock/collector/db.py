@@ -130,6 +130,8 @@ class Database:
         self._keys: dict[str, tuple[float, Org]] = {}
         self._keys_lock = threading.Lock()
         self._writer = threading.Lock()
+        self._write_connection: Connection | None = None
+        """SQLite: the connection of this process's writes, used by whoever holds ``_writer``."""
 
     def migrate(self) -> None:
         """Bring the schema to the newest version (Alembic), once even with several processes."""
@@ -146,6 +148,10 @@ class Database:
             ) from error
 
     def close(self) -> None:
+        with self._writer:
+            if self._write_connection is not None:
+                self._write_connection.close()
+                self._write_connection = None
         self.engine.dispose()
 
     @contextmanager
@@ -158,20 +164,29 @@ class Database:
         asks, up to 100 ms, so a writer waiting behind a sweep could miss every short gap
         between the sweep's batches; asking often, it gets the lock in the first gap. The
         writers of this process queue for it on a lock of their own first, so only one of
-        them asks (the others would wake every millisecond to ask in vain).
+        them asks (the others would wake every millisecond to ask in vain), and they share one
+        connection, kept open between writes and closed after a failed one.
         """
         if self.dialect != "sqlite":
             with self.engine.begin() as connection:
                 yield connection
             return
-        with self._writer, self.engine.connect() as connection:
-            lock_for_writing(connection)
+        with self._writer:
+            connection = self._write_connection or self._open_for_writing()
             try:
+                lock_for_writing(connection)
                 yield connection
+                connection.commit()
             except BaseException:
-                connection.rollback()
+                self._write_connection = None
+                connection.close()  # rolls back; the next write opens a fresh connection
                 raise
-            connection.commit()
+
+    def _open_for_writing(self) -> Connection:
+        connection = self.engine.connect()
+        connection.exec_driver_sql("PRAGMA busy_timeout=0")  # lock_for_writing waits instead
+        self._write_connection = connection
+        return connection
 
     # Organisations and keys
 

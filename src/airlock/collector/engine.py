@@ -25,26 +25,24 @@ BUSY_TIMEOUT_MS = round(WRITE_WAIT * 1000)
 
 
 def lock_for_writing(connection: Connection) -> None:
-    """Begin a transaction on SQLite holding the write lock, asking for it every millisecond.
+    """Begin a transaction on SQLite holding the write lock, asking for it every
+    :data:`WRITE_POLL` seconds. ``connection``'s ``busy_timeout`` must be 0, so that each ask
+    fails at once while another process holds the lock.
 
     Raises:
         sqlalchemy.exc.OperationalError: the lock was not free once in :data:`WRITE_WAIT` s.
     """
     deadline = time.monotonic() + WRITE_WAIT
-    connection.exec_driver_sql("PRAGMA busy_timeout=0")  # fail at once; this loop waits
-    try:
-        while True:
-            try:
-                connection.exec_driver_sql("BEGIN IMMEDIATE")
-                return
-            except sa.exc.OperationalError as error:
-                code = getattr(error.orig, "sqlite_errorcode", None)
-                if code != sqlite3.SQLITE_BUSY or time.monotonic() > deadline:
-                    raise
-                connection.rollback()
-                time.sleep(WRITE_POLL)
-    finally:
-        connection.exec_driver_sql(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    while True:
+        try:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+            return
+        except sa.exc.OperationalError as error:
+            code = getattr(error.orig, "sqlite_errorcode", None)
+            if code != sqlite3.SQLITE_BUSY or time.monotonic() > deadline:
+                raise
+            connection.rollback()
+            time.sleep(WRITE_POLL)
 
 
 def safe_url(url: str) -> str:
