@@ -131,6 +131,21 @@ HAND: tuple[Rule, ...] = (
         counter='{"private_key_id": "{h40}"}',
     ),
     Rule(
+        "freemius_sdk_secret",
+        # The SDK's settings array (``fs_dynamic_init``) names the key ``secret_key`` and no
+        # vendor; its alphabet holds punctuation that ends a generic value.
+        rf"secret_key{QUOTE}[ \t]*(?:=>|[:=])[ \t]*{QUOTE}"
+        rf"(?P<secret>sk_[A-Za-z0-9<>;\[\]{{}}!.#$%&*+=?^_|~\-]+){QUOTE}",
+        "secret_key",
+        32,
+        32,
+        min_entropy=3.0,
+        specific=False,  # a Stripe key in its place keeps its own kind
+        vendor="Freemius (the SDK's secret_key)",
+        sample="fs_dynamic_init( array( 'id' => '1234', 'secret_key' => 'sk_{a12}#{a8}!{a7}' ) );",
+        counter="fs_dynamic_init( array( 'id' => '1234', 'secret_key' => 'sk_YOUR_SECRET_KEY' ) );",
+    ),
+    Rule(
         "jwt",
         rf"(?P<secret>eyJ{U}+\.eyJ{U}+\.{U}+)",
         "eyj",
