@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     from airlock.redact.output import redact_path
 
     loaded = load_reported(args)
-    redactor = Redactor.from_loaded(loaded)
+    redactor = Redactor.from_loaded(loaded, split_scan=True)  # input read once: new text
     # Each finding is kept only to be printed; otherwise counts alone keep memory flat.
     wanted = bool(args.report or args.json)
     report = RedactionReport(keep_findings=wanted, lines=wanted)

@@ -14,9 +14,11 @@ answered from memory.
 
 RE2 builds its automaton lazily, a state at a time as new text reaches it, and in one program of
 every alternative each state holds a position in all of them at once: on new text the first pass
-cost several times the scan itself (0.5 s per 5 MB). So the alternatives are scanned as a few
-programs (``programs``: the glued tokens, the edged tokens, the rows up to the named formats, the
-rest), each of them searched ahead and its next match kept (``Scan``); the candidate is the
+cost several times the scan itself (0.5 s per 5 MB). A table made with ``split`` (a command that
+reads its input once) scans the alternatives as a few programs (``programs``: the glued tokens,
+the edged tokens, the rows up to the named formats, the rest), which RE2 builds in under half the
+time; a long-lived one (the proxy) keeps the one program, a single pass once its states are
+built. Each program is searched ahead and its next match kept (``Scan``); the candidate is the
 leftmost of them, the earlier program winning a tie, which is the match the one program of every
 alternative (``scanner``) finds. A kept match that a candidate of another program overlaps is
 searched again from where the scan goes on; where such a match was long, or overlapped again
@@ -132,9 +134,11 @@ class Table:
 
     Args:
         rules: The rows, in table order.
+        split: Scan as a few smaller programs (faster to build on new text) instead of one
+            (one pass once built).
     """
 
-    def __init__(self, rules: tuple[Rule, ...]) -> None:
+    def __init__(self, rules: tuple[Rule, ...], *, split: bool = False) -> None:
         self.rules = rules
         groups: dict[str, list[int]] = {}
         alternatives: list[tuple[str, list[int]]] = []
@@ -158,7 +162,7 @@ class Table:
         runs: list[list[str]] = [[]]
         for (form, _), pattern in zip(alternatives, shared, strict=True):
             runs[-1].append(pattern)
-            if form:
+            if form and split:
                 runs.append([])
         self._union = "|".join(f"(?:{pattern})" for pattern in shared)
         self.programs = tuple(
@@ -310,7 +314,7 @@ class Scan:
         """Per program: where its search started, and its match's span (-1: none)."""
         self._entered = [-1] * count
         """Per program: the end of its last match the scan went into."""
-        self._union_until = -1
+        self._union_until = -1 if count > 1 else end + 1  # one program: the union itself
 
     def find(self, start: int) -> Candidate | None:
         """The next candidate at or after ``start`` whose span one rule matches exactly."""
