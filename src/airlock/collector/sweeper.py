@@ -144,11 +144,12 @@ def _by_expiry(db: Database, now: float, size: int | None) -> Iterator[Counter[s
             counted = connection.execute(_COUNT_CHOSEN, bound).all()
             kinds = Counter({str(kind): int(n) for kind, n in counted})
             connection.execute(_DELETE_CHOSEN, bound)
+        held = time.monotonic() - started  # the lock's time alone, not the pause that follows
         yield kinds
         if kinds.total() < rows:
             return
         if size is None:
-            rows = next_size(rows, time.monotonic() - started)
+            rows = next_size(rows, held)
 
 
 def next_size(rows: int, seconds: float) -> int:
