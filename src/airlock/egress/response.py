@@ -39,16 +39,18 @@ class ResponseError(Exception):
 
 class ResponseWatcher:
     """Follows one response through httptools to find where it ends. Bytes pass untouched,
-    except for an HTTP/1.0 client (``for_http10``, the :class:`Http10Watcher`): :meth:`take`
+    except for an HTTP/1.0 client (the :class:`Http10Watcher`): :meth:`take`
     then hands out what to send it instead, the rebuilt head and the decoded body.
 
     This class has no ``on_body``: httptools then skips making a copy of every body piece
     (it looks the callbacks up once), which is most of a bulk download's parsing cost.
     """
 
-    def __init__(self, method: bytes, for_http10: bool = False) -> None:
+    for_http10 = False
+    """Whether the client speaks HTTP/1.0 (only :class:`Http10Watcher` does)."""
+
+    def __init__(self, method: bytes) -> None:
         self.head_only = method == b"HEAD"
-        self.for_http10 = for_http10
         self.parser = httptools.HttpResponseParser(self)
         self.status: int | None = None
         self.done = False
@@ -103,8 +105,7 @@ class ResponseWatcher:
 class Http10Watcher(ResponseWatcher):
     """A :class:`ResponseWatcher` for an HTTP/1.0 client: it keeps the decoded body."""
 
-    def __init__(self, method: bytes) -> None:
-        super().__init__(method, for_http10=True)
+    for_http10 = True
 
     def on_body(self, body: bytes) -> None:
         self._out.append(bytes(body))
