@@ -470,18 +470,8 @@ def _row(org: Org, row: Item) -> tuple[Any, ...]:
 
 
 def _values(org: Org, row: Item) -> dict[str, Any]:
-    return {
-        "org_id": org.id,
-        "session_id": row.session_id,
-        "kind": row.kind,
-        "retention_class": row.retention_class,
-        "received_at": row.received_at,
-        "expires_at": row.expires_at,
-        "idempotency_key": row.idempotency_key,
-        "blob": row.blob,
-        "size": row.size,
-        "body": row.body,
-    }
+    """``row``'s values by column name."""
+    return dict(zip(ITEM_COLUMNS, _row(org, row), strict=True))
 
 
 def _terms(row: Any) -> OrgTerms:

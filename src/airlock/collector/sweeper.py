@@ -38,6 +38,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -123,7 +124,9 @@ _CHOSEN = (
     .scalar_subquery()
 )
 _COUNT_CHOSEN = (
-    sa.select(items.c.kind, sa.func.count()).where(items.c.id.in_(_CHOSEN)).group_by(items.c.kind)
+    sa.select(items.c.kind, sa.func.count().label("n"))
+    .where(items.c.id.in_(_CHOSEN))
+    .group_by(items.c.kind)
 )
 _DELETE_CHOSEN = items.delete().where(items.c.id.in_(_CHOSEN))
 """One SQLite batch: the first ``size`` expired rows by the expiry index, counted by kind and
@@ -141,8 +144,7 @@ def _by_expiry(db: Database, now: float, size: int | None) -> Iterator[Counter[s
         with db.writing() as connection:
             started = time.monotonic()
             bound = {"now": now, "size": rows}
-            counted = connection.execute(_COUNT_CHOSEN, bound).all()
-            kinds = Counter({str(kind): int(n) for kind, n in counted})
+            kinds = _kinds(connection.execute(_COUNT_CHOSEN, bound).all())
             connection.execute(_DELETE_CHOSEN, bound)
         held = time.monotonic() - started  # the lock's time alone, not the pause that follows
         yield kinds
@@ -150,6 +152,11 @@ def _by_expiry(db: Database, now: float, size: int | None) -> Iterator[Counter[s
             return
         if size is None:
             rows = next_size(rows, held)
+
+
+def _kinds(rows: Sequence[sa.Row[Any]]) -> Counter[str]:
+    """A batch's count by kind, from its rows of ``kind`` and ``n`` (counted in the database)."""
+    return Counter({str(row.kind): int(row.n) for row in rows})
 
 
 def next_size(rows: int, seconds: float) -> int:
@@ -194,7 +201,7 @@ def _after_key(db: Database, now: float, size: int) -> Iterator[Counter[str]]:
             for setting in _INDEX_ORDER:
                 connection.execute(setting)
             rows = connection.execute(bound).all()
-        kinds = Counter({str(row.kind): int(row.n) for row in rows})
+        kinds = _kinds(rows)
         yield kinds
         if kinds.total() < size:
             return
@@ -229,7 +236,7 @@ def _by_address(db: Database, now: float) -> Iterator[Counter[str]]:
         bound = _DELETE_PAGES.bindparams(now=now, first=f"({first},0)", end=f"({first + BLOCKS},0)")
         with db.writing() as connection:
             rows = connection.execute(bound).all()
-        yield Counter({str(row.kind): int(row.n) for row in rows})
+        yield _kinds(rows)
 
 
 def sweep_every(
