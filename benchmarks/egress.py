@@ -15,7 +15,8 @@ function in ``PEERS``. Measures, per row:
   process's CPU time over the tunnels (from /proc);
 * ``+ms/tunnel``: the median time of one tunnel (sequential) minus direct's;
 * ``plain MB/s``, ``tunnel MB/s``: curl downloading ``--bulk-mb`` through the proxy;
-* airlock with its audit log on and off (two rows);
+* airlock with its audit log on and off (two rows), and after the table the log's cost
+  measured alternating the two (``--audit-rounds``, ``--audit-seconds``);
 * peak memory: the proxy's peak RSS (VmHWM) after a 10 MB body, then after a 1 GB body
   uploaded and downloaded through it (``--memory-mb`` to change the size).
 
@@ -430,6 +431,49 @@ def print_table(rows: list[Row], args: argparse.Namespace) -> None:
             )
 
 
+def audit_cost(args: argparse.Namespace, port: int, temp: Path) -> list[str]:
+    """The audit log's cost on keep-alive requests: the proxy with its log on and with it off,
+    both running, measured in turn ``--audit-rounds`` times (``wrk``, ``--audit-seconds`` a
+    phase). Rows measured minutes apart in the table differ by more than the log's cost on
+    this machine; alternating, the pairs see the same load. Returns the lines to print: the
+    median of each side and the spread of the per-round differences."""
+    if args.audit_rounds <= 0:
+        return []
+    rates: dict[bool, list[float]] = {True: [], False: []}
+    cpus: dict[bool, list[float]] = {True: [], False: []}
+    with start_airlock(temp, audit=True) as on, start_airlock(temp, audit=False) as off:
+        proxies = {True: on, False: off}
+        for round_ in range(args.audit_rounds):
+            order = (True, False) if round_ % 2 == 0 else (False, True)
+            for audit in order:
+                child = proxies[audit]
+                row = Row("audit", f"http://127.0.0.1:{child.port}", child.pid)  # type: ignore[attr-defined]
+                before = cpu_seconds(child.pid)
+                rate = wrk(row, port, args.audit_seconds, args.connections, False, temp)
+                spent = cpu_seconds(child.pid) - before
+                rates[audit].append(rate)
+                cpus[audit].append(spent * 1e6 / (rate * args.audit_seconds))
+    costs = [100 * (1 - a / b) for a, b in zip(rates[True], rates[False], strict=True)]
+    extra = [a / b - 1 for a, b in zip(cpus[True], cpus[False], strict=True)]
+    lines = [
+        f"audit log cost, keep-alive, {args.audit_rounds} alternating rounds of "
+        f"{args.audit_seconds:g} s (wrk -c{args.connections}):"
+    ]
+    for audit, name in ((True, "on"), (False, "off")):
+        lines.append(
+            f"  log {name}: {statistics.median(rates[audit]):,.0f} req/s "
+            f"({min(rates[audit]):,.0f}-{max(rates[audit]):,.0f}), "
+            f"{statistics.median(cpus[audit]):.1f} µs of proxy CPU a request "
+            f"({min(cpus[audit]):.1f}-{max(cpus[audit]):.1f})"
+        )
+    lines.append(
+        f"  cost: {statistics.median(costs):+.1f}% of the rate (rounds {min(costs):+.1f}% to "
+        f"{max(costs):+.1f}%), {100 * statistics.median(extra):+.1f}% CPU a request (rounds "
+        f"{100 * min(extra):+.1f}% to {100 * max(extra):+.1f}%); goal at most 5%"
+    )
+    return lines
+
+
 SRT_SETTINGS = {
     "network": {"allowedDomains": ["127.0.0.1", "localhost"], "deniedDomains": []},
     "filesystem": {"denyRead": [], "allowWrite": ["/tmp"], "denyWrite": []},
@@ -482,6 +526,13 @@ def main() -> int:
     parser.add_argument("--memory-mb", type=int, default=1024)
     parser.add_argument("--skip-peers", action="store_true", help="airlock and direct only")
     parser.add_argument(
+        "--audit-rounds",
+        type=int,
+        default=6,
+        help="alternating rounds of the audit log's cost (log on, log off); 0 skips",
+    )
+    parser.add_argument("--audit-seconds", type=int, default=3, help="wrk seconds a phase")
+    parser.add_argument(
         "--startup-runs",
         type=int,
         default=20,
@@ -531,6 +582,7 @@ def main() -> int:
             srt = sandbox_startup.find_srt(args.srt)
             if srt and not args.skip_peers and (not args.only or "srt" in args.only):
                 rows.append(measure_srt(args, srt, (port, tls_port), ca_file, temp))
+            audit_lines = audit_cost(args, port, temp) if not args.only else []
     print(f"load average {os.getloadavg()[0]:.2f} at end")
     print_table(rows, args)
     print(
@@ -538,6 +590,9 @@ def main() -> int:
         f"benchmarks/relay_floor.py) plain MB/s: {floor:,.1f}, "
         f"{100 * floor / float(rows[0].results['plain MB/s']):.0f}% of direct"
     )
+    if audit_lines:
+        print()
+        print("\n".join(audit_lines))
     if args.startup_runs:
         import sandbox_startup  # beside this script
 
