@@ -12,9 +12,9 @@ Memory is bounded by ``CHUNK + OVERLAP`` whatever the input's size or line lengt
 
 Each candidate is checked by ``checks.accepts`` (placeholders, allow-list, shape, entropy); a
 generic match whose value fits a specific rule is named after that rule, and a named format
-whose value does not fit its vendor's shape is judged as a generic key. Verdicts on short
-candidates are remembered, and a candidate repeated with a fixed period is skipped
-(``repeats.py``). Where a window holds JSON ``\\u00XX`` escapes of printable characters, it is
+whose value does not fit its vendor's shape is judged as a generic key. Verdicts on candidates
+(key files too) and the tokens found inside rejected assignments are remembered by their text
+(``memo.py``), and a candidate repeated with a fixed period is skipped (``repeats.py``). Where a window holds JSON ``\\u00XX`` escapes of printable characters, it is
 scanned decoded (``escapes.py``) and each span is mapped back, widened to whole escapes.
 
 The scan of each window goes on where the previous window's stopped (the end of the last
@@ -34,11 +34,12 @@ from airlock.errors import SettingsError
 from airlock.redact import user_rules
 from airlock.redact.checks import URL_KINDS, accepts, starts_in_marker
 from airlock.redact.escapes import Decoded
+from airlock.redact.memo import Memo
 from airlock.redact.patterns import MARKER, Rule
 from airlock.redact.repeats import Span, past_repeats
 from airlock.redact.report import RedactionReport
 from airlock.redact.rules import RULES
-from airlock.redact.table import KNOWN_SPAN, Candidate, Table
+from airlock.redact.table import Candidate, Table
 
 if TYPE_CHECKING:
     from airlock.settings import Loaded, RedactionSettings
@@ -51,8 +52,6 @@ KEYWORD_REACH = 32
 """How far before a user rule's match its keyword may be."""
 CONTEXT = 64
 """Bytes already written kept in front of the window as left context."""
-VERDICTS = 4096
-"""Candidates whose verdict is remembered (hostile input repeats one candidate many times)."""
 _HOST = re.compile(rb"[A-Za-z0-9.\-]{0,255}")
 """The host after a URL's ``user:password@``."""
 
@@ -111,7 +110,10 @@ class Redactor:
         # User rules with a keyword, by identity: a look-up per candidate must not hash a rule.
         self._keyworded = frozenset(id(rule) for rule in extra if rule.keyword)
         self._markers: dict[str, bytes] = {}
-        self._verdicts: dict[tuple[int, bytes, bytes, bytes], _Verdict] = {}
+        # Verdicts by candidate, and the tokens inside rejected assignments by their text
+        # (transcripts and hostile input repeat them).
+        self._verdicts: Memo[tuple[int, bytes, bytes, bytes], _Verdict] = Memo()
+        self._inside: Memo[tuple[bytes, bool, bool], tuple[tuple[int, int, str], ...]] = Memo()
         self._allow = frozenset(value.encode() for value in allow)
         self._all = Table(self.rules, split=split_scan)
         self._specific = Table(tuple(rule for rule in self.rules if rule.specific), split=True)
@@ -331,20 +333,29 @@ class Redactor:
         self, index: int, rule: Rule, value: bytes, context: bytes, host: bytes
     ) -> str | None:
         """The kind to redact a candidate as, or ``None``; remembered, for repeated input."""
-        if len(value) + len(context) > KNOWN_SPAN:  # long values (key files) are not kept
-            accepted = accepts(rule, value, self._allow, context, host)
-            return self._name(rule, value) if accepted else None
         key = (index, value, context, host)
         verdict = self._verdicts.get(key)
         if verdict is None:
-            if len(self._verdicts) >= VERDICTS:
-                self._verdicts.clear()
             accepted = accepts(rule, value, self._allow, context, host)
             verdict = _Verdict(self._name(rule, value) if accepted else None)
-            self._verdicts[key] = verdict
+            self._verdicts.put(key, len(value) + len(context) + len(host), verdict)
         return verdict.kind
 
     def _specific_hits(self, window: bytes, start: int, end: int) -> list[Hit]:
+        """The specific tokens in ``window[start:end]`` (inside a rejected assignment)."""
+        if self._keyworded:  # a user's keyword is looked for outside the span
+            return self._tokens_inside(window, start, end)
+        # What RE2 sees of the text around the span: the byte on either side (``\b``).
+        key = (window[max(0, start - 1) : end + 1], start > 0, end < len(window))
+        found = self._inside.get(key)
+        if found is None:
+            hits = self._tokens_inside(window, start, end)
+            found = tuple((hit.start - start, hit.end - start, hit.kind) for hit in hits)
+            self._inside.put(key, end - start, found)
+            return hits
+        return [Hit(start + first, start + last, kind) for first, last, kind in found]
+
+    def _tokens_inside(self, window: bytes, start: int, end: int) -> list[Hit]:
         hits: list[Hit] = []
         scan = self._specific.scan(window, end)
         while True:

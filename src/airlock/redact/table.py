@@ -35,14 +35,11 @@ from typing import Any
 import re2
 
 from airlock.errors import SettingsError
+from airlock.redact.memo import Memo
 from airlock.redact.patterns import EDGE, NAMED_ASSIGN, NAMED_START, VALUE_END, Rule
 
 LONGEST = 1 << 16
 """Matches longer than this are judged on their first ``LONGEST`` bytes (hostile input)."""
-KNOWN = 4096
-"""Candidate spans whose rule is remembered."""
-KNOWN_SPAN = 512
-"""The longest candidate span remembered."""
 SHORT_MATCH = 4096
 """A program's match that the scan goes into (another program's candidate overlaps it) is searched
 again when it is at most this long (a key file); past it, the scan takes the one program of every
@@ -173,7 +170,9 @@ class Table:
         # a few dozen of the rows; compiling all of them cost more than a start-up).
         self._whole: list[tuple[Any, int] | None] = [None] * len(rules)
         self._keywords = [rule.keyword.encode("latin-1") if rule.bare else b"" for rule in rules]
-        self.known: dict[tuple[bytes, bool, bool], tuple[int, int, int] | None] = {}
+        self.known: Memo[tuple[bytes, bool, bool], tuple[int, int, int] | None] = Memo()
+        """The rule and secret of each candidate span seen, by its text and the byte on either
+        side (a key file pasted twice is matched once)."""
 
     def _shared(self, form: str, members: list[int]) -> str:
         rules = [self.rules[index] for index in members]
@@ -210,10 +209,7 @@ class Table:
         answer = self.known.get(key, self)
         if answer is self:
             answer = self._which(text, first, last)
-            if last - first <= KNOWN_SPAN:
-                if len(self.known) >= KNOWN:
-                    self.known.clear()
-                self.known[key] = answer
+            self.known.put(key, last - first, answer)
         if answer is None:
             return None
         index, secret_start, secret_end = answer  # type: ignore[misc]
