@@ -181,7 +181,7 @@ class Redactor:
             data = src.read(self._chunk)
             eof = not data
             report.bytes_in += len(data)
-            window = context + pending + data
+            window = b"".join((context, pending, data))
             begin = len(context)
             safe = len(window) if eof else len(window) - self._overlap
             if safe <= begin:
@@ -231,9 +231,11 @@ class Redactor:
         line: int,
         report: RedactionReport,
         scanned: Scanned,
-    ) -> tuple[int, list[bytes], int]:
-        """Replace the hits: where the window was cut, the pieces to write, the line there."""
-        pieces: list[bytes] = []
+    ) -> tuple[int, list[bytes | memoryview], int]:
+        """Replace the hits: where the window was cut, the pieces to write (the window's
+        stretches as views, not copies), the line there."""
+        pieces: list[bytes | memoryview] = []
+        view = memoryview(window)
         written = begin
         lines = report.lines  # counting them is a pass over the input: only when wanted
         for hit in scanned.hits:
@@ -241,7 +243,7 @@ class Redactor:
                 continue
             if lines:
                 line += window.count(b"\n", written, hit.start)
-            pieces.append(window[written : hit.start])
+            pieces.append(view[written : hit.start])
             pieces.append(self._marker(hit.kind, window, hit))
             report.add(hit.kind, line, base + hit.start - begin, base + hit.end - begin)
             if lines:
@@ -250,7 +252,7 @@ class Redactor:
         cut = max(safe, written)
         if lines:
             line += window.count(b"\n", written, cut)
-        pieces.append(window[written:cut])
+        pieces.append(view[written:cut])
         return cut, pieces, line
 
     def _hits_unescaped(self, window: bytes, scan_from: int, safe: int) -> Scanned:

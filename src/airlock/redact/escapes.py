@@ -46,10 +46,12 @@ def _next_escape(window: bytes, start: int) -> int:
     return -1 if found is None else int(found.start())
 
 
-def split_escapes(window: bytes) -> list[bytes] | None:
-    """``ESCAPE.split(window)`` with each code read as its character; ``None`` past
-    ``FEW_ESCAPES`` escapes (one pass of the regular expression is then faster)."""
-    parts: list[bytes] = []
+def split_escapes(window: bytes) -> list[bytes | memoryview] | None:
+    """``ESCAPE.split(window)`` with each code read as its character, the stretches between
+    escapes as views of the window (not copies); ``None`` past ``FEW_ESCAPES`` escapes (one pass
+    of the regular expression is then faster)."""
+    parts: list[bytes | memoryview] = []
+    view = memoryview(window)
     last = 0
     at = _next_escape(window, 0)
     while at >= 0:
@@ -59,11 +61,19 @@ def split_escapes(window: bytes) -> list[bytes] | None:
             continue
         if len(parts) >= 2 * FEW_ESCAPES:
             return None
-        parts += (window[last : at + 1], char)
+        parts += (view[last : at + 1], char)
         last = at + 6
         at = _next_escape(window, last)
-    parts.append(window[last:])
+    parts.append(view[last:])
     return parts
+
+
+def _before_backslashes(stretch: bytes | memoryview) -> bytes | memoryview:
+    """The stretch without the backslashes it ends with (an escape's, once or twice)."""
+    end = len(stretch)
+    while end and stretch[end - 1] == 0x5C:
+        end -= 1
+    return stretch[:end]
 
 
 class Decoded:
@@ -76,7 +86,7 @@ class Decoded:
 
     __slots__ = ("_k", "_parts", "_text_at", "_window", "_window_at", "text")
 
-    def __init__(self, window: bytes, parts: list[bytes]) -> None:
+    def __init__(self, window: bytes, parts: list[bytes | memoryview]) -> None:
         self._window = window
         self._parts = parts
         self.text = b"".join(parts)
@@ -90,11 +100,12 @@ class Decoded:
         """The decoded window, or ``None`` when it holds no escape to read."""
         parts = split_escapes(window)
         if parts is None:  # many escapes: one pass of the regular expression
-            parts = ESCAPE.split(window)
-            parts[1::2] = map(HEX.__getitem__, parts[1::2])
+            pieces = ESCAPE.split(window)
+            pieces[1::2] = map(HEX.__getitem__, pieces[1::2])
+            parts = list(pieces)
         if len(parts) == 1:
             return None
-        parts[0:-1:2] = [part.rstrip(b"\\") for part in parts[0:-1:2]]
+        parts[0:-1:2] = map(_before_backslashes, parts[0:-1:2])
         return cls(window, parts)
 
     @property
