@@ -157,13 +157,16 @@ class Table:
         self._groups = [compile_pattern(pattern) for pattern in shared]
         # One program for each run of alternatives ending with a shared one, one for the rest.
         runs: list[list[str]] = [[]]
-        for (form, _), pattern in zip(alternatives, shared, strict=True):
+        self._first_group = [0]
+        """Per program: its first alternative (the one program of every alternative: 0)."""
+        for group, ((form, _), pattern) in enumerate(zip(alternatives, shared, strict=True)):
             runs[-1].append(pattern)
-            if form and split:
+            if form and split and group + 1 < len(alternatives):
                 runs.append([])
+                self._first_group.append(group + 1)
         self._union = "|".join(f"(?:{pattern})" for pattern in shared)
         self.programs = tuple(
-            program("|".join(f"(?:{pattern})" for pattern in run)) for run in runs if run
+            program("|".join(f"(?:{pattern})" for pattern in run)) for run in runs
         )
         """The programs scanned over the input, in table order."""
         # Each row's own program, compiled when a candidate first reaches the row (a run meets
@@ -200,27 +203,31 @@ class Table:
         """The next candidate in ``text[start:end]`` whose span one rule matches exactly."""
         return Scan(self, text, end).find(start)
 
-    def candidate(self, text: bytes, first: int, last: int) -> Candidate | None:
+    def candidate(self, text: bytes, first: int, last: int, program: int = 0) -> Candidate | None:
         """The candidate of the match ``text[first:last]``, or ``None`` when no single rule
-        matches exactly that span (the context it needs lies outside)."""
+        matches exactly that span (the context it needs lies outside).
+
+        ``program`` is the one of ``programs`` that found the match, when it is known: no
+        alternative of an earlier program matches there (that program would have found it: it
+        wins a tie), so the alternatives are tried from the first of this one."""
         if last - first > LONGEST:
             return self._long(text, first, last)
         key = (text[first - 1 if first else 0 : last + 1], first > 0, last < len(text))
         answer = self.known.get(key, self)
         if answer is self:
-            answer = self._which(text, first, last)
+            answer = self._which(text, first, last, self._first_group[program])
             self.known.put(key, last - first, answer)
         if answer is None:
             return None
         index, secret_start, secret_end = answer  # type: ignore[misc]
         return Candidate(first, last, index, first + secret_start, first + secret_end)
 
-    def _which(self, text: bytes, first: int, last: int) -> tuple[int, int, int] | None:
+    def _which(self, text: bytes, first: int, last: int, start: int) -> tuple[int, int, int] | None:
         """The first rule matching exactly ``text[first:last]`` (within the first alternative
-        that does), and its secret's span from ``first``."""
+        from ``start`` on that does), and its secret's span from ``first``."""
         lowered = text[first:last].lower()
-        for group, program in enumerate(self._groups):
-            if program.fullmatch(text, first, last) is None:
+        for group in range(start, len(self._groups)):
+            if self._groups[group].fullmatch(text, first, last) is None:
                 continue
             answer = self._member(group, text, first, last, lowered)
             if answer is not None:
@@ -323,13 +330,14 @@ class Scan:
                 return found
             start = span[0] + 1  # no single rule matches the span (context): step past its start
 
-    def _leftmost(self, start: int) -> tuple[int, int] | None:
-        """The span of the match at or after ``start`` that ``Table.scanner`` finds."""
+    def _leftmost(self, start: int) -> tuple[int, int, int] | None:
+        """The span of the match at or after ``start`` that ``Table.scanner`` finds, and the
+        program that found it (0 for ``Table.scanner`` itself)."""
         text, end = self._text, self._end
         if start < self._union_until:
             found = self._table.scanner.search(text, start, end)
-            return None if found is None else found.span()
-        best: tuple[int, int] | None = None
+            return None if found is None else (*found.span(), 0)
+        best: tuple[int, int, int] | None = None
         for index, compiled in enumerate(self._table.programs):
             searched, first, last = self._ahead[index]
             if searched > start or 0 <= first < start:
@@ -342,5 +350,5 @@ class Scan:
                 first, last = (-1, -1) if found is None else found.span()
                 self._ahead[index] = (start, first, last)
             if first >= 0 and (best is None or first < best[0]):
-                best = (first, last)
+                best = (first, last, index)
         return best
