@@ -235,6 +235,7 @@ def test_report_and_exit_code(tmp_path: Path) -> None:
         ["--allow", "bad host!", "--", "RUN"],
         ["--env", "1X", "--", "RUN"],
         ["--bogus", "--", "RUN"],
+        ["--hide", "/", "--", "RUN"],
     ],
     ids=[
         "no_command",
@@ -244,6 +245,7 @@ def test_report_and_exit_code(tmp_path: Path) -> None:
         "bad_allow_pattern",
         "bad_env_name",
         "unknown_option",
+        "hide_the_root",
     ],
 )
 def test_airlock_failures_exit_125(tmp_path: Path, args: list[str]) -> None:
@@ -257,6 +259,19 @@ def test_airlock_failures_exit_125(tmp_path: Path, args: list[str]) -> None:
     done = airlock("run", "--audit-log", str(tmp_path / "a.jsonl"), *command)
     assert done.returncode == 125, done.stderr
     assert done.stderr.strip()
+    assert not marker.exists()
+
+
+def test_an_audit_log_that_cannot_be_created_is_named_and_nothing_runs(tmp_path: Path) -> None:
+    """--audit-log in a folder that cannot exist (its parent is a file): 125, the option and the
+    path named, and the command never ran."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    marker = tmp_path / "ran"
+    log = blocker / "audit.jsonl"
+    done = airlock("run", "--audit-log", str(log), "--", "touch", str(marker))
+    assert done.returncode == 125, done.stderr
+    assert f"--audit-log {log}: cannot be created" in done.stderr
     assert not marker.exists()
 
 

@@ -82,6 +82,49 @@ def test_a_host_unix_socket_cannot_be_reached(tmp_path: Path, project: Path) -> 
     assert done.stdout.startswith("refused"), done.stdout + done.stderr
 
 
+def test_a_hidden_home_keeps_the_workspace_and_the_agents_state(tmp_path: Path, home: Path) -> None:
+    """--hide ~ with the workspace inside the home: the home's other files are gone; the
+    workspace and the agent's state are there and writable; the workspace's protections hold;
+    nothing written in the hidden home reaches the host."""
+    work = home / "work"
+    (work / ".git" / "hooks").mkdir(parents=True)
+    (home / ".claude").mkdir(parents=True, exist_ok=True)
+    (home / "notes.txt").write_text("private notes\n")
+    script = (
+        "echo home=$(ls -A ~ | tr '\\n' ' '); cat ~/notes.txt 2>/dev/null || echo notes-hidden; "
+        "touch ~/new 2>/dev/null; echo ok > file.txt; touch ~/.claude/state && echo state-written; "
+        "touch .git/hooks/pre-commit 2>/dev/null || echo hooks-refused"
+    )
+    done = _run(tmp_path, "--workspace", str(work), "--hide", "~", "--", "sh", "-c", script)
+    assert done.returncode == 0, done.stderr
+    assert "notes-hidden" in done.stdout and "private notes" not in done.stdout
+    assert done.stdout.split("home=")[1].split("\n")[0].split() == [".claude", "work"]
+    assert not (home / "new").exists()
+    assert (work / "file.txt").read_text() == "ok\n"
+    assert "state-written" in done.stdout and (home / ".claude" / "state").exists()
+    assert "hooks-refused" in done.stdout
+    assert not (work / ".git" / "hooks" / "pre-commit").exists()
+
+
+def test_a_folder_bound_back_into_a_hidden_one(tmp_path: Path, project: Path) -> None:
+    """--hide DIR --rw DIR/SUB: SUB is there and writable, the rest of DIR is gone and DIR
+    itself is read-only inside."""
+    (project / "private" / "shared").mkdir(parents=True)
+    (project / "private" / "secret.txt").write_text("the secret\n")
+    script = (
+        "echo private=$(ls -A private | tr '\\n' ' '); cat private/secret.txt 2>/dev/null; "
+        "echo hi > private/shared/out.txt && echo shared-written; "
+        "touch private/new 2>/dev/null || echo private-read-only"
+    )
+    done = _run(tmp_path, "--hide", "private", "--rw", "private/shared", "--", "sh", "-c", script)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split("private=")[1].split("\n")[0].split() == ["shared"]
+    assert "the secret" not in done.stdout
+    assert "shared-written" in done.stdout
+    assert (project / "private" / "shared" / "out.txt").read_text() == "hi\n"
+    assert "private-read-only" in done.stdout and not (project / "private" / "new").exists()
+
+
 def test_a_write_to_git_hooks_fails(tmp_path: Path, project: Path) -> None:
     """Code inside cannot add a hook; the rest of the workspace is writable."""
     subprocess.run(["git", "init", "-q", str(project)], check=True)

@@ -81,6 +81,48 @@ def test_plan_orders_parents_first_and_the_strictest_wins(tmp_path: Path) -> Non
     ]
 
 
+def test_under_a_hidden_folder_only_what_must_stay_in_sight_is_bound_back(tmp_path: Path) -> None:
+    """A read-only rule under a hidden folder is dropped (hiding wins: nothing under it is
+    shown); a writable one (a workspace under a hidden folder) is kept, after the hide."""
+    outer = tmp_path / "outer"
+    hidden = outer / "hidden"
+    (hidden / "work" / ".git" / "hooks").mkdir(parents=True)
+    rules = plan(
+        [
+            mount(Kind.WRITE, outer, "the workspace"),
+            mount(Kind.HIDE, hidden, "--hide"),
+            mount(Kind.WRITE, hidden / "work", "--rw"),
+            mount(Kind.READ, hidden / "work" / ".git" / "hooks", "protected"),
+            mount(Kind.READ, hidden / "elsewhere", "protected"),
+        ]
+    )
+    assert [(rule.path, rule.kind) for rule in rules] == [
+        (outer, Kind.WRITE),
+        (hidden, Kind.HIDE),
+        (hidden / "work", Kind.WRITE),
+        (hidden / "work" / ".git", Kind.WRITE),  # kept in place: it holds the hooks
+        (hidden / "work" / ".git" / "hooks", Kind.READ),
+    ]
+    hidden_git = plan(
+        [
+            mount(Kind.WRITE, hidden / "work", "the workspace"),
+            mount(Kind.HIDE, hidden / "work" / ".git", "--hide"),
+            mount(Kind.READ, hidden / "work" / ".git" / "hooks", "protected"),
+        ]
+    )
+    assert [(rule.path, rule.kind) for rule in hidden_git] == [
+        (hidden / "work", Kind.WRITE),
+        (hidden / "work" / ".git", Kind.HIDE),
+    ]
+
+
+def test_hiding_the_root_folder_is_refused(tmp_path: Path) -> None:
+    """Nothing would be left to run: an error that says so, whatever the spelling of /."""
+    for text in ("/", "//", "/../"):
+        with pytest.raises(SandboxError, match="hides the whole system"):
+            list(user_rules(Kind.HIDE, [text], "--hide", tmp_path, tmp_path))
+
+
 def test_placeholders_only_where_code_could_create_the_path(tmp_path: Path) -> None:
     """A missing path outside every writable rule needs no placeholder: nothing is created."""
     (tmp_path / "rw").mkdir()

@@ -67,7 +67,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="PATH",
-        help="hidden (an empty placeholder stands there); repeatable",
+        help="hidden (an empty, read-only placeholder stands there; the workspace, the agent's "
+        "state and --rw paths under it are bound back); repeatable",
     )
     files.add_argument(
         "--env",

@@ -147,10 +147,22 @@ def mounts(
 
     home = Path(environ.get("HOME") or Path.home())
     cwd = Path.cwd()
-    state[0].mkdir(parents=True, exist_ok=True)  # airlock's folder: the default log, the heads
+    try:
+        state[0].mkdir(parents=True, exist_ok=True)  # airlock's folder: default log, the heads
+    except OSError as error:
+        raise SandboxError(
+            f"cannot create airlock's folder {state[0]} (the audit log's heads live there): "
+            f"{error.strerror or error}"
+        ) from error
     for log in state[1:]:  # a --audit-log file, made now so that it is bound read-only inside
-        log.parent.mkdir(parents=True, exist_ok=True)
-        os.close(os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))
+        try:
+            log.parent.mkdir(parents=True, exist_ok=True)
+            os.close(os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))
+        except OSError as error:
+            raise SandboxError(
+                f"--audit-log {log}: cannot be created ({error.strerror or error}); "
+                "give a file in a folder you can write"
+            ) from error
     try:
         sockets = Path("/proc/net/unix").read_text(encoding="utf-8", errors="replace")
     except OSError as error:

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from airlock.errors import SandboxError
-from airlock.sandbox.paths import PRIVATE_TMPFS, Kind, Mount, visible
+from airlock.sandbox.paths import PRIVATE_TMPFS, Kind, Mount, plan, visible
 
 PROXY_PORT = 3128
 """Where the proxy listens inside the sandbox (its own loopback: no clash with the host's)."""
@@ -151,32 +151,45 @@ def bwrap_arguments(spec: Spec, bwrap: str, scratch: Path, channel_fd: int) -> l
         if Path(private).is_dir() and not Path(private).is_symlink():
             arguments += ["--tmpfs", private]
     arguments += ["--ro-bind", str(scratch / "resolv.conf"), "/etc/resolv.conf"]
-    for rule in _interpreter():
+    hidden = [rule.path for rule in spec.mounts if _hidden_folder(rule)]
+    rules = plan([*_interpreter(hidden), *spec.mounts])  # parents first, with the Python's binds
+    for rule in rules:
         arguments += _mount_arguments(rule, scratch)
-    for rule in spec.mounts:
-        arguments += _mount_arguments(rule, scratch)
+    for rule in rules:  # hidden folders: read-only once what is bound into them is there
+        if _hidden_folder(rule):
+            arguments += ["--remount-ro", str(rule.path)]
     stub = Path(__file__).with_name("_stub.py")
     arguments += ["--chdir", str(spec.cwd), "--", sys.executable, "-I", "-S", str(stub)]
     arguments += [str(channel_fd), str(spec.port), *spec.command]
     return arguments
 
 
-def _interpreter() -> list[Mount]:
+def _interpreter(hidden: Sequence[Path] = ()) -> list[Mount]:
     """The Python that runs the stub, and airlock's package that holds it, bound back read-only
     where a private ``/tmp`` would hide them: ``sys.executable`` may be a venv's link to a
     Python elsewhere, so the venv itself (its link, its site-packages) must stay in sight.
-    The spec's own rules come after and win on the same path."""
+    Planned with the spec's own rules, which win on the same path; bound back under a hidden
+    folder too (a Python under a hidden home)."""
     paths = [
         Path(sys.prefix),
         Path(sys.base_prefix),
         Path(sys.executable),
         Path(__file__).parents[1],
     ]
-    return list(visible(paths, "the Python that starts the sandbox"))
+    return list(visible(paths, "the Python that starts the sandbox", hidden))
+
+
+def _hidden_folder(rule: Mount) -> bool:
+    """A folder hidden by an empty file system of its own (``--tmpfs``), so that what must stay
+    in sight under it (the workspace under a hidden home) can be bound back into it; it is
+    made read-only after the binds (``--remount-ro``)."""
+    return rule.kind is Kind.HIDE and rule.exists and rule.is_dir and rule.source is None
 
 
 def _mount_arguments(rule: Mount, scratch: Path) -> list[str]:
     path = str(rule.path)
+    if _hidden_folder(rule):
+        return ["--tmpfs", path]
     if rule.kind is Kind.WRITE:
         return ["--bind", str(rule.source or rule.path), path]
     if rule.source is not None:

@@ -169,8 +169,16 @@ def mount(kind: Kind, path: Path, why: str) -> Mount:
     A missing path is covered where it would be created: at its first missing ancestor (an
     empty folder stands there), or on an ancestor that exists but is not a folder (a
     worktree's ``.git`` file).
+
+    Raises:
+        SandboxError: a ``HIDE`` of the root folder (nothing would be left to run).
     """
     real = resolve(path)
+    if kind is Kind.HIDE and real == Path(real.anchor):
+        raise SandboxError(
+            f"{why}: hides the whole system ({path}), so nothing could run; hide the folders "
+            "that hold what must not be seen"
+        )
     if real.exists():
         return Mount(kind, real, why, True, real.is_dir())
     existing = real.parent
@@ -258,12 +266,14 @@ def socket_rules(proc_net_unix: str) -> Iterator[Mount]:
             yield Mount(Kind.HIDE, real, "a host Unix socket", True, False)
 
 
-def visible(paths: Iterable[Path], why: str) -> Iterator[Mount]:
+def visible(paths: Iterable[Path], why: str, hidden: Iterable[Path] = ()) -> Iterator[Mount]:
     """Read-only binds for paths that a private ``/tmp``, ``/var/tmp`` or ``/run`` would hide
-    (a home or a Python under ``/tmp``); nothing for the others, read-only already."""
+    (a home or a Python under ``/tmp``), or one of the ``hidden`` folders (a Python under a
+    hidden home); nothing for the others, read-only already."""
+    covers: list[str | Path] = [*PRIVATE_TMPFS, *hidden]
     for path in paths:
         real = resolve(path)
-        if real.exists() and any(real.is_relative_to(base) for base in PRIVATE_TMPFS):
+        if real.exists() and any(real.is_relative_to(base) for base in covers):
             yield Mount(Kind.SHOW, real, why, True, real.is_dir())
 
 
@@ -292,7 +302,10 @@ def plan(rules: Iterable[Mount]) -> list[Mount]:
     The placeholder of a missing path is kept only where code inside could create that path
     (the nearest rule above it is a ``WRITE``); elsewhere nothing can be created anyway. A
     ``HIDE`` is kept only where the path is still in sight: not under a private folder
-    (``/tmp``, …) or another ``HIDE``, unless a nearer rule binds it back.
+    (``/tmp``, …) or another ``HIDE``, unless a nearer rule binds it back. Under a hidden
+    folder (empty and read-only inside) what must stay in sight is bound back (the workspace,
+    the agent's state, the Python that starts the sandbox under a hidden home), and a
+    read-only rule is dropped: hiding wins, nothing under it is shown.
     """
     strictest: dict[Path, Mount] = {}
     for rule in rules:
@@ -326,10 +339,16 @@ def _pins(rules: Mapping[Path, Mount]) -> list[Mount]:
     return pins
 
 
+def _nearest_above(rule: Mount, rules: Mapping[Path, Mount]) -> Mount | None:
+    return next((rules[p] for p in rule.path.parents if p in rules), None)
+
+
 def _needed(rule: Mount, rules: Mapping[Path, Mount]) -> bool:
-    above = next((rules[p] for p in rule.path.parents if p in rules), None)
+    above = _nearest_above(rule, rules)
     if not rule.exists:
         return above is not None and above.kind is Kind.WRITE
+    if rule.kind is Kind.READ and above is not None and above.kind is Kind.HIDE:
+        return False  # the hidden folder shows nothing, and nothing can be made in it
     if rule.kind is not Kind.HIDE:
         return True
     if above is not None:
