@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections import Counter
 from pathlib import Path
 
@@ -50,6 +51,47 @@ def test_sweep_removes_exactly_the_expired(
         database.close()
 
 
+def test_two_sweeps_at_once_count_each_row_once(database_url: str, tmp_path: Path) -> None:
+    """Two collectors (as two processes would) sweeping the same rows at the same time remove
+    each expired row once between them, and count it once: a batch whose rows the other
+    took meanwhile is done again, not counted twice nor failed."""
+    databases = [Database(database_url, clock=lambda: NOW) for _ in range(2)]
+    databases[0].migrate()
+    org = databases[0].org_for_key(databases[0].create_org("acme", OrgTerms()))
+    assert org is not None
+    for start in range(0, 40_000, 2000):
+        databases[0].insert(
+            org,
+            [
+                Item(f"s-{n}", "logs" if n % 2 else "metrics", "commercial", NOW - 10, NOW - 1, 1)
+                for n in range(start, start + 2000)
+            ],
+        )
+    collectors = [
+        Collector(db, FolderBlobs(tmp_path / "blobs"), tmp_path / "incoming", clock=lambda: NOW)
+        for db in databases
+    ]
+    removed: list[dict[str, int]] = []
+    starting = threading.Barrier(2)
+
+    def run(collector: Collector) -> None:
+        starting.wait()
+        removed.append(sweep(collector))
+
+    threads = [threading.Thread(target=run, args=(collector,)) for collector in collectors]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert len(removed) == 2
+        assert Counter(removed[0]) + Counter(removed[1]) == {"logs": 20_000, "metrics": 20_000}
+        assert databases[0].rows(org) == []
+    finally:
+        for database in databases:
+            database.close()
+
+
 @pytest.mark.parametrize(
     ("rows", "seconds", "expected"),
     [
@@ -60,7 +102,7 @@ def test_sweep_removes_exactly_the_expired(
         pytest.param(MAX_BATCH, 0.0, MAX_BATCH, id="never_beyond_the_maximum"),
     ],
 )
-def test_sqlite_batches_sized_by_time(rows: int, seconds: float, expected: int) -> None:
-    """The next SQLite batch takes as many rows as fit the batch time at the last one's pace,
-    at most twice as many as before, within the bounds."""
+def test_batches_sized_by_time(rows: int, seconds: float, expected: int) -> None:
+    """The next batch takes as many rows (or pages) as fit the batch time at the last one's
+    pace, at most twice as many as before, within the bounds."""
     assert next_size(rows, seconds) == expected

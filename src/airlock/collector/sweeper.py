@@ -17,18 +17,26 @@ The rest go in batches, each its own short transaction:
   the last one ended instead, by the index on ``(expires_at, id)``, and deletes its rows by
   address (``ctid``), without a second look-up by ``id``. When expired rows are most of the
   table (at least :data:`DENSE` a page on average, counted by the index up to that many),
-  the sweep instead reads the table once in order of address, :data:`BLOCKS` pages a batch
+  the sweep instead reads the table once in order of address, a range of pages a batch
   (``ctid`` ranges): as fast as one plain ``DELETE``, where the index would fetch row by row.
+  Such a batch counts its rows by kind (a ``SELECT``) and then deletes them (a ``DELETE``
+  without ``RETURNING``, which cost twice the plain delete), both in one ``REPEATABLE READ``
+  transaction so that they see the same rows; a batch whose rows another sweep or a session
+  deletion took meanwhile fails to serialize and is done again.
 
 SQLite has one writer: while a batch runs, ingest waits for it, asking again every millisecond
 (:meth:`Database.writing`), and gets the lock in the pause of :data:`PAUSE_SECONDS` after each
-batch; the sweep never holds it across batches. A SQLite batch is sized by time: the first is
-:data:`BATCH` rows, and each next one as many rows as take about :data:`BATCH_SECONDS` at the
-pace of the last (:func:`next_size`), so ingest waits at most about that long on a fast or a
-slow machine, and the pauses stay a small share of the sweep (a fixed 1,000 rows, about 3 ms
-on a quiet machine, made the 2 ms pauses most of it). PostgreSQL's deletes lock only their own
-rows, so its batches are larger and fixed. Several collector processes may sweep at once: a row
-deleted by another is simply not counted twice.
+batch; the sweep never holds it across batches. PostgreSQL's deletes lock only their own rows,
+but every commit of ingest writes out the write-ahead log before it, and a batch of deleted
+pages is mostly full-page images in that log (8 KB a page, at the first change after a
+checkpoint): 1,000 pages a batch made ingest's commits wait 60-100 ms behind the sweep's log
+writes. So on both databases a batch is sized by time: the first is :data:`BATCH` rows (or
+:data:`FIRST_PAGES` pages), and each next one as many as take about :data:`BATCH_SECONDS` at
+the pace of the last (:func:`next_size`), so ingest waits at most about that long on a fast or
+a slow machine, and the pauses stay a small share of the sweep (a fixed 1,000 rows, about 3 ms
+on a quiet machine, made the 2 ms pauses most of it). PostgreSQL needs no pause between
+batches. Several collector processes may sweep at once: a row deleted by another is simply not
+counted twice.
 """
 
 from __future__ import annotations
@@ -49,14 +57,20 @@ from airlock.collector.service import Collector
 BATCH = 1000
 """Rows the first batch deletes on SQLite; the next ones take about :data:`BATCH_SECONDS`."""
 BATCH_SECONDS = 0.01
-"""How long one SQLite batch should hold the write lock (ingest waits that long at most)."""
+"""How long one batch should take (on SQLite, hold the write lock: ingest waits that long at most)."""
 MIN_BATCH = 100
 MAX_BATCH = 20_000
 """Bounds of a SQLite batch, in rows."""
 BATCH_SHARED = 10_000
 """Rows one batch deletes on PostgreSQL, where a delete holds no lock that ingest needs."""
-BLOCKS = 1000
-"""Table pages (8 KB) one PostgreSQL batch reads when the sweep goes by address."""
+FIRST_PAGES = 100
+"""Table pages (8 KB) the first PostgreSQL batch reads when the sweep goes by address; the next
+ones take about :data:`BATCH_SECONDS`."""
+MIN_PAGES = 10
+MAX_PAGES = 10_000
+"""Bounds of a PostgreSQL batch by address, in pages."""
+RETRIES = 5
+"""Times a PostgreSQL batch is done again after another transaction deleted some of its rows."""
 DENSE = 1
 """Expired rows a table page holds on average from which a PostgreSQL sweep goes by address."""
 PAUSE_SECONDS = 0.002
@@ -79,9 +93,10 @@ def sweep(
         for _, blob in found:
             collector.blobs.delete(blob)
         removed.update(delete_ids(db, [item for item, _ in found]))
+    pause = PAUSE_SECONDS if db.dialect == "sqlite" else 0.0
     for kinds in batches(db, moment, batch):
         removed.update(kinds)
-        time.sleep(PAUSE_SECONDS)
+        time.sleep(pause)
     return dict(removed)
 
 
@@ -159,12 +174,14 @@ def _kinds(rows: Sequence[sa.Row[Any]]) -> Counter[str]:
     return Counter({str(row.kind): int(row.n) for row in rows})
 
 
-def next_size(rows: int, seconds: float) -> int:
-    """The rows of the next SQLite batch, after one of ``rows`` took ``seconds``: as many as
-    take :data:`BATCH_SECONDS` at that pace, at most twice as many as before, within
-    :data:`MIN_BATCH` and :data:`MAX_BATCH`."""
+def next_size(
+    rows: int, seconds: float, least: int = MIN_BATCH, most: int = MAX_BATCH
+) -> int:
+    """The size of the next batch (rows, or pages), after one of ``rows`` took ``seconds``: as
+    many as take :data:`BATCH_SECONDS` at that pace, at most twice as many as before, within
+    ``least`` and ``most`` (by default :data:`MIN_BATCH` and :data:`MAX_BATCH` rows)."""
     paced = rows * BATCH_SECONDS / max(seconds, 1e-6)
-    return int(min(MAX_BATCH, 2 * rows, max(MIN_BATCH, paced)))
+    return int(min(most, 2 * rows, max(least, paced)))
 
 
 _DELETE_AFTER = sa.text(
@@ -212,11 +229,14 @@ _PAGES = sa.text("SELECT pg_relation_size('items') / current_setting('block_size
 _EXPIRED_UP_TO = sa.text(
     "SELECT count(*) FROM (SELECT 1 FROM items WHERE expires_at <= :now LIMIT :most) AS expired"
 )
-_DELETE_PAGES = sa.text(
-    "WITH gone AS (DELETE FROM items WHERE ctid >= CAST(:first AS tid) "
-    "AND ctid < CAST(:end AS tid) AND expires_at <= :now RETURNING kind) "
-    "SELECT kind, count(*) AS n FROM gone GROUP BY kind"
+_IN_PAGES = "ctid >= CAST(:first AS tid) AND ctid < CAST(:end AS tid) AND expires_at <= :now"
+_COUNT_PAGES = sa.text(
+    f"SELECT kind, count(*) AS n FROM items WHERE {_IN_PAGES} GROUP BY kind"  # noqa: S608
 )
+_DELETE_PAGES = sa.text(f"DELETE FROM items WHERE {_IN_PAGES}")  # noqa: S608
+_SAME_ROWS = sa.text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+SERIALIZATION_FAILURE = "40001"
+"""PostgreSQL's SQLSTATE for a transaction that saw rows another one changed meanwhile."""
 
 
 def _dense(db: Database, now: float) -> bool:
@@ -228,15 +248,38 @@ def _dense(db: Database, now: float) -> bool:
 
 
 def _by_address(db: Database, now: float) -> Iterator[Counter[str]]:
-    """PostgreSQL: the table read once in order of address, :data:`BLOCKS` pages a batch.
-    Pages added meanwhile hold rows received since, which have not expired."""
+    """PostgreSQL: the table read once in order of address, a range of pages a batch, the
+    first :data:`FIRST_PAGES` and each next one sized by time (:func:`next_size`). Pages
+    added meanwhile hold rows received since, which have not expired."""
     with db.engine.connect() as connection:
         pages = int(connection.execute(_PAGES).scalar_one())
-    for first in range(0, pages + 1, BLOCKS):
-        bound = _DELETE_PAGES.bindparams(now=now, first=f"({first},0)", end=f"({first + BLOCKS},0)")
-        with db.writing() as connection:
-            rows = connection.execute(bound).all()
-        yield _kinds(rows)
+    first, width = 0, FIRST_PAGES
+    while first <= pages:
+        started = time.monotonic()
+        kinds = _delete_pages(db, now, first, first + width)
+        took = time.monotonic() - started
+        yield kinds
+        first += width
+        width = next_size(width, took, MIN_PAGES, MAX_PAGES)
+
+
+def _delete_pages(db: Database, now: float, first: int, end: int) -> Counter[str]:
+    """Count by kind and delete the expired rows of pages ``first`` to ``end`` (excluded), in
+    one transaction that sees one snapshot; done again if another transaction deleted some
+    of them meanwhile (at most :data:`RETRIES` times)."""
+    bound = {"now": now, "first": f"({first},0)", "end": f"({end},0)"}
+    attempt = 0
+    while True:
+        try:
+            with db.writing() as connection:
+                connection.execute(_SAME_ROWS)
+                kinds = _kinds(connection.execute(_COUNT_PAGES, bound).all())
+                connection.execute(_DELETE_PAGES, bound)
+            return kinds
+        except sa.exc.DBAPIError as error:
+            attempt += 1
+            if getattr(error.orig, "sqlstate", None) != SERIALIZATION_FAILURE or attempt > RETRIES:
+                raise
 
 
 def sweep_every(
