@@ -10,7 +10,10 @@ CA). The same ``curl`` load drives every row:
 * ``ms/req`` and ``+ms``: ``--sequential`` GETs one after another on one connection, the time
   of one, and that minus the direct row's;
 * ``up MB/s``: ``curl -T`` of ``--bulk-mb`` to the origin (the upload every byte of which the
-  redaction engine scans in airlock's inspected row), ``down MB/s``: the same size fetched;
+  redaction engine scans in airlock's inspected row; ``--upload``: ``lorem``, the default, one
+  JSON string of ``lorem ipsum``, or ``code``, this Python's own ``asyncio``, ``email``,
+  ``json`` and ``http`` sources as the content of a JSON model request, text like what an agent
+  uploads; a 1 MB block either way, repeated), ``down MB/s``: the same size fetched;
   each the best of ``--rounds`` (the run least disturbed by other work on a shared machine);
 * ``CPU ms/MB up``: CPU time the proxy's process (every thread) spent per uploaded MB, over
   all the upload rounds: what the proxy costs, whatever else the machine is doing;
@@ -28,18 +31,21 @@ repository, as its pins conflict with ours).
 
     .venv/bin/python benchmarks/egress_inspect.py
     .venv/bin/python benchmarks/egress_inspect.py --requests 2000 --bulk-mb 100
+    .venv/bin/python benchmarks/egress_inspect.py --bulk-mb 100 --upload code
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import os
 import resource
 import shutil
 import socket
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import time
 from pathlib import Path
@@ -175,6 +181,27 @@ def measure(
     }
 
 
+def upload_block(kind: str) -> bytes:
+    """The 1 MB block the upload repeats: ``lorem`` (one JSON string of ``lorem ipsum``, the
+    cheapest text for the secrets scan) or ``code`` (this Python's ``asyncio``, ``email``,
+    ``json`` and ``http`` sources as the content of a JSON model request, as an agent sends
+    source code)."""
+    if kind == "lorem":
+        return (b'{"text": "' + b"lorem ipsum dolor sit amet " * 37000 + b'"}\n')[:CHUNK]
+    stdlib = Path(sysconfig.get_paths()["stdlib"])
+    files = [
+        path
+        for name in ("asyncio", "email", "json", "http")
+        for path in sorted((stdlib / name).glob("*.py"))
+    ]
+    text = "".join(path.read_text(encoding="utf-8", errors="replace") for path in files)
+    request = {"model": "m", "max_tokens": 1024, "messages": [{"role": "user", "content": text}]}
+    block = json.dumps(request, ensure_ascii=False).encode()[:CHUNK]
+    if len(block) < CHUNK:
+        raise SystemExit(f"{stdlib}: the asyncio, email, json and http sources are under 1 MB")
+    return block
+
+
 def find_mitmdump(given: str | None) -> str | None:
     for candidate in (given, shutil.which("mitmdump"), "/tmp/mitm-venv/bin/mitmdump"):
         if candidate and Path(candidate).is_file():
@@ -188,6 +215,7 @@ def main() -> int:
     parser.add_argument("--sequential", type=int, default=300)
     parser.add_argument("--bulk-mb", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=3, help="bulk transfers per row (best kept)")
+    parser.add_argument("--upload", choices=("lorem", "code"), default="lorem")
     parser.add_argument("--mitmdump")
     parser.add_argument("--serve-airlock", nargs=4)
     args = parser.parse_args()
@@ -203,7 +231,7 @@ def main() -> int:
         ca_file, pem = certificates(folder)
         upload = folder / "upload.bin"
         with upload.open("wb") as out:
-            block = (b'{"text": "' + b"lorem ipsum dolor sit amet " * 37000 + b'"}\n')[:CHUNK]
+            block = upload_block(args.upload)
             for _ in range(args.bulk_mb):
                 out.write(block)
         with origin_process(pem) as (_, origin_port, server):
@@ -256,7 +284,8 @@ def main() -> int:
                     )
     print(
         f"inspected traffic, {args.requests} requests (curl -Z, 8 connections), "
-        f"{args.sequential} sequential, {args.bulk_mb} MB bulk (best of {args.rounds}); "
+        f"{args.sequential} sequential, {args.bulk_mb} MB bulk (best of {args.rounds}, "
+        f"upload text: {args.upload}); "
         f"load average {load:.2f} "
         f"at start, {os.getloadavg()[0]:.2f} at end"
     )
