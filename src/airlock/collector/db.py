@@ -101,6 +101,10 @@ class Filing:
     expires_at: float | None
 
 
+Records = Sequence[tuple[str | None, bytes]]
+"""Records of one request: each one's session (if named) and bytes."""
+
+
 def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode("utf-8", "replace")).hexdigest()
 
@@ -311,27 +315,29 @@ class Database:
         """Store ``rows`` in one transaction: all of them or none."""
         self._store([_row(org, row) for row in rows])
 
-    def insert_records(
-        self, org: Org, filing: Filing, records: Sequence[tuple[str | None, bytes]]
-    ) -> None:
+    def insert_records(self, org: Org, filing: Filing, records: Records) -> None:
         """Store each ``(session, bytes)`` record as an item filed under ``filing``, in one
         transaction: all of them or none."""
-        org_id, kind, retention_class = org.id, filing.kind, filing.retention_class
-        received_at, expires_at = filing.received_at, filing.expires_at
+        self.insert_batches([(org, filing, records)])
+
+    def insert_batches(self, batches: Sequence[tuple[Org, Filing, Records]]) -> None:
+        """Store the records of several requests (each with its organisation and filing) in one
+        transaction: all of them or none."""
         self._store(
             [
                 (
-                    org_id,
+                    org.id,
                     session,
-                    kind,
-                    retention_class,
-                    received_at,
-                    expires_at,
+                    filing.kind,
+                    filing.retention_class,
+                    filing.received_at,
+                    filing.expires_at,
                     None,  # idempotency key
                     None,  # blob
                     len(body),
                     body,
                 )
+                for org, filing, records in batches
                 for session, body in records
             ]
         )

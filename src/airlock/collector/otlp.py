@@ -23,7 +23,6 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
     ExportMetricsServiceRequest,
     ExportMetricsServiceResponse,
 )
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -133,7 +132,7 @@ def otlp_routes(collector: Collector) -> Sequence[ServiceRoute]:
             now = collector.clock()
             expires = None if verdict.days is None else now + verdict.days * 86400.0
             filing = Filing(str(kind), str(verdict.retention_class), now, expires)
-            await run_in_threadpool(collector.db.insert_records, org, filing, records)
+            await collector.inserts.insert_records(org, filing, records)
         return _answer(content_type, reply)
 
     async def logs(request: Request) -> Response:

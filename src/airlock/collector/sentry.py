@@ -13,7 +13,6 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
@@ -115,7 +114,7 @@ def sentry_routes(collector: Collector) -> Sequence[ServiceRoute]:
                 (event_session(event), json.dumps(event, separators=(",", ":")).encode())
                 for event in events
             ]
-            await run_in_threadpool(collector.db.insert_records, org, filing, records)
+            await collector.inserts.insert_records(org, filing, records)
         return JSONResponse({"id": event_id})
 
     async def envelope(request: Request) -> JSONResponse:

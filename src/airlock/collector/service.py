@@ -17,7 +17,7 @@ import os
 import time
 import zlib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,7 @@ from starlette.responses import JSONResponse
 
 from airlock.collector.blobs import BlobStore
 from airlock.collector.db import NO_KEY, UNKNOWN_KEY, Database, Org
+from airlock.collector.grouping import GroupedInserts
 from airlock.collector_key import key_path
 
 MAX_DECODED_BYTES = 64 * 1024 * 1024
@@ -44,6 +45,11 @@ class Collector:
     clock: Callable[[], float] = time.time
     """Seconds since the epoch (injected in tests)."""
     max_bundle_bytes: int = 200 * 1024 * 1024
+    inserts: GroupedInserts = field(init=False)
+    """Ingest's inserts, grouped with those of requests arriving meanwhile."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "inserts", GroupedInserts(self.db))
 
 
 class BadRequest(Exception):

@@ -174,9 +174,7 @@ def _kinds(rows: Sequence[sa.Row[Any]]) -> Counter[str]:
     return Counter({str(row.kind): int(row.n) for row in rows})
 
 
-def next_size(
-    rows: int, seconds: float, least: int = MIN_BATCH, most: int = MAX_BATCH
-) -> int:
+def next_size(rows: int, seconds: float, least: int = MIN_BATCH, most: int = MAX_BATCH) -> int:
     """The size of the next batch (rows, or pages), after one of ``rows`` took ``seconds``: as
     many as take :data:`BATCH_SECONDS` at that pace, at most twice as many as before, within
     ``least`` and ``most`` (by default :data:`MIN_BATCH` and :data:`MAX_BATCH` rows)."""
