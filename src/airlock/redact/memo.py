@@ -14,7 +14,7 @@ from typing import TypeVar
 
 ANSWERS = 4096
 """Answers a memo holds at most."""
-HELD = 4 << 20
+HELD = 1 << 20
 """Bytes of text a memo's keys hold at most."""
 LONGEST = 1 << 16
 """The longest text remembered (longer: asked again each time)."""
