@@ -14,8 +14,9 @@ Each candidate is checked by ``checks.accepts`` (placeholders, allow-list, shape
 generic match whose value fits a specific rule is named after that rule, and a named format
 whose value does not fit its vendor's shape is judged as a generic key. Verdicts on candidates
 (key files too) and the tokens found inside rejected assignments are remembered by their text
-(``memo.py``), and a candidate repeated with a fixed period is skipped (``repeats.py``). Where a window holds JSON ``\\u00XX`` escapes of printable characters, it is
-scanned decoded (``escapes.py``) and each span is mapped back, widened to whole escapes.
+(``memo.py``), and a candidate repeated with a fixed period is skipped (``repeats.py``). Where
+a window holds JSON ``\\u00XX`` escapes of printable characters, it is scanned decoded
+(``escapes.py``) and each span is mapped back, widened to whole escapes.
 
 The scan of each window goes on where the previous window's stopped (the end of the last
 candidate looked at), so the candidates are the ones a scan of the whole input in one piece

@@ -166,7 +166,7 @@ class Table:
                 self._first_group.append(group + 1)
         self._union = "|".join(f"(?:{pattern})" for pattern in shared)
         self.programs = tuple(
-            program("|".join(f"(?:{pattern})" for pattern in run)) for run in runs
+            program("|".join(f"(?:{pattern})" for pattern in run)) for run in runs if run
         )
         """The programs scanned over the input, in table order."""
         # Each row's own program, compiled when a candidate first reaches the row (a run meets
