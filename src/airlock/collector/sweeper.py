@@ -20,7 +20,8 @@ The rest go in batches, each its own short transaction:
   the sweep instead reads the table once in order of address, a range of pages a batch
   (``ctid`` ranges): as fast as one plain ``DELETE``, where the index would fetch row by row.
   Such a batch counts its rows by kind (a ``SELECT``) and then deletes them (a ``DELETE``
-  without ``RETURNING``, which cost twice the plain delete), both in one ``REPEATABLE READ``
+  without ``RETURNING``: counting a ``RETURNING`` by kind cost about as much as the delete
+  itself), both in one ``REPEATABLE READ``
   transaction so that they see the same rows; a batch whose rows another sweep or a session
   deletion took meanwhile fails to serialize and is done again.
 
@@ -30,8 +31,8 @@ batch; the sweep never holds it across batches. PostgreSQL's deletes lock only t
 but every commit of ingest writes out the write-ahead log before it, and a batch of deleted
 pages is mostly full-page images in that log (8 KB a page, at the first change after a
 checkpoint): 1,000 pages a batch made ingest's commits wait 60-100 ms behind the sweep's log
-writes. So on both databases a batch is sized by time: the first is :data:`BATCH` rows (or
-:data:`FIRST_PAGES` pages), and each next one as many as take about :data:`BATCH_SECONDS` at
+writes. So a SQLite batch and a PostgreSQL batch by address are sized by time: the first is
+:data:`BATCH` rows (or :data:`FIRST_PAGES` pages), and each next one as many as take about :data:`BATCH_SECONDS` at
 the pace of the last (:func:`next_size`), so ingest waits at most about that long on a fast or
 a slow machine, and the pauses stay a small share of the sweep (a fixed 1,000 rows, about 3 ms
 on a quiet machine, made the 2 ms pauses most of it). PostgreSQL needs no pause between
