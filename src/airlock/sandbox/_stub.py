@@ -31,14 +31,17 @@ def main(argv: list[str]) -> int:
         listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         listener.bind(("127.0.0.1", port))
         listener.listen(BACKLOG)
-        channel = socket.socket(fileno=channel_fd)
-        socket.send_fds(channel, [b"listening"], [listener.fileno()])
-        listener.close()
     except OSError as error:
         print(
             f"airlock run: cannot open the proxy port inside the sandbox: {error}", file=sys.stderr
         )
         return 125
+    channel = socket.socket(fileno=channel_fd)
+    try:
+        socket.send_fds(channel, [b"listening"], [listener.fileno()])
+    except OSError:  # airlock closed the channel: it stopped before the command, and says why
+        return 125
+    listener.close()
     go = b""
     try:
         while len(go) < 2:
