@@ -272,11 +272,14 @@ def _sleepers(seconds: str) -> set[int]:
 
 
 NOBODY_RUN = """
-import json, subprocess, sys
+import json, os, subprocess, sys
+os.makedirs("private/shared")
+open("private/secret", "w").write("SECRET")
 done = subprocess.run(
     [sys.executable, "-m", "airlock", "run", "--allow", "{host}:{port}",
-     "--report-json", "report.json", "--",
-     "sh", "-c", "id -u; curl -sS http://{host}:{port}/as-nobody; touch .git/hooks/x 2>/dev/null && echo WROTE; true"],
+     "--report-json", "report.json", "--hide", "private", "--rw", "private/shared", "--",
+     "sh", "-c", "id -u; curl -sS http://{host}:{port}/as-nobody; touch .git/hooks/x 2>/dev/null && echo WROTE; "
+     "cat private/secret 2>/dev/null; echo ok > private/shared/out && echo shared-written; true"],
     capture_output=True, text=True, timeout=120,
 )
 print(json.dumps({{"code": done.returncode, "out": done.stdout, "err": done.stderr,
@@ -285,7 +288,8 @@ print(json.dumps({{"code": done.returncode, "out": done.stdout, "err": done.stde
 
 
 def test_airlock_run_as_an_unprivileged_user() -> None:
-    """As ``nobody``: the sandbox builds, the proxy carries the request and logs it."""
+    """As ``nobody``: the sandbox builds (a hidden folder with a folder bound back into it
+    included), the proxy carries the request and logs it."""
     with web_site() as site:
         port = site.server_address[1]
         done = as_nobody(NOBODY_RUN.format(host=HOST, port=port))
@@ -296,6 +300,7 @@ def test_airlock_run_as_an_unprivileged_user() -> None:
     assert uid != "0"
     assert "hello from the origin: GET /as-nobody" in rest
     assert "WROTE" not in found["out"]
+    assert "SECRET" not in found["out"] and "shared-written" in rest
     assert [h["requests"] for h in found["report"]["hosts"] if h["host"] == HOST] == [1]
     assert site.seen == ["GET /as-nobody"]
     assert os.geteuid() != 0 or found["report"]["final_hash"]
