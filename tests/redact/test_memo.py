@@ -6,7 +6,7 @@ import io
 
 from airlock.redact import RedactionReport, Redactor
 from airlock.redact.corpus import generate
-from airlock.redact.memo import LONGEST, Memo
+from airlock.redact.memo import LONGEST_TEXT, Memo
 from airlock.redact.patterns import Rule
 from airlock.redact.table import Table
 from tests.redact.cases import SECRETS
@@ -25,7 +25,7 @@ def test_a_memo_forgets_everything_past_its_count_or_its_bytes() -> None:
         memo.put(b"k%d" % number, 300, number)
         assert memo.held <= 1000
     assert memo.get(b"k4") == 4
-    memo.put(b"long", LONGEST + 1, 1)
+    memo.put(b"long", LONGEST_TEXT + 1, 1)
     assert memo.get(b"long") is None  # too long to keep
 
 

@@ -32,11 +32,11 @@ but every commit of ingest writes out the write-ahead log before it, and a batch
 pages is mostly full-page images in that log (8 KB a page, at the first change after a
 checkpoint): 1,000 pages a batch made ingest's commits wait 60-100 ms behind the sweep's log
 writes. So a SQLite batch and a PostgreSQL batch by address are sized by time: the first is
-:data:`BATCH` rows (or :data:`FIRST_PAGES` pages), and each next one as many as take about :data:`BATCH_SECONDS` at
-the pace of the last (:func:`next_size`), so ingest waits at most about that long on a fast or
-a slow machine, and the pauses stay a small share of the sweep (a fixed 1,000 rows, about 3 ms
-on a quiet machine, made the 2 ms pauses most of it). PostgreSQL needs no pause between
-batches. Several collector processes may sweep at once: a row deleted by another is simply not
+:data:`BATCH` rows (or :data:`FIRST_PAGES` pages), and each next one as many as take about
+:data:`BATCH_SECONDS` at the pace of the last (:func:`next_size`), so ingest waits at most
+about that long on a fast or a slow machine, and the pauses stay a small share of the sweep (a
+fixed 1,000 rows, about 3 ms on a quiet machine, made the 2 ms pauses most of it). PostgreSQL
+needs no pause between batches. Several collector processes may sweep at once: a row deleted by another is simply not
 counted twice.
 """
 

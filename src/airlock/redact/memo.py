@@ -16,7 +16,7 @@ ANSWERS = 4096
 """Answers a memo holds at most."""
 HELD = 1 << 20
 """Bytes of text a memo's keys hold at most."""
-LONGEST = 1 << 16
+LONGEST_TEXT = 1 << 16
 """The longest text remembered (longer: asked again each time)."""
 
 K = TypeVar("K")
@@ -36,9 +36,9 @@ class Memo(dict[K, V]):
         self._limit = held
 
     def put(self, key: K, size: int, answer: V) -> None:
-        """Remember ``answer`` for ``key``, whose text is ``size`` bytes (past ``LONGEST``, not
+        """Remember ``answer`` for ``key``, whose text is ``size`` bytes (past ``LONGEST_TEXT``, not
         remembered)."""
-        if size > LONGEST:
+        if size > LONGEST_TEXT:
             return
         if len(self) >= self._most or self._held + size > self._limit:
             self.clear()

@@ -339,12 +339,8 @@ def _pins(rules: Mapping[Path, Mount]) -> list[Mount]:
     return pins
 
 
-def _nearest_above(rule: Mount, rules: Mapping[Path, Mount]) -> Mount | None:
-    return next((rules[p] for p in rule.path.parents if p in rules), None)
-
-
 def _needed(rule: Mount, rules: Mapping[Path, Mount]) -> bool:
-    above = _nearest_above(rule, rules)
+    above = next((rules[p] for p in rule.path.parents if p in rules), None)
     if not rule.exists:
         return above is not None and above.kind is Kind.WRITE
     if rule.kind is Kind.READ and above is not None and above.kind is Kind.HIDE:
