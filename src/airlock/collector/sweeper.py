@@ -36,7 +36,9 @@ writes. So a SQLite batch and a PostgreSQL batch by address are sized by time: t
 :data:`BATCH_SECONDS` at the pace of the last (:func:`next_size`), so ingest waits at most
 about that long on a fast or a slow machine, and the pauses stay a small share of the sweep (a
 fixed 1,000 rows, about 3 ms on a quiet machine, made the 2 ms pauses most of it). PostgreSQL
-needs no pause between batches. Several collector processes may sweep at once: a row deleted by another is simply not
+needs no pause between batches, and a sweep there keeps one connection for all of its
+batches (each its own transaction), where one from the pool would be checked, a round trip,
+before each. Several collector processes may sweep at once: a row deleted by another is simply not
 counted twice.
 """
 
@@ -211,17 +213,18 @@ puts a sort out of favour would also make it compile the query, 150 ms a batch: 
 def _after_key(db: Database, now: float, size: int) -> Iterator[Counter[str]]:
     """PostgreSQL: ``size`` expired rows at a time in index order, each batch after the last."""
     expires, last = float("-inf"), 0
-    while True:
-        bound = _DELETE_AFTER.bindparams(now=now, limit=size, expires=expires, id=last)
-        with db.writing() as connection:
-            for setting in _INDEX_ORDER:
-                connection.execute(setting)
-            rows = connection.execute(bound).all()
-        kinds = _kinds(rows)
-        yield kinds
-        if kinds.total() < size:
-            return
-        expires, last = float(rows[0].expires_at), int(rows[0].id)
+    with db.engine.connect() as connection:  # one connection, a transaction a batch
+        while True:
+            bound = _DELETE_AFTER.bindparams(now=now, limit=size, expires=expires, id=last)
+            with connection.begin():
+                for setting in _INDEX_ORDER:
+                    connection.execute(setting)
+                rows = connection.execute(bound).all()
+            kinds = _kinds(rows)
+            yield kinds
+            if kinds.total() < size:
+                return
+            expires, last = float(rows[0].expires_at), int(rows[0].id)
 
 
 _PAGES = sa.text("SELECT pg_relation_size('items') / current_setting('block_size')::int")
@@ -250,19 +253,20 @@ def _by_address(db: Database, now: float) -> Iterator[Counter[str]]:
     """PostgreSQL: the table read once in order of address, a range of pages a batch, the
     first :data:`FIRST_PAGES` and each next one sized by time (:func:`next_size`). Pages
     added meanwhile hold rows received since, which have not expired."""
-    with db.engine.connect() as connection:
+    with db.engine.connect() as connection:  # one connection, a transaction a batch
         pages = int(connection.execute(_PAGES).scalar_one())
-    first, width = 0, FIRST_PAGES
-    while first <= pages:
-        started = time.monotonic()
-        kinds = _delete_pages(db, now, first, first + width)
-        took = time.monotonic() - started
-        yield kinds
-        first += width
-        width = next_size(width, took, MIN_PAGES, MAX_PAGES)
+        connection.commit()
+        first, width = 0, FIRST_PAGES
+        while first <= pages:
+            started = time.monotonic()
+            kinds = _delete_pages(connection, now, first, first + width)
+            took = time.monotonic() - started
+            yield kinds
+            first += width
+            width = next_size(width, took, MIN_PAGES, MAX_PAGES)
 
 
-def _delete_pages(db: Database, now: float, first: int, end: int) -> Counter[str]:
+def _delete_pages(connection: sa.Connection, now: float, first: int, end: int) -> Counter[str]:
     """Count by kind and delete the expired rows of pages ``first`` to ``end`` (excluded), in
     one transaction that sees one snapshot; done again if another transaction deleted some
     of them meanwhile (at most :data:`RETRIES` times)."""
@@ -270,7 +274,7 @@ def _delete_pages(db: Database, now: float, first: int, end: int) -> Counter[str
     attempt = 0
     while True:
         try:
-            with db.writing() as connection:
+            with connection.begin():
                 connection.execute(_SAME_ROWS)
                 kinds = _kinds(connection.execute(_COUNT_PAGES, bound).all())
                 connection.execute(_DELETE_PAGES, bound)
