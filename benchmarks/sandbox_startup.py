@@ -7,16 +7,23 @@ row alike), from a fresh process each time:
   --die-with-parent true``: the floor;
 * ``airlock run``: ``airlock run -- true`` with its audit log on (in a scratch home), the
   whole command: Python start-up, settings, the sandbox with every path rule, the stub, the
-  proxy thread, the run record flushed, the report;
+  audit log's start and run records flushed, the report. ``true`` connects nowhere, so the
+  proxy itself is never loaded (see ``airlock.egress.standby``);
 * ``srt``: Anthropic's sandbox-runtime, ``srt true`` (``--srt PATH``, else ``srt`` on PATH,
   else ``benchmarks/.peers/node_modules/.bin/srt``; install it there with
-  ``npm install --prefix benchmarks/.peers @anthropic-ai/sandbox-runtime@0.0.83``).
+  ``npm install --prefix benchmarks/.peers @anthropic-ai/sandbox-runtime@0.0.83``);
+* ``bwrap, connecting`` and ``airlock run, connecting``: the same two with a command that
+  connects to the proxy's port first thing (``python -I -S -c``, a TCP connect to 127.0.0.1:3128,
+  refused in bare bubblewrap): airlock then loads and starts its proxy while the command
+  waits, the worst case, as for every command before the proxy was loaded on demand.
 
 Prints the median, 90th percentile and minimum wall time of each row in milliseconds, and
-airlock's median minus bare bubblewrap's (the goal: at most 100 ms). ``benchmarks/egress.py``
-prints the same rows (``--startup-runs``). Then which of the modules that only inspection, the
-git gateway, IDNA names or a terminal table need were loaded by a plain ``airlock run -- true``
-(``python -X importtime``): each costs millions of instructions, and a plain run should load none.
+airlock's median minus bare bubblewrap's, for ``true`` (the goal: at most 100 ms) and for the
+connecting command. ``benchmarks/egress.py`` prints the same rows (``--startup-runs``). Then
+which of the modules that only inspection, the git gateway, IDNA names or a terminal table need
+were loaded by a run whose proxy served a connection (``python -X importtime``): each costs
+millions of instructions, and a plain run should load none; and whether ``airlock run -- true``
+loaded asyncio.
 
     .venv/bin/python benchmarks/sandbox_startup.py --runs 20
 """
@@ -50,6 +57,16 @@ NOT_ON_THE_PLAIN_PATH = (
 )
 
 
+CONNECTING = (
+    os.path.realpath(sys.executable),  # the interpreter itself, not a venv's link or a shim
+    "-I",
+    "-S",
+    "-c",
+    "import socket\ntry: socket.create_connection(('127.0.0.1', 3128)).close()\nexcept OSError: pass",
+)
+"""A command that connects to the proxy's port inside the sandbox first thing, and ends."""
+
+
 def find_srt(given: str | None) -> str | None:
     """The ``srt`` program: ``given``, else on PATH, else under ``benchmarks/.peers``."""
     for candidate in (given, shutil.which("srt"), str(HERE / ".peers/node_modules/.bin/srt")):
@@ -79,6 +96,8 @@ def commands(srt: str | None) -> dict[str, list[str]]:
     }
     if srt is not None:
         rows["srt"] = [srt, "true"]
+    rows["bwrap, connecting"] = [*rows["bwrap"][:-1], *CONNECTING]
+    rows["airlock run, connecting"] = [*run, "run", "--", *CONNECTING]
     return rows
 
 
@@ -128,15 +147,21 @@ def print_rows(times: dict[str, list[float]], srt_missing: bool) -> None:
     print(
         f"airlock run above bare bubblewrap: {above:+.1f} ms (goal: at most {GOAL_MS:.0f} ms; {verdict} it)"
     )
+    connecting = statistics.median(times["airlock run, connecting"]) - statistics.median(
+        times["bwrap, connecting"]
+    )
+    print(
+        f"with a command that connects first thing (the proxy loaded while it waits): {connecting:+.1f} ms"
+    )
     if "srt" in times:
         ratio = statistics.median(times["srt"]) / statistics.median(times["airlock run"])
         print(f"srt takes {ratio:.1f}x airlock run's start-up")
 
 
-def heavy_imports(scratch: Path) -> list[str]:
-    """The modules of :data:`NOT_ON_THE_PLAIN_PATH` that ``airlock run -- true`` loaded."""
+def imported(scratch: Path, command: list[str]) -> set[str]:
+    """The modules ``airlock run -- COMMAND`` imported (``python -X importtime``)."""
     done = subprocess.run(
-        [sys.executable, "-X", "importtime", "-m", "airlock", "run", "--", "true"],
+        [sys.executable, "-X", "importtime", "-m", "airlock", "run", "--", *command],
         cwd=scratch / "workspace",
         env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(scratch / "home")},
         capture_output=True,
@@ -145,16 +170,22 @@ def heavy_imports(scratch: Path) -> list[str]:
     )
     if done.returncode != 0:
         raise SystemExit(f"airlock run failed ({done.returncode}): {done.stderr[-500:]}")
-    imported = {
+    return {
         line.rsplit("|", 1)[1].strip()
         for line in done.stderr.splitlines()
         if line.startswith("import time:")
     }
-    if "airlock.egress.server" not in imported:
+
+
+def heavy_imports(scratch: Path) -> list[str]:
+    """The modules of :data:`NOT_ON_THE_PLAIN_PATH` that a run whose proxy served a
+    connection loaded."""
+    names = imported(scratch, list(CONNECTING))
+    if "airlock.egress.server" not in names:
         raise SystemExit("airlock run did not load its proxy: the import check means nothing")
     return sorted(
         name
-        for name in imported
+        for name in names
         if any(name == root or name.startswith(root + ".") for root in NOT_ON_THE_PLAIN_PATH)
     )
 
@@ -166,10 +197,15 @@ def run(runs: int, srt_path: str | None) -> None:
         scratch = Path(name)
         times = measure(commands(srt), runs, scratch)
         heavy = heavy_imports(scratch)
+        quiet = imported(scratch, ["true"])
     print_rows(times, srt is None)
     print(
-        "modules a plain run need not load, loaded by airlock run -- true: "
+        "modules a plain run need not load, loaded by a plain run that connects: "
         + (", ".join(heavy) if heavy else "none")
+    )
+    print(
+        "airlock run -- true loaded the proxy (asyncio): "
+        + ("yes" if "asyncio" in quiet or "airlock.egress.server" in quiet else "no")
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
 import time
 from pathlib import Path
 
@@ -11,8 +12,9 @@ import pytest
 
 from airlock.errors import SandboxError
 from airlock.sandbox import Spec, check, launch
+from airlock.sandbox.launcher import Sandbox
 from airlock.sandbox.paths import Kind, mount
-from tests.sandbox.helpers import run_sandboxed
+from tests.sandbox.helpers import rules_for, run_sandboxed
 from tests.servers import origin_site
 
 
@@ -196,6 +198,66 @@ def test_exit_status_is_the_commands(workspace: Path, home: Path) -> None:
     assert ran.code == 127
 
 
+def _started(script: str, workspace: Path, home: Path) -> Sandbox:
+    """``sh -c script`` running in the sandbox, its door served by nobody."""
+    return launch(
+        Spec(
+            ("sh", "-c", script),
+            workspace,
+            {"PATH": os.environ["PATH"], "HOME": str(home)},
+            tuple(rules_for(workspace, home)),
+        ),
+        check(os.environ),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def test_waiting_unconnected_ends_at_the_commands_end(workspace: Path, home: Path) -> None:
+    """A command that ends having connected nowhere: its exit status, long before the time."""
+    sandbox = _started("exit 3", workspace, home)
+    try:
+        started = time.monotonic()
+        assert sandbox.wait_unconnected(30) == 3
+        assert time.monotonic() - started < 20
+    finally:
+        sandbox.close()
+
+
+def test_waiting_unconnected_ends_at_the_first_connection(workspace: Path, home: Path) -> None:
+    """A connection to the door ends the wait (None) while the command waits for its answer;
+    the connection is still there to accept, its request unanswered until then."""
+    sandbox = _started(
+        "curl -sS --noproxy '' -x http://127.0.0.1:3128 http://example.test/first; echo rc=$?",
+        workspace,
+        home,
+    )
+    try:
+        started = time.monotonic()
+        assert sandbox.wait_unconnected(30) is None
+        assert time.monotonic() - started < 20
+        assert sandbox.process.poll() is None  # curl waits for an answer
+        connection, _ = sandbox.listener.accept()
+        with connection:
+            connection.settimeout(10)
+            assert connection.recv(4096).startswith(b"GET http://example.test/first HTTP/1.1")
+        assert sandbox.wait() == 0
+    finally:
+        sandbox.close()
+
+
+def test_waiting_unconnected_ends_when_the_time_is_up(workspace: Path, home: Path) -> None:
+    """A command that runs on, connecting nowhere: None once the time is up, and it runs on."""
+    sandbox = _started("sleep 30", workspace, home)
+    try:
+        started = time.monotonic()
+        assert sandbox.wait_unconnected(0.3) is None
+        assert 0.25 <= time.monotonic() - started < 20
+        assert sandbox.process.poll() is None
+    finally:
+        sandbox.close()
+
+
 def test_no_bubblewrap_is_an_error_saying_what_to_do() -> None:
     """Without bwrap on PATH, the error says to install it."""
     with pytest.raises(SandboxError, match="apt-get install bubblewrap"):
@@ -219,7 +281,6 @@ def test_a_sandbox_that_cannot_be_built_runs_nothing(workspace: Path, home: Path
 
 def test_the_command_dies_with_its_launcher(workspace: Path, home: Path, tmp_path: Path) -> None:
     """kill -9 of the process that launched the sandbox ends the command inside."""
-    import subprocess
     import sys
 
     script = (
@@ -234,7 +295,11 @@ def test_the_command_dies_with_its_launcher(workspace: Path, home: Path, tmp_pat
     )
     root = Path(__file__).parents[2]
     parent = subprocess.Popen(
-        [sys.executable, "-c", script], stdout=subprocess.PIPE, cwd=root, text=True
+        [sys.executable, "-c", script],
+        stdout=subprocess.PIPE,
+        cwd=root,
+        text=True,
+        env={**os.environ, "TMPDIR": str(tmp_path)},  # its scratch folder: killed, it cannot clean
     )
     assert parent.stdout is not None
     pid = int(parent.stdout.readline())

@@ -11,7 +11,7 @@ if TYPE_CHECKING:
     from pathlib import Path
     from typing import Any
 
-    from airlock.egress import EgressConfig
+    from airlock.egress import EgressConfig, StandbyProxy
     from airlock.egress.options import Prepared
     from airlock.policy import Decisions
     from airlock.sandbox import ScrubbedEnvironment
@@ -214,12 +214,42 @@ def mounts(
     return plan(rules)
 
 
-def start_proxy(config: EgressConfig, sandbox: Any) -> Any:
-    from airlock.egress import start_proxy
+def standby_proxy(config: EgressConfig, sandbox: Any) -> StandbyProxy:
+    """The run's audit log, open with its start record, and the sandbox's socket held for
+    the proxy (loaded by :func:`serve_until_done`, or at once with ``start()``)."""
+    from airlock.egress import StandbyProxy
+
+    return StandbyProxy(config, [sandbox.listener])
+
+
+def serve_until_done(proxy: StandbyProxy, sandbox: Any, standby: float | None = None) -> int:
+    """Wait for the command (started) and return its exit status; the proxy is started at
+    the command's first connection, or once it has run ``standby`` seconds (default
+    ``STANDBY_SECONDS``): a command that ends sooner, having connected nowhere, never needs it.
+
+    Raises:
+        SandboxError: the proxy could not start (the caller then ends the command).
+    """
+    from airlock.egress.standby import STANDBY_SECONDS
+
+    if proxy.running is None:
+        code = sandbox.wait_unconnected(STANDBY_SECONDS if standby is None else standby)
+        if code is not None:
+            return int(code)
+        start_now(proxy)
+    return int(sandbox.wait())
+
+
+def start_now(proxy: StandbyProxy) -> None:
+    """Load and start the proxy.
+
+    Raises:
+        SandboxError: it could not start.
+    """
     from airlock.errors import SandboxError
 
     try:
-        return start_proxy(config, [sandbox.listener])
+        proxy.start()
     except OSError as error:
         raise SandboxError(f"the egress proxy could not start: {error}") from error
 

@@ -92,7 +92,9 @@ def _run(args: argparse.Namespace) -> int:
         egress_config,
         mounts,
         run_record,
-        start_proxy,
+        serve_until_done,
+        standby_proxy,
+        start_now,
     )
     from airlock.cli._run_report import show
     from airlock.errors import UsageError
@@ -136,7 +138,9 @@ def _run(args: argparse.Namespace) -> int:
         )
 
     # Inspection and the git gateway put variables and a CA bundle in the sandbox: prepared
-    # before it is built. Without them, the proxy's modules load while bubblewrap works.
+    # before it is built, and the proxy started before the command. Without them, the proxy's
+    # rules are read while bubblewrap works, and the proxy itself loads while the command runs
+    # (at its first connection, or soon after it started: see airlock.egress.standby).
     early = bool(args.inspect or args.repo or loaded.inspect_hosts)
     prepared = prepared_now() if early else None
     held = None
@@ -162,12 +166,14 @@ def _run(args: argparse.Namespace) -> int:
                 starting.abandon()  # the command never ran
                 raise
             try:
-                proxy = start_proxy(config, sandbox)
+                proxy = standby_proxy(config, sandbox)  # the audit log: open before anything runs
+                if early:  # inspection or the gateway loaded the proxy's modules already
+                    start_now(proxy)
                 code = USAGE_EXIT_CODE
                 try:
                     signals.attach(sandbox)
                     sandbox.go()
-                    code = sandbox.wait()
+                    code = serve_until_done(proxy, sandbox)
                 finally:
                     sandbox.kill()
                     record = run_record(command, workspace, config, scrubbed, code, started)

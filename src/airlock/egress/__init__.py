@@ -11,7 +11,7 @@ Modules: :mod:`~airlock.egress.config` (what the proxy is told), :mod:`~airlock.
 :mod:`~airlock.egress.http1` (request parsing), :mod:`~airlock.egress.server` (the proxy),
 :mod:`~airlock.egress.client` (one connection), :mod:`~airlock.egress.tunnels` (CONNECT),
 :mod:`~airlock.egress.forwarding` (plain HTTP), :mod:`~airlock.egress.connection` (what they share),
-:mod:`~airlock.egress.running` (its thread), :mod:`~airlock.egress.audit` (the chained log),
+:mod:`~airlock.egress.running` (its thread), :mod:`~airlock.egress.standby` (loaded on demand), :mod:`~airlock.egress.audit` (the chained log),
 :mod:`~airlock.egress.flows` (which data flow a request is), :mod:`~airlock.egress.ca` (the run's CA).
 """
 
@@ -23,7 +23,22 @@ from airlock.egress.audit import AuditLog, audit_paths, default_log_path, heads_
 from airlock.egress.config import EgressConfig, HostRule, Limits
 from airlock.egress.report import HostReport, ProxyReport
 from airlock.egress.rules import default_rules
-from airlock.egress.running import RunningProxy, start_proxy
+from airlock.egress.standby import StandbyProxy
+
+# The proxy itself (asyncio, uvloop, the server) loads when first named: ``airlock run`` opens
+# the audit log and builds the sandbox without it (see :mod:`airlock.egress.standby`).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from airlock.egress.running import RunningProxy, start_proxy
+
+
+def __getattr__(name: str) -> object:
+    if name in ("RunningProxy", "start_proxy"):
+        from airlock.egress import running
+
+        return getattr(running, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "AuditLog",
@@ -33,6 +48,7 @@ __all__ = [
     "Limits",
     "ProxyReport",
     "RunningProxy",
+    "StandbyProxy",
     "audit_paths",
     "default_log_path",
     "default_rules",

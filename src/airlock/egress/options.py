@@ -66,9 +66,9 @@ class Prepared:
 
     def close(self) -> None:
         """Stop the gateway and remove the bundle; the CA's key goes with this object."""
-        import asyncio
-
         if self._gateway is not None and self._loop is not None and self._thread is not None:
+            import asyncio
+
             asyncio.run_coroutine_threadsafe(self._gateway.close(), self._loop).result(10)
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(10)

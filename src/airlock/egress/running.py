@@ -5,25 +5,24 @@ sandbox's network namespace and passes its descriptor out, so no relay process e
 either side of the wall), opens the audit log, writes the run's ``start`` record and serves
 until :meth:`RunningProxy.close`, which ends the connections, writes the ``run`` record,
 flushes the log durably and returns the :class:`~airlock.egress.report.ProxyReport`.
+:func:`serve` does the same for a :class:`~airlock.egress.standby.StandbyProxy`, whose log is
+already open.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
-import secrets
 import socket
 import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from airlock.egress.addresses import AddressCheck, check_address
-from airlock.egress.audit import AuditLog, audit_paths
 from airlock.egress.config import EgressConfig
 from airlock.egress.report import ProxyReport, host_reports
 from airlock.egress.server import Proxy
+from airlock.egress.standby import StandbyProxy, finish
 from airlock.errors import AirlockError
 
 
@@ -36,25 +35,20 @@ def new_event_loop() -> asyncio.AbstractEventLoop:
     return uvloop.new_event_loop()
 
 
-def new_run_id(now: float) -> str:
-    """``20261202T102453Z-1a2b3c``: sortable by time, unique by its random tail."""
-    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now)) + "-" + secrets.token_hex(3)
-
-
 class RunningProxy:
     """A proxy serving in a background thread; :meth:`close` ends it and returns the report."""
 
     def __init__(
         self,
+        standby: StandbyProxy,
         proxy: Proxy,
         loop: asyncio.AbstractEventLoop,
         thread: threading.Thread,
-        started: float,
     ) -> None:
+        self._standby = standby
         self._proxy = proxy
         self._loop = loop
         self._thread = thread
-        self._started = started
         self._report: ProxyReport | None = None
 
     @property
@@ -96,35 +90,17 @@ class RunningProxy:
             future.result()
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join()
-        hosts = host_reports(proxy.hosts)
-        final_hash: str | None = None
-        error = None if proxy.failed is None else f"the audit log failed: {proxy.failed}"
-        if proxy.audit is not None:
-            record: dict[str, Any] = {
-                "type": "run",
-                "run": proxy.run_id,
-                "time": self._started,
-                "duration_ms": round((time.time() - self._started) * 1000, 3),
-                **(run_record or {}),
-                "hosts": [host.to_json() for host in hosts],
-                "upload_budget_exhausted": proxy.budget.exhausted,
-            }
-            proxy.audit.append(record)
-            try:
-                final_hash = proxy.audit.close()
-            except AirlockError as failure:
-                error = str(failure)
-        self._report = ProxyReport(
-            run_id=proxy.run_id,
-            hosts=hosts,
-            final_hash=final_hash,
-            audit_log=None if proxy.audit is None else proxy.audit.path,
-            upload_budget_exhausted=proxy.budget.exhausted,
-            error=error,
-            flows=() if proxy.inspector is None else tuple(proxy.inspector.flow_summaries()),
+        inspector = proxy.inspector
+        self._report = finish(
+            self._standby,
+            run_record,
+            hosts=host_reports(proxy.hosts),
+            budget_exhausted=proxy.budget.exhausted,
+            error=None if proxy.failed is None else f"the audit log failed: {proxy.failed}",
+            flows=() if inspector is None else tuple(inspector.flow_summaries()),
             refused_by_client=()
-            if proxy.inspector is None
-            else tuple(sorted(proxy.inspector.refused_by_client.items())),
+            if inspector is None
+            else tuple(sorted(inspector.refused_by_client.items())),
         )
         return self._report
 
@@ -150,10 +126,22 @@ def start_proxy(
     Raises:
         AirlockError: the audit log cannot be opened, or a listener cannot be served.
     """
-    started = clock()
-    run = run_id or new_run_id(started)
-    audit = _open_audit(config, run)
-    proxy = Proxy(config, audit, run, check)
+    return StandbyProxy(config, listeners, run_id=run_id, clock=clock).start(check)
+
+
+def serve(standby: StandbyProxy, check: AddressCheck | None = None) -> RunningProxy:
+    """Serve ``standby``'s listeners with its config and audit log, in a background thread
+    (:meth:`StandbyProxy.start <airlock.egress.standby.StandbyProxy.start>`).
+
+    Raises:
+        AirlockError: the audit log failed, or a listener cannot be served.
+    """
+    audit = standby.audit
+    if audit is not None and audit.failed is not None:  # while the proxy was not loaded
+        raise AirlockError(
+            f"the egress proxy could not start: the audit log failed: {audit.failed}"
+        )
+    proxy = Proxy(standby.config, audit, standby.run_id, check or check_address)
     loop = new_event_loop()
     if audit is not None:
 
@@ -161,55 +149,20 @@ def start_proxy(
             loop.call_soon_threadsafe(proxy.fail, error)
 
         audit.on_failure = stop_traffic
-        audit.append(_start_record(config, run, started))
     ready = threading.Event()
     problems: list[BaseException] = []
     thread = threading.Thread(
         target=_serve,
-        args=(loop, proxy, listeners, ready, problems),
-        name=f"egress-proxy-{run}",
+        args=(loop, proxy, standby.listeners, ready, problems),
+        name=f"egress-proxy-{standby.run_id}",
         daemon=True,
     )
     thread.start()
     ready.wait()
     if problems:
         thread.join()
-        if audit is not None:
-            audit.close(final=False)
         raise AirlockError(f"the egress proxy could not start: {problems[0]}") from problems[0]
-    return RunningProxy(proxy, loop, thread, started)
-
-
-def _open_audit(config: EgressConfig, run: str) -> AuditLog | None:
-    if config.audit_log is None:
-        return None
-    log = Path(config.audit_log)
-    heads = config.heads_file or audit_paths(os.environ, log)[1]
-    audit = AuditLog(log, Path(heads), run, config.flush_interval)
-    audit.open()
-    return audit
-
-
-def _start_record(config: EgressConfig, run: str, started: float) -> dict[str, Any]:
-    limits = config.limits
-    return {
-        "type": "start",
-        "run": run,
-        "time": started,
-        "allow": [f"{rule.text} ({rule.origin})" for rule in config.allow],
-        "deny": [f"{rule.text} ({rule.origin})" for rule in config.deny],
-        "default_allow": [f"{rule.text} ({rule.origin})" for rule in config.default_allow],
-        "allow_all": config.allow_all,
-        "allow_private": config.allow_private,
-        "upstream_proxy": config.upstream_proxy,
-        "limits": {
-            "max_connections": limits.max_connections,
-            "max_header_bytes": limits.max_header_bytes,
-            "idle_seconds": limits.idle_seconds,
-            "new_connections_per_second": limits.new_connections_per_second,
-            "max_upload_mb": limits.max_upload_mb,
-        },
-    }
+    return RunningProxy(standby, proxy, loop, thread)
 
 
 def _serve(

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import select
 import shutil
 import signal
 import socket
@@ -246,6 +247,24 @@ class Sandbox:
         """
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(os.getpgid(self.command_pid), number)
+
+    def wait_unconnected(self, seconds: float) -> int | None:
+        """The command's exit status if it ends within ``seconds`` with no connection waiting
+        on the proxy's socket; ``None`` once one waits, or the time is up, and it runs on."""
+        try:
+            pidfd = os.pidfd_open(self.process.pid)
+        except OSError:  # a kernel before 5.3: no waiting on a process and a socket at once
+            return None
+        try:
+            poller = select.poll()
+            poller.register(pidfd, select.POLLIN)
+            poller.register(self.listener, select.POLLIN)
+            ready = {fd for fd, _ in poller.poll(seconds * 1000)}
+        finally:
+            os.close(pidfd)
+        if pidfd in ready and self.listener.fileno() not in ready:
+            return self.wait()
+        return None
 
     def wait(self) -> int:
         """The command's exit status (128 + the signal's number when a signal ended it)."""
