@@ -14,9 +14,12 @@ lookup inside fails at once.
 the caller can prepare the proxy while the sandbox is built. The stub bubblewrap runs first
 (:mod:`airlock.sandbox._stub`) sends back a socket listening on ``127.0.0.1:PORT`` inside the
 sandbox's network namespace (:meth:`Starting.ready`), then waits: only :meth:`Sandbox.go`
-lets it become the command, once the caller serves that socket with the egress proxy. If
-bubblewrap exits before the socket arrives, the sandbox could not be built: nothing ran, and
-the error says why. :func:`launch` does the three steps at once.
+lets it become the command, once the caller holds that socket for the egress proxy (its
+connections wait in the socket's queue until the proxy accepts them). If bubblewrap exits
+before the socket arrives, the sandbox could not be built: nothing ran, and the error says
+why. :func:`launch` does the three steps at once. :meth:`Sandbox.wait_unconnected` waits for
+the command's end or its first connection, whichever comes first, so the caller loads the
+proxy only when it is needed.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -251,19 +255,26 @@ class Sandbox:
     def wait_unconnected(self, seconds: float) -> int | None:
         """The command's exit status if it ends within ``seconds`` with no connection waiting
         on the proxy's socket; ``None`` once one waits, or the time is up, and it runs on."""
+        poller = select.poll()
+        poller.register(self.listener, select.POLLIN)
         try:
             pidfd = os.pidfd_open(self.process.pid)
-        except OSError:  # a kernel before 5.3: no waiting on a process and a socket at once
-            return None
-        try:
-            poller = select.poll()
+        except OSError:  # a kernel before 5.3 (or valgrind): the process is looked at every 5 ms
+            pidfd, step = -1, 0.005
+        else:
             poller.register(pidfd, select.POLLIN)
-            poller.register(self.listener, select.POLLIN)
-            ready = {fd for fd, _ in poller.poll(seconds * 1000)}
+            step = seconds
+        deadline = time.monotonic() + seconds
+        try:
+            while (left := deadline - time.monotonic()) > 0:
+                ready = {fd for fd, _ in poller.poll(min(left, step) * 1000)}
+                if self.listener.fileno() in ready:
+                    return None
+                if pidfd in ready or (pidfd < 0 and self.process.poll() is not None):
+                    return self.wait()
         finally:
-            os.close(pidfd)
-        if pidfd in ready and self.listener.fileno() not in ready:
-            return self.wait()
+            if pidfd >= 0:
+                os.close(pidfd)
         return None
 
     def wait(self) -> int:
