@@ -37,6 +37,7 @@ DISTRIBUTIONS = {
     "boto3": "boto3",
     "opentelemetry-proto": "opentelemetry.proto",
     "sentry-sdk": "sentry_sdk",
+    "brotli": "brotli",
 }
 """Each extra's distribution and the module airlock imports from it."""
 

@@ -23,6 +23,7 @@ EXTRAS: dict[str, tuple[str, ...]] = {
         "psycopg",
         "boto3",
         "opentelemetry.proto",
+        "brotli",
     ),
     "otel": ("opentelemetry.sdk", "opentelemetry.exporter.otlp.proto.http", "sentry_sdk"),
     "graph": ("graphviz",),

@@ -1,12 +1,11 @@
-"""Bundles in an S3-compatible bucket: a real S3 server (moto's) on loopback, started by the test."""
+"""Bundles in an S3-compatible bucket: a real S3 server (moto's) on loopback, started by the
+tests (``s3_endpoint`` in ``conftest.py``), on SQLite and on PostgreSQL."""
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -17,59 +16,21 @@ from airlock.errors import UsageError
 from airlock.policy.collection import OrgTerms
 from tests.collector.harness import post_bundle, running
 
-
-@pytest.fixture(scope="module")
-def s3_endpoint() -> Iterator[str]:
-    """``moto_server`` on a free loopback port, for this module."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    process = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                httpx.get(url, timeout=1)
-                break
-            except httpx.TransportError:
-                assert time.monotonic() < deadline and process.poll() is None, "moto did not start"
-                time.sleep(0.1)
-        yield url
-    finally:
-        process.terminate()
-        process.wait(10)
-
-
-@pytest.fixture
-def bucket(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
-    """A fresh bucket; the AWS variables point boto3 at the loopback server."""
-    import boto3
-
-    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_endpoint)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    name = f"bundles-{time.monotonic_ns()}"
-    boto3.client("s3").create_bucket(Bucket=name)
-    return name
+AIRLOCK = [sys.executable, "-m", "airlock"]
 
 
 def _bundle(url: str, key: str, session: str, body: bytes, idem: str) -> httpx.Response:
     return post_bundle(url, key, body, idem, session=session)
 
 
-def test_bundles_in_a_bucket_stored_and_deleted(bucket: str, tmp_path: Path) -> None:
+def test_bundles_in_a_bucket_stored_and_deleted(
+    bucket: str, database_url: str, tmp_path: Path
+) -> None:
     """A bundle goes to the bucket whole; deleting its session removes the object; ZDR puts none."""
     import boto3
 
     blobs = BucketBlobs(f"s3://{bucket}/org-data")
-    url = f"sqlite:///{tmp_path / 'db.sqlite3'}"
-    with running(url, tmp_path / "data", blobs=blobs) as served:
+    with running(database_url, tmp_path / "data", blobs=blobs) as served:
         key = served.key("acme")
         body = b"bundle in a bucket" * 100
         assert _bundle(served.url, key, "s-1", body, "b1").status_code == 201
@@ -93,8 +54,61 @@ def test_bundles_in_a_bucket_stored_and_deleted(bucket: str, tmp_path: Path) -> 
         assert not list((tmp_path / "data" / "bundles").glob("*"))
 
 
+def test_the_sweep_removes_expired_bundles_from_the_bucket(
+    bucket: str, database_url: str, tmp_path: Path
+) -> None:
+    """`airlock serve --sweep --blob-url s3://…` (the real command): a bundle past its five
+    years goes, object and row; a recent one stays."""
+    blobs = BucketBlobs(f"s3://{bucket}/kept")
+    long_ago = time.time() - 6 * 365 * 86400.0
+    with running(database_url, tmp_path / "data", clock=lambda: long_ago, blobs=blobs) as old:
+        key = old.key("acme")
+        assert _bundle(old.url, key, "old", b"old bundle" * 100, "b1").status_code == 201
+    with running(database_url, tmp_path / "data", blobs=blobs) as recent:
+        assert _bundle(recent.url, key, "new", b"new bundle" * 100, "b2").status_code == 201
+        [(recent_blob,)] = [
+            (row["blob"],) for row in recent.collector.db.rows() if row["session_id"] == "new"
+        ]
+    assert len(blobs.names()) == 2
+    storage = (  # the fixture's SQLite database is DIR/collector.sqlite3, as --data-dir DIR's
+        ["--data-dir", str(Path(database_url.removeprefix("sqlite:///")).parent)]
+        if database_url.startswith("sqlite")
+        else ["--database-url", database_url]
+    )
+    swept = subprocess.run(
+        [*AIRLOCK, "serve", "--sweep", *storage, "--blob-url", f"s3://{bucket}/kept"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert swept.returncode == 0, swept.stderr
+    assert "1 items past their retention period removed" in swept.stdout
+    assert "feedback_bundle: 1" in swept.stdout
+    assert blobs.names() == [recent_blob]
+
+
 @pytest.mark.parametrize("url", ["s3://", "http://bucket", "s3:/nope"])
 def test_bad_blob_url_named(url: str, tmp_path: Path) -> None:
     """A --blob-url that is not s3://BUCKET is a usage error naming the URL."""
     with pytest.raises(UsageError, match="--blob-url"):
         blob_store(url, tmp_path)
+
+
+def test_a_stray_object_in_the_bucket_is_removed(bucket: str, tmp_path: Path) -> None:
+    """An object no item names goes once older than the margin (its time is the bucket's own),
+    and not before; the bundle an item names stays."""
+    import boto3
+
+    from airlock.collector.sweeper import STRAY_SECONDS, remove_strays
+
+    blobs = BucketBlobs(f"s3://{bucket}/b")
+    with running(f"sqlite:///{tmp_path / 'db.sqlite3'}", tmp_path / "data", blobs=blobs) as served:
+        key = served.key("acme")
+        assert _bundle(served.url, key, "s", b"named" * 100, "b1").status_code == 201
+        [named] = blobs.names()
+        boto3.client("s3").put_object(Bucket=bucket, Key="b/" + "0" * 32, Body=b"stray")
+        assert remove_strays(served.collector) == 0  # young: its row may be on its way
+        later = time.time() + STRAY_SECONDS + 60
+        assert remove_strays(served.collector, now=later) == 1
+        assert blobs.names() == [named]

@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -16,6 +17,7 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord, ResourceLogs, ScopeLogs
 
 from airlock.collector.db import REFUSAL_REASONS
+from airlock.collector.schema import metadata
 from airlock.collector.sweeper import sweep
 from airlock.policy.collection import OrgTerms
 from tests.collector.harness import Running, post_bundle, running
@@ -149,9 +151,9 @@ def test_real_opentelemetry_sdk_metrics(service: Running) -> None:
         ("application/x-protobuf", "gzip", b"not gzip at all", 400, "gzip"),
         ("application/x-protobuf", "gzip", gzip.compress(b"x" * 1000)[:20], 400, "gzip"),
         ("text/plain", None, b"hello", 415, "Content-Type"),
-        ("application/x-protobuf", "br", b"x", 415, "Content-Encoding"),
+        ("application/x-protobuf", "zstd", b"x", 415, "Content-Encoding"),
     ],
-    ids=["bad_protobuf", "bad_json", "wrong_shape", "not_gzip", "cut_gzip", "text", "brotli"],
+    ids=["bad_protobuf", "bad_json", "wrong_shape", "not_gzip", "cut_gzip", "text", "zstd"],
 )
 def test_malformed_otlp_refused_nothing_stored(
     service: Running, content_type: str, encoding: str | None, body: bytes, status: int, says: str
@@ -275,6 +277,29 @@ def test_delete_session_removes_rows_and_blobs(service: Running) -> None:
     assert all(row["session_id"] != "gone" for row in service.collector.db.rows())
 
 
+def test_a_blob_that_cannot_be_deleted_keeps_the_sessions_rows(service: Running) -> None:
+    """Blobs go first: when one cannot be deleted, the answer is 503 saying so and every row is
+    kept (nothing names an object that is gone, no object is left that no row names); once the
+    store works again, DELETE removes all of it."""
+    key = service.key("acme")
+    assert post_logs(service.url, key, "s", 2).status_code == 200
+    assert _bundle(service.url, key, "s", b"bundle" * 100, "b1").status_code == 201
+    folder = service.collector.blobs.folder  # type: ignore[attr-defined]
+    [name] = service.collector.blobs.names()
+    (folder / name).unlink()
+    (folder / name).mkdir()  # a folder in its place: unlink fails, for root too
+    (folder / name / "x").write_text("x")
+    failed = httpx.delete(f"{service.url}/v1/sessions/s", headers=bearer(key))
+    assert failed.status_code == 503, failed.text
+    assert "could not be deleted" in failed.json()["error"]
+    assert items(service, key, "s") == {"logs": 2, "feedback_bundle": 1}
+    (folder / name / "x").unlink()
+    (folder / name).rmdir()
+    done = httpx.delete(f"{service.url}/v1/sessions/s", headers=bearer(key))
+    assert done.json()["removed"] == {"logs": 2, "feedback_bundle": 1}
+    missing(service, key, "s")
+
+
 def test_session_summary_shape(service: Running, clock: list[float]) -> None:
     """GET says counts by kind, oldest and newest time, and each class with its expiry."""
     key = service.key("acme")
@@ -306,11 +331,48 @@ def test_zero_data_retention_persists_nothing(service: Running) -> None:
         headers={**bearer(key), "Idempotency-Key": "r"},
     )
     assert rating.status_code == 202
+    metrics = httpx.post(
+        f"{service.url}/v1/metrics",
+        content=_metrics_request(secret).SerializeToString(),
+        headers={**bearer(key), "Content-Type": "application/x-protobuf"},
+    )
+    assert metrics.status_code == 200, metrics.text
     assert service.collector.db.rows() == []
     assert service.collector.blobs.names() == []
     for path in service.data_dir.rglob("*"):
         if path.is_file():
             assert secret.encode() not in path.read_bytes(), path
+    database = service.collector.db
+    with database.engine.connect() as connection:  # every table, whatever the backend
+        for table in metadata.sorted_tables:
+            for row in connection.execute(table.select()):
+                assert secret not in repr(tuple(row)), table.name
+    if database.dialect == "sqlite":  # and the database's own files, byte for byte
+        stored = Path(str(database.engine.url.database))
+        for path in stored.parent.glob(stored.name + "*"):
+            assert secret.encode() not in path.read_bytes(), path
+
+
+def _metrics_request(session: str) -> Any:
+    """An OTLP metrics export: one counter data point of ``session``."""
+    from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+        ExportMetricsServiceRequest,
+    )
+    from opentelemetry.proto.metrics.v1.metrics_pb2 import (
+        Metric,
+        NumberDataPoint,
+        ResourceMetrics,
+        ScopeMetrics,
+        Sum,
+    )
+
+    point = NumberDataPoint(
+        as_int=3, time_unix_nano=1, attributes=[_attribute("session.id", session)]
+    )
+    metric = Metric(name=f"tokens.{session}", sum=Sum(data_points=[point], is_monotonic=True))
+    return ExportMetricsServiceRequest(
+        resource_metrics=[ResourceMetrics(scope_metrics=[ScopeMetrics(metrics=[metric])])]
+    )
 
 
 def test_product_feedback_disabled_refuses_bundles(service: Running) -> None:

@@ -106,3 +106,44 @@ def test_batches_sized_by_time(rows: int, seconds: float, expected: int) -> None
     """The next batch takes as many rows (or pages) as fit the batch time at the last one's
     pace, at most twice as many as before, within the bounds."""
     assert next_size(rows, seconds) == expected
+
+
+def test_strays_older_than_the_margin_are_removed(database_url: str, tmp_path: Path) -> None:
+    """A stored bundle no item names (a stop between storing it and writing its row) goes once
+    it is older than the margin; a young one (its row may be being written) and every bundle an
+    item names stay; `airlock serve --sweep` says how many went."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from airlock.collector.sweeper import STRAY_SECONDS, remove_strays
+    from tests.collector.harness import post_bundle, running
+
+    sqlite = database_url.startswith("sqlite:///")
+    data = Path(database_url.removeprefix("sqlite:///")).parent if sqlite else tmp_path / "data"
+    with running(database_url, data) as served:
+        key = served.key("acme")
+        assert post_bundle(served.url, key, b"kept" * 100, "b1", session="s").status_code == 201
+        folder = served.collector.blobs.folder  # type: ignore[attr-defined]
+        [named] = served.collector.blobs.names()
+        old, young = folder / ("0" * 32), folder / ("f" * 32)
+        old.write_bytes(b"left by a stop")
+        young.write_bytes(b"being written")
+        long_ago = time.time() - STRAY_SECONDS - 60
+        os.utime(old, (long_ago, long_ago))
+        os.utime(folder / named, (long_ago, long_ago))
+        assert remove_strays(served.collector) == 1
+        assert sorted(served.collector.blobs.names()) == sorted([named, young.name])
+        os.utime(young, (long_ago, long_ago))
+    swept = subprocess.run(
+        [sys.executable, "-m", "airlock", "serve", "--sweep", "--data-dir", str(data)]
+        + ([] if sqlite else ["--database-url", database_url]),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert swept.returncode == 0, swept.stderr
+    assert "1 stored bundles that no item named removed" in swept.stdout
+    assert (folder / named).exists() and not young.exists()

@@ -97,41 +97,72 @@ def test_flow_off_not_one_byte_sent(
     metrics_on: bool,
     errors_on: bool,
 ) -> None:
-    """With a flow off its client is not created, and nothing reaches the listening socket."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(8)
-    listener.settimeout(0.5)
-    port = listener.getsockname()[1]
-    accepted: list[bytes] = []
+    """With a flow off its client is not created, and nothing reaches its listening socket,
+    each flow its own, while the client of the flow that is on (if any) sends and closes."""
+    with _Watched() as metrics_port, _Watched() as errors_port:
+        decisions = _decisions(project, home, env)
+        metrics = metrics_client(
+            decisions,
+            endpoint=f"http://127.0.0.1:{metrics_port.port}",
+            headers={},
+            spool=Spool(tmp_path / "m"),
+        )
+        errors = error_reporter(
+            decisions,
+            dsn=f"http://k@127.0.0.1:{errors_port.port}/1",
+            spool=Spool(tmp_path / "e"),
+        )
+        assert (metrics is not None, errors is not None) == (metrics_on, errors_on)
+        if metrics is not None:
+            metrics.add("airlock.files", 1, {"session.id": "s"})
+            metrics.flush()
+            metrics.close()
+        if errors is not None:
+            try:
+                raise RuntimeError("boom")
+            except RuntimeError as problem:
+                errors.capture(problem, {"session.id": "s"})
+            errors.close()
+    for on, port in ((metrics_on, metrics_port), (errors_on, errors_port)):
+        if on:
+            assert port.received, "the flow that is on sent nothing: the check would mean nothing"
+        else:
+            assert port.received == [], port.received
 
-    def watch() -> None:
-        try:
-            connection, _ = listener.accept()
-        except OSError:
-            return
-        accepted.append(connection.recv(65536))
-        connection.close()
 
-    watcher = threading.Thread(target=watch)
-    watcher.start()
-    decisions = _decisions(project, home, env)
-    metrics = metrics_client(
-        decisions, endpoint=f"http://127.0.0.1:{port}", headers={}, spool=Spool(tmp_path / "m")
-    )
-    errors = error_reporter(
-        decisions, dsn=f"http://k@127.0.0.1:{port}/1", spool=Spool(tmp_path / "e")
-    )
-    assert (metrics is not None, errors is not None) == (metrics_on, errors_on)
-    if metrics is None and errors is None:
-        watcher.join(2)
-        assert accepted == []
-    else:
-        watcher.join(2)
-    listener.close()
-    for client in (metrics, errors):
-        if client is not None:
-            client.close()
+class _Watched:
+    """A loopback socket that records every connection made to it and the bytes each sent."""
+
+    def __init__(self) -> None:
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(8)
+        self.port = self.listener.getsockname()[1]
+        self.received: list[bytes] = []
+        self.thread = threading.Thread(target=self._watch, daemon=True)
+
+    def __enter__(self) -> _Watched:
+        self.thread.start()
+        return self
+
+    def _watch(self) -> None:
+        while True:
+            try:
+                connection, _ = self.listener.accept()
+            except OSError:
+                return
+            with connection:
+                connection.settimeout(2)
+                try:
+                    self.received.append(connection.recv(65536))
+                    connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+                except OSError:
+                    self.received.append(b"")
+
+    def __exit__(self, *_exc: object) -> None:
+        self.listener.shutdown(socket.SHUT_RDWR)
+        self.listener.close()
+        self.thread.join(5)
 
 
 def test_failed_sends_kept_and_retried(

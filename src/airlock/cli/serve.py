@@ -12,7 +12,7 @@ DESCRIPTION = """\
 Run the collector an organisation points its agents at (uvicorn, one worker; several processes
 may share one PostgreSQL). It binds 127.0.0.1:8787 unless --host / --port say otherwise.
 
-  POST /v1/logs, /v1/metrics          OTLP/HTTP, protobuf or JSON, gzip accepted
+  POST /v1/logs, /v1/metrics          OTLP/HTTP, protobuf or JSON; gzip, deflate or br
   POST /api/PROJECT/envelope/, store/ Sentry (sentry-sdk with DSN http://KEY@HOST:PORT/1)
   POST /v1/feedback-bundles, /v1/survey-ratings   airlock feedback, the survey
   GET|DELETE /v1/sessions/ID          what is stored about a session; remove all of it
@@ -32,11 +32,16 @@ Each item gets its retention class and expiry from the policy (commercial and co
 days, or 5 years with model improvement; /feedback bundles 5 years; shared transcripts 6
 months; ratings apart). Under zero data retention nothing is persisted; an organisation that
 disabled product feedback has its bundles refused. The sweeper deletes what is past its expiry
-at start and every --sweep-every seconds, in batches; `--sweep` sweeps once and exits.
+at start and every --sweep-every seconds, in batches, and stored bundles no item names (a stop
+between storing one and writing its item) once an hour old; `--sweep` sweeps once and exits.
+A session's deletion removes its bundles first, then its items: a bucket that fails leaves the
+items (503), to delete again.
 
 Storage: SQLite (WAL) in --data-dir (folders 0700, files 0600), or PostgreSQL with
 --database-url postgresql://USER@HOST/DB; bundles in DATA_DIR/bundles or a bucket with
 --blob-url s3://BUCKET/PREFIX (AWS_ENDPOINT_URL and the AWS credential variables apply).
+Collectors on several hosts sharing one PostgreSQL need one bucket (a warning says so).
+--data-dir and --database-url may also come before `keys create`.
 
 The blocklist (--blocklist FILE) has one domain a line, or hosts format ("0.0.0.0 example.com");
 '#' starts a comment; a listed domain blocks its subdomains. Invalid lines are skipped and
@@ -50,18 +55,24 @@ at --max-connections the longest-waiting connection without a request under way 
 """
 
 
-def _storage(parser: argparse.ArgumentParser) -> None:
+def _storage(parser: argparse.ArgumentParser, *, inner: bool = False) -> None:
+    """``--data-dir`` and ``--database-url``. ``inner``: on ``keys create``, where they may
+    also be given before ``keys`` (``airlock serve --data-dir DIR keys create …``); given
+    there only, the outer value stands (an inner default would overwrite it)."""
+    default = argparse.SUPPRESS if inner else None
     parser.add_argument(
         "--data-dir",
         metavar="DIR",
         type=Path,
         help="the SQLite database, bundles and uploads in progress "
         "(default $XDG_DATA_HOME/airlock/collector, else ~/.local/share/airlock/collector)",
+        default=default,
     )
     parser.add_argument(
         "--database-url",
         metavar="URL",
         help="PostgreSQL instead of SQLite: postgresql://USER[:PASSWORD]@HOST[:PORT]/DB",
+        default=default,
     )
 
 
@@ -142,7 +153,7 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
         default="commercial",
         help="the retention class of its metrics, logs and error reports (default commercial)",
     )
-    _storage(create)
+    _storage(create, inner=True)
 
 
 def _database(args: argparse.Namespace, data_dir: Path) -> Any:
@@ -213,7 +224,7 @@ def _serve(args: argparse.Namespace, data_dir: Path, err: Any) -> int:
     from airlock.collector.limits import Limits
     from airlock.collector.server import build_app, listen, make_server
     from airlock.collector.service import Collector, key_file, write_key
-    from airlock.collector.sweeper import sweep, sweep_every
+    from airlock.collector.sweeper import remove_strays, sweep, sweep_every
     from airlock.policy.collection import OrgTerms
 
     database = _database(args, data_dir)
@@ -233,6 +244,12 @@ def _serve(args: argparse.Namespace, data_dir: Path, err: Any) -> int:
             print(f"airlock serve: {total} items past their retention period removed")
             for kind, count in sorted(removed.items()):
                 print(f"  {kind}: {count}")
+            strays = remove_strays(collector)
+            if strays:
+                print(
+                    f"airlock serve: {strays} stored bundles that no item named removed (left "
+                    "by a stop between storing a bundle and writing its item)"
+                )
             return 0
         created = None
         if not database.has_orgs():
@@ -265,6 +282,15 @@ def _serve(args: argparse.Namespace, data_dir: Path, err: Any) -> int:
         if created is not None:
             print(
                 f"airlock serve: created the organisation 'local'; its key is in {created} (0600)",
+                file=err,
+                flush=True,
+            )
+        if args.database_url and not (args.blob_url or "").startswith("s3://"):
+            print(
+                f"airlock serve: WARNING: bundles are kept in a folder of this host "
+                f"({getattr(collector.blobs, 'folder', data_dir)}) while the database may be "
+                "shared: collectors on other hosts cannot delete them (a session's deletion, the "
+                "sweep). Several hosts need one bucket: --blob-url s3://BUCKET/PREFIX",
                 file=err,
                 flush=True,
             )

@@ -28,6 +28,9 @@ class BlobStore(Protocol):
     def names(self) -> list[str]:
         """Every stored name."""
 
+    def listing(self) -> list[tuple[str, float]]:
+        """Every stored name with the time it was stored (seconds since the epoch)."""
+
 
 class FolderBlobs:
     """Blobs as files in one folder (0700), each 0600."""
@@ -47,6 +50,13 @@ class FolderBlobs:
 
     def names(self) -> list[str]:
         return sorted(path.name for path in self.folder.iterdir())
+
+    def listing(self) -> list[tuple[str, float]]:
+        found = []
+        for path in self.folder.iterdir():
+            with contextlib.suppress(FileNotFoundError):  # deleted meanwhile
+                found.append((path.name, path.stat().st_mtime))
+        return sorted(found)
 
 
 class BucketBlobs:
@@ -80,10 +90,16 @@ class BucketBlobs:
             self.client.delete_object(Bucket=self.bucket, Key=self.prefix + name)
 
     def names(self) -> list[str]:
-        found: list[str] = []
+        return [name for name, _ in self.listing()]
+
+    def listing(self) -> list[tuple[str, float]]:
+        found: list[tuple[str, float]] = []
         paginator = self.client.get_paginator("list_objects_v2")
         for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix):
-            found += [entry["Key"][len(self.prefix) :] for entry in page.get("Contents", [])]
+            found += [
+                (entry["Key"][len(self.prefix) :], entry["LastModified"].timestamp())
+                for entry in page.get("Contents", [])
+            ]
         return sorted(found)
 
 

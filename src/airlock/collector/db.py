@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import sqlite3
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -99,6 +100,24 @@ class Filing:
     retention_class: str
     received_at: float
     expires_at: float | None
+    idempotency_key: str | None = None
+    """The request's ``Idempotency-Key``: its records are stored under :func:`record_key`
+    (``KEY#0``, ``KEY#1``…), and the constraint ``items_once`` refuses them all
+    (:class:`AlreadyStored`) once one of them is stored. ``None``: stored every time."""
+
+
+class AlreadyStored(Exception):
+    """Records refused by the constraint ``items_once``: their idempotency key is stored
+    already (a request sent again); their transaction stored nothing."""
+
+
+def record_key(key: str, number: int) -> str:
+    """The idempotency key of record ``number`` of a request sent with ``key``: ``KEY#N``.
+
+    One to one: the result's last ``#`` separates ``key`` (any text) from ``N`` (digits
+    only), so the records of two requests with different keys never share a key.
+    """
+    return f"{key}#{number}"
 
 
 Records = Sequence[tuple[str | None, bytes]]
@@ -317,12 +336,21 @@ class Database:
 
     def insert_records(self, org: Org, filing: Filing, records: Records) -> None:
         """Store each ``(session, bytes)`` record as an item filed under ``filing``, in one
-        transaction: all of them or none."""
+        transaction: all of them or none.
+
+        Raises:
+            AlreadyStored: ``filing`` has an idempotency key, and its records are stored.
+        """
         self.insert_batches([(org, filing, records)])
 
     def insert_batches(self, batches: Sequence[tuple[Org, Filing, Records]]) -> None:
         """Store the records of several requests (each with its organisation and filing) in one
-        transaction: all of them or none."""
+        transaction: all of them or none.
+
+        Raises:
+            AlreadyStored: a request's idempotency key is stored already, or two of the
+                requests have the same one (store them one by one to tell which).
+        """
         self._store(
             [
                 (
@@ -332,13 +360,15 @@ class Database:
                     filing.retention_class,
                     filing.received_at,
                     filing.expires_at,
-                    None,  # idempotency key
+                    None
+                    if filing.idempotency_key is None
+                    else record_key(filing.idempotency_key, n),
                     None,  # blob
                     len(body),
                     body,
                 )
                 for org, filing, records in batches
-                for session, body in records
+                for n, (session, body) in enumerate(records)
             ]
         )
 
@@ -352,14 +382,19 @@ class Database:
         """
         if not values:
             return
-        with self.writing() as connection:
-            if self.dialect == "postgresql":
-                cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
-                with cursor.copy(_COPY) as copy:
-                    for row in values:
-                        copy.write_row(row)
-            else:
-                connection.exec_driver_sql(_INSERT, values)
+        try:
+            with self.writing() as connection:
+                if self.dialect == "postgresql":
+                    cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+                    with cursor.copy(_COPY) as copy:
+                        for row in values:
+                            copy.write_row(row)
+                else:
+                    connection.exec_driver_sql(_INSERT, values)
+        except Exception as error:
+            if _refused_once(error):
+                raise AlreadyStored("an idempotency key is stored already") from error
+            raise
 
     def insert_once(self, org: Org, row: Item) -> bool:
         """Store ``row`` unless its idempotency key is stored; ``False``: already stored."""
@@ -423,16 +458,29 @@ class Database:
             },
         }
 
-    def delete_session(self, org: Org, session_id: str) -> tuple[dict[str, int], list[str]]:
-        """Delete every row of one session of ``org`` (one statement, by the session index);
-        returns counts by kind and the blobs the rows named."""
-        where = sa.and_(items.c.org_id == org.id, items.c.session_id == session_id)
+    def session_blobs(self, org: Org, session_id: str) -> list[str]:
+        """The blobs the rows of one session of ``org`` name (deleted before the rows are)."""
+        where = sa.and_(
+            items.c.org_id == org.id, items.c.session_id == session_id, items.c.blob.is_not(None)
+        )
+        with self.engine.connect() as connection:
+            found = connection.execute(sa.select(items.c.blob).where(where)).scalars()
+            return [str(name) for name in found]
+
+    def delete_session(
+        self, org: Org, session_id: str, blobs_deleted: Collection[str] = ()
+    ) -> dict[str, int]:
+        """Delete the rows of one session of ``org`` (one statement, by the session index),
+        those with a blob only when it is among ``blobs_deleted``: a bundle stored since the
+        session's blobs were deleted stays whole, row and blob. Returns counts by kind."""
+        where = sa.and_(
+            items.c.org_id == org.id,
+            items.c.session_id == session_id,
+            sa.or_(items.c.blob.is_(None), items.c.blob.in_(list(blobs_deleted))),
+        )
         with self.writing() as connection:
-            gone = connection.execute(
-                items.delete().where(where).returning(items.c.kind, items.c.blob)
-            ).all()
-        counts = Counter(kind for kind, _ in gone)
-        return dict(counts), [blob for _, blob in gone if blob is not None]
+            gone = connection.execute(items.delete().where(where).returning(items.c.kind)).all()
+        return dict(Counter(kind for (kind,) in gone))
 
     def retention(self, org: Org) -> dict[str, dict[str, Any]]:
         """Per class: how many items are kept and the age of the oldest (seconds)."""
@@ -478,6 +526,16 @@ def _row(org: Org, row: Item) -> tuple[Any, ...]:
 def _values(org: Org, row: Item) -> dict[str, Any]:
     """``row``'s values by column name."""
     return dict(zip(ITEM_COLUMNS, _row(org, row), strict=True))
+
+
+def _refused_once(error: BaseException) -> bool:
+    """Whether ``error`` is the constraint ``items_once`` refusing a row: psycopg's
+    ``UniqueViolation`` from the ``COPY`` (raw, not wrapped by SQLAlchemy), or SQLite's
+    ``IntegrityError`` (wrapped) naming the constraint's columns."""
+    found = error.orig if isinstance(error, sa.exc.DBAPIError) else error
+    if getattr(found, "sqlstate", None) == "23505":  # unique_violation
+        return getattr(getattr(found, "diag", None), "constraint_name", None) == "items_once"
+    return isinstance(found, sqlite3.IntegrityError) and "items.idempotency_key" in str(found)
 
 
 def _terms(row: Any) -> OrgTerms:

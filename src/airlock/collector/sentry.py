@@ -1,6 +1,10 @@
 """Sentry ingest: the envelope and store endpoints, so ``sentry-sdk`` with a DSN pointing here
 works unchanged (``http://KEY@HOST:PORT/PROJECT``).
 
+The DSN's key counts here in Sentry's ways too (``X-Sentry-Auth`` or ``?sentry_key=``, as
+well as ``Authorization: Bearer``), and bodies may be compressed as sentry-sdk sends them
+(``Content-Encoding: br`` when the brotli package is installed, else gzip).
+
 Error events (``event`` items of an envelope, or a ``store`` body) are stored as error reports
 of the key's organisation, under the session their ``session.id`` tag names. Other item types
 (sessions, client reports, attachments) are accepted and not kept. An envelope is parsed whole
@@ -94,7 +98,7 @@ def sentry_routes(collector: Collector) -> Sequence[ServiceRoute]:
 
     async def receive(request: Request, envelope: bool) -> JSONResponse:
         try:
-            org = await authorize(request, collector)
+            org = await authorize(request, collector, sentry=True)
             data = await read_body(request)
             if envelope:
                 event_id, events = envelope_events(data)
@@ -148,6 +152,7 @@ def sentry_routes(collector: Collector) -> Sequence[ServiceRoute]:
                     "400": {"description": "a malformed body, named"},
                     "401": {"description": "no key, or an unknown one"},
                     "413": {"description": "too large"},
+                    "415": {"description": "an encoding other than gzip, deflate or br"},
                 },
             }
         }

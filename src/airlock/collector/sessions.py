@@ -1,8 +1,9 @@
 """What is stored about a session, its deletion, and the retention summary (all per organisation).
 
 ``GET /v1/sessions/{id}`` counts a session's items by kind, with the oldest and newest time and
-each class's latest expiry. ``DELETE`` removes every row of the session and then every blob its
-rows named, and answers what went. A session with nothing stored for the caller's organisation
+each class's latest expiry. ``DELETE`` removes every blob the session's rows name and then the
+rows, and answers what went (a bucket that fails leaves the rows, to delete again: never an
+object no row names). A session with nothing stored for the caller's organisation
 is a ``404``, for ``GET`` and ``DELETE`` alike, with the same answer whether no organisation
 holds it or another one does, so the answer tells nothing of other tenants; the latter is
 counted (``other_organisation``) for the organisation that holds it, which alone sees the count.
@@ -22,7 +23,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from airlock.collector.app import ServiceRoute
-from airlock.collector.db import REFUSAL_REASONS
+from airlock.collector.db import REFUSAL_REASONS, Org
 from airlock.collector.service import BadRequest, Collector, authorize, error
 from airlock.policy.retention import RETENTION_DAYS
 
@@ -40,6 +41,27 @@ def _session_id(request: Request) -> str:
     return str(session_id)
 
 
+def _delete(collector: Collector, org: Org, session_id: str) -> dict[str, int]:
+    """Delete a session's blobs, then its rows: a deletion cut short (a bucket that fails)
+    leaves rows to find and delete again, never an object no row names.
+
+    Raises:
+        BadRequest: 503 when a blob could not be deleted (no row was; the client retries).
+    """
+    deleted: list[str] = []
+    for name in collector.db.session_blobs(org, session_id):
+        try:
+            collector.blobs.delete(name)
+        except Exception as failure:  # the store's own errors (OSError, botocore's)
+            raise BadRequest(
+                503,
+                f"a stored bundle of this session could not be deleted ({failure}); its rows "
+                f"are kept and {len(deleted)} of its bundles were deleted: try again",
+            ) from failure
+        deleted.append(name)
+    return collector.db.delete_session(org, session_id, deleted)
+
+
 def session_routes(collector: Collector) -> Sequence[ServiceRoute]:
     """``GET``/``DELETE /v1/sessions/{id}`` and ``GET /v1/retention``."""
 
@@ -50,9 +72,10 @@ def session_routes(collector: Collector) -> Sequence[ServiceRoute]:
         except BadRequest as refused:
             return refused.response()
         if request.method == "DELETE":
-            removed, blobs = await run_in_threadpool(collector.db.delete_session, org, session_id)
-            for name in blobs:
-                await run_in_threadpool(collector.blobs.delete, name)
+            try:
+                removed = await run_in_threadpool(_delete, collector, org, session_id)
+            except BadRequest as failed:
+                return failed.response()
             answer: dict[str, Any] = {"session_id": session_id, "removed": removed}
         else:
             answer = await run_in_threadpool(collector.db.session, org, session_id)

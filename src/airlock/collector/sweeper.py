@@ -40,6 +40,10 @@ needs no pause between batches, and a sweep there keeps one connection for all o
 batches (each its own transaction), where one from the pool would be checked, a round trip,
 before each. Several collector processes may sweep at once: a row deleted by another is simply not
 counted twice.
+
+:func:`remove_strays` deletes stored bundles that no row names, once older than
+:data:`STRAY_SECONDS`: a stop between storing a bundle and writing its row leaves one, which no
+sweep by expiry would find.
 """
 
 from __future__ import annotations
@@ -101,6 +105,30 @@ def sweep(
         removed.update(kinds)
         time.sleep(pause)
     return dict(removed)
+
+
+STRAY_SECONDS = 3600.0
+"""Age past which a stored bundle that no item names is a stray (see :func:`remove_strays`)."""
+
+
+def remove_strays(collector: Collector, *, now: float | None = None) -> int:
+    """Delete the stored bundles no item names that are older than :data:`STRAY_SECONDS`;
+    returns how many went.
+
+    A bundle is stored whole before its row is written, so a stop between the two leaves one
+    that no row names, and that no sweep by expiry would ever find. One younger than the
+    margin may be an upload whose row is being written now, and is left."""
+    moment = collector.clock() if now is None else now
+    with collector.db.engine.connect() as connection:
+        named = set(
+            connection.execute(sa.select(items.c.blob).where(items.c.blob.is_not(None))).scalars()
+        )
+    gone = 0
+    for name, stored in collector.blobs.listing():
+        if name not in named and stored <= moment - STRAY_SECONDS:
+            collector.blobs.delete(name)
+            gone += 1
+    return gone
 
 
 def batches(db: Database, now: float, size: int | None = None) -> Iterator[Counter[str]]:
@@ -294,6 +322,7 @@ def sweep_every(
         while True:
             try:
                 sweep(collector)
+                remove_strays(collector)
             except Exception as error:  # a failed sweep is tried again next time
                 print(
                     f"airlock serve: WARNING: the retention sweep failed ({error}); trying again in {seconds:g} s",

@@ -6,7 +6,9 @@ the flow off the factory returns ``None`` and nothing is built, so not one byte 
 is sent is scrubbed first (:class:`.scrub.Scrubber`: the redaction engine for secrets, file
 paths replaced, source code and local variables removed). A send that fails is kept on disk
 (:class:`.spool.Spool`, bounded in bytes, oldest dropped first) and retried on the next send or
-:meth:`retry`.
+:meth:`retry`. Metrics are exported with delta temporality, each payload with an
+``Idempotency-Key`` kept with it in the spool, so a retry is exactly what did not arrive and
+the collector stores it once even when the first send did arrive.
 """
 
 from airlock.telemetry.clients import ErrorReporter, MetricsClient, error_reporter, metrics_client

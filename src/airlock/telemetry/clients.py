@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
@@ -12,6 +13,31 @@ from airlock.telemetry.scrub import Scrubber
 from airlock.telemetry.spool import Spool
 
 TIMEOUT = 5.0
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+
+
+def new_idempotency_key() -> str:
+    """A random key for one payload (32 hex characters), kept with it until it is delivered."""
+    return secrets.token_hex(16)
+
+
+def _delta_temporality() -> dict[type, Any]:
+    """Delta temporality for every instrument that adds up (counters, up-down counters,
+    histograms, and their observable kinds): each export carries what was recorded since the
+    previous one, never a running total again. A spooled export sent later is then exactly the
+    increment that did not arrive, and the collector's stored data points add up to what was
+    recorded, each increment once. (Gauges are left as the SDK has them: a last value.)"""
+    from opentelemetry.sdk.metrics import (
+        Counter,
+        Histogram,
+        ObservableCounter,
+        ObservableUpDownCounter,
+        UpDownCounter,
+    )
+    from opentelemetry.sdk.metrics.export import AggregationTemporality
+
+    kinds = (Counter, UpDownCounter, Histogram, ObservableCounter, ObservableUpDownCounter)
+    return dict.fromkeys(kinds, AggregationTemporality.DELTA)
 
 
 def _post(url: str, body: bytes, headers: Mapping[str, str], timeout: float) -> bool:
@@ -25,7 +51,14 @@ def _post(url: str, body: bytes, headers: Mapping[str, str], timeout: float) -> 
 
 
 class MetricsClient:
-    """Counters through the OpenTelemetry SDK, exported as OTLP/HTTP protobuf on :meth:`flush`."""
+    """Counters through the OpenTelemetry SDK, exported as OTLP/HTTP protobuf on :meth:`flush`.
+
+    The reader collects with delta temporality (:func:`_delta_temporality`, what the OTLP
+    exporter's ``preferred_temporality`` would be given), so each flush sends only what was
+    added since the last one. Each payload gets an ``Idempotency-Key`` of its own, made once;
+    a payload whose send fails is kept in the spool with its key and sent again, later, with
+    the same key, so the collector stores it once even when the first send did arrive.
+    """
 
     def __init__(
         self,
@@ -45,7 +78,7 @@ class MetricsClient:
         self.scrubber = scrubber
         self.spool = spool
         self.timeout = timeout
-        self._reader = InMemoryMetricReader()
+        self._reader = InMemoryMetricReader(preferred_temporality=_delta_temporality())
         self._provider = MeterProvider(
             metric_readers=[self._reader], resource=Resource.create({"service.name": "airlock"})
         )
@@ -65,18 +98,21 @@ class MetricsClient:
         """Send what was recorded (and what was kept from failed sends); ``False``: kept for later."""
         from opentelemetry.exporter.otlp.proto.common.metrics_encoder import encode_metrics
 
-        self.spool.retry("metrics", self._send)
+        self.spool.retry_with_keys("metrics", self._send)
         data = self._reader.get_metrics_data()
         if data is None or not data.resource_metrics:
             return True
         body = encode_metrics(data).SerializeToString()
-        if self._send(body):
+        key = new_idempotency_key()
+        if self._send(body, key):
             return True
-        self.spool.keep("metrics", body)
+        self.spool.keep("metrics", body, key)
         return False
 
-    def _send(self, body: bytes) -> bool:
-        return _post(self.endpoint, body, self.headers, self.timeout)
+    def _send(self, body: bytes, key: str | None) -> bool:
+        """POST one payload; ``key``: its ``Idempotency-Key`` (``None``: kept before keys were)."""
+        headers = self.headers if key is None else {**self.headers, IDEMPOTENCY_HEADER: key}
+        return _post(self.endpoint, body, headers, self.timeout)
 
     def close(self) -> None:
         self._provider.shutdown()
