@@ -255,3 +255,27 @@ def test_no_key_at_all_keeps_its_message(service: Running) -> None:
     assert response.json()["error"] == (
         "no key: send Authorization: Bearer KEY (airlock serve keys create --org NAME)"
     )
+
+
+def test_an_event_sent_again_is_stored_once(service: Running) -> None:
+    """An envelope (or a store body) sent again with the same event_id, as a client does when
+    the answer never arrived, is answered as the first was and stores nothing new; the same id
+    from another organisation is that organisation's own."""
+    key, other = service.key("acme"), service.key("globex")
+    for _ in range(2):
+        sent = httpx.post(
+            f"{service.url}/api/7/envelope/", content=_envelope("s-again"), headers=bearer(key)
+        )
+        assert sent.status_code == 200, sent.text
+        again = post_store(service, json.dumps(store_event("s-again")).encode(), bearer(key))
+        assert again.status_code == 200, again.text
+        assert again.json() == {"id": store_event("s-again")["event_id"]}
+    assert items(service, key, "s-again") == {"error_report": 1}
+    other_sent = httpx.post(
+        f"{service.url}/api/7/envelope/", content=_envelope("s-again"), headers=bearer(other)
+    )
+    assert other_sent.status_code == 200
+    assert items(service, other, "s-again") == {"error_report": 1}
+    fresh = store_event("s-again", event_id="ab" * 16)
+    assert post_store(service, json.dumps(fresh).encode(), bearer(key)).status_code == 200
+    assert items(service, key, "s-again") == {"error_report": 2}

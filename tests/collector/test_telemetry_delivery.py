@@ -48,7 +48,8 @@ class Gate:
     * ``pass``: passed on to the collector, its answer relayed;
     * ``refuse``: answered ``503``, not passed on (the collector busy);
     * ``lose``: passed on (and stored), then answered ``503`` (the answer lost on the way);
-    * ``drop``: the connection closed without an answer (the collector unreachable).
+    * ``drop``: the connection closed without an answer (the collector unreachable);
+    * ``bad``: answered ``400``, not passed on (the payload itself refused).
 
     ``seen`` has each request's mode and ``Idempotency-Key`` (``None``: none sent).
     """
@@ -69,7 +70,7 @@ class Gate:
                 if mode == "drop":
                     self.close_connection = True
                     return
-                status, answer = 503, b"busy"
+                status, answer = (400, b"malformed") if mode == "bad" else (503, b"busy")
                 if mode in ("pass", "lose"):
                     headers = {name: self.headers[name] for name in PASSED if name in self.headers}
                     response = httpx.post(
@@ -294,3 +295,42 @@ def test_bad_idempotency_key_refused(
         longest = "y" * MAX_IDEMPOTENCY_KEY
         assert _post(service.url, key, _logs(1), longest).status_code == 200
         assert [row["idempotency_key"] for row in service.collector.db.rows()] == [f"{longest}#0"]
+
+
+def test_a_payload_refused_for_good_is_dropped_and_holds_nothing_up(
+    service: Running, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A payload the collector refuses as such (400) would be refused again: it is dropped,
+    with a warning naming the answer, and the payloads behind it in the spool still go."""
+    gate = Gate(service.url, ["refuse", "bad"])
+    spool = Spool(tmp_path / "spool")
+    client = _client(gate, service.key("acme"), spool)
+    try:
+        client.add("airlock.files", 3, {"session.id": "s"})
+        assert client.flush() is False and len(spool.files()) == 1  # 503: kept
+        client.add("airlock.files", 4, {"session.id": "s"})
+        with caplog.at_level("WARNING", logger="airlock.telemetry.clients"):
+            assert client.flush() is True  # the kept one refused for good, the new one sent
+        assert spool.files() == []
+        assert [mode for mode, _ in gate.seen] == ["refuse", "bad", "pass"]
+        assert "HTTP 400" in caplog.text and "dropped" in caplog.text
+        assert _points(service) == [("s", "airlock.files", 4)]
+    finally:
+        client.close()
+        gate.close()
+
+
+def test_close_sends_what_was_recorded_since_the_last_flush(
+    service: Running, tmp_path: Path
+) -> None:
+    """Nothing recorded is lost at close: what came after the last flush is sent then."""
+    gate = Gate(service.url, [])
+    client = _client(gate, service.key("acme"), Spool(tmp_path / "spool"))
+    try:
+        client.add("airlock.files", 2, {"session.id": "s"})
+        assert client.flush() is True
+        client.add("airlock.files", 7, {"session.id": "s"})
+        client.close()
+        assert sorted(_points(service)) == [("s", "airlock.files", 2), ("s", "airlock.files", 7)]
+    finally:
+        gate.close()

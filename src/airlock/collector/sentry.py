@@ -8,12 +8,16 @@ well as ``Authorization: Bearer``), and bodies may be compressed as sentry-sdk s
 Error events (``event`` items of an envelope, or a ``store`` body) are stored as error reports
 of the key's organisation, under the session their ``session.id`` tag names. Other item types
 (sessions, client reports, attachments) are accepted and not kept. An envelope is parsed whole
-before anything is stored; a malformed one is a ``400`` saying what is wrong.
+before anything is stored; a malformed one is a ``400`` saying what is wrong. An event is
+stored once per organisation by its ``event_id`` (32 hex characters, as Sentry's SDKs make
+them): an envelope sent again, after an answer that never arrived, stores nothing new.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -22,7 +26,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from airlock.collector.app import ServiceRoute
-from airlock.collector.db import Filing
+from airlock.collector.db import AlreadyStored, Filing
 from airlock.collector.service import BadRequest, Collector, authorize, json_body, read_body
 from airlock.policy.collection import ItemKind, storing
 
@@ -30,6 +34,8 @@ ENVELOPE_PATH = "/api/{project_id}/envelope/"
 STORE_PATH = "/api/{project_id}/store/"
 MAX_SENTRY_BYTES = 16 * 1024 * 1024
 STORED_TYPES = frozenset({"event"})
+EVENT_ID = re.compile(r"[0-9a-fA-F]{32}")
+"""An event id as Sentry's SDKs make them; one stores its event once (see the notes above)."""
 
 
 def envelope_events(data: bytes) -> tuple[str | None, list[dict[str, Any]]]:
@@ -113,12 +119,16 @@ def sentry_routes(collector: Collector) -> Sequence[ServiceRoute]:
         if verdict.persisted and events:
             now = collector.clock()
             expires = None if verdict.days is None else now + verdict.days * 86400.0
-            filing = Filing(str(ItemKind.ERROR_REPORT), str(verdict.retention_class), now, expires)
+            once = event_id if isinstance(event_id, str) and EVENT_ID.fullmatch(event_id) else None
+            filing = Filing(
+                str(ItemKind.ERROR_REPORT), str(verdict.retention_class), now, expires, once
+            )
             records = [
                 (event_session(event), json.dumps(event, separators=(",", ":")).encode())
                 for event in events
             ]
-            await collector.inserts.insert_records(org, filing, records)
+            with contextlib.suppress(AlreadyStored):  # sent again: a success, storing nothing
+                await collector.inserts.insert_records(org, filing, records)
         return JSONResponse({"id": event_id})
 
     async def envelope(request: Request) -> JSONResponse:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import secrets
 from collections.abc import Mapping
 from typing import Any
@@ -40,13 +41,32 @@ def _delta_temporality() -> dict[type, Any]:
     return dict.fromkeys(kinds, AggregationTemporality.DELTA)
 
 
+REFUSED_FOR_GOOD = frozenset({400, 413, 415, 422})
+"""Answers that refuse the payload itself (malformed, too large): sent again, it would be
+refused again, and kept, it would hold up every payload behind it in the spool. Such a payload
+is dropped, with a warning; any other failure (no answer, 401, 429, 5xx) keeps it for later."""
+
+log = logging.getLogger(__name__)
+
+
 def _post(url: str, body: bytes, headers: Mapping[str, str], timeout: float) -> bool:
+    """Send one payload: ``True`` when done with it (delivered, or refused for good and
+    dropped with a warning), ``False`` to keep it and try again later."""
     import httpx
 
     try:
         response = httpx.post(url, content=body, headers=dict(headers), timeout=timeout)
     except httpx.HTTPError:
         return False
+    if response.status_code in REFUSED_FOR_GOOD:
+        log.warning(
+            "%s refused a payload of %d bytes for good (HTTP %d: %s); it is dropped",
+            url,
+            len(body),
+            response.status_code,
+            response.text[:200],
+        )
+        return True
     return 200 <= response.status_code < 300
 
 
@@ -84,6 +104,7 @@ class MetricsClient:
         )
         self._meter = self._provider.get_meter("airlock")
         self._counters: dict[str, Any] = {}
+        self._closed = False
 
     def add(
         self, name: str, value: int | float, attributes: Mapping[str, Any] | None = None
@@ -115,6 +136,12 @@ class MetricsClient:
         return _post(self.endpoint, body, headers, self.timeout)
 
     def close(self) -> None:
+        """Send what was recorded since the last flush (kept in the spool if that fails), and
+        stop: nothing recorded is lost. Once only; a second call does nothing."""
+        if self._closed:
+            return
+        self._closed = True
+        self.flush()
         self._provider.shutdown()
 
 
