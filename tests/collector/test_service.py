@@ -20,6 +20,7 @@ from airlock.collector.db import REFUSAL_REASONS
 from airlock.collector.schema import metadata
 from airlock.collector.sweeper import sweep
 from airlock.policy.collection import OrgTerms
+from airlock.policy.retention import RetentionClass
 from tests.collector.harness import Running, post_bundle, running
 
 DAY = 86400.0
@@ -389,18 +390,21 @@ def test_product_feedback_disabled_refuses_bundles(service: Running) -> None:
     [
         (OrgTerms(), "logs", 30),
         (
-            OrgTerms(
-                account_class=__import__(
-                    "airlock.policy.retention", fromlist=["x"]
-                ).RetentionClass.CONSUMER_IMPROVEMENT
-            ),
+            OrgTerms(account_class=RetentionClass.CONSUMER_IMPROVEMENT),
             "logs",
             5 * 365,
         ),
+        (OrgTerms(account_class=RetentionClass.CONSUMER_STANDARD), "logs", 30),
         (OrgTerms(), "feedback", 5 * 365),
         (OrgTerms(), "shared_transcript", 183),
     ],
-    ids=["commercial_logs", "consumer_improvement_logs", "feedback_bundle", "shared_transcript"],
+    ids=[
+        "commercial_logs",
+        "consumer_improvement_logs",
+        "consumer_standard_logs",
+        "feedback_bundle",
+        "shared_transcript",
+    ],
 )
 def test_expiry_from_policy_and_sweep(
     service: Running, clock: list[float], terms: OrgTerms, kind: str, days: int
@@ -421,6 +425,25 @@ def test_expiry_from_policy_and_sweep(
     assert sum(sweep(service.collector).values()) >= 1
     missing(service, key, "s")
     assert service.collector.blobs.names() == []
+
+
+def test_a_rating_expires_apart_after_its_own_period(service: Running, clock: list[float]) -> None:
+    """A survey rating has a class of its own, apart from any transcript (30 days), shown by
+    /v1/retention and swept when it ends."""
+    key = service.key("acme")
+    sent = httpx.post(
+        f"{service.url}/v1/survey-ratings",
+        json={"rating": "good", "day": "2026-05-28"},
+        headers={**bearer(key), "Idempotency-Key": "r1"},
+    )
+    assert sent.status_code == 201, sent.text
+    clock[0] += 29 * DAY
+    assert sweep(service.collector) == {}
+    classes = httpx.get(f"{service.url}/v1/retention", headers=bearer(key)).json()["classes"]
+    assert list(classes) == ["survey_rating"] and classes["survey_rating"]["period_days"] == 30
+    clock[0] += DAY
+    assert sweep(service.collector) == {"survey_rating": 1}
+    assert service.collector.db.rows() == []
 
 
 def test_sweeper_under_concurrent_ingest(service: Running, clock: list[float]) -> None:
@@ -556,3 +579,92 @@ def test_several_serve_processes_share_one_postgresql(pg_cluster: str, tmp_path:
         assert totals[0] == totals[1] or all(
             totals[0][name]["items"] == totals[1][name]["items"] for name in totals[0]
         )
+
+
+def test_several_serve_processes_at_once_answer_as_one(
+    pg_cluster: str, bucket: str, tmp_path: Path
+) -> None:
+    """Two `airlock serve` processes on one PostgreSQL and one bucket, sent to at the same time
+    from four threads (logs, metrics, error events, bundles): each reads back all of it; the
+    same request sent to both at once, with one Idempotency-Key, is stored once; a session
+    deleted through one is gone from the other, its bundles from the bucket."""
+    import subprocess
+    import sys
+    from concurrent.futures import ThreadPoolExecutor
+
+    import boto3
+
+    from tests.collector.backends import fresh_database
+    from tests.servers import airlock_serve
+
+    database = fresh_database(pg_cluster)
+    SERVE = [sys.executable, "-m", "airlock", "serve"]
+    keys = ["keys", "create", "--org", "acme"]  # after the storage options, as a user may
+    created = subprocess.run(
+        [*SERVE, "--database-url", database, "--data-dir", str(tmp_path / "k"), *keys],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    key = created.stdout.strip().splitlines()[-1]
+    shared = ["--database-url", database, "--blob-url", f"s3://{bucket}/shared"]
+
+    def objects() -> int:
+        listed = boto3.client("s3").list_objects_v2(Bucket=bucket, Prefix="shared/")
+        return int(listed.get("KeyCount", 0))
+
+    with (
+        airlock_serve(*shared, "--data-dir", str(tmp_path / "one")) as (one, _),
+        airlock_serve(*shared, "--data-dir", str(tmp_path / "two")) as (two, _),
+    ):
+
+        def send(number: int) -> list[int]:
+            url, session = (one, two)[number % 2], f"s-{number % 3}"
+            event = {
+                "event_id": f"{number:032x}",
+                "message": "boom",
+                "tags": {"session.id": session},
+            }
+            metrics = _metrics_request(session).SerializeToString()
+            return [
+                post_logs(url, key, session, 5).status_code,
+                httpx.post(
+                    f"{url}/v1/metrics",
+                    content=metrics,
+                    headers={**bearer(key), "Content-Type": "application/x-protobuf"},
+                ).status_code,
+                httpx.post(
+                    f"{url}/api/1/envelope/", content=_sentry_envelope(event), headers=bearer(key)
+                ).status_code,
+                _bundle(url, key, session, b"bundle %d" % number * 50, f"b{number}").status_code,
+            ]
+
+        def resend(url: str) -> int:
+            return httpx.post(
+                f"{url}/v1/logs",
+                content=logs_request("s-same", 3).SerializeToString(),
+                headers={
+                    **bearer(key),
+                    "Content-Type": "application/x-protobuf",
+                    "Idempotency-Key": "one-request",
+                },
+            ).status_code
+
+        with ThreadPoolExecutor(4) as pool:
+            answers = list(pool.map(send, range(12)))
+            again = list(pool.map(resend, [one, two, one, two]))
+        assert answers == [[200, 200, 200, 201]] * 12
+        assert again == [200] * 4
+        expected = {"logs": 20, "metrics": 4, "error_report": 4, "feedback_bundle": 4}
+        for url in (one, two):
+            for session in range(3):
+                got = httpx.get(f"{url}/v1/sessions/s-{session}", headers=bearer(key)).json()
+                assert got["items"] == expected, (url, session)
+            same = httpx.get(f"{url}/v1/sessions/s-same", headers=bearer(key)).json()
+            assert same["items"] == {"logs": 3}
+        assert objects() == 12
+        removed = httpx.delete(f"{two}/v1/sessions/s-0", headers=bearer(key)).json()["removed"]
+        assert removed == expected
+        assert httpx.get(f"{one}/v1/sessions/s-0", headers=bearer(key)).status_code == 404
+        assert objects() == 8
