@@ -13,6 +13,7 @@ The tables are in :mod:`airlock.collector.schema`; times are seconds since the e
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import secrets
 import sqlite3
@@ -43,6 +44,8 @@ UNKNOWN_KEY = "unknown_key"
 OTHER_ORGANISATION = "other_organisation"
 """The refusal reason of a session asked for with another organisation's key."""
 REFUSAL_REASONS = (NO_KEY, UNKNOWN_KEY, OTHER_ORGANISATION)
+REFUSALS_FLUSH_SECONDS = 1.0
+"""Refusals are counted in memory and written at most this often (see ``count_refusal``)."""
 KEY_CACHE_SECONDS = 5.0
 """Seconds a key's organisation, once looked up, is answered from memory."""
 ITEM_COLUMNS = (
@@ -155,6 +158,11 @@ class Database:
         self._writer = threading.Lock()
         self._write_connection: Connection | None = None
         """SQLite: the connection of this process's writes, used by whoever holds ``_writer``."""
+        self._refusals: Counter[tuple[int, str, str]] = Counter()
+        """Refusals counted since the last write, by organisation, day and reason."""
+        self._refusals_lock = threading.Lock()
+        self._refusals_written = time.monotonic()
+        self._refusals_timer: threading.Timer | None = None
 
     def migrate(self) -> None:
         """Bring the schema to the newest version (Alembic), once even with several processes."""
@@ -171,6 +179,11 @@ class Database:
             ) from error
 
     def close(self) -> None:
+        with self._refusals_lock:
+            if self._refusals_timer is not None:
+                self._refusals_timer.cancel()
+        with contextlib.suppress(sa.exc.SQLAlchemyError):  # the database gone: nothing to do
+            self.write_refusals()
         with self._writer:
             if self._write_connection is not None:
                 self._write_connection.close()
@@ -283,25 +296,51 @@ class Database:
         return org
 
     def count_refusal(self, reason: str, org_id: int = NO_ORG) -> None:
-        """Count one refused request, for ``org_id`` (:data:`NO_ORG`: no organisation named)."""
+        """Count one refused request, for ``org_id`` (:data:`NO_ORG`: no organisation named).
+
+        Counted in memory and written within :data:`REFUSALS_FLUSH_SECONDS` (and when the
+        counts are read, and at close): a flood of requests without a key costs the database
+        one write a second, not one a request. A process killed outright loses at most that
+        second's counts."""
         day = time.strftime("%Y-%m-%d", time.gmtime(self.clock()))
-        this = sa.and_(
-            refusals.c.org_id == org_id, refusals.c.day == day, refusals.c.reason == reason
-        )
-        more = refusals.update().where(this).values(count=refusals.c.count + 1)
-        with self.writing() as connection:
-            if connection.execute(more).rowcount:
-                return
-            try:
-                with connection.begin_nested():
-                    connection.execute(
-                        refusals.insert().values(org_id=org_id, day=day, reason=reason, count=1)
-                    )
-            except sa.exc.IntegrityError:  # another request counted the day's first meanwhile
-                connection.execute(more)
+        with self._refusals_lock:
+            self._refusals[(org_id, day, reason)] += 1
+            wait = REFUSALS_FLUSH_SECONDS - (time.monotonic() - self._refusals_written)
+            later = wait > 0 and self._refusals_timer is None
+            if later:  # written within the second even if no other refusal comes
+                self._refusals_timer = threading.Timer(wait, self._write_refusals_later)
+                self._refusals_timer.daemon = True
+                self._refusals_timer.start()
+        if wait <= 0:
+            self.write_refusals()
+
+    def _write_refusals_later(self) -> None:
+        with self._refusals_lock:
+            self._refusals_timer = None
+        with contextlib.suppress(Exception):  # kept in memory for the next write
+            self.write_refusals()
+
+    def write_refusals(self) -> None:
+        """Write the refusals counted in memory since the last write (added to the stored
+        counts, in one transaction; kept for the next write if this one fails)."""
+        with self._refusals_lock:
+            pending, self._refusals = self._refusals, Counter()
+            self._refusals_written = time.monotonic()
+        if not pending:
+            return
+        try:
+            with self.writing() as connection:
+                for (org_id, day, reason), count in sorted(pending.items()):
+                    _add_refusals(connection, org_id, day, reason, count)
+        except BaseException:
+            with self._refusals_lock:
+                self._refusals.update(pending)
+            raise
 
     def refusal_counts(self, org: Org | None = None) -> dict[str, int]:
-        """Refused requests by reason: all of them, or those naming no organisation and ``org``'s."""
+        """Refused requests by reason: all of them, or those naming no organisation and ``org``'s
+        (this process's counts written first)."""
+        self.write_refusals()
         query = sa.select(refusals.c.reason, sa.func.sum(refusals.c.count)).group_by(
             refusals.c.reason
         )
@@ -505,6 +544,22 @@ class Database:
             query = query.where(items.c.org_id == org.id)
         with self.engine.connect() as connection:
             return [dict(row._mapping) for row in connection.execute(query)]
+
+
+def _add_refusals(connection: Connection, org_id: int, day: str, reason: str, count: int) -> None:
+    """Add ``count`` to the refusals of ``org_id`` on ``day`` for ``reason`` (the day's first
+    row made if missing, by this or, meanwhile, another process)."""
+    this = sa.and_(refusals.c.org_id == org_id, refusals.c.day == day, refusals.c.reason == reason)
+    more = refusals.update().where(this).values(count=refusals.c.count + count)
+    if connection.execute(more).rowcount:
+        return
+    try:
+        with connection.begin_nested():
+            connection.execute(
+                refusals.insert().values(org_id=org_id, day=day, reason=reason, count=count)
+            )
+    except sa.exc.IntegrityError:  # another process wrote the day's first meanwhile
+        connection.execute(more)
 
 
 def _row(org: Org, row: Item) -> tuple[Any, ...]:
