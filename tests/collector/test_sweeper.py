@@ -147,3 +147,26 @@ def test_strays_older_than_the_margin_are_removed(database_url: str, tmp_path: P
     assert swept.returncode == 0, swept.stderr
     assert "1 stored bundles that no item named removed" in swept.stdout
     assert (folder / named).exists() and not young.exists()
+
+
+def test_sweep_without_kinds_removes_the_same_and_counts_the_total(
+    database_url: str, tmp_path: Path
+) -> None:
+    """The scheduled sweep's way (``by_kind=False``): the same rows go, in batches by address
+    on PostgreSQL and by the index on SQLite, and the answer is their total."""
+    import time
+
+    from airlock.collector.sweeper import ALL_KINDS
+    from tests.collector.harness import running
+    from tests.collector.test_service import post_logs
+
+    long_ago = time.time() - 40 * 86400.0
+    with running(database_url, tmp_path / "data", clock=lambda: long_ago) as old:
+        key = old.key("acme")
+        for session in range(5):
+            assert post_logs(old.url, key, f"old-{session}", 40).status_code == 200
+    with running(database_url, tmp_path / "data") as recent:
+        assert post_logs(recent.url, key, "new", 7).status_code == 200
+        assert sweep(recent.collector, by_kind=False) == {ALL_KINDS: 200}
+        assert sweep(recent.collector, by_kind=False) == {}
+        assert [row["session_id"] for row in recent.collector.db.rows()] == ["new"] * 7

@@ -33,7 +33,8 @@ days, or 5 years with model improvement; /feedback bundles 5 years; shared trans
 months; ratings apart). Under zero data retention nothing is persisted; an organisation that
 disabled product feedback has its bundles refused. The sweeper deletes what is past its expiry
 at start and every --sweep-every seconds, in batches, and stored bundles no item names (a stop
-between storing one and writing its item) once an hour old; `--sweep` sweeps once and exits.
+between storing one and writing its item) once an hour old, and says on stderr how many went;
+`--sweep` sweeps once, prints what went by kind, and exits.
 A session's deletion removes its bundles first, then its items: a bucket that fails leaves the
 items (503), to delete again.
 
