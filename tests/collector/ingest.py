@@ -11,8 +11,18 @@ from collections.abc import Callable
 import brotli
 import httpx
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+    ExportMetricsServiceRequest,
+)
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord, ResourceLogs, ScopeLogs
+from opentelemetry.proto.metrics.v1.metrics_pb2 import (
+    Metric,
+    NumberDataPoint,
+    ResourceMetrics,
+    ScopeMetrics,
+    Sum,
+)
 
 from tests.collector.harness import Running
 
@@ -56,3 +66,58 @@ def logs_body(session: str, count: int) -> bytes:
         resource_logs=[ResourceLogs(scope_logs=[ScopeLogs(log_records=records)])]
     )
     return request.SerializeToString()
+
+
+def metrics_request(
+    session: str | None, value: int = 3, name: str | None = None
+) -> ExportMetricsServiceRequest:
+    """An OTLP metrics export: one counter data point of ``value`` (under ``session`` when
+    given), named ``name`` (default ``tokens.SESSION``, or ``airlock.files``)."""
+    attributes = (
+        []
+        if session is None
+        else [KeyValue(key="session.id", value=AnyValue(string_value=session))]
+    )
+    point = NumberDataPoint(as_int=value, time_unix_nano=1, attributes=attributes)
+    metric = Metric(
+        name=name or (f"tokens.{session}" if session else "airlock.files"),
+        sum=Sum(data_points=[point], is_monotonic=True),
+    )
+    return ExportMetricsServiceRequest(
+        resource_metrics=[ResourceMetrics(scope_metrics=[ScopeMetrics(metrics=[metric])])]
+    )
+
+
+def send_with_sentry_sdk(dsn: str, session: str, message: str) -> None:
+    """Report one ``ValueError(message)`` tagged with ``session`` through the real sentry-sdk
+    (its own transport, its own compression), flushed and closed."""
+    import sentry_sdk
+
+    sentry_sdk.init(dsn=dsn, default_integrations=False)
+    try:
+        with sentry_sdk.new_scope() as scope:
+            scope.set_tag("session.id", session)
+            try:
+                raise ValueError(message)
+            except ValueError as problem:
+                sentry_sdk.capture_exception(problem)
+        sentry_sdk.flush(timeout=10)
+    finally:
+        sentry_sdk.get_client().close(timeout=10)
+        sentry_sdk.get_global_scope().set_client(None)
+
+
+def airlock_serve_sweep(*args: str) -> str:
+    """``airlock serve --sweep ARGS…`` as a user runs it; what it printed (it must succeed)."""
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-m", "airlock", "serve", "--sweep", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout

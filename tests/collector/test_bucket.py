@@ -3,7 +3,6 @@ tests (``s3_endpoint`` in ``conftest.py``), on SQLite and on PostgreSQL."""
 
 from __future__ import annotations
 
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -15,6 +14,7 @@ from airlock.collector.blobs import BucketBlobs, blob_store
 from airlock.errors import UsageError
 from airlock.policy.collection import OrgTerms
 from tests.collector.harness import post_bundle, running
+from tests.collector.ingest import airlock_serve_sweep
 
 AIRLOCK = [sys.executable, "-m", "airlock"]
 
@@ -75,16 +75,9 @@ def test_the_sweep_removes_expired_bundles_from_the_bucket(
         if database_url.startswith("sqlite")
         else ["--database-url", database_url]
     )
-    swept = subprocess.run(
-        [*AIRLOCK, "serve", "--sweep", *storage, "--blob-url", f"s3://{bucket}/kept"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert swept.returncode == 0, swept.stderr
-    assert "1 items past their retention period removed" in swept.stdout
-    assert "feedback_bundle: 1" in swept.stdout
+    said = airlock_serve_sweep(*storage, "--blob-url", f"s3://{bucket}/kept")
+    assert "1 items past their retention period removed" in said
+    assert "feedback_bundle: 1" in said
     assert blobs.names() == [recent_blob]
 
 

@@ -17,7 +17,7 @@ import pytest
 
 from airlock.collector.service import MAX_DECODED_BYTES
 from tests.collector.harness import Running, running
-from tests.collector.ingest import COMPRESS, bearer, items, logs_body
+from tests.collector.ingest import COMPRESS, bearer, items, logs_body, send_with_sentry_sdk
 from tests.serving import Handler, in_thread
 
 ENCODINGS = sorted(COMPRESS)
@@ -149,23 +149,10 @@ def test_real_sentry_sdk_sends_brotli(service: Running) -> None:
     """sentry-sdk with the brotli package installed sends its envelope with Content-Encoding:
     br (seen on the way, through a relay on loopback), and the collector stores the error under
     its session tag, whole."""
-    import sentry_sdk
-
     key = service.key("acme")
     with in_thread(RelayServer(service.url)) as relay:
         port = relay.server_address[1]
-        sentry_sdk.init(dsn=f"http://{key}@127.0.0.1:{port}/1", default_integrations=False)
-        try:
-            with sentry_sdk.new_scope() as scope:
-                scope.set_tag("session.id", "s-br")
-                try:
-                    raise ValueError("broke, compressed")
-                except ValueError as problem:
-                    sentry_sdk.capture_exception(problem)
-            sentry_sdk.flush(timeout=10)
-        finally:
-            sentry_sdk.get_client().close(timeout=10)
-            sentry_sdk.get_global_scope().set_client(None)
+        send_with_sentry_sdk(f"http://{key}@127.0.0.1:{port}/1", "s-br", "broke, compressed")
         deadline = time.monotonic() + 10
         while items(service, key, "s-br") != {"error_report": 1}:
             assert time.monotonic() < deadline, f"the event never arrived: {relay.seen}"

@@ -18,12 +18,17 @@ def _stored(database: Database) -> int:
     return int(total or 0)
 
 
+def _opened(url: str) -> Database:
+    database = Database(url)
+    database.migrate()
+    return database
+
+
 def test_a_flood_is_written_once_and_lost_nowhere(
     database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(db_module, "REFUSALS_FLUSH_SECONDS", 3600.0)
-    database = Database(database_url)
-    database.migrate()
+    database = _opened(database_url)
     for _ in range(100):
         database.count_refusal(NO_KEY)
     assert _stored(database) == 0  # held: no write per refused request
@@ -43,8 +48,7 @@ def test_counts_are_written_once_the_second_is_over(
     database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(db_module, "REFUSALS_FLUSH_SECONDS", 0.0)
-    database = Database(database_url)
-    database.migrate()
+    database = _opened(database_url)
     try:
         database.count_refusal(NO_KEY)
         database.count_refusal(NO_KEY)
@@ -58,8 +62,7 @@ def test_a_lone_refusal_is_written_within_the_second(database_url: str) -> None:
     collector processes to read."""
     import time
 
-    database = Database(database_url)
-    database.migrate()
+    database = _opened(database_url)
     try:
         database.refusal_counts()  # a write just now: the next one waits for its second
         database.count_refusal(NO_KEY)

@@ -8,7 +8,6 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -22,6 +21,7 @@ from airlock.collector.sweeper import sweep
 from airlock.policy.collection import OrgTerms
 from airlock.policy.retention import RetentionClass
 from tests.collector.harness import Running, post_bundle, running
+from tests.collector.ingest import metrics_request, send_with_sentry_sdk
 
 DAY = 86400.0
 START = 1_780_000_000.0
@@ -334,7 +334,7 @@ def test_zero_data_retention_persists_nothing(service: Running) -> None:
     assert rating.status_code == 202
     metrics = httpx.post(
         f"{service.url}/v1/metrics",
-        content=_metrics_request(secret).SerializeToString(),
+        content=metrics_request(secret).SerializeToString(),
         headers={**bearer(key), "Content-Type": "application/x-protobuf"},
     )
     assert metrics.status_code == 200, metrics.text
@@ -352,28 +352,6 @@ def test_zero_data_retention_persists_nothing(service: Running) -> None:
         stored = Path(str(database.engine.url.database))
         for path in stored.parent.glob(stored.name + "*"):
             assert secret.encode() not in path.read_bytes(), path
-
-
-def _metrics_request(session: str) -> Any:
-    """An OTLP metrics export: one counter data point of ``session``."""
-    from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
-        ExportMetricsServiceRequest,
-    )
-    from opentelemetry.proto.metrics.v1.metrics_pb2 import (
-        Metric,
-        NumberDataPoint,
-        ResourceMetrics,
-        ScopeMetrics,
-        Sum,
-    )
-
-    point = NumberDataPoint(
-        as_int=3, time_unix_nano=1, attributes=[_attribute("session.id", session)]
-    )
-    metric = Metric(name=f"tokens.{session}", sum=Sum(data_points=[point], is_monotonic=True))
-    return ExportMetricsServiceRequest(
-        resource_metrics=[ResourceMetrics(scope_metrics=[ScopeMetrics(metrics=[metric])])]
-    )
 
 
 def test_product_feedback_disabled_refuses_bundles(service: Running) -> None:
@@ -469,22 +447,9 @@ def test_sweeper_under_concurrent_ingest(service: Running, clock: list[float]) -
 
 def test_real_sentry_sdk_sends_to_the_collector(service: Running) -> None:
     """sentry-sdk with a DSN pointing at the collector stores the error under its session tag."""
-    import sentry_sdk
-
     key = service.key("acme")
     port = service.url.rsplit(":", 1)[1]
-    sentry_sdk.init(dsn=f"http://{key}@127.0.0.1:{port}/1", default_integrations=False)
-    try:
-        with sentry_sdk.new_scope() as scope:
-            scope.set_tag("session.id", "s-sentry")
-            try:
-                raise ValueError("something broke")
-            except ValueError as problem:
-                sentry_sdk.capture_exception(problem)
-        sentry_sdk.flush(timeout=10)
-    finally:
-        sentry_sdk.get_client().close(timeout=10)
-        sentry_sdk.get_global_scope().set_client(None)
+    send_with_sentry_sdk(f"http://{key}@127.0.0.1:{port}/1", "s-sentry", "something broke")
     deadline = time.monotonic() + 10
     url = f"{service.url}/v1/sessions/s-sentry"
     while httpx.get(url, headers=bearer(key)).json().get("items") != {"error_report": 1}:
@@ -626,7 +591,7 @@ def test_several_serve_processes_at_once_answer_as_one(
                 "message": "boom",
                 "tags": {"session.id": session},
             }
-            metrics = _metrics_request(session).SerializeToString()
+            metrics = metrics_request(session).SerializeToString()
             return [
                 post_logs(url, key, session, 5).status_code,
                 httpx.post(

@@ -113,12 +113,11 @@ def test_strays_older_than_the_margin_are_removed(database_url: str, tmp_path: P
     it is older than the margin; a young one (its row may be being written) and every bundle an
     item names stay; `airlock serve --sweep` says how many went."""
     import os
-    import subprocess
-    import sys
     import time
 
     from airlock.collector.sweeper import STRAY_SECONDS, remove_strays
     from tests.collector.harness import post_bundle, running
+    from tests.collector.ingest import airlock_serve_sweep
 
     sqlite = database_url.startswith("sqlite:///")
     data = Path(database_url.removeprefix("sqlite:///")).parent if sqlite else tmp_path / "data"
@@ -136,16 +135,10 @@ def test_strays_older_than_the_margin_are_removed(database_url: str, tmp_path: P
         assert remove_strays(served.collector) == 1
         assert sorted(served.collector.blobs.names()) == sorted([named, young.name])
         os.utime(young, (long_ago, long_ago))
-    swept = subprocess.run(
-        [sys.executable, "-m", "airlock", "serve", "--sweep", "--data-dir", str(data)]
-        + ([] if sqlite else ["--database-url", database_url]),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+    said = airlock_serve_sweep(
+        "--data-dir", str(data), *([] if sqlite else ["--database-url", database_url])
     )
-    assert swept.returncode == 0, swept.stderr
-    assert "1 stored bundles that no item named removed" in swept.stdout
+    assert "1 stored bundles that no item named removed" in said
     assert (folder / named).exists() and not young.exists()
 
 

@@ -17,25 +17,16 @@ from pathlib import Path
 import httpx
 import pytest
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
-    ExportLogsServiceRequest,
     ExportLogsServiceResponse,
 )
-from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
-    ExportMetricsServiceRequest,
-)
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
-from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord, ResourceLogs, ScopeLogs
 from opentelemetry.proto.metrics.v1.metrics_pb2 import (
-    Metric,
     NumberDataPoint,
-    ResourceMetrics,
-    ScopeMetrics,
-    Sum,
 )
 
 from airlock.collector.otlp import MAX_IDEMPOTENCY_KEY
 from airlock.telemetry import MetricsClient, Scrubber, Spool
 from tests.collector.harness import Running, running
+from tests.collector.ingest import logs_body, metrics_request
 
 PASSED = ("Authorization", "Content-Type", "Idempotency-Key")
 """The headers :class:`Gate` passes on to the collector."""
@@ -176,27 +167,11 @@ def test_answer_lost_resent_payload_stored_once(service: Running, tmp_path: Path
 
 
 def _logs(count: int, session: str = "s-k") -> bytes:
-    records = [
-        LogRecord(
-            time_unix_nano=1,
-            body=AnyValue(string_value=f"event {n}"),
-            attributes=[KeyValue(key="session.id", value=AnyValue(string_value=session))],
-        )
-        for n in range(count)
-    ]
-    request = ExportLogsServiceRequest(
-        resource_logs=[ResourceLogs(scope_logs=[ScopeLogs(log_records=records)])]
-    )
-    return request.SerializeToString()
+    return logs_body(session, count)
 
 
 def _metrics(value: int) -> bytes:
-    point = NumberDataPoint(as_int=value, time_unix_nano=1)
-    metric = Metric(name="airlock.files", sum=Sum(data_points=[point], is_monotonic=True))
-    request = ExportMetricsServiceRequest(
-        resource_metrics=[ResourceMetrics(scope_metrics=[ScopeMetrics(metrics=[metric])])]
-    )
-    return request.SerializeToString()
+    return metrics_request(None, value).SerializeToString()
 
 
 def _post(
