@@ -160,3 +160,41 @@ def test_member_given_twice_refused(service: Running) -> None:
     body = b'{"resourceLogs": [], "resourceLogs": []}'
     response = httpx.post(f"{service.url}/v1/logs", content=body, headers=headers)
     assert response.status_code == 400 and "twice" in response.json()["error"]
+
+
+@pytest.mark.parametrize(
+    ("path", "says"),
+    [
+        ("/v1/logs", "resource_logs[0].scope_logs[0].log_records[1].trace_id: expected 16 bytes"),
+        ("/v1/metrics", "an exemplar.span_id: expected 8 bytes"),
+    ],
+)
+def test_protobuf_ids_of_another_length_refused(service: Running, path: str, says: str) -> None:
+    """In protobuf the ids are bytes: a trace id that is not 16 bytes, or a span id not 8, is
+    a 400 naming it, and nothing of the request is stored."""
+    from google.protobuf import json_format
+    from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+    from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+        ExportMetricsServiceRequest,
+    )
+
+    key = service.key("acme")
+    message: Any
+    if path == "/v1/logs":
+        message = json_format.ParseDict(
+            logs({"timeUnixNano": "1"}, {"timeUnixNano": "2"}), ExportLogsServiceRequest()
+        )
+        message.resource_logs[0].scope_logs[0].log_records[1].trace_id = b"short"
+    else:
+        message = json_format.ParseDict(metrics({"asInt": "3"}), ExportMetricsServiceRequest())
+        point = message.resource_metrics[0].scope_metrics[0].metrics[0].sum.data_points[0]
+        point.exemplars[0].span_id = b"abc"
+    response = httpx.post(
+        f"{service.url}{path}",
+        content=message.SerializeToString(),
+        headers={"Authorization": f"Bearer {key}", "Content-Type": "application/x-protobuf"},
+        timeout=30,
+    )
+    assert response.status_code == 400, response.text
+    assert says in response.json()["error"]
+    assert service.collector.db.rows() == []

@@ -19,6 +19,7 @@ doubles what it counted.
 OTLP/JSON writes ``traceId`` and ``spanId`` as hex, not as protobuf's JSON mapping of bytes
 (base64): they are decoded as hex (:func:`hex_ids`), in log records and in metric exemplars,
 and one that is not 32 (``traceId``) or 16 (``spanId``) hex characters is a ``400`` naming it.
+In protobuf they are bytes: one that is not 16 or 8 bytes is a ``400`` naming it too.
 """
 
 from __future__ import annotations
@@ -190,21 +191,40 @@ def parse(data: bytes, content_type: str, message: Message, what: str) -> None:
         raise BadRequest(415, f"Content-Type: {content_type!r}: expected {_PROTOBUF} or {_JSON}")
 
 
+def _check_ids(holder: Any, where: str) -> None:
+    """A record's or exemplar's ``trace_id`` and ``span_id``: none, or 16 and 8 bytes.
+
+    Raises:
+        BadRequest: 400 naming the id of another length.
+    """
+    for field, size in (("trace_id", 16), ("span_id", 8)):
+        value = getattr(holder, field)
+        if value and len(value) != size:
+            raise BadRequest(400, f"{where}.{field}: expected {size} bytes, got {len(value)}")
+
+
 def log_records(request: ExportLogsServiceRequest) -> list[tuple[str | None, bytes]]:
-    """Each log record's session and bytes."""
+    """Each log record's session and bytes.
+
+    Raises:
+        BadRequest: 400, a record's trace or span id is not 16 or 8 bytes.
+    """
     found: list[tuple[str | None, bytes]] = []
-    for resource_logs in request.resource_logs:
+    for r, resource_logs in enumerate(request.resource_logs):
         default = _session(resource_logs.resource.attributes)
-        for scope_logs in resource_logs.scope_logs:
-            found += [
-                (_session(record.attributes) or default, record.SerializeToString())
-                for record in scope_logs.log_records
-            ]
+        for s, scope_logs in enumerate(resource_logs.scope_logs):
+            for n, record in enumerate(scope_logs.log_records):
+                _check_ids(record, f"resource_logs[{r}].scope_logs[{s}].log_records[{n}]")
+                found.append((_session(record.attributes) or default, record.SerializeToString()))
     return found
 
 
 def metric_points(request: ExportMetricsServiceRequest) -> list[tuple[str | None, bytes]]:
-    """Each data point's session and bytes (the metric's name, a line break, the point)."""
+    """Each data point's session and bytes (the metric's name, a line break, the point).
+
+    Raises:
+        BadRequest: 400, an exemplar's trace or span id is not 16 or 8 bytes.
+    """
     found: list[tuple[str | None, bytes]] = []
     for resource_metrics in request.resource_metrics:
         default = _session(resource_metrics.resource.attributes)
@@ -215,6 +235,8 @@ def metric_points(request: ExportMetricsServiceRequest) -> list[tuple[str | None
                     continue
                 name = metric.name.encode("utf-8", "replace") + b"\n"
                 for point in getattr(metric, field).data_points:
+                    for exemplar in getattr(point, "exemplars", ()):
+                        _check_ids(exemplar, f"metric {metric.name!r}: an exemplar")
                     found.append(
                         (_session(point.attributes) or default, name + point.SerializeToString())
                     )
