@@ -100,8 +100,9 @@ def test_a_stray_object_in_the_bucket_is_removed(bucket: str, tmp_path: Path) ->
         key = served.key("acme")
         assert _bundle(served.url, key, "s", b"named" * 100, "b1").status_code == 201
         [named] = blobs.names()
-        boto3.client("s3").put_object(Bucket=bucket, Key="b/" + "0" * 32, Body=b"stray")
+        boto3.client("s3").put_object(Bucket=bucket, Key="b/" + "0" * 64 + ".tar.gz", Body=b"x")
+        boto3.client("s3").put_object(Bucket=bucket, Key="b/someone-elses.txt", Body=b"kept")
         assert remove_strays(served.collector) == 0  # young: its row may be on its way
         later = time.time() + STRAY_SECONDS + 60
         assert remove_strays(served.collector, now=later) == 1
-        assert blobs.names() == [named]
+        assert blobs.names() == sorted([named, "someone-elses.txt"])

@@ -84,6 +84,24 @@ def test_corrupt_stream_refused(service: Running, encoding: str, damage: str, sa
 
 
 @pytest.mark.parametrize("encoding", ENCODINGS)
+@pytest.mark.parametrize("text", ["repeated", "varied"])
+def test_large_compressed_body_stored_whole(service: Running, encoding: str, text: str) -> None:
+    """Bodies that decode to megabytes, sent in the chunks a client sends, are decoded whole
+    (the decoder drained of all it holds after each chunk), not taken for cut short."""
+    from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+
+    key = service.key("acme")
+    message = ExportLogsServiceRequest.FromString(logs_body("s-large", 4))
+    for n, record in enumerate(message.resource_logs[0].scope_logs[0].log_records):
+        words = " ".join(f"word{(n * 7919 + i * 104729) % 100003}" for i in range(300_000))
+        record.body.string_value = "x" * 3_000_000 if text == "repeated" else words
+    body = COMPRESS[encoding](message.SerializeToString())
+    response = post_logs(service, key, body, encoding)
+    assert response.status_code == 200, response.text
+    assert items(service, key, "s-large") == {"logs": 4}
+
+
+@pytest.mark.parametrize("encoding", ENCODINGS)
 def test_bomb_refused(service: Running, encoding: str) -> None:
     """A few kilobytes that expand past the decompressed limit are a 413; nothing is stored."""
     key = service.key("acme")

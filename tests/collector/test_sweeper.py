@@ -126,13 +126,19 @@ def test_strays_older_than_the_margin_are_removed(database_url: str, tmp_path: P
         assert post_bundle(served.url, key, b"kept" * 100, "b1", session="s").status_code == 201
         folder = served.collector.blobs.folder  # type: ignore[attr-defined]
         [named] = served.collector.blobs.names()
-        old, young = folder / ("0" * 32), folder / ("f" * 32)
+        old, young = folder / ("0" * 64 + ".tar.gz"), folder / ("f" * 64 + ".tar.gz")
         old.write_bytes(b"left by a stop")
         young.write_bytes(b"being written")
+        foreign, subfolder = folder / "notes.txt", folder / ("1" * 64 + ".tar.gz.d")
+        foreign.write_text("not the collector's")
+        subfolder.mkdir()
         long_ago = time.time() - STRAY_SECONDS - 60
-        os.utime(old, (long_ago, long_ago))
-        os.utime(folder / named, (long_ago, long_ago))
-        assert remove_strays(served.collector) == 1
+        for path in (old, folder / named, foreign, subfolder):
+            os.utime(path, (long_ago, long_ago))
+        assert remove_strays(served.collector) == 1  # the old one the collector named: nothing else
+        assert foreign.exists() and subfolder.is_dir()
+        foreign.unlink()
+        subfolder.rmdir()
         assert sorted(served.collector.blobs.names()) == sorted([named, young.name])
         os.utime(young, (long_ago, long_ago))
     said = airlock_serve_sweep(

@@ -222,6 +222,51 @@ def test_a_signal_reaches_the_command(tmp_path: Path, project: Path) -> None:
     assert marker.read_text() == "term\n"
 
 
+def test_a_second_signal_ends_a_command_that_ignores_the_first(tmp_path: Path) -> None:
+    """A command that ignores SIGTERM: a second SIGTERM within the grace time ends the sandbox
+    at once, and airlock ends too (it does not wait on itself), with the run in its log."""
+    log = tmp_path / "audit.jsonl"
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "airlock",
+            "run",
+            "--audit-log",
+            str(log),
+            "--",
+            "sh",
+            "-c",
+            "trap '' TERM INT; echo started; while :; do sleep 0.1; done",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        assert process.stdout.readline().strip() == "started"
+        process.send_signal(signal.SIGTERM)
+        time.sleep(0.5)
+        assert process.poll() is None  # ignored: it runs on
+        process.send_signal(signal.SIGTERM)
+        try:
+            code = process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            _, err = process.communicate()
+            raise AssertionError(f"airlock hung after the second SIGTERM; stderr: {err}") from None
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        process.stdout.close()  # type: ignore[union-attr]
+        process.stderr.close()  # type: ignore[union-attr]
+    assert code == 128 + signal.SIGKILL
+    last = json.loads(log.read_text().splitlines()[-1])
+    assert last["type"] == "run" and last["exit_code"] == 128 + signal.SIGKILL
+
+
 def test_the_command_dies_with_airlock(tmp_path: Path) -> None:
     """kill -9 of airlock ends the command inside (it cannot outlive its sandbox's keeper)."""
     seconds = f"{100 + secrets.randbelow(10**6) / 10**6:.6f}"  # names this test's sleep

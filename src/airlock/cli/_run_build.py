@@ -291,7 +291,7 @@ class ForwardedSignals:
             return
         now = time.monotonic()
         if now - self.last < self.GRACE:
-            self.sandbox.kill()
+            self.sandbox.kill_now()  # no waiting here: the main thread may be waiting on it
         self.last = now
         self.sandbox.signal(number)
 

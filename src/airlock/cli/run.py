@@ -168,7 +168,11 @@ def _run(args: argparse.Namespace) -> int:
             try:
                 proxy = standby_proxy(config, sandbox)  # the audit log: open before anything runs
                 if early:  # inspection or the gateway loaded the proxy's modules already
-                    start_now(proxy)
+                    try:
+                        start_now(proxy)
+                    except BaseException:
+                        proxy.abandon()  # nothing ran: the log ends without a run record
+                        raise
                 code = USAGE_EXIT_CODE
                 try:
                     signals.attach(sandbox)

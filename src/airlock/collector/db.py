@@ -163,6 +163,7 @@ class Database:
         self._refusals_lock = threading.Lock()
         self._refusals_written = time.monotonic()
         self._refusals_timer: threading.Timer | None = None
+        self._closed = False
 
     def migrate(self) -> None:
         """Bring the schema to the newest version (Alembic), once even with several processes."""
@@ -180,8 +181,10 @@ class Database:
 
     def close(self) -> None:
         with self._refusals_lock:
+            self._closed = True  # no timer from now on
             if self._refusals_timer is not None:
                 self._refusals_timer.cancel()
+                self._refusals_timer = None
         with contextlib.suppress(sa.exc.SQLAlchemyError):  # the database gone: nothing to do
             self.write_refusals()
         with self._writer:
@@ -306,7 +309,7 @@ class Database:
         with self._refusals_lock:
             self._refusals[(org_id, day, reason)] += 1
             wait = REFUSALS_FLUSH_SECONDS - (time.monotonic() - self._refusals_written)
-            later = wait > 0 and self._refusals_timer is None
+            later = wait > 0 and self._refusals_timer is None and not self._closed
             if later:  # written within the second even if no other refusal comes
                 self._refusals_timer = threading.Timer(wait, self._write_refusals_later)
                 self._refusals_timer.daemon = True
@@ -317,6 +320,8 @@ class Database:
     def _write_refusals_later(self) -> None:
         with self._refusals_lock:
             self._refusals_timer = None
+            if self._closed:  # close() wrote them
+                return
         with contextlib.suppress(Exception):  # kept in memory for the next write
             self.write_refusals()
 

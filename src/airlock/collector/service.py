@@ -195,7 +195,9 @@ class _Brotli:
             # chunk of 64 KiB could otherwise be decompressed to gigabytes at once.
             piece: bytes = self.decompressor.process(data, output_buffer_limit=_STEP)
             yield piece
-            while not self.decompressor.can_accept_more_data():
+            # Drain what the decoder holds: it may accept more input while output is still
+            # waiting inside it, so ask until it has finished or gives nothing more.
+            while piece and not self.decompressor.is_finished():
                 piece = self.decompressor.process(b"", output_buffer_limit=_STEP)
                 yield piece
         except self.error as problem:

@@ -53,6 +53,7 @@ sweep by expiry would find.
 
 from __future__ import annotations
 
+import re
 import sys
 import threading
 import time
@@ -123,6 +124,8 @@ def sweep(
     return {kind: count for kind, count in removed.items() if count}
 
 
+BLOB_NAME = re.compile(r"[0-9a-f]{64}\.tar\.gz")
+"""The names the collector gives stored bundles (:func:`airlock.collector.feedback.blob_name`)."""
 STRAY_SECONDS = 3600.0
 """Age past which a stored bundle that no item names is a stray (see :func:`remove_strays`)."""
 
@@ -133,7 +136,12 @@ def remove_strays(collector: Collector, *, now: float | None = None) -> int:
 
     A bundle is stored whole before its row is written, so a stop between the two leaves one
     that no row names, and that no sweep by expiry would ever find. One younger than the
-    margin may be an upload whose row is being written now, and is left."""
+    margin may be an upload whose row is being written now, and is left. Only names the
+    collector makes (:data:`BLOB_NAME`) are looked at: anything else in the folder or the
+    bucket is not the collector's to delete.
+
+    Collectors with databases of their own must not share a bucket prefix: each would take
+    the other's bundles for strays."""
     moment = collector.clock() if now is None else now
     with collector.db.engine.connect() as connection:
         named = set(
@@ -141,6 +149,8 @@ def remove_strays(collector: Collector, *, now: float | None = None) -> int:
         )
     gone = 0
     for name, stored in collector.blobs.listing():
+        if not BLOB_NAME.fullmatch(name):  # not one the collector made: never touched
+            continue
         if name not in named and stored <= moment - STRAY_SECONDS:
             collector.blobs.delete(name)
             gone += 1

@@ -126,7 +126,12 @@ def start_proxy(
     Raises:
         AirlockError: the audit log cannot be opened, or a listener cannot be served.
     """
-    return StandbyProxy(config, listeners, run_id=run_id, clock=clock).start(check)
+    standby = StandbyProxy(config, listeners, run_id=run_id, clock=clock)
+    try:
+        return standby.start(check)
+    except BaseException:
+        standby.abandon()
+        raise
 
 
 def serve(standby: StandbyProxy, check: AddressCheck | None = None) -> RunningProxy:
@@ -134,13 +139,9 @@ def serve(standby: StandbyProxy, check: AddressCheck | None = None) -> RunningPr
     (:meth:`StandbyProxy.start <airlock.egress.standby.StandbyProxy.start>`).
 
     Raises:
-        AirlockError: the audit log failed, or a listener cannot be served.
+        AirlockError: a listener cannot be served.
     """
     audit = standby.audit
-    if audit is not None and audit.failed is not None:  # while the proxy was not loaded
-        raise AirlockError(
-            f"the egress proxy could not start: the audit log failed: {audit.failed}"
-        )
     proxy = Proxy(standby.config, audit, standby.run_id, check or check_address)
     loop = new_event_loop()
     if audit is not None:
@@ -148,7 +149,11 @@ def serve(standby: StandbyProxy, check: AddressCheck | None = None) -> RunningPr
         def stop_traffic(error: BaseException) -> None:
             loop.call_soon_threadsafe(proxy.fail, error)
 
+        # First the hook, then the look: the writer sets ``failed`` before it calls the hook,
+        # so a failure before this line is seen below, and one after it calls the hook.
         audit.on_failure = stop_traffic
+        if audit.failed is not None:  # it failed while the proxy was not loaded
+            proxy.fail(audit.failed)  # every connection is refused, saying why
     ready = threading.Event()
     problems: list[BaseException] = []
     thread = threading.Thread(

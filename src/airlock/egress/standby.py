@@ -69,6 +69,8 @@ class StandbyProxy:
         if self.audit is not None:
             self.audit.append(start_record(config, self.run_id, self.started))
         self.running: RunningProxy | None = None
+        self.start_error: str | None = None
+        """Why :meth:`start` failed, for the run's record (the command may have run)."""
 
     def start(self, check: AddressCheck | None = None) -> RunningProxy:
         """Load the proxy and serve the listeners in a background thread (once).
@@ -81,20 +83,26 @@ class StandbyProxy:
 
             try:
                 self.running = serve(self, check)
-            except BaseException:
-                if self.audit is not None:  # the run ends here: its log too, not as final
-                    with contextlib.suppress(AirlockError):  # the error raised says why
-                        self.audit.close(final=False)
-                    self.audit = None
+            except BaseException as error:
+                self.start_error = f"the egress proxy could not start: {error}"
                 raise
         return self.running
 
     def close(self, run_record: dict[str, Any] | None = None) -> ProxyReport:
         """End the run: the proxy's own :meth:`~airlock.egress.running.RunningProxy.close`
-        when it was started; else the run's record with no traffic, and the log ended."""
+        when it was started; else the run's record with no traffic (and why the proxy did
+        not start, if it failed to), and the log ended."""
         if self.running is not None:
             return self.running.close(run_record)
-        return finish(self, run_record, hosts=(), budget_exhausted=False, error=None)
+        return finish(self, run_record, hosts=(), budget_exhausted=False, error=self.start_error)
+
+    def abandon(self) -> None:
+        """End the log, not as final, without a run record (nothing ran: a proxy started
+        on its own, by :func:`~airlock.egress.running.start_proxy`, failed)."""
+        if self.audit is not None:
+            with contextlib.suppress(AirlockError):  # the error raised says why
+                self.audit.close(final=False)
+            self.audit = None
 
 
 def open_audit(config: EgressConfig, run: str) -> AuditLog | None:
@@ -153,6 +161,7 @@ def finish(
             **(run_record or {}),
             "hosts": [host.to_json() for host in hosts],
             "upload_budget_exhausted": budget_exhausted,
+            **({"error": error} if error is not None else {}),
         }
         audit.append(record)
         try:

@@ -271,6 +271,8 @@ class Sandbox:
                 if self.listener.fileno() in ready:
                     return None
                 if pidfd in ready or (pidfd < 0 and self.process.poll() is not None):
+                    if pidfd < 0 and poller.poll(0):  # a connection came as it ended
+                        return None
                     return self.wait()
         finally:
             if pidfd >= 0:
@@ -281,6 +283,14 @@ class Sandbox:
         """The command's exit status (128 + the signal's number when a signal ended it)."""
         code = self.process.wait()
         return 128 - code if code < 0 else code
+
+    def kill_now(self) -> None:
+        """Send bubblewrap SIGKILL and return, without waiting for it: safe in a signal handler
+        that may have interrupted a :meth:`wait` (whose lock it would wait on for ever). The
+        command and all it started die with bubblewrap; :meth:`wait` or :meth:`kill` reap it."""
+        if self.process.returncode is None:  # not reaped yet: the process id is still its own
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.process.pid, signal.SIGKILL)
 
     def kill(self) -> None:
         """End bubblewrap at once; the command and all it started die with it. The placeholders
