@@ -182,22 +182,12 @@ def test_a_pattern_it_cannot_apply_is_an_error(tmp_path: Path, project: Path) ->
     assert "**/.env" in done.stderr
 
 
-def test_a_signal_reaches_the_command(tmp_path: Path, project: Path) -> None:
-    """SIGTERM to airlock is passed on to the command, whose exit status airlock returns."""
-    marker = project / "got-term"
+def _run_signalled(log: Path, script: str, signals: int, gap: float = 0.5) -> int:
+    """``airlock run -- sh -c SCRIPT`` (which prints ``started`` first), sent SIGTERM
+    ``signals`` times ``gap`` seconds apart, still running before each; its exit status (it
+    must end within 60 s of the last signal)."""
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "airlock",
-            "run",
-            "--audit-log",
-            str(tmp_path / "audit.jsonl"),
-            "--",
-            "sh",
-            "-c",
-            f"trap 'echo term > {marker}; exit 143' TERM; echo started; while :; do sleep 0.1; done",
-        ],
+        [sys.executable, "-m", "airlock", "run", "--audit-log", str(log), "--", "sh", "-c", script],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -205,9 +195,13 @@ def test_a_signal_reaches_the_command(tmp_path: Path, project: Path) -> None:
     try:
         assert process.stdout is not None
         assert process.stdout.readline().strip() == "started"
-        process.send_signal(signal.SIGTERM)
+        for number in range(signals):
+            if number:
+                time.sleep(gap)
+                assert process.poll() is None, "it ended before the last signal"
+            process.send_signal(signal.SIGTERM)
         try:
-            code = process.wait(60)
+            return process.wait(60)
         except subprocess.TimeoutExpired:
             process.kill()
             _, err = process.communicate()
@@ -218,7 +212,15 @@ def test_a_signal_reaches_the_command(tmp_path: Path, project: Path) -> None:
             process.wait()
         process.stdout.close()  # type: ignore[union-attr]
         process.stderr.close()  # type: ignore[union-attr]
-    assert code == 143
+
+
+def test_a_signal_reaches_the_command(tmp_path: Path, project: Path) -> None:
+    """SIGTERM to airlock is passed on to the command, whose exit status airlock returns."""
+    marker = project / "got-term"
+    script = (
+        f"trap 'echo term > {marker}; exit 143' TERM; echo started; while :; do sleep 0.1; done"
+    )
+    assert _run_signalled(tmp_path / "audit.jsonl", script, 1) == 143
     assert marker.read_text() == "term\n"
 
 
@@ -226,43 +228,8 @@ def test_a_second_signal_ends_a_command_that_ignores_the_first(tmp_path: Path) -
     """A command that ignores SIGTERM: a second SIGTERM within the grace time ends the sandbox
     at once, and airlock ends too (it does not wait on itself), with the run in its log."""
     log = tmp_path / "audit.jsonl"
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "airlock",
-            "run",
-            "--audit-log",
-            str(log),
-            "--",
-            "sh",
-            "-c",
-            "trap '' TERM INT; echo started; while :; do sleep 0.1; done",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert process.stdout is not None
-        assert process.stdout.readline().strip() == "started"
-        process.send_signal(signal.SIGTERM)
-        time.sleep(0.5)
-        assert process.poll() is None  # ignored: it runs on
-        process.send_signal(signal.SIGTERM)
-        try:
-            code = process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            _, err = process.communicate()
-            raise AssertionError(f"airlock hung after the second SIGTERM; stderr: {err}") from None
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-        process.stdout.close()  # type: ignore[union-attr]
-        process.stderr.close()  # type: ignore[union-attr]
-    assert code == 128 + signal.SIGKILL
+    script = "trap '' TERM INT; echo started; while :; do sleep 0.1; done"
+    assert _run_signalled(log, script, 2) == 128 + signal.SIGKILL
     last = json.loads(log.read_text().splitlines()[-1])
     assert last["type"] == "run" and last["exit_code"] == 128 + signal.SIGKILL
 
