@@ -152,6 +152,7 @@ def test_a_repository_made_inside_stays_out_of_the_workspace_if_airlock_is_kille
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
+        env={**os.environ, "TMPDIR": str(tmp_path)},  # its scratch folder: killed, it cannot clean
     ) as process:
         try:
             assert process.stdout is not None

@@ -253,6 +253,7 @@ def test_the_command_dies_with_airlock(tmp_path: Path) -> None:
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
+        env={**os.environ, "TMPDIR": str(tmp_path)},  # its scratch folder: killed, it cannot clean
     )
     try:
         assert process.stdout is not None
