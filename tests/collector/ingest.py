@@ -109,15 +109,8 @@ def send_with_sentry_sdk(dsn: str, session: str, message: str) -> None:
 
 def airlock_serve_sweep(*args: str) -> str:
     """``airlock serve --sweep ARGS…`` as a user runs it; what it printed (it must succeed)."""
-    import subprocess
-    import sys
+    from tests.cli import airlock
 
-    done = subprocess.run(
-        [sys.executable, "-m", "airlock", "serve", "--sweep", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    done = airlock("serve", "--sweep", *args)
     assert done.returncode == 0, done.stderr
     return done.stdout

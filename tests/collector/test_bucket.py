@@ -3,7 +3,6 @@ tests (``s3_endpoint`` in ``conftest.py``), on SQLite and on PostgreSQL."""
 
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
 
@@ -15,8 +14,6 @@ from airlock.errors import UsageError
 from airlock.policy.collection import OrgTerms
 from tests.collector.harness import post_bundle, running
 from tests.collector.ingest import airlock_serve_sweep
-
-AIRLOCK = [sys.executable, "-m", "airlock"]
 
 
 def _bundle(url: str, key: str, session: str, body: bytes, idem: str) -> httpx.Response:

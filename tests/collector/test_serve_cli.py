@@ -15,19 +15,13 @@ import pytest
 
 from airlock.collector.db import Database, sqlite_url
 from airlock.policy.collection import OrgTerms
+from tests.cli import airlock
 from tests.collector.harness import running
 from tests.collector.test_service import bearer, post_logs
 from tests.servers import airlock_serve
 
-AIRLOCK = [sys.executable, "-m", "airlock"]
 LONG_AGO = 1_780_000_000.0
 """A clock for items received long ago: their 30-day retention is over now."""
-
-
-def _airlock(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*AIRLOCK, *args], capture_output=True, text=True, timeout=60, check=False
-    )
 
 
 def _orgs(data: Path) -> list[tuple[str, str, int, int]]:
@@ -43,14 +37,14 @@ def test_storage_options_before_keys_are_used(tmp_path: Path) -> None:
     (given in both places, the one after `create` counts); the organisation's terms from the
     flags."""
     outer, inner = tmp_path / "outer", tmp_path / "inner"
-    created = _airlock(
+    created = airlock(
         "serve", "--data-dir", str(outer), "keys", "create", "--org", "acme",
         "--no-product-feedback", "--account-class", "consumer_standard",
     )  # fmt: skip
     assert created.returncode == 0, created.stderr
     assert created.stdout.strip().splitlines()[-1].startswith("alk_")
     assert _orgs(outer) == [("acme", "consumer_standard", 0, 0)]
-    both = _airlock(
+    both = airlock(
         "serve", "--data-dir", str(outer), "keys", "create", "--org", "other",
         "--data-dir", str(inner),
     )  # fmt: skip
@@ -68,7 +62,7 @@ def test_sweep_removes_what_is_past_its_period_and_says_what(tmp_path: Path) -> 
         assert post_logs(old.url, key, "old", 3).status_code == 200
     with running(url, data) as recent:
         assert post_logs(recent.url, key, "new", 2).status_code == 200
-    swept = _airlock("serve", "--sweep", "--data-dir", str(data))
+    swept = airlock("serve", "--sweep", "--data-dir", str(data))
     assert swept.returncode == 0, swept.stderr
     assert "3 items past their retention period removed" in swept.stdout
     assert "logs: 3" in swept.stdout
@@ -114,7 +108,7 @@ def test_it_listens_on_127_0_0_1_port_8787_by_default(tmp_path: Path) -> None:
     if not _free(8787):
         pytest.fail("port 8787 is taken on 127.0.0.1: stop what holds it to run this test")
     process = subprocess.Popen(
-        [*AIRLOCK, "serve", "--data-dir", str(tmp_path / "data")],
+        [sys.executable, "-m", "airlock", "serve", "--data-dir", str(tmp_path / "data")],
         stderr=subprocess.PIPE,
         text=True,
     )

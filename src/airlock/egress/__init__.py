@@ -11,7 +11,8 @@ Modules: :mod:`~airlock.egress.config` (what the proxy is told), :mod:`~airlock.
 :mod:`~airlock.egress.http1` (request parsing), :mod:`~airlock.egress.server` (the proxy),
 :mod:`~airlock.egress.client` (one connection), :mod:`~airlock.egress.tunnels` (CONNECT),
 :mod:`~airlock.egress.forwarding` (plain HTTP), :mod:`~airlock.egress.connection` (what they share),
-:mod:`~airlock.egress.running` (its thread), :mod:`~airlock.egress.standby` (loaded on demand), :mod:`~airlock.egress.audit` (the chained log),
+:mod:`~airlock.egress.running` (its thread), :mod:`~airlock.egress.standby` (the log open,
+the proxy loaded on demand), :mod:`~airlock.egress.audit` (the chained log),
 :mod:`~airlock.egress.flows` (which data flow a request is), :mod:`~airlock.egress.ca` (the run's CA).
 """
 

@@ -76,7 +76,8 @@ class StandbyProxy:
         """Load the proxy and serve the listeners in a background thread (once).
 
         Raises:
-            AirlockError: the proxy could not start (the log is ended, not as final).
+            AirlockError: the proxy could not start (the log stays open: :meth:`close` writes
+                the run's record with why, :meth:`abandon` ends it without one).
         """
         if self.running is None:
             from airlock.egress.running import serve

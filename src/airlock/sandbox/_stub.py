@@ -10,8 +10,8 @@ network namespace, where only a loopback interface exists. It:
    the kernel adds the stub's process id as airlock sees it (``SO_PASSCRED`` on airlock's end),
    so airlock can signal the command;
 3. waits for airlock's ``go`` (sent once airlock holds that socket for the proxy and has
-   opened the audit log; if airlock goes away instead, nothing runs), then replaces itself with the command (``execvp``), keeping its
-   process id.
+   opened the audit log; if airlock goes away instead, nothing runs), then replaces itself
+   with the command (``execvp``), keeping its process id.
 
 Standard library only, no ``site`` (``-I -S``): it starts in a few milliseconds and cannot be
 steered by files in the workspace. Exit status 127 means the command was not found, 126 that
