@@ -539,7 +539,7 @@ def main() -> int:
         help="sandbox start-up rows from inside (airlock run, bare bwrap, srt): runs each; 0 skips",
     )
     parser.add_argument("--srt", help="the srt program (default: on PATH, or benchmarks/.peers)")
-    parser.add_argument("--only", action="append", default=[], help="rows to run (repeatable)")
+    parser.add_argument("--only", action="append", default=[], help="rows to run (repeatable); audit: the log's cost alone")
     parser.add_argument("--ca-file", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--serve-airlock", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--inside-srt", type=int, nargs=2, help=argparse.SUPPRESS)
@@ -582,7 +582,9 @@ def main() -> int:
             srt = sandbox_startup.find_srt(args.srt)
             if srt and not args.skip_peers and (not args.only or "srt" in args.only):
                 rows.append(measure_srt(args, srt, (port, tls_port), ca_file, temp))
-            audit_lines = audit_cost(args, port, temp) if not args.only else []
+            audit_lines = (
+                audit_cost(args, port, temp) if not args.only or "audit" in args.only else []
+            )
     print(f"load average {os.getloadavg()[0]:.2f} at end")
     print_table(rows, args)
     print(

@@ -17,7 +17,7 @@ import orjson
 import pytest
 
 from airlock.egress import EgressConfig, verify
-from airlock.egress.audit import GENESIS, AuditLog, line_hash, read_records
+from airlock.egress.audit import GENESIS, AuditLog, iso_time, line_hash, read_records
 from tests.cli import airlock
 from tests.egress.origin import _Site, config, origin, running
 
@@ -266,3 +266,17 @@ def test_audit_verify_exit_codes(site: _Site, tmp_path: Path) -> None:
     assert bad.returncode == 1 and "record 2" in bad.stderr
     missing = airlock("audit", "verify", str(tmp_path / "none.jsonl"), env=env)
     assert missing.returncode == 2
+
+
+@pytest.mark.parametrize(
+    ("epoch", "expected"),
+    [
+        pytest.param(0.0, "1970-01-01T00:00:00.000Z", id="the_epoch"),
+        pytest.param(1764757493.0, "2025-12-03T10:24:53.000Z", id="a_whole_second"),
+        pytest.param(1764757493.9996, "2025-12-03T10:24:53.999Z", id="milliseconds_cut_not_rounded"),
+        pytest.param(1764757494.0004, "2025-12-03T10:24:54.000Z", id="the_next_second"),
+        pytest.param(1764757493.25, "2025-12-03T10:24:53.250Z", id="back_to_an_earlier_second"),
+    ],
+)
+def test_record_times_are_utc_to_the_millisecond(epoch: float, expected: str) -> None:
+    assert iso_time(epoch) == expected

@@ -82,18 +82,21 @@ def line_hash(line: bytes) -> str:
 
 
 def iso_time(epoch: float) -> str:
-    """``2026-12-02T10:24:53.123Z``."""
+    """``2026-12-02T10:24:53.123Z``. The text up to the second is kept from the previous call
+    (records come in time order) and the milliseconds are looked up: a third of the cost of
+    formatting both each time."""
+    global _last_second
     second = int(epoch)
-    prefix = _SECOND.get(second)
-    if prefix is None:
-        _SECOND.clear()  # one entry: records come in time order
-        prefix = _SECOND[second] = datetime.fromtimestamp(second, UTC).strftime(
-            "%Y-%m-%dT%H:%M:%S."
-        )
-    return f"{prefix}{int((epoch - second) * 1000):03d}Z"
+    last = _last_second  # one read: another thread may replace it meanwhile
+    if last[0] != second:
+        text = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S.")
+        last = _last_second = (second, text)
+    return last[1] + _MILLISECONDS[int((epoch - second) * 1000)]
 
 
-_SECOND: dict[int, str] = {}
+_last_second: tuple[int, str] = (-1, "")
+"""The last second formatted, and its text."""
+_MILLISECONDS = tuple(f"{millisecond:03d}Z" for millisecond in range(1000))
 
 
 class AuditLog:
@@ -174,7 +177,7 @@ class AuditLog:
             record["seq"] = self._next_seq
             record["prev"] = self._next_prev
             line = orjson.dumps(record, default=str)
-            self._next_prev = line_hash(line)
+            self._next_prev = hashlib.sha256(line).hexdigest()  # line_hash, without a call
             self._next_seq += 1
             self._pending += line
             self._pending += b"\n"
