@@ -273,7 +273,9 @@ def test_audit_verify_exit_codes(site: _Site, tmp_path: Path) -> None:
     [
         pytest.param(0.0, "1970-01-01T00:00:00.000Z", id="the_epoch"),
         pytest.param(1764757493.0, "2025-12-03T10:24:53.000Z", id="a_whole_second"),
-        pytest.param(1764757493.9996, "2025-12-03T10:24:53.999Z", id="milliseconds_cut_not_rounded"),
+        pytest.param(
+            1764757493.9996, "2025-12-03T10:24:53.999Z", id="milliseconds_cut_not_rounded"
+        ),
         pytest.param(1764757494.0004, "2025-12-03T10:24:54.000Z", id="the_next_second"),
         pytest.param(1764757493.25, "2025-12-03T10:24:53.250Z", id="back_to_an_earlier_second"),
     ],

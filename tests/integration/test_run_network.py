@@ -87,6 +87,41 @@ def test_a_host_not_allowed_is_refused_403_and_logged(tmp_path: Path) -> None:
     assert report["refused"] >= 2
 
 
+@pytest.mark.parametrize(
+    "settings",
+    [
+        pytest.param({"permissions": {"allow": ["WebFetch(domain:{host})"]}}, id="webfetch_rule"),
+        pytest.param(
+            {"sandbox": {"network": {"allowedDomains": ["{host}"]}}}, id="allowed_domains"
+        ),
+    ],
+)
+def test_a_projects_settings_never_reach_a_private_address(
+    tmp_path: Path, settings: dict[str, Any]
+) -> None:
+    """A rule in the project's own settings naming a loopback host does not reach it, even
+    when the user allows another host by name on the command line; the 403 says to use
+    ``--allow``. The user's own ``--allow`` for that host does reach it."""
+    project = tmp_path / "project"
+    (project / ".claude").mkdir(parents=True)
+    with web_site() as site:
+        port = site.server_address[1]
+        text = json.dumps(settings).replace("{host}", HOST)
+        (project / ".claude" / "settings.json").write_text(text)
+        script = f"curl -sS -w '%{{http_code}}\\n' http://{HOST}:{port}/x"
+        refused = _run(
+            tmp_path, "--workspace", str(project), "--allow", "example.org", script=script
+        )
+        assert refused.returncode == 0, refused.stderr
+        assert refused.stdout.rstrip().endswith("403"), refused.stdout
+        assert "loopback" in refused.stdout and f"--allow {HOST}" in refused.stdout
+        assert site.seen == []
+        reached = _run(tmp_path, "--workspace", str(project), "--allow", HOST, script=script)
+    assert reached.returncode == 0, reached.stderr
+    assert reached.stdout.rstrip().endswith("200"), reached.stdout
+    assert site.seen == ["GET /x"]
+
+
 def test_airlocks_no_proxy_goes_past_the_upstream_proxy(tmp_path: Path) -> None:
     """With --upstream-proxy, a host named in airlock's own NO_PROXY is dialled directly: the
     upstream proxy here listens nowhere, so only the bypass can reach the origin."""

@@ -32,10 +32,11 @@ def egress_config(
     from pathlib import Path
 
     from airlock.egress import EgressConfig, Limits, audit_paths, default_rules
+    from airlock.egress.config import ALLOW_OPTION
     from airlock.settings.sandbox import sandbox_settings
 
     network = sandbox_settings(loaded)
-    allow = EgressConfig.rules(args.allow, "--allow")
+    allow = EgressConfig.rules(args.allow, ALLOW_OPTION)
     deny = EgressConfig.rules(args.deny, "--deny")
     for entry in network.allowed_domains:
         allow += EgressConfig.rules(
@@ -57,7 +58,7 @@ def egress_config(
         deny=deny,
         default_allow=default_rules(loaded.context, decisions),
         allow_all=args.allow_all,
-        allow_private=any(rule.names_host for rule in EgressConfig.rules(args.allow, "--allow")),
+        allow_private=any(rule.reaches_private for rule in allow),
         upstream_proxy=upstream,
         no_proxy=environ.get("no_proxy") or environ.get("NO_PROXY") or "",
         limits=Limits(max_upload_mb=args.max_upload_mb),

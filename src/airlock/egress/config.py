@@ -23,6 +23,9 @@ if TYPE_CHECKING:
 
 ALLOW = "allow"
 DENY = "deny"
+ALLOW_OPTION = "--allow"
+"""The origin of the allow rules given on the command line: the only ones that may let a host
+reach a private address (settings files can come with a cloned project)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,8 +66,16 @@ class HostRule:
 
     @property
     def names_host(self) -> bool:
-        """An explicit rule: one host, no wildcard (what may reach a private address)."""
+        """An explicit rule: one host, no wildcard."""
         return not (self.pattern.any_host or self.pattern.wildcard or self.pattern.subdomains_only)
+
+    @property
+    def reaches_private(self) -> bool:
+        """Whether this rule lets its host reach a loopback, private, link-local or this
+        machine's address: a rule naming one host, given by the user on the command line
+        (``--allow``). A rule from a settings file never does: a project's
+        ``.claude/settings.json`` comes with the project, and may name ``localhost``."""
+        return self.origin == ALLOW_OPTION and self.names_host
 
     def describe(self) -> str:
         return f"{self.text!r} ({self.origin})"
@@ -107,9 +118,9 @@ class EgressConfig:
     default_allow: tuple[HostRule, ...] = ()
     allow_all: bool = False
     allow_private: bool = False
-    """Hosts an explicit rule of ``allow`` names (no wildcard) may resolve to loopback, private,
-    link-local or this host's addresses (a test server, an intranet host). Off: such addresses
-    are always refused."""
+    """Hosts a rule of ``allow`` that :attr:`HostRule.reaches_private` names (``--allow HOST``,
+    no wildcard) may resolve to loopback, private, link-local or this host's addresses (a test
+    server, an intranet host). Off: such addresses are always refused."""
     upstream_proxy: str | None = None
     """``http://HOST:PORT`` of a proxy to chain every connection through (no address check then:
     the upstream proxy resolves)."""

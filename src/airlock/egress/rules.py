@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from airlock.egress.config import ALLOW, DENY, EgressConfig, HostRule
 from airlock.policy.endpoints import flow_hosts
-from airlock.policy.hosts import HostError, parse_host
+from airlock.policy.hosts import AddressClass, HostError, parse_host
 from airlock.policy.model import Context, Decisions
 
 
@@ -28,7 +28,8 @@ class RuleDecision:
     """The deciding rule and its origin, in words."""
     rule: HostRule | None = None
     explicit: bool = False
-    """Allowed by a rule naming this very host (the relaxed address check may apply)."""
+    """Allowed by a rule that may let this host reach a private address
+    (:attr:`HostRule.reaches_private`: ``--allow HOST``)."""
 
     @property
     def allowed(self) -> bool:
@@ -69,7 +70,7 @@ class EgressRules:
         for rule in config.allow:
             if rule.covers(host, port):
                 reason = f"allowed by {rule.describe()}"
-                return RuleDecision(host, port, ALLOW, reason, rule, explicit=rule.names_host)
+                return RuleDecision(host, port, ALLOW, reason, rule, explicit=rule.reaches_private)
         for rule in config.default_allow:
             if rule.covers(host, port):
                 return RuleDecision(host, port, ALLOW, f"allowed by {rule.describe()}", rule)
@@ -87,6 +88,25 @@ def how_to_allow(host: str, port: int) -> str:
     return (
         f"to allow it, run again with --allow {host} (or --allow {host}:{port}), or add "
         f'"{host}" to sandbox.network.allowedDomains in .claude/settings.json'
+    )
+
+
+def private_refusal(host: str, address: str, address_class: str) -> tuple[str, str]:
+    """Why ``host`` is refused on its non-public ``address`` (of ``address_class``, an
+    :class:`~airlock.policy.hosts.AddressClass` value), and what a user does about it: the
+    reason and the hint of a ``403``."""
+    via = f"is {address}" if host == address else f"resolves to {address}"
+    if address_class == AddressClass.THIS_HOST:
+        what = "one of this machine's own addresses"
+    else:
+        what = f"{'an' if address_class[0] in 'aeiou' else 'a'} {address_class} address"
+    reason = f"{host} {via}, {what}"
+    if address_class == AddressClass.METADATA:
+        return reason, "a cloud metadata address is never reached, whatever the rules"
+    shown = f"[{host}]" if ":" in host else host
+    return reason, (
+        f"to reach it, run again with --allow {shown}: only a rule given on the command line "
+        "reaches such an address (a rule in a settings file never does)"
     )
 
 

@@ -55,8 +55,8 @@ from airlock.egress.http1 import simple_response
 from airlock.egress.limits import RateLimiter, UploadBudget
 from airlock.egress.relay import Relay
 from airlock.egress.report import HostStats
-from airlock.egress.rules import EgressRules, RuleDecision, how_to_allow
-from airlock.errors import AirlockError, RefusedError
+from airlock.egress.rules import EgressRules, RuleDecision, how_to_allow, private_refusal
+from airlock.errors import AirlockError, DestinationRefused, RefusedError
 from airlock.policy.hosts import bypasses_proxy
 
 GATEWAY_HOST = "git.airlock.internal"
@@ -215,6 +215,9 @@ class Proxy:
         private_ok = self.config.allow_private and decision.explicit
         try:
             address = await self.check(decision.host, port, private_ok)
+        except DestinationRefused as error:
+            refused = private_refusal(error.host, error.address, error.address_class)
+            raise Refusal(403, *refused) from None
         except RefusedError as error:
             raise Refusal(403, str(error)) from None
         except AirlockError as error:
