@@ -141,22 +141,19 @@ def test_a_write_to_git_hooks_fails(tmp_path: Path, project: Path) -> None:
 
 
 def test_sandbox_filesystem_settings_apply(tmp_path: Path, project: Path, home: Path) -> None:
-    """sandbox.filesystem: denyRead hides, denyWrite makes read-only, allowWrite opens a path."""
+    """sandbox.filesystem: denyRead hides, denyWrite makes read-only (the project's settings),
+    allowWrite opens a path outside the workspace (the user's own settings)."""
     (home / ".cache" / "tool").mkdir(parents=True)
     (home / "private").mkdir()
     (home / "private" / "notes").write_text("private notes\n")
     (project / "generated").mkdir()
     write_json(
         project / ".claude" / "settings.json",
-        {
-            "sandbox": {
-                "filesystem": {
-                    "allowWrite": ["~/.cache/tool"],
-                    "denyRead": ["~/private"],
-                    "denyWrite": ["./generated"],
-                }
-            }
-        },
+        {"sandbox": {"filesystem": {"denyRead": ["~/private"], "denyWrite": ["./generated"]}}},
+    )
+    write_json(
+        home / ".claude" / "settings.json",
+        {"sandbox": {"filesystem": {"allowWrite": ["~/.cache/tool"]}}},
     )
     done = _run(
         tmp_path,

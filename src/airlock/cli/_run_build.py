@@ -144,7 +144,7 @@ def mounts(
         git_folder_rules,
         nested_rules,
     )
-    from airlock.settings.sandbox import sandbox_path, sandbox_settings
+    from airlock.settings.sandbox import PROJECT_SOURCES, sandbox_path, sandbox_settings
 
     home = Path(environ.get("HOME") or Path.home())
     cwd = Path.cwd()
@@ -208,11 +208,36 @@ def mounts(
                     "airlock run binds paths and cannot apply a pattern; name the paths"
                 )
             path = sandbox_path(entry, home, workspace, environ)
+            if kind is Kind.WRITE and entry.origin.source in PROJECT_SOURCES:
+                _inside_workspace(path, workspace, f"{key} {entry.text!r}", entry.origin)
             if path.exists() or kind is Kind.READ:
                 rules.append(
                     mount(kind, path, f"sandbox.filesystem.{key} in {entry.origin.describe()}")
                 )
     return plan(rules)
+
+
+def _inside_workspace(path: Path, workspace: Path, what: str, origin: Any) -> None:
+    """A project's settings may open for writing only what is in the workspace: they come
+    with the project (a clone), or were written by code in an earlier sandbox (a subfolder's
+    ``.claude/settings.json``, the workspace of a later run started there).
+
+    Raises:
+        SandboxError: ``path`` is outside ``workspace``.
+    """
+    import os
+    from pathlib import Path
+
+    from airlock.errors import SandboxError
+
+    real, inside = Path(os.path.realpath(path)), Path(os.path.realpath(workspace))
+    if not real.is_relative_to(inside):
+        raise SandboxError(
+            f"sandbox.filesystem.{what} in {origin.describe()} names {real}, outside the "
+            f"workspace {inside}: a project's settings may only make paths inside it writable "
+            "(they come with the project, or were written inside an earlier sandbox); give "
+            "it with --rw PATH, or in your own settings (~/.claude/settings.json), if you mean it"
+        )
 
 
 def standby_proxy(config: EgressConfig, sandbox: Any) -> StandbyProxy:

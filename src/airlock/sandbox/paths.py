@@ -123,6 +123,11 @@ folder itself, as no ``commondir`` does, and code inside cannot write another.""
 PRIVATE_TMPFS: tuple[str, ...] = ("/tmp", "/var/tmp", "/run")  # noqa: S108 - mounted over, not used
 """Fresh and empty inside (``/var/run`` is a link to ``/run`` on every current distribution)."""
 
+SANDBOX_OWN: tuple[str, ...] = ("/dev", "/proc", *PRIVATE_TMPFS)
+"""The sandbox's own folders. A bind of one of them, or of a folder holding one (``/``,
+``/var``), would put the host's in its place, with everything under it (bubblewrap binds
+recursively): the host's processes in ``/proc``, its sockets in ``/run`` and ``/tmp``."""
+
 
 class Kind(enum.IntEnum):
     """What a mount does; on one path, the higher value wins."""
@@ -171,13 +176,23 @@ def mount(kind: Kind, path: Path, why: str) -> Mount:
     worktree's ``.git`` file).
 
     Raises:
-        SandboxError: a ``HIDE`` of the root folder (nothing would be left to run).
+        SandboxError: a ``HIDE`` of the root folder (nothing would be left to run); any other
+            rule on one of :data:`SANDBOX_OWN` or a folder holding one (``/``, ``/var``).
     """
     real = resolve(path)
     if kind is Kind.HIDE and real == Path(real.anchor):
         raise SandboxError(
             f"{why}: hides the whole system ({path}), so nothing could run; hide the folders "
             "that hold what must not be seen"
+        )
+    covered = [
+        own for own in SANDBOX_OWN if kind is not Kind.HIDE and Path(own).is_relative_to(real)
+    ]
+    if covered:
+        raise SandboxError(
+            f"{why}: binding {real} would put the host's {', '.join(covered)} in place of the "
+            "sandbox's own (the host's processes, sockets and temporary files); name the "
+            "folders you need inside it (the rest of the system is read-only inside already)"
         )
     if real.exists():
         return Mount(kind, real, why, True, real.is_dir())

@@ -16,6 +16,11 @@ from airlock.settings.validation import (
     SANDBOX_RESTRICTING,
 )
 
+PROJECT_SOURCES = frozenset({Source.PROJECT, Source.PROJECT_LOCAL})
+"""Settings files that come with the project (``.claude/settings.json``,
+``.claude/settings.local.json``): ``airlock run`` lets their ``allowWrite`` open only paths
+inside the workspace."""
+
 
 @dataclass(frozen=True, slots=True)
 class SandboxEntry:
