@@ -104,7 +104,9 @@ def _run(args: argparse.Namespace) -> int:
     from airlock.policy import decide
     from airlock.sandbox import parse_env_options, scrub
     from airlock.sandbox.launcher import PROXY_PORT, Spec, check, start
+    from airlock.sandbox.paths import Kind
     from airlock.sandbox.repositories import bring_in, hold
+    from airlock.sandbox.written import DEPTH, FOLDERS, set_aside, set_aside_message, snapshot
 
     command = list(args.argv)
     if command[:1] == ["--"]:
@@ -147,6 +149,7 @@ def _run(args: argparse.Namespace) -> int:
     early = bool(args.inspect or args.repo or loaded.inspect_hosts)
     prepared = prepared_now() if early else None
     held = None
+    written_before = None
     try:
         scrubbed = scrub(environ, wanted, proxy_url)
         extra = prepared.environ if prepared is not None else {}
@@ -155,8 +158,17 @@ def _run(args: argparse.Namespace) -> int:
         state = [loaded.config_dir / "airlock", *([given_log] if given_log else [])]
         bundle = prepared.read_only_files if prepared is not None else ()
         stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(started))
-        held = hold(workspace, state[0], f"{stamp}-{os.getpid()}")
+        run = f"{stamp}-{os.getpid()}"
+        held = hold(workspace, state[0], run)
         rules = mounts(args, loaded, environ, workspace, state, bundle, held)
+        written_before = snapshot(workspace)
+        if not written_before.complete:
+            print(
+                f"airlock run: agent and editor settings (.claude, .mcp.json, .vscode, …) "
+                f"are checked after the run in the first {FOLDERS} folders of the workspace "
+                f"(at most {DEPTH} deep) only",
+                file=sys.stderr,
+            )
         spec = Spec(tuple(command), inside_cwd, inside, tuple(rules))
         with ForwardedSignals() as signals:
             starting = start(spec, bwrap)
@@ -191,7 +203,13 @@ def _run(args: argparse.Namespace) -> int:
         if prepared is not None:
             prepared.close()
         brought = bring_in(held) if held is not None else None
+        aside = []
+        if written_before is not None:
+            read_only = [rule.path for rule in rules if rule.kind in (Kind.READ, Kind.HIDE)]
+            aside = set_aside(workspace, written_before, state[0] / "set-aside" / run, read_only)
     show(report, scrubbed, args.report_json, code)
     if brought is not None:
         print(f"airlock: {brought}", file=sys.stderr)
+    if aside:
+        print(set_aside_message(aside), file=sys.stderr)
     return code

