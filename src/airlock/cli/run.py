@@ -105,6 +105,7 @@ def _run(args: argparse.Namespace) -> int:
     from airlock.sandbox import parse_env_options, scrub
     from airlock.sandbox.launcher import PROXY_PORT, Spec, check, start
     from airlock.sandbox.paths import Kind
+    from airlock.sandbox.placeholders import sweep
     from airlock.sandbox.repositories import bring_in, hold
     from airlock.sandbox.written import DEPTH, FOLDERS, set_aside, set_aside_message, snapshot
 
@@ -159,6 +160,12 @@ def _run(args: argparse.Namespace) -> int:
         bundle = prepared.read_only_files if prepared is not None else ()
         stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(started))
         run = f"{stamp}-{os.getpid()}"
+        if sweep(state[0] / "placeholders"):
+            print(
+                "airlock run: removed the empty placeholders that a run killed earlier left "
+                "(at missing protected paths such as .git/commondir)",
+                file=sys.stderr,
+            )
         held = hold(workspace, state[0], run)
         rules = mounts(args, loaded, environ, workspace, state, bundle, held)
         written_before = snapshot(workspace)
@@ -169,7 +176,8 @@ def _run(args: argparse.Namespace) -> int:
                 f"(at most {DEPTH} deep) only",
                 file=sys.stderr,
             )
-        spec = Spec(tuple(command), inside_cwd, inside, tuple(rules))
+        ledger = state[0] / "placeholders" / f"{run}.json"
+        spec = Spec(tuple(command), inside_cwd, inside, tuple(rules), ledger=ledger)
         with ForwardedSignals() as signals:
             starting = start(spec, bwrap)
             try:  # the proxy's rules are read while bubblewrap builds the sandbox

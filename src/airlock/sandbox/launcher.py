@@ -42,6 +42,7 @@ from pathlib import Path
 
 from airlock.errors import SandboxError
 from airlock.sandbox.paths import PRIVATE_TMPFS, Kind, Mount, plan, visible
+from airlock.sandbox.placeholders import Placeholders
 
 PROXY_PORT = 3128
 """Where the proxy listens inside the sandbox (its own loopback: no clash with the host's)."""
@@ -92,6 +93,9 @@ class Spec:
     mounts: tuple[Mount, ...]
     """In the order to apply them (:func:`airlock.sandbox.paths.plan`)."""
     port: int = PROXY_PORT
+    ledger: Path | None = None
+    """Where the placeholders this run makes are listed while they stand
+    (:mod:`airlock.sandbox.placeholders`); ``None``: not listed."""
 
 
 def check(
@@ -222,7 +226,7 @@ class Sandbox:
         listener: socket.socket,
         command_pid: int,
         scratch: Path,
-        placeholders: Sequence[Path],
+        placeholders: Placeholders,
         channel: socket.socket,
     ) -> None:
         self.process = process
@@ -300,7 +304,7 @@ class Sandbox:
             self.process.wait()
         if self._cleaner is None:  # each removal waits on the kernel: done while the proxy closes
             self._cleaner = threading.Thread(
-                target=remove_placeholders, args=(self._placeholders,), name="airlock placeholders"
+                target=self._placeholders.remove, name="airlock placeholders"
             )
             self._cleaner.start()
 
@@ -328,7 +332,7 @@ class Starting:
         process: subprocess.Popen[bytes],
         channel: socket.socket,
         scratch: Path,
-        placeholders: Sequence[Path],
+        placeholders: Placeholders,
     ) -> None:
         self.process = process
         self._channel = channel
@@ -364,7 +368,7 @@ class Starting:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
-        remove_placeholders(self._placeholders)
+        self._placeholders.remove()
         shutil.rmtree(self._scratch, ignore_errors=True)
 
 
@@ -376,8 +380,15 @@ def start(spec: Spec, bwrap: str, stdout: int | None = None, stderr: int | None 
     Raises:
         SandboxError: bubblewrap could not be started.
     """
+    placeholders = Placeholders([rule.path for rule in spec.mounts if not rule.exists], spec.ledger)
+    try:
+        placeholders.record()
+    except OSError as error:
+        raise SandboxError(
+            f"cannot list the run's placeholders in {spec.ledger} ({error.strerror or error}): "
+            "nothing was run"
+        ) from error
     scratch = _scratch()
-    placeholders = [rule.path for rule in spec.mounts if not rule.exists]
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     ours.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
     try:
@@ -392,7 +403,7 @@ def start(spec: Spec, bwrap: str, stdout: int | None = None, stderr: int | None 
         )
     except OSError as error:
         ours.close()
-        remove_placeholders(placeholders)
+        placeholders.remove()
         shutil.rmtree(scratch, ignore_errors=True)
         raise SandboxError(f"cannot start bubblewrap ({bwrap}): {error.strerror}") from error
     finally:
@@ -442,17 +453,6 @@ def _receive(channel: socket.socket, process: subprocess.Popen[bytes]) -> tuple[
             "bubblewrap works here: bwrap --ro-bind / / --unshare-net true"
         )
     return socket.socket(fileno=fds[0]), pid
-
-
-def remove_placeholders(paths: Sequence[Path]) -> None:
-    """Remove the empty folders and files bubblewrap made for missing protected paths (deepest
-    first); anything with content stays."""
-    for path in sorted(paths, key=lambda p: len(p.parts), reverse=True):
-        with contextlib.suppress(OSError):  # gone, not empty, or made under a private /tmp
-            if path.is_symlink() or not path.is_file():
-                path.rmdir()
-            elif path.stat().st_size == 0:
-                path.unlink()
 
 
 def forwarded_signals() -> tuple[signal.Signals, ...]:

@@ -1,0 +1,108 @@
+"""The empty files and folders bubblewrap makes where a protected path is missing: listed while
+they stand, removed after the run, and after a run that was killed.
+
+Theory of operation
+-------------------
+A read-only rule on a missing path (``.git/commondir``, ``.vscode``, ``~/.claude/settings.json``)
+needs something to bind onto: bubblewrap makes an empty file or folder there, on the host's
+file system when the place is writable. After the run airlock removes them. A run killed with
+``SIGKILL`` cannot, and what it leaves breaks tools: git refuses a repository whose
+``commondir`` is empty, an agent cannot read a ``settings.json`` that is a folder.
+
+So before the sandbox is built, :meth:`Placeholders.record` writes the list to a *ledger* (one
+JSON file per run, under airlock's state, with the run's process id), and
+:meth:`Placeholders.remove` deletes the ledger once they are gone. At the start of every run,
+:func:`sweep` removes the placeholders of ledgers whose process is gone. A placeholder is only
+ever removed while empty, and never while another run that is still going lists the same path
+(unlinking a path another sandbox has a mount on would take that mount away inside it).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+
+class Placeholders:
+    """The placeholders of one run, and its ledger (``None``: none kept, as in tests)."""
+
+    def __init__(self, paths: Sequence[Path], ledger: Path | None = None) -> None:
+        self.paths = tuple(paths)
+        self.ledger = ledger
+
+    def record(self) -> None:
+        """Write the ledger (a failure to write it is raised: the run must not go on blind)."""
+        if self.ledger is None or not self.paths:
+            return
+        self.ledger.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        text = json.dumps({"pid": os.getpid(), "paths": [str(path) for path in self.paths]})
+        self.ledger.write_text(text, encoding="utf-8")
+
+    def remove(self) -> None:
+        """Remove the placeholders no other running sandbox stands on, then the ledger."""
+        claimed = _claimed_by_others(self.ledger)
+        remove_empty(path for path in self.paths if path not in claimed)
+        if self.ledger is not None:
+            with contextlib.suppress(OSError):
+                self.ledger.unlink()
+
+
+def remove_empty(paths: Iterable[Path]) -> None:
+    """Remove each empty folder or empty file (deepest first); anything with content stays."""
+    for path in sorted(paths, key=lambda p: len(p.parts), reverse=True):
+        with contextlib.suppress(OSError):  # gone, not empty, or made under a private /tmp
+            if path.is_symlink() or not path.is_file():
+                path.rmdir()
+            elif path.stat().st_size == 0:
+                path.unlink()
+
+
+def sweep(folder: Path) -> list[Path]:
+    """Remove what killed runs left (their ledgers in ``folder``); the ledgers swept."""
+    swept: list[Path] = []
+    for ledger, pid, paths in _ledgers(folder):
+        if _alive(pid):
+            continue
+        Placeholders(paths, ledger).remove()
+        swept.append(ledger)
+    return swept
+
+
+def _ledgers(folder: Path) -> list[tuple[Path, int, tuple[Path, ...]]]:
+    found: list[tuple[Path, int, tuple[Path, ...]]] = []
+    try:
+        names = sorted(folder.glob("*.json"))
+    except OSError:
+        return found
+    for ledger in names:
+        try:
+            data = json.loads(ledger.read_text(encoding="utf-8"))
+            found.append((ledger, int(data["pid"]), tuple(Path(path) for path in data["paths"])))
+        except (OSError, ValueError, KeyError, TypeError):
+            continue  # being written, or not ours: left alone
+    return found
+
+
+def _claimed_by_others(ledger: Path | None) -> set[Path]:
+    """Paths the ledgers of other runs that are still going list."""
+    if ledger is None:
+        return set()
+    return {
+        path
+        for other, pid, paths in _ledgers(ledger.parent)
+        if other != ledger and _alive(pid)
+        for path in paths
+    }
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process
+    return pid != 0

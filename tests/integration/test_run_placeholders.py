@@ -1,0 +1,101 @@
+"""``airlock run`` killed with SIGKILL: the placeholders it left are removed by the next run."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from airlock.sandbox.placeholders import Placeholders, sweep
+from tests.cli import airlock
+
+
+def _killed_run(tmp_path: Path) -> None:
+    """``airlock run`` in the project, killed with SIGKILL while its command runs."""
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "airlock",
+            "run",
+            "--audit-log",
+            str(tmp_path / "a.jsonl"),
+            "--",
+            "sh",
+            "-c",
+            "echo started; exec sleep 60",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env={**os.environ, "TMPDIR": str(tmp_path)},  # its scratch folder: killed, it cannot clean
+    )
+    try:
+        assert process.stdout is not None
+        assert process.stdout.readline().strip() == "started"
+    finally:
+        process.kill()
+        process.wait()
+        process.stdout.close()  # type: ignore[union-attr]
+
+
+def test_the_next_run_removes_what_a_killed_one_left(
+    tmp_path: Path, project: Path, config_dir: Path
+) -> None:
+    """A killed run leaves an empty .git/commondir (git then fails) and empty folders at the
+    missing protected paths; the next run removes them and says so; git works again."""
+    subprocess.run(["git", "init", "-q", str(project)], check=True)
+    _killed_run(tmp_path)
+    commondir = project / ".git" / "commondir"
+    deadline = time.monotonic() + 10
+    while not commondir.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert commondir.exists() and commondir.stat().st_size == 0  # what the killed run left
+    assert (project / ".vscode").is_dir()
+    broken = subprocess.run(["git", "status"], cwd=project, capture_output=True, text=True)
+    assert broken.returncode != 0
+    time.sleep(0.5)  # bubblewrap dies with airlock; its pid must be gone for the sweep
+    done = airlock("run", "--audit-log", str(tmp_path / "b.jsonl"), "--", "true", timeout=180)
+    assert done.returncode == 0, done.stderr
+    assert "removed the empty placeholders" in done.stderr
+    assert not commondir.exists()
+    assert not (project / ".vscode").exists()
+    assert not list((config_dir / "airlock" / "placeholders").iterdir())
+    fixed = subprocess.run(["git", "status"], cwd=project, capture_output=True, text=True)
+    assert fixed.returncode == 0, fixed.stderr
+
+
+def test_a_placeholder_another_running_sandbox_stands_on_stays(tmp_path: Path) -> None:
+    """Removal skips paths a live run's ledger lists (its mount would go), and empties only."""
+    ledgers = tmp_path / "ledgers"
+    shared, own, full = tmp_path / "shared", tmp_path / "own", tmp_path / "full"
+    for folder in (shared, own, full):
+        folder.mkdir()
+    (full / "kept").write_text("content")
+    live = Placeholders([shared], ledgers / "live.json")
+    live.record()  # this process: alive
+    ended = Placeholders([shared, own, full], ledgers / "ended.json")
+    ended.record()
+    ended.remove()
+    assert shared.exists() and not own.exists() and full.exists()
+    assert not (ledgers / "ended.json").exists() and (ledgers / "live.json").exists()
+
+
+def test_sweep_leaves_the_ledgers_of_runs_still_going(tmp_path: Path) -> None:
+    ledgers = tmp_path / "ledgers"
+    left = tmp_path / "left"
+    left.mkdir()
+    Placeholders([left], ledgers / "mine.json").record()  # this process's: still going
+    assert sweep(ledgers) == []
+    assert left.exists()
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
+    (ledgers / "dead.json").write_text(
+        f'{{"pid": {int(dead.stdout)}, "paths": ["{tmp_path / "gone"}"]}}'
+    )
+    (tmp_path / "gone").mkdir()
+    assert sweep(ledgers) == [ledgers / "dead.json"]
+    assert not (tmp_path / "gone").exists()
