@@ -142,6 +142,7 @@ def mounts(
         NESTED_FOLDERS,
         find_nested,
         git_folder_rules,
+        hooks_rules,
         nested_rules,
     )
     from airlock.settings.sandbox import PROJECT_SOURCES, sandbox_path, sandbox_settings
@@ -186,6 +187,11 @@ def mounts(
         *(
             git_folder_rules(workspace, root_git, "runs code outside later (in the workspace)")
             if root_git.is_file()
+            else ()
+        ),
+        *(
+            hooks_rules(workspace, root_git, "runs code outside later (in the workspace)")
+            if root_git.is_dir()
             else ()
         ),
         *home_rules(home, loaded.config_dir, state),

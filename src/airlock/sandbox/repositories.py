@@ -137,21 +137,75 @@ def nested_rules(workspace: Path, scan: NestedScan) -> Iterator[Mount]:
 
 def git_folder_rules(workspace: Path, dot_git: Path, why: str) -> Iterator[Mount]:
     """Read-only rules for what git runs in the repository whose ``.git`` is ``dot_git``:
-    in a git folder its hooks, config and commondir; a ``.git`` file itself, and the git
-    folder it names when that is in ``workspace``."""
+    in a git folder its hooks, config and commondir, and the hooks it runs from elsewhere
+    (:func:`hooks_rules`); a ``.git`` file itself, and the git folder it names when that is
+    in ``workspace``."""
     if dot_git.is_dir() and not dot_git.is_symlink():
         yield from _git_folder_rules(dot_git, why)
+        yield from hooks_rules(dot_git.parent, dot_git, why)
         return
     yield mount(Kind.READ, dot_git, why)
     named = _gitdir_of(dot_git)
     if named is not None and named.is_dir() and named.is_relative_to(resolve(workspace)):
         yield from _git_folder_rules(named, why)
+        yield from hooks_rules(dot_git.parent, named, why)
 
 
 def _git_folder_rules(git_folder: Path, why: str) -> Iterator[Mount]:
     yield mount(Kind.READ, git_folder / "hooks", why)
     yield mount(Kind.READ, git_folder / "config", why)
     yield commondir_rule(git_folder, why)
+
+
+def hooks_rules(work_tree: Path, git_folder: Path, why: str) -> Iterator[Mount]:
+    """Read-only rules for the hooks git runs from elsewhere than ``hooks/``: the folder
+    ``core.hooksPath`` names (husky's ``.husky``, a project's ``.githooks``), and what each
+    link in the hooks folders points at, in ``work_tree``."""
+    folders = [git_folder / "hooks"]
+    named = _hooks_path(work_tree, git_folder)
+    if named is not None and (named.is_relative_to(resolve(work_tree)) or named.exists()):
+        yield mount(Kind.READ, named, f"{why}: core.hooksPath")
+        folders.append(named)
+    inside = resolve(work_tree)
+    for folder in folders:
+        try:
+            links = [entry for entry in folder.iterdir() if entry.is_symlink()]
+        except OSError:
+            continue
+        for link in links:
+            target = resolve(link)
+            if target.is_relative_to(inside) and target.exists():
+                yield mount(Kind.READ, target, f"{why}: the hook {link.name} links to it")
+
+
+_GIT_CONFIGS = ("~/.gitconfig", "~/.config/git/config", "/etc/gitconfig")
+
+
+def _hooks_path(work_tree: Path, git_folder: Path) -> Path | None:
+    """The folder ``core.hooksPath`` names for this repository (every level of git's config,
+    includes followed), resolved against the work tree; ``None`` when not set. Git is asked
+    only when a config file mentions ``hookspath`` or an include (a run's start-up path)."""
+    texts = []
+    for config in (git_folder / "config", *(Path(path).expanduser() for path in _GIT_CONFIGS)):
+        try:
+            texts.append(config.read_text(encoding="utf-8", errors="replace").lower())
+        except OSError:
+            continue
+    if not any("hookspath" in text or "include" in text for text in texts):
+        return None
+    git = shutil.which("git")
+    if git is None:
+        return None
+    done = subprocess.run(
+        [git, "-C", str(work_tree), "config", "--type=path", "--get", "core.hooksPath"],
+        capture_output=True,
+        check=False,
+        timeout=10,
+    )
+    value = done.stdout.decode("utf-8", "replace").strip()
+    if done.returncode != 0 or not value:
+        return None
+    return resolve(work_tree / value)
 
 
 def _gitdir_of(dot_git: Path) -> Path | None:
