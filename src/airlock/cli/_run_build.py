@@ -143,6 +143,7 @@ def mounts(
         find_nested,
         git_folder_rules,
         hooks_rules,
+        more_git_rules,
         nested_rules,
     )
     from airlock.settings.sandbox import PROJECT_SOURCES, sandbox_path, sandbox_settings
@@ -190,7 +191,10 @@ def mounts(
             else ()
         ),
         *(
-            hooks_rules(workspace, root_git, "runs code outside later (in the workspace)")
+            (
+                *hooks_rules(workspace, root_git, "runs code outside later (in the workspace)"),
+                *more_git_rules(root_git, "runs code outside later (in the workspace)"),
+            )
             if root_git.is_dir()
             else ()
         ),

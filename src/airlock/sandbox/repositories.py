@@ -155,6 +155,56 @@ def _git_folder_rules(git_folder: Path, why: str) -> Iterator[Mount]:
     yield mount(Kind.READ, git_folder / "hooks", why)
     yield mount(Kind.READ, git_folder / "config", why)
     yield commondir_rule(git_folder, why)
+    yield from more_git_rules(git_folder, why)
+
+
+EMPTY_CONFIG = Path(__file__).with_name("git-empty-config")
+"""An empty file: bound read-only at a git folder's missing ``config.worktree`` (git reads an
+empty one as no settings; a folder there would stop it)."""
+
+
+def more_git_rules(git_folder: Path, why: str) -> Iterator[Mount]:
+    """Read-only rules for the other files of ``git_folder`` that say what git runs: its
+    ``config.worktree`` (read when ``extensions.worktreeConfig`` is on), each linked
+    worktree's ``commondir`` and ``config.worktree`` under ``worktrees/``, the hooks and
+    config of the common folder its own ``commondir`` names (a bare repository's worktree),
+    and those of every submodule's git folder under ``modules/``."""
+    yield _worktree_config_rule(git_folder, why)
+    worktrees = git_folder / "worktrees"
+    if worktrees.is_dir() and not worktrees.is_symlink():
+        for linked in sorted(worktrees.iterdir()):
+            if linked.is_dir() and not linked.is_symlink():
+                yield mount(Kind.READ, linked / "commondir", why)
+                yield _worktree_config_rule(linked, why)
+    common = _common_folder(git_folder)
+    if common is not None and common != resolve(git_folder):
+        yield mount(Kind.READ, common / "hooks", why)
+        yield mount(Kind.READ, common / "config", why)
+        yield _worktree_config_rule(common, why)
+    for module in list(_git_folders(git_folder))[1:]:
+        yield mount(Kind.READ, module / "hooks", why)
+        yield mount(Kind.READ, module / "config", why)
+        yield commondir_rule(module, why)
+        yield _worktree_config_rule(module, why)
+
+
+def _worktree_config_rule(git_folder: Path, why: str) -> Mount:
+    path = git_folder / "config.worktree"
+    if os.path.lexists(path) or not git_folder.is_dir() or git_folder.is_symlink():
+        return mount(Kind.READ, path, why)
+    return Mount(
+        Kind.READ, resolve(git_folder) / "config.worktree", why, False, False, EMPTY_CONFIG
+    )
+
+
+def _common_folder(git_folder: Path) -> Path | None:
+    """The folder ``git_folder``'s ``commondir`` names, when it is a real one."""
+    try:
+        text = (git_folder / "commondir").read_text(encoding="utf-8", errors="replace")[:4096]
+    except OSError:
+        return None
+    named = resolve(git_folder / text.strip()) if text.strip() else None
+    return named if named is not None and named.is_dir() else None
 
 
 def hooks_rules(work_tree: Path, git_folder: Path, why: str) -> Iterator[Mount]:
