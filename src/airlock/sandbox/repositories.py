@@ -328,6 +328,30 @@ def bring_in(held: Held) -> str | None:
     return said + (f", config dropped: {', '.join(sorted(set(dropped)))}" if dropped else "")
 
 
+def module_folders(workspace: Path) -> frozenset[Path]:
+    """The submodules' git folders under the workspace's ``.git/modules`` (nested too)."""
+    git_folder = workspace / ".git"
+    if not git_folder.is_dir() or git_folder.is_symlink():
+        return frozenset()
+    return frozenset(list(_git_folders(git_folder))[1:])
+
+
+def secure_new_modules(workspace: Path, before: frozenset[Path]) -> list[str]:
+    """After the run: each submodule git folder made under ``.git/modules`` during it, made
+    safe as :func:`bring_in` makes a new repository (the user's ``git submodule update``
+    would take it as it is, hooks and all); what was done, in words."""
+    done = []
+    for folder in sorted(module_folders(workspace) - before):
+        try:
+            dropped = _make_safe(folder)
+        except OSError as error:
+            done.append(f"{folder}: could not be made safe ({error.strerror}); remove it")
+            continue
+        more = f", config keys dropped: {', '.join(dropped)}" if dropped else ""
+        done.append(f"{folder}: made inside the sandbox; hooks emptied{more}")
+    return done
+
+
 def _git_folders(root: Path) -> Iterator[Path]:
     """``root`` and every submodule's git folder under its ``modules/`` (nested too)."""
     yield root

@@ -174,6 +174,37 @@ def set_aside(
     return moved
 
 
+GIT_FOLDER_MARKS = ("HEAD", "objects", "refs")
+"""What makes git take a folder for a git folder (a bare repository) when it has no ``.git``."""
+
+
+def looks_like_git_folder(folder: Path) -> bool:
+    """Whether git would take ``folder`` itself for a git folder."""
+    return all(os.path.lexists(folder / mark) for mark in GIT_FOLDER_MARKS)
+
+
+def set_aside_git_folder(workspace: Path, before: bool, destination: Path) -> list[SetAside]:
+    """After the run: when the workspace itself became a git folder during it (``HEAD``,
+    ``objects``, ``refs`` at its top: git would then run its ``config``, ``core.fsmonitor``
+    included, for anyone using git there), its ``HEAD`` and ``config`` are set aside."""
+    if before or not looks_like_git_folder(workspace):
+        return []
+    moved = []
+    for name in ("HEAD", "config"):
+        path = workspace / name
+        if not os.path.lexists(path):
+            continue
+        target = destination / name
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.move(path, target)
+        except OSError:
+            moved.append(SetAside(path, path))
+            continue
+        moved.append(SetAside(path, target))
+    return moved
+
+
 def set_aside_message(moved: list[SetAside]) -> str:
     """What :func:`set_aside` did, for the user: each entry and where it went."""
     lines = [
