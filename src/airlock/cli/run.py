@@ -112,17 +112,8 @@ def _run(args: argparse.Namespace) -> int:
     from airlock.sandbox.launcher import PROXY_PORT, Spec, check, start
     from airlock.sandbox.paths import Kind
     from airlock.sandbox.placeholders import sweep
-    from airlock.sandbox.repositories import bring_in, hold, module_folders, secure_new_modules
-    from airlock.sandbox.written import (
-        DEPTH,
-        FOLDERS,
-        SetAside,
-        looks_like_git_folder,
-        set_aside,
-        set_aside_git_folder,
-        set_aside_message,
-        snapshot,
-    )
+    from airlock.sandbox.repositories import bring_in, hold
+    from airlock.sandbox.written import DEPTH, FOLDERS, Watch
 
     command = list(args.argv)
     if command[:1] == ["--"]:
@@ -165,9 +156,7 @@ def _run(args: argparse.Namespace) -> int:
     early = bool(args.inspect or args.repo or loaded.inspect_hosts)
     prepared = prepared_now() if early else None
     held = None
-    written_before = None
-    modules_before: frozenset[Path] = frozenset()
-    was_git_folder = False
+    watch = None
     try:
         scrubbed = scrub(environ, wanted, proxy_url)
         extra = prepared.environ if prepared is not None else {}
@@ -185,10 +174,9 @@ def _run(args: argparse.Namespace) -> int:
             )
         held = hold(workspace, state[0], run)
         rules = mounts(args, loaded, environ, workspace, state, bundle, held)
-        written_before = snapshot(workspace)
-        modules_before = module_folders(workspace)
-        was_git_folder = looks_like_git_folder(workspace)
-        if not written_before.complete:
+        home = Path(environ.get("HOME") or Path.home())
+        watch = Watch(workspace, home, loaded.config_dir)  # what to make safe after the run
+        if not watch.settings.complete:
             print(
                 f"airlock run: agent and editor settings (.claude, .mcp.json, .vscode, …) "
                 f"are checked after the run in the first {FOLDERS} folders of the workspace "
@@ -230,19 +218,13 @@ def _run(args: argparse.Namespace) -> int:
         if prepared is not None:
             prepared.close()
         brought = bring_in(held) if held is not None else None
-        aside: list[SetAside] = []
-        made_safe: list[str] = []
-        if written_before is not None:
+        made_safe = []
+        if watch is not None:
             read_only = [rule.path for rule in rules if rule.kind in (Kind.READ, Kind.HIDE)]
-            aside_to = state[0] / "set-aside" / run
-            aside = set_aside(workspace, written_before, aside_to, read_only)
-            aside += set_aside_git_folder(workspace, was_git_folder, aside_to)
-            made_safe = secure_new_modules(workspace, modules_before)
+            made_safe = watch.after(state[0] / "set-aside" / run, read_only)
     show(report, scrubbed, args.report_json, code)
     if brought is not None:
         print(f"airlock: {brought}", file=sys.stderr)
-    if aside:
-        print(set_aside_message(aside), file=sys.stderr)
     for line in made_safe:
-        print(f"airlock: {line}", file=sys.stderr)
+        print(line, file=sys.stderr)
     return code

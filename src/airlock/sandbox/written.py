@@ -33,7 +33,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import NamedTuple
 
-from airlock.sandbox.repositories import NOT_SCANNED
+from airlock.sandbox.agent_state import Servers, keep_servers, servers, state_files
+from airlock.sandbox.repositories import NOT_SCANNED, module_folders, secure_new_modules
 
 WATCHED = frozenset({".claude", ".mcp.json", ".vscode", ".idea", ".envrc"})
 """Names whose content steers an agent, an editor or direnv started in their folder."""
@@ -218,3 +219,33 @@ def set_aside_message(moved: list[SetAside]) -> str:
         else:
             lines.append(f"  {entry.path} → {entry.moved_to}")
     return "\n".join(lines)
+
+
+class Watch:
+    """Everything looked at before a run and made safe after it, in one place: the watched
+    settings (:func:`snapshot`, :func:`set_aside`), whether the workspace was a git folder
+    (:func:`set_aside_git_folder`), the submodules' git folders
+    (:func:`airlock.sandbox.repositories.secure_new_modules`) and the agent's MCP servers
+    (:func:`airlock.sandbox.agent_state.keep_servers`)."""
+
+    def __init__(self, workspace: Path, home: Path, config_dir: Path) -> None:
+        self.workspace = workspace
+        self.settings = snapshot(workspace)
+        self.modules = module_folders(workspace)
+        self.was_git_folder = looks_like_git_folder(workspace)
+        self.servers: dict[Path, Servers | None] = {
+            path: servers(path) for path in state_files(home, config_dir)
+        }
+
+    def after(self, destination: Path, read_only: Iterable[Path]) -> list[str]:
+        """Make safe what the run wrote (what is set aside goes under ``destination``); what
+        was done, a message per line (none when the run wrote nothing of the kind)."""
+        moved = set_aside(self.workspace, self.settings, destination, read_only)
+        moved += set_aside_git_folder(self.workspace, self.was_git_folder, destination)
+        lines = [set_aside_message(moved)] if moved else []
+        lines += [f"airlock: {done}" for done in secure_new_modules(self.workspace, self.modules)]
+        for number, (path, before) in enumerate(self.servers.items()):
+            kept = keep_servers(path, before, destination / f"{path.name}.{number}")
+            if kept is not None:
+                lines.append(f"airlock: {kept}")
+        return lines

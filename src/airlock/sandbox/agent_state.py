@@ -1,0 +1,92 @@
+"""The agent's state file, writable inside, with the part of it that runs code kept as it was.
+
+Theory of operation
+-------------------
+The reference agent writes ``~/.claude.json`` all the time (its user state), so the file is
+writable inside the sandbox. It also holds the user's MCP servers (``mcpServers``, at its top
+and under each project in ``projects``): commands the agent starts outside later. So
+:func:`servers` reads them before the run, and :func:`keep_servers` after it: when they differ,
+the file is rewritten (atomically, its mode kept) with the servers as they were and the rest
+as the run left it; the file as the run left it is kept beside the other things set aside, so
+nothing is lost.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+from airlock._atomic import replace_file
+
+KEY = "mcpServers"
+
+Servers = dict[str, Any]
+"""``{"": top-level servers, PROJECT: that project's servers}`` (absent ones left out)."""
+
+
+def state_files(home: Path, config_dir: Path) -> list[Path]:
+    """``~/.claude.json``, and ``<config dir>/.claude.json`` when the config dir is elsewhere."""
+    files = [home / ".claude.json"]
+    if config_dir.resolve() != (home / ".claude").resolve():
+        files.append(config_dir / ".claude.json")
+    return files
+
+
+def servers(path: Path) -> Servers | None:
+    """The MCP servers ``path`` lists; ``None`` when it is missing or not a JSON object."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return _servers(data) if isinstance(data, dict) else None
+
+
+def _servers(data: dict[str, Any]) -> Servers:
+    """The servers listed, an empty list counting as none (the agent writes ``{}`` for each
+    new project)."""
+    found: Servers = {}
+    if data.get(KEY):
+        found[""] = data[KEY]
+    projects = data.get("projects")
+    if isinstance(projects, dict):
+        for project, settings in projects.items():
+            if isinstance(settings, dict) and settings.get(KEY):
+                found[project] = settings[KEY]
+    return found
+
+
+def keep_servers(path: Path, before: Servers | None, aside: Path) -> str | None:
+    """Put the servers of ``before`` back into ``path`` if the run changed them; what was done,
+    in words (``None``: nothing to do). The file as the run left it is copied to ``aside``.
+
+    A file that was not there, or not JSON, before the run gets no servers: any it has now
+    are removed.
+    """
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict):
+        return None
+    now = _servers(data)
+    kept = before or {}
+    if now == kept:
+        return None
+    aside.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(path, aside)
+    data.pop(KEY, None)
+    if "" in kept:
+        data[KEY] = kept[""]
+    projects = data.get("projects")
+    if isinstance(projects, dict):
+        for project, settings in projects.items():
+            if isinstance(settings, dict) and KEY in settings:
+                settings[KEY] = kept.get(project, {})
+    mode = path.stat().st_mode & 0o777
+    replace_file(path, json.dumps(data, indent=2).encode() + b"\n", mode=mode)
+    return (
+        f"{path}: its MCP servers (mcpServers) were changed inside the sandbox, and an agent "
+        f"starts them outside; they are back as they were (the file as the run left it: {aside})"
+    )
