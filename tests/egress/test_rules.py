@@ -130,9 +130,37 @@ def test_unreadable_patterns_are_refused_with_what_is_valid(text: str) -> None:
             ["example.com"],
         ),
         (
-            {"CLAUDE_CODE_USE_BEDROCK": "1"},
+            {"CLAUDE_CODE_USE_BEDROCK": "1", "AWS_REGION": "eu-west-1"},
             ["bedrock-runtime.eu-west-1.amazonaws.com"],
-            ["s3.amazonaws.com"],
+            [
+                "s3.amazonaws.com",
+                "bedrock-runtime.s3.amazonaws.com",  # the bucket named bedrock-runtime
+                "bedrock-runtime.us-east-1.amazonaws.com",
+            ],
+        ),
+        (
+            {"CLAUDE_CODE_USE_BEDROCK": "1"},
+            [],
+            ["bedrock-runtime.eu-west-1.amazonaws.com"],
+        ),
+        (
+            {
+                "CLAUDE_CODE_USE_BEDROCK": "1",
+                "AWS_REGION": "eu-west-1",
+                "ANTHROPIC_BEDROCK_BASE_URL": "https://bedrock.corp.test",
+            },
+            ["bedrock.corp.test"],
+            ["bedrock-runtime.eu-west-1.amazonaws.com"],
+        ),
+        (
+            {"CLAUDE_CODE_USE_FOUNDRY": "1", "ANTHROPIC_FOUNDRY_RESOURCE": "my-team"},
+            ["my-team.services.ai.azure.com"],
+            ["someone-else.services.ai.azure.com"],
+        ),
+        (
+            {"CLAUDE_CODE_USE_FOUNDRY": "1", "ANTHROPIC_FOUNDRY_RESOURCE": "a.b"},
+            [],
+            ["a.b.services.ai.azure.com"],
         ),
         (
             {"CLAUDE_CODE_USE_VERTEX": "1"},
@@ -153,7 +181,11 @@ def test_unreadable_patterns_are_refused_with_what_is_valid(text: str) -> None:
     ids=[
         "first_party_api",
         "base_url_host_and_vendor_flows",
-        "bedrock_regions",
+        "bedrock_the_regions_host_only",
+        "bedrock_without_a_region_none",
+        "bedrock_base_url",
+        "foundry_the_resources_host_only",
+        "foundry_resource_not_a_label_none",
         "vertex_regions",
         "bedrock_with_vendor_flows_off",
         "domain_safety_service",
@@ -172,3 +204,30 @@ def test_default_allow_is_the_hosts_of_flows_the_engine_has_on(
         assert verdict.reason.startswith("allowed by") and "policy: flow" in verdict.reason
     for host in refused:
         assert not rules.check(host, 443).allowed, host
+
+
+CARRYING = [
+    pytest.param("::5db8:d70e", id="ipv4_compatible"),
+    pytest.param("64:ff9b::93.184.215.14", id="nat64"),
+    pytest.param("2002:5db8:d70e::1", id="6to4"),
+    pytest.param("2001:0:4136:e378:8000:63bf:a247:28f1", id="teredo"),
+]
+
+
+@pytest.mark.parametrize("host", CARRYING)
+def test_an_ipv4_deny_covers_the_ipv6_addresses_that_carry_it(host: str) -> None:
+    """A deny rule for an IPv4 address refuses every IPv6 address that carries it, as the
+    web-fetch rules do; the reason names the rule."""
+    rules = _rules(["*"], ["93.184.215.14"], allow_all=True)
+    verdict = rules.check(host, 443)
+    assert verdict.decision == "deny"
+    assert verdict.reason == "denied by '93.184.215.14' (--deny)"
+    assert _rules(["*"], ["93.184.215.14:80"]).check(host, 443).decision == "allow"
+
+
+@pytest.mark.parametrize("host", CARRYING)
+def test_an_ipv4_allow_covers_its_own_address_only(host: str) -> None:
+    """An allow rule for an IPv4 address does not let the IPv6 addresses that carry it out."""
+    rules = _rules(["93.184.215.14"])
+    assert rules.check("93.184.215.14", 443).allowed
+    assert rules.check(host, 443).decision == "deny"

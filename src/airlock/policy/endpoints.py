@@ -9,6 +9,7 @@ Pure: no I/O.
 
 from __future__ import annotations
 
+import re
 from urllib.parse import urlsplit
 
 from airlock.policy import variables as v
@@ -17,12 +18,18 @@ from airlock.policy.services import ANTHROPIC_API
 
 MODEL_HOSTS: dict[Provider, tuple[str, ...]] = {
     Provider.FIRST_PARTY: (ANTHROPIC_API,),
-    Provider.BEDROCK: ("bedrock-runtime.*.amazonaws.com",),
+    Provider.BEDROCK: (),
     Provider.VERTEX: ("*-aiplatform.googleapis.com", "aiplatform.googleapis.com"),
-    Provider.FOUNDRY: ("*.services.ai.azure.com",),
+    Provider.FOUNDRY: (),
     Provider.GATEWAY: (),
 }
-"""Where model requests go, per provider (wildcards in the web-fetch rule syntax)."""
+"""Where model requests go, per provider, when no variable names the host (wildcards in the
+web-fetch rule syntax). Bedrock's and Foundry's are named by variables only
+(:func:`_model_hosts`): a wildcard would also let out ``bedrock-runtime.s3.amazonaws.com``
+(an S3 bucket's host, anyone's) or any Azure customer's ``NAME.services.ai.azure.com``."""
+
+_LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+"""One DNS label (an AWS region, an Azure resource name)."""
 
 VENDOR_FLOWS = frozenset(
     {
@@ -53,8 +60,30 @@ def flow_hosts(context: Context, decisions: Decisions) -> tuple[tuple[FlowId, st
 
 
 def _model_hosts(context: Context, provider: Provider) -> tuple[str, ...]:
-    base = v.first(context, "ANTHROPIC_BASE_URL")
-    if base is not None and provider is Provider.FIRST_PARTY:
+    """The provider's model host: its base URL's when set (``ANTHROPIC_BASE_URL``,
+    ``ANTHROPIC_BEDROCK_BASE_URL``, ``ANTHROPIC_FOUNDRY_BASE_URL``); for Bedrock the region's
+    (``AWS_REGION``), for Foundry the resource's (``ANTHROPIC_FOUNDRY_RESOURCE``); else the
+    table's. None when nothing names it: the user allows it by rule."""
+    base_variable = {
+        Provider.FIRST_PARTY: "ANTHROPIC_BASE_URL",
+        Provider.BEDROCK: "ANTHROPIC_BEDROCK_BASE_URL",
+        Provider.FOUNDRY: "ANTHROPIC_FOUNDRY_BASE_URL",
+    }.get(provider)
+    base = v.first(context, base_variable) if base_variable else None
+    if base is not None:
         host = urlsplit(base[0]).hostname
         return (host,) if host else ()
+    if provider is Provider.BEDROCK:
+        region = _label(context, "AWS_REGION")
+        return (f"bedrock-runtime.{region}.amazonaws.com",) if region else ()
+    if provider is Provider.FOUNDRY:
+        resource = _label(context, "ANTHROPIC_FOUNDRY_RESOURCE")
+        return (f"{resource}.services.ai.azure.com",) if resource else ()
     return MODEL_HOSTS[provider]
+
+
+def _label(context: Context, name: str) -> str | None:
+    """The variable's value when it is one DNS label (lower-cased); else ``None``."""
+    found = v.first(context, name)
+    value = found[0].strip().lower() if found is not None else ""
+    return value if _LABEL.match(value) else None
