@@ -2,7 +2,10 @@
 
 ``Origin`` answers HTTP/1.1 with keep-alive: ``/echo`` returns the request body (any
 framing), ``/chunked?n=K`` answers K chunks, ``/close`` answers without a length and closes,
-``/size?n=N`` answers N bytes, anything else a short page naming the path and Host header.
+``/size?n=N`` answers N bytes, ``/interim`` answers ``100 Continue`` and ``103 Early Hints``
+before its ``200``, ``/inject?kind=K`` answers (``sized``, ``chunked`` or ``204``; to ``HEAD``,
+a head) and a second response no request asked for, in the same write; anything else a short
+page naming the path and Host header.
 """
 
 from __future__ import annotations
@@ -17,6 +20,14 @@ from urllib.parse import parse_qs, urlsplit
 
 from airlock.egress import EgressConfig, Limits, RunningProxy, start_proxy
 from tests.serving import Handler, in_thread
+
+INJECTED = b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nINJECTED\n"
+"""A response no request asked for, sent right after the one that was."""
+ANSWERS = {
+    "sized": b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nfirst\n",
+    "chunked": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n6\r\nfirst\n\r\n0\r\n\r\n",
+    "204": b"HTTP/1.1 204 No Content\r\n\r\n",
+}
 
 
 class _Handler(Handler):
@@ -33,7 +44,8 @@ class _Handler(Handler):
         self.wfile.write(head.encode() + body)
 
     def do_HEAD(self) -> None:
-        self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Length: 1234\r\n\r\n")
+        extra = INJECTED if self.path.startswith("/inject") else b""
+        self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Length: 1234\r\n\r\n" + extra)
 
     def do_GET(self) -> None:
         self.server.seen.append((self.path, self.headers.get("Host", "")))
@@ -50,6 +62,14 @@ class _Handler(Handler):
             self.close_connection = True
         elif route == "/size":
             self._send(200, b"z" * int(query.get("n", "10")))
+        elif route == "/interim":
+            self.wfile.write(
+                b"HTTP/1.1 100 Continue\r\n\r\n"
+                b"HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n"
+                b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfinal"
+            )
+        elif route == "/inject":
+            self.wfile.write(ANSWERS[query.get("kind", "sized")] + INJECTED)  # in one write
         else:
             self._send(200, f"path={self.path} host={self.headers.get('Host')}".encode())
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from airlock.egress.flows import (
@@ -14,6 +14,7 @@ from airlock.egress.flows import (
     classify,
     compare,
     enforce,
+    normalize_path,
     refusal_body,
 )
 from airlock.policy import FlowId, decide
@@ -168,3 +169,92 @@ def test_compare_flags_what_the_engine_did_not_predict() -> None:
     assert rows[UNCLASSIFIED].difference
     assert rows["feedback_command"].allowed == 0
     assert rows["feedback_command"].difference == ""
+
+
+# fmt: off
+NORMALISED = [
+    pytest.param("/v1/messages?beta=true", "/v1/messages", id="query_dropped"),
+    pytest.param("/a#frag", "/a", id="fragment_dropped"),
+    pytest.param("", "/", id="empty"),
+    pytest.param("/", "/", id="root"),
+    pytest.param("/a/b/", "/a/b/", id="final_slash_kept"),
+    pytest.param("/v1/messages/../../api/event_logging/v2/batch", "/api/event_logging/v2/batch", id="dot_dot"),
+    pytest.param("/a/./b/.", "/a/b/", id="dot"),
+    pytest.param("/a/b/..", "/a/", id="final_dot_dot"),
+    pytest.param("/../../a", "/a", id="not_above_the_root"),
+    pytest.param("/api/%65vent_logging", "/api/event_logging", id="encoded_letter"),
+    pytest.param("/%41%7a%30%2D%2e%5F%7E", "/Az0-._~", id="every_kind_of_unreserved"),
+    pytest.param("/a/%2e%2E/b", "/b", id="encoded_dot_dot"),
+    pytest.param("/a/.%2E/b", "/b", id="half_encoded_dot_dot"),
+    pytest.param("/a%2Fb/%25/%2565", "/a%2Fb/%25/%2565", id="reserved_stay_encoded_once"),
+    pytest.param("//api///event_logging", "/api/event_logging", id="slashes_collapsed"),
+    pytest.param("/a//../b", "/b", id="slashes_collapsed_before_dots"),
+    pytest.param("api/x", "/api/x", id="no_leading_slash"),
+]
+# fmt: on
+
+
+@pytest.mark.parametrize(("target", "path"), NORMALISED)
+def test_normalize_path(target: str, path: str) -> None:
+    """Each spelling is reduced to the one path a server reads it as."""
+    assert normalize_path(target) == path
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "flow"),
+    [
+        ("POST", "/v1/messages/../../api/event_logging/v2/batch", "metrics"),
+        ("POST", "/api/%65vent_logging/v2/batch", "metrics"),
+        ("POST", "//api/event_logging/v2/batch", "metrics"),
+        ("POST", "/api/event_logging/%2e%2e/%2e%2e/v1/messages", "model_requests"),
+        ("POST", "/v1/%6Dessages?x=/api/event_logging/", "model_requests"),
+    ],
+    ids=["dot_segments", "encoded_letter", "double_slash", "encoded_dots_climb", "query_not_read"],
+)
+def test_classify_reads_the_normalised_path(method: str, path: str, flow: str) -> None:
+    """A request is named by the path it reaches, not by the way it is written."""
+    assert classify(method, API, path) == flow
+
+
+_TOKENS = st.sampled_from(
+    ["/", "//", ".", "..", "%2e", "%2E", "%65", "%7e", "%2F", "%25", "a", "b", "~", "?q", "#f"]
+)
+
+
+def _encode(text: str, which: list[bool]) -> str:
+    """``text`` with the unreserved characters chosen by ``which`` percent-encoded."""
+    out = []
+    for index, char in enumerate(text):
+        chosen = which[index % len(which)] if which else False
+        out.append(f"%{ord(char):02X}" if chosen and (char.isalnum() or char in "-._~") else char)
+    return "".join(out)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(_TOKENS, max_size=20).map("".join))
+def test_normalised_paths_have_one_shape(target: str) -> None:
+    """A normalised path starts with one slash, holds no empty, ``.`` or ``..`` segment and no
+    encoded unreserved character, and normalising it again changes nothing."""
+    path = normalize_path(target)
+    assert path.startswith("/") and "//" not in path and "?" not in path
+    assert not {".", ".."} & set(path.split("/"))
+    assert normalize_path(path) == path
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.text(st.sampled_from("abcXYZ019-_~"), min_size=1, max_size=6), max_size=6),
+    st.lists(st.sampled_from(["", "", "", ".", "//", "x/.."]), min_size=1, max_size=8),
+    st.lists(st.booleans(), max_size=8),
+)
+def test_every_spelling_of_a_path_is_that_path(
+    segments: list[str], noise: list[str], which: list[bool]
+) -> None:
+    """A path written with dot segments, detours (``x/..``), doubled slashes and encoded
+    letters normalises to the plain path."""
+    plain = "/" + "/".join(segments)
+    spelt = ""
+    for index, segment in enumerate(segments):
+        extra = noise[index % len(noise)]
+        spelt += "/" + (extra + "/" if extra else "") + _encode(segment, which)
+    assert normalize_path(spelt or "/") == plain

@@ -27,7 +27,7 @@ async def _read(data: bytes) -> None:
         head = await read_head(reader, request=True)
         if head is None:
             return
-        async for _raw, _payload in body_pieces(reader, head.framing()):
+        async for _raw, _payload in body_pieces(reader, head.framing(), head.check):
             pass
 
 

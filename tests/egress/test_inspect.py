@@ -332,3 +332,173 @@ def test_large_upload_streams_and_counts(make_rig) -> None:  # type: ignore[no-u
     assert answer.endswith(body)
     assert rig.wait_records(1)[0]["secrets"] == {"github_token": 7}
     assert socket  # imported for tunnel_ssl users
+
+
+def _exchange(rig: Rig, request: bytes) -> bytes:
+    """Send ``request`` inside inspected TLS on its own connection; all that comes back."""
+    tls, _ = tunnel_ssl(rig, "localhost", rig.bundle)
+    with tls:
+        tls.sendall(request)
+        answer = b""
+        while chunk := tls.recv(65536):
+            answer += chunk
+    return answer
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/v1/messages/../../api/event_logging/v2/batch",
+        "/v1/messages/%2e%2E/%2E./api/event_logging/v2/batch",
+        "/api/%65vent_logging/v2/batch",
+        "//api/event_logging/v2/batch",
+    ],
+    ids=["dot_segments", "encoded_dots", "encoded_letter", "double_slash"],
+)
+def test_a_path_spelt_otherwise_is_named_by_the_flow_it_reaches(make_rig, path: str) -> None:  # type: ignore[no-untyped-def]
+    """Inside TLS too, a metrics batch written with dot segments, percent-encoded letters or
+    doubled slashes is classified as metrics: refused while its flow is off, never sent."""
+    rig = make_rig({"DISABLE_TELEMETRY": "1"})
+    answer = _exchange(
+        rig,
+        f"POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Length: 2\r\n"
+        "Connection: close\r\n\r\n{}".encode(),
+    )
+    assert answer.startswith(b"HTTP/1.1 403 "), answer[:80]
+    assert rig.origin.seen == []
+    [record] = rig.wait_records(1)
+    assert (record["flow"], record["decision"]) == ("metrics", "deny")
+
+
+METRICS = (
+    b"POST /api/event_logging/v2/batch HTTP/1.1\r\nHost: localhost\r\nContent-Length: 2\r\n\r\n{}"
+)
+MALFORMED = [
+    pytest.param(
+        b"POST /v1/messages HTTP/1.1\r\nHost: localhost\r\nX-A: a\nTransfer-Encoding: chunked\r\n"
+        b"Content-Length: %d\r\n\r\n0\r\n\r\n" % (5 + len(METRICS)) + METRICS,
+        "Missing expected CR",
+        id="bare_lf_in_a_header_line",
+    ),
+    pytest.param(
+        b"GET /v1/models HTTP/1.1\r\nHost: localhost\r\nX-A: a\rX-B: b\r\n\r\n",
+        "Missing expected LF",
+        id="bare_cr_in_a_value",
+    ),
+    pytest.param(
+        b"GET /v1/models HTTP/1.1\r\nHost: localhost\r\nX-A: a\x00b\r\n\r\n",
+        "Invalid header value char",
+        id="nul_in_a_value",
+    ),
+    pytest.param(
+        b"GET /v1/models HTTP/1.1\r\nHost: localhost\r\nX-A: a\x01b\r\n\r\n",
+        "Invalid header value char",
+        id="control_character_in_a_value",
+    ),
+    pytest.param(
+        b"POST /v1/messages HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"2;x\nzz\r\n{}\r\n0\r\n\r\n",
+        "chunk extension",
+        id="bare_lf_in_a_chunk_extension",
+    ),
+    pytest.param(
+        b"POST /v1/messages HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"2\r\n{}\r\n0\r\nX-T: a\nContent-Length: 5\r\n\r\n",
+        "Missing expected CR",
+        id="bare_lf_in_a_trailer",
+    ),
+    pytest.param(
+        b"POST /v1/messages HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"2\r\n{}\r\n0\r\nContent-Length: 5\r\n\r\n",
+        "Content-Length",
+        id="framing_header_in_a_trailer",
+    ),
+    pytest.param(
+        b"GET /v1/models HTTP/1.\x00\r\nHost: localhost\r\n\r\n", "version", id="bad_version"
+    ),
+    pytest.param(
+        b"POST /v1/messages HTTP/1.1 extra\r\nHost: localhost\r\nContent-Length: 2\r\n\r\n{}",
+        "after version",
+        id="extra_token_in_the_request_line",
+    ),
+    pytest.param(
+        b"POST /v1/messages HTTP/1.1\r\nHost: localhost\r\nContent-Length: 2\r\n"
+        b"Content-Length: 2\r\n\r\n{}",
+        "Duplicate Content-Length",
+        id="content_length_twice",
+    ),
+    pytest.param(
+        b"GET http://evil.example/v1/models HTTP/1.1\r\nHost: localhost\r\n\r\n",
+        "evil.example",
+        id="absolute_form_naming_another_host",
+    ),
+    pytest.param(
+        b"GET https://localhost:1/v1/models HTTP/1.1\r\nHost: localhost\r\n\r\n",
+        "localhost:1",
+        id="absolute_form_naming_another_port",
+    ),
+    pytest.param(
+        b"CONNECT evil.example:443 HTTP/1.1\r\nHost: evil.example\r\n\r\n",
+        "evil.example:443",
+        id="connect_inside_tls",
+    ),
+    pytest.param(
+        b"GET /api/event_logging/v2/batch#/../../../v1/models HTTP/1.1\r\nHost: localhost\r\n\r\n",
+        "fragment",
+        id="fragment_in_the_target",
+    ),
+]
+
+
+@pytest.mark.parametrize(("request_bytes", "why"), MALFORMED)
+def test_malformed_requests_are_refused_400_and_recorded(
+    make_rig, request_bytes: bytes, why: str
+) -> None:  # type: ignore[no-untyped-def]
+    """A request inside TLS that the plain proxy's parser would refuse (bare CR or LF,
+    control characters, a bad chunk extension or trailer, a bad version or request line,
+    Content-Length twice) or that names another destination than the TLS connection's gets
+    a 400 saying why; no request reaches the origin, and the record says why."""
+    rig = make_rig({"DISABLE_TELEMETRY": "1"})
+    answer = _exchange(rig, request_bytes)
+    assert answer.startswith(b"HTTP/1.1 400 "), answer[:80]
+    assert why.encode() in answer
+    assert rig.origin.seen == []
+    [record] = rig.wait_records(1)
+    assert (record["status"], record["decision"]) == (400, "deny")
+    assert why in record["error"] and why in record["reason"]
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "seen"),
+    [
+        pytest.param(
+            b"POST /echo HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n"
+            b'Connection: close\r\n\r\n2;name=value\r\n{}\r\n1;q="a b"\r\n!\r\n0\r\nX-T: a\r\n\r\n',
+            ("POST", "/echo", b"{}!"),
+            id="chunk_extensions_and_a_trailer",
+        ),
+        pytest.param(
+            b"GET https://LOCALHOST.:%d/v1/models HTTP/1.1\r\nHost: localhost\r\n"
+            b"Connection: close\r\n\r\n",
+            ("GET", "https://LOCALHOST.:{port}/v1/models", b""),
+            id="absolute_form_naming_this_host",
+        ),
+        pytest.param(
+            b"\r\nGET /v1/models HTTP/1.0\r\nHost: localhost\r\nX-A: a\tb \xff\r\n\r\n",
+            ("GET", "/v1/models", b""),
+            id="http10_tab_and_obs_text",
+        ),
+    ],
+)
+def test_well_formed_requests_still_pass(make_rig, request_bytes: bytes, seen: tuple) -> None:  # type: ignore[no-untyped-def]
+    """Requests the strict parser reads as valid reach the origin as they were."""
+    rig = make_rig()
+    port = rig.origin_port
+    if b"%d" in request_bytes:
+        request_bytes = request_bytes % port
+    answer = _exchange(rig, request_bytes)
+    assert answer.startswith((b"HTTP/1.1 200 ", b"HTTP/1.0 200 ")), answer[:80]
+    method, path, body = seen
+    assert rig.origin.seen == [(method, path.format(port=port), body)]
+    [record] = rig.wait_records(1)
+    assert (record["status"], record["decision"], record["error"]) == (200, "allow", None)

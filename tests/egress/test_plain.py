@@ -162,3 +162,93 @@ def test_a_large_plain_upload_is_forwarded_whole_and_every_key_counted(tmp_path:
     assert cfg.audit_log is not None
     [record] = [r for r in read_records(cfg.audit_log) if r.get("inspected")]
     assert (record["status"], record["secrets"]) == (200, {"github_token": 7})
+
+
+def _raw(proxy: str, request: bytes) -> bytes:
+    """Send ``request`` to the proxy on its own connection; everything it answers."""
+    import socket
+
+    with socket.create_connection(("127.0.0.1", int(proxy.rsplit(":", 1)[1])), 10) as sock:
+        sock.sendall(request)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    return answer
+
+
+@pytest.mark.parametrize("spelling", ["localhost.", "LOCALHOST", "LocalHost."])
+def test_an_inspected_host_is_inspected_however_it_is_spelt(tmp_path: Path, spelling: str) -> None:
+    """A trailing dot or upper case names the same host (the rules judge its canonical form):
+    the request is inspected like one to ``localhost``, so a metrics batch, whose flow is off,
+    is refused and never reaches the origin."""
+    cfg = config(tmp_path, inspection=_inspection(tmp_path, SecretsMode.REPORT))
+    with origin() as site, running(cfg) as (url, _):
+        target = f"http://{spelling}:{site.server_address[1]}/api/event_logging/v2/batch"
+        answer = _raw(
+            url,
+            f"POST {target} HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n"
+            "Connection: close\r\n\r\n{}".encode(),
+        )
+    assert answer.startswith(b"HTTP/1.1 403 "), answer[:80]
+    assert b"DISABLE_TELEMETRY" in answer
+    assert site.seen == []
+    assert cfg.audit_log is not None
+    [record] = [r for r in read_records(cfg.audit_log) if r["type"] == "request"]
+    assert (record["inspected"], record["flow"], record["decision"]) == (True, "metrics", "deny")
+
+
+def test_inspected_hosts_are_kept_in_the_form_the_rules_judge(tmp_path: Path) -> None:
+    """The hosts named for inspection are kept canonical, as the rules give a request's host:
+    an internationalised name as its A-label, upper case and a trailing dot dropped."""
+    from dataclasses import replace
+
+    from airlock.egress.inspect import Inspector
+
+    named = replace(_inspection(tmp_path, SecretsMode.REPORT), hosts=frozenset({"Straße.DE."}))
+    inspector = Inspector.from_config(named, lambda record: None)
+    assert inspector.inspects("xn--strae-oqa.de")
+
+
+BYPASSES = [
+    pytest.param("/v1/messages/../../api/event_logging/v2/batch", id="dot_segments"),
+    pytest.param("/v1/messages/%2e%2E/%2E./api/event_logging/v2/batch", id="encoded_dots"),
+    pytest.param("/api/%65vent_logging/v2/batch", id="encoded_letter"),
+    pytest.param("//api/event_logging/v2/batch", id="double_slash"),
+    pytest.param("/api/./event_logging//v2/batch?x=/v1/messages", id="dot_and_slashes"),
+]
+
+
+@pytest.mark.parametrize("path", BYPASSES)
+def test_a_path_spelt_otherwise_is_named_by_the_flow_it_reaches(tmp_path: Path, path: str) -> None:
+    """A metrics batch whose path is written with dot segments, percent-encoded letters or
+    doubled slashes is still a metrics batch: refused (its flow is off) and never sent."""
+    cfg = config(tmp_path, inspection=_inspection(tmp_path, SecretsMode.REPORT))
+    with origin() as site, running(cfg) as (url, _):
+        target = f"http://localhost:{site.server_address[1]}{path}"
+        answer = _raw(
+            url,
+            f"POST {target} HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n"
+            "Connection: close\r\n\r\n{}".encode(),
+        )
+    assert answer.startswith(b"HTTP/1.1 403 "), answer[:80]
+    assert site.seen == []
+    assert cfg.audit_log is not None
+    [record] = [r for r in read_records(cfg.audit_log) if r["type"] == "request"]
+    assert (record["flow"], record["decision"]) == ("metrics", "deny")
+
+
+def test_a_path_is_sent_as_the_client_wrote_it(tmp_path: Path) -> None:
+    """Only the classification reads the normalised path: the origin gets the path as sent."""
+    cfg = config(tmp_path, inspection=_inspection(tmp_path, SecretsMode.REPORT))
+    with origin() as site, running(cfg) as (url, _):
+        target = f"http://localhost:{site.server_address[1]}/v1//%6Dessages/./?beta=true"
+        answer = _raw(
+            url,
+            f"POST {target} HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n"
+            "Connection: close\r\n\r\n{}".encode(),
+        )
+    assert answer.startswith(b"HTTP/1.1 200 "), answer[:80]
+    assert site.seen == [("/v1//%6Dessages/./?beta=true", f"localhost:{site.server_address[1]}")]
+    assert cfg.audit_log is not None
+    [record] = [r for r in read_records(cfg.audit_log) if r["type"] == "request"]
+    assert (record["flow"], record["decision"]) == ("model_requests", "allow")

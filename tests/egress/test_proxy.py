@@ -287,3 +287,90 @@ def test_tunnel_passes_server_first_bytes_early_data_and_half_close(tmp_path: Pa
     assert answer == b"HTTP/1.1 200 Connection established\r\n\r\nbanner\necho:early;later;bye\n"
     (record,) = _connections(cfg.audit_log)  # type: ignore[arg-type]
     assert (record["bytes_out"], record["bytes_in"]) == (12, 7 + 5 + 12 + 4)
+
+
+@pytest.mark.parametrize(
+    "address",
+    ["::7f00:1", "64:ff9b::7f00:1", "2002:7f00:1::1", "2001:0:4136:e378:8000:63bf:80ff:fffe"],
+    ids=["ipv4_compatible", "nat64", "6to4", "teredo"],
+)
+def test_a_denied_ipv4_address_is_denied_in_ipv6_that_carries_it(
+    site: _Site, tmp_path: Path, address: str
+) -> None:
+    """--deny 127.0.0.1 refuses a CONNECT to an IPv6 address carrying 127.0.0.1, by that rule
+    (before any address is looked at), and the record names it."""
+    cfg = config(
+        tmp_path,
+        allow=EgressConfig.rules(["*"], "--allow"),
+        deny=EgressConfig.rules(["127.0.0.1"], "--deny"),
+    )
+    with running(cfg) as (url, _):
+        connect = f"CONNECT [{address}]:{_port(site)} HTTP/1.1\r\n\r\n"
+        answer, closed = _exchange(url, connect.encode())
+    assert closed
+    assert answer.startswith(b"HTTP/1.1 403 "), answer[:80]
+    assert b"denied by '127.0.0.1' (--deny)" in answer
+    [record] = _connections(cfg.audit_log)  # type: ignore[arg-type]
+    assert (record["decision"], record["reason"]) == ("deny", "denied by '127.0.0.1' (--deny)")
+
+
+def _exchange(proxy: str, request: bytes, timeout: float = 5.0) -> tuple[bytes, bool]:
+    """Send ``request`` on one kept-alive connection; what comes back within ``timeout``, and
+    whether the proxy closed the connection."""
+    with socket.create_connection(("127.0.0.1", int(proxy.rsplit(":", 1)[1])), 10) as sock:
+        sock.settimeout(timeout)
+        sock.sendall(request)
+        answer = b""
+        try:
+            while chunk := sock.recv(65536):
+                answer += chunk
+        except TimeoutError:
+            return answer, False
+    return answer, True
+
+
+@pytest.mark.parametrize(
+    ("method", "kind", "version"),
+    [
+        ("GET", "sized", "1.1"),
+        ("GET", "chunked", "1.1"),
+        ("GET", "204", "1.1"),
+        ("HEAD", "sized", "1.1"),
+        ("GET", "chunked", "1.0"),
+        ("HEAD", "sized", "1.0"),
+    ],
+    ids=["sized", "chunked", "no_content", "head", "http10_chunked", "http10_head"],
+)
+def test_bytes_after_a_response_are_not_passed_on(
+    site: _Site, tmp_path: Path, method: str, kind: str, version: str
+) -> None:
+    """An origin that sends a second response no request asked for, in the same read as the
+    first, gets neither to the client: it gets a 502, the connection is closed (a kept-alive
+    client would take the extra as the answer to its next request), and the record says why."""
+    cfg = config(tmp_path)
+    with running(cfg) as (url, _):
+        target = f"http://127.0.0.1:{_port(site)}/inject?kind={kind}"
+        request = f"{method} {target} HTTP/{version}\r\nHost: x\r\nConnection: keep-alive\r\n\r\n"
+        answer, closed = _exchange(url, request.encode())
+    assert b"INJECTED" not in answer
+    assert answer.startswith(b"HTTP/1.1 502 "), answer[:80]
+    assert closed
+    [record] = _connections(cfg.audit_log)  # type: ignore[arg-type]
+    assert record["status"] == 502
+    assert "after its response" in record["error"]
+
+
+def test_interim_answers_before_the_response_are_relayed(site: _Site, tmp_path: Path) -> None:
+    """100 Continue and 103 Early Hints in the same read as the final response are no extra
+    bytes: all of it reaches the client, and the connection goes on."""
+    cfg = config(tmp_path)
+    with running(cfg) as (url, _):
+        base = f"http://127.0.0.1:{_port(site)}"
+        request = f"GET {base}/interim HTTP/1.1\r\nHost: x\r\n\r\n".encode()
+        answer, closed = _exchange(url, request + request, timeout=2.0)
+    assert not closed
+    assert answer.count(b"HTTP/1.1 100 Continue\r\n") == 2
+    assert answer.count(b"HTTP/1.1 103 Early Hints\r\n") == 2
+    assert answer.endswith(b"final") and answer.count(b"final") == 2
+    records = _connections(cfg.audit_log)  # type: ignore[arg-type]
+    assert [(r["status"], r["error"]) for r in records] == [(200, None), (200, None)]

@@ -6,7 +6,9 @@ A host alone cannot tell a model request from a metrics batch: the reference age
 to ``api.anthropic.com``. Once the proxy sees a request's method, host and path (inspected
 hosts only), :func:`classify` names its flow from one signature table per agent
 (:data:`AGENT_SIGNATURES`), first match wins; a request no signature covers is
-``unclassified``. :func:`enforce` then asks the engine's :class:`~airlock.policy.Decisions`
+``unclassified``. The path is matched in its normalised form (:func:`normalize_path`: dot
+segments, percent-encoded letters and doubled slashes resolved as a server resolves them), so
+no spelling of a request escapes the flow it reaches; the request itself goes out as written. :func:`enforce` then asks the engine's :class:`~airlock.policy.Decisions`
 whether that flow may leave the machine, and words the refusal from the decision's own
 reasons, so the variable or setting that turned the flow off is named as the engine named it.
 Nothing here re-derives a rule of the engine. :func:`compare` sets the traffic seen next to
@@ -17,6 +19,7 @@ Pure: no I/O, no clock.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
@@ -43,8 +46,8 @@ class Signature:
 
     ``host`` is a name (case-insensitive), ``*.suffix`` for any subdomain, ``label.*`` for a
     first label followed by anything (a region), ``*`` for any host, or :data:`API_HOST`.
-    ``path`` is a prefix of the path (the query string is not looked at). ``method`` is a
-    method or ``*`` for any.
+    ``path`` is a prefix of the normalised path (:func:`normalize_path`: the query string is
+    not looked at). ``method`` is a method or ``*`` for any.
     """
 
     method: str
@@ -54,10 +57,56 @@ class Signature:
     why: str
 
     def matches(self, method: str, host: str, path: str, api_hosts: frozenset[str]) -> bool:
-        """Whether a request with this method, host (lower case) and path is covered."""
+        """Whether a request with this method, host (lower case) and path (normalised) is
+        covered."""
         if self.method != "*" and self.method != method:
             return False
         return path.startswith(self.path) and _host_matches(self.host, host, api_hosts)
+
+
+_UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+_PERCENT = re.compile(r"%([0-9A-Fa-f]{2})")
+
+
+def _decode_unreserved(found: re.Match[str]) -> str:
+    char = chr(int(found[1], 16))
+    return char if char in _UNRESERVED else found[0]
+
+
+def normalize_path(target: str) -> str:
+    """The path of a request target as the signatures are matched against it.
+
+    The spellings a server reads as one path are made one path, so that no spelling of a
+    request escapes the flow it reaches:
+
+    1. the query (from ``?``) and any fragment (from ``#``) are dropped;
+    2. percent-encoded unreserved characters are decoded (RFC 3986 2.3: ``ALPHA DIGIT - . _
+       ~``): ``%65`` is ``e``, ``%2E`` is ``.``; other encodings (``%2F``, ``%25``) stay as
+       they are, and decoding is done once (``%2565`` is ``%2565``);
+    3. dot segments are removed (RFC 3986 5.2.4), the decoded ones too: ``/a/b/../c`` is
+       ``/a/c``, ``/a/%2e%2e/c`` is ``/c``; ``..`` never climbs above ``/``;
+    4. repeated slashes are collapsed: ``//a///b`` is ``/a/b`` (a server that merges them
+       would route there).
+
+    The result starts with ``/`` and keeps a final ``/`` (one a dot segment ended in too:
+    ``/a/b/..`` is ``/a/``). Only the classification reads it: the request goes out as the
+    client wrote it.
+
+        >>> normalize_path("/v1/messages/../../api/%65vent_logging//v2/batch?x=1")
+        '/api/event_logging/v2/batch'
+    """
+    path = target.split("?", 1)[0].split("#", 1)[0]
+    path = _PERCENT.sub(_decode_unreserved, path)
+    segments: list[str] = []
+    parts = path.split("/")
+    for part in parts:
+        if part == "..":
+            if segments:
+                segments.pop()
+        elif part not in ("", "."):
+            segments.append(part)
+    trailing = bool(segments) and parts[-1] in ("", ".", "..")
+    return "/" + "/".join(segments) + ("/" if trailing else "")
 
 
 def _host_matches(pattern: str, host: str, api_hosts: frozenset[str]) -> bool:
@@ -232,7 +281,9 @@ def classify(
     Args:
         method: The request's method.
         host: The host it was sent to (a trailing ``.`` and case do not matter).
-        path: The request target's path; a query string after ``?`` is ignored.
+        path: The request target's path; matched in its normalised form
+            (:func:`normalize_path`), so a query string after ``?`` is ignored, and dot
+            segments, percent-encoded letters and doubled slashes change nothing.
         agent: Whose signature table to use (a key of :data:`AGENT_SIGNATURES`).
         api_hosts: The hosts that stand for the vendor API (:data:`API_HOST`).
 
@@ -242,7 +293,7 @@ def classify(
     table = AGENT_SIGNATURES[agent]
     method = method.upper()
     host = host.lower().rstrip(".")
-    path = path.split("?", 1)[0] or "/"
+    path = normalize_path(path)
     hosts = api_hosts if isinstance(api_hosts, frozenset) else frozenset(api_hosts)
     for row in table:
         if row.matches(method, host, path, hosts):

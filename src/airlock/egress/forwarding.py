@@ -1,7 +1,8 @@
 """Plain HTTP forwarding: a request is admitted, rebuilt
 (:func:`~airlock.egress.http1.forwarded_head`) and its body streamed upstream piece by piece;
-the response is streamed back as it arrives, its end found by httptools. The upstream
-connection is kept for the client's next request to the same ``host:port``. One audit record
+the response is streamed back as it arrives, its end found by httptools; bytes the
+destination sends after it in the same read fail it unsent (:mod:`airlock.egress.response`).
+The upstream connection is kept for the client's next request to the same ``host:port``. One audit record
 per request. A request to a host named with ``--inspect`` is also named by flow, enforced and
 checked for secrets (:mod:`airlock.egress.plain`). An HTTP/1.0 client gets its response in a
 form it can read (:mod:`airlock.egress.response`), and the connection closed after it."""
@@ -29,10 +30,12 @@ async def forward(client: Client, head: RequestHead) -> bool:
     record["path"] = redact_query(head.path)
     proxy = client.proxy
     inspection = None
-    if proxy.inspector is not None and proxy.check_rules(head.host, head.port).allowed:
-        from airlock.egress.plain import PlainInspection  # the redaction engine: only then
+    if proxy.inspector is not None:
+        ruled = proxy.check_rules(head.host, head.port)  # the host judged in its canonical form
+        if ruled.allowed and proxy.inspector.inspects(ruled.host):
+            from airlock.egress.plain import PlainInspection  # the redaction engine: only then
 
-        inspection = PlainInspection.of(proxy.inspector, head)
+            inspection = PlainInspection(proxy.inspector, head, ruled.host)
     body: bytes | None = None
     if inspection is not None:
         record.update(inspection.fields())
@@ -227,7 +230,12 @@ async def _send_request(
 
 
 async def _relay_response(client: Client, upstream: Upstream, watcher: ResponseWatcher) -> int:
-    """Copy the response to the client as it arrives, until httptools finds its end."""
+    """Copy the response to the client as it arrives, until httptools finds its end.
+
+    Raises:
+        ResponseError: the response is malformed, cut short, or followed by bytes no request
+            asked for in the same read (:attr:`ResponseWatcher.extra`); that read is not sent.
+    """
     received = 0
     reader = upstream.reader
     writer = client.writer
@@ -242,6 +250,12 @@ async def _relay_response(client: Client, upstream: Upstream, watcher: ResponseW
             watcher.feed(data)
         except httptools.HttpParserError as error:
             raise ResponseError(f"malformed response: {error}", received) from None
+        if watcher.extra:
+            raise ResponseError(
+                "the destination sent more after its response (an answer no request asked "
+                "for): not passed on",
+                received,
+            )
         if watcher.for_http10:
             writer.writelines(watcher.take())  # the head rebuilt, the body decoded
         else:

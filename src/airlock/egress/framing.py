@@ -9,12 +9,23 @@ the body that follows is delimited, refusing what request smuggling needs (both
 ``chunked``), and :func:`body_pieces` yields that body as it arrives, as the bytes on the wire
 (chunked stays chunked) paired with the content among them. Every refusal is an
 :class:`HttpError` carrying the status the client gets.
+
+A request's bytes are passed on as the client wrote them, so each of them is first read by
+llhttp, the strict parser the plain proxy reads requests with (:mod:`airlock.egress.http1`), in
+a :class:`RequestCheck` that goes with the :class:`Head`: the head by :func:`read_head`, the
+body by :func:`body_pieces` before each piece is handed on. What llhttp refuses is refused here
+with ``400`` and its words: a bare CR or LF, a NUL or other control character in a header
+line, a chunk extension or trailer that is malformed (or a trailer that frames), a malformed
+version or request line, ``Content-Length`` twice, a request that ends elsewhere than this
+module found its end.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+
+import httptools
 
 MAX_HEAD = 64 * 1024
 """The longest request or response head accepted."""
@@ -37,15 +48,67 @@ class HttpError(Exception):
         self.message = message
 
 
+class RequestCheck:
+    """One request read by llhttp as it passes, so what the plain proxy's parser refuses is
+    refused here too (see the module's docstring); it only checks, and keeps nothing."""
+
+    __slots__ = ("_begun", "_parser", "complete")
+
+    def __init__(self) -> None:
+        self._begun = 0
+        self.complete = False
+        """llhttp found the end of the request."""
+        self._parser = httptools.HttpRequestParser(self)
+
+    def on_message_begin(self) -> None:
+        self._begun += 1
+
+    def on_message_complete(self) -> None:
+        self.complete = True
+
+    def feed(self, data: bytes) -> None:
+        """Read the request's next bytes (before they are passed on).
+
+        Raises:
+            HttpError: ``400``: llhttp refuses them, or finds a second request in them.
+        """
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            self.complete = True  # CONNECT or Upgrade: the request is whole
+        except httptools.HttpParserError as error:
+            raise HttpError(400, f"malformed request: {error}") from None
+        if self._begun > 1:
+            raise HttpError(400, "malformed request: its body runs into another request")
+
+    def finish(self) -> None:
+        """The request's last byte was read.
+
+        Raises:
+            HttpError: ``400``: llhttp did not find the request's end there.
+        """
+        if not self.complete:
+            raise HttpError(400, "malformed request: it does not end where its framing says")
+
+
 class Head:
     """A parsed request or response head: its first line's parts and its header lines."""
 
-    __slots__ = ("first", "headers", "raw_size")
+    __slots__ = ("check", "first", "headers", "raw_size")
 
-    def __init__(self, first: list[bytes], headers: list[tuple[bytes, bytes]], raw_size: int):
+    def __init__(
+        self,
+        first: list[bytes],
+        headers: list[tuple[bytes, bytes]],
+        raw_size: int,
+        check: RequestCheck | None = None,
+    ):
         self.first = first
         self.headers = headers
         self.raw_size = raw_size
+        self.check = check
+        """For a request, the :class:`RequestCheck` that read its head; :func:`body_pieces`
+        reads the body with it."""
 
     def get(self, name: bytes) -> bytes | None:
         """The last value of header ``name`` (lower case), or ``None``."""
@@ -96,8 +159,12 @@ class Head:
 async def read_head(reader: asyncio.StreamReader, *, request: bool) -> Head | None:
     """Read one head; ``None`` on a clean end of stream before any byte.
 
+    A request's head is read by llhttp too (:class:`RequestCheck`), which stays on
+    :attr:`Head.check` for the body.
+
     Raises:
-        HttpError: Too long, malformed, or obsolete line folding.
+        HttpError: Too long, malformed (for a request: anything llhttp refuses), or obsolete
+            line folding.
     """
     try:
         raw = await reader.readuntil(b"\r\n\r\n")
@@ -112,6 +179,10 @@ async def read_head(reader: asyncio.StreamReader, *, request: bool) -> Head | No
         lines.pop(0)  # a stray CRLF between requests is allowed (RFC 9112 §2.2)
     if not lines:
         return None
+    check = None
+    if request:
+        check = RequestCheck()
+        check.feed(raw)
     first = lines[0].split(b" ", 2)
     version = first[-1] if request else first[0]
     if len(first) != 3 or not version.startswith(b"HTTP/1."):
@@ -124,18 +195,35 @@ async def read_head(reader: asyncio.StreamReader, *, request: bool) -> Head | No
         if not sep or not name or name != name.strip() or b" " in name:
             raise HttpError(400, f"malformed header line {line[:80]!r}")
         headers.append((name, value.strip()))
-    return Head(first, headers, len(raw))
+    return Head(first, headers, len(raw), check)
 
 
 async def body_pieces(
-    reader: asyncio.StreamReader, framing: Framing
+    reader: asyncio.StreamReader, framing: Framing, check: RequestCheck | None = None
 ) -> AsyncIterator[tuple[bytes, bytes]]:
     """Yield ``(raw, payload)`` pairs of a body as it arrives: the bytes as on the wire (chunked
     stays chunked) and the body's content among them (empty for size lines and trailers).
 
+    Args:
+        reader: The stream the body comes from.
+        framing: How it is delimited (:meth:`Head.framing`).
+        check: A request's :attr:`Head.check`: each piece is read by it before it is yielded,
+            and the request must end where the body does.
+
     Raises:
-        HttpError: The stream ended early, or a chunked body is malformed.
+        HttpError: The stream ended early, a chunked body is malformed, or ``check`` refuses.
     """
+    async for raw, payload in _pieces(reader, framing):
+        if check is not None:
+            check.feed(raw)
+        yield raw, payload
+    if check is not None:
+        check.finish()
+
+
+async def _pieces(
+    reader: asyncio.StreamReader, framing: Framing
+) -> AsyncIterator[tuple[bytes, bytes]]:
     kind, length = framing
     if kind == "length":
         async for data in _sized(reader, length, "a body"):
@@ -167,20 +255,27 @@ async def _line(reader: asyncio.StreamReader) -> bytes:
 
 
 async def _chunked(reader: asyncio.StreamReader) -> AsyncIterator[tuple[bytes, bytes]]:
-    """Yield a chunked body's ``(raw, payload)`` pairs, checking every size line and CRLF."""
+    """Yield a chunked body's ``(raw, payload)`` pairs, checking every size line and CRLF.
+
+    The last chunk's line, the trailers and the blank line after them come as one piece: they
+    are checked whole before any of them is passed on (a destination that reads the last
+    chunk's line and then a closed connection might take the body as complete).
+    """
     while True:
         line = await _line(reader)
         size_text = line[:-2].split(b";", 1)[0].strip()
         if not size_text or len(size_text) > 15 or size_text.strip(b"0123456789abcdefABCDEF"):
             raise HttpError(400, f"bad chunk size {size_text[:20]!r}")
         size = int(size_text, 16)
-        yield line, b""
         if size == 0:
-            while True:  # trailers, then the blank line
-                trailer = await _line(reader)
-                yield trailer, b""
-                if trailer == b"\r\n":
-                    return
+            end = [line]
+            while end[-1] != b"\r\n":  # trailers, then the blank line
+                end.append(await _line(reader))
+                if sum(map(len, end)) > MAX_HEAD:
+                    raise HttpError(431, f"trailers longer than {MAX_HEAD} bytes")
+            yield b"".join(end), b""
+            return
+        yield line, b""
         async for data in _sized(reader, size, "a chunk"):
             yield data, data
         if await _line(reader) != b"\r\n":
@@ -190,7 +285,7 @@ async def _chunked(reader: asyncio.StreamReader) -> AsyncIterator[tuple[bytes, b
 
 def origin_path(target: str) -> str:
     """The path of a request target (an absolute-form target loses its scheme and host)."""
-    if target.startswith(("http://", "https://")):
+    if target[:8].lower().startswith(("http://", "https://")):
         rest = target.split("://", 1)[1]
         slash = rest.find("/")
         return rest[slash:] if slash >= 0 else "/"

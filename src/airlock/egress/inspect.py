@@ -39,6 +39,7 @@ from airlock.egress.framing import MAX_HEAD
 from airlock.egress.inspected import Dial, InspectedConnection, record_of
 from airlock.egress.scan import SecretsMode
 from airlock.policy import Decisions
+from airlock.policy.hosts import HostError, parse_host
 from airlock.redact import Redactor
 
 Record = Callable[[dict[str, Any]], None]
@@ -65,6 +66,15 @@ class InspectionConfig:
     redactor: Redactor | None = None
     api_hosts: frozenset[str] = DEFAULT_API_HOSTS
     agent: str = DEFAULT_AGENT
+
+
+def _canonical(host: str) -> str:
+    """``host`` as the rules name it (:func:`airlock.policy.hosts.parse_host`), or as given
+    when it is no valid host (then no connection is allowed to it anyway)."""
+    try:
+        return parse_host(host).text
+    except HostError:
+        return host
 
 
 class Inspector:
@@ -129,7 +139,7 @@ class Inspector:
             api_hosts=config.api_hosts,
             agent=config.agent,
         )
-        inspector.hosts = config.hosts
+        inspector.hosts = frozenset(_canonical(host) for host in config.hosts)
         return inspector
 
     def tally(self, record: Mapping[str, Any]) -> None:
@@ -153,7 +163,12 @@ class Inspector:
         return enforce(flow, self.decisions)
 
     def inspects(self, host: str) -> bool:
-        """Whether TLS to ``host`` is read (named with ``--inspect`` or in settings)."""
+        """Whether requests to ``host`` are read (named with ``--inspect`` or in settings).
+
+        ``host`` is in its canonical form, as the rules judged it (:attr:`RuleDecision.host
+        <airlock.egress.rules.RuleDecision.host>`): ``localhost.`` and ``LOCALHOST`` are
+        ``localhost``, so no other spelling of an inspected host escapes inspection.
+        """
         return host in self.hosts
 
     async def intercept(

@@ -6,9 +6,13 @@ Theory of operation
 :class:`~airlock.egress.inspect.Inspector` terminated, one after another on the kept-alive
 connection. For each request it:
 
-1. parses the head (``egress.framing``: a bounded size; obsolete line folding, both
-   ``Content-Length`` and ``Transfer-Encoding``, or a bad chunk size are refused with ``400``
-   and the connection closed: no smuggling);
+1. parses the head (``egress.framing``: a bounded size; every byte of the request read by
+   llhttp, the plain proxy's strict parser, as it passes, so a bare CR or LF, a control
+   character in a header, a malformed chunk extension, trailer, version or request line,
+   ``Content-Length`` twice, obsolete line folding, both ``Content-Length`` and
+   ``Transfer-Encoding``, or a bad chunk size are refused with ``400`` and the connection
+   closed: no smuggling); a target must be a path, or a URL naming this connection's host and
+   port (:meth:`InspectedConnection.check_target`), never another destination;
 2. names the request's flow (``egress.flows.classify``) and asks the engine's decisions whether
    that flow may leave (``egress.flows.enforce``); a refused request gets a ``403`` whose body
    names the flow and what turned it off;
@@ -28,12 +32,15 @@ import ssl
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
+import httptools
+
 from airlock.egress.flows import redact_query, refusal_body
 from airlock.egress.framing import (
     PIECE,
     Framing,
     Head,
     HttpError,
+    RequestCheck,
     body_pieces,
     origin_path,
     read_head,
@@ -46,6 +53,7 @@ from airlock.egress.scan import (
     blocked_reason,
     check_gathered,
 )
+from airlock.policy.hosts import HostError, parse_host
 
 if TYPE_CHECKING:
     from airlock.egress.inspect import Inspector
@@ -126,7 +134,7 @@ class InspectedConnection:
                 head = await asyncio.wait_for(read_head(self.reader, request=True), IDLE_TIMEOUT)
             except (HttpError, TimeoutError, ConnectionError, ssl.SSLError) as error:
                 if isinstance(error, HttpError):
-                    await self._answer(error.status, error.message.encode() + b"\n", close=True)
+                    await self._unread(error)
                 return
             if head is None:
                 return
@@ -168,6 +176,55 @@ class InspectedConnection:
             pass
         return len(head) + len(body)
 
+    async def _unread(self, error: HttpError) -> None:
+        """Answer a request whose head could not be read, close, and record why."""
+        started = self.inspector.clock()
+        sent = await self._answer(error.status, error.message.encode() + b"\n", close=True)
+        fields = {"time": self.inspector.wall(), "host": self.host, "port": self.port}
+        self._done(
+            fields,
+            started,
+            status=error.status,
+            decision="deny",
+            reason=error.message,
+            error=error.message,
+            bytes_in=sent,
+        )
+
+    def check_target(self, target: bytes) -> None:
+        """Refuse a request target that is not this connection's: only a path (origin form),
+        ``*``, or a URL whose host and port are the ones the TLS was opened to (absolute
+        form) are sent on; never a fragment (no request target holds one).
+
+        Raises:
+            HttpError: ``400``, naming what the target names instead.
+        """
+        if b"#" in target:
+            raise HttpError(400, "a fragment (#) in a request target: refused")
+        if target.startswith(b"/") or target == b"*":
+            return
+        if not target[:8].lower().startswith((b"http://", b"https://")):
+            raise HttpError(
+                400,
+                f"request target {target[:80].decode('latin-1')!r} inside TLS to "
+                f"{self.host}:{self.port}: only a path or this host's URL is sent on",
+            )
+        url = httptools.parse_url(target)  # llhttp has read it already
+        default = 443 if url.schema.lower() == b"https" else 80
+        port = url.port or default
+        try:
+            host = parse_host(url.host.decode("latin-1")).text
+        except HostError as error:
+            raise HttpError(400, f"malformed request target: {error}") from None
+        if url.userinfo:
+            raise HttpError(400, "credentials in a request target are refused (user:password@)")
+        if (host, port) != (self.host, self.port):
+            raise HttpError(
+                400,
+                f"the request names {host}:{port} inside TLS to {self.host}:{self.port}: "
+                "refused (a request goes to the host it was opened to)",
+            )
+
     async def _one(self, head: Head) -> bool:
         """Handle one request; whether the connection goes on."""
         started = self.inspector.clock()
@@ -185,37 +242,50 @@ class InspectedConnection:
             "reason": verdict.reason,
         }
         try:
+            self.check_target(head.first[1])
             framing = head.framing()
+            if framing[0] == "none" and head.check is not None:
+                head.check.finish()  # no body: llhttp must have found the end in the head
         except HttpError as error:
-            await self._answer(error.status, error.message.encode() + b"\n", close=True)
-            self._done(fields, started, status=error.status, decision="deny", error=error.message)
-            return False
+            return await self._refused(error, fields, started)
         if not verdict.allowed:
             body = refusal_body(verdict, method, self.host, path)
             # The connection goes on only when the body was read whole and the client did not
             # ask to close it (a client waiting for the end of a refused answer must get it).
-            keep = await self._drain(framing) and head.keeps_alive()
+            keep = await self._drain(framing, head.check) and head.keeps_alive()
             sent = await self._answer(403, body, close=not keep)
             self._done(fields, started, status=403, decision="deny", bytes_in=sent)
             return keep
         try:
             return await self._forward(head, framing, fields, started)
         except HttpError as error:
-            await self._answer(error.status, error.message.encode() + b"\n", close=True)
-            self._done(fields, started, status=error.status, decision="deny", error=error.message)
-            return False
+            return await self._refused(error, fields, started)
         except (OSError, ssl.SSLError, ConnectionError, TimeoutError) as error:
             message = f"origin {self.host}:{self.port}: {error or type(error).__name__}"
             await self._answer(502, message.encode() + b"\n", close=True)
             self._done(fields, started, status=502, error=message)
             return False
 
-    async def _drain(self, framing: Framing) -> bool:
+    async def _refused(self, error: HttpError, fields: dict[str, Any], started: float) -> bool:
+        """Answer a request that cannot be forwarded with the error's status, close, and
+        record why; the connection does not go on."""
+        await self._answer(error.status, error.message.encode() + b"\n", close=True)
+        self._done(
+            fields,
+            started,
+            status=error.status,
+            decision="deny",
+            reason=error.message,
+            error=error.message,
+        )
+        return False
+
+    async def _drain(self, framing: Framing, check: RequestCheck | None) -> bool:
         """Read and drop a refused request's body, when small; whether it was read whole."""
         if framing[0] == "length" and framing[1] > MAX_GATHERED:
             return False
         try:
-            async for _ in body_pieces(self.reader, framing):
+            async for _ in body_pieces(self.reader, framing, check):
                 pass
         except (HttpError, ConnectionError, ssl.SSLError):
             return False
@@ -254,7 +324,7 @@ class InspectedConnection:
         gathered: bytes | None = None
         secrets: dict[str, int] = {}
         if mode is not SecretsMode.REPORT and framing[0] != "none":
-            payload = await self._gather(framing)
+            payload = await self._gather(framing, head.check)
             gathered, secrets = check_gathered(self.inspector.redactor, mode, payload)
             if gathered is None:
                 return await self._block(fields, started, secrets)
@@ -273,7 +343,7 @@ class InspectedConnection:
             bytes_out += len(gathered)
         elif framing[0] != "none":
             scanner = SecretScanner(self.inspector.redactor)
-            async for raw, payload in body_pieces(self.reader, framing):
+            async for raw, payload in body_pieces(self.reader, framing, head.check):
                 up_writer.write(raw)
                 bytes_out += len(raw)
                 await scanner.add(payload)  # segments scanned in a worker, beside forwarding
@@ -309,12 +379,12 @@ class InspectedConnection:
         )
         return True
 
-    async def _gather(self, framing: Framing) -> bytes:
+    async def _gather(self, framing: Framing, check: RequestCheck | None) -> bytes:
         if framing[0] == "length" and framing[1] > MAX_GATHERED:
             raise HttpError(413, TOO_LARGE)
         parts = []
         size = 0
-        async for _, payload in body_pieces(self.reader, framing):
+        async for _, payload in body_pieces(self.reader, framing, check):
             size += len(payload)
             if size > MAX_GATHERED:
                 raise HttpError(413, TOO_LARGE)

@@ -43,24 +43,21 @@ class PlainInspection:
     Args:
         inspector: The run's inspector (decisions, redaction, flow counts).
         head: The request.
+        host: Its host in the canonical form the rules judged
+            (:func:`airlock.policy.hosts.parse_host`: ``localhost.`` is ``localhost``), one
+            :meth:`Inspector.inspects` names.
     """
 
-    def __init__(self, inspector: Inspector, head: RequestHead) -> None:
+    def __init__(self, inspector: Inspector, head: RequestHead, host: str) -> None:
         self.inspector = inspector
         self.head = head
+        self.host = host
         self.method = head.method.decode("latin-1")
         self.path = head.path.decode("latin-1")
-        self.verdict: Verdict = inspector.judge(self.method, head.host, self.path)
+        self.verdict: Verdict = inspector.judge(self.method, host, self.path)
         self.mode = inspector.secrets
         self._scanner = None if self.gathers else SecretScanner(inspector.redactor)
         self.secrets: dict[str, int] = {}
-
-    @classmethod
-    def of(cls, inspector: Inspector | None, head: RequestHead) -> PlainInspection | None:
-        """The inspection of ``head``, or ``None`` when its host is not inspected."""
-        if inspector is None or not inspector.inspects(head.host):
-            return None
-        return cls(inspector, head)
 
     @property
     def gathers(self) -> bool:
@@ -78,7 +75,7 @@ class PlainInspection:
 
     def refusal(self) -> bytes:
         """The ``403`` of a request whose flow is off (the connection is closed after it)."""
-        body = refusal_body(self.verdict, self.method, self.head.host, self.path, scheme="http")
+        body = refusal_body(self.verdict, self.method, self.host, self.path, scheme="http")
         return simple_response(403, body.decode("utf-8"), (("X-Airlock", "refused"),))
 
     async def take(self, piece: bytes) -> None:

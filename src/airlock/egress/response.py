@@ -7,6 +7,15 @@ connection whose response has no length, so for it the head is rebuilt (``HTTP/1
 framing and hop-by-hop headers dropped, ``Connection: close``), interim ``1xx`` answers are
 dropped, the body is passed on decoded (httptools' ``on_body``), and the proxy closes the
 connection after it: the close marks where the body ends, as HTTP/1.0 reads it.
+
+The proxy sends one request at a time on an upstream connection (it never pipelines), so
+bytes after the final response are no answer to anything: a second message begun in the same
+read (httptools' ``on_message_begin`` after a final status; interim ``1xx`` answers before it
+are allowed), or body bytes after the head of an answer to ``HEAD``, which has none. The watcher
+marks them (:attr:`ResponseWatcher.extra`) and the proxy fails the response rather than pass
+them on: a kept-alive client would take them as the answer to its next request, maybe to
+another host. httptools says where a message ends only by its callbacks, not by an offset,
+so such a read is never split: none of it is sent.
 """
 
 from __future__ import annotations
@@ -54,6 +63,9 @@ class ResponseWatcher:
         self.parser = httptools.HttpResponseParser(self)
         self.status: int | None = None
         self.done = False
+        self.extra = False
+        """Bytes came after the response (:mod:`the module <airlock.egress.response>` says
+        which): the read that holds them must not be passed on."""
         self.keep_alive = True
         self.until_close = False
         self._framed = False
@@ -69,6 +81,10 @@ class ResponseWatcher:
         """What to send an HTTP/1.0 client for the bytes fed so far."""
         out, self._out = self._out, []
         return out
+
+    def on_message_begin(self) -> None:
+        if self.status is not None:  # after the final response: a second one, unasked
+            self.extra = True
 
     def on_status(self, reason: bytes) -> None:
         self._reason += reason
@@ -102,18 +118,31 @@ class ResponseWatcher:
             self.done = True
 
 
+class HeadWatcher(ResponseWatcher):
+    """A :class:`ResponseWatcher` for an answer to ``HEAD``: it has no body, so body bytes
+    httptools finds after its head (it cannot know the request was ``HEAD``) are extra."""
+
+    def on_body(self, body: bytes) -> None:
+        self.extra = True
+
+
 class Http10Watcher(ResponseWatcher):
     """A :class:`ResponseWatcher` for an HTTP/1.0 client: it keeps the decoded body."""
 
     for_http10 = True
 
     def on_body(self, body: bytes) -> None:
-        self._out.append(bytes(body))
+        if self.head_only:
+            self.extra = True  # as for HeadWatcher
+        else:
+            self._out.append(bytes(body))
 
 
 def watcher_for(method: bytes, version: str) -> ResponseWatcher:
     """The watcher for a response to a request of ``method`` from an HTTP ``version`` client."""
-    return Http10Watcher(method) if version == "1.0" else ResponseWatcher(method)
+    if version == "1.0":
+        return Http10Watcher(method)
+    return HeadWatcher(method) if method == b"HEAD" else ResponseWatcher(method)
 
 
 def http10_head(

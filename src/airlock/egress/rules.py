@@ -3,7 +3,10 @@
 The order is written here once: a deny rule beats everything; then the user's and the
 settings' allow rules; then the destinations of the flows the policy engine has on; then
 ``--allow-all`` (audit only); else refused. Matching is the web-fetch guard's
-(:func:`airlock.policy.rules.matches`, through :meth:`HostRule.covers`).
+(:func:`airlock.policy.rules.matches`, through :meth:`HostRule.covers`), and so is its reach:
+a deny rule for an IPv4 address also covers the IPv6 addresses that carry it (IPv4-compatible,
+NAT64 ``64:ff9b::/96``, 6to4, Teredo: :func:`airlock.policy.rules.carried_ipv4`), an allow
+rule its own address only.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from airlock.egress.config import ALLOW, DENY, EgressConfig, HostRule
 from airlock.policy.endpoints import flow_hosts
 from airlock.policy.hosts import AddressClass, HostError, parse_host
 from airlock.policy.model import Context, Decisions
+from airlock.policy.rules import carried_ipv4
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,8 +68,9 @@ class EgressRules:
 
     def _decide(self, host: str, port: int) -> RuleDecision:
         config = self.config
+        carried = carried_ipv4(host)
         for rule in config.deny:
-            if rule.covers(host, port):
+            if rule.covers(host, port) or (carried is not None and rule.covers(carried, port)):
                 return RuleDecision(host, port, DENY, f"denied by {rule.describe()}", rule)
         for rule in config.allow:
             if rule.covers(host, port):

@@ -254,7 +254,7 @@ class RuleSet:
     def check(self, host: str) -> RuleVerdict:
         """Decide ``host``: deny, then ask, then allow; the first match decides."""
         wanted = normalize_host(host)
-        carried = _carried(wanted)
+        carried = carried_ipv4(wanted)
         for verdict, rules in self.ordered:
             for rule, pattern in rules:
                 if matches(pattern, wanted) or (
@@ -286,8 +286,12 @@ class RuleSet:
         return None
 
 
-def _carried(host: str) -> str | None:
-    """The IPv4 address an IPv6 host carries, as text; ``None`` for a name or a plain address."""
+def carried_ipv4(host: str) -> str | None:
+    """The IPv4 address an IPv6 host carries (IPv4-compatible, NAT64, 6to4, Teredo), as text;
+    ``None`` for a name or a plain address.
+
+    A deny (or ask) rule for that IPv4 address also matches ``host``; an allow rule does not
+    (:meth:`RuleSet.check`, and the proxy's :class:`~airlock.egress.rules.EgressRules`)."""
     if ":" not in host:
         return None
     try:
