@@ -94,6 +94,8 @@ HOSTILE = [
         + b"\r\n\r\n",
         431,
     ),
+    ("port_zero", b"GET http://127.0.0.1:0/ HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+    ("http_2_request_line", b"GET http://127.0.0.1:{port}/ HTTP/2.0\r\nHost: a\r\n\r\n", 505),
     (
         "unknown_expectation",
         b"GET http://127.0.0.1:{port}/ HTTP/1.1\r\nHost: a\r\nExpect: magic\r\n\r\n",
@@ -130,6 +132,18 @@ def test_the_host_header_is_the_urls_not_the_clients(site: _Site, tmp_path: Path
             % port,
         )
     assert answer.endswith(b"host=127.0.0.1:%d" % port)
+
+
+def test_the_scheme_is_read_in_any_case(site: _Site, tmp_path: Path) -> None:
+    """``Http://`` is ``http://`` (schemes are case-insensitive)."""
+    with running(config(tmp_path)) as (url, _):
+        port = site.server_address[1]
+        answer = _exchange(
+            url,
+            b"GET Http://127.0.0.1:%d/x HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n" % port,
+        )
+    assert answer.startswith(b"HTTP/1.1 200 "), answer[:200]
+    assert [path for path, _host in site.seen] == ["/x"]
 
 
 def test_pipelined_requests_are_answered_in_order(site: _Site, tmp_path: Path) -> None:

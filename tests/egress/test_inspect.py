@@ -447,6 +447,16 @@ MALFORMED = [
         "fragment",
         id="fragment_in_the_target",
     ),
+    pytest.param(
+        b"GET /v1/models HTTP/1.1\r\nHost: fronted.example\r\n\r\n",
+        "fronted.example inside",
+        id="host_header_naming_another_host",
+    ),
+    pytest.param(
+        b"GET /v1/models HTTP/1.1\r\nHost: localhost:8443\r\n\r\n",
+        "localhost:8443",
+        id="host_header_naming_another_port",
+    ),
 ]
 
 

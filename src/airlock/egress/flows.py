@@ -64,7 +64,9 @@ class Signature:
         return path.startswith(self.path) and _host_matches(self.host, host, api_hosts)
 
 
-_UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+_UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~/\\")
+"""Decoded where percent-encoded: RFC 3986's unreserved characters, and ``/`` and ``\\``,
+which some servers decode before routing."""
 _PERCENT = re.compile(r"%([0-9A-Fa-f]{2})")
 
 
@@ -81,8 +83,9 @@ def normalize_path(target: str) -> str:
 
     1. the query (from ``?``) and any fragment (from ``#``) are dropped;
     2. percent-encoded unreserved characters are decoded (RFC 3986 2.3: ``ALPHA DIGIT - . _
-       ~``): ``%65`` is ``e``, ``%2E`` is ``.``; other encodings (``%2F``, ``%25``) stay as
-       they are, and decoding is done once (``%2565`` is ``%2565``);
+       ~``): ``%65`` is ``e``, ``%2E`` is ``.``; so are ``%2F`` and ``%5C``, and a backslash
+       is read as ``/``, as some servers read them; other encodings (``%25``) stay as they
+       are, and decoding is done once (``%2565`` is ``%2565``);
     3. dot segments are removed (RFC 3986 5.2.4), the decoded ones too: ``/a/b/../c`` is
        ``/a/c``, ``/a/%2e%2e/c`` is ``/c``; ``..`` never climbs above ``/``;
     4. repeated slashes are collapsed: ``//a///b`` is ``/a/b`` (a server that merges them
@@ -96,7 +99,7 @@ def normalize_path(target: str) -> str:
         '/api/event_logging/v2/batch'
     """
     path = target.split("?", 1)[0].split("#", 1)[0]
-    path = _PERCENT.sub(_decode_unreserved, path)
+    path = _PERCENT.sub(_decode_unreserved, path).replace("\\", "/")
     segments: list[str] = []
     parts = path.split("/")
     for part in parts:

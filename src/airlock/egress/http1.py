@@ -57,6 +57,7 @@ REASONS = {
     502: "Bad Gateway",
     503: "Service Unavailable",
     504: "Gateway Timeout",
+    505: "HTTP Version Not Supported",
 }
 
 
@@ -168,6 +169,8 @@ class RequestParser:
             chunked=False,
             content_length=None,
         )
+        if head.version not in ("1.0", "1.1"):
+            raise BadRequest(505, f"HTTP/{head.version} is not spoken here (HTTP/1.1 or 1.0)")
         _check_framing(head)
         if method == CONNECT:
             head.host, head.port = parse_authority(self._url)
@@ -220,8 +223,9 @@ def parse_authority(authority: bytes) -> tuple[str, int]:
 
 def _resolve_target(head: RequestHead) -> None:
     target = head.target
-    if not target.startswith((b"http://", b"HTTP://")):
-        if target.startswith((b"https://", b"HTTPS://")):
+    scheme = target[:8].lower()
+    if not scheme.startswith(b"http://"):
+        if scheme.startswith(b"https://"):
             raise BadRequest(
                 400, "https:// URLs go through CONNECT (set HTTPS_PROXY, not only HTTP_PROXY)"
             )
@@ -230,7 +234,7 @@ def _resolve_target(head: RequestHead) -> None:
             "this is a forward proxy: send the full URL (http://host/path), or CONNECT host:port",
         )
     try:
-        url = httptools.parse_url(target)
+        url = httptools.parse_url(b"http://" + target[7:])  # the scheme in any case
     except httptools.HttpParserInvalidURLError:
         raise BadRequest(400, f"malformed URL {target[:200]!r}") from None
     if not url.host:
@@ -238,6 +242,8 @@ def _resolve_target(head: RequestHead) -> None:
     if url.userinfo:
         raise BadRequest(400, "credentials in a proxied URL are refused (user:password@host)")
     head.host = url.host.decode("latin-1").lower()
+    if url.port == 0:
+        raise BadRequest(400, f"port 0 in URL {target[:200]!r}")
     head.port = url.port or 80
     path = url.path or b"/"
     head.path = path + b"?" + url.query if url.query is not None else path

@@ -225,6 +225,31 @@ class InspectedConnection:
                 "refused (a request goes to the host it was opened to)",
             )
 
+    def check_host(self, value: bytes | None) -> None:
+        """Refuse a ``Host`` header that names another host than the one the TLS was opened
+        to: a server behind a shared front end routes by it (domain fronting).
+
+        Raises:
+            HttpError: ``400``, naming both.
+        """
+        if value is None:
+            return
+        text = value.decode("latin-1").strip()
+        name, colon, port = text.rpartition(":") if not text.endswith("]") else ("", "", "")
+        if not colon or not port.isdigit():
+            name, port = text, ""
+        try:
+            host = parse_host(name.removeprefix("[").removesuffix("]")).text
+        except HostError as error:
+            raise HttpError(400, f"malformed Host header: {error}") from None
+        if host != self.host or (port and int(port) != self.port):
+            named = f"{host}:{port}" if port else host
+            raise HttpError(
+                400,
+                f"the Host header names {named} inside TLS to {self.host}:{self.port}: "
+                "refused (a request goes to the host it was opened to)",
+            )
+
     async def _one(self, head: Head) -> bool:
         """Handle one request; whether the connection goes on."""
         started = self.inspector.clock()
@@ -243,6 +268,7 @@ class InspectedConnection:
         }
         try:
             self.check_target(head.first[1])
+            self.check_host(head.get(b"host"))
             framing = head.framing()
             if framing[0] == "none" and head.check is not None:
                 head.check.finish()  # no body: llhttp must have found the end in the head
