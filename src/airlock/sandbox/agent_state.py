@@ -5,7 +5,8 @@ Theory of operation
 The reference agent writes ``~/.claude.json`` all the time (its user state), so the file is
 writable inside the sandbox. It also holds the user's MCP servers (``mcpServers``, at its top
 and under each project in ``projects``): commands the agent starts outside later. So
-:func:`servers` reads them before the run, and :func:`keep_servers` after it: when they differ,
+:func:`read` keeps the file's bytes before the run, and :func:`keep_servers` reads the servers
+of both after it, when the file changed at all: when they differ,
 the file is rewritten (atomically, its mode kept) with the servers as they were and the rest
 as the run left it; the file as the run left it is kept beside the other things set aside, so
 nothing is lost.
@@ -34,11 +35,22 @@ def state_files(home: Path, config_dir: Path) -> list[Path]:
     return files
 
 
-def servers(path: Path) -> Servers | None:
-    """The MCP servers ``path`` lists; ``None`` when it is missing or not a JSON object."""
+def read(path: Path) -> bytes | None:
+    """The file's bytes before the run (``None`` when missing): parsed only if it changed."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        return path.read_bytes()
+    except OSError:
+        return None
+
+
+def servers(text: bytes | None) -> Servers | None:
+    """The MCP servers a state file's ``text`` lists; ``None`` when missing or not a JSON
+    object."""
+    if text is None:
+        return None
+    try:
+        data = json.loads(text)
+    except ValueError:
         return None
     return _servers(data) if isinstance(data, dict) else None
 
@@ -57,21 +69,25 @@ def _servers(data: dict[str, Any]) -> Servers:
     return found
 
 
-def keep_servers(path: Path, before: Servers | None, aside: Path) -> str | None:
-    """Put the servers of ``before`` back into ``path`` if the run changed them; what was done,
-    in words (``None``: nothing to do). The file as the run left it is copied to ``aside``.
+def keep_servers(path: Path, before: bytes | None, aside: Path) -> str | None:
+    """Put the servers of the file as it was (``before``, its bytes) back into ``path`` if the
+    run changed them; what was done, in words (``None``: nothing to do). The file as the run
+    left it is copied to ``aside``.
 
     A file that was not there, or not JSON, before the run gets no servers: any it has now
     are removed.
     """
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        text = path.read_bytes()
+        if text == before:
+            return None
+        data = json.loads(text)
     except (OSError, ValueError):
         return None
     if not isinstance(data, dict):
         return None
     now = _servers(data)
-    kept = before or {}
+    kept = servers(before) or {}
     if now == kept:
         return None
     aside.parent.mkdir(parents=True, exist_ok=True)

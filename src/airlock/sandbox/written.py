@@ -33,7 +33,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import NamedTuple
 
-from airlock.sandbox.agent_state import Servers, keep_servers, servers, state_files
+from airlock.sandbox.agent_state import keep_servers, read, state_files
 from airlock.sandbox.repositories import NOT_SCANNED, module_folders, secure_new_modules
 
 WATCHED = frozenset({".claude", ".mcp.json", ".vscode", ".idea", ".envrc"})
@@ -233,9 +233,7 @@ class Watch:
         self.settings = snapshot(workspace)
         self.modules = module_folders(workspace)
         self.was_git_folder = looks_like_git_folder(workspace)
-        self.servers: dict[Path, Servers | None] = {
-            path: servers(path) for path in state_files(home, config_dir)
-        }
+        self.state = {path: read(path) for path in state_files(home, config_dir)}
 
     def after(self, destination: Path, read_only: Iterable[Path]) -> list[str]:
         """Make safe what the run wrote (what is set aside goes under ``destination``); what
@@ -244,7 +242,7 @@ class Watch:
         moved += set_aside_git_folder(self.workspace, self.was_git_folder, destination)
         lines = [set_aside_message(moved)] if moved else []
         lines += [f"airlock: {done}" for done in secure_new_modules(self.workspace, self.modules)]
-        for number, (path, before) in enumerate(self.servers.items()):
+        for number, (path, before) in enumerate(self.state.items()):
             kept = keep_servers(path, before, destination / f"{path.name}.{number}")
             if kept is not None:
                 lines.append(f"airlock: {kept}")
