@@ -22,7 +22,7 @@ const proxy = new URL(process.env.HTTPS_PROXY);
 http.request({host: proxy.hostname, port: proxy.port, method: 'CONNECT', path: '%s'})
   .on('connect', (res, socket) => {
     const s = tls.connect({socket, servername: '%s'}, () => s.write(
-      'POST /api/eval/sdk HTTP/1.1\\r\\nHost: x\\r\\nContent-Length: 2\\r\\nConnection: close\\r\\n\\r\\n{}'));
+      'POST /api/eval/sdk HTTP/1.1\\r\\nHost: %s\\r\\nContent-Length: 2\\r\\nConnection: close\\r\\n\\r\\n{}'));
     let b = ''; s.on('data', d => b += d);
     s.on('end', () => console.log('node ' + b.split(' ')[1]));
     s.on('error', e => { console.error(e.message); process.exit(1); });
@@ -68,7 +68,7 @@ def test_inspected_requests_are_named_enforced_and_scrubbed(tmp_path: Path, proj
             env={
                     "DISABLE_TELEMETRY": "1",
                     "ANTHROPIC_BASE_URL": f"https://{HOST}:{port}",  # the stand-in vendor API
-                    "NODE_SCRIPT": NODE % (f"{HOST}:{port}", HOST),
+                    "NODE_SCRIPT": NODE % (f"{HOST}:{port}", HOST, HOST),
                 },
             cwd=project, timeout=180,
         )  # fmt: skip

@@ -38,6 +38,22 @@ PROXY = "http://127.0.0.1:3128"
         "SENTRY_DSN",
         "DATABASE_URL",
         "github_token",
+        "DB_PASS",
+        "SMTP_PASS",
+        "MYSQL_PWD",
+        "ORACLE_PWD",
+        "BW_SESSION",
+        "OP_SESSION_my_team",
+        "CI_JOB_JWT",
+        "CI_JOB_JWT_V2",
+        "VAULT_ID_JWT",
+        "AUTHORIZATION",
+        "HTTP_AUTHORIZATION",
+        "API_BEARER",
+        "GIT_CONFIG_PARAMETERS",
+        "GIT_CONFIG_COUNT",
+        "GIT_CONFIG_KEY_0",
+        "GIT_CONFIG_VALUE_12",
     ],
     ids=lambda name: f"drops_{name}",
 )
@@ -47,11 +63,110 @@ def test_credential_names_are_recognised(name: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "name", ["PATH", "HOME", "LANG", "TERM", "EDITOR", "PWD", "SHELL", "USER", "KEYBOARD"]
+    "name",
+    [
+        "PATH",
+        "HOME",
+        "LANG",
+        "TERM",
+        "EDITOR",
+        "PWD",
+        "SHELL",
+        "USER",
+        "KEYBOARD",
+        # the letters of a credential pattern, no credential:
+        "OLDPWD",
+        "PASSAGE_DIR",
+        "BYPASS",
+        "COMPASS_HOME",
+        "DESKTOP_SESSION",
+        "XDG_SESSION_TYPE",
+        "SESSION_MANAGER",
+        "OPENSSL_CONF",
+        "JWT_ALGORITHM",
+        "GIT_AUTHOR_NAME",
+        "GIT_AUTHOR_EMAIL",
+        "GIT_CONFIG_NOSYSTEM",
+        "GIT_CONFIG_GLOBAL",
+        "GIT_CONFIG_SYSTEM",
+    ],
 )
 def test_ordinary_names_are_not_credentials(name: str) -> None:
-    """Everyday variables pass through."""
+    """Everyday variables pass through, those holding a credential pattern's letters too."""
     assert credential_reason(name) is None
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "redis://:secret@localhost:6379/0",
+        "mongodb://user:pass@h1:27017,h2:27017/app?replicaSet=rs0",
+        "mongodb+srv://user:p%40ss@cluster0.example.net/app",
+        "amqp://guest:guest@rabbit:5672//",
+        "postgresql://app:hunter2@db/app",
+        "https://pypi.org/simple https://me:tok@pypi.corp/simple",
+        "Server=db;Database=app;User Id=sa;Password=hunter2;",
+        "jdbc:mysql://db/app?user=u&password=p",
+        "host=db user=u password=p",
+        "DRIVER={ODBC Driver 18};SERVER=db;UID=u;PWD=p",
+    ],
+)
+def test_a_value_holding_a_password_is_a_credential_whatever_its_name(value: str) -> None:
+    """A URL with a password in its userinfo, or a connection string's password, makes the
+    variable a credential, under any name."""
+    assert credential_reason("SETTING", value) is not None
+    assert credential_reason("SETTING") is None  # the name alone is nothing
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "redis://localhost:6379/0",
+        "ssh://git@github.com:22/org/repo.git",
+        "https://user@example.com/",
+        "https://user:@example.com/",
+        "https://example.com:8443/a@b",
+        "docker://alpine:3.20@sha256:0123abcd",
+        "git@github.com:org/repo.git",
+        "PWD=/home/me",
+        "Server=db;Password=;",
+        "password manager",
+        "",
+    ],
+)
+def test_a_value_without_a_password_is_not_a_credential(value: str) -> None:
+    """A URL with a user but no password, a port, a tag and digest, an empty password: kept."""
+    assert credential_reason("SETTING", value) is None
+
+
+def test_scrub_drops_a_url_with_a_password_whatever_its_name_and_says_why() -> None:
+    """REDIS_URL, MONGODB_URI, AMQP_URL, CELERY_BROKER_URL with a password are left out and
+    reported with why; one without a password stays; ``--env NAME`` passes one in."""
+    environ = {
+        "REDIS_URL": "redis://:secret@cache:6379/0",
+        "MONGODB_URI": "mongodb://u:p@h/db",
+        "AMQP_URL": "amqp://u:p@rabbit//",
+        "CELERY_BROKER_URL": "redis://:pw@redis:6379/1",
+        "CACHE_URL": "redis://cache:6379/0",
+        "GIT_CONFIG_COUNT": "1",
+        "GIT_CONFIG_KEY_0": "http.extraHeader",
+        "GIT_CONFIG_VALUE_0": "Authorization: Bearer ghp_x",
+    }
+    result = scrub(environ, parse_env_options(["AMQP_URL"]), PROXY)
+    assert result.dropped == (
+        "CELERY_BROKER_URL",
+        "GIT_CONFIG_COUNT",
+        "GIT_CONFIG_KEY_0",
+        "GIT_CONFIG_VALUE_0",
+        "MONGODB_URI",
+        "REDIS_URL",
+    )
+    assert result.kept == ("AMQP_URL",)
+    assert result.environ["AMQP_URL"] == "amqp://u:p@rabbit//"
+    assert result.environ["CACHE_URL"] == "redis://cache:6379/0"
+    assert "password" in result.reasons["REDIS_URL"]
+    assert "git configuration" in result.reasons["GIT_CONFIG_VALUE_0"]
+    assert set(result.reasons) == {*result.dropped, *result.kept}
 
 
 def test_scrub_drops_credentials_and_reports_them() -> None:
@@ -104,11 +219,13 @@ def test_no_unasked_credential_gets_in(environ: dict[str, str], asked: set[str])
     """Whatever the environment, a credential-looking name is inside only when asked for, and
     every name left out is reported."""
     result = scrub(environ, dict.fromkeys(asked), PROXY)
-    for name in result.environ:
-        if name not in PROXY_VARIABLES and credential_reason(name) is not None:
+    for name, value in result.environ.items():
+        if name not in PROXY_VARIABLES and credential_reason(name, value) is not None:
             assert name in asked
     assert set(result.dropped) == {
-        n for n in environ if n not in PROXY_VARIABLES and credential_reason(n) and n not in asked
+        n
+        for n, v in environ.items()
+        if n not in PROXY_VARIABLES and credential_reason(n, v) and n not in asked
     }
 
 

@@ -132,6 +132,73 @@ def test_code_cannot_plant_what_runs_outside_later(workspace: Path, home: Path) 
     assert sorted(path.name for path in workspace.iterdir()) == [".git", "notes.txt"]
 
 
+PLANTED_IN_HOME = (
+    ".ssh/authorized_keys",
+    ".ssh/config",
+    ".aws/config",
+    ".docker/config.json",
+    ".netrc",
+    ".bash_aliases",
+    ".bash_logout",
+    ".zlogin",
+    ".zlogout",
+    ".config/fish/config.fish",
+    ".config/fish/conf.d/evil.fish",
+    "bin/git",
+    ".local/bin/git",
+    ".claude/settings.json",
+    ".claude/plugins/evil/hooks.json",
+    ".claude/skills/evil/SKILL.md",
+)
+"""What code inside would write in a writable home to run, or let in, outside later."""
+
+
+def _plant(paths: tuple[str, ...]) -> str:
+    """A script that makes each path (its folders too) and says which it could write."""
+    return "".join(
+        f'(mkdir -p "$(dirname ~/{path})" && echo evil > ~/{path}) 2>/dev/null '
+        f"&& echo WROTE {path}; "
+        for path in paths
+    )
+
+
+def _tree(folder: Path) -> list[str]:
+    return sorted(str(path.relative_to(folder)) for path in folder.rglob("*"))
+
+
+def test_a_writable_home_cannot_be_given_code_or_keys_for_later(
+    workspace: Path, home: Path
+) -> None:
+    """Home writable (``--rw ~``): start-up files, ``~/bin``, ``~/.local/bin``, fish's config,
+    missing credential files (``~/.ssh/authorized_keys``, ``~/.aws/config``) and the agent's
+    settings, plugins and skills cannot be written or made; other files can; afterwards the
+    home holds what it held, and what was written."""
+    (home / ".claude").mkdir()
+    (home / ".docker").mkdir()
+    (home / ".config").mkdir()
+    before = _tree(home)
+    ran = run_sandboxed(
+        _plant(PLANTED_IN_HOME) + "echo fine > ~/notes.txt && echo wrote-notes",
+        workspace,
+        home,
+        extra=[mount(Kind.WRITE, home, "--rw ~")],
+    )
+    assert "WROTE" not in ran.out, ran.out
+    assert "wrote-notes" in ran.out, ran.out + ran.err
+    assert _tree(home) == sorted([*before, "notes.txt"])
+
+
+def test_a_read_only_home_is_left_as_it_was(workspace: Path, home: Path) -> None:
+    """A normal run: nothing can be made in the home, and no placeholder is left there (nor
+    made: the home is not writable)."""
+    (home / ".claude").mkdir()
+    before = _tree(home)
+    ran = run_sandboxed(_plant(PLANTED_IN_HOME) + "ls -A ~", workspace, home)
+    assert "WROTE" not in ran.out, ran.out
+    assert ".ssh" not in ran.out.split() and "bin" not in ran.out.split(), ran.out
+    assert _tree(home) == before
+
+
 def test_the_rest_is_read_only_and_tmp_is_private(
     workspace: Path, home: Path, tmp_path: Path
 ) -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from airlock.errors import SandboxError
+from airlock.sandbox import paths
 from airlock.sandbox.paths import (
     SELF_COMMONDIR,
     Kind,
@@ -258,3 +259,117 @@ def test_a_missing_commondir_is_bound_to_one_naming_the_git_folder_itself(tmp_pa
     (git_folder / "commondir").write_text("../elsewhere\n")
     rule = commondir_rule(git_folder, "why")
     assert (rule.exists, rule.source) == (True, None)
+
+
+def test_a_writable_home_keeps_every_start_up_path_read_only(tmp_path: Path) -> None:
+    """With the home writable (``--rw ~``), ``.bash_aliases`` (Debian's .bashrc sources it),
+    ``.bash_logout``, ``.zlogin``, ``.zlogout``, fish's config (``config.fish``, ``conf.d``),
+    ``~/bin`` and ``~/.local/bin`` (on Debian's PATH) cannot be written or created."""
+    home = tmp_path / "home"
+    (home / ".config").mkdir(parents=True)
+    (home / ".local").mkdir()
+    (home / "bin").mkdir()
+    (home / ".bash_aliases").write_text("alias ll='ls -l'\n")
+    rules = _by_path(
+        plan([mount(Kind.WRITE, home, "--rw ~"), *home_rules(home, home / ".claude", [])])
+    )
+    assert rules[home / ".bash_aliases"].kind is Kind.READ and rules[home / ".bash_aliases"].exists
+    assert rules[home / "bin"].kind is Kind.READ and rules[home / "bin"].exists
+    for missing in (".bash_logout", ".zlogin", ".zlogout", ".config/fish", ".local/bin"):
+        assert rules[home / missing].kind is Kind.READ, missing
+        assert not rules[home / missing].exists, missing
+    for name in (".bash_aliases", ".bash_logout", ".zlogin", ".zlogout", "bin", ".local/bin"):
+        assert rules[home / name].why == "runs code outside later (in the home)", name
+
+
+def test_a_writable_home_cannot_grow_credential_files(tmp_path: Path) -> None:
+    """With the home writable, a missing credential path gets an empty read-only placeholder
+    (``~/.ssh/authorized_keys``, ``~/.ssh/config``, ``~/.aws/config`` cannot be made); one in
+    an existing folder is covered there, the folder kept in place; existing ones are hidden."""
+    home = tmp_path / "home"
+    (home / ".docker").mkdir(parents=True)
+    (home / ".config").mkdir()
+    (home / ".netrc").write_text("machine x password y\n")
+    rules = _by_path(
+        plan([mount(Kind.WRITE, home, "--rw ~"), *home_rules(home, home / ".claude", [])])
+    )
+    for missing in (".ssh", ".aws", ".kube", ".gnupg", ".git-credentials", ".config/gh"):
+        rule = rules[home / missing]
+        assert (rule.kind, rule.exists, rule.is_dir) == (Kind.READ, False, True), missing
+        assert "credentials" in rule.why
+    assert rules[home / ".docker" / "config.json"].kind is Kind.READ
+    assert not rules[home / ".docker" / "config.json"].exists
+    assert rules[home / ".docker"].kind is Kind.WRITE  # kept in place: cannot be renamed away
+    assert rules[home / ".netrc"].kind is Kind.HIDE and rules[home / ".netrc"].exists
+
+
+def test_a_workspace_holding_the_home_cannot_grow_credential_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A workspace that holds the home makes it writable: the same placeholders."""
+    monkeypatch.setattr(paths, "PRIVATE_TMPFS", ())  # a home where homes are, not under /tmp
+    home = tmp_path / "home"
+    home.mkdir(exist_ok=True)
+    rules = _by_path(plan([*workspace_rules(tmp_path), *home_rules(home, home / ".claude", [])]))
+    assert rules[tmp_path].kind is Kind.WRITE
+    for missing in (".ssh", ".aws", "bin", ".bash_aliases"):
+        assert rules[home / missing].kind is Kind.READ, missing
+        assert not rules[home / missing].exists, missing
+
+
+def test_a_read_only_home_gets_no_placeholder(tmp_path: Path) -> None:
+    """A normal run (the home read-only): no placeholder in the home, for a missing credential
+    path or a protected one, so nothing is made there; existing credentials are hidden."""
+    home = tmp_path / "home"
+    (home / ".aws").mkdir(parents=True)
+    (home / ".claude").mkdir()
+    rules = plan(home_rules(home, home / ".claude", []))
+    made = [rule.path for rule in rules if not rule.exists]
+    assert all(path.is_relative_to(home / ".claude") for path in made), made
+    assert {rule.path for rule in rules if rule.kind is Kind.HIDE} == {home / ".aws"}
+
+
+def test_plugins_and_skills_in_the_config_dir_are_read_only(tmp_path: Path) -> None:
+    """``plugins/`` and ``skills/`` of the config dir (hooks, MCP servers, instructions) are
+    read-only there, missing ones included; other files there stay writable."""
+    home = tmp_path / "home"
+    (home / ".claude" / "plugins").mkdir(parents=True)
+    (home / ".claude" / "settings.backup.json").write_text("{}")
+    rules = _by_path(plan(home_rules(home, home / ".claude", [])))
+    assert rules[home / ".claude"].kind is Kind.WRITE
+    assert rules[home / ".claude" / "plugins"].kind is Kind.READ
+    assert rules[home / ".claude" / "plugins"].exists
+    assert rules[home / ".claude" / "skills"].kind is Kind.READ
+    assert not rules[home / ".claude" / "skills"].exists
+    assert rules[home / ".claude" / "settings.backup.json"].kind is Kind.READ
+
+
+def test_home_claude_is_protected_when_the_config_dir_is_elsewhere(tmp_path: Path) -> None:
+    """``CLAUDE_CONFIG_DIR`` elsewhere: both it and ``~/.claude`` (writable agent state) keep
+    their settings, commands, agents, plugins and skills read-only."""
+    home = tmp_path / "home"
+    (home / ".claude" / "commands").mkdir(parents=True)
+    (home / ".claude" / "settings.json").write_text("{}")
+    (home / ".claude" / "settings.old.json").write_text("{}")
+    config_dir = tmp_path / "alt-config"
+    config_dir.mkdir()
+    rules = _by_path(plan(home_rules(home, config_dir, [])))
+    assert rules[home / ".claude"].kind is Kind.WRITE
+    assert rules[config_dir].kind is Kind.WRITE
+    for folder in (home / ".claude", config_dir):
+        for name in ("settings.json", "settings.local.json", "commands", "agents", "plugins"):
+            assert rules[folder / name].kind is Kind.READ, folder / name
+        assert rules[folder / "skills"].kind is Kind.READ
+    assert rules[home / ".claude" / "settings.old.json"].kind is Kind.READ
+    assert "~/.claude" in rules[home / ".claude" / "settings.json"].why
+
+
+def test_a_missing_config_dir_in_a_writable_home_cannot_be_given_settings(tmp_path: Path) -> None:
+    """With the home writable and no ``~/.claude``, code inside cannot create its settings:
+    the folder is an empty read-only placeholder for the run."""
+    home = tmp_path / "home"
+    home.mkdir(exist_ok=True)
+    rules = _by_path(
+        plan([mount(Kind.WRITE, home, "--rw ~"), *home_rules(home, home / ".claude", [])])
+    )
+    assert rules[home / ".claude"].kind is Kind.READ and not rules[home / ".claude"].exists

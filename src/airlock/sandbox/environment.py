@@ -1,15 +1,28 @@
 """The sandbox's environment: the caller's, less what looks like a credential, plus the proxy.
 
 A variable is dropped when its name matches a row of :data:`CREDENTIAL_VARIABLES` (names are
-compared upper-cased, shell-style patterns), unless the user passed it with ``--env NAME``;
-``--env NAME=VALUE`` sets one. The proxy variables of the caller are replaced by the sandbox's
-own (:func:`proxy_variables`), whatever ``--env`` says: the only way out is airlock's proxy.
+compared upper-cased, shell-style patterns), or, whatever its name, when its value holds a
+password (:func:`credential_value_reason`: a URL with one in its userinfo,
+``redis://:secret@host``, or a connection string's ``password=``), unless the user passed it
+with ``--env NAME``; ``--env NAME=VALUE`` sets one. The names left out are reported; why
+each looks like a credential is in :attr:`ScrubbedEnvironment.reasons`. The proxy variables
+of the caller are replaced by the sandbox's own (:func:`proxy_variables`), whatever ``--env``
+says: the only way out is airlock's proxy.
+
+The patterns are meant to catch what is a credential, not every name that holds the letters:
+``*_PASS`` and ``*_PWD`` (``DB_PASS``, ``MYSQL_PWD``), not ``*PASS*`` (``PASSAGE_DIR``,
+``BYPASS``) nor ``*PWD`` (``PWD``, ``OLDPWD``); ``BW_SESSION`` and ``OP_SESSION_*``, not
+``*_SESSION`` (``DESKTOP_SESSION``); ``GIT_CONFIG_COUNT``, ``GIT_CONFIG_KEY_*``,
+``GIT_CONFIG_VALUE_*`` and ``GIT_CONFIG_PARAMETERS`` (git configuration given in the
+environment, where ``http.extraHeader`` can carry a token), not ``GIT_CONFIG_NOSYSTEM`` or
+``GIT_CONFIG_GLOBAL`` (a file's name).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from airlock.errors import UsageError
 
@@ -24,11 +37,23 @@ CREDENTIAL_VARIABLES: tuple[tuple[str, str], ...] = (
     ("*PASSWORD*", "a password"),
     ("*PASSWD*", "a password"),
     ("*PASSPHRASE*", "a passphrase"),
+    ("*_PASS", "a password (DB_PASS, SMTP_PASS, …)"),
+    ("*_PWD", "a password (MYSQL_PWD, …)"),
     ("*CREDENTIAL*", "credentials (GOOGLE_APPLICATION_CREDENTIALS, …)"),
     ("*_AUTH", "authentication data"),
     ("*_AUTH_*", "authentication data"),
     ("*COOKIE*", "a cookie"),
     ("*_PAT", "a personal access token"),
+    ("*JWT", "a JSON Web Token (CI_JOB_JWT, …)"),
+    ("*_JWT_*", "a JSON Web Token (CI_JOB_JWT_V2, …)"),
+    ("*AUTHORIZATION*", "an HTTP Authorization header"),
+    ("*BEARER*", "a bearer token"),
+    ("BW_SESSION", "a Bitwarden session key"),
+    ("OP_SESSION_*", "a 1Password session token"),
+    ("GIT_CONFIG_PARAMETERS", "git configuration (http.extraHeader can carry a token)"),
+    ("GIT_CONFIG_COUNT", "git configuration (http.extraHeader can carry a token)"),
+    ("GIT_CONFIG_KEY_*", "git configuration (http.extraHeader can carry a token)"),
+    ("GIT_CONFIG_VALUE_*", "git configuration (http.extraHeader can carry a token)"),
     ("*_DSN", "a connection string that may hold a password"),
     ("DATABASE_URL", "a connection string that may hold a password"),
     ("AWS_*", "AWS account settings"),
@@ -49,6 +74,19 @@ CREDENTIAL_VARIABLES: tuple[tuple[str, str], ...] = (
 )
 """Names that look like credentials: (pattern on the upper-cased name, what it is). A pattern is
 ``X``, ``X*``, ``*X`` or ``*X*``: ``*`` stands for any text, at either end only."""
+
+URL_USERINFO_PATTERN = r"://[^\s/?#@:]*:[^\s/?#@]+@(?!sha(?:256|384|512):)"
+"""A URL with a password in its userinfo, anywhere in a value: ``scheme://user:password@``,
+``scheme://:password@`` (``REDIS_URL``, ``MONGODB_URI``, ``CELERY_BROKER_URL``, a list of
+them). A user alone (``ssh://git@host``) is no password, nor an image's tag and digest
+(``docker://alpine:3.20@sha256:…``)."""
+
+CONNECTION_STRING_PATTERN = r"(?i)(?:^|[;?&\s])pass(?:word|wd)\s*=\s*[^\s;&]|;\s*pwd\s*=\s*[^\s;&]"
+"""A connection string's password: ``Password=…;`` (ADO.NET), ``?password=…`` (JDBC),
+``password=…`` (libpq's keywords), ``;PWD=…`` (ODBC); not empty.
+
+Both are compiled at their first use (``re`` keeps them), only for a value that holds their
+fixed parts: most environments have none (start-up time)."""
 
 PROXY_VARIABLES = (
     "HTTP_PROXY",
@@ -80,12 +118,28 @@ def _matches(upper: str, pattern: str) -> bool:
     return upper == core
 
 
-def credential_reason(name: str) -> str | None:
-    """What ``name`` looks like, when it looks like a credential; else ``None``."""
+def credential_reason(name: str, value: str | None = None) -> str | None:
+    """What ``name`` looks like, when it looks like a credential (:data:`CREDENTIAL_VARIABLES`),
+    or else what its ``value`` holds (:func:`credential_value_reason`); else ``None``."""
     upper = name.upper()
     for pattern, what in CREDENTIAL_VARIABLES:
         if _matches(upper, pattern):
             return what
+    return credential_value_reason(value) if value else None
+
+
+def credential_value_reason(value: str) -> str | None:
+    """What ``value`` holds, when it holds a password (:data:`URL_USERINFO_PATTERN`,
+    :data:`CONNECTION_STRING_PATTERN`), whatever the variable's name; else ``None``."""
+    if "@" in value and "://" in value and re.search(URL_USERINFO_PATTERN, value):
+        return "a URL with a password in it (scheme://user:password@host)"
+    lower = value.lower()
+    if (
+        "=" in value
+        and ("pass" in lower or "pwd" in lower)
+        and re.search(CONNECTION_STRING_PATTERN, value)
+    ):
+        return "a connection string with a password in it (password=…)"
     return None
 
 
@@ -98,6 +152,9 @@ class ScrubbedEnvironment:
     """Names left out because they look like credentials, sorted."""
     kept: tuple[str, ...]
     """Names that look like credentials and were passed on anyway (``--env``), sorted."""
+    reasons: Mapping[str, str] = field(default_factory=dict)
+    """Why each name of :attr:`dropped` and :attr:`kept` looks like a credential
+    (:func:`credential_reason`)."""
 
 
 def parse_env_options(options: list[str]) -> dict[str, str | None]:
@@ -132,10 +189,13 @@ def scrub(
     out: dict[str, str] = {}
     dropped: list[str] = []
     kept: list[str] = []
+    reasons: dict[str, str] = {}
     for name, value in environ.items():
         if name in PROXY_VARIABLES:
             continue
-        if credential_reason(name) is not None:
+        reason = credential_reason(name, value)
+        if reason is not None:
+            reasons[name] = reason
             if name in wanted:
                 kept.append(name)
             else:
@@ -145,10 +205,12 @@ def scrub(
     for name, given in wanted.items():
         if given is not None and name not in PROXY_VARIABLES:
             out[name] = given
-            if credential_reason(name) is not None and name not in kept:
+            reason = credential_reason(name, given)
+            if reason is not None and name not in kept:
+                reasons[name] = reason
                 kept.append(name)
     out.update(proxy_variables(proxy_url))
-    return ScrubbedEnvironment(out, tuple(sorted(dropped)), tuple(sorted(kept)))
+    return ScrubbedEnvironment(out, tuple(sorted(dropped)), tuple(sorted(kept)), reasons)
 
 
 def proxy_variables(proxy_url: str) -> dict[str, str]:

@@ -9,10 +9,17 @@ come the rules, each a :class:`Mount` of one kind on one absolute path:
 - ``WRITE``: bound read-write (the workspace, the agent's state, ``--rw``, ``allowWrite``);
 - ``READ``: bound read-only (``--ro``, ``denyWrite``, airlock's own state, and every path that
   would let code written inside run outside later: :data:`PROTECTED_IN_WORKSPACE`,
-  :data:`PROTECTED_IN_CONFIG_DIR`); a protected path that does not exist yet gets an empty
-  read-only placeholder, so it cannot be created either;
+  :data:`PROTECTED_IN_CONFIG_DIR` in the agent's config dir and in ``~/.claude``,
+  :data:`PROTECTED_IN_HOME`); a protected path that does not exist yet gets an empty
+  read-only placeholder, so it cannot be created either, and so does a missing one of
+  :data:`CREDENTIAL_PATHS` (``~/.ssh/authorized_keys``, ``~/.aws/config`` made inside would be
+  used outside later);
 - ``HIDE``: an empty read-only placeholder over it (:data:`CREDENTIAL_PATHS`, ``--hide``,
   ``denyRead``, and every Unix socket the host has bound).
+
+A missing path's placeholder is made only where code inside could create the path (the
+nearest rule above it is a ``WRITE``: the home under ``--rw ~``, a workspace that is or holds
+the home), so a normal run leaves nothing in the home; those made are removed after the run.
 
 A ``SHOW`` binds back, read-only, what the private ``/tmp`` hides and the sandbox needs (a
 home or a Python there); any other rule on its path wins over it. Mounts are applied parent
@@ -53,6 +60,7 @@ and hooks of the folder it names)."""
 
 SHELL_STARTUP_FILES: tuple[str, ...] = (
     ".bashrc",
+    ".bash_aliases",
     ".bash_profile",
     ".bash_login",
     ".bash_logout",
@@ -65,18 +73,28 @@ SHELL_STARTUP_FILES: tuple[str, ...] = (
 )
 """Read-only in the workspace when they are there. A shell reads them from the home only, so a
 missing one in a project folder runs nothing; in the home (a workspace that is the home
-included) missing ones are covered too (:data:`PROTECTED_IN_HOME`)."""
+included) missing ones are covered too (:data:`PROTECTED_IN_HOME`). ``.bash_aliases`` is
+sourced by Debian's and Ubuntu's default ``.bashrc``."""
 
 PROTECTED_GLOBS_IN_WORKSPACE: tuple[str, ...] = (".claude/settings*.json",)
-"""Existing files matching these are read-only too (``settings.json.bak`` and friends)."""
+"""Existing files matching these are read-only too (``settings.backup.json`` and friends)."""
 
 PROTECTED_IN_CONFIG_DIR: tuple[str, ...] = (
     "settings.json",
     "settings.local.json",
     "commands",
     "agents",
+    "plugins",
+    "skills",
 )
-"""Read-only in the agent's config dir (``$CLAUDE_CONFIG_DIR`` or ``~/.claude``), writable otherwise."""
+"""Read-only, missing or not, in the agent's config dir (``$CLAUDE_CONFIG_DIR``, else
+``~/.claude``) and in ``~/.claude`` when the config dir is elsewhere (unset the variable and
+the agent reads it again), writable otherwise: settings (hooks, the status line, helpers),
+commands, agents, plugins (hooks, MCP servers) and skills all say what runs outside later."""
+
+PROTECTED_GLOBS_IN_CONFIG_DIR: tuple[str, ...] = ("settings*.json",)
+"""Existing files matching these are read-only there too (``settings.backup.json`` and
+friends)."""
 
 PROTECTED_IN_HOME: tuple[str, ...] = (
     *SHELL_STARTUP_FILES,
@@ -85,11 +103,15 @@ PROTECTED_IN_HOME: tuple[str, ...] = (
     ".config/fish",
     ".config/autostart",
     ".config/systemd",
+    "bin",
     ".local/bin",
     ".mcp.json",
 )
-"""Read-only in the home even when a rule makes the home writable (``--rw ~``, ``allowWrite``):
-shell start-up files, git's configuration (hooks, aliases), programs started at log-in."""
+"""Read-only in the home, missing or not, even when a rule makes the home writable (``--rw ~``,
+``allowWrite``, a workspace that is or holds the home): shell start-up files, fish's
+(``config.fish``, ``conf.d``, functions), git's configuration (hooks, aliases), programs
+started at log-in, and ``~/bin`` and ``~/.local/bin`` (Debian's ``.profile`` puts them on
+``PATH``: a ``git`` written there would run in the place of the real one)."""
 
 AGENT_STATE: tuple[str, ...] = ("~/.claude", "~/.claude.json", "~/.codex", "~/.gemini")
 """The agents' own state: writable, so an agent works as usual."""
@@ -113,7 +135,10 @@ CREDENTIAL_PATHS: tuple[str, ...] = (
     "~/.terraform.d/credentials.tfrc.json",
     "~/.vault-token",
 )
-"""Hidden: an empty placeholder stands where each is."""
+"""Hidden: an empty placeholder stands where each is. A missing one gets an empty read-only
+placeholder where code inside could create it (the home writable): ``~/.ssh/authorized_keys``
+lets anyone in, ``~/.ssh/config`` (``ProxyCommand``) and ``~/.aws/config``
+(``credential_process``) run commands outside later."""
 
 SELF_COMMONDIR = Path(__file__).with_name("git-commondir")
 """A file holding ``.``: bound read-only at a repository's missing ``commondir``. Git reads a
@@ -239,7 +264,11 @@ def commondir_rule(git_folder: Path, why: str) -> Mount:
 def home_rules(home: Path, config_dir: Path, airlock_state: Iterable[Path]) -> Iterator[Mount]:
     """The agents' state writable, credentials hidden, airlock's own state read-only (its audit
     log and the final hashes must not be rewritten from inside). The home is read-only with
-    the rest of the system, and bound read-only again when it is under a private folder."""
+    the rest of the system, and bound read-only again when it is under a private folder.
+
+    Missing protected and credential paths get a rule too: :func:`plan` keeps its placeholder
+    only where code inside could create the path (the home, or the folder that would hold
+    it, writable)."""
     yield from visible([home], "the home folder")
     for name in PROTECTED_IN_HOME:
         yield mount(Kind.READ, home / name, "runs code outside later (in the home)")
@@ -249,15 +278,28 @@ def home_rules(home: Path, config_dir: Path, airlock_state: Iterable[Path]) -> I
             yield mount(Kind.WRITE, path, "the agent's own state")
     if resolve(config_dir).exists():
         yield mount(Kind.WRITE, config_dir, "the agent's config dir")
-        why = "runs code outside later (in the agent's config dir)"
-        for name in PROTECTED_IN_CONFIG_DIR:
-            yield mount(Kind.READ, config_dir / name, why)
+    yield from config_dir_rules(config_dir, "runs code outside later (in the agent's config dir)")
+    default = home / ".claude"
+    if resolve(default) != resolve(config_dir):
+        yield from config_dir_rules(default, "runs code outside later (in ~/.claude)")
     for text in CREDENTIAL_PATHS:
         path = home / text[2:]
         if resolve(path).exists():
             yield mount(Kind.HIDE, path, "credentials")
+        else:
+            yield mount(Kind.READ, path, "credentials (missing: must not be made inside)")
     for path in airlock_state:
         yield mount(Kind.READ, path, "airlock's own state (audit log, final hashes)")
+
+
+def config_dir_rules(folder: Path, why: str) -> Iterator[Mount]:
+    """:data:`PROTECTED_IN_CONFIG_DIR` of ``folder``, read-only, missing ones included, and the
+    existing files matching :data:`PROTECTED_GLOBS_IN_CONFIG_DIR`."""
+    for name in PROTECTED_IN_CONFIG_DIR:
+        yield mount(Kind.READ, folder / name, why)
+    for pattern in PROTECTED_GLOBS_IN_CONFIG_DIR:
+        for found in sorted(folder.glob(pattern)):
+            yield mount(Kind.READ, found, why)
 
 
 def socket_rules(proc_net_unix: str) -> Iterator[Mount]:

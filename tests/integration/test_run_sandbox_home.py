@@ -1,0 +1,196 @@
+"""``airlock run`` with a writable home, another config dir, and variables that hold passwords:
+what code inside cannot leave behind to run (or let someone in) outside later, and what it
+does not get."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.cli import airlock
+
+PLANTED_IN_HOME = (
+    ".ssh/authorized_keys",
+    ".ssh/config",
+    ".aws/config",
+    ".docker/config.json",
+    ".kube/config",
+    ".bash_aliases",
+    ".bash_logout",
+    ".zlogin",
+    ".zlogout",
+    ".config/fish/config.fish",
+    ".config/fish/conf.d/evil.fish",
+    "bin/git",
+    ".local/bin/git",
+    ".claude/settings.json",
+    ".claude/plugins/evil/hooks.json",
+    ".claude/skills/evil/SKILL.md",
+)
+"""What code inside would write in a writable home to run, or let in, outside later."""
+
+
+def _run(
+    tmp_path: Path, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return airlock("run", "--audit-log", str(tmp_path / "audit.jsonl"), *args, env=env, timeout=180)
+
+
+def _plant(folder: str, paths: tuple[str, ...]) -> str:
+    """A script that makes each path under ``folder`` (its folders too) and says which it
+    could write."""
+    return "".join(
+        f'(mkdir -p "$(dirname {folder}/{path})" && echo evil > {folder}/{path}) 2>/dev/null '
+        f"&& echo WROTE {folder}/{path}; "
+        for path in paths
+    )
+
+
+def _tree(folder: Path) -> list[str]:
+    """What ``folder`` holds, less airlock's own state (its audit log's heads, made by the run)."""
+    found = (str(path.relative_to(folder)) for path in folder.rglob("*"))
+    return sorted(path for path in found if not path.startswith(".claude/airlock"))
+
+
+def test_rw_home_cannot_plant_start_up_code_keys_or_agent_settings(
+    tmp_path: Path, home: Path
+) -> None:
+    """--rw ~: a missing ~/.ssh/authorized_keys, ~/.ssh/config, ~/.aws/config, ~/.bash_aliases,
+    ~/bin/git, fish's config, ~/.claude's plugins and skills cannot be made; the rest of the home
+    is writable; afterwards the home holds what it held and what was written, no placeholder."""
+    (home / ".claude").mkdir(parents=True, exist_ok=True)
+    (home / ".docker").mkdir()
+    (home / ".config").mkdir()
+    (home / ".local").mkdir()
+    before = _tree(home)
+    done = _run(
+        tmp_path,
+        "--rw",
+        "~",
+        "--",
+        "sh",
+        "-c",
+        _plant("~", PLANTED_IN_HOME) + "echo fine > ~/notes.txt && echo wrote-notes",
+    )
+    assert done.returncode == 0, done.stderr
+    assert "WROTE" not in done.stdout, done.stdout
+    assert "wrote-notes" in done.stdout
+    after = _tree(home)
+    assert [path for path in after if path not in before] == ["notes.txt"]
+
+
+@pytest.mark.parametrize(
+    "attack, planted",
+    [
+        pytest.param(
+            "mv ~/.ssh ~/.ssh_old; mkdir -p ~/.ssh; echo key > ~/.ssh/authorized_keys",
+            ".ssh",
+            id="move the ~/.ssh placeholder away",
+        ),
+        pytest.param(
+            "mv ~/.docker ~/.docker_old; mkdir -p ~/.docker; echo '{}' > ~/.docker/config.json",
+            ".docker/config.json",
+            id="move ~/.docker away",
+        ),
+        pytest.param(
+            "rmdir ~/bin; ln -s /tmp ~/bin; mkdir -p ~/bin; echo evil > ~/bin/git",
+            "bin",
+            id="replace ~/bin with a link",
+        ),
+    ],
+)
+def test_rw_home_placeholders_cannot_be_moved_away(
+    tmp_path: Path, home: Path, attack: str, planted: str
+) -> None:
+    """The placeholders and the folders holding them are mount points: they cannot be renamed
+    or removed to free the name; nothing is left at ``planted`` (not even a link)."""
+    (home / ".docker").mkdir(parents=True)
+    done = _run(tmp_path, "--rw", "~", "--", "sh", "-c", attack + " 2>/dev/null; true")
+    assert done.returncode == 0, done.stderr
+    assert not os.path.lexists(home / planted)
+    assert not any(path.name.endswith("_old") for path in home.iterdir())
+
+
+def test_a_normal_run_leaves_the_home_as_it_was(tmp_path: Path, home: Path) -> None:
+    """Without --rw ~ nothing is made in the home, placeholders included."""
+    (home / ".claude").mkdir(parents=True, exist_ok=True)
+    before = _tree(home)
+    done = _run(tmp_path, "--", "sh", "-c", _plant("~", PLANTED_IN_HOME) + "ls -A ~")
+    assert done.returncode == 0, done.stderr
+    assert "WROTE" not in done.stdout, done.stdout
+    assert _tree(home) == before
+
+
+def test_home_claude_is_protected_when_claude_config_dir_is_elsewhere(
+    tmp_path: Path, home: Path
+) -> None:
+    """CLAUDE_CONFIG_DIR elsewhere: ~/.claude stays writable agent state, with its settings,
+    commands, agents, plugins and skills read-only; the config dir's the same."""
+    (home / ".claude").mkdir(parents=True, exist_ok=True)
+    (home / ".claude" / "settings.json").write_text("{}")
+    config_dir = tmp_path / "alt-config"
+    config_dir.mkdir()
+    protected = (
+        "settings.json",
+        "settings.local.json",
+        "commands/x.md",
+        "agents/x.md",
+        "plugins/x/hooks.json",
+        "skills/x/SKILL.md",
+    )
+    script = _plant("~/.claude", protected) + _plant(str(config_dir), protected)
+    script += f"echo ok > ~/.claude/state && echo ok > {config_dir}/state && echo wrote-state"
+    done = _run(tmp_path, "--", "sh", "-c", script, env={"CLAUDE_CONFIG_DIR": str(config_dir)})
+    assert done.returncode == 0, done.stderr
+    assert "WROTE" not in done.stdout, done.stdout
+    assert "wrote-state" in done.stdout
+    assert (home / ".claude" / "settings.json").read_text() == "{}"
+    assert (home / ".claude" / "state").exists()
+    assert not (home / ".claude" / "plugins").exists()
+    assert not (config_dir / "skills").exists()
+
+
+def test_variables_holding_passwords_are_dropped_and_named(tmp_path: Path) -> None:
+    """URLs with a password (any name), git configuration from the environment, DB_PASS,
+    BW_SESSION and CI_JOB_JWT are not inside and are named as dropped; a URL without a
+    password and the names that merely hold the letters get in; --env NAME passes one in."""
+    env = {
+        "REDIS_URL": "redis://:s3cret-redis@cache:6379/0",
+        "MONGODB_URI": "mongodb://u:s3cret-mongo@h/db",
+        "CELERY_BROKER_URL": "amqp://u:s3cret-amqp@rabbit//",
+        "CACHE_URL": "redis://cache:6379/1",
+        "GIT_CONFIG_COUNT": "1",
+        "GIT_CONFIG_KEY_0": "http.extraHeader",
+        "GIT_CONFIG_VALUE_0": "Authorization: Bearer s3cret-git",
+        "DB_PASS": "s3cret-db",
+        "BW_SESSION": "s3cret-bw",
+        "CI_JOB_JWT": "s3cret-jwt",
+        "PASSAGE_DIR": "/srv/passage",
+    }
+    script = (
+        "for n in REDIS_URL MONGODB_URI CELERY_BROKER_URL CACHE_URL GIT_CONFIG_COUNT "
+        'GIT_CONFIG_KEY_0 GIT_CONFIG_VALUE_0 DB_PASS BW_SESSION CI_JOB_JWT PASSAGE_DIR; do eval "echo $n=\\${$n:-unset}"; done'
+    )
+    done = _run(tmp_path, "--env", "MONGODB_URI", "--", "sh", "-c", script, env=env)
+    assert done.returncode == 0, done.stderr
+    seen = dict(line.split("=", 1) for line in done.stdout.splitlines())
+    assert seen["MONGODB_URI"] == env["MONGODB_URI"]
+    assert seen["CACHE_URL"] == env["CACHE_URL"]
+    assert seen["PASSAGE_DIR"] == "/srv/passage"
+    dropped = (
+        "REDIS_URL",
+        "CELERY_BROKER_URL",
+        "GIT_CONFIG_COUNT",
+        "GIT_CONFIG_KEY_0",
+        "GIT_CONFIG_VALUE_0",
+        "DB_PASS",
+        "BW_SESSION",
+        "CI_JOB_JWT",
+    )
+    for name in dropped:
+        assert seen[name] == "unset", name
+        assert name in done.stderr, name  # named in the report
+    assert "s3cret" not in done.stderr
