@@ -105,3 +105,10 @@ def test_a_projects_settings_open_a_path_inside_the_workspace(
     )
     assert done.returncode == 0, done.stderr
     assert "cache-ok" in done.stdout and "WROTE-OUT" not in done.stdout
+
+
+def test_the_hosts_own_secrets_are_not_readable_inside(tmp_path: Path) -> None:
+    """/etc/shadow (and the host's SSH keys, where there are) read as empty inside."""
+    done = _run(tmp_path, "--", "sh", "-c", "cat /etc/shadow 2>/dev/null | wc -c")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "0"

@@ -133,6 +133,7 @@ def mounts(
         mount,
         plan,
         socket_rules,
+        system_rules,
         user_rules,
         visible,
         workspace_rules,
@@ -199,6 +200,7 @@ def mounts(
             else ()
         ),
         *home_rules(home, loaded.config_dir, state),
+        *system_rules(),
         *socket_rules(sockets),
         *visible(read_only, "the run's CA bundle"),
         *user_rules(Kind.WRITE, args.rw, "--rw", home, cwd),

@@ -22,6 +22,10 @@ from typing import Any
 from airlock._atomic import replace_file
 
 KEY = "mcpServers"
+CONFIG_FILES = (".codex/config.toml", ".gemini/settings.json")
+"""Other agents' configuration in the home, writable with their state (``~/.codex``,
+``~/.gemini``) but naming what runs outside later (Codex's ``notify`` and ``mcp_servers``,
+Gemini's ``mcpServers``): :func:`keep_file` puts each back as it was after the run."""
 
 Servers = dict[str, Any]
 """``{"": top-level servers, PROJECT: that project's servers}`` (absent ones left out)."""
@@ -105,4 +109,28 @@ def keep_servers(path: Path, before: bytes | None, aside: Path) -> str | None:
     return (
         f"{path}: its MCP servers (mcpServers) were changed inside the sandbox, and an agent "
         f"starts them outside; they are back as they were (the file as the run left it: {aside})"
+    )
+
+
+def keep_file(path: Path, before: bytes | None, aside: Path) -> str | None:
+    """Put ``path`` back as it was before the run (``before``; ``None``: it was not there) if
+    the run changed it, keeping the file as the run left it at ``aside``; what was done, in
+    words (``None``: nothing to do)."""
+    try:
+        now = path.read_bytes()
+    except OSError:
+        return None  # removed, or never made: nothing it says runs
+    if now == before:
+        return None
+    aside.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(path, aside)
+    if before is None:
+        path.unlink()
+        done = "removed"
+    else:
+        replace_file(path, before, mode=path.stat().st_mode & 0o777)
+        done = "put back as it was"
+    return (
+        f"{path}: changed inside the sandbox, and it says what runs outside later; {done} "
+        f"(the file as the run left it: {aside})"
     )

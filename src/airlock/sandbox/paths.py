@@ -103,6 +103,10 @@ PROTECTED_IN_HOME: tuple[str, ...] = (
     ".config/fish",
     ".config/autostart",
     ".config/systemd",
+    ".config/environment.d",
+    ".pam_environment",
+    ".xsessionrc",
+    ".xprofile",
     "bin",
     ".local/bin",
     ".mcp.json",
@@ -110,7 +114,7 @@ PROTECTED_IN_HOME: tuple[str, ...] = (
 """Read-only in the home, missing or not, even when a rule makes the home writable (``--rw ~``,
 ``allowWrite``, a workspace that is or holds the home): shell start-up files, fish's
 (``config.fish``, ``conf.d``, functions), git's configuration (hooks, aliases), programs
-started at log-in, and ``~/bin`` and ``~/.local/bin`` (Debian's ``.profile`` puts them on
+and variables set at log-in (``environment.d``, ``.pam_environment``, an X session's files), and ``~/bin`` and ``~/.local/bin`` (Debian's ``.profile`` puts them on
 ``PATH``: a ``git`` written there would run in the place of the real one)."""
 
 AGENT_STATE: tuple[str, ...] = ("~/.claude", "~/.claude.json", "~/.codex", "~/.gemini")
@@ -134,6 +138,8 @@ CREDENTIAL_PATHS: tuple[str, ...] = (
     "~/.cargo/credentials",
     "~/.terraform.d/credentials.tfrc.json",
     "~/.vault-token",
+    "~/.pgpass",
+    "~/.my.cnf",
 )
 """Hidden: an empty placeholder stands where each is. A missing one gets an empty read-only
 placeholder where code inside could create it (the home writable): ``~/.ssh/authorized_keys``
@@ -259,6 +265,26 @@ def commondir_rule(git_folder: Path, why: str) -> Mount:
     if os.path.lexists(path) or not git_folder.is_dir() or git_folder.is_symlink():
         return mount(Kind.READ, path, why)
     return Mount(Kind.READ, resolve(git_folder) / "commondir", why, False, False, SELF_COMMONDIR)
+
+
+SYSTEM_SECRETS: tuple[str, ...] = (
+    "/etc/shadow",
+    "/etc/shadow-",
+    "/etc/gshadow",
+    "/etc/gshadow-",
+    "/etc/ssh/ssh_host_*_key",
+)
+"""Hidden when there: what only root can read on the host (password hashes, the host's SSH
+keys), which a run as root could otherwise read inside."""
+
+
+def system_rules() -> Iterator[Mount]:
+    """Hide each of :data:`SYSTEM_SECRETS` that exists."""
+    for pattern in SYSTEM_SECRETS:
+        folder, _, name = pattern.rpartition("/")
+        for path in sorted(Path(folder).glob(name)):
+            if path.is_file():
+                yield mount(Kind.HIDE, path, "the host's own secrets")
 
 
 def home_rules(home: Path, config_dir: Path, airlock_state: Iterable[Path]) -> Iterator[Mount]:

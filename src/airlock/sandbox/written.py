@@ -33,7 +33,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import NamedTuple
 
-from airlock.sandbox.agent_state import keep_servers, read, state_files
+from airlock.sandbox.agent_state import CONFIG_FILES, keep_file, keep_servers, read, state_files
 from airlock.sandbox.repositories import NOT_SCANNED, module_folders, secure_new_modules
 
 WATCHED = frozenset({".claude", ".mcp.json", ".vscode", ".idea", ".envrc"})
@@ -225,8 +225,9 @@ class Watch:
     """Everything looked at before a run and made safe after it, in one place: the watched
     settings (:func:`snapshot`, :func:`set_aside`), whether the workspace was a git folder
     (:func:`set_aside_git_folder`), the submodules' git folders
-    (:func:`airlock.sandbox.repositories.secure_new_modules`) and the agent's MCP servers
-    (:func:`airlock.sandbox.agent_state.keep_servers`)."""
+    (:func:`airlock.sandbox.repositories.secure_new_modules`), the agent's MCP servers
+    (:func:`airlock.sandbox.agent_state.keep_servers`) and other agents' configuration
+    (:func:`airlock.sandbox.agent_state.keep_file`)."""
 
     def __init__(self, workspace: Path, home: Path, config_dir: Path) -> None:
         self.workspace = workspace
@@ -234,6 +235,7 @@ class Watch:
         self.modules = module_folders(workspace)
         self.was_git_folder = looks_like_git_folder(workspace)
         self.state = {path: read(path) for path in state_files(home, config_dir)}
+        self.configs = {home / name: read(home / name) for name in CONFIG_FILES}
 
     def after(self, destination: Path, read_only: Iterable[Path]) -> list[str]:
         """Make safe what the run wrote (what is set aside goes under ``destination``); what
@@ -244,6 +246,10 @@ class Watch:
         lines += [f"airlock: {done}" for done in secure_new_modules(self.workspace, self.modules)]
         for number, (path, before) in enumerate(self.state.items()):
             kept = keep_servers(path, before, destination / f"{path.name}.{number}")
+            if kept is not None:
+                lines.append(f"airlock: {kept}")
+        for path, before in self.configs.items():
+            kept = keep_file(path, before, destination / path.parent.name / path.name)
             if kept is not None:
                 lines.append(f"airlock: {kept}")
         return lines
