@@ -254,6 +254,7 @@ def test_report_and_exit_code(tmp_path: Path) -> None:
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["exit_code"] == 3
     assert {"GH_TOKEN", "MY_SECRET"} <= set(report["variables_dropped"])
+    assert report["variables_dropped_why"]["GH_TOKEN"].startswith("a token")
     [host] = [h for h in report["hosts"] if h["host"] == HOST]
     assert host["requests"] == 1 and host["bytes_in"] > 0
     assert report["final_hash"] and report["final_hash"] in done.stderr

@@ -194,3 +194,5 @@ def test_variables_holding_passwords_are_dropped_and_named(tmp_path: Path) -> No
         assert seen[name] == "unset", name
         assert name in done.stderr, name  # named in the report
     assert "s3cret" not in done.stderr
+    assert "REDIS_URL (its value: a URL with a password in it)" in done.stderr
+    assert "DB_PASS (" not in done.stderr  # its name says why

@@ -16,7 +16,14 @@ def show(
     import json
     import sys
 
-    data = {**report.to_json(), "variables_dropped": list(scrubbed.dropped), "exit_code": code}
+    data = {
+        **report.to_json(),
+        "variables_dropped": list(scrubbed.dropped),
+        "variables_dropped_why": {
+            name: scrubbed.reasons.get(name, "") for name in scrubbed.dropped
+        },
+        "exit_code": code,
+    }
     if report_json:
         from pathlib import Path
 
@@ -27,7 +34,8 @@ def show(
     lines = report.lines()
     if scrubbed.dropped:
         lines.append(
-            f"  variables not passed in (they look like credentials; --env NAME passes one): {', '.join(scrubbed.dropped)}"
+            "  variables not passed in (they look like credentials; --env NAME passes one): "
+            + _dropped(scrubbed)
         )
     print("\n".join(lines), file=sys.stderr)
 
@@ -64,8 +72,21 @@ def _show_table(report: ProxyReport, scrubbed: ScrubbedEnvironment) -> None:
     if scrubbed.dropped:
         console.print(
             "variables not passed in (they look like credentials; --env NAME passes one): "
-            + ", ".join(scrubbed.dropped),
+            + _dropped(scrubbed),
             markup=False,
         )
     if report.audit_log is not None:
         console.print(f"audit log {report.audit_log}, final hash {report.final_hash}", markup=False)
+
+
+def _dropped(scrubbed: ScrubbedEnvironment) -> str:
+    """The names dropped; with why for those dropped for their value (the name alone does not
+    say: ``REDIS_URL (a URL with a password in it …)``)."""
+    from airlock.sandbox import credential_reason
+
+    shown = []
+    for name in scrubbed.dropped:
+        by_value = credential_reason(name) is None
+        why = scrubbed.reasons.get(name, "").split(" (")[0]
+        shown.append(f"{name} (its value: {why})" if by_value else name)
+    return ", ".join(shown)
