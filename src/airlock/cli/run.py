@@ -43,13 +43,17 @@ Run COMMAND (an agent such as claude, codex, gemini, or any program) in a bubble
   connection is decided by rule and written to the audit log. Default rules: the hosts of
   the data flows the policy engine has on (see 'airlock flows'), then --allow, settings'
   sandbox.network.allowedDomains and WebFetch(domain:...) allow rules; deny beats allow.
+  A loopback or private address is reached only when your own --allow names that host.
   DNS does not work inside: the proxy resolves names. The audit log is open before the
   command runs; the proxy itself loads at the command's first connection (which waits
   meanwhile) or 50 ms after it starts, so a short command that connects nowhere never
   needs it.
 
 At the end, what left the machine is shown on stderr (per host: connections, requests, bytes
-each way, refusals and why), with the audit log and its final hash.
+each way, refusals and why), with the audit log and its final hash. What the command wrote
+that would steer an agent or editor later and that no rule could stop (a subfolder's
+.claude/ or .vscode/, MCP servers added to ~/.claude.json) is set aside under
+<config dir>/airlock/set-aside/ and named.
 
 Exit status: the command's; 125 when airlock itself fails (the reason is on stderr).
 """
