@@ -160,15 +160,11 @@ def set_aside(
         was = before.entries.get(path)
         if was is not None and stat.S_ISDIR(was[0]) and path.is_dir() and not path.is_symlink():
             continue  # a folder that was there: its changed entries are moved one by one
-        target = destination / path.relative_to(workspace)
-        try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.move(path, target)
-        except OSError:
-            moved.append(SetAside(path, path))
+        done = _move(path, destination / path.relative_to(workspace))
+        moved.append(done)
+        if done.moved_to == path:
             continue
         taken.append(path)
-        moved.append(SetAside(path, target))
         if path in before.links:
             with contextlib.suppress(OSError):
                 path.symlink_to(before.links[path])
@@ -193,17 +189,20 @@ def set_aside_git_folder(workspace: Path, before: bool, destination: Path) -> li
     moved = []
     for name in ("HEAD", "config"):
         path = workspace / name
-        if not os.path.lexists(path):
-            continue
-        target = destination / name
-        try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.move(path, target)
-        except OSError:
-            moved.append(SetAside(path, path))
-            continue
-        moved.append(SetAside(path, target))
+        if os.path.lexists(path):
+            moved.append(_move(path, destination / name))
     return moved
+
+
+def _move(path: Path, target: Path) -> SetAside:
+    """Move ``path`` to ``target`` (its folders made); one that cannot be moved stays, and the
+    answer says so (``moved_to`` is ``path``)."""
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(path, target)
+    except OSError:
+        return SetAside(path, path)
+    return SetAside(path, target)
 
 
 def set_aside_message(moved: list[SetAside]) -> str:
