@@ -146,3 +146,16 @@ def test_a_workspace_made_a_git_folder_inside_is_undone(
     status = subprocess.run(["git", "-C", str(project), "status"], capture_output=True, text=True)
     assert not (project / "PWNED").exists()
     assert "not a git repository" in status.stderr
+
+
+@pytest.mark.parametrize("hooks_path", [".", "/"], ids=["the_work_tree", "the_root"])
+def test_a_hooks_path_holding_the_work_tree_still_runs(
+    tmp_path: Path, project: Path, hooks_path: str
+) -> None:
+    """core.hooksPath naming the work tree or / cannot be made read-only without the whole
+    workspace: the run goes on (not covered, and said so in the README)."""
+    _git(project, "init", "-q")
+    _git(project, "config", "core.hooksPath", hooks_path)
+    done = _run(tmp_path, "echo ok > file")
+    assert done.returncode == 0, done.stderr
+    assert (project / "file").read_text() == "ok\n"

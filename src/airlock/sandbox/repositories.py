@@ -45,7 +45,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import NamedTuple
 
-from airlock.sandbox.paths import Kind, Mount, commondir_rule, mount, resolve
+from airlock.sandbox.paths import SANDBOX_OWN, Kind, Mount, commondir_rule, mount, resolve
 
 NESTED_DEPTH = 4
 """How many folders deep below the workspace :func:`find_nested` looks (``a/b/c/d/.git``)."""
@@ -212,11 +212,11 @@ def hooks_rules(work_tree: Path, git_folder: Path, why: str) -> Iterator[Mount]:
     ``core.hooksPath`` names (husky's ``.husky``, a project's ``.githooks``), and what each
     link in the hooks folders points at, in ``work_tree``."""
     folders = [git_folder / "hooks"]
+    inside = resolve(work_tree)
     named = _hooks_path(work_tree, git_folder)
-    if named is not None and (named.is_relative_to(resolve(work_tree)) or named.exists()):
+    if named is not None and _protectable(named, inside):
         yield mount(Kind.READ, named, f"{why}: core.hooksPath")
         folders.append(named)
-    inside = resolve(work_tree)
     for folder in folders:
         try:
             links = [entry for entry in folder.iterdir() if entry.is_symlink()]
@@ -226,6 +226,18 @@ def hooks_rules(work_tree: Path, git_folder: Path, why: str) -> Iterator[Mount]:
             target = resolve(link)
             if target.is_relative_to(inside) and target.exists():
                 yield mount(Kind.READ, target, f"{why}: the hook {link.name} links to it")
+
+
+def _protectable(folder: Path, work_tree: Path) -> bool:
+    """Whether a read-only rule can stand on ``folder``: one in the work tree, or one that
+    exists elsewhere (under a ``--rw`` path it would be writable), never the work tree itself
+    or a folder holding it or the sandbox's own folders (``core.hooksPath = .``, ``/``: not
+    covered, as the README says)."""
+    if work_tree.is_relative_to(folder) or any(
+        Path(own).is_relative_to(folder) for own in SANDBOX_OWN
+    ):
+        return False
+    return folder.is_relative_to(work_tree) or folder.exists()
 
 
 _GIT_CONFIGS = ("~/.gitconfig", "~/.config/git/config", "/etc/gitconfig")
