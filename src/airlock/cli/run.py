@@ -114,7 +114,7 @@ def _run(args: argparse.Namespace) -> int:
     from airlock.policy import decide
     from airlock.sandbox import parse_env_options, scrub
     from airlock.sandbox.launcher import PROXY_PORT, Spec, check, start
-    from airlock.sandbox.paths import Kind
+    from airlock.sandbox.paths import AGENT_STATE_WHY, Kind
     from airlock.sandbox.placeholders import sweep
     from airlock.sandbox.repositories import bring_in, hold
     from airlock.sandbox.written import DEPTH, FOLDERS, Watch
@@ -179,7 +179,8 @@ def _run(args: argparse.Namespace) -> int:
         held = hold(workspace, state[0], run)
         rules = mounts(args, loaded, environ, workspace, state, bundle, held)
         home = Path(environ.get("HOME") or Path.home())
-        watch = Watch(workspace, home, loaded.config_dir)  # what to make safe after the run
+        agent_state = [rule.path for rule in rules if rule.why in AGENT_STATE_WHY]
+        watch = Watch(workspace, home, loaded.config_dir, agent_state)  # made safe after the run
         if not watch.settings.complete:
             print(
                 f"airlock run: agent and editor settings (.claude, .mcp.json, .vscode, …) "
@@ -224,7 +225,7 @@ def _run(args: argparse.Namespace) -> int:
         brought = bring_in(held) if held is not None else None
         made_safe = []
         if watch is not None:
-            read_only = [rule.path for rule in rules if rule.kind in (Kind.READ, Kind.HIDE)]
+            read_only = [rule.path for rule in rules if rule.kind is Kind.READ]
             made_safe = watch.after(state[0] / "set-aside" / run, read_only)
     show(report, scrubbed, args.report_json, code)
     if brought is not None:

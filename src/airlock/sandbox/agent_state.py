@@ -15,11 +15,11 @@ nothing is lost.
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
 from airlock._atomic import replace_file
+from airlock.sandbox.files import NotRegular, read_regular
 
 KEY = "mcpServers"
 CONFIG_FILES = (".codex/config.toml", ".gemini/settings.json")
@@ -40,10 +40,11 @@ def state_files(home: Path, config_dir: Path) -> list[Path]:
 
 
 def read(path: Path) -> bytes | None:
-    """The file's bytes before the run (``None`` when missing): parsed only if it changed."""
+    """The file's bytes before the run (``None`` when missing or not a regular file): parsed
+    only if it changed."""
     try:
-        return path.read_bytes()
-    except OSError:
+        return read_regular(path)
+    except NotRegular:
         return None
 
 
@@ -76,26 +77,31 @@ def _servers(data: dict[str, Any]) -> Servers:
 def keep_servers(path: Path, before: bytes | None, aside: Path) -> str | None:
     """Put the servers of the file as it was (``before``, its bytes) back into ``path`` if the
     run changed them; what was done, in words (``None``: nothing to do). The file as the run
-    left it is copied to ``aside``.
+    left it is moved or copied to ``aside``.
 
     A file that was not there, or not JSON, before the run gets no servers: any it has now
-    are removed.
+    are removed. What the run left that is not a regular file (a link: to a hidden key, say;
+    a FIFO) or cannot be read as JSON here is moved aside whole and the file put back as it
+    was: it is never read through, and never half-understood.
     """
     try:
-        text = path.read_bytes()
-        if text == before:
-            return None
+        text = read_regular(path)
+    except NotRegular:
+        return _put_back(path, before, aside, "it is no longer a regular file")
+    if text is None or text == before:
+        return None
+    try:
         data = json.loads(text)
-    except (OSError, ValueError):
-        return None
+    except ValueError:
+        return _put_back(path, before, aside, "it cannot be read as JSON")
     if not isinstance(data, dict):
-        return None
+        return _put_back(path, before, aside, "it is no longer a JSON object")
     now = _servers(data)
     kept = servers(before) or {}
     if now == kept:
         return None
     aside.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copy2(path, aside)
+    aside.write_bytes(text)
     data.pop(KEY, None)
     if "" in kept:
         data[KEY] = kept[""]
@@ -104,7 +110,7 @@ def keep_servers(path: Path, before: bytes | None, aside: Path) -> str | None:
         for project, settings in projects.items():
             if isinstance(settings, dict) and KEY in settings:
                 settings[KEY] = kept.get(project, {})
-    mode = path.stat().st_mode & 0o777
+    mode = path.lstat().st_mode & 0o777
     replace_file(path, json.dumps(data, indent=2).encode() + b"\n", mode=mode)
     return (
         f"{path}: its MCP servers (mcpServers) were changed inside the sandbox, and an agent "
@@ -114,23 +120,23 @@ def keep_servers(path: Path, before: bytes | None, aside: Path) -> str | None:
 
 def keep_file(path: Path, before: bytes | None, aside: Path) -> str | None:
     """Put ``path`` back as it was before the run (``before``; ``None``: it was not there) if
-    the run changed it, keeping the file as the run left it at ``aside``; what was done, in
-    words (``None``: nothing to do)."""
+    the run changed it, moving what the run left to ``aside``; what was done, in words
+    (``None``: nothing to do). What is there is never read through a link."""
     try:
-        now = path.read_bytes()
-    except OSError:
+        now = read_regular(path)
+    except NotRegular:
+        return _put_back(path, before, aside, "it is no longer a regular file")
+    if now is None or now == before:
         return None  # removed, or never made: nothing it says runs
-    if now == before:
-        return None
+    return _put_back(path, before, aside, "it says what runs outside later")
+
+
+def _put_back(path: Path, before: bytes | None, aside: Path, why: str) -> str:
+    """Move whatever is at ``path`` (not following a link) to ``aside``, then write ``before``
+    back (nothing, when it was not there)."""
     aside.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copy2(path, aside)
-    if before is None:
-        path.unlink()
-        done = "removed"
-    else:
-        replace_file(path, before, mode=path.stat().st_mode & 0o777)
-        done = "put back as it was"
-    return (
-        f"{path}: changed inside the sandbox, and it says what runs outside later; {done} "
-        f"(the file as the run left it: {aside})"
-    )
+    path.rename(aside)  # the entry itself: a link stays a link, a FIFO is not opened
+    if before is not None:
+        replace_file(path, before, mode=0o600)
+    done = "put back as it was" if before is not None else "removed"
+    return f"{path}: changed inside the sandbox ({why}); {done} (what the run left: {aside})"

@@ -53,6 +53,7 @@ PROTECTED_IN_WORKSPACE: tuple[str, ...] = (
     ".claude/settings.local.json",
     ".claude/commands",
     ".claude/agents",
+    ".claude/hooks",
 )
 """Read-only even in the workspace, missing or not: each runs code, or says what runs, outside
 later (``.envrc`` when direnv enters the folder; ``.git/commondir`` makes git read the config
@@ -86,11 +87,13 @@ PROTECTED_IN_CONFIG_DIR: tuple[str, ...] = (
     "agents",
     "plugins",
     "skills",
+    "hooks",
 )
 """Read-only, missing or not, in the agent's config dir (``$CLAUDE_CONFIG_DIR``, else
 ``~/.claude``) and in ``~/.claude`` when the config dir is elsewhere (unset the variable and
 the agent reads it again), writable otherwise: settings (hooks, the status line, helpers),
-commands, agents, plugins (hooks, MCP servers) and skills all say what runs outside later."""
+commands, agents, plugins (hooks, MCP servers), skills and the hook scripts settings name
+(``hooks/``, by convention) all say what runs outside later."""
 
 PROTECTED_GLOBS_IN_CONFIG_DIR: tuple[str, ...] = ("settings*.json",)
 """Existing files matching these are read-only there too (``settings.backup.json`` and
@@ -110,12 +113,17 @@ PROTECTED_IN_HOME: tuple[str, ...] = (
     "bin",
     ".local/bin",
     ".mcp.json",
+    ".gemini/extensions",
 )
 """Read-only in the home, missing or not, even when a rule makes the home writable (``--rw ~``,
 ``allowWrite``, a workspace that is or holds the home): shell start-up files, fish's
 (``config.fish``, ``conf.d``, functions), git's configuration (hooks, aliases), programs
 and variables set at log-in (``environment.d``, ``.pam_environment``, an X session's files), and ``~/bin`` and ``~/.local/bin`` (Debian's ``.profile`` puts them on
 ``PATH``: a ``git`` written there would run in the place of the real one)."""
+
+AGENT_STATE_WHY = ("the agent's own state", "the agent's config dir")
+"""The reasons of the writable rules on the agents' state (what the after-run check leaves
+alone: it is written all the time, by design)."""
 
 AGENT_STATE: tuple[str, ...] = ("~/.claude", "~/.claude.json", "~/.codex", "~/.gemini")
 """The agents' own state: writable, so an agent works as usual."""
@@ -301,9 +309,9 @@ def home_rules(home: Path, config_dir: Path, airlock_state: Iterable[Path]) -> I
     for text in AGENT_STATE:
         path = home / text[2:]
         if resolve(path).exists():
-            yield mount(Kind.WRITE, path, "the agent's own state")
+            yield mount(Kind.WRITE, path, AGENT_STATE_WHY[0])
     if resolve(config_dir).exists():
-        yield mount(Kind.WRITE, config_dir, "the agent's config dir")
+        yield mount(Kind.WRITE, config_dir, AGENT_STATE_WHY[1])
     yield from config_dir_rules(config_dir, "runs code outside later (in the agent's config dir)")
     default = home / ".claude"
     if resolve(default) != resolve(config_dir):

@@ -36,8 +36,10 @@ or further than the scan's bounds are not protected (``--ro PATH`` protects one 
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
+import secrets
 import shutil
 import subprocess
 from collections import deque
@@ -45,6 +47,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import NamedTuple
 
+from airlock.sandbox.files import LIMIT, read_text_or_none
 from airlock.sandbox.paths import SANDBOX_OWN, Kind, Mount, commondir_rule, mount, resolve
 
 NESTED_DEPTH = 4
@@ -172,7 +175,7 @@ def more_git_rules(git_folder: Path, why: str) -> Iterator[Mount]:
     yield _worktree_config_rule(git_folder, why)
     worktrees = git_folder / "worktrees"
     if worktrees.is_dir() and not worktrees.is_symlink():
-        for linked in sorted(worktrees.iterdir()):
+        for linked in sorted(itertools.islice(worktrees.iterdir(), GIT_FOLDERS)):
             if linked.is_dir() and not linked.is_symlink():
                 yield mount(Kind.READ, linked / "commondir", why)
                 yield _worktree_config_rule(linked, why)
@@ -181,11 +184,16 @@ def more_git_rules(git_folder: Path, why: str) -> Iterator[Mount]:
         yield mount(Kind.READ, common / "hooks", why)
         yield mount(Kind.READ, common / "config", why)
         yield _worktree_config_rule(common, why)
-    for module in list(_git_folders(git_folder))[1:]:
+    for module in list(itertools.islice(_git_folders(git_folder), GIT_FOLDERS + 1))[1:]:
         yield mount(Kind.READ, module / "hooks", why)
         yield mount(Kind.READ, module / "config", why)
         yield commondir_rule(module, why)
         yield _worktree_config_rule(module, why)
+
+
+GIT_FOLDERS = 300
+"""How many linked worktrees, and how many submodules' git folders, of one repository get
+their rules (each is a few of bubblewrap's arguments, which are bounded)."""
 
 
 def _worktree_config_rule(git_folder: Path, why: str) -> Mount:
@@ -199,9 +207,8 @@ def _worktree_config_rule(git_folder: Path, why: str) -> Mount:
 
 def _common_folder(git_folder: Path) -> Path | None:
     """The folder ``git_folder``'s ``commondir`` names, when it is a real one."""
-    try:
-        text = (git_folder / "commondir").read_text(encoding="utf-8", errors="replace")[:4096]
-    except OSError:
+    text = read_text_or_none(git_folder / "commondir")
+    if text is None:
         return None
     named = resolve(git_folder / text.strip()) if text.strip() else None
     return named if named is not None and named.is_dir() else None
@@ -249,21 +256,23 @@ def _hooks_path(work_tree: Path, git_folder: Path) -> Path | None:
     only when a config file mentions ``hookspath`` or an include (a run's start-up path)."""
     texts = []
     for config in (git_folder / "config", *(Path(path).expanduser() for path in _GIT_CONFIGS)):
-        try:
-            texts.append(config.read_text(encoding="utf-8", errors="replace").lower())
-        except OSError:
-            continue
+        text = read_text_or_none(config, LIMIT)
+        if text is not None:
+            texts.append(text.lower())
     if not any("hookspath" in text or "include" in text for text in texts):
         return None
     git = shutil.which("git")
     if git is None:
         return None
-    done = subprocess.run(
-        [git, "-C", str(work_tree), "config", "--type=path", "--get", "core.hooksPath"],
-        capture_output=True,
-        check=False,
-        timeout=10,
-    )
+    try:
+        done = subprocess.run(
+            [git, "-C", str(work_tree), "config", "--type=path", "--get", "core.hooksPath"],
+            capture_output=True,
+            check=False,
+            timeout=10,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
     value = done.stdout.decode("utf-8", "replace").strip()
     if done.returncode != 0 or not value:
         return None
@@ -272,10 +281,7 @@ def _hooks_path(work_tree: Path, git_folder: Path) -> Path | None:
 
 def _gitdir_of(dot_git: Path) -> Path | None:
     """The folder a ``.git`` file names (``gitdir: PATH``, relative to the file's folder)."""
-    try:
-        text = dot_git.read_text(encoding="utf-8", errors="replace")[:4096]
-    except OSError:
-        return None
+    text = read_text_or_none(dot_git)
     first = text.splitlines()[0] if text else ""
     if not first.startswith("gitdir:"):
         return None
@@ -331,7 +337,7 @@ def bring_in(held: Held) -> str | None:
         for git_folder in _git_folders(held.folder):
             dropped += _make_safe(git_folder)
         shutil.move(held.folder, held.target)
-    except (OSError, subprocess.CalledProcessError) as error:
+    except (OSError, subprocess.CalledProcessError, RecursionError) as error:
         return (
             f"the git repository made inside could not be made safe ({error}): it stays in "
             f"{held.folder}, not in the workspace"
@@ -345,7 +351,7 @@ def module_folders(workspace: Path) -> frozenset[Path]:
     git_folder = workspace / ".git"
     if not git_folder.is_dir() or git_folder.is_symlink():
         return frozenset()
-    return frozenset(list(_git_folders(git_folder))[1:])
+    return frozenset(list(itertools.islice(_git_folders(git_folder), 10 * GIT_FOLDERS))[1:])
 
 
 def secure_new_modules(workspace: Path, before: frozenset[Path]) -> list[str]:
@@ -356,8 +362,8 @@ def secure_new_modules(workspace: Path, before: frozenset[Path]) -> list[str]:
     for folder in sorted(module_folders(workspace) - before):
         try:
             dropped = _make_safe(folder)
-        except OSError as error:
-            done.append(f"{folder}: could not be made safe ({error.strerror}); remove it")
+        except (OSError, subprocess.CalledProcessError) as error:
+            done.append(f"{folder}: could not be made safe ({error}); remove it")
             continue
         more = f", config keys dropped: {', '.join(dropped)}" if dropped else ""
         done.append(f"{folder}: made inside the sandbox; hooks emptied{more}")
@@ -368,21 +374,39 @@ def _git_folders(root: Path) -> Iterator[Path]:
     """``root`` and every submodule's git folder under its ``modules/`` (nested too)."""
     yield root
     modules = root / "modules"
-    if modules.is_dir() and not modules.is_symlink():
-        for config in sorted(modules.rglob("config")):
-            if config.parent != root and (config.parent / "HEAD").exists():
-                yield config.parent
+    if not modules.is_dir() or modules.is_symlink():
+        return
+    queue: deque[tuple[Path, int]] = deque([(modules, 0)])
+    read = 0
+    while queue and read < 10 * GIT_FOLDERS:  # breadth first, bounded: made inside, maybe hostile
+        folder, depth = queue.popleft()
+        read += 1
+        try:
+            with os.scandir(folder) as listing:
+                entries = sorted(entry.name for entry in itertools.islice(listing, 10_000))
+        except OSError:
+            continue
+        is_git_folder = folder != modules and "HEAD" in entries and "config" in entries
+        if is_git_folder:
+            yield folder
+        for name in ["modules"] if is_git_folder else entries:  # not into objects/, refs/
+            inner = folder / name
+            if depth < 8 and inner.is_dir() and not inner.is_symlink():
+                queue.append((inner, depth + 1))
 
 
 def _make_safe(git_folder: Path) -> list[str]:
-    """Empty ``hooks/``, keep only :data:`SAFE_CONFIG` of ``config``; the keys dropped."""
+    """Empty ``hooks/``, keep only :data:`SAFE_CONFIG` of ``config``; the keys dropped.
+
+    The hooks are renamed out of the way (``hooks.removed-…``, which git never reads), not
+    deleted: a folder made inside may be deep enough to stop a recursive removal."""
     hooks = git_folder / "hooks"
     if hooks.is_dir() and not hooks.is_symlink():
-        shutil.rmtree(hooks)
+        hooks.rename(git_folder / f"hooks.removed-{secrets.token_hex(4)}")
     elif os.path.lexists(hooks):
         hooks.unlink()
     hooks.mkdir()
-    for name in ("commondir", "config.worktree"):
+    for name in ("commondir", "config.worktree", "config.lock"):
         if os.path.lexists(git_folder / name):
             (git_folder / name).unlink()
     config = git_folder / "config"

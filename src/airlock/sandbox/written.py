@@ -29,33 +29,44 @@ import os
 import shutil
 import stat
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from functools import partial
 from pathlib import Path
 from typing import NamedTuple
 
 from airlock.sandbox.agent_state import CONFIG_FILES, keep_file, keep_servers, read, state_files
 from airlock.sandbox.repositories import NOT_SCANNED, module_folders, secure_new_modules
 
-WATCHED = frozenset({".claude", ".mcp.json", ".vscode", ".idea", ".envrc"})
+WATCHED = frozenset(
+    {".claude", ".mcp.json", ".vscode", ".idea", ".envrc", ".gemini", ".codex", ".cursor"}
+)
 """Names whose content steers an agent, an editor or direnv started in their folder."""
 DEPTH = 4
 """How many folders deep below the workspace :func:`snapshot` looks."""
 FOLDERS = 2_000
 """How many folders of the workspace :func:`snapshot` reads at most."""
-FILES_IN_WATCHED = 1_000
+ENTRIES = 20_000
+"""How many entries of one folder :func:`snapshot` reads at most."""
+FILES_IN_WATCHED = 5_000
 """How many entries under one watched folder are noted at most."""
 
-Signature = tuple[int, int, int, int]
-"""``(mode, size, inode, modification time in ns)`` of an entry, not following a link."""
+Signature = tuple[int, int, int, int, int]
+"""``(mode, size, inode, modification time, change time)`` of an entry, in ns, not following a
+link. The change time cannot be set back from inside (``touch -d`` sets the other one)."""
 
 
 class Snapshot(NamedTuple):
-    """The watched entries found, with their signatures, and whether the bounds held them all;
-    ``links``: where each watched entry that is a symbolic link pointed."""
+    """The watched entries found, with their signatures; ``unseen``: what the bounds kept the
+    scan from (empty when it saw everything); ``links``: where each watched entry that is a
+    symbolic link pointed."""
 
     entries: dict[Path, Signature]
-    complete: bool
+    unseen: list[str]
     links: dict[Path, str]
+
+    @property
+    def complete(self) -> bool:
+        return not self.unseen
 
 
 class SetAside(NamedTuple):
@@ -70,81 +81,113 @@ def _signature(path: Path) -> Signature | None:
         found = os.lstat(path)
     except OSError:
         return None
-    return (found.st_mode, found.st_size, found.st_ino, found.st_mtime_ns)
+    return (found.st_mode, found.st_size, found.st_ino, found.st_mtime_ns, found.st_ctime_ns)
 
 
-def snapshot(workspace: Path, depth: int = DEPTH, folders: int = FOLDERS) -> Snapshot:
+def snapshot(
+    workspace: Path,
+    depth: int = DEPTH,
+    folders: int = FOLDERS,
+    skip: Iterable[Path] = (),
+) -> Snapshot:
     """Every watched entry of ``workspace`` and every entry under the watched folders, and the
     workspace's ``.git/hooks`` when it is a symbolic link (a read-only rule lands on what a
-    link names, so the link itself could be replaced by a folder of new hooks)."""
+    link names, so the link itself could be replaced by a folder of new hooks). Folders of
+    ``skip`` (the agents' own state, writable by design) are not entered."""
+    skipped = frozenset(skip)
     entries: dict[Path, Signature] = {}
+    unseen: list[str] = []
     hooks = workspace / ".git" / "hooks"
     if hooks.is_symlink():
-        _note(hooks, entries)
+        _note(hooks, entries, unseen)
     queue: deque[tuple[Path, int]] = deque([(workspace, 0)])
     read = 0
-    complete = True
     while queue:
         folder, level = queue.popleft()
         if read >= folders:
-            complete = False
+            unseen.append(f"folders past the first {folders}")
             break
         read += 1
-        try:
-            listing = list(os.scandir(folder))
-        except OSError:
-            continue
-        for entry in listing:
+        for entry in _listing(folder, unseen):
             path = Path(entry.path)
+            if path in skipped:
+                continue
             if entry.name in WATCHED:
-                complete &= _note(path, entries)
-            elif (
-                level < depth
-                and entry.name not in NOT_SCANNED
-                and entry.name != ".git"
-                and entry.is_dir(follow_symlinks=False)
-            ):
-                queue.append((path, level + 1))
+                _note(path, entries, unseen)
+            elif entry.name in NOT_SCANNED or entry.name == ".git":
+                continue
+            elif entry.is_dir(follow_symlinks=False):
+                if level < depth:
+                    queue.append((path, level + 1))
+                else:
+                    unseen.append(f"folders more than {depth} deep ({path})")
     links = {path: str(path.readlink()) for path in entries if path.is_symlink()}
-    return Snapshot(entries, complete, links)
+    return Snapshot(entries, unseen[:3], links)
 
 
-def _note(path: Path, entries: dict[Path, Signature]) -> bool:
-    """Note ``path`` and, for a real folder, what is under it; whether all of it was noted."""
+def _listing(folder: Path, unseen: list[str]) -> list[os.DirEntry[str]]:
+    """The first :data:`ENTRIES` entries of ``folder`` (none when it cannot be read)."""
+    found: list[os.DirEntry[str]] = []
+    try:
+        with os.scandir(folder) as listing:
+            for entry in listing:
+                if len(found) >= ENTRIES:
+                    unseen.append(f"entries past the first {ENTRIES} of {folder}")
+                    break
+                found.append(entry)
+    except OSError:
+        pass
+    return found
+
+
+def _note(path: Path, entries: dict[Path, Signature], unseen: list[str]) -> None:
+    """Note ``path`` and, for a real folder, what is under it (breadth first, no recursion:
+    a folder made inside may be thousands deep), up to :data:`FILES_IN_WATCHED` entries."""
     signature = _signature(path)
     if signature is None:
-        return True
+        return
     entries[path] = signature
-    if not path.is_dir() or path.is_symlink():
-        return True
+    if not stat.S_ISDIR(signature[0]):
+        return
+    queue: deque[Path] = deque([path])
     noted = 0
-    for root, folder_names, file_names in os.walk(path):  # does not follow links by default
-        for name in (*folder_names, *file_names):
+    while queue:
+        for entry in _listing(queue.popleft(), unseen):
             if noted >= FILES_IN_WATCHED:
-                return False
-            inner = Path(root) / name
+                unseen.append(f"entries past the first {FILES_IN_WATCHED} under {path}")
+                return
+            inner = Path(entry.path)
             found = _signature(inner)
-            if found is not None:
-                entries[inner] = found
-                noted += 1
-    return True
+            if found is None:
+                continue
+            entries[inner] = found
+            noted += 1
+            if stat.S_ISDIR(found[0]):
+                queue.append(inner)
 
 
 def set_aside(
-    workspace: Path, before: Snapshot, destination: Path, read_only: Iterable[Path] = ()
-) -> list[SetAside]:
+    workspace: Path,
+    before: Snapshot,
+    destination: Path,
+    read_only: Iterable[Path] = (),
+    skip: Iterable[Path] = (),
+) -> tuple[list[SetAside], list[str]]:
     """Move what is new or changed since ``before`` to ``destination`` (created when needed),
     each at its path relative to ``workspace``; what was moved, outermost first.
 
     An entry whose folder is new itself goes with that folder. Entries under ``read_only``
-    (read-only inside: a change there came from outside, the user's own) stay. An entry that
-    cannot be moved stays where it is and is reported with ``moved_to`` equal to its ``path``.
+    (read-only inside: a change there came from outside, the user's own) stay, and folders of
+    ``skip`` are not looked at (as for :func:`snapshot`). An entry that cannot be moved stays
+    where it is and is reported with ``moved_to`` equal to its ``path``. Also returns what the
+    bounds kept the scan after the run from (code inside may have made the workspace larger
+    than they are, to hide something past them).
     """
-    after = snapshot(workspace)
+    after = snapshot(workspace, skip=skip)
     if before.links:  # a link replaced: its replacement is new, and the link comes back
         for path in before.links:
-            if path not in after.entries and path.exists():
-                after.entries[path] = _signature(path) or (0, 0, 0, 0)
+            if path not in after.entries and os.path.lexists(path):
+                after.entries[path] = _signature(path) or (0, 0, 0, 0, 0)
     kept = tuple(read_only)
     changed = sorted(
         path
@@ -168,7 +211,7 @@ def set_aside(
         if path in before.links:
             with contextlib.suppress(OSError):
                 path.symlink_to(before.links[path])
-    return moved
+    return moved, after.unseen
 
 
 GIT_FOLDER_MARKS = ("HEAD", "objects", "refs")
@@ -212,12 +255,20 @@ def set_aside_message(moved: list[SetAside]) -> str:
         "started in their folder (hooks, servers, tasks), so they were set aside; review them "
         "and move back what you mean to keep:"
     ]
-    for entry in moved:
+    for entry in moved[:MESSAGE_ENTRIES]:
         if entry.moved_to == entry.path:
-            lines.append(f"  {entry.path}: could not be moved; check it before you start one there")
+            lines.append(
+                f"  {shown(entry.path)}: could not be moved; check it before you start one there"
+            )
         else:
-            lines.append(f"  {entry.path} → {entry.moved_to}")
+            lines.append(f"  {shown(entry.path)} → {shown(entry.moved_to)}")
+    if len(moved) > MESSAGE_ENTRIES:
+        lines.append(f"  and {len(moved) - MESSAGE_ENTRIES} more, under the same folder")
     return "\n".join(lines)
+
+
+MESSAGE_ENTRIES = 50
+"""How many entries set aside the message names (the rest are counted)."""
 
 
 class Watch:
@@ -228,9 +279,13 @@ class Watch:
     (:func:`airlock.sandbox.agent_state.keep_servers`) and other agents' configuration
     (:func:`airlock.sandbox.agent_state.keep_file`)."""
 
-    def __init__(self, workspace: Path, home: Path, config_dir: Path) -> None:
+    def __init__(
+        self, workspace: Path, home: Path, config_dir: Path, agent_state: Iterable[Path] = ()
+    ) -> None:
         self.workspace = workspace
-        self.settings = snapshot(workspace)
+        self.skip = tuple(agent_state)
+        """The agents' own state (writable by design; a workspace may hold the home)."""
+        self.settings = snapshot(workspace, skip=self.skip)
         self.modules = module_folders(workspace)
         self.was_git_folder = looks_like_git_folder(workspace)
         self.state = {path: read(path) for path in state_files(home, config_dir)}
@@ -238,17 +293,70 @@ class Watch:
 
     def after(self, destination: Path, read_only: Iterable[Path]) -> list[str]:
         """Make safe what the run wrote (what is set aside goes under ``destination``); what
-        was done, a message per line (none when the run wrote nothing of the kind)."""
-        moved = set_aside(self.workspace, self.settings, destination, read_only)
-        moved += set_aside_git_folder(self.workspace, self.was_git_folder, destination)
-        lines = [set_aside_message(moved)] if moved else []
-        lines += [f"airlock: {done}" for done in secure_new_modules(self.workspace, self.modules)]
+        was done, a message per line (none when the run wrote nothing of the kind). Each step
+        runs whatever the others did: one that fails says so, and the rest still run."""
+        lines: list[str] = []
+        moved: list[SetAside] = []
+
+        def step(what: str, action: Callable[[], object]) -> None:
+            try:
+                action()
+            except Exception as error:
+                lines.append(f"airlock: could not {what} ({error!r}): check it yourself")
+
+        def settings() -> None:
+            found, unseen = set_aside(
+                self.workspace, self.settings, destination, read_only, self.skip
+            )
+            moved.extend(found)
+            for what in unseen:
+                lines.append(
+                    f"airlock: not checked after the run ({shown(what)}): look there for .claude, "
+                    ".vscode, .mcp.json and the like before you start an agent or editor"
+                )
+
+        step("look for settings written inside", settings)
+        step(
+            "look for a git folder made of the workspace",
+            lambda: moved.extend(
+                set_aside_git_folder(self.workspace, self.was_git_folder, destination)
+            ),
+        )
+        if moved:
+            lines.insert(0, set_aside_message(moved))
+        step(
+            "make the submodules' new git folders safe",
+            lambda: lines.extend(
+                f"airlock: {done}" for done in secure_new_modules(self.workspace, self.modules)
+            ),
+        )
         for number, (path, before) in enumerate(self.state.items()):
-            kept = keep_servers(path, before, destination / f"{path.name}.{number}")
-            if kept is not None:
-                lines.append(f"airlock: {kept}")
+            aside = destination / f"{path.name}.{number}"
+            step(
+                f"check the MCP servers of {shown(path)}",
+                partial(_keep, lines, keep_servers, path, before, aside),
+            )
         for path, before in self.configs.items():
-            kept = keep_file(path, before, destination / path.parent.name / path.name)
-            if kept is not None:
-                lines.append(f"airlock: {kept}")
+            aside = destination / path.parent.name / path.name
+            step(f"check {shown(path)}", partial(_keep, lines, keep_file, path, before, aside))
         return lines
+
+
+def _keep(
+    lines: list[str],
+    keep: Callable[[Path, bytes | None, Path], str | None],
+    path: Path,
+    before: bytes | None,
+    aside: Path,
+) -> None:
+    done = keep(path, before, aside)
+    if done is not None:
+        lines.append(f"airlock: {shown(done)}")
+
+
+def shown(text: object) -> str:
+    """``text`` fit for a terminal: control characters (a name made inside may hold escape
+    sequences that would hide the message) shown as ``\\xNN``."""
+    return "".join(
+        char if char.isprintable() or char == " " else f"\\x{ord(char):02x}" for char in str(text)
+    )
