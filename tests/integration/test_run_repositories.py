@@ -185,3 +185,20 @@ def test_git_works_inside_a_repository_whose_commondir_is_protected(
     assert not (project / ".git" / "commondir").exists()
     assert not (project / "sub" / ".git" / "commondir").exists()
     assert _git("log", "--format=%s", cwd=project / "sub").stdout == "one\n"
+
+
+def test_the_scan_for_nested_repositories_is_bounded_by_count(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past its count of repositories, or of entries in one folder, the scan stops and says it
+    did not see everything (each repository's rules are bubblewrap arguments, bounded)."""
+    from airlock.sandbox import repositories
+
+    for number in range(5):
+        (tmp_path / f"r{number}" / ".git").mkdir(parents=True)
+    monkeypatch.setattr(repositories, "NESTED_REPOSITORIES", 3)
+    stopped = find_nested(tmp_path)
+    assert len(stopped.found) == 3 and not stopped.complete
+    monkeypatch.setattr(repositories, "NESTED_REPOSITORIES", 300)
+    monkeypatch.setattr(repositories, "NESTED_ENTRIES", 4)
+    assert not find_nested(tmp_path).complete

@@ -140,7 +140,9 @@ def mounts(
     )
     from airlock.sandbox.repositories import (
         NESTED_DEPTH,
+        NESTED_ENTRIES,
         NESTED_FOLDERS,
+        NESTED_REPOSITORIES,
         find_nested,
         git_folder_rules,
         hooks_rules,
@@ -177,7 +179,8 @@ def mounts(
     if not scan.complete:
         print(
             f"airlock run: nested git repositories were looked for in the first {NESTED_FOLDERS} "
-            f"folders of the workspace (at most {NESTED_DEPTH} deep) only: protect others with "
+            f"folders of the workspace (at most {NESTED_DEPTH} deep, {NESTED_ENTRIES} entries a "
+            f"folder, {NESTED_REPOSITORIES} repositories) only: protect others with "
             "--ro PATH/.git",
             file=sys.stderr,
         )

@@ -54,6 +54,11 @@ NESTED_DEPTH = 4
 """How many folders deep below the workspace :func:`find_nested` looks (``a/b/c/d/.git``)."""
 NESTED_FOLDERS = 2_000
 """How many folders :func:`find_nested` reads at most (tens of milliseconds: every run pays)."""
+NESTED_ENTRIES = 20_000
+"""How many entries of one folder :func:`find_nested` reads at most."""
+NESTED_REPOSITORIES = 300
+"""How many nested repositories get rules at most (each is a few of bubblewrap's arguments,
+which are bounded)."""
 NOT_SCANNED = frozenset(
     {
         "node_modules",
@@ -114,13 +119,18 @@ def find_nested(
             return NestedScan(tuple(found), complete=False)
         read += 1
         try:
-            entries = list(os.scandir(folder))
+            with os.scandir(folder) as listing:
+                entries = list(itertools.islice(listing, NESTED_ENTRIES + 1))
         except OSError:
             continue
+        if len(entries) > NESTED_ENTRIES:
+            return NestedScan(tuple(found), complete=False)
         for entry in entries:
             if entry.name == ".git":
                 if depth > 0:
                     found.append(Path(entry.path))
+                    if len(found) >= NESTED_REPOSITORIES:
+                        return NestedScan(tuple(found), complete=False)
             elif (
                 depth < max_depth
                 and entry.name not in NOT_SCANNED
