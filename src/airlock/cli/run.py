@@ -26,10 +26,11 @@ Run COMMAND (an agent such as claude, codex, gemini, or any program) in a bubble
   capabilities; the command dies with airlock;
 - paths that would run code outside later stay read-only even in the workspace (.git/hooks,
   .git/config, .gitmodules, shell start-up files, .envrc, .vscode/, .idea/, .mcp.json,
-  .claude/settings*.json, .claude/commands/, .claude/agents/), missing ones included, and
+  .claude/settings*.json, .claude/commands/, .claude/agents/, .claude/hooks/), missing
+  ones included, and
   the hooks and config of nested git repositories; with no repository, git init works: the
   new .git is held outside and reaches the workspace without hooks or commands in its config;
-- read-only too: the agent's settings*.json, commands/, agents/, plugins/ and skills/ (in
+- read-only too: the agent's settings*.json, commands/, agents/, plugins/, skills/, hooks/ (in
   its config dir, and in ~/.claude when CLAUDE_CONFIG_DIR is elsewhere); in the home, even
   when it is writable (--rw ~), the shell start-up files (.bash_aliases too), .gitconfig,
   .config/git/, .config/fish/, .config/autostart/, .config/systemd/, bin/, .local/bin/,
