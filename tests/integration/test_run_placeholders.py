@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import time
@@ -10,35 +9,15 @@ from pathlib import Path
 
 from airlock.sandbox.placeholders import Placeholders, sweep
 from tests.cli import airlock
+from tests.integration.started import start_run
 
 
 def _killed_run(tmp_path: Path) -> None:
     """``airlock run`` in the project, killed with SIGKILL while its command runs."""
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "airlock",
-            "run",
-            "--audit-log",
-            str(tmp_path / "a.jsonl"),
-            "--",
-            "sh",
-            "-c",
-            "echo started; exec sleep 60",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        env={**os.environ, "TMPDIR": str(tmp_path)},  # its scratch folder: killed, it cannot clean
-    )
-    try:
-        assert process.stdout is not None
-        assert process.stdout.readline().strip() == "started"
-    finally:
-        process.kill()
-        process.wait()
-        process.stdout.close()  # type: ignore[union-attr]
+    process = start_run(tmp_path, "echo started; exec sleep 60")
+    process.kill()
+    process.wait()
+    process.stdout.close()  # type: ignore[union-attr]
 
 
 def test_the_next_run_removes_what_a_killed_one_left(

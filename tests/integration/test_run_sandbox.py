@@ -15,6 +15,7 @@ from pathlib import Path
 from tests.cli import airlock
 from tests.conftest import write_json
 from tests.integration.run_servers import HOST, web_site
+from tests.integration.started import start_run
 from tests.sandbox.unprivileged import as_nobody
 
 
@@ -234,27 +235,8 @@ def test_a_second_signal_ends_a_command_that_ignores_the_first(tmp_path: Path) -
 def test_the_command_dies_with_airlock(tmp_path: Path) -> None:
     """kill -9 of airlock ends the command inside (it cannot outlive its sandbox's keeper)."""
     seconds = f"{100 + secrets.randbelow(10**6) / 10**6:.6f}"  # names this test's sleep
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "airlock",
-            "run",
-            "--audit-log",
-            str(tmp_path / "a.jsonl"),
-            "--",
-            "sh",
-            "-c",
-            f"echo started; exec sleep {seconds}",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        env={**os.environ, "TMPDIR": str(tmp_path)},  # its scratch folder: killed, it cannot clean
-    )
+    process = start_run(tmp_path, f"echo started; exec sleep {seconds}")
     try:
-        assert process.stdout is not None
-        assert process.stdout.readline().strip() == "started"
         deadline = time.monotonic() + 10
         while not _sleepers(seconds) and time.monotonic() < deadline:
             time.sleep(0.02)  # "started" comes just before the exec

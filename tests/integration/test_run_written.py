@@ -17,6 +17,19 @@ def _run(tmp_path: Path, script: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def _run_python(tmp_path: Path, script: str) -> subprocess.CompletedProcess[str]:
+    return airlock(
+        "run",
+        "--audit-log",
+        str(tmp_path / "a.jsonl"),
+        "--",
+        sys.executable,
+        "-c",
+        script,
+        timeout=180,
+    )
+
+
 def test_settings_written_in_subfolders_are_set_aside(
     tmp_path: Path, project: Path, config_dir: Path
 ) -> None:
@@ -125,16 +138,7 @@ def test_mcp_servers_added_inside_are_taken_out_of_the_agents_state(
         "d['projects']['/p']['mcpServers'] = {'x': {'command': 'x'}}; "
         "d['projects']['/new'] = {'mcpServers': {}}; p.write_text(json.dumps(d))"
     )
-    done = airlock(
-        "run",
-        "--audit-log",
-        str(tmp_path / "a.jsonl"),
-        "--",
-        sys.executable,
-        "-c",
-        script,
-        timeout=180,
-    )
+    done = _run_python(tmp_path, script)
     assert done.returncode == 0, done.stderr
     data = json.loads(state.read_text())
     assert data["mcpServers"] == {"docs": {"command": "docs-server"}}
@@ -155,16 +159,7 @@ def test_a_new_project_entry_alone_changes_nothing(tmp_path: Path, home: Path) -
         "import json, pathlib; p = pathlib.Path.home() / '.claude.json'; "
         "p.write_text(json.dumps({'projects': {'/x': {'mcpServers': {}}}}))"
     )
-    done = airlock(
-        "run",
-        "--audit-log",
-        str(tmp_path / "a.jsonl"),
-        "--",
-        sys.executable,
-        "-c",
-        script,
-        timeout=180,
-    )
+    done = _run_python(tmp_path, script)
     assert done.returncode == 0, done.stderr
     assert "MCP servers" not in done.stderr
     assert json.loads(state.read_text()) == {"projects": {"/x": {"mcpServers": {}}}}

@@ -179,17 +179,8 @@ class InspectedConnection:
     async def _unread(self, error: HttpError) -> None:
         """Answer a request whose head could not be read, close, and record why."""
         started = self.inspector.clock()
-        sent = await self._answer(error.status, error.message.encode() + b"\n", close=True)
         fields = {"time": self.inspector.wall(), "host": self.host, "port": self.port}
-        self._done(
-            fields,
-            started,
-            status=error.status,
-            decision="deny",
-            reason=error.message,
-            error=error.message,
-            bytes_in=sent,
-        )
+        await self._refused(error, fields, started)
 
     def check_target(self, target: bytes) -> None:
         """Refuse a request target that is not this connection's: only a path (origin form),
@@ -295,7 +286,7 @@ class InspectedConnection:
     async def _refused(self, error: HttpError, fields: dict[str, Any], started: float) -> bool:
         """Answer a request that cannot be forwarded with the error's status, close, and
         record why; the connection does not go on."""
-        await self._answer(error.status, error.message.encode() + b"\n", close=True)
+        sent = await self._answer(error.status, error.message.encode() + b"\n", close=True)
         self._done(
             fields,
             started,
@@ -303,6 +294,7 @@ class InspectedConnection:
             decision="deny",
             reason=error.message,
             error=error.message,
+            bytes_in=sent,
         )
         return False
 
