@@ -142,3 +142,34 @@ def test_what_lies_past_the_bounds_is_named(tmp_path: Path, project: Path) -> No
     )
     assert done.returncode == 0, done.stderr
     assert "not checked after the run (folders more than 4 deep" in done.stderr
+
+
+def test_a_state_file_no_json_reader_here_takes_is_put_back(
+    tmp_path: Path, home: Path, config_dir: Path
+) -> None:
+    """~/.claude.json left with a byte that is not UTF-8 (Node reads it anyway) and a server
+    added: the file is put back as it was, what the run left kept aside."""
+    state = home / ".claude.json"
+    state.write_text('{"numStartups": 1}\n')
+    done = _run(
+        tmp_path,
+        'printf \'{"n": "\\377", "mcpServers": {"evil": {"command": "sh"}}}\' > ~/.claude.json',
+    )
+    assert done.returncode == 0, done.stderr
+    assert state.read_text() == '{"numStartups": 1}\n'
+    assert b"evil" in (_set_aside(config_dir) / ".claude.json.0").read_bytes()
+
+
+def test_a_fifo_in_the_agents_state_neither_hangs_nor_stops_a_run(
+    tmp_path: Path, home: Path
+) -> None:
+    """A FIFO where ~/.claude.json goes, there before the run: airlock neither blocks on it
+    at the start nor after the run."""
+    import os
+    import stat
+
+    os.mkfifo(home / ".claude.json")
+    done = _run(tmp_path, "echo ok")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "ok"
+    assert stat.S_ISFIFO(os.lstat(home / ".claude.json").st_mode)  # the user's own: left

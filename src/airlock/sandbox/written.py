@@ -288,8 +288,8 @@ class Watch:
         self.settings = snapshot(workspace, skip=self.skip)
         self.modules = module_folders(workspace)
         self.was_git_folder = looks_like_git_folder(workspace)
-        self.state = {path: read(path) for path in state_files(home, config_dir)}
-        self.configs = {home / name: read(home / name) for name in CONFIG_FILES}
+        self.state = {path: _before(path) for path in state_files(home, config_dir)}
+        self.configs = {home / name: _before(home / name) for name in CONFIG_FILES}
 
     def after(self, destination: Path, read_only: Iterable[Path]) -> list[str]:
         """Make safe what the run wrote (what is set aside goes under ``destination``); what
@@ -342,14 +342,24 @@ class Watch:
         return lines
 
 
+def _before(path: Path) -> tuple[bytes | None, Signature | None]:
+    """A state file's bytes and its entry's signature, before the run."""
+    return read(path), _signature(path)
+
+
 def _keep(
     lines: list[str],
     keep: Callable[[Path, bytes | None, Path], str | None],
     path: Path,
-    before: bytes | None,
+    before: tuple[bytes | None, Signature | None],
     aside: Path,
 ) -> None:
-    done = keep(path, before, aside)
+    """Run ``keep`` on ``path`` unless its entry is as it was (the same signature, the change
+    time included: a FIFO or a link there before the run is the user's own)."""
+    text, signature = before
+    if _signature(path) == signature:
+        return
+    done = keep(path, text, aside)
     if done is not None:
         lines.append(f"airlock: {shown(done)}")
 
