@@ -25,6 +25,8 @@ import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from airlock._process import alive
+
 
 class Placeholders:
     """The placeholders of one run, and its ledger (``None``: none kept, as in tests)."""
@@ -64,7 +66,7 @@ def sweep(folder: Path) -> list[Path]:
     """Remove what killed runs left (their ledgers in ``folder``); the ledgers swept."""
     swept: list[Path] = []
     for ledger, pid, paths in _ledgers(folder):
-        if _alive(pid):
+        if alive(pid):
             continue
         Placeholders(paths, ledger).remove()
         swept.append(ledger)
@@ -93,16 +95,6 @@ def _claimed_by_others(ledger: Path | None) -> set[Path]:
     return {
         path
         for other, pid, paths in _ledgers(ledger.parent)
-        if other != ledger and _alive(pid)
+        if other != ledger and alive(pid)
         for path in paths
     }
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # another user's process
-    return pid != 0

@@ -13,6 +13,7 @@ import os
 from datetime import datetime
 from pathlib import Path
 
+from airlock._process import alive
 from airlock.sessions import layout
 from airlock.sessions.model import Session
 
@@ -41,19 +42,6 @@ def running(config_dir: Path) -> dict[str, int]:
         if isinstance(pid, int) and isinstance(session_id, str) and alive(pid):
             found[session_id] = pid
     return found
-
-
-def alive(pid: int) -> bool:
-    """Whether a process with this id exists (one of another user's counts)."""
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def in_use(session: Session, now: datetime, agents: dict[str, int], config_dir: Path) -> str | None:
