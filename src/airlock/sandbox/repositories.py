@@ -43,7 +43,7 @@ import secrets
 import shutil
 import subprocess
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import NamedTuple
 
@@ -105,39 +105,91 @@ class NestedScan(NamedTuple):
     complete: bool
 
 
+class Walk:
+    """The workspace's folders, breadth first, as :func:`find_nested` and the after-run watch
+    (:mod:`airlock.sandbox.written`) read them: iterating gives each entry of each folder read
+    and the depth of its folder (0: the root). Folders are entered when they are not links,
+    ``.git``, :data:`NOT_SCANNED`, named in ``leave`` or one of ``skip``, at most ``max_depth``
+    below the root;
+    at most ``max_folders`` folders are read, and ``max_entries`` entries of each.
+
+    What the folder and entry bounds cut off is in :attr:`cut`; folders below ``max_depth`` in
+    :attr:`deeper` (a scan bounded in depth on purpose may leave them aside).
+    """
+
+    def __init__(
+        self,
+        root: Path,
+        max_depth: int,
+        max_folders: int,
+        max_entries: int,
+        skip: Iterable[Path] = (),
+        leave: Iterable[str] = (),
+    ) -> None:
+        self.root = root
+        self.max_depth = max_depth
+        self.max_folders = max_folders
+        self.max_entries = max_entries
+        self.skip = frozenset(skip)
+        self.leave = frozenset(leave)
+        self.cut: list[str] = []
+        self.deeper: list[Path] = []
+
+    def __iter__(self) -> Iterator[tuple[os.DirEntry[str], int]]:
+        queue: deque[tuple[Path, int]] = deque([(self.root, 0)])
+        read = 0
+        while queue:
+            folder, depth = queue.popleft()
+            if read >= self.max_folders:
+                self.cut.append(f"folders past the first {self.max_folders}")
+                return
+            read += 1
+            for entry in listing(folder, self.max_entries, self.cut):
+                yield entry, depth
+                if (
+                    entry.name in NOT_SCANNED
+                    or entry.name in self.leave
+                    or entry.name == ".git"
+                    or Path(entry.path) in self.skip
+                    or not entry.is_dir(follow_symlinks=False)
+                ):
+                    continue
+                if depth < self.max_depth:
+                    queue.append((Path(entry.path), depth + 1))
+                else:
+                    self.deeper.append(Path(entry.path))
+
+
+def listing(folder: Path, max_entries: int, cut: list[str]) -> list[os.DirEntry[str]]:
+    """The first ``max_entries`` entries of ``folder`` (none when it cannot be read); when
+    there are more, says so in ``cut``."""
+    found: list[os.DirEntry[str]] = []
+    try:
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                if len(found) >= max_entries:
+                    cut.append(f"entries past the first {max_entries} of {folder}")
+                    break
+                found.append(entry)
+    except OSError:
+        pass
+    return found
+
+
 def find_nested(
     workspace: Path, max_depth: int = NESTED_DEPTH, max_folders: int = NESTED_FOLDERS
 ) -> NestedScan:
     """The ``.git`` folders and files below ``workspace`` (not its own), breadth first, in
-    folders at most ``max_depth`` below it, reading at most ``max_folders`` folders."""
+    folders at most ``max_depth`` below it, reading at most ``max_folders`` folders
+    (:class:`Walk`), :data:`NESTED_REPOSITORIES` of them at most."""
     found: list[Path] = []
-    queue: deque[tuple[Path, int]] = deque([(workspace, 0)])
-    read = 0
-    while queue:
-        folder, depth = queue.popleft()
-        if read >= max_folders:
-            return NestedScan(tuple(found), complete=False)
-        read += 1
-        try:
-            with os.scandir(folder) as listing:
-                entries = list(itertools.islice(listing, NESTED_ENTRIES + 1))
-        except OSError:
-            continue
-        if len(entries) > NESTED_ENTRIES:
-            return NestedScan(tuple(found), complete=False)
-        for entry in entries:
-            if entry.name == ".git":
-                if depth > 0:
-                    found.append(Path(entry.path))
-                    if len(found) >= NESTED_REPOSITORIES:
-                        return NestedScan(tuple(found), complete=False)
-            elif (
-                depth < max_depth
-                and entry.name not in NOT_SCANNED
-                and entry.is_dir(follow_symlinks=False)
-            ):
-                queue.append((Path(entry.path), depth + 1))
-    return NestedScan(tuple(found), complete=True)
+    walk = Walk(workspace, max_depth, max_folders, NESTED_ENTRIES)
+    for entry, depth in walk:
+        if entry.name == ".git" and depth > 0:
+            found.append(Path(entry.path))
+            if len(found) >= NESTED_REPOSITORIES:
+                return NestedScan(tuple(found), complete=False)
+    return NestedScan(tuple(found), complete=not walk.cut)
 
 
 def nested_rules(workspace: Path, scan: NestedScan) -> Iterator[Mount]:

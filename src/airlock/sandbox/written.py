@@ -2,7 +2,8 @@
 
 Theory of operation
 -------------------
-A ``.claude`` folder, ``.mcp.json``, ``.vscode``, ``.idea`` or ``.envrc`` says what runs
+A ``.claude`` folder, ``.mcp.json``, ``.vscode``, ``.idea``, ``.envrc`` (and the other
+:data:`WATCHED` names) says what runs
 when an agent, an editor or direnv starts in the folder that holds it: hooks, MCP servers,
 tasks. The workspace's own are read-only inside (:data:`airlock.sandbox.paths.PROTECTED_IN_WORKSPACE`),
 but one can be made in any subfolder, where no rule can stand in advance (a placeholder in
@@ -10,9 +11,9 @@ every folder would litter the project), and the files a protected one names (a h
 under ``.claude/hooks/``) are not protected themselves. So:
 
 1. before the run, :func:`snapshot` notes every such entry in the workspace and each file under
-   the folders among them (type, size, inode, modification time), through at most
-   :data:`FOLDERS` folders, :data:`DEPTH` deep, breadth first, without following symbolic
-   links or entering :data:`airlock.sandbox.repositories.NOT_SCANNED` folders;
+   the folders among them (type, size, inode, modification and change time), walking the
+   workspace as :class:`airlock.sandbox.repositories.Walk` does, through at most
+   :data:`FOLDERS` folders, :data:`DEPTH` deep;
 2. after it, :func:`set_aside` looks again and moves every entry that is new or changed (a
    folder as a whole when it is new, else each changed file in it) to a folder of its own under
    airlock's state, keeping its path relative to the workspace, and says where each went. A
@@ -35,7 +36,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from airlock.sandbox.agent_state import CONFIG_FILES, keep_file, keep_servers, read, state_files
-from airlock.sandbox.repositories import NOT_SCANNED, module_folders, secure_new_modules
+from airlock.sandbox.repositories import Walk, listing, module_folders, secure_new_modules
 
 WATCHED = frozenset(
     {".claude", ".mcp.json", ".vscode", ".idea", ".envrc", ".gemini", ".codex", ".cursor"}
@@ -94,50 +95,20 @@ def snapshot(
     workspace's ``.git/hooks`` when it is a symbolic link (a read-only rule lands on what a
     link names, so the link itself could be replaced by a folder of new hooks). Folders of
     ``skip`` (the agents' own state, writable by design) are not entered."""
-    skipped = frozenset(skip)
     entries: dict[Path, Signature] = {}
     unseen: list[str] = []
     hooks = workspace / ".git" / "hooks"
     if hooks.is_symlink():
         _note(hooks, entries, unseen)
-    queue: deque[tuple[Path, int]] = deque([(workspace, 0)])
-    read = 0
-    while queue:
-        folder, level = queue.popleft()
-        if read >= folders:
-            unseen.append(f"folders past the first {folders}")
-            break
-        read += 1
-        for entry in _listing(folder, unseen):
-            path = Path(entry.path)
-            if path in skipped:
-                continue
-            if entry.name in WATCHED:
-                _note(path, entries, unseen)
-            elif entry.name in NOT_SCANNED or entry.name == ".git":
-                continue
-            elif entry.is_dir(follow_symlinks=False):
-                if level < depth:
-                    queue.append((path, level + 1))
-                else:
-                    unseen.append(f"folders more than {depth} deep ({path})")
+    walk = Walk(workspace, depth, folders, ENTRIES, skip, leave=WATCHED)  # _note reads them
+    for entry, _depth in walk:
+        if entry.name in WATCHED and Path(entry.path) not in walk.skip:
+            _note(Path(entry.path), entries, unseen)
+    unseen += walk.cut
+    if walk.deeper:
+        unseen.append(f"folders more than {depth} deep ({walk.deeper[0]})")
     links = {path: str(path.readlink()) for path in entries if path.is_symlink()}
     return Snapshot(entries, unseen[:3], links)
-
-
-def _listing(folder: Path, unseen: list[str]) -> list[os.DirEntry[str]]:
-    """The first :data:`ENTRIES` entries of ``folder`` (none when it cannot be read)."""
-    found: list[os.DirEntry[str]] = []
-    try:
-        with os.scandir(folder) as listing:
-            for entry in listing:
-                if len(found) >= ENTRIES:
-                    unseen.append(f"entries past the first {ENTRIES} of {folder}")
-                    break
-                found.append(entry)
-    except OSError:
-        pass
-    return found
 
 
 def _note(path: Path, entries: dict[Path, Signature], unseen: list[str]) -> None:
@@ -152,7 +123,7 @@ def _note(path: Path, entries: dict[Path, Signature], unseen: list[str]) -> None
     queue: deque[Path] = deque([path])
     noted = 0
     while queue:
-        for entry in _listing(queue.popleft(), unseen):
+        for entry in listing(queue.popleft(), ENTRIES, unseen):
             if noted >= FILES_IN_WATCHED:
                 unseen.append(f"entries past the first {FILES_IN_WATCHED} under {path}")
                 return
