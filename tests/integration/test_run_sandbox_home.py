@@ -29,6 +29,14 @@ PLANTED_IN_HOME = (
     ".claude/settings.json",
     ".claude/plugins/evil/hooks.json",
     ".claude/skills/evil/SKILL.md",
+    ".local/lib/python3.11/site-packages/evil.pth",
+    ".config/direnv/direnvrc",
+    ".vimrc",
+    ".config/nvim/init.lua",
+    ".emacs.d/init.el",
+    ".cargo/config.toml",
+    ".gradle/init.d/evil.gradle",
+    ".yarnrc.yml",
 )
 """What code inside would write in a writable home to run, or let in, outside later."""
 
@@ -112,6 +120,31 @@ def test_rw_home_placeholders_cannot_be_moved_away(
     assert done.returncode == 0, done.stderr
     assert not os.path.lexists(home / planted)
     assert not any(path.name.endswith("_old") for path in home.iterdir())
+
+
+def test_rw_home_keeps_the_folders_of_path_read_only(tmp_path: Path, home: Path) -> None:
+    """--rw ~ with ~/tools/bin and a missing ~/.npm-global/bin on PATH: a ``git`` cannot be
+    written in either (it would run outside later in the place of the real one); --rw ~/tools
+    too opens ~/tools/bin, the user's own choice; the home is otherwise writable."""
+    (home / "tools" / "bin").mkdir(parents=True)
+    (home / ".claude").mkdir(parents=True, exist_ok=True)
+    search_path = f"{home}/tools/bin:{home}/.npm-global/bin:{os.environ['PATH']}"
+    plant = (
+        _plant("~", ("tools/bin/git", ".npm-global/bin/git"))
+        + "echo fine > ~/notes.txt && echo wrote-notes"
+    )
+    done = _run(tmp_path, "--rw", "~", "--", "sh", "-c", plant, env={"PATH": search_path})
+    assert done.returncode == 0, done.stderr
+    assert "WROTE" not in done.stdout, done.stdout
+    assert "wrote-notes" in done.stdout, done.stdout + done.stderr
+    assert not (home / "tools" / "bin" / "git").exists()
+    assert not (home / ".npm-global").exists()  # the placeholder is gone after the run
+    opened = _run(
+        tmp_path, "--rw", "~", "--rw", "~/tools", "--", "sh", "-c", plant, env={"PATH": search_path}
+    )
+    assert opened.returncode == 0, opened.stderr
+    wrote = [line for line in opened.stdout.splitlines() if line.startswith("WROTE")]
+    assert wrote == [f"WROTE {home}/tools/bin/git"], opened.stdout
 
 
 def test_a_normal_run_leaves_the_home_as_it_was(tmp_path: Path, home: Path) -> None:

@@ -109,11 +109,15 @@ def test_ordinary_names_are_not_credentials(name: str) -> None:
         "jdbc:mysql://db/app?user=u&password=p",
         "host=db user=u password=p",
         "DRIVER={ODBC Driver 18};SERVER=db;UID=u;PWD=p",
+        "https://ghp_16C7e42F292c6912E7710c838347Ae178B4a@github.com/org/repo.git",
+        "https://github_pat_11ABCDEFG0123456789_abcdef@github.com/org/repo",
+        "https://glpat-xxxxxxxxxxxxxxxxxxxx@gitlab.com/group/project.git",
+        "https://k3a5cvbn7w2qzr6y4uj8opl1mnbv5cxz9asd2fgh4jkl6qwe8rty@dev.azure.com/org/_git/r",
     ],
 )
 def test_a_value_holding_a_password_is_a_credential_whatever_its_name(value: str) -> None:
-    """A URL with a password in its userinfo, or a connection string's password, makes the
-    variable a credential, under any name."""
+    """A URL with a password in its userinfo or a token as its user, or a connection string's
+    password, makes the variable a credential, under any name."""
     assert credential_reason("SETTING", value) is not None
     assert credential_reason("SETTING") is None  # the name alone is nothing
 
@@ -124,6 +128,8 @@ def test_a_value_holding_a_password_is_a_credential_whatever_its_name(value: str
         "redis://localhost:6379/0",
         "ssh://git@github.com:22/org/repo.git",
         "https://user@example.com/",
+        "https://x-access-token@github.com/org/repo",
+        "https://first.last-name_with-many-parts@example.com/",
         "https://user:@example.com/",
         "https://example.com:8443/a@b",
         "docker://alpine:3.20@sha256:0123abcd",
@@ -135,7 +141,8 @@ def test_a_value_holding_a_password_is_a_credential_whatever_its_name(value: str
     ],
 )
 def test_a_value_without_a_password_is_not_a_credential(value: str) -> None:
-    """A URL with a user but no password, a port, a tag and digest, an empty password: kept."""
+    """A URL with a user (not a token) but no password, a port, a tag and digest, an empty
+    password: kept."""
     assert credential_reason("SETTING", value) is None
 
 

@@ -149,6 +149,14 @@ PLANTED_IN_HOME = (
     ".claude/settings.json",
     ".claude/plugins/evil/hooks.json",
     ".claude/skills/evil/SKILL.md",
+    ".local/lib/python3.11/site-packages/evil.pth",
+    ".config/direnv/direnvrc",
+    ".vimrc",
+    ".config/nvim/init.lua",
+    ".emacs.d/init.el",
+    ".cargo/config.toml",
+    ".gradle/init.d/evil.gradle",
+    ".yarnrc.yml",
 )
 """What code inside would write in a writable home to run, or let in, outside later."""
 

@@ -16,6 +16,7 @@ from airlock.sandbox.paths import (
     commondir_rule,
     home_rules,
     mount,
+    path_rules,
     plan,
     socket_rules,
     user_rules,
@@ -280,6 +281,79 @@ def test_a_writable_home_keeps_every_start_up_path_read_only(tmp_path: Path) -> 
         assert not rules[home / missing].exists, missing
     for name in (".bash_aliases", ".bash_logout", ".zlogin", ".zlogout", "bin", ".local/bin"):
         assert rules[home / name].why == "runs code outside later (in the home)", name
+
+
+def test_a_writable_home_keeps_what_editors_python_and_build_tools_run_read_only(
+    tmp_path: Path,
+) -> None:
+    """With the home writable: Python's user site (a ``.pth`` there runs at every start of
+    Python), direnv's library, Vim's, Neovim's and Emacs's start-up files, tmux's, VS Code's
+    user settings and tasks, cargo's config, Gradle's init scripts and Yarn's and Bun's files
+    are read-only, missing or not; a missing one in an existing folder is covered there."""
+    home = tmp_path / "home"
+    for folder in (".local/lib", ".config/Code/User", ".cargo", ".gradle"):
+        (home / folder).mkdir(parents=True)
+    (home / ".vimrc").write_text("set nu\n")
+    rules = _by_path(
+        plan([mount(Kind.WRITE, home, "--rw ~"), *home_rules(home, home / ".claude", [])])
+    )
+    assert rules[home / ".local/lib"].kind is Kind.READ and rules[home / ".local/lib"].exists
+    assert rules[home / ".vimrc"].kind is Kind.READ and rules[home / ".vimrc"].exists
+    for missing in (
+        ".config/direnv",
+        ".direnvrc",
+        ".vim",
+        ".config/nvim",
+        ".emacs.d",
+        ".tmux.conf",
+        ".config/Code/User/settings.json",
+        ".config/Code/User/tasks.json",
+        ".cargo/config.toml",
+        ".gradle/init.d",
+        ".gradle/gradle.properties",
+        ".yarnrc.yml",
+        ".bunfig.toml",
+    ):
+        rule = rules[home / missing]
+        assert (rule.kind, rule.exists) == (Kind.READ, False), missing
+        assert rule.why == "runs code outside later (in the home)", missing
+
+
+def test_the_folders_of_path_in_the_home_are_read_only(tmp_path: Path) -> None:
+    """Each folder of PATH under the home is read-only, missing or not (a ``git`` written there
+    would run outside later); not the workspace's own, the home itself, folders outside the
+    home, relative entries, or a folder the user's own ``--rw`` opens under the home."""
+    home, workspace = tmp_path / "home", tmp_path / "home" / "src" / "app"
+    (home / ".cargo" / "bin").mkdir(parents=True)
+    (workspace / ".venv" / "bin").mkdir(parents=True)
+    (home / "tools").mkdir()
+    (home / "linked").symlink_to(home / "tools")
+    search_path = ":".join(
+        [
+            str(home / ".cargo" / "bin"),
+            str(home / ".npm-global" / "bin"),
+            str(workspace / ".venv" / "bin"),
+            str(home),
+            str(home / "src"),
+            "/usr/bin",
+            "node_modules/.bin",
+            "",
+            str(home / "linked"),
+        ]
+    )
+    found = list(path_rules(search_path, home, workspace))
+    assert [(rule.path, rule.kind, rule.exists) for rule in found] == [
+        (home / ".cargo" / "bin", Kind.READ, True),
+        (home / ".npm-global", Kind.READ, False),
+        (home / "tools", Kind.READ, True),
+    ]
+    assert {rule.why for rule in found} == {
+        "runs code outside later (a folder of PATH in the home)"
+    }
+    opened = list(path_rules(search_path, home, workspace, [home / ".cargo", home]))
+    assert [rule.path for rule in opened] == [home / ".npm-global", home / "tools"]
+    many = ":".join(str(home / f"b{index}") for index in range(paths.PATH_FOLDERS + 10))
+    assert len(list(path_rules(many, home, workspace))) == paths.PATH_FOLDERS
 
 
 def test_a_writable_home_cannot_grow_credential_files(tmp_path: Path) -> None:

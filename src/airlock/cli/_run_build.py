@@ -129,8 +129,10 @@ def mounts(
     from airlock.errors import SandboxError
     from airlock.sandbox.paths import (
         Kind,
+        expand,
         home_rules,
         mount,
+        path_rules,
         plan,
         socket_rules,
         system_rules,
@@ -203,6 +205,12 @@ def mounts(
             else ()
         ),
         *home_rules(home, loaded.config_dir, state),
+        *path_rules(
+            environ.get("PATH", ""),
+            home,
+            workspace,
+            [expand(text, home, cwd) for text in args.rw],
+        ),
         *system_rules(),
         *socket_rules(sockets),
         *visible(read_only, "the run's CA bundle"),

@@ -33,8 +33,10 @@ Run COMMAND (an agent such as claude, codex, gemini, or any program) in a bubble
 - read-only too: the agent's settings*.json, commands/, agents/, plugins/, skills/, hooks/ (in
   its config dir, and in ~/.claude when CLAUDE_CONFIG_DIR is elsewhere); in the home, even
   when it is writable (--rw ~), the shell start-up files (.bash_aliases too), .gitconfig,
-  .config/git/, .config/fish/, .config/autostart/, .config/systemd/, bin/, .local/bin/,
-  .mcp.json;
+  .config/git/, .config/fish/, .config/autostart/, .config/systemd/, bin/, .local/bin/ and
+  the other folders of PATH there, .local/lib/ (Python's user site), .mcp.json, the
+  editors' start-up files (.vimrc, .config/nvim/, .emacs.d/, VS Code's user settings),
+  direnv's, tmux's, cargo's config.toml, Gradle's init scripts, .yarnrc.yml;
 - credentials are hidden (~/.ssh, ~/.aws, ~/.config/gcloud, ~/.azure, ~/.kube, ~/.netrc,
   ~/.git-credentials, ~/.config/gh, ~/.gnupg, ~/.npmrc, ~/.pypirc, ~/.docker/config.json,
   …), a missing one cannot be created in a writable home (~/.ssh/authorized_keys), and
@@ -96,7 +98,6 @@ def _run(args: argparse.Namespace) -> int:
     import os
     import sys
     import time
-    from datetime import UTC, datetime
     from pathlib import Path
 
     from airlock.cli._common import load_reported
@@ -143,6 +144,8 @@ def _run(args: argparse.Namespace) -> int:
     started = time.time()
 
     def prepared_now() -> Prepared:
+        from datetime import UTC, datetime
+
         from airlock.egress.options import prepare  # loads the proxy's modules
 
         return prepare(

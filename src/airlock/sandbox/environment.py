@@ -81,11 +81,21 @@ URL_USERINFO_PATTERN = r"://[^\s/?#@:]*:[^\s/?#@]+@(?!sha(?:256|384|512):)"
 them). A user alone (``ssh://git@host``) is no password, nor an image's tag and digest
 (``docker://alpine:3.20@sha256:…``)."""
 
+URL_TOKEN_USER_PATTERN = (
+    r"://(?:(?:gh[pousr]_|github_pat_|glpat-|gldt-|xox[abpr]-|hf_|npm_|pypi-)[\w-]{8,}"  # noqa: S105 - a pattern
+    r"|[A-Za-z0-9_-]{30,})@"
+)
+"""A URL whose user is a token (no password after it): ``https://ghp_…@github.com/org/repo``,
+``https://<PAT>@dev.azure.com/…`` (code hosts take a token as the user name). A token is a
+user name with a known token prefix (GitHub's ``ghp_``, ``github_pat_``, GitLab's ``glpat-``,
+Slack's ``xoxb-``, Hugging Face's ``hf_``, npm's, PyPI's), or one of at least 30 letters,
+digits, ``_`` and ``-``: no person's or service's login name is that long."""
+
 CONNECTION_STRING_PATTERN = r"(?i)(?:^|[;?&\s])pass(?:word|wd)\s*=\s*[^\s;&]|;\s*pwd\s*=\s*[^\s;&]"
 """A connection string's password: ``Password=…;`` (ADO.NET), ``?password=…`` (JDBC),
 ``password=…`` (libpq's keywords), ``;PWD=…`` (ODBC); not empty.
 
-Both are compiled at their first use (``re`` keeps them), only for a value that holds their
+These are compiled at their first use (``re`` keeps them), only for a value that holds their
 fixed parts: most environments have none (start-up time)."""
 
 PROXY_VARIABLES = (
@@ -129,10 +139,14 @@ def credential_reason(name: str, value: str | None = None) -> str | None:
 
 
 def credential_value_reason(value: str) -> str | None:
-    """What ``value`` holds, when it holds a password (:data:`URL_USERINFO_PATTERN`,
-    :data:`CONNECTION_STRING_PATTERN`), whatever the variable's name; else ``None``."""
-    if "@" in value and "://" in value and re.search(URL_USERINFO_PATTERN, value):
-        return "a URL with a password in it (scheme://user:password@host)"
+    """What ``value`` holds, when it holds a password or a token (:data:`URL_USERINFO_PATTERN`,
+    :data:`URL_TOKEN_USER_PATTERN`, :data:`CONNECTION_STRING_PATTERN`), whatever the variable's
+    name; else ``None``."""
+    if "@" in value and "://" in value:
+        if re.search(URL_USERINFO_PATTERN, value):
+            return "a URL with a password in it (scheme://user:password@host)"
+        if re.search(URL_TOKEN_USER_PATTERN, value):
+            return "a URL with a token as its user (scheme://token@host)"
     lower = value.lower()
     if (
         "=" in value

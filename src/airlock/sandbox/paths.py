@@ -112,14 +112,44 @@ PROTECTED_IN_HOME: tuple[str, ...] = (
     ".xprofile",
     "bin",
     ".local/bin",
+    ".local/lib",
     ".mcp.json",
     ".gemini/extensions",
+    ".config/direnv",
+    ".direnvrc",
+    ".vimrc",
+    ".exrc",
+    ".vim",
+    ".config/nvim",
+    ".emacs",
+    ".emacs.d",
+    ".config/emacs",
+    ".tmux.conf",
+    ".config/tmux",
+    ".config/Code/User/settings.json",
+    ".config/Code/User/tasks.json",
+    ".cargo/config",
+    ".cargo/config.toml",
+    ".gradle/init.d",
+    ".gradle/init.gradle",
+    ".gradle/init.gradle.kts",
+    ".gradle/gradle.properties",
+    ".yarnrc",
+    ".yarnrc.yml",
+    ".bunfig.toml",
 )
 """Read-only in the home, missing or not, even when a rule makes the home writable (``--rw ~``,
 ``allowWrite``, a workspace that is or holds the home): shell start-up files, fish's
 (``config.fish``, ``conf.d``, functions), git's configuration (hooks, aliases), programs
-and variables set at log-in (``environment.d``, ``.pam_environment``, an X session's files), and ``~/bin`` and ``~/.local/bin`` (Debian's ``.profile`` puts them on
-``PATH``: a ``git`` written there would run in the place of the real one)."""
+and variables set at log-in (``environment.d``, ``.pam_environment``, an X session's files),
+``~/bin`` and ``~/.local/bin`` (Debian's ``.profile`` puts them on ``PATH``: a ``git`` written
+there would run in the place of the real one; the other folders of ``PATH`` under the home
+are :func:`path_rules`'), Python's user site (``~/.local/lib``: a ``.pth`` file there runs at
+every start of Python), direnv's own library (run at every folder it enters), the editors'
+start-up files (Vim's, Neovim's, Emacs's; VS Code's user settings and tasks, which can run a
+task when a folder opens), tmux's, and what the build tools run at every build (cargo's
+``config`` with its runners and wrappers, Gradle's init scripts and JVM options, Yarn's
+``yarnPath``, Bun's preloads)."""
 
 AGENT_STATE_WHY = ("the agent's own state", "the agent's config dir")
 """The reasons of the writable rules on the agents' state (what the after-run check leaves
@@ -224,8 +254,11 @@ def mount(kind: Kind, path: Path, why: str) -> Mount:
             f"{why}: hides the whole system ({path}), so nothing could run; hide the folders "
             "that hold what must not be seen"
         )
+    holder = str(real).rstrip("/") + "/"  # "/" for the root folder
     covered = [
-        own for own in SANDBOX_OWN if kind is not Kind.HIDE and Path(own).is_relative_to(real)
+        own
+        for own in SANDBOX_OWN
+        if kind is not Kind.HIDE and (own == str(real) or own.startswith(holder))
     ]
     if covered:
         raise SandboxError(
@@ -324,6 +357,37 @@ def home_rules(home: Path, config_dir: Path, airlock_state: Iterable[Path]) -> I
             yield mount(Kind.READ, path, "credentials (missing: must not be made inside)")
     for path in airlock_state:
         yield mount(Kind.READ, path, "airlock's own state (audit log, final hashes)")
+
+
+PATH_FOLDERS = 64
+"""At most this many folders of ``PATH`` are looked at by :func:`path_rules`."""
+
+
+def path_rules(
+    search_path: str, home: Path, workspace: Path, opened: Iterable[Path] = ()
+) -> Iterator[Mount]:
+    """Read-only, missing or not: each folder of ``search_path`` (the ``PATH`` variable) under
+    the home, outside the workspace (a project's own ``.venv/bin`` is its work). A program
+    written there (``~/.cargo/bin/git``, ``~/.npm-global/bin/ls``) would run in the place of the
+    real one outside later. Relative entries name no fixed folder and are skipped; so are the
+    home itself, a folder holding the workspace (the workspace stays writable), and a folder
+    that one of ``opened`` (the user's own ``--rw`` paths) names or holds, when that is a
+    folder under the home (``--rw ~/.cargo`` lets ``cargo install`` write ``~/.cargo/bin``;
+    ``--rw ~`` opens nothing of these)."""
+    home_real, inside = resolve(home), resolve(workspace)
+    granted = [real for real in map(resolve, opened) if real.is_relative_to(home_real)]
+    granted = [real for real in granted if real != home_real]
+    for entry in search_path.split(os.pathsep)[:PATH_FOLDERS]:
+        if not entry.startswith("/"):
+            continue
+        real = resolve(Path(entry))
+        if real == home_real or not real.is_relative_to(home_real):
+            continue
+        if real.is_relative_to(inside) or inside.is_relative_to(real):
+            continue
+        if any(real.is_relative_to(folder) for folder in granted):
+            continue
+        yield mount(Kind.READ, real, "runs code outside later (a folder of PATH in the home)")
 
 
 def config_dir_rules(folder: Path, why: str) -> Iterator[Mount]:

@@ -39,7 +39,6 @@ from __future__ import annotations
 import itertools
 import os
 import re
-import secrets
 import shutil
 import subprocess
 from collections import deque
@@ -464,7 +463,7 @@ def _make_safe(git_folder: Path) -> list[str]:
     deleted: a folder made inside may be deep enough to stop a recursive removal."""
     hooks = git_folder / "hooks"
     if hooks.is_dir() and not hooks.is_symlink():
-        hooks.rename(git_folder / f"hooks.removed-{secrets.token_hex(4)}")
+        hooks.rename(git_folder / f"hooks.removed-{os.urandom(4).hex()}")
     elif os.path.lexists(hooks):
         hooks.unlink()
     hooks.mkdir()
