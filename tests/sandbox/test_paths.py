@@ -321,8 +321,9 @@ def test_a_writable_home_keeps_what_editors_python_and_build_tools_run_read_only
 
 def test_the_folders_of_path_in_the_home_are_read_only(tmp_path: Path) -> None:
     """Each folder of PATH under the home is read-only, missing or not (a ``git`` written there
-    would run outside later); not the workspace's own, the home itself, folders outside the
-    home, relative entries, or a folder the user's own ``--rw`` opens under the home."""
+    would run outside later), one holding the workspace around it; not the workspace's own,
+    the home itself, folders outside the home, relative entries, or a folder the user's own
+    ``--rw`` opens under the home."""
     home, workspace = tmp_path / "home", tmp_path / "home" / "src" / "app"
     (home / ".cargo" / "bin").mkdir(parents=True)
     (workspace / ".venv" / "bin").mkdir(parents=True)
@@ -345,13 +346,18 @@ def test_the_folders_of_path_in_the_home_are_read_only(tmp_path: Path) -> None:
     assert [(rule.path, rule.kind, rule.exists) for rule in found] == [
         (home / ".cargo" / "bin", Kind.READ, True),
         (home / ".npm-global", Kind.READ, False),
+        (home / "src", Kind.READ, True),
         (home / "tools", Kind.READ, True),
     ]
+    planned = _by_path(
+        plan([mount(Kind.WRITE, home, "--rw ~"), *workspace_rules(workspace), *found])
+    )
+    assert planned[home / "src"].kind is Kind.READ and planned[workspace].kind is Kind.WRITE
     assert {rule.why for rule in found} == {
         "runs code outside later (a folder of PATH in the home)"
     }
     opened = list(path_rules(search_path, home, workspace, [home / ".cargo", home]))
-    assert [rule.path for rule in opened] == [home / ".npm-global", home / "tools"]
+    assert [rule.path for rule in opened] == [home / ".npm-global", home / "src", home / "tools"]
     many = ":".join(str(home / f"b{index}") for index in range(paths.PATH_FOLDERS + 10))
     assert len(list(path_rules(many, home, workspace))) == paths.PATH_FOLDERS
 

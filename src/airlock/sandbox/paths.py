@@ -369,11 +369,12 @@ def path_rules(
     """Read-only, missing or not: each folder of ``search_path`` (the ``PATH`` variable) under
     the home, outside the workspace (a project's own ``.venv/bin`` is its work). A program
     written there (``~/.cargo/bin/git``, ``~/.npm-global/bin/ls``) would run in the place of the
-    real one outside later. Relative entries name no fixed folder and are skipped; so are the
-    home itself, a folder holding the workspace (the workspace stays writable), and a folder
-    that one of ``opened`` (the user's own ``--rw`` paths) names or holds, when that is a
-    folder under the home (``--rw ~/.cargo`` lets ``cargo install`` write ``~/.cargo/bin``;
-    ``--rw ~`` opens nothing of these)."""
+    real one outside later. One that holds the workspace is read-only around it (the
+    workspace's own rule, nearer, keeps it writable). Relative entries name no fixed folder
+    and are skipped; so are the home itself and a folder that one of ``opened`` (the user's
+    own ``--rw`` paths) names or holds, when that is a folder under the home (``--rw
+    ~/.cargo`` lets ``cargo install`` write ``~/.cargo/bin``; ``--rw ~`` opens nothing of
+    these)."""
     home_real, inside = resolve(home), resolve(workspace)
     granted = [real for real in map(resolve, opened) if real.is_relative_to(home_real)]
     granted = [real for real in granted if real != home_real]
@@ -383,7 +384,7 @@ def path_rules(
         real = resolve(Path(entry))
         if real == home_real or not real.is_relative_to(home_real):
             continue
-        if real.is_relative_to(inside) or inside.is_relative_to(real):
+        if real.is_relative_to(inside):
             continue
         if any(real.is_relative_to(folder) for folder in granted):
             continue
