@@ -7,7 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from airlock.sandbox.written import snapshot
+from airlock.sandbox.repositories import find_nested, scan_workspace
+from airlock.sandbox.written import WATCHED, snapshot
 from tests.cli import airlock
 
 
@@ -89,6 +90,31 @@ def test_the_scan_says_when_it_did_not_see_every_folder(tmp_path: Path) -> None:
     assert snapshot(tmp_path, folders=3).complete is False
     seen = snapshot(tmp_path)
     assert seen.complete and len(seen.entries) == 5
+
+
+def test_the_agents_state_is_not_noted_and_one_walk_serves_both(tmp_path: Path) -> None:
+    """What is in or under the agents' state (``skip``) is not noted, nor said to be unseen
+    when deeper than the bound; a ``.vscode`` under a noted ``.claude`` is noted with it; the
+    run's one walk at start (``scan_workspace``) gives the same snapshot and the same nested
+    repositories as a walk of each."""
+    (tmp_path / ".claude" / "a" / "b" / "c" / "d" / "e").mkdir(parents=True)
+    (tmp_path / ".claude" / "x" / ".vscode").mkdir(parents=True)
+    (tmp_path / "p" / ".vscode").mkdir(parents=True)
+    (tmp_path / "p" / "q" / ".git").mkdir(parents=True)
+    (tmp_path / "r" / "s" / "t" / "u" / "v").mkdir(parents=True)
+    skipped = snapshot(tmp_path, skip=[tmp_path / ".claude"])
+    assert set(skipped.entries) == {tmp_path / "p" / ".vscode"}
+    assert skipped.unseen == [
+        f"folders more than 4 deep ({tmp_path / 'r' / 's' / 't' / 'u' / 'v'})"
+    ]
+    whole = snapshot(tmp_path)
+    assert {tmp_path / ".claude" / "x" / ".vscode", tmp_path / "p" / ".vscode"} <= set(
+        whole.entries
+    )
+    scan = scan_workspace(tmp_path, WATCHED)
+    assert snapshot(tmp_path, scan=scan) == whole
+    assert scan.nested == find_nested(tmp_path)
+    assert scan.nested.found == (tmp_path / "p" / "q" / ".git",)
 
 
 def test_a_protected_path_that_is_a_link_comes_back(

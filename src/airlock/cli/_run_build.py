@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from airlock.egress.options import Prepared
     from airlock.policy import Decisions
     from airlock.sandbox import ScrubbedEnvironment
-    from airlock.sandbox.repositories import Held
+    from airlock.sandbox.repositories import Held, NestedScan
     from airlock.settings import Loaded
     from airlock.settings.sandbox import SandboxSettings
 
@@ -116,11 +116,13 @@ def mounts(
     state: list[Path],
     read_only: tuple[Path, ...],
     held: Held | None,
+    scan: NestedScan,
 ) -> list[Any]:
     """Every path rule: the built-in ones, the command line's, the settings'.
 
     ``state`` is airlock's folder in the config dir, then the ``--audit-log`` file if given:
     both read-only inside. ``held``: the holding folder bound at a missing ``.git``.
+    ``scan``: the nested repositories (:func:`airlock.sandbox.repositories.find_nested`).
     """
     import os
     import sys
@@ -145,7 +147,6 @@ def mounts(
         NESTED_ENTRIES,
         NESTED_FOLDERS,
         NESTED_REPOSITORIES,
-        find_nested,
         git_folder_rules,
         hooks_rules,
         more_git_rules,
@@ -177,7 +178,6 @@ def mounts(
         raise SandboxError(
             f"cannot list the host's Unix sockets (/proc/net/unix): {error.strerror}"
         ) from error
-    scan = find_nested(workspace)
     if not scan.complete:
         print(
             f"airlock run: nested git repositories were looked for in the first {NESTED_FOLDERS} "

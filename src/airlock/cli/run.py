@@ -118,8 +118,8 @@ def _run(args: argparse.Namespace) -> int:
     from airlock.sandbox.launcher import PROXY_PORT, Spec, check, start
     from airlock.sandbox.paths import AGENT_STATE_WHY, Kind
     from airlock.sandbox.placeholders import sweep
-    from airlock.sandbox.repositories import bring_in, hold
-    from airlock.sandbox.written import DEPTH, FOLDERS, Watch
+    from airlock.sandbox.repositories import bring_in, hold, scan_workspace
+    from airlock.sandbox.written import DEPTH, FOLDERS, WATCHED, Watch
 
     command = list(args.argv)
     if command[:1] == ["--"]:
@@ -181,23 +181,27 @@ def _run(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
         held = hold(workspace, state[0], run)
-        rules = mounts(args, loaded, environ, workspace, state, bundle, held)
+        scan = scan_workspace(workspace, WATCHED)  # nested repositories; what Watch notes
+        rules = mounts(args, loaded, environ, workspace, state, bundle, held, scan.nested)
         home = Path(environ.get("HOME") or Path.home())
         agent_state = [rule.path for rule in rules if rule.why in AGENT_STATE_WHY]
-        watch = Watch(workspace, home, loaded.config_dir, agent_state)  # made safe after the run
-        if not watch.settings.complete:
-            print(
-                f"airlock run: agent and editor settings (.claude, .mcp.json, .vscode, …) "
-                f"are checked after the run in the first {FOLDERS} folders of the workspace "
-                f"(at most {DEPTH} deep) only",
-                file=sys.stderr,
-            )
         ledger = state[0] / "placeholders" / f"{run}.json"
         spec = Spec(tuple(command), inside_cwd, inside, tuple(rules), ledger=ledger)
         with ForwardedSignals() as signals:
             starting = start(spec, bwrap)
-            try:  # the proxy's rules are read while bubblewrap builds the sandbox
-                prepared = prepared or prepared_now()
+            try:  # while bubblewrap builds the sandbox, and before the command runs:
+                # what is there, to make safe after the run (the empty placeholders bubblewrap
+                # may be making meanwhile cannot be written inside, and are gone before the
+                # after-run look: one noted now is only an entry gone, never set aside)
+                watch = Watch(workspace, home, loaded.config_dir, agent_state, scan)
+                if not watch.settings.complete:
+                    print(
+                        f"airlock run: agent and editor settings (.claude, .mcp.json, .vscode, "
+                        f"…) are checked after the run in the first {FOLDERS} folders of the "
+                        f"workspace (at most {DEPTH} deep) only",
+                        file=sys.stderr,
+                    )
+                prepared = prepared or prepared_now()  # and the proxy's rules
                 config = egress_config(args, loaded, environ, decisions, prepared)
                 check_state_covered(config, state)
                 sandbox = starting.ready()

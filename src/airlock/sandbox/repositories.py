@@ -42,7 +42,7 @@ import re
 import shutil
 import subprocess
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import NamedTuple
 
@@ -105,32 +105,21 @@ class NestedScan(NamedTuple):
 
 
 class Walk:
-    """The workspace's folders, breadth first, as :func:`find_nested` and the after-run watch
-    (:mod:`airlock.sandbox.written`) read them: iterating gives each entry of each folder read
-    and the depth of its folder (0: the root). Folders are entered when they are not links,
-    ``.git``, :data:`NOT_SCANNED`, named in ``leave`` or one of ``skip``, at most ``max_depth``
-    below the root;
-    at most ``max_folders`` folders are read, and ``max_entries`` entries of each.
+    """The workspace's folders, breadth first, as :func:`scan_workspace` reads them: iterating
+    gives each entry of each folder read and the depth of its folder (0: the root). Folders
+    are entered when they are not links, ``.git`` or :data:`NOT_SCANNED`, at most
+    ``max_depth`` below the root; at most ``max_folders`` folders are read, and
+    ``max_entries`` entries of each.
 
     What the folder and entry bounds cut off is in :attr:`cut`; folders below ``max_depth`` in
     :attr:`deeper` (a scan bounded in depth on purpose may leave them aside).
     """
 
-    def __init__(
-        self,
-        root: Path,
-        max_depth: int,
-        max_folders: int,
-        max_entries: int,
-        skip: Iterable[Path] = (),
-        leave: Iterable[str] = (),
-    ) -> None:
+    def __init__(self, root: Path, max_depth: int, max_folders: int, max_entries: int) -> None:
         self.root = root
         self.max_depth = max_depth
         self.max_folders = max_folders
         self.max_entries = max_entries
-        self.skip = frozenset(skip)
-        self.leave = frozenset(leave)
         self.cut: list[str] = []
         self.deeper: list[Path] = []
 
@@ -147,9 +136,7 @@ class Walk:
                 yield entry, depth
                 if (
                     entry.name in NOT_SCANNED
-                    or entry.name in self.leave
                     or entry.name == ".git"
-                    or Path(entry.path) in self.skip
                     or not entry.is_dir(follow_symlinks=False)
                 ):
                     continue
@@ -181,14 +168,46 @@ def find_nested(
     """The ``.git`` folders and files below ``workspace`` (not its own), breadth first, in
     folders at most ``max_depth`` below it, reading at most ``max_folders`` folders
     (:class:`Walk`), :data:`NESTED_REPOSITORIES` of them at most."""
+    return scan_workspace(workspace, frozenset(), max_depth, max_folders).nested
+
+
+class WorkspaceScan(NamedTuple):
+    """One walk of the workspace (:class:`Walk`, within the bounds of :func:`find_nested`):
+    the nested repositories found, the entries that bear one of the names asked for (breadth
+    first: a folder's before what is under it), and what the bounds cut off (:attr:`Walk.cut`)
+    and left below the depth (:attr:`Walk.deeper`)."""
+
+    nested: NestedScan
+    named: tuple[Path, ...]
+    cut: tuple[str, ...]
+    deeper: tuple[Path, ...]
+
+
+def scan_workspace(
+    workspace: Path,
+    names: frozenset[str],
+    max_depth: int = NESTED_DEPTH,
+    max_folders: int = NESTED_FOLDERS,
+) -> WorkspaceScan:
+    """Walk ``workspace`` once for its nested repositories (:func:`find_nested`) and the
+    entries named one of ``names`` (what :func:`airlock.sandbox.written.snapshot` notes), so
+    the run's start reads the workspace only once. With no ``names``, the walk stops at the
+    :data:`NESTED_REPOSITORIES`-th repository."""
     found: list[Path] = []
+    named: list[Path] = []
+    full = False
     walk = Walk(workspace, max_depth, max_folders, NESTED_ENTRIES)
     for entry, depth in walk:
         if entry.name == ".git" and depth > 0:
-            found.append(Path(entry.path))
-            if len(found) >= NESTED_REPOSITORIES:
-                return NestedScan(tuple(found), complete=False)
-    return NestedScan(tuple(found), complete=not walk.cut)
+            if len(found) < NESTED_REPOSITORIES:
+                found.append(Path(entry.path))
+            full = len(found) >= NESTED_REPOSITORIES
+            if full and not names:
+                break
+        if entry.name in names:
+            named.append(Path(entry.path))
+    nested = NestedScan(tuple(found), complete=not walk.cut and not full)
+    return WorkspaceScan(nested, tuple(named), tuple(walk.cut), tuple(walk.deeper))
 
 
 def nested_rules(workspace: Path, scan: NestedScan) -> Iterator[Mount]:

@@ -36,7 +36,13 @@ from pathlib import Path
 from typing import NamedTuple
 
 from airlock.sandbox.agent_state import CONFIG_FILES, keep_file, keep_servers, read, state_files
-from airlock.sandbox.repositories import Walk, listing, module_folders, secure_new_modules
+from airlock.sandbox.repositories import (
+    WorkspaceScan,
+    listing,
+    module_folders,
+    scan_workspace,
+    secure_new_modules,
+)
 
 WATCHED = frozenset(
     {".claude", ".mcp.json", ".vscode", ".idea", ".envrc", ".gemini", ".codex", ".cursor"}
@@ -90,25 +96,41 @@ def snapshot(
     depth: int = DEPTH,
     folders: int = FOLDERS,
     skip: Iterable[Path] = (),
+    scan: WorkspaceScan | None = None,
 ) -> Snapshot:
     """Every watched entry of ``workspace`` and every entry under the watched folders, and the
     workspace's ``.git/hooks`` when it is a symbolic link (a read-only rule lands on what a
-    link names, so the link itself could be replaced by a folder of new hooks). Folders of
-    ``skip`` (the agents' own state, writable by design) are not entered."""
+    link names, so the link itself could be replaced by a folder of new hooks). What is in or
+    under ``skip`` (the agents' own state, writable by design) is not noted.
+
+    The watched entries are those of ``scan`` (the run's start walks the workspace once, for
+    this and its nested repositories), else of a walk of ``depth`` and ``folders`` made now:
+    both are the same walk (:func:`airlock.sandbox.repositories.scan_workspace`), so what is
+    new after the run is told from what was there, never from a difference of walks."""
+    if scan is None:
+        scan = scan_workspace(workspace, WATCHED, depth, folders)
+    skipped = tuple(skip)
     entries: dict[Path, Signature] = {}
     unseen: list[str] = []
     hooks = workspace / ".git" / "hooks"
     if hooks.is_symlink():
         _note(hooks, entries, unseen)
-    walk = Walk(workspace, depth, folders, ENTRIES, skip, leave=WATCHED)  # _note reads them
-    for entry, _depth in walk:
-        if entry.name in WATCHED and Path(entry.path) not in walk.skip:
-            _note(Path(entry.path), entries, unseen)
-    unseen += walk.cut
-    if walk.deeper:
-        unseen.append(f"folders more than {depth} deep ({walk.deeper[0]})")
+    noted: list[Path] = []
+    for path in scan.named:  # breadth first: one under a noted folder was noted with it
+        if path not in entries and not _under(path, skipped):
+            _note(path, entries, unseen)
+            noted.append(path)
+    unseen += scan.cut
+    deeper = [path for path in scan.deeper if not _under(path, (*skipped, *noted))]
+    if deeper:
+        unseen.append(f"folders more than {depth} deep ({deeper[0]})")
     links = {path: str(path.readlink()) for path in entries if path.is_symlink()}
     return Snapshot(entries, unseen[:3], links)
+
+
+def _under(path: Path, folders: Iterable[Path]) -> bool:
+    """``path`` is one of ``folders`` or under one of them."""
+    return any(path.is_relative_to(folder) for folder in folders)
 
 
 def _note(path: Path, entries: dict[Path, Signature], unseen: list[str]) -> None:
@@ -251,12 +273,20 @@ class Watch:
     (:func:`airlock.sandbox.agent_state.keep_file`)."""
 
     def __init__(
-        self, workspace: Path, home: Path, config_dir: Path, agent_state: Iterable[Path] = ()
+        self,
+        workspace: Path,
+        home: Path,
+        config_dir: Path,
+        agent_state: Iterable[Path] = (),
+        scan: WorkspaceScan | None = None,
     ) -> None:
+        """``scan``: the workspace's walk made at the run's start with the names of
+        :data:`WATCHED` (:func:`airlock.sandbox.repositories.scan_workspace`), else one is
+        made now."""
         self.workspace = workspace
         self.skip = tuple(agent_state)
         """The agents' own state (writable by design; a workspace may hold the home)."""
-        self.settings = snapshot(workspace, skip=self.skip)
+        self.settings = snapshot(workspace, skip=self.skip, scan=scan)
         self.modules = module_folders(workspace)
         self.was_git_folder = looks_like_git_folder(workspace)
         self.state = {path: _before(path) for path in state_files(home, config_dir)}
