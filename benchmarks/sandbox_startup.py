@@ -12,6 +12,10 @@ row alike), from a fresh process each time:
 * ``srt``: Anthropic's sandbox-runtime, ``srt true`` (``--srt PATH``, else ``srt`` on PATH,
   else ``benchmarks/.peers/node_modules/.bin/srt``; install it there with
   ``npm install --prefix benchmarks/.peers @anthropic-ai/sandbox-runtime@0.0.83``);
+* ``bwrap, in a project``, ``airlock run, in a project`` and ``srt, in a project``: ``true``
+  again, started in a git repository of about 2,000 folders and 10,000 files (a mid-sized
+  project; airlock walks it for nested repositories and agent settings before the run, and
+  again after it);
 * ``bwrap, connecting`` and ``airlock run, connecting``: the same two with a command that
   connects to the proxy's port first thing (``python -I -S -c``, a TCP connect to 127.0.0.1:3128,
   refused in bare bubblewrap): airlock then loads and starts its proxy while the command
@@ -96,30 +100,61 @@ def commands(srt: str | None) -> dict[str, list[str]]:
     }
     if srt is not None:
         rows["srt"] = [srt, "true"]
+    for name in ("bwrap", "airlock run", "srt"):
+        if name in rows:
+            rows[name + IN_A_PROJECT] = rows[name]
     rows["bwrap, connecting"] = [*rows["bwrap"][:-1], *CONNECTING]
     rows["airlock run, connecting"] = [*run, "run", "--", *CONNECTING]
     return rows
+
+
+IN_A_PROJECT = ", in a project"
+"""The suffix of the rows started in :func:`make_project`'s repository."""
+
+PROJECT_SHAPE = (12, 12, 14, 5)
+"""Folders at each of three levels, and files in each folder of the last."""
+
+
+def make_project(folder: Path) -> int:
+    """A git repository of ``PROJECT_SHAPE`` folders and empty files; how many folders."""
+    subprocess.run(["git", "init", "-q", str(folder)], check=True)
+    first, second, third, files = PROJECT_SHAPE
+    made = 1
+    for a in range(first):
+        for b in range(second):
+            for c in range(third):
+                leaf = folder / f"p{a}" / f"q{b}" / f"r{c}"
+                leaf.mkdir(parents=True)
+                for number in range(files):
+                    (leaf / f"m{number}.py").touch()
+            made += third + 1
+        made += 1
+    return made
 
 
 def measure(rows: dict[str, list[str]], runs: int, scratch: Path) -> dict[str, list[float]]:
     """Wall milliseconds of each row, ``runs`` times, round-robin."""
     home = scratch / "home"
     workspace = scratch / "workspace"
+    project = scratch / "project"
     home.mkdir(exist_ok=True)
     workspace.mkdir(exist_ok=True)
+    if not project.exists():
+        make_project(project)
     environ = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "HOME": str(home),
         "LANG": "C.UTF-8",
     }
     times: dict[str, list[float]] = {name: [] for name in rows}
-    for command in rows.values():  # one warm-up each: page cache, bytecode
-        subprocess.run(command, cwd=workspace, env=environ, capture_output=True, check=False)
+    where = {name: project if name.endswith(IN_A_PROJECT) else workspace for name in rows}
+    for name, command in rows.items():  # one warm-up each: page cache, bytecode
+        subprocess.run(command, cwd=where[name], env=environ, capture_output=True, check=False)
     for _ in range(runs):
         for name, command in rows.items():
             started = time.perf_counter()
             done = subprocess.run(
-                command, cwd=workspace, env=environ, capture_output=True, check=False
+                command, cwd=where[name], env=environ, capture_output=True, check=False
             )
             elapsed = (time.perf_counter() - started) * 1000
             if done.returncode != 0:
@@ -147,6 +182,10 @@ def print_rows(times: dict[str, list[float]], srt_missing: bool) -> None:
     print(
         f"airlock run above bare bubblewrap: {above:+.1f} ms (goal: at most {GOAL_MS:.0f} ms; {verdict} it)"
     )
+    in_project = statistics.median(times["airlock run" + IN_A_PROJECT]) - statistics.median(
+        times["bwrap" + IN_A_PROJECT]
+    )
+    print(f"in a project of about 2,000 folders: {in_project:+.1f} ms above bare bubblewrap")
     connecting = statistics.median(times["airlock run, connecting"]) - statistics.median(
         times["bwrap, connecting"]
     )

@@ -11,34 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.cli import airlock
-
-PLANTED_IN_HOME = (
-    ".ssh/authorized_keys",
-    ".ssh/config",
-    ".aws/config",
-    ".docker/config.json",
-    ".kube/config",
-    ".bash_aliases",
-    ".bash_logout",
-    ".zlogin",
-    ".zlogout",
-    ".config/fish/config.fish",
-    ".config/fish/conf.d/evil.fish",
-    "bin/git",
-    ".local/bin/git",
-    ".claude/settings.json",
-    ".claude/plugins/evil/hooks.json",
-    ".claude/skills/evil/SKILL.md",
-    ".local/lib/python3.11/site-packages/evil.pth",
-    ".config/direnv/direnvrc",
-    ".vimrc",
-    ".config/nvim/init.lua",
-    ".emacs.d/init.el",
-    ".cargo/config.toml",
-    ".gradle/init.d/evil.gradle",
-    ".yarnrc.yml",
-)
-"""What code inside would write in a writable home to run, or let in, outside later."""
+from tests.planted import PLANTED_IN_HOME
 
 
 def _run(

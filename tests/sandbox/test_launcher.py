@@ -14,6 +14,7 @@ from airlock.errors import SandboxError
 from airlock.sandbox import Spec, check, launch
 from airlock.sandbox.launcher import Sandbox
 from airlock.sandbox.paths import Kind, mount
+from tests.planted import PLANTED_IN_HOME
 from tests.sandbox.helpers import rules_for, run_sandboxed
 from tests.servers import origin_site
 
@@ -130,35 +131,6 @@ def test_code_cannot_plant_what_runs_outside_later(workspace: Path, home: Path) 
     assert sorted((workspace / ".git" / "hooks").iterdir()) == hooks_before
     assert "evil" not in (workspace / ".git" / "config").read_text()
     assert sorted(path.name for path in workspace.iterdir()) == [".git", "notes.txt"]
-
-
-PLANTED_IN_HOME = (
-    ".ssh/authorized_keys",
-    ".ssh/config",
-    ".aws/config",
-    ".docker/config.json",
-    ".netrc",
-    ".bash_aliases",
-    ".bash_logout",
-    ".zlogin",
-    ".zlogout",
-    ".config/fish/config.fish",
-    ".config/fish/conf.d/evil.fish",
-    "bin/git",
-    ".local/bin/git",
-    ".claude/settings.json",
-    ".claude/plugins/evil/hooks.json",
-    ".claude/skills/evil/SKILL.md",
-    ".local/lib/python3.11/site-packages/evil.pth",
-    ".config/direnv/direnvrc",
-    ".vimrc",
-    ".config/nvim/init.lua",
-    ".emacs.d/init.el",
-    ".cargo/config.toml",
-    ".gradle/init.d/evil.gradle",
-    ".yarnrc.yml",
-)
-"""What code inside would write in a writable home to run, or let in, outside later."""
 
 
 def _plant(paths: tuple[str, ...]) -> str:
