@@ -11,10 +11,11 @@ every folder would litter the project), and the files a protected one names (a h
 under ``.claude/hooks/``) are not protected themselves. So:
 
 1. before the run, :func:`snapshot` notes every such entry in the workspace and each file under
-   the folders among them (type, size, inode, modification and change time), walking the
-   workspace as :class:`airlock.sandbox.repositories.Walk` does, through at most
-   :data:`FOLDERS` folders, :data:`DEPTH` deep;
-2. after it, :func:`set_aside` looks again and moves every entry that is new or changed (a
+   the folders among them (type, size, inode, modification and change time), from the walk
+   of the workspace the run makes once at its start for this and its nested repositories
+   (:func:`airlock.sandbox.repositories.scan_workspace`), through at most :data:`FOLDERS`
+   folders, :data:`DEPTH` deep;
+2. after it, :func:`set_aside` looks again, with the same walk, and moves every entry that is new or changed (a
    folder as a whole when it is new, else each changed file in it) to a folder of its own under
    airlock's state, keeping its path relative to the workspace, and says where each went. A
    removal is left as it is (it runs nothing).
@@ -37,6 +38,9 @@ from typing import NamedTuple
 
 from airlock.sandbox.agent_state import CONFIG_FILES, keep_file, keep_servers, read, state_files
 from airlock.sandbox.repositories import (
+    NESTED_DEPTH,
+    NESTED_ENTRIES,
+    NESTED_FOLDERS,
     WorkspaceScan,
     listing,
     module_folders,
@@ -48,11 +52,12 @@ WATCHED = frozenset(
     {".claude", ".mcp.json", ".vscode", ".idea", ".envrc", ".gemini", ".codex", ".cursor"}
 )
 """Names whose content steers an agent, an editor or direnv started in their folder."""
-DEPTH = 4
-"""How many folders deep below the workspace :func:`snapshot` looks."""
-FOLDERS = 2_000
+DEPTH = NESTED_DEPTH
+"""How many folders deep below the workspace :func:`snapshot` looks: the bounds of the walk
+it shares with the nested repositories' scan (the same before and after the run)."""
+FOLDERS = NESTED_FOLDERS
 """How many folders of the workspace :func:`snapshot` reads at most."""
-ENTRIES = 20_000
+ENTRIES = NESTED_ENTRIES
 """How many entries of one folder :func:`snapshot` reads at most."""
 FILES_IN_WATCHED = 5_000
 """How many entries under one watched folder are noted at most."""
