@@ -27,4 +27,5 @@ PLANTED_IN_HOME = (
     ".gradle/init.d/evil.gradle",
     ".yarnrc.yml",
 )
-"""Paths under the home, each made with its folders by the tests' scripts."""
+"""Paths under the home, each made with its folders by the tests' scripts (cargo's and Gradle's
+with ``~/.cargo`` and ``~/.gradle`` there: those are protected where the tool is installed)."""

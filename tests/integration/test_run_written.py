@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -115,6 +116,47 @@ def test_the_agents_state_is_not_noted_and_one_walk_serves_both(tmp_path: Path) 
     assert snapshot(tmp_path, scan=scan) == whole
     assert scan.nested == find_nested(tmp_path)
     assert scan.nested.found == (tmp_path / "p" / "q" / ".git",)
+
+
+def test_the_agents_state_takes_nothing_of_the_walks_bounds(tmp_path: Path) -> None:
+    """The agents' own state in the workspace (a workspace that holds the home) is not
+    walked: its folders, thousands in ``~/.claude/projects``, do not use up the walk's bound
+    and leave the project's own folders unseen."""
+    for number in range(30):
+        (tmp_path / ".claude" / "projects" / f"p{number}").mkdir(parents=True)
+    (tmp_path / "app" / ".vscode").mkdir(parents=True)
+    assert not snapshot(tmp_path, folders=10).complete
+    kept = snapshot(tmp_path, folders=10, skip=[tmp_path / ".claude"])
+    assert kept.complete and set(kept.entries) == {tmp_path / "app" / ".vscode"}
+
+
+def test_settings_are_set_aside_in_a_workspace_under_a_read_only_or_agent_folder(
+    tmp_path: Path, home: Path, config_dir: Path
+) -> None:
+    """A workspace inside a folder of PATH (read-only around the workspace) or inside the
+    agent's config dir (its own state): a subfolder's .claude/settings.json written inside is
+    still set aside."""
+    tools = home / "tools" / "proj"
+    for workspace, env in (
+        (tools, {"PATH": f"{home}/tools:{os.environ['PATH']}"}),
+        (config_dir / "mywork", {}),
+    ):
+        workspace.mkdir(parents=True)
+        done = airlock(
+            "run",
+            "--audit-log",
+            str(tmp_path / "audit.jsonl"),
+            "--",
+            "sh",
+            "-c",
+            "mkdir -p sub/.claude && echo '{}' > sub/.claude/settings.json",
+            env=env,
+            cwd=workspace,
+            timeout=180,
+        )
+        assert done.returncode == 0, done.stderr
+        assert not (workspace / "sub" / ".claude").exists(), workspace
+        assert "set aside" in done.stderr, done.stderr
 
 
 def test_a_protected_path_that_is_a_link_comes_back(

@@ -130,6 +130,8 @@ def test_a_value_holding_a_password_is_a_credential_whatever_its_name(value: str
         "https://user@example.com/",
         "https://x-access-token@github.com/org/repo",
         "https://first.last-name_with-many-parts@example.com/",
+        "https://npm_builder1@registry.example.com/",
+        "https://pypi-readonly@pypi.example.com/simple",
         "https://user:@example.com/",
         "https://example.com:8443/a@b",
         "docker://alpine:3.20@sha256:0123abcd",

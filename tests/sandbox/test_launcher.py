@@ -155,6 +155,8 @@ def test_a_writable_home_cannot_be_given_code_or_keys_for_later(
     home holds what it held, and what was written."""
     (home / ".claude").mkdir()
     (home / ".docker").mkdir()
+    (home / ".cargo").mkdir()  # cargo and Gradle installed: their files are protected
+    (home / ".gradle").mkdir()
     (home / ".config").mkdir()
     before = _tree(home)
     ran = run_sandboxed(

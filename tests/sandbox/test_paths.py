@@ -320,12 +320,15 @@ def test_a_writable_home_keeps_what_editors_python_and_build_tools_run_read_only
 
 
 def test_the_folders_of_path_in_the_home_are_read_only(tmp_path: Path) -> None:
-    """Each folder of PATH under the home is read-only, missing or not (a ``git`` written there
-    would run outside later), one holding the workspace around it; not the workspace's own,
-    the home itself, folders outside the home, relative entries, or a folder the user's own
-    ``--rw`` opens under the home."""
+    """Each folder of PATH under the home is read-only (a ``git`` written there would run
+    outside later), a missing one where its folder is there (``~/go/bin`` with no ``~/go``
+    gets none: ``go`` may make ``~/go``), one holding the workspace around it; not the
+    workspace's own, the home itself, folders outside the home, relative entries, the agents'
+    state, or a folder the user's own ``--rw`` opens under the home."""
     home, workspace = tmp_path / "home", tmp_path / "home" / "src" / "app"
     (home / ".cargo" / "bin").mkdir(parents=True)
+    (home / ".npm-global").mkdir()
+    (home / ".claude" / "local").mkdir(parents=True)
     (workspace / ".venv" / "bin").mkdir(parents=True)
     (home / "tools").mkdir()
     (home / "linked").symlink_to(home / "tools")
@@ -333,6 +336,8 @@ def test_the_folders_of_path_in_the_home_are_read_only(tmp_path: Path) -> None:
         [
             str(home / ".cargo" / "bin"),
             str(home / ".npm-global" / "bin"),
+            str(home / "go" / "bin"),
+            str(home / ".claude" / "local"),
             str(workspace / ".venv" / "bin"),
             str(home),
             str(home / "src"),
@@ -340,12 +345,13 @@ def test_the_folders_of_path_in_the_home_are_read_only(tmp_path: Path) -> None:
             "node_modules/.bin",
             "",
             str(home / "linked"),
+            str(home / "tools"),
         ]
     )
-    found = list(path_rules(search_path, home, workspace))
+    found = list(path_rules(search_path, home, workspace, agent_state=[home / ".claude"]))
     assert [(rule.path, rule.kind, rule.exists) for rule in found] == [
         (home / ".cargo" / "bin", Kind.READ, True),
-        (home / ".npm-global", Kind.READ, False),
+        (home / ".npm-global" / "bin", Kind.READ, False),
         (home / "src", Kind.READ, True),
         (home / "tools", Kind.READ, True),
     ]
@@ -357,9 +363,43 @@ def test_the_folders_of_path_in_the_home_are_read_only(tmp_path: Path) -> None:
         "runs code outside later (a folder of PATH in the home)"
     }
     opened = list(path_rules(search_path, home, workspace, [home / ".cargo", home]))
-    assert [rule.path for rule in opened] == [home / ".npm-global", home / "src", home / "tools"]
+    assert [rule.path for rule in opened] == [
+        home / ".npm-global" / "bin",
+        home / ".claude" / "local",
+        home / "src",
+        home / "tools",
+    ]
     many = ":".join(str(home / f"b{index}") for index in range(paths.PATH_FOLDERS + 10))
-    assert len(list(path_rules(many, home, workspace))) == paths.PATH_FOLDERS
+    assert len(list(path_rules(many + ":" + many, home, workspace))) == paths.PATH_FOLDERS
+
+
+def test_a_workspace_that_is_the_home_keeps_the_folders_of_path_read_only(
+    tmp_path: Path,
+) -> None:
+    """A workspace that is the home, or holds it, exempts none of PATH's folders there; a home
+    that holds the sandbox's own folders (``HOME=/``) makes no rule (``/tmp/bin`` on PATH must
+    not be bound into the private ``/tmp``)."""
+    home = tmp_path / "home"
+    (home / ".cargo" / "bin").mkdir(parents=True)
+    search_path = str(home / ".cargo" / "bin")
+    for workspace in (home, tmp_path):
+        found = list(path_rules(search_path, home, workspace))
+        assert [rule.path for rule in found] == [home / ".cargo" / "bin"], workspace
+    assert list(path_rules("/tmp/bin:/run/x:/usr/local/bin", Path("/"), tmp_path)) == []
+
+
+def test_the_tools_files_are_protected_where_the_tool_is_installed(tmp_path: Path) -> None:
+    """cargo's config and Gradle's init scripts are read-only when ``~/.cargo`` or
+    ``~/.gradle`` is there; with no such folder no rule stands, so the tool can still make it
+    in a run with a writable home."""
+    home = tmp_path / "home"
+    (home / ".cargo").mkdir(parents=True)
+    rules = _by_path(
+        plan([mount(Kind.WRITE, home, "--rw ~"), *home_rules(home, home / ".claude", [])])
+    )
+    assert rules[home / ".cargo" / "config.toml"].kind is Kind.READ
+    assert not any(path.is_relative_to(home / ".gradle") for path in rules)
+    assert not any(path.is_relative_to(home / ".config" / "Code") for path in rules)
 
 
 def test_a_writable_home_cannot_grow_credential_files(tmp_path: Path) -> None:

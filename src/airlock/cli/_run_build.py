@@ -131,6 +131,7 @@ def mounts(
     from airlock.errors import SandboxError
     from airlock.sandbox.paths import (
         Kind,
+        agent_state_paths,
         expand,
         home_rules,
         mount,
@@ -210,6 +211,7 @@ def mounts(
             home,
             workspace,
             [expand(text, home, cwd) for text in args.rw],
+            agent_state_paths(home, loaded.config_dir),
         ),
         *system_rules(),
         *socket_rules(sockets),

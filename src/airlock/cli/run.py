@@ -116,10 +116,10 @@ def _run(args: argparse.Namespace) -> int:
     from airlock.policy import decide
     from airlock.sandbox import parse_env_options, scrub
     from airlock.sandbox.launcher import PROXY_PORT, Spec, check, start
-    from airlock.sandbox.paths import AGENT_STATE_WHY, Kind
+    from airlock.sandbox.paths import Kind, agent_state_paths
     from airlock.sandbox.placeholders import sweep
     from airlock.sandbox.repositories import bring_in, hold, scan_workspace
-    from airlock.sandbox.written import DEPTH, FOLDERS, WATCHED, Watch
+    from airlock.sandbox.written import DEPTH, FOLDERS, WATCHED, Watch, agent_skip
 
     command = list(args.argv)
     if command[:1] == ["--"]:
@@ -181,10 +181,11 @@ def _run(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
         held = hold(workspace, state[0], run)
-        scan = scan_workspace(workspace, WATCHED)  # nested repositories; what Watch notes
-        rules = mounts(args, loaded, environ, workspace, state, bundle, held, scan.nested)
         home = Path(environ.get("HOME") or Path.home())
-        agent_state = [rule.path for rule in rules if rule.why in AGENT_STATE_WHY]
+        agent_state = agent_state_paths(home, loaded.config_dir)
+        skip = agent_skip(workspace, agent_state)
+        scan = scan_workspace(workspace, WATCHED, skip=skip)  # nested repositories; for Watch
+        rules = mounts(args, loaded, environ, workspace, state, bundle, held, scan.nested)
         ledger = state[0] / "placeholders" / f"{run}.json"
         spec = Spec(tuple(command), inside_cwd, inside, tuple(rules), ledger=ledger)
         with ForwardedSignals() as signals:
@@ -233,7 +234,7 @@ def _run(args: argparse.Namespace) -> int:
         brought = bring_in(held) if held is not None else None
         made_safe = []
         if watch is not None:
-            read_only = [rule.path for rule in rules if rule.kind is Kind.READ]
+            read_only = {rule.path: rule.kind is not Kind.WRITE for rule in rules}
             made_safe = watch.after(state[0] / "set-aside" / run, read_only)
     show(report, scrubbed, args.report_json, code)
     if brought is not None:

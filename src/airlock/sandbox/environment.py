@@ -82,14 +82,15 @@ them). A user alone (``ssh://git@host``) is no password, nor an image's tag and 
 (``docker://alpine:3.20@sha256:…``)."""
 
 URL_TOKEN_USER_PATTERN = (
-    r"://(?:(?:gh[pousr]_|github_pat_|glpat-|gldt-|xox[abpr]-|hf_|npm_|pypi-)[\w-]{8,}"  # noqa: S105 - a pattern
+    r"://(?:(?:gh[pousr]_|github_pat_|glpat-|gldt-|xox[abpr]-|hf_|npm_|pypi-)[\w-]{20,}"  # noqa: S105 - a pattern
     r"|[A-Za-z0-9_-]{30,})@"
 )
 """A URL whose user is a token (no password after it): ``https://ghp_…@github.com/org/repo``,
 ``https://<PAT>@dev.azure.com/…`` (code hosts take a token as the user name). A token is a
 user name with a known token prefix (GitHub's ``ghp_``, ``github_pat_``, GitLab's ``glpat-``,
-Slack's ``xoxb-``, Hugging Face's ``hf_``, npm's, PyPI's), or one of at least 30 letters,
-digits, ``_`` and ``-``: no person's or service's login name is that long."""
+Slack's ``xoxb-``, Hugging Face's ``hf_``, npm's, PyPI's) and 20 or more characters after it,
+as every such token has (``npm_builder1`` is a login), or one of at least 30 letters, digits,
+``_`` and ``-``: no person's or service's login name is that long."""
 
 CONNECTION_STRING_PATTERN = r"(?i)(?:^|[;?&\s])pass(?:word|wd)\s*=\s*[^\s;&]|;\s*pwd\s*=\s*[^\s;&]"
 """A connection string's password: ``Password=…;`` (ADO.NET), ``?password=…`` (JDBC),

@@ -126,14 +126,6 @@ PROTECTED_IN_HOME: tuple[str, ...] = (
     ".config/emacs",
     ".tmux.conf",
     ".config/tmux",
-    ".config/Code/User/settings.json",
-    ".config/Code/User/tasks.json",
-    ".cargo/config",
-    ".cargo/config.toml",
-    ".gradle/init.d",
-    ".gradle/init.gradle",
-    ".gradle/init.gradle.kts",
-    ".gradle/gradle.properties",
     ".yarnrc",
     ".yarnrc.yml",
     ".bunfig.toml",
@@ -146,10 +138,25 @@ and variables set at log-in (``environment.d``, ``.pam_environment``, an X sessi
 there would run in the place of the real one; the other folders of ``PATH`` under the home
 are :func:`path_rules`'), Python's user site (``~/.local/lib``: a ``.pth`` file there runs at
 every start of Python), direnv's own library (run at every folder it enters), the editors'
-start-up files (Vim's, Neovim's, Emacs's; VS Code's user settings and tasks, which can run a
-task when a folder opens), tmux's, and what the build tools run at every build (cargo's
-``config`` with its runners and wrappers, Gradle's init scripts and JVM options, Yarn's
-``yarnPath``, Bun's preloads)."""
+start-up files (Vim's, Neovim's, Emacs's), tmux's, and what the build tools run at every build (Yarn's
+``yarnPath``, Bun's preloads; cargo's and Gradle's are :data:`PROTECTED_IN_TOOL_FOLDERS`)."""
+
+PROTECTED_IN_TOOL_FOLDERS: tuple[str, ...] = (
+    ".cargo/config",
+    ".cargo/config.toml",
+    ".gradle/init.d",
+    ".gradle/init.gradle",
+    ".gradle/init.gradle.kts",
+    ".gradle/gradle.properties",
+    ".config/Code/User/settings.json",
+    ".config/Code/User/tasks.json",
+)
+"""Read-only in the home like :data:`PROTECTED_IN_HOME`, when the tool's folder that holds one
+is there (``~/.cargo``, ``~/.gradle``, ``~/.config/Code``): cargo's ``config`` (its runners
+and wrappers), Gradle's init scripts and JVM options, VS Code's user settings and tasks (a
+task can run when a folder opens). Where the tool's folder is missing, the tool is not
+installed, and a placeholder there would keep the tool from making its folder at all (cargo's
+registry, Gradle's caches) in a run with a writable home."""
 
 AGENT_STATE_WHY = ("the agent's own state", "the agent's config dir")
 """The reasons of the writable rules on the agents' state (what the after-run check leaves
@@ -237,6 +244,14 @@ def expand(text: str, home: Path, cwd: Path) -> Path:
     return cwd / text
 
 
+def sandbox_own_in(folder: Path) -> list[str]:
+    """The folders of :data:`SANDBOX_OWN` that ``folder`` (absolute, resolved) is or holds
+    (``/`` and ``/var`` hold some); compared as text, with no path built."""
+    text = str(folder)
+    holder = text.rstrip("/") + "/"  # "/" for the root folder
+    return [own for own in SANDBOX_OWN if own == text or own.startswith(holder)]
+
+
 def mount(kind: Kind, path: Path, why: str) -> Mount:
     """A :class:`Mount` on what ``path`` names, symlinks resolved.
 
@@ -254,12 +269,7 @@ def mount(kind: Kind, path: Path, why: str) -> Mount:
             f"{why}: hides the whole system ({path}), so nothing could run; hide the folders "
             "that hold what must not be seen"
         )
-    holder = str(real).rstrip("/") + "/"  # "/" for the root folder
-    covered = [
-        own
-        for own in SANDBOX_OWN
-        if kind is not Kind.HIDE and (own == str(real) or own.startswith(holder))
-    ]
+    covered = sandbox_own_in(real) if kind is not Kind.HIDE else []
     if covered:
         raise SandboxError(
             f"{why}: binding {real} would put the host's {', '.join(covered)} in place of the "
@@ -339,6 +349,9 @@ def home_rules(home: Path, config_dir: Path, airlock_state: Iterable[Path]) -> I
     yield from visible([home], "the home folder")
     for name in PROTECTED_IN_HOME:
         yield mount(Kind.READ, home / name, "runs code outside later (in the home)")
+    for name in PROTECTED_IN_TOOL_FOLDERS:
+        if resolve(home / name).parent.exists():
+            yield mount(Kind.READ, home / name, "runs code outside later (in the home)")
     for text in AGENT_STATE:
         path = home / text[2:]
         if resolve(path).exists():
@@ -359,36 +372,61 @@ def home_rules(home: Path, config_dir: Path, airlock_state: Iterable[Path]) -> I
         yield mount(Kind.READ, path, "airlock's own state (audit log, final hashes)")
 
 
+def agent_state_paths(home: Path, config_dir: Path) -> list[Path]:
+    """The agents' own state that is there (:data:`AGENT_STATE` and the agent's config dir),
+    symbolic links resolved: writable inside (:func:`home_rules`), by design."""
+    found = [resolve(home / text[2:]) for text in AGENT_STATE]
+    return [path for path in (*found, resolve(config_dir)) if path.exists()]
+
+
 PATH_FOLDERS = 64
 """At most this many folders of ``PATH`` are looked at by :func:`path_rules`."""
 
 
 def path_rules(
-    search_path: str, home: Path, workspace: Path, opened: Iterable[Path] = ()
+    search_path: str,
+    home: Path,
+    workspace: Path,
+    opened: Iterable[Path] = (),
+    agent_state: Iterable[Path] = (),
 ) -> Iterator[Mount]:
-    """Read-only, missing or not: each folder of ``search_path`` (the ``PATH`` variable) under
-    the home, outside the workspace (a project's own ``.venv/bin`` is its work). A program
-    written there (``~/.cargo/bin/git``, ``~/.npm-global/bin/ls``) would run in the place of the
-    real one outside later. One that holds the workspace is read-only around it (the
-    workspace's own rule, nearer, keeps it writable). Relative entries name no fixed folder
-    and are skipped; so are the home itself and a folder that one of ``opened`` (the user's
-    own ``--rw`` paths) names or holds, when that is a folder under the home (``--rw
-    ~/.cargo`` lets ``cargo install`` write ``~/.cargo/bin``; ``--rw ~`` opens nothing of
-    these)."""
+    """Read-only: each folder of ``search_path`` (the ``PATH`` variable) under the home. A
+    program written there (``~/.cargo/bin/git``, ``~/.npm-global/bin/ls``) would run in the
+    place of the real one outside later. One that holds the workspace is read-only around it
+    (the workspace's own rule, nearer, keeps it writable); a missing one gets a placeholder
+    only where its folder is there (``~/go/bin`` with no ``~/go``: ``go`` may still make
+    ``~/go`` for its modules).
+
+    Left as they are: relative entries (no fixed folder); the home itself; those in the
+    workspace when it is a folder of the home (a project's own ``.venv/bin`` is its work; a
+    workspace that is or holds the home does not exempt them); those in ``agent_state``
+    (writable by design); those under a folder that one of ``opened`` (the user's own
+    ``--rw`` paths) names or holds, when that is a folder under the home (``--rw ~/.cargo``
+    lets ``cargo install`` write ``~/.cargo/bin``; ``--rw ~`` opens none of them); every one
+    when the home holds the sandbox's own folders (``HOME=/``). At most
+    :data:`PATH_FOLDERS` distinct folders are looked at."""
     home_real, inside = resolve(home), resolve(workspace)
-    granted = [real for real in map(resolve, opened) if real.is_relative_to(home_real)]
-    granted = [real for real in granted if real != home_real]
-    for entry in search_path.split(os.pathsep)[:PATH_FOLDERS]:
+    if sandbox_own_in(home_real):
+        return
+    exempt = list(agent_state)
+    exempt += [real for real in map(resolve, opened) if real.is_relative_to(home_real)]
+    exempt = [folder for folder in exempt if folder != home_real]
+    if inside != home_real and inside.is_relative_to(home_real):
+        exempt.append(inside)
+    seen: set[Path] = set()
+    for entry in search_path.split(os.pathsep):
         if not entry.startswith("/"):
             continue
         real = resolve(Path(entry))
-        if real == home_real or not real.is_relative_to(home_real):
+        if real in seen or real == home_real or not real.is_relative_to(home_real):
             continue
-        if real.is_relative_to(inside):
+        seen.add(real)
+        if len(seen) > PATH_FOLDERS:
+            return
+        if any(real.is_relative_to(folder) for folder in exempt):
             continue
-        if any(real.is_relative_to(folder) for folder in granted):
-            continue
-        yield mount(Kind.READ, real, "runs code outside later (a folder of PATH in the home)")
+        if real.exists() or real.parent.exists():
+            yield mount(Kind.READ, real, "runs code outside later (a folder of PATH in the home)")
 
 
 def config_dir_rules(folder: Path, why: str) -> Iterator[Mount]:

@@ -42,12 +42,12 @@ import re
 import shutil
 import subprocess
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import NamedTuple
 
 from airlock.sandbox.files import LIMIT, read_text_or_none
-from airlock.sandbox.paths import SANDBOX_OWN, Kind, Mount, commondir_rule, mount, resolve
+from airlock.sandbox.paths import Kind, Mount, commondir_rule, mount, resolve, sandbox_own_in
 
 NESTED_DEPTH = 4
 """How many folders deep below the workspace :func:`find_nested` looks (``a/b/c/d/.git``)."""
@@ -109,17 +109,26 @@ class Walk:
     gives each entry of each folder read and the depth of its folder (0: the root). Folders
     are entered when they are not links, ``.git`` or :data:`NOT_SCANNED`, at most
     ``max_depth`` below the root; at most ``max_folders`` folders are read, and
-    ``max_entries`` entries of each.
+    ``max_entries`` entries of each. The entries of ``skip`` (the agents' own state: it may
+    hold thousands of folders, written all the time) are neither given nor entered.
 
     What the folder and entry bounds cut off is in :attr:`cut`; folders below ``max_depth`` in
     :attr:`deeper` (a scan bounded in depth on purpose may leave them aside).
     """
 
-    def __init__(self, root: Path, max_depth: int, max_folders: int, max_entries: int) -> None:
+    def __init__(
+        self,
+        root: Path,
+        max_depth: int,
+        max_folders: int,
+        max_entries: int,
+        skip: Iterable[Path] = (),
+    ) -> None:
         self.root = root
         self.max_depth = max_depth
         self.max_folders = max_folders
         self.max_entries = max_entries
+        self.skip = frozenset(map(str, skip))  # compared with each entry's path as text
         self.cut: list[str] = []
         self.deeper: list[Path] = []
 
@@ -133,6 +142,8 @@ class Walk:
                 return
             read += 1
             for entry in listing(folder, self.max_entries, self.cut):
+                if entry.path in self.skip:
+                    continue
                 yield entry, depth
                 if (
                     entry.name in NOT_SCANNED
@@ -188,15 +199,17 @@ def scan_workspace(
     names: frozenset[str],
     max_depth: int = NESTED_DEPTH,
     max_folders: int = NESTED_FOLDERS,
+    skip: Iterable[Path] = (),
 ) -> WorkspaceScan:
     """Walk ``workspace`` once for its nested repositories (:func:`find_nested`) and the
     entries named one of ``names`` (what :func:`airlock.sandbox.written.snapshot` notes), so
-    the run's start reads the workspace only once. With no ``names``, the walk stops at the
+    the run's start reads the workspace only once; ``skip``: folders of the agents' own state
+    in it, not walked (:class:`Walk`). With no ``names``, the walk stops at the
     :data:`NESTED_REPOSITORIES`-th repository."""
     found: list[Path] = []
     named: list[Path] = []
     full = False
-    walk = Walk(workspace, max_depth, max_folders, NESTED_ENTRIES)
+    walk = Walk(workspace, max_depth, max_folders, NESTED_ENTRIES, skip)
     for entry, depth in walk:
         if entry.name == ".git" and depth > 0:
             if len(found) < NESTED_REPOSITORIES:
@@ -294,16 +307,54 @@ def _common_folder(git_folder: Path) -> Path | None:
     return named if named is not None and named.is_dir() else None
 
 
+HOOK_NAMES: tuple[str, ...] = (
+    "applypatch-msg",
+    "pre-applypatch",
+    "post-applypatch",
+    "pre-commit",
+    "pre-merge-commit",
+    "prepare-commit-msg",
+    "commit-msg",
+    "post-commit",
+    "pre-rebase",
+    "post-checkout",
+    "post-merge",
+    "pre-push",
+    "pre-receive",
+    "update",
+    "proc-receive",
+    "post-receive",
+    "post-update",
+    "reference-transaction",
+    "push-to-checkout",
+    "pre-auto-gc",
+    "post-rewrite",
+    "sendemail-validate",
+    "fsmonitor-watchman",
+    "p4-changelist",
+    "p4-prepare-changelist",
+    "p4-post-changelist",
+    "p4-pre-submit",
+    "post-index-change",
+)
+"""The hooks git runs (githooks(5)), by the name of their file in the hooks folder."""
+
+
 def hooks_rules(work_tree: Path, git_folder: Path, why: str) -> Iterator[Mount]:
     """Read-only rules for the hooks git runs from elsewhere than ``hooks/``: the folder
     ``core.hooksPath`` names (husky's ``.husky``, a project's ``.githooks``), and what each
-    link in the hooks folders points at, in ``work_tree``."""
+    link in the hooks folders points at, in ``work_tree``. A ``core.hooksPath`` that names the
+    work tree itself or a folder holding it (``.``) cannot be read-only whole: each of
+    :data:`HOOK_NAMES` in it is, missing or not."""
     folders = [git_folder / "hooks"]
     inside = resolve(work_tree)
     named = _hooks_path(work_tree, git_folder)
     if named is not None and _protectable(named, inside):
         yield mount(Kind.READ, named, f"{why}: core.hooksPath")
         folders.append(named)
+    elif named is not None and inside.is_relative_to(named) and not sandbox_own_in(named):
+        for name in HOOK_NAMES:  # a link among them: mount() lands on what it names
+            yield mount(Kind.READ, named / name, f"{why}: a hook in core.hooksPath")
     for folder in folders:
         try:
             links = [entry for entry in folder.iterdir() if entry.is_symlink()]
@@ -318,11 +369,9 @@ def hooks_rules(work_tree: Path, git_folder: Path, why: str) -> Iterator[Mount]:
 def _protectable(folder: Path, work_tree: Path) -> bool:
     """Whether a read-only rule can stand on ``folder``: one in the work tree, or one that
     exists elsewhere (under a ``--rw`` path it would be writable), never the work tree itself
-    or a folder holding it or the sandbox's own folders (``core.hooksPath = .``, ``/``: not
-    covered, as the README says)."""
-    if work_tree.is_relative_to(folder) or any(
-        Path(own).is_relative_to(folder) for own in SANDBOX_OWN
-    ):
+    or a folder holding it (its hooks are, :func:`hooks_rules`) or one holding the sandbox's
+    own folders (``core.hooksPath = /``: not covered, as the README says)."""
+    if work_tree.is_relative_to(folder) or sandbox_own_in(folder):
         return False
     return folder.is_relative_to(work_tree) or folder.exists()
 

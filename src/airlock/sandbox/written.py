@@ -31,9 +31,10 @@ import os
 import shutil
 import stat
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from functools import partial
 from pathlib import Path
+from types import MappingProxyType
 from typing import NamedTuple
 
 from airlock.sandbox.agent_state import CONFIG_FILES, keep_file, keep_servers, read, state_files
@@ -105,37 +106,39 @@ def snapshot(
 ) -> Snapshot:
     """Every watched entry of ``workspace`` and every entry under the watched folders, and the
     workspace's ``.git/hooks`` when it is a symbolic link (a read-only rule lands on what a
-    link names, so the link itself could be replaced by a folder of new hooks). What is in or
-    under ``skip`` (the agents' own state, writable by design) is not noted.
+    link names, so the link itself could be replaced by a folder of new hooks). The folders of
+    ``skip`` in the workspace (the agents' own state, writable by design: :func:`agent_skip`)
+    are not walked.
 
     The watched entries are those of ``scan`` (the run's start walks the workspace once, for
-    this and its nested repositories), else of a walk of ``depth`` and ``folders`` made now:
-    both are the same walk (:func:`airlock.sandbox.repositories.scan_workspace`), so what is
-    new after the run is told from what was there, never from a difference of walks."""
+    this and its nested repositories, with the same ``skip``), else of a walk of ``depth`` and
+    ``folders`` made now: both are the same walk
+    (:func:`airlock.sandbox.repositories.scan_workspace`), so what is new after the run is
+    told from what was there, never from a difference of walks."""
     if scan is None:
-        scan = scan_workspace(workspace, WATCHED, depth, folders)
-    skipped = tuple(skip)
+        scan = scan_workspace(workspace, WATCHED, depth, folders, skip)
     entries: dict[Path, Signature] = {}
     unseen: list[str] = []
     hooks = workspace / ".git" / "hooks"
     if hooks.is_symlink():
         _note(hooks, entries, unseen)
-    noted: list[Path] = []
+    noted: set[Path] = set()
     for path in scan.named:  # breadth first: one under a noted folder was noted with it
-        if path not in entries and not _under(path, skipped):
+        if path not in entries:
             _note(path, entries, unseen)
-            noted.append(path)
+            noted.add(path)
     unseen += scan.cut
-    deeper = [path for path in scan.deeper if not _under(path, (*skipped, *noted))]
+    deeper = [path for path in scan.deeper if noted.isdisjoint(path.parents)]
     if deeper:
         unseen.append(f"folders more than {depth} deep ({deeper[0]})")
     links = {path: str(path.readlink()) for path in entries if path.is_symlink()}
     return Snapshot(entries, unseen[:3], links)
 
 
-def _under(path: Path, folders: Iterable[Path]) -> bool:
-    """``path`` is one of ``folders`` or under one of them."""
-    return any(path.is_relative_to(folder) for folder in folders)
+def agent_skip(workspace: Path, agent_state: Iterable[Path]) -> list[Path]:
+    """The folders of the agents' own state that are inside ``workspace`` (not it, nor one
+    holding it: a workspace in ``~/.claude`` is watched as any other), for :func:`snapshot`."""
+    return [path for path in agent_state if path != workspace and path.is_relative_to(workspace)]
 
 
 def _note(path: Path, entries: dict[Path, Signature], unseen: list[str]) -> None:
@@ -168,15 +171,16 @@ def set_aside(
     workspace: Path,
     before: Snapshot,
     destination: Path,
-    read_only: Iterable[Path] = (),
+    read_only: Mapping[Path, bool] = MappingProxyType({}),
     skip: Iterable[Path] = (),
 ) -> tuple[list[SetAside], list[str]]:
     """Move what is new or changed since ``before`` to ``destination`` (created when needed),
     each at its path relative to ``workspace``; what was moved, outermost first.
 
-    An entry whose folder is new itself goes with that folder. Entries under ``read_only``
-    (read-only inside: a change there came from outside, the user's own) stay, and folders of
-    ``skip`` are not looked at (as for :func:`snapshot`). An entry that cannot be moved stays
+    An entry whose folder is new itself goes with that folder. ``read_only``: the sandbox's
+    path rules, each with whether it is read-only inside; an entry whose nearest rule is one
+    (a change there came from outside, the user's own) stays. Folders of ``skip`` are not
+    looked at (as for :func:`snapshot`). An entry that cannot be moved stays
     where it is and is reported with ``moved_to`` equal to its ``path``. Also returns what the
     bounds kept the scan after the run from (code inside may have made the workspace larger
     than they are, to hide something past them).
@@ -186,17 +190,15 @@ def set_aside(
         for path in before.links:
             if path not in after.entries and os.path.lexists(path):
                 after.entries[path] = _signature(path) or (0, 0, 0, 0, 0)
-    kept = tuple(read_only)
     changed = sorted(
         path
         for path, signature in after.entries.items()
-        if before.entries.get(path) != signature
-        and not any(path.is_relative_to(protected) for protected in kept)
+        if before.entries.get(path) != signature and not _read_only(path, read_only)
     )
     moved: list[SetAside] = []
-    taken: list[Path] = []
+    taken: set[Path] = set()
     for path in changed:
-        if any(path.is_relative_to(outer) for outer in taken):
+        if not taken.isdisjoint(path.parents):
             continue  # went with its new folder
         was = before.entries.get(path)
         if was is not None and stat.S_ISDIR(was[0]) and path.is_dir() and not path.is_symlink():
@@ -205,11 +207,19 @@ def set_aside(
         moved.append(done)
         if done.moved_to == path:
             continue
-        taken.append(path)
+        taken.add(path)
         if path in before.links:
             with contextlib.suppress(OSError):
                 path.symlink_to(before.links[path])
     return moved, after.unseen
+
+
+def _read_only(path: Path, rules: Mapping[Path, bool]) -> bool:
+    """Whether the nearest of ``rules`` at or above ``path`` makes it read-only inside."""
+    for folder in (path, *path.parents):
+        if folder in rules:
+            return rules[folder]
+    return False
 
 
 GIT_FOLDER_MARKS = ("HEAD", "objects", "refs")
@@ -289,18 +299,20 @@ class Watch:
         :data:`WATCHED` (:func:`airlock.sandbox.repositories.scan_workspace`), else one is
         made now."""
         self.workspace = workspace
-        self.skip = tuple(agent_state)
-        """The agents' own state (writable by design; a workspace may hold the home)."""
+        self.skip = tuple(agent_skip(workspace, agent_state))
+        """The agents' own state in the workspace (writable by design; a workspace may hold
+        the home): not walked."""
         self.settings = snapshot(workspace, skip=self.skip, scan=scan)
         self.modules = module_folders(workspace)
         self.was_git_folder = looks_like_git_folder(workspace)
         self.state = {path: _before(path) for path in state_files(home, config_dir)}
         self.configs = {home / name: _before(home / name) for name in CONFIG_FILES}
 
-    def after(self, destination: Path, read_only: Iterable[Path]) -> list[str]:
+    def after(self, destination: Path, read_only: Mapping[Path, bool]) -> list[str]:
         """Make safe what the run wrote (what is set aside goes under ``destination``); what
         was done, a message per line (none when the run wrote nothing of the kind). Each step
-        runs whatever the others did: one that fails says so, and the rest still run."""
+        runs whatever the others did: one that fails, or is interrupted, says so, and the rest
+        still run. ``read_only``: the sandbox's path rules (:func:`set_aside`)."""
         lines: list[str] = []
         moved: list[SetAside] = []
 
@@ -309,6 +321,8 @@ class Watch:
                 action()
             except Exception as error:
                 lines.append(f"airlock: could not {what} ({error!r}): check it yourself")
+            except KeyboardInterrupt:  # the other steps still run: each is short
+                lines.append(f"airlock: interrupted, did not {what}: check it yourself")
 
         def settings() -> None:
             found, unseen = set_aside(
