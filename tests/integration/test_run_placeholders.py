@@ -78,3 +78,32 @@ def test_sweep_leaves_the_ledgers_of_runs_still_going(tmp_path: Path) -> None:
     (tmp_path / "gone").mkdir()
     assert sweep(ledgers) == [ledgers / "dead.json"]
     assert not (tmp_path / "gone").exists()
+
+
+def test_a_run_keeps_the_placeholder_of_another_run_it_stands_on(
+    tmp_path: Path, project: Path, config_dir: Path
+) -> None:
+    """Run A made an empty .git/commondir (a placeholder, in its ledger); run B, started in the
+    same repository meanwhile, binds onto it read-only. When A ends, its placeholder stays
+    while B runs (removing it would take B's mount away), so code in B still cannot write
+    .git/commondir (which would make git outside read a config and hooks of its choosing)."""
+    subprocess.run(["git", "init", "-q", str(project)], check=True)
+    commondir = project / ".git" / "commondir"
+    commondir.touch()
+    run_a = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    ledger_a = config_dir / "airlock" / "placeholders" / f"run-a-{run_a.pid}.json"
+    ledger_a.parent.mkdir(parents=True)
+    ledger_a.write_text(f'{{"pid": {run_a.pid}, "paths": ["{commondir}"]}}', encoding="utf-8")
+    run_b = start_run(
+        tmp_path,
+        "echo started; while [ ! -e go ]; do sleep 0.05; done; "
+        "echo ../evil > .git/commondir 2>/dev/null && echo WROTE; echo done",
+    )
+    run_a.kill()
+    run_a.wait()
+    Placeholders([commondir], ledger_a).remove()  # what run A does when it ends
+    (project / "go").touch()
+    out, _ = run_b.communicate(timeout=120)
+    assert run_b.returncode == 0
+    assert "done" in out and "WROTE" not in out, out
+    assert not commondir.exists() or commondir.read_text() == ""

@@ -42,7 +42,7 @@ from pathlib import Path
 
 from airlock.errors import SandboxError
 from airlock.sandbox.paths import PRIVATE_TMPFS, Kind, Mount, plan, visible
-from airlock.sandbox.placeholders import Placeholders
+from airlock.sandbox.placeholders import Placeholders, claimed_by_others
 
 PROXY_PORT = 3128
 """Where the proxy listens inside the sandbox (its own loopback: no clash with the host's)."""
@@ -380,7 +380,11 @@ def start(spec: Spec, bwrap: str, stdout: int | None = None, stderr: int | None 
     Raises:
         SandboxError: bubblewrap could not be started.
     """
-    placeholders = Placeholders([rule.path for rule in spec.mounts if not rule.exists], spec.ledger)
+    standing = claimed_by_others(spec.ledger)  # another run's placeholders, bound here too
+    placeholders = Placeholders(
+        [rule.path for rule in spec.mounts if not rule.exists or rule.path in standing],
+        spec.ledger,
+    )
     try:
         placeholders.record()
     except OSError as error:

@@ -45,7 +45,7 @@ class Placeholders:
 
     def remove(self) -> None:
         """Remove the placeholders no other running sandbox stands on, then the ledger."""
-        claimed = _claimed_by_others(self.ledger)
+        claimed = claimed_by_others(self.ledger)
         remove_empty(path for path in self.paths if path not in claimed)
         if self.ledger is not None:
             with contextlib.suppress(OSError):
@@ -88,8 +88,13 @@ def _ledgers(folder: Path) -> list[tuple[Path, int, tuple[Path, ...]]]:
     return found
 
 
-def _claimed_by_others(ledger: Path | None) -> set[Path]:
-    """Paths the ledgers of other runs that are still going list."""
+def claimed_by_others(ledger: Path | None) -> set[Path]:
+    """Paths the ledgers of other runs that are still going list (beside ``ledger``).
+
+    A run that finds another's placeholder in place (an empty ``.git/commondir`` that a run in
+    the same workspace made) binds onto it as onto any file, and lists it in its own ledger
+    too (:func:`airlock.sandbox.launcher.start`): the other run, when it ends, must not remove
+    it, which would take this run's mount away inside its sandbox."""
     if ledger is None:
         return set()
     return {
