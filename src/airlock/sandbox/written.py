@@ -214,6 +214,34 @@ def set_aside(
     return moved, after.unseen
 
 
+def put_back_links(links: Mapping[Path, str], destination: Path) -> list[str]:
+    """Each of ``links`` (a symbolic link on the way to a protected path, and what it pointed
+    at) that the run removed or replaced comes back; what stood in its place is set aside
+    under ``destination``, at its absolute path. What was done, a message each."""
+    done: list[str] = []
+    for link in sorted(links, key=lambda path: len(path.parts)):  # a folder's before its own
+        target = links[link]
+        with contextlib.suppress(OSError):
+            if link.is_symlink() and str(link.readlink()) == target:
+                continue
+        what = (
+            f"airlock: {shown(link)} was a link to {shown(target)} on the way to a protected path"
+        )
+        if os.path.lexists(link):
+            moved = _move(link, destination / link.relative_to(link.anchor))
+            if moved.moved_to == link:
+                done.append(f"{what}; it was replaced inside and could not be moved: check it")
+                continue
+            what += f"; what replaced it inside is set aside at {shown(moved.moved_to)}"
+        try:
+            link.symlink_to(target)
+        except OSError as error:
+            done.append(f"{what}; the link could not be made again ({error.strerror}): check it")
+            continue
+        done.append(f"{what}; the link is back")
+    return done
+
+
 def _read_only(path: Path, rules: Mapping[Path, bool]) -> bool:
     """Whether the nearest of ``rules`` at or above ``path`` makes it read-only inside."""
     for folder in (path, *path.parents):
@@ -294,10 +322,12 @@ class Watch:
         config_dir: Path,
         agent_state: Iterable[Path] = (),
         scan: WorkspaceScan | None = None,
+        links: Mapping[Path, str] = MappingProxyType({}),
     ) -> None:
         """``scan``: the workspace's walk made at the run's start with the names of
         :data:`WATCHED` (:func:`airlock.sandbox.repositories.scan_workspace`), else one is
-        made now."""
+        made now. ``links``: the symbolic links on the way to the protected paths, and what
+        each points at (:func:`airlock.sandbox.paths.links_on_the_way`), put back after."""
         self.workspace = workspace
         self.skip = tuple(agent_skip(workspace, agent_state))
         """The agents' own state in the workspace (writable by design; a workspace may hold
@@ -307,6 +337,7 @@ class Watch:
         self.was_git_folder = looks_like_git_folder(workspace)
         self.state = {path: _before(path) for path in state_files(home, config_dir)}
         self.configs = {home / name: _before(home / name) for name in CONFIG_FILES}
+        self.links = dict(links)
 
     def after(self, destination: Path, read_only: Mapping[Path, bool]) -> list[str]:
         """Make safe what the run wrote (what is set aside goes under ``destination``); what
@@ -344,6 +375,10 @@ class Watch:
         )
         if moved:
             lines.insert(0, set_aside_message(moved))
+        step(
+            "put back the links on the way to the protected paths",
+            lambda: lines.extend(put_back_links(self.links, destination / "links")),
+        )
         step(
             "make the submodules' new git folders safe",
             lambda: lines.extend(
