@@ -171,6 +171,9 @@ def test_rw_home_links_to_protected_paths_come_back(
     done = _run(tmp_path, "--rw", "~", "--", "sh", "-c", attack, env={"PATH": search_path})
     assert done.returncode == 0, done.stderr
     assert "replaced-bashrc" in done.stdout, done.stdout  # the links themselves were writable
+    assert f"{home / '.ssh'} is a link (to dotfiles/ssh) in a folder the command can write" in (
+        done.stderr
+    )  # and the run said so before the command ran
     for name, target in (
         (".bashrc", "dotfiles/bashrc"),
         (".ssh", "dotfiles/ssh"),

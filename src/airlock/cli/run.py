@@ -116,7 +116,12 @@ def _run(args: argparse.Namespace) -> int:
     from airlock.policy import decide
     from airlock.sandbox import parse_env_options, scrub
     from airlock.sandbox.launcher import PROXY_PORT, Spec, check, start
-    from airlock.sandbox.paths import Kind, agent_state_paths, links_on_the_way
+    from airlock.sandbox.paths import (
+        agent_state_paths,
+        links_on_the_way,
+        read_only_at,
+        read_only_map,
+    )
     from airlock.sandbox.placeholders import sweep
     from airlock.sandbox.repositories import bring_in, hold, scan_workspace
     from airlock.sandbox.written import DEPTH, FOLDERS, WATCHED, Watch, agent_skip
@@ -186,6 +191,7 @@ def _run(args: argparse.Namespace) -> int:
         skip = agent_skip(workspace, agent_state)
         scan = scan_workspace(workspace, WATCHED, skip=skip)  # nested repositories; for Watch
         rules = mounts(args, loaded, environ, workspace, state, bundle, held, scan.nested)
+        read_only = read_only_map(rules)
         ledger = state[0] / "placeholders" / f"{run}.json"
         spec = Spec(tuple(command), inside_cwd, inside, tuple(rules), ledger=ledger)
         with ForwardedSignals() as signals:
@@ -196,6 +202,14 @@ def _run(args: argparse.Namespace) -> int:
                 # after-run look: one noted now is only an entry gone, never set aside)
                 links = links_on_the_way(rules)
                 watch = Watch(workspace, home, loaded.config_dir, agent_state, scan, links)
+                for link in [link for link in links if not read_only_at(link.parent, read_only)]:
+                    print(
+                        f"airlock run: {link} is a link (to {links[link]}) in a folder the "
+                        "command can write, on the way to a protected path: the rule stands on "
+                        "what it names, so code inside could replace the link while it runs "
+                        "(it is put back after the run)",
+                        file=sys.stderr,
+                    )
                 if not watch.settings.complete:
                     print(
                         f"airlock run: agent and editor settings (.claude, .mcp.json, .vscode, "
@@ -235,7 +249,6 @@ def _run(args: argparse.Namespace) -> int:
         brought = bring_in(held) if held is not None else None
         made_safe = []
         if watch is not None:
-            read_only = {rule.path: rule.kind is not Kind.WRITE for rule in rules}
             made_safe = watch.after(state[0] / "set-aside" / run, read_only)
     show(report, scrubbed, args.report_json, code)
     if brought is not None:

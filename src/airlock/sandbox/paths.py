@@ -294,6 +294,20 @@ def mount(kind: Kind, path: Path, why: str) -> Mount:
     return Mount(kind, first_missing, why, False, True, named=named)
 
 
+def read_only_map(rules: Iterable[Mount]) -> dict[Path, bool]:
+    """Each rule's path, and whether code inside cannot write there (for :func:`read_only_at`)."""
+    return {rule.path: rule.kind is not Kind.WRITE for rule in rules}
+
+
+def read_only_at(path: Path, rules: Mapping[Path, bool]) -> bool:
+    """Whether the nearest rule at or above ``path`` (of :func:`read_only_map`) makes it
+    read-only inside; with none, it is (the rest of the system is read-only)."""
+    for folder in (path, *path.parents):
+        if folder in rules:
+            return rules[folder]
+    return True
+
+
 def links_on_the_way(rules: Iterable[Mount]) -> dict[Path, str]:
     """Every symbolic link on the way to what a read-only or hidden rule was given as
     (:attr:`Mount.named`), with what it points at: the rule stands on the link's target, so

@@ -38,6 +38,7 @@ from types import MappingProxyType
 from typing import NamedTuple
 
 from airlock.sandbox.agent_state import CONFIG_FILES, keep_file, keep_servers, read, state_files
+from airlock.sandbox.paths import read_only_at
 from airlock.sandbox.repositories import (
     NESTED_DEPTH,
     NESTED_ENTRIES,
@@ -193,7 +194,7 @@ def set_aside(
     changed = sorted(
         path
         for path, signature in after.entries.items()
-        if before.entries.get(path) != signature and not _read_only(path, read_only)
+        if before.entries.get(path) != signature and not read_only_at(path, read_only)
     )
     moved: list[SetAside] = []
     taken: set[Path] = set()
@@ -240,14 +241,6 @@ def put_back_links(links: Mapping[Path, str], destination: Path) -> list[str]:
             continue
         done.append(f"{what}; the link is back")
     return done
-
-
-def _read_only(path: Path, rules: Mapping[Path, bool]) -> bool:
-    """Whether the nearest of ``rules`` at or above ``path`` makes it read-only inside."""
-    for folder in (path, *path.parents):
-        if folder in rules:
-            return rules[folder]
-    return False
 
 
 GIT_FOLDER_MARKS = ("HEAD", "objects", "refs")
