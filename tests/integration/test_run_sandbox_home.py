@@ -190,6 +190,32 @@ def test_rw_home_links_to_protected_paths_come_back(
     assert (kept / "lbin" / "git").exists()
 
 
+def test_a_workspace_that_is_a_protected_path_is_read_only_and_said_so(
+    tmp_path: Path, home: Path
+) -> None:
+    """Started in ~/.config/nvim (Neovim's start-up files run outside later): the workspace is
+    read-only inside, and the run says so and why, before the command runs."""
+    workspace = home / ".config" / "nvim"
+    workspace.mkdir(parents=True)
+    done = airlock(
+        "run",
+        "--audit-log",
+        str(tmp_path / "audit.jsonl"),
+        "--",
+        "sh",
+        "-c",
+        "echo 'evil' > init.lua 2>/dev/null && echo WROTE; true",
+        cwd=workspace,
+        timeout=180,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "WROTE" not in done.stdout
+    assert not (workspace / "init.lua").exists()
+    assert f"the workspace {workspace} is read-only inside (runs code outside later" in (
+        done.stderr
+    )
+
+
 def test_a_normal_run_leaves_the_home_as_it_was(tmp_path: Path, home: Path) -> None:
     """Without --rw ~ nothing is made in the home, placeholders included."""
     (home / ".claude").mkdir(parents=True, exist_ok=True)

@@ -192,6 +192,14 @@ def _run(args: argparse.Namespace) -> int:
         scan = scan_workspace(workspace, WATCHED, skip=skip)  # nested repositories; for Watch
         rules = mounts(args, loaded, environ, workspace, state, bundle, held, scan.nested)
         read_only = read_only_map(rules)
+        if read_only_at(workspace, read_only):
+            holding = [rule for rule in rules if workspace.is_relative_to(rule.path)]
+            why = max(holding, key=lambda rule: len(rule.path.parts)).why if holding else "?"
+            print(
+                f"airlock run: the workspace {workspace} is read-only inside ({why}): the "
+                "command can read it but not change it",
+                file=sys.stderr,
+            )
         ledger = state[0] / "placeholders" / f"{run}.json"
         spec = Spec(tuple(command), inside_cwd, inside, tuple(rules), ledger=ledger)
         with ForwardedSignals() as signals:
