@@ -190,6 +190,26 @@ def test_rw_home_links_to_protected_paths_come_back(
     assert (kept / "lbin" / "git").exists()
 
 
+def test_a_link_whose_folder_was_made_a_link_is_only_reported(tmp_path: Path, home: Path) -> None:
+    """--rw ~ with ~/x/lbin -> ../y/bin on PATH: code inside moves ~/x away and leaves a link
+    ~/x -> a folder outside the home that holds an ``lbin`` of its own. After the run nothing
+    is moved out of that folder or made in it; the run says what it found."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "lbin").write_text("precious\n")
+    (home / "x").mkdir(parents=True)
+    (home / "y" / "bin").mkdir(parents=True)
+    (home / "x" / "lbin").symlink_to("../y/bin")
+    search_path = f"{home}/x/lbin:{os.environ['PATH']}"
+    attack = f"mv ~/x ~/x-old && ln -s {outside} ~/x && echo swapped"
+    done = _run(tmp_path, "--rw", "~", "--", "sh", "-c", attack, env={"PATH": search_path})
+    assert done.returncode == 0, done.stderr
+    assert "swapped" in done.stdout, done.stdout + done.stderr
+    assert (outside / "lbin").read_text() == "precious\n"
+    assert not (outside / "lbin").is_symlink()
+    assert f"{home / 'x'}, a folder on its way, was replaced by a link inside" in done.stderr
+
+
 def test_a_workspace_that_is_a_protected_path_is_read_only_and_said_so(
     tmp_path: Path, home: Path
 ) -> None:

@@ -215,10 +215,22 @@ def set_aside(
     return moved, after.unseen
 
 
+def _new_link(folder: Path, links: Mapping[Path, str]) -> bool:
+    """``folder`` is a symbolic link now, and was not one (or pointed elsewhere) before."""
+    try:
+        return folder.is_symlink() and links.get(folder) != str(folder.readlink())
+    except OSError:
+        return True
+
+
 def put_back_links(links: Mapping[Path, str], destination: Path) -> list[str]:
     """Each of ``links`` (a symbolic link on the way to a protected path, and what it pointed
     at) that the run removed or replaced comes back; what stood in its place is set aside
-    under ``destination``, at its absolute path. What was done, a message each."""
+    under ``destination``, at its absolute path. One whose folder, or a folder above it, is
+    now a link it was not (code inside moved the folder away and left a link to elsewhere) is
+    only reported: nothing is moved or made through it. The command and all it started are
+    gone by then (they die with the sandbox), so nothing changes these paths meanwhile. What
+    was done, a message each."""
     done: list[str] = []
     for link in sorted(links, key=lambda path: len(path.parts)):  # a folder's before its own
         target = links[link]
@@ -228,6 +240,13 @@ def put_back_links(links: Mapping[Path, str], destination: Path) -> list[str]:
         what = (
             f"airlock: {shown(link)} was a link to {shown(target)} on the way to a protected path"
         )
+        moved_folder = [folder for folder in link.parents if _new_link(folder, links)]
+        if moved_folder:  # the link's folder is elsewhere now: nothing is moved or made there
+            done.append(
+                f"{what}; {shown(moved_folder[0])}, a folder on its way, was replaced by a link "
+                "inside: check both"
+            )
+            continue
         if os.path.lexists(link):
             moved = _move(link, destination / link.relative_to(link.anchor))
             if moved.moved_to == link:
