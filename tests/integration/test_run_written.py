@@ -189,6 +189,25 @@ def test_a_protected_path_that_is_a_link_comes_back(
     assert (run / ".git" / "hooks" / "pre-commit").exists()
 
 
+def test_a_watched_link_under_a_folder_made_a_link_is_left_alone(
+    tmp_path: Path, project: Path, config_dir: Path
+) -> None:
+    """sub/.claude -> ../shared is noted before the run; code inside moves sub away and leaves
+    a link sub -> a folder outside the workspace with a .claude of its own. After the run
+    nothing is moved out of that folder, and no link is made in it."""
+    outside = tmp_path / "outside"
+    (outside / ".claude").mkdir(parents=True)
+    (outside / ".claude" / "precious").write_text("mine\n")
+    (project / "shared").mkdir(parents=True)
+    (project / "sub").mkdir()
+    (project / "sub" / ".claude").symlink_to("../shared")
+    done = _run(tmp_path, f"mv sub sub-old && ln -s {outside} sub && echo swapped")
+    assert done.returncode == 0, done.stderr
+    assert "swapped" in done.stdout, done.stdout + done.stderr
+    assert (outside / ".claude").is_dir() and not (outside / ".claude").is_symlink()
+    assert (outside / ".claude" / "precious").read_text() == "mine\n"
+
+
 def test_mcp_servers_added_inside_are_taken_out_of_the_agents_state(
     tmp_path: Path, project: Path, home: Path, config_dir: Path
 ) -> None:

@@ -189,7 +189,11 @@ def set_aside(
     after = snapshot(workspace, skip=skip)
     if before.links:  # a link replaced: its replacement is new, and the link comes back
         for path in before.links:
-            if path not in after.entries and os.path.lexists(path):
+            if (
+                path not in after.entries
+                and os.path.lexists(path)
+                and not _through_a_link(path, workspace)  # not out of the workspace
+            ):
                 after.entries[path] = _signature(path) or (0, 0, 0, 0, 0)
     changed = sorted(
         path
@@ -213,6 +217,16 @@ def set_aside(
             with contextlib.suppress(OSError):
                 path.symlink_to(before.links[path])
     return moved, after.unseen
+
+
+def _through_a_link(path: Path, workspace: Path) -> bool:
+    """A folder between ``workspace`` and ``path`` is a symbolic link (the walks never enter
+    one: a watched entry was noted in real folders only, so code inside made it a link)."""
+    return any(
+        folder.is_symlink()
+        for folder in path.parents
+        if folder != workspace and folder.is_relative_to(workspace)
+    )
 
 
 def _new_link(folder: Path, links: Mapping[Path, str]) -> bool:
