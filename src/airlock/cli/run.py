@@ -123,7 +123,12 @@ def _run(args: argparse.Namespace) -> int:
         read_only_map,
     )
     from airlock.sandbox.placeholders import sweep
-    from airlock.sandbox.repositories import bring_in, hold, scan_workspace
+    from airlock.sandbox.repositories import (
+        bring_in,
+        hold,
+        hooks_folder_holding,
+        scan_workspace,
+    )
     from airlock.sandbox.written import DEPTH, FOLDERS, WATCHED, Watch, agent_skip
 
     command = list(args.argv)
@@ -208,9 +213,14 @@ def _run(args: argparse.Namespace) -> int:
                 # what is there, to make safe after the run (the empty placeholders bubblewrap
                 # may be making meanwhile cannot be written inside, and are gone before the
                 # after-run look: one noted now is only an entry gone, never set aside)
-                links = links_on_the_way(rules)
-                watch = Watch(workspace, home, loaded.config_dir, agent_state, scan, links)
-                for link in [link for link in links if not read_only_at(link.parent, read_only)]:
+                links = {  # those code inside could replace; a change of others is the user's
+                    link: target
+                    for link, target in links_on_the_way(rules).items()
+                    if not read_only_at(link.parent, read_only)
+                }
+                hooks = hooks_folder_holding(workspace)
+                watch = Watch(workspace, home, loaded.config_dir, agent_state, scan, links, hooks)
+                for link in links:
                     print(
                         f"airlock run: {link} is a link (to {links[link]}) in a folder the "
                         "command can write, on the way to a protected path: the rule stands on "

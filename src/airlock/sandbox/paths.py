@@ -32,7 +32,6 @@ away to free the protected path's name.
 
 from __future__ import annotations
 
-import contextlib
 import enum
 import os
 from collections.abc import Iterable, Iterator, Mapping
@@ -310,19 +309,42 @@ def read_only_at(path: Path, rules: Mapping[Path, bool]) -> bool:
 
 def links_on_the_way(rules: Iterable[Mount]) -> dict[Path, str]:
     """Every symbolic link on the way to what a read-only or hidden rule was given as
-    (:attr:`Mount.named`), with what it points at: the rule stands on the link's target, so
-    code inside could replace a link that is in a writable folder (``--rw ~`` and a
-    ``~/.ssh -> dotfiles/ssh``) by a folder of its own, unprotected."""
+    (:attr:`Mount.named`), with what it points at, the links on the way to what those point at
+    included (``.git/hooks/pre-commit -> ../../scripts/pre-commit``, then ``scripts ->
+    tools``): the rule stands on the last target, so code inside could replace a link that is
+    in a writable folder (``--rw ~`` and a ``~/.ssh -> dotfiles/ssh``) by a folder of its own,
+    unprotected. At most :data:`LINKS_FOLLOWED` links are followed from each rule."""
     links: dict[Path, str] = {}
     for rule in rules:
-        if rule.named is None or rule.kind <= Kind.WRITE:
-            continue
-        named = rule.named.absolute()
-        for step in (*reversed(named.parents), named):
-            if step not in links and step.is_symlink():
-                with contextlib.suppress(OSError):
-                    links[step] = str(step.readlink())
+        if rule.named is not None and rule.kind > Kind.WRITE:
+            _note_links(rule.named.absolute(), links)
     return links
+
+
+LINKS_FOLLOWED = 40
+"""As many as the kernel follows in one path (``SYMLOOP_MAX``)."""
+
+
+def _note_links(path: Path, links: dict[Path, str]) -> None:
+    """Note in ``links`` each link met on the way to ``path``, the kernel's way: component by
+    component, each link's target followed from the folder that holds it."""
+    pending: list[Path] = [path]
+    followed = 0
+    while pending and followed < LINKS_FOLLOWED:
+        parts = pending.pop().parts
+        folder = Path(parts[0])
+        for index, name in enumerate(parts[1:], start=1):
+            step = resolve(folder) / name  # the folder has no link left: this may be one
+            if not step.is_symlink():
+                folder = step
+                continue
+            followed += 1
+            try:
+                target = links.setdefault(step, str(step.readlink()))
+            except OSError:
+                return
+            pending.append(step.parent.joinpath(target, *parts[index + 1 :]))
+            break
 
 
 def workspace_rules(workspace: Path, git_held: bool = False) -> Iterator[Mount]:

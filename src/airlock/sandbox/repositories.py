@@ -47,7 +47,15 @@ from pathlib import Path
 from typing import NamedTuple
 
 from airlock.sandbox.files import LIMIT, read_text_or_none
-from airlock.sandbox.paths import Kind, Mount, commondir_rule, mount, resolve, sandbox_own_in
+from airlock.sandbox.paths import (
+    PRIVATE_TMPFS,
+    Kind,
+    Mount,
+    commondir_rule,
+    mount,
+    resolve,
+    sandbox_own_in,
+)
 
 NESTED_DEPTH = 4
 """How many folders deep below the workspace :func:`find_nested` looks (``a/b/c/d/.git``)."""
@@ -345,16 +353,22 @@ def hooks_rules(work_tree: Path, git_folder: Path, why: str) -> Iterator[Mount]:
     ``core.hooksPath`` names (husky's ``.husky``, a project's ``.githooks``), and what each
     link in the hooks folders points at, in ``work_tree``. A ``core.hooksPath`` that names the
     work tree itself or a folder holding it (``.``) cannot be read-only whole: each of
-    :data:`HOOK_NAMES` in it is, missing or not."""
+    :data:`HOOK_NAMES` there is (a new one is set aside after the run,
+    :class:`airlock.sandbox.written.Watch`: a placeholder folder named ``pre-commit`` would
+    stop git inside). One that names no folder (``/dev/null``) is left alone."""
     folders = [git_folder / "hooks"]
     inside = resolve(work_tree)
     named = _hooks_path(work_tree, git_folder)
-    if named is not None and _protectable(named, inside):
+    real = resolve(named) if named is not None else None
+    if named is None or real is None or _not_a_hooks_folder(real, inside):
+        pass
+    elif _protectable(real, inside):
         yield mount(Kind.READ, named, f"{why}: core.hooksPath")
         folders.append(named)
-    elif named is not None and inside.is_relative_to(named) and not sandbox_own_in(named):
+    elif inside.is_relative_to(real) and not sandbox_own_in(real):
         for name in HOOK_NAMES:  # a link among them: mount() lands on what it names
-            yield mount(Kind.READ, named / name, f"{why}: a hook in core.hooksPath")
+            if os.path.lexists(named / name):
+                yield mount(Kind.READ, named / name, f"{why}: a hook in core.hooksPath")
     for folder in folders:
         try:
             links = [entry for entry in folder.iterdir() if entry.is_symlink()]
@@ -362,8 +376,38 @@ def hooks_rules(work_tree: Path, git_folder: Path, why: str) -> Iterator[Mount]:
             continue
         for link in links:
             target = resolve(link)
-            if target.is_relative_to(inside) and target.exists():
-                yield mount(Kind.READ, target, f"{why}: the hook {link.name} links to it")
+            if target.is_relative_to(inside) and target.exists():  # given as the link: the
+                # links on its way are put back after the run
+                yield mount(Kind.READ, link, f"{why}: the hook {link.name} links to it")
+
+
+def hooks_folder_holding(work_tree: Path) -> Path | None:
+    """The folder the work tree's ``core.hooksPath`` names when it is the work tree itself or
+    holds it (``.``): its hooks are then files among the project's, which the run watches
+    (:class:`airlock.sandbox.written.Watch`); ``None`` otherwise."""
+    git_folder = work_tree / ".git"
+    if not git_folder.is_dir():
+        return None
+    named = _hooks_path(work_tree, git_folder)
+    if named is None:
+        return None
+    real = resolve(named)
+    if _not_a_hooks_folder(real, resolve(work_tree)) or sandbox_own_in(real):
+        return None
+    return named if resolve(work_tree).is_relative_to(real) else None
+
+
+def _not_a_hooks_folder(real: Path, work_tree: Path) -> bool:
+    """``core.hooksPath`` names no folder code inside could write hooks to: ``/dev/null``
+    (hooks turned off), a file, a place in ``/proc`` or ``/dev``, or one in the sandbox's
+    private ``/tmp`` or ``/run`` outside the work tree (bound there, the host's would show)."""
+    if any(real.is_relative_to(own) for own in ("/dev", "/proc")):
+        return True
+    if not real.is_relative_to(work_tree) and any(
+        real.is_relative_to(own) for own in PRIVATE_TMPFS
+    ):
+        return True
+    return real.exists() and not real.is_dir()
 
 
 def _protectable(folder: Path, work_tree: Path) -> bool:
@@ -405,7 +449,7 @@ def _hooks_path(work_tree: Path, git_folder: Path) -> Path | None:
     value = done.stdout.decode("utf-8", "replace").strip()
     if done.returncode != 0 or not value:
         return None
-    return resolve(work_tree / value)
+    return work_tree / value  # as named: a link on the way is put back after the run
 
 
 def _gitdir_of(dot_git: Path) -> Path | None:

@@ -40,6 +40,7 @@ from typing import NamedTuple
 from airlock.sandbox.agent_state import CONFIG_FILES, keep_file, keep_servers, read, state_files
 from airlock.sandbox.paths import read_only_at
 from airlock.sandbox.repositories import (
+    HOOK_NAMES,
     NESTED_DEPTH,
     NESTED_ENTRIES,
     NESTED_FOLDERS,
@@ -229,51 +230,82 @@ def _through_a_link(path: Path, workspace: Path) -> bool:
     )
 
 
-def _new_link(folder: Path, links: Mapping[Path, str]) -> bool:
-    """``folder`` is a symbolic link now, and was not one (or pointed elsewhere) before."""
-    try:
-        return folder.is_symlink() and links.get(folder) != str(folder.readlink())
-    except OSError:
-        return True
+class NotedLink(NamedTuple):
+    """A link on the way to a protected path, as it was before the run: what it pointed at, and
+    the folder that holds it (device and inode: the same folder after the run, not one put in
+    its place)."""
+
+    target: str
+    folder: tuple[int, int]
 
 
-def put_back_links(links: Mapping[Path, str], destination: Path) -> list[str]:
-    """Each of ``links`` (a symbolic link on the way to a protected path, and what it pointed
-    at) that the run removed or replaced comes back; what stood in its place is set aside
-    under ``destination``, at its absolute path. One whose folder, or a folder above it, is
-    now a link it was not (code inside moved the folder away and left a link to elsewhere) is
-    only reported: nothing is moved or made through it. The command and all it started are
-    gone by then (they die with the sandbox), so nothing changes these paths meanwhile. What
-    was done, a message each."""
+def note_links(links: Mapping[Path, str]) -> dict[Path, NotedLink]:
+    """``links`` (:func:`airlock.sandbox.paths.links_on_the_way`) with their folders noted."""
+    noted: dict[Path, NotedLink] = {}
+    for link, target in links.items():
+        with contextlib.suppress(OSError):
+            folder = link.parent.stat()
+            noted[link] = NotedLink(target, (folder.st_dev, folder.st_ino))
+    return noted
+
+
+def put_back_links(links: Mapping[Path, NotedLink], destination: Path) -> list[str]:
+    """Each of ``links`` that the run removed or replaced comes back; what stood in its place is
+    set aside under ``destination``, at its absolute path. Everything is done through the
+    folder that held the link, opened and checked to be the same folder as before the run: one
+    whose folder is not (code inside moved it away and left a link to elsewhere, maybe while
+    this runs, from another sandbox) is only reported, and nothing is moved or made there.
+    What was done, a message each."""
     done: list[str] = []
     for link in sorted(links, key=lambda path: len(path.parts)):  # a folder's before its own
-        target = links[link]
-        with contextlib.suppress(OSError):
-            if link.is_symlink() and str(link.readlink()) == target:
-                continue
+        noted = links[link]
         what = (
-            f"airlock: {shown(link)} was a link to {shown(target)} on the way to a protected path"
+            f"airlock: {shown(link)} was a link to {shown(noted.target)} on the way to a "
+            "protected path"
         )
-        moved_folder = [folder for folder in link.parents if _new_link(folder, links)]
-        if moved_folder:  # the link's folder is elsewhere now: nothing is moved or made there
-            done.append(
-                f"{what}; {shown(moved_folder[0])}, a folder on its way, was replaced by a link "
-                "inside: check both"
-            )
-            continue
-        if os.path.lexists(link):
-            moved = _move(link, destination / link.relative_to(link.anchor))
-            if moved.moved_to == link:
-                done.append(f"{what}; it was replaced inside and could not be moved: check it")
-                continue
-            what += f"; what replaced it inside is set aside at {shown(moved.moved_to)}"
         try:
-            link.symlink_to(target)
-        except OSError as error:
-            done.append(f"{what}; the link could not be made again ({error.strerror}): check it")
+            folder = os.open(link.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except OSError:
+            done.append(f"{what}; its folder is gone: check it")
             continue
-        done.append(f"{what}; the link is back")
+        try:
+            found = os.fstat(folder)
+            if (found.st_dev, found.st_ino) != noted.folder:
+                done.append(f"{what}; its folder was replaced inside: check both")
+                continue
+            message = _put_back(link, noted.target, folder, destination)
+            if message is not None:
+                done.append(f"{what}; {message}")
+        finally:
+            os.close(folder)
     return done
+
+
+def _put_back(link: Path, target: str, folder: int, destination: Path) -> str | None:
+    """Make ``link`` (its name in the open ``folder``) point at ``target`` again, what stands
+    there moved to ``destination``; what was done (``None``: it was as it was)."""
+    name = link.name
+    with contextlib.suppress(OSError):
+        if os.readlink(name, dir_fd=folder) == target:
+            return None
+    moved = ""
+    try:
+        os.stat(name, dir_fd=folder, follow_symlinks=False)
+    except FileNotFoundError:
+        pass
+    else:
+        aside = destination / link.relative_to(link.anchor)
+        try:
+            aside.parent.mkdir(parents=True, exist_ok=True)
+            os.rename(name, aside, src_dir_fd=folder)
+        except OSError as error:
+            return f"it was replaced inside and could not be moved ({error.strerror}): check it"
+        moved = f"what replaced it inside is set aside at {shown(aside)}; "
+    try:
+        os.symlink(target, name, dir_fd=folder)
+    except OSError as error:
+        return f"{moved}the link could not be made again ({error.strerror}): check it"
+    return f"{moved}the link is back"
 
 
 GIT_FOLDER_MARKS = ("HEAD", "objects", "refs")
@@ -349,11 +381,15 @@ class Watch:
         agent_state: Iterable[Path] = (),
         scan: WorkspaceScan | None = None,
         links: Mapping[Path, str] = MappingProxyType({}),
+        hooks_folder: Path | None = None,
     ) -> None:
         """``scan``: the workspace's walk made at the run's start with the names of
         :data:`WATCHED` (:func:`airlock.sandbox.repositories.scan_workspace`), else one is
         made now. ``links``: the symbolic links on the way to the protected paths, and what
-        each points at (:func:`airlock.sandbox.paths.links_on_the_way`), put back after."""
+        each points at (:func:`airlock.sandbox.paths.links_on_the_way`), put back after.
+        ``hooks_folder``: a ``core.hooksPath`` that is the workspace or holds it
+        (:func:`airlock.sandbox.repositories.hooks_folder_holding`): a hook's file made or
+        changed there is set aside after the run."""
         self.workspace = workspace
         self.skip = tuple(agent_skip(workspace, agent_state))
         """The agents' own state in the workspace (writable by design; a workspace may hold
@@ -363,7 +399,9 @@ class Watch:
         self.was_git_folder = looks_like_git_folder(workspace)
         self.state = {path: _before(path) for path in state_files(home, config_dir)}
         self.configs = {home / name: _before(home / name) for name in CONFIG_FILES}
-        self.links = dict(links)
+        self.links = note_links(links)
+        hooks = [hooks_folder / name for name in HOOK_NAMES] if hooks_folder else []
+        self.hooks = {path: _signature(path) for path in hooks}
 
     def after(self, destination: Path, read_only: Mapping[Path, bool]) -> list[str]:
         """Make safe what the run wrote (what is set aside goes under ``destination``); what
@@ -397,6 +435,14 @@ class Watch:
             "look for a git folder made of the workspace",
             lambda: moved.extend(
                 set_aside_git_folder(self.workspace, self.was_git_folder, destination)
+            ),
+        )
+        step(
+            "look for hooks written in core.hooksPath",
+            lambda: moved.extend(
+                _move(path, destination / "hooks" / path.name)
+                for path, signature in self.hooks.items()
+                if _signature(path) not in (None, signature)
             ),
         )
         if moved:
