@@ -54,3 +54,13 @@ def airlock(
         timeout=timeout,
         check=False,
     )
+
+
+def run_script(
+    tmp_path: Path, script: str, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``airlock run -- sh -c SCRIPT``, its audit log ``tmp_path/audit.jsonl``."""
+    log = str(tmp_path / "audit.jsonl")
+    return airlock(
+        "run", "--audit-log", log, "--", "sh", "-c", script, env=env, cwd=cwd, timeout=180
+    )

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli import airlock
+from tests.cli import run_script
 
 RENAME_AND_RECREATE = [
     # (what exists before, the attack run inside, the file that must not appear afterwards)
@@ -54,9 +54,7 @@ def test_a_protected_path_cannot_be_freed_by_renaming_its_folder(
         (project / name).parent.mkdir(parents=True, exist_ok=True)
         (project / name).write_text(text)
     original = {name: (project / name).read_text() for name in before}
-    done = airlock(
-        "run", "--audit-log", str(tmp_path / "audit.jsonl"), "--", "sh", "-c", attack, timeout=180
-    )
+    done = run_script(tmp_path, attack)
     assert done.returncode != 125, done.stderr
     target = project / must_not_appear
     assert "evil" not in (target.read_text() if target.is_file() else ""), done.stdout + done.stderr
@@ -80,16 +78,7 @@ def test_a_file_git_runs_code_from_cannot_be_written(
     """Code inside cannot write a git file that would make git run a program outside later."""
     subprocess.run(["git", "init", "-q", str(project)], check=True)
     before = (project / name).read_bytes() if (project / name).exists() else None
-    done = airlock(
-        "run",
-        "--audit-log",
-        str(tmp_path / "audit.jsonl"),
-        "--",
-        "sh",
-        "-c",
-        f"echo ../evil > {name} && echo WROTE",
-        timeout=180,
-    )
+    done = run_script(tmp_path, f"echo ../evil > {name} && echo WROTE")
     assert "WROTE" not in done.stdout, done.stdout + done.stderr
     after = (project / name).read_bytes() if (project / name).exists() else None
     assert after == before

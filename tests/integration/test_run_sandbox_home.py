@@ -16,9 +16,11 @@ from tests.planted import PLANTED_IN_HOME
 
 
 def _run(
-    tmp_path: Path, *args: str, env: dict[str, str] | None = None
+    tmp_path: Path, *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
 ) -> subprocess.CompletedProcess[str]:
-    return airlock("run", "--audit-log", str(tmp_path / "audit.jsonl"), *args, env=env, timeout=180)
+    return airlock(
+        "run", "--audit-log", str(tmp_path / "audit.jsonl"), *args, env=env, cwd=cwd, timeout=180
+    )
 
 
 def _plant(folder: str, paths: tuple[str, ...]) -> str:
@@ -132,18 +134,8 @@ def test_a_workspace_that_is_the_home_keeps_the_folders_of_path_read_only(
     cannot be given a ``git``."""
     (home / ".cargo" / "bin").mkdir(parents=True)
     search_path = f"{home}/.cargo/bin:{os.environ['PATH']}"
-    done = airlock(
-        "run",
-        "--audit-log",
-        str(tmp_path / "audit.jsonl"),
-        "--",
-        "sh",
-        "-c",
-        _plant("~", (".cargo/bin/git",)) + "echo fine > ~/notes.txt && echo wrote-notes",
-        env={"PATH": search_path},
-        cwd=home,
-        timeout=180,
-    )
+    script = _plant("~", (".cargo/bin/git",)) + "echo fine > ~/notes.txt && echo wrote-notes"
+    done = _run(tmp_path, "--", "sh", "-c", script, env={"PATH": search_path}, cwd=home)
     assert done.returncode == 0, done.stderr
     assert "WROTE" not in done.stdout, done.stdout
     assert "wrote-notes" in done.stdout, done.stdout + done.stderr
@@ -219,17 +211,8 @@ def test_a_workspace_that_is_a_protected_path_is_read_only_and_said_so(
     read-only inside, and the run says so and why, before the command runs."""
     workspace = home / ".config" / "nvim"
     workspace.mkdir(parents=True)
-    done = airlock(
-        "run",
-        "--audit-log",
-        str(tmp_path / "audit.jsonl"),
-        "--",
-        "sh",
-        "-c",
-        "echo 'evil' > init.lua 2>/dev/null && echo WROTE; true",
-        cwd=workspace,
-        timeout=180,
-    )
+    script = "echo 'evil' > init.lua 2>/dev/null && echo WROTE; true"
+    done = _run(tmp_path, "--", "sh", "-c", script, cwd=workspace)
     assert done.returncode == 0, done.stderr
     assert "WROTE" not in done.stdout
     assert not (workspace / "init.lua").exists()
