@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from airlock.sandbox.repositories import find_nested, scan_workspace
-from airlock.sandbox.written import WATCHED, snapshot
+from airlock.sandbox.written import WATCHED, move_aside, snapshot
 from tests.cli import airlock, run_script
 
 
@@ -257,3 +257,20 @@ def test_other_agents_configuration_comes_back(
     [run] = list((config_dir / "airlock" / "set-aside").iterdir())
     assert "curl evil" in (run / ".codex" / "config.toml").read_text()
     assert "mcpServers" in (run / ".gemini" / "settings.json").read_text()
+
+
+def test_nothing_is_moved_aside_through_a_folder_swapped_for_a_link(tmp_path: Path) -> None:
+    """An entry to set aside whose folder was swapped for a link to elsewhere (by another
+    sandbox in the same workspace, between the look after the run and the move) stays where
+    it is, and so does what the link names; inside the workspace the move is made."""
+    workspace, outside, aside = tmp_path / "ws", tmp_path / "outside", tmp_path / "aside"
+    (workspace / "x" / ".claude").mkdir(parents=True)
+    (outside / ".claude").mkdir(parents=True)
+    (outside / ".claude" / "precious").write_text("mine\n")
+    (workspace / "x").rename(workspace / "x-old")
+    (workspace / "x").symlink_to(outside)
+    kept = move_aside(workspace / "x" / ".claude", aside / "x" / ".claude", workspace)
+    assert kept.moved_to == kept.path
+    assert (outside / ".claude" / "precious").read_text() == "mine\n"
+    moved = move_aside(workspace / "x-old" / ".claude", aside / "x-old" / ".claude", workspace)
+    assert moved.moved_to == aside / "x-old" / ".claude" and moved.moved_to.is_dir()

@@ -38,7 +38,7 @@ from types import MappingProxyType
 from typing import NamedTuple
 
 from airlock.sandbox.agent_state import CONFIG_FILES, keep_file, keep_servers, read, state_files
-from airlock.sandbox.paths import read_only_at
+from airlock.sandbox.paths import read_only_at, resolve
 from airlock.sandbox.repositories import (
     HOOK_NAMES,
     NESTED_DEPTH,
@@ -209,7 +209,7 @@ def set_aside(
         was = before.entries.get(path)
         if was is not None and stat.S_ISDIR(was[0]) and path.is_dir() and not path.is_symlink():
             continue  # a folder that was there: its changed entries are moved one by one
-        done = _move(path, destination / path.relative_to(workspace))
+        done = move_aside(path, destination / path.relative_to(workspace), workspace)
         moved.append(done)
         if done.moved_to == path:
             continue
@@ -327,18 +327,30 @@ def set_aside_git_folder(workspace: Path, before: bool, destination: Path) -> li
     for name in ("HEAD", "config"):
         path = workspace / name
         if os.path.lexists(path):
-            moved.append(_move(path, destination / name))
+            moved.append(move_aside(path, destination / name, workspace))
     return moved
 
 
-def _move(path: Path, target: Path) -> SetAside:
+def move_aside(path: Path, target: Path, within: Path) -> SetAside:
     """Move ``path`` to ``target`` (its folders made); one that cannot be moved stays, and the
-    answer says so (``moved_to`` is ``path``)."""
+    answer says so (``moved_to`` is ``path``). The move goes through ``path``'s folder, opened
+    and found to be in ``within`` (resolved when the run started: the workspace): a folder on
+    its way swapped for a link to elsewhere meanwhile (by another sandbox running there)
+    moves nothing from elsewhere."""
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.move(path, target)
+        folder = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     except OSError:
         return SetAside(path, path)
+    try:
+        pinned = f"/proc/self/fd/{folder}"  # names the folder opened, wherever it is now
+        if not Path(pinned).readlink().is_relative_to(within):
+            return SetAside(path, path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(f"{pinned}/{path.name}", target)
+    except OSError:
+        return SetAside(path, path)
+    finally:
+        os.close(folder)
     return SetAside(path, target)
 
 
@@ -402,6 +414,7 @@ class Watch:
         self.links = note_links(links)
         hooks = [hooks_folder / name for name in HOOK_NAMES] if hooks_folder else []
         self.hooks = {path: _signature(path) for path in hooks}
+        self.hooks_within = resolve(hooks_folder) if hooks_folder else workspace
 
     def after(self, destination: Path, read_only: Mapping[Path, bool]) -> list[str]:
         """Make safe what the run wrote (what is set aside goes under ``destination``); what
@@ -440,7 +453,7 @@ class Watch:
         step(
             "look for hooks written in core.hooksPath",
             lambda: moved.extend(
-                _move(path, destination / "hooks" / path.name)
+                move_aside(path, destination / "hooks" / path.name, self.hooks_within)
                 for path, signature in self.hooks.items()
                 if _signature(path) not in (None, signature)
             ),
