@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from airlock.sandbox.placeholders import Placeholders, sweep
+from airlock.sandbox.placeholders import Placeholders, remove_empty, sweep
 from tests.cli import airlock
 from tests.integration.started import start_run
 
@@ -107,3 +107,17 @@ def test_a_run_keeps_the_placeholder_of_another_run_it_stands_on(
     assert run_b.returncode == 0
     assert "done" in out and "WROTE" not in out, out
     assert not commondir.exists() or commondir.read_text() == ""
+
+
+def test_no_placeholder_is_removed_through_a_folder_swapped_for_a_link(tmp_path: Path) -> None:
+    """A listed placeholder whose folder was swapped for a link to elsewhere: the empty entry
+    of the same name there stays; one where the list says is removed."""
+    outside = tmp_path / "outside"
+    (outside / "x").mkdir(parents=True)
+    (tmp_path / "ws" / "sub" / "x").mkdir(parents=True)
+    (tmp_path / "ws" / "kept" / "y").mkdir(parents=True)
+    (tmp_path / "ws" / "sub").rename(tmp_path / "ws" / "sub-old")
+    (tmp_path / "ws" / "sub").symlink_to(outside)
+    remove_empty([tmp_path / "ws" / "sub" / "x", tmp_path / "ws" / "kept" / "y"])
+    assert (outside / "x").is_dir()
+    assert not (tmp_path / "ws" / "kept" / "y").exists()

@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import stat
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -53,13 +54,28 @@ class Placeholders:
 
 
 def remove_empty(paths: Iterable[Path]) -> None:
-    """Remove each empty folder or empty file (deepest first); anything with content stays."""
+    """Remove each empty folder or empty file (deepest first); anything with content stays.
+
+    Each is removed through its folder, opened and found to be where the path says (the paths
+    are real ones, links resolved, when listed): a folder on the way swapped for a link to
+    elsewhere (by a sandbox still running) removes nothing elsewhere."""
     for path in sorted(paths, key=lambda p: len(p.parts), reverse=True):
         with contextlib.suppress(OSError):  # gone, not empty, or made under a private /tmp
-            if path.is_symlink() or not path.is_file():
-                path.rmdir()
-            elif path.stat().st_size == 0:
-                path.unlink()
+            folder = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            try:
+                if Path(f"/proc/self/fd/{folder}").readlink() == path.parent:
+                    _remove_if_empty(path.name, folder)
+            finally:
+                os.close(folder)
+
+
+def _remove_if_empty(name: str, folder: int) -> None:
+    """Remove ``name`` in the open ``folder`` if it is an empty folder or an empty file."""
+    found = os.stat(name, dir_fd=folder, follow_symlinks=False)
+    if stat.S_ISDIR(found.st_mode):
+        os.rmdir(name, dir_fd=folder)  # fails unless empty
+    elif stat.S_ISREG(found.st_mode) and found.st_size == 0:
+        os.unlink(name, dir_fd=folder)
 
 
 def sweep(folder: Path) -> list[Path]:
