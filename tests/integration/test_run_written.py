@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 from airlock.sandbox.repositories import find_nested, scan_workspace
-from airlock.sandbox.written import WATCHED, move_aside, snapshot
+from airlock.sandbox.written import WATCHED, move_aside, set_aside, snapshot
 from tests.cli import airlock, run_script
 
 
@@ -269,8 +271,39 @@ def test_nothing_is_moved_aside_through_a_folder_swapped_for_a_link(tmp_path: Pa
     (outside / ".claude" / "precious").write_text("mine\n")
     (workspace / "x").rename(workspace / "x-old")
     (workspace / "x").symlink_to(outside)
-    kept = move_aside(workspace / "x" / ".claude", aside / "x" / ".claude", workspace)
+    kept = move_aside(workspace / "x" / ".claude", aside / "x" / ".claude", workspace / "x")
     assert kept.moved_to == kept.path
     assert (outside / ".claude" / "precious").read_text() == "mine\n"
-    moved = move_aside(workspace / "x-old" / ".claude", aside / "x-old" / ".claude", workspace)
-    assert moved.moved_to == aside / "x-old" / ".claude" and moved.moved_to.is_dir()
+    (workspace / "x").unlink()
+    (workspace / "x").symlink_to("x-old")  # in the workspace, but not the folder noted
+    assert move_aside(workspace / "x" / ".claude", aside / "y", workspace / "x").moved_to == (
+        workspace / "x" / ".claude"
+    )
+    target = aside / "x-old" / ".claude"
+    target.mkdir(parents=True)  # taken: the entry goes beside it, never into it
+    moved = move_aside(workspace / "x-old" / ".claude", target, workspace / "x-old")
+    assert moved.moved_to == aside / "x-old" / ".claude.1" and moved.moved_to.is_dir()
+    assert list(target.iterdir()) == []
+
+
+def test_across_file_systems_an_entry_is_renamed_in_place_never_copied(tmp_path: Path) -> None:
+    """The workspace on another file system than airlock's state (here /dev/shm, a tmpfs): a
+    new .claude is renamed in its own folder to .claude.airlock-set-aside, which no agent
+    reads, and nothing is copied (a copy could follow a link swapped in meanwhile, or fill the
+    disk with a sparse file)."""
+    workspace = Path(tempfile.mkdtemp(dir="/dev/shm"))
+    try:
+        assert workspace.stat().st_dev != tmp_path.stat().st_dev, "/dev/shm is not a tmpfs here"
+        before = snapshot(workspace)
+        (workspace / "sub" / ".claude").mkdir(parents=True)
+        (workspace / "sub" / ".claude" / "settings.json").write_text("{}\n")
+        moved, _ = set_aside(workspace, before, tmp_path / "aside")
+        inert = workspace / "sub" / ".claude.airlock-set-aside"
+        assert [(entry.path, entry.moved_to) for entry in moved] == [
+            (workspace / "sub" / ".claude", inert)
+        ]
+        assert (inert / "settings.json").read_text() == "{}\n"
+        assert not (workspace / "sub" / ".claude").exists()
+        assert not (tmp_path / "aside").exists() or not any((tmp_path / "aside").rglob("*.json"))
+    finally:
+        shutil.rmtree(workspace)

@@ -61,7 +61,7 @@ def remove_empty(paths: Iterable[Path]) -> None:
     elsewhere (by a sandbox still running) removes nothing elsewhere."""
     for path in sorted(paths, key=lambda p: len(p.parts), reverse=True):
         with contextlib.suppress(OSError):  # gone, not empty, or made under a private /tmp
-            folder = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            folder = os.open(path.parent, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
             try:
                 if Path(f"/proc/self/fd/{folder}").readlink() == path.parent:
                     _remove_if_empty(path.name, folder)

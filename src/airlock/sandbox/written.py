@@ -27,11 +27,11 @@ workspace larger than the bounds is looked at in part, and the run says so.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
-import shutil
 import stat
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from functools import partial
 from pathlib import Path
 from types import MappingProxyType
@@ -196,10 +196,11 @@ def set_aside(
                 and not _through_a_link(path, workspace)  # not out of the workspace
             ):
                 after.entries[path] = _signature(path) or (0, 0, 0, 0, 0)
+    rules = read_only or {workspace: False}  # none given: the workspace is writable
     changed = sorted(
         path
         for path, signature in after.entries.items()
-        if before.entries.get(path) != signature and not read_only_at(path, read_only)
+        if before.entries.get(path) != signature and not read_only_at(path, rules)
     )
     moved: list[SetAside] = []
     taken: set[Path] = set()
@@ -209,14 +210,11 @@ def set_aside(
         was = before.entries.get(path)
         if was is not None and stat.S_ISDIR(was[0]) and path.is_dir() and not path.is_symlink():
             continue  # a folder that was there: its changed entries are moved one by one
-        done = move_aside(path, destination / path.relative_to(workspace), workspace)
+        target = destination / path.relative_to(workspace)
+        done = move_aside(path, target, path.parent, relink=before.links.get(path))
         moved.append(done)
-        if done.moved_to == path:
-            continue
-        taken.add(path)
-        if path in before.links:
-            with contextlib.suppress(OSError):
-                path.symlink_to(before.links[path])
+        if done.moved_to != path:
+            taken.add(path)
     return moved, after.unseen
 
 
@@ -264,7 +262,7 @@ def put_back_links(links: Mapping[Path, NotedLink], destination: Path) -> list[s
             "protected path"
         )
         try:
-            folder = os.open(link.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            folder = os.open(link.parent, OPEN_FOLDER)
         except OSError:
             done.append(f"{what}; its folder is gone: check it")
             continue
@@ -294,10 +292,10 @@ def _put_back(link: Path, target: str, folder: int, destination: Path) -> str | 
     except FileNotFoundError:
         pass
     else:
-        aside = destination / link.relative_to(link.anchor)
         try:
-            aside.parent.mkdir(parents=True, exist_ok=True)
-            os.rename(name, aside, src_dir_fd=folder)
+            aside = _rename_aside(
+                name, folder, link.parent, destination / link.relative_to(link.anchor)
+            )
         except OSError as error:
             return f"it was replaced inside and could not be moved ({error.strerror}): check it"
         moved = f"what replaced it inside is set aside at {shown(aside)}; "
@@ -331,27 +329,89 @@ def set_aside_git_folder(workspace: Path, before: bool, destination: Path) -> li
     return moved
 
 
-def move_aside(path: Path, target: Path, within: Path) -> SetAside:
-    """Move ``path`` to ``target`` (its folders made); one that cannot be moved stays, and the
-    answer says so (``moved_to`` is ``path``). The move goes through ``path``'s folder, opened
-    and found to be in ``within`` (resolved when the run started: the workspace): a folder on
-    its way swapped for a link to elsewhere meanwhile (by another sandbox running there)
-    moves nothing from elsewhere."""
+OPEN_FOLDER = os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC
+"""How a folder is opened to act in it by name: no read permission needed, no link followed
+past it once open."""
+
+INERT_SUFFIX = ".airlock-set-aside"
+"""Added to an entry's name when it cannot be moved to another file system: no agent, editor,
+direnv or git reads ``.claude.airlock-set-aside`` or ``pre-commit.airlock-set-aside``."""
+
+
+def move_aside(path: Path, target: Path, folder: Path, relink: str | None = None) -> SetAside:
+    """Move ``path`` to ``target`` (``target.N`` when that is taken; its folders made); one
+    that cannot be moved stays, and the answer says so (``moved_to`` is ``path``). With
+    ``relink``, a link to that is made again where ``path`` was.
+
+    Everything goes through ``path``'s folder, opened and found to be ``folder`` itself (a
+    real path, as the walk or the run's start noted it): a folder on the way swapped for a link
+    meanwhile (by another sandbox running there) moves nothing, from elsewhere or from another
+    place in the workspace. Nothing is ever copied: when ``target`` is on another file system,
+    the entry is renamed in its own folder with :data:`INERT_SUFFIX` instead."""
     try:
-        folder = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        opened = os.open(path.parent, OPEN_FOLDER)
     except OSError:
         return SetAside(path, path)
     try:
-        pinned = f"/proc/self/fd/{folder}"  # names the folder opened, wherever it is now
-        if not Path(pinned).readlink().is_relative_to(within):
+        if Path(f"/proc/self/fd/{opened}").readlink() != folder:
             return SetAside(path, path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.move(f"{pinned}/{path.name}", target)
-    except OSError:
+        moved_to = _rename_aside(path.name, opened, path.parent, target)
+        if relink is not None:
+            with contextlib.suppress(OSError):
+                os.symlink(relink, path.name, dir_fd=opened)
+        return SetAside(path, moved_to)
+    except Exception:
         return SetAside(path, path)
     finally:
-        os.close(folder)
-    return SetAside(path, target)
+        os.close(opened)
+
+
+def _rename_aside(name: str, opened: int, folder: Path, target: Path) -> Path:
+    """Rename ``name`` (in the open ``folder``) to a free ``target``, or, on another file
+    system, to a free inert name beside it; where it went.
+
+    Raises:
+        OSError: it could not be renamed.
+    """
+    target = _free(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.rename(name, target, src_dir_fd=opened)
+    except OSError as error:
+        if error.errno != errno.EXDEV:
+            raise
+    else:
+        return target
+    inert = next(
+        candidate for candidate in _names(name + INERT_SUFFIX) if not _exists_in(candidate, opened)
+    )
+    os.rename(name, inert, src_dir_fd=opened, dst_dir_fd=opened)
+    return folder / inert
+
+
+def _names(first: str) -> Iterator[str]:
+    """``first``, then ``first.1``, ``first.2``, … (at most a thousand)."""
+    yield first
+    for number in range(1, 1000):
+        yield f"{first}.{number}"
+
+
+def _free(target: Path) -> Path:
+    """``target``, or the first of ``target.1``, ``target.2``, … that is not taken (set-aside
+    folders are airlock's own, read-only in every sandbox: nothing takes one meanwhile)."""
+    return next(
+        target.with_name(name)
+        for name in _names(target.name)
+        if not os.path.lexists(target.with_name(name))
+    )
+
+
+def _exists_in(name: str, opened: int) -> bool:
+    try:
+        os.stat(name, dir_fd=opened, follow_symlinks=False)
+    except FileNotFoundError:
+        return False
+    return True
 
 
 def set_aside_message(moved: list[SetAside]) -> str:
