@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -238,3 +240,75 @@ def test_links_on_the_way_to_the_hooks_come_back(
     kept = run / "links" / project.relative_to("/")
     assert "curl evil" in (kept / ".githooks" / "pre-commit").read_text()
     assert "curl evil" in (kept / "scripts" / "pre-push").read_text()
+
+
+def test_a_workspace_made_a_git_folder_through_commondir_is_undone(
+    tmp_path: Path, project: Path, config_dir: Path
+) -> None:
+    """A HEAD and a commondir naming a bare repository made inside (whose config would run a
+    program) make git take the workspace for a git folder too: both are set aside."""
+    done = _run(
+        tmp_path,
+        "git init -q --bare x && git --git-dir=x config core.fsmonitor 'touch PWNED' && "
+        "echo 'ref: refs/heads/main' > HEAD && echo x > commondir",
+    )
+    assert done.returncode == 0, done.stderr
+    assert not (project / "HEAD").exists() and not (project / "commondir").exists()
+    status = subprocess.run(["git", "-C", str(project), "status"], capture_output=True, text=True)
+    assert not (project / "PWNED").exists()
+    assert "not a git repository" in status.stderr
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        "git init -q sub && git -C sub config core.fsmonitor 'touch ../PWNED'",
+        "git init -q --bare build/x.git && git --git-dir=build/x.git config core.fsmonitor "
+        "'touch PWNED' && mkdir -p vendor/lib && echo 'gitdir: ../../build/x.git' > vendor/lib/.git",
+    ],
+    ids=["a_git_folder", "a_git_file_naming_one"],
+)
+def test_a_repository_made_in_a_subfolder_is_made_safe(
+    tmp_path: Path, project: Path, make: str
+) -> None:
+    """A repository made in a subfolder during the run (a .git folder, or a .git file naming a
+    git folder made in the workspace) has its config cut down after it: no program it names
+    runs for the user's git later."""
+    _git(project, "init", "-q")
+    done = _run(tmp_path, make)
+    assert done.returncode == 0, done.stderr
+    assert "made inside the sandbox; hooks emptied, config keys dropped: core.fsmonitor" in (
+        done.stderr
+    )
+    configs = [*project.glob("sub/.git/config"), *project.glob("build/x.git/config")]
+    assert configs and all("fsmonitor" not in config.read_text() for config in configs)
+    for folder in ("sub", "vendor/lib"):
+        if (project / folder).exists():
+            subprocess.run(["git", "-C", str(project / folder), "status"], capture_output=True)
+    assert not (project / "PWNED").exists()
+
+
+def test_a_repository_on_another_file_system_stays_held(tmp_path: Path, project: Path) -> None:
+    """With airlock's state on another file system than the workspace (here a home in
+    /dev/shm), a repository made inside is made safe but never copied: it stays held, and the
+    run says how to move it."""
+    home = Path(tempfile.mkdtemp(dir="/dev/shm"))
+    try:
+        assert home.stat().st_dev != project.stat().st_dev, "/dev/shm is not a tmpfs here"
+        done = airlock(
+            "run",
+            "--audit-log",
+            str(tmp_path / "audit.jsonl"),
+            "--",
+            "sh",
+            "-c",
+            "git init -q && echo made",
+            env={"HOME": str(home)},
+            timeout=180,
+        )
+        assert done.returncode == 0, done.stderr
+        assert "made" in done.stdout
+        assert "on another file system than the workspace (it is never copied)" in done.stderr
+        assert not (project / ".git").exists()
+    finally:
+        shutil.rmtree(home)

@@ -12,6 +12,7 @@ import argparse
 # ``typing`` is not imported at run time (start-up time); mypy reads the block as if true.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
 
     from airlock.egress.options import Prepared
@@ -98,6 +99,7 @@ def _run(args: argparse.Namespace) -> int:
     import os
     import sys
     import time
+    from functools import partial
     from pathlib import Path
 
     from airlock.cli._common import load_reported
@@ -262,15 +264,38 @@ def _run(args: argparse.Namespace) -> int:
             finally:
                 sandbox.close()
     finally:
-        if prepared is not None:
-            prepared.close()
-        brought = bring_in(held) if held is not None else None
-        made_safe = []
-        if watch is not None:
-            made_safe = watch.after(state[0] / "set-aside" / run, read_only)
+        made_safe = after_the_run(
+            ("close the run's CA", prepared.close if prepared is not None else None),
+            ("bring in the repository made inside", partial(bring_in, held) if held else None),
+            (
+                "make safe what the run wrote",
+                partial(watch.after, state[0] / "set-aside" / run, read_only) if watch else None,
+            ),
+        )
     show(report, scrubbed, args.report_json, code)
-    if brought is not None:
-        print(f"airlock: {brought}", file=sys.stderr)
     for line in made_safe:
         print(line, file=sys.stderr)
     return code
+
+
+def after_the_run(*steps: tuple[str, Callable[[], object] | None]) -> list[str]:
+    """Run each step whatever the others did (one that fails, is interrupted or is slow to the
+    point of Ctrl-C stops none after it: each makes something safe); what to tell the user,
+    a line each: a step's own words (a text, or a list of lines), or what stopped it."""
+    lines: list[str] = []
+    for what, action in steps:
+        if action is None:
+            continue
+        try:
+            said = action()
+        except KeyboardInterrupt:
+            lines.append(f"airlock: interrupted, did not {what}: check it yourself")
+            continue
+        except Exception as error:
+            lines.append(f"airlock: could not {what} ({error!r}): check it yourself")
+            continue
+        if isinstance(said, str):
+            lines.append(f"airlock: {said}")
+        elif isinstance(said, list):
+            lines.extend(str(line) for line in said)
+    return lines

@@ -22,10 +22,11 @@ from airlock._atomic import replace_file
 from airlock.sandbox.files import NotRegular, read_regular
 
 KEY = "mcpServers"
-CONFIG_FILES = (".codex/config.toml", ".gemini/settings.json")
+CONFIG_FILES = (".codex/config.toml", ".codex/.env", ".gemini/settings.json", ".gemini/.env")
 """Other agents' configuration in the home, writable with their state (``~/.codex``,
 ``~/.gemini``) but naming what runs outside later (Codex's ``notify`` and ``mcp_servers``,
-Gemini's ``mcpServers``): :func:`keep_file` puts each back as it was after the run."""
+Gemini's ``mcpServers``; the variables each loads from its ``.env``: ``BASH_ENV``, an API
+base URL): :func:`keep_file` puts each back as it was after the run."""
 
 Servers = dict[str, Any]
 """``{"": top-level servers, PROJECT: that project's servers}`` (absent ones left out)."""

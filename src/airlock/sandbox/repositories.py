@@ -36,6 +36,7 @@ or further than the scan's bounds are not protected (``--ro PATH`` protects one 
 
 from __future__ import annotations
 
+import errno
 import itertools
 import os
 import re
@@ -96,6 +97,10 @@ SAFE_CONFIG: tuple[str, ...] = (
 them runs a program (``remote.*.uploadpack``, ``core.sshCommand``, ``core.fsmonitor``,
 ``core.hooksPath``, filters, aliases and includes are dropped)."""
 
+
+KEPT_CONFIG = 500
+"""At most this many entries of a config made inside are kept (a repository's own has tens;
+each is written by its own ``git config`` call, and the run's end waits for them)."""
 
 UNSAFE_URL_PREFIXES = ("ext::", "fd::")
 """Remote URL transports that run a program or use a descriptor: a repository made inside
@@ -497,9 +502,12 @@ def bring_in(held: Held) -> str | None:
     Returns:
         What was done, in words, or ``None`` when nothing was made (the folder is removed).
     """
-    if not any(held.folder.iterdir()):
-        held.folder.rmdir()
-        return None
+    try:
+        if not any(held.folder.iterdir()):
+            held.folder.rmdir()
+            return None
+    except OSError as error:
+        return f"the holding folder {held.folder} cannot be read ({error.strerror}): check it"
     if os.path.lexists(held.target):
         return (
             f"a git repository was made inside, but {held.target} exists now: it stays in "
@@ -509,8 +517,19 @@ def bring_in(held: Held) -> str | None:
     try:
         for git_folder in _git_folders(held.folder):
             dropped += _make_safe(git_folder)
-        shutil.move(held.folder, held.target)
-    except (OSError, subprocess.CalledProcessError, RecursionError) as error:
+        held.folder.rename(held.target)  # never a copy: one may be huge, or hold links
+    except OSError as error:
+        if error.errno == errno.EXDEV:
+            return (
+                f"the git repository made inside was made safe, hooks removed; it stays in "
+                f"{held.folder}, on another file system than the workspace (it is never copied): "
+                f"move it with: mv {held.folder} {held.target}"
+            )
+        return (
+            f"the git repository made inside could not be made safe ({error}): it stays in "
+            f"{held.folder}, not in the workspace"
+        )
+    except (subprocess.CalledProcessError, RecursionError) as error:
         return (
             f"the git repository made inside could not be made safe ({error}): it stays in "
             f"{held.folder}, not in the workspace"
@@ -540,6 +559,45 @@ def secure_new_modules(workspace: Path, before: frozenset[Path]) -> list[str]:
             continue
         more = f", config keys dropped: {', '.join(dropped)}" if dropped else ""
         done.append(f"{folder}: made inside the sandbox; hooks emptied{more}")
+    return done
+
+
+def secure_new_repositories(
+    workspace: Path, before: frozenset[Path], skip: Iterable[Path] = ()
+) -> list[str]:
+    """After the run: each ``.git`` made in a subfolder during it (:func:`find_nested`'s
+    bounds), made safe as :func:`bring_in` makes a new repository: the user's git at the root
+    runs a subfolder repository's config too (``git status`` looks into a submodule that the
+    index names, with no ``.gitmodules``). For a ``.git`` file, the git folder it names, when
+    that is in the workspace; one naming a folder elsewhere is reported. What was done."""
+    done = []
+    found = scan_workspace(workspace, frozenset(), skip=skip).nested
+    for dot_git in sorted(set(found.found) - before):
+        if dot_git.is_dir() and not dot_git.is_symlink():
+            git_folder: Path | None = dot_git
+        else:
+            named = _gitdir_of(dot_git)
+            inside = named is not None and named.is_relative_to(resolve(workspace))
+            git_folder = named if inside and named is not None and named.is_dir() else None
+        if git_folder is None:
+            done.append(
+                f"{dot_git}: made inside the sandbox, names a git folder elsewhere: check it"
+            )
+            continue
+        try:
+            dropped = [key for folder in _git_folders(git_folder) for key in _make_safe(folder)]
+        except (OSError, subprocess.CalledProcessError, RecursionError) as error:
+            done.append(
+                f"{dot_git}: made inside the sandbox, could not be made safe ({error}): remove it"
+            )
+            continue
+        more = f", config keys dropped: {', '.join(sorted(set(dropped)))}" if dropped else ""
+        done.append(f"{dot_git}: made inside the sandbox; hooks emptied{more}")
+    if not found.complete:
+        done.append(
+            "repositories made in subfolders were looked for within the scan's bounds only "
+            f"({NESTED_FOLDERS} folders, {NESTED_DEPTH} deep): check git folders beyond them"
+        )
     return done
 
 
@@ -590,8 +648,8 @@ def _make_safe(git_folder: Path) -> list[str]:
     safe = re.compile("|".join(SAFE_CONFIG), re.IGNORECASE)  # compiled only when needed
     dropped = []
     git = shutil.which("git")  # found: _config_entries found no entry without it
-    for key, value in entries:
-        if not _safe_entry(safe, key, value):
+    for number, (key, value) in enumerate(entries):
+        if number >= KEPT_CONFIG or not _safe_entry(safe, key, value):
             dropped.append(key)
         elif git is not None:
             subprocess.run(
@@ -609,7 +667,8 @@ def _safe_entry(safe: re.Pattern[str], key: str, value: str) -> bool:
     program (``ext::``) or talks to an inherited descriptor (``fd::``)."""
     if not safe.fullmatch(key):
         return False
-    return not (key.lower().endswith("url") and value.lower().startswith(UNSAFE_URL_PREFIXES))
+    names_a_remote = key.lower().endswith(("url", ".remote"))  # branch.X.remote may be a URL
+    return not (names_a_remote and value.strip().lower().startswith(UNSAFE_URL_PREFIXES))
 
 
 def _config_entries(config: Path) -> list[tuple[str, str]]:

@@ -49,6 +49,7 @@ from airlock.sandbox.repositories import (
     module_folders,
     scan_workspace,
     secure_new_modules,
+    secure_new_repositories,
 )
 
 WATCHED = frozenset(
@@ -306,23 +307,30 @@ def _put_back(link: Path, target: str, folder: int, destination: Path) -> str | 
     return f"{moved}the link is back"
 
 
-GIT_FOLDER_MARKS = ("HEAD", "objects", "refs")
-"""What makes git take a folder for a git folder (a bare repository) when it has no ``.git``."""
+GIT_FOLDER_FILES = ("HEAD", "commondir", "config")
+"""Set aside from a workspace that became a git folder during the run: what makes git take
+it for one (``HEAD``, with ``commondir`` naming where its objects and config are), and the
+config git would run."""
 
 
 def looks_like_git_folder(folder: Path) -> bool:
-    """Whether git would take ``folder`` itself for a git folder."""
-    return all(os.path.lexists(folder / mark) for mark in GIT_FOLDER_MARKS)
+    """Whether git would take ``folder`` itself for a git folder: a ``HEAD``, with ``objects``
+    and ``refs`` or with a ``commondir`` that names a folder that has them."""
+    if not os.path.lexists(folder / "HEAD"):
+        return False
+    if os.path.lexists(folder / "commondir"):
+        return True
+    return all(os.path.lexists(folder / mark) for mark in ("objects", "refs"))
 
 
 def set_aside_git_folder(workspace: Path, before: bool, destination: Path) -> list[SetAside]:
-    """After the run: when the workspace itself became a git folder during it (``HEAD``,
-    ``objects``, ``refs`` at its top: git would then run its ``config``, ``core.fsmonitor``
-    included, for anyone using git there), its ``HEAD`` and ``config`` are set aside."""
+    """After the run: when the workspace itself became a git folder during it
+    (:func:`looks_like_git_folder`: git would then run its config, ``core.fsmonitor`` included,
+    for anyone using git there), its :data:`GIT_FOLDER_FILES` are set aside."""
     if before or not looks_like_git_folder(workspace):
         return []
     moved = []
-    for name in ("HEAD", "config"):
+    for name in GIT_FOLDER_FILES:
         path = workspace / name
         if os.path.lexists(path):
             moved.append(move_aside(path, destination / name, workspace))
@@ -467,6 +475,9 @@ class Watch:
         """The agents' own state in the workspace (writable by design; a workspace may hold
         the home): not walked."""
         self.settings = snapshot(workspace, skip=self.skip, scan=scan)
+        self.nested = frozenset(
+            (scan or scan_workspace(workspace, frozenset(), skip=self.skip)).nested.found
+        )
         self.modules = module_folders(workspace)
         self.was_git_folder = looks_like_git_folder(workspace)
         self.state = {path: _before(path) for path in state_files(home, config_dir)}
@@ -525,19 +536,26 @@ class Watch:
             lambda: lines.extend(put_back_links(self.links, destination / "links")),
         )
         step(
+            "make the repositories made in subfolders safe",
+            lambda: lines.extend(
+                f"airlock: {done}"
+                for done in secure_new_repositories(self.workspace, self.nested, self.skip)
+            ),
+        )
+        step(
             "make the submodules' new git folders safe",
             lambda: lines.extend(
                 f"airlock: {done}" for done in secure_new_modules(self.workspace, self.modules)
             ),
         )
         for number, (path, before) in enumerate(self.state.items()):
-            aside = destination / f"{path.name}.{number}"
+            aside = _free(destination / f"{path.name}.{number}")
             step(
                 f"check the MCP servers of {shown(path)}",
                 partial(_keep, lines, keep_servers, path, before, aside),
             )
         for path, before in self.configs.items():
-            aside = destination / path.parent.name / path.name
+            aside = _free(destination / path.parent.name / path.name)
             step(f"check {shown(path)}", partial(_keep, lines, keep_file, path, before, aside))
         return lines
 
