@@ -529,7 +529,11 @@ def visible(paths: Iterable[Path], why: str, hidden: Iterable[Path] = ()) -> Ite
     covers: list[str | Path] = [*PRIVATE_TMPFS, *hidden]
     for path in paths:
         real = resolve(path)
-        if real.exists() and any(real.is_relative_to(base) for base in covers):
+        try:
+            there = real.exists()
+        except OSError:  # a folder on the way that cannot be searched: nothing to show
+            continue
+        if there and any(real.is_relative_to(base) for base in covers):
             yield Mount(Kind.SHOW, real, why, True, real.is_dir())
 
 
