@@ -225,6 +225,38 @@ def test_mcp_servers_added_inside_are_taken_out_of_the_agents_state(
     assert "MCP servers" in done.stderr
 
 
+def test_a_projects_servers_trust_and_approvals_come_back(
+    tmp_path: Path, home: Path, config_dir: Path
+) -> None:
+    """A project's entry in ~/.claude.json replaced inside by one that trusts the project and
+    approves all its .mcp.json servers: its own servers come back, the trust and approvals
+    are as they were, and what else the run wrote there stays."""
+    state = home / ".claude.json"
+    state.write_text(
+        '{"projects": {"/p": {"mcpServers": {"keep": {"command": "k"}}, "history": [1]}, '
+        '"/q": {"hasTrustDialogAccepted": true}}}\n'
+    )
+    script = (
+        "import json, pathlib; p = pathlib.Path.home() / '.claude.json'; d = json.loads(p.read_text()); "
+        "d['projects']['/p'] = {'enableAllProjectMcpServers': True, 'hasTrustDialogAccepted': True, "
+        "'enabledMcpjsonServers': ['evil'], 'history': [1, 2]}; "
+        "d['projects']['/new'] = {'hasTrustDialogAccepted': True}; p.write_text(json.dumps(d))"
+    )
+    done = _run_python(tmp_path, script)
+    assert done.returncode == 0, done.stderr
+    projects = json.loads(state.read_text())["projects"]
+    assert projects["/p"] == {
+        "mcpServers": {"keep": {"command": "k"}},
+        "enableAllProjectMcpServers": False,
+        "hasTrustDialogAccepted": False,
+        "enabledMcpjsonServers": [],
+        "history": [1, 2],
+    }
+    assert projects["/q"] == {"hasTrustDialogAccepted": True}
+    assert projects["/new"] == {"hasTrustDialogAccepted": False}
+    assert "trust or approvals were changed inside the sandbox" in done.stderr
+
+
 def test_a_new_project_entry_alone_changes_nothing(tmp_path: Path, home: Path) -> None:
     """The agent adds each new project with empty servers: not a change to undo."""
     state = home / ".claude.json"

@@ -28,8 +28,21 @@ CONFIG_FILES = (".codex/config.toml", ".codex/.env", ".gemini/settings.json", ".
 Gemini's ``mcpServers``; the variables each loads from its ``.env``: ``BASH_ENV``, an API
 base URL): :func:`keep_file` puts each back as it was after the run."""
 
-Servers = dict[str, Any]
-"""``{"": top-level servers, PROJECT: that project's servers}`` (absent ones left out)."""
+PROJECT_KEYS: dict[str, Any] = {
+    KEY: {},
+    "enabledMcpjsonServers": [],
+    "disabledMcpjsonServers": [],
+    "enableAllProjectMcpServers": False,
+    "hasTrustDialogAccepted": False,
+}
+"""What a project's entry in the state file says about what runs for it, each with the value
+the agent writes for a new project (which counts as none): its MCP servers, which of a
+project's ``.mcp.json`` servers are approved, and whether the project is trusted (its own
+settings' hooks then run)."""
+
+Guarded = dict[str, dict[str, Any]]
+"""``{"": {"mcpServers": …}, PROJECT: {key of PROJECT_KEYS: value}}``, the values that say
+something (not the new project's defaults) only."""
 
 
 def state_files(home: Path, config_dir: Path) -> list[Path]:
@@ -49,30 +62,51 @@ def read(path: Path) -> bytes | None:
         return None
 
 
-def servers(text: bytes | None) -> Servers | None:
-    """The MCP servers a state file's ``text`` lists; ``None`` when missing or not a JSON
-    object."""
+def guarded(text: bytes | None) -> Guarded | None:
+    """What a state file's ``text`` says runs (:data:`Guarded`); ``None`` when missing or not
+    a JSON object."""
     if text is None:
         return None
     try:
         data = json.loads(text)
     except ValueError:
         return None
-    return _servers(data) if isinstance(data, dict) else None
+    return _guarded(data) if isinstance(data, dict) else None
 
 
-def _servers(data: dict[str, Any]) -> Servers:
-    """The servers listed, an empty list counting as none (the agent writes ``{}`` for each
-    new project)."""
-    found: Servers = {}
+def _guarded(data: dict[str, Any]) -> Guarded:
+    found: Guarded = {}
     if data.get(KEY):
-        found[""] = data[KEY]
+        found[""] = {KEY: data[KEY]}
     projects = data.get("projects")
     if isinstance(projects, dict):
         for project, settings in projects.items():
-            if isinstance(settings, dict) and settings.get(KEY):
-                found[project] = settings[KEY]
+            if isinstance(settings, dict):
+                said = {key: settings[key] for key in PROJECT_KEYS if settings.get(key)}
+                if said:
+                    found[project] = said
     return found
+
+
+def _restore(data: dict[str, Any], kept: Guarded, now: Guarded) -> None:
+    """Make what ``data`` says runs as ``kept`` says, touching nothing else."""
+    data.pop(KEY, None)
+    if "" in kept:
+        data[KEY] = kept[""][KEY]
+    if not isinstance(data.get("projects"), dict):
+        data["projects"] = {}
+    projects = data["projects"]
+    for project in sorted((set(kept) | set(now)) - {""}):
+        settings = projects.get(project)
+        if not isinstance(settings, dict):
+            if project not in kept:
+                continue
+            settings = projects[project] = {}
+        for key, default in PROJECT_KEYS.items():
+            if key in kept.get(project, {}):
+                settings[key] = kept[project][key]
+            elif settings.get(key):
+                settings[key] = type(default)()
 
 
 def keep_servers(path: Path, before: bytes | None, aside: Path) -> str | None:
@@ -97,25 +131,19 @@ def keep_servers(path: Path, before: bytes | None, aside: Path) -> str | None:
         return _put_back(path, before, aside, "it cannot be read as JSON")
     if not isinstance(data, dict):
         return _put_back(path, before, aside, "it is no longer a JSON object")
-    now = _servers(data)
-    kept = servers(before) or {}
+    now = _guarded(data)
+    kept = guarded(before) or {}
     if now == kept:
         return None
     aside.parent.mkdir(parents=True, exist_ok=True)
     aside.write_bytes(text)
-    data.pop(KEY, None)
-    if "" in kept:
-        data[KEY] = kept[""]
-    projects = data.get("projects")
-    if isinstance(projects, dict):
-        for project, settings in projects.items():
-            if isinstance(settings, dict) and KEY in settings:
-                settings[KEY] = kept.get(project, {})
+    _restore(data, kept, now)
     mode = path.lstat().st_mode & 0o777
     replace_file(path, json.dumps(data, indent=2).encode() + b"\n", mode=mode)
     return (
-        f"{path}: its MCP servers (mcpServers) were changed inside the sandbox, and an agent "
-        f"starts them outside; they are back as they were (the file as the run left it: {aside})"
+        f"{path}: its MCP servers or a project's trust or approvals were changed inside the "
+        "sandbox, and an agent starts them outside; they are back as they were (the file as "
+        f"the run left it: {aside})"
     )
 
 
