@@ -279,6 +279,7 @@ def test_other_agents_configuration_comes_back(
     them; the rest of their state stays."""
     (home / ".codex").mkdir()
     (home / ".codex" / "config.toml").write_text('model = "o4"\n')
+    (home / ".codex" / "config.toml").chmod(0o644)
     (home / ".gemini").mkdir()
     done = run_script(
         tmp_path,
@@ -289,6 +290,7 @@ def test_other_agents_configuration_comes_back(
     )
     assert done.returncode == 0, done.stderr
     assert (home / ".codex" / "config.toml").read_text() == 'model = "o4"\n'
+    assert (home / ".codex" / "config.toml").stat().st_mode & 0o777 == 0o644  # its own mode
     assert not (home / ".gemini" / "settings.json").exists()
     assert not (home / ".codex" / ".env").exists() and not (home / ".gemini" / ".env").exists()
     assert (home / ".codex" / "history.jsonl").read_text() == "history\n"

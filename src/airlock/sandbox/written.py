@@ -580,6 +580,19 @@ def _keep(
     done = keep(path, text, aside)
     if done is not None:
         lines.append(f"airlock: {shown(done)}")
+        if signature is not None and stat.S_ISREG(signature[0]):
+            _set_mode(path, stat.S_IMODE(signature[0]))  # put back with its own mode too
+
+
+def _set_mode(path: Path, mode: int) -> None:
+    """Give the regular file at ``path`` (never through a link) ``mode``, if it still is one."""
+    with contextlib.suppress(OSError):
+        opened = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        try:
+            if stat.S_ISREG(os.fstat(opened).st_mode):
+                os.fchmod(opened, mode)
+        finally:
+            os.close(opened)
 
 
 def shown(text: object) -> str:
