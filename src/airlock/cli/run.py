@@ -282,18 +282,13 @@ def after_the_run(*steps: tuple[str, Callable[[], object] | None]) -> list[str]:
     """Run each step whatever the others did (one that fails, is interrupted or is slow to the
     point of Ctrl-C stops none after it: each makes something safe); what to tell the user,
     a line each: a step's own words (a text, or a list of lines), or what stopped it."""
+    from airlock.sandbox.written import each_step
+
     lines: list[str] = []
     for what, action in steps:
         if action is None:
             continue
-        try:
-            said = action()
-        except KeyboardInterrupt:
-            lines.append(f"airlock: interrupted, did not {what}: check it yourself")
-            continue
-        except Exception as error:
-            lines.append(f"airlock: could not {what} ({error!r}): check it yourself")
-            continue
+        said = each_step(lines, what, action)
         if isinstance(said, str):
             lines.append(f"airlock: {said}")
         elif isinstance(said, list):

@@ -474,10 +474,9 @@ class Watch:
         self.skip = tuple(agent_skip(workspace, agent_state))
         """The agents' own state in the workspace (writable by design; a workspace may hold
         the home): not walked."""
+        scan = scan or scan_workspace(workspace, WATCHED, skip=self.skip)
         self.settings = snapshot(workspace, skip=self.skip, scan=scan)
-        self.nested = frozenset(
-            (scan or scan_workspace(workspace, frozenset(), skip=self.skip)).nested.found
-        )
+        self.nested = frozenset(scan.nested.found)
         self.modules = module_folders(workspace)
         self.was_git_folder = looks_like_git_folder(workspace)
         self.state = {path: _before(path) for path in state_files(home, config_dir)}
@@ -494,14 +493,7 @@ class Watch:
         still run. ``read_only``: the sandbox's path rules (:func:`set_aside`)."""
         lines: list[str] = []
         moved: list[SetAside] = []
-
-        def step(what: str, action: Callable[[], object]) -> None:
-            try:
-                action()
-            except Exception as error:
-                lines.append(f"airlock: could not {what} ({error!r}): check it yourself")
-            except KeyboardInterrupt:  # the other steps still run: each is short
-                lines.append(f"airlock: interrupted, did not {what}: check it yourself")
+        step = partial(each_step, lines)
 
         def settings() -> None:
             found, unseen = set_aside(
@@ -558,6 +550,19 @@ class Watch:
             aside = _free(destination / path.parent.name / path.name)
             step(f"check {shown(path)}", partial(_keep, lines, keep_file, path, before, aside))
         return lines
+
+
+def each_step(lines: list[str], what: str, action: Callable[[], object]) -> object:
+    """Run one step of making safe after a run, whatever the steps before it did: what it
+    returns, or ``None`` when it failed or was interrupted (Ctrl-C while a slow one runs),
+    which ``lines`` then says, so that the steps after it still run."""
+    try:
+        return action()
+    except KeyboardInterrupt:
+        lines.append(f"airlock: interrupted, did not {what}: check it yourself")
+    except Exception as error:
+        lines.append(f"airlock: could not {what} ({error!r}): check it yourself")
+    return None
 
 
 def _before(path: Path) -> tuple[bytes | None, Signature | None]:
