@@ -1,14 +1,21 @@
 """Reading files that code inside the sandbox could have prepared: never through a link, never
-blocking on a FIFO, never more than a bound."""
+blocking on a FIFO, never more than a bound; and acting in a folder it could have changed,
+through the folder itself, opened (:func:`open_folder`)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 from pathlib import Path
 
 LIMIT = 64 << 20
 """The most bytes :func:`read_regular` reads (a state file is far smaller)."""
+
+
+NOT_THROUGH_A_LINK = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+"""How a file code inside could have prepared is opened: never through a link, never waiting
+on a FIFO."""
 
 
 class NotRegular(Exception):
@@ -23,7 +30,7 @@ def read_regular(path: Path, limit: int = LIMIT) -> bytes | None:
             larger than ``limit``.
     """
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        fd = os.open(path, NOT_THROUGH_A_LINK)
     except FileNotFoundError:
         return None
     except OSError as error:
@@ -55,3 +62,30 @@ def read_text_or_none(path: Path, limit: int = 4096) -> str | None:
     except NotRegular:
         return None
     return None if data is None else data[:limit].decode("utf-8", "replace")
+
+
+def open_folder(path: Path) -> int:
+    """``path`` opened as a folder, to act in it by name (``*at`` calls with ``dir_fd``): no
+    read permission needed, and what is acted on stays in this folder whatever is renamed, or
+    swapped for a link, on the way to it meanwhile. The caller closes it.
+
+    Raises:
+        OSError: it cannot be opened as a folder.
+    """
+    return os.open(path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+
+
+def is_at(opened: int, path: Path) -> bool:
+    """Whether the folder ``opened`` (:func:`open_folder`) is ``path`` (a real path) now."""
+    return Path(f"/proc/self/fd/{opened}").readlink() == path
+
+
+def chmod_regular(path: Path, mode: int) -> None:
+    """Give the regular file at ``path`` (never through a link) ``mode``, if it is one."""
+    with contextlib.suppress(OSError):
+        fd = os.open(path, NOT_THROUGH_A_LINK)
+        try:
+            if stat.S_ISREG(os.fstat(fd).st_mode):
+                os.fchmod(fd, mode)
+        finally:
+            os.close(fd)

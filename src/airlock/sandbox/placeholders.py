@@ -27,6 +27,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from airlock._process import alive
+from airlock.sandbox.files import is_at, open_folder
 
 
 class Placeholders:
@@ -61,9 +62,9 @@ def remove_empty(paths: Iterable[Path]) -> None:
     elsewhere (by a sandbox still running) removes nothing elsewhere."""
     for path in sorted(paths, key=lambda p: len(p.parts), reverse=True):
         with contextlib.suppress(OSError):  # gone, not empty, or made under a private /tmp
-            folder = os.open(path.parent, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+            folder = open_folder(path.parent)
             try:
-                if Path(f"/proc/self/fd/{folder}").readlink() == path.parent:
+                if is_at(folder, path.parent):
                     _remove_if_empty(path.name, folder)
             finally:
                 os.close(folder)

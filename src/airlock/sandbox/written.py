@@ -38,6 +38,7 @@ from types import MappingProxyType
 from typing import NamedTuple
 
 from airlock.sandbox.agent_state import CONFIG_FILES, keep_file, keep_servers, read, state_files
+from airlock.sandbox.files import chmod_regular, is_at, open_folder
 from airlock.sandbox.paths import read_only_at, resolve
 from airlock.sandbox.repositories import (
     HOOK_NAMES,
@@ -263,7 +264,7 @@ def put_back_links(links: Mapping[Path, NotedLink], destination: Path) -> list[s
             "protected path"
         )
         try:
-            folder = os.open(link.parent, OPEN_FOLDER)
+            folder = open_folder(link.parent)
         except OSError:
             done.append(f"{what}; its folder is gone: check it")
             continue
@@ -337,10 +338,6 @@ def set_aside_git_folder(workspace: Path, before: bool, destination: Path) -> li
     return moved
 
 
-OPEN_FOLDER = os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC
-"""How a folder is opened to act in it by name: no read permission needed, no link followed
-past it once open."""
-
 INERT_SUFFIX = ".airlock-set-aside"
 """Added to an entry's name when it cannot be moved to another file system: no agent, editor,
 direnv or git reads ``.claude.airlock-set-aside`` or ``pre-commit.airlock-set-aside``."""
@@ -357,11 +354,11 @@ def move_aside(path: Path, target: Path, folder: Path, relink: str | None = None
     place in the workspace. Nothing is ever copied: when ``target`` is on another file system,
     the entry is renamed in its own folder with :data:`INERT_SUFFIX` instead."""
     try:
-        opened = os.open(path.parent, OPEN_FOLDER)
+        opened = open_folder(path.parent)
     except OSError:
         return SetAside(path, path)
     try:
-        if Path(f"/proc/self/fd/{opened}").readlink() != folder:
+        if not is_at(opened, folder):
             return SetAside(path, path)
         moved_to = _rename_aside(path.name, opened, path.parent, target)
         if relink is not None:
@@ -586,18 +583,7 @@ def _keep(
     if done is not None:
         lines.append(f"airlock: {shown(done)}")
         if signature is not None and stat.S_ISREG(signature[0]):
-            _set_mode(path, stat.S_IMODE(signature[0]))  # put back with its own mode too
-
-
-def _set_mode(path: Path, mode: int) -> None:
-    """Give the regular file at ``path`` (never through a link) ``mode``, if it still is one."""
-    with contextlib.suppress(OSError):
-        opened = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-        try:
-            if stat.S_ISREG(os.fstat(opened).st_mode):
-                os.fchmod(opened, mode)
-        finally:
-            os.close(opened)
+            chmod_regular(path, stat.S_IMODE(signature[0]))  # put back with its own mode too
 
 
 def shown(text: object) -> str:
