@@ -158,10 +158,6 @@ task can run when a folder opens). Where the tool's folder is missing, the tool 
 installed, and a placeholder there would keep the tool from making its folder at all (cargo's
 registry, Gradle's caches) in a run with a writable home."""
 
-AGENT_STATE_WHY = ("the agent's own state", "the agent's config dir")
-"""The reasons of the writable rules on the agents' state (what the after-run check leaves
-alone: it is written all the time, by design)."""
-
 AGENT_STATE: tuple[str, ...] = ("~/.claude", "~/.claude.json", "~/.codex", "~/.gemini")
 """The agents' own state: writable, so an agent works as usual."""
 
@@ -415,9 +411,9 @@ def home_rules(home: Path, config_dir: Path, airlock_state: Iterable[Path]) -> I
     for text in AGENT_STATE:
         path = home / text[2:]
         if resolve(path).exists():
-            yield mount(Kind.WRITE, path, AGENT_STATE_WHY[0])
+            yield mount(Kind.WRITE, path, "the agent's own state")
     if resolve(config_dir).exists():
-        yield mount(Kind.WRITE, config_dir, AGENT_STATE_WHY[1])
+        yield mount(Kind.WRITE, config_dir, "the agent's config dir")
     yield from config_dir_rules(config_dir, "runs code outside later (in the agent's config dir)")
     default = home / ".claude"
     if resolve(default) != resolve(config_dir):
