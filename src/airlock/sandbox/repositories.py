@@ -370,7 +370,7 @@ def hooks_rules(work_tree: Path, git_folder: Path, why: str) -> Iterator[Mount]:
     elif _protectable(real, inside):
         yield mount(Kind.READ, named, f"{why}: core.hooksPath")
         folders.append(named)
-    elif inside.is_relative_to(real) and not sandbox_own_in(real):
+    elif _holds_the_work_tree(real, inside):
         for name in HOOK_NAMES:  # a link among them: mount() lands on what it names
             if os.path.lexists(named / name):
                 yield mount(Kind.READ, named / name, f"{why}: a hook in core.hooksPath")
@@ -396,10 +396,17 @@ def hooks_folder_holding(work_tree: Path) -> Path | None:
     named = _hooks_path(work_tree, git_folder)
     if named is None:
         return None
-    real = resolve(named)
-    if _not_a_hooks_folder(real, resolve(work_tree)) or sandbox_own_in(real):
+    real, inside = resolve(named), resolve(work_tree)
+    if _not_a_hooks_folder(real, inside) or not _holds_the_work_tree(real, inside):
         return None
-    return named if resolve(work_tree).is_relative_to(real) else None
+    return named
+
+
+def _holds_the_work_tree(real: Path, work_tree: Path) -> bool:
+    """A ``core.hooksPath`` folder that is the work tree or holds it, and none of the
+    sandbox's own folders: its hooks are files among the project's (:func:`hooks_rules`,
+    :func:`hooks_folder_holding`)."""
+    return work_tree.is_relative_to(real) and not sandbox_own_in(real)
 
 
 def _not_a_hooks_folder(real: Path, work_tree: Path) -> bool:
