@@ -57,10 +57,23 @@ def airlock(
 
 
 def run_script(
-    tmp_path: Path, script: str, env: dict[str, str] | None = None, cwd: Path | None = None
+    tmp_path: Path,
+    script: str,
+    *options: str,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """``airlock run -- sh -c SCRIPT``, its audit log ``tmp_path/audit.jsonl``."""
-    log = str(tmp_path / "audit.jsonl")
+    """``airlock run OPTIONS… -- sh -c SCRIPT``, its audit log ``tmp_path/audit.jsonl``."""
     return airlock(
-        "run", "--audit-log", log, "--", "sh", "-c", script, env=env, cwd=cwd, timeout=180
+        "run",
+        "--audit-log",
+        str(tmp_path / "audit.jsonl"),
+        *options,
+        "--",
+        "sh",
+        "-c",
+        script,
+        env=env,
+        cwd=cwd,
+        timeout=180,
     )

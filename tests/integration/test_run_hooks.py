@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli import airlock
+from tests.cli import airlock, run_script
 
 
 def _git(project: Path, *args: str) -> None:
@@ -295,17 +295,7 @@ def test_a_repository_on_another_file_system_stays_held(tmp_path: Path, project:
     home = Path(tempfile.mkdtemp(dir="/dev/shm"))
     try:
         assert home.stat().st_dev != project.stat().st_dev, "/dev/shm is not a tmpfs here"
-        done = airlock(
-            "run",
-            "--audit-log",
-            str(tmp_path / "audit.jsonl"),
-            "--",
-            "sh",
-            "-c",
-            "git init -q && echo made",
-            env={"HOME": str(home)},
-            timeout=180,
-        )
+        done = run_script(tmp_path, "git init -q && echo made", env={"HOME": str(home)})
         assert done.returncode == 0, done.stderr
         assert "made" in done.stdout
         assert "on another file system than the workspace (it is never copied)" in done.stderr

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.cli import airlock
+from tests.cli import airlock, run_script
 from tests.integration.run_servers import HOST, git_server, web_site, web_site_v6
 
 
@@ -129,30 +129,10 @@ def test_airlocks_no_proxy_goes_past_the_upstream_proxy(tmp_path: Path) -> None:
         port = site.server_address[1]
         args = ("--allow", f"{HOST}:{port}", "--upstream-proxy", "http://127.0.0.1:9")
         script = f"curl -sS -o /dev/null -w '%{{http_code}}\\n' http://{HOST}:{port}/bypass"
-        bypassed = airlock(
-            "run",
-            "--audit-log",
-            str(tmp_path / "a.jsonl"),
-            *args,
-            "--",
-            "sh",
-            "-c",
-            script,
-            env={"NO_PROXY": f"localhost,{HOST}", "no_proxy": ""},
-            timeout=180,
+        bypassed = run_script(
+            tmp_path, script, *args, env={"NO_PROXY": f"localhost,{HOST}", "no_proxy": ""}
         )
-        chained = airlock(
-            "run",
-            "--audit-log",
-            str(tmp_path / "b.jsonl"),
-            *args,
-            "--",
-            "sh",
-            "-c",
-            script,
-            env={"NO_PROXY": "localhost", "no_proxy": ""},
-            timeout=180,
-        )
+        chained = run_script(tmp_path, script, *args, env={"NO_PROXY": "localhost", "no_proxy": ""})
     assert bypassed.returncode == 0, bypassed.stderr
     assert bypassed.stdout.strip() == "200"
     assert chained.stdout.strip() == "502"  # through the upstream proxy, which is not there

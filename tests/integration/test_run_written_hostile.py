@@ -7,21 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.cli import airlock
-
-
-def _run(tmp_path: Path, script: str, *args: str) -> subprocess.CompletedProcess[str]:
-    return airlock(
-        "run",
-        "--audit-log",
-        str(tmp_path / "a.jsonl"),
-        *args,
-        "--",
-        "sh",
-        "-c",
-        script,
-        timeout=120,
-    )
+from tests.cli import run_script
 
 
 def _set_aside(config_dir: Path) -> Path:
@@ -38,7 +24,7 @@ def test_a_link_to_a_hidden_key_is_never_read_through(
     (home / ".ssh" / "id_ed25519").write_text("PRIVATE-KEY-TEXT\n")
     (home / ".codex").mkdir()
     (home / ".codex" / "config.toml").write_text('model = "o4"\n')
-    done = _run(tmp_path, "ln -sf ~/.ssh/id_ed25519 ~/.codex/config.toml")
+    done = run_script(tmp_path, "ln -sf ~/.ssh/id_ed25519 ~/.codex/config.toml")
     assert done.returncode == 0, done.stderr
     assert (home / ".codex" / "config.toml").read_text() == 'model = "o4"\n'
     kept = _set_aside(config_dir) / ".codex" / "config.toml"
@@ -56,7 +42,7 @@ def test_an_edit_that_keeps_size_and_time_is_seen(
     (project / "sub" / ".vscode").mkdir(parents=True)
     tasks = project / "sub" / ".vscode" / "tasks.json"
     tasks.write_text('{"tasks": ["aaaa"]}\n')
-    done = _run(
+    done = run_script(
         tmp_path,
         "t=sub/.vscode/tasks.json; m=$(stat -c %Y $t); "
         'printf \'{"tasks": ["evil"]}\\n\' > $t; touch -d @$m $t',
@@ -103,7 +89,7 @@ def test_one_failing_step_does_not_stop_the_others(
         "mkfifo ~/.codex/config.toml"
     )
     try:
-        done = _run(tmp_path, script)
+        done = run_script(tmp_path, script)
     finally:
         for deep in (project / "sub", *(config_dir / "airlock").glob("set-aside/*/sub")):
             _remove_chain(deep)
@@ -119,7 +105,7 @@ def test_the_agents_own_state_is_left_alone_in_a_workspace_holding_the_home(
 ) -> None:
     """With the home as the workspace, the agent's transcripts under ~/.claude stay."""
     (config_dir / "projects" / "p").mkdir(parents=True)
-    done = _run(
+    done = run_script(
         tmp_path,
         "echo '{}' > ~/.claude/projects/p/session.jsonl",
         "--workspace",
@@ -131,13 +117,13 @@ def test_the_agents_own_state_is_left_alone_in_a_workspace_holding_the_home(
 
 
 def test_names_are_shown_without_their_escape_sequences(tmp_path: Path, project: Path) -> None:
-    done = _run(tmp_path, "mkdir -p \"$(printf 'x\\033[2Ky')/.claude\"")
+    done = run_script(tmp_path, "mkdir -p \"$(printf 'x\\033[2Ky')/.claude\"")
     assert done.returncode == 0, done.stderr
     assert "\x1b" not in done.stderr and "x\\x1b[2Ky" in done.stderr
 
 
 def test_what_lies_past_the_bounds_is_named(tmp_path: Path, project: Path) -> None:
-    done = _run(
+    done = run_script(
         tmp_path, "mkdir -p a/b/c/d/e/.claude && echo '{}' > a/b/c/d/e/.claude/settings.json"
     )
     assert done.returncode == 0, done.stderr
@@ -151,7 +137,7 @@ def test_a_state_file_no_json_reader_here_takes_is_put_back(
     added: the file is put back as it was, what the run left kept aside."""
     state = home / ".claude.json"
     state.write_text('{"numStartups": 1}\n')
-    done = _run(
+    done = run_script(
         tmp_path,
         'printf \'{"n": "\\377", "mcpServers": {"evil": {"command": "sh"}}}\' > ~/.claude.json',
     )
@@ -169,7 +155,7 @@ def test_a_fifo_in_the_agents_state_neither_hangs_nor_stops_a_run(
     import stat
 
     os.mkfifo(home / ".claude.json")
-    done = _run(tmp_path, "echo ok")
+    done = run_script(tmp_path, "echo ok")
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "ok"
     assert stat.S_ISFIFO(os.lstat(home / ".claude.json").st_mode)  # the user's own: left
