@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -176,24 +177,32 @@ def _raw(proxy: str, request: bytes) -> bytes:
     return answer
 
 
-@pytest.mark.parametrize("spelling", ["localhost.", "LOCALHOST", "LocalHost."])
-def test_an_inspected_host_is_inspected_however_it_is_spelt(tmp_path: Path, spelling: str) -> None:
-    """A trailing dot or upper case names the same host (the rules judge its canonical form):
-    the request is inspected like one to ``localhost``, so a metrics batch, whose flow is off,
-    is refused and never reaches the origin."""
+def _post_inspected(tmp_path: Path, host: str, path: str) -> tuple[bytes, Any, dict[str, Any]]:
+    """POST ``{}`` to ``http://HOST:PORT/PATH`` (PORT the origin's) through a proxy that
+    inspects ``localhost``: the proxy's answer, the origin (what it saw), and the request's
+    audit record."""
     cfg = config(tmp_path, inspection=_inspection(tmp_path, SecretsMode.REPORT))
     with origin() as site, running(cfg) as (url, _):
-        target = f"http://{spelling}:{site.server_address[1]}/api/event_logging/v2/batch"
+        target = f"http://{host}:{site.server_address[1]}{path}"
         answer = _raw(
             url,
             f"POST {target} HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n"
             "Connection: close\r\n\r\n{}".encode(),
         )
+    assert cfg.audit_log is not None
+    [record] = [r for r in read_records(cfg.audit_log) if r["type"] == "request"]
+    return answer, site, record
+
+
+@pytest.mark.parametrize("spelling", ["localhost.", "LOCALHOST", "LocalHost."])
+def test_an_inspected_host_is_inspected_however_it_is_spelt(tmp_path: Path, spelling: str) -> None:
+    """A trailing dot or upper case names the same host (the rules judge its canonical form):
+    the request is inspected like one to ``localhost``, so a metrics batch, whose flow is off,
+    is refused and never reaches the origin."""
+    answer, site, record = _post_inspected(tmp_path, spelling, "/api/event_logging/v2/batch")
     assert answer.startswith(b"HTTP/1.1 403 "), answer[:80]
     assert b"DISABLE_TELEMETRY" in answer
     assert site.seen == []
-    assert cfg.audit_log is not None
-    [record] = [r for r in read_records(cfg.audit_log) if r["type"] == "request"]
     assert (record["inspected"], record["flow"], record["decision"]) == (True, "metrics", "deny")
 
 
@@ -222,33 +231,15 @@ BYPASSES = [
 def test_a_path_spelt_otherwise_is_named_by_the_flow_it_reaches(tmp_path: Path, path: str) -> None:
     """A metrics batch whose path is written with dot segments, percent-encoded letters or
     doubled slashes is still a metrics batch: refused (its flow is off) and never sent."""
-    cfg = config(tmp_path, inspection=_inspection(tmp_path, SecretsMode.REPORT))
-    with origin() as site, running(cfg) as (url, _):
-        target = f"http://localhost:{site.server_address[1]}{path}"
-        answer = _raw(
-            url,
-            f"POST {target} HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n"
-            "Connection: close\r\n\r\n{}".encode(),
-        )
+    answer, site, record = _post_inspected(tmp_path, "localhost", path)
     assert answer.startswith(b"HTTP/1.1 403 "), answer[:80]
     assert site.seen == []
-    assert cfg.audit_log is not None
-    [record] = [r for r in read_records(cfg.audit_log) if r["type"] == "request"]
     assert (record["flow"], record["decision"]) == ("metrics", "deny")
 
 
 def test_a_path_is_sent_as_the_client_wrote_it(tmp_path: Path) -> None:
     """Only the classification reads the normalised path: the origin gets the path as sent."""
-    cfg = config(tmp_path, inspection=_inspection(tmp_path, SecretsMode.REPORT))
-    with origin() as site, running(cfg) as (url, _):
-        target = f"http://localhost:{site.server_address[1]}/v1//%6Dessages/./?beta=true"
-        answer = _raw(
-            url,
-            f"POST {target} HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n"
-            "Connection: close\r\n\r\n{}".encode(),
-        )
+    answer, site, record = _post_inspected(tmp_path, "localhost", "/v1//%6Dessages/./?beta=true")
     assert answer.startswith(b"HTTP/1.1 200 "), answer[:80]
     assert site.seen == [("/v1//%6Dessages/./?beta=true", f"localhost:{site.server_address[1]}")]
-    assert cfg.audit_log is not None
-    [record] = [r for r in read_records(cfg.audit_log) if r["type"] == "request"]
     assert (record["flow"], record["decision"]) == ("model_requests", "allow")
