@@ -282,12 +282,7 @@ def test_client_that_pins_fails_visibly(make_rig, tmp_path: Path) -> None:  # ty
 def test_smuggling_shapes_are_refused(make_rig, head: bytes) -> None:  # type: ignore[no-untyped-def]
     """Ambiguous framing gets a 400 and a closed connection; nothing reaches the origin."""
     rig = make_rig()
-    tls, _ = tunnel_ssl(rig, "localhost", rig.bundle)
-    with tls:
-        tls.sendall(head)
-        answer = b""
-        while chunk := tls.recv(65536):
-            answer += chunk
+    answer = _exchange(rig, head)
     assert answer.startswith(b"HTTP/1.1 400")
     assert rig.origin.seen == []
 
