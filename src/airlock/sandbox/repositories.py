@@ -570,15 +570,19 @@ def secure_new_modules(workspace: Path, before: frozenset[Path]) -> list[str]:
 
 
 def secure_new_repositories(
-    workspace: Path, before: frozenset[Path], skip: Iterable[Path] = ()
+    workspace: Path,
+    before: frozenset[Path],
+    skip: Iterable[Path] = (),
+    found: NestedScan | None = None,
 ) -> list[str]:
     """After the run: each ``.git`` made in a subfolder during it (:func:`find_nested`'s
     bounds), made safe as :func:`bring_in` makes a new repository: the user's git at the root
     runs a subfolder repository's config too (``git status`` looks into a submodule that the
     index names, with no ``.gitmodules``). For a ``.git`` file, the git folder it names, when
-    that is in the workspace; one naming a folder elsewhere is reported. What was done."""
+    that is in the workspace; one naming a folder elsewhere is reported. ``found``: the
+    repositories a walk after the run found already (else one is made now). What was done."""
     done = []
-    found = scan_workspace(workspace, frozenset(), skip=skip).nested
+    found = found or scan_workspace(workspace, frozenset(), skip=skip).nested
     for dot_git in sorted(set(found.found) - before):
         if dot_git.is_dir() and not dot_git.is_symlink():
             git_folder: Path | None = dot_git

@@ -45,6 +45,7 @@ from airlock.sandbox.repositories import (
     NESTED_DEPTH,
     NESTED_ENTRIES,
     NESTED_FOLDERS,
+    NestedScan,
     WorkspaceScan,
     listing,
     module_folders,
@@ -75,11 +76,12 @@ link. The change time cannot be set back from inside (``touch -d`` sets the othe
 class Snapshot(NamedTuple):
     """The watched entries found, with their signatures; ``unseen``: what the bounds kept the
     scan from (empty when it saw everything); ``links``: where each watched entry that is a
-    symbolic link pointed."""
+    symbolic link pointed; ``nested``: the nested repositories the same walk found."""
 
     entries: dict[Path, Signature]
     unseen: list[str]
     links: dict[Path, str]
+    nested: NestedScan | None = None
 
     @property
     def complete(self) -> bool:
@@ -136,7 +138,7 @@ def snapshot(
     if deeper:
         unseen.append(f"folders more than {depth} deep ({deeper[0]})")
     links = {path: str(path.readlink()) for path in entries if path.is_symlink()}
-    return Snapshot(entries, unseen[:3], links)
+    return Snapshot(entries, unseen[:3], links, scan.nested)
 
 
 def agent_skip(workspace: Path, agent_state: Iterable[Path]) -> list[Path]:
@@ -177,6 +179,7 @@ def set_aside(
     destination: Path,
     read_only: Mapping[Path, bool] = MappingProxyType({}),
     skip: Iterable[Path] = (),
+    after: Snapshot | None = None,
 ) -> tuple[list[SetAside], list[str]]:
     """Move what is new or changed since ``before`` to ``destination`` (created when needed),
     each at its path relative to ``workspace``; what was moved, outermost first.
@@ -187,9 +190,10 @@ def set_aside(
     looked at (as for :func:`snapshot`). An entry that cannot be moved stays
     where it is and is reported with ``moved_to`` equal to its ``path``. Also returns what the
     bounds kept the scan after the run from (code inside may have made the workspace larger
-    than they are, to hide something past them).
+    than they are, to hide something past them). ``after``: the look after the run, when it
+    was made already (:meth:`Watch.after` uses its walk for the repositories made inside too).
     """
-    after = snapshot(workspace, skip=skip)
+    after = after or snapshot(workspace, skip=skip)
     if before.links:  # a link replaced: its replacement is new, and the link comes back
         for path in before.links:
             if (
@@ -492,9 +496,12 @@ class Watch:
         moved: list[SetAside] = []
         step = partial(each_step, lines)
 
+        looked: list[Snapshot] = []  # the walk after the run, made once for two steps
+
         def settings() -> None:
+            looked.append(snapshot(self.workspace, skip=self.skip))
             found, unseen = set_aside(
-                self.workspace, self.settings, destination, read_only, self.skip
+                self.workspace, self.settings, destination, read_only, self.skip, looked[0]
             )
             moved.extend(found)
             for what in unseen:
@@ -528,7 +535,9 @@ class Watch:
             "make the repositories made in subfolders safe",
             lambda: lines.extend(
                 f"airlock: {done}"
-                for done in secure_new_repositories(self.workspace, self.nested, self.skip)
+                for done in secure_new_repositories(
+                    self.workspace, self.nested, self.skip, looked[0].nested if looked else None
+                )
             ),
         )
         step(
