@@ -1,5 +1,5 @@
 """``python -m airlock`` is the ``airlock`` command."""
 
-from airlock.cli.main import main
+from airlock.cli.main import console
 
-raise SystemExit(main())
+console()
