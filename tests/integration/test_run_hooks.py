@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -302,3 +304,108 @@ def test_a_repository_on_another_file_system_stays_held(tmp_path: Path, project:
         assert not (project / ".git").exists()
     finally:
         shutil.rmtree(home)
+
+
+GITLINK = "1111111111111111111111111111111111111111"  # a submodule's commit: never looked up
+
+
+def _plant_linked(folder: str, index_of: str = ".") -> str:
+    """A script for inside: a repository at ``folder`` whose config runs a program, named as a
+    submodule (a gitlink) in the index of the repository at ``index_of``."""
+    name = os.path.relpath(folder, index_of)
+    return (
+        f"git init -q {folder} && git -C {folder} config core.fsmonitor 'touch \"$PWD/PWNED\"; false'"
+        f" && git -C {index_of} update-index --add --cacheinfo 160000,{GITLINK},{name}"
+    )
+
+
+@pytest.mark.parametrize(
+    "folder",
+    ["node_modules/evil", ".venv/lib/evil", "a/b/c/d/e/deep"],
+    ids=["in_node_modules", "in_a_venv", "past_the_scans_depth"],
+)
+def test_a_repository_the_index_names_as_a_submodule_is_made_safe(
+    tmp_path: Path, project: Path, folder: str
+) -> None:
+    """Where no scan looks, code inside makes a repository whose config runs a program and
+    names it in the root's index as a submodule: the user's git status at the root would run
+    it. After the run its config is cut down (the old one kept aside) and nothing runs."""
+    _git(project, "init", "-q")
+    done = _run(tmp_path, _plant_linked(folder))
+    assert done.returncode == 0, done.stderr
+    assert f"{folder}/.git: named as a submodule by {project}'s index" in done.stderr
+    assert "config keys dropped: core.fsmonitor" in done.stderr
+    status = subprocess.run(["git", "status"], cwd=project, capture_output=True, text=True)
+    assert folder in status.stdout  # git looked at the submodule
+    assert not (project / "PWNED").exists()
+    kept = list((project / folder / ".git").glob("config.removed-*"))
+    assert len(kept) == 1 and "fsmonitor" in kept[0].read_text()
+
+
+def test_a_git_file_the_index_names_is_followed_to_its_git_folder(
+    tmp_path: Path, project: Path
+) -> None:
+    """The submodule's ``.git`` a file naming a git folder made elsewhere in the workspace."""
+    _git(project, "init", "-q")
+    script = (
+        "git init -q --bare node_modules/.cache/x.git"
+        " && git --git-dir=node_modules/.cache/x.git config core.fsmonitor "
+        "'touch \"$PWD/PWNED\"; false' && git --git-dir=node_modules/.cache/x.git config "
+        "core.bare false && mkdir -p node_modules/lib"
+        " && echo 'gitdir: ../.cache/x.git' > node_modules/lib/.git"
+        f" && git update-index --add --cacheinfo 160000,{GITLINK},node_modules/lib"
+    )
+    done = _run(tmp_path, script)
+    assert done.returncode == 0, done.stderr
+    assert "node_modules/lib/.git: named as a submodule" in done.stderr
+    subprocess.run(["git", "status"], cwd=project, capture_output=True, check=True)
+    assert not (project / "PWNED").exists()
+    assert "fsmonitor" not in (project / "node_modules/.cache/x.git/config").read_text()
+
+
+def test_submodules_named_by_a_nested_repositorys_index_are_followed(
+    tmp_path: Path, project: Path
+) -> None:
+    """The root names ``sub`` (there at the start); code inside makes a repository in
+    ``sub/node_modules`` and names it in ``sub``'s index: git status at the root goes
+    through ``sub`` into it."""
+    _git(project, "init", "-q")
+    (project / "sub").mkdir()
+    _git(project / "sub", "init", "-q")
+    _git(project, "update-index", "--add", "--cacheinfo", f"160000,{GITLINK},sub")
+    done = _run(tmp_path, _plant_linked("sub/node_modules/evil", index_of="sub"))
+    assert done.returncode == 0, done.stderr
+    assert "sub/node_modules/evil/.git: named as a submodule by" in done.stderr
+    subprocess.run(["git", "status"], cwd=project, capture_output=True, check=True)
+    assert not (project / "PWNED").exists()
+
+
+def test_a_linked_repository_the_run_did_not_touch_is_left_alone(
+    tmp_path: Path, project: Path
+) -> None:
+    """A submodule in node_modules that was there before the run, and that the run did not
+    change, keeps its config whole (even a key a repository made inside would lose)."""
+    _git(project, "init", "-q")
+    lib = project / "node_modules" / "lib"
+    lib.mkdir(parents=True)
+    _git(lib, "init", "-q")
+    _git(lib, "config", "core.worktree", str(lib))
+    _git(project, "update-index", "--add", "--cacheinfo", f"160000,{GITLINK},node_modules/lib")
+    config = (lib / ".git" / "config").read_text()
+    time.sleep(1.2)  # past the slack airlock gives the kernel's clock
+    done = _run(tmp_path, "git -C node_modules/lib status --short && echo looked")
+    assert done.returncode == 0, done.stderr
+    assert "looked" in done.stdout
+    assert "named as a submodule" not in done.stderr
+    assert (lib / ".git" / "config").read_text() == config
+    assert not list((lib / ".git").glob("*.removed-*"))
+
+
+def test_an_index_that_cannot_be_read_is_said(tmp_path: Path, project: Path) -> None:
+    """Code inside breaks the root's index: the submodules it names cannot be checked, and
+    the run says where to look."""
+    _git(project, "init", "-q")
+    done = _run(tmp_path, "printf 'DIRC broken' > .git/index")
+    assert done.returncode == 0, done.stderr
+    assert f"{project}: its index could not be read" in done.stderr
+    assert "git submodule status" in done.stderr

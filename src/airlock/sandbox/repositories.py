@@ -28,10 +28,16 @@ the sandbox must not be able to write them for the user's git to run outside lat
   before that (``kill -9``), the repository stays in the holding folder and never reaches
   the workspace.
 
-Not covered: a repository made during the run in a *subfolder* (``git init sub``,
-``git clone URL sub``) is the sandbox's own work, and what it holds, hooks and config
-included, is in the workspace afterwards, as any file the command wrote; nested ones deeper
-or further than the scan's bounds are not protected (``--ro PATH`` protects one by hand).
+* **Repositories made or changed in subfolders.** After the run,
+  :func:`secure_new_repositories` makes safe, as :func:`bring_in` does, each ``.git`` the
+  scan finds that was not there at the start, and :func:`secure_linked_repositories` each
+  repository an index names as a submodule (where the scan does not look) whose ``.git``,
+  config or hooks changed during the run: the user's ``git status`` at the root runs a
+  submodule's config.
+
+Not covered: nested repositories deeper or further than the scan's bounds are not
+protected while the command runs (``--ro PATH`` protects one by hand); after it, only those
+an index names are looked at.
 """
 
 from __future__ import annotations
@@ -612,6 +618,160 @@ def secure_new_repositories(
     return done
 
 
+INDEXES = 300
+"""How many repositories' indexes :func:`secure_linked_repositories` reads at most, and how
+many of the repositories they name it looks at."""
+
+CHANGED_SLACK = 1.0
+"""Seconds before the run's start from which a change counts as the run's: the kernel stamps
+a file's change time with a clock that may lag the one airlock reads by a tick."""
+
+
+def secure_linked_repositories(workspace: Path, known: Iterable[Path], since: float) -> list[str]:
+    """After the run: the repositories that an index names as submodules (gitlinks) where no
+    scan looked (in ``node_modules``, ``.venv`` and the like, or past the scan's bounds),
+    made safe as :func:`bring_in` makes a new repository when their ``.git``, ``config``,
+    ``commondir``, ``config.worktree`` or hooks changed after ``since`` (the run's start).
+    Code inside can write the index and make such a repository; the user's ``git status``
+    at the root then runs its config (``core.fsmonitor``), as a submodule's.
+
+    The indexes read are the root's, those of ``known`` (the ``.git`` of the repositories
+    the scans found, handled by the other steps) and those of each repository they name, in
+    turn, at most :data:`INDEXES`. What was done, in words."""
+    root = resolve(workspace)
+    done: list[str] = []
+    queue = deque([workspace / ".git", *sorted(known)])
+    seen = {resolve(dot_git) for dot_git in queue}
+    most = len(seen) + INDEXES
+    read = 0
+    while queue:
+        dot_git = queue.popleft()
+        git_folder = _git_folder_of(dot_git)
+        if git_folder is None:
+            continue
+        if read == INDEXES:
+            done.append(
+                f"more than {INDEXES} repositories' indexes to read: submodules named by the "
+                f"rest were not checked (run 'git submodule status --recursive' in {workspace})"
+            )
+            break
+        read += 1
+        names = gitlinks(dot_git.parent, git_folder)
+        if names is None:
+            done.append(
+                f"{dot_git.parent}: its index could not be read, so the submodules it names "
+                "were not checked: look at 'git submodule status' there"
+            )
+            continue
+        for name in names:
+            named = dot_git.parent / name / ".git"
+            real = resolve(named)
+            if real in seen or not os.path.lexists(named):
+                continue
+            if len(seen) == most:
+                done.append(
+                    f"more than {INDEXES} repositories named as submodules: the rest were not "
+                    f"checked (run 'git submodule status --recursive' in {workspace})"
+                )
+                return done
+            seen.add(real)
+            queue.append(named)
+            said = _secure_linked(named, _git_folder_of(named), root, since)
+            if said:
+                done.append(f"{named}: named as a submodule by {dot_git.parent}'s index, {said}")
+    return done
+
+
+def _secure_linked(dot_git: Path, git_folder: Path | None, root: Path, since: float) -> str:
+    """:func:`secure_linked_repositories` for one ``.git``: what was done, or ``""``."""
+    if not _changed_since(dot_git, git_folder, since):
+        return ""
+    if git_folder is None or not git_folder.is_relative_to(root):
+        return "changed inside the sandbox, and its git folder is not in the workspace: check it"
+    try:
+        dropped = [key for folder in _git_folders(git_folder) for key in _make_safe(folder)]
+    except (OSError, subprocess.CalledProcessError, RecursionError) as error:
+        return f"changed inside the sandbox, could not be made safe ({error}): remove it"
+    more = f", config keys dropped: {', '.join(sorted(set(dropped)))}" if dropped else ""
+    return f"changed inside the sandbox; hooks emptied{more} (the old ones kept as *.removed-*)"
+
+
+def _git_folder_of(dot_git: Path) -> Path | None:
+    """The git folder a ``.git`` is (a folder, or a link to one) or names (a ``.git`` file)."""
+    real = resolve(dot_git)
+    if real.is_dir():
+        return real
+    return _gitdir_of(dot_git) if real.is_file() else None
+
+
+def _changed_since(dot_git: Path, git_folder: Path | None, since: float) -> bool:
+    """Whether ``dot_git`` or what in its git folder runs programs changed after ``since``
+    (a change time, which no one can set back), or cannot be told."""
+    # a git folder's own change time moves with every index write: what it holds is looked at
+    paths = [] if dot_git.is_dir() and not dot_git.is_symlink() else [dot_git]
+    if git_folder is not None:
+        paths += [git_folder / name for name in ("config", "commondir", "config.worktree")]
+        hooks = git_folder / "hooks"
+        paths.append(hooks)
+        try:
+            with os.scandir(hooks) as listing:
+                entries = list(itertools.islice(listing, 1_001))
+        except OSError:
+            entries = []
+        if len(entries) > 1_000:
+            return True
+        paths += [Path(entry.path) for entry in entries]
+    for path in paths:
+        try:
+            changed = path.lstat().st_ctime
+        except FileNotFoundError:
+            continue
+        except OSError:
+            return True
+        if changed >= since - CHANGED_SLACK:
+            return True
+    return False
+
+
+def gitlinks(work_tree: Path, git_folder: Path) -> list[str] | None:
+    """The paths that the index of the repository at ``work_tree`` names as submodules
+    (gitlinks, mode 160000), as git reads them; ``None`` when it cannot be read (no git, a
+    broken index, a repository git refuses). Names that leave the work tree (``..``, an
+    absolute path) or enter a ``.git`` are not returned: git would not use them either.
+
+    Git is told the repository (``GIT_DIR``, no other variable of git's), to take no lock,
+    to ask no file-system monitor (the config may have been written inside), and to read a
+    repository of another user's too (reading the index runs nothing)."""
+    git = shutil.which("git")
+    if git is None:
+        return None
+    environ = {key: value for key, value in os.environ.items() if not key.startswith("GIT_")}
+    environ |= {"GIT_DIR": str(git_folder), "GIT_WORK_TREE": str(work_tree)}
+    command = [git, "--no-pager", "--no-optional-locks", "-c", "core.fsmonitor=false"]
+    command += ["-c", "safe.directory=*"]  # another user's too: it is only read
+    try:
+        done = subprocess.run(
+            [*command, "ls-files", "--stage", "-z"],
+            capture_output=True,
+            check=False,
+            timeout=60,
+            env=environ,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if done.returncode != 0:
+        return None
+    names = []
+    for item in done.stdout.split(b"\0"):
+        if item.startswith(b"160000 "):
+            name = os.fsdecode(item.partition(b"\t")[2])
+            parts = name.split("/")
+            leaves = name.startswith("/") or bool({"", ".", ".."} & set(parts))
+            if name and not leaves and ".git" not in (part.lower() for part in parts):
+                names.append(name)
+    return names
+
+
 def _git_folders(root: Path) -> Iterator[Path]:
     """``root`` and every submodule's git folder under its ``modules/`` (nested too)."""
     yield root
@@ -640,8 +800,10 @@ def _git_folders(root: Path) -> Iterator[Path]:
 def _make_safe(git_folder: Path) -> list[str]:
     """Empty ``hooks/``, keep only :data:`SAFE_CONFIG` of ``config``; the keys dropped.
 
-    The hooks are renamed out of the way (``hooks.removed-…``, which git never reads), not
-    deleted: a folder made inside may be deep enough to stop a recursive removal."""
+    The hooks and the old config are renamed out of the way (``hooks.removed-…``,
+    ``config.removed-…``, which git never reads), not deleted: nothing is lost when the
+    repository was the user's, and a folder made inside may be deep enough to stop a
+    recursive removal."""
     hooks = git_folder / "hooks"
     if hooks.is_dir() and not hooks.is_symlink():
         hooks.rename(git_folder / f"hooks.removed-{os.urandom(4).hex()}")
@@ -654,8 +816,9 @@ def _make_safe(git_folder: Path) -> list[str]:
     config = git_folder / "config"
     if not os.path.lexists(config):
         return []
-    entries = _config_entries(config)
-    config.unlink()
+    kept = git_folder / f"config.removed-{os.urandom(4).hex()}"  # git never reads it
+    config.rename(kept)
+    entries = _config_entries(kept)
     safe = re.compile("|".join(SAFE_CONFIG), re.IGNORECASE)  # compiled only when needed
     dropped = []
     git = shutil.which("git")  # found: _config_entries found no entry without it

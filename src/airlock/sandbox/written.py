@@ -30,6 +30,7 @@ import contextlib
 import errno
 import os
 import stat
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from functools import partial
@@ -50,6 +51,7 @@ from airlock.sandbox.repositories import (
     listing,
     module_folders,
     scan_workspace,
+    secure_linked_repositories,
     secure_new_modules,
     secure_new_repositories,
 )
@@ -472,6 +474,8 @@ class Watch:
         (:func:`airlock.sandbox.repositories.hooks_folder_holding`): a hook's file made or
         changed there is set aside after the run."""
         self.workspace = workspace
+        self.started = time.time()
+        """Before the command runs: what changed after it, the run (or the user meanwhile) did."""
         self.skip = tuple(agent_skip(workspace, agent_state))
         """The agents' own state in the workspace (writable by design; a workspace may hold
         the home): not walked."""
@@ -537,6 +541,18 @@ class Watch:
                 f"airlock: {done}"
                 for done in secure_new_repositories(
                     self.workspace, self.nested, self.skip, looked[0].nested if looked else None
+                )
+            ),
+        )
+        step(
+            "make safe the repositories the indexes name as submodules",
+            lambda: lines.extend(
+                f"airlock: {done}"
+                for done in secure_linked_repositories(
+                    self.workspace,
+                    self.nested
+                    | set(looked[0].nested.found if looked and looked[0].nested else ()),
+                    self.started,
                 )
             ),
         )
