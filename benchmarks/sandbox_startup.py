@@ -116,7 +116,8 @@ PROJECT_SHAPE = (12, 12, 14, 5)
 
 
 def make_project(folder: Path) -> int:
-    """A git repository of ``PROJECT_SHAPE`` folders and empty files; how many folders."""
+    """A git repository of ``PROJECT_SHAPE`` folders and empty files, added to its index (as
+    a project's files are: airlock reads the index after the run); how many folders."""
     subprocess.run(["git", "init", "-q", str(folder)], check=True)
     first, second, third, files = PROJECT_SHAPE
     made = 1
@@ -129,6 +130,7 @@ def make_project(folder: Path) -> int:
                     (leaf / f"m{number}.py").touch()
             made += third + 1
         made += 1
+    subprocess.run(["git", "-C", str(folder), "add", "-A"], check=True)
     return made
 
 

@@ -262,10 +262,21 @@ def test_invalid_managed_settings_fail_closed(
 
 
 def test_unreadable_settings_file_is_reported(project: Path) -> None:
-    """A settings path that cannot be read (a directory here) is a problem, not a crash."""
-    (project / ".claude" / "settings.json").mkdir(parents=True)
+    """A settings path that cannot be read (a directory with something in it here) is a
+    problem, not a crash."""
+    (project / ".claude" / "settings.json" / "something").mkdir(parents=True)
     problems = _load(project).problems
     assert len(problems) == 1 and "cannot be read" in str(problems[0])
+
+
+def test_an_empty_folder_at_a_settings_file_is_no_file(project: Path, home: Path) -> None:
+    """What a running ``airlock run`` keeps at a missing settings file it protects (an empty
+    folder, its sandbox's mount point) reads as no file: no problem for other commands."""
+    (project / ".claude" / "settings.json").mkdir(parents=True)
+    (home / ".claude" / "settings.json").mkdir(parents=True)
+    loaded = _load(project)
+    assert loaded.problems == ()
+    assert not loaded.managed_invalid
 
 
 def test_inline_json_settings_and_missing_settings_file(project: Path, tmp_path: Path) -> None:

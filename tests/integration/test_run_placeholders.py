@@ -121,3 +121,27 @@ def test_no_placeholder_is_removed_through_a_folder_swapped_for_a_link(tmp_path:
     remove_empty([tmp_path / "ws" / "sub" / "x", tmp_path / "ws" / "kept" / "y"])
     assert (outside / "x").is_dir()
     assert not (tmp_path / "ws" / "kept" / "y").exists()
+
+
+def test_a_run_beside_another_reads_its_placeholders_as_missing_settings(
+    tmp_path: Path, home: Path
+) -> None:
+    """Run A keeps an empty folder at the missing ~/.claude/settings.json it protects; a
+    second run (or any airlock command) meanwhile reads no settings there and reports no
+    problem, nor takes the empty .git A holds a new repository in for one; once A ends the
+    folder is gone."""
+    settings = home / ".claude" / "settings.json"
+    assert not settings.exists()
+    run_a = start_run(tmp_path, "echo started; while [ ! -e go ]; do sleep 0.05; done")
+    try:
+        assert settings.is_dir() and not any(settings.iterdir())  # A's mount point
+        second = airlock("run", "--audit-log", str(tmp_path / "b.jsonl"), "--", "true")
+        assert second.returncode == 0, second.stderr
+        assert "settings problems" not in second.stderr
+        assert "could not be read" not in second.stderr  # A's .git mount point: no repository
+        assert "nothing left the machine" in second.stderr
+    finally:
+        Path("go").touch()
+        run_a.communicate(timeout=120)
+    assert run_a.returncode == 0
+    assert not settings.exists()

@@ -647,8 +647,8 @@ def secure_linked_repositories(workspace: Path, known: Iterable[Path], since: fl
     while queue:
         dot_git = queue.popleft()
         git_folder = _git_folder_of(dot_git)
-        if git_folder is None:
-            continue
+        if git_folder is None or not os.path.lexists(git_folder / "HEAD"):
+            continue  # no repository git would use (an empty folder: another run's mount point)
         if read == INDEXES:
             done.append(
                 f"more than {INDEXES} repositories' indexes to read: submodules named by the "

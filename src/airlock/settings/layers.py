@@ -8,6 +8,7 @@ that exists, in :data:`LAYER_ORDER`.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -65,10 +66,23 @@ def read_layer(path: Path, source: Source) -> Layer | None:
     except FileNotFoundError:
         return None
     except OSError as error:
+        if isinstance(error, IsADirectoryError) and _empty_folder(path):
+            return None  # no settings in it: what `airlock run` keeps at a missing file it protects
         return Layer(
             origin, {}, (Problem(str(path), "", "", f"cannot be read: {error.strerror or error}"),)
         )
     return parse_layer(raw, origin)
+
+
+def _empty_folder(path: Path) -> bool:
+    """An empty folder stands where a settings file goes. While ``airlock run`` works it keeps
+    one at each missing settings file it protects (its sandbox's mount point, so that code
+    inside cannot make the file); another command meanwhile reads it as no file at all."""
+    try:
+        with os.scandir(path) as entries:
+            return next(entries, None) is None
+    except OSError:
+        return False
 
 
 def parse_layer(raw: bytes | str, origin: Origin) -> Layer:
