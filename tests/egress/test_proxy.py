@@ -374,3 +374,31 @@ def test_interim_answers_before_the_response_are_relayed(site: _Site, tmp_path: 
     assert answer.endswith(b"final") and answer.count(b"final") == 2
     records = _connections(cfg.audit_log)  # type: ignore[arg-type]
     assert [(r["status"], r["error"]) for r in records] == [(200, None), (200, None)]
+
+
+def test_a_body_found_malformed_midway_is_logged_with_what_went_out(
+    site: _Site, tmp_path: Path
+) -> None:
+    """A chunked upload whose first piece is streamed upstream before a bad chunk size comes:
+    the client gets a 400, the upstream connection is cut, and the request's own record
+    counts the bytes that left (never a host-less "malformed" record with nothing out)."""
+    cfg = config(tmp_path)
+    piece = b"S" * 300_000
+    with running(cfg) as (url, _), _client_socket(url) as sock:
+        sock.sendall(
+            b"POST http://127.0.0.1:%d/upload HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+            % _port(site)
+        )
+        sock.sendall(b"%x\r\n%s\r\n" % (len(piece), piece))
+        sock.sendall(b"zz\r\n")
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 400")
+    (record,) = _connections(cfg.audit_log)  # type: ignore[arg-type]
+    assert record["host"] == "127.0.0.1" and record["method"] == "POST"
+    assert record["status"] == 400 and record["decision"] == "allow"
+    assert int(record["bytes_out"]) > len(b"POST /upload HTTP/1.1\r\n")  # type: ignore[call-overload]
+    assert "cut upstream" in str(record["error"])
+    run = [r for r in read_records(cfg.audit_log) if r["type"] == "run"]  # type: ignore[arg-type]
+    assert run[0]["hosts"][0]["bytes_out"] == record["bytes_out"]

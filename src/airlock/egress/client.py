@@ -51,7 +51,8 @@ class Client:
             while await self._one():
                 pass
         except BadRequest as error:
-            self.proxy.record(malformed_record(error))
+            if not error.recorded:
+                self.proxy.record(malformed_record(error))
             with contextlib.suppress(ConnectionError):
                 self.writer.write(simple_response(error.status, f"airlock: {error.message}\n"))
         except (ConnectionError, asyncio.IncompleteReadError):

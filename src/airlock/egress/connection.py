@@ -106,7 +106,9 @@ def malformed_record(error: BadRequest) -> dict[str, Any]:
         "port": 0,
         "status": error.status,
         "decision": "deny",
-        "reason": f"malformed request: {error.message}",
+        "reason": error.message
+        if error.message.startswith("malformed")
+        else f"malformed request: {error.message}",
         "bytes_out": 0,
         "bytes_in": 0,
         "error": error.message,

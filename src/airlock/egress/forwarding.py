@@ -15,7 +15,14 @@ from typing import TYPE_CHECKING, Any
 import httptools
 
 from airlock.egress.connection import CONTINUE, READ_SIZE, Refusal, Upstream, new_record
-from airlock.egress.http1 import END, RequestHead, forwarded_head, redact_query, simple_response
+from airlock.egress.http1 import (
+    END,
+    BadRequest,
+    RequestHead,
+    forwarded_head,
+    redact_query,
+    simple_response,
+)
 from airlock.egress.response import ResponseError, ResponseWatcher, watcher_for
 
 if TYPE_CHECKING:
@@ -70,10 +77,16 @@ async def forward(client: Client, head: RequestHead) -> bool:
     stats.requests += 1
     if head.expect_continue:
         client.writer.write(CONTINUE)
+    progress = [0]  # bytes sent so far, for a body found malformed on the way
     try:
-        sent = await _send_request(client, head, upstream, body, inspection)
+        sent = await _send_request(client, head, upstream, body, inspection, progress)
     except (ConnectionError, OSError) as error:
         return _failed(client, record, stats, 0, 0, f"upstream write failed: {error}")
+    except BadRequest as error:  # part of the body went out before the bad part came
+        stats.bytes_out += progress[0]
+        _failed(client, record, stats, progress[0], 0, f"{error.message} (cut upstream)", 400)
+        error.recorded = True
+        raise
     if sent < 0:
         return _failed(client, record, stats, -1 - sent, 0, "the client left mid-request")
     stats.bytes_out += sent
@@ -192,13 +205,16 @@ async def _send_request(
     upstream: Upstream,
     body: bytes | None = None,
     inspection: PlainInspection | None = None,
+    progress: list[int] | None = None,
 ) -> int:
     """Send the rebuilt head and stream the body (or send ``body``, gathered and checked);
-    bytes sent (negative: the client left)."""
+    bytes sent (negative: the client left). ``progress[0]`` follows the bytes sent, for the
+    caller to count them when the body turns out malformed (:class:`BadRequest`)."""
+    progress = progress if progress is not None else [0]
     writer = upstream.writer
     data = forwarded_head(head, absolute=upstream.via_proxy)
     writer.write(data)
-    sent = len(data)
+    sent = progress[0] = len(data)
     budget = client.proxy.budget
     if body is not None:
         writer.write(body)
@@ -219,6 +235,7 @@ async def _send_request(
         else:
             writer.write(piece)
             sent += len(piece)
+        progress[0] = sent
         budget.spend(len(piece))
         await writer.drain()
     if head.chunked:

@@ -68,6 +68,9 @@ class BadRequest(Exception):
         super().__init__(message)
         self.status = status
         self.message = message
+        self.recorded = False
+        """Whether the request's own audit record says so already (its body was malformed
+        after part of it had gone upstream): no separate record of a malformed request."""
 
 
 @dataclass(slots=True)
