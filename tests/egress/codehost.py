@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import base64
+import gzip
 import os
 import subprocess
 from contextlib import AbstractContextManager
 from http.server import ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import quote
 
 from tests.serving import Handler, in_thread
 
@@ -34,8 +36,28 @@ class _Handler(Handler):
         elif "/leaky.git/" in self.path:  # a code host that echoes the credential back
             answer = f"debug: you sent {self.headers['Authorization']} i.e. {TOKEN}\n".encode()
             self.answer(200, [("X-Debug-Token", TOKEN)], answer)
+        elif "/sly.git/" in self.path:  # echoes it where a plain search would not look
+            self._sly()
         else:
             self.git_backend(self.server.root, body, REMOTE_USER="token-user")
+
+    def _sly(self) -> None:
+        """The credential in the reason phrase, a header's name, base64 and URL-encoded forms,
+        and, when the client accepts gzip, a compressed body."""
+        sent = self.headers["Authorization"].removeprefix("Basic ")
+        body = (
+            f"b64 {base64.b64encode(TOKEN.encode()).decode()} url {quote(sent, safe='')}\n"
+        ).encode()
+        headers = [(f"X-{TOKEN}", "1")]
+        if "gzip" in self.headers.get("Accept-Encoding", ""):
+            body = gzip.compress(f"gzipped {sent} {TOKEN}\n".encode())
+            headers.append(("Content-Encoding", "gzip"))
+        self.send_response(200, f"OK {TOKEN}")
+        for name, value in headers:
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
 
     do_GET = do_POST = _handle
 

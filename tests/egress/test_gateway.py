@@ -5,10 +5,14 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import shutil
+import stat
 import subprocess
+import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 
@@ -25,16 +29,24 @@ from airlock.errors import UsageError
 from tests.egress.codehost import TOKEN, code_host, git, make_repo
 from tests.egress.origin import config, running
 
-SECRETS = (TOKEN, base64.b64encode(f"x-access-token:{TOKEN}".encode()).decode())
+_BASIC = base64.b64encode(f"x-access-token:{TOKEN}".encode()).decode()
+SECRETS = (
+    TOKEN,
+    TOKEN.lower(),
+    _BASIC,
+    quote(_BASIC, safe=""),
+    base64.b64encode(TOKEN.encode()).decode(),
+)
 
 
 @contextlib.contextmanager
-def gateway_running(cfg: GatewayConfig) -> Iterator[tuple[Gateway, tuple[str, int]]]:
+def gateway_running(cfg: GatewayConfig) -> Iterator[tuple[Gateway, str]]:
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
     gate = Gateway(cfg)
-    address = asyncio.run_coroutine_threadsafe(gate.start(), loop).result(10)
+    folder = Path(tempfile.mkdtemp(prefix="gateway-test-"))
+    address = asyncio.run_coroutine_threadsafe(gate.start(folder / "gateway.sock"), loop).result(10)
     try:
         yield gate, address
     finally:
@@ -42,6 +54,7 @@ def gateway_running(cfg: GatewayConfig) -> Iterator[tuple[Gateway, tuple[str, in
         loop.call_soon_threadsafe(loop.stop)
         thread.join(10)
         loop.close()
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture
@@ -56,6 +69,7 @@ def world(tmp_path: Path) -> Iterator[dict[str, object]]:
             RepoGrant.parse("octo/allowed"),
             RepoGrant.parse("Octo/readonly:ro"),
             RepoGrant.parse("octo/leaky"),
+            RepoGrant.parse("octo/sly"),
         )
         token = load_token({"GH_TOKEN": TOKEN})
         with gateway_running(GatewayConfig(grants, token, upstream)) as (gate, address):
@@ -68,6 +82,7 @@ def world(tmp_path: Path) -> Iterator[dict[str, object]]:
                     "gate": gate,
                     "env": env,
                     "cfg": cfg,
+                    "address": address,
                     "proxy": proxy_url,
                     "tmp": tmp_path,
                 }
@@ -237,3 +252,91 @@ def test_token_file_and_missing_token(tmp_path: Path) -> None:
 def test_gateway_names_agree() -> None:
     """The proxy routes the very name the gateway's git settings use."""
     assert gw.GATEWAY_HOST == GATEWAY_HOST
+
+
+def _curl_gateway(world: dict[str, object], path: str, *options: str) -> str:
+    done = subprocess.run(
+        [
+            "curl",
+            "-sS",
+            "-i",
+            "--max-time",
+            "20",
+            *options,
+            "--proxy",
+            str(world["proxy"]),
+            f"http://{GATEWAY_HOST}{path}",
+        ],
+        capture_output=True,
+        timeout=30,
+        check=False,
+    )
+    return done.stdout.decode("latin-1") + done.stderr.decode("latin-1")
+
+
+@pytest.mark.parametrize("compressed", [False, True], ids=["asked_plain", "asked_gzip"])
+def test_the_token_is_scrubbed_in_every_form_the_code_host_echoes(
+    world: dict[str, object], compressed: bool
+) -> None:
+    """A code host echoing the credential in the status line, a header's name, base64 or
+    URL-encoded, or in a body it would compress: none of it reaches the sandbox. The gateway
+    asks for an answer that is not compressed, whatever git asked for."""
+    options = ("--compressed",) if compressed else ()
+    said = _curl_gateway(world, "/octo/sly.git/info/refs?service=git-upload-pack", *options)
+    assert said.startswith("HTTP/1.1 200")
+    assert "b64 " in said and "gzipped" not in said
+    _no_token(said)
+    _no_token(said.lower())
+
+
+def test_an_info_refs_query_naming_the_service_twice_is_refused(
+    world: dict[str, object],
+) -> None:
+    """``service`` given twice (the second percent-encoded, as a code host decodes it): the
+    gateway cannot tell which the code host will serve, so it refuses."""
+    said = _curl_gateway(
+        world, "/Octo/readonly.git/info/refs?service=git-upload-pack&%73ervice=git-receive-pack"
+    )
+    assert said.startswith("HTTP/1.1 403")
+    assert "only smart HTTP" in said
+
+
+def test_connect_to_the_gateways_name_is_refused(world: dict[str, object]) -> None:
+    """The gateway takes plain HTTP; a tunnel to its name is refused, in any case."""
+    for name in (GATEWAY_HOST, GATEWAY_HOST.upper() + "."):
+        done = subprocess.run(
+            [
+                "curl",
+                "-sS",
+                "-i",
+                "--max-time",
+                "20",
+                "-p",
+                "--proxy",
+                str(world["proxy"]),
+                f"http://{name}:80/octo/allowed.git/info/refs",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+        assert "403" in done.stdout and "not CONNECT" in done.stdout
+
+
+def test_the_gateway_listens_on_a_socket_only_its_user_reaches(
+    world: dict[str, object],
+) -> None:
+    """A Unix socket in a folder of mode 0700: no TCP port on the host's loopback that any
+    process, or a web page, could use with the run's token."""
+    address = Path(str(world["address"]))
+    assert address.is_socket()
+    assert stat.S_IMODE(address.parent.stat().st_mode) == 0o700
+
+
+def test_the_same_repository_granted_twice_differently_is_an_error() -> None:
+    token = load_token({"GH_TOKEN": TOKEN})
+    with pytest.raises(UsageError, match="name the same repository"):
+        GatewayConfig((RepoGrant.parse("octo/w:ro"), RepoGrant.parse("Octo/W")), token)
+    same = GatewayConfig((RepoGrant.parse("octo/w:ro"), RepoGrant.parse("octo/w:ro")), token)
+    assert same.grants["octo/w"].read_only

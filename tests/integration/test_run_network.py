@@ -343,3 +343,24 @@ def test_the_report_is_a_table_in_a_terminal(tmp_path: Path) -> None:
     assert "what left the machine" in text
     assert "connections" in text and "requests" in text and HOST in text
     assert "│" in text or "┃" in text  # drawn as a table
+
+
+def test_the_git_token_file_is_hidden_inside(tmp_path: Path, project: Path) -> None:
+    """``--git-token-file``: the gateway reads it outside; inside, neither the file as named
+    (a link here) nor the file it leads to (in the workspace, where it would also be
+    writable) holds the token."""
+    token = "ghp_" + "T0kenFileN0tForTheSandbox1234567890abcd"
+    (project / "gh-token").write_text(token + "\n")
+    (project / "token").symlink_to("gh-token")
+    done = run_script(
+        tmp_path,
+        "cat token gh-token; echo probe >> gh-token; echo looked",
+        "--repo",
+        "octo/widgets",
+        "--git-token-file",
+        "token",
+        cwd=project,
+    )
+    assert "looked" in done.stdout, done.stderr
+    assert token not in done.stdout + done.stderr
+    assert (project / "gh-token").read_text() == token + "\n"

@@ -219,6 +219,7 @@ def mounts(
         *user_rules(Kind.WRITE, args.rw, "--rw", home, cwd),
         *user_rules(Kind.READ, args.ro, "--ro", home, cwd),
         *user_rules(Kind.HIDE, args.hide, "--hide", home, cwd),
+        *_token_file_rules(args, mount, Kind.HIDE),
     ]
     files = sandbox_settings(loaded)
     for kind, entries, key in (
@@ -240,6 +241,18 @@ def mounts(
                     mount(kind, path, f"sandbox.filesystem.{key} in {entry.origin.describe()}")
                 )
     return plan(rules)
+
+
+def _token_file_rules(args: argparse.Namespace, mount: Any, hide: Any) -> list[Any]:
+    """The ``--git-token-file`` hidden inside, as named and where its links lead: the gateway
+    reads it outside, and the token must not enter the sandbox."""
+    from pathlib import Path
+
+    token_file = getattr(args, "git_token_file", None)
+    if token_file is None:
+        return []
+    named = Path(token_file).expanduser().absolute()
+    return [mount(hide, named, "the git token file (--git-token-file)")]  # links resolved
 
 
 def _inside_workspace(path: Path, workspace: Path, what: str, origin: Any) -> None:

@@ -136,10 +136,10 @@ class EgressConfig:
     config dir of the process's environment (:func:`airlock.egress.audit.audit_paths`)."""
     flush_interval: float = 0.05
     """Seconds between durable flushes of the audit log."""
-    gateway: tuple[str, int] | None = None
-    """Where the git credential gateway listens on the host (``egress.gateway``): requests for
-    ``git.airlock.internal`` go there, past the host rules and address check; ``None``: no
-    gateway (that name is refused like any other not allowed)."""
+    gateway: str | None = None
+    """The Unix socket the git credential gateway listens on (``egress.gateway``), in a folder
+    only airlock's user can enter: plain-HTTP requests for ``git.airlock.internal`` go there,
+    past the host rules and address check; ``None``: no gateway (that name is refused)."""
     inspection: InspectionConfig | None = None
     """Hosts whose TLS is read (``--inspect``), with the run's CA and the engine's decisions;
     ``None``: every CONNECT stays an opaque tunnel."""

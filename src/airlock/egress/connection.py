@@ -77,6 +77,15 @@ async def chain_connect(upstream: Upstream, host: str, port: int) -> None:
         raise Refusal(502, f"the upstream proxy refused the tunnel: {status_line}")
 
 
+GATEWAY_HOST = "git.airlock.internal"
+"""The git credential gateway's name (``egress.gateway.GATEWAY_HOST``)."""
+
+
+def is_gateway(host: str) -> bool:
+    """Whether ``host`` names the git gateway, in any case, with or without a final dot."""
+    return host.lower().rstrip(".") == GATEWAY_HOST
+
+
 def new_record(kind: str, head: RequestHead) -> dict[str, Any]:
     """The audit record of a tunnel or a request, before its outcome is known."""
     return {

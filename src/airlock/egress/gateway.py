@@ -5,8 +5,9 @@ Theory of operation
 Inside the sandbox, git is told (through ``GIT_CONFIG_*`` variables, :func:`git_environment`)
 to fetch ``https://github.com/OWNER/NAME`` from ``http://git.airlock.internal/OWNER/NAME``
 instead, through the run's proxy. Plain HTTP to the proxy needs no CA inside. The proxy sends
-requests for that host to the :class:`Gateway`, a small HTTP server on the host's loopback,
-outside the sandbox. For each request the gateway:
+requests for that host to the :class:`Gateway`, a small HTTP server on a Unix socket in a
+folder only airlock's user can enter, outside the sandbox (no other user's process, and no web
+page through the host's loopback, can reach it). For each request the gateway:
 
 1. reads the repository and the git service from the path (smart HTTP only: ``info/refs``,
    ``git-upload-pack``, ``git-receive-pack``);
@@ -14,8 +15,10 @@ outside the sandbox. For each request the gateway:
    granted ``:ro``: git shows the refusal to its user as ``fatal: remote error: …`` (an ``ERR``
    packet line);
 3. sends the request on to the code host (``--git-upstream``, GitHub by default) with the token
-   in an ``Authorization`` header added here, streaming both ways; the answer is streamed back
-   with every occurrence of the token replaced, in headers and body alike.
+   in an ``Authorization`` header added here, streaming both ways, and asks for an answer
+   that is not compressed (one that is anyway is refused); the answer is streamed back with
+   every occurrence of the token, of its ``Basic`` form and of their usual encodings replaced,
+   in its status line, header names and values, and body alike.
 
 The token is read outside (``GH_TOKEN``, ``GITHUB_TOKEN``, or ``--git-token-file``); it is held
 by :class:`GitToken`, whose ``repr`` and ``str`` never show it, and is never put in a message.
@@ -31,6 +34,7 @@ import ssl
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import parse_qs, quote
 
 import httpx
 
@@ -155,7 +159,16 @@ class GatewayConfig:
                 f"--git-upstream {self.upstream!r}: expected an http:// or https:// URL, "
                 "e.g. https://github.com"
             )
-        object.__setattr__(self, "grants", {grant.key: grant for grant in self.repos})
+        grants: dict[str, RepoGrant] = {}
+        for grant in self.repos:
+            given = grants.setdefault(grant.key, grant)
+            if given.read_only != grant.read_only:
+                raise UsageError(
+                    f"--repo {given.owner}/{given.name}"
+                    f"{':ro' if given.read_only else ''} and --repo {grant.owner}/{grant.name}"
+                    f"{':ro' if grant.read_only else ''} name the same repository: give it once"
+                )
+        object.__setattr__(self, "grants", grants)
 
 
 def git_environment(proxy_url: str, upstream: str = DEFAULT_UPSTREAM) -> dict[str, str]:
@@ -216,7 +229,10 @@ class Gateway:
         self.record = record
         self.server: asyncio.Server | None = None
         token = config.token.reveal()
-        self._secrets = {token.encode(), base64.b64encode(f"x-access-token:{token}".encode())}
+        basic = base64.b64encode(f"x-access-token:{token}".encode())
+        forms = {token.encode(), basic, base64.b64encode(token.encode())}
+        forms |= {quote(form, safe="").encode() for form in list(forms)}  # URL-encoded too
+        self._secrets = {form for form in forms if form}
         self._auth = "Basic " + base64.b64encode(f"x-access-token:{token}".encode()).decode()
         verify: ssl.SSLContext | bool = True
         if config.upstream_ca is not None:
@@ -225,11 +241,12 @@ class Gateway:
         self._client = httpx.AsyncClient(verify=verify, timeout=httpx.Timeout(60.0))
         self.refusals: list[str] = []
 
-    async def start(self, host: str = "127.0.0.1", port: int = 0) -> tuple[str, int]:
-        """Listen on ``host:port``; return the address (for the proxy's ``gateway`` setting)."""
-        self.server = await asyncio.start_server(self._serve, host, port, limit=MAX_HEAD)
-        name = self.server.sockets[0].getsockname()
-        return str(name[0]), int(name[1])
+    async def start(self, path: Path) -> str:
+        """Listen on the Unix socket ``path`` (its folder: airlock's user's alone); return it,
+        for the proxy's ``gateway`` setting."""
+        self.server = await asyncio.start_unix_server(self._serve, str(path), limit=MAX_HEAD)
+        path.chmod(0o600)
+        return str(path)
 
     async def close(self) -> None:
         if self.server is not None:
@@ -258,6 +275,15 @@ class Gateway:
         for secret in self._secrets:
             text = text.replace(secret.decode(), "[REDACTED:git_token]")
         return text
+
+    def _names_a_secret(self, lowered: str) -> bool:
+        return any(secret.decode().lower() in lowered for secret in self._secrets)
+
+    def _header_text(self, text: str) -> str:
+        """``text`` scrubbed and fit for a header line (printable Latin-1, no line break)."""
+        return "".join(
+            c if " " <= c <= "~" or "\xa0" <= c <= "\xff" else "?" for c in self._scrub(text)
+        )
 
     async def _text(
         self, writer: asyncio.StreamWriter, status: int, message: str, *, close: bool = False
@@ -304,9 +330,8 @@ class Gateway:
         owner, name, rest = found["owner"], found["name"], found["rest"]
         service = rest
         if rest == "info/refs":
-            service = dict(part.partition("=")[::2] for part in query.split("&") if part).get(
-                "service", ""
-            )
+            asked_for = parse_qs(query, keep_blank_values=True).get("service", [])
+            service = asked_for[0] if len(asked_for) == 1 else ""  # as the code host reads it
             if service not in SERVICES:
                 raise HttpError(
                     403, "airlock git gateway: only smart HTTP (git-upload-pack, git-receive-pack)"
@@ -368,7 +393,8 @@ class Gateway:
             for k, v in head.headers
             if k.decode("latin-1").lower() not in _HOP
         ]
-        headers.append(("Authorization", self._auth))
+        headers = [(k, v) for k, v in headers if k.lower() != "accept-encoding"]
+        headers += [("Authorization", self._auth), ("Accept-Encoding", "identity")]
         if framing[0] == "length":
             headers.append(("Content-Length", str(framing[1])))
 
@@ -389,17 +415,28 @@ class Gateway:
             )
             return False
         try:
+            coding = response.headers.get("content-encoding", "identity").strip().lower()
+            if coding != "identity":
+                await self._text(
+                    writer,
+                    502,
+                    f"airlock git gateway: {self.config.upstream} answered compressed "
+                    f"({coding!r}) though asked not to: the token could not be looked for in it",
+                    close=True,
+                )
+                return False
             await self._relay(response, writer)
         finally:
             await response.aclose()
         return True
 
     async def _relay(self, response: httpx.Response, writer: asyncio.StreamWriter) -> None:
-        lines = [f"HTTP/1.1 {response.status_code} {response.reason_phrase}"]
+        lines = [f"HTTP/1.1 {response.status_code} {self._header_text(response.reason_phrase)}"]
         for key, value in response.headers.multi_items():
-            if key.lower() in _HOP or key.lower() == "set-cookie":
-                continue
-            lines.append(f"{key}: {self._scrub(value)}")
+            lowered = key.lower()
+            if lowered in _HOP or lowered == "set-cookie" or self._names_a_secret(lowered):
+                continue  # a header named with the token is dropped whole
+            lines.append(f"{key}: {self._header_text(value)}")
         lines.append("Transfer-Encoding: chunked")
         writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
         scrubbers = [_Scrubber(secret) for secret in self._secrets]

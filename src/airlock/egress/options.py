@@ -12,6 +12,7 @@ close when the run ends. The CA's key and the token stay in this process.
 from __future__ import annotations
 
 import shutil
+import tempfile
 from pathlib import Path
 
 from airlock.errors import UsageError
@@ -54,7 +55,8 @@ class Prepared:
 
     def __init__(self) -> None:
         self.inspection: InspectionConfig | None = None
-        self.gateway_address: tuple[str, int] | None = None
+        self.gateway_address: str | None = None
+        """The gateway's Unix socket, in a folder of airlock's user's alone."""
         self.environ: dict[str, str] = {}
         """Variables for the sandbox: the CA bundle's, git's (no secret in any)."""
         self.read_only_files: tuple[Path, ...] = ()
@@ -63,6 +65,7 @@ class Prepared:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._folder: Path | None = None
+        self._gateway_folder: Path | None = None
 
     def close(self) -> None:
         """Stop the gateway and remove the bundle; the CA's key goes with this object."""
@@ -74,9 +77,10 @@ class Prepared:
             self._thread.join(10)
             self._loop.close()
             self._gateway = None
-        if self._folder is not None:
-            shutil.rmtree(self._folder, ignore_errors=True)
-            self._folder = None
+        for folder in (self._folder, self._gateway_folder):
+            if folder is not None:
+                shutil.rmtree(folder, ignore_errors=True)
+        self._folder = self._gateway_folder = None
 
 
 def prepare(
@@ -173,5 +177,9 @@ def _prepare_gateway(
     thread.start()
     gateway = Gateway(config)
     prepared._gateway, prepared._loop, prepared._thread = gateway, loop, thread
-    prepared.gateway_address = asyncio.run_coroutine_threadsafe(gateway.start(), loop).result(10)
+    folder = Path(tempfile.mkdtemp(prefix="airlock-git-gateway-"))  # mode 0700
+    prepared._gateway_folder = folder
+    socket_path = folder / "gateway.sock"
+    started = asyncio.run_coroutine_threadsafe(gateway.start(socket_path), loop)
+    prepared.gateway_address = started.result(10)
     prepared.environ.update(git_environment(proxy_url, args.git_upstream))

@@ -45,11 +45,13 @@ from airlock.egress.audit import AuditLog
 from airlock.egress.client import Client
 from airlock.egress.config import EgressConfig
 from airlock.egress.connection import (
+    GATEWAY_HOST,
     READ_SIZE,
     WRITE_BUFFER,
     ClientProtocol,
     Refusal,
     Upstream,
+    is_gateway,
 )
 from airlock.egress.http1 import simple_response
 from airlock.egress.limits import RateLimiter, UploadBudget
@@ -58,9 +60,6 @@ from airlock.egress.report import HostStats
 from airlock.egress.rules import EgressRules, RuleDecision, how_to_allow, private_refusal
 from airlock.errors import AirlockError, DestinationRefused, RefusedError
 from airlock.policy.hosts import bypasses_proxy
-
-GATEWAY_HOST = "git.airlock.internal"
-"""The git credential gateway's name (``egress.gateway.GATEWAY_HOST``)."""
 
 
 class Proxy:
@@ -183,7 +182,7 @@ class Proxy:
 
     def check_rules(self, host: str, port: int) -> RuleDecision:
         """The host rules' answer; the git gateway's name is allowed when a gateway runs."""
-        if self.config.gateway is not None and host == GATEWAY_HOST:
+        if self.config.gateway is not None and is_gateway(host):
             reason = "the git credential gateway (--repo): it grants repositories itself"
             return RuleDecision(host, port, "allow", reason, explicit=True)
         return self.rules.check(host, port)
@@ -197,9 +196,11 @@ class Proxy:
         Raises:
             Refusal: the connection is refused, with the status and reason.
         """
+        if is_gateway(host):  # never resolved, never dialled by name
+            if self.config.gateway is None:
+                raise Refusal(403, f"{GATEWAY_HOST} is the git gateway's name; no --repo here")
+            return self.check_rules(host, port), None  # the gateway: no address to check
         decision = self.check_rules(host, port)
-        if decision.rule is None and decision.allowed and host == GATEWAY_HOST:
-            return decision, None  # the gateway: no address to check
         if not decision.allowed:
             raise Refusal(403, decision.reason, how_to_allow(decision.host, port))
         if self.failed is not None:
@@ -234,6 +235,8 @@ class Proxy:
         Raises:
             Refusal: ``502``/``504`` when the connection cannot be made.
         """
+        if address is None:  # pragma: no cover - admit gives an address to every tunnel
+            raise Refusal(403, f"{host}: no checked address to connect to")
         timeout = self.config.limits.connect_timeout
         loop = asyncio.get_running_loop()
         try:
@@ -257,16 +260,20 @@ class Proxy:
             Refusal: ``502``/``504`` when the connection cannot be made.
         """
         via_proxy = False
-        if self.config.gateway is not None and host == GATEWAY_HOST:
-            target = self.config.gateway  # on this host's loopback, outside the sandbox
-        elif self.chained is not None and self.via_upstream(host):
+        gateway = self.config.gateway if is_gateway(host) else None
+        if gateway is None and self.chained is not None and self.via_upstream(host):
             target, via_proxy = self.chained, True
         else:
             target = (str(address), port)
         timeout = self.config.limits.connect_timeout
         try:
             async with asyncio.timeout(timeout):
-                reader, writer = await asyncio.open_connection(*target, limit=READ_SIZE)
+                if (
+                    gateway is not None
+                ):  # outside the sandbox, on a socket only airlock's user reaches
+                    reader, writer = await asyncio.open_unix_connection(gateway, limit=READ_SIZE)
+                else:
+                    reader, writer = await asyncio.open_connection(*target, limit=READ_SIZE)
             writer.transport.set_write_buffer_limits(WRITE_BUFFER)
         except TimeoutError:
             raise Refusal(504, f"no connection to {host}:{port} within {timeout:g} s") from None

@@ -12,11 +12,13 @@ from typing import TYPE_CHECKING, Any
 from airlock._tasks import create_task
 from airlock.egress.connection import (
     ESTABLISHED,
+    GATEWAY_HOST,
     READ_SIZE,
     ClientProtocol,
     Refusal,
     Upstream,
     chain_connect,
+    is_gateway,
     new_record,
 )
 from airlock.egress.http1 import RequestHead
@@ -37,6 +39,8 @@ async def tunnel(client: Client, head: RequestHead) -> None:
             if ruled.allowed and inspector.inspects(ruled.host):
                 await _inspect(client, head, ruled.host)
                 return
+        if is_gateway(head.host):  # git reaches it with plain HTTP; a tunnel has no use
+            raise Refusal(403, f"{GATEWAY_HOST}: the git gateway takes plain HTTP, not CONNECT")
         decision, address = await proxy.admit(head.host, head.port)
         record["reason"] = decision.reason
         if not proxy.via_upstream(decision.host):
