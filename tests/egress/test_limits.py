@@ -116,10 +116,11 @@ def test_expect_continue_is_answered_by_the_proxy(site: _Site, tmp_path: Path) -
 
 
 def test_chaining_through_an_upstream_proxy(site: _Site, tmp_path: Path) -> None:
-    """With --upstream-proxy, plain requests and tunnels go through it; the rules still apply first."""
+    """With --upstream-proxy, plain requests and tunnels go through it; the rules still apply
+    first (the loopback origin is allowed explicitly, with the private check relaxed)."""
     port = site.server_address[1]
     with running(config(tmp_path)) as (upstream_url, upstream):
-        cfg = config(tmp_path / "front", upstream_proxy=upstream_url, allow_private=False)
+        cfg = config(tmp_path / "front", upstream_proxy=upstream_url)
         with running(cfg) as (url, _), httpx.Client(proxy=url) as client:
             answer = client.get(f"http://127.0.0.1:{port}/chained")
             refused = client.get("http://evil.test/")
@@ -127,6 +128,33 @@ def test_chaining_through_an_upstream_proxy(site: _Site, tmp_path: Path) -> None
     assert answer.status_code == 200 and answer.text.startswith("path=/chained")
     assert refused.status_code == 403
     assert report.hosts[0].requests == 1
+
+
+@pytest.mark.parametrize(
+    "target",
+    ["127.0.0.1", "0x7f.1", "2130706433", "[::ffff:127.0.0.1]", "169.254.169.254", "localhost"],
+)
+def test_chaining_still_checks_addresses_and_loopback_names(
+    site: _Site, tmp_path: Path, target: str
+) -> None:
+    """An address (any spelling) or a loopback name is checked before it goes to the upstream
+    proxy, which would otherwise reach it for the sandbox: refused without the relaxed
+    check, and the upstream proxy sees nothing (only other names are its to resolve)."""
+    port = site.server_address[1]
+    with running(config(tmp_path)) as (upstream_url, upstream):
+        cfg = config(
+            tmp_path / "front",
+            upstream_proxy=upstream_url,
+            allow_private=False,
+            allow=(),
+            allow_all=True,
+        )
+        with running(cfg) as (url, _), _connect(url) as sock:
+            sock.sendall(b"CONNECT %s:%d HTTP/1.1\r\nHost: x\r\n\r\n" % (target.encode(), port))
+            answer = sock.recv(1000)
+        report = upstream.close({})
+    assert answer.startswith(b"HTTP/1.1 403 "), answer
+    assert report.hosts == ()
 
 
 def test_no_proxy_hosts_bypass_the_upstream_proxy(site: _Site, tmp_path: Path) -> None:

@@ -255,3 +255,23 @@ def test_ascii_names_read_as_uts46_reads_each_label(text: str) -> None:
         return
     labels = text.lower().removesuffix(".").split(".")
     assert host.text == ".".join(canonical_label(label) for label in labels)
+
+
+@pytest.mark.parametrize(
+    ("text", "canonical"),
+    [
+        ("[2606:4700:4700::1111%250]", "2606:4700:4700::1111"),
+        ("2606:4700:4700::1111%251", "2606:4700:4700::1111"),
+        ("[::1%25lo]", "::1"),
+        ("[fe80::1%25eth0]", "fe80::1%eth0"),
+    ],
+)
+def test_a_zone_is_kept_only_where_it_matters(text: str, canonical: str) -> None:
+    """A zone on an address that is not link-local is ignored by the kernel: the canonical
+    text drops it, so a rule for the address holds whatever zone is written."""
+    assert parse_host(text).text == canonical
+
+
+@pytest.mark.parametrize("address", ["fd20:ce::254", "169.254.0.23", "168.63.129.16"])
+def test_more_cloud_metadata_addresses(address: str) -> None:
+    assert classify(parse_host(address).address) is AddressClass.METADATA  # type: ignore[arg-type]

@@ -61,7 +61,7 @@ async def chain_connect(upstream: Upstream, host: str, port: int) -> None:
     Raises:
         Refusal: ``502`` when the upstream proxy says anything but ``2xx``.
     """
-    authority = f"{host}:{port}".encode()
+    authority = (f"[{host}]:{port}" if ":" in host else f"{host}:{port}").encode()
     upstream.writer.write(
         b"CONNECT " + authority + b" HTTP/1.1\r\nHost: " + authority + b"\r\n\r\n"
     )

@@ -59,7 +59,7 @@ from airlock.egress.relay import Relay
 from airlock.egress.report import HostStats
 from airlock.egress.rules import EgressRules, RuleDecision, how_to_allow, private_refusal
 from airlock.errors import AirlockError, DestinationRefused, RefusedError
-from airlock.policy.hosts import bypasses_proxy
+from airlock.policy.hosts import HostError, bypasses_proxy, parse_host
 
 
 class Proxy:
@@ -211,11 +211,21 @@ class Proxy:
         if not self.rate.admit(decision.host, time.monotonic()):
             rate = self.config.limits.new_connections_per_second
             raise Refusal(429, f"more than {rate:g} new connections per second to {decision.host}")
-        if self.via_upstream(decision.host):
-            return decision, None
         private_ok = self.config.allow_private and decision.explicit
+        if self.via_upstream(decision.host):
+            if _known_without_lookup(decision.host):  # an address, or a loopback name
+                await self._checked(decision.host, port, private_ok)
+            return decision, None  # a name: the upstream proxy resolves it
+        return decision, await self._checked(decision.host, port, private_ok)
+
+    async def _checked(self, host: str, port: int, private_ok: bool) -> str:
+        """The address check (:attr:`check`); the address to dial.
+
+        Raises:
+            Refusal: ``403`` for an address no rule allows, ``502`` when there is none.
+        """
         try:
-            address = await self.check(decision.host, port, private_ok)
+            address = await self.check(host, port, private_ok)
         except DestinationRefused as error:
             refused = private_refusal(error.host, error.address, error.address_class)
             raise Refusal(403, *refused) from None
@@ -223,7 +233,7 @@ class Proxy:
             raise Refusal(403, str(error)) from None
         except AirlockError as error:
             raise Refusal(502, str(error)) from None
-        return decision, address
+        return address
 
     def via_upstream(self, host: str) -> bool:
         """Whether connections to ``host`` go through the upstream proxy (not in ``NO_PROXY``)."""
@@ -297,3 +307,15 @@ def parse_upstream(url: str | None) -> tuple[str, int] | None:
     if parsed.schema not in (b"http", None) or not parsed.host:
         raise AirlockError(f"upstream proxy {url!r}: expected http://HOST:PORT")
     return parsed.host.decode(), parsed.port or 8080
+
+
+def _known_without_lookup(host: str) -> bool:
+    """Whether ``host`` (canonical) is an address, or a name that is loopback by definition
+    (``localhost`` and its subdomains, RFC 6761): checked even when an upstream proxy would
+    resolve the others."""
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return parse_host(host).address is not None
+    except HostError:
+        return False

@@ -48,7 +48,7 @@ async def tunnel(client: Client, head: RequestHead) -> None:
             await proxy.dial_relay(decision.host, head.port, address, relay)
         else:
             upstream = await proxy.dial(decision.host, head.port, address)
-            await chain_connect(upstream, head.host, head.port)
+            await chain_connect(upstream, decision.host, head.port)  # as the rules read it
     except Refusal as refusal:
         await client.refuse(head, refusal, record)
         return
@@ -136,7 +136,7 @@ async def _inspect(client: Client, head: RequestHead, host: str) -> None:
             decision, address = await proxy.admit(host, port)
             upstream = await proxy.dial(decision.host, port, address)
             if upstream.via_proxy:
-                await chain_connect(upstream, head.host, head.port)
+                await chain_connect(upstream, decision.host, head.port)  # as the rules read it
         except Refusal as refusal:
             raise ConnectionError(refusal.reason) from None
         client.upstream = upstream

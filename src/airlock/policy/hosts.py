@@ -10,7 +10,8 @@ the connecting side does and gives back one canonical :class:`Host`:
   of an address is that address: one to four parts, each decimal, ``0x`` hexadecimal or
   ``0``-led octal, the last part filling the bytes left (``2130706433``, ``0x7f000001``,
   ``0177.0.0.1``, ``127.1`` are all ``127.0.0.1``). IPv6 is read with or without brackets, with
-  a zone (``fe80::1%eth0``); an IPv4-mapped IPv6 address (``::ffff:127.0.0.1``) is the IPv4
+  a zone (``fe80::1%eth0``; a zone on an address that is not link-local is dropped, as the
+  kernel ignores it there); an IPv4-mapped IPv6 address (``::ffff:127.0.0.1``) is the IPv4
   address it maps, since a dual-stack socket connects to exactly that. A trailing dot changes
   nothing. A host whose last label is a number but which is no address (``1.2.3.4.5``,
   ``256.1.1.1``) is an error, as in a browser's URL parser: no real name ends in a number.
@@ -85,6 +86,9 @@ ADDRESS_CLASSES = _table(
     ("192.0.0.192/32", AddressClass.METADATA, "Oracle Cloud instance metadata"),
     ("fd00:ec2::254/128", AddressClass.METADATA, "AWS instance metadata over IPv6"),
     ("fd00:ec2::23/128", AddressClass.METADATA, "AWS time sync and DNS over IPv6"),
+    ("fd20:ce::254/128", AddressClass.METADATA, "GCP instance metadata over IPv6"),
+    ("169.254.0.23/32", AddressClass.METADATA, "Tencent Cloud instance metadata"),
+    ("168.63.129.16/32", AddressClass.METADATA, "Azure's host channel (WireServer)"),
     ("0.0.0.0/32", AddressClass.UNSPECIFIED, "reaches this host, RFC 1122"),
     ("::/128", AddressClass.UNSPECIFIED, "reaches this host, RFC 4291"),
     ("0.0.0.0/8", AddressClass.RESERVED, "'this network', RFC 791"),
@@ -191,6 +195,9 @@ def _ipv6(text: str, raw: str) -> ipaddress.IPv6Address:
 def _address_host(address: IPAddress) -> Host:
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
         address = address.ipv4_mapped
+    zoned = isinstance(address, ipaddress.IPv6Address) and address.scope_id
+    if zoned and not address.is_link_local:  # the kernel ignores the zone: the same address
+        address = ipaddress.IPv6Address(str(address).partition("%")[0])
     return Host(str(address), address=address)
 
 
