@@ -409,3 +409,81 @@ def test_an_index_that_cannot_be_read_is_said(tmp_path: Path, project: Path) -> 
     assert done.returncode == 0, done.stderr
     assert f"{project}: its index could not be read" in done.stderr
     assert "git submodule status" in done.stderr
+
+
+_EVIL = "config core.fsmonitor 'touch \"$PWD/PWNED\"; false'"
+_RENAME_IN_INDEX = (  # one entry renamed in place, the checksum fixed: names git add refuses
+    'python3 -c \'import hashlib, sys; d = open(".git/index", "rb").read()[:-20]; '
+    "d = d.replace(sys.argv[1].encode() + bytes(1), sys.argv[2].encode() + bytes(1)); "
+    'open(".git/index", "wb").write(d + hashlib.sha1(d).digest())\''
+)
+
+
+@pytest.mark.parametrize(
+    "script",
+    [
+        pytest.param(
+            f"git init -q node_modules/evil && git -C node_modules/evil {_EVIL}"
+            f" && git update-index --add --cacheinfo 160000,{GITLINK},node_modules/evilX"
+            f" && {_RENAME_IN_INDEX} node_modules/evilX node_modules//evil",
+            id="a_name_git_add_refuses",
+        ),
+        pytest.param(
+            "mkdir -p node_modules/a node_modules/b"
+            " && git init -q --bare node_modules/a/x && git init -q --bare node_modules/b/x"
+            f" && git --git-dir=node_modules/b/x config core.bare false"
+            f" && git --git-dir=node_modules/b/x {_EVIL}"
+            " && echo 'gitdir: x' > node_modules/a/.git && ln -s ../a/.git node_modules/b/.git"
+            f" && git update-index --add --cacheinfo 160000,{GITLINK},node_modules/a"
+            f" && git update-index --add --cacheinfo 160000,{GITLINK},node_modules/b",
+            id="a_git_link_to_a_git_file_read_from_the_links_folder",
+        ),
+        pytest.param(
+            "mkdir -p node_modules/lib && git init -q --bare 'node_modules/lib/x '"
+            " && git --git-dir='node_modules/lib/x ' config core.bare false"
+            f" && git --git-dir='node_modules/lib/x ' {_EVIL}"
+            " && git init -q --bare node_modules/lib/x"
+            " && printf 'gitdir: x \\n' > node_modules/lib/.git"
+            f" && git update-index --add --cacheinfo 160000,{GITLINK},node_modules/lib",
+            id="a_git_file_read_as_git_reads_it",
+        ),
+        pytest.param(
+            "G=$HOME/.claude/projects/.cache.git && git init -q --bare $G"
+            f" && git --git-dir=$G config core.bare false && git --git-dir=$G {_EVIL}"
+            ' && mkdir -p node_modules/lib && echo "gitdir: $G" > node_modules/lib/.git'
+            f" && git update-index --add --cacheinfo 160000,{GITLINK},node_modules/lib",
+            id="a_git_folder_in_the_agents_state",
+        ),
+    ],
+)
+def test_submodules_git_would_use_are_the_ones_made_safe(
+    tmp_path: Path, project: Path, script: str
+) -> None:
+    """Each submodule is looked at as git looks at it: its name as the index holds it, a
+    ``.git`` file read whole through a link and relative to the folder it is named in, a git
+    folder outside the workspace that the sandbox could write. The user's git status runs
+    nothing."""
+    _git(project, "init", "-q")
+    done = _run(tmp_path, script)
+    assert done.returncode == 0, done.stderr
+    assert "config keys dropped: core.fsmonitor" in done.stderr
+    subprocess.run(["git", "status"], cwd=project, capture_output=True, check=False)
+    assert not list(tmp_path.rglob("PWNED"))
+
+
+def test_a_repository_made_in_one_run_and_named_in_the_next_is_made_safe(
+    tmp_path: Path, project: Path
+) -> None:
+    """A first run makes the repository where no scan looks and names it nowhere; a second
+    only adds it to the index: it is the index that changed, and it did not name it before."""
+    _git(project, "init", "-q")
+    first = _run(tmp_path, f"git init -q node_modules/evil && git -C node_modules/evil {_EVIL}")
+    assert first.returncode == 0, first.stderr
+    time.sleep(1.2)  # past the slack given to the kernel's clock
+    second = _run(
+        tmp_path, f"git update-index --add --cacheinfo 160000,{GITLINK},node_modules/evil"
+    )
+    assert second.returncode == 0, second.stderr
+    assert "node_modules/evil/.git: named as a submodule" in second.stderr
+    subprocess.run(["git", "status"], cwd=project, capture_output=True, check=False)
+    assert not (project / "PWNED").exists()

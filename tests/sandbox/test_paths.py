@@ -512,3 +512,30 @@ def test_the_links_on_the_way_to_a_protected_path_are_noted(tmp_path: Path) -> N
     assert plain.named is None
     writable = mount(Kind.WRITE, home / "tools", "why")
     assert links_on_the_way([protected, plain, writable]) == {home / ".config": "dotfiles/config"}
+
+
+def test_config_text_is_read_back_by_git_as_written(tmp_path: Path) -> None:
+    """The cut-down config of a repository made inside is written in one go; git reads every
+    kept value back exactly (quotes, backslashes, tabs, line breaks, dotted subsections)."""
+    import subprocess
+
+    from airlock.sandbox.repositories import config_text
+
+    entries = [
+        ("core.bare", "false"),
+        ('remote.or"ig\\in.url', 'https://x/"a b"\\c\t d '),
+        ('remote.or"ig\\in.fetch', "+refs/*:refs/*"),
+        ("user.name", " Ann\nB "),
+        ("remote.a.b.c.url", "dotted subsection"),
+        ("bad\nkey.x", "dropped"),
+    ]
+    text, unwritable = config_text(entries)
+    assert unwritable == ["bad\nkey.x"]
+    (tmp_path / "config").write_text(text)
+    listed = subprocess.run(
+        ["git", "config", "--file", str(tmp_path / "config"), "--null", "--list"],
+        capture_output=True,
+        check=True,
+    ).stdout.decode()
+    read = [tuple(item.split("\n", 1)) for item in listed.split("\0") if item]
+    assert read == entries[:-1]

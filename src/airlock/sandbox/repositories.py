@@ -42,15 +42,19 @@ an index names are looked at.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import itertools
 import os
 import re
 import shutil
+import stat
 import subprocess
+import time
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
+from types import MappingProxyType
 from typing import NamedTuple
 
 from airlock.sandbox.files import LIMIT, read_text_or_none
@@ -60,6 +64,7 @@ from airlock.sandbox.paths import (
     Mount,
     commondir_rule,
     mount,
+    read_only_at,
     resolve,
     sandbox_own_in,
 )
@@ -470,13 +475,33 @@ def _hooks_path(work_tree: Path, git_folder: Path) -> Path | None:
     return work_tree / value  # as named: a link on the way is put back after the run
 
 
+GITFILE_LIMIT = 1 << 20
+"""The largest ``.git`` file read (git refuses larger ones too)."""
+
+
 def _gitdir_of(dot_git: Path) -> Path | None:
-    """The folder a ``.git`` file names (``gitdir: PATH``, relative to the file's folder)."""
-    text = read_text_or_none(dot_git)
-    first = text.splitlines()[0] if text else ""
-    if not first.startswith("gitdir:"):
+    """The folder a ``.git`` file names, read as git reads it: the whole file (through a link),
+    ``gitdir: `` then the path up to the line breaks at its end (spaces, and breaks inside,
+    are part of it), relative to the folder the ``.git`` is named in; ``None`` when git would
+    not take it (no such prefix, no path, too large)."""
+    try:  # through a link, as git opens it; never waiting on a FIFO made inside
+        fd = os.open(dot_git, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
         return None
-    return resolve(dot_git.parent / first.removeprefix("gitdir:").strip())
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        data = os.read(fd, GITFILE_LIMIT + 1)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    if len(data) > GITFILE_LIMIT or not data.startswith(b"gitdir: "):
+        return None
+    named = data[len(b"gitdir: ") :].rstrip(b"\r\n")
+    if not named or b"\0" in named:
+        return None
+    return resolve(dot_git.parent / os.fsdecode(named))
 
 
 class Held(NamedTuple):
@@ -619,41 +644,66 @@ def secure_new_repositories(
 
 
 INDEXES = 300
-"""How many repositories' indexes :func:`secure_linked_repositories` reads at most, and how
-many of the repositories they name it looks at."""
+"""How many repositories' indexes :func:`secure_linked_repositories` reads at most."""
+
+LINKS = 100_000
+"""How many gitlinks :func:`secure_linked_repositories` looks at, in all indexes together."""
 
 CHANGED_SLACK = 1.0
 """Seconds before the run's start from which a change counts as the run's: the kernel stamps
 a file's change time with a clock that may lag the one airlock reads by a tick."""
 
 
-def secure_linked_repositories(workspace: Path, known: Iterable[Path], since: float) -> list[str]:
-    """After the run: the repositories that an index names as submodules (gitlinks) where no
-    scan looked (in ``node_modules``, ``.venv`` and the like, or past the scan's bounds),
-    made safe as :func:`bring_in` makes a new repository when their ``.git``, ``config``,
-    ``commondir``, ``config.worktree`` or hooks changed after ``since`` (the run's start).
-    Code inside can write the index and make such a repository; the user's ``git status``
-    at the root then runs its config (``core.fsmonitor``), as a submodule's.
+class Linked(NamedTuple):
+    """What :func:`secure_linked_repositories` needs from before the run."""
 
-    The indexes read are the root's, those of ``known`` (the ``.git`` of the repositories
-    the scans found, handled by the other steps) and those of each repository they name, in
-    turn, at most :data:`INDEXES`. What was done, in words."""
-    root = resolve(workspace)
+    since: float
+    """When the command was about to start."""
+    root_gitlinks: frozenset[str] | None
+    """The gitlinks of the root's index then (``None``: no index, or unreadable)."""
+
+
+def note_linked(workspace: Path) -> Linked:
+    """Before the run: the time, and the gitlinks of the root's index."""
+    since = time.time()
+    git_folder = _git_folder_of(workspace / ".git")
+    names = gitlinks(workspace, git_folder) if git_folder is not None else None
+    return Linked(since, frozenset(names) if names is not None else None)
+
+
+def secure_linked_repositories(
+    workspace: Path,
+    known: Iterable[Path],
+    before: Linked,
+    read_only: Mapping[Path, bool] = MappingProxyType({}),
+) -> list[str]:
+    """After the run: the repositories that an index names as submodules (gitlinks) where no
+    scan looked (in ``node_modules``, ``.venv`` and the like, or past the scan's bounds), made
+    safe as :func:`bring_in` makes a new repository when the run may have made or changed them.
+    Code inside can write an index and make such a repository; the user's ``git status`` at
+    the root then runs its config (``core.fsmonitor``), as a submodule's.
+
+    One counts as the run's when its ``.git``, ``config``, ``commondir``, ``config.worktree``
+    or hooks changed after the run's start, or when the index naming it changed during the run
+    and did not name it before (for the root's index, noted at the start; for another's, any
+    gitlink of an index the run changed). Its git folder is made safe where code inside could
+    write it (``read_only``: the sandbox's rules); elsewhere it is reported.
+
+    The indexes read are the root's, those of ``known`` (the ``.git`` of the repositories the
+    scans found, handled by the other steps) and those of each repository they name, in turn,
+    at most :data:`INDEXES`: past that, the indexes of the repositories left are moved aside
+    (``index.removed-…``) so that git goes no further through them. What was done, in words."""
     done: list[str] = []
     queue = deque([workspace / ".git", *sorted(known)])
-    seen = {resolve(dot_git) for dot_git in queue}
-    most = len(seen) + INDEXES
-    read = 0
+    seen = {folder for folder in map(_git_folder_of, queue) if folder is not None}
+    read = looked = 0
     while queue:
         dot_git = queue.popleft()
         git_folder = _git_folder_of(dot_git)
         if git_folder is None or not os.path.lexists(git_folder / "HEAD"):
             continue  # no repository git would use (an empty folder: another run's mount point)
         if read == INDEXES:
-            done.append(
-                f"more than {INDEXES} repositories' indexes to read: submodules named by the "
-                f"rest were not checked (run 'git submodule status --recursive' in {workspace})"
-            )
+            done.extend(_index_set_aside(dot_git, git_folder, queue))
             break
         read += 1
         names = gitlinks(dot_git.parent, git_folder)
@@ -663,50 +713,72 @@ def secure_linked_repositories(workspace: Path, known: Iterable[Path], since: fl
                 "were not checked: look at 'git submodule status' there"
             )
             continue
+        index_changed = _changed_since(git_folder / "index", None, before.since)
+        noted = before.root_gitlinks if dot_git == workspace / ".git" else frozenset()
         for name in names:
-            named = dot_git.parent / name / ".git"
-            real = resolve(named)
-            if real in seen or not os.path.lexists(named):
-                continue
-            if len(seen) == most:
+            looked += 1
+            if looked > LINKS:
                 done.append(
-                    f"more than {INDEXES} repositories named as submodules: the rest were not "
-                    f"checked (run 'git submodule status --recursive' in {workspace})"
+                    f"more than {LINKS} submodules named: the rest were not checked (run 'git "
+                    f"submodule status --recursive' in {workspace})"
                 )
                 return done
-            seen.add(real)
+            named = dot_git.parent / name / ".git"
+            linked = _git_folder_of(named)
+            if linked is None or linked in seen:
+                continue
+            seen.add(linked)
             queue.append(named)
-            said = _secure_linked(named, _git_folder_of(named), root, since)
-            if said:
+            new_link = index_changed and (noted is None or name not in noted)
+            if new_link or _changed_since(named, linked, before.since):
+                said = _secure_linked(named, linked, read_only)
                 done.append(f"{named}: named as a submodule by {dot_git.parent}'s index, {said}")
     return done
 
 
-def _secure_linked(dot_git: Path, git_folder: Path | None, root: Path, since: float) -> str:
-    """:func:`secure_linked_repositories` for one ``.git``: what was done, or ``""``."""
-    if not _changed_since(dot_git, git_folder, since):
-        return ""
-    if git_folder is None or not git_folder.is_relative_to(root):
-        return "changed inside the sandbox, and its git folder is not in the workspace: check it"
+def _index_set_aside(dot_git: Path, git_folder: Path, queue: deque[Path]) -> list[str]:
+    """Past :data:`INDEXES`: each repository left unread has its index moved aside."""
+    done = [f"more than {INDEXES} repositories' indexes to read"]
+    for left in (dot_git, *queue):
+        folder = _git_folder_of(left)
+        index = folder / "index" if folder is not None else None
+        if index is None or not os.path.lexists(index):
+            continue
+        aside = index.with_name(f"index.removed-{os.urandom(4).hex()}")
+        try:
+            index.rename(aside)
+        except OSError as error:
+            done.append(f"{left}: its index could not be moved aside ({error}): remove it")
+            continue
+        done.append(f"{left}: not read; its index moved aside to {aside.name}")
+    return done
+
+
+def _secure_linked(dot_git: Path, git_folder: Path, read_only: Mapping[Path, bool]) -> str:
+    """:func:`secure_linked_repositories` for one repository: what was done."""
+    if read_only_at(git_folder, read_only) and read_only:
+        return (
+            "changed while the run went on, in a git folder the sandbox could not write: check it"
+        )
     try:
         dropped = [key for folder in _git_folders(git_folder) for key in _make_safe(folder)]
     except (OSError, subprocess.CalledProcessError, RecursionError) as error:
-        return f"changed inside the sandbox, could not be made safe ({error}): remove it"
+        return f"made or changed inside the sandbox, could not be made safe ({error}): remove it"
     more = f", config keys dropped: {', '.join(sorted(set(dropped)))}" if dropped else ""
-    return f"changed inside the sandbox; hooks emptied{more} (the old ones kept as *.removed-*)"
+    return f"made or changed inside the sandbox; hooks emptied{more} (the old ones kept as *.removed-*)"
 
 
 def _git_folder_of(dot_git: Path) -> Path | None:
-    """The git folder a ``.git`` is (a folder, or a link to one) or names (a ``.git`` file)."""
-    real = resolve(dot_git)
-    if real.is_dir():
-        return real
-    return _gitdir_of(dot_git) if real.is_file() else None
+    """The git folder a ``.git`` is (a folder, or a link to one) or names (a ``.git`` file,
+    read as git reads it), resolved."""
+    if dot_git.is_dir():
+        return resolve(dot_git)
+    return _gitdir_of(dot_git) if dot_git.is_file() else None
 
 
 def _changed_since(dot_git: Path, git_folder: Path | None, since: float) -> bool:
-    """Whether ``dot_git`` or what in its git folder runs programs changed after ``since``
-    (a change time, which no one can set back), or cannot be told."""
+    """Whether ``dot_git`` (or a file given there) or what in its git folder runs programs
+    changed after ``since`` (a change time, which no one can set back), or cannot be told."""
     # a git folder's own change time moves with every index write: what it holds is looked at
     paths = [] if dot_git.is_dir() and not dot_git.is_symlink() else [dot_git]
     if git_folder is not None:
@@ -735,9 +807,9 @@ def _changed_since(dot_git: Path, git_folder: Path | None, since: float) -> bool
 
 def gitlinks(work_tree: Path, git_folder: Path) -> list[str] | None:
     """The paths that the index of the repository at ``work_tree`` names as submodules
-    (gitlinks, mode 160000), as git reads them; ``None`` when it cannot be read (no git, a
-    broken index, a repository git refuses). Names that leave the work tree (``..``, an
-    absolute path) or enter a ``.git`` are not returned: git would not use them either.
+    (gitlinks, mode 160000), as git reads them, odd ones included (git checks a name when
+    it adds it, not when it reads it); ``None`` when it cannot be read (no git, a broken
+    index, a repository git refuses).
 
     Git is told the repository (``GIT_DIR``, no other variable of git's), to take no lock,
     to ask no file-system monitor (the config may have been written inside), and to read a
@@ -765,9 +837,7 @@ def gitlinks(work_tree: Path, git_folder: Path) -> list[str] | None:
     for item in done.stdout.split(b"\0"):
         if item.startswith(b"160000 "):
             name = os.fsdecode(item.partition(b"\t")[2])
-            parts = name.split("/")
-            leaves = name.startswith("/") or bool({"", ".", ".."} & set(parts))
-            if name and not leaves and ".git" not in (part.lower() for part in parts):
+            if name:  # as written: git reads "a//b", "./a", "a/../b" and ".GIT/a" as they are
                 names.append(name)
     return names
 
@@ -803,7 +873,12 @@ def _make_safe(git_folder: Path) -> list[str]:
     The hooks and the old config are renamed out of the way (``hooks.removed-…``,
     ``config.removed-…``, which git never reads), not deleted: nothing is lost when the
     repository was the user's, and a folder made inside may be deep enough to stop a
-    recursive removal."""
+    recursive removal. A git folder made read-only inside is made writable for its owner
+    first. The new config is written in one go (:func:`config_text`)."""
+    with contextlib.suppress(OSError):  # ours: made inside by this user, or the user's own
+        mode = git_folder.stat().st_mode
+        if not mode & stat.S_IWUSR:
+            git_folder.chmod(stat.S_IMODE(mode) | stat.S_IWUSR | stat.S_IXUSR)
     hooks = git_folder / "hooks"
     if hooks.is_dir() and not hooks.is_symlink():
         hooks.rename(git_folder / f"hooks.removed-{os.urandom(4).hex()}")
@@ -820,20 +895,48 @@ def _make_safe(git_folder: Path) -> list[str]:
     config.rename(kept)
     entries = _config_entries(kept)
     safe = re.compile("|".join(SAFE_CONFIG), re.IGNORECASE)  # compiled only when needed
+    keep: list[tuple[str, str]] = []
     dropped = []
-    git = shutil.which("git")  # found: _config_entries found no entry without it
     for number, (key, value) in enumerate(entries):
         if number >= KEPT_CONFIG or not _safe_entry(safe, key, value):
             dropped.append(key)
-        elif git is not None:
-            subprocess.run(
-                [git, "config", "--file", str(config), "--add", key, value],
-                check=True,
-                capture_output=True,
-            )
-    if not config.exists():
-        config.touch(mode=0o644)
+        else:
+            keep.append((key, value))
+    text, unwritable = config_text(keep)
+    dropped += unwritable
+    fd = os.open(config, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+    with os.fdopen(fd, "w", encoding="utf-8") as file:
+        file.write(text)
     return dropped
+
+
+def config_text(entries: Iterable[tuple[str, str]]) -> tuple[str, list[str]]:
+    """A git config file holding ``entries`` (``section.key`` or ``section.subsection.key``,
+    as ``git config --list`` names them), in their order, every value quoted and escaped as
+    git reads it; and the keys that cannot be written so (a line break or a NUL in a name)."""
+    lines: list[str] = []
+    header = None
+    unwritable = []
+    for key, value in entries:
+        section, _, rest = key.partition(".")
+        subsection, _, name = rest.rpartition(".")
+        if not name or any(c in key for c in "\n\0") or "\0" in value:
+            unwritable.append(key)
+            continue
+        quoted = subsection.replace("\\", "\\\\").replace('"', '\\"')
+        wanted = f'[{section} "{quoted}"]' if subsection else f"[{section}]"
+        if wanted != header:
+            lines.append(wanted)
+            header = wanted
+        escaped = (
+            value.replace("\\", "\\\\")
+            .replace('"', '\\"')
+            .replace("\n", "\\n")
+            .replace("\t", "\\t")
+            .replace("\b", "\\b")
+        )
+        lines.append(f'\t{name} = "{escaped}"')
+    return "".join(line + "\n" for line in lines), unwritable
 
 
 def _safe_entry(safe: re.Pattern[str], key: str, value: str) -> bool:

@@ -30,7 +30,6 @@ import contextlib
 import errno
 import os
 import stat
-import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from functools import partial
@@ -50,6 +49,7 @@ from airlock.sandbox.repositories import (
     WorkspaceScan,
     listing,
     module_folders,
+    note_linked,
     scan_workspace,
     secure_linked_repositories,
     secure_new_modules,
@@ -474,8 +474,8 @@ class Watch:
         (:func:`airlock.sandbox.repositories.hooks_folder_holding`): a hook's file made or
         changed there is set aside after the run."""
         self.workspace = workspace
-        self.started = time.time()
-        """Before the command runs: what changed after it, the run (or the user meanwhile) did."""
+        self.linked = note_linked(workspace)
+        """Before the command runs: the time, and the root index's submodules."""
         self.skip = tuple(agent_skip(workspace, agent_state))
         """The agents' own state in the workspace (writable by design; a workspace may hold
         the home): not walked."""
@@ -552,7 +552,8 @@ class Watch:
                     self.workspace,
                     self.nested
                     | set(looked[0].nested.found if looked and looked[0].nested else ()),
-                    self.started,
+                    self.linked,
+                    read_only,
                 )
             ),
         )
