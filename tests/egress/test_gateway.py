@@ -10,6 +10,7 @@ import stat
 import subprocess
 import tempfile
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
@@ -17,6 +18,7 @@ from urllib.parse import quote
 import pytest
 
 from airlock.egress import gateway as gw
+from airlock.egress.audit import read_records
 from airlock.egress.gateway import (
     Gateway,
     GatewayConfig,
@@ -128,6 +130,10 @@ def test_other_repository_is_refused_with_a_message_git_shows(world: dict[str, o
     assert "--repo octo/other" in done.stderr
     paths = [path for _, path, _ in world["host"].seen]  # type: ignore[attr-defined]
     assert not any("other" in path for path in paths)
+    time.sleep(0.2)  # the log's next flush
+    records = read_records(world["cfg"].audit_log)  # type: ignore[attr-defined]
+    refused = [r for r in records if r.get("host") == GATEWAY_HOST and r["decision"] == "deny"]
+    assert refused and "octo/other is not granted" in refused[0]["reason"]
 
 
 def test_read_only_repository_refuses_a_push(world: dict[str, object]) -> None:

@@ -14,7 +14,14 @@ from typing import TYPE_CHECKING, Any
 
 import httptools
 
-from airlock.egress.connection import CONTINUE, READ_SIZE, Refusal, Upstream, new_record
+from airlock.egress.connection import (
+    CONTINUE,
+    READ_SIZE,
+    Refusal,
+    Upstream,
+    is_gateway,
+    new_record,
+)
 from airlock.egress.http1 import (
     END,
     BadRequest,
@@ -106,6 +113,9 @@ async def forward(client: Client, head: RequestHead) -> bool:
         return _failed(client, record, stats, sent, received, f"client went away: {error}")
     stats.bytes_in += received
     record.update(status=watcher.status, bytes_in=received, error=None)
+    if watcher.refused is not None and is_gateway(head.host):  # its refusal, in git's words
+        record.update(decision="deny", reason=watcher.refused)
+        stats.refused[watcher.refused] += 1
     client.finish(record)
     upstream.reusable = watcher.keep_alive and not watcher.until_close
     if not upstream.reusable:

@@ -193,6 +193,13 @@ def git_environment(proxy_url: str, upstream: str = DEFAULT_UPSTREAM) -> dict[st
     return env
 
 
+def _refused_header(message: str) -> bytes:
+    """The header that tells the proxy's audit log this answer is a refusal, and why."""
+    reason = message.removeprefix("airlock: ").split(";", 1)[0]
+    safe = "".join(c if " " <= c <= "~" else "?" for c in reason)[:300]
+    return f"X-Airlock-Refused: git gateway: {safe}\r\n".encode()
+
+
 def _pkt(text: str) -> bytes:
     data = text.encode()
     return f"{len(data) + 4:04x}".encode() + data
@@ -286,12 +293,19 @@ class Gateway:
         )
 
     async def _text(
-        self, writer: asyncio.StreamWriter, status: int, message: str, *, close: bool = False
+        self,
+        writer: asyncio.StreamWriter,
+        status: int,
+        message: str,
+        *,
+        close: bool = False,
+        refused: str | None = None,
     ) -> None:
         body = (self._scrub(message) + "\n").encode()
         writer.write(
             f"HTTP/1.1 {status} {'Forbidden' if status == 403 else 'Error'}\r\n"
             f"Content-Type: text/plain; charset=utf-8\r\nContent-Length: {len(body)}\r\n".encode()
+            + (_refused_header(refused) if refused else b"")
             + (b"Connection: close\r\n" if close else b"")
             + b"\r\n"
             + body
@@ -304,12 +318,14 @@ class Gateway:
         """A refusal git prints: an ``ERR`` packet on ``info/refs``, else a ``403``."""
         self.refusals.append(message)
         if not advertisement:
-            await self._text(writer, 403, message)
+            await self._text(writer, 403, message, refused=message)
             return
         body = _pkt(f"ERR {message}")
         writer.write(
             f"HTTP/1.1 200 OK\r\nContent-Type: application/x-{service}-advertisement\r\n"
-            f"Cache-Control: no-cache\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+            f"Cache-Control: no-cache\r\nContent-Length: {len(body)}\r\n".encode()
+            + _refused_header(message)
+            + b"\r\n"
             + body
         )
         await writer.drain()

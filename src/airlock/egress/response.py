@@ -73,6 +73,9 @@ class ResponseWatcher:
         self._reason = b""
         self._headers: list[tuple[bytes, bytes]] = []
         self._out: list[bytes] = []
+        self.refused: str | None = None
+        """The ``X-Airlock-Refused`` header's value: the git gateway's refusal (the caller
+        believes it only from the gateway)."""
 
     def feed(self, data: bytes) -> None:
         self.parser.feed_data(data)
@@ -94,6 +97,8 @@ class ResponseWatcher:
         if lowered in (b"content-length", b"transfer-encoding"):
             self._framed = True
             self._chunked = self._chunked or lowered == b"transfer-encoding"
+        elif lowered == b"x-airlock-refused":
+            self.refused = bytes(value).decode("latin-1")
         if self.for_http10:
             self._headers.append((bytes(name), bytes(value)))
 
