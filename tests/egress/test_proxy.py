@@ -402,3 +402,23 @@ def test_a_body_found_malformed_midway_is_logged_with_what_went_out(
     assert "cut upstream" in str(record["error"])
     run = [r for r in read_records(cfg.audit_log) if r["type"] == "run"]  # type: ignore[arg-type]
     assert run[0]["hosts"][0]["bytes_out"] == record["bytes_out"]
+
+
+@pytest.mark.parametrize("spelling", ["0x7f.1", "2130706433", "127.0.0.1."])
+def test_records_name_the_host_as_the_rules_read_it(
+    site: _Site, tmp_path: Path, spelling: str
+) -> None:
+    """Whatever spelling the client used, the record (and the report's count) names the host
+    in its canonical form, allowed or refused."""
+    port = _port(site)
+    cfg = config(tmp_path)
+    with running(cfg) as (url, _), httpx.Client(proxy=url) as client:
+        allowed = client.get(f"http://{spelling}:{port}/x")
+    refused_cfg = config(tmp_path / "refused", allow_private=False)
+    with running(refused_cfg) as (url, _), _client_socket(url) as sock:
+        sock.sendall(b"CONNECT %s:%d HTTP/1.1\r\nHost: x\r\n\r\n" % (spelling.encode(), port))
+        refused = sock.recv(1000)
+    assert allowed.status_code == 200 and refused.startswith(b"HTTP/1.1 403")
+    for log in (cfg.audit_log, refused_cfg.audit_log):
+        (record,) = _connections(log)  # type: ignore[arg-type]
+        assert record["host"] == "127.0.0.1"

@@ -96,7 +96,9 @@ class Client:
 
     async def refuse(self, head: RequestHead, refusal: Refusal, record: dict[str, Any]) -> None:
         """Answer ``refusal`` (the rule and how to allow it) and log the refused request."""
-        stats = self.proxy.stats(head.host)
+        with contextlib.suppress(ValueError):  # as the rules read it, when it can be read
+            record["host"] = self.proxy.check_rules(head.host, head.port).host
+        stats = self.proxy.stats(record["host"])
         stats.refused[refusal.reason] += 1
         what = "CONNECT to" if head.method == CONNECT else f"{head.method.decode()} to"
         body = f"airlock: {what} {head.host}:{head.port} refused: {refusal.reason}\n"

@@ -78,6 +78,7 @@ async def forward(client: Client, head: RequestHead) -> bool:
     except Refusal as refusal:
         await client.refuse(head, refusal, record)
         return False
+    record["host"] = decision.host  # as the rules read it (``0x7f.1`` is ``127.0.0.1``)
     if inspection is None:
         record["reason"] = decision.reason
     stats = proxy.stats(decision.host)

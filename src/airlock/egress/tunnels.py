@@ -42,7 +42,7 @@ async def tunnel(client: Client, head: RequestHead) -> None:
         if is_gateway(head.host):  # git reaches it with plain HTTP; a tunnel has no use
             raise Refusal(403, f"{GATEWAY_HOST}: the git gateway takes plain HTTP, not CONNECT")
         decision, address = await proxy.admit(head.host, head.port)
-        record["reason"] = decision.reason
+        record["host"], record["reason"] = decision.host, decision.reason
         if not proxy.via_upstream(decision.host):
             relay = Relay(proxy.budget, client.touch)
             await proxy.dial_relay(decision.host, head.port, address, relay)
