@@ -103,6 +103,26 @@ def _no_token(*texts: str) -> None:
             assert secret not in text
 
 
+def _curl_gateway(world: dict[str, object], path: str, *options: str) -> str:
+    done = subprocess.run(
+        [
+            "curl",
+            "-sS",
+            "-i",
+            "--max-time",
+            "20",
+            *options,
+            "--proxy",
+            str(world["proxy"]),
+            f"http://{GATEWAY_HOST}{path}",
+        ],
+        capture_output=True,
+        timeout=30,
+        check=False,
+    )
+    return done.stdout.decode("latin-1") + done.stderr.decode("latin-1")
+
+
 def test_clone_and_push_an_allowed_repository(world: dict[str, object]) -> None:
     """git clones https://github.com/octo/allowed through the gateway and pushes a commit back."""
     tmp: Path = world["tmp"]  # type: ignore[assignment]
@@ -163,25 +183,10 @@ def test_token_is_nowhere_inside(world: dict[str, object]) -> None:
     for path in (tmp / "c").rglob("*"):
         if path.is_file():
             _no_token(path.read_bytes().decode("latin-1"))
-    leaky = subprocess.run(
-        [
-            "curl",
-            "-sS",
-            "-i",
-            "--max-time",
-            "20",
-            "--proxy",
-            str(world["proxy"]),
-            f"http://{GATEWAY_HOST}/octo/leaky.git/info/refs?service=git-upload-pack",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
-    assert leaky.returncode == 0 and "debug: you sent" in leaky.stdout
-    assert "[REDACTED:git_token]" in leaky.stdout
-    _no_token(leaky.stdout, leaky.stderr)
+    leaky = _curl_gateway(world, "/octo/leaky.git/info/refs?service=git-upload-pack")
+    assert "debug: you sent" in leaky
+    assert "[REDACTED:git_token]" in leaky
+    _no_token(leaky)
     cfg = world["cfg"]
     _no_token(cfg.audit_log.read_text())  # type: ignore[attr-defined]
     gate = world["gate"]
@@ -258,26 +263,6 @@ def test_token_file_and_missing_token(tmp_path: Path) -> None:
 def test_gateway_names_agree() -> None:
     """The proxy routes the very name the gateway's git settings use."""
     assert gw.GATEWAY_HOST == GATEWAY_HOST
-
-
-def _curl_gateway(world: dict[str, object], path: str, *options: str) -> str:
-    done = subprocess.run(
-        [
-            "curl",
-            "-sS",
-            "-i",
-            "--max-time",
-            "20",
-            *options,
-            "--proxy",
-            str(world["proxy"]),
-            f"http://{GATEWAY_HOST}{path}",
-        ],
-        capture_output=True,
-        timeout=30,
-        check=False,
-    )
-    return done.stdout.decode("latin-1") + done.stderr.decode("latin-1")
 
 
 @pytest.mark.parametrize("compressed", [False, True], ids=["asked_plain", "asked_gzip"])
