@@ -408,7 +408,7 @@ def test_an_index_that_cannot_be_read_is_said(tmp_path: Path, project: Path) -> 
     done = _run(tmp_path, "printf 'DIRC broken' > .git/index")
     assert done.returncode == 0, done.stderr
     assert f"{project}: its index could not be read" in done.stderr
-    assert "git submodule status" in done.stderr
+    assert "git ls-files --stage" in done.stderr
 
 
 _EVIL = "config core.fsmonitor 'touch \"$PWD/PWNED\"; false'"
@@ -454,6 +454,23 @@ _RENAME_IN_INDEX = (  # one entry renamed in place, the checksum fixed: names gi
             f" && git update-index --add --cacheinfo 160000,{GITLINK},node_modules/lib",
             id="a_git_folder_in_the_agents_state",
         ),
+        pytest.param(
+            "mkdir -p node_modules/lib && git init -q --bare node_modules/lib/g"
+            f" && git --git-dir=node_modules/lib/g config core.bare false"
+            f" && git --git-dir=node_modules/lib/g {_EVIL}"
+            " && printf 'gitdir: g\\000\\n' > node_modules/lib/.git"
+            f" && git update-index --add --cacheinfo 160000,{GITLINK},node_modules/lib",
+            id="a_git_file_read_up_to_a_nul",
+        ),
+        pytest.param(
+            "git init -q node_modules/a"
+            " && mkdir -p node_modules/b && echo 'gitdir: ../a/.git' > node_modules/b/.git"
+            f" && git init -q node_modules/b/evil && git -C node_modules/b/evil {_EVIL}"
+            f" && git -C node_modules/a update-index --add --cacheinfo 160000,{GITLINK},evil"
+            f" && git update-index --add --cacheinfo 160000,{GITLINK},node_modules/a"
+            f" && git update-index --add --cacheinfo 160000,{GITLINK},node_modules/b",
+            id="one_git_folder_for_two_work_trees",
+        ),
     ],
 )
 def test_submodules_git_would_use_are_the_ones_made_safe(
@@ -469,6 +486,27 @@ def test_submodules_git_would_use_are_the_ones_made_safe(
     assert "config keys dropped: core.fsmonitor" in done.stderr
     subprocess.run(["git", "status"], cwd=project, capture_output=True, check=False)
     assert not list(tmp_path.rglob("PWNED"))
+
+
+def test_a_repository_moved_behind_a_name_the_index_held_is_made_safe(
+    tmp_path: Path, project: Path
+) -> None:
+    """A first run names ``node_modules/x`` (nothing there) and makes a repository elsewhere;
+    a second only renames it to ``x``: nothing in it changed, but something else stands
+    behind the name than at the start."""
+    _git(project, "init", "-q")
+    first = _run(
+        tmp_path,
+        f"git init -q node_modules/y && git -C node_modules/y {_EVIL}"
+        f" && git update-index --add --cacheinfo 160000,{GITLINK},node_modules/x",
+    )
+    assert first.returncode == 0, first.stderr
+    time.sleep(1.2)
+    second = _run(tmp_path, "mv node_modules/y node_modules/x")
+    assert second.returncode == 0, second.stderr
+    assert "node_modules/x/.git: named as a submodule" in second.stderr
+    subprocess.run(["git", "status"], cwd=project, capture_output=True, check=False)
+    assert not (project / "PWNED").exists()
 
 
 def test_a_repository_made_in_one_run_and_named_in_the_next_is_made_safe(

@@ -498,8 +498,8 @@ def _gitdir_of(dot_git: Path) -> Path | None:
         os.close(fd)
     if len(data) > GITFILE_LIMIT or not data.startswith(b"gitdir: "):
         return None
-    named = data[len(b"gitdir: ") :].rstrip(b"\r\n")
-    if not named or b"\0" in named:
+    named = data.partition(b"\0")[0][len(b"gitdir: ") :].rstrip(b"\r\n")  # git stops at a NUL
+    if not named:
         return None
     return resolve(dot_git.parent / os.fsdecode(named))
 
@@ -605,23 +605,27 @@ def secure_new_repositories(
     before: frozenset[Path],
     skip: Iterable[Path] = (),
     found: NestedScan | None = None,
+    read_only: Mapping[Path, bool] = MappingProxyType({}),
 ) -> list[str]:
     """After the run: each ``.git`` made in a subfolder during it (:func:`find_nested`'s
     bounds), made safe as :func:`bring_in` makes a new repository: the user's git at the root
     runs a subfolder repository's config too (``git status`` looks into a submodule that the
-    index names, with no ``.gitmodules``). For a ``.git`` file, the git folder it names, when
-    that is in the workspace; one naming a folder elsewhere is reported. ``found``: the
-    repositories a walk after the run found already (else one is made now). What was done."""
+    index names, with no ``.gitmodules``). For a ``.git`` file, the git folder it names (read
+    as git reads it), when that is in the workspace or anywhere else the sandbox could write
+    (``read_only``: its rules); one naming a folder it could not write, whose config and
+    hooks are then the user's, is left alone, and one naming no folder is reported.
+    ``found``: the repositories a walk after the run found already (else one is made now).
+    What was done."""
     done = []
     found = found or scan_workspace(workspace, frozenset(), skip=skip).nested
     for dot_git in sorted(set(found.found) - before):
-        if dot_git.is_dir() and not dot_git.is_symlink():
-            git_folder: Path | None = dot_git
-        else:
-            named = _gitdir_of(dot_git)
-            inside = named is not None and named.is_relative_to(resolve(workspace))
-            git_folder = named if inside and named is not None and named.is_dir() else None
-        if git_folder is None:
+        git_folder = _git_folder_of(dot_git)
+        if git_folder is None or not git_folder.is_dir():
+            done.append(f"{dot_git}: made inside the sandbox, names no git folder: check it")
+            continue
+        if read_only and _could_not_write(git_folder, read_only):
+            continue  # the user's own (a submodule's, named anew): nothing in it changed
+        if not read_only and not git_folder.is_relative_to(resolve(workspace)):
             done.append(
                 f"{dot_git}: made inside the sandbox, names a git folder elsewhere: check it"
             )
@@ -654,21 +658,56 @@ CHANGED_SLACK = 1.0
 a file's change time with a clock that may lag the one airlock reads by a tick."""
 
 
+Signature = tuple[object, ...]
+"""What stood behind a gitlink (:func:`_repository_signature`)."""
+
+
 class Linked(NamedTuple):
     """What :func:`secure_linked_repositories` needs from before the run."""
 
     since: float
     """When the command was about to start."""
-    root_gitlinks: frozenset[str] | None
-    """The gitlinks of the root's index then (``None``: no index, or unreadable)."""
+    root_gitlinks: Mapping[str, Signature | None] | None
+    """The gitlinks of the root's index then, each with what stood behind it (``None``: no
+    index, or unreadable)."""
 
 
 def note_linked(workspace: Path) -> Linked:
-    """Before the run: the time, and the gitlinks of the root's index."""
+    """Before the run: the time, and the gitlinks of the root's index with what stands
+    behind each."""
     since = time.time()
     git_folder = _git_folder_of(workspace / ".git")
     names = gitlinks(workspace, git_folder) if git_folder is not None else None
-    return Linked(since, frozenset(names) if names is not None else None)
+    if names is None:
+        return Linked(since, None)
+    behind = {name: _repository_signature(workspace / name / ".git") for name in names[:LINKS]}
+    return Linked(since, behind)
+
+
+def _repository_signature(dot_git: Path) -> Signature | None:
+    """The git folder a ``.git`` leads to, and the identity and change time of what in it
+    runs programs (through links): a folder renamed into place, or a link swapped, shows."""
+    git_folder = _git_folder_of(dot_git)
+    if git_folder is None:
+        return None
+    parts: list[object] = [str(git_folder)]
+    for path in (dot_git, *(git_folder / name for name in GIT_FOLDER_WATCHED)):
+        try:
+            found = path.stat()
+        except OSError:
+            parts.append(None)
+            continue
+        folder = stat.S_ISDIR(found.st_mode) and path.name != "hooks"  # moves with every write
+        parts.append(
+            (found.st_dev, found.st_ino)
+            if folder
+            else (found.st_dev, found.st_ino, found.st_ctime_ns, found.st_size)
+        )
+    return tuple(parts)
+
+
+GIT_FOLDER_WATCHED = ("config", "commondir", "config.worktree", "hooks")
+"""What in a git folder makes git run a program, looked at after the run."""
 
 
 def secure_linked_repositories(
@@ -684,18 +723,26 @@ def secure_linked_repositories(
     the root then runs its config (``core.fsmonitor``), as a submodule's.
 
     One counts as the run's when its ``.git``, ``config``, ``commondir``, ``config.worktree``
-    or hooks changed after the run's start, or when the index naming it changed during the run
-    and did not name it before (for the root's index, noted at the start; for another's, any
-    gitlink of an index the run changed). Its git folder is made safe where code inside could
-    write it (``read_only``: the sandbox's rules); elsewhere it is reported.
+    or hooks changed after the run's start; for the root's index, also when it names it anew
+    or something else stands behind the name than at the start (:func:`note_linked`); for
+    another index that the run changed, any repository it names. Its git folder is made safe
+    where code inside could write it (``read_only``: the sandbox's rules); elsewhere, or when
+    its config and hooks were read-only inside, it is left as it is.
 
     The indexes read are the root's, those of ``known`` (the ``.git`` of the repositories the
     scans found, handled by the other steps) and those of each repository they name, in turn,
-    at most :data:`INDEXES`: past that, the indexes of the repositories left are moved aside
+    for each work tree a git folder serves: at most :data:`INDEXES` indexes and :data:`LINKS`
+    gitlinks. Past either, the indexes left that the run changed are moved aside
     (``index.removed-…``) so that git goes no further through them. What was done, in words."""
+    root = workspace / ".git"
     done: list[str] = []
-    queue = deque([workspace / ".git", *sorted(known)])
-    seen = {folder for folder in map(_git_folder_of, queue) if folder is not None}
+    queue = deque([root, *sorted(known)])
+    trees = {
+        (folder, resolve(dot_git.parent))
+        for dot_git in queue
+        if (folder := _git_folder_of(dot_git))
+    }
+    secured = {folder for folder, _ in trees}  # the other steps handle these git folders
     read = looked = 0
     while queue:
         dot_git = queue.popleft()
@@ -703,69 +750,98 @@ def secure_linked_repositories(
         if git_folder is None or not os.path.lexists(git_folder / "HEAD"):
             continue  # no repository git would use (an empty folder: another run's mount point)
         if read == INDEXES:
-            done.extend(_index_set_aside(dot_git, git_folder, queue))
+            done.append(f"more than {INDEXES} repositories' indexes to read")
+            done.extend(_indexes_set_aside([dot_git, *queue], before.since))
             break
         read += 1
         names = gitlinks(dot_git.parent, git_folder)
         if names is None:
             done.append(
                 f"{dot_git.parent}: its index could not be read, so the submodules it names "
-                "were not checked: look at 'git submodule status' there"
+                f"were not checked: look at 'git ls-files --stage | grep ^160000' there"
             )
             continue
-        index_changed = _changed_since(git_folder / "index", None, before.since)
-        noted = before.root_gitlinks if dot_git == workspace / ".git" else frozenset()
+        if dot_git == root:
+            noted = before.root_gitlinks
+            anew = noted is None
+        else:
+            noted, anew = None, _index_changed(git_folder, before.since)
         for name in names:
             looked += 1
             if looked > LINKS:
-                done.append(
-                    f"more than {LINKS} submodules named: the rest were not checked (run 'git "
-                    f"submodule status --recursive' in {workspace})"
-                )
+                done.append(f"more than {LINKS} submodules named")
+                done.extend(_indexes_set_aside([dot_git, *queue], before.since))
                 return done
             named = dot_git.parent / name / ".git"
             linked = _git_folder_of(named)
-            if linked is None or linked in seen:
+            if linked is None:
                 continue
-            seen.add(linked)
+            tree = (linked, resolve(named.parent))
+            if tree in trees:
+                continue
+            trees.add(tree)
             queue.append(named)
-            new_link = index_changed and (noted is None or name not in noted)
-            if new_link or _changed_since(named, linked, before.since):
-                said = _secure_linked(named, linked, read_only)
+            if linked in secured:
+                continue
+            if noted is not None:
+                changed = name not in noted or noted[name] != _repository_signature(named)
+            else:
+                changed = anew
+            if changed or _changed_since(named, linked, before.since):
+                secured.add(linked)
+                said = _secure_linked(linked, read_only)
                 done.append(f"{named}: named as a submodule by {dot_git.parent}'s index, {said}")
     return done
 
 
-def _index_set_aside(dot_git: Path, git_folder: Path, queue: deque[Path]) -> list[str]:
-    """Past :data:`INDEXES`: each repository left unread has its index moved aside."""
-    done = [f"more than {INDEXES} repositories' indexes to read"]
-    for left in (dot_git, *queue):
-        folder = _git_folder_of(left)
+def _index_changed(git_folder: Path, since: float) -> bool:
+    """Whether a git folder's index (as named, and where a link leads) changed in the run."""
+    index = git_folder / "index"
+    return _changed_since(index, None, since) or _changed_since(resolve(index), None, since)
+
+
+def _indexes_set_aside(left: Iterable[Path], since: float) -> list[str]:
+    """Past the bounds: each repository left unread whose index the run changed (or made)
+    has it moved aside; one the run did not touch is named, for the user to look at."""
+    done = []
+    for dot_git in left:
+        folder = _git_folder_of(dot_git)
         index = folder / "index" if folder is not None else None
         if index is None or not os.path.lexists(index):
+            continue
+        if not _index_changed(index.parent, since):
+            done.append(
+                f"{dot_git}: not read (unchanged by the run): look at 'git ls-files --stage | "
+                "grep ^160000' there"
+            )
             continue
         aside = index.with_name(f"index.removed-{os.urandom(4).hex()}")
         try:
             index.rename(aside)
         except OSError as error:
-            done.append(f"{left}: its index could not be moved aside ({error}): remove it")
+            done.append(f"{dot_git}: its index could not be moved aside ({error}): remove it")
             continue
-        done.append(f"{left}: not read; its index moved aside to {aside.name}")
+        done.append(
+            f"{dot_git}: not read; its index, changed by the run, moved aside to {aside.name}"
+        )
     return done
 
 
-def _secure_linked(dot_git: Path, git_folder: Path, read_only: Mapping[Path, bool]) -> str:
-    """:func:`secure_linked_repositories` for one repository: what was done."""
-    if read_only_at(git_folder, read_only) and read_only:
-        return (
-            "changed while the run went on, in a git folder the sandbox could not write: check it"
-        )
+def _secure_linked(git_folder: Path, read_only: Mapping[Path, bool]) -> str:
+    """:func:`secure_linked_repositories` for one git folder: what was done."""
+    if read_only and _could_not_write(git_folder, read_only):
+        return "changed, but not by the sandbox (it could not write there): left as it is"
     try:
         dropped = [key for folder in _git_folders(git_folder) for key in _make_safe(folder)]
     except (OSError, subprocess.CalledProcessError, RecursionError) as error:
         return f"made or changed inside the sandbox, could not be made safe ({error}): remove it"
     more = f", config keys dropped: {', '.join(sorted(set(dropped)))}" if dropped else ""
     return f"made or changed inside the sandbox; hooks emptied{more} (the old ones kept as *.removed-*)"
+
+
+def _could_not_write(git_folder: Path, read_only: Mapping[Path, bool]) -> bool:
+    """Whether the sandbox could write neither the git folder's config nor its hooks."""
+    return all(read_only_at(git_folder / name, read_only) for name in ("config", "hooks"))
 
 
 def _git_folder_of(dot_git: Path) -> Path | None:
@@ -817,6 +893,13 @@ def gitlinks(work_tree: Path, git_folder: Path) -> list[str] | None:
     git = shutil.which("git")
     if git is None:
         return None
+    try:  # a FIFO made inside would keep git waiting
+        if not stat.S_ISREG((git_folder / "index").stat().st_mode):
+            return None
+    except FileNotFoundError:
+        return []
+    except OSError:
+        return None
     environ = {key: value for key, value in os.environ.items() if not key.startswith("GIT_")}
     environ |= {"GIT_DIR": str(git_folder), "GIT_WORK_TREE": str(work_tree)}
     command = [git, "--no-pager", "--no-optional-locks", "-c", "core.fsmonitor=false"]
@@ -826,7 +909,7 @@ def gitlinks(work_tree: Path, git_folder: Path) -> list[str] | None:
             [*command, "ls-files", "--stage", "-z"],
             capture_output=True,
             check=False,
-            timeout=60,
+            timeout=20,
             env=environ,
         )
     except (OSError, subprocess.TimeoutExpired):

@@ -540,7 +540,11 @@ class Watch:
             lambda: lines.extend(
                 f"airlock: {done}"
                 for done in secure_new_repositories(
-                    self.workspace, self.nested, self.skip, looked[0].nested if looked else None
+                    self.workspace,
+                    self.nested,
+                    self.skip,
+                    looked[0].nested if looked else None,
+                    read_only,
                 )
             ),
         )
