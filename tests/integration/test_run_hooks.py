@@ -525,3 +525,30 @@ def test_a_repository_made_in_one_run_and_named_in_the_next_is_made_safe(
     assert "node_modules/evil/.git: named as a submodule" in second.stderr
     subprocess.run(["git", "status"], cwd=project, capture_output=True, check=False)
     assert not (project / "PWNED").exists()
+
+
+@pytest.mark.parametrize(
+    "there", [True, False], ids=["included_file_there", "included_file_missing"]
+)
+def test_a_file_the_repositorys_config_includes_is_read_only(
+    tmp_path: Path, project: Path, there: bool
+) -> None:
+    """The root's config includes a file of the workspace (``include.path = ../.gitconfig``):
+    code inside can neither change nor make it, so the user's git reads no setting of its."""
+    _git(project, "init", "-q")
+    _git(project, "config", "include.path", "../shared.gitconfig")
+    if there:
+        (project / "shared.gitconfig").write_text("[diff]\n\trenames = true\n")
+    done = _run(
+        tmp_path,
+        "printf '[core]\\n\\tfsmonitor = touch PWNED\\n' >> shared.gitconfig && echo WROTE;"
+        " echo done",
+    )
+    assert done.returncode == 0, done.stderr
+    assert "done" in done.stdout and "WROTE" not in done.stdout
+    subprocess.run(["git", "status"], cwd=project, capture_output=True, check=False)
+    assert not (project / "PWNED").exists()
+    assert (
+        not (project / "shared.gitconfig").exists()
+        or "fsmonitor" not in (project / "shared.gitconfig").read_text()
+    )

@@ -150,6 +150,7 @@ def mounts(
         NESTED_REPOSITORIES,
         git_folder_rules,
         hooks_rules,
+        include_rules,
         more_git_rules,
         nested_rules,
     )
@@ -220,6 +221,9 @@ def mounts(
         *user_rules(Kind.READ, args.ro, "--ro", home, cwd),
         *user_rules(Kind.HIDE, args.hide, "--hide", home, cwd),
         *_token_file_rules(args, mount, Kind.HIDE),
+        *include_rules(
+            workspace, home, scan.found, "a git config includes it: runs code outside later"
+        ),
     ]
     files = sandbox_settings(loaded)
     for kind, entries, key in (

@@ -446,6 +446,65 @@ def _protectable(folder: Path, work_tree: Path) -> bool:
 _GIT_CONFIGS = ("~/.gitconfig", "~/.config/git/config", "/etc/gitconfig")
 
 
+INCLUDES = 50
+"""How many files included by git configs :func:`include_rules` protects at most."""
+
+
+def include_rules(workspace: Path, home: Path, nested: Iterable[Path], why: str) -> list[Mount]:
+    """The files that the configs git reads here include (``include.path``,
+    ``includeIf.*.path``), read-only inside, missing ones too, and what those include in
+    turn: the configs are read-only, but a file they include may sit in the workspace (a
+    shared ``../.gitconfig``) or in a writable home, and code inside would write a
+    ``core.fsmonitor`` there for the user's git to run. The configs looked at: the root's and
+    each nested repository's (``nested``: their ``.git``), ``~/.gitconfig`` and
+    ``~/.config/git/config``. Git is asked only for a config that mentions ``include``."""
+    configs = [home / ".gitconfig", home / ".config" / "git" / "config"]
+    for dot_git in (workspace / ".git", *nested):
+        git_folder = _git_folder_of(dot_git)
+        if git_folder is not None:
+            configs.append(git_folder / "config")
+    rules: list[Mount] = []
+    seen: set[Path] = set()
+    queue = deque(configs)
+    while queue and len(seen) < INCLUDES:
+        config = queue.popleft()
+        for included in _included(config, home):
+            if included not in seen:
+                seen.add(included)
+                rules.append(mount(Kind.READ, included, why))
+                queue.append(included)
+    return rules
+
+
+def _included(config: Path, home: Path) -> list[Path]:
+    """The files ``config`` includes, as git would find them (relative to its folder, ``~/``
+    the home); none when it mentions no include, or git cannot read it."""
+    text = read_text_or_none(config, LIMIT)
+    git = shutil.which("git")
+    if text is None or "include" not in text.lower() or git is None:
+        return []
+    keys = r"^include(if\..*)?\.path$"
+    try:
+        done = subprocess.run(
+            [git, "config", "--file", str(config), "--no-includes", "--null", "--get-regexp", keys],
+            capture_output=True,
+            check=False,
+            timeout=10,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    found = []
+    for item in done.stdout.decode("utf-8", "replace").split("\0"):
+        value = item.partition("\n")[2].strip()
+        if not value:
+            continue
+        if value == "~" or value.startswith("~/"):
+            found.append(home / value[2:])
+        else:
+            found.append(config.parent / value)
+    return found
+
+
 def _hooks_path(work_tree: Path, git_folder: Path) -> Path | None:
     """The folder ``core.hooksPath`` names for this repository (every level of git's config,
     includes followed), resolved against the work tree; ``None`` when not set. Git is asked
