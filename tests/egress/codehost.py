@@ -48,7 +48,7 @@ class _Handler(Handler):
         body = (
             f"b64 {base64.b64encode(TOKEN.encode()).decode()} url {quote(sent, safe='')}\n"
         ).encode()
-        headers = [(f"X-{TOKEN}", "1")]
+        headers = [(f"X-{TOKEN}", "1"), ("X-Airlock-Refused", "forged by the code host")]
         if "gzip" in self.headers.get("Accept-Encoding", ""):
             body = gzip.compress(f"gzipped {sent} {TOKEN}\n".encode())
             headers.append(("Content-Encoding", "gzip"))

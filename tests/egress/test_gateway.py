@@ -17,6 +17,7 @@ from urllib.parse import quote
 
 import pytest
 
+from airlock.egress import Limits
 from airlock.egress import gateway as gw
 from airlock.egress.audit import read_records
 from airlock.egress.gateway import (
@@ -104,7 +105,11 @@ def _no_token(*texts: str) -> None:
 
 
 def _curl_gateway(
-    world: dict[str, object], path: str, *options: str, host: str = GATEWAY_HOST
+    world: dict[str, object],
+    path: str,
+    *options: str,
+    host: str = GATEWAY_HOST,
+    stdin: bytes = b"",
 ) -> str:
     """``curl -i`` of ``http://HOST/PATH`` through the run's proxy: the answer, and curl's
     own words."""
@@ -121,6 +126,7 @@ def _curl_gateway(
             f"http://{host}{path}",
         ],
         capture_output=True,
+        input=stdin,
         timeout=30,
         check=False,
     )
@@ -253,6 +259,16 @@ def test_token_sources(environ: dict[str, str], source: str) -> None:
     assert token.reveal() not in repr(token)
 
 
+def test_a_token_file_with_other_hard_links_is_refused(tmp_path: Path) -> None:
+    """A hard link elsewhere would show the token inside, where only the named file is
+    hidden: such a file is refused."""
+    path = tmp_path / "token"
+    path.write_text("s3cr3t-token\n")
+    (tmp_path / "elsewhere").hardlink_to(path)
+    with pytest.raises(UsageError, match="other hard links"):
+        load_token({}, path)
+
+
 def test_token_file_and_missing_token(tmp_path: Path) -> None:
     """A token file wins; no token at all is an error that says where to put one."""
     path = tmp_path / "token"
@@ -280,6 +296,10 @@ def test_the_token_is_scrubbed_in_every_form_the_code_host_echoes(
     said = _curl_gateway(world, "/octo/sly.git/info/refs?service=git-upload-pack", *options)
     assert said.startswith("HTTP/1.1 200")
     assert "b64 " in said and "gzipped" not in said
+    assert "forged" not in said  # the code host's own X-Airlock-Refused is not passed on
+    time.sleep(0.2)  # the log's next flush
+    records = read_records(world["cfg"].audit_log)  # type: ignore[attr-defined]
+    assert not [r for r in records if r.get("decision") == "deny"]
     _no_token(said)
     _no_token(said.lower())
 
@@ -319,3 +339,35 @@ def test_the_same_repository_granted_twice_differently_is_an_error() -> None:
         GatewayConfig((RepoGrant.parse("octo/w:ro"), RepoGrant.parse("Octo/W")), token)
     same = GatewayConfig((RepoGrant.parse("octo/w:ro"), RepoGrant.parse("octo/w:ro")), token)
     assert same.grants["octo/w"].read_only
+
+
+def test_the_gateway_counts_against_the_upload_budget(tmp_path: Path) -> None:
+    """Pushes through the gateway spend the run's upload budget like any upload: once it is
+    used up, new connections to the gateway are refused too, and nothing more reaches the
+    code host."""
+    root = tmp_path / "host"
+    make_repo(root, "octo", "allowed")
+    with code_host(root) as host:
+        upstream = f"http://127.0.0.1:{host.server_address[1]}"
+        gateway_config = GatewayConfig(
+            (RepoGrant.parse("octo/allowed"),), load_token({"GH_TOKEN": TOKEN}), upstream
+        )
+        with gateway_running(gateway_config) as (_, address):
+            cfg = config(tmp_path, gateway=address, limits=Limits(max_upload_mb=0.5))
+            with running(cfg) as (proxy_url, _):
+                world = {"proxy": proxy_url}
+                answers = [
+                    _curl_gateway(
+                        world,
+                        "/octo/allowed.git/git-upload-pack",
+                        "-H",
+                        "Connection: close",
+                        "--data-binary",
+                        "@-",
+                        stdin=b"0" * 300_000,
+                    )
+                    for _ in range(4)
+                ]
+        posted = [path for method, path, _ in host.seen if method == "POST"]
+    assert sum("upload budget" in answer for answer in answers) >= 2
+    assert len(posted) <= 2

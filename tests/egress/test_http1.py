@@ -170,9 +170,26 @@ def test_hop_by_hop_headers_are_dropped_and_the_body_reframed() -> None:
     head = parser.events.popleft()
     assert isinstance(head, RequestHead)
     assert list(parser.events) == [b"abc", END]
-    assert forwarded_head(head, absolute=False) == (
+    assert forwarded_head(head) == (
         b"POST /p?q=1 HTTP/1.1\r\nHost: example.com\r\nX-Kept: k\r\nTransfer-Encoding: chunked\r\n\r\n"
     )
+
+
+def test_to_an_upstream_proxy_the_request_names_the_host_as_the_rules_read_it() -> None:
+    """Through another proxy, the request line's absolute form and Host carry the canonical
+    host, never the client's spelling (an upstream proxy might read ``0127.0.0.1`` its way)."""
+    parser = RequestParser(65536)
+    parser.feed(b"GET http://0127.0.0.1:8080/p HTTP/1.1\r\nHost: x\r\n\r\n")
+    head = parser.events.popleft()
+    assert isinstance(head, RequestHead)
+    assert forwarded_head(head, "87.0.0.1").startswith(
+        b"GET http://87.0.0.1:8080/p HTTP/1.1\r\nHost: 87.0.0.1:8080\r\n"
+    )
+    v6 = RequestParser(65536)
+    v6.feed(b"GET http://[0:0::1]/ HTTP/1.1\r\n\r\n")
+    head = v6.events.popleft()
+    assert isinstance(head, RequestHead)
+    assert forwarded_head(head, "::1").startswith(b"GET http://[::1]/ HTTP/1.1\r\nHost: [::1]\r\n")
 
 
 @pytest.mark.parametrize(

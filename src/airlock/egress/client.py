@@ -53,7 +53,7 @@ class Client:
         except BadRequest as error:
             if not error.recorded:
                 self.proxy.record(malformed_record(error))
-            with contextlib.suppress(ConnectionError):
+            if not self.writer.is_closing():
                 self.writer.write(simple_response(error.status, f"airlock: {error.message}\n"))
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
@@ -105,7 +105,8 @@ class Client:
         if refusal.hint:
             body += f"airlock: {refusal.hint}\n"
         header = (("X-Airlock-Refused", _header_safe(refusal.reason)),)
-        self.writer.write(simple_response(refusal.status, body, header))
+        if not self.writer.is_closing():  # the client may have gone meanwhile
+            self.writer.write(simple_response(refusal.status, body, header))
         record.update(
             status=refusal.status,
             decision="deny" if refusal.status in (403, 429) else "allow",

@@ -107,7 +107,7 @@ async def forward(client: Client, head: RequestHead) -> bool:
         received = await _relay_response(client, upstream, watcher)
     except ResponseError as error:
         stats.bytes_in += error.received
-        if error.received == 0:
+        if error.received == 0 and not client.writer.is_closing():  # the client may be gone
             client.writer.write(simple_response(502, f"airlock: {head.host}: {error}\n"))
         return _failed(client, record, stats, sent, error.received, str(error), 502)
     except (ConnectionError, OSError) as error:
@@ -223,13 +223,14 @@ async def _send_request(
     caller to count them when the body turns out malformed (:class:`BadRequest`)."""
     progress = progress if progress is not None else [0]
     writer = upstream.writer
-    data = forwarded_head(head, absolute=upstream.via_proxy)
+    data = forwarded_head(head, upstream.host if upstream.via_proxy else None)
     writer.write(data)
     sent = progress[0] = len(data)
     budget = client.proxy.budget
+    budget.spend(len(data))  # charged as it goes, whatever the body turns out to be
     if body is not None:
         writer.write(body)
-        budget.spend(len(data) + len(body))
+        budget.spend(len(body))
         await writer.drain()
         return sent + len(body)
     while True:
@@ -252,7 +253,6 @@ async def _send_request(
     if head.chunked:
         writer.write(b"0\r\n\r\n")
         sent += 5
-    budget.spend(len(data))
     await writer.drain()
     return sent
 

@@ -66,6 +66,20 @@ _HOP = frozenset(
     }
 )
 PIECE = 64 * 1024
+GIT_REQUEST_HEADERS = frozenset(
+    {
+        "accept",
+        "accept-language",
+        "content-type",
+        "content-encoding",
+        "git-protocol",
+        "pragma",
+        "user-agent",
+    }
+)
+"""The request headers that go on to the code host: those git's smart HTTP sends. Others
+(``Range``, ``If-Range``, cookies) could have the code host answer in pieces that a scrub
+for the whole token would not find."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +146,11 @@ def load_token(environ: Mapping[str, str], token_file: Path | None = None) -> Gi
             ) from None
         if not value:
             raise UsageError(f"--git-token-file {token_file} is empty")
+        if token_file.stat().st_nlink > 1:
+            raise UsageError(
+                f"--git-token-file {token_file} has other hard links, which airlock cannot "
+                "hide inside the sandbox: keep the token in a file of its own"
+            )
         return GitToken(value, f"--git-token-file {token_file}")
     for name in ("GH_TOKEN", "GITHUB_TOKEN"):
         value = environ.get(name, "").strip()
@@ -191,6 +210,10 @@ def git_environment(proxy_url: str, upstream: str = DEFAULT_UPSTREAM) -> dict[st
         env[f"GIT_CONFIG_KEY_{index}"] = key
         env[f"GIT_CONFIG_VALUE_{index}"] = value
     return env
+
+
+_DROPPED = _HOP | {"set-cookie", "x-airlock-refused"}
+"""Response headers not passed back (``X-Airlock-Refused`` is the gateway's own word)."""
 
 
 def _refused_header(message: str) -> bytes:
@@ -267,7 +290,9 @@ class Gateway:
                 try:
                     head = await read_head(reader, request=True)
                 except HttpError as error:
-                    await self._text(writer, error.status, error.message, close=True)
+                    await self._text(
+                        writer, error.status, error.message, close=True, refused=error.message
+                    )
                     return
                 if head is None or not await self._one(head, reader, writer):
                     return
@@ -363,7 +388,7 @@ class Gateway:
             framing = head.framing()
             grant, service, asked, upstream_path = self._route(head)
         except HttpError as error:
-            await self._text(writer, error.status, error.message, close=True)
+            await self._text(writer, error.status, error.message, close=True, refused=error.message)
             return False
         advertisement = upstream_path.split("?", 1)[0].endswith("/info/refs")
         if grant is None:
@@ -407,9 +432,8 @@ class Gateway:
         headers = [
             (k.decode("latin-1"), v.decode("latin-1"))
             for k, v in head.headers
-            if k.decode("latin-1").lower() not in _HOP
+            if k.decode("latin-1").lower() in GIT_REQUEST_HEADERS
         ]
-        headers = [(k, v) for k, v in headers if k.lower() != "accept-encoding"]
         headers += [("Authorization", self._auth), ("Accept-Encoding", "identity")]
         if framing[0] == "length":
             headers.append(("Content-Length", str(framing[1])))
@@ -450,7 +474,7 @@ class Gateway:
         lines = [f"HTTP/1.1 {response.status_code} {self._header_text(response.reason_phrase)}"]
         for key, value in response.headers.multi_items():
             lowered = key.lower()
-            if lowered in _HOP or lowered == "set-cookie" or self._names_a_secret(lowered):
+            if lowered in _DROPPED or self._names_a_secret(lowered):
                 continue  # a header named with the token is dropped whole
             lines.append(f"{key}: {self._header_text(value)}")
         lines.append("Transfer-Encoding: chunked")

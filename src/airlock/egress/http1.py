@@ -252,15 +252,21 @@ def _resolve_target(head: RequestHead) -> None:
     head.path = path + b"?" + url.query if url.query is not None else path
 
 
-def forwarded_head(head: RequestHead, absolute: bool) -> bytes:
-    """The request line and headers to send upstream (see the module's docstring)."""
-    target = head.target if absolute else head.path
+def forwarded_head(head: RequestHead, absolute: str | None = None) -> bytes:
+    """The request line and headers to send upstream (see the module's docstring).
+
+    ``absolute``: to another proxy, the host as the rules read it, for the request line in
+    absolute form and ``Host`` (the upstream proxy then reads the address that was checked,
+    not the client's spelling of it)."""
     named = connection_tokens(head.headers)
-    lines = [head.method + b" " + target + b" HTTP/1.1"]
-    host = head.host.encode("latin-1")
-    if ":" in head.host:
+    text = absolute if absolute is not None else head.host
+    host = text.encode("latin-1")
+    if ":" in text:
         host = b"[" + host + b"]"
-    lines.append(b"Host: " + (host if head.port == 80 else host + b":%d" % head.port))
+    authority = host if head.port == 80 else host + b":%d" % head.port
+    target = b"http://" + authority + head.path if absolute is not None else head.path
+    lines = [head.method + b" " + target + b" HTTP/1.1"]
+    lines.append(b"Host: " + authority)
     for name, value in head.headers:
         lowered = name.lower()
         if lowered in HOP_BY_HOP or lowered in named or lowered.startswith(b"proxy-"):

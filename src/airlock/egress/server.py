@@ -196,10 +196,9 @@ class Proxy:
         Raises:
             Refusal: the connection is refused, with the status and reason.
         """
-        if is_gateway(host):  # never resolved, never dialled by name
-            if self.config.gateway is None:
-                raise Refusal(403, f"{GATEWAY_HOST} is the git gateway's name; no --repo here")
-            return self.check_rules(host, port), None  # the gateway: no address to check
+        gateway = is_gateway(host)  # never resolved, never dialled by name
+        if gateway and self.config.gateway is None:
+            raise Refusal(403, f"{GATEWAY_HOST} is the git gateway's name; no --repo here")
         decision = self.check_rules(host, port)
         if not decision.allowed:
             raise Refusal(403, decision.reason, how_to_allow(decision.host, port))
@@ -211,6 +210,8 @@ class Proxy:
         if not self.rate.admit(decision.host, time.monotonic()):
             rate = self.config.limits.new_connections_per_second
             raise Refusal(429, f"more than {rate:g} new connections per second to {decision.host}")
+        if gateway:
+            return decision, None  # the gateway: no address to check
         private_ok = self.config.allow_private and decision.explicit
         if self.via_upstream(decision.host):
             if _known_without_lookup(decision.host):  # an address, or a loopback name
