@@ -488,25 +488,36 @@ def test_submodules_git_would_use_are_the_ones_made_safe(
     assert not list(tmp_path.rglob("PWNED"))
 
 
+def _two_runs(
+    tmp_path: Path, project: Path, first: str, second: str
+) -> subprocess.CompletedProcess[str]:
+    """Two runs in a new repository, the second past the slack given to the kernel's clock;
+    the second's result, once the user's git status at the root has run nothing."""
+    _git(project, "init", "-q")
+    done = _run(tmp_path, first)
+    assert done.returncode == 0, done.stderr
+    time.sleep(1.2)
+    done = _run(tmp_path, second)
+    assert done.returncode == 0, done.stderr
+    subprocess.run(["git", "status"], cwd=project, capture_output=True, check=False)
+    assert not (project / "PWNED").exists()
+    return done
+
+
 def test_a_repository_moved_behind_a_name_the_index_held_is_made_safe(
     tmp_path: Path, project: Path
 ) -> None:
     """A first run names ``node_modules/x`` (nothing there) and makes a repository elsewhere;
     a second only renames it to ``x``: nothing in it changed, but something else stands
     behind the name than at the start."""
-    _git(project, "init", "-q")
-    first = _run(
+    second = _two_runs(
         tmp_path,
+        project,
         f"git init -q node_modules/y && git -C node_modules/y {_EVIL}"
         f" && git update-index --add --cacheinfo 160000,{GITLINK},node_modules/x",
+        "mv node_modules/y node_modules/x",
     )
-    assert first.returncode == 0, first.stderr
-    time.sleep(1.2)
-    second = _run(tmp_path, "mv node_modules/y node_modules/x")
-    assert second.returncode == 0, second.stderr
     assert "node_modules/x/.git: named as a submodule" in second.stderr
-    subprocess.run(["git", "status"], cwd=project, capture_output=True, check=False)
-    assert not (project / "PWNED").exists()
 
 
 def test_a_repository_made_in_one_run_and_named_in_the_next_is_made_safe(
@@ -514,17 +525,13 @@ def test_a_repository_made_in_one_run_and_named_in_the_next_is_made_safe(
 ) -> None:
     """A first run makes the repository where no scan looks and names it nowhere; a second
     only adds it to the index: it is the index that changed, and it did not name it before."""
-    _git(project, "init", "-q")
-    first = _run(tmp_path, f"git init -q node_modules/evil && git -C node_modules/evil {_EVIL}")
-    assert first.returncode == 0, first.stderr
-    time.sleep(1.2)  # past the slack given to the kernel's clock
-    second = _run(
-        tmp_path, f"git update-index --add --cacheinfo 160000,{GITLINK},node_modules/evil"
+    second = _two_runs(
+        tmp_path,
+        project,
+        f"git init -q node_modules/evil && git -C node_modules/evil {_EVIL}",
+        f"git update-index --add --cacheinfo 160000,{GITLINK},node_modules/evil",
     )
-    assert second.returncode == 0, second.stderr
     assert "node_modules/evil/.git: named as a submodule" in second.stderr
-    subprocess.run(["git", "status"], cwd=project, capture_output=True, check=False)
-    assert not (project / "PWNED").exists()
 
 
 @pytest.mark.parametrize(
