@@ -559,3 +559,14 @@ def test_a_file_the_repositorys_config_includes_is_read_only(
         not (project / "shared.gitconfig").exists()
         or "fsmonitor" not in (project / "shared.gitconfig").read_text()
     )
+
+
+def test_an_include_into_the_sandboxs_own_folders_is_no_rule(tmp_path: Path, project: Path) -> None:
+    """An include of ``/proc/self/environ`` or of a file in ``/tmp`` names nothing the host
+    shares with the sandbox: no rule for it, and the run goes on."""
+    _git(project, "init", "-q")
+    _git(project, "config", "--add", "include.path", "/proc/self/environ")
+    _git(project, "config", "--add", "include.path", "/tmp/some.gitconfig")
+    done = _run(tmp_path, "echo ran")
+    assert done.returncode == 0, done.stderr
+    assert "ran" in done.stdout

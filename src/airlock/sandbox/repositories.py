@@ -57,9 +57,11 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import NamedTuple
 
+from airlock.errors import SandboxError
 from airlock.sandbox.files import LIMIT, read_text_or_none
 from airlock.sandbox.paths import (
     PRIVATE_TMPFS,
+    SANDBOX_OWN,
     Kind,
     Mount,
     commondir_rule,
@@ -469,10 +471,17 @@ def include_rules(workspace: Path, home: Path, nested: Iterable[Path], why: str)
     while queue and len(seen) < INCLUDES:
         config = queue.popleft()
         for included in _included(config, home):
-            if included not in seen:
-                seen.add(included)
+            if included in seen:
+                continue
+            seen.add(included)
+            real = resolve(included)
+            if any(real.is_relative_to(own) for own in SANDBOX_OWN):
+                continue  # the sandbox's own there (/proc, a private /tmp): none of the host's
+            try:
                 rules.append(mount(Kind.READ, included, why))
-                queue.append(included)
+            except SandboxError:  # a folder holding the sandbox's own: nothing to bind
+                continue
+            queue.append(included)
     return rules
 
 
