@@ -61,7 +61,6 @@ from airlock.errors import SandboxError
 from airlock.sandbox.files import LIMIT, read_text_or_none
 from airlock.sandbox.paths import (
     PRIVATE_TMPFS,
-    SANDBOX_OWN,
     Kind,
     Mount,
     commondir_rule,
@@ -475,8 +474,8 @@ def include_rules(workspace: Path, home: Path, nested: Iterable[Path], why: str)
                 continue
             seen.add(included)
             real = resolve(included)
-            if any(real.is_relative_to(own) for own in SANDBOX_OWN):
-                continue  # the sandbox's own there (/proc, a private /tmp): none of the host's
+            if real.is_relative_to("/proc") or real.is_relative_to("/dev"):
+                continue  # the sandbox's own there: nothing of the host's to protect
             try:
                 rules.append(mount(Kind.READ, included, why))
             except SandboxError:  # a folder holding the sandbox's own: nothing to bind
