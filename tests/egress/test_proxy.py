@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 import socket
+import struct
 import subprocess
 import threading
+import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -422,3 +425,36 @@ def test_records_name_the_host_as_the_rules_read_it(
     for log in (cfg.audit_log, refused_cfg.audit_log):
         (record,) = _connections(log)  # type: ignore[arg-type]
         assert record["host"] == "127.0.0.1"
+
+
+def test_an_upload_whose_client_resets_before_the_answer_keeps_its_record(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The client posts, then resets its connection before the answer comes back (a round
+    trip later): the write of the answer fails, and the request, which left, is still
+    logged, with its bytes."""
+    from tests.egress import origin as served
+
+    answer = served._Handler.do_POST
+
+    def later(handler: Any) -> None:
+        time.sleep(0.15)
+        answer(handler)
+
+    monkeypatch.setattr(served._Handler, "do_POST", later)
+    cfg = config(tmp_path)
+    with origin() as site, running(cfg) as (url, _):
+        for number in range(3):
+            with _client_socket(url) as sock:
+                body = b"S" * 65536
+                sock.sendall(
+                    b"POST http://127.0.0.1:%d/left%d HTTP/1.1\r\nContent-Length: %d\r\n\r\n"
+                    % (_port(site), number, len(body))
+                    + body
+                )
+                time.sleep(0.02)
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            time.sleep(0.3)
+    records = _connections(cfg.audit_log)  # type: ignore[arg-type]
+    assert sorted(str(r["path"]) for r in records) == ["/left0", "/left1", "/left2"]
+    assert all(int(r["bytes_out"]) > 65536 for r in records)  # type: ignore[call-overload]

@@ -35,6 +35,10 @@ class Client:
         self.upstream: Upstream | None = None
         self.relay: Relay | None = None
         self.aborted: str | None = None
+        self.pending: dict[str, Any] | None = None
+        """The record of the request or tunnel under way, until :meth:`finish` logs it: one
+        that ends some other way is logged when the connection ends (nothing that left is
+        ever without its record)."""
 
     def abort(self, why: str) -> None:
         """End the connection (and its upstream) now."""
@@ -57,7 +61,14 @@ class Client:
                 self.writer.write(simple_response(error.status, f"airlock: {error.message}\n"))
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
+        except RuntimeError as error:  # uvloop: a write to a transport the client closed
+            self.aborted = self.aborted or f"the client went away ({error})"
         finally:
+            if self.pending is not None:
+                self.pending["error"] = (
+                    self.pending.get("error") or self.aborted or ("the client went away")
+                )
+                self.finish(self.pending)
             self.drop_upstream()
             self.writer.transport.abort() if self.aborted else self.writer.close()
 
@@ -119,6 +130,7 @@ class Client:
 
     def finish(self, record: dict[str, Any]) -> None:
         """Set the record's duration and log it."""
+        self.pending = None
         record["duration_ms"] = round((time.time() - record["time"]) * 1000, 3)
         if record.get("inspected") and self.proxy.inspector is not None:
             self.proxy.inspector.tally(record)  # plain HTTP to an inspected host

@@ -40,7 +40,7 @@ if TYPE_CHECKING:
 
 async def forward(client: Client, head: RequestHead) -> bool:
     """Forward one request and its response; whether the client connection goes on."""
-    record = new_record("request", head)
+    record = client.pending = new_record("request", head)
     record["path"] = redact_query(head.path)
     proxy = client.proxy
     inspection = None

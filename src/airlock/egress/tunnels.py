@@ -31,12 +31,13 @@ if TYPE_CHECKING:
 async def tunnel(client: Client, head: RequestHead) -> None:
     """Admit the ``CONNECT`` in ``head``, answer ``200`` and carry the tunnel until it ends."""
     proxy = client.proxy
-    record = new_record("tunnel", head)
+    record = client.pending = new_record("tunnel", head)
     try:
         inspector = proxy.inspector
         if inspector is not None:
             ruled = proxy.check_rules(head.host, head.port)
             if ruled.allowed and inspector.inspects(ruled.host):
+                client.pending = None  # a record for each request inside instead
                 await _inspect(client, head, ruled.host)
                 return
         if is_gateway(head.host):  # git reaches it with plain HTTP; a tunnel has no use
