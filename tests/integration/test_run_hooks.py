@@ -570,3 +570,50 @@ def test_an_include_into_the_sandboxs_own_folders_is_no_rule(tmp_path: Path, pro
     done = _run(tmp_path, "echo ran")
     assert done.returncode == 0, done.stderr
     assert "ran" in done.stdout
+
+
+_APPEND_FSMONITOR = "printf '[core]\\n\\tfsmonitor = touch PWNED\\n' >> {} && echo WROTE; echo done"
+
+
+def _no_write_and_nothing_runs(done: subprocess.CompletedProcess[str], status_in: Path) -> None:
+    assert done.returncode == 0, done.stderr
+    assert "done" in done.stdout and "WROTE" not in done.stdout
+    subprocess.run(["git", "status"], cwd=status_in, capture_output=True, check=False)
+    assert not list(status_in.parent.rglob("PWNED"))
+
+
+def test_includes_of_the_users_config_where_xdg_config_home_says(
+    tmp_path: Path, project: Path
+) -> None:
+    """``$XDG_CONFIG_HOME/git/config`` is the user's config git reads: its includes too."""
+    _git(project, "init", "-q")
+    xdg = tmp_path / "xdg"
+    (xdg / "git").mkdir(parents=True)
+    (xdg / "git" / "config").write_text(f"[include]\n\tpath = {project}/team.inc\n")
+    (project / "team.inc").write_text("[diff]\n\trenames = true\n")
+    done = run_script(
+        tmp_path, _APPEND_FSMONITOR.format("team.inc"), env={"XDG_CONFIG_HOME": str(xdg)}
+    )
+    _no_write_and_nothing_runs(done, project)
+
+
+def test_includes_of_the_repository_the_workspace_is_in(tmp_path: Path, project: Path) -> None:
+    """Started in a subfolder of a repository: the repository's config (further up) and what
+    it includes from the workspace."""
+    _git(project, "init", "-q")
+    (project / "tools").mkdir()
+    (project / "tools" / "team.inc").write_text("[diff]\n\trenames = true\n")
+    _git(project, "config", "include.path", "../tools/team.inc")
+    done = run_script(tmp_path, _APPEND_FSMONITOR.format("team.inc"), cwd=project / "tools")
+    _no_write_and_nothing_runs(done, project)
+
+
+def test_a_missing_include_leaves_git_working_inside(tmp_path: Path, project: Path) -> None:
+    """A missing include in the workspace is an empty file inside (git reads it as an empty
+    config; a folder there would make git fail), gone after the run."""
+    _git(project, "init", "-q")
+    _git(project, "config", "include.path", "../local.gitconfig")
+    done = _run(tmp_path, "git status --short >/dev/null && echo git-works")
+    assert done.returncode == 0, done.stderr
+    assert "git-works" in done.stdout
+    assert not (project / "local.gitconfig").exists()

@@ -221,10 +221,17 @@ def mounts(
         *user_rules(Kind.READ, args.ro, "--ro", home, cwd),
         *user_rules(Kind.HIDE, args.hide, "--hide", home, cwd),
         *_token_file_rules(args, mount, Kind.HIDE),
-        *include_rules(
-            workspace, home, scan.found, "a git config includes it: runs code outside later"
-        ),
     ]
+    included, capped = include_rules(
+        workspace, home, scan.found, environ, "a git config includes it: runs code outside later"
+    )
+    rules += included
+    for config in capped:
+        print(
+            f"airlock run: {config} includes more files than airlock protects (the first "
+            "50): make the others read-only with --ro PATH",
+            file=sys.stderr,
+        )
     files = sandbox_settings(loaded)
     for kind, entries, key in (
         (Kind.WRITE, files.allow_write, "allowWrite"),

@@ -448,40 +448,82 @@ _GIT_CONFIGS = ("~/.gitconfig", "~/.config/git/config", "/etc/gitconfig")
 
 
 INCLUDES = 50
-"""How many files included by git configs :func:`include_rules` protects at most."""
+"""How many files included from one git config :func:`include_rules` protects at most."""
 
 
-def include_rules(workspace: Path, home: Path, nested: Iterable[Path], why: str) -> list[Mount]:
+def include_rules(
+    workspace: Path, home: Path, nested: Iterable[Path], environ: Mapping[str, str], why: str
+) -> tuple[list[Mount], list[str]]:
     """The files that the configs git reads here include (``include.path``,
-    ``includeIf.*.path``), read-only inside, missing ones too, and what those include in
-    turn: the configs are read-only, but a file they include may sit in the workspace (a
-    shared ``../.gitconfig``) or in a writable home, and code inside would write a
-    ``core.fsmonitor`` there for the user's git to run. The configs looked at: the root's and
-    each nested repository's (``nested``: their ``.git``), ``~/.gitconfig`` and
-    ``~/.config/git/config``. Git is asked only for a config that mentions ``include``."""
-    configs = [home / ".gitconfig", home / ".config" / "git" / "config"]
-    for dot_git in (workspace / ".git", *nested):
+    ``includeIf.*.path``), read-only inside, missing ones too (an empty file stands at one
+    whose folder exists: git reads it as an empty config), and what those include in turn:
+    the configs are read-only, but a file they include may sit in the workspace (a shared
+    ``../.gitconfig``) or in a writable home, and code inside would write a
+    ``core.fsmonitor`` there for the user's git to run.
+
+    The configs looked at, the repositories' first: the repository the workspace is in when
+    its ``.git`` is further up, the root's and each nested repository's (``nested``: their
+    ``.git``), each with its ``config.worktree`` and, for a linked worktree, its common
+    folder's; then the user's (``GIT_CONFIG_GLOBAL``, else ``~/.gitconfig`` and
+    ``$XDG_CONFIG_HOME/git/config``). At most :data:`INCLUDES` files from each; the configs
+    that had more, for the caller to say. Git is asked only for a config that mentions
+    ``include``."""
+    configs: list[Path] = []
+    for dot_git in (*_enclosing(workspace), workspace / ".git", *nested):
         git_folder = _git_folder_of(dot_git)
-        if git_folder is not None:
-            configs.append(git_folder / "config")
+        common = _common_folder(git_folder) if git_folder is not None else None
+        for folder in (git_folder, common):
+            if folder is not None:
+                configs += [folder / "config", folder / "config.worktree"]
+    if environ.get("GIT_CONFIG_GLOBAL"):
+        configs.append(Path(environ["GIT_CONFIG_GLOBAL"]).expanduser())
+    else:
+        xdg = Path(environ.get("XDG_CONFIG_HOME") or home / ".config")
+        configs += [home / ".gitconfig", xdg / "git" / "config"]
     rules: list[Mount] = []
     seen: set[Path] = set()
-    queue = deque(configs)
-    while queue and len(seen) < INCLUDES:
-        config = queue.popleft()
-        for included in _included(config, home):
-            if included in seen:
-                continue
-            seen.add(included)
-            real = resolve(included)
-            if real.is_relative_to("/proc") or real.is_relative_to("/dev"):
-                continue  # the sandbox's own there: nothing of the host's to protect
-            try:
-                rules.append(mount(Kind.READ, included, why))
-            except SandboxError:  # a folder holding the sandbox's own: nothing to bind
-                continue
-            queue.append(included)
-    return rules
+    capped: list[str] = []
+    for config in dict.fromkeys(resolve(config) for config in configs):
+        queue, count = deque([config]), 0
+        while queue:
+            for included in _included(queue.popleft(), home):
+                real = resolve(included)
+                if real in seen:
+                    continue
+                if count == INCLUDES:
+                    capped.append(str(config))
+                    queue.clear()
+                    break
+                count += 1
+                seen.add(real)
+                rule = _include_rule(real, why)
+                if rule is not None:
+                    rules.append(rule)
+                    queue.append(real)
+    return rules, capped
+
+
+def _include_rule(real: Path, why: str) -> Mount | None:
+    """Read-only on an included file; an empty file where it is missing in a folder that
+    exists; ``None`` for the sandbox's own (``/proc``, ``/dev``: nothing of the host's)."""
+    if real.is_relative_to("/proc") or real.is_relative_to("/dev"):
+        return None
+    if not os.path.lexists(real) and real.parent.is_dir():
+        return Mount(Kind.READ, real, why, False, False, EMPTY_CONFIG)
+    try:
+        return mount(Kind.READ, real, why)
+    except SandboxError:  # a folder holding the sandbox's own: nothing to bind
+        return None
+
+
+def _enclosing(workspace: Path) -> list[Path]:
+    """The ``.git`` of the repository the workspace is in, when it is further up."""
+    if os.path.lexists(workspace / ".git"):
+        return []
+    for folder in resolve(workspace).parents:
+        if os.path.lexists(folder / ".git"):
+            return [folder / ".git"]
+    return []
 
 
 def _included(config: Path, home: Path) -> list[Path]:
@@ -508,6 +550,8 @@ def _included(config: Path, home: Path) -> list[Path]:
             continue
         if value == "~" or value.startswith("~/"):
             found.append(home / value[2:])
+        elif value.startswith("~"):  # ~user/…
+            found.append(Path(value).expanduser())
         else:
             found.append(config.parent / value)
     return found
@@ -518,7 +562,12 @@ def _hooks_path(work_tree: Path, git_folder: Path) -> Path | None:
     includes followed), resolved against the work tree; ``None`` when not set. Git is asked
     only when a config file mentions ``hookspath`` or an include (a run's start-up path)."""
     texts = []
-    for config in (git_folder / "config", *(Path(path).expanduser() for path in _GIT_CONFIGS)):
+    user = [os.environ.get("GIT_CONFIG_GLOBAL", ""), os.environ.get("XDG_CONFIG_HOME", "")]
+    user = [user[0]] if user[0] else [f"{user[1]}/git/config"] if user[1] else []
+    for config in (
+        git_folder / "config",
+        *(Path(path).expanduser() for path in (*_GIT_CONFIGS, *user)),
+    ):
         text = read_text_or_none(config, LIMIT)
         if text is not None:
             texts.append(text.lower())
