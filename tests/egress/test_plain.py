@@ -4,7 +4,9 @@ like a request inside inspected TLS."""
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -243,3 +245,26 @@ def test_a_path_is_sent_as_the_client_wrote_it(tmp_path: Path) -> None:
     assert answer.startswith(b"HTTP/1.1 200 "), answer[:80]
     assert site.seen == [("/v1//%6Dessages/./?beta=true", f"localhost:{site.server_address[1]}")]
     assert (record["flow"], record["decision"]) == ("model_requests", "allow")
+
+
+@pytest.mark.parametrize("path", ["/v1/messages", "/api/event_logging/v2/batch"])
+def test_a_body_malformed_while_it_is_gathered_makes_one_record(tmp_path: Path, path: str) -> None:
+    """Under ``--secrets redact`` a body is gathered before it leaves: a bad chunk size there
+    is one record of the request (refused as malformed, nothing out), never two."""
+    cfg = config(tmp_path, inspection=_inspection(tmp_path, SecretsMode.REDACT))
+    with origin() as site, running(cfg) as (url, _):
+        port = site.server_address[1]
+        with socket.create_connection(("127.0.0.1", int(url.rsplit(":", 1)[1])), 5) as sock:
+            sock.sendall(
+                f"POST http://localhost:{port}{path} HTTP/1.1\r\nHost: localhost:{port}\r\n"
+                "Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n".encode()
+            )
+            time.sleep(0.3)
+            sock.sendall(b"ZZZ\r\nxx\r\n0\r\n\r\n")
+            sock.settimeout(3)
+            assert sock.recv(200).startswith(b"HTTP/1.1 400")
+        time.sleep(0.3)
+    records = [r for r in read_records(cfg.audit_log) if r.get("type") == "request"]
+    assert len(records) == 1, records
+    assert records[0]["decision"] == "deny" and records[0]["bytes_out"] == 0
+    assert site.seen == []

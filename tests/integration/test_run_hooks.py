@@ -617,3 +617,32 @@ def test_a_missing_include_leaves_git_working_inside(tmp_path: Path, project: Pa
     assert done.returncode == 0, done.stderr
     assert "git-works" in done.stdout
     assert not (project / "local.gitconfig").exists()
+
+
+def test_includes_of_a_linked_user_config_are_read_as_git_reads_them(
+    tmp_path: Path, project: Path, home: Path
+) -> None:
+    """``~/.gitconfig`` a link into a dotfiles folder, with a relative include: git reads the
+    include against ``~``, where the link is named, not where it leads."""
+    _git(project, "init", "-q")
+    (home / "dotfiles").mkdir(parents=True, exist_ok=True)
+    (home / "dotfiles" / "gitconfig").write_text(
+        f"[include]\n\tpath = {os.path.relpath(project / 'team.inc', home)}\n"
+    )
+    (home / ".gitconfig").unlink(missing_ok=True)
+    (home / ".gitconfig").symlink_to("dotfiles/gitconfig")
+    (project / "team.inc").write_text("[diff]\n\trenames = true\n")
+    done = run_script(tmp_path, _APPEND_FSMONITOR.format("team.inc"))
+    _no_write_and_nothing_runs(done, project)
+
+
+def test_a_global_config_in_the_workspace_is_read_only(tmp_path: Path, project: Path) -> None:
+    """``GIT_CONFIG_GLOBAL`` naming a file of the workspace: the file itself is protected."""
+    _git(project, "init", "-q")
+    (project / "user.gitconfig").write_text("[diff]\n\trenames = true\n")
+    done = run_script(
+        tmp_path,
+        _APPEND_FSMONITOR.format("user.gitconfig"),
+        env={"GIT_CONFIG_GLOBAL": str(project / "user.gitconfig")},
+    )
+    _no_write_and_nothing_runs(done, project)

@@ -55,7 +55,13 @@ class Client:
             while await self._one():
                 pass
         except BadRequest as error:
-            if not error.recorded:
+            if self.pending is not None:  # the request under way: its own record says so
+                malformed = malformed_record(error)
+                self.pending.update(
+                    {key: malformed[key] for key in ("status", "decision", "reason", "error")}
+                )
+                self.finish(self.pending)
+            elif not error.recorded:
                 self.proxy.record(malformed_record(error))
             if not self.writer.is_closing():
                 self.writer.write(simple_response(error.status, f"airlock: {error.message}\n"))

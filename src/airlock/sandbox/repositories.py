@@ -468,24 +468,23 @@ def include_rules(
     ``$XDG_CONFIG_HOME/git/config``). At most :data:`INCLUDES` files from each; the configs
     that had more, for the caller to say. Git is asked only for a config that mentions
     ``include``."""
+    git_dir = [Path(environ["GIT_DIR"])] if environ.get("GIT_DIR") else []
     configs: list[Path] = []
-    for dot_git in (*_enclosing(workspace), workspace / ".git", *nested):
+    for dot_git in (*git_dir, *_enclosing(workspace), workspace / ".git", *nested):
         git_folder = _git_folder_of(dot_git)
         common = _common_folder(git_folder) if git_folder is not None else None
         for folder in (git_folder, common):
             if folder is not None:
                 configs += [folder / "config", folder / "config.worktree"]
-    if environ.get("GIT_CONFIG_GLOBAL"):
-        configs.append(Path(environ["GIT_CONFIG_GLOBAL"]).expanduser())
-    else:
-        xdg = Path(environ.get("XDG_CONFIG_HOME") or home / ".config")
-        configs += [home / ".gitconfig", xdg / "git" / "config"]
-    rules: list[Mount] = []
+    user = _user_configs(home, environ)
+    rules: list[Mount] = [  # the user's own config files too: they may lie in the workspace
+        rule for config in user if (rule := _include_rule(config, why, mine=True)) is not None
+    ]
     seen: set[Path] = set()
     capped: list[str] = []
-    for config in dict.fromkeys(resolve(config) for config in configs):
+    for config in dict.fromkeys((*configs, *user)):
         queue, count = deque([config]), 0
-        while queue:
+        while queue:  # a relative include is read against the folder the config is named in
             for included in _included(queue.popleft(), home):
                 real = resolve(included)
                 if real in seen:
@@ -496,22 +495,40 @@ def include_rules(
                     break
                 count += 1
                 seen.add(real)
-                rule = _include_rule(real, why)
+                rule = _include_rule(included, why)
                 if rule is not None:
                     rules.append(rule)
-                    queue.append(real)
+                    queue.append(included)
     return rules, capped
 
 
-def _include_rule(real: Path, why: str) -> Mount | None:
-    """Read-only on an included file; an empty file where it is missing in a folder that
-    exists; ``None`` for the sandbox's own (``/proc``, ``/dev``: nothing of the host's)."""
+def _user_configs(home: Path, environ: Mapping[str, str]) -> list[Path]:
+    """The user's and the system's git configs, as git finds them from ``environ``."""
+    if environ.get("GIT_CONFIG_GLOBAL"):
+        found = [Path(environ["GIT_CONFIG_GLOBAL"]).expanduser()]
+    else:
+        xdg = Path(environ.get("XDG_CONFIG_HOME") or home / ".config")
+        found = [home / ".gitconfig", xdg / "git" / "config"]
+    if not environ.get("GIT_CONFIG_NOSYSTEM"):
+        found.append(Path(environ.get("GIT_CONFIG_SYSTEM") or "/etc/gitconfig"))
+    return found
+
+
+def _include_rule(included: Path, why: str, mine: bool = False) -> Mount | None:
+    """Read-only on an included file, the rule standing on what the links on the way name
+    (they are put back after the run); an empty file where it is missing in a folder that
+    exists; ``None`` for the sandbox's own (``/proc``, ``/dev``: nothing of the host's) and,
+    for a config of the user's (``mine``), when it is missing."""
+    real = resolve(included)
     if real.is_relative_to("/proc") or real.is_relative_to("/dev"):
         return None
-    if not os.path.lexists(real) and real.parent.is_dir():
-        return Mount(Kind.READ, real, why, False, False, EMPTY_CONFIG)
+    missing = not os.path.lexists(real)
+    if missing and mine:
+        return None
+    if missing and real.parent.is_dir():
+        return Mount(Kind.READ, real, why, False, False, EMPTY_CONFIG, named=included)
     try:
-        return mount(Kind.READ, real, why)
+        return mount(Kind.READ, included, why)
     except SandboxError:  # a folder holding the sandbox's own: nothing to bind
         return None
 
@@ -528,8 +545,9 @@ def _enclosing(workspace: Path) -> list[Path]:
 
 def _included(config: Path, home: Path) -> list[Path]:
     """The files ``config`` includes, as git would find them (relative to its folder, ``~/``
-    the home); none when it mentions no include, or git cannot read it."""
-    text = read_text_or_none(config, LIMIT)
+    the home); none when it mentions no include, or git cannot read it. Read through a link,
+    as git reads it (a dotfiles ``~/.gitconfig``)."""
+    text = _regular_text(config)
     git = shutil.which("git")
     if text is None or "include" not in text.lower() or git is None:
         return []
@@ -568,7 +586,7 @@ def _hooks_path(work_tree: Path, git_folder: Path) -> Path | None:
         git_folder / "config",
         *(Path(path).expanduser() for path in (*_GIT_CONFIGS, *user)),
     ):
-        text = read_text_or_none(config, LIMIT)
+        text = _regular_text(config)  # through a link, as git reads it
         if text is not None:
             texts.append(text.lower())
     if not any("hookspath" in text or "include" in text for text in texts):
@@ -589,6 +607,23 @@ def _hooks_path(work_tree: Path, git_folder: Path) -> Path | None:
     if done.returncode != 0 or not value:
         return None
     return work_tree / value  # as named: a link on the way is put back after the run
+
+
+def _regular_text(path: Path) -> str | None:
+    """The start of a regular file (through links) as text; ``None`` for anything else
+    (never waiting on a FIFO made inside)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        return os.read(fd, LIMIT).decode("utf-8", "replace")
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
 
 
 GITFILE_LIMIT = 1 << 20
