@@ -11,7 +11,14 @@ from typing import TYPE_CHECKING, Any
 
 from airlock.egress.connection import READ_SIZE, WRITE_BUFFER, Refusal, Upstream, malformed_record
 from airlock.egress.forwarding import forward
-from airlock.egress.http1 import CONNECT, BadRequest, RequestHead, RequestParser, simple_response
+from airlock.egress.http1 import (
+    CONNECT,
+    BadRequest,
+    RequestHead,
+    RequestParser,
+    header_safe,
+    simple_response,
+)
 from airlock.egress.tunnels import tunnel
 
 if TYPE_CHECKING:
@@ -121,7 +128,7 @@ class Client:
         body = f"airlock: {what} {head.host}:{head.port} refused: {refusal.reason}\n"
         if refusal.hint:
             body += f"airlock: {refusal.hint}\n"
-        header = (("X-Airlock-Refused", _header_safe(refusal.reason)),)
+        header = (("X-Airlock-Refused", header_safe(refusal.reason)),)
         if not self.writer.is_closing():  # the client may have gone meanwhile
             self.writer.write(simple_response(refusal.status, body, header))
         record.update(
@@ -141,7 +148,3 @@ class Client:
         if record.get("inspected") and self.proxy.inspector is not None:
             self.proxy.inspector.tally(record)  # plain HTTP to an inspected host
         self.proxy.record(record)
-
-
-def _header_safe(text: str) -> str:
-    return "".join(char if 32 <= ord(char) < 127 else "?" for char in text)[:300]

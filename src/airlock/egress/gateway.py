@@ -39,6 +39,7 @@ from urllib.parse import parse_qs, quote
 import httpx
 
 from airlock.egress.framing import MAX_HEAD, Framing, Head, HttpError, body_pieces, read_head
+from airlock.egress.http1 import header_safe
 from airlock.errors import UsageError
 
 GATEWAY_HOST = "git.airlock.internal"
@@ -219,8 +220,7 @@ _DROPPED = _HOP | {"set-cookie", "x-airlock-refused"}
 def _refused_header(message: str) -> bytes:
     """The header that tells the proxy's audit log this answer is a refusal, and why."""
     reason = message.removeprefix("airlock: ").split(";", 1)[0]
-    safe = "".join(c if " " <= c <= "~" else "?" for c in reason)[:300]
-    return f"X-Airlock-Refused: git gateway: {safe}\r\n".encode()
+    return f"X-Airlock-Refused: git gateway: {header_safe(reason)}\r\n".encode()
 
 
 def _pkt(text: str) -> bytes:

@@ -291,6 +291,11 @@ def connection_tokens(headers: list[tuple[bytes, bytes]]) -> frozenset[bytes]:
     return frozenset(tokens)
 
 
+def header_safe(text: str) -> str:
+    """``text`` fit for a header's value: printable ASCII (``?`` for the rest), 300 at most."""
+    return "".join(char if 32 <= ord(char) < 127 else "?" for char in text)[:300]
+
+
 def simple_response(status: int, body: str, extra: tuple[tuple[str, str], ...] = ()) -> bytes:
     """A complete ``text/plain`` response that closes the connection."""
     data = body.encode("utf-8")

@@ -112,7 +112,7 @@ them runs a program (``remote.*.uploadpack``, ``core.sshCommand``, ``core.fsmoni
 
 KEPT_CONFIG = 500
 """At most this many entries of a config made inside are kept (a repository's own has tens;
-each is written by its own ``git config`` call, and the run's end waits for them)."""
+what is more is a config made to be long)."""
 
 UNSAFE_URL_PREFIXES = ("ext::", "fd::")
 """Remote URL transports that run a program or use a descriptor: a repository made inside
@@ -444,9 +444,6 @@ def _protectable(folder: Path, work_tree: Path) -> bool:
     return folder.is_relative_to(work_tree) or folder.exists()
 
 
-_GIT_CONFIGS = ("~/.gitconfig", "~/.config/git/config", "/etc/gitconfig")
-
-
 INCLUDES = 50
 """How many files included from one git config :func:`include_rules` protects at most."""
 
@@ -580,12 +577,7 @@ def _hooks_path(work_tree: Path, git_folder: Path) -> Path | None:
     includes followed), resolved against the work tree; ``None`` when not set. Git is asked
     only when a config file mentions ``hookspath`` or an include (a run's start-up path)."""
     texts = []
-    user = [os.environ.get("GIT_CONFIG_GLOBAL", ""), os.environ.get("XDG_CONFIG_HOME", "")]
-    user = [user[0]] if user[0] else [f"{user[1]}/git/config"] if user[1] else []
-    for config in (
-        git_folder / "config",
-        *(Path(path).expanduser() for path in (*_GIT_CONFIGS, *user)),
-    ):
+    for config in (git_folder / "config", *_user_configs(Path.home(), os.environ)):
         text = _regular_text(config)  # through a link, as git reads it
         if text is not None:
             texts.append(text.lower())
@@ -713,7 +705,7 @@ def bring_in(held: Held) -> str | None:
             f"the git repository made inside could not be made safe ({error}): it stays in "
             f"{held.folder}, not in the workspace"
         )
-    except (subprocess.CalledProcessError, RecursionError) as error:
+    except RecursionError as error:
         return (
             f"the git repository made inside could not be made safe ({error}): it stays in "
             f"{held.folder}, not in the workspace"
@@ -738,7 +730,7 @@ def secure_new_modules(workspace: Path, before: frozenset[Path]) -> list[str]:
     for folder in sorted(module_folders(workspace) - before):
         try:
             dropped = _make_safe(folder)
-        except (OSError, subprocess.CalledProcessError) as error:
+        except OSError as error:
             done.append(f"{folder}: could not be made safe ({error}); remove it")
             continue
         more = f", config keys dropped: {', '.join(dropped)}" if dropped else ""
@@ -777,14 +769,13 @@ def secure_new_repositories(
             )
             continue
         try:
-            dropped = [key for folder in _git_folders(git_folder) for key in _make_safe(folder)]
-        except (OSError, subprocess.CalledProcessError, RecursionError) as error:
+            emptied = _make_all_safe(git_folder)
+        except (OSError, RecursionError) as error:
             done.append(
                 f"{dot_git}: made inside the sandbox, could not be made safe ({error}): remove it"
             )
             continue
-        more = f", config keys dropped: {', '.join(sorted(set(dropped)))}" if dropped else ""
-        done.append(f"{dot_git}: made inside the sandbox; hooks emptied{more}")
+        done.append(f"{dot_git}: made inside the sandbox; {emptied}")
     if not found.complete:
         done.append(
             "repositories made in subfolders were looked for within the scan's bounds only "
@@ -803,6 +794,9 @@ CHANGED_SLACK = 1.0
 """Seconds before the run's start from which a change counts as the run's: the kernel stamps
 a file's change time with a clock that may lag the one airlock reads by a tick."""
 
+
+GIT_FOLDER_WATCHED = ("config", "commondir", "config.worktree", "hooks")
+"""What in a git folder makes git run a program, looked at after the run."""
 
 Signature = tuple[object, ...]
 """What stood behind a gitlink (:func:`_repository_signature`)."""
@@ -852,10 +846,6 @@ def _repository_signature(dot_git: Path) -> Signature | None:
     return tuple(parts)
 
 
-GIT_FOLDER_WATCHED = ("config", "commondir", "config.worktree", "hooks")
-"""What in a git folder makes git run a program, looked at after the run."""
-
-
 def secure_linked_repositories(
     workspace: Path,
     known: Iterable[Path],
@@ -882,22 +872,21 @@ def secure_linked_repositories(
     (``index.removed-…``) so that git goes no further through them. What was done, in words."""
     root = workspace / ".git"
     done: list[str] = []
-    queue = deque([root, *sorted(known)])
-    trees = {
-        (folder, resolve(dot_git.parent))
-        for dot_git in queue
-        if (folder := _git_folder_of(dot_git))
-    }
+    queue = deque(  # each .git with the git folder it leads to
+        (dot_git, folder)
+        for dot_git in (root, *sorted(known))
+        if (folder := _git_folder_of(dot_git)) is not None
+    )
+    trees = {(folder, resolve(dot_git.parent)) for dot_git, folder in queue}
     secured = {folder for folder, _ in trees}  # the other steps handle these git folders
     read = looked = 0
     while queue:
-        dot_git = queue.popleft()
-        git_folder = _git_folder_of(dot_git)
-        if git_folder is None or not os.path.lexists(git_folder / "HEAD"):
+        dot_git, git_folder = queue.popleft()
+        if not os.path.lexists(git_folder / "HEAD"):
             continue  # no repository git would use (an empty folder: another run's mount point)
         if read == INDEXES:
             done.append(f"more than {INDEXES} repositories' indexes to read")
-            done.extend(_indexes_set_aside([dot_git, *queue], before.since))
+            done.extend(_indexes_set_aside([(dot_git, git_folder), *queue], before.since))
             break
         read += 1
         names = gitlinks(dot_git.parent, git_folder)
@@ -916,7 +905,7 @@ def secure_linked_repositories(
             looked += 1
             if looked > LINKS:
                 done.append(f"more than {LINKS} submodules named")
-                done.extend(_indexes_set_aside([dot_git, *queue], before.since))
+                done.extend(_indexes_set_aside([(dot_git, git_folder), *queue], before.since))
                 return done
             named = dot_git.parent / name / ".git"
             linked = _git_folder_of(named)
@@ -926,7 +915,7 @@ def secure_linked_repositories(
             if tree in trees:
                 continue
             trees.add(tree)
-            queue.append(named)
+            queue.append((named, linked))
             if linked in secured:
                 continue
             if noted is not None:
@@ -946,14 +935,14 @@ def _index_changed(git_folder: Path, since: float) -> bool:
     return _changed_since(index, None, since) or _changed_since(resolve(index), None, since)
 
 
-def _indexes_set_aside(left: Iterable[Path], since: float) -> list[str]:
-    """Past the bounds: each repository left unread whose index the run changed (or made)
-    has it moved aside; one the run did not touch is named, for the user to look at."""
+def _indexes_set_aside(left: Iterable[tuple[Path, Path]], since: float) -> list[str]:
+    """Past the bounds: each repository left unread (its ``.git`` and git folder) whose index
+    the run changed (or made) has it moved aside; one the run did not touch is named, for
+    the user to look at."""
     done = []
-    for dot_git in left:
-        folder = _git_folder_of(dot_git)
-        index = folder / "index" if folder is not None else None
-        if index is None or not os.path.lexists(index):
+    for dot_git, folder in left:
+        index = folder / "index"
+        if not os.path.lexists(index):
             continue
         if not _index_changed(index.parent, since):
             done.append(
@@ -978,11 +967,22 @@ def _secure_linked(git_folder: Path, read_only: Mapping[Path, bool]) -> str:
     if read_only and _could_not_write(git_folder, read_only):
         return "changed, but not by the sandbox (it could not write there): left as it is"
     try:
-        dropped = [key for folder in _git_folders(git_folder) for key in _make_safe(folder)]
-    except (OSError, subprocess.CalledProcessError, RecursionError) as error:
+        emptied = _make_all_safe(git_folder)
+    except (OSError, RecursionError) as error:
         return f"made or changed inside the sandbox, could not be made safe ({error}): remove it"
+    return f"made or changed inside the sandbox; {emptied} (the old ones kept as *.removed-*)"
+
+
+def _make_all_safe(git_folder: Path) -> str:
+    """:func:`_make_safe` on ``git_folder`` and each submodule's git folder under it; what was
+    done, in words.
+
+    Raises:
+        OSError, RecursionError: one could not be made safe.
+    """
+    dropped = [key for folder in _git_folders(git_folder) for key in _make_safe(folder)]
     more = f", config keys dropped: {', '.join(sorted(set(dropped)))}" if dropped else ""
-    return f"made or changed inside the sandbox; hooks emptied{more} (the old ones kept as *.removed-*)"
+    return f"hooks emptied{more}"
 
 
 def _could_not_write(git_folder: Path, read_only: Mapping[Path, bool]) -> bool:
@@ -1004,9 +1004,8 @@ def _changed_since(dot_git: Path, git_folder: Path | None, since: float) -> bool
     # a git folder's own change time moves with every index write: what it holds is looked at
     paths = [] if dot_git.is_dir() and not dot_git.is_symlink() else [dot_git]
     if git_folder is not None:
-        paths += [git_folder / name for name in ("config", "commondir", "config.worktree")]
+        paths += [git_folder / name for name in GIT_FOLDER_WATCHED]
         hooks = git_folder / "hooks"
-        paths.append(hooks)
         try:
             with os.scandir(hooks) as listing:
                 entries = list(itertools.islice(listing, 1_001))
