@@ -250,3 +250,113 @@ def test_table_patterns_match_as_fnmatch_does(name: str) -> None:
         (what for pattern, what in CREDENTIAL_VARIABLES if fnmatchcase(name, pattern)), None
     )
     assert credential_reason(name) == expected
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "SLACK_WEBHOOK",
+        "DISCORD_WEBHOOK_URL",
+        "DOCKERHUB_CREDS",
+        "NEXUS_CRED",
+        "DOCKERHUB_CREDS_PSW",
+        "DB_PW",
+        "LDAP_BINDPW",
+        "ORG_GRADLE_PROJECT_signingKey",
+        "TS_AUTHKEY",
+        "TAILSCALE_AUTHKEY",
+        "GITHUB_OAUTH",
+        "GOOGLE_OAUTH_CLIENT",
+        "AUTH_SALT",
+        "BUNDLE_RUBYGEMS__PKG__GITHUB__COM",
+        "BUNDLE_GEMS__CONTRIBSYS__COM",
+        "VSS_NUGET_EXTERNAL_FEED_ENDPOINTS",
+        "SSHPASS",
+        "FASTLANE_SESSION",
+        "SONAR_LOGIN",
+        "ETCDCTL_USER",
+        "KUBE_CONFIG_DATA",
+        "OTEL_EXPORTER_OTLP_HEADERS",
+        "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
+        "KRB5CCNAME",
+        "KRB5_CLIENT_KTNAME",
+    ],
+)
+def test_more_credential_names(name: str) -> None:
+    """Names tools use for credentials beyond the keywords: CI bindings, Bundler's hosts,
+    webhooks, OpenTelemetry's headers, Kerberos' caches."""
+    assert credential_reason(name) is not None
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "TOKENIZERS_PARALLELISM",
+        "TIKTOKEN_CACHE_DIR",
+        "PASSWORD_STORE_DIR",
+        "PASSWORD_STORE_CLIP_TIME",
+        "GPG_KEY",
+        "GCM_CREDENTIAL_STORE",
+        "STRIPE_PUBLISHABLE_KEY",
+        "OS_AUTH_URL",
+        "BUNDLE_PATH",
+        "BUNDLE_WITHOUT",
+        "OAUTHLIB_INSECURE_TRANSPORT",
+        "WEBHOOK_EVENTS",
+        "DOCKERHUB_CREDS_USR",
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+    ],
+)
+def test_names_with_a_keyword_that_hold_no_credential(name: str) -> None:
+    """Settings whose names hold a credential's keyword, or are near one, stay."""
+    assert credential_reason(name, "1") is None
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n-----END OPENSSH PRIVATE KEY-----",
+        "-----BEGIN PGP PRIVATE KEY BLOCK-----\n\nlQdGBGT\n",
+        '{"type": "service_account", "private_key": "-----BEGIN PRIVATE KEY-----\\nMIIE"}',
+        '{"spring.datasource.password": "hunter2"}',
+        "-Dhttp.proxyUser=ci -Dhttp.proxyPassword=hunter2",
+        "-Ddb.password=hunter2 -Xmx2g",
+        "DefaultEndpointsProtocol=https;AccountName=acct;AccountKey=c2VjcmV0;EndpointSuffix=core",
+        "Endpoint=sb://ns.servicebus.windows.net/;SharedAccessKeyName=k;SharedAccessKey=c2Vj",
+        "app:hunter2@db.example.com:5432/app",
+        "ci:hunter2@proxy.example.com:3128",
+        "jdbc:oracle:thin:scott/tiger@db.example.com:1521/ORCL",
+        "ghp_16C7e42F292c6912E7710c838347Ae178B4a",
+        "sk-ant-api03-" + "a" * 40,
+        "AKIAIOSFODNN7EXAMPLE",
+        "xoxb-1234567890-abcdefghij",
+        "Bearer eyJhbGciOiJSUzI1NiIsInR5cCI6IkpXVCJ9.payload",
+        "https://hooks.slack.com/services/T000/B000/XXXXXXXX",
+        "https://discord.com/api/webhooks/123/abc",
+    ],
+)
+def test_a_value_holding_a_key_or_token_is_a_credential(value: str) -> None:
+    """Private keys, JSON and Java options with a password, Azure connection strings,
+    user:password@host, tokens of known kinds and webhook URLs, under any name."""
+    assert credential_reason("SETTING", value) is not None
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----",
+        '{"user": "me", "theme": "dark"}',
+        "-Xmx2g -Dfile.encoding=UTF-8",
+        "alpine:3.20@sha256:0123abcd",
+        "git@github.com:org/repo.git",
+        "/home/me/.local/bin:/usr/bin",
+        "https://github.com/org/repo",
+        "sk-learn",
+        "Bearer",
+        "https://hooks.example.com/services/x",
+    ],
+)
+def test_values_near_a_key_or_token_that_hold_none(value: str) -> None:
+    """A certificate, JSON without a secret's key, Java options, an image's digest, an scp
+    path, a search path, short words: kept."""
+    assert credential_reason("SETTING", value) is None

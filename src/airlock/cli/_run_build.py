@@ -154,6 +154,7 @@ def mounts(
         more_git_rules,
         nested_rules,
     )
+    from airlock.sandbox.stores import credential_store_rules
     from airlock.settings.sandbox import PROJECT_SOURCES, sandbox_path, sandbox_settings
 
     home = Path(environ.get("HOME") or Path.home())
@@ -207,6 +208,9 @@ def mounts(
             else ()
         ),
         *home_rules(home, loaded.config_dir, state),
+        *credential_store_rules(
+            home, environ, cwd, [expand(text, home, cwd) for text in (*args.rw, *args.ro)]
+        ),
         *path_rules(
             environ.get("PATH", ""),
             home,

@@ -71,9 +71,51 @@ CREDENTIAL_VARIABLES: tuple[tuple[str, str], ...] = (
     ("DBUS_SESSION_BUS_ADDRESS", "the D-Bus session bus"),
     ("NETRC", "a credentials file"),
     ("VAULT_*", "HashiCorp Vault settings"),
+    ("*WEBHOOK", "a webhook URL (its path is the secret: Slack's, Discord's, Teams', …)"),
+    ("*WEBHOOK_URL*", "a webhook URL (its path is the secret: Slack's, Discord's, Teams', …)"),
+    ("*_CREDS", "credentials (Jenkins' credentials() binding, user:password)"),
+    ("*_CRED", "credentials"),
+    ("*_PSW", "a password (Jenkins' X_PSW)"),
+    ("*_PW", "a password (DB_PW, …)"),
+    ("*BINDPW*", "an LDAP bind password"),
+    ("*PRIVATEKEY*", "a private key"),
+    ("*SIGNINGKEY*", "a signing key (ORG_GRADLE_PROJECT_signingKey, …)"),
+    ("*AUTHKEY*", "an auth key (TS_AUTHKEY, TAILSCALE_AUTHKEY, …)"),
+    ("*_OAUTH", "an OAuth secret"),
+    ("*OAUTH_*", "an OAuth secret"),
+    ("*_SALT", "a secret salt (WordPress' AUTH_SALT, …)"),
+    ("BUNDLE_*__*", "Bundler's credentials for a host (BUNDLE_RUBYGEMS__PKG__GITHUB__COM)"),
+    ("VSS_NUGET_EXTERNAL_FEED_ENDPOINTS", "NuGet feeds' credentials"),
+    ("SSHPASS", "a password (sshpass -e)"),
+    ("FASTLANE_SESSION", "an Apple ID session"),
+    ("SONAR_LOGIN", "a SonarQube token"),
+    ("ETCDCTL_USER", "etcd's user and password"),
+    ("KUBE_CONFIG*", "Kubernetes credentials (KUBE_CONFIG_DATA, …)"),
+    ("OTEL_EXPORTER_OTLP_HEADERS", "OpenTelemetry exporter headers (a vendor's API key)"),
+    ("OTEL_EXPORTER_OTLP_*_HEADERS", "OpenTelemetry exporter headers (a vendor's API key)"),
+    ("KRB5CCNAME", "a Kerberos ticket cache"),
+    ("KRB5_CLIENT_KTNAME", "a Kerberos keytab"),
+    ("KRB5_KTNAME", "a Kerberos keytab"),
 )
 """Names that look like credentials: (pattern on the upper-cased name, what it is). A pattern is
-``X``, ``X*``, ``*X`` or ``*X*``: ``*`` stands for any text, at either end only."""
+text with ``*`` standing for any text (``*_KEY``, ``*TOKEN*``, ``BUNDLE_*__*``)."""
+
+NOT_CREDENTIAL_VARIABLES: tuple[str, ...] = (
+    "TOKENIZERS_PARALLELISM",
+    "TIKTOKEN_CACHE_DIR",
+    "PASSWORD_STORE_*",
+    "GPG_KEY",
+    "GCM_CREDENTIAL_STORE",
+    "*_PUBLISHABLE_KEY",
+    "OS_AUTH_URL",
+    "OS_AUTH_TYPE",
+)
+"""Names a row of :data:`CREDENTIAL_VARIABLES` matches that hold no credential: a setting of
+Hugging Face's tokenizers, tiktoken's cache, ``pass``'s settings (its store is hidden:
+:mod:`airlock.sandbox.stores`), the release-signing key's fingerprint Python's container
+images set, Git Credential Manager's choice of store, Stripe's publishable key (public by
+design), OpenStack's identity URL. Their values are still looked at
+(:func:`credential_value_reason`)."""
 
 URL_USERINFO_PATTERN = r"://[^\s/?#@:]*:[^\s/?#@]+@(?!sha(?:256|384|512):)"
 """A URL with a password in its userinfo, anywhere in a value: ``scheme://user:password@``,
@@ -92,12 +134,59 @@ Slack's ``xoxb-``, Hugging Face's ``hf_``, npm's, PyPI's) and 20 or more charact
 as every such token has (``npm_builder1`` is a login), or one of at least 30 letters, digits,
 ``_`` and ``-``: no person's or service's login name is that long."""
 
-CONNECTION_STRING_PATTERN = r"(?i)(?:^|[;?&\s])pass(?:word|wd)\s*=\s*[^\s;&]|;\s*pwd\s*=\s*[^\s;&]"
+CONNECTION_STRING_PATTERN = (
+    r"(?i)(?:^|[;?&\s._-])pass(?:word|wd)\s*=\s*[^\s;&]|;\s*pwd\s*=\s*[^\s;&]"
+    r"|(?:^|;)\s*(?:accountkey|sharedaccesskey|sharedaccesssignature)\s*=\s*[^\s;]"
+    r"|-D[\w.-]*pass(?:word|wd)\s*=\s*\S"
+)
 """A connection string's password: ``Password=…;`` (ADO.NET), ``?password=…`` (JDBC),
-``password=…`` (libpq's keywords), ``;PWD=…`` (ODBC); not empty.
+``password=…`` (libpq's keywords), ``;PWD=…`` (ODBC), a Java option's
+``-Dspring.datasource.password=…`` or ``-Dhttp.proxyPassword=…``, an Azure connection string's ``AccountKey=``,
+``SharedAccessKey=`` or ``SharedAccessSignature=``; not empty.
 
 These are compiled at their first use (``re`` keeps them), only for a value that holds their
 fixed parts: most environments have none (start-up time)."""
+
+SECRET_VALUE_PATTERNS: tuple[tuple[str, str, str], ...] = (
+    ("PRIVATE KEY", r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY", "a private key (PEM)"),
+    (
+        '"',
+        r'(?i)"[\w.-]*(?:password|passwd|secret|private_key|api_?key|token)"\s*:\s*"[^"]',
+        "JSON with a password, secret, key or token in it",
+    ),
+    ("@", r"^[^\s:/@]+:[^\s/@]+@(?!sha(?:256|384|512):)[^\s/@]+(?:/\S*)?$", "user:password@host"),
+    ("Bearer", r"(?:^|\s)Bearer\s+[\w.~+/=-]{20,}", "a bearer token"),
+    (
+        "hook",
+        r"(?i)(?:hooks\.slack\.com/(?:services|workflows)/|discord(?:app)?\.com/api/webhooks/"
+        r"|webhook\.office\.com/|outlook\.office\.com/webhook/)\S",
+        "a webhook URL (its path is the secret)",
+    ),
+    (
+        "/",
+        r"(?i)jdbc:oracle:\w+:[^/@\s:]+/[^@\s]+@",
+        "an Oracle URL with a password (user/password@)",
+    ),
+    (
+        "",
+        r"(?<![A-Za-z0-9])(?:gh[pousr]_[A-Za-z0-9]{36}|github_pat_\w{50,}|glpat-[\w-]{20,}"
+        r"|xox[abposr]-[\w-]{10,}|sk-ant-[\w-]{20,}|sk-proj-[\w-]{20,}|(?:AKIA|ASIA)[0-9A-Z]{16}"
+        r"|hf_[A-Za-z0-9]{30,}|npm_[A-Za-z0-9]{36}|pypi-AgE[\w-]{50,}|[sr]k_live_[A-Za-z0-9]{20,}"
+        r"|tskey-[a-z]+-[\w-]{10,}|squ_[0-9a-f]{40}|dop_v1_[0-9a-f]{64}|AIza[\w-]{35})",
+        "a token of a known kind (ghp_…, sk-ant-…, AKIA…, xoxb-…, glpat-…, …)",
+    ),
+)
+"""Values that hold a credential whatever the variable's name: (a fixed part the value must
+hold for the pattern to be tried, the pattern, what it is). Tokens are known by their
+issuers' prefixes and lengths (GitHub's, GitLab's, Slack's, Anthropic's, OpenAI's, AWS's
+access key ids, Hugging Face's, npm's, PyPI's, Stripe's live keys, Tailscale's, SonarQube's,
+DigitalOcean's, Google's API keys)."""
+
+TOKEN_PREFIXES: tuple[str, ...] = (
+    "gh", "github_pat_", "glpat-", "xox", "sk-", "AKIA", "ASIA", "hf_", "npm_", "pypi-",
+    "k_live_", "tskey-", "squ_", "dop_v1_", "AIza",
+)  # fmt: skip
+"""The fixed parts of the last row of :data:`SECRET_VALUE_PATTERNS`: most values hold none."""
 
 PROXY_VARIABLES = (
     "HTTP_PROXY",
@@ -117,32 +206,41 @@ SANDBOX_LOOPBACK = "localhost,127.0.0.1,::1"
 
 
 def _matches(upper: str, pattern: str) -> bool:
-    """``pattern`` (``X``, ``X*``, ``*X`` or ``*X*``) matches ``upper``; as ``fnmatchcase`` would,
-    without compiling a regular expression for each pattern (start-up time)."""
-    core = pattern.strip("*")
-    if pattern.startswith("*") and pattern.endswith("*"):
-        return core in upper
-    if pattern.startswith("*"):
-        return upper.endswith(core)
-    if pattern.endswith("*"):
-        return upper.startswith(core)
-    return upper == core
+    """``pattern`` (text where ``*`` stands for any text) matches ``upper``; as ``fnmatchcase``
+    would, without compiling a regular expression for each pattern (start-up time)."""
+    parts = pattern.split("*")
+    if len(parts) == 1:
+        return upper == pattern
+    first, last = parts[0], parts[-1]
+    end = len(upper) - len(last)
+    if end < len(first) or not upper.startswith(first) or not upper.endswith(last):
+        return False
+    position = len(first)
+    for middle in parts[1:-1]:
+        found = upper.find(middle, position, end)
+        if found < 0:
+            return False
+        position = found + len(middle)
+    return True
 
 
 def credential_reason(name: str, value: str | None = None) -> str | None:
-    """What ``name`` looks like, when it looks like a credential (:data:`CREDENTIAL_VARIABLES`),
-    or else what its ``value`` holds (:func:`credential_value_reason`); else ``None``."""
+    """What ``name`` looks like, when it looks like a credential (:data:`CREDENTIAL_VARIABLES`,
+    less :data:`NOT_CREDENTIAL_VARIABLES`), or else what its ``value`` holds
+    (:func:`credential_value_reason`); else ``None``."""
     upper = name.upper()
-    for pattern, what in CREDENTIAL_VARIABLES:
-        if _matches(upper, pattern):
-            return what
+    if not any(_matches(upper, pattern) for pattern in NOT_CREDENTIAL_VARIABLES):
+        for pattern, what in CREDENTIAL_VARIABLES:
+            if _matches(upper, pattern):
+                return what
     return credential_value_reason(value) if value else None
 
 
 def credential_value_reason(value: str) -> str | None:
-    """What ``value`` holds, when it holds a password or a token (:data:`URL_USERINFO_PATTERN`,
-    :data:`URL_TOKEN_USER_PATTERN`, :data:`CONNECTION_STRING_PATTERN`), whatever the variable's
-    name; else ``None``."""
+    """What ``value`` holds, when it holds a password, a key or a token
+    (:data:`URL_USERINFO_PATTERN`, :data:`URL_TOKEN_USER_PATTERN`,
+    :data:`CONNECTION_STRING_PATTERN`, :data:`SECRET_VALUE_PATTERNS`), whatever the
+    variable's name; else ``None``."""
     if "@" in value and "://" in value:
         if re.search(URL_USERINFO_PATTERN, value):
             return "a URL with a password in it (scheme://user:password@host)"
@@ -151,10 +249,16 @@ def credential_value_reason(value: str) -> str | None:
     lower = value.lower()
     if (
         "=" in value
-        and ("pass" in lower or "pwd" in lower)
+        and ("pass" in lower or "pwd" in lower or "key" in lower or "signature" in lower)
         and re.search(CONNECTION_STRING_PATTERN, value)
     ):
         return "a connection string with a password in it (password=…)"
+    for fixed, pattern, what in SECRET_VALUE_PATTERNS:
+        if fixed:
+            if fixed in value and re.search(pattern, value):
+                return what
+        elif any(prefix in value for prefix in TOKEN_PREFIXES) and re.search(pattern, value):
+            return what
     return None
 
 
