@@ -43,6 +43,7 @@ from pathlib import Path
 from airlock.errors import SandboxError
 from airlock.sandbox.paths import PRIVATE_TMPFS, Kind, Mount, plan, visible
 from airlock.sandbox.placeholders import Placeholders, claimed_by_others
+from airlock.sandbox.seccomp import filter_fd
 
 PROXY_PORT = 3128
 """Where the proxy listens inside the sandbox (its own loopback: no clash with the host's)."""
@@ -131,7 +132,9 @@ def check(
     return found
 
 
-def bwrap_arguments(spec: Spec, bwrap: str, scratch: Path, channel_fd: int) -> list[str]:
+def bwrap_arguments(
+    spec: Spec, bwrap: str, scratch: Path, channel_fd: int, seccomp_fd: int | None = None
+) -> list[str]:
     """bubblewrap's command line for ``spec``.
 
     Args:
@@ -140,6 +143,8 @@ def bwrap_arguments(spec: Spec, bwrap: str, scratch: Path, channel_fd: int) -> l
         scratch: a private folder holding the placeholders (``empty-dir``, ``empty-file``) and
             ``resolv.conf``, made by :func:`_scratch`.
         channel_fd: the stub's end of the socket pair, inherited by bubblewrap.
+        seccomp_fd: the system-call filter (:func:`airlock.sandbox.seccomp.filter_fd`),
+            inherited by bubblewrap, which loads it before it runs the stub.
     """
     arguments = [
         bwrap,
@@ -167,6 +172,8 @@ def bwrap_arguments(spec: Spec, bwrap: str, scratch: Path, channel_fd: int) -> l
     for rule in rules:  # hidden folders: read-only once what is bound into them is there
         if _hidden_folder(rule):
             arguments += ["--remount-ro", str(rule.path)]
+    if seccomp_fd is not None:
+        arguments += ["--seccomp", str(seccomp_fd)]
     stub = Path(__file__).with_name("_stub.py")
     arguments += ["--chdir", str(spec.cwd), "--", sys.executable, "-I", "-S", str(stub)]
     arguments += [str(channel_fd), str(spec.port), *spec.command]
@@ -395,12 +402,14 @@ def start(spec: Spec, bwrap: str, stdout: int | None = None, stderr: int | None 
     scratch = _scratch()
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     ours.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
+    seccomp_fd = None
     try:
-        arguments = bwrap_arguments(spec, bwrap, scratch, theirs.fileno())
+        seccomp_fd = filter_fd()
+        arguments = bwrap_arguments(spec, bwrap, scratch, theirs.fileno(), seccomp_fd)
         process = subprocess.Popen(
             arguments,
             env=dict(spec.environ),
-            pass_fds=(theirs.fileno(),),
+            pass_fds=(theirs.fileno(), seccomp_fd),
             stdout=stdout,
             stderr=stderr,
             process_group=0,  # the terminal's Ctrl-C reaches airlock, which passes it on
@@ -409,9 +418,15 @@ def start(spec: Spec, bwrap: str, stdout: int | None = None, stderr: int | None 
         ours.close()
         placeholders.remove()
         shutil.rmtree(scratch, ignore_errors=True)
+        if seccomp_fd is None:
+            raise SandboxError(
+                f"cannot make the sandbox's system-call filter: {error.strerror}"
+            ) from error
         raise SandboxError(f"cannot start bubblewrap ({bwrap}): {error.strerror}") from error
     finally:
         theirs.close()
+        if seccomp_fd is not None:
+            os.close(seccomp_fd)
     return Starting(process, ours, scratch, placeholders)
 
 

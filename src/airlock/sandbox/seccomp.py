@@ -1,0 +1,83 @@
+"""The sandbox's system-call filter: the kernel's key store is out of reach.
+
+The kernel's keyrings are not namespaced the way files and the network are: a process inside
+the sandbox still possesses the caller's session keyring and reaches its user keyring, where
+Kerberos keeps tickets (``KRB5CCNAME=KEYRING:…``, the default on Fedora and RHEL) and tools
+keep tokens. So ``add_key``, ``request_key`` and ``keyctl`` fail inside with ``EPERM``, as in
+Docker's default profile; every other call is allowed.
+
+The filter is a classic BPF program for ``seccomp(SECCOMP_SET_MODE_FILTER)``, which
+bubblewrap loads (``--seccomp FD``) just before it runs the stub, so the command and all its
+children inherit it. It knows each architecture's numbers for the three calls (a 32-bit
+program on a 64-bit kernel uses the 32-bit numbers; x32 programs theirs, with the x32 bit).
+"""
+
+from __future__ import annotations
+
+import errno
+import struct
+
+# struct sock_filter instructions (linux/filter.h, linux/bpf_common.h)
+LOAD_WORD = 0x20  # BPF_LD | BPF_W | BPF_ABS
+JUMP_IF_EQUAL = 0x15  # BPF_JMP | BPF_JEQ | BPF_K
+RETURN = 0x06  # BPF_RET | BPF_K
+
+# struct seccomp_data: int nr; __u32 arch; …
+NUMBER_OFFSET = 0
+ARCH_OFFSET = 4
+
+ALLOW = 0x7FFF0000  # SECCOMP_RET_ALLOW
+REFUSE = 0x00050000 | errno.EPERM  # SECCOMP_RET_ERRNO | EPERM
+
+X32_BIT = 0x40000000
+
+KEYRING_CALLS: tuple[tuple[str, int, tuple[int, ...]], ...] = (
+    ("x86_64", 0xC000003E, (248, 249, 250, X32_BIT | 248, X32_BIT | 249, X32_BIT | 250)),
+    ("i386", 0x40000003, (286, 287, 288)),
+    ("aarch64", 0xC00000B7, (217, 218, 219)),
+    ("arm", 0x40000028, (309, 310, 311)),
+    ("riscv64", 0xC00000F3, (217, 218, 219)),
+    ("ppc64le", 0xC0000015, (269, 270, 271)),
+    ("s390x", 0x80000016, (278, 279, 280)),
+)
+"""(architecture, its ``AUDIT_ARCH_*`` value, its numbers of ``add_key``, ``request_key`` and
+``keyctl``)."""
+
+
+def _instruction(code: int, jump_true: int, jump_false: int, value: int) -> bytes:
+    return struct.pack("=HBBI", code, jump_true, jump_false, value)
+
+
+def keyring_filter() -> bytes:
+    """The program: for each known architecture, refuse its keyring calls; allow the rest."""
+    program = [_instruction(LOAD_WORD, 0, 0, ARCH_OFFSET)]
+    for _name, arch, numbers in KEYRING_CALLS:
+        # the block: load the number, compare with each, allow, refuse
+        block = [_instruction(LOAD_WORD, 0, 0, NUMBER_OFFSET)]
+        for index, number in enumerate(numbers):
+            to_refuse = len(numbers) - index  # over the comparisons left and the allow
+            block.append(_instruction(JUMP_IF_EQUAL, to_refuse, 0, number))
+        block += [_instruction(RETURN, 0, 0, ALLOW), _instruction(RETURN, 0, 0, REFUSE)]
+        program.append(_instruction(JUMP_IF_EQUAL, 0, len(block), arch))
+        program += block
+    program.append(_instruction(RETURN, 0, 0, ALLOW))  # an architecture not in the table
+    return b"".join(program)
+
+
+def filter_fd() -> int:
+    """A file descriptor holding :func:`keyring_filter`, at its start, for bubblewrap's
+    ``--seccomp``; the caller closes it once bubblewrap has started.
+
+    Raises:
+        OSError: it cannot be made.
+    """
+    import os
+
+    fd = os.memfd_create("airlock-seccomp", 0)
+    try:
+        os.write(fd, keyring_filter())
+        os.lseek(fd, 0, os.SEEK_SET)
+    except OSError:
+        os.close(fd)
+        raise
+    return fd

@@ -1,0 +1,51 @@
+"""The system-call filter's program, run by a small interpreter of the three instructions it
+uses: each architecture's keyring calls are refused, every other call is allowed."""
+
+from __future__ import annotations
+
+import struct
+
+import pytest
+
+from airlock.sandbox.seccomp import ALLOW, KEYRING_CALLS, REFUSE, keyring_filter
+
+
+def _run(program: bytes, number: int, arch: int) -> int:
+    """What the program returns for a call (``struct seccomp_data``'s ``nr`` and ``arch``)."""
+    instructions = [struct.unpack("=HBBI", program[i : i + 8]) for i in range(0, len(program), 8)]
+    data = struct.pack("=iI", number, arch)
+    accumulator, pc = 0, 0
+    while True:
+        code, jump_true, jump_false, value = instructions[pc]
+        if code == 0x20:  # load a word of seccomp_data
+            accumulator = struct.unpack_from("=I", data, value)[0]
+            pc += 1
+        elif code == 0x15:  # jump if equal
+            pc += 1 + (jump_true if accumulator == value else jump_false)
+        elif code == 0x06:  # return
+            return value
+        else:
+            raise AssertionError(f"unexpected instruction {code:#x}")
+
+
+@pytest.mark.parametrize(("name", "arch", "numbers"), KEYRING_CALLS, ids=lambda x: str(x))
+def test_each_architectures_keyring_calls_are_refused(
+    name: str, arch: int, numbers: tuple[int, ...]
+) -> None:
+    program = keyring_filter()
+    for number in numbers:
+        assert _run(program, number, arch) == REFUSE, (name, number)
+    for number in (0, 1, 59, 231, 216, 220, 251, 435):  # read, write, execve, exit_group, …
+        if number not in numbers:
+            assert _run(program, number, arch) == ALLOW, (name, number)
+
+
+def test_another_architecture_is_allowed() -> None:
+    assert _run(keyring_filter(), 250, 0x12345678) == ALLOW
+
+
+def test_the_program_fits_the_kernel() -> None:
+    """At most 4096 instructions, jumps within one byte (the format's own limits)."""
+    program = keyring_filter()
+    assert len(program) % 8 == 0
+    assert len(program) // 8 <= 4096
