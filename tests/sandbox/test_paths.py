@@ -539,3 +539,18 @@ def test_config_text_is_read_back_by_git_as_written(tmp_path: Path) -> None:
     ).stdout.decode()
     read = [tuple(item.split("\n", 1)) for item in listed.split("\0") if item]
     assert read == entries[:-1]
+
+
+def test_system_rules_hide_the_hosts_secrets_that_are_there() -> None:
+    """Every path of SYSTEM_SECRETS on this machine (files, and folders whole) gets a HIDE;
+    none that is missing."""
+    from airlock.sandbox.paths import SYSTEM_SECRETS, system_rules
+
+    there = set()
+    for pattern in SYSTEM_SECRETS:
+        folder, _, name = pattern.rpartition("/")
+        there |= {path.resolve() for path in Path(folder).glob(name)}
+    rules = list(system_rules())
+    assert {rule.path for rule in rules} == there
+    assert all(rule.kind is Kind.HIDE for rule in rules)
+    assert Path("/etc/shadow") in there  # every Linux system has it: the test sees something

@@ -380,17 +380,27 @@ SYSTEM_SECRETS: tuple[str, ...] = (
     "/etc/gshadow",
     "/etc/gshadow-",
     "/etc/ssh/ssh_host_*_key",
+    "/etc/security/opasswd",
+    "/etc/ssl/private",
+    "/etc/pki/tls/private",
+    "/etc/letsencrypt/archive",
+    "/etc/letsencrypt/live",
+    "/etc/krb5.keytab",
+    "/etc/ipsec.secrets",
+    "/etc/wireguard",
+    "/etc/NetworkManager/system-connections",
 )
-"""Hidden when there: what only root can read on the host (password hashes, the host's SSH
-keys), which a run as root could otherwise read inside."""
+"""Hidden when there: what only root can read on the host (password hashes, old ones too, the
+host's SSH keys, its TLS keys, its Kerberos keytab, VPN and Wi-Fi secrets), which a run as
+root could otherwise read inside."""
 
 
 def system_rules() -> Iterator[Mount]:
-    """Hide each of :data:`SYSTEM_SECRETS` that exists."""
+    """Hide each of :data:`SYSTEM_SECRETS` that exists (a file, or a folder whole)."""
     for pattern in SYSTEM_SECRETS:
         folder, _, name = pattern.rpartition("/")
         for path in sorted(Path(folder).glob(name)):
-            if path.is_file():
+            if path.is_file() or path.is_dir():
                 yield mount(Kind.HIDE, path, "the host's own secrets")
 
 
