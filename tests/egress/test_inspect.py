@@ -507,3 +507,49 @@ def test_well_formed_requests_still_pass(make_rig, request_bytes: bytes, seen: t
     assert rig.origin.seen == [(method, path.format(port=port), body)]
     [record] = rig.wait_records(1)
     assert (record["status"], record["decision"], record["error"]) == (200, "allow", None)
+
+
+@pytest.mark.parametrize("coding", ["gzip", "deflate"])
+@pytest.mark.parametrize("mode", list(SecretsMode), ids=[m.value for m in SecretsMode])
+def test_a_compressed_upload_is_checked_decoded(make_rig, tmp_path: Path, mode, coding) -> None:  # type: ignore[no-untyped-def]
+    """A body sent with ``Content-Encoding: gzip`` or ``deflate`` is checked decoded: its key
+    is counted, and under ``redact`` leaves decoded and redacted, under ``block`` not at all."""
+    import gzip
+    import zlib
+
+    rig = make_rig(secrets=mode)
+    body = json.dumps({"messages": [{"content": f"my token is {KEY} ok"}]}).encode()
+    packed = gzip.compress(body) if coding == "gzip" else zlib.compress(body)
+    (tmp_path / "body").write_bytes(packed)
+    done = _curl(
+        rig,
+        "/v1/messages",
+        "-H",
+        f"Content-Encoding: {coding}",
+        "--data-binary",
+        f"@{tmp_path / 'body'}",
+    )
+    assert done.returncode == 0, done.stderr
+    [record] = rig.wait_records(1)
+    assert record["secrets"] == {"github_token": 1}
+    if mode is SecretsMode.REPORT:
+        assert rig.origin.seen[0][2] == packed  # forwarded as it came, counted decoded
+    elif mode is SecretsMode.REDACT:
+        received = rig.origin.seen[0][2]
+        assert b"[REDACTED:github_token]" in received and KEY.encode() not in received
+        json.loads(received)  # decoded: its Content-Encoding went with it
+    else:
+        assert done.stdout.endswith("403") and rig.origin.seen == []
+
+
+@pytest.mark.parametrize("mode", [SecretsMode.REDACT, SecretsMode.BLOCK], ids=["redact", "block"])
+def test_a_body_in_a_coding_airlock_cannot_decode_is_refused(make_rig, mode) -> None:  # type: ignore[no-untyped-def]
+    """``br`` (or any coding but gzip and deflate) cannot be checked: 415 under redact and
+    block, nothing sent; a gzip body that is not gzip: 400."""
+    rig = make_rig(secrets=mode)
+    done = _curl(rig, "/v1/messages", "-H", "Content-Encoding: br", "--data-binary", "xx")
+    assert done.stdout.endswith("415"), done.stdout
+    assert "Content-Encoding br" in done.stdout
+    bad = _curl(rig, "/v1/messages", "-H", "Content-Encoding: gzip", "--data-binary", "xx")
+    assert bad.stdout.endswith("400"), bad.stdout
+    assert rig.origin.seen == []

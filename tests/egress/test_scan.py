@@ -119,3 +119,60 @@ def test_find_is_what_redact_stream_replaces(parts: list[tuple[str, str]]) -> No
     for at in range(0, len(body), 333):
         scanner.feed(body[at : at + 333])
     assert scanner.finish() == report.counts()
+
+
+def test_decoded_undoes_gzip_and_deflate_in_order() -> None:
+    import gzip
+    import zlib
+
+    from airlock.egress.scan import decoded
+
+    body = b"hello " * 100
+    assert decoded(gzip.compress(body), b"gzip") == body
+    assert decoded(zlib.compress(body), b"deflate") == body
+    raw = zlib.compressobj(wbits=-15)
+    assert decoded(raw.compress(body) + raw.flush(), b"Deflate") == body  # raw deflate too
+    both = gzip.compress(zlib.compress(body))
+    assert decoded(both, b"deflate, gzip") == body
+    assert decoded(body, b"identity") is body
+
+
+@pytest.mark.parametrize(
+    ("encoding", "body", "status"),
+    [
+        (b"br", b"xx", 415),
+        (b"gzip, zstd", b"xx", 415),
+        (b"gzip", b"not gzip", 400),
+    ],
+)
+def test_decoded_refuses_what_it_cannot_check(encoding: bytes, body: bytes, status: int) -> None:
+    from airlock.egress.scan import Uncheckable, decoded
+
+    with pytest.raises(Uncheckable) as raised:
+        decoded(body, encoding)
+    assert raised.value.status == status
+
+
+def test_decoded_stops_a_bomb_at_the_limit() -> None:
+    import gzip
+
+    from airlock.egress.scan import Uncheckable, decoded
+
+    with pytest.raises(Uncheckable) as raised:
+        decoded(gzip.compress(b"\0" * 200_000), b"gzip", limit=100_000)
+    assert raised.value.status == 413
+
+
+def test_stream_decoder_feeds_the_scan_decoded_and_says_what_it_could_not() -> None:
+    import gzip
+
+    from airlock.egress.scan import StreamDecoder
+
+    body = b"token " * 5000
+    packed = gzip.compress(body)
+    decoder = StreamDecoder(b"gzip")
+    out = b"".join(decoder.feed(packed[i : i + 100]) for i in range(0, len(packed), 100))
+    assert out == body and decoder.unchecked == ""
+    assert StreamDecoder(b"br").feed(b"xx") == b""
+    assert "br" in StreamDecoder(b"br").unchecked
+    assert StreamDecoder(None).feed(b"as is") == b"as is"

@@ -90,6 +90,13 @@ class RequestHead:
     """Path and query in origin form (plain HTTP)."""
     expect_continue: bool = False
 
+    def header(self, name: bytes) -> bytes | None:
+        """The first value of the header ``name`` (lower case), or ``None``."""
+        for key, value in self.headers:
+            if key.lower() == name:
+                return value
+        return None
+
 
 class End:
     """The end of one request's body (one instance: :data:`END`)."""

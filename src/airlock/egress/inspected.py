@@ -50,6 +50,8 @@ from airlock.egress.scan import (
     TOO_LARGE,
     SecretScanner,
     SecretsMode,
+    StreamDecoder,
+    Uncheckable,
     blocked_reason,
     check_gathered,
 )
@@ -341,16 +343,21 @@ class InspectedConnection:
         mode = self.inspector.secrets
         gathered: bytes | None = None
         secrets: dict[str, int] = {}
+        encoding = head.get(b"content-encoding")
         if mode is not SecretsMode.REPORT and framing[0] != "none":
             payload = await self._gather(framing, head.check)
-            gathered, secrets = check_gathered(self.inspector.redactor, mode, payload)
+            try:
+                gathered, secrets, decoded = check_gathered(
+                    self.inspector.redactor, mode, payload, encoding
+                )
+            except Uncheckable as error:
+                raise HttpError(error.status, error.why) from None
             if gathered is None:
                 return await self._block(fields, started, secrets)
-            head.headers = [
-                (k, v)
-                for k, v in head.headers
-                if k.lower() not in (b"content-length", b"transfer-encoding")
-            ]
+            dropped = [b"content-length", b"transfer-encoding"]
+            if decoded:  # redacted in the decoded body, which leaves as it is now
+                dropped.append(b"content-encoding")
+            head.headers = [(k, v) for k, v in head.headers if k.lower() not in dropped]
             head.headers.append((b"Content-Length", str(len(gathered)).encode()))
         up_reader, up_writer = await self._upstream()
         out_head = head.serialize()
@@ -361,10 +368,11 @@ class InspectedConnection:
             bytes_out += len(gathered)
         elif framing[0] != "none":
             scanner = SecretScanner(self.inspector.redactor)
+            decoder = StreamDecoder(encoding)
             async for raw, payload in body_pieces(self.reader, framing, head.check):
                 up_writer.write(raw)
                 bytes_out += len(raw)
-                await scanner.add(payload)  # segments scanned in a worker, beside forwarding
+                await scanner.add(decoder.feed(payload))  # scanned in a worker, beside forwarding
                 if up_writer.transport.get_write_buffer_size() > PIECE:
                     await up_writer.drain()
             secrets = await scanner.total()

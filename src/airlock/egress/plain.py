@@ -29,6 +29,8 @@ from airlock.egress.scan import (
     TOO_LARGE,
     SecretScanner,
     SecretsMode,
+    StreamDecoder,
+    Uncheckable,
     blocked_reason,
     check_gathered,
 )
@@ -57,6 +59,7 @@ class PlainInspection:
         self.verdict: Verdict = inspector.judge(self.method, host, self.path)
         self.mode = inspector.secrets
         self._scanner = None if self.gathers else SecretScanner(inspector.redactor)
+        self._decoder = StreamDecoder(head.header(b"content-encoding"))
         self.secrets: dict[str, int] = {}
 
     @property
@@ -81,7 +84,7 @@ class PlainInspection:
     async def take(self, piece: bytes) -> None:
         """Count the secrets of a body piece on its way out (``--secrets report``)."""
         if self._scanner is not None:
-            await self._scanner.add(piece)
+            await self._scanner.add(self._decoder.feed(piece))
 
     async def finish(self) -> dict[str, int]:
         """The secrets counted in the body, by kind (also kept in :attr:`secrets`)."""
@@ -100,10 +103,24 @@ class PlainInspection:
 
         ``--secrets redact`` replaces each secret; ``--secrets block`` refuses a body that
         holds any (``403``); either way the counts go to :attr:`secrets`. A body over
-        ``MAX_GATHERED`` is refused ``413``, unchecked.
+        ``MAX_GATHERED`` is refused ``413``, unchecked; a compressed one is checked decoded
+        (one that cannot be: ``415``, ``400`` or ``413``), and leaves decoded when redacted
+        (its ``Content-Encoding`` dropped from the head).
         """
         if len(body) > MAX_GATHERED:
             return None, 413, TOO_LARGE
-        checked, found = check_gathered(self.inspector.redactor, self.mode, body)
+        encoding = self.head.header(b"content-encoding")
+        try:
+            checked, found, decoded = check_gathered(
+                self.inspector.redactor, self.mode, body, encoding
+            )
+        except Uncheckable as error:
+            return None, error.status, error.why
+        if decoded:
+            self.head.headers = [
+                (name, value)
+                for name, value in self.head.headers
+                if name.lower() != b"content-encoding"
+            ]
         self.secrets.update(found)
         return checked, 403, "" if checked is not None else blocked_reason(self.secrets)

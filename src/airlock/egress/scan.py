@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import zlib
 from collections import Counter
 from enum import StrEnum
 
@@ -162,15 +163,120 @@ def redact_body(redactor: Redactor, body: bytes) -> tuple[bytes, dict[str, int]]
     return out.getvalue(), report.counts()
 
 
+class Uncheckable(Exception):
+    """A gathered body that cannot be checked: the status to answer and why."""
+
+    def __init__(self, status: int, why: str) -> None:
+        super().__init__(why)
+        self.status = status
+        self.why = why
+
+
+DECODED = {"gzip": 31, "x-gzip": 31, "deflate": 15}
+"""The ``Content-Encoding`` codings decoded for the scan, with zlib's window bits (gzip's
+header; zlib's, falling back to raw deflate as some clients send it)."""
+
+
+def codings(value: bytes | None) -> list[str]:
+    """The codings of a ``Content-Encoding`` value, in the order they were applied
+    (``identity`` left out)."""
+    if not value:
+        return []
+    named = (item.strip().lower() for item in value.decode("latin-1").split(","))
+    return [name for name in named if name and name != "identity"]
+
+
+def _inflate(body: bytes, coding: str, limit: int) -> bytes:
+    for bits in (DECODED[coding], -15) if coding == "deflate" else (DECODED[coding],):
+        decoder = zlib.decompressobj(wbits=bits)
+        try:
+            out = decoder.decompress(body, limit + 1)
+        except zlib.error:
+            continue
+        if len(out) > limit or decoder.unconsumed_tail:
+            raise Uncheckable(413, f"the request body decoded ({coding}) is over {limit} bytes")
+        return out
+    raise Uncheckable(400, f"the request body is not valid {coding} (its Content-Encoding)")
+
+
+def decoded(body: bytes, encoding: bytes | None, limit: int = MAX_GATHERED) -> bytes:
+    """``body`` with its ``Content-Encoding`` undone (gzip, deflate), to be checked.
+
+    Raises:
+        Uncheckable: a coding airlock does not decode (``br``, ``zstd``, …: ``415``), a body
+            that is not what its coding says (``400``), or one that decodes to more than
+            ``limit`` bytes (``413``).
+    """
+    for coding in reversed(codings(encoding)):
+        if coding not in DECODED:
+            raise Uncheckable(
+                415,
+                f"the request body's Content-Encoding {coding} cannot be decoded to be checked "
+                "for secrets; send it uncompressed, or as gzip or deflate",
+            )
+        body = _inflate(body, coding, limit)
+    return body
+
+
+class StreamDecoder:
+    """A streamed body's ``Content-Encoding`` undone piece by piece for ``--secrets report``
+    (which forwards the body as it came); :attr:`unchecked` says why it could not be, when it
+    could not (the scan then stops: the rest is counted as nothing)."""
+
+    def __init__(self, encoding: bytes | None, limit: int = MAX_GATHERED) -> None:
+        self.steps = codings(encoding)
+        self.limit = limit
+        self.unchecked = ""
+        self._decoder = None
+        if len(self.steps) > 1 or any(step not in DECODED for step in self.steps):
+            self.unchecked = f"Content-Encoding {', '.join(self.steps)} not decoded"
+        elif self.steps:
+            self._decoder = zlib.decompressobj(wbits=47 if self.steps[0] != "deflate" else 15)
+        self._out = 0
+
+    def feed(self, piece: bytes) -> bytes:
+        """The decoded bytes of ``piece`` (``piece`` itself with no coding)."""
+        if not self.steps:
+            return piece
+        if self._decoder is None:
+            return b""
+        try:
+            out = self._decoder.decompress(piece, max(self.limit - self._out, 1))
+        except zlib.error:
+            self.unchecked = f"the body is not valid {self.steps[0]}"
+            self._decoder = None
+            return b""
+        self._out += len(out)
+        if self._decoder.unconsumed_tail:
+            self.unchecked = f"the body decoded is over {self.limit} bytes: the rest not checked"
+            self._decoder = None
+        return out
+
+
 def check_gathered(
-    redactor: Redactor, mode: SecretsMode, body: bytes
-) -> tuple[bytes | None, dict[str, int]]:
-    """A whole body as it may leave and its secrets by kind: ``--secrets redact`` replaces
-    each secret; ``--secrets block`` gives ``None`` (refused) for a body that holds any."""
-    if mode is SecretsMode.REDACT:
-        return redact_body(redactor, body)
-    secrets = count_secrets(redactor, body)
-    return (None if secrets else body), secrets
+    redactor: Redactor, mode: SecretsMode, body: bytes, encoding: bytes | None = None
+) -> tuple[bytes | None, dict[str, int], bool]:
+    """A whole body as it may leave, its secrets by kind, and whether its ``Content-Encoding``
+    must go (it left decoded): ``--secrets redact`` replaces each secret; ``--secrets block``
+    gives ``None`` (refused) for a body that holds any. A compressed body is checked decoded
+    (:func:`decoded`); it leaves as it came when it holds no secret, decoded and redacted
+    when it does.
+
+    Raises:
+        Uncheckable: as :func:`decoded`.
+    """
+    plain = decoded(body, encoding)
+    if plain is body:
+        if mode is SecretsMode.REDACT:
+            return (*redact_body(redactor, body), False)
+        secrets = count_secrets(redactor, body)
+        return (None if secrets else body), secrets, False
+    secrets = count_secrets(redactor, plain)
+    if not secrets:
+        return body, secrets, False
+    if mode is SecretsMode.BLOCK:
+        return None, secrets, False
+    return (*redact_body(redactor, plain), True)
 
 
 def blocked_reason(secrets: dict[str, int]) -> str:
