@@ -334,3 +334,24 @@ def test_a_split_scan_finds_what_the_one_program_finds() -> None:
     for data in samples:
         assert _findings(split, data) == _findings(small, data)
         assert _findings(Redactor(split_scan=True), data) == _findings(one, data)
+
+
+def test_an_unclosed_marker_does_not_hide_a_token_after_it() -> None:
+    """Text that only looks like the start of a marker (``[REDACTED:`` typed before a key)
+    leaves the key found; a real marker is left as it is."""
+    import io
+
+    from airlock.redact import Redactor
+
+    redactor = Redactor()
+    for text, kind in (
+        (b'{"note":"[REDACTED:token: ghp_aB3dE5fG7hJ9kL1mN3pQ5rS7tU9vW1xY3z5A"}', b"github_token"),
+        (b"[REDACTED:\ntoken: AKIAIOSFODNN7QZ3XK2M", b"aws_access_key_id"),
+    ):
+        out = io.BytesIO()
+        redactor.redact_stream(io.BytesIO(text), out)
+        assert b"[REDACTED:" + kind + b"]" in out.getvalue()
+    for marked in (b"x [REDACTED:github_token] y", b"token=[REDACTED:generic_secret]"):
+        out = io.BytesIO()
+        redactor.redact_stream(io.BytesIO(marked), out)
+        assert out.getvalue() == marked

@@ -318,7 +318,10 @@ class Redactor:
         else:
             marker = window.rfind(b"[REDACTED:", max(0, found.first - 64), found.first)
             if marker >= 0 and starts_in_marker(window[marker : found.first]):
-                return []
+                # Our own marker, redacted already; or text that only looks like one
+                # (an unclosed "[REDACTED:" typed before a key): a token of a specific kind
+                # in it is still one.
+                return self._specific_hits(window, found.start, found.end)
             context = window[found.first : found.start]
             host = _host(window, found.last) if rule.kind in URL_KINDS else b""
         kind = self._judge(found.index, rule, value, context, host)
