@@ -553,3 +553,36 @@ def test_a_body_in_a_coding_airlock_cannot_decode_is_refused(make_rig, mode) -> 
     bad = _curl(rig, "/v1/messages", "-H", "Content-Encoding: gzip", "--data-binary", "xx")
     assert bad.stdout.endswith("400"), bad.stdout
     assert rig.origin.seen == []
+
+
+@pytest.mark.parametrize("mode", list(SecretsMode), ids=[m.value for m in SecretsMode])
+def test_a_key_in_the_path_never_reaches_the_log(make_rig, mode) -> None:  # type: ignore[no-untyped-def]
+    """A token in a path segment or a query's name is counted and logged as a marker; under
+    ``redact`` and ``block`` the request is refused (a path cannot be redacted and still name
+    what it names)."""
+    rig = make_rig(secrets=mode)
+    done = _curl(rig, f"/v1/messages/{KEY}?{KEY}", "-d", "{}")
+    [record] = rig.wait_records(1)
+    assert KEY not in json.dumps(rig.records)
+    assert record["secrets"] == {"github_token": 2}
+    assert "[REDACTED:github_token]" in record["path"]
+    if mode is SecretsMode.REPORT:
+        assert len(rig.origin.seen) == 1
+    else:
+        assert done.stdout.endswith("403"), done.stdout
+        assert rig.origin.seen == []
+        assert "path holds secrets" in record["reason"]
+
+
+def test_what_a_client_sent_is_withheld_from_refusals() -> None:
+    """A token quoted in a refusal (a bad chunk size, a Transfer-Encoding, a Host header) is
+    left out of the message that goes to the answer, the log and the report."""
+    from airlock.egress.framing import HttpError
+    from airlock.egress.http1 import BadRequest
+
+    for error in (
+        HttpError(400, f"bad chunk size {KEY.encode()[:20]!r}"),
+        BadRequest(400, f"CONNECT needs host:port, got {KEY!r}"),
+    ):
+        assert KEY[:16] not in error.message and "characters withheld" in error.message
+    assert HttpError(400, "bad chunk size b'xyz'").message == "bad chunk size b'xyz'"

@@ -52,7 +52,17 @@ async def forward(client: Client, head: RequestHead) -> bool:
             inspection = PlainInspection(proxy.inspector, head, ruled.host)
     body: bytes | None = None
     if inspection is not None:
+        from airlock.egress.scan import SecretsMode, path_refusal, path_secrets
+
+        record["path"], in_path = path_secrets(inspection.inspector.redactor, record["path"])
+        inspection.secrets.update(in_path)
         record.update(inspection.fields())
+        if in_path and inspection.mode is not SecretsMode.REPORT:
+            if head.chunked or head.content_length:
+                await _gather(client)  # read before answering: unread bytes would reset it
+            return await _refused(
+                client, record, *_refusal(403, path_refusal(inspection.mode, in_path))
+            )
         going, body = await _screen(client, head, record, inspection)
         if not going:
             return False

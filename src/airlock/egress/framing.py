@@ -23,6 +23,7 @@ module found its end.
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator
 
 import httptools
@@ -39,10 +40,37 @@ Framing = tuple[str, int]
 ``("none", 0)``."""
 
 
+TOKEN_LIKE = re.compile(r"[A-Za-z0-9_+/=-]{16,}")
+"""A run of 16 or more token characters: what a key or token looks like."""
+
+
+def withheld(message: str) -> str:
+    """``message`` with each run of :data:`TOKEN_LIKE` characters that holds a digit left out
+    (its length said).
+
+    What a client or an origin sent, quoted in a refusal (a bad chunk size, a Host header, a
+    request target), goes into the answer, the audit log and the report: a token written
+    there (by mistake, or to get it into the log) must not be. Short values stay, to say
+    what was wrong."""
+    if len(message) < 16 or TOKEN_LIKE.search(message) is None:
+        return message
+    return TOKEN_LIKE.sub(_withhold, message)
+
+
+def _withhold(found: re.Match[str]) -> str:
+    """A run with a digit in it (``Transfer-Encoding`` stays, a token has digits)."""
+    text = found.group()
+    if any(char.isdigit() for char in text):
+        return f"<{len(text)} characters withheld>"
+    return text
+
+
 class HttpError(Exception):
-    """A request or response that cannot be forwarded; ``status`` is what the client gets."""
+    """A request or response that cannot be forwarded; ``status`` is what the client gets.
+    The message is :func:`withheld`: it may quote what was sent."""
 
     def __init__(self, status: int, message: str) -> None:
+        message = withheld(message)
         super().__init__(message)
         self.status = status
         self.message = message

@@ -27,6 +27,8 @@ from dataclasses import dataclass
 
 import httptools
 
+from airlock.egress.framing import withheld
+
 CONNECT = b"CONNECT"
 HOP_BY_HOP = frozenset(
     {
@@ -62,9 +64,11 @@ REASONS = {
 
 
 class BadRequest(Exception):
-    """A request the proxy will not handle: answer ``status`` with ``message`` and close."""
+    """A request the proxy will not handle: answer ``status`` with ``message`` and close.
+    The message is :func:`~airlock.egress.framing.withheld`: it may quote what was sent."""
 
     def __init__(self, status: int, message: str) -> None:
+        message = withheld(message)
         super().__init__(message)
         self.status = status
         self.message = message

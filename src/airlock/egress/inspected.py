@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -54,6 +55,8 @@ from airlock.egress.scan import (
     Uncheckable,
     blocked_reason,
     check_gathered,
+    path_refusal,
+    path_secrets,
 )
 from airlock.policy.hosts import HostError, parse_host
 
@@ -259,7 +262,12 @@ class InspectedConnection:
             "flow": verdict.flow,
             "reason": verdict.reason,
         }
+        fields["path"], in_path = path_secrets(self.inspector.redactor, fields["path"])
+        if in_path:
+            fields["path_secrets"] = in_path
         try:
+            if in_path and self.inspector.secrets is not SecretsMode.REPORT:
+                raise HttpError(403, path_refusal(self.inspector.secrets, in_path))
             self.check_target(head.first[1])
             self.check_host(head.get(b"host"))
             framing = head.framing()
@@ -313,6 +321,9 @@ class InspectedConnection:
 
     def _done(self, fields: dict[str, Any], started: float, **more: Any) -> None:
         fields.update(more)
+        in_path = fields.pop("path_secrets", None)
+        if in_path:  # counted with the body's
+            fields["secrets"] = dict(Counter(fields.get("secrets") or {}) + Counter(in_path))
         fields["duration_ms"] = round((self.inspector.clock() - started) * 1000, 3)
         record = record_of(**fields)
         self.inspector.tally(record)

@@ -26,6 +26,7 @@ import zlib
 from collections import Counter
 from enum import StrEnum
 
+from airlock.egress.framing import TOKEN_LIKE
 from airlock.redact import RedactionReport, Redactor
 
 SEGMENT = 1 << 20
@@ -277,6 +278,35 @@ def check_gathered(
     if mode is SecretsMode.BLOCK:
         return None, secrets, False
     return (*redact_body(redactor, plain), True)
+
+
+def path_secrets(redactor: Redactor, path: str) -> tuple[str, dict[str, int]]:
+    """``path`` (a request's path and query, as logged) with each secret in it replaced by
+    ``[REDACTED:<kind>]``, and their counts by kind: a token in a path segment
+    (``/bot<token>/sendMessage``) or a query's name must not reach the audit log. Only a
+    path holding a run of token characters is scanned."""
+    if TOKEN_LIKE.search(path) is None:
+        return path, {}
+    data = path.encode("latin-1", "replace")
+    hits = redactor.find(data)
+    if not hits:
+        return path, {}
+    out, counts, position = [], Counter[str](), 0
+    for hit in sorted(hits, key=lambda hit: hit.start):
+        if hit.start < position:
+            continue
+        out += [data[position : hit.start], f"[REDACTED:{hit.kind}]".encode()]
+        counts[hit.kind] += 1
+        position = hit.end
+    out.append(data[position:])
+    return b"".join(out).decode("latin-1"), dict(counts)
+
+
+def path_refusal(mode: SecretsMode, secrets: dict[str, int]) -> str:
+    """Why ``--secrets redact`` or ``block`` refused a request whose path holds secrets (a
+    path cannot be redacted and still name what it names)."""
+    kinds = ", ".join(f"{kind} x{count}" for kind, count in sorted(secrets.items()))
+    return f"--secrets {mode.value}: the request's path holds secrets ({kinds}); nothing was sent"
 
 
 def blocked_reason(secrets: dict[str, int]) -> str:
