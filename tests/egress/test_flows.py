@@ -259,3 +259,60 @@ def test_every_spelling_of_a_path_is_that_path(
         extra = noise[index % len(noise)]
         spelt += "/" + (extra + "/" if extra else "") + _encode(segment, which)
     assert normalize_path(spelt or "/") == plain
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "/api/event_logging/v2/batch%2F..%2F..%2F..%2F..%2Fv1/messages",  # %2F kept as data
+        "/api/event_logging/v2/batch%5C..%5C..%5C..%5C..%5Cv1/messages",
+        "/api/event_logging/v2/batch/../../../../v1/messages",  # dot segments not resolved
+        "/v1/messages/..;/..;/api/event_logging/v2/batch",  # Tomcat reads ..; as ..
+        "/api/event_logging;x/v2/batch",  # ;parameters dropped
+        "/api;/event_logging/v2/batch",
+        "/API/EVENT_LOGGING/v2/batch",  # case ignored
+        "/api/event_logging./v2/batch",  # a segment's trailing dots dropped (IIS)
+        "/api/event_logging",  # no final slash
+    ],
+)
+def test_any_reading_of_an_off_flows_path_is_refused(target: str) -> None:
+    """A path some server would route to a flow that is off is refused as that flow,
+    whatever the request's first reading says."""
+    from airlock.egress.flows import off_flow, off_rows
+
+    decisions = decide(context({"DISABLE_TELEMETRY": "1"}))
+    verdict = off_flow(off_rows("api.anthropic.com", decisions), target, decisions)
+    assert verdict is not None and verdict.flow == FlowId.METRICS and not verdict.allowed
+
+
+def test_a_method_does_not_narrow_an_off_flows_row() -> None:
+    """``PUT`` to a ``POST`` row's path (an origin may take X-HTTP-Method-Override)."""
+    from airlock.egress.flows import AGENT_SIGNATURES, off_flow, off_rows
+
+    decisions = decide(context({"DISABLE_TELEMETRY": "1"}))
+    rows = [row for row in AGENT_SIGNATURES["claude-code"] if row.method not in ("*", "GET")]
+    assert rows  # the table has method-specific rows
+    for row in rows:
+        host = "api.anthropic.com" if row.host.startswith("$") else row.host.replace("*.", "x.")
+        host = host.replace(".*", ".x")
+        off = off_rows(host, decisions)
+        if row in off:
+            assert off_flow(off, row.path, decisions) is not None
+
+
+@pytest.mark.parametrize("target", ["/v1/messages", "/v1/messages?beta=true", "/v1/models"])
+def test_model_requests_are_not_read_as_off_flows(target: str) -> None:
+    from airlock.egress.flows import off_flow, off_rows
+
+    decisions = decide(context({"DISABLE_TELEMETRY": "1"}))
+    assert off_flow(off_rows("api.anthropic.com", decisions), target, decisions) is None
+
+
+def test_percent_encoded_scope_of_a_package_is_auto_update() -> None:
+    """``%40anthropic-ai`` is ``@anthropic-ai`` to npm's registry."""
+    from airlock.egress.flows import off_flow, off_rows
+
+    decisions = decide(context({"DISABLE_AUTOUPDATER": "1"}))
+    rows = off_rows("registry.npmjs.org", decisions)
+    verdict = off_flow(rows, "/%40anthropic-ai/claude-code", decisions)
+    assert verdict is not None and verdict.flow == FlowId.AUTO_UPDATE

@@ -586,3 +586,19 @@ def test_what_a_client_sent_is_withheld_from_refusals() -> None:
     ):
         assert KEY[:16] not in error.message and "characters withheld" in error.message
     assert HttpError(400, "bad chunk size b'xyz'").message == "bad chunk size b'xyz'"
+
+
+def test_two_host_headers_are_refused(make_rig) -> None:  # type: ignore[no-untyped-def]
+    """A front end may route by the first Host and the record name the last: refused."""
+    rig = make_rig()
+    port = rig.origin_port  # type: ignore[attr-defined]
+    tls, raw = tunnel_ssl(rig, "localhost", rig.bundle)
+    with raw, tls:
+        tls.sendall(
+            b"GET /v1/models HTTP/1.1\r\nHost: statsig.anthropic.com\r\n"
+            + f"Host: localhost:{port}\r\nConnection: close\r\n\r\n".encode()
+        )
+        answer = tls.recv(4096)
+    assert answer.startswith(b"HTTP/1.1 400"), answer
+    assert b"more than one Host" in answer
+    assert rig.origin.seen == []

@@ -122,3 +122,21 @@ def test_inspect_hosts_from_settings_files(tmp_path: Path) -> None:
     (home / ".claude" / "settings.json").write_text(json.dumps({"airlock": {"inspect": "x"}}))
     problems = load(project, {"HOME": str(home)}).problems
     assert any("inspect" in problem.key for problem in problems)
+
+
+def test_the_engines_model_hosts_are_the_vendor_apis_in_canonical_form() -> None:
+    """ANTHROPIC_BASE_URL from the settings' env reaches the proxy through the engine
+    (``model_hosts``); a spelling with a final dot, capitals or a user is the same host."""
+    prepared = prepare(
+        _args("--inspect", "localhost"),
+        decisions=decide(context()),
+        environ={"ANTHROPIC_BASE_URL": "https://u@LocalHost.:8443/v1"},
+        proxy_url="http://127.0.0.1:3128",
+        now=dt.datetime.now(dt.UTC),
+        model_hosts=["Models.Example."],
+    )
+    try:
+        assert prepared.inspection is not None
+        assert {"localhost", "models.example"} <= prepared.inspection.api_hosts
+    finally:
+        prepared.close()

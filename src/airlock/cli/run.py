@@ -159,7 +159,14 @@ def _run(args: argparse.Namespace) -> int:
         from datetime import UTC, datetime
 
         from airlock.egress.options import prepare  # loads the proxy's modules
+        from airlock.policy import FlowId
+        from airlock.policy.endpoints import flow_hosts
 
+        model_hosts = [
+            host
+            for flow, host in flow_hosts(loaded.context, decisions)
+            if flow is FlowId.MODEL_REQUESTS
+        ]
         return prepare(
             args,
             decisions=decisions,
@@ -167,6 +174,7 @@ def _run(args: argparse.Namespace) -> int:
             proxy_url=proxy_url,
             inspect_setting=list(loaded.inspect_hosts),
             now=datetime.fromtimestamp(started, UTC),
+            model_hosts=model_hosts,
         )
 
     # Inspection and the git gateway put variables and a CA bundle in the sandbox: prepared

@@ -112,6 +112,41 @@ def normalize_path(target: str) -> str:
     return "/" + "/".join(segments) + ("/" if trailing else "")
 
 
+_ANY_PERCENT = re.compile(r"%([0-9A-Fa-f]{2})")
+
+
+def readings(target: str) -> set[str]:
+    """Every path a server might route ``target`` to, normalised: the flow check refuses a
+    request when any of them belongs to a flow that is off (:func:`off_flow`).
+
+    Servers differ: some decode every percent escape before routing (``%40`` is ``@``),
+    others keep ``%2F`` as data; some resolve dot segments, others route on the raw ones
+    (``/api/event_logging/%2F..%2Fv1/messages`` is under ``/api/event_logging/`` there);
+    Tomcat and Spring drop ``;parameters`` from segments and read ``..;`` as ``..``; IIS
+    drops a segment's trailing dots; many ignore case. So the path is read each of those
+    ways, and their combinations."""
+    path = target.split("?", 1)[0].split("#", 1)[0]
+    if path.islower() and not any(char in path for char in "%;\\."):
+        return {normalize_path(path)}  # one reading (the common case: no work for the rest)
+    decoded = {
+        path,
+        _PERCENT.sub(_decode_unreserved, path),
+        _ANY_PERCENT.sub(lambda found: chr(int(found[1], 16)), path),
+    }
+    found: set[str] = set()
+    for text in decoded:
+        for variant in (text, text.replace("\\", "/")):
+            segments = [part for part in variant.split("/") if part]
+            bare = [part.split(";", 1)[0] for part in segments]
+            undotted = [part.rstrip(".") or part for part in bare]
+            for parts in (segments, bare, undotted):
+                raw = "/" + "/".join(parts) + ("/" if variant.endswith("/") else "")
+                for reading in (raw, normalize_path(raw)):
+                    found.add(reading)
+                    found.add(reading.lower())
+    return found
+
+
 def _host_matches(pattern: str, host: str, api_hosts: frozenset[str]) -> bool:
     """``$api``, ``*`` (any), ``*.suffix`` (any subdomain), ``label.*`` (any region), or a name."""
     if pattern == API_HOST:
@@ -334,6 +369,40 @@ def enforce(flow: str, decisions: Decisions) -> Verdict:
         str(decision.state),
         f"flow {flow} is {decision.state}, so airlock refused this request: {said}",
     )
+
+
+def off_rows(
+    host: str,
+    decisions: Decisions,
+    *,
+    agent: str = DEFAULT_AGENT,
+    api_hosts: Iterable[str] = DEFAULT_API_HOSTS,
+) -> tuple[Signature, ...]:
+    """The rows of ``agent``'s table for ``host`` whose flow is off (for :func:`off_flow`)."""
+    host = host.lower().rstrip(".")
+    hosts = api_hosts if isinstance(api_hosts, frozenset) else frozenset(api_hosts)
+    return tuple(
+        row
+        for row in AGENT_SIGNATURES[agent]
+        if decisions[row.flow].state not in SENDING_STATES and _host_matches(row.host, host, hosts)
+    )
+
+
+def off_flow(rows: Iterable[Signature], target: str, decisions: Decisions) -> Verdict | None:
+    """The refusal of a request whose path, read any way a server might (:func:`readings`),
+    with or without a final ``/``, in any case, and by any method, falls under one of
+    ``rows`` (:func:`off_rows`: those of a flow that is off); ``None`` when none does. A row
+    that names a method covers every method here: an origin may take
+    ``X-HTTP-Method-Override``, or answer another method at the same path."""
+    rows = tuple(rows)
+    if not rows:  # no flow to this host is off: nothing to read twice
+        return None
+    for reading in sorted(readings(target)):
+        for path in {reading, reading.rstrip("/") + "/", reading.lower()}:
+            for row in rows:
+                if path.startswith(row.path) or path.startswith(row.path.lower()):
+                    return enforce(row.flow, decisions)
+    return None
 
 
 def redact_query(target: str) -> str:

@@ -30,10 +30,13 @@ from airlock.egress.flows import (
     DEFAULT_AGENT,
     DEFAULT_API_HOSTS,
     FlowSummary,
+    Signature,
     Verdict,
     classify,
     compare,
     enforce,
+    off_flow,
+    off_rows,
 )
 from airlock.egress.framing import MAX_HEAD
 from airlock.egress.inspected import Dial, InspectedConnection, record_of
@@ -117,6 +120,8 @@ class Inspector:
         self.redactor = redactor or Redactor()
         self.api_hosts = api_hosts
         self.agent = agent
+        self._off_rows: dict[str, tuple[Signature, ...]] = {}
+        """Per host, the signature rows of flows that are off (the decisions hold for the run)."""
         self.dial = dial
         self.wall = wall
         self.clock = clock
@@ -160,7 +165,18 @@ class Inspector:
     def judge(self, method: str, host: str, path: str) -> Verdict:
         """The flow of a request to an inspected host, and whether the engine lets it out."""
         flow = classify(method, host, path, agent=self.agent, api_hosts=self.api_hosts)
-        return enforce(flow, self.decisions)
+        verdict = enforce(flow, self.decisions)
+        if not verdict.allowed:
+            return verdict
+        # Read any other way a server might, by any method: one of a flow that is off is
+        # refused as that flow (no spelling of a refused request gets out as another).
+        rows = self._off_rows.get(host)
+        if rows is None:
+            rows = self._off_rows[host] = off_rows(
+                host, self.decisions, agent=self.agent, api_hosts=self.api_hosts
+            )
+        off = off_flow(rows, path, self.decisions)
+        return verdict if off is None else off
 
     def inspects(self, host: str) -> bool:
         """Whether requests to ``host`` are read (named with ``--inspect`` or in settings).

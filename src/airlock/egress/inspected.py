@@ -269,6 +269,9 @@ class InspectedConnection:
             if in_path and self.inspector.secrets is not SecretsMode.REPORT:
                 raise HttpError(403, path_refusal(self.inspector.secrets, in_path))
             self.check_target(head.first[1])
+            hosts = [value for name, value in head.headers if name.lower() == b"host"]
+            if len(hosts) > 1:  # a front end may route by the first, the record names one
+                raise HttpError(400, "more than one Host header: refused")
             self.check_host(head.get(b"host"))
             framing = head.framing()
             if framing[0] == "none" and head.check is not None:

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     import asyncio
     import datetime as dt
     import threading
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Iterable, Mapping, Sequence
     from typing import Any
 
     from airlock.egress.gateway import Gateway
@@ -91,6 +91,7 @@ def prepare(
     proxy_url: str,
     inspect_setting: Any = None,
     now: dt.datetime,
+    model_hosts: Iterable[str] = (),
 ) -> Prepared:
     """Make the run's CA and bundle for inspected hosts, and start the git gateway.
 
@@ -101,6 +102,9 @@ def prepare(
         proxy_url: The proxy as seen from inside the sandbox (``http://127.0.0.1:3128``).
         inspect_setting: The value of ``airlock.inspect`` in settings.
         now: The run's start.
+        model_hosts: The hosts the engine says model requests go to
+            (:func:`airlock.policy.endpoints.flow_hosts`: ``ANTHROPIC_BASE_URL`` from the
+            settings' ``env`` too); requests to them are matched as the vendor API's.
 
     Raises:
         UsageError: A bad host, repository, URL or token source; what to write instead.
@@ -109,7 +113,7 @@ def prepare(
     try:
         hosts = inspected_hosts(args.inspect, inspect_setting)
         if hosts:
-            _prepare_inspection(prepared, hosts, args, decisions, environ, now)
+            _prepare_inspection(prepared, hosts, args, decisions, environ, now, model_hosts)
         if args.repo:
             _prepare_gateway(prepared, args, environ, proxy_url)
     except BaseException:
@@ -125,13 +129,17 @@ def _prepare_inspection(
     decisions: Decisions,
     environ: Mapping[str, str],
     now: dt.datetime,
+    model_hosts: Iterable[str],
 ) -> None:
+    import contextlib
     import tempfile
+    from urllib.parse import urlsplit
 
     from airlock.egress.ca import RunCA, ca_environment, upstream_context, write_bundle
     from airlock.egress.flows import DEFAULT_API_HOSTS
     from airlock.egress.inspect import InspectionConfig
     from airlock.egress.scan import SecretsMode
+    from airlock.policy.hosts import normalize_host
 
     ca = RunCA(now=now)
     folder = Path(tempfile.mkdtemp(prefix="airlock-ca-"))
@@ -139,9 +147,12 @@ def _prepare_inspection(
     bundle = write_bundle(ca, folder / "ca-bundle.pem")
     folder.chmod(0o755)
     api_hosts = set(DEFAULT_API_HOSTS)
-    base = environ.get("ANTHROPIC_BASE_URL", "")
-    if "://" in base:
-        api_hosts.add(base.split("://", 1)[1].split("/", 1)[0].rsplit(":", 1)[0].lower())
+    for host in model_hosts:  # the engine's (ANTHROPIC_BASE_URL from settings' env too)
+        api_hosts.add(normalize_host(host))
+    with contextlib.suppress(ValueError):  # a URL urlsplit cannot read names no host
+        base = urlsplit(environ.get("ANTHROPIC_BASE_URL", "")).hostname
+        if base:
+            api_hosts.add(normalize_host(base))
     prepared.inspection = InspectionConfig(
         hosts=hosts,
         ca=ca,
