@@ -455,9 +455,16 @@ MALFORMED = [
 ]
 
 
+FOUND_IN_THE_BODY = {
+    "bare_lf_in_a_chunk_extension",
+    "bare_lf_in_a_trailer",
+    "framing_header_in_a_trailer",
+}
+
+
 @pytest.mark.parametrize(("request_bytes", "why"), MALFORMED)
 def test_malformed_requests_are_refused_400_and_recorded(
-    make_rig, request_bytes: bytes, why: str
+    make_rig, request: pytest.FixtureRequest, request_bytes: bytes, why: str
 ) -> None:  # type: ignore[no-untyped-def]
     """A request inside TLS that the plain proxy's parser would refuse (bare CR or LF,
     control characters, a bad chunk extension or trailer, a bad version or request line,
@@ -469,8 +476,15 @@ def test_malformed_requests_are_refused_400_and_recorded(
     assert why.encode() in answer
     assert rig.origin.seen == []
     [record] = rig.wait_records(1)
-    assert (record["status"], record["decision"]) == (400, "deny")
-    assert why in record["error"] and why in record["reason"]
+    if request.node.callspec.id in FOUND_IN_THE_BODY:
+        # found in the body, after the head had gone upstream: the request's own record
+        # says what left, and that it was cut there (as the plain proxy's does)
+        assert (record["status"], record["decision"]) == (400, "allow")
+        assert why in record["error"] and "cut upstream" in record["error"]
+        assert record["bytes_out"] > 0
+    else:
+        assert (record["status"], record["decision"]) == (400, "deny")
+        assert why in record["error"] and why in record["reason"]
 
 
 @pytest.mark.parametrize(
@@ -602,3 +616,33 @@ def test_two_host_headers_are_refused(make_rig) -> None:  # type: ignore[no-unty
     assert answer.startswith(b"HTTP/1.1 400"), answer
     assert b"more than one Host" in answer
     assert rig.origin.seen == []
+
+
+@pytest.mark.parametrize("reset", [False, True], ids=["closed", "reset"])
+def test_a_body_cut_short_is_recorded_with_what_left(make_rig, reset: bool) -> None:  # type: ignore[no-untyped-def]
+    """A client that stops mid-body (closing, or resetting) after part of an upload went
+    upstream: the record says allow, the bytes that left and the key among them, and that
+    it was cut; never a refusal with nothing out, nor the origin's fault."""
+    import struct
+    import time
+
+    rig = make_rig()
+    port = rig.origin_port  # type: ignore[attr-defined]
+    tls, raw = tunnel_ssl(rig, "localhost", rig.bundle)
+    part = (f'{{"content": "my token is {KEY} ok", "pad": "' + "x" * 20_000).encode()
+    tls.sendall(
+        f"POST /v1/messages HTTP/1.1\r\nHost: localhost:{port}\r\n"
+        f"Content-Length: 100000\r\n\r\n".encode()
+        + part
+    )
+    time.sleep(0.5)  # the part read and sent on before the client goes
+    if reset:  # a close with SO_LINGER 0 sends a reset
+        tls.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    tls.close()
+    raw.close()
+    [record] = rig.wait_records(1)
+    assert record["decision"] == "allow"
+    assert record["bytes_out"] >= len(part)
+    assert record["secrets"] == {"github_token": 1}
+    assert "cut upstream" in record["error"] and "origin" not in record["error"]
+    assert KEY not in json.dumps(rig.records)

@@ -50,6 +50,7 @@ async def forward(client: Client, head: RequestHead) -> bool:
             from airlock.egress.plain import PlainInspection  # the redaction engine: only then
 
             inspection = PlainInspection(proxy.inspector, head, ruled.host)
+            record["host"] = ruled.host  # refusals by inspection name it as the rules read it
     body: bytes | None = None
     if inspection is not None:
         from airlock.egress.scan import SecretsMode, path_refusal, path_secrets

@@ -312,9 +312,11 @@ async def _chunked(reader: asyncio.StreamReader) -> AsyncIterator[tuple[bytes, b
 
 
 def origin_path(target: str) -> str:
-    """The path of a request target (an absolute-form target loses its scheme and host)."""
+    """The path of a request target (an absolute-form target loses its scheme and host,
+    which end at the first ``/``, ``?`` or ``#``: ``https://h?/v1/x`` is ``/?/v1/x``)."""
     if target[:8].lower().startswith(("http://", "https://")):
         rest = target.split("://", 1)[1]
-        slash = rest.find("/")
-        return rest[slash:] if slash >= 0 else "/"
+        end = next((index for index, char in enumerate(rest) if char in "/?#"), len(rest))
+        tail = rest[end:]
+        return tail if tail.startswith("/") else "/" + tail
     return target or "/"

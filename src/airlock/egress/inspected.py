@@ -383,7 +383,14 @@ class InspectedConnection:
         elif framing[0] != "none":
             scanner = SecretScanner(self.inspector.redactor)
             decoder = StreamDecoder(encoding)
-            async for raw, payload in body_pieces(self.reader, framing, head.check):
+            pieces = body_pieces(self.reader, framing, head.check)
+            while True:
+                try:
+                    raw, payload = await anext(pieces)
+                except StopAsyncIteration:
+                    break
+                except (HttpError, OSError, ssl.SSLError) as error:  # the client's side
+                    return await self._cut(fields, started, bytes_out, scanner, error)
                 up_writer.write(raw)
                 bytes_out += len(raw)
                 await scanner.add(decoder.feed(payload))  # scanned in a worker, beside forwarding
@@ -403,6 +410,36 @@ class InspectedConnection:
             secrets=secrets,
         )
         return keep
+
+    async def _cut(
+        self,
+        fields: dict[str, Any],
+        started: float,
+        bytes_out: int,
+        scanner: SecretScanner,
+        error: BaseException,
+    ) -> bool:
+        """A body that ended early, or turned out malformed, after part of the request had
+        gone upstream: the upstream request is cut (its connection closed), the client gets
+        the error when it is still there, and the record says what left and what it held."""
+        self.retire()
+        if isinstance(error, HttpError):
+            message, status = error.message, error.status
+            with contextlib.suppress(OSError, ssl.SSLError):
+                await self._answer(status, message.encode() + b"\n", close=True)
+        else:
+            message, status = f"the client left: {error or type(error).__name__}", None
+        self._done(
+            fields,
+            started,
+            status=status,
+            decision="allow",
+            bytes_out=bytes_out,
+            bytes_in=0,
+            secrets=await scanner.total(),
+            error=f"{message} (cut upstream after {bytes_out} bytes)",
+        )
+        return False
 
     async def _block(self, fields: dict[str, Any], started: float, secrets: dict[str, int]) -> bool:
         reason = blocked_reason(secrets)

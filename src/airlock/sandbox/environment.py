@@ -109,12 +109,15 @@ NOT_CREDENTIAL_VARIABLES: tuple[str, ...] = (
     "*_PUBLISHABLE_KEY",
     "OS_AUTH_URL",
     "OS_AUTH_TYPE",
+    "AWS_CA_BUNDLE",
+    "CLOUDSDK_CORE_CUSTOM_CA_CERTS_FILE",
 )
 """Names a row of :data:`CREDENTIAL_VARIABLES` matches that hold no credential: a setting of
 Hugging Face's tokenizers, tiktoken's cache, ``pass``'s settings (its store is hidden:
 :mod:`airlock.sandbox.stores`), the release-signing key's fingerprint Python's container
 images set, Git Credential Manager's choice of store, Stripe's publishable key (public by
-design), OpenStack's identity URL. Their values are still looked at
+design), OpenStack's identity URL, the CA bundles AWS's and Google Cloud's tools trust (a file of
+certificates). Their values are still looked at
 (:func:`credential_value_reason`)."""
 
 URL_USERINFO_PATTERN = r"://[^\s/?#@:]*:[^\s/?#@]+@(?!sha(?:256|384|512):)"
