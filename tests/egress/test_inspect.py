@@ -646,3 +646,15 @@ def test_a_body_cut_short_is_recorded_with_what_left(make_rig, reset: bool) -> N
     assert record["secrets"] == {"github_token": 1}
     assert "cut upstream" in record["error"] and "origin" not in record["error"]
     assert KEY not in json.dumps(rig.records)
+
+
+def test_a_form_upload_is_counted_decoded(make_rig) -> None:  # type: ignore[no-untyped-def]
+    """``--secrets report`` counts a key a form encoder wrote with escapes (``%2B``, ``%2F``)."""
+    secret = "k9Qz+3vTq/Lm2Wx8Yp0Rn5Hs7Dj4Fg6Bc1Va3Ne2"
+    rig = make_rig()
+    done = _curl(rig, "/v1/messages", "--data-urlencode", f"aws_secret_access_key={secret}")
+    assert done.returncode == 0, done.stderr
+    assert b"%2F" in rig.origin.seen[0][2]  # sent encoded, as it came
+    [record] = rig.wait_records(1)
+    assert record["secrets"] == {"aws_secret_access_key": 1}
+    assert secret not in json.dumps(rig.records)

@@ -176,3 +176,61 @@ def test_stream_decoder_feeds_the_scan_decoded_and_says_what_it_could_not() -> N
     assert StreamDecoder(b"br").feed(b"xx") == b""
     assert "br" in StreamDecoder(b"br").unchecked
     assert StreamDecoder(None).feed(b"as is") == b"as is"
+
+
+AWS_SECRET = "k9Qz+3vTq/Lm2Wx8Yp0Rn5Hs7Dj4Fg6Bc1Va3Ne2"
+GITHUB = "ghp_aB3dE5fG7hJ9kL1mN3pQ5rS7tU9vW1xY3z5A"
+
+
+def test_a_form_encoded_secret_is_found_blocked_and_redacted_in_place() -> None:
+    """``aws_secret_access_key=…%2B…%2F…`` (what every form encoder writes) and ``ghp%5F…``:
+    found decoded, blocked, and under redact replaced where they stand in the encoded body."""
+    from urllib.parse import urlencode
+
+    from airlock.egress.scan import SecretsMode, check_gathered
+    from airlock.redact import Redactor
+
+    redactor = Redactor()
+    body = urlencode({"aws_secret_access_key": AWS_SECRET, "note": "a b/c", "t": GITHUB}).encode()
+    body = body.replace(b"ghp_", b"ghp%5F")
+    assert check_gathered(redactor, SecretsMode.BLOCK, body)[:2] == (
+        None,
+        {"aws_secret_access_key": 1, "github_token": 1},
+    )
+    redacted, found, decoded = check_gathered(redactor, SecretsMode.REDACT, body)
+    assert redacted == (
+        b"aws_secret_access_key=[REDACTED:aws_secret_access_key]&note=a+b%2Fc"
+        b"&t=[REDACTED:github_token]"
+    )
+    assert found == {"aws_secret_access_key": 1, "github_token": 1} and not decoded
+
+
+def test_a_secret_found_both_ways_counts_once() -> None:
+    """A key written plainly beside an unrelated escape is one secret, not two."""
+    from airlock.egress.scan import SecretsMode, check_gathered
+    from airlock.redact import Redactor
+
+    body = f'{{"url": "https://example.com/a%20b", "key": "{GITHUB}"}}'.encode()
+    redacted, found, _ = check_gathered(Redactor(), SecretsMode.REDACT, body)
+    assert found == {"github_token": 1}
+    assert redacted == body.replace(GITHUB.encode(), b"[REDACTED:github_token]")
+
+
+def test_too_many_escapes_to_redact_in_place(monkeypatch: pytest.MonkeyPatch) -> None:
+    from airlock.egress import scan
+    from airlock.redact import Redactor
+
+    monkeypatch.setattr(scan, "MAX_ESCAPES", 3)
+    with pytest.raises(scan.Uncheckable) as raised:
+        scan.check_gathered(Redactor(), scan.SecretsMode.REDACT, b"%41%42%43%44")
+    assert raised.value.status == 413
+
+
+def test_form_decoder_decodes_escapes_cut_between_pieces() -> None:
+    from airlock.egress.scan import FormDecoder
+
+    body = b"k=a%2Fb%2Bc%25&z=%"
+    form = FormDecoder(b"application/x-www-form-urlencoded; charset=utf-8")
+    out = b"".join(form.feed(body[i : i + 1]) for i in range(len(body))) + form.finish()
+    assert out == b"k=a/b+c%&z=%"
+    assert FormDecoder(b"application/json").feed(b"a%2Fb") == b"a%2Fb"

@@ -49,6 +49,7 @@ from airlock.egress.framing import (
 from airlock.egress.scan import (
     MAX_GATHERED,
     TOO_LARGE,
+    FormDecoder,
     SecretScanner,
     SecretsMode,
     StreamDecoder,
@@ -383,6 +384,7 @@ class InspectedConnection:
         elif framing[0] != "none":
             scanner = SecretScanner(self.inspector.redactor)
             decoder = StreamDecoder(encoding)
+            form = FormDecoder(head.get(b"content-type"))
             pieces = body_pieces(self.reader, framing, head.check)
             while True:
                 try:
@@ -393,9 +395,10 @@ class InspectedConnection:
                     return await self._cut(fields, started, bytes_out, scanner, error)
                 up_writer.write(raw)
                 bytes_out += len(raw)
-                await scanner.add(decoder.feed(payload))  # scanned in a worker, beside forwarding
+                await scanner.add(form.feed(decoder.feed(payload)))  # scanned beside forwarding
                 if up_writer.transport.get_write_buffer_size() > PIECE:
                     await up_writer.drain()
+            await scanner.add(form.finish())
             secrets = await scanner.total()
         await up_writer.drain()
         status, bytes_in, keep = await self._relay_response(up_reader, fields["method"])

@@ -27,6 +27,7 @@ from airlock.egress.http1 import RequestHead, simple_response
 from airlock.egress.scan import (
     MAX_GATHERED,
     TOO_LARGE,
+    FormDecoder,
     SecretScanner,
     SecretsMode,
     StreamDecoder,
@@ -60,6 +61,7 @@ class PlainInspection:
         self.mode = inspector.secrets
         self._scanner = None if self.gathers else SecretScanner(inspector.redactor)
         self._decoder = StreamDecoder(head.header(b"content-encoding"))
+        self._form = FormDecoder(head.header(b"content-type"))
         self.secrets: dict[str, int] = {}
 
     @property
@@ -84,11 +86,12 @@ class PlainInspection:
     async def take(self, piece: bytes) -> None:
         """Count the secrets of a body piece on its way out (``--secrets report``)."""
         if self._scanner is not None:
-            await self._scanner.add(self._decoder.feed(piece))
+            await self._scanner.add(self._form.feed(self._decoder.feed(piece)))
 
     async def finish(self) -> dict[str, int]:
         """The secrets counted in the body, by kind (also kept in :attr:`secrets`)."""
         if self._scanner is not None:
+            await self._scanner.add(self._form.finish())
             self.secrets.update(await self._scanner.total())
         return self.secrets
 

@@ -21,7 +21,10 @@ segment's size); with no core free, that pass costs its full share of the throug
 from __future__ import annotations
 
 import asyncio
+import bisect
 import io
+import re
+import urllib.parse
 import zlib
 from collections import Counter
 from enum import StrEnum
@@ -254,6 +257,98 @@ class StreamDecoder:
         return out
 
 
+ESCAPE = re.compile(rb"%[0-9A-Fa-f]{2}")
+MAX_ESCAPES = 1_000_000
+"""Percent escapes a gathered body may hold and still be redacted in place (each is a point
+of the map from the decoded body back to the body)."""
+
+
+def escaped_hits(redactor: Redactor, body: bytes) -> list[tuple[int, int, str]] | None:
+    """The secrets of ``body`` with its percent escapes decoded (a form's
+    ``aws_secret_access_key=wJalr…%2F…``, ``ghp%5F…``), as spans of ``body`` itself, and those
+    of ``body`` as it is, not overlapping; ``None`` when it holds more than
+    :data:`MAX_ESCAPES` escapes."""
+    decoded: list[bytes] = []
+    points_decoded, points_raw = [0], [0]  # where each escape's decoded byte ends
+    position = size = 0
+    for count, found in enumerate(ESCAPE.finditer(body)):
+        if count >= MAX_ESCAPES:
+            return None
+        start = found.start()
+        decoded += [body[position:start], bytes([int(found.group()[1:], 16)])]
+        size += start - position + 1
+        position = found.end()
+        points_decoded.append(size)
+        points_raw.append(position)
+    decoded.append(body[position:])
+
+    def raw(index: int) -> int:
+        point = bisect.bisect_right(points_decoded, index) - 1
+        return points_raw[point] + index - points_decoded[point]
+
+    spans = [(hit.start, hit.end, hit.kind) for hit in redactor.find(body)]
+    spans += [(raw(hit.start), raw(hit.end), hit.kind) for hit in redactor.find(b"".join(decoded))]
+    kept: list[tuple[int, int, str]] = []
+    for span in sorted(spans):
+        if kept and span[0] < kept[-1][1]:  # the same secret, found both ways
+            if span[1] > kept[-1][1]:
+                kept[-1] = (kept[-1][0], span[1], kept[-1][2])
+            continue
+        kept.append(span)
+    return kept
+
+
+def _check_escaped(
+    redactor: Redactor, mode: SecretsMode, body: bytes
+) -> tuple[bytes | None, dict[str, int]]:
+    """:func:`check_gathered` for a body with percent escapes (:func:`escaped_hits`).
+
+    Raises:
+        Uncheckable: too many escapes to redact in place (``413``).
+    """
+    spans = escaped_hits(redactor, body)
+    if spans is None:
+        raise Uncheckable(
+            413, f"the request body holds more than {MAX_ESCAPES} percent escapes to check"
+        )
+    secrets = dict(Counter(kind for _, _, kind in spans))
+    if not secrets:
+        return body, secrets
+    if mode is SecretsMode.BLOCK:
+        return None, secrets
+    out, position = [], 0
+    for start, end, kind in spans:
+        out += [body[position:start], f"[REDACTED:{kind}]".encode()]
+        position = end
+    out.append(body[position:])
+    return b"".join(out), secrets
+
+
+class FormDecoder:
+    """A streamed form body (``application/x-www-form-urlencoded``) with its percent escapes
+    decoded for ``--secrets report``'s count (the body itself leaves as it came); an escape
+    cut between two pieces is decoded with the next."""
+
+    def __init__(self, content_type: bytes | None) -> None:
+        kind = (content_type or b"").split(b";", 1)[0].strip().lower()
+        self.active = kind == b"application/x-www-form-urlencoded"
+        self._carry = b""
+
+    def feed(self, piece: bytes) -> bytes:
+        """``piece`` decoded (as it is, for another body)."""
+        if not self.active:
+            return piece
+        data = self._carry + piece
+        cut = data.rfind(b"%", max(0, len(data) - 2))
+        self._carry, data = (data[cut:], data[:cut]) if cut >= 0 else (b"", data)
+        return urllib.parse.unquote_to_bytes(data)
+
+    def finish(self) -> bytes:
+        """What was held back at the end (a stray ``%``)."""
+        rest, self._carry = self._carry, b""
+        return rest
+
+
 def check_gathered(
     redactor: Redactor, mode: SecretsMode, body: bytes, encoding: bytes | None = None
 ) -> tuple[bytes | None, dict[str, int], bool]:
@@ -261,12 +356,18 @@ def check_gathered(
     must go (it left decoded): ``--secrets redact`` replaces each secret; ``--secrets block``
     gives ``None`` (refused) for a body that holds any. A compressed body is checked decoded
     (:func:`decoded`); it leaves as it came when it holds no secret, decoded and redacted
-    when it does.
+    when it does. A body with percent escapes is read with them decoded too, and a secret
+    found either way is replaced in place (:func:`escaped_hits`).
 
     Raises:
         Uncheckable: as :func:`decoded`.
     """
     plain = decoded(body, encoding)
+    if ESCAPE.search(plain) is not None:  # a form's values (%2F, %2B): read decoded too
+        checked, secrets = _check_escaped(redactor, mode, plain)
+        if checked is plain:
+            return body, secrets, False
+        return checked, secrets, plain is not body
     if plain is body:
         if mode is SecretsMode.REDACT:
             return (*redact_body(redactor, body), False)
