@@ -316,3 +316,20 @@ def test_percent_encoded_scope_of_a_package_is_auto_update() -> None:
     rows = off_rows("registry.npmjs.org", decisions)
     verdict = off_flow(rows, "/%40anthropic-ai/claude-code", decisions)
     assert verdict is not None and verdict.flow == FlowId.AUTO_UPDATE
+
+
+@pytest.mark.parametrize(
+    ("host", "target"),
+    [
+        (
+            "storage.googleapis.com",
+            "/storage/v1/b/claude-code-dist-86c565f3/o/x%2Fclaude?alt=media",
+        ),
+        ("storage.googleapis.com", "/download/storage/v1/b/claude-code-dist-86c565f3/o/x"),
+        ("www.googleapis.com", "/download/storage/v1/b/claude-code-dist-86c565f3/o/x"),
+        ("storage.cloud.google.com", "/claude-code-dist-86c565f3/x/claude"),
+    ],
+)
+def test_other_urls_of_the_release_bucket_are_auto_update(host: str, target: str) -> None:
+    """Cloud Storage serves one object at several URLs: each is the release download."""
+    assert classify("GET", host, target) == FlowId.AUTO_UPDATE

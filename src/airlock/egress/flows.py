@@ -276,6 +276,24 @@ CLAUDE_CODE: tuple[Signature, ...] = (
         FlowId.AUTO_UPDATE,
         "the native installer's release bucket",
     ),
+    *(
+        Signature(
+            "GET",
+            host,
+            path,
+            FlowId.AUTO_UPDATE,
+            "the native installer's release bucket, through Cloud Storage's JSON API",
+        )
+        for host in ("storage.googleapis.com", "www.googleapis.com")
+        for path in ("/storage/v1/b/claude-code-dist-", "/download/storage/v1/b/claude-code-dist-")
+    ),
+    Signature(
+        "GET",
+        "storage.cloud.google.com",
+        "/claude-code-dist-",
+        FlowId.AUTO_UPDATE,
+        "the native installer's release bucket, through Cloud Storage's signed-in downloads",
+    ),
     Signature(
         "GET",
         "downloads.claude.ai",
