@@ -141,3 +141,64 @@ def test_a_refused_flow_needs_no_name_lookup(tmp_path: Path) -> None:
         ("metrics", 403, "deny"),
         ("model_requests", 502, "allow"),
     ]
+
+
+def test_a_tunnel_whose_tls_asks_for_an_inspected_host_is_refused(tmp_path: Path) -> None:
+    """``CONNECT 127.0.0.1`` carrying TLS for ``localhost`` (inspected): the requests would
+    pass as an opaque tunnel; refused, with a record saying why. The same address with TLS
+    for itself stays a tunnel."""
+    origin_ca, bundle, inspection = _setup(tmp_path, {"DISABLE_TELEMETRY": "1"})
+    cfg = config(tmp_path, inspection=inspection)
+    with tls_origin(origin_ca, "localhost") as site, tls_origin(origin_ca, "127.0.0.1") as other:
+        port, other_port = site.server_address[1], other.server_address[1]
+        with running(cfg) as (url, _):
+            aliased = _curl(
+                url,
+                bundle,
+                f"https://localhost:{port}/api/event_logging/v2/batch",
+                "--connect-to",
+                f"localhost:{port}:127.0.0.1:{port}",
+                "-d",
+                "{}",
+            )
+            direct = _curl(url, bundle, f"https://127.0.0.1:{other_port}/bytes/1000")
+    assert aliased.returncode != 0
+    assert site.seen == []  # type: ignore[attr-defined]
+    assert direct.returncode == 0 and len(direct.stdout) == 1000
+    assert cfg.audit_log is not None
+    tunnels = [r for r in read_records(cfg.audit_log) if r["type"] == "tunnel"]
+    assert [(r["port"], r["decision"]) for r in tunnels] == [(port, "deny"), (other_port, "allow")]
+    assert "asks for localhost, an inspected host" in tunnels[0]["reason"]
+
+
+def test_a_server_that_speaks_first_is_not_held_up(tmp_path: Path) -> None:
+    """With inspection on, a tunnel's first client bytes are read for a TLS name; a server
+    that greets first (SMTP, SSH) still reaches a client that has sent nothing."""
+    import socket
+    import threading
+
+    _, _, inspection = _setup(tmp_path, {})
+    server = socket.create_server(("127.0.0.1", 0))
+    server_port = server.getsockname()[1]
+
+    def greet() -> None:
+        connection, _ = server.accept()
+        with connection:
+            connection.sendall(b"220 ready\r\n")
+            connection.recv(100)
+
+    thread = threading.Thread(target=greet, daemon=True)
+    thread.start()
+    with running(config(tmp_path, inspection=inspection)) as (url, _):
+        proxy_port = int(url.rsplit(":", 1)[1])
+        with socket.create_connection(("127.0.0.1", proxy_port), timeout=5) as client:
+            client.sendall(f"CONNECT 127.0.0.1:{server_port} HTTP/1.1\r\n\r\n".encode())
+            answer = b""
+            while b"220 ready" not in answer:
+                piece = client.recv(1000)
+                assert piece, answer
+                answer += piece
+            assert answer.startswith(b"HTTP/1.1 200")
+            client.sendall(b"QUIT\r\n")
+    server.close()
+    thread.join(5)

@@ -37,6 +37,12 @@ class Relay:
         self.error: str | None = None
         self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.halves = (_Half(self, OUT, budget, activity), _Half(self, IN, None, activity))
+        self.check: Callable[[bytes], str | None] | None = None
+        """Set before the client is attached: its first bytes are held until this says
+        (``None``: not yet; ``""``: let them through; a reason: refuse the tunnel). The
+        destination's bytes flow meanwhile."""
+        self.refused: str | None = None
+        """Why :attr:`check` refused the tunnel (both sides were aborted)."""
 
     @property
     def client(self) -> _Half:
@@ -52,6 +58,11 @@ class Relay:
         """Take over the client's transport (from now on its bytes come to this relay)."""
         transport.set_protocol(self.client)
         self.client.connection_made(transport)
+
+    def refuse(self, reason: str) -> None:
+        """End the tunnel at once, nothing of the client's sent on."""
+        self.refused = reason
+        self.abort()
 
     def abort(self) -> None:
         for half in self.halves:
@@ -82,6 +93,25 @@ class _Half(asyncio.Protocol):
         self.lost = False
         self.waiting: list[bytes] = []
         """Bytes received before the other side's transport was there."""
+        self.held: bytes | None = b"" if direction == OUT else None
+        """The client's first bytes, held while the relay's :attr:`Relay.check` reads them
+        (``None`` once released)."""
+
+    def _release(self, data: bytes) -> bytes:
+        """What of the held bytes and ``data`` may go on now (nothing while the check waits
+        for more, or refused)."""
+        assert self.held is not None
+        check = self.relay.check
+        held = self.held + data
+        verdict = "" if check is None else check(held)
+        if verdict is None:
+            self.held = held
+            return b""
+        self.held = None
+        if verdict:
+            self.relay.refuse(verdict)
+            return b""
+        return held
 
     @property
     def peer(self) -> _Half:
@@ -94,6 +124,10 @@ class _Half(asyncio.Protocol):
             self.transport.write(data)
 
     def data_received(self, data: bytes) -> None:
+        if self.held is not None:
+            data = self._release(data)
+            if not data:
+                return
         peer = self.peer.transport
         if peer is None:
             self.waiting.append(data)
@@ -105,6 +139,10 @@ class _Half(asyncio.Protocol):
         self.activity()
 
     def eof_received(self) -> bool:
+        if self.held:  # a first message cut short: it goes on as it is
+            data, self.held = self.held, None
+            self.data_received(data)
+        self.held = None
         self.eof = True
         peer = self.peer.transport
         if peer is not None and not peer.is_closing():

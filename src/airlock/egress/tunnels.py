@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from airlock._tasks import create_task
@@ -21,8 +22,10 @@ from airlock.egress.connection import (
     is_gateway,
     new_record,
 )
+from airlock.egress.hello import NeedMore, NotHello, server_name
 from airlock.egress.http1 import RequestHead
 from airlock.egress.relay import Relay
+from airlock.policy.hosts import normalize_host
 
 if TYPE_CHECKING:
     from airlock.egress.client import Client
@@ -69,12 +72,9 @@ async def _chained(
     client.writer.write(ESTABLISHED)
     early = client.parser.tunnel_data or b""
     counts = [0, 0]
-    if early:
-        upstream.writer.write(early)
-        counts[0] += len(early)
-        proxy.budget.spend(len(early))
+    refused: list[str] = []
     outward = create_task(
-        _pipe(client, client.reader, upstream.writer, counts, 0),
+        _gated_pipe(client, early, upstream, counts, _inspected_name_check(client, host), refused),
         name=f"tunnel out {head.host}:{head.port}",
     )
     try:
@@ -84,6 +84,9 @@ async def _chained(
         outward.cancel()
         stats.bytes_out += counts[0]
         stats.bytes_in += counts[1]
+    if refused:
+        _refused_inside(client, record, refused[0])
+        return
     record.update(
         status=200,
         bytes_out=counts[0],
@@ -93,10 +96,46 @@ async def _chained(
     client.finish(record)
 
 
+def _inspected_name_check(client: Client, host: str) -> Callable[[bytes], str | None] | None:
+    """With inspection on, the check of a tunnel's first bytes (see :attr:`Relay.check`):
+    refused when its TLS asks for an inspected host other than ``host`` (the tunnel's, as
+    the rules read it), since an address or another name in the ``CONNECT`` must not carry
+    an inspected host's requests past the flow check; ``None`` without inspection."""
+    inspector = client.proxy.inspector
+    if inspector is None:
+        return None
+
+    def check(data: bytes) -> str | None:
+        try:
+            name = server_name(data)
+        except NeedMore:
+            return None
+        except NotHello:
+            return ""  # not TLS: nothing inspected can be named in it
+        canonical = normalize_host(name) if name else ""
+        if not canonical or canonical == host or not inspector.inspects(canonical):
+            return ""
+        return (
+            f"the TLS in this tunnel to {host} asks for {canonical}, an inspected host: "
+            f"refused (CONNECT to {canonical} itself, and its requests are inspected)"
+        )
+
+    return check
+
+
+def _refused_inside(client: Client, record: dict[str, Any], reason: str) -> None:
+    """The record of a tunnel refused after its ``200`` (its TLS named an inspected host):
+    the client saw the connection close."""
+    client.proxy.stats(record["host"]).refused[reason] += 1
+    record.update(status=403, decision="deny", reason=reason, bytes_out=0, bytes_in=0)
+    client.finish(record)
+
+
 async def _relay(client: Client, host: str, relay: Relay, record: dict[str, Any]) -> None:
     """Answer ``200`` and let the relay copy the tunnel's bytes until both sides close."""
     client.relay = relay
     client.writer.write(ESTABLISHED)
+    relay.check = _inspected_name_check(client, host)
     transport = client.writer.transport
     stream_protocol = transport.get_protocol()
     relay.attach_client(transport)  # type: ignore[arg-type]
@@ -110,6 +149,9 @@ async def _relay(client: Client, host: str, relay: Relay, record: dict[str, Any]
     if isinstance(stream_protocol, ClientProtocol) and stream_protocol.eof_seen:
         relay.client.eof_received()
     await relay.done
+    if relay.refused is not None:
+        _refused_inside(client, record, relay.refused)
+        return
     stats = client.proxy.stats(host)
     stats.bytes_out += relay.counts[0]
     stats.bytes_in += relay.counts[1]
@@ -152,6 +194,35 @@ async def _inspect(client: Client, head: RequestHead, host: str) -> None:
         activity=client.touch,
         established=ESTABLISHED,
     )
+
+
+async def _gated_pipe(
+    client: Client,
+    early: bytes,
+    upstream: Upstream,
+    counts: list[int],
+    check: Callable[[bytes], str | None] | None,
+    refused: list[str],
+) -> str | None:
+    """The client's side of a chained tunnel: its first bytes held until ``check`` says
+    (see :attr:`Relay.check`; the upstream's bytes flow meanwhile), then :func:`_pipe`. A
+    refusal goes in ``refused``, and both sides are closed."""
+    held = early
+    verdict = "" if check is None else check(held)
+    while verdict is None:
+        more = await client.reader.read(READ_SIZE)
+        held += more
+        verdict = check(held) if more and check is not None else ""
+    if verdict:
+        refused.append(verdict)
+        client.writer.close()
+        upstream.writer.close()
+        return None
+    if held:
+        upstream.writer.write(held)
+        counts[0] += len(held)
+        client.proxy.budget.spend(len(held))
+    return await _pipe(client, client.reader, upstream.writer, counts, 0)
 
 
 async def _pipe(

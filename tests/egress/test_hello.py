@@ -1,0 +1,67 @@
+"""The server name a TLS client asks for, read from a real ClientHello (Python's ssl)."""
+
+from __future__ import annotations
+
+import ssl
+
+import pytest
+
+from airlock.egress.hello import MAX_HELLO, NeedMore, NotHello, server_name
+
+
+def _client_hello(name: str | None) -> bytes:
+    """The first bytes a TLS client sends for ``name`` (``None``: no SNI)."""
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    tls = context.wrap_bio(incoming, outgoing, server_hostname=name)
+    with pytest.raises(ssl.SSLWantReadError):
+        tls.do_handshake()
+    return outgoing.read()
+
+
+def test_the_name_is_read() -> None:
+    assert server_name(_client_hello("api.anthropic.com")) == "api.anthropic.com"
+
+
+def test_no_name_is_none() -> None:
+    assert server_name(_client_hello(None)) is None
+
+
+def test_a_hello_split_over_records_and_reads() -> None:
+    """A ClientHello may span TLS records (fragmented), and arrive a byte at a time."""
+    hello = _client_hello("localhost")
+    body = hello[5:]
+    half = len(body) // 2
+    split = b"".join(
+        b"\x16" + hello[1:3] + len(part).to_bytes(2, "big") + part
+        for part in (body[:half], body[half:])
+    )
+    assert server_name(split) == "localhost"
+    for end in (1, 5, len(split) - 1):
+        with pytest.raises(NeedMore):
+            server_name(split[:end])
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"GET / HTTP/1.1\r\n\r\n",
+        b"SSH-2.0-OpenSSH_9.6\r\n",
+        b"\x16\x03\x01\x00\x04\x02\x00\x00\x00",
+    ],
+    ids=["http", "ssh", "server_hello"],
+)
+def test_other_bytes_are_no_hello(data: bytes) -> None:
+    with pytest.raises(NotHello):
+        server_name(data)
+
+
+def test_a_hello_never_whole_stops_at_the_limit() -> None:
+    record = b"\x16\x03\x01\x40\x00" + b"\x00" * 0x4000
+    first = b"\x16\x03\x01\x40\x00" + b"\x01\xff\xff\xff" + b"\x00" * (0x4000 - 4)
+    endless = first + record * (MAX_HELLO // len(record) + 1)
+    with pytest.raises(NeedMore):
+        server_name(endless[: MAX_HELLO - 1])
+    with pytest.raises(NotHello):
+        server_name(endless)
