@@ -78,7 +78,8 @@ async def chain_connect(upstream: Upstream, host: str, port: int) -> None:
 
 
 GATEWAY_HOST = "git.airlock.internal"
-"""The git credential gateway's name (``egress.gateway.GATEWAY_HOST``)."""
+"""The name git inside uses for the git credential gateway (:mod:`airlock.egress.gateway`);
+it never resolves: the proxy routes it to the gateway."""
 
 
 def is_gateway(host: str) -> bool:

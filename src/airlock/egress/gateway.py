@@ -38,12 +38,11 @@ from urllib.parse import parse_qs, quote
 
 import httpx
 
+from airlock.egress.connection import GATEWAY_HOST
 from airlock.egress.framing import MAX_HEAD, Framing, Head, HttpError, body_pieces, read_head
 from airlock.egress.http1 import header_safe
 from airlock.errors import UsageError
 
-GATEWAY_HOST = "git.airlock.internal"
-"""The name git inside uses for the gateway; it never resolves: the proxy routes it here."""
 DEFAULT_UPSTREAM = "https://github.com"
 SERVICES = frozenset({"git-upload-pack", "git-receive-pack"})
 _REPO = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,99})$")
