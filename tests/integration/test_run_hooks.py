@@ -648,3 +648,55 @@ def test_a_global_config_in_the_workspace_is_read_only(tmp_path: Path, project: 
         env={"GIT_CONFIG_GLOBAL": str(project / "user.gitconfig")},
     )
     _no_write_and_nothing_runs(done, project)
+
+
+def test_links_made_in_the_git_folder_are_moved_aside(tmp_path: Path, project: Path) -> None:
+    """``.git/logs/HEAD -> ~/.bashrc`` and ``.git/COMMIT_EDITMSG -> hooks/pre-commit`` made
+    inside: git appends the reflog and writes the commit message through a link, so the
+    user's next checkout or amend would write outside. They are moved aside after the run;
+    a link the user had there before is left."""
+    home = tmp_path / "home"
+    bashrc = home / ".bashrc"
+    bashrc.write_text("# mine\n")
+    _git(project, "init", "-q")
+    _git(
+        project,
+        "-c",
+        "user.name=u",
+        "-c",
+        "user.email=u@x",
+        "commit",
+        "-q",
+        "--allow-empty",
+        "-m",
+        "one",
+    )
+    (project / ".git" / "info").mkdir(exist_ok=True)
+    (project / ".git" / "info" / "mine").symlink_to("../description")
+    time.sleep(1.2)  # older than the run by more than the change times' slack
+    done = run_script(
+        tmp_path,
+        f"ln -sf {bashrc} .git/logs/HEAD && ln -sf hooks/pre-commit .git/COMMIT_EDITMSG "
+        "&& echo planted",
+    )
+    assert done.returncode == 0, done.stderr
+    assert "planted" in done.stdout
+    assert "made in a git folder during the run" in done.stderr
+    assert not (project / ".git" / "logs" / "HEAD").is_symlink()
+    assert not (project / ".git" / "COMMIT_EDITMSG").is_symlink()
+    assert (project / ".git" / "info" / "mine").is_symlink()  # the user's own
+    _git(project, "checkout", "-q", "-b", "other")
+    _git(
+        project,
+        "-c",
+        "user.name=u",
+        "-c",
+        "user.email=u@x",
+        "commit",
+        "-q",
+        "--amend",
+        "--allow-empty",
+        "--no-edit",
+    )
+    assert bashrc.read_text() == "# mine\n"
+    assert not (project / ".git" / "hooks" / "pre-commit").exists()

@@ -990,6 +990,52 @@ def _could_not_write(git_folder: Path, read_only: Mapping[Path, bool]) -> bool:
     return all(read_only_at(git_folder / name, read_only) for name in ("config", "hooks"))
 
 
+GIT_FOLDER_ENTRIES = 200_000
+"""At most this many entries of the git folders are looked at for links made in a run."""
+
+
+def planted_links(workspace: Path, nested: Iterable[Path], since: float) -> tuple[list[Path], bool]:
+    """After the run: the symbolic links made or changed during it (their change time at or
+    after ``since``, less :data:`CHANGED_SLACK`) in the git folders of the workspace's
+    repository (its ``.git/modules`` too) and of the nested ones (``nested``: their ``.git``
+    entries), and whether every entry was looked at (:data:`GIT_FOLDER_ENTRIES`).
+
+    Git makes no links in its own folders, and writes through one: it appends the reflog
+    (``logs/HEAD``) and writes ``COMMIT_EDITMSG``, ``MERGE_MSG`` and the like in place. A link
+    made inside would have the user's next ``git checkout`` or ``git commit --amend`` write
+    text code inside chose into ``~/.bashrc`` or into a hook. A link the user made before the
+    run (``hooks -> ../githooks``) is theirs, and left alone."""
+    folders: dict[Path, None] = {}
+    for dot_git in (workspace / ".git", *nested):
+        found = _git_folder_of(dot_git)
+        if found is not None:
+            folders[found] = None
+    planted: list[Path] = []
+    looked = 0
+    for folder in folders:
+        pending = [folder]
+        while pending:
+            current = pending.pop()
+            try:
+                with os.scandir(current) as listing:
+                    entries = list(itertools.islice(listing, GIT_FOLDER_ENTRIES - looked + 1))
+            except OSError:
+                continue
+            looked += len(entries)
+            if looked > GIT_FOLDER_ENTRIES:
+                return planted, False
+            for entry in entries:
+                try:
+                    if entry.is_symlink():
+                        if entry.stat(follow_symlinks=False).st_ctime >= since - CHANGED_SLACK:
+                            planted.append(Path(entry.path))
+                    elif entry.is_dir(follow_symlinks=False):
+                        pending.append(Path(entry.path))
+                except OSError:
+                    continue
+    return planted, True
+
+
 def _git_folder_of(dot_git: Path) -> Path | None:
     """The git folder a ``.git`` is (a folder, or a link to one) or names (a ``.git`` file,
     read as git reads it), resolved."""

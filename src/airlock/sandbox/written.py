@@ -41,6 +41,7 @@ from airlock.sandbox.agent_state import CONFIG_FILES, keep_file, keep_servers, r
 from airlock.sandbox.files import chmod_regular, is_at, open_folder
 from airlock.sandbox.paths import read_only_at, resolve
 from airlock.sandbox.repositories import (
+    GIT_FOLDER_ENTRIES,
     HOOK_NAMES,
     NESTED_DEPTH,
     NESTED_ENTRIES,
@@ -50,6 +51,7 @@ from airlock.sandbox.repositories import (
     listing,
     module_folders,
     note_linked,
+    planted_links,
     scan_workspace,
     secure_linked_repositories,
     secure_new_modules,
@@ -522,6 +524,10 @@ class Watch:
             ),
         )
         step(
+            "look for links made in the git folders",
+            lambda: lines.extend(self._planted_links(destination, looked)),
+        )
+        step(
             "look for hooks written in core.hooksPath",
             lambda: moved.extend(
                 move_aside(path, destination / "hooks" / path.name, self.hooks_within)
@@ -576,6 +582,39 @@ class Watch:
         for path, before in self.configs.items():
             aside = _free(destination / path.parent.name / path.name)
             step(f"check {shown(path)}", partial(_keep, lines, keep_file, path, before, aside))
+        return lines
+
+    def _planted_links(self, destination: Path, looked: list[Snapshot]) -> list[str]:
+        """Move aside each link made in a git folder during the run (see
+        :func:`airlock.sandbox.repositories.planted_links`); what was done, a line each."""
+        nested = set(self.nested)
+        if looked and looked[0].nested is not None:
+            nested |= set(looked[0].nested.found)
+        planted, complete = planted_links(self.workspace, sorted(nested), self.linked.since)
+        lines = []
+        for path in planted:
+            try:
+                target = str(path.readlink())
+            except OSError:
+                target = "?"
+            folder = Path(os.path.realpath(path.parent))
+            moved = move_aside(path, destination / "git-links" / path.name, folder)
+            where = (
+                f"moved to {shown(moved.moved_to)}"
+                if moved.moved_to != path
+                else "could not be moved: remove it before you use git there"
+            )
+            lines.append(
+                f"airlock: {shown(path)}: a link (to {shown(target)}) made in a git folder "
+                f"during the run, where git writes through links (the reflog, the commit "
+                f"message), {where}"
+            )
+        if not complete:
+            lines.append(
+                f"airlock: the git folders hold more than {GIT_FOLDER_ENTRIES} entries: links "
+                "made in them during the run were looked for in the first ones only (find "
+                "them with: find .git -type l -newer .git/HEAD)"
+            )
         return lines
 
 
