@@ -6,7 +6,7 @@ import ssl
 
 import pytest
 
-from airlock.egress.hello import MAX_HELLO, NeedMore, NotHello, server_name
+from airlock.egress.hello import MAX_HELLO, MAX_RECORDS, NeedMore, NotHello, Unreadable, server_name
 
 
 def _client_hello(name: str | None) -> bytes:
@@ -44,17 +44,22 @@ def test_a_hello_split_over_records_and_reads() -> None:
 
 
 @pytest.mark.parametrize(
-    "data",
-    [
-        b"GET / HTTP/1.1\r\n\r\n",
-        b"SSH-2.0-OpenSSH_9.6\r\n",
-        b"\x16\x03\x01\x00\x04\x02\x00\x00\x00",
-    ],
-    ids=["http", "ssh", "server_hello"],
+    "data", [b"GET / HTTP/1.1\r\n\r\n", b"SSH-2.0-OpenSSH_9.6\r\n"], ids=["http", "ssh"]
 )
-def test_other_bytes_are_no_hello(data: bytes) -> None:
+def test_other_protocols_are_no_hello(data: bytes) -> None:
     with pytest.raises(NotHello):
         server_name(data)
+
+
+def test_tls_that_is_no_readable_hello_is_unreadable() -> None:
+    """A handshake that is not a ClientHello, or a hello cut into too many records: TLS that
+    airlock cannot read, refused by the tunnel's check (never let through as not TLS)."""
+    with pytest.raises(Unreadable):
+        server_name(b"\x16\x03\x01\x00\x04\x02\x00\x00\x00")
+    body = _client_hello("localhost")[5:]
+    records = b"".join(b"\x16\x03\x01\x00\x01" + body[i : i + 1] for i in range(MAX_RECORDS + 1))
+    with pytest.raises(Unreadable):
+        server_name(records)
 
 
 def test_a_hello_never_whole_stops_at_the_limit() -> None:
@@ -63,5 +68,5 @@ def test_a_hello_never_whole_stops_at_the_limit() -> None:
     endless = first + record * (MAX_HELLO // len(record) + 1)
     with pytest.raises(NeedMore):
         server_name(endless[: MAX_HELLO - 1])
-    with pytest.raises(NotHello):
+    with pytest.raises(Unreadable):
         server_name(endless)

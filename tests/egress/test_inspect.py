@@ -575,13 +575,17 @@ def test_a_key_in_the_path_never_reaches_the_log(make_rig, mode) -> None:  # typ
     ``redact`` and ``block`` the request is refused (a path cannot be redacted and still name
     what it names)."""
     rig = make_rig(secrets=mode)
+    escaped = KEY.replace("_", "%5F")
     done = _curl(rig, f"/v1/messages/{KEY}?{KEY}", "-d", "{}")
-    [record] = rig.wait_records(1)
-    assert KEY not in json.dumps(rig.records)
+    _curl(rig, f"/v1/models?key={KEY}")  # a query's value
+    _curl(rig, f"/v1/models/{escaped}")  # percent-escaped
+    record, by_value, by_escape = rig.wait_records(3)
+    assert KEY not in json.dumps(rig.records) and escaped not in json.dumps(rig.records)
     assert record["secrets"] == {"github_token": 2}
-    assert "[REDACTED:github_token]" in record["path"]
+    assert by_value["secrets"] == by_escape["secrets"] == {"github_token": 1}
+    assert "[REDACTED]" in record["path"] and "[REDACTED]" in by_escape["path"]
     if mode is SecretsMode.REPORT:
-        assert len(rig.origin.seen) == 1
+        assert len(rig.origin.seen) == 3
     else:
         assert done.stdout.endswith("403"), done.stdout
         assert rig.origin.seen == []
@@ -658,3 +662,24 @@ def test_a_form_upload_is_counted_decoded(make_rig) -> None:  # type: ignore[no-
     [record] = rig.wait_records(1)
     assert record["secrets"] == {"aws_secret_access_key": 1}
     assert secret not in json.dumps(rig.records)
+
+
+def test_content_encoding_on_two_lines_is_read_as_one_list(make_rig, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """``Content-Encoding: gzip`` then ``Content-Encoding: identity``: the body is read as
+    gzip (servers join the lines, or read the first), and its key refused under block."""
+    import gzip
+
+    rig = make_rig(secrets=SecretsMode.BLOCK)
+    (tmp_path / "body").write_bytes(gzip.compress(f"my token is {KEY}".encode()))
+    done = _curl(
+        rig,
+        "/v1/messages",
+        "-H",
+        "Content-Encoding: gzip",
+        "-H",
+        "Content-Encoding: identity",
+        "--data-binary",
+        f"@{tmp_path / 'body'}",
+    )
+    assert done.stdout.endswith("403"), done.stdout
+    assert rig.origin.seen == []

@@ -234,3 +234,34 @@ def test_form_decoder_decodes_escapes_cut_between_pieces() -> None:
     out = b"".join(form.feed(body[i : i + 1]) for i in range(len(body))) + form.finish()
     assert out == b"k=a/b+c%&z=%"
     assert FormDecoder(b"application/json").feed(b"a%2Fb") == b"a%2Fb"
+
+
+def test_every_gzip_member_is_checked_and_nothing_after_the_last_goes() -> None:
+    """``gzip(harmless) + gzip(secret)`` is decoded whole (as gzip readers do); bytes after
+    the compressed data are refused; a key in a gzip header's comment field is found."""
+    import gzip
+    import struct
+    import zlib
+
+    from airlock.egress.scan import SecretsMode, Uncheckable, check_gathered
+    from airlock.redact import Redactor
+
+    redactor = Redactor()
+    two = gzip.compress(b"hello ") + gzip.compress(f"key {GITHUB}".encode())
+    assert check_gathered(redactor, SecretsMode.BLOCK, two, b"gzip")[0] is None
+    with pytest.raises(Uncheckable) as raised:
+        check_gathered(redactor, SecretsMode.BLOCK, gzip.compress(b"hi") + b"trailing", b"gzip")
+    assert raised.value.status == 400
+    deflated = zlib.compress(b"hi") + b"trailing"
+    with pytest.raises(Uncheckable):
+        check_gathered(redactor, SecretsMode.BLOCK, deflated, b"deflate")
+    packer = zlib.compressobj(wbits=-15)
+    raw = packer.compress(b"harmless") + packer.flush()
+    header = b"\x1f\x8b\x08\x10" + struct.pack("<I", 0) + b"\x00\xff" + f"{GITHUB}\0".encode()
+    trailer = struct.pack("<II", zlib.crc32(b"harmless"), len(b"harmless"))
+    commented = header + raw + trailer
+    assert gzip.decompress(commented) == b"harmless"
+    assert check_gathered(redactor, SecretsMode.BLOCK, commented, b"gzip")[:2] == (
+        None,
+        {"github_token": 1},
+    )

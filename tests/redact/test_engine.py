@@ -355,3 +355,19 @@ def test_an_unclosed_marker_does_not_hide_a_token_after_it() -> None:
         out = io.BytesIO()
         redactor.redact_stream(io.BytesIO(marked), out)
         assert out.getvalue() == marked
+
+
+def test_an_unclosed_marker_does_not_hide_a_password_after_it() -> None:
+    """``[REDACTED:db_password=…`` is no marker (it is not closed): the assignment's value
+    is judged as any other."""
+    import io
+
+    from airlock.redact import Redactor
+
+    for text in (
+        b"[REDACTED:db_password=Xk9mQ2vL7pR4wZ8n",
+        b'{"[REDACTED:password": "Xk9mQ2vL7pR4wZ8nT"}',
+    ):
+        out = io.BytesIO()
+        Redactor().redact_stream(io.BytesIO(text), out)
+        assert b"Xk9mQ2vL7pR4wZ8n" not in out.getvalue()

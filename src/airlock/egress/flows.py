@@ -138,7 +138,7 @@ def readings(target: str) -> set[str]:
         for variant in (text, text.replace("\\", "/")):
             segments = [part for part in variant.split("/") if part]
             bare = [part.split(";", 1)[0] for part in segments]
-            undotted = [part.rstrip(".") or part for part in bare]
+            undotted = [part.rstrip(". ") or part for part in bare]  # IIS drops both
             for parts in (segments, bare, undotted):
                 raw = "/" + "/".join(parts) + ("/" if variant.endswith("/") else "")
                 for reading in (raw, normalize_path(raw)):

@@ -9,6 +9,7 @@ form it can read (:mod:`airlock.egress.response`), and the connection closed aft
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from typing import TYPE_CHECKING, Any
 
@@ -55,7 +56,9 @@ async def forward(client: Client, head: RequestHead) -> bool:
     if inspection is not None:
         from airlock.egress.scan import SecretsMode, path_refusal, path_secrets
 
-        record["path"], in_path = path_secrets(inspection.inspector.redactor, record["path"])
+        record["path"], in_path = path_secrets(
+            inspection.inspector.redactor, head.path.decode("latin-1"), record["path"]
+        )
         inspection.secrets.update(in_path)
         record.update(inspection.fields())
         if in_path and inspection.mode is not SecretsMode.REPORT:
@@ -175,7 +178,12 @@ async def _screen(
     if gathered is None:
         _failed(client, record, client.proxy.stats(head.host), 0, 0, "the client left")
         return False, None
-    body, status, why = inspection.check(gathered)
+    from airlock.egress.scan import IN_WORKER
+
+    if len(gathered) > IN_WORKER:  # a large body in a worker thread: the others go on
+        body, status, why = await asyncio.to_thread(inspection.check, gathered)
+    else:
+        body, status, why = inspection.check(gathered)
     if body is None:
         await _refused(client, record, *_refusal(status, why))
         return False, None

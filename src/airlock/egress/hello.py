@@ -23,45 +23,70 @@ MAX_HELLO = 64 * 1024
 
 
 class NotHello(Exception):
-    """The bytes are not a TLS ClientHello (another protocol, or a malformed one)."""
+    """The bytes are not TLS at all (another protocol): nothing in them names a host."""
 
 
-def _hello_body(data: bytes) -> bytes | None:
+class Unreadable(Exception):
+    """TLS whose ClientHello cannot be read (malformed, past :data:`MAX_HELLO`, or cut into
+    more than :data:`MAX_RECORDS` records): with inspection on, such a tunnel is refused, since
+    the server may read a name in it that airlock could not."""
+
+
+MAX_RECORDS = 16
+"""The most TLS records a ClientHello may be cut into (clients send one, rarely two)."""
+
+
+def _hello_body(data: bytes | bytearray) -> bytes | None:
     """The ClientHello's handshake message once whole in ``data`` (records joined), ``None``
-    while more is needed.
+    while more is needed. Only record headers and the message's own first four bytes are
+    read until the message is whole: a hello sent a byte at a time costs a short walk a byte.
 
     Raises:
-        NotHello: a record that is not a handshake, or a first message that is no ClientHello.
+        NotHello: the first byte is not a TLS handshake record's.
+        Unreadable: a later record that is not a handshake, more than :data:`MAX_RECORDS`
+            records, a first message that is no ClientHello, or none whole in
+            :data:`MAX_HELLO` bytes.
     """
-    message = b""
-    position = 0
+    if data and data[0] != HANDSHAKE:
+        raise NotHello("not a TLS handshake record")
+    spans: list[tuple[int, int]] = []
+    position = whole = 0
     while position + 5 <= len(data):
         if data[position] != HANDSHAKE:
-            raise NotHello("not a TLS handshake record")
+            raise Unreadable("a record that is not a handshake inside the ClientHello")
         length = int.from_bytes(data[position + 3 : position + 5], "big")
         if position + 5 + length > len(data):
             break
-        message += data[position + 5 : position + 5 + length]
+        spans.append((position + 5, position + 5 + length))
+        whole += length
         position += 5 + length
-        if len(message) >= 4:
-            if message[0] != CLIENT_HELLO:
-                raise NotHello("the first handshake message is not a ClientHello")
-            size = int.from_bytes(message[1:4], "big")
-            if len(message) >= 4 + size:
-                return message[4 : 4 + size]
-    if data and data[0] != HANDSHAKE:
-        raise NotHello("not a TLS handshake record")
+        if len(spans) > MAX_RECORDS:
+            raise Unreadable(f"a ClientHello cut into more than {MAX_RECORDS} records")
+    if whole >= 4:
+        header = b""
+        for start, end in spans:  # the message's own header may be cut over records
+            header += bytes(data[start : min(end, start + 4 - len(header))])
+            if len(header) == 4:
+                break
+        if header[0] != CLIENT_HELLO:
+            raise Unreadable("the first handshake message is not a ClientHello")
+        size = int.from_bytes(header[1:4], "big")
+        if whole >= 4 + size:
+            message = b"".join(bytes(data[start:end]) for start, end in spans)
+            return message[4 : 4 + size]
+    if len(data) >= MAX_HELLO:
+        raise Unreadable(f"no whole ClientHello in {MAX_HELLO} bytes")
     return None
 
 
 def _take(body: bytes, position: int, width: int) -> tuple[bytes, int]:
     """The field of ``width``-byte length at ``position``, and where the next one starts."""
     if position + width > len(body):
-        raise NotHello("a ClientHello cut short")
+        raise Unreadable("a malformed ClientHello")
     size = int.from_bytes(body[position : position + width], "big")
     end = position + width + size
     if end > len(body):
-        raise NotHello("a ClientHello cut short")
+        raise Unreadable("a malformed ClientHello")
     return body[position + width : end], end
 
 
@@ -94,16 +119,15 @@ class NeedMore(Exception):
     """The ClientHello is not whole yet."""
 
 
-def server_name(data: bytes) -> str | None:
+def server_name(data: bytes | bytearray) -> str | None:
     """The SNI host name in the ClientHello that ``data`` starts with, or ``None`` (none).
 
     Raises:
-        NeedMore: the ClientHello is not whole yet (under :data:`MAX_HELLO`).
-        NotHello: ``data`` is not a TLS ClientHello (or one past :data:`MAX_HELLO`).
+        NeedMore: the ClientHello is not whole yet.
+        NotHello: ``data`` is not TLS.
+        Unreadable: TLS whose ClientHello cannot be read (see :class:`Unreadable`).
     """
     body = _hello_body(data)
     if body is None:
-        if len(data) >= MAX_HELLO:
-            raise NotHello(f"no whole ClientHello in {MAX_HELLO} bytes")
         raise NeedMore
     return _name_in(body)

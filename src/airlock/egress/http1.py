@@ -95,11 +95,10 @@ class RequestHead:
     expect_continue: bool = False
 
     def header(self, name: bytes) -> bytes | None:
-        """The first value of the header ``name`` (lower case), or ``None``."""
-        for key, value in self.headers:
-            if key.lower() == name:
-                return value
-        return None
+        """Every value of the header ``name`` (lower case), joined with ``, `` as a list
+        header's lines are; ``None`` when there is none."""
+        values = [value for key, value in self.headers if key.lower() == name]
+        return b", ".join(values) if values else None
 
 
 class End:

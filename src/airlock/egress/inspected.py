@@ -31,6 +31,7 @@ import contextlib
 import ssl
 from collections import Counter
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import httptools
@@ -47,6 +48,7 @@ from airlock.egress.framing import (
     read_head,
 )
 from airlock.egress.scan import (
+    IN_WORKER,
     MAX_GATHERED,
     TOO_LARGE,
     FormDecoder,
@@ -263,7 +265,7 @@ class InspectedConnection:
             "flow": verdict.flow,
             "reason": verdict.reason,
         }
-        fields["path"], in_path = path_secrets(self.inspector.redactor, fields["path"])
+        fields["path"], in_path = path_secrets(self.inspector.redactor, path, fields["path"])
         if in_path:
             fields["path_secrets"] = in_path
         try:
@@ -358,12 +360,14 @@ class InspectedConnection:
         mode = self.inspector.secrets
         gathered: bytes | None = None
         secrets: dict[str, int] = {}
-        encoding = head.get(b"content-encoding")
+        # every Content-Encoding line, as one list: servers join them (or read the first)
+        encoding = b", ".join(v for k, v in head.headers if k.lower() == b"content-encoding")
         if mode is not SecretsMode.REPORT and framing[0] != "none":
             payload = await self._gather(framing, head.check)
-            try:
-                gathered, secrets, decoded = check_gathered(
-                    self.inspector.redactor, mode, payload, encoding
+            check = partial(check_gathered, self.inspector.redactor, mode, payload, encoding)
+            try:  # a large body in a worker thread: the other connections go on meanwhile
+                gathered, secrets, decoded = (
+                    await asyncio.to_thread(check) if len(payload) > IN_WORKER else check()
                 )
             except Uncheckable as error:
                 raise HttpError(error.status, error.why) from None

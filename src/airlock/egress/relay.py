@@ -37,7 +37,7 @@ class Relay:
         self.error: str | None = None
         self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.halves = (_Half(self, OUT, budget, activity), _Half(self, IN, None, activity))
-        self.check: Callable[[bytes], str | None] | None = None
+        self.check: Callable[[bytes | bytearray], str | None] | None = None
         """Set before the client is attached: its first bytes are held until this says
         (``None``: not yet; ``""``: let them through; a reason: refuse the tunnel). The
         destination's bytes flow meanwhile."""
@@ -93,25 +93,28 @@ class _Half(asyncio.Protocol):
         self.lost = False
         self.waiting: list[bytes] = []
         """Bytes received before the other side's transport was there."""
-        self.held: bytes | None = b"" if direction == OUT else None
+        self.held: bytearray | None = bytearray() if direction == OUT else None
         """The client's first bytes, held while the relay's :attr:`Relay.check` reads them
         (``None`` once released)."""
 
     def _release(self, data: bytes) -> bytes:
         """What of the held bytes and ``data`` may go on now (nothing while the check waits
         for more, or refused)."""
-        assert self.held is not None
+        held = self.held
+        assert held is not None
         check = self.relay.check
-        held = self.held + data
-        verdict = "" if check is None else check(held)
+        if check is None:  # no inspection: nothing to hold
+            self.held = None
+            return bytes(held) + data if held else data
+        held += data  # in place: a hello sent a byte at a time is not copied a byte at a time
+        verdict = check(held)
         if verdict is None:
-            self.held = held
             return b""
         self.held = None
         if verdict:
             self.relay.refuse(verdict)
             return b""
-        return held
+        return bytes(held)
 
     @property
     def peer(self) -> _Half:
@@ -140,7 +143,7 @@ class _Half(asyncio.Protocol):
 
     def eof_received(self) -> bool:
         if self.held:  # a first message cut short: it goes on as it is
-            data, self.held = self.held, None
+            data, self.held = bytes(self.held), None
             self.data_received(data)
         self.held = None
         self.eof = True

@@ -191,15 +191,33 @@ def codings(value: bytes | None) -> list[str]:
 
 
 def _inflate(body: bytes, coding: str, limit: int) -> bytes:
+    """``body`` decoded; a gzip body's every member (as gzip readers decode them all), and
+    nothing after the last: bytes a server might read that the check would not."""
     for bits in (DECODED[coding], -15) if coding == "deflate" else (DECODED[coding],):
-        decoder = zlib.decompressobj(wbits=bits)
+        out: list[bytes] = []
+        size = 0
+        rest = body
         try:
-            out = decoder.decompress(body, limit + 1)
+            while True:
+                decoder = zlib.decompressobj(wbits=bits)
+                piece = decoder.decompress(rest, limit + 1 - size)
+                size += len(piece)
+                out.append(piece)
+                if size > limit or decoder.unconsumed_tail:
+                    raise Uncheckable(
+                        413, f"the request body decoded ({coding}) is over {limit} bytes"
+                    )
+                if not decoder.eof:
+                    raise zlib.error("the compressed body ends early")
+                rest = decoder.unused_data
+                if not rest:
+                    return b"".join(out)
+                if coding == "deflate" or rest[:2] != b"\x1f\x8b":
+                    raise Uncheckable(
+                        400, f"the request body has bytes after its {coding} data: refused"
+                    )
         except zlib.error:
             continue
-        if len(out) > limit or decoder.unconsumed_tail:
-            raise Uncheckable(413, f"the request body decoded ({coding}) is over {limit} bytes")
-        return out
     raise Uncheckable(400, f"the request body is not valid {coding} (its Content-Encoding)")
 
 
@@ -374,33 +392,35 @@ def check_gathered(
         secrets = count_secrets(redactor, body)
         return (None if secrets else body), secrets, False
     secrets = count_secrets(redactor, plain)
+    # the bytes as sent too: a gzip header's name or comment field leaves as it is
+    for kind, count in count_secrets(redactor, body).items():
+        secrets[kind] = max(count, secrets.get(kind, 0))
     if not secrets:
         return body, secrets, False
     if mode is SecretsMode.BLOCK:
         return None, secrets, False
-    return (*redact_body(redactor, plain), True)
+    redacted, found = redact_body(redactor, plain)
+    return redacted, {**secrets, **found}, True
 
 
-def path_secrets(redactor: Redactor, path: str) -> tuple[str, dict[str, int]]:
-    """``path`` (a request's path and query, as logged) with each secret in it replaced by
-    ``[REDACTED:<kind>]``, and their counts by kind: a token in a path segment
-    (``/bot<token>/sendMessage``) or a query's name must not reach the audit log. Only a
-    path holding a run of token characters is scanned."""
-    if TOKEN_LIKE.search(path) is None:
-        return path, {}
-    data = path.encode("latin-1", "replace")
-    hits = redactor.find(data)
-    if not hits:
-        return path, {}
-    out, counts, position = [], Counter[str](), 0
-    for hit in sorted(hits, key=lambda hit: hit.start):
-        if hit.start < position:
-            continue
-        out += [data[position : hit.start], f"[REDACTED:{hit.kind}]".encode()]
-        counts[hit.kind] += 1
-        position = hit.end
-    out.append(data[position:])
-    return b"".join(out).decode("latin-1"), dict(counts)
+def path_secrets(redactor: Redactor, target: str, logged: str) -> tuple[str, dict[str, int]]:
+    """The secrets in a request's target (path and query, values too, read as sent and with
+    its percent escapes decoded), by kind, and ``logged`` (the target as the audit log shows
+    it, query values already left out) fit for the log: with a secret anywhere in the
+    target, each run of token characters in it is left out too (``/bot<token>/sendMessage``,
+    ``ghp%5F…``). Only a target holding such a run is scanned."""
+    readings = [target]
+    if "%" in target:
+        readings.append(urllib.parse.unquote(target, errors="replace"))
+    if not any(TOKEN_LIKE.search(text) for text in readings):
+        return logged, {}
+    counts: Counter[str] = Counter()
+    for text in readings:
+        found = Counter(hit.kind for hit in redactor.find(text.encode("utf-8", "replace")))
+        counts |= found  # the most of each kind either way: one secret is not two
+    if not counts:
+        return logged, {}
+    return TOKEN_LIKE.sub("[REDACTED]", logged), dict(counts)
 
 
 def path_refusal(mode: SecretsMode, secrets: dict[str, int]) -> str:

@@ -22,7 +22,7 @@ from airlock.egress.connection import (
     is_gateway,
     new_record,
 )
-from airlock.egress.hello import NeedMore, NotHello, server_name
+from airlock.egress.hello import NeedMore, NotHello, Unreadable, server_name
 from airlock.egress.http1 import RequestHead
 from airlock.egress.relay import Relay
 from airlock.policy.hosts import normalize_host
@@ -96,7 +96,9 @@ async def _chained(
     client.finish(record)
 
 
-def _inspected_name_check(client: Client, host: str) -> Callable[[bytes], str | None] | None:
+def _inspected_name_check(
+    client: Client, host: str
+) -> Callable[[bytes | bytearray], str | None] | None:
     """With inspection on, the check of a tunnel's first bytes (see :attr:`Relay.check`):
     refused when its TLS asks for an inspected host other than ``host`` (the tunnel's, as
     the rules read it), since an address or another name in the ``CONNECT`` must not carry
@@ -105,13 +107,18 @@ def _inspected_name_check(client: Client, host: str) -> Callable[[bytes], str | 
     if inspector is None:
         return None
 
-    def check(data: bytes) -> str | None:
+    def check(data: bytes | bytearray) -> str | None:
         try:
             name = server_name(data)
         except NeedMore:
             return None
         except NotHello:
             return ""  # not TLS: nothing inspected can be named in it
+        except Unreadable as error:
+            return (
+                f"the TLS in this tunnel to {host} starts with {error}: refused, with "
+                "inspection on (the server might read an inspected host's name in it)"
+            )
         canonical = normalize_host(name) if name else ""
         if not canonical or canonical == host or not inspector.inspects(canonical):
             return ""
@@ -201,13 +208,13 @@ async def _gated_pipe(
     early: bytes,
     upstream: Upstream,
     counts: list[int],
-    check: Callable[[bytes], str | None] | None,
+    check: Callable[[bytes | bytearray], str | None] | None,
     refused: list[str],
 ) -> str | None:
     """The client's side of a chained tunnel: its first bytes held until ``check`` says
     (see :attr:`Relay.check`; the upstream's bytes flow meanwhile), then :func:`_pipe`. A
     refusal goes in ``refused``, and both sides are closed."""
-    held = early
+    held = bytearray(early)
     verdict = "" if check is None else check(held)
     while verdict is None:
         more = await client.reader.read(READ_SIZE)
@@ -219,7 +226,7 @@ async def _gated_pipe(
         upstream.writer.close()
         return None
     if held:
-        upstream.writer.write(held)
+        upstream.writer.write(bytes(held))
         counts[0] += len(held)
         client.proxy.budget.spend(len(held))
     return await _pipe(client, client.reader, upstream.writer, counts, 0)

@@ -44,11 +44,17 @@ _NOT_SECRET_NAMES = _Deferred(
 """Names of assignments whose value is not a secret (the id of a key, a count of tokens)."""
 
 _IN_MARKER = re.compile(rb"\[REDACTED:[A-Za-z0-9_]*$")
+_MARKER = re.compile(rb"\[REDACTED:[A-Za-z0-9_]+\]")
 
 
-def starts_in_marker(before: bytes) -> bool:
-    """Whether text ending with ``before`` is inside one of our markers (already redacted)."""
-    return _IN_MARKER.search(before[-64:]) is not None
+def starts_in_marker(before: bytes, after: bytes = b"]") -> bool:
+    """Whether text ending with ``before`` and going on with ``after`` is inside one of our
+    markers (already redacted): ``[REDACTED:`` and a kind's name, closed by ``]``. An
+    unclosed one (``[REDACTED:db_password=…`` typed before a secret) is no marker."""
+    found = _IN_MARKER.search(before[-64:])
+    if found is None:
+        return False
+    return _MARKER.match(found.group() + after[:64]) is not None
 
 
 COMMON_DEFAULTS = frozenset(

@@ -317,7 +317,9 @@ class Redactor:
             context = host = b""
         else:
             marker = window.rfind(b"[REDACTED:", max(0, found.first - 64), found.first)
-            if marker >= 0 and starts_in_marker(window[marker : found.first]):
+            if marker >= 0 and starts_in_marker(
+                window[marker : found.first], window[found.first : found.first + 64]
+            ):
                 # Our own marker, redacted already; or text that only looks like one
                 # (an unclosed "[REDACTED:" typed before a key): a token of a specific kind
                 # in it is still one.
