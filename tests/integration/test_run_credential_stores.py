@@ -49,7 +49,8 @@ def test_every_store_in_the_home_is_hidden(tmp_path: Path, home: Path) -> None:
 
 def test_stores_where_the_variables_put_them(tmp_path: Path, project: Path) -> None:
     """KUBECONFIG's list, GNUPGHOME given relative, KRB5CCNAME with its type, DOCKER_CONFIG's
-    config.json, CARGO_HOME's credentials and XDG_CONFIG_HOME's stores."""
+    config.json, CARGO_HOME's credentials, XDG_CONFIG_HOME's stores and credential paths
+    (gh's hosts.yml), XDG_CACHE_HOME's, the shell history HISTFILE names."""
     elsewhere = project / "elsewhere"
     files = {
         "KUBECONFIG": elsewhere / "kube" / "config",
@@ -58,6 +59,9 @@ def test_stores_where_the_variables_put_them(tmp_path: Path, project: Path) -> N
         "DOCKER_CONFIG": elsewhere / "docker" / "config.json",
         "CARGO_HOME": elsewhere / "cargo" / "credentials.toml",
         "XDG_CONFIG_HOME": elsewhere / "xdg" / "hub",
+        "XDG_CONFIG_HOME gh": elsewhere / "xdg" / "gh" / "hosts.yml",
+        "XDG_CACHE_HOME": elsewhere / "cache" / "huggingface" / "token",
+        "HISTFILE": elsewhere / "history",
     }
     for path in files.values():
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -69,6 +73,8 @@ def test_stores_where_the_variables_put_them(tmp_path: Path, project: Path) -> N
         "DOCKER_CONFIG": str(elsewhere / "docker"),
         "CARGO_HOME": str(elsewhere / "cargo"),
         "XDG_CONFIG_HOME": str(elsewhere / "xdg"),
+        "XDG_CACHE_HOME": str(elsewhere / "cache"),
+        "HISTFILE": str(elsewhere / "history"),
     }
     (elsewhere / "cargo" / "config.toml").write_text(f"# {MARK[::-1]}\n")
     out = _run(tmp_path, _read_all([elsewhere]), env=env)

@@ -360,3 +360,21 @@ def test_values_near_a_key_or_token_that_hold_none(value: str) -> None:
     """A certificate, JSON without a secret's key, Java options, an image's digest, an scp
     path, a search path, short words: kept."""
     assert credential_reason("SETTING", value) is None
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "sk-" + "a1B2" * 12,
+        "sk-svcacct-" + "x" * 30,
+        "sk_test_" + "a1B2" * 6,
+        "ya29." + "a0AfH6SMB" * 3,
+        "SG." + "a" * 22 + "." + "b" * 43,
+        "glrt-" + "x" * 20,
+        "LS0tLS1CRUdJTiBPUEVOU1NIIFBSSVZBVEUgS0VZLS0tLS0K",
+    ],
+)
+def test_more_tokens_of_known_kinds(value: str) -> None:
+    """OpenAI's older and service-account keys, Stripe's test keys, Google's OAuth access
+    tokens, SendGrid's, GitLab runners', a PEM key in base64."""
+    assert credential_reason("SETTING", value) is not None

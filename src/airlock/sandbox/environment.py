@@ -175,19 +175,24 @@ SECRET_VALUE_PATTERNS: tuple[tuple[str, str, str], ...] = (
         r"(?<![A-Za-z0-9])(?:gh[pousr]_[A-Za-z0-9]{36}|github_pat_\w{50,}|glpat-[\w-]{20,}"
         r"|xox[abposr]-[\w-]{10,}|sk-ant-[\w-]{20,}|sk-proj-[\w-]{20,}|(?:AKIA|ASIA)[0-9A-Z]{16}"
         r"|hf_[A-Za-z0-9]{30,}|npm_[A-Za-z0-9]{36}|pypi-AgE[\w-]{50,}|[sr]k_live_[A-Za-z0-9]{20,}"
-        r"|tskey-[a-z]+-[\w-]{10,}|squ_[0-9a-f]{40}|dop_v1_[0-9a-f]{64}|AIza[\w-]{35})",
+        r"|tskey-[a-z]+-[\w-]{10,}|squ_[0-9a-f]{40}|dop_v1_[0-9a-f]{64}|AIza[\w-]{35}"
+        r"|sk-[A-Za-z0-9]{48}|sk-svcacct-[\w-]{20,}|[sr]k_test_[A-Za-z0-9]{20,}"
+        r"|ya29\.[\w-]{20,}|SG\.[\w-]{16,}\.[\w-]{16,}|glrt-[\w-]{20,}"
+        r"|LS0tLS1CRUdJTi[A-Za-z0-9+/=]{20,})",
         "a token of a known kind (ghp_…, sk-ant-…, AKIA…, xoxb-…, glpat-…, …)",
     ),
 )
 """Values that hold a credential whatever the variable's name: (a fixed part the value must
 hold for the pattern to be tried, the pattern, what it is). Tokens are known by their
 issuers' prefixes and lengths (GitHub's, GitLab's, Slack's, Anthropic's, OpenAI's, AWS's
-access key ids, Hugging Face's, npm's, PyPI's, Stripe's live keys, Tailscale's, SonarQube's,
-DigitalOcean's, Google's API keys)."""
+access key ids, Hugging Face's, npm's, PyPI's, Stripe's keys, Tailscale's, SonarQube's,
+DigitalOcean's, Google's API keys and OAuth access tokens, SendGrid's), and a PEM key in
+base64 (``LS0tLS1CRUdJTi`` is ``-----BEGIN``)."""
 
 TOKEN_PREFIXES: tuple[str, ...] = (
     "gh", "github_pat_", "glpat-", "xox", "sk-", "AKIA", "ASIA", "hf_", "npm_", "pypi-",
-    "k_live_", "tskey-", "squ_", "dop_v1_", "AIza",
+    "k_live_", "tskey-", "squ_", "dop_v1_", "AIza", "k_test_", "ya29.", "SG.", "glrt-",
+    "LS0tLS1CRUdJTi",
 )  # fmt: skip
 """The fixed parts of the last row of :data:`SECRET_VALUE_PATTERNS`: most values hold none."""
 

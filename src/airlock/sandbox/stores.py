@@ -10,8 +10,8 @@ for a missing one. A store is looked for
   runs as, when that differs (a run with ``HOME`` set elsewhere), and for the user who ran
   ``sudo`` (``SUDO_USER``): their credentials are on the same machine;
 - where the caller's variables move it (:data:`STORE_VARIABLES`: ``KUBECONFIG``,
-  ``GOOGLE_APPLICATION_CREDENTIALS``, ``GNUPGHOME``, ``XDG_CONFIG_HOME`` for every
-  ``~/.config`` store, …);
+  ``GOOGLE_APPLICATION_CREDENTIALS``, ``GNUPGHOME``, ``HISTFILE``, ``XDG_CONFIG_HOME`` for
+  every ``~/.config`` store and credential path, ``XDG_DATA_HOME``, ``XDG_CACHE_HOME``, …);
 - where a symbolic link in a hidden folder leads (``~/.aws/credentials ->
   ~/dotfiles/aws/credentials``): hiding the folder hides the link, not what it names.
 
@@ -115,6 +115,14 @@ SECRET_STORES: tuple[str, ...] = (
     "~/.authinfo.gpg",
     "~/.config/httpie/sessions",
     "~/.config/airlock/collector.key",
+    "~/.config/openstack/clouds.yaml",
+    "~/.config/openstack/secure.yaml",
+    "~/.msmtprc",
+    "~/.config/msmtp",
+    "~/.vault_pass.txt",
+    "~/.ansible/vault_pass.txt",
+    "~/.curlrc",
+    "~/.wgetrc",
     # histories (a pasted `export TOKEN=…`, `mysql -p…`)
     "~/.bash_history",
     "~/.zsh_history",
@@ -127,6 +135,7 @@ SECRET_STORES: tuple[str, ...] = (
     "~/.node_repl_history",
     "~/.irb_history",
     "~/.rediscli_history",
+    "~/.local/share/atuin",
     # browsers, mail and chat (cookies, saved passwords, sessions)
     "~/.mozilla",
     "~/snap/firefox",
@@ -179,6 +188,9 @@ STORE_VARIABLES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("KAGGLE_CONFIG_DIR", ("kaggle.json",)),
     ("PULUMI_HOME", ("credentials.json",)),
     ("GRADLE_USER_HOME", ("gradle.properties",)),
+    ("HISTFILE", ("",)),
+    ("ANSIBLE_VAULT_PASSWORD_FILE", ("",)),
+    ("OS_CLIENT_CONFIG_FILE", ("",)),
 )
 """Variables that move a credential store: the file or folder each names (``""``), or what in
 the folder it names is one. ``KUBECONFIG`` is a list (``:``-separated); ``KRB5CCNAME`` and the
@@ -188,12 +200,14 @@ keytab variables may start with a type (``FILE:``, ``DIR:``). ``XDG_CONFIG_HOME`
 XDG_FOLDERS: tuple[tuple[str, str], ...] = (
     ("XDG_CONFIG_HOME", ".config/"),
     ("XDG_DATA_HOME", ".local/share/"),
+    ("XDG_CACHE_HOME", ".cache/"),
 )
+"""Variables that move the stores (and :data:`CREDENTIAL_PATHS`) under a home folder."""
 
 LINKS_IN_STORES = 200
 """At most this many entries of each hidden store folder are looked at for links out of it."""
 
-STORE_DEPTH = 3
+STORE_DEPTH = 6
 """How deep in a hidden store folder links are looked for."""
 
 WHY = "a credential store"
@@ -233,7 +247,7 @@ def store_paths(home_folders: Iterable[Path], environ: Mapping[str, str], cwd: P
         if Path(base).is_absolute():
             paths += [
                 Path(base) / text[2 + len(prefix) :]
-                for text in SECRET_STORES
+                for text in (*SECRET_STORES, *CREDENTIAL_PATHS)
                 if text[2:].startswith(prefix)
             ]
     for variable, inside in STORE_VARIABLES:
