@@ -700,3 +700,45 @@ def test_links_made_in_the_git_folder_are_moved_aside(tmp_path: Path, project: P
     )
     assert bashrc.read_text() == "# mine\n"
     assert not (project / ".git" / "hooks" / "pre-commit").exists()
+
+
+def test_hook_managers_and_agents_own_programs_cannot_be_changed(
+    tmp_path: Path, project: Path
+) -> None:
+    """pre-commit's and lefthook's configs and husky's folder (their git hooks run them at the
+    next commit), the agent's own install in ~/.claude/local, Codex's rules and Gemini's
+    policies: read-only inside; another agent's or editor's project settings made in a
+    subfolder (.zed, .devcontainer, opencode.json) are set aside after the run."""
+    home = tmp_path / "home"
+    for folder in (home / ".claude" / "local", home / ".codex", home / ".gemini"):
+        folder.mkdir(parents=True, exist_ok=True)
+    (home / ".claude" / "local" / "claude").write_text("#!/bin/sh\n")
+    (project / ".pre-commit-config.yaml").write_text("repos: []\n")
+    (project / "lefthook.yml").write_text("pre-commit: {}\n")
+    (project / ".husky").mkdir()
+    (project / ".husky" / "pre-commit").write_text("npm test\n")
+    (project / "sub").mkdir()
+    targets = [
+        project / ".pre-commit-config.yaml",
+        project / "lefthook.yml",
+        project / ".husky" / "pre-commit",
+        home / ".claude" / "local" / "claude",
+        home / ".codex" / "rules" / "default.rules",
+        home / ".gemini" / "policies" / "allow.toml",
+    ]
+    script = "".join(
+        f"(echo evil >> {path}) 2>/dev/null && echo WROTE {path}; " for path in targets
+    )
+    script += "mkdir -p sub/.zed sub/.devcontainer && echo '{}' > sub/.zed/settings.json "
+    script += (
+        "&& echo '{}' > sub/.devcontainer/devcontainer.json && echo '{}' > sub/opencode.json; "
+    )
+    script += "echo done"
+    done = _run(tmp_path, script)
+    assert done.returncode == 0, done.stderr
+    assert "done" in done.stdout and "WROTE" not in done.stdout, done.stdout
+    for path in targets:
+        assert not path.exists() or "evil" not in path.read_text()
+    assert not (project / "sub" / ".zed").exists()
+    assert not (project / "sub" / ".devcontainer").exists()
+    assert not (project / "sub" / "opencode.json").exists()

@@ -34,11 +34,12 @@ PROJECT_KEYS: dict[str, Any] = {
     "disabledMcpjsonServers": [],
     "enableAllProjectMcpServers": False,
     "hasTrustDialogAccepted": False,
+    "allowedTools": [],
 }
 """What a project's entry in the state file says about what runs for it, each with the value
 the agent writes for a new project (which counts as none): its MCP servers, which of a
-project's ``.mcp.json`` servers are approved, and whether the project is trusted (its own
-settings' hooks then run)."""
+project's ``.mcp.json`` servers are approved, whether the project is trusted (its own
+settings' hooks then run), and the tools it may use without asking."""
 
 Guarded = dict[str, dict[str, Any]]
 """``{"": {"mcpServers": …}, PROJECT: {key of PROJECT_KEYS: value}}``, the values that say

@@ -77,6 +77,20 @@ missing one in a project folder runs nothing; in the home (a workspace that is t
 included) missing ones are covered too (:data:`PROTECTED_IN_HOME`). ``.bash_aliases`` is
 sourced by Debian's and Ubuntu's default ``.bashrc``."""
 
+HOOK_MANAGER_FILES: tuple[str, ...] = (
+    ".pre-commit-config.yaml",
+    "lefthook.yml",
+    ".lefthook.yml",
+    "lefthook-local.yml",
+    ".lefthook-local.yml",
+    "lefthook.yaml",
+    ".lefthook.yaml",
+    ".husky",
+)
+"""Read-only in the workspace when they are there: what the git hooks of pre-commit, lefthook
+and husky run at the user's next ``git commit`` (the hooks installed in ``.git/hooks`` or in
+``core.hooksPath`` read them from the work tree)."""
+
 PROTECTED_GLOBS_IN_WORKSPACE: tuple[str, ...] = (".claude/settings*.json",)
 """Existing files matching these are read-only too (``settings.backup.json`` and friends)."""
 
@@ -88,12 +102,14 @@ PROTECTED_IN_CONFIG_DIR: tuple[str, ...] = (
     "plugins",
     "skills",
     "hooks",
+    "local",
 )
 """Read-only, missing or not, in the agent's config dir (``$CLAUDE_CONFIG_DIR``, else
 ``~/.claude``) and in ``~/.claude`` when the config dir is elsewhere (unset the variable and
 the agent reads it again), writable otherwise: settings (hooks, the status line, helpers),
 commands, agents, plugins (hooks, MCP servers), skills and the hook scripts settings name
-(``hooks/``, by convention) all say what runs outside later."""
+(``hooks/``, by convention) all say what runs outside later; ``local/`` holds the agent
+itself when installed there (``claude migrate-installer``: the user's ``claude`` runs it)."""
 
 PROTECTED_GLOBS_IN_CONFIG_DIR: tuple[str, ...] = ("settings*.json",)
 """Existing files matching these are read-only there too (``settings.backup.json`` and
@@ -115,6 +131,10 @@ PROTECTED_IN_HOME: tuple[str, ...] = (
     ".local/lib",
     ".mcp.json",
     ".gemini/extensions",
+    ".gemini/policies",
+    ".gemini/commands",
+    ".gemini/trustedFolders.json",
+    ".codex/rules",
     ".config/direnv",
     ".direnvrc",
     ".vimrc",
@@ -356,7 +376,7 @@ def workspace_rules(workspace: Path, git_held: bool = False) -> Iterator[Mount]:
             yield commondir_rule(workspace / ".git", why)
         elif not (git_held and name.startswith(".git/")):
             yield mount(Kind.READ, workspace / name, why)
-    for name in SHELL_STARTUP_FILES:
+    for name in (*SHELL_STARTUP_FILES, *HOOK_MANAGER_FILES):
         if (workspace / name).exists():
             yield mount(Kind.READ, workspace / name, why)
     for pattern in PROTECTED_GLOBS_IN_WORKSPACE:

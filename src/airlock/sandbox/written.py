@@ -59,9 +59,30 @@ from airlock.sandbox.repositories import (
 )
 
 WATCHED = frozenset(
-    {".claude", ".mcp.json", ".vscode", ".idea", ".envrc", ".gemini", ".codex", ".cursor"}
+    {
+        ".claude",
+        ".mcp.json",
+        ".vscode",
+        ".idea",
+        ".envrc",
+        ".gemini",
+        ".codex",
+        ".cursor",
+        ".roo",
+        ".kilocode",
+        ".amazonq",
+        ".kiro",
+        ".continue",
+        ".opencode",
+        "opencode.json",
+        ".crush.json",
+        ".zed",
+        ".devcontainer",
+    }
 )
-"""Names whose content steers an agent, an editor or direnv started in their folder."""
+"""Names whose content steers an agent, an editor or direnv started in their folder (their
+MCP servers, hooks, plugins and tasks; a dev container's ``initializeCommand`` runs on the
+host)."""
 DEPTH = NESTED_DEPTH
 """How many folders deep below the workspace :func:`snapshot` looks: the bounds of the walk
 it shares with the nested repositories' scan (the same before and after the run)."""
