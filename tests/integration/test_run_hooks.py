@@ -742,3 +742,22 @@ def test_hook_managers_and_agents_own_programs_cannot_be_changed(
     assert not (project / "sub" / ".zed").exists()
     assert not (project / "sub" / ".devcontainer").exists()
     assert not (project / "sub" / "opencode.json").exists()
+
+
+def test_a_subfolder_made_a_git_folder_is_made_inert(tmp_path: Path, project: Path) -> None:
+    """``HEAD``, ``objects``, ``refs`` and a ``config`` with ``core.fsmonitor`` made in a
+    subfolder: git takes the folder for a bare repository and would run the monitor for
+    whoever uses git there; its HEAD and config are set aside after the run."""
+    script = (
+        "mkdir -p deep/er/evil/objects deep/er/evil/refs && cd deep/er/evil && "
+        "echo 'ref: refs/heads/main' > HEAD && "
+        "printf '[core]\\n\\tbare = false\\n\\tworktree = .\\n\\tfsmonitor = touch PWNED\\n' > config "
+        "&& echo made"
+    )
+    done = _run(tmp_path, script)
+    assert done.returncode == 0, done.stderr
+    assert "made" in done.stdout
+    evil = project / "deep" / "er" / "evil"
+    assert not (evil / "HEAD").exists() and not (evil / "config").exists()
+    subprocess.run(["git", "status"], cwd=evil, capture_output=True, check=False)
+    assert not list(project.rglob("PWNED"))

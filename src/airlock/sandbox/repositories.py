@@ -217,6 +217,9 @@ class WorkspaceScan(NamedTuple):
     named: tuple[Path, ...]
     cut: tuple[str, ...]
     deeper: tuple[Path, ...]
+    heads: tuple[Path, ...] = ()
+    """Each ``HEAD`` in a subfolder (at most :data:`NESTED_REPOSITORIES`): a folder that git
+    takes for a git folder itself (a bare repository) has one."""
 
 
 def scan_workspace(
@@ -233,9 +236,12 @@ def scan_workspace(
     :data:`NESTED_REPOSITORIES`-th repository."""
     found: list[Path] = []
     named: list[Path] = []
+    heads: list[Path] = []
     full = False
     walk = Walk(workspace, max_depth, max_folders, NESTED_ENTRIES, skip)
     for entry, depth in walk:
+        if entry.name == "HEAD" and depth > 0 and len(heads) < NESTED_REPOSITORIES:
+            heads.append(Path(entry.path))
         if entry.name == ".git" and depth > 0:
             if len(found) < NESTED_REPOSITORIES:
                 found.append(Path(entry.path))
@@ -245,7 +251,7 @@ def scan_workspace(
         if entry.name in names:
             named.append(Path(entry.path))
     nested = NestedScan(tuple(found), complete=not walk.cut and not full)
-    return WorkspaceScan(nested, tuple(named), tuple(walk.cut), tuple(walk.deeper))
+    return WorkspaceScan(nested, tuple(named), tuple(walk.cut), tuple(walk.deeper), tuple(heads))
 
 
 def nested_rules(workspace: Path, scan: NestedScan) -> Iterator[Mount]:

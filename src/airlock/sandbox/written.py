@@ -41,6 +41,7 @@ from airlock.sandbox.agent_state import CONFIG_FILES, keep_file, keep_servers, r
 from airlock.sandbox.files import chmod_regular, is_at, open_folder
 from airlock.sandbox.paths import read_only_at, resolve
 from airlock.sandbox.repositories import (
+    CHANGED_SLACK,
     GIT_FOLDER_ENTRIES,
     HOOK_NAMES,
     NESTED_DEPTH,
@@ -107,6 +108,8 @@ class Snapshot(NamedTuple):
     unseen: list[str]
     links: dict[Path, str]
     nested: NestedScan | None = None
+    heads: tuple[Path, ...] = ()
+    """The ``HEAD`` entries of subfolders the walk met (:class:`WorkspaceScan`)."""
 
     @property
     def complete(self) -> bool:
@@ -163,7 +166,7 @@ def snapshot(
     if deeper:
         unseen.append(f"folders more than {depth} deep ({deeper[0]})")
     links = {path: str(path.readlink()) for path in entries if path.is_symlink()}
-    return Snapshot(entries, unseen[:3], links, scan.nested)
+    return Snapshot(entries, unseen[:3], links, scan.nested, scan.heads)
 
 
 def agent_skip(workspace: Path, agent_state: Iterable[Path]) -> list[Path]:
@@ -545,6 +548,10 @@ class Watch:
             ),
         )
         step(
+            "look for git folders made of subfolders",
+            lambda: moved.extend(self._bare_folders(destination, looked)),
+        )
+        step(
             "look for links made in the git folders",
             lambda: lines.extend(self._planted_links(destination, looked)),
         )
@@ -604,6 +611,31 @@ class Watch:
             aside = _free(destination / path.parent.name / path.name)
             step(f"check {shown(path)}", partial(_keep, lines, keep_file, path, before, aside))
         return lines
+
+    def _bare_folders(self, destination: Path, looked: list[Snapshot]) -> list[SetAside]:
+        """A subfolder that became a git folder itself during the run (a ``HEAD`` with
+        ``objects`` and ``refs``: git takes it for a bare repository, and runs its config's
+        ``core.fsmonitor`` for whoever uses git there): its :data:`GIT_FOLDER_FILES` set
+        aside, as the workspace's own would be. One that was a git folder before the run and
+        whose ``HEAD`` and config the run left alone is the user's."""
+        since = self.linked.since - CHANGED_SLACK
+        moved: list[SetAside] = []
+        for head in looked[0].heads if looked else ():
+            folder = head.parent
+            if not looks_like_git_folder(folder):
+                continue
+            changed = False
+            for name in GIT_FOLDER_FILES:
+                with contextlib.suppress(OSError):
+                    changed = changed or (folder / name).lstat().st_ctime >= since
+            if not changed:
+                continue
+            relative = folder.relative_to(self.workspace)
+            real = Path(os.path.realpath(folder))
+            for name in GIT_FOLDER_FILES:
+                if os.path.lexists(folder / name):
+                    moved.append(move_aside(folder / name, destination / relative / name, real))
+        return moved
 
     def _planted_links(self, destination: Path, looked: list[Snapshot]) -> list[str]:
         """Move aside each link made in a git folder during the run (see
