@@ -996,6 +996,12 @@ def _could_not_write(git_folder: Path, read_only: Mapping[Path, bool]) -> bool:
     return all(read_only_at(git_folder / name, read_only) for name in ("config", "hooks"))
 
 
+def repository_folders(dot_gits: Iterable[Path]) -> list[Path]:
+    """The git folders these ``.git`` entries are or name (resolved), those there."""
+    folders = (_git_folder_of(dot_git) for dot_git in dot_gits)
+    return [folder for folder in folders if folder is not None]
+
+
 GIT_FOLDER_ENTRIES = 200_000
 """At most this many entries of the git folders are looked at for links made in a run."""
 

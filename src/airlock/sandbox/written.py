@@ -41,7 +41,6 @@ from airlock.sandbox.agent_state import CONFIG_FILES, keep_file, keep_servers, r
 from airlock.sandbox.files import chmod_regular, is_at, open_folder
 from airlock.sandbox.paths import read_only_at, resolve
 from airlock.sandbox.repositories import (
-    CHANGED_SLACK,
     GIT_FOLDER_ENTRIES,
     HOOK_NAMES,
     NESTED_DEPTH,
@@ -53,6 +52,7 @@ from airlock.sandbox.repositories import (
     module_folders,
     note_linked,
     planted_links,
+    repository_folders,
     scan_workspace,
     secure_linked_repositories,
     secure_new_modules,
@@ -356,6 +356,19 @@ def looks_like_git_folder(folder: Path) -> bool:
     return all(os.path.lexists(folder / mark) for mark in ("objects", "refs"))
 
 
+def _git_folder_signature(folder: Path) -> tuple[object, ...]:
+    """The identity, size and change time of a git folder's :data:`GIT_FOLDER_FILES`."""
+    parts: list[object] = []
+    for name in GIT_FOLDER_FILES:
+        try:
+            found = (folder / name).lstat()
+        except OSError:
+            parts.append(None)
+            continue
+        parts.append((found.st_ino, found.st_size, found.st_ctime_ns))
+    return tuple(parts)
+
+
 def set_aside_git_folder(workspace: Path, before: bool, destination: Path) -> list[SetAside]:
     """After the run: when the workspace itself became a git folder during it
     (:func:`looks_like_git_folder`: git would then run its config, ``core.fsmonitor`` included,
@@ -508,6 +521,13 @@ class Watch:
         scan = scan or scan_workspace(workspace, WATCHED, skip=self.skip)
         self.settings = snapshot(workspace, skip=self.skip, scan=scan)
         self.nested = frozenset(scan.nested.found)
+        self.bare = {
+            head.parent: _git_folder_signature(head.parent)
+            for head in scan.heads
+            if looks_like_git_folder(head.parent)
+        }
+        """The subfolders that were git folders themselves before the run (bare repositories),
+        and what made them so, as it was."""
         self.modules = module_folders(workspace)
         self.was_git_folder = looks_like_git_folder(workspace)
         self.state = {path: _before(path) for path in state_files(home, config_dir)}
@@ -613,23 +633,22 @@ class Watch:
         return lines
 
     def _bare_folders(self, destination: Path, looked: list[Snapshot]) -> list[SetAside]:
-        """A subfolder that became a git folder itself during the run (a ``HEAD`` with
-        ``objects`` and ``refs``: git takes it for a bare repository, and runs its config's
-        ``core.fsmonitor`` for whoever uses git there): its :data:`GIT_FOLDER_FILES` set
-        aside, as the workspace's own would be. One that was a git folder before the run and
-        whose ``HEAD`` and config the run left alone is the user's."""
-        since = self.linked.since - CHANGED_SLACK
+        """A subfolder that became a git folder itself during the run, or one whose ``HEAD``,
+        ``commondir`` or config the run changed (a ``HEAD`` with ``objects`` and ``refs``: git
+        takes it for a bare repository, and runs its config's ``core.fsmonitor`` for whoever
+        uses git there): its :data:`GIT_FOLDER_FILES` set aside, as the workspace's own would
+        be. One a nested repository's ``.git`` names is made safe by that step instead."""
+        nested = set(self.nested)
+        if looked and looked[0].nested is not None:
+            nested |= set(looked[0].nested.found)
+        served = set(repository_folders(nested))  # a .git file names them: made safe later
         moved: list[SetAside] = []
         for head in looked[0].heads if looked else ():
             folder = head.parent
-            if not looks_like_git_folder(folder):
+            if not looks_like_git_folder(folder) or Path(os.path.realpath(folder)) in served:
                 continue
-            changed = False
-            for name in GIT_FOLDER_FILES:
-                with contextlib.suppress(OSError):
-                    changed = changed or (folder / name).lstat().st_ctime >= since
-            if not changed:
-                continue
+            if self.bare.get(folder) == _git_folder_signature(folder):
+                continue  # there before the run, as it was: the user's
             relative = folder.relative_to(self.workspace)
             real = Path(os.path.realpath(folder))
             for name in GIT_FOLDER_FILES:
