@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -761,3 +762,47 @@ def test_a_subfolder_made_a_git_folder_is_made_inert(tmp_path: Path, project: Pa
     assert not (evil / "HEAD").exists() and not (evil / "config").exists()
     subprocess.run(["git", "status"], cwd=evil, capture_output=True, check=False)
     assert not list(project.rglob("PWNED"))
+
+
+def test_programs_the_settings_name_are_read_only(tmp_path: Path, project: Path) -> None:
+    """A SessionStart hook's script in the project, the status line's script in ~/.claude and
+    a project MCP server's program: the settings naming them are read-only, and so are they."""
+    home = tmp_path / "home"
+    (home / ".claude").mkdir(parents=True, exist_ok=True)
+    (project / ".claude").mkdir()
+    (project / "scripts").mkdir()
+    (project / "tools").mkdir()
+    start, status, server = (
+        project / "scripts" / "start.sh",
+        home / ".claude" / "statusline-command.sh",
+        project / "tools" / "server.js",
+    )
+    for path in (start, status, server):
+        path.write_text("# as it was\n")
+    (project / ".claude" / "settings.json").write_text(
+        json.dumps(
+            {
+                "hooks": {
+                    "SessionStart": [
+                        {"hooks": [{"type": "command", "command": "bash scripts/start.sh"}]}
+                    ]
+                }
+            }
+        )
+    )
+    (home / ".claude" / "settings.json").write_text(
+        json.dumps(
+            {"statusLine": {"type": "command", "command": "~/.claude/statusline-command.sh"}}
+        )
+    )
+    (project / ".mcp.json").write_text(
+        json.dumps({"mcpServers": {"x": {"command": "node", "args": ["tools/server.js"]}}})
+    )
+    script = "".join(
+        f"(echo evil >> {path}) 2>/dev/null && echo WROTE {path}; "
+        for path in (start, status, server)
+    )
+    done = _run(tmp_path, script + "echo done")
+    assert done.returncode == 0, done.stderr
+    assert "done" in done.stdout and "WROTE" not in done.stdout, done.stdout
+    assert all(path.read_text() == "# as it was\n" for path in (start, status, server))

@@ -143,6 +143,7 @@ def mounts(
         visible,
         workspace_rules,
     )
+    from airlock.sandbox.programs import program_rules
     from airlock.sandbox.repositories import (
         NESTED_DEPTH,
         NESTED_ENTRIES,
@@ -226,6 +227,14 @@ def mounts(
         *user_rules(Kind.HIDE, args.hide, "--hide", home, cwd),
         *_token_file_rules(args, mount, Kind.HIDE),
     ]
+    programs, left = program_rules([layer.data for layer in loaded.layers], home, workspace)
+    rules += programs
+    if left:
+        print(
+            f"airlock run: the agent's settings and .mcp.json name {left} more programs than "
+            "airlock protects: make them read-only with --ro PATH",
+            file=sys.stderr,
+        )
     included, capped = include_rules(
         workspace, home, scan.found, environ, "a git config includes it: runs code outside later"
     )
