@@ -651,6 +651,10 @@ def test_a_global_config_in_the_workspace_is_read_only(tmp_path: Path, project: 
     _no_write_and_nothing_runs(done, project)
 
 
+def _commit(project: Path, *args: str) -> None:
+    _git(project, "-c", "user.name=u", "-c", "user.email=u@x", "commit", "-q", *args)
+
+
 def test_links_made_in_the_git_folder_are_moved_aside(tmp_path: Path, project: Path) -> None:
     """``.git/logs/HEAD -> ~/.bashrc`` and ``.git/COMMIT_EDITMSG -> hooks/pre-commit`` made
     inside: git appends the reflog and writes the commit message through a link, so the
@@ -660,18 +664,7 @@ def test_links_made_in_the_git_folder_are_moved_aside(tmp_path: Path, project: P
     bashrc = home / ".bashrc"
     bashrc.write_text("# mine\n")
     _git(project, "init", "-q")
-    _git(
-        project,
-        "-c",
-        "user.name=u",
-        "-c",
-        "user.email=u@x",
-        "commit",
-        "-q",
-        "--allow-empty",
-        "-m",
-        "one",
-    )
+    _commit(project, "--allow-empty", "-m", "one")
     (project / ".git" / "info").mkdir(exist_ok=True)
     (project / ".git" / "info" / "mine").symlink_to("../description")
     time.sleep(1.2)  # older than the run by more than the change times' slack
@@ -687,18 +680,7 @@ def test_links_made_in_the_git_folder_are_moved_aside(tmp_path: Path, project: P
     assert not (project / ".git" / "COMMIT_EDITMSG").is_symlink()
     assert (project / ".git" / "info" / "mine").is_symlink()  # the user's own
     _git(project, "checkout", "-q", "-b", "other")
-    _git(
-        project,
-        "-c",
-        "user.name=u",
-        "-c",
-        "user.email=u@x",
-        "commit",
-        "-q",
-        "--amend",
-        "--allow-empty",
-        "--no-edit",
-    )
+    _commit(project, "--amend", "--allow-empty", "--no-edit")
     assert bashrc.read_text() == "# mine\n"
     assert not (project / ".git" / "hooks" / "pre-commit").exists()
 
