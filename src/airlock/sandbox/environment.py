@@ -166,7 +166,7 @@ SECRET_VALUE_PATTERNS: tuple[tuple[str, str, str], ...] = (
         "a webhook URL (its path is the secret)",
     ),
     (
-        "/",
+        "racle:",
         r"(?i)jdbc:oracle:\w+:[^/@\s:]+/[^@\s]+@",
         "an Oracle URL with a password (user/password@)",
     ),
@@ -190,8 +190,9 @@ DigitalOcean's, Google's API keys and OAuth access tokens, SendGrid's), and a PE
 base64 (``LS0tLS1CRUdJTi`` is ``-----BEGIN``)."""
 
 TOKEN_PREFIXES: tuple[str, ...] = (
-    "gh", "github_pat_", "glpat-", "xox", "sk-", "AKIA", "ASIA", "hf_", "npm_", "pypi-",
-    "k_live_", "tskey-", "squ_", "dop_v1_", "AIza", "k_test_", "ya29.", "SG.", "glrt-",
+    "ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_", "glpat-", "glrt-", "xoxa-", "xoxb-",
+    "xoxp-", "xoxo-", "xoxs-", "xoxr-", "sk-", "AKIA", "ASIA", "hf_", "npm_", "pypi-",
+    "k_live_", "k_test_", "tskey-", "squ_", "dop_v1_", "AIza", "ya29.", "SG.",
     "LS0tLS1CRUdJTi",
 )  # fmt: skip
 """The fixed parts of the last row of :data:`SECRET_VALUE_PATTERNS`: most values hold none."""
