@@ -70,3 +70,12 @@ def test_a_hello_never_whole_stops_at_the_limit() -> None:
         server_name(endless[: MAX_HELLO - 1])
     with pytest.raises(Unreadable):
         server_name(endless)
+
+
+def test_alert_and_change_cipher_spec_records_before_the_hello_are_passed_over() -> None:
+    """Go's TLS skips a warning alert before the ClientHello: the name after it is read."""
+    alert = b"\x15\x03\x01\x00\x02\x01\x5a"
+    ccs = b"\x14\x03\x03\x00\x01\x01"
+    assert server_name(alert + ccs + _client_hello("localhost")) == "localhost"
+    with pytest.raises(NeedMore):
+        server_name(alert)

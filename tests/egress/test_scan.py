@@ -265,3 +265,41 @@ def test_every_gzip_member_is_checked_and_nothing_after_the_last_goes() -> None:
         None,
         {"github_token": 1},
     )
+
+
+def test_a_gzip_header_comment_is_found_with_escapes_in_the_body_too() -> None:
+    import struct
+    import zlib
+
+    from airlock.egress.scan import SecretsMode, check_gathered
+    from airlock.redact import Redactor
+
+    text = b"a=%41"
+    packer = zlib.compressobj(wbits=-15)
+    raw = packer.compress(text) + packer.flush()
+    header = b"\x1f\x8b\x08\x10" + struct.pack("<I", 0) + b"\x00\xff" + f"{GITHUB}\0".encode()
+    body = header + raw + struct.pack("<II", zlib.crc32(text), len(text))
+    assert check_gathered(Redactor(), SecretsMode.BLOCK, body, b"gzip")[0] is None
+    redacted, found, decoded = check_gathered(Redactor(), SecretsMode.REDACT, body, b"gzip")
+    assert redacted == text and found == {"github_token": 1} and decoded
+
+
+def test_the_stream_decoder_reads_every_gzip_member() -> None:
+    import gzip
+
+    from airlock.egress.scan import StreamDecoder
+
+    body = gzip.compress(b"first ") + gzip.compress(b"second")
+    decoder = StreamDecoder(b"gzip")
+    out = b"".join(decoder.feed(body[i : i + 7]) for i in range(0, len(body), 7))
+    assert out == b"first second" and decoder.unchecked == ""
+
+
+def test_a_token_spelled_in_escapes_is_left_out_of_the_logged_path() -> None:
+    from airlock.egress.scan import path_secrets
+    from airlock.redact import Redactor
+
+    escaped = "".join(f"%{ord(char):02x}" for char in GITHUB)
+    logged, found = path_secrets(Redactor(), f"/x/{escaped}", f"/x/{escaped}")
+    assert found == {"github_token": 1}
+    assert GITHUB not in logged and escaped not in logged

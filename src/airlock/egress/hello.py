@@ -15,6 +15,9 @@ whole (it may span records), then its extensions up to ``server_name`` (RFC 6066
 from __future__ import annotations
 
 HANDSHAKE = 0x16
+SKIPPED = (0x14, 0x15)
+"""Records before the ClientHello that some servers skip (a change_cipher_spec, a warning
+alert: Go's does): passed over, counted with the records, the hold kept."""
 CLIENT_HELLO = 1
 SERVER_NAME = 0
 HOST_NAME = 0
@@ -47,21 +50,26 @@ def _hello_body(data: bytes | bytearray) -> bytes | None:
             records, a first message that is no ClientHello, or none whole in
             :data:`MAX_HELLO` bytes.
     """
-    if data and data[0] != HANDSHAKE:
+    if data and data[0] not in (HANDSHAKE, *SKIPPED):
         raise NotHello("not a TLS handshake record")
     spans: list[tuple[int, int]] = []
-    position = whole = 0
+    position = whole = records = 0
     while position + 5 <= len(data):
-        if data[position] != HANDSHAKE:
+        kind = data[position]
+        if kind not in (HANDSHAKE, *SKIPPED):
             raise Unreadable("a record that is not a handshake inside the ClientHello")
         length = int.from_bytes(data[position + 3 : position + 5], "big")
         if position + 5 + length > len(data):
             break
+        records += 1
+        if records > MAX_RECORDS:
+            raise Unreadable(f"a ClientHello cut into more than {MAX_RECORDS} records")
+        if kind != HANDSHAKE:  # an alert or a change_cipher_spec some servers skip
+            position += 5 + length
+            continue
         spans.append((position + 5, position + 5 + length))
         whole += length
         position += 5 + length
-        if len(spans) > MAX_RECORDS:
-            raise Unreadable(f"a ClientHello cut into more than {MAX_RECORDS} records")
     if whole >= 4:
         header = b""
         for start, end in spans:  # the message's own header may be cut over records

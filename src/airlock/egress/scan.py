@@ -249,11 +249,12 @@ class StreamDecoder:
         self.steps = codings(encoding)
         self.limit = limit
         self.unchecked = ""
+        self._bits = 15 if self.steps[:1] == ["deflate"] else 47
         self._decoder = None
         if len(self.steps) > 1 or any(step not in DECODED for step in self.steps):
             self.unchecked = f"Content-Encoding {', '.join(self.steps)} not decoded"
         elif self.steps:
-            self._decoder = zlib.decompressobj(wbits=47 if self.steps[0] != "deflate" else 15)
+            self._decoder = zlib.decompressobj(wbits=self._bits)
         self._out = 0
 
     def feed(self, piece: bytes) -> bytes:
@@ -262,17 +263,26 @@ class StreamDecoder:
             return piece
         if self._decoder is None:
             return b""
-        try:
-            out = self._decoder.decompress(piece, max(self.limit - self._out, 1))
-        except zlib.error:
-            self.unchecked = f"the body is not valid {self.steps[0]}"
-            self._decoder = None
-            return b""
-        self._out += len(out)
-        if self._decoder.unconsumed_tail:
-            self.unchecked = f"the body decoded is over {self.limit} bytes: the rest not checked"
-            self._decoder = None
-        return out
+        out: list[bytes] = []
+        while piece:
+            try:
+                got = self._decoder.decompress(piece, max(self.limit - self._out, 1))
+            except zlib.error:
+                self.unchecked = f"the body is not valid {self.steps[0]}"
+                self._decoder = None
+                break
+            self._out += len(got)
+            out.append(got)
+            if self._decoder.unconsumed_tail:
+                self.unchecked = (
+                    f"the body decoded is over {self.limit} bytes: the rest not checked"
+                )
+                self._decoder = None
+                break
+            piece = self._decoder.unused_data if self._decoder.eof else b""
+            if piece:  # the next gzip member (readers decode them all)
+                self._decoder = zlib.decompressobj(wbits=self._bits)
+        return b"".join(out)
 
 
 ESCAPE = re.compile(rb"%[0-9A-Fa-f]{2}")
@@ -381,10 +391,15 @@ def check_gathered(
         Uncheckable: as :func:`decoded`.
     """
     plain = decoded(body, encoding)
+    in_raw = count_secrets(redactor, body) if plain is not body else {}
     if ESCAPE.search(plain) is not None:  # a form's values (%2F, %2B): read decoded too
         checked, secrets = _check_escaped(redactor, mode, plain)
-        if checked is plain:
+        for kind, count in in_raw.items():  # a gzip header's name or comment leaves as it is
+            secrets[kind] = max(count, secrets.get(kind, 0))
+        if checked is plain and not in_raw:
             return body, secrets, False
+        if checked is None or (mode is SecretsMode.BLOCK and secrets):
+            return None, secrets, False
         return checked, secrets, plain is not body
     if plain is body:
         if mode is SecretsMode.REDACT:
@@ -392,8 +407,7 @@ def check_gathered(
         secrets = count_secrets(redactor, body)
         return (None if secrets else body), secrets, False
     secrets = count_secrets(redactor, plain)
-    # the bytes as sent too: a gzip header's name or comment field leaves as it is
-    for kind, count in count_secrets(redactor, body).items():
+    for kind, count in in_raw.items():  # a gzip header's name or comment leaves as it is
         secrets[kind] = max(count, secrets.get(kind, 0))
     if not secrets:
         return body, secrets, False
@@ -420,7 +434,9 @@ def path_secrets(redactor: Redactor, target: str, logged: str) -> tuple[str, dic
         counts |= found  # the most of each kind either way: one secret is not two
     if not counts:
         return logged, {}
-    return TOKEN_LIKE.sub("[REDACTED]", logged), dict(counts)
+    # read decoded, so that no escape can keep a token's run apart (%67%68%70%5F…)
+    shown = urllib.parse.unquote(logged, errors="replace")
+    return TOKEN_LIKE.sub("[REDACTED]", shown), dict(counts)
 
 
 def path_refusal(mode: SecretsMode, secrets: dict[str, int]) -> str:
