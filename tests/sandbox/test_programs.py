@@ -58,3 +58,41 @@ def test_program_rules_from_settings_and_mcp_json(tmp_path: Path) -> None:
         (Kind.READ, workspace / "tools" / "server.js")
     ]
     assert left == 0
+
+
+def test_paths_inside_quoted_commands_bare_names_and_home(tmp_path: Path) -> None:
+    """``sh -c "scripts/b.sh --fix"``, ``bash check.sh`` (a file in the workspace),
+    ``$HOME/…``; a missing path with a ``/`` whose folder is there (it could be made)."""
+    home, workspace = tmp_path / "home", tmp_path / "ws"
+    (home / ".claude").mkdir(parents=True)
+    (workspace / "scripts").mkdir(parents=True)
+    quoted, bare, status = (
+        workspace / "scripts" / "b.sh",
+        workspace / "check.sh",
+        home / ".claude" / "s.sh",
+    )
+    for path in (quoted, bare, status):
+        path.write_text("x")
+    lines = [
+        'sh -c "scripts/b.sh --fix"',
+        "bash check.sh",
+        "bash $HOME/.claude/s.sh",
+        "scripts/new.sh",
+    ]
+    assert named_paths(lines, home, workspace) == [
+        quoted,
+        bare,
+        status,
+        workspace / "scripts" / "new.sh",
+    ]
+
+
+def test_the_users_own_rw_keeps_a_program_writable(tmp_path: Path) -> None:
+    workspace = tmp_path / "ws"
+    (workspace / "mcp").mkdir(parents=True)
+    (workspace / "mcp" / "server.py").write_text("x")
+    settings = {"apiKeyHelper": "python mcp/server.py"}
+    assert program_rules([settings], tmp_path, workspace)[0]
+    assert (
+        program_rules([settings], tmp_path, workspace, [workspace / "mcp" / "server.py"])[0] == []
+    )

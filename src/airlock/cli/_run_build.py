@@ -137,6 +137,7 @@ def mounts(
         mount,
         path_rules,
         plan,
+        resolve,
         socket_rules,
         system_rules,
         user_rules,
@@ -227,8 +228,21 @@ def mounts(
         *user_rules(Kind.HIDE, args.hide, "--hide", home, cwd),
         *_token_file_rules(args, mount, Kind.HIDE),
     ]
-    programs, left = program_rules([layer.data for layer in loaded.layers], home, workspace)
+    programs, left = program_rules(
+        [layer.data for layer in loaded.layers],
+        home,
+        workspace,
+        [expand(text, home, cwd) for text in args.rw],
+    )
     rules += programs
+    inside = [rule.path for rule in programs if rule.path.is_relative_to(resolve(workspace))]
+    if inside:
+        shown = ", ".join(str(path.relative_to(resolve(workspace))) for path in inside[:5])
+        print(
+            f"airlock run: read-only inside, as programs the agent's settings or .mcp.json "
+            f"run outside: {shown}{' …' if len(inside) > 5 else ''} (--rw PATH to work on one)",
+            file=sys.stderr,
+        )
     if left:
         print(
             f"airlock run: the agent's settings and .mcp.json name {left} more programs than "

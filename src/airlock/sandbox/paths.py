@@ -77,19 +77,24 @@ missing one in a project folder runs nothing; in the home (a workspace that is t
 included) missing ones are covered too (:data:`PROTECTED_IN_HOME`). ``.bash_aliases`` is
 sourced by Debian's and Ubuntu's default ``.bashrc``."""
 
-HOOK_MANAGER_FILES: tuple[str, ...] = (
-    ".pre-commit-config.yaml",
-    "lefthook.yml",
-    ".lefthook.yml",
-    "lefthook-local.yml",
-    ".lefthook-local.yml",
-    "lefthook.yaml",
-    ".lefthook.yaml",
-    ".husky",
+LEFTHOOK_FILES: tuple[str, ...] = (
+    *(
+        f"{folder}{dot}lefthook{local}.{extension}"
+        for folder in ("", ".config/")
+        for dot in ("", ".")
+        for local in ("", "-local")
+        for extension in ("yml", "yaml", "json", "jsonc", "toml")
+    ),
+    ".lefthook",
+    ".lefthook-local",
 )
+"""Every file lefthook reads its configuration from (and its scripts' folders)."""
+
+HOOK_MANAGER_FILES: tuple[str, ...] = (".pre-commit-config.yaml", *LEFTHOOK_FILES, ".husky")
 """Read-only in the workspace when they are there: what the git hooks of pre-commit, lefthook
 and husky run at the user's next ``git commit`` (the hooks installed in ``.git/hooks`` or in
-``core.hooksPath`` read them from the work tree)."""
+``core.hooksPath`` read them from the work tree). With lefthook in use (one of its files
+there), a missing one is covered too: lefthook merges a ``lefthook-local`` file it finds."""
 
 PROTECTED_GLOBS_IN_WORKSPACE: tuple[str, ...] = (".claude/settings*.json",)
 """Existing files matching these are read-only too (``settings.backup.json`` and friends)."""
@@ -376,8 +381,9 @@ def workspace_rules(workspace: Path, git_held: bool = False) -> Iterator[Mount]:
             yield commondir_rule(workspace / ".git", why)
         elif not (git_held and name.startswith(".git/")):
             yield mount(Kind.READ, workspace / name, why)
+    lefthook = any(os.path.lexists(workspace / name) for name in LEFTHOOK_FILES)
     for name in (*SHELL_STARTUP_FILES, *HOOK_MANAGER_FILES):
-        if (workspace / name).exists():
+        if (workspace / name).exists() or (lefthook and name in LEFTHOOK_FILES):
             yield mount(Kind.READ, workspace / name, why)
     for pattern in PROTECTED_GLOBS_IN_WORKSPACE:
         for found in sorted(workspace.glob(pattern)):

@@ -16,6 +16,7 @@ workspace, a relative path is under the workspace (where hooks and project serve
 from __future__ import annotations
 
 import json
+import os
 import shlex
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
@@ -64,18 +65,32 @@ def server_commands(mcp: Mapping[str, Any]) -> Iterator[str]:
         yield shlex.join([server["command"], *words])
 
 
+def _words(line: str, depth: int = 0) -> Iterator[str]:
+    """The words of a command line, and those of each word that is itself a command line
+    (``sh -c "scripts/x.sh --fix"``), two levels deep."""
+    try:
+        words = shlex.split(line)
+    except ValueError:
+        return
+    for word in words:
+        yield word
+        if depth < 2 and " " in word:
+            yield from _words(word, depth + 1)
+
+
 def named_paths(lines: Iterable[str], home: Path, workspace: Path) -> list[Path]:
-    """The files that these command lines name and that are there (each once, in order)."""
+    """The files that these command lines name (each once, in order): a word that is a path
+    (``~/…``, ``$HOME/…``, ``$CLAUDE_PROJECT_DIR/…``, absolute, or holding a ``/``), and a
+    bare name that is a file in the workspace (``bash check.sh``, ``node server.js``); a
+    path with a ``/`` that is missing too (a placeholder keeps it from being made)."""
     found: dict[Path, None] = {}
     for line in lines:
-        try:
-            words = shlex.split(line)
-        except ValueError:
-            continue
-        for word in words:
+        for word in _words(line):
             for name in ("${CLAUDE_PROJECT_DIR}", "$CLAUDE_PROJECT_DIR"):
                 word = word.replace(name, str(workspace))
-            if "=" in word or not ("/" in word or word.startswith("~")):
+            for name in ("${HOME}", "$HOME"):
+                word = word.replace(name, str(home))
+            if "=" in word or " " in word or not word or word.startswith("-"):
                 continue
             if word == "~" or word.startswith("~/"):
                 path = home / word[2:]
@@ -83,16 +98,20 @@ def named_paths(lines: Iterable[str], home: Path, workspace: Path) -> list[Path]
                 path = Path(word)
             else:
                 path = workspace / word
-            if path.is_file():
+            if path.is_file() or ("/" in word and not path.exists() and path.parent.is_dir()):
                 found.setdefault(path, None)
     return list(found)
 
 
 def program_rules(
-    layers: Iterable[Mapping[str, Any]], home: Path, workspace: Path
+    layers: Iterable[Mapping[str, Any]],
+    home: Path,
+    workspace: Path,
+    opened: Iterable[Path] = (),
 ) -> tuple[list[Mount], int]:
     """Read-only rules for the files the settings ``layers`` and the workspace's ``.mcp.json``
-    name (at most :data:`NAMED_PROGRAMS`), and how many more were left without one."""
+    name (at most :data:`NAMED_PROGRAMS`), and how many more were left without one. One the
+    user's own ``--rw`` names (``opened``: a server being worked on) keeps no rule."""
     lines = [line for settings in layers for line in commands(settings)]
     try:
         mcp = json.loads((workspace / ".mcp.json").read_text(encoding="utf-8"))
@@ -100,6 +119,11 @@ def program_rules(
         mcp = None
     if isinstance(mcp, Mapping):
         lines += server_commands(mcp)
-    paths = named_paths(lines, home, workspace)
+    keep = {Path(os.path.realpath(path)) for path in opened}
+    paths = [
+        path
+        for path in named_paths(lines, home, workspace)
+        if Path(os.path.realpath(path)) not in keep
+    ]
     rules = [mount(Kind.READ, path, WHY) for path in paths[:NAMED_PROGRAMS]]
     return rules, max(0, len(paths) - NAMED_PROGRAMS)

@@ -77,8 +77,13 @@ WATCHED = frozenset(
         ".opencode",
         "opencode.json",
         ".crush.json",
+        "crush.json",
+        "opencode.jsonc",
+        ".qwen",
+        ".aider.conf.yml",
         ".zed",
         ".devcontainer",
+        ".devcontainer.json",
     }
 )
 """Names whose content steers an agent, an editor or direnv started in their folder (their
