@@ -25,13 +25,22 @@ NOW = dt.datetime.now(dt.UTC)
 
 class OriginHandler(Handler):
     """Answers every request: a canned answer for its path if the server has one, else
-    ``/bytes/N`` sends N pseudo-random bytes, ``/echo`` the body, anything else a JSON note."""
+    ``/bytes/N`` sends N pseudo-random bytes, ``/echo`` the body, a path ending ``/reset``
+    a reset once the request is read, anything else a JSON note."""
 
     server: OriginServer
 
     def _handle(self) -> None:
         body = self.read_body()
         self.server.seen.append((self.command, self.path, body))
+        if self.path.endswith("/reset"):  # read it all, then reset instead of answering
+            import socket
+            import struct
+
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.close_connection = True
+            self.connection.close()
+            return
         kind = "application/json"
         canned = [v for k, v in self.server.answers.items() if self.path.startswith(k)]
         if canned:

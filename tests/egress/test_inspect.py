@@ -683,3 +683,18 @@ def test_content_encoding_on_two_lines_is_read_as_one_list(make_rig, tmp_path: P
     )
     assert done.stdout.endswith("403"), done.stdout
     assert rig.origin.seen == []
+
+
+def test_a_request_that_went_out_is_recorded_so_when_its_answer_fails(make_rig) -> None:  # type: ignore[no-untyped-def]
+    """The origin reads the whole upload, then resets instead of answering: the record says
+    the bytes that left and the key among them, allowed, with the failure; never a refusal
+    with nothing out."""
+    rig = make_rig()
+    body = json.dumps({"content": f"my token is {KEY}"})
+    _curl(rig, "/v1/messages/reset", "--data-binary", body)
+    [record] = rig.wait_records(1)
+    assert rig.origin.seen and rig.origin.seen[0][2] == body.encode()
+    assert record["decision"] == "allow" and record["status"] == 502
+    assert record["bytes_out"] > len(body)
+    assert record["secrets"] == {"github_token": 1}
+    assert "after the request went out" in record["error"]

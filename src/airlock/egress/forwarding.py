@@ -102,14 +102,20 @@ async def forward(client: Client, head: RequestHead) -> bool:
     progress = [0]  # bytes sent so far, for a body found malformed on the way
     try:
         sent = await _send_request(client, head, upstream, body, inspection, progress)
-    except (ConnectionError, OSError) as error:
-        return _failed(client, record, stats, 0, 0, f"upstream write failed: {error}")
+    except (ConnectionError, OSError) as error:  # what was handed over may have gone out
+        stats.bytes_out += progress[0]
+        if inspection is not None:
+            record["secrets"] = await inspection.finish()
+        return _failed(client, record, stats, progress[0], 0, f"upstream write failed: {error}")
     except BadRequest as error:  # part of the body went out before the bad part came
         stats.bytes_out += progress[0]
         _failed(client, record, stats, progress[0], 0, f"{error.message} (cut upstream)", 400)
         error.recorded = True
         raise
     if sent < 0:
+        stats.bytes_out += -1 - sent
+        if inspection is not None:
+            record["secrets"] = await inspection.finish()
         return _failed(client, record, stats, -1 - sent, 0, "the client left mid-request")
     stats.bytes_out += sent
     record["bytes_out"] = sent
@@ -250,6 +256,7 @@ async def _send_request(
     if body is not None:
         writer.write(body)
         budget.spend(len(body))
+        progress[0] = sent + len(body)
         await writer.drain()
         return sent + len(body)
     while True:

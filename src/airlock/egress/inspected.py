@@ -292,10 +292,20 @@ class InspectedConnection:
         try:
             return await self._forward(head, framing, fields, started)
         except HttpError as error:
+            if "bytes_out" in fields:  # the request had gone out: its answer failed
+                with contextlib.suppress(OSError, ssl.SSLError):
+                    await self._answer(error.status, error.message.encode() + b"\n", close=True)
+                self._done(fields, started, status=error.status, error=error.message)
+                return False
             return await self._refused(error, fields, started)
         except (OSError, ssl.SSLError, ConnectionError, TimeoutError) as error:
-            message = f"origin {self.host}:{self.port}: {error or type(error).__name__}"
-            await self._answer(502, message.encode() + b"\n", close=True)
+            what = error or type(error).__name__
+            if "bytes_out" in fields:  # the request had gone out (its record says what left)
+                message = f"the exchange failed after the request went out: {what}"
+            else:
+                message = f"origin {self.host}:{self.port}: {what}"
+            with contextlib.suppress(OSError, ssl.SSLError):
+                await self._answer(502, message.encode() + b"\n", close=True)
             self._done(fields, started, status=502, error=message)
             return False
 
@@ -382,9 +392,11 @@ class InspectedConnection:
         out_head = head.serialize()
         up_writer.write(out_head)
         bytes_out = len(out_head)
+        fields["bytes_out"] = bytes_out  # the head is on its way
         if gathered is not None:
             up_writer.write(gathered)
             bytes_out += len(gathered)
+            fields["bytes_out"] = bytes_out
         elif framing[0] != "none":
             scanner = SecretScanner(self.inspector.redactor)
             decoder = StreamDecoder(encoding)
@@ -399,12 +411,17 @@ class InspectedConnection:
                     return await self._cut(fields, started, bytes_out, scanner, error)
                 up_writer.write(raw)
                 bytes_out += len(raw)
+                fields["bytes_out"] = bytes_out  # what left, should the exchange fail
                 await scanner.add(form.feed(decoder.feed(payload)))  # scanned beside forwarding
                 if up_writer.transport.get_write_buffer_size() > PIECE:
                     await up_writer.drain()
             await scanner.add(form.finish())
             secrets = await scanner.total()
         await up_writer.drain()
+        fields["bytes_out"], fields["secrets"] = (
+            bytes_out,
+            secrets,
+        )  # gone: said if what follows fails
         status, bytes_in, keep = await self._relay_response(up_reader, fields["method"])
         keep = keep and head.keeps_alive()
         self._done(

@@ -38,6 +38,8 @@ class UploadBudget:
 
     def spend(self, count: int) -> None:
         self.sent += count
+        if self.limit is not None and self.sent >= self.limit:
+            self.exhausted = True  # the report says so, whether or not a new one was asked
 
     def admit(self) -> bool:
         """Whether a new connection may open (and note when the budget first runs out)."""
