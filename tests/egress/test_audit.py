@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -282,3 +283,31 @@ def test_audit_verify_exit_codes(site: _Site, tmp_path: Path) -> None:
 )
 def test_record_times_are_utc_to_the_millisecond(epoch: float, expected: str) -> None:
     assert iso_time(epoch) == expected
+
+
+@pytest.mark.parametrize("how", ["removed", "replaced"])
+def test_a_log_removed_or_replaced_mid_run_stops_traffic(
+    site: _Site, tmp_path: Path, how: str
+) -> None:
+    """Records written on into a removed (or renamed-away) file would be in no log anyone
+    reads: the next flush finds the path no longer names the file, and traffic stops."""
+    cfg = config(tmp_path)
+    assert cfg.audit_log is not None
+    port = site.server_address[1]
+    with running(cfg) as (url, proxy):
+        with httpx.Client(proxy=url) as client:
+            assert client.get(f"http://127.0.0.1:{port}/before").status_code == 200
+        if how == "removed":
+            cfg.audit_log.unlink()
+        else:
+            cfg.audit_log.rename(tmp_path / "moved.jsonl")
+            cfg.audit_log.write_bytes(b"")
+        deadline = time.monotonic() + 10
+        with httpx.Client(proxy=url) as client:
+            while proxy.failed is None and time.monotonic() < deadline:
+                with contextlib.suppress(httpx.HTTPError):
+                    client.get(f"http://127.0.0.1:{port}/during")
+                time.sleep(0.05)
+        assert proxy.failed is not None and "removed or replaced" in str(proxy.failed)
+        report = proxy.close({"exit_code": 0})
+    assert report.error is not None and "audit log" in report.error

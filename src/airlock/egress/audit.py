@@ -30,6 +30,7 @@ appended to: :func:`verify` says where it is broken.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
 import threading
@@ -236,11 +237,39 @@ class AuditLog:
                 return
             batch, self._pending = self._pending, bytearray()
             tip = (self._next_seq, self._next_prev)
+        self._still_there()
         _write_all(self._fd, batch)
         os.fsync(self._fd)
         self.records, self.last_hash = tip
         self._checkpoint(final=final)
         self._checkpointed_final = final
+
+    def _still_there(self) -> None:
+        """Fail when the log at :attr:`path` is no longer the file being written (removed,
+        or renamed and replaced): records written on would be in no log anyone reads.
+
+        Raises:
+            OSError: ``ESTALE``, saying which.
+        """
+        opened = os.fstat(self._fd)
+        try:
+            now = self.path.stat()
+        except FileNotFoundError:
+            now = None
+        if (
+            opened.st_nlink == 0
+            or now is None
+            or (now.st_dev, now.st_ino)
+            != (
+                opened.st_dev,
+                opened.st_ino,
+            )
+        ):
+            raise OSError(
+                errno.ESTALE,
+                f"{self.path} was removed or replaced while the run went on (records would "
+                "go into a file no one reads)",
+            )
 
     def _checkpoint(self, final: bool) -> None:
         head = {
