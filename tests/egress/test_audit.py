@@ -311,3 +311,28 @@ def test_a_log_removed_or_replaced_mid_run_stops_traffic(
         assert proxy.failed is not None and "removed or replaced" in str(proxy.failed)
         report = proxy.close({"exit_code": 0})
     assert report.error is not None and "audit log" in report.error
+
+
+def test_two_runs_sharing_a_log_keep_one_chain(tmp_path: Path) -> None:
+    """Two agents in two terminals, one default log: each run's records are chained on
+    whatever the other wrote last (under a lock), so the log verifies, every record is
+    there, and both runs' checkpoints vouch for it."""
+    log, heads = tmp_path / "audit.jsonl", tmp_path / "heads.jsonl"
+    first = AuditLog(log, heads, "first", flush_interval=3600)
+    second = AuditLog(log, heads, "second", flush_interval=3600)
+    first.open()
+    second.open()  # both start from the same, empty tip
+    for number in range(3):
+        first.append({"type": "request", "time": time.time(), "n": f"first-{number}"})
+        second.append({"type": "request", "time": time.time(), "n": f"second-{number}"})
+        first.flush()
+        second.flush()  # its records were chained on the old tip: chained again
+    second.append({"type": "request", "time": time.time(), "n": "second-late"})
+    second.close()
+    first.close()
+    records = list(read_records(log))
+    assert sorted(record["n"] for record in records) == sorted(
+        [f"{run}-{number}" for run in ("first", "second") for number in range(3)] + ["second-late"]
+    )
+    assert [record["seq"] for record in records] == list(range(len(records)))
+    assert verify(log, heads).intact

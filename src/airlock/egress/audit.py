@@ -17,7 +17,12 @@ last one, and at the end of the run ``"final": true``. So:
 
 * an edited, removed, inserted or reordered line breaks the chain at the first bad record;
 * a log rewritten from scratch, or cut short, no longer matches the heads file;
-* a record appended past the last checkpoint is caught as such;
+* a record appended past the furthest checkpoint is caught as such;
+* two runs may share a log (two agents in two terminals): each writes its batch under a lock
+  on the file, and when another run wrote since its last batch, its pending lines are chained
+  again on what that run left (read back from the file's end), so the log stays one chain;
+* a log removed, or renamed away and replaced, while the run goes on stops the traffic at the
+  next flush;
 * a record of a connection that finished before a flush is on disk once that flush is done,
   whatever happens to the process afterwards (``kill -9`` included).
 
@@ -31,6 +36,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import hashlib
 import os
 import threading
@@ -132,6 +138,8 @@ class AuditLog:
         self._next_prev = GENESIS
         self._pending = bytearray()
         """Lines encoded and not yet written, each with its line break."""
+        self._pending_start: tuple[int, str] = (0, GENESIS)
+        """The first pending line's ``seq`` and ``prev``: where the pending lines chain on."""
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._closing = False
@@ -139,6 +147,8 @@ class AuditLog:
         self._checkpointed_final = False
         self._fd = -1
         self._heads_fd = -1
+        self._size = 0
+        """The log's size after this run's last write: another size means another run wrote."""
         self._thread: threading.Thread | None = None
 
     def open(self) -> None:
@@ -155,6 +165,7 @@ class AuditLog:
             self._heads_fd = os.open(self.heads, flags, 0o600)
             self.records, self.last_hash = _tip(self.path)
             self._next_seq, self._next_prev = self.records, self.last_hash
+            self._size = os.fstat(self._fd).st_size
         except OSError as error:
             self._close_files()
             raise AirlockError(
@@ -177,6 +188,8 @@ class AuditLog:
         with self._lock:
             record["seq"] = self._next_seq
             record["prev"] = self._next_prev
+            if not self._pending:
+                self._pending_start = (self._next_seq, self._next_prev)
             line = orjson.dumps(record, default=str)
             self._next_prev = hashlib.sha256(line).hexdigest()  # line_hash, without a call
             self._next_seq += 1
@@ -236,10 +249,29 @@ class AuditLog:
             if not self._pending:
                 return
             batch, self._pending = self._pending, bytearray()
+            first = self._pending_start
             tip = (self._next_seq, self._next_prev)
         self._still_there()
-        _write_all(self._fd, batch)
-        os.fsync(self._fd)
+        fcntl.flock(self._fd, fcntl.LOCK_EX)  # another run may share the log: one at a time
+        stale = False
+        try:
+            start = first
+            if os.fstat(self._fd).st_size != self._size:  # another run wrote since: its tip
+                try:
+                    start = _tip(self.path)
+                except ValueError as error:
+                    raise OSError(errno.EIO, f"{self.path}: {error}") from error
+            if start != first:
+                batch, tip = _chained(batch, start)  # another run wrote first: chain on
+                with self._lock:
+                    stale = bool(self._pending)  # queued meanwhile, on the old tip
+                    if not stale:  # the next records chain on from here
+                        self._next_seq, self._next_prev = tip
+            _write_all(self._fd, batch)
+            os.fsync(self._fd)
+            self._size = -1 if stale else os.fstat(self._fd).st_size  # -1: read the tip again
+        finally:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
         self.records, self.last_hash = tip
         self._checkpoint(final=final)
         self._checkpointed_final = final
@@ -282,6 +314,23 @@ class AuditLog:
         }
         _write_all(self._heads_fd, orjson.dumps(head) + b"\n")
         os.fsync(self._heads_fd)
+
+
+def _chained(batch: bytes | bytearray, start: tuple[int, str]) -> tuple[bytearray, tuple[int, str]]:
+    """The lines of ``batch`` chained again from ``start`` (the log's record count and last
+    hash, as another run left them), encoded; and the tip after them. (Only when runs share a
+    log: each line is read back, so the usual path keeps no record objects.)"""
+    seq, prev = start
+    out = bytearray()
+    for text in bytes(batch).splitlines():
+        record = orjson.loads(text)
+        record["seq"], record["prev"] = seq, prev
+        line = orjson.dumps(record, default=str)
+        prev = line_hash(line)
+        seq += 1
+        out += line
+        out += b"\n"
+    return out, (seq, prev)
 
 
 def _write_all(fd: int, data: bytes | bytearray) -> None:
@@ -422,7 +471,9 @@ def _check_end(path: Path, count: int, runs: int, checkpoints: list[Record]) -> 
         return Verdict(
             count, runs, f"no checkpoint of {path} was found: the log cannot be vouched for", 0
         )
-    last = checkpoints[-1]
+    # the furthest checkpoint: runs sharing a log each checkpoint what they last wrote, and a
+    # run ending after another's last write checkpoints less than the log holds
+    last = max(checkpoints, key=lambda checkpoint: int(checkpoint["records"]))
     kept = int(last["records"])
     if count < kept:
         return Verdict(
