@@ -336,3 +336,18 @@ def test_two_runs_sharing_a_log_keep_one_chain(tmp_path: Path) -> None:
     )
     assert [record["seq"] for record in records] == list(range(len(records)))
     assert verify(log, heads).intact
+
+
+def test_audit_lists_a_hand_edited_log_and_names_the_lines_it_skips(tmp_path: Path) -> None:
+    """A line that is no JSON object, a port that is no number, a start without a time: the
+    listing goes on, says which lines it skipped, and never shows a traceback."""
+    log = tmp_path / "audit.jsonl"
+    log.write_text(
+        '{"type":"start","run":"x"}\nnot json\n[1]\n'
+        '{"type":"request","host":"a","port":"eighty","decision":"allow"}\n'
+    )
+    for options in ((), ("--host", "a"), ("--json",)):
+        done = airlock("audit", "--audit-log", str(log), *options)
+        assert done.returncode == 0, done.stderr
+        assert "Traceback" not in done.stderr
+        assert "2 line(s) that are no record were skipped (line 2, 3)" in done.stderr

@@ -458,3 +458,33 @@ def test_an_upload_whose_client_resets_before_the_answer_keeps_its_record(
     records = _connections(cfg.audit_log)  # type: ignore[arg-type]
     assert sorted(str(r["path"]) for r in records) == ["/left0", "/left1", "/left2"]
     assert all(int(r["bytes_out"]) > 65536 for r in records)  # type: ignore[call-overload]
+
+
+def test_a_101_to_a_plain_request_is_not_passed_on(tmp_path: Path) -> None:
+    """A destination that answers a plain GET with ``101 Switching Protocols``: nothing of it
+    reaches the client but a 502 saying why, and the record says so (no traceback)."""
+    server = socket.create_server(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+
+    def switch() -> None:
+        connection, _ = server.accept()
+        with connection:
+            connection.recv(65536)
+            connection.sendall(
+                b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                b"Connection: Upgrade\r\n\r\nframes"
+            )
+            time.sleep(0.5)
+
+    thread = threading.Thread(target=switch, daemon=True)
+    thread.start()
+    cfg = config(tmp_path)
+    with running(cfg) as (url, _), httpx.Client(proxy=url) as client:
+        answer = client.get(f"http://127.0.0.1:{port}/socket")
+    thread.join(5)
+    server.close()
+    assert answer.status_code == 502
+    assert b"frames" not in answer.content and b"switched protocols" in answer.content
+    assert cfg.audit_log is not None
+    [record] = [r for r in read_records(cfg.audit_log) if r["type"] == "request"]
+    assert record["status"] == 502 and "switched protocols" in record["error"]

@@ -123,7 +123,8 @@ def _selected(log: Path, args: argparse.Namespace) -> Iterator[dict[str, Any]]:
         since = iso_time(parse_since(args.since, datetime.now(UTC)).timestamp())
     host_rule = HostRule.parse(args.host, "--host") if args.host else None
     connections_only = host_rule is not None or args.decision is not None
-    for record in read_records(log):
+    skipped: list[int] = []
+    for record in read_records(log, skipped):
         if args.run and not str(record.get("run", "")).startswith(args.run):
             continue
         if since is not None and str(record.get("time", "")) < since:
@@ -133,10 +134,27 @@ def _selected(log: Path, args: argparse.Namespace) -> Iterator[dict[str, Any]]:
         if args.decision and record.get("decision") != args.decision:
             continue
         if host_rule is not None and not host_rule.covers(
-            normalize_host(str(record.get("host", ""))), int(record.get("port") or 0)
+            normalize_host(str(record.get("host", ""))), _port(record.get("port"))
         ):
             continue
         yield record
+    if skipped:
+        lines = ", ".join(map(str, skipped[:5])) + (" …" if len(skipped) > 5 else "")
+        print(
+            f"airlock audit: {log}: {len(skipped)} line(s) that are no record were skipped "
+            f"(line {lines}); 'airlock audit verify' says whether the log was tampered with",
+            file=sys.stderr,
+        )
+
+
+def _port(value: object) -> int:
+    """A record's port as a number (0 for one that is not: a log edited by hand)."""
+    if isinstance(value, int):
+        return value
+    try:
+        return int(str(value or 0))
+    except ValueError:
+        return 0
 
 
 def _print_json(records: Iterator[dict[str, Any]]) -> None:
@@ -156,11 +174,11 @@ def _print_lines(records: Iterator[dict[str, Any]]) -> None:
     for record in records:
         kind = record.get("type")
         if kind == "start":
-            write(f"{record['time']}  run {record['run']} started\n")
+            write(f"{record.get('time')}  run {record.get('run')} started\n")
         elif kind == "run":
             write(
-                f"{record['time']}  run {record['run']} ended: exit {record.get('exit_code')}, "
-                f"command {record.get('command')}\n"
+                f"{record.get('time')}  run {record.get('run')} ended: exit "
+                f"{record.get('exit_code')}, command {record.get('command')}\n"
             )
         else:
             path = record.get("path") or ""

@@ -390,15 +390,18 @@ def read_lines(path: Path) -> Iterator[bytes]:
             yield raw[:-1] if raw.endswith(b"\n") else raw
 
 
-def read_records(path: Path) -> Iterator[Record]:
-    """Each record of the log, decoded (a line that is not JSON is skipped)."""
-    for line in read_lines(path):
+def read_records(path: Path, skipped: list[int] | None = None) -> Iterator[Record]:
+    """Each record of the log, decoded; a line that is not a JSON object is skipped, and its
+    number (from 1) added to ``skipped`` when given (``airlock audit verify`` names it)."""
+    for number, line in enumerate(read_lines(path), start=1):
         try:
             record = orjson.loads(line)
         except orjson.JSONDecodeError:
-            continue
+            record = None
         if isinstance(record, dict):
             yield record
+        elif skipped is not None:
+            skipped.append(number)
 
 
 def read_heads(heads: Path, log: Path) -> list[Record]:

@@ -302,6 +302,12 @@ async def _relay_response(client: Client, upstream: Upstream, watcher: ResponseW
             raise ResponseError("the destination closed the connection mid-response", received)
         try:
             watcher.feed(data)
+        except httptools.HttpParserUpgrade:  # a 101 (or a CONNECT's 2xx) to a plain request
+            raise ResponseError(
+                "the destination switched protocols (101), which a forwarded request cannot: "
+                "not passed on",
+                received,
+            ) from None
         except httptools.HttpParserError as error:
             raise ResponseError(f"malformed response: {error}", received) from None
         if watcher.extra:
