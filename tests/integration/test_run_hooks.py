@@ -788,3 +788,19 @@ def test_programs_the_settings_name_are_read_only(tmp_path: Path, project: Path)
     assert done.returncode == 0, done.stderr
     assert "done" in done.stdout and "WROTE" not in done.stdout, done.stdout
     assert all(path.read_text() == "# as it was\n" for path in (start, status, server))
+
+
+def test_a_bare_repository_in_the_workspace_keeps_its_hooks(tmp_path: Path, project: Path) -> None:
+    """A bare repository kept in the project (a local remote): its hooks (run by the user's
+    next push to it) and config cannot be written inside."""
+    subprocess.run(["git", "init", "-q", "--bare", str(project / "remote.git")], check=True)
+    hook = project / "remote.git" / "hooks" / "pre-receive"
+    done = _run(
+        tmp_path,
+        f"(echo 'touch PWNED' > {hook} && echo WROTE-HOOK) 2>/dev/null; "
+        f"(echo '[core]' >> {project}/remote.git/config && echo WROTE-CONFIG) 2>/dev/null; "
+        "echo done",
+    )
+    assert done.returncode == 0, done.stderr
+    assert "done" in done.stdout and "WROTE" not in done.stdout, done.stdout
+    assert not hook.exists()

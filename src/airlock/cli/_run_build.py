@@ -117,12 +117,14 @@ def mounts(
     read_only: tuple[Path, ...],
     held: Held | None,
     scan: NestedScan,
+    heads: tuple[Path, ...] = (),
 ) -> list[Any]:
     """Every path rule: the built-in ones, the command line's, the settings'.
 
     ``state`` is airlock's folder in the config dir, then the ``--audit-log`` file if given:
     both read-only inside. ``held``: the holding folder bound at a missing ``.git``.
-    ``scan``: the nested repositories (:func:`airlock.sandbox.repositories.find_nested`).
+    ``scan``: the nested repositories (:func:`airlock.sandbox.repositories.find_nested`);
+    ``heads``: the ``HEAD`` entries of subfolders the same walk met (bare repositories).
     """
     import os
     import sys
@@ -150,6 +152,7 @@ def mounts(
         NESTED_ENTRIES,
         NESTED_FOLDERS,
         NESTED_REPOSITORIES,
+        bare_rules,
         git_folder_rules,
         hooks_rules,
         include_rules,
@@ -196,6 +199,7 @@ def mounts(
         *workspace_rules(workspace, git_held=held is not None),
         *([held.rule] if held is not None else []),
         *nested_rules(workspace, scan),
+        *bare_rules(heads, "runs code outside later (a bare repository in the workspace)"),
         *(
             git_folder_rules(workspace, root_git, "runs code outside later (in the workspace)")
             if root_git.is_file()

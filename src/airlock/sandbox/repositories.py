@@ -254,6 +254,18 @@ def scan_workspace(
     return WorkspaceScan(nested, tuple(named), tuple(walk.cut), tuple(walk.deeper), tuple(heads))
 
 
+def bare_rules(heads: Iterable[Path], why: str) -> Iterator[Mount]:
+    """Read-only rules for each subfolder that is a git folder itself (a bare repository: a
+    ``HEAD`` with ``objects`` and ``refs``, or with a ``commondir``): its hooks run for the
+    user's ``git push`` to it, its config for any git command there."""
+    for head in heads:
+        folder = head.parent
+        if os.path.lexists(folder / "commondir") or all(
+            os.path.lexists(folder / mark) for mark in ("objects", "refs")
+        ):
+            yield from _git_folder_rules(folder, why)
+
+
 def nested_rules(workspace: Path, scan: NestedScan) -> Iterator[Mount]:
     """Read-only rules for each nested repository's hooks, config, commondir, ``.gitmodules``."""
     why = "runs code outside later (a nested git repository)"
