@@ -241,14 +241,16 @@ def test_no_unasked_credential_gets_in(environ: dict[str, str], asked: set[str])
 @given(st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZ_0123456789*?", max_size=30))
 def test_table_patterns_match_as_fnmatch_does(name: str) -> None:
     """A name's credential reason is that of the first table pattern it matches as a shell-style
-    pattern."""
+    pattern, unless it matches one of the exceptions."""
     from fnmatch import fnmatchcase
 
-    from airlock.sandbox.environment import CREDENTIAL_VARIABLES
+    from airlock.sandbox.environment import CREDENTIAL_VARIABLES, NOT_CREDENTIAL_VARIABLES
 
     expected = next(
         (what for pattern, what in CREDENTIAL_VARIABLES if fnmatchcase(name, pattern)), None
     )
+    if any(fnmatchcase(name, pattern) for pattern in NOT_CREDENTIAL_VARIABLES):
+        expected = None
     assert credential_reason(name) == expected
 
 
