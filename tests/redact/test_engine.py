@@ -371,3 +371,19 @@ def test_an_unclosed_marker_does_not_hide_a_password_after_it() -> None:
         out = io.BytesIO()
         Redactor().redact_stream(io.BytesIO(text), out)
         assert b"Xk9mQ2vL7pR4wZ8n" not in out.getvalue()
+
+
+def test_a_secret_between_two_tokens_in_a_rejected_assignment_is_found() -> None:
+    """``password = pypi-…:DATABASE_URL=postgres://admin:PW@db…:ADMIN=sk-ant-admin…``: the
+    assignment is no password, and the tokens in it are found; so is the database URL's
+    password between them (the scan went on after the last token only, and the next pass
+    redacted what the first left)."""
+    from airlock.redact import Redactor
+
+    cands = [secret[1].format(secret[2]) for secret in SECRETS]
+    pypi = next(c for c in cands if "pypi" in c.lower() and c.startswith("password"))
+    database = next(c for c in cands if "DATABASE_URL" in c)
+    admin = next(c for c in cands if c.startswith("ADMIN="))
+    once, _ = Redactor().redact_text(":".join([pypi, database, admin]))
+    assert "[REDACTED:db_url_password]" in once and "mO3MpTtEG6PCshPNFA" not in once
+    assert Redactor().redact_text(once)[0] == once

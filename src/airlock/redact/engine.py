@@ -290,11 +290,14 @@ class Redactor:
                 position = max(found.last, found.first + 1)
             mine = self._judged(window, found)
             if mine:
-                hits += mine
                 if found.index >= 0:
-                    # Tokens found inside a rejected assignment: what follows the last of them
-                    # may begin another secret (``KEY=sk-ant-…=DB_PASSWORD='…'``).
-                    position = min(position, mine[-1].end)
+                    # Tokens found inside a rejected assignment: what follows the first of them
+                    # may begin another secret of any kind (``KEY=sk-ant-…=DB_PASSWORD='…'``,
+                    # a database URL between two tokens); the scan goes on from there, and
+                    # finds the tokens after it again as candidates of their own.
+                    mine = mine[:1]
+                    position = min(position, mine[0].end)
+                hits += mine
             elif found.first < found.start < position and table.rules[found.index].bare:
                 # A rejected token after an edge (``\u00e9sk-ant`` read as a short ``sk-`` key):
                 # another token may start where its secret did.
