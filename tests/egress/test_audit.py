@@ -351,3 +351,28 @@ def test_audit_lists_a_hand_edited_log_and_names_the_lines_it_skips(tmp_path: Pa
         assert done.returncode == 0, done.stderr
         assert "Traceback" not in done.stderr
         assert "2 line(s) that are no record were skipped (line 2, 3)" in done.stderr
+
+
+def test_verify_against_a_final_hash_kept_elsewhere(tmp_path: Path) -> None:
+    """``airlock audit verify --hash HEX``: the log must hold the record a run's report named;
+    a log and heads file rewritten together pass plain verify, but not this."""
+    from airlock.egress.audit import audit_paths
+
+    log, heads = audit_paths(os.environ, tmp_path / "audit.jsonl")  # where the CLI looks
+    audit = AuditLog(log, heads, "run", flush_interval=3600)
+    audit.open()
+    audit.append({"type": "request", "time": time.time(), "host": "a", "bytes_out": 5})
+    final = audit.close()
+    assert airlock("audit", "verify", str(log), "--hash", final).returncode == 0
+    # rewritten together: the record edited, the chain and the checkpoints made again
+    log.unlink()
+    heads.unlink()
+    forged = AuditLog(log, heads, "run", flush_interval=3600)
+    forged.open()
+    forged.append({"type": "request", "time": time.time(), "host": "a", "bytes_out": 0})
+    forged.close()
+    assert airlock("audit", "verify", str(log)).returncode == 0
+    done = airlock("audit", "verify", str(log), "--hash", final)
+    assert done.returncode == 1 and "no record has the final hash" in done.stderr
+    assert airlock("audit", "verify", str(log), "--hash", "nothex").returncode == 2
+    assert airlock("audit", "--audit-log", str(log), "--hash", final).returncode == 2

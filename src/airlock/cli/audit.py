@@ -27,7 +27,10 @@ The log is <config dir>/airlock/audit.jsonl (the config dir being $CLAUDE_CONFIG
 before it; each run's checkpoints and final hash are kept apart from the log, under
 <config dir>/airlock/audit-heads/. 'verify' checks both: it exits 0 when the chain is intact
 and 1 naming the first bad record when a record was edited, removed, inserted, reordered or
-appended, or the log was rewritten or cut short.
+appended, or the log was rewritten or cut short. With --hash HEX (a run's final hash, as its
+report printed it), the log must still hold the record that hash names: the heads file lives
+beside the log, and whoever can write both could rewrite them together; a hash you kept
+elsewhere cannot be forged.
 
 --since takes a time (2026-12-02, 2026-12-02T10:30, ISO with a zone) or an age (30m, 2h, 7d).
 --host takes a host or a pattern (*.example.com). Exit codes: 0 ok; 1 verify found a problem;
@@ -56,6 +59,12 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", metavar="HOST", help="only connections to HOST (or a pattern)")
     parser.add_argument("--decision", choices=["allow", "deny"], help="only allowed or denied")
     parser.add_argument("--json", action="store_true", help="print a JSON array of records")
+    parser.add_argument(
+        "--hash",
+        metavar="HEX",
+        help="with verify: a run's final hash, as its report printed it; the log must still "
+        "hold the record it names (whoever can write the heads file cannot forge this one)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -64,9 +73,11 @@ def run(args: argparse.Namespace) -> int:
 
     if args.file is not None and args.action != "verify":
         raise UsageError(f"unexpected argument {str(args.file)!r}: only 'verify' takes a FILE")
+    if args.hash is not None and args.action != "verify":
+        raise UsageError("--hash goes with verify: airlock audit verify --hash HEX")
     log, heads = audit_paths(os.environ, args.file or args.audit_log)
     if args.action == "verify":
-        return _verify(log, heads)
+        return _verify(log, heads, args.hash)
     if not log.exists():
         raise UsageError(
             f"no audit log at {log}: 'airlock run' writes one there (or pass --audit-log FILE)"
@@ -79,18 +90,34 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _verify(log: Path, heads: Path) -> int:
-    from airlock.egress.audit import verify
+def _verify(log: Path, heads: Path, final_hash: str | None = None) -> int:
+    from airlock.egress.audit import record_with_hash, verify
     from airlock.errors import UsageError
 
+    if final_hash is not None and not re.fullmatch(r"[0-9a-f]{64}", final_hash.strip().lower()):
+        raise UsageError(f"--hash {final_hash!r}: expected the 64 hex digits a report prints")
     if not log.exists():
         raise UsageError(f"no audit log at {log} (pass the file, or --audit-log FILE)")
     verdict = verify(log, heads)
-    if verdict.intact:
-        print(f"{log}: intact, {verdict.records} records, {verdict.runs} runs")
+    if not verdict.intact:
+        print(f"{log}: NOT intact: {verdict.problem}", file=sys.stderr)
+        return 1
+    if final_hash is not None:
+        found = record_with_hash(log, final_hash.strip().lower())
+        if found is None:
+            print(
+                f"{log}: NOT intact: no record has the final hash {final_hash.strip()} (the "
+                "log was rewritten, or cut short before it, since that run's report)",
+                file=sys.stderr,
+            )
+            return 1
+        print(
+            f"{log}: intact, {verdict.records} records, {verdict.runs} runs; the final hash "
+            f"is record {found}'s"
+        )
         return 0
-    print(f"{log}: NOT intact: {verdict.problem}", file=sys.stderr)
-    return 1
+    print(f"{log}: intact, {verdict.records} records, {verdict.runs} runs")
+    return 0
 
 
 def parse_since(text: str, now: datetime) -> datetime:

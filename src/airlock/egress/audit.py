@@ -420,6 +420,15 @@ def read_heads(heads: Path, log: Path) -> list[Record]:
     return found
 
 
+def record_with_hash(path: Path, digest: str) -> int | None:
+    """The number (``seq``, from 0) of the record of ``path`` whose line hashes to
+    ``digest`` (a run's final hash), or ``None``."""
+    for number, line in enumerate(read_lines(path)):
+        if line_hash(line) == digest:
+            return number
+    return None
+
+
 def verify(path: Path, heads: Path) -> Verdict:
     """Check the chain of ``path`` and that it matches every checkpoint in ``heads``.
 
