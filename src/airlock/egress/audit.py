@@ -288,15 +288,8 @@ class AuditLog:
             now = self.path.stat()
         except FileNotFoundError:
             now = None
-        if (
-            opened.st_nlink == 0
-            or now is None
-            or (now.st_dev, now.st_ino)
-            != (
-                opened.st_dev,
-                opened.st_ino,
-            )
-        ):
+        same = now is not None and (now.st_dev, now.st_ino) == (opened.st_dev, opened.st_ino)
+        if opened.st_nlink == 0 or not same:
             raise OSError(
                 errno.ESTALE,
                 f"{self.path} was removed or replaced while the run went on (records would "
@@ -392,7 +385,7 @@ def read_lines(path: Path) -> Iterator[bytes]:
 
 def read_records(path: Path, skipped: list[int] | None = None) -> Iterator[Record]:
     """Each record of the log, decoded; a line that is not a JSON object is skipped, and its
-    number (from 1) added to ``skipped`` when given (``airlock audit verify`` names it)."""
+    number (from 1) added to ``skipped`` when given (``airlock audit`` names them)."""
     for number, line in enumerate(read_lines(path), start=1):
         try:
             record = orjson.loads(line)

@@ -103,20 +103,18 @@ async def forward(client: Client, head: RequestHead) -> bool:
     try:
         sent = await _send_request(client, head, upstream, body, inspection, progress)
     except (ConnectionError, OSError) as error:  # what was handed over may have gone out
-        stats.bytes_out += progress[0]
-        if inspection is not None:
-            record["secrets"] = await inspection.finish()
-        return _failed(client, record, stats, progress[0], 0, f"upstream write failed: {error}")
+        return await _cut_short(
+            client, record, stats, inspection, progress[0], f"upstream write failed: {error}"
+        )
     except BadRequest as error:  # part of the body went out before the bad part came
         stats.bytes_out += progress[0]
         _failed(client, record, stats, progress[0], 0, f"{error.message} (cut upstream)", 400)
         error.recorded = True
         raise
     if sent < 0:
-        stats.bytes_out += -1 - sent
-        if inspection is not None:
-            record["secrets"] = await inspection.finish()
-        return _failed(client, record, stats, -1 - sent, 0, "the client left mid-request")
+        return await _cut_short(
+            client, record, stats, inspection, -1 - sent, "the client left mid-request"
+        )
     stats.bytes_out += sent
     record["bytes_out"] = sent
     if inspection is not None:
@@ -142,6 +140,22 @@ async def forward(client: Client, head: RequestHead) -> bool:
     if not upstream.reusable:
         client.drop_upstream()
     return head.keep_alive and not watcher.until_close and not watcher.for_http10
+
+
+async def _cut_short(
+    client: Client,
+    record: dict[str, Any],
+    stats: HostStats,
+    inspection: PlainInspection | None,
+    sent: int,
+    error: str,
+) -> bool:
+    """A request cut short after ``sent`` bytes of it went out: counted with the host's, its
+    secrets among them (inspected), and recorded as :func:`_failed` does."""
+    stats.bytes_out += sent
+    if inspection is not None:
+        record["secrets"] = await inspection.finish()
+    return _failed(client, record, stats, sent, 0, error)
 
 
 def _failed(

@@ -65,6 +65,13 @@ def _withhold(found: re.Match[str]) -> str:
     return text
 
 
+def joined_values(headers: list[tuple[bytes, bytes]], name: bytes) -> bytes | None:
+    """Every value of the header ``name`` (lower case), joined with ``, `` as a list header's
+    lines are (servers join them, or read the first); ``None`` when there is none."""
+    values = [value for key, value in headers if key.lower() == name]
+    return b", ".join(values) if values else None
+
+
 class HttpError(Exception):
     """A request or response that cannot be forwarded; ``status`` is what the client gets.
     The message is :func:`withheld`: it may quote what was sent."""
@@ -137,6 +144,10 @@ class Head:
         self.check = check
         """For a request, the :class:`RequestCheck` that read its head; :func:`body_pieces`
         reads the body with it."""
+
+    def joined(self, name: bytes) -> bytes | None:
+        """Every value of header ``name`` (lower case), as :func:`joined_values` joins them."""
+        return joined_values(self.headers, name)
 
     def get(self, name: bytes) -> bytes | None:
         """The last value of header ``name`` (lower case), or ``None``."""

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import httptools
 
-from airlock.egress.framing import withheld
+from airlock.egress.framing import joined_values, withheld
 
 CONNECT = b"CONNECT"
 HOP_BY_HOP = frozenset(
@@ -95,10 +95,9 @@ class RequestHead:
     expect_continue: bool = False
 
     def header(self, name: bytes) -> bytes | None:
-        """Every value of the header ``name`` (lower case), joined with ``, `` as a list
-        header's lines are; ``None`` when there is none."""
-        values = [value for key, value in self.headers if key.lower() == name]
-        return b", ".join(values) if values else None
+        """Every value of the header ``name`` (lower case), as :func:`joined_values` joins
+        them."""
+        return joined_values(self.headers, name)
 
 
 class End:

@@ -293,8 +293,7 @@ class InspectedConnection:
             return await self._forward(head, framing, fields, started)
         except HttpError as error:
             if "bytes_out" in fields:  # the request had gone out: its answer failed
-                with contextlib.suppress(OSError, ssl.SSLError):
-                    await self._answer(error.status, error.message.encode() + b"\n", close=True)
+                await self._tell(error.status, error.message)
                 self._done(fields, started, status=error.status, error=error.message)
                 return False
             return await self._refused(error, fields, started)
@@ -304,8 +303,7 @@ class InspectedConnection:
                 message = f"the exchange failed after the request went out: {what}"
             else:
                 message = f"origin {self.host}:{self.port}: {what}"
-            with contextlib.suppress(OSError, ssl.SSLError):
-                await self._answer(502, message.encode() + b"\n", close=True)
+            await self._tell(502, message)
             self._done(fields, started, status=502, error=message)
             return False
 
@@ -370,8 +368,7 @@ class InspectedConnection:
         mode = self.inspector.secrets
         gathered: bytes | None = None
         secrets: dict[str, int] = {}
-        # every Content-Encoding line, as one list: servers join them (or read the first)
-        encoding = b", ".join(v for k, v in head.headers if k.lower() == b"content-encoding")
+        encoding = head.joined(b"content-encoding")  # every line of it, as one list
         if mode is not SecretsMode.REPORT and framing[0] != "none":
             payload = await self._gather(framing, head.check)
             check = partial(check_gathered, self.inspector.redactor, mode, payload, encoding)
@@ -418,10 +415,8 @@ class InspectedConnection:
             await scanner.add(form.finish())
             secrets = await scanner.total()
         await up_writer.drain()
-        fields["bytes_out"], fields["secrets"] = (
-            bytes_out,
-            secrets,
-        )  # gone: said if what follows fails
+        fields["bytes_out"] = bytes_out  # gone: said if what follows fails
+        fields["secrets"] = secrets
         status, bytes_in, keep = await self._relay_response(up_reader, fields["method"])
         keep = keep and head.keeps_alive()
         self._done(
@@ -434,6 +429,12 @@ class InspectedConnection:
             secrets=secrets,
         )
         return keep
+
+    async def _tell(self, status: int, message: str) -> None:
+        """Answer ``status`` with ``message`` and close, when the client is still there to
+        read it (the exchange already failed: its record says so whatever this does)."""
+        with contextlib.suppress(OSError, ssl.SSLError):
+            await self._answer(status, message.encode() + b"\n", close=True)
 
     async def _cut(
         self,
@@ -449,8 +450,7 @@ class InspectedConnection:
         self.retire()
         if isinstance(error, HttpError):
             message, status = error.message, error.status
-            with contextlib.suppress(OSError, ssl.SSLError):
-                await self._answer(status, message.encode() + b"\n", close=True)
+            await self._tell(status, message)
         else:
             message, status = f"the client left: {error or type(error).__name__}", None
         self._done(

@@ -103,9 +103,9 @@ class _Half(asyncio.Protocol):
         held = self.held
         assert held is not None
         check = self.relay.check
-        if check is None:  # no inspection: nothing to hold
+        if check is None:  # no inspection: nothing is held
             self.held = None
-            return bytes(held) + data if held else data
+            return data
         held += data  # in place: a hello sent a byte at a time is not copied a byte at a time
         verdict = check(held)
         if verdict is None:

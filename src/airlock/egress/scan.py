@@ -394,8 +394,7 @@ def check_gathered(
     in_raw = count_secrets(redactor, body) if plain is not body else {}
     if ESCAPE.search(plain) is not None:  # a form's values (%2F, %2B): read decoded too
         checked, secrets = _check_escaped(redactor, mode, plain)
-        for kind, count in in_raw.items():  # a gzip header's name or comment leaves as it is
-            secrets[kind] = max(count, secrets.get(kind, 0))
+        secrets = dict(Counter(secrets) | Counter(in_raw))  # a gzip header leaves as it is
         if checked is plain and not in_raw:
             return body, secrets, False
         if checked is None or (mode is SecretsMode.BLOCK and secrets):
@@ -406,9 +405,8 @@ def check_gathered(
             return (*redact_body(redactor, body), False)
         secrets = count_secrets(redactor, body)
         return (None if secrets else body), secrets, False
-    secrets = count_secrets(redactor, plain)
-    for kind, count in in_raw.items():  # a gzip header's name or comment leaves as it is
-        secrets[kind] = max(count, secrets.get(kind, 0))
+    # the most of each kind either way: a gzip header's name or comment leaves as it is
+    secrets = dict(Counter(count_secrets(redactor, plain)) | Counter(in_raw))
     if not secrets:
         return body, secrets, False
     if mode is SecretsMode.BLOCK:

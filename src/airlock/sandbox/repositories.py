@@ -1029,11 +1029,7 @@ def planted_links(workspace: Path, nested: Iterable[Path], since: float) -> tupl
     made inside would have the user's next ``git checkout`` or ``git commit --amend`` write
     text code inside chose into ``~/.bashrc`` or into a hook. A link the user made before the
     run (``hooks -> ../githooks``) is theirs, and left alone."""
-    folders: dict[Path, None] = {}
-    for dot_git in (workspace / ".git", *nested):
-        found = _git_folder_of(dot_git)
-        if found is not None:
-            folders[found] = None
+    folders = dict.fromkeys(repository_folders((workspace / ".git", *nested)))
     planted: list[Path] = []
     looked = 0
     for folder in folders:

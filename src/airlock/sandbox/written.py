@@ -613,8 +613,7 @@ class Watch:
                 f"airlock: {done}"
                 for done in secure_linked_repositories(
                     self.workspace,
-                    self.nested
-                    | set(looked[0].nested.found if looked and looked[0].nested else ()),
+                    self._nested(looked),
                     self.linked,
                     read_only,
                 )
@@ -637,16 +636,23 @@ class Watch:
             step(f"check {shown(path)}", partial(_keep, lines, keep_file, path, before, aside))
         return lines
 
+    def _nested(self, looked: list[Snapshot]) -> set[Path]:
+        """The nested repositories' ``.git`` entries: those at the run's start, and those the
+        walk after it found (``looked``, when it was made)."""
+        nested = set(self.nested)
+        if looked and looked[0].nested is not None:
+            nested |= set(looked[0].nested.found)
+        return nested
+
     def _bare_folders(self, destination: Path, looked: list[Snapshot]) -> list[SetAside]:
         """A subfolder that became a git folder itself during the run, or one whose ``HEAD``,
         ``commondir`` or config the run changed (a ``HEAD`` with ``objects`` and ``refs``: git
         takes it for a bare repository, and runs its config's ``core.fsmonitor`` for whoever
         uses git there): its :data:`GIT_FOLDER_FILES` set aside, as the workspace's own would
         be. One a nested repository's ``.git`` names is made safe by that step instead."""
-        nested = set(self.nested)
-        if looked and looked[0].nested is not None:
-            nested |= set(looked[0].nested.found)
-        served = set(repository_folders(nested))  # a .git file names them: made safe later
+        served = set(
+            repository_folders(self._nested(looked))
+        )  # a .git file names them: made safe later
         moved: list[SetAside] = []
         for head in looked[0].heads if looked else ():
             folder = head.parent
@@ -664,10 +670,9 @@ class Watch:
     def _planted_links(self, destination: Path, looked: list[Snapshot]) -> list[str]:
         """Move aside each link made in a git folder during the run (see
         :func:`airlock.sandbox.repositories.planted_links`); what was done, a line each."""
-        nested = set(self.nested)
-        if looked and looked[0].nested is not None:
-            nested |= set(looked[0].nested.found)
-        planted, complete = planted_links(self.workspace, sorted(nested), self.linked.since)
+        planted, complete = planted_links(
+            self.workspace, sorted(self._nested(looked)), self.linked.since
+        )
         lines = []
         for path in planted:
             try:
