@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Sets up airlock in ./.venv, and bubblewrap (the sandbox of `airlock run`). With --dev, also
 # the test tools and the system programs the tests use for real (Graphviz's dot; curl, git
-# and Node.js run inside the sandbox's tests). Safe to run again.
+# Node.js and Mercurial run inside the sandbox's tests). Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PYTHON=${PYTHON:-python3}
-SYSTEM_PACKAGES=(graphviz bubblewrap curl git nodejs postgresql)
+SYSTEM_PACKAGES=(graphviz bubblewrap curl git nodejs mercurial postgresql)
 
 need_apt=()
 command -v bwrap >/dev/null 2>&1 || need_apt+=(bubblewrap)
@@ -15,6 +15,7 @@ if [[ "${1:-}" == "--dev" ]]; then
     command -v curl >/dev/null 2>&1 || need_apt+=(curl)
     command -v git >/dev/null 2>&1 || need_apt+=(git)
     command -v node >/dev/null 2>&1 || need_apt+=(nodejs)
+    command -v hg >/dev/null 2>&1 || need_apt+=(mercurial)
     # the collector's tests start a throwaway PostgreSQL cluster of their own (initdb, pg_ctl)
     command -v initdb >/dev/null 2>&1 || compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null \
         || need_apt+=(postgresql)

@@ -118,19 +118,22 @@ def mounts(
     held: Held | None,
     scan: NestedScan,
     heads: tuple[Path, ...] = (),
+    hg: tuple[Path, ...] = (),
 ) -> list[Any]:
     """Every path rule: the built-in ones, the command line's, the settings'.
 
     ``state`` is airlock's folder in the config dir, then the ``--audit-log`` file if given:
     both read-only inside. ``held``: the holding folder bound at a missing ``.git``.
     ``scan``: the nested repositories (:func:`airlock.sandbox.repositories.find_nested`);
-    ``heads``: the ``HEAD`` entries of subfolders the same walk met (bare repositories).
+    ``heads``: the ``HEAD`` entries of subfolders the same walk met (bare repositories);
+    ``hg``: the ``.hg`` folders it met (Mercurial repositories).
     """
     import os
     import sys
     from pathlib import Path
 
     from airlock.errors import SandboxError
+    from airlock.sandbox.mercurial import hg_rules
     from airlock.sandbox.paths import (
         Kind,
         agent_state_paths,
@@ -200,6 +203,7 @@ def mounts(
         *([held.rule] if held is not None else []),
         *nested_rules(workspace, scan),
         *bare_rules(heads, "runs code outside later (a bare repository in the workspace)"),
+        *hg_rules(hg, "runs code outside later (a Mercurial repository's config)"),
         *(
             git_folder_rules(workspace, root_git, "runs code outside later (in the workspace)")
             if root_git.is_file()

@@ -56,7 +56,8 @@ Run COMMAND (an agent such as claude, codex, gemini, or any program) in a bubble
 At the end, what left the machine is shown on stderr (per host: connections, requests, bytes
 each way, refusals and why), with the audit log and its final hash. What the command wrote
 that would steer an agent or editor later and that no rule could stop (a subfolder's
-.claude/ or .vscode/, MCP servers added to ~/.claude.json) is set aside under
+.claude/ or .vscode/, a new repository's .hg/hgrc, MCP servers added to ~/.claude.json) is
+set aside under
 <config dir>/airlock/set-aside/ and named.
 
 Exit status: the command's; 125 when airlock itself fails (the reason is on stderr).
@@ -206,7 +207,7 @@ def _run(args: argparse.Namespace) -> int:
         skip = agent_skip(workspace, agent_state)
         scan = scan_workspace(workspace, WATCHED, skip=skip)  # nested repositories; for Watch
         rules = mounts(
-            args, loaded, environ, workspace, state, bundle, held, scan.nested, scan.heads
+            args, loaded, environ, workspace, state, bundle, held, scan.nested, scan.heads, scan.hg
         )
         read_only = read_only_map(rules)
         if read_only_at(workspace, read_only):

@@ -124,6 +124,8 @@ PROTECTED_IN_HOME: tuple[str, ...] = (
     *SHELL_STARTUP_FILES,
     ".gitconfig",
     ".config/git",
+    ".hgrc",
+    ".config/hg",
     ".config/fish",
     ".config/autostart",
     ".config/systemd",
@@ -157,7 +159,8 @@ PROTECTED_IN_HOME: tuple[str, ...] = (
 )
 """Read-only in the home, missing or not, even when a rule makes the home writable (``--rw ~``,
 ``allowWrite``, a workspace that is or holds the home): shell start-up files, fish's
-(``config.fish``, ``conf.d``, functions), git's configuration (hooks, aliases), programs
+(``config.fish``, ``conf.d``, functions), git's and Mercurial's configuration (hooks,
+aliases, extensions), programs
 and variables set at log-in (``environment.d``, ``.pam_environment``, an X session's files),
 ``~/bin`` and ``~/.local/bin`` (Debian's ``.profile`` puts them on ``PATH``: a ``git`` written
 there would run in the place of the real one; the other folders of ``PATH`` under the home

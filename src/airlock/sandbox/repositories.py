@@ -95,6 +95,9 @@ NOT_SCANNED = frozenset(
 )
 """Folders that package managers and tools fill, entered by no scan (a project's own
 repositories do not live there; thousands of folders do)."""
+VCS_FOLDERS = frozenset({".git", ".hg"})
+"""A repository's own folder, git's and Mercurial's: entered by no scan (what in them runs code
+is looked at by name; a store holds thousands of folders)."""
 
 SAFE_CONFIG: tuple[str, ...] = (
     r"core\.(repositoryformatversion|filemode|bare|logallrefupdates|ignorecase"
@@ -132,7 +135,7 @@ class NestedScan(NamedTuple):
 class Walk:
     """The workspace's folders, breadth first, as :func:`scan_workspace` reads them: iterating
     gives each entry of each folder read and the depth of its folder (0: the root). Folders
-    are entered when they are not links, ``.git`` or :data:`NOT_SCANNED`, at most
+    are entered when they are not links, :data:`VCS_FOLDERS` or :data:`NOT_SCANNED`, at most
     ``max_depth`` below the root; at most ``max_folders`` folders are read, and
     ``max_entries`` entries of each. The entries of ``skip`` (the agents' own state: it may
     hold thousands of folders, written all the time) are neither given nor entered.
@@ -172,7 +175,7 @@ class Walk:
                 yield entry, depth
                 if (
                     entry.name in NOT_SCANNED
-                    or entry.name == ".git"
+                    or entry.name in VCS_FOLDERS
                     or not entry.is_dir(follow_symlinks=False)
                 ):
                     continue
@@ -220,6 +223,9 @@ class WorkspaceScan(NamedTuple):
     heads: tuple[Path, ...] = ()
     """Each ``HEAD`` in a subfolder (at most :data:`NESTED_REPOSITORIES`): a folder that git
     takes for a git folder itself (a bare repository) has one."""
+    hg: tuple[Path, ...] = ()
+    """Each ``.hg`` entry, the root's included (at most :data:`NESTED_REPOSITORIES`): a
+    Mercurial repository's folder (:mod:`airlock.sandbox.mercurial`)."""
 
 
 def scan_workspace(
@@ -237,11 +243,14 @@ def scan_workspace(
     found: list[Path] = []
     named: list[Path] = []
     heads: list[Path] = []
+    hg: list[Path] = []
     full = False
     walk = Walk(workspace, max_depth, max_folders, NESTED_ENTRIES, skip)
     for entry, depth in walk:
         if entry.name == "HEAD" and depth > 0 and len(heads) < NESTED_REPOSITORIES:
             heads.append(Path(entry.path))
+        if entry.name == ".hg" and len(hg) < NESTED_REPOSITORIES:
+            hg.append(Path(entry.path))
         if entry.name == ".git" and depth > 0:
             if len(found) < NESTED_REPOSITORIES:
                 found.append(Path(entry.path))
@@ -251,7 +260,9 @@ def scan_workspace(
         if entry.name in names:
             named.append(Path(entry.path))
     nested = NestedScan(tuple(found), complete=not walk.cut and not full)
-    return WorkspaceScan(nested, tuple(named), tuple(walk.cut), tuple(walk.deeper), tuple(heads))
+    return WorkspaceScan(
+        nested, tuple(named), tuple(walk.cut), tuple(walk.deeper), tuple(heads), tuple(hg)
+    )
 
 
 def bare_rules(heads: Iterable[Path], why: str) -> Iterator[Mount]:

@@ -5,7 +5,8 @@ Theory of operation
 A ``.claude`` folder, ``.mcp.json``, ``.vscode``, ``.idea``, ``.envrc`` (and the other
 :data:`WATCHED` names) says what runs
 when an agent, an editor or direnv starts in the folder that holds it: hooks, MCP servers,
-tasks. The workspace's own are read-only inside (:data:`airlock.sandbox.paths.PROTECTED_IN_WORKSPACE`),
+tasks; a ``.hg`` folder's config what Mercurial runs there
+(:mod:`airlock.sandbox.mercurial`). The workspace's own are read-only inside (:data:`airlock.sandbox.paths.PROTECTED_IN_WORKSPACE`),
 but one can be made in any subfolder, where no rule can stand in advance (a placeholder in
 every folder would litter the project), and the files a protected one names (a hook's script
 under ``.claude/hooks/``) are not protected themselves. So:
@@ -39,6 +40,7 @@ from typing import NamedTuple
 
 from airlock.sandbox.agent_state import CONFIG_FILES, keep_file, keep_servers, read, state_files
 from airlock.sandbox.files import chmod_regular, is_at, open_folder
+from airlock.sandbox.mercurial import HG_FILES
 from airlock.sandbox.paths import read_only_at, resolve
 from airlock.sandbox.repositories import (
     GIT_FOLDER_ENTRIES,
@@ -143,7 +145,9 @@ def snapshot(
     skip: Iterable[Path] = (),
     scan: WorkspaceScan | None = None,
 ) -> Snapshot:
-    """Every watched entry of ``workspace`` and every entry under the watched folders, and the
+    """Every watched entry of ``workspace`` and every entry under the watched folders, the
+    :data:`~airlock.sandbox.mercurial.HG_FILES` of every ``.hg`` folder (and the ``.hg`` entry
+    itself when it is a link), and the
     workspace's ``.git/hooks`` when it is a symbolic link (a read-only rule lands on what a
     link names, so the link itself could be replaced by a folder of new hooks). The folders of
     ``skip`` in the workspace (the agents' own state, writable by design: :func:`agent_skip`)
@@ -166,6 +170,13 @@ def snapshot(
         if path not in entries:
             _note(path, entries, unseen)
             noted.add(path)
+    for folder in scan.hg:  # what Mercurial runs there (its config, a shared repository's)
+        watched = [folder / name for name in HG_FILES]
+        if folder.is_symlink():  # a link to a folder of one's own making: the link is noted
+            watched.insert(0, folder)
+        for path in watched:
+            if path not in entries:
+                _note(path, entries, unseen)
     unseen += scan.cut
     deeper = [path for path in scan.deeper if noted.isdisjoint(path.parents)]
     if deeper:
@@ -472,8 +483,9 @@ def _exists_in(name: str, opened: int) -> bool:
 def set_aside_message(moved: list[SetAside]) -> str:
     """What :func:`set_aside` did, for the user: each entry and where it went."""
     lines = [
-        "airlock: written inside the sandbox, these would steer an agent, an editor or direnv "
-        "started in their folder (hooks, servers, tasks), so they were set aside; review them "
+        "airlock: written inside the sandbox, these would steer an agent, an editor, direnv, "
+        "git or Mercurial started in their folder (hooks, servers, tasks), so they were set "
+        "aside; review them "
         "and move back what you mean to keep:"
     ]
     for entry in moved[:MESSAGE_ENTRIES]:

@@ -1,0 +1,128 @@
+"""``airlock run``: what Mercurial would run outside later cannot be written inside, or is set
+aside after the run (a real ``hg``, real sandboxes)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+from airlock.sandbox.mercurial import included
+from airlock.sandbox.repositories import scan_workspace
+from airlock.sandbox.written import WATCHED, snapshot
+from tests.cli import run_script
+
+HG = shutil.which("hg")  # installed by scripts/setup.sh --dev
+
+
+def _hg(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    assert HG is not None, "the tests need Mercurial: bash scripts/setup.sh --dev"
+    return subprocess.run(
+        [HG, *args], cwd=cwd, capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+def _hook(marker: Path) -> str:
+    """An ``hgrc`` whose hook, run by any ``hg status``, makes ``marker``."""
+    return f"[hooks]\npre-status = touch {marker}\n"
+
+
+def test_the_walk_notes_hg_folders_without_entering_them(tmp_path: Path) -> None:
+    (tmp_path / ".hg" / "store" / "data" / ".vscode").mkdir(parents=True)
+    (tmp_path / "sub" / ".hg").mkdir(parents=True)
+    (tmp_path / "sub" / ".hg" / "hgrc").write_text("[ui]\n")
+    scan = scan_workspace(tmp_path, WATCHED)
+    assert set(scan.hg) == {tmp_path / ".hg", tmp_path / "sub" / ".hg"}
+    assert scan.named == ()  # the store's .vscode is not a project's setting
+    seen = snapshot(tmp_path, scan=scan)
+    assert set(seen.entries) == {tmp_path / "sub" / ".hg" / "hgrc"}
+
+
+def test_includes_are_followed_relative_to_the_file_that_names_them(tmp_path: Path) -> None:
+    (tmp_path / "repo" / ".hg").mkdir(parents=True)
+    (tmp_path / "repo" / ".hg" / "hgrc").write_text(
+        "[ui]\n%include ../../shared.rc\n%include /proc/self/environ\n"
+    )
+    (tmp_path / "shared.rc").write_text("%include more/next.rc\n%include shared.rc\n")
+    found = included([tmp_path / "repo" / ".hg" / "hgrc", tmp_path / "repo" / ".hg" / "none"])
+    assert found == [tmp_path / "shared.rc", tmp_path / "more" / "next.rc"]
+
+
+def test_a_repositorys_config_and_what_it_includes_are_read_only_inside(
+    tmp_path: Path, project: Path
+) -> None:
+    """The root's and a nested repository's config, missing or not, a share-safe repository's
+    ``hgrc-not-shared``, an included file and a missing included one: none can be written
+    inside; ``hg`` works there; no placeholder is left after the run."""
+    project.mkdir(exist_ok=True)
+    assert _hg("init", "-q", ".", cwd=project).returncode == 0
+    (project / "sub").mkdir()
+    assert _hg("init", "-q", ".", cwd=project / "sub").returncode == 0
+    (project / "shared.rc").write_text("[ui]\n")
+    (project / "sub" / ".hg" / "hgrc").write_text("%include ../../shared.rc\n%include extra.rc\n")
+    attempts = [
+        ".hg/hgrc",
+        ".hg/hgrc-not-shared",
+        "sub/.hg/hgrc",
+        "shared.rc",
+        "sub/.hg/extra.rc",
+    ]
+    script = " ; ".join(
+        f"(printf '[hooks]\\npre-status=true\\n' >> {path} 2>/dev/null && echo wrote {path})"
+        for path in attempts
+    )
+    done = run_script(tmp_path, f"{script} ; hg status -q && echo hg-works")
+    assert done.returncode == 0, done.stderr
+    assert "wrote" not in done.stdout, done.stdout
+    assert "hg-works" in done.stdout, done.stderr
+    assert not (project / ".hg" / "hgrc").exists()  # the placeholder is gone
+    assert not (project / "sub" / ".hg" / "extra.rc").exists()
+    assert (project / "shared.rc").read_text() == "[ui]\n"
+    assert "set aside" not in done.stderr
+
+
+def test_a_repository_made_inside_runs_nothing_outside_later(
+    tmp_path: Path, project: Path, config_dir: Path
+) -> None:
+    """A repository made inside with a hook, a ``sharedpath`` added to the root's, and a
+    ``.hg`` link to a folder of one's own: set aside after the run, so the user's ``hg``
+    there runs no hook."""
+    project.mkdir(exist_ok=True)
+    assert _hg("init", "-q", ".", cwd=project).returncode == 0
+    marker = tmp_path / "ran-outside"
+    done = run_script(
+        tmp_path,
+        f"hg init -q new && printf '{_hook(marker)}' > new/.hg/hgrc && "
+        "echo /tmp > .hg/sharedpath && "
+        "mkdir -p linked/own && cp -r new/.hg linked/own/store && "
+        "ln -s own/store linked/.hg && echo done",
+    )
+    assert done.returncode == 0, done.stderr
+    assert "done" in done.stdout
+    assert marker.exists() is False  # the hook ran inside only, where /tmp is private
+    [run] = list((config_dir / "airlock" / "set-aside").iterdir())
+    assert "pre-status" in (run / "new" / ".hg" / "hgrc").read_text()
+    assert (run / ".hg" / "sharedpath").exists()
+    assert (run / "linked" / ".hg").is_symlink()
+    for moved in ("new/.hg/hgrc", ".hg/sharedpath", "linked/.hg"):
+        assert moved in done.stderr, done.stderr
+    for folder in (project / "new", project, project / "linked"):
+        _hg("status", cwd=folder)
+    assert not marker.exists(), "a hook written inside ran outside"
+
+
+def test_the_users_hg_config_is_read_only_in_a_writable_home(
+    tmp_path: Path, project: Path, home: Path
+) -> None:
+    (home / ".config").mkdir(parents=True, exist_ok=True)
+    done = run_script(
+        tmp_path,
+        "for path in ~/.hgrc ~/.config/hg/hgrc; do "
+        "(mkdir -p $(dirname $path) 2>/dev/null; echo '[hooks]' > $path) 2>/dev/null "
+        "&& echo wrote $path; done; true",
+        "--rw",
+        "~",
+    )
+    assert done.returncode == 0, done.stderr
+    assert "wrote" not in done.stdout, done.stdout
+    assert not (home / ".hgrc").exists() or (home / ".hgrc").stat().st_size == 0
