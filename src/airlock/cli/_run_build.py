@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from airlock.egress.options import Prepared
     from airlock.policy import Decisions
     from airlock.sandbox import ScrubbedEnvironment
-    from airlock.sandbox.repositories import Held, NestedScan
+    from airlock.sandbox.repositories import Held, WorkspaceScan
     from airlock.settings import Loaded
     from airlock.settings.sandbox import SandboxSettings
 
@@ -116,23 +116,23 @@ def mounts(
     state: list[Path],
     read_only: tuple[Path, ...],
     held: Held | None,
-    scan: NestedScan,
-    heads: tuple[Path, ...] = (),
-    hg: tuple[Path, ...] = (),
+    walk: WorkspaceScan,
 ) -> list[Any]:
     """Every path rule: the built-in ones, the command line's, the settings'.
 
     ``state`` is airlock's folder in the config dir, then the ``--audit-log`` file if given:
     both read-only inside. ``held``: the holding folder bound at a missing ``.git``.
-    ``scan``: the nested repositories (:func:`airlock.sandbox.repositories.find_nested`);
-    ``heads``: the ``HEAD`` entries of subfolders the same walk met (bare repositories);
-    ``hg``: the ``.hg`` folders it met (Mercurial repositories).
+    ``walk``: the workspace's walk at the run's start
+    (:func:`airlock.sandbox.repositories.scan_workspace`): its nested git repositories, the
+    ``HEAD`` entries of subfolders (bare repositories), its ``.hg`` folders (Mercurial
+    repositories) and its ``.envrc`` files (direnv's).
     """
     import os
     import sys
     from pathlib import Path
 
     from airlock.errors import SandboxError
+    from airlock.sandbox.direnv import envrc_rules
     from airlock.sandbox.mercurial import hg_rules
     from airlock.sandbox.paths import (
         Kind,
@@ -167,6 +167,7 @@ def mounts(
 
     home = Path(environ.get("HOME") or Path.home())
     cwd = Path.cwd()
+    scan = walk.nested
     try:
         state[0].mkdir(parents=True, exist_ok=True)  # airlock's folder: default log, the heads
     except OSError as error:
@@ -202,8 +203,13 @@ def mounts(
         *workspace_rules(workspace, git_held=held is not None),
         *([held.rule] if held is not None else []),
         *nested_rules(workspace, scan),
-        *bare_rules(heads, "runs code outside later (a bare repository in the workspace)"),
-        *hg_rules(hg, "runs code outside later (a Mercurial repository's config)"),
+        *bare_rules(walk.heads, "runs code outside later (a bare repository in the workspace)"),
+        *hg_rules(walk.hg, "runs code outside later (a Mercurial repository's config)"),
+        *envrc_rules(
+            [path for path in walk.named if path.name == ".envrc"],
+            home,
+            "runs code outside later (an .envrc reads it: direnv does not check it)",
+        ),
         *(
             git_folder_rules(workspace, root_git, "runs code outside later (in the workspace)")
             if root_git.is_file()

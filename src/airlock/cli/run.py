@@ -206,9 +206,7 @@ def _run(args: argparse.Namespace) -> int:
         agent_state = agent_state_paths(home, loaded.config_dir)
         skip = agent_skip(workspace, agent_state)
         scan = scan_workspace(workspace, WATCHED, skip=skip)  # nested repositories; for Watch
-        rules = mounts(
-            args, loaded, environ, workspace, state, bundle, held, scan.nested, scan.heads, scan.hg
-        )
+        rules = mounts(args, loaded, environ, workspace, state, bundle, held, scan)
         read_only = read_only_map(rules)
         if read_only_at(workspace, read_only):
             holding = [rule for rule in rules if workspace.is_relative_to(rule.path)]

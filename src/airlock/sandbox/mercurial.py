@@ -32,7 +32,7 @@ from pathlib import Path
 from airlock.errors import SandboxError
 from airlock.sandbox.files import read_text_or_none
 from airlock.sandbox.paths import Kind, Mount, mount, resolve
-from airlock.sandbox.repositories import EMPTY_CONFIG
+from airlock.sandbox.repositories import read_only_file
 
 CONFIG_FILES: tuple[str, ...] = ("hgrc", "hgrc-not-shared")
 """A repository's own config files, in its ``.hg`` folder."""
@@ -56,24 +56,14 @@ def hg_rules(folders: Iterable[Path], why: str) -> Iterator[Mount]:
         if not folder.is_dir():
             continue
         for name in CONFIG_FILES:
-            yield _config_rule(folder / name, why)
+            yield read_only_file(folder / name, why)
         if os.path.lexists(folder / "sharedpath"):
             yield mount(Kind.READ, folder / "sharedpath", why)
         for path in included([folder / name for name in CONFIG_FILES]):
             try:
-                yield _config_rule(path, why)
+                yield read_only_file(path, why)
             except SandboxError:  # a folder holding the sandbox's own: nothing to bind
                 continue
-
-
-def _config_rule(path: Path, why: str) -> Mount:
-    """Read-only on a config file; an empty file where it is missing in a folder that exists
-    (Mercurial reads it as an empty config, where it would stop at a folder)."""
-    real = resolve(path)
-    if not os.path.lexists(real) and real.parent.is_dir():
-        named = path if path.absolute() != real else None
-        return Mount(Kind.READ, real, why, False, False, EMPTY_CONFIG, named=named)
-    return mount(Kind.READ, path, why)
 
 
 def included(configs: Iterable[Path]) -> list[Path]:

@@ -313,6 +313,17 @@ EMPTY_CONFIG = Path(__file__).with_name("git-empty-config")
 empty one as no settings; a folder there would stop it)."""
 
 
+def read_only_file(path: Path, why: str) -> Mount:
+    """Read-only on a file a tool reads as its config or runs as a script; where it is missing
+    in a folder that exists, :data:`EMPTY_CONFIG` stands there (read as empty, where the empty
+    folder of :func:`~airlock.sandbox.paths.mount`'s placeholder would stop the tool)."""
+    real = resolve(path)
+    if not os.path.lexists(real) and real.parent.is_dir():
+        named = path if path.absolute() != real else None
+        return Mount(Kind.READ, real, why, False, False, EMPTY_CONFIG, named=named)
+    return mount(Kind.READ, path, why)
+
+
 def more_git_rules(git_folder: Path, why: str) -> Iterator[Mount]:
     """Read-only rules for the other files of ``git_folder`` that say what git runs: its
     ``config.worktree`` (read when ``extensions.worktreeConfig`` is on), each linked

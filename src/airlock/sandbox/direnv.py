@@ -1,0 +1,213 @@
+"""What a project's ``.envrc`` makes direnv read besides itself: read-only inside.
+
+Theory of operation
+-------------------
+direnv runs a folder's ``.envrc`` in the user's shell when they enter the folder, once they
+have allowed that content: a changed ``.envrc`` is refused until allowed again (and the
+workspace's own is read-only inside, a subfolder's set aside when changed:
+:mod:`airlock.sandbox.written`). What an allowed ``.envrc`` reads in turn is not checked by
+direnv: a ``.envrc.local`` it sources, the ``.env`` its ``dotenv`` loads (variables such as
+``PROMPT_COMMAND`` or ``BASH_ENV`` run code too), the ``shell.nix`` or ``flake.nix`` whose
+shell hook ``use nix`` runs. Code inside would write there for the user's shell to run
+outside later.
+
+:func:`envrc_rules` reads each ``.envrc`` the workspace's walk met at the run's start (the
+root's and the subfolders'), finds the files its commands read (:data:`READERS`, in command
+position: at a line's start, after ``;``, ``&&``, ``||``, ``then``, ``do``…) as direnv would
+(relative to the ``.envrc``'s folder, ``$HOME`` and ``$PWD`` expanded; an argument with
+another variable in it cannot be told and is left), follows those that are scripts in turn,
+and makes each read-only inside, missing ones too (an empty file stands there where the
+folder exists: direnv's ``_if_exists`` forms read nothing from it).
+
+Not covered: folders that ``PATH_add`` and ``layout`` put on the user's ``PATH`` (a build
+writes there all the time: ``node_modules/.bin``), and what ``source_up`` would find in a
+folder where there is nothing yet.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from collections import deque
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from airlock.errors import SandboxError
+from airlock.sandbox.files import read_text_or_none
+from airlock.sandbox.paths import Mount, resolve
+from airlock.sandbox.repositories import read_only_file
+
+READERS = frozenset(
+    {
+        "source_env",
+        "source_env_if_exists",
+        "source",
+        ".",
+        "dotenv",
+        "dotenv_if_exists",
+        "use",
+        "use_nix",
+        "use_flake",
+        "source_up",
+        "source_up_if_exists",
+    }
+)
+"""direnv's commands (and the shell's) that read a file of the project and run or load it."""
+
+SCRIPTS = frozenset({"source_env", "source_env_if_exists", "source", ".", "source_up"})
+"""Of :data:`READERS`, those whose file is a script of the same kind (followed in turn)."""
+
+COMMAND_POSITION = frozenset({";", "&&", "||", "|", "&", "then", "do", "else", "{", "(", "!"})
+"""Tokens after which a word is a command's name."""
+
+FILES = 50
+"""How many files the ``.envrc`` files of one run read, at most, that get a rule."""
+
+LIMIT = 256 << 10
+"""The size of a ``.envrc`` (or a script it sources) read, at most."""
+
+_VARIABLE = re.compile(r"\$(\w+|\{\w+\})")
+
+
+def envrc_rules(envrcs: Iterable[Path], home: Path, why: str) -> Iterator[Mount]:
+    """Read-only rules for the files each of ``envrcs`` reads (:func:`read_by`)."""
+    for path in read_by(envrcs, home):
+        try:
+            yield read_only_file(path, why)
+        except SandboxError:  # a folder holding the sandbox's own: nothing to bind
+            continue
+
+
+def read_by(envrcs: Iterable[Path], home: Path) -> list[Path]:
+    """The files ``envrcs`` read through :data:`READERS`, and those the scripts among them
+    read in turn, at most :data:`FILES`: each as named (resolved where it is read), in the
+    order found."""
+    queue = deque(path for path in envrcs if path.is_file())
+    seen = {resolve(path) for path in queue}
+    found: list[Path] = []
+    while queue and len(found) < FILES:
+        script = queue.popleft()
+        text = read_text_or_none(script, LIMIT)
+        if text is None:
+            continue
+        for path, is_script in _reads(text, script.parent, home):
+            real = resolve(path)
+            if real in seen or real.is_relative_to("/proc") or real.is_relative_to("/dev"):
+                continue
+            seen.add(real)
+            found.append(path)
+            if is_script:
+                queue.append(path)
+            if len(found) >= FILES:
+                break
+    return found
+
+
+def _reads(text: str, folder: Path, home: Path) -> Iterator[tuple[Path, bool]]:
+    """Each file a script in ``folder`` reads, and whether it is a script itself."""
+    for command, words in _commands(text):
+        if command in ("use", "use_nix") and {"-p", "--packages"} & set(words):
+            continue  # a shell of packages: no file of the project
+        arguments = [word for word in words if not word.startswith("-")]
+        given = [_path(argument, folder, home) for argument in arguments]
+        paths = [path for path in given if path is not None]
+        if len(paths) < len(given):
+            continue  # a variable that cannot be told: nothing sure to protect
+        if command in ("source_env", "source_env_if_exists"):
+            for path in paths[:1]:
+                yield (path / ".envrc" if path.is_dir() else path), True
+        elif command in ("source", "."):
+            yield from ((path, True) for path in paths[:1])
+        elif command in ("dotenv", "dotenv_if_exists"):
+            yield (paths[0] if paths else folder / ".env"), False
+        elif command in ("source_up", "source_up_if_exists"):
+            name = arguments[0] if arguments and "/" not in arguments[0] else ".envrc"
+            for parent in folder.parents:
+                if (parent / name).is_file():
+                    yield parent / name, True
+                    break
+        else:
+            yield from _nix(command, arguments, paths, folder)
+
+
+def _nix(
+    command: str, arguments: list[str], paths: list[Path], folder: Path
+) -> Iterator[tuple[Path, bool]]:
+    """What ``use nix`` and ``use flake`` evaluate (their shell hook runs in the user's
+    shell): the files named, else ``shell.nix`` and ``default.nix``; a flake's ``flake.nix``
+    and ``flake.lock``, in the folder its reference names (``.#shell``: this one)."""
+    kind = command.removeprefix("use_") if command != "use" else (arguments or [""])[0]
+    rest = paths[1:] if command == "use" else paths
+    words = arguments[1:] if command == "use" else arguments
+    if kind == "nix":
+        for path in rest or [folder / "shell.nix", folder / "default.nix"]:
+            yield path, False
+    elif kind == "flake":
+        reference = (words[0] if words else ".").split("#")[0] or "."
+        if ":" in reference and not reference.startswith("path:"):
+            return  # a flake elsewhere (github:…): not the project's
+        place = folder / reference.removeprefix("path:")
+        yield place / "flake.nix", False
+        yield place / "flake.lock", False
+
+
+def _commands(text: str) -> Iterator[tuple[str, list[str]]]:
+    """Each command of :data:`READERS` in ``text`` and its words up to the command's end (a
+    line's end, or one of :data:`COMMAND_POSITION`), line by line as the shell reads them: a
+    line ending in ``\\`` goes on, and so does a quote left open (up to :data:`LIMIT`)."""
+    pending = ""
+    for line in text.splitlines():
+        pending += line + "\n"
+        if line.endswith("\\"):
+            pending = pending[:-2]
+            continue
+        try:
+            tokens = _tokens(pending)
+        except ValueError:  # a quote still open: the command goes on on the next line
+            if len(pending) < LIMIT:
+                continue
+            tokens = []
+        pending = ""
+        yield from _readers(tokens)
+
+
+def _tokens(line: str) -> list[str]:
+    lexer = shlex.shlex(line, posix=True, punctuation_chars=";&|(){}!")
+    lexer.whitespace_split = True
+    lexer.commenters = "#"
+    return list(lexer)
+
+
+def _readers(tokens: list[str]) -> Iterator[tuple[str, list[str]]]:
+    position = True  # a line starts with a command
+    index = 0
+    while index < len(tokens):
+        token = tokens[index]
+        if position and token in READERS:
+            end = index + 1
+            while end < len(tokens) and tokens[end] not in COMMAND_POSITION:
+                end += 1
+            yield token, tokens[index + 1 : end]
+            index = end
+            continue
+        position = token in COMMAND_POSITION
+        index += 1
+
+
+def _path(word: str, folder: Path, home: Path) -> Path | None:
+    """``word`` as a path read in ``folder`` (``~``, ``$HOME`` and ``$PWD`` expanded); ``None``
+    when it holds another variable or a command's output."""
+    if "`" in word or "$(" in word:
+        return None
+    known = {"HOME": str(home), "PWD": str(folder)}
+
+    def expand(match: re.Match[str]) -> str:
+        name = match.group(1).strip("{}")
+        return known.get(name, "\0")
+
+    text = _VARIABLE.sub(expand, word)
+    if "\0" in text or "$" in text:
+        return None
+    if text == "~" or text.startswith("~/"):
+        text = str(home) + text[1:]
+    return folder / text  # an absolute one stays as it is

@@ -1,0 +1,95 @@
+"""What a project's ``.envrc`` makes direnv read: found as direnv would, and read-only inside."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from airlock.sandbox.direnv import FILES, read_by
+from tests.cli import run_script
+
+
+def _envrc(folder: Path, text: str) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / ".envrc"
+    path.write_text(text)
+    return path
+
+
+def test_the_files_direnv_reads_are_found_where_it_reads_them(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    envrc = _envrc(
+        tmp_path / "p",
+        "# source_env commented\n"
+        "PATH_add bin\n"
+        "source_env_if_exists .envrc.local\n"
+        "dotenv\n"
+        "dotenv_if_exists .env.secret ; source ./scripts/env.sh\n"
+        'if [ -f x ]; then . "$PWD/lib.sh"; fi\n'
+        "use flake .#dev\n"
+        "use nix -p hello\n"
+        "use nix shell2.nix\n"
+        "source_env $UNKNOWN/x\n"
+        "source_env ~/shared.envrc\n"
+        "watch_file source\n"
+        'export A="two\nlines source_env not-a-command"\n'
+        "source_env \\\n  continued.envrc\n",
+    )
+    p = tmp_path / "p"
+    assert read_by([envrc], home) == [
+        p / ".envrc.local",
+        p / ".env",
+        p / ".env.secret",
+        p / "scripts" / "env.sh",
+        p / "lib.sh",
+        p / "flake.nix",
+        p / "flake.lock",
+        p / "shell2.nix",
+        home / "shared.envrc",
+        p / "continued.envrc",
+    ]
+
+
+def test_scripts_are_followed_and_a_folder_means_its_envrc(tmp_path: Path) -> None:
+    envrc = _envrc(tmp_path / "p", "source_env ../shared\nsource_up\n")
+    _envrc(tmp_path / "shared", "source_env_if_exists ./more.sh\nsource_env ../p/.envrc\n")
+    (tmp_path / "shared" / "more.sh").write_text("dotenv .env.more\n")
+    _envrc(tmp_path, "")  # what source_up finds: the nearest parent's
+    found = [Path(os.path.realpath(path)) for path in read_by([envrc], tmp_path / "home")]
+    assert found == [
+        tmp_path / "shared" / ".envrc",
+        tmp_path / ".envrc",
+        tmp_path / "shared" / "more.sh",
+        tmp_path / "shared" / ".env.more",
+    ]
+
+
+def test_a_hostile_envrc_is_bounded(tmp_path: Path) -> None:
+    lines = "".join(f"source_env_if_exists f{number}\n" for number in range(FILES * 3))
+    envrc = _envrc(tmp_path, lines + "echo 'unclosed\n" + "source_env /proc/self/environ\n")
+    found = read_by([envrc, tmp_path / "missing" / ".envrc"], tmp_path)
+    assert len(found) == FILES
+    assert found[0] == tmp_path / "f0"
+
+
+def test_what_an_envrc_reads_cannot_be_written_inside(
+    tmp_path: Path, project: Path, config_dir: Path
+) -> None:
+    """The root's and a subfolder's ``.envrc``: what they load (``.envrc.local`` missing,
+    ``.env`` there, a nix shell) is read-only inside; other files are not; nothing is left in
+    the workspace after the run, and the ``.env`` is as it was."""
+    _envrc(project, "source_env_if_exists .envrc.local\ndotenv\n")
+    (project / ".env").write_text("A=1\n")
+    _envrc(project / "sub", "use nix\n")
+    (project / "sub" / "shell.nix").write_text("{}\n")
+    targets = [".envrc.local", ".env", "sub/shell.nix", "sub/default.nix", "free.txt"]
+    script = " ; ".join(
+        f"(echo 'PROMPT_COMMAND=evil' >> {path}) 2>/dev/null && echo wrote {path}"
+        for path in targets
+    )
+    done = run_script(tmp_path, script + " ; true")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split("\n")[:-1] == ["wrote free.txt"], done.stdout
+    assert (project / ".env").read_text() == "A=1\n"
+    assert not (project / ".envrc.local").exists()
+    assert not (project / "sub" / "default.nix").exists()
