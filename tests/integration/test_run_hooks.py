@@ -804,3 +804,32 @@ def test_a_bare_repository_in_the_workspace_keeps_its_hooks(tmp_path: Path, proj
     assert done.returncode == 0, done.stderr
     assert "done" in done.stdout and "WROTE" not in done.stdout, done.stdout
     assert not hook.exists()
+
+
+def test_tool_managers_files_cannot_be_changed(tmp_path: Path, project: Path) -> None:
+    """mise's and asdf's files at the workspace's root (their hooks, ``_.source`` and
+    ``path:`` versions act in the user's shell when it enters the folder; mise trusts a
+    config by its path): read-only inside when there; one made or changed in a subfolder is
+    set aside after the run."""
+    (project / "mise.toml").write_text("[tools]\nnode = '20'\n")
+    (project / "mise.ci.toml").write_text("[tools]\n")
+    (project / ".tool-versions").write_text("python 3.11.4\n")
+    (project / "sub").mkdir()
+    (project / "sub" / ".tool-versions").write_text("python 3.11.4\n")
+    (project / "rust-toolchain.toml").write_text("[toolchain]\nchannel = 'stable'\n")
+    targets = ["mise.toml", "mise.ci.toml", ".tool-versions", "rust-toolchain.toml"]
+    script = "".join(
+        f"(echo '[hooks]' >> {path}) 2>/dev/null && echo WROTE {path}; " for path in targets
+    )
+    script += (
+        "echo 'python path:./evil' > sub/.tool-versions && mkdir -p other && "
+        "echo '[hooks]' > other/.mise.toml && echo done"
+    )
+    done = _run(tmp_path, script)
+    assert done.returncode == 0, done.stderr
+    assert "done" in done.stdout and "WROTE" not in done.stdout, done.stdout
+    assert (project / "mise.toml").read_text() == "[tools]\nnode = '20'\n"
+    assert (project / ".tool-versions").read_text() == "python 3.11.4\n"
+    assert not (project / "sub" / ".tool-versions").exists()
+    assert not (project / "other" / ".mise.toml").exists()
+    assert "sub/.tool-versions" in done.stderr and "other/.mise.toml" in done.stderr

@@ -96,8 +96,34 @@ and husky run at the user's next ``git commit`` (the hooks installed in ``.git/h
 ``core.hooksPath`` read them from the work tree). With lefthook in use (one of its files
 there), a missing one is covered too: lefthook merges a ``lefthook-local`` file it finds."""
 
-PROTECTED_GLOBS_IN_WORKSPACE: tuple[str, ...] = (".claude/settings*.json",)
-"""Existing files matching these are read-only too (``settings.backup.json`` and friends)."""
+TOOL_MANAGER_FILES: tuple[str, ...] = (
+    "mise.toml",
+    ".mise.toml",
+    "mise.local.toml",
+    ".mise.local.toml",
+    "mise/config.toml",
+    ".mise/config.toml",
+    ".config/mise.toml",
+    ".config/mise/config.toml",
+    ".rtx.toml",
+    ".tool-versions",
+    "rust-toolchain",
+    "rust-toolchain.toml",
+)
+"""Read-only in the workspace when they are there: what mise (and asdf, for
+``.tool-versions``) reads when the user's shell enters the folder, where mise trusts a
+config by its path, not its content: ``[hooks]`` and ``[env] _.source`` run in the user's
+shell, and a ``path:`` version puts the folder it names on ``PATH``; rustup's toolchain file,
+whose ``path`` names the ``cargo`` and ``rustc`` that any Rust command there (an editor's
+included) runs."""
+
+PROTECTED_GLOBS_IN_WORKSPACE: tuple[str, ...] = (
+    ".claude/settings*.json",
+    "mise.*.toml",
+    ".mise.*.toml",
+)
+"""Existing files matching these are read-only too (``settings.backup.json`` and friends;
+mise's files for one ``MISE_ENV``)."""
 
 PROTECTED_IN_CONFIG_DIR: tuple[str, ...] = (
     "settings.json",
@@ -385,7 +411,7 @@ def workspace_rules(workspace: Path, git_held: bool = False) -> Iterator[Mount]:
         elif not (git_held and name.startswith(".git/")):
             yield mount(Kind.READ, workspace / name, why)
     lefthook = any(os.path.lexists(workspace / name) for name in LEFTHOOK_FILES)
-    for name in (*SHELL_STARTUP_FILES, *HOOK_MANAGER_FILES):
+    for name in (*SHELL_STARTUP_FILES, *HOOK_MANAGER_FILES, *TOOL_MANAGER_FILES):
         if (workspace / name).exists() or (lefthook and name in LEFTHOOK_FILES):
             yield mount(Kind.READ, workspace / name, why)
     for pattern in PROTECTED_GLOBS_IN_WORKSPACE:

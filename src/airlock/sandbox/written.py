@@ -86,11 +86,20 @@ WATCHED = frozenset(
         ".zed",
         ".devcontainer",
         ".devcontainer.json",
+        "mise.toml",
+        ".mise.toml",
+        "mise.local.toml",
+        ".mise.local.toml",
+        ".mise",
+        ".rtx.toml",
+        ".tool-versions",
+        "rust-toolchain",
+        "rust-toolchain.toml",
     }
 )
-"""Names whose content steers an agent, an editor or direnv started in their folder (their
-MCP servers, hooks, plugins and tasks; a dev container's ``initializeCommand`` runs on the
-host)."""
+"""Names whose content steers an agent, an editor, direnv or mise started in their folder
+(their MCP servers, hooks, plugins and tasks; a dev container's ``initializeCommand`` runs on
+the host; mise's hooks and ``path:`` versions; rustup's toolchain ``path``)."""
 DEPTH = NESTED_DEPTH
 """How many folders deep below the workspace :func:`snapshot` looks: the bounds of the walk
 it shares with the nested repositories' scan (the same before and after the run)."""
