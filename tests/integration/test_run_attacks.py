@@ -82,3 +82,27 @@ def test_a_file_git_runs_code_from_cannot_be_written(
     assert "WROTE" not in done.stdout, done.stdout + done.stderr
     after = (project / name).read_bytes() if (project / name).exists() else None
     assert after == before
+
+
+def test_the_kernels_settings_cannot_be_written_from_inside(tmp_path: Path) -> None:
+    """``/proc/sys`` (``kernel.core_pattern`` would name a program the kernel runs as root
+    outside every namespace) is read-only inside, as root too, where the command stays uid 0;
+    the host's key names and timers are not shown. The value written back is the one there,
+    so a failure of this test changes nothing."""
+    pattern = Path("/proc/sys/kernel/core_pattern").read_text()
+    ratelimit = Path("/proc/sys/kernel/printk_ratelimit").read_text()
+    done = run_script(
+        tmp_path,
+        f"(printf '%s' '{pattern.strip()}' > /proc/sys/kernel/core_pattern) 2>/dev/null "
+        "&& echo WROTE; "
+        f"(echo {ratelimit.strip()} > /proc/sys/kernel/printk_ratelimit) 2>/dev/null "
+        "&& echo WROTE; "
+        "wc -c < /proc/keys; mount | grep -c ' /proc/sys ' ; echo done",
+    )
+    assert done.returncode == 0, done.stderr
+    assert "WROTE" not in done.stdout, done.stdout
+    keys, mounted, end = done.stdout.split()
+    assert (keys, end) == ("0", "done")
+    assert int(mounted) >= 1  # read-only by a mount of its own
+    assert Path("/proc/sys/kernel/core_pattern").read_text() == pattern
+    assert Path("/proc/sys/kernel/printk_ratelimit").read_text() == ratelimit

@@ -16,6 +16,7 @@ ws, home = Path(os.getcwd()), Path(os.environ["HOME"])
 ran = run_sandboxed(
     "id -u; echo data > mine.txt && echo wrote; cat ~/.ssh/id_rsa 2>/dev/null || echo no-key; "
     "touch .git/hooks/x 2>/dev/null && echo WROTE-HOOK; "
+    "mount | grep -q ' /proc/sys ' && echo SYS-READ-ONLY; "
     "curl -sS --noproxy '' -x $HTTP_PROXY http://example.test/u; "
     "grep CapEff /proc/self/status; echo token=${GH_TOKEN:-none}",
     ws, home, environ={"GH_TOKEN": "x"},
@@ -37,6 +38,7 @@ def test_an_unprivileged_user_gets_the_same_sandbox() -> None:
     assert "wrote" in out and found["file"] == "data\n"
     assert "no-key" in out and "KEY" not in out
     assert "WROTE-HOOK" not in out
+    assert "SYS-READ-ONLY" in out
     assert "door: GET http://example.test/u HTTP/1.1" in out
     assert "CapEff:\t0000000000000000" in out
     assert "token=none" in out

@@ -6,7 +6,8 @@ Theory of operation
 user namespaces; what is missing is a :class:`~airlock.errors.SandboxError` saying what to do.
 :func:`bwrap_arguments` turns a :class:`Spec` into bubblewrap's command line: new PID, IPC, UTS,
 network (and cgroup) namespaces, all capabilities dropped, a new session (no keystrokes pushed
-into the caller's terminal), killed with airlock (``--die-with-parent``), the mounts of
+into the caller's terminal), killed with airlock (``--die-with-parent``), the kernel's
+settings under ``/proc`` read-only (:data:`PROC_READ_ONLY`), the mounts of
 :mod:`airlock.sandbox.paths`, and a ``resolv.conf`` naming a closed loopback port, so a name
 lookup inside fails at once.
 
@@ -161,6 +162,7 @@ def bwrap_arguments(
     if os.geteuid() != 0:
         arguments.append("--unshare-user")
     arguments += ["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
+    arguments += _proc_arguments(scratch)
     for private in PRIVATE_TMPFS:
         if Path(private).is_dir() and not Path(private).is_symlink():
             arguments += ["--tmpfs", private]
@@ -177,6 +179,45 @@ def bwrap_arguments(
     stub = Path(__file__).with_name("_stub.py")
     arguments += ["--chdir", str(spec.cwd), "--", sys.executable, "-I", "-S", str(stub)]
     arguments += [str(channel_fd), str(spec.port), *spec.command]
+    return arguments
+
+
+PROC_READ_ONLY: tuple[str, ...] = ("sys", "sysrq-trigger", "irq", "bus", "fs")
+"""The kernel's own settings under ``/proc``: read-only inside. bubblewrap covers them only
+where it finds them writable, and a run as root leaves the command uid 0, which the kernel
+lets write ``/proc/sys`` without a capability: ``kernel.core_pattern`` names a program the
+kernel then runs as root outside every namespace; ``sysrq-trigger`` reboots the machine."""
+
+PROC_MASKED: tuple[str, ...] = (
+    "kcore",
+    "keys",
+    "key-users",
+    "timer_list",
+    "sched_debug",
+    "latency_stats",
+)
+"""Files under ``/proc`` that tell of the host beyond the sandbox (the keyrings' key names,
+the host's timers and tasks, its memory): an empty file stands there inside."""
+
+PROC_MASKED_FOLDERS: tuple[str, ...] = ("acpi", "scsi", "asound")
+"""Folders under ``/proc`` with the host's hardware settings, some writable as root: an empty
+folder stands there inside."""
+
+
+def _proc_arguments(scratch: Path, proc: Path = Path("/proc")) -> list[str]:
+    """bubblewrap's arguments that make :data:`PROC_READ_ONLY` read-only and hide
+    :data:`PROC_MASKED` and :data:`PROC_MASKED_FOLDERS` in the sandbox's ``/proc``, for those
+    this kernel has (``proc``: the host's, the same kernel's)."""
+    arguments: list[str] = []
+    for name in PROC_READ_ONLY:
+        if os.path.lexists(proc / name):
+            arguments += ["--ro-bind", f"/proc/{name}", f"/proc/{name}"]
+    for name in PROC_MASKED:
+        if os.path.lexists(proc / name):
+            arguments += ["--ro-bind", str(scratch / "empty-file"), f"/proc/{name}"]
+    for name in PROC_MASKED_FOLDERS:
+        if (proc / name).is_dir():
+            arguments += ["--ro-bind", str(scratch / "empty-dir"), f"/proc/{name}"]
     return arguments
 
 
