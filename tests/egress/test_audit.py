@@ -338,6 +338,22 @@ def test_two_runs_sharing_a_log_keep_one_chain(tmp_path: Path) -> None:
     assert verify(log, heads).intact
 
 
+def test_text_that_is_not_utf8_is_written_escaped(tmp_path: Path) -> None:
+    """A command or workspace whose bytes are not UTF-8 (Python decodes them to lone
+    surrogates, which JSON cannot hold): the record is written, with ``\\x`` escapes for
+    those bytes, and the log verifies."""
+    log, heads = tmp_path / "audit.jsonl", tmp_path / "heads.jsonl"
+    audit = AuditLog(log, heads, "run")
+    audit.open()
+    name = os.fsdecode(b"caf\xe9.sock")
+    audit.append({"type": "run", "time": time.time(), "command": ["cat", name], "x": "\ud800"})
+    audit.close()
+    [record] = read_records(log)
+    assert record["command"] == ["cat", "caf\\xe9.sock"]
+    assert record["x"] == "\\ud800"
+    assert verify(log, heads).intact
+
+
 def test_audit_lists_a_hand_edited_log_and_names_the_lines_it_skips(tmp_path: Path) -> None:
     """A line that is no JSON object, a port that is no number, a start without a time: the
     listing goes on, says which lines it skipped, and never shows a traceback."""

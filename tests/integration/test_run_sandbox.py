@@ -83,6 +83,48 @@ def test_a_host_unix_socket_cannot_be_reached(tmp_path: Path, project: Path) -> 
     assert done.stdout.startswith("refused"), done.stdout + done.stderr
 
 
+def test_a_host_socket_moved_since_it_was_bound_cannot_be_reached(
+    tmp_path: Path, project: Path, home: Path
+) -> None:
+    """A control master's socket (bound as ``cm.RANDOM``, linked to ``cm``, the first name
+    removed, as OpenSSH does) in the home, one whose folder was renamed, and one whose name is
+    not text: none can be connected to from inside."""
+    (home / ".cache" / "ssh").mkdir(parents=True)
+    (project / "old").mkdir()
+    names = {
+        "master": home / ".cache" / "ssh" / "cm.Xy12Ab",
+        "moved": project / "old" / "s",
+        "odd": project / os.fsdecode(b"caf\xe9.sock"),
+    }
+    servers = []
+    for path in names.values():
+        server = socket.socket(socket.AF_UNIX)
+        server.bind(os.fsencode(path))
+        server.listen()
+        servers.append(server)
+    os.link(names["master"], home / ".cache" / "ssh" / "cm")
+    names["master"].unlink()
+    (project / "old").rename(project / "new")
+    targets = [home / ".cache" / "ssh" / "cm", project / "new" / "s", names["odd"]]
+    probe = (
+        "import os, socket, sys\n"
+        "for name in sys.argv[1:]:\n"
+        "    s = socket.socket(socket.AF_UNIX)\n"
+        "    try:\n"
+        "        s.connect(os.fsencode(name)); print('REACHED', name)\n"
+        "    except OSError as e: print('refused', e.errno)\n"
+    )
+    try:
+        done = _run(
+            tmp_path, "--", sys.executable, "-c", probe, *(os.fsdecode(path) for path in targets)
+        )
+    finally:
+        for server in servers:
+            server.close()
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count("refused") == 3, done.stdout + done.stderr
+
+
 def test_a_hidden_home_keeps_the_workspace_and_the_agents_state(tmp_path: Path, home: Path) -> None:
     """--hide ~ with the workspace inside the home: the home's other files are gone; the
     workspace and the agent's state are there and writable; the workspace's protections hold;

@@ -35,7 +35,7 @@ def rules_for(workspace: Path, home: Path, extra: Iterable[Mount] = ()) -> list[
         [
             *workspace_rules(workspace),
             *home_rules(home, home / ".claude", [home / ".claude" / "airlock"]),
-            *socket_rules(Path("/proc/net/unix").read_text(encoding="utf-8")),
+            *socket_rules(Path("/proc/net/unix").read_bytes()),
             *visible([Path(sys.executable), Path(__file__).parents[2] / "src"], "python"),
             *extra,
         ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 from pathlib import Path
 
@@ -180,10 +181,59 @@ def test_socket_rules_hide_bound_sockets(tmp_path: Path) -> None:
             f"0000000000000000: 00000002 00000000 00010000 0001 01 3 {tmp_path / 'gone.sock'}\n"
             "0000000000000000: 00000002 00000000 00010000 0001 01 4\n"
         )
-        rules = list(socket_rules(table))
+        rules = list(socket_rules(table.encode()))
     finally:
         server.close()
     assert [(rule.path, rule.kind, rule.is_dir) for rule in rules] == [(path, Kind.HIDE, False)]
+
+
+def _bound(path: Path) -> socket.socket:
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(os.fsencode(path))
+    server.listen(1)
+    return server
+
+
+def _table(*paths: bytes) -> bytes:
+    return b"Num       RefCount Protocol Flags    Type St Inode Path\n" + b"".join(
+        b"0000000000000000: 00000002 00000000 00010000 0001 01 %d %s\n" % (number, path)
+        for number, path in enumerate(paths)
+    )
+
+
+def test_socket_rules_find_sockets_that_moved_since_they_were_bound(tmp_path: Path) -> None:
+    """A socket linked to another name and unlinked (OpenSSH's control master), one whose
+    folder was renamed, and names that are not text or hold a line break: all hidden."""
+    (tmp_path / "ssh").mkdir()
+    (tmp_path / "home" / "old").mkdir(parents=True)
+    odd = tmp_path / os.fsdecode(b"caf\xe9.sock")
+    broken = tmp_path / "new\nline.sock"
+    servers = [
+        _bound(tmp_path / "ssh" / "cm.Xy12Ab"),
+        _bound(tmp_path / "home" / "old" / "s"),
+        _bound(odd),
+        _bound(broken),
+    ]
+    try:
+        os.link(tmp_path / "ssh" / "cm.Xy12Ab", tmp_path / "ssh" / "cm")
+        (tmp_path / "ssh" / "cm.Xy12Ab").unlink()
+        (tmp_path / "home" / "old").rename(tmp_path / "home" / "new")
+        table = _table(
+            os.fsencode(tmp_path / "ssh" / "cm.Xy12Ab"),
+            os.fsencode(tmp_path / "home" / "old" / "s"),
+            os.fsencode(odd),
+            os.fsencode(broken),
+        )
+        hidden = {rule.path for rule in socket_rules(table)}
+    finally:
+        for server in servers:
+            server.close()
+    assert hidden == {
+        tmp_path / "ssh" / "cm",
+        tmp_path / "home" / "new" / "s",
+        odd,
+        broken,
+    }
 
 
 def test_hides_under_a_private_tmp_are_dropped_unless_bound_back(tmp_path: Path) -> None:

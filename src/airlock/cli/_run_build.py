@@ -185,7 +185,7 @@ def mounts(
                 "give a file in a folder you can write"
             ) from error
     try:
-        sockets = Path("/proc/net/unix").read_text(encoding="utf-8", errors="replace")
+        sockets = Path("/proc/net/unix").read_bytes()
     except OSError as error:
         raise SandboxError(
             f"cannot list the host's Unix sockets (/proc/net/unix): {error.strerror}"

@@ -190,7 +190,10 @@ class AuditLog:
             record["prev"] = self._next_prev
             if not self._pending:
                 self._pending_start = (self._next_seq, self._next_prev)
-            line = orjson.dumps(record, default=str)
+            try:
+                line = orjson.dumps(record, default=str)
+            except orjson.JSONEncodeError:  # text that is not UTF-8 (a command's file name)
+                line = orjson.dumps(_as_text(record), default=str)
             self._next_prev = hashlib.sha256(line).hexdigest()  # line_hash, without a call
             self._next_seq += 1
             self._pending += line
@@ -497,3 +500,20 @@ def _check_end(path: Path, count: int, runs: int, checkpoints: list[Record]) -> 
             kept,
         )
     return Verdict(count, runs)
+
+
+def _as_text(value: Any) -> Any:
+    """``value`` with each string that is not valid UTF-8 (lone surrogates: bytes of a file
+    name or an argument that are not UTF-8, as Python decodes them) written with ``\\x``
+    escapes for those bytes, so the record can be encoded; the rest as it is."""
+    if isinstance(value, str):
+        try:
+            raw = value.encode("utf-8", "surrogateescape")
+        except UnicodeEncodeError:  # a surrogate no byte decodes to: written as \\udXXX
+            return value.encode("utf-8", "backslashreplace").decode("utf-8")
+        return raw.decode("utf-8", "backslashreplace")
+    if isinstance(value, dict):
+        return {_as_text(key): _as_text(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_as_text(item) for item in value]
+    return value

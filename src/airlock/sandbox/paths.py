@@ -34,6 +34,8 @@ from __future__ import annotations
 
 import enum
 import os
+import re
+import stat
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -562,25 +564,97 @@ def config_dir_rules(folder: Path, why: str) -> Iterator[Mount]:
             yield mount(Kind.READ, found, why)
 
 
-def socket_rules(proc_net_unix: str) -> Iterator[Mount]:
-    """Every Unix socket bound on the host, hidden (``/proc/net/unix`` lists them).
+SOCKET_ENTRIES = 5_000
+"""How many entries :func:`socket_rules` reads at most, in all, looking for sockets that moved
+since they were bound."""
+
+_UNIX_ENTRY = re.compile(rb"^[0-9a-fA-F]+: ")
+
+
+def socket_rules(proc_net_unix: bytes) -> Iterator[Mount]:
+    """Every Unix socket bound on the host, hidden (``/proc/net/unix`` lists them, as bytes:
+    a path need not be text, and may hold a line break).
+
+    The table names the path each socket was bound at. One no longer there was renamed,
+    linked elsewhere and unlinked (OpenSSH's control master binds ``PATH.RANDOM``, links it
+    to ``PATH`` and removes the first), or its folder moved: every socket in the folder it
+    was bound in, or else below the nearest folder still there (two levels), is hidden
+    instead, at most :data:`SOCKET_ENTRIES` entries read in all.
 
     Abstract sockets belong to the host's network namespace, which the sandbox leaves; those
     in ``/tmp`` and ``/run`` are gone with those folders, unless a rule binds their folder
     back (:func:`plan` keeps only the rules for sockets still in sight).
     """
-    seen: set[str] = set()
-    for line in proc_net_unix.splitlines()[1:]:
-        fields = line.split(None, 7)
-        if len(fields) < 8 or not fields[7].startswith("/"):
+    seen: set[Path] = set()
+    looked: set[Path] = set()
+    budget = [SOCKET_ENTRIES]
+    for path in _socket_paths(proc_net_unix):
+        real = resolve(path)
+        if _is_socket(real):
+            found = [real]
+        elif real.parent in looked:
             continue
-        path = fields[7]
-        if path in seen:
+        else:
+            found = _moved_sockets(real, looked, budget)
+        for socket_path in found:
+            if socket_path not in seen:
+                seen.add(socket_path)
+                yield Mount(Kind.HIDE, socket_path, "a host Unix socket", True, False)
+
+
+def _socket_paths(table: bytes) -> Iterator[Path]:
+    """The paths of ``/proc/net/unix`` (abstract and unnamed sockets left out): a line that
+    does not start an entry goes on the path of the one before (a path holding a line break)."""
+    entries: list[bytes] = []
+    for line in table.split(b"\n")[1:]:
+        if _UNIX_ENTRY.match(line) or not entries:
+            entries.append(line)
+        else:
+            entries[-1] += b"\n" + line
+    for entry in entries:
+        fields = entry.split(None, 7)
+        if len(fields) == 8 and fields[7].startswith(b"/"):
+            yield Path(os.fsdecode(fields[7]))
+
+
+def _is_socket(path: Path) -> bool:
+    try:
+        return stat.S_ISSOCK(path.lstat().st_mode)
+    except OSError:
+        return False
+
+
+def _moved_sockets(path: Path, looked: set[Path], budget: list[int]) -> list[Path]:
+    """The sockets in ``path``'s folder, or two levels below its nearest folder still there
+    when that folder is gone (``budget``: the entries left to read, shared by all)."""
+    folder, depth = path.parent, 1
+    while not folder.is_dir():
+        if folder == folder.parent:
+            return []
+        folder, depth = folder.parent, 2
+    if folder == Path(folder.anchor):
+        return []  # the whole system is not walked for one socket
+    found: list[Path] = []
+    queue = [(folder, depth)]
+    while queue and budget[0] > 0:
+        current, left = queue.pop()
+        if current in looked:
             continue
-        seen.add(path)
-        real = resolve(Path(path))
-        if real.is_socket():
-            yield Mount(Kind.HIDE, real, "a host Unix socket", True, False)
+        looked.add(current)
+        try:
+            with os.scandir(current) as entries:
+                for entry in entries:
+                    budget[0] -= 1
+                    if budget[0] <= 0:
+                        break
+                    if entry.is_dir(follow_symlinks=False):
+                        if left > 1:
+                            queue.append((Path(entry.path), left - 1))
+                    elif not entry.is_file(follow_symlinks=False) and _is_socket(Path(entry.path)):
+                        found.append(Path(entry.path))
+        except OSError:
+            continue
+    return found
 
 
 def visible(paths: Iterable[Path], why: str, hidden: Iterable[Path] = ()) -> Iterator[Mount]:
