@@ -383,3 +383,17 @@ def test_the_audit_log_cannot_be_rewritten_from_inside(tmp_path: Path, project: 
     assert "WROTE" not in done.stdout and "wrote-other" in done.stdout, done.stdout
     verified = airlock("audit", "verify", "--audit-log", str(project / "audit.jsonl"))
     assert verified.returncode == 0, verified.stdout + verified.stderr
+
+
+def test_hiding_a_file_with_other_hard_links_says_so(tmp_path: Path, project: Path) -> None:
+    """--hide binds over one name: a file with another hard link is still readable through
+    it, and the run says so (with how to find the others)."""
+    (project / "secret.env").write_text("TOKEN=1\n")
+    os.link(project / "secret.env", tmp_path / "elsewhere.env")
+    done = _run(tmp_path, "--hide", "secret.env", "--", "cat", "secret.env")
+    assert done.returncode == 0, done.stderr
+    assert "TOKEN" not in done.stdout  # hidden: an empty placeholder stands there
+    assert "1 other hard link(s)" in done.stderr and "-samefile" in done.stderr, done.stderr
+    (tmp_path / "elsewhere.env").unlink()
+    alone = _run(tmp_path, "--hide", "secret.env", "--", "true")
+    assert "hard link" not in alone.stderr

@@ -68,3 +68,21 @@ def test_links_out_of_a_folder(tmp_path: Path) -> None:
     (folder / "self").symlink_to(folder / "deeper")
     (folder / "broken").symlink_to(tmp_path / "missing")
     assert sorted(links_out_of(folder)) == sorted([outside / "key", outside])
+
+
+def test_the_agents_sign_ins_are_hidden_in_the_other_homes_only(tmp_path: Path) -> None:
+    """``HOME``'s own agent sign-ins stay (the agent inside uses them); those in the other
+    homes (the account's real home, ``SUDO_USER``'s) are hidden, with the newer stores."""
+    home, other = tmp_path / "home", tmp_path / "account"
+    for folder in (home, other):
+        (folder / ".claude").mkdir(parents=True)
+        (folder / ".claude" / ".credentials.json").write_text("{}")
+        (folder / ".codex").mkdir()
+        (folder / ".codex" / "auth.json").write_text("{}")
+        (folder / ".tsh").mkdir()
+    hidden = {rule.path for rule in store_rules([home, other], {}, tmp_path)}
+    assert other / ".claude" / ".credentials.json" in hidden
+    assert other / ".codex" / "auth.json" in hidden
+    assert home / ".claude" / ".credentials.json" not in hidden
+    assert home / ".codex" / "auth.json" not in hidden
+    assert {home / ".tsh", other / ".tsh"} <= hidden

@@ -292,7 +292,30 @@ def mounts(
                 rules.append(
                     mount(kind, path, f"sandbox.filesystem.{key} in {entry.origin.describe()}")
                 )
+    for rule in rules:
+        if rule.kind is Kind.HIDE and rule.why.startswith(("--hide", "sandbox.filesystem")):
+            _say_other_links(rule.path, rule.why)
     return plan(rules)
+
+
+def _say_other_links(path: Path, what: str) -> None:
+    """Say so when a file hidden by the user's own rule has other hard links: hiding binds
+    over one name, and the others, wherever they are, still show the file inside."""
+    import os
+    import stat
+    import sys
+
+    try:
+        found = os.lstat(path)
+    except OSError:
+        return
+    if stat.S_ISREG(found.st_mode) and found.st_nlink > 1:
+        print(
+            f"airlock run: {what} hides {path}, which has {found.st_nlink - 1} other hard "
+            "link(s): the file can still be read inside through them (find them with: find / "
+            f"-xdev -samefile {path}); hide them too, or make the file a single link",
+            file=sys.stderr,
+        )
 
 
 def _token_file_rules(args: argparse.Namespace, mount: Any, hide: Any) -> list[Any]:

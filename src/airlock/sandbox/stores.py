@@ -115,6 +115,13 @@ SECRET_STORES: tuple[str, ...] = (
     "~/.authinfo.gpg",
     "~/.config/httpie/sessions",
     "~/.config/airlock/collector.key",
+    "~/.pki/nssdb",
+    "~/.tsh",
+    "~/.step",
+    "~/.mc/config.json",
+    "~/.android/adbkey",
+    "~/.config/JetBrains",
+    "~/.local/share/JetBrains/c.kdbx",
     "~/.config/openstack/clouds.yaml",
     "~/.config/openstack/secure.yaml",
     "~/.msmtprc",
@@ -157,6 +164,17 @@ SECRET_STORES: tuple[str, ...] = (
     "~/.config/Cursor/User/globalStorage",
 )
 """Credential stores, by where their tools keep them in the home: hidden when there."""
+
+AGENT_CREDENTIALS: tuple[str, ...] = (
+    "~/.claude/.credentials.json",
+    "~/.claude.json",
+    "~/.codex/auth.json",
+    "~/.gemini/oauth_creds.json",
+    "~/.gemini/google_accounts.json",
+)
+"""The agents' own sign-ins: hidden in every home but ``HOME`` (the agent inside signs in
+with ``HOME``'s, its state there is writable by design; the account's real home, when
+``HOME`` is set elsewhere, and ``SUDO_USER``'s hold other sign-ins)."""
 
 STORE_VARIABLES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("KUBECONFIG", ("",)),
@@ -241,7 +259,7 @@ def store_paths(home_folders: Iterable[Path], environ: Mapping[str, str], cwd: P
     for index, home in enumerate(home_folders):
         paths += [home / text[2:] for text in SECRET_STORES]
         if index:  # the first home's are the sandbox's own rules (paths.home_rules)
-            paths += [home / text[2:] for text in CREDENTIAL_PATHS]
+            paths += [home / text[2:] for text in (*CREDENTIAL_PATHS, *AGENT_CREDENTIALS)]
     for variable, prefix in XDG_FOLDERS:
         base = environ.get(variable, "")
         if Path(base).is_absolute():
