@@ -440,16 +440,34 @@ SYSTEM_SECRETS: tuple[str, ...] = (
     "/etc/security/opasswd",
     "/etc/ssl/private",
     "/etc/pki/tls/private",
-    "/etc/letsencrypt/archive",
-    "/etc/letsencrypt/live",
+    "/etc/letsencrypt",
     "/etc/krb5.keytab",
     "/etc/ipsec.secrets",
+    "/etc/swanctl/private",
     "/etc/wireguard",
+    "/etc/openvpn",
+    "/etc/ppp/chap-secrets",
+    "/etc/ppp/pap-secrets",
     "/etc/NetworkManager/system-connections",
+    "/etc/wpa_supplicant",
+    "/etc/kubernetes/*.conf",
+    "/etc/kubernetes/pki",
+    "/etc/rancher/k3s/k3s.yaml",
+    "/var/lib/rancher/k3s/server/token",
+    "/var/lib/rancher/k3s/server/tls",
+    "/etc/docker/certs.d",
+    "/var/lib/docker",
+    "/var/lib/tailscale",
+    "/etc/mysql/debian.cnf",
+    "/etc/postfix/sasl_passwd",
+    "/etc/postfix/sasl_passwd.db",
+    "/var/lib/samba/private",
 )
 """Hidden when there: what only root can read on the host (password hashes, old ones too, the
-host's SSH keys, its TLS keys, its Kerberos keytab, VPN and Wi-Fi secrets), which a run as
-root could otherwise read inside."""
+host's SSH keys, its TLS keys and certificate accounts, its Kerberos keytab, VPN and Wi-Fi
+secrets, a cluster's admin configs and keys, containers' files, a database's maintenance
+password, a mail relay's), which a run as root could otherwise read inside: the command
+stays uid 0, the owner of every such file."""
 
 
 def system_rules() -> Iterator[Mount]:
