@@ -241,6 +241,23 @@ def test_report_and_exit_code(tmp_path: Path) -> None:
     assert "GH_TOKEN" in done.stderr and HOST in done.stderr
 
 
+def test_a_secret_in_the_command_line_is_not_kept_in_the_log(tmp_path: Path) -> None:
+    """The run's record keeps the command, with a token in an argument redacted as in every
+    other record; a command with none is kept as it is."""
+    key = "sk-ant-api03-abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGHIJ"
+    log = tmp_path / "audit.jsonl"
+    for argument in (f"Authorization: Bearer {key}", "plain"):
+        done = airlock(
+            "run", "--audit-log", str(log), "--", "sh", "-c", "true", "-H", argument, timeout=180
+        )
+        assert done.returncode == 0, done.stderr
+    assert key not in log.read_text()
+    listed = json.loads(airlock("audit", "--json", "--audit-log", str(log)).stdout)
+    commands = [record["command"] for record in listed if record.get("type") == "run"]
+    assert commands[0][-1] == "Authorization: Bearer [REDACTED:anthropic_api_key]"
+    assert commands[1] == ["sh", "-c", "true", "-H", "plain"]
+
+
 @pytest.mark.parametrize(
     "args",
     [

@@ -4,6 +4,8 @@ inside the functions that need them (start-up time)."""
 
 from __future__ import annotations
 
+import re
+
 # ``typing`` is not imported at run time (start-up time); mypy reads the block as if true.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -441,6 +443,26 @@ class ForwardedSignals:
             signal.signal(number, handler)
 
 
+def shown_command(command: list[str]) -> list[str]:
+    """``command`` as the audit log keeps it: a secret in an argument (``-H "Authorization:
+    Bearer …"``, ``--token=…``) replaced by the redaction engine's marker, as in every other
+    record. The engine (tens of milliseconds to load) is asked only when an argument looks
+    as if it could hold one (:data:`MAY_HOLD_A_SECRET`)."""
+    if not any(MAY_HOLD_A_SECRET.search(argument) for argument in command):
+        return command
+    from airlock.redact import Redactor
+
+    redactor = Redactor()
+    return [redactor.redact_text(argument)[0] for argument in command]
+
+
+MAY_HOLD_A_SECRET = re.compile(
+    r"[A-Za-z0-9+/_-]{16,}|pass|secret|token|key|auth|bearer|cred|://[^/\s]*@", re.IGNORECASE
+)
+"""An argument the redaction engine looks at: a run of token characters, a word that names a
+credential, or a URL with a user in it."""
+
+
 def run_record(
     command: list[str],
     workspace: Path,
@@ -453,7 +475,7 @@ def run_record(
 
     return {
         "type": "run",
-        "command": command,
+        "command": shown_command(command),
         "workspace": str(workspace),
         "started": started,
         "duration": round(time.time() - started, 3),

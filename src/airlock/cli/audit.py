@@ -17,7 +17,8 @@ DESCRIPTION = """\
 Show the audit log that 'airlock run' writes: one record per CONNECT tunnel and per plain-HTTP
 request (time, duration, method, host, port, path with query values dropped, status,
 decision, the rule or reason, bytes each way, error), a 'start' record and a 'run' record per
-run (command, rules, variables dropped, exit code, per-host totals).
+run (command, a secret in it redacted; rules, variables dropped, exit code, per-host
+totals).
 
   airlock audit [--run ID] [--since TIME] [--host HOST] [--decision allow|deny] [--json]
   airlock audit verify [FILE]
