@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from airlock.sandbox.direnv import FILES, read_by
+from airlock.sandbox.direnv import FILES, path_folders, read_by
 from tests.cli import run_script
 
 
@@ -93,3 +93,50 @@ def test_what_an_envrc_reads_cannot_be_written_inside(
     assert (project / ".env").read_text() == "A=1\n"
     assert not (project / ".envrc.local").exists()
     assert not (project / "sub" / "default.nix").exists()
+
+
+def test_the_folders_an_envrc_puts_on_path(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    envrc = _envrc(
+        tmp_path / "p",
+        "PATH_add bin tools/bin\npath_add MANPATH man\npath_add PATH scripts\n"
+        "load_prefix ./prefix\nlayout node\nlayout python\nsource_env .envrc.local\n",
+    )
+    (tmp_path / "p" / ".envrc.local").write_text("PATH_add ~/local/bin\n")
+    p = tmp_path / "p"
+    assert path_folders([envrc], home) == [
+        p / "bin",
+        p / "tools" / "bin",
+        p / "scripts",
+        p / "prefix" / "bin",
+        p / "prefix" / "sbin",
+        p / "node_modules" / ".bin",
+        home / "local" / "bin",
+    ]
+    assert read_by([envrc], home) == [p / ".envrc.local"]  # a folder on PATH is not read
+
+
+def test_a_program_made_on_an_envrcs_path_in_place_of_a_command_is_set_aside(
+    tmp_path: Path, project: Path, config_dir: Path
+) -> None:
+    """``bin/git`` and ``node_modules/.bin/ls`` made inside, where the ``.envrc`` puts them
+    first on ``PATH``, are set aside and named; a program of a new name, and one there
+    before the run, stay."""
+    _envrc(project, "PATH_add bin\nlayout node\n")
+    (project / "bin").mkdir()
+    (project / "bin" / "mine").write_text("#!/bin/sh\n")
+    done = run_script(
+        tmp_path,
+        "printf '#!/bin/sh\\necho pwned\\n' > bin/git && chmod +x bin/git && "
+        "mkdir -p node_modules/.bin && cp bin/git node_modules/.bin/ls && "
+        "echo ok > node_modules/.bin/not-a-command-anywhere && echo done",
+    )
+    assert done.returncode == 0, done.stderr
+    assert "done" in done.stdout
+    assert not (project / "bin" / "git").exists()
+    assert not (project / "node_modules" / ".bin" / "ls").exists()
+    assert (project / "node_modules" / ".bin" / "not-a-command-anywhere").exists()
+    assert (project / "bin" / "mine").exists()
+    [run] = list((config_dir / "airlock" / "set-aside").iterdir())
+    assert "pwned" in (run / "on-path" / (project / "bin" / "git").relative_to("/")).read_text()
+    assert "in place of" in done.stderr and "bin/git" in done.stderr, done.stderr

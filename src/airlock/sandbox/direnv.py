@@ -19,15 +19,23 @@ another variable in it cannot be told and is left), follows those that are scrip
 and makes each read-only inside, missing ones too (an empty file stands there where the
 folder exists: direnv's ``_if_exists`` forms read nothing from it).
 
-Not covered: folders that ``PATH_add`` and ``layout`` put on the user's ``PATH`` (a build
-writes there all the time: ``node_modules/.bin``), and what ``source_up`` would find in a
-folder where there is nothing yet.
+The folders an ``.envrc`` puts on the user's ``PATH`` (``PATH_add``, ``path_add PATH``,
+``load_prefix``, ``layout node`` and ``layout go``: :func:`path_folders`) stay writable: a
+build writes there all the time (``node_modules/.bin``). What would run in place of a
+command the user types is looked at instead: :class:`PathFolders` notes them before the run,
+and after it sets aside each program made or changed there whose name is a command the
+user's ``PATH`` finds elsewhere (a ``bin/git``, a ``node_modules/.bin/ls``).
+
+Not covered: what ``source_up`` would find in a folder where there is nothing yet, and a new
+program there under a name no command has yet.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
+import shutil
 from collections import deque
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -39,6 +47,10 @@ from airlock.sandbox.repositories import read_only_file
 
 READERS = frozenset(
     {
+        "PATH_add",
+        "path_add",
+        "load_prefix",
+        "layout",
         "source_env",
         "source_env_if_exists",
         "source",
@@ -53,6 +65,12 @@ READERS = frozenset(
     }
 )
 """direnv's commands (and the shell's) that read a file of the project and run or load it."""
+
+PATH_COMMANDS = frozenset({"PATH_add", "path_add", "load_prefix", "layout"})
+"""Of :data:`READERS`, those that put a folder on ``PATH`` rather than read a file."""
+
+PATH_ENTRIES = 5_000
+"""How many entries of the folders on ``PATH`` :class:`PathFolders` notes at most, in all."""
 
 SCRIPTS = frozenset({"source_env", "source_env_if_exists", "source", ".", "source_up"})
 """Of :data:`READERS`, those whose file is a script of the same kind (followed in turn)."""
@@ -82,9 +100,14 @@ def read_by(envrcs: Iterable[Path], home: Path) -> list[Path]:
     """The files ``envrcs`` read through :data:`READERS`, and those the scripts among them
     read in turn, at most :data:`FILES`: each as named (resolved where it is read), in the
     order found."""
+    return [path for path, _ in _read_by(envrcs, home)]
+
+
+def _read_by(envrcs: Iterable[Path], home: Path) -> list[tuple[Path, bool]]:
+    """:func:`read_by`, each with whether it is a script (sourced)."""
     queue = deque(path for path in envrcs if path.is_file())
     seen = {resolve(path) for path in queue}
-    found: list[Path] = []
+    found: list[tuple[Path, bool]] = []
     while queue and len(found) < FILES:
         script = queue.popleft()
         text = read_text_or_none(script, LIMIT)
@@ -95,7 +118,7 @@ def read_by(envrcs: Iterable[Path], home: Path) -> list[Path]:
             if real in seen or real.is_relative_to("/proc") or real.is_relative_to("/dev"):
                 continue
             seen.add(real)
-            found.append(path)
+            found.append((path, is_script))
             if is_script:
                 queue.append(path)
             if len(found) >= FILES:
@@ -103,9 +126,45 @@ def read_by(envrcs: Iterable[Path], home: Path) -> list[Path]:
     return found
 
 
+def path_folders(envrcs: Iterable[Path], home: Path) -> list[Path]:
+    """The folders ``envrcs`` (and the scripts they source, :func:`read_by`) put on ``PATH``:
+    ``PATH_add DIR…``, ``path_add PATH DIR…``, ``load_prefix DIR`` (its ``bin`` and
+    ``sbin``), ``layout node`` (``node_modules/.bin``) and ``layout go`` (``bin``)."""
+    scripts = [path for path in envrcs if path.is_file()]
+    scripts += [path for path, is_script in _read_by(scripts, home) if is_script]
+    found: dict[Path, None] = {}
+    for script in scripts:
+        text = read_text_or_none(script, LIMIT)
+        if text is None:
+            continue
+        for command, words in _commands(text):
+            if command not in PATH_COMMANDS:
+                continue
+            for folder in _on_path(command, words, script.parent, home):
+                found.setdefault(folder, None)
+    return list(found)
+
+
+def _on_path(command: str, words: list[str], folder: Path, home: Path) -> list[Path]:
+    if command == "layout":
+        kind = words[0] if words else ""
+        return {"node": [folder / "node_modules" / ".bin"], "go": [folder / "bin"]}.get(kind, [])
+    if command == "path_add":
+        if not words or words[0] != "PATH":
+            return []
+        words = words[1:]
+    paths = [_path(word, folder, home) for word in words]
+    named = [path for path in paths if path is not None]
+    if command == "load_prefix":
+        return [prefix / part for prefix in named[:1] for part in ("bin", "sbin")]
+    return named
+
+
 def _reads(text: str, folder: Path, home: Path) -> Iterator[tuple[Path, bool]]:
     """Each file a script in ``folder`` reads, and whether it is a script itself."""
     for command, words in _commands(text):
+        if command in PATH_COMMANDS:
+            continue
         if command in ("use", "use_nix") and {"-p", "--packages"} & set(words):
             continue  # a shell of packages: no file of the project
         arguments = [word for word in words if not word.startswith("-")]
@@ -211,3 +270,60 @@ def _path(word: str, folder: Path, home: Path) -> Path | None:
     if text == "~" or text.startswith("~/"):
         text = str(home) + text[1:]
     return folder / text  # an absolute one stays as it is
+
+
+class PathFolders:
+    """The programs in the folders an ``.envrc`` puts on ``PATH`` (:func:`path_folders`), as
+    they were before the run; :meth:`shadowing` finds those made or changed since whose name
+    the user's ``PATH`` (less these folders) finds too: they would run in its place."""
+
+    def __init__(self, folders: Iterable[Path]) -> None:
+        self.folders = list(folders)  # a missing one may be made during the run
+        self.before: dict[Path, tuple[int, int, int] | None] = {}
+        left = PATH_ENTRIES
+        for folder in self.folders:
+            for path in _entries(folder, left):
+                self.before[path] = _identity(path)
+                left -= 1
+
+    def shadowing(self, search_path: str) -> list[tuple[Path, str]]:
+        """Each program made or changed in the folders since :meth:`__init__`, with the
+        command of ``search_path`` (the user's ``PATH``) it would run in place of."""
+        ours = {os.path.realpath(folder) for folder in self.folders}
+        elsewhere = os.pathsep.join(
+            part
+            for part in search_path.split(os.pathsep)
+            if part and os.path.realpath(part) not in ours
+        )
+        found: list[tuple[Path, str]] = []
+        for folder in self.folders:
+            for path in _entries(folder, PATH_ENTRIES):
+                if self.before.get(path) == _identity(path):
+                    continue
+                command = shutil.which(path.name, path=elsewhere)
+                if command is not None:
+                    found.append((path, command))
+        return found
+
+
+def _entries(folder: Path, limit: int) -> list[Path]:
+    found: list[Path] = []
+    try:
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                if len(found) >= limit:
+                    break
+                if not entry.is_dir():
+                    found.append(Path(entry.path))
+    except OSError:
+        pass
+    return found
+
+
+def _identity(path: Path) -> tuple[int, int, int] | None:
+    """A program's inode, size and change time, not following a link (``None``: gone)."""
+    try:
+        found = path.lstat()
+    except OSError:
+        return None
+    return (found.st_ino, found.st_size, found.st_ctime_ns)

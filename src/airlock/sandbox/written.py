@@ -39,6 +39,7 @@ from types import MappingProxyType
 from typing import NamedTuple
 
 from airlock.sandbox.agent_state import CONFIG_FILES, keep_file, keep_servers, read, state_files
+from airlock.sandbox.direnv import PathFolders, path_folders
 from airlock.sandbox.files import chmod_regular, is_at, open_folder
 from airlock.sandbox.mercurial import HG_FILES
 from airlock.sandbox.paths import read_only_at, resolve
@@ -559,6 +560,9 @@ class Watch:
         self.state = {path: _before(path) for path in state_files(home, config_dir)}
         self.configs = {home / name: _before(home / name) for name in CONFIG_FILES}
         self.links = note_links(links)
+        envrcs = [path for path in scan.named if path.name == ".envrc"]
+        self.on_path = PathFolders(path_folders(envrcs, home)) if envrcs else None
+        """The programs in the folders the workspace's ``.envrc`` files put on ``PATH``."""
         hooks = [hooks_folder / name for name in HOOK_NAMES] if hooks_folder else []
         self.hooks = {path: _signature(path) for path in hooks}
         self.hooks_within = resolve(hooks_folder) if hooks_folder else workspace
@@ -609,6 +613,10 @@ class Watch:
                 if _signature(path) not in (None, signature)
             ),
         )
+        step(
+            "look for programs made in the folders an .envrc puts on PATH",
+            lambda: lines.extend(self._shadowing(destination, read_only)),
+        )
         if moved:
             lines.insert(0, set_aside_message(moved))
         step(
@@ -655,6 +663,29 @@ class Watch:
         for path, before in self.configs.items():
             aside = _free(destination / path.parent.name / path.name)
             step(f"check {shown(path)}", partial(_keep, lines, keep_file, path, before, aside))
+        return lines
+
+    def _shadowing(self, destination: Path, read_only: Mapping[Path, bool]) -> list[str]:
+        """Move aside each program made or changed during the run in a folder an ``.envrc``
+        puts on ``PATH`` whose name is a command found elsewhere on ``PATH``
+        (:class:`airlock.sandbox.direnv.PathFolders`); what was done, a line each."""
+        if self.on_path is None:
+            return []
+        lines = []
+        for path, command in self.on_path.shadowing(os.environ.get("PATH", "")):
+            if read_only_at(path, read_only):
+                continue  # written from outside: the user's own
+            target = destination / "on-path" / path.relative_to(path.anchor)
+            moved = move_aside(path, target, Path(os.path.realpath(path.parent)))
+            where = (
+                f"moved to {shown(moved.moved_to)}"
+                if moved.moved_to != path
+                else "could not be moved: remove it before you enter the folder"
+            )
+            lines.append(
+                f"airlock: {shown(path)}: made or changed during the run in a folder an .envrc "
+                f"puts on PATH, where it would run in place of {shown(command)}; {where}"
+            )
         return lines
 
     def _nested(self, looked: list[Snapshot]) -> set[Path]:
