@@ -823,7 +823,9 @@ def test_tool_managers_files_cannot_be_changed(tmp_path: Path, project: Path) ->
     )
     script += (
         "echo 'python path:./evil' > sub/.tool-versions && mkdir -p other && "
-        "echo '[hooks]' > other/.mise.toml && echo done"
+        "echo '[hooks]' > other/.mise.toml && mkdir -p mise .config/mise/conf.d && "
+        "echo '[hooks]' > mise/config.toml && echo '[hooks]' > .config/mise/conf.d/x.toml && "
+        "echo '[hooks]' > mise.dev.toml && echo done"
     )
     done = _run(tmp_path, script)
     assert done.returncode == 0, done.stderr
@@ -833,3 +835,6 @@ def test_tool_managers_files_cannot_be_changed(tmp_path: Path, project: Path) ->
     assert not (project / "sub" / ".tool-versions").exists()
     assert not (project / "other" / ".mise.toml").exists()
     assert "sub/.tool-versions" in done.stderr and "other/.mise.toml" in done.stderr
+    for made in ("mise/config.toml", ".config/mise/conf.d", "mise.dev.toml"):
+        assert not (project / made).exists(), made  # mise trusts the folder, not the file
+        assert made in done.stderr

@@ -114,10 +114,15 @@ def test_a_repository_made_inside_runs_nothing_outside_later(
 def test_the_users_hg_config_is_read_only_in_a_writable_home(
     tmp_path: Path, project: Path, home: Path
 ) -> None:
+    """Mercurial's and mise's user configs, and the scripts shell start-up files source
+    (cargo's env, nvm's): read-only even with the home writable."""
     (home / ".config").mkdir(parents=True, exist_ok=True)
+    (home / ".cargo").mkdir()
+    (home / ".cargo" / "env").write_text("export PATH=$HOME/.cargo/bin:$PATH\n")
     done = run_script(
         tmp_path,
-        "for path in ~/.hgrc ~/.config/hg/hgrc; do "
+        "for path in ~/.hgrc ~/.config/hg/hgrc ~/.config/mise/config.toml ~/.cargo/env "
+        "~/.nvm/nvm.sh; do "
         "(mkdir -p $(dirname $path) 2>/dev/null; echo '[hooks]' > $path) 2>/dev/null "
         "&& echo wrote $path; done; true",
         "--rw",
@@ -126,3 +131,4 @@ def test_the_users_hg_config_is_read_only_in_a_writable_home(
     assert done.returncode == 0, done.stderr
     assert "wrote" not in done.stdout, done.stdout
     assert not (home / ".hgrc").exists() or (home / ".hgrc").stat().st_size == 0
+    assert (home / ".cargo" / "env").read_text().startswith("export PATH")

@@ -104,18 +104,32 @@ TOOL_MANAGER_FILES: tuple[str, ...] = (
     "mise.local.toml",
     ".mise.local.toml",
     "mise/config.toml",
+    "mise/config.local.toml",
     ".mise/config.toml",
+    ".mise/config.local.toml",
     ".config/mise.toml",
     ".config/mise/config.toml",
+    ".config/mise/config.local.toml",
+    ".config/mise/conf.d",
+    "mise/conf.d",
+    ".mise/conf.d",
     ".rtx.toml",
     ".tool-versions",
+    ".node-version",
+    ".nvmrc",
+    ".python-version",
+    ".ruby-version",
+    ".go-version",
+    ".java-version",
+    ".bun-version",
     "rust-toolchain",
     "rust-toolchain.toml",
 )
 """Read-only in the workspace when they are there: what mise (and asdf, for
 ``.tool-versions``) reads when the user's shell enters the folder, where mise trusts a
 config by its path, not its content: ``[hooks]`` and ``[env] _.source`` run in the user's
-shell, and a ``path:`` version puts the folder it names on ``PATH``; rustup's toolchain file,
+shell, and a ``path:`` version puts the folder it names on ``PATH`` (in the version files
+of other tools too, which mise reads when asked to); rustup's toolchain file,
 whose ``path`` names the ``cargo`` and ``rustc`` that any Rust command there (an editor's
 included) runs."""
 
@@ -123,6 +137,9 @@ PROTECTED_GLOBS_IN_WORKSPACE: tuple[str, ...] = (
     ".claude/settings*.json",
     "mise.*.toml",
     ".mise.*.toml",
+    ".config/mise/config.*.toml",
+    "mise/config.*.toml",
+    ".mise/config.*.toml",
 )
 """Existing files matching these are read-only too (``settings.backup.json`` and friends;
 mise's files for one ``MISE_ENV``)."""
@@ -154,6 +171,22 @@ PROTECTED_IN_HOME: tuple[str, ...] = (
     ".config/git",
     ".hgrc",
     ".config/hg",
+    ".config/mise",
+    ".tool-versions",
+    ".cargo/env",
+    ".cargo/env.fish",
+    ".nvm/nvm.sh",
+    ".nvm/bash_completion",
+    ".sdkman/bin/sdkman-init.sh",
+    ".ghcup/env",
+    ".rye/env",
+    ".deno/env",
+    ".asdf/asdf.sh",
+    ".fzf.bash",
+    ".fzf.zsh",
+    ".oh-my-zsh",
+    ".p10k.zsh",
+    ".bashrc.d",
     ".config/fish",
     ".config/autostart",
     ".config/systemd",
@@ -186,9 +219,10 @@ PROTECTED_IN_HOME: tuple[str, ...] = (
     ".bunfig.toml",
 )
 """Read-only in the home, missing or not, even when a rule makes the home writable (``--rw ~``,
-``allowWrite``, a workspace that is or holds the home): shell start-up files, fish's
-(``config.fish``, ``conf.d``, functions), git's and Mercurial's configuration (hooks,
-aliases, extensions), programs
+``allowWrite``, a workspace that is or holds the home): shell start-up files and the
+scripts installers have them source (cargo's ``env``, nvm's, SDKMAN's, ghcup's, asdf's,
+fzf's, Oh My Zsh), fish's (``config.fish``, ``conf.d``, functions), git's, Mercurial's and
+mise's configuration (hooks, aliases, extensions), programs
 and variables set at log-in (``environment.d``, ``.pam_environment``, an X session's files),
 ``~/bin`` and ``~/.local/bin`` (Debian's ``.profile`` puts them on ``PATH``: a ``git`` written
 there would run in the place of the real one; the other folders of ``PATH`` under the home

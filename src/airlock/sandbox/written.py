@@ -42,7 +42,13 @@ from airlock.sandbox.agent_state import CONFIG_FILES, keep_file, keep_servers, r
 from airlock.sandbox.direnv import PathFolders, path_folders
 from airlock.sandbox.files import chmod_regular, is_at, open_folder
 from airlock.sandbox.mercurial import HG_FILES
-from airlock.sandbox.paths import read_only_at, resolve
+from airlock.sandbox.paths import (
+    HOOK_MANAGER_FILES,
+    PROTECTED_GLOBS_IN_WORKSPACE,
+    TOOL_MANAGER_FILES,
+    read_only_at,
+    resolve,
+)
 from airlock.sandbox.repositories import (
     GIT_FOLDER_ENTRIES,
     HOOK_NAMES,
@@ -94,6 +100,13 @@ WATCHED = frozenset(
         ".mise",
         ".rtx.toml",
         ".tool-versions",
+        ".node-version",
+        ".nvmrc",
+        ".python-version",
+        ".ruby-version",
+        ".go-version",
+        ".java-version",
+        ".bun-version",
         "rust-toolchain",
         "rust-toolchain.toml",
     }
@@ -101,6 +114,16 @@ WATCHED = frozenset(
 """Names whose content steers an agent, an editor, direnv or mise started in their folder
 (their MCP servers, hooks, plugins and tasks; a dev container's ``initializeCommand`` runs on
 the host; mise's hooks and ``path:`` versions; rustup's toolchain ``path``)."""
+ROOT_WATCHED: tuple[str, ...] = (*HOOK_MANAGER_FILES, *TOOL_MANAGER_FILES)
+"""Paths at the workspace's root that a git hook manager or a tool manager reads (read-only
+inside when there): one made during the run is set aside after it (mise trusts a folder,
+not a file: a ``.config/mise/conf.d/x.toml`` made next to a trusted ``mise.toml`` runs)."""
+
+ROOT_WATCHED_GLOBS: tuple[str, ...] = tuple(
+    pattern for pattern in PROTECTED_GLOBS_IN_WORKSPACE if "mise" in pattern
+)
+"""mise's files for one ``MISE_ENV`` at the workspace's root, made or changed: set aside."""
+
 DEPTH = NESTED_DEPTH
 """How many folders deep below the workspace :func:`snapshot` looks: the bounds of the walk
 it shares with the nested repositories' scan (the same before and after the run)."""
@@ -180,6 +203,13 @@ def snapshot(
         if path not in entries:
             _note(path, entries, unseen)
             noted.add(path)
+    for name in ROOT_WATCHED:  # read-only when there; one made during the run is new
+        if workspace / name not in entries:
+            _note(workspace / name, entries, unseen)
+    for pattern in ROOT_WATCHED_GLOBS:
+        for path in sorted(workspace.glob(pattern)):
+            if path not in entries:
+                _note(path, entries, unseen)
     for folder in scan.hg:  # what Mercurial runs there (its config, a shared repository's)
         watched = [folder / name for name in HG_FILES]
         if folder.is_symlink():  # a link to a folder of one's own making: the link is noted
@@ -494,8 +524,8 @@ def set_aside_message(moved: list[SetAside]) -> str:
     """What :func:`set_aside` did, for the user: each entry and where it went."""
     lines = [
         "airlock: written inside the sandbox, these would steer an agent, an editor, direnv, "
-        "git or Mercurial started in their folder (hooks, servers, tasks), so they were set "
-        "aside; review them "
+        "mise, git or Mercurial started in their folder (hooks, servers, tasks), so they were "
+        "set aside; review them "
         "and move back what you mean to keep:"
     ]
     for entry in moved[:MESSAGE_ENTRIES]:
