@@ -45,7 +45,10 @@ def test_includes_are_followed_relative_to_the_file_that_names_them(tmp_path: Pa
     )
     (tmp_path / "shared.rc").write_text("%include more/next.rc\n%include shared.rc\n")
     found = included([tmp_path / "repo" / ".hg" / "hgrc", tmp_path / "repo" / ".hg" / "none"])
-    assert found == [tmp_path / "shared.rc", tmp_path / "more" / "next.rc"]
+    assert [path.resolve() for path in found] == [
+        tmp_path / "shared.rc",
+        tmp_path / "more" / "next.rc",
+    ]
 
 
 def test_a_repositorys_config_and_what_it_includes_are_read_only_inside(
@@ -132,3 +135,89 @@ def test_the_users_hg_config_is_read_only_in_a_writable_home(
     assert "wrote" not in done.stdout, done.stdout
     assert not (home / ".hgrc").exists() or (home / ".hgrc").stat().st_size == 0
     assert (home / ".cargo" / "env").read_text().startswith("export PATH")
+
+
+def test_a_shares_source_and_a_worktrees_main_repository_stay_read_only_under_rw(
+    tmp_path: Path, project: Path
+) -> None:
+    """The workspace is an ``hg share`` and holds a git worktree; their sources are opened
+    with ``--rw`` (to commit there): the source's hgrc and the main repository's git config
+    and hooks stay read-only inside."""
+    source = tmp_path / "source"
+    source.mkdir()
+    assert _hg("init", "-q", ".", cwd=source).returncode == 0
+    (source / ".hg" / "hgrc").write_text("[ui]\n")
+    project.mkdir(exist_ok=True)
+    shared = _hg(
+        "--config",
+        "extensions.share=",
+        "share",
+        "-q",
+        str(source),
+        str(project / "hg"),
+        cwd=tmp_path,
+    )
+    assert shared.returncode == 0, shared.stderr
+    main = tmp_path / "main"
+    subprocess.run(["git", "init", "-q", str(main)], check=True)
+    subprocess.run(
+        [
+            "git",
+            "-C",
+            str(main),
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@t",
+            "commit",
+            "-q",
+            "--allow-empty",
+            "-m",
+            "x",
+        ],
+        check=True,
+    )
+    subprocess.run(
+        ["git", "-C", str(main), "worktree", "add", "-q", str(project / "wt")], check=True
+    )
+    targets = [
+        source / ".hg" / "hgrc",
+        main / ".git" / "config",
+        main / ".git" / "hooks" / "post-checkout",
+    ]
+    script = " ; ".join(
+        f"(echo '[hooks]' >> {path}) 2>/dev/null && echo WROTE {path}" for path in targets
+    )
+    done = run_script(tmp_path, script + " ; echo done", "--rw", str(source), "--rw", str(main))
+    assert done.returncode == 0, done.stderr
+    assert "done" in done.stdout and "WROTE" not in done.stdout, done.stdout
+    assert (source / ".hg" / "hgrc").read_text() == "[ui]\n"
+
+
+def test_what_an_hgrc_runs_and_includes_through_a_link_stays_put(
+    tmp_path: Path, project: Path
+) -> None:
+    """A hook's script and an extension's file the hgrc names, and an included file reached
+    through a link: read-only inside; a link replaced inside is put back."""
+    project.mkdir(exist_ok=True)
+    assert _hg("init", "-q", ".", cwd=project).returncode == 0
+    (project / "tools" / "hg").mkdir(parents=True)
+    (project / "tools" / "hg" / "common.rc").write_text("[ui]\n")
+    (project / "conf").symlink_to("tools/hg")
+    (project / "scripts").mkdir()
+    (project / "scripts" / "check.sh").write_text("#!/bin/sh\n")
+    (project / "ext.py").write_text("# an extension\n")
+    (project / ".hg" / "hgrc").write_text(
+        "%include ../conf/common.rc\n[hooks]\nprecommit = sh scripts/check.sh --fast\n"
+        "[extensions]\nmine = ext.py\n"
+    )
+    targets = ["conf/common.rc", "scripts/check.sh", "ext.py"]
+    script = " ; ".join(
+        f"(echo evil >> {path}) 2>/dev/null && echo WROTE {path}" for path in targets
+    )
+    script += " ; rm conf && mkdir conf && echo '[hooks]' > conf/common.rc ; echo done"
+    done = run_script(tmp_path, script)
+    assert done.returncode == 0, done.stderr
+    assert "done" in done.stdout and "WROTE" not in done.stdout, done.stdout
+    assert (project / "conf").is_symlink()  # put back after the run
+    assert (project / "tools" / "hg" / "common.rc").read_text() == "[ui]\n"

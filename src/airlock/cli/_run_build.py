@@ -206,7 +206,7 @@ def mounts(
         *([held.rule] if held is not None else []),
         *nested_rules(workspace, scan),
         *bare_rules(walk.heads, "runs code outside later (a bare repository in the workspace)"),
-        *hg_rules(walk.hg, "runs code outside later (a Mercurial repository's config)"),
+        *hg_rules(walk.hg, "runs code outside later (a Mercurial repository's config)", home),
         *envrc_rules(
             [path for path in walk.named if path.name == ".envrc"],
             home,

@@ -13,7 +13,8 @@ pull in other files.
   and nested ones alike, and does not enter them (a store holds thousands of folders).
   :func:`hg_rules` makes their :data:`CONFIG_FILES` read-only inside, missing ones too (an
   empty file stands there: Mercurial reads it as an empty config), an existing
-  ``sharedpath``, and the files their ``%include`` lines name (missing ones too: Mercurial
+  ``sharedpath`` and the config of the repository it names (wherever it is: read-only with
+  the rest of the system, but not under a ``--rw`` given to commit there), and the files their ``%include`` lines name (missing ones too: Mercurial
   passes over a missing one, which code inside could otherwise make).
 * **Made or changed during the run.** The same walk after the run notes :data:`HG_FILES` of
   every ``.hg`` folder, and what is new or changed where no read-only rule stood (a
@@ -31,7 +32,8 @@ from pathlib import Path
 
 from airlock.errors import SandboxError
 from airlock.sandbox.files import read_text_or_none
-from airlock.sandbox.paths import Kind, Mount, mount, resolve
+from airlock.sandbox.paths import Kind, Mount, mount, resolve, sandbox_own_in
+from airlock.sandbox.programs import named_paths
 from airlock.sandbox.repositories import read_only_file
 
 CONFIG_FILES: tuple[str, ...] = ("hgrc", "hgrc-not-shared")
@@ -41,41 +43,111 @@ HG_FILES: tuple[str, ...] = (*CONFIG_FILES, "sharedpath")
 """What in a ``.hg`` folder makes ``hg`` run code: the config files, and ``sharedpath`` (it
 makes Mercurial read the config of the repository it names)."""
 
+PROGRAMS = 50
+"""How many files the hooks and extensions of one repository name, at most, that
+:func:`hg_rules` makes read-only."""
+
 INCLUDES = 50
 """How many files the ``%include`` lines of one repository's config name, at most, that
 :func:`hg_rules` protects."""
 
+LIMIT = 256 << 10
+"""The size of a config read, at most."""
+
 _INCLUDE = re.compile(r"^%include\s+(.+?)\s*$", re.MULTILINE)
 
 
-def hg_rules(folders: Iterable[Path], why: str) -> Iterator[Mount]:
+def hg_rules(folders: Iterable[Path], why: str, home: Path) -> Iterator[Mount]:
     """Read-only rules for what Mercurial runs in each repository whose ``.hg`` folder is one
-    of ``folders``: its :data:`CONFIG_FILES` (missing or not), its ``sharedpath`` when there,
-    and the files the configs include (:func:`included`)."""
+    of ``folders``: its :data:`CONFIG_FILES` (missing or not), its ``sharedpath`` when there
+    and the config of the repository it names (:func:`shared_source`), the files the configs
+    include (:func:`included`), and the programs their hooks and extensions name
+    (:func:`programs`)."""
     for folder in folders:
         if not folder.is_dir():
             continue
-        for name in CONFIG_FILES:
-            yield read_only_file(folder / name, why)
+        configs = [folder / name for name in CONFIG_FILES]
         if os.path.lexists(folder / "sharedpath"):
             yield mount(Kind.READ, folder / "sharedpath", why)
-        for path in included([folder / name for name in CONFIG_FILES]):
+            source = shared_source(folder)
+            if source is not None:  # a share reads its source's config (share-safe)
+                configs.append(source / "hgrc")
+        for config in configs:
+            yield read_only_file(config, why)
+        more = included(configs)
+        for path in more:
             try:
                 yield read_only_file(path, why)
             except SandboxError:  # a folder holding the sandbox's own: nothing to bind
                 continue
+        for path in programs([*configs, *more], folder.parent, home)[:PROGRAMS]:
+            try:
+                yield mount(Kind.READ, path, why)
+            except SandboxError:
+                continue
+
+
+def programs(configs: Iterable[Path], root: Path, home: Path) -> list[Path]:
+    """The files the ``[hooks]`` and ``[extensions]`` of ``configs`` name, in the repository
+    at ``root`` (where hooks run): a hook's command line's programs and scripts
+    (:func:`airlock.sandbox.programs.named_paths`), a ``python:FILE:function`` hook's file, an
+    extension's file."""
+    lines: list[str] = []
+    files: list[Path] = []
+    for config in configs:
+        for section, value in _entries(read_text_or_none(config, LIMIT) or ""):
+            if section == "hooks" and value.startswith("python:"):
+                files.append(root / Path(value[len("python:") :].rpartition(":")[0]).expanduser())
+            elif section == "hooks":
+                lines.append(value)
+            elif section == "extensions" and value and not value.startswith("!"):
+                files.append(root / Path(os.path.expandvars(value)).expanduser())
+    named = [path for path in files if path.is_file()]
+    return list(dict.fromkeys([*named, *named_paths(lines, home, root)]))
+
+
+def _entries(text: str) -> Iterator[tuple[str, str]]:
+    """Each ``(section, value)`` of a Mercurial config (continuation lines joined)."""
+    section, value = "", None
+    for line in text.splitlines():
+        if line[:1] in (" ", "\t") and value is not None:
+            value += " " + line.strip()
+            continue
+        if value is not None:
+            yield section, value
+            value = None
+        stripped = line.strip()
+        if not stripped or stripped[0] in "#;%":
+            continue
+        if stripped.startswith("[") and stripped.endswith("]"):
+            section = stripped[1:-1].strip()
+        elif "=" in stripped:
+            value = stripped.partition("=")[2].strip()
+    if value is not None:
+        yield section, value
+
+
+def shared_source(folder: Path) -> Path | None:
+    """The ``.hg`` folder of the repository a share's ``sharedpath`` names (relative to the
+    share's ``.hg``), when it is one; ``None`` otherwise."""
+    text = read_text_or_none(folder / "sharedpath")
+    if not text or not text.strip():
+        return None
+    source = folder / text.strip()
+    return source if source.is_dir() and not sandbox_own_in(resolve(source)) else None
 
 
 def included(configs: Iterable[Path]) -> list[Path]:
     """The files that ``configs`` name in ``%include`` lines, and those name in turn (each
     relative to the folder of the file that names it, ``~`` and variables expanded, as
-    Mercurial reads them), at most :data:`INCLUDES`; those in ``/proc`` and ``/dev`` left out
-    (the sandbox's own, nothing of the host's)."""
+    Mercurial reads them), at most :data:`INCLUDES`, each as named (a rule on it stands on
+    what the links on the way name, and they are put back after the run); those in ``/proc``
+    and ``/dev`` left out (the sandbox's own, nothing of the host's)."""
     queue = deque(configs)
-    found: dict[Path, None] = {}
+    found: dict[Path, Path] = {}  # what each names, resolved: as named (links are put back)
     while queue and len(found) < INCLUDES:
         config = queue.popleft()
-        text = read_text_or_none(config)
+        text = read_text_or_none(config, LIMIT)
         if text is None or "%include" not in text:
             continue
         for value in _INCLUDE.findall(text):
@@ -84,8 +156,8 @@ def included(configs: Iterable[Path]) -> list[Path]:
             real = resolve(path)
             if real in found or real.is_relative_to("/proc") or real.is_relative_to("/dev"):
                 continue
-            found[real] = None
+            found[real] = path
             queue.append(path)
             if len(found) >= INCLUDES:
                 break
-    return list(found)
+    return list(found.values())

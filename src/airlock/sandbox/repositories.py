@@ -288,15 +288,16 @@ def nested_rules(workspace: Path, scan: NestedScan) -> Iterator[Mount]:
 def git_folder_rules(workspace: Path, dot_git: Path, why: str) -> Iterator[Mount]:
     """Read-only rules for what git runs in the repository whose ``.git`` is ``dot_git``:
     in a git folder its hooks, config and commondir, and the hooks it runs from elsewhere
-    (:func:`hooks_rules`); a ``.git`` file itself, and the git folder it names when that is
-    in ``workspace``."""
+    (:func:`hooks_rules`); a ``.git`` file itself, and the git folder it names, wherever it
+    is (a linked worktree's, in the main repository: read-only with the rest of the system,
+    but not under a ``--rw`` given to commit there), with its common folder's."""
     if dot_git.is_dir() and not dot_git.is_symlink():
         yield from _git_folder_rules(dot_git, why)
         yield from hooks_rules(dot_git.parent, dot_git, why)
         return
     yield mount(Kind.READ, dot_git, why)
     named = _gitdir_of(dot_git)
-    if named is not None and named.is_dir() and named.is_relative_to(resolve(workspace)):
+    if named is not None and named.is_dir() and not sandbox_own_in(named):
         yield from _git_folder_rules(named, why)
         yield from hooks_rules(dot_git.parent, named, why)
 
