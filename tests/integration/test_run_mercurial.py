@@ -221,3 +221,12 @@ def test_what_an_hgrc_runs_and_includes_through_a_link_stays_put(
     assert "done" in done.stdout and "WROTE" not in done.stdout, done.stdout
     assert (project / "conf").is_symlink()  # put back after the run
     assert (project / "tools" / "hg" / "common.rc").read_text() == "[ui]\n"
+
+
+def test_past_the_walks_bound_on_hg_folders_the_run_says_so(tmp_path: Path) -> None:
+    for number in range(302):
+        (tmp_path / f"d{number}" / ".hg").mkdir(parents=True)
+    scan = scan_workspace(tmp_path, WATCHED)
+    assert len(scan.hg) == 300
+    assert ".hg folders past the first 300" in scan.cut
+    assert not snapshot(tmp_path, scan=scan).complete  # the run says what it did not check

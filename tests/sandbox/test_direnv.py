@@ -64,6 +64,13 @@ def test_scripts_are_followed_and_a_folder_means_its_envrc(tmp_path: Path) -> No
     ]
 
 
+def test_a_name_sourced_without_a_folder_is_looked_for_on_path_first(tmp_path: Path) -> None:
+    """``source helper.sh``: the shell reads the first ``helper.sh`` on ``PATH``, where the
+    ``.envrc`` has just put ``bin``; both that one and the folder's own are read."""
+    envrc = _envrc(tmp_path, "PATH_add bin\nsource helper.sh\n")
+    assert read_by([envrc], tmp_path) == [tmp_path / "helper.sh", tmp_path / "bin" / "helper.sh"]
+
+
 def test_a_hostile_envrc_is_bounded(tmp_path: Path) -> None:
     lines = "".join(f"source_env_if_exists f{number}\n" for number in range(FILES * 3))
     envrc = _envrc(tmp_path, lines + "echo 'unclosed\n" + "source_env /proc/self/environ\n")
@@ -140,3 +147,14 @@ def test_a_program_made_on_an_envrcs_path_in_place_of_a_command_is_set_aside(
     [run] = list((config_dir / "airlock" / "set-aside").iterdir())
     assert "pwned" in (run / "on-path" / (project / "bin" / "git").relative_to("/")).read_text()
     assert "in place of" in done.stderr and "bin/git" in done.stderr, done.stderr
+
+
+def test_a_run_says_when_envrcs_read_more_than_it_protects(
+    tmp_path: Path, project: Path, config_dir: Path
+) -> None:
+    lines = "".join(f"source_env_if_exists f{number}\n" for number in range(FILES + 1))
+    _envrc(project, lines)
+    done = run_script(tmp_path, "(echo x > f0) 2>/dev/null || echo protected")
+    assert done.returncode == 0, done.stderr
+    assert "protected" in done.stdout
+    assert f"the first {FILES}" in done.stderr, done.stderr

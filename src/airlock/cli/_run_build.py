@@ -207,11 +207,6 @@ def mounts(
         *nested_rules(workspace, scan),
         *bare_rules(walk.heads, "runs code outside later (a bare repository in the workspace)"),
         *hg_rules(walk.hg, "runs code outside later (a Mercurial repository's config)", home),
-        *envrc_rules(
-            [path for path in walk.named if path.name == ".envrc"],
-            home,
-            "runs code outside later (an .envrc reads it: direnv does not check it)",
-        ),
         *(
             git_folder_rules(workspace, root_git, "runs code outside later (in the workspace)")
             if root_git.is_file()
@@ -273,6 +268,18 @@ def mounts(
         print(
             f"airlock run: {config} includes more files than airlock protects (the first "
             "50): make the others read-only with --ro PATH",
+            file=sys.stderr,
+        )
+    read_by_envrc, too_many = envrc_rules(
+        [path for path in walk.named if path.name == ".envrc"],
+        home,
+        "runs code outside later (an .envrc reads it: direnv does not check it)",
+    )
+    rules += read_by_envrc
+    if too_many:
+        print(
+            "airlock run: the workspace's .envrc files read more files than airlock protects "
+            "(the first 200): make the others read-only with --ro PATH",
             file=sys.stderr,
         )
     files = sandbox_settings(loaded)

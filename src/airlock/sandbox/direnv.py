@@ -78,8 +78,9 @@ SCRIPTS = frozenset({"source_env", "source_env_if_exists", "source", ".", "sourc
 COMMAND_POSITION = frozenset({";", "&&", "||", "|", "&", "then", "do", "else", "{", "(", "!"})
 """Tokens after which a word is a command's name."""
 
-FILES = 50
-"""How many files the ``.envrc`` files of one run read, at most, that get a rule."""
+FILES = 200
+"""How many files the ``.envrc`` files of one run read, at most, that get a rule (the run
+says when there are more)."""
 
 LIMIT = 256 << 10
 """The size of a ``.envrc`` (or a script it sources) read, at most."""
@@ -87,13 +88,17 @@ LIMIT = 256 << 10
 _VARIABLE = re.compile(r"\$(\w+|\{\w+\})")
 
 
-def envrc_rules(envrcs: Iterable[Path], home: Path, why: str) -> Iterator[Mount]:
-    """Read-only rules for the files each of ``envrcs`` reads (:func:`read_by`)."""
-    for path in read_by(envrcs, home):
+def envrc_rules(envrcs: Iterable[Path], home: Path, why: str) -> tuple[list[Mount], bool]:
+    """Read-only rules for the files each of ``envrcs`` reads (:func:`read_by`), and whether
+    they read more than :data:`FILES` (the caller says so: those past it have no rule)."""
+    found = read_by(envrcs, home)
+    rules = []
+    for path in found:
         try:
-            yield read_only_file(path, why)
+            rules.append(read_only_file(path, why))
         except SandboxError:  # a folder holding the sandbox's own: nothing to bind
             continue
+    return rules, len(found) >= FILES
 
 
 def read_by(envrcs: Iterable[Path], home: Path) -> list[Path]:
@@ -145,6 +150,16 @@ def path_folders(envrcs: Iterable[Path], home: Path) -> list[Path]:
     return list(found)
 
 
+def _path_folders_of(text: str, folder: Path, home: Path) -> list[Path]:
+    """The folders one script in ``folder`` puts on ``PATH``."""
+    return [
+        path
+        for command, words in _commands(text)
+        if command in PATH_COMMANDS
+        for path in _on_path(command, words, folder, home)
+    ]
+
+
 def _on_path(command: str, words: list[str], folder: Path, home: Path) -> list[Path]:
     if command == "layout":
         kind = words[0] if words else ""
@@ -177,6 +192,9 @@ def _reads(text: str, folder: Path, home: Path) -> Iterator[tuple[Path, bool]]:
                 yield (path / ".envrc" if path.is_dir() else path), True
         elif command in ("source", "."):
             yield from ((path, True) for path in paths[:1])
+            if arguments and "/" not in arguments[0]:  # the shell looks on PATH first
+                for on_path in _path_folders_of(text, folder, home):
+                    yield on_path / arguments[0], True
         elif command in ("dotenv", "dotenv_if_exists"):
             yield (paths[0] if paths else folder / ".env"), False
         elif command in ("source_up", "source_up_if_exists"):

@@ -247,10 +247,10 @@ def scan_workspace(
     full = False
     walk = Walk(workspace, max_depth, max_folders, NESTED_ENTRIES, skip)
     for entry, depth in walk:
-        if entry.name == "HEAD" and depth > 0 and len(heads) < NESTED_REPOSITORIES:
-            heads.append(Path(entry.path))
-        if entry.name == ".hg" and len(hg) < NESTED_REPOSITORIES:
-            hg.append(Path(entry.path))
+        if entry.name == "HEAD" and depth > 0:
+            _bounded(heads, Path(entry.path), walk.cut, "HEAD entries")
+        if entry.name == ".hg":
+            _bounded(hg, Path(entry.path), walk.cut, ".hg folders")
         if entry.name == ".git" and depth > 0:
             if len(found) < NESTED_REPOSITORIES:
                 found.append(Path(entry.path))
@@ -261,8 +261,24 @@ def scan_workspace(
             named.append(Path(entry.path))
     nested = NestedScan(tuple(found), complete=not walk.cut and not full)
     return WorkspaceScan(
-        nested, tuple(named), tuple(walk.cut), tuple(walk.deeper), tuple(heads), tuple(hg)
+        nested,
+        tuple(named),
+        tuple(walk.cut),
+        tuple(walk.deeper),
+        tuple(heads),
+        tuple(hg),
     )
+
+
+def _bounded(found: list[Path], path: Path, cut: list[str], what: str) -> None:
+    """Add ``path`` to ``found`` up to :data:`NESTED_REPOSITORIES`; past it, say so once in
+    ``cut`` (what is not looked at is said, never left silently)."""
+    if len(found) < NESTED_REPOSITORIES:
+        found.append(path)
+        return
+    message = f"{what} past the first {NESTED_REPOSITORIES}"
+    if message not in cut:
+        cut.append(message)
 
 
 def bare_rules(heads: Iterable[Path], why: str) -> Iterator[Mount]:
