@@ -376,3 +376,30 @@ def test_every_step_after_the_run_runs_whatever_one_before_did() -> None:
         "airlock: set aside x",
         "airlock: one thing",
     ]
+
+
+def test_settings_reached_through_links_in_the_workspace_are_looked_at(
+    tmp_path: Path, project: Path, config_dir: Path
+) -> None:
+    """A link made inside to a folder no walk enters (``app -> node_modules/x``) holding
+    settings and a Mercurial config, and a settings folder that was a link before the run
+    (``pkg/.claude -> ../shared/claude``) whose file changed: set aside and named."""
+    (project / "shared" / "claude").mkdir(parents=True)
+    (project / "shared" / "claude" / "settings.json").write_text("{}\n")
+    (project / "pkg").mkdir()
+    (project / "pkg" / ".claude").symlink_to("../shared/claude")
+    done = run_script(
+        tmp_path,
+        "echo '{\"hooks\": 1}' > pkg/.claude/settings.json && "
+        "mkdir -p node_modules/x/.claude node_modules/x/.hg && "
+        "echo '{}' > node_modules/x/.claude/settings.json && "
+        "echo '[hooks]' > node_modules/x/.hg/hgrc && ln -s node_modules/x app && "
+        "ln -s .. loop && echo done",
+    )
+    assert done.returncode == 0, done.stderr
+    assert "done" in done.stdout
+    assert not (project / "shared" / "claude" / "settings.json").exists()
+    assert not (project / "node_modules" / "x" / ".claude").exists()
+    assert not (project / "node_modules" / "x" / ".hg" / "hgrc").exists()
+    for moved in ("app/.claude", "app/.hg/hgrc", "pkg/.claude/settings.json"):
+        assert moved in done.stderr, done.stderr

@@ -135,7 +135,8 @@ class NestedScan(NamedTuple):
 class Walk:
     """The workspace's folders, breadth first, as :func:`scan_workspace` reads them: iterating
     gives each entry of each folder read and the depth of its folder (0: the root). Folders
-    are entered when they are not links, :data:`VCS_FOLDERS` or :data:`NOT_SCANNED`, at most
+    are entered when they are not :data:`VCS_FOLDERS` or :data:`NOT_SCANNED`, nor links
+    but to a folder in one of those (:meth:`_enters_link`), at most
     ``max_depth`` below the root; at most ``max_folders`` folders are read, and
     ``max_entries`` entries of each. The entries of ``skip`` (the agents' own state: it may
     hold thousands of folders, written all the time) are neither given nor entered.
@@ -163,6 +164,7 @@ class Walk:
     def __iter__(self) -> Iterator[tuple[os.DirEntry[str], int]]:
         queue: deque[tuple[Path, int]] = deque([(self.root, 0)])
         read = 0
+        linked: set[Path] = set()  # the folders entered through a link, resolved
         while queue:
             folder, depth = queue.popleft()
             if read >= self.max_folders:
@@ -173,16 +175,33 @@ class Walk:
                 if entry.path in self.skip:
                     continue
                 yield entry, depth
-                if (
-                    entry.name in NOT_SCANNED
-                    or entry.name in VCS_FOLDERS
-                    or not entry.is_dir(follow_symlinks=False)
-                ):
+                if entry.name in NOT_SCANNED or entry.name in VCS_FOLDERS:
+                    continue
+                if not entry.is_dir(follow_symlinks=False) and not self._enters_link(entry, linked):
                     continue
                 if depth < self.max_depth:
                     queue.append((Path(entry.path), depth + 1))
                 else:
                     self.deeper.append(Path(entry.path))
+
+    def _enters_link(self, entry: os.DirEntry[str], linked: set[Path]) -> bool:
+        """Whether to walk the folder a symbolic link leads to: one in the root that the walk
+        does not enter itself, in one of :data:`NOT_SCANNED` or :data:`VCS_FOLDERS` (a link
+        made to it, ``app -> node_modules/x``, would hide what is in it); each once, never
+        one that holds the link (a loop). Other folders in the root are walked as they are."""
+        if not entry.is_symlink():
+            return False
+        target = resolve(Path(entry.path))
+        root = resolve(self.root)
+        if target in linked or not target.is_relative_to(root) or not target.is_dir():
+            return False
+        skipped = NOT_SCANNED | VCS_FOLDERS
+        if skipped.isdisjoint(target.relative_to(root).parts):
+            return False
+        if resolve(Path(entry.path).parent).is_relative_to(target):
+            return False  # the link's own folder, or one holding it: a loop
+        linked.add(target)
+        return True
 
 
 def listing(folder: Path, max_entries: int, cut: list[str]) -> list[os.DirEntry[str]]:

@@ -201,7 +201,7 @@ def snapshot(
     noted: set[Path] = set()
     for path in scan.named:  # breadth first: one under a noted folder was noted with it
         if path not in entries:
-            _note(path, entries, unseen)
+            _note(path, entries, unseen, workspace)
             noted.add(path)
     for name in ROOT_WATCHED:  # read-only when there; one made during the run is new
         if workspace / name not in entries:
@@ -231,14 +231,22 @@ def agent_skip(workspace: Path, agent_state: Iterable[Path]) -> list[Path]:
     return [path for path in agent_state if path != workspace and path.is_relative_to(workspace)]
 
 
-def _note(path: Path, entries: dict[Path, Signature], unseen: list[str]) -> None:
-    """Note ``path`` and, for a real folder, what is under it (breadth first, no recursion:
-    a folder made inside may be thousands deep), up to :data:`FILES_IN_WATCHED` entries."""
+def _note(
+    path: Path, entries: dict[Path, Signature], unseen: list[str], within: Path | None = None
+) -> None:
+    """Note ``path`` and, for a folder, what is under it (breadth first, no recursion: a
+    folder made inside may be thousands deep), up to :data:`FILES_IN_WATCHED` entries. A
+    link to a folder in ``within`` (the workspace: ``pkg/.claude -> ../shared/claude``) has
+    what is under it noted too, through the link; links under it are not followed."""
     signature = _signature(path)
     if signature is None:
         return
     entries[path] = signature
-    if not stat.S_ISDIR(signature[0]):
+    if stat.S_ISLNK(signature[0]) and within is not None:
+        target = resolve(path)
+        if not (target.is_relative_to(resolve(within)) and target.is_dir()):
+            return
+    elif not stat.S_ISDIR(signature[0]):
         return
     queue: deque[Path] = deque([path])
     noted = 0
@@ -301,7 +309,11 @@ def set_aside(
         if was is not None and stat.S_ISDIR(was[0]) and path.is_dir() and not path.is_symlink():
             continue  # a folder that was there: its changed entries are moved one by one
         target = destination / path.relative_to(workspace)
-        done = move_aside(path, target, path.parent, relink=before.links.get(path))
+        folder = resolve(path.parent)  # through a link in the workspace (the walk follows one)
+        if not folder.is_relative_to(resolve(workspace)):
+            moved.append(SetAside(path, path))  # it leads out of the workspace now: said
+            continue
+        done = move_aside(path, target, folder, relink=before.links.get(path))
         moved.append(done)
         if done.moved_to != path:
             taken.add(path)
