@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,6 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from airlock.egress.audit import read_records
 from airlock.egress.http1 import (
     END,
     BadRequest,
@@ -190,6 +192,51 @@ def test_to_an_upstream_proxy_the_request_names_the_host_as_the_rules_read_it() 
     head = v6.events.popleft()
     assert isinstance(head, RequestHead)
     assert forwarded_head(head, "::1").startswith(b"GET http://[::1]/ HTTP/1.1\r\nHost: [::1]\r\n")
+
+
+def test_a_trailer_section_is_bounded_as_the_head_is() -> None:
+    """A chunked body's trailer line that never ends is refused 431 once it passes the head's
+    limit (httptools would gather it whole), read by read; a body sent a chunk per read, its
+    framing apart from its data, never counts against it."""
+    parser = RequestParser(1000)
+    parser.feed(b"POST http://a.test/ HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n")
+    for _ in range(5000):  # 50 kB of framing and data, far past 1000 bytes
+        parser.feed(b"3\r\n")
+        parser.feed(b"abc\r\n")
+    parser.feed(b"0\r\nX-Trailer: t\r\n\r\n")
+    assert parser.events[-1] is END and len(parser.events) == 5002
+    parser.feed(b"POST http://a.test/ HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n1\r\na\r\n")
+    parser.feed(b"0\r\nX-Big: ")
+    with pytest.raises(BadRequest) as refused:
+        for _ in range(100):  # 100 kB at most: refused well before
+            parser.feed(b"A" * 1000)
+    assert refused.value.status == 431 and "exceeds 1000 bytes" in str(refused.value)
+
+
+def test_an_endless_trailer_gets_431_and_a_record(site: _Site, tmp_path: Path) -> None:
+    """Through the proxy: the request that sent it is answered 431, the connection closed, and
+    its record says why (with the bytes that had gone upstream)."""
+    cfg = config(tmp_path)
+    port = site.server_address[1]
+    with running(cfg) as (url, _):
+        host, proxy_port = url.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(proxy_port)), timeout=10) as sock:
+            sock.sendall(
+                b"POST http://127.0.0.1:%d/t HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+                b"1\r\na\r\n0\r\nX-Big: " % port
+            )
+            answer = b""
+            with contextlib.suppress(ConnectionError):
+                for _ in range(64):  # 4 MB at most; the limit is 64 kB
+                    sock.sendall(b"A" * 65536)
+            with contextlib.suppress(ConnectionError):
+                while piece := sock.recv(65536):
+                    answer += piece
+    assert answer.startswith(b"HTTP/1.1 431 "), answer[:100]
+    assert b"trailer section" in answer
+    [record] = [r for r in read_records(cfg.audit_log) if r["type"] == "request"]  # type: ignore[arg-type]
+    assert record["status"] == 431 and "trailer section" in record["error"]
+    assert record["bytes_out"] > 0  # the head and the first piece had left
 
 
 @pytest.mark.parametrize(

@@ -108,7 +108,9 @@ async def forward(client: Client, head: RequestHead) -> bool:
         )
     except BadRequest as error:  # part of the body went out before the bad part came
         stats.bytes_out += progress[0]
-        _failed(client, record, stats, progress[0], 0, f"{error.message} (cut upstream)", 400)
+        _failed(
+            client, record, stats, progress[0], 0, f"{error.message} (cut upstream)", error.status
+        )
         error.recorded = True
         raise
     if sent < 0:

@@ -8,9 +8,10 @@ and an end marker, per request, in order; pipelined requests simply queue up. ll
 what request smuggling needs: both ``Content-Length`` and ``Transfer-Encoding``, two
 ``Content-Length``\\ s, a bad or oversized chunk size, obsolete line folding, bare LF, a space
 before the colon. On top of it this module refuses a ``Transfer-Encoding`` other than exactly
-``chunked``, a head larger than the limit, an origin-form target (this is a proxy), and an
-``https://`` target outside ``CONNECT``. Every refusal is a :class:`BadRequest` carrying the
-status to answer (400, 431, 501) and a sentence for the client.
+``chunked``, a head larger than the limit, a chunked body's trailer section larger than the
+same limit, an origin-form target (this is a proxy), and an ``https://`` target outside
+``CONNECT``. Every refusal is a :class:`BadRequest` carrying the status to answer (400, 431,
+501) and a sentence for the client.
 
 A forwarded request is rebuilt, not copied: the request line in origin form (absolute form
 when chaining to another proxy), ``Host`` set from the URL (never the client's own ``Host``:
@@ -125,6 +126,10 @@ class RequestParser:
         self._in_head = False
         self._head_bytes = 0
         self._trailers = False
+        self._chunked = False
+        self._since_body = 0
+        """Bytes of a chunked body read since its last body piece: its framing, then its
+        trailer section, which httptools gathers whole (bounded as the head is)."""
 
     def feed(self, data: bytes) -> None:
         """Parse ``data``; events go to :attr:`events`.
@@ -132,6 +137,8 @@ class RequestParser:
         Raises:
             BadRequest: the bytes are not a request this proxy handles.
         """
+        if self._chunked:  # counted before parsing: a body piece in this read resets it
+            self._since_body += len(data)
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade as upgrade:
@@ -150,6 +157,12 @@ class RequestParser:
             self._head_bytes += len(data)
         if self._head_bytes > self.max_header_bytes:
             raise BadRequest(431, f"request line and headers exceed {self.max_header_bytes} bytes")
+        if self._since_body > self.max_header_bytes:
+            raise BadRequest(
+                431,
+                f"the request's trailer section (or a chunk's size line) exceeds "
+                f"{self.max_header_bytes} bytes",
+            )
 
     # httptools callbacks -----------------------------------------------------------------
 
@@ -191,12 +204,16 @@ class RequestParser:
         self._in_head = False
         self._trailers = True
         self._head_bytes = 0
+        self._chunked = head.chunked
         self.events.append(head)
 
     def on_body(self, body: bytes) -> None:
         self.events.append(bytes(body))
+        self._since_body = 0
 
     def on_message_complete(self) -> None:
+        self._chunked = False
+        self._since_body = 0
         self.events.append(END)
 
 
