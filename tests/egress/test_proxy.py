@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import struct
@@ -488,3 +489,44 @@ def test_a_101_to_a_plain_request_is_not_passed_on(tmp_path: Path) -> None:
     assert cfg.audit_log is not None
     [record] = [r for r in read_records(cfg.audit_log) if r["type"] == "request"]
     assert record["status"] == 502 and "switched protocols" in record["error"]
+
+
+def test_a_response_head_that_never_ends_gets_a_502(tmp_path: Path) -> None:
+    """A destination whose response head goes on and on (one endless header line): the proxy
+    stops it at its bound, none of it reaches the client but a 502 saying why, and the record
+    says so. A head that is large but whole still passes."""
+    server = socket.create_server(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+
+    def answer() -> None:
+        for _ in range(2):
+            connection, _ = server.accept()
+            with connection, contextlib.suppress(OSError):
+                path = connection.recv(65536).split(b" ")[1]
+                if path == b"/big":  # a 200 kB header, whole
+                    connection.sendall(
+                        b"HTTP/1.1 200 OK\r\nX-Big: " + b"b" * 200_000 + b"\r\n"
+                        b"Content-Length: 2\r\nConnection: close\r\n\r\nok"
+                    )
+                else:
+                    connection.sendall(b"HTTP/1.1 200 OK\r\nX-Endless: ")
+                    for _ in range(64):  # 4 MB at most; the bound is 256 kB
+                        connection.sendall(b"A" * 65536)
+                time.sleep(0.5)
+
+    thread = threading.Thread(target=answer, daemon=True)
+    thread.start()
+    cfg = config(tmp_path)
+    with running(cfg) as (url, _):
+        big, _ = _exchange(
+            url, b"GET http://127.0.0.1:%d/big HTTP/1.1\r\nConnection: close\r\n\r\n" % port
+        )
+        endless, _ = _exchange(url, b"GET http://127.0.0.1:%d/endless HTTP/1.1\r\n\r\n" % port)
+    thread.join(10)
+    server.close()
+    assert big.startswith(b"HTTP/1.1 200 OK\r\nX-Big: bbb") and big.endswith(b"\r\n\r\nok")
+    assert endless.startswith(b"HTTP/1.1 502 "), endless[:100]
+    assert b"AAAA" not in endless and b"response head exceeds" in endless
+    assert cfg.audit_log is not None
+    records = [r for r in read_records(cfg.audit_log) if r["type"] == "request"]
+    assert records[-1]["status"] == 502 and "response head exceeds" in records[-1]["error"]

@@ -31,7 +31,7 @@ from airlock.egress.http1 import (
     redact_query,
     simple_response,
 )
-from airlock.egress.response import ResponseError, ResponseWatcher, watcher_for
+from airlock.egress.response import HeadTooLarge, ResponseError, ResponseWatcher, watcher_for
 
 if TYPE_CHECKING:
     from airlock.egress.client import Client
@@ -303,13 +303,15 @@ async def _relay_response(client: Client, upstream: Upstream, watcher: ResponseW
     """Copy the response to the client as it arrives, until httptools finds its end.
 
     Raises:
-        ResponseError: the response is malformed, cut short, or followed by bytes no request
-            asked for in the same read (:attr:`ResponseWatcher.extra`); that read is not sent.
+        ResponseError: the response is malformed, its head too large, cut short, or followed
+            by bytes no request asked for in the same read (:attr:`ResponseWatcher.extra`);
+            that read is not sent, nor a head not yet whole.
     """
     received = 0
     reader = upstream.reader
     writer = client.writer
     loop = client.loop
+    held: list[bytes] = []  # a head not yet whole
     while not watcher.done:
         data = await reader.read(READ_SIZE)
         if not data:
@@ -326,12 +328,21 @@ async def _relay_response(client: Client, upstream: Upstream, watcher: ResponseW
             ) from None
         except httptools.HttpParserError as error:
             raise ResponseError(f"malformed response: {error}", received) from None
+        except HeadTooLarge as error:
+            raise ResponseError(str(error), received) from None
         if watcher.extra:
             raise ResponseError(
                 "the destination sent more after its response (an answer no request asked "
                 "for): not passed on",
                 received,
             )
+        if watcher.in_head:  # held until the head is whole (it is bounded), sent with it
+            held.append(data)
+            continue
+        if held:
+            held.append(data)
+            data = b"".join(held)
+            held.clear()
         if watcher.for_http10:
             writer.writelines(watcher.take())  # the head rebuilt, the body decoded
         else:

@@ -16,6 +16,10 @@ marks them (:attr:`ResponseWatcher.extra`) and the proxy fails the response rath
 them on: a kept-alive client would take them as the answer to its next request, maybe to
 another host. httptools says where a message ends only by its callbacks, not by an offset,
 so such a read is never split: none of it is sent.
+
+A response's head is held until it is whole, and is bounded (``MAX_HEAD``): httptools gathers
+a header line whole, so one that never ended would grow the proxy's memory without limit. A
+larger one fails the response (:class:`HeadTooLarge`), before any of it reached the client.
 """
 
 from __future__ import annotations
@@ -36,6 +40,8 @@ DROPPED_FOR_HTTP10 = frozenset(
     }
 )
 """Response headers an HTTP/1.0 client does not get (hop by hop, or framing it cannot read)."""
+MAX_HEAD = 256 * 1024
+"""The most bytes a response's head may take (counted by read, interim answers included)."""
 
 
 class ResponseError(Exception):
@@ -44,6 +50,13 @@ class ResponseError(Exception):
     def __init__(self, message: str, received: int) -> None:
         super().__init__(message)
         self.received = received
+
+
+class HeadTooLarge(Exception):
+    """The destination's response head passed ``MAX_HEAD`` bytes."""
+
+    def __init__(self) -> None:
+        super().__init__(f"the destination's response head exceeds {MAX_HEAD} bytes: not passed on")
 
 
 class ResponseWatcher:
@@ -63,6 +76,9 @@ class ResponseWatcher:
         self.parser = httptools.HttpResponseParser(self)
         self.status: int | None = None
         self.done = False
+        self.in_head = False
+        """A head is begun and not yet whole (the caller holds its bytes meanwhile)."""
+        self._head_bytes = 0
         self.extra = False
         """Bytes came after the response (:mod:`the module <airlock.egress.response>` says
         which): the read that holds them must not be passed on."""
@@ -78,7 +94,16 @@ class ResponseWatcher:
         believes it only from the gateway)."""
 
     def feed(self, data: bytes) -> None:
+        """Follow ``data`` through httptools.
+
+        Raises:
+            HeadTooLarge: the head passed ``MAX_HEAD`` bytes.
+        """
         self.parser.feed_data(data)
+        if self.in_head:
+            self._head_bytes += len(data)
+            if self._head_bytes > MAX_HEAD:
+                raise HeadTooLarge
 
     def take(self) -> list[bytes]:
         """What to send an HTTP/1.0 client for the bytes fed so far."""
@@ -86,6 +111,7 @@ class ResponseWatcher:
         return out
 
     def on_message_begin(self) -> None:
+        self.in_head = True
         if self.status is not None:  # after the final response: a second one, unasked
             self.extra = True
 
@@ -103,6 +129,7 @@ class ResponseWatcher:
             self._headers.append((bytes(name), bytes(value)))
 
     def on_headers_complete(self) -> None:
+        self.in_head = False
         status = self.parser.get_status_code()
         if status < 200:
             self._framed = self._chunked = False  # an interim answer
