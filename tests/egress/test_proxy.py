@@ -530,3 +530,49 @@ def test_a_response_head_that_never_ends_gets_a_502(tmp_path: Path) -> None:
     assert cfg.audit_log is not None
     records = [r for r in read_records(cfg.audit_log) if r["type"] == "request"]
     assert records[-1]["status"] == 502 and "response head exceeds" in records[-1]["error"]
+
+
+@pytest.mark.parametrize("after", [b"unasked", b"close"])
+def test_a_kept_connection_that_got_anything_meanwhile_is_not_reused(
+    tmp_path: Path, after: bytes
+) -> None:
+    """A destination that sends an answer no request asked for a moment after its response
+    (or closes the connection): the client's next request goes on a new connection and gets
+    its own answer, never the unasked one."""
+    server = socket.create_server(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+    accepted: list[int] = []
+
+    def answer() -> None:
+        for number in range(2):
+            connection, _ = server.accept()
+            accepted.append(number)
+            with connection, contextlib.suppress(OSError):
+                connection.recv(65536)
+                if number == 0:
+                    connection.sendall(b"HTTP/1.1 204 No Content\r\n\r\n")
+                    time.sleep(0.2)
+                    if after == b"close":
+                        continue
+                    connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\nINJECTED")
+                    connection.recv(65536)  # a request sent here would be answered above
+                else:
+                    connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nsecond")
+                    time.sleep(0.5)
+
+    thread = threading.Thread(target=answer, daemon=True)
+    thread.start()
+    with running(config(tmp_path)) as (url, _), _client_socket(url) as sock:
+        sock.settimeout(5)
+        sock.sendall(b"GET http://127.0.0.1:%d/first HTTP/1.1\r\n\r\n" % port)
+        first = sock.recv(65536)
+        time.sleep(0.6)  # the unasked answer (or the end) has come meanwhile
+        sock.sendall(b"GET http://127.0.0.1:%d/second HTTP/1.1\r\n\r\n" % port)
+        second = b""
+        while not second.endswith((b"second", b"INJECTED")) and (piece := sock.recv(65536)):
+            second += piece
+    server.close()
+    thread.join(5)
+    assert first.startswith(b"HTTP/1.1 204 ")
+    assert second.startswith(b"HTTP/1.1 200 ") and second.endswith(b"second"), second
+    assert accepted == [0, 1]

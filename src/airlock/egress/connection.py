@@ -41,6 +41,23 @@ class Upstream:
     """The connection is to the upstream proxy (requests go in absolute form)."""
 
 
+def stale(upstream: Upstream) -> bool:
+    """Whether a kept upstream connection got anything since its last response: bytes no
+    request asked for (they would be read as the answer to the next request), its end, or an
+    error. Such a connection is not reused.
+
+    The event loop reads a socket as data comes, so unasked bytes are in the reader's buffer
+    by now; the stream API has no public way to look at it without taking it.
+    """
+    reader = upstream.reader
+    return (
+        bool(reader._buffer)  # type: ignore[attr-defined]
+        or reader.at_eof()
+        or reader.exception() is not None
+        or upstream.writer.is_closing()
+    )
+
+
 class ClientProtocol(asyncio.StreamReaderProtocol):
     """The stream protocol of a client connection, which also notes that the client half-closed.
 

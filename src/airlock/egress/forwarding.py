@@ -2,10 +2,13 @@
 (:func:`~airlock.egress.http1.forwarded_head`) and its body streamed upstream piece by piece;
 the response is streamed back as it arrives, its end found by httptools; bytes the
 destination sends after it in the same read fail it unsent (:mod:`airlock.egress.response`).
-The upstream connection is kept for the client's next request to the same ``host:port``. One audit record
-per request. A request to a host named with ``--inspect`` is also named by flow, enforced and
-checked for secrets (:mod:`airlock.egress.plain`). An HTTP/1.0 client gets its response in a
-form it can read (:mod:`airlock.egress.response`), and the connection closed after it."""
+The upstream connection is kept for the client's next request to the same
+``host:port``, unless the destination sent anything on it meanwhile
+(:func:`~airlock.egress.connection.stale`): then it is closed and a new one dialled. One audit
+record per request. A request to a host named with ``--inspect`` is also named by flow,
+enforced and checked for secrets (:mod:`airlock.egress.plain`). An HTTP/1.0 client gets its
+response in a form it can read (:mod:`airlock.egress.response`), and the connection closed
+after it."""
 
 from __future__ import annotations
 
@@ -22,6 +25,7 @@ from airlock.egress.connection import (
     Upstream,
     is_gateway,
     new_record,
+    stale,
 )
 from airlock.egress.http1 import (
     END,
@@ -76,6 +80,7 @@ async def forward(client: Client, head: RequestHead) -> bool:
             upstream is None
             or not upstream.reusable
             or (upstream.host, upstream.port) != (head.host, head.port)
+            or stale(upstream)
         ):
             client.drop_upstream()
             decision, address = await proxy.admit(head.host, head.port)
