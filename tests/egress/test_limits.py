@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from airlock.egress import Limits
+from airlock.egress.audit import read_records
 from airlock.egress.limits import RateLimiter, UploadBudget
 from tests.egress.origin import _Site, config, origin, running
 
@@ -198,3 +199,34 @@ def test_hosts_not_in_no_proxy_still_go_through_the_upstream_proxy(
         report = upstream.close({})
     assert answer.status_code == 200
     assert report.hosts[0].requests == 1
+
+
+def test_a_request_head_sent_a_byte_at_a_time_gets_408(site: _Site, tmp_path: Path) -> None:
+    """A client that sends its request head a byte now and then, never idle for long, is
+    answered 408 once the head has taken longer than its limit, and the connection closed;
+    the record says why. A head that comes in time is served."""
+    cfg = config(tmp_path, limits=Limits(idle_seconds=30, head_seconds=0.5))
+    port = site.server_address[1]
+    request = b"GET http://127.0.0.1:%d/slow HTTP/1.1\r\nX-Pad: %s\r\n\r\n" % (port, b"a" * 40)
+    with running(cfg) as (url, _):
+        with _connect(url) as sock:
+            sock.sendall(b"GET http://127.0.0.1:%d/quick HTTP/1.1\r\n\r\n" % port)
+            assert sock.recv(1000).startswith(b"HTTP/1.1 200 ")
+        started = time.monotonic()
+        answer = b""
+        with _connect(url) as sock:
+            with contextlib.suppress(OSError):
+                for byte in request[:-4]:  # 10 s at most
+                    sock.sendall(bytes([byte]))
+                    time.sleep(0.1)
+                    if time.monotonic() - started > 10:
+                        break
+            with contextlib.suppress(OSError):
+                while piece := sock.recv(1000):
+                    answer += piece
+        held = time.monotonic() - started
+    assert answer.startswith(b"HTTP/1.1 408 "), answer
+    assert held < 5
+    records = [r for r in read_records(cfg.audit_log) if r["type"] == "request"]  # type: ignore[arg-type]
+    assert [r["status"] for r in records] == [200, 408]
+    assert "not whole within 0.5 s" in records[1]["reason"]

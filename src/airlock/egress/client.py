@@ -9,7 +9,14 @@ import contextlib
 import time
 from typing import TYPE_CHECKING, Any
 
-from airlock.egress.connection import READ_SIZE, WRITE_BUFFER, Refusal, Upstream, malformed_record
+from airlock.egress.connection import (
+    READ_SIZE,
+    WRITE_BUFFER,
+    Refusal,
+    Upstream,
+    malformed_record,
+    refused_record,
+)
 from airlock.egress.forwarding import forward
 from airlock.egress.http1 import (
     CONNECT,
@@ -36,8 +43,8 @@ class Client:
         self.reader = reader
         self.writer = writer
         writer.transport.set_write_buffer_limits(WRITE_BUFFER)
-        self.parser = RequestParser(proxy.config.limits.max_header_bytes)
         self.loop = asyncio.get_running_loop()
+        self.parser = RequestParser(proxy.config.limits.max_header_bytes, self.loop.time)
         self.last_active = self.loop.time()
         self.upstream: Upstream | None = None
         self.relay: Relay | None = None
@@ -84,6 +91,17 @@ class Client:
                 self.finish(self.pending)
             self.drop_upstream()
             self.writer.transport.abort() if self.aborted else self.writer.close()
+
+    def head_too_slow(self, seconds: float) -> None:
+        """End a connection whose request head was not whole ``seconds`` after its first
+        byte (a client sending a byte now and then would hold its place forever): ``408``,
+        and a record. The connection's task then reads the end and stops."""
+        why = f"the request line and headers were not whole within {seconds:g} s"
+        self.parser.in_head = False  # said once
+        self.proxy.record(refused_record(408, why, why))
+        if not self.writer.is_closing():
+            self.writer.write(simple_response(408, f"airlock: {why}\n"))
+        self.writer.close()
 
     def drop_upstream(self) -> None:
         """Close the upstream connection, if any."""

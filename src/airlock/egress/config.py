@@ -91,6 +91,9 @@ class Limits:
     """Request line and headers of one request; larger is answered ``431``."""
     idle_seconds: float = 300.0
     """A connection (or tunnel) with no byte either way for this long is closed."""
+    head_seconds: float = 30.0
+    """A request's line and headers must be whole this long after their first byte came;
+    else the client is answered ``408`` and the connection closed."""
     connect_timeout: float = 30.0
     """Seconds to reach a destination (or the upstream proxy)."""
     new_connections_per_second: float | None = None

@@ -124,6 +124,13 @@ def new_record(kind: str, head: RequestHead) -> dict[str, Any]:
 
 def malformed_record(error: BadRequest) -> dict[str, Any]:
     """The audit record of a request refused as malformed."""
+    if error.message.startswith("malformed"):
+        return refused_record(error.status, error.message, error.message)
+    return refused_record(error.status, f"malformed request: {error.message}", error.message)
+
+
+def refused_record(status: int, reason: str, error: str) -> dict[str, Any]:
+    """The audit record of a request refused before its head was read whole (or read at all)."""
     return {
         "type": "request",
         "time": time.time(),
@@ -131,12 +138,10 @@ def malformed_record(error: BadRequest) -> dict[str, Any]:
         "method": None,
         "host": "",
         "port": 0,
-        "status": error.status,
+        "status": status,
         "decision": "deny",
-        "reason": error.message
-        if error.message.startswith("malformed")
-        else f"malformed request: {error.message}",
+        "reason": reason,
         "bytes_out": 0,
         "bytes_in": 0,
-        "error": error.message,
+        "error": error,
     }

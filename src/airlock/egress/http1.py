@@ -23,7 +23,9 @@ reaches the origin's framing.
 
 from __future__ import annotations
 
+import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import httptools
@@ -53,6 +55,7 @@ REASONS = {
     400: "Bad Request",
     403: "Forbidden",
     405: "Method Not Allowed",
+    408: "Request Timeout",
     429: "Too Many Requests",
     417: "Expectation Failed",
     431: "Request Header Fields Too Large",
@@ -114,16 +117,24 @@ class RequestParser:
 
     After a ``CONNECT`` head, :attr:`tunnel_data` holds the bytes that followed it (the start
     of the tunnel) and the parser takes no more input.
+
+    Args:
+        max_header_bytes: the most a request's line and headers may take (and its trailers).
+        clock: seconds, for :attr:`head_started` (the proxy's loop's clock).
     """
 
-    def __init__(self, max_header_bytes: int) -> None:
+    def __init__(self, max_header_bytes: int, clock: Callable[[], float] = time.monotonic) -> None:
         self.events: deque[Event] = deque()
         self.max_header_bytes = max_header_bytes
         self.tunnel_data: bytes | None = None
         self._parser = httptools.HttpRequestParser(self)
+        self._clock = clock
         self._url = b""
         self._headers: list[tuple[bytes, bytes]] = []
-        self._in_head = False
+        self.in_head = False
+        """A request's first byte has come, and its head is not whole yet."""
+        self.head_started = 0.0
+        """When the head under way began (:attr:`in_head`), on ``clock``."""
         self._head_bytes = 0
         self._trailers = False
         self._chunked = False
@@ -152,7 +163,7 @@ class RequestParser:
             if isinstance(error.__context__, BadRequest):  # raised by a callback below
                 raise error.__context__ from None
             raise BadRequest(400, f"malformed request: {error}") from None
-        if self._in_head:
+        if self.in_head:
             # Counted per read: a read that ends one request and starts the next counts whole.
             self._head_bytes += len(data)
         if self._head_bytes > self.max_header_bytes:
@@ -167,7 +178,8 @@ class RequestParser:
     # httptools callbacks -----------------------------------------------------------------
 
     def on_message_begin(self) -> None:
-        self._in_head = True
+        self.in_head = True
+        self.head_started = self._clock()
         self._trailers = False
         self._url = b""
         self._headers = []
@@ -201,7 +213,7 @@ class RequestParser:
             head.host, head.port = parse_authority(self._url)
         else:
             _resolve_target(head)
-        self._in_head = False
+        self.in_head = False
         self._trailers = True
         self._head_bytes = 0
         self._chunked = head.chunked

@@ -20,7 +20,8 @@ it yields is one of two kinds.
 Nothing is buffered beyond one read (``READ_SIZE``) and the transports' flow-control limits:
 every write is followed by ``drain()``. A refused request is answered ``403`` (``429`` for the
 rate limit) with the reason and how to allow it, and the client connection is closed. Every
-connection's last activity is noted; a watchdog closes those idle longer than the limit.
+connection's last activity is noted; a watchdog closes those idle longer than the limit, and
+answers ``408`` to those whose request head is not whole in time (``head_seconds``).
 If the audit log fails, :meth:`Proxy.fail` stops the listeners and aborts every connection.
 
 Here: :class:`Proxy`, what one run shares (rules, limits, counters, admission and dialling).
@@ -123,14 +124,18 @@ class Proxy:
             del self.clients[client]
 
     async def _watch_idle(self) -> None:
+        """Close connections idle too long, and those whose request head is too slow."""
         idle = self.config.limits.idle_seconds
+        head = self.config.limits.head_seconds
         loop = asyncio.get_running_loop()
         while True:
-            await asyncio.sleep(min(1.0, idle / 4))
+            await asyncio.sleep(min(1.0, idle / 4, head / 4))
             now = loop.time()
             for client in list(self.clients):
                 if now - client.last_active > idle:
                     client.abort(f"idle for more than {idle:g} s")
+                elif client.parser.in_head and now - client.parser.head_started > head:
+                    client.head_too_slow(head)
 
     def stats(self, host: str) -> HostStats:
         found = self.hosts.get(host)

@@ -134,6 +134,7 @@ def start_record(config: EgressConfig, run: str, started: float) -> dict[str, An
             "max_connections": limits.max_connections,
             "max_header_bytes": limits.max_header_bytes,
             "idle_seconds": limits.idle_seconds,
+            "head_seconds": limits.head_seconds,
             "new_connections_per_second": limits.new_connections_per_second,
             "max_upload_mb": limits.max_upload_mb,
         },
