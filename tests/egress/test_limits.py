@@ -89,15 +89,29 @@ def test_idle_connections_are_closed(tmp_path: Path) -> None:
 
 
 def test_connections_past_the_limit_get_503(tmp_path: Path) -> None:
-    """With two connections open, a third is answered 503 and closed."""
-    with running(config(tmp_path, limits=Limits(max_connections=2))) as (url, _):
+    """With two connections open, a third is answered 503 and closed; those turned away are
+    counted in the run's record and report (one count, not a record each)."""
+    cfg = config(tmp_path, limits=Limits(max_connections=2))
+    with running(cfg) as (url, proxy):
         held = [_connect(url), _connect(url)]
         time.sleep(0.2)
-        with _connect(url) as third:
-            answer = third.recv(1000)
+        answers = []
+        for _ in range(3):
+            with _connect(url) as extra:
+                answers.append(extra.recv(1000))
         for sock in held:
             sock.close()
-    assert answer.startswith(b"HTTP/1.1 503 ") and b"more than 2 connections" in answer
+        report = proxy.close({})
+    assert all(a.startswith(b"HTTP/1.1 503 ") and b"more than 2 connections" in a for a in answers)
+    assert report.connections_refused == (("more than 2 connections at once", 3),)
+    assert "3 connections refused (503) before any request was read: more than 2" in "\n".join(
+        report.lines()
+    )
+    records = list(read_records(cfg.audit_log))  # type: ignore[arg-type]
+    assert [r["type"] for r in records] == ["start", "run"]
+    assert records[-1]["connections_refused"] == [
+        {"reason": "more than 2 connections at once", "count": 3}
+    ]
 
 
 def test_expect_continue_is_answered_by_the_proxy(site: _Site, tmp_path: Path) -> None:

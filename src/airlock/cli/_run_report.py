@@ -65,8 +65,8 @@ def _show_table(report: ProxyReport, scrubbed: ScrubbedEnvironment) -> None:
         console.print("airlock: nothing left the machine")
     for line in report.flow_lines():
         console.print(line, markup=False)
-    if report.upload_budget_exhausted:
-        console.print("the upload budget ran out: later connections were refused", style="yellow")
+    for note in report.notes():
+        console.print(note, style="yellow", markup=False)
     if report.error:
         console.print(f"traffic was stopped: {report.error}", style="bold red", markup=False)
     if scrubbed.dropped:

@@ -45,7 +45,7 @@ class HostReport:
             "requests": self.requests,
             "bytes_out": self.bytes_out,
             "bytes_in": self.bytes_in,
-            "refused": [{"reason": reason, "count": count} for reason, count in self.refused],
+            "refused": refusal_counts(self.refused),
         }
 
 
@@ -65,6 +65,9 @@ class ProxyReport:
     """Inspected requests by data flow, next to what the policy engine predicted."""
     refused_by_client: tuple[tuple[str, str], ...] = ()
     """Inspected hosts whose clients refused the run's certificate (pinning), with the error."""
+    connections_refused: tuple[tuple[str, int], ...] = ()
+    """Connections answered ``503`` before any request was read, ``(reason, count)``: past
+    ``--max-connections``, or once the audit log failed (counted, not logged one by one)."""
 
     @property
     def refused(self) -> int:
@@ -78,6 +81,7 @@ class ProxyReport:
             "final_hash": self.final_hash,
             "audit_log": None if self.audit_log is None else str(self.audit_log),
             "upload_budget_exhausted": self.upload_budget_exhausted,
+            "connections_refused": refusal_counts(self.connections_refused),
             "error": self.error,
             "flows": [flow.to_json() for flow in self.flows],
             "refused_by_client": [
@@ -98,12 +102,23 @@ class ProxyReport:
             )
             out.extend(f"    refused {count}×: {reason}" for reason, count in host.refused)
         out.extend(self.flow_lines())
-        if self.upload_budget_exhausted:
-            out.append("  the upload budget ran out: later connections were refused")
+        out.extend(f"  {note}" for note in self.notes())
         if self.error:
             out.append(f"  traffic was stopped: {self.error}")
         if self.audit_log is not None:
             out.append(f"  audit log {self.audit_log}, final hash {self.final_hash}")
+        return out
+
+    def notes(self) -> list[str]:
+        """What the run's limits did, a sentence each (the upload budget, refused connections)."""
+        out = []
+        if self.upload_budget_exhausted:
+            out.append("the upload budget ran out: later connections were refused")
+        out.extend(
+            f"{count} connection{'s' if count > 1 else ''} refused (503) before any request "
+            f"was read: {reason}"
+            for reason, count in self.connections_refused
+        )
         return out
 
     def flow_lines(self) -> list[str]:
@@ -127,6 +142,11 @@ class ProxyReport:
             for host, error in self.refused_by_client
         )
         return out
+
+
+def refusal_counts(counts: tuple[tuple[str, int], ...]) -> list[dict[str, Any]]:
+    """``(reason, count)`` pairs as the JSON report and the run record write them."""
+    return [{"reason": reason, "count": count} for reason, count in counts]
 
 
 def _size(count: int) -> str:

@@ -96,6 +96,7 @@ class RunningProxy:
             run_record,
             hosts=host_reports(proxy.hosts),
             budget_exhausted=proxy.budget.exhausted,
+            connections_refused=tuple(proxy.turned_away.most_common()),
             error=None if proxy.failed is None else f"the audit log failed: {proxy.failed}",
             flows=() if inspector is None else tuple(inspector.flow_summaries()),
             refused_by_client=()

@@ -36,6 +36,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
+from collections import Counter
 from typing import Any
 
 import httptools
@@ -84,6 +85,12 @@ class Proxy:
         self.rate = RateLimiter(config.limits.new_connections_per_second)
         self.budget = UploadBudget(config.limits.max_upload_bytes)
         self.hosts: dict[str, HostStats] = {}
+        self.turned_away: Counter[str] = Counter()
+        """Connections answered ``503`` before a byte of theirs was read (at
+        ``max_connections``, or once the audit log failed), by reason. Counted, not recorded
+        one by one: a flood of connections, which the limit exists to turn away cheaply,
+        would otherwise fill the log (and a failed log takes no record). The run's record and
+        report carry the counts."""
         self.clients: dict[Client, None] = {}
         self.servers: list[asyncio.Server] = []
         self.failed: BaseException | None = None
@@ -114,6 +121,7 @@ class Proxy:
                 if self.failed is not None
                 else f"more than {self.config.limits.max_connections} connections at once"
             )
+            self.turned_away[why] += 1
             writer.write(simple_response(503, f"airlock: refused: {why}\n"))
             writer.close()
             return

@@ -26,7 +26,7 @@ from typing import Any
 
 from airlock.egress.audit import AuditLog, audit_paths
 from airlock.egress.config import EgressConfig
-from airlock.egress.report import HostReport, ProxyReport
+from airlock.egress.report import HostReport, ProxyReport, refusal_counts
 from airlock.errors import AirlockError
 
 TYPE_CHECKING = False
@@ -148,6 +148,7 @@ def finish(
     hosts: Sequence[HostReport],
     budget_exhausted: bool,
     error: str | None,
+    connections_refused: tuple[tuple[str, int], ...] = (),
     **more: Any,
 ) -> ProxyReport:
     """Write the run's last record (``run_record`` with the per-host totals), end the log
@@ -163,6 +164,7 @@ def finish(
             **(run_record or {}),
             "hosts": [host.to_json() for host in hosts],
             "upload_budget_exhausted": budget_exhausted,
+            "connections_refused": refusal_counts(connections_refused),
             **({"error": error} if error is not None else {}),
         }
         audit.append(record)
@@ -176,6 +178,7 @@ def finish(
         final_hash=final_hash,
         audit_log=None if audit is None else audit.path,
         upload_budget_exhausted=budget_exhausted,
+        connections_refused=connections_refused,
         error=error,
         **more,
     )
