@@ -576,3 +576,43 @@ def test_a_kept_connection_that_got_anything_meanwhile_is_not_reused(
     assert first.startswith(b"HTTP/1.1 204 ")
     assert second.startswith(b"HTTP/1.1 200 ") and second.endswith(b"second"), second
     assert accepted == [0, 1]
+
+
+def test_a_host_name_longer_than_a_name_may_be_is_refused_and_shown_cut(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """CONNECTs and requests to 60 kB host names: refused as invalid, the name shown cut (and
+    said so) in the answer, the records and the report; past the hosts counted apart, the
+    rest are counted together, and the report says so."""
+    from airlock.egress import server
+
+    monkeypatch.setattr(server, "MAX_HOSTS", 3)
+    cfg = config(tmp_path)
+    with running(cfg) as (url, proxy):
+        answers = []
+        for number in range(6):
+            host = b"%08d" % number + b"a" * 60_000
+            with _client_socket(url) as sock:
+                if number % 2:
+                    sock.sendall(b"CONNECT " + host + b":443 HTTP/1.1\r\n\r\n")
+                else:
+                    sock.sendall(b"GET http://" + host + b"/ HTTP/1.1\r\n\r\n")
+                answer = b""
+                while piece := sock.recv(65536):
+                    answer += piece
+                answers.append(answer)
+        report = proxy.close({})
+    for answer in answers:
+        assert answer.startswith(b"HTTP/1.1 403 ") and len(answer) < 1000, answer[:200]
+        assert b"(cut: 60008 characters)" in answer and b"longer than 253 characters" in answer
+    records = list(read_records(cfg.audit_log))  # type: ignore[arg-type]
+    refused = [r for r in records if r["type"] in ("request", "tunnel")]
+    assert len(refused) == 6
+    assert all(
+        len(r["host"]) < 100 and r["host"].endswith("(cut: 60008 characters)") for r in refused
+    )
+    assert len(records[-1]["hosts"]) == 4  # three apart, the others together
+    hosts = {h.host: h for h in report.hosts}
+    assert len(hosts) == 4 and sum(count for _, count in hosts["(other hosts)"].refused) == 3
+    assert "hosts past the first 1000 are counted together" in "\n".join(report.lines())
+    assert len(json.dumps(records[-1])) < 5000

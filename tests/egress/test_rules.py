@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from airlock.egress.config import EgressConfig, HostRule
+from airlock.egress.report import HostStats
 from airlock.egress.rules import EgressRules, default_rules
 from airlock.errors import UsageError
 from airlock.policy import decide
@@ -231,3 +232,26 @@ def test_an_ipv4_allow_covers_its_own_address_only(host: str) -> None:
     rules = _rules(["93.184.215.14"])
     assert rules.check("93.184.215.14", 443).allowed
     assert rules.check(host, 443).decision == "deny"
+
+
+def test_a_host_longer_than_a_name_may_be_is_invalid_and_shown_cut() -> None:
+    """Past 253 characters no host is valid: refused as such, named by its start and length
+    (whatever the allow rules say), and a name of 253 is judged as any other."""
+    rules = _rules(["*.example.com"], allow_all=True)
+    long = "a" * 5000 + ".example.com"
+    decision = rules.check(long, 443)
+    assert not decision.allowed and "longer than 253 characters" in decision.reason
+    assert decision.host == "a" * 60 + "…(cut: 5012 characters)"
+    fits = ".".join(["a" * 60] * 3) + "." + "b" * 58 + ".example.com"  # 253
+    assert len(fits) == 253 and rules.check(fits, 443).allowed
+
+
+def test_refusal_reasons_are_counted_within_bounds() -> None:
+    """A host's refusals are counted by reason, each cut at 300 characters, and past 20
+    distinct reasons the rest together."""
+    stats = HostStats()
+    for port in range(30):
+        stats.refuse(f"no allow rule matches h:{port} (default: deny)")
+    stats.refuse("x" * 1000)
+    assert len(stats.refused) == 21 and stats.refused["(other reasons)"] == 11
+    assert max(len(reason) for reason in stats.refused) <= 301

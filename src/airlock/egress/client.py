@@ -26,6 +26,7 @@ from airlock.egress.http1 import (
     header_safe,
     simple_response,
 )
+from airlock.egress.rules import shown_host
 from airlock.egress.tunnels import tunnel
 
 if TYPE_CHECKING:
@@ -140,10 +141,9 @@ class Client:
         """Answer ``refusal`` (the rule and how to allow it) and log the refused request."""
         with contextlib.suppress(ValueError):  # as the rules read it, when it can be read
             record["host"] = self.proxy.check_rules(head.host, head.port).host
-        stats = self.proxy.stats(record["host"])
-        stats.refused[refusal.reason] += 1
+        self.proxy.stats(record["host"]).refuse(refusal.reason)
         what = "CONNECT to" if head.method == CONNECT else f"{head.method.decode()} to"
-        body = f"airlock: {what} {head.host}:{head.port} refused: {refusal.reason}\n"
+        body = f"airlock: {what} {shown_host(head.host)}:{head.port} refused: {refusal.reason}\n"
         if refusal.hint:
             body += f"airlock: {refusal.hint}\n"
         header = (("X-Airlock-Refused", header_safe(refusal.reason)),)

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from airlock.egress.http1 import BadRequest, RequestHead
+from airlock.egress.rules import shown_host
 
 READ_SIZE = 256 * 1024
 WRITE_BUFFER = 1024 * 1024
@@ -111,7 +112,7 @@ def new_record(kind: str, head: RequestHead) -> dict[str, Any]:
         "time": time.time(),
         "duration_ms": 0.0,
         "method": head.method.decode("latin-1"),
-        "host": head.host,
+        "host": shown_host(head.host),
         "port": head.port,
         "status": None,
         "decision": "allow",

@@ -141,7 +141,7 @@ async def forward(client: Client, head: RequestHead) -> bool:
     record.update(status=watcher.status, bytes_in=received, error=None)
     if watcher.refused is not None and is_gateway(head.host):  # its refusal, in git's words
         record.update(decision="deny", reason=watcher.refused)
-        stats.refused[watcher.refused] += 1
+        stats.refuse(watcher.refused)
     client.finish(record)
     upstream.reusable = watcher.keep_alive and not watcher.until_close
     if not upstream.reusable:
@@ -230,7 +230,7 @@ async def _refused(
     under ``--secrets block``, or is too large to check), log it, and end the connection."""
     client.writer.write(answer)
     record.update(status=status, decision="deny", reason=reason, bytes_in=len(answer))
-    client.proxy.stats(record["host"]).refused[reason.split(": ", 1)[0]] += 1
+    client.proxy.stats(record["host"]).refuse(reason.split(": ", 1)[0])
     client.finish(record)
     with contextlib.suppress(ConnectionError):
         await client.writer.drain()

@@ -12,6 +12,18 @@ if TYPE_CHECKING:
     from airlock.egress.flows import FlowSummary
 
 
+OTHER_HOSTS = "(other hosts)"
+"""The one entry the hosts past ``MAX_HOSTS`` are counted under."""
+MAX_HOSTS = 1000
+"""Distinct hosts counted apart in a run (each refused name is one: a flood of names must
+not grow the proxy's memory and the run's record without end)."""
+MAX_REASONS = 20
+"""Distinct refusal reasons counted apart per host; the rest under ``OTHER_REASONS``."""
+OTHER_REASONS = "(other reasons)"
+MAX_REASON = 300
+"""A reason longer than this is counted by its start (and marked so)."""
+
+
 @dataclass(slots=True)
 class HostStats:
     """Counters for one destination host (mutable: the proxy updates them as traffic flows)."""
@@ -23,7 +35,17 @@ class HostStats:
     bytes_out: int = 0
     bytes_in: int = 0
     refused: Counter[str] = field(default_factory=Counter)
-    """Refusals, by reason."""
+    """Refusals, by reason (:meth:`refuse`)."""
+
+    def refuse(self, reason: str) -> None:
+        """Count one refusal for ``reason``: its first ``MAX_REASON`` characters, and once
+        ``MAX_REASONS`` are counted, a new one under ``OTHER_REASONS``."""
+        if len(reason) > MAX_REASON:
+            reason = reason[:MAX_REASON] + "…"
+        refused = self.refused
+        if reason not in refused and len(refused) >= MAX_REASONS:
+            reason = OTHER_REASONS
+        refused[reason] += 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +136,8 @@ class ProxyReport:
         out = []
         if self.upload_budget_exhausted:
             out.append("the upload budget ran out: later connections were refused")
+        if any(host.host == OTHER_HOSTS for host in self.hosts):
+            out.append(f"hosts past the first {MAX_HOSTS} are counted together as {OTHER_HOSTS}")
         out.extend(
             f"{count} connection{'s' if count > 1 else ''} refused (503) before any request "
             f"was read: {reason}"

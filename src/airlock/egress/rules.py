@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from airlock.egress.config import ALLOW, DENY, EgressConfig, HostRule
 from airlock.policy.endpoints import flow_hosts
-from airlock.policy.hosts import AddressClass, HostError, parse_host
+from airlock.policy.hosts import MAX_NAME, AddressClass, HostError, parse_host
 from airlock.policy.model import Context, Decisions
 from airlock.policy.rules import carried_ipv4
 
@@ -54,6 +54,9 @@ class EgressRules:
         ``0x7f.1`` is ``127.0.0.1`` and ``ＥＸＡＭＰＬＥ.com`` is ``example.com``, for the rules as
         for the connection.
         """
+        if len(host) > MAX_NAME:  # no name is longer (nor an address): not looked at further
+            reason = f"not a valid host: longer than {MAX_NAME} characters"
+            return RuleDecision(shown_host(host), port, DENY, reason)
         key = (host, port)
         found = self._cache.get(key)
         if found is None:
@@ -84,6 +87,14 @@ class EgressRules:
         return RuleDecision(
             host, port, DENY, f"no allow rule matches {host}:{port} (default: deny)"
         )
+
+
+def shown_host(host: str) -> str:
+    """``host`` as messages, records and the report show it: whole when it is no longer than a
+    name may be (253 characters), else its start and its length, marked so."""
+    if len(host) <= MAX_NAME:
+        return host
+    return f"{host[:60]}…(cut: {len(host)} characters)"
 
 
 def how_to_allow(host: str, port: int) -> str:

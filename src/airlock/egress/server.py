@@ -58,7 +58,7 @@ from airlock.egress.connection import (
 from airlock.egress.http1 import simple_response
 from airlock.egress.limits import RateLimiter, UploadBudget
 from airlock.egress.relay import Relay
-from airlock.egress.report import HostStats
+from airlock.egress.report import MAX_HOSTS, OTHER_HOSTS, HostStats
 from airlock.egress.rules import EgressRules, RuleDecision, how_to_allow, private_refusal
 from airlock.errors import AirlockError, DestinationRefused, RefusedError
 from airlock.policy.hosts import HostError, bypasses_proxy, parse_host
@@ -146,9 +146,14 @@ class Proxy:
                     client.head_too_slow(head)
 
     def stats(self, host: str) -> HostStats:
+        """The counters of ``host``; past ``MAX_HOSTS`` hosts, the one entry of the others."""
         found = self.hosts.get(host)
         if found is None:
-            found = self.hosts[host] = HostStats()
+            if len(self.hosts) >= MAX_HOSTS:
+                host = OTHER_HOSTS
+                found = self.hosts.get(host)
+            if found is None:
+                found = self.hosts[host] = HostStats()
         return found
 
     def record(self, record: dict[str, Any]) -> None:
@@ -165,9 +170,9 @@ class Proxy:
         stats.bytes_in += record["bytes_in"]
         self.budget.spend(record["bytes_out"])
         if record["decision"] == "deny":
-            stats.refused[record["reason"].split(": ", 1)[0]] += 1
+            stats.refuse(record["reason"].split(": ", 1)[0])
         elif record["error"]:
-            stats.refused[record["error"]] += 1
+            stats.refuse(record["error"])
         self.record(record)
 
     def fail(self, error: BaseException) -> None:
@@ -214,7 +219,8 @@ class Proxy:
             raise Refusal(403, f"{GATEWAY_HOST} is the git gateway's name; no --repo here")
         decision = self.check_rules(host, port)
         if not decision.allowed:
-            raise Refusal(403, decision.reason, how_to_allow(decision.host, port))
+            valid = not decision.reason.startswith("not a valid host")
+            raise Refusal(403, decision.reason, how_to_allow(decision.host, port) if valid else "")
         if self.failed is not None:
             raise Refusal(503, f"the audit log failed ({self.failed}): traffic stopped")
         if not self.budget.admit():

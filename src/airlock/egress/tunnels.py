@@ -133,7 +133,7 @@ def _inspected_name_check(
 def _refused_inside(client: Client, record: dict[str, Any], reason: str) -> None:
     """The record of a tunnel refused after its ``200`` (its TLS named an inspected host):
     the client saw the connection close."""
-    client.proxy.stats(record["host"]).refused[reason] += 1
+    client.proxy.stats(record["host"]).refuse(reason)
     record.update(status=403, decision="deny", reason=reason, bytes_out=0, bytes_in=0)
     client.finish(record)
 
