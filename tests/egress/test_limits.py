@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -60,22 +61,99 @@ def test_new_connections_per_second_per_host(site: _Site, tmp_path: Path) -> Non
     assert any("new connections per second" in reason for reason, _ in host.refused)
 
 
-def test_upload_budget_refuses_new_connections_once_spent(site: _Site, tmp_path: Path) -> None:
-    """After a megabyte sent with a 1 MB budget, the next connection is refused, and the run says so."""
+def test_upload_budget_cuts_a_request_body_and_refuses_new_connections(
+    site: _Site, tmp_path: Path
+) -> None:
+    """A 1.2 MB body with a 1 MB budget: cut at the budget (the connection closed, nothing
+    past it sent), its record saying so with the bytes that left; the next connection is
+    refused, and the run says so."""
     cfg = config(tmp_path, limits=Limits(max_upload_mb=1))
     port = site.server_address[1]
     with running(cfg) as (url, proxy):
-        with httpx.Client(proxy=url) as client:
-            assert (
-                client.post(f"http://127.0.0.1:{port}/up", content=b"u" * 1_200_000).status_code
-                == 200
-            )
+        with _connect(url) as sock:
+            body = b"u" * 1_200_000
+            answer = b""
+            with contextlib.suppress(OSError):
+                sock.sendall(
+                    b"POST http://127.0.0.1:%d/up HTTP/1.1\r\nContent-Length: %d\r\n\r\n"
+                    % (port, len(body))
+                    + body
+                )
+                while piece := sock.recv(65536):
+                    answer += piece
         with httpx.Client(proxy=url) as client:
             refused = client.get(f"http://127.0.0.1:{port}/next")
         report = proxy.close({})
+    assert answer == b""  # cut: no answer
     assert refused.status_code == 403 and "upload budget of 1 MB" in refused.text
+    [cut, _] = [r for r in read_records(cfg.audit_log) if r["type"] == "request"]  # type: ignore[arg-type]
+    assert "upload budget of 1 MB is used up" in cut["error"]
+    assert 0 < cut["bytes_out"] <= 1 << 20
     assert report.upload_budget_exhausted
-    assert any("upload budget ran out" in line for line in report.lines())
+    assert any("transfers under way were cut" in line for line in report.lines())
+
+
+def _sink() -> tuple[socket.socket, list[int]]:
+    """A server on 127.0.0.1 that reads every connection to its end; the bytes each sent."""
+    server = socket.create_server(("127.0.0.1", 0))
+    received: list[int] = []
+
+    def read(connection: socket.socket) -> None:
+        index = len(received)
+        received.append(0)
+        with connection, contextlib.suppress(OSError):
+            connection.settimeout(10)
+            while piece := connection.recv(1 << 16):
+                received[index] += len(piece)
+
+    def accept() -> None:
+        with contextlib.suppress(OSError):
+            for _ in range(10):
+                connection, _ = server.accept()
+                threading.Thread(target=read, args=(connection,), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+    return server, received
+
+
+@pytest.mark.parametrize("chained", [False, True], ids=["direct", "through_upstream_proxy"])
+def test_upload_budget_cuts_tunnels_already_open(tmp_path: Path, chained: bool) -> None:
+    """Three tunnels opened before any byte is spent, each sending 2 MB with a 1 MB budget:
+    at most 1 MB leaves in all, every tunnel is cut, its record saying so with the bytes
+    that left, and a new tunnel is refused."""
+    server, received = _sink()
+    port = server.getsockname()[1]
+    budget = Limits(max_upload_mb=1, idle_seconds=30)
+    with contextlib.ExitStack() as stack:
+        upstream_url = None
+        if chained:
+            upstream_url, _ = stack.enter_context(running(config(tmp_path / "upstream")))
+        cfg = config(tmp_path, limits=budget, upstream_proxy=upstream_url, no_proxy="")
+        url, proxy = stack.enter_context(running(cfg))
+        tunnels = [_connect(url) for _ in range(3)]
+        for sock in tunnels:
+            sock.sendall(b"CONNECT 127.0.0.1:%d HTTP/1.1\r\n\r\n" % port)
+            assert sock.recv(100).startswith(b"HTTP/1.1 200 ")
+        for sock in tunnels:
+            with contextlib.suppress(OSError):
+                sock.sendall(b"t" * (2 << 20))
+        for sock in tunnels:
+            with sock, contextlib.suppress(OSError):
+                while sock.recv(65536):  # the proxy closes it
+                    pass
+        with _connect(url) as late:
+            late.sendall(b"CONNECT 127.0.0.1:%d HTTP/1.1\r\n\r\n" % port)
+            refused = late.recv(1000)
+        report = proxy.close({})
+    server.close()
+    assert sum(received) <= 1 << 20
+    assert refused.startswith(b"HTTP/1.1 403 ") and b"upload budget of 1 MB" in refused
+    records = [r for r in read_records(cfg.audit_log) if r["type"] == "tunnel"]  # type: ignore[arg-type]
+    cut = [r for r in records if r["status"] == 200]
+    assert len(cut) == 3
+    assert all("upload budget of 1 MB is used up" in str(r["error"]) for r in cut)
+    assert sum(r["bytes_out"] for r in cut) <= 1 << 20
+    assert report.upload_budget_exhausted
 
 
 def test_idle_connections_are_closed(tmp_path: Path) -> None:

@@ -41,7 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--max-upload-mb",
         type=float,
         metavar="N",
-        help="refuse new connections once N MB have been sent out",
+        help="send at most N MB out: transfers under way are cut there, new connections refused",
     )
     network.add_argument(
         "--audit-log",

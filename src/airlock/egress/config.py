@@ -99,7 +99,9 @@ class Limits:
     new_connections_per_second: float | None = None
     """Per destination host: upstream connections opened per second (burst of the same size)."""
     max_upload_mb: float | None = None
-    """Bytes sent out by the whole run; past it, new connections are refused and reported."""
+    """Bytes sent out by the whole run, a cap: a piece that would pass it does not leave, and
+    transfers under way (tunnels, request bodies) are cut there; new connections are refused;
+    the report says so."""
 
     @property
     def max_upload_bytes(self) -> int | None:

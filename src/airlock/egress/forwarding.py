@@ -90,10 +90,7 @@ async def forward(client: Client, head: RequestHead) -> bool:
             if not decision.allowed:  # pragma: no cover - same host:port as admitted
                 raise Refusal(403, decision.reason)
             if not proxy.budget.admit():
-                limit = proxy.config.limits.max_upload_mb
-                raise Refusal(
-                    403, f"the upload budget of {limit:g} MB is used up (--max-upload-mb)"
-                )
+                raise Refusal(403, proxy.budget.reason)
     except Refusal as refusal:
         await client.refuse(head, refusal, record)
         return False
@@ -265,18 +262,26 @@ async def _send_request(
     progress: list[int] | None = None,
 ) -> int:
     """Send the rebuilt head and stream the body (or send ``body``, gathered and checked);
-    bytes sent (negative: the client left). ``progress[0]`` follows the bytes sent, for the
-    caller to count them when the body turns out malformed (:class:`BadRequest`)."""
+    bytes sent (negative: the client left, or the upload budget cut the request there).
+    ``progress[0]`` follows the bytes sent, for the caller to count them when the body turns
+    out malformed (:class:`BadRequest`). Each piece is charged to the upload budget before it
+    leaves, whatever the body turns out to be; one that does not fit cuts the connection."""
     progress = progress if progress is not None else [0]
     writer = upstream.writer
+    budget = client.proxy.budget
     data = forwarded_head(head, upstream.host if upstream.via_proxy else None)
+    if len(data) > budget.left:
+        client.abort(budget.spent())
+        return -1
+    budget.left -= len(data)
     writer.write(data)
     sent = progress[0] = len(data)
-    budget = client.proxy.budget
-    budget.spend(len(data))  # charged as it goes, whatever the body turns out to be
     if body is not None:
+        if len(body) > budget.left:
+            client.abort(budget.spent())
+            return -1 - sent
+        budget.left -= len(body)
         writer.write(body)
-        budget.spend(len(body))
         progress[0] = sent + len(body)
         await writer.drain()
         return sent + len(body)
@@ -286,6 +291,10 @@ async def _send_request(
             break
         if not isinstance(piece, bytes):
             return -1 - sent  # the client closed mid-body
+        if len(piece) > budget.left:
+            client.abort(budget.spent())
+            return -1 - sent
+        budget.left -= len(piece)
         if inspection is not None:
             await inspection.take(piece)
         if head.chunked:
@@ -295,7 +304,6 @@ async def _send_request(
             writer.write(piece)
             sent += len(piece)
         progress[0] = sent
-        budget.spend(len(piece))
         await writer.drain()
     if head.chunked:
         writer.write(b"0\r\n\r\n")

@@ -28,22 +28,40 @@ class RateLimiter:
         return True
 
 
-class UploadBudget:
-    """Bytes the run may send out; once spent, new connections are refused."""
+UNLIMITED = 1 << 62
+"""What :attr:`UploadBudget.left` starts at without a budget: no piece is ever larger."""
 
-    def __init__(self, limit: int | None) -> None:
+
+class UploadBudget:
+    """Bytes the run may send out: a cap. A piece that would take the bytes sent past it does
+    not leave, and its connection is cut (:meth:`spent`); from then on the next piece of every
+    other connection is cut too, and new connections are refused.
+
+    The copying loops read :attr:`left` before each piece (one integer compare) and take the
+    piece's size from it: no call per piece.
+    """
+
+    def __init__(self, limit: int | None, reason: str = "the upload budget is used up") -> None:
         self.limit = limit
-        self.sent = 0
-        self.exhausted = False
+        self.left = UNLIMITED if limit is None else limit
+        """Bytes that may still leave; negative once a piece was cut."""
+        self.reason = reason
+        """Why a connection is refused or cut, in words."""
+
+    @property
+    def exhausted(self) -> bool:
+        """Whether the budget ran out (the report says so, whether or not a new one was asked)."""
+        return self.limit is not None and self.left <= 0
 
     def spend(self, count: int) -> None:
-        self.sent += count
-        if self.limit is not None and self.sent >= self.limit:
-            self.exhausted = True  # the report says so, whether or not a new one was asked
+        """Count ``count`` bytes that left already (an inspected request's, after it)."""
+        self.left -= count
+
+    def spent(self) -> str:
+        """Note that a piece did not fit: every connection's next piece is cut. Why, in words."""
+        self.left = min(self.left, -1)
+        return self.reason
 
     def admit(self) -> bool:
-        """Whether a new connection may open (and note when the budget first runs out)."""
-        if self.limit is None or self.sent < self.limit:
-            return True
-        self.exhausted = True
-        return False
+        """Whether a new connection may open."""
+        return self.left > 0

@@ -11,7 +11,9 @@ tunnel. It is asyncio's own ``Protocol`` interface, nothing private:
 * flow control: when a side's write buffer fills (``pause_writing``), the other side stops
   reading until it drains (``resume_writing``), so memory stays bounded by the buffer limits;
 * end of file on one side is passed on as a half-close (``write_eof``); the tunnel ends when
-  both sides have closed, or at once when either is reset.
+  both sides have closed, or at once when either is reset;
+* the client's bytes are charged to the upload budget before they leave: a piece that does
+  not fit ends the tunnel at once, its error saying why.
 
 The client's side was read through a ``StreamReader`` until the ``CONNECT``; whatever that
 reader still holds is taken with its public ``feed_eof``/``read`` and sent on first.
@@ -131,14 +133,19 @@ class _Half(asyncio.Protocol):
             data = self._release(data)
             if not data:
                 return
+        budget = self.budget
+        if budget is not None:  # the client's side: charged before it leaves
+            if len(data) > budget.left:
+                self.relay.error = budget.spent()
+                self.relay.abort()
+                return
+            budget.left -= len(data)
         peer = self.peer.transport
         if peer is None:
             self.waiting.append(data)
         elif not peer.is_closing():
             peer.write(data)
         self.relay.counts[self.direction] += len(data)
-        if self.budget is not None:
-            self.budget.spend(len(data))
         self.activity()
 
     def eof_received(self) -> bool:

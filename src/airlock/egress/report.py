@@ -135,7 +135,10 @@ class ProxyReport:
         """What the run's limits did, a sentence each (the upload budget, refused connections)."""
         out = []
         if self.upload_budget_exhausted:
-            out.append("the upload budget ran out: later connections were refused")
+            out.append(
+                "the upload budget ran out: transfers under way were cut there, later "
+                "connections refused"
+            )
         if any(host.host == OTHER_HOSTS for host in self.hosts):
             out.append(f"hosts past the first {MAX_HOSTS} are counted together as {OTHER_HOSTS}")
         out.extend(

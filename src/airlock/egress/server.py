@@ -83,7 +83,11 @@ class Proxy:
         self.check = check
         self.rules = EgressRules(config)
         self.rate = RateLimiter(config.limits.new_connections_per_second)
-        self.budget = UploadBudget(config.limits.max_upload_bytes)
+        self.budget = UploadBudget(
+            config.limits.max_upload_bytes,
+            f"the upload budget of {config.limits.max_upload_mb or 0:g} MB is used up "
+            "(--max-upload-mb)",
+        )
         self.hosts: dict[str, HostStats] = {}
         self.turned_away: Counter[str] = Counter()
         """Connections answered ``503`` before a byte of theirs was read (at
@@ -224,8 +228,7 @@ class Proxy:
         if self.failed is not None:
             raise Refusal(503, f"the audit log failed ({self.failed}): traffic stopped")
         if not self.budget.admit():
-            limit = self.config.limits.max_upload_mb
-            raise Refusal(403, f"the upload budget of {limit:g} MB is used up (--max-upload-mb)")
+            raise Refusal(403, self.budget.reason)
         if not self.rate.admit(decision.host, time.monotonic()):
             rate = self.config.limits.new_connections_per_second
             raise Refusal(429, f"more than {rate:g} new connections per second to {decision.host}")

@@ -226,9 +226,13 @@ async def _gated_pipe(
         upstream.writer.close()
         return None
     if held:
+        budget = client.proxy.budget
+        if len(held) > budget.left:
+            client.abort(budget.spent())
+            return budget.reason
+        budget.left -= len(held)
         upstream.writer.write(bytes(held))
         counts[0] += len(held)
-        client.proxy.budget.spend(len(held))
     return await _pipe(client, client.reader, upstream.writer, counts, 0)
 
 
@@ -242,7 +246,8 @@ async def _pipe(
     """Copy ``reader`` to ``writer`` until end of file, then half-close ``writer``.
 
     Returns:
-        Why the copy stopped early (a reset, a broken pipe), or ``None`` at end of file.
+        Why the copy stopped early (a reset, a broken pipe, the upload budget: the client's
+        side, ``index`` 0, is charged before each piece leaves), or ``None`` at end of file.
     """
     budget = client.proxy.budget if index == 0 else None
     loop = client.loop
@@ -251,10 +256,13 @@ async def _pipe(
             data = await reader.read(READ_SIZE)
             if not data:
                 break
+            if budget is not None:
+                if len(data) > budget.left:
+                    client.abort(budget.spent())
+                    return budget.reason
+                budget.left -= len(data)
             writer.write(data)
             counts[index] += len(data)
-            if budget is not None:
-                budget.spend(len(data))
             client.last_active = loop.time()
             await writer.drain()
     except OSError as failure:  # ConnectionError included
