@@ -40,6 +40,10 @@ class Upstream:
     reusable: bool = True
     via_proxy: bool = False
     """The connection is to the upstream proxy (requests go in absolute form)."""
+    protocol: UpstreamProtocol | None = None
+    """Its stream protocol, which counts what came (:func:`stale`)."""
+    taken: int = 0
+    """The bytes the responses on it took from :attr:`reader`."""
 
 
 def stale(upstream: Upstream) -> bool:
@@ -47,16 +51,43 @@ def stale(upstream: Upstream) -> bool:
     request asked for (they would be read as the answer to the next request), its end, or an
     error. Such a connection is not reused.
 
-    The event loop reads a socket as data comes, so unasked bytes are in the reader's buffer
-    by now; the stream API has no public way to look at it without taking it.
+    The event loop reads a socket as data comes, so unasked bytes are in the reader by now:
+    more came (:attr:`UpstreamProtocol.received`) than the responses took
+    (:attr:`Upstream.taken`).
     """
     reader = upstream.reader
     return (
-        bool(reader._buffer)  # type: ignore[attr-defined]
+        (upstream.protocol is not None and upstream.protocol.received != upstream.taken)
         or reader.at_eof()
         or reader.exception() is not None
         or upstream.writer.is_closing()
     )
+
+
+class UpstreamProtocol(asyncio.StreamReaderProtocol):
+    """The stream protocol of a connection to a destination, counting the bytes that came
+    (:func:`stale`)."""
+
+    received = 0
+
+    def data_received(self, data: bytes) -> None:
+        self.received += len(data)
+        super().data_received(data)
+
+
+async def open_upstream(
+    target: tuple[str, int] | str, limit: int
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, UpstreamProtocol]:
+    """A stream to ``target`` (an address and port, or a Unix socket's path), as
+    :func:`asyncio.open_connection` makes one, with an :class:`UpstreamProtocol`."""
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader(limit=limit, loop=loop)
+    protocol = UpstreamProtocol(reader, loop=loop)
+    if isinstance(target, str):
+        transport, _ = await loop.create_unix_connection(lambda: protocol, target)
+    else:
+        transport, _ = await loop.create_connection(lambda: protocol, *target)
+    return reader, asyncio.StreamWriter(transport, protocol, reader, loop), protocol
 
 
 class ClientProtocol(asyncio.StreamReaderProtocol):

@@ -327,6 +327,7 @@ async def _relay_response(client: Client, upstream: Upstream, watcher: ResponseW
     held: list[bytes] = []  # a head not yet whole
     while not watcher.done:
         data = await reader.read(READ_SIZE)
+        upstream.taken += len(data)
         if not data:
             if watcher.until_close:
                 break

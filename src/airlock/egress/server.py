@@ -54,6 +54,7 @@ from airlock.egress.connection import (
     Refusal,
     Upstream,
     is_gateway,
+    open_upstream,
 )
 from airlock.egress.http1 import simple_response
 from airlock.egress.limits import RateLimiter, UploadBudget
@@ -301,12 +302,10 @@ class Proxy:
         timeout = self.config.limits.connect_timeout
         try:
             async with asyncio.timeout(timeout):
-                if (
-                    gateway is not None
-                ):  # outside the sandbox, on a socket only airlock's user reaches
-                    reader, writer = await asyncio.open_unix_connection(gateway, limit=READ_SIZE)
-                else:
-                    reader, writer = await asyncio.open_connection(*target, limit=READ_SIZE)
+                # the gateway: outside the sandbox, on a socket only airlock's user reaches
+                reader, writer, protocol = await open_upstream(
+                    str(gateway) if gateway is not None else target, READ_SIZE
+                )
             writer.transport.set_write_buffer_limits(WRITE_BUFFER)
         except TimeoutError:
             raise Refusal(504, f"no connection to {host}:{port} within {timeout:g} s") from None
@@ -315,7 +314,7 @@ class Proxy:
                 502, f"cannot connect to {host}:{port}: {error.strerror or error}"
             ) from None
         self.stats(host).connections += 1
-        return Upstream(host, port, reader, writer, via_proxy=via_proxy)
+        return Upstream(host, port, reader, writer, via_proxy=via_proxy, protocol=protocol)
 
 
 def parse_upstream(url: str | None) -> tuple[str, int] | None:
