@@ -15,6 +15,7 @@ import pytest
 from airlock.egress import Limits
 from airlock.egress.audit import read_records
 from airlock.egress.limits import RateLimiter, UploadBudget
+from airlock.egress.server import local_names
 from tests.egress.origin import _Site, config, origin, running
 
 
@@ -248,6 +249,37 @@ def test_chaining_still_checks_addresses_and_loopback_names(
         report = upstream.close({})
     assert answer.startswith(b"HTTP/1.1 403 "), answer
     assert report.hosts == ()
+
+
+def test_chaining_checks_the_names_this_machine_gives_itself(site: _Site, tmp_path: Path) -> None:
+    """This machine's own host name (in /etc/hosts, often a loopback address) is checked
+    before it goes to the upstream proxy, which on this machine would resolve it the same
+    way: it never reaches the upstream proxy (refused as loopback or private, or as a name
+    with no address)."""
+    hostname = socket.gethostname()
+    port = site.server_address[1]
+    with running(config(tmp_path)) as (upstream_url, upstream):
+        cfg = config(
+            tmp_path / "front",
+            upstream_proxy=upstream_url,
+            allow_private=False,
+            allow=(),
+            allow_all=True,
+        )
+        with running(cfg) as (url, _), _connect(url) as sock:
+            sock.sendall(b"CONNECT %s:%d HTTP/1.1\r\nHost: x\r\n\r\n" % (hostname.encode(), port))
+            answer = sock.recv(1000)
+        report = upstream.close({})
+    assert answer.startswith((b"HTTP/1.1 403 ", b"HTTP/1.1 502 ")), answer
+    assert report.hosts == ()
+
+
+def test_local_names_reads_the_hosts_file(tmp_path: Path) -> None:
+    hosts = tmp_path / "hosts"
+    hosts.write_text("127.0.0.1 localhost Intranet.Box. # a comment names-nothing\n::1 ip6-x\n")
+    names = local_names.__wrapped__(str(hosts))
+    assert {"localhost", "intranet.box", "ip6-x", socket.gethostname().lower()} <= names
+    assert "names-nothing" not in names and "comment" not in names
 
 
 def test_no_proxy_hosts_bypass_the_upstream_proxy(site: _Site, tmp_path: Path) -> None:

@@ -34,9 +34,11 @@ in :mod:`airlock.egress.connection`.
 from __future__ import annotations
 
 import asyncio
+import functools
 import socket
 import time
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import httptools
@@ -332,12 +334,29 @@ def parse_upstream(url: str | None) -> tuple[str, int] | None:
 
 
 def _known_without_lookup(host: str) -> bool:
-    """Whether ``host`` (canonical) is an address, or a name that is loopback by definition
-    (``localhost`` and its subdomains, RFC 6761): checked even when an upstream proxy would
-    resolve the others."""
-    if host == "localhost" or host.endswith(".localhost"):
+    """Whether ``host`` (canonical) is an address, a name that is loopback by definition
+    (``localhost`` and its subdomains, RFC 6761), or one this machine names itself (its host
+    name, a name in ``/etc/hosts``: :func:`local_names`): checked even when an upstream proxy
+    would resolve the others (one on this machine reads the same ``/etc/hosts``)."""
+    if host == "localhost" or host.endswith(".localhost") or host in local_names():
         return True
     try:
         return parse_host(host).address is not None
     except HostError:
         return False
+
+
+@functools.cache
+def local_names(hosts_file: str = "/etc/hosts") -> frozenset[str]:
+    """The names this machine gives addresses itself: its host name and fully qualified name,
+    and every name in ``hosts_file`` (lowercase, without a final dot). Read once."""
+    names = {socket.gethostname().lower().rstrip(".")}
+    try:
+        text = Path(hosts_file).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        text = ""
+    for line in text.splitlines():
+        fields = line.split("#", 1)[0].split()
+        names.update(field.lower().rstrip(".") for field in fields[1:])
+    names.discard("")
+    return frozenset(names)
