@@ -14,7 +14,7 @@ import pytest
 
 from airlock.egress import Limits
 from airlock.egress.audit import read_records
-from airlock.egress.limits import RateLimiter, UploadBudget
+from airlock.egress.limits import BUCKETS, RateLimiter, UploadBudget
 from airlock.egress.server import local_names
 from tests.egress.origin import _Site, config, origin, running
 
@@ -28,6 +28,19 @@ def site() -> Iterator[_Site]:
 def _connect(url: str) -> socket.socket:
     host, port = url.removeprefix("http://").split(":")
     return socket.create_connection((host, int(port)), timeout=10)
+
+
+def test_rate_limiter_forgets_the_hosts_whose_bucket_is_full_again() -> None:
+    """However many names the rules allow, the buckets kept are those of hosts dialled within
+    about a second: a full bucket is what a new host gets anyway."""
+    limiter = RateLimiter(2.0)
+    for number in range(BUCKETS):
+        assert limiter.admit(f"h{number}.example.com", 0.0)
+    assert limiter.admit("new.example.com", 0.1)  # the bound reached: none is full yet
+    assert len(limiter._buckets) == BUCKETS + 1
+    assert limiter.admit("later.example.com", 1.0)  # by now all are full again: forgotten
+    assert set(limiter._buckets) == {"later.example.com"}
+    assert [limiter.admit("new.example.com", 1.0) for _ in range(3)] == [True, True, False]
 
 
 def test_rate_limiter_refills_with_time() -> None:

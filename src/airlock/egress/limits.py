@@ -19,6 +19,8 @@ class RateLimiter:
         rate = self.rate
         if rate is None:
             return True
+        if len(self._buckets) >= BUCKETS and host not in self._buckets:
+            self._forget_full(now)
         tokens, since = self._buckets.get(host, (rate, now))
         tokens = min(rate, tokens + (now - since) * rate)
         if tokens < 1.0:
@@ -27,6 +29,21 @@ class RateLimiter:
         self._buckets[host] = (tokens - 1.0, now)
         return True
 
+
+    def _forget_full(self, now: float) -> None:
+        """Drop the buckets that are full again (a full one is what a host never seen gets):
+        only hosts dialled within the last second or so are kept, however many names the
+        rules allow (``*.example.com``)."""
+        rate = self.rate or 0.0
+        self._buckets = {
+            host: (tokens, since)
+            for host, (tokens, since) in self._buckets.items()
+            if tokens + (now - since) * rate < rate
+        }
+
+
+BUCKETS = 10_000
+"""How many hosts' buckets :class:`RateLimiter` holds before it forgets the full ones."""
 
 UNLIMITED = 1 << 62
 """What :attr:`UploadBudget.left` starts at without a budget: no piece is ever larger."""
