@@ -335,6 +335,28 @@ def test_the_same_repository_granted_twice_differently_is_an_error() -> None:
     assert same.grants["octo/w"].read_only
 
 
+@pytest.mark.parametrize(
+    "upstream",
+    [
+        f"http://x-access-token:{TOKEN}@127.0.0.1:9",
+        f"https://{TOKEN}@github.com/",
+        f"ftp://x:{TOKEN}@github.com",
+        f"x-access-token:{TOKEN}@github.com",
+    ],
+)
+def test_an_upstream_url_with_a_user_or_password_is_refused(upstream: str) -> None:
+    """A token in --git-upstream's URL would reach the sandbox (git's URL rewriting) and the
+    gateway's messages: refused, saying where the token goes, without showing it."""
+    token = load_token({"GH_TOKEN": TOKEN})
+    with pytest.raises(UsageError, match="--git-upstream") as refused:
+        GatewayConfig((RepoGrant.parse("octo/w"),), token, upstream)
+    assert TOKEN not in str(refused.value)
+    assert "github.com" in str(refused.value) or "127.0.0.1:9" in str(refused.value)
+    if upstream.startswith("http"):
+        assert "GH_TOKEN or GITHUB_TOKEN" in str(refused.value)
+        assert "--git-token-file" in str(refused.value)
+
+
 def test_the_gateway_counts_against_the_upload_budget(tmp_path: Path) -> None:
     """Pushes through the gateway spend the run's upload budget like any upload: once it is
     used up, new connections to the gateway are refused too, and nothing more reaches the

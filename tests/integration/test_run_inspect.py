@@ -149,3 +149,19 @@ def test_git_through_the_gateway_from_inside(tmp_path: Path, project: Path) -> N
     names = [line.split("=", 1)[0] for line in (project / "env.txt").read_text().splitlines()]
     assert "GH_TOKEN" not in names and "GITHUB_TOKEN" not in names
     assert TOKEN not in done.stdout + done.stderr + log.read_text()
+
+
+def test_a_token_in_the_git_upstream_url_is_refused(tmp_path: Path, project: Path) -> None:
+    """--git-upstream with a user and password: airlock stops before anything runs (125),
+    says where the token goes instead, and shows it nowhere."""
+    marker = tmp_path / "ran"
+    done = airlock(
+        "run", "--audit-log", str(tmp_path / "audit.jsonl"), "--repo", "octo/allowed",
+        "--git-upstream", f"http://x-access-token:{TOKEN}@{HOST}:9",
+        "--", "touch", str(marker),
+        env={"GH_TOKEN": TOKEN}, cwd=project,
+    )  # fmt: skip
+    assert done.returncode == 125, done.stderr
+    assert "--git-upstream" in done.stderr and "GH_TOKEN or GITHUB_TOKEN" in done.stderr
+    assert TOKEN not in done.stdout + done.stderr
+    assert not marker.exists()

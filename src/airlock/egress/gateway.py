@@ -34,7 +34,7 @@ import ssl
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import parse_qs, quote
+from urllib.parse import parse_qs, quote, urlsplit, urlunsplit
 
 import httpx
 
@@ -173,10 +173,18 @@ class GatewayConfig:
     grants: dict[str, RepoGrant] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        shown = without_userinfo(self.upstream)
         if not self.upstream.startswith(("http://", "https://")):
             raise UsageError(
-                f"--git-upstream {self.upstream!r}: expected an http:// or https:// URL, "
+                f"--git-upstream {shown!r}: expected an http:// or https:// URL, "
                 "e.g. https://github.com"
+            )
+        if has_userinfo(self.upstream):
+            raise UsageError(
+                f"--git-upstream {shown!r}: the URL holds a user name or password (before '@'), "
+                "which would reach the sandbox and the gateway's messages: give the code host's "
+                "URL alone, and the token in GH_TOKEN or GITHUB_TOKEN in airlock's environment "
+                "or in --git-token-file FILE"
             )
         grants: dict[str, RepoGrant] = {}
         for grant in self.repos:
@@ -188,6 +196,21 @@ class GatewayConfig:
                     f"{':ro' if grant.read_only else ''} name the same repository: give it once"
                 )
         object.__setattr__(self, "grants", grants)
+
+
+def has_userinfo(url: str) -> bool:
+    """Whether ``url`` names a user (and password) before its host: ``https://USER:PASS@HOST``."""
+    return "@" in urlsplit(url).netloc or ("://" not in url and "@" in url)
+
+
+def without_userinfo(url: str) -> str:
+    """``url`` without what stands before ``@`` in its host part, to be shown in a message."""
+    if not has_userinfo(url):
+        return url
+    if "://" not in url:
+        return "…@" + url.rpartition("@")[2]
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(netloc="…@" + parts.netloc.rpartition("@")[2]))
 
 
 def git_environment(proxy_url: str, upstream: str = DEFAULT_UPSTREAM) -> dict[str, str]:
