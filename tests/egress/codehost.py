@@ -6,14 +6,15 @@ import base64
 import gzip
 import os
 import subprocess
+import time
 from contextlib import AbstractContextManager
 from http.server import ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import parse_qs, quote, urlsplit
 
 from tests.serving import Handler, in_thread
 
-TOKEN = "ghp_" + "Zx9Yw8Vu7Ts6Rq5Po4Nm3Lk2Ji1Hg0FeDcBa98"
+TOKEN = "ghp_" + "Zx9Yw8Vu7Ts6Rq5Po4Nm3Lk2Ji1Hg0FeDcBa"
 GIT_ENV = {
     "GIT_AUTHOR_NAME": "t",
     "GIT_AUTHOR_EMAIL": "t@example.org",
@@ -38,6 +39,8 @@ class _Handler(Handler):
             self.answer(200, [("X-Debug-Token", TOKEN)], answer)
         elif "/sly.git/" in self.path:  # echoes it where a plain search would not look
             self._sly()
+        elif "/echo.git/" in self.path:  # echoes it in the encoding the query names
+            self._echo()
         else:
             self.git_backend(self.server.root, body, REMOTE_USER="token-user")
 
@@ -59,7 +62,52 @@ class _Handler(Handler):
         self.end_headers()
         self.wfile.write(body)
 
+    def _echo(self) -> None:
+        """``ECHO[…]`` in the body and an ``X-Echo`` header: the credential in the encoding
+        ``form=`` names (:func:`echoed`); with ``cut=N`` the body's first N bytes are sent a
+        moment before the rest."""
+        query = parse_qs(urlsplit(self.path).query)
+        form = echoed(query["form"][0], self.headers["Authorization"])
+        body = f"ECHO[{form}]\n".encode()
+        cut = int(query.get("cut", ["0"])[0])
+        self.send_response(200)
+        self.send_header("X-Echo", form)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if cut:
+            self.wfile.write(body[:cut])
+            self.wfile.flush()
+            time.sleep(0.2)
+        self.wfile.write(body[cut:])
+
     do_GET = do_POST = _handle
+
+
+def echoed(form: str, authorization: str) -> str:
+    """The token, or the ``Authorization`` header git sent, in the encoding ``form`` names."""
+    sent = authorization.removeprefix("Basic ")
+    token = TOKEN.encode()
+    forms = {
+        "plain": TOKEN,
+        "upper": TOKEN.upper(),
+        "lower": TOKEN.lower(),
+        "swapped": TOKEN.swapcase(),
+        "basic_unpadded": sent.rstrip("="),
+        "basic_url_lowercase": quote(sent, safe="").replace("%3D", "%3d").replace("%2B", "%2b"),
+        "basic_urlsafe": base64.urlsafe_b64encode(base64.b64decode(sent)).decode(),
+        "b64_unpadded": base64.b64encode(token).decode().rstrip("="),
+        "b64_offset1": base64.b64encode(b"A" + token).decode(),
+        "b64_offset2": base64.b64encode(b"AB" + token).decode(),
+        "b64_header": base64.b64encode(f"Authorization: {authorization}".encode()).decode(),
+        "b64_header1": base64.b64encode(f" Authorization: {authorization}".encode()).decode(),
+        "b64_header2": base64.b64encode(f"  Authorization: {authorization}".encode()).decode(),
+        "hex": token.hex(),
+        "hex_upper": token.hex().upper(),
+        "json_escapes": "".join(f"\\u{ord(c):04x}" for c in TOKEN),
+        "json_escapes_upper": "".join(f"\\u{ord(c):04X}" for c in TOKEN),
+        "percent_escapes": "".join(f"%{ord(c):02x}" for c in TOKEN),
+    }
+    return forms[form]
 
 
 class CodeHost(ThreadingHTTPServer):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import re
 import shutil
 import stat
 import subprocess
@@ -13,7 +14,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 import pytest
 
@@ -23,12 +24,14 @@ from airlock.egress.gateway import (
     Gateway,
     GatewayConfig,
     RepoGrant,
+    _Scrubber,
     git_environment,
     load_token,
+    secret_pattern,
 )
 from airlock.egress.server import GATEWAY_HOST
 from airlock.errors import UsageError
-from tests.egress.codehost import TOKEN, code_host, git, make_repo
+from tests.egress.codehost import TOKEN, code_host, echoed, git, make_repo
 from tests.egress.origin import config, running
 
 _BASIC = base64.b64encode(f"x-access-token:{TOKEN}".encode()).decode()
@@ -72,6 +75,7 @@ def world(tmp_path: Path) -> Iterator[dict[str, object]]:
             RepoGrant.parse("Octo/readonly:ro"),
             RepoGrant.parse("octo/leaky"),
             RepoGrant.parse("octo/sly"),
+            RepoGrant.parse("octo/echo"),
         )
         token = load_token({"GH_TOKEN": TOKEN})
         with gateway_running(GatewayConfig(grants, token, upstream)) as (gate, address):
@@ -387,3 +391,113 @@ def test_the_gateway_counts_against_the_upload_budget(tmp_path: Path) -> None:
         posted = [path for method, path, _ in host.seen if method == "POST"]
     assert sum("upload budget" in answer for answer in answers) >= 2
     assert len(posted) <= 2
+
+
+def _readable(text: str) -> bool:
+    """Whether the token can be read back from ``text`` by undoing a usual encoding: percent
+    or JSON escapes, hex, base64 (or base64url) from any offset, a ``Basic`` credential in
+    what base64 gave; in any case."""
+    tried = [text, unquote(text)]
+    with contextlib.suppress(ValueError):
+        tried.append(bytes.fromhex(text).decode("latin-1"))
+    with contextlib.suppress(ValueError):
+        tried.append(text.encode("latin-1").decode("unicode_escape"))
+    for rounds in range(2):
+        for found in list(tried):
+            start = found.find("Basic ") + 6 if rounds else 0
+            for offset in range(3):
+                b64 = ("A" * offset + found[start:]).replace("-", "+").replace("_", "/")
+                b64 = b64[: len(b64) - (len(b64) % 4 == 1)]
+                b64 += "=" * (-len(b64) % 4)
+                with contextlib.suppress(ValueError):
+                    tried.append(base64.b64decode(b64).decode("latin-1"))
+    return any(TOKEN.lower() in found.lower() for found in tried)
+
+
+ECHOED = (
+    "plain",
+    "upper",
+    "lower",
+    "swapped",
+    "basic_unpadded",
+    "basic_url_lowercase",
+    "basic_urlsafe",
+    "b64_unpadded",
+    "b64_offset1",
+    "b64_offset2",
+    "b64_header",
+    "b64_header1",
+    "b64_header2",
+    "hex",
+    "hex_upper",
+    "json_escapes",
+    "json_escapes_upper",
+    "percent_escapes",
+)
+
+
+def test_every_echoed_form_can_be_read_back_without_the_gateway() -> None:
+    """The forms the code host echoes each hold the token (or the test would prove nothing)."""
+    authorization = "Basic " + _BASIC
+    assert all(_readable(echoed(form, authorization)) for form in ECHOED)
+
+
+@pytest.mark.parametrize("form", ECHOED)
+def test_the_token_echoed_in_an_encoding_is_scrubbed(world: dict[str, object], form: str) -> None:
+    """The code host echoes the token or git's credential in the body and a header, in a
+    usual encoding: the token's letters in another case, base64 without padding or starting
+    at any offset of a longer text (a whole ``Authorization`` line), base64url, percent escapes
+    in lower case, hex, JSON escapes. None of it can be read back inside."""
+    said = _curl_gateway(world, f"/octo/echo.git/info/refs?service=git-upload-pack&form={form}")
+    assert said.startswith("HTTP/1.1 200")
+    body = said.split("ECHO[", 1)[1].split("]\n", 1)[0]
+    at = said.lower().index("\r\nx-echo: ") + len("\r\nx-echo: ")
+    header = said[at:].split("\r\n", 1)[0]
+    for text in (body, header):
+        assert "[REDACTED:git_token]" in text
+        assert not _readable(text), text
+
+
+@pytest.mark.parametrize("form", ["plain", "hex", "b64_offset2", "json_escapes"])
+def test_a_form_cut_between_two_reads_is_scrubbed(world: dict[str, object], form: str) -> None:
+    """The code host sends the body in two parts a moment apart, cut inside the token's form:
+    the gateway holds back what may begin one until the rest has come."""
+    said = _curl_gateway(
+        world, f"/octo/echo.git/info/refs?service=git-upload-pack&form={form}&cut=25"
+    )
+    body = said.split("ECHO[", 1)[1].split("]\n", 1)[0]
+    assert "[REDACTED:git_token]" in body
+    assert not _readable(body), body
+
+
+def test_base64_of_a_token_with_other_characters_is_found_in_every_spelling() -> None:
+    """A token whose base64 holds ``+`` and ``/``: found as base64, base64url, and with those
+    percent-escaped in either case, padded or not."""
+    token = "tok~en>?>?>?~~~with-more>>>?"
+    found = re.compile(secret_pattern(token)[0])
+    basic = base64.b64encode(f"x-access-token:{token}".encode()).decode()
+    assert "+" in basic and "/" in basic and basic.endswith("=")
+    spellings = [
+        basic,
+        basic.rstrip("="),
+        basic.replace("+", "-").replace("/", "_"),
+        quote(basic, safe=""),
+        re.sub("%..", lambda escape: escape[0].lower(), quote(basic, safe="")),
+    ]
+    for spelled in spellings:
+        assert found.search(f"x {spelled} y"), spelled
+    assert not found.search(basic[: len(basic) // 2])
+
+
+def test_the_scrubber_finds_a_form_wherever_the_stream_is_cut() -> None:
+    """Fed in two pieces cut at every byte, the scrubber gives what it gives fed at once."""
+    pattern, longest = secret_pattern(TOKEN)
+    compiled = re.compile(pattern.encode())
+    data = ("x" * 50 + echoed("json_escapes", "") + " " + echoed("b64_offset1", "")).encode()
+    whole = _Scrubber(compiled, longest)
+    at_once = whole.feed(data) + whole.finish()
+    assert at_once.count(b"[REDACTED:git_token]") == 2
+    for cut in range(len(data) + 1):
+        scrubber = _Scrubber(compiled, longest)
+        out = scrubber.feed(data[:cut]) + scrubber.feed(data[cut:]) + scrubber.finish()
+        assert out == at_once, cut

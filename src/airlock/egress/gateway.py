@@ -17,8 +17,9 @@ page through the host's loopback, can reach it). For each request the gateway:
 3. sends the request on to the code host (``--git-upstream``, GitHub by default) with the token
    in an ``Authorization`` header added here, streaming both ways, and asks for an answer
    that is not compressed (one that is anyway is refused); the answer is streamed back with
-   every occurrence of the token, of its ``Basic`` form and of their usual encodings replaced,
-   in its status line, header names and values, and body alike.
+   every occurrence of the token, of its ``Basic`` form and of their usual encodings
+   (:func:`secret_pattern`) replaced, in its status line, header names and values, and body
+   alike.
 
 The token is read outside (``GH_TOKEN``, ``GITHUB_TOKEN``, or ``--git-token-file``); it is held
 by :class:`GitToken`, whose ``repr`` and ``str`` never show it, and is never put in a message.
@@ -34,7 +35,7 @@ import ssl
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import parse_qs, quote, urlsplit, urlunsplit
+from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 import httpx
 
@@ -250,21 +251,94 @@ def _pkt(text: str) -> bytes:
     return f"{len(data) + 4:04x}".encode() + data
 
 
-class _Scrubber:
-    """Replaces the token in a stream of bytes, wherever the pieces are cut."""
+_MARK = b"[REDACTED:git_token]"
+_B64_ALSO = {"+": ("-", "%2B"), "/": ("_", "%2F"), "=": ("%3D",)}
+"""Other spellings of base64's own characters: base64url's, and percent escapes."""
 
-    def __init__(self, secret: bytes) -> None:
-        self.secret = secret
+
+def _cases(text: str) -> set[str]:
+    return {text, text.lower(), text.upper()}
+
+
+def _spellings(char: str, *, fold: bool) -> list[str]:
+    """One character of a form of the token, each way it may be written: itself (in either
+    case with ``fold``; else base64url's or a percent escape too for base64's ``+ / =``), its
+    percent escape and its JSON ``\\u00XX`` escape (hex digits in either case); six bytes
+    at most."""
+    code = f"{ord(char):02X}"
+    ways = _cases(char) if fold else {char}
+    ways |= set() if fold else {way for other in _B64_ALSO.get(char, ()) for way in _cases(other)}
+    ways |= _cases("%" + code) | {"\\u00" + code, "\\u00" + code.lower()}
+    return sorted(ways)
+
+
+def _either(ways: list[str]) -> str:
+    return "(?:" + "|".join(map(re.escape, ways)) + ")"
+
+
+def _b64_cores(secret: bytes) -> list[str]:
+    """The base64 of ``secret`` as it stands in the base64 of anything holding it: for each
+    of the three offsets it may start at, the characters made of its bits alone (no padding)."""
+    cores = []
+    for offset in range(3):
+        encoded = base64.b64encode(bytes(offset) + secret).decode()
+        first = -(-8 * offset // 6)  # the first character with none of the bytes before
+        last = 8 * (offset + len(secret)) // 6  # the end of the last with none after
+        cores.append(encoded[first:last])
+    return cores
+
+
+def secret_pattern(token: str) -> tuple[str, int]:
+    """A pattern for every form of ``token`` the gateway replaces, and the longest it matches.
+
+    The forms: the token with its letters in any case; the ``Basic`` credential git's
+    ``Authorization`` header carries (base64 of ``x-access-token:TOKEN``, padded or not); the
+    base64 of the token and of that credential at each of the three offsets they may start at
+    in a longer text (which covers the base64 of a whole ``Authorization: Basic …`` line), and
+    in base64url; the hex of the token in either case; and each of these with any of its
+    characters as a percent escape or a JSON ``\\u00XX`` escape.
+
+    Each way of the pattern starts with a character of its own (so a search skips quickly to
+    where one of them stands).
+    """
+    basic = base64.b64encode(f"x-access-token:{token}".encode()).decode().rstrip("=")
+    forms = [(token, True), (basic, False), (token.encode().hex(), True)]
+    forms += [(core, False) for core in _b64_cores(token.encode()) + _b64_cores(basic.encode())]
+    forms = sorted({form for form in forms if form[0]}, key=lambda form: (-len(form[0]), form))
+    after: dict[str, list[str]] = {}  # by first character
+    for form, fold in forms:
+        rest = "".join(_either(_spellings(char, fold=fold)) for char in form[1:])
+        for way in _spellings(form[0], fold=fold):
+            after.setdefault(way[0], []).append(re.escape(way[1:]) + rest)
+    pattern = "|".join(f"{re.escape(c)}(?:{'|'.join(ways)})" for c, ways in sorted(after.items()))
+    return pattern, 6 * len(forms[0][0])
+
+
+class _Scrubber:
+    """Replaces the token's forms (:func:`secret_pattern`) in a stream of bytes, wherever the
+    pieces are cut: what could be the start of a form is held back until it is whole."""
+
+    def __init__(self, pattern: re.Pattern[bytes], longest: int) -> None:
+        self.pattern = pattern
+        self.keep = longest - 1
         self.carry = b""
 
     def feed(self, data: bytes) -> bytes:
-        text = (self.carry + data).replace(self.secret, b"[REDACTED:git_token]")
-        keep = len(self.secret) - 1
-        self.carry, out = (text[-keep:], text[:-keep]) if keep and len(text) > keep else (text, b"")
-        return out
+        text = self.carry + data
+        safe = len(text) - self.keep  # a form starting before this is whole in text
+        out, done = [], 0
+        for found in self.pattern.finditer(text):
+            if found.start() >= safe:
+                break
+            out += [text[done : found.start()], _MARK]
+            done = found.end()
+        cut = max(done, safe)
+        out.append(text[done:cut])
+        self.carry = text[cut:]
+        return b"".join(out)
 
     def finish(self) -> bytes:
-        out, self.carry = self.carry, b""
+        out, self.carry = self.pattern.sub(_MARK, self.carry), b""
         return out
 
 
@@ -281,10 +355,9 @@ class Gateway:
         self.record = record
         self.server: asyncio.Server | None = None
         token = config.token.reveal()
-        basic = base64.b64encode(f"x-access-token:{token}".encode())
-        forms = {token.encode(), basic, base64.b64encode(token.encode())}
-        forms |= {quote(form, safe="").encode() for form in list(forms)}  # URL-encoded too
-        self._secrets = {form for form in forms if form}
+        pattern, self._longest = secret_pattern(token)
+        self._secret_text = re.compile(pattern)
+        self._secret_bytes = re.compile(pattern.encode())
         self._auth = "Basic " + base64.b64encode(f"x-access-token:{token}".encode()).decode()
         verify: ssl.SSLContext | bool = True
         if config.upstream_ca is not None:
@@ -326,12 +399,10 @@ class Gateway:
                 await writer.wait_closed()
 
     def _scrub(self, text: str) -> str:
-        for secret in self._secrets:
-            text = text.replace(secret.decode(), "[REDACTED:git_token]")
-        return text
+        return self._secret_text.sub(_MARK.decode(), text)
 
-    def _names_a_secret(self, lowered: str) -> bool:
-        return any(secret.decode().lower() in lowered for secret in self._secrets)
+    def _scrubber(self) -> _Scrubber:
+        return _Scrubber(self._secret_bytes, self._longest)
 
     def _header_text(self, text: str) -> str:
         """``text`` scrubbed and fit for a header line (printable Latin-1, no line break)."""
@@ -496,24 +567,20 @@ class Gateway:
         lines = [f"HTTP/1.1 {response.status_code} {self._header_text(response.reason_phrase)}"]
         for key, value in response.headers.multi_items():
             lowered = key.lower()
-            if lowered in _DROPPED or self._names_a_secret(lowered):
+            if lowered in _DROPPED or self._secret_text.search(key):
                 continue  # a header named with the token is dropped whole
             lines.append(f"{key}: {self._header_text(value)}")
         lines.append("Transfer-Encoding: chunked")
         writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
-        scrubbers = [_Scrubber(secret) for secret in self._secrets]
+        scrubber = self._scrubber()
         async for data in response.aiter_raw(PIECE):
-            self._chunk(writer, scrubbers, data)
+            self._chunk(writer, scrubber.feed(data))
             await writer.drain()
-        self._chunk(writer, scrubbers, b"", final=True)
+        self._chunk(writer, scrubber.finish())
         writer.write(b"0\r\n\r\n")
         await writer.drain()
 
     @staticmethod
-    def _chunk(
-        writer: asyncio.StreamWriter, scrubbers: list[_Scrubber], data: bytes, final: bool = False
-    ) -> None:
-        for scrubber in scrubbers:
-            data = scrubber.feed(data) + (scrubber.finish() if final else b"")
+    def _chunk(writer: asyncio.StreamWriter, data: bytes) -> None:
         if data:
             writer.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
