@@ -314,6 +314,38 @@ def test_an_info_refs_query_naming_the_service_twice_is_refused(
     assert "only smart HTTP" in said
 
 
+_GIT_PATHS = (
+    "/Octo/readonly.git/info/refs?service=git-upload-pack",
+    "/octo/allowed.git/git-upload-pack",
+)
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        *((method, path) for method in ("PUT", "DELETE", "PATCH", "PROPFIND", "MKCOL", "HEAD")
+          for path in _GIT_PATHS),
+        ("POST", _GIT_PATHS[0]),
+        ("GET", _GIT_PATHS[1]),
+        ("OPTIONS", "/octo/allowed.git/git-receive-pack"),
+    ],
+)  # fmt: skip
+def test_only_gits_own_requests_go_on(world: dict[str, object], method: str, path: str) -> None:
+    """GET on info/refs and POST on git-upload-pack and git-receive-pack alone reach the code
+    host, for a repository granted :ro or not: any other method is refused 405 with the one
+    git uses, and never carries the token anywhere (an answer to HEAD has no body)."""
+    options = ("-I",) if method == "HEAD" else ("-X", method, "--data-binary", "x")
+    said = _curl_gateway(world, path, *options)
+    assert said.startswith("HTTP/1.1 405"), said
+    assert "allow: " + ("get" if "info/refs" in path else "post") in said.lower()
+    if method != "HEAD":
+        assert "git's requests alone go on" in said
+    assert not world["host"].seen  # type: ignore[attr-defined]
+    time.sleep(0.2)  # the log's next flush
+    records = read_records(world["cfg"].audit_log)  # type: ignore[attr-defined]
+    assert [r["decision"] for r in records if r.get("host") == GATEWAY_HOST] == ["deny"]
+
+
 def test_connect_to_the_gateways_name_is_refused(world: dict[str, object]) -> None:
     """The gateway takes plain HTTP; a tunnel to its name is refused, in any case."""
     for name in (GATEWAY_HOST, GATEWAY_HOST.upper() + "."):

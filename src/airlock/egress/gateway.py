@@ -9,8 +9,9 @@ requests for that host to the :class:`Gateway`, a small HTTP server on a Unix so
 folder only airlock's user can enter, outside the sandbox (no other user's process, and no web
 page through the host's loopback, can reach it). For each request the gateway:
 
-1. reads the repository and the git service from the path (smart HTTP only: ``info/refs``,
-   ``git-upload-pack``, ``git-receive-pack``);
+1. reads the repository and the git service from the path (smart HTTP only: ``GET
+   …/info/refs``, ``POST …/git-upload-pack`` or ``…/git-receive-pack``; another method is
+   refused ``405``);
 2. refuses a repository not granted with ``--repo``, and a push (``git-receive-pack``) to one
    granted ``:ro``: git shows the refusal to its user as ``fatal: remote error: …`` (an ``ERR``
    packet line);
@@ -51,6 +52,8 @@ _PATH = re.compile(
     r"^/(?P<owner>[^/]+)/(?P<name>[^/]+?)(?:\.git)?/"
     r"(?P<rest>info/refs|git-upload-pack|git-receive-pack)$"
 )
+_METHODS = {"info/refs": "GET", "git-upload-pack": "POST", "git-receive-pack": "POST"}
+"""The one method git's smart HTTP uses on each path; any other is refused, for every grant."""
 _HOP = frozenset(
     {
         "connection",
@@ -111,6 +114,14 @@ class RepoGrant:
                 "'-', '_'), e.g. --repo octo-org/widgets:ro"
             )
         return cls(owner, name, read_only=bool(colon))
+
+
+class _NotAllowed(HttpError):
+    """A method git does not use on that path: ``405``, with the one it does."""
+
+    def __init__(self, message: str, allow: str) -> None:
+        super().__init__(405, message)
+        self.allow = allow
 
 
 class GitToken:
@@ -238,6 +249,9 @@ def git_environment(proxy_url: str, upstream: str = DEFAULT_UPSTREAM) -> dict[st
 
 _DROPPED = _HOP | {"set-cookie", "x-airlock-refused"}
 """Response headers not passed back (``X-Airlock-Refused`` is the gateway's own word)."""
+
+
+_REASONS = {400: "Bad Request", 403: "Forbidden", 405: "Method Not Allowed"}
 
 
 def _refused_header(message: str) -> bytes:
@@ -418,15 +432,19 @@ class Gateway:
         *,
         close: bool = False,
         refused: str | None = None,
+        allow: str = "",
+        head_only: bool = False,
     ) -> None:
+        """A plain text answer; ``head_only`` (an answer to ``HEAD``): without its body."""
         body = (self._scrub(message) + "\n").encode()
         writer.write(
-            f"HTTP/1.1 {status} {'Forbidden' if status == 403 else 'Error'}\r\n"
+            f"HTTP/1.1 {status} {_REASONS.get(status, 'Error')}\r\n"
             f"Content-Type: text/plain; charset=utf-8\r\nContent-Length: {len(body)}\r\n".encode()
+            + (f"Allow: {allow}\r\n".encode() if allow else b"")
             + (_refused_header(refused) if refused else b"")
             + (b"Connection: close\r\n" if close else b"")
             + b"\r\n"
-            + body
+            + (b"" if head_only else body)
         )
         await writer.drain()
 
@@ -462,6 +480,13 @@ class Gateway:
                 "(…/OWNER/NAME.git/info/refs, git-upload-pack or git-receive-pack)",
             )
         owner, name, rest = found["owner"], found["name"], found["rest"]
+        method = head.first[0].decode("latin-1")
+        if method != _METHODS[rest]:
+            raise _NotAllowed(
+                f"airlock git gateway: {method} {path!r} refused: git's requests alone go on "
+                "(GET …/info/refs?service=…, POST …/git-upload-pack or …/git-receive-pack)",
+                _METHODS[rest],
+            )
         service = rest
         if rest == "info/refs":
             asked_for = parse_qs(query, keep_blank_values=True).get("service", [])
@@ -481,7 +506,15 @@ class Gateway:
             framing = head.framing()
             grant, service, asked, upstream_path = self._route(head)
         except HttpError as error:
-            await self._text(writer, error.status, error.message, close=True, refused=error.message)
+            await self._text(
+                writer,
+                error.status,
+                error.message,
+                close=True,
+                refused=error.message,
+                allow=error.allow if isinstance(error, _NotAllowed) else "",
+                head_only=head.first[0] == b"HEAD",
+            )
             return False
         advertisement = upstream_path.split("?", 1)[0].endswith("/info/refs")
         if grant is None:
