@@ -7,6 +7,7 @@ import base64
 import contextlib
 import re
 import shutil
+import socket
 import stat
 import subprocess
 import tempfile
@@ -344,6 +345,34 @@ def test_only_gits_own_requests_go_on(world: dict[str, object], method: str, pat
     time.sleep(0.2)  # the log's next flush
     records = read_records(world["cfg"].audit_log)  # type: ignore[attr-defined]
     assert [r["decision"] for r in records if r.get("host") == GATEWAY_HOST] == ["deny"]
+
+
+def _raw_request(world: dict[str, object], request: bytes) -> bytes:
+    """``request`` sent as it is to the run's proxy; the whole answer, once it closes."""
+    port = int(str(world["proxy"]).rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=20) as conn:
+        conn.sendall(request)
+        answer = b""
+        while data := conn.recv(65536):
+            answer += data
+    return answer
+
+
+def test_a_byte_that_is_not_ascii_in_a_header_is_refused_400(
+    world: dict[str, object], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A header git sends (``User-Agent``) holding a byte httpx cannot send: a 400 that says
+    so, no unhandled exception, and nothing reaches the code host."""
+    answer = _raw_request(
+        world,
+        b"GET http://" + GATEWAY_HOST.encode() + b"/octo/allowed.git/info/refs"
+        b"?service=git-upload-pack HTTP/1.1\r\n"
+        b"Host: " + GATEWAY_HOST.encode() + b"\r\nUser-Agent: a\xffb\r\nConnection: close\r\n\r\n",
+    )
+    assert answer.startswith(b"HTTP/1.1 400"), answer
+    assert b"User-Agent header holds a byte that is not printable ASCII" in answer
+    assert not world["host"].seen  # type: ignore[attr-defined]
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]
 
 
 def test_connect_to_the_gateways_name_is_refused(world: dict[str, object]) -> None:

@@ -70,6 +70,8 @@ _HOP = frozenset(
     }
 )
 PIECE = 64 * 1024
+_PRINTABLE = re.compile(r"[\t\x20-\x7e]*")
+"""A request header's value that goes on: printable ASCII (httpx sends no other)."""
 GIT_REQUEST_HEADERS = frozenset(
     {
         "accept",
@@ -560,6 +562,14 @@ class Gateway:
             for k, v in head.headers
             if k.decode("latin-1").lower() in GIT_REQUEST_HEADERS
         ]
+        for name, value in headers:
+            if not _PRINTABLE.fullmatch(value):
+                message = (
+                    f"airlock git gateway: the request's {name} header holds a byte that is not "
+                    "printable ASCII; the code host is not asked"
+                )
+                await self._text(writer, 400, message, close=True, refused=message)
+                return False
         headers += [("Authorization", self._auth), ("Accept-Encoding", "identity")]
         if framing[0] == "length":
             headers.append(("Content-Length", str(framing[1])))
