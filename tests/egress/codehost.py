@@ -41,6 +41,10 @@ class _Handler(Handler):
             self._sly()
         elif "/echo.git/" in self.path:  # echoes it in the encoding the query names
             self._echo()
+        elif "/bodiless.git/" in self.path:  # an answer without a body: status=204 or 304
+            self.send_response(int(parse_qs(urlsplit(self.path).query)["status"][0]))
+            self.send_header("ETag", '"1"')
+            self.end_headers()
         else:
             self.git_backend(self.server.root, body, REMOTE_USER="token-user")
 

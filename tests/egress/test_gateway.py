@@ -77,6 +77,7 @@ def world(tmp_path: Path) -> Iterator[dict[str, object]]:
             RepoGrant.parse("octo/leaky"),
             RepoGrant.parse("octo/sly"),
             RepoGrant.parse("octo/echo"),
+            RepoGrant.parse("octo/bodiless"),
         )
         token = load_token({"GH_TOKEN": TOKEN})
         with gateway_running(GatewayConfig(grants, token, upstream)) as (gate, address):
@@ -373,6 +374,25 @@ def test_a_byte_that_is_not_ascii_in_a_header_is_refused_400(
     assert b"User-Agent header holds a byte that is not printable ASCII" in answer
     assert not world["host"].seen  # type: ignore[attr-defined]
     assert not [r for r in caplog.records if r.levelname == "ERROR"]
+
+
+@pytest.mark.parametrize("status", [204, 304])
+def test_an_answer_without_a_body_comes_back_without_one(
+    world: dict[str, object], status: int
+) -> None:
+    """204 and 304 have no body: the gateway adds no framing for one, and the answer reaches
+    git as the code host gave it, on a connection that serves the next request."""
+    path = f"/octo/bodiless.git/info/refs?service=git-upload-pack&status={status}"
+    request = (
+        f"GET http://{GATEWAY_HOST}{path} HTTP/1.1\r\nHost: {GATEWAY_HOST}\r\n\r\n"
+        f"GET http://{GATEWAY_HOST}{path} HTTP/1.1\r\nHost: {GATEWAY_HOST}\r\n"
+        "Connection: close\r\n\r\n"
+    ).encode()
+    answer = _raw_request(world, request).decode("latin-1")
+    first = f"HTTP/1.1 {status} "
+    assert answer.startswith(first) and answer.count(first) == 2, answer
+    assert "transfer-encoding" not in answer.lower() and "\r\n0\r\n" not in answer
+    assert 'etag: "1"' in answer.lower()
 
 
 def test_connect_to_the_gateways_name_is_refused(world: dict[str, object]) -> None:

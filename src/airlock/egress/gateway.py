@@ -613,8 +613,13 @@ class Gateway:
             if lowered in _DROPPED or self._secret_text.search(key):
                 continue  # a header named with the token is dropped whole
             lines.append(f"{key}: {self._header_text(value)}")
-        lines.append("Transfer-Encoding: chunked")
+        bodiless = response.status_code in (204, 304)  # no body, and no framing for one
+        if not bodiless:
+            lines.append("Transfer-Encoding: chunked")
         writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+        if bodiless:
+            await writer.drain()
+            return
         scrubber = self._scrubber()
         async for data in response.aiter_raw(PIECE):
             self._chunk(writer, scrubber.feed(data))
