@@ -55,6 +55,28 @@ def test_prepare_inspection_and_gateway() -> None:
     assert not bundle.exists()
 
 
+def test_the_gateways_token_passed_on_is_found_by_its_value(tmp_path: Path) -> None:
+    """A variable passed on whose value holds the gateway's token (from a token file here) is
+    refused whatever its name; one that does not, or one not passed on, is not."""
+    token_file = tmp_path / "token"
+    token_file.write_text(TOKEN + "\n")
+    prepared = prepare(
+        _args("--repo", "octo/w", "--git-token-file", str(token_file)),
+        decisions=decide(context()),
+        environ={},
+        proxy_url="http://127.0.0.1:3128",
+        now=dt.datetime.now(dt.UTC),
+    )
+    try:
+        inside = {"SOME_NAME": f"x{TOKEN}y", "OTHER": "x", "NOT_PASSED": TOKEN}
+        prepared.refuse_token_inside(inside, ["OTHER", "NOT_GIVEN"])
+        with pytest.raises(UsageError, match="--env SOME_NAME: holds the token") as refused:
+            prepared.refuse_token_inside(inside, ["OTHER", "SOME_NAME"])
+        assert TOKEN not in str(refused.value)
+    finally:
+        prepared.close()
+
+
 def test_nothing_asked_nothing_prepared() -> None:
     """Without --inspect or --repo, there is no CA, no gateway and no variable."""
     prepared = prepare(

@@ -7,6 +7,8 @@ import hashlib
 import json
 from pathlib import Path
 
+import pytest
+
 from airlock.egress.ca import RunCA
 from tests.cli import airlock
 from tests.egress.codehost import TOKEN, code_host, git, make_repo
@@ -163,5 +165,35 @@ def test_a_token_in_the_git_upstream_url_is_refused(tmp_path: Path, project: Pat
     )  # fmt: skip
     assert done.returncode == 125, done.stderr
     assert "--git-upstream" in done.stderr and "GH_TOKEN or GITHUB_TOKEN" in done.stderr
+    assert TOKEN not in done.stdout + done.stderr
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize(
+    ("options", "environ"),
+    [
+        (["--env", "GH_TOKEN"], {}),
+        (["--env", "CI_SECRET"], {"CI_SECRET": TOKEN}),
+        (["--env", f"CLONE_URL=https://x:{TOKEN}@example.org/"], {}),
+        (["--env", "PLAIN", "--env", "AGAIN"], {"PLAIN": "x", "AGAIN": f" {TOKEN}\n"}),
+    ],
+    ids=["same_name", "other_name", "set_on_the_line", "second_of_two"],
+)
+def test_the_gateways_token_passed_on_by_env_is_refused(
+    tmp_path: Path, project: Path, options: list[str], environ: dict[str, str]
+) -> None:
+    """--env that would put the gateway's own token inside, under any name or set on the
+    command line: airlock stops before anything runs (125), naming the variable, not the
+    value."""
+    marker = tmp_path / "ran"
+    done = airlock(
+        "run", "--audit-log", str(tmp_path / "audit.jsonl"), "--repo", "octo/allowed",
+        *options, "--", "touch", str(marker),
+        env={"GH_TOKEN": TOKEN, **environ}, cwd=project,
+    )  # fmt: skip
+    assert done.returncode == 125, done.stderr
+    assert "the token the git gateway uses for --repo" in done.stderr
+    name = options[-1].split("=", 1)[0]
+    assert f"--env {name}" in done.stderr
     assert TOKEN not in done.stdout + done.stderr
     assert not marker.exists()

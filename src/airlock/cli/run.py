@@ -188,6 +188,8 @@ def _run(args: argparse.Namespace) -> int:
     watch = None
     try:
         scrubbed = scrub(environ, wanted, proxy_url)
+        if prepared is not None:
+            prepared.refuse_token_inside(scrubbed.environ, wanted)
         extra = prepared.environ if prepared is not None else {}
         inside = {**scrubbed.environ, **extra}  # the CA bundle's and git's variables; no secret
         given_log = Path(args.audit_log).expanduser().absolute() if args.audit_log else None

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping, Sequence
     from typing import Any
 
-    from airlock.egress.gateway import Gateway
+    from airlock.egress.gateway import Gateway, GitToken
     from airlock.egress.inspect import InspectionConfig
     from airlock.policy import Decisions
 
@@ -62,10 +62,31 @@ class Prepared:
         self.read_only_files: tuple[Path, ...] = ()
         """Files the sandbox must see read-only at the same path (the CA bundle)."""
         self._gateway: Gateway | None = None
+        self._token: GitToken | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._folder: Path | None = None
         self._gateway_folder: Path | None = None
+
+    def refuse_token_inside(self, inside: Mapping[str, str], passed: Iterable[str]) -> None:
+        """Refuse a variable passed on by ``--env`` whose value in ``inside`` (the sandbox's
+        environment) holds the git gateway's token, whatever its name.
+
+        Raises:
+            UsageError: One does; it names the variables, never the value.
+        """
+        if self._token is None:
+            return
+        token = self._token.reveal()
+        holding = sorted(name for name in passed if token in inside.get(name, ""))
+        if holding:
+            names = ", ".join(f"--env {name}" for name in holding)
+            raise UsageError(
+                f"{names}: {'holds' if len(holding) == 1 else 'hold'} the token the git "
+                f"gateway uses for --repo (from "
+                f"{self._token.source}), which would then be readable inside the sandbox: leave "
+                "it out (the gateway adds the token to git's requests outside)"
+            )
 
     def close(self) -> None:
         """Stop the gateway and remove the bundle; the CA's key goes with this object."""
@@ -188,6 +209,7 @@ def _prepare_gateway(
     thread.start()
     gateway = Gateway(config)
     prepared._gateway, prepared._loop, prepared._thread = gateway, loop, thread
+    prepared._token = config.token
     folder = Path(tempfile.mkdtemp(prefix="airlock-git-gateway-"))  # mode 0700
     prepared._gateway_folder = folder
     socket_path = folder / "gateway.sock"
