@@ -41,6 +41,8 @@ class _Handler(Handler):
             self._sly()
         elif "/echo.git/" in self.path:  # echoes it in the encoding the query names
             self._echo()
+        elif "/sideband.git/" in self.path:  # its messages cut the token between packets
+            self._sideband(body)
         elif "/bodiless.git/" in self.path:  # an answer without a body: status=204 or 304
             self.send_response(int(parse_qs(urlsplit(self.path).query)["status"][0]))
             self.send_header("ETag", '"1"')
@@ -66,6 +68,22 @@ class _Handler(Handler):
         self.end_headers()
         self.wfile.write(body)
 
+    def _sideband(self, body: bytes) -> None:
+        """octo/allowed's refs; then, to a fetch, a progress message (side band 2) and an
+        error (side band 3), each with the token cut in two packets."""
+        if self.command == "GET":
+            self.path = self.path.replace("/sideband.git/", "/allowed.git/")
+            self.git_backend(self.server.root, body)
+            return
+        answer = packets(
+            b"NAK\n",
+            b"\x02remote says: " + TOKEN[:12].encode(),
+            b"\x02" + TOKEN[12:].encode() + b" ok\n",
+            b"\x03error " + TOKEN[:20].encode(),
+            b"\x03" + TOKEN[20:].encode() + b"\n",
+        )
+        self.answer(200, [("Content-Type", "application/x-git-upload-pack-result")], answer)
+
     def _echo(self) -> None:
         """``ECHO[…]`` in the body and an ``X-Echo`` header: the credential in the encoding
         ``form=`` names (:func:`echoed`); with ``cut=N`` the body's first N bytes are sent a
@@ -85,6 +103,11 @@ class _Handler(Handler):
         self.wfile.write(body[cut:])
 
     do_GET = do_POST = _handle
+
+
+def packets(*payloads: bytes) -> bytes:
+    """``payloads`` as git's packet lines, each after its length (4 hex digits)."""
+    return b"".join(b"%04x" % (len(payload) + 4) + payload for payload in payloads)
 
 
 def echoed(form: str, authorization: str) -> str:

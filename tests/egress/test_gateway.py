@@ -26,13 +26,14 @@ from airlock.egress.gateway import (
     GatewayConfig,
     RepoGrant,
     _Scrubber,
+    _Sideband,
     git_environment,
     load_token,
     secret_pattern,
 )
 from airlock.egress.server import GATEWAY_HOST
 from airlock.errors import UsageError
-from tests.egress.codehost import TOKEN, code_host, echoed, git, make_repo
+from tests.egress.codehost import TOKEN, code_host, echoed, git, make_repo, packets
 from tests.egress.origin import config, running
 
 _BASIC = base64.b64encode(f"x-access-token:{TOKEN}".encode()).decode()
@@ -78,6 +79,7 @@ def world(tmp_path: Path) -> Iterator[dict[str, object]]:
             RepoGrant.parse("octo/sly"),
             RepoGrant.parse("octo/echo"),
             RepoGrant.parse("octo/bodiless"),
+            RepoGrant.parse("octo/sideband"),
         )
         token = load_token({"GH_TOKEN": TOKEN})
         with gateway_running(GatewayConfig(grants, token, upstream)) as (gate, address):
@@ -582,3 +584,61 @@ def test_the_scrubber_finds_a_form_wherever_the_stream_is_cut() -> None:
         scrubber = _Scrubber(compiled, longest)
         out = scrubber.feed(data[:cut]) + scrubber.feed(data[cut:]) + scrubber.finish()
         assert out == at_once, cut
+
+
+def test_a_token_cut_between_two_side_band_packets_is_scrubbed(world: dict[str, object]) -> None:
+    """The code host's progress message and error each carry the token cut between two
+    packets, which git joins before it shows them: git shows the messages, scrubbed."""
+    done = _inside(
+        world, "-c", "protocol.version=0", "clone", "https://github.com/octo/sideband", "sb"
+    )
+    assert done.returncode != 0
+    assert "remote: remote says: [REDACTED:git_token] ok" in done.stderr, done.stderr
+    assert "error [REDACTED:git_token]" in done.stderr, done.stderr
+    _no_token(done.stdout, done.stderr)
+    assert TOKEN[:12] not in done.stderr
+
+
+def _unpacked(data: bytes) -> list[bytes]:
+    """Packet lines back into payloads (the flush packet as ``b"0000"``); the length of each
+    is checked to be git's."""
+    out = []
+    while data:
+        size = int(data[:4], 16)
+        assert size in (0, 1, 2) or 4 <= size <= 65520
+        out.append(data[4:size] if size >= 4 else data[:4])
+        data = data[max(size, 4) :]
+    return out
+
+
+def test_side_band_messages_are_scrubbed_as_streams_and_framed_again() -> None:
+    """Channels 2 and 3 are each scrubbed as one stream across packets and framed again with
+    their lengths, before the flush packet that ends them; the pack (channel 1) and other
+    lines go as they came; a message longer than a packet once scrubbed is cut in two."""
+    pattern, longest = secret_pattern(TOKEN)
+    scrubbers = lambda: _Scrubber(re.compile(pattern.encode()), longest)  # noqa: E731
+    pack = b"\x01PACK" + bytes(range(256)) + TOKEN[:10].encode()
+    answer = (
+        packets(
+            b"NAK\n",
+            b"\x02Counting " + TOKEN[:7].encode(),
+            pack,
+            b"\x02" + TOKEN[7:].encode() + b"\r",
+            b"\x03x" * 2 + TOKEN[:30].encode(),
+            b"\x03" + TOKEN[30:].encode(),
+            b"\x02" + b"p" * 65000,
+        )
+        + b"0000"
+        + b"PACK raw after"
+    )
+    progress = b"Counting [REDACTED:git_token]\r" + b"p" * 65000
+    error = b"x\x03x[REDACTED:git_token]"
+    for cut in (1, 3, 5, 17, 64, len(answer)):
+        bands = _Sideband(scrubbers)
+        out = b"".join(bands.feed(answer[at : at + cut]) for at in range(0, len(answer), cut))
+        out += bands.finish()
+        assert out.endswith(b"0000PACK raw after")
+        unpacked = _unpacked(out.removesuffix(b"PACK raw after"))
+        assert [p for p in unpacked if p[:1] not in (b"\x02", b"\x03")] == [b"NAK\n", pack, b"0000"]
+        assert b"".join(p[1:] for p in unpacked if p[:1] == b"\x02") == progress
+        assert b"".join(p[1:] for p in unpacked if p[:1] == b"\x03") == error

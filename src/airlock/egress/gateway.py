@@ -20,7 +20,7 @@ page through the host's loopback, can reach it). For each request the gateway:
    that is not compressed (one that is anyway is refused); the answer is streamed back with
    every occurrence of the token, of its ``Basic`` form and of their usual encodings
    (:func:`secret_pattern`) replaced, in its status line, header names and values, and body
-   alike.
+   alike, and in git's progress and error messages across their packets (:class:`_Sideband`).
 
 The token is read outside (``GH_TOKEN``, ``GITHUB_TOKEN``, or ``--git-token-file``); it is held
 by :class:`GitToken`, whose ``repr`` and ``str`` never show it, and is never put in a message.
@@ -33,7 +33,7 @@ import base64
 import contextlib
 import re
 import ssl
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit, urlunsplit
@@ -358,6 +358,75 @@ class _Scrubber:
         return out
 
 
+_PACKET_RESULTS = frozenset(
+    {"application/x-git-upload-pack-result", "application/x-git-receive-pack-result"}
+)
+"""The answers in git's packet lines whose progress and error messages may come in pieces."""
+_PACKET_LENGTH = re.compile(rb"[0-9a-fA-F]{4}")
+_MAX_PACKET = 65520
+
+
+class _Sideband:
+    """Scrubs the progress and error messages in git's packet lines (channels 2 and 3 of the
+    side band) each as one stream across its packets: git joins a message's pieces before it
+    shows them (``remote: …``), so a token cut between two packets would be whole there.
+
+    Each such packet goes on with what its channel's scrubber gives (another length, held-back
+    bytes in the next one of that channel, all of it before a flush or delimiter packet and at
+    the end); every other packet (the pack, on channel 1) goes on as it came. Bytes that are
+    not packet lines (a pack sent without the side band) end the reading: they and all after
+    them go on as they came, for the scrub of the whole answer alone.
+    """
+
+    def __init__(self, scrubber: Callable[[], _Scrubber]) -> None:
+        self.bands = {2: scrubber(), 3: scrubber()}
+        self.held = b""
+        self.reading = True
+
+    def feed(self, data: bytes) -> bytes:
+        if not self.reading:
+            return data
+        held = self.held + data
+        out, at = [], 0
+        while len(held) - at >= 4:
+            length = held[at : at + 4]
+            size = int(length, 16) if _PACKET_LENGTH.fullmatch(length) else -1
+            if size in (0, 1, 2):  # flush, delimiter, end of response
+                out += [self._flush(), length]
+                at += 4
+            elif not 4 <= size <= _MAX_PACKET:
+                self.reading = False
+                out += [self._flush(), held[at:]]
+                at = len(held)
+            elif len(held) - at < size:
+                break
+            else:
+                packet = held[at : at + size]
+                at += size
+                band = packet[4] if size > 4 else 0
+                if band in self.bands:
+                    packet = self._packets(band, self.bands[band].feed(packet[5:]))
+                out.append(packet)
+        self.held = held[at:]
+        return b"".join(out)
+
+    def finish(self) -> bytes:
+        out = self._flush() + self.held
+        self.held = b""
+        return out
+
+    def _flush(self) -> bytes:
+        return b"".join(self._packets(band, bands.finish()) for band, bands in self.bands.items())
+
+    @staticmethod
+    def _packets(band: int, data: bytes) -> bytes:
+        most = _MAX_PACKET - 5
+        return b"".join(
+            f"{len(piece) + 5:04x}".encode() + bytes([band]) + piece
+            for piece in (data[at : at + most] for at in range(0, len(data), most))
+        )
+
+
 class Gateway:
     """The gateway's HTTP server on the host's loopback.
 
@@ -621,10 +690,12 @@ class Gateway:
             await writer.drain()
             return
         scrubber = self._scrubber()
+        kind = response.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+        bands = _Sideband(self._scrubber) if kind in _PACKET_RESULTS else None
         async for data in response.aiter_raw(PIECE):
-            self._chunk(writer, scrubber.feed(data))
+            self._chunk(writer, scrubber.feed(bands.feed(data) if bands else data))
             await writer.drain()
-        self._chunk(writer, scrubber.finish())
+        self._chunk(writer, scrubber.feed(bands.finish() if bands else b"") + scrubber.finish())
         writer.write(b"0\r\n\r\n")
         await writer.drain()
 
