@@ -272,24 +272,29 @@ _B64_ALSO = {"+": ("-", "%2B"), "/": ("_", "%2F"), "=": ("%3D",)}
 """Other spellings of base64's own characters: base64url's, and percent escapes."""
 
 
-def _cases(text: str) -> set[str]:
-    return {text, text.lower(), text.upper()}
+def _either_case(text: str) -> str:
+    """A pattern for ``text`` (ASCII) with its letters in either case."""
+    return "".join(f"[{c.lower()}{c.upper()}]" if c.isalpha() else re.escape(c) for c in text)
 
 
-def _spellings(char: str, *, fold: bool) -> list[str]:
-    """One character of a form of the token, each way it may be written: itself (in either
-    case with ``fold``; else base64url's or a percent escape too for base64's ``+ / =``), its
-    percent escape and its JSON ``\\u00XX`` escape (hex digits in either case); six bytes
-    at most."""
-    code = f"{ord(char):02X}"
-    ways = _cases(char) if fold else {char}
-    ways |= set() if fold else {way for other in _B64_ALSO.get(char, ()) for way in _cases(other)}
-    ways |= _cases("%" + code) | {"\\u00" + code, "\\u00" + code.lower()}
-    return sorted(ways)
+def _ways(char: str, kind: str) -> list[tuple[str, str]]:
+    """Each way one character of a form of the token may be written, as its first character
+    and a pattern for the rest: a character of the token in either case, or as a percent
+    escape or a JSON ``\\u00XX`` escape (hex digits in either case); of base64, itself, or for
+    ``+ / =`` base64url's character or a percent escape; of hex, either case."""
+    if kind == "b64":
+        others = _B64_ALSO.get(char, ())
+        return [(char, "")] + [(other[0], _either_case(other[1:])) for other in others]
+    firsts = [(case, "") for case in sorted({char.lower(), char.upper()})]
+    if kind == "hex":
+        return firsts
+    code = _either_case(f"{ord(char):02X}")
+    return [*firsts, ("%", code), ("\\", "u00" + code)]
 
 
-def _either(ways: list[str]) -> str:
-    return "(?:" + "|".join(map(re.escape, ways)) + ")"
+def _spelled(char: str, kind: str) -> str:
+    ways = [re.escape(first) + rest for first, rest in _ways(char, kind)]
+    return ways[0] if len(ways) == 1 else "(?:" + "|".join(ways) + ")"
 
 
 def _b64_cores(secret: bytes) -> list[str]:
@@ -304,30 +309,32 @@ def _b64_cores(secret: bytes) -> list[str]:
     return cores
 
 
-def secret_pattern(token: str) -> tuple[str, int]:
+def secret_pattern(token: str) -> tuple[bytes, int]:
     """A pattern for every form of ``token`` the gateway replaces, and the longest it matches.
 
-    The forms: the token with its letters in any case; the ``Basic`` credential git's
-    ``Authorization`` header carries (base64 of ``x-access-token:TOKEN``, padded or not); the
-    base64 of the token and of that credential at each of the three offsets they may start at
-    in a longer text (which covers the base64 of a whole ``Authorization: Basic …`` line), and
-    in base64url; the hex of the token in either case; and each of these with any of its
-    characters as a percent escape or a JSON ``\\u00XX`` escape.
+    The forms: the token with its letters in any case, and with any of its characters as a
+    percent escape or a JSON ``\\u00XX`` escape (hex digits in either case); the ``Basic``
+    credential git's ``Authorization`` header carries (base64 of ``x-access-token:TOKEN``,
+    padded or not); the base64 of the token and of that credential at each of the three
+    offsets they may start at in a longer text (which covers the base64 of a whole
+    ``Authorization: Basic …`` line); base64 in base64url too, and with its ``+ / =`` as
+    percent escapes in either case; the hex of the token in either case.
 
     Each way of the pattern starts with a character of its own (so a search skips quickly to
     where one of them stands).
     """
     basic = base64.b64encode(f"x-access-token:{token}".encode()).decode().rstrip("=")
-    forms = [(token, True), (basic, False), (token.encode().hex(), True)]
-    forms += [(core, False) for core in _b64_cores(token.encode()) + _b64_cores(basic.encode())]
+    forms = [(token, "token"), (basic, "b64"), (token.encode().hex(), "hex")]
+    forms += [(core, "b64") for core in _b64_cores(token.encode()) + _b64_cores(basic.encode())]
     forms = sorted({form for form in forms if form[0]}, key=lambda form: (-len(form[0]), form))
     after: dict[str, list[str]] = {}  # by first character
-    for form, fold in forms:
-        rest = "".join(_either(_spellings(char, fold=fold)) for char in form[1:])
-        for way in _spellings(form[0], fold=fold):
-            after.setdefault(way[0], []).append(re.escape(way[1:]) + rest)
+    for form, kind in forms:
+        rest = "".join(_spelled(char, kind) for char in form[1:])
+        for first, more in _ways(form[0], kind):
+            after.setdefault(first, []).append(more + rest)
     pattern = "|".join(f"{re.escape(c)}(?:{'|'.join(ways)})" for c, ways in sorted(after.items()))
-    return pattern, 6 * len(forms[0][0])
+    widest = {"token": 6, "b64": 3, "hex": 1}  # bytes of a character's longest way
+    return pattern.encode(), max(len(form) * widest[kind] for form, kind in forms)
 
 
 class _Scrubber:
@@ -441,8 +448,7 @@ class Gateway:
         self.server: asyncio.Server | None = None
         token = config.token.reveal()
         pattern, self._longest = secret_pattern(token)
-        self._secret_text = re.compile(pattern)
-        self._secret_bytes = re.compile(pattern.encode())
+        self._secret = re.compile(pattern)
         self._auth = "Basic " + base64.b64encode(f"x-access-token:{token}".encode()).decode()
         verify: ssl.SSLContext | bool = True
         if config.upstream_ca is not None:
@@ -484,10 +490,11 @@ class Gateway:
                 await writer.wait_closed()
 
     def _scrub(self, text: str) -> str:
-        return self._secret_text.sub(_MARK.decode(), text)
+        data = text.encode("utf-8", "surrogateescape")  # the pattern is ASCII: none cut
+        return self._secret.sub(_MARK, data).decode("utf-8", "surrogateescape")
 
     def _scrubber(self) -> _Scrubber:
-        return _Scrubber(self._secret_bytes, self._longest)
+        return _Scrubber(self._secret, self._longest)
 
     def _header_text(self, text: str) -> str:
         """``text`` scrubbed and fit for a header line (printable Latin-1, no line break)."""
@@ -679,7 +686,7 @@ class Gateway:
         lines = [f"HTTP/1.1 {response.status_code} {self._header_text(response.reason_phrase)}"]
         for key, value in response.headers.multi_items():
             lowered = key.lower()
-            if lowered in _DROPPED or self._secret_text.search(key):
+            if lowered in _DROPPED or self._secret.search(key.encode("utf-8", "surrogateescape")):
                 continue  # a header named with the token is dropped whole
             lines.append(f"{key}: {self._header_text(value)}")
         bodiless = response.status_code in (204, 304)  # no body, and no framing for one
