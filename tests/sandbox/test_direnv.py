@@ -158,3 +158,28 @@ def test_a_run_says_when_envrcs_read_more_than_it_protects(
     assert done.returncode == 0, done.stderr
     assert "protected" in done.stdout
     assert f"the first {FILES}" in done.stderr, done.stderr
+
+
+def test_what_a_nix_shell_imports_is_read_too(tmp_path: Path) -> None:
+    """``use nix``: the files ``shell.nix`` names by relative paths (an imported devshell, a
+    hook read with ``builtins.readFile``, a folder's ``default.nix``), and theirs in turn."""
+    envrc = _envrc(tmp_path, "use nix\n")
+    (tmp_path / "nix").mkdir()
+    (tmp_path / "lib").mkdir()
+    (tmp_path / "shell.nix").write_text(
+        "{ pkgs ? import <nixpkgs> {} }: pkgs.mkShell {\n"
+        "  inputsFrom = [ (import ./nix/devshell.nix {}) ];\n"
+        "  shellHook = builtins.readFile ./hook.sh;\n"
+        '  url = "https://example.com/a/b"; gone = ./missing.nix;\n}\n'
+    )
+    (tmp_path / "nix" / "devshell.nix").write_text("import ../lib\n")
+    (tmp_path / "lib" / "default.nix").write_text("{}\n")
+    (tmp_path / "hook.sh").write_text("echo hi\n")
+    found = [Path(os.path.realpath(path)) for path in read_by([envrc], tmp_path / "home")]
+    assert found == [
+        tmp_path / "shell.nix",
+        tmp_path / "default.nix",
+        tmp_path / "nix" / "devshell.nix",
+        tmp_path / "hook.sh",
+        tmp_path / "lib" / "default.nix",
+    ]

@@ -118,16 +118,35 @@ def _read_by(envrcs: Iterable[Path], home: Path) -> list[tuple[Path, bool]]:
         text = read_text_or_none(script, LIMIT)
         if text is None:
             continue
-        for path, is_script in _reads(text, script.parent, home):
+        reads = _nix_imports(text, script.parent) if script.suffix == ".nix" else None
+        for path, is_script in reads or _reads(text, script.parent, home):
             real = resolve(path)
             if real in seen or real.is_relative_to("/proc") or real.is_relative_to("/dev"):
                 continue
             seen.add(real)
             found.append((path, is_script))
-            if is_script:
+            if is_script or path.suffix == ".nix":  # what a Nix file imports is read too
                 queue.append(path)
             if len(found) >= FILES:
                 break
+    return found
+
+
+_NIX_PATH = re.compile(r"(?<![\w.:/-])(\.{1,2}/[\w.+/-]*[\w+-])")
+"""A relative path in Nix source (``./nix/shell.nix``, ``../common``)."""
+
+
+def _nix_imports(text: str, folder: Path) -> list[tuple[Path, bool]]:
+    """The files a Nix file names by a relative path (``import ./nix/devshell.nix``, a
+    ``shellHook`` read with ``builtins.readFile ./hook.sh``); a folder stands for its
+    ``default.nix``. None is a shell script of direnv's: their own imports are followed."""
+    found: list[tuple[Path, bool]] = []
+    for match in _NIX_PATH.finditer(text):
+        path = folder / match.group(1)
+        if path.is_dir():
+            path = path / "default.nix"
+        if path.is_file():
+            found.append((path, False))
     return found
 
 
