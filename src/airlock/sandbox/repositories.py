@@ -191,9 +191,12 @@ class Walk:
         one that holds the link (a loop). Other folders in the root are walked as they are."""
         if not entry.is_symlink():
             return False
-        target = resolve(Path(entry.path))
-        root = resolve(self.root)
-        if target in linked or not target.is_relative_to(root) or not target.is_dir():
+        try:
+            target = resolve(Path(entry.path))
+            root = resolve(self.root)
+            if target in linked or not target.is_relative_to(root) or not target.is_dir():
+                return False
+        except OSError:  # a link that cannot be read (/proc/1/cwd): not walked
             return False
         skipped = NOT_SCANNED | VCS_FOLDERS
         if skipped.isdisjoint(target.relative_to(root).parts):
