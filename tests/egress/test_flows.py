@@ -273,6 +273,10 @@ def test_every_spelling_of_a_path_is_that_path(
         "/API/EVENT_LOGGING/v2/batch",  # case ignored
         "/api/event_logging./v2/batch",  # a segment's trailing dots dropped (IIS)
         "/api/event_logging",  # no final slash
+        "//x/api/event_logging/v2/batch",  # a URL parser reads //x as an authority
+        "//api.anthropic.com/api/event_logging/v2/batch",
+        "/\\x/api/event_logging/v2/batch",  # WHATWG reads \\ as /
+        "///x/api/event_logging/v2/batch",
     ],
 )
 def test_any_reading_of_an_off_flows_path_is_refused(target: str) -> None:

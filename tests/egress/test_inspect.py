@@ -347,12 +347,23 @@ def _exchange(rig: Rig, request: bytes) -> bytes:
         "/v1/messages/%2e%2E/%2E./api/event_logging/v2/batch",
         "/api/%65vent_logging/v2/batch",
         "//api/event_logging/v2/batch",
+        "//x/api/event_logging/v2/batch",
+        "//api.anthropic.com/api/event_logging/v2/batch",
     ],
-    ids=["dot_segments", "encoded_dots", "encoded_letter", "double_slash"],
+    ids=[
+        "dot_segments",
+        "encoded_dots",
+        "encoded_letter",
+        "double_slash",
+        "network_path",
+        "network_path_naming_the_host",
+    ],
 )
 def test_a_path_spelt_otherwise_is_named_by_the_flow_it_reaches(make_rig, path: str) -> None:  # type: ignore[no-untyped-def]
-    """Inside TLS too, a metrics batch written with dot segments, percent-encoded letters or
-    doubled slashes is classified as metrics: refused while its flow is off, never sent."""
+    """Inside TLS too, a metrics batch written with dot segments, percent-encoded letters,
+    doubled slashes or as a network-path reference (``//x/api/…``, which a server routing
+    with a URL parser reads as ``/api/…``) is classified as metrics: refused while its flow
+    is off, never sent."""
     rig = make_rig({"DISABLE_TELEMETRY": "1"})
     answer = _exchange(
         rig,

@@ -123,10 +123,12 @@ def readings(target: str) -> set[str]:
     others keep ``%2F`` as data; some resolve dot segments, others route on the raw ones
     (``/api/event_logging/%2F..%2Fv1/messages`` is under ``/api/event_logging/`` there);
     Tomcat and Spring drop ``;parameters`` from segments and read ``..;`` as ``..``; IIS
-    drops a segment's trailing dots; many ignore case. So the path is read each of those
-    ways, and their combinations."""
+    drops a segment's trailing dots; many ignore case; one that parses the target as a URL
+    relative to its own (WHATWG's ``new URL(target, base)``) reads ``//x/api/…`` (or
+    ``/\\x/api/…``) as the authority ``x`` and the path ``/api/…``. So the path is read each
+    of those ways, and their combinations."""
     path = target.split("?", 1)[0].split("#", 1)[0]
-    if path.islower() and not any(char in path for char in "%;\\."):
+    if path.islower() and not path.startswith("//") and not any(c in path for c in "%;\\."):
         return {normalize_path(path)}  # one reading (the common case: no work for the rest)
     decoded = {
         path,
@@ -135,7 +137,8 @@ def readings(target: str) -> set[str]:
     }
     found: set[str] = set()
     for text in decoded:
-        for variant in (text, text.replace("\\", "/")):
+        slashed = text.replace("\\", "/")
+        for variant in (text, slashed, without_authority(slashed)):
             segments = [part for part in variant.split("/") if part]
             bare = [part.split(";", 1)[0] for part in segments]
             undotted = [part.rstrip(". ") or part for part in bare]  # IIS drops both
@@ -145,6 +148,17 @@ def readings(target: str) -> set[str]:
                     found.add(reading)
                     found.add(reading.lower())
     return found
+
+
+def without_authority(path: str) -> str:
+    """``path`` as a URL parser reads a target that starts with ``//`` (network-path
+    reference): the slashes and the authority after them dropped (``//x/api/y`` is ``/api/y``,
+    ``///api/y`` is ``/y``); any other path as it is."""
+    if not path.startswith("//"):
+        return path
+    rest = path.lstrip("/")
+    cut = rest.find("/")
+    return "/" if cut < 0 else rest[cut:]
 
 
 def _host_matches(pattern: str, host: str, api_hosts: frozenset[str]) -> bool:
