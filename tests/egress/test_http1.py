@@ -314,3 +314,12 @@ def test_random_bytes_never_crash_the_parser(data: bytes) -> None:
         RequestParser(1024).feed(data)
     except BadRequest as error:
         assert 400 <= error.status < 600
+
+
+@pytest.mark.parametrize("port", ["\xb2", "\xb9", "4\xb3"], ids=["two", "one", "four_three"])
+def test_a_port_of_superscript_digits_is_refused(port: str) -> None:
+    """``"²".isdigit()`` is True and ``int("²")`` raises: a port must be ASCII digits."""
+    from airlock.egress.http1 import parse_authority
+
+    with pytest.raises(BadRequest, match="CONNECT needs host:port"):
+        parse_authority(f"127.0.0.1:{port}".encode("latin-1"))

@@ -463,6 +463,11 @@ MALFORMED = [
         "localhost:8443",
         id="host_header_naming_another_port",
     ),
+    pytest.param(
+        b"GET /v1/models HTTP/1.1\r\nHost: localhost:\xb2\r\n\r\n",  # "\xb2".isdigit()
+        "malformed Host header",
+        id="host_header_port_not_an_ascii_digit",
+    ),
 ]
 
 

@@ -257,7 +257,7 @@ def parse_authority(authority: bytes) -> tuple[str, int]:
     host, colon, port = text.rpartition(":")
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]
-    if not colon or not host or not port.isdigit() or not 0 < int(port) < 65536:
+    if not (colon and host and port.isascii() and port.isdigit()) or not 0 < int(port) < 65536:
         raise BadRequest(400, f"CONNECT needs host:port, got {text!r}")
     return host.lower(), int(port)
 

@@ -235,7 +235,7 @@ class InspectedConnection:
             return
         text = value.decode("latin-1").strip()
         name, colon, port = text.rpartition(":") if not text.endswith("]") else ("", "", "")
-        if not colon or not port.isdigit():
+        if not colon or not (port.isascii() and port.isdigit()):  # "²".isdigit() is True
             name, port = text, ""
         try:
             host = parse_host(name.removeprefix("[").removesuffix("]")).text
