@@ -599,13 +599,44 @@ def test_a_key_in_the_path_never_reaches_the_log(make_rig, mode) -> None:  # typ
     assert KEY not in json.dumps(rig.records) and escaped not in json.dumps(rig.records)
     assert record["secrets"] == {"github_token": 2}
     assert by_value["secrets"] == by_escape["secrets"] == {"github_token": 1}
-    assert "[REDACTED]" in record["path"] and "[REDACTED]" in by_escape["path"]
+    assert "[REDACTED:github_token]" in record["path"]
+    assert "[REDACTED:github_token]" in by_escape["path"]
     if mode is SecretsMode.REPORT:
         assert len(rig.origin.seen) == 3
     else:
         assert done.stdout.endswith("403"), done.stdout
         assert rig.origin.seen == []
         assert "path holds secrets" in record["reason"]
+
+
+@pytest.mark.parametrize("mode", list(SecretsMode), ids=[m.value for m in SecretsMode])
+def test_a_password_in_the_target_is_counted_refused_and_never_logged(make_rig, mode) -> None:  # type: ignore[no-untyped-def]
+    """A password or a database URL's password in a query's value or the path (punctuation
+    in it, no run of token characters) is counted; under ``redact`` and ``block`` the request
+    is refused, nothing sent; no part of it reaches the log."""
+    rig = make_rig(secrets=mode)
+    targets = {
+        "/v1/messages?password=Xk9!pQ2@rT7z": {"generic_password": 1},
+        "/v1/messages?db=postgres://admin:Xk9!pQ2@db.internal:5432/app": {"db_url_password": 1},
+        "/v1/messages/password=Xk9!pQ2@rT7z": {"generic_password": 1},
+    }
+    answers = [
+        _exchange(
+            rig,
+            f"POST {target} HTTP/1.1\r\nHost: localhost\r\nContent-Length: 2\r\n"
+            "Connection: close\r\n\r\n{}".encode(),
+        )
+        for target in targets
+    ]
+    records = rig.wait_records(len(targets))
+    assert [record["secrets"] for record in records] == list(targets.values())
+    assert "pQ2" not in json.dumps(rig.records) and "rT7z" not in json.dumps(rig.records)
+    if mode is SecretsMode.REPORT:
+        assert len(rig.origin.seen) == len(targets)
+    else:
+        assert all(answer.startswith(b"HTTP/1.1 403 ") for answer in answers), answers
+        assert all("path holds secrets" in record["reason"] for record in records)
+        assert rig.origin.seen == []
 
 
 def test_what_a_client_sent_is_withheld_from_refusals() -> None:

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from airlock.egress.flows import redact_query
 from airlock.egress.scan import SecretScanner, count_secrets, redact_body
 from airlock.redact import Redactor
+from airlock.redact.samples import KINDS, plant
 
 KEY = "ghp_" + "aB3dE5fG7hJ9kL1mN3pQ5rS7tU9vW1xY3z5A"
 AWS = "AKIAIOSFODNN7EXAMPLF"
@@ -303,3 +304,100 @@ def test_a_token_spelled_in_escapes_is_left_out_of_the_logged_path() -> None:
     logged, found = path_secrets(Redactor(), f"/x/{escaped}", f"/x/{escaped}")
     assert found == {"github_token": 1}
     assert GITHUB not in logged and escaped not in logged
+
+
+def _every_reading(target: str) -> dict[str, int]:
+    """The secrets a scan of every reading of ``target`` finds, with no precheck."""
+    import urllib.parse
+    from collections import Counter
+
+    counts: Counter[str] = Counter()
+    for text in (target, urllib.parse.unquote(target, errors="replace")):
+        counts |= Counter(hit.kind for hit in REDACTOR.find(text.encode("utf-8", "replace")))
+    return dict(counts)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    seed=st.integers(min_value=0, max_value=2**32),
+    kind=st.sampled_from(sorted(KINDS)),
+    place=st.sampled_from(["/v1/x/{}", "/v1/x?q={}", "/v1/x?{}"]),
+    escaped=st.booleans(),
+)
+def test_the_path_precheck_passes_every_secret_the_engine_finds(
+    seed: int, kind: str, place: str, escaped: bool
+) -> None:
+    """A secret of any kind, in any context the corpus plants it in, written in a path, a
+    query's value or a query as sent or percent-escaped, is counted: the precheck that spares
+    an ordinary path the scan never stops one the engine would find."""
+    import random
+    import urllib.parse
+
+    from airlock.egress.scan import path_secrets
+
+    text = plant(random.Random(seed), kind).text
+    target = place.format(urllib.parse.quote(text, safe="/=&:@") if escaped else text)
+    assert path_secrets(REDACTOR, target, target)[1] == _every_reading(target)
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "/v1/messages?password=Xk9!pQ2@rT7z",
+        "/v1/messages?db=postgres://admin:Xk9!pQ2@rT7z@db.internal:5432/app",
+        "/v1/messages/pwd:Xk9!pQ2@rT7z",
+        "/v1/messages?%70assword%3DXk9!pQ2%40rT7z",
+    ],
+)
+def test_a_password_in_a_target_is_counted(target: str) -> None:
+    """A password or a database URL's, in a query's value or the path (no run of token
+    characters in it), is found."""
+    from airlock.egress.scan import path_secrets
+
+    assert path_secrets(REDACTOR, target, target)[1] == _every_reading(target) != {}
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "/v1/messages?beta=true",
+        "/v1/models?limit=20",
+        "/api/eval/sdk-x",
+    ],
+)
+def test_an_ordinary_path_is_not_scanned(target: str) -> None:
+    """Paths like the agent's own hold nothing the precheck looks for: no scan."""
+    from urllib.parse import unquote
+
+    from airlock.egress.scan import could_hold_secrets
+
+    assert not any(could_hold_secrets(text) for text in (target, unquote(target)))
+
+
+@pytest.mark.parametrize(
+    ("target", "gone"),
+    [
+        ("/v1/messages/password=Xk9!pQ2@rT7z", "pQ2@rT7z"),
+        ("/v1/x/%70assword%3DXk9!pQ2%40rT7z", "pQ2"),
+        ("/v1/x/postgres://admin:Xk9!pQ2@db.internal/app", "Xk9!pQ2"),
+        (f"/v1/x/[REDACTED:{GITHUB.lower()}]/password=Xk9!pQ2@rT7z", GITHUB.lower()[4:]),
+    ],
+)
+def test_every_secret_found_in_a_path_leaves_the_logged_path(target: str, gone: str) -> None:
+    """The logged path has each secret the engine finds replaced by its marker, not only the
+    runs of token characters: a password's punctuation keeps no part of it in the log."""
+    from airlock.egress.scan import path_secrets
+
+    logged, found = path_secrets(REDACTOR, target, target)
+    assert found
+    assert gone not in logged and "[REDACTED" in logged
+
+
+def test_a_target_is_scanned_for_the_users_own_rules() -> None:
+    """A rule of the user's own may find what the precheck does not look for."""
+    from airlock.egress.scan import path_secrets
+    from airlock.redact.patterns import Rule
+
+    mine = Redactor([Rule("employee_id", r"emp(?P<secret>[0-9]{6})", "emp")])
+    logged, found = path_secrets(mine, "/v1/x/emp123456", "/v1/x/emp123456")
+    assert found == {"employee_id": 1} and "123456" not in logged

@@ -31,6 +31,7 @@ from enum import StrEnum
 
 from airlock.egress.framing import TOKEN_LIKE
 from airlock.redact import RedactionReport, Redactor
+from airlock.redact.rules import RULES
 
 SEGMENT = 1 << 20
 """Bytes gathered before a scan."""
@@ -415,16 +416,45 @@ def check_gathered(
     return redacted, {**secrets, **found}, True
 
 
+NAMED_VALUE = re.compile(
+    r"(?:p(?:ass|wd)|secret|token|key|auth|credential|webhook|sig|-----|\s-[pu]|--user)"
+    r"[a-z0-9_.\-]*(?:[=:>\s\\\"'`\]\x1b]|[?+]=)"
+)
+"""In lower case, a word that names a value the redaction engine finds beside it, then what
+comes between them: ``password=``, ``db_pwd:``, ``api_key\\u003d`` (an escape),
+``"token":``, ``<secret>``, ``key is``, ``sig=``, ``curl -u``, a key file's ``-----BEGIN``."""
+
+
+def could_hold_secrets(target: str) -> bool:
+    """Whether the redaction engine could find a secret in ``target`` (one reading of a
+    request target), judged cheaply so that an ordinary path is not scanned: a run of token
+    characters (:data:`TOKEN_LIKE`: a key or token, bare or beside a vendor's name), a URL
+    (``://``, a ``:`` before an ``@``: ``user:password@``), a backslash (escapes, which the
+    engine reads decoded), or a value beside a name (:data:`NAMED_VALUE`)."""
+    if TOKEN_LIKE.search(target) is not None or "\\" in target or "://" in target:
+        return True
+    at = target.rfind("@")
+    if at > 0 and ":" in target[:at]:
+        return True
+    return NAMED_VALUE.search(target.lower()) is not None
+
+
+_MARKER_OR_RUN = re.compile(r"\[REDACTED:[a-z0-9_]+\]|" + TOKEN_LIKE.pattern)
+
+
 def path_secrets(redactor: Redactor, target: str, logged: str) -> tuple[str, dict[str, int]]:
     """The secrets in a request's target (path and query, values too, read as sent and with
     its percent escapes decoded), by kind, and ``logged`` (the target as the audit log shows
     it, query values already left out) fit for the log: with a secret anywhere in the
-    target, each run of token characters in it is left out too (``/bot<token>/sendMessage``,
-    ``ghp%5F…``). Only a target holding such a run is scanned."""
+    target, each secret the engine finds in ``logged`` (as sent, then decoded) is replaced by
+    its marker, and each run of token characters left is left out too
+    (``/bot<token>/sendMessage``, ``ghp%5F…``). Only a target the engine could find a secret
+    in is scanned (:func:`could_hold_secrets`), or every one with rules of the user's own."""
     readings = [target]
     if "%" in target:
         readings.append(urllib.parse.unquote(target, errors="replace"))
-    if not any(TOKEN_LIKE.search(text) for text in readings):
+    own_rules = len(redactor.rules) > len(RULES)  # the user's rules may find anything
+    if not own_rules and not any(could_hold_secrets(text) for text in readings):
         return logged, {}
     counts: Counter[str] = Counter()
     for text in readings:
@@ -432,9 +462,18 @@ def path_secrets(redactor: Redactor, target: str, logged: str) -> tuple[str, dic
         counts |= found  # the most of each kind either way: one secret is not two
     if not counts:
         return logged, {}
+    shown = redactor.redact_text(logged)[0]  # a secret as sent (%40 inside a password)
     # read decoded, so that no escape can keep a token's run apart (%67%68%70%5F…)
-    shown = urllib.parse.unquote(logged, errors="replace")
-    return TOKEN_LIKE.sub("[REDACTED]", shown), dict(counts)
+    shown = redactor.redact_text(urllib.parse.unquote(shown, errors="replace"))[0]
+    kinds = {rule.kind for rule in redactor.rules}
+
+    def withhold(found: re.Match[str]) -> str:
+        text = found.group()
+        if text.startswith("[") and text[10:-1] in kinds:
+            return text  # a marker of the engine's
+        return TOKEN_LIKE.sub("[REDACTED]", text)
+
+    return _MARKER_OR_RUN.sub(withhold, shown), dict(counts)
 
 
 def path_refusal(mode: SecretsMode, secrets: dict[str, int]) -> str:
