@@ -711,6 +711,33 @@ def test_a_form_upload_is_counted_decoded(make_rig) -> None:  # type: ignore[no-
     assert secret not in json.dumps(rig.records)
 
 
+@pytest.mark.parametrize("kind", ["escaped_json", "raw_deflate"])
+@pytest.mark.parametrize("mode", [SecretsMode.REPORT, SecretsMode.BLOCK], ids=["report", "block"])
+def test_report_counts_what_block_refuses(make_rig, tmp_path: Path, mode, kind) -> None:  # type: ignore[no-untyped-def]
+    """A JSON body holding a key written in percent escapes, and a ``deflate`` body of raw
+    deflate data (no zlib header): ``--secrets report`` counts the key ``block`` refuses."""
+    import zlib
+
+    rig = make_rig(secrets=mode)
+    headers = ["-H", "Content-Type: application/json"]
+    if kind == "escaped_json":
+        body = json.dumps({"content": "".join(f"%{ord(char):02X}" for char in KEY)}).encode()
+    else:
+        packer = zlib.compressobj(wbits=-15)
+        body = packer.compress(json.dumps({"content": f"my key {KEY}"}).encode())
+        body += packer.flush()
+        headers += ["-H", "Content-Encoding: deflate"]
+    (tmp_path / "body").write_bytes(body)
+    done = _curl(rig, "/v1/messages", *headers, "--data-binary", f"@{tmp_path / 'body'}")
+    assert done.returncode == 0, done.stderr
+    [record] = rig.wait_records(1)
+    assert record["secrets"] == {"github_token": 1}
+    if mode is SecretsMode.REPORT:
+        assert rig.origin.seen[0][2] == body  # as it came
+    else:
+        assert done.stdout.endswith("403") and rig.origin.seen == []
+
+
 def test_content_encoding_on_two_lines_is_read_as_one_list(make_rig, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     """``Content-Encoding: gzip`` then ``Content-Encoding: identity``: the body is read as
     gzip (servers join the lines, or read the first), and its key refused under block."""

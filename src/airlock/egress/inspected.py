@@ -51,7 +51,6 @@ from airlock.egress.scan import (
     IN_WORKER,
     MAX_GATHERED,
     TOO_LARGE,
-    FormDecoder,
     SecretScanner,
     SecretsMode,
     StreamDecoder,
@@ -395,9 +394,8 @@ class InspectedConnection:
             bytes_out += len(gathered)
             fields["bytes_out"] = bytes_out
         elif framing[0] != "none":
-            scanner = SecretScanner(self.inspector.redactor)
+            scanner = SecretScanner(self.inspector.redactor, escapes=True)
             decoder = StreamDecoder(encoding)
-            form = FormDecoder(head.get(b"content-type"))
             pieces = body_pieces(self.reader, framing, head.check)
             while True:
                 try:
@@ -409,10 +407,9 @@ class InspectedConnection:
                 up_writer.write(raw)
                 bytes_out += len(raw)
                 fields["bytes_out"] = bytes_out  # what left, should the exchange fail
-                await scanner.add(form.feed(decoder.feed(payload)))  # scanned beside forwarding
+                await scanner.add(decoder.feed(payload))  # scanned beside forwarding
                 if up_writer.transport.get_write_buffer_size() > PIECE:
                     await up_writer.drain()
-            await scanner.add(form.finish())
             secrets = await scanner.total()
         await up_writer.drain()
         fields["bytes_out"] = bytes_out  # gone: said if what follows fails

@@ -27,7 +27,6 @@ from airlock.egress.http1 import RequestHead, simple_response
 from airlock.egress.scan import (
     MAX_GATHERED,
     TOO_LARGE,
-    FormDecoder,
     SecretScanner,
     SecretsMode,
     StreamDecoder,
@@ -59,9 +58,8 @@ class PlainInspection:
         self.path = head.path.decode("latin-1")
         self.verdict: Verdict = inspector.judge(self.method, host, self.path)
         self.mode = inspector.secrets
-        self._scanner = None if self.gathers else SecretScanner(inspector.redactor)
+        self._scanner = None if self.gathers else SecretScanner(inspector.redactor, escapes=True)
         self._decoder = StreamDecoder(head.header(b"content-encoding"))
-        self._form = FormDecoder(head.header(b"content-type"))
         self.secrets: dict[str, int] = {}
 
     @property
@@ -86,12 +84,11 @@ class PlainInspection:
     async def take(self, piece: bytes) -> None:
         """Count the secrets of a body piece on its way out (``--secrets report``)."""
         if self._scanner is not None:
-            await self._scanner.add(self._form.feed(self._decoder.feed(piece)))
+            await self._scanner.add(self._decoder.feed(piece))
 
     async def finish(self) -> dict[str, int]:
         """The secrets counted in the body, by kind (also kept in :attr:`secrets`)."""
         if self._scanner is not None:
-            await self._scanner.add(self._form.finish())
             self.secrets.update(await self._scanner.total())
         return self.secrets
 

@@ -63,12 +63,21 @@ class SecretScanner:
         redactor: The redaction engine (its rules and allow-list).
         segment: Bytes gathered before a scan.
         overlap: The longest secret counted across a segment boundary.
+        escapes: Whether a window with percent escapes is read with them decoded too, as
+            :func:`check_gathered` reads a gathered body (:func:`escaped_hits`): a body that
+            leaves as it came (``--secrets report``) is counted as ``block`` would judge it.
     """
 
     def __init__(
-        self, redactor: Redactor, *, segment: int = SEGMENT, overlap: int = OVERLAP
+        self,
+        redactor: Redactor,
+        *,
+        segment: int = SEGMENT,
+        overlap: int = OVERLAP,
+        escapes: bool = False,
     ) -> None:
         self._redactor = redactor
+        self._escapes = escapes
         self._segment = segment
         self._overlap = overlap
         self._pieces: list[bytes] = []
@@ -137,11 +146,20 @@ class SecretScanner:
         safe = len(window) if final else len(window) - self._overlap
         cut = safe
         counts: Counter[str] = Counter()
-        for hit in self._redactor.find(window):
-            if base <= hit.start < safe:
-                counts[hit.kind] += 1
-                cut = max(cut, hit.end)
+        for start, end, kind in self._spans(window):
+            if base <= start < safe:
+                counts[kind] += 1
+                cut = max(cut, end)
         return counts, window[cut:], window[max(base, cut - CONTEXT) : cut]
+
+    def _spans(self, window: bytes) -> list[tuple[int, int, str]]:
+        """The secrets of a window: read with its percent escapes decoded too when asked and
+        it holds one (``%`` is looked for first: most windows have none)."""
+        if self._escapes and b"%" in window and ESCAPE.search(window) is not None:
+            spans = escaped_hits(self._redactor, window)
+            if spans is not None:
+                return spans
+        return [(hit.start, hit.end, hit.kind) for hit in self._redactor.find(window)]
 
     def merge(self, result: tuple[Counter[str], bytes, bytes]) -> None:
         """Take a scanned window's counts, carry and context back (the loop's thread)."""
@@ -241,10 +259,16 @@ def decoded(body: bytes, encoding: bytes | None, limit: int = MAX_GATHERED) -> b
     return body
 
 
+KEPT = 64 * 1024
+"""The most of a ``deflate`` body kept while no byte of it has been decoded as zlib data, to be
+read again as raw deflate if it turns out not to be (as :func:`decoded` reads it)."""
+
+
 class StreamDecoder:
     """A streamed body's ``Content-Encoding`` undone piece by piece for ``--secrets report``
     (which forwards the body as it came); :attr:`unchecked` says why it could not be, when it
-    could not (the scan then stops: the rest is counted as nothing)."""
+    could not (the scan then stops: the rest is counted as nothing). A ``deflate`` body that
+    is not zlib data from its start is read as raw deflate, as some clients send it."""
 
     def __init__(self, encoding: bytes | None, limit: int = MAX_GATHERED) -> None:
         self.steps = codings(encoding)
@@ -256,6 +280,8 @@ class StreamDecoder:
             self.unchecked = f"Content-Encoding {', '.join(self.steps)} not decoded"
         elif self.steps:
             self._decoder = zlib.decompressobj(wbits=self._bits)
+        self._kept: list[bytes] | None = [] if self._bits == 15 else None
+        """The body so far, while nothing of it was decoded as zlib data (``deflate``)."""
         self._out = 0
 
     def feed(self, piece: bytes) -> bytes:
@@ -264,8 +290,22 @@ class StreamDecoder:
             return piece
         if self._decoder is None:
             return b""
+        if self._kept is not None:
+            self._kept.append(piece)
+        out = self._inflate(piece)
+        if self._kept is not None:
+            if self._decoder is None and not out:  # not zlib data: raw deflate, from the start
+                kept, self._kept = b"".join(self._kept), None
+                self.unchecked, self._bits = "", -15
+                self._decoder = zlib.decompressobj(wbits=self._bits)
+                return self._inflate(kept)
+            if out or sum(map(len, self._kept)) > KEPT:
+                self._kept = None
+        return out
+
+    def _inflate(self, piece: bytes) -> bytes:
         out: list[bytes] = []
-        while piece:
+        while piece and self._decoder is not None:
             try:
                 got = self._decoder.decompress(piece, max(self.limit - self._out, 1))
             except zlib.error:
@@ -351,31 +391,6 @@ def _check_escaped(
         position = end
     out.append(body[position:])
     return b"".join(out), secrets
-
-
-class FormDecoder:
-    """A streamed form body (``application/x-www-form-urlencoded``) with its percent escapes
-    decoded for ``--secrets report``'s count (the body itself leaves as it came); an escape
-    cut between two pieces is decoded with the next."""
-
-    def __init__(self, content_type: bytes | None) -> None:
-        kind = (content_type or b"").split(b";", 1)[0].strip().lower()
-        self.active = kind == b"application/x-www-form-urlencoded"
-        self._carry = b""
-
-    def feed(self, piece: bytes) -> bytes:
-        """``piece`` decoded (as it is, for another body)."""
-        if not self.active:
-            return piece
-        data = self._carry + piece
-        cut = data.rfind(b"%", max(0, len(data) - 2))
-        self._carry, data = (data[cut:], data[:cut]) if cut >= 0 else (b"", data)
-        return urllib.parse.unquote_to_bytes(data)
-
-    def finish(self) -> bytes:
-        """What was held back at the end (a stray ``%``)."""
-        rest, self._carry = self._carry, b""
-        return rest
 
 
 def check_gathered(
