@@ -699,6 +699,30 @@ def test_a_body_cut_short_is_recorded_with_what_left(make_rig, reset: bool) -> N
     assert KEY not in json.dumps(rig.records)
 
 
+@pytest.mark.parametrize("mode", [SecretsMode.REDACT, SecretsMode.BLOCK], ids=["redact", "block"])
+def test_a_client_that_resets_while_its_body_is_gathered_is_blamed(make_rig, mode) -> None:  # type: ignore[no-untyped-def]
+    """Under ``redact`` and ``block`` a body is gathered before anything leaves: a client
+    that resets meanwhile is recorded as the one that left, nothing sent, never as the
+    origin's failure."""
+    import struct
+    import time
+
+    rig = make_rig(secrets=mode)
+    tls, raw = tunnel_ssl(rig, "localhost", rig.bundle)
+    tls.sendall(
+        b"POST /v1/messages HTTP/1.1\r\nHost: localhost\r\nContent-Length: 100000\r\n\r\n"
+        + b"x" * 20_000
+    )
+    time.sleep(0.5)  # the part read before the client goes
+    tls.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    tls.close()
+    raw.close()
+    [record] = rig.wait_records(1)
+    assert "the client left" in record["error"] and "origin" not in record["error"]
+    assert (record["status"], record["bytes_out"]) == (None, 0)
+    assert rig.origin.seen == []
+
+
 def test_a_form_upload_is_counted_decoded(make_rig) -> None:  # type: ignore[no-untyped-def]
     """``--secrets report`` counts a key a form encoder wrote with escapes (``%2B``, ``%2F``)."""
     secret = "k9Qz+3vTq/Lm2Wx8Yp0Rn5Hs7Dj4Fg6Bc1Va3Ne2"

@@ -369,7 +369,18 @@ class InspectedConnection:
         secrets: dict[str, int] = {}
         encoding = head.joined(b"content-encoding")  # every line of it, as one list
         if mode is not SecretsMode.REPORT and framing[0] != "none":
-            payload = await self._gather(framing, head.check)
+            try:
+                payload = await self._gather(framing, head.check)
+            except (OSError, ssl.SSLError) as error:  # the client's side: nothing was sent
+                what = error or type(error).__name__
+                self._done(
+                    fields,
+                    started,
+                    status=None,
+                    bytes_out=0,
+                    error=f"the client left: {what} (nothing sent)",
+                )
+                return False
             check = partial(check_gathered, self.inspector.redactor, mode, payload, encoding)
             try:  # a large body in a worker thread: the other connections go on meanwhile
                 gathered, secrets, decoded = (
