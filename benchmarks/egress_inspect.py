@@ -80,7 +80,7 @@ def serve_airlock(port: int, origin_ca: str, bundle_out: str, mode: str) -> None
     from airlock.policy import Context, decide
 
     if mode == "noscan":
-        airlock.egress.inspected.SecretScanner = _NoScan  # type: ignore[misc,assignment]
+        airlock.egress.inspected.BodyCount = _NoScan  # type: ignore[misc,assignment]
     ca = RunCA(now=dt.datetime.now(dt.UTC))
     write_bundle(ca, Path(bundle_out), Path(origin_ca))
     inspection = InspectionConfig(

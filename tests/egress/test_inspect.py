@@ -762,6 +762,46 @@ def test_report_counts_what_block_refuses(make_rig, tmp_path: Path, mode, kind) 
         assert done.stdout.endswith("403") and rig.origin.seen == []
 
 
+@pytest.mark.parametrize(
+    ("codec", "content_type"),
+    [
+        ("utf-16", "application/json; charset=utf-16"),
+        ("utf-32", "application/json; charset=UTF-32"),
+        ("utf-16", "application/json"),  # told by its byte-order mark
+        ("utf-16-le", "application/json"),  # told by the NULs of its first bytes
+    ],
+    ids=["utf16_charset", "utf32_charset", "utf16_bom", "utf16le_bare"],
+)
+@pytest.mark.parametrize("mode", list(SecretsMode), ids=[m.value for m in SecretsMode])
+def test_a_body_in_utf16_or_utf32_is_read_as_text(
+    make_rig, tmp_path: Path, mode, codec: str, content_type: str
+) -> None:  # type: ignore[no-untyped-def]
+    """A JSON body in UTF-16 or UTF-32 (as ``json.loads`` reads bytes) is scanned decoded:
+    its key is counted; ``block`` refuses it; ``redact``, which cannot replace a key where
+    it stands in such a body, refuses it too and says so; nothing is sent."""
+    rig = make_rig(secrets=mode)
+    body = json.dumps({"content": f"my key {KEY}"}).encode(codec)
+    (tmp_path / "body").write_bytes(body)
+    done = _curl(
+        rig,
+        "/v1/messages",
+        "-H",
+        f"Content-Type: {content_type}",
+        "--data-binary",
+        f"@{tmp_path / 'body'}",
+    )
+    assert done.returncode == 0, done.stderr
+    [record] = rig.wait_records(1)
+    assert record["secrets"] == {"github_token": 1}
+    if mode is SecretsMode.REPORT:
+        assert rig.origin.seen[0][2] == body
+        return
+    assert done.stdout.endswith("403") and rig.origin.seen == []
+    assert record["decision"] == "deny"
+    if mode is SecretsMode.REDACT:
+        assert "cannot be replaced" in record["reason"] and "cannot be replaced" in done.stdout
+
+
 def test_content_encoding_on_two_lines_is_read_as_one_list(make_rig, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     """``Content-Encoding: gzip`` then ``Content-Encoding: identity``: the body is read as
     gzip (servers join the lines, or read the first), and its key refused under block."""

@@ -443,3 +443,59 @@ def test_a_target_is_scanned_for_the_users_own_rules() -> None:
     mine = Redactor([Rule("employee_id", r"emp(?P<secret>[0-9]{6})", "emp")])
     logged, found = path_secrets(mine, "/v1/x/emp123456", "/v1/x/emp123456")
     assert found == {"employee_id": 1} and "123456" not in logged
+
+
+@pytest.mark.parametrize(
+    ("content_type", "start", "codec"),
+    [
+        (b"application/json; charset=utf-16", b'{"a', "utf-16"),
+        (b'text/plain; Charset = "UTF-32LE"', b"", "utf-32-le"),
+        (b"application/json; charset=utf-7", b"{", "utf-7"),  # +AGc- is g
+        (b"application/json", "{".encode("utf-16"), "utf-16"),
+        (b"application/json", '{"'.encode("utf-16-be"), "utf-16-be"),
+        (None, "{".encode("utf-32"), "utf-32"),
+        (b"application/json; charset=utf-8", b'{"a', None),
+        (b"application/json; charset=latin-1", b'{"a', None),
+        (b"application/json; charset=base64", b'{"a', None),  # no text encoding
+        (b"application/json; charset=no-such", b'{"a', None),
+        (None, b'{"ab', None),
+    ],
+)
+def test_wide_charset(content_type: bytes | None, start: bytes, codec: str | None) -> None:
+    """A body whose text ASCII is not in, named by its charset or told by its first bytes."""
+    from airlock.egress.scan import wide_charset
+
+    assert wide_charset(content_type, start) == codec
+
+
+@pytest.mark.parametrize("cut", [1, 3, 1000])
+def test_a_utf16_body_is_counted_as_it_streams(cut: int) -> None:
+    """``--secrets report``'s count of a UTF-16 body fed in any pieces is what ``block``
+    refuses it for; a UTF-8 body is counted once."""
+    from airlock.egress.scan import BodyCount, SecretsMode, check_gathered
+
+    async def count(body: bytes, content_type: bytes) -> dict[str, int]:
+        counter = BodyCount(REDACTOR, None, content_type)
+        for at in range(0, len(body), cut):
+            await counter.add(body[at : at + cut])
+        return await counter.total()
+
+    text = json.dumps({"content": f"my key {GITHUB}"})
+    wide = text.encode("utf-16")
+    assert asyncio.run(count(wide, b"application/json")) == {"github_token": 1}
+    assert check_gathered(REDACTOR, SecretsMode.BLOCK, wide)[1] == {"github_token": 1}
+    assert asyncio.run(count(text.encode(), b"application/json")) == {"github_token": 1}
+
+
+def test_redact_refuses_a_secret_it_cannot_replace_where_it_stands() -> None:
+    """A UTF-16 body holding a key: ``redact`` fails closed with ``403`` and the count; one
+    holding none leaves as it came."""
+    from airlock.egress.scan import SecretsMode, Uncheckable, check_gathered
+
+    body = json.dumps({"content": f"my key {GITHUB}"}).encode("utf-16")
+    with pytest.raises(Uncheckable) as refused:
+        check_gathered(REDACTOR, SecretsMode.REDACT, body, None, b"text/plain; charset=utf-16")
+    assert refused.value.status == 403 and refused.value.secrets == {"github_token": 1}
+    assert "cannot be replaced" in refused.value.why and GITHUB not in refused.value.why
+    harmless = json.dumps({"content": "hello"}).encode("utf-16")
+    assert check_gathered(REDACTOR, SecretsMode.REDACT, harmless) == (harmless, {}, False)

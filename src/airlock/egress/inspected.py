@@ -51,9 +51,8 @@ from airlock.egress.scan import (
     IN_WORKER,
     MAX_GATHERED,
     TOO_LARGE,
-    SecretScanner,
+    BodyCount,
     SecretsMode,
-    StreamDecoder,
     Uncheckable,
     blocked_reason,
     check_gathered,
@@ -381,12 +380,20 @@ class InspectedConnection:
                     error=f"the client left: {what} (nothing sent)",
                 )
                 return False
-            check = partial(check_gathered, self.inspector.redactor, mode, payload, encoding)
+            check = partial(
+                check_gathered,
+                self.inspector.redactor,
+                mode,
+                payload,
+                encoding,
+                head.joined(b"content-type"),
+            )
             try:  # a large body in a worker thread: the other connections go on meanwhile
                 gathered, secrets, decoded = (
                     await asyncio.to_thread(check) if len(payload) > IN_WORKER else check()
                 )
             except Uncheckable as error:
+                fields["secrets"] = error.secrets
                 raise HttpError(error.status, error.why) from None
             if gathered is None:
                 return await self._block(fields, started, secrets)
@@ -405,8 +412,7 @@ class InspectedConnection:
             bytes_out += len(gathered)
             fields["bytes_out"] = bytes_out
         elif framing[0] != "none":
-            scanner = SecretScanner(self.inspector.redactor, escapes=True)
-            decoder = StreamDecoder(encoding)
+            scanner = BodyCount(self.inspector.redactor, encoding, head.joined(b"content-type"))
             pieces = body_pieces(self.reader, framing, head.check)
             while True:
                 try:
@@ -418,7 +424,7 @@ class InspectedConnection:
                 up_writer.write(raw)
                 bytes_out += len(raw)
                 fields["bytes_out"] = bytes_out  # what left, should the exchange fail
-                await scanner.add(decoder.feed(payload))  # scanned beside forwarding
+                await scanner.add(payload)  # scanned beside forwarding
                 if up_writer.transport.get_write_buffer_size() > PIECE:
                     await up_writer.drain()
             secrets = await scanner.total()
@@ -449,7 +455,7 @@ class InspectedConnection:
         fields: dict[str, Any],
         started: float,
         bytes_out: int,
-        scanner: SecretScanner,
+        scanner: BodyCount,
         error: BaseException,
     ) -> bool:
         """A body that ended early, or turned out malformed, after part of the request had

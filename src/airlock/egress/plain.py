@@ -27,9 +27,8 @@ from airlock.egress.http1 import RequestHead, simple_response
 from airlock.egress.scan import (
     MAX_GATHERED,
     TOO_LARGE,
-    SecretScanner,
+    BodyCount,
     SecretsMode,
-    StreamDecoder,
     Uncheckable,
     blocked_reason,
     check_gathered,
@@ -58,8 +57,15 @@ class PlainInspection:
         self.path = head.path.decode("latin-1")
         self.verdict: Verdict = inspector.judge(self.method, host, self.path)
         self.mode = inspector.secrets
-        self._scanner = None if self.gathers else SecretScanner(inspector.redactor, escapes=True)
-        self._decoder = StreamDecoder(head.header(b"content-encoding"))
+        self._count = (
+            None
+            if self.gathers
+            else BodyCount(
+                inspector.redactor,
+                head.header(b"content-encoding"),
+                head.header(b"content-type"),
+            )
+        )
         self.secrets: dict[str, int] = {}
 
     @property
@@ -83,13 +89,13 @@ class PlainInspection:
 
     async def take(self, piece: bytes) -> None:
         """Count the secrets of a body piece on its way out (``--secrets report``)."""
-        if self._scanner is not None:
-            await self._scanner.add(self._decoder.feed(piece))
+        if self._count is not None:
+            await self._count.add(piece)
 
     async def finish(self) -> dict[str, int]:
         """The secrets counted in the body, by kind (also kept in :attr:`secrets`)."""
-        if self._scanner is not None:
-            self.secrets.update(await self._scanner.total())
+        if self._count is not None:
+            self.secrets.update(await self._count.total())
         return self.secrets
 
     def too_large(self, length: int | None) -> str:
@@ -112,9 +118,14 @@ class PlainInspection:
         encoding = self.head.header(b"content-encoding")
         try:
             checked, found, decoded = check_gathered(
-                self.inspector.redactor, self.mode, body, encoding
+                self.inspector.redactor,
+                self.mode,
+                body,
+                encoding,
+                self.head.header(b"content-type"),
             )
         except Uncheckable as error:
+            self.secrets.update(error.secrets)
             return None, error.status, error.why
         if decoded:
             self.head.headers = [

@@ -22,7 +22,9 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import codecs
 import io
+import json
 import re
 import urllib.parse
 import zlib
@@ -187,12 +189,14 @@ def redact_body(redactor: Redactor, body: bytes) -> tuple[bytes, dict[str, int]]
 
 
 class Uncheckable(Exception):
-    """A gathered body that cannot be checked: the status to answer and why."""
+    """A gathered body that cannot be checked, or cannot be redacted: the status to answer,
+    why, and the secrets found in it (by kind), if any."""
 
-    def __init__(self, status: int, why: str) -> None:
+    def __init__(self, status: int, why: str, secrets: dict[str, int] | None = None) -> None:
         super().__init__(why)
         self.status = status
         self.why = why
+        self.secrets = secrets or {}
 
 
 DECODED = {"gzip": 31, "x-gzip": 31, "deflate": 15}
@@ -326,6 +330,101 @@ class StreamDecoder:
         return b"".join(out)
 
 
+_CHARSET = re.compile(rb"charset\s*=\s*[\"']?([A-Za-z0-9_.:-]+)", re.IGNORECASE)
+_ASCII_BYTES = b"ghp_AKIA password=:/+AGc-"
+"""ASCII a charset must read as itself for the body to be scanned as its bytes (UTF-7 reads
+``+AGc-`` as ``g``)."""
+
+
+def wide_charset(content_type: bytes | None, start: bytes) -> str | None:
+    """The codec of a body whose text is not in ASCII's bytes (UTF-16, UTF-32, UTF-7, …),
+    which the scan must read decoded: named by a ``charset`` of ``Content-Type``, or told by the body's
+    first bytes (``start``) as JSON readers tell it: a UTF-16 or UTF-32 byte-order mark, or
+    NULs among the first four bytes. ``None`` for any other body (UTF-8, Latin-1, …)."""
+    for found in _CHARSET.finditer(content_type or b""):
+        try:
+            name = codecs.lookup(found[1].decode("ascii")).name
+            if _ASCII_BYTES.decode(name, errors="replace") != _ASCII_BYTES.decode("ascii"):
+                return name
+        except (LookupError, UnicodeError):
+            continue  # a charset no reader knows, or none of text
+    if start[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE) or b"\x00" in start[:4]:
+        sniffed = json.detect_encoding(start[:4])
+        return None if sniffed.startswith("utf-8") else sniffed
+    return None
+
+
+def wide_refusal(codec: str, secrets: dict[str, int]) -> str:
+    """Why ``--secrets redact`` refused a body in ``codec`` that holds secrets."""
+    kinds = ", ".join(f"{kind} x{count}" for kind, count in sorted(secrets.items()))
+    return (
+        f"--secrets redact: the request body, in {codec}, holds secrets ({kinds}) that "
+        "cannot be replaced where they stand: refused; nothing was sent"
+    )
+
+
+class WideText:
+    """A streamed body in UTF-16 or UTF-32 (:func:`wide_charset`) read as text for
+    ``--secrets report``'s count, with a scanner of its own; any other body adds nothing."""
+
+    def __init__(self, redactor: Redactor, content_type: bytes | None) -> None:
+        self._content_type = content_type
+        self._start: bytes | None = b""
+        """The first bytes, until the charset is told from them."""
+        self._decoder: codecs.IncrementalDecoder | None = None
+        self._scanner = SecretScanner(redactor, escapes=True)
+
+    async def add(self, data: bytes) -> None:
+        """Take the next piece of the body (its ``Content-Encoding`` undone)."""
+        if self._start is not None:
+            self._start += data
+            if len(self._start) < 4:
+                return
+            data = self._begin()
+        if self._decoder is not None:
+            await self._scanner.add(self._decoder.decode(data).encode("utf-8"))
+
+    def _begin(self) -> bytes:
+        start, self._start = self._start or b"", None
+        codec = wide_charset(self._content_type, start)
+        if codec is not None:
+            self._decoder = codecs.getincrementaldecoder(codec)(errors="replace")
+        return start
+
+    async def total(self) -> dict[str, int]:
+        """The secrets of the text, by kind (none for a body in another charset)."""
+        if self._start is not None:
+            await self.add(self._begin())
+        if self._decoder is None:
+            return {}
+        await self._scanner.add(self._decoder.decode(b"", final=True).encode("utf-8"))
+        return await self._scanner.total()
+
+
+class BodyCount:
+    """The secrets of a body forwarded as it comes (``--secrets report``), counted as
+    ``block`` would judge it: its ``Content-Encoding`` undone (:class:`StreamDecoder`), read
+    with its percent escapes decoded too, and read as text too when it is UTF-16 or UTF-32
+    (:class:`WideText`). Fed on the event loop, scanned beside the forwarding."""
+
+    def __init__(
+        self, redactor: Redactor, encoding: bytes | None, content_type: bytes | None
+    ) -> None:
+        self.decoder = StreamDecoder(encoding)
+        self._scanner = SecretScanner(redactor, escapes=True)
+        self._wide = WideText(redactor, content_type)
+
+    async def add(self, payload: bytes) -> None:
+        """Take the next piece of the body as sent."""
+        data = self.decoder.feed(payload)
+        await self._scanner.add(data)
+        await self._wide.add(data)
+
+    async def total(self) -> dict[str, int]:
+        """The secrets of the body, by kind: the most of each either way it was read."""
+        return dict(Counter(await self._scanner.total()) | Counter(await self._wide.total()))
+
+
 ESCAPE = re.compile(rb"%[0-9A-Fa-f]{2}")
 MAX_ESCAPES = 1_000_000
 """Percent escapes a gathered body may hold and still be redacted in place (each is a point
@@ -394,19 +493,44 @@ def _check_escaped(
 
 
 def check_gathered(
-    redactor: Redactor, mode: SecretsMode, body: bytes, encoding: bytes | None = None
+    redactor: Redactor,
+    mode: SecretsMode,
+    body: bytes,
+    encoding: bytes | None = None,
+    content_type: bytes | None = None,
 ) -> tuple[bytes | None, dict[str, int], bool]:
     """A whole body as it may leave, its secrets by kind, and whether its ``Content-Encoding``
     must go (it left decoded): ``--secrets redact`` replaces each secret; ``--secrets block``
     gives ``None`` (refused) for a body that holds any. A compressed body is checked decoded
     (:func:`decoded`); it leaves as it came when it holds no secret, decoded and redacted
     when it does. A body with percent escapes is read with them decoded too, and a secret
-    found either way is replaced in place (:func:`escaped_hits`).
+    found either way is replaced in place (:func:`escaped_hits`). A body in UTF-16 or UTF-32
+    (:func:`wide_charset`) is read as text too; one that holds a secret that way is refused
+    under ``redact`` as well, which cannot replace it where it stands.
 
     Raises:
-        Uncheckable: as :func:`decoded`.
+        Uncheckable: as :func:`decoded`; ``403`` for a secret in UTF-16 or UTF-32 text under
+            ``redact`` (with the secrets found).
     """
     plain = decoded(body, encoding)
+    codec = wide_charset(content_type, plain)
+    if codec is not None:  # read as text too
+        text = plain.decode(codec, errors="replace").encode("utf-8")
+        wide = _check_decoded(redactor, SecretsMode.BLOCK, text, text)[1]
+        if wide:
+            as_sent = _check_decoded(redactor, SecretsMode.BLOCK, body, plain)[1]
+            secrets = dict(Counter(wide) | Counter(as_sent))
+            if mode is SecretsMode.REDACT:
+                raise Uncheckable(403, wide_refusal(codec, secrets), secrets)
+            return None, secrets, False
+    return _check_decoded(redactor, mode, body, plain)
+
+
+def _check_decoded(
+    redactor: Redactor, mode: SecretsMode, body: bytes, plain: bytes
+) -> tuple[bytes | None, dict[str, int], bool]:
+    """:func:`check_gathered` of ``body`` read as its bytes, ``plain`` being it decoded (the
+    same object when it has no ``Content-Encoding``)."""
     in_raw = count_secrets(redactor, body) if plain is not body else {}
     if ESCAPE.search(plain) is not None:  # a form's values (%2F, %2B): read decoded too
         checked, secrets = _check_escaped(redactor, mode, plain)
