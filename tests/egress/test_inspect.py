@@ -310,6 +310,68 @@ def test_a_body_too_large_to_check_is_refused_413_unread(make_rig, mode: Secrets
     assert (record["status"], record["decision"], record["flow"]) == (413, "deny", "model_requests")
 
 
+def _answer_of(tls: socket.socket) -> bytes:
+    """All a connection answers until it closes (each read bounded by the socket's timeout)."""
+    answer = b""
+    while chunk := tls.recv(65536):
+        answer += chunk
+    return answer
+
+
+@pytest.mark.parametrize("mode", [SecretsMode.REDACT, SecretsMode.BLOCK], ids=["redact", "block"])
+def test_gathered_bodies_share_one_budget(make_rig, mode: SecretsMode) -> None:  # type: ignore[no-untyped-def]
+    """Bodies gathered to be checked are held within one budget across connections: while
+    one connection holds most of it, another's body that would pass it is refused ``503``
+    saying why (unread when its length is known, as soon as it would pass when chunked) and
+    recorded; once the first has gone, the budget is free again."""
+    import time
+
+    rig = make_rig(secrets=mode)
+    rig.inspector.gathering.total = 100_000
+    head = b"POST /v1/messages HTTP/1.1\r\nHost: localhost\r\nContent-Length: %d\r\n\r\n"
+    first, _ = tunnel_ssl(rig, "localhost", rig.bundle)
+    first.sendall(head % 80_000 + b"x" * 50_000)  # 80 kB held while the rest is awaited
+    time.sleep(0.3)
+    sized, _ = tunnel_ssl(rig, "localhost", rig.bundle)
+    with sized:
+        sized.sendall(head % 30_000)
+        refused = _answer_of(sized)
+    chunked, _ = tunnel_ssl(rig, "localhost", rig.bundle)
+    with chunked:
+        chunked.sendall(
+            b"POST /v1/messages HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n"
+        )
+        for _ in range(5):  # 5 kB at a time: the budget is passed at the fifth
+            chunked.sendall(b"1388\r\n" + b"y" * 5000 + b"\r\n")
+        cut = _answer_of(chunked)
+    for answer in (refused, cut):
+        assert answer.startswith(b"HTTP/1.1 503 "), answer[:80]
+        assert b"request bodies to check" in answer
+    with first:
+        first.sendall(b"x" * 30_000)
+        answer = b""
+        for _ in range(50):
+            if answer.endswith(b"}"):  # the origin's JSON note, whole
+                break
+            answer += first.recv(65536)
+        assert answer.startswith(b"HTTP/1.1 200 ")
+    rig.wait_records(3)
+    again, _ = tunnel_ssl(rig, "localhost", rig.bundle)  # the budget is free again
+    with again:
+        again.sendall(head.replace(b"\r\n\r\n", b"\r\nConnection: close\r\n\r\n") % 30_000)
+        again.sendall(b"z" * 30_000)
+        assert _answer_of(again).startswith(b"HTTP/1.1 200 ")
+    records = rig.wait_records(4)
+    assert sorted((r["status"], r["decision"]) for r in records) == [
+        (200, "allow"),
+        (200, "allow"),
+        (503, "deny"),
+        (503, "deny"),
+    ]
+    assert [len(body) for _, _, body in rig.origin.seen] == [80_000, 30_000]
+    assert rig.inspector.gathering.held == 0
+
+
 def test_large_upload_streams_and_counts(make_rig) -> None:  # type: ignore[no-untyped-def]
     """A 5 MB upload with keys in several places streams through and every key is counted."""
     rig = make_rig()

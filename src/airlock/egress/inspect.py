@@ -40,7 +40,7 @@ from airlock.egress.flows import (
 )
 from airlock.egress.framing import MAX_HEAD
 from airlock.egress.inspected import Dial, InspectedConnection, record_of
-from airlock.egress.scan import SecretsMode
+from airlock.egress.scan import Budget, SecretsMode
 from airlock.policy import Decisions
 from airlock.policy.hosts import HostError, parse_host
 from airlock.redact import Redactor
@@ -130,6 +130,8 @@ class Inspector:
         """Hosts whose clients refused the run's certificate, with the TLS error."""
         self.flows: dict[tuple[str, str], list[int]] = {}
         """(flow, decision) -> [requests, bytes out, bytes in], for the end-of-run report."""
+        self.gathering = Budget()
+        """The bytes of request bodies gathered to be checked, across connections."""
 
     @classmethod
     def from_config(cls, config: InspectionConfig, record: Record) -> Inspector:

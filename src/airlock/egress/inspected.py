@@ -19,8 +19,9 @@ connection. For each request it:
 3. sends the request to the origin over TLS verified against the system's CAs (plus
    ``--upstream-ca``), on one upstream connection kept for the client connection, streaming the
    body while the redaction engine counts its secrets (``--secrets report``); with
-   ``--secrets redact`` or ``block`` the body is gathered first (up to ``MAX_GATHERED``), then
-   redacted or refused;
+   ``--secrets redact`` or ``block`` the body is gathered first (up to ``MAX_GATHERED``, and
+   within ``GATHER_BUDGET`` across the run's connections: ``503`` past it), then redacted or
+   refused;
 4. streams the answer back as it comes and writes one audit record (:func:`record_of`).
 """
 
@@ -48,10 +49,12 @@ from airlock.egress.framing import (
     read_head,
 )
 from airlock.egress.scan import (
+    BUSY,
     IN_WORKER,
     MAX_GATHERED,
     TOO_LARGE,
     BodyCount,
+    Held,
     SecretsMode,
     Uncheckable,
     blocked_reason,
@@ -166,9 +169,12 @@ class InspectedConnection:
             self.up = None
 
     async def _answer(self, status: int, body: bytes, *, close: bool) -> int:
-        reason = {400: "Bad Request", 403: "Forbidden", 413: "Content Too Large"}.get(
-            status, "Error"
-        )
+        reason = {
+            400: "Bad Request",
+            403: "Forbidden",
+            413: "Content Too Large",
+            503: "Service Unavailable",
+        }.get(status, "Error")
         head = (
             f"HTTP/1.1 {status} {reason}\r\nContent-Type: text/plain; charset=utf-8\r\n"
             f"Content-Length: {len(body)}\r\nX-Airlock: refused\r\n"
@@ -359,6 +365,15 @@ class InspectedConnection:
     async def _forward(
         self, head: Head, framing: Framing, fields: dict[str, Any], started: float
     ) -> bool:
+        held = Held(self.inspector.gathering)  # a gathered body, until it has gone
+        try:
+            return await self._send(head, framing, fields, started, held)
+        finally:
+            held.release()
+
+    async def _send(
+        self, head: Head, framing: Framing, fields: dict[str, Any], started: float, held: Held
+    ) -> bool:
         expect = head.get(b"expect")
         if expect is not None and expect.lower() == b"100-continue":
             head.headers = [(k, v) for k, v in head.headers if k.lower() != b"expect"]
@@ -369,7 +384,7 @@ class InspectedConnection:
         encoding = head.joined(b"content-encoding")  # every line of it, as one list
         if mode is not SecretsMode.REPORT and framing[0] != "none":
             try:
-                payload = await self._gather(framing, head.check)
+                payload = await self._gather(framing, head.check, held)
             except (OSError, ssl.SSLError) as error:  # the client's side: nothing was sent
                 what = error or type(error).__name__
                 self._done(
@@ -494,15 +509,21 @@ class InspectedConnection:
         )
         return True
 
-    async def _gather(self, framing: Framing, check: RequestCheck | None) -> bytes:
+    async def _gather(self, framing: Framing, check: RequestCheck | None, held: Held) -> bytes:
+        """The whole body, held within the run's budget for gathered bodies: one that would
+        pass it is refused ``503`` (unread, when its length is known)."""
         if framing[0] == "length" and framing[1] > MAX_GATHERED:
             raise HttpError(413, TOO_LARGE)
+        if not held.take(framing[1]):  # a known length, whole; a chunked body as it comes
+            raise HttpError(503, BUSY)
         parts = []
         size = 0
         async for _, payload in body_pieces(self.reader, framing, check):
             size += len(payload)
             if size > MAX_GATHERED:
                 raise HttpError(413, TOO_LARGE)
+            if size > held.size and not held.take(size - held.size):
+                raise HttpError(503, BUSY)
             parts.append(payload)
         return b"".join(parts)
 

@@ -48,6 +48,44 @@ MAX_GATHERED = 64 * 1024 * 1024
 """The largest body gathered whole for ``--secrets redact`` or ``block``."""
 TOO_LARGE = f"body over {MAX_GATHERED} bytes cannot be checked for secrets"
 """Why a larger body is refused, with ``413`` (Content Too Large), in TLS and plain HTTP."""
+GATHER_BUDGET = 256 * 1024 * 1024
+"""The most bytes of request bodies held at once, across every connection, while they are
+gathered and checked (``--secrets redact`` or ``block``)."""
+BUSY = (
+    f"airlock already holds close to {GATHER_BUDGET} bytes of request bodies to check for "
+    "secrets (--secrets redact or block): this one was refused unsent; send it again shortly"
+)
+"""Why a body that would pass :data:`GATHER_BUDGET` is refused, with ``503``."""
+
+
+class Budget:
+    """The bytes of gathered bodies held across a run's connections (:data:`GATHER_BUDGET`);
+    one :class:`Held` per request takes from it, on the event loop."""
+
+    def __init__(self, total: int = GATHER_BUDGET) -> None:
+        self.total = total
+        self.held = 0
+
+
+class Held:
+    """What one request holds of a :class:`Budget`, given back with :meth:`release`."""
+
+    def __init__(self, budget: Budget) -> None:
+        self.budget = budget
+        self.size = 0
+
+    def take(self, size: int) -> bool:
+        """Hold ``size`` bytes more; ``False`` (nothing taken) when the budget would pass."""
+        if self.budget.held + size > self.budget.total:
+            return False
+        self.budget.held += size
+        self.size += size
+        return True
+
+    def release(self) -> None:
+        """Give back all that is held."""
+        self.budget.held -= self.size
+        self.size = 0
 
 
 class SecretsMode(StrEnum):
