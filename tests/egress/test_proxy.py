@@ -214,6 +214,27 @@ def test_denied_host_gets_a_403_naming_the_rule(tmp_path: Path) -> None:
     assert report.hosts[0].refused == (("denied by '*.evil.test' (--deny)", 1),)
 
 
+def test_a_token_in_a_plain_requests_path_stays_out_of_the_log(
+    site: _Site, tmp_path: Path
+) -> None:
+    """A host that is not inspected: a Slack bot token in the path (allowed or refused) and
+    a GitHub token spelled in percent escapes are left out of the records; a plain path
+    stays."""
+    bot = "xoxb-123456789012-1234567890123-" + "aB3dE5fG7h" * 2 + "aBcD"
+    github = "ghp_" + "aB3dE5fG7h" * 4
+    escaped = "".join(f"%{ord(char):02X}" for char in github)
+    cfg = config(tmp_path)
+    with running(cfg) as (url, _), httpx.Client(proxy=url) as client:
+        client.get(f"http://127.0.0.1:{_port(site)}/bot{bot}/sendMessage")
+        client.get(f"http://api.evil.test/{escaped}")
+        client.get(f"http://127.0.0.1:{_port(site)}/plain/page")
+    paths = [record["path"] for record in _connections(cfg.audit_log)]  # type: ignore[arg-type]
+    log = cfg.audit_log.read_text()  # type: ignore[union-attr]
+    assert bot not in log and github not in log and escaped not in log
+    assert paths[2] == "/plain/page"
+    assert "sendMessage" in paths[0]
+
+
 def test_connect_to_an_unlisted_host_is_refused(tmp_path: Path) -> None:
     """With no allow rule for it, a CONNECT is answered 403 and the tunnel never opens."""
     with running(config(tmp_path)) as (url, _):

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote
 
 import httptools
 
@@ -27,6 +28,7 @@ from airlock.egress.connection import (
     new_record,
     stale,
 )
+from airlock.egress.framing import could_hold_secrets
 from airlock.egress.http1 import (
     END,
     BadRequest,
@@ -56,6 +58,12 @@ async def forward(client: Client, head: RequestHead) -> bool:
 
             inspection = PlainInspection(proxy.inspector, head, ruled.host)
             record["host"] = ruled.host  # refusals by inspection name it as the rules read it
+    if inspection is None:  # a token in the path stays out of the log (inspection's own)
+        target = head.path.decode("latin-1")
+        if could_hold_secrets(target) or (
+            "%" in target and could_hold_secrets(unquote(target, errors="replace"))
+        ):
+            record["path"], _ = await proxy.logged_path(target, record["path"])
     body: bytes | None = None
     if inspection is not None:
         from airlock.egress.scan import SecretsMode, path_refusal, path_secrets

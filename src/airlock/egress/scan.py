@@ -31,7 +31,7 @@ import zlib
 from collections import Counter
 from enum import StrEnum
 
-from airlock.egress.framing import TOKEN_LIKE
+from airlock.egress.framing import TOKEN_LIKE, could_hold_secrets
 from airlock.redact import RedactionReport, Redactor
 from airlock.redact.rules import RULES
 
@@ -591,29 +591,6 @@ def _check_decoded(
         return None, secrets, False
     redacted, found = redact_body(redactor, plain)
     return redacted, {**secrets, **found}, True
-
-
-NAMED_VALUE = re.compile(
-    r"(?:p(?:ass|wd)|secret|token|key|auth|credential|webhook|sig|-----|\s-[pu]|--user)"
-    r"[a-z0-9_.\-]*(?:[=:>\s\\\"'`\]\x1b]|[?+]=)"
-)
-"""In lower case, a word that names a value the redaction engine finds beside it, then what
-comes between them: ``password=``, ``db_pwd:``, ``api_key\\u003d`` (an escape),
-``"token":``, ``<secret>``, ``key is``, ``sig=``, ``curl -u``, a key file's ``-----BEGIN``."""
-
-
-def could_hold_secrets(target: str) -> bool:
-    """Whether the redaction engine could find a secret in ``target`` (one reading of a
-    request target), judged cheaply so that an ordinary path is not scanned: a run of token
-    characters (:data:`TOKEN_LIKE`: a key or token, bare or beside a vendor's name), a URL
-    (``://``, a ``:`` before an ``@``: ``user:password@``), a backslash (escapes, which the
-    engine reads decoded), or a value beside a name (:data:`NAMED_VALUE`)."""
-    if TOKEN_LIKE.search(target) is not None or "\\" in target or "://" in target:
-        return True
-    at = target.rfind("@")
-    if at > 0 and ":" in target[:at]:
-        return True
-    return NAMED_VALUE.search(target.lower()) is not None
 
 
 _MARKER_OR_RUN = re.compile(r"\[REDACTED:[a-z0-9_]+\]|" + TOKEN_LIKE.pattern)

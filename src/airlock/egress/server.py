@@ -39,7 +39,7 @@ import socket
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httptools
 
@@ -65,6 +65,9 @@ from airlock.egress.report import MAX_HOSTS, OTHER_HOSTS, HostStats
 from airlock.egress.rules import EgressRules, RuleDecision, how_to_allow, private_refusal
 from airlock.errors import AirlockError, DestinationRefused, RefusedError
 from airlock.policy.hosts import HostError, bypasses_proxy, parse_host
+
+if TYPE_CHECKING:
+    from airlock.redact import Redactor
 
 
 class Proxy:
@@ -103,11 +106,30 @@ class Proxy:
         self.failed: BaseException | None = None
         self.chained = parse_upstream(config.upstream_proxy)
         self._tasks: set[asyncio.Task[Any]] = set()
+        self.path_redactor: Redactor | None = None
+        """The redaction engine that keeps secrets in plain requests' paths out of the log
+        (:meth:`logged_path`), loaded when first needed."""
         self.inspector = None
         if config.inspection is not None:
             from airlock.egress.inspect import Inspector  # cryptography only when inspecting
 
             self.inspector = Inspector.from_config(config.inspection, self.record_inspected)
+
+    async def logged_path(self, target: str, logged: str) -> tuple[str, dict[str, int]]:
+        """``logged`` (a request target as the log shows it, query values left out) with the
+        secrets the redaction engine finds in ``target`` left out too, and their kinds and
+        counts (:func:`airlock.egress.scan.path_secrets`). The engine is the inspector's, or
+        one loaded once, off the event loop, at the first target that could hold a secret."""
+        from airlock.egress.scan import path_secrets
+
+        if self.path_redactor is None:
+            if self.inspector is not None:
+                self.path_redactor = self.inspector.redactor
+            else:
+                from airlock.redact import Redactor
+
+                self.path_redactor = await asyncio.to_thread(Redactor)
+        return path_secrets(self.path_redactor, target, logged)
 
     async def start(self, listeners: list[socket.socket]) -> None:
         """Serve every listening socket, and start the idle watchdog."""
