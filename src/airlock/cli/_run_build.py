@@ -454,8 +454,8 @@ def shown_command(command: list[str]) -> list[str]:
     """``command`` as the audit log keeps it: a secret in an argument (``-H "Authorization:
     Bearer …"``, ``--token=…``) replaced by the redaction engine's marker, as in every other
     record. The engine (tens of milliseconds to load) is asked only when an argument looks
-    as if it could hold one (:data:`MAY_HOLD_A_SECRET`)."""
-    if not any(MAY_HOLD_A_SECRET.search(argument) for argument in command):
+    as if it could hold one (:func:`may_hold_a_secret`)."""
+    if not any(may_hold_a_secret(argument) for argument in command):
         return command
     from airlock.redact import Redactor
 
@@ -463,11 +463,23 @@ def shown_command(command: list[str]) -> list[str]:
     return [redactor.redact_text(argument)[0] for argument in command]
 
 
-MAY_HOLD_A_SECRET = re.compile(
-    r"[A-Za-z0-9+/_-]{16,}|pass|secret|token|key|auth|bearer|cred|://[^/\s]*@", re.IGNORECASE
+_TOKEN_RUN = re.compile(r"[A-Za-z0-9_+=-]{16,}")
+_NAMED = re.compile(
+    r"(?:pass|pwd|secret|token|key|auth|bearer|cred)[\w.-]*(?:\s*[=:]|\s+\S)|://[^/\s]*@|-----BEGIN",
+    re.IGNORECASE,
 )
-"""An argument the redaction engine looks at: a run of token characters, a word that names a
-credential, or a URL with a user in it."""
+
+
+def may_hold_a_secret(argument: str) -> bool:
+    """Whether the redaction engine could find a secret in a command's argument, judged
+    cheaply (most commands hold none, and the engine takes tens of milliseconds to load): a
+    run of 16 or more token characters with letters and digits in it (a key; a path's parts,
+    ``create_connection``, are not), a word naming a credential with a value after it
+    (``--token=…``, ``Authorization: Bearer …``, ``-p pass``), a URL with a user, a PEM key."""
+    for run in _TOKEN_RUN.findall(argument):
+        if any(char.isdigit() for char in run) and any(char.isalpha() for char in run):
+            return True
+    return _NAMED.search(argument) is not None
 
 
 def run_record(
