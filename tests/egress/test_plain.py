@@ -268,3 +268,78 @@ def test_a_body_malformed_while_it_is_gathered_makes_one_record(tmp_path: Path, 
     assert len(records) == 1, records
     assert records[0]["decision"] == "deny" and records[0]["bytes_out"] == 0
     assert site.seen == []
+
+
+def _answer(sock: socket.socket) -> bytes:
+    """All that comes back on ``sock`` until the proxy closes it (bounded by its timeout)."""
+    answer = b""
+    while chunk := sock.recv(65536):
+        answer += chunk
+    return answer
+
+
+@pytest.mark.parametrize(
+    "secrets", [SecretsMode.REDACT, SecretsMode.BLOCK], ids=["redact", "block"]
+)
+def test_gathered_plain_bodies_share_the_budget_of_tls_ones(
+    tmp_path: Path, secrets: SecretsMode, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Plain-HTTP bodies gathered to be checked are held within the run's one budget, as
+    inside TLS: while one request holds most of it, another's body that would pass it is
+    refused ``503`` saying why (unread when its length is known, as soon as it would pass
+    when chunked) and recorded; once the first has gone, the budget is free again."""
+    from airlock.egress import inspect
+    from airlock.egress.scan import Budget
+
+    budgets: list[Budget] = []
+
+    def small() -> Budget:
+        budgets.append(Budget(100_000))
+        return budgets[-1]
+
+    monkeypatch.setattr(inspect, "Budget", small)
+    cfg = config(tmp_path, inspection=_inspection(tmp_path, secrets))
+    with origin() as site, running(cfg) as (url, _):
+        address = ("127.0.0.1", int(url.rsplit(":", 1)[1]))
+        target = f"http://localhost:{site.server_address[1]}/v1/messages"
+        head = f"POST {target} HTTP/1.1\r\nHost: localhost\r\nContent-Length: %d\r\n\r\n".encode()
+        with socket.create_connection(address, 10) as first:
+            first.sendall(head % 80_000 + b"x" * 50_000)  # 80 kB held while the rest comes
+            time.sleep(0.3)
+            with socket.create_connection(address, 5) as sized:
+                sized.sendall(head % 30_000)
+                refused = _answer(sized)
+            with socket.create_connection(address, 5) as chunked:
+                chunked.sendall(
+                    f"POST {target} HTTP/1.1\r\nHost: localhost\r\n"
+                    "Transfer-Encoding: chunked\r\n\r\n".encode()
+                )
+                for _ in range(5):  # 5 kB at a time: the budget is passed at the fifth
+                    chunked.sendall(b"1388\r\n" + b"y" * 5000 + b"\r\n")
+                    time.sleep(0.05)
+                cut = _answer(chunked)
+            first.sendall(b"x" * 30_000)
+            answer = b""
+            for _ in range(50):
+                if answer.endswith(b"x" * 1000):  # the origin echoes the body
+                    break
+                answer += first.recv(65536)
+        assert answer.startswith(b"HTTP/1.1 200 "), answer[:80]
+        with socket.create_connection(address, 10) as again:  # the budget is free again
+            again.sendall(head.replace(b"\r\n\r\n", b"\r\nConnection: close\r\n\r\n") % 30_000)
+            again.sendall(b"z" * 30_000)
+            assert _answer(again).startswith(b"HTTP/1.1 200 ")
+    for refusal in (refused, cut):
+        assert refusal.startswith(b"HTTP/1.1 503 "), refusal[:80]
+        assert b"request bodies to check" in refusal
+    assert cfg.audit_log is not None
+    records = [r for r in read_records(cfg.audit_log) if r.get("inspected")]
+    assert sorted((r["status"], r["decision"]) for r in records) == [
+        (200, "allow"),
+        (200, "allow"),
+        (503, "deny"),
+        (503, "deny"),
+    ]
+    assert all("request bodies to check" in r["reason"] for r in records if r["status"] == 503)
+    assert len(site.seen) == 2
+    assert [budget.held for budget in budgets] == [0]

@@ -64,6 +64,17 @@ async def forward(client: Client, head: RequestHead) -> bool:
             "%" in target and could_hold_secrets(unquote(target, errors="replace"))
         ):
             record["path"], _ = await proxy.logged_path(target, record["path"])
+    try:
+        return await _forward(client, head, record, inspection)
+    finally:
+        if inspection is not None:
+            inspection.held.release()  # a gathered body: given back once the request is done
+
+
+async def _forward(
+    client: Client, head: RequestHead, record: dict[str, Any], inspection: PlainInspection | None
+) -> bool:
+    proxy = client.proxy
     body: bytes | None = None
     if inspection is not None:
         from airlock.egress.scan import SecretsMode, path_refusal, path_secrets
@@ -75,7 +86,7 @@ async def forward(client: Client, head: RequestHead) -> bool:
         record.update(inspection.fields())
         if in_path and inspection.mode is not SecretsMode.REPORT:
             if head.chunked or head.content_length:
-                await _gather(client)  # read before answering: unread bytes would reset it
+                await _drain(client)  # read before answering: unread bytes would reset it
             return await _refused(
                 client, record, *_refusal(403, path_refusal(inspection.mode, in_path))
             )
@@ -194,7 +205,7 @@ async def _screen(
     has_body = bool(head.chunked or head.content_length)
     if not inspection.verdict.allowed:
         if has_body and not head.expect_continue:
-            await _gather(client)  # read before answering: unread bytes would reset it
+            await _drain(client)  # read before answering: unread bytes would reset it
         await _refused(client, record, inspection.refusal(), inspection.verdict.reason)
         return False, None
     if not (inspection.gathers and has_body):
@@ -203,12 +214,20 @@ async def _screen(
     if too_large:  # refused unread, as inside TLS
         await _refused(client, record, *_refusal(413, too_large))
         return False, None
+    from airlock.egress.scan import BUSY
+
+    if not inspection.held.take(head.content_length or 0):  # refused unread, as inside TLS
+        await _refused(client, record, *_refusal(503, BUSY))
+        return False, None
     if head.expect_continue:
         client.writer.write(CONTINUE)
         head.expect_continue = False
-    gathered = await _gather(client)
+    gathered = await _gather(client, inspection)
     if gathered is None:
         _failed(client, record, client.proxy.stats(head.host), 0, 0, "the client left")
+        return False, None
+    if isinstance(gathered, Refusal):
+        await _refused(client, record, *_refusal(gathered.status, gathered.reason))
         return False, None
     from airlock.egress.scan import IN_WORKER
 
@@ -242,23 +261,41 @@ async def _refused(
     return False
 
 
-async def _gather(client: Client) -> bytes | None:
-    """A request's whole body (``--secrets redact`` or ``block``); ``None`` if the client left.
-
-    A body over ``MAX_GATHERED`` is cut there: the check refuses it.
-    """
+async def _drain(client: Client) -> None:
+    """Read and drop a refused request's body (up to ``MAX_GATHERED``; nothing is kept)."""
     from airlock.egress.scan import MAX_GATHERED
 
+    size = 0
+    while size <= MAX_GATHERED:
+        piece = await client.next_event()
+        if not isinstance(piece, bytes):  # its end, or the client left
+            return
+        size += len(piece)
+
+
+async def _gather(client: Client, inspection: PlainInspection) -> bytes | Refusal | None:
+    """A request's whole body (``--secrets redact`` or ``block``), held within the run's
+    budget of gathered bodies (:attr:`PlainInspection.held`, as inside TLS); ``None`` if the
+    client left. Refused as soon as it passes ``MAX_GATHERED`` (``413``) or would pass the
+    budget (``503``), the rest unread.
+    """
+    from airlock.egress.scan import BUSY, MAX_GATHERED, TOO_LARGE
+
+    held = inspection.held
     parts: list[bytes] = []
     size = 0
     while True:
         piece = await client.next_event()
-        if piece is END or size > MAX_GATHERED:
+        if piece is END:
             return b"".join(parts)
         if not isinstance(piece, bytes):
             return None
-        parts.append(piece)
         size += len(piece)
+        if size > MAX_GATHERED:
+            return Refusal(413, TOO_LARGE)
+        if size > held.size and not held.take(size - held.size):
+            return Refusal(503, BUSY)
+        parts.append(piece)
 
 
 async def _send_request(

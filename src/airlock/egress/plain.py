@@ -12,8 +12,9 @@ host named with ``--inspect`` gets what one inside inspected TLS gets
    any connection is made;
 2. its body goes through the redaction engine: counted as it streams (``--secrets report``,
    segments scanned in a worker thread beside the forwarding), or gathered (up to
-   ``MAX_GATHERED``: a larger body is refused ``413``, as inside TLS), then redacted or
-   refused (``redact``, ``block``);
+   ``MAX_GATHERED``: a larger body is refused ``413``, and within the run's budget of
+   gathered bodies, shared with TLS: ``503`` past it), then redacted or refused (``redact``,
+   ``block``);
 3. its audit record carries ``flow``, ``inspected`` and ``secrets``, and is counted by flow
    for the end-of-run report.
 """
@@ -28,6 +29,7 @@ from airlock.egress.scan import (
     MAX_GATHERED,
     TOO_LARGE,
     BodyCount,
+    Held,
     SecretsMode,
     Uncheckable,
     blocked_reason,
@@ -67,6 +69,9 @@ class PlainInspection:
             )
         )
         self.secrets: dict[str, int] = {}
+        self.held = Held(inspector.gathering)
+        """What its gathered body holds of the run's budget of gathered bodies, given back
+        once the request is done."""
 
     @property
     def gathers(self) -> bool:
