@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import hashlib
 import json
+import socket
+import ssl
 import subprocess
 from pathlib import Path
 
-from airlock.egress import verify
+import pytest
+
+from airlock.egress import Limits, verify
 from airlock.egress.audit import read_records
 from airlock.egress.ca import RunCA, ca_environment, upstream_context, write_bundle
 from airlock.egress.inspect import InspectionConfig
@@ -202,3 +208,54 @@ def test_a_server_that_speaks_first_is_not_held_up(tmp_path: Path) -> None:
             client.sendall(b"QUIT\r\n")
     server.close()
     thread.join(5)
+
+
+def _inspected_tls(proxy: str, bundle: Path, port: int) -> ssl.SSLSocket:
+    """A TLS connection to ``localhost:PORT`` through the proxy's CONNECT, inspected."""
+    raw = socket.create_connection(("127.0.0.1", int(proxy.rsplit(":", 1)[1])), timeout=10)
+    raw.sendall(f"CONNECT localhost:{port} HTTP/1.1\r\nHost: localhost:{port}\r\n\r\n".encode())
+    answer = b""
+    while not answer.endswith(b"\r\n\r\n"):
+        piece = raw.recv(1)
+        assert piece, answer
+        answer += piece
+    assert answer.startswith(b"HTTP/1.1 200")
+    context = ssl.create_default_context(cafile=str(bundle))
+    return context.wrap_socket(raw, server_hostname="localhost")
+
+
+@pytest.mark.parametrize(
+    "secrets", [SecretsMode.REPORT, SecretsMode.BLOCK], ids=["streamed", "gathered"]
+)
+def test_the_upload_budget_cuts_an_inspected_request_before_it_is_passed(
+    tmp_path: Path, secrets: SecretsMode
+) -> None:
+    """A 1.5 MB upload inside inspected TLS with a 1 MB budget: each piece is charged before
+    it leaves, as in tunnels and plain HTTP, so the request is cut at the budget (the origin
+    never gets it whole), the client is told why, the record says so with the bytes that
+    left, and the run says the budget ran out."""
+    origin_ca, bundle, inspection = _setup(tmp_path, {})
+    inspection = dataclasses.replace(inspection, secrets=secrets)
+    cfg = config(tmp_path, inspection=inspection, limits=Limits(max_upload_mb=1, idle_seconds=30))
+    body = b"u" * 1_500_000
+    with tls_origin(origin_ca, "localhost") as site, running(cfg) as (url, proxy):
+        answer = b""
+        with _inspected_tls(url, bundle, site.server_address[1]) as tls:
+            with contextlib.suppress(OSError):
+                tls.sendall(
+                    b"PUT /echo HTTP/1.1\r\nHost: localhost\r\nContent-Length: %d\r\n\r\n"
+                    % len(body)
+                    + body
+                )
+            with contextlib.suppress(OSError):
+                while piece := tls.recv(65536):
+                    answer += piece
+        report = proxy.close({"command": ["test"], "exit_code": 0})
+    assert all(len(got) < 1 << 20 for _, _, got in site.seen)  # never whole: cut short
+    assert answer == b"" or answer.startswith(b"HTTP/1.1 403 "), answer[:80]
+    assert cfg.audit_log is not None
+    [record] = [r for r in read_records(cfg.audit_log) if r.get("inspected")]
+    assert "upload budget of 1 MB is used up" in record["error"]
+    assert (record["status"], record["decision"]) == (403, "deny")
+    assert 0 < record["bytes_out"] <= 1 << 20
+    assert report.upload_budget_exhausted

@@ -40,6 +40,7 @@ from airlock.egress.flows import (
 )
 from airlock.egress.framing import MAX_HEAD
 from airlock.egress.inspected import Dial, InspectedConnection, record_of
+from airlock.egress.limits import UploadBudget
 from airlock.egress.scan import Budget, SecretsMode
 from airlock.policy import Decisions
 from airlock.policy.hosts import HostError, parse_host
@@ -93,6 +94,8 @@ class Inspector:
         api_hosts: Hosts that stand for the vendor API in the signature table.
         agent: Whose signature table classifies requests.
         dial: Opens TCP to an origin (the proxy's dialler with its address checks).
+        budget: The run's upload budget (``--max-upload-mb``), charged before each piece of a
+            request leaves; none by default.
         wall: The wall clock, for record times.
         clock: A monotonic clock, for durations.
     """
@@ -109,6 +112,7 @@ class Inspector:
         api_hosts: frozenset[str] = DEFAULT_API_HOSTS,
         agent: str = DEFAULT_AGENT,
         dial: Dial = default_dial,
+        budget: UploadBudget | None = None,
         wall: Callable[[], float] = time.time,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -123,6 +127,7 @@ class Inspector:
         self._off_rows: dict[str, tuple[Signature, ...]] = {}
         """Per host, the signature rows of flows that are off (the decisions hold for the run)."""
         self.dial = dial
+        self.budget = budget or UploadBudget(None)
         self.wall = wall
         self.clock = clock
         self.hosts: frozenset[str] = frozenset()
@@ -134,8 +139,11 @@ class Inspector:
         """The bytes of request bodies gathered to be checked, across connections."""
 
     @classmethod
-    def from_config(cls, config: InspectionConfig, record: Record) -> Inspector:
-        """The inspector a run's proxy uses, recording to ``record``."""
+    def from_config(
+        cls, config: InspectionConfig, record: Record, budget: UploadBudget | None = None
+    ) -> Inspector:
+        """The inspector a run's proxy uses, recording to ``record``, its uploads charged to
+        ``budget``."""
         inspector = cls(
             config.ca,
             config.upstream,
@@ -145,6 +153,7 @@ class Inspector:
             redactor=config.redactor,
             api_hosts=config.api_hosts,
             agent=config.agent,
+            budget=budget,
         )
         inspector.hosts = frozenset(_canonical(host) for host in config.hosts)
         return inspector

@@ -21,7 +21,8 @@ connection. For each request it:
    body while the redaction engine counts its secrets (``--secrets report``); with
    ``--secrets redact`` or ``block`` the body is gathered first (up to ``MAX_GATHERED``, and
    within ``GATHER_BUDGET`` across the run's connections: ``503`` past it), then redacted or
-   refused;
+   refused; each piece is charged to the run's upload budget (``--max-upload-mb``) before
+   it leaves, and one that does not fit cuts the request there;
 4. streams the answer back as it comes and writes one audit record (:func:`record_of`).
 """
 
@@ -418,11 +419,18 @@ class InspectedConnection:
             head.headers = [(k, v) for k, v in head.headers if k.lower() not in dropped]
             head.headers.append((b"Content-Length", str(len(gathered)).encode()))
         up_reader, up_writer = await self._upstream()
+        budget = self.inspector.budget  # each piece charged before it leaves
         out_head = head.serialize()
+        if len(out_head) > budget.left:
+            return await self._over_budget(fields, started, 0, secrets)
+        budget.left -= len(out_head)
         up_writer.write(out_head)
         bytes_out = len(out_head)
         fields["bytes_out"] = bytes_out  # the head is on its way
         if gathered is not None:
+            if len(gathered) > budget.left:
+                return await self._over_budget(fields, started, bytes_out, secrets)
+            budget.left -= len(gathered)
             up_writer.write(gathered)
             bytes_out += len(gathered)
             fields["bytes_out"] = bytes_out
@@ -436,6 +444,11 @@ class InspectedConnection:
                     break
                 except (HttpError, OSError, ssl.SSLError) as error:  # the client's side
                     return await self._cut(fields, started, bytes_out, scanner, error)
+                if len(raw) > budget.left:
+                    return await self._over_budget(
+                        fields, started, bytes_out, await scanner.total()
+                    )
+                budget.left -= len(raw)
                 up_writer.write(raw)
                 bytes_out += len(raw)
                 fields["bytes_out"] = bytes_out  # what left, should the exchange fail
@@ -491,6 +504,29 @@ class InspectedConnection:
             bytes_in=0,
             secrets=await scanner.total(),
             error=f"{message} (cut upstream after {bytes_out} bytes)",
+        )
+        return False
+
+    async def _over_budget(
+        self, fields: dict[str, Any], started: float, bytes_out: int, secrets: dict[str, int]
+    ) -> bool:
+        """A piece of the request would pass the run's upload budget (``--max-upload-mb``):
+        it does not leave, the upstream request is cut there (its connection closed), the
+        client gets ``403`` saying why, and the record says what left; every other
+        connection's next piece is cut too (:meth:`UploadBudget.spent`)."""
+        reason = self.inspector.budget.spent()
+        self.retire()
+        await self._tell(403, reason)
+        self._done(
+            fields,
+            started,
+            status=403,
+            decision="deny",
+            reason=reason,
+            bytes_out=bytes_out,
+            bytes_in=0,
+            secrets=secrets,
+            error=reason,
         )
         return False
 

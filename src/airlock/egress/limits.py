@@ -71,7 +71,7 @@ class UploadBudget:
         return self.limit is not None and self.left <= 0
 
     def spend(self, count: int) -> None:
-        """Count ``count`` bytes that left already (an inspected request's, after it)."""
+        """Count ``count`` bytes that left already."""
         self.left -= count
 
     def spent(self) -> str:

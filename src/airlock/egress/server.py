@@ -113,7 +113,9 @@ class Proxy:
         if config.inspection is not None:
             from airlock.egress.inspect import Inspector  # cryptography only when inspecting
 
-            self.inspector = Inspector.from_config(config.inspection, self.record_inspected)
+            self.inspector = Inspector.from_config(
+                config.inspection, self.record_inspected, self.budget
+            )
 
     async def logged_path(self, target: str, logged: str) -> tuple[str, dict[str, int]]:
         """``logged`` (a request target as the log shows it, query values left out) with the
@@ -196,8 +198,7 @@ class Proxy:
         if record["type"] == "request":
             stats.requests += 1
         stats.bytes_out += record["bytes_out"]
-        stats.bytes_in += record["bytes_in"]
-        self.budget.spend(record["bytes_out"])
+        stats.bytes_in += record["bytes_in"]  # its upload was charged as it left
         if record["decision"] == "deny":
             stats.refuse(record["reason"].split(": ", 1)[0])
         elif record["error"]:
