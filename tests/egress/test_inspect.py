@@ -898,3 +898,55 @@ def test_a_request_that_went_out_is_recorded_so_when_its_answer_fails(make_rig) 
     assert record["bytes_out"] > len(body)
     assert record["secrets"] == {"github_token": 1}
     assert "after the request went out" in record["error"]
+
+
+@pytest.mark.parametrize("after", ["unasked", "close"])
+def test_a_kept_upstream_that_got_anything_meanwhile_is_not_reused(make_rig, after: str) -> None:  # type: ignore[no-untyped-def]
+    """An origin that sends an answer no request asked for a moment after its response (or
+    closes the connection): the client's next request on the same inspected connection goes
+    to the origin on a new connection and gets its own answer, never the unasked one."""
+    import contextlib
+    import threading
+    import time
+
+    rig = make_rig()
+    server = socket.create_server(("127.0.0.1", 0))
+    rig.origin_port = server.getsockname()[1]
+    context = rig.origin_ca.server_context("localhost")
+    accepted: list[int] = []
+
+    def answer() -> None:
+        for number in range(2):
+            raw, _ = server.accept()
+            accepted.append(number)
+            with contextlib.suppress(OSError), context.wrap_socket(raw, server_side=True) as tls:
+                tls.recv(65536)
+                if number == 0:
+                    tls.sendall(b"HTTP/1.1 204 No Content\r\n\r\n")
+                    time.sleep(0.2)
+                    if after == "close":
+                        continue
+                    tls.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\nINJECTED")
+                    tls.recv(65536)  # a request sent here would be answered above
+                else:
+                    tls.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nsecond")
+                    time.sleep(0.5)
+
+    thread = threading.Thread(target=answer, daemon=True)
+    thread.start()
+    client, _ = tunnel_ssl(rig, "localhost", rig.bundle)
+    with client:
+        client.settimeout(5)
+        client.sendall(b"GET /first HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        first = client.recv(65536)
+        time.sleep(0.6)  # the unasked answer (or the end) has come meanwhile
+        client.sendall(b"GET /second HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        second = b""
+        while not second.endswith((b"second", b"INJECTED")) and (piece := client.recv(65536)):
+            second += piece
+    server.close()
+    thread.join(5)
+    assert first.startswith(b"HTTP/1.1 204 ")
+    assert second.startswith(b"HTTP/1.1 200 ") and second.endswith(b"second"), second
+    assert accepted == [0, 1]
+    assert [r["status"] for r in rig.wait_records(2)] == [204, 200]

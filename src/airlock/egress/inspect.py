@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from airlock.egress.ca import RunCA
+from airlock.egress.connection import open_upstream
 from airlock.egress.flows import (
     DEFAULT_AGENT,
     DEFAULT_API_HOSTS,
@@ -54,8 +55,10 @@ HANDSHAKE_TIMEOUT = 15.0
 
 
 async def default_dial(host: str, port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-    """A plain TCP connection, without the proxy's address checks (tests and benchmarks)."""
-    return await asyncio.open_connection(host, port, limit=MAX_HEAD)
+    """A plain TCP connection, without the proxy's address checks (tests and benchmarks),
+    counting what comes as the proxy's own do (:func:`~airlock.egress.connection.open_upstream`)."""
+    reader, writer, _ = await open_upstream((host, port), MAX_HEAD)
+    return reader, writer
 
 
 @dataclass(frozen=True, slots=True)

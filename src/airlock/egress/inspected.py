@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 import httptools
 
+from airlock.egress.connection import Upstream, UpstreamProtocol, stale
 from airlock.egress.flows import redact_query, refusal_body
 from airlock.egress.framing import (
     PIECE,
@@ -132,7 +133,9 @@ class InspectedConnection:
         self.writer = writer
         self.host = host
         self.port = port
-        self.up: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
+        self.up: Upstream | None = None
+        """The upstream connection kept for the next request, unless it got anything
+        meanwhile (:func:`~airlock.egress.connection.stale`)."""
         self.retired: list[asyncio.StreamWriter] = []
         """Upstream connections let go of while the client's goes on; their closing is
         awaited with the client's, so a finished connection leaves nothing open behind it."""
@@ -153,7 +156,7 @@ class InspectedConnection:
 
     async def close(self) -> None:
         """Close the client connection and the upstream one."""
-        writers = [self.writer, *self.retired] + ([self.up[1]] if self.up else [])
+        writers = [self.writer, *self.retired] + ([self.up.writer] if self.up else [])
         self.up = None
         self.retired = []
         for writer in writers:
@@ -165,8 +168,8 @@ class InspectedConnection:
     def retire(self) -> None:
         """Start closing the upstream connection; :meth:`close` waits for the end of it."""
         if self.up is not None:
-            self.up[1].close()
-            self.retired.append(self.up[1])
+            self.up.writer.close()
+            self.retired.append(self.up.writer)
             self.up = None
 
     async def _answer(self, status: int, body: bytes, *, close: bool) -> int:
@@ -350,17 +353,29 @@ class InspectedConnection:
         if self.activity is not None:
             self.activity()
 
-    async def _upstream(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-        if self.up is None or self.up[1].is_closing() or self.up[0].at_eof():
-            if self.up is not None:
-                self.retire()
-            reader, writer = await self.dial(self.host, self.port)
-            try:
-                await writer.start_tls(self.inspector.upstream, server_hostname=self.host)
-            except BaseException:
-                writer.close()
-                raise
-            self.up = (reader, writer)
+    async def _upstream(self) -> Upstream:
+        """The kept upstream connection, or a new one when there is none or it got anything
+        since its last response (bytes no request asked for, which would be read as the next
+        request's answer; its end; an error): that one is closed, as in plain forwarding.
+
+        What came is counted by the dialled stream's :class:`UpstreamProtocol`, which the TLS
+        started on it hands the decrypted bytes; a connection whose protocol does not count
+        (another dialler's) is used for one request only.
+        """
+        if self.up is not None and self.up.reusable and not stale(self.up):
+            return self.up
+        self.retire()
+        reader, writer = await self.dial(self.host, self.port)
+        protocol = writer.transport.get_protocol()
+        try:
+            await writer.start_tls(self.inspector.upstream, server_hostname=self.host)
+        except BaseException:
+            writer.close()
+            raise
+        counting = protocol if isinstance(protocol, UpstreamProtocol) else None
+        self.up = Upstream(self.host, self.port, reader, writer, reusable=counting is not None)
+        if counting is not None:  # what came before TLS (an upstream proxy's answer) is no answer
+            self.up.protocol, self.up.taken = counting, counting.received
         return self.up
 
     async def _forward(
@@ -418,7 +433,8 @@ class InspectedConnection:
                 dropped.append(b"content-encoding")
             head.headers = [(k, v) for k, v in head.headers if k.lower() not in dropped]
             head.headers.append((b"Content-Length", str(len(gathered)).encode()))
-        up_reader, up_writer = await self._upstream()
+        up = await self._upstream()
+        up_writer = up.writer
         budget = self.inspector.budget  # each piece charged before it leaves
         out_head = head.serialize()
         if len(out_head) > budget.left:
@@ -459,7 +475,7 @@ class InspectedConnection:
         await up_writer.drain()
         fields["bytes_out"] = bytes_out  # gone: said if what follows fails
         fields["secrets"] = secrets
-        status, bytes_in, keep = await self._relay_response(up_reader, fields["method"])
+        status, bytes_in, keep = await self._relay_response(up, fields["method"])
         keep = keep and head.keeps_alive()
         self._done(
             fields,
@@ -563,14 +579,14 @@ class InspectedConnection:
             parts.append(payload)
         return b"".join(parts)
 
-    async def _relay_response(
-        self, up_reader: asyncio.StreamReader, method: str
-    ) -> tuple[int, int, bool]:
-        """Stream the origin's answer to the client: its status, bytes, and whether to go on."""
+    async def _relay_response(self, up: Upstream, method: str) -> tuple[int, int, bool]:
+        """Stream the origin's answer to the client: its status, bytes, and whether to go on.
+        The bytes it takes from the connection are counted (:attr:`Upstream.taken`)."""
         while True:
-            head = await read_head(up_reader, request=False)
+            head = await read_head(up.reader, request=False)
             if head is None:
                 raise ConnectionError("the origin closed the connection without an answer")
+            up.taken += head.raw_size
             status = int(head.first[1]) if head.first[1].isdigit() else 0
             if not 100 <= status <= 599:
                 raise HttpError(502, f"origin sent a bad status {head.first[1][:10]!r}")
@@ -586,7 +602,8 @@ class InspectedConnection:
         out = head.serialize(drop=frozenset())
         self.writer.write(out)
         total = len(out)
-        async for piece, _ in body_pieces(up_reader, framing):
+        async for piece, _ in body_pieces(up.reader, framing):
+            up.taken += len(piece)
             self.writer.write(piece)
             total += len(piece)
             if self.writer.transport.get_write_buffer_size() > PIECE:
