@@ -343,3 +343,45 @@ def test_gathered_plain_bodies_share_the_budget_of_tls_ones(
     assert all("request bodies to check" in r["reason"] for r in records if r["status"] == 503)
     assert len(site.seen) == 2
     assert [budget.held for budget in budgets] == [0]
+
+
+@pytest.mark.parametrize(
+    "secrets", [SecretsMode.REDACT, SecretsMode.BLOCK], ids=["redact", "block"]
+)
+def test_a_compressed_plain_body_is_held_decoded_within_the_budget(
+    tmp_path: Path, secrets: SecretsMode, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A 4 kB gzip body that decodes to 4 MB, under a 1 MB budget of gathered bodies: its
+    decoded bytes count too, so it is refused ``503`` saying why, unsent, and recorded; one
+    that decodes within the budget goes; the budget is given back whole."""
+    import gzip
+
+    from airlock.egress import inspect
+    from airlock.egress.scan import Budget
+
+    budgets: list[Budget] = []
+
+    def small_budget() -> Budget:
+        budgets.append(Budget(1_000_000))
+        return budgets[-1]
+
+    monkeypatch.setattr(inspect, "Budget", small_budget)
+    bomb = gzip.compress(b"0" * 4_000_000)
+    small = gzip.compress(b'{"a":"' + b"1" * 200_000 + b'"}')
+    cfg = config(tmp_path, inspection=_inspection(tmp_path, secrets))
+    with origin() as site, running(cfg) as (url, _):
+        target = f"http://localhost:{site.server_address[1]}/v1/messages"
+        head = (
+            f"POST {target} HTTP/1.1\r\nHost: localhost\r\nContent-Encoding: gzip\r\n"
+            "Connection: close\r\nContent-Length: %d\r\n\r\n"
+        ).encode()
+        refused = _raw(url, head % len(bomb) + bomb)
+        sent = _raw(url, head % len(small) + small)
+    assert refused.startswith(b"HTTP/1.1 503 "), refused[:80]
+    assert b"this one decoded" in refused
+    assert sent.startswith(b"HTTP/1.1 200 "), sent[:80]
+    assert len(site.seen) == 1
+    assert cfg.audit_log is not None
+    records = [r for r in read_records(cfg.audit_log) if r.get("inspected")]
+    assert [(r["status"], r["decision"]) for r in records] == [(503, "deny"), (200, "allow")]
+    assert [budget.held for budget in budgets] == [0]

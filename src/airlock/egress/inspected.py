@@ -20,8 +20,8 @@ connection. For each request it:
    ``--upstream-ca``), on one upstream connection kept for the client connection, streaming the
    body while the redaction engine counts its secrets (``--secrets report``); with
    ``--secrets redact`` or ``block`` the body is gathered first (up to ``MAX_GATHERED``, and
-   within ``GATHER_BUDGET`` across the run's connections: ``503`` past it), then redacted or
-   refused; each piece is charged to the run's upload budget (``--max-upload-mb``) before
+   within ``GATHER_BUDGET`` across the run's connections, its decoded form while it is
+   checked too: ``503`` past it), then redacted or refused; each piece is charged to the run's upload budget (``--max-upload-mb``) before
    it leaves, and one that does not fit cuts the request there;
 4. streams the answer back as it comes and writes one audit record (:func:`record_of`).
 """
@@ -418,7 +418,9 @@ class InspectedConnection:
                 payload,
                 encoding,
                 head.joined(b"content-type"),
+                held.take,  # decoded, it is held within the budget too
             )
+            mark = held.size
             try:  # a large body in a worker thread: the other connections go on meanwhile
                 gathered, secrets, decoded = (
                     await asyncio.to_thread(check) if len(payload) > IN_WORKER else check()
@@ -426,6 +428,7 @@ class InspectedConnection:
             except Uncheckable as error:
                 fields["secrets"] = error.secrets
                 raise HttpError(error.status, error.why) from None
+            held.settle(mark, len(gathered) if decoded and gathered is not None else 0)
             if gathered is None:
                 return await self._block(fields, started, secrets)
             dropped = [b"content-length", b"transfer-encoding"]

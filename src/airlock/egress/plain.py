@@ -115,12 +115,14 @@ class PlainInspection:
         ``--secrets redact`` replaces each secret; ``--secrets block`` refuses a body that
         holds any (``403``); either way the counts go to :attr:`secrets`. A body over
         ``MAX_GATHERED`` is refused ``413``, unchecked; a compressed one is checked decoded
-        (one that cannot be: ``415``, ``400`` or ``413``), and leaves decoded when redacted
-        (its ``Content-Encoding`` dropped from the head).
+        (one that cannot be: ``415``, ``400`` or ``413``; ``503`` when decoded it would pass
+        the run's budget of gathered bodies), and leaves decoded when redacted (its
+        ``Content-Encoding`` dropped from the head).
         """
         if len(body) > MAX_GATHERED:
             return None, 413, TOO_LARGE
         encoding = self.head.header(b"content-encoding")
+        mark = self.held.size
         try:
             checked, found, decoded = check_gathered(
                 self.inspector.redactor,
@@ -128,10 +130,13 @@ class PlainInspection:
                 body,
                 encoding,
                 self.head.header(b"content-type"),
+                self.held.take,  # decoded, it is held within the budget too
             )
         except Uncheckable as error:
+            self.held.settle(mark)
             self.secrets.update(error.secrets)
             return None, error.status, error.why
+        self.held.settle(mark, len(checked) if decoded and checked is not None else 0)
         if decoded:
             self.head.headers = [
                 (name, value)

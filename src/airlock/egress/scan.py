@@ -26,9 +26,11 @@ import codecs
 import io
 import json
 import re
+import threading
 import urllib.parse
 import zlib
 from collections import Counter
+from collections.abc import Callable
 from enum import StrEnum
 
 from airlock.egress.framing import TOKEN_LIKE, could_hold_secrets
@@ -56,19 +58,44 @@ BUSY = (
     "secrets (--secrets redact or block): this one was refused unsent; send it again shortly"
 )
 """Why a body that would pass :data:`GATHER_BUDGET` is refused, with ``503``."""
+BUSY_DECODED = (
+    f"airlock already holds close to {GATHER_BUDGET} bytes of request bodies to check for "
+    "secrets (--secrets redact or block), and this one decoded (its Content-Encoding) would "
+    "pass that: refused unsent; send it again shortly"
+)
+"""Why a compressed body whose decoding would pass :data:`GATHER_BUDGET` is refused, ``503``."""
+DECODE_STEP = 1 << 20
+"""Bytes decoded at a time, each charged to the budget before the next is decoded."""
 
 
 class Budget:
-    """The bytes of gathered bodies held across a run's connections (:data:`GATHER_BUDGET`);
-    one :class:`Held` per request takes from it, on the event loop."""
+    """The bytes of gathered bodies held across a run's connections (:data:`GATHER_BUDGET`),
+    their decoded forms among them while they are checked; one :class:`Held` per request
+    takes from it, on the event loop or in the worker thread that checks its body."""
 
     def __init__(self, total: int = GATHER_BUDGET) -> None:
         self.total = total
         self.held = 0
+        self._lock = threading.Lock()
+
+    def take(self, size: int) -> bool:
+        """Hold ``size`` bytes more; ``False`` (nothing taken) when the budget would pass."""
+        with self._lock:
+            if self.held + size > self.total:
+                return False
+            self.held += size
+            return True
+
+    def give(self, size: int) -> None:
+        """Give back ``size`` bytes."""
+        with self._lock:
+            self.held -= size
 
 
 class Held:
-    """What one request holds of a :class:`Budget`, given back with :meth:`release`."""
+    """What one request holds of a :class:`Budget`, given back with :meth:`give` and
+    :meth:`release`; used by one request at a time (its coroutine, or the worker thread
+    that checks its body meanwhile)."""
 
     def __init__(self, budget: Budget) -> None:
         self.budget = budget
@@ -76,16 +103,25 @@ class Held:
 
     def take(self, size: int) -> bool:
         """Hold ``size`` bytes more; ``False`` (nothing taken) when the budget would pass."""
-        if self.budget.held + size > self.budget.total:
+        if not self.budget.take(size):
             return False
-        self.budget.held += size
         self.size += size
         return True
 
+    def give(self, size: int) -> None:
+        """Give back ``size`` of the bytes held."""
+        self.budget.give(size)
+        self.size -= size
+
+    def settle(self, mark: int, kept: int = 0) -> None:
+        """Give back what was taken since :attr:`size` was ``mark`` (a body's decoded copies,
+        once checked), but ``kept`` bytes of it (the decoded body that leaves, until it has
+        gone)."""
+        self.give(max(self.size - mark - kept, 0))
+
     def release(self) -> None:
         """Give back all that is held."""
-        self.budget.held -= self.size
-        self.size = 0
+        self.give(self.size)
 
 
 class SecretsMode(StrEnum):
@@ -251,9 +287,15 @@ def codings(value: bytes | None) -> list[str]:
     return [name for name in named if name and name != "identity"]
 
 
-def _inflate(body: bytes, coding: str, limit: int) -> bytes:
+Grow = Callable[[int], bool]
+"""Charges a decoded body's next bytes to the budget of gathered bodies (:meth:`Held.take`);
+``False`` when they would pass it."""
+
+
+def _inflate(body: bytes, coding: str, limit: int, grow: Grow | None = None) -> bytes:
     """``body`` decoded; a gzip body's every member (as gzip readers decode them all), and
-    nothing after the last: bytes a server might read that the check would not."""
+    nothing after the last: bytes a server might read that the check would not. Decoded
+    :data:`DECODE_STEP` bytes at a time, each step charged to ``grow`` before the next."""
     for bits in (DECODED[coding], -15) if coding == "deflate" else (DECODED[coding],):
         out: list[bytes] = []
         size = 0
@@ -261,13 +303,21 @@ def _inflate(body: bytes, coding: str, limit: int) -> bytes:
         try:
             while True:
                 decoder = zlib.decompressobj(wbits=bits)
-                piece = decoder.decompress(rest, limit + 1 - size)
-                size += len(piece)
-                out.append(piece)
-                if size > limit or decoder.unconsumed_tail:
-                    raise Uncheckable(
-                        413, f"the request body decoded ({coding}) is over {limit} bytes"
-                    )
+                data = rest
+                while not decoder.eof:
+                    piece = decoder.decompress(data, DECODE_STEP)
+                    size += len(piece)
+                    if size > limit:
+                        raise Uncheckable(
+                            413, f"the request body decoded ({coding}) is over {limit} bytes"
+                        )
+                    if grow is not None and not grow(len(piece)):
+                        raise Uncheckable(503, BUSY_DECODED)
+                    out.append(piece)
+                    used = len(data) - len(decoder.unconsumed_tail)
+                    data = decoder.unconsumed_tail
+                    if not piece and not used:  # the input used up: it ends early
+                        break
                 if not decoder.eof:
                     raise zlib.error("the compressed body ends early")
                 rest = decoder.unused_data
@@ -282,13 +332,16 @@ def _inflate(body: bytes, coding: str, limit: int) -> bytes:
     raise Uncheckable(400, f"the request body is not valid {coding} (its Content-Encoding)")
 
 
-def decoded(body: bytes, encoding: bytes | None, limit: int = MAX_GATHERED) -> bytes:
-    """``body`` with its ``Content-Encoding`` undone (gzip, deflate), to be checked.
+def decoded(
+    body: bytes, encoding: bytes | None, limit: int = MAX_GATHERED, grow: Grow | None = None
+) -> bytes:
+    """``body`` with its ``Content-Encoding`` undone (gzip, deflate), to be checked; each
+    coding's output charged to ``grow`` as it is decoded.
 
     Raises:
         Uncheckable: a coding airlock does not decode (``br``, ``zstd``, …: ``415``), a body
-            that is not what its coding says (``400``), or one that decodes to more than
-            ``limit`` bytes (``413``).
+            that is not what its coding says (``400``), one that decodes to more than
+            ``limit`` bytes (``413``), or one whose decoding ``grow`` refuses (``503``).
     """
     for coding in reversed(codings(encoding)):
         if coding not in DECODED:
@@ -297,7 +350,7 @@ def decoded(body: bytes, encoding: bytes | None, limit: int = MAX_GATHERED) -> b
                 f"the request body's Content-Encoding {coding} cannot be decoded to be checked "
                 "for secrets; send it uncompressed, or as gzip or deflate",
             )
-        body = _inflate(body, coding, limit)
+        body = _inflate(body, coding, limit, grow)
     return body
 
 
@@ -536,13 +589,15 @@ def check_gathered(
     body: bytes,
     encoding: bytes | None = None,
     content_type: bytes | None = None,
+    grow: Grow | None = None,
 ) -> tuple[bytes | None, dict[str, int], bool]:
     """A whole body as it may leave, its secrets by kind, and whether its ``Content-Encoding``
     must go (it left decoded): ``--secrets redact`` replaces each secret; ``--secrets block``
     gives ``None`` (refused) for a body that holds any. A compressed body is checked decoded
-    (:func:`decoded`); it leaves as it came when it holds no secret, decoded and redacted
-    when it does. A body with percent escapes is read with them decoded too, and a secret
-    found either way is replaced in place (:func:`escaped_hits`). A body in UTF-16 or UTF-32
+    (:func:`decoded`, its decoded bytes charged to ``grow``: the run's budget of gathered
+    bodies); it leaves as it came when it holds no secret, decoded and redacted when it does.
+    A body with percent escapes is read with them decoded too, and a secret found either way
+    is replaced in place (:func:`escaped_hits`). A body in UTF-16 or UTF-32
     (:func:`wide_charset`) is read as text too; one that holds a secret that way is refused
     under ``redact`` as well, which cannot replace it where it stands.
 
@@ -550,7 +605,7 @@ def check_gathered(
         Uncheckable: as :func:`decoded`; ``403`` for a secret in UTF-16 or UTF-32 text under
             ``redact`` (with the secrets found).
     """
-    plain = decoded(body, encoding)
+    plain = decoded(body, encoding, grow=grow)
     codec = wide_charset(content_type, plain)
     if codec is not None:  # read as text too
         text = plain.decode(codec, errors="replace").encode("utf-8")
