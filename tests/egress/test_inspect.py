@@ -797,17 +797,22 @@ def test_a_form_upload_is_counted_decoded(make_rig) -> None:  # type: ignore[no-
     assert secret not in json.dumps(rig.records)
 
 
-@pytest.mark.parametrize("kind", ["escaped_json", "raw_deflate"])
+@pytest.mark.parametrize("kind", ["escaped_json", "raw_deflate", "gzip_then_deflate"])
 @pytest.mark.parametrize("mode", [SecretsMode.REPORT, SecretsMode.BLOCK], ids=["report", "block"])
 def test_report_counts_what_block_refuses(make_rig, tmp_path: Path, mode, kind) -> None:  # type: ignore[no-untyped-def]
-    """A JSON body holding a key written in percent escapes, and a ``deflate`` body of raw
-    deflate data (no zlib header): ``--secrets report`` counts the key ``block`` refuses."""
+    """A JSON body holding a key written in percent escapes, a ``deflate`` body of raw
+    deflate data (no zlib header), and a body in two codings (``gzip, deflate``):
+    ``--secrets report`` counts the key ``block`` refuses."""
+    import gzip
     import zlib
 
     rig = make_rig(secrets=mode)
     headers = ["-H", "Content-Type: application/json"]
     if kind == "escaped_json":
         body = json.dumps({"content": "".join(f"%{ord(char):02X}" for char in KEY)}).encode()
+    elif kind == "gzip_then_deflate":
+        body = zlib.compress(gzip.compress(json.dumps({"content": f"my key {KEY}"}).encode()))
+        headers += ["-H", "Content-Encoding: gzip, deflate"]
     else:
         packer = zlib.compressobj(wbits=-15)
         body = packer.compress(json.dumps({"content": f"my key {KEY}"}).encode())

@@ -179,6 +179,28 @@ def test_stream_decoder_feeds_the_scan_decoded_and_says_what_it_could_not() -> N
     assert StreamDecoder(None).feed(b"as is") == b"as is"
 
 
+def test_stream_decoder_undoes_every_coding_in_turn() -> None:
+    """``gzip, deflate`` (gzip applied first) is undone as :func:`decoded` undoes it, fed in
+    pieces, a raw deflate body among them; a coding it cannot undo stops it, saying so."""
+    import gzip
+    import zlib
+
+    from airlock.egress.scan import StreamDecoder, decoded
+
+    body = b"token " * 5000
+    raw = zlib.compressobj(wbits=-15)
+    for packed, encoding in [
+        (zlib.compress(gzip.compress(body)), b"gzip, deflate"),
+        (gzip.compress(zlib.compress(body)), b"deflate, gzip"),
+        (gzip.compress(raw.compress(body) + raw.flush()), b"deflate, gzip"),
+    ]:
+        decoder = StreamDecoder(encoding)
+        out = b"".join(decoder.feed(packed[i : i + 100]) for i in range(0, len(packed), 100))
+        assert out == body == decoded(packed, encoding) and decoder.unchecked == ""
+    stopped = StreamDecoder(b"gzip, br")
+    assert stopped.feed(b"xx") == b"" and "br" in stopped.unchecked
+
+
 AWS_SECRET = "k9Qz+3vTq/Lm2Wx8Yp0Rn5Hs7Dj4Fg6Bc1Va3Ne2"
 GITHUB = "ghp_aB3dE5fG7hJ9kL1mN3pQ5rS7tU9vW1xY3z5A"
 

@@ -361,28 +361,51 @@ read again as raw deflate if it turns out not to be (as :func:`decoded` reads it
 
 class StreamDecoder:
     """A streamed body's ``Content-Encoding`` undone piece by piece for ``--secrets report``
-    (which forwards the body as it came); :attr:`unchecked` says why it could not be, when it
-    could not (the scan then stops: the rest is counted as nothing). A ``deflate`` body that
-    is not zlib data from its start is read as raw deflate, as some clients send it."""
+    (which forwards the body as it came), every coding in turn as :func:`decoded` undoes them
+    (``gzip, deflate``: deflate's, then gzip's); :attr:`unchecked` says why it could not be,
+    when it could not (the scan then stops: the rest is counted as nothing)."""
 
     def __init__(self, encoding: bytes | None, limit: int = MAX_GATHERED) -> None:
         self.steps = codings(encoding)
-        self.limit = limit
         self.unchecked = ""
-        self._bits = 15 if self.steps[:1] == ["deflate"] else 47
-        self._decoder = None
-        if len(self.steps) > 1 or any(step not in DECODED for step in self.steps):
+        self._stages: list[_Inflater] = []
+        if any(step not in DECODED for step in self.steps):
             self.unchecked = f"Content-Encoding {', '.join(self.steps)} not decoded"
-        elif self.steps:
-            self._decoder = zlib.decompressobj(wbits=self._bits)
-        self._kept: list[bytes] | None = [] if self._bits == 15 else None
-        """The body so far, while nothing of it was decoded as zlib data (``deflate``)."""
-        self._out = 0
+        else:
+            self._stages = [_Inflater(step, limit) for step in reversed(self.steps)]
 
     def feed(self, piece: bytes) -> bytes:
         """The decoded bytes of ``piece`` (``piece`` itself with no coding)."""
         if not self.steps:
             return piece
+        if self.unchecked:
+            return b""
+        for stage in self._stages:
+            piece = stage.feed(piece)
+            if stage.unchecked:
+                self.unchecked = stage.unchecked
+                return b""
+        return piece
+
+
+class _Inflater:
+    """One coding (gzip or deflate) of a streamed body undone piece by piece, every gzip
+    member in turn; a ``deflate`` body that is not zlib data from its start is read as raw
+    deflate, as some clients send it."""
+
+    def __init__(self, coding: str, limit: int) -> None:
+        self.coding = coding
+        self.limit = limit
+        self.unchecked = ""
+        self._bits = 15 if coding == "deflate" else 47
+        self._decoder = None  # once it stopped (its type said with zlib's public names)
+        self._decoder = zlib.decompressobj(wbits=self._bits)
+        self._kept: list[bytes] | None = [] if self._bits == 15 else None
+        """The body so far, while nothing of it was decoded as zlib data (``deflate``)."""
+        self._out = 0
+
+    def feed(self, piece: bytes) -> bytes:
+        """The decoded bytes of ``piece``."""
         if self._decoder is None:
             return b""
         if self._kept is not None:
@@ -404,7 +427,7 @@ class StreamDecoder:
             try:
                 got = self._decoder.decompress(piece, max(self.limit - self._out, 1))
             except zlib.error:
-                self.unchecked = f"the body is not valid {self.steps[0]}"
+                self.unchecked = f"the body is not valid {self.coding}"
                 self._decoder = None
                 break
             self._out += len(got)
