@@ -214,9 +214,7 @@ def test_denied_host_gets_a_403_naming_the_rule(tmp_path: Path) -> None:
     assert report.hosts[0].refused == (("denied by '*.evil.test' (--deny)", 1),)
 
 
-def test_a_token_in_a_plain_requests_path_stays_out_of_the_log(
-    site: _Site, tmp_path: Path
-) -> None:
+def test_a_token_in_a_plain_requests_path_stays_out_of_the_log(site: _Site, tmp_path: Path) -> None:
     """A host that is not inspected: a Slack bot token in the path (allowed or refused) and
     a GitHub token spelled in percent escapes are left out of the records; a plain path
     stays."""

@@ -29,7 +29,6 @@ class RateLimiter:
         self._buckets[host] = (tokens - 1.0, now)
         return True
 
-
     def _forget_full(self, now: float) -> None:
         """Drop the buckets that are full again (a full one is what a host never seen gets):
         only hosts dialled within the last second or so are kept, however many names the
