@@ -98,6 +98,21 @@ and husky run at the user's next ``git commit`` (the hooks installed in ``.git/h
 ``core.hooksPath`` read them from the work tree). With lefthook in use (one of its files
 there), a missing one is covered too: lefthook merges a ``lefthook-local`` file it finds."""
 
+VERSION_FILES: tuple[str, ...] = (
+    ".tool-versions",
+    ".node-version",
+    ".nvmrc",
+    ".python-version",
+    ".ruby-version",
+    ".go-version",
+    ".java-version",
+    ".bun-version",
+    "rust-toolchain",
+    "rust-toolchain.toml",
+)
+"""Files naming a tool's version for a folder, which mise (and asdf, nvm, pyenv, rustup)
+read there: a ``path:`` version, or a toolchain ``path``, names the programs that run."""
+
 TOOL_MANAGER_FILES: tuple[str, ...] = (
     "mise.toml",
     ".mise.toml",
@@ -114,16 +129,7 @@ TOOL_MANAGER_FILES: tuple[str, ...] = (
     "mise/conf.d",
     ".mise/conf.d",
     ".rtx.toml",
-    ".tool-versions",
-    ".node-version",
-    ".nvmrc",
-    ".python-version",
-    ".ruby-version",
-    ".go-version",
-    ".java-version",
-    ".bun-version",
-    "rust-toolchain",
-    "rust-toolchain.toml",
+    *VERSION_FILES,
 )
 """Read-only in the workspace when they are there: what mise (and asdf, for
 ``.tool-versions``) reads when the user's shell enters the folder, where mise trusts a

@@ -46,6 +46,7 @@ from airlock.sandbox.paths import (
     HOOK_MANAGER_FILES,
     PROTECTED_GLOBS_IN_WORKSPACE,
     TOOL_MANAGER_FILES,
+    VERSION_FILES,
     read_only_at,
     resolve,
 )
@@ -99,16 +100,7 @@ WATCHED = frozenset(
         ".mise.local.toml",
         ".mise",
         ".rtx.toml",
-        ".tool-versions",
-        ".node-version",
-        ".nvmrc",
-        ".python-version",
-        ".ruby-version",
-        ".go-version",
-        ".java-version",
-        ".bun-version",
-        "rust-toolchain",
-        "rust-toolchain.toml",
+        *VERSION_FILES,
     }
 )
 """Names whose content steers an agent, an editor, direnv or mise started in their folder
