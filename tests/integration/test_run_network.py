@@ -245,17 +245,31 @@ def test_a_secret_in_the_command_line_is_not_kept_in_the_log(tmp_path: Path) -> 
     """The run's record keeps the command, with a token in an argument redacted as in every
     other record; a command with none is kept as it is."""
     key = "sk-ant-api03-abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGHIJ"
+    password = "Xk9!pQ2@rT7z"
+    gitlab = "glpat-abcdefghijklmnopqrst"  # no digit in it
     log = tmp_path / "audit.jsonl"
-    for argument in (f"Authorization: Bearer {key}", "plain"):
+    for arguments in (
+        ["-H", f"Authorization: Bearer {key}"],
+        ["--password", password, "-d", f'{{"password": "{password}"}}', gitlab],
+        ["-H", "plain"],
+    ):
         done = airlock(
-            "run", "--audit-log", str(log), "--", "sh", "-c", "true", "-H", argument, timeout=180
+            "run", "--audit-log", str(log), "--", "sh", "-c", "true", *arguments, timeout=180
         )
         assert done.returncode == 0, done.stderr
-    assert key not in log.read_text()
+    text = log.read_text()
+    assert key not in text and password not in text and gitlab not in text
     listed = json.loads(airlock("audit", "--json", "--audit-log", str(log)).stdout)
     commands = [record["command"] for record in listed if record.get("type") == "run"]
     assert commands[0][-1] == "Authorization: Bearer [REDACTED:anthropic_api_key]"
-    assert commands[1] == ["sh", "-c", "true", "-H", "plain"]
+    assert commands[1][3:] == [
+        "--password",
+        "[REDACTED:generic_password]",
+        "-d",
+        '{"password": "[REDACTED:generic_password]"}',
+        "[REDACTED:gitlab_pat]",
+    ]
+    assert commands[2] == ["sh", "-c", "true", "-H", "plain"]
 
 
 @pytest.mark.parametrize(

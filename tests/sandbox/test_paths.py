@@ -236,6 +236,33 @@ def test_socket_rules_find_sockets_that_moved_since_they_were_bound(tmp_path: Pa
     }
 
 
+def test_a_folder_too_large_to_look_through_for_a_moved_socket_is_hidden_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past the entries read in all, the folder a socket may have moved to is hidden whole
+    (fail closed), not passed over; a folder that cannot be searched is passed over."""
+    from airlock.sandbox import paths
+
+    monkeypatch.setattr(paths, "SOCKET_ENTRIES", 5)
+    (tmp_path / "big").mkdir()
+    for number in range(10):
+        (tmp_path / "big" / f"f{number}").write_text("")
+    (tmp_path / "ssh").mkdir()
+    server = _bound(tmp_path / "ssh" / "cm.X")
+    try:
+        os.link(tmp_path / "ssh" / "cm.X", tmp_path / "ssh" / "cm")
+        (tmp_path / "ssh" / "cm.X").unlink()
+        table = _table(
+            os.fsencode(tmp_path / "big" / "gone"), os.fsencode(tmp_path / "ssh" / "cm.X")
+        )
+        rules = {rule.path: rule for rule in socket_rules(table)}
+    finally:
+        server.close()
+    assert rules[tmp_path / "big"].kind is Kind.HIDE and rules[tmp_path / "big"].is_dir
+    assert rules[tmp_path / "ssh"].kind is Kind.HIDE  # the budget was spent: hidden whole
+    assert "may have moved here" in rules[tmp_path / "ssh"].why
+
+
 def test_hides_under_a_private_tmp_are_dropped_unless_bound_back(tmp_path: Path) -> None:
     """A socket under /tmp is out of sight already, unless a rule binds its folder back."""
     (tmp_path / "ws").mkdir()

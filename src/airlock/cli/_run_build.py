@@ -4,8 +4,6 @@ inside the functions that need them (start-up time)."""
 
 from __future__ import annotations
 
-import re
-
 # ``typing`` is not imported at run time (start-up time); mypy reads the block as if true.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -452,34 +450,24 @@ class ForwardedSignals:
 
 def shown_command(command: list[str]) -> list[str]:
     """``command`` as the audit log keeps it: a secret in an argument (``-H "Authorization:
-    Bearer …"``, ``--token=…``) replaced by the redaction engine's marker, as in every other
-    record. The engine (tens of milliseconds to load) is asked only when an argument looks
-    as if it could hold one (:func:`may_hold_a_secret`)."""
-    if not any(may_hold_a_secret(argument) for argument in command):
+    Bearer …"``, ``--token=…``, ``-d '{"password": …}'``) replaced by the redaction engine's
+    marker, as in every other record, and an argument that is the value of the one before it
+    (``--password VALUE``) replaced whole. A program alone is kept as it is; with arguments,
+    the engine is loaded (tens of milliseconds, once the command has ended)."""
+    if len(command) < 2:
         return command
     from airlock.redact import Redactor
 
     redactor = Redactor()
-    return [redactor.redact_text(argument)[0] for argument in command]
-
-
-_TOKEN_RUN = re.compile(r"[A-Za-z0-9_+=-]{16,}")
-_NAMED = re.compile(
-    r"(?:pass|pwd|secret|token|key|auth|bearer|cred)[\w.-]*(?:\s*[=:]|\s+\S)|://[^/\s]*@|-----BEGIN",
-    re.IGNORECASE,
-)
-
-
-def may_hold_a_secret(argument: str) -> bool:
-    """Whether the redaction engine could find a secret in a command's argument, judged
-    cheaply (most commands hold none, and the engine takes tens of milliseconds to load): a
-    run of 16 or more token characters with letters and digits in it (a key; a path's parts,
-    ``create_connection``, are not), a word naming a credential with a value after it
-    (``--token=…``, ``Authorization: Bearer …``, ``-p pass``), a URL with a user, a PEM key."""
-    for run in _TOKEN_RUN.findall(argument):
-        if any(char.isdigit() for char in run) and any(char.isalpha() for char in run):
-            return True
-    return _NAMED.search(argument) is not None
+    shown = [redactor.redact_text(argument) for argument in command]
+    kept = [text for text, _ in shown]
+    for index in range(1, len(command)):
+        alone = sum(shown[index - 1][1].counts().values()) + sum(shown[index][1].counts().values())
+        _, together = redactor.redact_text(f"{command[index - 1]} {command[index]}")
+        if sum(together.counts().values()) > alone:  # a name, then its value: the value goes
+            kind = next(iter(together.counts()))
+            kept[index] = f"[REDACTED:{kind}]"
+    return kept
 
 
 def run_record(
@@ -501,7 +489,7 @@ def run_record(
         "rules": {
             "allow": [rule.text for rule in config.allow],
             "deny": [rule.text for rule in config.deny],
-            "default_allow": [rule.text for rule in config.default_allow],
+            "default_allow": list(dict.fromkeys(rule.text for rule in config.default_allow)),
             "allow_all": config.allow_all,
         },
         "variables_dropped": list(scrubbed.dropped),

@@ -637,7 +637,8 @@ def socket_rules(proc_net_unix: bytes) -> Iterator[Mount]:
     linked elsewhere and unlinked (OpenSSH's control master binds ``PATH.RANDOM``, links it
     to ``PATH`` and removes the first), or its folder moved: every socket in the folder it
     was bound in, or else below the nearest folder still there (two levels), is hidden
-    instead, at most :data:`SOCKET_ENTRIES` entries read in all.
+    instead, at most :data:`SOCKET_ENTRIES` entries read in all; a folder left unread past
+    that is hidden whole.
 
     Abstract sockets belong to the host's network namespace, which the sandbox leaves; those
     in ``/tmp`` and ``/run`` are gone with those folders, unless a rule binds their folder
@@ -649,15 +650,15 @@ def socket_rules(proc_net_unix: bytes) -> Iterator[Mount]:
     for path in _socket_paths(proc_net_unix):
         real = resolve(path)
         if _is_socket(real):
-            found = [real]
+            found = [Mount(Kind.HIDE, real, SOCKET_WHY, True, False)]
         elif real.parent in looked:
             continue
         else:
             found = _moved_sockets(real, looked, budget)
-        for socket_path in found:
-            if socket_path not in seen:
-                seen.add(socket_path)
-                yield Mount(Kind.HIDE, socket_path, "a host Unix socket", True, False)
+        for rule in found:
+            if rule.path not in seen:
+                seen.add(rule.path)
+                yield rule
 
 
 def _socket_paths(table: bytes) -> Iterator[Path]:
@@ -682,21 +683,29 @@ def _is_socket(path: Path) -> bool:
         return False
 
 
-def _moved_sockets(path: Path, looked: set[Path], budget: list[int]) -> list[Path]:
-    """The sockets in ``path``'s folder, or two levels below its nearest folder still there
-    when that folder is gone (``budget``: the entries left to read, shared by all)."""
+def _moved_sockets(path: Path, looked: set[Path], budget: list[int]) -> list[Mount]:
+    """Hide rules for the sockets in ``path``'s folder, or two levels below its nearest
+    folder still there when that folder is gone (``budget``: the entries left to read, shared
+    by all). A folder the budget leaves unread is hidden whole (fail closed: a host socket
+    could be in it); one this user cannot search is passed over (nor can the command)."""
     folder, depth = path.parent, 1
-    while not folder.is_dir():
-        if folder == folder.parent:
-            return []
-        folder, depth = folder.parent, 2
+    try:
+        while not folder.is_dir():
+            if folder == folder.parent:
+                return []
+            folder, depth = folder.parent, 2
+    except OSError:  # a folder on the way this user cannot search
+        return []
     if folder == Path(folder.anchor):
         return []  # the whole system is not walked for one socket
-    found: list[Path] = []
+    rules: list[Mount] = []
     queue = [(folder, depth)]
-    while queue and budget[0] > 0:
+    while queue:
         current, left = queue.pop()
         if current in looked:
+            continue
+        if budget[0] <= 0:
+            rules += _hidden_whole(current)
             continue
         looked.add(current)
         try:
@@ -704,15 +713,29 @@ def _moved_sockets(path: Path, looked: set[Path], budget: list[int]) -> list[Pat
                 for entry in entries:
                     budget[0] -= 1
                     if budget[0] <= 0:
+                        rules += _hidden_whole(current)
                         break
                     if entry.is_dir(follow_symlinks=False):
                         if left > 1:
                             queue.append((Path(entry.path), left - 1))
                     elif not entry.is_file(follow_symlinks=False) and _is_socket(Path(entry.path)):
-                        found.append(Path(entry.path))
+                        rules.append(Mount(Kind.HIDE, Path(entry.path), SOCKET_WHY, True, False))
         except OSError:
             continue
-    return found
+    return rules
+
+
+SOCKET_WHY = "a host Unix socket"
+
+
+def _hidden_whole(folder: Path) -> list[Mount]:
+    """A folder too large to look through for a moved socket, hidden whole (what must stay in
+    sight under it is bound back: :func:`plan`); none for one holding the sandbox's own."""
+    why = f"{SOCKET_WHY} may have moved here (more entries than airlock reads)"
+    try:
+        return [mount(Kind.HIDE, folder, why)]
+    except SandboxError:
+        return []
 
 
 def visible(paths: Iterable[Path], why: str, hidden: Iterable[Path] = ()) -> Iterator[Mount]:
