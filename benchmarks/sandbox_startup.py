@@ -46,8 +46,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 GOAL_MS = 100.0
-NOT_ON_THE_PLAIN_PATH = (
-    "airlock.redact",
+NOT_ON_THE_PLAIN_PATH = (  # the redaction engine is not here: it reads the arguments of a
+    # command that has any, for the run's record, once the command has ended
     "airlock.egress.inspect",
     "airlock.egress.inspected",
     "airlock.egress.plain",
