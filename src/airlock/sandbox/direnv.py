@@ -72,9 +72,6 @@ PATH_COMMANDS = frozenset({"PATH_add", "path_add", "load_prefix", "layout"})
 PATH_ENTRIES = 5_000
 """How many entries of the folders on ``PATH`` :class:`PathFolders` notes at most, in all."""
 
-SCRIPTS = frozenset({"source_env", "source_env_if_exists", "source", ".", "source_up"})
-"""Of :data:`READERS`, those whose file is a script of the same kind (followed in turn)."""
-
 COMMAND_POSITION = frozenset({";", "&&", "||", "|", "&", "then", "do", "else", "{", "(", "!"})
 """Tokens after which a word is a command's name."""
 
@@ -159,13 +156,8 @@ def path_folders(envrcs: Iterable[Path], home: Path) -> list[Path]:
     found: dict[Path, None] = {}
     for script in scripts:
         text = read_text_or_none(script, LIMIT)
-        if text is None:
-            continue
-        for command, words in _commands(text):
-            if command not in PATH_COMMANDS:
-                continue
-            for folder in _on_path(command, words, script.parent, home):
-                found.setdefault(folder, None)
+        if text is not None:
+            found.update(dict.fromkeys(_path_folders_of(text, script.parent, home)))
     return list(found)
 
 

@@ -598,13 +598,10 @@ def _include_rule(included: Path, why: str, mine: bool = False) -> Mount | None:
     real = resolve(included)
     if real.is_relative_to("/proc") or real.is_relative_to("/dev"):
         return None
-    missing = not os.path.lexists(real)
-    if missing and mine:
+    if mine and not os.path.lexists(real):
         return None
-    if missing and real.parent.is_dir():
-        return Mount(Kind.READ, real, why, False, False, EMPTY_CONFIG, named=included)
     try:
-        return mount(Kind.READ, included, why)
+        return read_only_file(included, why)
     except SandboxError:  # a folder holding the sandbox's own: nothing to bind
         return None
 
