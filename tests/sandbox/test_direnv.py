@@ -183,3 +183,12 @@ def test_what_a_nix_shell_imports_is_read_too(tmp_path: Path) -> None:
         tmp_path / "hook.sh",
         tmp_path / "lib" / "default.nix",
     ]
+
+
+def test_a_nix_file_without_imports_is_not_read_as_a_shell_script(tmp_path: Path) -> None:
+    """A ``shell.nix`` naming no file by a relative path adds nothing: its text (``source
+    = …;``, ``dotenv``) is Nix, not direnv's commands."""
+    envrc = _envrc(tmp_path, "use nix\n")
+    (tmp_path / "shell.nix").write_text("{ }: {\n  source = builtins.getEnv;\n}\ndotenv\n")
+    found = [path.name for path in read_by([envrc], tmp_path / "home")]
+    assert found == ["shell.nix", "default.nix"]

@@ -115,8 +115,11 @@ def _read_by(envrcs: Iterable[Path], home: Path) -> list[tuple[Path, bool]]:
         text = read_text_or_none(script, LIMIT)
         if text is None:
             continue
-        reads = _nix_imports(text, script.parent) if script.suffix == ".nix" else None
-        for path, is_script in reads or _reads(text, script.parent, home):
+        if script.suffix == ".nix":  # Nix source, not a shell script
+            reads: Iterable[tuple[Path, bool]] = _nix_imports(text, script.parent)
+        else:
+            reads = _reads(text, script.parent, home)
+        for path, is_script in reads:
             real = resolve(path)
             if real in seen or real.is_relative_to("/proc") or real.is_relative_to("/dev"):
                 continue
