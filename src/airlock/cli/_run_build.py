@@ -269,7 +269,7 @@ def mounts(
             file=sys.stderr,
         )
     read_by_envrc, too_many = envrc_rules(
-        [path for path in walk.named if path.name == ".envrc"],
+        walk.envrcs,
         home,
         "runs code outside later (an .envrc reads it: direnv does not check it)",
     )

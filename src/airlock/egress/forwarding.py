@@ -293,7 +293,7 @@ async def _gather(client: Client, inspection: PlainInspection) -> bytes | Refusa
         size += len(piece)
         if size > MAX_GATHERED:
             return Refusal(413, TOO_LARGE)
-        if size > held.size and not held.take(size - held.size):
+        if not held.cover(size):
             return Refusal(503, BUSY)
         parts.append(piece)
 

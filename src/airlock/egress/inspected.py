@@ -577,7 +577,7 @@ class InspectedConnection:
             size += len(payload)
             if size > MAX_GATHERED:
                 raise HttpError(413, TOO_LARGE)
-            if size > held.size and not held.take(size - held.size):
+            if not held.cover(size):
                 raise HttpError(503, BUSY)
             parts.append(payload)
         return b"".join(parts)

@@ -108,6 +108,11 @@ class Held:
         self.size += size
         return True
 
+    def cover(self, size: int) -> bool:
+        """Hold ``size`` bytes in all, taking what is not held yet (a body gathered so far);
+        ``False`` (nothing taken) when the budget would pass."""
+        return size <= self.size or self.take(size - self.size)
+
     def give(self, size: int) -> None:
         """Give back ``size`` of the bytes held."""
         self.budget.give(size)

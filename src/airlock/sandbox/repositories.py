@@ -249,6 +249,11 @@ class WorkspaceScan(NamedTuple):
     """Each ``.hg`` entry, the root's included (at most :data:`NESTED_REPOSITORIES`): a
     Mercurial repository's folder (:mod:`airlock.sandbox.mercurial`)."""
 
+    @property
+    def envrcs(self) -> list[Path]:
+        """The ``.envrc`` entries among :attr:`named` (direnv's: :mod:`airlock.sandbox.direnv`)."""
+        return [path for path in self.named if path.name == ".envrc"]
+
 
 def scan_workspace(
     workspace: Path,

@@ -544,6 +544,13 @@ def set_aside_message(moved: list[SetAside]) -> str:
     return "\n".join(lines)
 
 
+def _where(moved: SetAside, advice: str) -> str:
+    """Where an entry went, for a message; or that it could not be moved, and ``advice``."""
+    if moved.moved_to != moved.path:
+        return f"moved to {shown(moved.moved_to)}"
+    return f"could not be moved: {advice}"
+
+
 MESSAGE_ENTRIES = 50
 """How many entries set aside the message names (the rest are counted)."""
 
@@ -594,8 +601,7 @@ class Watch:
         self.state = {path: _before(path) for path in state_files(home, config_dir)}
         self.configs = {home / name: _before(home / name) for name in CONFIG_FILES}
         self.links = note_links(links)
-        envrcs = [path for path in scan.named if path.name == ".envrc"]
-        self.on_path = PathFolders(path_folders(envrcs, home)) if envrcs else None
+        self.on_path = PathFolders(path_folders(scan.envrcs, home)) if scan.envrcs else None
         """The programs in the folders the workspace's ``.envrc`` files put on ``PATH``."""
         hooks = [hooks_folder / name for name in HOOK_NAMES] if hooks_folder else []
         self.hooks = {path: _signature(path) for path in hooks}
@@ -711,11 +717,7 @@ class Watch:
                 continue  # written from outside: the user's own
             target = destination / "on-path" / path.relative_to(path.anchor)
             moved = move_aside(path, target, Path(os.path.realpath(path.parent)))
-            where = (
-                f"moved to {shown(moved.moved_to)}"
-                if moved.moved_to != path
-                else "could not be moved: remove it before you enter the folder"
-            )
+            where = _where(moved, "remove it before you enter the folder")
             lines.append(
                 f"airlock: {shown(path)}: made or changed during the run in a folder an .envrc "
                 f"puts on PATH, where it would run in place of {shown(command)}; {where}"
@@ -767,11 +769,7 @@ class Watch:
                 target = "?"
             folder = Path(os.path.realpath(path.parent))
             moved = move_aside(path, destination / "git-links" / path.name, folder)
-            where = (
-                f"moved to {shown(moved.moved_to)}"
-                if moved.moved_to != path
-                else "could not be moved: remove it before you use git there"
-            )
+            where = _where(moved, "remove it before you use git there")
             lines.append(
                 f"airlock: {shown(path)}: a link (to {shown(target)}) made in a git folder "
                 f"during the run, where git writes through links (the reflog, the commit "
