@@ -42,7 +42,7 @@ import httpx
 
 from airlock.egress.connection import GATEWAY_HOST
 from airlock.egress.framing import MAX_HEAD, Framing, Head, HttpError, body_pieces, read_head
-from airlock.egress.http1 import header_safe
+from airlock.egress.http1 import REASONS, header_safe
 from airlock.errors import UsageError
 
 DEFAULT_UPSTREAM = "https://github.com"
@@ -251,9 +251,6 @@ def git_environment(proxy_url: str, upstream: str = DEFAULT_UPSTREAM) -> dict[st
 
 _DROPPED = _HOP | {"set-cookie", "x-airlock-refused"}
 """Response headers not passed back (``X-Airlock-Refused`` is the gateway's own word)."""
-
-
-_REASONS = {400: "Bad Request", 403: "Forbidden", 405: "Method Not Allowed"}
 
 
 def _refused_header(message: str) -> bytes:
@@ -516,7 +513,7 @@ class Gateway:
         """A plain text answer; ``head_only`` (an answer to ``HEAD``): without its body."""
         body = (self._scrub(message) + "\n").encode()
         writer.write(
-            f"HTTP/1.1 {status} {_REASONS.get(status, 'Error')}\r\n"
+            f"HTTP/1.1 {status} {REASONS.get(status, 'Error')}\r\n"
             f"Content-Type: text/plain; charset=utf-8\r\nContent-Length: {len(body)}\r\n".encode()
             + (f"Allow: {allow}\r\n".encode() if allow else b"")
             + (_refused_header(refused) if refused else b"")

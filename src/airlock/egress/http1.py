@@ -56,6 +56,7 @@ REASONS = {
     403: "Forbidden",
     405: "Method Not Allowed",
     408: "Request Timeout",
+    413: "Content Too Large",
     429: "Too Many Requests",
     417: "Expectation Failed",
     431: "Request Header Fields Too Large",

@@ -50,6 +50,7 @@ from airlock.egress.framing import (
     origin_path,
     read_head,
 )
+from airlock.egress.http1 import REASONS
 from airlock.egress.scan import (
     BUSY,
     IN_WORKER,
@@ -173,12 +174,7 @@ class InspectedConnection:
             self.up = None
 
     async def _answer(self, status: int, body: bytes, *, close: bool) -> int:
-        reason = {
-            400: "Bad Request",
-            403: "Forbidden",
-            413: "Content Too Large",
-            503: "Service Unavailable",
-        }.get(status, "Error")
+        reason = REASONS.get(status, "Error")
         head = (
             f"HTTP/1.1 {status} {reason}\r\nContent-Type: text/plain; charset=utf-8\r\n"
             f"Content-Length: {len(body)}\r\nX-Airlock: refused\r\n"

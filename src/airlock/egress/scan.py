@@ -403,7 +403,7 @@ class _Inflater:
         self.limit = limit
         self.unchecked = ""
         self._bits = 15 if coding == "deflate" else 47
-        self._decoder = None  # once it stopped (its type said with zlib's public names)
+        self._decoder = None  # None once it stopped: typed so without zlib's private class
         self._decoder = zlib.decompressobj(wbits=self._bits)
         self._kept: list[bytes] | None = [] if self._bits == 15 else None
         """The body so far, while nothing of it was decoded as zlib data (``deflate``)."""
