@@ -4,6 +4,8 @@ inside the functions that need them (start-up time)."""
 
 from __future__ import annotations
 
+import re  # argparse has imported it already
+
 # ``typing`` is not imported at run time (start-up time); mypy reads the block as if true.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -467,7 +469,40 @@ def shown_command(command: list[str]) -> list[str]:
         if sum(together.counts().values()) > alone:  # a name, then its value: the value goes
             kind = next(iter(together.counts()))
             kept[index] = f"[REDACTED:{kind}]"
-    return kept
+    return [_MYSQL_PASSWORD.sub(_password_marker, text) for text in _mysql_arguments(kept)]
+
+
+_MYSQL_CLIENT = r"(?:mysql[a-z]*|mariadb(?:-[a-z]+)?)"
+"""The MySQL and MariaDB clients, which take a password joined to ``-p`` (``-pSECRET``): a shape
+the redaction engine leaves alone, as ``-p`` means something else to most programs."""
+_MYSQL_PASSWORD = re.compile(
+    rf"((?:^|[\s;&|(`])(?:\S*/)?{_MYSQL_CLIENT}\s(?:[^;&|\n]*?\s)?-p)"
+    r"('[^']*'|\"[^\"]*\"|(?!\[REDACTED)[^\s;&|'\"]+)"
+)
+"""Inside one argument (``sh -c "mysql -u root -pSECRET db"``): the client, then ``-p`` and
+the password joined to it, quoted (taken whole, also where the engine found a part of it) or
+not."""
+
+
+def _password_marker(found: re.Match[str]) -> str:
+    quote = found.group(2)[0] if found.group(2)[0] in "'\"" else ""
+    return f"{found.group(1)}{quote}[REDACTED:generic_password]{quote}"
+
+
+def _mysql_arguments(command: list[str]) -> list[str]:
+    """``command`` with a ``-pSECRET`` argument of a MySQL or MariaDB client replaced: one
+    after the client's own name among the arguments (``mysql``, ``/usr/bin/mysqldump``, through
+    ``sudo`` or ``env``)."""
+    shown = list(command)
+    client = False
+    for index, argument in enumerate(command):
+        if re.fullmatch(rf"(?:\S*/)?{_MYSQL_CLIENT}", argument):
+            client = True
+        elif client and argument == "--":
+            break
+        elif client and len(argument) > 2 and argument.startswith("-p"):
+            shown[index] = "-p[REDACTED:generic_password]"
+    return shown
 
 
 def run_record(
