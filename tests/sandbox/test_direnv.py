@@ -127,8 +127,8 @@ def test_a_program_made_on_an_envrcs_path_in_place_of_a_command_is_set_aside(
     tmp_path: Path, project: Path, config_dir: Path
 ) -> None:
     """``bin/git`` and ``node_modules/.bin/ls`` made inside, where the ``.envrc`` puts them
-    first on ``PATH``, are set aside and named; a program of a new name, and one there
-    before the run, stay."""
+    first on ``PATH``, are set aside and named; a program of a new name stays and is named
+    too; a file that is no program, and a program there before the run, stay unnamed."""
     _envrc(project, "PATH_add bin\nlayout node\n")
     (project / "bin").mkdir()
     (project / "bin" / "mine").write_text("#!/bin/sh\n")
@@ -136,7 +136,8 @@ def test_a_program_made_on_an_envrcs_path_in_place_of_a_command_is_set_aside(
         tmp_path,
         "printf '#!/bin/sh\\necho pwned\\n' > bin/git && chmod +x bin/git && "
         "mkdir -p node_modules/.bin && cp bin/git node_modules/.bin/ls && "
-        "echo ok > node_modules/.bin/not-a-command-anywhere && echo done",
+        "echo ok > node_modules/.bin/not-a-command-anywhere && "
+        "printf '#!/bin/sh\\n' > bin/fresh-tool && chmod +x bin/fresh-tool && echo done",
     )
     assert done.returncode == 0, done.stderr
     assert "done" in done.stdout
@@ -147,6 +148,10 @@ def test_a_program_made_on_an_envrcs_path_in_place_of_a_command_is_set_aside(
     [run] = list((config_dir / "airlock" / "set-aside").iterdir())
     assert "pwned" in (run / "on-path" / (project / "bin" / "git").relative_to("/")).read_text()
     assert "in place of" in done.stderr and "bin/git" in done.stderr, done.stderr
+    assert (project / "bin" / "fresh-tool").exists()
+    [named] = [line for line in done.stderr.splitlines() if "program(s) made" in line]
+    assert "(fresh-tool)" in named and "1 program(s)" in named, named
+    assert "not-a-command-anywhere" not in done.stderr and "mine" not in named
 
 
 def test_a_run_says_when_envrcs_read_more_than_it_protects(

@@ -26,8 +26,9 @@ command the user types is looked at instead: :class:`PathFolders` notes them bef
 and after it sets aside each program made or changed there whose name is a command the
 user's ``PATH`` finds elsewhere (a ``bin/git``, a ``node_modules/.bin/ls``).
 
-Not covered: what ``source_up`` would find in a folder where there is nothing yet, and a new
-program there under a name no command has yet.
+A new program there under a name no command has yet stays (a build makes them), and the run
+names it: it runs when the user types its name in that folder. Not covered: what
+``source_up`` would find in a folder where there is nothing yet.
 """
 
 from __future__ import annotations
@@ -318,22 +319,23 @@ class PathFolders:
                 self.before[path] = _identity(path)
                 left -= 1
 
-    def shadowing(self, search_path: str) -> list[tuple[Path, str]]:
-        """Each program made or changed in the folders since :meth:`__init__`, with the
-        command of ``search_path`` (the user's ``PATH``) it would run in place of."""
+    def changed(self, search_path: str) -> list[tuple[Path, str | None]]:
+        """Each entry made or changed in the folders since :meth:`__init__`, with the command
+        of ``search_path`` (the user's ``PATH``) it would run in place of; ``None`` for a
+        program under a name no command has there (what is not a program is left out)."""
         ours = {os.path.realpath(folder) for folder in self.folders}
         elsewhere = os.pathsep.join(
             part
             for part in search_path.split(os.pathsep)
             if part and os.path.realpath(part) not in ours
         )
-        found: list[tuple[Path, str]] = []
+        found: list[tuple[Path, str | None]] = []
         for folder in self.folders:
             for path in _entries(folder, PATH_ENTRIES):
                 if self.before.get(path) == _identity(path):
                     continue
                 command = shutil.which(path.name, path=elsewhere)
-                if command is not None:
+                if command is not None or os.access(path, os.X_OK):
                     found.append((path, command))
         return found
 

@@ -553,6 +553,9 @@ def _where(moved: SetAside, advice: str) -> str:
 
 MESSAGE_ENTRIES = 50
 """How many entries set aside the message names (the rest are counted)."""
+NAMED_PROGRAMS = 10
+"""How many new programs on an ``.envrc``'s ``PATH`` folder the run names (the rest are
+counted)."""
 
 
 class Watch:
@@ -712,15 +715,27 @@ class Watch:
         if self.on_path is None:
             return []
         lines = []
-        for path, command in self.on_path.shadowing(os.environ.get("PATH", "")):
+        new: dict[Path, list[str]] = {}
+        for path, command in self.on_path.changed(os.environ.get("PATH", "")):
             if read_only_at(path, read_only):
                 continue  # written from outside: the user's own
+            if command is None:
+                new.setdefault(path.parent, []).append(path.name)
+                continue
             target = destination / "on-path" / path.relative_to(path.anchor)
             moved = move_aside(path, target, Path(os.path.realpath(path.parent)))
             where = _where(moved, "remove it before you enter the folder")
             lines.append(
                 f"airlock: {shown(path)}: made or changed during the run in a folder an .envrc "
                 f"puts on PATH, where it would run in place of {shown(command)}; {where}"
+            )
+        for folder, names in new.items():
+            listed = ", ".join(sorted(names)[:NAMED_PROGRAMS])
+            more = f" and {len(names) - NAMED_PROGRAMS} more" if len(names) > NAMED_PROGRAMS else ""
+            lines.append(
+                f"airlock: {shown(folder)}: {len(names)} program(s) made or changed during the "
+                f"run in a folder an .envrc puts on PATH ({listed}{more}); each runs when its "
+                "name is typed there: review them if you did not expect them"
             )
         return lines
 
