@@ -106,3 +106,22 @@ def test_the_kernels_settings_cannot_be_written_from_inside(tmp_path: Path) -> N
     assert int(mounted) >= 1  # read-only by a mount of its own
     assert Path("/proc/sys/kernel/core_pattern").read_text() == pattern
     assert Path("/proc/sys/kernel/printk_ratelimit").read_text() == ratelimit
+
+
+def test_the_audit_login_uid_cannot_be_taken_from_inside(tmp_path: Path) -> None:
+    """An unset audit login uid (a service's, a container's) could be set once by any process:
+    inside, it is the sandbox's own user's already, and writing another fails."""
+    if not Path("/proc/self/loginuid").exists():
+        pytest.fail("this kernel has no audit login uid; the test needs one")
+    done = run_script(
+        tmp_path,
+        "(echo 12345 > /proc/self/loginuid) 2>/dev/null && echo WROTE; "
+        "cat /proc/self/loginuid; echo; id -u",
+    )
+    assert done.returncode == 0, done.stderr
+    assert "WROTE" not in done.stdout, done.stdout
+    login, user = done.stdout.split()
+    assert login != "4294967295"  # set: no process may take it any more
+    assert login != "12345"
+    if Path("/proc/self/loginuid").read_text().strip() == "4294967295":
+        assert login == user

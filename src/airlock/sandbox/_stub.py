@@ -11,7 +11,10 @@ network namespace, where only a loopback interface exists. It:
    so airlock can signal the command;
 3. waits for airlock's ``go`` (sent once airlock holds that socket for the proxy and has
    opened the audit log; if airlock goes away instead, nothing runs), then replaces itself
-   with the command (``execvp``), keeping its process id.
+   with the command (``execvp``), keeping its process id. Before that, an audit login uid
+   left unset (a service's, a container's) is set to the sandbox's own user: the kernel
+   lets any process set an unset one once, so the command could otherwise take any user's
+   name in the host's audit records (``auditd``); a set one needs a capability it lacks.
 
 Standard library only, no ``site`` (``-I -S``): it starts in a few milliseconds and cannot be
 steered by files in the workspace. Exit status 127 means the command was not found, 126 that
@@ -54,6 +57,7 @@ def main(argv: list[str]) -> int:
     channel.close()
     if go != b"go":  # airlock stopped before the command was to run: run nothing
         return 125
+    _set_login_uid()
     try:
         os.execvp(command[0], command)  # noqa: S606 - the command, as the user typed it
     except FileNotFoundError:
@@ -63,6 +67,26 @@ def main(argv: list[str]) -> int:
         print(f"airlock run: {command[0]}: cannot run: {error.strerror}", file=sys.stderr)
         return 126
     return 125  # not reached: execvp returns only by raising
+
+
+UNSET_LOGIN_UID = b"4294967295"
+
+
+def _set_login_uid() -> None:
+    """The audit login uid, when unset, set to this user's; nothing when the kernel has no
+    audit or says no (then no process inside may set it either)."""
+    try:
+        login = os.open("/proc/self/loginuid", os.O_RDWR)
+    except OSError:
+        return
+    try:
+        if os.read(login, 32).strip() == UNSET_LOGIN_UID:
+            os.lseek(login, 0, os.SEEK_SET)
+            os.write(login, str(os.getuid()).encode())
+    except OSError:
+        pass
+    finally:
+        os.close(login)
 
 
 if __name__ == "__main__":
