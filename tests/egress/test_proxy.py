@@ -635,3 +635,61 @@ def test_a_host_name_longer_than_a_name_may_be_is_refused_and_shown_cut(
     assert len(hosts) == 4 and sum(count for _, count in hosts["(other hosts)"].refused) == 3
     assert "hosts past the first 1000 are counted together" in "\n".join(report.lines())
     assert len(json.dumps(records[-1])) < 5000
+
+
+def _tls_through_tunnel(proxy_url: str, port: int, server_name: str) -> bytes:
+    """``CONNECT 127.0.0.1:PORT``, then TLS asking for ``server_name`` and one request; what
+    came back (empty when the tunnel was closed on the hello)."""
+    import ssl
+
+    proxy_port = int(proxy_url.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", proxy_port), timeout=10) as raw:
+        raw.sendall(f"CONNECT 127.0.0.1:{port} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode())
+        answer = b""
+        while b"\r\n\r\n" not in answer:
+            answer += raw.recv(1000)
+        assert answer.startswith(b"HTTP/1.1 200"), answer
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        try:
+            with context.wrap_socket(raw, server_hostname=server_name) as tls:
+                tls.sendall(b"GET /bytes/100 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                body = b""
+                while piece := tls.recv(65536):
+                    body += piece
+                return body
+        except (ssl.SSLError, OSError):
+            return b""
+
+
+def test_a_tunnel_whose_tls_asks_for_a_host_the_rules_refuse_is_refused(tmp_path: Path) -> None:
+    """One address may serve many sites (a CDN's): the server answers as the name the TLS asks
+    for. ``CONNECT`` to an allowed address with TLS for a denied or unlisted name is refused
+    on its hello, and the record names both; a name the rules allow passes, kept in the
+    record; with ``--allow-all`` nothing is checked."""
+    from airlock.egress.ca import RunCA
+    from tests.egress.harness import NOW, tls_origin
+
+    origin_ca = RunCA(now=NOW, name="test origin CA")
+    cfg = config(tmp_path)
+    with tls_origin(origin_ca, "localhost") as origin_site:
+        port = origin_site.server_address[1]
+        with running(cfg) as (url, _):
+            denied = _tls_through_tunnel(url, port, "evil.test")
+            unlisted = _tls_through_tunnel(url, port, "elsewhere.example")
+            allowed = _tls_through_tunnel(url, port, "localhost")
+        everything = config(tmp_path / "all", allow_all=True)
+        with running(everything) as (url, _):
+            unchecked = _tls_through_tunnel(url, port, "elsewhere.example")
+    assert denied == b"" and unlisted == b""
+    assert allowed.startswith(b"HTTP/1.1 200")
+    assert unchecked.startswith(b"HTTP/1.")
+    records = _connections(cfg.audit_log)  # type: ignore[arg-type]
+    assert [(r["decision"], r.get("server_name")) for r in records] == [
+        ("deny", "evil.test"),
+        ("deny", "elsewhere.example"),
+        ("allow", "localhost"),
+    ]
+    assert "asks for evil.test, which the rules refuse" in str(records[0]["reason"])
+    assert all(r["host"] == "127.0.0.1" for r in records)

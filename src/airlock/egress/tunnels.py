@@ -74,7 +74,9 @@ async def _chained(
     counts = [0, 0]
     refused: list[str] = []
     outward = create_task(
-        _gated_pipe(client, early, upstream, counts, _inspected_name_check(client, host), refused),
+        _gated_pipe(
+            client, early, upstream, counts, _name_check(client, host, head.port, record), refused
+        ),
         name=f"tunnel out {head.host}:{head.port}",
     )
     try:
@@ -96,15 +98,19 @@ async def _chained(
     client.finish(record)
 
 
-def _inspected_name_check(
-    client: Client, host: str
+def _name_check(
+    client: Client, host: str, port: int, record: dict[str, Any]
 ) -> Callable[[bytes | bytearray], str | None] | None:
-    """With inspection on, the check of a tunnel's first bytes (see :attr:`Relay.check`):
-    refused when its TLS asks for an inspected host other than ``host`` (the tunnel's, as
-    the rules read it), since an address or another name in the ``CONNECT`` must not carry
-    an inspected host's requests past the flow check; ``None`` without inspection."""
-    inspector = client.proxy.inspector
-    if inspector is None:
+    """The check of a tunnel's first bytes (see :attr:`Relay.check`): the name its TLS asks
+    for (SNI) is the host the server answers as, whatever address the ``CONNECT`` reached
+    (one address of a CDN serves all of its sites). A name other than ``host`` (the tunnel's,
+    as the rules read it) is checked by the rules too, and kept in the record
+    (``server_name``): refused when the rules refuse it, or when it is an inspected host (its
+    requests must pass the flow check), or when the TLS cannot be read. ``None`` (no check)
+    with ``--allow-all`` and no inspection."""
+    proxy = client.proxy
+    inspector = proxy.inspector
+    if proxy.config.allow_all and inspector is None:
         return None
 
     def check(data: bytes | bytearray) -> str | None:
@@ -113,18 +119,28 @@ def _inspected_name_check(
         except NeedMore:
             return None
         except NotHello:
-            return ""  # not TLS: nothing inspected can be named in it
+            return ""  # not TLS: no name in it
         except Unreadable as error:
             return (
-                f"the TLS in this tunnel to {host} starts with {error}: refused, with "
-                "inspection on (the server might read an inspected host's name in it)"
+                f"the TLS in this tunnel to {host} starts with {error}: refused (the server "
+                "might read another host's name in it)"
             )
         canonical = normalize_host(name) if name else ""
-        if not canonical or canonical == host or not inspector.inspects(canonical):
+        if not canonical or canonical == host:
+            return ""
+        record["server_name"] = canonical
+        if inspector is not None and inspector.inspects(canonical):
+            return (
+                f"the TLS in this tunnel to {host} asks for {canonical}, an inspected host: "
+                f"refused (CONNECT to {canonical} itself, and its requests are inspected)"
+            )
+        decision = proxy.check_rules(canonical, port)
+        if decision.allowed:
             return ""
         return (
-            f"the TLS in this tunnel to {host} asks for {canonical}, an inspected host: "
-            f"refused (CONNECT to {canonical} itself, and its requests are inspected)"
+            f"the TLS in this tunnel to {host} asks for {canonical}, which the rules refuse "
+            f"({decision.reason}): refused, as a server at {host}'s address would answer as "
+            f"{canonical}"
         )
 
     return check
@@ -142,7 +158,7 @@ async def _relay(client: Client, host: str, relay: Relay, record: dict[str, Any]
     """Answer ``200`` and let the relay copy the tunnel's bytes until both sides close."""
     client.relay = relay
     client.writer.write(ESTABLISHED)
-    relay.check = _inspected_name_check(client, host)
+    relay.check = _name_check(client, host, record["port"], record)
     transport = client.writer.transport
     stream_protocol = transport.get_protocol()
     relay.attach_client(transport)  # type: ignore[arg-type]
