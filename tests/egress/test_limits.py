@@ -310,7 +310,9 @@ def test_no_proxy_hosts_bypass_the_upstream_proxy(site: _Site, tmp_path: Path) -
             with _connect(url) as sock:
                 sock.sendall(b"CONNECT 127.0.0.1:%d HTTP/1.1\r\nHost: x\r\n\r\n" % port)
                 assert sock.recv(100).startswith(b"HTTP/1.1 200 ")
-                sock.sendall(b"GET /tunnelled HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+                sock.sendall(
+                    b"GET /tunnelled HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+                )
                 tunnelled = b""
                 while piece := sock.recv(65536):
                     tunnelled += piece

@@ -693,3 +693,66 @@ def test_a_tunnel_whose_tls_asks_for_a_host_the_rules_refuse_is_refused(tmp_path
     ]
     assert "asks for evil.test, which the rules refuse" in str(records[0]["reason"])
     assert all(r["host"] == "127.0.0.1" for r in records)
+
+
+def _cleartext_through_tunnel(proxy_url: str, port: int, requests: bytes | list[bytes]) -> bytes:
+    """``CONNECT 127.0.0.1:PORT``, then ``requests`` sent in the clear (a list: each piece
+    after an answer to the one before); what came back."""
+    proxy_port = int(proxy_url.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", proxy_port), timeout=10) as raw:
+        raw.sendall(f"CONNECT 127.0.0.1:{port} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode())
+        answer = b""
+        while b"\r\n\r\n" not in answer:
+            answer += raw.recv(1000)
+        assert answer.startswith(b"HTTP/1.1 200"), answer
+        pieces = [requests] if isinstance(requests, bytes) else requests
+        body = b""
+        for piece in pieces[:-1]:
+            raw.sendall(piece)
+            body += raw.recv(65536)
+        raw.sendall(pieces[-1])
+        with contextlib.suppress(OSError):
+            while piece := raw.recv(65536):
+                body += piece
+        return body
+
+
+@pytest.mark.parametrize("chained", [False, True], ids=["direct", "through_an_upstream_proxy"])
+def test_http_in_the_clear_inside_a_tunnel_is_held_to_the_rules_request_by_request(
+    site: _Site, tmp_path: Path, chained: bool
+) -> None:
+    """A front end routes plain HTTP by its ``Host``: inside a tunnel to an allowed address,
+    a request naming a host the rules refuse (first, or after allowed ones on the same
+    connection, or by an absolute target) ends the tunnel before it goes on; requests
+    naming the tunnel's own host pass."""
+    port = _port(site)
+    own = f"127.0.0.1:{port}".encode()
+    cases: dict[str, bytes | list[bytes]] = {
+        "allowed": b"GET /a HTTP/1.1\r\nHost: %s\r\n\r\n" % own
+        + b"GET /b HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n" % own,
+        "denied_first": b"GET /c HTTP/1.1\r\nHost: evil.test\r\n\r\n",
+        "denied_second": [
+            b"GET /d HTTP/1.1\r\nHost: %s\r\n\r\n" % own,
+            b"GET /e HTTP/1.1\r\nHost: elsewhere.example\r\n\r\n",
+        ],
+        "absolute": b"GET http://evil.test/f HTTP/1.1\r\nHost: %s\r\n\r\n" % own,
+    }
+    with contextlib.ExitStack() as stack:
+        cfg = config(tmp_path)
+        if chained:
+            upstream_url, _ = stack.enter_context(running(config(tmp_path / "upstream")))
+            cfg = config(tmp_path / "front", upstream_proxy=upstream_url, no_proxy="")
+        url, _ = stack.enter_context(running(cfg))
+        answers = {name: _cleartext_through_tunnel(url, port, sent) for name, sent in cases.items()}
+    assert answers["allowed"].count(b"HTTP/1.") == 2 and b"path=/b" in answers["allowed"]
+    assert answers["denied_first"] == b"" and answers["absolute"] == b""
+    assert b"path=/d" in answers["denied_second"] and b"path=/e" not in answers["denied_second"]
+    assert [path for path, _ in site.seen] == ["/a", "/b", "/d"]
+    records = _connections(cfg.audit_log)  # type: ignore[arg-type]
+    assert [(r["decision"], r.get("server_name")) for r in records] == [
+        ("allow", None),
+        ("deny", "evil.test"),
+        ("deny", "elsewhere.example"),
+        ("deny", "evil.test"),
+    ]
+    assert "asks for elsewhere.example, which the rules refuse" in str(records[2]["reason"])

@@ -27,6 +27,9 @@ from typing import cast
 
 from airlock.egress.limits import UploadBudget
 
+Watch = Callable[[bytes | bytearray], str]
+"""Reads a piece of a tunnel's bytes before it goes on: why to refuse the tunnel, or ``""``."""
+
 OUT, IN = 0, 1
 """Directions: client to destination, destination to client."""
 
@@ -44,7 +47,7 @@ class Relay:
         (``None``: not yet; ``""``: let them through; a reason: refuse the tunnel). The
         destination's bytes flow meanwhile."""
         self.refused: str | None = None
-        """Why :attr:`check` refused the tunnel (both sides were aborted)."""
+        """Why :attr:`check` or a watch refused the tunnel (both sides were aborted)."""
 
     @property
     def client(self) -> _Half:
@@ -60,6 +63,11 @@ class Relay:
         """Take over the client's transport (from now on its bytes come to this relay)."""
         transport.set_protocol(self.client)
         self.client.connection_made(transport)
+
+    def watch_client(self, watch: Watch) -> None:
+        """From now on every piece the client sends is read by ``watch`` before it goes on
+        (a reason: the tunnel is refused; set by :attr:`check`, which sees the first bytes)."""
+        self.client.watch = watch
 
     def refuse(self, reason: str) -> None:
         """End the tunnel at once, nothing of the client's sent on."""
@@ -95,6 +103,8 @@ class _Half(asyncio.Protocol):
         self.lost = False
         self.waiting: list[bytes] = []
         """Bytes received before the other side's transport was there."""
+        self.watch: Watch | None = None
+        """Reads each piece of this side before it goes on (:meth:`Relay.watch_client`)."""
         self.held: bytearray | None = bytearray() if direction == OUT else None
         """The client's first bytes, held while the relay's :attr:`Relay.check` reads them
         (``None`` once released)."""
@@ -133,6 +143,9 @@ class _Half(asyncio.Protocol):
             data = self._release(data)
             if not data:
                 return
+        if self.watch is not None and (reason := self.watch(data)):
+            self.relay.refuse(reason)
+            return
         budget = self.budget
         if budget is not None:  # the client's side: charged before it leaves
             if len(data) > budget.left:

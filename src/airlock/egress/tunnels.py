@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from airlock._tasks import create_task
+from airlock.egress.cleartext import CleartextRequests, host_of, starts_http
 from airlock.egress.connection import (
     ESTABLISHED,
     GATEWAY_HOST,
@@ -24,8 +25,7 @@ from airlock.egress.connection import (
 )
 from airlock.egress.hello import NeedMore, NotHello, Unreadable, server_name
 from airlock.egress.http1 import RequestHead
-from airlock.egress.relay import Relay
-from airlock.policy.hosts import normalize_host
+from airlock.egress.relay import Relay, Watch
 
 if TYPE_CHECKING:
     from airlock.egress.client import Client
@@ -73,10 +73,10 @@ async def _chained(
     early = client.parser.tunnel_data or b""
     counts = [0, 0]
     refused: list[str] = []
+    watching: list[Watch] = []
+    check = _name_check(client, host, head.port, record, watching.append)
     outward = create_task(
-        _gated_pipe(
-            client, early, upstream, counts, _name_check(client, host, head.port, record), refused
-        ),
+        _gated_pipe(client, early, upstream, counts, check, watching, refused),
         name=f"tunnel out {head.host}:{head.port}",
     )
     try:
@@ -99,19 +99,30 @@ async def _chained(
 
 
 def _name_check(
-    client: Client, host: str, port: int, record: dict[str, Any]
+    client: Client,
+    host: str,
+    port: int,
+    record: dict[str, Any],
+    watch: Callable[[Watch], None],
 ) -> Callable[[bytes | bytearray], str | None] | None:
-    """The check of a tunnel's first bytes (see :attr:`Relay.check`): the name its TLS asks
-    for (SNI) is the host the server answers as, whatever address the ``CONNECT`` reached
-    (one address of a CDN serves all of its sites). A name other than ``host`` (the tunnel's,
-    as the rules read it) is checked by the rules too, and kept in the record
-    (``server_name``): refused when the rules refuse it, or when it is an inspected host (its
-    requests must pass the flow check), or when the TLS cannot be read. ``None`` (no check)
-    with ``--allow-all`` and no inspection."""
+    """The check of a tunnel's first bytes (see :attr:`Relay.check`). A server answers as the
+    name the client asks for, whatever address the ``CONNECT`` reached (one address of a CDN
+    serves all of its sites): the name its TLS asks for (SNI), or, for HTTP sent in the
+    clear, the host each request names (:class:`~airlock.egress.cleartext.CleartextRequests`,
+    handed to ``watch`` to read every later byte too). A name other than ``host`` (the
+    tunnel's, as the rules read it) is judged by :func:`_other_name` and the first one kept in
+    the record (``server_name``); TLS whose hello cannot be read is refused. ``None`` (no
+    check) with ``--allow-all`` and no inspection."""
     proxy = client.proxy
-    inspector = proxy.inspector
-    if proxy.config.allow_all and inspector is None:
+    if proxy.config.allow_all and proxy.inspector is None:
         return None
+
+    def verdict(name: str) -> str:
+        canonical = host_of(name)
+        if canonical == host:
+            return ""
+        record.setdefault("server_name", canonical)
+        return _other_name(client, host, port, canonical)
 
     def check(data: bytes | bytearray) -> str | None:
         try:
@@ -119,31 +130,38 @@ def _name_check(
         except NeedMore:
             return None
         except NotHello:
-            return ""  # not TLS: no name in it
+            http = starts_http(data)
+            if http:
+                requests = CleartextRequests(verdict)
+                watch(requests.feed)
+            return None if http is None else ""
         except Unreadable as error:
             return (
                 f"the TLS in this tunnel to {host} starts with {error}: refused (the server "
                 "might read another host's name in it)"
             )
-        canonical = normalize_host(name) if name else ""
-        if not canonical or canonical == host:
-            return ""
-        record["server_name"] = canonical
-        if inspector is not None and inspector.inspects(canonical):
-            return (
-                f"the TLS in this tunnel to {host} asks for {canonical}, an inspected host: "
-                f"refused (CONNECT to {canonical} itself, and its requests are inspected)"
-            )
-        decision = proxy.check_rules(canonical, port)
-        if decision.allowed:
-            return ""
-        return (
-            f"the TLS in this tunnel to {host} asks for {canonical}, which the rules refuse "
-            f"({decision.reason}): refused, as a server at {host}'s address would answer as "
-            f"{canonical}"
-        )
+        return verdict(name) if name else ""
 
     return check
+
+
+def _other_name(client: Client, host: str, port: int, name: str) -> str:
+    """Why a tunnel to ``host`` whose client asks the server for ``name`` is refused, or
+    ``""``: the rules refuse ``name`` (at the tunnel's port), or it is an inspected host,
+    whose requests must pass the flow check."""
+    proxy = client.proxy
+    if proxy.inspector is not None and proxy.inspector.inspects(name):
+        return (
+            f"the client in this tunnel to {host} asks for {name}, an inspected host: "
+            f"refused (CONNECT to {name} itself, and its requests are inspected)"
+        )
+    decision = proxy.check_rules(name, port)
+    if decision.allowed:
+        return ""
+    return (
+        f"the client in this tunnel to {host} asks for {name}, which the rules refuse "
+        f"({decision.reason}): refused, as a server at {host}'s address would answer as {name}"
+    )
 
 
 def _refused_inside(client: Client, record: dict[str, Any], reason: str) -> None:
@@ -158,7 +176,7 @@ async def _relay(client: Client, host: str, relay: Relay, record: dict[str, Any]
     """Answer ``200`` and let the relay copy the tunnel's bytes until both sides close."""
     client.relay = relay
     client.writer.write(ESTABLISHED)
-    relay.check = _name_check(client, host, record["port"], record)
+    relay.check = _name_check(client, host, record["port"], record, relay.watch_client)
     transport = client.writer.transport
     stream_protocol = transport.get_protocol()
     relay.attach_client(transport)  # type: ignore[arg-type]
@@ -225,21 +243,24 @@ async def _gated_pipe(
     upstream: Upstream,
     counts: list[int],
     check: Callable[[bytes | bytearray], str | None] | None,
+    watching: list[Watch],
     refused: list[str],
 ) -> str | None:
     """The client's side of a chained tunnel: its first bytes held until ``check`` says
-    (see :attr:`Relay.check`; the upstream's bytes flow meanwhile), then :func:`_pipe`. A
-    refusal goes in ``refused``, and both sides are closed."""
+    (see :attr:`Relay.check`; the upstream's bytes flow meanwhile), then :func:`_pipe`, each
+    piece read by the watch the check may have put in ``watching``. A refusal goes in
+    ``refused``, and both sides are closed."""
     held = bytearray(early)
     verdict = "" if check is None else check(held)
     while verdict is None:
         more = await client.reader.read(READ_SIZE)
         held += more
         verdict = check(held) if more and check is not None else ""
+    watch = watching[0] if watching else None
+    if not verdict and held and watch is not None:
+        verdict = watch(held)
     if verdict:
-        refused.append(verdict)
-        client.writer.close()
-        upstream.writer.close()
+        _refuse_chained(client, upstream.writer, refused, verdict)
         return None
     if held:
         budget = client.proxy.budget
@@ -249,7 +270,15 @@ async def _gated_pipe(
         budget.left -= len(held)
         upstream.writer.write(bytes(held))
         counts[0] += len(held)
-    return await _pipe(client, client.reader, upstream.writer, counts, 0)
+    return await _pipe(client, client.reader, upstream.writer, counts, 0, watch, refused)
+
+
+def _refuse_chained(
+    client: Client, upstream: asyncio.StreamWriter, refused: list[str], reason: str
+) -> None:
+    refused.append(reason)
+    client.writer.close()
+    upstream.close()
 
 
 async def _pipe(
@@ -258,12 +287,15 @@ async def _pipe(
     writer: asyncio.StreamWriter,
     counts: list[int],
     index: int,
+    watch: Watch | None = None,
+    refused: list[str] | None = None,
 ) -> str | None:
     """Copy ``reader`` to ``writer`` until end of file, then half-close ``writer``.
 
     Returns:
         Why the copy stopped early (a reset, a broken pipe, the upload budget: the client's
-        side, ``index`` 0, is charged before each piece leaves), or ``None`` at end of file.
+        side, ``index`` 0, is charged before each piece leaves), or ``None`` at end of file
+        or when ``watch`` refused a piece (its reason put in ``refused``, both sides closed).
     """
     budget = client.proxy.budget if index == 0 else None
     loop = client.loop
@@ -277,6 +309,9 @@ async def _pipe(
                     client.abort(budget.spent())
                     return budget.reason
                 budget.left -= len(data)
+            if watch is not None and refused is not None and (reason := watch(data)):
+                _refuse_chained(client, writer, refused, reason)
+                return None
             writer.write(data)
             counts[index] += len(data)
             client.last_active = loop.time()

@@ -1,0 +1,134 @@
+"""HTTP sent in the clear inside a ``CONNECT`` tunnel (``curl -p http://…``, proxy agents that
+tunnel every request): a front end at the tunnel's address (a CDN's, which serves many sites)
+routes each request by its ``Host`` header, or by its target when that is absolute, so a
+tunnel to an allowed host could reach any site the same front end serves. Each request is
+read as it passes (llhttp, the plain proxy's parser; nothing is kept or copied) and the host
+it names is held to a verdict, as the tunnel's TLS server name is
+(:func:`airlock.egress.tunnels._name_check`).
+
+What llhttp cannot read, once the bytes began as HTTP, ends the tunnel: a server more lenient
+than llhttp (a bare line feed, a second ``Host``) might read a host in it. After an
+``Upgrade`` (a WebSocket) the bytes are the new protocol's, on the connection the upgrade's
+host was checked for.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+import httptools
+
+from airlock.policy.hosts import normalize_host
+
+FIRST_LINE = re.compile(rb"[\r\n]*[A-Za-z-]{1,24} [^ \r\n]+ HTTP/")
+"""The start of an HTTP request (empty lines before it are skipped by servers)."""
+MAYBE_FIRST_LINE = re.compile(rb"[\r\n]*(?:[A-Za-z-]{1,24}(?: [^ \r\n]*(?: H?T?T?P?)?)?)?")
+"""What could still become :data:`FIRST_LINE` with more bytes."""
+FIRST_LINE_LIMIT = 16 * 1024
+"""Bytes held to tell whether a tunnel's first line is an HTTP request."""
+
+Verdict = Callable[[str], str]
+"""The reason to refuse a named host (``host`` or ``host:port`` as sent), or ``""``."""
+
+
+def starts_http(data: bytes | bytearray) -> bool | None:
+    """Whether ``data`` begins with an HTTP request line; ``None``: too few bytes to tell."""
+    if FIRST_LINE.match(data):
+        return True
+    if len(data) < FIRST_LINE_LIMIT and MAYBE_FIRST_LINE.fullmatch(data):
+        return None
+    return False
+
+
+class CleartextRequests:
+    """The requests of one tunnel's client, read as they pass: :meth:`feed` says why the tunnel
+    must end (a request names a host ``verdict`` refuses, names none, or cannot be read),
+    or ``""``."""
+
+    __slots__ = ("_hosts", "_parser", "_url", "_verdict", "reason", "upgraded")
+
+    def __init__(self, verdict: Verdict) -> None:
+        self._verdict = verdict
+        self._parser = httptools.HttpRequestParser(self)
+        self._url = b""
+        self._hosts: list[bytes] = []
+        self.reason = ""
+        """Why the tunnel was refused (kept: later bytes are refused too)."""
+        self.upgraded = False
+        """An ``Upgrade`` or ``CONNECT`` was accepted: the rest is not HTTP."""
+
+    def on_message_begin(self) -> None:
+        self._url = b""
+        self._hosts = []
+
+    def on_url(self, url: bytes) -> None:
+        self._url += url
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if name.lower() == b"host":
+            self._hosts.append(value)
+
+    def on_headers_complete(self) -> None:
+        if not self.reason:
+            self.reason = self._judge()
+
+    def _judge(self) -> str:
+        """The verdict on one request's head: its absolute target's host, then its ``Host``."""
+        method = self._parser.get_method()
+        named: list[str] = []
+        if method == b"CONNECT":
+            named.append(self._url.decode("latin-1"))
+        elif not self._url.startswith(b"/") and self._url != b"*":
+            try:
+                url = httptools.parse_url(self._url)
+            except httptools.HttpParserInvalidURLError:
+                return (
+                    "a request in the clear in this tunnel has a target that cannot be read "
+                    f"({self._url[:80]!r})"
+                )
+            if url.host:
+                named.append(_authority(url.host, url.port))
+        if len(self._hosts) > 1:
+            return "a request in the clear in this tunnel has more than one Host header"
+        if not self._hosts and not named:
+            return "a request in the clear in this tunnel names no host (no Host header)"
+        named += [value.decode("latin-1").strip() for value in self._hosts]
+        for authority in named:
+            reason = self._verdict(authority)
+            if reason:
+                return reason
+        return ""
+
+    def feed(self, data: bytes | bytearray) -> str:
+        """Read the next bytes the client sends; why the tunnel must end, or ``""``."""
+        if self.reason or self.upgraded:
+            return self.reason
+        try:
+            self._parser.feed_data(bytes(data))
+        except httptools.HttpParserUpgrade:
+            self.upgraded = not self.reason
+        except httptools.HttpParserError as error:
+            self.reason = self.reason or (
+                f"the HTTP sent in the clear in this tunnel cannot be read ({error}): a server "
+                "might read another host in it"
+            )
+        return self.reason
+
+
+def _authority(host: bytes, port: int | None) -> str:
+    text = host.decode("latin-1")
+    if ":" in text:
+        text = f"[{text}]"
+    return text if port is None else f"{text}:{port}"
+
+
+def host_of(authority: str) -> str:
+    """The host of ``host``, ``host:port`` or ``[v6]:port``, in canonical form (an invalid one
+    trimmed and lower-cased: it equals no valid host)."""
+    text = authority.strip()
+    if text.startswith("[") and "]" in text:
+        text = text[1 : text.index("]")]
+    elif text.count(":") == 1:
+        text = text.split(":", 1)[0]
+    return normalize_host(text)
