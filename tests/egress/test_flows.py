@@ -47,6 +47,8 @@ CLASSIFIED = [
     _request("transcript_share", "POST", "/api/claude_code_shared_session_transcripts", "transcript_share"),
     _request("survey", "POST", "/api/claude_code/feedback_survey", "survey_rating"),
     _request("sentry", "POST", "/api/42/envelope/", "error_reporting", host="o1.ingest.us.sentry.io"),
+    _request("sentry_bare_host", "POST", "/api/42/store/", "error_reporting", host="sentry.io"),
+    _request("sentry_look_alike", "POST", "/api/42/store/", UNCLASSIFIED, host="notsentry.io"),
     _request("npm_update", "GET", "/@anthropic-ai%2fclaude-code", "auto_update", host="registry.npmjs.org"),
     _request("native_update", "GET", "/claude-code-releases/stable", "auto_update", host="downloads.claude.ai"),
     _request("bedrock", "POST", "/model/x/invoke", "model_requests", host="bedrock-runtime.us-east-1.amazonaws.com"),

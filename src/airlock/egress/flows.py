@@ -162,13 +162,14 @@ def without_authority(path: str) -> str:
 
 
 def _host_matches(pattern: str, host: str, api_hosts: frozenset[str]) -> bool:
-    """``$api``, ``*`` (any), ``*.suffix`` (any subdomain), ``label.*`` (any region), or a name."""
+    """``$api``, ``*`` (any), ``*.suffix`` (the name itself or any subdomain: Sentry's older
+    DSNs post to ``sentry.io``), ``label.*`` (any region), or a name."""
     if pattern == API_HOST:
         return host in api_hosts
     if pattern == "*":
         return True
     if pattern.startswith("*."):
-        return host.endswith(pattern[1:])
+        return host.endswith(pattern[1:]) or host == pattern[2:]
     if pattern.endswith(".*"):
         return host.startswith(pattern[:-1])
     return host == pattern
