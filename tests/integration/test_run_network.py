@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from tests.cli import airlock, run_script
+from tests.conftest import write_json
 from tests.integration.run_servers import HOST, git_server, web_site, web_site_v6
 
 
@@ -25,7 +26,9 @@ def _connections(log: Path) -> list[dict[str, Any]]:
     return [record for record in _records(log) if "host" in record and "decision" in record]
 
 
-def _run(tmp_path: Path, *args: str, script: str) -> subprocess.CompletedProcess[str]:
+def _run(
+    tmp_path: Path, *args: str, script: str, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
     return airlock(
         "run",
         "--audit-log",
@@ -37,6 +40,7 @@ def _run(tmp_path: Path, *args: str, script: str) -> subprocess.CompletedProcess
         "sh",
         "-c",
         script,
+        cwd=cwd,
         timeout=180,
     )
 
@@ -120,6 +124,40 @@ def test_a_projects_settings_never_reach_a_private_address(
     assert reached.returncode == 0, reached.stderr
     assert reached.stdout.rstrip().endswith("200"), reached.stdout
     assert site.seen == ["GET /x"]
+
+
+def test_the_workspaces_own_settings_rule_the_proxy_when_started_elsewhere(
+    tmp_path: Path, project: Path
+) -> None:
+    """--workspace DIR given from another folder: DIR's settings are the proxy's (its
+    deniedDomains refuse the host the command line allows) and the flows' (its model host is
+    let out by default), as when started in DIR."""
+    write_json(
+        project / ".claude" / "settings.json",
+        {
+            "env": {"ANTHROPIC_BASE_URL": "https://llm.example.com"},
+            "sandbox": {"network": {"deniedDomains": [HOST]}},
+        },
+    )
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    with web_site() as site:
+        port = site.server_address[1]
+        done = _run(
+            tmp_path,
+            "--workspace",
+            str(project),
+            "--allow",
+            f"{HOST}:{port}",
+            script=f"curl -sS -w '%{{http_code}}\\n' http://{HOST}:{port}/x",
+            cwd=elsewhere,
+        )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.rstrip().endswith("403"), done.stdout
+    assert site.seen == []
+    [run] = [record for record in _records(tmp_path / "audit.jsonl") if record["type"] == "run"]
+    assert HOST in run["rules"]["deny"]
+    assert "llm.example.com" in run["rules"]["default_allow"]
 
 
 def test_airlocks_no_proxy_goes_past_the_upstream_proxy(tmp_path: Path) -> None:

@@ -222,6 +222,47 @@ def test_a_pattern_it_cannot_apply_is_an_error(tmp_path: Path, project: Path) ->
     assert "**/.env" in done.stderr
 
 
+def test_the_settings_are_those_of_the_folder_the_command_runs_in(
+    tmp_path: Path, project: Path, home: Path
+) -> None:
+    """--workspace DIR given from another folder: DIR's own settings hide what they name (the
+    caller's folder's settings do not count); started in a subfolder of the workspace, that
+    subfolder's settings count, and a relative path in them is under it."""
+    (home / "private").mkdir()
+    (home / "private" / "notes").write_text("private notes\n")
+    (project / "sub").mkdir()
+    (project / "sub" / "draft").write_text("draft\n")
+    write_json(
+        project / ".claude" / "settings.json",
+        {"sandbox": {"filesystem": {"denyRead": ["~/private"]}}},
+    )
+    write_json(
+        project / "sub" / ".claude" / "settings.json",
+        {"sandbox": {"filesystem": {"denyRead": ["./draft"]}}},
+    )
+    elsewhere = tmp_path / "elsewhere"
+    write_json(
+        elsewhere / ".claude" / "settings.json",
+        {"sandbox": {"filesystem": {"denyRead": [f"/{project}/sub/draft"]}}},
+    )
+    log = str(tmp_path / "audit.jsonl")
+    script = "cat ~/private/notes 2>/dev/null || echo notes-hidden; cat sub/draft"
+    done = airlock(
+        "run", "--audit-log", log, "--workspace", str(project), "--", "sh", "-c", script,
+        cwd=elsewhere, timeout=180,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "notes-hidden" in done.stdout and "private notes" not in done.stdout
+    assert "draft" in done.stdout  # neither the caller's settings nor sub's count
+    script = "cat ~/private/notes; grep -q draft draft 2>/dev/null || echo draft-hidden"
+    inside = airlock(
+        "run", "--audit-log", log, "--workspace", str(project), "--", "sh", "-c", script,
+        cwd=project / "sub", timeout=180,
+    )  # fmt: skip
+    assert inside.returncode == 0, inside.stderr
+    assert "private notes" in inside.stdout and "draft-hidden" in inside.stdout
+
+
 def _run_signalled(log: Path, script: str, signals: int, gap: float = 0.5) -> int:
     """``airlock run -- sh -c SCRIPT`` (which prints ``started`` first), sent SIGTERM
     ``signals`` times ``gap`` seconds apart, still running before each; its exit status (it

@@ -7,12 +7,13 @@ import os
 import sys
 from collections.abc import Callable
 
-from airlock.settings import Loaded, load_here
+from airlock.settings import Loaded, load, load_here
 
 # ``typing`` is not imported at run time: it costs ``airlock flows`` start-up time and the
 # annotations are strings anyway. mypy reads the block below as if TYPE_CHECKING were true.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from pathlib import Path
     from typing import Any
 
     from rich.console import Console
@@ -40,8 +41,12 @@ def stdout_console() -> Console:
     return Console(highlight=False)
 
 
-def load_reported(args: argparse.Namespace) -> Loaded:
-    """Load the settings in force and report every problem on stderr, loudly when managed."""
+def load_reported(args: argparse.Namespace, project: Path | None = None) -> Loaded:
+    """Load the settings in force and report every problem on stderr, loudly when managed.
+
+    ``project``: the folder whose ``.claude/`` settings count (the current one when ``None``);
+    ``airlock run`` gives the one its command runs in. A ``--settings`` path is the caller's.
+    """
     settings = getattr(args, "settings", None)
     if settings is not None and not settings.lstrip().startswith("{"):
         from pathlib import Path
@@ -52,7 +57,7 @@ def load_reported(args: argparse.Namespace) -> Loaded:
             raise UsageError(
                 f"--settings {settings!r}: no such file (give a JSON file or inline JSON)"
             )
-    loaded = load_here(settings)
+    loaded = load_here(settings) if project is None else load(project, os.environ, settings)
     report_problems(loaded)
     return loaded
 

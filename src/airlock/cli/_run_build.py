@@ -294,7 +294,7 @@ def mounts(
                     f"sandbox.filesystem.{key} {entry.text!r} in {entry.origin.describe()}: "
                     "airlock run binds paths and cannot apply a pattern; name the paths"
                 )
-            path = sandbox_path(entry, home, workspace, environ)
+            path = sandbox_path(entry, home, loaded.project_dir, environ)
             if kind is Kind.WRITE and entry.origin.source in PROJECT_SOURCES:
                 _inside_workspace(path, workspace, f"{key} {entry.text!r}", entry.origin)
             if path.exists() or kind is Kind.READ:

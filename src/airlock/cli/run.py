@@ -150,7 +150,9 @@ def _run(args: argparse.Namespace) -> int:
         raise UsageError(f"--workspace {args.workspace}: not a folder")
     inside_cwd = cwd if cwd.resolve().is_relative_to(workspace) else workspace
     wanted = parse_env_options(args.env)
-    loaded = load_reported(args)
+    # The settings of the folder the command runs in, as the agent there reads them: with
+    # --workspace from elsewhere, the workspace's own .claude/ settings, not the caller's.
+    loaded = load_reported(args, inside_cwd)
     decisions = decide(loaded.context)
     bwrap = check(environ)
     proxy_url = f"http://127.0.0.1:{PROXY_PORT}"
