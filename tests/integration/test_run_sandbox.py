@@ -263,6 +263,29 @@ def test_the_settings_are_those_of_the_folder_the_command_runs_in(
     assert "private notes" in inside.stdout and "draft-hidden" in inside.stdout
 
 
+def test_a_deny_rule_written_as_one_string_still_hides(
+    tmp_path: Path, project: Path, home: Path
+) -> None:
+    """sandbox.filesystem.denyRead written as one string, not a list, is a problem that says it
+    is taken, and the path is hidden; a deny rule of a type it cannot read stops the run (125),
+    naming the file and the key, before the command runs."""
+    (home / "private").mkdir()
+    (home / "private" / "notes").write_text("private notes\n")
+    settings = write_json(
+        project / ".claude" / "settings.json",
+        {"sandbox": {"filesystem": {"denyRead": "~/private"}}},
+    )
+    done = _run(tmp_path, "--", "sh", "-c", "cat ~/private/notes 2>/dev/null || echo hidden")
+    assert done.returncode == 0, done.stderr
+    assert "hidden" in done.stdout and "private notes" not in done.stdout
+    assert "sandbox.filesystem.denyRead" in done.stderr and "taken as a list" in done.stderr
+    write_json(settings, {"sandbox": {"filesystem": {"denyRead": {"path": "~/private"}}}})
+    refused = _run(tmp_path, "--", "sh", "-c", "touch ran")
+    assert refused.returncode == 125
+    assert f"{settings}: sandbox.filesystem.denyRead: expected a list of strings" in refused.stderr
+    assert not (project / "ran").exists()
+
+
 def _run_signalled(log: Path, script: str, signals: int, gap: float = 0.5) -> int:
     """``airlock run -- sh -c SCRIPT`` (which prints ``started`` first), sent SIGTERM
     ``signals`` times ``gap`` seconds apart, still running before each; its exit status (it

@@ -10,7 +10,12 @@ import pytest
 
 from airlock.policy import Origin, Source
 from airlock.settings import Loaded, load
-from airlock.settings.sandbox import SandboxEntry, sandbox_path, sandbox_settings
+from airlock.settings.sandbox import (
+    SandboxEntry,
+    restrictions_not_taken,
+    sandbox_path,
+    sandbox_settings,
+)
 from tests.conftest import write_json
 
 
@@ -84,6 +89,68 @@ def test_a_file_with_problems_only_restricts(project: Path) -> None:
     assert [e.text for e in found.deny_read] == ["~/secret"]
     assert [e.text for e in found.deny_write] == ["x"]
     assert [e.text for e in found.denied_domains] == ["b.com"]
+
+
+def test_a_lone_string_that_restricts_is_taken_one_that_widens_is_not(project: Path) -> None:
+    """denyRead, denyWrite, deniedDomains and permissions.deny written as one string count as
+    a list of that entry, and the problem names the file and key and says so; allowWrite,
+    allowedDomains and permissions.allow written so are not taken."""
+    path = write_json(
+        project / ".claude" / "settings.json",
+        {
+            "permissions": {"allow": "WebFetch(domain:a.com)", "deny": "WebFetch(domain:b.com)"},
+            "sandbox": {
+                "filesystem": {"allowWrite": "/w", "denyRead": "~/secret", "denyWrite": "x"},
+                "network": {"allowedDomains": "a.com", "deniedDomains": "b.com"},
+            },
+        },
+    )
+    loaded = _load(project)
+    found = sandbox_settings(loaded)
+    assert found.allow_write == () and found.allowed_domains == ()
+    assert [(e.text, e.origin.path) for e in found.deny_read] == [("~/secret", str(path))]
+    assert [e.text for e in found.deny_write] == ["x"]
+    assert [e.text for e in found.denied_domains] == ["b.com"]
+    assert loaded.context.permissions.allow == ()
+    assert [r.text for r in loaded.context.permissions.deny] == ["WebFetch(domain:b.com)"]
+    taken = {p.key for p in loaded.problems if "taken as a list of that one entry" in str(p)}
+    assert taken == {
+        "permissions.deny",
+        "sandbox.filesystem.denyRead",
+        "sandbox.filesystem.denyWrite",
+        "sandbox.network.deniedDomains",
+    }
+    assert all(p.path == str(path) for p in loaded.problems)
+    assert restrictions_not_taken(loaded) == ()
+
+
+@pytest.mark.parametrize(
+    "settings, key",
+    [
+        ({"sandbox": {"filesystem": {"denyRead": 5}}}, "sandbox.filesystem.denyRead"),
+        ({"sandbox": {"filesystem": {"denyWrite": {"p": "x"}}}}, "sandbox.filesystem.denyWrite"),
+        (
+            {"sandbox": {"network": {"deniedDomains": ["a.com", 1]}}},
+            "sandbox.network.deniedDomains",
+        ),
+        ({"permissions": {"deny": None}}, "permissions.deny"),
+    ],
+    ids=["number", "object", "list_holding_a_number", "null"],
+)
+def test_a_restriction_that_cannot_be_read_is_named(
+    project: Path, settings: dict[str, Any], key: str
+) -> None:
+    """A restricting key holding neither a string nor a list of strings is named with its
+    file, for ``airlock run`` to refuse; a widening one holding the same is only a problem."""
+    path = write_json(project / ".claude" / "settings.json", settings)
+    widening = write_json(
+        project / ".claude" / "settings.local.json",
+        {"sandbox": {"filesystem": {"allowWrite": 5}, "network": {"allowedDomains": 5}}},
+    )
+    not_taken = restrictions_not_taken(_load(project))
+    assert [(p.path, p.key) for p in not_taken] == [(str(path), key)]
+    assert "expected a list of strings" in str(not_taken[0])
+    assert str(widening) not in {p.path for p in not_taken}
 
 
 def test_managed_domains_only_keeps_managed_allows(project: Path, managed_dir: Path) -> None:

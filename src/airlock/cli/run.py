@@ -115,7 +115,7 @@ def _run(args: argparse.Namespace) -> int:
         start_now,
     )
     from airlock.cli._run_report import show
-    from airlock.errors import UsageError
+    from airlock.errors import SettingsError, UsageError
     from airlock.policy import decide
     from airlock.sandbox import parse_env_options, scrub
     from airlock.sandbox.launcher import PROXY_PORT, Spec, check, start
@@ -133,6 +133,7 @@ def _run(args: argparse.Namespace) -> int:
         scan_workspace,
     )
     from airlock.sandbox.written import DEPTH, FOLDERS, WATCHED, Watch, agent_skip
+    from airlock.settings.sandbox import restrictions_not_taken
 
     command = list(args.argv)
     if command[:1] == ["--"]:
@@ -153,6 +154,13 @@ def _run(args: argparse.Namespace) -> int:
     # The settings of the folder the command runs in, as the agent there reads them: with
     # --workspace from elsewhere, the workspace's own .claude/ settings, not the caller's.
     loaded = load_reported(args, inside_cwd)
+    not_taken = restrictions_not_taken(loaded)
+    if not_taken:  # what it would take away is unknown: never run without it
+        listed = "\n".join(f"  {problem}" for problem in not_taken)
+        raise SettingsError(
+            "a setting that can only restrict cannot be read, and the run would go without "
+            f"it; fix the file (nothing ran):\n{listed}"
+        )
     decisions = decide(loaded.context)
     bwrap = check(environ)
     proxy_url = f"http://127.0.0.1:{PROXY_PORT}"

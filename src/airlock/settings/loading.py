@@ -23,7 +23,7 @@ from airlock.policy.model import (
 from airlock.policy.services import resolve_collector_url
 from airlock.policy.variables import VARIABLES, Kind
 from airlock.settings.layers import Layer, config_dir, lookup, merge, problems_for, read_layers
-from airlock.settings.validation import PERMISSION_LISTS, Problem
+from airlock.settings.validation import PERMISSION_LISTS, PERMISSION_RESTRICTING, Problem
 
 STATE_FILE = "airlock/state.json"
 """Remembered answers (``Don't ask again``), relative to the config dir."""
@@ -229,6 +229,8 @@ def _permissions(layers: tuple[Layer, ...]) -> Permissions:
             if not layer.valid and name == "allow":
                 continue  # an unusable file may only restrict
             rules = permissions.get(name)
+            if isinstance(rules, str) and name in PERMISSION_RESTRICTING:
+                rules = [rules]  # one rule, not a list: it can only restrict, so it counts
             if isinstance(rules, list):
                 lists[name] += [Rule(text, layer.origin) for text in rules if isinstance(text, str)]
     return Permissions(tuple(lists["allow"]), tuple(lists["ask"]), tuple(lists["deny"]))

@@ -8,12 +8,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from airlock.policy.model import Origin, Source
-from airlock.settings.layers import managed_dir
+from airlock.settings.layers import lookup, managed_dir
 from airlock.settings.loading import Loaded
 from airlock.settings.validation import (
     SANDBOX_FILESYSTEM_LISTS,
     SANDBOX_NETWORK_LISTS,
     SANDBOX_RESTRICTING,
+    Problem,
+    shown,
 )
 
 PROJECT_SOURCES = frozenset({Source.PROJECT, Source.PROJECT_LOCAL})
@@ -66,6 +68,8 @@ def sandbox_settings(loaded: Loaded) -> SandboxSettings:
                 continue
             for name in names:
                 entries = found.get(name)
+                if isinstance(entries, str) and name in SANDBOX_RESTRICTING:
+                    entries = [entries]  # one entry, not a list: it can only restrict
                 if not isinstance(entries, list) or not (
                     layer.valid or name in SANDBOX_RESTRICTING
                 ):
@@ -92,6 +96,35 @@ def sandbox_settings(loaded: Loaded) -> SandboxSettings:
         found.get("deniedDomains", ()),
         managed_only,
     )
+
+
+RUN_RESTRICTING = (
+    ("sandbox", "filesystem", "denyRead"),
+    ("sandbox", "filesystem", "denyWrite"),
+    ("sandbox", "network", "deniedDomains"),
+    ("permissions", "deny"),
+)
+"""The keys that restrict what ``airlock run`` lets through: none may be left out."""
+
+
+def restrictions_not_taken(loaded: Loaded) -> tuple[Problem, ...]:
+    """Each :data:`RUN_RESTRICTING` value, in any file, that cannot be taken as a list of
+    strings (a number, an object, ``null``, a list holding one of them): what it would take
+    away is unknown, so ``airlock run`` refuses to start rather than run without it. A lone
+    string is taken as a one-item list (see :func:`sandbox_settings`)."""
+    problems: list[Problem] = []
+    for layer in loaded.layers:
+        for path in RUN_RESTRICTING:
+            found, value = lookup(layer.data, path)
+            if not found:
+                continue
+            entries = [value] if isinstance(value, str) else value
+            key = ".".join(path)
+            where = layer.origin.path or layer.origin.describe()
+            if not isinstance(entries, list) or not all(isinstance(item, str) for item in entries):
+                expected = "expected a list of strings (a lone string is taken as one entry)"
+                problems.append(Problem(where, key, shown(value), expected))
+    return tuple(problems)
 
 
 def sandbox_path(entry: SandboxEntry, home: Path, cwd: Path, environ: Mapping[str, str]) -> Path:

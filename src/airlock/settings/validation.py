@@ -160,6 +160,27 @@ AIRLOCK_KEYS: dict[str, Validator] = {
 """airlock's own keys, under ``"airlock": {…}`` in any settings file (see the README)."""
 
 PERMISSION_LISTS = ("allow", "ask", "deny")
+PERMISSION_RESTRICTING = frozenset({"ask", "deny"})
+"""Permission lists that can only take access away: taken from a file with problems, and
+a lone rule written as a string is taken as a one-item list (see :func:`_lone_entry`)."""
+
+_LONE_ENTRY_TAKEN = "taken as a list of that one entry, as it can only restrict"
+"""Said of a restricting list written as one string: the entry is in effect."""
+
+
+def _lone_entry(validator: Validator) -> Validator:
+    """``validator`` for a list that can only restrict: one string is the list of that entry
+    (it is in effect, and reported as a problem that says so), checked as such."""
+
+    def check(value: Any) -> str | None:
+        if not isinstance(value, str):
+            return validator(value)
+        wrong = validator([value])
+        if wrong is not None:
+            return wrong
+        return f"expected a list of strings, but received string: {_LONE_ENTRY_TAKEN}"
+
+    return check
 
 
 def validate(data: Mapping[str, Any], path: str) -> list[Problem]:
@@ -196,7 +217,9 @@ def validate(data: Mapping[str, Any], path: str) -> list[Problem]:
         else:
             for name in PERMISSION_LISTS:
                 if name in permissions:
-                    check(f"permissions.{name}", permissions[name], _string_list)
+                    restricting = name in PERMISSION_RESTRICTING
+                    validator = _lone_entry(_string_list) if restricting else _string_list
+                    check(f"permissions.{name}", permissions[name], validator)
     if "airlock" in data:
         ours = data["airlock"]
         if not isinstance(ours, dict):
@@ -222,7 +245,8 @@ def validate(data: Mapping[str, Any], path: str) -> list[Problem]:
 SANDBOX_FILESYSTEM_LISTS = ("allowWrite", "denyWrite", "denyRead")
 SANDBOX_NETWORK_LISTS = ("allowedDomains", "deniedDomains")
 SANDBOX_RESTRICTING = frozenset({"denyWrite", "denyRead", "deniedDomains"})
-"""What an unusable file still contributes: entries that can only take access away."""
+"""What an unusable file still contributes: entries that can only take access away. One
+written as a lone string is taken as a one-item list; the widening lists never are."""
 
 
 def _sandbox_path_list(value: Any) -> str | None:
@@ -253,7 +277,8 @@ def _sandbox_problems(sandbox: Any, path: str) -> list[Problem]:
             continue
         for name in lists:
             if name in value:
-                expected = validator(value[name])
+                checked = _lone_entry(validator) if name in SANDBOX_RESTRICTING else validator
+                expected = checked(value[name])
                 if expected is not None:
                     key = f"sandbox.{block}.{name}"
                     problems.append(Problem(path, key, shown(value[name]), expected))
