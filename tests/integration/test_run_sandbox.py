@@ -461,3 +461,20 @@ def test_hiding_a_file_with_other_hard_links_says_so(tmp_path: Path, project: Pa
     (tmp_path / "elsewhere.env").unlink()
     alone = _run(tmp_path, "--hide", "secret.env", "--", "true")
     assert "hard link" not in alone.stderr
+
+
+def test_invalid_managed_settings_stop_the_run(
+    tmp_path: Path, project: Path, managed_dir: Path
+) -> None:
+    """Managed settings that cannot be read may hold denyRead, deniedDomains or
+    allowManagedDomainsOnly: the run refuses to start (125) rather than go without them."""
+    write_json(
+        managed_dir / "managed-settings.json", {"sandbox": {"filesystem": {"denyRead": ["~/x"]}}}
+    )
+    (managed_dir / "managed-settings.d").mkdir()
+    (managed_dir / "managed-settings.d" / "10-broken.json").write_text("{oops")
+    refused = _run(tmp_path, "--", "sh", "-c", "touch ran")
+    assert refused.returncode == 125, refused.stderr
+    assert "managed settings are invalid" in refused.stderr
+    assert "10-broken.json" in refused.stderr
+    assert not (project / "ran").exists()

@@ -161,6 +161,12 @@ def _run(args: argparse.Namespace) -> int:
             "a setting that can only restrict cannot be read, and the run would go without "
             f"it; fix the file (nothing ran):\n{listed}"
         )
+    if loaded.managed_invalid:  # its path rules, deny lists and domain limits are unknown
+        raise SettingsError(
+            "the organisation's managed settings are invalid (above): the sandbox and network "
+            "restrictions they hold cannot be known, so airlock run does not run until they "
+            "are fixed (nothing ran)"
+        )
     decisions = decide(loaded.context)
     bwrap = check(environ)
     proxy_url = f"http://127.0.0.1:{PROXY_PORT}"
