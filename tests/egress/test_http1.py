@@ -323,3 +323,38 @@ def test_a_port_of_superscript_digits_is_refused(port: str) -> None:
 
     with pytest.raises(BadRequest, match="CONNECT needs host:port"):
         parse_authority(f"127.0.0.1:{port}".encode("latin-1"))
+
+
+@pytest.mark.parametrize(
+    "authority",
+    [
+        "[/bold]x:443",
+        "[link=https://evil.example/]x:443",
+        "[example.com]:443",
+        "[127.0.0.1]:443",
+        "[[::1]]:443",
+        "example.com]:443",
+        "a[b:443",
+        "[]:443",
+    ],
+)
+def test_a_connect_host_holds_brackets_only_around_an_ipv6_address(authority: str) -> None:
+    """A name holds no ``[`` or ``]`` (a URL's host takes them only around an IPv6 address):
+    any other place is a malformed ``CONNECT``, refused ``400`` before the rules see it (its
+    text would otherwise be recorded and shown as a host)."""
+    from airlock.egress.http1 import parse_authority
+
+    with pytest.raises(BadRequest, match="brackets only around an IPv6 address") as refused:
+        parse_authority(authority.encode())
+    assert refused.value.status == 400
+    parser = RequestParser(1024)
+    with pytest.raises(BadRequest, match="brackets only"):
+        parser.feed(f"CONNECT {authority} HTTP/1.1\r\n\r\n".encode())
+
+
+def test_an_ipv6_address_in_brackets_is_a_connect_host() -> None:
+    from airlock.egress.http1 import parse_authority
+
+    assert parse_authority(b"[::1]:443") == ("::1", 443)
+    assert parse_authority(b"[FE80::1%eth0]:8443") == ("fe80::1%eth0", 8443)
+    assert parse_authority(b"[::ffff:127.0.0.1]:80") == ("::ffff:127.0.0.1", 80)

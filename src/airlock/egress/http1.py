@@ -249,15 +249,22 @@ def _check_framing(head: RequestHead) -> None:
 
 
 def parse_authority(authority: bytes) -> tuple[str, int]:
-    """``host:port`` of a ``CONNECT`` (port required), as ``(host, port)``.
+    """``host:port`` of a ``CONNECT`` (port required), as ``(host, port)``. Brackets are
+    taken only around an IPv6 address, as in a URL: a name holds none.
 
     Raises:
-        BadRequest: not ``host:port``.
+        BadRequest: not ``host:port``, or a bracket elsewhere (``[example.com]:443``,
+            ``[/bold]x:443``).
     """
     text = authority.decode("latin-1")
     host, colon, port = text.rpartition(":")
-    if host.startswith("[") and host.endswith("]"):
+    bracketed = host.startswith("[") and host.endswith("]")
+    if bracketed:
         host = host[1:-1]
+    if "[" in host or "]" in host or (bracketed and ":" not in host):
+        raise BadRequest(
+            400, f"CONNECT needs host:port (brackets only around an IPv6 address), got {text!r}"
+        )
     if not (colon and host and port.isascii() and port.isdigit()) or not 0 < int(port) < 65536:
         raise BadRequest(400, f"CONNECT needs host:port, got {text!r}")
     return host.lower(), int(port)
