@@ -18,7 +18,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from airlock.egress import EgressConfig, Limits, RunningProxy, start_proxy
+from airlock.egress import EgressConfig, Limits, ProxyReport, RunningProxy, start_proxy
+from airlock.egress.audit import read_records
+from airlock.egress.report import NO_HOST
 from tests.serving import Handler, in_thread
 
 INJECTED = b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nINJECTED\n"
@@ -134,3 +136,24 @@ def running(cfg: EgressConfig) -> Iterator[tuple[str, RunningProxy]]:
         yield f"http://127.0.0.1:{port}", proxy
     finally:
         proxy.close({"command": ["test"], "exit_code": 0})
+
+
+def assert_report_is_the_log(report: ProxyReport, log: Path) -> None:
+    """The report's counts are the log's, host by host: bytes each way are the sums over its
+    records, ``refused`` its records whose decision is deny, ``errors`` its allowed records
+    with an error (a record with no host is counted as ``NO_HOST``)."""
+    records = [r for r in read_records(log) if r["type"] in ("request", "tunnel")]
+    hosts = {host.host: host for host in report.hosts}
+    for name in {r["host"] or NO_HOST for r in records}:
+        mine = [r for r in records if (r["host"] or NO_HOST) == name]
+        host = hosts[name]
+        assert (host.bytes_out, host.bytes_in) == (
+            sum(r["bytes_out"] for r in mine),
+            sum(r["bytes_in"] for r in mine),
+        ), name
+        denied = [r for r in mine if r["decision"] == "deny"]
+        failed = [r for r in mine if r["decision"] == "allow" and r["error"]]
+        assert sum(count for _, count in host.refused) == len(denied), name
+        assert sum(count for _, count in host.errors) == len(failed), name
+    assert report.refused == sum(r["decision"] == "deny" for r in records)
+    assert report.errors == sum(r["decision"] == "allow" and bool(r["error"]) for r in records)

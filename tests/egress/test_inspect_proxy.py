@@ -20,7 +20,7 @@ from airlock.egress.inspect import InspectionConfig
 from airlock.egress.scan import SecretsMode
 from airlock.policy import decide
 from tests.egress.harness import NOW, tls_origin
-from tests.egress.origin import config, running
+from tests.egress.origin import assert_report_is_the_log, config, running
 from tests.policy.helpers import context
 
 KEY = "ghp_" + "aB3dE5fG7hJ9kL1mN3pQ5rS7tU9vW1xY3z5A"
@@ -98,12 +98,14 @@ def test_proxy_inspects_enforces_and_reports(tmp_path: Path) -> None:
     assert "metrics: 0 sent, 1 refused" in lines and "differs: the engine predicted off" in lines
     localhost = next(h for h in report.hosts if h.host == "localhost")
     assert localhost.requests == 2
+    assert_report_is_the_log(report, cfg.audit_log)
 
 
 def test_a_refused_flow_needs_no_name_lookup(tmp_path: Path) -> None:
     """With no route out (every lookup fails), a request of a flow that is off is still
     answered 403 by the engine's rule, without a lookup; an allowed one gets a 502 that names
-    the failure; both are logged with their flows."""
+    the failure; both are logged with their flows, and the report counts the refusal as
+    refused and the failure as an error, as the log's decisions say."""
     import socket
 
     from airlock.egress import start_proxy
@@ -137,7 +139,7 @@ def test_a_refused_flow_needs_no_name_lookup(tmp_path: Path) -> None:
         assert lookups == []
         model = _curl(url, bundle, "https://api.anthropic.com/v1/messages", "-d", "{}")
     finally:
-        proxy.close({"command": ["test"], "exit_code": 0})
+        report = proxy.close({"command": ["test"], "exit_code": 0})
     assert b"DISABLE_TELEMETRY" in metrics.stdout
     assert b"no route out" in model.stdout
     assert lookups == ["api.anthropic.com"]
@@ -147,6 +149,11 @@ def test_a_refused_flow_needs_no_name_lookup(tmp_path: Path) -> None:
         ("metrics", 403, "deny"),
         ("model_requests", 502, "allow"),
     ]
+    [host] = report.hosts
+    assert [count for _, count in host.refused] == [1]
+    [(error, count)] = host.errors
+    assert count == 1 and "no route out" in error
+    assert_report_is_the_log(report, cfg.audit_log)
 
 
 def test_a_tunnel_whose_tls_asks_for_an_inspected_host_is_refused(tmp_path: Path) -> None:

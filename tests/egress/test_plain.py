@@ -18,7 +18,7 @@ from airlock.egress.inspect import InspectionConfig
 from airlock.egress.scan import SecretsMode
 from airlock.policy import decide
 from tests.egress.harness import NOW
-from tests.egress.origin import config, origin, running
+from tests.egress.origin import assert_report_is_the_log, config, origin, running
 from tests.policy.helpers import context
 
 KEY = "ghp_" + "aB3dE5fG7hJ9kL1mN3pQ5rS7tU9vW1xY3z5A"
@@ -75,7 +75,8 @@ def test_plain_http_to_an_inspected_host_is_named_and_enforced_by_flow(
 ) -> None:
     """A model request in the clear is recorded with its flow and its secrets handled as asked;
     a metrics batch, whose flow DISABLE_TELEMETRY turned off, is refused with 403 naming it
-    and never reaches the origin; the report counts both by flow."""
+    and never reaches the origin; the report counts both by flow, and its host line is the
+    log's (the refusal's answer among the bytes in, as inside TLS)."""
     cfg = config(tmp_path, inspection=_inspection(tmp_path, secrets))
     with origin() as site, running(cfg) as (url, proxy):
         base = f"http://localhost:{site.server_address[1]}"
@@ -104,6 +105,10 @@ def test_plain_http_to_an_inspected_host_is_named_and_enforced_by_flow(
     assert (flows["model_requests"].allowed, flows["model_requests"].refused) == (
         (1, 0) if origin_got else (0, 1)
     )
+    assert records[1]["bytes_in"] > 0
+    assert_report_is_the_log(report, cfg.audit_log)
+    localhost = next(h for h in report.hosts if h.host == "localhost")
+    assert localhost.bytes_in == sum(f.bytes_in for f in report.flows)
 
 
 def test_a_host_not_inspected_stays_plain_forwarding(tmp_path: Path) -> None:

@@ -19,7 +19,7 @@ import pytest
 
 from airlock.egress import EgressConfig, verify
 from airlock.egress.audit import read_records
-from tests.egress.origin import _Site, config, origin, origin_v6, running
+from tests.egress.origin import _Site, assert_report_is_the_log, config, origin, origin_v6, running
 
 
 @pytest.fixture
@@ -212,6 +212,55 @@ def test_denied_host_gets_a_403_naming_the_rule(tmp_path: Path) -> None:
     (record,) = _connections(cfg.audit_log)  # type: ignore[arg-type]
     assert (record["decision"], record["host"], record["status"]) == ("deny", "api.evil.test", 403)
     assert report.hosts[0].refused == (("denied by '*.evil.test' (--deny)", 1),)
+
+
+def _closed_port() -> int:
+    """A loopback port nothing listens on (one just let go)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_a_destination_that_cannot_be_reached_is_an_error_not_a_refusal(tmp_path: Path) -> None:
+    """A request and a tunnel the rules allow to a port nothing listens on are answered
+    ``502`` and logged as allowed with an error: the report counts them as errors, apart from
+    the refusals, which are the log's denied records (a host the rules refuse, and a
+    malformed request, under ``(no host)``)."""
+    port = _closed_port()
+    cfg = config(tmp_path)
+    with running(cfg) as (url, proxy):
+        for sent in (
+            f"GET http://127.0.0.1:{port}/x HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
+            f"CONNECT 127.0.0.1:{port} HTTP/1.1\r\n\r\n",
+            "GET http://evil.test/ HTTP/1.1\r\nHost: evil.test\r\n\r\n",
+            "CONNECT [example.com]:443 HTTP/1.1\r\n\r\n",
+        ):
+            with _client_socket(url) as sock:
+                sock.sendall(sent.encode())
+                answer = sock.recv(65536)
+            assert answer.split(b" ")[1] in (b"502", b"403", b"400"), answer
+        report = proxy.close({})
+    records = _connections(cfg.audit_log)  # type: ignore[arg-type]
+    assert [(r["status"], r["decision"], bool(r["error"])) for r in records] == [
+        (502, "allow", True),
+        (502, "allow", True),
+        (403, "deny", False),
+        (400, "deny", True),
+    ]
+    assert (report.refused, report.errors) == (2, 2)
+    hosts = {h.host: h for h in report.hosts}
+    assert hosts["127.0.0.1"].refused == ()
+    [(error, count)] = hosts["127.0.0.1"].errors
+    assert count == 2 and error.startswith(f"cannot connect to 127.0.0.1:{port}")
+    assert [count for _, count in hosts["evil.test"].refused] == [1]
+    [(malformed, _)] = hosts["(no host)"].refused
+    assert "brackets only around an IPv6 address" in malformed
+    data = report.to_json()
+    assert (data["refused"], data["errors"]) == (2, 2)
+    host_json = next(h for h in data["hosts"] if h["host"] == "127.0.0.1")
+    assert host_json["errors"] == [{"reason": error, "count": 2}] and host_json["refused"] == []
+    assert f"failed 2×: cannot connect to 127.0.0.1:{port}" in "\n".join(report.lines())
+    assert_report_is_the_log(report, cfg.audit_log)  # type: ignore[arg-type]
 
 
 def test_a_token_in_a_plain_requests_path_stays_out_of_the_log(site: _Site, tmp_path: Path) -> None:
@@ -742,8 +791,9 @@ def test_http_in_the_clear_inside_a_tunnel_is_held_to_the_rules_request_by_reque
         if chained:
             upstream_url, _ = stack.enter_context(running(config(tmp_path / "upstream")))
             cfg = config(tmp_path / "front", upstream_proxy=upstream_url, no_proxy="")
-        url, _ = stack.enter_context(running(cfg))
+        url, proxy = stack.enter_context(running(cfg))
         answers = {name: _cleartext_through_tunnel(url, port, sent) for name, sent in cases.items()}
+        report = proxy.close({})
     assert answers["allowed"].count(b"HTTP/1.") == 2 and b"path=/b" in answers["allowed"]
     assert answers["denied_first"] == b"" and answers["absolute"] == b""
     assert b"path=/d" in answers["denied_second"] and b"path=/e" not in answers["denied_second"]
@@ -756,3 +806,6 @@ def test_http_in_the_clear_inside_a_tunnel_is_held_to_the_rules_request_by_reque
         ("deny", "evil.test"),
     ]
     assert "asks for elsewhere.example, which the rules refuse" in str(records[2]["reason"])
+    # what passed before the refused request is in its record, as in the report
+    assert records[2]["bytes_out"] > 0 and records[2]["bytes_in"] > 0
+    assert_report_is_the_log(report, cfg.audit_log)  # type: ignore[arg-type]

@@ -46,19 +46,27 @@ def _show_table(report: ProxyReport, scrubbed: ScrubbedEnvironment) -> None:
     from airlock.cli._common import human_size, stderr_console
 
     console = stderr_console()
+    failures = any(host.errors for host in report.hosts)
+    headings = ["host", "connections", "requests", "sent", "received", "refused"]
+    if failures:
+        headings.append("errors")
     table = Table(title="what left the machine", title_justify="left")
-    for heading in ("host", "connections", "requests", "sent", "received", "refused"):
-        table.add_column(heading, justify="right" if heading not in ("host", "refused") else "left")
+    for heading in headings:
+        table.add_column(
+            heading, justify="left" if heading in ("host", "refused", "errors") else "right"
+        )
     for host in report.hosts:
-        refused = "\n".join(f"{count}× {reason}" for reason, count in host.refused)
-        table.add_row(
+        cells = [
             host.host,
             str(host.connections),
             str(host.requests),
             human_size(host.bytes_out),
             human_size(host.bytes_in),
-            refused,
-        )
+            "\n".join(f"{count}× {reason}" for reason, count in host.refused),
+        ]
+        if failures:
+            cells.append("\n".join(f"{count}× {error}" for error, count in host.errors))
+        table.add_row(*cells)
     if report.hosts:
         console.print(table)
     else:

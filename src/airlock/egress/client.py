@@ -141,7 +141,6 @@ class Client:
         """Answer ``refusal`` (the rule and how to allow it) and log the refused request."""
         with contextlib.suppress(ValueError):  # as the rules read it, when it can be read
             record["host"] = self.proxy.check_rules(head.host, head.port).host
-        self.proxy.stats(record["host"]).refuse(refusal.reason)
         what = "CONNECT to" if head.method == CONNECT else f"{head.method.decode()} to"
         body = f"airlock: {what} {shown_host(head.host)}:{head.port} refused: {refusal.reason}\n"
         if refusal.hint:

@@ -157,7 +157,6 @@ async def _forward(
     record.update(status=watcher.status, bytes_in=received, error=None)
     if watcher.refused is not None and is_gateway(head.host):  # its refusal, in git's words
         record.update(decision="deny", reason=watcher.refused)
-        stats.refuse(watcher.refused)
     client.finish(record)
     upstream.reusable = watcher.keep_alive and not watcher.until_close
     if not upstream.reusable:
@@ -251,10 +250,11 @@ async def _refused(
     client: Client, record: dict[str, Any], answer: bytes, reason: str, status: int = 403
 ) -> bool:
     """Answer a request that inspection refused (its flow is off, its body holds secrets
-    under ``--secrets block``, or is too large to check), log it, and end the connection."""
+    under ``--secrets block``, or is too large to check), log it, and end the connection.
+    The answer is the request's ``bytes_in``, the host's too, as inside TLS."""
     client.writer.write(answer)
     record.update(status=status, decision="deny", reason=reason, bytes_in=len(answer))
-    client.proxy.stats(record["host"]).refuse(reason.split(": ", 1)[0])
+    client.proxy.stats(record["host"]).bytes_in += len(answer)
     client.finish(record)
     with contextlib.suppress(ConnectionError):
         await client.writer.drain()

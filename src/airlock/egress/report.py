@@ -14,11 +14,14 @@ if TYPE_CHECKING:
 
 OTHER_HOSTS = "(other hosts)"
 """The one entry the hosts past ``MAX_HOSTS`` are counted under."""
+NO_HOST = "(no host)"
+"""The entry of the requests refused before a host was read (malformed, too slow)."""
 MAX_HOSTS = 1000
 """Distinct hosts counted apart in a run (each refused name is one: a flood of names must
 not grow the proxy's memory and the run's record without end)."""
 MAX_REASONS = 20
-"""Distinct refusal reasons counted apart per host; the rest under ``OTHER_REASONS``."""
+"""Distinct refusal reasons (and errors) counted apart per host; the rest under
+``OTHER_REASONS``."""
 OTHER_REASONS = "(other reasons)"
 MAX_REASON = 300
 """A reason longer than this is counted by its start (and marked so)."""
@@ -35,17 +38,28 @@ class HostStats:
     bytes_out: int = 0
     bytes_in: int = 0
     refused: Counter[str] = field(default_factory=Counter)
-    """Refusals, by reason (:meth:`refuse`)."""
+    """Refusals (the records whose decision is ``deny``), by reason (:meth:`refuse`)."""
+    errors: Counter[str] = field(default_factory=Counter)
+    """Allowed connections and requests that failed (the records allowed with an error: a
+    destination that could not be reached, a connection cut), by error (:meth:`fail`)."""
 
     def refuse(self, reason: str) -> None:
-        """Count one refusal for ``reason``: its first ``MAX_REASON`` characters, and once
-        ``MAX_REASONS`` are counted, a new one under ``OTHER_REASONS``."""
-        if len(reason) > MAX_REASON:
-            reason = reason[:MAX_REASON] + "…"
-        refused = self.refused
-        if reason not in refused and len(refused) >= MAX_REASONS:
-            reason = OTHER_REASONS
-        refused[reason] += 1
+        """Count one refusal for ``reason`` (see :func:`_count`)."""
+        _count(self.refused, reason)
+
+    def fail(self, error: str) -> None:
+        """Count one error (see :func:`_count`)."""
+        _count(self.errors, error)
+
+
+def _count(counts: Counter[str], reason: str) -> None:
+    """Count one for ``reason``: its first ``MAX_REASON`` characters, and once
+    ``MAX_REASONS`` are counted, a new one under ``OTHER_REASONS``."""
+    if len(reason) > MAX_REASON:
+        reason = reason[:MAX_REASON] + "…"
+    if reason not in counts and len(counts) >= MAX_REASONS:
+        reason = OTHER_REASONS
+    counts[reason] += 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +73,8 @@ class HostReport:
     bytes_in: int
     refused: tuple[tuple[str, int], ...]
     """``(reason, count)``, most frequent first."""
+    errors: tuple[tuple[str, int], ...] = ()
+    """``(error, count)``, most frequent first."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -68,6 +84,7 @@ class HostReport:
             "bytes_out": self.bytes_out,
             "bytes_in": self.bytes_in,
             "refused": refusal_counts(self.refused),
+            "errors": refusal_counts(self.errors),
         }
 
 
@@ -93,13 +110,21 @@ class ProxyReport:
 
     @property
     def refused(self) -> int:
+        """The connections and requests refused: the log's records whose decision is deny."""
         return sum(count for host in self.hosts for _, count in host.refused)
+
+    @property
+    def errors(self) -> int:
+        """The allowed connections and requests that failed: the log's allowed records with
+        an error."""
+        return sum(count for host in self.hosts for _, count in host.errors)
 
     def to_json(self) -> dict[str, Any]:
         return {
             "run": self.run_id,
             "hosts": [host.to_json() for host in self.hosts],
             "refused": self.refused,
+            "errors": self.errors,
             "final_hash": self.final_hash,
             "audit_log": None if self.audit_log is None else str(self.audit_log),
             "upload_budget_exhausted": self.upload_budget_exhausted,
@@ -123,6 +148,7 @@ class ProxyReport:
                 f"{_size(host.bytes_out)} out, {_size(host.bytes_in)} in"
             )
             out.extend(f"    refused {count}×: {reason}" for reason, count in host.refused)
+            out.extend(f"    failed {count}×: {error}" for error, count in host.errors)
         out.extend(self.flow_lines())
         out.extend(f"  {note}" for note in self.notes())
         if self.error:
@@ -200,6 +226,7 @@ def host_reports(hosts: dict[str, HostStats]) -> tuple[HostReport, ...]:
             stats.bytes_out,
             stats.bytes_in,
             tuple(stats.refused.most_common()),
+            tuple(stats.errors.most_common()),
         )
         for host, stats in ordered
     )

@@ -61,7 +61,7 @@ from airlock.egress.connection import (
 from airlock.egress.http1 import simple_response
 from airlock.egress.limits import RateLimiter, UploadBudget
 from airlock.egress.relay import Relay
-from airlock.egress.report import MAX_HOSTS, OTHER_HOSTS, HostStats
+from airlock.egress.report import MAX_HOSTS, NO_HOST, OTHER_HOSTS, HostStats
 from airlock.egress.rules import EgressRules, RuleDecision, how_to_allow, private_refusal
 from airlock.errors import AirlockError, DestinationRefused, RefusedError
 from airlock.policy.hosts import HostError, bypasses_proxy, parse_host
@@ -188,6 +188,18 @@ class Proxy:
         return found
 
     def record(self, record: dict[str, Any]) -> None:
+        """Log the record of a tunnel or a request, and count it for the report as its host's
+        refusal (decision ``deny``) or error (allowed, with an error): the report's counts
+        are the log's. An inspected request's refusal is counted by its reason up to the
+        first ``": "`` (what refused it, without the details that differ request by
+        request)."""
+        if record.get("decision") == "deny":
+            reason = str(record.get("reason") or "")
+            if record.get("inspected"):
+                reason = reason.split(": ", 1)[0]
+            self.stats(record.get("host") or NO_HOST).refuse(reason)
+        elif record.get("error"):
+            self.stats(record.get("host") or NO_HOST).fail(str(record["error"]))
         if self.audit is not None:
             record["run"] = self.run_id
             self.audit.append(record)
@@ -199,10 +211,6 @@ class Proxy:
             stats.requests += 1
         stats.bytes_out += record["bytes_out"]
         stats.bytes_in += record["bytes_in"]  # its upload was charged as it left
-        if record["decision"] == "deny":
-            stats.refuse(record["reason"].split(": ", 1)[0])
-        elif record["error"]:
-            stats.refuse(record["error"])
         self.record(record)
 
     def fail(self, error: BaseException) -> None:

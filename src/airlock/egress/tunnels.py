@@ -87,7 +87,7 @@ async def _chained(
         stats.bytes_out += counts[0]
         stats.bytes_in += counts[1]
     if refused:
-        _refused_inside(client, record, refused[0])
+        _refused_inside(client, record, refused[0], counts)
         return
     record.update(
         status=200,
@@ -164,11 +164,14 @@ def _other_name(client: Client, host: str, port: int, name: str) -> str:
     )
 
 
-def _refused_inside(client: Client, record: dict[str, Any], reason: str) -> None:
-    """The record of a tunnel refused after its ``200`` (its TLS named an inspected host):
-    the client saw the connection close."""
-    client.proxy.stats(record["host"]).refuse(reason)
-    record.update(status=403, decision="deny", reason=reason, bytes_out=0, bytes_in=0)
+def _refused_inside(client: Client, record: dict[str, Any], reason: str, counts: list[int]) -> None:
+    """The record of a tunnel refused after its ``200`` (its TLS or a request sent in the
+    clear named a host it may not reach, or its TLS could not be read): the client saw the
+    connection close. ``counts``: the bytes that passed each way before (requests in the clear that
+    came first), in the record as in the host's totals."""
+    record.update(
+        status=403, decision="deny", reason=reason, bytes_out=counts[0], bytes_in=counts[1]
+    )
     client.finish(record)
 
 
@@ -190,12 +193,12 @@ async def _relay(client: Client, host: str, relay: Relay, record: dict[str, Any]
     if isinstance(stream_protocol, ClientProtocol) and stream_protocol.eof_seen:
         relay.client.eof_received()
     await relay.done
-    if relay.refused is not None:
-        _refused_inside(client, record, relay.refused)
-        return
     stats = client.proxy.stats(host)
     stats.bytes_out += relay.counts[0]
     stats.bytes_in += relay.counts[1]
+    if relay.refused is not None:
+        _refused_inside(client, record, relay.refused, relay.counts)
+        return
     record.update(
         status=200,
         bytes_out=relay.counts[0],
