@@ -392,3 +392,26 @@ def test_verify_against_a_final_hash_kept_elsewhere(tmp_path: Path) -> None:
     assert done.returncode == 1 and "no record has the final hash" in done.stderr
     assert airlock("audit", "verify", str(log), "--hash", "nothex").returncode == 2
     assert airlock("audit", "--audit-log", str(log), "--hash", final).returncode == 2
+
+
+def test_the_listing_shows_control_characters_as_escapes(tmp_path: Path) -> None:
+    """What a record holds (a host, a path, a reason, an error: what a command inside chose,
+    or a hand's edit) reaches the terminal as text: an escape sequence in it is shown as
+    ``\\x1b``, never sent (it could hide the line, or write a link)."""
+    log = tmp_path / "audit.jsonl"
+    link = "\x1b]8;;https://evil.example/\x1b\\"
+    record = {
+        "type": "request",
+        "host": f"a{link}b",
+        "port": 80,
+        "path": "/\x9b31m",
+        "decision": "deny",
+        "reason": "why\x1b[2K\r",
+        "error": "gone\u202e",
+    }
+    log.write_text(json.dumps(record) + "\n")
+    done = airlock("audit", "--audit-log", str(log))
+    assert done.returncode == 0, done.stderr
+    assert "\x1b" not in done.stdout and "\x9b" not in done.stdout and "\r" not in done.stdout
+    assert "a\\x1b]8;;https://evil.example/\\x1b\\b:80/\\x9b31m" in done.stdout
+    assert "why\\x1b[2K\\x0d" in done.stdout and "error: gone\\u202e" in done.stdout

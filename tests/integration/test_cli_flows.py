@@ -89,6 +89,19 @@ def test_explain_gives_every_reason(project: Path) -> None:
     assert "DO_NOT_TRACK" in result.stdout and path.name in result.stdout.replace("\n", "")
 
 
+def test_a_projects_settings_are_shown_as_text_in_the_table_and_explain(project: Path) -> None:
+    """A cloned project's settings name the model's base URL: markup in it (``[/bold]``) does
+    not end the table with an error, and an escape sequence in it is shown as ``\\x1b``,
+    never sent to the terminal."""
+    url = "https://a[/bold]b.example/\x1b]8;;x"
+    write_json(project / ".claude" / "settings.json", {"env": {"ANTHROPIC_BASE_URL": url}})
+    for args in ((), ("--explain", "model_requests")):
+        result = airlock("flows", *args, env={"COLUMNS": "250"})
+        assert result.returncode == 0, result.stderr
+        assert "\x1b" not in result.stdout
+        assert "https://a[/bold]b.example/\\x1b]8;;x" in result.stdout
+
+
 def test_explain_unknown_flow_is_a_usage_error() -> None:
     """An unknown flow name exits 2 and lists the valid ones."""
     result = airlock("flows", "--explain", "telemetry")

@@ -360,38 +360,32 @@ def test_an_audit_log_that_cannot_be_created_is_named_and_nothing_runs(tmp_path:
     assert not marker.exists()
 
 
-def test_the_report_is_a_table_in_a_terminal(tmp_path: Path) -> None:
-    """With stderr on a terminal, the report is a table: host, connections, requests, bytes."""
+def _run_in_terminal(tmp_path: Path, *args: str) -> tuple[int, bytes]:
+    """``airlock run ARGS`` with stderr on a terminal (a pty): its exit code and what the
+    terminal got."""
     import os
     import pty
     import sys
 
     main, side = pty.openpty()
     try:
-        with web_site() as site:
-            port = site.server_address[1]
-            done = subprocess.run(
-                [
-                    sys.executable,
-                    "-m",
-                    "airlock",
-                    "run",
-                    "--allow",
-                    f"{HOST}:{port}",
-                    "--audit-log",
-                    str(tmp_path / "audit.jsonl"),
-                    "--",
-                    "sh",
-                    "-c",
-                    f"curl -sS http://{HOST}:{port}/t >/dev/null",
-                ],
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=side,
-                env={**os.environ, "COLUMNS": "160", "TERM": "xterm"},
-                timeout=120,
-                check=False,
-            )
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "airlock",
+                "run",
+                "--audit-log",
+                str(tmp_path / "audit.jsonl"),
+                *args,
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=side,
+            env={**os.environ, "COLUMNS": "160", "TERM": "xterm"},
+            timeout=120,
+            check=False,
+        )
         os.close(side)
         side = -1
         shown = b""
@@ -407,11 +401,54 @@ def test_the_report_is_a_table_in_a_terminal(tmp_path: Path) -> None:
         os.close(main)
         if side != -1:
             os.close(side)
+    return done.returncode, shown
+
+
+def test_the_report_is_a_table_in_a_terminal(tmp_path: Path) -> None:
+    """With stderr on a terminal, the report is a table: host, connections, requests, bytes."""
+    with web_site() as site:
+        port = site.server_address[1]
+        code, shown = _run_in_terminal(
+            tmp_path,
+            "--allow",
+            f"{HOST}:{port}",
+            "--",
+            "sh",
+            "-c",
+            f"curl -sS http://{HOST}:{port}/t >/dev/null",
+        )
     text = shown.decode(errors="replace")
-    assert done.returncode == 0, text
+    assert code == 0, text
     assert "what left the machine" in text
     assert "connections" in text and "requests" in text and HOST in text
     assert "│" in text or "┃" in text  # drawn as a table
+
+
+def test_what_a_command_sends_the_proxy_is_shown_as_text_in_the_table(tmp_path: Path) -> None:
+    """A command inside names the proxy hosts written as rich markup: the report does not
+    fail on them (the run keeps the command's exit code) and writes no hyperlink to the
+    terminal; what was sent is shown as text."""
+    send = (
+        "import os, socket, sys, urllib.parse\n"
+        "u = urllib.parse.urlparse(os.environ['HTTP_PROXY'])\n"
+        "for target in sys.argv[1:]:\n"
+        "    s = socket.create_connection((u.hostname, u.port), timeout=5)\n"
+        "    s.sendall(target.encode() + b' HTTP/1.1\\r\\n\\r\\n'); s.recv(100); s.close()\n"
+    )
+    code, shown = _run_in_terminal(
+        tmp_path,
+        "--",
+        "sh",
+        "-c",
+        'python3 -c "$0" "$@"; exit 7',
+        send,
+        "CONNECT [/bold]x:443",
+        "CONNECT [link=https://evil.example/]x:443",
+    )
+    text = shown.decode(errors="replace")
+    assert code == 7, text
+    assert "MarkupError" not in text and b"\x1b]8;" not in shown
+    assert "[/bold]x:443" in text and "[link=https://evil.example/]x:443" in text
 
 
 def test_the_git_token_file_is_hidden_inside(tmp_path: Path, project: Path) -> None:

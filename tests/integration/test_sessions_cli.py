@@ -92,6 +92,23 @@ def test_list_table_and_show(config_dir: Path) -> None:
     assert len(data["entries"]) == 4 and len(data["subagents"]) == 1
 
 
+def test_list_and_show_write_a_transcripts_control_characters_as_escapes(
+    config_dir: Path,
+) -> None:
+    """A transcript holds what tools read (a web page, a file): an escape sequence in it (a
+    hyperlink, a line erased) is shown as ``\\x1b`` in the table and the conversation, never
+    sent to the terminal; markup in it is shown as written."""
+    link = "\x1b]8;;https://evil.example/\x1b\\"
+    made = make_session(config_dir, prompt=f"fix [bold]it{link}now\x1b[2K\u202e", now=NOW)
+    listed = airlock("sessions", "list")
+    shown = airlock("sessions", "show", made.id)
+    for done in (listed, shown):
+        assert done.returncode == 0, done.stderr
+        assert "\x1b" not in done.stdout and "\u202e" not in done.stdout
+        assert "fix [bold]it\\x1b]8;;https://evil.example/\\x1b\\now" in done.stdout
+        assert "now\\x1b[2K\\u202e" in done.stdout
+
+
 def test_show_reports_malformed_lines_on_stderr(config_dir: Path) -> None:
     """Malformed lines are reported on stderr and the rest is still shown."""
     made = make_session(config_dir, now=NOW, prompt="still here")

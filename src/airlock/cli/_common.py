@@ -17,6 +17,20 @@ if TYPE_CHECKING:
     from typing import Any
 
     from rich.console import Console
+    from rich.text import Text
+
+
+def plain(text: object, style: str = "") -> Text:
+    """``text`` for rich to print as it is: no markup read in it (a host named ``[/bold]x``
+    is that host, not a tag) and its control characters shown as escapes
+    (:func:`airlock._visible.visible`). Everything shown that came from outside airlock (a
+    run's hosts and reasons, a log's records, a settings file's values, a transcript) goes
+    through it."""
+    from rich.text import Text
+
+    from airlock._visible import visible
+
+    return Text(visible(text), style=style)
 
 
 def human_size(count: int) -> str:

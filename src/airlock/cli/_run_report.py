@@ -33,17 +33,23 @@ def show(
         return
     lines = report.lines()
     if scrubbed.dropped:
+        from airlock._visible import visible
+
         lines.append(
             "  variables not passed in (they look like credentials; --env NAME passes one): "
-            + _dropped(scrubbed)
+            + visible(_dropped(scrubbed))
         )
     print("\n".join(lines), file=sys.stderr)
 
 
 def _show_table(report: ProxyReport, scrubbed: ScrubbedEnvironment) -> None:
+    """The report as a table. Every cell and line holding text from the run (hosts, reasons,
+    flows, names) is :func:`plain`: a host named ``[link=…]x`` is shown as written, not read
+    as markup, and an escape sequence in it is shown, not sent to the terminal."""
     from rich.table import Table
+    from rich.text import Text
 
-    from airlock.cli._common import human_size, stderr_console
+    from airlock.cli._common import human_size, plain, stderr_console
 
     console = stderr_console()
     failures = any(host.errors for host in report.hosts)
@@ -56,35 +62,38 @@ def _show_table(report: ProxyReport, scrubbed: ScrubbedEnvironment) -> None:
             heading, justify="left" if heading in ("host", "refused", "errors") else "right"
         )
     for host in report.hosts:
-        cells = [
-            host.host,
+        cells: list[str | Text] = [
+            plain(host.host),
             str(host.connections),
             str(host.requests),
             human_size(host.bytes_out),
             human_size(host.bytes_in),
-            "\n".join(f"{count}× {reason}" for reason, count in host.refused),
+            Text("\n").join(plain(f"{count}× {reason}") for reason, count in host.refused),
         ]
         if failures:
-            cells.append("\n".join(f"{count}× {error}" for error, count in host.errors))
+            cells.append(
+                Text("\n").join(plain(f"{count}× {error}") for error, count in host.errors)
+            )
         table.add_row(*cells)
     if report.hosts:
         console.print(table)
     else:
         console.print("airlock: nothing left the machine")
     for line in report.flow_lines():
-        console.print(line, markup=False)
+        console.print(plain(line))
     for note in report.notes():
-        console.print(note, style="yellow", markup=False)
+        console.print(plain(note, "yellow"))
     if report.error:
-        console.print(f"traffic was stopped: {report.error}", style="bold red", markup=False)
+        console.print(plain(f"traffic was stopped: {report.error}", "bold red"))
     if scrubbed.dropped:
         console.print(
-            "variables not passed in (they look like credentials; --env NAME passes one): "
-            + _dropped(scrubbed),
-            markup=False,
+            plain(
+                "variables not passed in (they look like credentials; --env NAME passes one): "
+                + _dropped(scrubbed)
+            )
         )
     if report.audit_log is not None:
-        console.print(f"audit log {report.audit_log}, final hash {report.final_hash}", markup=False)
+        console.print(plain(f"audit log {report.audit_log}, final hash {report.final_hash}"))
 
 
 def _dropped(scrubbed: ScrubbedEnvironment) -> str:

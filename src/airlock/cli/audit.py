@@ -198,23 +198,28 @@ def _print_json(records: Iterator[dict[str, Any]]) -> None:
 
 
 def _print_lines(records: Iterator[dict[str, Any]]) -> None:
+    """A line a record; what the records hold (hosts, paths, reasons, errors, a command: what
+    a sandboxed command chose, or a hand's edit) with its control characters shown as
+    escapes, never sent to the terminal."""
+    from airlock._visible import visible
+
     write = sys.stdout.write
     for record in records:
         kind = record.get("type")
         if kind == "start":
-            write(f"{record.get('time')}  run {record.get('run')} started\n")
+            line = f"{record.get('time')}  run {record.get('run')} started"
         elif kind == "run":
-            write(
+            line = (
                 f"{record.get('time')}  run {record.get('run')} ended: exit "
-                f"{record.get('exit_code')}, command {record.get('command')}\n"
+                f"{record.get('exit_code')}, command {record.get('command')}"
             )
         else:
             path = record.get("path") or ""
-            write(
+            line = (
                 f"{record.get('time')}  {record.get('decision', '?'):5}  {record.get('method')} "
                 f"{record.get('host')}:{record.get('port')}{path}  status {record.get('status')}  "
                 f"out {record.get('bytes_out')} in {record.get('bytes_in')}  "
                 f"{record.get('reason')}"
                 + (f"  error: {record['error']}" if record.get("error") else "")
-                + "\n"
             )
+        write(visible(line) + "\n")

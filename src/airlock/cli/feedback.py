@@ -155,32 +155,38 @@ def _issue(kind: str | None, outcome: Any) -> str | None:
 
 
 def _print(outcome: Any, issue: str | None) -> None:
-    from rich.markup import escape
-
-    from airlock.cli._common import stdout_console
+    from airlock.cli._common import plain, stdout_console
     from airlock.feedback.issue import counted
 
     console = stdout_console()
     manifest = outcome.manifest
-    console.print(f"[bold]feedback bundle[/] {manifest.bundle_id} — session {manifest.session}")
+    console.print(
+        plain("feedback bundle", "bold")
+        + plain(f" {manifest.bundle_id} — session {manifest.session}")
+    )
     for item in manifest.files:
         found = counted(item.redactions)
         console.print(
-            f"  {escape(item.path)}  {item.size} bytes  sha256 {item.sha256[:16]}…  "
-            f"redacted: {escape(found)}"
+            plain(
+                f"  {item.path}  {item.size} bytes  sha256 {item.sha256[:16]}…  redacted: {found}"
+            )
         )
     console.print(
-        f"  description: {len(manifest.description)} characters  "
-        f"redacted: {escape(counted(manifest.description_redactions))}"
+        plain(
+            f"  description: {len(manifest.description)} characters  "
+            f"redacted: {counted(manifest.description_redactions)}"
+        )
     )
     console.print(
-        f"  redacted in all (files and description): {escape(counted(manifest.redactions))}"
+        plain(f"  redacted in all (files and description): {counted(manifest.redactions)}")
     )
     console.print(
-        f"  retention class: {manifest.retention_class}"
-        + (f" ({manifest.retention_days} days)" if manifest.retention_days is not None else "")
+        plain(
+            f"  retention class: {manifest.retention_class}"
+            + (f" ({manifest.retention_days} days)" if manifest.retention_days is not None else "")
+        )
     )
-    console.print(f"[bold]{escape(outcome.delivered)}[/]")
+    console.print(plain(outcome.delivered, "bold"))
     if outcome.path is not None:
         console.print(
             "Nothing has left this machine. To forward it, attach this file to your report "

@@ -83,12 +83,13 @@ def run(args: argparse.Namespace) -> int:
 
 def _table(decisions: Any) -> None:
     from rich.table import Table
+    from rich.text import Text
 
-    from airlock.cli._common import stdout_console
+    from airlock.cli._common import plain, stdout_console
 
     console = stdout_console()
     table = Table(
-        title=f"Data flows — provider: {decisions.provider.label}",
+        title=plain(f"Data flows — provider: {decisions.provider.label}"),
         caption="airlock flows --explain FLOW for every reason; --json for scripts",
         show_lines=True,
     )
@@ -100,13 +101,13 @@ def _table(decisions: Any) -> None:
     table.add_column("why", max_width=60)
     for decision in decisions:
         state = str(decision.state)
-        table.add_row(
+        table.add_row(  # the settings' values are in these (a base URL, a host): plain text
             str(decision.id),
-            f"[{STATE_STYLES.get(state, 'bold')}]{state}[/]",
-            decision.destination,
-            decision.what,
-            decision.retention.summary,
-            "\n".join(f"• {reason}" for reason in decision.reasons),
+            plain(state, STATE_STYLES.get(state, "bold")),
+            plain(decision.destination),
+            plain(decision.what),
+            plain(decision.retention.summary),
+            Text("\n").join(plain(f"• {reason}") for reason in decision.reasons),
         )
     if decisions.fail_closed:
         console.print("[bold white on red] managed settings invalid: failing closed [/]")
@@ -114,27 +115,25 @@ def _table(decisions: Any) -> None:
 
 
 def _explain(decisions: Any, flow: FlowId) -> None:
-    from rich.markup import escape
-
-    from airlock.cli._common import stdout_console
+    from airlock.cli._common import plain, stdout_console
 
     console = stdout_console()
     decision = decisions[flow]
     style = STATE_STYLES.get(str(decision.state), "bold")
-    console.print(f"[bold]{flow}[/]: [{style}]{decision.state}[/]")
-    console.print(f"  provider     {escape(decisions.provider.label)}")
+    console.print(plain(f"{flow}", "bold") + ": " + plain(decision.state, style))
+    console.print(plain(f"  provider     {decisions.provider.label}"))
     for reason in decisions.provider_reasons:
-        console.print(f"               {escape(reason)}")
-    console.print(f"  destination  {escape(decision.destination)}")
-    console.print(f"  what         {escape(decision.what)}")
+        console.print(plain(f"               {reason}"))
+    console.print(plain(f"  destination  {decision.destination}"))
+    console.print(plain(f"  what         {decision.what}"))
     console.print(
-        f"  kept         {escape(decision.retention.summary)} by {escape(decision.retention.keeper)}"
+        plain(f"  kept         {decision.retention.summary} by {decision.retention.keeper}")
     )
-    console.print(f"  training     {escape(decision.training)}")
+    console.print(plain(f"  training     {decision.training}"))
     connection = "required" if decision.required else "optional or user-initiated"
     console.print(f"  connection   {connection}")
     for key, value in decision.parameters.items():
-        console.print(f"  {key:<12} {value}")
+        console.print(plain(f"  {key:<12} {value}"))
     console.print("  because:")
     for reason in decision.reasons:
-        console.print(f"    • {escape(reason)}")
+        console.print(plain(f"    • {reason}"))

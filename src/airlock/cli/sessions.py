@@ -257,9 +257,8 @@ def _in_project(session: Session, wanted: str) -> bool:
 
 def _table(sessions: list[Session], store: SessionStore) -> None:
     from rich.table import Table
-    from rich.text import Text
 
-    from airlock.cli._common import stdout_console
+    from airlock.cli._common import plain, stdout_console
 
     console = stdout_console()
     if not sessions:
@@ -289,7 +288,7 @@ def _table(sessions: list[Session], store: SessionStore) -> None:
             human_size(s.size),
             str(len(s.subagent_paths)),
         )
-        table.add_row(*(Text(cell) for cell in cells))
+        table.add_row(*(plain(cell) for cell in cells))  # a transcript's text: shown as is
     console.print(table)
 
 
@@ -297,15 +296,17 @@ def _records(sessions: list[Session], console: Any) -> None:
     """Two lines a session, for terminals too narrow for the table."""
     from rich.text import Text
 
+    from airlock.cli._common import plain
+
     for s in sessions:
-        head = Text(s.id, style="bold")
+        head = plain(s.id, "bold")
         head.append(
             f"  {_short(s.last_activity)}  {human_size(s.size)}  {len(s.subagent_paths)} sub",
             style="dim",
         )
         console.print(head, overflow="fold")
         started = f" (started {_short(s.started)})" if s.started else ""
-        line = Text(f"  {s.cwd or s.project}{started}: {s.first_prompt or ''}")
+        line = plain(f"  {s.cwd or s.project}{started}: {s.first_prompt or ''}")
         console.print(line, overflow="ellipsis", no_wrap=True)
     total = human_size(sum(s.size for s in sessions))
     console.print(

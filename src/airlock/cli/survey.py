@@ -180,9 +180,7 @@ def _finish(
     *,
     said_not_sent: bool = False,
 ) -> int:
-    from rich.markup import escape
-
-    from airlock.cli._common import dump_json
+    from airlock.cli._common import dump_json, plain
 
     if args.json:
         dump_json(result)
@@ -190,13 +188,15 @@ def _finish(
     chosen = result["plan"]
     asked = "is asked" if chosen["asked"] else "is not asked"
     console.print(
-        f"session {escape(chosen['session'])} {asked} (rate {chosen['rate']:g}, "
-        f"draw {chosen['draw']:.4f}, survey {chosen['state']})"
+        plain(
+            f"session {chosen['session']} {asked} (rate {chosen['rate']:g}, "
+            f"draw {chosen['draw']:.4f}, survey {chosen['state']})"
+        )
     )
     for key in ("rating", "rating_sent_to", "share", "remembered", "delivered"):
         if result.get(key) is None:
             continue
-        console.print(f"  {key.replace('_', ' ')}: {escape(str(result[key]))}")
+        console.print(plain(f"  {key.replace('_', ' ')}: {result[key]}"))
         if key == "rating" and "rating_not_sent" in result and not said_not_sent:
-            console.print(f"  rating not sent: {escape(result['rating_not_sent'])}")
+            console.print(plain(f"  rating not sent: {result['rating_not_sent']}"))
     return code

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from airlock._visible import visible
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from airlock.egress.flows import FlowSummary
@@ -137,7 +139,8 @@ class ProxyReport:
         }
 
     def lines(self) -> list[str]:
-        """The report in words, a line each, for stderr."""
+        """The report in words, a line each, for stderr; what came from the run (hosts,
+        reasons) with its control characters shown as escapes."""
         if not self.hosts:
             out = ["airlock: nothing left the machine"]
         else:
@@ -155,7 +158,7 @@ class ProxyReport:
             out.append(f"  traffic was stopped: {self.error}")
         if self.audit_log is not None:
             out.append(f"  audit log {self.audit_log}, final hash {self.final_hash}")
-        return out
+        return [visible(line) for line in out]
 
     def notes(self) -> list[str]:
         """What the run's limits did, a sentence each (the upload budget, refused connections)."""

@@ -38,6 +38,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import NamedTuple
 
+from airlock._visible import visible as shown
 from airlock.sandbox.agent_state import CONFIG_FILES, keep_file, keep_servers, read, state_files
 from airlock.sandbox.direnv import PathFolders, path_folders
 from airlock.sandbox.files import chmod_regular, is_at, open_folder
@@ -834,11 +835,3 @@ def _keep(
         lines.append(f"airlock: {shown(done)}")
         if signature is not None and stat.S_ISREG(signature[0]):
             chmod_regular(path, stat.S_IMODE(signature[0]))  # put back with its own mode too
-
-
-def shown(text: object) -> str:
-    """``text`` fit for a terminal: control characters (a name made inside may hold escape
-    sequences that would hide the message) shown as ``\\xNN``."""
-    return "".join(
-        char if char.isprintable() or char == " " else f"\\x{ord(char):02x}" for char in str(text)
-    )

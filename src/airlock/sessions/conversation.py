@@ -87,13 +87,17 @@ def _meta(transcript: Path) -> dict[str, Any]:
 
 
 def render(conversation: Conversation, console: Console) -> None:
-    """Print the conversation: who said what, when; tool calls and results; subagents."""
-    from rich.markup import escape
+    """Print the conversation: who said what, when; tool calls and results; subagents. Names
+    from the transcript are plain text (no markup read in them, control characters shown as
+    escapes)."""
     from rich.rule import Rule
+    from rich.text import Text
+
+    from airlock._visible import visible
 
     session = conversation.session
-    console.print(Rule(f"session {escape(session.id)}"))
-    console.print(f"project  {escape(session.cwd or session.project)}", markup=False)
+    console.print(Rule(Text(visible(f"session {session.id}"))))
+    console.print(Text(visible(f"project  {session.cwd or session.project}")))
     console.print(
         f"started  {_when(session.started)}    last activity {_when(session.last_activity)}"
     )
@@ -104,15 +108,20 @@ def render(conversation: Conversation, console: Console) -> None:
         title = sub.meta.get("description") or sub.path.stem
         kind = sub.meta.get("agentType")
         label = f"subagent {sub.path.stem}: {title}" + (f" ({kind})" if kind else "")
-        console.print(Rule(escape(label), style="magenta"))
+        console.print(Rule(Text(visible(label)), style="magenta"))
         _render_entries(list(sub.entries), console, "│ ")
 
 
 def _render_entries(entries: list[Entry], console: Console, indent: str) -> None:
+    """Each entry's lines; a transcript holds what tools read (a web page, a file): its
+    control characters are shown as escapes, never sent to the terminal."""
+    from airlock._visible import visible
+
     for entry in entries:
         mark = f"{indent}[subagent] " if entry.sidechain and not indent else indent
         for style, text in _lines_of(entry):
-            console.print(f"{mark}{text}", style=style, markup=False, highlight=False)
+            shown = visible(f"{mark}{text}", keep="\n\t")
+            console.print(shown, style=style, markup=False, highlight=False)
 
 
 def _lines_of(entry: Entry) -> list[tuple[str, str]]:
