@@ -336,12 +336,15 @@ def test_a_port_of_superscript_digits_is_refused(port: str) -> None:
         "example.com]:443",
         "a[b:443",
         "[]:443",
+        "::1:443",
+        "fe80::1:8443",
     ],
 )
 def test_a_connect_host_holds_brackets_only_around_an_ipv6_address(authority: str) -> None:
     """A name holds no ``[`` or ``]`` (a URL's host takes them only around an IPv6 address):
     any other place is a malformed ``CONNECT``, refused ``400`` before the rules see it (its
-    text would otherwise be recorded and shown as a host)."""
+    text would otherwise be recorded and shown as a host); an IPv6 address needs them, as its
+    port cannot be told apart otherwise."""
     from airlock.egress.http1 import parse_authority
 
     with pytest.raises(BadRequest, match="brackets only around an IPv6 address") as refused:

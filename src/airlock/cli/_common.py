@@ -81,7 +81,9 @@ def report_problems(loaded: Loaded) -> None:
     if not loaded.problems:
         return
     plain = not sys.stderr.isatty() or "NO_COLOR" in os.environ
-    lines = [f"  {problem}" for problem in loaded.problems]
+    from airlock._visible import visible
+
+    lines = [f"  {visible(problem)}" for problem in loaded.problems]
     if loaded.managed_invalid:
         head = (
             "MANAGED SETTINGS ARE INVALID: failing closed. Every optional flow is off until the "

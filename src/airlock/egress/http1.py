@@ -254,14 +254,16 @@ def parse_authority(authority: bytes) -> tuple[str, int]:
 
     Raises:
         BadRequest: not ``host:port``, or a bracket elsewhere (``[example.com]:443``,
-            ``[/bold]x:443``).
+            ``[/bold]x:443``), or an IPv6 address without them (``::1:443``).
     """
     text = authority.decode("latin-1")
     host, colon, port = text.rpartition(":")
     bracketed = host.startswith("[") and host.endswith("]")
     if bracketed:
         host = host[1:-1]
-    if "[" in host or "]" in host or (bracketed and ":" not in host):
+    if "[" in host or "]" in host or (bracketed and ":" not in host) or (
+        not bracketed and ":" in host  # an IPv6 address unbracketed: where is its port?
+    ):
         raise BadRequest(
             400, f"CONNECT needs host:port (brackets only around an IPv6 address), got {text!r}"
         )
