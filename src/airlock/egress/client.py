@@ -148,11 +148,14 @@ class Client:
         header = (("X-Airlock-Refused", header_safe(refusal.reason)),)
         if not self.writer.is_closing():  # the client may have gone meanwhile
             self.writer.write(simple_response(refusal.status, body, header))
+        # airlock's own refusals (the rules, a limit, what cannot be checked, traffic stopped)
+        # are denials; a destination that could not be reached (502, 504) is an error
+        denied = refusal.status < 500 or refusal.status == 503
         record.update(
             status=refusal.status,
-            decision="deny" if refusal.status in (403, 429) else "allow",
+            decision="deny" if denied else "allow",
             reason=refusal.reason,
-            error=None if refusal.status in (403, 429) else refusal.reason,
+            error=None if denied else refusal.reason,
         )
         self.finish(record)
         with contextlib.suppress(ConnectionError):
