@@ -415,3 +415,39 @@ def test_the_listing_shows_control_characters_as_escapes(tmp_path: Path) -> None
     assert "\x1b" not in done.stdout and "\x9b" not in done.stdout and "\r" not in done.stdout
     assert "a\\x1b]8;;https://evil.example/\\x1b\\b:80/\\x9b31m" in done.stdout
     assert "why\\x1b[2K\\x0d" in done.stdout and "error: gone\\u202e" in done.stdout
+
+
+@pytest.mark.parametrize(
+    "since",
+    [
+        "99999999999d",
+        "9999999999999999999999s",
+        "999999999d",
+        "0001-01-01T00:00+14:00",
+        "9999-12-31T23:59:59-14:00",
+    ],
+)
+def test_audit_since_out_of_the_calendar_is_a_usage_error(tmp_path: Path, since: str) -> None:
+    log = tmp_path / "audit.jsonl"
+    log.write_text("")
+    done = airlock("audit", "--audit-log", str(log), "--since", since)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert f"--since {since!r}" in done.stderr
+
+
+def test_audit_since_keeps_its_milliseconds_and_early_years(tmp_path: Path) -> None:
+    """The time --since gives is compared as records write theirs, years before 1000 too."""
+    log, heads = tmp_path / "audit.jsonl", tmp_path / "heads.jsonl"
+    audit = AuditLog(log, heads, "run", flush_interval=3600)
+    audit.open()
+    audit.append({"type": "request", "time": 1764757493.25, "host": "a"})
+    audit.close()
+
+    def listed(since: str) -> int:
+        done = airlock("audit", "--json", "--audit-log", str(log), "--since", since)
+        assert done.returncode == 0, done.stderr
+        return len(json.loads(done.stdout))
+
+    assert listed("0999-01-01") == 1
+    assert listed("2025-12-03T10:24:53.250Z") == 1
+    assert listed("2025-12-03T11:24:53.251+01:00") == 0

@@ -122,7 +122,8 @@ def _verify(log: Path, heads: Path, final_hash: str | None = None) -> int:
 
 
 def parse_since(text: str, now: datetime) -> datetime:
-    """A time (ISO 8601, UTC when no zone is given) or an age before ``now`` (``30m``, ``2d``).
+    """A time (ISO 8601, UTC when no zone is given) or an age before ``now`` (``30m``, ``2d``),
+    in UTC.
 
     Raises:
         UsageError: neither.
@@ -130,25 +131,33 @@ def parse_since(text: str, now: datetime) -> datetime:
     from airlock.errors import UsageError
 
     found = _AGE.match(text.strip())
-    if found:
-        return now - timedelta(**{_UNITS[found.group(2)]: int(found.group(1))})
     try:
+        if found:
+            return now - timedelta(**{_UNITS[found.group(2)]: int(found.group(1))})
         moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     except ValueError:
         raise UsageError(
             f"--since {text!r}: expected a time such as 2026-12-02T10:30 or an age such as 2h"
         ) from None
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+    except OverflowError:
+        raise UsageError(f"--since {text!r}: goes back before the year 1") from None
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        raise UsageError(f"--since {text!r}: in UTC, outside the years 1 to 9999") from None
 
 
 def _selected(log: Path, args: argparse.Namespace) -> Iterator[dict[str, Any]]:
-    from airlock.egress.audit import iso_time, read_records
+    from airlock.egress.audit import read_records
     from airlock.egress.config import HostRule
     from airlock.policy.rules import normalize_host
 
     since = None
-    if args.since:
-        since = iso_time(parse_since(args.since, datetime.now(UTC)).timestamp())
+    if args.since:  # as records write their time: 2026-12-02T10:24:53.123Z
+        moment = parse_since(args.since, datetime.now(UTC))
+        since = moment.replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
     host_rule = HostRule.parse(args.host, "--host") if args.host else None
     connections_only = host_rule is not None or args.decision is not None
     skipped: list[int] = []
