@@ -451,3 +451,13 @@ def test_audit_since_keeps_its_milliseconds_and_early_years(tmp_path: Path) -> N
     assert listed("0999-01-01") == 1
     assert listed("2025-12-03T10:24:53.250Z") == 1
     assert listed("2025-12-03T11:24:53.251+01:00") == 0
+
+
+@pytest.mark.parametrize("action", [(), ("verify",)])
+def test_audit_refuses_a_log_that_is_no_regular_file(tmp_path: Path, action: tuple[str]) -> None:
+    """A FIFO would have the read wait for a writer forever: refused at once."""
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    done = airlock("audit", *action, "--audit-log", str(fifo), timeout=30)
+    assert done.returncode == 2
+    assert "is not a regular file" in done.stderr and "Traceback" not in done.stderr

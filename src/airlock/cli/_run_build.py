@@ -110,6 +110,39 @@ def _webfetch_deny_rules(loaded: Loaded) -> tuple[Any, ...]:
     return rules
 
 
+def _make_log(log: Path) -> None:
+    """The ``--audit-log`` file, made (empty, mode 0600) when missing.
+
+    Raises:
+        SandboxError: it cannot be made, or what is there is no regular file (a FIFO would
+            have the run wait for a reader forever: it is opened without waiting, and refused).
+    """
+    import os
+    import stat
+
+    from airlock.errors import SandboxError
+
+    flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
+    try:
+        regular = not log.exists() or log.is_file()
+        if regular:
+            log.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(log, flags, 0o600)
+            try:
+                regular = stat.S_ISREG(os.fstat(fd).st_mode)
+            finally:
+                os.close(fd)
+    except OSError as error:
+        raise SandboxError(
+            f"--audit-log {log}: cannot be created ({error.strerror or error}); "
+            "give a file in a folder you can write"
+        ) from error
+    if not regular:
+        raise SandboxError(
+            f"--audit-log {log}: not a regular file (a FIFO, a device or a folder); give a file"
+        )
+
+
 def mounts(
     args: argparse.Namespace,
     loaded: Loaded,
@@ -129,7 +162,6 @@ def mounts(
     ``HEAD`` entries of subfolders (bare repositories), its ``.hg`` folders (Mercurial
     repositories) and its ``.envrc`` files (direnv's).
     """
-    import os
     import sys
     from pathlib import Path
 
@@ -178,14 +210,7 @@ def mounts(
             f"{error.strerror or error}"
         ) from error
     for log in state[1:]:  # a --audit-log file, made now so that it is bound read-only inside
-        try:
-            log.parent.mkdir(parents=True, exist_ok=True)
-            os.close(os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))
-        except OSError as error:
-            raise SandboxError(
-                f"--audit-log {log}: cannot be created ({error.strerror or error}); "
-                "give a file in a folder you can write"
-            ) from error
+        _make_log(log)
     try:
         sockets = Path("/proc/net/unix").read_bytes()
     except OSError as error:

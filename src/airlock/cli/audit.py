@@ -79,10 +79,7 @@ def run(args: argparse.Namespace) -> int:
     log, heads = audit_paths(os.environ, args.file or args.audit_log)
     if args.action == "verify":
         return _verify(log, heads, args.hash)
-    if not log.exists():
-        raise UsageError(
-            f"no audit log at {log}: 'airlock run' writes one there (or pass --audit-log FILE)"
-        )
+    _check_log(log, "'airlock run' writes one there (or pass --audit-log FILE)")
     records = _selected(log, args)
     if args.json:
         _print_json(records)
@@ -97,8 +94,7 @@ def _verify(log: Path, heads: Path, final_hash: str | None = None) -> int:
 
     if final_hash is not None and not re.fullmatch(r"[0-9a-f]{64}", final_hash.strip().lower()):
         raise UsageError(f"--hash {final_hash!r}: expected the 64 hex digits a report prints")
-    if not log.exists():
-        raise UsageError(f"no audit log at {log} (pass the file, or --audit-log FILE)")
+    _check_log(log, "pass the file, or --audit-log FILE")
     verdict = verify(log, heads)
     if not verdict.intact:
         print(f"{log}: NOT intact: {verdict.problem}", file=sys.stderr)
@@ -119,6 +115,27 @@ def _verify(log: Path, heads: Path, final_hash: str | None = None) -> int:
         return 0
     print(f"{log}: intact, {verdict.records} records, {verdict.runs} runs")
     return 0
+
+
+def _check_log(log: Path, missing: str) -> None:
+    """Fail unless ``log`` is a regular file (a FIFO would hang the read); ``missing``: what
+    to do when there is none.
+
+    Raises:
+        UsageError: there is none, or it is something else.
+    """
+    import stat
+
+    from airlock.errors import UsageError
+
+    try:
+        mode = log.stat().st_mode
+    except FileNotFoundError:
+        raise UsageError(f"no audit log at {log}: {missing}") from None
+    if not stat.S_ISREG(mode):
+        raise UsageError(
+            f"{log} is not a regular file (a FIFO, a device or a folder): not an audit log"
+        )
 
 
 def parse_since(text: str, now: datetime) -> datetime:

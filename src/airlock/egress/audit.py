@@ -39,13 +39,14 @@ import errno
 import fcntl
 import hashlib
 import os
+import stat
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import orjson
 
@@ -160,7 +161,8 @@ class AuditLog:
         try:
             for folder in (self.path.parent, self.heads.parent):
                 folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-            flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
+            # O_NONBLOCK: a FIFO put at the path fails at once (ENXIO) instead of waiting
+            flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK | os.O_CLOEXEC
             self._fd = os.open(self.path, flags, 0o600)
             self._heads_fd = os.open(self.heads, flags, 0o600)
             self.records, self.last_hash = _tip(self.path)
@@ -379,9 +381,27 @@ class Verdict:
         return self.problem is None
 
 
+def _open_for_reading(path: Path) -> BinaryIO:
+    """``path`` open for reading, when it is a regular file (a FIFO is opened without waiting
+    for a writer, then refused).
+
+    Raises:
+        OSError: it cannot be opened, or it is no regular file.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise OSError(errno.EINVAL, "not a regular file (a FIFO, a device or a folder)", str(path))
+    return os.fdopen(fd, "rb")
+
+
 def read_lines(path: Path) -> Iterator[bytes]:
-    """Each line of ``path``, without its line break (a last line without one included)."""
-    with path.open("rb") as handle:
+    """Each line of ``path``, without its line break (a last line without one included).
+
+    Raises:
+        OSError: it cannot be read, or it is no regular file.
+    """
+    with _open_for_reading(path) as handle:
         for raw in handle:
             yield raw[:-1] if raw.endswith(b"\n") else raw
 

@@ -1,0 +1,26 @@
+"""``airlock run`` with an audit log it must not append to: refused with 125 and the reason,
+before the command runs, never a traceback or a wait."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from tests.cli import airlock
+
+
+def _run(log: Path, tmp_path: Path) -> tuple[int, str]:
+    """``airlock run`` in ``tmp_path/ws``: the command leaves ``ran`` there."""
+    workspace = tmp_path / "ws"
+    workspace.mkdir(exist_ok=True)
+    done = airlock("run", "--audit-log", str(log), "--", "touch", "ran", cwd=workspace, timeout=60)
+    return done.returncode, done.stderr
+
+
+def test_a_fifo_as_the_log_is_refused_at_once(tmp_path: Path) -> None:
+    """Opening a FIFO for writing waits for a reader: the run would hang before anything."""
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    code, stderr = _run(fifo, tmp_path)
+    assert code == 125 and f"--audit-log {fifo}: not a regular file" in stderr
+    assert not (tmp_path / "ws" / "ran").exists()
