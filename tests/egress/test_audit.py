@@ -6,6 +6,7 @@ import contextlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -18,7 +19,15 @@ import orjson
 import pytest
 
 from airlock.egress import EgressConfig, verify
-from airlock.egress.audit import GENESIS, AuditLog, iso_time, line_hash, read_records
+from airlock.egress.audit import (
+    GENESIS,
+    AuditLog,
+    iso_time,
+    line_hash,
+    read_heads,
+    read_records,
+)
+from airlock.errors import AirlockError
 from tests.cli import airlock
 from tests.egress.origin import _Site, config, origin, running
 
@@ -415,6 +424,96 @@ def test_the_listing_shows_control_characters_as_escapes(tmp_path: Path) -> None
     assert "\x1b" not in done.stdout and "\x9b" not in done.stdout and "\r" not in done.stdout
     assert "a\\x1b]8;;https://evil.example/\\x1b\\b:80/\\x9b31m" in done.stdout
     assert "why\\x1b[2K\\x0d" in done.stdout and "error: gone\\u202e" in done.stdout
+
+
+def test_a_log_removed_while_nothing_is_pending_stops_an_open_tunnel(
+    site: _Site, tmp_path: Path
+) -> None:
+    """A tunnel is recorded only when it ends: with nothing pending, the writer still looks
+    at each wake-up whether the log is there, and stops traffic (the open tunnel included)."""
+    cfg = config(tmp_path)
+    assert cfg.audit_log is not None and cfg.heads_file is not None
+    port = site.server_address[1]
+    with running(cfg) as (url, proxy):
+        tunnel = socket.create_connection(("127.0.0.1", int(url.rsplit(":", 1)[1])), timeout=5)
+        with tunnel:
+            tunnel.sendall(f"CONNECT 127.0.0.1:{port} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+            assert b" 200 " in tunnel.recv(1024).split(b"\r\n")[0]
+            while not cfg.heads_file.read_bytes():  # the start record written: nothing pending
+                time.sleep(0.01)
+            cfg.audit_log.unlink()
+            deadline = time.monotonic() + 2
+            while proxy.failed is None and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert proxy.failed is not None and "removed or replaced" in str(proxy.failed)
+            with contextlib.suppress(ConnectionError):
+                assert tunnel.recv(1024) == b""  # ended by the proxy
+        report = proxy.close({"exit_code": 0})
+    assert report.error is not None and "audit log" in report.error
+
+
+def _failing_writer(tmp_path: Path) -> tuple[AuditLog, threading.Event, list[BaseException]]:
+    log, heads = tmp_path / "audit.jsonl", tmp_path / "heads.jsonl"
+    failures: list[BaseException] = []
+    failed = threading.Event()
+
+    def on_failure(error: BaseException) -> None:
+        failures.append(error)
+        failed.set()
+
+    audit = AuditLog(log, heads, "run", flush_interval=0.01, on_failure=on_failure)
+    audit.open()
+    audit.append({"type": "start", "time": time.time()})
+    while not heads.exists() or not heads.read_bytes():
+        time.sleep(0.01)
+    return audit, failed, failures
+
+
+@pytest.mark.parametrize("cause", ["foreign_line", "unexpected_error"])
+def test_whatever_stops_the_writer_stops_traffic_and_the_run_is_not_final(
+    tmp_path: Path, cause: str
+) -> None:
+    """A last line another program appended that is JSON but no record (read back when the
+    log grew behind the run's back), or any error at all in the writer: ``on_failure`` is
+    called (the proxy stops traffic), and closing says why and writes no final checkpoint."""
+    audit, failed, failures = _failing_writer(tmp_path)
+    if cause == "foreign_line":
+        with audit.path.open("ab") as handle:
+            handle.write(b"{}\n")
+    else:
+
+        def broken(final: bool) -> None:
+            raise RuntimeError("something unforeseen")
+
+        audit._checkpoint = broken  # type: ignore[method-assign]
+    audit.append({"type": "request", "time": time.time()})
+    assert failed.wait(2), "the writer died without calling on_failure"
+    words = (
+        f"{audit.path}: its last line (line 2) is no audit record"
+        if cause == "foreign_line"
+        else "something unforeseen"
+    )
+    assert words in str(failures[0])
+    with pytest.raises(AirlockError, match="could not be written"):
+        audit.close()
+    assert all(not head["final"] for head in read_heads(audit.heads, audit.path))
+
+
+@pytest.mark.parametrize(
+    "last", ["[1, 2]", '"text"', "{}", '{"type": "note"}', '{"seq": null}', '{"seq": 0}', ""]
+)
+def test_a_log_whose_last_line_is_no_record_is_never_appended_to(tmp_path: Path, last: str) -> None:
+    """JSON that is no record (no whole-number ``seq``, no ``prev`` hash) as the last line:
+    refused with the file, the line and what to do, not a traceback."""
+    log = tmp_path / "audit.jsonl"
+    first = orjson.dumps({"type": "start", "seq": 0, "prev": GENESIS}).decode()
+    log.write_text(f"{first}\n{last}\n")
+    audit = AuditLog(log, tmp_path / "heads.jsonl", "run")
+    with pytest.raises(
+        AirlockError, match=r"line 2\) is no audit record.*airlock audit verify"
+    ) as caught:
+        audit.open()
+    assert str(log) in str(caught.value)
 
 
 @pytest.mark.parametrize(

@@ -6,6 +6,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import orjson
+import pytest
+
+from airlock.egress.audit import GENESIS
 from tests.cli import airlock
 
 
@@ -23,4 +27,15 @@ def test_a_fifo_as_the_log_is_refused_at_once(tmp_path: Path) -> None:
     os.mkfifo(fifo)
     code, stderr = _run(fifo, tmp_path)
     assert code == 125 and f"--audit-log {fifo}: not a regular file" in stderr
+    assert not (tmp_path / "ws" / "ran").exists()
+
+
+@pytest.mark.parametrize("last", ['{"seq": null}', '{"type": "note"}', "[1, 2]"])
+def test_a_log_whose_last_line_is_no_record_is_refused(tmp_path: Path, last: str) -> None:
+    log = tmp_path / "audit.jsonl"
+    first = orjson.dumps({"type": "start", "seq": 0, "prev": GENESIS}).decode()
+    log.write_text(f"{first}\n{last}\n")
+    code, stderr = _run(log, tmp_path)
+    assert code == 125 and "Traceback" not in stderr
+    assert f"audit log {log}: its last line (line 2) is no audit record" in stderr
     assert not (tmp_path / "ws" / "ran").exists()

@@ -22,14 +22,16 @@ last one, and at the end of the run ``"final": true``. So:
   on the file, and when another run wrote since its last batch, its pending lines are chained
   again on what that run left (read back from the file's end), so the log stays one chain;
 * a log removed, or renamed away and replaced, while the run goes on stops the traffic at the
-  next flush;
+  writer's next wake-up, records pending or not;
 * a record of a connection that finished before a flush is on disk once that flush is done,
   whatever happens to the process afterwards (``kill -9`` included).
 
-If the log or the heads file cannot be written, the writer stops, keeps the error in
-:attr:`AuditLog.failed` and calls ``on_failure``: the proxy then stops all traffic (fail
-closed). A log whose last line is cut short (a crash in the middle of a write) is never
-appended to: :func:`verify` says where it is broken.
+If the log or the heads file cannot be written, or anything else goes wrong in the writer
+(a last line another program appended that is no record, say), the writer stops, keeps the
+error in :attr:`AuditLog.failed` and calls ``on_failure``: the proxy then stops all traffic
+(fail closed), and no final checkpoint is written. A log whose last line is cut short (a
+crash in the middle of a write) or is no record is never appended to: :func:`verify` says
+where it is broken.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ import errno
 import fcntl
 import hashlib
 import os
+import re
 import stat
 import threading
 import time
@@ -57,6 +60,7 @@ GENESIS = "0" * 64
 FOLDER = "airlock"
 LOG_NAME = "audit.jsonl"
 HEADS_FOLDER = "audit-heads"
+_HASH = re.compile(r"[0-9a-f]{64}")
 
 Record = dict[str, Any]
 
@@ -156,7 +160,8 @@ class AuditLog:
         """Open (or create) the log and its heads file, find the chain's tip, start the writer.
 
         Raises:
-            AirlockError: the log cannot be created or read, or its last line is cut short.
+            AirlockError: the log cannot be created or read, or its last line is cut short
+                or is no record.
         """
         try:
             for folder in (self.path.parent, self.heads.parent):
@@ -239,7 +244,7 @@ class AuditLog:
             closing = self._closing
             try:
                 self.flush(final=closing and self._final)
-            except OSError as error:
+            except Exception as error:  # whatever it is, no record is written from now on
                 self.failed = error
                 if self.on_failure is not None:
                     self.on_failure(error)
@@ -248,15 +253,21 @@ class AuditLog:
                 return
 
     def flush(self, final: bool = False) -> None:
-        """Write what is pending, ``fsync`` it, then checkpoint (the writer thread calls this);
-        ``final`` marks the checkpoint as the run's last (one ``fsync`` fewer at the end)."""
+        """Check that the log is still there; write what is pending, ``fsync`` it, then
+        checkpoint (the writer thread calls this at each wake-up); ``final`` marks the
+        checkpoint as the run's last (one ``fsync`` fewer at the end).
+
+        Raises:
+            OSError: the log or the heads file cannot be written, or the log is no longer at
+                its path, or another run left a last line that is no record.
+        """
+        self._still_there()  # also with nothing pending: an open tunnel is recorded at its end
         with self._lock:
             if not self._pending:
                 return
             batch, self._pending = self._pending, bytearray()
             first = self._pending_start
             tip = (self._next_seq, self._next_prev)
-        self._still_there()
         fcntl.flock(self._fd, fcntl.LOCK_EX)  # another run may share the log: one at a time
         stale = False
         try:
@@ -342,7 +353,8 @@ def _tip(path: Path) -> tuple[int, str]:
     """How many records ``path`` holds and the hash of its last line.
 
     Raises:
-        ValueError: the file does not end with a line break (a cut-short write).
+        ValueError: the file does not end with a line break (a cut-short write), or its last
+            line is no record (a JSON object with a whole number ``seq`` and a ``prev`` hash).
     """
     size = path.stat().st_size
     if size == 0:
@@ -359,8 +371,21 @@ def _tip(path: Path) -> tuple[int, str]:
             handle.seek(position)
             chunk = handle.read(step) + chunk
     last = chunk[:-1].rsplit(b"\n", 1)[-1]
-    record = orjson.loads(last)
-    return int(record["seq"]) + 1, line_hash(last)
+    try:
+        record = orjson.loads(last)
+    except orjson.JSONDecodeError:
+        record = None
+    if not isinstance(record, dict):
+        wrong = "not a JSON object"
+    elif type(record.get("seq")) is not int or record["seq"] < 0:
+        wrong = 'no whole number "seq"'
+    elif not isinstance(record.get("prev"), str) or not _HASH.fullmatch(record["prev"]):
+        wrong = 'no "prev" hash'
+    else:
+        return record["seq"] + 1, line_hash(last)
+    with path.open("rb") as handle:
+        number = sum(block.count(b"\n") for block in iter(lambda: handle.read(1 << 20), b""))
+    raise ValueError(f"its last line (line {number}) is no audit record ({wrong})")
 
 
 # ---------------------------------------------------------------------------------------------
