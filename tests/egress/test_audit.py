@@ -560,3 +560,96 @@ def test_audit_refuses_a_log_that_is_no_regular_file(tmp_path: Path, action: tup
     done = airlock("audit", *action, "--audit-log", str(fifo), timeout=30)
     assert done.returncode == 2
     assert "is not a regular file" in done.stderr and "Traceback" not in done.stderr
+
+
+def _one_run(log: Path, heads: Path, records: int = 1) -> str:
+    """A run of ``records`` requests on ``log``, each tagged with the run; its final hash."""
+    run = f"run-{os.urandom(4).hex()}"
+    audit = AuditLog(log, heads, run, flush_interval=3600)
+    audit.open()
+    for number in range(records):
+        audit.append({"type": "request", "time": time.time(), "run": run, "n": number})
+    return audit.close()
+
+
+@pytest.mark.parametrize(
+    ("how", "shape"), [("removed", 2), ("moved_aside", 2), ("moved_aside", 1), ("moved_aside", 4)]
+)
+def test_checkpoints_of_a_log_begun_anew_at_its_path_are_named_as_another_logs(
+    tmp_path: Path, how: str, shape: int
+) -> None:
+    """A log removed (or moved aside) and begun anew by a run, of the same shape or another:
+    the first log's checkpoints are not this one's (each names the hash of its log's first
+    line), and verify says so rather than passing, or blaming a record of the new log."""
+    log, heads = tmp_path / "audit.jsonl", tmp_path / "heads.jsonl"
+    _one_run(log, heads, 2)
+    if how == "removed":
+        log.unlink()
+    else:
+        log.rename(tmp_path / "aside.jsonl")
+    _one_run(log, heads, shape)
+    verdict = verify(log, heads)
+    assert not verdict.intact and verdict.bad_record is None
+    assert "holds checkpoints of another log" in str(verdict.problem)
+    assert f"this log's {shape} records match their own checkpoints" in str(verdict.problem)
+
+
+def test_every_checkpoint_of_an_old_heads_file_is_compared(tmp_path: Path) -> None:
+    """Checkpoints written before they named their log's first line are compared by position,
+    as before, every one of them (not only the last at a position)."""
+    log, heads = tmp_path / "audit.jsonl", tmp_path / "heads.jsonl"
+    _one_run(log, heads, 2)
+    log.unlink()
+    _one_run(log, heads, 2)
+    old = [orjson.loads(line) for line in heads.read_bytes().splitlines()]
+    heads.write_bytes(
+        b"".join(
+            orjson.dumps({k: v for k, v in head.items() if k != "first"}) + b"\n" for head in old
+        )
+    )
+    verdict = verify(log, heads)
+    assert not verdict.intact and verdict.bad_record == 1
+    assert "does not match the checkpoint" in str(verdict.problem)
+
+
+@pytest.mark.parametrize("change", ["cut_short", "last_record_rewritten"])
+def test_a_run_does_not_append_to_a_log_that_lost_its_furthest_checkpoint(
+    tmp_path: Path, change: str
+) -> None:
+    """The log was cut short, or its end rewritten, since its last run: the next run refuses
+    it (fail closed), naming the file and what to do, rather than chain on and checkpoint it."""
+    log, heads = tmp_path / "audit.jsonl", tmp_path / "heads.jsonl"
+    _one_run(log, heads, 3)
+    lines = log.read_bytes().splitlines()
+    if change == "cut_short":
+        lines = lines[:-1]
+    else:
+        record = orjson.loads(lines[-1])
+        record["n"] = 99
+        lines[-1] = orjson.dumps(record)
+    log.write_bytes(b"".join(line + b"\n" for line in lines))
+    audit = AuditLog(log, heads, "next")
+    with pytest.raises(
+        AirlockError, match=r"does not hold what run run-\w+ checkpointed"
+    ) as caught:
+        audit.open()
+    assert f"airlock audit verify --audit-log {log}' and move the file aside" in str(caught.value)
+    assert len(log.read_bytes().splitlines()) == len(lines)  # nothing was written
+
+
+def test_a_log_holding_more_than_its_furthest_checkpoint_is_appended_to(tmp_path: Path) -> None:
+    """Records past the furthest checkpoint (a run killed before it could checkpoint them):
+    the log still holds the checkpoint, so the next run goes on, and its checkpoints name
+    the same first line."""
+    log, heads = tmp_path / "audit.jsonl", tmp_path / "heads.jsonl"
+    _one_run(log, heads, 2)
+    killed = AuditLog(log, tmp_path / "lost-heads.jsonl", "killed", flush_interval=3600)
+    killed.open()
+    killed.append({"type": "request", "time": time.time()})
+    killed.flush()  # written, but its checkpoint is in another heads file: as if never made
+    killed.close()
+    assert not verify(log, heads).intact  # record 2 is past the furthest checkpoint
+    _one_run(log, heads, 1)
+    assert verify(log, heads).intact
+    first = line_hash(log.read_bytes().splitlines()[0])
+    assert {head["first"] for head in read_heads(heads, log)} == {first}

@@ -39,3 +39,17 @@ def test_a_log_whose_last_line_is_no_record_is_refused(tmp_path: Path, last: str
     assert code == 125 and "Traceback" not in stderr
     assert f"audit log {log}: its last line (line 2) is no audit record" in stderr
     assert not (tmp_path / "ws" / "ran").exists()
+
+
+def test_a_log_cut_short_since_its_last_run_is_refused(tmp_path: Path) -> None:
+    """The log no longer holds what the last run checkpointed: the next run does not chain
+    on (and so vouch for) what is left."""
+    log = tmp_path / "audit.jsonl"
+    code, stderr = _run(log, tmp_path)
+    assert code == 0, stderr
+    (tmp_path / "ws" / "ran").unlink()
+    log.write_bytes(log.read_bytes().splitlines(keepends=True)[0])  # the run record gone
+    code, stderr = _run(log, tmp_path)
+    assert code == 125 and f"audit log {log}: it does not hold what run" in stderr
+    assert "move the file aside to start a new log" in stderr
+    assert not (tmp_path / "ws" / "ran").exists()

@@ -28,7 +28,8 @@ The log is <config dir>/airlock/audit.jsonl (the config dir being $CLAUDE_CONFIG
 before it; each run's checkpoints and final hash are kept apart from the log, under
 <config dir>/airlock/audit-heads/. 'verify' checks both: it exits 0 when the chain is intact
 and 1 naming the first bad record when a record was edited, removed, inserted, reordered or
-appended, or the log was rewritten or cut short. With --hash HEX (a run's final hash, as its
+appended, or the log was rewritten or cut short (or replaced: the heads file then holds
+checkpoints of another log at its path). With --hash HEX (a run's final hash, as its
 report printed it), the log must still hold the record that hash names: the heads file lives
 beside the log, and whoever can write both could rewrite them together; a hash you kept
 elsewhere cannot be forged.

@@ -13,10 +13,14 @@ the allocator give memory back and take it again.) A writer thread wakes every
 ``flush_interval`` seconds, takes the queued lines, appends them in one write and
 ``fsync``\\ s the file. Only then does it append a *checkpoint* to the heads file, kept apart
 from the log (under the config dir): the run, how many records the log holds, the hash of the
-last one, and at the end of the run ``"final": true``. So:
+last one, the hash of the first (``first``: which log it is, as a log removed and begun anew at
+the same path starts with another record), and at the end of the run ``"final": true``. So:
 
 * an edited, removed, inserted or reordered line breaks the chain at the first bad record;
-* a log rewritten from scratch, or cut short, no longer matches the heads file;
+* a log rewritten from scratch, or cut short, no longer matches the heads file: every
+  checkpoint of this log must match it, and one of another log (``first`` not this log's
+  first line's hash) is named as such; a run does not append to a log that no longer holds
+  the furthest checkpoint of its own;
 * a record appended past the furthest checkpoint is caught as such;
 * two runs may share a log (two agents in two terminals): each writes its batch under a lock
   on the file, and when another run wrote since its last batch, its pending lines are chained
@@ -45,7 +49,7 @@ import re
 import stat
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -60,6 +64,8 @@ GENESIS = "0" * 64
 FOLDER = "airlock"
 LOG_NAME = "audit.jsonl"
 HEADS_FOLDER = "audit-heads"
+_HEADS_TAIL = 256 * 1024
+"""Bytes read from the end of a heads file for a log's furthest checkpoint at a run's start."""
 _HASH = re.compile(r"[0-9a-f]{64}")
 
 Record = dict[str, Any]
@@ -139,6 +145,8 @@ class AuditLog:
         self.records = 0
         """Records in the file after the last flush."""
         self.last_hash = GENESIS
+        self._first: str | None = None
+        """The hash of the log's first line (which log it is); ``None`` while it is empty."""
         self._next_seq = 0
         self._next_prev = GENESIS
         self._pending = bytearray()
@@ -160,8 +168,9 @@ class AuditLog:
         """Open (or create) the log and its heads file, find the chain's tip, start the writer.
 
         Raises:
-            AirlockError: the log cannot be created or read, or its last line is cut short
-                or is no record.
+            AirlockError: the log cannot be created or read, its last line is cut short or is
+                no record, or it does not hold the furthest checkpoint of its own (it was cut
+                short or rewritten since).
         """
         try:
             for folder in (self.path.parent, self.heads.parent):
@@ -170,9 +179,18 @@ class AuditLog:
             flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK | os.O_CLOEXEC
             self._fd = os.open(self.path, flags, 0o600)
             self._heads_fd = os.open(self.heads, flags, 0o600)
-            self.records, self.last_hash = _tip(self.path)
+            # under the lock, no other run's write is half done, and every checkpoint in the
+            # heads file names records already written (a run checkpoints after its write)
+            fcntl.flock(self._fd, fcntl.LOCK_EX)
+            try:
+                self.records, self.last_hash = _tip(self.path)
+                self._size = os.fstat(self._fd).st_size
+                if self.records:
+                    self._first = _first_line_hash(self.path)
+                    self._check_furthest(self._first)
+            finally:
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
             self._next_seq, self._next_prev = self.records, self.last_hash
-            self._size = os.fstat(self._fd).st_size
         except OSError as error:
             self._close_files()
             raise AirlockError(
@@ -237,6 +255,27 @@ class AuditLog:
                     os.close(fd)
         self._fd = self._heads_fd = -1
 
+    def _check_furthest(self, first: str) -> None:
+        """Fail unless the log holds the furthest checkpoint of its own (of the log whose first
+        line hashes to ``first``).
+
+        Raises:
+            ValueError: it does not: cut short, or rewritten, since that checkpoint.
+        """
+        head = _furthest_checkpoint(self.heads, self.path, first)
+        if head is None:
+            return
+        count = int(head["records"])
+        if count == self.records:
+            held = head["hash"] == self.last_hash
+        else:
+            held = count < self.records and _line_hash_at(self.path, count - 1) == head["hash"]
+        if not held:
+            raise ValueError(
+                f"it does not hold what run {head.get('run')} checkpointed ({count} records, the "
+                f"last hashing {head['hash']}): it was cut short or rewritten since"
+            )
+
     def _run(self) -> None:
         while True:
             self._wake.wait(self.flush_interval)
@@ -283,6 +322,12 @@ class AuditLog:
                     stale = bool(self._pending)  # queued meanwhile, on the old tip
                     if not stale:  # the next records chain on from here
                         self._next_seq, self._next_prev = tip
+            if self._first is None:  # a new log: its first line is this batch's, or another run's
+                self._first = (
+                    line_hash(bytes(batch[: batch.index(b"\n")]))
+                    if start[0] == 0
+                    else _first_line_hash(self.path)
+                )
             _write_all(self._fd, batch)
             os.fsync(self._fd)
             self._size = -1 if stale else os.fstat(self._fd).st_size  # -1: read the tip again
@@ -318,6 +363,7 @@ class AuditLog:
             "log": str(self.path.absolute()),
             "records": self.records,
             "hash": self.last_hash,
+            "first": self._first,
             "final": final,
             "time": iso_time(time.time()),
         }
@@ -388,6 +434,20 @@ def _tip(path: Path) -> tuple[int, str]:
     raise ValueError(f"its last line (line {number}) is no audit record ({wrong})")
 
 
+def _first_line_hash(path: Path) -> str:
+    """The hash of the first line of ``path`` (which log it is)."""
+    with _open_for_reading(path) as handle:
+        return line_hash(handle.readline().rstrip(b"\n"))
+
+
+def _line_hash_at(path: Path, index: int) -> str | None:
+    """The hash of line ``index`` (from 0) of ``path``; ``None`` when it has fewer lines."""
+    for number, line in enumerate(read_lines(path)):
+        if number == index:
+            return line_hash(line)
+    return None
+
+
 # ---------------------------------------------------------------------------------------------
 # Reading and verifying
 
@@ -449,14 +509,46 @@ def read_heads(heads: Path, log: Path) -> list[Record]:
     """The checkpoints of ``log`` in ``heads``, in order (none when the file is missing)."""
     if not heads.exists():
         return []
+    return _checkpoints(read_lines(heads), log)
+
+
+def _furthest_checkpoint(heads: Path, log: Path, first: str) -> Record | None:
+    """The checkpoint of ``log`` with the most records among those of the log whose first line
+    hashes to ``first``; ``None`` when there is none.
+
+    The log only grows, so its furthest checkpoint is among the last ones written: the heads
+    file's last :data:`_HEADS_TAIL` bytes are read, and all of it only when they hold none.
+    """
+    if not heads.exists():
+        return None
+    with _open_for_reading(heads) as handle:
+        start = max(0, os.fstat(handle.fileno()).st_size - _HEADS_TAIL)
+        handle.seek(max(0, start - 1))  # from the line break before, if the tail starts a line
+        lines = handle.read().split(b"\n")
+    if start:
+        lines = lines[1:]  # a part of a line (or nothing, before that line break)
+    own = [head for head in _checkpoints(lines, log) if head.get("first") == first]
+    if not own and start:
+        own = [head for head in read_heads(heads, log) if head.get("first") == first]
+    return max(own, key=lambda head: int(head["records"]), default=None)
+
+
+def _checkpoints(lines: Iterable[bytes], log: Path) -> list[Record]:
+    """The checkpoints of ``log`` among ``lines`` (a line that is none is skipped)."""
     wanted = str(log.absolute())
     found: list[Record] = []
-    for line in read_lines(heads):
+    for line in lines:
         try:
             head = orjson.loads(line)
         except orjson.JSONDecodeError:
             continue
-        if isinstance(head, dict) and head.get("log") == wanted:
+        if (
+            isinstance(head, dict)
+            and head.get("log") == wanted
+            and type(head.get("records")) is int
+            and head["records"] >= 0
+            and isinstance(head.get("hash"), str)
+        ):
             found.append(head)
     return found
 
@@ -471,15 +563,25 @@ def record_with_hash(path: Path, digest: str) -> int | None:
 
 
 def verify(path: Path, heads: Path) -> Verdict:
-    """Check the chain of ``path`` and that it matches every checkpoint in ``heads``.
+    """Check the chain of ``path`` and that it matches every checkpoint of it in ``heads``.
 
-    The first problem found is named: its record number (``seq``, from 0) and what is wrong.
+    A checkpoint is of this log when its ``first`` is the hash of the log's first line (one
+    written before checkpoints carried it, or with no records, is taken as this log's): each
+    must match the record it names, and the log must hold the furthest. A checkpoint of
+    another log, one removed, moved aside or rewritten from scratch since, is a problem too,
+    named as such. The first problem found is named: its record number (``seq``, from 0) when
+    a record is wrong, and what is wrong.
     """
-    checkpoints = read_heads(heads, path)
-    expected: dict[int, Record] = {}
+    first = _first_line_hash(path) if path.stat().st_size else None
+    checkpoints: list[Record] = []
+    others: list[Record] = []
+    for head in read_heads(heads, path):
+        mine = "first" not in head or head["records"] == 0 or head["first"] == first
+        (checkpoints if mine else others).append(head)
+    expected: dict[int, list[Record]] = {}
     for head in checkpoints:
         if head["records"] > 0:
-            expected[int(head["records"]) - 1] = head
+            expected.setdefault(head["records"] - 1, []).append(head)
     prev = GENESIS
     count = 0
     runs: set[str] = set()
@@ -489,11 +591,14 @@ def verify(path: Path, heads: Path) -> Verdict:
             return Verdict(count, len(runs), f"record {count}: {problem}", count)
         prev = line_hash(line)
         count += 1
-    return _check_end(path, count, len(runs), checkpoints)
+    verdict = _check_end(path, count, len(runs), checkpoints)
+    if others and (verdict.intact or not checkpoints):
+        return _another_log(path, count, len(runs), checkpoints, others)
+    return verdict
 
 
 def _check_line(
-    line: bytes, seq: int, prev: str, expected: Mapping[int, Record], runs: set[str]
+    line: bytes, seq: int, prev: str, expected: Mapping[int, list[Record]], runs: set[str]
 ) -> str | None:
     try:
         record = orjson.loads(line)
@@ -511,10 +616,32 @@ def _check_line(
     if record.get("seq") != seq:
         return f"says it is record {record.get('seq')!r} (records removed, inserted or reordered)"
     runs.add(str(record.get("run")))
-    head = expected.get(seq)
-    if head is not None and head["hash"] != line_hash(line):
-        return f"does not match the checkpoint of run {head['run']} (the log was rewritten)"
+    for head in expected.get(seq, ()):
+        if head["hash"] != line_hash(line):
+            return f"does not match the checkpoint of run {head.get('run')} (the log was rewritten)"
     return None
+
+
+def _another_log(
+    path: Path, count: int, runs: int, checkpoints: list[Record], others: list[Record]
+) -> Verdict:
+    """The verdict on a log whose heads file holds checkpoints of another log at its path."""
+    last = max(others, key=lambda head: int(head["records"]))
+    logs = len({str(head["first"]) for head in others})
+    if checkpoints:
+        this = f"this log's {count} records match their own checkpoints"
+    elif count:
+        this = f"this log's {count} records have no checkpoint of their own"
+    else:
+        this = "this log is empty"
+    return Verdict(
+        count,
+        runs,
+        f"the heads file holds checkpoints of {'another log' if logs == 1 else f'{logs} other logs'} "
+        f"at {path} (run {last.get('run')} checkpointed {last['records']} records, the last "
+        f"hashing {last['hash']}), and this log does not begin as that one did: it was "
+        f"removed, moved aside or rewritten from scratch since; {this}",
+    )
 
 
 def _check_end(path: Path, count: int, runs: int, checkpoints: list[Record]) -> Verdict:
@@ -527,7 +654,7 @@ def _check_end(path: Path, count: int, runs: int, checkpoints: list[Record]) -> 
     # the furthest checkpoint: runs sharing a log each checkpoint what they last wrote, and a
     # run ending after another's last write checkpoints less than the log holds
     last = max(checkpoints, key=lambda checkpoint: int(checkpoint["records"]))
-    kept = int(last["records"])
+    kept = last["records"]
     if count < kept:
         return Verdict(
             count,
