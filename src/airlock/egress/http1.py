@@ -261,9 +261,8 @@ def parse_authority(authority: bytes) -> tuple[str, int]:
     bracketed = host.startswith("[") and host.endswith("]")
     if bracketed:
         host = host[1:-1]
-    if "[" in host or "]" in host or (bracketed and ":" not in host) or (
-        not bracketed and ":" in host  # an IPv6 address unbracketed: where is its port?
-    ):
+    misplaced = "[" in host or "]" in host or (bracketed and ":" not in host)
+    if misplaced or (not bracketed and ":" in host):  # an unbracketed IPv6: where is its port?
         raise BadRequest(
             400, f"CONNECT needs host:port (brackets only around an IPv6 address), got {text!r}"
         )
