@@ -372,6 +372,39 @@ def test_gathered_bodies_share_one_budget(make_rig, mode: SecretsMode) -> None: 
     assert rig.inspector.gathering.held == 0
 
 
+def test_a_redacted_body_stays_charged_until_it_has_gone(make_rig) -> None:  # type: ignore[no-untyped-def]
+    """Under ``redact`` a body with a secret leaves as a copy of its own: while it goes, the
+    run's budget of gathered bodies holds it beside the body as it came, as in plain HTTP;
+    once the request is done, nothing is held."""
+    import time
+
+    rig = make_rig(secrets=SecretsMode.REDACT)
+    body = json.dumps({"k": KEY, "x": "y" * 50_000}).encode()
+    redacted = body.replace(KEY.encode(), b"[REDACTED:github_token]")
+    held_while_sent: list[int] = []
+
+    class Watched(list[tuple[str, str, bytes]]):
+        def append(self, item: tuple[str, str, bytes]) -> None:  # the origin has it whole
+            held_while_sent.append(rig.inspector.gathering.held)
+            super().append(item)
+
+    rig.origin.seen = Watched()
+    answer = _exchange(
+        rig,
+        b"POST /v1/messages HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n"
+        b"Content-Length: %d\r\n\r\n%s" % (len(body), body),
+    )
+    assert answer.startswith(b"HTTP/1.1 200 "), answer[:80]
+    assert [sent for _, _, sent in rig.origin.seen] == [redacted]
+    assert held_while_sent == [len(body) + len(redacted)]
+    rig.wait_records(1)
+    for _ in range(100):  # given back as the request ends, just after its record
+        if rig.inspector.gathering.held == 0:
+            break
+        time.sleep(0.01)
+    assert rig.inspector.gathering.held == 0
+
+
 def test_large_upload_streams_and_counts(make_rig) -> None:  # type: ignore[no-untyped-def]
     """A 5 MB upload with keys in several places streams through and every key is counted."""
     rig = make_rig()

@@ -390,3 +390,43 @@ def test_a_compressed_plain_body_is_held_decoded_within_the_budget(
     records = [r for r in read_records(cfg.audit_log) if r.get("inspected")]
     assert [(r["status"], r["decision"]) for r in records] == [(503, "deny"), (200, "allow")]
     assert [budget.held for budget in budgets] == [0]
+
+
+def test_a_redacted_plain_body_stays_charged_until_it_has_gone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under ``redact`` a body with a secret leaves as a copy of its own: while it goes, the
+    run's budget of gathered bodies holds it beside the body as it came; once the request is
+    done, nothing is held."""
+    from airlock.egress import inspect
+    from airlock.egress.scan import Budget
+
+    budgets: list[Budget] = []
+
+    def budget() -> Budget:
+        budgets.append(Budget())
+        return budgets[-1]
+
+    monkeypatch.setattr(inspect, "Budget", budget)
+    body = json.dumps({"k": KEY, "x": "y" * 50_000}).encode()
+    redacted = body.replace(KEY.encode(), b"[REDACTED:github_token]")
+    held_while_sent: list[int] = []
+
+    class Watched(list[tuple[str, str]]):
+        def append(self, item: tuple[str, str]) -> None:  # the origin has the request
+            held_while_sent.append(budgets[0].held)
+            super().append(item)
+
+    cfg = config(tmp_path, inspection=_inspection(tmp_path, SecretsMode.REDACT))
+    with origin() as site, running(cfg) as (url, _):
+        site.seen = Watched()
+        target = f"http://localhost:{site.server_address[1]}/v1/messages"
+        answer = _raw(
+            url,
+            f"POST {target} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n".encode()
+            + body,
+        )
+    assert answer.startswith(b"HTTP/1.1 200 ") and answer.endswith(redacted), answer[:80]
+    assert held_while_sent == [len(body) + len(redacted)]
+    assert [budget.held for budget in budgets] == [0]

@@ -521,3 +521,169 @@ def test_redact_refuses_a_secret_it_cannot_replace_where_it_stands() -> None:
     assert "cannot be replaced" in refused.value.why and GITHUB not in refused.value.why
     harmless = json.dumps({"content": "hello"}).encode("utf-16")
     assert check_gathered(REDACTOR, SecretsMode.REDACT, harmless) == (harmless, {}, False)
+
+
+def _form(size: int) -> bytes:
+    """A form of about ``size`` bytes, with percent escapes and a key (``ghp%5F…``)."""
+    filler = "&note=" + "a b/c " * (size // 6)
+    return f"t={GITHUB}{filler}".replace("ghp_", "ghp%5F").encode()
+
+
+CHECKED_COPIES = [
+    pytest.param("redact", _form(100_000), None, id="escapes_decoded"),
+    pytest.param(
+        "redact", json.dumps({"k": KEY, "x": "y" * 100_000}).encode(), None, id="redacted"
+    ),
+    pytest.param(
+        "block",
+        json.dumps({"content": "hello " * 20_000}).encode("utf-16"),
+        b"application/json; charset=utf-16",
+        id="wide_text",
+    ),
+]
+
+
+@pytest.mark.parametrize(("mode", "body", "content_type"), CHECKED_COPIES)
+def test_the_copies_a_check_makes_are_charged_before_they_are_made(
+    mode: str, body: bytes, content_type: bytes | None
+) -> None:
+    """A body held within a budget that has no room left for the copies its check would make
+    (the body decoded of its escapes, the redacted body, the text of a UTF-16 body) is refused
+    ``503`` saying why, before they are made. With room, the check gives what it gives
+    without a budget, and what it took is given back but the body that leaves."""
+    from airlock.egress.scan import (
+        BUSY_CHECKED,
+        Budget,
+        Held,
+        SecretsMode,
+        Uncheckable,
+        check_gathered,
+    )
+
+    secrets = SecretsMode(mode)
+    held = Held(Budget(len(body) + 1_000))
+    assert held.take(len(body))  # the body, gathered
+    with pytest.raises(Uncheckable) as refused:
+        check_gathered(REDACTOR, secrets, body, None, content_type, held.take)
+    assert refused.value.status == 503 and refused.value.why == BUSY_CHECKED
+    assert "send it again shortly" in refused.value.why
+    held.settle(len(body))
+    assert held.size == len(body)
+
+    roomy = Held(Budget(20 * len(body)))
+    roomy.take(len(body))
+    checked = check_gathered(REDACTOR, secrets, body, None, content_type, roomy.take)
+    assert roomy.size > len(body) + 10_000  # its copies were charged
+    assert checked == check_gathered(REDACTOR, secrets, body, None, content_type)
+    leaving = checked[0]
+    roomy.settle(len(body), len(leaving) if leaving is not None and leaving is not body else 0)
+    assert roomy.size == len(body) + (len(leaving) if leaving not in (None, body) else 0)
+
+
+def test_a_body_without_secrets_is_not_copied() -> None:
+    """Under ``redact`` a body with no secret leaves as the very object it came as, nothing
+    charged for it; one with a secret leaves as a copy charged to the budget, byte for byte."""
+    from airlock.egress.scan import Budget, Held, SecretsMode, check_gathered
+
+    clean = json.dumps({"x": "y" * 200_000}).encode()
+    held = Held(Budget(1 << 30))
+    assert check_gathered(REDACTOR, SecretsMode.REDACT, clean, grow=held.take)[0] is clean
+    assert held.size == 0
+    keyed = clean[:-2] + f' {KEY}"}}'.encode()
+    redacted = check_gathered(REDACTOR, SecretsMode.REDACT, keyed, grow=held.take)[0]
+    assert redacted is not None and b"[REDACTED:github_token]" in redacted
+    assert held.size == len(redacted)
+
+
+def test_the_escape_map_holds_a_few_bytes_an_escape() -> None:
+    """200,000 percent escapes are mapped back in a compact table, the body decoded in one
+    copy: the scan's memory stays a few times the body's size (Python objects for each
+    escape cost some 50 MB here)."""
+    import tracemalloc
+
+    from airlock.egress.scan import escaped_hits
+
+    body = b"ab%2F" * 200_000  # a 1 MB body
+    escaped_hits(REDACTOR, body[:5_000])  # the engine's caches, warm
+    tracemalloc.start()
+    try:
+        hits = escaped_hits(REDACTOR, body)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 12 * len(body), peak
+    assert hits is not None and list(hits) == []
+
+
+def test_a_gathered_body_is_scanned_a_window_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The engine is never asked for the hits of a whole large body at once (a body dense
+    with secrets would hold one object per hit): counted, or read with its escapes decoded,
+    it is scanned a window at a time, as it is redacted."""
+    from airlock.egress.scan import escaped_hits
+    from airlock.redact.engine import CHUNK, OVERLAP, Redactor
+
+    looked_at: list[int] = []
+    hits = Redactor._hits
+
+    def spy(self: Redactor, window: bytes, scan_from: int, safe: int) -> object:
+        looked_at.append(len(window))
+        return hits(self, window, scan_from, safe)
+
+    monkeypatch.setattr(Redactor, "_hits", spy)
+    body = (b"x" * 999 + b" " + KEY.encode() + b" ") * 3_000  # 3 MB, a key every kB
+    assert count_secrets(REDACTOR, body) == {"github_token": 3_000}
+    assert looked_at and max(looked_at) <= CHUNK + 2 * OVERLAP
+    looked_at.clear()
+    found = escaped_hits(REDACTOR, body.replace(b"ghp_", b"ghp%5F"))
+    assert looked_at and max(looked_at) <= CHUNK + 2 * OVERLAP
+    assert found is not None and len(list(found)) == 3_000
+
+
+def test_more_secrets_than_can_be_redacted_in_place(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past ``MAX_SPANS`` secrets in a body with percent escapes, ``redact`` refuses it
+    ``413`` saying why, with the counts; ``block`` refuses it as any body with a secret,
+    every one counted; a streamed count (``report``) still counts them all."""
+    from airlock.egress import scan
+
+    monkeypatch.setattr(scan, "MAX_SPANS", 3)
+    body = b"&".join(b"k%d=%s" % (n, KEY.encode()) for n in range(5)) + b"&n=a%20b"
+    with pytest.raises(scan.Uncheckable) as refused:
+        scan.check_gathered(REDACTOR, scan.SecretsMode.REDACT, body)
+    assert refused.value.status == 413
+    assert "secrets to redact in place" in refused.value.why
+    assert refused.value.secrets == {"github_token": 5}
+    assert scan.check_gathered(REDACTOR, scan.SecretsMode.BLOCK, body)[:2] == (
+        None,
+        {"github_token": 5},
+    )
+    scanner = SecretScanner(REDACTOR, escapes=True)
+    scanner.feed(body)
+    assert scanner.finish() == {"github_token": 5}
+    monkeypatch.setattr(scan, "MAX_SPANS", 5)  # at the cap: redacted in place
+    redacted = scan.check_gathered(REDACTOR, scan.SecretsMode.REDACT, body)[0]
+    assert redacted is not None and redacted.count(b"[REDACTED:github_token]") == 5
+
+
+@pytest.mark.parametrize(
+    "codec", ["utf-16", "utf-16-le", "utf-16-be", "utf-32", "utf-32-le", "utf-32-be"]
+)
+def test_wide_text_read_in_steps_is_the_text_read_whole(
+    codec: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A UTF-16 or UTF-32 body read a step at a time (each step charged) is the text it reads
+    as whole: byte-order marks, none (the machine's order), surrogates and bad bytes
+    wherever the steps cut."""
+    import random
+
+    from airlock.egress import scan
+
+    rng = random.Random(codec)
+    units = [b"\x00", b"\xd8", b"\xdc", b"\xff", b"\xfe", b"A", b"\x01", b"\xff\xfe", b"\xfe\xff"]
+    units += [b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff"]  # UTF-32's marks
+    for _ in range(400):
+        body = b"".join(rng.choice(units) for _ in range(rng.randrange(30)))
+        monkeypatch.setattr(scan, "DECODE_STEP", rng.choice([1, 2, 3, 5, 8]))
+        held = scan.Held(scan.Budget())
+        text = scan._as_utf8(body, codec, held.take)
+        assert text == body.decode(codec, errors="replace").encode("utf-8"), body
+        assert held.size == len(text)

@@ -414,7 +414,7 @@ class InspectedConnection:
                 payload,
                 encoding,
                 head.joined(b"content-type"),
-                held.take,  # decoded, it is held within the budget too
+                held.take,  # its copies (decoded, redacted, …) are held within the budget too
             )
             mark = held.size
             try:  # a large body in a worker thread: the other connections go on meanwhile
@@ -424,7 +424,10 @@ class InspectedConnection:
             except Uncheckable as error:
                 fields["secrets"] = error.secrets
                 raise HttpError(error.status, error.why) from None
-            held.settle(mark, len(gathered) if decoded and gathered is not None else 0)
+            # a body that leaves as a new copy (decoded, redacted) stays charged until it has gone
+            held.settle(
+                mark, len(gathered) if gathered is not None and gathered is not payload else 0
+            )
             if gathered is None:
                 return await self._block(fields, started, secrets)
             dropped = [b"content-length", b"transfer-encoding"]

@@ -130,13 +130,14 @@ class PlainInspection:
                 body,
                 encoding,
                 self.head.header(b"content-type"),
-                self.held.take,  # decoded, it is held within the budget too
+                self.held.take,  # its copies (decoded, redacted, …) are held within the budget too
             )
         except Uncheckable as error:
             self.held.settle(mark)
             self.secrets.update(error.secrets)
             return None, error.status, error.why
-        self.held.settle(mark, len(checked) if decoded and checked is not None else 0)
+        # a body that leaves as a new copy (decoded, redacted) stays charged until it has gone
+        self.held.settle(mark, len(checked) if checked is not None and checked is not body else 0)
         if decoded:
             self.head.headers = [
                 (name, value)

@@ -16,6 +16,13 @@ A body being forwarded is fed with :meth:`SecretScanner.add` and counted with
 loop never waits on a scan it could overlap and memory stays bounded. Nearly all of a scan's
 CPU is RE2's one pass over the bytes (about 1.5 ms a MB on the benchmark machine, whatever the
 segment's size); with no core free, that pass costs its full share of the throughput.
+
+A body gathered whole (``--secrets redact`` or ``block``) is checked by :func:`check_gathered`,
+scanned a window at a time as :func:`redact_body` scans it, so no hit list spans the whole body.
+Every copy the check holds (the body decoded of its ``Content-Encoding`` or of its percent
+escapes, with the map back; its text, in UTF-16 or UTF-32; the body redacted) is charged to the
+run's budget of gathered bodies (:class:`Budget`) before it is made, and refused ``503`` past
+it; a body without secrets is not copied.
 """
 
 from __future__ import annotations
@@ -23,19 +30,26 @@ from __future__ import annotations
 import asyncio
 import bisect
 import codecs
+import heapq
 import io
 import json
 import re
+import sys
 import threading
 import urllib.parse
 import zlib
+from array import array
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 from airlock.egress.framing import TOKEN_LIKE, could_hold_secrets
 from airlock.redact import RedactionReport, Redactor
 from airlock.redact.rules import RULES
+
+if TYPE_CHECKING:
+    from _typeshed import ReadableBuffer
 
 SEGMENT = 1 << 20
 """Bytes gathered before a scan."""
@@ -64,13 +78,19 @@ BUSY_DECODED = (
     "pass that: refused unsent; send it again shortly"
 )
 """Why a compressed body whose decoding would pass :data:`GATHER_BUDGET` is refused, ``503``."""
+BUSY_CHECKED = (
+    f"airlock already holds close to {GATHER_BUDGET} bytes of request bodies to check for "
+    "secrets (--secrets redact or block), and the copies checking this one takes (decoded, "
+    "read as text, redacted) would pass that: refused unsent; send it again shortly"
+)
+"""Why a body whose check would hold copies past :data:`GATHER_BUDGET` is refused, ``503``."""
 DECODE_STEP = 1 << 20
 """Bytes decoded at a time, each charged to the budget before the next is decoded."""
 
 
 class Budget:
     """The bytes of gathered bodies held across a run's connections (:data:`GATHER_BUDGET`),
-    their decoded forms among them while they are checked; one :class:`Held` per request
+    the copies their checks make among them (decoded, redacted, …); one :class:`Held` per request
     takes from it, on the event loop or in the worker thread that checks its body."""
 
     def __init__(self, total: int = GATHER_BUDGET) -> None:
@@ -119,9 +139,9 @@ class Held:
         self.size -= size
 
     def settle(self, mark: int, kept: int = 0) -> None:
-        """Give back what was taken since :attr:`size` was ``mark`` (a body's decoded copies,
-        once checked), but ``kept`` bytes of it (the decoded body that leaves, until it has
-        gone)."""
+        """Give back what was taken since :attr:`size` was ``mark`` (the copies a body's check
+        held, once it is checked), but ``kept`` bytes of it (the body that leaves when it is a
+        new copy, decoded or redacted, until it has gone)."""
         self.give(max(self.size - mark - kept, 0))
 
     def release(self) -> None:
@@ -237,9 +257,9 @@ class SecretScanner:
         """The secrets of a window: read with its percent escapes decoded too when asked and
         it holds one (``%`` is looked for first: most windows have none)."""
         if self._escapes and b"%" in window and ESCAPE.search(window) is not None:
-            spans = escaped_hits(self._redactor, window)
-            if spans is not None:
-                return spans
+            hits = escaped_hits(self._redactor, window)
+            if hits is not None and not hits.over:
+                return list(hits)
         return [(hit.start, hit.end, hit.kind) for hit in self._redactor.find(window)]
 
     def merge(self, result: tuple[Counter[str], bytes, bytes]) -> None:
@@ -253,18 +273,28 @@ class SecretScanner:
 
 
 def count_secrets(redactor: Redactor, body: bytes) -> dict[str, int]:
-    """The number of secrets of each kind in a whole body."""
-    scanner = SecretScanner(redactor)
-    scanner.feed(body)
-    return scanner.finish()
+    """The number of secrets of each kind in a whole body: the ones :func:`redact_body` would
+    replace, found as it finds them, a window at a time (never every hit of a large body at
+    once)."""
+    report = RedactionReport(lines=False, keep_findings=False)
+    redactor.redact_stream(io.BytesIO(body), _Nowhere(), report=report)
+    return report.counts()
 
 
-def redact_body(redactor: Redactor, body: bytes) -> tuple[bytes, dict[str, int]]:
-    """``body`` with every secret replaced by ``[REDACTED:<kind>]``, and the counts by kind."""
-    out = io.BytesIO()
+def redact_body(
+    redactor: Redactor, body: bytes, grow: Grow | None = None
+) -> tuple[bytes, dict[str, int]]:
+    """``body`` with every secret replaced by ``[REDACTED:<kind>]``, and the counts by kind:
+    ``body`` itself when it holds none. The copy is made from the first secret on, each
+    piece charged to ``grow`` before it is kept (:class:`_Redacted`).
+
+    Raises:
+        Uncheckable: ``grow`` refuses the copy (``503``).
+    """
+    out = _Redacted(body, grow)
     report = RedactionReport(lines=False, keep_findings=False)
     redactor.redact_stream(io.BytesIO(body), out, report=report)
-    return out.getvalue(), report.counts()
+    return out.redacted(), report.counts()
 
 
 class Uncheckable(Exception):
@@ -293,8 +323,61 @@ def codings(value: bytes | None) -> list[str]:
 
 
 Grow = Callable[[int], bool]
-"""Charges a decoded body's next bytes to the budget of gathered bodies (:meth:`Held.take`);
-``False`` when they would pass it."""
+"""Charges the next bytes a body's check holds (its decoded body, the copies read from it) to
+the budget of gathered bodies (:meth:`Held.take`); ``False`` when they would pass it."""
+
+
+def _charge(grow: Grow | None, size: int) -> None:
+    """Charge ``size`` bytes a check is about to hold to ``grow``, if any.
+
+    Raises:
+        Uncheckable: ``grow`` refuses them (``503``, :data:`BUSY_CHECKED`).
+    """
+    if grow is not None and not grow(size):
+        raise Uncheckable(503, BUSY_CHECKED)
+
+
+class _Redacted(io.BytesIO):
+    """Where :func:`redact_body` has a body written redacted. What is written while it is the
+    body's own bytes (no secret replaced yet) is only counted, not copied; at the first
+    difference the copy begins, and each piece of it is charged to ``grow`` before it is
+    kept. A body without secrets is given back as it is (:meth:`redacted`)."""
+
+    def __init__(self, body: bytes, grow: Grow | None) -> None:
+        super().__init__()
+        self._body = body
+        self._grow = grow
+        self._same = 0
+        """Bytes written so far, while they are the body's own."""
+        self._copying = False
+
+    def write(self, data: ReadableBuffer) -> int:
+        size = memoryview(data).nbytes
+        if not self._copying:
+            if self._body.startswith(data, self._same):
+                self._same += size
+                return size
+            self._copying = True
+            self._keep(memoryview(self._body)[: self._same])
+        self._keep(data)
+        return size
+
+    def _keep(self, data: ReadableBuffer) -> None:
+        _charge(self._grow, memoryview(data).nbytes)
+        super().write(data)
+
+    def redacted(self) -> bytes:
+        """What was written: the body itself when it was all the body's own bytes."""
+        if self._copying:
+            return self.getvalue()
+        return self._body if self._same == len(self._body) else self._body[: self._same]
+
+
+class _Nowhere(io.BytesIO):
+    """Output that is not kept (a scan that only wants what the redaction found)."""
+
+    def write(self, data: ReadableBuffer) -> int:
+        return memoryview(data).nbytes
 
 
 def _inflate(body: bytes, coding: str, limit: int, grow: Grow | None = None) -> bytes:
@@ -302,7 +385,7 @@ def _inflate(body: bytes, coding: str, limit: int, grow: Grow | None = None) -> 
     nothing after the last: bytes a server might read that the check would not. Decoded
     :data:`DECODE_STEP` bytes at a time, each step charged to ``grow`` before the next."""
     for bits in (DECODED[coding], -15) if coding == "deflate" else (DECODED[coding],):
-        out: list[bytes] = []
+        out = io.BytesIO()  # one buffer: joining the pieces at the end would hold them twice
         size = 0
         rest = body
         try:
@@ -318,7 +401,7 @@ def _inflate(body: bytes, coding: str, limit: int, grow: Grow | None = None) -> 
                         )
                     if grow is not None and not grow(len(piece)):
                         raise Uncheckable(503, BUSY_DECODED)
-                    out.append(piece)
+                    out.write(piece)
                     used = len(data) - len(decoder.unconsumed_tail)
                     data = decoder.unconsumed_tail
                     if not piece and not used:  # the input used up: it ends early
@@ -327,7 +410,7 @@ def _inflate(body: bytes, coding: str, limit: int, grow: Grow | None = None) -> 
                     raise zlib.error("the compressed body ends early")
                 rest = decoder.unused_data
                 if not rest:
-                    return b"".join(out)
+                    return out.getvalue()
                 if coding == "deflate" or rest[:2] != b"\x1f\x8b":
                     raise Uncheckable(
                         400, f"the request body has bytes after its {coding} data: refused"
@@ -548,67 +631,189 @@ ESCAPE = re.compile(rb"%[0-9A-Fa-f]{2}")
 MAX_ESCAPES = 1_000_000
 """Percent escapes a gathered body may hold and still be redacted in place (each is a point
 of the map from the decoded body back to the body)."""
+ESCAPE_POINT = 8
+"""Bytes of the map back from a decoded body (:class:`_Unescaped`) for each escape."""
+MAX_SPANS = 100_000
+"""Secrets a gathered body with percent escapes may hold, read either way, and still be
+redacted in place: the span of each is kept until the body is written anew."""
+SPAN_BYTES = 24
+"""Bytes a kept span holds (:class:`_Spans`): its start and end, and a reference to its kind."""
+TOO_MANY_SECRETS = (
+    f"the request body holds more than {MAX_SPANS} secrets to redact in place (it has percent "
+    "escapes): refused; nothing was sent"
+)
+"""Why ``--secrets redact`` refuses such a body, with ``413``."""
+_UNESCAPED = {
+    f"%{high}{low}".encode(): bytes([code])
+    for code in range(256)
+    for high in {f"{code >> 4:x}", f"{code >> 4:X}"}
+    for low in {f"{code & 15:x}", f"{code & 15:X}"}
+}
+"""The byte of each escape, its hex digits in either case."""
 
 
-def escaped_hits(redactor: Redactor, body: bytes) -> list[tuple[int, int, str]] | None:
+def _count_escapes(body: bytes, most: int) -> int:
+    """The number of percent escapes in ``body``, counted up to one past ``most``."""
+    count = 0
+    for count, _ in enumerate(ESCAPE.finditer(body), 1):
+        if count > most:
+            break
+    return count
+
+
+class _Unescaped:
+    """``body`` with its ``count`` percent escapes decoded (:attr:`text`, made in one copy), and
+    the way back from an offset in it to one in ``body`` (:meth:`origin`): where each escape's
+    byte ends in the text, :data:`ESCAPE_POINT` bytes an escape."""
+
+    def __init__(self, body: bytes, count: int) -> None:
+        self.ends = array("q", [0]) * count
+        text = io.BytesIO()
+        view = memoryview(body)
+        position = 0
+        for index, found in enumerate(ESCAPE.finditer(body)):
+            start = found.start()
+            text.write(view[position:start])
+            text.write(_UNESCAPED[found.group()])
+            position = start + 3
+            self.ends[index] = start - 2 * index + 1  # each escape before it is 2 bytes shorter
+        text.write(view[position:])
+        self.text = text.getvalue()
+
+    def origin(self, at: int) -> int:
+        """The offset in the body of the boundary ``at`` of the text (an escape's byte maps to
+        the escape whole)."""
+        return at + 2 * bisect.bisect_right(self.ends, at)
+
+
+class _Spans(RedactionReport):
+    """What :meth:`Redactor.redact_stream` finds in one reading of a body: the number of
+    secrets of each kind (:attr:`tally`), and the spans of the first :data:`MAX_SPANS` of
+    them in the body (mapped back by ``origin``), kept compactly, each charged to ``grow``
+    (:data:`SPAN_BYTES`) before it is kept; past them, :attr:`over` is set and only the
+    counts go on."""
+
+    def __init__(self, grow: Grow | None, origin: Callable[[int], int] | None = None) -> None:
+        super().__init__(lines=False, keep_findings=False)
+        self._grow = grow
+        self._origin = origin
+        self.starts = array("q")
+        self.ends = array("q")
+        self.kinds: list[str] = []
+        self.over = False
+
+    def add(self, kind: str, line: int, start: int, end: int) -> None:
+        super().add(kind, line, start, end)
+        if len(self.kinds) >= MAX_SPANS:
+            self.over = True
+            return
+        _charge(self._grow, SPAN_BYTES)
+        if self._origin is not None:
+            start, end = self._origin(start), self._origin(end)
+        self.starts.append(start)
+        self.ends.append(end)
+        self.kinds.append(kind)
+
+    def spans(self) -> Iterator[tuple[int, int, str]]:
+        """The kept spans, in order: start, end and kind."""
+        return zip(self.starts, self.ends, self.kinds, strict=True)
+
+
+class EscapedHits:
+    """The secrets of a body with percent escapes (:func:`escaped_hits`): found in it as it is
+    and with the escapes decoded, as spans of the body, in order; a secret found both ways is
+    one."""
+
+    def __init__(self, as_sent: _Spans, decoded: _Spans) -> None:
+        self._readings = (as_sent, decoded)
+
+    @property
+    def over(self) -> bool:
+        """Whether either reading found more than :data:`MAX_SPANS` secrets: the spans past
+        them were not kept, and the counts are the most of each kind either way."""
+        return any(reading.over for reading in self._readings)
+
+    def counts(self) -> dict[str, int]:
+        """The secrets by kind: each span once; past :data:`MAX_SPANS` secrets, the most of
+        each kind either way it was read (every kind found is named; a count may be short by
+        the secrets found one way only)."""
+        if self.over:
+            as_sent, decoded = self._readings
+            return dict(Counter(as_sent.tally) | Counter(decoded.tally))
+        return dict(Counter(kind for _, _, kind in self))
+
+    def __iter__(self) -> Iterator[tuple[int, int, str]]:
+        kept: tuple[int, int, str] | None = None
+        for span in heapq.merge(*(reading.spans() for reading in self._readings)):
+            if kept is not None and span[0] < kept[1]:  # the same secret, found both ways
+                kept = (kept[0], max(kept[1], span[1]), kept[2])
+                continue
+            if kept is not None:
+                yield kept
+            kept = span
+        if kept is not None:
+            yield kept
+
+
+def escaped_hits(redactor: Redactor, body: bytes, grow: Grow | None = None) -> EscapedHits | None:
     """The secrets of ``body`` with its percent escapes decoded (a form's
     ``aws_secret_access_key=wJalr…%2F…``, ``ghp%5F…``), as spans of ``body`` itself, and those
     of ``body`` as it is, not overlapping; ``None`` when it holds more than
-    :data:`MAX_ESCAPES` escapes."""
-    decoded: list[bytes] = []
-    points_decoded, points_raw = [0], [0]  # where each escape's decoded byte ends
-    position = size = 0
-    for count, found in enumerate(ESCAPE.finditer(body)):
-        if count >= MAX_ESCAPES:
-            return None
-        start = found.start()
-        decoded += [body[position:start], bytes([int(found.group()[1:], 16)])]
-        size += start - position + 1
-        position = found.end()
-        points_decoded.append(size)
-        points_raw.append(position)
-    decoded.append(body[position:])
+    :data:`MAX_ESCAPES` escapes.
 
-    def raw(index: int) -> int:
-        point = bisect.bisect_right(points_decoded, index) - 1
-        return points_raw[point] + index - points_decoded[point]
+    Each reading is scanned as :func:`redact_body` scans a body, a window at a time. What the
+    scan holds is charged to ``grow`` before it is made: the decoded copy and its map back
+    (:class:`_Unescaped`), and each span kept (:class:`_Spans`).
 
-    spans = [(hit.start, hit.end, hit.kind) for hit in redactor.find(body)]
-    spans += [(raw(hit.start), raw(hit.end), hit.kind) for hit in redactor.find(b"".join(decoded))]
-    kept: list[tuple[int, int, str]] = []
-    for span in sorted(spans):
-        if kept and span[0] < kept[-1][1]:  # the same secret, found both ways
-            if span[1] > kept[-1][1]:
-                kept[-1] = (kept[-1][0], span[1], kept[-1][2])
-            continue
-        kept.append(span)
-    return kept
+    Raises:
+        Uncheckable: ``grow`` refuses what the scan would hold (``503``).
+    """
+    count = _count_escapes(body, MAX_ESCAPES)
+    if count > MAX_ESCAPES:
+        return None
+    as_sent = _Spans(grow)
+    redactor.redact_stream(io.BytesIO(body), _Nowhere(), report=as_sent)
+    _charge(grow, len(body) - 2 * count + ESCAPE_POINT * count)
+    unescaped = _Unescaped(body, count)
+    decoded = _Spans(grow, unescaped.origin)
+    redactor.redact_stream(io.BytesIO(unescaped.text), _Nowhere(), report=decoded)
+    return EscapedHits(as_sent, decoded)
 
 
 def _check_escaped(
-    redactor: Redactor, mode: SecretsMode, body: bytes
+    redactor: Redactor, mode: SecretsMode, body: bytes, grow: Grow | None = None
 ) -> tuple[bytes | None, dict[str, int]]:
-    """:func:`check_gathered` for a body with percent escapes (:func:`escaped_hits`).
+    """:func:`check_gathered` for a body with percent escapes (:func:`escaped_hits`). The
+    redacted body's size is charged to ``grow`` before it is written. Under ``block``, a body
+    with more than :data:`MAX_SPANS` secrets is refused as any other that holds one, with the
+    counts :meth:`EscapedHits.counts` gives.
 
     Raises:
-        Uncheckable: too many escapes to redact in place (``413``).
+        Uncheckable: too many escapes to check (``413``); under ``redact``, more than
+            :data:`MAX_SPANS` secrets to replace in place (``413``, with the counts); copies
+            ``grow`` refuses (``503``).
     """
-    spans = escaped_hits(redactor, body)
-    if spans is None:
+    hits = escaped_hits(redactor, body, grow)
+    if hits is None:
         raise Uncheckable(
             413, f"the request body holds more than {MAX_ESCAPES} percent escapes to check"
         )
-    secrets = dict(Counter(kind for _, _, kind in spans))
+    secrets = hits.counts()
     if not secrets:
         return body, secrets
     if mode is SecretsMode.BLOCK:
         return None, secrets
-    out, position = [], 0
-    for start, end, kind in spans:
-        out += [body[position:start], f"[REDACTED:{kind}]".encode()]
+    if hits.over:
+        raise Uncheckable(413, TOO_MANY_SECRETS, secrets)
+    markers = {kind: f"[REDACTED:{kind}]".encode() for kind in secrets}
+    _charge(grow, len(body) + sum(len(markers[kind]) - (end - start) for start, end, kind in hits))
+    out, view, position = io.BytesIO(), memoryview(body), 0
+    for start, end, kind in hits:
+        out.write(view[position:start])
+        out.write(markers[kind])
         position = end
-    out.append(body[position:])
-    return b"".join(out), secrets
+    out.write(view[position:])
+    return out.getvalue(), secrets
 
 
 def check_gathered(
@@ -622,39 +827,98 @@ def check_gathered(
     """A whole body as it may leave, its secrets by kind, and whether its ``Content-Encoding``
     must go (it left decoded): ``--secrets redact`` replaces each secret; ``--secrets block``
     gives ``None`` (refused) for a body that holds any. A compressed body is checked decoded
-    (:func:`decoded`, its decoded bytes charged to ``grow``: the run's budget of gathered
-    bodies); it leaves as it came when it holds no secret, decoded and redacted when it does.
-    A body with percent escapes is read with them decoded too, and a secret found either way
-    is replaced in place (:func:`escaped_hits`). A body in UTF-16 or UTF-32
+    (:func:`decoded`); it leaves as it came when it holds no secret, decoded and redacted when
+    it does. A body with percent escapes is read with them decoded too, and a secret found
+    either way is replaced in place (:func:`escaped_hits`). A body in UTF-16 or UTF-32
     (:func:`wide_charset`) is read as text too; one that holds a secret that way is refused
     under ``redact`` as well, which cannot replace it where it stands.
 
+    Every copy the check holds is charged to ``grow`` (the run's budget of gathered bodies)
+    before it is made: the decoded body, the body decoded of its escapes and their map, the
+    text of a wide body, the redacted body. A body with no secret leaves as the very object
+    it came as, or as its decoded copy; what leaves as a new object is a copy charged so.
+
     Raises:
         Uncheckable: as :func:`decoded`; ``403`` for a secret in UTF-16 or UTF-32 text under
-            ``redact`` (with the secrets found).
+            ``redact`` (with the secrets found); ``413`` for a body with percent escapes that
+            cannot be redacted in place (:func:`_check_escaped`); ``503`` for copies ``grow``
+            refuses.
     """
     plain = decoded(body, encoding, grow=grow)
     codec = wide_charset(content_type, plain)
     if codec is not None:  # read as text too
-        text = plain.decode(codec, errors="replace").encode("utf-8")
-        wide = _check_decoded(redactor, SecretsMode.BLOCK, text, text)[1]
+        wide = _wide_secrets(redactor, plain, codec, grow)
         if wide:
-            as_sent = _check_decoded(redactor, SecretsMode.BLOCK, body, plain)[1]
+            as_sent = _check_decoded(redactor, SecretsMode.BLOCK, body, plain, grow)[1]
             secrets = dict(Counter(wide) | Counter(as_sent))
             if mode is SecretsMode.REDACT:
                 raise Uncheckable(403, wide_refusal(codec, secrets), secrets)
             return None, secrets, False
-    return _check_decoded(redactor, mode, body, plain)
+    return _check_decoded(redactor, mode, body, plain, grow)
+
+
+def _wide_secrets(
+    redactor: Redactor, plain: bytes, codec: str, grow: Grow | None
+) -> dict[str, int]:
+    """The secrets of ``plain`` read as text in ``codec`` (:func:`_as_utf8`), by kind."""
+    text = _as_utf8(plain, codec, grow)
+    return _check_decoded(redactor, SecretsMode.BLOCK, text, text, grow)[1]
+
+
+_BYTE_ORDERS = {
+    "utf-16": ((codecs.BOM_UTF16_LE, "utf-16-le"), (codecs.BOM_UTF16_BE, "utf-16-be")),
+    "utf-32": ((codecs.BOM_UTF32_LE, "utf-32-le"), (codecs.BOM_UTF32_BE, "utf-32-be")),
+}
+"""The byte-order marks ``utf-16`` and ``utf-32`` read, and the codec of each order."""
+
+
+def _byte_order(codec: str, plain: bytes) -> tuple[str, int]:
+    """The codec that reads ``plain`` as ``codec`` reads it whole, and where its text starts:
+    ``utf-16`` and ``utf-32`` take the order of a byte-order mark (left out) or, with none,
+    the machine's own."""
+    for mark, ordered in _BYTE_ORDERS.get(codec, ()):
+        if plain.startswith(mark):
+            return ordered, len(mark)
+    if codec in _BYTE_ORDERS:
+        return f"{codec}-{'le' if sys.byteorder == 'little' else 'be'}", 0
+    return codec, 0
+
+
+def _as_utf8(plain: bytes, codec: str, grow: Grow | None = None) -> bytes:
+    """``plain`` read in ``codec`` (errors replaced), in UTF-8, charged to ``grow`` before it
+    is kept. UTF-16 and UTF-32 are read :data:`DECODE_STEP` bytes at a time, each step's
+    UTF-8 charged as it comes. Any other codec a charset names (UTF-7, EBCDIC, …) is read in
+    one piece, as its decoder may hold a long run back or read no piece alone: charged first
+    at its upper bound, at most a character a byte and 4 bytes a character, as text and again
+    as UTF-8.
+
+    Raises:
+        Uncheckable: ``grow`` refuses it (``503``).
+    """
+    if not codec.startswith(("utf-16", "utf-32")):
+        _charge(grow, 8 * len(plain))
+        return plain.decode(codec, errors="replace").encode("utf-8")
+    codec, at = _byte_order(codec, plain)
+    decoder = codecs.getincrementaldecoder(codec)(errors="replace")
+    text = io.BytesIO()
+    while True:
+        piece = plain[at : at + DECODE_STEP]
+        at += DECODE_STEP
+        utf8 = decoder.decode(piece, final=at >= len(plain)).encode("utf-8")
+        _charge(grow, len(utf8))
+        text.write(utf8)
+        if at >= len(plain):
+            return text.getvalue()
 
 
 def _check_decoded(
-    redactor: Redactor, mode: SecretsMode, body: bytes, plain: bytes
+    redactor: Redactor, mode: SecretsMode, body: bytes, plain: bytes, grow: Grow | None = None
 ) -> tuple[bytes | None, dict[str, int], bool]:
     """:func:`check_gathered` of ``body`` read as its bytes, ``plain`` being it decoded (the
     same object when it has no ``Content-Encoding``)."""
     in_raw = count_secrets(redactor, body) if plain is not body else {}
     if ESCAPE.search(plain) is not None:  # a form's values (%2F, %2B): read decoded too
-        checked, secrets = _check_escaped(redactor, mode, plain)
+        checked, secrets = _check_escaped(redactor, mode, plain, grow)
         secrets = dict(Counter(secrets) | Counter(in_raw))  # a gzip header leaves as it is
         if checked is plain and not in_raw:
             return body, secrets, False
@@ -663,7 +927,7 @@ def _check_decoded(
         return checked, secrets, plain is not body
     if plain is body:
         if mode is SecretsMode.REDACT:
-            return (*redact_body(redactor, body), False)
+            return (*redact_body(redactor, body, grow), False)
         secrets = count_secrets(redactor, body)
         return (None if secrets else body), secrets, False
     # the most of each kind either way: a gzip header's name or comment leaves as it is
@@ -672,7 +936,7 @@ def _check_decoded(
         return body, secrets, False
     if mode is SecretsMode.BLOCK:
         return None, secrets, False
-    redacted, found = redact_body(redactor, plain)
+    redacted, found = redact_body(redactor, plain, grow)
     return redacted, {**secrets, **found}, True
 
 
