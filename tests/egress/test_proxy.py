@@ -686,11 +686,9 @@ def test_a_host_name_longer_than_a_name_may_be_is_refused_and_shown_cut(
     assert len(json.dumps(records[-1])) < 5000
 
 
-def _tls_through_tunnel(proxy_url: str, port: int, server_name: str) -> bytes:
-    """``CONNECT 127.0.0.1:PORT``, then TLS asking for ``server_name`` and one request; what
-    came back (empty when the tunnel was closed on the hello)."""
-    import ssl
-
+@contextlib.contextmanager
+def _tunnel_to(proxy_url: str, port: int) -> Iterator[socket.socket]:
+    """A socket through the proxy's ``CONNECT 127.0.0.1:PORT``, answered ``200``."""
     proxy_port = int(proxy_url.rsplit(":", 1)[1])
     with socket.create_connection(("127.0.0.1", proxy_port), timeout=10) as raw:
         raw.sendall(f"CONNECT 127.0.0.1:{port} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode())
@@ -698,6 +696,15 @@ def _tls_through_tunnel(proxy_url: str, port: int, server_name: str) -> bytes:
         while b"\r\n\r\n" not in answer:
             answer += raw.recv(1000)
         assert answer.startswith(b"HTTP/1.1 200"), answer
+        yield raw
+
+
+def _tls_through_tunnel(proxy_url: str, port: int, server_name: str) -> bytes:
+    """``CONNECT 127.0.0.1:PORT``, then TLS asking for ``server_name`` and one request; what
+    came back (empty when the tunnel was closed on the hello)."""
+    import ssl
+
+    with _tunnel_to(proxy_url, port) as raw:
         context = ssl.create_default_context()
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
@@ -747,13 +754,7 @@ def test_a_tunnel_whose_tls_asks_for_a_host_the_rules_refuse_is_refused(tmp_path
 def _cleartext_through_tunnel(proxy_url: str, port: int, requests: bytes | list[bytes]) -> bytes:
     """``CONNECT 127.0.0.1:PORT``, then ``requests`` sent in the clear (a list: each piece
     after an answer to the one before); what came back."""
-    proxy_port = int(proxy_url.rsplit(":", 1)[1])
-    with socket.create_connection(("127.0.0.1", proxy_port), timeout=10) as raw:
-        raw.sendall(f"CONNECT 127.0.0.1:{port} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode())
-        answer = b""
-        while b"\r\n\r\n" not in answer:
-            answer += raw.recv(1000)
-        assert answer.startswith(b"HTTP/1.1 200"), answer
+    with _tunnel_to(proxy_url, port) as raw:
         pieces = [requests] if isinstance(requests, bytes) else requests
         body = b""
         for piece in pieces[:-1]:
