@@ -31,8 +31,13 @@ class OriginHandler(Handler):
     server: OriginServer
 
     def _handle(self) -> None:
-        body = self.read_body()
+        rfile, self.rfile = self.rfile, _Recorded(self.rfile)  # type: ignore[assignment]
+        try:
+            body = self.read_body()
+        finally:
+            recorded, self.rfile = self.rfile, rfile
         self.server.seen.append((self.command, self.path, body))
+        self.server.framed.append(recorded.data)  # type: ignore[attr-defined]
         if self.path.endswith("/reset"):  # read it all, then reset instead of answering
             import socket
             import struct
@@ -61,6 +66,24 @@ class OriginHandler(Handler):
     do_GET = do_POST = do_PUT = do_HEAD = _handle
 
 
+class _Recorded:
+    """A request's stream that keeps what was read from it (a body as framed on the wire)."""
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+        self.data = b""
+
+    def read(self, size: int = -1) -> bytes:
+        data: bytes = self.stream.read(size)
+        self.data += data
+        return data
+
+    def readline(self, size: int = -1) -> bytes:
+        data: bytes = self.stream.readline(size)
+        self.data += data
+        return data
+
+
 class OriginServer(ThreadingHTTPServer):
     daemon_threads = True
 
@@ -68,6 +91,8 @@ class OriginServer(ThreadingHTTPServer):
         """A request cut short (a refused smuggling attempt) is not the test's failure."""
 
     seen: list[tuple[str, str, bytes]]
+    framed: list[bytes]
+    """Each request's body as it came on the wire (chunked framing and trailers too)."""
     blob: bytes
     answers: dict[str, tuple[str, bytes]]
     """Canned answers by path prefix: (content type, body), before the built-in ones."""
@@ -79,6 +104,7 @@ def tls_origin(
     """An HTTPS origin on ``bind`` whose certificate for ``host`` is signed by ``ca``."""
     server = OriginServer((bind, 0), OriginHandler)
     server.seen = []
+    server.framed = []
     server.answers = {}
     server.blob = hashlib.shake_256(b"airlock").digest(1 << 22)
     server.socket = ca.server_context(host).wrap_socket(server.socket, server_side=True)

@@ -634,6 +634,30 @@ def test_well_formed_requests_still_pass(make_rig, request_bytes: bytes, seen: t
     assert (record["status"], record["decision"], record["error"]) == (200, "allow", None)
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"5;note=" + KEY.encode() + b"\r\nhello\r\n0\r\n\r\n",
+        b"5\r\nhello\r\n0\r\nX-Note: " + KEY.encode() + b"\r\n\r\n",
+    ],
+    ids=["chunk_extension", "trailer"],
+)
+def test_a_chunked_body_leaves_framed_anew(make_rig, body: bytes) -> None:  # type: ignore[no-untyped-def]
+    """Under ``--secrets report`` a chunked body is sent on as its data in chunks of its own,
+    as plain HTTP sends it: a key in a chunk extension or a trailer, which the count does not
+    read, never leaves."""
+    rig = make_rig()
+    answer = _exchange(
+        rig,
+        b"POST /echo HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n"
+        b"Trailer: X-Note\r\nConnection: close\r\n\r\n" + body,
+    )
+    assert answer.startswith(b"HTTP/1.1 200 ") and answer.endswith(b"\r\n\r\nhello")
+    assert rig.origin.framed == [b"5\r\nhello\r\n0\r\n\r\n"]
+    [record] = rig.wait_records(1)
+    assert record["bytes_out"] > 0 and record["secrets"] == {}
+
+
 @pytest.mark.parametrize("coding", ["gzip", "deflate"])
 @pytest.mark.parametrize("mode", list(SecretsMode), ids=[m.value for m in SecretsMode])
 def test_a_compressed_upload_is_checked_decoded(make_rig, tmp_path: Path, mode, coding) -> None:  # type: ignore[no-untyped-def]

@@ -18,7 +18,8 @@ connection. For each request it:
    names the flow and what turned it off;
 3. sends the request to the origin over TLS verified against the system's CAs (plus
    ``--upstream-ca``), on one upstream connection kept for the client connection, streaming the
-   body while the redaction engine counts its secrets (``--secrets report``); with
+   body while the redaction engine counts its secrets (``--secrets report``; a chunked body
+   framed anew, its chunk extensions and trailers left out, as plain HTTP sends it); with
    ``--secrets redact`` or ``block`` the body is gathered first (up to ``MAX_GATHERED``, and
    within ``GATHER_BUDGET`` across the run's connections, its decoded form while it is
    checked too: ``503`` past it), then redacted or refused; each piece is charged to the run's upload budget (``--max-upload-mb``) before
@@ -78,6 +79,7 @@ IDLE_TIMEOUT = 120.0
 """Seconds a kept-alive client connection may wait for its next request."""
 
 _NO_BODY_STATUS = frozenset({204, 304})
+LAST_CHUNK = b"0\r\n\r\n"
 
 
 def record_of(**fields: Any) -> dict[str, Any]:
@@ -435,6 +437,9 @@ class InspectedConnection:
                 dropped.append(b"content-encoding")
             head.headers = [(k, v) for k, v in head.headers if k.lower() not in dropped]
             head.headers.append((b"Content-Length", str(len(gathered)).encode()))
+        chunked = framing[0] == "chunked"
+        if chunked:  # sent on without trailers (see below): none is announced
+            head.headers = [(k, v) for k, v in head.headers if k.lower() != b"trailer"]
         up = await self._upstream()
         up_writer = up.writer
         budget = self.inspector.budget  # each piece charged before it leaves
@@ -462,6 +467,10 @@ class InspectedConnection:
                     break
                 except (HttpError, OSError, ssl.SSLError) as error:  # the client's side
                     return await self._cut(fields, started, bytes_out, scanner, error)
+                if chunked:  # framed anew, as in plain HTTP: no extension, no trailer
+                    if not payload:
+                        continue
+                    raw = b"%x\r\n%b\r\n" % (len(payload), payload)
                 if len(raw) > budget.left:
                     return await self._over_budget(
                         fields, started, bytes_out, await scanner.total()
@@ -473,6 +482,14 @@ class InspectedConnection:
                 await scanner.add(payload)  # scanned beside forwarding
                 if up_writer.transport.get_write_buffer_size() > PIECE:
                     await up_writer.drain()
+            if chunked:
+                if len(LAST_CHUNK) > budget.left:
+                    return await self._over_budget(
+                        fields, started, bytes_out, await scanner.total()
+                    )
+                budget.left -= len(LAST_CHUNK)
+                up_writer.write(LAST_CHUNK)
+                bytes_out += len(LAST_CHUNK)
             secrets = await scanner.total()
         await up_writer.drain()
         fields["bytes_out"] = bytes_out  # gone: said if what follows fails
