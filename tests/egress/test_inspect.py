@@ -658,6 +658,25 @@ def test_a_chunked_body_leaves_framed_anew(make_rig, body: bytes) -> None:  # ty
     assert record["bytes_out"] > 0 and record["secrets"] == {}
 
 
+def test_a_body_not_read_decoded_to_its_end_is_counted_as_sent(make_rig) -> None:  # type: ignore[no-untyped-def]
+    """Under ``--secrets report`` the bytes after a body's gzip data leave as they are: a key
+    in them is counted, and the record says why the body was not read decoded to its end."""
+    import gzip
+
+    rig = make_rig()
+    body = gzip.compress(b'{"a": 1}') + f'{{"t": "{KEY}"}}'.encode()
+    answer = _exchange(
+        rig,
+        b"POST /v1/messages HTTP/1.1\r\nHost: localhost\r\nContent-Encoding: gzip\r\n"
+        b"Connection: close\r\nContent-Length: %d\r\n\r\n" % len(body) + body,
+    )
+    assert answer.startswith(b"HTTP/1.1 200 ") and rig.origin.seen[0][2] == body
+    [record] = rig.wait_records(1)
+    assert record["secrets"] == {"github_token": 1}
+    assert record["unchecked"] == "bytes after the gzip data"
+    assert rig.inspector.unchecked == {"bytes after the gzip data": 1}
+
+
 @pytest.mark.parametrize("coding", ["gzip", "deflate"])
 @pytest.mark.parametrize("mode", list(SecretsMode), ids=[m.value for m in SecretsMode])
 def test_a_compressed_upload_is_checked_decoded(make_rig, tmp_path: Path, mode, coding) -> None:  # type: ignore[no-untyped-def]

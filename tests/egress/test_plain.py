@@ -123,6 +123,34 @@ def test_a_host_not_inspected_stays_plain_forwarding(tmp_path: Path) -> None:
     assert [("flow" in r, r["status"]) for r in records] == [(False, 200)]
 
 
+def test_a_body_not_read_decoded_to_its_end_is_said_so(tmp_path: Path) -> None:
+    """Under ``--secrets report`` a body labelled ``Content-Encoding: gzip`` that is not gzip
+    leaves as it came: its key is counted from its bytes, its record says why it was not read
+    decoded (``unchecked``), and so does the end-of-run report."""
+    cfg = config(tmp_path, inspection=_inspection(tmp_path, SecretsMode.REPORT))
+    with origin() as site, running(cfg) as (url, proxy):
+        target = f"http://localhost:{site.server_address[1]}/v1/messages"
+        done = subprocess.run(
+            [
+                *("curl", "-sS", "--max-time", "20", "--proxy", url, "-o", "-"),
+                *("-H", "Content-Encoding: gzip", "--data-binary", f"key {KEY}", target),
+            ],
+            env={"PATH": "/usr/bin:/bin"},
+            capture_output=True,
+            timeout=30,
+            check=False,
+        )
+        report = proxy.close({"command": ["test"], "exit_code": 0})
+    assert done.stdout == f"key {KEY}".encode()  # the origin echoes what it received
+    assert cfg.audit_log is not None
+    [record] = [r for r in read_records(cfg.audit_log) if r.get("inspected")]
+    assert record["secrets"] == {"github_token": 1}
+    assert record["unchecked"] == "the body is not valid gzip"
+    assert report.unchecked == (("the body is not valid gzip", 1),)
+    assert any("not valid gzip" in line for line in report.lines())
+    assert report.to_json()["unchecked"] == [{"reason": "the body is not valid gzip", "count": 1}]
+
+
 @pytest.mark.parametrize(
     "secrets", [SecretsMode.REDACT, SecretsMode.BLOCK], ids=["redact", "block"]
 )

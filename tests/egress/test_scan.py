@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gzip
 import io
 import json
 
@@ -358,6 +359,49 @@ def test_the_stream_decoder_reads_every_gzip_member() -> None:
     decoder = StreamDecoder(b"gzip")
     out = b"".join(decoder.feed(body[i : i + 7]) for i in range(0, len(body), 7))
     assert out == b"first second" and decoder.unchecked == ""
+
+
+def _counted(body: bytes, encoding: bytes | None, content_type: bytes | None = None) -> tuple:
+    """``--secrets report``'s count of ``body`` fed in pieces of 1000 bytes, and ``unchecked``."""
+    from airlock.egress.scan import BodyCount
+
+    async def count() -> tuple[dict[str, int], str]:
+        counter = BodyCount(REDACTOR, encoding, content_type)
+        for at in range(0, len(body), 1000):
+            await counter.add(body[at : at + 1000])
+        return await counter.total(), counter.unchecked
+
+    return asyncio.run(count())
+
+
+def _named(name: str, text: bytes) -> bytes:
+    """``text`` in gzip whose header names the file ``name``."""
+    import gzip
+
+    packed = io.BytesIO()
+    with gzip.GzipFile(fileobj=packed, mode="wb", filename=name, mtime=0) as out:
+        out.write(text)
+    return packed.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("body", "unchecked"),
+    [
+        pytest.param(f'{{"t": "{KEY}"}}'.encode(), "the body is not valid gzip", id="not_gzip"),
+        pytest.param(
+            gzip.compress(b'{"a": 1}') + f'{{"t": "{KEY}"}}'.encode(),
+            "bytes after the gzip data",
+            id="bytes_after",
+        ),
+        pytest.param(_named(f"{KEY}.txt", b'{"a": 1}'), "", id="file_name"),
+    ],
+)
+def test_a_compressed_body_is_counted_as_its_bytes_too(body: bytes, unchecked: str) -> None:
+    """Under ``--secrets report`` a body with ``Content-Encoding: gzip`` leaves as its bytes:
+    a key in them is counted when the decoding cannot reach it (a body that is not gzip,
+    bytes after the gzip data, a gzip header's file name), as ``block`` counts it, and why
+    the body was not read decoded to its end is said."""
+    assert _counted(body, b"gzip") == ({"github_token": 1}, unchecked)
 
 
 def test_a_token_spelled_in_escapes_is_left_out_of_the_logged_path() -> None:

@@ -141,7 +141,7 @@ async def _forward(
     stats.bytes_out += sent
     record["bytes_out"] = sent
     if inspection is not None:
-        record["secrets"] = await inspection.finish()
+        await inspection.finish(record)
     watcher = watcher_for(head.method, head.version)
     received = 0
     try:
@@ -176,7 +176,7 @@ async def _cut_short(
     secrets among them (inspected), and recorded as :func:`_failed` does."""
     stats.bytes_out += sent
     if inspection is not None:
-        record["secrets"] = await inspection.finish()
+        await inspection.finish(record)
     return _failed(client, record, stats, sent, 0, error)
 
 

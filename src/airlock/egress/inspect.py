@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, cast
@@ -42,6 +43,7 @@ from airlock.egress.flows import (
 from airlock.egress.framing import MAX_HEAD
 from airlock.egress.inspected import Dial, InspectedConnection, record_of
 from airlock.egress.limits import UploadBudget
+from airlock.egress.report import count_reason
 from airlock.egress.scan import Budget, SecretsMode
 from airlock.policy import Decisions
 from airlock.policy.hosts import HostError, parse_host
@@ -139,6 +141,8 @@ class Inspector:
         self.flows: dict[tuple[str, str], list[int]] = {}
         """(flow, decision) -> [requests, bytes out, bytes in], for the end-of-run report."""
         self.gathering = Budget()
+        self.unchecked: Counter[str] = Counter()
+        """Bodies not read decoded to their end for secrets, by why (the records' ``unchecked``)."""
         """The bytes of request bodies gathered to be checked, across connections."""
 
     @classmethod
@@ -162,11 +166,14 @@ class Inspector:
         return inspector
 
     def tally(self, record: Mapping[str, Any]) -> None:
-        """Count one request record by flow and decision."""
+        """Count one request record by flow and decision, and by why its body was not read
+        to its end for secrets, if it was not."""
         row = self.flows.setdefault((record["flow"], record["decision"]), [0, 0, 0])
         row[0] += 1
         row[1] += record["bytes_out"]
         row[2] += record["bytes_in"]
+        if record.get("unchecked"):
+            count_reason(self.unchecked, record["unchecked"])
 
     def flow_summaries(self) -> list[FlowSummary]:
         """Traffic by flow next to the engine's prediction, with the differences flagged."""

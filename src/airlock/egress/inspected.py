@@ -106,6 +106,15 @@ def record_of(**fields: Any) -> dict[str, Any]:
     return record
 
 
+async def counted(fields: dict[str, Any], scanner: BodyCount) -> dict[str, int]:
+    """The secrets ``scanner`` counted in a streamed body; why it could not read all of it
+    decoded, if it could not, goes to the record's ``unchecked``."""
+    secrets = await scanner.total()
+    if scanner.unchecked:
+        fields["unchecked"] = scanner.unchecked
+    return secrets
+
+
 class InspectedConnection:
     """One client connection: requests in order, one upstream connection kept alive.
 
@@ -473,7 +482,7 @@ class InspectedConnection:
                     raw = b"%x\r\n%b\r\n" % (len(payload), payload)
                 if len(raw) > budget.left:
                     return await self._over_budget(
-                        fields, started, bytes_out, await scanner.total()
+                        fields, started, bytes_out, await counted(fields, scanner)
                     )
                 budget.left -= len(raw)
                 up_writer.write(raw)
@@ -485,12 +494,12 @@ class InspectedConnection:
             if chunked:
                 if len(LAST_CHUNK) > budget.left:
                     return await self._over_budget(
-                        fields, started, bytes_out, await scanner.total()
+                        fields, started, bytes_out, await counted(fields, scanner)
                     )
                 budget.left -= len(LAST_CHUNK)
                 up_writer.write(LAST_CHUNK)
                 bytes_out += len(LAST_CHUNK)
-            secrets = await scanner.total()
+            secrets = await counted(fields, scanner)
         await up_writer.drain()
         fields["bytes_out"] = bytes_out  # gone: said if what follows fails
         fields["secrets"] = secrets
@@ -537,7 +546,7 @@ class InspectedConnection:
             decision="allow",
             bytes_out=bytes_out,
             bytes_in=0,
-            secrets=await scanner.total(),
+            secrets=await counted(fields, scanner),
             error=f"{message} (cut upstream after {bytes_out} bytes)",
         )
         return False

@@ -21,7 +21,7 @@ host named with ``--inspect`` gets what one inside inspected TLS gets
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from airlock.egress.flows import Verdict, refusal_body
 from airlock.egress.http1 import RequestHead, simple_response
@@ -97,11 +97,15 @@ class PlainInspection:
         if self._count is not None:
             await self._count.add(piece)
 
-    async def finish(self) -> dict[str, int]:
-        """The secrets counted in the body, by kind (also kept in :attr:`secrets`)."""
+    async def finish(self, record: dict[str, Any]) -> None:
+        """Put the secrets counted in the body, by kind (also kept in :attr:`secrets`), in
+        ``record``, and why the body could not be read decoded to its end (``unchecked``), if
+        it could not."""
         if self._count is not None:
             self.secrets.update(await self._count.total())
-        return self.secrets
+            if self._count.unchecked:
+                record["unchecked"] = self._count.unchecked
+        record["secrets"] = self.secrets
 
     def too_large(self, length: int | None) -> str:
         """Why a body of ``length`` bytes (``None``: not known yet) is refused unread with

@@ -46,15 +46,15 @@ class HostStats:
     destination that could not be reached, a connection cut), by error (:meth:`fail`)."""
 
     def refuse(self, reason: str) -> None:
-        """Count one refusal for ``reason`` (see :func:`_count`)."""
-        _count(self.refused, reason)
+        """Count one refusal for ``reason`` (see :func:`count_reason`)."""
+        count_reason(self.refused, reason)
 
     def fail(self, error: str) -> None:
-        """Count one error (see :func:`_count`)."""
-        _count(self.errors, error)
+        """Count one error (see :func:`count_reason`)."""
+        count_reason(self.errors, error)
 
 
-def _count(counts: Counter[str], reason: str) -> None:
+def count_reason(counts: Counter[str], reason: str) -> None:
     """Count one for ``reason``: its first ``MAX_REASON`` characters, and once
     ``MAX_REASONS`` are counted, a new one under ``OTHER_REASONS``."""
     if len(reason) > MAX_REASON:
@@ -109,6 +109,9 @@ class ProxyReport:
     connections_refused: tuple[tuple[str, int], ...] = ()
     """Connections answered ``503`` before any request was read, ``(reason, count)``: past
     ``--max-connections``, or once the audit log failed (counted, not logged one by one)."""
+    unchecked: tuple[tuple[str, int], ...] = ()
+    """Inspected bodies sent on (``--secrets report``) that could not be read decoded to their
+    end for secrets, ``(why, count)``: the records' ``unchecked``."""
 
     @property
     def refused(self) -> int:
@@ -131,6 +134,7 @@ class ProxyReport:
             "audit_log": None if self.audit_log is None else str(self.audit_log),
             "upload_budget_exhausted": self.upload_budget_exhausted,
             "connections_refused": refusal_counts(self.connections_refused),
+            "unchecked": refusal_counts(self.unchecked),
             "error": self.error,
             "flows": [flow.to_json() for flow in self.flows],
             "refused_by_client": [
@@ -161,7 +165,8 @@ class ProxyReport:
         return [visible(line) for line in out]
 
     def notes(self) -> list[str]:
-        """What the run's limits did, a sentence each (the upload budget, refused connections)."""
+        """What the run's limits did, a sentence each (the upload budget, refused connections,
+        bodies not read to their end for secrets)."""
         out = []
         if self.upload_budget_exhausted:
             out.append(
@@ -174,6 +179,11 @@ class ProxyReport:
             f"{count} connection{'s' if count > 1 else ''} refused (503) before any request "
             f"was read: {reason}"
             for reason, count in self.connections_refused
+        )
+        out.extend(
+            f"{count} request bod{'ies' if count > 1 else 'y'} sent on without being read "
+            f"decoded to the end for secrets (unchecked in the audit log): {why}"
+            for why, count in self.unchecked
         )
         return out
 

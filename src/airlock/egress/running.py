@@ -102,6 +102,7 @@ class RunningProxy:
             refused_by_client=()
             if inspector is None
             else tuple(sorted(inspector.refused_by_client.items())),
+            unchecked=() if inspector is None else tuple(inspector.unchecked.most_common()),
         )
         return self._report
 

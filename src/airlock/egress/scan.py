@@ -40,7 +40,7 @@ import urllib.parse
 import zlib
 from array import array
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
@@ -450,30 +450,37 @@ read again as raw deflate if it turns out not to be (as :func:`decoded` reads it
 class StreamDecoder:
     """A streamed body's ``Content-Encoding`` undone piece by piece for ``--secrets report``
     (which forwards the body as it came), every coding in turn as :func:`decoded` undoes them
-    (``gzip, deflate``: deflate's, then gzip's); :attr:`unchecked` says why it could not be,
-    when it could not (the scan then stops: the rest is counted as nothing)."""
+    (``gzip, deflate``: deflate's, then gzip's), each up to :data:`MAX_GATHERED`.
+    :attr:`unchecked` says why the body could not be read decoded to its end, when it could
+    not (the decoding then stops: the rest is not read decoded)."""
 
     def __init__(self, encoding: bytes | None, limit: int = MAX_GATHERED) -> None:
         self.steps = codings(encoding)
         self.unchecked = ""
+        self._limit = limit
         self._stages: list[_Inflater] = []
         if any(step not in DECODED for step in self.steps):
             self.unchecked = f"Content-Encoding {', '.join(self.steps)} not decoded"
         else:
-            self._stages = [_Inflater(step, limit) for step in reversed(self.steps)]
+            self._stages = [_Inflater(step) for step in reversed(self.steps)]
 
     def feed(self, piece: bytes) -> bytes:
-        """The decoded bytes of ``piece`` (``piece`` itself with no coding)."""
+        """The decoded bytes of ``piece`` (``piece`` itself with no coding), in one piece."""
+        return b"".join(self.pieces(piece))
+
+    def pieces(self, piece: bytes) -> Iterator[bytes]:
+        """The decoded bytes of ``piece`` (``piece`` itself with no coding), at most
+        :data:`DECODE_STEP` at a time: a small piece may decode to a great deal."""
         if not self.steps:
-            return piece
+            yield piece
+            return
         if self.unchecked:
-            return b""
+            return
+        decoded: Iterable[bytes] = (piece,)
         for stage in self._stages:
-            piece = stage.feed(piece)
-            if stage.unchecked:
-                self.unchecked = stage.unchecked
-                return b""
-        return piece
+            decoded = stage.through(decoded, self._limit)
+        yield from decoded
+        self.unchecked = next((stage.unchecked for stage in self._stages if stage.unchecked), "")
 
 
 class _Inflater:
@@ -481,9 +488,8 @@ class _Inflater:
     member in turn; a ``deflate`` body that is not zlib data from its start is read as raw
     deflate, as some clients send it."""
 
-    def __init__(self, coding: str, limit: int) -> None:
+    def __init__(self, coding: str) -> None:
         self.coding = coding
-        self.limit = limit
         self.unchecked = ""
         self._bits = 15 if coding == "deflate" else 47
         self._decoder = None  # None once it stopped: typed so without zlib's private class
@@ -491,45 +497,59 @@ class _Inflater:
         self._kept: list[bytes] | None = [] if self._bits == 15 else None
         """The body so far, while nothing of it was decoded as zlib data (``deflate``)."""
         self._out = 0
+        self._members = 0
 
-    def feed(self, piece: bytes) -> bytes:
-        """The decoded bytes of ``piece``."""
-        if self._decoder is None:
-            return b""
+    def through(self, pieces: Iterable[bytes], limit: int) -> Iterator[bytes]:
+        """The decoded bytes of ``pieces``, up to ``limit`` in all; none once it stopped."""
+        for piece in pieces:
+            if self._decoder is None:
+                return
+            yield from self.feed(piece, limit)
+
+    def feed(self, piece: bytes, limit: int) -> Iterator[bytes]:
+        """The decoded bytes of ``piece``, at most :data:`DECODE_STEP` at a time."""
         if self._kept is not None:
             self._kept.append(piece)
-        out = self._inflate(piece)
-        if self._kept is not None:
-            if self._decoder is None and not out:  # not zlib data: raw deflate, from the start
-                kept, self._kept = b"".join(self._kept), None
-                self.unchecked, self._bits = "", -15
-                self._decoder = zlib.decompressobj(wbits=self._bits)
-                return self._inflate(kept)
-            if out or sum(map(len, self._kept)) > KEPT:
-                self._kept = None
-        return out
+        for out in self._inflate(piece, limit):
+            self._kept = None  # zlib data: nothing to read again
+            yield out
+        if self._kept is None:
+            return
+        if self._decoder is None:  # not zlib data: raw deflate, from the start
+            kept, self._kept = b"".join(self._kept), None
+            self.unchecked, self._bits = "", -15
+            self._decoder = zlib.decompressobj(wbits=self._bits)
+            yield from self._inflate(kept, limit)
+        elif sum(map(len, self._kept)) > KEPT:
+            self._kept = None
 
-    def _inflate(self, piece: bytes) -> bytes:
-        out: list[bytes] = []
-        while piece and self._decoder is not None:
-            try:
-                got = self._decoder.decompress(piece, max(self.limit - self._out, 1))
+    def _inflate(self, data: bytes, limit: int) -> Iterator[bytes]:
+        while data and self._decoder is not None:
+            try:  # at the limit, one byte more says whether the data goes on
+                got = self._decoder.decompress(data, max(min(DECODE_STEP, limit - self._out), 1))
             except zlib.error:
-                self.unchecked = f"the body is not valid {self.coding}"
                 self._decoder = None
-                break
-            self._out += len(got)
-            out.append(got)
-            if self._decoder.unconsumed_tail:
                 self.unchecked = (
-                    f"the body decoded is over {self.limit} bytes: the rest not checked"
+                    f"bytes after the {self.coding} data"
+                    if self._members
+                    else f"the body is not valid {self.coding}"
                 )
+                return
+            self._out += len(got)
+            if self._out > limit:
                 self._decoder = None
-                break
-            piece = self._decoder.unused_data if self._decoder.eof else b""
-            if piece:  # the next gzip member (readers decode them all)
+                self.unchecked = f"the body decoded passed {limit} bytes: the rest not read"
+                return
+            if got:
+                yield got
+            if self._decoder.unconsumed_tail:
+                data = self._decoder.unconsumed_tail
+            elif self._decoder.eof:  # what follows is the next member (readers read them all)
+                data = self._decoder.unused_data
+                self._members += 1
                 self._decoder = zlib.decompressobj(wbits=self._bits)
-        return b"".join(out)
+            else:
+                data = b""
 
 
 _CHARSET = re.compile(rb"charset\s*=\s*[\"']?([A-Za-z0-9_.:-]+)", re.IGNORECASE)
@@ -607,24 +627,43 @@ class BodyCount:
     """The secrets of a body forwarded as it comes (``--secrets report``), counted as
     ``block`` would judge it: its ``Content-Encoding`` undone (:class:`StreamDecoder`), read
     with its percent escapes decoded too, and read as text too when it is UTF-16 or UTF-32
-    (:class:`WideText`). Fed on the event loop, scanned beside the forwarding."""
+    (:class:`WideText`). A body with a ``Content-Encoding`` is read as its bytes too (they
+    leave as they are: a gzip header's file name, bytes after the compressed data, a body
+    that is not what its coding says), the most of each kind either way counted; why it
+    could not be read decoded to its end, if it could not, is :attr:`unchecked`. Fed on the
+    event loop, scanned beside the forwarding."""
 
     def __init__(
         self, redactor: Redactor, encoding: bytes | None, content_type: bytes | None
     ) -> None:
         self.decoder = StreamDecoder(encoding)
         self._scanner = SecretScanner(redactor, escapes=True)
+        self._raw = SecretScanner(redactor) if self.decoder.steps else None
         self._wide = WideText(redactor, content_type)
+
+    @property
+    def unchecked(self) -> str:
+        """Why the body was not read decoded to its end (its bytes were): ``""`` when it was."""
+        return self.decoder.unchecked
 
     async def add(self, payload: bytes) -> None:
         """Take the next piece of the body as sent."""
-        data = self.decoder.feed(payload)
-        await self._scanner.add(data)
-        await self._wide.add(data)
+        if self._raw is None:
+            await self._scanner.add(payload)
+            await self._wide.add(payload)
+            return
+        await self._raw.add(payload)
+        for data in self.decoder.pieces(payload):
+            await self._scanner.add(data)
+            await self._wide.add(data)
+            await asyncio.sleep(0)  # a bomb's decoding lets the other connections go on
 
     async def total(self) -> dict[str, int]:
         """The secrets of the body, by kind: the most of each either way it was read."""
-        return dict(Counter(await self._scanner.total()) | Counter(await self._wide.total()))
+        counts = Counter(await self._scanner.total()) | Counter(await self._wide.total())
+        if self._raw is not None:
+            counts |= Counter(await self._raw.total())
+        return dict(counts)
 
 
 ESCAPE = re.compile(rb"%[0-9A-Fa-f]{2}")
