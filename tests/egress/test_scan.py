@@ -404,6 +404,41 @@ def test_a_compressed_body_is_counted_as_its_bytes_too(body: bytes, unchecked: s
     assert _counted(body, b"gzip") == ({"github_token": 1}, unchecked)
 
 
+def test_a_body_decoded_past_the_gathered_limit_is_still_counted() -> None:
+    """A 66 KB gzip upload of 65 MiB of zeros and then a key: counted (a streamed count
+    holds nothing of what it decoded), nothing left unchecked."""
+    import zlib
+
+    packer = zlib.compressobj(9, zlib.DEFLATED, 31)
+    body = b"".join(packer.compress(bytes(1 << 20)) for _ in range(65))
+    body += packer.compress(f'{{"t": "{KEY}"}}'.encode()) + packer.flush()
+    assert len(body) < 70_000
+    assert _counted(body, b"gzip") == ({"github_token": 1}, "")
+
+
+def test_a_streamed_decoding_stops_at_its_bounds(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One deflate stream is decoded whole past the floor (it cannot give more than about
+    1032 times what was sent); codings nested in one another stop at the floor, and any
+    body at the ceiling; either way ``unchecked`` says so."""
+    import gzip
+
+    from airlock.egress import scan
+
+    zeros = gzip.compress(bytes(8 << 20))
+    whole = scan.StreamDecoder(b"gzip", floor=1 << 20)
+    assert sum(map(len, whole.pieces(zeros))) == 8 << 20 and whole.unchecked == ""
+    nested = scan.StreamDecoder(b"gzip, gzip", floor=1 << 20)
+    assert sum(map(len, nested.pieces(gzip.compress(zeros)))) == 1 << 20
+    assert nested.unchecked == f"the body decoded passed {1 << 20} bytes: the rest not read"
+    assert list(nested.pieces(b"more")) == []
+    capped = scan.StreamDecoder(b"gzip", floor=1 << 20, ceiling=3 << 20)
+    assert sum(map(len, capped.pieces(zeros))) == 3 << 20
+    assert "passed 3145728 bytes" in capped.unchecked
+    assert all(
+        len(piece) <= scan.DECODE_STEP for piece in scan.StreamDecoder(b"gzip").pieces(zeros)
+    )
+
+
 def test_a_token_spelled_in_escapes_is_left_out_of_the_logged_path() -> None:
     from airlock.egress.scan import path_secrets
     from airlock.redact import Redactor

@@ -447,17 +447,34 @@ KEPT = 64 * 1024
 read again as raw deflate if it turns out not to be (as :func:`decoded` reads it)."""
 
 
+DECODE_RATIO = 1100
+"""Times the bytes sent so far that a streamed body's decoding may reach for ``--secrets
+report``'s count (past :data:`MAX_GATHERED`): more than one deflate stream can give (about
+1032), so only codings nested in one another (a CPU bomb) are stopped by it."""
+DECODE_CEILING = 1 << 30
+"""The most bytes a streamed body is decoded to for ``--secrets report``'s count."""
+
+
 class StreamDecoder:
     """A streamed body's ``Content-Encoding`` undone piece by piece for ``--secrets report``
     (which forwards the body as it came), every coding in turn as :func:`decoded` undoes them
-    (``gzip, deflate``: deflate's, then gzip's), each up to :data:`MAX_GATHERED`.
-    :attr:`unchecked` says why the body could not be read decoded to its end, when it could
-    not (the decoding then stops: the rest is not read decoded)."""
+    (``gzip, deflate``: deflate's, then gzip's). Each coding is decoded up to
+    :data:`MAX_GATHERED`, or :data:`DECODE_RATIO` times the bytes sent so far when that is
+    more, never past :data:`DECODE_CEILING`. :attr:`unchecked` says why the body could not be
+    read decoded to its end, when it could not (the decoding then stops: the rest is not read
+    decoded)."""
 
-    def __init__(self, encoding: bytes | None, limit: int = MAX_GATHERED) -> None:
+    def __init__(
+        self,
+        encoding: bytes | None,
+        floor: int = MAX_GATHERED,
+        ratio: int = DECODE_RATIO,
+        ceiling: int = DECODE_CEILING,
+    ) -> None:
         self.steps = codings(encoding)
         self.unchecked = ""
-        self._limit = limit
+        self._floor, self._ratio, self._ceiling = floor, ratio, ceiling
+        self._sent = 0
         self._stages: list[_Inflater] = []
         if any(step not in DECODED for step in self.steps):
             self.unchecked = f"Content-Encoding {', '.join(self.steps)} not decoded"
@@ -476,9 +493,11 @@ class StreamDecoder:
             return
         if self.unchecked:
             return
+        self._sent += len(piece)
+        limit = min(self._ceiling, max(self._floor, self._ratio * self._sent))
         decoded: Iterable[bytes] = (piece,)
         for stage in self._stages:
-            decoded = stage.through(decoded, self._limit)
+            decoded = stage.through(decoded, limit)
         yield from decoded
         self.unchecked = next((stage.unchecked for stage in self._stages if stage.unchecked), "")
 
