@@ -361,14 +361,17 @@ def test_the_stream_decoder_reads_every_gzip_member() -> None:
     assert out == b"first second" and decoder.unchecked == ""
 
 
-def _counted(body: bytes, encoding: bytes | None, content_type: bytes | None = None) -> tuple:
-    """``--secrets report``'s count of ``body`` fed in pieces of 1000 bytes, and ``unchecked``."""
+def _counted(
+    body: bytes, encoding: bytes | None, content_type: bytes | None = None, cut: int = 1000
+) -> tuple[dict[str, int], str]:
+    """``--secrets report``'s count of ``body`` fed in pieces of ``cut`` bytes, and why it
+    was not read decoded to its end (``unchecked``)."""
     from airlock.egress.scan import BodyCount
 
     async def count() -> tuple[dict[str, int], str]:
         counter = BodyCount(REDACTOR, encoding, content_type)
-        for at in range(0, len(body), 1000):
-            await counter.add(body[at : at + 1000])
+        for at in range(0, len(body), cut):
+            await counter.add(body[at : at + cut])
         return await counter.total(), counter.unchecked
 
     return asyncio.run(count())
@@ -586,6 +589,42 @@ def test_a_utf16_body_is_counted_as_it_streams(cut: int) -> None:
     assert asyncio.run(count(wide, b"application/json")) == {"github_token": 1}
     assert check_gathered(REDACTOR, SecretsMode.BLOCK, wide)[1] == {"github_token": 1}
     assert asyncio.run(count(text.encode(), b"application/json")) == {"github_token": 1}
+
+
+@pytest.mark.parametrize("codec", ["utf-16", "utf-32"])
+@pytest.mark.parametrize("cut", [1, 3, 1000])
+def test_a_wide_body_without_a_byte_order_mark_is_counted_as_it_streams(
+    codec: str, cut: int
+) -> None:
+    """A body whose charset is ``utf-16`` or ``utf-32`` and that has no byte-order mark is
+    read in the machine's order as it streams, as a gathered body is: ``report`` counts what
+    ``block`` refuses (the count used to fail on the missing mark)."""
+    import sys
+
+    from airlock.egress.scan import SecretsMode, check_gathered
+
+    body = json.dumps({"content": f"my key {GITHUB}"}).encode(f"{codec}-{sys.byteorder[0]}e")
+    content_type = f"application/json; charset={codec}".encode()
+    assert not body.startswith((b"\xff\xfe", b"\xfe\xff"))
+    assert _counted(body, None, content_type, cut) == ({"github_token": 1}, "")
+    gathered = check_gathered(REDACTOR, SecretsMode.BLOCK, body, None, content_type)
+    assert gathered[:2] == (None, {"github_token": 1})
+
+
+def test_a_body_its_charset_cannot_read_is_counted_as_its_bytes() -> None:
+    """``charset=punycode`` reads ASCII alone: a body with other bytes is counted as its
+    bytes, ``unchecked`` saying it could not be read as text; gathered, it is refused ``415``."""
+    from airlock.egress.scan import SecretsMode, Uncheckable, check_gathered
+
+    body = b"\xff " + f"key {GITHUB}".encode()
+    content_type = b"text/plain; charset=punycode"
+    counted, unchecked = _counted(body, None, content_type)
+    assert counted == {"github_token": 1}
+    assert unchecked.startswith("the body cannot be read as its charset")
+    for mode in (SecretsMode.REDACT, SecretsMode.BLOCK):
+        with pytest.raises(Uncheckable) as refused:
+            check_gathered(REDACTOR, mode, body, None, content_type)
+        assert refused.value.status == 415
 
 
 def test_redact_refuses_a_secret_it_cannot_replace_where_it_stands() -> None:

@@ -606,7 +606,9 @@ def wide_refusal(codec: str, secrets: dict[str, int]) -> str:
 
 class WideText:
     """A streamed body in UTF-16 or UTF-32 (:func:`wide_charset`) read as text for
-    ``--secrets report``'s count, with a scanner of its own; any other body adds nothing."""
+    ``--secrets report``'s count, with a scanner of its own, as :func:`check_gathered` reads a
+    gathered one (a byte-order mark, or none: the machine's order); any other body adds
+    nothing. A body its charset cannot read stops the reading, :attr:`unchecked` saying so."""
 
     def __init__(self, redactor: Redactor, content_type: bytes | None) -> None:
         self._content_type = content_type
@@ -614,6 +616,7 @@ class WideText:
         """The first bytes, until the charset is told from them."""
         self._decoder: codecs.IncrementalDecoder | None = None
         self._scanner = SecretScanner(redactor, escapes=True)
+        self.unchecked = ""
 
     async def add(self, data: bytes) -> None:
         """Take the next piece of the body (its ``Content-Encoding`` undone)."""
@@ -623,22 +626,35 @@ class WideText:
                 return
             data = self._begin()
         if self._decoder is not None:
-            await self._scanner.add(self._decoder.decode(data).encode("utf-8"))
+            await self._scanner.add(self._decode(data, final=False))
 
     def _begin(self) -> bytes:
         start, self._start = self._start or b"", None
         codec = wide_charset(self._content_type, start)
-        if codec is not None:
-            self._decoder = codecs.getincrementaldecoder(codec)(errors="replace")
-        return start
+        if codec is None:
+            return start
+        codec, at = _byte_order(codec, start)
+        self._decoder = codecs.getincrementaldecoder(codec)(errors="replace")
+        return start[at:]
+
+    def _decode(self, data: bytes, *, final: bool) -> bytes:
+        """``data`` read as text, in UTF-8; nothing once the charset cannot read it."""
+        if self._decoder is None:
+            return b""
+        try:
+            return self._decoder.decode(data, final).encode("utf-8")
+        except (UnicodeError, ValueError) as error:  # a charset that reads ASCII alone
+            self.unchecked = f"the body cannot be read as its charset: {error}"[:200]
+            self._decoder = None
+            return b""
 
     async def total(self) -> dict[str, int]:
         """The secrets of the text, by kind (none for a body in another charset)."""
         if self._start is not None:
             await self.add(self._begin())
         if self._decoder is None:
-            return {}
-        await self._scanner.add(self._decoder.decode(b"", final=True).encode("utf-8"))
+            return await self._scanner.total()
+        await self._scanner.add(self._decode(b"", final=True))
         return await self._scanner.total()
 
 
@@ -663,7 +679,7 @@ class BodyCount:
     @property
     def unchecked(self) -> str:
         """Why the body was not read decoded to its end (its bytes were): ``""`` when it was."""
-        return self.decoder.unchecked
+        return self.decoder.unchecked or self._wide.unchecked
 
     async def add(self, payload: bytes) -> None:
         """Take the next piece of the body as sent."""
@@ -951,11 +967,19 @@ def _as_utf8(plain: bytes, codec: str, grow: Grow | None = None) -> bytes:
     as UTF-8.
 
     Raises:
-        Uncheckable: ``grow`` refuses it (``503``).
+        Uncheckable: ``grow`` refuses it (``503``); its charset cannot read it (``415``: one
+            that reads ASCII alone, as ``punycode``).
     """
     if not codec.startswith(("utf-16", "utf-32")):
         _charge(grow, 8 * len(plain))
-        return plain.decode(codec, errors="replace").encode("utf-8")
+        try:
+            return plain.decode(codec, errors="replace").encode("utf-8")
+        except (UnicodeError, ValueError):
+            raise Uncheckable(
+                415,
+                f"the request body cannot be read as its charset ({codec}) to be checked for "
+                "secrets",
+            ) from None
     codec, at = _byte_order(codec, plain)
     decoder = codecs.getincrementaldecoder(codec)(errors="replace")
     text = io.BytesIO()
