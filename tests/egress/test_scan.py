@@ -555,6 +555,10 @@ def test_a_target_is_scanned_for_the_users_own_rules() -> None:
         (b"application/json; charset=utf-16", b'{"a', "utf-16"),
         (b'text/plain; Charset = "UTF-32LE"', b"", "utf-32-le"),
         (b"application/json; charset=utf-7", b"{", "utf-7"),  # +AGc- is g
+        (b"text/plain; charset=ISO-2022-JP", b"GITH", "iso2022_jp"),  # ESC ( B is nothing
+        (b"text/plain; charset=csISO2022KR", b"GITH", "iso2022_kr"),
+        (b"text/plain; charset=hz-gb-2312", b"GITH", "hz"),  # ~ and a newline are nothing
+        (b"text/plain; charset=shift_jis", b"GITH", None),  # no shift reads as nothing
         (b"application/json", "{".encode("utf-16"), "utf-16"),
         (b"application/json", '{"'.encode("utf-16-be"), "utf-16-be"),
         (None, "{".encode("utf-32"), "utf-32"),
@@ -625,6 +629,31 @@ def test_a_body_its_charset_cannot_read_is_counted_as_its_bytes() -> None:
         with pytest.raises(Uncheckable) as refused:
             check_gathered(REDACTOR, mode, body, None, content_type)
         assert refused.value.status == 415
+
+
+@pytest.mark.parametrize(
+    ("charset", "cut_by"),
+    [("iso-2022-jp", b"\x1b(B"), ("iso-2022-jp", b"\x1b(J"), ("hz-gb-2312", b"~\n")],
+)
+def test_a_key_cut_by_shift_sequences_is_read_as_its_charset_reads_it(
+    charset: str, cut_by: bytes
+) -> None:
+    """A key cut in two by a shift sequence its charset reads as nothing is read whole: counted
+    as it streams, refused under ``block``, and refused under ``redact``, which cannot replace
+    it where it stands."""
+    from airlock.egress.scan import SecretsMode, Uncheckable, check_gathered
+
+    body = b"GITHUB_TOKEN=" + GITHUB[:10].encode() + cut_by + GITHUB[10:].encode() + b"\n"
+    content_type = f"text/plain; charset={charset}".encode()
+    assert GITHUB in body.decode(charset) and count_secrets(REDACTOR, body) == {}
+    assert _counted(body, None, content_type, 3) == ({"github_token": 1}, "")
+    assert check_gathered(REDACTOR, SecretsMode.BLOCK, body, None, content_type)[:2] == (
+        None,
+        {"github_token": 1},
+    )
+    with pytest.raises(Uncheckable) as refused:
+        check_gathered(REDACTOR, SecretsMode.REDACT, body, None, content_type)
+    assert refused.value.status == 403 and refused.value.secrets == {"github_token": 1}
 
 
 def test_redact_refuses_a_secret_it_cannot_replace_where_it_stands() -> None:

@@ -575,16 +575,23 @@ _CHARSET = re.compile(rb"charset\s*=\s*[\"']?([A-Za-z0-9_.:-]+)", re.IGNORECASE)
 _ASCII_BYTES = b"ghp_AKIA password=:/+AGc-"
 """ASCII a charset must read as itself for the body to be scanned as its bytes (UTF-7 reads
 ``+AGc-`` as ``g``)."""
+_STATEFUL = ("iso2022_", "hz")
+"""Codecs (by the names :func:`codecs.lookup` gives) that read ASCII as itself but have shift
+sequences that read as nothing: ``ghp_aB`` ESC ``( B`` ``3dE…`` is one token in ISO-2022-JP,
+``ghp_aB~`` newline ``3dE…`` in HZ."""
 
 
 def wide_charset(content_type: bytes | None, start: bytes) -> str | None:
-    """The codec of a body whose text is not in ASCII's bytes (UTF-16, UTF-32, UTF-7, …),
-    which the scan must read decoded: named by a ``charset`` of ``Content-Type``, or told by the body's
-    first bytes (``start``) as JSON readers tell it: a UTF-16 or UTF-32 byte-order mark, or
-    NULs among the first four bytes. ``None`` for any other body (UTF-8, Latin-1, …)."""
+    """The codec of a body whose text is not in ASCII's bytes (UTF-16, UTF-32, UTF-7, …), or
+    is not only in them (ISO-2022, HZ: :data:`_STATEFUL`), which the scan must read decoded:
+    named by a ``charset`` of ``Content-Type``, or told by the body's first bytes (``start``)
+    as JSON readers tell it: a UTF-16 or UTF-32 byte-order mark, or NULs among the first four
+    bytes. ``None`` for any other body (UTF-8, Latin-1, …)."""
     for found in _CHARSET.finditer(content_type or b""):
         try:
             name = codecs.lookup(found[1].decode("ascii")).name
+            if name.startswith(_STATEFUL):
+                return name
             if _ASCII_BYTES.decode(name, errors="replace") != _ASCII_BYTES.decode("ascii"):
                 return name
         except (LookupError, UnicodeError):
