@@ -945,6 +945,24 @@ def test_a_body_in_utf16_or_utf32_is_read_as_text(
         assert "cannot be replaced" in record["reason"] and "cannot be replaced" in done.stdout
 
 
+@pytest.mark.parametrize("mode", list(SecretsMode), ids=[m.value for m in SecretsMode])
+def test_a_utf16_file_in_a_form_is_read_as_text(make_rig, tmp_path: Path, mode) -> None:  # type: ignore[no-untyped-def]
+    """A ``.env`` saved in UTF-16 and sent as a form's file: its key is counted under
+    ``report``, and refused under ``block`` and ``redact`` (which cannot replace it where it
+    stands); nothing is sent then."""
+    rig = make_rig(secrets=mode)
+    (tmp_path / ".env").write_bytes(f"GITHUB_TOKEN={KEY}\n".encode("utf-16"))
+    done = _curl(rig, "/v1/files", "-F", f"file=@{tmp_path / '.env'};type=text/plain")
+    assert done.returncode == 0, done.stderr
+    [record] = rig.wait_records(1)
+    assert record["secrets"] == {"github_token": 1}
+    if mode is SecretsMode.REPORT:
+        assert KEY.encode("utf-16-le") in rig.origin.seen[0][2]
+        return
+    assert done.stdout.endswith("403") and rig.origin.seen == []
+    assert record["decision"] == "deny"
+
+
 def test_content_encoding_on_two_lines_is_read_as_one_list(make_rig, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     """``Content-Encoding: gzip`` then ``Content-Encoding: identity``: the body is read as
     gzip (servers join the lines, or read the first), and its key refused under block."""

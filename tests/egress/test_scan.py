@@ -670,6 +670,72 @@ def test_redact_refuses_a_secret_it_cannot_replace_where_it_stands() -> None:
     assert check_gathered(REDACTOR, SecretsMode.REDACT, harmless) == (harmless, {}, False)
 
 
+def _multipart(*parts: tuple[str, bytes]) -> bytes:
+    """A ``multipart/form-data`` body (boundary ``XyZ``) of ``(content type, content)`` parts."""
+    out = b""
+    for number, (kind, content) in enumerate(parts):
+        out += (
+            (
+                f'--XyZ\r\nContent-Disposition: form-data; name="f{number}"; filename="f{number}"'
+                f"\r\nContent-Type: {kind}\r\n\r\n"
+            ).encode()
+            + content
+            + b"\r\n"
+        )
+    return out + b"--XyZ--\r\n"
+
+
+ENV_FILE = f"GITHUB_TOKEN={GITHUB}\n"
+UTF16_PART = ("text/plain; charset=utf-16", ENV_FILE.encode("utf-16"))
+BINARY_PART = ("application/octet-stream", bytes(range(256)) * 8)
+
+
+@pytest.mark.parametrize("codec", ["utf-16", "utf-16-be", "utf-32-le"])
+@settings(max_examples=15, deadline=None)
+@given(cut=st.integers(min_value=1, max_value=700), at=st.integers(min_value=0, max_value=3000))
+def test_a_utf16_part_among_other_bytes_is_counted_as_it_streams(
+    codec: str, cut: int, at: int
+) -> None:
+    """A form's file part in UTF-16 or UTF-32 among other parts, wherever it falls and however
+    the body is cut, with small segments: ``--secrets report`` counts its key (the window is
+    read with its NULs left out too), as ``block`` refuses it."""
+    from airlock.egress.scan import SecretsMode, check_gathered
+
+    body = _multipart(
+        ("text/plain", b"x" * at),
+        BINARY_PART,
+        ("text/plain; charset=" + codec, ENV_FILE.encode(codec)),
+    )
+    assert count_secrets(REDACTOR, body) == {}
+    scanner = SecretScanner(REDACTOR, segment=1500, overlap=300, escapes=True, nuls=True)
+    for start in range(0, len(body), cut):
+        scanner.feed(body[start : start + cut])
+    assert scanner.finish() == {"github_token": 1}
+    assert check_gathered(REDACTOR, SecretsMode.BLOCK, body)[:2] == (None, {"github_token": 1})
+    assert _counted(body, None, b"multipart/form-data; boundary=XyZ") == ({"github_token": 1}, "")
+
+
+def test_redact_refuses_a_utf16_part_it_cannot_replace_and_replaces_the_rest() -> None:
+    """Under ``redact`` a key in a form's UTF-16 part is refused ``403`` (it cannot be replaced
+    where it stands), beside a plain key too; a plain key beside binary bytes that hold text
+    with NULs is replaced as ever."""
+    from airlock.egress.scan import SecretsMode, Uncheckable, check_gathered
+
+    plain = ("text/plain", f"key={KEY}".encode())
+    for parts in [(UTF16_PART,), (plain, UTF16_PART)]:
+        with pytest.raises(Uncheckable) as refused:
+            check_gathered(REDACTOR, SecretsMode.REDACT, _multipart(*parts))
+        assert refused.value.status == 403 and "cannot be replaced" in refused.value.why
+        assert refused.value.secrets == {"github_token": len(parts)}
+    names = ("application/zip", "\0".join(["archive", "README.md", "notes.txt"]).encode("utf-16"))
+    body = _multipart(BINARY_PART, names, plain)
+    redacted, found, decoded = check_gathered(REDACTOR, SecretsMode.REDACT, body)
+    assert redacted == body.replace(KEY.encode(), b"[REDACTED:github_token]")
+    assert found == {"github_token": 1} and not decoded
+    harmless = _multipart(BINARY_PART, names)
+    assert check_gathered(REDACTOR, SecretsMode.REDACT, harmless) == (harmless, {}, False)
+
+
 def _form(size: int) -> bytes:
     """A form of about ``size`` bytes, with percent escapes and a key (``ghp%5F…``)."""
     filler = "&note=" + "a b/c " * (size // 6)
@@ -686,6 +752,12 @@ CHECKED_COPIES = [
         json.dumps({"content": "hello " * 20_000}).encode("utf-16"),
         b"application/json; charset=utf-16",
         id="wide_text",
+    ),
+    pytest.param(
+        "block",
+        b"--XyZ\r\n\r\n" + ("hello " * 20_000).encode("utf-16") + b"\r\n--XyZ--\r\n",
+        b"multipart/form-data; boundary=XyZ",
+        id="without_nuls",
     ),
 ]
 

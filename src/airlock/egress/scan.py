@@ -44,9 +44,12 @@ from collections.abc import Callable, Iterable, Iterator
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
+import re2
+
 from airlock.egress.framing import TOKEN_LIKE, could_hold_secrets
 from airlock.redact import RedactionReport, Redactor
 from airlock.redact.rules import RULES
+from airlock.redact.table import options
 
 if TYPE_CHECKING:
     from _typeshed import ReadableBuffer
@@ -86,6 +89,16 @@ BUSY_CHECKED = (
 """Why a body whose check would hold copies past :data:`GATHER_BUDGET` is refused, ``503``."""
 DECODE_STEP = 1 << 20
 """Bytes decoded at a time, each charged to the budget before the next is decoded."""
+NUL_TEXT = re2.compile(rb"(?:[\x20-\x7e]\x00{1,3}){8}", options())
+"""Eight printable ASCII characters, each followed by one to three NULs: text in UTF-16 (in
+either byte order) or UTF-32 among a body's bytes (a form's file part, an archive's names).
+RE2, as the engine: one pass, however the bytes fall."""
+
+
+def nul_text(data: bytes) -> bool:
+    """Whether ``data`` holds :data:`NUL_TEXT` (a NUL is looked for first: most bodies have
+    none)."""
+    return b"\x00" in data and NUL_TEXT.search(data) is not None
 
 
 class Budget:
@@ -167,6 +180,9 @@ class SecretScanner:
         escapes: Whether a window with percent escapes is read with them decoded too, as
             :func:`check_gathered` reads a gathered body (:func:`escaped_hits`): a body that
             leaves as it came (``--secrets report``) is counted as ``block`` would judge it.
+        nuls: Whether a window that holds text in UTF-16 or UTF-32 among its bytes
+            (:func:`nul_text`) is read with its NULs left out too, as :func:`check_gathered`
+            reads a gathered body; the most of each kind either way is counted.
     """
 
     def __init__(
@@ -176,9 +192,11 @@ class SecretScanner:
         segment: int = SEGMENT,
         overlap: int = OVERLAP,
         escapes: bool = False,
+        nuls: bool = False,
     ) -> None:
         self._redactor = redactor
         self._escapes = escapes
+        self._nuls = nuls
         self._segment = segment
         self._overlap = overlap
         self._pieces: list[bytes] = []
@@ -251,7 +269,17 @@ class SecretScanner:
             if base <= start < safe:
                 counts[kind] += 1
                 cut = max(cut, end)
+        if self._nuls and nul_text(window):
+            counts |= self._unnulled(window, base, cut)
         return counts, window[cut:], window[max(base, cut - CONTEXT) : cut]
+
+    def _unnulled(self, window: bytes, base: int, cut: int) -> Counter[str]:
+        """The secrets of ``window`` read with its NULs left out that start where the window's
+        own count does (from ``base`` up to ``cut``, the carry's start)."""
+        low = base - window.count(b"\x00", 0, base)
+        high = cut - window.count(b"\x00", 0, cut)
+        text = window.replace(b"\x00", b"")
+        return Counter(kind for start, _, kind in self._spans(text) if low <= start < high)
 
     def _spans(self, window: bytes) -> list[tuple[int, int, str]]:
         """The secrets of a window: read with its percent escapes decoded too when asked and
@@ -679,7 +707,7 @@ class BodyCount:
         self, redactor: Redactor, encoding: bytes | None, content_type: bytes | None
     ) -> None:
         self.decoder = StreamDecoder(encoding)
-        self._scanner = SecretScanner(redactor, escapes=True)
+        self._scanner = SecretScanner(redactor, escapes=True, nuls=True)
         self._raw = SecretScanner(redactor) if self.decoder.steps else None
         self._wide = WideText(redactor, content_type)
 
@@ -912,11 +940,14 @@ def check_gathered(
     it does. A body with percent escapes is read with them decoded too, and a secret found
     either way is replaced in place (:func:`escaped_hits`). A body in UTF-16 or UTF-32
     (:func:`wide_charset`) is read as text too; one that holds a secret that way is refused
-    under ``redact`` as well, which cannot replace it where it stands.
+    under ``redact`` as well, which cannot replace it where it stands. A body with such text
+    among its bytes (a form's file part: :func:`nul_text`) is read with its NULs left out too;
+    under ``redact`` it is refused when a secret is left that way once what its bytes show is
+    replaced.
 
     Every copy the check holds is charged to ``grow`` (the run's budget of gathered bodies)
     before it is made: the decoded body, the body decoded of its escapes and their map, the
-    text of a wide body, the redacted body. A body with no secret leaves as the very object
+    text of a wide body, the body without its NULs, the redacted body. A body with no secret leaves as the very object
     it came as, or as its decoded copy; what leaves as a new object is a copy charged so.
 
     Raises:
@@ -935,7 +966,32 @@ def check_gathered(
             if mode is SecretsMode.REDACT:
                 raise Uncheckable(403, wide_refusal(codec, secrets), secrets)
             return None, secrets, False
-    return _check_decoded(redactor, mode, body, plain, grow)
+    if not nul_text(plain):
+        return _check_decoded(redactor, mode, body, plain, grow)
+    unnulled = _unnulled_secrets(redactor, plain, grow)  # UTF-16 or UTF-32 among its bytes
+    checked = _check_decoded(redactor, mode, body, plain, grow)
+    if not unnulled:
+        return checked
+    leaving, found, left_decoded = checked
+    secrets = dict(Counter(unnulled) | Counter(found))
+    if mode is SecretsMode.BLOCK or leaving is None:
+        return None, secrets, False
+    # redact replaced what the bytes show: what the NULs hid cannot be replaced where it stands
+    if leaving is body or _unnulled_secrets(redactor, leaving, grow):
+        raise Uncheckable(403, wide_refusal(NUL_TEXT_READ, secrets), secrets)
+    return leaving, secrets, left_decoded
+
+
+NUL_TEXT_READ = "UTF-16 or UTF-32 among its bytes (read with its NULs left out)"
+"""What :func:`wide_refusal` names a body in when its secret is in such text."""
+
+
+def _unnulled_secrets(redactor: Redactor, plain: bytes, grow: Grow | None) -> dict[str, int]:
+    """The secrets of ``plain`` read with its NULs left out (:func:`nul_text`), by kind; the
+    copy charged to ``grow`` before it is made."""
+    _charge(grow, len(plain) - plain.count(b"\x00"))
+    text = plain.replace(b"\x00", b"")
+    return _check_decoded(redactor, SecretsMode.BLOCK, text, text, grow)[1]
 
 
 def _wide_secrets(
