@@ -25,8 +25,9 @@ NOW = dt.datetime.now(dt.UTC)
 
 class OriginHandler(Handler):
     """Answers every request: a canned answer for its path if the server has one, else
-    ``/bytes/N`` sends N pseudo-random bytes, ``/echo`` the body, a path ending ``/reset``
-    a reset once the request is read, anything else a JSON note."""
+    ``/bytes/N`` sends N pseudo-random bytes, ``/echo`` the body, ``/headers`` the header
+    lines, a path ending ``/reset`` a reset once the request is read, anything else a JSON
+    note."""
 
     server: OriginServer
 
@@ -54,6 +55,8 @@ class OriginHandler(Handler):
             answer = self.server.blob[: int(self.path.split("/")[2])]
         elif self.path.startswith("/echo"):
             answer = body
+        elif self.path.startswith("/headers"):
+            answer = bytes(self.headers)
         else:
             answer = json.dumps({"path": self.path, "received": len(body)}).encode()
         self.send_response(200)

@@ -4,8 +4,8 @@
 framing), ``/chunked?n=K`` answers K chunks, ``/close`` answers without a length and closes,
 ``/size?n=N`` answers N bytes, ``/interim`` answers ``100 Continue`` and ``103 Early Hints``
 before its ``200``, ``/inject?kind=K`` answers (``sized``, ``chunked`` or ``204``; to ``HEAD``,
-a head) and a second response no request asked for, in the same write; anything else a short
-page naming the path and Host header.
+a head) and a second response no request asked for, in the same write, ``/headers`` the
+request's header lines; anything else a short page naming the path and Host header.
 """
 
 from __future__ import annotations
@@ -72,6 +72,8 @@ class _Handler(Handler):
             )
         elif route == "/inject":
             self.wfile.write(ANSWERS[query.get("kind", "sized")] + INJECTED)  # in one write
+        elif route == "/headers":
+            self._send(200, bytes(self.headers))
         else:
             self._send(200, f"path={self.path} host={self.headers.get('Host')}".encode())
 

@@ -777,6 +777,29 @@ def test_a_password_in_the_target_is_counted_refused_and_never_logged(make_rig, 
         assert rig.origin.seen == []
 
 
+@pytest.mark.parametrize("mode", list(SecretsMode), ids=[m.value for m in SecretsMode])
+def test_a_key_in_a_header_is_counted_redacted_or_refused(make_rig, mode) -> None:  # type: ignore[no-untyped-def]
+    """A key in a request header other than the sign-in ones is counted (``report``),
+    replaced where it stands in its value (``redact``) or refused with nothing sent
+    (``block``); the key the agent signs in with (``X-Api-Key``) is left as it is."""
+    rig = make_rig(secrets=mode)
+    done = _curl(
+        rig,
+        "/headers",
+        *("-H", f"X-Debug: note {KEY} end", "-H", f"X-Api-Key: {KEY}"),
+    )
+    assert done.returncode == 0, done.stderr
+    [record] = rig.wait_records(1)
+    assert record["secrets"] == {"github_token": 1}
+    if mode is SecretsMode.BLOCK:
+        assert done.stdout.endswith("403") and rig.origin.seen == []
+        assert "headers hold secrets" in record["reason"]
+        return
+    debug = "note [REDACTED:github_token] end" if mode is SecretsMode.REDACT else f"note {KEY} end"
+    assert f"X-Debug: {debug}\n" in done.stdout and f"X-Api-Key: {KEY}\n" in done.stdout
+    assert KEY not in json.dumps(rig.records)
+
+
 def test_what_a_client_sent_is_withheld_from_refusals() -> None:
     """A token quoted in a refusal (a bad chunk size, a Transfer-Encoding, a Host header) is
     left out of the message that goes to the answer, the log and the report."""

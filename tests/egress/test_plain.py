@@ -123,6 +123,37 @@ def test_a_host_not_inspected_stays_plain_forwarding(tmp_path: Path) -> None:
     assert [("flow" in r, r["status"]) for r in records] == [(False, 200)]
 
 
+@pytest.mark.parametrize("secrets", list(SecretsMode), ids=[m.value for m in SecretsMode])
+def test_a_key_in_a_plain_request_header_is_handled_as_inside_tls(
+    tmp_path: Path, secrets: SecretsMode
+) -> None:
+    """In plain HTTP too a key in a request header is counted, replaced where it stands or
+    refused, with nothing sent; ``Cookie`` (how a client signs in) is left as it is."""
+    cfg = config(tmp_path, inspection=_inspection(tmp_path, secrets))
+    with origin() as site, running(cfg) as (url, _):
+        target = f"http://localhost:{site.server_address[1]}/headers"
+        done = subprocess.run(
+            [
+                *("curl", "-sS", "--max-time", "20", "--proxy", url, "-o", "-"),
+                *("-H", f"Referer: https://example.org/?token={KEY}", "-H", f"Cookie: s={KEY}"),
+                target,
+            ],
+            env={"PATH": "/usr/bin:/bin"},
+            capture_output=True,
+            timeout=30,
+            check=False,
+        )
+    assert cfg.audit_log is not None
+    [record] = [r for r in read_records(cfg.audit_log) if r.get("inspected")]
+    assert record["secrets"] == {"github_token": 1}
+    if secrets is SecretsMode.BLOCK:
+        assert b"headers hold secrets" in done.stdout and site.seen == []
+        return
+    shown = "[REDACTED:github_token]" if secrets is SecretsMode.REDACT else KEY
+    assert f"Referer: https://example.org/?token={shown}\n".encode() in done.stdout
+    assert f"Cookie: s={KEY}\n".encode() in done.stdout
+
+
 def test_a_body_not_read_decoded_to_its_end_is_said_so(tmp_path: Path) -> None:
     """Under ``--secrets report`` a body labelled ``Content-Encoding: gzip`` that is not gzip
     leaves as it came: its key is counted from its bytes, its record says why it was not read

@@ -539,6 +539,39 @@ def test_every_secret_found_in_a_path_leaves_the_logged_path(target: str, gone: 
     assert gone not in logged and "[REDACTED" in logged
 
 
+def test_header_values_are_scanned_but_the_sign_in_ones() -> None:
+    """Every request header but the sign-in ones is read, as ``name: value`` in one pass:
+    each secret counted and replaced where it stands in its value; ``Authorization``,
+    ``Proxy-Authorization``, ``X-Api-Key`` and ``Cookie`` are left as they are, in any case;
+    a secret reaching into a header's name cannot be replaced."""
+    from airlock.egress.scan import header_secrets
+
+    key = KEY.encode()
+    headers = [
+        (b"Host", b"api.example.com"),
+        (b"authorization", b"Bearer " + key),
+        (b"X-API-KEY", key),
+        (b"Cookie", b"session=" + key),
+        (b"Proxy-Authorization", b"Basic " + key),
+        (b"X-Debug", key),
+        (b"Referer", b"https://example.org/?token=" + key + b"&a=1"),
+        (b"User-Agent", b"curl/8.5.0"),
+    ]
+    found, redacted = header_secrets(REDACTOR, headers)
+    assert found == {"github_token": 2}
+    marker = b"[REDACTED:github_token]"
+    assert redacted == [
+        *headers[:5],
+        (b"X-Debug", marker),
+        (b"Referer", b"https://example.org/?token=" + marker + b"&a=1"),
+        headers[7],
+    ]
+    clean = headers[:5] + headers[7:]
+    assert header_secrets(REDACTOR, clean) == ({}, clean)
+    assert header_secrets(REDACTOR, []) == ({}, [])
+    assert header_secrets(REDACTOR, [(b"X-" + key, b"1")]) == ({"github_token": 1}, None)
+
+
 def test_a_target_is_scanned_for_the_users_own_rules() -> None:
     """A rule of the user's own may find what the precheck does not look for."""
     from airlock.egress.scan import path_secrets

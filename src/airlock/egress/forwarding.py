@@ -77,19 +77,34 @@ async def _forward(
     proxy = client.proxy
     body: bytes | None = None
     if inspection is not None:
-        from airlock.egress.scan import SecretsMode, path_refusal, path_secrets
-
-        record["path"], in_path = path_secrets(
-            inspection.inspector.redactor, head.path.decode("latin-1"), record["path"]
+        from airlock.egress.scan import (
+            SecretsMode,
+            header_refusal,
+            header_secrets,
+            path_refusal,
+            path_secrets,
         )
-        inspection.secrets.update(in_path)
+
+        redactor = inspection.inspector.redactor
+        record["path"], in_path = path_secrets(
+            redactor, head.path.decode("latin-1"), record["path"]
+        )
+        inspection.add(in_path)
+        in_head, redacted = header_secrets(redactor, head.headers)
+        inspection.add(in_head)
         record.update(inspection.fields())
-        if in_path and inspection.mode is not SecretsMode.REPORT:
+        mode, why = inspection.mode, ""
+        if mode is not SecretsMode.REPORT and in_path:
+            why = path_refusal(mode, in_path)
+        elif mode is not SecretsMode.REPORT and in_head:
+            if mode is SecretsMode.BLOCK or redacted is None:
+                why = header_refusal(mode, in_head)
+            else:
+                head.headers = redacted  # each secret replaced where it stands in its value
+        if why:
             if head.chunked or head.content_length:
                 await _drain(client)  # read before answering: unread bytes would reset it
-            return await _refused(
-                client, record, *_refusal(403, path_refusal(inspection.mode, in_path))
-            )
+            return await _refused(client, record, *_refusal(403, why))
         going, body = await _screen(client, head, record, inspection)
         if not going:
             return False

@@ -63,6 +63,8 @@ from airlock.egress.scan import (
     Uncheckable,
     blocked_reason,
     check_gathered,
+    header_refusal,
+    header_secrets,
     path_refusal,
     path_secrets,
 )
@@ -283,9 +285,16 @@ class InspectedConnection:
         fields["path"], in_path = path_secrets(self.inspector.redactor, path, fields["path"])
         if in_path:
             fields["path_secrets"] = in_path
+        in_head, redacted = header_secrets(self.inspector.redactor, head.headers)
+        if in_head:
+            fields["header_secrets"] = in_head
+        mode = self.inspector.secrets
         try:
-            if in_path and self.inspector.secrets is not SecretsMode.REPORT:
-                raise HttpError(403, path_refusal(self.inspector.secrets, in_path))
+            if in_path and mode is not SecretsMode.REPORT:
+                raise HttpError(403, path_refusal(mode, in_path))
+            refused = mode is SecretsMode.BLOCK or (mode is SecretsMode.REDACT and redacted is None)
+            if in_head and refused:
+                raise HttpError(403, header_refusal(mode, in_head))
             self.check_target(head.first[1])
             hosts = [value for name, value in head.headers if name.lower() == b"host"]
             if len(hosts) > 1:  # a front end may route by the first, the record names one
@@ -294,6 +303,8 @@ class InspectedConnection:
             framing = head.framing()
             if framing[0] == "none" and head.check is not None:
                 head.check.finish()  # no body: llhttp must have found the end in the head
+            if in_head and redacted is not None and mode is SecretsMode.REDACT:
+                head.headers = redacted  # each secret replaced where it stands in its value
         except HttpError as error:
             return await self._refused(error, fields, started)
         if not verdict.allowed:
@@ -350,9 +361,10 @@ class InspectedConnection:
 
     def _done(self, fields: dict[str, Any], started: float, **more: Any) -> None:
         fields.update(more)
-        in_path = fields.pop("path_secrets", None)
-        if in_path:  # counted with the body's
-            fields["secrets"] = dict(Counter(fields.get("secrets") or {}) + Counter(in_path))
+        found = Counter(fields.get("secrets") or {})
+        for beside in ("path_secrets", "header_secrets"):  # counted with the body's
+            found += Counter(fields.pop(beside, None) or {})
+        fields["secrets"] = dict(found)
         fields["duration_ms"] = round((self.inspector.clock() - started) * 1000, 3)
         record = record_of(**fields)
         self.inspector.tally(record)

@@ -92,6 +92,12 @@ class PlainInspection:
         body = refusal_body(self.verdict, self.method, self.host, self.path, scheme="http")
         return simple_response(403, body.decode("utf-8"), (("X-Airlock", "refused"),))
 
+    def add(self, found: dict[str, int]) -> None:
+        """Count ``found`` (secrets by kind) with the request's others: its path's, its
+        headers', its body's."""
+        for kind, count in found.items():
+            self.secrets[kind] = self.secrets.get(kind, 0) + count
+
     async def take(self, piece: bytes) -> None:
         """Count the secrets of a body piece on its way out (``--secrets report``)."""
         if self._count is not None:
@@ -102,7 +108,7 @@ class PlainInspection:
         ``record``, and why the body could not be read decoded to its end (``unchecked``), if
         it could not."""
         if self._count is not None:
-            self.secrets.update(await self._count.total())
+            self.add(await self._count.total())
             if self._count.unchecked:
                 record["unchecked"] = self._count.unchecked
         record["secrets"] = self.secrets
@@ -138,7 +144,7 @@ class PlainInspection:
             )
         except Uncheckable as error:
             self.held.settle(mark)
-            self.secrets.update(error.secrets)
+            self.add(error.secrets)
             return None, error.status, error.why
         # a body that leaves as a new copy (decoded, redacted) stays charged until it has gone
         self.held.settle(mark, len(checked) if checked is not None and checked is not body else 0)
@@ -148,5 +154,5 @@ class PlainInspection:
                 for name, value in self.head.headers
                 if name.lower() != b"content-encoding"
             ]
-        self.secrets.update(found)
+        self.add(found)
         return checked, 403, "" if checked is not None else blocked_reason(self.secrets)

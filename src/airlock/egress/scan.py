@@ -1122,6 +1122,65 @@ def path_secrets(redactor: Redactor, target: str, logged: str) -> tuple[str, dic
     return _MARKER_OR_RUN.sub(withhold, shown), dict(counts)
 
 
+SIGN_IN = frozenset({b"authorization", b"proxy-authorization", b"x-api-key", b"cookie"})
+"""The request headers not scanned: how a client signs in to the host it talks to."""
+
+Headers = list[tuple[bytes, bytes]]
+
+
+def header_secrets(redactor: Redactor, headers: Headers) -> tuple[dict[str, int], Headers | None]:
+    """The secrets of a request's header lines but the sign-in ones (:data:`SIGN_IN`), by
+    kind, found in one pass of the engine over them all, each read as ``name: value`` (a name
+    gives its value's context); and the headers with each secret replaced by its marker where
+    it stands in its value (``--secrets redact``), or ``None`` when one reaches into a
+    header's name or past its line (it cannot be replaced and leave the header whole)."""
+    lines: list[bytes] = []
+    starts: list[int] = []
+    at = 0
+    for name, value in headers:
+        if name.lower() not in SIGN_IN:
+            starts.append(at)
+            lines.append(b"%s: %s" % (name, value))
+            at += len(lines[-1]) + 1
+    if not lines:
+        return {}, headers
+    hits = redactor.find(b"\n".join(lines))
+    if not hits:
+        return {}, headers
+    secrets = dict(Counter(hit.kind for hit in hits))
+    scanned = [index for index, (name, _) in enumerate(headers) if name.lower() not in SIGN_IN]
+    spans: dict[int, list[tuple[int, int, str]]] = {}
+    for hit in hits:
+        row = bisect.bisect_right(starts, hit.start) - 1
+        index = scanned[row]
+        name, value = headers[index]
+        begins = starts[row] + len(name) + 2
+        if hit.start < begins or hit.end > begins + len(value):
+            return secrets, None
+        spans.setdefault(index, []).append((hit.start - begins, hit.end - begins, hit.kind))
+    replaced = list(headers)
+    for index, found in spans.items():
+        name, value = headers[index]
+        out, position = [], 0
+        for start, end, kind in found:  # in order, not overlapping
+            out += [value[position:start], f"[REDACTED:{kind}]".encode()]
+            position = end
+        replaced[index] = (name, b"".join([*out, value[position:]]))
+    return secrets, replaced
+
+
+def header_refusal(mode: SecretsMode, secrets: dict[str, int]) -> str:
+    """Why ``--secrets block`` refused a request whose headers hold secrets, or ``redact`` one
+    whose secret reaches into a header's name."""
+    kinds = ", ".join(f"{kind} x{count}" for kind, count in sorted(secrets.items()))
+    if mode is SecretsMode.BLOCK:
+        return f"--secrets block: the request's headers hold secrets ({kinds}); nothing was sent"
+    return (
+        f"--secrets {mode.value}: the request's headers hold secrets ({kinds}), one in a "
+        "header's name, which cannot be replaced: nothing was sent"
+    )
+
+
 def path_refusal(mode: SecretsMode, secrets: dict[str, int]) -> str:
     """Why ``--secrets redact`` or ``block`` refused a request whose path holds secrets (a
     path cannot be redacted and still name what it names)."""
