@@ -62,6 +62,8 @@ HERE = Path(__file__).resolve().parent
 class _NoScan:
     """Stands in for the secrets scanner in the ``scan off`` row: what the scan costs."""
 
+    unchecked = ""
+
     def __init__(self, *args: object) -> None:
         pass
 
