@@ -15,7 +15,8 @@ connection. For each request it:
    port (:meth:`InspectedConnection.check_target`), never another destination;
 2. names the request's flow (``egress.flows.classify``) and asks the engine's decisions whether
    that flow may leave (``egress.flows.enforce``); a refused request gets a ``403`` whose body
-   names the flow and what turned it off;
+   names the flow and what turned it off; its target and its headers (but the sign-in ones)
+   are read for secrets (``egress.scan.header_secrets``);
 3. sends the request to the origin over TLS verified against the system's CAs (plus
    ``--upstream-ca``), on one upstream connection kept for the client connection, streaming the
    body while the redaction engine counts its secrets (``--secrets report``; a chunked body
@@ -24,7 +25,9 @@ connection. For each request it:
    within ``GATHER_BUDGET`` across the run's connections, its decoded form while it is
    checked too: ``503`` past it), then redacted or refused; each piece is charged to the run's upload budget (``--max-upload-mb``) before
    it leaves, and one that does not fit cuts the request there;
-4. streams the answer back as it comes and writes one audit record (:func:`record_of`).
+4. streams the answer back as it comes and writes one audit record (:func:`record_of`; its
+   ``secrets`` are the target's, the headers' and the body's, and ``unchecked`` says why a
+   streamed body was not read decoded to its end, when it was not).
 """
 
 from __future__ import annotations

@@ -10,13 +10,13 @@ host named with ``--inspect`` gets what one inside inspected TLS gets
 1. its flow is named and the engine's decisions asked (:meth:`Inspector.judge`); a refused
    flow is answered ``403`` with the same body naming the flow and what turned it off, before
    any connection is made;
-2. its body goes through the redaction engine: counted as it streams (``--secrets report``,
-   segments scanned in a worker thread beside the forwarding), or gathered (up to
-   ``MAX_GATHERED``: a larger body is refused ``413``, and within the run's budget of
-   gathered bodies, shared with TLS: ``503`` past it), then redacted or refused (``redact``,
-   ``block``);
-3. its audit record carries ``flow``, ``inspected`` and ``secrets``, and is counted by flow
-   for the end-of-run report.
+2. its headers (but the sign-in ones) and its body go through the redaction engine, the
+   body counted as it streams (``--secrets report``, segments scanned in a worker thread
+   beside the forwarding), or gathered (up to ``MAX_GATHERED``: a larger body is refused
+   ``413``, and within the run's budget of gathered bodies, shared with TLS: ``503`` past
+   it), then redacted or refused (``redact``, ``block``);
+3. its audit record carries ``flow``, ``inspected`` and ``secrets`` (and ``unchecked``, for a
+   body not read decoded to its end), and is counted by flow for the end-of-run report.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Secrets in request bodies: counted as the body streams past, or replaced before it leaves.
+"""Secrets in requests: counted as a body streams past, or replaced before it leaves.
 
 Theory of operation
 -------------------
@@ -20,9 +20,16 @@ segment's size); with no core free, that pass costs its full share of the throug
 A body gathered whole (``--secrets redact`` or ``block``) is checked by :func:`check_gathered`,
 scanned a window at a time as :func:`redact_body` scans it, so no hit list spans the whole body.
 Every copy the check holds (the body decoded of its ``Content-Encoding`` or of its percent
-escapes, with the map back; its text, in UTF-16 or UTF-32; the body redacted) is charged to the
-run's budget of gathered bodies (:class:`Budget`) before it is made, and refused ``503`` past
-it; a body without secrets is not copied.
+escapes, with the map back; its text, in UTF-16 or UTF-32; the body without its NULs; the body
+redacted) is charged to the run's budget of gathered bodies (:class:`Budget`) before it is
+made, and refused ``503`` past it; a body without secrets is not copied.
+
+Either way a body is read every way a reader of it might read it: decoded of its
+``Content-Encoding`` and as its bytes too, with its percent escapes decoded, as text in its
+charset (UTF-16, UTF-32, UTF-7, ISO-2022, HZ: :func:`wide_charset`), and with its NULs left
+out where it holds UTF-16 or UTF-32 text among other bytes (:func:`nul_text`). A request's
+header lines, but the sign-in ones, are read in one pass of the engine
+(:func:`header_secrets`), its target by :func:`path_secrets`.
 """
 
 from __future__ import annotations
