@@ -20,7 +20,14 @@ from airlock.egress.cleartext import CleartextRequests, host_of, starts_http
         (b"SSH-2.0-OpenSSH_9.6\r\n", False),
         (b"EHLO mail.example\r\n", False),
         (b"GET key\r\n", False),  # a Redis inline command
-        (b"A" * 30, False),
+        (b"A" * 30, None),
+        (b"A" * 30 + b"\x00", False),
+        (b"t" * 20000, False),  # a token to the limit: no method
+        (b"GET  /a HTTP/1.1\r\n", True),  # servers take runs of spaces and tabs
+        (b"GET\t/a  HTTP/1.1", True),
+        (b"\r\n" * 9000, True),  # empty lines past the limit: read as HTTP
+        (b"GET /" + b"a" * 17000, True),  # a first line still open past the limit
+        (b"\r\n\r\n", None),
     ],
 )
 def test_what_starts_as_http(data: bytes, expected: bool | None) -> None:
@@ -91,3 +98,25 @@ def test_after_an_upgrade_the_bytes_are_not_read_as_http() -> None:
     assert requests.feed(upgrade + b"\x81\x05hello") == ""
     assert requests.feed(b"GET / HTTP/1.1\r\nHost: evil.test\r\n\r\n") == ""  # a frame's data
     assert asked == ["ok.test"]
+
+
+def test_an_upgrade_to_http2_in_the_clear_is_refused() -> None:
+    """HTTP/2 frames would follow, whose hosts llhttp cannot read."""
+    requests, _ = _requests({"ok.test"})
+    reason = requests.feed(
+        b"GET / HTTP/1.1\r\nHost: ok.test\r\nConnection: Upgrade, HTTP2-Settings\r\n"
+        b"Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAoAAAAAIAAAAA\r\n\r\n"
+    )
+    assert "h2c" in reason
+
+
+def test_a_request_head_is_read_up_to_a_bound() -> None:
+    """A head that never ends (a header value of megabytes) ends the tunnel past the bound,
+    instead of being gathered whole; a large body passes."""
+    requests, _ = _requests({"ok.test"})
+    assert requests.feed(b"GET / HTTP/1.1\r\nHost: ok.test\r\nX-Long: ") == ""
+    reasons = [requests.feed(b"a" * 16384) for _ in range(8)]
+    assert "head over" in reasons[-1]
+    body, _ = _requests({"ok.test"})
+    assert body.feed(b"POST / HTTP/1.1\r\nHost: ok.test\r\nContent-Length: 1048576\r\n\r\n") == ""
+    assert all(body.feed(b"a" * 65536) == "" for _ in range(16))

@@ -79,3 +79,18 @@ def test_alert_and_change_cipher_spec_records_before_the_hello_are_passed_over()
     assert server_name(alert + ccs + _client_hello("localhost")) == "localhost"
     with pytest.raises(NeedMore):
         server_name(alert)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"\x16\x00\x00\x01\x85\xa6\xff\x01",  # a MySQL client's reply: length 0x16, sequence 1
+        b"\x16\x01\x00\x00\x01\x00\x00\x00",  # a MongoDB message of 0x116 bytes
+        b"\x16\x03\x07\x00\x05",  # no TLS version
+    ],
+)
+def test_another_protocol_whose_first_byte_is_a_handshakes_is_not_tls(data: bytes) -> None:
+    """The record header must carry a TLS version: a protocol whose first byte happens to be
+    0x16 is not held for a ClientHello that never comes, nor refused as unreadable TLS."""
+    with pytest.raises(NotHello):
+        server_name(data)

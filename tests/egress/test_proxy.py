@@ -810,3 +810,20 @@ def test_http_in_the_clear_inside_a_tunnel_is_held_to_the_rules_request_by_reque
     # what passed before the refused request is in its record, as in the report
     assert records[2]["bytes_out"] > 0 and records[2]["bytes_in"] > 0
     assert_report_is_the_log(report, cfg.audit_log)  # type: ignore[arg-type]
+
+
+def test_a_name_longer_than_a_host_name_is_refused_and_kept_cut(
+    site: _Site, tmp_path: Path
+) -> None:
+    """A megabyte Host inside a tunnel: refused, and the record keeps its start and length,
+    not the whole of it (twice, in the reason)."""
+    cfg = config(tmp_path)
+    long_name = "a" * 100_000 + ".test"
+    with running(cfg) as (url, _):
+        answer = _cleartext_through_tunnel(
+            url, _port(site), f"GET / HTTP/1.1\r\nHost: {long_name}\r\n\r\n".encode()
+        )
+    assert answer == b""
+    (record,) = _connections(cfg.audit_log)  # type: ignore[arg-type]
+    assert record["decision"] == "deny" and "cut: 100005 characters" in str(record["server_name"])
+    assert len(json.dumps(record)) < 2000

@@ -21,23 +21,39 @@ import httptools
 
 from airlock.policy.hosts import normalize_host
 
-FIRST_LINE = re.compile(rb"[\r\n]*[A-Za-z-]{1,24} [^ \r\n]+ HTTP/")
-"""The start of an HTTP request (empty lines before it are skipped by servers)."""
-MAYBE_FIRST_LINE = re.compile(rb"[\r\n]*(?:[A-Za-z-]{1,24}(?: [^ \r\n]*(?: H?T?T?P?)?)?)?")
-"""What could still become :data:`FIRST_LINE` with more bytes."""
+METHOD = re.compile(rb"[\r\n]*[!#$%&'*+.^_`|~0-9A-Za-z-]+([ \t])?")
+"""A request's method (any token, as servers read one), after empty lines servers skip, and
+the space or tab after it."""
 FIRST_LINE_LIMIT = 16 * 1024
-"""Bytes held to tell whether a tunnel's first line is an HTTP request."""
+"""Bytes held to tell whether a tunnel's first line is an HTTP request; past them, bytes that
+could still be one are read as one (llhttp refuses what it cannot read)."""
+
+MAX_HEAD = 64 * 1024
+"""The longest request head read in a tunnel (the proxy's own default for plain requests)."""
 
 Verdict = Callable[[str], str]
 """The reason to refuse a named host (``host`` or ``host:port`` as sent), or ``""``."""
 
 
 def starts_http(data: bytes | bytearray) -> bool | None:
-    """Whether ``data`` begins with an HTTP request line; ``None``: too few bytes to tell."""
-    if FIRST_LINE.match(data):
+    """Whether ``data`` begins with an HTTP request line (a method, a space or tab, and
+    ``HTTP/`` on the line, however many spaces are between); ``None``: too few bytes to tell.
+    A first line without ``HTTP/`` is another protocol's (SMTP's ``EHLO``, Redis's ``GET
+    key``); one still open at :data:`FIRST_LINE_LIMIT` is taken for HTTP."""
+    full = len(data) >= FIRST_LINE_LIMIT
+    if not data.strip(b"\r\n"):  # empty lines only, so far
+        return True if full else None
+    found = METHOD.match(data)
+    if found is None:
+        return False
+    if found.group(1) is None:  # a token so far: no method runs to the limit
+        return None if not full and found.end() == len(data) else False
+    end = data.find(b"\n", found.end())
+    line = data[found.end() : len(data) if end < 0 else end]
+    if b"HTTP/" in line:
         return True
-    if len(data) < FIRST_LINE_LIMIT and MAYBE_FIRST_LINE.fullmatch(data):
-        return None
+    if end < 0:
+        return True if full else None
     return False
 
 
@@ -46,13 +62,26 @@ class CleartextRequests:
     must end (a request names a host ``verdict`` refuses, names none, or cannot be read),
     or ``""``."""
 
-    __slots__ = ("_hosts", "_parser", "_url", "_verdict", "reason", "upgraded")
+    __slots__ = (
+        "_h2c",
+        "_head_size",
+        "_hosts",
+        "_in_head",
+        "_parser",
+        "_url",
+        "_verdict",
+        "reason",
+        "upgraded",
+    )
 
     def __init__(self, verdict: Verdict) -> None:
         self._verdict = verdict
         self._parser = httptools.HttpRequestParser(self)
         self._url = b""
         self._hosts: list[bytes] = []
+        self._h2c = False
+        self._in_head = False
+        self._head_size = 0
         self.reason = ""
         """Why the tunnel was refused (kept: later bytes are refused too)."""
         self.upgraded = False
@@ -61,20 +90,29 @@ class CleartextRequests:
     def on_message_begin(self) -> None:
         self._url = b""
         self._hosts = []
+        self._h2c = False
+        self._in_head = True
+        self._head_size = 0
 
     def on_url(self, url: bytes) -> None:
         self._url += url
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        if name.lower() == b"host":
+        lowered = name.lower()
+        if lowered == b"host":
             self._hosts.append(value)
+        elif lowered == b"upgrade" and b"h2c" in value.lower():
+            self._h2c = True
 
     def on_headers_complete(self) -> None:
+        self._in_head = False
         if not self.reason:
             self.reason = self._judge()
 
     def _judge(self) -> str:
         """The verdict on one request's head: its absolute target's host, then its ``Host``."""
+        if self._h2c:  # HTTP/2 frames would follow, whose hosts llhttp cannot read
+            return "a request in the clear in this tunnel asks to switch to HTTP/2 (h2c)"
         method = self._parser.get_method()
         named: list[str] = []
         if method == b"CONNECT":
@@ -106,6 +144,12 @@ class CleartextRequests:
             return self.reason
         try:
             self._parser.feed_data(bytes(data))
+            if self._in_head:  # a head still open after these bytes: all of them were head
+                self._head_size += len(data)
+                if self._head_size > MAX_HEAD:
+                    self.reason = (
+                        f"a request in the clear in this tunnel has a head over {MAX_HEAD} bytes"
+                    )
         except httptools.HttpParserUpgrade:
             self.upgraded = not self.reason
         except httptools.HttpParserError as error:

@@ -45,13 +45,17 @@ def _hello_body(data: bytes | bytearray) -> bytes | None:
     read until the message is whole: a hello sent a byte at a time costs a short walk a byte.
 
     Raises:
-        NotHello: the first byte is not a TLS handshake record's.
+        NotHello: the first bytes are not a TLS record header's.
         Unreadable: a later record that is not a handshake, more than :data:`MAX_RECORDS`
             records, a first message that is no ClientHello, or none whole in
             :data:`MAX_HELLO` bytes.
     """
     if data and data[0] not in (HANDSHAKE, *SKIPPED):
         raise NotHello("not a TLS handshake record")
+    if (len(data) > 1 and data[1] != 3) or (len(data) > 2 and data[2] > 4):
+        # no TLS version (3.0 to 1.3) in the record's header: another protocol whose first
+        # byte happens to be 0x14-0x16 (a MySQL packet's length, a MongoDB message's)
+        raise NotHello("not a TLS record header")
     spans: list[tuple[int, int]] = []
     position = whole = records = 0
     while position + 5 <= len(data):

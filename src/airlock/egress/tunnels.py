@@ -26,6 +26,8 @@ from airlock.egress.connection import (
 from airlock.egress.hello import NeedMore, NotHello, Unreadable, server_name
 from airlock.egress.http1 import RequestHead
 from airlock.egress.relay import Relay, Watch
+from airlock.egress.rules import shown_host
+from airlock.policy.hosts import MAX_NAME
 
 if TYPE_CHECKING:
     from airlock.egress.client import Client
@@ -121,7 +123,12 @@ def _name_check(
         canonical = host_of(name)
         if canonical == host:
             return ""
-        record.setdefault("server_name", canonical)
+        shown = shown_host(canonical)  # a name past 253 characters is cut in the record
+        record.setdefault("server_name", shown)
+        if len(canonical) > MAX_NAME:
+            return (
+                f"the client in this tunnel to {host} asks for {shown}: no host name is that long"
+            )
         return _other_name(client, host, port, canonical)
 
     def check(data: bytes | bytearray) -> str | None:
@@ -256,7 +263,11 @@ async def _gated_pipe(
     held = bytearray(early)
     verdict = "" if check is None else check(held)
     while verdict is None:
-        more = await client.reader.read(READ_SIZE)
+        try:
+            more = await client.reader.read(READ_SIZE)
+        except OSError as failure:  # the client reset while its first bytes were held
+            upstream.writer.transport.abort()
+            return str(failure) or type(failure).__name__
         held += more
         verdict = check(held) if more and check is not None else ""
     watch = watching[0] if watching else None
