@@ -126,7 +126,7 @@ class CleartextRequests:
                     f"({self._url[:80]!r})"
                 )
             if url.host:
-                named.append(_authority(url.host, url.port))
+                named.append(url.host.decode("latin-1"))  # the verdict reads the host alone
         if len(self._hosts) > 1:
             return "a request in the clear in this tunnel has more than one Host header"
         if not self._hosts and not named:
@@ -158,13 +158,6 @@ class CleartextRequests:
                 "might read another host in it"
             )
         return self.reason
-
-
-def _authority(host: bytes, port: int | None) -> str:
-    text = host.decode("latin-1")
-    if ":" in text:
-        text = f"[{text}]"
-    return text if port is None else f"{text}:{port}"
 
 
 def host_of(authority: str) -> str:
