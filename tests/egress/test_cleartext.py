@@ -120,3 +120,52 @@ def test_a_request_head_is_read_up_to_a_bound() -> None:
     body, _ = _requests({"ok.test"})
     assert body.feed(b"POST / HTTP/1.1\r\nHost: ok.test\r\nContent-Length: 1048576\r\n\r\n") == ""
     assert all(body.feed(b"a" * 65536) == "" for _ in range(16))
+
+
+def test_after_a_declined_upgrade_the_next_request_is_judged() -> None:
+    """A server that declines an upgrade (no ``101``) reads the next request on the
+    connection: it is read as one, however the bytes are cut."""
+    stream = (
+        b"GET /ws HTTP/1.1\r\nHost: ok.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n"
+        b"\r\nGET / HTTP/1.1\r\nHost: evil.test\r\n\r\n"
+    )
+    for size in (1, 5, len(stream)):
+        requests, asked = _requests({"ok.test"})
+        reasons = [requests.feed(stream[at : at + size]) for at in range(0, len(stream), size)]
+        assert reasons[-1] == "refused evil.test"
+        assert asked == ["ok.test", "evil.test"]
+        assert not any(reasons[:-1])  # nothing refused before the request's head ends
+
+
+def test_after_a_declined_connect_the_next_request_is_judged() -> None:
+    requests, asked = _requests({"ok.test", "also.test"})
+    assert requests.feed(b"CONNECT also.test:443 HTTP/1.1\r\nHost: also.test\r\n\r\n") == ""
+    assert requests.feed(b"POST / HTTP/1.1\r\nHost: evil.test\r\n\r\n") == "refused evil.test"
+    assert asked == ["also.test:443", "also.test", "evil.test"]
+
+
+@pytest.mark.parametrize(
+    "body_header", [b"Content-Length: 5\r\n", b"Transfer-Encoding: chunked\r\n"]
+)
+def test_an_upgrade_with_a_body_is_refused(body_header: bytes) -> None:
+    """The body would hide a request after it: ``\\x81\\x80`` read as the body, then
+    ``GET … Host: evil.test``."""
+    requests, _ = _requests({"ok.test"})
+    reason = requests.feed(
+        b"GET /ws HTTP/1.1\r\nHost: ok.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+        + body_header
+        + b"\r\n\x81\x80abcGET / HTTP/1.1\r\nHost: evil.test\r\n\r\n"
+    )
+    assert "upgrade with a body" in reason
+
+
+def test_an_upgrade_with_an_empty_body_is_an_upgrade() -> None:
+    requests, asked = _requests({"ok.test"})
+    upgrade = (
+        b"GET /ws HTTP/1.1\r\nHost: ok.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+        b"Content-Length: 0\r\n\r\n"
+    )
+    assert requests.feed(upgrade) == ""
+    assert requests.feed(b"\x81\x85") == ""
+    assert requests.feed(b"GET / HTTP/1.1\r\nHost: evil.test\r\n\r\n") == ""  # frame data
+    assert requests.upgraded and asked == ["ok.test"]

@@ -773,8 +773,8 @@ def test_http_in_the_clear_inside_a_tunnel_is_held_to_the_rules_request_by_reque
 ) -> None:
     """A front end routes plain HTTP by its ``Host``: inside a tunnel to an allowed address,
     a request naming a host the rules refuse (first, or after allowed ones on the same
-    connection, or by an absolute target) ends the tunnel before it goes on; requests
-    naming the tunnel's own host pass."""
+    connection, after an upgrade the origin declined, or by an absolute target) ends the
+    tunnel before it goes on; requests naming the tunnel's own host pass."""
     port = _port(site)
     own = f"127.0.0.1:{port}".encode()
     cases: dict[str, bytes | list[bytes]] = {
@@ -786,6 +786,11 @@ def test_http_in_the_clear_inside_a_tunnel_is_held_to_the_rules_request_by_reque
             b"GET /e HTTP/1.1\r\nHost: elsewhere.example\r\n\r\n",
         ],
         "absolute": b"GET http://evil.test/f HTTP/1.1\r\nHost: %s\r\n\r\n" % own,
+        "declined_upgrade": [  # the origin answers 200, not 101: HTTP goes on
+            b"GET /g HTTP/1.1\r\nHost: %s\r\nConnection: Upgrade\r\n"
+            b"Upgrade: websocket\r\n\r\n" % own,
+            b"GET /h HTTP/1.1\r\nHost: elsewhere.example\r\n\r\n",
+        ],
     }
     with contextlib.ExitStack() as stack:
         cfg = config(tmp_path)
@@ -798,13 +803,15 @@ def test_http_in_the_clear_inside_a_tunnel_is_held_to_the_rules_request_by_reque
     assert answers["allowed"].count(b"HTTP/1.") == 2 and b"path=/b" in answers["allowed"]
     assert answers["denied_first"] == b"" and answers["absolute"] == b""
     assert b"path=/d" in answers["denied_second"] and b"path=/e" not in answers["denied_second"]
-    assert [path for path, _ in site.seen] == ["/a", "/b", "/d"]
+    assert b"path=/g" in answers["declined_upgrade"] and b"/h" not in answers["declined_upgrade"]
+    assert [path for path, _ in site.seen] == ["/a", "/b", "/d", "/g"]
     records = _connections(cfg.audit_log)  # type: ignore[arg-type]
     assert [(r["decision"], r.get("server_name")) for r in records] == [
         ("allow", None),
         ("deny", "evil.test"),
         ("deny", "elsewhere.example"),
         ("deny", "evil.test"),
+        ("deny", "elsewhere.example"),
     ]
     assert "asks for elsewhere.example, which the rules refuse" in str(records[2]["reason"])
     # what passed before the refused request is in its record, as in the report

@@ -8,8 +8,12 @@ it names is held to a verdict, as the tunnel's TLS server name is
 
 What llhttp cannot read, once the bytes began as HTTP, ends the tunnel: a server more lenient
 than llhttp (a bare line feed, a second ``Host``) might read a host in it. After an
-``Upgrade`` (a WebSocket) the bytes are the new protocol's, on the connection the upgrade's
-host was checked for.
+``Upgrade`` (a WebSocket) or a ``CONNECT``, the bytes that follow are told apart as a
+tunnel's first bytes are (:func:`starts_http`): a server that declined reads a request
+there, which is read and judged like any; the new protocol's bytes (a WebSocket client's
+frames never start like a request line) go on unread, on the connection the upgrade's host
+was checked for. An upgrade with a body is refused: llhttp stops at its head, while a
+server that declines reads the body, and a request after it, which would go unread.
 """
 
 from __future__ import annotations
@@ -63,6 +67,8 @@ class CleartextRequests:
     or ``""``."""
 
     __slots__ = (
+        "_after",
+        "_body",
         "_h2c",
         "_head_size",
         "_hosts",
@@ -80,17 +86,23 @@ class CleartextRequests:
         self._url = b""
         self._hosts: list[bytes] = []
         self._h2c = False
+        self._body = False
         self._in_head = False
         self._head_size = 0
+        self._after: bytearray | None = None
+        """The bytes after an ``Upgrade`` or ``CONNECT``, while too few to tell whether a
+        request comes next (``None``: none is pending)."""
         self.reason = ""
         """Why the tunnel was refused (kept: later bytes are refused too)."""
         self.upgraded = False
-        """An ``Upgrade`` or ``CONNECT`` was accepted: the rest is not HTTP."""
+        """The bytes after an ``Upgrade`` or ``CONNECT`` are another protocol's: the rest
+        is not read."""
 
     def on_message_begin(self) -> None:
         self._url = b""
         self._hosts = []
         self._h2c = False
+        self._body = False
         self._in_head = True
         self._head_size = 0
 
@@ -103,6 +115,10 @@ class CleartextRequests:
             self._hosts.append(value)
         elif lowered == b"upgrade" and b"h2c" in value.lower():
             self._h2c = True
+        elif lowered == b"transfer-encoding" or (
+            lowered == b"content-length" and value.strip(b" \t0")
+        ):
+            self._body = True
 
     def on_headers_complete(self) -> None:
         self._in_head = False
@@ -142,6 +158,8 @@ class CleartextRequests:
         """Read the next bytes the client sends; why the tunnel must end, or ``""``."""
         if self.reason or self.upgraded:
             return self.reason
+        if self._after is not None:
+            return self._follow(data)
         try:
             self._parser.feed_data(bytes(data))
             if self._in_head:  # a head still open after these bytes: all of them were head
@@ -150,14 +168,40 @@ class CleartextRequests:
                     self.reason = (
                         f"a request in the clear in this tunnel has a head over {MAX_HEAD} bytes"
                     )
-        except httptools.HttpParserUpgrade:
-            self.upgraded = not self.reason
+        except httptools.HttpParserUpgrade as upgrade:
+            if self.reason:
+                return self.reason
+            if self._body:
+                self.reason = (
+                    "a request in the clear in this tunnel asks to upgrade with a body: a "
+                    "server that declines reads the body, and what follows it as a request"
+                )
+                return self.reason
+            self._after = bytearray()
+            return self._follow(data[upgrade.args[0] :])
         except httptools.HttpParserError as error:
             self.reason = self.reason or (
                 f"the HTTP sent in the clear in this tunnel cannot be read ({error}): a server "
                 "might read another host in it"
             )
         return self.reason
+
+    def _follow(self, data: bytes | bytearray) -> str:
+        """Read bytes after an ``Upgrade`` or ``CONNECT``: once they tell, a request's are
+        read as one (from a parser of their own), another protocol's are not read. Until
+        they tell, they go on: no request line has ended in them."""
+        after = self._after
+        assert after is not None
+        after += data
+        http = starts_http(after)
+        if http is None:
+            return ""
+        self._after = None
+        if not http:
+            self.upgraded = True
+            return ""
+        self._parser = httptools.HttpRequestParser(self)
+        return self.feed(after)
 
 
 def host_of(authority: str) -> str:
