@@ -14,12 +14,22 @@ from airlock.egress.cleartext import CleartextRequests, host_of, starts_http
         (b"\r\nPOST http://x/ HTTP/1.0\r\n", True),
         (b"get / HTTP/1.1", True),  # llhttp refuses it later: the tunnel ends
         (b"GE", None),
-        (b"GET /a/b", None),
-        (b"GET /a/b HTT", None),
+        (b"GET /a/b", True),  # a request's target: a server may read the line without a version
+        (b"GET /a\r\nHost: evil.test\r\n", True),  # HTTP/0.9: llhttp reads it, and refuses
+        (b"GET http://evil.test/\r\n", True),
+        (b"GET * RTSP/1.0\r\n", True),
+        (b"GET /a ICE/1.0\r\n", True),
+        (b"GET /a http/1.1\r\n", True),
+        (b" GET /b HTTP/1.1\r\n", True),  # lenient servers skip spaces before a request
+        (b"\x0bGET\x0b/b\x0cHTTP/1.1\r\n", True),  # and take these as spaces
+        (b"CONNECT evil.test:443\r\n", True),
+        (b"FOO bar", None),
         (b"\x16\x03\x01", False),
         (b"SSH-2.0-OpenSSH_9.6\r\n", False),
         (b"EHLO mail.example\r\n", False),
         (b"GET key\r\n", False),  # a Redis inline command
+        (b"A\x85abcd", False),  # a WebSocket client's compressed frame, not final
+        (b"\x81\x85abcd", False),  # and a final one
         (b"A" * 30, None),
         (b"A" * 30 + b"\x00", False),
         (b"t" * 20000, False),  # a token to the limit: no method
@@ -47,14 +57,28 @@ def test_host_of_an_authority(authority: str, host: str) -> None:
     assert host_of(authority) == host
 
 
-def _requests(allowed: set[str]) -> tuple[CleartextRequests, list[str]]:
-    asked: list[str] = []
+class _Tunnel:
+    """A tunnel's client side as the relay runs it: each piece fed to the reader, what it lets
+    through kept in :attr:`sent`; hosts in ``allowed`` pass the verdict."""
 
-    def verdict(authority: str) -> str:
-        asked.append(authority)
-        return "" if host_of(authority) in allowed else f"refused {authority}"
+    def __init__(self, allowed: set[str]) -> None:
+        self.allowed = allowed
+        self.asked: list[str] = []
+        self.sent = bytearray()
+        self.requests = CleartextRequests(self.verdict)
 
-    return CleartextRequests(verdict), asked
+    def verdict(self, authority: str) -> str:
+        self.asked.append(authority)
+        return "" if host_of(authority) in self.allowed else f"refused {authority}"
+
+    def send(self, data: bytes) -> str:
+        passed, reason = self.requests.feed(data)
+        assert not (passed and reason)
+        self.sent += passed
+        return reason
+
+    def send_cut(self, stream: bytes, size: int) -> list[str]:
+        return [self.send(stream[at : at + size]) for at in range(0, len(stream), size)]
 
 
 def test_every_request_of_a_kept_connection_is_judged_however_it_is_cut() -> None:
@@ -65,10 +89,23 @@ def test_every_request_of_a_kept_connection_is_judged_however_it_is_cut() -> Non
         b"GET / HTTP/1.1\r\nHost: evil.test\r\n\r\n"
     )
     for size in (1, 7, len(stream)):
-        requests, asked = _requests({"ok.test"})
-        reasons = [requests.feed(stream[at : at + size]) for at in range(0, len(stream), size)]
+        tunnel = _Tunnel({"ok.test"})
+        reasons = tunnel.send_cut(stream, size)
         assert reasons[-1] == "refused evil.test"
-        assert asked == ["ok.test", "ok.test", "evil.test"]
+        assert tunnel.asked == ["ok.test", "ok.test", "evil.test"]
+        assert b"GET / HTTP/1.1\r\nHost: evil" not in tunnel.sent  # the refused head stayed
+
+
+def test_a_head_goes_on_only_once_read_whole_and_judged() -> None:
+    """Nothing of a head passes before its end: a server cannot act on a line not judged."""
+    head = b"GET /a HTTP/1.1\r\nHost: ok.test\r\n\r\n"
+    tunnel = _Tunnel({"ok.test"})
+    for at in range(len(head) - 1):
+        assert tunnel.send(head[at : at + 1]) == "" and tunnel.sent == b""
+    assert tunnel.send(head[-1:]) == "" and tunnel.sent == head
+    body = b"POST /u HTTP/1.1\r\nHost: ok.test\r\nContent-Length: 6\r\n\r\n"
+    assert tunnel.send(body + b"{") == "" and tunnel.sent == head + body + b"{"
+    assert tunnel.send(b'"a":') == "" and tunnel.sent.endswith(b'{"a":')  # a body streams
 
 
 @pytest.mark.parametrize(
@@ -80,30 +117,64 @@ def test_every_request_of_a_kept_connection_is_judged_however_it_is_cut() -> Non
         (b"GET / HTTP/1.1\r\n\r\n", "names no host"),
         (b"GET / HTTP/1.1\nHost: evil.test\n\n", "cannot be read"),
         (b"get / HTTP/1.1\r\nHost: evil.test\r\n\r\n", "cannot be read"),
+        (b"GET /a\r\nHost: ok.test\r\n\r\n", "HTTP/0.9"),  # no version: servers differ
+        (b"GET /a HTTP/2.0\r\nHost: ok.test\r\n\r\n", "HTTP/2.0"),
+        (b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", "cannot be read"),  # HTTP/2, prior knowledge
+        (b" GET / HTTP/1.1\r\nHost: evil.test\r\n\r\n", "cannot be read"),
+        (
+            b"POST / HTTP/1.1\r\nHost: ok.test\r\nContent-Length: 37\r\n\r\n"
+            b"GET / HTTP/1.1\r\nHost: evil.test\r\n\r\n",
+            "body that starts as a request",  # read as one by a server ignoring the length
+        ),
     ],
 )
 def test_a_request_naming_another_host_or_none_or_unreadable_is_refused(
     request_bytes: bytes, why: str
 ) -> None:
-    requests, _ = _requests({"ok.test"})
-    assert why in requests.feed(request_bytes)
-    assert why in requests.feed(b"GET / HTTP/1.1\r\nHost: ok.test\r\n\r\n")  # and stays so
+    tunnel = _Tunnel({"ok.test"})
+    assert why in tunnel.send(request_bytes)
+    assert why in tunnel.send(b"GET / HTTP/1.1\r\nHost: ok.test\r\n\r\n")  # and stays so
+    assert tunnel.sent == b""
+
+
+def test_a_version_less_line_is_held_and_goes_nowhere() -> None:
+    """A server answers ``GET http://evil.test/`` (HTTP/0.9) at the end of the line: llhttp
+    waits for headers, so the line is held; the client closing refuses it."""
+    tunnel = _Tunnel({"ok.test"})
+    assert tunnel.send(b"GET / HTTP/1.1\r\nHost: ok.test\r\n\r\nGET http://evil.test/\r\n") == ""
+    assert tunnel.sent == b""  # the allowed request waits with it: a client sends heads whole
+    assert "closed its side" in tunnel.requests.end()
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b'{"query": {"match_all": {}}}', b"hello", b"Host: evil.test\r\n\r\n", b"GET", b"x" * 40000],
+    ids=["json", "short_text", "header_like", "shorter_than_a_line", "long"],
+)
+def test_a_body_that_does_not_start_as_a_request_passes(body: bytes) -> None:
+    tunnel = _Tunnel({"ok.test"})
+    stream = b"GET /_search HTTP/1.1\r\nHost: ok.test\r\nContent-Length: %d\r\n\r\n" % len(body)
+    stream += body + b"GET / HTTP/1.1\r\nHost: ok.test\r\n\r\n"
+    for size in (1, 1000, len(stream)):
+        tunnel = _Tunnel({"ok.test"})
+        assert not any(tunnel.send_cut(stream, size)) and tunnel.sent == stream
 
 
 def test_after_an_upgrade_the_bytes_are_not_read_as_http() -> None:
-    requests, asked = _requests({"ok.test"})
+    tunnel = _Tunnel({"ok.test"})
     upgrade = (
         b"GET /ws HTTP/1.1\r\nHost: ok.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n"
     )
-    assert requests.feed(upgrade + b"\x81\x05hello") == ""
-    assert requests.feed(b"GET / HTTP/1.1\r\nHost: evil.test\r\n\r\n") == ""  # a frame's data
-    assert asked == ["ok.test"]
+    assert tunnel.send(upgrade + b"\x81\x05hello") == ""
+    assert tunnel.send(b"GET / HTTP/1.1\r\nHost: evil.test\r\n\r\n") == ""  # a frame's data
+    assert tunnel.asked == ["ok.test"]
+    assert tunnel.sent == upgrade + b"\x81\x05hello" + b"GET / HTTP/1.1\r\nHost: evil.test\r\n\r\n"
 
 
 def test_an_upgrade_to_http2_in_the_clear_is_refused() -> None:
     """HTTP/2 frames would follow, whose hosts llhttp cannot read."""
-    requests, _ = _requests({"ok.test"})
-    reason = requests.feed(
+    tunnel = _Tunnel({"ok.test"})
+    reason = tunnel.send(
         b"GET / HTTP/1.1\r\nHost: ok.test\r\nConnection: Upgrade, HTTP2-Settings\r\n"
         b"Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAoAAAAAIAAAAA\r\n\r\n"
     )
@@ -113,13 +184,14 @@ def test_an_upgrade_to_http2_in_the_clear_is_refused() -> None:
 def test_a_request_head_is_read_up_to_a_bound() -> None:
     """A head that never ends (a header value of megabytes) ends the tunnel past the bound,
     instead of being gathered whole; a large body passes."""
-    requests, _ = _requests({"ok.test"})
-    assert requests.feed(b"GET / HTTP/1.1\r\nHost: ok.test\r\nX-Long: ") == ""
-    reasons = [requests.feed(b"a" * 16384) for _ in range(8)]
+    tunnel = _Tunnel({"ok.test"})
+    assert tunnel.send(b"GET / HTTP/1.1\r\nHost: ok.test\r\nX-Long: ") == ""
+    reasons = [tunnel.send(b"a" * 16384) for _ in range(8)]
     assert "head over" in reasons[-1]
-    body, _ = _requests({"ok.test"})
-    assert body.feed(b"POST / HTTP/1.1\r\nHost: ok.test\r\nContent-Length: 1048576\r\n\r\n") == ""
-    assert all(body.feed(b"a" * 65536) == "" for _ in range(16))
+    body = _Tunnel({"ok.test"})
+    assert body.send(b"POST / HTTP/1.1\r\nHost: ok.test\r\nContent-Length: 1048576\r\n\r\n") == ""
+    assert all(body.send(b"a" * 65536) == "" for _ in range(16))
+    assert len(body.sent) > 1048576
 
 
 def test_after_a_declined_upgrade_the_next_request_is_judged() -> None:
@@ -130,18 +202,49 @@ def test_after_a_declined_upgrade_the_next_request_is_judged() -> None:
         b"\r\nGET / HTTP/1.1\r\nHost: evil.test\r\n\r\n"
     )
     for size in (1, 5, len(stream)):
-        requests, asked = _requests({"ok.test"})
-        reasons = [requests.feed(stream[at : at + size]) for at in range(0, len(stream), size)]
+        tunnel = _Tunnel({"ok.test"})
+        reasons = tunnel.send_cut(stream, size)
         assert reasons[-1] == "refused evil.test"
-        assert asked == ["ok.test", "evil.test"]
+        assert tunnel.asked == ["ok.test", "evil.test"]
         assert not any(reasons[:-1])  # nothing refused before the request's head ends
+        assert b"evil" not in tunnel.sent
+
+
+@pytest.mark.parametrize(
+    "after",
+    [
+        b" GET /b HTTP/1.1\r\nHost: evil.test\r\n\r\n",  # Python's http.server skips the space
+        b"GET\x0b/b\x0bHTTP/1.1\r\nHost: evil.test\r\n\r\n",
+        b"GET http://evil.test/\r\n",  # HTTP/0.9, answered at the end of the line by nginx
+    ],
+)
+def test_after_a_declined_upgrade_what_a_lenient_server_reads_goes_nowhere(after: bytes) -> None:
+    tunnel = _Tunnel({"ok.test"})
+    upgrade = (
+        b"GET /ws HTTP/1.1\r\nHost: ok.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n"
+    )
+    reason = tunnel.send(upgrade + after) or tunnel.requests.end()
+    assert reason and b"evil" not in tunnel.sent
+
+
+def test_after_a_connect_in_the_clear_tls_has_its_server_name_judged() -> None:
+    from tests.egress.test_hello import _client_hello
+
+    connect = b"CONNECT ok.test:443 HTTP/1.1\r\nHost: ok.test:443\r\n\r\n"
+    refused = _Tunnel({"ok.test"})
+    assert refused.send(connect + _client_hello("evil.test")) == "refused evil.test"
+    allowed = _Tunnel({"ok.test"})
+    hello = _client_hello("ok.test")
+    assert allowed.send(connect + hello[:10]) == ""
+    assert allowed.send(hello[10:]) == "" and allowed.sent == connect + hello
+    assert allowed.requests.upgraded
 
 
 def test_after_a_declined_connect_the_next_request_is_judged() -> None:
-    requests, asked = _requests({"ok.test", "also.test"})
-    assert requests.feed(b"CONNECT also.test:443 HTTP/1.1\r\nHost: also.test\r\n\r\n") == ""
-    assert requests.feed(b"POST / HTTP/1.1\r\nHost: evil.test\r\n\r\n") == "refused evil.test"
-    assert asked == ["also.test:443", "also.test", "evil.test"]
+    tunnel = _Tunnel({"ok.test", "also.test"})
+    assert tunnel.send(b"CONNECT also.test:443 HTTP/1.1\r\nHost: also.test\r\n\r\n") == ""
+    assert tunnel.send(b"POST / HTTP/1.1\r\nHost: evil.test\r\n\r\n") == "refused evil.test"
+    assert tunnel.asked == ["also.test:443", "also.test", "evil.test"]
 
 
 @pytest.mark.parametrize(
@@ -150,8 +253,8 @@ def test_after_a_declined_connect_the_next_request_is_judged() -> None:
 def test_an_upgrade_with_a_body_is_refused(body_header: bytes) -> None:
     """The body would hide a request after it: ``\\x81\\x80`` read as the body, then
     ``GET … Host: evil.test``."""
-    requests, _ = _requests({"ok.test"})
-    reason = requests.feed(
+    tunnel = _Tunnel({"ok.test"})
+    reason = tunnel.send(
         b"GET /ws HTTP/1.1\r\nHost: ok.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
         + body_header
         + b"\r\n\x81\x80abcGET / HTTP/1.1\r\nHost: evil.test\r\n\r\n"
@@ -160,12 +263,12 @@ def test_an_upgrade_with_a_body_is_refused(body_header: bytes) -> None:
 
 
 def test_an_upgrade_with_an_empty_body_is_an_upgrade() -> None:
-    requests, asked = _requests({"ok.test"})
+    tunnel = _Tunnel({"ok.test"})
     upgrade = (
         b"GET /ws HTTP/1.1\r\nHost: ok.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
         b"Content-Length: 0\r\n\r\n"
     )
-    assert requests.feed(upgrade) == ""
-    assert requests.feed(b"\x81\x85") == ""
-    assert requests.feed(b"GET / HTTP/1.1\r\nHost: evil.test\r\n\r\n") == ""  # frame data
-    assert requests.upgraded and asked == ["ok.test"]
+    assert tunnel.send(upgrade) == ""
+    assert tunnel.send(b"\x81\x85") == ""
+    assert tunnel.send(b"GET / HTTP/1.1\r\nHost: evil.test\r\n\r\n") == ""  # frame data
+    assert tunnel.requests.upgraded and tunnel.asked == ["ok.test"]

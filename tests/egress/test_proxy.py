@@ -791,6 +791,10 @@ def test_http_in_the_clear_inside_a_tunnel_is_held_to_the_rules_request_by_reque
             b"Upgrade: websocket\r\n\r\n" % own,
             b"GET /h HTTP/1.1\r\nHost: elsewhere.example\r\n\r\n",
         ],
+        "version_less": [  # HTTP/0.9: servers differ on it; it never reaches the origin
+            b"GET /i HTTP/1.1\r\nHost: %s\r\n\r\n" % own,
+            b"GET /j\r\nHost: %s\r\n\r\n" % own,
+        ],
     }
     with contextlib.ExitStack() as stack:
         cfg = config(tmp_path)
@@ -804,7 +808,8 @@ def test_http_in_the_clear_inside_a_tunnel_is_held_to_the_rules_request_by_reque
     assert answers["denied_first"] == b"" and answers["absolute"] == b""
     assert b"path=/d" in answers["denied_second"] and b"path=/e" not in answers["denied_second"]
     assert b"path=/g" in answers["declined_upgrade"] and b"/h" not in answers["declined_upgrade"]
-    assert [path for path, _ in site.seen] == ["/a", "/b", "/d", "/g"]
+    assert b"path=/i" in answers["version_less"] and b"/j" not in answers["version_less"]
+    assert [path for path, _ in site.seen] == ["/a", "/b", "/d", "/g", "/i"]
     records = _connections(cfg.audit_log)  # type: ignore[arg-type]
     assert [(r["decision"], r.get("server_name")) for r in records] == [
         ("allow", None),
@@ -812,8 +817,10 @@ def test_http_in_the_clear_inside_a_tunnel_is_held_to_the_rules_request_by_reque
         ("deny", "elsewhere.example"),
         ("deny", "evil.test"),
         ("deny", "elsewhere.example"),
+        ("deny", None),
     ]
     assert "asks for elsewhere.example, which the rules refuse" in str(records[2]["reason"])
+    assert "HTTP/0.9" in str(records[5]["reason"])
     # what passed before the refused request is in its record, as in the report
     assert records[2]["bytes_out"] > 0 and records[2]["bytes_in"] > 0
     assert_report_is_the_log(report, cfg.audit_log)  # type: ignore[arg-type]

@@ -2,32 +2,43 @@
 tunnel every request): a front end at the tunnel's address (a CDN's, which serves many sites)
 routes each request by its ``Host`` header, or by its target when that is absolute, so a
 tunnel to an allowed host could reach any site the same front end serves. Each request is
-read as it passes (llhttp, the plain proxy's parser; nothing is kept or copied) and the host
-it names is held to a verdict, as the tunnel's TLS server name is
-(:func:`airlock.egress.tunnels._name_check`).
+read as it passes (llhttp, the plain proxy's parser) and the host it names is held to a
+verdict, as the tunnel's TLS server name is (:func:`airlock.egress.tunnels._name_check`).
 
-What llhttp cannot read, once the bytes began as HTTP, ends the tunnel: a server more lenient
-than llhttp (a bare line feed, a second ``Host``) might read a host in it. After an
-``Upgrade`` (a WebSocket) or a ``CONNECT``, the bytes that follow are told apart as a
-tunnel's first bytes are (:func:`starts_http`): a server that declined reads a request
-there, which is read and judged like any; the new protocol's bytes (a WebSocket client's
-frames never start like a request line) go on unread, on the connection the upgrade's host
-was checked for. An upgrade with a body is refused: llhttp stops at its head, while a
-server that declines reads the body, and a request after it, which would go unread.
+A request's head goes on only once llhttp has read it whole and the verdict allows it: a
+server cannot act on a line airlock has not judged (nginx answers a version-less ``GET
+http://other.example/`` line at once, without waiting for headers). What llhttp cannot read
+ends the tunnel, since a server more lenient than llhttp (a bare line feed, a second
+``Host``) might read a host in it; so does a request without an ``HTTP/1.x`` version, and a
+body, sized by its ``Content-Length``, that starts as a request does (a server that ignores
+the length would read it as the next request).
+
+A tunnel's first bytes, and the bytes after an ``Upgrade`` (a WebSocket) or a ``CONNECT``,
+are told apart by :func:`opening`: TLS has its server name judged; what starts as a request
+line might (:func:`starts_http`) is read as HTTP, so a server that declined an upgrade
+reads nothing airlock did not; another protocol's bytes (a WebSocket client's frames never
+start like a request line) go on unread. An upgrade with a body is refused: llhttp stops
+at its head, while a server that declines reads the body, and a request after it.
 """
 
 from __future__ import annotations
 
+import enum
 import re
 from collections.abc import Callable
 
 import httptools
 
+from airlock.egress.hello import NeedMore, NotHello, Unreadable, server_name
 from airlock.policy.hosts import normalize_host
 
-METHOD = re.compile(rb"[\r\n]*[!#$%&'*+.^_`|~0-9A-Za-z-]+([ \t])?")
-"""A request's method (any token, as servers read one), after empty lines servers skip, and
-the space or tab after it."""
+SPACES = b" \t\x0b\x0c"
+"""What lenient servers take between a request line's words (and skip before it)."""
+METHOD = re.compile(rb"[\r\n" + SPACES + rb"]*([!#$%&'*+.^_`|~0-9A-Za-z-]+)([" + SPACES + rb"]+)?")
+"""A request's method (any token, as servers read one), after the empty lines and spaces
+lenient servers skip, and the spaces after it."""
+VERSION = re.compile(rb"(?:HTTP|RTSP|ICE)/", re.IGNORECASE)
+"""A protocol version llhttp (or a lenient server) reads on a request line."""
 FIRST_LINE_LIMIT = 16 * 1024
 """Bytes held to tell whether a tunnel's first line is an HTTP request; past them, bytes that
 could still be one are read as one (llhttp refuses what it cannot read)."""
@@ -40,39 +51,79 @@ Verdict = Callable[[str], str]
 
 
 def starts_http(data: bytes | bytearray) -> bool | None:
-    """Whether ``data`` begins with an HTTP request line (a method, a space or tab, and
-    ``HTTP/`` on the line, however many spaces are between); ``None``: too few bytes to tell.
-    A first line without ``HTTP/`` is another protocol's (SMTP's ``EHLO``, Redis's ``GET
-    key``); one still open at :data:`FIRST_LINE_LIMIT` is taken for HTTP."""
+    """Whether ``data`` begins with what a server might read as an HTTP request line: a
+    method, spaces, and on the line a protocol version (``HTTP/``, ``RTSP/``, ``ICE/``), a
+    target as a request's (``/…``, ``*``, ``scheme://…``), or a ``CONNECT``; ``None``: too
+    few bytes to tell. Any other first line is another protocol's (SMTP's ``EHLO host``,
+    SSH's banner, Redis's ``GET key``); one still open at :data:`FIRST_LINE_LIMIT` is taken
+    for HTTP."""
     full = len(data) >= FIRST_LINE_LIMIT
-    if not data.strip(b"\r\n"):  # empty lines only, so far
+    if not data.strip(b"\r\n" + SPACES):  # empty lines and spaces only, so far
         return True if full else None
     found = METHOD.match(data)
     if found is None:
         return False
-    if found.group(1) is None:  # a token so far: no method runs to the limit
+    if found.group(2) is None:  # a token so far: no method runs to the limit
         return None if not full and found.end() == len(data) else False
     end = data.find(b"\n", found.end())
-    line = data[found.end() : len(data) if end < 0 else end]
-    if b"HTTP/" in line:
+    line = bytes(data[found.end() : len(data) if end < 0 else end])
+    target = line.split(None, 1)[0] if line.strip() else b""
+    if (
+        VERSION.search(line)
+        or target.startswith((b"/", b"*"))
+        or b"://" in target
+        or found.group(1).upper() == b"CONNECT"
+    ):
         return True
     if end < 0:
         return True if full else None
     return False
 
 
+class Opening(enum.Enum):
+    """What a tunnel's first bytes (or those after an upgrade) are, by :func:`opening`."""
+
+    MORE = "too few bytes to tell"
+    HTTP = "HTTP in the clear: read request by request"
+    OPAQUE = "another protocol, or TLS whose server name passed: not read"
+
+
+def opening(data: bytes | bytearray, verdict: Verdict) -> Opening | str:
+    """Tell what ``data`` starts: TLS (its server name judged by ``verdict``), HTTP, or
+    another protocol; a string: why the tunnel is refused."""
+    try:
+        name = server_name(data)
+    except NeedMore:
+        return Opening.MORE
+    except NotHello:
+        http = starts_http(data)
+        if http is None:
+            return Opening.MORE
+        return Opening.HTTP if http else Opening.OPAQUE
+    except Unreadable as error:
+        return (
+            f"the TLS in this tunnel starts with {error}: refused (the server might read "
+            "another host's name in it)"
+        )
+    return (verdict(name) if name else "") or Opening.OPAQUE
+
+
 class CleartextRequests:
-    """The requests of one tunnel's client, read as they pass: :meth:`feed` says why the tunnel
-    must end (a request names a host ``verdict`` refuses, names none, or cannot be read),
-    or ``""``."""
+    """The requests of one tunnel's client, read as they pass (a
+    :class:`~airlock.egress.relay.Watch`): :meth:`feed` says what may go on now and why the
+    tunnel must end (a request names a host ``verdict`` refuses, names none, or cannot be
+    read)."""
 
     __slots__ = (
         "_after",
         "_body",
+        "_body_start",
         "_h2c",
         "_head_size",
+        "_held",
         "_hosts",
         "_in_head",
+        "_length",
         "_parser",
         "_url",
         "_verdict",
@@ -87,11 +138,18 @@ class CleartextRequests:
         self._hosts: list[bytes] = []
         self._h2c = False
         self._body = False
+        self._length = False
         self._in_head = False
         self._head_size = 0
+        self._held = bytearray()
+        """Bytes read but not yet let through: a head not yet whole, or a body whose start
+        cannot be told yet."""
+        self._body_start: bytearray | None = None
+        """The first bytes of a body sized by its length, while too few to tell whether they
+        start as a request does (``None``: none is pending)."""
         self._after: bytearray | None = None
-        """The bytes after an ``Upgrade`` or ``CONNECT``, while too few to tell whether a
-        request comes next (``None``: none is pending)."""
+        """The bytes after an ``Upgrade`` or ``CONNECT``, while too few to tell what they
+        are (``None``: none is pending)."""
         self.reason = ""
         """Why the tunnel was refused (kept: later bytes are refused too)."""
         self.upgraded = False
@@ -102,7 +160,7 @@ class CleartextRequests:
         self._url = b""
         self._hosts = []
         self._h2c = False
-        self._body = False
+        self._body = self._length = False
         self._in_head = True
         self._head_size = 0
 
@@ -115,20 +173,48 @@ class CleartextRequests:
             self._hosts.append(value)
         elif lowered == b"upgrade" and b"h2c" in value.lower():
             self._h2c = True
-        elif lowered == b"transfer-encoding" or (
-            lowered == b"content-length" and value.strip(b" \t0")
-        ):
+        elif lowered == b"transfer-encoding":
             self._body = True
+        elif lowered == b"content-length" and value.strip(b" \t0"):
+            self._body = self._length = True
 
     def on_headers_complete(self) -> None:
         self._in_head = False
+        if self._length:
+            self._body_start = bytearray()
         if not self.reason:
             self.reason = self._judge()
 
+    def on_body(self, body: bytes) -> None:
+        start = self._body_start
+        if start is None or self.reason:
+            return
+        start += body[:FIRST_LINE_LIMIT]
+        http = starts_http(start)
+        if http is None:
+            return
+        self._body_start = None
+        if http:
+            self.reason = (
+                "a request in the clear in this tunnel has a body that starts as a request "
+                "does: a server that ignores its Content-Length would read it as one"
+            )
+
+    def on_message_complete(self) -> None:
+        # a body too short to tell: what follows it is the next request, which llhttp reads
+        self._body_start = None
+
     def _judge(self) -> str:
-        """The verdict on one request's head: its absolute target's host, then its ``Host``."""
+        """The verdict on one request's head: its version, its absolute target's host, then
+        its ``Host``."""
         if self._h2c:  # HTTP/2 frames would follow, whose hosts llhttp cannot read
             return "a request in the clear in this tunnel asks to switch to HTTP/2 (h2c)"
+        version = self._parser.get_http_version()
+        if version not in ("1.0", "1.1"):
+            return (
+                f"a request in the clear in this tunnel is HTTP/{version}: only HTTP/1.0 "
+                "and HTTP/1.1 requests are read"
+            )
         method = self._parser.get_method()
         named: list[str] = []
         if method == b"CONNECT":
@@ -154,10 +240,13 @@ class CleartextRequests:
                 return reason
         return ""
 
-    def feed(self, data: bytes | bytearray) -> str:
-        """Read the next bytes the client sends; why the tunnel must end, or ``""``."""
-        if self.reason or self.upgraded:
-            return self.reason
+    def feed(self, data: bytes | bytearray) -> tuple[bytes | bytearray, str]:
+        """Read the next bytes the client sends: the bytes that may go on now (held ones
+        first), and why the tunnel must end, or ``""``."""
+        if self.reason:
+            return b"", self.reason
+        if self.upgraded:
+            return data, ""
         if self._after is not None:
             return self._follow(data)
         try:
@@ -165,43 +254,68 @@ class CleartextRequests:
             if self._in_head:  # a head still open after these bytes: all of them were head
                 self._head_size += len(data)
                 if self._head_size > MAX_HEAD:
-                    self.reason = (
+                    self.reason = self.reason or (
                         f"a request in the clear in this tunnel has a head over {MAX_HEAD} bytes"
                     )
         except httptools.HttpParserUpgrade as upgrade:
-            if self.reason:
-                return self.reason
-            if self._body:
+            if self._body and not self.reason:
                 self.reason = (
                     "a request in the clear in this tunnel asks to upgrade with a body: a "
                     "server that declines reads the body, and what follows it as a request"
                 )
-                return self.reason
+            if self.reason:
+                return b"", self.reason
+            at = upgrade.args[0]
+            self._held += data[:at]
+            head, self._held = self._held, bytearray()
             self._after = bytearray()
-            return self._follow(data[upgrade.args[0] :])
+            rest, reason = self._follow(data[at:])
+            return (b"", reason) if reason else (head + rest, "")
         except httptools.HttpParserError as error:
             self.reason = self.reason or (
                 f"the HTTP sent in the clear in this tunnel cannot be read ({error}): a server "
                 "might read another host in it"
             )
+        if self.reason:
+            return b"", self.reason
+        if self._in_head or self._body_start is not None:
+            self._held += data
+            return b"", ""
+        if self._held:
+            self._held += data
+            data, self._held = self._held, bytearray()
+        return data, ""
+
+    def end(self) -> str:
+        """The client closed its side: why the tunnel must end (bytes still held, a head
+        not yet whole or what follows an upgrade not yet told, go nowhere), or ``""``."""
+        if self.reason or not (self._held or self._after):
+            return self.reason
+        self.reason = (
+            "the client in this tunnel closed its side in the middle of a request's head "
+            "sent in the clear (or of what follows an upgrade): those bytes were not sent"
+        )
         return self.reason
 
-    def _follow(self, data: bytes | bytearray) -> str:
-        """Read bytes after an ``Upgrade`` or ``CONNECT``: once they tell, a request's are
-        read as one (from a parser of their own), another protocol's are not read. Until
-        they tell, they go on: no request line has ended in them."""
+    def _follow(self, data: bytes | bytearray) -> tuple[bytes | bytearray, str]:
+        """Read bytes after an ``Upgrade`` or ``CONNECT``, held until :func:`opening`
+        tells what they are: a request's are read as one (by a parser of their own),
+        another protocol's go on unread."""
         after = self._after
         assert after is not None
         after += data
-        http = starts_http(after)
-        if http is None:
-            return ""
+        kind = opening(after, self._verdict)
+        if kind is Opening.MORE:
+            return b"", ""
         self._after = None
-        if not http:
+        if kind is Opening.HTTP:
+            self._parser = httptools.HttpRequestParser(self)
+            return self.feed(after)
+        if kind is Opening.OPAQUE:
             self.upgraded = True
-            return ""
-        self._parser = httptools.HttpRequestParser(self)
-        return self.feed(after)
+            return after, ""
+        self.reason = kind
+        return b"", kind
 
 
 def host_of(authority: str) -> str:

@@ -23,12 +23,21 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import cast
+from typing import Protocol, cast
 
 from airlock.egress.limits import UploadBudget
 
-Watch = Callable[[bytes | bytearray], str]
-"""Reads a piece of a tunnel's bytes before it goes on: why to refuse the tunnel, or ``""``."""
+
+class Watch(Protocol):
+    """Reads a tunnel's bytes before they go on (and may hold some back for a while)."""
+
+    def feed(self, data: bytes | bytearray) -> tuple[bytes | bytearray, str]:
+        """The bytes that may go on now (held ones first), and why to refuse the tunnel,
+        or ``""``."""
+
+    def end(self) -> str:
+        """The side closed: why to refuse the tunnel (bytes still held), or ``""``."""
+
 
 OUT, IN = 0, 1
 """Directions: client to destination, destination to client."""
@@ -66,7 +75,7 @@ class Relay:
 
     def watch_client(self, watch: Watch) -> None:
         """From now on every piece the client sends is read by ``watch`` before it goes on
-        (a reason: the tunnel is refused; set by :attr:`check`, which sees the first bytes)."""
+        (set by :attr:`check`, which sees the first bytes)."""
         self.client.watch = watch
 
     def refuse(self, reason: str) -> None:
@@ -101,7 +110,7 @@ class _Half(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.eof = False
         self.lost = False
-        self.waiting: list[bytes] = []
+        self.waiting: list[bytes | bytearray] = []
         """Bytes received before the other side's transport was there."""
         self.watch: Watch | None = None
         """Reads each piece of this side before it goes on (:meth:`Relay.watch_client`)."""
@@ -138,14 +147,19 @@ class _Half(asyncio.Protocol):
         for data in waiting:
             self.transport.write(data)
 
-    def data_received(self, data: bytes) -> None:
+    def data_received(self, received: bytes) -> None:
+        data: bytes | bytearray = received
         if self.held is not None:
-            data = self._release(data)
+            data = self._release(received)
             if not data:
                 return
-        if self.watch is not None and (reason := self.watch(data)):
-            self.relay.refuse(reason)
-            return
+        if self.watch is not None:
+            data, reason = self.watch.feed(data)
+            if reason:
+                self.relay.refuse(reason)
+                return
+            if not data:
+                return
         budget = self.budget
         if budget is not None:  # the client's side: charged before it leaves
             if len(data) > budget.left:
@@ -166,6 +180,9 @@ class _Half(asyncio.Protocol):
             data, self.held = bytes(self.held), None
             self.data_received(data)
         self.held = None
+        if self.watch is not None and (reason := self.watch.end()):
+            self.relay.refuse(reason)
+            return True
         self.eof = True
         peer = self.peer.transport
         if peer is not None and not peer.is_closing():

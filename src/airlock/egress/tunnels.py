@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from airlock._tasks import create_task
-from airlock.egress.cleartext import CleartextRequests, host_of, starts_http
+from airlock.egress.cleartext import CleartextRequests, Opening, host_of, opening
 from airlock.egress.connection import (
     ESTABLISHED,
     GATEWAY_HOST,
@@ -23,7 +23,6 @@ from airlock.egress.connection import (
     is_gateway,
     new_record,
 )
-from airlock.egress.hello import NeedMore, NotHello, Unreadable, server_name
 from airlock.egress.http1 import RequestHead
 from airlock.egress.relay import Relay, Watch
 from airlock.egress.rules import shown_host
@@ -132,22 +131,12 @@ def _name_check(
         return _other_name(client, host, port, canonical)
 
     def check(data: bytes | bytearray) -> str | None:
-        try:
-            name = server_name(data)
-        except NeedMore:
+        kind = opening(data, verdict)
+        if kind is Opening.MORE:
             return None
-        except NotHello:
-            http = starts_http(data)
-            if http:
-                requests = CleartextRequests(verdict)
-                watch(requests.feed)
-            return None if http is None else ""
-        except Unreadable as error:
-            return (
-                f"the TLS in this tunnel to {host} starts with {error}: refused (the server "
-                "might read another host's name in it)"
-            )
-        return verdict(name) if name else ""
+        if kind is Opening.HTTP:
+            watch(CleartextRequests(verdict))
+        return "" if isinstance(kind, Opening) else kind
 
     return check
 
@@ -271,19 +260,20 @@ async def _gated_pipe(
         held += more
         verdict = check(held) if more and check is not None else ""
     watch = watching[0] if watching else None
+    passed: bytes | bytearray = held
     if not verdict and held and watch is not None:
-        verdict = watch(held)
+        passed, verdict = watch.feed(held)
     if verdict:
         _refuse_chained(client, upstream.writer, refused, verdict)
         return None
-    if held:
+    if passed:
         budget = client.proxy.budget
-        if len(held) > budget.left:
+        if len(passed) > budget.left:
             client.abort(budget.spent())
             return budget.reason
-        budget.left -= len(held)
-        upstream.writer.write(bytes(held))
-        counts[0] += len(held)
+        budget.left -= len(passed)
+        upstream.writer.write(bytes(passed))
+        counts[0] += len(passed)
     return await _pipe(client, client.reader, upstream.writer, counts, 0, watch, refused)
 
 
@@ -315,17 +305,24 @@ async def _pipe(
     loop = client.loop
     try:
         while True:
-            data = await reader.read(READ_SIZE)
+            data: bytes | bytearray = await reader.read(READ_SIZE)
             if not data:
+                if watch is not None and refused is not None and (reason := watch.end()):
+                    _refuse_chained(client, writer, refused, reason)
+                    return None
                 break
+            if watch is not None and refused is not None:
+                data, reason = watch.feed(data)
+                if reason:
+                    _refuse_chained(client, writer, refused, reason)
+                    return None
+                if not data:
+                    continue
             if budget is not None:
                 if len(data) > budget.left:
                     client.abort(budget.spent())
                     return budget.reason
                 budget.left -= len(data)
-            if watch is not None and refused is not None and (reason := watch(data)):
-                _refuse_chained(client, writer, refused, reason)
-                return None
             writer.write(data)
             counts[index] += len(data)
             client.last_active = loop.time()
