@@ -416,8 +416,9 @@ def test_a_compressed_plain_body_is_held_decoded_within_the_budget(
     tmp_path: Path, secrets: SecretsMode, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A 4 kB gzip body that decodes to 4 MB, under a 1 MB budget of gathered bodies: its
-    decoded bytes count too, so it is refused ``503`` saying why, unsent, and recorded; one
-    that decodes within the budget goes; the budget is given back whole."""
+    decoded bytes count too, so it is refused ``413`` (alone it passes the budget: waiting
+    would not help) saying why, unsent, and recorded; one that decodes within the budget
+    goes; the budget is given back whole."""
     import gzip
 
     from airlock.egress import inspect
@@ -441,13 +442,13 @@ def test_a_compressed_plain_body_is_held_decoded_within_the_budget(
         ).encode()
         refused = _raw(url, head % len(bomb) + bomb)
         sent = _raw(url, head % len(small) + small)
-    assert refused.startswith(b"HTTP/1.1 503 "), refused[:80]
-    assert b"this one decoded" in refused
+    assert refused.startswith(b"HTTP/1.1 413 "), refused[:80]
+    assert b"on their own" in refused
     assert sent.startswith(b"HTTP/1.1 200 "), sent[:80]
     assert len(site.seen) == 1
     assert cfg.audit_log is not None
     records = [r for r in read_records(cfg.audit_log) if r.get("inspected")]
-    assert [(r["status"], r["decision"]) for r in records] == [(503, "deny"), (200, "allow")]
+    assert [(r["status"], r["decision"]) for r in records] == [(413, "deny"), (200, "allow")]
     assert [budget.held for budget in budgets] == [0]
 
 

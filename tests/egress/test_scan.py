@@ -799,10 +799,12 @@ CHECKED_COPIES = [
 def test_the_copies_a_check_makes_are_charged_before_they_are_made(
     mode: str, body: bytes, content_type: bytes | None
 ) -> None:
-    """A body held within a budget that has no room left for the copies its check would make
-    (the body decoded of its escapes, the redacted body, the text of a UTF-16 body) is refused
-    ``503`` saying why, before they are made. With room, the check gives what it gives
-    without a budget, and what it took is given back but the body that leaves."""
+    """A body held within a budget that others leave no room in for the copies its check
+    would make (the body decoded of its escapes, the redacted body, the text of a UTF-16 body)
+    is refused ``503`` saying why, before they are made; one whose copies alone would pass
+    the whole budget is refused ``413`` (waiting would not help). With room, the check gives
+    what it gives without a budget, and what it took is given back but the body that
+    leaves."""
     from airlock.egress.scan import (
         BUSY_CHECKED,
         Budget,
@@ -813,18 +815,29 @@ def test_the_copies_a_check_makes_are_charged_before_they_are_made(
     )
 
     secrets = SecretsMode(mode)
-    held = Held(Budget(len(body) + 1_000))
+    budget = Budget(20 * len(body))
+    others = Held(budget)
+    assert others.take(budget.total - len(body) - 1_000)  # other requests' bodies
+    held = Held(budget)
     assert held.take(len(body))  # the body, gathered
     with pytest.raises(Uncheckable) as refused:
-        check_gathered(REDACTOR, secrets, body, None, content_type, held.take)
+        check_gathered(REDACTOR, secrets, body, None, content_type, held.grow)
     assert refused.value.status == 503 and refused.value.why == BUSY_CHECKED
     assert "send it again shortly" in refused.value.why
     held.settle(len(body))
     assert held.size == len(body)
 
+    alone = Held(Budget(len(body) + 1_000))  # its copies alone pass the whole budget
+    assert alone.take(len(body))
+    with pytest.raises(Uncheckable) as never:
+        check_gathered(REDACTOR, secrets, body, None, content_type, alone.grow)
+    assert never.value.status == 413 and "on their own" in never.value.why
+    alone.settle(len(body))
+    assert alone.size == len(body)
+
     roomy = Held(Budget(20 * len(body)))
     roomy.take(len(body))
-    checked = check_gathered(REDACTOR, secrets, body, None, content_type, roomy.take)
+    checked = check_gathered(REDACTOR, secrets, body, None, content_type, roomy.grow)
     assert roomy.size > len(body) + 10_000  # its copies were charged
     assert checked == check_gathered(REDACTOR, secrets, body, None, content_type)
     leaving = checked[0]
@@ -939,3 +952,78 @@ def test_wide_text_read_in_steps_is_the_text_read_whole(
         text = scan._as_utf8(body, codec, held.take)
         assert text == body.decode(codec, errors="replace").encode("utf-8"), body
         assert held.size == len(text)
+
+
+def test_a_compressed_body_decoded_past_the_budget_is_refused_by_who_holds_it() -> None:
+    """Decoding a gzip body is charged step by step: past a budget other requests hold, it is
+    ``503`` (send it again shortly); past the whole budget on its own, ``413``."""
+    from airlock.egress.scan import BUSY_DECODED, Budget, Held, Uncheckable, decoded
+
+    body = gzip.compress(b"0" * 4_000_000)
+    budget = Budget(5_000_000)
+    others = Held(budget)
+    assert others.take(3_000_000)
+    refused = Held(budget)
+    with pytest.raises(Uncheckable) as busy:
+        decoded(body, b"gzip", grow=refused.grow)
+    assert (busy.value.status, busy.value.why) == (503, BUSY_DECODED)
+    refused.release()
+    others.release()
+    alone = Held(Budget(1_000_000))
+    with pytest.raises(Uncheckable) as never:
+        decoded(body, b"gzip", grow=alone.grow)
+    assert never.value.status == 413 and "on their own" in never.value.why
+    assert decoded(body, b"gzip", grow=Held(budget).grow) == b"0" * 4_000_000
+
+
+@pytest.mark.parametrize("codec", ["utf-32-le", "percent-escaped"])
+def test_the_name_beside_a_value_is_seen_across_a_segment_cut(codec: str) -> None:
+    """The left context kept across a segment cut holds the name a value is found by
+    (``AWS_SECRET_ACCESS_KEY=…``) in UTF-32 and percent-escaped text too, wherever the cut
+    falls: the counts are the whole body's."""
+    line = "AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI8K7MDENGnbPxRfiCYzXAMPLEKEY\n"
+    for pad in range(0, 400, 3):
+        text = "x " * 1000 + " " * pad + line + "y " * 1000
+        if codec == "percent-escaped":
+            body = "".join(f"%{ord(c):02X}" for c in text).encode()
+        else:
+            body = text.encode(codec)
+        scanner = SecretScanner(REDACTOR, segment=2000, overlap=300, escapes=True, nuls=True)
+        for at in range(0, len(body), 1000):
+            scanner.feed(body[at : at + 1000])
+        assert scanner.finish() == {"aws_secret_access_key": 1}, pad
+
+
+def test_a_key_in_a_unicode_escape_body_is_counted_as_block_judges_it() -> None:
+    """``charset=unicode_escape`` reads ``\\x5f`` as ``_``: the body is read decoded, so
+    ``report`` counts the key ``block`` refuses."""
+    from airlock.egress.scan import BodyCount, SecretsMode, check_gathered
+
+    body = json.dumps({"k": KEY}).replace("_", "\\x5f").encode()
+    content_type = b"application/json; charset=unicode_escape"
+
+    async def count() -> dict[str, int]:
+        counter = BodyCount(REDACTOR, None, content_type)
+        for at in range(0, len(body), 3):
+            await counter.add(body[at : at + 3])
+        return await counter.total()
+
+    assert asyncio.run(count()) == {"github_token": 1}
+    blocked = check_gathered(REDACTOR, SecretsMode.BLOCK, body, content_type=content_type)
+    assert blocked[:2] == (None, {"github_token": 1})
+
+
+def test_a_redacted_compressed_body_keeps_the_most_of_each_kind_either_way() -> None:
+    """Keys in a gzip header's file name (read as the body came) and in its data (read
+    decoded): ``redact`` reports the most of each kind either way, as ``block`` does."""
+    from airlock.egress.scan import SecretsMode, check_gathered
+
+    other = "ghp_" + "zY9xW7vU5tS3rQ1pO9nM7lK5jI3hG1fE9dC"
+    buffer = io.BytesIO()
+    with gzip.GzipFile(fileobj=buffer, mode="wb", filename=f"{KEY} {other}", mtime=0) as file:
+        file.write(json.dumps({"k": KEY}).encode())
+    body = buffer.getvalue()
+    redacted = check_gathered(REDACTOR, SecretsMode.REDACT, body, b"gzip")
+    blocked = check_gathered(REDACTOR, SecretsMode.BLOCK, body, b"gzip")
+    assert redacted[1] == blocked[1] == {"github_token": 2}
+    assert redacted[0] is not None and KEY.encode() not in redacted[0]

@@ -440,7 +440,7 @@ class InspectedConnection:
                 payload,
                 encoding,
                 head.joined(b"content-type"),
-                held.take,  # its copies (decoded, redacted, …) are held within the budget too
+                held.grow,  # its copies (decoded, redacted, …) are held within the budget too
             )
             mark = held.size
             try:  # a large body in a worker thread: the other connections go on meanwhile

@@ -140,7 +140,7 @@ class PlainInspection:
                 body,
                 encoding,
                 self.head.header(b"content-type"),
-                self.held.take,  # its copies (decoded, redacted, …) are held within the budget too
+                self.held.grow,  # its copies (decoded, redacted, …) are held within the budget too
             )
         except Uncheckable as error:
             self.held.settle(mark)

@@ -65,8 +65,9 @@ SEGMENT = 1 << 20
 """Bytes gathered before a scan."""
 OVERLAP = 1 << 12
 """The longest secret guaranteed to be counted across a segment boundary."""
-CONTEXT = 64
-"""Bytes before a segment kept for the scan's left context (word boundaries)."""
+CONTEXT = 4 * 64
+"""Bytes before a segment kept for the scan's left context (word boundaries, the name beside
+a value): 64 characters, in UTF-32 (four bytes each) or percent-escaped (three) too."""
 IN_WORKER = 64 * 1024
 """The last window of a body is scanned in a worker thread from this size on (a small one is
 scanned on the loop: handing it over would cost more than the scan)."""
@@ -147,6 +148,22 @@ class Held:
             return False
         self.size += size
         return True
+
+    def grow(self, size: int) -> bool:
+        """:meth:`take` for the copies a body's check holds (a :data:`Grow`).
+
+        Raises:
+            Uncheckable: this request alone would pass the whole budget (``413``: no wait
+                makes it fit, unlike a budget others hold).
+        """
+        if self.size + size > self.budget.total:
+            raise Uncheckable(
+                413,
+                f"the request body and the copies checking it takes (decoded, read as text, "
+                f"redacted) would pass the {self.budget.total} bytes airlock holds for bodies "
+                "to check for secrets (--secrets redact or block) on their own: refused unsent",
+            )
+        return self.take(size)
 
     def cover(self, size: int) -> bool:
         """Hold ``size`` bytes in all, taking what is not held yet (a body gathered so far);
@@ -610,15 +627,17 @@ _CHARSET = re.compile(rb"charset\s*=\s*[\"']?([A-Za-z0-9_.:-]+)", re.IGNORECASE)
 _ASCII_BYTES = b"ghp_AKIA password=:/+AGc-"
 """ASCII a charset must read as itself for the body to be scanned as its bytes (UTF-7 reads
 ``+AGc-`` as ``g``)."""
-_STATEFUL = ("iso2022_", "hz")
-"""Codecs (by the names :func:`codecs.lookup` gives) that read ASCII as itself but have shift
-sequences that read as nothing: ``ghp_aB`` ESC ``( B`` ``3dE…`` is one token in ISO-2022-JP,
-``ghp_aB~`` newline ``3dE…`` in HZ."""
+_STATEFUL = ("iso2022_", "hz", "unicode-escape")
+"""Codecs (by the names :func:`codecs.lookup` gives) that read ASCII as itself but have
+sequences that read as nothing or as another character: ``ghp_aB`` ESC ``( B`` ``3dE…`` is
+one token in ISO-2022-JP, ``ghp_aB~`` newline ``3dE…`` in HZ, ``ghp\\x5faB3dE…`` in
+Python's ``unicode_escape``."""
 
 
 def wide_charset(content_type: bytes | None, start: bytes) -> str | None:
     """The codec of a body whose text is not in ASCII's bytes (UTF-16, UTF-32, UTF-7, …), or
-    is not only in them (ISO-2022, HZ: :data:`_STATEFUL`), which the scan must read decoded:
+    is not only in them (ISO-2022, HZ, unicode_escape: :data:`_STATEFUL`), which the scan must
+    read decoded:
     named by a ``charset`` of ``Content-Type``, or told by the body's first bytes (``start``)
     as JSON readers tell it: a UTF-16 or UTF-32 byte-order mark, or NULs among the first four
     bytes. ``None`` for any other body (UTF-8, Latin-1, …)."""
@@ -1089,7 +1108,7 @@ def _check_decoded(
     if mode is SecretsMode.BLOCK:
         return None, secrets, False
     redacted, found = redact_body(redactor, plain, grow)
-    return redacted, {**secrets, **found}, True
+    return redacted, dict(Counter(secrets) | Counter(found)), True
 
 
 _MARKER_OR_RUN = re.compile(r"\[REDACTED:[a-z0-9_]+\]|" + TOKEN_LIKE.pattern)
