@@ -14,7 +14,12 @@ from airlock.egress.cleartext import CleartextRequests, host_of, starts_http
         (b"\r\nPOST http://x/ HTTP/1.0\r\n", True),
         (b"get / HTTP/1.1", True),  # llhttp refuses it later: the tunnel ends
         (b"GE", None),
-        (b"GET /a/b", True),  # a request's target: a server may read the line without a version
+        (b"GET /a/b", None),  # a version may follow; a server acts on a line once it ends
+        (b"GET /a/b\r\n", True),  # HTTP/0.9, which nginx answers at the end of the line
+        (b"GET\xa0/nbsp\xa0HTTP/1.1\r\n", True),  # Python's http.server splits on \xa0
+        (b"GET\x1c/b\x1cHTTP/1.1\r\n", True),
+        (b"0032git-upload-pack /repo.git\x00host=example.com\x00", False),  # git://
+        (b"RETR /pub/file\r\n", False),  # not GET: no server reads it as HTTP/0.9
         (b"GET /a\r\nHost: evil.test\r\n", True),  # HTTP/0.9: llhttp reads it, and refuses
         (b"GET http://evil.test/\r\n", True),
         (b"GET * RTSP/1.0\r\n", True),
@@ -27,7 +32,8 @@ from airlock.egress.cleartext import CleartextRequests, host_of, starts_http
         (b"\x16\x03\x01", False),
         (b"SSH-2.0-OpenSSH_9.6\r\n", False),
         (b"EHLO mail.example\r\n", False),
-        (b"GET key\r\n", False),  # a Redis inline command
+        (b"GET key\r\n", True),  # a Redis inline command, read as HTTP/0.9 (and refused)
+        (b"GET key value\r\n", False),
         (b"A\x85abcd", False),  # a WebSocket client's compressed frame, not final
         (b"\x81\x85abcd", False),  # and a final one
         (b"A" * 30, None),
@@ -126,6 +132,16 @@ def test_a_head_goes_on_only_once_read_whole_and_judged() -> None:
             b"GET / HTTP/1.1\r\nHost: evil.test\r\n\r\n",
             "body that starts as a request",  # read as one by a server ignoring the length
         ),
+        (
+            b"POST / HTTP/1.1\r\nHost: ok.test\r\nContent-Length: 38\r\n\r\n"
+            b"\x1cGET /x HTTP/1.1\r\nHost: evil.test\r\n\r\n",
+            "body that starts as a request",
+        ),
+        (
+            b"POST / HTTP/1.1\r\nHost: ok.test\r\nContent-Length: 29\r\n\r\n"
+            b"GET zz\r\nHost: evil.test\r\n\r\n",
+            "body that starts as a request",  # HTTP/0.9, with headers after it
+        ),
     ],
 )
 def test_a_request_naming_another_host_or_none_or_unreadable_is_refused(
@@ -148,8 +164,17 @@ def test_a_version_less_line_is_held_and_goes_nowhere() -> None:
 
 @pytest.mark.parametrize(
     "body",
-    [b'{"query": {"match_all": {}}}', b"hello", b"Host: evil.test\r\n\r\n", b"GET", b"x" * 40000],
-    ids=["json", "short_text", "header_like", "shorter_than_a_line", "long"],
+    [
+        b'{"query": {"match_all": {}}}',
+        b"hello",
+        b"Host: evil.test\r\n\r\n",
+        b"GET",
+        b"x" * 40000,
+        b"Visit https://example.com/a or /b\n",
+        b"var a = 1" + b" + 1" * 10000,  # minified code: one long first line
+        b"GET /a/b c HTTP/1.1\r\n",  # three words before the version: no request line
+    ],
+    ids=["json", "short_text", "header_like", "shorter_than_a_line", "long", "prose", "js", "odd"],
 )
 def test_a_body_that_does_not_start_as_a_request_passes(body: bytes) -> None:
     tunnel = _Tunnel({"ok.test"})
@@ -216,6 +241,9 @@ def test_after_a_declined_upgrade_the_next_request_is_judged() -> None:
         b" GET /b HTTP/1.1\r\nHost: evil.test\r\n\r\n",  # Python's http.server skips the space
         b"GET\x0b/b\x0bHTTP/1.1\r\nHost: evil.test\r\n\r\n",
         b"GET http://evil.test/\r\n",  # HTTP/0.9, answered at the end of the line by nginx
+        b"GET\x1c/b\x1cHTTP/1.1\r\nHost: evil.test\r\n\r\n",
+        b"GET\xa0/b\xa0HTTP/1.1\r\nHost: evil.test\r\n\r\n",
+        b"GET zz\r\nHost: evil.test\r\n\r\n",
     ],
 )
 def test_after_a_declined_upgrade_what_a_lenient_server_reads_goes_nowhere(after: bytes) -> None:
@@ -272,3 +300,23 @@ def test_an_upgrade_with_an_empty_body_is_an_upgrade() -> None:
     assert tunnel.send(b"\x81\x85") == ""
     assert tunnel.send(b"GET / HTTP/1.1\r\nHost: evil.test\r\n\r\n") == ""  # frame data
     assert tunnel.requests.upgraded and tunnel.asked == ["ok.test"]
+
+
+def test_a_judged_head_goes_on_before_its_body() -> None:
+    """A client that waits for ``100 Continue`` before its body gets it: the head, judged,
+    goes on; only the body's first bytes wait until they tell."""
+    tunnel = _Tunnel({"ok.test"})
+    head = b"PUT /up HTTP/1.1\r\nHost: ok.test\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n"
+    assert tunnel.send(head) == "" and tunnel.sent == head
+    assert tunnel.send(b"GE") == "" and tunnel.sent == head  # could start a request line
+    assert tunnel.send(b"T a") == "" and tunnel.sent == head + b"GET a"  # the message ended
+
+
+def test_a_pipelined_body_is_not_taken_for_a_head() -> None:
+    """One read holding a request's long body and the start of the next request: the body
+    does not count toward the next head's bound."""
+    tunnel = _Tunnel({"ok.test"})
+    first = b"POST /u HTTP/1.1\r\nHost: ok.test\r\nContent-Length: 70000\r\n\r\n" + b"{" * 70000
+    assert tunnel.send(first + b"GET /b HTTP/1.1\r\n") == "" and tunnel.sent == b""
+    assert tunnel.send(b"Host: ok.test\r\n\r\n") == ""
+    assert tunnel.sent == first + b"GET /b HTTP/1.1\r\nHost: ok.test\r\n\r\n"

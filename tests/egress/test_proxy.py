@@ -826,6 +826,35 @@ def test_http_in_the_clear_inside_a_tunnel_is_held_to_the_rules_request_by_reque
     assert_report_is_the_log(report, cfg.audit_log)  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize("chained", [False, True], ids=["direct", "through_an_upstream_proxy"])
+def test_a_client_waiting_for_100_continue_in_a_tunnel_gets_it(
+    site: _Site, tmp_path: Path, chained: bool
+) -> None:
+    """A request's head sent in the clear goes on once judged, before its body: a client
+    that waits for ``100 Continue`` (curl's large uploads) gets it, then its answer."""
+    port = _port(site)
+    body = b'{"upload": "' + b"x" * 100_000 + b'"}'
+    with contextlib.ExitStack() as stack:
+        cfg = config(tmp_path)
+        if chained:
+            upstream_url, _ = stack.enter_context(running(config(tmp_path / "upstream")))
+            cfg = config(tmp_path / "front", upstream_proxy=upstream_url, no_proxy="")
+        url, _ = stack.enter_context(running(cfg))
+        with _tunnel_to(url, port) as raw:
+            raw.sendall(
+                b"POST /up HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nContent-Length: %d\r\n"
+                b"Expect: 100-continue\r\nConnection: close\r\n\r\n" % (port, len(body))
+            )
+            interim = raw.recv(1000)  # the socket's 10 s timeout: the head must have gone
+            raw.sendall(body)
+            answer = b""
+            while piece := raw.recv(65536):
+                answer += piece
+    assert interim.startswith(b"HTTP/1.1 100 Continue")
+    assert answer.startswith(b"HTTP/1.1 200") and answer.endswith(body)
+    assert site.seen == [("/up", f"127.0.0.1:{port}")]
+
+
 def test_a_name_longer_than_a_host_name_is_refused_and_kept_cut(
     site: _Site, tmp_path: Path
 ) -> None:

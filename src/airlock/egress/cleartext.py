@@ -10,15 +10,18 @@ server cannot act on a line airlock has not judged (nginx answers a version-less
 http://other.example/`` line at once, without waiting for headers). What llhttp cannot read
 ends the tunnel, since a server more lenient than llhttp (a bare line feed, a second
 ``Host``) might read a host in it; so does a request without an ``HTTP/1.x`` version, and a
-body, sized by its ``Content-Length``, that starts as a request does (a server that ignores
-the length would read it as the next request).
+body, sized by its ``Content-Length``, whose first line is a request line
+(:func:`starts_request`: a server that ignores the length would read it as the next
+request). Only those first bytes of a body wait; its head has gone on, so a client waiting
+for ``100 Continue`` gets it.
 
 A tunnel's first bytes, and the bytes after an ``Upgrade`` (a WebSocket) or a ``CONNECT``,
-are told apart by :func:`opening`: TLS has its server name judged; what starts as a request
-line might (:func:`starts_http`) is read as HTTP, so a server that declined an upgrade
-reads nothing airlock did not; another protocol's bytes (a WebSocket client's frames never
-start like a request line) go on unread. An upgrade with a body is refused: llhttp stops
-at its head, while a server that declines reads the body, and a request after it.
+are told apart by :func:`opening`: TLS has its server name judged; what a server might read
+as a request line (:func:`starts_http`, lenient servers' spaces included) is read as HTTP,
+so a server that declined an upgrade reads nothing airlock did not; another protocol's
+bytes (a WebSocket client's frames never start like a request line) go on unread. An
+upgrade with a body is refused: llhttp stops at its head, while a server that declines
+reads the body, and a request after it.
 """
 
 from __future__ import annotations
@@ -32,19 +35,32 @@ import httptools
 from airlock.egress.hello import NeedMore, NotHello, Unreadable, server_name
 from airlock.policy.hosts import normalize_host
 
-SPACES = b" \t\x0b\x0c"
-"""What lenient servers take between a request line's words (and skip before it)."""
+SPACES = b" \t\x0b\x0c\x1c\x1d\x1e\x1f\x85\xa0"
+"""What lenient servers take between a request line's words (and skip before it): Python's
+``str.split`` splits on all of these (the request line read as Latin-1)."""
+LATIN1_SPACES = re.compile(b"[\x85\xa0]")
+"""Spaces only after a method a server knows: a WebSocket client's compressed frame, not
+final, starts ``A`` or ``B`` and a byte that can be one of these (its masked length)."""
+METHODS = frozenset((b"GET", b"HEAD", b"POST", b"PUT", b"DELETE", b"CONNECT", b"OPTIONS"))
+METHODS |= {b"TRACE", b"PATCH"}
 METHOD = re.compile(rb"[\r\n" + SPACES + rb"]*([!#$%&'*+.^_`|~0-9A-Za-z-]+)([" + SPACES + rb"]+)?")
 """A request's method (any token, as servers read one), after the empty lines and spaces
 lenient servers skip, and the spaces after it."""
+WORDS = re.compile(rb"[^\r" + SPACES + rb"]+")
+"""The words of a request line."""
 VERSION = re.compile(rb"(?:HTTP|RTSP|ICE)/", re.IGNORECASE)
 """A protocol version llhttp (or a lenient server) reads on a request line."""
+REQUEST_METHOD = re.compile(rb"[A-Z][A-Z_-]*")
+"""A method as servers that ignore a body's length would read the next request's."""
 FIRST_LINE_LIMIT = 16 * 1024
 """Bytes held to tell whether a tunnel's first line is an HTTP request; past them, bytes that
 could still be one are read as one (llhttp refuses what it cannot read)."""
 
 MAX_HEAD = 64 * 1024
 """The longest request head read in a tunnel (the proxy's own default for plain requests)."""
+MAX_HELD = MAX_HEAD + 256 * 1024
+"""The most bytes held while a head is open: the head, and the read it began in (the end of
+the request before it, a body's, is held with it)."""
 
 Verdict = Callable[[str], str]
 """The reason to refuse a named host (``host`` or ``host:port`` as sent), or ``""``."""
@@ -52,32 +68,69 @@ Verdict = Callable[[str], str]
 
 def starts_http(data: bytes | bytearray) -> bool | None:
     """Whether ``data`` begins with what a server might read as an HTTP request line: a
-    method, spaces, and on the line a protocol version (``HTTP/``, ``RTSP/``, ``ICE/``), a
-    target as a request's (``/…``, ``*``, ``scheme://…``), or a ``CONNECT``; ``None``: too
-    few bytes to tell. Any other first line is another protocol's (SMTP's ``EHLO host``,
-    SSH's banner, Redis's ``GET key``); one still open at :data:`FIRST_LINE_LIMIT` is taken
-    for HTTP."""
+    method, spaces, and on the line a protocol version (``HTTP/``, ``RTSP/``, ``ICE/``), or a
+    ``CONNECT``, or ``GET`` and one word (HTTP/0.9, which nginx and Python's ``http.server``
+    read); ``None``: too few bytes to tell. Any other first line is another protocol's
+    (SMTP's ``EHLO host``, SSH's banner, git's ``git-upload-pack /repo``), and so is one with
+    a NUL (which nginx, Go and Node refuse on a request line); one still open at
+    :data:`FIRST_LINE_LIMIT` is taken for HTTP."""
     full = len(data) >= FIRST_LINE_LIMIT
     if not data.strip(b"\r\n" + SPACES):  # empty lines and spaces only, so far
         return True if full else None
-    found = METHOD.match(data)
+    found = _method(data)
     if found is None:
         return False
     if found.group(2) is None:  # a token so far: no method runs to the limit
         return None if not full and found.end() == len(data) else False
     end = data.find(b"\n", found.end())
     line = bytes(data[found.end() : len(data) if end < 0 else end])
-    target = line.split(None, 1)[0] if line.strip() else b""
-    if (
-        VERSION.search(line)
-        or target.startswith((b"/", b"*"))
-        or b"://" in target
-        or found.group(1).upper() == b"CONNECT"
-    ):
+    if b"\x00" in line:
+        return False
+    if VERSION.search(line) or found.group(1).upper() == b"CONNECT":
         return True
+    if end >= 0:
+        return found.group(1) == b"GET" and len(WORDS.findall(line)) == 1
+    return True if full else None
+
+
+def starts_request(data: bytes | bytearray) -> bool | None:
+    """Whether a body's first bytes would be read as a request by a server that ignores the
+    body's length: an upper-case method, a target, and a version or (``GET``) nothing after
+    it; ``None``: too few bytes to tell. Narrower than :func:`starts_http`: a body is
+    usually text, and only a request line in its first line matters."""
+    if not data.strip(b"\r\n" + SPACES):  # servers skip empty lines before a request
+        return None if len(data) < FIRST_LINE_LIMIT else False
+    found = _method(data)
+    if found is None:
+        return False
+    method = found.group(1)
+    if found.group(2) is None:  # a token so far
+        if found.end() < len(data) or len(data) >= FIRST_LINE_LIMIT:
+            return False
+        return None if REQUEST_METHOD.fullmatch(method) else False
+    if not REQUEST_METHOD.fullmatch(method):
+        return False
+    end = data.find(b"\n", found.end())
     if end < 0:
-        return True if full else None
-    return False
+        return None if len(data) < FIRST_LINE_LIMIT else False
+    words = WORDS.findall(data, found.end(), end)
+    if len(words) == 2:
+        return VERSION.match(words[1]) is not None
+    return method == b"GET" and len(words) == 1
+
+
+def _method(data: bytes | bytearray) -> re.Match[bytes] | None:
+    """The method (group 1) and the spaces after it (group 2), with which a request line
+    would start; ``None``: no token starts ``data``."""
+    found = METHOD.match(data)
+    if (
+        found is not None
+        and found.group(2) is not None
+        and found.group(1).upper() not in METHODS
+        and LATIN1_SPACES.search(found.group(2))
+    ):
+        return None
+    return found
 
 
 class Opening(enum.Enum):
@@ -118,6 +171,7 @@ class CleartextRequests:
         "_after",
         "_body",
         "_body_start",
+        "_fresh",
         "_h2c",
         "_head_size",
         "_held",
@@ -141,6 +195,10 @@ class CleartextRequests:
         self._length = False
         self._in_head = False
         self._head_size = 0
+        """The head's bytes so far: what its callbacks carried in the read it began in, then
+        every read while it is open."""
+        self._fresh = False
+        """The head began in the read being parsed."""
         self._held = bytearray()
         """Bytes read but not yet let through: a head not yet whole, or a body whose start
         cannot be told yet."""
@@ -163,11 +221,16 @@ class CleartextRequests:
         self._body = self._length = False
         self._in_head = True
         self._head_size = 0
+        self._fresh = True
 
     def on_url(self, url: bytes) -> None:
         self._url += url
+        if self._fresh:
+            self._head_size += len(url)
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        if self._fresh:
+            self._head_size += len(name) + len(value) + 4  # ": " and CRLF
         lowered = name.lower()
         if lowered == b"host":
             self._hosts.append(value)
@@ -190,11 +253,11 @@ class CleartextRequests:
         if start is None or self.reason:
             return
         start += body[:FIRST_LINE_LIMIT]
-        http = starts_http(start)
-        if http is None:
+        request = starts_request(start)
+        if request is None:
             return
         self._body_start = None
-        if http:
+        if request:
             self.reason = (
                 "a request in the clear in this tunnel has a body that starts as a request "
                 "does: a server that ignores its Content-Length would read it as one"
@@ -249,11 +312,13 @@ class CleartextRequests:
             return data, ""
         if self._after is not None:
             return self._follow(data)
+        self._fresh = False
         try:
             self._parser.feed_data(bytes(data))
-            if self._in_head:  # a head still open after these bytes: all of them were head
-                self._head_size += len(data)
-                if self._head_size > MAX_HEAD:
+            if self._in_head:
+                if not self._fresh:  # the head was open before this read: all of it is head
+                    self._head_size += len(data)
+                if self._head_size > MAX_HEAD or len(self._held) + len(data) > MAX_HELD:
                     self.reason = self.reason or (
                         f"a request in the clear in this tunnel has a head over {MAX_HEAD} bytes"
                     )
@@ -278,13 +343,27 @@ class CleartextRequests:
             )
         if self.reason:
             return b"", self.reason
-        if self._in_head or self._body_start is not None:
-            self._held += data
-            return b"", ""
-        if self._held:
-            self._held += data
-            data, self._held = self._held, bytearray()
-        return data, ""
+        return self._release(data)
+
+    def _release(self, data: bytes | bytearray) -> tuple[bytes | bytearray, str]:
+        """What of the held bytes and ``data`` may go on: all but a head still open (held
+        whole, with what came before it in the same read) or the first bytes of a body not
+        yet told (the last of the stream: its head, judged, goes on, so a client waiting for
+        ``100 Continue`` gets it)."""
+        if self._in_head:
+            keep = len(self._held) + len(data)
+        else:
+            keep = 0 if self._body_start is None else len(self._body_start)
+        if not keep:
+            if self._held:
+                self._held += data
+                data, self._held = self._held, bytearray()
+            return data, ""
+        self._held += data
+        cut = len(self._held) - keep
+        passed = self._held[:cut]
+        del self._held[:cut]
+        return passed, ""
 
     def end(self) -> str:
         """The client closed its side: why the tunnel must end (bytes still held, a head
