@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from airlock.egress import EgressConfig, verify
+from airlock.egress import EgressConfig, RunningProxy, verify
 from airlock.egress.audit import read_records
 from tests.egress.origin import _Site, assert_report_is_the_log, config, origin, origin_v6, running
 
@@ -767,6 +767,18 @@ def _cleartext_through_tunnel(proxy_url: str, port: int, requests: bytes | list[
         return body
 
 
+def _front_proxy(
+    stack: contextlib.ExitStack, tmp_path: Path, chained: bool
+) -> tuple[EgressConfig, tuple[str, RunningProxy]]:
+    """A proxy running until ``stack`` closes, ``chained`` through another as its upstream:
+    its configuration, its URL and the proxy."""
+    cfg = config(tmp_path)
+    if chained:
+        upstream_url, _ = stack.enter_context(running(config(tmp_path / "upstream")))
+        cfg = config(tmp_path / "front", upstream_proxy=upstream_url, no_proxy="")
+    return cfg, stack.enter_context(running(cfg))
+
+
 @pytest.mark.parametrize("chained", [False, True], ids=["direct", "through_an_upstream_proxy"])
 def test_http_in_the_clear_inside_a_tunnel_is_held_to_the_rules_request_by_request(
     site: _Site, tmp_path: Path, chained: bool
@@ -797,11 +809,7 @@ def test_http_in_the_clear_inside_a_tunnel_is_held_to_the_rules_request_by_reque
         ],
     }
     with contextlib.ExitStack() as stack:
-        cfg = config(tmp_path)
-        if chained:
-            upstream_url, _ = stack.enter_context(running(config(tmp_path / "upstream")))
-            cfg = config(tmp_path / "front", upstream_proxy=upstream_url, no_proxy="")
-        url, proxy = stack.enter_context(running(cfg))
+        cfg, (url, proxy) = _front_proxy(stack, tmp_path, chained)
         answers = {name: _cleartext_through_tunnel(url, port, sent) for name, sent in cases.items()}
         report = proxy.close({})
     assert answers["allowed"].count(b"HTTP/1.") == 2 and b"path=/b" in answers["allowed"]
@@ -835,11 +843,7 @@ def test_a_client_waiting_for_100_continue_in_a_tunnel_gets_it(
     port = _port(site)
     body = b'{"upload": "' + b"x" * 100_000 + b'"}'
     with contextlib.ExitStack() as stack:
-        cfg = config(tmp_path)
-        if chained:
-            upstream_url, _ = stack.enter_context(running(config(tmp_path / "upstream")))
-            cfg = config(tmp_path / "front", upstream_proxy=upstream_url, no_proxy="")
-        url, _ = stack.enter_context(running(cfg))
+        _, (url, _) = _front_proxy(stack, tmp_path, chained)
         with _tunnel_to(url, port) as raw:
             raw.sendall(
                 b"POST /up HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nContent-Length: %d\r\n"
