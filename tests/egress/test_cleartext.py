@@ -33,7 +33,11 @@ from airlock.egress.cleartext import CleartextRequests, host_of, starts_http
         (b"SSH-2.0-OpenSSH_9.6\r\n", False),
         (b"EHLO mail.example\r\n", False),
         (b"GET key\r\n", True),  # a Redis inline command, read as HTTP/0.9 (and refused)
-        (b"GET key value\r\n", False),
+        (b"GET key value\r\n", True),  # a known method's line: llhttp reads it (and refuses)
+        (b"GET http://evil.test/ x\r\n", True),  # nginx may take it for HTTP/0.9
+        (b"GET\r/cr\rHTTP/1.1\r\n", True),  # Python's http.server splits on a lone CR
+        (b"GET /nul?\x00 HTTP/1.1\r\n", True),  # and reads a NUL (llhttp refuses it)
+        (b"ls -la\r", False),  # a terminal's line after an upgrade: not held for a line feed
         (b"A\x85abcd", False),  # a WebSocket client's compressed frame, not final
         (b"\x81\x85abcd", False),  # and a final one
         (b"A" * 30, None),
@@ -142,6 +146,22 @@ def test_a_head_goes_on_only_once_read_whole_and_judged() -> None:
             b"GET zz\r\nHost: evil.test\r\n\r\n",
             "body that starts as a request",  # HTTP/0.9, with headers after it
         ),
+        (
+            b"POST / HTTP/1.1\r\nHost: ok.test\r\nContent-Length: 37\r\n\r\n"
+            b"GET\r/x\rHTTP/1.1\r\nHost: evil.test\r\n\r\n",
+            "body that starts as a request",  # Python's http.server splits on a lone CR
+        ),
+        (
+            b"POST / HTTP/1.1\r\nHost: ok.test\r\nContent-Length: 20054\r\n\r\n"
+            + b" " * 20000
+            + b"GET /x HTTP/1.1\r\nHost: evil.test\r\n\r\n",
+            "body that starts as a request",  # spaces before a request line: skipped
+        ),
+        (
+            b"POST / HTTP/1.1\r\nHost: ok.test\r\nContent-Length: 40059\r\n\r\n"
+            b"GET /" + b"a" * 40000 + b" HTTP/1.1\r\nHost: evil.test\r\n\r\n",
+            "body that starts as a request",  # a line up to 64 KB: Python reads it
+        ),
     ],
 )
 def test_a_request_naming_another_host_or_none_or_unreadable_is_refused(
@@ -244,6 +264,7 @@ def test_after_a_declined_upgrade_the_next_request_is_judged() -> None:
         b"GET\x1c/b\x1cHTTP/1.1\r\nHost: evil.test\r\n\r\n",
         b"GET\xa0/b\xa0HTTP/1.1\r\nHost: evil.test\r\n\r\n",
         b"GET zz\r\nHost: evil.test\r\n\r\n",
+        b"GET\r/b\rHTTP/1.1\r\nHost: evil.test\r\n\r\n",
     ],
 )
 def test_after_a_declined_upgrade_what_a_lenient_server_reads_goes_nowhere(after: bytes) -> None:

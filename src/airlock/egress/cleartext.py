@@ -37,13 +37,18 @@ from airlock.policy.hosts import normalize_host
 
 SPACES = b" \t\x0b\x0c\x1c\x1d\x1e\x1f\x85\xa0"
 """What lenient servers take between a request line's words (and skip before it): Python's
-``str.split`` splits on all of these (the request line read as Latin-1)."""
+``str.split`` splits on all of these (the request line read as Latin-1), and on a carriage
+return inside the line too."""
 LATIN1_SPACES = re.compile(b"[\x85\xa0]")
 """Spaces only after a method a server knows: a WebSocket client's compressed frame, not
 final, starts ``A`` or ``B`` and a byte that can be one of these (its masked length)."""
 METHODS = frozenset((b"GET", b"HEAD", b"POST", b"PUT", b"DELETE", b"CONNECT", b"OPTIONS"))
 METHODS |= {b"TRACE", b"PATCH"}
-METHOD = re.compile(rb"[\r\n" + SPACES + rb"]*([!#$%&'*+.^_`|~0-9A-Za-z-]+)([" + SPACES + rb"]+)?")
+"""The methods servers act on without a version (HTTP/0.9), or whose line is read to its
+end whatever it holds."""
+METHOD = re.compile(
+    rb"[\r\n" + SPACES + rb"]*([!#$%&'*+.^_`|~0-9A-Za-z-]+)([\r" + SPACES + rb"]+)?"
+)
 """A request's method (any token, as servers read one), after the empty lines and spaces
 lenient servers skip, and the spaces after it."""
 WORDS = re.compile(rb"[^\r" + SPACES + rb"]+")
@@ -55,6 +60,9 @@ REQUEST_METHOD = re.compile(rb"[A-Z][A-Z_-]*")
 FIRST_LINE_LIMIT = 16 * 1024
 """Bytes held to tell whether a tunnel's first line is an HTTP request; past them, bytes that
 could still be one are read as one (llhttp refuses what it cannot read)."""
+BODY_LINE_LIMIT = 64 * 1024 + 1
+"""Bytes of a body held to tell whether its first line is a request line: the longest
+request line Python's ``http.server`` reads."""
 
 MAX_HEAD = 64 * 1024
 """The longest request head read in a tunnel (the proxy's own default for plain requests)."""
@@ -69,11 +77,12 @@ Verdict = Callable[[str], str]
 def starts_http(data: bytes | bytearray) -> bool | None:
     """Whether ``data`` begins with what a server might read as an HTTP request line: a
     method, spaces, and on the line a protocol version (``HTTP/``, ``RTSP/``, ``ICE/``), or a
-    ``CONNECT``, or ``GET`` and one word (HTTP/0.9, which nginx and Python's ``http.server``
-    read); ``None``: too few bytes to tell. Any other first line is another protocol's
-    (SMTP's ``EHLO host``, SSH's banner, git's ``git-upload-pack /repo``), and so is one with
-    a NUL (which nginx, Go and Node refuse on a request line); one still open at
-    :data:`FIRST_LINE_LIMIT` is taken for HTTP."""
+    method servers know (:data:`METHODS`) and a line that ends (HTTP/0.9, which nginx and
+    Python's ``http.server`` read, or a line that llhttp then refuses); ``None``: too few
+    bytes to tell. A line of another method is another protocol's once it holds a line end,
+    a carriage return or a NUL without a version (SMTP's ``EHLO host``, SSH's banner, git's
+    ``git-upload-pack /repo``, a terminal's ``ls -la`` after an upgrade): no server routes
+    such a line. One still open at :data:`FIRST_LINE_LIMIT` is taken for HTTP."""
     full = len(data) >= FIRST_LINE_LIMIT
     if not data.strip(b"\r\n" + SPACES):  # empty lines and spaces only, so far
         return True if full else None
@@ -84,35 +93,36 @@ def starts_http(data: bytes | bytearray) -> bool | None:
         return None if not full and found.end() == len(data) else False
     end = data.find(b"\n", found.end())
     line = bytes(data[found.end() : len(data) if end < 0 else end])
-    if b"\x00" in line:
-        return False
-    if VERSION.search(line) or found.group(1).upper() == b"CONNECT":
+    if VERSION.search(line):
         return True
-    if end >= 0:
-        return found.group(1) == b"GET" and len(WORDS.findall(line)) == 1
+    if found.group(1).upper() in METHODS:
+        return True if end >= 0 or full else None
+    if end >= 0 or b"\r" in line or b"\x00" in line:
+        return False
     return True if full else None
 
 
 def starts_request(data: bytes | bytearray) -> bool | None:
     """Whether a body's first bytes would be read as a request by a server that ignores the
-    body's length: an upper-case method, a target, and a version or (``GET``) nothing after
-    it; ``None``: too few bytes to tell. Narrower than :func:`starts_http`: a body is
-    usually text, and only a request line in its first line matters."""
+    body's length (Python's ``http.server`` among them): an upper-case method, a target, and
+    a version or (``GET``) nothing after it; ``None``: too few bytes to tell, up to
+    :data:`BODY_LINE_LIMIT`. Narrower than :func:`starts_http`: a body is usually text,
+    and only a request line in its first line matters."""
     if not data.strip(b"\r\n" + SPACES):  # servers skip empty lines before a request
-        return None if len(data) < FIRST_LINE_LIMIT else False
+        return None if len(data) < BODY_LINE_LIMIT else False
     found = _method(data)
     if found is None:
         return False
     method = found.group(1)
     if found.group(2) is None:  # a token so far
-        if found.end() < len(data) or len(data) >= FIRST_LINE_LIMIT:
+        if found.end() < len(data) or len(data) >= BODY_LINE_LIMIT:
             return False
         return None if REQUEST_METHOD.fullmatch(method) else False
     if not REQUEST_METHOD.fullmatch(method):
         return False
     end = data.find(b"\n", found.end())
     if end < 0:
-        return None if len(data) < FIRST_LINE_LIMIT else False
+        return None if len(data) < BODY_LINE_LIMIT else False
     words = WORDS.findall(data, found.end(), end)
     if len(words) == 2:
         return VERSION.match(words[1]) is not None
@@ -252,7 +262,7 @@ class CleartextRequests:
         start = self._body_start
         if start is None or self.reason:
             return
-        start += body[:FIRST_LINE_LIMIT]
+        start += body[:BODY_LINE_LIMIT]
         request = starts_request(start)
         if request is None:
             return
