@@ -38,6 +38,17 @@ from airlock.egress.cleartext import CleartextRequests, host_of, starts_http
         (b"GET\r/cr\rHTTP/1.1\r\n", True),  # Python's http.server splits on a lone CR
         (b"GET /nul?\x00 HTTP/1.1\r\n", True),  # and reads a NUL (llhttp refuses it)
         (b"ls -la\r", False),  # a terminal's line after an upgrade: not held for a line feed
+        (b"ls\r", False),
+        (b"PURGE /x\r\n", True),  # Node reads any of llhttp's methods without a version
+        (b"PROPFIND /y\r\n", True),
+        (b"PURGE\xa0/x\xa0HTTP/1.1\r\n", True),
+        (b"purge /x\r\n", False),  # no server reads a lower-case method without a version
+        (b"get key\r\n", False),  # memcached
+        (b"CONNECT\r\naccept-version:1.2\r\n", False),  # STOMP: no target
+        (b'CONNECT {"verbose":false}\r\n', False),  # NATS: no target llhttp reads
+        (b"OPTIONS sip:a@b.example SIP/2.0\r\n", False),  # SIP: a version, not HTTP's
+        (b"OPTIONS rtsp://a.example/s RTSP/1.0\r\n", True),
+        (b"\r\n", True),  # gopher's and finger's empty line: llhttp passes it and reads on
         (b"A\x85abcd", False),  # a WebSocket client's compressed frame, not final
         (b"\x81\x85abcd", False),  # and a final one
         (b"A" * 30, None),
@@ -45,13 +56,27 @@ from airlock.egress.cleartext import CleartextRequests, host_of, starts_http
         (b"t" * 20000, False),  # a token to the limit: no method
         (b"GET  /a HTTP/1.1\r\n", True),  # servers take runs of spaces and tabs
         (b"GET\t/a  HTTP/1.1", True),
-        (b"\r\n" * 9000, True),  # empty lines past the limit: read as HTTP
+        (b"\r\n" * 9000, True),  # empty lines: read as HTTP
         (b"GET /" + b"a" * 17000, True),  # a first line still open past the limit
-        (b"\r\n\r\n", None),
+        (b"\r\n\r\n", True),
+        (b" \t", None),
     ],
 )
 def test_what_starts_as_http(data: bytes, expected: bool | None) -> None:
     assert starts_http(data) is expected
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        (b"GET http://evil.test/x", True),  # HTTP/0.9 cut short: a server reads it at the close
+        (b"FOO bar", False),
+        (b"GE", False),
+        (b"", False),
+    ],
+)
+def test_what_starts_as_http_when_the_client_closed_after_it(data: bytes, expected: bool) -> None:
+    assert starts_http(data, ended=True) is expected
 
 
 @pytest.mark.parametrize(
@@ -156,6 +181,11 @@ def test_a_head_goes_on_only_once_read_whole_and_judged() -> None:
             + b" " * 20000
             + b"GET /x HTTP/1.1\r\nHost: evil.test\r\n\r\n",
             "body that starts as a request",  # spaces before a request line: skipped
+        ),
+        (
+            b"POST / HTTP/1.1\r\nHost: ok.test\r\nContent-Length: 31\r\n\r\n"
+            b"GET http://evil.test/x HTTP/1.1\r\nGET /b HTTP/1.1\r\nHost: ok.test\r\n\r\n",
+            "body that starts as a request",  # its line ended by the next request's
         ),
         (
             b"POST / HTTP/1.1\r\nHost: ok.test\r\nContent-Length: 40059\r\n\r\n"
@@ -327,10 +357,13 @@ def test_a_judged_head_goes_on_before_its_body() -> None:
     """A client that waits for ``100 Continue`` before its body gets it: the head, judged,
     goes on; only the body's first bytes wait until they tell."""
     tunnel = _Tunnel({"ok.test"})
-    head = b"PUT /up HTTP/1.1\r\nHost: ok.test\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n"
+    head = b"PUT /up HTTP/1.1\r\nHost: ok.test\r\nContent-Length: 6\r\nExpect: 100-continue\r\n\r\n"
     assert tunnel.send(head) == "" and tunnel.sent == head
     assert tunnel.send(b"GE") == "" and tunnel.sent == head  # could start a request line
-    assert tunnel.send(b"T a") == "" and tunnel.sent == head + b"GET a"  # the message ended
+    assert tunnel.send(b"TS 1") == "" and tunnel.sent == head + b"GETS 1"  # the body ended
+    refused = _Tunnel({"ok.test"})
+    assert refused.send(head.replace(b"5", b"6") + b"GE") == ""
+    assert "body that starts as a request" in refused.send(b"T /a")  # HTTP/0.9, once it ends
 
 
 def test_a_pipelined_body_is_not_taken_for_a_head() -> None:

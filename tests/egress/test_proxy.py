@@ -859,6 +859,33 @@ def test_a_client_waiting_for_100_continue_in_a_tunnel_gets_it(
     assert site.seen == [("/up", f"127.0.0.1:{port}")]
 
 
+@pytest.mark.parametrize("chained", [False, True], ids=["direct", "through_an_upstream_proxy"])
+def test_first_bytes_cut_short_by_the_client_are_told_as_they_end(
+    site: _Site, tmp_path: Path, chained: bool
+) -> None:
+    """A client that sends ``GET http://evil.test/x`` and closes its side: a server reads
+    the line at the close (HTTP/0.9), so the held bytes are told then and refused; another
+    protocol's unfinished line goes on as it is."""
+    port = _port(site)
+    answers = []
+    with contextlib.ExitStack() as stack:
+        cfg, (url, _) = _front_proxy(stack, tmp_path, chained)
+        for sent in (b"GET http://evil.test/x", b"EHLO mail.example"):
+            with _tunnel_to(url, port) as raw:
+                raw.sendall(sent)
+                raw.shutdown(socket.SHUT_WR)
+                answer = b""
+                with contextlib.suppress(OSError):
+                    while piece := raw.recv(65536):
+                        answer += piece
+                answers.append(answer)
+    assert answers[0] == b"" and b"400" in answers[1]  # http.server answers its own way
+    records = _connections(cfg.audit_log)  # type: ignore[arg-type]
+    assert [r["decision"] for r in records] == ["deny", "allow"]
+    assert "closed its side" in str(records[0]["reason"])
+    assert site.seen == []
+
+
 def test_a_name_longer_than_a_host_name_is_refused_and_kept_cut(
     site: _Site, tmp_path: Path
 ) -> None:

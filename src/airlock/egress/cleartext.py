@@ -42,10 +42,17 @@ return inside the line too."""
 LATIN1_SPACES = re.compile(b"[\x85\xa0]")
 """Spaces only after a method a server knows: a WebSocket client's compressed frame, not
 final, starts ``A`` or ``B`` and a byte that can be one of these (its masked length)."""
-METHODS = frozenset((b"GET", b"HEAD", b"POST", b"PUT", b"DELETE", b"CONNECT", b"OPTIONS"))
-METHODS |= {b"TRACE", b"PATCH"}
-"""The methods servers act on without a version (HTTP/0.9), or whose line is read to its
-end whatever it holds."""
+METHODS = frozenset(
+    b"DELETE GET HEAD POST PUT CONNECT OPTIONS TRACE PATCH PURGE QUERY SOURCE PRI COPY LOCK"
+    b" MKCOL MOVE PROPFIND PROPPATCH SEARCH UNLOCK BIND REBIND UNBIND ACL REPORT MKACTIVITY"
+    b" CHECKOUT MERGE M-SEARCH NOTIFY SUBSCRIBE UNSUBSCRIBE MKCALENDAR LINK UNLINK DESCRIBE"
+    b" ANNOUNCE SETUP PLAY PAUSE TEARDOWN GET_PARAMETER SET_PARAMETER REDIRECT RECORD FLUSH".split()
+)
+"""The methods llhttp knows (HTTP's, WebDAV's, RTSP's), as written: Node reads a line of one
+without a version (HTTP/0.9) and the headers after it, as nginx and Python's ``http.server``
+do ``GET``'s."""
+TARGET_START = re.compile(rb"[/*0-9A-Za-z]")
+"""How a target llhttp reads starts: a path, ``*``, a scheme or an authority."""
 METHOD = re.compile(
     rb"[\r\n" + SPACES + rb"]*([!#$%&'*+.^_`|~0-9A-Za-z-]+)([\r" + SPACES + rb"]+)?"
 )
@@ -70,59 +77,80 @@ MAX_HELD = MAX_HEAD + 256 * 1024
 """The most bytes held while a head is open: the head, and the read it began in (the end of
 the request before it, a body's, is held with it)."""
 
+BODY_REQUEST = (
+    "a request in the clear in this tunnel has a body that starts as a request does: a "
+    "server that ignores its Content-Length would read it as one"
+)
+"""Why a request whose body's first line is a request line is refused."""
+
 Verdict = Callable[[str], str]
 """The reason to refuse a named host (``host`` or ``host:port`` as sent), or ``""``."""
 
 
-def starts_http(data: bytes | bytearray) -> bool | None:
+def starts_http(data: bytes | bytearray, *, ended: bool = False) -> bool | None:
     """Whether ``data`` begins with what a server might read as an HTTP request line: a
     method, spaces, and on the line a protocol version (``HTTP/``, ``RTSP/``, ``ICE/``), or a
-    method servers know (:data:`METHODS`) and a line that ends (HTTP/0.9, which nginx and
-    Python's ``http.server`` read, or a line that llhttp then refuses); ``None``: too few
-    bytes to tell. A line of another method is another protocol's once it holds a line end,
-    a carriage return or a NUL without a version (SMTP's ``EHLO host``, SSH's banner, git's
-    ``git-upload-pack /repo``, a terminal's ``ls -la`` after an upgrade): no server routes
-    such a line. One still open at :data:`FIRST_LINE_LIMIT` is taken for HTTP."""
+    method llhttp knows (:data:`METHODS`) and a target on a line that ends (HTTP/0.9, which
+    Node, nginx and Python's ``http.server`` read, and llhttp then refuses; ``GET`` and any
+    words), or empty lines (llhttp passes them and reads on); ``None``: too few bytes to
+    tell. A line of another method is another protocol's once it holds a line
+    end, a carriage return or a NUL without a version (SMTP's ``EHLO host``, SSH's banner,
+    git's ``git-upload-pack /repo``, a terminal's ``ls`` after an upgrade): no server routes
+    such a line. One still open at :data:`FIRST_LINE_LIMIT` is taken for HTTP; ``ended``:
+    the client closed its side, so the line ends with ``data``."""
     full = len(data) >= FIRST_LINE_LIMIT
     if not data.strip(b"\r\n" + SPACES):  # empty lines and spaces only, so far
-        return True if full else None
+        if b"\n" in data:  # llhttp reads on (and passes empty lines: gopher's, finger's)
+            return True
+        return False if ended else (True if full else None)
     found = _method(data)
     if found is None:
         return False
     if found.group(2) is None:  # a token so far: no method runs to the limit
-        return None if not full and found.end() == len(data) else False
+        return None if not (full or ended) and found.end() == len(data) else False
     end = data.find(b"\n", found.end())
+    if end < 0 and ended:
+        end = len(data)
     line = bytes(data[found.end() : len(data) if end < 0 else end])
     if VERSION.search(line):
         return True
-    if found.group(1).upper() in METHODS:
-        return True if end >= 0 or full else None
-    if end >= 0 or b"\r" in line or b"\x00" in line:
+    if found.group(1) in METHODS:
+        if end < 0:
+            return True if full else None
+        words = WORDS.findall(line)
+        if found.group(1) == b"GET":  # nginx reads spaces in an HTTP/0.9 target
+            return bool(words)
+        return len(words) == 1 and TARGET_START.match(words[0]) is not None
+    if end >= 0 or b"\r" in data[found.start(2) :] or b"\x00" in line:
         return False
     return True if full else None
 
 
-def starts_request(data: bytes | bytearray) -> bool | None:
+def starts_request(data: bytes | bytearray, *, ended: bool = False) -> bool | None:
     """Whether a body's first bytes would be read as a request by a server that ignores the
     body's length (Python's ``http.server`` among them): an upper-case method, a target, and
     a version or (``GET``) nothing after it; ``None``: too few bytes to tell, up to
-    :data:`BODY_LINE_LIMIT`. Narrower than :func:`starts_http`: a body is usually text,
-    and only a request line in its first line matters."""
+    :data:`BODY_LINE_LIMIT`; ``ended``: the body ends with ``data`` (what follows it, the
+    next request's line end included, would end its line). Narrower than
+    :func:`starts_http`: a body is usually text, and only a request line in its first line
+    matters."""
     if not data.strip(b"\r\n" + SPACES):  # servers skip empty lines before a request
-        return None if len(data) < BODY_LINE_LIMIT else False
+        return None if len(data) < BODY_LINE_LIMIT and not ended else False
     found = _method(data)
     if found is None:
         return False
     method = found.group(1)
     if found.group(2) is None:  # a token so far
-        if found.end() < len(data) or len(data) >= BODY_LINE_LIMIT:
+        if found.end() < len(data) or len(data) >= BODY_LINE_LIMIT or ended:
             return False
         return None if REQUEST_METHOD.fullmatch(method) else False
     if not REQUEST_METHOD.fullmatch(method):
         return False
     end = data.find(b"\n", found.end())
     if end < 0:
-        return None if len(data) < BODY_LINE_LIMIT else False
+        if not ended:
+            return None if len(data) < BODY_LINE_LIMIT else False
+        end = len(data)
     words = WORDS.findall(data, found.end(), end)
     if len(words) == 2:
         return VERSION.match(words[1]) is not None
@@ -136,7 +164,7 @@ def _method(data: bytes | bytearray) -> re.Match[bytes] | None:
     if (
         found is not None
         and found.group(2) is not None
-        and found.group(1).upper() not in METHODS
+        and found.group(1) not in METHODS
         and LATIN1_SPACES.search(found.group(2))
     ):
         return None
@@ -151,15 +179,17 @@ class Opening(enum.Enum):
     OPAQUE = "another protocol, or TLS whose server name passed: not read"
 
 
-def opening(data: bytes | bytearray, verdict: Verdict) -> Opening | str:
+def opening(data: bytes | bytearray, verdict: Verdict, *, ended: bool = False) -> Opening | str:
     """Tell what ``data`` starts: TLS (its server name judged by ``verdict``), HTTP, or
-    another protocol; a string: why the tunnel is refused."""
+    another protocol; a string: why the tunnel is refused. ``ended``: the client closed its
+    side after ``data``, which must be told now (a ClientHello cut short goes on as it is:
+    no server reads a name in it)."""
     try:
         name = server_name(data)
     except NeedMore:
-        return Opening.MORE
+        return Opening.OPAQUE if ended else Opening.MORE
     except NotHello:
-        http = starts_http(data)
+        http = starts_http(data, ended=ended)
         if http is None:
             return Opening.MORE
         return Opening.HTTP if http else Opening.OPAQUE
@@ -268,14 +298,13 @@ class CleartextRequests:
             return
         self._body_start = None
         if request:
-            self.reason = (
-                "a request in the clear in this tunnel has a body that starts as a request "
-                "does: a server that ignores its Content-Length would read it as one"
-            )
+            self.reason = BODY_REQUEST
 
     def on_message_complete(self) -> None:
-        # a body too short to tell: what follows it is the next request, which llhttp reads
-        self._body_start = None
+        # a body that ends before its first line does: the next request's line end ends it
+        start, self._body_start = self._body_start, None
+        if start is not None and not self.reason and starts_request(start, ended=True):
+            self.reason = BODY_REQUEST
 
     def _judge(self) -> str:
         """The verdict on one request's head: its version, its absolute target's host, then

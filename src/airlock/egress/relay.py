@@ -27,6 +27,11 @@ from typing import Protocol, cast
 
 from airlock.egress.limits import UploadBudget
 
+Check = Callable[[bytes | bytearray, bool], str | None]
+"""Reads a tunnel's first bytes, held meanwhile, and whether the client closed its side after
+them (then it must tell): ``None``: not yet; ``""``: let them through; a reason: refuse the
+tunnel."""
+
 
 class Watch(Protocol):
     """Reads a tunnel's bytes before they go on (and may hold some back for a while)."""
@@ -51,9 +56,8 @@ class Relay:
         self.error: str | None = None
         self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.halves = (_Half(self, OUT, budget, activity), _Half(self, IN, None, activity))
-        self.check: Callable[[bytes | bytearray], str | None] | None = None
-        """Set before the client is attached: its first bytes are held until this says
-        (``None``: not yet; ``""``: let them through; a reason: refuse the tunnel). The
+        self.check: Check | None = None
+        """Set before the client is attached: its first bytes are held until this says. The
         destination's bytes flow meanwhile."""
         self.refused: str | None = None
         """Why :attr:`check` or a watch refused the tunnel (both sides were aborted)."""
@@ -128,7 +132,7 @@ class _Half(asyncio.Protocol):
             self.held = None
             return data
         held += data  # in place: a hello sent a byte at a time is not copied a byte at a time
-        verdict = check(held)
+        verdict = check(held, False)
         if verdict is None:
             return b""
         self.held = None
@@ -176,9 +180,14 @@ class _Half(asyncio.Protocol):
         self.activity()
 
     def eof_received(self) -> bool:
-        if self.held:  # a first message cut short: it goes on as it is
+        check = self.relay.check
+        if self.held and check is not None:  # first bytes cut short: told now, as they end
             data, self.held = bytes(self.held), None
-            self.data_received(data)
+            verdict = check(data, True)
+            if verdict:
+                self.relay.refuse(verdict)
+                return True
+            self.data_received(data)  # through the watch the check may have set
         self.held = None
         if self.watch is not None and (reason := self.watch.end()):
             self.relay.refuse(reason)

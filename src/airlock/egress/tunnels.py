@@ -24,7 +24,7 @@ from airlock.egress.connection import (
     new_record,
 )
 from airlock.egress.http1 import RequestHead
-from airlock.egress.relay import Relay, Watch
+from airlock.egress.relay import Check, Relay, Watch
 from airlock.egress.rules import shown_host
 from airlock.policy.hosts import MAX_NAME
 
@@ -105,7 +105,7 @@ def _name_check(
     port: int,
     record: dict[str, Any],
     watch: Callable[[Watch], None],
-) -> Callable[[bytes | bytearray], str | None] | None:
+) -> Check | None:
     """The check of a tunnel's first bytes (see :attr:`Relay.check`). A server answers as the
     name the client asks for, whatever address the ``CONNECT`` reached (one address of a CDN
     serves all of its sites): the name its TLS asks for (SNI), or, for HTTP sent in the
@@ -130,8 +130,8 @@ def _name_check(
             )
         return _other_name(client, host, port, canonical)
 
-    def check(data: bytes | bytearray) -> str | None:
-        kind = opening(data, verdict)
+    def check(data: bytes | bytearray, ended: bool = False) -> str | None:
+        kind = opening(data, verdict, ended=ended)
         if kind is Opening.MORE:
             return None
         if kind is Opening.HTTP:
@@ -241,7 +241,7 @@ async def _gated_pipe(
     early: bytes,
     upstream: Upstream,
     counts: list[int],
-    check: Callable[[bytes | bytearray], str | None] | None,
+    check: Check | None,
     watching: list[Watch],
     refused: list[str],
 ) -> str | None:
@@ -250,7 +250,7 @@ async def _gated_pipe(
     piece read by the watch the check may have put in ``watching``. A refusal goes in
     ``refused``, and both sides are closed."""
     held = bytearray(early)
-    verdict = "" if check is None else check(held)
+    verdict = "" if check is None else check(held, False)
     while verdict is None:
         try:
             more = await client.reader.read(READ_SIZE)
@@ -258,7 +258,7 @@ async def _gated_pipe(
             upstream.writer.transport.abort()
             return str(failure) or type(failure).__name__
         held += more
-        verdict = check(held) if more and check is not None else ""
+        verdict = "" if check is None else check(held, not more)  # at the end: told now
     watch = watching[0] if watching else None
     passed: bytes | bytearray = held
     if not verdict and held and watch is not None:
