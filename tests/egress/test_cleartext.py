@@ -112,6 +112,12 @@ class _Tunnel:
         self.sent += passed
         return reason
 
+    def close(self) -> str:
+        """The client closes its side: what the reader still holds goes on or is refused."""
+        passed, reason = self.requests.end()
+        self.sent += passed
+        return reason
+
     def send_cut(self, stream: bytes, size: int) -> list[str]:
         return [self.send(stream[at : at + size]) for at in range(0, len(stream), size)]
 
@@ -209,7 +215,41 @@ def test_a_version_less_line_is_held_and_goes_nowhere() -> None:
     tunnel = _Tunnel({"ok.test"})
     assert tunnel.send(b"GET / HTTP/1.1\r\nHost: ok.test\r\n\r\nGET http://evil.test/\r\n") == ""
     assert tunnel.sent == b""  # the allowed request waits with it: a client sends heads whole
-    assert "closed its side" in tunnel.requests.end()
+    assert "HTTP/0.9" in tunnel.close()  # judged as it stands when the client closes
+    assert tunnel.sent == b""
+
+
+def test_what_is_held_when_the_client_closes_is_told_as_it_ends() -> None:
+    """A server may act on a head cut short by the client's close (Python's reads the
+    headers it got): it is judged as it stands; a body's first bytes, and what follows an
+    upgrade, are told as ended; what may go on does."""
+    complete = b"GET /a HTTP/1.1\r\nHost: ok.test\r\n\r\n"
+    cases = {
+        b"GET /b HTTP/1.1\r\nHost: ok.test": (True, ""),
+        b"GET /b HTTP/1.1\r\nHost: evil.te": (False, "refused evil.te"),
+        b"GET /b HTTP/1.1\r\nHo": (False, "cannot be read as it stands"),
+        b"GET /b HT": (False, "cannot be read as it stands"),
+    }
+    for partial, (passes, why) in cases.items():
+        tunnel = _Tunnel({"ok.test"})
+        assert tunnel.send(complete) == "" and tunnel.send(partial) == ""
+        assert tunnel.sent == complete
+        assert why in tunnel.close() and (why or not tunnel.requests.reason)
+        assert tunnel.sent == (complete + partial if passes else complete)
+
+    body = _Tunnel({"ok.test"})
+    head = b"POST /u HTTP/1.1\r\nHost: ok.test\r\nContent-Length: 100\r\n\r\n"
+    assert body.send(head + b"HELLO") == "" and body.sent == head
+    assert body.close() == "" and body.sent == head + b"HELLO"
+    request_body = _Tunnel({"ok.test"})
+    assert request_body.send(head + b"GET /x") == ""
+    assert "body that starts as a request" in request_body.close()
+    assert request_body.sent == head
+
+    upgraded = _Tunnel({"ok.test"})
+    upgrade = b"GET /t HTTP/1.1\r\nHost: ok.test\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n"
+    assert upgraded.send(upgrade + b"EHLO x") == "" and upgraded.sent == upgrade
+    assert upgraded.close() == "" and upgraded.sent == upgrade + b"EHLO x"
 
 
 @pytest.mark.parametrize(
@@ -302,7 +342,7 @@ def test_after_a_declined_upgrade_what_a_lenient_server_reads_goes_nowhere(after
     upgrade = (
         b"GET /ws HTTP/1.1\r\nHost: ok.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n"
     )
-    reason = tunnel.send(upgrade + after) or tunnel.requests.end()
+    reason = tunnel.send(upgrade + after) or tunnel.close()
     assert reason and b"evil" not in tunnel.sent
 
 

@@ -860,19 +860,29 @@ def test_a_client_waiting_for_100_continue_in_a_tunnel_gets_it(
 
 
 @pytest.mark.parametrize("chained", [False, True], ids=["direct", "through_an_upstream_proxy"])
-def test_first_bytes_cut_short_by_the_client_are_told_as_they_end(
+def test_bytes_cut_short_by_the_client_are_told_as_they_end(
     site: _Site, tmp_path: Path, chained: bool
 ) -> None:
-    """A client that sends ``GET http://evil.test/x`` and closes its side: a server reads
-    the line at the close (HTTP/0.9), so the held bytes are told then and refused; another
-    protocol's unfinished line goes on as it is."""
+    """A client that closes its side after bytes airlock still holds: a server may act on
+    them at the close, so they are told as they end. ``GET http://evil.test/x`` (HTTP/0.9)
+    is refused; another protocol's unfinished line goes on; after an allowed request, a head
+    cut short naming another host is dropped and the tunnel recorded refused, while the
+    answer to the request before it still comes."""
     port = _port(site)
+    own = f"127.0.0.1:{port}".encode()
+    cases: list[list[bytes]] = [
+        [b"GET http://evil.test/x"],
+        [b"EHLO mail.example"],
+        [b"GET /a HTTP/1.1\r\nHost: %s\r\n\r\n" % own, b"GET /b HTTP/1.1\r\nHost: evil.te"],
+    ]
     answers = []
     with contextlib.ExitStack() as stack:
         cfg, (url, _) = _front_proxy(stack, tmp_path, chained)
-        for sent in (b"GET http://evil.test/x", b"EHLO mail.example"):
+        for pieces in cases:
             with _tunnel_to(url, port) as raw:
-                raw.sendall(sent)
+                for piece in pieces:
+                    raw.sendall(piece)
+                    time.sleep(0.05)  # each in a read of its own
                 raw.shutdown(socket.SHUT_WR)
                 answer = b""
                 with contextlib.suppress(OSError):
@@ -880,10 +890,12 @@ def test_first_bytes_cut_short_by_the_client_are_told_as_they_end(
                         answer += piece
                 answers.append(answer)
     assert answers[0] == b"" and b"400" in answers[1]  # http.server answers its own way
+    assert answers[2].startswith(b"HTTP/1.1 200") and b"path=/a" in answers[2]
     records = _connections(cfg.audit_log)  # type: ignore[arg-type]
-    assert [r["decision"] for r in records] == ["deny", "allow"]
-    assert "closed its side" in str(records[0]["reason"])
-    assert site.seen == []
+    assert [r["decision"] for r in records] == ["deny", "allow", "deny"]
+    assert "HTTP/0.9" in str(records[0]["reason"])
+    assert "refuse" in str(records[2]["reason"]) and records[2]["bytes_in"] > 0
+    assert site.seen == [("/a", own.decode())]
 
 
 def test_a_name_longer_than_a_host_name_is_refused_and_kept_cut(

@@ -404,16 +404,57 @@ class CleartextRequests:
         del self._held[:cut]
         return passed, ""
 
-    def end(self) -> str:
-        """The client closed its side: why the tunnel must end (bytes still held, a head
-        not yet whole or what follows an upgrade not yet told, go nowhere), or ``""``."""
-        if self.reason or not (self._held or self._after):
-            return self.reason
-        self.reason = (
-            "the client in this tunnel closed its side in the middle of a request's head "
-            "sent in the clear (or of what follows an upgrade): those bytes were not sent"
-        )
-        return self.reason
+    def end(self) -> tuple[bytes | bytearray, str]:
+        """The client closed its side: the bytes still held that may go on, told as they
+        end (a server may act on them at the close), and why the rest may not, or ``""``.
+
+        What follows an upgrade is told as a tunnel's first bytes are; a body's first line
+        is judged as ended; a head not yet whole is judged as if it ended there (its line
+        and headers as they stand: ``Host: evil.te`` is judged, an unfinished line is
+        refused). Bytes that went on before are not called back: answers to them still
+        come.
+        """
+        if self.reason:
+            return b"", self.reason
+        if self._after is not None:
+            after, self._after = self._after, None
+            kind = opening(after, self._verdict, ended=True)
+            if kind is Opening.OPAQUE:
+                self.upgraded = True
+                return after, ""
+            if kind is not Opening.HTTP:
+                self.reason = str(kind)
+                return b"", self.reason
+            self._parser = httptools.HttpRequestParser(self)
+            passed, reason = self.feed(after)
+            if reason:
+                return b"", reason
+            return bytes(passed) + self._ended(), self.reason
+        return self._ended(), self.reason
+
+    def _ended(self) -> bytes:
+        """The held bytes that may go on at the client's close (:meth:`end`); sets
+        :attr:`reason` when they may not."""
+        start, self._body_start = self._body_start, None
+        if start is not None and starts_request(start, ended=True):
+            self.reason = BODY_REQUEST
+        elif self._in_head:
+            try:
+                self._parser.feed_data(b"\r\n\r\n")  # the head as it stands, ended
+            except httptools.HttpParserUpgrade:
+                pass
+            except httptools.HttpParserError as error:
+                self.reason = self.reason or (
+                    f"the client in this tunnel closed its side in the middle of a request "
+                    f"sent in the clear that cannot be read as it stands ({error}): not sent"
+                )
+            if self._in_head and not self.reason:  # pragma: no cover - two line ends end a head
+                self.reason = "a request in the clear in this tunnel was cut off: not sent"
+        if self.reason:
+            self._held = bytearray()
+            return b""
+        held, self._held = bytes(self._held), bytearray()
+        return held
 
     def _follow(self, data: bytes | bytearray) -> tuple[bytes | bytearray, str]:
         """Read bytes after an ``Upgrade`` or ``CONNECT``, held until :func:`opening`

@@ -40,8 +40,10 @@ class Watch(Protocol):
         """The bytes that may go on now (held ones first), and why to refuse the tunnel,
         or ``""``."""
 
-    def end(self) -> str:
-        """The side closed: why to refuse the tunnel (bytes still held), or ``""``."""
+    def end(self) -> tuple[bytes | bytearray, str]:
+        """The side closed: the bytes still held that may go on now, and why the rest may
+        not (the tunnel is then recorded as refused; what went on before is answered as
+        usual), or ``""``."""
 
 
 OUT, IN = 0, 1
@@ -164,6 +166,10 @@ class _Half(asyncio.Protocol):
                 return
             if not data:
                 return
+        self._send(data)
+
+    def _send(self, data: bytes | bytearray) -> None:
+        """Write ``data`` to the other side (the client's charged to the budget first)."""
         budget = self.budget
         if budget is not None:  # the client's side: charged before it leaves
             if len(data) > budget.left:
@@ -189,9 +195,12 @@ class _Half(asyncio.Protocol):
                 return True
             self.data_received(data)  # through the watch the check may have set
         self.held = None
-        if self.watch is not None and (reason := self.watch.end()):
-            self.relay.refuse(reason)
-            return True
+        if self.watch is not None:
+            rest, reason = self.watch.end()
+            if rest:
+                self._send(rest)
+            if reason:  # the rest is dropped; answers to what went before still come
+                self.relay.refused = reason
         self.eof = True
         peer = self.peer.transport
         if peer is not None and not peer.is_closing():

@@ -299,25 +299,31 @@ async def _pipe(
     Returns:
         Why the copy stopped early (a reset, a broken pipe, the upload budget: the client's
         side, ``index`` 0, is charged before each piece leaves), or ``None`` at end of file
-        or when ``watch`` refused a piece (its reason put in ``refused``, both sides closed).
+        or when ``watch`` refused a piece (its reason put in ``refused``, both sides closed;
+        at end of file, what it still held and refused is dropped, and answers to what went
+        before still come).
     """
     budget = client.proxy.budget if index == 0 else None
     loop = client.loop
     try:
         while True:
             data: bytes | bytearray = await reader.read(READ_SIZE)
-            if not data:
-                if watch is not None and refused is not None and (reason := watch.end()):
-                    _refuse_chained(client, writer, refused, reason)
-                    return None
-                break
-            if watch is not None and refused is not None:
+            if data and watch is not None and refused is not None:
                 data, reason = watch.feed(data)
                 if reason:
                     _refuse_chained(client, writer, refused, reason)
                     return None
                 if not data:
                     continue
+            elif not data:
+                if watch is None or refused is None:
+                    break
+                data, reason = watch.end()  # what it still holds, told as it ends
+                watch = None
+                if reason:  # the rest is dropped; answers to what went before still come
+                    refused.append(reason)
+                if not data:
+                    break
             if budget is not None:
                 if len(data) > budget.left:
                     client.abort(budget.spent())
