@@ -226,6 +226,7 @@ def test_what_is_held_when_the_client_closes_is_told_as_it_ends() -> None:
     complete = b"GET /a HTTP/1.1\r\nHost: ok.test\r\n\r\n"
     cases = {
         b"GET /b HTTP/1.1\r\nHost: ok.test": (True, ""),
+        b"POST /b HTTP/1.1\r\nHost: ok.test\r\nTransfer-Encoding: chunked\r\n": (True, ""),
         b"GET /b HTTP/1.1\r\nHost: evil.te": (False, "refused evil.te"),
         b"GET /b HTTP/1.1\r\nHo": (False, "cannot be read as it stands"),
         b"GET /b HT": (False, "cannot be read as it stands"),

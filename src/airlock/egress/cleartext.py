@@ -439,8 +439,10 @@ class CleartextRequests:
         if start is not None and starts_request(start, ended=True):
             self.reason = BODY_REQUEST
         elif self._in_head:
+            # the head as it stands, ended: its last line's end, then the head's
+            ending = b"\r\n" if self._held.endswith(b"\r\n") else b"\r\n\r\n"
             try:
-                self._parser.feed_data(b"\r\n\r\n")  # the head as it stands, ended
+                self._parser.feed_data(ending)
             except httptools.HttpParserUpgrade:
                 pass
             except httptools.HttpParserError as error:

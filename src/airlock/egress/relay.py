@@ -42,8 +42,8 @@ class Watch(Protocol):
 
     def end(self) -> tuple[bytes | bytearray, str]:
         """The side closed: the bytes still held that may go on now, and why the rest may
-        not (the tunnel is then recorded as refused; what went on before is answered as
-        usual), or ``""``."""
+        not, or ``""``; both may be given (complete requests before a refused one). The
+        tunnel is then recorded as refused; what went on before is answered as usual."""
 
 
 OUT, IN = 0, 1
@@ -62,7 +62,9 @@ class Relay:
         """Set before the client is attached: its first bytes are held until this says. The
         destination's bytes flow meanwhile."""
         self.refused: str | None = None
-        """Why :attr:`check` or a watch refused the tunnel (both sides were aborted)."""
+        """Why :attr:`check` or a watch refused the tunnel: both sides were aborted, or, for
+        bytes refused at the client's close, dropped while answers to what went before
+        still come."""
 
     @property
     def client(self) -> _Half:

@@ -88,7 +88,7 @@ async def _chained(
         stats.bytes_out += counts[0]
         stats.bytes_in += counts[1]
     if refused:
-        _refused_inside(client, record, refused[0], counts)
+        _refused_inside(client, record, refused[0], counts, error)
         return
     record.update(
         status=200,
@@ -160,13 +160,26 @@ def _other_name(client: Client, host: str, port: int, name: str) -> str:
     )
 
 
-def _refused_inside(client: Client, record: dict[str, Any], reason: str, counts: list[int]) -> None:
+def _refused_inside(
+    client: Client,
+    record: dict[str, Any],
+    reason: str,
+    counts: list[int],
+    error: str | None = None,
+) -> None:
     """The record of a tunnel refused after its ``200`` (its TLS or a request sent in the
     clear named a host it may not reach, or its TLS could not be read): the client saw the
-    connection close. ``counts``: the bytes that passed each way before (requests in the clear that
-    came first), in the record as in the host's totals."""
+    connection close. ``counts``: the bytes that passed each way (requests in the clear that
+    came first, and answers to them), in the record as in the host's totals; ``error``: how
+    the tunnel ended otherwise (bytes refused at the client's close leave it open for those
+    answers, until the destination closes or the idle limit ends it)."""
     record.update(
-        status=403, decision="deny", reason=reason, bytes_out=counts[0], bytes_in=counts[1]
+        status=403,
+        decision="deny",
+        reason=reason,
+        bytes_out=counts[0],
+        bytes_in=counts[1],
+        error=client.aborted or error,
     )
     client.finish(record)
 
@@ -193,7 +206,7 @@ async def _relay(client: Client, host: str, relay: Relay, record: dict[str, Any]
     stats.bytes_out += relay.counts[0]
     stats.bytes_in += relay.counts[1]
     if relay.refused is not None:
-        _refused_inside(client, record, relay.refused, relay.counts)
+        _refused_inside(client, record, relay.refused, relay.counts, relay.error)
         return
     record.update(
         status=200,
