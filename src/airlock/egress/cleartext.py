@@ -289,21 +289,25 @@ class CleartextRequests:
             self.reason = self._judge()
 
     def on_body(self, body: bytes) -> None:
-        start = self._body_start
-        if start is None or self.reason:
+        if self._body_start is None or self.reason:
             return
-        start += body[:BODY_LINE_LIMIT]
-        request = starts_request(start)
-        if request is None:
-            return
-        self._body_start = None
-        if request:
-            self.reason = BODY_REQUEST
+        self._body_start += body[:BODY_LINE_LIMIT]
+        self._tell_body(ended=False)
 
     def on_message_complete(self) -> None:
         # a body that ends before its first line does: the next request's line end ends it
-        start, self._body_start = self._body_start, None
-        if start is not None and not self.reason and starts_request(start, ended=True):
+        if self._body_start is not None:
+            self._tell_body(ended=True)
+
+    def _tell_body(self, *, ended: bool) -> None:
+        """Tell the body's first bytes (:attr:`_body_start`) once they can be, ``ended``
+        there or not: a request line refuses the tunnel (:func:`starts_request`)."""
+        assert self._body_start is not None
+        request = starts_request(self._body_start, ended=ended)
+        if request is None:
+            return
+        self._body_start = None
+        if request and not self.reason:
             self.reason = BODY_REQUEST
 
     def _judge(self) -> str:
@@ -416,28 +420,18 @@ class CleartextRequests:
         """
         if self.reason:
             return b"", self.reason
+        passed: bytes | bytearray = b""
         if self._after is not None:
-            after, self._after = self._after, None
-            kind = opening(after, self._verdict, ended=True)
-            if kind is Opening.OPAQUE:
-                self.upgraded = True
-                return after, ""
-            if kind is not Opening.HTTP:
-                self.reason = str(kind)
-                return b"", self.reason
-            self._parser = httptools.HttpRequestParser(self)
-            passed, reason = self.feed(after)
+            passed, reason = self._follow(b"", ended=True)
             if reason:
                 return b"", reason
-            return bytes(passed) + self._ended(), self.reason
-        return self._ended(), self.reason
+        return bytes(passed) + self._ended(), self.reason
 
     def _ended(self) -> bytes:
         """The held bytes that may go on at the client's close (:meth:`end`); sets
         :attr:`reason` when they may not."""
-        start, self._body_start = self._body_start, None
-        if start is not None and starts_request(start, ended=True):
-            self.reason = BODY_REQUEST
+        if self._body_start is not None:
+            self._tell_body(ended=True)
         elif self._in_head:
             # the head as it stands, ended: its last line's end, then the head's
             ending = b"\r\n" if self._held.endswith(b"\r\n") else b"\r\n\r\n"
@@ -458,14 +452,17 @@ class CleartextRequests:
         held, self._held = bytes(self._held), bytearray()
         return held
 
-    def _follow(self, data: bytes | bytearray) -> tuple[bytes | bytearray, str]:
+    def _follow(
+        self, data: bytes | bytearray, *, ended: bool = False
+    ) -> tuple[bytes | bytearray, str]:
         """Read bytes after an ``Upgrade`` or ``CONNECT``, held until :func:`opening`
-        tells what they are: a request's are read as one (by a parser of their own),
-        another protocol's go on unread."""
+        tells what they are (``ended``: now, the client having closed its side): a
+        request's are read as one (by a parser of their own), another protocol's go on
+        unread."""
         after = self._after
         assert after is not None
         after += data
-        kind = opening(after, self._verdict)
+        kind = opening(after, self._verdict, ended=ended)
         if kind is Opening.MORE:
             return b"", ""
         self._after = None
