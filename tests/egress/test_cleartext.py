@@ -268,7 +268,6 @@ def test_what_is_held_when_the_client_closes_is_told_as_it_ends() -> None:
     ids=["json", "short_text", "header_like", "shorter_than_a_line", "long", "prose", "js", "odd"],
 )
 def test_a_body_that_does_not_start_as_a_request_passes(body: bytes) -> None:
-    tunnel = _Tunnel({"ok.test"})
     stream = b"GET /_search HTTP/1.1\r\nHost: ok.test\r\nContent-Length: %d\r\n\r\n" % len(body)
     stream += body + b"GET / HTTP/1.1\r\nHost: ok.test\r\n\r\n"
     for size in (1, 1000, len(stream)):
