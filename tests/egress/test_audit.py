@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import signal
@@ -151,22 +152,65 @@ def test_a_log_cut_mid_line_is_never_appended_to(tmp_path: Path) -> None:
         audit.open()
 
 
+LIMITED = """
+import resource, signal, socket, sys, time
+from pathlib import Path
+from airlock.egress import EgressConfig, start_proxy
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG
+signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})  # for sigwait, in every thread
+sock = socket.socket(); sock.bind(("127.0.0.1", 0)); sock.listen(128)
+config = EgressConfig(allow=EgressConfig.rules(["127.0.0.1"], "--allow"), allow_private=True,
+                      audit_log=Path(sys.argv[1]), heads_file=Path(sys.argv[2]), flush_interval=0.05)
+proxy = start_proxy(config, [sock])
+resource.setrlimit(resource.RLIMIT_FSIZE, (1, resource.RLIM_INFINITY))
+print(sock.getsockname()[1], flush=True)
+signal.sigwait({signal.SIGTERM})
+print(proxy.close({"exit_code": 0}).error, flush=True)
+"""
+
+
 def test_an_unwritable_log_stops_traffic(site: _Site, tmp_path: Path) -> None:
-    """When the log cannot be written, the proxy refuses everything and the report says why."""
-    cfg = config(tmp_path, audit_log=Path("/dev/full"))
-    port = site.server_address[1]
-    with running(cfg) as (url, proxy):
+    """When the log cannot be written (a file-size limit: every write fails), the proxy refuses
+    everything and the report says why."""
+    log, heads = tmp_path / "audit.jsonl", tmp_path / "heads.jsonl"
+    child = subprocess.Popen(
+        [sys.executable, "-c", LIMITED, str(log), str(heads)], stdout=subprocess.PIPE, text=True
+    )
+    assert child.stdout is not None
+    try:
+        proxy_url = f"http://127.0.0.1:{child.stdout.readline().strip()}"
+        port = site.server_address[1]
         deadline = time.monotonic() + 10
-        while proxy.failed is None and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert proxy.failed is not None
-        with httpx.Client(proxy=url) as client, pytest.raises(httpx.HTTPError):
-            answer = client.get(f"http://127.0.0.1:{port}/after")
-            assert answer.status_code == 503
-            raise httpx.HTTPError("refused as expected")
-        report = proxy.close({"exit_code": 0})
+        with httpx.Client(proxy=proxy_url) as client:
+            while time.monotonic() < deadline:  # served until the first flush fails
+                try:
+                    answer = client.get(f"http://127.0.0.1:{port}/probe")
+                except httpx.HTTPError:
+                    break
+                if answer.status_code == 503:
+                    break
+                time.sleep(0.05)
+            site.seen.clear()
+            with pytest.raises(httpx.HTTPError):
+                answer = client.get(f"http://127.0.0.1:{port}/after")
+                assert answer.status_code == 503, answer.status_code
+                raise httpx.HTTPError("refused as expected")
+        child.send_signal(signal.SIGTERM)
+        error = child.communicate(timeout=30)[0].strip()
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
     assert site.seen == []
-    assert report.error is not None and "audit log" in report.error
+    assert "audit log" in error and "File too large" in error, error
+    assert log.read_bytes() == b""  # nothing was written, and nothing half
+
+
+def test_a_log_that_is_no_regular_file_is_refused(tmp_path: Path) -> None:
+    """A device as the log (/dev/null would swallow every record) is refused at the start."""
+    audit = AuditLog(Path("/dev/null"), tmp_path / "heads.jsonl", "run")
+    with pytest.raises(AirlockError, match=r"/dev/null is not a regular file"):
+        audit.open()
 
 
 CHILD = """
@@ -464,7 +508,7 @@ def _failing_writer(tmp_path: Path) -> tuple[AuditLog, threading.Event, list[Bas
     audit = AuditLog(log, heads, "run", flush_interval=0.01, on_failure=on_failure)
     audit.open()
     audit.append({"type": "start", "time": time.time()})
-    while not heads.exists() or not heads.read_bytes():
+    while not read_heads(heads, log):  # the first batch checkpointed
         time.sleep(0.01)
     return audit, failed, failures
 
@@ -604,7 +648,9 @@ def test_every_checkpoint_of_an_old_heads_file_is_compared(tmp_path: Path) -> No
     old = [orjson.loads(line) for line in heads.read_bytes().splitlines()]
     heads.write_bytes(
         b"".join(
-            orjson.dumps({k: v for k, v in head.items() if k != "first"}) + b"\n" for head in old
+            orjson.dumps({k: v for k, v in head.items() if k != "first"}) + b"\n"
+            for head in old
+            if not head.get("intent")  # nor declarations
         )
     )
     verdict = verify(log, heads)
@@ -637,19 +683,237 @@ def test_a_run_does_not_append_to_a_log_that_lost_its_furthest_checkpoint(
     assert len(log.read_bytes().splitlines()) == len(lines)  # nothing was written
 
 
-def test_a_log_holding_more_than_its_furthest_checkpoint_is_appended_to(tmp_path: Path) -> None:
-    """Records past the furthest checkpoint (a run killed before it could checkpoint them):
-    the log still holds the checkpoint, so the next run goes on, and its checkpoints name
-    the same first line."""
+def _killed_run(log: Path, heads: Path, records: int = 1) -> None:
+    """A run that wrote a batch of ``records`` (declared first, as every batch) and was killed
+    before its checkpoint: the checkpoint's write fails, as a death there would leave it."""
+    killed = AuditLog(log, heads, "killed", flush_interval=3600)
+    killed.open()
+    for number in range(records):
+        killed.append({"type": "request", "time": time.time(), "n": number})
+
+    def dies(final: bool) -> None:
+        raise OSError(errno.EIO, "killed before its checkpoint")
+
+    killed._checkpoint = dies  # type: ignore[method-assign]
+    with pytest.raises(AirlockError, match="killed before its checkpoint"):
+        killed.close()
+
+
+def test_records_a_killed_run_declared_are_vouched_for(tmp_path: Path) -> None:
+    """Records past the furthest checkpoint that the run writing them declared first (it was
+    killed before its checkpoint): verify passes and says so, and the next run goes on, its
+    checkpoints naming the same first line."""
     log, heads = tmp_path / "audit.jsonl", tmp_path / "heads.jsonl"
     _one_run(log, heads, 2)
-    killed = AuditLog(log, tmp_path / "lost-heads.jsonl", "killed", flush_interval=3600)
-    killed.open()
-    killed.append({"type": "request", "time": time.time()})
-    killed.flush()  # written, but its checkpoint is in another heads file: as if never made
-    killed.close()
-    assert not verify(log, heads).intact  # record 2 is past the furthest checkpoint
+    _killed_run(log, heads, 3)
+    assert len(log.read_bytes().splitlines()) == 5
+    verdict = verify(log, heads)
+    assert verdict.intact, verdict.problem
+    assert verdict.notes == (
+        "records 2 to 4 were never checkpointed: run killed declared them before writing "
+        "them, and ended before its checkpoint (killed?)",
+    )
     _one_run(log, heads, 1)
     assert verify(log, heads).intact
     first = line_hash(log.read_bytes().splitlines()[0])
     assert {head["first"] for head in read_heads(heads, log)} == {first}
+
+
+@pytest.mark.parametrize("where", ["after_a_run", "after_a_killed_run", "heads_removed"])
+def test_records_no_run_declared_are_caught_and_never_chained_on(
+    tmp_path: Path, where: str
+) -> None:
+    """A record another program appended (with the right ``seq`` and ``prev``), or a log whose
+    heads file is gone: verify fails, and the next run refuses the log rather than chain on
+    and checkpoint what nothing vouches for."""
+    log, heads = tmp_path / "audit.jsonl", tmp_path / "heads.jsonl"
+    _one_run(log, heads, 2)
+    if where == "after_a_killed_run":
+        _killed_run(log, heads, 1)
+    if where == "heads_removed":
+        heads.unlink()
+    else:
+        _write_lines(log, _append(log.read_bytes().splitlines()))
+    verdict = verify(log, heads)
+    assert not verdict.intact
+    expected = "cannot be vouched for" if where == "heads_removed" else "no run declared it"
+    assert expected in str(verdict.problem)
+    before = log.read_bytes()
+    audit = AuditLog(log, heads, "next")
+    with pytest.raises(AirlockError, match=r"no run declared them|holds no checkpoint") as caught:
+        audit.open()
+    assert "move the file aside" in str(caught.value)
+    assert log.read_bytes() == before
+
+
+def test_a_line_appended_behind_a_running_writer_stops_it(tmp_path: Path) -> None:
+    """A line another program appends while a run writes (as the next record, ``seq`` and
+    ``prev`` right): the run does not take it for another run's (none declared it), stops
+    (traffic with it) and chains nothing on it."""
+    audit, failed, failures = _failing_writer(tmp_path)
+    lines = audit.path.read_bytes().splitlines()
+    _write_lines(audit.path, _append(lines))
+    audit.append({"type": "request", "time": time.time()})
+    assert failed.wait(5), "the writer chained on a line no run declared"
+    assert "no run declared" in str(failures[0])
+    with pytest.raises(AirlockError):
+        audit.close()
+    assert len(audit.path.read_bytes().splitlines()) == len(lines) + 1
+    assert not verify(audit.path, audit.heads).intact
+
+
+def _write_lines(path: Path, lines: list[bytes]) -> None:
+    path.write_bytes(b"".join(line + b"\n" for line in lines))
+
+
+def test_every_spelling_of_a_log_shares_its_checkpoints(tmp_path: Path) -> None:
+    """A run writing through a symbolic link and one naming the file itself (or with ``..``)
+    keep one heads file and name one log: a record rewritten through one spelling is caught
+    through every other, and no spelling lacks the checkpoints."""
+    from airlock.egress.audit import heads_path
+
+    config_dir = tmp_path / "config"
+    real = tmp_path / "logs" / "audit.jsonl"
+    real.parent.mkdir()
+    link = tmp_path / "link.jsonl"
+    link.symlink_to(real)
+    dotted = tmp_path / "logs" / ".." / "logs" / "audit.jsonl"
+    assert (
+        heads_path(link, config_dir)
+        == heads_path(real, config_dir)
+        == heads_path(dotted, config_dir)
+    )
+    heads = heads_path(real, config_dir)
+    _one_run(link, heads, 2)
+    _one_run(real, heads, 1)
+    for spelling in (real, link, dotted):
+        assert verify(spelling, heads).intact
+    _write_lines(real, _rechain(_edit(real.read_bytes().splitlines())))
+    for spelling in (real, link, dotted):
+        verdict = verify(spelling, heads)
+        assert not verdict.intact and "the log was rewritten" in str(verdict.problem)
+
+
+def test_verify_while_runs_write_never_cries_tampering(tmp_path: Path) -> None:
+    """verify reads the heads file and the log's size under the log's lock: a run writing a
+    batch meanwhile (declaration, records, checkpoint) is never taken for records no run
+    checkpointed or declared."""
+    log, heads = tmp_path / "audit.jsonl", tmp_path / "heads.jsonl"
+    audit = AuditLog(log, heads, "busy", flush_interval=0.002)
+    audit.open()
+    stop = threading.Event()
+
+    def write() -> None:
+        while not stop.is_set():
+            for _ in range(20):
+                audit.append({"type": "request", "time": time.time(), "path": "/x" * 20})
+            time.sleep(0.001)
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    verdicts = []
+    try:
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline and len(verdicts) < 300:
+            if log.stat().st_size:
+                verdicts.append(verify(log, heads))
+    finally:
+        stop.set()
+        writer.join()
+        audit.close()
+    assert len(verdicts) > 20
+    assert [v.problem for v in verdicts if not v.intact] == []
+    assert verdicts[-1].records > verdicts[0].records  # it was writing all along
+
+
+def test_a_heads_file_removed_mid_run_stops_traffic(tmp_path: Path) -> None:
+    """Checkpoints written on into a heads file no one reads would leave the run's records
+    vouched for by nothing: like the log's own removal, it stops the writer (and traffic)."""
+    audit, failed, failures = _failing_writer(tmp_path)
+    audit.heads.unlink()
+    assert failed.wait(5)
+    assert failures[0].errno == errno.ESTALE  # type: ignore[attr-defined]
+    assert str(audit.heads) in str(failures[0])
+    with pytest.raises(AirlockError):
+        audit.close()
+
+
+@pytest.mark.parametrize("which", ["log", "heads"])
+def test_a_log_others_may_write_is_refused(tmp_path: Path, which: str) -> None:
+    """A log or heads file its group or others may write (or, as root, another user's): who
+    else can write it could forge records or checkpoints; the run refuses it, saying how to
+    mend it, and writes nothing."""
+    log, heads = tmp_path / "audit.jsonl", tmp_path / "heads.jsonl"
+    _one_run(log, heads, 1)
+    target = log if which == "log" else heads
+    before = target.read_bytes()
+    target.chmod(0o620)
+    with pytest.raises(AirlockError, match=r"may be written by its group or by others.*chmod 600"):
+        AuditLog(log, heads, "next").open()
+    target.chmod(0o600)
+    if os.geteuid() == 0:
+        os.chown(target, 65534, -1)
+        with pytest.raises(AirlockError, match=r"is owned by another user \(uid 65534\)"):
+            AuditLog(log, heads, "next").open()
+        os.chown(target, 0, -1)
+    assert target.read_bytes() == before
+    _one_run(log, heads, 1)  # mended: used again
+    assert verify(log, heads).intact
+
+
+@pytest.mark.parametrize(
+    ("change", "problem"),
+    [
+        ("no_last_line_break", "record 2: its line is cut short"),
+        ("seq_true", "record 1: says it is record True"),
+        ("seq_float", "record 1: says it is record 1.0"),
+    ],
+)
+def test_verify_is_as_strict_as_the_writer(tmp_path: Path, change: str, problem: str) -> None:
+    """What a run refuses to append to, verify does not call intact: a last line without its
+    line break, a ``seq`` that is no whole number (``true``, ``1.0``) even with the chain
+    recomputed after it."""
+    log, heads = tmp_path / "audit.jsonl", tmp_path / "heads.jsonl"
+    _one_run(log, heads, 3)
+    lines = log.read_bytes().splitlines()
+    if change == "no_last_line_break":
+        log.write_bytes(b"\n".join(lines))
+    else:
+        record = orjson.loads(lines[1])
+        record["seq"] = True if change == "seq_true" else 1.0
+        lines[1] = orjson.dumps(record)
+        _write_lines(log, lines)
+    verdict = verify(log, heads)
+    assert not verdict.intact
+    assert str(verdict.problem).startswith(problem), verdict.problem
+
+
+def test_a_checkpoint_without_its_run_is_skipped_not_a_crash(tmp_path: Path) -> None:
+    """A heads line that names no run (edited) is no checkpoint: verify reads past it."""
+    log, heads = tmp_path / "audit.jsonl", tmp_path / "heads.jsonl"
+    _one_run(log, heads, 2)
+    entries = [orjson.loads(line) for line in heads.read_bytes().splitlines()]
+    for entry in entries:
+        del entry["run"]
+    heads.write_bytes(b"".join(orjson.dumps(entry) + b"\n" for entry in entries))
+    verdict = verify(log, heads)
+    assert not verdict.intact and "no checkpoint" in str(verdict.problem)
+
+
+def test_the_listing_warns_when_the_log_is_not_intact(tmp_path: Path) -> None:
+    """`airlock audit` lists records as they stand; when the chain is broken it says so on
+    stderr (a deny edited into an allow is listed as an allow)."""
+    from airlock.egress.audit import heads_path
+
+    log = tmp_path / "audit.jsonl"
+    env = {"CLAUDE_CONFIG_DIR": str(tmp_path / "config")}
+
+    heads = heads_path(log, tmp_path / "config")
+    _one_run(log, heads, 3)
+    clean = airlock("audit", "--audit-log", str(log), env=env)
+    assert clean.returncode == 0 and "warning" not in clean.stderr
+    _write_lines(log, _edit(log.read_bytes().splitlines()))
+    edited = airlock("audit", "--audit-log", str(log), "--json", env=env)
+    assert edited.returncode == 0
+    assert len(json.loads(edited.stdout)) == 3
+    assert "warning" in edited.stderr and "is NOT intact" in edited.stderr

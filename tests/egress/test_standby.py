@@ -23,10 +23,11 @@ def site() -> Iterator[_Site]:
 
 
 def test_a_log_that_failed_on_standby_stops_all_traffic(site: _Site, tmp_path: Path) -> None:
-    """The log fails before the proxy is loaded (its first flush, to a full disk): once
-    started, the proxy lets nothing through, and the report says why."""
-    standby = StandbyProxy(config(tmp_path, audit_log=Path("/dev/full")), [listener()])
+    """The log fails before the proxy is loaded (at a flush: it was removed): once started,
+    the proxy lets nothing through, and the report says why."""
+    standby = StandbyProxy(config(tmp_path), [listener()])
     assert standby.audit is not None
+    standby.audit.path.unlink()
     deadline = time.monotonic() + 10
     while standby.audit.failed is None:
         assert time.monotonic() < deadline, "the start record's flush never failed"

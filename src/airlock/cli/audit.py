@@ -86,7 +86,28 @@ def run(args: argparse.Namespace) -> int:
         _print_json(records)
     else:
         _print_lines(records)
+    _warn_unless_intact(log, heads)
     return 0
+
+
+def _warn_unless_intact(log: Path, heads: Path) -> None:
+    """After a listing, a warning on stderr when the log fails :func:`verify`: what was listed
+    may have been changed (the listing reads records as they stand, chain or not)."""
+    from airlock.egress.audit import verify
+
+    try:
+        verdict = verify(log, heads)
+    except OSError as error:
+        problem = f"it could not be verified ({error.strerror or error})"
+    else:
+        if verdict.intact:
+            return
+        problem = f"it is NOT intact: {verdict.problem}"
+    print(
+        f"airlock audit: warning: {log}: {problem}; what is listed may have been changed "
+        "(airlock audit verify)",
+        file=sys.stderr,
+    )
 
 
 def _verify(log: Path, heads: Path, final_hash: str | None = None) -> int:
@@ -113,8 +134,12 @@ def _verify(log: Path, heads: Path, final_hash: str | None = None) -> int:
             f"{log}: intact, {verdict.records} records, {verdict.runs} runs; the final hash "
             f"is record {found}'s"
         )
+        for note in verdict.notes:
+            print(f"  note: {note}")
         return 0
     print(f"{log}: intact, {verdict.records} records, {verdict.runs} runs")
+    for note in verdict.notes:
+        print(f"  note: {note}")
     return 0
 
 

@@ -10,23 +10,33 @@ than in the writer keeps the two threads from taking turns with the interpreter 
 batch. Copying into one buffer rather than keeping each encoded line as an object of its own
 is five times cheaper: a list of thousands of small ``bytes`` freed together every batch had
 the allocator give memory back and take it again.) A writer thread wakes every
-``flush_interval`` seconds, takes the queued lines, appends them in one write and
-``fsync``\\ s the file. Only then does it append a *checkpoint* to the heads file, kept apart
-from the log (under the config dir): the run, how many records the log holds, the hash of the
-last one, the hash of the first (``first``: which log it is, as a log removed and begun anew at
-the same path starts with another record), and at the end of the run ``"final": true``. So:
+``flush_interval`` seconds and takes the queued lines. Under a lock on the log, it first
+*declares* the batch in the heads file, kept apart from the log (under the config dir): a
+line with ``"intent": true`` naming the record count and last hash the batch will leave.
+Then it appends the lines in one write and ``fsync``\\ s the file; then it appends a
+*checkpoint* to the heads file: the run, how many records the log holds, the hash of the last
+one, the hash of the first (``first``: which log it is, as a log removed and begun anew at the
+same path starts with another record), and at the end of the run ``"final": true``. The heads
+file is named by the log's real path, and each entry names it, so every spelling of one log
+(a link, ``..``) shares them. So:
 
 * an edited, removed, inserted or reordered line breaks the chain at the first bad record;
 * a log rewritten from scratch, or cut short, no longer matches the heads file: every
-  checkpoint of this log must match it, and one of another log (``first`` not this log's
-  first line's hash) is named as such; a run does not append to a log that no longer holds
-  the furthest checkpoint of its own;
-* a record appended past the furthest checkpoint is caught as such;
+  checkpoint (and declaration) of this log must match it, and one of another log (``first``
+  not this log's first line's hash) is named as such; a run does not append to a log that no
+  longer holds the furthest checkpoint of its own;
+* a record past the furthest checkpoint is caught, unless a run declared it (one killed
+  between its write and its checkpoint: :func:`verify` notes it). A run never chains on
+  records no run declared (appended by another program, or a heads file removed): it refuses
+  the log at its start, and stops (traffic with it) when they appear while it runs;
 * two runs may share a log (two agents in two terminals): each writes its batch under a lock
-  on the file, and when another run wrote since its last batch, its pending lines are chained
-  again on what that run left (read back from the file's end), so the log stays one chain;
-* a log removed, or renamed away and replaced, while the run goes on stops the traffic at the
-  writer's next wake-up, records pending or not;
+  on the file, and when another run wrote since its last batch (and declared it), its
+  pending lines are chained again on what that run left (read back from the file's end), so
+  the log stays one chain; :func:`verify` reads the heads file and the log's size under a
+  shared lock, so a batch being written is not taken for tampering;
+* a log or heads file removed, or renamed away and replaced, while the run goes on stops the
+  traffic at the writer's next wake-up, records pending or not; one another user owns, or
+  that others may write, is refused at the start;
 * a record of a connection that finished before a flush is on disk once that flush is done,
   whatever happens to the process afterwards (``kill -9`` included).
 
@@ -44,6 +54,7 @@ import contextlib
 import errno
 import fcntl
 import hashlib
+import itertools
 import os
 import re
 import stat
@@ -77,9 +88,18 @@ def default_log_path(config_dir: Path) -> Path:
 
 
 def heads_path(log: Path, config_dir: Path) -> Path:
-    """Where the checkpoints of ``log`` are kept: under the config dir, named by the log's path."""
-    key = hashlib.sha256(os.fsencode(log.expanduser().absolute())).hexdigest()[:16]
+    """Where the checkpoints of ``log`` are kept: under the config dir, named by the log's real
+    path (:func:`log_key`), so every spelling of one file shares one heads file."""
+    key = hashlib.sha256(os.fsencode(log_key(log))).hexdigest()[:16]
     return config_dir / FOLDER / HEADS_FOLDER / f"{key}.jsonl"
+
+
+def log_key(log: Path) -> str:
+    """The log's real path: symbolic links, ``.`` and ``..`` resolved. The heads file is named
+    by it and each checkpoint names it (``log``): a run writing through a link and a
+    ``verify`` of the file itself read the same checkpoints (two spellings kept apart, a
+    rewrite checked against one would pass against the other)."""
+    return os.path.realpath(log.expanduser())
 
 
 def audit_paths(environ: Mapping[str, str], audit_log: Path | None = None) -> tuple[Path, Path]:
@@ -178,7 +198,9 @@ class AuditLog:
             # O_NONBLOCK: a FIFO put at the path fails at once (ENXIO) instead of waiting
             flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK | os.O_CLOEXEC
             self._fd = os.open(self.path, flags, 0o600)
+            _check_private(self._fd, self.path, "audit log")
             self._heads_fd = os.open(self.heads, flags, 0o600)
+            _check_private(self._heads_fd, self.heads, "heads file of audit log")
             # under the lock, no other run's write is half done, and every checkpoint in the
             # heads file names records already written (a run checkpoints after its write)
             fcntl.flock(self._fd, fcntl.LOCK_EX)
@@ -187,10 +209,13 @@ class AuditLog:
                 self._size = os.fstat(self._fd).st_size
                 if self.records:
                     self._first = _first_line_hash(self.path)
-                    self._check_furthest(self._first)
+                    self._check_tip(self._first)
             finally:
                 fcntl.flock(self._fd, fcntl.LOCK_UN)
             self._next_seq, self._next_prev = self.records, self.last_hash
+        except AirlockError:
+            self._close_files()
+            raise
         except OSError as error:
             self._close_files()
             raise AirlockError(
@@ -255,25 +280,58 @@ class AuditLog:
                     os.close(fd)
         self._fd = self._heads_fd = -1
 
-    def _check_furthest(self, first: str) -> None:
-        """Fail unless the log holds the furthest checkpoint of its own (of the log whose first
-        line hashes to ``first``).
+    def _check_tip(self, first: str) -> None:
+        """Fail unless the heads file vouches for what the log holds (the log whose first line
+        hashes to ``first``): it holds the furthest checkpoint of its own, and the records
+        after it, if any, were declared by the run that wrote them (one killed between its
+        write and its checkpoint).
 
         Raises:
-            ValueError: it does not: cut short, or rewritten, since that checkpoint.
+            ValueError: it was cut short or rewritten since that checkpoint, or it holds
+                records no run declared (appended by another program, or the heads file lost).
         """
         head = _furthest_checkpoint(self.heads, self.path, first)
-        if head is None:
+        count = 0 if head is None else int(head["records"])
+        if head is not None:
+            if count == self.records:
+                held = head["hash"] == self.last_hash
+            else:
+                held = count < self.records and _line_hash_at(self.path, count - 1) == head["hash"]
+            if not held:
+                raise ValueError(
+                    f"it does not hold what run {head['run']} checkpointed ({count} records, "
+                    f"the last hashing {head['hash']}): it was cut short or rewritten since"
+                )
+        if count == self.records or _declared(
+            self.heads, self.path, first, (self.records, self.last_hash)
+        ):
             return
-        count = int(head["records"])
-        if count == self.records:
-            held = head["hash"] == self.last_hash
-        else:
-            held = count < self.records and _line_hash_at(self.path, count - 1) == head["hash"]
-        if not held:
+        if head is None:
             raise ValueError(
-                f"it does not hold what run {head.get('run')} checkpointed ({count} records, the "
-                f"last hashing {head['hash']}): it was cut short or rewritten since"
+                f"{self.heads} holds no checkpoint of its {self.records} records: they cannot "
+                "be vouched for (written by another program, or the heads file was removed)"
+            )
+        raise ValueError(
+            f"records {count} to {self.records - 1} come after its last checkpoint (run "
+            f"{head['run']}, {count} records) and no run declared them: another program "
+            "appended them"
+        )
+
+    def _check_declared(self, tip: tuple[int, str]) -> None:
+        """Fail unless the records another run wrote since this run's last write were declared
+        by it in the heads file: a line another program appended meanwhile would otherwise be
+        chained on, and vouched for by this run's checkpoint.
+
+        Raises:
+            OSError: ``EIO``, saying so.
+        """
+        first = self._first or _first_line_hash(self.path)
+        if _declared(self.heads, self.path, first, tip) is None:
+            raise OSError(
+                errno.EIO,
+                f"{self.path} holds records since this run's last write ({tip[0]} now) that no "
+                f"run declared in {self.heads}: another program appended to it (runs sharing "
+                "a log also share its heads file, under the same config dir)",
             )
 
     def _run(self) -> None:
@@ -292,13 +350,20 @@ class AuditLog:
                 return
 
     def flush(self, final: bool = False) -> None:
-        """Check that the log is still there; write what is pending, ``fsync`` it, then
-        checkpoint (the writer thread calls this at each wake-up); ``final`` marks the
-        checkpoint as the run's last (one ``fsync`` fewer at the end).
+        """Check that the log and its heads file are still there; write what is pending,
+        ``fsync`` it, then checkpoint (the writer thread calls this at each wake-up); ``final``
+        marks the checkpoint as the run's last (one ``fsync`` fewer at the end).
+
+        Under the log's lock, the batch is first *declared* in the heads file (a line with
+        ``"intent": true`` naming the record count and last hash it will leave), then written
+        and ``fsync``\\ ed, then checkpointed: records a run killed before its checkpoint
+        left are told from records another program appended (no declaration names them), by
+        the next run and by :func:`verify`; and a ``verify`` reading under the lock finds
+        every record written checkpointed or declared.
 
         Raises:
-            OSError: the log or the heads file cannot be written, or the log is no longer at
-                its path, or another run left a last line that is no record.
+            OSError: the log or the heads file cannot be written, or is no longer at its path,
+                or another run left a last line that is no record, or records no run declared.
         """
         self._still_there()  # also with nothing pending: an open tunnel is recorded at its end
         with self._lock:
@@ -316,6 +381,7 @@ class AuditLog:
                     start = _tip(self.path)
                 except ValueError as error:
                     raise OSError(errno.EIO, f"{self.path}: {error}") from error
+                self._check_declared(start)
             if start != first:
                 batch, tip = _chained(batch, start)  # another run wrote first: chain on
                 with self._lock:
@@ -328,47 +394,82 @@ class AuditLog:
                     if start[0] == 0
                     else _first_line_hash(self.path)
                 )
+            self._write_head(tip, final=False, intent=True)
             _write_all(self._fd, batch)
             os.fsync(self._fd)
             self._size = -1 if stale else os.fstat(self._fd).st_size  # -1: read the tip again
+            self.records, self.last_hash = tip
+            self._checkpoint(final=final)
         finally:
             fcntl.flock(self._fd, fcntl.LOCK_UN)
-        self.records, self.last_hash = tip
-        self._checkpoint(final=final)
         self._checkpointed_final = final
 
     def _still_there(self) -> None:
-        """Fail when the log at :attr:`path` is no longer the file being written (removed,
-        or renamed and replaced): records written on would be in no log anyone reads.
+        """Fail when the log at :attr:`path`, or its heads file, is no longer the file being
+        written (removed, or renamed and replaced): records or checkpoints written on would
+        be in no file anyone reads.
 
         Raises:
             OSError: ``ESTALE``, saying which.
         """
-        opened = os.fstat(self._fd)
-        try:
-            now = self.path.stat()
-        except FileNotFoundError:
-            now = None
-        same = now is not None and (now.st_dev, now.st_ino) == (opened.st_dev, opened.st_ino)
-        if opened.st_nlink == 0 or not same:
-            raise OSError(
-                errno.ESTALE,
-                f"{self.path} was removed or replaced while the run went on (records would "
-                "go into a file no one reads)",
-            )
+        for fd, path in ((self._fd, self.path), (self._heads_fd, self.heads)):
+            opened = os.fstat(fd)
+            try:
+                now = path.stat()
+            except FileNotFoundError:
+                now = None
+            same = now is not None and (now.st_dev, now.st_ino) == (opened.st_dev, opened.st_ino)
+            if opened.st_nlink == 0 or not same:
+                raise OSError(
+                    errno.ESTALE,
+                    f"{path} was removed or replaced while the run went on (records would go "
+                    "into a file no one reads, or go unchecked)",
+                )
 
     def _checkpoint(self, final: bool) -> None:
-        head = {
+        self._write_head((self.records, self.last_hash), final=final)
+        os.fsync(self._heads_fd)
+
+    def _write_head(self, tip: tuple[int, str], final: bool, intent: bool = False) -> None:
+        """Append a checkpoint of ``tip`` (record count, last hash) to the heads file, or with
+        ``intent`` a declaration of it (what the batch about to be written will leave)."""
+        head: Record = {
             "run": self.run_id,
-            "log": str(self.path.absolute()),
-            "records": self.records,
-            "hash": self.last_hash,
+            "log": log_key(self.path),
+            "records": tip[0],
+            "hash": tip[1],
             "first": self._first,
             "final": final,
             "time": iso_time(time.time()),
         }
+        if intent:
+            head["intent"] = True
         _write_all(self._heads_fd, orjson.dumps(head) + b"\n")
-        os.fsync(self._heads_fd)
+
+
+def _check_private(fd: int, path: Path, what: str) -> None:
+    """Fail unless ``fd`` (open at ``path``) is a regular file of this user's that no one else
+    may write: whoever else could write it could forge records (or checkpoints) in it.
+
+    Raises:
+        AirlockError: no regular file, owned by another user, or writable by its group or by
+            others.
+    """
+    found = os.fstat(fd)
+    if not stat.S_ISREG(found.st_mode):
+        problem = "is not a regular file (a device or a folder): records written there are lost"
+    elif found.st_uid != os.geteuid():
+        problem = f"is owned by another user (uid {found.st_uid})"
+    elif found.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        problem = f"may be written by its group or by others (mode {stat.filemode(found.st_mode)})"
+    else:
+        return
+    raise AirlockError(
+        f"{what} {path} {problem}; choose another with --audit-log FILE"
+        if not stat.S_ISREG(found.st_mode)
+        else f"{what} {path} {problem}: whoever else can write it could forge what it holds; "
+        "make it yours and private (chown, chmod 600), or choose another with --audit-log FILE"
+    )
 
 
 def _chained(batch: bytes | bytearray, start: tuple[int, str]) -> tuple[bytearray, tuple[int, str]]:
@@ -460,6 +561,9 @@ class Verdict:
     runs: int
     problem: str | None = None
     bad_record: int | None = None
+    notes: tuple[str, ...] = ()
+    """What an intact log's reader should know (records a killed run declared but never
+    checkpointed)."""
 
     @property
     def intact(self) -> bool:
@@ -506,10 +610,30 @@ def read_records(path: Path, skipped: list[int] | None = None) -> Iterator[Recor
 
 
 def read_heads(heads: Path, log: Path) -> list[Record]:
-    """The checkpoints of ``log`` in ``heads``, in order (none when the file is missing)."""
+    """The checkpoints of ``log`` in ``heads``, in order (none when the file is missing);
+    declarations (``intent``) left out."""
+    return [head for head in _all_entries(heads, log) if head.get("intent") is not True]
+
+
+def _all_entries(heads: Path, log: Path) -> list[Record]:
+    """Every checkpoint and declaration of ``log`` in ``heads``, in order."""
     if not heads.exists():
         return []
-    return _checkpoints(read_lines(heads), log)
+    return _entries(read_lines(heads), log)
+
+
+def _tail_entries(heads: Path, log: Path) -> tuple[list[Record], bool]:
+    """The checkpoints and declarations of ``log`` in the last :data:`_HEADS_TAIL` bytes of
+    ``heads``, and whether the file holds more before them."""
+    if not heads.exists():
+        return [], False
+    with _open_for_reading(heads) as handle:
+        start = max(0, os.fstat(handle.fileno()).st_size - _HEADS_TAIL)
+        handle.seek(max(0, start - 1))  # from the line break before, if the tail starts a line
+        lines = handle.read().split(b"\n")
+    if start:
+        lines = lines[1:]  # a part of a line (or nothing, before that line break)
+    return _entries(lines, log), start > 0
 
 
 def _furthest_checkpoint(heads: Path, log: Path, first: str) -> Record | None:
@@ -519,23 +643,33 @@ def _furthest_checkpoint(heads: Path, log: Path, first: str) -> Record | None:
     The log only grows, so its furthest checkpoint is among the last ones written: the heads
     file's last :data:`_HEADS_TAIL` bytes are read, and all of it only when they hold none.
     """
-    if not heads.exists():
-        return None
-    with _open_for_reading(heads) as handle:
-        start = max(0, os.fstat(handle.fileno()).st_size - _HEADS_TAIL)
-        handle.seek(max(0, start - 1))  # from the line break before, if the tail starts a line
-        lines = handle.read().split(b"\n")
-    if start:
-        lines = lines[1:]  # a part of a line (or nothing, before that line break)
-    own = [head for head in _checkpoints(lines, log) if head.get("first") == first]
-    if not own and start:
+    tail, more = _tail_entries(heads, log)
+    own = [h for h in tail if h.get("first") == first and h.get("intent") is not True]
+    if not own and more:
         own = [head for head in read_heads(heads, log) if head.get("first") == first]
     return max(own, key=lambda head: int(head["records"]), default=None)
 
 
-def _checkpoints(lines: Iterable[bytes], log: Path) -> list[Record]:
-    """The checkpoints of ``log`` among ``lines`` (a line that is none is skipped)."""
-    wanted = str(log.absolute())
+def _declared(heads: Path, log: Path, first: str, tip: tuple[int, str]) -> Record | None:
+    """The checkpoint or declaration of ``log`` (the log whose first line hashes to ``first``)
+    that names ``tip`` (its record count and last hash), the latest one; ``None`` when none
+    does. It was written last or nearly (under the log's lock, by the run that wrote the
+    records): the heads file's tail is read, and all of it only when that holds none."""
+    count, digest = tip
+    for entries in (_tail_entries(heads, log), (_all_entries(heads, log), False)):
+        found, more = entries
+        for head in reversed(found):
+            if head["records"] == count and head["hash"] == digest and head.get("first") == first:
+                return head
+        if not more:
+            return None
+    return None
+
+
+def _entries(lines: Iterable[bytes], log: Path) -> list[Record]:
+    """The checkpoints and declarations of ``log`` among ``lines`` (a line that is neither is
+    skipped)."""
+    wanted = log_key(log)
     found: list[Record] = []
     for line in lines:
         try:
@@ -548,6 +682,7 @@ def _checkpoints(lines: Iterable[bytes], log: Path) -> list[Record]:
             and type(head.get("records")) is int
             and head["records"] >= 0
             and isinstance(head.get("hash"), str)
+            and isinstance(head.get("run"), str)
         ):
             found.append(head)
     return found
@@ -562,39 +697,106 @@ def record_with_hash(path: Path, digest: str) -> int | None:
     return None
 
 
+LOCK_WAIT = 10.0
+"""Seconds :func:`verify` waits for a writing run to let go of the log's lock."""
+
+
 def verify(path: Path, heads: Path) -> Verdict:
     """Check the chain of ``path`` and that it matches every checkpoint of it in ``heads``.
 
     A checkpoint is of this log when its ``first`` is the hash of the log's first line (one
     written before checkpoints carried it, or with no records, is taken as this log's): each
-    must match the record it names, and the log must hold the furthest. A checkpoint of
-    another log, one removed, moved aside or rewritten from scratch since, is a problem too,
-    named as such. The first problem found is named: its record number (``seq``, from 0) when
-    a record is wrong, and what is wrong.
+    must match the record it names, and the log must hold the furthest. Records after the
+    furthest checkpoint must be the ones a run declared before writing them (it was killed
+    before its checkpoint: a note says so). A checkpoint of another log, one removed, moved
+    aside or rewritten from scratch since, is a problem too, named as such. The first problem
+    found is named: its record number (``seq``, from 0) when a record is wrong, and what is
+    wrong.
+
+    The heads file and the log's size are read under a shared lock on the log (runs write a
+    batch and its checkpoint under an exclusive one), and the log up to that size: a run
+    writing meanwhile is not taken for tampering.
+
+    Raises:
+        OSError: either file cannot be read, or the log stays locked :data:`LOCK_WAIT` seconds.
     """
-    first = _first_line_hash(path) if path.stat().st_size else None
-    checkpoints: list[Record] = []
-    others: list[Record] = []
-    for head in read_heads(heads, path):
-        mine = "first" not in head or head["records"] == 0 or head["first"] == first
-        (checkpoints if mine else others).append(head)
-    expected: dict[int, list[Record]] = {}
-    for head in checkpoints:
-        if head["records"] > 0:
-            expected.setdefault(head["records"] - 1, []).append(head)
-    prev = GENESIS
-    count = 0
-    runs: set[str] = set()
-    for line in read_lines(path):
-        problem = _check_line(line, count, prev, expected, runs)
-        if problem is not None:
-            return Verdict(count, len(runs), f"record {count}: {problem}", count)
-        prev = line_hash(line)
-        count += 1
-    verdict = _check_end(path, count, len(runs), checkpoints)
+    with _open_for_reading(path) as handle:
+        _lock_shared(handle.fileno(), path)
+        try:
+            size = os.fstat(handle.fileno()).st_size
+            entries = _all_entries(heads, path)
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+        lines = _lines_upto(handle, size)
+        first_line = next(lines, None)
+        first = None if first_line is None else line_hash(first_line[0])
+        checkpoints: list[Record] = []
+        intents: list[Record] = []
+        others: list[Record] = []  # checkpoints of another log once at this path
+        expected: dict[int, list[Record]] = {}
+        for head in entries:
+            intent = head.get("intent") is True
+            if "first" in head and head["records"] and head["first"] != first:
+                if not intent:
+                    others.append(head)
+                continue
+            (intents if intent else checkpoints).append(head)
+            if head["records"] > 0:
+                expected.setdefault(head["records"] - 1, []).append(head)
+        prev = GENESIS
+        count = 0
+        runs: set[str] = set()
+        last = b""
+        for line, ended in itertools.chain([first_line] if first_line else [], lines):
+            problem = _check_line(line, count, prev, expected, runs)
+            if problem is None and not ended:
+                problem = "its line is cut short (no line break at the end: a write cut off)"
+            if problem is not None:
+                return Verdict(count, len(runs), f"record {count}: {problem}", count)
+            prev = line_hash(line)
+            last = line
+            count += 1
+    verdict = _check_end(path, count, len(runs), checkpoints, intents, last)
     if others and (verdict.intact or not checkpoints):
         return _another_log(path, count, len(runs), checkpoints, others)
     return verdict
+
+
+def _lock_shared(fd: int, path: Path) -> None:
+    """Take a shared lock on the log, waiting at most :data:`LOCK_WAIT` seconds.
+
+    Raises:
+        OSError: still locked then.
+    """
+    deadline = time.monotonic() + LOCK_WAIT
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                raise OSError(
+                    errno.EAGAIN,
+                    f"another process held it locked for over {LOCK_WAIT:g} seconds",
+                    str(path),
+                ) from None
+            time.sleep(0.02)
+
+
+def _lines_upto(handle: BinaryIO, size: int) -> Iterator[tuple[bytes, bool]]:
+    """Each line of ``handle`` within its first ``size`` bytes, without its line break, and
+    whether it had one."""
+    left = size
+    for raw in handle:
+        if len(raw) > left:
+            raw = raw[:left]
+        left -= len(raw)
+        if raw.endswith(b"\n"):
+            yield raw[:-1], True
+        elif raw:
+            yield raw, False
+        if left <= 0:
+            return
 
 
 def _check_line(
@@ -613,12 +815,13 @@ def _check_line(
             if seq
             else "is not the start of a chain (records removed from the start)"
         )
-    if record.get("seq") != seq:
+    if type(record.get("seq")) is not int or record["seq"] != seq:
         return f"says it is record {record.get('seq')!r} (records removed, inserted or reordered)"
     runs.add(str(record.get("run")))
     for head in expected.get(seq, ()):
         if head["hash"] != line_hash(line):
-            return f"does not match the checkpoint of run {head.get('run')} (the log was rewritten)"
+            what = "declaration" if head.get("intent") is True else "checkpoint"
+            return f"does not match the {what} of run {head['run']} (the log was rewritten)"
     return None
 
 
@@ -644,34 +847,52 @@ def _another_log(
     )
 
 
-def _check_end(path: Path, count: int, runs: int, checkpoints: list[Record]) -> Verdict:
-    if not checkpoints:
-        if count == 0:
-            return Verdict(0, 0)
-        return Verdict(
-            count, runs, f"no checkpoint of {path} was found: the log cannot be vouched for", 0
-        )
-    # the furthest checkpoint: runs sharing a log each checkpoint what they last wrote, and a
-    # run ending after another's last write checkpoints less than the log holds
-    last = max(checkpoints, key=lambda checkpoint: int(checkpoint["records"]))
-    kept = last["records"]
+def _check_end(
+    path: Path,
+    count: int,
+    runs: int,
+    checkpoints: list[Record],
+    intents: list[Record],
+    last: bytes,
+) -> Verdict:
+    """The verdict on a log whose ``count`` records chain (``last`` the last line): it must
+    hold its furthest checkpoint, and end there or where a run declared it would."""
+    kept = max((int(head["records"]) for head in checkpoints), default=0)
     if count < kept:
+        furthest = max(checkpoints, key=lambda head: int(head["records"]))
         return Verdict(
             count,
             runs,
-            f"the log holds {count} records but run {last['run']} checkpointed {kept} "
+            f"the log holds {count} records but run {furthest['run']} checkpointed {kept} "
             "(records removed from the end)",
             count,
         )
-    if count > kept:
+    if count == kept:
+        return Verdict(count, runs)
+    tip = line_hash(last)
+    declared = [head for head in intents if head["records"] == count and head["hash"] == tip]
+    if declared:
         return Verdict(
             count,
             runs,
-            f"record {kept}: past the last checkpoint (run {last['run']}, {kept} records): "
-            "appended afterwards, or written by a run killed before it could checkpoint",
-            kept,
+            notes=(
+                f"records {kept} to {count - 1} were never checkpointed: run "
+                f"{declared[-1]['run']} declared them before writing them, and ended before "
+                "its checkpoint (killed?)",
+            ),
         )
-    return Verdict(count, runs)
+    if not checkpoints:
+        return Verdict(
+            count, runs, f"no checkpoint of {path} was found: the log cannot be vouched for", 0
+        )
+    furthest = max(checkpoints, key=lambda head: int(head["records"]))
+    return Verdict(
+        count,
+        runs,
+        f"record {kept}: past the last checkpoint (run {furthest['run']}, {kept} records), "
+        "and no run declared it: appended afterwards by another program",
+        kept,
+    )
 
 
 def _as_text(value: Any) -> Any:
