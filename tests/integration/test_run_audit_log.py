@@ -53,3 +53,38 @@ def test_a_log_cut_short_since_its_last_run_is_refused(tmp_path: Path) -> None:
     assert code == 125 and f"audit log {log}: it does not hold what run" in stderr
     assert "move the file aside to start a new log" in stderr
     assert not (tmp_path / "ws" / "ran").exists()
+
+
+def test_a_log_that_fails_at_the_run_record_ends_the_run_with_125(tmp_path: Path) -> None:
+    """The log takes the start record, then no more (a file-size limit: the run record's write
+    fails at the end): the run exits 125 naming the log and the command's own status, with
+    no traceback (the failure comes after the proxy's loop closed)."""
+    import resource
+    import signal
+    import subprocess
+    import sys
+
+    log = tmp_path / "audit.jsonl"
+    assert _run(log, tmp_path)[0] == 0  # a first run: its start record's size, and a log
+    start = len(log.read_bytes().splitlines()[0]) + 1
+    limit = log.stat().st_size + start + 64  # the next start record fits, its run record not
+    (tmp_path / "ws" / "ran").unlink()
+
+    def limited() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit: EFBIG
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    done = subprocess.run(
+        [sys.executable, "-m", "airlock", "run", "--audit-log", str(log), "--", "touch", "ran"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path / "ws",
+        timeout=60,
+        check=False,
+        preexec_fn=limited,
+    )
+    assert (tmp_path / "ws" / "ran").exists()  # the command ran
+    assert done.returncode == 125, done.stderr
+    assert "Traceback" not in done.stderr and "Exception" not in done.stderr, done.stderr
+    assert f"audit log {log} could not be written" in done.stderr
+    assert "the command exited 0, airlock exits 125" in done.stderr

@@ -1,8 +1,8 @@
 """``airlock run -- COMMAND…``: run a command in the sandbox, its only way out the egress proxy.
 
 Exit status: the command's own; 125 when airlock itself fails (bad arguments, a sandbox that
-cannot be built, a proxy that cannot start), with the reason on stderr. Nothing ever runs
-without the sandbox.
+cannot be built, a proxy that cannot start, an audit log that could not be written), with the
+reason on stderr. Nothing ever runs without the sandbox.
 """
 
 from __future__ import annotations
@@ -60,7 +60,9 @@ that would steer an agent or editor later and that no rule could stop (a subfold
 set aside under
 <config dir>/airlock/set-aside/ and named.
 
-Exit status: the command's; 125 when airlock itself fails (the reason is on stderr).
+Exit status: the command's; 125 when airlock itself fails (the reason is on stderr), an audit
+log that could not be written included (traffic stopped then; the command's own status is
+on stderr).
 """
 
 USAGE_EXIT_CODE = 125
@@ -302,6 +304,13 @@ def _run(args: argparse.Namespace) -> int:
     show(report, scrubbed, args.report_json, code)
     for line in made_safe:
         print(line, file=sys.stderr)
+    if report.error:  # the log failed: what the run did is not all on record
+        print(
+            f"airlock run: {report.error}; the command exited {code}, airlock exits "
+            f"{USAGE_EXIT_CODE}",
+            file=sys.stderr,
+        )
+        return USAGE_EXIT_CODE
     return code
 
 

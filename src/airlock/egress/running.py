@@ -12,6 +12,7 @@ already open.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import threading
 import time
@@ -149,7 +150,8 @@ def serve(standby: StandbyProxy, check: AddressCheck | None = None) -> RunningPr
     if audit is not None:
 
         def stop_traffic(error: BaseException) -> None:
-            loop.call_soon_threadsafe(proxy.fail, error)
+            with contextlib.suppress(RuntimeError):  # the loop is closed: no traffic is left
+                loop.call_soon_threadsafe(proxy.fail, error)
 
         # First the hook, then the look: the writer sets ``failed`` before it calls the hook,
         # so a failure before this line is seen below, and one after it calls the hook.
