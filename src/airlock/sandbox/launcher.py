@@ -396,6 +396,11 @@ class Starting:
         """
         try:
             listener, pid = _receive(self._channel, self.process)
+            try:
+                _check_isolated(pid)
+            except SandboxError:
+                listener.close()
+                raise
         except BaseException:
             self.abandon()
             raise
@@ -428,6 +433,7 @@ def start(spec: Spec, bwrap: str, stdout: int | None = None, stderr: int | None 
     Raises:
         SandboxError: bubblewrap could not be started.
     """
+    _check_trusted(bwrap, spec.mounts)
     standing = claimed_by_others(spec.ledger)  # another run's placeholders, bound here too
     placeholders = Placeholders(
         [rule.path for rule in spec.mounts if not rule.exists or rule.path in standing],
@@ -469,6 +475,55 @@ def start(spec: Spec, bwrap: str, stdout: int | None = None, stderr: int | None 
         if seccomp_fd is not None:
             os.close(seccomp_fd)
     return Starting(process, ours, scratch, placeholders)
+
+
+def _check_trusted(bwrap: str, mounts: Sequence[Mount]) -> None:
+    """Fail when ``bwrap`` (its real path) lies where the sandbox lets code write (the
+    workspace, ``--rw``, the agent's state): code a run left there could have replaced it with
+    one that builds no sandbox, or a weaker one, and the next run would run under it.
+
+    Raises:
+        SandboxError: it does, naming the rule that makes it writable.
+    """
+    real = Path(os.path.realpath(bwrap))
+    writable = None
+    for rule in mounts:  # in the order bubblewrap applies them: the last on a path wins
+        if rule.path == real or rule.path in real.parents:
+            writable = rule if rule.kind is Kind.WRITE else None
+    if writable is not None:
+        raise SandboxError(
+            f"bubblewrap found at {bwrap} ({real}) lies in {writable.path}, which the sandbox "
+            f"lets the command write ({writable.why}): code run there could have replaced it "
+            "with one that builds no sandbox. Install bubblewrap from the system's packages, "
+            "or put a folder the sandbox cannot write first on PATH"
+        )
+
+
+NAMESPACES = ("mnt", "pid", "net", "ipc", "uts")
+"""The namespaces the command's process must not share with airlock."""
+
+
+def _check_isolated(pid: int) -> None:
+    """Fail unless process ``pid`` (the stub, as airlock sees it) is in namespaces of its own:
+    whatever ``bwrap`` was run, a command is never let go outside a sandbox.
+
+    Raises:
+        SandboxError: it shares one with airlock, or they cannot be read.
+    """
+    for kind in NAMESPACES:
+        try:
+            theirs = Path(f"/proc/{pid}/ns/{kind}").stat().st_ino
+            ours = Path(f"/proc/self/ns/{kind}").stat().st_ino
+        except OSError as error:
+            raise SandboxError(
+                f"cannot check the sandbox's {kind} namespace (/proc/{pid}/ns/{kind}: "
+                f"{error.strerror}): nothing was run"
+            ) from error
+        if theirs == ours:
+            raise SandboxError(
+                f"the process bubblewrap started shares airlock's {kind} namespace: no sandbox "
+                "was built (is the bwrap on PATH bubblewrap?): nothing was run"
+            )
 
 
 def launch(spec: Spec, bwrap: str, stdout: int | None = None, stderr: int | None = None) -> Sandbox:

@@ -1,0 +1,65 @@
+"""``airlock run`` never runs a command under a ``bwrap`` that builds no sandbox: one the
+sandbox could have written (found on PATH in the workspace) is refused, and whatever ``bwrap``
+runs, the command's process must be in namespaces of its own before it is let go."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from tests.cli import airlock
+
+FAKE = """#!/bin/sh
+# drops bubblewrap's options and runs what follows them: no sandbox at all
+while [ "$#" -gt 0 ]; do if [ "$1" = "--" ]; then shift; break; fi; shift; done
+exec "$@"
+"""
+
+
+def _fake_bwrap(folder: Path) -> Path:
+    folder.mkdir(parents=True)
+    fake = folder / "bwrap"
+    fake.write_text(FAKE)
+    fake.chmod(0o755)
+    return folder
+
+
+def _run(workspace: Path, path_first: Path, marker: Path) -> tuple[int, str]:
+    done = airlock(
+        "run",
+        "--audit-log",
+        str(workspace.parent / "audit.jsonl"),
+        "--",
+        "sh",
+        "-c",
+        f"touch {marker}",
+        cwd=workspace,
+        env={"PATH": f"{path_first}:{os.environ['PATH']}"},
+        timeout=60,
+    )
+    return done.returncode, done.stderr
+
+
+def test_a_bwrap_in_the_workspace_is_refused(tmp_path: Path) -> None:
+    """A project folder on PATH (direnv's PATH_add bin) holding a bwrap a run left there."""
+    workspace = tmp_path / "ws"
+    marker = tmp_path / "ran"
+    found = _fake_bwrap(workspace / "bin")
+    code, stderr = _run(workspace, found, marker)
+    assert code == 125, stderr
+    assert f"bubblewrap found at {found / 'bwrap'}" in stderr
+    assert f"lies in {workspace}, which the sandbox lets the command write" in stderr
+    assert not marker.exists()
+
+
+def test_a_bwrap_that_builds_no_sandbox_runs_nothing(tmp_path: Path) -> None:
+    """A bwrap outside anything the sandbox writes, that runs the command as it is: the
+    command's process shares airlock's namespaces, so it is never let go."""
+    workspace = tmp_path / "ws"
+    workspace.mkdir()
+    marker = tmp_path / "ran"
+    code, stderr = _run(workspace, _fake_bwrap(tmp_path / "elsewhere"), marker)
+    assert code == 125, stderr
+    assert "shares airlock's mnt namespace: no sandbox was built" in stderr
+    assert "Traceback" not in stderr
+    assert not marker.exists()
