@@ -403,3 +403,49 @@ def test_settings_reached_through_links_in_the_workspace_are_looked_at(
     assert not (project / "node_modules" / "x" / ".hg" / "hgrc").exists()
     for moved in ("app/.claude", "app/.hg/hgrc", "pkg/.claude/settings.json"):
         assert moved in done.stderr, done.stderr
+
+
+FULL_DISK = """
+import json, resource, signal, sys
+from pathlib import Path
+from airlock.sandbox.agent_state import keep_servers
+path, aside = Path(sys.argv[1]), Path(sys.argv[2])
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails (EFBIG)
+resource.setrlimit(resource.RLIMIT_FSIZE, (50_000, resource.RLIM_INFINITY))
+print(keep_servers(path, sys.argv[3].encode(), aside))
+"""
+
+
+def test_servers_added_inside_never_stay_when_nothing_can_be_written(tmp_path: Path) -> None:
+    """No byte can be written after the run (a file-size limit standing in for a full disk):
+    the file the run left is moved aside whole (a rename needs no space) and the agent finds
+    none, rather than the one with the added server, and the message says so."""
+    path, aside = tmp_path / ".claude.json", tmp_path / "set-aside" / "run" / ".claude.json.0"
+    before = '{"mcpServers": {}}\n'
+    left = {"mcpServers": {"evil": {"command": "sh"}}, "padding": "x" * 100_000}
+    path.write_text(json.dumps(left))
+    done = subprocess.run(
+        [sys.executable, "-c", FULL_DISK, str(path), str(aside), before],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert not path.exists()
+    assert json.loads(aside.read_text())["mcpServers"] == left["mcpServers"]
+    assert f"the file was moved to {aside} and could not be written back" in done.stdout
+
+
+def test_what_is_put_aside_goes_beside_when_its_folder_cannot_be_made(tmp_path: Path) -> None:
+    """The set-aside folder cannot be made (here a file stands in its way): the file the run
+    left goes beside it under a name saying so, and the file as it was comes back."""
+    from airlock.sandbox.agent_state import keep_servers
+
+    path = tmp_path / ".claude.json"
+    path.write_text('{"mcpServers": {"evil": {"command": "sh"}}}')
+    (tmp_path / "blocked").write_text("a file, not a folder")
+    message = keep_servers(path, b'{"mcpServers": {}}\n', tmp_path / "blocked" / "x.json")
+    beside = tmp_path / ".claude.json.set-aside-by-airlock.0"
+    assert "evil" not in path.read_text() and "evil" in beside.read_text()
+    assert message is not None and str(beside) in message

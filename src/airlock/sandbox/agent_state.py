@@ -136,16 +136,44 @@ def keep_servers(path: Path, before: bytes | None, aside: Path) -> str | None:
     kept = guarded(before) or {}
     if now == kept:
         return None
-    aside.parent.mkdir(parents=True, exist_ok=True)
-    aside.write_bytes(text)
-    _restore(data, kept, now)
     mode = path.lstat().st_mode & 0o777
-    replace_file(path, json.dumps(data, indent=2).encode() + b"\n", mode=mode)
+    # moved first, then written back: a full disk leaves the file away, never as the run left it
+    moved = _move_aside(path, aside)
+    _restore(data, kept, now)
+    try:
+        replace_file(path, json.dumps(data, indent=2).encode() + b"\n", mode=mode)
+    except OSError as error:
+        return (
+            f"{path}: its MCP servers or a project's trust or approvals were changed inside "
+            f"the sandbox, and an agent starts them outside; the file was moved to {moved} and "
+            f"could not be written back without them ({error.strerror or error}): the agent "
+            "finds no such file until you put one back"
+        )
     return (
         f"{path}: its MCP servers or a project's trust or approvals were changed inside the "
         "sandbox, and an agent starts them outside; they are back as they were (the file as "
-        f"the run left it: {aside})"
+        f"the run left it: {moved})"
     )
+
+
+def _move_aside(path: Path, aside: Path) -> Path:
+    """Move the entry at ``path`` (a link stays a link) to ``aside``; where ``aside``'s folder
+    cannot be made (a full disk), beside ``path`` under a name saying so. Where it went.
+
+    Raises:
+        OSError: it could be moved to neither.
+    """
+    try:
+        aside.parent.mkdir(parents=True, exist_ok=True)
+        path.rename(aside)
+        return aside
+    except OSError:
+        for number in range(100):
+            beside = path.with_name(f"{path.name}.set-aside-by-airlock.{number}")
+            if not beside.exists() and not beside.is_symlink():
+                path.rename(beside)
+                return beside
+        raise
 
 
 def keep_file(path: Path, before: bytes | None, aside: Path) -> str | None:
@@ -164,9 +192,14 @@ def keep_file(path: Path, before: bytes | None, aside: Path) -> str | None:
 def _put_back(path: Path, before: bytes | None, aside: Path, why: str) -> str:
     """Move whatever is at ``path`` (not following a link) to ``aside``, then write ``before``
     back (nothing, when it was not there)."""
-    aside.parent.mkdir(parents=True, exist_ok=True)
-    path.rename(aside)  # the entry itself: a link stays a link, a FIFO is not opened
+    moved = _move_aside(path, aside)  # the entry itself: a link stays a link, a FIFO unopened
     if before is not None:
-        replace_file(path, before, mode=0o600)
+        try:
+            replace_file(path, before, mode=0o600)
+        except OSError as error:
+            return (
+                f"{path}: changed inside the sandbox ({why}); moved to {moved}, and could not "
+                f"be put back as it was ({error.strerror or error}): put it back yourself"
+            )
     done = "put back as it was" if before is not None else "removed"
-    return f"{path}: changed inside the sandbox ({why}); {done} (what the run left: {aside})"
+    return f"{path}: changed inside the sandbox ({why}); {done} (what the run left: {moved})"

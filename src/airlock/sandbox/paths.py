@@ -159,13 +159,18 @@ PROTECTED_IN_CONFIG_DIR: tuple[str, ...] = (
     "skills",
     "hooks",
     "local",
+    "CLAUDE.md",
+    "rules",
+    "output-styles",
 )
 """Read-only, missing or not, in the agent's config dir (``$CLAUDE_CONFIG_DIR``, else
 ``~/.claude``) and in ``~/.claude`` when the config dir is elsewhere (unset the variable and
 the agent reads it again), writable otherwise: settings (hooks, the status line, helpers),
 commands, agents, plugins (hooks, MCP servers), skills and the hook scripts settings name
 (``hooks/``, by convention) all say what runs outside later; ``local/`` holds the agent
-itself when installed there (``claude migrate-installer``: the user's ``claude`` runs it)."""
+itself when installed there (``claude migrate-installer``: the user's ``claude`` runs it);
+the user's memory (``CLAUDE.md``, ``rules/``) and output styles are instructions every later
+session outside follows, as commands and skills are."""
 
 PROTECTED_GLOBS_IN_CONFIG_DIR: tuple[str, ...] = ("settings*.json",)
 """Existing files matching these are read-only there too (``settings.backup.json`` and
