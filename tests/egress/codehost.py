@@ -10,7 +10,7 @@ import time
 from contextlib import AbstractContextManager
 from http.server import ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import parse_qs, quote, urlsplit
+from urllib.parse import parse_qs, quote
 
 from tests.serving import Handler, in_thread
 
@@ -29,6 +29,9 @@ class _Handler(Handler):
     server: CodeHost
 
     def _handle(self) -> None:
+        if "/early.git/" in self.path:  # answers ahead of a request, then resets it unread
+            self._early()
+            return
         body = self.read_body()
         self.server.seen.append((self.command, self.path, self.headers.get("Authorization", "")))
         expected = "Basic " + base64.b64encode(f"x-access-token:{TOKEN}".encode()).decode()
@@ -39,14 +42,20 @@ class _Handler(Handler):
             self.answer(200, [("X-Debug-Token", TOKEN)], answer)
         elif "/sly.git/" in self.path:  # echoes it where a plain search would not look
             self._sly()
-        elif "/echo.git/" in self.path:  # echoes it in the encoding the query names
-            self._echo()
+        elif "/echo.git/" in self.path:  # echoes it in the encoding the body names
+            self._echo(body)
         elif "/sideband.git/" in self.path:  # its messages cut the token between packets
             self._sideband(body)
-        elif "/bodiless.git/" in self.path:  # an answer without a body: status=204 or 304
-            self.send_response(int(parse_qs(urlsplit(self.path).query)["status"][0]))
+        elif "/bodiless.git/" in self.path:  # an answer without a body: body status=204 or 304
+            self.send_response(int(parse_qs(body.decode())["status"][0]))
             self.send_header("ETag", '"1"')
             self.end_headers()
+        elif "/cutoff.git/" in self.path:  # an answer cut off: part of its body, then a close
+            self.send_response(200)
+            self.send_header("Content-Length", "1000")
+            self.end_headers()
+            self.wfile.write(b"the first part of the answer\n")
+            self.close_connection = True
         else:
             self.git_backend(self.server.root, body, REMOTE_USER="token-user")
 
@@ -70,10 +79,18 @@ class _Handler(Handler):
 
     def _sideband(self, body: bytes) -> None:
         """octo/allowed's refs; then, to a fetch, a progress message (side band 2) and an
-        error (side band 3), each with the token cut in two packets."""
+        error (side band 3), each with the token cut in two packets; to a push, a report (side
+        band 1) refusing it with the token, its status line cut in two packets."""
         if self.command == "GET":
             self.path = self.path.replace("/sideband.git/", "/allowed.git/")
             self.git_backend(self.server.root, body)
+            return
+        if self.path.endswith("/git-receive-pack"):
+            report = packets(b"unpack ok\n", b"ng refs/heads/main denied to " + TOKEN.encode())
+            cut = report.index(TOKEN.encode()) + 15
+            answer = packets(b"\x01" + report[:cut], b"\x01" + report[cut:] + b"0000") + b"0000"
+            kind = "application/x-git-receive-pack-result"
+            self.answer(200, [("Content-Type", kind)], answer)
             return
         answer = packets(
             b"NAK\n",
@@ -84,11 +101,11 @@ class _Handler(Handler):
         )
         self.answer(200, [("Content-Type", "application/x-git-upload-pack-result")], answer)
 
-    def _echo(self) -> None:
+    def _echo(self, asked: bytes) -> None:
         """``ECHO[…]`` in the body and an ``X-Echo`` header: the credential in the encoding
-        ``form=`` names (:func:`echoed`); with ``cut=N`` the body's first N bytes are sent a
-        moment before the rest."""
-        query = parse_qs(urlsplit(self.path).query)
+        ``form=`` in the request's body names (:func:`echoed`); with ``cut=N`` the body's first
+        N bytes are sent a moment before the rest."""
+        query = parse_qs(asked.decode())
         form = echoed(query["form"][0], self.headers["Authorization"])
         body = f"ECHO[{form}]\n".encode()
         cut = int(query.get("cut", ["0"])[0])
@@ -101,6 +118,15 @@ class _Handler(Handler):
             self.wfile.flush()
             time.sleep(0.2)
         self.wfile.write(body[cut:])
+
+    def _early(self) -> None:
+        """To a GET, its answer and, in the same write, an answer to a request not yet made;
+        to the next request, nothing: the connection is closed with its body unread (a reset,
+        while the rest of the body is on its way)."""
+        if self.command == "GET":
+            ahead = b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nahead\n"
+            self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nrefs\n" + ahead)
+        self.close_connection = self.command != "GET"
 
     do_GET = do_POST = _handle
 

@@ -80,6 +80,8 @@ def world(tmp_path: Path) -> Iterator[dict[str, object]]:
             RepoGrant.parse("octo/echo"),
             RepoGrant.parse("octo/bodiless"),
             RepoGrant.parse("octo/sideband"),
+            RepoGrant.parse("octo/cutoff"),
+            RepoGrant.parse("octo/early"),
         )
         token = load_token({"GH_TOKEN": TOKEN})
         with gateway_running(GatewayConfig(grants, token, upstream)) as (gate, address):
@@ -163,14 +165,14 @@ def test_other_repository_is_refused_with_a_message_git_shows(world: dict[str, o
     """A repository not granted is refused, and git prints the gateway's reason."""
     done = _inside(world, "clone", "-q", "https://github.com/octo/other", "other")
     assert done.returncode != 0
-    assert "airlock: repository octo/other is not granted to this run" in done.stderr
+    assert "airlock: repository 'octo/other' is not granted to this run" in done.stderr
     assert "--repo octo/other" in done.stderr
     paths = [path for _, path, _ in world["host"].seen]  # type: ignore[attr-defined]
     assert not any("other" in path for path in paths)
     time.sleep(0.2)  # the log's next flush
     records = read_records(world["cfg"].audit_log)  # type: ignore[attr-defined]
     refused = [r for r in records if r.get("host") == GATEWAY_HOST and r["decision"] == "deny"]
-    assert refused and "octo/other is not granted" in refused[0]["reason"]
+    assert refused and "'octo/other' is not granted" in refused[0]["reason"]
 
 
 def test_read_only_repository_refuses_a_push(world: dict[str, object]) -> None:
@@ -237,10 +239,12 @@ def test_gateway_host_is_refused_without_a_gateway(tmp_path: Path) -> None:
         ("octo/widgets", RepoGrant("octo", "widgets")),
         ("octo/widgets.git", RepoGrant("octo", "widgets")),
         ("octo/widgets:ro", RepoGrant("octo", "widgets", read_only=True)),
+        ("octo/widgets.GIT:ro", RepoGrant("octo", "widgets", read_only=True)),
+        ("octo/widgets.Git.git", RepoGrant("octo", "widgets.Git")),
     ],
 )
 def test_repo_grants_parse(text: str, expected: RepoGrant) -> None:
-    """OWNER/NAME and OWNER/NAME:ro are read; a .git suffix is dropped."""
+    """OWNER/NAME and OWNER/NAME:ro are read; a .git suffix, in any case, is dropped."""
     assert RepoGrant.parse(text) == expected
 
 
@@ -384,11 +388,12 @@ def test_an_answer_without_a_body_comes_back_without_one(
 ) -> None:
     """204 and 304 have no body: the gateway adds no framing for one, and the answer reaches
     git as the code host gave it, on a connection that serves the next request."""
-    path = f"/octo/bodiless.git/info/refs?service=git-upload-pack&status={status}"
+    path = "/octo/bodiless.git/git-upload-pack"
+    asked = f"Content-Length: 10\r\n\r\nstatus={status}"
     request = (
-        f"GET http://{GATEWAY_HOST}{path} HTTP/1.1\r\nHost: {GATEWAY_HOST}\r\n\r\n"
-        f"GET http://{GATEWAY_HOST}{path} HTTP/1.1\r\nHost: {GATEWAY_HOST}\r\n"
-        "Connection: close\r\n\r\n"
+        f"POST http://{GATEWAY_HOST}{path} HTTP/1.1\r\nHost: {GATEWAY_HOST}\r\n{asked}"
+        f"POST http://{GATEWAY_HOST}{path} HTTP/1.1\r\nHost: {GATEWAY_HOST}\r\n"
+        f"Connection: close\r\n{asked}"
     ).encode()
     answer = _raw_request(world, request).decode("latin-1")
     first = f"HTTP/1.1 {status} "
@@ -531,7 +536,7 @@ def test_the_token_echoed_in_an_encoding_is_scrubbed(world: dict[str, object], f
     usual encoding: the token's letters in another case, base64 without padding or starting
     at any offset of a longer text (a whole ``Authorization`` line), base64url, percent escapes
     in lower case, hex, JSON escapes. None of it can be read back inside."""
-    said = _curl_gateway(world, f"/octo/echo.git/info/refs?service=git-upload-pack&form={form}")
+    said = _curl_gateway(world, "/octo/echo.git/git-upload-pack", "--data", f"form={form}")
     assert said.startswith("HTTP/1.1 200")
     body = said.split("ECHO[", 1)[1].split("]\n", 1)[0]
     at = said.lower().index("\r\nx-echo: ") + len("\r\nx-echo: ")
@@ -545,9 +550,7 @@ def test_the_token_echoed_in_an_encoding_is_scrubbed(world: dict[str, object], f
 def test_a_form_cut_between_two_reads_is_scrubbed(world: dict[str, object], form: str) -> None:
     """The code host sends the body in two parts a moment apart, cut inside the token's form:
     the gateway holds back what may begin one until the rest has come."""
-    said = _curl_gateway(
-        world, f"/octo/echo.git/info/refs?service=git-upload-pack&form={form}&cut=25"
-    )
+    said = _curl_gateway(world, "/octo/echo.git/git-upload-pack", "--data", f"form={form}&cut=25")
     body = said.split("ECHO[", 1)[1].split("]\n", 1)[0]
     assert "[REDACTED:git_token]" in body
     assert not _readable(body), body
@@ -642,3 +645,189 @@ def test_side_band_messages_are_scrubbed_as_streams_and_framed_again() -> None:
         assert [p for p in unpacked if p[:1] not in (b"\x02", b"\x03")] == [b"NAK\n", pack, b"0000"]
         assert b"".join(p[1:] for p in unpacked if p[:1] == b"\x02") == progress
         assert b"".join(p[1:] for p in unpacked if p[:1] == b"\x03") == error
+
+
+def _to_gateway(world: dict[str, object], *parts: bytes, pause: float = 0.0) -> bytes:
+    """``parts`` sent as they are straight to the gateway's socket (not through the proxy), each
+    ``pause`` seconds after the one before (until the gateway closes the connection); the
+    whole answer, once the gateway closes it (or after 5 s without a byte)."""
+    with socket.socket(socket.AF_UNIX) as conn:
+        conn.settimeout(5)
+        conn.connect(str(world["address"]))
+        for index, part in enumerate(parts):
+            time.sleep(pause if index else 0)
+            try:
+                conn.sendall(part)
+            except OSError:  # the gateway closed the connection: it reads no more
+                break
+        with contextlib.suppress(OSError):
+            conn.shutdown(socket.SHUT_WR)
+        answer = b""
+        with contextlib.suppress(TimeoutError):
+            while data := conn.recv(65536):
+                answer += data
+    return answer
+
+
+@pytest.mark.parametrize(
+    ("method", "asked", "sent"),
+    [
+        (
+            "GET",
+            "/octo/allowed.git/info/refs?service=git-upload-pack&service%5B%5D=git-receive-pack"
+            "&Service=git-receive-pack",
+            "/octo/allowed.git/info/refs?service=git-upload-pack",
+        ),
+        (
+            "POST",
+            "/octo/allowed.git/git-upload-pack?x=1&service=git-receive-pack&url=http://evil/",
+            "/octo/allowed.git/git-upload-pack",
+        ),
+    ],
+)
+def test_only_the_checked_service_goes_on_in_the_query(
+    world: dict[str, object], method: str, asked: str, sent: str
+) -> None:
+    """The code host is asked for the path the gateway checked, with ``?service=`` the service
+    it checked on ``info/refs`` and no query on the POSTs: what else the query held (another
+    spelling of ``service``, a URL) never reaches it with the token."""
+    options = ("--data-binary", "0000") if method == "POST" else ()
+    _curl_gateway(world, asked, *options)
+    host = world["host"]
+    assert [(m, path) for m, path, _ in host.seen] == [(method, sent)]  # type: ignore[attr-defined]
+
+
+def test_a_path_cannot_cut_or_forge_the_logged_reason(world: dict[str, object]) -> None:
+    """A ``;`` in the path (the gateway's refusals used to be cut at the first one) leaves
+    the logged reason whole, the repository quoted as asked: the log cannot be made to show a
+    granted repository refused. git still gets the hint after the reason."""
+    said = _curl_gateway(world, "/octo/allowed;/info/refs?service=git-upload-pack")
+    assert "add --repo octo/allowed; to reach it" in said
+    time.sleep(0.2)  # the log's next flush
+    records = read_records(world["cfg"].audit_log)  # type: ignore[attr-defined]
+    [refused] = [r for r in records if r.get("host") == GATEWAY_HOST]
+    assert refused["decision"] == "deny"
+    assert refused["reason"].startswith(
+        "git gateway: repository 'octo/allowed;' is not granted to this run (granted: "
+    ), refused["reason"]
+    assert "add --repo" not in refused["reason"]
+
+
+def test_an_answer_the_code_host_cuts_off_is_cut_off_for_git_at_once(
+    world: dict[str, object], caplog: pytest.LogCaptureFixture
+) -> None:
+    """The code host closes the connection in the middle of its answer: the gateway closes
+    its own at once (git sees an answer cut off, not one that never ends), without an
+    unhandled exception, keeps why, and the audit log records the request failed (502)."""
+    started = time.monotonic()
+    said = _curl_gateway(world, "/octo/cutoff.git/info/refs?service=git-upload-pack")
+    assert time.monotonic() - started < 10
+    assert said.startswith("HTTP/1.1 200") and "curl: (18)" in said, said
+    time.sleep(0.2)  # the gateway's thread done with it, and the log's next flush
+    assert not [r for r in caplog.records if r.levelname == "ERROR"], caplog.records
+    gate = world["gate"]
+    [error] = gate.errors  # type: ignore[attr-defined]
+    assert "was cut off" in error and "127.0.0.1" in error, error
+    records = read_records(world["cfg"].audit_log)  # type: ignore[attr-defined]
+    [record] = [r for r in records if r.get("host") == GATEWAY_HOST]
+    assert record["status"] == 502 and record["error"], record
+
+
+def test_a_body_the_code_host_did_not_take_whole_ends_the_connection(
+    world: dict[str, object],
+) -> None:
+    """The code host answers a POST without taking its whole body (an answer it sent ahead,
+    then the connection reset): what is left of the body must not be read as the next
+    requests (each one would reach the code host with the token). The gateway closes the
+    connection after that answer, and says so in it."""
+    refs = b"GET /octo/early.git/info/refs?service=git-upload-pack HTTP/1.1\r\nHost: x\r\n\r\n"
+    first = _to_gateway(world, refs)
+    assert first.startswith(b"HTTP/1.1 200") and b"refs" in first, first
+    smuggled = (
+        b"GET /octo/allowed.git/info/refs?service=git-upload-pack HTTP/1.1\r\nHost: x\r\n\r\n"
+    )
+    body = [b"0000", *[smuggled] * 6]
+    head = (
+        b"POST /octo/early.git/git-upload-pack HTTP/1.1\r\nHost: x\r\n"
+        b"Content-Length: %d\r\n\r\n" % sum(map(len, body))
+    )
+    answer = _to_gateway(world, head + body[0], *body[1:], pause=0.2)
+    assert answer.startswith(b"HTTP/1.1 200") and b"ahead" in answer, answer
+    assert answer.count(b"HTTP/1.1 ") == 1, answer
+    assert b"\r\nConnection: close\r\n" in answer.split(b"\r\n\r\n", 1)[0] + b"\r\n"
+    assert not [path for _, path, _ in world["host"].seen if "allowed" in path]  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("repository", ["allowed", "other"], ids=["forwarded", "drained"])
+def test_a_body_llhttp_refuses_is_refused(world: dict[str, object], repository: str) -> None:
+    """A chunk extension llhttp refuses (an unfinished quoted string), sent straight to the
+    gateway (the proxy would refuse it itself): a body that would go on to the code host is
+    refused ``400`` (the code host gets no whole request), and one read and dropped after a
+    refusal ends the connection; either way the next request on it is not read."""
+    request = (
+        b"POST /octo/" + repository.encode() + b".git/git-upload-pack HTTP/1.1\r\n"
+        b"Host: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b'4;a="b\r\n0000\r\n0\r\n\r\n'
+        b"GET /octo/allowed.git/info/refs?service=git-upload-pack HTTP/1.1\r\nHost: x\r\n\r\n"
+    )
+    answer = _to_gateway(world, request)
+    assert answer.count(b"HTTP/1.1 ") == 1, answer
+    if repository == "allowed":
+        assert answer.startswith(b"HTTP/1.1 400") and b"malformed request" in answer, answer
+    else:
+        assert b"is not granted to this run" in answer, answer
+    assert not world["host"].seen  # type: ignore[attr-defined]
+
+
+def test_a_repository_named_with_git_in_another_case_is_reached(
+    world: dict[str, object],
+) -> None:
+    """``.GIT`` is dropped like ``.git`` (owner and name are matched in any case): git clones
+    https://github.com/octo/allowed.GIT."""
+    done = _inside(world, "clone", "-q", "https://github.com/octo/allowed.GIT", "upper")
+    assert done.returncode == 0, done.stderr
+    assert (Path(str(world["tmp"])) / "upper" / "README").read_text() == "octo/allowed\n"
+
+
+def test_a_token_cut_in_a_pushs_report_is_scrubbed(world: dict[str, object]) -> None:
+    """A push's report (side band channel 1 of git-receive-pack's answer: git's status lines)
+    refuses the push with the token, its line cut between two packets, which git joins: git
+    shows the refusal, scrubbed."""
+    tmp: Path = world["tmp"]  # type: ignore[assignment]
+    work = tmp / "work"
+    assert _inside(world, "clone", "-q", "https://github.com/octo/allowed", "work").returncode == 0
+    (work / "NEW").write_text("change\n")
+    git("add", "NEW", cwd=work)
+    git("commit", "-q", "-m", "second", cwd=work)
+    pushed = _inside(world, "push", "https://github.com/octo/sideband", "main", cwd=work)
+    assert pushed.returncode != 0
+    assert "(denied to [REDACTED:git_token])" in pushed.stderr, pushed.stderr
+    _no_token(pushed.stdout, pushed.stderr)
+    assert TOKEN[:15] not in pushed.stderr
+
+
+def test_a_pushs_report_is_scrubbed_line_by_line_and_framed_again() -> None:
+    """Channel 1 of git-receive-pack's answer holds git's packet lines: each is scrubbed whole,
+    wherever the side band's packets cut it, and framed again with its new length; the
+    packets of channels 2 and 3 are scrubbed as before, and the side band's own flush ends
+    it all."""
+    pattern, longest = secret_pattern(TOKEN)
+    scrubbers = lambda: _Scrubber(re.compile(pattern), longest)  # noqa: E731
+    report = packets(b"unpack ok\n", b"ng refs/heads/x no " + TOKEN.encode() + b"\n") + b"0000"
+    answer = packets(
+        b"\x01" + report[:30], b"\x02hi " + TOKEN[:9].encode(), b"\x01" + report[30:],
+        b"\x02" + TOKEN[9:].encode() + b"\n",
+    ) + b"0000"  # fmt: skip
+    for cut in (1, 3, 5, 17, len(answer)):
+        bands = _Sideband(scrubbers, report=True)
+        out = b"".join(bands.feed(answer[at : at + cut]) for at in range(0, len(answer), cut))
+        out += bands.finish()
+        unpacked = _unpacked(out)
+        assert unpacked[-1] == b"0000"
+        inner = b"".join(p[1:] for p in unpacked if p[:1] == b"\x01")
+        assert _unpacked(inner) == [
+            b"unpack ok\n",
+            b"ng refs/heads/x no [REDACTED:git_token]\n",
+            b"0000",
+        ]
+        assert b"".join(p[1:] for p in unpacked if p[:1] == b"\x02") == b"hi [REDACTED:git_token]\n"

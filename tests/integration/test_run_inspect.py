@@ -138,7 +138,7 @@ def test_git_through_the_gateway_from_inside(tmp_path: Path, project: Path) -> N
         )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert "PUSHED" in done.stdout
-    assert "airlock: repository octo/other is not granted to this run" in done.stdout
+    assert "airlock: repository 'octo/other' is not granted to this run" in done.stdout
     assert "read-only in this run" in done.stdout
     history = git("log", "--format=%s", "main", cwd=root / "octo" / "allowed.git").stdout.split()
     assert history == ["second", "first"]

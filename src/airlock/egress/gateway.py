@@ -16,11 +16,14 @@ page through the host's loopback, can reach it). For each request the gateway:
    granted ``:ro``: git shows the refusal to its user as ``fatal: remote error: …`` (an ``ERR``
    packet line);
 3. sends the request on to the code host (``--git-upstream``, GitHub by default) with the token
-   in an ``Authorization`` header added here, streaming both ways, and asks for an answer
-   that is not compressed (one that is anyway is refused); the answer is streamed back with
-   every occurrence of the token, of its ``Basic`` form and of their usual encodings
-   (:func:`secret_pattern`) replaced, in its status line, header names and values, and body
-   alike, and in git's progress and error messages across their packets (:class:`_Sideband`).
+   in an ``Authorization`` header added here, for the path and service it checked alone (no
+   other query), streaming both ways (the body read by llhttp too, as the proxy reads one), and
+   asks for an answer that is not compressed (one that is anyway is refused); the answer is
+   streamed back with every occurrence of the token, of its ``Basic`` form and of their usual
+   encodings (:func:`secret_pattern`) replaced, in its status line, header names and values,
+   and body alike, and in git's progress and error messages and a push's report across their
+   packets (:class:`_Sideband`). An answer cut off upstream is cut off for git too: the
+   connection is closed at once.
 
 The token is read outside (``GH_TOKEN``, ``GITHUB_TOKEN``, or ``--git-token-file``); it is held
 by :class:`GitToken`, whose ``repr`` and ``str`` never show it, and is never put in a message.
@@ -41,7 +44,15 @@ from urllib.parse import parse_qs, urlsplit, urlunsplit
 import httpx
 
 from airlock.egress.connection import GATEWAY_HOST
-from airlock.egress.framing import MAX_HEAD, Framing, Head, HttpError, body_pieces, read_head
+from airlock.egress.framing import (
+    MAX_HEAD,
+    Framing,
+    Head,
+    HttpError,
+    RequestCheck,
+    body_pieces,
+    read_head,
+)
 from airlock.egress.http1 import REASONS, header_safe
 from airlock.errors import UsageError
 
@@ -49,9 +60,10 @@ DEFAULT_UPSTREAM = "https://github.com"
 SERVICES = frozenset({"git-upload-pack", "git-receive-pack"})
 _REPO = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,99})$")
 _PATH = re.compile(
-    r"^/(?P<owner>[^/]+)/(?P<name>[^/]+?)(?:\.git)?/"
+    r"^/(?P<owner>[^/]+)/(?P<name>[^/]+?)(?i:\.git)?/"
     r"(?P<rest>info/refs|git-upload-pack|git-receive-pack)$"
 )
+"""A smart-HTTP path; ``.git`` is dropped in any case, as owner and name are matched in any."""
 _METHODS = {"info/refs": "GET", "git-upload-pack": "POST", "git-receive-pack": "POST"}
 """The one method git's smart HTTP uses on each path; any other is refused, for every grant."""
 _HOP = frozenset(
@@ -109,7 +121,8 @@ class RepoGrant:
         """
         spec, colon, mode = text.partition(":")
         owner, slash, name = spec.partition("/")
-        name = name.removesuffix(".git")
+        if name.lower().endswith(".git"):  # in any case, as the gateway reads paths
+            name = name[:-4]
         if not slash or not _REPO.match(owner) or not _REPO.match(name) or (colon and mode != "ro"):
             raise UsageError(
                 f"--repo {text!r}: expected OWNER/NAME or OWNER/NAME:ro (letters, digits, '.', "
@@ -253,15 +266,22 @@ _DROPPED = _HOP | {"set-cookie", "x-airlock-refused"}
 """Response headers not passed back (``X-Airlock-Refused`` is the gateway's own word)."""
 
 
-def _refused_header(message: str) -> bytes:
-    """The header that tells the proxy's audit log this answer is a refusal, and why."""
-    reason = message.removeprefix("airlock: ").split(";", 1)[0]
+def _refused_header(reason: str) -> bytes:
+    """The header that tells the proxy's audit log this answer is a refusal, and why: the
+    reason alone, whole (a hint goes to git only, after it; what the reason quotes from the
+    request is quoted, so it cannot pass for more of the reason)."""
+    reason = reason.removeprefix("airlock: ")
     return f"X-Airlock-Refused: git gateway: {header_safe(reason)}\r\n".encode()
 
 
 def _pkt(text: str) -> bytes:
     data = text.encode()
     return f"{len(data) + 4:04x}".encode() + data
+
+
+def _said(error: Exception) -> str:
+    """What ``error`` says, or its kind when it says nothing (httpx's ``ReadError('')``)."""
+    return str(error) or type(error).__name__
 
 
 _MARK = b"[REDACTED:git_token]"
@@ -362,28 +382,40 @@ class _Scrubber:
         return out
 
 
-_PACKET_RESULTS = frozenset(
-    {"application/x-git-upload-pack-result", "application/x-git-receive-pack-result"}
-)
+_PUSH_RESULT = "application/x-git-receive-pack-result"
+_PACKET_RESULTS = frozenset({"application/x-git-upload-pack-result", _PUSH_RESULT})
 """The answers in git's packet lines whose progress and error messages may come in pieces."""
 _PACKET_LENGTH = re.compile(rb"[0-9a-fA-F]{4}")
 _MAX_PACKET = 65520
 
 
-class _Sideband:
-    """Scrubs the progress and error messages in git's packet lines (channels 2 and 3 of the
-    side band) each as one stream across its packets: git joins a message's pieces before it
-    shows them (``remote: …``), so a token cut between two packets would be whole there.
+def _packet_end(data: bytes, at: int) -> int:
+    """Where the packet line at ``at`` in ``data`` ends: ``at`` while it is not all there,
+    ``-1`` when what stands there is not a packet line (a flush, delimiter or end of response
+    packet is its 4 bytes)."""
+    if len(data) - at < 4:
+        return at
+    length = data[at : at + 4]
+    size = int(length, 16) if _PACKET_LENGTH.fullmatch(length) else -1
+    if size in (0, 1, 2):
+        return at + 4
+    if not 4 <= size <= _MAX_PACKET:
+        return -1
+    return at + size if len(data) - at >= size else at
 
-    Each such packet goes on with what its channel's scrubber gives (another length, held-back
-    bytes in the next one of that channel, all of it before a flush or delimiter packet and at
-    the end); every other packet (the pack, on channel 1) goes on as it came. Bytes that are
-    not packet lines (a pack sent without the side band) end the reading: they and all after
-    them go on as they came, for the scrub of the whole answer alone.
+
+class _Report:
+    """Scrubs a push's report: channel 1 of ``git-receive-pack``'s answer, which holds git's
+    status lines (``ok``/``ng REF REASON``) as packet lines of their own, read by git as one
+    stream across the side band's packets. Each line is scrubbed whole once all of it has come
+    (git shows each on its own), and framed again with its new length. What is not a packet
+    line ends the reading: it and all after it go on as they came.
+
+    It feeds as :class:`_Scrubber` does, so :class:`_Sideband` takes it for channel 1.
     """
 
-    def __init__(self, scrubber: Callable[[], _Scrubber]) -> None:
-        self.bands = {2: scrubber(), 3: scrubber()}
+    def __init__(self, pattern: re.Pattern[bytes]) -> None:
+        self.pattern = pattern
         self.held = b""
         self.reading = True
 
@@ -392,25 +424,67 @@ class _Sideband:
             return data
         held = self.held + data
         out, at = [], 0
-        while len(held) - at >= 4:
-            length = held[at : at + 4]
-            size = int(length, 16) if _PACKET_LENGTH.fullmatch(length) else -1
-            if size in (0, 1, 2):  # flush, delimiter, end of response
-                out += [self._flush(), length]
-                at += 4
-            elif not 4 <= size <= _MAX_PACKET:
+        while (end := _packet_end(held, at)) != at:
+            if end < 0:
+                self.reading = False
+                out.append(held[at:])
+                at = len(held)
+                break
+            if end - at > 4:
+                line = self.pattern.sub(_MARK, held[at + 4 : end])[: _MAX_PACKET - 4]
+                out.append(f"{len(line) + 4:04x}".encode() + line)
+            else:
+                out.append(held[at:end])
+            at = end
+        self.held = held[at:]
+        return b"".join(out)
+
+    def finish(self) -> bytes:
+        out, self.held = self.held, b""
+        return out
+
+
+class _Sideband:
+    """Scrubs the progress and error messages in git's packet lines (channels 2 and 3 of the
+    side band) each as one stream across its packets: git joins a message's pieces before it
+    shows them (``remote: …``), so a token cut between two packets would be whole there. With
+    ``report`` (the answer to a push), channel 1 too, as the packet lines it holds
+    (:class:`_Report`).
+
+    Each such packet goes on with what its channel's scrubber gives (another length, held-back
+    bytes in the next one of that channel, all of it before a flush or delimiter packet and at
+    the end); every other packet (the pack, on channel 1 of a fetch's answer) goes on as it
+    came. Bytes that are not packet lines (a pack sent without the side band) end the reading:
+    they and all after them go on as they came, for the scrub of the whole answer alone.
+    """
+
+    def __init__(self, scrubber: Callable[[], _Scrubber], *, report: bool = False) -> None:
+        self.bands: dict[int, _Scrubber | _Report] = {2: scrubber(), 3: scrubber()}
+        if report:
+            self.bands[1] = _Report(scrubber().pattern)
+        self.held = b""
+        self.reading = True
+
+    def feed(self, data: bytes) -> bytes:
+        if not self.reading:
+            return data
+        held = self.held + data
+        out, at = [], 0
+        while (end := _packet_end(held, at)) != at:
+            if end < 0:
                 self.reading = False
                 out += [self._flush(), held[at:]]
                 at = len(held)
-            elif len(held) - at < size:
                 break
-            else:
-                packet = held[at : at + size]
-                at += size
-                band = packet[4] if size > 4 else 0
-                if band in self.bands:
-                    packet = self._packets(band, self.bands[band].feed(packet[5:]))
-                out.append(packet)
+            packet = held[at:end]
+            at = end
+            if len(packet) == 4 and packet != b"0004":  # flush, delimiter, end of response
+                out += [self._flush(), packet]
+                continue
+            band = packet[4] if len(packet) > 4 else 0
+            if band in self.bands:
+                packet = self._packets(band, self.bands[band].feed(packet[5:]))
+            out.append(packet)
         self.held = held[at:]
         return b"".join(out)
 
@@ -453,6 +527,9 @@ class Gateway:
             verify.load_verify_locations(cafile=str(config.upstream_ca))
         self._client = httpx.AsyncClient(verify=verify, timeout=httpx.Timeout(60.0))
         self.refusals: list[str] = []
+        self.errors: list[str] = []
+        """Why the code host's answers failed (a ``502``, or one cut off), scrubbed; the audit
+        log records each such request as failed too (``502``)."""
 
     async def start(self, path: Path) -> str:
         """Listen on the Unix socket ``path`` (its folder: airlock's user's alone); return it,
@@ -524,18 +601,25 @@ class Gateway:
         await writer.drain()
 
     async def _refuse(
-        self, writer: asyncio.StreamWriter, service: str, message: str, advertisement: bool
+        self,
+        writer: asyncio.StreamWriter,
+        service: str,
+        reason: str,
+        hint: str,
+        advertisement: bool,
     ) -> None:
-        """A refusal git prints: an ``ERR`` packet on ``info/refs``, else a ``403``."""
+        """A refusal git prints (``reason; hint``): an ``ERR`` packet on ``info/refs``, else a
+        ``403``. The audit log gets the reason alone."""
+        message = f"{reason}; {hint}"
         self.refusals.append(message)
         if not advertisement:
-            await self._text(writer, 403, message, refused=message)
+            await self._text(writer, 403, message, refused=reason)
             return
         body = _pkt(f"ERR {message}")
         writer.write(
             f"HTTP/1.1 200 OK\r\nContent-Type: application/x-{service}-advertisement\r\n"
             f"Cache-Control: no-cache\r\nContent-Length: {len(body)}\r\n".encode()
-            + _refused_header(message)
+            + _refused_header(reason)
             + b"\r\n"
             + body
         )
@@ -571,7 +655,11 @@ class Gateway:
                     403, "airlock git gateway: only smart HTTP (git-upload-pack, git-receive-pack)"
                 )
         grant = self.config.grants.get(f"{owner}/{name}".lower())
-        upstream_path = f"/{owner}/{name}.git/{rest}" + (f"?{query}" if query else "")
+        # Built from what was checked alone: the query's other parameters (another spelling
+        # of ``service``, anything a code host might read) never reach it with the token.
+        upstream_path = f"/{owner}/{name}.git/{rest}"
+        if rest == "info/refs":
+            upstream_path += f"?service={service}"
         return grant, service, f"{owner}/{name}", upstream_path
 
     async def _one(
@@ -597,27 +685,33 @@ class Gateway:
             await self._refuse(
                 writer,
                 service,
-                f"airlock: repository {asked} is not granted to this run "
-                f"(granted: {allowed or 'none'}); add --repo {asked} to reach it",
+                f"airlock: repository {asked!r} is not granted to this run "
+                f"(granted: {allowed or 'none'})",
+                f"add --repo {asked} to reach it",
                 advertisement,
             )
-            return await self._drained(reader, framing)
+            return await self._drained(reader, framing, head.check)
         if service == "git-receive-pack" and grant.read_only:
             await self._refuse(
                 writer,
                 service,
-                f"airlock: {asked} is read-only in this run (--repo {grant.owner}/{grant.name}:ro): "
-                "push refused; grant it without :ro to push",
+                f"airlock: {asked!r} is read-only in this run (--repo {grant.owner}/{grant.name}:ro): "
+                "push refused",
+                "grant it without :ro to push",
                 advertisement,
             )
-            return await self._drained(reader, framing)
+            return await self._drained(reader, framing, head.check)
         return await self._forward(head, framing, reader, writer, upstream_path)
 
-    async def _drained(self, reader: asyncio.StreamReader, framing: Framing) -> bool:
+    async def _drained(
+        self, reader: asyncio.StreamReader, framing: Framing, check: RequestCheck | None
+    ) -> bool:
+        """Read a refused request's body (by llhttp too, ``check``, as a forwarded one is);
+        whether the connection can serve the next request."""
         if framing[0] == "none":
             return True
         with contextlib.suppress(HttpError):
-            async for _ in body_pieces(reader, framing):
+            async for _ in body_pieces(reader, framing, check):
                 pass
             return True
         return False
@@ -637,19 +731,25 @@ class Gateway:
         ]
         for name, value in headers:
             if not _PRINTABLE.fullmatch(value):
-                message = (
+                reason = (
                     f"airlock git gateway: the request's {name} header holds a byte that is not "
-                    "printable ASCII; the code host is not asked"
+                    "printable ASCII"
                 )
-                await self._text(writer, 400, message, close=True, refused=message)
+                await self._text(
+                    writer, 400, f"{reason}; the code host is not asked", close=True, refused=reason
+                )
                 return False
         headers += [("Authorization", self._auth), ("Accept-Encoding", "identity")]
         if framing[0] == "length":
             headers.append(("Content-Length", str(framing[1])))
 
+        consumed = framing[0] == "none"
+
         async def body() -> AsyncIterator[bytes]:
-            async for _, payload in body_pieces(reader, framing):
+            nonlocal consumed
+            async for _, payload in body_pieces(reader, framing, head.check):
                 yield payload
+            consumed = True
 
         url = self.config.upstream.rstrip("/") + upstream_path
         method = head.first[0].decode("latin-1")
@@ -658,28 +758,48 @@ class Gateway:
         )
         try:
             response = await self._client.send(request, stream=True)
+        except HttpError as error:  # the body, as its framing or llhttp refuses it
+            await self._text(writer, error.status, error.message, close=True, refused=error.message)
+            return False
         except httpx.HTTPError as error:
-            await self._text(
-                writer, 502, f"airlock git gateway: {self.config.upstream}: {error}", close=True
+            await self._failed(
+                writer, f"airlock git gateway: {self.config.upstream}: {_said(error)}"
             )
             return False
         try:
             coding = response.headers.get("content-encoding", "identity").strip().lower()
             if coding != "identity":
-                await self._text(
+                await self._failed(
                     writer,
-                    502,
                     f"airlock git gateway: {self.config.upstream} answered compressed "
                     f"({coding!r}) though asked not to: the token could not be looked for in it",
-                    close=True,
                 )
                 return False
-            await self._relay(response, writer)
+            # A body not read whole (the code host answered before it took all of it): what
+            # is left of it must not be read as the next request, so the connection ends.
+            await self._relay(response, writer, close=not consumed)
+        except (httpx.HTTPError, OSError) as error:
+            # Its head is gone: git is told by the connection closed, mid-body, at once.
+            self.errors.append(
+                self._scrub(
+                    f"airlock git gateway: the answer from {self.config.upstream} was cut off: "
+                    f"{_said(error)}"
+                )
+            )
+            return False
         finally:
             await response.aclose()
-        return True
+        return consumed
 
-    async def _relay(self, response: httpx.Response, writer: asyncio.StreamWriter) -> None:
+    async def _failed(self, writer: asyncio.StreamWriter, message: str) -> None:
+        """A ``502`` that closes the connection; ``message`` is kept in :attr:`errors`."""
+        self.errors.append(self._scrub(message))
+        await self._text(writer, 502, message, close=True)
+
+    async def _relay(
+        self, response: httpx.Response, writer: asyncio.StreamWriter, *, close: bool
+    ) -> None:
+        """Send ``response`` on, scrubbed; ``close``: saying the connection ends after it."""
         lines = [f"HTTP/1.1 {response.status_code} {self._header_text(response.reason_phrase)}"]
         for key, value in response.headers.multi_items():
             lowered = key.lower()
@@ -689,13 +809,17 @@ class Gateway:
         bodiless = response.status_code in (204, 304)  # no body, and no framing for one
         if not bodiless:
             lines.append("Transfer-Encoding: chunked")
+        if close:
+            lines.append("Connection: close")
         writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
         if bodiless:
             await writer.drain()
             return
         scrubber = self._scrubber()
         kind = response.headers.get("content-type", "").split(";", 1)[0].strip().lower()
-        bands = _Sideband(self._scrubber) if kind in _PACKET_RESULTS else None
+        bands = None
+        if kind in _PACKET_RESULTS:
+            bands = _Sideband(self._scrubber, report=kind == _PUSH_RESULT)
         async for data in response.aiter_raw(PIECE):
             self._chunk(writer, scrubber.feed(bands.feed(data) if bands else data))
             await writer.drain()
