@@ -838,3 +838,28 @@ def test_tool_managers_files_cannot_be_changed(tmp_path: Path, project: Path) ->
     for made in ("mise/config.toml", ".config/mise/conf.d", "mise.dev.toml"):
         assert not (project / made).exists(), made  # mise trusts the folder, not the file
         assert made in done.stderr
+
+
+def test_a_protected_file_with_other_names_is_named_before_the_run(
+    tmp_path: Path, project: Path, home: Path
+) -> None:
+    """A hook hard-linked from tools/ (writable inside) and a key hard-linked into the
+    workspace: the binds keep their names, not the files, so the run names each such file
+    and how to find its other names, before the command runs."""
+    _git(project, "init", "-q")
+    (project / "tools").mkdir()
+    (project / "tools" / "pre-commit").write_text("make lint\n")
+    hook = project / ".git" / "hooks" / "pre-commit"
+    os.link(project / "tools" / "pre-commit", hook)
+    (home / ".ssh").mkdir(parents=True)
+    key = home / ".ssh" / "id_test"
+    key.write_text("PRIVATE KEY\n")
+    os.link(key, project / "copy-of-key")
+    done = _run(tmp_path, "true")
+    assert done.returncode == 0, done.stderr
+    assert f"airlock run: {hook} (runs code outside later" in done.stderr
+    assert "has 1 other name (hard links): the command changes it" in done.stderr
+    assert f"airlock run: {key} (credentials) has 1 other name (hard links): the command reads" in (
+        done.stderr
+    )
+    assert f"find / -xdev -samefile {key}" in done.stderr

@@ -100,6 +100,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     import os
+    import shlex
     import sys
     import time
     from functools import partial
@@ -122,7 +123,9 @@ def _run(args: argparse.Namespace) -> int:
     from airlock.sandbox import parse_env_options, scrub
     from airlock.sandbox.launcher import PROXY_PORT, Spec, check, start
     from airlock.sandbox.paths import (
+        Kind,
         agent_state_paths,
+        linked_elsewhere,
         links_on_the_way,
         read_only_at,
         read_only_map,
@@ -251,6 +254,15 @@ def _run(args: argparse.Namespace) -> int:
                 }
                 hooks = hooks_folder_holding(workspace)
                 watch = Watch(workspace, home, loaded.config_dir, agent_state, scan, links, hooks)
+                for path, rule, names in linked_elsewhere(rules):
+                    print(
+                        f"airlock run: {path} ({rule.why}) has {names - 1} other "
+                        f"name{'s' if names > 2 else ''} (hard links): the command "
+                        f"{'reads' if rule.kind is Kind.HIDE else 'changes'} it through any "
+                        "of them it can reach; find them with: find / -xdev -samefile "
+                        f"{shlex.quote(str(path))}",
+                        file=sys.stderr,
+                    )
                 for link in links:
                     print(
                         f"airlock run: {link} is a link (to {links[link]}) in a folder the "

@@ -33,6 +33,7 @@ away to free the protected path's name.
 from __future__ import annotations
 
 import enum
+import itertools
 import os
 import re
 import stat
@@ -831,3 +832,35 @@ def _needed(rule: Mount, rules: Mapping[Path, Mount]) -> bool:
     if above is not None:
         return above.kind is not Kind.HIDE
     return not any(rule.path.is_relative_to(base) for base in PRIVATE_TMPFS)
+
+
+LINKED_ENTRIES = 1_000
+"""How many entries of each read-only or hidden folder :func:`linked_elsewhere` looks at."""
+
+
+def linked_elsewhere(rules: Iterable[Mount]) -> list[tuple[Path, Mount, int]]:
+    """The files a read-only or hiding rule keeps (the file it names, or those right in the
+    folder it names, at most :data:`LINKED_ENTRIES` a folder) that have other names too (hard
+    links, ``st_nlink`` above 1): each file, its rule and its count of names. A bind is of the
+    file, not of a name, and another name in a folder the command can write (a hook linked
+    from ``tools/``, a key from the workspace) lets it change or read what the rule keeps."""
+    found = []
+    for rule in rules:
+        if rule.kind not in (Kind.READ, Kind.HIDE) or not rule.exists or rule.source:
+            continue
+        candidates = [rule.path]
+        if rule.is_dir:
+            try:
+                with os.scandir(rule.path) as entries:
+                    kept = itertools.islice(entries, LINKED_ENTRIES)
+                    candidates = [Path(entry.path) for entry in kept]
+            except OSError:
+                continue
+        for path in candidates:
+            try:
+                status = path.lstat()
+            except OSError:
+                continue
+            if stat.S_ISREG(status.st_mode) and status.st_nlink > 1:
+                found.append((path, rule, status.st_nlink))
+    return found
