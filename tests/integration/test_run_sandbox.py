@@ -62,6 +62,44 @@ def test_env_passes_a_variable_on_request(tmp_path: Path) -> None:
     assert done.stdout.strip() == "ghp_given 1", done.stderr
 
 
+def test_credentials_under_neutral_names_are_dropped_and_reported(tmp_path: Path) -> None:
+    """An HTTP Basic header, Docker's config.json, a Databricks token and a Java option's
+    password under neutral names are not inside and are in the report with why; the Java
+    options beside them are."""
+    environ = {
+        "FOO": "Basic dXNlcm5hbWU6cGFzc3dvcmQ=",
+        "REGISTRY_JSON": '{"auths":{"registry.example.com":{"auth":"dXNlcjpwYXNzd29yZA=="}}}',
+        "BAR": "dapi" + "0123456789abcdef" * 2,
+        "MAVEN_OPTS": "-Dmaven.repo.pass=hunter2",
+        "JAVA_TOOL_OPTIONS": "-Dfile.encoding=UTF-8",
+    }
+    done = _run(
+        tmp_path,
+        "--report-json",
+        str(tmp_path / "report.json"),
+        "--",
+        "sh",
+        "-c",
+        "for n in FOO REGISTRY_JSON BAR MAVEN_OPTS JAVA_TOOL_OPTIONS; do"
+        ' echo "$n=$(printenv "$n" || echo unset)"; done',
+        env=environ,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        "FOO=unset",
+        "REGISTRY_JSON=unset",
+        "BAR=unset",
+        "MAVEN_OPTS=unset",
+        "JAVA_TOOL_OPTIONS=-Dfile.encoding=UTF-8",
+    ]
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert {"FOO", "REGISTRY_JSON", "BAR", "MAVEN_OPTS"} <= set(report["variables_dropped"])
+    assert "JAVA_TOOL_OPTIONS" not in report["variables_dropped"]
+    assert "Basic" in report["variables_dropped_why"]["FOO"]
+    assert "Java option" in report["variables_dropped_why"]["MAVEN_OPTS"]
+    assert "hunter2" not in done.stderr and "dXNlcm5hbWU6" not in done.stderr
+
+
 def test_a_host_unix_socket_cannot_be_reached(tmp_path: Path, project: Path) -> None:
     """A Unix socket the test listens on (in the workspace) cannot be connected to from inside."""
     path = project / "host.sock"
@@ -457,7 +495,8 @@ def test_hiding_a_file_with_other_hard_links_says_so(tmp_path: Path, project: Pa
     done = _run(tmp_path, "--hide", "secret.env", "--", "cat", "secret.env")
     assert done.returncode == 0, done.stderr
     assert "TOKEN" not in done.stdout  # hidden: an empty placeholder stands there
-    assert "1 other hard link(s)" in done.stderr and "-samefile" in done.stderr, done.stderr
+    assert "has 1 other name (hard links): the command reads it" in done.stderr, done.stderr
+    assert "-samefile" in done.stderr
     (tmp_path / "elsewhere.env").unlink()
     alone = _run(tmp_path, "--hide", "secret.env", "--", "true")
     assert "hard link" not in alone.stderr
@@ -478,3 +517,25 @@ def test_invalid_managed_settings_stop_the_run(
     assert "managed settings are invalid" in refused.stderr
     assert "10-broken.json" in refused.stderr
     assert not (project / "ran").exists()
+
+
+def test_another_folder_opened_for_writing_keeps_the_workspaces_protections(
+    tmp_path: Path, project: Path
+) -> None:
+    """--rw on a second repository: its files are writable, but its git hooks and config,
+    .mcp.json, .vscode and .claude settings are not, there as in the workspace; what was
+    not there before is not left behind."""
+    other = tmp_path / "other"
+    other.mkdir()
+    subprocess.run(["git", "init", "-q", str(other)], check=True)
+    before = sorted(path.name for path in other.iterdir())
+    script = (
+        f"cd {other}; for f in .git/hooks/post-checkout .git/config .mcp.json "
+        ".vscode/tasks.json .claude/settings.json .envrc notes.txt; do "
+        "mkdir -p $(dirname $f) 2>/dev/null; echo x >> $f 2>/dev/null && echo WROTE $f; done"
+    )
+    done = _run(tmp_path, "--rw", str(other), "--", "sh", "-c", script)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["WROTE", "notes.txt"], done.stdout
+    assert sorted(path.name for path in other.iterdir()) == sorted([*before, "notes.txt"])
+    assert not (other / ".git" / "hooks" / "post-checkout").exists()

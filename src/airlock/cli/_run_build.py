@@ -326,30 +326,39 @@ def mounts(
                 rules.append(
                     mount(kind, path, f"sandbox.filesystem.{key} in {entry.origin.describe()}")
                 )
-    for rule in rules:
-        if rule.kind is Kind.HIDE and rule.why.startswith(("--hide", "sandbox.filesystem")):
-            _say_other_links(rule.path, rule.why)
+    opened = [
+        rule.path
+        for rule in rules
+        if rule.kind is Kind.WRITE
+        and rule.why.startswith(("--rw", "sandbox.filesystem.allowWrite"))
+    ]
+    rules += _other_roots_rules(opened, workspace)
     return plan(rules)
 
 
-def _say_other_links(path: Path, what: str) -> None:
-    """Say so when a file hidden by the user's own rule has other hard links: hiding binds
-    over one name, and the others, wherever they are, still show the file inside."""
-    import os
-    import stat
-    import sys
+def _other_roots_rules(roots: list[Path], workspace: Path) -> list[Any]:
+    """For each folder the user opened for writing besides the workspace (``--rw``,
+    ``allowWrite``), outside it, the rules the workspace gets: its ``.git`` hooks and config,
+    ``.vscode``, ``.mcp.json``, ``.claude`` settings and the rest say what runs outside later
+    wherever they are (the main repository of a worktree, a second project)."""
+    from dataclasses import replace
 
-    try:
-        found = os.lstat(path)
-    except OSError:
-        return
-    if stat.S_ISREG(found.st_mode) and found.st_nlink > 1:
-        print(
-            f"airlock run: {what} hides {path}, which has {found.st_nlink - 1} other hard "
-            "link(s): the file can still be read inside through them (find them with: find / "
-            f"-xdev -samefile {path}); hide them too, or make the file a single link",
-            file=sys.stderr,
-        )
+    from airlock.sandbox.paths import resolve, workspace_rules
+    from airlock.sandbox.repositories import git_folder_rules, hooks_rules, more_git_rules
+
+    inside = resolve(workspace)
+    rules: list[Any] = []
+    for root in dict.fromkeys(map(resolve, roots)):
+        if not root.is_dir() or root.is_relative_to(inside):
+            continue
+        why = f"runs code outside later (in {root}, opened for writing)"
+        rules += [replace(rule, why=why) for rule in workspace_rules(root) if rule.path != root]
+        git = root / ".git"
+        if git.is_file():
+            rules += git_folder_rules(root, git, why)
+        elif git.is_dir():
+            rules += [*hooks_rules(root, git, why), *more_git_rules(git, why)]
+    return rules
 
 
 def _token_file_rules(args: argparse.Namespace, mount: Any, hide: Any) -> list[Any]:
