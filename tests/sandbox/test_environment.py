@@ -380,3 +380,163 @@ def test_more_tokens_of_known_kinds(value: str) -> None:
     """OpenAI's older and service-account keys, Stripe's test keys, Google's OAuth access
     tokens, SendGrid's, GitLab runners', a PEM key in base64."""
     assert credential_reason("SETTING", value) is not None
+
+
+HEX32 = "0123456789abcdef" * 2
+BASIC = "Basic dXNlcm5hbWU6cGFzc3dvcmQ="  # username:password
+AZURE_SAS = (
+    "https://acct.blob.core.windows.net/c?sv=2022-11-02&ss=b&srt=co&sp=rl"
+    "&se=2030-01-01T00:00:00Z&sig=AbCdEfGhIjKlMnOpQrStUvWxYz0123456789abcdEF%3D"
+)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        # HTTP authentication headers, and their values alone:
+        BASIC,
+        "Authorization: " + BASIC,
+        "Authorization: token abc123def456abc123def456abc123def456",
+        "Proxy-Authorization: Basic Y2k6aHVudGVyMg==",
+        "X-Api-Key: 0f1e2d3c4b5a69788796a5b4c3d2e1f0",
+        "x-auth-token: 8c1f6c0e-2a3b-4c5d-9e8f-0a1b2c3d4e5f",
+        "Private-Token: AbCdEf0123456789",
+        '{"X-Api-Key": "0f1e2d3c4b5a"}',
+        "Bearer abc123def456",
+        "bearer 0a1b2c3d4e5f6a7b8c9d",
+        "Authorization: Bearer abc123",
+        # structured:
+        '{"auths":{"registry.example.com":{"auth":"dXNlcjpwYXNzd29yZA=="}}}',
+        '{\n  "auths": {\n    "ghcr.io": {\n      "auth": "Z2g6Z2hwX3h4eA=="\n    }\n  }\n}',
+        AZURE_SAS,
+        "sv=2022-11-02&ss=bfqt&srt=sco&sp=rwdlacupiytfx&sig=AbCdEfGhIjKlMnOpQrSt%2FUv%3D",
+        "https://bucket.s3.amazonaws.com/k?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Signature="
+        + HEX32 * 2,
+        # tokens of known kinds:
+        "ATATT3xFfGF0" + "T1a2B3c4D5e6" * 15 + "=0A1B2C3D",
+        "lin_api_" + "a1B2c3D4e5" * 4,
+        "shpat_" + HEX32,
+        "shpss_" + HEX32,
+        "dapi" + HEX32,
+        "dapi" + HEX32 + "-2",
+        "glsa_" + "a1B2c3D4" * 4 + "_0a1b2c3d",
+        "sbp_" + "0a1b2c3d4e" * 4,
+        "figd_" + "Ab1_Cd2-Ef" * 4,
+        "ntn_" + "a1B2c3D4e5" * 4 + "f6G7h8",
+        "dp.st.dev." + "a1B2c3D4e5" * 4,
+        "dp.pt." + "a1B2c3D4e5" * 4 + "f6G",
+        "AbCdEfGhIjKlMn.atlasv1." + "a1B2c3D4e5" * 7,
+        "hvs.CAESI" + "a1B2c3D4e5" * 9,
+        "xapp-1-A0123456789-1234567890123-" + HEX32 * 2,
+        "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw0",
+        "https://api.telegram.org/bot123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw0/getMe",
+        "SK" + HEX32,
+        "key-" + HEX32,
+        # Java options whose name ends with a password, a secret, a token or a key:
+        "-Dmaven.repo.pass=x",
+        "-Djavax.net.ssl.keyStorePassword=x",
+        "-Xmx2g -Djavax.net.ssl.trustStorePassword=changeit",
+        "-Dsonar.token=abc -Dfile.encoding=UTF-8",
+        "-Daws.secretKey=abc",
+        "-Dapi_key=abc",
+        "-Dpassword=abc",
+    ],
+)
+def test_credentials_found_by_review_are_credentials_whatever_the_name(value: str) -> None:
+    """HTTP authentication headers (``Basic …``, ``Authorization: …``, ``X-Api-Key: …``, a bearer
+    token), Docker's config.json, a signed URL (Azure's SAS), more tokens of known kinds and a
+    Java option's password, secret, token or key: a credential under a neutral name."""
+    assert credential_reason("FOO", value) is not None
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("PATH", "/home/me/.local/bin:/usr/local/bin:/usr/bin:/bin"),
+        (
+            "LS_COLORS",
+            "rs=0:di=01;34:ln=01;36:mh=00:pi=40;33:so=01;35:do=01;35:bd=40;33;01:or=40;31;01"
+            ":su=37;41:sg=30;43:ca=30;41:tw=30;42:ow=34;42:st=37;44:ex=01;32:*.tar=01;31",
+        ),
+        ("PS1", r"\[\e]0;\u@\h: \w\a\]${debian_chroot:+($debian_chroot)}\u@\h:\w\$ "),
+        ("LANG", "en_US.UTF-8"),
+        ("TERM", "xterm-256color"),
+        ("EDITOR", "vim"),
+        ("XDG_CURRENT_DESKTOP", "ubuntu:GNOME"),
+        ("GIT_PAGER", "less -FRX"),
+        ("GIT_AUTHOR_NAME", "Basic Example"),
+        ("GIT_SSH_COMMAND", "ssh -o IdentitiesOnly=yes -i ~/.ssh/deploy"),
+        ("NODE_OPTIONS", "--max-old-space-size=4096"),
+        ("NPM_CONFIG_REGISTRY", "https://registry.npmjs.org/"),
+        ("PYTHONWARNINGS", "ignore::DeprecationWarning"),
+        ("PYTHONPATH", "/srv/app/src:/srv/app/lib"),
+        ("JAVA_TOOL_OPTIONS", "-Dfile.encoding=UTF-8"),
+        ("MAVEN_OPTS", "-Xmx2g"),
+        (
+            "JAVA_OPTS",
+            "-Djavax.net.ssl.keyStore=/etc/app/keystore.p12 -Djavax.net.ssl.keyStoreType=PKCS12"
+            " -Dsigning.keyId=24875D73 -Dhttp.nonProxyHosts=localhost",
+        ),
+        (
+            "GRADLE_OPTS",
+            "-Dorg.gradle.daemon=false -Dkotlin.compiler.execution.strategy=in-process",
+        ),
+        ("MODE", "Basic mode"),
+        ("AUTH_METHOD", "Basic authentication"),
+        ("NOTE", "Bearer tokens are accepted"),
+        ("TEMPLATE", "key: value"),
+        ("BLOB_URL", "https://acct.blob.core.windows.net/container/file.txt"),
+        ("DOCKER_JSON", '{"auths": {}, "credsStore": "desktop"}'),
+        ("BUILD_ID", HEX32),
+        ("TASK", "SK-1234"),
+        ("DESKTOP_ID", "SKETCH0123456789abcdef"),
+    ],
+)
+def test_ordinary_variables_stay(name: str, value: str) -> None:
+    """Everyday settings, those near a header's, a Java option's or a token's shape too, are
+    passed on."""
+    result = scrub({name: value}, {}, PROXY)
+    assert result.dropped == ()
+    assert result.environ[name] == value
+
+
+def test_scrub_drops_credentials_under_neutral_names_and_says_why() -> None:
+    """Under names no table row matches, an HTTP header, Docker's config.json, an Azure SAS URL,
+    a token of a known kind and a Java option's password are left out, each with why; the
+    settings beside them stay; ``--env NAME`` passes one in."""
+    environ = {
+        "PATH": "/usr/bin:/bin",
+        "FOO": BASIC,
+        "AUTH_HEADER": BASIC,
+        "HDR": "Authorization: token abc123def456abc123def456abc123def456",
+        "REGISTRY_JSON": '{"auths":{"registry.example.com":{"auth":"dXNlcjpwYXNzd29yZA=="}}}',
+        "BLOB": AZURE_SAS,
+        "DATABRICKS_HOST_TOKENISH": "dapi" + HEX32,
+        "VAULT": "hvs.CAESI" + "a1B2c3D4e5" * 9,
+        "MAVEN_OPTS": "-Xmx2g -Dmaven.repo.pass=hunter2",
+        "JAVA_TOOL_OPTIONS": "-Dfile.encoding=UTF-8",
+        "KEEP_ME": "Bearer abc123def456",
+    }
+    result = scrub(environ, parse_env_options(["KEEP_ME"]), PROXY)
+    assert result.dropped == (
+        "AUTH_HEADER",
+        "BLOB",
+        "DATABRICKS_HOST_TOKENISH",
+        "FOO",
+        "HDR",
+        "MAVEN_OPTS",
+        "REGISTRY_JSON",
+        "VAULT",
+    )
+    assert result.kept == ("KEEP_ME",)
+    assert result.environ["PATH"] == "/usr/bin:/bin"
+    assert result.environ["JAVA_TOOL_OPTIONS"] == "-Dfile.encoding=UTF-8"
+    assert "Authorization header" in result.reasons["AUTH_HEADER"]
+    assert "Basic" in result.reasons["FOO"]
+    assert "HTTP header" in result.reasons["HDR"]
+    assert "config.json" in result.reasons["REGISTRY_JSON"]
+    assert "sig=" in result.reasons["BLOB"]
+    assert "known kind" in result.reasons["VAULT"]
+    assert "Java option" in result.reasons["MAVEN_OPTS"]
+    assert result.reasons["KEEP_ME"] == "a bearer token"
+    assert set(result.reasons) == {*result.dropped, *result.kept}

@@ -2,12 +2,13 @@
 
 A variable is dropped when its name matches a row of :data:`CREDENTIAL_VARIABLES` (names are
 compared upper-cased, shell-style patterns), or, whatever its name, when its value holds a
-password (:func:`credential_value_reason`: a URL with one in its userinfo,
-``redis://:secret@host``, or a connection string's ``password=``), unless the user passed it
-with ``--env NAME``; ``--env NAME=VALUE`` sets one. The names left out are reported; why
-each looks like a credential is in :attr:`ScrubbedEnvironment.reasons`. The proxy variables
-of the caller are replaced by the sandbox's own (:func:`proxy_variables`), whatever ``--env``
-says: the only way out is airlock's proxy.
+password, a key or a token (:func:`credential_value_reason`: a URL with one in its userinfo,
+``redis://:secret@host``, a connection string's ``password=``, a Java option's
+``-D…password=``, an HTTP header's ``Authorization: …``, a token of a known kind), unless the
+user passed it with ``--env NAME``; ``--env NAME=VALUE`` sets one. The names left out are
+reported; why each looks like a credential is in :attr:`ScrubbedEnvironment.reasons`. The
+proxy variables of the caller are replaced by the sandbox's own (:func:`proxy_variables`),
+whatever ``--env`` says: the only way out is airlock's proxy.
 
 The patterns are meant to catch what is a credential, not every name that holds the letters:
 ``*_PASS`` and ``*_PWD`` (``DB_PASS``, ``MYSQL_PWD``), not ``*PASS*`` (``PASSAGE_DIR``,
@@ -20,6 +21,8 @@ environment, where ``http.extraHeader`` can carry a token), not ``GIT_CONFIG_NOS
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -47,6 +50,7 @@ CREDENTIAL_VARIABLES: tuple[tuple[str, str], ...] = (
     ("*JWT", "a JSON Web Token (CI_JOB_JWT, …)"),
     ("*_JWT_*", "a JSON Web Token (CI_JOB_JWT_V2, …)"),
     ("*AUTHORIZATION*", "an HTTP Authorization header"),
+    ("*AUTH_HEADER*", "an HTTP Authorization header"),
     ("*BEARER*", "a bearer token"),
     ("BW_SESSION", "a Bitwarden session key"),
     ("OP_SESSION_*", "a 1Password session token"),
@@ -140,25 +144,52 @@ as every such token has (``npm_builder1`` is a login), or one of at least 30 let
 CONNECTION_STRING_PATTERN = (
     r"(?i)(?:^|[;?&\s._-])pass(?:word|wd)\s*=\s*[^\s;&]|;\s*pwd\s*=\s*[^\s;&]"
     r"|(?:^|;)\s*(?:accountkey|sharedaccesskey|sharedaccesssignature)\s*=\s*[^\s;]"
-    r"|-D[\w.-]*pass(?:word|wd)\s*=\s*\S"
 )
 """A connection string's password: ``Password=…;`` (ADO.NET), ``?password=…`` (JDBC),
-``password=…`` (libpq's keywords), ``;PWD=…`` (ODBC), a Java option's
-``-Dspring.datasource.password=…`` or ``-Dhttp.proxyPassword=…``, an Azure connection string's ``AccountKey=``,
-``SharedAccessKey=`` or ``SharedAccessSignature=``; not empty.
+``password=…`` (libpq's keywords), ``;PWD=…`` (ODBC), an Azure connection string's
+``AccountKey=``, ``SharedAccessKey=`` or ``SharedAccessSignature=``; not empty.
 
 These are compiled at their first use (``re`` keeps them), only for a value that holds their
 fixed parts: most environments have none (start-up time)."""
+
+JAVA_OPTION_PATTERN = (
+    r"-D(?:[\w.-]*[._-])?(?i:pass|password|passwd|pwd|secret|token|key|apikey)=\S"
+    r"|-D[\w.-]*[a-z](?:Pass|Password|Passwd|Secret|Token|Key)=\S"
+)
+"""A Java option whose name ends with a password, a secret, a token or a key, a word of its
+own (after ``.``, ``_``, ``-`` or in camelCase), not empty: ``-Dmaven.repo.pass=…``,
+``-Djavax.net.ssl.keyStorePassword=…``, ``-Dspring.datasource.password=…``,
+``-Dhttp.proxyPassword=…``, ``-Dsonar.token=…``, ``-Daws.secretKey=…``, ``-Dpassword=…``; not
+``-Djavax.net.ssl.keyStore=`` (a file's name), ``-Dsigning.keyId=``, ``-Dfile.encoding=``."""
+
+HTTP_HEADER_PATTERN = (
+    r"(?i)(?:^|[\s\"'{,;])(?:(?:proxy-)?authorization|[\w-]*(?:api-?key|auth-key|-token|-secret))"
+    r"[\"']?\s*:\s*\S{3,}"
+)
+"""An HTTP header that carries a credential, its value not empty: ``Authorization: token …``,
+``Proxy-Authorization: Basic …``, ``X-Api-Key: …``, ``X-Auth-Token: …``, ``Private-Token: …``
+(GitLab's), ``X-Vault-Token: …``, in JSON too (``{"X-Api-Key": "…"}``). Tried only for a value with a ``:`` and one of
+:data:`HTTP_HEADER_WORDS` in it."""
+
+HTTP_HEADER_WORDS = ("authorization", "key", "token", "secret")
+
+BASIC_CREDENTIALS_PATTERN = r"(?i)(?:^|[\s\"':=])basic\s+([A-Za-z0-9+/]{6,}={0,2})(?![\w+/=])"
+"""HTTP Basic authentication's ``Basic <base64 of user:password>``, whatever precedes it; the
+base64 must decode to text with a ``:`` in it (``Basic mode`` is no credential)."""
 
 SECRET_VALUE_PATTERNS: tuple[tuple[str, str, str], ...] = (
     ("PRIVATE KEY", r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY", "a private key (PEM)"),
     (
         '"',
-        r'(?i)"[\w.-]*(?:password|passwd|secret|private_key|api_?key|token)"\s*:\s*"[^"]',
-        "JSON with a password, secret, key or token in it",
+        r'(?i)"(?:[\w.-]*(?:password|passwd|secret|private_key|api_?key|token)|auth)"\s*:\s*"[^"]',
+        "JSON with a password, secret, key or token in it (Docker's config.json, …)",
     ),
     ("@", r"^[^\s:/@]+:[^\s/@]+@(?!sha(?:256|384|512):)[^\s/@]+(?:/\S*)?$", "user:password@host"),
-    ("Bearer", r"(?:^|\s)Bearer\s+[\w.~+/=-]{20,}", "a bearer token"),
+    (
+        "earer",
+        r"(?i)(?:^|[\s\"':=])bearer\s+(?:(?=[\w.~+/=-]*[0-9])[\w.~+/=-]{8,}|[\w.~+/=-]{20,})",
+        "a bearer token",
+    ),
     (
         "hook",
         r"(?i)(?:hooks\.slack\.com/(?:services|workflows)/|discord(?:app)?\.com/api/webhooks/"
@@ -171,6 +202,19 @@ SECRET_VALUE_PATTERNS: tuple[tuple[str, str, str], ...] = (
         "an Oracle URL with a password (user/password@)",
     ),
     (
+        "sig=",
+        r"(?:^|[?&])sig=[\w%+/=-]{16,}",
+        "a signed URL's signature (an Azure SAS token's sig=)",
+    ),
+    (
+        "Signature=",
+        r"[?&]X-(?:Amz|Goog)-Signature=[0-9a-f]{32,}",
+        "a signed URL's signature (S3's or Cloud Storage's X-Amz-Signature=, X-Goog-Signature=)",
+    ),
+    (":AA", r"(?<![0-9])[0-9]{8,10}:AA[\w-]{33}(?![\w-])", "a Telegram bot token"),
+    ("SK", r"(?<![A-Za-z0-9])SK[0-9a-f]{32}(?![A-Za-z0-9])", "a Twilio API key (SK…)"),
+    ("key-", r"(?<![A-Za-z0-9])key-[0-9a-f]{32}(?![A-Za-z0-9])", "a Mailgun API key (key-…)"),
+    (
         "",
         r"(?<![A-Za-z0-9])(?:gh[pousr]_[A-Za-z0-9]{36}|github_pat_\w{50,}|glpat-[\w-]{20,}"
         r"|xox[abposr]-[\w-]{10,}|sk-ant-[\w-]{20,}|sk-proj-[\w-]{20,}|(?:AKIA|ASIA)[0-9A-Z]{16}"
@@ -178,7 +222,11 @@ SECRET_VALUE_PATTERNS: tuple[tuple[str, str, str], ...] = (
         r"|tskey-[a-z]+-[\w-]{10,}|squ_[0-9a-f]{40}|dop_v1_[0-9a-f]{64}|AIza[\w-]{35}"
         r"|sk-[A-Za-z0-9]{48}|sk-svcacct-[\w-]{20,}|[sr]k_test_[A-Za-z0-9]{20,}"
         r"|ya29\.[\w-]{20,}|SG\.[\w-]{16,}\.[\w-]{16,}|glrt-[\w-]{20,}"
-        r"|LS0tLS1CRUdJTi[A-Za-z0-9+/=]{20,})",
+        r"|LS0tLS1CRUdJTi[A-Za-z0-9+/=]{20,}"
+        r"|ATATT3[\w=-]{50,}|lin_api_[A-Za-z0-9]{32,}|shp(?:at|ca|pa|ss)_[a-fA-F0-9]{32}"
+        r"|dapi[a-f0-9]{32}|glsa_[A-Za-z0-9]{32}_[A-Fa-f0-9]{8}|sbp_[a-f0-9]{40}"
+        r"|figd_[\w-]{30,}|ntn_[A-Za-z0-9]{40,}|dp\.(?:pt|st|ct|sa)\.[\w.-]{40,}"
+        r"|[A-Za-z0-9]{14}\.atlasv1\.[\w=-]{60,}|hv[sb]\.[\w-]{24,}|xapp-[\w-]{20,})",
         "a token of a known kind (ghp_…, sk-ant-…, AKIA…, xoxb-…, glpat-…, …)",
     ),
 )
@@ -186,14 +234,20 @@ SECRET_VALUE_PATTERNS: tuple[tuple[str, str, str], ...] = (
 hold for the pattern to be tried, the pattern, what it is). Tokens are known by their
 issuers' prefixes and lengths (GitHub's, GitLab's, Slack's, Anthropic's, OpenAI's, AWS's
 access key ids, Hugging Face's, npm's, PyPI's, Stripe's keys, Tailscale's, SonarQube's,
-DigitalOcean's, Google's API keys and OAuth access tokens, SendGrid's), and a PEM key in
-base64 (``LS0tLS1CRUdJTi`` is ``-----BEGIN``)."""
+DigitalOcean's, Google's API keys and OAuth access tokens, SendGrid's, Atlassian's
+``ATATT3…``, Linear's ``lin_api_…``, Shopify's ``shpat_…``, Databricks' ``dapi…``, Grafana's
+``glsa_…``, Supabase's ``sbp_…``, Figma's ``figd_…``, Notion's ``ntn_…``, Doppler's
+``dp.st.…``, Terraform Cloud's ``….atlasv1.…``, Vault's ``hvs.…``, Slack's app tokens
+``xapp-…``; Telegram's bot tokens, Twilio's and Mailgun's keys have rows of their own), and a
+PEM key in base64 (``LS0tLS1CRUdJTi`` is ``-----BEGIN``)."""
 
 TOKEN_PREFIXES: tuple[str, ...] = (
     "ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_", "glpat-", "glrt-", "xoxa-", "xoxb-",
     "xoxp-", "xoxo-", "xoxs-", "xoxr-", "sk-", "AKIA", "ASIA", "hf_", "npm_", "pypi-",
     "k_live_", "k_test_", "tskey-", "squ_", "dop_v1_", "AIza", "ya29.", "SG.",
-    "LS0tLS1CRUdJTi",
+    "LS0tLS1CRUdJTi", "ATATT3", "lin_api_", "shpat_", "shpca_", "shppa_", "shpss_", "dapi",
+    "glsa_", "sbp_", "figd_", "ntn_", "dp.pt.", "dp.st.", "dp.ct.", "dp.sa.", ".atlasv1.",
+    "hvs.", "hvb.", "xapp-",
 )  # fmt: skip
 """The fixed parts of the last row of :data:`SECRET_VALUE_PATTERNS`: most values hold none."""
 
@@ -248,8 +302,9 @@ def credential_reason(name: str, value: str | None = None) -> str | None:
 def credential_value_reason(value: str) -> str | None:
     """What ``value`` holds, when it holds a password, a key or a token
     (:data:`URL_USERINFO_PATTERN`, :data:`URL_TOKEN_USER_PATTERN`,
-    :data:`CONNECTION_STRING_PATTERN`, :data:`SECRET_VALUE_PATTERNS`), whatever the
-    variable's name; else ``None``."""
+    :data:`CONNECTION_STRING_PATTERN`, :data:`JAVA_OPTION_PATTERN`,
+    :data:`HTTP_HEADER_PATTERN`, :data:`BASIC_CREDENTIALS_PATTERN`,
+    :data:`SECRET_VALUE_PATTERNS`), whatever the variable's name; else ``None``."""
     if "@" in value and "://" in value:
         if re.search(URL_USERINFO_PATTERN, value):
             return "a URL with a password in it (scheme://user:password@host)"
@@ -262,6 +317,16 @@ def credential_value_reason(value: str) -> str | None:
         and re.search(CONNECTION_STRING_PATTERN, value)
     ):
         return "a connection string with a password in it (password=…)"
+    if "-D" in value and "=" in value and re.search(JAVA_OPTION_PATTERN, value):
+        return "a Java option with a password, secret, key or token in it (-D…password=…)"
+    if (
+        ":" in value
+        and any(word in lower for word in HTTP_HEADER_WORDS)
+        and re.search(HTTP_HEADER_PATTERN, value)
+    ):
+        return "an HTTP header with a credential in it (Authorization: …, X-Api-Key: …)"
+    if "basic" in lower and _has_basic_credentials(value):
+        return "HTTP Basic credentials (Basic <base64 of user:password>)"
     for fixed, pattern, what in SECRET_VALUE_PATTERNS:
         if fixed:
             if fixed in value and re.search(pattern, value):
@@ -269,6 +334,19 @@ def credential_value_reason(value: str) -> str | None:
         elif any(prefix in value for prefix in TOKEN_PREFIXES) and re.search(pattern, value):
             return what
     return None
+
+
+def _has_basic_credentials(value: str) -> bool:
+    """``value`` holds ``Basic <base64>`` whose base64 decodes to ``user:password``
+    (:data:`BASIC_CREDENTIALS_PATTERN`)."""
+    for encoded in re.findall(BASIC_CREDENTIALS_PATTERN, value):
+        try:
+            decoded = base64.b64decode(encoded, validate=True)
+        except binascii.Error:
+            continue
+        if b":" in decoded:
+            return True
+    return False
 
 
 @dataclass(frozen=True, slots=True)
