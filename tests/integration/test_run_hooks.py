@@ -863,3 +863,41 @@ def test_a_protected_file_with_other_names_is_named_before_the_run(
         done.stderr
     )
     assert f"find / -xdev -samefile {key}" in done.stderr
+
+
+@pytest.mark.parametrize("line", ["exec touch ran", "x touch ran", None])
+def test_a_rebase_left_with_a_command_to_run_is_set_aside(
+    tmp_path: Path, project: Path, config_dir: Path, line: str | None
+) -> None:
+    """An interactive rebase's state made inside with an ``exec`` (or ``x``) line: `git rebase
+    --continue` outside would run it, so the state is set aside whole (git then sees no rebase
+    in progress); one whose list runs nothing stays where it is."""
+    _git(project, "init", "-q")
+    _git(
+        project,
+        "-c",
+        "user.name=a",
+        "-c",
+        "user.email=a@b",
+        "commit",
+        "-q",
+        "--allow-empty",
+        "-m",
+        "x",
+    )
+    todo = line or "pick 0000000 x"
+    script = (
+        "mkdir -p .git/rebase-merge && cd .git/rebase-merge && "
+        "echo refs/heads/main > head-name && git rev-parse HEAD > onto && "
+        "git rev-parse HEAD > orig-head && touch interactive && echo 1 > msgnum && "
+        f"echo 1 > end && : > done && echo '{todo}' > git-rebase-todo && echo planted"
+    )
+    done = _run(tmp_path, script)
+    assert done.returncode == 0 and "planted" in done.stdout, done.stderr
+    if line is None:
+        assert (project / ".git" / "rebase-merge" / "git-rebase-todo").exists()
+        return
+    assert not (project / ".git" / "rebase-merge").exists()
+    [run] = list((config_dir / "airlock" / "set-aside").iterdir())
+    assert line in (run / "git" / "rebase-merge" / "git-rebase-todo").read_text()
+    assert ".git/rebase-merge →" in done.stderr

@@ -30,6 +30,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
 import stat
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -41,7 +42,7 @@ from typing import NamedTuple
 from airlock._visible import visible as shown
 from airlock.sandbox.agent_state import CONFIG_FILES, keep_file, keep_servers, read, state_files
 from airlock.sandbox.direnv import PathFolders, path_folders
-from airlock.sandbox.files import chmod_regular, is_at, open_folder
+from airlock.sandbox.files import NotRegular, chmod_regular, is_at, open_folder, read_regular
 from airlock.sandbox.mercurial import HG_FILES
 from airlock.sandbox.paths import (
     HOOK_MANAGER_FILES,
@@ -154,6 +155,34 @@ class SetAside(NamedTuple):
 
     path: Path
     moved_to: Path
+
+
+GIT_TODOS: tuple[tuple[str, str], ...] = (
+    ("rebase-merge", "git-rebase-todo"),
+    ("sequencer", "todo"),
+)
+"""Where git keeps what a rebase or a cherry-pick in progress does next: ``git rebase
+--continue`` runs each ``exec`` line there, outside, with the user's rights."""
+
+_EXEC_LINE = re.compile(rb"^[ \t]*(?:exec|x)[ \t]", re.MULTILINE)
+
+
+def _left_to_run(todos: Mapping[Path, Signature | None]) -> list[Path]:
+    """The lists of :data:`GIT_TODOS` made or changed during the run that hold a command
+    (``exec`` or ``x``): their folder is set aside whole, with what the run left in it (git
+    then says no rebase is in progress; the set-aside folder put back resumes it)."""
+    found = []
+    for path, before in todos.items():
+        now = _signature(path)
+        if now is None or now == before or not stat.S_ISREG(now[0]):
+            continue
+        try:
+            text = read_regular(path)
+        except (OSError, NotRegular):
+            continue
+        if text is not None and _EXEC_LINE.search(text):
+            found.append(path)
+    return found
 
 
 def _signature(path: Path) -> Signature | None:
@@ -610,6 +639,12 @@ class Watch:
         hooks = [hooks_folder / name for name in HOOK_NAMES] if hooks_folder else []
         self.hooks = {path: _signature(path) for path in hooks}
         self.hooks_within = resolve(hooks_folder) if hooks_folder else workspace
+        git = workspace / ".git"
+        self.todos = {
+            git / folder / name: _signature(git / folder / name) for folder, name in GIT_TODOS
+        }
+        """The lists of commands a rebase or a cherry-pick in progress goes on with, as they
+        were (:func:`_left_to_run`)."""
 
     def after(self, destination: Path, read_only: Mapping[Path, bool]) -> list[str]:
         """Make safe what the run wrote (what is set aside goes under ``destination``); what
@@ -660,6 +695,17 @@ class Watch:
         step(
             "look for programs made in the folders an .envrc puts on PATH",
             lambda: lines.extend(self._shadowing(destination, read_only)),
+        )
+        step(
+            "look for commands a rebase in progress would run",
+            lambda: moved.extend(
+                move_aside(
+                    path.parent,
+                    destination / "git" / path.parent.name,
+                    resolve(self.workspace / ".git"),
+                )
+                for path in _left_to_run(self.todos)
+            ),
         )
         if moved:
             lines.insert(0, set_aside_message(moved))
