@@ -29,6 +29,12 @@ PLANTED_IN_HOME = (
     ".cargo/config.toml",
     ".gradle/init.d/evil.gradle",
     ".yarnrc.yml",
+    ".inputrc",
+    ".gdbinit",
+    ".psqlrc",
+    ".pyenv/versions/3.12.0/bin/python3",
+    ".vscode/extensions/evil/extension.js",
 )
-"""Paths under the home, each made with its folders by the tests' scripts (cargo's and Gradle's
-with ``~/.cargo`` and ``~/.gradle`` there: those are protected where the tool is installed)."""
+"""Paths under the home, each made with its folders by the tests' scripts (cargo's, Gradle's,
+pyenv's and VS Code's with ``~/.cargo``, ``~/.gradle``, ``~/.pyenv`` and ``~/.vscode`` there:
+those are protected where the tool is installed)."""

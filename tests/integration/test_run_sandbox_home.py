@@ -49,6 +49,8 @@ def test_rw_home_cannot_plant_start_up_code_keys_or_agent_settings(
     (home / ".docker").mkdir()
     (home / ".cargo").mkdir()  # cargo and Gradle installed: their files are protected
     (home / ".gradle").mkdir()
+    (home / ".pyenv").mkdir()  # and pyenv and VS Code
+    (home / ".vscode").mkdir()
     (home / ".config").mkdir()
     (home / ".local").mkdir()
     before = _tree(home)

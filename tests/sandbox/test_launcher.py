@@ -157,6 +157,8 @@ def test_a_writable_home_cannot_be_given_code_or_keys_for_later(
     (home / ".docker").mkdir()
     (home / ".cargo").mkdir()  # cargo and Gradle installed: their files are protected
     (home / ".gradle").mkdir()
+    (home / ".pyenv").mkdir()  # and pyenv and VS Code
+    (home / ".vscode").mkdir()
     (home / ".config").mkdir()
     before = _tree(home)
     ran = run_sandboxed(

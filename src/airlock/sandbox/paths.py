@@ -235,6 +235,17 @@ PROTECTED_IN_HOME: tuple[str, ...] = (
     ".yarnrc",
     ".yarnrc.yml",
     ".bunfig.toml",
+    ".inputrc",
+    ".gdbinit",
+    ".config/gdb",
+    ".psqlrc",
+    ".Rprofile",
+    ".irbrc",
+    ".pryrc",
+    ".screenrc",
+    ".xinitrc",
+    ".pythonrc.py",
+    ".config/kitty",
 )
 """Read-only in the home, missing or not, even when a rule makes the home writable (``--rw ~``,
 ``allowWrite``, a workspace that is or holds the home): shell start-up files and the
@@ -247,7 +258,10 @@ there would run in the place of the real one; the other folders of ``PATH`` unde
 are :func:`path_rules`'), Python's user site (``~/.local/lib``: a ``.pth`` file there runs at
 every start of Python), direnv's own library (run at every folder it enters), the editors'
 start-up files (Vim's, Neovim's, Emacs's), tmux's, and what the build tools run at every build (Yarn's
-``yarnPath``, Bun's preloads; cargo's and Gradle's are :data:`PROTECTED_IN_TOOL_FOLDERS`)."""
+``yarnPath``, Bun's preloads; cargo's and Gradle's are :data:`PROTECTED_IN_TOOL_FOLDERS`),
+and what interactive tools read at their start (readline's ``.inputrc``, whose macros type
+commands; gdb's, psql's, R's, irb's and pry's, screen's, an X session's, kitty's, a Python
+start-up file)."""
 
 PROTECTED_IN_TOOL_FOLDERS: tuple[str, ...] = (
     ".cargo/config",
@@ -258,11 +272,20 @@ PROTECTED_IN_TOOL_FOLDERS: tuple[str, ...] = (
     ".gradle/gradle.properties",
     ".config/Code/User/settings.json",
     ".config/Code/User/tasks.json",
+    ".vscode/extensions",
+    ".vscode-server/extensions",
+    ".ipython/profile_default/startup",
+    ".sbt/1.0/plugins",
+    ".pyenv/versions",
+    ".rustup/toolchains",
+    ".nvm/versions",
 )
 """Read-only in the home like :data:`PROTECTED_IN_HOME`, when the tool's folder that holds one
-is there (``~/.cargo``, ``~/.gradle``, ``~/.config/Code``): cargo's ``config`` (its runners
+is there (``~/.cargo``, ``~/.gradle``, ``~/.config/Code``, …): cargo's ``config`` (its runners
 and wrappers), Gradle's init scripts and JVM options, VS Code's user settings and tasks (a
-task can run when a folder opens). Where the tool's folder is missing, the tool is not
+task can run when a folder opens) and its extensions (run when it starts), IPython's start-up
+scripts, sbt's global plugins, and the interpreters and tools the version managers' shims run
+(pyenv's, rustup's and nvm's installed versions). Where the tool's folder is missing, the tool is not
 installed, and a placeholder there would keep the tool from making its folder at all (cargo's
 registry, Gradle's caches) in a run with a writable home."""
 
