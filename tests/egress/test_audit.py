@@ -596,6 +596,21 @@ def test_audit_since_keeps_its_milliseconds_and_early_years(tmp_path: Path) -> N
     assert listed("2025-12-03T11:24:53.251+01:00") == 0
 
 
+def test_audit_since_shows_a_connection_still_open_after_it(tmp_path: Path) -> None:
+    """A tunnel begun before --since and open for an hour after it is shown; one that ended
+    before it is not."""
+    log, heads = tmp_path / "audit.jsonl", tmp_path / "heads.jsonl"
+    audit = AuditLog(log, heads, "run", flush_interval=3600)
+    audit.open()
+    begun = 1764757493.25  # 2025-12-03T10:24:53.250Z
+    audit.append({"type": "tunnel", "time": begun, "host": "long", "duration_ms": 3_600_000})
+    audit.append({"type": "tunnel", "time": begun, "host": "short", "duration_ms": 1_000})
+    audit.close()
+    done = airlock("audit", "--json", "--audit-log", str(log), "--since", "2025-12-03T11:00Z")
+    assert done.returncode == 0, done.stderr
+    assert [record["host"] for record in json.loads(done.stdout)] == ["long"]
+
+
 @pytest.mark.parametrize("action", [(), ("verify",)])
 def test_audit_refuses_a_log_that_is_no_regular_file(tmp_path: Path, action: tuple[str]) -> None:
     """A FIFO would have the read wait for a writer forever: refused at once."""

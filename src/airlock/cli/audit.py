@@ -34,7 +34,8 @@ report printed it), the log must still hold the record that hash names: the head
 beside the log, and whoever can write both could rewrite them together; a hash you kept
 elsewhere cannot be forged.
 
---since takes a time (2026-12-02, 2026-12-02T10:30, ISO with a zone) or an age (30m, 2h, 7d).
+--since takes a time (2026-12-02, 2026-12-02T10:30, ISO with a zone) or an age (30m, 2h, 7d);
+a connection begun before it and still open after it is shown.
 --host takes a host or a pattern (*.example.com). Exit codes: 0 ok; 1 verify found a problem;
 2 bad input or an unreadable log.
 """
@@ -57,7 +58,9 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     parser.add_argument("file", nargs="?", type=Path, metavar="FILE", help="the log to verify")
     parser.add_argument("--audit-log", type=Path, metavar="FILE", help="the audit log to read")
     parser.add_argument("--run", metavar="ID", help="only this run (an id, or its start)")
-    parser.add_argument("--since", metavar="TIME", help="only records from TIME on")
+    parser.add_argument(
+        "--since", metavar="TIME", help="only records from TIME on (or that ended after it)"
+    )
     parser.add_argument("--host", metavar="HOST", help="only connections to HOST (or a pattern)")
     parser.add_argument("--decision", choices=["allow", "deny"], help="only allowed or denied")
     parser.add_argument("--json", action="store_true", help="print a JSON array of records")
@@ -207,7 +210,7 @@ def _selected(log: Path, args: argparse.Namespace) -> Iterator[dict[str, Any]]:
     for record in read_records(log, skipped):
         if args.run and not str(record.get("run", "")).startswith(args.run):
             continue
-        if since is not None and str(record.get("time", "")) < since:
+        if since is not None and _ended(record) < since:
             continue
         if connections_only and record.get("type") not in ("tunnel", "request"):
             continue
@@ -225,6 +228,22 @@ def _selected(log: Path, args: argparse.Namespace) -> Iterator[dict[str, Any]]:
             f"(line {lines}); 'airlock audit verify' says whether the log was tampered with",
             file=sys.stderr,
         )
+
+
+def _ended(record: dict[str, Any]) -> str:
+    """When a record's connection or request ended, written as records write their time (a
+    tunnel open before ``--since`` that went on after it is shown); its start when it says no
+    duration, or its time cannot be read."""
+    start = str(record.get("time", ""))
+    duration = record.get("duration_ms")
+    if not isinstance(duration, (int, float)) or isinstance(duration, bool) or duration <= 0:
+        return start
+    try:
+        began = datetime.fromisoformat(start.removesuffix("Z"))
+        ended = began + timedelta(milliseconds=duration)
+    except (ValueError, OverflowError):
+        return start
+    return ended.isoformat(timespec="milliseconds") + "Z"
 
 
 def _port(value: object) -> int:
