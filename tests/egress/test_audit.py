@@ -161,8 +161,8 @@ signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})  # for sigwait, in ev
 sock = socket.socket(); sock.bind(("127.0.0.1", 0)); sock.listen(128)
 config = EgressConfig(allow=EgressConfig.rules(["127.0.0.1"], "--allow"), allow_private=True,
                       audit_log=Path(sys.argv[1]), heads_file=Path(sys.argv[2]), flush_interval=0.05)
+resource.setrlimit(resource.RLIMIT_FSIZE, (1, resource.RLIM_INFINITY))  # before any flush
 proxy = start_proxy(config, [sock])
-resource.setrlimit(resource.RLIMIT_FSIZE, (1, resource.RLIM_INFINITY))
 print(sock.getsockname()[1], flush=True)
 signal.sigwait({signal.SIGTERM})
 print(proxy.close({"exit_code": 0}).error, flush=True)
@@ -694,7 +694,9 @@ def test_a_run_does_not_append_to_a_log_that_lost_its_furthest_checkpoint(
         AirlockError, match=r"does not hold what run run-\w+ checkpointed"
     ) as caught:
         audit.open()
-    assert f"airlock audit verify --audit-log {log}' and move the file aside" in str(caught.value)
+    assert f"airlock audit verify --audit-log {log}', and to start a new log move" in str(
+        caught.value
+    )
     assert len(log.read_bytes().splitlines()) == len(lines)  # nothing was written
 
 
@@ -932,3 +934,59 @@ def test_the_listing_warns_when_the_log_is_not_intact(tmp_path: Path) -> None:
     assert edited.returncode == 0
     assert len(json.loads(edited.stdout)) == 3
     assert "warning" in edited.stderr and "is NOT intact" in edited.stderr
+
+
+def test_rotate_moves_the_log_with_its_checkpoints(tmp_path: Path) -> None:
+    """`airlock audit rotate`: the moved log and the new one the next run begins both verify
+    (a log moved by hand leaves its checkpoints naming the old path, and both fail)."""
+    from airlock.egress.audit import heads_path
+
+    config_dir = tmp_path / "config"
+    env = {"CLAUDE_CONFIG_DIR": str(config_dir)}
+    log = tmp_path / "audit.jsonl"
+    _one_run(log, heads_path(log, config_dir), 2)
+    _one_run(log, heads_path(log, config_dir), 1)
+    old = tmp_path / "audit.old.jsonl"
+    done = airlock("audit", "rotate", "--audit-log", str(log), "--to", str(old), env=env)
+    assert done.returncode == 0, done.stderr
+    assert "intact, 3 records, 2 runs" in done.stdout
+    assert not log.exists() and not heads_path(log, config_dir).exists()
+    assert verify(old, heads_path(old, config_dir)).intact
+    _one_run(log, heads_path(log, config_dir), 1)  # the next run begins a new log
+    for path in (old, log):
+        checked = airlock("audit", "verify", str(path), env=env)
+        assert checked.returncode == 0, checked.stderr
+    again = airlock("audit", "rotate", "--audit-log", str(log), "--to", str(old), env=env)
+    assert again.returncode == 2 and "is there already" in again.stderr
+    assert log.exists()
+
+
+def test_rotate_refuses_a_log_that_is_not_intact(tmp_path: Path) -> None:
+    """A tampered log is not moved (moving it would carry its checkpoints to a log they no
+    longer vouch for): rotate says what verify says, exit 1, and nothing moves."""
+    from airlock.egress.audit import heads_path
+
+    config_dir = tmp_path / "config"
+    log = tmp_path / "audit.jsonl"
+    _one_run(log, heads_path(log, config_dir), 3)
+    _write_lines(log, _edit(log.read_bytes().splitlines()))
+    done = airlock(
+        "audit", "rotate", "--audit-log", str(log), env={"CLAUDE_CONFIG_DIR": str(config_dir)}
+    )
+    assert done.returncode == 1 and "is not intact (record 2" in done.stderr, done.stderr
+    assert [path.name for path in tmp_path.glob("audit*")] == ["audit.jsonl"]
+
+
+def test_rotate_while_a_run_writes_stops_the_run_not_the_chain(tmp_path: Path) -> None:
+    """A run still writing when its log is rotated stops at its next flush (its log is no
+    longer at its path: traffic with it), and the moved log verifies."""
+    from airlock.egress.audit import heads_path, rotate
+
+    audit, failed, failures = _failing_writer(tmp_path)
+    to = tmp_path / "moved.jsonl"
+    rotate(audit.path, audit.heads, to, heads_path(to, tmp_path / "config"))
+    assert failed.wait(5)
+    assert failures[0].errno == errno.ESTALE  # type: ignore[attr-defined]
+    with pytest.raises(AirlockError):
+        audit.close()
+    assert verify(to, heads_path(to, tmp_path / "config")).intact

@@ -51,7 +51,7 @@ def test_a_log_cut_short_since_its_last_run_is_refused(tmp_path: Path) -> None:
     log.write_bytes(log.read_bytes().splitlines(keepends=True)[0])  # the run record gone
     code, stderr = _run(log, tmp_path)
     assert code == 125 and f"audit log {log}: it does not hold what run" in stderr
-    assert "move the file aside to start a new log" in stderr
+    assert "to start a new log move the file aside, with its heads file" in stderr
     assert not (tmp_path / "ws" / "ran").exists()
 
 

@@ -22,6 +22,7 @@ totals).
 
   airlock audit [--run ID] [--since TIME] [--host HOST] [--decision allow|deny] [--json]
   airlock audit verify [FILE]
+  airlock audit rotate [--audit-log FILE] [--to FILE]
 
 The log is <config dir>/airlock/audit.jsonl (the config dir being $CLAUDE_CONFIG_DIR or
 ~/.claude) unless --audit-log FILE says otherwise. Each record carries the SHA-256 of the one
@@ -33,6 +34,10 @@ checkpoints of another log at its path). With --hash HEX (a run's final hash, as
 report printed it), the log must still hold the record that hash names: the heads file lives
 beside the log, and whoever can write both could rewrite them together; a hash you kept
 elsewhere cannot be forged.
+
+'rotate' moves the log aside (verified first, under its lock; a run still going on then
+stops) with its checkpoints, so that both the moved log and the new one the next run begins
+verify; a log moved by hand leaves its checkpoints naming the old path.
 
 --since takes a time (2026-12-02, 2026-12-02T10:30, ISO with a zone) or an age (30m, 2h, 7d);
 a connection begun before it and still open after it is shown.
@@ -53,7 +58,11 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
-        "action", nargs="?", choices=["verify"], help="verify: check the log's hash chain"
+        "action",
+        nargs="?",
+        choices=["verify", "rotate"],
+        help="verify: check the log's hash chain; rotate: move the log aside, verified, with its "
+        "checkpoints (the next run begins a new one)",
     )
     parser.add_argument("file", nargs="?", type=Path, metavar="FILE", help="the log to verify")
     parser.add_argument("--audit-log", type=Path, metavar="FILE", help="the audit log to read")
@@ -64,6 +73,12 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", metavar="HOST", help="only connections to HOST (or a pattern)")
     parser.add_argument("--decision", choices=["allow", "deny"], help="only allowed or denied")
     parser.add_argument("--json", action="store_true", help="print a JSON array of records")
+    parser.add_argument(
+        "--to",
+        type=Path,
+        metavar="FILE",
+        help="with rotate: where the log goes (default: beside it, named by the time)",
+    )
     parser.add_argument(
         "--hash",
         metavar="HEX",
@@ -77,12 +92,19 @@ def run(args: argparse.Namespace) -> int:
     from airlock.errors import UsageError
 
     if args.file is not None and args.action != "verify":
-        raise UsageError(f"unexpected argument {str(args.file)!r}: only 'verify' takes a FILE")
+        raise UsageError(
+            f"unexpected argument {str(args.file)!r}: only 'verify' takes a FILE (rotate: "
+            "--audit-log FILE)"
+        )
     if args.hash is not None and args.action != "verify":
         raise UsageError("--hash goes with verify: airlock audit verify --hash HEX")
+    if args.to is not None and args.action != "rotate":
+        raise UsageError("--to goes with rotate: airlock audit rotate --to FILE")
     log, heads = audit_paths(os.environ, args.file or args.audit_log)
     if args.action == "verify":
         return _verify(log, heads, args.hash)
+    if args.action == "rotate":
+        return _rotate(log, heads, args.to)
     _check_log(log, "'airlock run' writes one there (or pass --audit-log FILE)")
     records = _selected(log, args)
     if args.json:
@@ -143,6 +165,31 @@ def _verify(log: Path, heads: Path, final_hash: str | None = None) -> int:
     print(f"{log}: intact, {verdict.records} records, {verdict.runs} runs")
     for note in verdict.notes:
         print(f"  note: {note}")
+    return 0
+
+
+def _rotate(log: Path, heads: Path, to: Path | None) -> int:
+    from airlock.egress.audit import heads_path, rotate
+    from airlock.errors import AirlockError, UsageError
+    from airlock.settings import config_dir
+
+    _check_log(log, "pass --audit-log FILE")
+    if to is None:
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        to = log.with_name(f"{log.stem}.{stamp}{log.suffix}")
+    to = to.expanduser()
+    try:
+        verdict = rotate(log, heads, to, heads_path(to, config_dir(os.environ)))
+    except UsageError:
+        raise
+    except AirlockError as error:  # not intact: what verify would say
+        print(f"airlock audit rotate: {error}", file=sys.stderr)
+        return 1
+    print(
+        f"{log} → {to}: intact, {verdict.records} records, {verdict.runs} runs, its "
+        f"checkpoints moved with it ('airlock audit verify {to}'); the next run begins a new "
+        f"log at {log}"
+    )
     return 0
 
 

@@ -68,7 +68,8 @@ from typing import Any, BinaryIO
 
 import orjson
 
-from airlock.errors import AirlockError
+from airlock._atomic import replace_file
+from airlock.errors import AirlockError, UsageError
 
 GENESIS = "0" * 64
 """The ``prev`` of a log's first record."""
@@ -226,7 +227,8 @@ class AuditLog:
             self._close_files()
             raise AirlockError(
                 f"audit log {self.path}: {error}; run 'airlock audit verify --audit-log "
-                f"{self.path}' and move the file aside to start a new log"
+                f"{self.path}', and to start a new log move the file aside, with its heads "
+                f"file {self.heads}"
             ) from error
         self._thread = threading.Thread(target=self._run, name=f"audit-log-{self.run_id}")
         self._thread.daemon = True
@@ -688,6 +690,58 @@ def _entries(lines: Iterable[bytes], log: Path) -> list[Record]:
     return found
 
 
+def rotate(log: Path, heads: Path, to: Path, to_heads: Path) -> Verdict:
+    """Move an intact log to ``to`` with its checkpoints and declarations (into ``to_heads``,
+    each naming ``to``), so that both verify: the log at its new path, and the new log the next
+    run begins at the old one (a log moved by hand leaves its checkpoints behind, naming the
+    old path: both fail). The verdict on the log moved.
+
+    Done under the log's lock, once the log is verified, and only if no run wrote to it
+    meanwhile; a run still going on stops at its next flush (its log is no longer at its
+    path).
+
+    Raises:
+        AirlockError: the log is not intact.
+        UsageError: a run wrote to it meanwhile, ``to`` or its heads file is there already, the
+            heads file holds checkpoints of another log, or ``to`` is on another file system.
+        OSError: a file cannot be read or written.
+    """
+    before = log.stat().st_size
+    verdict = verify(log, heads)
+    if not verdict.intact:
+        raise AirlockError(f"{log} is not intact ({verdict.problem}): it was not moved")
+    if os.path.lexists(to):
+        raise UsageError(f"{to} is there already: name another with --to FILE")
+    entries = _all_entries(heads, log)
+    first = _first_line_hash(log) if before else None
+    if any(head.get("first", first) != first and head["records"] for head in entries):
+        raise UsageError(
+            f"{heads} holds checkpoints of another log once at {log} (verify says which): move "
+            "the log and the heads file aside by hand"
+        )
+    if _all_entries(to_heads, to) or (to_heads.exists() and to_heads.stat().st_size):
+        raise UsageError(f"{to_heads}, the heads file {to} would have, is there already")
+    with _open_for_reading(log) as handle:
+        _lock(handle.fileno(), log, fcntl.LOCK_EX)
+        if os.fstat(handle.fileno()).st_size != before:
+            raise UsageError(f"a run wrote to {log} meanwhile: rotate it when no run goes on")
+        moved = log_key(to)
+        lines = b"".join(orjson.dumps({**head, "log": moved}) + b"\n" for head in entries)
+        to_heads.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        replace_file(to_heads, lines, mode=0o600)
+        try:
+            log.rename(to)
+        except OSError as error:
+            to_heads.unlink(missing_ok=True)
+            if error.errno == errno.EXDEV:
+                raise UsageError(
+                    f"{to} is on another file system than {log}: choose one beside it"
+                ) from error
+            raise
+        heads.unlink(missing_ok=True)
+    return verdict
+
+
 def record_with_hash(path: Path, digest: str) -> int | None:
     """The number (``seq``, from 0) of the record of ``path`` whose line hashes to
     ``digest`` (a run's final hash), or ``None``."""
@@ -721,7 +775,7 @@ def verify(path: Path, heads: Path) -> Verdict:
         OSError: either file cannot be read, or the log stays locked :data:`LOCK_WAIT` seconds.
     """
     with _open_for_reading(path) as handle:
-        _lock_shared(handle.fileno(), path)
+        _lock(handle.fileno(), path)
         try:
             size = os.fstat(handle.fileno()).st_size
             entries = _all_entries(heads, path)
@@ -762,8 +816,9 @@ def verify(path: Path, heads: Path) -> Verdict:
     return verdict
 
 
-def _lock_shared(fd: int, path: Path) -> None:
-    """Take a shared lock on the log, waiting at most :data:`LOCK_WAIT` seconds.
+def _lock(fd: int, path: Path, kind: int = fcntl.LOCK_SH) -> None:
+    """Take a lock on the log (shared, or ``LOCK_EX``), waiting at most :data:`LOCK_WAIT`
+    seconds.
 
     Raises:
         OSError: still locked then.
@@ -771,7 +826,7 @@ def _lock_shared(fd: int, path: Path) -> None:
     deadline = time.monotonic() + LOCK_WAIT
     while True:
         try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            fcntl.flock(fd, kind | fcntl.LOCK_NB)
             return
         except BlockingIOError:
             if time.monotonic() > deadline:
