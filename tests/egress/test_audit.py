@@ -990,3 +990,26 @@ def test_rotate_while_a_run_writes_stops_the_run_not_the_chain(tmp_path: Path) -
     with pytest.raises(AirlockError):
         audit.close()
     assert verify(to, heads_path(to, tmp_path / "config")).intact
+
+
+def test_a_lock_held_on_the_log_stops_the_run_not_its_records(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another process holding the log's lock past LOCK_WAIT: the writer does not wait for it
+    forever with records in memory; it fails (traffic stops), saying why. A run starting then
+    is refused at once, the same way."""
+    import fcntl
+
+    from airlock.egress import audit as audit_module
+
+    monkeypatch.setattr(audit_module, "LOCK_WAIT", 0.3)
+    audit, failed, failures = _failing_writer(tmp_path)
+    with audit.path.open("rb") as holder:
+        fcntl.flock(holder, fcntl.LOCK_SH)
+        audit.append({"type": "request", "time": time.time()})
+        assert failed.wait(5)
+        assert "held it locked for over 0.3 seconds" in str(failures[0])
+        with pytest.raises(AirlockError, match="held it locked"):
+            AuditLog(audit.path, audit.heads, "next").open()
+    with pytest.raises(AirlockError):
+        audit.close()

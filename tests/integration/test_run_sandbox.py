@@ -565,3 +565,20 @@ def test_a_sessions_shell_snapshot_outside_is_out_of_reach(
     assert host.read_text() == "export PATH=/usr/bin\n"
     assert sorted(path.name for path in snapshots.iterdir()) == ["snapshot-bash-1.sh"]
     assert list((config_dir / "session-env").iterdir()) == []
+
+
+def test_airlocks_own_state_is_not_even_seen_inside(tmp_path: Path, config_dir: Path) -> None:
+    """The audit log, its heads and what runs set aside are hidden inside: a lock taken there
+    would hold the log's writes, and earlier runs' records are no business of the command."""
+    log = config_dir / "airlock" / "audit.jsonl"
+    first = airlock("run", "--", "true", timeout=60)  # the default log, under the config dir
+    assert first.returncode == 0 and log.exists(), first.stderr
+    script = (
+        "ls -A ~/.claude/airlock; "
+        "python3 -c \"import fcntl; fcntl.flock(open('"
+        + str(log)
+        + "'), fcntl.LOCK_SH)\" 2>/dev/null && echo LOCKED; true"
+    )
+    done = airlock("run", "--", "sh", "-c", script, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "", done.stdout

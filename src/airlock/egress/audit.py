@@ -204,7 +204,7 @@ class AuditLog:
             _check_private(self._heads_fd, self.heads, "heads file of audit log")
             # under the lock, no other run's write is half done, and every checkpoint in the
             # heads file names records already written (a run checkpoints after its write)
-            fcntl.flock(self._fd, fcntl.LOCK_EX)
+            _lock(self._fd, self.path, fcntl.LOCK_EX)
             try:
                 self.records, self.last_hash = _tip(self.path)
                 self._size = os.fstat(self._fd).st_size
@@ -374,7 +374,7 @@ class AuditLog:
             batch, self._pending = self._pending, bytearray()
             first = self._pending_start
             tip = (self._next_seq, self._next_prev)
-        fcntl.flock(self._fd, fcntl.LOCK_EX)  # another run may share the log: one at a time
+        _lock(self._fd, self.path, fcntl.LOCK_EX)  # another run may share the log: one at a time
         stale = False
         try:
             start = first
@@ -752,7 +752,7 @@ def record_with_hash(path: Path, digest: str) -> int | None:
 
 
 LOCK_WAIT = 10.0
-"""Seconds :func:`verify` waits for a writing run to let go of the log's lock."""
+"""Seconds a run or :func:`verify` waits for the log's lock (another run writing a batch)."""
 
 
 def verify(path: Path, heads: Path) -> Verdict:
@@ -818,7 +818,8 @@ def verify(path: Path, heads: Path) -> Verdict:
 
 def _lock(fd: int, path: Path, kind: int = fcntl.LOCK_SH) -> None:
     """Take a lock on the log (shared, or ``LOCK_EX``), waiting at most :data:`LOCK_WAIT`
-    seconds.
+    seconds: a process that holds it longer (a run's writes take it for a moment) would
+    otherwise keep records from the disk, or a run from starting, for as long as it likes.
 
     Raises:
         OSError: still locked then.

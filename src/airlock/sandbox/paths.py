@@ -7,7 +7,7 @@ host socket lives on where code inside can find it), a fresh ``/dev`` and ``/pro
 come the rules, each a :class:`Mount` of one kind on one absolute path:
 
 - ``WRITE``: bound read-write (the workspace, the agent's state, ``--rw``, ``allowWrite``);
-- ``READ``: bound read-only (``--ro``, ``denyWrite``, airlock's own state, and every path that
+- ``READ``: bound read-only (``--ro``, ``denyWrite``, and every path that
   would let code written inside run outside later: :data:`PROTECTED_IN_WORKSPACE`,
   :data:`PROTECTED_IN_CONFIG_DIR` in the agent's config dir and in ``~/.claude``,
   :data:`PROTECTED_IN_HOME`); a protected path that does not exist yet gets an empty
@@ -559,8 +559,8 @@ def system_rules() -> Iterator[Mount]:
 
 
 def home_rules(home: Path, config_dir: Path, airlock_state: Iterable[Path]) -> Iterator[Mount]:
-    """The agents' state writable, credentials hidden, airlock's own state read-only (its audit
-    log and the final hashes must not be rewritten from inside). The home is read-only with
+    """The agents' state writable, credentials hidden, airlock's own state hidden (its audit
+    log and the final hashes must not be rewritten from inside, nor locked, nor read). The home is read-only with
     the rest of the system, and bound read-only again when it is under a private folder.
 
     Missing protected and credential paths get a rule too: :func:`plan` keeps its placeholder
@@ -588,8 +588,8 @@ def home_rules(home: Path, config_dir: Path, airlock_state: Iterable[Path]) -> I
             yield mount(Kind.HIDE, path, "credentials")
         else:
             yield mount(Kind.READ, path, "credentials (missing: must not be made inside)")
-    for path in airlock_state:
-        yield mount(Kind.READ, path, "airlock's own state (audit log, final hashes)")
+    for path in airlock_state:  # not even read: a lock taken on the log would hold its writes
+        yield mount(Kind.HIDE, path, "airlock's own state (audit log, final hashes)")
 
 
 def agent_state_paths(home: Path, config_dir: Path) -> list[Path]:
