@@ -1,6 +1,7 @@
-"""``airlock run`` never runs a command under a ``bwrap`` that builds no sandbox: one the
-sandbox could have written (found on PATH in the workspace) is refused, and whatever ``bwrap``
-runs, the command's process must be in namespaces of its own before it is let go."""
+"""``airlock run`` never runs a command under a ``bwrap`` that builds no sandbox: ``bwrap`` is
+looked for in the system's folders, not on PATH (a folder of it a run could write); one named
+by AIRLOCK_BWRAP that the sandbox could have written is refused; and whatever ``bwrap`` runs,
+the command's process must be in namespaces of its own before it is let go."""
 
 from __future__ import annotations
 
@@ -24,7 +25,12 @@ def _fake_bwrap(folder: Path) -> Path:
     return folder
 
 
-def _run(workspace: Path, path_first: Path, marker: Path) -> tuple[int, str]:
+def _run(
+    workspace: Path, named: Path | None, marker: Path, first: Path | None = None
+) -> tuple[int, str]:
+    env = {"AIRLOCK_BWRAP": str(named / "bwrap")} if named else {}
+    if first is not None:
+        env["PATH"] = f"{first}:{os.environ['PATH']}"
     done = airlock(
         "run",
         "--audit-log",
@@ -34,14 +40,25 @@ def _run(workspace: Path, path_first: Path, marker: Path) -> tuple[int, str]:
         "-c",
         f"touch {marker}",
         cwd=workspace,
-        env={"PATH": f"{path_first}:{os.environ['PATH']}"},
+        env=env,
         timeout=60,
     )
     return done.returncode, done.stderr
 
 
+def test_a_bwrap_first_on_path_is_not_run(tmp_path: Path) -> None:
+    """A project folder first on PATH (direnv's PATH_add bin) holding a bwrap a run left
+    there: the system's bwrap builds the sandbox all the same."""
+    workspace = tmp_path / "ws"
+    marker = tmp_path / "ran"
+    found = _fake_bwrap(workspace / "bin")
+    code, stderr = _run(workspace, None, marker, first=found)
+    assert code == 0, stderr
+    assert not marker.exists()  # the sandbox ran it: /tmp there is its own
+
+
 def test_a_bwrap_in_the_workspace_is_refused(tmp_path: Path) -> None:
-    """A project folder on PATH (direnv's PATH_add bin) holding a bwrap a run left there."""
+    """AIRLOCK_BWRAP naming a bwrap in the workspace, which a run could have replaced."""
     workspace = tmp_path / "ws"
     marker = tmp_path / "ran"
     found = _fake_bwrap(workspace / "bin")

@@ -310,9 +310,21 @@ def test_waiting_unconnected_ends_when_the_time_is_up(workspace: Path, home: Pat
 
 
 def test_no_bubblewrap_is_an_error_saying_what_to_do() -> None:
-    """Without bwrap on PATH, the error says to install it."""
-    with pytest.raises(SandboxError, match="apt-get install bubblewrap"):
-        check({"PATH": "/nonexistent"})
+    """Without bwrap in the system's folders, the error says to install it (or name one)."""
+    with pytest.raises(SandboxError, match=r"apt-get install bubblewrap.*AIRLOCK_BWRAP names it"):
+        check({"PATH": os.environ["PATH"]}, places=("/nonexistent",))
+    with pytest.raises(SandboxError, match="AIRLOCK_BWRAP=bwrap: not a program"):
+        check({"AIRLOCK_BWRAP": "bwrap"})
+
+
+def test_bubblewrap_is_looked_for_in_the_system_not_on_path(tmp_path: Path) -> None:
+    """A bwrap first on PATH (a folder a run could write) is not the one run; the system's is,
+    by its real path; AIRLOCK_BWRAP names another."""
+    (tmp_path / "bwrap").write_text('#!/bin/sh\nexec "$@"\n')
+    (tmp_path / "bwrap").chmod(0o755)
+    found = check({"PATH": f"{tmp_path}:{os.environ['PATH']}"})
+    assert Path(found).parent != tmp_path and Path(found) == Path(found).resolve()
+    assert check({"AIRLOCK_BWRAP": str(tmp_path / "bwrap")}) == str(tmp_path / "bwrap")
 
 
 def test_a_sandbox_that_cannot_be_built_runs_nothing(workspace: Path, home: Path) -> None:

@@ -100,25 +100,60 @@ class Spec:
     (:mod:`airlock.sandbox.placeholders`); ``None``: not listed."""
 
 
+SYSTEM_PROGRAMS: tuple[str, ...] = (
+    "/usr/bin",
+    "/bin",
+    "/usr/local/bin",
+    "/usr/sbin",
+    "/sbin",
+    "/usr/local/sbin",
+    "/run/current-system/sw/bin",
+)
+"""The folders ``bwrap`` is looked for in: the system's, which code in a sandbox cannot write
+(the rest of the system is read-only inside). Not ``PATH``: a folder of it a run could write
+(a project's ``bin``, ``~/.local/bin`` under ``--rw ~``) would let that run leave a ``bwrap``
+that builds a weaker sandbox, or none, for the runs after it."""
+
+BWRAP_VARIABLE = "AIRLOCK_BWRAP"
+"""Names the ``bwrap`` to run when it is installed elsewhere than :data:`SYSTEM_PROGRAMS`."""
+
+
 def check(
     environ: Mapping[str, str],
     userns_settings: tuple[tuple[str, str, str], ...] = USERNS_SETTINGS,
     euid: int | None = None,
+    places: Sequence[str] = SYSTEM_PROGRAMS,
 ) -> str:
-    """Where ``bwrap`` is, once everything it needs is there.
+    """Where ``bwrap`` is (its real path, the one run), once everything it needs is there.
 
     Args:
-        environ: airlock's environment (its ``PATH``).
+        environ: airlock's environment (:data:`BWRAP_VARIABLE`).
         userns_settings: the kernel settings to read (:data:`USERNS_SETTINGS`).
         euid: the user airlock runs as (default: this process's).
+        places: the folders to look in (:data:`SYSTEM_PROGRAMS`).
 
     Raises:
-        SandboxError: no bubblewrap on ``PATH``, or a kernel setting forbids the user
-            namespaces an unprivileged user needs; the message says what to do.
+        SandboxError: no bubblewrap there (or :data:`BWRAP_VARIABLE` names no program), or a
+            kernel setting forbids the user namespaces an unprivileged user needs; the message
+            says what to do.
     """
-    found = shutil.which("bwrap", path=environ.get("PATH") or os.defpath)
+    named = environ.get(BWRAP_VARIABLE)
+    if named:
+        program = Path(named)
+        if not (program.is_absolute() and program.is_file() and os.access(program, os.X_OK)):
+            raise SandboxError(
+                f"{BWRAP_VARIABLE}={named}: not a program (an absolute path to bubblewrap's "
+                "bwrap is expected)"
+            )
+        found: str | None = named
+    else:
+        found = shutil.which("bwrap", path=os.pathsep.join(places))
     if found is None:
-        raise SandboxError(f"bubblewrap (bwrap) is not installed or not on PATH: {INSTALL_HINT}")
+        raise SandboxError(
+            f"bubblewrap (bwrap) is not installed in the system's folders "
+            f"({', '.join(places)}): {INSTALL_HINT}; one installed elsewhere is run when "
+            f"{BWRAP_VARIABLE} names it"
+        )
     if (os.geteuid() if euid is None else euid) != 0:
         for path, forbidding, fix in userns_settings:
             try:
@@ -130,7 +165,7 @@ def check(
                     f"unprivileged user namespaces are disabled on this machine ({path} is "
                     f"{value}), and bubblewrap needs one: {fix}"
                 )
-    return found
+    return os.path.realpath(found)  # run by what it is now: a link changed later changes nothing
 
 
 def bwrap_arguments(
