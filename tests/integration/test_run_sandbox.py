@@ -582,3 +582,25 @@ def test_airlocks_own_state_is_not_even_seen_inside(tmp_path: Path, config_dir: 
     done = airlock("run", "--", "sh", "-c", script, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "", done.stdout
+
+
+def test_repositories_below_a_folder_opened_for_writing_keep_their_protections(
+    tmp_path: Path, project: Path
+) -> None:
+    """--rw on a folder holding repositories (a projects folder): each one's git hooks and
+    config stay read-only, as the workspace's nested ones do (core.fsmonitor written there
+    would run at the next git status outside)."""
+    projects = tmp_path / "projects"
+    nested = projects / "one"
+    nested.mkdir(parents=True)
+    subprocess.run(["git", "init", "-q", str(nested)], check=True)
+    config = (nested / ".git" / "config").read_text()
+    script = (
+        f"git -C {nested} config core.fsmonitor 'touch {tmp_path}/ran' 2>/dev/null "
+        f"&& echo WROTE-CONFIG; echo x > {nested}/.git/hooks/post-checkout 2>/dev/null "
+        f"&& echo WROTE-HOOK; echo notes > {nested}/notes.txt && echo wrote-notes"
+    )
+    done = _run(tmp_path, "--rw", str(projects), "--", "sh", "-c", script)
+    assert done.returncode == 0, done.stderr
+    assert "WROTE" not in done.stdout and "wrote-notes" in done.stdout, done.stdout
+    assert (nested / ".git" / "config").read_text() == config

@@ -339,12 +339,23 @@ def mounts(
 def _other_roots_rules(roots: list[Path], workspace: Path) -> list[Any]:
     """For each folder the user opened for writing besides the workspace (``--rw``,
     ``allowWrite``), outside it, the rules the workspace gets: its ``.git`` hooks and config,
-    ``.vscode``, ``.mcp.json``, ``.claude`` settings and the rest say what runs outside later
-    wherever they are (the main repository of a worktree, a second project)."""
+    ``.vscode``, ``.mcp.json``, ``.claude`` settings and the rest, and those of the git
+    repositories below it (found within the workspace's bounds), say what runs outside later
+    wherever they are (the main repository of a worktree, a second project, the projects of
+    an opened home)."""
+    import sys
     from dataclasses import replace
 
     from airlock.sandbox.paths import resolve, workspace_rules
-    from airlock.sandbox.repositories import git_folder_rules, hooks_rules, more_git_rules
+    from airlock.sandbox.repositories import (
+        NESTED_DEPTH,
+        NESTED_FOLDERS,
+        find_nested,
+        git_folder_rules,
+        hooks_rules,
+        more_git_rules,
+        nested_rules,
+    )
 
     inside = resolve(workspace)
     rules: list[Any] = []
@@ -358,6 +369,15 @@ def _other_roots_rules(roots: list[Path], workspace: Path) -> list[Any]:
             rules += git_folder_rules(root, git, why)
         elif git.is_dir():
             rules += [*hooks_rules(root, git, why), *more_git_rules(git, why)]
+        nested = find_nested(root)  # the repositories below it (a workspace among them)
+        rules += nested_rules(root, nested)
+        if not nested.complete:
+            print(
+                f"airlock run: nested git repositories under {root} were looked for in the "
+                f"first {NESTED_FOLDERS} folders (at most {NESTED_DEPTH} deep) only: protect "
+                "others with --ro PATH/.git",
+                file=sys.stderr,
+            )
     return rules
 
 
