@@ -36,7 +36,6 @@ PROXY = "http://127.0.0.1:3128"
         "KUBECONFIG",
         "DBUS_SESSION_BUS_ADDRESS",
         "SENTRY_DSN",
-        "DATABASE_URL",
         "github_token",
         "DB_PASS",
         "SMTP_PASS",
@@ -435,7 +434,7 @@ AZURE_SAS = (
         # Java options whose name ends with a password, a secret, a token or a key:
         "-Dmaven.repo.pass=x",
         "-Djavax.net.ssl.keyStorePassword=x",
-        "-Xmx2g -Djavax.net.ssl.trustStorePassword=changeit",
+        "-Xmx2g -Djavax.net.ssl.trustStorePassword=s3cr3t-Store",
         "-Dsonar.token=abc -Dfile.encoding=UTF-8",
         "-Daws.secretKey=abc",
         "-Dapi_key=abc",
@@ -540,3 +539,171 @@ def test_scrub_drops_credentials_under_neutral_names_and_says_why() -> None:
     assert "Java option" in result.reasons["MAVEN_OPTS"]
     assert result.reasons["KEEP_ME"] == "a bearer token"
     assert set(result.reasons) == {*result.dropped, *result.kept}
+
+
+# Review 44: settings an agent's sandbox needs that looked like credentials, and credentials
+# under neutral names that got through.
+
+KITTY_PUBLIC_KEY = "1:z1)xK6~1(xp)!Ghr3Q*hUhzgt7NXI1@nHd8b9l2"
+MD5 = "d41d8cd98f00b204e9800998ecf8427e"
+ALNUM = "a1B2c3D4e5F6g7H8i9J0" * 5  # 100 letters and digits
+HEX = "0123456789abcdef" * 5  # 80 hex digits
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("CLAUDE_CODE_MAX_OUTPUT_TOKENS", "32000"),
+        ("MAX_THINKING_TOKENS", "16000"),
+        ("MAX_MCP_OUTPUT_TOKENS", "50000"),
+        ("TIKTOKEN_ENCODINGS_BASE", "/opt/tiktoken"),
+        ("KITTY_PUBLIC_KEY", KITTY_PUBLIC_KEY),
+        ("STARSHIP_SESSION_KEY", "4409235741219847"),
+        ("HTTP_AUTH_MODE", "basic"),
+        ("DATABASE_URL", "postgres://user@host/db"),
+        ("DATABASE_URL", "postgres://localhost:5432/dev"),
+        ("SONAR_SCANNER_OPTS", "-Dsonar.projectKey=my-org_my-project"),
+        ("JAVA_OPTS_SONAR", "-Dsonar.projectKey=acme_web -Dsonar.organization=acme"),
+        ("MCP_JSON", '{"type":"http","auth":"oauth"}'),
+        ("MCP_CONFIG", '{"type": "http", "auth": "oauth", "url": "https://mcp.example"}'),
+        ("CACHE_NAMESPACE", "key-" + MD5),
+        ("BUILD_HASH", "key-" + MD5),
+        ("PAGINATION_JSON", '{"next-token": "abc", "max-token": "4096"}'),
+        ("API_DOCS", "Auth-Key: see wiki"),
+        (
+            "JAVA_TOOL_OPTIONS",
+            "-Dfile.encoding=UTF-8 -Djavax.net.ssl.trustStore=/etc/pki/java/cacerts"
+            " -Djavax.net.ssl.trustStorePassword=changeit",
+        ),
+        ("JAVA_OPTS", "-Djavax.net.ssl.trustStorePassword=changeit"),
+    ],
+)
+def test_settings_that_looked_like_credentials_stay(name: str, value: str) -> None:
+    """Counts of tokens (the agent's own settings), tiktoken's settings, a public key, a prompt's
+    session id, an authentication's kind, a database URL without a password, a Sonar project's
+    key, an MCP server's ``"auth": "oauth"``, a cache's key that is an MD5, a page's cursor, a
+    header's prose, the JDK's default truststore password: passed on."""
+    result = scrub({name: value}, {}, PROXY)
+    assert result.dropped == ()
+    assert result.environ[name] == value
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("DATABASE_URL", "postgres://user:hunter2@host/db"),
+        ("DATABASE_URL", "postgres://host/db?user=u&password=hunter2"),
+        ("JAVA_OPTS", "-Djavax.net.ssl.trustStorePassword=s3cr3t"),
+        ("JAVA_OPTS", "-Djavax.net.ssl.trustStorePassword=changeit2"),
+        ("JAVA_OPTS", "-Djavax.net.ssl.trustStorePassword=changeit -Dmaven.repo.pass=x"),
+        ("JAVA_OPTS", "-Djavax.net.ssl.keyStorePassword=changeit"),
+        ("JAVA_OPTS", "-Dsonar.projectKey=acme -DapiKey=abc"),
+        ("JAVA_OPTS", "-Daws.secretKey=abc"),
+        ("JAVA_OPTS", "-Daws.accessKey=abc"),
+        ("JAVA_OPTS", "-Dapp.licenseKey=abc"),
+        ("JAVA_OPTS", "-Djavax.net.ssl.keyStorePassword=abc"),
+        ("MAILGUN", "key-" + MD5),
+        ("SETTING", "key-" + MD5),
+        ("REGISTRY_JSON", '{"auths": {"r.example.com": {"auth": "dXNlcjpwYXNzd29yZA=="}}}'),
+        ("API_DOCS", "Auth-Key: 0f1e2d3c4b5a6978"),
+        ("API_DOCS", "X-Api-Key: see-wiki-for-the-key"),
+        ("HEADERS", "Authorization: Bearer abc123\nX-Team: platform"),
+        ("SETTINGS_JSON", '{"token": "0f1e2d3c4b5a6978"}'),
+        ("SETTINGS_JSON", '{"next-token": "0f1e2d3c4b5a6978"}'),
+        ("KITTY_LIKE", "app:z1)xK6~1(xp)!Ghr3Q*hUhzgt7NXI1@db"),
+    ],
+)
+def test_credentials_near_the_settings_that_stay_are_still_dropped(name: str, value: str) -> None:
+    """A database URL with a password, a truststore password other than ``changeit`` (and any
+    keystore's), a camelCase API, secret or access key, a Mailgun key under a name that says
+    nothing of a hash, Docker's ``auth``, a header's credential, JSON's token, user:password@host:
+    still dropped."""
+    assert scrub({name: value}, {}, PROXY).dropped == (name,)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        # a JSON Web Token, three base64url parts:
+        "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0."
+        "SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c",
+        # a URL's query:
+        "https://api.example.com/v1?api_key=" + ALNUM[:32],
+        "wss://x.example/socket?v=2&access_token=" + ALNUM[:40],
+        "https://example.com/feed?token=abc123",
+        # an .npmrc line, a Token scheme, command lines:
+        "//registry.npmjs.org/:_authToken=" + ALNUM[:36],
+        "//npm.corp.example/:_authToken=" + ALNUM[:20],
+        "Token " + HEX[:40],
+        "token " + HEX[:20],
+        "--password " + ALNUM[:12],
+        "docker login --username me --password 'x' registry.example.com",
+        "mysql -uroot -p" + ALNUM[:12] + " app",
+        "mysqldump -h db -u backup -ps3cr3t --all-databases",
+        # a Google OAuth refresh token:
+        "1//0" + ALNUM[:60],
+        "1//04" + ALNUM[:99],
+        # tokens of known kinds:
+        "sk-or-v1-" + HEX[:64],
+        "sk-" + HEX[:32],
+        "gsk_" + ALNUM[:52],
+        "xai-" + ALNUM[:80],
+        "pplx-" + ALNUM[:48],
+        "whsec_" + ALNUM[:32],
+        "AGE-SECRET-KEY-1" + "QPZRY9X8GF2TVDW0S3JN54KHCE6MUA7L" * 2,
+        "sntrys_eyJpYXQiOjE2ODk" + ALNUM[:40],
+        "sntryu_" + HEX[:64],
+        "lsv2_pt_" + HEX[:32] + "_" + HEX[:10],
+        "lsv2_sk_" + HEX[:32] + "_" + HEX[:10],
+        "pcsk_" + ALNUM[:5] + "_" + ALNUM[:63],
+        "r8_" + ALNUM[:37],
+        "tvly-" + ALNUM[:32],
+        "tvly-dev-" + ALNUM[:32],
+        "ATBB" + ALNUM[:32],
+        "PMAK-" + HEX[:24] + "-" + HEX[:34],
+        "gldt-" + ALNUM[:20],
+        "glcbt-64_" + ALNUM[:20],
+    ],
+)
+def test_credentials_the_review_missed_are_dropped_under_neutral_names(value: str) -> None:
+    """A JSON Web Token, a URL's ``api_key``/``access_token``/``token``, an ``.npmrc``
+    ``_authToken``, ``Token <hex>``, ``--password``, ``mysql -p…``, a Google refresh token and
+    more issuers' tokens: dropped whatever the name, and said why."""
+    result = scrub({"SETTING": value}, {}, PROXY)
+    assert result.dropped == ("SETTING",)
+    assert result.reasons["SETTING"]
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "https://api.example.com/v1?token=",
+        "https://api.example.com/v1?page_token=abc&token_type=bearer",
+        "https://api.example.com/v1?api_key=$API_KEY",
+        "//registry.npmjs.org/:_authToken=${NPM_TOKEN}",
+        "Token count: 20",
+        "tokens 0123456789",
+        "docker login --username me --password-stdin",
+        "--password $DB_PASSWORD",
+        "mysql -uroot -p app",
+        "mysql -h db -P 3306 -u root --protocol=tcp",
+        "mysql -u root app | gzip -p 4",
+        "mkdir -p build && cp -p a b",
+        "mysqld --pid-file=/run/mysqld.pid",
+        "mysql -p$MYSQL_PWD app",
+        "eyJhbGciOiJIUzI1NiJ9",
+        "sk-learn",
+        "sk-" + HEX[:31],
+        "task-" + MD5,
+        "gsk_short",
+        "r8_",
+        "ATBB",
+        "1//0",
+        "1:2:3",
+    ],
+)
+def test_values_near_the_new_patterns_that_hold_no_credential(value: str) -> None:
+    """An empty or placeholder query value, a page's cursor, an npmrc line that names a variable,
+    the word ``token``, ``--password-stdin``, ``mysql -p`` that prompts, other commands' ``-p``,
+    half a JWT, short words after a token's prefix: kept."""
+    assert credential_reason("SETTING", value) is None

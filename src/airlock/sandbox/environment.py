@@ -59,7 +59,6 @@ CREDENTIAL_VARIABLES: tuple[tuple[str, str], ...] = (
     ("GIT_CONFIG_KEY_*", "git configuration (http.extraHeader can carry a token)"),
     ("GIT_CONFIG_VALUE_*", "git configuration (http.extraHeader can carry a token)"),
     ("*_DSN", "a connection string that may hold a password"),
-    ("DATABASE_URL", "a connection string that may hold a password"),
     ("AWS_*", "AWS account settings"),
     ("AZURE_*", "Azure account settings"),
     ("ARM_*", "Azure account settings (Terraform)"),
@@ -106,22 +105,31 @@ text with ``*`` standing for any text (``*_KEY``, ``*TOKEN*``, ``BUNDLE_*__*``).
 
 NOT_CREDENTIAL_VARIABLES: tuple[str, ...] = (
     "TOKENIZERS_PARALLELISM",
-    "TIKTOKEN_CACHE_DIR",
+    "TIKTOKEN_*",
+    "*MAX_*TOKENS",
     "PASSWORD_STORE_*",
     "GPG_KEY",
     "GCM_CREDENTIAL_STORE",
     "*_PUBLISHABLE_KEY",
+    "*_PUBLIC_KEY",
+    "STARSHIP_SESSION_KEY",
     "OS_AUTH_URL",
-    "OS_AUTH_TYPE",
+    "*_AUTH_TYPE",
+    "*_AUTH_MODE",
+    "*_AUTH_METHOD",
     "AWS_CA_BUNDLE",
     "CLOUDSDK_CORE_CUSTOM_CA_CERTS_FILE",
 )
 """Names a row of :data:`CREDENTIAL_VARIABLES` matches that hold no credential: a setting of
-Hugging Face's tokenizers, tiktoken's cache, ``pass``'s settings (its store is hidden:
-:mod:`airlock.sandbox.stores`), the release-signing key's fingerprint Python's container
-images set, Git Credential Manager's choice of store, Stripe's publishable key (public by
-design), OpenStack's identity URL, the CA bundles AWS's and Google Cloud's tools trust (a file of
-certificates). Their values are still looked at
+Hugging Face's tokenizers, tiktoken's (a library's name: ``TIKTOKEN_CACHE_DIR``,
+``TIKTOKEN_ENCODINGS_BASE``), a count of tokens, ``TOKENS`` after a ``MAX_``
+(``MAX_THINKING_TOKENS``, ``CLAUDE_CODE_MAX_OUTPUT_TOKENS``, ``MAX_MCP_OUTPUT_TOKENS``: the
+agents' own settings), ``pass``'s settings (its store is hidden: :mod:`airlock.sandbox.stores`),
+the release-signing key's fingerprint Python's container images set, Git Credential Manager's
+choice of store, Stripe's publishable key and any ``*_PUBLIC_KEY`` (public by design: kitty's
+``KITTY_PUBLIC_KEY``), Starship's prompt session id, OpenStack's identity URL, an
+authentication's kind (``OS_AUTH_TYPE``, ``HTTP_AUTH_MODE=basic``), the CA bundles AWS's and
+Google Cloud's tools trust (a file of certificates). Their values are still looked at
 (:func:`credential_value_reason`)."""
 
 URL_USERINFO_PATTERN = r"://[^\s/?#@:]*:[^\s/?#@]+@(?!sha(?:256|384|512):)"
@@ -153,23 +161,36 @@ These are compiled at their first use (``re`` keeps them), only for a value that
 fixed parts: most environments have none (start-up time)."""
 
 JAVA_OPTION_PATTERN = (
-    r"-D(?:[\w.-]*[._-])?(?i:pass|password|passwd|pwd|secret|token|key|apikey)=\S"
-    r"|-D[\w.-]*[a-z](?:Pass|Password|Passwd|Secret|Token|Key)=\S"
+    # changeit is the JDK's well-known default password of its truststore (cacerts), printed in
+    # its documentation: no secret, and the option is what points Java at a corporate CA.
+    r"-D(?![\w.-]*trustStorePassword=changeit(?![^\s\"']))"
+    r"(?:(?:[\w.-]*[._-])?(?i:pass|password|passwd|pwd|secret|token|key|apikey)=\S"
+    r"|[\w.-]*[a-z](?:Pass|Password|Passwd|Secret|Token)=\S"
+    r"|[\w.-]*(?i:api|secret|access|private|signing|master|encryption|auth|license|hmac)Key=\S)"
 )
 """A Java option whose name ends with a password, a secret, a token or a key, a word of its
-own (after ``.``, ``_``, ``-`` or in camelCase), not empty: ``-Dmaven.repo.pass=…``,
-``-Djavax.net.ssl.keyStorePassword=…``, ``-Dspring.datasource.password=…``,
-``-Dhttp.proxyPassword=…``, ``-Dsonar.token=…``, ``-Daws.secretKey=…``, ``-Dpassword=…``; not
-``-Djavax.net.ssl.keyStore=`` (a file's name), ``-Dsigning.keyId=``, ``-Dfile.encoding=``."""
+own (after ``.``, ``_``, ``-`` or in camelCase; a camelCase key after ``api``, ``secret``,
+``access``, ``private``, ``signing``, ``master``, ``encryption``, ``auth``, ``license`` or
+``hmac``), not empty: ``-Dmaven.repo.pass=…``, ``-Djavax.net.ssl.keyStorePassword=…``,
+``-Dspring.datasource.password=…``, ``-Dhttp.proxyPassword=…``, ``-Dsonar.token=…``,
+``-Daws.secretKey=…``, ``-DapiKey=…``, ``-Dpassword=…``; not ``-Djavax.net.ssl.keyStore=`` (a
+file's name), ``-Dsigning.keyId=``, ``-Dfile.encoding=``, ``-Dsonar.projectKey=`` (a project's
+public id), nor ``-Djavax.net.ssl.trustStorePassword=changeit`` (the JDK's default)."""
 
 HTTP_HEADER_PATTERN = (
     r"(?i)(?:^|[\s\"'{,;])(?:(?:proxy-)?authorization|[\w-]*(?:api-?key|auth-key|-token|-secret))"
-    r"[\"']?\s*:\s*\S{3,}"
+    r"[\"']?\s*:\s*[\"']?"
+    r"(?:(?:bearer|basic|token|digest|negotiate|ntlm|apikey|key|ssws|splunk|aws4-hmac-sha256)"
+    r"\s+[^\s\"',;]{3,}|[^\s\"',;]{8,})"
+    r"(?=[\"',;]|[ \t]*(?:[\r\n]|$))"
 )
-"""An HTTP header that carries a credential, its value not empty: ``Authorization: token …``,
+"""An HTTP header that carries a credential: ``Authorization: token …``,
 ``Proxy-Authorization: Basic …``, ``X-Api-Key: …``, ``X-Auth-Token: …``, ``Private-Token: …``
-(GitLab's), ``X-Vault-Token: …``, in JSON too (``{"X-Api-Key": "…"}``). Tried only for a value with a ``:`` and one of
-:data:`HTTP_HEADER_WORDS` in it."""
+(GitLab's), ``X-Vault-Token: …``, in JSON too (``{"X-Api-Key": "…"}``), whose value looks like a
+credential: one word of 8 or more characters, or a scheme (``Bearer``, ``Basic``, ``token``, …)
+and a word of 3 or more, the line's or the quoted value's end after it (``Auth-Key: see wiki``,
+``{"next-token": "abc"}`` are prose and a page's cursor). Tried only for a value with a ``:``
+and one of :data:`HTTP_HEADER_WORDS` in it."""
 
 HTTP_HEADER_WORDS = ("authorization", "key", "token", "secret")
 
@@ -177,14 +198,46 @@ BASIC_CREDENTIALS_PATTERN = r"(?i)(?:^|[\s\"':=])basic\s+([A-Za-z0-9+/]{6,}={0,2
 """HTTP Basic authentication's ``Basic <base64 of user:password>``, whatever precedes it; the
 base64 must decode to text with a ``:`` in it (``Basic mode`` is no credential)."""
 
+DOCKER_AUTH_PATTERN = r'(?i)"auth"\s*:\s*"([A-Za-z0-9+/]{8,}={0,2})"'
+"""Docker's ``config.json``: ``"auth": "<base64 of user:password>"``; the base64 must decode to
+text with a ``:`` in it (``"auth": "oauth"``, an MCP server's kind of authentication, is no
+credential)."""
+
+JSON_WHAT = "JSON with a password, secret, key or token in it (Docker's config.json, …)"
+
+URL_QUERY_PATTERN = (
+    r"(?i)[?&](?:api[_-]?key|(?:access|auth|refresh|id|private)[_-]?token|token"
+    r"|client[_-]?secret|secret)=(?!\$)[^&#\s]"
+)
+"""A URL's query that carries a key or a token, not empty nor a ``$VARIABLE``:
+``?api_key=…``, ``&access_token=…``, ``?token=…``, ``?secret=…`` (an ``otpauth://`` URI's); not
+``?page_token=`` nor ``?token_type=``. Tried only for a value with ``=``, a ``?`` or ``&``,
+and ``token``, ``key`` or ``secret`` in it."""
+
+MAILGUN_KEY_PATTERN = r"(?<![A-Za-z0-9])key-[0-9a-f]{32}(?![A-Za-z0-9])"
+"""A Mailgun API key of the older kind, ``key-`` and 32 hex digits. Its value cannot be told
+from ``key-`` and an MD5 digest (a cache's key, ``key-d41d8cd98f00b204e9800998ecf8427e``), so
+it counts only when the variable's name says nothing of a cache or a hash
+(:data:`HASH_NAME_WORDS`): dropping the row instead would let a Mailgun key under a neutral name
+through, and a digest under a neutral name is rare (``--env NAME`` passes one in)."""
+
+HASH_NAME_WORDS = ("CACHE", "HASH", "DIGEST", "CHECKSUM", "MD5", "ETAG", "FINGERPRINT")
+
 SECRET_VALUE_PATTERNS: tuple[tuple[str, str, str], ...] = (
     ("PRIVATE KEY", r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY", "a private key (PEM)"),
     (
         '"',
-        r'(?i)"(?:[\w.-]*(?:password|passwd|secret|private_key|api_?key|token)|auth)"\s*:\s*"[^"]',
-        "JSON with a password, secret, key or token in it (Docker's config.json, …)",
+        r'(?i)"[\w.-]*(?:password|passwd|secret|private_key)"\s*:\s*"[^"]'
+        r'|"[\w.-]*(?:api_?key|token)"\s*:\s*"[^"\s]{8,}"',
+        JSON_WHAT,
     ),
-    ("@", r"^[^\s:/@]+:[^\s/@]+@(?!sha(?:256|384|512):)[^\s/@]+(?:/\S*)?$", "user:password@host"),
+    (
+        "@",
+        # A user that is a number is a version, not a login: kitty's KITTY_PUBLIC_KEY is
+        # ``1:<base85>``, and base85 holds ``@``.
+        r"^(?![0-9]+:)[^\s:/@]+:[^\s/@]+@(?!sha(?:256|384|512):)[^\s/@]+(?:/\S*)?$",
+        "user:password@host",
+    ),
     (
         "earer",
         r"(?i)(?:^|[\s\"':=])bearer\s+(?:(?=[\w.~+/=-]*[0-9])[\w.~+/=-]{8,}|[\w.~+/=-]{20,})",
@@ -213,7 +266,24 @@ SECRET_VALUE_PATTERNS: tuple[tuple[str, str, str], ...] = (
     ),
     (":AA", r"(?<![0-9])[0-9]{8,10}:AA[\w-]{33}(?![\w-])", "a Telegram bot token"),
     ("SK", r"(?<![A-Za-z0-9])SK[0-9a-f]{32}(?![A-Za-z0-9])", "a Twilio API key (SK…)"),
-    ("key-", r"(?<![A-Za-z0-9])key-[0-9a-f]{32}(?![A-Za-z0-9])", "a Mailgun API key (key-…)"),
+    ("eyJ", r"(?<![\w-])eyJ[\w-]{8,}\.eyJ[\w-]{8,}\.[\w-]{16,}", "a JSON Web Token (eyJ….eyJ….…)"),
+    ("oken", r"(?i)(?:^|[\s\"':=])token\s+[0-9a-f]{20,}(?![\w-])", "a token (Token <hex>)"),
+    (
+        ":_",
+        r"(?i):_(?:authtoken|auth|password)\s*=\s*(?!\$)\S",
+        "an npm registry's credential (//registry/:_authToken=…)",
+    ),
+    (
+        "--pass",
+        r"(?:^|\s)--pass(?:word|wd)(?:=|\s+)(?![\"']?[$-])[\"']?[^\s\"']",
+        "a password on a command line (--password …)",
+    ),
+    (
+        "-p",
+        r"(?<![\w.-])(?:mysql(?:dump|admin|import|check|show|slap)?|mariadb(?:-dump|-admin)?)"
+        r"(?![\w.-])[^|;&\n]*?\s-p(?![\"']?\$)\S",
+        "a password on a command line (mysql -p…)",
+    ),
     (
         "",
         r"(?<![A-Za-z0-9])(?:gh[pousr]_[A-Za-z0-9]{36}|github_pat_\w{50,}|glpat-[\w-]{20,}"
@@ -226,7 +296,13 @@ SECRET_VALUE_PATTERNS: tuple[tuple[str, str, str], ...] = (
         r"|ATATT3[\w=-]{50,}|lin_api_[A-Za-z0-9]{32,}|shp(?:at|ca|pa|ss)_[a-fA-F0-9]{32}"
         r"|dapi[a-f0-9]{32}|glsa_[A-Za-z0-9]{32}_[A-Fa-f0-9]{8}|sbp_[a-f0-9]{40}"
         r"|figd_[\w-]{30,}|ntn_[A-Za-z0-9]{40,}|dp\.(?:pt|st|ct|sa)\.[\w.-]{40,}"
-        r"|[A-Za-z0-9]{14}\.atlasv1\.[\w=-]{60,}|hv[sb]\.[\w-]{24,}|xapp-[\w-]{20,})",
+        r"|[A-Za-z0-9]{14}\.atlasv1\.[\w=-]{60,}|hv[sb]\.[\w-]{24,}|xapp-[\w-]{20,}"
+        r"|sk-or-v1-[0-9a-f]{64}|sk-[0-9a-f]{32}(?![A-Za-z0-9])|gsk_[A-Za-z0-9]{52}"
+        r"|xai-[A-Za-z0-9]{80}|pplx-[A-Za-z0-9]{48}|whsec_[A-Za-z0-9+/]{32,}"
+        r"|AGE-SECRET-KEY-1[QPZRY9X8GF2TVDW0S3JN54KHCE6MUA7L]{58}|sntrys_[\w+/=]{40,}"
+        r"|sntryu_[0-9a-f]{64}|lsv2_(?:pt|sk)_[0-9a-f]{32}|pcsk_\w{50,}|r8_[A-Za-z0-9]{37}"
+        r"|tvly-(?:dev-|prod-)?[A-Za-z0-9]{32}|ATBB[\w=.-]{28,}|PMAK-[0-9a-f]{24}-[0-9a-f]{34}"
+        r"|gldt-[\w-]{20,}|glcbt-[\w-]{20,}|1//0[\w-]{40,})",
         "a token of a known kind (ghp_…, sk-ant-…, AKIA…, xoxb-…, glpat-…, …)",
     ),
 )
@@ -238,8 +314,18 @@ DigitalOcean's, Google's API keys and OAuth access tokens, SendGrid's, Atlassian
 ``ATATT3…``, Linear's ``lin_api_…``, Shopify's ``shpat_…``, Databricks' ``dapi…``, Grafana's
 ``glsa_…``, Supabase's ``sbp_…``, Figma's ``figd_…``, Notion's ``ntn_…``, Doppler's
 ``dp.st.…``, Terraform Cloud's ``….atlasv1.…``, Vault's ``hvs.…``, Slack's app tokens
-``xapp-…``; Telegram's bot tokens, Twilio's and Mailgun's keys have rows of their own), and a
-PEM key in base64 (``LS0tLS1CRUdJTi`` is ``-----BEGIN``)."""
+``xapp-…``, OpenRouter's ``sk-or-v1-…``, DeepSeek's ``sk-`` and 32 hex digits, Groq's ``gsk_…``,
+xAI's ``xai-…``, Perplexity's ``pplx-…``, Stripe's webhook secrets ``whsec_…``, age's
+``AGE-SECRET-KEY-1…``, Sentry's ``sntrys_…`` and ``sntryu_…``, LangSmith's ``lsv2_pt_…``,
+Pinecone's ``pcsk_…``, Replicate's ``r8_…``, Tavily's ``tvly-…``, Bitbucket's app passwords
+``ATBB…``, Postman's ``PMAK-…``, GitLab's deploy and CI job tokens ``gldt-…``, ``glcbt-…``,
+Google's OAuth refresh tokens ``1//0…``; Telegram's bot tokens and Twilio's keys have rows of
+their own, Mailgun's :data:`MAILGUN_KEY_PATTERN`), and a PEM key in base64
+(``LS0tLS1CRUdJTi`` is ``-----BEGIN``). Rows of their own too: a JSON Web Token (three base64url
+parts, ``eyJ….eyJ….…``), a ``Token <hex>`` authorization, an ``.npmrc`` line's
+``:_authToken=``, ``--password …`` and ``mysql -p…`` on a command line (``-p`` and its value in
+one word, in a ``mysql``, ``mysqldump``, … command: ``mkdir -p`` is another command's; not a
+``$VARIABLE``)."""
 
 TOKEN_PREFIXES: tuple[str, ...] = (
     "ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_", "glpat-", "glrt-", "xoxa-", "xoxb-",
@@ -247,7 +333,8 @@ TOKEN_PREFIXES: tuple[str, ...] = (
     "k_live_", "k_test_", "tskey-", "squ_", "dop_v1_", "AIza", "ya29.", "SG.",
     "LS0tLS1CRUdJTi", "ATATT3", "lin_api_", "shpat_", "shpca_", "shppa_", "shpss_", "dapi",
     "glsa_", "sbp_", "figd_", "ntn_", "dp.pt.", "dp.st.", "dp.ct.", "dp.sa.", ".atlasv1.",
-    "hvs.", "hvb.", "xapp-",
+    "hvs.", "hvb.", "xapp-", "gsk_", "xai-", "pplx-", "whsec_", "AGE-SECRET-KEY-1", "sntrys_",
+    "sntryu_", "lsv2_", "pcsk_", "r8_", "tvly-", "ATBB", "PMAK-", "gldt-", "glcbt-", "1//0",
 )  # fmt: skip
 """The fixed parts of the last row of :data:`SECRET_VALUE_PATTERNS`: most values hold none."""
 
@@ -296,21 +383,30 @@ def credential_reason(name: str, value: str | None = None) -> str | None:
         for pattern, what in CREDENTIAL_VARIABLES:
             if _matches(upper, pattern):
                 return what
-    return credential_value_reason(value) if value else None
+    return credential_value_reason(value, name) if value else None
 
 
-def credential_value_reason(value: str) -> str | None:
+def credential_value_reason(value: str, name: str = "") -> str | None:
     """What ``value`` holds, when it holds a password, a key or a token
     (:data:`URL_USERINFO_PATTERN`, :data:`URL_TOKEN_USER_PATTERN`,
-    :data:`CONNECTION_STRING_PATTERN`, :data:`JAVA_OPTION_PATTERN`,
+    :data:`URL_QUERY_PATTERN`, :data:`CONNECTION_STRING_PATTERN`, :data:`JAVA_OPTION_PATTERN`,
     :data:`HTTP_HEADER_PATTERN`, :data:`BASIC_CREDENTIALS_PATTERN`,
-    :data:`SECRET_VALUE_PATTERNS`), whatever the variable's name; else ``None``."""
+    :data:`DOCKER_AUTH_PATTERN`, :data:`SECRET_VALUE_PATTERNS`, :data:`MAILGUN_KEY_PATTERN`),
+    whatever the variable's name; else ``None``. ``name`` only tells a Mailgun key from a
+    digest (:data:`HASH_NAME_WORDS`)."""
     if "@" in value and "://" in value:
         if re.search(URL_USERINFO_PATTERN, value):
             return "a URL with a password in it (scheme://user:password@host)"
         if re.search(URL_TOKEN_USER_PATTERN, value):
             return "a URL with a token as its user (scheme://token@host)"
     lower = value.lower()
+    if (
+        "=" in value
+        and ("?" in value or "&" in value)
+        and ("token" in lower or "key" in lower or "secret" in lower)
+        and re.search(URL_QUERY_PATTERN, value)
+    ):
+        return "a URL with a key or a token in its query (?api_key=…, &access_token=…)"
     if (
         "=" in value
         and ("pass" in lower or "pwd" in lower or "key" in lower or "signature" in lower)
@@ -325,21 +421,29 @@ def credential_value_reason(value: str) -> str | None:
         and re.search(HTTP_HEADER_PATTERN, value)
     ):
         return "an HTTP header with a credential in it (Authorization: …, X-Api-Key: …)"
-    if "basic" in lower and _has_basic_credentials(value):
+    if "basic" in lower and _has_user_password(BASIC_CREDENTIALS_PATTERN, value):
         return "HTTP Basic credentials (Basic <base64 of user:password>)"
+    if '"auth"' in lower and _has_user_password(DOCKER_AUTH_PATTERN, value):
+        return JSON_WHAT
     for fixed, pattern, what in SECRET_VALUE_PATTERNS:
         if fixed:
             if fixed in value and re.search(pattern, value):
                 return what
         elif any(prefix in value for prefix in TOKEN_PREFIXES) and re.search(pattern, value):
             return what
+    if (
+        "key-" in value
+        and re.search(MAILGUN_KEY_PATTERN, value)
+        and not any(word in name.upper() for word in HASH_NAME_WORDS)
+    ):
+        return "a Mailgun API key (key-…)"
     return None
 
 
-def _has_basic_credentials(value: str) -> bool:
-    """``value`` holds ``Basic <base64>`` whose base64 decodes to ``user:password``
-    (:data:`BASIC_CREDENTIALS_PATTERN`)."""
-    for encoded in re.findall(BASIC_CREDENTIALS_PATTERN, value):
+def _has_user_password(pattern: str, value: str) -> bool:
+    """``value`` holds base64 (``pattern``'s group: :data:`BASIC_CREDENTIALS_PATTERN`,
+    :data:`DOCKER_AUTH_PATTERN`) that decodes to ``user:password``."""
+    for encoded in re.findall(pattern, value):
         try:
             decoded = base64.b64decode(encoded, validate=True)
         except binascii.Error:
