@@ -753,11 +753,15 @@ def test_records_no_run_declared_are_caught_and_never_chained_on(
         _write_lines(log, _append(log.read_bytes().splitlines()))
     verdict = verify(log, heads)
     assert not verdict.intact
-    expected = "cannot be vouched for" if where == "heads_removed" else "no run declared it"
+    expected = (
+        "cannot be vouched for" if where == "heads_removed" else "no run declared the log ending"
+    )
     assert expected in str(verdict.problem)
     before = log.read_bytes()
     audit = AuditLog(log, heads, "next")
-    with pytest.raises(AirlockError, match=r"no run declared them|holds no checkpoint") as caught:
+    with pytest.raises(
+        AirlockError, match=r"no run declared the log|holds no checkpoint"
+    ) as caught:
         audit.open()
     assert "move the file aside" in str(caught.value)
     assert log.read_bytes() == before
@@ -1013,3 +1017,94 @@ def test_a_lock_held_on_the_log_stops_the_run_not_its_records(
             AuditLog(audit.path, audit.heads, "next").open()
     with pytest.raises(AirlockError):
         audit.close()
+
+
+def test_a_write_that_failed_after_its_declaration_breaks_nothing_later(tmp_path: Path) -> None:
+    """A run declared a batch and could not write it (a full disk: it stopped, traffic with
+    it); runs after it write other records at those places: verify passes, the declaration of
+    what never came vouching for nothing and blaming nothing."""
+    log, heads = tmp_path / "audit.jsonl", tmp_path / "heads.jsonl"
+    _one_run(log, heads, 3)
+    failing = AuditLog(log, heads, "failing", flush_interval=3600)
+    failing.open()
+    failing.append({"type": "request", "time": time.time(), "n": "never written"})
+
+    def full(fd: int, data: bytes | bytearray) -> None:
+        if fd == failing._fd:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        os.write(fd, data)
+
+    original = audit_module_write = __import__("airlock.egress.audit", fromlist=["_write_all"])
+    saved = original._write_all
+    original._write_all = full  # type: ignore[attr-defined]
+    try:
+        with pytest.raises(AirlockError, match="No space left"):
+            failing.close()
+    finally:
+        audit_module_write._write_all = saved  # type: ignore[attr-defined]
+    assert any(
+        head.get("run") == "failing" for head in map(orjson.loads, heads.read_bytes().splitlines())
+    )
+    verdict = verify(log, heads)
+    assert verdict.intact and "its last write failed or never came" in verdict.notes[0]
+    _one_run(log, heads, 2)  # records 3 and 4 now, where the failed batch would have been
+    verdict = verify(log, heads)
+    assert verdict.intact and verdict.notes == (), verdict
+
+
+def test_a_declared_batch_removed_from_the_end_is_noted(tmp_path: Path) -> None:
+    """A killed run's declared batch, then cut off the log back to the checkpoint before it:
+    nothing can tell that from a write that never came, but verify says the run declared more
+    than the log holds."""
+    log, heads = tmp_path / "audit.jsonl", tmp_path / "heads.jsonl"
+    _one_run(log, heads, 2)
+    _killed_run(log, heads, 3)
+    _write_lines(log, log.read_bytes().splitlines()[:2])
+    verdict = verify(log, heads)
+    assert verdict.intact
+    assert verdict.notes == (
+        "run killed declared 5 records but the log ends at 2: its last write failed or never "
+        "came (killed), or records were removed from the end",
+    )
+
+
+def test_a_heads_file_others_may_write_vouches_for_nothing(tmp_path: Path) -> None:
+    """verify does not trust checkpoints someone else could have written: a heads file its
+    group or others may write, or another user owns than the log's."""
+    log, heads = tmp_path / "audit.jsonl", tmp_path / "heads.jsonl"
+    _one_run(log, heads, 2)
+    heads.chmod(0o666)
+    verdict = verify(log, heads)
+    assert not verdict.intact and "may be written by its group or by others" in str(verdict.problem)
+    heads.chmod(0o600)
+    assert verify(log, heads).intact
+    if os.geteuid() == 0:
+        os.chown(heads, 65534, -1)
+        verdict = verify(log, heads)
+        assert not verdict.intact and "owned by another user (uid 65534)" in str(verdict.problem)
+
+
+def test_a_log_begun_before_heads_files_were_named_by_real_paths_keeps_them(
+    tmp_path: Path,
+) -> None:
+    """A log reached through a link (a ~/.claude that is a link to dotfiles), whose heads file
+    was named by the path as given (as runs named them before): it is still that log's, both
+    for the next run and for verify."""
+    from airlock.egress.audit import _key, heads_path
+
+    config_dir = tmp_path / "config"
+    real = tmp_path / "dotfiles"
+    real.mkdir()
+    (tmp_path / "claude").symlink_to(real)
+    log = tmp_path / "claude" / "audit.jsonl"
+    legacy = config_dir / "airlock" / "audit-heads" / f"{_key(str(log.absolute()))}.jsonl"
+    legacy.parent.mkdir(parents=True)
+    _one_run(log, legacy, 2)
+    entries = [orjson.loads(line) for line in legacy.read_bytes().splitlines()]
+    legacy.write_bytes(  # as runs wrote them before: "log" the path as given
+        b"".join(orjson.dumps({**e, "log": str(log.absolute())}) + b"\n" for e in entries)
+    )
+    assert heads_path(log, config_dir) == legacy
+    assert verify(log, heads_path(log, config_dir)).intact
+    _one_run(log, heads_path(log, config_dir), 1)
+    assert verify(log, heads_path(log, config_dir)).intact

@@ -90,9 +90,19 @@ def default_log_path(config_dir: Path) -> Path:
 
 def heads_path(log: Path, config_dir: Path) -> Path:
     """Where the checkpoints of ``log`` are kept: under the config dir, named by the log's real
-    path (:func:`log_key`), so every spelling of one file shares one heads file."""
-    key = hashlib.sha256(os.fsencode(log_key(log))).hexdigest()[:16]
-    return config_dir / FOLDER / HEADS_FOLDER / f"{key}.jsonl"
+    path (:func:`log_key`), so every spelling of one file shares one heads file. A heads file
+    named by the path as given (as runs named them before) is the one while it is the only one
+    there: a log begun then keeps its checkpoints."""
+    folder = config_dir / FOLDER / HEADS_FOLDER
+    path = folder / f"{_key(log_key(log))}.jsonl"
+    legacy = folder / f"{_key(str(log.expanduser().absolute()))}.jsonl"
+    if legacy != path and legacy.exists() and not path.exists():
+        return legacy
+    return path
+
+
+def _key(text: str) -> str:
+    return hashlib.sha256(os.fsencode(text)).hexdigest()[:16]
 
 
 def log_key(log: Path) -> str:
@@ -311,12 +321,14 @@ class AuditLog:
         if head is None:
             raise ValueError(
                 f"{self.heads} holds no checkpoint of its {self.records} records: they cannot "
-                "be vouched for (written by another program, or the heads file was removed)"
+                "be vouched for (written by a run with another config dir, $CLAUDE_CONFIG_DIR: "
+                "runs sharing a log must share it; or by another program; or the heads file "
+                "was removed)"
             )
         raise ValueError(
             f"records {count} to {self.records - 1} come after its last checkpoint (run "
-            f"{head['run']}, {count} records) and no run declared them: another program "
-            "appended them"
+            f"{head['run']}, {count} records) and no run declared the log ending there: "
+            "appended by another program, or a run's write was cut short at a line's end"
         )
 
     def _check_declared(self, tip: tuple[int, str]) -> None:
@@ -671,7 +683,7 @@ def _declared(heads: Path, log: Path, first: str, tip: tuple[int, str]) -> Recor
 def _entries(lines: Iterable[bytes], log: Path) -> list[Record]:
     """The checkpoints and declarations of ``log`` among ``lines`` (a line that is neither is
     skipped)."""
-    wanted = log_key(log)
+    wanted = (log_key(log), str(log.expanduser().absolute()))  # as runs named it before too
     found: list[Record] = []
     for line in lines:
         try:
@@ -680,7 +692,7 @@ def _entries(lines: Iterable[bytes], log: Path) -> list[Record]:
             continue
         if (
             isinstance(head, dict)
-            and head.get("log") == wanted
+            and head.get("log") in wanted
             and type(head.get("records")) is int
             and head["records"] >= 0
             and isinstance(head.get("hash"), str)
@@ -781,6 +793,9 @@ def verify(path: Path, heads: Path) -> Verdict:
             entries = _all_entries(heads, path)
         finally:
             fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+        unsafe = _unsafe_heads(heads, os.fstat(handle.fileno()).st_uid)
+        if unsafe is not None:
+            return Verdict(0, 0, unsafe)
         lines = _lines_upto(handle, size)
         first_line = next(lines, None)
         first = None if first_line is None else line_hash(first_line[0])
@@ -794,7 +809,10 @@ def verify(path: Path, heads: Path) -> Verdict:
                 if not intent:
                     others.append(head)
                 continue
-            (intents if intent else checkpoints).append(head)
+            if intent:  # vouches only for a tail past the checkpoints (see _check_end)
+                intents.append(head)
+                continue
+            checkpoints.append(head)
             if head["records"] > 0:
                 expected.setdefault(head["records"] - 1, []).append(head)
         prev = GENESIS
@@ -814,6 +832,27 @@ def verify(path: Path, heads: Path) -> Verdict:
     if others and (verdict.intact or not checkpoints):
         return _another_log(path, count, len(runs), checkpoints, others)
     return verdict
+
+
+def _unsafe_heads(heads: Path, owner: int) -> str | None:
+    """Why the checkpoints in ``heads`` cannot vouch for a log ``owner`` owns (someone else may
+    have written them), or ``None``: a run refuses such files (:func:`_check_private`), and
+    verify does not trust them either."""
+    try:
+        found = heads.stat()
+    except FileNotFoundError:
+        return None
+    if found.st_uid != owner:
+        return (
+            f"the heads file {heads} is owned by another user (uid {found.st_uid}) than the log "
+            f"(uid {owner}): its checkpoints cannot vouch for the log"
+        )
+    if found.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        return (
+            f"the heads file {heads} may be written by its group or by others (mode "
+            f"{stat.filemode(found.st_mode)}): its checkpoints cannot vouch for the log"
+        )
+    return None
 
 
 def _lock(fd: int, path: Path, kind: int = fcntl.LOCK_SH) -> None:
@@ -924,7 +963,7 @@ def _check_end(
             count,
         )
     if count == kept:
-        return Verdict(count, runs)
+        return Verdict(count, runs, notes=_unwritten(intents, count))
     tip = line_hash(last)
     declared = [head for head in intents if head["records"] == count and head["hash"] == tip]
     if declared:
@@ -946,8 +985,23 @@ def _check_end(
         count,
         runs,
         f"record {kept}: past the last checkpoint (run {furthest['run']}, {kept} records), "
-        "and no run declared it: appended afterwards by another program",
+        "and no run declared the log ending there: appended afterwards by another program, or "
+        "a run's write was cut short at a line's end",
         kept,
+    )
+
+
+def _unwritten(intents: list[Record], count: int) -> tuple[str, ...]:
+    """A note when a run declared more records than the log holds past its checkpoints: its
+    write failed (a full disk), it was killed before its write, or those records were
+    removed since (which nothing else can tell)."""
+    ahead = [head for head in intents if head["records"] > count]
+    if not ahead:
+        return ()
+    last = max(ahead, key=lambda head: int(head["records"]))
+    return (
+        f"run {last['run']} declared {last['records']} records but the log ends at {count}: "
+        "its last write failed or never came (killed), or records were removed from the end",
     )
 
 
