@@ -88,3 +88,4 @@ def test_a_log_that_fails_at_the_run_record_ends_the_run_with_125(tmp_path: Path
     assert "Traceback" not in done.stderr and "Exception" not in done.stderr, done.stderr
     assert f"audit log {log} could not be written" in done.stderr
     assert "the command exited 0, airlock exits 125" in done.stderr
+    assert "no final hash (the log failed" in done.stderr and "final hash None" not in done.stderr

@@ -161,7 +161,12 @@ class ProxyReport:
         if self.error:
             out.append(f"  traffic was stopped: {self.error}")
         if self.audit_log is not None:
-            out.append(f"  audit log {self.audit_log}, final hash {self.final_hash}")
+            final = (
+                f"final hash {self.final_hash}"
+                if self.final_hash
+                else "no final hash (the log failed: the run's last records are not in it)"
+            )
+            out.append(f"  audit log {self.audit_log}, {final}")
         return [visible(line) for line in out]
 
     def notes(self) -> list[str]:
