@@ -404,6 +404,20 @@ def _packet_end(data: bytes, at: int) -> int:
     return at + size if len(data) - at >= size else at
 
 
+def _split_packets(data: bytes) -> tuple[list[bytes], bytes, bytes | None]:
+    """The whole packet lines ``data`` begins with (:func:`_packet_end`), what follows them
+    that is not all there yet, and, when what follows is no packet line, all of it instead
+    (``None`` otherwise)."""
+    packets: list[bytes] = []
+    at = 0
+    while (end := _packet_end(data, at)) != at:
+        if end < 0:
+            return packets, b"", data[at:]
+        packets.append(data[at:end])
+        at = end
+    return packets, data[at:], None
+
+
 class _Report:
     """Scrubs a push's report: channel 1 of ``git-receive-pack``'s answer, which holds git's
     status lines (``ok``/``ng REF REASON``) as packet lines of their own, read by git as one
@@ -422,22 +436,18 @@ class _Report:
     def feed(self, data: bytes) -> bytes:
         if not self.reading:
             return data
-        held = self.held + data
-        out, at = [], 0
-        while (end := _packet_end(held, at)) != at:
-            if end < 0:
-                self.reading = False
-                out.append(held[at:])
-                at = len(held)
-                break
-            if end - at > 4:
-                line = self.pattern.sub(_MARK, held[at + 4 : end])[: _MAX_PACKET - 4]
-                out.append(f"{len(line) + 4:04x}".encode() + line)
-            else:
-                out.append(held[at:end])
-            at = end
-        self.held = held[at:]
+        packets, self.held, rest = _split_packets(self.held + data)
+        out = [self._scrubbed(packet) for packet in packets]
+        if rest is not None:
+            self.reading = False
+            out.append(rest)
         return b"".join(out)
+
+    def _scrubbed(self, packet: bytes) -> bytes:
+        if len(packet) <= 4:  # flush, delimiter
+            return packet
+        line = self.pattern.sub(_MARK, packet[4:])[: _MAX_PACKET - 4]
+        return f"{len(line) + 4:04x}".encode() + line
 
     def finish(self) -> bytes:
         out, self.held = self.held, b""
@@ -468,16 +478,9 @@ class _Sideband:
     def feed(self, data: bytes) -> bytes:
         if not self.reading:
             return data
-        held = self.held + data
-        out, at = [], 0
-        while (end := _packet_end(held, at)) != at:
-            if end < 0:
-                self.reading = False
-                out += [self._flush(), held[at:]]
-                at = len(held)
-                break
-            packet = held[at:end]
-            at = end
+        packets, self.held, rest = _split_packets(self.held + data)
+        out: list[bytes] = []
+        for packet in packets:
             if len(packet) == 4 and packet != b"0004":  # flush, delimiter, end of response
                 out += [self._flush(), packet]
                 continue
@@ -485,7 +488,9 @@ class _Sideband:
             if band in self.bands:
                 packet = self._packets(band, self.bands[band].feed(packet[5:]))
             out.append(packet)
-        self.held = held[at:]
+        if rest is not None:
+            self.reading = False
+            out += [self._flush(), rest]
         return b"".join(out)
 
     def finish(self) -> bytes:
