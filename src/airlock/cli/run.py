@@ -121,7 +121,13 @@ def _run(args: argparse.Namespace) -> int:
     from airlock.errors import SettingsError, UsageError
     from airlock.policy import decide
     from airlock.sandbox import parse_env_options, scrub
-    from airlock.sandbox.launcher import PROXY_PORT, Spec, check, start
+    from airlock.sandbox.launcher import (
+        PROXY_PORT,
+        Spec,
+        check,
+        relative_library_paths,
+        start,
+    )
     from airlock.sandbox.paths import (
         Kind,
         agent_state_paths,
@@ -214,7 +220,9 @@ def _run(args: argparse.Namespace) -> int:
         extra = prepared.environ if prepared is not None else {}
         inside = {**scrubbed.environ, **extra}  # the CA bundle's and git's variables; no secret
         given_log = Path(args.audit_log).expanduser().absolute() if args.audit_log else None
-        state = [loaded.config_dir / "airlock", *([given_log] if given_log else [])]
+        # by its real path, found now: a link to it replaced inside changes nothing after
+        state = [Path(os.path.realpath(loaded.config_dir / "airlock"))]
+        state += [given_log] if given_log else []
         bundle = prepared.read_only_files if prepared is not None else ()
         stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(started))
         run = f"{stamp}-{os.getpid()}"
@@ -254,6 +262,14 @@ def _run(args: argparse.Namespace) -> int:
                 }
                 hooks = hooks_folder_holding(workspace)
                 watch = Watch(workspace, home, loaded.config_dir, agent_state, scan, links, hooks)
+                for name in relative_library_paths(environ):
+                    print(
+                        f"airlock run: {name} has the loader look in the current folder (an "
+                        "empty or relative entry): bubblewrap is started without it, but a "
+                        "program you start in the workspace later loads libraries the command "
+                        "could write there; give it absolute folders only",
+                        file=sys.stderr,
+                    )
                 for path, rule, names in linked_elsewhere(rules):
                     print(
                         f"airlock run: {path} ({rule.why}) has {names - 1} other "

@@ -389,6 +389,7 @@ class AuditLog:
         _lock(self._fd, self.path, fcntl.LOCK_EX)  # another run may share the log: one at a time
         stale = False
         try:
+            self._still_there()  # again: it may have been rotated while this run waited
             start = first
             if os.fstat(self._fd).st_size != self._size:  # another run wrote since: its tip
                 try:
@@ -409,8 +410,14 @@ class AuditLog:
                     else _first_line_hash(self.path)
                 )
             self._write_head(tip, final=False, intent=True)
-            _write_all(self._fd, batch)
-            os.fsync(self._fd)
+            before = os.fstat(self._fd).st_size
+            try:
+                _write_all(self._fd, batch)
+                os.fsync(self._fd)
+            except OSError:  # a full disk: no half line left behind, the log stays whole
+                with contextlib.suppress(OSError):
+                    os.ftruncate(self._fd, before)
+                raise
             self._size = -1 if stale else os.fstat(self._fd).st_size  # -1: read the tip again
             self.records, self.last_hash = tip
             self._checkpoint(final=final)

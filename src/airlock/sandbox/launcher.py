@@ -196,6 +196,9 @@ def bwrap_arguments(
     ]
     if os.geteuid() != 0:
         arguments.append("--unshare-user")
+    for name, value in spec.environ.items():  # for the command, not for bubblewrap itself
+        if loader_variable(name):
+            arguments += ["--setenv", name, value]
     arguments += ["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
     arguments += _proc_arguments(scratch)
     for private in PRIVATE_TMPFS:
@@ -490,7 +493,8 @@ def start(spec: Spec, bwrap: str, stdout: int | None = None, stderr: int | None 
         arguments = bwrap_arguments(spec, bwrap, scratch, theirs.fileno(), seccomp_fd)
         process = subprocess.Popen(
             arguments,
-            env=dict(spec.environ),
+            env={name: value for name, value in spec.environ.items() if not loader_variable(name)},
+            cwd="/",  # nothing bubblewrap reads is looked for in the workspace
             pass_fds=(theirs.fileno(), seccomp_fd),
             stdout=stdout,
             stderr=stderr,
@@ -530,8 +534,40 @@ def _check_trusted(bwrap: str, mounts: Sequence[Mount]) -> None:
             f"bubblewrap found at {bwrap} ({real}) lies in {writable.path}, which the sandbox "
             f"lets the command write ({writable.why}): code run there could have replaced it "
             "with one that builds no sandbox. Install bubblewrap from the system's packages, "
-            "or put a folder the sandbox cannot write first on PATH"
+            f"or name one the sandbox cannot write with {BWRAP_VARIABLE}"
         )
+
+
+LOADER_VARIABLES = frozenset({"GCONV_PATH", "GLIBC_TUNABLES", "LOCPATH", "NLSPATH"})
+"""Variables besides ``LD_*`` that make the C library load code or data from where they say."""
+
+
+def loader_variable(name: str) -> bool:
+    """Whether variable ``name`` steers the dynamic loader or the C library (``LD_PRELOAD``,
+    ``LD_LIBRARY_PATH``, ``LD_AUDIT``, :data:`LOADER_VARIABLES`). bubblewrap is started
+    without them, in ``/``, and hands them to the command with ``--setenv``: it runs outside
+    every namespace until it has built them, and an ``LD_LIBRARY_PATH`` with an empty entry
+    (the current folder) or one in the workspace would have it load a library an earlier run
+    wrote there."""
+    return name.startswith("LD_") or name in LOADER_VARIABLES
+
+
+def relative_library_paths(environ: Mapping[str, str]) -> list[str]:
+    """The variables of ``environ`` that have the loader look in the current folder: an empty
+    or relative folder in ``LD_LIBRARY_PATH``, a relative path (``lib/x.so``, not a bare name,
+    which is looked for in the library folders) in ``LD_PRELOAD`` or ``LD_AUDIT``. A program
+    started in the workspace later, outside, would load a library the command wrote there."""
+    found = []
+    library_path = environ.get("LD_LIBRARY_PATH")
+    if library_path is not None and any(
+        not folder.startswith("/") for folder in library_path.split(":")
+    ):
+        found.append("LD_LIBRARY_PATH")
+    for name in ("LD_PRELOAD", "LD_AUDIT"):
+        entries = environ.get(name, "").replace(" ", ":").split(":")
+        if any("/" in entry and not entry.startswith("/") for entry in entries):
+            found.append(name)
+    return found
 
 
 NAMESPACES = ("mnt", "pid", "net", "ipc", "uts")

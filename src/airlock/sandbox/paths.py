@@ -446,8 +446,8 @@ def links_on_the_way(rules: Iterable[Mount]) -> dict[Path, str]:
     in a writable folder (``--rw ~`` and a ``~/.ssh -> dotfiles/ssh``) by a folder of its own,
     unprotected. At most :data:`LINKS_FOLLOWED` links are followed from each rule."""
     links: dict[Path, str] = {}
-    for rule in rules:
-        if rule.named is not None and rule.kind > Kind.WRITE:
+    for rule in rules:  # a private folder too: swapped, the outside one is the command's
+        if rule.named is not None and (rule.kind > Kind.WRITE or rule.private):
             _note_links(rule.named.absolute(), links)
     return links
 
@@ -590,6 +590,11 @@ def home_rules(home: Path, config_dir: Path, airlock_state: Iterable[Path]) -> I
             yield mount(Kind.READ, path, "credentials (missing: must not be made inside)")
     for path in airlock_state:  # not even read: a lock taken on the log would hold its writes
         yield mount(Kind.HIDE, path, "airlock's own state (audit log, final hashes)")
+    default_state = home / ".claude" / "airlock"  # that of runs with the default config dir
+    if resolve(default_state).is_dir() and all(
+        resolve(default_state) != resolve(path) for path in airlock_state
+    ):
+        yield mount(Kind.HIDE, default_state, "airlock's own state (the default config dir's)")
 
 
 def agent_state_paths(home: Path, config_dir: Path) -> list[Path]:
