@@ -963,6 +963,13 @@ def test_rotate_moves_the_log_with_its_checkpoints(tmp_path: Path) -> None:
     again = airlock("audit", "rotate", "--audit-log", str(log), "--to", str(old), env=env)
     assert again.returncode == 2 and "is there already" in again.stderr
     assert log.exists()
+    for _ in range(2):  # named by the time, twice in a second: a number tells them apart
+        _one_run(log, heads_path(log, config_dir), 1)
+        named = airlock("audit", "rotate", "--audit-log", str(log), env=env)
+        assert named.returncode == 0, named.stderr
+    rotated = sorted(tmp_path.glob("audit.2*.jsonl"))
+    assert len(rotated) == 2
+    assert all(verify(path, heads_path(path, config_dir)).intact for path in rotated)
 
 
 def test_rotate_refuses_a_log_that_is_not_intact(tmp_path: Path) -> None:

@@ -325,3 +325,19 @@ def test_a_link_the_user_changes_outside_during_the_run_stays(
     assert running.returncode == 0
     assert str((home / ".bashrc").readlink()) == "dotfiles/bashrc2"
     assert "was a link" not in (err or "")
+
+
+def test_a_missing_start_up_file_stands_as_an_empty_file_under_a_writable_home(
+    tmp_path: Path, home: Path
+) -> None:
+    """--rw ~ with no ~/.gitconfig, ~/.inputrc: what stands there inside is an empty file,
+    read-only, as its program reads it (git fails on a folder there), and it is gone after."""
+    script = (
+        "git config --global --list; echo git=$?; test -f ~/.gitconfig && echo file; "
+        "echo '[alias] x = !sh' >> ~/.gitconfig 2>/dev/null && echo WROTE; true"
+    )
+    done = _run(tmp_path, "--rw", "~", "--", "sh", "-c", script)
+    assert done.returncode == 0, done.stderr
+    assert "git=0" in done.stdout and "file" in done.stdout, done.stdout + done.stderr
+    assert "WROTE" not in done.stdout
+    assert not (home / ".gitconfig").exists() and not (home / ".inputrc").exists()

@@ -174,9 +174,13 @@ def _rotate(log: Path, heads: Path, to: Path | None) -> int:
     from airlock.settings import config_dir
 
     _check_log(log, "pass --audit-log FILE")
-    if to is None:
+    if to is None:  # named by the time, and a number when that name is taken
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
         to = log.with_name(f"{log.stem}.{stamp}{log.suffix}")
+        number = 1
+        while os.path.lexists(to):
+            to = log.with_name(f"{log.stem}.{stamp}-{number}{log.suffix}")
+            number += 1
     to = to.expanduser()
     try:
         verdict = rotate(log, heads, to, heads_path(to, config_dir(os.environ)))

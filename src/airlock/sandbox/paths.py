@@ -289,6 +289,38 @@ scripts, sbt's global plugins, and the interpreters and tools the version manage
 installed, and a placeholder there would keep the tool from making its folder at all (cargo's
 registry, Gradle's caches) in a run with a writable home."""
 
+FOLDERS_IN_HOME = frozenset(
+    {
+        ".config/git",
+        ".config/hg",
+        ".config/mise",
+        ".oh-my-zsh",
+        ".bashrc.d",
+        ".config/fish",
+        ".config/autostart",
+        ".config/systemd",
+        ".config/environment.d",
+        "bin",
+        ".local/bin",
+        ".local/lib",
+        ".gemini/extensions",
+        ".gemini/policies",
+        ".gemini/commands",
+        ".codex/rules",
+        ".config/direnv",
+        ".vim",
+        ".config/nvim",
+        ".emacs.d",
+        ".config/emacs",
+        ".config/tmux",
+        ".config/gdb",
+        ".config/kitty",
+    }
+)
+"""The folders among :data:`PROTECTED_IN_HOME`: a missing one's placeholder is an empty
+folder; every other's is an empty file, as its program reads it (git reads an empty
+``.gitconfig``; it fails on a folder there)."""
+
 AGENT_STATE: tuple[str, ...] = ("~/.claude", "~/.claude.json", "~/.codex", "~/.gemini")
 """The agents' own state: writable, so an agent works as usual."""
 
@@ -388,11 +420,12 @@ def sandbox_own_in(folder: Path) -> list[str]:
     return [own for own in SANDBOX_OWN if own == text or own.startswith(holder)]
 
 
-def mount(kind: Kind, path: Path, why: str) -> Mount:
+def mount(kind: Kind, path: Path, why: str, folder: bool = True) -> Mount:
     """A :class:`Mount` on what ``path`` names, symlinks resolved.
 
     A missing path is covered where it would be created: at its first missing ancestor (an
-    empty folder stands there), or on an ancestor that exists but is not a folder (a
+    empty folder stands there; an empty file when that is the path itself and ``folder`` is
+    false: a file its program reads), or on an ancestor that exists but is not a folder (a
     worktree's ``.git`` file).
 
     Raises:
@@ -421,7 +454,7 @@ def mount(kind: Kind, path: Path, why: str) -> Mount:
     if not existing.is_dir():
         return Mount(kind, existing, why, True, False, named=named)
     first_missing = existing / real.relative_to(existing).parts[0]
-    return Mount(kind, first_missing, why, False, True, named=named)
+    return Mount(kind, first_missing, why, False, folder or first_missing != real, named=named)
 
 
 def read_only_map(rules: Iterable[Mount]) -> dict[Path, bool]:
@@ -568,7 +601,8 @@ def home_rules(home: Path, config_dir: Path, airlock_state: Iterable[Path]) -> I
     it, writable)."""
     yield from visible([home], "the home folder")
     for name in PROTECTED_IN_HOME:
-        yield mount(Kind.READ, home / name, "runs code outside later (in the home)")
+        why = "runs code outside later (in the home)"
+        yield mount(Kind.READ, home / name, why, folder=name in FOLDERS_IN_HOME)
     for name in PROTECTED_IN_TOOL_FOLDERS:
         if resolve(home / name).parent.exists():
             yield mount(Kind.READ, home / name, "runs code outside later (in the home)")
