@@ -89,3 +89,23 @@ def test_a_log_that_fails_at_the_run_record_ends_the_run_with_125(tmp_path: Path
     assert f"audit log {log} could not be written" in done.stderr
     assert "the command exited 0, airlock exits 125" in done.stderr
     assert "no final hash (the log failed" in done.stderr and "final hash None" not in done.stderr
+
+
+def test_a_workspace_inside_airlocks_own_state_is_refused(tmp_path: Path) -> None:
+    """A workspace in <config dir>/airlock (its heads folder, say) would be writable inside,
+    the checkpoints with it: refused with 125 before anything runs."""
+    config = tmp_path / "config"
+    heads = config / "airlock" / "audit-heads"
+    heads.mkdir(parents=True)
+    done = airlock(
+        "run",
+        "--",
+        "touch",
+        "ran",
+        cwd=heads,
+        env={"CLAUDE_CONFIG_DIR": str(config)},
+        timeout=60,
+    )
+    assert done.returncode == 125, done.stderr
+    assert "is inside airlock's own state" in done.stderr
+    assert not (heads / "ran").exists()

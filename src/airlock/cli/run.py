@@ -223,6 +223,12 @@ def _run(args: argparse.Namespace) -> int:
         # by its real path, found now: a link to it replaced inside changes nothing after
         state = [Path(os.path.realpath(loaded.config_dir / "airlock"))]
         state += [given_log] if given_log else []
+        if Path(os.path.realpath(workspace)).is_relative_to(state[0]):
+            raise UsageError(
+                f"the workspace {workspace} is inside airlock's own state ({state[0]}): the "
+                "audit log and its heads must stay out of the command's reach; choose another "
+                "workspace"
+            )
         bundle = prepared.read_only_files if prepared is not None else ()
         stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(started))
         run = f"{stamp}-{os.getpid()}"
