@@ -418,18 +418,13 @@ def _split_packets(data: bytes) -> tuple[list[bytes], bytes, bytes | None]:
     return packets, data[at:], None
 
 
-class _Report:
-    """Scrubs a push's report: channel 1 of ``git-receive-pack``'s answer, which holds git's
-    status lines (``ok``/``ng REF REASON``) as packet lines of their own, read by git as one
-    stream across the side band's packets. Each line is scrubbed whole once all of it has come
-    (git shows each on its own), and framed again with its new length. What is not a packet
-    line ends the reading: it and all after it go on as they came.
+class _PacketReader:
+    """Reads git's packet lines as they come, across reads: a packet line not all there yet is
+    held for the next; what is not a packet line ends the reading, and it and all after it go
+    on as they came. Subclasses say what each whole packet line becomes (:meth:`_took`) and
+    what goes before the bytes that ended the reading (:meth:`_ending`)."""
 
-    It feeds as :class:`_Scrubber` does, so :class:`_Sideband` takes it for channel 1.
-    """
-
-    def __init__(self, pattern: re.Pattern[bytes]) -> None:
-        self.pattern = pattern
+    def __init__(self) -> None:
         self.held = b""
         self.reading = True
 
@@ -437,11 +432,34 @@ class _Report:
         if not self.reading:
             return data
         packets, self.held, rest = _split_packets(self.held + data)
-        out = [self._scrubbed(packet) for packet in packets]
+        out = self._took(packets)
         if rest is not None:
             self.reading = False
-            out.append(rest)
+            out += [*self._ending(), rest]
         return b"".join(out)
+
+    def _took(self, packets: list[bytes]) -> list[bytes]:
+        return packets
+
+    def _ending(self) -> list[bytes]:
+        return []
+
+
+class _Report(_PacketReader):
+    """Scrubs a push's report: channel 1 of ``git-receive-pack``'s answer, which holds git's
+    status lines (``ok``/``ng REF REASON``) as packet lines of their own, read by git as one
+    stream across the side band's packets. Each line is scrubbed whole once all of it has come
+    (git shows each on its own), and framed again with its new length.
+
+    It feeds as :class:`_Scrubber` does, so :class:`_Sideband` takes it for channel 1.
+    """
+
+    def __init__(self, pattern: re.Pattern[bytes]) -> None:
+        super().__init__()
+        self.pattern = pattern
+
+    def _took(self, packets: list[bytes]) -> list[bytes]:
+        return [self._scrubbed(packet) for packet in packets]
 
     def _scrubbed(self, packet: bytes) -> bytes:
         if len(packet) <= 4:  # flush, delimiter
@@ -454,7 +472,7 @@ class _Report:
         return out
 
 
-class _Sideband:
+class _Sideband(_PacketReader):
     """Scrubs the progress and error messages in git's packet lines (channels 2 and 3 of the
     side band) each as one stream across its packets: git joins a message's pieces before it
     shows them (``remote: …``), so a token cut between two packets would be whole there. With
@@ -469,16 +487,12 @@ class _Sideband:
     """
 
     def __init__(self, scrubber: Callable[[], _Scrubber], *, report: bool = False) -> None:
+        super().__init__()
         self.bands: dict[int, _Scrubber | _Report] = {2: scrubber(), 3: scrubber()}
         if report:
             self.bands[1] = _Report(scrubber().pattern)
-        self.held = b""
-        self.reading = True
 
-    def feed(self, data: bytes) -> bytes:
-        if not self.reading:
-            return data
-        packets, self.held, rest = _split_packets(self.held + data)
+    def _took(self, packets: list[bytes]) -> list[bytes]:
         out: list[bytes] = []
         for packet in packets:
             if len(packet) == 4 and packet != b"0004":  # flush, delimiter, end of response
@@ -488,10 +502,10 @@ class _Sideband:
             if band in self.bands:
                 packet = self._packets(band, self.bands[band].feed(packet[5:]))
             out.append(packet)
-        if rest is not None:
-            self.reading = False
-            out += [self._flush(), rest]
-        return b"".join(out)
+        return out
+
+    def _ending(self) -> list[bytes]:
+        return [self._flush()]
 
     def finish(self) -> bytes:
         out = self._flush() + self.held
