@@ -901,3 +901,50 @@ def test_a_rebase_left_with_a_command_to_run_is_set_aside(
     [run] = list((config_dir / "airlock" / "set-aside").iterdir())
     assert line in (run / "git" / "rebase-merge" / "git-rebase-todo").read_text()
     assert ".git/rebase-merge →" in done.stderr
+
+
+def test_airlock_never_runs_a_git_the_command_could_have_left(
+    tmp_path: Path, project: Path
+) -> None:
+    """An activated .venv/bin of the workspace first on PATH holds a `git` (a run left it):
+    airlock reads the repository before and after the command with the system's git, not
+    that one, which would run outside the sandbox."""
+    _git(project, "init", "-q")
+    (project / "notes.txt").write_text("x\n")
+    _git(project, "add", "notes.txt")  # an index: airlock reads it before and after
+    bin_folder = project / ".venv" / "bin"
+    bin_folder.mkdir(parents=True)
+    marker = tmp_path / "ran-outside"
+    (bin_folder / "git").write_text(f'#!/bin/sh\necho "$@" >> {marker}\nexec /usr/bin/git "$@"\n')
+    (bin_folder / "git").chmod(0o755)
+    done = airlock(
+        "run",
+        "--audit-log",
+        str(tmp_path / "audit.jsonl"),
+        "--",
+        "true",
+        env={"PATH": f"{bin_folder}:{os.environ['PATH']}"},
+        timeout=180,
+    )
+    assert done.returncode == 0, done.stderr
+    assert not marker.exists(), marker.read_text()
+
+
+def test_the_hosts_git_runs_in_root_without_the_loaders_variables(tmp_path: Path) -> None:
+    """The git airlock runs on the host (here one named by AIRLOCK_GIT, which tells what it
+    was given) starts in / and without LD_LIBRARY_PATH: an empty entry is the current folder,
+    the workspace, where the command could have left a library."""
+    import sys
+
+    seen = tmp_path / "seen"
+    fake = tmp_path / "git"
+    fake.write_text(f'#!/bin/sh\npwd > {seen}\necho "[$LD_LIBRARY_PATH]" >> {seen}\n')
+    fake.chmod(0o755)
+    script = "from airlock.sandbox.repositories import run_git; run_git(['--version'])"
+    subprocess.run(
+        [sys.executable, "-c", script],
+        check=True,
+        cwd=tmp_path,
+        env={**os.environ, "AIRLOCK_GIT": str(fake), "LD_LIBRARY_PATH": ":/opt/nothing"},
+    )
+    assert seen.read_text() == "/\n[]\n"

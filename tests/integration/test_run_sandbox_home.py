@@ -341,3 +341,33 @@ def test_a_missing_start_up_file_stands_as_an_empty_file_under_a_writable_home(
     assert "git=0" in done.stdout and "file" in done.stdout, done.stdout + done.stderr
     assert "WROTE" not in done.stdout
     assert not (home / ".gitconfig").exists() and not (home / ".inputrc").exists()
+
+
+def test_missing_tool_and_credential_files_stand_as_empty_files(tmp_path: Path, home: Path) -> None:
+    """--rw ~ with cargo installed but no ~/.cargo/config.toml, and no ~/.npmrc or ~/.netrc:
+    each stands as an empty read-only file (cargo fails on a folder there), and a missing
+    credential folder (~/.ssh) as an empty folder; all gone after."""
+    (home / ".cargo").mkdir(parents=True)
+    script = (
+        "for f in .cargo/config.toml .cargo/config .npmrc .netrc .pgpass; do "
+        "test -f ~/$f && test ! -s ~/$f && echo file-$f; done; test -d ~/.ssh && echo folder; "
+        "echo x >> ~/.npmrc 2>/dev/null && echo WROTE; true"
+    )
+    done = _run(tmp_path, "--rw", "~", "--", "sh", "-c", script)
+    assert done.returncode == 0, done.stderr
+    for name in (".cargo/config.toml", ".cargo/config", ".npmrc", ".netrc", ".pgpass"):
+        assert f"file-{name}" in done.stdout, done.stdout
+    assert "folder" in done.stdout and "WROTE" not in done.stdout
+    for name in (".npmrc", ".netrc", ".pgpass", ".ssh"):
+        assert not (home / name).exists(), name
+    assert list((home / ".cargo").iterdir()) == []
+
+
+def test_airlocks_own_state_cannot_be_opened_for_writing(tmp_path: Path, home: Path) -> None:
+    """--rw of a folder in airlock's own state (its heads folder) is refused with 125: the
+    checkpoints would be writable inside."""
+    heads = home / ".claude" / "airlock" / "audit-heads"
+    heads.mkdir(parents=True)
+    done = _run(tmp_path, "--rw", str(heads), "--", "true")
+    assert done.returncode == 125, done.stderr
+    assert "is in airlock's own state" in done.stderr

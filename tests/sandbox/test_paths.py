@@ -492,10 +492,13 @@ def test_a_writable_home_cannot_grow_credential_files(tmp_path: Path) -> None:
     rules = _by_path(
         plan([mount(Kind.WRITE, home, "--rw ~"), *home_rules(home, home / ".claude", [])])
     )
-    for missing in (".ssh", ".aws", ".kube", ".gnupg", ".git-credentials", ".config/gh"):
+    for missing in (".ssh", ".aws", ".kube", ".gnupg", ".config/gh"):  # folders
         rule = rules[home / missing]
         assert (rule.kind, rule.exists, rule.is_dir) == (Kind.READ, False, True), missing
         assert "credentials" in rule.why
+    for missing in (".git-credentials", ".npmrc", ".pgpass"):  # files: as their programs read them
+        rule = rules[home / missing]
+        assert (rule.kind, rule.exists, rule.is_dir) == (Kind.READ, False, False), missing
     assert rules[home / ".docker" / "config.json"].kind is Kind.READ
     assert not rules[home / ".docker" / "config.json"].exists
     assert rules[home / ".docker"].kind is Kind.WRITE  # kept in place: cannot be renamed away

@@ -338,6 +338,13 @@ def mounts(
         if rule.kind is Kind.WRITE
         and rule.why.startswith(("--rw", "sandbox.filesystem.allowWrite"))
     ]
+    own = [resolve(state[0]), resolve(home / ".claude" / "airlock")]
+    for path in opened:
+        if any(resolve(path).is_relative_to(folder) for folder in own):
+            raise SandboxError(
+                f"{path} is in airlock's own state (the audit log's checkpoints, the run's "
+                "placeholders): it cannot be opened for writing inside"
+            )
     rules += _other_roots_rules(opened, workspace)
     return plan(rules)
 

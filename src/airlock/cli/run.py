@@ -223,9 +223,14 @@ def _run(args: argparse.Namespace) -> int:
         # by its real path, found now: a link to it replaced inside changes nothing after
         state = [Path(os.path.realpath(loaded.config_dir / "airlock"))]
         state += [given_log] if given_log else []
-        if Path(os.path.realpath(workspace)).is_relative_to(state[0]):
+        home = Path(environ.get("HOME") or Path.home())
+        default_state = Path(os.path.realpath(home / ".claude" / "airlock"))
+        if any(
+            Path(os.path.realpath(workspace)).is_relative_to(folder)
+            for folder in (state[0], default_state)
+        ):
             raise UsageError(
-                f"the workspace {workspace} is inside airlock's own state ({state[0]}): the "
+                f"the workspace {workspace} is inside airlock's own state: the "
                 "audit log and its heads must stay out of the command's reach; choose another "
                 "workspace"
             )

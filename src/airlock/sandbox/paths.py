@@ -315,11 +315,26 @@ FOLDERS_IN_HOME = frozenset(
         ".config/tmux",
         ".config/gdb",
         ".config/kitty",
+        ".gradle/init.d",
+        ".vscode/extensions",
+        ".vscode-server/extensions",
+        ".ipython/profile_default/startup",
+        ".sbt/1.0/plugins",
+        ".pyenv/versions",
+        ".rustup/toolchains",
+        ".nvm/versions",
     }
 )
-"""The folders among :data:`PROTECTED_IN_HOME`: a missing one's placeholder is an empty
-folder; every other's is an empty file, as its program reads it (git reads an empty
-``.gitconfig``; it fails on a folder there)."""
+"""The folders among :data:`PROTECTED_IN_HOME` and :data:`PROTECTED_IN_TOOL_FOLDERS`: a
+missing one's placeholder is an empty folder; every other's is an empty file, as its program
+reads it (git reads an empty ``.gitconfig``, cargo an empty ``.cargo/config``; they fail on a
+folder there)."""
+
+CREDENTIAL_FOLDERS = frozenset(
+    {"~/.ssh", "~/.aws", "~/.config/gcloud", "~/.azure", "~/.kube", "~/.config/gh", "~/.gnupg"}
+)
+"""The folders among :data:`CREDENTIAL_PATHS` (the others are files: a missing one's
+placeholder is an empty file)."""
 
 AGENT_STATE: tuple[str, ...] = ("~/.claude", "~/.claude.json", "~/.codex", "~/.gemini")
 """The agents' own state: writable, so an agent works as usual."""
@@ -605,7 +620,8 @@ def home_rules(home: Path, config_dir: Path, airlock_state: Iterable[Path]) -> I
         yield mount(Kind.READ, home / name, why, folder=name in FOLDERS_IN_HOME)
     for name in PROTECTED_IN_TOOL_FOLDERS:
         if resolve(home / name).parent.exists():
-            yield mount(Kind.READ, home / name, "runs code outside later (in the home)")
+            why = "runs code outside later (in the home)"
+            yield mount(Kind.READ, home / name, why, folder=name in FOLDERS_IN_HOME)
     for text in AGENT_STATE:
         path = home / text[2:]
         if resolve(path).exists():
@@ -621,7 +637,8 @@ def home_rules(home: Path, config_dir: Path, airlock_state: Iterable[Path]) -> I
         if resolve(path).exists():
             yield mount(Kind.HIDE, path, "credentials")
         else:
-            yield mount(Kind.READ, path, "credentials (missing: must not be made inside)")
+            why = "credentials (missing: must not be made inside)"
+            yield mount(Kind.READ, path, why, folder=text in CREDENTIAL_FOLDERS)
     for path in airlock_state:  # not even read: a lock taken on the log would hold its writes
         yield mount(Kind.HIDE, path, "airlock's own state (audit log, final hashes)")
     default_state = home / ".claude" / "airlock"  # that of runs with the default config dir

@@ -626,18 +626,14 @@ def _included(config: Path, home: Path) -> list[Path]:
     the home); none when it mentions no include, or git cannot read it. Read through a link,
     as git reads it (a dotfiles ``~/.gitconfig``)."""
     text = _regular_text(config)
-    git = shutil.which("git")
-    if text is None or "include" not in text.lower() or git is None:
+    if text is None or "include" not in text.lower():
         return []
     keys = r"^include(if\..*)?\.path$"
-    try:
-        done = subprocess.run(
-            [git, "config", "--file", str(config), "--no-includes", "--null", "--get-regexp", keys],
-            capture_output=True,
-            check=False,
-            timeout=10,
-        )
-    except (OSError, subprocess.TimeoutExpired):
+    done = run_git(
+        ["config", "--file", str(config), "--no-includes", "--null", "--get-regexp", keys],
+        timeout=10,
+    )
+    if done is None:
         return []
     found = []
     for item in done.stdout.decode("utf-8", "replace").split("\0"):
@@ -664,22 +660,67 @@ def _hooks_path(work_tree: Path, git_folder: Path) -> Path | None:
             texts.append(text.lower())
     if not any("hookspath" in text or "include" in text for text in texts):
         return None
-    git = shutil.which("git")
-    if git is None:
-        return None
-    try:
-        done = subprocess.run(
-            [git, "-C", str(work_tree), "config", "--type=path", "--get", "core.hooksPath"],
-            capture_output=True,
-            check=False,
-            timeout=10,
-        )
-    except (OSError, subprocess.TimeoutExpired):
+    done = run_git(
+        ["-C", str(work_tree), "config", "--type=path", "--get", "core.hooksPath"], timeout=10
+    )
+    if done is None:
         return None
     value = done.stdout.decode("utf-8", "replace").strip()
     if done.returncode != 0 or not value:
         return None
     return work_tree / value  # as named: a link on the way is put back after the run
+
+
+GIT_VARIABLE = "AIRLOCK_GIT"
+"""Names the ``git`` airlock runs on the host when it is installed elsewhere than the system's
+folders."""
+
+
+def host_git() -> str | None:
+    """The ``git`` airlock runs on the host, before and after the command (to read configs and
+    the index), by its real path: from the system's folders
+    (:data:`~airlock.sandbox.launcher.SYSTEM_PROGRAMS`), or where :data:`GIT_VARIABLE` names
+    it; else from ``PATH`` less its relative folders and those in the current folder (the
+    workspace). Not ``PATH`` first: a folder of it the command could write (an activated
+    ``.venv/bin`` in the workspace) would have airlock run a ``git`` the command left there,
+    outside the sandbox. ``None`` when there is none."""
+    from airlock.sandbox.launcher import SYSTEM_PROGRAMS
+
+    named = os.environ.get(GIT_VARIABLE)
+    found = named if named and Path(named).is_absolute() else None
+    found = found or shutil.which("git", path=os.pathsep.join(SYSTEM_PROGRAMS))
+    if found is None:
+        here = Path.cwd().resolve()
+        folders = [
+            folder
+            for folder in os.environ.get("PATH", "").split(os.pathsep)
+            if folder.startswith("/") and not Path(os.path.realpath(folder)).is_relative_to(here)
+        ]
+        found = shutil.which("git", path=os.pathsep.join(folders))
+    return None if found is None else os.path.realpath(found)
+
+
+def run_git(
+    arguments: list[str], environ: Mapping[str, str] | None = None, timeout: float | None = None
+) -> subprocess.CompletedProcess[bytes] | None:
+    """Run :func:`host_git` with ``arguments`` in ``/``, without the loader's variables
+    (``LD_LIBRARY_PATH`` with an empty entry, the current folder, would have git load a
+    library the command left in the workspace: :func:`~airlock.sandbox.launcher.loader_variable`);
+    ``environ`` instead of airlock's own when given. ``None`` when there is no git, or it
+    could not be run in time."""
+    from airlock.sandbox.launcher import loader_variable
+
+    git = host_git()
+    if git is None:
+        return None
+    base = os.environ if environ is None else environ
+    clean = {name: value for name, value in base.items() if not loader_variable(name)}
+    try:
+        return subprocess.run(
+            [git, *arguments], capture_output=True, check=False, timeout=timeout, env=clean, cwd="/"
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
 
 
 def _regular_text(path: Path) -> str | None:
@@ -1164,9 +1205,6 @@ def gitlinks(work_tree: Path, git_folder: Path) -> list[str] | None:
     Git is told the repository (``GIT_DIR``, no other variable of git's), to take no lock,
     to ask no file-system monitor (the config may have been written inside), and to read a
     repository of another user's too (reading the index runs nothing)."""
-    git = shutil.which("git")
-    if git is None:
-        return None
     try:  # a FIFO made inside would keep git waiting
         if not stat.S_ISREG((git_folder / "index").stat().st_mode):
             return None
@@ -1176,19 +1214,10 @@ def gitlinks(work_tree: Path, git_folder: Path) -> list[str] | None:
         return None
     environ = {key: value for key, value in os.environ.items() if not key.startswith("GIT_")}
     environ |= {"GIT_DIR": str(git_folder), "GIT_WORK_TREE": str(work_tree)}
-    command = [git, "--no-pager", "--no-optional-locks", "-c", "core.fsmonitor=false"]
+    command = ["--no-pager", "--no-optional-locks", "-c", "core.fsmonitor=false"]
     command += ["-c", "safe.directory=*"]  # another user's too: it is only read
-    try:
-        done = subprocess.run(
-            [*command, "ls-files", "--stage", "-z"],
-            capture_output=True,
-            check=False,
-            timeout=20,
-            env=environ,
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    if done.returncode != 0:
+    done = run_git([*command, "ls-files", "--stage", "-z"], environ, timeout=20)
+    if done is None or done.returncode != 0:
         return None
     names = []
     for item in done.stdout.split(b"\0"):
@@ -1307,14 +1336,11 @@ def _safe_entry(safe: re.Pattern[str], key: str, value: str) -> bool:
 
 def _config_entries(config: Path) -> list[tuple[str, str]]:
     """Every ``key = value`` of a git config file, includes not followed (git reads it)."""
-    git = shutil.which("git")
-    if git is None or config.is_symlink() or not config.is_file():
+    if config.is_symlink() or not config.is_file():
         return []
-    done = subprocess.run(
-        [git, "config", "--file", str(config), "--no-includes", "--null", "--list"],
-        capture_output=True,
-        check=False,
-    )
+    done = run_git(["config", "--file", str(config), "--no-includes", "--null", "--list"])
+    if done is None:
+        return []
     entries = []
     for item in done.stdout.decode("utf-8", "replace").split("\0"):
         if item:
