@@ -263,15 +263,8 @@ and what interactive tools read at their start (readline's ``.inputrc``, whose m
 commands; gdb's, psql's, R's, irb's and pry's, screen's, an X session's, kitty's, a Python
 start-up file)."""
 
-PROTECTED_IN_TOOL_FOLDERS: tuple[str, ...] = (
-    ".cargo/config",
-    ".cargo/config.toml",
+TOOL_FOLDERS: tuple[str, ...] = (
     ".gradle/init.d",
-    ".gradle/init.gradle",
-    ".gradle/init.gradle.kts",
-    ".gradle/gradle.properties",
-    ".config/Code/User/settings.json",
-    ".config/Code/User/tasks.json",
     ".vscode/extensions",
     ".vscode-server/extensions",
     ".ipython/profile_default/startup",
@@ -279,6 +272,18 @@ PROTECTED_IN_TOOL_FOLDERS: tuple[str, ...] = (
     ".pyenv/versions",
     ".rustup/toolchains",
     ".nvm/versions",
+)
+"""The folders among :data:`PROTECTED_IN_TOOL_FOLDERS`."""
+
+PROTECTED_IN_TOOL_FOLDERS: tuple[str, ...] = (
+    ".cargo/config",
+    ".cargo/config.toml",
+    ".gradle/init.gradle",
+    ".gradle/init.gradle.kts",
+    ".gradle/gradle.properties",
+    ".config/Code/User/settings.json",
+    ".config/Code/User/tasks.json",
+    *TOOL_FOLDERS,
 )
 """Read-only in the home like :data:`PROTECTED_IN_HOME`, when the tool's folder that holds one
 is there (``~/.cargo``, ``~/.gradle``, ``~/.config/Code``, …): cargo's ``config`` (its runners
@@ -315,14 +320,7 @@ FOLDERS_IN_HOME = frozenset(
         ".config/tmux",
         ".config/gdb",
         ".config/kitty",
-        ".gradle/init.d",
-        ".vscode/extensions",
-        ".vscode-server/extensions",
-        ".ipython/profile_default/startup",
-        ".sbt/1.0/plugins",
-        ".pyenv/versions",
-        ".rustup/toolchains",
-        ".nvm/versions",
+        *TOOL_FOLDERS,
     }
 )
 """The folders among :data:`PROTECTED_IN_HOME` and :data:`PROTECTED_IN_TOOL_FOLDERS`: a
