@@ -478,19 +478,27 @@ def _check_private(fd: int, path: Path, what: str) -> None:
     """
     found = os.fstat(fd)
     if not stat.S_ISREG(found.st_mode):
-        problem = "is not a regular file (a device or a folder): records written there are lost"
-    elif found.st_uid != os.geteuid():
-        problem = f"is owned by another user (uid {found.st_uid})"
-    elif found.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
-        problem = f"may be written by its group or by others (mode {stat.filemode(found.st_mode)})"
-    else:
-        return
-    raise AirlockError(
-        f"{what} {path} {problem}; choose another with --audit-log FILE"
-        if not stat.S_ISREG(found.st_mode)
-        else f"{what} {path} {problem}: whoever else can write it could forge what it holds; "
-        "make it yours and private (chown, chmod 600), or choose another with --audit-log FILE"
-    )
+        raise AirlockError(
+            f"{what} {path} is not a regular file (a device or a folder): records written there "
+            "are lost; choose another with --audit-log FILE"
+        )
+    problem = _others_may_write(found, os.geteuid())
+    if problem is not None:
+        raise AirlockError(
+            f"{what} {path} {problem}: whoever else can write it could forge what it holds; "
+            "make it yours and private (chown, chmod 600), or choose another with --audit-log "
+            "FILE"
+        )
+
+
+def _others_may_write(found: os.stat_result, owner: int) -> str | None:
+    """Why someone besides user ``owner`` may have written the file ``found`` describes (it is
+    another user's, or its group or others may write it), or ``None``."""
+    if found.st_uid != owner:
+        return f"is owned by another user (uid {found.st_uid})"
+    if found.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        return f"may be written by its group or by others (mode {stat.filemode(found.st_mode)})"
+    return None
 
 
 def _chained(batch: bytes | bytearray, start: tuple[int, str]) -> tuple[bytearray, tuple[int, str]]:
@@ -676,14 +684,20 @@ def _declared(heads: Path, log: Path, first: str, tip: tuple[int, str]) -> Recor
     that names ``tip`` (its record count and last hash), the latest one; ``None`` when none
     does. It was written last or nearly (under the log's lock, by the run that wrote the
     records): the heads file's tail is read, and all of it only when that holds none."""
+    tail, more = _tail_entries(heads, log)
+    found = _naming(tail, first, tip)
+    if found is None and more:
+        found = _naming(_all_entries(heads, log), first, tip)
+    return found
+
+
+def _naming(entries: list[Record], first: str, tip: tuple[int, str]) -> Record | None:
+    """The latest of ``entries`` (of the log whose first line hashes to ``first``) that names
+    ``tip``: its record count and last hash."""
     count, digest = tip
-    for entries in (_tail_entries(heads, log), (_all_entries(heads, log), False)):
-        found, more = entries
-        for head in reversed(found):
-            if head["records"] == count and head["hash"] == digest and head.get("first") == first:
-                return head
-        if not more:
-            return None
+    for head in reversed(entries):
+        if head["records"] == count and head["hash"] == digest and head.get("first") == first:
+            return head
     return None
 
 
@@ -738,7 +752,7 @@ def rotate(log: Path, heads: Path, to: Path, to_heads: Path) -> Verdict:
             f"{heads} holds checkpoints of another log once at {log} (verify says which): move "
             "the log and the heads file aside by hand"
         )
-    if _all_entries(to_heads, to) or (to_heads.exists() and to_heads.stat().st_size):
+    if to_heads.exists() and to_heads.stat().st_size:
         raise UsageError(f"{to_heads}, the heads file {to} would have, is there already")
     with _open_for_reading(log) as handle:
         _lock(handle.fileno(), log, fcntl.LOCK_EX)
@@ -846,20 +860,15 @@ def _unsafe_heads(heads: Path, owner: int) -> str | None:
     have written them), or ``None``: a run refuses such files (:func:`_check_private`), and
     verify does not trust them either."""
     try:
-        found = heads.stat()
+        problem = _others_may_write(heads.stat(), owner)
     except FileNotFoundError:
         return None
-    if found.st_uid != owner:
-        return (
-            f"the heads file {heads} is owned by another user (uid {found.st_uid}) than the log "
-            f"(uid {owner}): its checkpoints cannot vouch for the log"
-        )
-    if found.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
-        return (
-            f"the heads file {heads} may be written by its group or by others (mode "
-            f"{stat.filemode(found.st_mode)}): its checkpoints cannot vouch for the log"
-        )
-    return None
+    if problem is None:
+        return None
+    return (
+        f"the heads file {heads} {problem}, the log's owner being uid {owner}: its "
+        "checkpoints cannot vouch for the log"
+    )
 
 
 def _lock(fd: int, path: Path, kind: int = fcntl.LOCK_SH) -> None:
@@ -922,8 +931,7 @@ def _check_line(
     runs.add(str(record.get("run")))
     for head in expected.get(seq, ()):
         if head["hash"] != line_hash(line):
-            what = "declaration" if head.get("intent") is True else "checkpoint"
-            return f"does not match the {what} of run {head['run']} (the log was rewritten)"
+            return f"does not match the checkpoint of run {head['run']} (the log was rewritten)"
     return None
 
 
