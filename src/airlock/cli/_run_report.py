@@ -93,7 +93,7 @@ def _show_table(report: ProxyReport, scrubbed: ScrubbedEnvironment) -> None:
             )
         )
     if report.audit_log is not None:
-        console.print(plain(f"audit log {report.audit_log}, {_final(report.final_hash)}"))
+        console.print(plain(f"audit log {report.audit_log}, {report.final_words()}"))
 
 
 def _dropped(scrubbed: ScrubbedEnvironment) -> str:
@@ -107,10 +107,3 @@ def _dropped(scrubbed: ScrubbedEnvironment) -> str:
         why = scrubbed.reasons.get(name, "").split(" (")[0]
         shown.append(f"{name} (its value: {why})" if by_value else name)
     return ", ".join(shown)
-
-
-def _final(final_hash: str | None) -> str:
-    """The report's words for the run's final hash, or for its absence."""
-    if final_hash:
-        return f"final hash {final_hash}"
-    return "no final hash (the log failed: the run's last records are not in it)"

@@ -146,6 +146,7 @@ def _verify(log: Path, heads: Path, final_hash: str | None = None) -> int:
     if not verdict.intact:
         print(f"{log}: NOT intact: {verdict.problem}", file=sys.stderr)
         return 1
+    said = f"{log}: intact, {verdict.records} records, {verdict.runs} runs"
     if final_hash is not None:
         found = record_with_hash(log, final_hash.strip().lower())
         if found is None:
@@ -155,14 +156,8 @@ def _verify(log: Path, heads: Path, final_hash: str | None = None) -> int:
                 file=sys.stderr,
             )
             return 1
-        print(
-            f"{log}: intact, {verdict.records} records, {verdict.runs} runs; the final hash "
-            f"is record {found}'s"
-        )
-        for note in verdict.notes:
-            print(f"  note: {note}")
-        return 0
-    print(f"{log}: intact, {verdict.records} records, {verdict.runs} runs")
+        said += f"; the final hash is record {found}'s"
+    print(said)
     for note in verdict.notes:
         print(f"  note: {note}")
     return 0

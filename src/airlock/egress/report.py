@@ -161,13 +161,14 @@ class ProxyReport:
         if self.error:
             out.append(f"  traffic was stopped: {self.error}")
         if self.audit_log is not None:
-            final = (
-                f"final hash {self.final_hash}"
-                if self.final_hash
-                else "no final hash (the log failed: the run's last records are not in it)"
-            )
-            out.append(f"  audit log {self.audit_log}, {final}")
+            out.append(f"  audit log {self.audit_log}, {self.final_words()}")
         return [visible(line) for line in out]
+
+    def final_words(self) -> str:
+        """The run's final hash in words, or why there is none (the log failed)."""
+        if self.final_hash:
+            return f"final hash {self.final_hash}"
+        return "no final hash (the log failed: the run's last records are not in it)"
 
     def notes(self) -> list[str]:
         """What the run's limits did, a sentence each (the upload budget, refused connections,

@@ -593,7 +593,8 @@ def _check_isolated(pid: int) -> None:
         if theirs == ours:
             raise SandboxError(
                 f"the process bubblewrap started shares airlock's {kind} namespace: no sandbox "
-                "was built (is the bwrap on PATH bubblewrap?): nothing was run"
+                f"was built (is the bwrap run, {BWRAP_VARIABLE}'s or the system's, bubblewrap?): "
+                "nothing was run"
             )
 
 

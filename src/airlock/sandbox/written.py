@@ -174,9 +174,9 @@ def _left_to_run(todos: Mapping[Path, Signature | None]) -> list[Path]:
     found = []
     for path, before in todos.items():
         now = _signature(path)
-        if now is None or now == before or not stat.S_ISREG(now[0]):
+        if now is None or now == before:
             continue
-        try:
+        try:  # a regular file only, never read through a link
             text = read_regular(path)
         except (OSError, NotRegular):
             continue
