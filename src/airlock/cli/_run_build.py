@@ -179,6 +179,7 @@ def mounts(
         agent_state_paths,
         expand,
         home_rules,
+        in_own_state,
         mount,
         path_rules,
         plan,
@@ -338,9 +339,8 @@ def mounts(
         if rule.kind is Kind.WRITE
         and rule.why.startswith(("--rw", "sandbox.filesystem.allowWrite"))
     ]
-    own = [resolve(state[0]), resolve(home / ".claude" / "airlock")]
     for path in opened:
-        if any(resolve(path).is_relative_to(folder) for folder in own):
+        if in_own_state(path, state[0], home):
             raise SandboxError(
                 f"{path} is in airlock's own state (the audit log's checkpoints, the run's "
                 "placeholders): it cannot be opened for writing inside"

@@ -131,6 +131,7 @@ def _run(args: argparse.Namespace) -> int:
     from airlock.sandbox.paths import (
         Kind,
         agent_state_paths,
+        in_own_state,
         linked_elsewhere,
         links_on_the_way,
         read_only_at,
@@ -224,11 +225,7 @@ def _run(args: argparse.Namespace) -> int:
         state = [Path(os.path.realpath(loaded.config_dir / "airlock"))]
         state += [given_log] if given_log else []
         home = Path(environ.get("HOME") or Path.home())
-        default_state = Path(os.path.realpath(home / ".claude" / "airlock"))
-        if any(
-            Path(os.path.realpath(workspace)).is_relative_to(folder)
-            for folder in (state[0], default_state)
-        ):
+        if in_own_state(workspace, state[0], home):
             raise UsageError(
                 f"the workspace {workspace} is inside airlock's own state: the "
                 "audit log and its heads must stay out of the command's reach; choose another "
@@ -244,7 +241,6 @@ def _run(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
         held = hold(workspace, state[0], run)
-        home = Path(environ.get("HOME") or Path.home())
         agent_state = agent_state_paths(home, loaded.config_dir)
         skip = agent_skip(workspace, agent_state)
         scan = scan_workspace(workspace, WATCHED, skip=skip)  # nested repositories; for Watch

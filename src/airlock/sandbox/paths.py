@@ -639,11 +639,23 @@ def home_rules(home: Path, config_dir: Path, airlock_state: Iterable[Path]) -> I
             yield mount(Kind.READ, path, why, folder=text in CREDENTIAL_FOLDERS)
     for path in airlock_state:  # not even read: a lock taken on the log would hold its writes
         yield mount(Kind.HIDE, path, "airlock's own state (audit log, final hashes)")
-    default_state = home / ".claude" / "airlock"  # that of runs with the default config dir
-    if resolve(default_state).is_dir() and all(
-        resolve(default_state) != resolve(path) for path in airlock_state
-    ):
-        yield mount(Kind.HIDE, default_state, "airlock's own state (the default config dir's)")
+    default = default_state(home)
+    if default.is_dir() and all(default != resolve(path) for path in airlock_state):
+        yield mount(Kind.HIDE, default, "airlock's own state (the default config dir's)")
+
+
+def default_state(home: Path) -> Path:
+    """The real path of airlock's own state for the runs that use the default config dir
+    (``~/.claude/airlock``): hidden inside, and never opened for writing, whatever config dir
+    a run uses."""
+    return resolve(home / ".claude" / "airlock")
+
+
+def in_own_state(path: Path, state: Path, home: Path) -> bool:
+    """Whether ``path`` is in airlock's own state: the run's (``state``) or the default config
+    dir's (:func:`default_state`)."""
+    real = resolve(path)
+    return any(real.is_relative_to(folder) for folder in (resolve(state), default_state(home)))
 
 
 def agent_state_paths(home: Path, config_dir: Path) -> list[Path]:
