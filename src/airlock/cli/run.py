@@ -103,7 +103,6 @@ def _run(args: argparse.Namespace) -> int:
     import shlex
     import sys
     import time
-    from functools import partial
     from pathlib import Path
 
     from airlock.cli._common import load_reported
@@ -118,7 +117,7 @@ def _run(args: argparse.Namespace) -> int:
         start_now,
     )
     from airlock.cli._run_report import show
-    from airlock.errors import SettingsError, UsageError
+    from airlock.errors import SandboxError, SettingsError, UsageError
     from airlock.policy import decide
     from airlock.sandbox import parse_env_options, scrub
     from airlock.sandbox.launcher import (
@@ -137,9 +136,9 @@ def _run(args: argparse.Namespace) -> int:
         read_only_at,
         read_only_map,
     )
+    from airlock.sandbox.pending import Pending, keep, recover
     from airlock.sandbox.placeholders import sweep
     from airlock.sandbox.repositories import (
-        bring_in,
         hold,
         hooks_folder_holding,
         scan_workspace,
@@ -214,6 +213,8 @@ def _run(args: argparse.Namespace) -> int:
     prepared = prepared_now() if early else None
     held = None
     watch = None
+    read_only: dict[Path, bool] = {}
+    kept = None
     try:
         scrubbed = scrub(environ, wanted, proxy_url)
         if prepared is not None:
@@ -240,6 +241,8 @@ def _run(args: argparse.Namespace) -> int:
                 "(at missing protected paths such as .git/commondir)",
                 file=sys.stderr,
             )
+        for line in recover(state[0] / "pending", state[0]):
+            print(line, file=sys.stderr)
         held = hold(workspace, state[0], run)
         agent_state = agent_state_paths(home, loaded.config_dir)
         skip = agent_skip(workspace, agent_state)
@@ -269,6 +272,15 @@ def _run(args: argparse.Namespace) -> int:
                 }
                 hooks = hooks_folder_holding(workspace)
                 watch = Watch(workspace, home, loaded.config_dir, agent_state, scan, links, hooks)
+                try:  # before the command runs: a kill from now on leaves it to the next run
+                    kept = keep(
+                        state[0] / "pending", Pending(run, workspace, watch, held, read_only)
+                    )
+                except OSError as error:
+                    raise SandboxError(
+                        f"cannot keep what the run will make safe after its command, in "
+                        f"{state[0] / 'pending'} ({error.strerror or error}): nothing was run"
+                    ) from error
                 for name in relative_library_paths(environ):
                     print(
                         f"airlock run: {name} has the loader look in the current folder (an "
@@ -329,13 +341,12 @@ def _run(args: argparse.Namespace) -> int:
                 sandbox.close()
     finally:
         made_safe = after_the_run(
-            ("close the run's CA", prepared.close if prepared is not None else None),
-            ("bring in the repository made inside", partial(bring_in, held) if held else None),
-            (
-                "make safe what the run wrote",
-                partial(watch.after, state[0] / "set-aside" / run, read_only) if watch else None,
-            ),
+            ("close the run's CA", prepared.close if prepared is not None else None)
         )
+        if held is not None or watch is not None:
+            made_safe += Pending(run, workspace, watch, held, read_only).make_safe(state[0])
+        if kept is not None:
+            kept.done()
     show(report, scrubbed, args.report_json, code)
     for line in made_safe:
         print(line, file=sys.stderr)

@@ -1,0 +1,220 @@
+"""What a run must still make safe after its command, kept on disk until it has: a run that
+never got there (``kill -9``, the machine's power lost, the OOM killer) has it done by the next.
+
+Theory of operation
+-------------------
+After the command, ``airlock run`` makes safe what code inside wrote where the user's tools
+will run it outside: the repository made inside is brought in without its hooks, new nested
+repositories and submodules are emptied of theirs, an MCP server added to ``~/.claude.json``
+is taken out, settings made inside are set aside (:class:`airlock.sandbox.written.Watch`).
+Each compares the workspace with what it was at the start, so what it needs is known before
+the command runs, and only then.
+
+So before the command runs, :func:`keep` writes that (the :class:`Watch`, the held
+repository, the sandbox's read-only paths) to a *pending* file under airlock's own state,
+and holds a lock on it while the run lives; :meth:`Kept.done` removes it once the work is
+done. At the start of every run, :func:`recover` does the work of every pending file whose
+lock no one holds (its run is gone), and removes it; one whose workspace a run still going
+uses waits (setting a file aside there would take away that sandbox's mount on it).
+
+The file is a :mod:`pickle` of airlock's own classes, read back by an unpickler that takes
+those classes and nothing else; it lives in airlock's state, which no sandbox sees, and must
+be a regular file of this user that no one else may write.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import io
+import os
+import pickle
+import stat
+from pathlib import Path
+from typing import NamedTuple
+
+from airlock.sandbox.repositories import Held, bring_in
+from airlock.sandbox.written import Watch, each_step
+
+SUFFIX = ".pending"
+
+CLASSES = {
+    ("pathlib", "PosixPath"),
+    ("builtins", "frozenset"),
+    ("builtins", "set"),
+    ("airlock.sandbox.pending", "Pending"),
+    ("airlock.sandbox.written", "Watch"),
+    ("airlock.sandbox.written", "Snapshot"),
+    ("airlock.sandbox.written", "NotedLink"),
+    ("airlock.sandbox.direnv", "PathFolders"),
+    ("airlock.sandbox.repositories", "Held"),
+    ("airlock.sandbox.repositories", "Linked"),
+    ("airlock.sandbox.repositories", "NestedScan"),
+}
+"""The only classes a pending file may name (module, name)."""
+
+
+class Pending(NamedTuple):
+    """What one run must make safe after its command."""
+
+    run: str
+    """The run's name (its time and airlock's process id): where it sets things aside."""
+    workspace: Path
+    watch: Watch | None
+    held: Held | None
+    read_only: dict[Path, bool]
+    """The sandbox's path rules (:func:`airlock.sandbox.paths.read_only_map`)."""
+
+    def make_safe(self, state: Path) -> list[str]:
+        """Bring in the repository made inside, then make safe what the run wrote (each step
+        whatever the other did); what was done, a line each. ``state``: airlock's own."""
+        lines: list[str] = []
+        held, watch = self.held, self.watch
+        if held is not None:
+            said = each_step(lines, "bring in the repository made inside", lambda: bring_in(held))
+            if isinstance(said, str):
+                lines.append(f"airlock: {said}")
+        if watch is not None:
+            aside = state / "set-aside" / self.run
+            said = each_step(
+                lines, "make safe what the run wrote", lambda: watch.after(aside, self.read_only)
+            )
+            if isinstance(said, list):
+                lines.extend(str(line) for line in said)
+        return lines
+
+
+class Kept:
+    """A run's pending file, locked while the run lives."""
+
+    def __init__(self, path: Path, fd: int) -> None:
+        self.path = path
+        self._fd = fd
+
+    def done(self) -> None:
+        """The work is done (or was tried, and what failed was said): the file goes."""
+        if self._fd < 0:
+            return
+        with contextlib.suppress(OSError):
+            self.path.unlink()
+        os.close(self._fd)
+        self._fd = -1
+
+
+def keep(folder: Path, pending: Pending) -> Kept:
+    """Write ``pending`` to ``folder`` and hold its lock until :meth:`Kept.done`.
+
+    Raises:
+        OSError: it could not be written (the run must not go on: a kill would lose it).
+    """
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path = folder / f"{pending.run}{SUFFIX}"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # held until done(): the run lives
+        data = pickle.dumps(pending, protocol=pickle.HIGHEST_PROTOCOL)
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+    except BaseException:
+        with contextlib.suppress(OSError):
+            path.unlink()
+        os.close(fd)
+        raise
+    return Kept(path, fd)
+
+
+class _OwnClasses(pickle.Unpickler):
+    def find_class(self, module: str, name: str) -> type:
+        if (module, name) not in CLASSES:
+            raise pickle.UnpicklingError(f"names {module}.{name}, which a pending file never does")
+        found: type = super().find_class(module, name)
+        return found
+
+
+def read(path: Path) -> Pending:
+    """A pending file, read back.
+
+    Raises:
+        OSError: it cannot be read, or is not a regular file of this user that only it may
+            write.
+        pickle.UnpicklingError, ValueError, …: it is not one airlock wrote (see :func:`recover`).
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    with os.fdopen(fd, "rb") as file:
+        return _read_open(file)
+
+
+def _read_open(file: io.BufferedReader) -> Pending:
+    found = os.fstat(file.fileno())
+    if not stat.S_ISREG(found.st_mode) or found.st_uid != os.getuid() or found.st_mode & 0o022:
+        raise PermissionError(f"{file.name}: not a private file of this user")
+    pending = _OwnClasses(file).load()
+    if not isinstance(pending, Pending):
+        raise ValueError("holds no pending work")
+    return pending
+
+
+def recover(folder: Path, state: Path) -> list[str]:
+    """Make safe what the runs that were killed left (their pending files in ``folder``);
+    what was done, in lines for stderr. A pending file whose run still lives is left; one
+    whose workspace such a run uses waits for a later run; one that cannot be read is named."""
+    try:
+        paths = sorted(folder.glob(f"*{SUFFIX}"))
+    except OSError:
+        return []
+    lines: list[str] = []
+    claimed: list[tuple[Path, int, Pending]] = []
+    busy: set[Path] = set()
+    for path in paths:
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        except OSError:
+            continue  # removed since: done by its run or by another
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:  # its run lives (or another run is recovering it)
+                with contextlib.suppress(Exception), os.fdopen(os.dup(fd), "rb") as file:
+                    busy.add(_read_open(file).workspace)
+                os.close(fd)
+                continue
+            if not _still_there(fd, path):  # done and removed while we opened it
+                os.close(fd)
+                continue
+            with os.fdopen(os.dup(fd), "rb") as file:
+                claimed.append((path, fd, _read_open(file)))
+        except Exception as error:  # any damage: named, and left for the user
+            os.close(fd)
+            lines.append(
+                f"airlock run: {path} holds what a killed run had still to make safe, but "
+                f"cannot be read ({error}): check that run's workspace yourself, then remove it"
+            )
+    for path, fd, pending in claimed:
+        try:
+            if pending.workspace in busy:
+                lines.append(
+                    f"airlock run: a run killed earlier in {pending.workspace} has still to have "
+                    "what its command wrote made safe; a run there is going now: the next run "
+                    "after it does that"
+                )
+                continue
+            done = pending.make_safe(state)
+            lines.append(
+                f"airlock run: run {pending.run} in {pending.workspace} was killed before it "
+                "made safe what its command wrote; done now" + (":" if done else ": nothing to do")
+            )
+            lines.extend(done)
+            with contextlib.suppress(OSError):
+                path.unlink()
+        finally:
+            os.close(fd)
+    return lines
+
+
+def _still_there(fd: int, path: Path) -> bool:
+    try:
+        opened, named = os.fstat(fd), path.stat(follow_symlinks=False)
+    except OSError:
+        return False
+    return (opened.st_dev, opened.st_ino) == (named.st_dev, named.st_ino)

@@ -1,0 +1,178 @@
+"""``airlock run`` killed before it made safe what its command wrote: the next run does it."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from airlock.sandbox.pending import Pending, keep, read, recover
+from airlock.sandbox.written import Watch
+from tests.cli import airlock
+from tests.integration.started import start_run
+
+SERVERS = {"docs": {"command": "docs-server"}}
+
+
+def test_the_next_run_makes_safe_what_a_killed_one_left(
+    tmp_path: Path, project: Path, home: Path, config_dir: Path
+) -> None:
+    """Killed with SIGKILL while its command runs: the MCP server added inside, the hook of a
+    repository made in a subfolder and the repository made at the root (held outside) are
+    as the command left them; the next run takes the server out, empties the hook, brings
+    the repository in without its hook, and says so."""
+    state = home / ".claude.json"
+    state.write_text(json.dumps({"mcpServers": SERVERS}))
+    state.chmod(0o600)
+    script = (
+        "git init -q . && git init -q sub && "
+        "printf '#!/bin/sh\\necho ran\\n' > sub/.git/hooks/post-checkout && "
+        "printf '#!/bin/sh\\necho ran\\n' > .git/hooks/pre-commit && "
+        "python3 -c \"import json, pathlib; p = pathlib.Path.home() / '.claude.json'; "
+        "d = json.loads(p.read_text()); d['mcpServers']['evil'] = {'command': 'sh'}; "
+        'p.write_text(json.dumps(d))" && echo started && exec sleep 60'
+    )
+    process = start_run(tmp_path, script)
+    process.kill()
+    process.wait()
+    process.stdout.close()  # type: ignore[union-attr]
+    time.sleep(0.5)  # bubblewrap dies with airlock
+    hook = project / "sub" / ".git" / "hooks" / "post-checkout"
+    assert hook.exists()  # what the killed run left
+    assert "evil" in json.loads(state.read_text())["mcpServers"]
+    assert list((config_dir / "airlock" / "pending").iterdir())
+
+    done = airlock("run", "--audit-log", str(tmp_path / "b.jsonl"), "--", "true", timeout=180)
+
+    assert done.returncode == 0, done.stderr
+    assert "was killed before it made safe what its command wrote; done now:" in done.stderr
+    assert not hook.exists()
+    assert json.loads(state.read_text())["mcpServers"] == SERVERS
+    assert (project / ".git" / "HEAD").is_file()  # brought in, without its hook
+    assert not (project / ".git" / "hooks" / "pre-commit").exists()
+    assert list((config_dir / "airlock" / "pending").iterdir()) == []
+    again = airlock("run", "--audit-log", str(tmp_path / "c.jsonl"), "--", "true", timeout=180)
+    assert again.returncode == 0, again.stderr
+    assert "killed" not in again.stderr
+
+
+def _pending(tmp_path: Path, workspace: Path, run: str) -> Pending:
+    workspace.mkdir(exist_ok=True)
+    watch = Watch(workspace, tmp_path / "home", tmp_path / "home" / ".claude")
+    return Pending(run, workspace, watch, None, {workspace: False})
+
+
+def _killed_keeper(folder: Path, workspace: Path, run: str) -> None:
+    """A process that keeps a pending file, then ends without saying it is done."""
+    workspace.mkdir(exist_ok=True)
+    code = (
+        "import sys; from pathlib import Path; "
+        "from airlock.sandbox.pending import Pending, keep; "
+        "from airlock.sandbox.written import Watch; "
+        "w = Path(sys.argv[2]); home = w.parent / 'home'; "
+        "keep(Path(sys.argv[1]), Pending(sys.argv[3], w, Watch(w, home, home / '.claude'), "
+        "None, {w: False}))"
+    )
+    subprocess.run(
+        [sys.executable, "-c", code, str(folder), str(workspace), run],
+        check=True,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
+
+
+def test_a_live_runs_pending_work_is_left_and_its_workspace_waits(tmp_path: Path) -> None:
+    """A pending file whose run still holds it is not touched; a killed run's in the same
+    workspace waits (setting aside there would take a mount from under the live sandbox);
+    one in another workspace is done and removed."""
+    folder, state = tmp_path / "pending", tmp_path / "state"
+    shared, other = tmp_path / "shared", tmp_path / "other"
+    live = keep(folder, _pending(tmp_path, shared, "live"))
+    try:
+        _killed_keeper(folder, shared, "dead-shared")
+        _killed_keeper(folder, other, "dead-other")
+        (other / ".mcp.json").write_text('{"mcpServers": {"evil": {"command": "sh"}}}')
+
+        lines = recover(folder, state)
+
+        assert any("a run there is going now" in line for line in lines), lines
+        assert any("run dead-other" in line for line in lines), lines
+        assert sorted(path.name for path in folder.iterdir()) == [
+            "dead-shared.pending",
+            "live.pending",
+        ]
+        assert not (other / ".mcp.json").exists()  # made inside: set aside
+        assert list((state / "set-aside" / "dead-other").rglob(".mcp.json*"))
+    finally:
+        live.done()
+    assert not (folder / "live.pending").exists()
+    lines = recover(folder, state)
+    assert any("run dead-shared" in line for line in lines), lines
+    assert list(folder.iterdir()) == []
+
+
+class _Planted:
+    """Unpickled, it would run a command (what a hostile pending file would hold)."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[object, tuple[str]]:
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_a_pending_file_naming_anything_else_is_not_loaded(tmp_path: Path) -> None:
+    """A pending file that names a class outside airlock's own (here ``os.system``) is named
+    as unreadable and left; what it names is never called."""
+    folder = tmp_path / "pending"
+    folder.mkdir()
+    marker = tmp_path / "ran"
+    hostile = folder / "x.pending"
+    hostile.write_bytes(pickle.dumps(_Planted(marker)))
+    hostile.chmod(0o600)
+
+    lines = recover(folder, tmp_path / "state")
+
+    assert not marker.exists()
+    assert len(lines) == 1 and "cannot be read" in lines[0] and "posix.system" in lines[0]
+    assert hostile.exists()
+
+
+def test_a_pending_file_others_may_write_is_not_loaded(tmp_path: Path) -> None:
+    folder = tmp_path / "pending"
+    kept = keep(folder, _pending(tmp_path, tmp_path / "w", "r"))
+    os.close(kept._fd)  # the run is gone; its file stays
+    kept.path.chmod(0o622)
+
+    [line] = recover(folder, tmp_path / "state")
+
+    assert "not a private file of this user" in line
+    assert kept.path.exists()
+
+
+def test_a_pending_file_reads_back_as_written(tmp_path: Path, project: Path) -> None:
+    """Everything a Watch holds (links, nested repositories, .envrc folders) is among the
+    classes a pending file may name."""
+    subprocess.run(["git", "init", "-q", str(project / "sub")], check=True)
+    (project / ".envrc").write_text("PATH_add bin\n")
+    (project / "tools").mkdir()
+    (project / "hooks").symlink_to("tools")
+    watch = Watch(
+        project,
+        tmp_path / "home",
+        tmp_path / "home" / ".claude",
+        links={project / "hooks": "tools"},
+        hooks_folder=project / "tools",
+    )
+    assert watch.on_path is not None and watch.nested and watch.links
+    kept = keep(tmp_path / "pending", Pending("r", project, watch, None, {project: False}))
+    try:
+        back = read(kept.path)
+    finally:
+        kept.done()
+    assert back.run == "r" and back.workspace == project
+    assert back.watch is not None and vars(back.watch).keys() == vars(watch).keys()
+    assert back.watch.nested == watch.nested and back.watch.links == watch.links
