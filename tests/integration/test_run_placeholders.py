@@ -23,8 +23,9 @@ def _killed_run(tmp_path: Path) -> None:
 def test_the_next_run_removes_what_a_killed_one_left(
     tmp_path: Path, project: Path, config_dir: Path
 ) -> None:
-    """A killed run leaves an empty .git/commondir (git then fails) and empty folders at the
-    missing protected paths; the next run removes them and says so; git works again."""
+    """A killed run leaves an empty .git/commondir (git then fails), empty folders at the
+    missing protected paths and its scratch folder; the next run removes them and says so;
+    git works again."""
     subprocess.run(["git", "init", "-q", str(project)], check=True)
     _killed_run(tmp_path)
     commondir = project / ".git" / "commondir"
@@ -33,6 +34,7 @@ def test_the_next_run_removes_what_a_killed_one_left(
         time.sleep(0.05)
     assert commondir.exists() and commondir.stat().st_size == 0  # what the killed run left
     assert (project / ".vscode").is_dir()
+    assert list(tmp_path.glob("airlock-run-*"))  # its scratch folder (TMPDIR is tmp_path)
     broken = subprocess.run(["git", "status"], cwd=project, capture_output=True, text=True)
     assert broken.returncode != 0
     time.sleep(0.5)  # bubblewrap dies with airlock; its pid must be gone for the sweep
@@ -42,6 +44,7 @@ def test_the_next_run_removes_what_a_killed_one_left(
     assert not commondir.exists()
     assert not (project / ".vscode").exists()
     assert not list((config_dir / "airlock" / "placeholders").iterdir())
+    assert not list(tmp_path.glob("airlock-run-*"))
     fixed = subprocess.run(["git", "status"], cwd=project, capture_output=True, text=True)
     assert fixed.returncode == 0, fixed.stderr
 

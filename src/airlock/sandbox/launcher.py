@@ -43,7 +43,7 @@ from pathlib import Path
 
 from airlock.errors import SandboxError
 from airlock.sandbox.paths import PRIVATE_TMPFS, Kind, Mount, plan, visible
-from airlock.sandbox.placeholders import Placeholders, claimed_by_others
+from airlock.sandbox.placeholders import SCRATCH_PREFIX, Placeholders, claimed_by_others
 from airlock.sandbox.seccomp import filter_fd
 
 PROXY_PORT = 3128
@@ -296,7 +296,7 @@ def _mount_arguments(rule: Mount, scratch: Path) -> list[str]:
 
 
 def _scratch() -> Path:
-    scratch = Path(tempfile.mkdtemp(prefix="airlock-run-"))
+    scratch = Path(tempfile.mkdtemp(prefix=SCRATCH_PREFIX))
     (scratch / "empty-dir").mkdir(mode=0o555)
     (scratch / "empty-file").touch(mode=0o444)
     (scratch / "resolv.conf").write_text(RESOLV_CONF, encoding="ascii")
@@ -311,7 +311,6 @@ class Sandbox:
         process: subprocess.Popen[bytes],
         listener: socket.socket,
         command_pid: int,
-        scratch: Path,
         placeholders: Placeholders,
         channel: socket.socket,
     ) -> None:
@@ -320,7 +319,6 @@ class Sandbox:
         """Listening on ``127.0.0.1:PORT`` in the sandbox's network namespace."""
         self.command_pid = command_pid
         """The process id (as airlock sees it) the command will have."""
-        self._scratch = scratch
         self._placeholders = placeholders
         self._channel = channel
         self._cleaner: threading.Thread | None = None
@@ -403,7 +401,6 @@ class Sandbox:
         self.listener.close()
         if self._cleaner is not None:
             self._cleaner.join()
-        shutil.rmtree(self._scratch, ignore_errors=True)
 
 
 class Starting:
@@ -417,12 +414,10 @@ class Starting:
         self,
         process: subprocess.Popen[bytes],
         channel: socket.socket,
-        scratch: Path,
         placeholders: Placeholders,
     ) -> None:
         self.process = process
         self._channel = channel
-        self._scratch = scratch
         self._placeholders = placeholders
 
     def ready(self) -> Sandbox:
@@ -442,9 +437,7 @@ class Starting:
         except BaseException:
             self.abandon()
             raise
-        return Sandbox(
-            self.process, listener, pid, self._scratch, self._placeholders, self._channel
-        )
+        return Sandbox(self.process, listener, pid, self._placeholders, self._channel)
 
     def abandon(self) -> None:
         """End the sandbox before the command ran, and clean up.
@@ -460,7 +453,6 @@ class Starting:
             self.process.kill()
             self.process.wait()
         self._placeholders.remove()
-        shutil.rmtree(self._scratch, ignore_errors=True)
 
 
 def start(spec: Spec, bwrap: str, stdout: int | None = None, stderr: int | None = None) -> Starting:
@@ -473,18 +465,20 @@ def start(spec: Spec, bwrap: str, stdout: int | None = None, stderr: int | None 
     """
     _check_trusted(bwrap, spec.mounts)
     standing = claimed_by_others(spec.ledger)  # another run's placeholders, bound here too
+    scratch = _scratch()
     placeholders = Placeholders(
         [rule.path for rule in spec.mounts if not rule.exists or rule.path in standing],
         spec.ledger,
+        scratch,
     )
     try:
         placeholders.record()
     except OSError as error:
+        shutil.rmtree(scratch, ignore_errors=True)
         raise SandboxError(
             f"cannot list the run's placeholders in {spec.ledger} ({error.strerror or error}): "
             "nothing was run"
         ) from error
-    scratch = _scratch()
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     ours.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
     seccomp_fd = None
@@ -503,7 +497,6 @@ def start(spec: Spec, bwrap: str, stdout: int | None = None, stderr: int | None 
     except OSError as error:
         ours.close()
         placeholders.remove()
-        shutil.rmtree(scratch, ignore_errors=True)
         if seccomp_fd is None:
             raise SandboxError(
                 f"cannot make the sandbox's system-call filter: {error.strerror}"
@@ -513,7 +506,7 @@ def start(spec: Spec, bwrap: str, stdout: int | None = None, stderr: int | None 
         theirs.close()
         if seccomp_fd is not None:
             os.close(seccomp_fd)
-    return Starting(process, ours, scratch, placeholders)
+    return Starting(process, ours, placeholders)
 
 
 def _check_trusted(bwrap: str, mounts: Sequence[Mount]) -> None:

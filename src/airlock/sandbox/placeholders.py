@@ -10,7 +10,8 @@ file system when the place is writable. After the run airlock removes them. A ru
 ``commondir`` is empty, an agent cannot read a ``settings.json`` that is a folder.
 
 So before the sandbox is built, :meth:`Placeholders.record` writes the list to a *ledger* (one
-JSON file per run, under airlock's state, with the run's process id), and
+JSON file per run, under airlock's state, with the run's process id and its scratch folder in
+the temporary folder, where the sources of those binds are), and
 :meth:`Placeholders.remove` deletes the ledger once they are gone. At the start of every run,
 :func:`sweep` removes the placeholders of ledgers whose process is gone. A placeholder is only
 ever removed while empty, and never while another run that is still going lists the same path
@@ -22,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import stat
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -29,26 +31,42 @@ from pathlib import Path
 from airlock._process import alive
 from airlock.sandbox.files import is_at, open_folder
 
+SCRATCH_PREFIX = "airlock-run-"
+"""How a run's scratch folder is named (:func:`airlock.sandbox.launcher.start`)."""
+
 
 class Placeholders:
-    """The placeholders of one run, and its ledger (``None``: none kept, as in tests)."""
+    """The placeholders of one run, its scratch folder, and its ledger (``None``: none kept,
+    as in tests)."""
 
-    def __init__(self, paths: Sequence[Path], ledger: Path | None = None) -> None:
+    def __init__(
+        self, paths: Sequence[Path], ledger: Path | None = None, scratch: Path | None = None
+    ) -> None:
         self.paths = tuple(paths)
         self.ledger = ledger
+        self.scratch = scratch
 
     def record(self) -> None:
         """Write the ledger (a failure to write it is raised: the run must not go on blind)."""
-        if self.ledger is None or not self.paths:
+        if self.ledger is None or not (self.paths or self.scratch):
             return
         self.ledger.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        text = json.dumps({"pid": os.getpid(), "paths": [str(path) for path in self.paths]})
+        text = json.dumps(
+            {
+                "pid": os.getpid(),
+                "paths": [str(path) for path in self.paths],
+                "scratch": str(self.scratch) if self.scratch else None,
+            }
+        )
         self.ledger.write_text(text, encoding="utf-8")
 
     def remove(self) -> None:
-        """Remove the placeholders no other running sandbox stands on, then the ledger."""
+        """Remove the placeholders no other running sandbox stands on, the scratch folder,
+        then the ledger."""
         claimed = claimed_by_others(self.ledger)
         remove_empty(path for path in self.paths if path not in claimed)
+        if self.scratch is not None and self.scratch.name.startswith(SCRATCH_PREFIX):
+            shutil.rmtree(self.scratch, ignore_errors=True)  # never through a link
         if self.ledger is not None:
             with contextlib.suppress(OSError):
                 self.ledger.unlink()
@@ -80,18 +98,20 @@ def _remove_if_empty(name: str, folder: int) -> None:
 
 
 def sweep(folder: Path) -> list[Path]:
-    """Remove what killed runs left (their ledgers in ``folder``); the ledgers swept."""
+    """Remove what killed runs left (their ledgers in ``folder``); the ledgers of those that
+    left placeholders."""
     swept: list[Path] = []
-    for ledger, pid, paths in _ledgers(folder):
+    for ledger, pid, paths, scratch in _ledgers(folder):
         if alive(pid):
             continue
-        Placeholders(paths, ledger).remove()
-        swept.append(ledger)
+        Placeholders(paths, ledger, scratch).remove()
+        if paths:  # a scratch folder alone is nothing to tell
+            swept.append(ledger)
     return swept
 
 
-def _ledgers(folder: Path) -> list[tuple[Path, int, tuple[Path, ...]]]:
-    found: list[tuple[Path, int, tuple[Path, ...]]] = []
+def _ledgers(folder: Path) -> list[tuple[Path, int, tuple[Path, ...], Path | None]]:
+    found: list[tuple[Path, int, tuple[Path, ...], Path | None]] = []
     try:
         names = sorted(folder.glob("*.json"))
     except OSError:
@@ -99,8 +119,10 @@ def _ledgers(folder: Path) -> list[tuple[Path, int, tuple[Path, ...]]]:
     for ledger in names:
         try:
             data = json.loads(ledger.read_text(encoding="utf-8"))
-            found.append((ledger, int(data["pid"]), tuple(Path(path) for path in data["paths"])))
-        except (OSError, ValueError, KeyError, TypeError):
+            paths = tuple(Path(path) for path in data["paths"])
+            scratch = Path(data["scratch"]) if data.get("scratch") else None
+            found.append((ledger, int(data["pid"]), paths, scratch))
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
             continue  # being written, or not ours: left alone
     return found
 
@@ -116,7 +138,7 @@ def claimed_by_others(ledger: Path | None) -> set[Path]:
         return set()
     return {
         path
-        for other, pid, paths in _ledgers(ledger.parent)
+        for other, pid, paths, _ in _ledgers(ledger.parent)
         if other != ledger and alive(pid)
         for path in paths
     }
