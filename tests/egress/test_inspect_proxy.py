@@ -101,6 +101,32 @@ def test_proxy_inspects_enforces_and_reports(tmp_path: Path) -> None:
     assert_report_is_the_log(report, cfg.audit_log)
 
 
+@pytest.mark.parametrize("header", ["X-Original-URL", "x-rewrite-url", "X-Override-URL"])
+def test_a_path_a_server_may_route_by_instead_is_judged_too(tmp_path: Path, header: str) -> None:
+    """An allowed model request carrying a header some servers route by (IIS's URL Rewrite,
+    frameworks that trust it) that names a metrics path is refused as metrics when metrics
+    are off; the same header naming an allowed path lets it through."""
+    origin_ca, bundle, inspection = _setup(tmp_path, {"DISABLE_TELEMETRY": "1"})
+    cfg = config(tmp_path, inspection=inspection)
+    with tls_origin(origin_ca, "localhost") as site:
+        port = site.server_address[1]
+        messages = f"https://localhost:{port}/v1/messages"
+        with running(cfg) as (url, proxy):
+            routed = _curl(
+                url, bundle, messages, "-H", f"{header}: /api/event_logging/v2/batch", "-d", "{}"
+            )
+            plain = _curl(url, bundle, messages, "-H", f"{header}: /v1/messages", "-d", "{}")
+            proxy.close({"command": ["test"], "exit_code": 0})
+    assert b"metrics" in routed.stdout and b"DISABLE_TELEMETRY" in routed.stdout
+    assert b'"received"' in plain.stdout
+    assert cfg.audit_log is not None
+    inspected = [r for r in read_records(cfg.audit_log) if r.get("inspected")]
+    assert [(r["flow"], r["decision"], r["status"]) for r in inspected] == [
+        ("metrics", "deny", 403),
+        ("model_requests", "allow", 200),
+    ]
+
+
 def test_a_refused_flow_needs_no_name_lookup(tmp_path: Path) -> None:
     """With no route out (every lookup fails), a request of a flow that is off is still
     answered 403 by the engine's rule, without a lookup; an allowed one gets a 502 that names

@@ -6,13 +6,22 @@ import asyncio
 import gzip
 import io
 import json
+import struct
+import zlib
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from airlock.egress.flows import redact_query
-from airlock.egress.scan import SecretScanner, count_secrets, redact_body
+from airlock.egress.scan import (
+    SecretScanner,
+    SecretsMode,
+    Uncheckable,
+    check_gathered,
+    count_secrets,
+    redact_body,
+)
 from airlock.redact import Redactor
 from airlock.redact.samples import KINDS, plant
 
@@ -597,16 +606,67 @@ def test_a_target_is_scanned_for_the_users_own_rules() -> None:
         (None, "{".encode("utf-32"), "utf-32"),
         (b"application/json; charset=utf-8", b'{"a', None),
         (b"application/json; charset=latin-1", b'{"a', None),
-        (b"application/json; charset=base64", b'{"a', None),  # no text encoding
-        (b"application/json; charset=no-such", b'{"a', None),
         (None, b'{"ab', None),
+        # a quoted charset's quoted pairs undone, as RFC 9110 reads them
+        (b'application/json; charset="utf\\-7"', b"{", "utf-7"),
+        (b'application/json; charset="\\u\\t\\f\\-\\7"', b"{", "utf-7"),
+        (b"application/json; charset='cp037'", b"", "cp037"),  # EBCDIC: no letter as itself
+        # in another parameter's quoted value: a reader searching the value takes it
+        (b'multipart/form-data; boundary="x; charset=utf-7"', b"", "utf-7"),
+        # an XML declaration's encoding: in ASCII, in EBCDIC, or none in EBCDIC (EBCDIC then)
+        (b"application/xml", b'<?xml version="1.0" encoding="UTF-16"?>', "utf-16"),
+        (None, '<?xml version="1.0" encoding="IBM037"?><a/>'.encode("cp037"), "cp037"),
+        (None, '<?xml version="1.0"?><a/>'.encode("cp500"), "cp037"),
+        (b"text/xml; charset=utf-8", b'<?xml version="1.0" encoding="latin-1"?>', None),
     ],
 )
 def test_wide_charset(content_type: bytes | None, start: bytes, codec: str | None) -> None:
-    """A body whose text ASCII is not in, named by its charset or told by its first bytes."""
+    """A body whose text ASCII is not in, named by a charset its readers may take or told by
+    its first bytes."""
     from airlock.egress.scan import wide_charset
 
     assert wide_charset(content_type, start) == codec
+
+
+@pytest.mark.parametrize(
+    ("content_type", "start", "why"),
+    [
+        (b"application/json; charset=IBM1047", b"", "'IBM1047' is not one airlock reads"),
+        (b"application/json; charset=utf-7-imap", b"", "'utf-7-imap' is not one airlock"),
+        (b"application/json; charset=base64", b'{"a', "'base64' is not one"),  # not of text
+        (b"application/json; charset=no-such", b'{"a', "'no-such' is not one"),
+        (b"application/xml", b'<?xml version="1.0" encoding="IBM1047"?>', "'IBM1047'"),
+        (b"text/plain; charset=utf-7", b'<?xml encoding="cp037"?>', "more than one reading"),
+    ],
+)
+def test_a_charset_airlock_does_not_read_is_refused(
+    content_type: bytes, start: bytes, why: str
+) -> None:
+    """A charset Python has no codec for may still be one the origin's reader knows (iconv's
+    IBM1047 and UTF-7-IMAP read a key that is no ASCII in the body): ``redact`` and ``block``
+    refuse it (``415``), ``report`` counts the body as its bytes and says it was not read as
+    text."""
+    from airlock.egress.scan import WideText, wide_charset
+
+    with pytest.raises(Uncheckable) as refused:
+        wide_charset(content_type, start)
+    assert refused.value.status == 415 and why in refused.value.why
+    body = start + "ghp_".encode("utf-16-le") + b"x" * 600
+    with pytest.raises(Uncheckable):
+        check_gathered(REDACTOR, SecretsMode.BLOCK, body, None, content_type)
+    counted = WideText(REDACTOR, content_type)
+    asyncio.run(counted.add(body))
+    assert asyncio.run(counted.total()) == {}
+    assert why in counted.unchecked
+
+
+def test_a_key_in_ebcdic_is_found_by_the_charset_or_the_xml_declaration() -> None:
+    """EBCDIC reads no ASCII letter as itself: a key in it is found read as text, named by
+    ``charset=cp037`` or by an XML declaration in EBCDIC with no charset at all."""
+    document = f'<?xml version="1.0" encoding="IBM037"?><t>{GITHUB}</t>'.encode("cp037")
+    assert GITHUB.encode() not in document
+    for content_type in (b"application/xml; charset=cp037", b"application/xml", None):
+        assert check_gathered(REDACTOR, SecretsMode.BLOCK, document, None, content_type)[0] is None
 
 
 @pytest.mark.parametrize("cut", [1, 3, 1000])
@@ -1027,3 +1087,41 @@ def test_a_redacted_compressed_body_keeps_the_most_of_each_kind_either_way() -> 
     blocked = check_gathered(REDACTOR, SecretsMode.BLOCK, body, b"gzip")
     assert redacted[1] == blocked[1] == {"github_token": 2}
     assert redacted[0] is not None and KEY.encode() not in redacted[0]
+
+
+def _two_readings(secret: bytes) -> bytes:
+    """A ``deflate`` body that reads as zlib data (64 KiB of filler) and as raw deflate (a
+    byte, then ``secret``): zlib's header and its stored block's lengths read as a raw stored
+    block of one byte, and the raw stream goes on, compressed, inside the zlib block's
+    content."""
+    packer = zlib.compressobj(wbits=-15)
+    raw_rest = b"\x00\x00\xff\xff" + packer.compress(secret) + packer.flush()  # compressed
+    content = raw_rest.ljust(0xFFFE, b"-")
+    zlib_start = b"\x78\x01" + b"\x00" + struct.pack("<HH", 0xFFFE, 0x0001)
+    zlib_end = b"\x01\x00\x00\xff\xff" + struct.pack(">I", zlib.adler32(content))
+    return zlib_start + content + zlib_end
+
+
+def test_a_deflate_body_that_reads_two_ways_is_refused_and_said() -> None:
+    """One body, two readings: zlib's (filler, no secret) and raw deflate's (a key), which a
+    reader that takes ``deflate`` as raw reads. ``redact`` and ``block`` refuse it; ``report``
+    says it was not read to its end. A body zlib made reads one way only."""
+    from airlock.egress.scan import StreamDecoder, decoded, reads_raw
+
+    secret = f'{{"t":"{GITHUB}"}}'.encode()
+    body = _two_readings(secret)
+    assert GITHUB.encode() not in zlib.decompress(body)
+    assert secret in zlib.decompressobj(wbits=-15).decompress(body)
+    assert reads_raw(body)
+    with pytest.raises(Uncheckable) as refused:
+        decoded(body, b"deflate")
+    assert refused.value.status == 400 and "raw deflate" in refused.value.why
+    stream = StreamDecoder(b"deflate")
+    for at in range(0, len(body), 1000):
+        stream.feed(body[at : at + 1000])
+    assert "raw deflate" in stream.unchecked
+    plain = zlib.compress(b'{"a": 1}' * 10_000)
+    assert not reads_raw(plain) and decoded(plain, b"deflate") == b'{"a": 1}' * 10_000
+    quiet = StreamDecoder(b"deflate")
+    quiet.feed(plain)
+    assert quiet.unchecked == ""

@@ -421,6 +421,21 @@ def off_rows(
     )
 
 
+URL_OVERRIDES = frozenset({b"x-original-url", b"x-rewrite-url", b"x-override-url"})
+"""Request headers some servers route by instead of the request's own path (IIS's URL
+Rewrite, frameworks that trust them): a request for an allowed path carrying one is judged by
+the path it names too."""
+
+
+def url_overrides(headers: Iterable[tuple[bytes, bytes]]) -> list[str]:
+    """The paths a request's :data:`URL_OVERRIDES` headers name, in the order sent."""
+    return [
+        value.decode("latin-1").strip()
+        for name, value in headers
+        if name.strip().lower() in URL_OVERRIDES
+    ]
+
+
 def off_flow(rows: Iterable[Signature], target: str, decisions: Decisions) -> Verdict | None:
     """The refusal of a request whose path, read any way a server might (:func:`readings`),
     with or without a final ``/``, in any case, and by any method, falls under one of

@@ -22,7 +22,7 @@ import asyncio
 import ssl
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -39,6 +39,7 @@ from airlock.egress.flows import (
     enforce,
     off_flow,
     off_rows,
+    url_overrides,
 )
 from airlock.egress.framing import MAX_HEAD
 from airlock.egress.inspected import Dial, InspectedConnection, record_of
@@ -183,8 +184,12 @@ class Inspector:
         ]
         return compare(rows, self.decisions)
 
-    def judge(self, method: str, host: str, path: str) -> Verdict:
-        """The flow of a request to an inspected host, and whether the engine lets it out."""
+    def judge(
+        self, method: str, host: str, path: str, headers: Iterable[tuple[bytes, bytes]] = ()
+    ) -> Verdict:
+        """The flow of a request to an inspected host, and whether the engine lets it out
+        (``headers``: the request's, for the paths a server may route it by instead,
+        :func:`~airlock.egress.flows.url_overrides`)."""
         flow = classify(method, host, path, agent=self.agent, api_hosts=self.api_hosts)
         verdict = enforce(flow, self.decisions)
         if not verdict.allowed:
@@ -196,8 +201,13 @@ class Inspector:
             rows = self._off_rows[host] = off_rows(
                 host, self.decisions, agent=self.agent, api_hosts=self.api_hosts
             )
-        off = off_flow(rows, path, self.decisions)
-        return verdict if off is None else off
+        if not rows:
+            return verdict
+        for routed in (path, *url_overrides(headers)):
+            off = off_flow(rows, routed, self.decisions)
+            if off is not None:
+                return off
+        return verdict
 
     def inspects(self, host: str) -> bool:
         """Whether requests to ``host`` are read (named with ``--inspect`` or in settings).

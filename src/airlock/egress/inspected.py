@@ -275,7 +275,7 @@ class InspectedConnection:
         method = head.first[0].decode("latin-1")
         target = head.first[1].decode("latin-1")
         path = origin_path(target)
-        verdict = self.inspector.judge(method, self.host, path)
+        verdict = self.inspector.judge(method, self.host, path, head.headers)
         fields: dict[str, Any] = {
             "time": self.inspector.wall(),
             "method": method,

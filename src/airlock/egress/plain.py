@@ -57,7 +57,7 @@ class PlainInspection:
         self.host = host
         self.method = head.method.decode("latin-1")
         self.path = head.path.decode("latin-1")
-        self.verdict: Verdict = inspector.judge(self.method, host, self.path)
+        self.verdict: Verdict = inspector.judge(self.method, host, self.path, head.headers)
         self.mode = inspector.secrets
         self._count = (
             None

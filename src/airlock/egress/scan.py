@@ -432,6 +432,43 @@ class _Nowhere(io.BytesIO):
         return memoryview(data).nbytes
 
 
+TWO_READINGS = (
+    "the request body reads as zlib's deflate data and as raw deflate data, two bodies "
+    "(a reader that takes deflate as raw reads the other): refused"
+)
+
+
+class RawReading:
+    """Whether a ``deflate`` body that reads as zlib data also reads as raw deflate, fed a
+    piece at a time: it does once raw deflate gives bytes or a whole stream. A zlib stream
+    made as such does not (its header reads as a stored block whose two lengths disagree,
+    refused within its first bytes); one made to read two ways does."""
+
+    def __init__(self) -> None:
+        self._decoder = zlib.decompressobj(wbits=-15)
+        self.found = False
+        self.over = False
+        """It cannot read as raw deflate (or was found to): nothing more to feed."""
+
+    def feed(self, data: bytes) -> bool:
+        """Read the next piece; whether the body reads as raw deflate too."""
+        if self.over:
+            return self.found
+        try:
+            got = self._decoder.decompress(data, 64)  # nothing given: all of it read
+        except zlib.error:
+            self.over = True  # not raw deflate
+            return False
+        if got or self._decoder.eof:
+            self.found = self.over = True
+        return self.found
+
+
+def reads_raw(body: bytes) -> bool:
+    """Whether the whole ``deflate`` ``body``, read as zlib data, reads as raw deflate too."""
+    return RawReading().feed(body)
+
+
 def _inflate(body: bytes, coding: str, limit: int, grow: Grow | None = None) -> bytes:
     """``body`` decoded; a gzip body's every member (as gzip readers decode them all), and
     nothing after the last: bytes a server might read that the check would not. Decoded
@@ -462,6 +499,8 @@ def _inflate(body: bytes, coding: str, limit: int, grow: Grow | None = None) -> 
                     raise zlib.error("the compressed body ends early")
                 rest = decoder.unused_data
                 if not rest:
+                    if bits == DECODED["deflate"] and reads_raw(body):
+                        raise Uncheckable(400, TWO_READINGS)
                     return out.getvalue()
                 if coding == "deflate" or rest[:2] != b"\x1f\x8b":
                     raise Uncheckable(
@@ -567,6 +606,8 @@ class _Inflater:
         self._decoder = zlib.decompressobj(wbits=self._bits)
         self._kept: list[bytes] | None = [] if self._bits == 15 else None
         """The body so far, while nothing of it was decoded as zlib data (``deflate``)."""
+        self._raw = RawReading() if coding == "deflate" else None
+        """Whether a ``deflate`` body read as zlib data reads as raw deflate too."""
         self._out = 0
         self._members = 0
 
@@ -581,10 +622,15 @@ class _Inflater:
         """The decoded bytes of ``piece``, at most :data:`DECODE_STEP` at a time."""
         if self._kept is not None:
             self._kept.append(piece)
+        if self._raw is not None:
+            self._raw.feed(piece)
         for out in self._inflate(piece, limit):
             self._kept = None  # zlib data: nothing to read again
             yield out
         if self._kept is None:
+            if self._bits == 15 and self._raw is not None and self._raw.found:
+                self._decoder = None  # a body made to read two ways: said, not read on
+                self.unchecked = f"{TWO_READINGS.removesuffix(': refused')}: read as zlib's"
             return
         if self._decoder is None:  # not zlib data: raw deflate, from the start
             kept, self._kept = b"".join(self._kept), None
@@ -623,33 +669,85 @@ class _Inflater:
                 data = b""
 
 
-_CHARSET = re.compile(rb"charset\s*=\s*[\"']?([A-Za-z0-9_.:-]+)", re.IGNORECASE)
-_ASCII_BYTES = b"ghp_AKIA password=:/+AGc-"
-"""ASCII a charset must read as itself for the body to be scanned as its bytes (UTF-7 reads
-``+AGc-`` as ``g``)."""
+_CHARSET = re.compile(
+    rb"charset\s*=\s*(?:\"((?:[^\"\\]|\\.)*)\"|'([^']*)'|([^\s;,\"']+))", re.IGNORECASE
+)
+"""A ``charset`` parameter wherever it stands in a ``Content-Type`` (inside another
+parameter's quoted value too, as a reader that searches the value would find it): quoted,
+with its quoted pairs (``"utf\\-7"``), in single quotes, or bare."""
+_QUOTED_PAIR = re.compile(rb"\\(.)", re.DOTALL)
+_ASCII_TEXT = bytes(range(0x20, 0x7F)) + b"\t\n\r"
+"""ASCII a charset must read as itself, every printable character and the line breaks, for
+the body to be scanned as its bytes (UTF-7 reads ``+AGc-`` as ``g``, EBCDIC reads no letter
+as itself)."""
 _STATEFUL = ("iso2022_", "hz", "unicode-escape")
 """Codecs (by the names :func:`codecs.lookup` gives) that read ASCII as itself but have
 sequences that read as nothing or as another character: ``ghp_aB`` ESC ``( B`` ``3dE…`` is
 one token in ISO-2022-JP, ``ghp_aB~`` newline ``3dE…`` in HZ, ``ghp\\x5faB3dE…`` in
 Python's ``unicode_escape``."""
+XML_DECLARATION = 512
+"""How much of a body's start is read for an XML declaration's ``encoding``."""
+_XML_ENCODING = re.compile(rb"^<\?xml[^>]*?\sencoding\s*=\s*[\"']([^\"']*)[\"']")
+_EBCDIC_XML = b"\x4c\x6f\xa7\x94"
+"""``<?xm`` in EBCDIC: an XML reader then reads the declaration in EBCDIC (XML 1.0, F.1)."""
+
+
+def charsets(content_type: bytes | None, start: bytes = b"") -> list[str]:
+    """Every charset a reader of the body may take: each ``charset`` parameter of
+    ``Content-Type`` (:data:`_CHARSET`, its quoted pairs undone), and the ``encoding`` of an
+    XML declaration at the body's start (in ASCII, after a UTF-8 byte-order mark, or in
+    EBCDIC, which an XML reader tells from the first bytes: ``cp037`` when it names none)."""
+    found = []
+    for match in _CHARSET.finditer(content_type or b""):
+        quoted, single, bare = match.groups()
+        value = _QUOTED_PAIR.sub(rb"\1", quoted) if quoted is not None else single or bare or b""
+        found.append(value.decode("latin-1").strip())
+    head = start[:XML_DECLARATION].removeprefix(codecs.BOM_UTF8)
+    if head.startswith(_EBCDIC_XML):
+        head = head.decode("cp037").encode("latin-1", "replace")
+        declared = _XML_ENCODING.match(head)
+        found.append(declared[1].decode("latin-1").strip() if declared else "cp037")
+    elif declared := _XML_ENCODING.match(head):
+        found.append(declared[1].decode("latin-1").strip())
+    return found
+
+
+def unreadable_charset(name: str, why: str) -> Uncheckable:
+    """The refusal of a body in a charset airlock does not read (``415``, under ``redact``
+    and ``block``)."""
+    return Uncheckable(
+        415,
+        f"the request body's charset {name[:40]!r} {why}: it cannot be checked for secrets; "
+        "send it in UTF-8 (or UTF-16, UTF-32, or a charset that reads ASCII as itself)",
+    )
 
 
 def wide_charset(content_type: bytes | None, start: bytes) -> str | None:
-    """The codec of a body whose text is not in ASCII's bytes (UTF-16, UTF-32, UTF-7, …), or
-    is not only in them (ISO-2022, HZ, unicode_escape: :data:`_STATEFUL`), which the scan must
-    read decoded:
-    named by a ``charset`` of ``Content-Type``, or told by the body's first bytes (``start``)
-    as JSON readers tell it: a UTF-16 or UTF-32 byte-order mark, or NULs among the first four
-    bytes. ``None`` for any other body (UTF-8, Latin-1, …)."""
-    for found in _CHARSET.finditer(content_type or b""):
+    """The codec of a body whose text is not in ASCII's bytes (UTF-16, UTF-32, UTF-7, EBCDIC,
+    …), or is not only in them (ISO-2022, HZ, unicode_escape: :data:`_STATEFUL`), which the
+    scan must read decoded: named by a charset a reader may take (:func:`charsets`), or told
+    by the body's first bytes (``start``) as JSON readers tell it: a UTF-16 or UTF-32
+    byte-order mark, or NULs among the first four bytes. ``None`` for any other body (UTF-8,
+    Latin-1, …).
+
+    Raises:
+        Uncheckable: ``415``: a charset airlock does not know (another reader may: IBM1047,
+            UTF-7-IMAP), one that is not of text, or two that read the body differently.
+    """
+    wide: set[str] = set()
+    for named in charsets(content_type, start):
         try:
-            name = codecs.lookup(found[1].decode("ascii")).name
-            if name.startswith(_STATEFUL):
-                return name
-            if _ASCII_BYTES.decode(name, errors="replace") != _ASCII_BYTES.decode("ascii"):
-                return name
-        except (LookupError, UnicodeError):
-            continue  # a charset no reader knows, or none of text
+            name = codecs.lookup(named).name  # base64, zlib: LookupError in decode() below
+            if name.startswith(_STATEFUL) or _ASCII_TEXT.decode(
+                name, errors="replace"
+            ) != _ASCII_TEXT.decode("ascii"):
+                wide.add(name)
+        except (LookupError, UnicodeError) as error:  # another reader may know it
+            raise unreadable_charset(named, "is not one airlock reads") from error
+    if len(wide) > 1:
+        raise unreadable_charset(", ".join(sorted(wide)), "names more than one reading")
+    if wide:
+        return wide.pop()
     if start[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE) or b"\x00" in start[:4]:
         sniffed = json.detect_encoding(start[:4])
         return None if sniffed.startswith("utf-8") else sniffed
@@ -669,7 +767,9 @@ class WideText:
     """A streamed body in UTF-16 or UTF-32 (:func:`wide_charset`) read as text for
     ``--secrets report``'s count, with a scanner of its own, as :func:`check_gathered` reads a
     gathered one (a byte-order mark, or none: the machine's order); any other body adds
-    nothing. A body its charset cannot read stops the reading, :attr:`unchecked` saying so."""
+    nothing. A body its charset cannot read, or in a charset airlock does not read, is not
+    read as text, :attr:`unchecked` saying so. Its first :data:`XML_DECLARATION` bytes are
+    held until the charset is told (an XML declaration's too)."""
 
     def __init__(self, redactor: Redactor, content_type: bytes | None) -> None:
         self._content_type = content_type
@@ -683,7 +783,7 @@ class WideText:
         """Take the next piece of the body (its ``Content-Encoding`` undone)."""
         if self._start is not None:
             self._start += data
-            if len(self._start) < 4:
+            if len(self._start) < XML_DECLARATION:
                 return
             data = self._begin()
         if self._decoder is not None:
@@ -691,7 +791,11 @@ class WideText:
 
     def _begin(self) -> bytes:
         start, self._start = self._start or b"", None
-        codec = wide_charset(self._content_type, start)
+        try:
+            codec = wide_charset(self._content_type, start)
+        except Uncheckable as error:  # counted as its bytes only
+            self.unchecked = error.why
+            return start
         if codec is None:
             return start
         codec, at = _byte_order(codec, start)
