@@ -446,6 +446,6 @@ def test_what_is_put_aside_goes_beside_when_its_folder_cannot_be_made(tmp_path: 
     path.write_text('{"mcpServers": {"evil": {"command": "sh"}}}')
     (tmp_path / "blocked").write_text("a file, not a folder")
     message = keep_servers(path, b'{"mcpServers": {}}\n', tmp_path / "blocked" / "x.json")
-    beside = tmp_path / ".claude.json.set-aside-by-airlock.0"
+    beside = tmp_path / ".claude.json.airlock-set-aside"
     assert "evil" not in path.read_text() and "evil" in beside.read_text()
     assert message is not None and str(beside) in message

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from airlock._atomic import replace_file
-from airlock.sandbox.files import NotRegular, read_regular
+from airlock.sandbox.files import NotRegular, move_entry_aside, read_regular
 
 KEY = "mcpServers"
 CONFIG_FILES = (".codex/config.toml", ".codex/.env", ".gemini/settings.json", ".gemini/.env")
@@ -138,7 +138,7 @@ def keep_servers(path: Path, before: bytes | None, aside: Path) -> str | None:
         return None
     mode = path.lstat().st_mode & 0o777
     # moved first, then written back: a full disk leaves the file away, never as the run left it
-    moved = _move_aside(path, aside)
+    moved = move_entry_aside(path, aside)
     _restore(data, kept, now)
     try:
         replace_file(path, json.dumps(data, indent=2).encode() + b"\n", mode=mode)
@@ -154,26 +154,6 @@ def keep_servers(path: Path, before: bytes | None, aside: Path) -> str | None:
         "sandbox, and an agent starts them outside; they are back as they were (the file as "
         f"the run left it: {moved})"
     )
-
-
-def _move_aside(path: Path, aside: Path) -> Path:
-    """Move the entry at ``path`` (a link stays a link) to ``aside``; where ``aside``'s folder
-    cannot be made (a full disk), beside ``path`` under a name saying so. Where it went.
-
-    Raises:
-        OSError: it could be moved to neither.
-    """
-    try:
-        aside.parent.mkdir(parents=True, exist_ok=True)
-        path.rename(aside)
-        return aside
-    except OSError:
-        for number in range(100):
-            beside = path.with_name(f"{path.name}.set-aside-by-airlock.{number}")
-            if not beside.exists() and not beside.is_symlink():
-                path.rename(beside)
-                return beside
-        raise
 
 
 def keep_file(path: Path, before: bytes | None, aside: Path) -> str | None:
@@ -192,7 +172,7 @@ def keep_file(path: Path, before: bytes | None, aside: Path) -> str | None:
 def _put_back(path: Path, before: bytes | None, aside: Path, why: str) -> str:
     """Move whatever is at ``path`` (not following a link) to ``aside``, then write ``before``
     back (nothing, when it was not there)."""
-    moved = _move_aside(path, aside)  # the entry itself: a link stays a link, a FIFO unopened
+    moved = move_entry_aside(path, aside)  # the entry itself: a link stays a link, a FIFO unopened
     if before is not None:
         try:
             replace_file(path, before, mode=0o600)

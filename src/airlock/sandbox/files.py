@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import os
 import stat
+from collections.abc import Iterator
 from pathlib import Path
 
 LIMIT = 64 << 20
@@ -89,3 +90,72 @@ def chmod_regular(path: Path, mode: int) -> None:
                 os.fchmod(fd, mode)
         finally:
             os.close(fd)
+
+
+INERT_SUFFIX = ".airlock-set-aside"
+"""Added to an entry's name when it cannot be moved to airlock's set-aside folder (another
+file system, a full disk): no agent, editor, direnv or git reads ``.claude.airlock-set-aside``
+or ``pre-commit.airlock-set-aside``."""
+
+
+def rename_aside(name: str, opened: int, folder: Path, target: Path) -> Path:
+    """Rename ``name`` (in the open ``folder``) to a free ``target`` (its folders made), or,
+    where it cannot go there (another file system, a folder that cannot be made on a full
+    disk), to a free inert name beside it (:data:`INERT_SUFFIX`); where it went. Nothing is
+    ever copied.
+
+    Raises:
+        OSError: it could not be renamed at all.
+    """
+    try:
+        target = _free(target)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.rename(name, target, src_dir_fd=opened)
+    except OSError:
+        inert = next(
+            candidate
+            for candidate in _names(name + INERT_SUFFIX)
+            if not _exists_in(candidate, opened)
+        )
+        os.rename(name, inert, src_dir_fd=opened, dst_dir_fd=opened)
+        return folder / inert
+    return target
+
+
+def move_entry_aside(path: Path, target: Path) -> Path:
+    """:func:`rename_aside` for the entry at ``path`` (a link stays a link), through its
+    folder opened; where it went.
+
+    Raises:
+        OSError: it could not be renamed at all.
+    """
+    opened = open_folder(path.parent)
+    try:
+        return rename_aside(path.name, opened, path.parent, target)
+    finally:
+        os.close(opened)
+
+
+def _names(first: str) -> Iterator[str]:
+    """``first``, then ``first.1``, ``first.2``, … (at most a thousand)."""
+    yield first
+    for number in range(1, 1000):
+        yield f"{first}.{number}"
+
+
+def _free(target: Path) -> Path:
+    """``target``, or the first of ``target.1``, ``target.2``, … that is not taken (set-aside
+    folders are airlock's own, read-only in every sandbox: nothing takes one meanwhile)."""
+    return next(
+        target.with_name(name)
+        for name in _names(target.name)
+        if not os.path.lexists(target.with_name(name))
+    )
+
+
+def _exists_in(name: str, opened: int) -> bool:
+    try:
+        os.stat(name, dir_fd=opened, follow_symlinks=False)
+    except FileNotFoundError:
+        return False
+    return True

@@ -28,12 +28,11 @@ workspace larger than the bounds is looked at in part, and the run says so.
 from __future__ import annotations
 
 import contextlib
-import errno
 import os
 import re
 import stat
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from functools import partial
 from pathlib import Path
 from types import MappingProxyType
@@ -42,7 +41,14 @@ from typing import NamedTuple
 from airlock._visible import visible as shown
 from airlock.sandbox.agent_state import CONFIG_FILES, keep_file, keep_servers, read, state_files
 from airlock.sandbox.direnv import PathFolders, path_folders
-from airlock.sandbox.files import NotRegular, chmod_regular, is_at, open_folder, read_regular
+from airlock.sandbox.files import (
+    NotRegular,
+    chmod_regular,
+    is_at,
+    open_folder,
+    read_regular,
+    rename_aside,
+)
 from airlock.sandbox.mercurial import HG_FILES
 from airlock.sandbox.paths import (
     HOOK_MANAGER_FILES,
@@ -417,7 +423,7 @@ def _put_back(link: Path, target: str, folder: int, destination: Path) -> str | 
         pass
     else:
         try:
-            aside = _rename_aside(
+            aside = rename_aside(
                 name, folder, link.parent, destination / link.relative_to(link.anchor)
             )
         except OSError as error:
@@ -473,11 +479,6 @@ def set_aside_git_folder(workspace: Path, before: bool, destination: Path) -> li
     return moved
 
 
-INERT_SUFFIX = ".airlock-set-aside"
-"""Added to an entry's name when it cannot be moved to another file system: no agent, editor,
-direnv or git reads ``.claude.airlock-set-aside`` or ``pre-commit.airlock-set-aside``."""
-
-
 def move_aside(path: Path, target: Path, folder: Path, relink: str | None = None) -> SetAside:
     """Move ``path`` to ``target`` (``target.N`` when that is taken; its folders made); one
     that cannot be moved stays, and the answer says so (``moved_to`` is ``path``). With
@@ -487,7 +488,8 @@ def move_aside(path: Path, target: Path, folder: Path, relink: str | None = None
     real path, as the walk or the run's start noted it): a folder on the way swapped for a link
     meanwhile (by another sandbox running there) moves nothing, from elsewhere or from another
     place in the workspace. Nothing is ever copied: when ``target`` is on another file system,
-    the entry is renamed in its own folder with :data:`INERT_SUFFIX` instead."""
+    the entry is renamed in its own folder with
+    :data:`~airlock.sandbox.files.INERT_SUFFIX` instead."""
     try:
         opened = open_folder(path.parent)
     except OSError:
@@ -495,7 +497,7 @@ def move_aside(path: Path, target: Path, folder: Path, relink: str | None = None
     try:
         if not is_at(opened, folder):
             return SetAside(path, path)
-        moved_to = _rename_aside(path.name, opened, path.parent, target)
+        moved_to = rename_aside(path.name, opened, path.parent, target)
         if relink is not None:
             with contextlib.suppress(OSError):
                 os.symlink(relink, path.name, dir_fd=opened)
@@ -504,54 +506,6 @@ def move_aside(path: Path, target: Path, folder: Path, relink: str | None = None
         return SetAside(path, path)
     finally:
         os.close(opened)
-
-
-def _rename_aside(name: str, opened: int, folder: Path, target: Path) -> Path:
-    """Rename ``name`` (in the open ``folder``) to a free ``target``, or, on another file
-    system, to a free inert name beside it; where it went.
-
-    Raises:
-        OSError: it could not be renamed.
-    """
-    target = _free(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        os.rename(name, target, src_dir_fd=opened)
-    except OSError as error:
-        if error.errno != errno.EXDEV:
-            raise
-    else:
-        return target
-    inert = next(
-        candidate for candidate in _names(name + INERT_SUFFIX) if not _exists_in(candidate, opened)
-    )
-    os.rename(name, inert, src_dir_fd=opened, dst_dir_fd=opened)
-    return folder / inert
-
-
-def _names(first: str) -> Iterator[str]:
-    """``first``, then ``first.1``, ``first.2``, … (at most a thousand)."""
-    yield first
-    for number in range(1, 1000):
-        yield f"{first}.{number}"
-
-
-def _free(target: Path) -> Path:
-    """``target``, or the first of ``target.1``, ``target.2``, … that is not taken (set-aside
-    folders are airlock's own, read-only in every sandbox: nothing takes one meanwhile)."""
-    return next(
-        target.with_name(name)
-        for name in _names(target.name)
-        if not os.path.lexists(target.with_name(name))
-    )
-
-
-def _exists_in(name: str, opened: int) -> bool:
-    try:
-        os.stat(name, dir_fd=opened, follow_symlinks=False)
-    except FileNotFoundError:
-        return False
-    return True
 
 
 def set_aside_message(moved: list[SetAside]) -> str:
@@ -745,13 +699,13 @@ class Watch:
             ),
         )
         for number, (path, before) in enumerate(self.state.items()):
-            aside = _free(destination / f"{path.name}.{number}")
+            aside = destination / f"{path.name}.{number}"
             step(
                 f"check the MCP servers of {shown(path)}",
                 partial(_keep, lines, keep_servers, path, before, aside),
             )
         for path, before in self.configs.items():
-            aside = _free(destination / path.parent.name / path.name)
+            aside = destination / path.parent.name / path.name
             step(f"check {shown(path)}", partial(_keep, lines, keep_file, path, before, aside))
         return lines
 
