@@ -86,7 +86,7 @@ def test_alert_and_change_cipher_spec_records_before_the_hello_are_passed_over()
     [
         b"\x16\x00\x00\x01\x85\xa6\xff\x01",  # a MySQL client's reply: length 0x16, sequence 1
         b"\x16\x01\x00\x00\x01\x00\x00\x00",  # a MongoDB message of 0x116 bytes
-        b"\x16\x03\x07\x00\x05",  # no TLS version
+        b"\x16\x10\x01\x00\x05",  # a version no TLS server reads (Go's limit: 0x1000)
     ],
 )
 def test_another_protocol_whose_first_byte_is_a_handshakes_is_not_tls(data: bytes) -> None:
@@ -94,3 +94,16 @@ def test_another_protocol_whose_first_byte_is_a_handshakes_is_not_tls(data: byte
     0x16 is not held for a ClientHello that never comes, nor refused as unreadable TLS."""
     with pytest.raises(NotHello):
         server_name(data)
+
+
+@pytest.mark.parametrize("version", [b"\x03\x05", b"\x03\xff", b"\x00\x01", b"\x0f\xff"])
+def test_a_first_record_of_any_version_a_server_takes_is_read(version: bytes) -> None:
+    """OpenSSL and BoringSSL take any 3.x in the first record's header, Go anything below
+    0x1000: a ClientHello sent so is read for its name (else a tunnel to an allowed address
+    carried TLS for a denied name, unread), after a warning alert sent so too."""
+    hello = _client_hello("evil.test")
+    assert server_name(hello[:1] + version + hello[3:]) == "evil.test"
+    alert = b"\x15" + version + b"\x00\x02\x01\x5a"
+    assert server_name(alert + hello[:1] + version + hello[3:]) == "evil.test"
+    with pytest.raises(Unreadable):  # TLS so sent that cannot be read is refused, not passed
+        server_name(b"\x16" + version + b"\x00\x04\x01\x00\x00\x00")

@@ -723,7 +723,8 @@ def test_a_tunnel_whose_tls_asks_for_a_host_the_rules_refuse_is_refused(tmp_path
     """One address may serve many sites (a CDN's): the server answers as the name the TLS asks
     for. ``CONNECT`` to an allowed address with TLS for a denied or unlisted name is refused
     on its hello, and the record names both; a name the rules allow passes, kept in the
-    record; with ``--allow-all`` nothing is checked."""
+    record; with ``--allow-all`` an unlisted name passes, named in the record, and a denied
+    one is still refused (a deny beats every allow)."""
     from airlock.egress.ca import RunCA
     from tests.egress.harness import NOW, tls_origin
 
@@ -737,10 +738,16 @@ def test_a_tunnel_whose_tls_asks_for_a_host_the_rules_refuse_is_refused(tmp_path
             allowed = _tls_through_tunnel(url, port, "localhost")
         everything = config(tmp_path / "all", allow_all=True)
         with running(everything) as (url, _):
-            unchecked = _tls_through_tunnel(url, port, "elsewhere.example")
+            unlisted_all = _tls_through_tunnel(url, port, "elsewhere.example")
+            denied_all = _tls_through_tunnel(url, port, "evil.test")
     assert denied == b"" and unlisted == b""
     assert allowed.startswith(b"HTTP/1.1 200")
-    assert unchecked.startswith(b"HTTP/1.")
+    assert unlisted_all.startswith(b"HTTP/1.") and denied_all == b""
+    everything_log = _connections(everything.audit_log)  # type: ignore[arg-type]
+    assert [(r["decision"], r.get("server_name")) for r in everything_log] == [
+        ("allow", "elsewhere.example"),
+        ("deny", "evil.test"),
+    ]
     records = _connections(cfg.audit_log)  # type: ignore[arg-type]
     assert [(r["decision"], r.get("server_name")) for r in records] == [
         ("deny", "evil.test"),

@@ -21,6 +21,9 @@ alert: Go's does): passed over, counted with the records, the hold kept."""
 CLIENT_HELLO = 1
 SERVER_NAME = 0
 HOST_NAME = 0
+MAX_VERSION_MAJOR = 0x10
+"""A first record whose version's first byte is this or more is read by no TLS server (Go
+takes any version below 0x1000): it is another protocol."""
 MAX_HELLO = 64 * 1024
 """The most of a ClientHello read (they are a few KB; post-quantum key shares included)."""
 
@@ -52,17 +55,25 @@ def _hello_body(data: bytes | bytearray) -> bytes | None:
     """
     if data and data[0] not in (HANDSHAKE, *SKIPPED):
         raise NotHello("not a TLS handshake record")
-    if (len(data) > 1 and data[1] != 3) or (len(data) > 2 and data[2] > 4):
-        # no TLS version (3.0 to 1.3) in the record's header: another protocol whose first
-        # byte happens to be 0x14-0x16 (a MySQL packet's length, a MongoDB message's)
+    if len(data) > 1 and data[1] >= MAX_VERSION_MAJOR:
         raise NotHello("not a TLS record header")
+    # A first record's version is not what servers judge TLS by: OpenSSL and BoringSSL take
+    # any 3.x, Go anything below 0x1000. One that is not 3.x could be another protocol whose
+    # first byte is 0x14-0x16 (a MySQL packet's length, a MongoDB message's): it is TLS when
+    # its first handshake record starts a ClientHello, and another protocol when it does not.
+    loose = len(data) > 1 and data[1] != 3
     spans: list[tuple[int, int]] = []
     position = whole = records = 0
     while position + 5 <= len(data):
         kind = data[position]
         if kind not in (HANDSHAKE, *SKIPPED):
+            if loose and not spans:
+                raise NotHello("not TLS records")
             raise Unreadable("a record that is not a handshake inside the ClientHello")
         length = int.from_bytes(data[position + 3 : position + 5], "big")
+        starts = loose and not spans and kind == HANDSHAKE and length > 0
+        if starts and position + 5 < len(data) and data[position + 5] != CLIENT_HELLO:
+            raise NotHello("not TLS: no ClientHello in its first handshake record")
         if position + 5 + length > len(data):
             break
         records += 1

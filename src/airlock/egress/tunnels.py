@@ -105,18 +105,15 @@ def _name_check(
     port: int,
     record: dict[str, Any],
     watch: Callable[[Watch], None],
-) -> Check | None:
+) -> Check:
     """The check of a tunnel's first bytes (see :attr:`Relay.check`). A server answers as the
     name the client asks for, whatever address the ``CONNECT`` reached (one address of a CDN
     serves all of its sites): the name its TLS asks for (SNI), or, for HTTP sent in the
     clear, the host each request names (:class:`~airlock.egress.cleartext.CleartextRequests`,
     handed to ``watch`` to read every later byte too). A name other than ``host`` (the
     tunnel's, as the rules read it) is judged by :func:`_other_name` and the first one kept in
-    the record (``server_name``); TLS whose hello cannot be read is refused. ``None`` (no
-    check) with ``--allow-all`` and no inspection."""
-    proxy = client.proxy
-    if proxy.config.allow_all and proxy.inspector is None:
-        return None
+    the record (``server_name``); TLS whose hello cannot be read is refused. With
+    ``--allow-all`` too: a deny rule still refuses its name, and the record still names it."""
 
     def verdict(name: str) -> str:
         canonical = host_of(name)
