@@ -107,6 +107,30 @@ def test_upload_budget_cuts_a_request_body_and_refuses_new_connections(
     assert any("transfers under way were cut" in line for line in report.lines())
 
 
+def test_upload_budget_counts_a_chunked_bodys_framing(site: _Site, tmp_path: Path) -> None:
+    """The budget is of the bytes that leave: 10,000 one-byte chunks are some 60 KB on the
+    wire, past a budget of about 10 KB, though their data is 10,000 bytes."""
+    cfg = config(tmp_path, limits=Limits(max_upload_mb=0.01))
+    port = site.server_address[1]
+    with running(cfg) as (url, proxy):
+        with _connect(url) as sock:
+            answer = b""
+            with contextlib.suppress(OSError):
+                sock.sendall(
+                    b"POST http://127.0.0.1:%d/up HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+                    % port
+                    + b"1\r\nX\r\n" * 10_000
+                    + b"0\r\n\r\n"
+                )
+                while piece := sock.recv(65536):
+                    answer += piece
+        proxy.close({})
+    assert answer == b""  # cut: no answer
+    [cut] = [r for r in read_records(cfg.audit_log) if r["type"] == "request"]  # type: ignore[arg-type]
+    assert "upload budget" in cut["error"]
+    assert 0 < cut["bytes_out"] <= 0.01 * (1 << 20)
+
+
 def _sink() -> tuple[socket.socket, list[int]]:
     """A server on 127.0.0.1 that reads every connection to its end; the bytes each sent."""
     server = socket.create_server(("127.0.0.1", 0))

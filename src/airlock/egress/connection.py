@@ -12,6 +12,10 @@ from airlock.egress.http1 import BadRequest, RequestHead
 from airlock.egress.rules import shown_host
 
 READ_SIZE = 256 * 1024
+YIELD_EVERY = 64
+"""Pieces of a body forwarded before the other connections get a turn: one read of a body
+sent in one-byte chunks is tens of thousands of pieces, and a write that is not held back
+gives the event loop no turn of its own."""
 WRITE_BUFFER = 1024 * 1024
 """A transport's write buffer may hold this much before ``drain()`` waits (asyncio's default,
 64 KiB, is a quarter of one read: bulk transfers would stop and start on every read)."""

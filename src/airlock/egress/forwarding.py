@@ -22,6 +22,7 @@ import httptools
 from airlock.egress.connection import (
     CONTINUE,
     READ_SIZE,
+    YIELD_EVERY,
     Refusal,
     Upstream,
     is_gateway,
@@ -345,26 +346,31 @@ async def _send_request(
         progress[0] = sent + len(body)
         await writer.drain()
         return sent + len(body)
+    pieces = 0
     while True:
         piece = await client.next_event()
         if piece is END:
             break
         if not isinstance(piece, bytes):
             return -1 - sent  # the client closed mid-body
-        if len(piece) > budget.left:
+        size = b"%x\r\n" % len(piece) if head.chunked else b""
+        cost = len(piece) + (len(size) + 2 if head.chunked else 0)  # what leaves, framing too
+        if cost > budget.left:
             client.abort(budget.spent())
             return -1 - sent
-        budget.left -= len(piece)
+        budget.left -= cost
         if inspection is not None:
             await inspection.take(piece)
         if head.chunked:
-            writer.writelines((b"%x\r\n" % len(piece), piece, b"\r\n"))
-            sent += len(piece) + 4 + len(b"%x" % len(piece))
+            writer.writelines((size, piece, b"\r\n"))
         else:
             writer.write(piece)
-            sent += len(piece)
+        sent += cost
         progress[0] = sent
         await writer.drain()
+        pieces += 1
+        if pieces % YIELD_EVERY == 0:  # a read of tiny chunks is thousands of pieces
+            await asyncio.sleep(0)
     if head.chunked:
         writer.write(b"0\r\n\r\n")
         sent += 5

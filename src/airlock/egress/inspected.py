@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, Any
 
 import httptools
 
-from airlock.egress.connection import Upstream, UpstreamProtocol, stale
+from airlock.egress.connection import YIELD_EVERY, Upstream, UpstreamProtocol, stale
 from airlock.egress.flows import redact_query, refusal_body
 from airlock.egress.framing import (
     PIECE,
@@ -484,6 +484,7 @@ class InspectedConnection:
         elif framing[0] != "none":
             scanner = BodyCount(self.inspector.redactor, encoding, head.joined(b"content-type"))
             pieces = body_pieces(self.reader, framing, head.check)
+            count = 0
             while True:
                 try:
                     raw, payload = await anext(pieces)
@@ -506,6 +507,9 @@ class InspectedConnection:
                 await scanner.add(payload)  # scanned beside forwarding
                 if up_writer.transport.get_write_buffer_size() > PIECE:
                     await up_writer.drain()
+                count += 1
+                if count % YIELD_EVERY == 0:  # tiny chunks: the other connections' turn
+                    await asyncio.sleep(0)
             if chunked:
                 if len(LAST_CHUNK) > budget.left:
                     return await self._over_budget(
