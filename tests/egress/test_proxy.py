@@ -920,3 +920,44 @@ def test_a_name_longer_than_a_host_name_is_refused_and_kept_cut(
     (record,) = _connections(cfg.audit_log)  # type: ignore[arg-type]
     assert record["decision"] == "deny" and "cut: 100005 characters" in str(record["server_name"])
     assert len(json.dumps(record)) < 2000
+
+
+def test_a_denied_address_is_refused_whatever_name_reaches_it(site: _Site, tmp_path: Path) -> None:
+    """``--deny 127.0.0.2`` holds for a name that resolves to it (any wildcard DNS service
+    gives one), in plain HTTP and in a tunnel, the reason naming both; a name resolving to an
+    allowed address passes, its record naming the address dialled."""
+    from airlock.egress import start_proxy
+    from tests.egress.origin import listener
+
+    names = {"denied-by-ip.test": "127.0.0.2", "fine.test": "127.0.0.1"}
+
+    async def resolve(host: str, port: int, private_ok: bool) -> str:
+        return names.get(host, host)
+
+    cfg = config(
+        tmp_path,
+        allow=EgressConfig.rules(["*.test"], "--allow"),
+        deny=EgressConfig.rules(["127.0.0.2"], "--deny"),
+    )
+    port = site.server_address[1]
+    proxy = start_proxy(cfg, [sock := listener()], check=resolve)
+    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    try:
+        with httpx.Client(proxy=url) as client:
+            plain = client.get(f"http://denied-by-ip.test:{port}/bytes/10")
+            fine = client.get(f"http://fine.test:{port}/bytes/10")
+        with socket.create_connection(sock.getsockname(), timeout=10) as raw:
+            raw.sendall(b"CONNECT denied-by-ip.test:%d HTTP/1.1\r\n\r\n" % port)
+            tunnel = raw.recv(4096)
+    finally:
+        proxy.close({"command": ["test"], "exit_code": 0})
+    assert plain.status_code == 403 and "resolves to 127.0.0.2" in plain.text
+    assert fine.status_code == 200
+    assert tunnel.startswith(b"HTTP/1.1 403")
+    records = _connections(cfg.audit_log)  # type: ignore[arg-type]
+    assert [(r["host"], r["decision"], r.get("address")) for r in records] == [
+        ("denied-by-ip.test", "deny", None),
+        ("fine.test", "allow", "127.0.0.1"),
+        ("denied-by-ip.test", "deny", None),
+    ]
+    assert "denied by '127.0.0.2'" in str(records[0]["reason"])

@@ -119,6 +119,8 @@ async def _forward(
         ):
             client.drop_upstream()
             decision, address = await proxy.admit(head.host, head.port)
+            if address is not None and address != decision.host:
+                record["address"] = address  # the one dialled, as the name resolved
             upstream = client.upstream = await proxy.dial(decision.host, head.port, address)
         else:
             decision = proxy.check_rules(head.host, head.port)

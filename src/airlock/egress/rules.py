@@ -69,12 +69,21 @@ class EgressRules:
                 self._cache[key] = found
         return found
 
+    def denied(self, host: str, port: int) -> HostRule | None:
+        """The deny rule that covers ``host:port`` (a canonical host: a name, or an address,
+        with the IPv4 address an IPv6 one carries), or ``None``. Asked of the address a name
+        resolved to as well: a deny of an address holds whatever name reaches it."""
+        carried = carried_ipv4(host)
+        for rule in self.config.deny:
+            if rule.covers(host, port) or (carried is not None and rule.covers(carried, port)):
+                return rule
+        return None
+
     def _decide(self, host: str, port: int) -> RuleDecision:
         config = self.config
-        carried = carried_ipv4(host)
-        for rule in config.deny:
-            if rule.covers(host, port) or (carried is not None and rule.covers(carried, port)):
-                return RuleDecision(host, port, DENY, f"denied by {rule.describe()}", rule)
+        denied = self.denied(host, port)
+        if denied is not None:
+            return RuleDecision(host, port, DENY, f"denied by {denied.describe()}", denied)
         for rule in config.allow:
             if rule.covers(host, port):
                 reason = f"allowed by {rule.describe()}"

@@ -273,7 +273,12 @@ class Proxy:
             if _known_without_lookup(decision.host):  # an address, or a loopback name
                 await self._checked(decision.host, port, private_ok)
             return decision, None  # a name: the upstream proxy resolves it
-        return decision, await self._checked(decision.host, port, private_ok)
+        address = await self._checked(decision.host, port, private_ok)
+        denied = self.rules.denied(address, port) if address != decision.host else None
+        if denied is not None:
+            reason = f"{decision.host} resolves to {address}, denied by {denied.describe()}"
+            raise Refusal(403, reason)
+        return decision, address
 
     async def _checked(self, host: str, port: int, private_ok: bool) -> str:
         """The address check (:attr:`check`); the address to dial.

@@ -48,6 +48,8 @@ async def tunnel(client: Client, head: RequestHead) -> None:
             raise Refusal(403, f"{GATEWAY_HOST}: the git gateway takes plain HTTP, not CONNECT")
         decision, address = await proxy.admit(head.host, head.port)
         record["host"], record["reason"] = decision.host, decision.reason
+        if address is not None and address != decision.host:
+            record["address"] = address  # the one dialled, as the name resolved
         if not proxy.via_upstream(decision.host):
             relay = Relay(proxy.budget, client.touch)
             await proxy.dial_relay(decision.host, head.port, address, relay)
