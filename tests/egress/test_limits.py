@@ -51,6 +51,15 @@ def test_rate_limiter_refills_with_time() -> None:
     assert limiter.admit("h", 0.5) and not limiter.admit("h", 0.5)
 
 
+def test_rate_limiter_below_one_a_second_admits_one_each_period() -> None:
+    """Half a connection a second: one now, none until two seconds later (a bucket the size
+    of the rate never held a whole token, and admitted nothing)."""
+    limiter = RateLimiter(0.5)
+    assert limiter.admit("h", 0.0)
+    assert not limiter.admit("h", 1.0)
+    assert limiter.admit("h", 2.0) and not limiter.admit("h", 2.0)
+
+
 def test_upload_budget_notes_when_it_runs_out() -> None:
     """The budget admits until spent, then refuses and says it ran out."""
     budget = UploadBudget(10)

@@ -316,6 +316,7 @@ def test_a_secret_in_the_command_line_is_not_kept_in_the_log(tmp_path: Path) -> 
         [],
         ["--"],
         ["--max-upload-mb", "0", "--", "RUN"],
+        ["--new-connections-per-second", "0", "--", "RUN"],
         ["--rw", "/nonexistent/x", "--", "RUN"],
         ["--allow", "bad host!", "--", "RUN"],
         ["--env", "1X", "--", "RUN"],
@@ -326,6 +327,7 @@ def test_a_secret_in_the_command_line_is_not_kept_in_the_log(tmp_path: Path) -> 
         "no_command",
         "empty_command",
         "bad_upload_budget",
+        "bad_connection_rate",
         "missing_rw_path",
         "bad_allow_pattern",
         "bad_env_name",
@@ -470,3 +472,23 @@ def test_the_git_token_file_is_hidden_inside(tmp_path: Path, project: Path) -> N
     assert "looked" in done.stdout, done.stderr
     assert token not in done.stdout + done.stderr
     assert (project / "gh-token").read_text() == token + "\n"
+
+
+def test_new_connections_to_a_host_are_limited_per_second(tmp_path: Path) -> None:
+    """``--new-connections-per-second 1``: of three connections at once to one host, the
+    first passes and the others are answered 429, saying the limit; all are logged."""
+    with web_site() as site:
+        url = f"http://{HOST}:{site.server_address[1]}/page"
+        script = "; ".join(
+            f"curl -s -o /dev/null -w '%{{http_code}}\\n' -H 'Connection: close' {url}"
+            for _ in range(3)
+        )
+        done = _run(tmp_path, "--allow", HOST, "--new-connections-per-second", "1", script=script)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["200", "429", "429"], done.stdout
+    listed = json.loads(
+        airlock("audit", "--json", "--audit-log", str(tmp_path / "audit.jsonl")).stdout
+    )
+    requests = [record for record in listed if record.get("type") == "request"]
+    assert [record["decision"] for record in requests] == ["allow", "deny", "deny"]
+    assert "new connections per second" in requests[1]["reason"]

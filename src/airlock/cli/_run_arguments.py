@@ -44,6 +44,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="send at most N MB out: transfers under way are cut there, new connections refused",
     )
     network.add_argument(
+        "--new-connections-per-second",
+        type=float,
+        metavar="N",
+        help="open at most N new connections a second to each host (bursts of N, at least "
+        "one); past it a connection is answered 429 (default: no limit)",
+    )
+    network.add_argument(
         "--audit-log",
         metavar="FILE",
         help="the audit log (default: <config dir>/airlock/audit.jsonl)",

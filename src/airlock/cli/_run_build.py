@@ -63,7 +63,10 @@ def egress_config(
         allow_private=any(rule.reaches_private for rule in allow),
         upstream_proxy=upstream,
         no_proxy=environ.get("no_proxy") or environ.get("NO_PROXY") or "",
-        limits=Limits(max_upload_mb=args.max_upload_mb),
+        limits=Limits(
+            max_upload_mb=args.max_upload_mb,
+            new_connections_per_second=args.new_connections_per_second,
+        ),
         audit_log=audit_log,
         heads_file=heads,
         gateway=prepared.gateway_address,

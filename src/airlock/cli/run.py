@@ -151,6 +151,9 @@ def _run(args: argparse.Namespace) -> int:
         command = command[1:]
     if not command:
         raise UsageError("nothing to run: give the command after --, e.g. airlock run -- claude")
+    rate = args.new_connections_per_second
+    if rate is not None and not 0 < rate < float("inf"):
+        raise UsageError(f"--new-connections-per-second must be a positive number (got {rate:g})")
     if args.max_upload_mb is not None and args.max_upload_mb <= 0:
         raise UsageError(
             f"--max-upload-mb must be a positive number of MB (got {args.max_upload_mb})"

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 
 class RateLimiter:
-    """A token bucket per host: ``rate`` new connections per second, bursts of ``rate``."""
+    """A token bucket per host: ``rate`` new connections per second, bursts of ``rate`` (of
+    one, below one a second: a bucket that never holds a whole token admits nothing)."""
 
     def __init__(self, rate: float | None) -> None:
         self.rate = rate
@@ -21,8 +22,9 @@ class RateLimiter:
             return True
         if len(self._buckets) >= BUCKETS and host not in self._buckets:
             self._forget_full(now)
-        tokens, since = self._buckets.get(host, (rate, now))
-        tokens = min(rate, tokens + (now - since) * rate)
+        size = max(rate, 1.0)
+        tokens, since = self._buckets.get(host, (size, now))
+        tokens = min(size, tokens + (now - since) * rate)
         if tokens < 1.0:
             self._buckets[host] = (tokens, now)
             return False
@@ -34,10 +36,11 @@ class RateLimiter:
         only hosts dialled within the last second or so are kept, however many names the
         rules allow (``*.example.com``)."""
         rate = self.rate or 0.0
+        size = max(rate, 1.0)
         self._buckets = {
             host: (tokens, since)
             for host, (tokens, since) in self._buckets.items()
-            if tokens + (now - since) * rate < rate
+            if tokens + (now - since) * rate < size
         }
 
 
