@@ -148,3 +148,28 @@ def test_a_run_beside_another_reads_its_placeholders_as_missing_settings(
         run_a.communicate(timeout=120)
     assert run_a.returncode == 0
     assert not settings.exists()
+
+
+def test_a_ledger_naming_another_folder_as_scratch_removes_nothing(tmp_path: Path) -> None:
+    """Only a folder that is a scratch folder (so named, holding only what one holds) goes
+    with a dead run's ledger: one with anything else in it stays."""
+    import json
+
+    ledgers = tmp_path / "ledgers"
+    ledgers.mkdir()
+    precious = tmp_path / "airlock-run-precious"
+    precious.mkdir()
+    (precious / "thesis.tex").write_text("years of work")
+    scratch = tmp_path / "airlock-run-x"
+    scratch.mkdir()
+    (scratch / "resolv.conf").write_text("nameserver 127.0.0.1\n")
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
+    for name, folder in (("a", precious), ("b", scratch)):
+        (ledgers / f"{name}.json").write_text(
+            json.dumps({"pid": int(dead.stdout), "paths": [], "scratch": str(folder)})
+        )
+    sweep(ledgers)
+    assert (precious / "thesis.tex").exists()
+    assert not scratch.exists()

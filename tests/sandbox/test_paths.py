@@ -713,3 +713,25 @@ def test_a_plan_of_a_plan_is_the_same_plan(tmp_path: Path) -> None:
     ]
     once = plan(given)
     assert plan(once) == once
+
+
+def test_the_folders_holding_a_writable_bind_inside_another_are_kept_in_place(
+    tmp_path: Path,
+) -> None:
+    """A config dir two folders down in the workspace (``.config/claude``, with airlock's
+    own state hidden in it): ``.config`` is pinned, so code inside cannot move it away and
+    make a config dir of its own at the same path (the next run would read its state)."""
+    workspace = tmp_path / "ws"
+    config_dir = workspace / ".config" / "claude"
+    (config_dir / "airlock").mkdir(parents=True)
+    rules = _by_path(
+        plan(
+            [
+                mount(Kind.WRITE, workspace, "workspace"),
+                mount(Kind.WRITE, config_dir, "config dir"),
+                mount(Kind.HIDE, config_dir / "airlock", "airlock's own state"),
+            ]
+        )
+    )
+    pin = rules[workspace / ".config"]
+    assert (pin.kind, pin.exists) == (Kind.WRITE, True) and "kept in place" in pin.why

@@ -956,14 +956,17 @@ def _folders_on_the_way(strictest: dict[Path, Mount], given: list[Mount]) -> lis
 
 
 def _pins(rules: Mapping[Path, Mount]) -> list[Mount]:
-    """Writable binds of each folder between a ``WRITE`` rule and a stricter rule under it.
+    """Writable binds of each folder between a ``WRITE`` rule and another rule under it: a
+    stricter one, or another ``WRITE`` (a config dir two folders down in the workspace).
 
     A mount point cannot be renamed or removed, so code inside cannot move ``.claude`` or
-    ``.git`` away (their protected paths go with them) and create the protected path anew.
+    ``.git`` away (their protected paths go with them) and create the protected path anew,
+    nor move away the folder that holds a writable bind with protected or hidden paths in it
+    (the agent's config dir, with airlock's own state) and make a new one at its path.
     """
     pins: list[Mount] = []
     for rule in rules.values():
-        if rule.kind <= Kind.WRITE:
+        if rule.kind < Kind.WRITE:
             continue
         between: list[Path] = []
         for parent in rule.path.parents:

@@ -65,11 +65,32 @@ class Placeholders:
         then the ledger."""
         claimed = claimed_by_others(self.ledger)
         remove_empty(path for path in self.paths if path not in claimed)
-        if self.scratch is not None and self.scratch.name.startswith(SCRATCH_PREFIX):
+        if self.scratch is not None and _is_scratch(self.scratch):
             shutil.rmtree(self.scratch, ignore_errors=True)  # never through a link
         if self.ledger is not None:
             with contextlib.suppress(OSError):
                 self.ledger.unlink()
+
+
+SCRATCH_ENTRIES = frozenset({"empty-dir", "empty-file", "resolv.conf"})
+"""What a run's scratch folder holds (:func:`airlock.sandbox.launcher.start`)."""
+
+
+def _is_scratch(path: Path) -> bool:
+    """Whether ``path`` is a run's scratch folder: so named, a folder of this user (not a
+    link), holding nothing but what a scratch folder holds (a ledger naming any other folder
+    removes nothing)."""
+    try:
+        found = path.lstat()
+        names = {entry.name for entry in os.scandir(path)}
+    except OSError:
+        return False
+    return (
+        path.name.startswith(SCRATCH_PREFIX)
+        and stat.S_ISDIR(found.st_mode)
+        and found.st_uid == os.getuid()
+        and names <= SCRATCH_ENTRIES
+    )
 
 
 def remove_empty(paths: Iterable[Path]) -> None:
