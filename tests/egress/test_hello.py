@@ -87,6 +87,7 @@ def test_alert_and_change_cipher_spec_records_before_the_hello_are_passed_over()
         b"\x16\x00\x00\x01\x85\xa6\xff\x01",  # a MySQL client's reply: length 0x16, sequence 1
         b"\x16\x01\x00\x00\x01\x00\x00\x00",  # a MongoDB message of 0x116 bytes
         b"\x16\x10\x01\x00\x05",  # a version no TLS server reads (Go's limit: 0x1000)
+        b"\x14\x01\x00\x01\x85\xa6\xff\x01",  # a MySQL client's reply of 276 bytes
     ],
 )
 def test_another_protocol_whose_first_byte_is_a_handshakes_is_not_tls(data: bytes) -> None:

@@ -101,8 +101,19 @@ def test_proxy_inspects_enforces_and_reports(tmp_path: Path) -> None:
     assert_report_is_the_log(report, cfg.audit_log)
 
 
-@pytest.mark.parametrize("header", ["X-Original-URL", "x-rewrite-url", "X-Override-URL"])
-def test_a_path_a_server_may_route_by_instead_is_judged_too(tmp_path: Path, header: str) -> None:
+@pytest.mark.parametrize(
+    ("header", "metrics"),
+    [
+        ("X-Original-URL", "/api/event_logging/v2/batch"),
+        ("x-rewrite-url", "/api/event_logging/v2/batch"),
+        ("X-Override-URL", "/api/event_logging/v2/batch"),
+        ("X_Original_URL", "/api/event_logging/v2/batch"),  # WSGI reads it as the same
+        ("X-Original-URL", "https://localhost/api/event_logging/v2/batch"),
+    ],
+)
+def test_a_path_a_server_may_route_by_instead_is_judged_too(
+    tmp_path: Path, header: str, metrics: str
+) -> None:
     """An allowed model request carrying a header some servers route by (IIS's URL Rewrite,
     frameworks that trust it) that names a metrics path is refused as metrics when metrics
     are off; the same header naming an allowed path lets it through."""
@@ -112,9 +123,7 @@ def test_a_path_a_server_may_route_by_instead_is_judged_too(tmp_path: Path, head
         port = site.server_address[1]
         messages = f"https://localhost:{port}/v1/messages"
         with running(cfg) as (url, proxy):
-            routed = _curl(
-                url, bundle, messages, "-H", f"{header}: /api/event_logging/v2/batch", "-d", "{}"
-            )
+            routed = _curl(url, bundle, messages, "-H", f"{header}: {metrics}", "-d", "{}")
             plain = _curl(url, bundle, messages, "-H", f"{header}: /v1/messages", "-d", "{}")
             proxy.close({"command": ["test"], "exit_code": 0})
     assert b"metrics" in routed.stdout and b"DISABLE_TELEMETRY" in routed.stdout

@@ -618,6 +618,26 @@ def test_a_target_is_scanned_for_the_users_own_rules() -> None:
         (None, '<?xml version="1.0" encoding="IBM037"?><a/>'.encode("cp037"), "cp037"),
         (None, '<?xml version="1.0"?><a/>'.encode("cp500"), "cp037"),
         (b"text/xml; charset=utf-8", b'<?xml version="1.0" encoding="latin-1"?>', None),
+        # RFC 2231, as Werkzeug, Django and Python's email read it
+        (b"application/x-www-form-urlencoded; charset*=utf-8''utf-7", b"", "utf-7"),
+        (b"application/x-www-form-urlencoded; charset*=''utf%2D7", b"", "utf-7"),
+        (b"text/plain; charset*0=utf; charset*1=-7", b"", "utf-7"),
+        (b"text/plain; charset*0*=''utf; charset*1*=%2D7", b"", "utf-7"),
+        # ASCII reads as itself, but another byte reads as ASCII (Mac Arabic's 0xDF is _)
+        (b"text/plain; charset=mac_arabic", b"", "mac-arabic"),
+        (b"text/plain; charset=raw_unicode_escape", b"", "raw-unicode-escape"),
+        # names other readers use that Python has no codec of that name for
+        (b"application/octet-stream; charset=binary", b"", None),
+        (b"text/plain; charset=Windows-31J", b"", None),
+        # a part's own charset in a multipart body
+        (
+            b"multipart/form-data; boundary=b",
+            b"--b\r\nContent-Disposition: form-data; name=q\r\n"
+            b"Content-Type: text/plain; charset=utf-7\r\n\r\nx\r\n--b--\r\n",
+            "utf-7",
+        ),
+        # an XML declaration padded with spaces (XML allows it) still names its encoding
+        (None, b'<?xml version="1.0"' + b" " * 600 + b'encoding="utf-7"?><a/>', "utf-7"),
     ],
 )
 def test_wide_charset(content_type: bytes | None, start: bytes, codec: str | None) -> None:
@@ -637,6 +657,8 @@ def test_wide_charset(content_type: bytes | None, start: bytes, codec: str | Non
         (b"application/json; charset=no-such", b'{"a', "'no-such' is not one"),
         (b"application/xml", b'<?xml version="1.0" encoding="IBM1047"?>', "'IBM1047'"),
         (b"text/plain; charset=utf-7", b'<?xml encoding="cp037"?>', "more than one reading"),
+        (b"application/xml", b'<?xml version="1.0" encoding="utf-8\x00"?>', "not one airlock"),
+        (None, b'<?xml version="1.0"' + b" " * 5000, "does not end in 4096 bytes"),
     ],
 )
 def test_a_charset_airlock_does_not_read_is_refused(

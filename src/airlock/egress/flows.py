@@ -428,12 +428,19 @@ the path it names too."""
 
 
 def url_overrides(headers: Iterable[tuple[bytes, bytes]]) -> list[str]:
-    """The paths a request's :data:`URL_OVERRIDES` headers name, in the order sent."""
-    return [
-        value.decode("latin-1").strip()
-        for name, value in headers
-        if name.strip().lower() in URL_OVERRIDES
-    ]
+    """The paths a request's :data:`URL_OVERRIDES` headers name, in the order sent: a name
+    with ``_`` for ``-`` too (WSGI servers read both as ``HTTP_X_ORIGINAL_URL``), and a
+    value that is a whole URL cut to its path."""
+    paths = []
+    for name, value in headers:
+        if name.strip().lower().replace(b"_", b"-") not in URL_OVERRIDES:
+            continue
+        text = value.decode("latin-1").strip()
+        scheme, found, rest = text.partition("://")
+        if found and "/" not in scheme:
+            text = "/" + rest.partition("/")[2]
+        paths.append(text)
+    return paths
 
 
 def off_flow(rows: Iterable[Signature], target: str, decisions: Decisions) -> Verdict | None:

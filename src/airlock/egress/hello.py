@@ -18,6 +18,10 @@ HANDSHAKE = 0x16
 SKIPPED = (0x14, 0x15)
 """Records before the ClientHello that some servers skip (a change_cipher_spec, a warning
 alert: Go's does): passed over, counted with the records, the hold kept."""
+SKIPPED_LENGTH = {0x14: 1, 0x15: 2}
+"""The length of a change_cipher_spec record and of an alert: one of another length before the
+ClientHello, with a first record's version that is not 3.x, is another protocol (a MySQL
+client's reply of 276 bytes starts ``14 01 00``)."""
 CLIENT_HELLO = 1
 SERVER_NAME = 0
 HOST_NAME = 0
@@ -71,6 +75,8 @@ def _hello_body(data: bytes | bytearray) -> bytes | None:
                 raise NotHello("not TLS records")
             raise Unreadable("a record that is not a handshake inside the ClientHello")
         length = int.from_bytes(data[position + 3 : position + 5], "big")
+        if loose and not spans and kind != HANDSHAKE and length != SKIPPED_LENGTH[kind]:
+            raise NotHello("not TLS: a record shaped as no change_cipher_spec or alert")
         starts = loose and not spans and kind == HANDSHAKE and length > 0
         if starts and position + 5 < len(data) and data[position + 5] != CLIENT_HELLO:
             raise NotHello("not TLS: no ClientHello in its first handshake record")

@@ -37,8 +37,10 @@ from __future__ import annotations
 import asyncio
 import bisect
 import codecs
+import functools
 import heapq
 import io
+import itertools
 import json
 import re
 import sys
@@ -675,41 +677,123 @@ _CHARSET = re.compile(
 """A ``charset`` parameter wherever it stands in a ``Content-Type`` (inside another
 parameter's quoted value too, as a reader that searches the value would find it): quoted,
 with its quoted pairs (``"utf\\-7"``), in single quotes, or bare."""
+_CHARSET_2231 = re.compile(
+    rb"charset\*(\d*)(\*?)\s*=\s*(?:\"((?:[^\"\\]|\\.)*)\"|([^\s;,\"]+))", re.IGNORECASE
+)
+"""A ``charset`` parameter as RFC 2231 writes it (Werkzeug, Django and Python's ``email``
+read it): ``charset*=utf-8''utf-7`` (percent escapes after the language), or in numbered
+pieces (``charset*0=utf; charset*1=-7``, ``charset*0*=…``) joined in order."""
 _QUOTED_PAIR = re.compile(rb"\\(.)", re.DOTALL)
 _ASCII_TEXT = bytes(range(0x20, 0x7F)) + b"\t\n\r"
 """ASCII a charset must read as itself, every printable character and the line breaks, for
 the body to be scanned as its bytes (UTF-7 reads ``+AGc-`` as ``g``, EBCDIC reads no letter
 as itself)."""
-_STATEFUL = ("iso2022_", "hz", "unicode-escape")
+_STATEFUL = ("iso2022_", "hz", "unicode-escape", "raw-unicode-escape")
 """Codecs (by the names :func:`codecs.lookup` gives) that read ASCII as itself but have
 sequences that read as nothing or as another character: ``ghp_aB`` ESC ``( B`` ``3dE…`` is
 one token in ISO-2022-JP, ``ghp_aB~`` newline ``3dE…`` in HZ, ``ghp\\x5faB3dE…`` in
-Python's ``unicode_escape``."""
-XML_DECLARATION = 512
-"""How much of a body's start is read for an XML declaration's ``encoding``."""
+Python's ``unicode_escape`` (``\\U0000005f`` in ``raw_unicode_escape``)."""
+_ALIASES = {
+    "binary": "",
+    "unknown-8bit": "",
+    "x-user-defined": "",
+    "windows-874": "cp874",
+    "windows-31j": "cp932",
+    "x-mac-roman": "mac-roman",
+    "iso-8859-8-i": "iso8859-8",
+}
+"""Charsets other readers name that Python has no codec of that name for: the codec that
+reads them, or ``""`` for bytes that are no text (``file -bi`` says ``charset=binary``)."""
+XML_DECLARATION = 4096
+"""How much of a body's start is read for an XML declaration's ``encoding``: one that does
+not end within it is refused (XML lets spaces pad it)."""
 _XML_ENCODING = re.compile(rb"^<\?xml[^>]*?\sencoding\s*=\s*[\"']([^\"']*)[\"']")
 _EBCDIC_XML = b"\x4c\x6f\xa7\x94"
 """``<?xm`` in EBCDIC: an XML reader then reads the declaration in EBCDIC (XML 1.0, F.1)."""
+_PART_TYPE = re.compile(rb"(?im)^content-type[ \t]*:[^\r\n]*")
+"""A part's own ``Content-Type`` line in a multipart body (a form field's charset)."""
+MAX_PARTS = 1000
+"""The most part headers of a multipart body read for their charsets."""
 
 
 def charsets(content_type: bytes | None, start: bytes = b"") -> list[str]:
     """Every charset a reader of the body may take: each ``charset`` parameter of
-    ``Content-Type`` (:data:`_CHARSET`, its quoted pairs undone), and the ``encoding`` of an
-    XML declaration at the body's start (in ASCII, after a UTF-8 byte-order mark, or in
-    EBCDIC, which an XML reader tells from the first bytes: ``cp037`` when it names none)."""
-    found = []
-    for match in _CHARSET.finditer(content_type or b""):
-        quoted, single, bare = match.groups()
-        value = _QUOTED_PAIR.sub(rb"\1", quoted) if quoted is not None else single or bare or b""
-        found.append(value.decode("latin-1").strip())
+    ``Content-Type`` (:data:`_CHARSET`, its quoted pairs undone; :data:`_CHARSET_2231`),
+    those of the parts' own headers in a multipart body (in ``start``), and the ``encoding``
+    of an XML declaration at the body's start (in ASCII, after a UTF-8 byte-order mark, or in
+    EBCDIC, which an XML reader tells from the first bytes: ``cp037`` when it names none).
+
+    Raises:
+        Uncheckable: ``415``, an XML declaration that does not end within
+            :data:`XML_DECLARATION` bytes.
+    """
+    found = _parameters(content_type or b"")
+    if b"multipart/" in (content_type or b"").lower():
+        for line in itertools.islice(_PART_TYPE.finditer(start), MAX_PARTS):
+            found += _parameters(line[0])
     head = start[:XML_DECLARATION].removeprefix(codecs.BOM_UTF8)
     if head.startswith(_EBCDIC_XML):
         head = head.decode("cp037").encode("latin-1", "replace")
-        declared = _XML_ENCODING.match(head)
-        found.append(declared[1].decode("latin-1").strip() if declared else "cp037")
-    elif declared := _XML_ENCODING.match(head):
+    elif not head.startswith(b"<?xml"):
+        return found
+    end = head.find(b"?>")
+    if end < 0 and len(start) >= XML_DECLARATION:
+        raise Uncheckable(
+            415, f"the request body's XML declaration does not end in {XML_DECLARATION} bytes"
+        )
+    declared = _XML_ENCODING.match(head[: end + 2] if end >= 0 else head)
+    ebcdic = start.removeprefix(codecs.BOM_UTF8).startswith(_EBCDIC_XML)
+    if declared:
         found.append(declared[1].decode("latin-1").strip())
+    elif ebcdic:
+        found.append("cp037")
     return found
+
+
+def _parameters(value: bytes) -> list[str]:
+    """The charsets a header value names, each way a reader may read them."""
+    found = []
+    for match in _CHARSET.finditer(value):
+        quoted, single, bare = match.groups()
+        text = _QUOTED_PAIR.sub(rb"\1", quoted) if quoted is not None else single or bare or b""
+        found.append(text.decode("latin-1").strip())
+    pieces: dict[int, str] = {}
+    for match in _CHARSET_2231.finditer(value):
+        number, extended, quoted, bare = match.groups()
+        text = (_QUOTED_PAIR.sub(rb"\1", quoted) if quoted is not None else bare).decode("latin-1")
+        if extended or not number:  # percent escapes; the first piece names its own charset
+            if not number or number == b"0":
+                text = text.split("'", 2)[-1] if text.count("'") >= 2 else text
+            text = urllib.parse.unquote(text, encoding="latin-1")
+        if not number:
+            found.append(text.strip())
+        elif len(pieces) < MAX_PARTS:
+            pieces.setdefault(int(number[:6]), text)
+    if pieces:
+        found.append("".join(pieces[key] for key in sorted(pieces)).strip())
+    return found
+
+
+@functools.lru_cache(maxsize=256)
+def _reading(named: str) -> str | None:
+    """How a body in the charset ``named`` must be read: ``""`` as its bytes (ASCII reads as
+    itself, and no other byte reads as ASCII), the codec that reads it as text, or ``None``
+    for a charset airlock does not read (another reader may)."""
+    name = _ALIASES.get(named.lower(), named)
+    if not name:
+        return ""
+    try:
+        name = codecs.lookup(name).name  # base64, zlib: LookupError in decode() below
+        if name.startswith(_STATEFUL):
+            return name
+        if _ASCII_TEXT.decode(name, errors="replace") != _ASCII_TEXT.decode("ascii"):
+            return name
+        high = (bytes([byte]).decode(name, errors="replace") for byte in range(0x80, 0x100))
+        if any(char.isascii() for text in high for char in text):  # Mac Arabic's 0xDF is _
+            return name
+    except (LookupError, UnicodeError, ValueError):  # a NUL in the name: ValueError
+        return None
+    return ""
 
 
 def unreadable_charset(name: str, why: str) -> Uncheckable:
@@ -736,14 +820,11 @@ def wide_charset(content_type: bytes | None, start: bytes) -> str | None:
     """
     wide: set[str] = set()
     for named in charsets(content_type, start):
-        try:
-            name = codecs.lookup(named).name  # base64, zlib: LookupError in decode() below
-            if name.startswith(_STATEFUL) or _ASCII_TEXT.decode(
-                name, errors="replace"
-            ) != _ASCII_TEXT.decode("ascii"):
-                wide.add(name)
-        except (LookupError, UnicodeError) as error:  # another reader may know it
-            raise unreadable_charset(named, "is not one airlock reads") from error
+        reading = _reading(named)
+        if reading is None:  # another reader may know it
+            raise unreadable_charset(named, "is not one airlock reads")
+        if reading:
+            wide.add(reading)
     if len(wide) > 1:
         raise unreadable_charset(", ".join(sorted(wide)), "names more than one reading")
     if wide:
