@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import pickle
@@ -10,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from airlock.sandbox.pending import Pending, keep, read, recover
+from airlock.sandbox.pending import Pending, join_runs, keep, read, recover
 from airlock.sandbox.written import Watch
 from tests.cli import airlock
 from tests.integration.started import start_run
@@ -49,7 +50,7 @@ def test_the_next_run_makes_safe_what_a_killed_one_left(
     done = airlock("run", "--audit-log", str(tmp_path / "b.jsonl"), "--", "true", timeout=180)
 
     assert done.returncode == 0, done.stderr
-    assert "was killed before it made safe what its command wrote; done now:" in done.stderr
+    assert "was killed before it made safe what its command wrote; done now" in done.stderr
     assert not hook.exists()
     assert json.loads(state.read_text())["mcpServers"] == SERVERS
     assert (project / ".git" / "HEAD").is_file()  # brought in, without its hook
@@ -63,7 +64,8 @@ def test_the_next_run_makes_safe_what_a_killed_one_left(
 def _pending(tmp_path: Path, workspace: Path, run: str) -> Pending:
     workspace.mkdir(exist_ok=True)
     watch = Watch(workspace, tmp_path / "home", tmp_path / "home" / ".claude")
-    return Pending(run, workspace, watch, None, {workspace: False})
+    found = workspace.stat()
+    return Pending(run, workspace, watch, None, {workspace: False}, (found.st_dev, found.st_ino))
 
 
 def _killed_keeper(folder: Path, workspace: Path, run: str) -> None:
@@ -74,8 +76,9 @@ def _killed_keeper(folder: Path, workspace: Path, run: str) -> None:
         "from airlock.sandbox.pending import Pending, keep; "
         "from airlock.sandbox.written import Watch; "
         "w = Path(sys.argv[2]); home = w.parent / 'home'; "
+        "found = w.stat(); "
         "keep(Path(sys.argv[1]), Pending(sys.argv[3], w, Watch(w, home, home / '.claude'), "
-        "None, {w: False}))"
+        "None, {w: False}, (found.st_dev, found.st_ino)))"
     )
     subprocess.run(
         [sys.executable, "-c", code, str(folder), str(workspace), run],
@@ -84,34 +87,54 @@ def _killed_keeper(folder: Path, workspace: Path, run: str) -> None:
     )
 
 
-def test_a_live_runs_pending_work_is_left_and_its_workspace_waits(tmp_path: Path) -> None:
-    """A pending file whose run still holds it is not touched; a killed run's in the same
-    workspace waits (setting aside there would take a mount from under the live sandbox);
-    one in another workspace is done and removed."""
+def test_killed_runs_work_waits_while_another_run_is_going(tmp_path: Path) -> None:
+    """While another run holds the runs' lock (its sandbox may stand in any workspace, under
+    any config dir), no killed run's work is done, and the run says so; once none is going,
+    each is done and its file removed, one whose run still holds its file left alone."""
     folder, state = tmp_path / "pending", tmp_path / "state"
-    shared, other = tmp_path / "shared", tmp_path / "other"
-    live = keep(folder, _pending(tmp_path, shared, "live"))
+    other = tmp_path / "other"
+    live = keep(folder, _pending(tmp_path, tmp_path / "live", "live"))
+    going = join_runs(tmp_path / "runs")
+    fcntl.flock(going, fcntl.LOCK_SH)  # another run, going
+    mine = join_runs(tmp_path / "runs")
     try:
-        _killed_keeper(folder, shared, "dead-shared")
         _killed_keeper(folder, other, "dead-other")
         (other / ".mcp.json").write_text('{"mcpServers": {"evil": {"command": "sh"}}}')
 
-        lines = recover(folder, state)
+        [waits] = recover(folder, state, mine)
 
-        assert any("a run there is going now" in line for line in lines), lines
+        assert "other runs are going" in waits
+        assert (other / ".mcp.json").exists()
+        os.close(going)  # that run ended
+        os.close(mine)
+        mine = join_runs(tmp_path / "runs")
+        lines = recover(folder, state, mine)
+
         assert any("run dead-other" in line for line in lines), lines
-        assert sorted(path.name for path in folder.iterdir()) == [
-            "dead-shared.pending",
-            "live.pending",
-        ]
+        assert sorted(path.name for path in folder.iterdir()) == ["live.pending"]
         assert not (other / ".mcp.json").exists()  # made inside: set aside
         assert list((state / "set-aside" / "dead-other").rglob(".mcp.json*"))
     finally:
+        os.close(mine)
         live.done()
-    assert not (folder / "live.pending").exists()
-    lines = recover(folder, state)
-    assert any("run dead-shared" in line for line in lines), lines
-    assert list(folder.iterdir()) == []
+
+
+def test_a_workspace_that_is_another_folder_now_is_left_alone(tmp_path: Path) -> None:
+    """The killed run's workspace moved away and another folder made at its path: nothing
+    is set aside in the new folder, and the run says why."""
+    folder = tmp_path / "pending"
+    workspace = tmp_path / "w"
+    _killed_keeper(folder, workspace, "dead")
+    workspace.rename(tmp_path / "w-moved")  # moved away by the user; a new project there
+    workspace.mkdir()
+    (workspace / ".mcp.json").write_text('{"mcpServers": {}}')
+    runs = join_runs(tmp_path / "runs")
+    try:
+        lines = recover(folder, tmp_path / "state", runs)
+    finally:
+        os.close(runs)
+    assert any("another folder now" in line for line in lines), lines
+    assert (workspace / ".mcp.json").exists()
 
 
 class _Planted:
@@ -134,7 +157,9 @@ def test_a_pending_file_naming_anything_else_is_not_loaded(tmp_path: Path) -> No
     hostile.write_bytes(pickle.dumps(_Planted(marker)))
     hostile.chmod(0o600)
 
-    lines = recover(folder, tmp_path / "state")
+    runs = join_runs(tmp_path / "runs")
+    lines = recover(folder, tmp_path / "state", runs)
+    os.close(runs)
 
     assert not marker.exists()
     assert len(lines) == 1 and "cannot be read" in lines[0] and "posix.system" in lines[0]
@@ -147,9 +172,11 @@ def test_a_pending_file_others_may_write_is_not_loaded(tmp_path: Path) -> None:
     os.close(kept._fd)  # the run is gone; its file stays
     kept.path.chmod(0o622)
 
-    [line] = recover(folder, tmp_path / "state")
+    runs = join_runs(tmp_path / "runs")
+    [line] = recover(folder, tmp_path / "state", runs)
+    os.close(runs)
 
-    assert "not a private file of this user" in line
+    assert "not a private regular file of this user" in line
     assert kept.path.exists()
 
 

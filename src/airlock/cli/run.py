@@ -130,13 +130,14 @@ def _run(args: argparse.Namespace) -> int:
     from airlock.sandbox.paths import (
         Kind,
         agent_state_paths,
+        default_state,
         in_own_state,
         linked_elsewhere,
         links_on_the_way,
         read_only_at,
         read_only_map,
     )
-    from airlock.sandbox.pending import Pending, keep, recover
+    from airlock.sandbox.pending import Pending, join_runs, keep, recover
     from airlock.sandbox.placeholders import sweep
     from airlock.sandbox.repositories import (
         hold,
@@ -218,6 +219,7 @@ def _run(args: argparse.Namespace) -> int:
     watch = None
     read_only: dict[Path, bool] = {}
     kept = None
+    runs = -1
     try:
         scrubbed = scrub(environ, wanted, proxy_url)
         if prepared is not None:
@@ -244,7 +246,11 @@ def _run(args: argparse.Namespace) -> int:
                 "(at missing protected paths such as .git/commondir)",
                 file=sys.stderr,
             )
-        for line in recover(state[0] / "pending", state[0]):
+        try:  # runs of every config dir of this home meet there
+            runs = join_runs(default_state(home))
+        except OSError:
+            runs = join_runs(state[0])
+        for line in recover(state[0] / "pending", state[0], runs):
             print(line, file=sys.stderr)
         held = hold(workspace, state[0], run)
         agent_state = agent_state_paths(home, loaded.config_dir)
@@ -276,9 +282,10 @@ def _run(args: argparse.Namespace) -> int:
                 hooks = hooks_folder_holding(workspace)
                 watch = Watch(workspace, home, loaded.config_dir, agent_state, scan, links, hooks)
                 try:  # before the command runs: a kill from now on leaves it to the next run
-                    kept = keep(
-                        state[0] / "pending", Pending(run, workspace, watch, held, read_only)
-                    )
+                    found = workspace.stat()
+                    identity = (found.st_dev, found.st_ino)
+                    pending = Pending(run, workspace, watch, held, read_only, identity)
+                    kept = keep(state[0] / "pending", pending)
                 except OSError as error:
                     raise SandboxError(
                         f"cannot keep what the run will make safe after its command, in "
@@ -350,6 +357,8 @@ def _run(args: argparse.Namespace) -> int:
             made_safe += Pending(run, workspace, watch, held, read_only).make_safe(state[0])
         if kept is not None:
             kept.done()
+        if runs >= 0:
+            os.close(runs)  # the runs' lock: this run no longer holds it
     show(report, scrubbed, args.report_json, code)
     for line in made_safe:
         print(line, file=sys.stderr)

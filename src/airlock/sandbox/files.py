@@ -111,12 +111,12 @@ def rename_aside(name: str, opened: int, folder: Path, target: Path) -> Path:
         target = _free(target)
         target.parent.mkdir(parents=True, exist_ok=True)
         os.rename(name, target, src_dir_fd=opened)
-    except OSError:
+    except OSError as error:
         inert = next(
-            candidate
-            for candidate in _names(name + INERT_SUFFIX)
-            if not _exists_in(candidate, opened)
+            (free for free in _names(name + INERT_SUFFIX) if not _exists_in(free, opened)), None
         )
+        if inert is None:  # a thousand taken
+            raise OSError(f"{folder / name}: no free name to set it aside under") from error
         os.rename(name, inert, src_dir_fd=opened, dst_dir_fd=opened)
         return folder / inert
     return target
@@ -145,12 +145,22 @@ def _names(first: str) -> Iterator[str]:
 
 def _free(target: Path) -> Path:
     """``target``, or the first of ``target.1``, ``target.2``, … that is not taken (set-aside
-    folders are airlock's own, read-only in every sandbox: nothing takes one meanwhile)."""
-    return next(
-        target.with_name(name)
-        for name in _names(target.name)
-        if not os.path.lexists(target.with_name(name))
+    folders are airlock's own, read-only in every sandbox: nothing takes one meanwhile).
+
+    Raises:
+        OSError: all of them are taken.
+    """
+    free = next(
+        (
+            target.with_name(name)
+            for name in _names(target.name)
+            if not os.path.lexists(target.with_name(name))
+        ),
+        None,
     )
+    if free is None:  # a thousand taken
+        raise OSError(f"{target}: no free name to set it aside under")
+    return free
 
 
 def _exists_in(name: str, opened: int) -> bool:

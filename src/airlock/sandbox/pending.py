@@ -11,11 +11,14 @@ Each compares the workspace with what it was at the start, so what it needs is k
 the command runs, and only then.
 
 So before the command runs, :func:`keep` writes that (the :class:`Watch`, the held
-repository, the sandbox's read-only paths) to a *pending* file under airlock's own state,
-and holds a lock on it while the run lives; :meth:`Kept.done` removes it once the work is
-done. At the start of every run, :func:`recover` does the work of every pending file whose
-lock no one holds (its run is gone), and removes it; one whose workspace a run still going
-uses waits (setting a file aside there would take away that sandbox's mount on it).
+repository, the sandbox's read-only paths, the workspace's identity) to a *pending* file
+under airlock's own state, and holds a lock on it while the run lives; :meth:`Kept.done`
+removes it once the work is done. Every run holds the home's *runs' lock* shared while it
+lives (:func:`join_runs`). At the start of a run, :func:`recover` does the work of the
+pending files left when it can take that lock alone, no other run going (setting a file
+aside in a workspace a sandbox runs in would take away that sandbox's mount on it), and
+removes them; otherwise it says so, and a later run does it. A workspace that is another
+folder now is left alone.
 
 The file is a :mod:`pickle` of airlock's own classes, read back by an unpickler that takes
 those classes and nothing else; it lives in airlock's state, which no sandbox sees, and must
@@ -64,6 +67,9 @@ class Pending(NamedTuple):
     held: Held | None
     read_only: dict[Path, bool]
     """The sandbox's path rules (:func:`airlock.sandbox.paths.read_only_map`)."""
+    identity: tuple[int, int] = (0, 0)
+    """The workspace's device and inode at the start: a folder put at its path since is not
+    it, and is left alone."""
 
     def make_safe(self, state: Path) -> list[str]:
         """Bring in the repository made inside, then make safe what the run wrote (each step
@@ -137,7 +143,7 @@ def read(path: Path) -> Pending:
 
     Raises:
         OSError: it cannot be read, or is not a regular file of this user that only it may
-            write.
+            write (a link is not followed).
         pickle.UnpicklingError, ValueError, …: it is not one airlock wrote (see :func:`recover`).
     """
     fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
@@ -148,68 +154,118 @@ def read(path: Path) -> Pending:
 def _read_open(file: io.BufferedReader) -> Pending:
     found = os.fstat(file.fileno())
     if not stat.S_ISREG(found.st_mode) or found.st_uid != os.getuid() or found.st_mode & 0o022:
-        raise PermissionError(f"{file.name}: not a private file of this user")
+        raise PermissionError("not a private regular file of this user")
     pending = _OwnClasses(file).load()
     if not isinstance(pending, Pending):
         raise ValueError("holds no pending work")
     return pending
 
 
-def recover(folder: Path, state: Path) -> list[str]:
-    """Make safe what the runs that were killed left (their pending files in ``folder``);
-    what was done, in lines for stderr. A pending file whose run still lives is left; one
-    whose workspace such a run uses waits for a later run; one that cannot be read is named."""
+RUNS_LOCK = "runs.lock"
+"""The lock every run of a home holds, shared, from before it looks for killed runs' work
+until it ends; that work is done only under it held alone (:func:`recover`)."""
+
+
+def join_runs(folder: Path) -> int:
+    """Open the runs' lock in ``folder`` (airlock's state for the home's default config dir,
+    whatever config dir a run uses: runs of every config dir meet there); its descriptor,
+    which the run keeps open until it ends (closing it lets the lock go).
+
+    Raises:
+        OSError: it cannot be opened.
+    """
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return os.open(folder / RUNS_LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+
+
+def recover(folder: Path, state: Path, runs: int) -> list[str]:
+    """Make safe what the runs that were killed left (their pending files in ``folder``) when
+    no other run lives (``runs``: :func:`join_runs`, taken alone for the work: setting a file
+    aside under a running sandbox would take away its mount there), then hold ``runs`` shared
+    as every run does; what was done, in lines for stderr. A pending file whose workspace is
+    another folder now is left, and one that cannot be read is named."""
     try:
         paths = sorted(folder.glob(f"*{SUFFIX}"))
     except OSError:
+        paths = []
+    if not paths:
+        fcntl.flock(runs, fcntl.LOCK_SH)  # waits while another run does killed runs' work
         return []
+    try:
+        fcntl.flock(runs, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        fcntl.flock(runs, fcntl.LOCK_SH)
+        return [
+            f"airlock run: {len(paths)} run(s) killed earlier have still to have what their "
+            f"commands wrote made safe ({folder}); other runs are going: the first run started "
+            "while none is does that"
+        ]
+    try:
+        return _recover_alone(paths, state)
+    finally:
+        fcntl.flock(runs, fcntl.LOCK_SH)
+
+
+def _recover_alone(paths: list[Path], state: Path) -> list[str]:
     lines: list[str] = []
-    claimed: list[tuple[Path, int, Pending]] = []
-    busy: set[Path] = set()
     for path in paths:
         try:
             fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-        except OSError:
-            continue  # removed since: done by its run or by another
+        except FileNotFoundError:
+            continue  # done by its run meanwhile
+        except OSError as error:  # a link, or unreadable: named
+            lines.append(_unreadable(path, error))
+            continue
         try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:  # its run lives (or another run is recovering it)
-                with contextlib.suppress(Exception), os.fdopen(os.dup(fd), "rb") as file:
-                    busy.add(_read_open(file).workspace)
-                os.close(fd)
-                continue
-            if not _still_there(fd, path):  # done and removed while we opened it
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            if not _still_there(fd, path):
                 os.close(fd)
                 continue
             with os.fdopen(os.dup(fd), "rb") as file:
-                claimed.append((path, fd, _read_open(file)))
+                pending = _read_open(file)
+        except BlockingIOError:  # its run lives (one of another home, with this config dir)
+            os.close(fd)
+            continue
         except Exception as error:  # any damage: named, and left for the user
             os.close(fd)
-            lines.append(
-                f"airlock run: {path} holds what a killed run had still to make safe, but "
-                f"cannot be read ({error}): check that run's workspace yourself, then remove it"
-            )
-    for path, fd, pending in claimed:
+            lines.append(_unreadable(path, error))
+            continue
         try:
-            if pending.workspace in busy:
-                lines.append(
-                    f"airlock run: a run killed earlier in {pending.workspace} has still to have "
-                    "what its command wrote made safe; a run there is going now: the next run "
-                    "after it does that"
-                )
-                continue
-            done = pending.make_safe(state)
-            lines.append(
-                f"airlock run: run {pending.run} in {pending.workspace} was killed before it "
-                "made safe what its command wrote; done now" + (":" if done else ": nothing to do")
-            )
-            lines.extend(done)
+            lines += _make_safe(pending, state)
             with contextlib.suppress(OSError):
                 path.unlink()
         finally:
             os.close(fd)
     return lines
+
+
+def _make_safe(pending: Pending, state: Path) -> list[str]:
+    """The work of one killed run, if its workspace is the same folder still."""
+    try:
+        found = pending.workspace.stat()
+        same = (found.st_dev, found.st_ino) == pending.identity
+    except OSError:
+        same = False
+    if not same:
+        return [
+            f"airlock run: run {pending.run} in {pending.workspace} was killed before it made "
+            "safe what its command wrote, and that workspace is gone or another folder now: "
+            "nothing was done there; check it yourself"
+        ]
+    done = pending.make_safe(state)
+    said = (
+        f"airlock run: run {pending.run} in {pending.workspace} was killed before it made safe "
+        "what its command wrote; done now, taking every change since that run started as its "
+        "command's (moved aside, never removed)"
+    )
+    return [said + (":" if done else ": nothing to do"), *done]
+
+
+def _unreadable(path: Path, error: BaseException) -> str:
+    return (
+        f"airlock run: {path} holds what a killed run had still to make safe, but cannot be "
+        f"read ({error}): check that run's workspace yourself, then remove the file"
+    )
 
 
 def _still_there(fd: int, path: Path) -> bool:

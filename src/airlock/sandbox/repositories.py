@@ -800,6 +800,8 @@ def bring_in(held: Held) -> str | None:
     Returns:
         What was done, in words, or ``None`` when nothing was made (the folder is removed).
     """
+    if not os.path.lexists(held.folder):
+        return None  # brought in already (a run killed after it did, done again by the next)
     try:
         if not any(held.folder.iterdir()):
             held.folder.rmdir()
