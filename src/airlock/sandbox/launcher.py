@@ -479,14 +479,6 @@ def start(spec: Spec, bwrap: str, stdout: int | None = None, stderr: int | None 
             f"cannot list the run's placeholders in {spec.ledger} ({error.strerror or error}): "
             "nothing was run"
         ) from error
-    try:
-        _make_folders_on_the_way(spec.mounts)
-    except OSError as error:
-        placeholders.remove()
-        raise SandboxError(
-            f"cannot make the folder {error.filename} on the way to a protected path "
-            f"({error.strerror or error}): nothing was run"
-        ) from error
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     ours.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
     seccomp_fd = None
@@ -515,20 +507,6 @@ def start(spec: Spec, bwrap: str, stdout: int | None = None, stderr: int | None 
         if seccomp_fd is not None:
             os.close(seccomp_fd)
     return Starting(process, ours, placeholders)
-
-
-def _make_folders_on_the_way(mounts: Sequence[Mount]) -> None:
-    """Make the missing folders that the plan binds writable on the way to a protected path
-    (:func:`airlock.sandbox.paths.plan`): bubblewrap binds only what exists. They are among
-    the run's placeholders, removed after the run when nothing was put in them.
-
-    Raises:
-        OSError: one could not be made.
-    """
-    for rule in mounts:  # parent before child
-        if rule.kind is Kind.WRITE and not rule.exists and rule.source is None:
-            with contextlib.suppress(FileExistsError):  # another run's, standing meanwhile
-                rule.path.mkdir()
 
 
 def _check_trusted(bwrap: str, mounts: Sequence[Mount]) -> None:

@@ -285,15 +285,14 @@ PROTECTED_IN_TOOL_FOLDERS: tuple[str, ...] = (
     ".config/Code/User/tasks.json",
     *TOOL_FOLDERS,
 )
-"""Read-only in the home like :data:`PROTECTED_IN_HOME`, in the tool's folder that holds one
-(``~/.cargo``, ``~/.gradle``, ``~/.config/Code``, …): cargo's ``config`` (its runners and
-wrappers), Gradle's init scripts and JVM options, VS Code's user settings and tasks (a task
-can run when a folder opens) and its extensions (run when it starts), IPython's start-up
+"""Read-only in the home like :data:`PROTECTED_IN_HOME`, when the tool's folder that holds one
+is there (``~/.cargo``, ``~/.gradle``, ``~/.config/Code``, …): cargo's ``config`` (its runners
+and wrappers), Gradle's init scripts and JVM options, VS Code's user settings and tasks (a
+task can run when a folder opens) and its extensions (run when it starts), IPython's start-up
 scripts, sbt's global plugins, and the interpreters and tools the version managers' shims run
-(pyenv's, rustup's and nvm's installed versions). Where the tool's folder is missing (the tool
-is not installed yet), a run with a writable home makes it, writable, with the protected path
-in it a placeholder (:func:`plan`): the tool can make its caches there (cargo's registry,
-Gradle's), never the file a later build would run."""
+(pyenv's, rustup's and nvm's installed versions). Where the tool's folder is missing, the tool is not
+installed, and a placeholder there would keep the tool from making its folder at all (cargo's
+registry, Gradle's caches) in a run with a writable home."""
 
 FOLDERS_IN_HOME = frozenset(
     {
@@ -412,12 +411,6 @@ class Mount:
     """A ``WRITE`` on an empty folder of the sandbox's own (a file system in memory) instead
     of the path: the command writes there as usual, and what is there stays out of its
     reach (:data:`PRIVATE_IN_CONFIG_DIR`)."""
-    missing: tuple[Path, bool] | None = field(default=None, compare=False)
-    """For a rule on a missing path's first missing folder (:attr:`path`): the missing path
-    itself, and whether its placeholder is a folder. Where code inside may write there,
-    :func:`plan` makes the folders on the way instead, writable, and the rule stands on the
-    path itself (``~/.config/gcloud`` hidden under a writable home leaves ``~/.config``
-    writable)."""
 
 
 def resolve(path: Path) -> Path:
@@ -474,10 +467,7 @@ def mount(kind: Kind, path: Path, why: str, folder: bool = True) -> Mount:
     if not existing.is_dir():
         return Mount(kind, existing, why, True, False, named=named)
     first_missing = existing / real.relative_to(existing).parts[0]
-    deeper = (real, folder) if first_missing != real else None
-    return Mount(
-        kind, first_missing, why, False, folder or deeper is not None, named=named, missing=deeper
-    )
+    return Mount(kind, first_missing, why, False, folder or first_missing != real, named=named)
 
 
 def read_only_map(rules: Iterable[Mount]) -> dict[Path, bool]:
@@ -627,8 +617,9 @@ def home_rules(home: Path, config_dir: Path, airlock_state: Iterable[Path]) -> I
         why = "runs code outside later (in the home)"
         yield mount(Kind.READ, home / name, why, folder=name in FOLDERS_IN_HOME)
     for name in PROTECTED_IN_TOOL_FOLDERS:
-        why = "runs code outside later (in the home)"
-        yield mount(Kind.READ, home / name, why, folder=name in FOLDERS_IN_HOME)
+        if resolve(home / name).parent.exists():
+            why = "runs code outside later (in the home)"
+            yield mount(Kind.READ, home / name, why, folder=name in FOLDERS_IN_HOME)
     for text in AGENT_STATE:
         path = home / text[2:]
         if resolve(path).exists():
@@ -904,55 +895,15 @@ def plan(rules: Iterable[Mount]) -> list[Mount]:
     the agent's state, the Python that starts the sandbox under a hidden home), and a
     read-only rule is dropped: hiding wins, nothing under it is shown.
     """
-    given = list(rules)
     strictest: dict[Path, Mount] = {}
-    for rule in given:
+    for rule in rules:
         known = strictest.get(rule.path)
         if known is None or rule.kind > known.kind:
             strictest[rule.path] = rule
-    for made in _folders_on_the_way(strictest, given):
-        known = strictest.get(made.path)
-        if known is None or made.kind > known.kind:
-            strictest[made.path] = made
     for pinned in _pins(strictest):
         strictest.setdefault(pinned.path, pinned)
     kept = [rule for rule in strictest.values() if _needed(rule, strictest)]
     return sorted(kept, key=lambda rule: (len(rule.path.parts), str(rule.path)))
-
-
-def _folders_on_the_way(strictest: dict[Path, Mount], given: list[Mount]) -> list[Mount]:
-    """For the rules on a missing path's first missing folder (:attr:`Mount.missing`) where
-    code inside may write (the nearest rule above is a ``WRITE``), when none of them is on
-    that folder itself: each moved onto its missing path (in ``strictest``), and the folders
-    on the way, to be made writable (missing: bubblewrap makes them; pinned by
-    :func:`_pins`). A tool that makes ``~/.config/git`` or ``~/.cargo/registry`` under a
-    writable home finds its folder there, while no protected path under it can be made."""
-    groups: dict[Path, list[Mount]] = {}
-    for rule in given:
-        groups.setdefault(rule.path, []).append(rule)
-    made: list[Mount] = []
-    for path, group in groups.items():
-        above = next((strictest[p] for p in path.parents if p in strictest), None)
-        if (
-            any(rule.missing is None or rule.private for rule in group)  # one on the folder
-            or above is None
-            or above.kind is not Kind.WRITE
-            or above.private
-        ):  # the rule stays on the folder, its placeholder, for good (a plan of the plan too)
-            if strictest[path].missing is not None:
-                strictest[path] = replace(strictest[path], missing=None)
-            continue
-        del strictest[path]
-        for rule in group:
-            target, folder = rule.missing  # type: ignore[misc]  # checked above
-            moved = Mount(rule.kind, target, rule.why, False, folder, named=rule.named)
-            known = strictest.get(target)
-            if known is None or moved.kind > known.kind:
-                strictest[target] = moved
-            why = f"made on the way to {target} ({rule.why})"
-            between = (folder for folder in target.parents if folder.is_relative_to(path))
-            made += [Mount(Kind.WRITE, folder, why, False, True) for folder in between]
-    return made
 
 
 def _pins(rules: Mapping[Path, Mount]) -> list[Mount]:
