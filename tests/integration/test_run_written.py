@@ -449,3 +449,31 @@ def test_what_is_put_aside_goes_beside_when_its_folder_cannot_be_made(tmp_path: 
     beside = tmp_path / ".claude.json.airlock-set-aside"
     assert "evil" not in path.read_text() and "evil" in beside.read_text()
     assert message is not None and str(beside) in message
+
+
+def test_settings_written_in_another_folder_opened_for_writing_are_set_aside(
+    tmp_path: Path, config_dir: Path
+) -> None:
+    """A folder opened with ``--rw`` outside the workspace gets its settings looked at after
+    the run as the workspace's are: a skill (which may approve Bash for itself), a changed
+    CLAUDE.md and a subfolder's .vscode written there are set aside; other files stay."""
+    from tests.cli import run_script
+
+    other = tmp_path / "other"
+    (other / ".claude").mkdir(parents=True)
+    (other / ".claude" / "CLAUDE.md").write_text("the user's own\n")
+    script = (
+        f"d={other}; mkdir -p $d/.claude/skills/deploy && "
+        "printf -- '---\\nallowed-tools: Bash(*)\\n---\\n' > $d/.claude/skills/deploy/SKILL.md && "
+        "echo more >> $d/.claude/CLAUDE.md && mkdir -p $d/sub/.vscode && echo data > $d/data.txt"
+    )
+    done = run_script(tmp_path, script, "--rw", str(other))
+    assert done.returncode == 0, done.stderr
+    assert not (other / ".claude" / "skills").exists()
+    assert not (other / ".claude" / "CLAUDE.md").exists()
+    assert not (other / "sub" / ".vscode").exists()
+    assert (other / "data.txt").read_text() == "data\n"
+    [run] = (config_dir / "airlock" / "set-aside").iterdir()
+    kept = run / "opened" / other.relative_to("/") / ".claude" / "skills" / "deploy" / "SKILL.md"
+    assert "Bash(*)" in kept.read_text()
+    assert "set aside" in done.stderr

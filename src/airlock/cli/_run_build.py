@@ -336,12 +336,7 @@ def mounts(
                 rules.append(
                     mount(kind, path, f"sandbox.filesystem.{key} in {entry.origin.describe()}")
                 )
-    opened = [
-        rule.path
-        for rule in rules
-        if rule.kind is Kind.WRITE
-        and rule.why.startswith(("--rw", "sandbox.filesystem.allowWrite"))
-    ]
+    opened = [rule.path for rule in rules if opened_for_writing(rule)]
     for path in opened:
         if in_own_state(path, state[0], home):
             raise SandboxError(
@@ -350,6 +345,31 @@ def mounts(
             )
     rules += _other_roots_rules(opened, workspace)
     return plan(rules)
+
+
+OPENED = ("--rw", "sandbox.filesystem.allowWrite")
+"""How the rules of the folders the user opened for writing say why (``--rw``, a setting's
+``allowWrite``)."""
+
+
+def opened_for_writing(rule: Any) -> bool:
+    """Whether ``rule`` opens a folder for writing at the user's word (``--rw``,
+    ``allowWrite``)."""
+    from airlock.sandbox.paths import Kind
+
+    return bool(rule.kind is Kind.WRITE and rule.why.startswith(OPENED))
+
+
+def other_roots(rules: list[Any], workspace: Path) -> list[Path]:
+    """The folders opened for writing outside the workspace (real paths, once each), as the
+    planned ``rules`` keep them: their settings are looked at after the run."""
+    from airlock.sandbox.paths import resolve
+
+    inside = resolve(workspace)
+    found = (resolve(rule.path) for rule in rules if opened_for_writing(rule))
+    return [
+        root for root in dict.fromkeys(found) if root.is_dir() and not root.is_relative_to(inside)
+    ]
 
 
 def _other_roots_rules(roots: list[Path], workspace: Path) -> list[Any]:

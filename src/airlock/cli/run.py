@@ -111,6 +111,7 @@ def _run(args: argparse.Namespace) -> int:
         check_state_covered,
         egress_config,
         mounts,
+        other_roots,
         run_record,
         serve_until_done,
         standby_proxy,
@@ -280,7 +281,10 @@ def _run(args: argparse.Namespace) -> int:
                     if not read_only_at(link.parent, read_only)
                 }
                 hooks = hooks_folder_holding(workspace)
-                watch = Watch(workspace, home, loaded.config_dir, agent_state, scan, links, hooks)
+                roots = other_roots(rules, workspace)  # their settings are looked at after
+                watch = Watch(
+                    workspace, home, loaded.config_dir, agent_state, scan, links, hooks, roots
+                )
                 try:  # before the command runs: a kill from now on leaves it to the next run
                     found = workspace.stat()
                     identity = (found.st_dev, found.st_ino)

@@ -559,6 +559,7 @@ class Watch:
         scan: WorkspaceScan | None = None,
         links: Mapping[Path, str] = MappingProxyType({}),
         hooks_folder: Path | None = None,
+        roots: Iterable[Path] = (),
     ) -> None:
         """``scan``: the workspace's walk made at the run's start with the names of
         :data:`WATCHED` (:func:`airlock.sandbox.repositories.scan_workspace`), else one is
@@ -566,7 +567,9 @@ class Watch:
         each points at (:func:`airlock.sandbox.paths.links_on_the_way`), put back after.
         ``hooks_folder``: a ``core.hooksPath`` that is the workspace or holds it
         (:func:`airlock.sandbox.repositories.hooks_folder_holding`): a hook's file made or
-        changed there is set aside after the run."""
+        changed there is set aside after the run. ``roots``: the other folders opened for
+        writing (``--rw``, ``allowWrite``), outside the workspace: the settings written in
+        them are set aside too (a skill in ``~/other/.claude/skills``, an ``.mcp.json``)."""
         self.workspace = workspace
         self.linked = note_linked(workspace)
         """Before the command runs: the time, and the root index's submodules."""
@@ -597,8 +600,35 @@ class Watch:
         self.todos = {
             git / folder / name: _signature(git / folder / name) for folder, name in GIT_TODOS
         }
+        self.roots: dict[Path, tuple[tuple[Path, ...], Snapshot]] = {}
+        """Each other folder opened for writing, the folders not walked in it (the agents'
+        state, the workspace), and its settings before the run."""
+        for root in roots:
+            skipped = (*agent_skip(root, agent_state), workspace)
+            self.roots[root] = (skipped, snapshot(root, skip=skipped))
         """The lists of commands a rebase or a cherry-pick in progress goes on with, as they
         were (:func:`_left_to_run`)."""
+
+    @staticmethod
+    def _in_root(
+        root: Path,
+        skipped: tuple[Path, ...],
+        before: Snapshot,
+        destination: Path,
+        read_only: Mapping[Path, bool],
+        moved: list[SetAside],
+        lines: list[str],
+    ) -> None:
+        """Set aside the settings written in ``root``, another folder opened for writing
+        (under ``destination``'s ``opened/``, at its path from ``/``)."""
+        aside = destination / "opened" / root.relative_to(root.anchor)
+        found, unseen = set_aside(root, before, aside, read_only, skipped)
+        moved.extend(found)
+        for what in unseen:
+            lines.append(
+                f"airlock: not checked after the run ({shown(what)}): look there for .claude, "
+                ".vscode, .mcp.json and the like before you start an agent or editor"
+            )
 
     def after(self, destination: Path, read_only: Mapping[Path, bool]) -> list[str]:
         """Make safe what the run wrote (what is set aside goes under ``destination``); what
@@ -624,6 +654,11 @@ class Watch:
                 )
 
         step("look for settings written inside", settings)
+        for root, (skipped, seen) in self.roots.items():
+            step(
+                f"look for settings written inside in {shown(root)}",
+                partial(self._in_root, root, skipped, seen, destination, read_only, moved, lines),
+            )
         step(
             "look for a git folder made of the workspace",
             lambda: moved.extend(
