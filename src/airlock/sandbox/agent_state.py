@@ -22,11 +22,21 @@ from airlock._atomic import replace_file
 from airlock.sandbox.files import NotRegular, move_entry_aside, read_regular
 
 KEY = "mcpServers"
-CONFIG_FILES = (".codex/config.toml", ".codex/.env", ".gemini/settings.json", ".gemini/.env")
+CONFIG_FILES = (
+    ".codex/config.toml",
+    ".codex/.env",
+    ".codex/AGENTS.md",
+    ".codex/AGENTS.override.md",
+    ".gemini/settings.json",
+    ".gemini/.env",
+    ".gemini/GEMINI.md",
+)
 """Other agents' configuration in the home, writable with their state (``~/.codex``,
 ``~/.gemini``) but naming what runs outside later (Codex's ``notify`` and ``mcp_servers``,
 Gemini's ``mcpServers``; the variables each loads from its ``.env``: ``BASH_ENV``, an API
-base URL): :func:`keep_file` puts each back as it was after the run."""
+base URL) or what every later session of the agent is told (their global instructions, as
+``~/.claude/CLAUDE.md`` is read-only): :func:`keep_file` puts each back as it was after the
+run."""
 
 PROJECT_KEYS: dict[str, Any] = {
     KEY: {},
