@@ -203,3 +203,19 @@ def test_a_pending_file_reads_back_as_written(tmp_path: Path, project: Path) -> 
     assert back.run == "r" and back.workspace == project
     assert back.watch is not None and vars(back.watch).keys() == vars(watch).keys()
     assert back.watch.nested == watch.nested and back.watch.links == watch.links
+
+
+def test_only_the_work_of_runs_that_are_gone_is_spoken_of(tmp_path: Path) -> None:
+    """With another run going and no run ever killed, a run says nothing of killed runs (the
+    going run's own file is not one)."""
+    folder = tmp_path / "pending"
+    live = keep(folder, _pending(tmp_path, tmp_path / "w", "live"))
+    going = join_runs(tmp_path / "runs")
+    fcntl.flock(going, fcntl.LOCK_SH)
+    mine = join_runs(tmp_path / "runs")
+    try:
+        assert recover(folder, tmp_path / "state", mine) == []
+    finally:
+        os.close(mine)
+        os.close(going)
+        live.done()

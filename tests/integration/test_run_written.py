@@ -10,6 +10,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+import pytest
+
 from airlock.cli.run import after_the_run
 from airlock.sandbox.repositories import find_nested, scan_workspace
 from airlock.sandbox.written import WATCHED, move_aside, set_aside, snapshot
@@ -412,6 +414,8 @@ def test_settings_reached_through_links_in_the_workspace_are_looked_at(
 FULL_DISK = """
 import json, resource, signal, sys
 from pathlib import Path
+
+import pytest
 from airlock.sandbox.agent_state import keep_servers
 path, aside = Path(sys.argv[1]), Path(sys.argv[2])
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails (EFBIG)
@@ -481,3 +485,67 @@ def test_settings_written_in_another_folder_opened_for_writing_are_set_aside(
     kept = run / "opened" / other.relative_to("/") / ".claude" / "skills" / "deploy" / "SKILL.md"
     assert "Bash(*)" in kept.read_text()
     assert "set aside" in done.stderr
+
+
+def test_a_folder_that_cannot_be_listed_is_named_not_passed_over(tmp_path: Path) -> None:
+    """A folder the look cannot list (here a link to itself: made unreadable, as code inside
+    can do, it hides what is in it from the look, not from a program naming it) is said to
+    be unseen rather than taken as empty."""
+    from airlock.sandbox.repositories import listing
+
+    (tmp_path / "loop").symlink_to("loop")
+    cut: list[str] = []
+    assert listing(tmp_path / "loop", 10, cut) == []
+    assert cut and "cannot be read" in cut[0]
+    assert listing(tmp_path / "gone", 10, cut) == [] and len(cut) == 1  # gone: nothing to say
+
+
+def test_the_look_notes_a_bounded_number_of_entries_in_all(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Many links to one large folder, each a watched name, are not each walked in full:
+    past the bound for the whole look, what was not noted is said."""
+    from airlock.sandbox import written
+
+    monkeypatch.setattr(written, "NOTED_IN_ALL", 50)
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    for number in range(40):
+        (shared / f"f{number}").write_text("x")
+    for number in range(5):
+        (tmp_path / f"p{number}").mkdir()
+        (tmp_path / f"p{number}" / ".claude").symlink_to(shared)
+    seen = snapshot(tmp_path)
+    assert len(seen.entries) < 5 * 40
+    assert any("noted in all" in what for what in seen.unseen)
+
+
+def test_a_folder_opened_for_writing_that_is_another_folder_now_is_left_alone(
+    tmp_path: Path,
+) -> None:
+    """An opened folder replaced during the run (or before a killed run's work is done) by
+    another at its path: nothing in the new one is set aside, and the run says why."""
+    from airlock.sandbox.written import Watch
+
+    workspace, other = tmp_path / "ws", tmp_path / "other"
+    workspace.mkdir()
+    other.mkdir()
+    watch = Watch(workspace, tmp_path / "home", tmp_path / "home" / ".claude", roots=[other])
+    other.rename(tmp_path / "other-old")
+    (other / ".vscode").mkdir(parents=True)
+    lines = watch.after(tmp_path / "aside", {workspace: False, other: False})
+    assert (other / ".vscode").is_dir()
+    assert any("another folder now" in line for line in lines), lines
+
+
+def test_the_home_opened_for_writing_is_not_walked_as_a_project(tmp_path: Path) -> None:
+    """``--rw ~``: the home is not among the folders whose settings are set aside after the
+    run (programs outside change their own folders there meanwhile); another folder is."""
+    from airlock.cli._run_build import other_roots
+    from airlock.sandbox.paths import Kind, mount
+
+    home, workspace, other = tmp_path / "home", tmp_path / "ws", tmp_path / "other"
+    for folder in (home, workspace, other):
+        folder.mkdir(exist_ok=True)
+    rules = [mount(Kind.WRITE, home, "--rw ~"), mount(Kind.WRITE, other, "--rw other")]
+    assert other_roots(rules, workspace, home) == [other]

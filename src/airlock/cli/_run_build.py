@@ -360,15 +360,20 @@ def opened_for_writing(rule: Any) -> bool:
     return bool(rule.kind is Kind.WRITE and rule.why.startswith(OPENED))
 
 
-def other_roots(rules: list[Any], workspace: Path) -> list[Path]:
+def other_roots(rules: list[Any], workspace: Path, home: Path) -> list[Path]:
     """The folders opened for writing outside the workspace (real paths, once each), as the
-    planned ``rules`` keep them: their settings are looked at after the run."""
+    planned ``rules`` keep them: their settings are looked at after the run. Not the home nor
+    a folder holding it (``--rw ~``): the home's own folders (``.cursor``, ``.continue``) are
+    not a project's settings, and the programs outside change them while the run goes on;
+    what in the home runs code later is protected by rule."""
     from airlock.sandbox.paths import resolve
 
-    inside = resolve(workspace)
+    inside, own = resolve(workspace), resolve(home)
     found = (resolve(rule.path) for rule in rules if opened_for_writing(rule))
     return [
-        root for root in dict.fromkeys(found) if root.is_dir() and not root.is_relative_to(inside)
+        root
+        for root in dict.fromkeys(found)
+        if root.is_dir() and not root.is_relative_to(inside) and not own.is_relative_to(root)
     ]
 
 

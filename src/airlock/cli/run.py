@@ -281,7 +281,7 @@ def _run(args: argparse.Namespace) -> int:
                     if not read_only_at(link.parent, read_only)
                 }
                 hooks = hooks_folder_holding(workspace)
-                roots = other_roots(rules, workspace)  # their settings are looked at after
+                roots = other_roots(rules, workspace, home)  # their settings: looked at after
                 watch = Watch(
                     workspace, home, loaded.config_dir, agent_state, scan, links, hooks, roots
                 )

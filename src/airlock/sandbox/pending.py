@@ -185,10 +185,10 @@ def recover(folder: Path, state: Path, runs: int) -> list[str]:
     as every run does; what was done, in lines for stderr. A pending file whose workspace is
     another folder now is left, and one that cannot be read is named."""
     try:
-        paths = sorted(folder.glob(f"*{SUFFIX}"))
+        paths = [path for path in sorted(folder.glob(f"*{SUFFIX}")) if not _held(path)]
     except OSError:
         paths = []
-    if not paths:
+    if not paths:  # none, or only those of runs still going
         fcntl.flock(runs, fcntl.LOCK_SH)  # waits while another run does killed runs' work
         return []
     try:
@@ -204,6 +204,24 @@ def recover(folder: Path, state: Path, runs: int) -> list[str]:
         return _recover_alone(paths, state)
     finally:
         fcntl.flock(runs, fcntl.LOCK_SH)
+
+
+def _held(path: Path) -> bool:
+    """Whether a pending file's run still holds it (a link, or one that cannot be opened,
+    is not held: it is named when its work is looked at)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)  # the lock, if taken, goes with it
+    return False
 
 
 def _recover_alone(paths: list[Path], state: Path) -> list[str]:

@@ -208,8 +208,9 @@ class Walk:
 
 
 def listing(folder: Path, max_entries: int, cut: list[str]) -> list[os.DirEntry[str]]:
-    """The first ``max_entries`` entries of ``folder`` (none when it cannot be read); when
-    there are more, says so in ``cut``."""
+    """The first ``max_entries`` entries of ``folder`` (none when it is gone, or is not a
+    folder); when there are more, or it cannot be read (a folder made unreadable hides what
+    is in it from the look, not from a program that names it), says so in ``cut``."""
     found: list[os.DirEntry[str]] = []
     try:
         with os.scandir(folder) as entries:
@@ -218,8 +219,10 @@ def listing(folder: Path, max_entries: int, cut: list[str]) -> list[os.DirEntry[
                     cut.append(f"entries past the first {max_entries} of {folder}")
                     break
                 found.append(entry)
-    except OSError:
+    except (FileNotFoundError, NotADirectoryError):
         pass
+    except OSError as error:
+        cut.append(f"{folder}, which cannot be read ({error.strerror or error})")
     return found
 
 

@@ -223,13 +223,14 @@ def snapshot(
         scan = scan_workspace(workspace, WATCHED, depth, folders, skip)
     entries: dict[Path, Signature] = {}
     unseen: list[str] = []
+    left = [NOTED_IN_ALL]  # for the whole look
     hooks = workspace / ".git" / "hooks"
     if hooks.is_symlink():
-        _note(hooks, entries, unseen)
+        _note(hooks, entries, unseen, left=left)
     noted: set[Path] = set()
     for path in scan.named:  # breadth first: one under a noted folder was noted with it
         if path not in entries:
-            _note(path, entries, unseen, workspace)
+            _note(path, entries, unseen, workspace, left)
             noted.add(path)
     for name in ROOT_WATCHED:  # read-only when there; one made during the run is new
         if workspace / name not in entries:
@@ -259,13 +260,25 @@ def agent_skip(workspace: Path, agent_state: Iterable[Path]) -> list[Path]:
     return [path for path in agent_state if path != workspace and path.is_relative_to(workspace)]
 
 
+NOTED_IN_ALL = 50_000
+"""The most entries one look at a folder notes under its watched entries, all together: code
+inside could make many links to one large folder, each noted through (a look that took hours
+at the end of the run). Past it, what was not noted is said."""
+
+
 def _note(
-    path: Path, entries: dict[Path, Signature], unseen: list[str], within: Path | None = None
+    path: Path,
+    entries: dict[Path, Signature],
+    unseen: list[str],
+    within: Path | None = None,
+    left: list[int] | None = None,
 ) -> None:
     """Note ``path`` and, for a folder, what is under it (breadth first, no recursion: a
-    folder made inside may be thousands deep), up to :data:`FILES_IN_WATCHED` entries. A
-    link to a folder in ``within`` (the workspace: ``pkg/.claude -> ../shared/claude``) has
-    what is under it noted too, through the link; links under it are not followed."""
+    folder made inside may be thousands deep), up to :data:`FILES_IN_WATCHED` entries, and
+    what ``left`` holds for the whole look (:data:`NOTED_IN_ALL`). A link to a folder in
+    ``within`` (the workspace: ``pkg/.claude -> ../shared/claude``) has what is under it
+    noted too, through the link; links under it are not followed."""
+    left = left if left is not None else [NOTED_IN_ALL]
     signature = _signature(path)
     if signature is None:
         return
@@ -283,6 +296,10 @@ def _note(
             if noted >= FILES_IN_WATCHED:
                 unseen.append(f"entries past the first {FILES_IN_WATCHED} under {path}")
                 return
+            if left[0] <= 0:
+                unseen.append(f"entries past the first {NOTED_IN_ALL} noted in all ({path})")
+                return
+            left[0] -= 1
             inner = Path(entry.path)
             found = _signature(inner)
             if found is None:
@@ -600,12 +617,14 @@ class Watch:
         self.todos = {
             git / folder / name: _signature(git / folder / name) for folder, name in GIT_TODOS
         }
-        self.roots: dict[Path, tuple[tuple[Path, ...], Snapshot]] = {}
+        self.roots: dict[Path, tuple[tuple[Path, ...], Snapshot, tuple[int, int]]] = {}
         """Each other folder opened for writing, the folders not walked in it (the agents'
-        state, the workspace), and its settings before the run."""
+        state, the workspace), its settings before the run, and its device and inode (a
+        folder put at its path since is not it)."""
         for root in roots:
             skipped = (*agent_skip(root, agent_state), workspace)
-            self.roots[root] = (skipped, snapshot(root, skip=skipped))
+            found = root.stat()
+            self.roots[root] = (skipped, snapshot(root, skip=skipped), (found.st_dev, found.st_ino))
         """The lists of commands a rebase or a cherry-pick in progress goes on with, as they
         were (:func:`_left_to_run`)."""
 
@@ -654,7 +673,13 @@ class Watch:
                 )
 
         step("look for settings written inside", settings)
-        for root, (skipped, seen) in self.roots.items():
+        for root, (skipped, seen, identity) in self.roots.items():
+            if _identity(root) != identity:
+                lines.append(
+                    f"airlock: {shown(root)} is gone or another folder now: not looked at "
+                    "after the run; check it before you start an agent or editor there"
+                )
+                continue
             step(
                 f"look for settings written inside in {shown(root)}",
                 partial(self._in_root, root, skipped, seen, destination, read_only, moved, lines),
@@ -833,6 +858,15 @@ class Watch:
                 "them with: find .git -type l -newer .git/HEAD)"
             )
         return lines
+
+
+def _identity(folder: Path) -> tuple[int, int] | None:
+    """A folder's device and inode, through links as its rules were made; ``None`` when gone."""
+    try:
+        found = folder.stat()
+    except OSError:
+        return None
+    return (found.st_dev, found.st_ino)
 
 
 def each_step(lines: list[str], what: str, action: Callable[[], object]) -> object:
