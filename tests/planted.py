@@ -34,7 +34,13 @@ PLANTED_IN_HOME = (
     ".psqlrc",
     ".pyenv/versions/3.12.0/bin/python3",
     ".vscode/extensions/evil/extension.js",
+    ".codex/hooks.json",
+    ".codex/hooks/stop.sh",
+    ".gemini/skills/evil/SKILL.md",
+    ".gemini/agents/evil.md",
+    ".agents/skills/evil/SKILL.md",
 )
 """Paths under the home, each made with its folders by the tests' scripts (cargo's, Gradle's,
 pyenv's and VS Code's with ``~/.cargo``, ``~/.gradle``, ``~/.pyenv`` and ``~/.vscode`` there:
-those are protected where the tool is installed)."""
+those are protected where the tool is installed; Codex's and Gemini's with their state,
+``~/.codex`` and ``~/.gemini``, there: writable as the agents' state)."""

@@ -51,6 +51,8 @@ def test_rw_home_cannot_plant_start_up_code_keys_or_agent_settings(
     (home / ".gradle").mkdir()
     (home / ".pyenv").mkdir()  # and pyenv and VS Code
     (home / ".vscode").mkdir()
+    (home / ".codex").mkdir()  # the agents' state: writable, but not their hooks and skills
+    (home / ".gemini").mkdir()
     (home / ".config").mkdir()
     (home / ".local").mkdir()
     before = _tree(home)

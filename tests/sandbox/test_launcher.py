@@ -159,6 +159,8 @@ def test_a_writable_home_cannot_be_given_code_or_keys_for_later(
     (home / ".gradle").mkdir()
     (home / ".pyenv").mkdir()  # and pyenv and VS Code
     (home / ".vscode").mkdir()
+    (home / ".codex").mkdir()  # the agents' state: writable, but not their hooks and skills
+    (home / ".gemini").mkdir()
     (home / ".config").mkdir()
     before = _tree(home)
     ran = run_sandboxed(

@@ -219,8 +219,13 @@ PROTECTED_IN_HOME: tuple[str, ...] = (
     ".gemini/extensions",
     ".gemini/policies",
     ".gemini/commands",
+    ".gemini/skills",
+    ".gemini/agents",
     ".gemini/trustedFolders.json",
     ".codex/rules",
+    ".codex/hooks.json",
+    ".codex/hooks",
+    ".agents/skills",
     ".config/direnv",
     ".direnvrc",
     ".vimrc",
@@ -251,7 +256,8 @@ PROTECTED_IN_HOME: tuple[str, ...] = (
 ``allowWrite``, a workspace that is or holds the home): shell start-up files and the
 scripts installers have them source (cargo's ``env``, nvm's, SDKMAN's, ghcup's, asdf's,
 fzf's, Oh My Zsh), fish's (``config.fish``, ``conf.d``, functions), git's, Mercurial's and
-mise's configuration (hooks, aliases, extensions), programs
+mise's configuration (hooks, aliases, extensions), Gemini's and Codex's (extensions, policies,
+commands, skills, subagents, rules, hooks; the skills both read from ``~/.agents/skills``), programs
 and variables set at log-in (``environment.d``, ``.pam_environment``, an X session's files),
 ``~/bin`` and ``~/.local/bin`` (Debian's ``.profile`` puts them on ``PATH``: a ``git`` written
 there would run in the place of the real one; the other folders of ``PATH`` under the home
@@ -311,7 +317,11 @@ FOLDERS_IN_HOME = frozenset(
         ".gemini/extensions",
         ".gemini/policies",
         ".gemini/commands",
+        ".gemini/skills",
+        ".gemini/agents",
         ".codex/rules",
+        ".codex/hooks",
+        ".agents/skills",
         ".config/direnv",
         ".vim",
         ".config/nvim",

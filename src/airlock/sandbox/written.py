@@ -86,6 +86,7 @@ WATCHED = frozenset(
         ".envrc",
         ".gemini",
         ".codex",
+        ".agents",
         ".cursor",
         ".roo",
         ".kilocode",
