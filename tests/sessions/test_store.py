@@ -11,11 +11,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from airlock._projects import project_name
 from airlock.errors import UsageError
 from airlock.sessions import SessionStore, parse_timestamp
 from airlock.sessions.conversation import read_conversation
 from airlock.sessions.journal import JOURNAL_DIR
-from airlock.sessions.layout import is_session_id, project_name, todo_owner
+from airlock.sessions.layout import is_session_id, todo_owner
 from airlock.sessions.liveness import ACTIVE_SECONDS
 from tests.sessions.trees import NOW, iso, line, make_session
 

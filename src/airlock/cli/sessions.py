@@ -249,7 +249,7 @@ def _dump_object(data: dict[str, Any]) -> None:
 
 
 def _in_project(session: Session, wanted: str) -> bool:
-    from airlock.sessions.layout import project_name
+    from airlock._projects import project_name
 
     text = wanted.rstrip("/") or "/"
     return session.project in (text, project_name(text)) or session.cwd == text

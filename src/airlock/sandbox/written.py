@@ -38,6 +38,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import NamedTuple
 
+from airlock._projects import project_name
 from airlock._visible import visible as shown
 from airlock.sandbox.agent_state import CONFIG_FILES, keep_file, keep_servers, read, state_files
 from airlock.sandbox.direnv import PathFolders, path_folders
@@ -618,6 +619,12 @@ class Watch:
         self.todos = {
             git / folder / name: _signature(git / folder / name) for folder, name in GIT_TODOS
         }
+        self.memory_dirs = tuple(dict.fromkeys(map(resolve, (config_dir, home / ".claude"))))
+        self.memory = {
+            folder: _memory_entries(folder)
+            for folder in _memory_folders(self.memory_dirs, workspace)
+        }
+        """The agent's memory of each other project (:func:`_memory_folders`) as it was."""
         self.roots: dict[Path, tuple[tuple[Path, ...], Snapshot, tuple[int, int]]] = {}
         """Each other folder opened for writing, the folders not walked in it (the agents'
         state, the workspace), its settings before the run, and its device and inode (a
@@ -628,6 +635,34 @@ class Watch:
             self.roots[root] = (skipped, snapshot(root, skip=skipped), (found.st_dev, found.st_ino))
         """The lists of commands a rebase or a cherry-pick in progress goes on with, as they
         were (:func:`_left_to_run`)."""
+
+    def _other_memory(self, destination: Path) -> list[str]:
+        """Set aside what changed in the agent's memory of other projects since the start
+        (each session started in that project reads it: instructions written there from
+        inside would be followed outside); what was done, in lines."""
+        moved: list[SetAside] = []
+        for folder in _memory_folders(self.memory_dirs, self.workspace):
+            before = self.memory.get(folder, {})
+            now = _memory_entries(folder)
+            done: list[Path] = []
+            for path in sorted(now, key=lambda path: len(path.parts)):
+                if before.get(path) == now[path] or any(p in done for p in path.parents):
+                    continue
+                if path in before and stat.S_ISDIR(now[path][0]):
+                    continue  # a folder that was there: what changed in it is looked at
+                target = (
+                    destination / "memory" / folder.parent.name / path.relative_to(folder.parent)
+                )
+                moved.append(move_aside(path, target, path.parent))
+                done.append(path)
+        if not moved:
+            return []
+        listed = "\n".join(f"  {shown(item.path)} → {shown(item.moved_to)}" for item in moved)
+        return [
+            "airlock: the agent's memory of other projects changed during the run (inside it, "
+            "or by a session outside meanwhile); every session there would read it, so it was "
+            f"set aside; move back what you mean to keep:\n{listed}"
+        ]
 
     @staticmethod
     def _in_root(
@@ -721,6 +756,10 @@ class Watch:
                 )
                 for path in _left_to_run(self.todos)
             ),
+        )
+        step(
+            "look for memory written for other projects",
+            lambda: lines.extend(self._other_memory(destination)),
         )
         if moved:
             lines.insert(0, set_aside_message(moved))
@@ -859,6 +898,33 @@ class Watch:
                 "them with: find .git -type l -newer .git/HEAD)"
             )
         return lines
+
+
+MEMORY_PROJECTS = 500
+"""The most projects whose memory :func:`_memory_folders` looks at, in each config dir."""
+
+
+def _memory_folders(config_dirs: Iterable[Path], workspace: Path) -> list[Path]:
+    """The agent's memory folder (``projects/<project>/memory``) of each project but the
+    workspace's own and those of the folders under it (their names start with its own), in
+    each config dir; at most :data:`MEMORY_PROJECTS` projects a config dir."""
+    own = project_name(str(workspace))
+    found = []
+    for config_dir in config_dirs:
+        for entry in listing(config_dir / "projects", MEMORY_PROJECTS, []):
+            if entry.name == own or entry.name.startswith(own + "-"):
+                continue
+            with contextlib.suppress(OSError):
+                if entry.is_dir(follow_symlinks=False):
+                    found.append(Path(entry.path) / "memory")
+    return found
+
+
+def _memory_entries(folder: Path) -> dict[Path, Signature]:
+    """What a memory folder holds (bounded as a watched folder is), by signature."""
+    entries: dict[Path, Signature] = {}
+    _note(folder, entries, [])
+    return entries
 
 
 def _identity(folder: Path) -> tuple[int, int] | None:

@@ -65,13 +65,6 @@ KEPT = ("memory", RUNNING, "history.jsonl")
 SESSION_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
 """What a session id may look like: no separators, no dots, so never a path."""
 
-_NON_ALNUM = re.compile(r"[^A-Za-z0-9]")
-
-
-def project_name(cwd: str) -> str:
-    """The ``projects/`` folder name of a working directory: non-alphanumerics become ``-``."""
-    return _NON_ALNUM.sub("-", cwd)
-
 
 def is_session_id(text: str) -> bool:
     """Whether ``text`` can be a session id (and so never names a path outside its folder)."""
