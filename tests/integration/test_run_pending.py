@@ -219,3 +219,24 @@ def test_only_the_work_of_runs_that_are_gone_is_spoken_of(tmp_path: Path) -> Non
         os.close(mine)
         os.close(going)
         live.done()
+
+
+def test_a_run_says_it_waits_while_another_does_killed_runs_work(tmp_path: Path) -> None:
+    """Another run holding the runs' lock alone (doing killed runs' work): this one says it
+    waits before it waits, and goes on once that run lets go."""
+    import threading
+
+    busy = join_runs(tmp_path / "runs")
+    fcntl.flock(busy, fcntl.LOCK_EX)
+    mine = join_runs(tmp_path / "runs")
+    said: list[str] = []
+    letting_go = threading.Timer(0.3, lambda: os.close(busy))
+    letting_go.start()
+    try:
+        assert (
+            recover(tmp_path / "pending", tmp_path / "state", mine, lambda: said.append("w")) == []
+        )
+    finally:
+        letting_go.join()
+        os.close(mine)
+    assert said == ["w"]

@@ -103,6 +103,7 @@ def _run(args: argparse.Namespace) -> int:
     import shlex
     import sys
     import time
+    from functools import partial
     from pathlib import Path
 
     from airlock.cli._common import load_reported
@@ -251,7 +252,12 @@ def _run(args: argparse.Namespace) -> int:
             runs = join_runs(default_state(home))
         except OSError:
             runs = join_runs(state[0])
-        for line in recover(state[0] / "pending", state[0], runs):
+        waiting = partial(
+            print,
+            "airlock run: another run is making safe what killed runs left; waiting for it",
+            file=sys.stderr,
+        )
+        for line in recover(state[0] / "pending", state[0], runs, waiting):
             print(line, file=sys.stderr)
         held = hold(workspace, state[0], run)
         agent_state = agent_state_paths(home, loaded.config_dir)

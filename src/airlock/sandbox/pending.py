@@ -33,6 +33,7 @@ import io
 import os
 import pickle
 import stat
+from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
@@ -178,23 +179,37 @@ def join_runs(folder: Path) -> int:
     return os.open(folder / RUNS_LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
 
 
-def recover(folder: Path, state: Path, runs: int) -> list[str]:
+def _share(runs: int, waiting: Callable[[], None] | None) -> None:
+    """Hold the runs' lock shared; ``waiting`` is called first when another run holds it alone
+    (doing killed runs' work), before this one waits for it."""
+    try:
+        fcntl.flock(runs, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        if waiting is not None:
+            waiting()
+        fcntl.flock(runs, fcntl.LOCK_SH)
+
+
+def recover(
+    folder: Path, state: Path, runs: int, waiting: Callable[[], None] | None = None
+) -> list[str]:
     """Make safe what the runs that were killed left (their pending files in ``folder``) when
     no other run lives (``runs``: :func:`join_runs`, taken alone for the work: setting a file
     aside under a running sandbox would take away its mount there), then hold ``runs`` shared
-    as every run does; what was done, in lines for stderr. A pending file whose workspace is
+    as every run does (``waiting`` is called before it waits for a run doing that work);
+    what was done, in lines for stderr. A pending file whose workspace is
     another folder now is left, and one that cannot be read is named."""
     try:
         paths = [path for path in sorted(folder.glob(f"*{SUFFIX}")) if not _held(path)]
     except OSError:
         paths = []
     if not paths:  # none, or only those of runs still going
-        fcntl.flock(runs, fcntl.LOCK_SH)  # waits while another run does killed runs' work
+        _share(runs, waiting)  # waits while another run does killed runs' work
         return []
     try:
         fcntl.flock(runs, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
-        fcntl.flock(runs, fcntl.LOCK_SH)
+        _share(runs, waiting)
         return [
             f"airlock run: {len(paths)} run(s) killed earlier have still to have what their "
             f"commands wrote made safe ({folder}); other runs are going: the first run started "
