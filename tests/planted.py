@@ -34,7 +34,6 @@ PLANTED_IN_HOME = (
     ".psqlrc",
     ".pyenv/versions/3.12.0/bin/python3",
     ".vscode/extensions/evil/extension.js",
-    ".codex/hooks.json",
     ".codex/hooks/stop.sh",
     ".gemini/skills/evil/SKILL.md",
     ".gemini/agents/evil.md",

@@ -10,5 +10,7 @@ _NON_ALNUM = re.compile(r"[^A-Za-z0-9]")
 
 
 def project_name(cwd: str) -> str:
-    """The ``projects/`` folder name of a working directory: non-alphanumerics become ``-``."""
-    return _NON_ALNUM.sub("-", cwd)
+    """The ``projects/`` folder name of a working directory: non-alphanumerics become ``-``,
+    one for each UTF-16 unit, as the reference agent's JavaScript counts them (a character
+    past U+FFFF is two)."""
+    return _NON_ALNUM.sub(lambda found: "--" if ord(found[0]) > 0xFFFF else "-", cwd)

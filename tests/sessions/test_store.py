@@ -218,11 +218,17 @@ def test_foreign_files_are_flagged(config_dir: Path) -> None:
 
 @given(st.text(max_size=60))
 def test_project_name_keeps_only_alphanumerics_and_dashes(cwd: str) -> None:
-    """The projects/ folder name has the cwd's length, alphanumerics kept, the rest '-'."""
+    """The projects/ folder name has the cwd's length in UTF-16 units, as the reference
+    agent's JavaScript counts it: ASCII alphanumerics kept, every other unit '-' (a
+    character past U+FFFF is two)."""
     name = project_name(cwd)
-    assert len(name) == len(cwd)
-    for before, after in zip(cwd, name, strict=True):
-        assert after == (before if before.isascii() and before.isalnum() else "-")
+    expected = "".join(
+        char if char.isascii() and char.isalnum() else "-" * (2 if ord(char) > 0xFFFF else 1)
+        for char in cwd
+    )
+    assert name == expected
+    assert len(name) == len(cwd.encode("utf-16-le")) // 2
+    assert project_name("/home/me/🚀") == "-home-me---"
 
 
 @given(st.uuids(), st.uuids())

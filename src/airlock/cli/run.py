@@ -289,7 +289,15 @@ def _run(args: argparse.Namespace) -> int:
                 hooks = hooks_folder_holding(workspace)
                 roots = other_roots(rules, workspace, home)  # their settings: looked at after
                 watch = Watch(
-                    workspace, home, loaded.config_dir, agent_state, scan, links, hooks, roots
+                    workspace,
+                    home,
+                    loaded.config_dir,
+                    agent_state,
+                    scan,
+                    links,
+                    hooks,
+                    roots,
+                    inside_cwd,
                 )
                 try:  # before the command runs: a kill from now on leaves it to the next run
                     found = workspace.stat()

@@ -27,14 +27,16 @@ CONFIG_FILES = (
     ".codex/.env",
     ".codex/AGENTS.md",
     ".codex/AGENTS.override.md",
+    ".codex/hooks.json",
     ".gemini/settings.json",
     ".gemini/.env",
     ".gemini/GEMINI.md",
 )
 """Other agents' configuration in the home, writable with their state (``~/.codex``,
-``~/.gemini``) but naming what runs outside later (Codex's ``notify`` and ``mcp_servers``,
-Gemini's ``mcpServers``; the variables each loads from its ``.env``: ``BASH_ENV``, an API
-base URL) or what every later session of the agent is told (their global instructions, as
+``~/.gemini``) but naming what runs outside later (Codex's ``notify``, ``mcp_servers`` and
+``hooks.json``, put back rather than read-only: Codex warns at every start over an empty
+placeholder there; Gemini's ``mcpServers``; the variables each loads from its ``.env``:
+``BASH_ENV``, an API base URL) or what every later session of the agent is told (their global instructions, as
 ``~/.claude/CLAUDE.md`` is read-only): :func:`keep_file` puts each back as it was after the
 run."""
 

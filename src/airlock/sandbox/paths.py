@@ -223,7 +223,6 @@ PROTECTED_IN_HOME: tuple[str, ...] = (
     ".gemini/agents",
     ".gemini/trustedFolders.json",
     ".codex/rules",
-    ".codex/hooks.json",
     ".codex/hooks",
     ".agents/skills",
     ".config/direnv",
@@ -257,7 +256,8 @@ PROTECTED_IN_HOME: tuple[str, ...] = (
 scripts installers have them source (cargo's ``env``, nvm's, SDKMAN's, ghcup's, asdf's,
 fzf's, Oh My Zsh), fish's (``config.fish``, ``conf.d``, functions), git's, Mercurial's and
 mise's configuration (hooks, aliases, extensions), Gemini's and Codex's (extensions, policies,
-commands, skills, subagents, rules, hooks; the skills both read from ``~/.agents/skills``), programs
+commands, skills, subagents, rules, hooks' scripts; the skills both read from
+``~/.agents/skills``), programs
 and variables set at log-in (``environment.d``, ``.pam_environment``, an X session's files),
 ``~/bin`` and ``~/.local/bin`` (Debian's ``.profile`` puts them on ``PATH``: a ``git`` written
 there would run in the place of the real one; the other folders of ``PATH`` under the home

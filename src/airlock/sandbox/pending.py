@@ -50,6 +50,7 @@ CLASSES = {
     ("airlock.sandbox.written", "Watch"),
     ("airlock.sandbox.written", "Snapshot"),
     ("airlock.sandbox.written", "NotedLink"),
+    ("airlock.sandbox.written", "AgentFolders"),
     ("airlock.sandbox.direnv", "PathFolders"),
     ("airlock.sandbox.repositories", "Held"),
     ("airlock.sandbox.repositories", "Linked"),

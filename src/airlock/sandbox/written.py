@@ -579,6 +579,7 @@ class Watch:
         links: Mapping[Path, str] = MappingProxyType({}),
         hooks_folder: Path | None = None,
         roots: Iterable[Path] = (),
+        cwd: Path | None = None,
     ) -> None:
         """``scan``: the workspace's walk made at the run's start with the names of
         :data:`WATCHED` (:func:`airlock.sandbox.repositories.scan_workspace`), else one is
@@ -619,12 +620,14 @@ class Watch:
         self.todos = {
             git / folder / name: _signature(git / folder / name) for folder, name in GIT_TODOS
         }
-        self.memory_dirs = tuple(dict.fromkeys(map(resolve, (config_dir, home / ".claude"))))
-        self.memory = {
-            folder: _memory_entries(folder)
-            for folder in _memory_folders(self.memory_dirs, workspace)
-        }
-        """The agent's memory of each other project (:func:`_memory_folders`) as it was."""
+        self.agent_folders = AgentFolders(
+            tuple(dict.fromkeys(map(resolve, (config_dir, home / ".claude")))),
+            home,
+            own_projects(workspace, cwd),
+        )
+        self.agent_notes = self.agent_folders.notes([])
+        """What the agents read at the start of every session and code inside could leave
+        (:class:`AgentFolders`), as it was."""
         self.roots: dict[Path, tuple[tuple[Path, ...], Snapshot, tuple[int, int]]] = {}
         """Each other folder opened for writing, the folders not walked in it (the agents'
         state, the workspace), its settings before the run, and its device and inode (a
@@ -637,32 +640,42 @@ class Watch:
         were (:func:`_left_to_run`)."""
 
     def _other_memory(self, destination: Path) -> list[str]:
-        """Set aside what changed in the agent's memory of other projects since the start
-        (each session started in that project reads it: instructions written there from
-        inside would be followed outside); what was done, in lines."""
+        """Set aside what changed since the start in the agent's memory of other projects
+        and in other agents' skills and prompts (:class:`AgentFolders`: every later session
+        reads them, and would follow instructions written there from inside); what was done,
+        in lines."""
+        unseen: list[str] = []
+        now = self.agent_folders.notes(unseen)
+        before = self.agent_notes
+        folders = {self.agent_folders.home / name for name in AGENT_FOLDERS}
         moved: list[SetAside] = []
-        for folder in _memory_folders(self.memory_dirs, self.workspace):
-            before = self.memory.get(folder, {})
-            now = _memory_entries(folder)
-            done: list[Path] = []
-            for path in sorted(now, key=lambda path: len(path.parts)):
-                if before.get(path) == now[path] or any(p in done for p in path.parents):
-                    continue
-                if path in before and stat.S_ISDIR(now[path][0]):
-                    continue  # a folder that was there: what changed in it is looked at
-                target = (
-                    destination / "memory" / folder.parent.name / path.relative_to(folder.parent)
-                )
-                moved.append(move_aside(path, target, path.parent))
-                done.append(path)
-        if not moved:
-            return []
-        listed = "\n".join(f"  {shown(item.path)} → {shown(item.moved_to)}" for item in moved)
-        return [
-            "airlock: the agent's memory of other projects changed during the run (inside it, "
-            "or by a session outside meanwhile); every session there would read it, so it was "
-            f"set aside; move back what you mean to keep:\n{listed}"
-        ]
+        for path in sorted(now, key=lambda path: len(path.parts)):
+            if before.get(path) == now[path] or any(item.path in path.parents for item in moved):
+                continue
+            if stat.S_ISDIR(now[path][0]) and (
+                path in before or path.parent.name == "projects" or path in folders
+            ):
+                continue  # a folder that was there, a project's, or a watched one: its content
+            moved.append(
+                move_aside(path, destination / "agents" / path.relative_to("/"), path.parent)
+            )
+        lines = [f"airlock: not checked after the run ({shown(what)})" for what in unseen[:3]]
+        gone = [item for item in moved if item.moved_to != item.path]
+        stuck = [item for item in moved if item.moved_to == item.path]
+        if gone:
+            listed = "\n".join(f"  {shown(item.path)} → {shown(item.moved_to)}" for item in gone)
+            lines.append(
+                "airlock: the agent's memory of other projects, or other agents' skills or "
+                "prompts, changed during the run (inside it, or by a session outside "
+                "meanwhile); every later session would read them, so they were set aside; "
+                f"move back what you mean to keep:\n{listed}"
+            )
+        for item in stuck:
+            lines.append(
+                f"airlock: {shown(item.path)} changed during the run and could not be moved "
+                "aside: every later session would read it; check it yourself"
+            )
+        return lines
 
     @staticmethod
     def _in_root(
@@ -900,31 +913,68 @@ class Watch:
         return lines
 
 
-MEMORY_PROJECTS = 500
-"""The most projects whose memory :func:`_memory_folders` looks at, in each config dir."""
+MEMORY_PROJECTS = 2_000
+"""The most projects whose memory :class:`AgentFolders` looks at, in each config dir."""
+PROJECT_ENTRIES = 20_000
+"""The most entries of a config dir's ``projects/`` read for them (files among them too)."""
+AGENT_FOLDERS = (".codex/skills", ".codex/prompts")
+"""Other agents' folders in the home read at the start of every session (Codex's skills and
+custom prompts): writable with their state, looked at after the run."""
+AGENTS_OWN = ".codex/skills/.system"
+"""Written by Codex itself at its start (its bundled skills): not looked at."""
 
 
-def _memory_folders(config_dirs: Iterable[Path], workspace: Path) -> list[Path]:
-    """The agent's memory folder (``projects/<project>/memory``) of each project but the
-    workspace's own and those of the folders under it (their names start with its own), in
-    each config dir; at most :data:`MEMORY_PROJECTS` projects a config dir."""
-    own = project_name(str(workspace))
-    found = []
-    for config_dir in config_dirs:
-        for entry in listing(config_dir / "projects", MEMORY_PROJECTS, []):
-            if entry.name == own or entry.name.startswith(own + "-"):
-                continue
-            with contextlib.suppress(OSError):
-                if entry.is_dir(follow_symlinks=False):
-                    found.append(Path(entry.path) / "memory")
-    return found
+def own_projects(workspace: Path, cwd: Path | None = None) -> frozenset[str]:
+    """The ``projects/`` folder names of the run's own (the workspace's, the folder the
+    command starts in): their memory is the agent's to write."""
+    return frozenset(project_name(str(folder)) for folder in (workspace, cwd) if folder)
 
 
-def _memory_entries(folder: Path) -> dict[Path, Signature]:
-    """What a memory folder holds (bounded as a watched folder is), by signature."""
-    entries: dict[Path, Signature] = {}
-    _note(folder, entries, [])
-    return entries
+class AgentFolders(NamedTuple):
+    """What the agents read at the start of every later session and code inside could
+    write: in each config dir, each other project's folder entry (a link put there leads to
+    another folder) and its ``memory/``; other agents' skills and prompts
+    (:data:`AGENT_FOLDERS`). Bounded: :data:`MEMORY_PROJECTS` projects of
+    :data:`PROJECT_ENTRIES` entries a config dir, :data:`NOTED_IN_ALL` entries in all."""
+
+    config_dirs: tuple[Path, ...]
+    home: Path
+    own: frozenset[str]
+
+    def notes(self, unseen: list[str]) -> dict[Path, Signature]:
+        """Each watched entry and its signature; what the bounds kept out, in ``unseen``."""
+        entries: dict[Path, Signature] = {}
+        left = [NOTED_IN_ALL]
+        for config_dir in self.config_dirs:
+            projects = 0
+            for entry in listing(config_dir / "projects", PROJECT_ENTRIES, unseen):
+                if _is_own(entry.name, self.own):
+                    continue
+                path = Path(entry.path)
+                signature = _signature(path)
+                if signature is None or not (
+                    stat.S_ISDIR(signature[0]) or stat.S_ISLNK(signature[0])
+                ):
+                    continue
+                projects += 1
+                if projects > MEMORY_PROJECTS:
+                    unseen.append(f"projects past the first {MEMORY_PROJECTS} in {config_dir}")
+                    break
+                entries[path] = signature
+                if stat.S_ISDIR(signature[0]):
+                    _note(path / "memory", entries, unseen, left=left)
+        own = self.home / AGENTS_OWN
+        for name in AGENT_FOLDERS:
+            _note(self.home / name, entries, unseen, left=left)
+        return {path: found for path, found in entries.items() if not path.is_relative_to(own)}
+
+
+def _is_own(name: str, own: frozenset[str]) -> bool:
+    """Whether a ``projects/`` folder name is one of the run's own: the same, or, for a
+    name past 200 characters, cut there as the reference agent cuts it before its hash."""
+    return any(
+        name == mine or (len(mine) > 200 and name.startswith(mine[:200] + "-")) for mine in own
+    )
 
 
 def _identity(folder: Path) -> tuple[int, int] | None:
