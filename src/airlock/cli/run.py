@@ -122,6 +122,7 @@ def _run(args: argparse.Namespace) -> int:
     from airlock.errors import SandboxError, SettingsError, UsageError
     from airlock.policy import decide
     from airlock.sandbox import parse_env_options, scrub
+    from airlock.sandbox.files import folder_identity
     from airlock.sandbox.launcher import (
         PROXY_PORT,
         Spec,
@@ -220,6 +221,7 @@ def _run(args: argparse.Namespace) -> int:
     held = None
     watch = None
     read_only: dict[Path, bool] = {}
+    pending = None
     kept = None
     runs = -1
     try:
@@ -300,8 +302,7 @@ def _run(args: argparse.Namespace) -> int:
                     inside_cwd,
                 )
                 try:  # before the command runs: a kill from now on leaves it to the next run
-                    found = workspace.stat()
-                    identity = (found.st_dev, found.st_ino)
+                    identity = folder_identity(workspace)
                     pending = Pending(run, workspace, watch, held, read_only, identity)
                     kept = keep(state[0] / "pending", pending)
                 except OSError as error:
@@ -371,8 +372,9 @@ def _run(args: argparse.Namespace) -> int:
         made_safe = after_the_run(
             ("close the run's CA", prepared.close if prepared is not None else None)
         )
-        if held is not None or watch is not None:
-            made_safe += Pending(run, workspace, watch, held, read_only).make_safe(state[0])
+        if held is not None or watch is not None:  # as kept, or what was there before it
+            pending = pending or Pending(run, workspace, watch, held, read_only)
+            made_safe += pending.make_safe(state[0])
         if kept is not None:
             kept.done()
         if runs >= 0:

@@ -81,6 +81,16 @@ def is_at(opened: int, path: Path) -> bool:
     return Path(f"/proc/self/fd/{opened}").readlink() == path
 
 
+def folder_identity(folder: Path) -> tuple[int, int] | None:
+    """A folder's device and inode, through links as rules are made on it; ``None`` when it
+    is gone: another folder put at its path since has another."""
+    try:
+        found = folder.stat()
+    except OSError:
+        return None
+    return (found.st_dev, found.st_ino)
+
+
 def chmod_regular(path: Path, mode: int) -> None:
     """Give the regular file at ``path`` (never through a link) ``mode``, if it is one."""
     with contextlib.suppress(OSError):

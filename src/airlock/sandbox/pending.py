@@ -37,6 +37,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
+from airlock.sandbox.files import NOT_THROUGH_A_LINK, folder_identity
 from airlock.sandbox.repositories import Held, bring_in
 from airlock.sandbox.written import Watch, each_step
 
@@ -69,9 +70,9 @@ class Pending(NamedTuple):
     held: Held | None
     read_only: dict[Path, bool]
     """The sandbox's path rules (:func:`airlock.sandbox.paths.read_only_map`)."""
-    identity: tuple[int, int] = (0, 0)
-    """The workspace's device and inode at the start: a folder put at its path since is not
-    it, and is left alone."""
+    identity: tuple[int, int] | None = None
+    """The workspace's device and inode at the start (:func:`folder_identity`): a folder put
+    at its path since is not it, and is left alone."""
 
     def make_safe(self, state: Path) -> list[str]:
         """Bring in the repository made inside, then make safe what the run wrote (each step
@@ -148,7 +149,7 @@ def read(path: Path) -> Pending:
             write (a link is not followed).
         pickle.UnpicklingError, ValueError, …: it is not one airlock wrote (see :func:`recover`).
     """
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    fd = os.open(path, NOT_THROUGH_A_LINK)
     with os.fdopen(fd, "rb") as file:
         return _read_open(file)
 
@@ -226,7 +227,7 @@ def _held(path: Path) -> bool:
     """Whether a pending file's run still holds it (a link, or one that cannot be opened,
     is not held: it is named when its work is looked at)."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        fd = os.open(path, NOT_THROUGH_A_LINK)
     except OSError:
         return False
     try:
@@ -244,7 +245,7 @@ def _recover_alone(paths: list[Path], state: Path) -> list[str]:
     lines: list[str] = []
     for path in paths:
         try:
-            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+            fd = os.open(path, NOT_THROUGH_A_LINK)
         except FileNotFoundError:
             continue  # done by its run meanwhile
         except OSError as error:  # a link, or unreadable: named
@@ -275,12 +276,8 @@ def _recover_alone(paths: list[Path], state: Path) -> list[str]:
 
 def _make_safe(pending: Pending, state: Path) -> list[str]:
     """The work of one killed run, if its workspace is the same folder still."""
-    try:
-        found = pending.workspace.stat()
-        same = (found.st_dev, found.st_ino) == pending.identity
-    except OSError:
-        same = False
-    if not same:
+    now = folder_identity(pending.workspace)
+    if now is None or now != pending.identity:
         return [
             f"airlock run: run {pending.run} in {pending.workspace} was killed before it made "
             "safe what its command wrote, and that workspace is gone or another folder now: "

@@ -45,6 +45,7 @@ from airlock.sandbox.direnv import PathFolders, path_folders
 from airlock.sandbox.files import (
     NotRegular,
     chmod_regular,
+    folder_identity,
     is_at,
     open_folder,
     read_regular,
@@ -628,14 +629,13 @@ class Watch:
         self.agent_notes = self.agent_folders.notes([])
         """What the agents read at the start of every session and code inside could leave
         (:class:`AgentFolders`), as it was."""
-        self.roots: dict[Path, tuple[tuple[Path, ...], Snapshot, tuple[int, int]]] = {}
+        self.roots: dict[Path, tuple[tuple[Path, ...], Snapshot, tuple[int, int] | None]] = {}
         """Each other folder opened for writing, the folders not walked in it (the agents'
         state, the workspace), its settings before the run, and its device and inode (a
         folder put at its path since is not it)."""
         for root in roots:
             skipped = (*agent_skip(root, agent_state), workspace)
-            found = root.stat()
-            self.roots[root] = (skipped, snapshot(root, skip=skipped), (found.st_dev, found.st_ino))
+            self.roots[root] = (skipped, snapshot(root, skip=skipped), folder_identity(root))
         """The lists of commands a rebase or a cherry-pick in progress goes on with, as they
         were (:func:`_left_to_run`)."""
 
@@ -692,11 +692,7 @@ class Watch:
         aside = destination / "opened" / root.relative_to(root.anchor)
         found, unseen = set_aside(root, before, aside, read_only, skipped)
         moved.extend(found)
-        for what in unseen:
-            lines.append(
-                f"airlock: not checked after the run ({shown(what)}): look there for .claude, "
-                ".vscode, .mcp.json and the like before you start an agent or editor"
-            )
+        lines.extend(_not_checked(unseen))
 
     def after(self, destination: Path, read_only: Mapping[Path, bool]) -> list[str]:
         """Make safe what the run wrote (what is set aside goes under ``destination``); what
@@ -715,15 +711,11 @@ class Watch:
                 self.workspace, self.settings, destination, read_only, self.skip, looked[0]
             )
             moved.extend(found)
-            for what in unseen:
-                lines.append(
-                    f"airlock: not checked after the run ({shown(what)}): look there for .claude, "
-                    ".vscode, .mcp.json and the like before you start an agent or editor"
-                )
+            lines.extend(_not_checked(unseen))
 
         step("look for settings written inside", settings)
         for root, (skipped, seen, identity) in self.roots.items():
-            if _identity(root) != identity:
+            if folder_identity(root) != identity:
                 lines.append(
                     f"airlock: {shown(root)} is gone or another folder now: not looked at "
                     "after the run; check it before you start an agent or editor there"
@@ -977,13 +969,13 @@ def _is_own(name: str, own: frozenset[str]) -> bool:
     )
 
 
-def _identity(folder: Path) -> tuple[int, int] | None:
-    """A folder's device and inode, through links as its rules were made; ``None`` when gone."""
-    try:
-        found = folder.stat()
-    except OSError:
-        return None
-    return (found.st_dev, found.st_ino)
+def _not_checked(unseen: Iterable[str]) -> list[str]:
+    """What a look after the run could not see, a line each, for the user to look at."""
+    return [
+        f"airlock: not checked after the run ({shown(what)}): look there for .claude, "
+        ".vscode, .mcp.json and the like before you start an agent or editor"
+        for what in unseen
+    ]
 
 
 def each_step(lines: list[str], what: str, action: Callable[[], object]) -> object:
