@@ -790,6 +790,59 @@ def test_programs_the_settings_name_are_read_only(tmp_path: Path, project: Path)
     assert all(path.read_text() == "# as it was\n" for path in (start, status, server))
 
 
+def test_programs_the_other_agents_files_name_are_read_only(tmp_path: Path, project: Path) -> None:
+    """What runs outside later without being asked: an MCP server of ``~/.claude.json`` (the
+    user's, and the project's own) whose script is in the project, Codex's ``notify`` program
+    in ``~/.codex`` (writable: the agent's state), a Gemini hook's script named by the
+    project's ``.gemini/settings.json``. Each stays as it was; the rest of the project and of
+    ``~/.codex`` stay writable."""
+    home = tmp_path / "home"
+    (home / ".codex").mkdir(parents=True, exist_ok=True)
+    (project / "tools").mkdir()
+    (project / ".gemini").mkdir()
+    user, local, notify, hook = (
+        project / "tools" / "user.js",
+        project / "tools" / "local.js",
+        home / ".codex" / "notify.py",
+        project / "tools" / "hook.sh",
+    )
+    for path in (user, local, notify, hook):
+        path.write_text("# as it was\n")
+    (home / ".claude.json").write_text(
+        json.dumps(
+            {
+                "mcpServers": {"u": {"command": "node", "args": [str(user)]}},
+                "projects": {
+                    str(project): {
+                        "mcpServers": {"l": {"command": "node", "args": ["tools/local.js"]}}
+                    }
+                },
+            }
+        )
+    )
+    (home / ".codex" / "config.toml").write_text(f'notify = ["python3", "{notify}"]\n')
+    (project / ".gemini" / "settings.json").write_text(
+        json.dumps(
+            {
+                "hooks": {
+                    "AfterAgent": [{"hooks": [{"type": "command", "command": "sh tools/hook.sh"}]}]
+                }
+            }
+        )
+    )
+    script = "".join(
+        f"(echo evil >> {path}) 2>/dev/null && echo WROTE {path}; "
+        for path in (user, local, notify, hook)
+    )
+    done = _run(
+        tmp_path, script + f"echo ok > tools/other && echo ok > {home}/.codex/history && echo done"
+    )
+    assert done.returncode == 0, done.stderr
+    assert "done" in done.stdout and "WROTE" not in done.stdout, done.stdout
+    assert all(path.read_text() == "# as it was\n" for path in (user, local, notify, hook))
+    assert (home / ".codex" / "history").read_text() == "ok\n"
+
+
 def test_a_bare_repository_in_the_workspace_keeps_its_hooks(tmp_path: Path, project: Path) -> None:
     """A bare repository kept in the project (a local remote): its hooks (run by the user's
     next push to it) and config cannot be written inside."""

@@ -3,10 +3,19 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from airlock.sandbox.paths import Kind
-from airlock.sandbox.programs import commands, named_paths, program_rules, server_commands
+from airlock.sandbox.programs import (
+    CONFIG_BYTES,
+    commands,
+    named_commands,
+    named_paths,
+    program_rules,
+    server_commands,
+    state_commands,
+)
 
 
 def test_commands_of_hooks_status_line_and_helpers() -> None:
@@ -96,3 +105,73 @@ def test_the_users_own_rw_keeps_a_program_writable(tmp_path: Path) -> None:
     assert (
         program_rules([settings], tmp_path, workspace, [workspace / "mcp" / "server.py"])[0] == []
     )
+
+
+def test_named_commands_whatever_the_layout() -> None:
+    """A line, a program with its args, a list of words, Codex's ``notify``, Gemini's tool
+    discovery; values that are not commands are passed over."""
+    config = {
+        "notify": ["python3", "/h/.codex/notify.py"],
+        "mcp_servers": {"docs": {"command": "node", "args": ["srv.js", 3]}},
+        "hooks": {"Stop": [{"hooks": [{"type": "command", "command": "bash x.sh"}]}]},
+        "tools": {"discoveryCommand": "bin/discover"},
+        "other": {"command": 7, "notify": [1, 2], "args": ["a"]},
+    }
+    assert sorted(named_commands(config)) == sorted(
+        ["python3 /h/.codex/notify.py", "node srv.js 3", "bash x.sh", "bin/discover"]
+    )
+    assert list(named_commands(None)) == []
+
+
+def test_the_state_files_servers_read_from_their_projects(tmp_path: Path) -> None:
+    """``~/.claude.json``: the user's servers read relative paths from the workspace, a
+    project's from that project's folder; a project key that is no absolute path is passed
+    over."""
+    workspace, other = tmp_path / "ws", tmp_path / "other"
+    state = {
+        "mcpServers": {"u": {"command": "node", "args": ["u.js"]}},
+        "projects": {
+            str(other): {"mcpServers": {"p": {"command": "node", "args": ["p.js"]}}},
+            "relative": {"mcpServers": {"r": {"command": "r"}}},
+        },
+    }
+    assert list(state_commands(state, workspace)) == [
+        ("node u.js", workspace),
+        ("node p.js", other),
+    ]
+
+
+def test_program_rules_from_the_other_agents_files(tmp_path: Path) -> None:
+    """Codex's notify program in ``~/.codex``, a Gemini server's script in the workspace, a
+    project server of ``~/.claude.json`` in another project; broken and huge files name
+    nothing."""
+    home, workspace, other = tmp_path / "home", tmp_path / "ws", tmp_path / "other"
+    for folder in (home / ".codex", home / ".gemini", workspace / ".codex", other):
+        folder.mkdir(parents=True)
+    notify, server, kept = home / ".codex" / "notify.py", workspace / "g.js", other / "p.js"
+    for path in (notify, server, kept):
+        path.write_text("x")
+    (home / ".codex" / "config.toml").write_text(f'notify = ["python3", "{notify}"]\n')
+    (home / ".gemini" / "settings.json").write_text(
+        json.dumps({"mcpServers": {"g": {"command": "node", "args": ["g.js"]}}})
+    )
+    (workspace / ".codex" / "config.toml").write_text("notify = [\n")
+    (home / ".codex" / "hooks.json").write_text(" " * (CONFIG_BYTES + 1))
+    (home / ".claude.json").write_text(
+        json.dumps({"projects": {str(other): {"mcpServers": {"p": {"command": "p.js"}}}}})
+    )
+    rules, left = program_rules([{}], home, workspace, (), [home / ".claude.json"])
+    assert sorted(rule.path for rule in rules) == sorted([notify, server, kept])
+    assert {rule.kind for rule in rules} == {Kind.READ} and left == 0
+
+
+def test_a_fifo_or_a_folder_where_a_file_is_read_names_nothing(tmp_path: Path) -> None:
+    """A FIFO at ``~/.claude.json`` or ``~/.codex/config.toml`` (made by an earlier run, or
+    by anyone) is not waited on; a folder there names nothing either."""
+    home, workspace = tmp_path / "home", tmp_path / "ws"
+    (home / ".codex").mkdir(parents=True)
+    (home / ".gemini" / "settings.json").mkdir(parents=True)
+    workspace.mkdir()
+    os.mkfifo(home / ".claude.json")
+    os.mkfifo(home / ".codex" / "config.toml")
+    assert program_rules([{}], home, workspace, (), [home / ".claude.json"]) == ([], 0)

@@ -175,6 +175,7 @@ def mounts(
     from pathlib import Path
 
     from airlock.errors import SandboxError
+    from airlock.sandbox.agent_state import state_files
     from airlock.sandbox.direnv import envrc_rules
     from airlock.sandbox.mercurial import hg_rules
     from airlock.sandbox.paths import (
@@ -279,19 +280,20 @@ def mounts(
         home,
         workspace,
         [expand(text, home, cwd) for text in args.rw],
+        state_files(home, loaded.config_dir),
     )
     rules += programs
     inside = [rule.path for rule in programs if rule.path.is_relative_to(resolve(workspace))]
     if inside:
         shown = ", ".join(str(path.relative_to(resolve(workspace))) for path in inside[:5])
         print(
-            f"airlock run: read-only inside, as programs the agent's settings or .mcp.json "
-            f"run outside: {shown}{' …' if len(inside) > 5 else ''} (--rw PATH to work on one)",
+            f"airlock run: read-only inside, as programs the agents' settings, state or "
+            f".mcp.json run outside: {shown}{' …' if len(inside) > 5 else ''} (--rw PATH to work on one)",
             file=sys.stderr,
         )
     if left:
         print(
-            f"airlock run: the agent's settings and .mcp.json name {left} more programs than "
+            f"airlock run: the agents' settings, state and .mcp.json name {left} more programs than "
             "airlock protects: make them read-only with --ro PATH",
             file=sys.stderr,
         )

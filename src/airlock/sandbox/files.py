@@ -23,6 +23,23 @@ class NotRegular(Exception):
     """The path is there but is not a regular file (a link, a FIFO, a folder) or is too big."""
 
 
+def regular_bytes(path: Path, limit: int) -> bytes | None:
+    """Up to ``limit`` bytes of a regular file, through links, as the program that reads it
+    opens it (git, an agent); ``None`` for anything else (never waiting on a FIFO)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        return os.read(fd, limit)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
 def read_regular(path: Path, limit: int = LIMIT) -> bytes | None:
     """The bytes of the regular file at ``path``; ``None`` when nothing is there.
 

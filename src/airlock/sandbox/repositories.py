@@ -58,7 +58,7 @@ from types import MappingProxyType
 from typing import NamedTuple
 
 from airlock.errors import SandboxError
-from airlock.sandbox.files import LIMIT, read_text_or_none
+from airlock.sandbox.files import LIMIT, read_text_or_none, regular_bytes
 from airlock.sandbox.paths import (
     PRIVATE_TMPFS,
     Kind,
@@ -728,25 +728,8 @@ def run_git(
 
 def _regular_text(path: Path) -> str | None:
     """The start of a regular file (through links) as text; ``None`` for anything else."""
-    data = _regular_bytes(path, LIMIT)
+    data = regular_bytes(path, LIMIT)
     return None if data is None else data.decode("utf-8", "replace")
-
-
-def _regular_bytes(path: Path, limit: int) -> bytes | None:
-    """Up to ``limit`` bytes of a regular file, through links, as git opens it; ``None`` for
-    anything else (never waiting on a FIFO made inside)."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    except OSError:
-        return None
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            return None
-        return os.read(fd, limit)
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
 
 
 GITFILE_LIMIT = 1 << 20
@@ -758,7 +741,7 @@ def _gitdir_of(dot_git: Path) -> Path | None:
     ``gitdir: `` then the path up to the line breaks at its end (spaces, and breaks inside,
     are part of it), relative to the folder the ``.git`` is named in; ``None`` when git would
     not take it (no such prefix, no path, too large)."""
-    data = _regular_bytes(dot_git, GITFILE_LIMIT + 1)
+    data = regular_bytes(dot_git, GITFILE_LIMIT + 1)
     if data is None or len(data) > GITFILE_LIMIT or not data.startswith(b"gitdir: "):
         return None
     named = data.partition(b"\0")[0][len(b"gitdir: ") :].rstrip(b"\r\n")  # git stops at a NUL
