@@ -6,9 +6,13 @@ import json
 import os
 from pathlib import Path
 
+import pytest
+
 from airlock.sandbox.paths import Kind
 from airlock.sandbox.programs import (
-    CONFIG_BYTES,
+    NAMED_PROGRAMS,
+    STATE_PROJECTS,
+    Named,
     commands,
     named_commands,
     named_paths,
@@ -62,7 +66,7 @@ def test_program_rules_from_settings_and_mcp_json(tmp_path: Path) -> None:
     (workspace / ".mcp.json").write_text(
         json.dumps({"mcpServers": {"x": {"command": "node", "args": ["tools/server.js"]}}})
     )
-    rules, left = program_rules([{}], tmp_path, workspace)
+    rules, left, _ = program_rules([{}], tmp_path, workspace)
     assert [(rule.kind, rule.path) for rule in rules] == [
         (Kind.READ, workspace / "tools" / "server.js")
     ]
@@ -108,37 +112,55 @@ def test_the_users_own_rw_keeps_a_program_writable(tmp_path: Path) -> None:
 
 
 def test_named_commands_whatever_the_layout() -> None:
-    """A line, a program with its args, a list of words, Codex's ``notify``, Gemini's tool
-    discovery; values that are not commands are passed over."""
+    """A line, a program with its args (and the folder it runs in), a list of words, Codex's
+    ``notify``, Gemini's tool discovery; values that are not commands are passed over."""
     config = {
         "notify": ["python3", "/h/.codex/notify.py"],
-        "mcp_servers": {"docs": {"command": "node", "args": ["srv.js", 3]}},
+        "mcp_servers": {"docs": {"command": "node", "args": ["srv.js", 3], "cwd": "mcp"}},
         "hooks": {"Stop": [{"hooks": [{"type": "command", "command": "bash x.sh"}]}]},
         "tools": {"discoveryCommand": "bin/discover"},
         "other": {"command": 7, "notify": [1, 2], "args": ["a"]},
     }
-    assert sorted(named_commands(config)) == sorted(
-        ["python3 /h/.codex/notify.py", "node srv.js 3", "bash x.sh", "bin/discover"]
+    assert sorted(named_commands(config), key=str) == sorted(
+        [
+            ("python3 /h/.codex/notify.py", None),
+            ("node srv.js 3", "mcp"),
+            ("bash x.sh", None),
+            ("bin/discover", None),
+        ],
+        key=str,
     )
     assert list(named_commands(None)) == []
 
 
 def test_the_state_files_servers_read_from_their_projects(tmp_path: Path) -> None:
-    """``~/.claude.json``: the user's servers read relative paths from the workspace, a
-    project's from that project's folder; a project key that is no absolute path is passed
-    over."""
-    workspace, other = tmp_path / "ws", tmp_path / "other"
+    """``~/.claude.json``: the user's servers read relative paths from the workspace (no
+    placeholders: they run in any project), a project's from that project's folder or its
+    ``cwd``; a project key that is no absolute path is passed over."""
+    home, workspace, other = tmp_path / "home", tmp_path / "ws", tmp_path / "other"
     state = {
         "mcpServers": {"u": {"command": "node", "args": ["u.js"]}},
         "projects": {
-            str(other): {"mcpServers": {"p": {"command": "node", "args": ["p.js"]}}},
+            str(other): {"mcpServers": {"p": {"command": "node", "args": ["p.js"], "cwd": "srv"}}},
             "relative": {"mcpServers": {"r": {"command": "r"}}},
         },
     }
-    assert list(state_commands(state, workspace)) == [
-        ("node u.js", workspace),
-        ("node p.js", other),
-    ]
+    assert state_commands(state, workspace, home) == (
+        [Named("node u.js", workspace, False), Named("node p.js", other / "srv")],
+        0,
+    )
+
+
+def test_the_workspaces_own_projects_come_before_the_bound(tmp_path: Path) -> None:
+    """Past the bound of projects read, the workspace's own are read all the same, and the
+    others left are counted."""
+    home, workspace = tmp_path / "home", tmp_path / "ws"
+    servers = {"mcpServers": {"s": {"command": "s.js"}}}
+    projects = {str(tmp_path / f"p{n}"): servers for n in range(STATE_PROJECTS + 5)}
+    projects[str(workspace / "sub")] = servers
+    named, left = state_commands({"projects": projects}, workspace, home)
+    assert named[0].folder == workspace / "sub" and len(named) == STATE_PROJECTS + 1
+    assert left == 5
 
 
 def test_program_rules_from_the_other_agents_files(tmp_path: Path) -> None:
@@ -156,13 +178,15 @@ def test_program_rules_from_the_other_agents_files(tmp_path: Path) -> None:
         json.dumps({"mcpServers": {"g": {"command": "node", "args": ["g.js"]}}})
     )
     (workspace / ".codex" / "config.toml").write_text("notify = [\n")
-    (home / ".codex" / "hooks.json").write_text(" " * (CONFIG_BYTES + 1))
     (home / ".claude.json").write_text(
         json.dumps({"projects": {str(other): {"mcpServers": {"p": {"command": "p.js"}}}}})
     )
-    rules, left = program_rules([{}], home, workspace, (), [home / ".claude.json"])
+    rules, left, problems = program_rules([{}], home, workspace, (), [home / ".claude.json"])
     assert sorted(rule.path for rule in rules) == sorted([notify, server, kept])
     assert {rule.kind for rule in rules} == {Kind.READ} and left == 0
+    assert problems == [
+        f"{workspace / '.codex' / 'config.toml'}: not valid TOML ({problems[0].split('(', 1)[1]}"
+    ]
 
 
 def test_a_fifo_or_a_folder_where_a_file_is_read_names_nothing(tmp_path: Path) -> None:
@@ -174,4 +198,92 @@ def test_a_fifo_or_a_folder_where_a_file_is_read_names_nothing(tmp_path: Path) -
     workspace.mkdir()
     os.mkfifo(home / ".claude.json")
     os.mkfifo(home / ".codex" / "config.toml")
-    assert program_rules([{}], home, workspace, (), [home / ".claude.json"]) == ([], 0)
+    rules, left, problems = program_rules([{}], home, workspace, (), [home / ".claude.json"])
+    assert (rules, left) == ([], 0)
+    assert [problem.split(": ", 1)[1] for problem in problems] == ["not a regular file"] * 3
+
+
+def test_geminis_project_variable_and_settings_with_comments(tmp_path: Path) -> None:
+    """``$GEMINI_PROJECT_DIR`` is the project, as ``$CLAUDE_PROJECT_DIR``; Gemini's settings
+    may hold comments (it reads them so), and still name their programs."""
+    home, workspace = tmp_path / "home", tmp_path / "ws"
+    (workspace / ".gemini").mkdir(parents=True)
+    (workspace / "scripts").mkdir()
+    hook, other = workspace / "scripts" / "hook.sh", workspace / "scripts" / "other.sh"
+    hook.write_text("x")
+    other.write_text("x")
+    (workspace / ".gemini" / "settings.json").write_text(
+        '{\n  // my hooks\n  "hooks": {"BeforeTool": [{"hooks": [\n'
+        '    {"type": "command", "command": "$GEMINI_PROJECT_DIR/scripts/hook.sh"},\n'
+        '    /* and "this" one */ {"type": "command", "command": "bash scripts/other.sh"}\n'
+        "  ]}]}\n}\n"
+    )
+    rules, _, problems = program_rules([{}], home, workspace)
+    assert sorted(rule.path for rule in rules) == [hook, other] and problems == []
+
+
+def test_the_folder_a_server_runs_in(tmp_path: Path) -> None:
+    """A server's ``cwd``, and ``uv --directory DIR``, name the folder its words are read
+    from: the files there are protected, and a file of the same name in the workspace is not;
+    a home server's missing path gets no placeholder in the workspace."""
+    home, workspace, tool = tmp_path / "home", tmp_path / "ws", tmp_path / "tool"
+    for folder in (home / ".gemini", home / ".codex", workspace / "dist", workspace / "srv", tool):
+        folder.mkdir(parents=True)
+    for path in (workspace / "server.py", workspace / "srv" / "main.py", tool / "server.py"):
+        path.write_text("x")
+    (home / ".gemini" / "settings.json").write_text(
+        json.dumps(
+            {
+                "mcpServers": {
+                    "a": {"command": "node", "args": ["dist/index.js"], "cwd": str(tool)},
+                    "b": {"command": "uv", "args": ["--directory", str(tool), "run", "server.py"]},
+                }
+            }
+        )
+    )
+    (home / ".codex" / "config.toml").write_text(
+        '[mcp_servers.local]\ncommand = "python3"\nargs = ["main.py"]\ncwd = "srv"\n'
+    )
+    (home / ".claude.json").write_text(
+        json.dumps({"mcpServers": {"c": {"command": "node", "args": ["dist/missing.js"]}}})
+    )
+    rules, _, _ = program_rules([{}], home, workspace, (), [home / ".claude.json"])
+    assert {rule.path for rule in rules} == {workspace / "srv" / "main.py", tool / "server.py"}
+
+
+def test_the_workspaces_programs_come_first_under_the_bound(tmp_path: Path) -> None:
+    """Many programs elsewhere (other projects' servers) do not push the workspace's out."""
+    home, workspace = tmp_path / "home", tmp_path / "ws"
+    (workspace / ".gemini").mkdir(parents=True)
+    (workspace / "hook.sh").write_text("x")
+    (workspace / ".gemini" / "settings.json").write_text(
+        json.dumps({"hooks": {"A": [{"hooks": [{"command": "bash hook.sh"}]}]}})
+    )
+    projects = {}
+    for n in range(NAMED_PROGRAMS + 20):
+        (tmp_path / f"p{n}").mkdir()
+        (tmp_path / f"p{n}" / "s.js").write_text("x")
+        projects[str(tmp_path / f"p{n}")] = {"mcpServers": {"s": {"command": "node s.js"}}}
+    (tmp_path / "state.json").write_text(json.dumps({"projects": projects}))
+    rules, left, _ = program_rules([{}], home, workspace, (), [tmp_path / "state.json"])
+    assert rules[0].path == workspace / "hook.sh" and len(rules) == NAMED_PROGRAMS
+    assert left == 21
+
+
+def test_files_that_cannot_be_read_are_said(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Too large, nested past the parser's depth, not UTF-8: named, never raised."""
+    home, workspace = tmp_path / "home", tmp_path / "ws"
+    (home / ".codex").mkdir(parents=True)
+    (home / ".gemini").mkdir()
+    workspace.mkdir()
+    monkeypatch.setattr("airlock.sandbox.programs.LIMIT", 1_000_000)
+    (home / ".claude.json").write_text(" " * 1_000_001)
+    (home / ".gemini" / "settings.json").write_text("[" * 100_000 + "]" * 100_000)
+    (home / ".codex" / "config.toml").write_bytes(b"notify = ['\xff']\n")
+    _, _, problems = program_rules([{}], home, workspace, (), [home / ".claude.json"])
+    assert problems[0] == f"{home / '.claude.json'}: larger than 1,000,000 bytes"
+    assert problems[1].startswith(f"{home / '.codex' / 'config.toml'}: not valid TOML")
+    assert problems[2].startswith(f"{home / '.gemini' / 'settings.json'}: not valid JSON")
+    assert len(problems) == 3

@@ -275,7 +275,7 @@ def mounts(
         *user_rules(Kind.HIDE, args.hide, "--hide", home, cwd),
         *_token_file_rules(args, mount, Kind.HIDE),
     ]
-    programs, left = program_rules(
+    programs, left, unread = program_rules(
         [layer.data for layer in loaded.layers],
         home,
         workspace,
@@ -289,6 +289,12 @@ def mounts(
         print(
             f"airlock run: read-only inside, as programs the agents' settings, state or "
             f".mcp.json run outside: {shown}{' …' if len(inside) > 5 else ''} (--rw PATH to work on one)",
+            file=sys.stderr,
+        )
+    for problem in unread:
+        print(
+            f"airlock run: {problem}: the programs it names are not known, so not protected "
+            "(make them read-only with --ro PATH)",
             file=sys.stderr,
         )
     if left:

@@ -21,35 +21,61 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
-from airlock.sandbox.files import regular_bytes
+from airlock.sandbox.files import LIMIT, regular_bytes
 from airlock.sandbox.paths import Kind, Mount, mount
 
 COMMAND_KEYS = ("apiKeyHelper", "awsAuthRefresh", "awsCredentialExport", "otelHeadersHelper")
 """Top-level settings whose value is a command the agent runs."""
 
 NAMED_PROGRAMS = 100
-"""At most this many paths are made read-only (the rest are said)."""
+"""At most this many paths are made read-only (the rest are said): the workspace's first, then
+the home's, then the others'."""
 
 WHY = "a program the agents' settings, state or .mcp.json name: runs outside later"
 
 OTHER_CONFIG = (".codex/config.toml", ".codex/hooks.json", ".gemini/settings.json")
-"""The other agents' files, in the home and in the workspace, whose commands run outside later
-(:func:`named_commands` reads them)."""
+"""The other agents' files, in the home and at the workspace's root, whose commands run
+outside later (:func:`named_commands` reads them)."""
 
 COMMAND_WORDS = ("command", "notify", "discoveryCommand", "callCommand")
 """The keys whose value, anywhere in one of :data:`OTHER_CONFIG`, is a command line or the
 words of one."""
 
-CONFIG_BYTES = 16 * 1024 * 1024
-"""A file larger than this is not read for the commands it names (no agent writes one)."""
+PROJECT_VARIABLES = (
+    "${CLAUDE_PROJECT_DIR}",
+    "$CLAUDE_PROJECT_DIR",
+    "${GEMINI_PROJECT_DIR}",
+    "$GEMINI_PROJECT_DIR",
+)
+"""What the agents expand to the project's folder in a hook's command."""
+
+FOLDER_OPTIONS = ("--directory", "--cwd", "--prefix", "-C")
+"""Options that name the folder the words after them are read from (``uv --directory DIR run
+server.py``, ``npm --prefix DIR``, ``make -C DIR``)."""
+
+STATE_PROJECTS = 2_000
+"""At most this many projects of the agent's state file are read for their MCP servers,
+besides the workspace's own (the rest are said)."""
 
 WALK_NODES = 100_000
 """At most this many values of one file are looked at by :func:`named_commands`."""
+
+
+class Named(NamedTuple):
+    """A command line, the folder its relative paths are read from, and whether a missing
+    path with a ``/`` it names gets a placeholder (not for the home's files, which name
+    paths of whatever project the agent starts in: a placeholder in every workspace would
+    break builds)."""
+
+    line: str
+    folder: Path
+    missing: bool = True
 
 
 def commands(settings: Mapping[str, Any]) -> Iterator[str]:
@@ -73,7 +99,13 @@ def commands(settings: Mapping[str, Any]) -> Iterator[str]:
 
 def server_commands(mcp: Mapping[str, Any]) -> Iterator[str]:
     """The command lines of a ``.mcp.json``'s servers (``command`` and ``args``)."""
-    servers = mcp.get("mcpServers")
+    for line, _ in _servers(mcp):
+        yield line
+
+
+def _servers(holder: Mapping[str, Any]) -> Iterator[tuple[str, str | None]]:
+    """Each server of ``holder["mcpServers"]``: its command line and its ``cwd``, if any."""
+    servers = holder.get("mcpServers")
     if not isinstance(servers, Mapping):
         return
     for server in servers.values():
@@ -81,27 +113,47 @@ def server_commands(mcp: Mapping[str, Any]) -> Iterator[str]:
             continue
         args = server.get("args")
         words = [str(word) for word in args] if isinstance(args, list) else []
-        yield shlex.join([server["command"], *words])
+        cwd = server.get("cwd")
+        yield shlex.join([server["command"], *words]), cwd if isinstance(cwd, str) else None
 
 
-def state_commands(state: Mapping[str, Any], workspace: Path) -> Iterator[tuple[str, Path]]:
-    """The MCP servers of the agent's state file (``~/.claude.json``): the user's, each with the
-    workspace as the folder its relative paths are read from, and each project's, with the
-    project's folder."""
-    for line in server_commands(state):
-        yield line, workspace
+def _in(folder: Path, cwd: str | None, home: Path) -> Path:
+    """The folder a command runs in: its ``cwd`` (relative to ``folder``; ``~`` the home),
+    else ``folder``."""
+    return folder if not cwd else folder / _home_path(cwd, home)
+
+
+def _home_path(text: str, home: Path) -> Path:
+    """``text`` as a path, ``~`` read as the home."""
+    return home / text[2:] if text == "~" or text.startswith("~/") else Path(text)
+
+
+def state_commands(
+    state: Mapping[str, Any], workspace: Path, home: Path
+) -> tuple[list[Named], int]:
+    """The MCP servers of the agent's state file (``~/.claude.json``): the user's (read from
+    the workspace, with no placeholders), and each project's (read from the project's folder):
+    the workspace's own projects first, then at most :data:`STATE_PROJECTS` others; and how
+    many projects with servers were left unread."""
+    named = [Named(line, _in(workspace, cwd, home), False) for line, cwd in _servers(state)]
     projects = state.get("projects")
-    for folder, entry in projects.items() if isinstance(projects, Mapping) else ():
-        if isinstance(entry, Mapping) and Path(folder).is_absolute():
-            for line in server_commands(entry):
-                yield line, Path(folder)
+    entries = [
+        (Path(folder), entry)
+        for folder, entry in (projects.items() if isinstance(projects, Mapping) else ())
+        if isinstance(entry, Mapping) and Path(folder).is_absolute() and "mcpServers" in entry
+    ]
+    entries.sort(key=lambda item: not item[0].is_relative_to(workspace))  # the run's own first
+    read = STATE_PROJECTS + sum(1 for folder, _ in entries if folder.is_relative_to(workspace))
+    for folder, entry in entries[:read]:
+        named += (Named(line, _in(folder, cwd, home)) for line, cwd in _servers(entry))
+    return named, max(0, len(entries) - read)
 
 
-def named_commands(data: object) -> Iterator[str]:
+def named_commands(data: object) -> Iterator[tuple[str, str | None]]:
     """Every command line a configuration names, whatever its layout (Codex's and Gemini's
-    differ, and change): a ``command`` that is a line, or a program given its ``args``, or a
-    list of words; Codex's ``notify``, a list of words; Gemini's tool discovery and call
-    commands. At most :data:`WALK_NODES` values."""
+    differ, and change), with the ``cwd`` given beside it, if any: a ``command`` that is a
+    line, or a program given its ``args``, or a list of words; Codex's ``notify``, a list of
+    words; Gemini's tool discovery and call commands. At most :data:`WALK_NODES` values."""
     stack, seen = [data], 0
     while stack and seen < WALK_NODES:
         value = stack.pop()
@@ -111,46 +163,79 @@ def named_commands(data: object) -> Iterator[str]:
             continue
         if not isinstance(value, Mapping):
             continue
+        cwd = value.get("cwd") if isinstance(value.get("cwd"), str) else None
         for key in COMMAND_WORDS:
             words = value.get(key)
             args = value.get("args")
             if isinstance(words, str):
-                yield shlex.join([words, *map(str, args)]) if isinstance(args, list) else words
+                line = shlex.join([words, *map(str, args)]) if isinstance(args, list) else words
+                yield line, cwd
             elif isinstance(words, list) and words and all(isinstance(w, str) for w in words):
-                yield shlex.join(words)
+                yield shlex.join(words), cwd
         stack.extend(value.values())
 
 
-def _config(path: Path) -> object:
-    """A JSON or TOML file's content, or ``None`` when missing, no regular file, too large or
-    broken (the agent then starts nothing from it either)."""
-    raw = regular_bytes(path, CONFIG_BYTES + 1)  # a FIFO made there is passed over
-    if raw is None or len(raw) > CONFIG_BYTES:
-        return None
+_COMMENTS = re.compile(rb'"(?:\\.|[^"\\])*"|//[^\n]*|/\*.*?(?:\*/|\Z)', re.DOTALL)
+"""A JSON string (kept), or a comment (``//`` to the line's end, ``/* … */``)."""
+
+
+def _without_comments(raw: bytes) -> bytes:
+    """JSON with comments (Gemini reads its settings so) as plain JSON."""
+    return _COMMENTS.sub(lambda found: found[0] if found[0][:1] == b'"' else b" ", raw)
+
+
+def _config(path: Path) -> tuple[object, str]:
+    """A JSON (comments allowed) or TOML file's content, and why it could not be read when it is
+    there but cannot (``None`` and ``""`` when missing: the agent starts nothing from it)."""
+    if not os.path.lexists(path):
+        return None, ""
+    raw = regular_bytes(path, LIMIT + 1)  # a FIFO made there is passed over
+    if raw is None:
+        return None, "not a regular file"
+    if len(raw) > LIMIT:
+        return None, f"larger than {LIMIT:,} bytes"
     try:
         if path.suffix == ".toml":
             import tomllib  # only where a TOML file is there: its import is most of its cost
 
-            return tomllib.loads(raw.decode("utf-8"))
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        return None
+            return tomllib.loads(raw.decode("utf-8")), ""
+        try:
+            return json.loads(raw), ""
+        except ValueError:
+            return json.loads(_without_comments(raw)), ""
+    except (ValueError, UnicodeDecodeError, RecursionError) as error:
+        kind = "TOML" if path.suffix == ".toml" else "JSON"
+        return None, f"not valid {kind} ({str(error)[:120] or type(error).__name__})"
 
 
 def other_lines(
     home: Path, workspace: Path, state_files: Iterable[Path]
-) -> Iterator[tuple[str, Path]]:
-    """The command lines the agents' other files name (:data:`OTHER_CONFIG` in the home and in
-    the workspace, the MCP servers of the ``state_files``), each with the folder its relative
-    paths are read from."""
+) -> tuple[list[Named], list[str]]:
+    """The command lines the agents' other files name (:data:`OTHER_CONFIG` in the home and at
+    the workspace's root, the MCP servers of the ``state_files``), and what could not be read,
+    in words."""
+    named: list[Named] = []
+    problems: list[str] = []
     for path in state_files:
-        state = _config(path)
+        state, problem = _config(path)
         if isinstance(state, Mapping):
-            yield from state_commands(state, workspace)
+            found, left = state_commands(state, workspace, home)
+            named += found
+            if left:
+                problems.append(f"{path}: the MCP servers of {left} more projects were not read")
+        elif problem:
+            problems.append(f"{path}: {problem}")
     for folder in (home, workspace):
         for name in OTHER_CONFIG:
-            for line in named_commands(_config(folder / name)):
-                yield line, workspace
+            data, problem = _config(folder / name)
+            if problem:
+                problems.append(f"{folder / name}: {problem}")
+            missing = folder == workspace  # the home's name any project's paths
+            named += (
+                Named(line, _in(workspace, cwd, home), missing)
+                for line, cwd in named_commands(data)
+            )
+    return named, problems
 
 
 def _words(line: str, depth: int = 0) -> Iterator[str]:
@@ -166,18 +251,37 @@ def _words(line: str, depth: int = 0) -> Iterator[str]:
             yield from _words(word, depth + 1)
 
 
-def named_paths(lines: Iterable[str], home: Path, workspace: Path) -> list[Path]:
+def named_paths(
+    lines: Iterable[str],
+    home: Path,
+    workspace: Path,
+    folder: Path | None = None,
+    missing: bool = True,
+) -> list[Path]:
     """The files that these command lines name (each once, in order): a word that is a path
-    (``~/…``, ``$HOME/…``, ``$CLAUDE_PROJECT_DIR/…``, absolute, or holding a ``/``), and a
-    bare name that is a file in the workspace (``bash check.sh``, ``node server.js``); a
-    path with a ``/`` that is missing too (a placeholder keeps it from being made)."""
+    (``~/…``, ``$HOME/…``, ``$CLAUDE_PROJECT_DIR/…``, ``$GEMINI_PROJECT_DIR/…``, absolute, or
+    holding a ``/``), and a bare name that is a file in the folder the command runs in
+    (``folder``, else the workspace: ``bash check.sh``, ``node server.js``), or in the one a
+    :data:`FOLDER_OPTIONS` names before it; with ``missing``, a path with a ``/`` that is
+    missing too (a placeholder keeps it from being made)."""
     found: dict[Path, None] = {}
     for line in lines:
+        base = folder or workspace
+        after_option = False
         for word in _words(line):
-            for name in ("${CLAUDE_PROJECT_DIR}", "$CLAUDE_PROJECT_DIR"):
+            for name in PROJECT_VARIABLES:
                 word = word.replace(name, str(workspace))
             for name in ("${HOME}", "$HOME"):
                 word = word.replace(name, str(home))
+            option, equals, value = word.partition("=")
+            if after_option or (equals and option in FOLDER_OPTIONS):
+                named = value if equals else word
+                base = base / _home_path(named, home) if named else base
+                after_option = False
+                continue
+            if word in FOLDER_OPTIONS:
+                after_option = True
+                continue
             if "=" in word or " " in word or not word or word.startswith("-"):
                 continue
             if word == "~" or word.startswith("~/"):
@@ -185,8 +289,10 @@ def named_paths(lines: Iterable[str], home: Path, workspace: Path) -> list[Path]
             elif word.startswith("/"):
                 path = Path(word)
             else:
-                path = workspace / word
-            if path.is_file() or ("/" in word and not path.exists() and path.parent.is_dir()):
+                path = base / word
+            if path.is_file() or (
+                missing and "/" in word and not path.exists() and path.parent.is_dir()
+            ):
                 found.setdefault(path, None)
     return list(found)
 
@@ -197,22 +303,28 @@ def program_rules(
     workspace: Path,
     opened: Iterable[Path] = (),
     state_files: Iterable[Path] = (),
-) -> tuple[list[Mount], int]:
+) -> tuple[list[Mount], int, list[str]]:
     """Read-only rules for the files the settings ``layers``, the workspace's ``.mcp.json``,
     the ``state_files``' MCP servers and the other agents' files (:func:`other_lines`) name (at
-    most :data:`NAMED_PROGRAMS`), and how many more were left without one. One the user's own
-    ``--rw`` names (``opened``: a server being worked on) keeps no rule."""
+    most :data:`NAMED_PROGRAMS`, the workspace's first), how many more were left without one,
+    and the files that could not be read, in words. One the user's own ``--rw`` names
+    (``opened``: a server being worked on) keeps no rule."""
     lines = [line for settings in layers for line in commands(settings)]
-    mcp = _config(workspace / ".mcp.json")
+    mcp, problem = _config(workspace / ".mcp.json")
     if isinstance(mcp, Mapping):
         lines += server_commands(mcp)
+    problems = [f"{workspace / '.mcp.json'}: {problem}"] if problem else []
     found = named_paths(lines, home, workspace)
-    by_folder: dict[Path, list[str]] = {}
-    for line, folder in other_lines(home, workspace, state_files):
-        by_folder.setdefault(folder, []).append(line)
-    for folder, more in by_folder.items():
-        found += named_paths(more, home, folder)
+    others, more = other_lines(home, workspace, state_files)
+    problems += more
+    for named in others:
+        found += named_paths([named.line], home, workspace, named.folder, named.missing)
     keep = {Path(os.path.realpath(path)) for path in opened}
     paths = [path for path in dict.fromkeys(found) if Path(os.path.realpath(path)) not in keep]
+    paths.sort(
+        key=lambda path: (
+            0 if path.is_relative_to(workspace) else 1 if path.is_relative_to(home) else 2
+        )
+    )
     rules = [mount(Kind.READ, path, WHY) for path in paths[:NAMED_PROGRAMS]]
-    return rules, max(0, len(paths) - NAMED_PROGRAMS)
+    return rules, max(0, len(paths) - NAMED_PROGRAMS), problems
