@@ -434,3 +434,39 @@ def test_codex_skills_and_hooks_written_inside_do_not_stay(
     assert not (codex / "skills" / "evil").exists() and not (codex / "prompts" / "p.md").exists()
     assert (codex / "skills" / ".system" / "own" / "SKILL.md").exists()
     assert not (codex / "hooks.json").exists()
+
+
+def test_a_codex_home_elsewhere_is_codexs_folder(tmp_path: Path, project: Path, home: Path) -> None:
+    """``CODEX_HOME`` outside the home: Codex inside writes its state there as in
+    ``~/.codex``; its rules and hooks folders are read-only, the program its ``notify`` names
+    there too; its config written inside is put back after the run, and skills written
+    inside are set aside (its own ``.system`` ones stay)."""
+    codex = tmp_path / "codex-home"
+    (codex / "rules").mkdir(parents=True)
+    notify = codex / "notify.py"
+    notify.write_text("# as it was\n")
+    config = f'notify = ["python3", "{notify}"]\n'
+    (codex / "config.toml").write_text(config)
+    script = (
+        "mkdir -p $CODEX_HOME/sessions && echo s > $CODEX_HOME/sessions/one.jsonl && echo STATE; "
+        "(echo evil > $CODEX_HOME/rules/default.rules) 2>/dev/null && echo WROTE-RULES; "
+        "(mkdir -p $CODEX_HOME/hooks && echo evil > $CODEX_HOME/hooks/x.sh) 2>/dev/null "
+        "&& echo WROTE-HOOKS; "
+        "(echo evil >> $CODEX_HOME/notify.py) 2>/dev/null && echo WROTE-NOTIFY; "
+        'echo \'notify = ["sh", "/tmp/x"]\' > $CODEX_HOME/config.toml && echo CONFIG; '
+        "mkdir -p $CODEX_HOME/skills/evil $CODEX_HOME/skills/.system/own && "
+        "echo evil > $CODEX_HOME/skills/evil/SKILL.md && "
+        "echo own > $CODEX_HOME/skills/.system/own/SKILL.md && echo SKILLS"
+    )
+    env = {**os.environ, "CODEX_HOME": str(codex)}
+    done = _run(tmp_path, "--", "sh", "-c", script, cwd=project, env=env)
+    assert done.returncode == 0, done.stderr
+    for said in ("STATE", "CONFIG", "SKILLS"):
+        assert said in done.stdout, done.stdout + done.stderr
+    assert "WROTE" not in done.stdout, done.stdout
+    assert (codex / "sessions" / "one.jsonl").read_text() == "s\n"
+    assert notify.read_text() == "# as it was\n"
+    assert (codex / "config.toml").read_text() == config
+    assert not (codex / "skills" / "evil").exists()
+    assert (codex / "skills" / ".system" / "own" / "SKILL.md").exists()
+    assert sorted(path.name for path in (codex / "rules").iterdir()) == []

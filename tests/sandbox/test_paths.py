@@ -15,6 +15,7 @@ from airlock.sandbox.paths import (
     SELF_COMMONDIR,
     Kind,
     Mount,
+    codex_folder,
     commondir_rule,
     home_rules,
     links_on_the_way,
@@ -676,3 +677,15 @@ def test_the_folders_holding_a_writable_bind_inside_another_are_kept_in_place(
     )
     pin = rules[workspace / ".config"]
     assert (pin.kind, pin.exists) == (Kind.WRITE, True) and "kept in place" in pin.why
+
+
+def test_codex_folder_is_where_codex_home_says(tmp_path: Path) -> None:
+    """An absolute ``CODEX_HOME`` (``~`` the home) other than ``~/.codex``; a relative or
+    empty one, or ``~/.codex`` itself, is no other folder."""
+    home = tmp_path / "home"
+    (home / ".codex").mkdir(parents=True)
+    assert codex_folder(home, {"CODEX_HOME": "/srv/codex"}) == Path("/srv/codex")
+    assert codex_folder(home, {"CODEX_HOME": "~/codex"}) == home / "codex"
+    for value in ("codex", "", "~/.codex", str(home / ".codex")):
+        assert codex_folder(home, {"CODEX_HOME": value}) is None
+    assert codex_folder(home, {}) is None

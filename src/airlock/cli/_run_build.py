@@ -161,6 +161,7 @@ def mounts(
     read_only: tuple[Path, ...],
     held: Held | None,
     walk: WorkspaceScan,
+    codex: Path | None = None,
 ) -> list[Any]:
     """Every path rule: the built-in ones, the command line's, the settings'.
 
@@ -256,7 +257,7 @@ def mounts(
             if root_git.is_dir()
             else ()
         ),
-        *home_rules(home, loaded.config_dir, state),
+        *home_rules(home, loaded.config_dir, state, codex),
         *credential_store_rules(
             home, environ, cwd, [expand(text, home, cwd) for text in (*args.rw, *args.ro)]
         ),
@@ -265,7 +266,7 @@ def mounts(
             home,
             workspace,
             [expand(text, home, cwd) for text in args.rw],
-            agent_state_paths(home, loaded.config_dir),
+            agent_state_paths(home, loaded.config_dir, codex),
         ),
         *system_rules(),
         *socket_rules(sockets),
@@ -281,6 +282,7 @@ def mounts(
         workspace,
         [expand(text, home, cwd) for text in args.rw],
         state_files(home, loaded.config_dir),
+        codex,
     )
     rules += programs
     inside = [rule.path for rule in programs if rule.path.is_relative_to(resolve(workspace))]

@@ -133,6 +133,7 @@ def _run(args: argparse.Namespace) -> int:
     from airlock.sandbox.paths import (
         Kind,
         agent_state_paths,
+        codex_folder,
         default_state,
         in_own_state,
         linked_elsewhere,
@@ -262,10 +263,11 @@ def _run(args: argparse.Namespace) -> int:
         for line in recover(state[0] / "pending", state[0], runs, waiting):
             print(line, file=sys.stderr)
         held = hold(workspace, state[0], run)
-        agent_state = agent_state_paths(home, loaded.config_dir)
+        codex = codex_folder(home, environ)  # CODEX_HOME, when not ~/.codex
+        agent_state = agent_state_paths(home, loaded.config_dir, codex)
         skip = agent_skip(workspace, agent_state)
         scan = scan_workspace(workspace, WATCHED, skip=skip)  # nested repositories; for Watch
-        rules = mounts(args, loaded, environ, workspace, state, bundle, held, scan)
+        rules = mounts(args, loaded, environ, workspace, state, bundle, held, scan, codex)
         read_only = read_only_map(rules)
         if read_only_at(workspace, read_only):
             holding = [rule for rule in rules if workspace.is_relative_to(rule.path)]
@@ -300,6 +302,7 @@ def _run(args: argparse.Namespace) -> int:
                     hooks,
                     roots,
                     inside_cwd,
+                    codex,
                 )
                 try:  # before the command runs: a kill from now on leaves it to the next run
                     identity = folder_identity(workspace)

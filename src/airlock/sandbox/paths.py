@@ -347,6 +347,29 @@ placeholder is an empty file)."""
 AGENT_STATE: tuple[str, ...] = ("~/.claude", "~/.claude.json", "~/.codex", "~/.gemini")
 """The agents' own state: writable, so an agent works as usual."""
 
+CODEX = ".codex"
+"""Codex's folder in the home, unless ``CODEX_HOME`` names another (:func:`codex_folder`)."""
+
+
+def codex_folder(home: Path, environ: Mapping[str, str]) -> Path | None:
+    """The folder ``CODEX_HOME`` names for Codex's state and configuration (absolute, ``~``
+    read as the home), when it is not ``~/.codex``; ``None`` otherwise. What airlock does for
+    ``~/.codex`` (writable, its ``rules`` and ``hooks`` read-only, its configuration put back
+    after the run, its skills and prompts looked at) it does there too."""
+    text = environ.get("CODEX_HOME", "")
+    if text == "~" or text.startswith("~/"):
+        text = str(home / text[2:])
+    if not text.startswith("/"):
+        return None
+    folder = Path(text)
+    return None if resolve(folder) == resolve(home / CODEX) else folder
+
+
+def codex_names(names: Iterable[str]) -> list[str]:
+    """Those of ``names`` (paths in the home) that are in Codex's folder, relative to it."""
+    return [name[len(CODEX) + 1 :] for name in names if name.startswith(CODEX + "/")]
+
+
 CREDENTIAL_PATHS: tuple[str, ...] = (
     "~/.ssh",
     "~/.aws",
@@ -614,7 +637,9 @@ def system_rules() -> Iterator[Mount]:
                 yield mount(Kind.HIDE, path, "the host's own secrets")
 
 
-def home_rules(home: Path, config_dir: Path, airlock_state: Iterable[Path]) -> Iterator[Mount]:
+def home_rules(
+    home: Path, config_dir: Path, airlock_state: Iterable[Path], codex: Path | None = None
+) -> Iterator[Mount]:
     """The agents' state writable, credentials hidden, airlock's own state hidden (its audit
     log and the final hashes must not be rewritten from inside, nor locked, nor read). The home is read-only with
     the rest of the system, and bound read-only again when it is under a private folder.
@@ -634,6 +659,12 @@ def home_rules(home: Path, config_dir: Path, airlock_state: Iterable[Path]) -> I
         path = home / text[2:]
         if resolve(path).exists():
             yield mount(Kind.WRITE, path, "the agent's own state")
+    if codex is not None:  # CODEX_HOME: as ~/.codex
+        if resolve(codex).exists():
+            yield mount(Kind.WRITE, codex, "Codex's own state (CODEX_HOME)")
+        for name in codex_names(PROTECTED_IN_HOME):
+            why = "runs code outside later (in CODEX_HOME)"
+            yield mount(Kind.READ, codex / name, why, folder=f"{CODEX}/{name}" in FOLDERS_IN_HOME)
     if resolve(config_dir).exists():
         yield mount(Kind.WRITE, config_dir, "the agent's config dir")
     yield from config_dir_rules(config_dir, "runs code outside later (in the agent's config dir)")
@@ -668,11 +699,13 @@ def in_own_state(path: Path, state: Path, home: Path) -> bool:
     return any(real.is_relative_to(folder) for folder in (resolve(state), default_state(home)))
 
 
-def agent_state_paths(home: Path, config_dir: Path) -> list[Path]:
-    """The agents' own state that is there (:data:`AGENT_STATE` and the agent's config dir),
-    symbolic links resolved: writable inside (:func:`home_rules`), by design."""
+def agent_state_paths(home: Path, config_dir: Path, codex: Path | None = None) -> list[Path]:
+    """The agents' own state that is there (:data:`AGENT_STATE`, the agent's config dir, the
+    folder ``CODEX_HOME`` names), symbolic links resolved: writable inside
+    (:func:`home_rules`), by design."""
     found = [resolve(home / text[2:]) for text in AGENT_STATE]
-    return [path for path in (*found, resolve(config_dir)) if path.exists()]
+    found += [resolve(config_dir)] + ([resolve(codex)] if codex is not None else [])
+    return [path for path in found if path.exists()]
 
 
 PATH_FOLDERS = 64

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from airlock.sandbox.files import LIMIT, regular_bytes
-from airlock.sandbox.paths import Kind, Mount, mount
+from airlock.sandbox.paths import Kind, Mount, codex_names, mount
 
 COMMAND_KEYS = ("apiKeyHelper", "awsAuthRefresh", "awsCredentialExport", "otelHeadersHelper")
 """Top-level settings whose value is a command the agent runs."""
@@ -209,11 +209,11 @@ def _config(path: Path) -> tuple[object, str]:
 
 
 def other_lines(
-    home: Path, workspace: Path, state_files: Iterable[Path]
+    home: Path, workspace: Path, state_files: Iterable[Path], codex: Path | None = None
 ) -> tuple[list[Named], list[str]]:
     """The command lines the agents' other files name (:data:`OTHER_CONFIG` in the home and at
-    the workspace's root, the MCP servers of the ``state_files``), and what could not be read,
-    in words."""
+    the workspace's root, Codex's in the folder ``CODEX_HOME`` names, the MCP servers of the
+    ``state_files``), and what could not be read, in words."""
     named: list[Named] = []
     problems: list[str] = []
     for path in state_files:
@@ -225,16 +225,20 @@ def other_lines(
                 problems.append(f"{path}: the MCP servers of {left} more projects were not read")
         elif problem:
             problems.append(f"{path}: {problem}")
-    for folder in (home, workspace):
-        for name in OTHER_CONFIG:
-            data, problem = _config(folder / name)
-            if problem:
-                problems.append(f"{folder / name}: {problem}")
-            missing = folder == workspace  # the home's name any project's paths
-            named += (
-                Named(line, _in(workspace, cwd, home), missing)
-                for line, cwd in named_commands(data)
-            )
+    files = [
+        (folder / name, folder == workspace)
+        for folder in (home, workspace)
+        for name in OTHER_CONFIG
+    ]
+    if codex is not None:  # CODEX_HOME: as ~/.codex
+        files += [(codex / name, False) for name in codex_names(OTHER_CONFIG)]
+    for path, missing in files:  # the home's name any project's paths: no placeholders
+        data, problem = _config(path)
+        if problem:
+            problems.append(f"{path}: {problem}")
+        named += (
+            Named(line, _in(workspace, cwd, home), missing) for line, cwd in named_commands(data)
+        )
     return named, problems
 
 
@@ -303,6 +307,7 @@ def program_rules(
     workspace: Path,
     opened: Iterable[Path] = (),
     state_files: Iterable[Path] = (),
+    codex: Path | None = None,
 ) -> tuple[list[Mount], int, list[str]]:
     """Read-only rules for the files the settings ``layers``, the workspace's ``.mcp.json``,
     the ``state_files``' MCP servers and the other agents' files (:func:`other_lines`) name (at
@@ -315,7 +320,7 @@ def program_rules(
         lines += server_commands(mcp)
     problems = [f"{workspace / '.mcp.json'}: {problem}"] if problem else []
     found = named_paths(lines, home, workspace)
-    others, more = other_lines(home, workspace, state_files)
+    others, more = other_lines(home, workspace, state_files, codex)
     problems += more
     for named in others:
         found += named_paths([named.line], home, workspace, named.folder, named.missing)

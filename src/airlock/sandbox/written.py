@@ -57,6 +57,7 @@ from airlock.sandbox.paths import (
     PROTECTED_GLOBS_IN_WORKSPACE,
     TOOL_MANAGER_FILES,
     VERSION_FILES,
+    codex_names,
     read_only_at,
     resolve,
 )
@@ -581,6 +582,7 @@ class Watch:
         hooks_folder: Path | None = None,
         roots: Iterable[Path] = (),
         cwd: Path | None = None,
+        codex: Path | None = None,
     ) -> None:
         """``scan``: the workspace's walk made at the run's start with the names of
         :data:`WATCHED` (:func:`airlock.sandbox.repositories.scan_workspace`), else one is
@@ -590,7 +592,10 @@ class Watch:
         (:func:`airlock.sandbox.repositories.hooks_folder_holding`): a hook's file made or
         changed there is set aside after the run. ``roots``: the other folders opened for
         writing (``--rw``, ``allowWrite``), outside the workspace: the settings written in
-        them are set aside too (a skill in ``~/other/.claude/skills``, an ``.mcp.json``)."""
+        them are set aside too (a skill in ``~/other/.claude/skills``, an ``.mcp.json``).
+        ``codex``: the folder ``CODEX_HOME`` names, when not ``~/.codex``
+        (:func:`airlock.sandbox.paths.codex_folder`): its configuration is put back and its
+        skills and prompts looked at, as ``~/.codex``'s."""
         self.workspace = workspace
         self.linked = note_linked(workspace)
         """Before the command runs: the time, and the root index's submodules."""
@@ -610,7 +615,10 @@ class Watch:
         self.modules = module_folders(workspace)
         self.was_git_folder = looks_like_git_folder(workspace)
         self.state = {path: _before(path) for path in state_files(home, config_dir)}
-        self.configs = {home / name: _before(home / name) for name in CONFIG_FILES}
+        configs = [home / name for name in CONFIG_FILES]
+        if codex is not None:
+            configs += [codex / name for name in codex_names(CONFIG_FILES)]
+        self.configs = {path: _before(path) for path in configs}
         self.links = note_links(links)
         self.on_path = PathFolders(path_folders(scan.envrcs, home)) if scan.envrcs else None
         """The programs in the folders the workspace's ``.envrc`` files put on ``PATH``."""
@@ -625,6 +633,7 @@ class Watch:
             tuple(dict.fromkeys(map(resolve, (config_dir, home / ".claude")))),
             home,
             own_projects(workspace, cwd),
+            codex,
         )
         self.agent_notes = self.agent_folders.notes([])
         """What the agents read at the start of every session and code inside could leave
@@ -647,7 +656,7 @@ class Watch:
         unseen: list[str] = []
         now = self.agent_folders.notes(unseen)
         before = self.agent_notes
-        folders = {self.agent_folders.home / name for name in AGENT_FOLDERS}
+        folders = set(self.agent_folders.folders())
         moved: list[SetAside] = []
         for path in sorted(now, key=lambda path: len(path.parts)):
             if before.get(path) == now[path] or any(item.path in path.parents for item in moved):
@@ -932,6 +941,16 @@ class AgentFolders(NamedTuple):
     config_dirs: tuple[Path, ...]
     home: Path
     own: frozenset[str]
+    codex: Path | None = None
+    """The folder ``CODEX_HOME`` names, when not ``~/.codex``: its skills and prompts too."""
+
+    def folders(self) -> list[Path]:
+        """Other agents' folders looked at (:data:`AGENT_FOLDERS`, and in the folder
+        ``CODEX_HOME`` names)."""
+        found = [self.home / name for name in AGENT_FOLDERS]
+        if self.codex is not None:
+            found += [self.codex / name for name in codex_names(AGENT_FOLDERS)]
+        return found
 
     def notes(self, unseen: list[str]) -> dict[Path, Signature]:
         """Each watched entry and its signature; what the bounds kept out, in ``unseen``."""
@@ -955,10 +974,16 @@ class AgentFolders(NamedTuple):
                 entries[path] = signature
                 if stat.S_ISDIR(signature[0]):
                     _note(path / "memory", entries, unseen, left=left)
-        own = self.home / AGENTS_OWN
-        for name in AGENT_FOLDERS:
-            _note(self.home / name, entries, unseen, left=left)
-        return {path: found for path, found in entries.items() if not path.is_relative_to(own)}
+        owns = [self.home / AGENTS_OWN]
+        if self.codex is not None:  # CODEX_HOME: as ~/.codex
+            owns += [self.codex / name for name in codex_names([AGENTS_OWN])]
+        for folder in self.folders():
+            _note(folder, entries, unseen, left=left)
+        return {
+            path: found
+            for path, found in entries.items()
+            if not any(path.is_relative_to(own) for own in owns)
+        }
 
 
 def _is_own(name: str, own: frozenset[str]) -> bool:
