@@ -437,11 +437,11 @@ def test_codex_skills_and_hooks_written_inside_do_not_stay(
 
 
 def test_a_codex_home_elsewhere_is_codexs_folder(tmp_path: Path, project: Path, home: Path) -> None:
-    """``CODEX_HOME`` outside the home: Codex inside writes its state there as in
+    """``CODEX_HOME`` elsewhere in the home: Codex inside writes its state there as in
     ``~/.codex``; its rules and hooks folders are read-only, the program its ``notify`` names
     there too; its config written inside is put back after the run, and skills written
     inside are set aside (its own ``.system`` ones stay)."""
-    codex = tmp_path / "codex-home"
+    codex = home / "codex-home"
     (codex / "rules").mkdir(parents=True)
     notify = codex / "notify.py"
     notify.write_text("# as it was\n")
@@ -470,3 +470,35 @@ def test_a_codex_home_elsewhere_is_codexs_folder(tmp_path: Path, project: Path, 
     assert not (codex / "skills" / "evil").exists()
     assert (codex / "skills" / ".system" / "own" / "SKILL.md").exists()
     assert sorted(path.name for path in (codex / "rules").iterdir()) == []
+
+
+def test_a_codex_home_outside_the_home_is_opened_by_the_user_only(
+    tmp_path: Path, project: Path, home: Path
+) -> None:
+    """``CODEX_HOME`` outside the home is not opened inside, and the run says how to open it;
+    opened with ``--rw``, Codex's rules still cannot be written in it. One that holds the
+    home is not taken as Codex's folder, and said."""
+    codex = tmp_path / "codex-elsewhere"
+    (codex / "rules").mkdir(parents=True)
+    script = (
+        "(echo s > $CODEX_HOME/state) 2>/dev/null && echo STATE; "
+        "(echo evil > $CODEX_HOME/rules/default.rules) 2>/dev/null && echo WROTE-RULES; true"
+    )
+    env = {**os.environ, "CODEX_HOME": str(codex)}
+    done = _run(tmp_path, "--", "sh", "-c", script, cwd=project, env=env)
+    assert done.returncode == 0, done.stderr
+    assert "WROTE" not in done.stdout, done.stdout
+    assert not (codex / "state").exists()  # (a folder under /tmp: the sandbox's own /tmp)
+    assert f"--rw {codex} opens it" in done.stderr
+    done = _run(tmp_path, "--rw", str(codex), "--", "sh", "-c", script, cwd=project, env=env)
+    assert done.returncode == 0, done.stderr
+    assert "STATE" in done.stdout and "WROTE" not in done.stdout, done.stdout
+    assert "opens it" not in done.stderr
+    assert (codex / "state").read_text() == "s\n" and not list((codex / "rules").iterdir())
+    env = {**os.environ, "CODEX_HOME": str(home)}
+    done = _run(
+        tmp_path, "--", "sh", "-c", "echo x > ~/planted 2>/dev/null; true", cwd=project, env=env
+    )
+    assert done.returncode == 0, done.stderr
+    assert f"CODEX_HOME {home}: holds the home: not taken" in done.stderr
+    assert not (home / "planted").exists()

@@ -16,6 +16,7 @@ from airlock.sandbox.paths import (
     Kind,
     Mount,
     codex_folder,
+    codex_writable,
     commondir_rule,
     home_rules,
     links_on_the_way,
@@ -680,12 +681,27 @@ def test_the_folders_holding_a_writable_bind_inside_another_are_kept_in_place(
 
 
 def test_codex_folder_is_where_codex_home_says(tmp_path: Path) -> None:
-    """An absolute ``CODEX_HOME`` (``~`` the home) other than ``~/.codex``; a relative or
-    empty one, or ``~/.codex`` itself, is no other folder."""
-    home = tmp_path / "home"
-    (home / ".codex").mkdir(parents=True)
-    assert codex_folder(home, {"CODEX_HOME": "/srv/codex"}) == Path("/srv/codex")
-    assert codex_folder(home, {"CODEX_HOME": "~/codex"}) == home / "codex"
-    for value in ("codex", "", "~/.codex", str(home / ".codex")):
-        assert codex_folder(home, {"CODEX_HOME": value}) is None
-    assert codex_folder(home, {}) is None
+    """A folder that is there, other than ``~/.codex``, read as Codex reads it (a relative one
+    from where the command starts, no ``~``); not the root, nor one holding the home or the
+    workspace, nor one that is not a folder (each said); writable inside when in the home."""
+    home, elsewhere = tmp_path / "home", tmp_path / "w" / "project"
+    workspace = home / "project"
+    for folder in (home / ".codex", workspace / "state", elsewhere, tmp_path / "srv"):
+        folder.mkdir(parents=True)
+    (tmp_path / "file").write_text("x")
+
+    def folder(value: str, at: Path = workspace) -> tuple[Path | None, str]:
+        return codex_folder(home, {"CODEX_HOME": value}, at, at)
+
+    assert folder(str(tmp_path / "srv")) == (tmp_path / "srv", "")
+    assert folder("state") == (workspace / "state", "")
+    for value in ("", str(home / ".codex")):
+        assert folder(value) == (None, "")
+    assert folder(".codex", home) == (None, "")
+    assert folder("~/x")[1] == "CODEX_HOME ~/x: not a folder that is there"
+    assert folder(str(tmp_path / "file"))[1].endswith("not a folder that is there")
+    for value in ("/", str(home), str(tmp_path)):
+        assert folder(value) == (None, f"CODEX_HOME {value}: holds the home")
+    assert folder(str(tmp_path / "w"), elsewhere)[1].endswith("holds the workspace")
+    assert codex_writable(workspace / "state", home)
+    assert not codex_writable(tmp_path / "srv", home)

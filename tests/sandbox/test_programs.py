@@ -146,7 +146,7 @@ def test_the_state_files_servers_read_from_their_projects(tmp_path: Path) -> Non
         },
     }
     assert state_commands(state, workspace, home) == (
-        [Named("node u.js", workspace, False), Named("node p.js", other / "srv")],
+        [Named("node u.js", workspace, False, 0), Named("node p.js", other / "srv", True, 2)],
         0,
     )
 
@@ -287,3 +287,69 @@ def test_files_that_cannot_be_read_are_said(
     assert problems[1].startswith(f"{home / '.codex' / 'config.toml'}: not valid TOML")
     assert problems[2].startswith(f"{home / '.gemini' / 'settings.json'}: not valid JSON")
     assert len(problems) == 3
+
+
+def test_a_folder_option_holds_for_its_own_command_only(tmp_path: Path) -> None:
+    """``--prefix``, ``-C`` and the like change the folder for the rest of their own command:
+    not past ``&&`` or ``;``, not out of ``sh -c "…"``, and not when what follows is no
+    folder (``bash -C script``)."""
+    home, workspace = tmp_path / "home", tmp_path / "ws"
+    for folder in (workspace / "scripts", workspace / "frontend", workspace / "tools"):
+        folder.mkdir(parents=True)
+    post = workspace / "scripts" / "post.sh"
+    post.write_text("x")
+    for line in (
+        "npm --prefix frontend run lint && ./scripts/post.sh",
+        "make -C tools; sh scripts/post.sh",
+        'sh -c "git -C tools status; scripts/post.sh"',
+        "bash -C scripts/post.sh",
+    ):
+        assert named_paths([line], home, workspace) == [post], line
+
+
+def test_a_missing_program_the_homes_files_name_by_its_full_path_is_kept_from_being_made(
+    tmp_path: Path,
+) -> None:
+    """Codex's ``notify`` naming a script in ``~/.codex`` that is not there yet: a placeholder
+    keeps it from being made inside (a relative one, read in whatever project the agent starts
+    in, gets none)."""
+    home, workspace = tmp_path / "home", tmp_path / "ws"
+    (home / ".codex").mkdir(parents=True)
+    (workspace / "dist").mkdir(parents=True)
+    (home / ".codex" / "config.toml").write_text(
+        'notify = ["sh", "~/.codex/notify.sh", "dist/later.js"]\n'
+    )
+    rules, _, _ = program_rules([{}], home, workspace)
+    assert [rule.path for rule in rules] == [home / ".codex" / "notify.sh"]
+
+
+def test_the_users_own_programs_come_first_and_only_writable_ones_count(tmp_path: Path) -> None:
+    """A project's ``.mcp.json`` naming more files than the bound does not push out the
+    program the user's own settings name; files outside every writable folder need no rule."""
+    home, workspace, system = tmp_path / "home", tmp_path / "ws", tmp_path / "usr"
+    for folder in (home / ".claude", workspace / "lib", system):
+        folder.mkdir(parents=True)
+    status, fixed = home / ".claude" / "status.sh", system / "tool.sh"
+    status.write_text("x")
+    fixed.write_text("x")
+    servers = {}
+    for n in range(NAMED_PROGRAMS + 1):
+        (workspace / "lib" / f"{n}.js").write_text("x")
+        servers[f"s{n}"] = {"command": "node", "args": [f"lib/{n}.js"]}
+    (workspace / ".mcp.json").write_text(json.dumps({"mcpServers": servers}))
+    user = {"statusLine": {"command": "~/.claude/status.sh"}, "apiKeyHelper": str(fixed)}
+    writable = [workspace, home / ".claude"]
+    rules, left, _ = program_rules([user], home, workspace, writable=writable)
+    assert rules[0].path == status and len(rules) == NAMED_PROGRAMS and left == 2
+    assert fixed not in {rule.path for rule in rules}
+
+
+def test_an_open_string_in_a_file_with_comments_is_read_in_one_pass(tmp_path: Path) -> None:
+    """A string left open in a long file (``{"`` then ``\\"`` over and over) is one string to
+    the end: named as not valid, at once (a scan that tried each quote again took seconds for
+    60 KB, hours for a few MB)."""
+    workspace = tmp_path / "ws"
+    (workspace / ".gemini").mkdir(parents=True)
+    (workspace / ".gemini" / "settings.json").write_text('{"' + '\\"' * 500_000)
+    _, _, problems = program_rules([{}], tmp_path / "home", workspace)
+    assert len(problems) == 1 and "not valid JSON" in problems[0]

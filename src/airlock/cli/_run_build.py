@@ -276,35 +276,6 @@ def mounts(
         *user_rules(Kind.HIDE, args.hide, "--hide", home, cwd),
         *_token_file_rules(args, mount, Kind.HIDE),
     ]
-    programs, left, unread = program_rules(
-        [layer.data for layer in loaded.layers],
-        home,
-        workspace,
-        [expand(text, home, cwd) for text in args.rw],
-        state_files(home, loaded.config_dir),
-        codex,
-    )
-    rules += programs
-    inside = [rule.path for rule in programs if rule.path.is_relative_to(resolve(workspace))]
-    if inside:
-        shown = ", ".join(str(path.relative_to(resolve(workspace))) for path in inside[:5])
-        print(
-            f"airlock run: read-only inside, as programs the agents' settings, state or "
-            f".mcp.json run outside: {shown}{' …' if len(inside) > 5 else ''} (--rw PATH to work on one)",
-            file=sys.stderr,
-        )
-    for problem in unread:
-        print(
-            f"airlock run: {problem}: the programs it names are not known, so not protected "
-            "(make them read-only with --ro PATH)",
-            file=sys.stderr,
-        )
-    if left:
-        print(
-            f"airlock run: the agents' settings, state and .mcp.json name {left} more programs than "
-            "airlock protects: make them read-only with --ro PATH",
-            file=sys.stderr,
-        )
     included, capped = include_rules(
         workspace, home, scan.found, environ, "a git config includes it: runs code outside later"
     )
@@ -346,6 +317,37 @@ def mounts(
                 rules.append(
                     mount(kind, path, f"sandbox.filesystem.{key} in {entry.origin.describe()}")
                 )
+    programs, left, unread = program_rules(
+        [layer.data for layer in loaded.layers if layer.origin.source not in PROJECT_SOURCES],
+        home,
+        workspace,
+        [expand(text, home, cwd) for text in args.rw],
+        state_files(home, loaded.config_dir),
+        codex,
+        [layer.data for layer in loaded.layers if layer.origin.source in PROJECT_SOURCES],
+        [workspace, *(rule.path for rule in rules if rule.kind is Kind.WRITE)],
+    )
+    rules += programs
+    inside = [rule.path for rule in programs if rule.path.is_relative_to(resolve(workspace))]
+    if inside:
+        shown = ", ".join(str(path.relative_to(resolve(workspace))) for path in inside[:5])
+        print(
+            f"airlock run: read-only inside, as programs the agents' settings, state or "
+            f".mcp.json run outside: {shown}{' …' if len(inside) > 5 else ''} (--rw PATH to work on one)",
+            file=sys.stderr,
+        )
+    for problem in unread:
+        print(
+            f"airlock run: {problem}: the programs it names are not known, so not protected "
+            "(make them read-only with --ro PATH)",
+            file=sys.stderr,
+        )
+    if left:
+        print(
+            f"airlock run: the agents' settings, state and .mcp.json name {left} more programs than "
+            "airlock protects: make them read-only with --ro PATH",
+            file=sys.stderr,
+        )
     opened = [rule.path for rule in rules if opened_for_writing(rule)]
     for path in opened:
         if in_own_state(path, state[0], home):

@@ -134,12 +134,15 @@ def _run(args: argparse.Namespace) -> int:
         Kind,
         agent_state_paths,
         codex_folder,
+        codex_writable,
         default_state,
+        expand,
         in_own_state,
         linked_elsewhere,
         links_on_the_way,
         read_only_at,
         read_only_map,
+        resolve,
     )
     from airlock.sandbox.pending import Pending, join_runs, keep, recover
     from airlock.sandbox.placeholders import sweep
@@ -263,7 +266,22 @@ def _run(args: argparse.Namespace) -> int:
         for line in recover(state[0] / "pending", state[0], runs, waiting):
             print(line, file=sys.stderr)
         held = hold(workspace, state[0], run)
-        codex = codex_folder(home, environ)  # CODEX_HOME, when not ~/.codex
+        codex, codex_problem = codex_folder(home, environ, inside_cwd, workspace)
+        if codex_problem:  # CODEX_HOME
+            print(f"airlock run: {codex_problem}: not taken as Codex's folder", file=sys.stderr)
+        elif (
+            codex is not None
+            and not codex_writable(codex, home)
+            and not resolve(codex).is_relative_to(workspace)
+            and not any(
+                resolve(codex).is_relative_to(resolve(expand(text, home, cwd))) for text in args.rw
+            )
+        ):
+            print(
+                f"airlock run: CODEX_HOME {codex} is outside the home: not opened inside, so "
+                f"Codex cannot keep its state there; --rw {codex} opens it",
+                file=sys.stderr,
+            )
         agent_state = agent_state_paths(home, loaded.config_dir, codex)
         skip = agent_skip(workspace, agent_state)
         scan = scan_workspace(workspace, WATCHED, skip=skip)  # nested repositories; for Watch

@@ -351,18 +351,38 @@ CODEX = ".codex"
 """Codex's folder in the home, unless ``CODEX_HOME`` names another (:func:`codex_folder`)."""
 
 
-def codex_folder(home: Path, environ: Mapping[str, str]) -> Path | None:
-    """The folder ``CODEX_HOME`` names for Codex's state and configuration (absolute, ``~``
-    read as the home), when it is not ``~/.codex``; ``None`` otherwise. What airlock does for
-    ``~/.codex`` (writable, its ``rules`` and ``hooks`` read-only, its configuration put back
-    after the run, its skills and prompts looked at) it does there too."""
+def codex_folder(
+    home: Path, environ: Mapping[str, str], cwd: Path, workspace: Path
+) -> tuple[Path | None, str]:
+    """The folder ``CODEX_HOME`` names for Codex's state and configuration, when it is not
+    ``~/.codex``, and why a ``CODEX_HOME`` given is not taken (else ``""``).
+
+    Read as Codex reads it: a relative path from the folder the command starts in (``cwd``),
+    no ``~``. Taken only when it is a folder that is there (Codex wants one) and neither the
+    system's root nor a folder holding the home or the workspace. What airlock does for
+    ``~/.codex`` (its ``rules`` and ``hooks`` read-only, its configuration put back after the
+    run, its skills and prompts looked at) it does there; it is writable inside when it is in
+    the home (:func:`codex_writable`), as ``~/.codex`` is."""
     text = environ.get("CODEX_HOME", "")
-    if text == "~" or text.startswith("~/"):
-        text = str(home / text[2:])
-    if not text.startswith("/"):
-        return None
-    folder = Path(text)
-    return None if resolve(folder) == resolve(home / CODEX) else folder
+    if not text:
+        return None, ""
+    folder = cwd / text
+    real = resolve(folder)
+    if real == resolve(home / CODEX):
+        return None, ""
+    if not real.is_dir():
+        return None, f"CODEX_HOME {text}: not a folder that is there"
+    if real == Path("/") or resolve(home).is_relative_to(real):
+        return None, f"CODEX_HOME {text}: holds the home"
+    if resolve(workspace).is_relative_to(real) and real != resolve(workspace):
+        return None, f"CODEX_HOME {text}: holds the workspace"
+    return folder, ""
+
+
+def codex_writable(codex: Path, home: Path) -> bool:
+    """Whether Codex's folder is writable inside with its state: when it is in the home (the
+    rest of the system stays read-only unless ``--rw`` opens it)."""
+    return resolve(codex).is_relative_to(resolve(home))
 
 
 def codex_names(names: Iterable[str]) -> list[str]:
@@ -660,7 +680,7 @@ def home_rules(
         if resolve(path).exists():
             yield mount(Kind.WRITE, path, "the agent's own state")
     if codex is not None:  # CODEX_HOME: as ~/.codex
-        if resolve(codex).exists():
+        if codex_writable(codex, home):
             yield mount(Kind.WRITE, codex, "Codex's own state (CODEX_HOME)")
         for name in codex_names(PROTECTED_IN_HOME):
             why = "runs code outside later (in CODEX_HOME)"
@@ -701,10 +721,11 @@ def in_own_state(path: Path, state: Path, home: Path) -> bool:
 
 def agent_state_paths(home: Path, config_dir: Path, codex: Path | None = None) -> list[Path]:
     """The agents' own state that is there (:data:`AGENT_STATE`, the agent's config dir, the
-    folder ``CODEX_HOME`` names), symbolic links resolved: writable inside
+    folder ``CODEX_HOME`` names when in the home), symbolic links resolved: writable inside
     (:func:`home_rules`), by design."""
     found = [resolve(home / text[2:]) for text in AGENT_STATE]
-    found += [resolve(config_dir)] + ([resolve(codex)] if codex is not None else [])
+    writable = codex is not None and codex_writable(codex, home)
+    found += [resolve(config_dir)] + ([resolve(codex)] if writable and codex else [])
     return [path for path in found if path.exists()]
 
 

@@ -68,14 +68,18 @@ WALK_NODES = 100_000
 
 
 class Named(NamedTuple):
-    """A command line, the folder its relative paths are read from, and whether a missing
-    path with a ``/`` it names gets a placeholder (not for the home's files, which name
-    paths of whatever project the agent starts in: a placeholder in every workspace would
-    break builds)."""
+    """A command line, the folder its relative paths are read from, whether a missing relative
+    path with a ``/`` it names gets a placeholder (not for the home's files, which name paths
+    of whatever project the agent starts in: a placeholder in every workspace would break
+    builds), and whose it is."""
 
     line: str
     folder: Path
     missing: bool = True
+    rank: int = 1
+    """Whose it is, for the bound of :data:`NAMED_PROGRAMS`: ``0`` the user's own (their
+    settings, the home's files: every project runs them), ``1`` the workspace's, ``2``
+    another project's."""
 
 
 def commands(settings: Mapping[str, Any]) -> Iterator[str]:
@@ -135,7 +139,7 @@ def state_commands(
     the workspace, with no placeholders), and each project's (read from the project's folder):
     the workspace's own projects first, then at most :data:`STATE_PROJECTS` others; and how
     many projects with servers were left unread."""
-    named = [Named(line, _in(workspace, cwd, home), False) for line, cwd in _servers(state)]
+    named = [Named(line, _in(workspace, cwd, home), False, 0) for line, cwd in _servers(state)]
     projects = state.get("projects")
     entries = [
         (Path(folder), entry)
@@ -145,7 +149,8 @@ def state_commands(
     entries.sort(key=lambda item: not item[0].is_relative_to(workspace))  # the run's own first
     read = STATE_PROJECTS + sum(1 for folder, _ in entries if folder.is_relative_to(workspace))
     for folder, entry in entries[:read]:
-        named += (Named(line, _in(folder, cwd, home)) for line, cwd in _servers(entry))
+        rank = 1 if folder.is_relative_to(workspace) else 2
+        named += (Named(line, _in(folder, cwd, home), True, rank) for line, cwd in _servers(entry))
     return named, max(0, len(entries) - read)
 
 
@@ -175,8 +180,9 @@ def named_commands(data: object) -> Iterator[tuple[str, str | None]]:
         stack.extend(value.values())
 
 
-_COMMENTS = re.compile(rb'"(?:\\.|[^"\\])*"|//[^\n]*|/\*.*?(?:\*/|\Z)', re.DOTALL)
-"""A JSON string (kept), or a comment (``//`` to the line's end, ``/* … */``)."""
+_COMMENTS = re.compile(rb'"(?:\\.|[^"\\])*(?:"|\Z)|//[^\n]*|/\*.*?(?:\*/|\Z)', re.DOTALL)
+"""A JSON string (kept; one left open runs to the end, so that the scan stays linear), or a
+comment (``//`` to the line's end, ``/* … */``)."""
 
 
 def _without_comments(raw: bytes) -> bytes:
@@ -232,27 +238,46 @@ def other_lines(
     ]
     if codex is not None:  # CODEX_HOME: as ~/.codex
         files += [(codex / name, False) for name in codex_names(OTHER_CONFIG)]
-    for path, missing in files:  # the home's name any project's paths: no placeholders
+    for path, ours in files:  # the home's name any project's paths: no placeholders
         data, problem = _config(path)
         if problem:
             problems.append(f"{path}: {problem}")
         named += (
-            Named(line, _in(workspace, cwd, home), missing) for line, cwd in named_commands(data)
+            Named(line, _in(workspace, cwd, home), ours, 1 if ours else 0)
+            for line, cwd in named_commands(data)
         )
     return named, problems
 
 
-def _words(line: str, depth: int = 0) -> Iterator[str]:
-    """The words of a command line, and those of each word that is itself a command line
+SEPARATORS = frozenset({"&&", "||", ";", "|", "&"})
+"""Words that end one command of a line and start another."""
+
+
+def _commands(line: str, depth: int = 0) -> Iterator[list[str]]:
+    """The commands of a command line, each as its words (split at :data:`SEPARATORS` and at
+    a word ending in ``;``), then those of each word that is itself a command line
     (``sh -c "scripts/x.sh --fix"``), two levels deep."""
     try:
         words = shlex.split(line)
     except ValueError:
         return
+    command: list[str] = []
+    inner: list[str] = []
     for word in words:
-        yield word
+        if word in SEPARATORS:
+            yield command
+            command = []
+            continue
+        ends = word.endswith(";")
+        command.append(word[:-1] if ends else word)
         if depth < 2 and " " in word:
-            yield from _words(word, depth + 1)
+            inner.append(word)
+        if ends:
+            yield command
+            command = []
+    yield command
+    for word in inner:
+        yield from _commands(word, depth + 1)
 
 
 def named_paths(
@@ -266,38 +291,42 @@ def named_paths(
     (``~/…``, ``$HOME/…``, ``$CLAUDE_PROJECT_DIR/…``, ``$GEMINI_PROJECT_DIR/…``, absolute, or
     holding a ``/``), and a bare name that is a file in the folder the command runs in
     (``folder``, else the workspace: ``bash check.sh``, ``node server.js``), or in the one a
-    :data:`FOLDER_OPTIONS` names before it; with ``missing``, a path with a ``/`` that is
-    missing too (a placeholder keeps it from being made)."""
+    :data:`FOLDER_OPTIONS` names before it in the same command; a path with a ``/`` that is
+    missing too (a placeholder keeps it from being made), a relative one only with
+    ``missing``."""
     found: dict[Path, None] = {}
     for line in lines:
-        base = folder or workspace
-        after_option = False
-        for word in _words(line):
-            for name in PROJECT_VARIABLES:
-                word = word.replace(name, str(workspace))
-            for name in ("${HOME}", "$HOME"):
-                word = word.replace(name, str(home))
-            option, equals, value = word.partition("=")
-            if after_option or (equals and option in FOLDER_OPTIONS):
-                named = value if equals else word
-                base = base / _home_path(named, home) if named else base
-                after_option = False
-                continue
-            if word in FOLDER_OPTIONS:
-                after_option = True
-                continue
-            if "=" in word or " " in word or not word or word.startswith("-"):
-                continue
-            if word == "~" or word.startswith("~/"):
-                path = home / word[2:]
-            elif word.startswith("/"):
-                path = Path(word)
-            else:
-                path = base / word
-            if path.is_file() or (
-                missing and "/" in word and not path.exists() and path.parent.is_dir()
-            ):
-                found.setdefault(path, None)
+        for command in _commands(line):
+            base = folder or workspace  # each command of the line starts where the line does
+            after_option = False
+            for word in command:
+                for name in PROJECT_VARIABLES:
+                    word = word.replace(name, str(workspace))
+                for name in ("${HOME}", "$HOME"):
+                    word = word.replace(name, str(home))
+                option, equals, value = word.partition("=")
+                if equals and option in FOLDER_OPTIONS:
+                    base = base / _home_path(value, home) if value else base
+                    continue
+                if after_option:  # the folder the option names, if it is one
+                    after_option = False
+                    if (base / _home_path(word, home)).is_dir():
+                        base = base / _home_path(word, home)
+                        continue
+                if word in FOLDER_OPTIONS:
+                    after_option = True
+                    continue
+                if "=" in word or " " in word or not word or word.startswith("-"):
+                    continue
+                relative = not (word == "~" or word.startswith(("~/", "/")))
+                path = base / word if relative else _home_path(word, home)
+                if path.is_file() or (
+                    (missing or not relative)
+                    and "/" in word
+                    and not path.exists()
+                    and path.parent.is_dir()
+                ):
+                    found.setdefault(path, None)
     return list(found)
 
 
@@ -308,28 +337,37 @@ def program_rules(
     opened: Iterable[Path] = (),
     state_files: Iterable[Path] = (),
     codex: Path | None = None,
+    project_layers: Iterable[Mapping[str, Any]] = (),
+    writable: Iterable[Path] | None = None,
 ) -> tuple[list[Mount], int, list[str]]:
-    """Read-only rules for the files the settings ``layers``, the workspace's ``.mcp.json``,
-    the ``state_files``' MCP servers and the other agents' files (:func:`other_lines`) name (at
-    most :data:`NAMED_PROGRAMS`, the workspace's first), how many more were left without one,
-    and the files that could not be read, in words. One the user's own ``--rw`` names
-    (``opened``: a server being worked on) keeps no rule."""
-    lines = [line for settings in layers for line in commands(settings)]
+    """Read-only rules for the files that the user's settings ``layers``, the project's
+    (``project_layers``), the workspace's ``.mcp.json``, the ``state_files``' MCP servers and
+    the other agents' files (:func:`other_lines`) name, and that code inside could write (under
+    one of the ``writable`` folders, when given); at most :data:`NAMED_PROGRAMS`, the user's own
+    first (:attr:`Named.rank`: a project cannot push them out), then the workspace's; how
+    many more were left without one, and the files that could not be read, in words. One the
+    user's own ``--rw`` names (``opened``: a server being worked on) keeps no rule."""
+    named = [Named(line, workspace, True, 0) for layer in layers for line in commands(layer)]
+    named += (Named(line, workspace) for layer in project_layers for line in commands(layer))
     mcp, problem = _config(workspace / ".mcp.json")
     if isinstance(mcp, Mapping):
-        lines += server_commands(mcp)
+        named += (Named(line, workspace) for line in server_commands(mcp))
     problems = [f"{workspace / '.mcp.json'}: {problem}"] if problem else []
-    found = named_paths(lines, home, workspace)
     others, more = other_lines(home, workspace, state_files, codex)
+    named += others
     problems += more
-    for named in others:
-        found += named_paths([named.line], home, workspace, named.folder, named.missing)
+    ranks: dict[Path, int] = {}
+    for item in named:
+        for path in named_paths([item.line], home, workspace, item.folder, item.missing):
+            ranks[path] = min(ranks.get(path, item.rank), item.rank)
     keep = {Path(os.path.realpath(path)) for path in opened}
-    paths = [path for path in dict.fromkeys(found) if Path(os.path.realpath(path)) not in keep]
-    paths.sort(
-        key=lambda path: (
-            0 if path.is_relative_to(workspace) else 1 if path.is_relative_to(home) else 2
-        )
-    )
+    roots = None if writable is None else [Path(os.path.realpath(root)) for root in writable]
+    paths = [
+        path
+        for path in ranks
+        if (real := Path(os.path.realpath(path))) not in keep
+        and (roots is None or any(real.is_relative_to(root) for root in roots))
+    ]
+    paths.sort(key=ranks.__getitem__)
     rules = [mount(Kind.READ, path, WHY) for path in paths[:NAMED_PROGRAMS]]
     return rules, max(0, len(paths) - NAMED_PROGRAMS), problems
