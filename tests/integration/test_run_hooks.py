@@ -843,6 +843,30 @@ def test_programs_the_other_agents_files_name_are_read_only(tmp_path: Path, proj
     assert (home / ".codex" / "history").read_text() == "ok\n"
 
 
+def test_programs_a_subfolders_own_settings_name_are_read_only(
+    tmp_path: Path, project: Path
+) -> None:
+    """A package with its own ``.claude/settings.json`` (a session started in it runs its
+    hooks): the script its hook names cannot be changed inside; the package's other files
+    can."""
+    package = project / "packages" / "app"
+    (package / ".claude").mkdir(parents=True)
+    (package / "scripts").mkdir()
+    hook = package / "scripts" / "check.sh"
+    hook.write_text("# as it was\n")
+    (package / ".claude" / "settings.json").write_text(
+        json.dumps({"hooks": {"Stop": [{"hooks": [{"command": "bash scripts/check.sh"}]}]}})
+    )
+    done = _run(
+        tmp_path,
+        f"(echo evil >> {hook}) 2>/dev/null && echo WROTE; "
+        f"echo ok > {package}/scripts/other.sh && echo done",
+    )
+    assert done.returncode == 0, done.stderr
+    assert "done" in done.stdout and "WROTE" not in done.stdout, done.stdout
+    assert hook.read_text() == "# as it was\n"
+
+
 def test_a_bare_repository_in_the_workspace_keeps_its_hooks(tmp_path: Path, project: Path) -> None:
     """A bare repository kept in the project (a local remote): its hooks (run by the user's
     next push to it) and config cannot be written inside."""

@@ -353,3 +353,27 @@ def test_an_open_string_in_a_file_with_comments_is_read_in_one_pass(tmp_path: Pa
     (workspace / ".gemini" / "settings.json").write_text('{"' + '\\"' * 500_000)
     _, _, problems = program_rules([{}], tmp_path / "home", workspace)
     assert len(problems) == 1 and "not valid JSON" in problems[0]
+
+
+def test_a_subfolders_project_files_name_programs_of_that_subfolder(tmp_path: Path) -> None:
+    """A package of a monorepo with its own ``.claude`` settings, ``.mcp.json`` and Gemini
+    settings (an agent started there reads them): their programs are read from the package's
+    folder, ``$CLAUDE_PROJECT_DIR`` being the package."""
+    home, workspace = tmp_path / "home", tmp_path / "ws"
+    package = workspace / "packages" / "app"
+    for folder in (package / ".claude", package / ".gemini", package / "scripts"):
+        folder.mkdir(parents=True)
+    start, server, hook = package / "start.sh", package / "srv.js", package / "scripts" / "h.sh"
+    for path in (start, server, hook):
+        path.write_text("x")
+    (package / ".claude" / "settings.json").write_text(
+        json.dumps({"hooks": {"S": [{"hooks": [{"command": "$CLAUDE_PROJECT_DIR/start.sh"}]}]}})
+    )
+    (package / ".mcp.json").write_text(json.dumps({"mcpServers": {"s": {"command": "srv.js"}}}))
+    (package / ".gemini" / "settings.json").write_text(
+        json.dumps({"hooks": {"A": [{"hooks": [{"command": "bash scripts/h.sh"}]}]}})
+    )
+    named = [package / ".claude", package / ".mcp.json", package / ".gemini", package / "x"]
+    rules, _, problems = program_rules([{}], home, workspace, nested=named)
+    assert sorted(rule.path for rule in rules) == sorted([start, server, hook])
+    assert problems == []

@@ -326,6 +326,7 @@ def mounts(
         codex,
         [layer.data for layer in loaded.layers if layer.origin.source in PROJECT_SOURCES],
         [workspace, *(rule.path for rule in rules if rule.kind is Kind.WRITE)],
+        walk.named,
     )
     rules += programs
     inside = [rule.path for rule in programs if rule.path.is_relative_to(resolve(workspace))]

@@ -59,6 +59,19 @@ FOLDER_OPTIONS = ("--directory", "--cwd", "--prefix", "-C")
 """Options that name the folder the words after them are read from (``uv --directory DIR run
 server.py``, ``npm --prefix DIR``, ``make -C DIR``)."""
 
+PROJECT_CONFIG: dict[str, tuple[str, ...]] = {
+    ".claude": ("settings.json", "settings.local.json"),
+    ".mcp.json": ("",),
+    ".gemini": ("settings.json",),
+    ".codex": ("config.toml", "hooks.json"),
+}
+"""A project's files that say what runs, by the entry that holds them: read in each subfolder
+of the workspace that has one (an agent started there reads them, with that folder as its
+project's)."""
+
+NESTED_PROJECTS = 200
+"""At most this many of those files in subfolders are read (the rest are said)."""
+
 STATE_PROJECTS = 2_000
 """At most this many projects of the agent's state file are read for their MCP servers,
 besides the workspace's own (the rest are said)."""
@@ -80,6 +93,9 @@ class Named(NamedTuple):
     """Whose it is, for the bound of :data:`NAMED_PROGRAMS`: ``0`` the user's own (their
     settings, the home's files: every project runs them), ``1`` the workspace's, ``2``
     another project's."""
+    project: Path | None = None
+    """The project's folder its ``$CLAUDE_PROJECT_DIR`` names, when not the workspace (a
+    subfolder's own settings)."""
 
 
 def commands(settings: Mapping[str, Any]) -> Iterator[str]:
@@ -280,6 +296,45 @@ def _commands(line: str, depth: int = 0) -> Iterator[list[str]]:
         yield from _commands(word, depth + 1)
 
 
+def nested_lines(
+    workspace: Path, named: Iterable[Path], home: Path
+) -> tuple[list[Named], list[str]]:
+    """The command lines of the project files (:data:`PROJECT_CONFIG`) among ``named`` (the
+    entries the workspace's walk found, :func:`airlock.sandbox.repositories.scan_workspace`)
+    in its subfolders, each read from its subfolder, and what could not be read, in words."""
+    files = [
+        entry / name if name else entry
+        for entry in named
+        if entry.parent != workspace and entry.name in PROJECT_CONFIG
+        for name in PROJECT_CONFIG[entry.name]
+    ]
+    found = [path for path in files if os.path.lexists(path)]
+    problems = (
+        [
+            f"{len(found) - NESTED_PROJECTS} more project files in the workspace's subfolders "
+            f"than airlock reads (the first {NESTED_PROJECTS})"
+        ]
+        if len(found) > NESTED_PROJECTS
+        else []
+    )
+    lines: list[Named] = []
+    for path in found[:NESTED_PROJECTS]:
+        data, problem = _config(path)
+        if problem:
+            problems.append(f"{path}: {problem}")
+        project = path.parent if path.name == ".mcp.json" else path.parent.parent
+        if path.parent.name == ".claude" and isinstance(data, Mapping):
+            lines += (Named(line, project, project=project) for line in commands(data))
+        elif path.name == ".mcp.json" and isinstance(data, Mapping):
+            lines += (Named(line, project, project=project) for line in server_commands(data))
+        elif path.name != ".mcp.json":
+            lines += (
+                Named(line, _in(project, cwd, home), project=project)
+                for line, cwd in named_commands(data)
+            )
+    return lines, problems
+
+
 def named_paths(
     lines: Iterable[str],
     home: Path,
@@ -339,10 +394,13 @@ def program_rules(
     codex: Path | None = None,
     project_layers: Iterable[Mapping[str, Any]] = (),
     writable: Iterable[Path] | None = None,
+    nested: Iterable[Path] = (),
 ) -> tuple[list[Mount], int, list[str]]:
     """Read-only rules for the files that the user's settings ``layers``, the project's
     (``project_layers``), the workspace's ``.mcp.json``, the ``state_files``' MCP servers and
-    the other agents' files (:func:`other_lines`) name, and that code inside could write (under
+    the other agents' files (:func:`other_lines`), and the project files found in the
+    workspace's subfolders (``nested``: :func:`nested_lines`) name, and that code inside could
+    write (under
     one of the ``writable`` folders, when given); at most :data:`NAMED_PROGRAMS`, the user's own
     first (:attr:`Named.rank`: a project cannot push them out), then the workspace's; how
     many more were left without one, and the files that could not be read, in words. One the
@@ -356,9 +414,13 @@ def program_rules(
     others, more = other_lines(home, workspace, state_files, codex)
     named += others
     problems += more
+    others, more = nested_lines(workspace, nested, home)
+    named += others
+    problems += more
     ranks: dict[Path, int] = {}
     for item in named:
-        for path in named_paths([item.line], home, workspace, item.folder, item.missing):
+        project = item.project or workspace
+        for path in named_paths([item.line], home, project, item.folder, item.missing):
             ranks[path] = min(ranks.get(path, item.rank), item.rank)
     keep = {Path(os.path.realpath(path)) for path in opened}
     roots = None if writable is None else [Path(os.path.realpath(root)) for root in writable]
