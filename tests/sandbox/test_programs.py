@@ -303,8 +303,24 @@ def test_a_folder_option_holds_for_its_own_command_only(tmp_path: Path) -> None:
         "make -C tools; sh scripts/post.sh",
         'sh -c "git -C tools status; scripts/post.sh"',
         "bash -C scripts/post.sh",
+        "make -C tools |& scripts/post.sh",
+        "make -C tools\nscripts/post.sh",
+        "true&&scripts/post.sh",
+        "scripts/post.sh>log 2>&1",
+        "echo $(scripts/post.sh)",
+        "echo `scripts/post.sh`",
     ):
         assert named_paths([line], home, workspace) == [post], line
+
+
+def test_cd_moves_the_rest_of_the_line(tmp_path: Path) -> None:
+    """``cd hk && ./check.sh``: the script in ``hk``, and no placeholder at the workspace's
+    root."""
+    home, workspace = tmp_path / "home", tmp_path / "ws"
+    (workspace / "hk").mkdir(parents=True)
+    (workspace / "hk" / "check.sh").write_text("x")
+    assert named_paths(["cd hk && ./check.sh"], home, workspace) == [workspace / "hk" / "check.sh"]
+    assert named_paths(["cd missing && ./check.sh"], home, workspace) == [workspace / "check.sh"]
 
 
 def test_a_missing_program_the_homes_files_name_by_its_full_path_is_kept_from_being_made(
@@ -345,14 +361,31 @@ def test_the_users_own_programs_come_first_and_only_writable_ones_count(tmp_path
 
 
 def test_an_open_string_in_a_file_with_comments_is_read_in_one_pass(tmp_path: Path) -> None:
-    """A string left open in a long file (``{"`` then ``\\"`` over and over) is one string to
-    the end: named as not valid, at once (a scan that tried each quote again took seconds for
-    60 KB, hours for a few MB)."""
+    """A string left open in a long file (``{"`` then ``\\"`` over and over, and with a lone
+    ``\\`` at the end) is one string to the end: named as not valid, at once (a scan that
+    tried each quote again took seconds for 60 KB, hours for a few MB)."""
     workspace = tmp_path / "ws"
     (workspace / ".gemini").mkdir(parents=True)
-    (workspace / ".gemini" / "settings.json").write_text('{"' + '\\"' * 500_000)
-    _, _, problems = program_rules([{}], tmp_path / "home", workspace)
-    assert len(problems) == 1 and "not valid JSON" in problems[0]
+    for end in ("", "\\"):
+        (workspace / ".gemini" / "settings.json").write_text('{"' + '\\"' * 500_000 + end)
+        _, _, problems = program_rules([{}], tmp_path / "home", workspace)
+        assert len(problems) == 1 and "not valid JSON" in problems[0]
+
+
+def test_a_program_named_through_a_link_in_a_writable_folder_is_kept(tmp_path: Path) -> None:
+    """``tools -> ~/tools`` in the workspace, a server at ``tools/server.js``: the file is in a
+    read-only folder, but the link on the way to it can be swapped inside: the rule stays (and
+    with it the link is put back after the run); one named by its own path there needs none."""
+    home, workspace = tmp_path / "home", tmp_path / "ws"
+    (home / "tools").mkdir(parents=True)
+    workspace.mkdir()
+    (home / "tools" / "server.js").write_text("x")
+    (workspace / "tools").symlink_to(home / "tools")
+    user = {"apiKeyHelper": "node tools/server.js"}
+    rules, _, _ = program_rules([user], home, workspace, writable=[workspace])
+    assert [rule.path for rule in rules] == [home / "tools" / "server.js"]  # a rule names it
+    user = {"apiKeyHelper": f"node {home}/tools/server.js"}
+    assert program_rules([user], home, workspace, writable=[workspace])[0] == []
 
 
 def test_a_subfolders_project_files_name_programs_of_that_subfolder(tmp_path: Path) -> None:

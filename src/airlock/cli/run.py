@@ -134,9 +134,7 @@ def _run(args: argparse.Namespace) -> int:
         Kind,
         agent_state_paths,
         codex_folder,
-        codex_writable,
         default_state,
-        expand,
         in_own_state,
         linked_elsewhere,
         links_on_the_way,
@@ -269,23 +267,19 @@ def _run(args: argparse.Namespace) -> int:
         codex, codex_problem = codex_folder(home, environ, inside_cwd, workspace)
         if codex_problem:  # CODEX_HOME
             print(f"airlock run: {codex_problem}: not taken as Codex's folder", file=sys.stderr)
-        elif (
-            codex is not None
-            and not codex_writable(codex, home)
-            and not resolve(codex).is_relative_to(workspace)
-            and not any(
-                resolve(codex).is_relative_to(resolve(expand(text, home, cwd))) for text in args.rw
-            )
+        agent_state = agent_state_paths(home, loaded.config_dir, codex)
+        skip = agent_skip(workspace, agent_state)
+        scan = scan_workspace(workspace, WATCHED, skip=skip)  # nested repositories; for Watch
+        rules = mounts(args, loaded, environ, workspace, state, bundle, held, scan, codex)
+        if codex is not None and not any(  # CODEX_HOME outside the home, not opened by the user
+            rule.kind is Kind.WRITE and resolve(codex).is_relative_to(resolve(rule.path))
+            for rule in rules
         ):
             print(
                 f"airlock run: CODEX_HOME {codex} is outside the home: not opened inside, so "
                 f"Codex cannot keep its state there; --rw {codex} opens it",
                 file=sys.stderr,
             )
-        agent_state = agent_state_paths(home, loaded.config_dir, codex)
-        skip = agent_skip(workspace, agent_state)
-        scan = scan_workspace(workspace, WATCHED, skip=skip)  # nested repositories; for Watch
-        rules = mounts(args, loaded, environ, workspace, state, bundle, held, scan, codex)
         read_only = read_only_map(rules)
         if read_only_at(workspace, read_only):
             holding = [rule for rule in rules if workspace.is_relative_to(rule.path)]

@@ -370,7 +370,11 @@ def codex_folder(
     real = resolve(folder)
     if real == resolve(home / CODEX):
         return None, ""
-    if not real.is_dir():
+    try:
+        folder_there = real.is_dir()
+    except OSError as error:  # behind a folder airlock may not enter
+        return None, f"CODEX_HOME {text}: cannot be looked at ({error.strerror})"
+    if not folder_there:
         return None, f"CODEX_HOME {text}: not a folder that is there"
     if real == Path("/") or resolve(home).is_relative_to(real):
         return None, f"CODEX_HOME {text}: holds the home"

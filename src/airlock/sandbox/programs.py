@@ -196,9 +196,10 @@ def named_commands(data: object) -> Iterator[tuple[str, str | None]]:
         stack.extend(value.values())
 
 
-_COMMENTS = re.compile(rb'"(?:\\.|[^"\\])*(?:"|\Z)|//[^\n]*|/\*.*?(?:\*/|\Z)', re.DOTALL)
-"""A JSON string (kept; one left open runs to the end, so that the scan stays linear), or a
-comment (``//`` to the line's end, ``/* … */``)."""
+_COMMENTS = re.compile(rb'"(?:\\.|[^"\\])*+(?:"|\\?\Z)|//[^\n]*|/\*.*?(?:\*/|\Z)', re.DOTALL)
+"""A JSON string (kept; taken whole, never given back a character at a time, and one left
+open runs to the end, a lone ``\\`` there too: so that the scan stays linear), or a comment
+(``//`` to the line's end, ``/* … */``)."""
 
 
 def _without_comments(raw: bytes) -> bytes:
@@ -265,35 +266,57 @@ def other_lines(
     return named, problems
 
 
-SEPARATORS = frozenset({"&&", "||", ";", "|", "&"})
-"""Words that end one command of a line and start another."""
+OPERATORS = "();<>|&\n"
+"""The characters a shell reads as operators: a run of them ends a word (``a&&b``,
+``x.sh>log``); one holding ``<`` or ``>`` redirects (the word after it is a file the command
+writes or reads, not a program), any other ends one command and starts another (``&&``,
+``||``, ``;``, ``|``, ``|&``, a new line, a parenthesis)."""
 
 
 def _commands(line: str, depth: int = 0) -> Iterator[list[str]]:
-    """The commands of a command line, each as its words (split at :data:`SEPARATORS` and at
-    a word ending in ``;``), then those of each word that is itself a command line
-    (``sh -c "scripts/x.sh --fix"``), two levels deep."""
+    """The commands of a command line, each as its words (split at the shell's operators,
+    :data:`OPERATORS`, and at backquotes; the word after a redirection left out), then those of
+    each word that is itself a command line (``sh -c "scripts/x.sh --fix"``), two levels
+    deep."""
+    lexer = shlex.shlex(line.replace("`", "\n"), posix=True, punctuation_chars=OPERATORS)
+    lexer.whitespace = " \t\r"  # a new line is an operator
+    lexer.whitespace_split = True
     try:
-        words = shlex.split(line)
+        words = list(lexer)
     except ValueError:
         return
     command: list[str] = []
     inner: list[str] = []
+    redirected = False
     for word in words:
-        if word in SEPARATORS:
+        if word and all(char in OPERATORS for char in word):
+            if "<" in word or ">" in word:
+                redirected = True
+                continue
             yield command
             command = []
             continue
-        ends = word.endswith(";")
-        command.append(word[:-1] if ends else word)
-        if depth < 2 and " " in word:
+        if redirected:  # the file a redirection names
+            redirected = False
+            continue
+        command.append(word)
+        if depth < 2 and (" " in word or "\n" in word):
             inner.append(word)
-        if ends:
-            yield command
-            command = []
     yield command
     for word in inner:
         yield from _commands(word, depth + 1)
+
+
+def _is(path: Path, kind: str) -> bool:
+    """Whether ``path`` is a file (``kind`` ``"file"``), a folder (``"dir"``) or anything
+    (``"there"``, through links) that can be looked at: one behind a folder airlock may not
+    enter is taken as no file or folder, and as there (no placeholder is made for it)."""
+    try:
+        if kind == "there":
+            return path.exists()
+        return path.is_file() if kind == "file" else path.is_dir()
+    except OSError:
+        return kind == "there"
 
 
 def nested_lines(
@@ -346,43 +369,61 @@ def named_paths(
     (``~/…``, ``$HOME/…``, ``$CLAUDE_PROJECT_DIR/…``, ``$GEMINI_PROJECT_DIR/…``, absolute, or
     holding a ``/``), and a bare name that is a file in the folder the command runs in
     (``folder``, else the workspace: ``bash check.sh``, ``node server.js``), or in the one a
-    :data:`FOLDER_OPTIONS` names before it in the same command; a path with a ``/`` that is
-    missing too (a placeholder keeps it from being made), a relative one only with
-    ``missing``."""
+    :data:`FOLDER_OPTIONS` names before it in the same command, or a ``cd`` before it in the
+    line; a path with a ``/`` that is missing too (a placeholder keeps it from being made), a
+    relative one only with ``missing``."""
     found: dict[Path, None] = {}
     for line in lines:
+        start = folder or workspace  # where each command of the line starts (``cd`` moves it)
         for command in _commands(line):
-            base = folder or workspace  # each command of the line starts where the line does
-            after_option = False
-            for word in command:
+            for index, word in enumerate(command):
                 for name in PROJECT_VARIABLES:
                     word = word.replace(name, str(workspace))
                 for name in ("${HOME}", "$HOME"):
                     word = word.replace(name, str(home))
+                command[index] = word
+            if len(command) > 1 and command[0] == "cd":
+                if _is(start / _home_path(command[1], home), "dir"):
+                    start = start / _home_path(command[1], home)
+                continue
+            base = start
+            after_option = False
+            for word in command:
                 option, equals, value = word.partition("=")
                 if equals and option in FOLDER_OPTIONS:
                     base = base / _home_path(value, home) if value else base
                     continue
                 if after_option:  # the folder the option names, if it is one
                     after_option = False
-                    if (base / _home_path(word, home)).is_dir():
+                    if _is(base / _home_path(word, home), "dir"):
                         base = base / _home_path(word, home)
                         continue
                 if word in FOLDER_OPTIONS:
                     after_option = True
                     continue
-                if "=" in word or " " in word or not word or word.startswith("-"):
+                if "=" in word or " " in word or "\n" in word or not word or word.startswith("-"):
                     continue
                 relative = not (word == "~" or word.startswith(("~/", "/")))
                 path = base / word if relative else _home_path(word, home)
-                if path.is_file() or (
+                if _is(path, "file") or (
                     (missing or not relative)
                     and "/" in word
-                    and not path.exists()
-                    and path.parent.is_dir()
+                    and not _is(path, "there")
+                    and _is(path.parent, "dir")
                 ):
                     found.setdefault(path, None)
     return list(found)
+
+
+def _both_ways(paths: Iterable[Path]) -> list[Path]:
+    """Each path as named (absolute, links on the way kept) and as it resolves: a program
+    named through a link in a writable folder can be swapped there, one named elsewhere whose
+    real path is in a writable folder can be written there."""
+    return [
+        way
+        for path in paths
+        for way in (Path(os.path.normpath(path)), Path(os.path.realpath(path)))
+    ]
 
 
 def program_rules(
@@ -400,7 +441,7 @@ def program_rules(
     (``project_layers``), the workspace's ``.mcp.json``, the ``state_files``' MCP servers and
     the other agents' files (:func:`other_lines`), and the project files found in the
     workspace's subfolders (``nested``: :func:`nested_lines`) name, and that code inside could
-    write (under
+    write or swap (as named or resolved, under
     one of the ``writable`` folders, when given); at most :data:`NAMED_PROGRAMS`, the user's own
     first (:attr:`Named.rank`: a project cannot push them out), then the workspace's; how
     many more were left without one, and the files that could not be read, in words. One the
@@ -423,12 +464,15 @@ def program_rules(
         for path in named_paths([item.line], home, project, item.folder, item.missing):
             ranks[path] = min(ranks.get(path, item.rank), item.rank)
     keep = {Path(os.path.realpath(path)) for path in opened}
-    roots = None if writable is None else [Path(os.path.realpath(root)) for root in writable]
+    roots = None if writable is None else _both_ways(writable)
     paths = [
         path
         for path in ranks
-        if (real := Path(os.path.realpath(path))) not in keep
-        and (roots is None or any(real.is_relative_to(root) for root in roots))
+        if Path(os.path.realpath(path)) not in keep
+        and (
+            roots is None
+            or any(way.is_relative_to(root) for way in _both_ways([path]) for root in roots)
+        )
     ]
     paths.sort(key=ranks.__getitem__)
     rules = [mount(Kind.READ, path, WHY) for path in paths[:NAMED_PROGRAMS]]
