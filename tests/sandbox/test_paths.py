@@ -683,7 +683,8 @@ def test_the_folders_holding_a_writable_bind_inside_another_are_kept_in_place(
 def test_codex_folder_is_where_codex_home_says(tmp_path: Path) -> None:
     """A folder that is there, other than ``~/.codex``, read as Codex reads it (a relative one
     from where the command starts, no ``~``); not the root, nor one holding the home or the
-    workspace, nor one that is not a folder (each said); writable inside when in the home."""
+    workspace, nor one that is not a folder (each said); writable inside when in the home and
+    holding none of its protected paths."""
     home, elsewhere = tmp_path / "home", tmp_path / "w" / "project"
     workspace = home / "project"
     for folder in (home / ".codex", workspace / "state", elsewhere, tmp_path / "srv"):
@@ -705,3 +706,4 @@ def test_codex_folder_is_where_codex_home_says(tmp_path: Path) -> None:
     assert folder(str(tmp_path / "w"), elsewhere)[1].endswith("holds the workspace")
     assert codex_writable(workspace / "state", home)
     assert not codex_writable(tmp_path / "srv", home)
+    assert not codex_writable(home / ".local", home)  # holds ~/.local/bin

@@ -385,8 +385,13 @@ def codex_folder(
 
 def codex_writable(codex: Path, home: Path) -> bool:
     """Whether Codex's folder is writable inside with its state: when it is in the home (the
-    rest of the system stays read-only unless ``--rw`` opens it)."""
-    return resolve(codex).is_relative_to(resolve(home))
+    rest of the system stays read-only unless ``--rw`` opens it) and holds none of the home's
+    protected paths (``CODEX_HOME=~/.local`` would open the other folders of ``PATH`` there,
+    as the agents' state is)."""
+    real = resolve(codex)
+    return real.is_relative_to(resolve(home)) and not any(
+        resolve(home / name).is_relative_to(real) for name in PROTECTED_IN_HOME
+    )
 
 
 def codex_names(names: Iterable[str]) -> list[str]:
