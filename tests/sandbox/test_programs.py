@@ -11,7 +11,9 @@ import pytest
 from airlock.sandbox.paths import Kind
 from airlock.sandbox.programs import (
     NAMED_PROGRAMS,
+    NESTED_BYTES,
     STATE_PROJECTS,
+    WORDS_LOOKED_AT,
     Named,
     commands,
     named_commands,
@@ -410,3 +412,48 @@ def test_a_subfolders_project_files_name_programs_of_that_subfolder(tmp_path: Pa
     rules, _, problems = program_rules([{}], home, workspace, nested=named)
     assert sorted(rule.path for rule in rules) == sorted([start, server, hook])
     assert problems == []
+
+
+def test_what_a_shell_reads_otherwise_than_a_word(tmp_path: Path) -> None:
+    """A ``#`` inside a word is part of it; what ``<`` feeds the command may be the program,
+    ``<(…)`` runs one; a ``cd`` in a subshell or a pipeline moves nothing after it; ``cd``'s
+    options are not its folder, and ``cd`` alone is the home; a file written to is no
+    program."""
+    home, workspace = tmp_path / "home", tmp_path / "ws"
+    for folder in (workspace / "scripts", workspace / "hk", home):
+        folder.mkdir(parents=True, exist_ok=True)
+    x, check, mine = workspace / "scripts" / "x.sh", workspace / "hk" / "check.sh", home / "m.sh"
+    for path in (x, check, mine):
+        path.write_text("x")
+    for line, named in (
+        ("test $# -ge 0 && scripts/x.sh", [x]),
+        ("curl http://h/#/a && scripts/x.sh", [x]),
+        ("bash < scripts/x.sh", [x]),
+        ("diff <(scripts/x.sh) other", [x]),
+        ("(cd scripts && true); scripts/x.sh", [x]),
+        ("cd hk | true; scripts/x.sh", [x]),
+        ("cd -- hk && ./check.sh", [check]),
+        ("cd -P hk && ./check.sh", [check]),
+        ("cd && ./m.sh", [mine]),
+        ("echo evil > scripts/x.sh", []),
+        ("(cd hk && ./check.sh)", [check]),
+    ):
+        assert named_paths([line], home, workspace) == named, line
+
+
+def test_what_is_too_much_to_read_is_said(tmp_path: Path) -> None:
+    """A subfolder's project file past its size, and command lines past the words looked at,
+    are said (the run's start is not held up by them)."""
+    home, workspace = tmp_path / "home", tmp_path / "ws"
+    (workspace / "sub").mkdir(parents=True)
+    (workspace / "sub" / ".mcp.json").write_text(" " * (NESTED_BYTES + 1))
+    args = [f"d{n}/x.js" for n in range(WORDS_LOOKED_AT + 10)]
+    (workspace / ".mcp.json").write_text(
+        json.dumps({"mcpServers": {"s": {"command": "node", "args": args}}})
+    )
+    _, _, problems = program_rules([{}], home, workspace, nested=[workspace / "sub" / ".mcp.json"])
+    assert problems == [
+        f"{workspace / 'sub' / '.mcp.json'}: larger than {NESTED_BYTES:,} bytes",
+        f"the command lines name more than {WORDS_LOOKED_AT:,} words: the ones past those "
+        "were not looked at",
+    ]

@@ -339,8 +339,8 @@ def mounts(
         )
     for problem in unread:
         print(
-            f"airlock run: {problem}: the programs it names are not known, so not protected "
-            "(make them read-only with --ro PATH)",
+            f"airlock run: {problem}: what runs from there is not known, so not protected "
+            "(make it read-only with --ro PATH)",
             file=sys.stderr,
         )
     if left:

@@ -72,6 +72,14 @@ project's)."""
 NESTED_PROJECTS = 200
 """At most this many of those files in subfolders are read (the rest are said)."""
 
+NESTED_BYTES = 1 << 20
+"""A file among those in subfolders larger than this is not read (and said): a project's
+settings are a few kilobytes."""
+
+WORDS_LOOKED_AT = 50_000
+"""At most this many words of all the command lines are looked for on disk (the rest are
+said): a file naming hundreds of thousands would hold up the run's start."""
+
 STATE_PROJECTS = 2_000
 """At most this many projects of the agent's state file are read for their MCP servers,
 besides the workspace's own (the rest are said)."""
@@ -207,16 +215,17 @@ def _without_comments(raw: bytes) -> bytes:
     return _COMMENTS.sub(lambda found: found[0] if found[0][:1] == b'"' else b" ", raw)
 
 
-def _config(path: Path) -> tuple[object, str]:
+def _config(path: Path, limit: int | None = None) -> tuple[object, str]:
     """A JSON (comments allowed) or TOML file's content, and why it could not be read when it is
     there but cannot (``None`` and ``""`` when missing: the agent starts nothing from it)."""
     if not os.path.lexists(path):
         return None, ""
-    raw = regular_bytes(path, LIMIT + 1)  # a FIFO made there is passed over
+    limit = LIMIT if limit is None else limit
+    raw = regular_bytes(path, limit + 1)  # a FIFO made there is passed over
     if raw is None:
         return None, "not a regular file"
-    if len(raw) > LIMIT:
-        return None, f"larger than {LIMIT:,} bytes"
+    if len(raw) > limit:
+        return None, f"larger than {limit:,} bytes"
     try:
         if path.suffix == ".toml":
             import tomllib  # only where a TOML file is there: its import is most of its cost
@@ -268,41 +277,68 @@ def other_lines(
 
 OPERATORS = "();<>|&\n"
 """The characters a shell reads as operators: a run of them ends a word (``a&&b``,
-``x.sh>log``); one holding ``<`` or ``>`` redirects (the word after it is a file the command
-writes or reads, not a program), any other ends one command and starts another (``&&``,
-``||``, ``;``, ``|``, ``|&``, a new line, a parenthesis)."""
+``x.sh>log``). One holding ``>`` writes to the word after it (a file, not a program), ``<<``
+names the end of a here-document, ``<`` and ``<<<`` feed the command the word after it (which
+may be the program: ``bash < scripts/x.sh``); a parenthesis opens or closes a subshell
+(``<(…)`` too); any other ends one command and starts another (``&&``, ``||``, ``;``,
+``|``, ``|&``, a new line)."""
 
 
-def _commands(line: str, depth: int = 0) -> Iterator[list[str]]:
-    """The commands of a command line, each as its words (split at the shell's operators,
-    :data:`OPERATORS`, and at backquotes; the word after a redirection left out), then those of
-    each word that is itself a command line (``sh -c "scripts/x.sh --fix"``), two levels
-    deep."""
-    lexer = shlex.shlex(line.replace("`", "\n"), posix=True, punctuation_chars=OPERATORS)
+class Command(NamedTuple):
+    """One command of a line: its words, how deep in subshells it is (a ``cd`` there holds
+    until the subshell ends), and whether it is part of a pipeline (each part is a subshell of
+    its own: a ``cd`` there moves nothing after it)."""
+
+    words: list[str]
+    level: int
+    piped: bool
+
+
+def _commands(line: str, depth: int = 0) -> Iterator[Command]:
+    """The commands of a command line (:class:`Command`, split at the shell's operators,
+    :data:`OPERATORS`; backquotes read as ``$(`` and ``)``), then those of each word that is
+    itself a command line (``sh -c "scripts/x.sh --fix"``), two levels deep. A ``#`` is part
+    of its word (``$#``, a URL's ``/#/``), as in the middle of a word in a shell."""
+    quoted = line.split("`")
+    line = "".join(  # `…` as $(…): odd pieces are inside backquotes
+        piece if index == 0 else (" $( " if index % 2 else " ) ") + piece
+        for index, piece in enumerate(quoted)
+    )
+    lexer = shlex.shlex(line, posix=True, punctuation_chars=OPERATORS)
     lexer.whitespace = " \t\r"  # a new line is an operator
     lexer.whitespace_split = True
+    lexer.commenters = ""
     try:
         words = list(lexer)
     except ValueError:
         return
     command: list[str] = []
     inner: list[str] = []
-    redirected = False
+    level = 0
+    piped = False
+    skip_next = False
     for word in words:
         if word and all(char in OPERATORS for char in word):
-            if "<" in word or ">" in word:
-                redirected = True
-                continue
-            yield command
-            command = []
+            if "(" in word or ")" in word:
+                yield Command(command, level, piped)
+                command, piped = [], False
+                level = max(0, level + word.count("(") - word.count(")"))
+            elif ">" in word or (word.startswith("<<") and word != "<<<"):
+                skip_next = True  # the file written to, or a here-document's end
+            elif word in ("<", "<<<"):
+                continue  # what is fed to the command: may be the program
+            else:
+                pipe = word in ("|", "|&")
+                yield Command(command, level, piped or pipe)
+                command, piped = [], pipe
             continue
-        if redirected:  # the file a redirection names
-            redirected = False
+        if skip_next:
+            skip_next = False
             continue
         command.append(word)
         if depth < 2 and (" " in word or "\n" in word):
             inner.append(word)
-    yield command
+    yield Command(command, level, piped)
     for word in inner:
         yield from _commands(word, depth + 1)
 
@@ -332,17 +368,18 @@ def nested_lines(
         for name in PROJECT_CONFIG[entry.name]
     ]
     found = [path for path in files if os.path.lexists(path)]
+    left = found[NESTED_PROJECTS:]
     problems = (
         [
-            f"{len(found) - NESTED_PROJECTS} more project files in the workspace's subfolders "
-            f"than airlock reads (the first {NESTED_PROJECTS})"
+            f"{len(left)} more project files in the workspace's subfolders than airlock "
+            f"reads (the first {NESTED_PROJECTS}; the next: {', '.join(map(str, left[:2]))})"
         ]
-        if len(found) > NESTED_PROJECTS
+        if left
         else []
     )
     lines: list[Named] = []
     for path in found[:NESTED_PROJECTS]:
-        data, problem = _config(path)
+        data, problem = _config(path, NESTED_BYTES)
         if problem:
             problems.append(f"{path}: {problem}")
         project = path.parent if path.name == ".mcp.json" else path.parent.parent
@@ -358,12 +395,24 @@ def nested_lines(
     return lines, problems
 
 
+def _moved(start: Path, arguments: list[str], home: Path) -> Path:
+    """Where ``cd ARGUMENTS`` (or ``pushd``) run in ``start`` moves: the folder named (its
+    options left out), the home with none; ``start`` when it names no folder there (``-``,
+    a missing one)."""
+    named = [word for word in arguments if not word.startswith("-")]
+    if not named:
+        return home if not arguments else start
+    target = start / _home_path(named[0], home)
+    return target if _is(target, "dir") else start
+
+
 def named_paths(
     lines: Iterable[str],
     home: Path,
     workspace: Path,
     folder: Path | None = None,
     missing: bool = True,
+    budget: list[int] | None = None,
 ) -> list[Path]:
     """The files that these command lines name (each once, in order): a word that is a path
     (``~/…``, ``$HOME/…``, ``$CLAUDE_PROJECT_DIR/…``, ``$GEMINI_PROJECT_DIR/…``, absolute, or
@@ -371,23 +420,30 @@ def named_paths(
     (``folder``, else the workspace: ``bash check.sh``, ``node server.js``), or in the one a
     :data:`FOLDER_OPTIONS` names before it in the same command, or a ``cd`` before it in the
     line; a path with a ``/`` that is missing too (a placeholder keeps it from being made), a
-    relative one only with ``missing``."""
+    relative one only with ``missing``. With a ``budget`` (``[words]``), it stops once that
+    many words were looked at, counting down the one number across calls."""
     found: dict[Path, None] = {}
     for line in lines:
-        start = folder or workspace  # where each command of the line starts (``cd`` moves it)
-        for command in _commands(line):
+        starts = [folder or workspace]  # where a command starts at each level (cd moves it)
+        for command, level, piped in _commands(line):
+            del starts[level + 1 :]  # subshells ended: their cd with them
+            starts += [starts[-1]] * (level + 1 - len(starts))
             for index, word in enumerate(command):
                 for name in PROJECT_VARIABLES:
                     word = word.replace(name, str(workspace))
                 for name in ("${HOME}", "$HOME"):
                     word = word.replace(name, str(home))
                 command[index] = word
-            if len(command) > 1 and command[0] == "cd":
-                if _is(start / _home_path(command[1], home), "dir"):
-                    start = start / _home_path(command[1], home)
+            if command and command[0] in ("cd", "pushd"):
+                if not piped:
+                    starts[-1] = _moved(starts[-1], command[1:], home)
                 continue
-            base = start
+            base = starts[-1]
             after_option = False
+            if budget is not None:  # the words left to look at, shared by the caller's calls
+                budget[0] -= len(command)
+                if budget[0] < 0:
+                    return list(found)
             for word in command:
                 option, equals, value = word.partition("=")
                 if equals and option in FOLDER_OPTIONS:
@@ -459,10 +515,17 @@ def program_rules(
     named += others
     problems += more
     ranks: dict[Path, int] = {}
-    for item in named:
+    budget = [WORDS_LOOKED_AT]
+    for item in sorted(named, key=lambda item: item.rank):  # the user's own first, as below
         project = item.project or workspace
-        for path in named_paths([item.line], home, project, item.folder, item.missing):
+        for path in named_paths([item.line], home, project, item.folder, item.missing, budget):
             ranks[path] = min(ranks.get(path, item.rank), item.rank)
+        if budget[0] < 0:
+            problems.append(
+                f"the command lines name more than {WORDS_LOOKED_AT:,} words: the ones past "
+                "those were not looked at"
+            )
+            break
     keep = {Path(os.path.realpath(path)) for path in opened}
     roots = None if writable is None else _both_ways(writable)
     paths = [
