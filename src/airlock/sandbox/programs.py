@@ -1,20 +1,31 @@
-"""Programs the protected settings name: read-only inside too.
+"""Programs the agents' files name: read-only inside too.
 
+Theory of operation
+-------------------
 The agent's settings (``settings.json`` in the config dir and in the project) and a project's
 ``.mcp.json`` are read-only inside, but what they name runs outside as well: a hook's
 ``command``, the status line's, a credential helper, an MCP server's program and the script
-it is given. So does what the agents' other files name (:data:`OTHER_CONFIG`): the MCP
-servers of the agent's state file (``~/.claude.json``, the user's and each project's), Codex's
-``notify`` program (run after every turn), MCP servers and hooks, Gemini's MCP servers and
-hooks, in the home and in the workspace. Those files are writable or put back after the run
-(:mod:`airlock.sandbox.agent_state`), but not what they name. Where such a file is somewhere code inside could write (a ``scripts/`` folder of
-the project, ``~/.claude/statusline-command.sh``), the next session outside would run what was
-written. So every path a command of those files names, when it is a file that is there, is
-read-only inside as well.
+it is given. So does what the agents' other files name: the MCP servers of the agent's state
+file (``~/.claude.json``, the user's and each project's), Codex's ``notify`` program (run
+after every turn), MCP servers and hooks, Gemini's MCP servers, hooks and tool commands
+(:data:`OTHER_CONFIG`, in the home, in the folder ``CODEX_HOME`` names, and at the
+workspace's root), and the project files of the workspace's subfolders
+(:data:`PROJECT_CONFIG`: an agent started there reads them). Those files are read-only, or
+put back or set aside after the run (:mod:`airlock.sandbox.agent_state`,
+:mod:`airlock.sandbox.written`), but not what they name: where such a program is somewhere
+code inside could write (a ``scripts/`` folder of the project,
+``~/.claude/statusline-command.sh``), the next session outside would run what was written.
+So :func:`program_rules` makes each one read-only:
 
-Commands are split as a shell would (:func:`shlex.split`); each word that is a path (it holds
-a ``/`` or starts with ``~``) is read: ``~`` is the home, ``$CLAUDE_PROJECT_DIR`` the
-workspace, a relative path is under the workspace (where hooks and project servers start).
+1. each file's command lines are gathered (:class:`Named`), with the folder their relative
+   words are read from (the project's, a server's ``cwd``) and whose they are (the user's
+   own, the workspace's, another project's);
+2. each line is read as a shell reads it (:func:`_commands`: its operators, subshells,
+   redirections; ``cd``, ``-C`` and the like move the folder), and each word that is a file
+   there, or a missing path with a ``/`` (a placeholder keeps it from being made), is named
+   (:func:`named_paths`);
+3. those code inside could write or swap get a read-only rule, the user's own first, within
+   :data:`NAMED_PROGRAMS`; what the bounds or a file that cannot be read leave out is said.
 """
 
 from __future__ import annotations
