@@ -10,6 +10,7 @@ import pytest
 
 from airlock.sandbox.paths import Kind
 from airlock.sandbox.programs import (
+    LINE_BYTES,
     NAMED_PROGRAMS,
     NESTED_BYTES,
     STATE_PROJECTS,
@@ -442,18 +443,66 @@ def test_what_a_shell_reads_otherwise_than_a_word(tmp_path: Path) -> None:
 
 
 def test_what_is_too_much_to_read_is_said(tmp_path: Path) -> None:
-    """A subfolder's project file past its size, and command lines past the words looked at,
-    are said (the run's start is not held up by them)."""
+    """A subfolder's project file past its size, a command line past its length, and command
+    lines past the words looked at, are said (the run's start is not held up by them)."""
     home, workspace = tmp_path / "home", tmp_path / "ws"
     (workspace / "sub").mkdir(parents=True)
     (workspace / "sub" / ".mcp.json").write_text(" " * (NESTED_BYTES + 1))
-    args = [f"d{n}/x.js" for n in range(WORDS_LOOKED_AT + 10)]
-    (workspace / ".mcp.json").write_text(
-        json.dumps({"mcpServers": {"s": {"command": "node", "args": args}}})
-    )
+    servers = {"long": {"command": "node", "args": ["x" * LINE_BYTES]}}
+    for n in range(WORDS_LOOKED_AT // 10 + 10):
+        servers[f"s{n}"] = {"command": "node", "args": [f"d{n}/{m}.js" for m in range(9)]}
+    (workspace / ".mcp.json").write_text(json.dumps({"mcpServers": servers}))
     _, _, problems = program_rules([{}], home, workspace, nested=[workspace / "sub" / ".mcp.json"])
     assert problems == [
         f"{workspace / 'sub' / '.mcp.json'}: larger than {NESTED_BYTES:,} bytes",
+        f"a command line of {LINE_BYTES + 5:,} bytes was not read",
         f"the command lines name more than {WORDS_LOOKED_AT:,} words: the ones past those "
         "were not looked at",
+    ]
+
+
+def test_lines_a_shell_reads_that_shlex_alone_would_not(tmp_path: Path) -> None:
+    """A comment holding a quote; a project folder with a space, written in the ways hooks
+    write it; a quoted path with a space; a ``-c`` script glued to its ``;``; ``-Ctools``; a
+    ``cd`` that may not run (both folders looked in); a NUL (no path holds one)."""
+    home, workspace = tmp_path / "home", tmp_path / "My Project"
+    for folder in (workspace / "scripts", workspace / "My Hooks", workspace / "tools", home):
+        folder.mkdir(parents=True, exist_ok=True)
+    lint, check, build = (
+        workspace / "scripts" / "lint.sh",
+        workspace / "My Hooks" / "check.sh",
+        workspace / "tools" / "b.sh",
+    )
+    here = workspace / "b.sh"
+    for path in (lint, check, build, here):
+        path.write_text("x")
+    for line, named in (
+        ("scripts/lint.sh || true  # don't block the agent", [lint]),
+        ('"$CLAUDE_PROJECT_DIR"/scripts/lint.sh', [lint]),
+        ('"$(pwd)/scripts/lint.sh"', [lint]),
+        ('"$(git rev-parse --show-toplevel)"/scripts/lint.sh', [lint]),
+        ('bash "My Hooks/check.sh"', [check]),
+        ("bash -c 'scripts/lint.sh;'", [lint]),
+        ("make -Ctools && true", []),
+        ('[ -n "$CI" ] && cd tools; ./b.sh', [build, here]),
+        ("node scripts/x\0y.js", []),
+    ):
+        assert named_paths([line], home, workspace) == named, line
+
+
+def test_files_a_hook_writes_are_no_programs(tmp_path: Path) -> None:
+    """``tee``'s and ``mkdir``'s arguments, a file appended to: no rule (one there would stop
+    the hook writing); a missing path gets a placeholder only where a program stands."""
+    home, workspace = tmp_path / "home", tmp_path / "ws"
+    (workspace / "logs").mkdir(parents=True)
+    (workspace / ".claude").mkdir()
+    (workspace / "logs" / "hooks.jsonl").write_text("")
+    for line in (
+        "jq -c . | tee -a logs/hooks.jsonl",
+        "mkdir -p .claude/logs && cat >> .claude/logs/hook.log",
+        "cp logs/none.jsonl logs/new/backup.jsonl",
+    ):
+        assert named_paths([line], home, workspace) == [], line
+    assert named_paths(["env A=1 bash logs/next.sh"], home, workspace) == [
+        workspace / "logs" / "next.sh"
     ]

@@ -58,13 +58,65 @@ COMMAND_WORDS = ("command", "notify", "discoveryCommand", "callCommand")
 """The keys whose value, anywhere in one of :data:`OTHER_CONFIG`, is a command line or the
 words of one."""
 
-PROJECT_VARIABLES = (
+PROJECT_DIRS = (
+    "$(git rev-parse --show-toplevel)",
+    "$(pwd)",
+    "${PWD}",
+    "$PWD",
     "${CLAUDE_PROJECT_DIR}",
     "$CLAUDE_PROJECT_DIR",
     "${GEMINI_PROJECT_DIR}",
     "$GEMINI_PROJECT_DIR",
 )
-"""What the agents expand to the project's folder in a hook's command."""
+"""What a hook's command line writes for the project's folder (the agents' variables, the
+folder it starts in): read as the project's folder, before the line is split."""
+
+RUNNERS = frozenset(
+    {
+        "env",
+        "exec",
+        "nice",
+        "nohup",
+        "command",
+        "builtin",
+        "time",
+        "sudo",
+        "xargs",
+        "sh",
+        "bash",
+        "zsh",
+        "dash",
+        "ksh",
+        "fish",
+        "source",
+        ".",
+        "python",
+        "python3",
+        "node",
+        "deno",
+        "bun",
+        "ruby",
+        "perl",
+        "php",
+        "lua",
+        "uv",
+        "npx",
+        "pnpx",
+        "bunx",
+        "tsx",
+        "ts-node",
+    }
+)
+"""Programs that run the program or script named after their options: that one is a program
+too (:func:`_program_words`)."""
+
+WRITERS = frozenset({"mkdir", "touch", "tee", "rm", "rmdir", "mkfifo", "truncate", "chmod"})
+"""Programs whose arguments are files they make or change, never programs to run: a hook's
+``tee -a logs/hooks.jsonl`` names no program (a rule there would stop it writing)."""
+
+FOLDERS_KEPT = 4
+"""At most this many folders a command of a line may start in, after the ``cd`` commands
+that may or may not have run before it."""
 
 FOLDER_OPTIONS = ("--directory", "--cwd", "--prefix", "-C")
 """Options that name the folder the words after them are read from (``uv --directory DIR run
@@ -303,35 +355,55 @@ class Command(NamedTuple):
     words: list[str]
     level: int
     piped: bool
+    guessed: bool = False
+    """Read from a word given whole as the program (``"node server.js"``): perhaps a path
+    with a space instead, so no placeholder is made from it."""
 
 
-def _commands(line: str, depth: int = 0) -> Iterator[Command]:
+SCRIPT_OPTION = re.compile(r"-[a-zA-Z]*c[a-zA-Z]*")
+"""A shell's option that takes a command line (``-c``, ``-lc``, ``-ec``): the word after it
+is read as one, not as a path."""
+
+LINE_BYTES = 64 * 1024
+"""A command line longer than this is not read (and said): splitting one costs time that
+grows faster than its length."""
+
+
+def _lexed(line: str) -> list[str]:
+    """The words and operators of a command line, as a shell reads them (quotes, escapes; a
+    ``#`` inside a word is part of it). One it cannot read (a quote a comment holds: ``# don't
+    block``) is read again with ``#`` starting a comment, then split at spaces."""
+    for commenters in ("", "#"):
+        lexer = shlex.shlex(line, posix=True, punctuation_chars=OPERATORS)
+        lexer.whitespace = " \t\r"  # a new line is an operator
+        lexer.whitespace_split = True
+        lexer.commenters = commenters
+        try:
+            return list(lexer)
+        except ValueError:
+            continue
+    return line.split()
+
+
+def _commands(line: str, depth: int = 0, guessed: bool = False) -> Iterator[Command]:
     """The commands of a command line (:class:`Command`, split at the shell's operators,
-    :data:`OPERATORS`; backquotes read as ``$(`` and ``)``), then those of each word that is
-    itself a command line (``sh -c "scripts/x.sh --fix"``), two levels deep. A ``#`` is part
-    of its word (``$#``, a URL's ``/#/``), as in the middle of a word in a shell."""
+    :data:`OPERATORS`; backquotes read as ``$(`` and ``)``), then those of each command line
+    a shell is given (``sh -c "scripts/x.sh --fix"``, :data:`SCRIPT_OPTION`: not a word of
+    its command) or given whole as the program (``"node server.js"``), two levels deep."""
     quoted = line.split("`")
     line = "".join(  # `…` as $(…): odd pieces are inside backquotes
         piece if index == 0 else (" $( " if index % 2 else " ) ") + piece
         for index, piece in enumerate(quoted)
     )
-    lexer = shlex.shlex(line, posix=True, punctuation_chars=OPERATORS)
-    lexer.whitespace = " \t\r"  # a new line is an operator
-    lexer.whitespace_split = True
-    lexer.commenters = ""
-    try:
-        words = list(lexer)
-    except ValueError:
-        return
     command: list[str] = []
-    inner: list[str] = []
+    inner: list[tuple[str, bool]] = []
     level = 0
     piped = False
-    skip_next = False
-    for word in words:
+    skip_next = script_next = False
+    for word in _lexed(line):
         if word and all(char in OPERATORS for char in word):
             if "(" in word or ")" in word:
-                yield Command(command, level, piped)
+                yield Command(command, level, piped, guessed)
                 command, piped = [], False
                 level = max(0, level + word.count("(") - word.count(")"))
             elif ">" in word or (word.startswith("<<") and word != "<<<"):
@@ -340,18 +412,23 @@ def _commands(line: str, depth: int = 0) -> Iterator[Command]:
                 continue  # what is fed to the command: may be the program
             else:
                 pipe = word in ("|", "|&")
-                yield Command(command, level, piped or pipe)
+                yield Command(command, level, piped or pipe, guessed)
                 command, piped = [], pipe
             continue
         if skip_next:
             skip_next = False
             continue
+        if script_next and depth < 2:
+            script_next = False
+            inner.append((word, guessed))
+            continue
+        script_next = bool(SCRIPT_OPTION.fullmatch(word))
+        if not command and depth < 2 and (" " in word or "\n" in word):
+            inner.append((word, True))  # a whole command line given as the program (a server's)
         command.append(word)
-        if depth < 2 and (" " in word or "\n" in word):
-            inner.append(word)
-    yield Command(command, level, piped)
-    for word in inner:
-        yield from _commands(word, depth + 1)
+    yield Command(command, level, piped, guessed)
+    for word, guess in inner:
+        yield from _commands(word, depth + 1, guess)
 
 
 def _is(path: Path, kind: str) -> bool:
@@ -435,51 +512,97 @@ def named_paths(
     many words were looked at, counting down the one number across calls."""
     found: dict[Path, None] = {}
     for line in lines:
-        starts = [folder or workspace]  # where a command starts at each level (cd moves it)
-        for command, level, piped in _commands(line):
+        if "\0" in line or len(line) > LINE_BYTES:  # no path holds a NUL; a long line: said
+            continue
+        for names, value in ((PROJECT_DIRS, workspace), (("${HOME}", "$HOME"), home)):
+            for name in names:
+                line = line.replace(name, str(value))  # as the shell reads it, quoted or not
+        # where a command starts at each level of subshells: the folders a cd there may have
+        # moved it to (a cd that may not run leaves it where it was too)
+        starts: list[list[Path]] = [[folder or workspace]]
+        for command, level, piped, guessed in _commands(line):
             del starts[level + 1 :]  # subshells ended: their cd with them
             starts += [starts[-1]] * (level + 1 - len(starts))
-            for index, word in enumerate(command):
-                for name in PROJECT_VARIABLES:
-                    word = word.replace(name, str(workspace))
-                for name in ("${HOME}", "$HOME"):
-                    word = word.replace(name, str(home))
-                command[index] = word
             if command and command[0] in ("cd", "pushd"):
                 if not piped:
-                    starts[-1] = _moved(starts[-1], command[1:], home)
+                    moved = [_moved(start, command[1:], home) for start in starts[-1]]
+                    starts[-1] = list(dict.fromkeys([*moved, *starts[-1]]))[:FOLDERS_KEPT]
                 continue
-            base = starts[-1]
-            after_option = False
             if budget is not None:  # the words left to look at, shared by the caller's calls
                 budget[0] -= len(command)
                 if budget[0] < 0:
                     return list(found)
-            for word in command:
-                option, equals, value = word.partition("=")
-                if equals and option in FOLDER_OPTIONS:
-                    base = base / _home_path(value, home) if value else base
-                    continue
-                if after_option:  # the folder the option names, if it is one
-                    after_option = False
-                    if _is(base / _home_path(word, home), "dir"):
-                        base = base / _home_path(word, home)
-                        continue
-                if word in FOLDER_OPTIONS:
-                    after_option = True
-                    continue
-                if "=" in word or " " in word or "\n" in word or not word or word.startswith("-"):
-                    continue
-                relative = not (word == "~" or word.startswith(("~/", "/")))
-                path = base / word if relative else _home_path(word, home)
-                if _is(path, "file") or (
-                    (missing or not relative)
-                    and "/" in word
-                    and not _is(path, "there")
-                    and _is(path.parent, "dir")
-                ):
-                    found.setdefault(path, None)
+            for base in starts[-1]:
+                first = base == starts[-1][0] and not guessed  # placeholders: only there
+                _name(command, base, home, missing, first, found)
     return list(found)
+
+
+def _name(
+    command: list[str],
+    base: Path,
+    home: Path,
+    missing: bool,
+    placeholders: bool,
+    found: dict[Path, None],
+) -> None:
+    """Add to ``found`` the files the words of one ``command`` name, run in ``base``
+    (:func:`named_paths`); a missing one too, for a placeholder, with ``placeholders`` and
+    only where it is the program (:func:`_program_words`), a relative one only with
+    ``missing``."""
+    programs = _program_words(command)
+    after_option = False
+    writes = bool(command) and Path(command[0]).name in WRITERS
+    for index, word in enumerate(command):
+        option, equals, value = word.partition("=")
+        if equals and option in FOLDER_OPTIONS:
+            base = base / _home_path(value, home) if value else base
+            continue
+        if word.startswith("-C") and len(word) > 2 and _is(base / word[2:], "dir"):
+            base = base / word[2:]  # -Ctools
+            continue
+        if after_option:  # the folder the option names, if it is one
+            after_option = False
+            if _is(base / _home_path(word, home), "dir"):
+                base = base / _home_path(word, home)
+                continue
+        if word in FOLDER_OPTIONS:
+            after_option = True
+            continue
+        if writes or "=" in word or not word or word.startswith("-"):
+            continue
+        relative = not (word == "~" or word.startswith(("~/", "/")))
+        path = base / word if relative else _home_path(word, home)
+        if _is(path, "file") or (
+            placeholders
+            and index in programs
+            and (missing or not relative)
+            and "/" in word
+            and " " not in word
+            and not _is(path, "there")
+            and _is(path.parent, "dir")
+        ):
+            found.setdefault(path, None)
+
+
+def _program_words(command: list[str]) -> set[int]:
+    """Where in ``command`` a program stands: its first word (past ``NAME=value``), and,
+    when that is one that runs another (:data:`RUNNERS`), the first word after it that is no
+    option (the script an interpreter is given, the command ``env`` runs), in turn."""
+    positions: set[int] = set()
+    index = 0
+    while index < len(command):
+        while index < len(command) and "=" in command[index] and not command[index].startswith("-"):
+            index += 1  # NAME=value before the program
+        if index == len(command):
+            break
+        positions.add(index)
+        if Path(command[index]).name not in RUNNERS:
+            break
+        index += 1
+        while index < len(command) and command[index].startswith("-"):
+            index += 1
+    return positions
 
 
 def _both_ways(paths: Iterable[Path]) -> list[Path]:
@@ -528,6 +651,9 @@ def program_rules(
     ranks: dict[Path, int] = {}
     budget = [WORDS_LOOKED_AT]
     for item in sorted(named, key=lambda item: item.rank):  # the user's own first, as below
+        if len(item.line) > LINE_BYTES:
+            problems.append(f"a command line of {len(item.line):,} bytes was not read")
+            continue
         project = item.project or workspace
         for path in named_paths([item.line], home, project, item.folder, item.missing, budget):
             ranks[path] = min(ranks.get(path, item.rank), item.rank)
