@@ -506,3 +506,29 @@ def test_files_a_hook_writes_are_no_programs(tmp_path: Path) -> None:
     assert named_paths(["env A=1 bash logs/next.sh"], home, workspace) == [
         workspace / "logs" / "next.sh"
     ]
+
+
+def test_command_lines_held_in_words_are_read_where_they_run(tmp_path: Path) -> None:
+    """A quoted command line anywhere in a command (``eval``, ``concurrently``), a ``-c``
+    script in the folder its command runs in; a missing script after ``uv run`` or
+    ``timeout`` kept from being made; a project folder whose name a shell would split."""
+    home, workspace = tmp_path / "home", tmp_path / "w(1);a&b"
+    (workspace / "scripts").mkdir(parents=True)
+    (workspace / ".claude" / "hooks").mkdir(parents=True)
+    x, a, h = (
+        workspace / "scripts" / "x.sh",
+        workspace / "scripts" / "a.js",
+        workspace / ".claude" / "hooks" / "h.sh",
+    )
+    for path in (x, a, h):
+        path.write_text("x")
+    for line, named in (
+        ('eval "scripts/x.sh --fix"', [x]),
+        ('npx concurrently "node scripts/a.js"', [a]),
+        ("(cd scripts && sh -c ./x.sh)", [x]),
+        ("uv run --directory scripts bash -c ./x.sh", [x]),
+        ("uv run scripts/lint.py", [workspace / "scripts" / "lint.py"]),
+        ("timeout 10 scripts/new.sh", [workspace / "scripts" / "new.sh"]),
+        ("$CLAUDE_PROJECT_DIR/.claude/hooks/h.sh", [h]),
+    ):
+        assert named_paths([line], home, workspace) == named, line

@@ -59,58 +59,20 @@ COMMAND_WORDS = ("command", "notify", "discoveryCommand", "callCommand")
 words of one."""
 
 PROJECT_DIRS = (
-    "$(git rev-parse --show-toplevel)",
-    "$(pwd)",
-    "${PWD}",
-    "$PWD",
     "${CLAUDE_PROJECT_DIR}",
     "$CLAUDE_PROJECT_DIR",
     "${GEMINI_PROJECT_DIR}",
     "$GEMINI_PROJECT_DIR",
+    "${PWD}",
+    "$PWD",
 )
 """What a hook's command line writes for the project's folder (the agents' variables, the
-folder it starts in): read as the project's folder, before the line is split."""
+folder it starts in; ``$(pwd)`` and git's top level are read as these before the line is
+split): replaced in each word."""
 
-RUNNERS = frozenset(
-    {
-        "env",
-        "exec",
-        "nice",
-        "nohup",
-        "command",
-        "builtin",
-        "time",
-        "sudo",
-        "xargs",
-        "sh",
-        "bash",
-        "zsh",
-        "dash",
-        "ksh",
-        "fish",
-        "source",
-        ".",
-        "python",
-        "python3",
-        "node",
-        "deno",
-        "bun",
-        "ruby",
-        "perl",
-        "php",
-        "lua",
-        "uv",
-        "npx",
-        "pnpx",
-        "bunx",
-        "tsx",
-        "ts-node",
-    }
+WRITERS = frozenset(
+    {"mkdir", "touch", "tee", "rm", "rmdir", "mkfifo", "truncate", "chmod", "cp", "mv", "ln"}
 )
-"""Programs that run the program or script named after their options: that one is a program
-too (:func:`_program_words`)."""
-
-WRITERS = frozenset({"mkdir", "touch", "tee", "rm", "rmdir", "mkfifo", "truncate", "chmod"})
 """Programs whose arguments are files they make or change, never programs to run: a hook's
 ``tee -a logs/hooks.jsonl`` names no program (a rule there would stop it writing)."""
 
@@ -349,15 +311,17 @@ may be the program: ``bash < scripts/x.sh``); a parenthesis opens or closes a su
 
 class Command(NamedTuple):
     """One command of a line: its words, how deep in subshells it is (a ``cd`` there holds
-    until the subshell ends), and whether it is part of a pipeline (each part is a subshell of
-    its own: a ``cd`` there moves nothing after it)."""
+    until the subshell ends), whether it is part of a pipeline (each part is a subshell of
+    its own: a ``cd`` there moves nothing after it), and the command lines its words hold,
+    read in the folder it runs in: a shell's ``-c`` script (:data:`SCRIPT_OPTION`, not a word
+    of the command), and each word with a space (``eval "scripts/x.sh --fix"``,
+    ``"node server.js"`` given whole), a guess: no placeholder is made from one."""
 
     words: list[str]
     level: int
     piped: bool
-    guessed: bool = False
-    """Read from a word given whole as the program (``"node server.js"``): perhaps a path
-    with a space instead, so no placeholder is made from it."""
+    scripts: list[tuple[str, bool]]
+    """Each command line and whether it is a guess."""
 
 
 SCRIPT_OPTION = re.compile(r"-[a-zA-Z]*c[a-zA-Z]*")
@@ -385,26 +349,24 @@ def _lexed(line: str) -> list[str]:
     return line.split()
 
 
-def _commands(line: str, depth: int = 0, guessed: bool = False) -> Iterator[Command]:
-    """The commands of a command line (:class:`Command`, split at the shell's operators,
-    :data:`OPERATORS`; backquotes read as ``$(`` and ``)``), then those of each command line
-    a shell is given (``sh -c "scripts/x.sh --fix"``, :data:`SCRIPT_OPTION`: not a word of
-    its command) or given whole as the program (``"node server.js"``), two levels deep."""
+def _commands(line: str) -> Iterator[Command]:
+    """The commands of a command line (:class:`Command`), split at the shell's operators
+    (:data:`OPERATORS`; backquotes read as ``$(`` and ``)``)."""
     quoted = line.split("`")
     line = "".join(  # `…` as $(…): odd pieces are inside backquotes
         piece if index == 0 else (" $( " if index % 2 else " ) ") + piece
         for index, piece in enumerate(quoted)
     )
     command: list[str] = []
-    inner: list[tuple[str, bool]] = []
+    scripts: list[tuple[str, bool]] = []
     level = 0
     piped = False
     skip_next = script_next = False
     for word in _lexed(line):
         if word and all(char in OPERATORS for char in word):
             if "(" in word or ")" in word:
-                yield Command(command, level, piped, guessed)
-                command, piped = [], False
+                yield Command(command, level, piped, scripts)
+                command, scripts, piped = [], [], False
                 level = max(0, level + word.count("(") - word.count(")"))
             elif ">" in word or (word.startswith("<<") and word != "<<<"):
                 skip_next = True  # the file written to, or a here-document's end
@@ -412,23 +374,21 @@ def _commands(line: str, depth: int = 0, guessed: bool = False) -> Iterator[Comm
                 continue  # what is fed to the command: may be the program
             else:
                 pipe = word in ("|", "|&")
-                yield Command(command, level, piped or pipe, guessed)
-                command, piped = [], pipe
+                yield Command(command, level, piped or pipe, scripts)
+                command, scripts, piped = [], [], pipe
             continue
         if skip_next:
             skip_next = False
             continue
-        if script_next and depth < 2:
+        if script_next:
             script_next = False
-            inner.append((word, guessed))
+            scripts.append((word, False))
             continue
         script_next = bool(SCRIPT_OPTION.fullmatch(word))
-        if not command and depth < 2 and (" " in word or "\n" in word):
-            inner.append((word, True))  # a whole command line given as the program (a server's)
+        if " " in word or "\n" in word:
+            scripts.append((word, True))
         command.append(word)
-    yield Command(command, level, piped, guessed)
-    for word, guess in inner:
-        yield from _commands(word, depth + 1, guess)
+    yield Command(command, level, piped, scripts)
 
 
 def _is(path: Path, kind: str) -> bool:
@@ -512,30 +472,62 @@ def named_paths(
     many words were looked at, counting down the one number across calls."""
     found: dict[Path, None] = {}
     for line in lines:
-        if "\0" in line or len(line) > LINE_BYTES:  # no path holds a NUL; a long line: said
-            continue
-        for names, value in ((PROJECT_DIRS, workspace), (("${HOME}", "$HOME"), home)):
-            for name in names:
-                line = line.replace(name, str(value))  # as the shell reads it, quoted or not
-        # where a command starts at each level of subshells: the folders a cd there may have
-        # moved it to (a cd that may not run leaves it where it was too)
-        starts: list[list[Path]] = [[folder or workspace]]
-        for command, level, piped, guessed in _commands(line):
-            del starts[level + 1 :]  # subshells ended: their cd with them
-            starts += [starts[-1]] * (level + 1 - len(starts))
-            if command and command[0] in ("cd", "pushd"):
-                if not piped:
-                    moved = [_moved(start, command[1:], home) for start in starts[-1]]
-                    starts[-1] = list(dict.fromkeys([*moved, *starts[-1]]))[:FOLDERS_KEPT]
-                continue
-            if budget is not None:  # the words left to look at, shared by the caller's calls
-                budget[0] -= len(command)
-                if budget[0] < 0:
-                    return list(found)
-            for base in starts[-1]:
-                first = base == starts[-1][0] and not guessed  # placeholders: only there
-                _name(command, base, home, missing, first, found)
+        _line(line, home, workspace, folder or workspace, missing, budget, found)
     return list(found)
+
+
+SCRIPT_DEPTH = 2
+"""How deep command lines held in words are read (``sh -c "bash -c '…'"``)."""
+
+
+def _line(
+    line: str,
+    home: Path,
+    workspace: Path,
+    folder: Path,
+    missing: bool,
+    budget: list[int] | None,
+    found: dict[Path, None],
+    depth: int = 0,
+    guessed: bool = False,
+) -> None:
+    """:func:`named_paths` for one command line, run in ``folder``; those its commands hold
+    (:attr:`Command.scripts`) read in turn where each command runs, :data:`SCRIPT_DEPTH`
+    deep."""
+    if "\0" in line or len(line) > LINE_BYTES:  # no path holds a NUL; a long line: said
+        return
+    if budget is not None:  # splitting costs by the line's length: charged before
+        budget[0] -= 1 + len(line) // 8
+        if budget[0] < 0:
+            return
+    for name in ("$(git rev-parse --show-toplevel)", "$(pwd)"):
+        line = line.replace(name, "$CLAUDE_PROJECT_DIR")  # one word for the project's folder
+    # where a command starts at each level of subshells: the folders a cd there may have
+    # moved it to (a cd that may not run leaves it where it was too)
+    starts: list[list[Path]] = [[folder]]
+    for command, level, piped, scripts in _commands(line):
+        del starts[level + 1 :]  # subshells ended: their cd with them
+        starts += [starts[-1]] * (level + 1 - len(starts))
+        for index, word in enumerate(command):
+            for names, value in ((PROJECT_DIRS, workspace), (("${HOME}", "$HOME"), home)):
+                for name in names:
+                    word = word.replace(name, str(value))
+            command[index] = word
+        if command and command[0] in ("cd", "pushd"):
+            if not piped:
+                moved = [_moved(start, command[1:], home) for start in starts[-1]]
+                starts[-1] = list(dict.fromkeys([*moved, *starts[-1]]))[:FOLDERS_KEPT]
+            continue
+        if budget is not None:  # the words left to look at, shared by the caller's calls
+            budget[0] -= len(command)
+            if budget[0] < 0:
+                return
+        for base in starts[-1]:
+            first = base == starts[-1][0] and not guessed  # placeholders: only there
+            runs_in = _name(command, base, home, missing, first, found)
+            for script, guess in scripts if depth < SCRIPT_DEPTH else ():
+                inner = (home, workspace, runs_in, missing, budget, found, depth + 1)
+                _line(script, *inner, not first or guess)  # first: not guessed here
 
 
 def _name(
@@ -545,15 +537,14 @@ def _name(
     missing: bool,
     placeholders: bool,
     found: dict[Path, None],
-) -> None:
+) -> Path:
     """Add to ``found`` the files the words of one ``command`` name, run in ``base``
-    (:func:`named_paths`); a missing one too, for a placeholder, with ``placeholders`` and
-    only where it is the program (:func:`_program_words`), a relative one only with
-    ``missing``."""
-    programs = _program_words(command)
+    (:func:`named_paths`), and a missing path with a ``/`` with ``placeholders`` (a relative
+    one only with ``missing``); the arguments of :data:`WRITERS` are files written, none.
+    The folder the command runs in, after its folder options (``-C DIR``)."""
     after_option = False
     writes = bool(command) and Path(command[0]).name in WRITERS
-    for index, word in enumerate(command):
+    for word in command:
         option, equals, value = word.partition("=")
         if equals and option in FOLDER_OPTIONS:
             base = base / _home_path(value, home) if value else base
@@ -575,34 +566,15 @@ def _name(
         path = base / word if relative else _home_path(word, home)
         if _is(path, "file") or (
             placeholders
-            and index in programs
             and (missing or not relative)
             and "/" in word
             and " " not in word
+            and "\n" not in word
             and not _is(path, "there")
             and _is(path.parent, "dir")
         ):
             found.setdefault(path, None)
-
-
-def _program_words(command: list[str]) -> set[int]:
-    """Where in ``command`` a program stands: its first word (past ``NAME=value``), and,
-    when that is one that runs another (:data:`RUNNERS`), the first word after it that is no
-    option (the script an interpreter is given, the command ``env`` runs), in turn."""
-    positions: set[int] = set()
-    index = 0
-    while index < len(command):
-        while index < len(command) and "=" in command[index] and not command[index].startswith("-"):
-            index += 1  # NAME=value before the program
-        if index == len(command):
-            break
-        positions.add(index)
-        if Path(command[index]).name not in RUNNERS:
-            break
-        index += 1
-        while index < len(command) and command[index].startswith("-"):
-            index += 1
-    return positions
+    return base
 
 
 def _both_ways(paths: Iterable[Path]) -> list[Path]:
