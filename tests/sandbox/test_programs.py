@@ -532,3 +532,31 @@ def test_command_lines_held_in_words_are_read_where_they_run(tmp_path: Path) -> 
         ("$CLAUDE_PROJECT_DIR/.claude/hooks/h.sh", [h]),
     ):
         assert named_paths([line], home, workspace) == named, line
+
+
+def test_what_a_hook_installs_is_a_program_and_what_it_logs_to_is_not(tmp_path: Path) -> None:
+    """``cp``'s and ``ln``'s sources are named (a hook installing a git hook), their
+    destination not; a missing file an ordinary command writes (a log a script is given, an
+    archive, ``sudo tee``) gets no placeholder; a lone surrogate names nothing."""
+    home, workspace = tmp_path / "home", tmp_path / "ws"
+    (workspace / "scripts" / "git-hooks").mkdir(parents=True)
+    (workspace / ".claude" / "hooks").mkdir(parents=True)
+    (workspace / ".claude" / "logs").mkdir()
+    hook, log = (
+        workspace / "scripts" / "git-hooks" / "pre-commit",
+        workspace / ".claude" / "hooks" / "log.py",
+    )
+    for path in (hook, log):
+        path.write_text("x")
+    for line, named in (
+        ("cp scripts/git-hooks/pre-commit .git/hooks/pre-commit", [hook]),
+        ('ln -sf "$CLAUDE_PROJECT_DIR/scripts/git-hooks/pre-commit" .git/hooks/x', [hook]),
+        ("cp -t .git/hooks scripts/git-hooks/pre-commit", [hook]),
+        ("python3 .claude/hooks/log.py .claude/logs/events.jsonl", [log]),
+        ("tar czf .claude/logs/snap.tgz scripts", []),
+        ("LC_ALL=C tee -a .claude/logs/x", []),
+        ("sudo tee -a .claude/logs/x", []),
+        ("bash check.sh .claude/logs/out.txt", []),
+        ("grep -q x .claude/logs/\ud800", []),
+    ):
+        assert named_paths([line], home, workspace) == named, line

@@ -70,11 +70,33 @@ PROJECT_DIRS = (
 folder it starts in; ``$(pwd)`` and git's top level are read as these before the line is
 split): replaced in each word."""
 
-WRITERS = frozenset(
-    {"mkdir", "touch", "tee", "rm", "rmdir", "mkfifo", "truncate", "chmod", "cp", "mv", "ln"}
-)
+WRITERS = frozenset({"mkdir", "touch", "tee", "rm", "rmdir", "mkfifo", "truncate", "chmod"})
 """Programs whose arguments are files they make or change, never programs to run: a hook's
 ``tee -a logs/hooks.jsonl`` names no program (a rule there would stop it writing)."""
+
+SCRIPT_SUFFIXES = frozenset(
+    {".sh", ".bash", ".zsh", ".py", ".js", ".mjs", ".cjs", ".ts", ".rb", ".pl", ".php", ".lua"}
+)
+"""What a script's name ends with: the program a runner is given, past which come its
+arguments (:func:`_program_words`)."""
+
+COPIERS = frozenset({"cp", "mv", "ln", "install"})
+"""Programs whose last argument (or the one after ``-t``) is a file or folder they write: no
+program; the others they read are named (``cp scripts/pre-commit .git/hooks/`` installs one
+that runs later)."""
+
+RUNNERS = frozenset(
+    {
+        "env", "exec", "nice", "nohup", "command", "builtin", "time", "sudo", "doas", "xargs",
+        "timeout", "stdbuf", "setsid", "ionice", "taskset",
+        "sh", "bash", "zsh", "dash", "ksh", "fish", "source", ".",
+        "python", "python3", "node", "deno", "bun", "ruby", "perl", "php", "lua",
+        "uv", "uvx", "npx", "pnpx", "bunx", "tsx", "ts-node", "poetry", "pipx", "npm",
+        "pnpm", "yarn",
+    }
+)  # fmt: skip
+"""Programs that run the program or script named after them: up to the first word that looks
+like a path, each word after one of these may be the program (:func:`_program_words`)."""
 
 FOLDERS_KEPT = 4
 """At most this many folders a command of a line may start in, after the ``cd`` commands
@@ -328,7 +350,7 @@ SCRIPT_OPTION = re.compile(r"-[a-zA-Z]*c[a-zA-Z]*")
 """A shell's option that takes a command line (``-c``, ``-lc``, ``-ec``): the word after it
 is read as one, not as a path."""
 
-LINE_BYTES = 64 * 1024
+LINE_BYTES = 16 * 1024
 """A command line longer than this is not read (and said): splitting one costs time that
 grows faster than its length."""
 
@@ -480,6 +502,15 @@ SCRIPT_DEPTH = 2
 """How deep command lines held in words are read (``sh -c "bash -c '…'"``)."""
 
 
+def _encodable(line: str) -> bool:
+    """Whether ``line`` can name a file: no lone surrogate (``\\ud800`` in a JSON file)."""
+    try:
+        line.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _line(
     line: str,
     home: Path,
@@ -494,14 +525,14 @@ def _line(
     """:func:`named_paths` for one command line, run in ``folder``; those its commands hold
     (:attr:`Command.scripts`) read in turn where each command runs, :data:`SCRIPT_DEPTH`
     deep."""
-    if "\0" in line or len(line) > LINE_BYTES:  # no path holds a NUL; a long line: said
-        return
-    if budget is not None:  # splitting costs by the line's length: charged before
-        budget[0] -= 1 + len(line) // 8
-        if budget[0] < 0:
-            return
     for name in ("$(git rev-parse --show-toplevel)", "$(pwd)"):
         line = line.replace(name, "$CLAUDE_PROJECT_DIR")  # one word for the project's folder
+    if "\0" in line or len(line) > LINE_BYTES or not _encodable(line):  # no path holds these
+        return
+    if budget is not None:  # splitting costs by the line's length (twice, when read again)
+        budget[0] -= 1 + len(line) // 4
+        if budget[0] < 0:
+            return
     # where a command starts at each level of subshells: the folders a cd there may have
     # moved it to (a cd that may not run leaves it where it was too)
     starts: list[list[Path]] = [[folder]]
@@ -539,12 +570,15 @@ def _name(
     found: dict[Path, None],
 ) -> Path:
     """Add to ``found`` the files the words of one ``command`` name, run in ``base``
-    (:func:`named_paths`), and a missing path with a ``/`` with ``placeholders`` (a relative
-    one only with ``missing``); the arguments of :data:`WRITERS` are files written, none.
-    The folder the command runs in, after its folder options (``-C DIR``)."""
+    (:func:`named_paths`), and a missing path with a ``/`` where a program stands
+    (:func:`_program_words`) with ``placeholders`` (a relative one only with ``missing``);
+    the files :data:`WRITERS` and :data:`COPIERS` write are none. The folder the command
+    runs in, after its folder options (``-C DIR``)."""
     after_option = False
-    writes = bool(command) and Path(command[0]).name in WRITERS
-    for word in command:
+    writer = _writer(command)
+    written = _written(command) if writer in COPIERS else set()
+    programs = _program_words(command)
+    for index, word in enumerate(command):
         option, equals, value = word.partition("=")
         if equals and option in FOLDER_OPTIONS:
             base = base / _home_path(value, home) if value else base
@@ -560,12 +594,13 @@ def _name(
         if word in FOLDER_OPTIONS:
             after_option = True
             continue
-        if writes or "=" in word or not word or word.startswith("-"):
+        if writer in WRITERS or index in written or "=" in word or not word or word[0] == "-":
             continue
         relative = not (word == "~" or word.startswith(("~/", "/")))
         path = base / word if relative else _home_path(word, home)
         if _is(path, "file") or (
             placeholders
+            and index in programs
             and (missing or not relative)
             and "/" in word
             and " " not in word
@@ -575,6 +610,50 @@ def _name(
         ):
             found.setdefault(path, None)
     return base
+
+
+def _writer(command: list[str]) -> str | None:
+    """The :data:`WRITERS` or :data:`COPIERS` name the command runs, if any, looked for
+    before its first word that looks like a path (``LC_ALL=C tee``, ``sudo tee``)."""
+    for word in command:
+        if "/" in word:
+            return None
+        if Path(word).name in WRITERS | COPIERS:
+            return Path(word).name
+    return None
+
+
+def _written(command: list[str]) -> set[int]:
+    """Where in a :data:`COPIERS` command the file it writes stands: after ``-t``, else its
+    last word."""
+    for index, word in enumerate(command):
+        if word in ("-t", "--target-directory") and index + 1 < len(command):
+            return {index + 1}
+        if word.startswith("--target-directory="):
+            return {index}
+    return {len(command) - 1} if command else set()
+
+
+def _program_words(command: list[str]) -> set[int]:
+    """Where in ``command`` a program may stand: its first word past ``NAME=value``, and after
+    one of :data:`RUNNERS`, each word up to the first that looks like a path or a script
+    (``timeout 10 scripts/x.sh``, ``uv run scripts/x.py``, ``sudo -u me bash x.sh``), options
+    left out. The words after the program are its arguments (a file it writes, often)."""
+    positions: set[int] = set()
+    start = 0
+    while start < len(command) and "=" in command[start] and command[start][0] != "-":
+        start += 1
+    for index in range(start, len(command)):
+        word = command[index]
+        if word.startswith("-"):
+            continue
+        first = not positions
+        positions.add(index)
+        if "/" in word or Path(word).suffix in SCRIPT_SUFFIXES:
+            break
+        if first and Path(word).name not in RUNNERS:
+            break
+    return positions
 
 
 def _both_ways(paths: Iterable[Path]) -> list[Path]:
