@@ -560,3 +560,11 @@ def test_what_a_hook_installs_is_a_program_and_what_it_logs_to_is_not(tmp_path: 
         ("grep -q x .claude/logs/\ud800", []),
     ):
         assert named_paths([line], home, workspace) == named, line
+
+
+def test_a_line_too_long_once_read_is_said_too(tmp_path: Path) -> None:
+    """A line under the bound as written and over it once ``$(pwd)`` is read is said."""
+    line = "$(pwd)/" * 1500
+    assert len(line) < LINE_BYTES
+    _, _, problems = program_rules([{"apiKeyHelper": line}], tmp_path / "home", tmp_path)
+    assert problems == [f"a command line of {len(line):,} bytes was not read"]

@@ -502,6 +502,14 @@ SCRIPT_DEPTH = 2
 """How deep command lines held in words are read (``sh -c "bash -c '…'"``)."""
 
 
+def _as_split(line: str) -> str:
+    """``line`` as it is split: ``$(pwd)`` and git's top level as one word for the project's
+    folder (:data:`PROJECT_DIRS`)."""
+    for name in ("$(git rev-parse --show-toplevel)", "$(pwd)"):
+        line = line.replace(name, "$CLAUDE_PROJECT_DIR")
+    return line
+
+
 def _encodable(line: str) -> bool:
     """Whether ``line`` can name a file: no lone surrogate (``\\ud800`` in a JSON file)."""
     try:
@@ -525,8 +533,7 @@ def _line(
     """:func:`named_paths` for one command line, run in ``folder``; those its commands hold
     (:attr:`Command.scripts`) read in turn where each command runs, :data:`SCRIPT_DEPTH`
     deep."""
-    for name in ("$(git rev-parse --show-toplevel)", "$(pwd)"):
-        line = line.replace(name, "$CLAUDE_PROJECT_DIR")  # one word for the project's folder
+    line = _as_split(line)
     if "\0" in line or len(line) > LINE_BYTES or not _encodable(line):  # no path holds these
         return
     if budget is not None:  # splitting costs by the line's length (twice, when read again)
@@ -702,7 +709,7 @@ def program_rules(
     ranks: dict[Path, int] = {}
     budget = [WORDS_LOOKED_AT]
     for item in sorted(named, key=lambda item: item.rank):  # the user's own first, as below
-        if len(item.line) > LINE_BYTES:
+        if len(_as_split(item.line)) > LINE_BYTES:
             problems.append(f"a command line of {len(item.line):,} bytes was not read")
             continue
         project = item.project or workspace
