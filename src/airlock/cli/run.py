@@ -271,17 +271,14 @@ def _run(args: argparse.Namespace) -> int:
         skip = agent_skip(workspace, agent_state)
         scan = scan_workspace(workspace, WATCHED, skip=skip)  # nested repositories; for Watch
         rules = mounts(args, loaded, environ, workspace, state, bundle, held, scan, codex)
-        if codex is not None and not any(  # CODEX_HOME not opened, by airlock or the user
-            rule.kind is Kind.WRITE and resolve(codex).is_relative_to(resolve(rule.path))
-            for rule in rules
-        ):
+        read_only = read_only_map(rules)
+        if codex is not None and read_only_at(resolve(codex), read_only):  # not opened
             print(
                 f"airlock run: CODEX_HOME {codex} is not opened inside (it is outside the home, "
                 "or holds what stays read-only there), so Codex cannot keep its state there; "
                 f"--rw {codex} opens it",
                 file=sys.stderr,
             )
-        read_only = read_only_map(rules)
         if read_only_at(workspace, read_only):
             holding = [rule for rule in rules if workspace.is_relative_to(rule.path)]
             why = max(holding, key=lambda rule: len(rule.path.parts)).why if holding else "?"

@@ -399,6 +399,16 @@ def codex_names(names: Iterable[str]) -> list[str]:
     return [name[len(CODEX) + 1 :] for name in names if name.startswith(CODEX + "/")]
 
 
+def home_paths(names: Iterable[str], home: Path, codex: Path | None) -> list[Path]:
+    """``names`` (paths in the home) in the home, and those in Codex's folder in the folder
+    ``CODEX_HOME`` names too, when it names one (:func:`codex_folder`)."""
+    names = list(names)
+    found = [home / name for name in names]
+    if codex is not None:
+        found += [codex / name for name in codex_names(names)]
+    return found
+
+
 CREDENTIAL_PATHS: tuple[str, ...] = (
     "~/.ssh",
     "~/.aws",
@@ -732,9 +742,9 @@ def agent_state_paths(home: Path, config_dir: Path, codex: Path | None = None) -
     """The agents' own state that is there (:data:`AGENT_STATE`, the agent's config dir, the
     folder ``CODEX_HOME`` names when in the home), symbolic links resolved: writable inside
     (:func:`home_rules`), by design."""
-    found = [resolve(home / text[2:]) for text in AGENT_STATE]
-    writable = codex is not None and codex_writable(codex, home)
-    found += [resolve(config_dir)] + ([resolve(codex)] if writable and codex else [])
+    found = [resolve(home / text[2:]) for text in AGENT_STATE] + [resolve(config_dir)]
+    if codex is not None and codex_writable(codex, home):
+        found.append(resolve(codex))
     return [path for path in found if path.exists()]
 
 

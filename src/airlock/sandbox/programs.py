@@ -39,14 +39,14 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from airlock.sandbox.files import LIMIT, regular_bytes
-from airlock.sandbox.paths import Kind, Mount, codex_names, mount
+from airlock.sandbox.paths import Kind, Mount, expand, home_paths, mount
 
 COMMAND_KEYS = ("apiKeyHelper", "awsAuthRefresh", "awsCredentialExport", "otelHeadersHelper")
 """Top-level settings whose value is a command the agent runs."""
 
 NAMED_PROGRAMS = 100
-"""At most this many paths are made read-only (the rest are said): the workspace's first, then
-the home's, then the others'."""
+"""At most this many paths are made read-only (the rest are said): the user's own first, then
+the workspace's, then other projects' (:attr:`Named.rank`)."""
 
 WHY = "a program the agents' settings, state or .mcp.json name: runs outside later"
 
@@ -195,12 +195,7 @@ def _servers(holder: Mapping[str, Any]) -> Iterator[tuple[str, str | None]]:
 def _in(folder: Path, cwd: str | None, home: Path) -> Path:
     """The folder a command runs in: its ``cwd`` (relative to ``folder``; ``~`` the home),
     else ``folder``."""
-    return folder if not cwd else folder / _home_path(cwd, home)
-
-
-def _home_path(text: str, home: Path) -> Path:
-    """``text`` as a path, ``~`` read as the home."""
-    return home / text[2:] if text == "~" or text.startswith("~/") else Path(text)
+    return expand(cwd, home, folder) if cwd else folder
 
 
 def state_commands(
@@ -304,13 +299,8 @@ def other_lines(
                 problems.append(f"{path}: the MCP servers of {left} more projects were not read")
         elif problem:
             problems.append(f"{path}: {problem}")
-    files = [
-        (folder / name, folder == workspace)
-        for folder in (home, workspace)
-        for name in OTHER_CONFIG
-    ]
-    if codex is not None:  # CODEX_HOME: as ~/.codex
-        files += [(codex / name, False) for name in codex_names(OTHER_CONFIG)]
+    files = [(path, False) for path in home_paths(OTHER_CONFIG, home, codex)]
+    files += [(workspace / name, True) for name in OTHER_CONFIG]
     for path, ours in files:  # the home's name any project's paths: no placeholders
         data, problem = _config(path)
         if problem:
@@ -472,7 +462,7 @@ def _moved(start: Path, arguments: list[str], home: Path) -> Path:
     named = [word for word in arguments if not word.startswith("-")]
     if not named:
         return home if not arguments else start
-    target = start / _home_path(named[0], home)
+    target = expand(named[0], home, start)
     return target if _is(target, "dir") else start
 
 
@@ -588,15 +578,15 @@ def _name(
     for index, word in enumerate(command):
         option, equals, value = word.partition("=")
         if equals and option in FOLDER_OPTIONS:
-            base = base / _home_path(value, home) if value else base
+            base = expand(value, home, base) if value else base
             continue
         if word.startswith("-C") and len(word) > 2 and _is(base / word[2:], "dir"):
             base = base / word[2:]  # -Ctools
             continue
         if after_option:  # the folder the option names, if it is one
             after_option = False
-            if _is(base / _home_path(word, home), "dir"):
-                base = base / _home_path(word, home)
+            if _is(named := expand(word, home, base), "dir"):
+                base = named
                 continue
         if word in FOLDER_OPTIONS:
             after_option = True
@@ -604,7 +594,7 @@ def _name(
         if writer in WRITERS or index in written or "=" in word or not word or word[0] == "-":
             continue
         relative = not (word == "~" or word.startswith(("~/", "/")))
-        path = base / word if relative else _home_path(word, home)
+        path = expand(word, home, base)
         if _is(path, "file") or (
             placeholders
             and index in programs

@@ -57,7 +57,7 @@ from airlock.sandbox.paths import (
     PROTECTED_GLOBS_IN_WORKSPACE,
     TOOL_MANAGER_FILES,
     VERSION_FILES,
-    codex_names,
+    home_paths,
     read_only_at,
     resolve,
 )
@@ -615,10 +615,7 @@ class Watch:
         self.modules = module_folders(workspace)
         self.was_git_folder = looks_like_git_folder(workspace)
         self.state = {path: _before(path) for path in state_files(home, config_dir)}
-        configs = [home / name for name in CONFIG_FILES]
-        if codex is not None:
-            configs += [codex / name for name in codex_names(CONFIG_FILES)]
-        self.configs = {path: _before(path) for path in configs}
+        self.configs = {path: _before(path) for path in home_paths(CONFIG_FILES, home, codex)}
         self.links = note_links(links)
         self.on_path = PathFolders(path_folders(scan.envrcs, home)) if scan.envrcs else None
         """The programs in the folders the workspace's ``.envrc`` files put on ``PATH``."""
@@ -947,10 +944,7 @@ class AgentFolders(NamedTuple):
     def folders(self) -> list[Path]:
         """Other agents' folders looked at (:data:`AGENT_FOLDERS`, and in the folder
         ``CODEX_HOME`` names)."""
-        found = [self.home / name for name in AGENT_FOLDERS]
-        if self.codex is not None:
-            found += [self.codex / name for name in codex_names(AGENT_FOLDERS)]
-        return found
+        return home_paths(AGENT_FOLDERS, self.home, self.codex)
 
     def notes(self, unseen: list[str]) -> dict[Path, Signature]:
         """Each watched entry and its signature; what the bounds kept out, in ``unseen``."""
@@ -974,9 +968,7 @@ class AgentFolders(NamedTuple):
                 entries[path] = signature
                 if stat.S_ISDIR(signature[0]):
                     _note(path / "memory", entries, unseen, left=left)
-        owns = [self.home / AGENTS_OWN]
-        if self.codex is not None:  # CODEX_HOME: as ~/.codex
-            owns += [self.codex / name for name in codex_names([AGENTS_OWN])]
+        owns = home_paths([AGENTS_OWN], self.home, self.codex)
         for folder in self.folders():
             _note(folder, entries, unseen, left=left)
         return {
