@@ -25,6 +25,19 @@ from airlock.sandbox.programs import (
 )
 
 
+def _files(*paths: Path) -> None:
+    """Each path as a small file, its folders made."""
+    for path in paths:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("x")
+
+
+def _named_as(home: Path, workspace: Path, *cases: tuple[str, list[Path]]) -> None:
+    """Each command line of ``cases`` names its files, those only, in order."""
+    for line, named in cases:
+        assert named_paths([line], home, workspace) == named, line
+
+
 def test_commands_of_hooks_status_line_and_helpers() -> None:
     settings = {
         "apiKeyHelper": "~/bin/key.sh",
@@ -421,12 +434,11 @@ def test_what_a_shell_reads_otherwise_than_a_word(tmp_path: Path) -> None:
     options are not its folder, and ``cd`` alone is the home; a file written to is no
     program."""
     home, workspace = tmp_path / "home", tmp_path / "ws"
-    for folder in (workspace / "scripts", workspace / "hk", home):
-        folder.mkdir(parents=True, exist_ok=True)
     x, check, mine = workspace / "scripts" / "x.sh", workspace / "hk" / "check.sh", home / "m.sh"
-    for path in (x, check, mine):
-        path.write_text("x")
-    for line, named in (
+    _files(*(x, check, mine))
+    _named_as(
+        home,
+        workspace,
         ("test $# -ge 0 && scripts/x.sh", [x]),
         ("curl http://h/#/a && scripts/x.sh", [x]),
         ("bash < scripts/x.sh", [x]),
@@ -438,8 +450,7 @@ def test_what_a_shell_reads_otherwise_than_a_word(tmp_path: Path) -> None:
         ("cd && ./m.sh", [mine]),
         ("echo evil > scripts/x.sh", []),
         ("(cd hk && ./check.sh)", [check]),
-    ):
-        assert named_paths([line], home, workspace) == named, line
+    )
 
 
 def test_what_is_too_much_to_read_is_said(tmp_path: Path) -> None:
@@ -474,9 +485,10 @@ def test_lines_a_shell_reads_that_shlex_alone_would_not(tmp_path: Path) -> None:
         workspace / "tools" / "b.sh",
     )
     here = workspace / "b.sh"
-    for path in (lint, check, build, here):
-        path.write_text("x")
-    for line, named in (
+    _files(*(lint, check, build, here))
+    _named_as(
+        home,
+        workspace,
         ("scripts/lint.sh || true  # don't block the agent", [lint]),
         ('"$CLAUDE_PROJECT_DIR"/scripts/lint.sh', [lint]),
         ('"$(pwd)/scripts/lint.sh"', [lint]),
@@ -486,8 +498,7 @@ def test_lines_a_shell_reads_that_shlex_alone_would_not(tmp_path: Path) -> None:
         ("make -Ctools && true", []),
         ('[ -n "$CI" ] && cd tools; ./b.sh', [build, here]),
         ("node scripts/x\0y.js", []),
-    ):
-        assert named_paths([line], home, workspace) == named, line
+    )
 
 
 def test_files_a_hook_writes_are_no_programs(tmp_path: Path) -> None:
@@ -513,16 +524,15 @@ def test_command_lines_held_in_words_are_read_where_they_run(tmp_path: Path) -> 
     script in the folder its command runs in; a missing script after ``uv run`` or
     ``timeout`` kept from being made; a project folder whose name a shell would split."""
     home, workspace = tmp_path / "home", tmp_path / "w(1);a&b"
-    (workspace / "scripts").mkdir(parents=True)
-    (workspace / ".claude" / "hooks").mkdir(parents=True)
     x, a, h = (
         workspace / "scripts" / "x.sh",
         workspace / "scripts" / "a.js",
         workspace / ".claude" / "hooks" / "h.sh",
     )
-    for path in (x, a, h):
-        path.write_text("x")
-    for line, named in (
+    _files(*(x, a, h))
+    _named_as(
+        home,
+        workspace,
         ('eval "scripts/x.sh --fix"', [x]),
         ('npx concurrently "node scripts/a.js"', [a]),
         ("(cd scripts && sh -c ./x.sh)", [x]),
@@ -530,8 +540,7 @@ def test_command_lines_held_in_words_are_read_where_they_run(tmp_path: Path) -> 
         ("uv run scripts/lint.py", [workspace / "scripts" / "lint.py"]),
         ("timeout 10 scripts/new.sh", [workspace / "scripts" / "new.sh"]),
         ("$CLAUDE_PROJECT_DIR/.claude/hooks/h.sh", [h]),
-    ):
-        assert named_paths([line], home, workspace) == named, line
+    )
 
 
 def test_what_a_hook_installs_is_a_program_and_what_it_logs_to_is_not(tmp_path: Path) -> None:
@@ -539,16 +548,15 @@ def test_what_a_hook_installs_is_a_program_and_what_it_logs_to_is_not(tmp_path: 
     destination not; a missing file an ordinary command writes (a log a script is given, an
     archive, ``sudo tee``) gets no placeholder; a lone surrogate names nothing."""
     home, workspace = tmp_path / "home", tmp_path / "ws"
-    (workspace / "scripts" / "git-hooks").mkdir(parents=True)
-    (workspace / ".claude" / "hooks").mkdir(parents=True)
-    (workspace / ".claude" / "logs").mkdir()
+    (workspace / ".claude" / "logs").mkdir(parents=True)  # the logs' folder, with no log yet
     hook, log = (
         workspace / "scripts" / "git-hooks" / "pre-commit",
         workspace / ".claude" / "hooks" / "log.py",
     )
-    for path in (hook, log):
-        path.write_text("x")
-    for line, named in (
+    _files(*(hook, log))
+    _named_as(
+        home,
+        workspace,
         ("cp scripts/git-hooks/pre-commit .git/hooks/pre-commit", [hook]),
         ('ln -sf "$CLAUDE_PROJECT_DIR/scripts/git-hooks/pre-commit" .git/hooks/x', [hook]),
         ("cp -t .git/hooks scripts/git-hooks/pre-commit", [hook]),
@@ -558,8 +566,7 @@ def test_what_a_hook_installs_is_a_program_and_what_it_logs_to_is_not(tmp_path: 
         ("sudo tee -a .claude/logs/x", []),
         ("bash check.sh .claude/logs/out.txt", []),
         ("grep -q x .claude/logs/\ud800", []),
-    ):
-        assert named_paths([line], home, workspace) == named, line
+    )
 
 
 def test_a_line_too_long_once_read_is_said_too(tmp_path: Path) -> None:
