@@ -615,8 +615,8 @@ def _writer(command: list[str]) -> str | None:
     for word in command:
         if "/" in word:
             return None
-        if Path(word).name in WRITERS | COPIERS:
-            return Path(word).name
+        if word in WRITERS or word in COPIERS:
+            return word
     return None
 
 
