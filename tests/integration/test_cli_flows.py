@@ -80,6 +80,31 @@ def test_table_lists_every_flow() -> None:
         assert str(flow) in result.stdout
 
 
+@pytest.mark.parametrize("columns", ["60", "80", "119"])
+def test_a_narrow_terminal_shows_each_flow_whole(columns: str) -> None:
+    """Where the six-column table would cut its cells to a word or two (``destinat…``), each
+    flow is a block of labelled lines: every flow, its state, and its destination, what
+    leaves whole (the characters in order, however the lines wrap or a long URL folds)."""
+    result = airlock("flows", "--json")
+    flows = json.loads(result.stdout)["flows"]
+    result = airlock("flows", env={"COLUMNS": columns})
+    assert result.returncode == 0, result.stderr
+    assert "…" not in result.stdout
+    assert all(len(line) <= int(columns) for line in result.stdout.splitlines())
+    lines = [line.strip() for line in result.stdout.splitlines()]
+    text = "".join(result.stdout.split())
+    for flow in flows:
+        assert f"{flow['id']}  {flow['state']}" in lines
+        for field in ("destination", "what"):
+            assert "".join(flow[field].split()) in text, (flow["id"], field)
+
+
+def test_a_wide_terminal_shows_the_table() -> None:
+    result = airlock("flows", env={"COLUMNS": "160"})
+    assert result.returncode == 0, result.stderr
+    assert "┃ flow" in result.stdout and "what leaves" in result.stdout
+
+
 def test_explain_gives_every_reason(project: Path) -> None:
     """--explain FLOW prints the state and every reason, naming the file."""
     path = write_json(project / ".claude" / "settings.local.json", {"env": {"DO_NOT_TRACK": "1"}})

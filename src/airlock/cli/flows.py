@@ -81,6 +81,14 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+CAPTION = "airlock flows --explain FLOW for every reason; --json for scripts"
+
+# Below this many columns the six-column table squeezes its cells to a word or two a line
+# (an 80-column terminal showed "destinat…" and reasons one word high): each flow is then
+# shown as a block of labelled lines instead, every field whole.
+TABLE_COLUMNS = 120
+
+
 def _table(decisions: Any) -> None:
     from rich.table import Table
     from rich.text import Text
@@ -88,9 +96,14 @@ def _table(decisions: Any) -> None:
     from airlock.cli._common import plain, stdout_console
 
     console = stdout_console()
+    if decisions.fail_closed:
+        console.print("[bold white on red] managed settings invalid: failing closed [/]")
+    if console.width < TABLE_COLUMNS:
+        _blocks(console, decisions)
+        return
     table = Table(
         title=plain(f"Data flows — provider: {decisions.provider.label}"),
-        caption="airlock flows --explain FLOW for every reason; --json for scripts",
+        caption=CAPTION,
         show_lines=True,
     )
     table.add_column("flow", style="bold", no_wrap=True, min_width=len(max(FlowId, key=len)))
@@ -103,15 +116,43 @@ def _table(decisions: Any) -> None:
         state = str(decision.state)
         table.add_row(  # the settings' values are in these (a base URL, a host): plain text
             str(decision.id),
-            plain(state, STATE_STYLES.get(state, "bold")),
+            plain(state, _style(state)),
             plain(decision.destination),
             plain(decision.what),
             plain(decision.retention.summary),
             Text("\n").join(plain(f"• {reason}") for reason in decision.reasons),
         )
-    if decisions.fail_closed:
-        console.print("[bold white on red] managed settings invalid: failing closed [/]")
     console.print(table)
+
+
+def _blocks(console: Any, decisions: Any) -> None:
+    """The table's rows for a narrow terminal: a flow and its state, then its fields, each
+    labelled, wrapped under its own start."""
+    from rich.table import Table
+    from rich.text import Text
+
+    from airlock.cli._common import plain
+
+    console.print(plain(f"Data flows — provider: {decisions.provider.label}", "bold"))
+    for decision in decisions:
+        state = str(decision.state)
+        console.print()
+        console.print(plain(str(decision.id), "bold") + "  " + plain(state, _style(state)))
+        fields = Table.grid(padding=(0, 2))
+        fields.add_column(style="dim", no_wrap=True)
+        fields.add_column(overflow="fold")  # a long URL broken, never cut short
+        fields.add_row("  destination", plain(decision.destination))
+        fields.add_row("  what leaves", plain(decision.what))
+        fields.add_row("  kept", plain(decision.retention.summary))
+        reasons = Text("\n").join(plain(f"• {reason}") for reason in decision.reasons)
+        fields.add_row("  why", reasons)
+        console.print(fields)
+    console.print()
+    console.print(CAPTION, style="dim")
+
+
+def _style(state: str) -> str:
+    return STATE_STYLES.get(state, "bold")
 
 
 def _explain(decisions: Any, flow: FlowId) -> None:
@@ -119,7 +160,7 @@ def _explain(decisions: Any, flow: FlowId) -> None:
 
     console = stdout_console()
     decision = decisions[flow]
-    style = STATE_STYLES.get(str(decision.state), "bold")
+    style = _style(str(decision.state))
     console.print(plain(f"{flow}", "bold") + ": " + plain(decision.state, style))
     console.print(plain(f"  provider     {decisions.provider.label}"))
     for reason in decisions.provider_reasons:
