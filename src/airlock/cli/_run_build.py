@@ -161,6 +161,7 @@ def mounts(
     read_only: tuple[Path, ...],
     held: Held | None,
     walk: WorkspaceScan,
+    agent_state: list[Path],
     codex: Path | None = None,
 ) -> list[Any]:
     """Every path rule: the built-in ones, the command line's, the settings'.
@@ -170,7 +171,9 @@ def mounts(
     ``walk``: the workspace's walk at the run's start
     (:func:`airlock.sandbox.repositories.scan_workspace`): its nested git repositories, the
     ``HEAD`` entries of subfolders (bare repositories), its ``.hg`` folders (Mercurial
-    repositories) and its ``.envrc`` files (direnv's).
+    repositories) and its ``.envrc`` files (direnv's). ``agent_state``: the agents' own
+    state folders and files (:func:`airlock.sandbox.paths.agent_state_paths`), ``codex`` the
+    folder ``CODEX_HOME`` names, if taken.
     """
     import sys
     from pathlib import Path
@@ -181,7 +184,6 @@ def mounts(
     from airlock.sandbox.mercurial import hg_rules
     from airlock.sandbox.paths import (
         Kind,
-        agent_state_paths,
         expand,
         home_rules,
         in_own_state,
@@ -266,7 +268,7 @@ def mounts(
             home,
             workspace,
             [expand(text, home, cwd) for text in args.rw],
-            agent_state_paths(home, loaded.config_dir, codex),
+            agent_state,
         ),
         *system_rules(),
         *socket_rules(sockets),

@@ -270,7 +270,9 @@ def _run(args: argparse.Namespace) -> int:
         agent_state = agent_state_paths(home, loaded.config_dir, codex)
         skip = agent_skip(workspace, agent_state)
         scan = scan_workspace(workspace, WATCHED, skip=skip)  # nested repositories; for Watch
-        rules = mounts(args, loaded, environ, workspace, state, bundle, held, scan, codex)
+        rules = mounts(
+            args, loaded, environ, workspace, state, bundle, held, scan, agent_state, codex
+        )
         read_only = read_only_map(rules)
         if codex is not None and read_only_at(resolve(codex), read_only):  # not opened
             print(
