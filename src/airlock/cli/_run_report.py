@@ -3,18 +3,88 @@ otherwise) and as JSON with ``--report-json``."""
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 # ``typing`` is not imported at run time (start-up time); mypy reads the block as if true.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from airlock.egress import ProxyReport
     from airlock.sandbox import ScrubbedEnvironment
 
 
+class ReportFile:
+    """``--report-json FILE``, checked before the command runs and written after it.
+
+    The file is often in the workspace, which the command can write: by the end it may have
+    put a link there to a file of the user's (their settings, airlock's own audit log), a
+    FIFO, or a folder. So the file's folder is found (links resolved) and held open before
+    the run, and the report is written after it under a new name in that folder and renamed
+    over the file's name: a link there is replaced, never followed; a folder or a FIFO there
+    is an error, never a wait. A folder moved away in the run is still the one written in.
+
+    Raises:
+        UsageError: (at the start) the folder is missing; the path names a folder, a FIFO or
+            a device; or it is in airlock's own state (the audit log, its heads).
+    """
+
+    def __init__(self, given: str, state: Sequence[Path]) -> None:
+        from airlock.errors import UsageError
+
+        self.given = given
+        path = Path(os.path.realpath(Path(given).expanduser()))
+        for own in state:
+            own = Path(os.path.realpath(own))
+            if path == own or path.is_relative_to(own):
+                raise UsageError(
+                    f"--report-json {given}: in airlock's own state ({own}), which holds the "
+                    "audit log and its heads; give a file elsewhere"
+                )
+        if given.endswith("/") or path.is_dir():
+            raise UsageError(f"--report-json {given}: a folder; give a file's path")
+        if not path.parent.is_dir():
+            raise UsageError(f"--report-json {given}: there is no folder {path.parent}")
+        if path.exists() and not path.is_file():
+            raise UsageError(
+                f"--report-json {given}: not a regular file (a FIFO or a device); give a file"
+            )
+        self.name = path.name
+        self.folder = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+
+    def write(self, text: str) -> str:
+        """Write the report; ``""``, or why it could not be written (the folder closed)."""
+        import secrets
+
+        temporary = f".{self.name}.{secrets.token_hex(6)}.tmp"
+        try:
+            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+            fd = os.open(temporary, flags, 0o666, dir_fd=self.folder)
+            try:
+                with os.fdopen(fd, "w", encoding="utf-8") as out:
+                    out.write(text)
+                os.replace(temporary, self.name, src_dir_fd=self.folder, dst_dir_fd=self.folder)
+            except BaseException:
+                os.unlink(temporary, dir_fd=self.folder)
+                raise
+            return ""
+        except OSError as error:
+            return f"--report-json {self.given}: not written ({error.strerror or error})"
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        if self.folder >= 0:
+            os.close(self.folder)
+            self.folder = -1
+
+
 def show(
-    report: ProxyReport, scrubbed: ScrubbedEnvironment, report_json: str | None, code: int
-) -> None:
+    report: ProxyReport, scrubbed: ScrubbedEnvironment, code: int, report_file: ReportFile | None
+) -> str:
+    """The report on stderr, then in ``report_file``: ``""``, or why that was not written."""
     import json
-    import sys
 
     data = {
         **report.to_json(),
@@ -24,10 +94,15 @@ def show(
         },
         "exit_code": code,
     }
-    if report_json:
-        from pathlib import Path
+    _show(report, scrubbed)
+    if report_file is None:
+        return ""
+    return report_file.write(json.dumps(data, indent=2) + "\n")
 
-        Path(report_json).write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+
+def _show(report: ProxyReport, scrubbed: ScrubbedEnvironment) -> None:
+    import sys
+
     if sys.stderr.isatty():
         _show_table(report, scrubbed)
         return

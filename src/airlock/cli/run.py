@@ -118,7 +118,7 @@ def _run(args: argparse.Namespace) -> int:
         standby_proxy,
         start_now,
     )
-    from airlock.cli._run_report import show
+    from airlock.cli._run_report import ReportFile, show
     from airlock.errors import SandboxError, SettingsError, UsageError
     from airlock.policy import decide
     from airlock.sandbox import parse_env_options, scrub
@@ -222,6 +222,7 @@ def _run(args: argparse.Namespace) -> int:
     prepared = prepared_now() if early else None
     held = None
     watch = None
+    report_file = None
     read_only: dict[Path, bool] = {}
     pending = None
     kept = None
@@ -243,6 +244,8 @@ def _run(args: argparse.Namespace) -> int:
                 "audit log and its heads must stay out of the command's reach; choose another "
                 "workspace"
             )
+        if args.report_json:  # its folder held from now: what the command leaves is no way
+            report_file = ReportFile(args.report_json, state)
         bundle = prepared.read_only_files if prepared is not None else ()
         stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(started))
         run = f"{stamp}-{os.getpid()}"
@@ -383,6 +386,10 @@ def _run(args: argparse.Namespace) -> int:
                     report = proxy.close(record)
             finally:
                 sandbox.close()
+    except BaseException:
+        if report_file is not None:
+            report_file.close()
+        raise
     finally:
         made_safe = after_the_run(
             ("close the run's CA", prepared.close if prepared is not None else None)
@@ -394,12 +401,13 @@ def _run(args: argparse.Namespace) -> int:
             kept.done()
         if runs >= 0:
             os.close(runs)  # the runs' lock: this run no longer holds it
-    show(report, scrubbed, args.report_json, code)
+    not_written = show(report, scrubbed, code, report_file)  # the file written, and closed
     for line in made_safe:
         print(line, file=sys.stderr)
-    if report.error:  # the log failed: what the run did is not all on record
+    failed = [why for why in (report.error, not_written) if why]
+    if failed:  # the log failed (what the run did is not all on record), or the report file
         print(
-            f"airlock run: {report.error}; the command exited {code}, airlock exits "
+            f"airlock run: {'; '.join(failed)}; the command exited {code}, airlock exits "
             f"{USAGE_EXIT_CODE}",
             file=sys.stderr,
         )

@@ -1,0 +1,133 @@
+"""``airlock run --report-json FILE``: the file is often in the workspace, which the command
+can write. Whatever the command leaves at its name (a link to a file of the user's, a FIFO, a
+folder), the report never goes anywhere else and airlock never waits; a path that cannot be
+written is refused before the command runs; a report that cannot be written after it is said,
+after the report on stderr, with exit 125."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.cli import airlock
+
+
+def _run(tmp_path: Path, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    log = str(tmp_path / "audit.jsonl")
+    return airlock("run", "--audit-log", log, *args, cwd=cwd, timeout=120)
+
+
+def _report(path: Path) -> dict[str, object]:
+    assert stat.S_ISREG(path.lstat().st_mode), path
+    data = json.loads(path.read_text())
+    assert isinstance(data, dict)
+    return data
+
+
+@pytest.mark.parametrize("target", ["settings", "audit log"])
+def test_a_link_the_command_leaves_at_the_report_is_replaced_not_followed(
+    tmp_path: Path, project: Path, config_dir: Path, target: str
+) -> None:
+    """The command links ``report.json`` to the user's settings (read-only inside) or to
+    airlock's own audit log: after the run both are as they were, and ``report.json`` is a
+    file of its own holding the report."""
+    settings = config_dir / "settings.json"
+    settings.write_text('{"permissions": {"deny": ["Bash(rm:*)"]}}')
+    victim = settings if target == "settings" else tmp_path / "audit.jsonl"
+    done = _run(
+        tmp_path, "--report-json", "report.json", "--", "ln", "-sf", str(victim), "report.json"
+    )
+    assert done.returncode == 0, done.stderr
+    assert settings.read_text() == '{"permissions": {"deny": ["Bash(rm:*)"]}}'
+    assert _report(project / "report.json")["exit_code"] == 0
+    verified = airlock("audit", "verify", "--audit-log", str(tmp_path / "audit.jsonl"))
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+
+
+def test_a_fifo_the_command_leaves_at_the_report_does_not_hold_airlock(
+    tmp_path: Path, project: Path
+) -> None:
+    done = _run(tmp_path, "--report-json", "report.json", "--", "mkfifo", "report.json")
+    assert done.returncode == 0, done.stderr
+    assert _report(project / "report.json")["exit_code"] == 0
+
+
+def test_a_folder_the_command_leaves_at_the_report_is_said_after_the_report(
+    tmp_path: Path, project: Path
+) -> None:
+    """The report on stderr and what the run made safe are still shown; then why the file
+    was not written, and exit 125 though the command exited 3."""
+    done = _run(
+        tmp_path,
+        "--report-json",
+        "report.json",
+        "--",
+        "sh",
+        "-c",
+        "mkdir -p report.json/x sub/.vscode; echo {} > sub/.vscode/settings.json; exit 3",
+    )
+    assert done.returncode == 125, done.stderr
+    assert "nothing left the machine" in done.stderr
+    assert "set aside" in done.stderr  # the .vscode settings made in the run
+    said = done.stderr.splitlines()[-1]
+    assert "--report-json report.json: not written" in said, done.stderr
+    assert "the command exited 3, airlock exits 125" in said
+    assert (project / "report.json" / "x").is_dir()
+    assert [entry.name for entry in project.iterdir() if entry.name.endswith(".tmp")] == []
+
+
+def test_a_folder_moved_away_in_the_run_is_still_the_one_written_in(
+    tmp_path: Path, project: Path, home: Path
+) -> None:
+    """The command moves the report's folder away and puts a link to the home in its place:
+    the report goes into the folder chosen (now moved), not into the home."""
+    (project / "out").mkdir()
+    done = _run(
+        tmp_path,
+        "--report-json",
+        "out/report.json",
+        "--",
+        "sh",
+        "-c",
+        f"mv out moved && ln -s {home} out",
+    )
+    assert done.returncode == 0, done.stderr
+    assert not (home / "report.json").exists()
+    assert _report(project / "moved" / "report.json")["exit_code"] == 0
+
+
+def test_a_link_the_user_gave_is_followed(tmp_path: Path, project: Path) -> None:
+    """A link at the path before the run is the user's own: the report goes where it leads."""
+    (tmp_path / "reports").mkdir()
+    (project / "report.json").symlink_to(tmp_path / "reports" / "latest.json")
+    done = _run(tmp_path, "--report-json", "report.json", "--", "true")
+    assert done.returncode == 0, done.stderr
+    assert _report(tmp_path / "reports" / "latest.json")["exit_code"] == 0
+
+
+@pytest.mark.parametrize(
+    ("given", "said"),
+    [
+        ("missing/report.json", "there is no folder"),
+        (".", "a folder"),
+        ("out/", "a folder"),
+        ("fifo", "not a regular file"),
+        ("{log}", "in airlock's own state"),
+        ("{state}/report.json", "in airlock's own state"),
+    ],
+)
+def test_a_report_path_that_cannot_be_written_is_refused_before_the_command_runs(
+    tmp_path: Path, project: Path, home: Path, given: str, said: str
+) -> None:
+    (project / "out").mkdir()
+    os.mkfifo(project / "fifo")
+    path = given.format(log=tmp_path / "audit.jsonl", state=home / ".claude" / "airlock")
+    done = _run(tmp_path, "--report-json", path, "--", "touch", "ran")
+    assert done.returncode == 125, done.stderr
+    assert f"--report-json {path}: {said}" in done.stderr, done.stderr
+    assert not (project / "ran").exists()
