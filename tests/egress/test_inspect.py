@@ -896,6 +896,24 @@ def test_a_form_upload_is_counted_decoded(make_rig) -> None:  # type: ignore[no-
     assert secret not in json.dumps(rig.records)
 
 
+@pytest.mark.parametrize("mode", [SecretsMode.BLOCK, SecretsMode.REDACT], ids=["block", "redact"])
+def test_a_key_file_sent_as_a_form_is_blocked_or_redacted(make_rig, tmp_path: Path, mode) -> None:  # type: ignore[no-untyped-def]
+    """``curl --data-urlencode content@id_rsa``: the form writes the key's spaces as ``+``
+    (``BEGIN+RSA+PRIVATE+KEY``) and its new lines as ``%0A``; it is refused, or leaves
+    redacted."""
+    pem = "-----BEGIN RSA PRIVATE KEY-----\n" + "MIIEpAIBAAKCAQEA7x+9/" * 3
+    (tmp_path / "id_rsa").write_text(pem + "\n-----END RSA PRIVATE KEY-----\n")
+    rig = make_rig(secrets=mode)
+    done = _curl(rig, "/v1/messages", "--data-urlencode", f"content@{tmp_path / 'id_rsa'}")
+    assert done.returncode == 0, done.stderr
+    [record] = rig.wait_records(1)
+    assert record["secrets"] == {"private_key_pem": 1}
+    if mode is SecretsMode.BLOCK:
+        assert done.stdout.endswith("403") and rig.origin.seen == []
+    else:
+        assert rig.origin.seen[0][2] == b"content=[REDACTED:private_key_pem]"
+
+
 @pytest.mark.parametrize("kind", ["escaped_json", "raw_deflate", "gzip_then_deflate"])
 @pytest.mark.parametrize("mode", [SecretsMode.REPORT, SecretsMode.BLOCK], ids=["report", "block"])
 def test_report_counts_what_block_refuses(make_rig, tmp_path: Path, mode, kind) -> None:  # type: ignore[no-untyped-def]

@@ -238,6 +238,70 @@ def test_a_form_encoded_secret_is_found_blocked_and_redacted_in_place() -> None:
     assert found == {"aws_secret_access_key": 1, "github_token": 1} and not decoded
 
 
+PEM = (
+    "-----BEGIN RSA PRIVATE KEY-----\n"
+    + "MIIEpAIBAAKCAQEA7x+9/" * 3
+    + "\n-----END RSA PRIVATE KEY-----\n"
+)
+FORM = b"application/x-www-form-urlencoded"
+
+
+@pytest.mark.parametrize("content_type", [FORM, FORM + b"; charset=UTF-8", b"text/plain, " + FORM])
+def test_a_form_written_with_plus_for_spaces_is_read_as_its_reader_reads_it(
+    content_type: bytes,
+) -> None:
+    """``curl --data-urlencode``, ``requests``' ``data=`` and HTML forms write a space as ``+``
+    (and a ``+`` as ``%2B``): a PEM key and a named AWS secret key written so are found,
+    blocked, redacted where they stand, and counted when forwarded as they come."""
+    from urllib.parse import urlencode
+
+    from airlock.egress.scan import BodyCount
+
+    body = urlencode({"content": PEM, "note": f"aws_secret_access_key = {AWS_SECRET}"}).encode()
+    assert b"BEGIN+RSA+PRIVATE+KEY" in body and b"aws_secret_access_key+%3D+" in body
+    kinds = {"private_key_pem": 1, "aws_secret_access_key": 1}
+    assert check_gathered(REDACTOR, SecretsMode.BLOCK, body, None, content_type)[:2] == (
+        None,
+        kinds,
+    )
+    redacted, found, _ = check_gathered(REDACTOR, SecretsMode.REDACT, body, None, content_type)
+    assert found == kinds
+    assert redacted == (
+        b"content=[REDACTED:private_key_pem]"
+        b"&note=aws_secret_access_key+%3D+[REDACTED:aws_secret_access_key]"
+    )
+
+    async def counted() -> dict[str, int]:
+        count = BodyCount(REDACTOR, None, content_type)
+        for at in range(0, len(body), 7):
+            await count.add(body[at : at + 7])
+        return await count.total()
+
+    assert asyncio.run(counted()) == kinds
+
+
+def test_plus_is_a_space_only_in_a_form() -> None:
+    """Outside a form a ``+`` is itself: a key holding one, beside an escape, is found as it
+    is, and a JSON body's ``+`` never hides one."""
+    body = json.dumps({"url": "/a%20b", "note": f"aws_secret_access_key = {AWS_SECRET}"})
+    found = check_gathered(REDACTOR, SecretsMode.BLOCK, body.encode(), None, b"application/json")
+    assert found[:2] == (None, {"aws_secret_access_key": 1})
+    assert check_gathered(REDACTOR, SecretsMode.BLOCK, b"a+b=c+d", None, FORM)[:2] == (
+        b"a+b=c+d",
+        {},
+    )
+
+
+def test_a_query_written_with_plus_for_spaces_is_read_that_way_too() -> None:
+    from urllib.parse import urlencode
+
+    from airlock.egress.scan import path_secrets
+
+    target = "/v1/models?" + urlencode({"q": f"aws_secret_access_key = {AWS_SECRET}"})
+    assert "+%3D+" in target
+    assert path_secrets(REDACTOR, target, "/v1/models?q=…")[1] == {"aws_secret_access_key": 1}
+
+
 def test_a_secret_found_both_ways_counts_once() -> None:
     """A key written plainly beside an unrelated escape is one secret, not two."""
     from airlock.egress.scan import SecretsMode, check_gathered
@@ -467,7 +531,8 @@ def _every_reading(target: str) -> dict[str, int]:
     from collections import Counter
 
     counts: Counter[str] = Counter()
-    for text in (target, urllib.parse.unquote(target, errors="replace")):
+    unquote, unquote_plus = urllib.parse.unquote, urllib.parse.unquote_plus
+    for text in (target, unquote(target, errors="replace"), unquote_plus(target, errors="replace")):
         counts |= Counter(hit.kind for hit in REDACTOR.find(text.encode("utf-8", "replace")))
     return dict(counts)
 

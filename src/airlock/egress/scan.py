@@ -196,6 +196,20 @@ class SecretsMode(StrEnum):
     BLOCK = "block"
 
 
+FORM = b"application/x-www-form-urlencoded"
+
+
+def form_body(content_type: bytes | None) -> bool:
+    """Whether a body is a form by its ``Content-Type`` (any of the types a joined header
+    lists): its reader takes each ``+`` for a space (``curl --data-urlencode``, ``requests``'
+    ``data=``, an HTML form)."""
+    if not content_type:
+        return False
+    return any(
+        value.split(b";", 1)[0].strip().lower() == FORM for value in content_type.split(b",")
+    )
+
+
 class SecretScanner:
     """Counts the secrets of one body, fed in pieces.
 
@@ -209,6 +223,8 @@ class SecretScanner:
         nuls: Whether a window that holds text in UTF-16 or UTF-32 among its bytes
             (:func:`nul_text`) is read with its NULs left out too, as :func:`check_gathered`
             reads a gathered body; the most of each kind either way is counted.
+        plus: Whether the body is a form (:func:`form_body`): with ``escapes``, a window with
+            a ``+`` is read with each ``+`` a space too.
     """
 
     def __init__(
@@ -219,9 +235,11 @@ class SecretScanner:
         overlap: int = OVERLAP,
         escapes: bool = False,
         nuls: bool = False,
+        plus: bool = False,
     ) -> None:
         self._redactor = redactor
         self._escapes = escapes
+        self._plus = plus
         self._nuls = nuls
         self._segment = segment
         self._overlap = overlap
@@ -309,9 +327,13 @@ class SecretScanner:
 
     def _spans(self, window: bytes) -> list[tuple[int, int, str]]:
         """The secrets of a window: read with its percent escapes decoded too when asked and
-        it holds one (``%`` is looked for first: most windows have none)."""
-        if self._escapes and b"%" in window and ESCAPE.search(window) is not None:
-            hits = escaped_hits(self._redactor, window)
+        it holds one (``%`` is looked for first: most windows have none), and a form's with
+        its ``+`` as spaces."""
+        if self._escapes and (
+            (b"%" in window and ESCAPE.search(window) is not None)
+            or (self._plus and b"+" in window)
+        ):
+            hits = escaped_hits(self._redactor, window, plus=self._plus)
             if hits is not None and not hits.over:
                 return list(hits)
         return [(hit.start, hit.end, hit.kind) for hit in self._redactor.find(window)]
@@ -857,7 +879,7 @@ class WideText:
         self._start: bytes | None = b""
         """The first bytes, until the charset is told from them."""
         self._decoder: codecs.IncrementalDecoder | None = None
-        self._scanner = SecretScanner(redactor, escapes=True)
+        self._scanner = SecretScanner(redactor, escapes=True, plus=form_body(content_type))
         self.unchecked = ""
 
     async def add(self, data: bytes) -> None:
@@ -918,7 +940,9 @@ class BodyCount:
         self, redactor: Redactor, encoding: bytes | None, content_type: bytes | None
     ) -> None:
         self.decoder = StreamDecoder(encoding)
-        self._scanner = SecretScanner(redactor, escapes=True, nuls=True)
+        self._scanner = SecretScanner(
+            redactor, escapes=True, nuls=True, plus=form_body(content_type)
+        )
         self._raw = SecretScanner(redactor) if self.decoder.steps else None
         self._wide = WideText(redactor, content_type)
 
@@ -1041,11 +1065,11 @@ class _Spans(RedactionReport):
 
 class EscapedHits:
     """The secrets of a body with percent escapes (:func:`escaped_hits`): found in it as it is
-    and with the escapes decoded, as spans of the body, in order; a secret found both ways is
-    one."""
+    and with the escapes decoded (a form's also with its ``+`` as spaces), as spans of the
+    body, in order; a secret found more than one way is one."""
 
-    def __init__(self, as_sent: _Spans, decoded: _Spans) -> None:
-        self._readings = (as_sent, decoded)
+    def __init__(self, *readings: _Spans) -> None:
+        self._readings = readings
 
     @property
     def over(self) -> bool:
@@ -1058,8 +1082,10 @@ class EscapedHits:
         each kind either way it was read (every kind found is named; a count may be short by
         the secrets found one way only)."""
         if self.over:
-            as_sent, decoded = self._readings
-            return dict(Counter(as_sent.tally) | Counter(decoded.tally))
+            most: Counter[str] = Counter()
+            for reading in self._readings:
+                most |= Counter(reading.tally)
+            return dict(most)
         return dict(Counter(kind for _, _, kind in self))
 
     def __iter__(self) -> Iterator[tuple[int, int, str]]:
@@ -1075,11 +1101,16 @@ class EscapedHits:
             yield kept
 
 
-def escaped_hits(redactor: Redactor, body: bytes, grow: Grow | None = None) -> EscapedHits | None:
+def escaped_hits(
+    redactor: Redactor, body: bytes, grow: Grow | None = None, *, plus: bool = False
+) -> EscapedHits | None:
     """The secrets of ``body`` with its percent escapes decoded (a form's
     ``aws_secret_access_key=wJalr…%2F…``, ``ghp%5F…``), as spans of ``body`` itself, and those
     of ``body`` as it is, not overlapping; ``None`` when it holds more than
-    :data:`MAX_ESCAPES` escapes.
+    :data:`MAX_ESCAPES` escapes. With ``plus`` (a form: :func:`form_body`), a body with a
+    ``+`` is also read with each ``+`` a space before its escapes are decoded, as a form's
+    reader reads it (``BEGIN+RSA+PRIVATE+KEY``, ``aws_secret_access_key+%3D+…``); an escaped
+    ``%2B`` stays a ``+``. A space takes the place of a ``+``, so the map back is the same.
 
     Each reading is scanned as :func:`redact_body` scans a body, a window at a time. What the
     scan holds is charged to ``grow`` before it is made: the decoded copy and its map back
@@ -1097,13 +1128,25 @@ def escaped_hits(redactor: Redactor, body: bytes, grow: Grow | None = None) -> E
     unescaped = _Unescaped(body, count)
     decoded = _Spans(grow, unescaped.origin)
     redactor.redact_stream(io.BytesIO(unescaped.text), _Nowhere(), report=decoded)
-    return EscapedHits(as_sent, decoded)
+    if not (plus and b"+" in body):
+        return EscapedHits(as_sent, decoded)
+    _charge(grow, 2 * len(body))  # the body with spaces, then its escapes decoded
+    spaced = _Unescaped(body.replace(b"+", b" "), count)
+    as_form = _Spans(grow, spaced.origin)
+    redactor.redact_stream(io.BytesIO(spaced.text), _Nowhere(), report=as_form)
+    return EscapedHits(as_sent, decoded, as_form)
 
 
 def _check_escaped(
-    redactor: Redactor, mode: SecretsMode, body: bytes, grow: Grow | None = None
+    redactor: Redactor,
+    mode: SecretsMode,
+    body: bytes,
+    grow: Grow | None = None,
+    *,
+    plus: bool = False,
 ) -> tuple[bytes | None, dict[str, int]]:
-    """:func:`check_gathered` for a body with percent escapes (:func:`escaped_hits`). The
+    """:func:`check_gathered` for a body with percent escapes, or a form's ``+``
+    (:func:`escaped_hits`). The
     redacted body's size is charged to ``grow`` before it is written. Under ``block``, a body
     with more than :data:`MAX_SPANS` secrets is refused as any other that holds one, with the
     counts :meth:`EscapedHits.counts` gives.
@@ -1113,7 +1156,7 @@ def _check_escaped(
             :data:`MAX_SPANS` secrets to replace in place (``413``, with the counts); copies
             ``grow`` refuses (``503``).
     """
-    hits = escaped_hits(redactor, body, grow)
+    hits = escaped_hits(redactor, body, grow, plus=plus)
     if hits is None:
         raise Uncheckable(
             413, f"the request body holds more than {MAX_ESCAPES} percent escapes to check"
@@ -1168,19 +1211,20 @@ def check_gathered(
             refuses.
     """
     plain = decoded(body, encoding, grow=grow)
+    form = form_body(content_type)
     codec = wide_charset(content_type, plain)
     if codec is not None:  # read as text too
         wide = _wide_secrets(redactor, plain, codec, grow)
         if wide:
-            as_sent = _check_decoded(redactor, SecretsMode.BLOCK, body, plain, grow)[1]
+            as_sent = _check_decoded(redactor, SecretsMode.BLOCK, body, plain, grow, form)[1]
             secrets = dict(Counter(wide) | Counter(as_sent))
             if mode is SecretsMode.REDACT:
                 raise Uncheckable(403, wide_refusal(codec, secrets), secrets)
             return None, secrets, False
     if not nul_text(plain):
-        return _check_decoded(redactor, mode, body, plain, grow)
+        return _check_decoded(redactor, mode, body, plain, grow, form)
     unnulled = _unnulled_secrets(redactor, plain, grow)  # UTF-16 or UTF-32 among its bytes
-    checked = _check_decoded(redactor, mode, body, plain, grow)
+    checked = _check_decoded(redactor, mode, body, plain, grow, form)
     if not unnulled:
         return checked
     leaving, found, left_decoded = checked
@@ -1268,13 +1312,20 @@ def _as_utf8(plain: bytes, codec: str, grow: Grow | None = None) -> bytes:
 
 
 def _check_decoded(
-    redactor: Redactor, mode: SecretsMode, body: bytes, plain: bytes, grow: Grow | None = None
+    redactor: Redactor,
+    mode: SecretsMode,
+    body: bytes,
+    plain: bytes,
+    grow: Grow | None = None,
+    form: bool = False,
 ) -> tuple[bytes | None, dict[str, int], bool]:
     """:func:`check_gathered` of ``body`` read as its bytes, ``plain`` being it decoded (the
-    same object when it has no ``Content-Encoding``)."""
+    same object when it has no ``Content-Encoding``); ``form``: it is a form
+    (:func:`form_body`), whose ``+`` is a space."""
     in_raw = count_secrets(redactor, body) if plain is not body else {}
-    if ESCAPE.search(plain) is not None:  # a form's values (%2F, %2B): read decoded too
-        checked, secrets = _check_escaped(redactor, mode, plain, grow)
+    # a form's values (%2F, %2B, + for a space): read decoded too
+    if ESCAPE.search(plain) is not None or (form and b"+" in plain):
+        checked, secrets = _check_escaped(redactor, mode, plain, grow, plus=form)
         secrets = dict(Counter(secrets) | Counter(in_raw))  # a gzip header leaves as it is
         if checked is plain and not in_raw:
             return body, secrets, False
@@ -1300,8 +1351,8 @@ _MARKER_OR_RUN = re.compile(r"\[REDACTED:[a-z0-9_]+\]|" + TOKEN_LIKE.pattern)
 
 
 def path_secrets(redactor: Redactor, target: str, logged: str) -> tuple[str, dict[str, int]]:
-    """The secrets in a request's target (path and query, values too, read as sent and with
-    its percent escapes decoded), by kind, and ``logged`` (the target as the audit log shows
+    """The secrets in a request's target (path and query, values too, read as sent, with its
+    percent escapes decoded, and with its ``+`` as spaces too), by kind, and ``logged`` (the target as the audit log shows
     it, query values already left out) fit for the log: with a secret anywhere in the
     target, each secret the engine finds in ``logged`` (as sent, then decoded) is replaced by
     its marker, and each run of token characters left is left out too
@@ -1310,6 +1361,8 @@ def path_secrets(redactor: Redactor, target: str, logged: str) -> tuple[str, dic
     readings = [target]
     if "%" in target:
         readings.append(urllib.parse.unquote(target, errors="replace"))
+    if "+" in target:  # a query's values as a form's reader reads them: + is a space
+        readings.append(urllib.parse.unquote_plus(target, errors="replace"))
     own_rules = len(redactor.rules) > len(RULES)  # the user's rules may find anything
     if not own_rules and not any(could_hold_secrets(text) for text in readings):
         return logged, {}
