@@ -539,6 +539,17 @@ MALFORMED = [
         id="absolute_form_naming_another_port",
     ),
     pytest.param(
+        b"POST https://localhost:1;/api/event_logging/batch HTTP/1.1\r\nHost: localhost\r\n"
+        b"Content-Length: 2\r\n\r\n{}",
+        "malformed request target",
+        id="absolute_form_llhttp_reads_but_no_url",
+    ),
+    pytest.param(
+        b"GET https://localhost:1%2f/v1/models HTTP/1.1\r\nHost: localhost\r\n\r\n",
+        "malformed request target",
+        id="absolute_form_with_an_escape_in_its_port",
+    ),
+    pytest.param(
         b"CONNECT evil.example:443 HTTP/1.1\r\nHost: evil.example\r\n\r\n",
         "evil.example:443",
         id="connect_inside_tls",

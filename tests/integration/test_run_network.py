@@ -177,6 +177,36 @@ def test_airlocks_no_proxy_goes_past_the_upstream_proxy(tmp_path: Path) -> None:
     assert site.seen == ["GET /bypass"]
 
 
+@pytest.mark.parametrize(
+    ("url", "said"),
+    [
+        ("http://proxy.example:99999", "Port out of range"),
+        ("https://proxy.example:3128", "expected http://HOST:PORT"),
+        ("http://[::1", "Invalid IPv6 URL"),
+        ("http://proxy.example:3128/path", "expected http://HOST:PORT"),
+    ],
+)
+def test_an_upstream_proxy_that_is_no_url_is_refused_before_the_command_runs(
+    tmp_path: Path, project: Path, url: str, said: str
+) -> None:
+    """It was read at the first connection, inside the proxy: a traceback there, and the
+    command ran without its way out."""
+    done = run_script(tmp_path, "touch ran", "--upstream-proxy", url)
+    assert done.returncode == 125, done.stderr
+    assert f"--upstream-proxy {url!r}: {said}" in done.stderr, done.stderr
+    assert not (project / "ran").exists()
+
+
+def test_airlocks_own_https_proxy_is_read_before_the_command_runs(
+    tmp_path: Path, project: Path
+) -> None:
+    malformed = {"HTTPS_PROXY": "http://proxy.example:0x", "https_proxy": ""}
+    done = run_script(tmp_path, "touch ran", env=malformed)
+    assert done.returncode == 125, done.stderr
+    assert "HTTPS_PROXY in airlock's environment 'http://proxy.example:0x'" in done.stderr
+    assert not (project / "ran").exists()
+
+
 def test_an_ipv6_literal_pattern_is_allowed_and_a_malformed_one_is_refused(
     tmp_path: Path,
 ) -> None:

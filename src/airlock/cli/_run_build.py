@@ -34,7 +34,7 @@ def egress_config(
     from pathlib import Path
 
     from airlock.egress import EgressConfig, Limits, audit_paths, default_rules
-    from airlock.egress.config import ALLOW_OPTION
+    from airlock.egress.config import ALLOW_OPTION, upstream_address
     from airlock.settings.sandbox import sandbox_settings
 
     network = sandbox_settings(loaded)
@@ -50,9 +50,16 @@ def egress_config(
         )
     allow += _webfetch_allow_rules(loaded, network)
     deny += _webfetch_deny_rules(loaded)
-    upstream = (
-        args.upstream_proxy or environ.get("HTTPS_PROXY") or environ.get("https_proxy") or None
-    )
+    upstream = None
+    for source, url in (
+        ("--upstream-proxy", args.upstream_proxy),
+        ("HTTPS_PROXY in airlock's environment", environ.get("HTTPS_PROXY")),
+        ("https_proxy in airlock's environment", environ.get("https_proxy")),
+    ):
+        if url:
+            upstream_address(url, source)  # before the run: the proxy reads it at need
+            upstream = url
+            break
     given = Path(args.audit_log).expanduser().absolute() if args.audit_log else None
     audit_log, heads = audit_paths(environ, given)
     return EgressConfig(

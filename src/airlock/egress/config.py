@@ -108,6 +108,26 @@ class Limits:
         return None if self.max_upload_mb is None else int(self.max_upload_mb * 1024 * 1024)
 
 
+def upstream_address(url: str, source: str = "--upstream-proxy") -> tuple[str, int]:
+    """The host and port of an upstream proxy's URL, ``http://HOST[:PORT]`` (port 8080 when
+    none), or ``HOST:PORT``.
+
+    Raises:
+        UsageError: not such a URL (another scheme, no host, a port that is no port), naming
+            ``source``, where it came from (``--upstream-proxy``, ``HTTPS_PROXY``).
+    """
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url if "://" in url else f"http://{url}")
+        port = parts.port
+    except ValueError as error:
+        raise UsageError(f"{source} {url!r}: {error}; expected http://HOST:PORT") from None
+    if parts.scheme.lower() != "http" or not parts.hostname or parts.path not in ("", "/"):
+        raise UsageError(f"{source} {url!r}: expected http://HOST:PORT")
+    return parts.hostname, port or 8080
+
+
 @dataclass(frozen=True, slots=True)
 class EgressConfig:
     """Everything a run's proxy needs; built at the edge (the CLI), never from raw dicts inside.

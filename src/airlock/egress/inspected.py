@@ -228,7 +228,12 @@ class InspectedConnection:
                 f"request target {target[:80].decode('latin-1')!r} inside TLS to "
                 f"{self.host}:{self.port}: only a path or this host's URL is sent on",
             )
-        url = httptools.parse_url(target)  # llhttp has read it already
+        try:  # llhttp has read it as a request line's target, not always as a URL
+            url = httptools.parse_url(target)
+        except httptools.HttpParserInvalidURLError:
+            raise HttpError(
+                400, f"malformed request target {target[:80].decode('latin-1')!r}"
+            ) from None
         default = 443 if url.schema.lower() == b"https" else 80
         port = url.port or default
         try:

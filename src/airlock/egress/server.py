@@ -41,13 +41,11 @@ from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import httptools
-
 from airlock._tasks import create_task
 from airlock.egress.addresses import AddressCheck
 from airlock.egress.audit import AuditLog
 from airlock.egress.client import Client
-from airlock.egress.config import EgressConfig
+from airlock.egress.config import EgressConfig, upstream_address
 from airlock.egress.connection import (
     GATEWAY_HOST,
     READ_SIZE,
@@ -356,17 +354,12 @@ class Proxy:
 
 
 def parse_upstream(url: str | None) -> tuple[str, int] | None:
-    """The upstream proxy's host and port, from ``http://HOST[:PORT]`` (``None``: no chaining).
+    """The upstream proxy's host and port (:func:`upstream_address`; ``None``: no chaining).
 
     Raises:
-        AirlockError: ``url`` is not an ``http://`` URL with a host.
+        UsageError: ``url`` is not an ``http://`` URL with a host.
     """
-    if url is None:
-        return None
-    parsed = httptools.parse_url(url.encode())
-    if parsed.schema not in (b"http", None) or not parsed.host:
-        raise AirlockError(f"upstream proxy {url!r}: expected http://HOST:PORT")
-    return parsed.host.decode(), parsed.port or 8080
+    return None if url is None else upstream_address(url)
 
 
 def _known_without_lookup(host: str) -> bool:
