@@ -41,6 +41,7 @@ CLASSIFIED = [
     _request("metrics_batch", "POST", "/api/event_logging/v2/batch", "metrics"),
     _request("feature_flags_are_metrics", "POST", "/api/eval/sdk-abc", "metrics"),
     _request("metrics_enabled", "GET", "/api/claude_code/organizations/metrics_enabled", "metrics"),
+    _request("metrics_export", "POST", "/api/claude_code/metrics", "metrics"),
     _request("preflight", "GET", "/api/web/domain_info?domain=example.org", "webfetch_preflight"),
     _request("preflight_own_service", "GET", "/api/web/domain_hashes?p=ab12", "webfetch_preflight", host="safety.example.net"),
     _request("feedback", "POST", "/api/claude_cli_feedback", "feedback_command"),

@@ -224,6 +224,15 @@ CLAUDE_CODE: tuple[Signature, ...] = (
         "asks whether the organisation collects metrics (observed right before the batches)",
     ),
     Signature(
+        "*",
+        API_HOST,
+        "/api/claude_code/metrics",
+        FlowId.METRICS,
+        "the organisation's metrics export (an OpenTelemetry exporter the agent's program calls "
+        "'BigQuery metrics', posting to the API's /api/claude_code/metrics: read in Claude Code "
+        "2.1.328's program)",
+    ),
+    Signature(
         "*", "statsig.anthropic.com", "/", FlowId.METRICS, "metrics host of earlier versions"
     ),
     Signature(
