@@ -550,6 +550,18 @@ MALFORMED = [
         id="absolute_form_with_an_escape_in_its_port",
     ),
     pytest.param(
+        b"GET /v1/models HTTP/1.1\r\nHost: localhost\r\nContent-Length: %d\r\n\r\n"
+        % len(METRICS) + METRICS,
+        "a body on a GET request",
+        id="a_request_in_a_get_body",
+    ),
+    pytest.param(
+        b"HEAD /v1/models HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"0\r\n\r\n",
+        "a body on a HEAD request",
+        id="a_chunked_head_request",
+    ),
+    pytest.param(
         b"CONNECT evil.example:443 HTTP/1.1\r\nHost: evil.example\r\n\r\n",
         "evil.example:443",
         id="connect_inside_tls",
@@ -623,6 +635,12 @@ def test_malformed_requests_are_refused_400_and_recorded(
             b"Connection: close\r\n\r\n",
             ("GET", "https://LOCALHOST.:{port}/v1/models", b""),
             id="absolute_form_naming_this_host",
+        ),
+        pytest.param(
+            b"GET /v1/models HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\n"
+            b"Connection: close\r\n\r\n",
+            ("GET", "/v1/models", b""),
+            id="get_with_an_empty_body",
         ),
         pytest.param(
             b"\r\nGET /v1/models HTTP/1.0\r\nHost: localhost\r\nX-A: a\tb \xff\r\n\r\n",
