@@ -578,6 +578,39 @@ def test_audit_since_out_of_the_calendar_is_a_usage_error(tmp_path: Path, since:
     assert f"--since {since!r}" in done.stderr
 
 
+@pytest.mark.parametrize(
+    ("options", "said"),
+    [
+        (["--since", "now"], "--since 'now'"),
+        (["--host", "a b"], "--host 'a b'"),
+        (["--host", ""], "--host is empty"),
+        (["--run", " "], "--run is empty"),
+    ],
+)
+def test_audit_json_prints_nothing_on_a_bad_option(
+    tmp_path: Path, options: list[str], said: str
+) -> None:
+    """The options are read before the array opens: stdout holds no lone ``[``."""
+    log = tmp_path / "audit.jsonl"
+    log.write_text("")
+    done = airlock("audit", "--json", "--audit-log", str(log), *options)
+    assert (done.returncode, done.stdout) == (2, ""), done.stderr
+    assert said in done.stderr
+
+
+def test_audit_run_that_matches_nothing_says_so(tmp_path: Path) -> None:
+    log, heads = tmp_path / "audit.jsonl", tmp_path / "heads.jsonl"
+    audit = AuditLog(log, heads, "20261204T000000Z-1", flush_interval=3600)
+    audit.open()
+    audit.append({"type": "request", "time": 1764757493.25, "run": "20261204T000000Z-1"})
+    audit.close()
+    done = airlock("audit", "--json", "--audit-log", str(log), "--run", "2025")
+    assert (done.returncode, json.loads(done.stdout)) == (0, [])
+    assert "no run in" in done.stderr and "'2025'" in done.stderr
+    done = airlock("audit", "--json", "--audit-log", str(log), "--run", "2026")
+    assert len(json.loads(done.stdout)) >= 1 and "no run" not in done.stderr
+
+
 def test_audit_since_keeps_its_milliseconds_and_early_years(tmp_path: Path) -> None:
     """The time --since gives is compared as records write theirs, years before 1000 too."""
     log, heads = tmp_path / "audit.jsonl", tmp_path / "heads.jsonl"

@@ -550,8 +550,8 @@ MALFORMED = [
         id="absolute_form_with_an_escape_in_its_port",
     ),
     pytest.param(
-        b"GET /v1/models HTTP/1.1\r\nHost: localhost\r\nContent-Length: %d\r\n\r\n"
-        % len(METRICS) + METRICS,
+        b"GET /v1/models HTTP/1.1\r\nHost: localhost\r\nContent-Length: %d\r\n\r\n" % len(METRICS)
+        + METRICS,
         "a body on a GET request",
         id="a_request_in_a_get_body",
     ),

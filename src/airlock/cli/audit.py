@@ -9,7 +9,10 @@ import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from airlock.egress.config import HostRule
 
 HELP = "show the egress audit log of 'airlock run', or verify its hash chain"
 
@@ -242,20 +245,39 @@ def parse_since(text: str, now: datetime) -> datetime:
 
 
 def _selected(log: Path, args: argparse.Namespace) -> Iterator[dict[str, Any]]:
-    from airlock.egress.audit import read_records
+    """The records the options select, read as they are printed; the options are read now,
+    before anything is printed (``--json``'s ``[`` is not left alone on a bad one).
+
+    Raises:
+        UsageError: a ``--since``, ``--host`` or ``--run`` that cannot select anything.
+    """
     from airlock.egress.config import HostRule
-    from airlock.policy.rules import normalize_host
+    from airlock.errors import UsageError
 
     since = None
     if args.since:  # as records write their time: 2026-12-02T10:24:53.123Z
         moment = parse_since(args.since, datetime.now(UTC))
         since = moment.replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
+    for option, value in (("--host", args.host), ("--run", args.run)):
+        if value is not None and not value.strip():
+            raise UsageError(f"{option} is empty: give what to select, or leave it out")
     host_rule = HostRule.parse(args.host, "--host") if args.host else None
+    return _records(log, args, since, host_rule)
+
+
+def _records(
+    log: Path, args: argparse.Namespace, since: str | None, host_rule: HostRule | None
+) -> Iterator[dict[str, Any]]:
+    from airlock.egress.audit import read_records
+    from airlock.policy.rules import normalize_host
+
     connections_only = host_rule is not None or args.decision is not None
     skipped: list[int] = []
+    runs = 0
     for record in read_records(log, skipped):
         if args.run and not str(record.get("run", "")).startswith(args.run):
             continue
+        runs += 1
         if since is not None and _ended(record) < since:
             continue
         if connections_only and record.get("type") not in ("tunnel", "request"):
@@ -267,6 +289,8 @@ def _selected(log: Path, args: argparse.Namespace) -> Iterator[dict[str, Any]]:
         ):
             continue
         yield record
+    if args.run and not runs:
+        print(f"airlock audit: no run in {log} starts with {args.run!r}", file=sys.stderr)
     if skipped:
         lines = ", ".join(map(str, skipped[:5])) + (" …" if len(skipped) > 5 else "")
         print(
