@@ -279,6 +279,19 @@ def test_an_empty_folder_at_a_settings_file_is_no_file(project: Path, home: Path
     assert not loaded.managed_invalid
 
 
+def test_an_empty_settings_file_is_no_settings(project: Path, home: Path) -> None:
+    """As the agent reads one (and what a running ``airlock run`` keeps at a missing one in
+    the config dir): no settings, no problem. One holding a space is still read, and wrong."""
+    (home / ".claude").mkdir()
+    (home / ".claude" / "settings.json").write_bytes(b"")
+    (project / ".claude").mkdir()
+    (project / ".claude" / "settings.local.json").write_bytes(b"")
+    loaded = _load(project)
+    assert loaded.problems == () and not loaded.managed_invalid
+    (project / ".claude" / "settings.local.json").write_bytes(b" ")
+    assert "not valid JSON" in str(_load(project).problems[0])
+
+
 def test_inline_json_settings_and_missing_settings_file(project: Path, tmp_path: Path) -> None:
     """--settings takes inline JSON; a --settings file that does not exist is reported."""
     assert (

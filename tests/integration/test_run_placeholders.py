@@ -129,15 +129,16 @@ def test_no_placeholder_is_removed_through_a_folder_swapped_for_a_link(tmp_path:
 def test_a_run_beside_another_reads_its_placeholders_as_missing_settings(
     tmp_path: Path, home: Path
 ) -> None:
-    """Run A keeps an empty folder at the missing ~/.claude/settings.json it protects; a
-    second run (or any airlock command) meanwhile reads no settings there and reports no
-    problem, nor takes the empty .git A holds a new repository in for one; once A ends the
-    folder is gone."""
+    """Run A keeps an empty file at the missing ~/.claude/settings.json it protects (and an
+    empty folder at the project's missing .claude); a second run (or any airlock command)
+    meanwhile reads no settings there and reports no problem, nor takes the empty .git A
+    holds a new repository in for one; once A ends both are gone."""
     settings = home / ".claude" / "settings.json"
     assert not settings.exists()
     run_a = start_run(tmp_path, "echo started; while [ ! -e go ]; do sleep 0.05; done")
     try:
-        assert settings.is_dir() and not any(settings.iterdir())  # A's mount point
+        assert settings.is_file() and settings.stat().st_size == 0  # A's mount point
+        assert not any((Path.cwd() / ".claude").iterdir())
         second = airlock("run", "--audit-log", str(tmp_path / "b.jsonl"), "--", "true")
         assert second.returncode == 0, second.stderr
         assert "settings problems" not in second.stderr
@@ -147,7 +148,7 @@ def test_a_run_beside_another_reads_its_placeholders_as_missing_settings(
         Path("go").touch()
         run_a.communicate(timeout=120)
     assert run_a.returncode == 0
-    assert not settings.exists()
+    assert not settings.exists() and not (Path.cwd() / ".claude").exists()
 
 
 def test_a_ledger_naming_another_folder_as_scratch_removes_nothing(tmp_path: Path) -> None:

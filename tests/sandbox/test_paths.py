@@ -61,6 +61,20 @@ def test_missing_protected_paths_get_folder_placeholders(tmp_path: Path) -> None
     assert rules[workspace / ".mcp.json"].is_dir  # git ignores an empty folder
 
 
+def test_missing_settings_files_in_the_config_dir_get_file_placeholders(tmp_path: Path) -> None:
+    """The agent reads an empty file at a settings file as no settings, and warned at every
+    start about a folder there; its folders (commands, hooks, …) stay folders."""
+    from airlock.sandbox.paths import config_dir_rules
+
+    config = tmp_path / ".claude"
+    config.mkdir()
+    rules = _by_path(config_dir_rules(config, "why"))
+    for name in ("settings.json", "settings.local.json", "CLAUDE.md"):
+        assert not rules[config / name].exists and not rules[config / name].is_dir, name
+    for name in ("commands", "agents", "hooks", "skills"):
+        assert rules[config / name].is_dir, name
+
+
 def test_a_worktree_git_file_is_read_only(tmp_path: Path) -> None:
     """A ``.git`` file (a worktree's link to its repository) is itself read-only."""
     workspace = tmp_path / "ws"

@@ -173,6 +173,13 @@ itself when installed there (``claude migrate-installer``: the user's ``claude``
 the user's memory (``CLAUDE.md``, ``rules/``) and output styles are instructions every later
 session outside follows, as commands and skills are."""
 
+FILES_IN_CONFIG_DIR = frozenset({"settings.json", "settings.local.json", "CLAUDE.md"})
+"""The files among :data:`PROTECTED_IN_CONFIG_DIR`: a missing one's placeholder is an empty
+file, which the agent reads as no settings (a folder there made it warn at every start that
+its settings did not load). In the workspace a missing protected file's placeholder stays a
+folder: git does not list an empty folder, where an empty file would show as a new file the
+command could commit."""
+
 PRIVATE_IN_CONFIG_DIR: tuple[str, ...] = ("shell-snapshots", "session-env")
 """Folders of the agent's config dir that hold what its running sessions source before each
 command they run (a session's shell snapshot, its environment): inside, an empty folder of
@@ -805,7 +812,7 @@ def config_dir_rules(folder: Path, why: str) -> Iterator[Mount]:
     existing folders of :data:`PRIVATE_IN_CONFIG_DIR`, the sandbox's own; and the existing
     files matching :data:`PROTECTED_GLOBS_IN_CONFIG_DIR`."""
     for name in PROTECTED_IN_CONFIG_DIR:
-        yield mount(Kind.READ, folder / name, why)
+        yield mount(Kind.READ, folder / name, why, folder=name not in FILES_IN_CONFIG_DIR)
     for name in PRIVATE_IN_CONFIG_DIR:
         private = mount(
             Kind.WRITE, folder / name, "the sandbox's own (sessions outside source theirs)"

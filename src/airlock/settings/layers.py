@@ -71,13 +71,16 @@ def read_layer(path: Path, source: Source) -> Layer | None:
         return Layer(
             origin, {}, (Problem(str(path), "", "", f"cannot be read: {error.strerror or error}"),)
         )
+    if not raw:  # no settings, as the agent reads an empty file (airlock run's placeholder)
+        return None
     return parse_layer(raw, origin)
 
 
 def _empty_folder(path: Path) -> bool:
     """An empty folder stands where a settings file goes. While ``airlock run`` works it keeps
-    one at each missing settings file it protects (its sandbox's mount point, so that code
-    inside cannot make the file); another command meanwhile reads it as no file at all."""
+    one at each missing settings file it protects in the workspace, and an empty file at each
+    in the agent's config dir (its sandbox's mount points, so that code inside cannot make the
+    file); another command meanwhile reads either as no file at all."""
     try:
         with os.scandir(path) as entries:
             return next(entries, None) is None
