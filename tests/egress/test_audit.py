@@ -654,6 +654,31 @@ def test_audit_refuses_a_log_that_is_no_regular_file(tmp_path: Path, action: tup
     assert "is not a regular file" in done.stderr and "Traceback" not in done.stderr
 
 
+def _begun_anew(log: Path, heads: Path, records: int) -> None:
+    """A new log begun at ``log``'s path by a run whose heads file was elsewhere (a run now
+    refuses to begin one over a log its heads file has checkpoints of), its checkpoints then
+    joined to ``heads``'s: what verify must tell apart."""
+    apart = heads.with_name("apart.jsonl")
+    _one_run(log, apart, records)
+    heads.write_bytes(heads.read_bytes() + apart.read_bytes())
+
+
+@pytest.mark.parametrize("how", ["removed", "emptied"])
+def test_a_run_does_not_begin_a_new_log_over_one_its_heads_vouch_for(
+    tmp_path: Path, how: str
+) -> None:
+    log, heads = tmp_path / "audit.jsonl", tmp_path / "heads.jsonl"
+    _one_run(log, heads, 2)
+    if how == "removed":
+        log.unlink()
+    else:
+        log.write_bytes(b"")
+    with pytest.raises(
+        AirlockError, match=r"it holds no record, but run run-.* checkpointed 2 in it"
+    ):
+        _one_run(log, heads, 1)
+
+
 def _one_run(log: Path, heads: Path, records: int = 1) -> str:
     """A run of ``records`` requests on ``log``, each tagged with the run; its final hash."""
     run = f"run-{os.urandom(4).hex()}"
@@ -670,7 +695,7 @@ def _one_run(log: Path, heads: Path, records: int = 1) -> str:
 def test_checkpoints_of_a_log_begun_anew_at_its_path_are_named_as_another_logs(
     tmp_path: Path, how: str, shape: int
 ) -> None:
-    """A log removed (or moved aside) and begun anew by a run, of the same shape or another:
+    """A log removed (or moved aside) and begun anew, of the same shape or another:
     the first log's checkpoints are not this one's (each names the hash of its log's first
     line), and verify says so rather than passing, or blaming a record of the new log."""
     log, heads = tmp_path / "audit.jsonl", tmp_path / "heads.jsonl"
@@ -679,7 +704,7 @@ def test_checkpoints_of_a_log_begun_anew_at_its_path_are_named_as_another_logs(
         log.unlink()
     else:
         log.rename(tmp_path / "aside.jsonl")
-    _one_run(log, heads, shape)
+    _begun_anew(log, heads, shape)
     verdict = verify(log, heads)
     assert not verdict.intact and verdict.bad_record is None
     assert "holds checkpoints of another log" in str(verdict.problem)
@@ -692,7 +717,7 @@ def test_every_checkpoint_of_an_old_heads_file_is_compared(tmp_path: Path) -> No
     log, heads = tmp_path / "audit.jsonl", tmp_path / "heads.jsonl"
     _one_run(log, heads, 2)
     log.unlink()
-    _one_run(log, heads, 2)
+    _begun_anew(log, heads, 2)
     old = [orjson.loads(line) for line in heads.read_bytes().splitlines()]
     heads.write_bytes(
         b"".join(

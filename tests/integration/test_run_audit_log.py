@@ -55,6 +55,31 @@ def test_a_log_cut_short_since_its_last_run_is_refused(tmp_path: Path) -> None:
     assert not (tmp_path / "ws" / "ran").exists()
 
 
+@pytest.mark.parametrize("how", ["removed", "emptied"])
+def test_a_log_removed_or_emptied_since_its_last_run_is_refused(tmp_path: Path, how: str) -> None:
+    """A log in the workspace is read-only to the run that names it, not to one that does
+    not: removed or emptied there, the next run naming it does not start a new log over the
+    loss without a word."""
+    workspace = tmp_path / "ws"
+    workspace.mkdir()
+    log = workspace / "audit.jsonl"
+    code, stderr = _run(log, tmp_path)
+    assert code == 0, stderr
+    assert f"the audit log {log} is in the workspace" in stderr
+    script = "rm audit.jsonl" if how == "removed" else ": > audit.jsonl"
+    done = airlock(
+        "run", "--audit-log", str(tmp_path / "other.jsonl"), "--", "sh", "-c", script,
+        cwd=workspace,
+    )  # fmt: skip
+    assert done.returncode == 0 and log.read_bytes() == b"" if log.exists() else True
+    (workspace / "ran").unlink()
+    code, stderr = _run(log, tmp_path)
+    assert code == 125, stderr
+    assert f"audit log {log}: it holds no record, but run " in stderr
+    assert "it was removed or emptied since" in stderr
+    assert not (workspace / "ran").exists()
+
+
 def test_a_log_that_fails_at_the_run_record_ends_the_run_with_125(tmp_path: Path) -> None:
     """The log takes the start record, then no more (a file-size limit: the run record's write
     fails at the end): the run exits 125 naming the log and the command's own status, with

@@ -244,6 +244,13 @@ def _run(args: argparse.Namespace) -> int:
                 "audit log and its heads must stay out of the command's reach; choose another "
                 "workspace"
             )
+        if given_log is not None and Path(os.path.realpath(given_log)).is_relative_to(workspace):
+            print(
+                f"airlock run: the audit log {given_log} is in the workspace: read-only in this "
+                "run, but a run that does not name it can change or remove it (the next run "
+                "naming it then refuses to go on); keep it outside the workspace",
+                file=sys.stderr,
+            )
         if args.report_json:  # its folder held from now: what the command leaves is no way
             report_file = ReportFile(args.report_json, state)
         bundle = prepared.read_only_files if prepared is not None else ()

@@ -221,6 +221,8 @@ class AuditLog:
                 if self.records:
                     self._first = _first_line_hash(self.path)
                     self._check_tip(self._first)
+                else:
+                    _check_not_emptied(self.heads, self.path)
             finally:
                 fcntl.flock(self._fd, fcntl.LOCK_UN)
             self._next_seq, self._next_prev = self.records, self.last_hash
@@ -677,6 +679,26 @@ def _furthest_checkpoint(heads: Path, log: Path, first: str) -> Record | None:
     if not own and more:
         own = [head for head in read_heads(heads, log) if head.get("first") == first]
     return max(own, key=lambda head: int(head["records"]), default=None)
+
+
+def _check_not_emptied(heads: Path, log: Path) -> None:
+    """Fail when ``log`` holds no record but ``heads`` holds a checkpoint of records in it: it
+    was removed or emptied since (by a command that could write it, a log in a workspace),
+    and a run would start a new one over the loss without a word.
+
+    Raises:
+        ValueError: naming the checkpoint.
+    """
+    tail, more = _tail_entries(heads, log)
+    kept = [head for head in tail if head.get("intent") is not True and head["records"] > 0]
+    if not kept and more:
+        kept = [head for head in read_heads(heads, log) if head["records"] > 0]
+    if kept:
+        head = kept[-1]
+        raise ValueError(
+            f"it holds no record, but run {head['run']} checkpointed {head['records']} in it: "
+            "it was removed or emptied since"
+        )
 
 
 def _declared(heads: Path, log: Path, first: str, tip: tuple[int, str]) -> Record | None:
