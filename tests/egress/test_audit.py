@@ -1232,3 +1232,30 @@ def test_a_log_rotated_while_a_run_waits_for_its_lock_is_not_written_to(tmp_path
     assert len(lines) == 1  # the start record only
     heads_lines = [orjson.loads(line) for line in moved_heads.read_bytes().splitlines()]
     assert all(head["records"] <= 1 for head in heads_lines)
+
+
+def test_a_heads_line_cut_short_is_cut_back_off(tmp_path: Path) -> None:
+    """A full disk (a file-size limit here) cuts a checkpoint's line short: what it wrote is
+    cut back off, so the next run's line is not joined to it into one that is no line."""
+    import errno
+    import subprocess
+    import sys
+
+    heads = tmp_path / "heads.jsonl"
+    code = (
+        "import os, resource, signal, sys\n"
+        "from airlock.egress.audit import _append_line\n"
+        "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+        "fd = os.open(sys.argv[1], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)\n"
+        "resource.setrlimit(resource.RLIMIT_FSIZE, (30, 30))\n"
+        "_append_line(fd, b'x' * 20 + b'\\n')\n"
+        "try:\n"
+        "    _append_line(fd, b'y' * 20 + b'\\n')\n"
+        "except OSError as error:\n"
+        "    print(error.errno)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(heads)], capture_output=True, text=True, check=True
+    )
+    assert done.stdout.strip() == str(errno.ENOSPC), done.stderr
+    assert heads.read_bytes() == b"x" * 20 + b"\n"

@@ -467,7 +467,7 @@ class AuditLog:
         }
         if intent:
             head["intent"] = True
-        _write_all(self._heads_fd, orjson.dumps(head) + b"\n")
+        _append_line(self._heads_fd, orjson.dumps(head) + b"\n")
 
 
 def _check_private(fd: int, path: Path, what: str) -> None:
@@ -525,6 +525,25 @@ def _write_all(fd: int, data: bytes | bytearray) -> None:
     while view:
         written = os.write(fd, view)
         view = view[written:]
+
+
+def _append_line(fd: int, line: bytes) -> None:
+    """Append ``line`` to the file ``fd`` (opened ``O_APPEND``) whole or not at all: one
+    ``write``, as appends of other runs' lines are; cut short (a full disk), what it wrote is
+    cut back off when nothing came after it, so that the next line another run appends does
+    not join it into one that is no line (its declaration lost).
+
+    Raises:
+        OSError: it could not be written whole (``ENOSPC`` when cut short).
+    """
+    written = os.write(fd, line)
+    if written == len(line):
+        return
+    end = os.lseek(fd, 0, os.SEEK_CUR)  # after the bytes written
+    if os.fstat(fd).st_size == end:
+        with contextlib.suppress(OSError):
+            os.ftruncate(fd, end - written)
+    raise OSError(errno.ENOSPC, f"a line cut short after {written} of {len(line)} bytes")
 
 
 def _tip(path: Path) -> tuple[int, str]:
