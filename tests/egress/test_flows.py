@@ -280,6 +280,8 @@ def test_every_spelling_of_a_path_is_that_path(
         "//api.anthropic.com/api/event_logging/v2/batch",
         "/\\x/api/event_logging/v2/batch",  # WHATWG reads \\ as /
         "///x/api/event_logging/v2/batch",
+        "/api/event_logging%u002fv2/batch",  # IIS reads %u002f as /
+        "/api/%u0065vent_logging/v2/batch",
     ],
 )
 def test_any_reading_of_an_off_flows_path_is_refused(target: str) -> None:

@@ -113,14 +113,16 @@ def normalize_path(target: str) -> str:
 
 
 _ANY_PERCENT = re.compile(r"%([0-9A-Fa-f]{2})")
+_WIDE_PERCENT = re.compile(r"%[uU]([0-9A-Fa-f]{4})")
+"""IIS's ``%uXXXX``: a character by its code point (``%u002f`` is ``/``)."""
 
 
 def readings(target: str) -> set[str]:
     """Every path a server might route ``target`` to, normalised: the flow check refuses a
     request when any of them belongs to a flow that is off (:func:`off_flow`).
 
-    Servers differ: some decode every percent escape before routing (``%40`` is ``@``),
-    others keep ``%2F`` as data; some resolve dot segments, others route on the raw ones
+    Servers differ: some decode every percent escape before routing (``%40`` is ``@``; IIS
+    its ``%u0040`` too), others keep ``%2F`` as data; some resolve dot segments, others route on the raw ones
     (``/api/event_logging/%2F..%2Fv1/messages`` is under ``/api/event_logging/`` there);
     Tomcat and Spring drop ``;parameters`` from segments and read ``..;`` as ``..``; IIS
     drops a segment's trailing dots; many ignore case; one that parses the target as a URL
@@ -130,10 +132,12 @@ def readings(target: str) -> set[str]:
     path = target.split("?", 1)[0].split("#", 1)[0]
     if path.islower() and not path.startswith("//") and not any(c in path for c in "%;\\."):
         return {normalize_path(path)}  # one reading (the common case: no work for the rest)
+    every = _ANY_PERCENT.sub(lambda found: chr(int(found[1], 16)), path)
     decoded = {
         path,
         _PERCENT.sub(_decode_unreserved, path),
-        _ANY_PERCENT.sub(lambda found: chr(int(found[1], 16)), path),
+        every,
+        _WIDE_PERCENT.sub(lambda found: chr(int(found[1], 16)), every),
     }
     found: set[str] = set()
     for text in decoded:
