@@ -598,12 +598,20 @@ def test_audit_json_prints_nothing_on_a_bad_option(
     assert said in done.stderr
 
 
-def test_audit_run_that_matches_nothing_says_so(tmp_path: Path) -> None:
-    log, heads = tmp_path / "audit.jsonl", tmp_path / "heads.jsonl"
-    audit = AuditLog(log, heads, "20261204T000000Z-1", flush_interval=3600)
+def _log_of(tmp_path: Path, *records: dict[str, object], run: str = "run") -> Path:
+    """A log of one run (``tmp_path/audit.jsonl``) holding ``records``."""
+    log = tmp_path / "audit.jsonl"
+    audit = AuditLog(log, tmp_path / "heads.jsonl", run, flush_interval=3600)
     audit.open()
-    audit.append({"type": "request", "time": 1764757493.25, "run": "20261204T000000Z-1"})
+    for record in records:
+        audit.append(dict(record))
     audit.close()
+    return log
+
+
+def test_audit_run_that_matches_nothing_says_so(tmp_path: Path) -> None:
+    run = "20261204T000000Z-1"
+    log = _log_of(tmp_path, {"type": "request", "time": 1764757493.25, "run": run}, run=run)
     done = airlock("audit", "--json", "--audit-log", str(log), "--run", "2025")
     assert (done.returncode, json.loads(done.stdout)) == (0, [])
     assert "no run in" in done.stderr and "'2025'" in done.stderr
@@ -613,11 +621,7 @@ def test_audit_run_that_matches_nothing_says_so(tmp_path: Path) -> None:
 
 def test_audit_since_keeps_its_milliseconds_and_early_years(tmp_path: Path) -> None:
     """The time --since gives is compared as records write theirs, years before 1000 too."""
-    log, heads = tmp_path / "audit.jsonl", tmp_path / "heads.jsonl"
-    audit = AuditLog(log, heads, "run", flush_interval=3600)
-    audit.open()
-    audit.append({"type": "request", "time": 1764757493.25, "host": "a"})
-    audit.close()
+    log = _log_of(tmp_path, {"type": "request", "time": 1764757493.25, "host": "a"})
 
     def listed(since: str) -> int:
         done = airlock("audit", "--json", "--audit-log", str(log), "--since", since)
@@ -632,13 +636,12 @@ def test_audit_since_keeps_its_milliseconds_and_early_years(tmp_path: Path) -> N
 def test_audit_since_shows_a_connection_still_open_after_it(tmp_path: Path) -> None:
     """A tunnel begun before --since and open for an hour after it is shown; one that ended
     before it is not."""
-    log, heads = tmp_path / "audit.jsonl", tmp_path / "heads.jsonl"
-    audit = AuditLog(log, heads, "run", flush_interval=3600)
-    audit.open()
     begun = 1764757493.25  # 2025-12-03T10:24:53.250Z
-    audit.append({"type": "tunnel", "time": begun, "host": "long", "duration_ms": 3_600_000})
-    audit.append({"type": "tunnel", "time": begun, "host": "short", "duration_ms": 1_000})
-    audit.close()
+    log = _log_of(
+        tmp_path,
+        {"type": "tunnel", "time": begun, "host": "long", "duration_ms": 3_600_000},
+        {"type": "tunnel", "time": begun, "host": "short", "duration_ms": 1_000},
+    )
     done = airlock("audit", "--json", "--audit-log", str(log), "--since", "2025-12-03T11:00Z")
     assert done.returncode == 0, done.stderr
     assert [record["host"] for record in json.loads(done.stdout)] == ["long"]
@@ -1257,5 +1260,5 @@ def test_a_heads_line_cut_short_is_cut_back_off(tmp_path: Path) -> None:
     done = subprocess.run(
         [sys.executable, "-c", code, str(heads)], capture_output=True, text=True, check=True
     )
-    assert done.stdout.strip() == str(errno.ENOSPC), done.stderr
+    assert done.stdout.strip() == str(errno.EFBIG), done.stderr
     assert heads.read_bytes() == b"x" * 20 + b"\n"

@@ -528,22 +528,26 @@ def _write_all(fd: int, data: bytes | bytearray) -> None:
 
 
 def _append_line(fd: int, line: bytes) -> None:
-    """Append ``line`` to the file ``fd`` (opened ``O_APPEND``) whole or not at all: one
-    ``write``, as appends of other runs' lines are; cut short (a full disk), what it wrote is
-    cut back off when nothing came after it, so that the next line another run appends does
-    not join it into one that is no line (its declaration lost).
+    """Append ``line`` to the file ``fd`` (opened ``O_APPEND``) whole or not at all: cut short
+    (a full disk, a size limit), what it wrote is cut back off when nothing came after it, so
+    that the next line another run appends does not join it into one that is no line (its
+    declaration lost).
 
     Raises:
-        OSError: it could not be written whole (``ENOSPC`` when cut short).
+        OSError: it could not be written whole (the system's error).
     """
-    written = os.write(fd, line)
-    if written == len(line):
-        return
-    end = os.lseek(fd, 0, os.SEEK_CUR)  # after the bytes written
-    if os.fstat(fd).st_size == end:
-        with contextlib.suppress(OSError):
-            os.ftruncate(fd, end - written)
-    raise OSError(errno.ENOSPC, f"a line cut short after {written} of {len(line)} bytes")
+    view = memoryview(line)
+    written = 0
+    try:
+        while written < len(line):
+            written += os.write(fd, view[written:])
+    except OSError:
+        if written:
+            end = os.lseek(fd, 0, os.SEEK_CUR)  # after the bytes written
+            if os.fstat(fd).st_size == end:
+                with contextlib.suppress(OSError):
+                    os.ftruncate(fd, end - written)
+        raise
 
 
 def _tip(path: Path) -> tuple[int, str]:
