@@ -57,3 +57,43 @@ def test_the_lines_show_control_characters_as_escapes() -> None:
     assert "a\\x1b]8;;https://evil.example/\\x1b\\b: 1 conn" in lines
     assert "refused 2×: no rule\\x1b[2K" in lines
     assert "failed 1×: cannot connect [red]to[/red] c:1" in lines
+
+
+def _refused(*hosts: tuple[str, str]) -> ProxyReport:
+    return ProxyReport(
+        run_id="run",
+        hosts=tuple(HostReport(host, 0, 0, 0, 0, ((reason, 1),)) for host, reason in hosts),
+        final_hash=None,
+        audit_log=None,
+    )
+
+
+def test_hosts_refused_for_want_of_a_rule_are_named_with_how_to_allow_them() -> None:
+    """A host no rule named may be why the command failed: the report says what lets it
+    out; one a deny rule refused is not offered."""
+    report = _refused(
+        ("platform.claude.com", "no allow rule matches platform.claude.com:443 (default: deny)"),
+        ("2001:db8::1", "no allow rule matches [2001:db8::1]:443 (default: deny)"),
+        ("evil.example", "denied by --deny evil.example"),
+    )
+    [note] = [line for line in report.lines() if "run again with" in line]
+    assert "--allow platform.claude.com --allow [2001:db8::1]," in note
+    assert "evil.example" not in note
+    assert not [line for line in _refused().lines() if "run again" in line]
+
+
+def test_the_table_folds_a_long_host_name_in_a_narrow_terminal(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """At 80 columns the name is folded onto a second line, never cut short with '…'."""
+    shown = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", shown)
+    monkeypatch.setenv("COLUMNS", "80")
+    name = "objects.githubusercontent.com"
+    reason = f"no allow rule matches {name}:443 (default: deny)"
+    _show_table(_refused((name, reason)), ScrubbedEnvironment(environ={}, dropped=(), kept=()))
+    text = shown.getvalue()
+    assert "…" not in text
+    cells = [line.split("│")[1].strip() for line in text.splitlines() if line.startswith("│")]
+    assert "".join(cells).startswith(name)
+    assert f"--allow {name}" in " ".join(text.split())

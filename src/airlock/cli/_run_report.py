@@ -132,10 +132,9 @@ def _show_table(report: ProxyReport, scrubbed: ScrubbedEnvironment) -> None:
     if failures:
         headings.append("errors")
     table = Table(title="what left the machine", title_justify="left")
-    for heading in headings:
-        table.add_column(
-            heading, justify="left" if heading in ("host", "refused", "errors") else "right"
-        )
+    for heading in headings:  # a name or a reason folded, never cut short (what to --allow)
+        left = heading in ("host", "refused", "errors")
+        table.add_column(heading, justify="left" if left else "right", overflow="fold")
     for host in report.hosts:
         cells: list[str | Text] = [
             plain(host.host),

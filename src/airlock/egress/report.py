@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from airlock._visible import visible
+from airlock.egress.rules import NO_RULE
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -26,6 +27,8 @@ MAX_REASONS = 20
 ``OTHER_REASONS``."""
 OTHER_REASONS = "(other reasons)"
 MAX_REASON = 300
+MAX_SUGGESTED = 10
+"""Hosts refused for want of a rule that the report's note names at most."""
 """A reason longer than this is counted by its start (and marked so)."""
 
 
@@ -191,6 +194,18 @@ class ProxyReport:
             f"decoded to the end for secrets (unchecked in the audit log): {why}"
             for why, count in self.unchecked
         )
+        unnamed = [
+            host.host
+            for host in self.hosts
+            if any(reason.startswith(NO_RULE) for reason, _ in host.refused)
+        ]
+        if unnamed:  # a command that failed for want of one of them: what lets it out
+            hosts = " ".join(f"--allow {_bracketed(host)}" for host in unnamed[:MAX_SUGGESTED])
+            more = f" (and {len(unnamed) - MAX_SUGGESTED} more)" if unnamed[MAX_SUGGESTED:] else ""
+            out.append(
+                f"refused as no rule names them; if the command needed them, run again with "
+                f"{hosts}{more}, or name them in sandbox.network.allowedDomains"
+            )
         return out
 
     def flow_lines(self) -> list[str]:
@@ -249,3 +264,8 @@ def host_reports(hosts: dict[str, HostStats]) -> tuple[HostReport, ...]:
         )
         for host, stats in ordered
     )
+
+
+def _bracketed(host: str) -> str:
+    """A host as ``--allow`` takes it: an IPv6 address in brackets."""
+    return f"[{host}]" if ":" in host else host

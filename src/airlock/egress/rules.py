@@ -93,9 +93,7 @@ class EgressRules:
                 return RuleDecision(host, port, ALLOW, f"allowed by {rule.describe()}", rule)
         if config.allow_all:
             return RuleDecision(host, port, ALLOW, "allowed by --allow-all (audit only)")
-        return RuleDecision(
-            host, port, DENY, f"no allow rule matches {host}:{port} (default: deny)"
-        )
+        return RuleDecision(host, port, DENY, f"{NO_RULE} {host}:{port} (default: deny)")
 
 
 def shown_host(host: str) -> str:
@@ -104,6 +102,10 @@ def shown_host(host: str) -> str:
     if len(host) <= MAX_NAME:
         return host
     return f"{host[:60]}…(cut: {len(host)} characters)"
+
+
+NO_RULE = "no allow rule matches"
+"""How the reason of a refusal by default begins (no rule named the host)."""
 
 
 def how_to_allow(host: str, port: int) -> str:
