@@ -34,6 +34,7 @@ class _Handler(Handler):
             return
         body = self.read_body()
         self.server.seen.append((self.command, self.path, self.headers.get("Authorization", "")))
+        self.server.connection.append(self.headers.get("Connection", ""))
         expected = "Basic " + base64.b64encode(f"x-access-token:{TOKEN}".encode()).decode()
         if self.headers.get("Authorization") != expected:
             self.answer(401, [("WWW-Authenticate", 'Basic realm="code host"')], b"token required\n")
@@ -167,6 +168,8 @@ class CodeHost(ThreadingHTTPServer):
     daemon_threads = True
     root: Path
     seen: list[tuple[str, str, str]]
+    connection: list[str]
+    """Each request's ``Connection`` header, in order."""
 
 
 def git(
@@ -203,5 +206,5 @@ def code_host(root: Path, bind: str = "127.0.0.1") -> AbstractContextManager[Cod
     """The code host on ``bind`` serving the bare repositories under ``root``."""
     server = CodeHost((bind, 0), _Handler)
     server.root = root
-    server.seen = []
+    server.seen, server.connection = [], []
     return in_thread(server)

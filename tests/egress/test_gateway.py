@@ -831,3 +831,34 @@ def test_a_pushs_report_is_scrubbed_line_by_line_and_framed_again() -> None:
             b"0000",
         ]
         assert b"".join(p[1:] for p in unpacked if p[:1] == b"\x02") == b"hi [REDACTED:git_token]\n"
+
+
+@pytest.mark.parametrize(
+    "framing",
+    [b"Content-Length: %d\r\n\r\n", b"Transfer-Encoding: chunked\r\n\r\n%x\r\n"],
+    ids=["length", "chunked"],
+)
+def test_a_get_with_a_body_is_refused(world: dict[str, object], framing: bytes) -> None:
+    """A code host that does not read a GET's body would read it as a request of its own,
+    ahead of the next one the gateway adds the token to (a push to a :ro repository, the
+    token sent to a place the sandbox reads): refused 400, and the code host asked nothing."""
+    smuggled = b"POST /octo/readonly.git/git-receive-pack HTTP/1.1\r\nX-Junk: "
+    head = b"GET /octo/allowed.git/info/refs?service=git-upload-pack HTTP/1.1\r\nHost: x\r\n"
+    tail = b"\r\n0\r\n\r\n" if b"chunked" in framing else b""
+    answer = _to_gateway(world, head + framing % len(smuggled) + smuggled + tail)
+    assert answer.startswith(b"HTTP/1.1 400"), answer
+    assert b"a body on a GET request: refused" in answer
+    assert not world["host"].seen  # type: ignore[attr-defined]
+
+
+def test_a_request_with_a_body_is_not_sent_on_a_kept_connection(
+    world: dict[str, object],
+) -> None:
+    """A clone's POST goes to the code host with ``Connection: close``: what the code host
+    leaves unread of a body the sandbox wrote is never read ahead of the next request."""
+    clone = _inside(world, "clone", "-q", "https://github.com/octo/allowed", "allowed")
+    assert clone.returncode == 0, clone.stderr
+    host = world["host"]
+    sent = list(zip(host.seen, host.connection, strict=True))  # type: ignore[attr-defined]
+    assert {connection for (method, _, _), connection in sent if method == "POST"} == {"close"}
+    assert "close" not in {connection for (method, _, _), connection in sent if method == "GET"}

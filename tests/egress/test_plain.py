@@ -111,6 +111,26 @@ def test_plain_http_to_an_inspected_host_is_named_and_enforced_by_flow(
     assert localhost.bytes_in == sum(f.bytes_in for f in report.flows)
 
 
+def test_a_get_with_a_body_to_an_inspected_host_is_refused(tmp_path: Path) -> None:
+    """In the clear as inside TLS: a metrics batch hidden in a GET's body, which a server
+    that does not read one takes for a request of its own, never judged."""
+    cfg = config(tmp_path, inspection=_inspection(tmp_path, SecretsMode.REPORT))
+    with origin() as site, running(cfg) as (url, _):
+        base = f"http://localhost:{site.server_address[1]}"
+        hidden = "POST /api/event_logging/v2/batch HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}"
+        done = subprocess.run(
+            ["curl", "-sS", "--max-time", "20", "--proxy", url, "-X", "GET", "--data-binary",
+             hidden, "-w", "\n%{http_code}", f"{base}/v1/models"],
+            env={"PATH": "/usr/bin:/bin"}, capture_output=True, text=True, timeout=30, check=False,
+        )  # fmt: skip
+    assert done.stdout.endswith("400"), done.stdout
+    assert "a body on a GET request: refused" in done.stdout
+    assert site.seen == []
+    assert cfg.audit_log is not None
+    [record] = [r for r in read_records(cfg.audit_log) if r["type"] == "request"]
+    assert (record["status"], record["decision"]) == (400, "deny")
+
+
 def test_a_host_not_inspected_stays_plain_forwarding(tmp_path: Path) -> None:
     """A plain request to a host not named with --inspect carries no flow: the host rules
     alone decide, and the body passes as sent."""

@@ -29,7 +29,7 @@ from airlock.egress.connection import (
     new_record,
     stale,
 )
-from airlock.egress.framing import could_hold_secrets
+from airlock.egress.framing import HttpError, could_hold_secrets, refuse_a_body_on_get
 from airlock.egress.http1 import (
     END,
     BadRequest,
@@ -102,10 +102,17 @@ async def _forward(
                 why = header_refusal(mode, in_head)
             else:
                 head.headers = redacted  # each secret replaced where it stands in its value
+        status = 403
+        framing = ("chunked", 0) if head.chunked else ("length", head.content_length or 0)
+        if not why:
+            try:  # a body a server may take for a request of its own, never judged
+                refuse_a_body_on_get(head.method.decode("latin-1"), framing)
+            except HttpError as error:
+                why, status = error.message, error.status
         if why:
             if head.chunked or head.content_length:
                 await _drain(client)  # read before answering: unread bytes would reset it
-            return await _refused(client, record, *_refusal(403, why))
+            return await _refused(client, record, *_refusal(status, why))
         going, body = await _screen(client, head, record, inspection)
         if not going:
             return False

@@ -40,6 +40,27 @@ Framing = tuple[str, int]
 ``("none", 0)``."""
 
 
+BODILESS = frozenset({"GET", "HEAD"})
+"""Methods whose request is refused with a body (:func:`refuse_a_body_on_get`)."""
+
+
+def refuse_a_body_on_get(method: str, framing: Framing) -> None:
+    """Refuse a ``GET`` or ``HEAD`` that has a body (a length or chunks): a server that does
+    not read one (nothing says what it means there) takes it for the next request on the
+    connection, which airlock never judged, or a request of the sandbox's own ahead of the
+    next one airlock adds a token to.
+
+    Raises:
+        HttpError: ``400``, saying so.
+    """
+    if method in BODILESS and (framing[0] == "chunked" or framing[1] > 0):
+        raise HttpError(
+            400,
+            f"a body on a {method} request: refused (a server that does not read one would "
+            "take it for a request of its own, which airlock never judged)",
+        )
+
+
 TOKEN_LIKE = re.compile(r"[A-Za-z0-9_+/=-]{16,}")
 """A run of 16 or more token characters: what a key or token looks like."""
 

@@ -52,6 +52,7 @@ from airlock.egress.framing import (
     RequestCheck,
     body_pieces,
     read_head,
+    refuse_a_body_on_get,
 )
 from airlock.egress.http1 import REASONS, header_safe
 from airlock.errors import UsageError
@@ -687,6 +688,7 @@ class Gateway:
         try:
             framing = head.framing()
             grant, service, asked, upstream_path = self._route(head)
+            refuse_a_body_on_get(head.first[0].decode("latin-1"), framing)
         except HttpError as error:
             await self._text(
                 writer,
@@ -761,6 +763,11 @@ class Gateway:
         headers += [("Authorization", self._auth), ("Accept-Encoding", "identity")]
         if framing[0] == "length":
             headers.append(("Content-Length", str(framing[1])))
+        if framing[0] != "none":
+            # the code host may answer before it reads all of a body the sandbox wrote, and
+            # read the rest as a request of its own on a kept connection, ahead of the next
+            # request the token goes on: a connection that carried a body is not kept
+            headers.append(("Connection", "close"))
 
         consumed = framing[0] == "none"
 

@@ -53,6 +53,7 @@ from airlock.egress.framing import (
     body_pieces,
     origin_path,
     read_head,
+    refuse_a_body_on_get,
 )
 from airlock.egress.http1 import REASONS
 from airlock.egress.scan import (
@@ -118,16 +119,6 @@ async def counted(fields: dict[str, Any], scanner: BodyCount) -> dict[str, int]:
     if scanner.unchecked:
         fields["unchecked"] = scanner.unchecked
     return secrets
-
-
-BODILESS = frozenset({"GET", "HEAD"})
-"""Methods whose request is refused with a body: a server that does not read one (nothing
-says what it means there) takes it for the next request on the connection, which airlock
-would forward unjudged, unclassified and unrecorded."""
-BODY_ON_GET = (
-    "a body on a {method} request: refused (a server that does not read one would take it "
-    "for a request of its own, which airlock never judged)"
-)
 
 
 class InspectedConnection:
@@ -319,8 +310,7 @@ class InspectedConnection:
                 raise HttpError(400, "more than one Host header: refused")
             self.check_host(head.get(b"host"))
             framing = head.framing()
-            if method in BODILESS and (framing[0] == "chunked" or framing[1] > 0):
-                raise HttpError(400, BODY_ON_GET.format(method=method))
+            refuse_a_body_on_get(method, framing)
             if framing[0] == "none" and head.check is not None:
                 head.check.finish()  # no body: llhttp must have found the end in the head
             if in_head and redacted is not None and mode is SecretsMode.REDACT:
