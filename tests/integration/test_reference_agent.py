@@ -148,6 +148,10 @@ def test_reference_agent_requests_are_named_by_flow(
     assert "hi from the stand-in" in done.stdout
     # the placeholders at the home's missing settings files read as no settings, no warning
     assert "did not load" not in done.stderr and "EISDIR" not in done.stderr, done.stderr
+    # the state it saved inside (in its config dir) is where it reads it outside
+    home = tmp_path / "home"
+    assert "userID" in json.loads((home / ".claude.json").read_text())
+    assert not (home / ".claude" / ".claude.json").exists()
     done = airlock("audit", "--json", "--audit-log", str(log))
     assert done.returncode == 0, done.stderr
     inspected = [r for r in json.loads(done.stdout) if r.get("inspected")]

@@ -33,7 +33,7 @@ def test_the_next_run_makes_safe_what_a_killed_one_left(
         "git init -q . && git init -q sub && "
         "printf '#!/bin/sh\\necho ran\\n' > sub/.git/hooks/post-checkout && "
         "printf '#!/bin/sh\\necho ran\\n' > .git/hooks/pre-commit && "
-        "python3 -c \"import json, pathlib; p = pathlib.Path.home() / '.claude.json'; "
+        "python3 -c \"import json, os, pathlib; p = pathlib.Path(os.environ.get('CLAUDE_CONFIG_DIR') or pathlib.Path.home()) / '.claude.json'; "
         "d = json.loads(p.read_text()); d['mcpServers']['evil'] = {'command': 'sh'}; "
         'p.write_text(json.dumps(d))" && echo started && exec sleep 60'
     )
@@ -44,7 +44,8 @@ def test_the_next_run_makes_safe_what_a_killed_one_left(
     time.sleep(0.5)  # bubblewrap dies with airlock
     hook = project / "sub" / ".git" / "hooks" / "post-checkout"
     assert hook.exists()  # what the killed run left
-    assert "evil" in json.loads(state.read_text())["mcpServers"]
+    staged = config_dir / ".claude.json"  # where the agent inside saves its state
+    assert "evil" in json.loads(staged.read_text())["mcpServers"]
     assert list((config_dir / "airlock" / "pending").iterdir())
 
     done = airlock("run", "--audit-log", str(tmp_path / "b.jsonl"), "--", "true", timeout=180)
@@ -53,6 +54,7 @@ def test_the_next_run_makes_safe_what_a_killed_one_left(
     assert "was killed before it made safe what its command wrote; done now" in done.stderr
     assert not hook.exists()
     assert json.loads(state.read_text())["mcpServers"] == SERVERS
+    assert not staged.exists()
     assert (project / ".git" / "HEAD").is_file()  # brought in, without its hook
     assert not (project / ".git" / "hooks" / "pre-commit").exists()
     assert list((config_dir / "airlock" / "pending").iterdir()) == []

@@ -79,7 +79,7 @@ def test_one_failing_step_does_not_stop_the_others(
     (home / ".claude.json").write_text('{"mcpServers": {}}\n')
     (home / ".codex").mkdir()
     script = (
-        f"{sys.executable} -c \"import json, pathlib; p = pathlib.Path.home() / '.claude.json'; "
+        f"{sys.executable} -c \"import json, os, pathlib; p = pathlib.Path(os.environ.get('CLAUDE_CONFIG_DIR') or pathlib.Path.home()) / '.claude.json'; "
         "p.write_text(json.dumps({'mcpServers': {'evil': {'command': 'sh'}}}))\"; "
         "mkdir -p .git/modules/x/refs .git/modules/x/objects; "
         "echo 'ref: refs/heads/main' > .git/modules/x/HEAD; "
@@ -139,7 +139,8 @@ def test_a_state_file_no_json_reader_here_takes_is_put_back(
     state.write_text('{"numStartups": 1}\n')
     done = run_script(
         tmp_path,
-        'printf \'{"n": "\\377", "mcpServers": {"evil": {"command": "sh"}}}\' > ~/.claude.json',
+        'printf \'{"n": "\\377", "mcpServers": {"evil": {"command": "sh"}}}\' '
+        '> "${CLAUDE_CONFIG_DIR:-$HOME}/.claude.json"',
     )
     assert done.returncode == 0, done.stderr
     assert state.read_text() == '{"numStartups": 1}\n'

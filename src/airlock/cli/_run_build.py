@@ -170,6 +170,7 @@ def mounts(
     walk: WorkspaceScan,
     agent_state: list[Path],
     codex: Path | None = None,
+    staged: bool = False,
 ) -> list[Any]:
     """Every path rule: the built-in ones, the command line's, the settings'.
 
@@ -180,7 +181,8 @@ def mounts(
     ``HEAD`` entries of subfolders (bare repositories), its ``.hg`` folders (Mercurial
     repositories) and its ``.envrc`` files (direnv's). ``agent_state``: the agents' own
     state folders and files (:func:`airlock.sandbox.paths.agent_state_paths`), ``codex`` the
-    folder ``CODEX_HOME`` names, if taken.
+    folder ``CODEX_HOME`` names, if taken; ``staged``: the agent keeps its state in its
+    config dir for the run (:func:`airlock.sandbox.agent_state.staging`).
     """
     import sys
     from pathlib import Path
@@ -266,7 +268,7 @@ def mounts(
             if root_git.is_dir()
             else ()
         ),
-        *home_rules(home, loaded.config_dir, state, codex),
+        *home_rules(home, loaded.config_dir, state, codex, staged),
         *credential_store_rules(
             home, environ, cwd, [expand(text, home, cwd) for text in (*args.rw, *args.ro)]
         ),

@@ -122,6 +122,7 @@ def _run(args: argparse.Namespace) -> int:
     from airlock.errors import SandboxError, SettingsError, UsageError
     from airlock.policy import decide
     from airlock.sandbox import parse_env_options, scrub
+    from airlock.sandbox.agent_state import stage, staging
     from airlock.sandbox.files import folder_identity
     from airlock.sandbox.launcher import (
         PROXY_PORT,
@@ -280,8 +281,21 @@ def _run(args: argparse.Namespace) -> int:
         agent_state = agent_state_paths(home, loaded.config_dir, codex)
         skip = agent_skip(workspace, agent_state)
         scan = scan_workspace(workspace, WATCHED, skip=skip)  # nested repositories; for Watch
+        staged = staging(home, loaded.config_dir, inside)  # the agent's state, saved inside
+        if staged is not None:
+            inside = {**inside, "CLAUDE_CONFIG_DIR": str(staged.parent)}
         rules = mounts(
-            args, loaded, environ, workspace, state, bundle, held, scan, agent_state, codex
+            args,
+            loaded,
+            environ,
+            workspace,
+            state,
+            bundle,
+            held,
+            scan,
+            agent_state,
+            codex,
+            staged is not None,
         )
         read_only = read_only_map(rules)
         if codex is not None and read_only_at(resolve(codex), read_only):  # not opened
@@ -326,6 +340,7 @@ def _run(args: argparse.Namespace) -> int:
                     inside_cwd,
                     codex,
                 )
+                watch.staged = staged
                 try:  # before the command runs: a kill from now on leaves it to the next run
                     identity = folder_identity(workspace)
                     pending = Pending(run, workspace, watch, held, read_only, identity)
@@ -335,6 +350,14 @@ def _run(args: argparse.Namespace) -> int:
                         f"cannot keep what the run will make safe after its command, in "
                         f"{state[0] / 'pending'} ({error.strerror or error}): nothing was run"
                     ) from error
+                if staged is not None:
+                    try:
+                        stage(home, staged)
+                    except OSError as error:
+                        raise SandboxError(
+                            f"cannot put the agent's state where it can save it inside, "
+                            f"{staged} ({error.strerror or error}): nothing was run"
+                        ) from error
                 for name in relative_library_paths(environ):
                     print(
                         f"airlock run: {name} has the loader look in the current folder (an "

@@ -2,8 +2,11 @@
 
 Theory of operation
 -------------------
-The reference agent writes ``~/.claude.json`` all the time (its user state), so the file is
-writable inside the sandbox. It also holds the user's MCP servers (``mcpServers``, at its top
+The reference agent writes ``~/.claude.json`` all the time (its user state), by a lock
+folder and a new file beside it renamed over it; the home is read-only inside, so for the run
+the state is put in the agent's config dir (:func:`staging`, :func:`stage`: it reads it there
+when ``CLAUDE_CONFIG_DIR`` names that dir) and carried back after (:func:`carry_back`). It
+also holds the user's MCP servers (``mcpServers``, at its top
 and under each project in ``projects``): commands the agent starts outside later. So
 :func:`read` keeps the file's bytes before the run, and :func:`keep_servers` reads the servers
 of both after it, when the file changed at all: when they differ,
@@ -15,10 +18,13 @@ nothing is lost.
 from __future__ import annotations
 
 import json
+import os
+import stat
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from airlock._atomic import replace_file
+from airlock._atomic import create_file, replace_file
 from airlock.sandbox.files import NotRegular, move_entry_aside, read_regular
 
 KEY = "mcpServers"
@@ -64,6 +70,87 @@ def state_files(home: Path, config_dir: Path) -> list[Path]:
     if config_dir.resolve() != (home / ".claude").resolve():
         files.append(config_dir / ".claude.json")
     return files
+
+
+STATE_FILE = ".claude.json"
+"""The reference agent's state file: in the home, or in ``CLAUDE_CONFIG_DIR`` when that is set."""
+
+
+def staging(home: Path, config_dir: Path, inside: Mapping[str, str]) -> Path | None:
+    """Where the agent inside keeps its state instead of ``~/.claude.json``: the same name in
+    its config dir, ``~/.claude``, which it reads when ``CLAUDE_CONFIG_DIR`` names that dir.
+
+    The agent saves its state by making a lock folder and a new file beside it and renaming
+    that over it: in the home, which is read-only inside, every save failed (each run asked
+    again to trust the folder, and a new home went through the first start's questions every
+    time). ``None`` (the file stays where it is) when ``CLAUDE_CONFIG_DIR`` is set inside
+    already (it names a writable folder then), the config dir is not ``~/.claude`` or is not
+    a folder, a file is at the staged path already (the user's own), or ``~/.claude.json`` is
+    a link or not a regular file (written through as it was).
+    """
+    folder = home / ".claude"
+    if inside.get("CLAUDE_CONFIG_DIR") or not folder.is_dir() or folder.is_symlink():
+        return None
+    if os.path.realpath(config_dir) != os.path.realpath(folder):
+        return None
+    staged = folder / STATE_FILE
+    state = home / STATE_FILE
+    if os.path.lexists(staged):
+        return None
+    if os.path.lexists(state) and (state.is_symlink() or not state.is_file()):
+        return None
+    return staged
+
+
+def stage(home: Path, staged: Path) -> None:
+    """Put ``~/.claude.json``'s state at ``staged`` (:func:`staging`) for the run, with its
+    mode; nothing when there is none yet (the agent inside makes it).
+
+    Raises:
+        OSError: it could not be made (the run must not start: the agent inside would take
+            the missing file for a new user's).
+    """
+    state = home / STATE_FILE
+    text = read(state)
+    if text is not None:
+        create_file(staged, text, mode=stat.S_IMODE(state.lstat().st_mode))
+
+
+def carry_back(home: Path, staged: Path, before: bytes | None, aside: Path) -> str | None:
+    """Put the state the agent inside left at ``staged`` into ``~/.claude.json``, where the
+    agent outside reads it; ``before``: that file's bytes before the run. What was done, in
+    words, when anything is worth saying (``None``: nothing to say).
+
+    Written back only when ``~/.claude.json`` is as it was before the run: one changed
+    outside meanwhile (the agent run outside at the same time) is left as it is, and the
+    state from inside kept under ``aside``. What the state file says runs outside later (its
+    MCP servers, a project's trust and approvals) is put back afterwards by
+    :func:`keep_servers`, as for the file itself. What is at ``staged`` that is not a regular
+    file is moved to ``aside`` whole, never read through.
+    """
+    state = home / STATE_FILE
+    try:
+        text = read_regular(staged)
+    except NotRegular:
+        moved = move_entry_aside(staged, aside)
+        return f"{staged}: the agent's state was no regular file after the run; moved to {moved}"
+    if text is None:
+        return None
+    try:
+        now = read_regular(state)
+    except NotRegular:
+        now = b"not a regular file"  # anything but what it was: left as it is
+    if now != before:
+        moved = move_entry_aside(staged, aside)
+        return (
+            f"{state} changed outside while the run went on: left as it is; the agent's "
+            f"state from inside the sandbox is at {moved}"
+        )
+    if text != before:
+        mode = 0o600 if before is None else stat.S_IMODE(state.lstat().st_mode)
+        replace_file(state, text, mode=mode)
+    staged.unlink()
+    return None
 
 
 def read(path: Path) -> bytes | None:

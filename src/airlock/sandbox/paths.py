@@ -684,11 +684,17 @@ def system_rules() -> Iterator[Mount]:
 
 
 def home_rules(
-    home: Path, config_dir: Path, airlock_state: Iterable[Path], codex: Path | None = None
+    home: Path,
+    config_dir: Path,
+    airlock_state: Iterable[Path],
+    codex: Path | None = None,
+    staged: bool = False,
 ) -> Iterator[Mount]:
     """The agents' state writable, credentials hidden, airlock's own state hidden (its audit
     log and the final hashes must not be rewritten from inside, nor locked, nor read). The home is read-only with
     the rest of the system, and bound read-only again when it is under a private folder.
+    ``staged``: the agent keeps the state of ``~/.claude.json`` in its config dir for the
+    run (:func:`airlock.sandbox.agent_state.staging`), so that file stays read-only.
 
     Missing protected and credential paths get a rule too: :func:`plan` keeps its placeholder
     only where code inside could create the path (the home, or the folder that would hold
@@ -703,7 +709,7 @@ def home_rules(
             yield mount(Kind.READ, home / name, why, folder=name in FOLDERS_IN_HOME)
     for text in AGENT_STATE:
         path = home / text[2:]
-        if resolve(path).exists():
+        if resolve(path).exists() and not (staged and text == "~/.claude.json"):
             yield mount(Kind.WRITE, path, "the agent's own state")
     if codex is not None:  # CODEX_HOME: as ~/.codex
         if codex_writable(codex, home):

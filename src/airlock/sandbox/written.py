@@ -40,7 +40,15 @@ from typing import NamedTuple
 
 from airlock._projects import project_name
 from airlock._visible import visible as shown
-from airlock.sandbox.agent_state import CONFIG_FILES, keep_file, keep_servers, read, state_files
+from airlock.sandbox.agent_state import (
+    CONFIG_FILES,
+    STATE_FILE,
+    carry_back,
+    keep_file,
+    keep_servers,
+    read,
+    state_files,
+)
 from airlock.sandbox.direnv import PathFolders, path_folders
 from airlock.sandbox.files import (
     NotRegular,
@@ -615,6 +623,10 @@ class Watch:
         self.modules = module_folders(workspace)
         self.was_git_folder = looks_like_git_folder(workspace)
         self.state = {path: _before(path) for path in state_files(home, config_dir)}
+        self.home = home
+        self.staged: Path | None = None
+        """Where the agent inside keeps the state of ``~/.claude.json``, when it is moved
+        there for the run (:func:`airlock.sandbox.agent_state.staging`): carried back after."""
         self.configs = {path: _before(path) for path in home_paths(CONFIG_FILES, home, codex)}
         self.links = note_links(links)
         self.on_path = PathFolders(path_folders(scan.envrcs, home)) if scan.envrcs else None
@@ -809,6 +821,11 @@ class Watch:
                 f"airlock: {done}" for done in secure_new_modules(self.workspace, self.modules)
             ),
         )
+        if self.staged is not None:  # first: what it says runs is then put back as it was
+            step(
+                f"carry the agent's state back to {shown(self.home / STATE_FILE)}",
+                partial(self._carry_back, lines, self.staged, destination / "agent-state"),
+            )
         for number, (path, before) in enumerate(self.state.items()):
             aside = destination / f"{path.name}.{number}"
             step(
@@ -819,6 +836,14 @@ class Watch:
             aside = destination / path.parent.name / path.name
             step(f"check {shown(path)}", partial(_keep, lines, keep_file, path, before, aside))
         return lines
+
+    def _carry_back(self, lines: list[str], staged: Path, aside: Path) -> None:
+        """The agent's state from inside into ``~/.claude.json``
+        (:func:`airlock.sandbox.agent_state.carry_back`), before the run's file is checked."""
+        before, _ = self.state[self.home / STATE_FILE]
+        done = carry_back(self.home, staged, before, aside)
+        if done is not None:
+            lines.append(f"airlock: {shown(done)}")
 
     def _shadowing(self, destination: Path, read_only: Mapping[Path, bool]) -> list[str]:
         """Move aside each program made or changed during the run in a folder an ``.envrc``
