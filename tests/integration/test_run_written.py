@@ -549,3 +549,16 @@ def test_the_home_opened_for_writing_is_not_walked_as_a_project(tmp_path: Path) 
         folder.mkdir(exist_ok=True)
     rules = [mount(Kind.WRITE, home, "--rw ~"), mount(Kind.WRITE, other, "--rw other")]
     assert other_roots(rules, workspace, home) == [other]
+
+
+def test_what_a_run_set_aside_is_named_by_its_id_in_the_audit_log(
+    tmp_path: Path, config_dir: Path
+) -> None:
+    """The set-aside folder and the audit log's records name the run alike: ``airlock audit
+    --run ID`` finds the traffic of the run whose files were set aside."""
+    done = run_script(tmp_path, "mkdir -p sub/.vscode && echo '{}' > sub/.vscode/settings.json")
+    assert done.returncode == 0, done.stderr
+    [folder] = list((config_dir / "airlock" / "set-aside").iterdir())
+    listed = airlock("audit", "--json", "--audit-log", str(tmp_path / "audit.jsonl"))
+    runs = {record["run"] for record in json.loads(listed.stdout)}
+    assert runs == {folder.name}, (runs, folder.name)

@@ -481,12 +481,13 @@ def _inside_workspace(path: Path, workspace: Path, what: str, origin: Any) -> No
         )
 
 
-def standby_proxy(config: EgressConfig, sandbox: Any) -> StandbyProxy:
+def standby_proxy(config: EgressConfig, sandbox: Any, run: str) -> StandbyProxy:
     """The run's audit log, open with its start record, and the sandbox's socket held for
-    the proxy (loaded by :func:`serve_until_done`, or at once with ``start()``)."""
+    the proxy (loaded by :func:`serve_until_done`, or at once with ``start()``). ``run``: the
+    run's id, as its set-aside folder and what a killed run left name it too."""
     from airlock.egress import StandbyProxy
 
-    return StandbyProxy(config, [sandbox.listener])
+    return StandbyProxy(config, [sandbox.listener], run_id=run)
 
 
 def serve_until_done(proxy: StandbyProxy, sandbox: Any, standby: float | None = None) -> int:
