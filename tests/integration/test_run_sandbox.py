@@ -12,6 +12,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.cli import airlock
 from tests.conftest import write_json
 from tests.integration.run_servers import HOST, web_site
@@ -60,6 +62,23 @@ def test_env_passes_a_variable_on_request(tmp_path: Path) -> None:
         env={"GITHUB_TOKEN": "ghp_given"},
     )
     assert done.stdout.strip() == "ghp_given 1", done.stderr
+
+
+def test_env_naming_a_variable_that_is_not_set_says_so(tmp_path: Path) -> None:
+    """A forgotten export: ``--env GH_TOKEN`` with none set passes nothing, and says so."""
+    done = _run(tmp_path, "--env", "GH_TOKEN", "--env", "SET=1", "--", "sh", "-c", "echo ran")
+    assert done.returncode == 0, done.stderr
+    assert "--env GH_TOKEN: not set in airlock's environment, so not passed in" in done.stderr
+    assert "--env SET" not in done.stderr  # set on the command line: passed
+
+
+@pytest.mark.parametrize("option", ["--rw", "--ro", "--hide"])
+def test_an_empty_path_option_is_refused(tmp_path: Path, project: Path, option: str) -> None:
+    """``--rw ''`` read as the current folder without a word."""
+    done = _run(tmp_path, option, "", "--", "touch", "ran")
+    assert done.returncode == 125
+    assert f"{option} '': an empty path" in done.stderr
+    assert not (project / "ran").exists()
 
 
 def test_credentials_under_neutral_names_are_dropped_and_reported(tmp_path: Path) -> None:
@@ -324,10 +343,10 @@ def test_a_deny_rule_written_as_one_string_still_hides(
     assert not (project / "ran").exists()
 
 
-def _run_signalled(log: Path, script: str, signals: int, gap: float = 0.5) -> int:
+def _run_signalled(log: Path, script: str, signals: int, gap: float = 0.5) -> tuple[int, str]:
     """``airlock run -- sh -c SCRIPT`` (which prints ``started`` first), sent SIGTERM
     ``signals`` times ``gap`` seconds apart, still running before each; its exit status (it
-    must end within 60 s of the last signal)."""
+    must end within 60 s of the last signal) and what it said on stderr."""
     process = subprocess.Popen(
         [sys.executable, "-m", "airlock", "run", "--audit-log", str(log), "--", "sh", "-c", script],
         stdout=subprocess.PIPE,
@@ -343,7 +362,8 @@ def _run_signalled(log: Path, script: str, signals: int, gap: float = 0.5) -> in
                 assert process.poll() is None, "it ended before the last signal"
             process.send_signal(signal.SIGTERM)
         try:
-            return process.wait(60)
+            code = process.wait(60)
+            return code, process.stderr.read()  # type: ignore[union-attr]
         except subprocess.TimeoutExpired:
             process.kill()
             _, err = process.communicate()
@@ -362,7 +382,8 @@ def test_a_signal_reaches_the_command(tmp_path: Path, project: Path) -> None:
     script = (
         f"trap 'echo term > {marker}; exit 143' TERM; echo started; while :; do sleep 0.1; done"
     )
-    assert _run_signalled(tmp_path / "audit.jsonl", script, 1) == 143
+    code, stderr = _run_signalled(tmp_path / "audit.jsonl", script, 1)
+    assert code == 143 and "second signal" not in stderr
     assert marker.read_text() == "term\n"
 
 
@@ -371,7 +392,9 @@ def test_a_second_signal_ends_a_command_that_ignores_the_first(tmp_path: Path) -
     at once, and airlock ends too (it does not wait on itself), with the run in its log."""
     log = tmp_path / "audit.jsonl"
     script = "trap '' TERM INT; echo started; while :; do sleep 0.1; done"
-    assert _run_signalled(log, script, 2) == 128 + signal.SIGKILL
+    code, stderr = _run_signalled(log, script, 2)
+    assert code == 128 + signal.SIGKILL
+    assert "a second signal within 5 s: the command was killed (SIGKILL)" in stderr
     last = json.loads(log.read_text().splitlines()[-1])
     assert last["type"] == "run" and last["exit_code"] == 128 + signal.SIGKILL
 

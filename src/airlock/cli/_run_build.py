@@ -534,6 +534,9 @@ class ForwardedSignals:
         self.pending: list[int] = []
         self.previous: dict[int, Any] = {}
         self.last = -1e9
+        self.killed = False
+        """Whether a second signal within :data:`GRACE` seconds killed the command (said
+        after the run: a signal handler prints nothing)."""
 
     def __enter__(self) -> ForwardedSignals:
         import signal
@@ -560,6 +563,7 @@ class ForwardedSignals:
         now = time.monotonic()
         if now - self.last < self.GRACE:
             self.sandbox.kill_now()  # no waiting here: the main thread may be waiting on it
+            self.killed = True
         self.last = now
         self.sandbox.signal(number)
 

@@ -161,6 +161,9 @@ def _run(args: argparse.Namespace) -> int:
     rate = args.new_connections_per_second
     if rate is not None and not 0 < rate < float("inf"):
         raise UsageError(f"--new-connections-per-second must be a positive number (got {rate:g})")
+    for option, texts in (("--rw", args.rw), ("--ro", args.ro), ("--hide", args.hide)):
+        if any(not text.strip() for text in texts):  # it read as the current folder
+            raise UsageError(f"{option} '': an empty path; give the path, or . for this folder")
     if args.max_upload_mb is not None and args.max_upload_mb <= 0:
         raise UsageError(
             f"--max-upload-mb must be a positive number of MB (got {args.max_upload_mb})"
@@ -172,6 +175,13 @@ def _run(args: argparse.Namespace) -> int:
         raise UsageError(f"--workspace {args.workspace}: not a folder")
     inside_cwd = cwd if cwd.resolve().is_relative_to(workspace) else workspace
     wanted = parse_env_options(args.env)
+    unset = [name for name, value in wanted.items() if value is None and name not in environ]
+    if unset:  # a forgotten export: said, as the command may need it
+        print(
+            f"airlock run: --env {', --env '.join(unset)}: not set in airlock's environment, "
+            "so not passed in (--env NAME=VALUE sets one)",
+            file=sys.stderr,
+        )
     # The settings of the folder the command runs in, as the agent there reads them: with
     # --workspace from elsewhere, the workspace's own .claude/ settings, not the caller's.
     loaded = load_reported(args, inside_cwd)
@@ -432,6 +442,12 @@ def _run(args: argparse.Namespace) -> int:
         if runs >= 0:
             os.close(runs)  # the runs' lock: this run no longer holds it
     not_written = show(report, scrubbed, code, report_file)  # the file written, and closed
+    if signals.killed:
+        print(
+            f"airlock run: a second signal within {signals.GRACE:g} s: the command was killed "
+            "(SIGKILL) without waiting for it to end",
+            file=sys.stderr,
+        )
     for line in made_safe:
         print(line, file=sys.stderr)
     failed = [why for why in (report.error, not_written) if why]
