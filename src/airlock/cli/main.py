@@ -54,7 +54,8 @@ exit codes: 0 ok; 1 something was found (redact) or a check failed; 2 bad input 
 
 
 class _Formatter(argparse.RawDescriptionHelpFormatter):
-    """argparse's formatter, sized without importing ``shutil`` (a few ms of every start-up)."""
+    """argparse's formatter, sized without importing ``shutil`` (a few ms of every start-up);
+    descriptions kept as written but filled to the terminal (:func:`refill`)."""
 
     def __init__(self, prog: str) -> None:
         try:
@@ -62,6 +63,57 @@ class _Formatter(argparse.RawDescriptionHelpFormatter):
         except (ValueError, OSError):
             columns = 80
         super().__init__(prog, width=max(columns - 2, 40))
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        return refill(text, width, indent)
+
+
+def refill(text: str, width: int, indent: str = "") -> str:
+    """``text`` (a description as written) filled to ``width``: each paragraph, and each
+    ``- `` or ``1. `` item with the lines under it indented as far as its text, joined and
+    wrapped again; blank lines kept; any other line that starts with a space (an example, a
+    table) kept as it is."""
+    import re
+    import textwrap
+
+    item_start = re.compile(r"(?:- |\d{1,2}\. )(?=\S)")  # a list's item: "- " or "1. "
+    out: list[str] = []
+    words: list[str] = []
+    lead = ""
+
+    def flush() -> None:
+        if words:
+            out.extend(
+                textwrap.wrap(
+                    " ".join(words),
+                    width,
+                    initial_indent=indent + lead,
+                    subsequent_indent=indent + " " * len(lead),
+                    break_on_hyphens=False,
+                    break_long_words=False,
+                )
+            )
+            words.clear()
+
+    for line in text.splitlines():
+        item = item_start.match(line)
+        if item:
+            flush()
+            lead = item[0]
+            words.append(line[len(lead) :].strip())
+        elif words and lead and line.startswith(" " * len(lead)) and line[len(lead)] != " ":
+            words.append(line.strip())  # an item's next line
+        elif not line.strip() or line.startswith(" "):
+            flush()
+            lead = ""
+            out.append(indent + line if line.strip() else "")
+        else:
+            if lead:
+                flush()
+                lead = ""
+            words.append(line.strip())
+    flush()
+    return "\n".join(out)
 
 
 class _Parser(argparse.ArgumentParser):
