@@ -113,7 +113,7 @@ def test_reference_agent_requests_are_named_by_flow(
 ) -> None:
     """The real agent's requests are named by flow; metrics go out, are absent, or are refused."""
     assert _agent_version() == VERSION, "run scripts/setup.sh --dev to install the agent"
-    project.mkdir(exist_ok=True)
+    (project / ".claude" / "commands").mkdir(parents=True)  # no settings files: placeholders
     origin_ca = RunCA(now=NOW, name="stand-in vendor CA")
     (tmp_path / "origin.pem").write_bytes(origin_ca.certificate_pem)
     log = tmp_path / "audit.jsonl"
@@ -146,7 +146,8 @@ def test_reference_agent_requests_are_named_by_flow(
         vendor_seen = [path for _, path, _ in vendor.seen]
     assert done.returncode == 0, done.stderr[-2000:]
     assert "hi from the stand-in" in done.stdout
-    # the placeholders at the home's missing settings files read as no settings, no warning
+    # the placeholders at the missing settings files (the home's, the project's) read as no
+    # settings: no warning
     assert "did not load" not in done.stderr and "EISDIR" not in done.stderr, done.stderr
     # the state it saved inside (in its config dir) is where it reads it outside
     home = tmp_path / "home"

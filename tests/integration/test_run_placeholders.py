@@ -174,3 +174,34 @@ def test_a_ledger_naming_another_folder_as_scratch_removes_nothing(tmp_path: Pat
     sweep(ledgers)
     assert (precious / "thesis.tex").exists()
     assert not scratch.exists()
+
+
+def test_a_projects_missing_settings_files_are_empty_files_where_git_lists_none(
+    tmp_path: Path, project: Path
+) -> None:
+    """In a ``.claude`` folder that is there, the agent warned at every start over a folder at
+    a missing settings file: an empty read-only file stands there instead, where git would
+    not list it as a new file (ignored, or no repository); a folder where it would."""
+    (project / ".claude" / "commands").mkdir(parents=True)
+    look = "for f in .claude/settings.json .claude/settings.local.json; do "
+    look += '[ -f "$f" ] && [ ! -s "$f" ] && echo "$f file"; [ -d "$f" ] && echo "$f folder"; '
+    look += "done; (echo x > .claude/settings.json) 2>/dev/null || echo read-only"
+    done = airlock("run", "--audit-log", str(tmp_path / "a.jsonl"), "--", "sh", "-c", look)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split("\n")[:3] == [
+        ".claude/settings.json file",
+        ".claude/settings.local.json file",
+        "read-only",
+    ]
+    subprocess.run(["git", "init", "-q", str(project)], check=True)
+    (project / ".gitignore").write_text(".claude/settings.local.json\n")
+    look += "; git status --porcelain"
+    done = airlock("run", "--audit-log", str(tmp_path / "a.jsonl"), "--", "sh", "-c", look)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        ".claude/settings.json folder",
+        ".claude/settings.local.json file",
+        "read-only",
+        "?? .gitignore",  # nothing of airlock's
+    ]
+    assert sorted(entry.name for entry in (project / ".claude").iterdir()) == ["commands"]

@@ -184,6 +184,7 @@ def mounts(
     folder ``CODEX_HOME`` names, if taken; ``staged``: the agent keeps its state in its
     config dir for the run (:func:`airlock.sandbox.agent_state.staging`).
     """
+    import os
     import sys
     from pathlib import Path
 
@@ -192,6 +193,7 @@ def mounts(
     from airlock.sandbox.direnv import envrc_rules
     from airlock.sandbox.mercurial import hg_rules
     from airlock.sandbox.paths import (
+        SETTINGS_IN_WORKSPACE,
         Kind,
         expand,
         home_rules,
@@ -218,6 +220,7 @@ def mounts(
         include_rules,
         more_git_rules,
         nested_rules,
+        unlisted_by_git,
     )
     from airlock.sandbox.stores import credential_store_rules
     from airlock.settings.sandbox import PROJECT_SOURCES, sandbox_path, sandbox_settings
@@ -249,8 +252,13 @@ def mounts(
             file=sys.stderr,
         )
     root_git = workspace / ".git"
+    missing = [  # in a .claude folder that is there: a folder at one makes the agent warn
+        name
+        for name in SETTINGS_IN_WORKSPACE
+        if (workspace / ".claude").is_dir() and not os.path.lexists(workspace / name)
+    ]
     rules = [
-        *workspace_rules(workspace, git_held=held is not None),
+        *workspace_rules(workspace, held is not None, unlisted_by_git(workspace, missing)),
         *([held.rule] if held is not None else []),
         *nested_rules(workspace, scan),
         *bare_rules(walk.heads, "runs code outside later (a bare repository in the workspace)"),

@@ -603,11 +603,22 @@ def _note_links(path: Path, links: dict[Path, str]) -> None:
             break
 
 
-def workspace_rules(workspace: Path, git_held: bool = False) -> Iterator[Mount]:
+SETTINGS_IN_WORKSPACE = (".claude/settings.json", ".claude/settings.local.json")
+"""The agent's project settings among :data:`PROTECTED_IN_WORKSPACE`: in a ``.claude`` folder
+that is there, the agent reads a folder at a missing one as settings that did not load, and
+warns at every start; an empty file there it reads as none."""
+
+
+def workspace_rules(
+    workspace: Path, git_held: bool = False, files: frozenset[str] = frozenset()
+) -> Iterator[Mount]:
     """The workspace, writable, less the paths that would run code outside later.
 
     ``git_held``: the workspace's missing ``.git`` is bound to a holding folder outside it
     (:func:`airlock.sandbox.repositories.hold`), made safe after the run: no rule under it.
+    ``files``: the missing ones whose placeholder is an empty file rather than a folder
+    (:data:`SETTINGS_IN_WORKSPACE` that git would not list as new files: an empty folder is
+    never listed, an empty file would be, and could be committed).
     """
     yield mount(Kind.WRITE, workspace, "the workspace")
     why = "runs code outside later (in the workspace)"
@@ -615,7 +626,7 @@ def workspace_rules(workspace: Path, git_held: bool = False) -> Iterator[Mount]:
         if name == ".git/commondir" and not git_held:
             yield commondir_rule(workspace / ".git", why)
         elif not (git_held and name.startswith(".git/")):
-            yield mount(Kind.READ, workspace / name, why)
+            yield mount(Kind.READ, workspace / name, why, folder=name not in files)
     lefthook = any(os.path.lexists(workspace / name) for name in LEFTHOOK_FILES)
     for name in (*SHELL_STARTUP_FILES, *HOOK_MANAGER_FILES, *TOOL_MANAGER_FILES):
         if (workspace / name).exists() or (lefthook and name in LEFTHOOK_FILES):

@@ -726,6 +726,27 @@ def run_git(
         return None
 
 
+def unlisted_by_git(workspace: Path, names: Iterable[str]) -> frozenset[str]:
+    """Which of ``names`` (plain paths in ``workspace``: git quotes no character of theirs)
+    ``git status`` would not list as new files
+    there: those its ignore rules name, or all when the workspace is in no repository (or
+    git is not there). An empty file the run stands at one is then seen by no one's git.
+    Git reads the ignore rules only (no fsmonitor, no hook), in another user's repository
+    too."""
+    asked = list(names)
+    if not asked:
+        return frozenset()
+    environ = {key: value for key, value in os.environ.items() if not key.startswith("GIT_")}
+    command = ["-C", str(workspace), "--no-pager", "--no-optional-locks"]
+    command += ["-c", "core.fsmonitor=false", "-c", "safe.directory=*"]
+    done = run_git([*command, "check-ignore", "--", *asked], environ, timeout=10)
+    if done is None or b"not a git repository" in done.stderr:  # no git, or no repository
+        return frozenset(asked)
+    if done.returncode not in (0, 1):  # git could not say: each one may be listed
+        return frozenset()
+    return frozenset(os.fsdecode(name) for name in done.stdout.splitlines()) & set(asked)
+
+
 def _regular_text(path: Path) -> str | None:
     """The start of a regular file (through links) as text; ``None`` for anything else."""
     data = regular_bytes(path, LIMIT)
