@@ -349,9 +349,11 @@ def _print_lines(records: Iterator[dict[str, Any]]) -> None:
         kind = record.get("type")
         if kind == "start":
             line = f"{record.get('time')}  run {record.get('run')} started"
-        elif kind == "run":
+        elif kind == "run":  # its time is the run's start: the end is after its duration
+            duration = record.get("duration")
+            lasted = f" after {duration:g} s" if isinstance(duration, (int, float)) else ""
             line = (
-                f"{record.get('time')}  run {record.get('run')} ended: exit "
+                f"{record.get('time')}  run {record.get('run')} ended{lasted}: exit "
                 f"{record.get('exit_code')}, command {record.get('command')}"
             )
         else:
