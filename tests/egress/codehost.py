@@ -160,6 +160,9 @@ def echoed(form: str, authorization: str) -> str:
         "json_escapes": "".join(f"\\u{ord(c):04x}" for c in TOKEN),
         "json_escapes_upper": "".join(f"\\u{ord(c):04X}" for c in TOKEN),
         "percent_escapes": "".join(f"%{ord(c):02x}" for c in TOKEN),
+        "x_escapes": "".join(f"\\x{ord(c):02x}" for c in TOKEN),
+        "html_decimal": "".join(f"&#{ord(c)};" for c in TOKEN),
+        "html_hex": "".join(f"&#X{ord(c):04x};" for c in TOKEN),
     }
     return forms[form]
 

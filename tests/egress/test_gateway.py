@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import html
 import re
 import shutil
 import socket
@@ -482,10 +483,10 @@ def test_the_gateway_counts_against_the_upload_budget(tmp_path: Path) -> None:
 
 
 def _readable(text: str) -> bool:
-    """Whether the token can be read back from ``text`` by undoing a usual encoding: percent
-    or JSON escapes, hex, base64 (or base64url) from any offset, a ``Basic`` credential in
-    what base64 gave; in any case."""
-    tried = [text, unquote(text)]
+    """Whether the token can be read back from ``text`` by undoing a usual encoding: percent,
+    JSON or ``\\x`` escapes, HTML character references, hex, base64 (or base64url) from any
+    offset, a ``Basic`` credential in what base64 gave; in any case."""
+    tried = [text, unquote(text), html.unescape(text)]
     with contextlib.suppress(ValueError):
         tried.append(bytes.fromhex(text).decode("latin-1"))
     with contextlib.suppress(ValueError):
@@ -521,6 +522,9 @@ ECHOED = (
     "json_escapes",
     "json_escapes_upper",
     "percent_escapes",
+    "x_escapes",
+    "html_decimal",
+    "html_hex",
 )
 
 

@@ -298,8 +298,10 @@ def _either_case(text: str) -> str:
 def _ways(char: str, kind: str) -> list[tuple[str, str]]:
     """Each way one character of a form of the token may be written, as its first character
     and a pattern for the rest: a character of the token in either case, or as a percent
-    escape or a JSON ``\\u00XX`` escape (hex digits in either case); of base64, itself, or for
-    ``+ / =`` base64url's character or a percent escape; of hex, either case."""
+    escape, a JSON ``\\u00XX`` or a ``\\xXX`` escape (hex digits in either case), or an HTML
+    character reference (``&#103;``, ``&#x67;``, up to three leading zeros: an error page's);
+    of base64, itself, or for ``+ / =`` base64url's character or a percent escape; of hex,
+    either case."""
     if kind == "b64":
         others = _B64_ALSO.get(char, ())
         return [(char, "")] + [(other[0], _either_case(other[1:])) for other in others]
@@ -307,7 +309,8 @@ def _ways(char: str, kind: str) -> list[tuple[str, str]]:
     if kind == "hex":
         return firsts
     code = _either_case(f"{ord(char):02X}")
-    return [*firsts, ("%", code), ("\\", "u00" + code)]
+    entities = [("&", f"#0{{0,3}}{ord(char)};"), ("&", "#[xX]0{0,3}" + code + ";")]
+    return [*firsts, ("%", code), ("\\", "u00" + code), ("\\", "[xX]" + code), *entities]
 
 
 def _spelled(char: str, kind: str) -> str:
@@ -331,7 +334,8 @@ def secret_pattern(token: str) -> tuple[bytes, int]:
     """A pattern for every form of ``token`` the gateway replaces, and the longest it matches.
 
     The forms: the token with its letters in any case, and with any of its characters as a
-    percent escape or a JSON ``\\u00XX`` escape (hex digits in either case); the ``Basic``
+    percent escape, a JSON ``\\u00XX`` or ``\\xXX`` escape (hex digits in either case) or an
+    HTML character reference; the ``Basic``
     credential git's ``Authorization`` header carries (base64 of ``x-access-token:TOKEN``,
     padded or not); the base64 of the token and of that credential at each of the three
     offsets they may start at in a longer text (which covers the base64 of a whole
@@ -351,7 +355,7 @@ def secret_pattern(token: str) -> tuple[bytes, int]:
         for first, more in _ways(form[0], kind):
             after.setdefault(first, []).append(more + rest)
     pattern = "|".join(f"{re.escape(c)}(?:{'|'.join(ways)})" for c, ways in sorted(after.items()))
-    widest = {"token": 6, "b64": 3, "hex": 1}  # bytes of a character's longest way
+    widest = {"token": 10, "b64": 3, "hex": 1}  # bytes of a character's longest way
     return pattern.encode(), max(len(form) * widest[kind] for form, kind in forms)
 
 
