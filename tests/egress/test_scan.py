@@ -1212,3 +1212,36 @@ def test_a_deflate_body_that_reads_two_ways_is_refused_and_said() -> None:
     quiet = StreamDecoder(b"deflate")
     quiet.feed(plain)
     assert quiet.unchecked == ""
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        f'name,value\r\n"AWS_SECRET_ACCESS_KEY=""{AWS_SECRET}"""\r\n',
+        f'<v text="AWS_SECRET_ACCESS_KEY=&quot;{AWS_SECRET}&quot;"/>',
+        json.dumps({"file": f'"AWS_SECRET_ACCESS_KEY=""{AWS_SECRET}"""\n'}),
+    ],
+    ids=["csv_cell", "xml_attribute", "csv_in_json"],
+)
+def test_a_named_secret_in_a_csv_cell_or_an_xml_attribute_is_handled(body: str) -> None:
+    """Uploaded as a CSV file, an XML attribute or a CSV file inside a JSON request: blocked,
+    redacted where it stands, and counted when forwarded as it comes."""
+    from airlock.egress.scan import BodyCount
+
+    data = body.encode()
+    assert check_gathered(REDACTOR, SecretsMode.BLOCK, data)[:2] == (
+        None,
+        {"aws_secret_access_key": 1},
+    )
+    redacted, found, _ = check_gathered(REDACTOR, SecretsMode.REDACT, data)
+    assert found == {"aws_secret_access_key": 1}
+    assert redacted is not None and AWS_SECRET.encode() not in redacted
+    assert b"[REDACTED:aws_secret_access_key]" in redacted
+
+    async def counted() -> dict[str, int]:
+        count = BodyCount(REDACTOR, None, None)
+        for at in range(0, len(data), 5):
+            await count.add(data[at : at + 5])
+        return await count.total()
+
+    assert asyncio.run(counted()) == {"aws_secret_access_key": 1}

@@ -387,3 +387,39 @@ def test_a_secret_between_two_tokens_in_a_rejected_assignment_is_found() -> None
     once, _ = Redactor().redact_text(":".join([pypi, database, admin]))
     assert "[REDACTED:db_url_password]" in once and "mO3MpTtEG6PCshPNFA" not in once
     assert Redactor().redact_text(once)[0] == once
+
+
+AWS_SECRET = "k9Qz+3vTq/Lm2Wx8Yp0Rn5Hs7Dj4Fg6Bc1Va3Ne2"
+
+
+@pytest.mark.parametrize(
+    ("text", "redacted"),
+    [
+        (  # a CSV cell doubles the quotes inside it
+            f'"AWS_SECRET_ACCESS_KEY=""{AWS_SECRET}"""',
+            '"AWS_SECRET_ACCESS_KEY=""[REDACTED:aws_secret_access_key]"""',
+        ),
+        (  # the same cell inside a JSON string
+            json.dumps('"DB_PASSWORD=""Xk9!pQ2rT7zW"""')[1:-1],
+            '\\"DB_PASSWORD=\\"\\"[REDACTED:generic_password]\\"\\"\\"',
+        ),
+        (  # an XML or HTML attribute writes them as references
+            f'<v text="AWS_SECRET_ACCESS_KEY=&quot;{AWS_SECRET}&quot;"/>',
+            '<v text="AWS_SECRET_ACCESS_KEY=&quot;[REDACTED:aws_secret_access_key]&quot;"/>',
+        ),
+        (
+            f"<v t='aws_secret_access_key=&#39;{AWS_SECRET}&#x27;'/>",
+            "<v t='aws_secret_access_key=&#39;[REDACTED:aws_secret_access_key]&#x27;'/>",
+        ),
+    ],
+    ids=["csv_cell", "csv_cell_in_json", "xml_attribute", "xml_apostrophes"],
+)
+def test_a_named_secret_in_quotes_a_format_wrote_is_found(text: str, redacted: str) -> None:
+    """A name's value quoted the way a CSV cell (``""``) or an XML attribute (``&quot;``)
+    writes a quote is found as in plain quotes, and replaced where it stands."""
+    assert Redactor().redact_text(text)[0] == redacted
+
+
+def test_an_empty_string_beside_a_name_is_no_value() -> None:
+    text = '{"password": "", "user": "bob", "token": "", "note": ""}'
+    assert Redactor().redact_text(text)[0] == text

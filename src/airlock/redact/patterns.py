@@ -35,7 +35,7 @@ MARKER = "[REDACTED:{kind}]"
 # break, real or escaped once or twice.
 ESC_SLASH = r"(?:\\*/)"
 NL = r"(?:\\+r)?(?:\\+n|\r?\n)"
-QUOTE = r"(?:\\*[\"'`])"
+QUOTE = r"(?:\\*[\"'`](?:\\*\")?|&(?:quot|apos|#0{0,3}3[49]|#[xX]0{0,3}2[27]);)"
 B64 = rf"(?:[A-Za-z0-9+=]|{ESC_SLASH})"
 # A terminal control sequence, raw or escaped (JSON ``\u001b``, shell ``\033``, ``\x1b``, ``\e``):
 # CSI (colours, cursor moves: ESC [ parameters final-byte) and OSC (titles, hyperlinks:
