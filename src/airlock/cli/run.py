@@ -262,7 +262,7 @@ def _run(args: argparse.Namespace) -> int:
                 "naming it then refuses to go on); keep it outside the workspace",
                 file=sys.stderr,
             )
-        if args.report_json:  # its folder held from now: what the command leaves is no way
+        if args.report_json:  # its folder found and held now: nothing left there redirects it
             report_file = ReportFile(args.report_json, state)
         bundle = prepared.read_only_files if prepared is not None else ()
         stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(started))

@@ -137,10 +137,10 @@ def carry_back(home: Path, staged: Path, before: bytes | None, aside: Path) -> s
     if text is None:
         return None
     try:
-        now = read_regular(state)
+        unchanged = read_regular(state) == before
     except NotRegular:
-        now = b"not a regular file"  # anything but what it was: left as it is
-    if now != before:
+        unchanged = False  # something else stands there now: left as it is
+    if not unchanged:
         moved = move_entry_aside(staged, aside)
         return (
             f"{state} changed outside while the run went on: left as it is; the agent's "
