@@ -1352,12 +1352,13 @@ _MARKER_OR_RUN = re.compile(r"\[REDACTED:[a-z0-9_]+\]|" + TOKEN_LIKE.pattern)
 
 def path_secrets(redactor: Redactor, target: str, logged: str) -> tuple[str, dict[str, int]]:
     """The secrets in a request's target (path and query, values too, read as sent, with its
-    percent escapes decoded, and with its ``+`` as spaces too), by kind, and ``logged`` (the target as the audit log shows
-    it, query values already left out) fit for the log: with a secret anywhere in the
-    target, each secret the engine finds in ``logged`` (as sent, then decoded) is replaced by
-    its marker, and each run of token characters left is left out too
-    (``/bot<token>/sendMessage``, ``ghp%5F…``). Only a target the engine could find a secret
-    in is scanned (:func:`could_hold_secrets`), or every one with rules of the user's own."""
+    percent escapes decoded, and with its ``+`` as spaces too), by kind, and ``logged`` (the
+    target as the audit log shows it, query values already left out) fit for the log: with a
+    secret anywhere in the target, each secret the engine finds in ``logged`` (as sent, then
+    decoded) is replaced by its marker, and each run of token characters left is left out
+    too (``/bot<token>/sendMessage``, ``ghp%5F…``). Only a target the engine could find a
+    secret in is scanned (:func:`could_hold_secrets`), or every one with rules of the user's
+    own."""
     readings = [target]
     if "%" in target:
         readings.append(urllib.parse.unquote(target, errors="replace"))
