@@ -255,8 +255,6 @@ def test_a_form_written_with_plus_for_spaces_is_read_as_its_reader_reads_it(
     blocked, redacted where they stand, and counted when forwarded as they come."""
     from urllib.parse import urlencode
 
-    from airlock.egress.scan import BodyCount
-
     body = urlencode({"content": PEM, "note": f"aws_secret_access_key = {AWS_SECRET}"}).encode()
     assert b"BEGIN+RSA+PRIVATE+KEY" in body and b"aws_secret_access_key+%3D+" in body
     kinds = {"private_key_pem": 1, "aws_secret_access_key": 1}
@@ -271,13 +269,7 @@ def test_a_form_written_with_plus_for_spaces_is_read_as_its_reader_reads_it(
         b"&note=aws_secret_access_key+%3D+[REDACTED:aws_secret_access_key]"
     )
 
-    async def counted() -> dict[str, int]:
-        count = BodyCount(REDACTOR, None, content_type)
-        for at in range(0, len(body), 7):
-            await count.add(body[at : at + 7])
-        return await count.total()
-
-    assert asyncio.run(counted()) == kinds
+    assert _counted(body, None, content_type, cut=7) == (kinds, "")
 
 
 def test_plus_is_a_space_only_in_a_form() -> None:
@@ -760,19 +752,16 @@ def test_a_key_in_ebcdic_is_found_by_the_charset_or_the_xml_declaration() -> Non
 def test_a_utf16_body_is_counted_as_it_streams(cut: int) -> None:
     """``--secrets report``'s count of a UTF-16 body fed in any pieces is what ``block``
     refuses it for; a UTF-8 body is counted once."""
-    from airlock.egress.scan import BodyCount, SecretsMode, check_gathered
+    from airlock.egress.scan import SecretsMode, check_gathered
 
-    async def count(body: bytes, content_type: bytes) -> dict[str, int]:
-        counter = BodyCount(REDACTOR, None, content_type)
-        for at in range(0, len(body), cut):
-            await counter.add(body[at : at + cut])
-        return await counter.total()
+    def count(body: bytes, content_type: bytes) -> dict[str, int]:
+        return _counted(body, None, content_type, cut)[0]
 
     text = json.dumps({"content": f"my key {GITHUB}"})
     wide = text.encode("utf-16")
-    assert asyncio.run(count(wide, b"application/json")) == {"github_token": 1}
+    assert count(wide, b"application/json") == {"github_token": 1}
     assert check_gathered(REDACTOR, SecretsMode.BLOCK, wide)[1] == {"github_token": 1}
-    assert asyncio.run(count(text.encode(), b"application/json")) == {"github_token": 1}
+    assert count(text.encode(), b"application/json") == {"github_token": 1}
 
 
 @pytest.mark.parametrize("codec", ["utf-16", "utf-32"])
@@ -1144,18 +1133,12 @@ def test_the_name_beside_a_value_is_seen_across_a_segment_cut(codec: str) -> Non
 def test_a_key_in_a_unicode_escape_body_is_counted_as_block_judges_it() -> None:
     """``charset=unicode_escape`` reads ``\\x5f`` as ``_``: the body is read decoded, so
     ``report`` counts the key ``block`` refuses."""
-    from airlock.egress.scan import BodyCount, SecretsMode, check_gathered
+    from airlock.egress.scan import SecretsMode, check_gathered
 
     body = json.dumps({"k": KEY}).replace("_", "\\x5f").encode()
     content_type = b"application/json; charset=unicode_escape"
 
-    async def count() -> dict[str, int]:
-        counter = BodyCount(REDACTOR, None, content_type)
-        for at in range(0, len(body), 3):
-            await counter.add(body[at : at + 3])
-        return await counter.total()
-
-    assert asyncio.run(count()) == {"github_token": 1}
+    assert _counted(body, None, content_type, cut=3)[0] == {"github_token": 1}
     blocked = check_gathered(REDACTOR, SecretsMode.BLOCK, body, content_type=content_type)
     assert blocked[:2] == (None, {"github_token": 1})
 
@@ -1226,7 +1209,6 @@ def test_a_deflate_body_that_reads_two_ways_is_refused_and_said() -> None:
 def test_a_named_secret_in_a_csv_cell_or_an_xml_attribute_is_handled(body: str) -> None:
     """Uploaded as a CSV file, an XML attribute or a CSV file inside a JSON request: blocked,
     redacted where it stands, and counted when forwarded as it comes."""
-    from airlock.egress.scan import BodyCount
 
     data = body.encode()
     assert check_gathered(REDACTOR, SecretsMode.BLOCK, data)[:2] == (
@@ -1238,10 +1220,4 @@ def test_a_named_secret_in_a_csv_cell_or_an_xml_attribute_is_handled(body: str) 
     assert redacted is not None and AWS_SECRET.encode() not in redacted
     assert b"[REDACTED:aws_secret_access_key]" in redacted
 
-    async def counted() -> dict[str, int]:
-        count = BodyCount(REDACTOR, None, None)
-        for at in range(0, len(data), 5):
-            await count.add(data[at : at + 5])
-        return await count.total()
-
-    assert asyncio.run(counted()) == {"aws_secret_access_key": 1}
+    assert _counted(data, None, cut=5)[0] == {"aws_secret_access_key": 1}
