@@ -270,7 +270,7 @@ def _run(args: argparse.Namespace) -> int:
         if sweep(state[0] / "placeholders"):
             print(
                 "airlock run: removed the empty placeholders that a run killed earlier left "
-                "(at missing protected paths such as .git/commondir)",
+                "at the missing protected paths it kept from being made",
                 file=sys.stderr,
             )
         try:  # runs of every config dir of this home meet there

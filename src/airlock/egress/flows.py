@@ -556,7 +556,10 @@ def compare(records: Iterable[Mapping[str, object]], decisions: Decisions) -> li
             FlowSummary(flow, str(decision.state), allowed, refused, out, in_, difference)
         )
     for flow, (allowed, refused, out, in_) in sorted(totals.items()):
-        difference = "requests no signature covers: not predicted by the engine"
+        difference = (
+            "requests that match none of the agent's known endpoints, so no data flow "
+            "covers them: the engine could not predict them (airlock audit lists them)"
+        )
         summaries.append(FlowSummary(flow, "", allowed, refused, out, in_, difference))
     return summaries
 
