@@ -10,11 +10,14 @@ from __future__ import annotations
 import json
 import os
 import stat
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 
-from airlock.sandbox.agent_state import staging
+from airlock.sandbox.agent_state import merged, staging
 from tests.cli import run_script
 
 SAVE = (
@@ -78,35 +81,91 @@ def test_an_mcp_server_the_agent_saves_inside_is_taken_out(
     assert not (config_dir / ".claude.json").exists()
 
 
-def test_a_state_changed_outside_meanwhile_is_left_and_the_runs_kept_aside(
-    tmp_path: Path, project: Path, home: Path, config_dir: Path
-) -> None:
-    """The agent run outside at the same time saved its state: it is left as it is, and what
-    the agent inside saved is kept aside, said."""
-    state = home / ".claude.json"
-    state.write_text('{"numStartups": 1}')
-    script = "while [ ! -e go ]; do sleep 0.05; done; " + _saving(
-        {"numStartups": 2, "inside": True}
-    )
-    import subprocess
-    import sys
-    import time
-
+def _while_running(
+    tmp_path: Path, project: Path, config_dir: Path, state: dict[str, object], meanwhile: object
+) -> subprocess.CompletedProcess[str]:
+    """A run whose command saves ``state`` as the agent does once the test, after the run
+    has put the state where the agent saves it, has done ``meanwhile()`` outside."""
+    script = "while [ ! -e go ]; do sleep 0.05; done; " + _saving(state)
     log = str(tmp_path / "audit.jsonl")
     command = [sys.executable, "-m", "airlock", "run", "--audit-log", log, "--", "sh", "-c"]
     run = subprocess.Popen([*command, script], stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 60
     while not (config_dir / ".claude.json").exists() and time.monotonic() < deadline:
         time.sleep(0.05)
-    state.write_text('{"numStartups": 7, "outside": true}')
+    meanwhile()  # type: ignore[operator]
     (project / "go").touch()
     _, stderr = run.communicate(timeout=120)
-    assert run.returncode == 0, stderr
-    assert json.loads(state.read_text()) == {"numStartups": 7, "outside": True}
-    assert "changed outside while the run went on" in stderr
-    [kept] = (config_dir / "airlock" / "set-aside").glob("*/agent-state")
-    assert json.loads(kept.read_text()) == {"numStartups": 2, "inside": True}
+    return subprocess.CompletedProcess(run.args, run.returncode, "", stderr)
+
+
+def test_a_state_saved_outside_meanwhile_gets_what_the_agent_inside_saved_merged_in(
+    tmp_path: Path, project: Path, home: Path, config_dir: Path
+) -> None:
+    """The agent run outside at the same time saved its state: what the agent inside changed
+    is merged in, key by key; a value both changed keeps the outside's; said."""
+    state = home / ".claude.json"
+    state.write_text('{"numStartups": 1, "projects": {"/a": {"n": 1}, "/b": {"n": 1}}}')
+    outside = {"numStartups": 7, "outside": True, "projects": {"/a": {"n": 2}, "/b": {"n": 1}}}
+    inside = {"numStartups": 2, "inside": True, "projects": {"/a": {"n": 1}, "/b": {"n": 3}}}
+    done = _while_running(
+        tmp_path, project, config_dir, inside, lambda: state.write_text(json.dumps(outside))
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(state.read_text()) == {
+        "numStartups": 7,
+        "outside": True,
+        "inside": True,
+        "projects": {"/a": {"n": 2}, "/b": {"n": 3}},
+    }
+    assert "changed outside while the run went on: what the agent inside saved is merged in" in (
+        done.stderr
+    )
+    assert "(1 value both changed: the outside's kept)" in done.stderr
     assert not (config_dir / ".claude.json").exists()
+
+
+def test_a_state_the_agent_outside_is_saving_is_left_and_the_runs_kept_aside(
+    tmp_path: Path, project: Path, home: Path, config_dir: Path
+) -> None:
+    """The agent outside holds its lock (it is saving the file): left as it is, the state
+    from inside kept aside, said; the lock is the agent's, left too."""
+    state = home / ".claude.json"
+    state.write_text('{"numStartups": 1}')
+    lock = home / ".claude.json.lock"
+    done = _while_running(tmp_path, project, config_dir, {"numStartups": 2}, lock.mkdir)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(state.read_text()) == {"numStartups": 1} and lock.is_dir()
+    assert "the agent outside was saving it" in done.stderr
+    [kept] = (config_dir / "airlock" / "set-aside").glob("*/agent-state")
+    assert json.loads(kept.read_text()) == {"numStartups": 2}
+    assert not (config_dir / ".claude.json").exists()
+
+
+@pytest.mark.parametrize(
+    ("before", "inside", "outside", "expected", "kept"),
+    [
+        ({"a": 1}, {"a": 2}, {"a": 1}, {"a": 2}, 0),
+        ({"a": 1}, {"a": 2}, {"a": 3}, {"a": 3}, 1),
+        ({"a": 1, "b": 1}, {"b": 1}, {"a": 1, "b": 2}, {"b": 2}, 0),  # removed inside
+        ({"a": 1}, {"a": 1}, {"a": 1, "c": 5}, {"a": 1, "c": 5}, 0),  # nothing saved inside
+        ({"p": {"x": {"n": 1}}}, {"p": {"x": {"n": 2}}}, {"p": {"y": {}}}, {"p": {"y": {}}}, 1),
+        ({}, {"p": {"x": 1}}, {"p": {"y": 2}}, {"p": {"y": 2, "x": 1}}, 0),
+    ],
+    ids=["changed_inside", "both_changed", "removed_inside", "unchanged", "removed_outside",
+         "added_both_sides"],
+)  # fmt: skip
+def test_merged_takes_what_changed_inside_alone(
+    before: dict[str, object],
+    inside: dict[str, object],
+    outside: dict[str, object],
+    expected: dict[str, object],
+    kept: int,
+) -> None:
+    found = merged(*(json.dumps(side).encode() for side in (before, inside, outside)))
+    assert found is not None
+    assert (json.loads(found[0]), found[1]) == (expected, kept)
+    assert merged(b"{}", b"[1]", b"{}") is None and merged(b"{}", b"{}", b"no json") is None
 
 
 def test_where_the_state_is_not_moved(tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ nothing is lost.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import stat
@@ -121,12 +122,14 @@ def carry_back(home: Path, staged: Path, before: bytes | None, aside: Path) -> s
     agent outside reads it; ``before``: that file's bytes before the run. What was done, in
     words, when anything is worth saying (``None``: nothing to say).
 
-    Written back only when ``~/.claude.json`` is as it was before the run: one changed
-    outside meanwhile (the agent run outside at the same time) is left as it is, and the
-    state from inside kept under ``aside``. What the state file says runs outside later (its
-    MCP servers, a project's trust and approvals) is put back afterwards by
-    :func:`keep_servers`, as for the file itself. What is at ``staged`` that is not a regular
-    file is moved to ``aside`` whole, never read through.
+    Under the agent's own lock (``~/.claude.json.lock``, a folder it makes while it saves):
+    when the agent outside holds it, the file is left as it is and the state from inside kept
+    under ``aside``. A file changed outside meanwhile (the agent run outside at the same
+    time) gets what the agent inside changed merged in, key by key (:func:`merged`); what
+    cannot be read as JSON is left, the state from inside kept aside. What the state says
+    runs outside later (its MCP servers, a project's trust and approvals) is put back
+    afterwards by :func:`keep_servers`, as for the file itself. What is at ``staged`` that
+    is not a regular file is moved to ``aside`` whole, never read through.
     """
     state = home / STATE_FILE
     try:
@@ -136,21 +139,101 @@ def carry_back(home: Path, staged: Path, before: bytes | None, aside: Path) -> s
         return f"{staged}: the agent's state was no regular file after the run; moved to {moved}"
     if text is None:
         return None
+    if text == before:  # nothing saved inside
+        staged.unlink()
+        return None
+    lock = home / f"{STATE_FILE}.lock"
     try:
-        unchanged = read_regular(state) == before
-    except NotRegular:
-        unchanged = False  # something else stands there now: left as it is
-    if not unchanged:
+        lock.mkdir(0o700)
+    except OSError:
         moved = move_entry_aside(staged, aside)
         return (
-            f"{state} changed outside while the run went on: left as it is; the agent's "
-            f"state from inside the sandbox is at {moved}"
+            f"{state}: the agent outside was saving it ({lock} is there): left as it is; the "
+            f"agent's state from inside the sandbox is at {moved}"
         )
-    if text != before:
-        mode = 0o600 if before is None else stat.S_IMODE(state.lstat().st_mode)
-        replace_file(state, text, mode=mode)
+    try:
+        return _carried(state, staged, text, before, aside)
+    finally:
+        with contextlib.suppress(OSError):
+            lock.rmdir()
+
+
+def _carried(
+    state: Path, staged: Path, text: bytes, before: bytes | None, aside: Path
+) -> str | None:
+    """:func:`carry_back` under the agent's lock."""
+    try:
+        now = read_regular(state)
+    except NotRegular:
+        moved = move_entry_aside(staged, aside)
+        return (
+            f"{state} is no longer a regular file: left as it is; the agent's state from inside "
+            f"the sandbox is at {moved}"
+        )
+    said = None
+    if now != before:
+        found = merged(before, text, now)
+        if found is None:
+            moved = move_entry_aside(staged, aside)
+            return (
+                f"{state} changed outside while the run went on, and one of its forms is no "
+                f"JSON object: left as it is; the agent's state from inside the sandbox is at "
+                f"{moved}"
+            )
+        text, kept = found
+        said = f"{state} changed outside while the run went on: what the agent inside saved is merged in"
+        if kept:
+            said += f" ({kept} value{'s' if kept > 1 else ''} both changed: the outside's kept)"
+    mode = 0o600 if now is None else stat.S_IMODE(state.lstat().st_mode)
+    replace_file(state, text, mode=mode)
     staged.unlink()
-    return None
+    return said
+
+
+MERGED_DEPTH = 3
+"""How deep :func:`merged` goes into objects changed on both sides: the file's keys, each
+project's entry under ``projects``, that entry's keys."""
+_ABSENT = object()
+
+
+def merged(before: bytes | None, inside: bytes, outside: bytes | None) -> tuple[bytes, int] | None:
+    """``outside`` (the state file now) with what ``inside`` changed from ``before`` applied,
+    key by key (:data:`MERGED_DEPTH` levels of objects): a value changed or removed inside
+    and not outside is taken, one changed on both sides keeps the outside's. The result as
+    the agent writes the file (two-space indents) and how many values kept the outside's;
+    ``None`` when one of the three is no JSON object."""
+    try:
+        base, ours, theirs = (
+            json.loads(text) if text else {} for text in (before, inside, outside)
+        )
+    except ValueError:
+        return None
+    if not all(isinstance(value, dict) for value in (base, ours, theirs)):
+        return None
+    result, kept = _merge(base, ours, theirs, MERGED_DEPTH)
+    return json.dumps(result, indent=2, ensure_ascii=False).encode(), kept
+
+
+def _merge(
+    base: dict[str, Any], ours: dict[str, Any], theirs: dict[str, Any], depth: int
+) -> tuple[dict[str, Any], int]:
+    result = dict(theirs)
+    kept = 0
+    for key in [*base, *(key for key in ours if key not in base)]:
+        was, now, there = (side.get(key, _ABSENT) for side in (base, ours, theirs))
+        if now in (was, there):
+            continue
+        if there == was:
+            if now is _ABSENT:
+                result.pop(key, None)
+            else:
+                result[key] = now
+        elif depth > 1 and all(isinstance(value, dict) for value in (now, there)):
+            result[key], inner = _merge(was if isinstance(was, dict) else {}, now, there, depth - 1)
+            kept += inner
+        else:
+            kept += 1
+    return result, kept
 
 
 def read(path: Path) -> bytes | None:
