@@ -125,6 +125,24 @@ def test_a_state_saved_outside_meanwhile_gets_what_the_agent_inside_saved_merged
     assert not (config_dir / ".claude.json").exists()
 
 
+def test_servers_come_back_as_the_agent_outside_saved_them_meanwhile(
+    tmp_path: Path, project: Path, home: Path, config_dir: Path
+) -> None:
+    """An MCP server the user added outside during the run is theirs and stays; one the
+    agent inside added is taken out."""
+    state = home / ".claude.json"
+    state.write_text('{"numStartups": 1, "mcpServers": {}}')
+    outside = {"numStartups": 1, "mcpServers": {"mine": {"command": "docs"}}}
+    inside = {"numStartups": 2, "mcpServers": {"evil": {"command": "sh"}}}
+    done = _while_running(
+        tmp_path, project, config_dir, inside, lambda: state.write_text(json.dumps(outside))
+    )
+    assert done.returncode == 0, done.stderr
+    data = json.loads(state.read_text())
+    assert data["mcpServers"] == {"mine": {"command": "docs"}}
+    assert data["numStartups"] == 2
+
+
 def test_a_state_the_agent_outside_is_saving_is_left_and_the_runs_kept_aside(
     tmp_path: Path, project: Path, home: Path, config_dir: Path
 ) -> None:

@@ -117,45 +117,60 @@ def stage(home: Path, staged: Path) -> None:
         create_file(staged, text, mode=stat.S_IMODE(state.lstat().st_mode))
 
 
-def carry_back(home: Path, staged: Path, before: bytes | None, aside: Path) -> str | None:
+def carry_back(
+    home: Path, staged: Path, before: bytes | None, aside: Path
+) -> tuple[str | None, bytes | None]:
     """Put the state the agent inside left at ``staged`` into ``~/.claude.json``, where the
     agent outside reads it; ``before``: that file's bytes before the run. What was done, in
-    words, when anything is worth saying (``None``: nothing to say).
+    words, when anything is worth saying (``None``: nothing to say); and what the file's MCP
+    servers, trust and approvals come back to (:func:`keep_servers`, after): as they were
+    before the run, or as the agent outside saved them meanwhile (the user's own).
 
     Under the agent's own lock (``~/.claude.json.lock``, a folder it makes while it saves):
     when the agent outside holds it, the file is left as it is and the state from inside kept
     under ``aside``. A file changed outside meanwhile (the agent run outside at the same
-    time) gets what the agent inside changed merged in, key by key (:func:`merged`); what
-    cannot be read as JSON is left, the state from inside kept aside. What the state says
-    runs outside later (its MCP servers, a project's trust and approvals) is put back
-    afterwards by :func:`keep_servers`, as for the file itself. What is at ``staged`` that
-    is not a regular file is moved to ``aside`` whole, never read through.
+    time) gets what the agent inside changed merged in, key by key (:func:`merged`); one
+    that cannot be read as JSON is left, the state from inside kept aside. What is at
+    ``staged`` that is not a regular file is moved to ``aside`` whole, never read through.
     """
     state = home / STATE_FILE
+    outside = _outside(state, before)
     try:
         text = read_regular(staged)
     except NotRegular:
         moved = move_entry_aside(staged, aside)
-        return f"{staged}: the agent's state was no regular file after the run; moved to {moved}"
+        said = f"{staged}: the agent's state was no regular file after the run; moved to {moved}"
+        return said, outside
     if text is None:
-        return None
+        return None, outside
     if text == before:  # nothing saved inside
         staged.unlink()
-        return None
+        return None, outside
     lock = home / f"{STATE_FILE}.lock"
     try:
         lock.mkdir(0o700)
     except OSError:
         moved = move_entry_aside(staged, aside)
-        return (
+        said = (
             f"{state}: the agent outside was saving it ({lock} is there): left as it is; the "
             f"agent's state from inside the sandbox is at {moved}"
         )
+        return said, outside
     try:
-        return _carried(state, staged, text, before, aside)
+        outside = _outside(state, before)  # what the agent outside saved, read under its lock
+        return _carried(state, staged, text, before, aside), outside
     finally:
         with contextlib.suppress(OSError):
             lock.rmdir()
+
+
+def _outside(state: Path, before: bytes | None) -> bytes | None:
+    """What the state file holds now, when the agent outside saved it since the run began
+    (else ``before``)."""
+    try:
+        return read_regular(state)
+    except NotRegular:
+        return before
 
 
 def _carried(
@@ -181,7 +196,10 @@ def _carried(
                 f"{moved}"
             )
         text, kept = found
-        said = f"{state} changed outside while the run went on: what the agent inside saved is merged in"
+        said = (
+            f"{state} changed outside while the run went on: what the agent inside saved is "
+            "merged in"
+        )
         if kept:
             said += f" ({kept} value{'s' if kept > 1 else ''} both changed: the outside's kept)"
     mode = 0o600 if now is None else stat.S_IMODE(state.lstat().st_mode)

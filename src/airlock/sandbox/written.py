@@ -839,9 +839,13 @@ class Watch:
 
     def _carry_back(self, lines: list[str], staged: Path, aside: Path) -> None:
         """The agent's state from inside into ``~/.claude.json``
-        (:func:`airlock.sandbox.agent_state.carry_back`), before the run's file is checked."""
-        before, _ = self.state[self.home / STATE_FILE]
-        done = carry_back(self.home, staged, before, aside)
+        (:func:`airlock.sandbox.agent_state.carry_back`), before the run's file is checked:
+        its MCP servers, trust and approvals then come back as they were, or as the agent
+        outside saved them meanwhile."""
+        state = self.home / STATE_FILE
+        before, signature = self.state[state]
+        done, guarded_as = carry_back(self.home, staged, before, aside)
+        self.state[state] = (guarded_as, signature)  # what keep_servers puts back, next
         if done is not None:
             lines.append(f"airlock: {shown(done)}")
 
