@@ -205,3 +205,21 @@ def test_a_projects_missing_settings_files_are_empty_files_where_git_lists_none(
         "?? .gitignore",  # nothing of airlock's
     ]
     assert sorted(entry.name for entry in (project / ".claude").iterdir()) == ["commands"]
+
+
+def test_a_fifo_among_the_ignore_files_does_not_hold_the_run(tmp_path: Path, project: Path) -> None:
+    """An earlier command left a FIFO at ``.claude/.gitignore``: git, asked which missing
+    settings files it ignores, would wait on it; it is not asked (folders stand there) and
+    the run starts at once."""
+    import os
+
+    subprocess.run(["git", "init", "-q", str(project)], check=True)
+    (project / ".claude" / "commands").mkdir(parents=True)
+    os.mkfifo(project / ".claude" / ".gitignore")
+    done = airlock(
+        "run", "--audit-log", str(tmp_path / "a.jsonl"), "--",
+        "sh", "-c", "[ -d .claude/settings.json ] && echo folder",
+        timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "folder"  # git would have said nothing in time: files

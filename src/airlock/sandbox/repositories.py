@@ -728,19 +728,32 @@ def run_git(
 
 def unlisted_by_git(workspace: Path, names: Iterable[str]) -> frozenset[str]:
     """Which of ``names`` (plain paths in ``workspace``: git quotes no character of theirs)
-    ``git status`` would not list as new files
-    there: those its ignore rules name, or all when the workspace is in no repository (or
-    git is not there). An empty file the run stands at one is then seen by no one's git.
-    Git reads the ignore rules only (no fsmonitor, no hook), in another user's repository
-    too."""
+    ``git status`` would not list as new files there: those its ignore rules name, or all
+    when the workspace is in no repository (or git is not there). An empty file the run
+    stands at one is then seen by no one's git. Git reads the ignore rules only (no
+    fsmonitor, no hook), in another user's repository too; none is asked (so each may be
+    listed) when an ignore file in the workspace git would read is not a regular file (a
+    FIFO an earlier command left would hold it)."""
     asked = list(names)
     if not asked:
         return frozenset()
+    read = [workspace / ".gitignore", workspace / ".git" / "info" / "exclude"]
+    read += [workspace / Path(name).parent / ".gitignore" for name in asked]
+    for path in read:  # a FIFO there (made by an earlier command) would hold git: not asked
+        try:
+            if not stat.S_ISREG(path.stat().st_mode):
+                return frozenset()
+        except FileNotFoundError:
+            continue
+        except OSError:
+            return frozenset()
     environ = {key: value for key, value in os.environ.items() if not key.startswith("GIT_")}
     command = ["-C", str(workspace), "--no-pager", "--no-optional-locks"]
     command += ["-c", "core.fsmonitor=false", "-c", "safe.directory=*"]
-    done = run_git([*command, "check-ignore", "--", *asked], environ, timeout=10)
-    if done is None or b"not a git repository" in done.stderr:  # no git, or no repository
+    done = run_git([*command, "check-ignore", "--", *asked], environ, timeout=5)
+    if done is None:  # no git (nothing lists them), or it did not answer in time
+        return frozenset(asked) if host_git() is None else frozenset()
+    if b"not a git repository" in done.stderr:
         return frozenset(asked)
     if done.returncode not in (0, 1):  # git could not say: each one may be listed
         return frozenset()
