@@ -222,3 +222,93 @@ def test_a_config_dir_the_user_names_keeps_its_own_state_file(
     assert json.loads((folder / ".claude.json").read_text()) == {"n": 1}
     assert not (home / ".claude.json").exists()
     assert not os.path.lexists(home / ".claude" / ".claude.json")
+
+
+@pytest.mark.parametrize("writable", ["rw_home", "workspace_is_home"])
+def test_the_state_file_stays_read_only_in_a_writable_home(
+    tmp_path: Path, home: Path, config_dir: Path, writable: str
+) -> None:
+    """Under ``--rw ~`` or with the home as the workspace, ``~/.claude.json`` is still
+    read-only (written there, a server would be taken for the agent outside's and kept), and
+    the agent's state of earlier versions, ``~/.claude/.config.json``, which it reads
+    instead when there, cannot be made."""
+    state = home / ".claude.json"
+    state.write_text('{"mcpServers": {}}')
+    script = (
+        '(echo \'{"mcpServers": {"evil": {"command": "sh"}}}\' > ~/.claude.json) '
+        "2>/dev/null || echo state-read-only; "
+        "(echo '{}' > ~/.claude/.config.json) 2>/dev/null || echo legacy-read-only"
+    )
+    options = ["--rw", str(home)] if writable == "rw_home" else []
+    cwd = home if writable == "workspace_is_home" else None
+    done = run_script(tmp_path, script, *options, cwd=cwd)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["state-read-only", "legacy-read-only"]
+    assert json.loads(state.read_text()) == {"mcpServers": {}}
+    assert not (config_dir / ".config.json").exists()
+
+
+def test_a_named_config_dir_that_is_claudes_own_is_watched(
+    tmp_path: Path, home: Path, config_dir: Path
+) -> None:
+    """``CLAUDE_CONFIG_DIR=~/.claude``: the agent keeps its state in ``~/.claude/.claude.json``
+    (writable); a server added there inside is taken out after the run."""
+    done = run_script(
+        tmp_path,
+        _saving({"n": 1, "mcpServers": {"evil": {"command": "sh"}}}),
+        env={"CLAUDE_CONFIG_DIR": str(config_dir)},
+    )
+    assert done.returncode == 0, done.stderr
+    assert not json.loads((config_dir / ".claude.json").read_text()).get("mcpServers")
+
+
+def test_a_stale_lock_of_the_agents_does_not_keep_the_state_out(tmp_path: Path, home: Path) -> None:
+    """A lock folder a crashed agent left (untouched for minutes) is not the agent saving."""
+    state = home / ".claude.json"
+    state.write_text('{"n": 1}')
+    lock = home / ".claude.json.lock"
+    lock.mkdir()
+    os.utime(lock, (time.time() - 3600, time.time() - 3600))
+    done = run_script(tmp_path, _saving({"n": 2}))
+    assert done.returncode == 0, done.stderr
+    assert json.loads(state.read_text()) == {"n": 2}
+    assert not lock.exists()
+
+
+def test_merged_keeps_types_and_lone_surrogates() -> None:
+    """``true`` is not ``1``; a lone surrogate the agent wrote as an escape stays one."""
+    found = merged(b'{"a": 1}', b'{"a": true, "p": "\\ud83d"}', b'{"a": 1, "b": 2}')
+    assert found is not None
+    text, kept = found
+    assert json.loads(text) == {"a": True, "b": 2, "p": "\ud83d"} and kept == 0
+    assert b"\\ud83d" in text
+
+
+def test_a_killed_runs_state_is_carried_back_though_its_workspace_is_gone(
+    tmp_path: Path, project: Path, home: Path, config_dir: Path
+) -> None:
+    """Killed after the agent inside saved its state, its workspace removed since: the next
+    run, elsewhere, still carries the state back (the home's part needs no workspace) and
+    takes out the server the agent inside added."""
+    import shutil
+
+    from tests.integration.started import start_run
+
+    state = home / ".claude.json"
+    state.write_text('{"n": 1}')
+    saved = {"n": 2, "mcpServers": {"evil": {"command": "sh"}}}
+    process = start_run(tmp_path, _saving(saved) + " && echo started && exec sleep 60")
+    process.kill()
+    process.wait()
+    process.stdout.close()  # type: ignore[union-attr]
+    time.sleep(0.5)  # bubblewrap dies with airlock
+    assert json.loads((config_dir / ".claude.json").read_text()) == saved
+    shutil.rmtree(project)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    done = run_script(tmp_path, "true", cwd=elsewhere)
+    assert done.returncode == 0, done.stderr
+    assert "that workspace is gone or another folder now" in done.stderr
+    data = json.loads(state.read_text())
+    assert data["n"] == 2 and not data.get("mcpServers")
+    assert not (config_dir / ".claude.json").exists()

@@ -101,13 +101,18 @@ def test_a_folder_moved_away_in_the_run_is_still_the_one_written_in(
     assert _report(project / "moved" / "report.json")["exit_code"] == 0
 
 
-def test_a_link_the_user_gave_is_followed(tmp_path: Path, project: Path) -> None:
-    """A link at the path before the run is the user's own: the report goes where it leads."""
-    (tmp_path / "reports").mkdir()
-    (project / "report.json").symlink_to(tmp_path / "reports" / "latest.json")
+def test_a_link_at_the_name_before_the_run_is_replaced_too(
+    tmp_path: Path, project: Path, home: Path
+) -> None:
+    """A link at the name before the run may be an earlier command's (to the agent's state,
+    to the user's settings): it is replaced, never followed."""
+    settings = home / "settings.json"
+    settings.write_text("{}")
+    (project / "report.json").symlink_to(settings)
     done = _run(tmp_path, "--report-json", "report.json", "--", "true")
     assert done.returncode == 0, done.stderr
-    assert _report(tmp_path / "reports" / "latest.json")["exit_code"] == 0
+    assert settings.read_text() == "{}"
+    assert _report(project / "report.json")["exit_code"] == 0
 
 
 @pytest.mark.parametrize(
@@ -119,6 +124,8 @@ def test_a_link_the_user_gave_is_followed(tmp_path: Path, project: Path) -> None
         ("fifo", "not a regular file"),
         ("{log}", "in airlock's own state"),
         ("{state}/report.json", "in airlock's own state"),
+        ("{home}/.claude/.claude.json", "the agent's state file"),
+        ("{home}/.claude.json", "the agent's state file"),
     ],
 )
 def test_a_report_path_that_cannot_be_written_is_refused_before_the_command_runs(
@@ -126,7 +133,7 @@ def test_a_report_path_that_cannot_be_written_is_refused_before_the_command_runs
 ) -> None:
     (project / "out").mkdir()
     os.mkfifo(project / "fifo")
-    path = given.format(log=tmp_path / "audit.jsonl", state=home / ".claude" / "airlock")
+    path = given.format(log=tmp_path / "audit.jsonl", state=home / ".claude" / "airlock", home=home)
     done = _run(tmp_path, "--report-json", path, "--", "touch", "ran")
     assert done.returncode == 125, done.stderr
     assert f"--report-json {path}: {said}" in done.stderr, done.stderr

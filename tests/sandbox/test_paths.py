@@ -165,8 +165,9 @@ def test_symlinks_are_resolved(tmp_path: Path) -> None:
 
 
 def test_home_rules_hide_credentials_and_open_agent_state(tmp_path: Path) -> None:
-    """Existing credential paths are hidden; agent state is writable, its settings read-only;
-    airlock's own state is hidden."""
+    """Existing credential paths are hidden; agent state is writable, its settings read-only
+    and its state file too (saved in its config dir for the run); airlock's own state is
+    hidden."""
     home = tmp_path / "home"
     for folder in (".ssh", ".aws", ".claude/commands", ".codex", ".config/gh"):
         (home / folder).mkdir(parents=True)
@@ -179,9 +180,9 @@ def test_home_rules_hide_credentials_and_open_agent_state(tmp_path: Path) -> Non
         assert rules[home / hidden].kind is Kind.HIDE, hidden
     assert home / ".kube" not in rules  # nothing there to hide
     assert not rules[home / ".netrc"].is_dir
-    for writable in (".claude", ".claude.json", ".codex"):
+    for writable in (".claude", ".codex"):
         assert rules[home / writable].kind is Kind.WRITE, writable
-    for read_only in (".claude/commands", ".claude/settings.json"):
+    for read_only in (".claude/commands", ".claude/settings.json", ".claude.json"):
         assert rules[home / read_only].kind is Kind.READ, read_only
     assert rules[home / ".claude" / "airlock"].kind is Kind.HIDE  # not even locked from inside
 

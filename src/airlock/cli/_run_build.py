@@ -170,7 +170,6 @@ def mounts(
     walk: WorkspaceScan,
     agent_state: list[Path],
     codex: Path | None = None,
-    staged: bool = False,
 ) -> list[Any]:
     """Every path rule: the built-in ones, the command line's, the settings'.
 
@@ -181,8 +180,7 @@ def mounts(
     ``HEAD`` entries of subfolders (bare repositories), its ``.hg`` folders (Mercurial
     repositories) and its ``.envrc`` files (direnv's). ``agent_state``: the agents' own
     state folders and files (:func:`airlock.sandbox.paths.agent_state_paths`), ``codex`` the
-    folder ``CODEX_HOME`` names, if taken; ``staged``: the agent keeps its state in its
-    config dir for the run (:func:`airlock.sandbox.agent_state.staging`).
+    folder ``CODEX_HOME`` names, if taken.
     """
     import os
     import sys
@@ -276,7 +274,7 @@ def mounts(
             if root_git.is_dir()
             else ()
         ),
-        *home_rules(home, loaded.config_dir, state, codex, staged),
+        *home_rules(home, loaded.config_dir, state, codex),
         *credential_store_rules(
             home, environ, cwd, [expand(text, home, cwd) for text in (*args.rw, *args.ro)]
         ),
@@ -341,7 +339,7 @@ def mounts(
         home,
         workspace,
         [expand(text, home, cwd) for text in args.rw],
-        state_files(home, loaded.config_dir),
+        state_files(home, loaded.config_dir, named=bool(environ.get("CLAUDE_CONFIG_DIR"))),
         codex,
         [layer.data for layer in loaded.layers if layer.origin.source in PROJECT_SOURCES],
         [workspace, *(rule.path for rule in rules if rule.kind is Kind.WRITE)],

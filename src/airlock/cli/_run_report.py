@@ -22,19 +22,26 @@ class ReportFile:
     put a link there to a file of the user's (their settings, airlock's own audit log), a
     FIFO, or a folder. So the file's folder is found (links resolved) and held open before
     the run, and the report is written after it under a new name in that folder and renamed
-    over the file's name: a link there is replaced, never followed; a folder or a FIFO there
-    is an error, never a wait. A folder moved away in the run is still the one written in.
+    over the file's name: a link there is replaced, never followed (one there before the run
+    too: an earlier command may have left it); a folder or a FIFO there is an error, never a
+    wait. A folder moved away in the run is still the one written in.
 
     Raises:
         UsageError: (at the start) the folder is missing; the path names a folder, a FIFO or
-            a device; or it is in airlock's own state (the audit log, its heads).
+            a device; it is in airlock's own state (the audit log, its heads), or one of
+            ``kept`` (the agent's state files).
     """
 
-    def __init__(self, given: str, state: Sequence[Path]) -> None:
+    def __init__(self, given: str, state: Sequence[Path], kept: Sequence[Path] = ()) -> None:
         from airlock.errors import UsageError
 
         self.given = given
-        path = Path(os.path.realpath(Path(given).expanduser()))
+        named = Path(given).expanduser().absolute()
+        path = Path(os.path.realpath(named.parent)) / named.name  # the name itself not followed
+        if named.name in ("", ".", "..") or given.endswith("/"):
+            raise UsageError(f"--report-json {given}: a folder; give a file's path")
+        if any(path == Path(os.path.realpath(other)) for other in kept):
+            raise UsageError(f"--report-json {given}: the agent's state file; give another")
         for own in state:
             own = Path(os.path.realpath(own))
             if path == own or path.is_relative_to(own):
@@ -42,11 +49,11 @@ class ReportFile:
                     f"--report-json {given}: in airlock's own state ({own}), which holds the "
                     "audit log and its heads; give a file elsewhere"
                 )
-        if given.endswith("/") or path.is_dir():
-            raise UsageError(f"--report-json {given}: a folder; give a file's path")
         if not path.parent.is_dir():
             raise UsageError(f"--report-json {given}: there is no folder {path.parent}")
-        if path.exists() and not path.is_file():
+        if not path.is_symlink() and path.is_dir():  # a link there is replaced
+            raise UsageError(f"--report-json {given}: a folder; give a file's path")
+        if not path.is_symlink() and path.exists() and not path.is_file():
             raise UsageError(
                 f"--report-json {given}: not a regular file (a FIFO or a device); give a file"
             )

@@ -263,7 +263,12 @@ def _run(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
         if args.report_json:  # its folder found and held now: nothing left there redirects it
-            report_file = ReportFile(args.report_json, state)
+            report_file = ReportFile(
+                args.report_json,
+                state,
+                [home / name for name in (".claude.json", ".claude/.claude.json")]
+                + [loaded.config_dir / ".claude.json"],
+            )
         bundle = prepared.read_only_files if prepared is not None else ()
         stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(started))
         run = f"{stamp}-{os.getpid()}"
@@ -295,17 +300,7 @@ def _run(args: argparse.Namespace) -> int:
         if staged is not None:
             inside = {**inside, "CLAUDE_CONFIG_DIR": str(staged.parent)}
         rules = mounts(
-            args,
-            loaded,
-            environ,
-            workspace,
-            state,
-            bundle,
-            held,
-            scan,
-            agent_state,
-            codex,
-            staged is not None,
+            args, loaded, environ, workspace, state, bundle, held, scan, agent_state, codex
         )
         read_only = read_only_map(rules)
         if codex is not None and read_only_at(resolve(codex), read_only):  # not opened

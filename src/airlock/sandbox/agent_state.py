@@ -21,6 +21,7 @@ import contextlib
 import json
 import os
 import stat
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -65,10 +66,12 @@ Guarded = dict[str, dict[str, Any]]
 something (not the new project's defaults) only."""
 
 
-def state_files(home: Path, config_dir: Path) -> list[Path]:
-    """``~/.claude.json``, and ``<config dir>/.claude.json`` when the config dir is elsewhere."""
+def state_files(home: Path, config_dir: Path, named: bool = False) -> list[Path]:
+    """``~/.claude.json``, and ``<config dir>/.claude.json`` when the config dir is elsewhere
+    or ``named`` (``CLAUDE_CONFIG_DIR`` names it, ``~/.claude`` too: the agent keeps its state
+    there then)."""
     files = [home / ".claude.json"]
-    if config_dir.resolve() != (home / ".claude").resolve():
+    if named or config_dir.resolve() != (home / ".claude").resolve():
         files.append(config_dir / ".claude.json")
     return files
 
@@ -147,9 +150,7 @@ def carry_back(
         staged.unlink()
         return None, outside
     lock = home / f"{STATE_FILE}.lock"
-    try:
-        lock.mkdir(0o700)
-    except OSError:
+    if not _take(lock):
         moved = move_entry_aside(staged, aside)
         said = (
             f"{state}: the agent outside was saving it ({lock} is there): left as it is; the "
@@ -158,10 +159,42 @@ def carry_back(
         return said, outside
     try:
         outside = _outside(state, before)  # what the agent outside saved, read under its lock
-        return _carried(state, staged, text, before, aside), outside
+        try:
+            return _carried(state, staged, text, before, aside), outside
+        except (ValueError, RecursionError) as error:  # JSON no encoder here writes back
+            moved = move_entry_aside(staged, aside)
+            said = (
+                f"{state}: the agent's state from inside the sandbox could not be merged in "
+                f"({error}); left as it is, the state from inside at {moved}"
+            )
+            return said, outside
     finally:
         with contextlib.suppress(OSError):
             lock.rmdir()
+
+
+STALE_LOCK = 60.0
+"""Seconds after which the agent's lock folder, untouched, is taken for one a crash left (the
+agent refreshes its own while it holds it)."""
+
+
+def _take(lock: Path) -> bool:
+    """Make the agent's lock folder; one left untouched for :data:`STALE_LOCK` seconds (an
+    agent that crashed while saving) is removed first, if empty. Whether it was made."""
+    try:
+        lock.mkdir(0o700)
+        return True
+    except FileExistsError:
+        try:
+            if time.time() - lock.lstat().st_mtime < STALE_LOCK or lock.is_symlink():
+                return False
+            lock.rmdir()
+            lock.mkdir(0o700)
+            return True
+        except OSError:
+            return False
+    except OSError:
+        return False
 
 
 def _outside(state: Path, before: bytes | None) -> bytes | None:
@@ -229,7 +262,15 @@ def merged(before: bytes | None, inside: bytes, outside: bytes | None) -> tuple[
     if not all(isinstance(value, dict) for value in (base, ours, theirs)):
         return None
     result, kept = _merge(base, ours, theirs, MERGED_DEPTH)
-    return json.dumps(result, indent=2, ensure_ascii=False).encode(), kept
+    return json.dumps(result, indent=2).encode(), kept  # a lone surrogate stays an escape
+
+
+def _same(one: object, other: object) -> bool:
+    """Whether two JSON values are the same value (``true`` is not ``1``, as Python's ``==``
+    has it; ``1.0`` is ``1``, as JSON readers have it)."""
+    if one is _ABSENT or other is _ABSENT:
+        return one is other
+    return json.dumps(one, sort_keys=True) == json.dumps(other, sort_keys=True)
 
 
 def _merge(
@@ -239,9 +280,9 @@ def _merge(
     kept = 0
     for key in [*base, *(key for key in ours if key not in base)]:
         was, now, there = (side.get(key, _ABSENT) for side in (base, ours, theirs))
-        if now in (was, there):
+        if _same(now, was) or _same(now, there):
             continue
-        if there == was:
+        if _same(there, was):
             if now is _ABSENT:
                 result.pop(key, None)
             else:

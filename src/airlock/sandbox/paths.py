@@ -163,6 +163,7 @@ PROTECTED_IN_CONFIG_DIR: tuple[str, ...] = (
     "CLAUDE.md",
     "rules",
     "output-styles",
+    ".config.json",
 )
 """Read-only, missing or not, in the agent's config dir (``$CLAUDE_CONFIG_DIR``, else
 ``~/.claude``) and in ``~/.claude`` when the config dir is elsewhere (unset the variable and
@@ -171,7 +172,9 @@ commands, agents, plugins (hooks, MCP servers), skills and the hook scripts sett
 (``hooks/``, by convention) all say what runs outside later; ``local/`` holds the agent
 itself when installed there (``claude migrate-installer``: the user's ``claude`` runs it);
 the user's memory (``CLAUDE.md``, ``rules/``) and output styles are instructions every later
-session outside follows, as commands and skills are."""
+session outside follows, as commands and skills are; ``.config.json`` is the agent's state
+file of earlier versions, which it still reads instead of ``~/.claude.json`` when it is there
+(with MCP servers it starts: a folder stands at a missing one, which it passes over)."""
 
 FILES_IN_CONFIG_DIR = frozenset({"settings.json", "settings.local.json", "CLAUDE.md"})
 """The files among :data:`PROTECTED_IN_CONFIG_DIR`: a missing one's placeholder is an empty
@@ -699,13 +702,14 @@ def home_rules(
     config_dir: Path,
     airlock_state: Iterable[Path],
     codex: Path | None = None,
-    staged: bool = False,
 ) -> Iterator[Mount]:
     """The agents' state writable, credentials hidden, airlock's own state hidden (its audit
     log and the final hashes must not be rewritten from inside, nor locked, nor read). The home is read-only with
     the rest of the system, and bound read-only again when it is under a private folder.
-    ``staged``: the agent keeps the state of ``~/.claude.json`` in its config dir for the
-    run (:func:`airlock.sandbox.agent_state.staging`), so that file stays read-only.
+    ``~/.claude.json`` is read-only, missing or not, in a writable home too: the agent saves
+    it by a new file renamed over it, which the home never allows inside, so for the run it
+    keeps it in its config dir (:func:`airlock.sandbox.agent_state.staging`); written inside,
+    it would be taken after the run for the agent outside's.
 
     Missing protected and credential paths get a rule too: :func:`plan` keeps its placeholder
     only where code inside could create the path (the home, or the folder that would hold
@@ -720,7 +724,10 @@ def home_rules(
             yield mount(Kind.READ, home / name, why, folder=name in FOLDERS_IN_HOME)
     for text in AGENT_STATE:
         path = home / text[2:]
-        if resolve(path).exists() and not (staged and text == "~/.claude.json"):
+        if text == "~/.claude.json":
+            why = "the agent's state file: kept in its config dir inside, carried back after"
+            yield mount(Kind.READ, path, why, folder=False)
+        elif resolve(path).exists():
             yield mount(Kind.WRITE, path, "the agent's own state")
     if codex is not None:  # CODEX_HOME: as ~/.codex
         if codex_writable(codex, home):

@@ -278,10 +278,18 @@ def _make_safe(pending: Pending, state: Path) -> list[str]:
     """The work of one killed run, if its workspace is the same folder still."""
     now = folder_identity(pending.workspace)
     if now is None or now != pending.identity:
+        watch = pending.watch
+        done: list[str] = []
+        if watch is not None:  # the home's part needs no workspace
+            aside = state / "set-aside" / pending.run
+            said = each_step(done, "make safe the agents' state", lambda: watch.agents_state(aside))
+            done.extend(said if isinstance(said, list) else [])
         return [
             f"airlock run: run {pending.run} in {pending.workspace} was killed before it made "
             "safe what its command wrote, and that workspace is gone or another folder now: "
-            "nothing was done there; check it yourself"
+            "nothing was done there; check it yourself (the agents' state in the home was made "
+            "safe)",
+            *done,
         ]
     done = pending.make_safe(state)
     said = (

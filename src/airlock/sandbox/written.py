@@ -622,7 +622,8 @@ class Watch:
         and what made them so, as it was."""
         self.modules = module_folders(workspace)
         self.was_git_folder = looks_like_git_folder(workspace)
-        self.state = {path: _before(path) for path in state_files(home, config_dir)}
+        named = bool(os.environ.get("CLAUDE_CONFIG_DIR"))  # the agent's state is there then
+        self.state = {path: _before(path) for path in state_files(home, config_dir, named)}
         self.home = home
         self.staged: Path | None = None
         """Where the agent inside keeps the state of ``~/.claude.json``, when it is moved
@@ -821,6 +822,16 @@ class Watch:
                 f"airlock: {done}" for done in secure_new_modules(self.workspace, self.modules)
             ),
         )
+        lines.extend(self.agents_state(destination))
+        return lines
+
+    def agents_state(self, destination: Path) -> list[str]:
+        """Make safe the agents' state and configuration in the home (the part of
+        :meth:`after` that does not need the workspace, done also when it is gone): carry
+        the agent's state back, put back its MCP servers, trust and approvals and other
+        agents' configuration; what was done, a line each."""
+        lines: list[str] = []
+        step = partial(each_step, lines)
         if self.staged is not None:  # first: what it says runs is then put back as it was
             step(
                 f"carry the agent's state back to {shown(self.home / STATE_FILE)}",
