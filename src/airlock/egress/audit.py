@@ -697,11 +697,24 @@ def _furthest_checkpoint(heads: Path, log: Path, first: str) -> Record | None:
     The log only grows, so its furthest checkpoint is among the last ones written: the heads
     file's last :data:`_HEADS_TAIL` bytes are read, and all of it only when they hold none.
     """
-    tail, more = _tail_entries(heads, log)
-    own = [h for h in tail if h.get("first") == first and h.get("intent") is not True]
-    if not own and more:
-        own = [head for head in read_heads(heads, log) if head.get("first") == first]
+    own = _recent(heads, log, lambda head: head.get("first") == first and not _intent(head))
     return max(own, key=lambda head: int(head["records"]), default=None)
+
+
+def _intent(head: Record) -> bool:
+    """Whether a heads entry is a declaration (what a batch about to be written will leave)."""
+    return head.get("intent") is True
+
+
+def _recent(heads: Path, log: Path, wanted: Callable[[Record], bool]) -> list[Record]:
+    """The checkpoints and declarations of ``log`` that are ``wanted``, in order: those in the
+    heads file's last :data:`_HEADS_TAIL` bytes, or, when they hold none, in all of it (what
+    is looked for was written last, or nearly: the log only grows)."""
+    tail, more = _tail_entries(heads, log)
+    found = [head for head in tail if wanted(head)]
+    if not found and more:
+        found = [head for head in _all_entries(heads, log) if wanted(head)]
+    return found
 
 
 def _check_not_emptied(heads: Path, log: Path) -> None:
@@ -712,10 +725,7 @@ def _check_not_emptied(heads: Path, log: Path) -> None:
     Raises:
         ValueError: naming the checkpoint.
     """
-    tail, more = _tail_entries(heads, log)
-    kept = [head for head in tail if head.get("intent") is not True and head["records"] > 0]
-    if not kept and more:
-        kept = [head for head in read_heads(heads, log) if head["records"] > 0]
+    kept = _recent(heads, log, lambda head: not _intent(head) and head["records"] > 0)
     if kept:
         head = kept[-1]
         raise ValueError(
@@ -729,21 +739,15 @@ def _declared(heads: Path, log: Path, first: str, tip: tuple[int, str]) -> Recor
     that names ``tip`` (its record count and last hash), the latest one; ``None`` when none
     does. It was written last or nearly (under the log's lock, by the run that wrote the
     records): the heads file's tail is read, and all of it only when that holds none."""
-    tail, more = _tail_entries(heads, log)
-    found = _naming(tail, first, tip)
-    if found is None and more:
-        found = _naming(_all_entries(heads, log), first, tip)
-    return found
-
-
-def _naming(entries: list[Record], first: str, tip: tuple[int, str]) -> Record | None:
-    """The latest of ``entries`` (of the log whose first line hashes to ``first``) that names
-    ``tip``: its record count and last hash."""
     count, digest = tip
-    for head in reversed(entries):
-        if head["records"] == count and head["hash"] == digest and head.get("first") == first:
-            return head
-    return None
+    found = _recent(
+        heads,
+        log,
+        lambda head: (
+            head["records"] == count and head["hash"] == digest and head.get("first") == first
+        ),
+    )
+    return found[-1] if found else None
 
 
 def _entries(lines: Iterable[bytes], log: Path) -> list[Record]:
