@@ -726,6 +726,24 @@ def run_git(
         return None
 
 
+READING_GIT = (
+    *("--no-pager", "--no-optional-locks", "-c", "core.fsmonitor=false"),
+    *("-c", "safe.directory=*"),
+)
+"""Git's options when airlock only reads a repository the command may have written: no lock
+taken, no file-system monitor asked (the config may have been written inside), another
+user's repository read too (reading it runs nothing)."""
+
+
+def read_by_git(
+    arguments: list[str], timeout: float, variables: Mapping[str, str] = MappingProxyType({})
+) -> subprocess.CompletedProcess[bytes] | None:
+    """:func:`run_git` with :data:`READING_GIT`, in airlock's environment without git's own
+    variables (``GIT_DIR``, …), plus ``variables``."""
+    environ = {key: value for key, value in os.environ.items() if not key.startswith("GIT_")}
+    return run_git([*READING_GIT, *arguments], {**environ, **variables}, timeout=timeout)
+
+
 def unlisted_by_git(workspace: Path, names: Iterable[str]) -> frozenset[str]:
     """Which of ``names`` (plain paths in ``workspace``: git quotes no character of theirs)
     ``git status`` would not list as new files there: those its ignore rules name, or all
@@ -747,10 +765,7 @@ def unlisted_by_git(workspace: Path, names: Iterable[str]) -> frozenset[str]:
             continue
         except OSError:
             return frozenset()
-    environ = {key: value for key, value in os.environ.items() if not key.startswith("GIT_")}
-    command = ["-C", str(workspace), "--no-pager", "--no-optional-locks"]
-    command += ["-c", "core.fsmonitor=false", "-c", "safe.directory=*"]
-    done = run_git([*command, "check-ignore", "--", *asked], environ, timeout=5)
+    done = read_by_git(["-C", str(workspace), "check-ignore", "--", *asked], timeout=5)
     if done is None:  # no git (nothing lists them), or it did not answer in time
         return frozenset(asked) if host_git() is None else frozenset()
     if b"not a git repository" in done.stderr:
@@ -1234,11 +1249,8 @@ def gitlinks(work_tree: Path, git_folder: Path) -> list[str] | None:
         return []
     except OSError:
         return None
-    environ = {key: value for key, value in os.environ.items() if not key.startswith("GIT_")}
-    environ |= {"GIT_DIR": str(git_folder), "GIT_WORK_TREE": str(work_tree)}
-    command = ["--no-pager", "--no-optional-locks", "-c", "core.fsmonitor=false"]
-    command += ["-c", "safe.directory=*"]  # another user's too: it is only read
-    done = run_git([*command, "ls-files", "--stage", "-z"], environ, timeout=20)
+    variables = {"GIT_DIR": str(git_folder), "GIT_WORK_TREE": str(work_tree)}
+    done = read_by_git(["ls-files", "--stage", "-z"], 20, variables)
     if done is None or done.returncode != 0:
         return None
     names = []
