@@ -169,6 +169,7 @@ def mounts(
     held: Held | None,
     walk: WorkspaceScan,
     agent_state: list[Path],
+    agent_files: list[Path],
     codex: Path | None = None,
 ) -> list[Any]:
     """Every path rule: the built-in ones, the command line's, the settings'.
@@ -179,15 +180,15 @@ def mounts(
     (:func:`airlock.sandbox.repositories.scan_workspace`): its nested git repositories, the
     ``HEAD`` entries of subfolders (bare repositories), its ``.hg`` folders (Mercurial
     repositories) and its ``.envrc`` files (direnv's). ``agent_state``: the agents' own
-    state folders and files (:func:`airlock.sandbox.paths.agent_state_paths`), ``codex`` the
-    folder ``CODEX_HOME`` names, if taken.
+    state folders and files (:func:`airlock.sandbox.paths.agent_state_paths`);
+    ``agent_files``: the agent's state files (:func:`airlock.sandbox.agent_state.state_files`);
+    ``codex`` the folder ``CODEX_HOME`` names, if taken.
     """
     import os
     import sys
     from pathlib import Path
 
     from airlock.errors import SandboxError
-    from airlock.sandbox.agent_state import state_files
     from airlock.sandbox.direnv import envrc_rules
     from airlock.sandbox.mercurial import hg_rules
     from airlock.sandbox.paths import (
@@ -339,7 +340,7 @@ def mounts(
         home,
         workspace,
         [expand(text, home, cwd) for text in args.rw],
-        state_files(home, loaded.config_dir, named=bool(environ.get("CLAUDE_CONFIG_DIR"))),
+        agent_files,
         codex,
         [layer.data for layer in loaded.layers if layer.origin.source in PROJECT_SOURCES],
         [workspace, *(rule.path for rule in rules if rule.kind is Kind.WRITE)],

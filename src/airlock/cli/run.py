@@ -122,7 +122,7 @@ def _run(args: argparse.Namespace) -> int:
     from airlock.errors import SandboxError, SettingsError, UsageError
     from airlock.policy import decide
     from airlock.sandbox import parse_env_options, scrub
-    from airlock.sandbox.agent_state import stage, staging
+    from airlock.sandbox.agent_state import STATE_FILE, stage, staging, state_files
     from airlock.sandbox.files import folder_identity
     from airlock.sandbox.launcher import (
         PROXY_PORT,
@@ -266,8 +266,7 @@ def _run(args: argparse.Namespace) -> int:
             report_file = ReportFile(
                 args.report_json,
                 state,
-                [home / name for name in (".claude.json", ".claude/.claude.json")]
-                + [loaded.config_dir / ".claude.json"],
+                [home / STATE_FILE, home / ".claude" / STATE_FILE, loaded.config_dir / STATE_FILE],
             )
         bundle = prepared.read_only_files if prepared is not None else ()
         stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(started))
@@ -299,9 +298,12 @@ def _run(args: argparse.Namespace) -> int:
         staged = staging(home, loaded.config_dir, inside)  # the agent's state, saved inside
         if staged is not None:
             inside = {**inside, "CLAUDE_CONFIG_DIR": str(staged.parent)}
+        named = bool(environ.get("CLAUDE_CONFIG_DIR"))  # the agent's state is there then
+        agent_files = state_files(home, loaded.config_dir, named)
         rules = mounts(
-            args, loaded, environ, workspace, state, bundle, held, scan, agent_state, codex
-        )
+            args, loaded, environ, workspace, state, bundle, held, scan, agent_state, agent_files,
+            codex,
+        )  # fmt: skip
         read_only = read_only_map(rules)
         if codex is not None and read_only_at(resolve(codex), read_only):  # not opened
             print(
@@ -344,6 +346,7 @@ def _run(args: argparse.Namespace) -> int:
                     roots,
                     inside_cwd,
                     codex,
+                    agent_files,
                 )
                 watch.staged = staged
                 try:  # before the command runs: a kill from now on leaves it to the next run

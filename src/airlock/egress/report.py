@@ -27,9 +27,9 @@ MAX_REASONS = 20
 ``OTHER_REASONS``."""
 OTHER_REASONS = "(other reasons)"
 MAX_REASON = 300
+"""A reason longer than this is counted by its start (and marked so)."""
 MAX_SUGGESTED = 10
 """Hosts refused for want of a rule that the report's note names at most."""
-"""A reason longer than this is counted by its start (and marked so)."""
 
 
 @dataclass(slots=True)

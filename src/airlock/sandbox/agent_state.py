@@ -66,18 +66,18 @@ Guarded = dict[str, dict[str, Any]]
 something (not the new project's defaults) only."""
 
 
+STATE_FILE = ".claude.json"
+"""The reference agent's state file: in the home, or in ``CLAUDE_CONFIG_DIR`` when that is set."""
+
+
 def state_files(home: Path, config_dir: Path, named: bool = False) -> list[Path]:
     """``~/.claude.json``, and ``<config dir>/.claude.json`` when the config dir is elsewhere
     or ``named`` (``CLAUDE_CONFIG_DIR`` names it, ``~/.claude`` too: the agent keeps its state
     there then)."""
-    files = [home / ".claude.json"]
+    files = [home / STATE_FILE]
     if named or config_dir.resolve() != (home / ".claude").resolve():
-        files.append(config_dir / ".claude.json")
+        files.append(config_dir / STATE_FILE)
     return files
-
-
-STATE_FILE = ".claude.json"
-"""The reference agent's state file: in the home, or in ``CLAUDE_CONFIG_DIR`` when that is set."""
 
 
 def staging(home: Path, config_dir: Path, inside: Mapping[str, str]) -> Path | None:

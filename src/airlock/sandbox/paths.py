@@ -42,6 +42,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from airlock.errors import SandboxError
+from airlock.sandbox.agent_state import STATE_FILE
 
 PROTECTED_IN_WORKSPACE: tuple[str, ...] = (
     ".git/hooks",
@@ -354,8 +355,10 @@ CREDENTIAL_FOLDERS = frozenset(
 """The folders among :data:`CREDENTIAL_PATHS` (the others are files: a missing one's
 placeholder is an empty file)."""
 
-AGENT_STATE: tuple[str, ...] = ("~/.claude", "~/.claude.json", "~/.codex", "~/.gemini")
-"""The agents' own state: writable, so an agent works as usual."""
+AGENT_STATE: tuple[str, ...] = ("~/.claude", "~/.codex", "~/.gemini")
+"""The agents' own state: writable, so an agent works as usual (the reference agent's state
+file, ``~/.claude.json``, is read-only: it keeps it in its config dir for the run,
+:func:`airlock.sandbox.agent_state.staging`)."""
 
 CODEX = ".codex"
 """Codex's folder in the home, unless ``CODEX_HOME`` names another (:func:`codex_folder`)."""
@@ -723,12 +726,10 @@ def home_rules(
             why = "runs code outside later (in the home)"
             yield mount(Kind.READ, home / name, why, folder=name in FOLDERS_IN_HOME)
     for text in AGENT_STATE:
-        path = home / text[2:]
-        if text == "~/.claude.json":
-            why = "the agent's state file: kept in its config dir inside, carried back after"
-            yield mount(Kind.READ, path, why, folder=False)
-        elif resolve(path).exists():
-            yield mount(Kind.WRITE, path, "the agent's own state")
+        if resolve(home / text[2:]).exists():
+            yield mount(Kind.WRITE, home / text[2:], "the agent's own state")
+    why = "the agent's state file: kept in its config dir inside, carried back after"
+    yield mount(Kind.READ, home / STATE_FILE, why, folder=False)
     if codex is not None:  # CODEX_HOME: as ~/.codex
         if codex_writable(codex, home):
             yield mount(Kind.WRITE, codex, "Codex's own state (CODEX_HOME)")

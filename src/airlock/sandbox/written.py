@@ -591,6 +591,7 @@ class Watch:
         roots: Iterable[Path] = (),
         cwd: Path | None = None,
         codex: Path | None = None,
+        agent_files: Iterable[Path] | None = None,
     ) -> None:
         """``scan``: the workspace's walk made at the run's start with the names of
         :data:`WATCHED` (:func:`airlock.sandbox.repositories.scan_workspace`), else one is
@@ -603,7 +604,9 @@ class Watch:
         them are set aside too (a skill in ``~/other/.claude/skills``, an ``.mcp.json``).
         ``codex``: the folder ``CODEX_HOME`` names, when not ``~/.codex``
         (:func:`airlock.sandbox.paths.codex_folder`): its configuration is put back and its
-        skills and prompts looked at, as ``~/.codex``'s."""
+        skills and prompts looked at, as ``~/.codex``'s. ``agent_files``: the agent's state
+        files (:func:`airlock.sandbox.agent_state.state_files`, by default for ``config_dir``
+        not named by ``CLAUDE_CONFIG_DIR``)."""
         self.workspace = workspace
         self.linked = note_linked(workspace)
         """Before the command runs: the time, and the root index's submodules."""
@@ -622,8 +625,8 @@ class Watch:
         and what made them so, as it was."""
         self.modules = module_folders(workspace)
         self.was_git_folder = looks_like_git_folder(workspace)
-        named = bool(os.environ.get("CLAUDE_CONFIG_DIR"))  # the agent's state is there then
-        self.state = {path: _before(path) for path in state_files(home, config_dir, named)}
+        files = state_files(home, config_dir) if agent_files is None else agent_files
+        self.state = {path: _before(path) for path in files}
         self.home = home
         self.staged: Path | None = None
         """Where the agent inside keeps the state of ``~/.claude.json``, when it is moved
