@@ -126,6 +126,42 @@ def test_a_projects_settings_never_reach_a_private_address(
     assert site.seen == ["GET /x"]
 
 
+@pytest.mark.parametrize(
+    "rule",
+    [
+        pytest.param("WebFetch(domain:{host})", id="plain"),
+        pytest.param(" WebFetch(domain:{host})", id="leading_space"),
+        pytest.param("WebFetch( domain:{host})", id="space_inside"),
+        pytest.param("WebFetch (domain:{host})", id="space_before"),
+        pytest.param("WebFetch(domain:*)", id="every_host"),
+    ],
+)
+def test_a_webfetch_deny_rule_refuses_in_every_spelling_the_guard_reads(
+    tmp_path: Path, project: Path, rule: str
+) -> None:
+    """A deny rule the web-fetch guard reads refuses the host in the run too, whatever the
+    command line allows: deny beats allow."""
+    write_json(
+        project / ".claude" / "settings.json",
+        {"permissions": {"deny": [rule.replace("{host}", HOST)]}},
+    )
+    with web_site() as site:
+        port = site.server_address[1]
+        done = _run(
+            tmp_path,
+            "--workspace",
+            str(project),
+            "--allow",
+            f"{HOST}:{port}",
+            script=f"curl -sS -w '%{{http_code}}\\n' http://{HOST}:{port}/x",
+            cwd=project,
+        )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.rstrip().endswith("403"), done.stdout
+    assert "permissions.deny" in done.stdout
+    assert site.seen == []
+
+
 def test_the_workspaces_own_settings_rule_the_proxy_when_started_elsewhere(
     tmp_path: Path, project: Path
 ) -> None:

@@ -107,6 +107,44 @@ def test_a_projects_settings_open_a_path_inside_the_workspace(
     assert "cache-ok" in done.stdout and "WROTE-OUT" not in done.stdout
 
 
+@pytest.mark.parametrize("kept_by", ["--hide", "denyRead"])
+def test_a_projects_settings_open_nothing_kept_above_it(
+    tmp_path: Path, project: Path, home: Path, kept_by: str
+) -> None:
+    """A project's allowWrite of a path under a hook folder airlock keeps, or under a folder
+    the user hides (with --hide, or denyRead in their own settings), opens nothing: deny beats
+    allow, and the run says which rule kept each path."""
+    subprocess.run(["git", "init", "-q", str(project)], check=True)
+    hook = project / ".git" / "hooks" / "pre-commit"
+    hook.write_text("#!/bin/sh\n")
+    (project / "private").mkdir()
+    (project / "private" / "key").write_text("TOPSECRET\n")
+    write_json(
+        project / ".claude" / "settings.json",
+        {"sandbox": {"filesystem": {"allowWrite": [".git/hooks/pre-commit", "private/key"]}}},
+    )
+    args = ["--hide", "private"] if kept_by == "--hide" else []
+    if kept_by == "denyRead":
+        write_json(
+            home / ".claude" / "settings.json",
+            {"sandbox": {"filesystem": {"denyRead": [f"/{project / 'private'}"]}}},
+        )
+    done = _run(
+        tmp_path,
+        *args,
+        "--",
+        "sh",
+        "-c",
+        "cat private/key 2>/dev/null; (echo x >> .git/hooks/pre-commit) 2>/dev/null && echo WROTE; true",
+    )
+    assert done.returncode == 0, done.stderr
+    assert "TOPSECRET" not in done.stdout and "WROTE" not in done.stdout
+    assert hook.read_text() == "#!/bin/sh\n"
+    assert done.stderr.count("not opened, as") == 2, done.stderr
+    assert "stays read-only (runs code outside later" in done.stderr
+    assert "stays hidden (" in done.stderr
+
+
 def test_the_hosts_own_secrets_are_not_readable_inside(tmp_path: Path) -> None:
     """/etc/shadow (and the host's SSH keys, where there are) read as empty inside."""
     done = _run(tmp_path, "--", "sh", "-c", "cat /etc/shadow 2>/dev/null | wc -c")

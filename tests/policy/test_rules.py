@@ -17,6 +17,7 @@ from airlock.policy.rules import (
     check_host,
     invalid_webfetch_rules,
     matches,
+    names_domains,
     normalize_host,
     parse_host_pattern,
     parse_rule,
@@ -372,3 +373,25 @@ def test_bad_host_patterns_say_what_is_wrong(text: str, message: str) -> None:
     """A host pattern that cannot be read is an error naming what is wrong and the valid form."""
     with pytest.raises(ValueError, match=message):
         parse_host_pattern(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("WebFetch(domain:example.com)", True),
+        (" WebFetch(domain:example.com)", True),
+        ("WebFetch( domain:example.com)", True),
+        ("WebFetch (domain:example.com) ", True),
+        ("WebFetch(domain:*)", True),
+        ("WebFetch(domain:bad host)", True),  # unreadable, still a rule naming domains
+        ("WebFetch(domain:a(b)", True),
+        ("WebFetch", False),
+        ("WebFetch(*)", False),
+        ("WebFetch()", False),
+        ("WebSearch(domain:example.com)", False),
+        ("WebFetchX(domain:example.com)", False),
+        ("Bash(curl domain:example.com)", False),
+    ],
+)
+def test_names_domains_is_what_a_sandbox_takes_as_a_network_rule(text: str, expected: bool) -> None:
+    assert names_domains(text) is expected

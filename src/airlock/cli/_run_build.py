@@ -100,13 +100,15 @@ def check_state_covered(config: EgressConfig, state: list[Path]) -> None:
 
 
 def _webfetch_allow_rules(loaded: Loaded, network: SandboxSettings) -> tuple[Any, ...]:
-    """``WebFetch(domain:…)`` allow rules (managed ones only under ``allowManagedDomainsOnly``)."""
+    """``WebFetch(domain:…)`` allow rules (managed ones only under ``allowManagedDomainsOnly``),
+    each as the web-fetch guard reads it."""
     from airlock.egress import EgressConfig
     from airlock.policy import Source
+    from airlock.policy.rules import names_domains
 
     rules: tuple[Any, ...] = ()
     for rule in loaded.context.permissions.allow:
-        if not rule.text.startswith("WebFetch(domain:"):
+        if not names_domains(rule.text):
             continue
         if network.managed_domains_only and rule.origin.source is not Source.MANAGED:
             continue
@@ -115,11 +117,14 @@ def _webfetch_allow_rules(loaded: Loaded, network: SandboxSettings) -> tuple[Any
 
 
 def _webfetch_deny_rules(loaded: Loaded) -> tuple[Any, ...]:
+    """``WebFetch(domain:…)`` deny rules, each as the web-fetch guard reads it; one that cannot
+    be read stops the run, as a deny must not be lost."""
     from airlock.egress import EgressConfig
+    from airlock.policy.rules import names_domains
 
     rules: tuple[Any, ...] = ()
     for rule in loaded.context.permissions.deny:
-        if rule.text.startswith("WebFetch(domain:"):
+        if names_domains(rule.text):
             rules += EgressConfig.rules(
                 [rule.text], f"permissions.deny in {rule.origin.describe()}"
             )
@@ -317,6 +322,8 @@ def mounts(
             file=sys.stderr,
         )
     files = sandbox_settings(loaded)
+    project_writes: list[Any] = []  # a project's allowWrite: opens only what no one else keeps
+    projects_own: set[int] = set()  # a project's denyWrite and denyRead, by identity
     for kind, entries, key in (
         (Kind.WRITE, files.allow_write, "allowWrite"),
         (Kind.READ, files.deny_write, "denyWrite"),
@@ -332,9 +339,14 @@ def mounts(
             if kind is Kind.WRITE and entry.origin.source in PROJECT_SOURCES:
                 _inside_workspace(path, workspace, f"{key} {entry.text!r}", entry.origin)
             if path.exists() or kind is Kind.READ:
-                rules.append(
-                    mount(kind, path, f"sandbox.filesystem.{key} in {entry.origin.describe()}")
-                )
+                rule = mount(kind, path, f"sandbox.filesystem.{key} in {entry.origin.describe()}")
+                if entry.origin.source not in PROJECT_SOURCES:
+                    rules.append(rule)
+                elif kind is Kind.WRITE:
+                    project_writes.append(rule)
+                else:
+                    projects_own.add(id(rule))
+                    rules.append(rule)
     programs, left, unread = program_rules(
         [layer.data for layer in loaded.layers if layer.origin.source not in PROJECT_SOURCES],
         home,
@@ -367,6 +379,7 @@ def mounts(
             "airlock protects: make them read-only with --ro PATH",
             file=sys.stderr,
         )
+    rules += _project_writes_kept(project_writes, rules, projects_own, workspace)
     opened = [rule.path for rule in rules if opened_for_writing(rule)]
     for path in opened:
         if in_own_state(path, state[0], home):
@@ -376,6 +389,44 @@ def mounts(
             )
     rules += _other_roots_rules(opened, workspace)
     return plan(rules)
+
+
+def _project_writes_kept(
+    writes: list[Any], rules: list[Any], own: set[int], workspace: Path
+) -> list[Any]:
+    """The paths a project's settings open for writing (``allowWrite``) that no read-only or
+    hiding rule of another's holds, at the path or above it in the workspace: what airlock
+    keeps (a hook under ``.git/hooks``, ``.vscode/tasks.json``) and what the user keeps
+    (``--ro``, ``--hide``, their own ``denyWrite`` and ``denyRead``) stay kept, as deny beats
+    allow; below a project's own ``denyWrite`` (``own``: the rules' identities) it may open.
+    Each path left closed is said, with the rule that holds it."""
+    import sys
+
+    from airlock.sandbox.paths import Kind, resolve
+
+    inside = resolve(workspace)
+    kept = []
+    for write in writes:
+        holding = [
+            rule
+            for rule in rules
+            if rule.kind in (Kind.READ, Kind.HIDE)
+            and id(rule) not in own
+            and rule.path.is_relative_to(inside)
+            and write.path.is_relative_to(rule.path)
+        ]
+        if not holding:
+            kept.append(write)
+            continue
+        nearest = max(holding, key=lambda rule: len(rule.path.parts))
+        print(
+            f"airlock run: {write.why} names {write.path}: not opened, as "
+            f"{'it' if nearest.path == write.path else nearest.path} stays "
+            f"{'hidden' if nearest.kind is Kind.HIDE else 'read-only'} ({nearest.why}); a "
+            "project's settings cannot open that",
+            file=sys.stderr,
+        )
+    return kept
 
 
 OPENED = ("--rw", "sandbox.filesystem.allowWrite")

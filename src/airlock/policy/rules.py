@@ -111,6 +111,18 @@ def parse_rule(text: str) -> DomainPattern | None:
     return parse_domain(value)
 
 
+def names_domains(text: str) -> bool:
+    """Whether ``text`` is a ``WebFetch`` rule naming domains (``WebFetch(domain:…)``, readable
+    or not, in any spelling :func:`parse_rule` reads: `` WebFetch(domain:x)``,
+    ``WebFetch( domain:x)``): what the reference agent's sandbox takes as a network rule.
+    ``WebFetch`` alone or ``WebFetch(*)`` rules the tool, not the network."""
+    found = _RULE.match(text)
+    if found is None:
+        return text.lstrip().startswith(TOOL + "(") and "domain:" in text  # unreadable
+    kind, colon, _ = (found.group("spec") or "").partition(":")
+    return bool(colon) and kind.strip() == "domain"
+
+
 def parse_domain(value: str) -> DomainPattern:
     """Parse the ``HOST`` of ``WebFetch(domain:HOST)``.
 
