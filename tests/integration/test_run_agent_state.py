@@ -312,3 +312,26 @@ def test_a_killed_runs_state_is_carried_back_though_its_workspace_is_gone(
     data = json.loads(state.read_text())
     assert data["n"] == 2 and not data.get("mcpServers")
     assert not (config_dir / ".claude.json").exists()
+
+
+def test_an_agents_state_kept_in_git_keeps_its_hooks_and_config(
+    tmp_path: Path, home: Path, config_dir: Path
+) -> None:
+    """``~/.claude`` kept in a git repository: writable inside, but its ``.git`` hooks and
+    config are not (``core.fsmonitor`` written there would run at the next ``git status``
+    outside); the agent's own files there still are."""
+    config_dir.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["git", "init", "-q", str(config_dir)], check=True)
+    config = config_dir / ".git" / "config"
+    before = config.read_bytes()
+    script = (
+        "(printf '[core]\\n\\tfsmonitor = touch /tmp/x\\n' >> ~/.claude/.git/config) "
+        "2>/dev/null || echo config-read-only; "
+        "(echo x > ~/.claude/.git/hooks/post-checkout) 2>/dev/null || echo hooks-read-only; "
+        "echo saved > ~/.claude/notes && echo state-writable"
+    )
+    done = run_script(tmp_path, script)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["config-read-only", "hooks-read-only", "state-writable"]
+    assert config.read_bytes() == before
+    assert not (config_dir / ".git" / "hooks" / "post-checkout").exists()

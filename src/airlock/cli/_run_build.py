@@ -388,6 +388,7 @@ def mounts(
                 "placeholders): it cannot be opened for writing inside"
             )
     rules += _other_roots_rules(opened, workspace)
+    rules += _agent_state_git_rules(agent_state, workspace)
     return plan(rules)
 
 
@@ -501,6 +502,31 @@ def _other_roots_rules(roots: list[Path], workspace: Path) -> list[Any]:
                 "others with --ro PATH/.git",
                 file=sys.stderr,
             )
+    return rules
+
+
+def _agent_state_git_rules(agent_state: list[Path], workspace: Path) -> list[Any]:
+    """For each agents' state folder, writable inside (``~/.claude``, ``~/.codex``, …), that
+    is a git repository (a user's configuration kept in git): its hooks and config read-only,
+    as the workspace's are: ``core.fsmonitor`` or a hook written there would run at the user's
+    next ``git status`` there. Not for a folder in the workspace (its repository's rules
+    stand)."""
+    import os
+
+    from airlock.sandbox.paths import Kind, mount, resolve
+    from airlock.sandbox.repositories import git_folder_rules
+
+    inside = resolve(workspace)
+    rules: list[Any] = []
+    for folder in dict.fromkeys(agent_state):
+        git = folder / ".git"
+        if folder.is_relative_to(inside) or not os.path.lexists(git):
+            continue
+        why = f"runs code outside later (in {folder}, a git repository)"
+        rules += [
+            mount(Kind.READ, folder / ".gitmodules", why),
+            *git_folder_rules(folder, git, why),
+        ]
     return rules
 
 
