@@ -10,6 +10,7 @@ import json
 import os
 import stat
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -138,3 +139,51 @@ def test_a_report_path_that_cannot_be_written_is_refused_before_the_command_runs
     assert done.returncode == 125, done.stderr
     assert f"--report-json {path}: {said}" in done.stderr, done.stderr
     assert not (project / "ran").exists()
+
+
+def test_the_report_file_says_what_was_made_safe_after_the_run(
+    tmp_path: Path, project: Path
+) -> None:
+    """What airlock set aside after the command is in the report file (``after_run``), as on
+    stderr: a script reading the file sees the run was not clean; a clean run has none."""
+    made = _run(
+        tmp_path,
+        "--report-json",
+        "made.json",
+        "--",
+        "sh",
+        "-c",
+        "mkdir -p sub/.vscode; echo {} > sub/.vscode/settings.json",
+    )
+    assert made.returncode == 0, made.stderr
+    after_run = _report(project / "made.json")["after_run"]
+    assert isinstance(after_run, list) and after_run
+    assert any("set aside" in line and ".vscode" in line for line in after_run), after_run
+    assert all(line in made.stderr for line in after_run)
+    clean = _run(tmp_path, "--report-json", "clean.json", "--", "true")
+    assert clean.returncode == 0, clean.stderr
+    assert _report(project / "clean.json")["after_run"] == []
+
+
+def test_on_a_terminal_the_report_sets_the_text_back_to_plain(
+    tmp_path: Path, project: Path
+) -> None:
+    """The command leaves concealed text on (SGR 8): the report, on a terminal, begins with
+    SGR 0, after the command's output, so it shows."""
+    log = tmp_path / "audit.jsonl"
+    typescript = tmp_path / "typescript"
+    command = f"{sys.executable} -m airlock run --audit-log {log} -- sh -c 'printf \"ok\\033[8m\"'"
+    done = subprocess.run(
+        ["script", "-qec", command, str(typescript)],
+        capture_output=True,
+        env={**os.environ, "COLUMNS": "120"},
+        cwd=project,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    shown = typescript.read_bytes()
+    concealed = shown.index(b"\x1b[8m")
+    assert b"\x1b[0m" in shown[concealed:]
+    reset = shown.index(b"\x1b[0m", concealed)
+    assert b"nothing left the machine" in shown[reset:]

@@ -88,9 +88,15 @@ class ReportFile:
 
 
 def show(
-    report: ProxyReport, scrubbed: ScrubbedEnvironment, code: int, report_file: ReportFile | None
+    report: ProxyReport,
+    scrubbed: ScrubbedEnvironment,
+    code: int,
+    report_file: ReportFile | None,
+    after_run: tuple[str, ...] | list[str] = (),
 ) -> str:
-    """The report on stderr, then in ``report_file``: ``""``, or why that was not written."""
+    """The report on stderr, then in ``report_file``: ``""``, or why that was not written.
+    ``after_run``: what airlock said it did after the command (set aside, put back), which
+    the file holds too, for a script to see the run was not clean."""
     import json
 
     data = {
@@ -100,6 +106,7 @@ def show(
             name: scrubbed.reasons.get(name, "") for name in scrubbed.dropped
         },
         "exit_code": code,
+        "after_run": list(after_run),
     }
     _show(report, scrubbed)
     if report_file is None:
@@ -107,10 +114,16 @@ def show(
     return report_file.write(json.dumps(data, indent=2) + "\n")
 
 
+PLAIN_TEXT = "\x1b[0m"
+"""Select Graphic Rendition 0: the terminal's text back to plain, so nothing the command
+left on (concealed, black on black) hides the report and what follows it."""
+
+
 def _show(report: ProxyReport, scrubbed: ScrubbedEnvironment) -> None:
     import sys
 
     if sys.stderr.isatty():
+        sys.stderr.write(PLAIN_TEXT)
         _show_table(report, scrubbed)
         return
     lines = report.lines()

@@ -439,7 +439,7 @@ def _run(args: argparse.Namespace) -> int:
             kept.done()
         if runs >= 0:
             os.close(runs)  # the runs' lock: this run no longer holds it
-    not_written = show(report, scrubbed, code, report_file)  # the file written, and closed
+    not_written = show(report, scrubbed, code, report_file, made_safe)  # written, and closed
     if signals.killed:
         print(
             f"airlock run: a second signal within {signals.GRACE:g} s: the command was killed "
