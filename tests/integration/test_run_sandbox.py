@@ -81,6 +81,14 @@ def test_an_empty_path_option_is_refused(tmp_path: Path, project: Path, option: 
     assert not (project / "ran").exists()
 
 
+def test_a_hide_of_a_missing_path_is_said(tmp_path: Path, project: Path) -> None:
+    """``--hide`` of a path that is not there (a typo) hides nothing: the run says so, and
+    goes on."""
+    done = _run(tmp_path, "--hide", "secrets.env", "--", "true")
+    assert done.returncode == 0, done.stderr
+    assert "--hide secrets.env: no such file or folder" in done.stderr
+
+
 def test_credentials_under_neutral_names_are_dropped_and_reported(tmp_path: Path) -> None:
     """An HTTP Basic header, Docker's config.json, a Databricks token and a Java option's
     password under neutral names are not inside and are in the report with why; the Java

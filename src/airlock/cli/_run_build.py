@@ -299,6 +299,14 @@ def mounts(
         *user_rules(Kind.HIDE, args.hide, "--hide", home, cwd),
         *_token_file_rules(args, mount, Kind.HIDE),
     ]
+    for text in args.hide:  # a typo would hide nothing: said
+        path = expand(text, home, cwd)
+        if not os.path.lexists(path):
+            print(
+                f"airlock run: --hide {text}: no such file or folder ({path}), so nothing to "
+                "hide there",
+                file=sys.stderr,
+            )
     included, capped = include_rules(
         workspace, home, scan.found, environ, "a git config includes it: runs code outside later"
     )
