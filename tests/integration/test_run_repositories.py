@@ -202,3 +202,52 @@ def test_the_scan_for_nested_repositories_is_bounded_by_count(
     monkeypatch.setattr(repositories, "NESTED_REPOSITORIES", 300)
     monkeypatch.setattr(repositories, "NESTED_ENTRIES", 4)
     assert not find_nested(tmp_path).complete
+
+
+def test_repositories_beyond_the_scans_bounds_changed_inside_are_made_safe(
+    tmp_path: Path, project: Path
+) -> None:
+    """Past the nested scan's depth and in node_modules no rule keeps a repository's hooks
+    and config: one made there during the run, and one there before whose config the
+    command changed, are made safe after it (their fsmonitor does not run at the next git
+    status there) and said; one there before and left alone keeps its config."""
+    _git("init", "-q", ".", cwd=project)
+    deep = project / "src" / "main" / "java" / "com" / "app"
+    deep.mkdir(parents=True)
+    for folder in ("old", "kept"):
+        _git("init", "-q", folder, cwd=deep)
+        _git("config", "user.name", "Me", cwd=deep / folder)
+    time.sleep(1.2)  # past the slack before the run's start within which a change is its own
+    marker = tmp_path / "ran"
+    fsmonitor = f"git config core.fsmonitor 'touch {marker}; false'"
+    script = (
+        f"git init -q {deep}/new && git -C {deep}/new {fsmonitor[4:]} && "
+        f"git init -q node_modules/lib && git -C node_modules/lib {fsmonitor[4:]} && "
+        f"git -C {deep}/old {fsmonitor[4:]} && echo planted"
+    )
+    done = _run_inside(tmp_path, script)
+    assert done.returncode == 0, done.stderr
+    assert "planted" in done.stdout
+    for folder in (deep / "new", project / "node_modules" / "lib", deep / "old"):
+        subprocess.run(["git", "status"], cwd=folder, capture_output=True, check=False)
+        assert not marker.exists(), folder
+        assert f"{folder / '.git'}: made or changed inside the sandbox" in done.stderr
+        kept = list((folder / ".git").glob("config.removed-*"))
+        assert len(kept) == 1 and "fsmonitor" in kept[0].read_text()
+    assert _git("config", "user.name", cwd=deep / "kept").stdout == "Me\n"
+    assert f"{deep / 'kept'}" not in done.stderr
+
+
+def test_the_walk_beyond_the_bounds_says_what_it_did_not_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past its folder bound the walk stops and says so, naming how to look further."""
+    from airlock.sandbox import repositories
+
+    for number in range(4):
+        (tmp_path / f"f{number}" / "g").mkdir(parents=True)
+    monkeypatch.setattr(repositories, "BEYOND_FOLDERS", 3)
+    said = repositories.secure_repositories_beyond(tmp_path, (), time.time())
+    assert len(said) == 1 and "looked at in the first 3 folders" in said[0]
+    monkeypatch.setattr(repositories, "BEYOND_FOLDERS", 100)
+    assert repositories.secure_repositories_beyond(tmp_path, (), time.time()) == []

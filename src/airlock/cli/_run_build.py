@@ -251,8 +251,9 @@ def mounts(
         print(
             f"airlock run: nested git repositories were looked for in the first {NESTED_FOLDERS} "
             f"folders of the workspace (at most {NESTED_DEPTH} deep, {NESTED_ENTRIES} entries a "
-            f"folder, {NESTED_REPOSITORIES} repositories) only: protect others with "
-            "--ro PATH/.git",
+            f"folder, {NESTED_REPOSITORIES} repositories) only: the hooks and config of "
+            "others are writable inside, and made safe after the run if the command changes "
+            "them (keep them as they are with --ro PATH/.git)",
             file=sys.stderr,
         )
     root_git = workspace / ".git"

@@ -916,29 +916,96 @@ def secure_new_repositories(
     done = []
     found = found or scan_workspace(workspace, frozenset(), skip=skip).nested
     for dot_git in sorted(set(found.found) - before):
+        said = _secure(dot_git, workspace, read_only, "made inside the sandbox")
+        if said is not None:
+            done.append(said)
+    return done
+
+
+def _secure(
+    dot_git: Path, workspace: Path, read_only: Mapping[Path, bool], made: str
+) -> str | None:
+    """Make the repository of ``dot_git`` safe (:func:`_make_all_safe`), as
+    :func:`secure_new_repositories` says; what was done, or ``None`` when its git folder is
+    one the sandbox could not write (``read_only``: its rules)."""
+    git_folder = _git_folder_of(dot_git)
+    if git_folder is None or not git_folder.is_dir():
+        return f"{dot_git}: {made}, names no git folder: check it"
+    if read_only and _could_not_write(git_folder, read_only):
+        return None  # the user's own (a submodule's, named anew): nothing in it changed
+    if not read_only and not git_folder.is_relative_to(resolve(workspace)):
+        return f"{dot_git}: {made}, names a git folder elsewhere: check it"
+    try:
+        emptied = _make_all_safe(git_folder)
+    except (OSError, RecursionError) as error:
+        return f"{dot_git}: {made}, could not be made safe ({error}): remove it"
+    return f"{dot_git}: {made}; {emptied}"
+
+
+BEYOND_FOLDERS = 200_000
+"""How many folders :func:`secure_repositories_beyond` reads at most."""
+BEYOND_SECONDS = 5.0
+"""How long :func:`secure_repositories_beyond` walks at most."""
+BEYOND_REPOSITORIES = 1_000
+"""How many repositories beyond the bounds :func:`secure_repositories_beyond` looks at most."""
+
+
+def secure_repositories_beyond(
+    workspace: Path,
+    seen: Iterable[Path],
+    since: float,
+    skip: Iterable[Path] = (),
+    read_only: Mapping[Path, bool] = MappingProxyType({}),
+    made_safe: Iterable[Path] = (),
+) -> list[str]:
+    """After the run: the git repositories below the bounds of the walks before and after it
+    (deeper than :data:`NESTED_DEPTH`, in :data:`NOT_SCANNED` folders such as
+    ``node_modules``, past :data:`NESTED_FOLDERS`; ``seen``: the ``.git`` entries those walks
+    found), whose hooks and config no rule kept during the run: each whose ``.git``, config,
+    ``commondir`` or hooks changed during it (made there, or written: a change time at or
+    after ``since``, which no one can set back) is made safe as a new one in reach is. Git
+    runs a repository's ``core.fsmonitor`` and hooks at the next ``git status`` in it, an
+    editor's too (``made_safe``: git folders an earlier step made safe, passed over). Every
+    folder but the git folders themselves is read, at most
+    :data:`BEYOND_FOLDERS` of them for :data:`BEYOND_SECONDS`; what was done, and what the
+    walk did not read, a line each."""
+    known = frozenset(map(str, seen))
+    skipped = frozenset(map(str, skip))
+    deadline = time.monotonic() + BEYOND_SECONDS
+    cut: list[str] = []
+    candidates: list[Path] = []
+    stack = [workspace]
+    folders = 0
+    while stack and not cut:
+        if folders >= BEYOND_FOLDERS or time.monotonic() > deadline:
+            cut.append(f"the first {folders} folders ({BEYOND_SECONDS:g} s at most)")
+            break
+        folder = stack.pop()
+        folders += 1
+        for entry in listing(folder, NESTED_ENTRIES, cut):
+            if entry.path in skipped:
+                continue
+            if entry.name == ".git":
+                if folder != workspace and entry.path not in known:
+                    candidates.append(Path(entry.path))
+            elif entry.name not in VCS_FOLDERS and entry.is_dir(follow_symlinks=False):
+                stack.append(Path(entry.path))
+    done = []
+    secured = frozenset(made_safe)
+    for dot_git in candidates[:BEYOND_REPOSITORIES]:
         git_folder = _git_folder_of(dot_git)
-        if git_folder is None or not git_folder.is_dir():
-            done.append(f"{dot_git}: made inside the sandbox, names no git folder: check it")
-            continue
-        if read_only and _could_not_write(git_folder, read_only):
-            continue  # the user's own (a submodule's, named anew): nothing in it changed
-        if not read_only and not git_folder.is_relative_to(resolve(workspace)):
-            done.append(
-                f"{dot_git}: made inside the sandbox, names a git folder elsewhere: check it"
-            )
-            continue
-        try:
-            emptied = _make_all_safe(git_folder)
-        except (OSError, RecursionError) as error:
-            done.append(
-                f"{dot_git}: made inside the sandbox, could not be made safe ({error}): remove it"
-            )
-            continue
-        done.append(f"{dot_git}: made inside the sandbox; {emptied}")
-    if not found.complete:
+        if git_folder not in secured and _changed_since(dot_git, git_folder, since):
+            made = "made or changed inside the sandbox, beyond the walk's bounds"
+            said = _secure(dot_git, workspace, read_only, made)
+            if said is not None:
+                done.append(said)
+    if len(candidates) > BEYOND_REPOSITORIES:
+        cut.append(f"the first {BEYOND_REPOSITORIES} git repositories")
+    if cut:
         done.append(
-            "repositories made in subfolders were looked for within the scan's bounds only "
-            f"({NESTED_FOLDERS} folders, {NESTED_DEPTH} deep): check git folders beyond them"
+            "git repositories beyond the walk's bounds were looked at in "
+            f"{'; '.join(cut[:3])} only: check those beyond (find . -name .git -newer "
+            ".git/HEAD), or keep them read-only with --ro PATH/.git"
         )
     return done
 
@@ -1010,6 +1077,7 @@ def secure_linked_repositories(
     known: Iterable[Path],
     before: Linked,
     read_only: Mapping[Path, bool] = MappingProxyType({}),
+    made_safe: set[Path] | None = None,
 ) -> list[str]:
     """After the run: the repositories that an index names as submodules (gitlinks) where no
     scan looked (in ``node_modules``, ``.venv`` and the like, or past the scan's bounds), made
@@ -1028,7 +1096,9 @@ def secure_linked_repositories(
     scans found, handled by the other steps) and those of each repository they name, in turn,
     for each work tree a git folder serves: at most :data:`INDEXES` indexes and :data:`LINKS`
     gitlinks. Past either, the indexes left that the run changed are moved aside
-    (``index.removed-…``) so that git goes no further through them. What was done, in words."""
+    (``index.removed-…``) so that git goes no further through them. Each git folder made safe
+    is added to ``made_safe`` (for :func:`secure_repositories_beyond`). What was done, in
+    words."""
     root = workspace / ".git"
     done: list[str] = []
     queue = deque(  # each .git with the git folder it leads to
@@ -1083,6 +1153,8 @@ def secure_linked_repositories(
                 changed = anew
             if changed or _changed_since(named, linked, before.since):
                 secured.add(linked)
+                if made_safe is not None:
+                    made_safe.add(linked)
                 said = _secure_linked(linked, read_only)
                 done.append(f"{named}: named as a submodule by {dot_git.parent}'s index, {said}")
     return done

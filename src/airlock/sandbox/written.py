@@ -86,6 +86,7 @@ from airlock.sandbox.repositories import (
     secure_linked_repositories,
     secure_new_modules,
     secure_new_repositories,
+    secure_repositories_beyond,
 )
 
 WATCHED = frozenset(
@@ -807,6 +808,7 @@ class Watch:
                 )
             ),
         )
+        linked_made_safe: set[Path] = set()  # by the submodules' step: not again beyond
         step(
             "make safe the repositories the indexes name as submodules",
             lambda: lines.extend(
@@ -816,6 +818,21 @@ class Watch:
                     self._nested(looked),
                     self.linked,
                     read_only,
+                    linked_made_safe,
+                )
+            ),
+        )
+        step(
+            "make safe the repositories changed beyond the walk's bounds",
+            lambda: lines.extend(
+                f"airlock: {done}"
+                for done in secure_repositories_beyond(
+                    self.workspace,
+                    self._nested(looked),
+                    self.linked.since,
+                    self.skip,
+                    read_only,
+                    linked_made_safe,
                 )
             ),
         )
