@@ -6,6 +6,8 @@ framing), ``/chunked?n=K`` answers K chunks, ``/close`` answers without a length
 before its ``200``, ``/inject?kind=K`` answers (``sized``, ``chunked`` or ``204``; to ``HEAD``,
 a head) and a second response no request asked for, in the same write, ``/headers`` the
 request's header lines; anything else a short page naming the path and Host header.
+``GET`` and ``OPTIONS`` leave a body unread, as many servers do (on a kept connection its
+bytes are read as the next request).
 """
 
 from __future__ import annotations
@@ -76,6 +78,10 @@ class _Handler(Handler):
             self._send(200, bytes(self.headers))
         else:
             self._send(200, f"path={self.path} host={self.headers.get('Host')}".encode())
+
+    def do_OPTIONS(self) -> None:
+        self.server.seen.append((self.path, self.headers.get("Host", "")))
+        self._send(200, b"", "Allow: GET, POST, OPTIONS\r\n")
 
     def do_POST(self) -> None:
         self.server.seen.append((self.path, self.headers.get("Host", "")))

@@ -842,6 +842,47 @@ def test_http_in_the_clear_inside_a_tunnel_is_held_to_the_rules_request_by_reque
 
 
 @pytest.mark.parametrize("chained", [False, True], ids=["direct", "through_an_upstream_proxy"])
+def test_every_host_a_tunnel_in_the_clear_named_is_in_its_record(
+    site: _Site, tmp_path: Path, chained: bool
+) -> None:
+    """With ``--allow-all`` one tunnel may carry requests to many hosts: its record keeps the
+    first as ``server_name`` and lists every other name its requests gave, the first 16
+    distinct ones in order and a count of the rest (the tunnel's own host is its ``host``)."""
+    port = _port(site)
+    names = ["a.test", "b.test", "a.test", f"127.0.0.1:{port}", "c.test"]
+    names += [f"h{index:02}.test" for index in range(15)]
+    requests = b"".join(
+        b"%s /%d HTTP/1.1\r\nHost: %s\r\n%s\r\n%s"
+        % (
+            b"POST" if name == "c.test" else b"GET",
+            index,
+            name.encode(),
+            b"Content-Length: 4\r\n" if name == "c.test" else b"",
+            b"data" if name == "c.test" else b"",
+        )
+        for index, name in enumerate(names)
+    )
+    requests = requests[:-2] + b"Connection: close\r\n\r\n"
+    with contextlib.ExitStack() as stack:
+        cfg = config(tmp_path, allow_all=True)
+        if chained:
+            upstream = config(tmp_path / "upstream", allow_all=True)
+            upstream_url, _ = stack.enter_context(running(upstream))
+            cfg = config(
+                tmp_path / "front", allow_all=True, upstream_proxy=upstream_url, no_proxy=""
+            )
+        url, _ = stack.enter_context(running(cfg))
+        answer = _cleartext_through_tunnel(url, port, requests)
+    assert answer.count(b"HTTP/1.1 200") == len(names)
+    assert [host for _, host in site.seen] == names
+    (record,) = _connections(cfg.audit_log)  # type: ignore[arg-type]
+    others = ["a.test", "b.test", "c.test"] + [f"h{index:02}.test" for index in range(15)]
+    assert (record["decision"], record["server_name"]) == ("allow", "a.test")
+    assert record["server_names"] == others[:16]
+    assert record["server_names_more"] == 2
+
+
+@pytest.mark.parametrize("chained", [False, True], ids=["direct", "through_an_upstream_proxy"])
 def test_a_client_waiting_for_100_continue_in_a_tunnel_gets_it(
     site: _Site, tmp_path: Path, chained: bool
 ) -> None:

@@ -8,7 +8,15 @@ The upstream connection is kept for the client's next request to the same
 record per request. A request to a host named with ``--inspect`` is also named by flow,
 enforced and checked for secrets (:mod:`airlock.egress.plain`). An HTTP/1.0 client gets its
 response in a form it can read (:mod:`airlock.egress.response`), and the connection closed
-after it."""
+after it.
+
+A body the destination leaves unread must not be read there as a request of its own, which
+airlock never judged. So a ``GET`` or ``HEAD`` with a body is refused ``400``, as inside
+inspected TLS (the git gateway, which reads every body, refuses its own); a request of
+another method with a body goes with ``Connection: close``, and its upstream connection is
+not kept after it; and a body sized by its length whose first line is a request line
+(:func:`~airlock.egress.cleartext.starts_request`, as in a tunnel in the clear) is refused
+before any of the request leaves. A request without a body pays one test for all of this."""
 
 from __future__ import annotations
 
@@ -19,6 +27,7 @@ from urllib.parse import unquote
 
 import httptools
 
+from airlock.egress.cleartext import BODY_LINE_LIMIT, starts_request
 from airlock.egress.connection import (
     CONTINUE,
     READ_SIZE,
@@ -33,6 +42,7 @@ from airlock.egress.framing import HttpError, could_hold_secrets, refuse_a_body_
 from airlock.egress.http1 import (
     END,
     BadRequest,
+    End,
     RequestHead,
     forwarded_head,
     redact_query,
@@ -44,6 +54,12 @@ if TYPE_CHECKING:
     from airlock.egress.client import Client
     from airlock.egress.plain import PlainInspection
     from airlock.egress.report import HostStats
+
+BODY_REQUEST = (
+    "a body that starts as a request does: refused (a server that ignores its Content-Length "
+    "would read it as a request of its own, which airlock never judged)"
+)
+"""Why a request whose body's first line is a request line is refused (:func:`_starts_request`)."""
 
 
 async def forward(client: Client, head: RequestHead) -> bool:
@@ -77,6 +93,7 @@ async def _forward(
 ) -> bool:
     proxy = client.proxy
     body: bytes | None = None
+    carries = bool(head.chunked or head.content_length)  # what a bodiless request pays
     if inspection is not None:
         from airlock.egress.scan import (
             SecretsMode,
@@ -103,19 +120,19 @@ async def _forward(
             else:
                 head.headers = redacted  # each secret replaced where it stands in its value
         status = 403
-        framing = ("chunked", 0) if head.chunked else ("length", head.content_length or 0)
-        if not why:
-            try:  # a body a server may take for a request of its own, never judged
-                refuse_a_body_on_get(head.method.decode("latin-1"), framing)
-            except HttpError as error:
-                why, status = error.message, error.status
+        if not why and (error := _body_on_get(head)) is not None:
+            why, status = error.message, error.status
         if why:
-            if head.chunked or head.content_length:
-                await _drain(client)  # read before answering: unread bytes would reset it
-            return await _refused(client, record, *_refusal(status, why))
+            return await _refused_with_body(client, head, record, status, why)
         going, body = await _screen(client, head, record, inspection)
         if not going:
             return False
+    elif carries and not is_gateway(head.host):  # the gateway refuses its own, 405 first
+        error = _body_on_get(head)
+        if error is not None:
+            with contextlib.suppress(ValueError):  # as the rules read it, when it can be read
+                record["host"] = proxy.check_rules(head.host, head.port).host
+            return await _refused_with_body(client, head, record, error.status, error.message)
     upstream = client.upstream
     try:
         if (
@@ -141,6 +158,14 @@ async def _forward(
     record["host"] = decision.host  # as the rules read it (``0x7f.1`` is ``127.0.0.1``)
     if inspection is None:
         record["reason"] = decision.reason
+    if carries and head.content_length:  # sized by its length (or gathered): told first
+        if head.expect_continue:  # its first bytes are read before its head goes
+            client.writer.write(CONTINUE)
+            head.expect_continue = False
+        if await _starts_request(client, body):
+            if body is None:  # read before answering (a gathered one was)
+                await _drain(client)
+            return await _refused(client, record, *_refusal(400, BODY_REQUEST))
     stats = proxy.stats(decision.host)
     stats.requests += 1
     if head.expect_continue:
@@ -184,6 +209,8 @@ async def _forward(
         record.update(decision="deny", reason=watcher.refused)
     client.finish(record)
     upstream.reusable = watcher.keep_alive and not watcher.until_close
+    if carries:  # sent with ``Connection: close``: a destination that left the body unread
+        upstream.reusable = False  # would read it as a request on a kept connection
     if not upstream.reusable:
         client.drop_upstream()
     return head.keep_alive and not watcher.until_close and not watcher.for_http10
@@ -266,6 +293,54 @@ async def _screen(
     return True, body
 
 
+def _body_on_get(head: RequestHead) -> HttpError | None:
+    """The refusal of a ``GET`` or ``HEAD`` with a body (:func:`refuse_a_body_on_get`: a
+    server that does not read one takes it for a request of its own, never judged), or
+    ``None``."""
+    framing = ("chunked", 0) if head.chunked else ("length", head.content_length or 0)
+    try:
+        refuse_a_body_on_get(head.method.decode("latin-1"), framing)
+    except HttpError as error:
+        return error
+    return None
+
+
+async def _starts_request(client: Client, body: bytes | None) -> bool:
+    """Whether a body sized by its length starts as a request does
+    (:func:`~airlock.egress.cleartext.starts_request`, as in a tunnel in the clear): a server
+    that ignores the length would read it as one. ``body``: gathered already; else its first
+    pieces, until they tell (up to ``BODY_LINE_LIMIT`` bytes, or its end: the client's close
+    ends it too, as a server would read it), are read and put back for :func:`_send_request`
+    to send."""
+    if body is not None:
+        return bool(starts_request(body[:BODY_LINE_LIMIT], ended=len(body) <= BODY_LINE_LIMIT))
+    held: list[bytes | End] = []
+    start = b""
+    told: bool | None = None
+    while told is None:
+        piece = await client.next_event()
+        if isinstance(piece, bytes):
+            held.append(piece)
+            start += piece[: BODY_LINE_LIMIT - len(start)]
+            told = starts_request(start)
+        else:  # its end, or the client closed its side (the copy then finds it cut short)
+            if piece is END:
+                held.append(END)
+            told = starts_request(start, ended=True)
+    client.parser.events.extendleft(reversed(held))
+    return told
+
+
+async def _refused_with_body(
+    client: Client, head: RequestHead, record: dict[str, Any], status: int, why: str
+) -> bool:
+    """Refuse a request before any of it leaves, its body read first (unread bytes would
+    reset the answer), as :func:`_refused` does."""
+    if head.chunked or head.content_length:
+        await _drain(client)
+    return await _refused(client, record, *_refusal(status, why))
+
+
 def _refusal(status: int, why: str) -> tuple[bytes, str, int]:
     """The answer to a body that inspection refused, why, and its status."""
     return simple_response(status, f"airlock: {why}\n", (("X-Airlock", "refused"),)), why, status
@@ -274,8 +349,9 @@ def _refusal(status: int, why: str) -> tuple[bytes, str, int]:
 async def _refused(
     client: Client, record: dict[str, Any], answer: bytes, reason: str, status: int = 403
 ) -> bool:
-    """Answer a request that inspection refused (its flow is off, its body holds secrets
-    under ``--secrets block``, or is too large to check), log it, and end the connection.
+    """Answer a request refused before it left (by inspection: its flow is off, its body
+    holds secrets under ``--secrets block``, or is too large to check; a body a server might
+    read as a request), log it, and end the connection.
     The answer is the request's ``bytes_in``, the host's too, as inside TLS."""
     client.writer.write(answer)
     record.update(status=status, decision="deny", reason=reason, bytes_in=len(answer))

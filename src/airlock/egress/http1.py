@@ -18,7 +18,9 @@ when chaining to another proxy), ``Host`` set from the URL (never the client's o
 the rules judged the URL's host), hop-by-hop headers dropped (``Connection`` and what it
 names, ``Proxy-*``, ``Keep-Alive``, ``TE``, ``Trailer``, ``Upgrade``, ``Expect``), and the
 body re-framed: the same ``Content-Length``, or re-chunked. So no byte the client chose
-reaches the origin's framing.
+reaches the origin's framing. A request with a body asks the origin to close the connection
+after it (``Connection: close``): an origin that answers without reading the body (many
+ignore a body on ``OPTIONS`` or ``DELETE``) would otherwise read it as the next request.
 """
 
 from __future__ import annotations
@@ -319,8 +321,8 @@ def forwarded_head(head: RequestHead, absolute: str | None = None) -> bytes:
         if lowered in HOP_BY_HOP or lowered in named or lowered.startswith(b"proxy-"):
             continue
         lines.append(name + b": " + value)
-    if not head.keep_alive:
-        lines.append(b"Connection: close")  # so the answer says so to the client too
+    if not head.keep_alive or head.chunked or head.content_length:
+        lines.append(b"Connection: close")  # the client's (the answer says so), or a body's
     if head.chunked:
         lines.append(b"Transfer-Encoding: chunked")
     elif head.content_length is not None:

@@ -31,6 +31,10 @@ from airlock.policy.hosts import MAX_NAME
 if TYPE_CHECKING:
     from airlock.egress.client import Client
 
+MAX_NAMES = 16
+"""The other names a tunnel's client asked for that its record lists (``server_names``); the
+rest are counted (``server_names_more``)."""
+
 
 async def tunnel(client: Client, head: RequestHead) -> None:
     """Admit the ``CONNECT`` in ``head``, answer ``200`` and carry the tunnel until it ends."""
@@ -113,9 +117,10 @@ def _name_check(
     serves all of its sites): the name its TLS asks for (SNI), or, for HTTP sent in the
     clear, the host each request names (:class:`~airlock.egress.cleartext.CleartextRequests`,
     handed to ``watch`` to read every later byte too). A name other than ``host`` (the
-    tunnel's, as the rules read it) is judged by :func:`_other_name` and the first one kept in
-    the record (``server_name``); TLS whose hello cannot be read is refused. With
-    ``--allow-all`` too: a deny rule still refuses its name, and the record still names it."""
+    tunnel's, as the rules read it) is judged by :func:`_other_name` and kept in the record:
+    the first one as ``server_name``, each one in :func:`_named`; TLS whose hello cannot be
+    read is refused. With ``--allow-all`` too: a deny rule still refuses its name, and the
+    record still names it (every one: a tunnel in the clear may name a host per request)."""
 
     def verdict(name: str) -> str:
         canonical = host_of(name)
@@ -123,6 +128,7 @@ def _name_check(
             return ""
         shown = shown_host(canonical)  # a name past 253 characters is cut in the record
         record.setdefault("server_name", shown)
+        _named(record, shown)
         if len(canonical) > MAX_NAME:
             return (
                 f"the client in this tunnel to {host} asks for {shown}: no host name is that long"
@@ -138,6 +144,20 @@ def _name_check(
         return "" if isinstance(kind, Opening) else kind
 
     return check
+
+
+def _named(record: dict[str, Any], name: str) -> None:
+    """Keep ``name``, another name the tunnel's client asked for, in its record: the first
+    :data:`MAX_NAMES` distinct ones in ``server_names``, in the order asked; past those, each
+    time a name not among them is asked for is counted in ``server_names_more`` (not told
+    apart: a tunnel may name a new host in every request)."""
+    names: list[str] = record.setdefault("server_names", [])
+    if name in names:
+        return
+    if len(names) < MAX_NAMES:
+        names.append(name)
+    else:
+        record["server_names_more"] = record.get("server_names_more", 0) + 1
 
 
 def _other_name(client: Client, host: str, port: int, name: str) -> str:
