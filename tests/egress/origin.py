@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, suppress
 from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -144,6 +144,19 @@ def running(cfg: EgressConfig) -> Iterator[tuple[str, RunningProxy]]:
         yield f"http://127.0.0.1:{port}", proxy
     finally:
         proxy.close({"command": ["test"], "exit_code": 0})
+
+
+def exchange(proxy_url: str, data: bytes) -> bytes:
+    """Send ``data`` on a new connection to the proxy; what came back until it closed (or
+    reset the connection)."""
+    host, port = proxy_url.removeprefix("http://").split(":")
+    answer = b""
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(data)
+        with suppress(OSError):
+            while piece := sock.recv(65536):
+                answer += piece
+    return answer
 
 
 def assert_report_is_the_log(report: ProxyReport, log: Path) -> None:

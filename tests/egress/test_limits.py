@@ -6,7 +6,6 @@ import contextlib
 import socket
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -16,13 +15,7 @@ from airlock.egress import Limits
 from airlock.egress.audit import read_records
 from airlock.egress.limits import BUCKETS, RateLimiter, UploadBudget
 from airlock.egress.server import local_names
-from tests.egress.origin import _Site, config, origin, running
-
-
-@pytest.fixture
-def site() -> Iterator[_Site]:
-    with origin() as served:
-        yield served
+from tests.egress.origin import _Site, config, running
 
 
 def _connect(url: str) -> socket.socket:

@@ -22,12 +22,6 @@ from airlock.egress.audit import read_records
 from tests.egress.origin import _Site, assert_report_is_the_log, config, origin, origin_v6, running
 
 
-@pytest.fixture
-def site() -> Iterator[_Site]:
-    with origin() as served:
-        yield served
-
-
 def _port(site: _Site) -> int:
     return int(site.server_address[1])
 

@@ -4,7 +4,6 @@ proxy that cannot start still ends the run with its record."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -13,13 +12,7 @@ import pytest
 from airlock.egress import StandbyProxy, verify
 from airlock.egress.audit import read_records
 from airlock.errors import AirlockError
-from tests.egress.origin import _Site, config, listener, origin
-
-
-@pytest.fixture
-def site() -> Iterator[_Site]:
-    with origin() as served:
-        yield served
+from tests.egress.origin import _Site, config, listener
 
 
 def test_a_log_that_failed_on_standby_stops_all_traffic(site: _Site, tmp_path: Path) -> None:

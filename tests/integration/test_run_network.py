@@ -126,6 +126,27 @@ def test_a_projects_settings_never_reach_a_private_address(
     assert site.seen == ["GET /x"]
 
 
+def _refused_in(tmp_path: Path, project: Path, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """``airlock run --workspace PROJECT --allow HOST:PORT`` started in ``cwd``, fetching from
+    a local site: the fetch is answered 403 (the project's settings refuse the host), and the
+    site sees nothing."""
+    with web_site() as site:
+        port = site.server_address[1]
+        done = _run(
+            tmp_path,
+            "--workspace",
+            str(project),
+            "--allow",
+            f"{HOST}:{port}",
+            script=f"curl -sS -w '%{{http_code}}\\n' http://{HOST}:{port}/x",
+            cwd=cwd,
+        )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.rstrip().endswith("403"), done.stdout
+    assert site.seen == []
+    return done
+
+
 @pytest.mark.parametrize(
     "rule",
     [
@@ -145,21 +166,8 @@ def test_a_webfetch_deny_rule_refuses_in_every_spelling_the_guard_reads(
         project / ".claude" / "settings.json",
         {"permissions": {"deny": [rule.replace("{host}", HOST)]}},
     )
-    with web_site() as site:
-        port = site.server_address[1]
-        done = _run(
-            tmp_path,
-            "--workspace",
-            str(project),
-            "--allow",
-            f"{HOST}:{port}",
-            script=f"curl -sS -w '%{{http_code}}\\n' http://{HOST}:{port}/x",
-            cwd=project,
-        )
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.rstrip().endswith("403"), done.stdout
+    done = _refused_in(tmp_path, project, cwd=project)
     assert "permissions.deny" in done.stdout
-    assert site.seen == []
 
 
 def test_the_workspaces_own_settings_rule_the_proxy_when_started_elsewhere(
@@ -177,20 +185,7 @@ def test_the_workspaces_own_settings_rule_the_proxy_when_started_elsewhere(
     )
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    with web_site() as site:
-        port = site.server_address[1]
-        done = _run(
-            tmp_path,
-            "--workspace",
-            str(project),
-            "--allow",
-            f"{HOST}:{port}",
-            script=f"curl -sS -w '%{{http_code}}\\n' http://{HOST}:{port}/x",
-            cwd=elsewhere,
-        )
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.rstrip().endswith("403"), done.stdout
-    assert site.seen == []
+    _refused_in(tmp_path, project, cwd=elsewhere)
     [run] = [record for record in _records(tmp_path / "audit.jsonl") if record["type"] == "run"]
     assert HOST in run["rules"]["deny"]
     assert "llm.example.com" in run["rules"]["default_allow"]
