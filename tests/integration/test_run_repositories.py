@@ -238,16 +238,21 @@ def test_repositories_beyond_the_scans_bounds_changed_inside_are_made_safe(
     assert f"{deep / 'kept'}" not in done.stderr
 
 
-def test_the_walk_beyond_the_bounds_says_what_it_did_not_read(
+def test_the_walk_of_every_folder_says_what_it_did_not_read(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Past its folder bound the walk stops and says so, naming how to look further."""
+    """Past its folder bound the walk stops and says so; within it, it finds the names asked
+    for at any depth, in node_modules too, and enters no git folder."""
     from airlock.sandbox import repositories
 
-    for number in range(4):
-        (tmp_path / f"f{number}" / "g").mkdir(parents=True)
+    (tmp_path / "a" / "b" / "c" / "d" / "e" / ".git").mkdir(parents=True)
+    (tmp_path / "node_modules" / "x" / ".git" / "sub" / ".git").mkdir(parents=True)
+    found, cut = repositories.walk_all(tmp_path, frozenset({".git"}))
+    assert sorted(found) == [
+        tmp_path / "a/b/c/d/e/.git",
+        tmp_path / "node_modules/x/.git",
+    ]
+    assert cut == []
     monkeypatch.setattr(repositories, "BEYOND_FOLDERS", 3)
-    said = repositories.secure_repositories_beyond(tmp_path, (), time.time())
-    assert len(said) == 1 and "looked at in the first 3 folders" in said[0]
-    monkeypatch.setattr(repositories, "BEYOND_FOLDERS", 100)
-    assert repositories.secure_repositories_beyond(tmp_path, (), time.time()) == []
+    _, cut = repositories.walk_all(tmp_path, frozenset({".git"}))
+    assert len(cut) == 1 and "folders past the first 3" in cut[0]

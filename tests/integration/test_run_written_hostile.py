@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from tests.cli import run_script
@@ -122,12 +123,30 @@ def test_names_are_shown_without_their_escape_sequences(tmp_path: Path, project:
     assert "\x1b" not in done.stderr and "x\\x1b[2Ky" in done.stderr
 
 
-def test_what_lies_past_the_bounds_is_named(tmp_path: Path, project: Path) -> None:
+def test_settings_past_the_bounds_are_set_aside_when_changed(tmp_path: Path, project: Path) -> None:
+    """Past the bounded walk (here 6 folders deep, and in node_modules) the walk of every
+    folder finds settings written in the run and sets them aside; those there before and
+    unchanged stay, and nothing is said to lie unchecked."""
+    kept = project / "a" / "b" / "c" / "d" / "e" / "f" / ".vscode" / "settings.json"
+    kept.parent.mkdir(parents=True)
+    kept.write_text("{}")
+    time.sleep(1.2)  # past the slack before the run's start within which a change is its own
     done = run_script(
-        tmp_path, "mkdir -p a/b/c/d/e/.claude && echo '{}' > a/b/c/d/e/.claude/settings.json"
+        tmp_path,
+        "mkdir -p a/b/c/d/e/.claude node_modules/x/.claude && "
+        "echo '{}' > a/b/c/d/e/.claude/settings.json && "
+        "echo '{}' > node_modules/x/.claude/settings.local.json",
     )
     assert done.returncode == 0, done.stderr
-    assert "not checked after the run (folders more than 4 deep" in done.stderr
+    assert "set aside" in done.stderr
+    for written in (
+        "a/b/c/d/e/.claude/settings.json",
+        "node_modules/x/.claude/settings.local.json",
+    ):
+        assert written in done.stderr
+        assert not (project / written).exists()
+    assert kept.read_text() == "{}"
+    assert "not checked after the run" not in done.stderr
 
 
 def test_a_state_file_no_json_reader_here_takes_is_put_back(

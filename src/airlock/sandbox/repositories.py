@@ -950,48 +950,60 @@ BEYOND_REPOSITORIES = 1_000
 """How many repositories beyond the bounds :func:`secure_repositories_beyond` looks at most."""
 
 
-def secure_repositories_beyond(
-    workspace: Path,
-    seen: Iterable[Path],
-    since: float,
-    skip: Iterable[Path] = (),
-    read_only: Mapping[Path, bool] = MappingProxyType({}),
-    made_safe: Iterable[Path] = (),
-) -> list[str]:
-    """After the run: the git repositories below the bounds of the walks before and after it
-    (deeper than :data:`NESTED_DEPTH`, in :data:`NOT_SCANNED` folders such as
-    ``node_modules``, past :data:`NESTED_FOLDERS`; ``seen``: the ``.git`` entries those walks
-    found), whose hooks and config no rule kept during the run: each whose ``.git``, config,
-    ``commondir`` or hooks changed during it (made there, or written: a change time at or
-    after ``since``, which no one can set back) is made safe as a new one in reach is. Git
-    runs a repository's ``core.fsmonitor`` and hooks at the next ``git status`` in it, an
-    editor's too (``made_safe``: git folders an earlier step made safe, passed over). Every
-    folder but the git folders themselves is read, at most
-    :data:`BEYOND_FOLDERS` of them for :data:`BEYOND_SECONDS`; what was done, and what the
-    walk did not read, a line each."""
-    known = frozenset(map(str, seen))
+def walk_all(
+    workspace: Path, names: frozenset[str], skip: Iterable[Path] = ()
+) -> tuple[list[Path], list[str]]:
+    """Every entry of ``workspace`` named one of ``names``, at any depth: every folder is read
+    but the git and Mercurial folders themselves (no link followed; the folders of ``skip``,
+    the agents' own state, passed over), at most :data:`BEYOND_FOLDERS` of them for
+    :data:`BEYOND_SECONDS`, :data:`NESTED_ENTRIES` entries each; and what the walk did not
+    read, a line each (none when it read everything)."""
     skipped = frozenset(map(str, skip))
     deadline = time.monotonic() + BEYOND_SECONDS
     cut: list[str] = []
-    candidates: list[Path] = []
+    found: list[Path] = []
     stack = [workspace]
     folders = 0
-    while stack and not cut:
+    while stack:
         if folders >= BEYOND_FOLDERS or time.monotonic() > deadline:
-            cut.append(f"the first {folders} folders ({BEYOND_SECONDS:g} s at most)")
+            cut.append(f"folders past the first {folders} ({BEYOND_SECONDS:g} s at most)")
             break
         folder = stack.pop()
         folders += 1
         for entry in listing(folder, NESTED_ENTRIES, cut):
             if entry.path in skipped:
                 continue
-            if entry.name == ".git":
-                if folder != workspace and entry.path not in known:
-                    candidates.append(Path(entry.path))
-            elif entry.name not in VCS_FOLDERS and entry.is_dir(follow_symlinks=False):
+            if entry.name in names:
+                found.append(Path(entry.path))
+            if entry.name not in VCS_FOLDERS and entry.is_dir(follow_symlinks=False):
                 stack.append(Path(entry.path))
-    done = []
+    return found, cut
+
+
+def secure_repositories_beyond(
+    workspace: Path,
+    dot_gits: Iterable[Path],
+    seen: Iterable[Path],
+    since: float,
+    read_only: Mapping[Path, bool] = MappingProxyType({}),
+    made_safe: Iterable[Path] = (),
+) -> list[str]:
+    """After the run: the git repositories below the bounds of the walks before and after it
+    (deeper than :data:`NESTED_DEPTH`, in :data:`NOT_SCANNED` folders such as
+    ``node_modules``, past :data:`NESTED_FOLDERS`), whose hooks and config no rule kept during
+    the run: of ``dot_gits`` (the ``.git`` entries :func:`walk_all` found) those not in
+    ``seen`` (found by the bounded walks), each whose ``.git``, config, ``commondir`` or hooks
+    changed during it (made there, or written: a change time at or after ``since``, which no
+    one can set back) is made safe as a new one in reach is. Git runs a repository's
+    ``core.fsmonitor`` and hooks at the next ``git status`` in it, an editor's too
+    (``made_safe``: git folders an earlier step made safe, passed over). At most
+    :data:`BEYOND_REPOSITORIES` are looked at. What was done, a line each."""
+    known = frozenset(seen)
     secured = frozenset(made_safe)
+    candidates = [
+        dot_git for dot_git in dot_gits if dot_git.parent != workspace and dot_git not in known
+    ]
+    done = []
     for dot_git in candidates[:BEYOND_REPOSITORIES]:
         git_folder = _git_folder_of(dot_git)
         if git_folder not in secured and _changed_since(dot_git, git_folder, since):
@@ -1000,12 +1012,10 @@ def secure_repositories_beyond(
             if said is not None:
                 done.append(said)
     if len(candidates) > BEYOND_REPOSITORIES:
-        cut.append(f"the first {BEYOND_REPOSITORIES} git repositories")
-    if cut:
         done.append(
-            "git repositories beyond the walk's bounds were looked at in "
-            f"{'; '.join(cut[:3])} only: check those beyond (find . -name .git -newer "
-            ".git/HEAD), or keep them read-only with --ro PATH/.git"
+            f"more than {BEYOND_REPOSITORIES} git repositories beyond the walk's bounds: the "
+            "first ones were looked at only (find the others with: find . -name .git -newer "
+            ".git/HEAD)"
         )
     return done
 

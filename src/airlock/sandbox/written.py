@@ -70,6 +70,7 @@ from airlock.sandbox.paths import (
     resolve,
 )
 from airlock.sandbox.repositories import (
+    CHANGED_SLACK,
     GIT_FOLDER_ENTRIES,
     HOOK_NAMES,
     NESTED_DEPTH,
@@ -87,6 +88,7 @@ from airlock.sandbox.repositories import (
     secure_new_modules,
     secure_new_repositories,
     secure_repositories_beyond,
+    walk_all,
 )
 
 WATCHED = frozenset(
@@ -727,16 +729,28 @@ class Watch:
         step = partial(each_step, lines)
 
         looked: list[Snapshot] = []  # the walk after the run, made once for two steps
+        unseen: list[str] = []  # what that walk's bounds kept it from
+        walked: list[list[Path]] = []  # the walk of every folder after it
 
         def settings() -> None:
             looked.append(snapshot(self.workspace, skip=self.skip))
-            found, unseen = set_aside(
+            found, cut = set_aside(
                 self.workspace, self.settings, destination, read_only, self.skip, looked[0]
             )
             moved.extend(found)
-            lines.extend(_not_checked(unseen))
+            unseen.extend(cut)
+
+        def beyond() -> None:
+            found, cut = walk_all(self.workspace, WATCHED | {".git"}, self.skip)
+            walked.append(found)
+            moved.extend(self._settings_beyond(found, looked, destination, read_only, lines))
+            if cut:  # what neither walk read
+                lines.extend(_not_checked([*unseen, *cut]))
 
         step("look for settings written inside", settings)
+        step("look for settings written inside beyond the walk's bounds", beyond)
+        if unseen and not walked:  # the walk of every folder failed: the bounds are all
+            lines.extend(_not_checked(unseen))
         for root, (skipped, seen, identity) in self.roots.items():
             if folder_identity(root) != identity:
                 lines.append(
@@ -828,9 +842,9 @@ class Watch:
                 f"airlock: {done}"
                 for done in secure_repositories_beyond(
                     self.workspace,
+                    [path for path in (walked[0] if walked else ()) if path.name == ".git"],
                     self._nested(looked),
                     self.linked.since,
-                    self.skip,
                     read_only,
                     linked_made_safe,
                 )
@@ -910,6 +924,39 @@ class Watch:
                 "name is typed there: review them if you did not expect them"
             )
         return lines
+
+    def _settings_beyond(
+        self,
+        found: list[Path],
+        looked: list[Snapshot],
+        destination: Path,
+        read_only: Mapping[Path, bool],
+        lines: list[str],
+    ) -> list[SetAside]:
+        """The watched entries the bounded looks before and after the run did not reach
+        (``found`` by the walk of every folder; deeper, in ``node_modules``, past the bounds):
+        each file or link of theirs changed during the run (a change time at or after its
+        start, which no program sets back) set aside, as :func:`set_aside` does with those in
+        reach, unless a read-only rule held it (a change from outside)."""
+        noted = set(self.settings.entries)
+        if looked:
+            noted |= set(looked[0].entries)
+        moved = []
+        for entry in found:
+            if entry.name not in WATCHED or entry in noted:
+                continue
+            changed, complete = changed_under(entry, self.linked.since)
+            for path in changed:
+                if not read_only_at(path, read_only):
+                    where = destination / path.relative_to(self.workspace)
+                    moved.append(move_aside(path, where, Path(os.path.realpath(path.parent))))
+            if not complete:
+                lines.append(
+                    f"airlock: {shown(entry)} holds more than {CHANGED_ENTRIES} entries: those "
+                    "changed in the run were looked for in the first ones only; check it "
+                    "before you start an agent or editor there"
+                )
+        return moved
 
     def _nested(self, looked: list[Snapshot]) -> set[Path]:
         """The nested repositories' ``.git`` entries: those at the run's start, and those the
@@ -1044,6 +1091,42 @@ def _is_own(name: str, own: frozenset[str]) -> bool:
     return any(
         name == mine or (len(mine) > 200 and name.startswith(mine[:200] + "-")) for mine in own
     )
+
+
+CHANGED_ENTRIES = 2_000
+"""How many entries under one watched folder :func:`changed_under` looks at."""
+
+
+def changed_under(entry: Path, since: float) -> tuple[list[Path], bool]:
+    """``entry`` when it is a file or a link changed at or after ``since`` (less
+    :data:`~airlock.sandbox.repositories.CHANGED_SLACK`); for a folder, each file or link
+    under it so changed, no link followed, :data:`CHANGED_ENTRIES` entries looked at at
+    most; and whether every entry was."""
+    after = since - CHANGED_SLACK
+    try:
+        found = entry.lstat()
+    except OSError:
+        return [], True
+    if not stat.S_ISDIR(found.st_mode):
+        return ([entry] if found.st_ctime >= after else []), True
+    changed: list[Path] = []
+    folders = [entry]
+    looked = 0
+    while folders:
+        cut: list[str] = []
+        for child in listing(folders.pop(), CHANGED_ENTRIES - looked + 1, cut):
+            looked += 1
+            if looked > CHANGED_ENTRIES:
+                return changed, False
+            if child.is_dir(follow_symlinks=False):
+                folders.append(Path(child.path))
+                continue
+            with contextlib.suppress(OSError):
+                if child.stat(follow_symlinks=False).st_ctime >= after:
+                    changed.append(Path(child.path))
+        if cut and looked <= CHANGED_ENTRIES:
+            return changed, False  # a folder that cannot be read
+    return changed, True
 
 
 def _not_checked(unseen: Iterable[str]) -> list[str]:
