@@ -123,28 +123,27 @@ def test_names_are_shown_without_their_escape_sequences(tmp_path: Path, project:
     assert "\x1b" not in done.stderr and "x\\x1b[2Ky" in done.stderr
 
 
-def test_settings_past_the_bounds_are_set_aside_when_changed(tmp_path: Path, project: Path) -> None:
-    """Past the bounded walk (here 6 folders deep, and in node_modules) the walk of every
-    folder finds settings written in the run and sets them aside; those there before and
-    unchanged stay, and nothing is said to lie unchecked."""
+def test_settings_past_the_bounds_are_set_aside_when_changed(
+    tmp_path: Path, project: Path
+) -> None:
+    """Past the bounded walk (here 6 folders deep) the walk of every folder finds settings
+    written in the run and sets them aside; those there before and unchanged stay, as do
+    those a package brings into node_modules; nothing is said to lie unchecked."""
     kept = project / "a" / "b" / "c" / "d" / "e" / "f" / ".vscode" / "settings.json"
     kept.parent.mkdir(parents=True)
     kept.write_text("{}")
     time.sleep(1.2)  # past the slack before the run's start within which a change is its own
+    written = "a/b/c/d/e/.claude/settings.json"
+    packaged = "node_modules/x/.vscode/settings.json"
     done = run_script(
         tmp_path,
-        "mkdir -p a/b/c/d/e/.claude node_modules/x/.claude && "
-        "echo '{}' > a/b/c/d/e/.claude/settings.json && "
-        "echo '{}' > node_modules/x/.claude/settings.local.json",
+        f"mkdir -p a/b/c/d/e/.claude node_modules/x/.vscode && echo '{{}}' > {written} && "
+        f"echo '{{}}' > {packaged}",
     )
     assert done.returncode == 0, done.stderr
-    assert "set aside" in done.stderr
-    for written in (
-        "a/b/c/d/e/.claude/settings.json",
-        "node_modules/x/.claude/settings.local.json",
-    ):
-        assert written in done.stderr
-        assert not (project / written).exists()
+    assert "set aside" in done.stderr and written in done.stderr
+    assert not (project / written).exists()
+    assert (project / packaged).exists() and packaged not in done.stderr
     assert kept.read_text() == "{}"
     assert "not checked after the run" not in done.stderr
 

@@ -76,6 +76,7 @@ from airlock.sandbox.repositories import (
     NESTED_DEPTH,
     NESTED_ENTRIES,
     NESTED_FOLDERS,
+    NOT_SCANNED,
     NestedScan,
     WorkspaceScan,
     listing,
@@ -934,16 +935,20 @@ class Watch:
         lines: list[str],
     ) -> list[SetAside]:
         """The watched entries the bounded looks before and after the run did not reach
-        (``found`` by the walk of every folder; deeper, in ``node_modules``, past the bounds):
-        each file or link of theirs changed during the run (a change time at or after its
-        start, which no program sets back) set aside, as :func:`set_aside` does with those in
-        reach, unless a read-only rule held it (a change from outside)."""
+        (``found`` by the walk of every folder: deeper, past the bounds): each file or link
+        of theirs changed during the run (a change time at or after its start, which no
+        program sets back) set aside, as :func:`set_aside` does with those in reach, unless a
+        read-only rule held it (a change from outside). Not in the folders package managers
+        fill (:data:`~airlock.sandbox.repositories.NOT_SCANNED`): no agent or editor starts
+        there, and packages installed in the run bring such files with them."""
         noted = set(self.settings.entries)
         if looked:
             noted |= set(looked[0].entries)
         moved = []
         for entry in found:
             if entry.name not in WATCHED or entry in noted:
+                continue
+            if not NOT_SCANNED.isdisjoint(entry.relative_to(self.workspace).parts):
                 continue
             changed, complete = changed_under(entry, self.linked.since)
             for path in changed:
