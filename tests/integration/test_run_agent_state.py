@@ -335,3 +335,18 @@ def test_an_agents_state_kept_in_git_keeps_its_hooks_and_config(
     assert done.stdout.split() == ["config-read-only", "hooks-read-only", "state-writable"]
     assert config.read_bytes() == before
     assert not (config_dir / ".git" / "hooks" / "post-checkout").exists()
+
+
+def test_no_repository_can_be_made_in_an_agents_state(
+    tmp_path: Path, home: Path, config_dir: Path
+) -> None:
+    """``git init ~/.claude`` inside fails: a repository made there would have its
+    ``core.fsmonitor`` run at the user's next ``git status`` in it (dotfiles kept in git);
+    nothing is left there after the run."""
+    config_dir.mkdir(parents=True, exist_ok=True)
+    script = "(cd ~/.claude && git init -q) 2>/dev/null || echo refused; echo x > ~/.claude/notes"
+    done = run_script(tmp_path, script)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["refused"]
+    assert not os.path.lexists(config_dir / ".git")
+    assert (config_dir / "notes").read_text() == "x\n"

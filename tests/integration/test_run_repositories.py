@@ -231,7 +231,7 @@ def test_repositories_beyond_the_scans_bounds_changed_inside_are_made_safe(
     for folder in (deep / "new", project / "node_modules" / "lib", deep / "old"):
         subprocess.run(["git", "status"], cwd=folder, capture_output=True, check=False)
         assert not marker.exists(), folder
-        assert f"{folder / '.git'}: made or changed inside the sandbox" in done.stderr
+        assert f"{folder / '.git'}: changed during the run" in done.stderr
         kept = list((folder / ".git").glob("config.removed-*"))
         assert len(kept) == 1 and "fsmonitor" in kept[0].read_text()
     assert _git("config", "user.name", cwd=deep / "kept").stdout == "Me\n"
@@ -256,3 +256,109 @@ def test_the_walk_of_every_folder_says_what_it_did_not_read(
     monkeypatch.setattr(repositories, "BEYOND_FOLDERS", 3)
     _, cut = repositories.walk_all(tmp_path, frozenset({".git"}))
     assert len(cut) == 1 and "folders past the first 3" in cut[0]
+
+
+def test_a_git_file_made_in_the_run_naming_a_worktrees_folder_leaves_it_whole(
+    tmp_path: Path, project: Path
+) -> None:
+    """A ``.git`` file made in the run (past the scan's bounds, and within them) naming the
+    git folder of one of the user's linked worktrees, which the run did not change: the
+    worktree's git folder is left as it was, and the worktree still works."""
+    _git("init", "-q", ".", cwd=project)
+    _git(
+        "-c",
+        "user.name=a",
+        "-c",
+        "user.email=b",
+        "commit",
+        "-q",
+        "--allow-empty",
+        "-m",
+        "i",
+        cwd=project,
+    )
+    worktree = tmp_path / "wt"
+    _git("worktree", "add", "-q", str(worktree), cwd=project)
+    _git("config", "extensions.worktreeConfig", "true", cwd=project)
+    _git("config", "--worktree", "user.name", "u", cwd=worktree)
+    folder = project / ".git" / "worktrees" / "wt"
+    before = sorted(entry.name for entry in folder.iterdir())
+    time.sleep(1.2)  # past the slack before the run's start within which a change is its own
+    script = (
+        f"mkdir -p node_modules/x y && echo 'gitdir: {folder}' > node_modules/x/.git && "
+        f"echo 'gitdir: {folder}' > y/.git"
+    )
+    done = _run_inside(tmp_path, script)
+    assert done.returncode == 0, done.stderr
+    assert sorted(entry.name for entry in folder.iterdir()) == before
+    assert _git("config", "user.name", cwd=worktree).stdout == "u\n"
+    assert "hooks emptied" not in done.stderr
+
+
+def test_a_git_file_naming_what_cannot_be_read_is_said_and_the_rest_made_safe(
+    tmp_path: Path, project: Path
+) -> None:
+    """A ``.git`` file naming a path too long to look at does not stop the step: it is named,
+    and the repository after it is made safe."""
+    _git("init", "-q", ".", cwd=project)
+    marker = tmp_path / "ran"
+    script = (
+        "mkdir -p node_modules/a node_modules/b && "
+        "printf 'gitdir: %0300d\\n' 0 > node_modules/a/.git && git init -q node_modules/b && "
+        f"git -C node_modules/b config core.fsmonitor 'touch {marker}; false'"
+    )
+    done = _run_inside(tmp_path, script)
+    assert done.returncode == 0, done.stderr
+    assert "node_modules/a/.git: changed during the run" in done.stderr
+    assert "names no git folder" in done.stderr
+    subprocess.run(["git", "status"], cwd=project / "node_modules" / "b", capture_output=True)
+    assert not marker.exists()
+    assert "could not make safe" not in done.stderr
+
+
+def test_a_hook_written_in_a_deep_repositorys_hooks_path_is_made_safe(
+    tmp_path: Path, project: Path
+) -> None:
+    """Past the scan's depth, a hook written in the folder ``core.hooksPath`` names (husky's)
+    runs at the next commit there: the repository is made safe, its hooks path dropped."""
+    _git("init", "-q", ".", cwd=project)
+    repository = project / "a" / "b" / "c" / "d" / "e" / "repo"
+    repository.mkdir(parents=True)
+    _git("init", "-q", ".", cwd=repository)
+    (repository / ".husky").mkdir()
+    _git("config", "core.hooksPath", ".husky", cwd=repository)
+    time.sleep(1.2)  # past the slack before the run's start within which a change is its own
+    marker = tmp_path / "ran"
+    hook = repository / ".husky" / "pre-commit"
+    done = _run_inside(
+        tmp_path, f"printf '#!/bin/sh\\ntouch {marker}\\n' > {hook}; chmod +x {hook}"
+    )
+    assert done.returncode == 0, done.stderr
+    assert "config keys dropped: core.hookspath" in done.stderr.lower()
+    _git(
+        "-c",
+        "user.name=a",
+        "-c",
+        "user.email=b",
+        "commit",
+        "-q",
+        "--allow-empty",
+        "-m",
+        "x",
+        cwd=repository,
+    )
+    assert not marker.exists()
+
+
+def test_names_in_the_messages_after_the_run_are_shown_without_escapes(
+    tmp_path: Path, project: Path
+) -> None:
+    """A repository made under a folder whose name holds an escape sequence and a newline:
+    the message names it with both shown as text, so it cannot hide or fake a line."""
+    _git("init", "-q", ".", cwd=project)
+    done = _run_inside(
+        tmp_path, 'd="node_modules/$(printf \'p\\033[8m\\nairlock: fake\')"; git init -q "$d"'
+    )
+    assert done.returncode == 0, done.stderr
+    assert "\x1b" not in done.stderr
+    assert "p\\x1b[8m\\x0aairlock: fake/.git: changed during the run" in done.stderr

@@ -123,9 +123,7 @@ def test_names_are_shown_without_their_escape_sequences(tmp_path: Path, project:
     assert "\x1b" not in done.stderr and "x\\x1b[2Ky" in done.stderr
 
 
-def test_settings_past_the_bounds_are_set_aside_when_changed(
-    tmp_path: Path, project: Path
-) -> None:
+def test_settings_past_the_bounds_are_set_aside_when_changed(tmp_path: Path, project: Path) -> None:
     """Past the bounded walk (here 6 folders deep) the walk of every folder finds settings
     written in the run and sets them aside; those there before and unchanged stay, as do
     those a package brings into node_modules; nothing is said to lie unchecked."""

@@ -385,6 +385,9 @@ def test_bad_host_patterns_say_what_is_wrong(text: str, message: str) -> None:
         ("WebFetch(domain:*)", True),
         ("WebFetch(domain:bad host)", True),  # unreadable, still a rule naming domains
         ("WebFetch(domain:a(b)", True),
+        ("WebFetch (domain:x.com", True),  # unreadable: the caller stops on it
+        ("WebFetch(Domain:x.com)", True),
+        ("WebFetch(url:x.com)", True),
         ("WebFetch", False),
         ("WebFetch(*)", False),
         ("WebFetch()", False),

@@ -518,8 +518,8 @@ def _agent_state_git_rules(agent_state: list[Path], workspace: Path) -> list[Any
     """For each agents' state folder, writable inside (``~/.claude``, ``~/.codex``, …), that
     is a git repository (a user's configuration kept in git): its hooks and config read-only,
     as the workspace's are: ``core.fsmonitor`` or a hook written there would run at the user's
-    next ``git status`` there. Not for a folder in the workspace (its repository's rules
-    stand)."""
+    next ``git status`` there; one that is none has its missing ``.git`` kept from being made.
+    Not for a folder in the workspace (its repository's rules stand)."""
     import os
 
     from airlock.sandbox.paths import Kind, mount, resolve
@@ -529,7 +529,10 @@ def _agent_state_git_rules(agent_state: list[Path], workspace: Path) -> list[Any
     rules: list[Any] = []
     for folder in dict.fromkeys(agent_state):
         git = folder / ".git"
-        if folder.is_relative_to(inside) or not os.path.lexists(git):
+        if folder.is_relative_to(inside) or not folder.is_dir():
+            continue
+        if not os.path.lexists(git):  # none made there either: the user's git would run it
+            rules.append(mount(Kind.READ, git, f"runs code outside later (in {folder})"))
             continue
         why = f"runs code outside later (in {folder}, a git repository)"
         rules += [

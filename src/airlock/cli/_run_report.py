@@ -114,9 +114,10 @@ def show(
     return report_file.write(json.dumps(data, indent=2) + "\n")
 
 
-PLAIN_TEXT = "\x1b[0m"
-"""Select Graphic Rendition 0: the terminal's text back to plain, so nothing the command
-left on (concealed, black on black) hides the report and what follows it."""
+PLAIN_TEXT = "\x1b(B\x1b[0m"
+"""The terminal's text back to plain (the character set back to ASCII, then Select Graphic
+Rendition 0: what ``tput sgr0`` sends), so nothing the command left on (concealed, black on
+black, line drawing) hides the report and what follows it."""
 
 
 def _show(report: ProxyReport, scrubbed: ScrubbedEnvironment) -> None:

@@ -112,13 +112,18 @@ def parse_rule(text: str) -> DomainPattern | None:
 
 
 def names_domains(text: str) -> bool:
-    """Whether ``text`` is a ``WebFetch`` rule naming domains (``WebFetch(domain:…)``, readable
-    or not, in any spelling :func:`parse_rule` reads: `` WebFetch(domain:x)``,
-    ``WebFetch( domain:x)``): what the reference agent's sandbox takes as a network rule.
-    ``WebFetch`` alone or ``WebFetch(*)`` rules the tool, not the network."""
+    """Whether ``text`` is a ``WebFetch`` rule naming domains (``WebFetch(domain:…)``, in any
+    spelling :func:`parse_rule` reads: `` WebFetch(domain:x)``, ``WebFetch( domain:x)``), what
+    the reference agent's sandbox takes as a network rule, or a ``WebFetch`` rule that cannot
+    be read (the caller stops on it: it may have meant one). ``WebFetch`` alone or
+    ``WebFetch(*)`` rules the tool, not the network."""
+    try:
+        pattern = parse_rule(text)
+    except ValueError:
+        return True
     found = _RULE.match(text)
-    if found is None:
-        return text.lstrip().startswith(TOOL + "(") and "domain:" in text  # unreadable
+    if pattern is None or found is None:
+        return False
     kind, colon, _ = (found.group("spec") or "").partition(":")
     return bool(colon) and kind.strip() == "domain"
 

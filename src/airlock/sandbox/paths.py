@@ -242,7 +242,7 @@ PROTECTED_IN_HOME: tuple[str, ...] = (
     ".exrc",
     ".vim",
     ".config/nvim",
-    ".local/share/nvim/site",
+    ".local/share/nvim",
     ".emacs",
     ".emacs.d",
     ".config/emacs",
@@ -265,7 +265,9 @@ PROTECTED_IN_HOME: tuple[str, ...] = (
     ".config/wezterm",
     ".wezterm.lua",
     ".config/alacritty",
+    ".config/alacritty.toml",
     ".alacritty.toml",
+    ".config/ghostty",
     ".config/starship.toml",
 )
 """Read-only in the home, missing or not, even when a rule makes the home writable (``--rw ~``,
@@ -280,11 +282,11 @@ and variables set at log-in (``environment.d``, ``.pam_environment``, an X sessi
 there would run in the place of the real one; the other folders of ``PATH`` under the home
 are :func:`path_rules`'), Python's user site (``~/.local/lib``: a ``.pth`` file there runs at
 every start of Python), direnv's own library (run at every folder it enters), the editors'
-start-up files (Vim's, Neovim's with its ``site`` folder of plugins, Emacs's), tmux's, and what the build tools run at every build (Yarn's
+start-up files (Vim's, Neovim's with its data folder of plugins, Emacs's), tmux's, and what the build tools run at every build (Yarn's
 ``yarnPath``, Bun's preloads; cargo's and Gradle's are :data:`PROTECTED_IN_TOOL_FOLDERS`),
 and what interactive tools read at their start (readline's ``.inputrc``, whose macros type
 commands; gdb's, psql's, R's, irb's and pry's, screen's, an X session's, the terminals'
-(kitty's, WezTerm's, Alacritty's: they start programs), Starship's prompt (its custom
+(kitty's, WezTerm's, Alacritty's, Ghostty's: they start programs), Starship's prompt (its custom
 modules run a command at every prompt), a Python start-up file)."""
 
 TOOL_FOLDERS: tuple[str, ...] = (

@@ -23,7 +23,7 @@ the sandbox must not be able to write them for the user's git to run outside lat
   and all, but nothing it writes is in the workspace. After the run, :func:`bring_in` makes
   what was written safe, then moves it to ``.git``: every ``hooks/`` emptied, every
   ``config`` cut down to :data:`SAFE_CONFIG` (format, remotes' URLs and refspecs, branches'
-  upstreams, the user's name and address), ``commondir`` and ``config.worktree`` removed, in
+  upstreams, the user's name and address), ``commondir`` and ``config.worktree`` moved aside, in
   the repository and in each submodule's git folder under ``modules/``. If airlock ends
   before that (``kill -9``), the repository stays in the holding folder and never reaches
   the workspace.
@@ -33,11 +33,14 @@ the sandbox must not be able to write them for the user's git to run outside lat
   scan finds that was not there at the start, and :func:`secure_linked_repositories` each
   repository an index names as a submodule (where the scan does not look) whose ``.git``,
   config or hooks changed during the run: the user's ``git status`` at the root runs a
-  submodule's config.
+  submodule's config; :func:`secure_repositories_beyond` each other repository past the
+  scan's bounds (found by :func:`walk_all`) whose ``.git``, config, hooks or
+  ``core.hooksPath`` hooks changed during it. A ``.git`` file made in the run that names a
+  git folder nothing in which changed (a worktree's of the user's) is left alone.
 
 Not covered: nested repositories deeper or further than the scan's bounds are not
-protected while the command runs (``--ro PATH`` protects one by hand); after it, only those
-an index names are looked at.
+protected while the command runs (``--ro PATH`` protects one by hand); they are looked at
+after it.
 """
 
 from __future__ import annotations
@@ -57,6 +60,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import NamedTuple
 
+from airlock._visible import visible as shown
 from airlock.errors import SandboxError
 from airlock.sandbox.files import LIMIT, read_text_or_none, regular_bytes
 from airlock.sandbox.paths import (
@@ -222,7 +226,7 @@ def listing(folder: Path, max_entries: int, cut: list[str]) -> list[os.DirEntry[
     except (FileNotFoundError, NotADirectoryError):
         pass
     except OSError as error:
-        cut.append(f"{folder}, which cannot be read ({error.strerror or error})")
+        cut.append(f"{shown(folder)}, which cannot be read ({error.strerror or error})")
     return found
 
 
@@ -846,7 +850,7 @@ def bring_in(held: Held) -> str | None:
     if os.path.lexists(held.target):
         return (
             f"a git repository was made inside, but {held.target} exists now: it stays in "
-            f"{held.folder} with its hooks and config as written inside"
+            f"{shown(held.folder)} with its hooks and config as written inside"
         )
     dropped: list[str] = []
     try:
@@ -857,17 +861,17 @@ def bring_in(held: Held) -> str | None:
         if error.errno == errno.EXDEV:
             return (
                 f"the git repository made inside was made safe, hooks removed; it stays in "
-                f"{held.folder}, on another file system than the workspace (it is never copied): "
+                f"{shown(held.folder)}, on another file system than the workspace (it is never copied): "
                 f"move it with: mv {held.folder} {held.target}"
             )
         return (
             f"the git repository made inside could not be made safe ({error}): it stays in "
-            f"{held.folder}, not in the workspace"
+            f"{shown(held.folder)}, not in the workspace"
         )
     except RecursionError as error:
         return (
             f"the git repository made inside could not be made safe ({error}): it stays in "
-            f"{held.folder}, not in the workspace"
+            f"{shown(held.folder)}, not in the workspace"
         )
     said = f"the git repository made inside is now {held.target}, hooks removed"
     return said + (f", config dropped: {', '.join(sorted(set(dropped)))}" if dropped else "")
@@ -890,10 +894,10 @@ def secure_new_modules(workspace: Path, before: frozenset[Path]) -> list[str]:
         try:
             dropped = _make_safe(folder)
         except OSError as error:
-            done.append(f"{folder}: could not be made safe ({error}); remove it")
+            done.append(f"{shown(folder)}: could not be made safe ({error}); remove it")
             continue
         more = f", config keys dropped: {', '.join(dropped)}" if dropped else ""
-        done.append(f"{folder}: made inside the sandbox; hooks emptied{more}")
+        done.append(f"{shown(folder)}: made inside the sandbox; hooks emptied{more}")
     return done
 
 
@@ -903,6 +907,7 @@ def secure_new_repositories(
     skip: Iterable[Path] = (),
     found: NestedScan | None = None,
     read_only: Mapping[Path, bool] = MappingProxyType({}),
+    since: float = 0.0,
 ) -> list[str]:
     """After the run: each ``.git`` made in a subfolder during it (:func:`find_nested`'s
     bounds), made safe as :func:`bring_in` makes a new repository: the user's git at the root
@@ -911,35 +916,57 @@ def secure_new_repositories(
     as git reads it), when that is in the workspace or anywhere else the sandbox could write
     (``read_only``: its rules); one naming a folder it could not write, whose config and
     hooks are then the user's, is left alone, and one naming no folder is reported.
-    ``found``: the repositories a walk after the run found already (else one is made now).
-    What was done."""
+    ``found``: the repositories a walk after the run found already (else one is made now);
+    ``since``: when the run started (one naming a git folder nothing in which changed since
+    is the user's, and left alone). What was done."""
     done = []
     found = found or scan_workspace(workspace, frozenset(), skip=skip).nested
     for dot_git in sorted(set(found.found) - before):
-        said = _secure(dot_git, workspace, read_only, "made inside the sandbox")
+        said = _secure(dot_git, workspace, read_only, "made inside the sandbox", since)
         if said is not None:
             done.append(said)
     return done
 
 
 def _secure(
-    dot_git: Path, workspace: Path, read_only: Mapping[Path, bool], made: str
+    dot_git: Path, workspace: Path, read_only: Mapping[Path, bool], made: str, since: float
 ) -> str | None:
     """Make the repository of ``dot_git`` safe (:func:`_make_all_safe`), as
-    :func:`secure_new_repositories` says; what was done, or ``None`` when its git folder is
-    one the sandbox could not write (``read_only``: its rules)."""
-    git_folder = _git_folder_of(dot_git)
-    if git_folder is None or not git_folder.is_dir():
-        return f"{dot_git}: {made}, names no git folder: check it"
+    :func:`secure_new_repositories` says; what was done, or ``None`` when there was nothing to
+    do: its git folder is one the sandbox could not write (``read_only``: its rules), or one
+    nothing in which that runs programs changed since ``since`` (a ``.git`` file made in the
+    run naming a git folder of the user's: a linked worktree's, a submodule's)."""
+    try:
+        git_folder = _git_folder_of(dot_git)
+        there = git_folder is not None and git_folder.is_dir()
+    except OSError:  # a name too long, a loop: what it names cannot be read
+        git_folder, there = None, False
+    if git_folder is None or not there:
+        return f"{shown(dot_git)}: {made}, names no git folder: check it"
     if read_only and _could_not_write(git_folder, read_only):
         return None  # the user's own (a submodule's, named anew): nothing in it changed
     if not read_only and not git_folder.is_relative_to(resolve(workspace)):
-        return f"{dot_git}: {made}, names a git folder elsewhere: check it"
+        return f"{shown(dot_git)}: {made}, names a git folder elsewhere: check it"
+    if not _runs_changed(dot_git.parent, git_folder, since):
+        return None
     try:
         emptied = _make_all_safe(git_folder)
     except (OSError, RecursionError) as error:
-        return f"{dot_git}: {made}, could not be made safe ({error}): remove it"
-    return f"{dot_git}: {made}; {emptied}"
+        return f"{shown(dot_git)}: {made}, could not be made safe ({error}): remove it"
+    return f"{shown(dot_git)}: {made}; {emptied}"
+
+
+def _runs_changed(work_tree: Path, git_folder: Path, since: float) -> bool:
+    """Whether what in ``git_folder`` makes git run a program (:data:`GIT_FOLDER_WATCHED`), or
+    a hook in the folder its ``core.hooksPath`` names, changed after ``since``, or cannot be
+    told."""
+    if _changed_since(git_folder, git_folder, since):
+        return True
+    try:
+        named = _hooks_path(work_tree, git_folder)
+    except OSError:
+        return True
+    return named is not None and _entries_changed(named, since)
 
 
 BEYOND_FOLDERS = 200_000
@@ -1005,17 +1032,23 @@ def secure_repositories_beyond(
     ]
     done = []
     for dot_git in candidates[:BEYOND_REPOSITORIES]:
-        git_folder = _git_folder_of(dot_git)
-        if git_folder not in secured and _changed_since(dot_git, git_folder, since):
-            made = "made or changed inside the sandbox, beyond the walk's bounds"
-            said = _secure(dot_git, workspace, read_only, made)
+        try:
+            git_folder = _git_folder_of(dot_git)
+        except OSError:  # what it names cannot be read: _secure says so
+            git_folder = None
+        if git_folder not in secured and (
+            git_folder is None
+            or _changed_since(dot_git, git_folder, since)
+            or _runs_changed(dot_git.parent, git_folder, since)
+        ):
+            made = "changed during the run, beyond the walk's bounds (no rule kept it)"
+            said = _secure(dot_git, workspace, read_only, made, since)
             if said is not None:
                 done.append(said)
     if len(candidates) > BEYOND_REPOSITORIES:
         done.append(
             f"more than {BEYOND_REPOSITORIES} git repositories beyond the walk's bounds: the "
-            "first ones were looked at only (find the others with: find . -name .git -newer "
-            ".git/HEAD)"
+            "first ones were looked at only (list them with: find . -name .git)"
         )
     return done
 
@@ -1131,7 +1164,7 @@ def secure_linked_repositories(
         names = gitlinks(dot_git.parent, git_folder)
         if names is None:
             done.append(
-                f"{dot_git.parent}: its index could not be read, so the submodules it names "
+                f"{shown(dot_git.parent)}: its index could not be read, so the submodules it names "
                 f"were not checked: look at 'git ls-files --stage | grep ^160000' there"
             )
             continue
@@ -1166,7 +1199,10 @@ def secure_linked_repositories(
                 if made_safe is not None:
                     made_safe.add(linked)
                 said = _secure_linked(linked, read_only)
-                done.append(f"{named}: named as a submodule by {dot_git.parent}'s index, {said}")
+                done.append(
+                    f"{shown(named)}: named as a submodule by {shown(dot_git.parent)}'s index, "
+                    f"{said}"
+                )
     return done
 
 
@@ -1187,7 +1223,7 @@ def _indexes_set_aside(left: Iterable[tuple[Path, Path]], since: float) -> list[
             continue
         if not _index_changed(index.parent, since):
             done.append(
-                f"{dot_git}: not read (unchanged by the run): look at 'git ls-files --stage | "
+                f"{shown(dot_git)}: not read (unchanged by the run): look at 'git ls-files --stage | "
                 "grep ^160000' there"
             )
             continue
@@ -1195,10 +1231,12 @@ def _indexes_set_aside(left: Iterable[tuple[Path, Path]], since: float) -> list[
         try:
             index.rename(aside)
         except OSError as error:
-            done.append(f"{dot_git}: its index could not be moved aside ({error}): remove it")
+            done.append(
+                f"{shown(dot_git)}: its index could not be moved aside ({error}): remove it"
+            )
             continue
         done.append(
-            f"{dot_git}: not read; its index, changed by the run, moved aside to {aside.name}"
+            f"{shown(dot_git)}: not read; its index, changed by the run, moved aside to {shown(aside.name)}"
         )
     return done
 
@@ -1294,25 +1332,34 @@ def _changed_since(dot_git: Path, git_folder: Path | None, since: float) -> bool
     paths = [] if dot_git.is_dir() and not dot_git.is_symlink() else [dot_git]
     if git_folder is not None:
         paths += [git_folder / name for name in GIT_FOLDER_WATCHED]
-        hooks = git_folder / "hooks"
-        try:
-            with os.scandir(hooks) as listing:
-                entries = list(itertools.islice(listing, 1_001))
-        except OSError:
-            entries = []
-        if len(entries) > 1_000:
+        if _entries_changed(git_folder / "hooks", since):
             return True
-        paths += [Path(entry.path) for entry in entries]
-    for path in paths:
-        try:
-            changed = path.lstat().st_ctime
-        except FileNotFoundError:
-            continue
-        except OSError:
-            return True
-        if changed >= since - CHANGED_SLACK:
-            return True
-    return False
+    return any(_changed(path, since) for path in paths)
+
+
+def _entries_changed(folder: Path, since: float) -> bool:
+    """Whether an entry of ``folder`` changed after ``since``, or there are more than a
+    thousand, or they cannot be read (none when it is no folder)."""
+    try:
+        with os.scandir(folder) as listing:
+            entries = list(itertools.islice(listing, 1_001))
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    except OSError:
+        return True
+    return len(entries) > 1_000 or any(_changed(Path(entry.path), since) for entry in entries)
+
+
+def _changed(path: Path, since: float) -> bool:
+    """Whether ``path`` (not through a link) changed after ``since``, less
+    :data:`CHANGED_SLACK`, or cannot be told; a missing one has not."""
+    try:
+        changed = path.lstat().st_ctime
+    except FileNotFoundError:
+        return False
+    except OSError:
+        return True
+    return changed >= since - CHANGED_SLACK
 
 
 def gitlinks(work_tree: Path, git_folder: Path) -> list[str] | None:
@@ -1372,8 +1419,8 @@ def _git_folders(root: Path) -> Iterator[Path]:
 def _make_safe(git_folder: Path) -> list[str]:
     """Empty ``hooks/``, keep only :data:`SAFE_CONFIG` of ``config``; the keys dropped.
 
-    The hooks and the old config are renamed out of the way (``hooks.removed-…``,
-    ``config.removed-…``, which git never reads), not deleted: nothing is lost when the
+    The hooks, the old config, ``commondir`` and ``config.worktree`` are renamed out of the
+    way (``hooks.removed-…``, ``config.removed-…``, which git never reads), not deleted: nothing is lost when the
     repository was the user's, and a folder made inside may be deep enough to stop a
     recursive removal. A git folder made read-only inside is made writable for its owner
     first. The new config is written in one go (:func:`config_text`)."""
@@ -1387,9 +1434,9 @@ def _make_safe(git_folder: Path) -> list[str]:
     elif os.path.lexists(hooks):
         hooks.unlink()
     hooks.mkdir()
-    for name in ("commondir", "config.worktree", "config.lock"):
+    for name in ("commondir", "config.worktree", "config.lock"):  # aside, as the config
         if os.path.lexists(git_folder / name):
-            (git_folder / name).unlink()
+            (git_folder / name).rename(git_folder / f"{name}.removed-{os.urandom(4).hex()}")
     config = git_folder / "config"
     if not os.path.lexists(config):
         return []

@@ -820,6 +820,7 @@ class Watch:
                     self.skip,
                     looked[0].nested if looked else None,
                     read_only,
+                    self.linked.since,
                 )
             ),
         )
