@@ -247,14 +247,14 @@ def test_the_walk_of_every_folder_says_what_it_did_not_read(
 
     (tmp_path / "a" / "b" / "c" / "d" / "e" / ".git").mkdir(parents=True)
     (tmp_path / "node_modules" / "x" / ".git" / "sub" / ".git").mkdir(parents=True)
-    found, cut = repositories.walk_all(tmp_path, frozenset({".git"}))
+    found, cut = repositories.walk_all([tmp_path], frozenset({".git"}))
     assert sorted(found) == [
         tmp_path / "a/b/c/d/e/.git",
         tmp_path / "node_modules/x/.git",
     ]
     assert cut == []
     monkeypatch.setattr(repositories, "BEYOND_FOLDERS", 3)
-    _, cut = repositories.walk_all(tmp_path, frozenset({".git"}))
+    _, cut = repositories.walk_all([tmp_path], frozenset({".git"}))
     assert len(cut) == 1 and "folders past the first 3" in cut[0]
 
 
@@ -362,3 +362,21 @@ def test_names_in_the_messages_after_the_run_are_shown_without_escapes(
     assert done.returncode == 0, done.stderr
     assert "\x1b" not in done.stderr
     assert "p\\x1b[8m\\x0aairlock: fake/.git: changed during the run" in done.stderr
+
+
+def test_what_the_bounded_walk_left_is_where_the_walk_after_it_goes_on(tmp_path: Path) -> None:
+    """The scan names the folders below its depth and those of node_modules and the like that
+    it did not enter (the walk of every folder reads only those), none when cut short."""
+    from airlock.sandbox.repositories import scan_workspace, walk_all
+
+    for folder in ("a/b/c/d/e/f", "node_modules/x", "src/.venv/lib"):
+        (tmp_path / folder).mkdir(parents=True)
+    (tmp_path / "a/b/c/d/e/f/.git").mkdir()
+    scan = scan_workspace(tmp_path, frozenset())
+    assert scan.left is not None
+    assert sorted(scan.left) == sorted(
+        [tmp_path / "a/b/c/d/e", tmp_path / "node_modules", tmp_path / "src/.venv"]
+    )
+    found, cut = walk_all(scan.left, frozenset({".git"}))
+    assert found == [tmp_path / "a/b/c/d/e/f/.git"] and cut == []
+    assert scan_workspace(tmp_path, frozenset(), max_folders=2).left is None

@@ -146,7 +146,8 @@ class Walk:
     hold thousands of folders, written all the time) are neither given nor entered.
 
     What the folder and entry bounds cut off is in :attr:`cut`; folders below ``max_depth`` in
-    :attr:`deeper` (a scan bounded in depth on purpose may leave them aside).
+    :attr:`deeper` (a scan bounded in depth on purpose may leave them aside), and those of
+    :data:`NOT_SCANNED` met in :attr:`passed` (what :func:`walk_all` reads after the run).
     """
 
     def __init__(
@@ -164,6 +165,7 @@ class Walk:
         self.skip = frozenset(map(str, skip))  # compared with each entry's path as text
         self.cut: list[str] = []
         self.deeper: list[Path] = []
+        self.passed: list[Path] = []
 
     def __iter__(self) -> Iterator[tuple[os.DirEntry[str], int]]:
         queue: deque[tuple[Path, int]] = deque([(self.root, 0)])
@@ -179,6 +181,8 @@ class Walk:
                 if entry.path in self.skip:
                     continue
                 yield entry, depth
+                if entry.name in NOT_SCANNED and entry.is_dir(follow_symlinks=False):
+                    self.passed.append(Path(entry.path))
                 if entry.name in NOT_SCANNED or entry.name in VCS_FOLDERS:
                     continue
                 if not entry.is_dir(follow_symlinks=False) and not self._enters_link(entry, linked):
@@ -255,6 +259,15 @@ class WorkspaceScan(NamedTuple):
     hg: tuple[Path, ...] = ()
     """Each ``.hg`` entry, the root's included (at most :data:`NESTED_REPOSITORIES`): a
     Mercurial repository's folder (:mod:`airlock.sandbox.mercurial`)."""
+    passed: tuple[Path, ...] = ()
+    """The folders of :data:`NOT_SCANNED` the walk met and did not enter."""
+
+    @property
+    def left(self) -> tuple[Path, ...] | None:
+        """The folders the walk did not read, below its depth and of :data:`NOT_SCANNED`
+        (where :func:`walk_all` goes on); ``None`` when its bounds cut it short (then only a
+        walk from the root reads what it did not)."""
+        return None if self.cut else (*self.deeper, *self.passed)
 
     @property
     def envrcs(self) -> list[Path]:
@@ -301,6 +314,7 @@ def scan_workspace(
         tuple(walk.deeper),
         tuple(heads),
         tuple(hg),
+        tuple(walk.passed),
     )
 
 
@@ -978,9 +992,10 @@ BEYOND_REPOSITORIES = 1_000
 
 
 def walk_all(
-    workspace: Path, names: frozenset[str], skip: Iterable[Path] = ()
+    folders: Iterable[Path], names: frozenset[str], skip: Iterable[Path] = ()
 ) -> tuple[list[Path], list[str]]:
-    """Every entry of ``workspace`` named one of ``names``, at any depth: every folder is read
+    """Every entry under ``folders`` (the workspace, or what a bounded walk of it left:
+    :attr:`WorkspaceScan.left`) named one of ``names``, at any depth: every folder is read
     but the git and Mercurial folders themselves (no link followed; the folders of ``skip``,
     the agents' own state, passed over), at most :data:`BEYOND_FOLDERS` of them for
     :data:`BEYOND_SECONDS`, :data:`NESTED_ENTRIES` entries each; and what the walk did not
@@ -989,14 +1004,14 @@ def walk_all(
     deadline = time.monotonic() + BEYOND_SECONDS
     cut: list[str] = []
     found: list[Path] = []
-    stack = [workspace]
-    folders = 0
+    stack = [folder for folder in folders if str(folder) not in skipped]
+    read = 0
     while stack:
-        if folders >= BEYOND_FOLDERS or time.monotonic() > deadline:
-            cut.append(f"folders past the first {folders} ({BEYOND_SECONDS:g} s at most)")
+        if read >= BEYOND_FOLDERS or time.monotonic() > deadline:
+            cut.append(f"folders past the first {read} ({BEYOND_SECONDS:g} s at most)")
             break
         folder = stack.pop()
-        folders += 1
+        read += 1
         for entry in listing(folder, NESTED_ENTRIES, cut):
             if entry.path in skipped:
                 continue

@@ -166,6 +166,9 @@ class Snapshot(NamedTuple):
     nested: NestedScan | None = None
     heads: tuple[Path, ...] = ()
     """The ``HEAD`` entries of subfolders the walk met (:class:`WorkspaceScan`)."""
+    left: tuple[Path, ...] | None = None
+    """The folders the walk did not read (:attr:`WorkspaceScan.left`; ``None``: it was cut
+    short, or none was made)."""
 
     @property
     def complete(self) -> bool:
@@ -267,7 +270,7 @@ def snapshot(
     if deeper:
         unseen.append(f"folders more than {depth} deep ({deeper[0]})")
     links = {path: str(path.readlink()) for path in entries if path.is_symlink()}
-    return Snapshot(entries, unseen[:3], links, scan.nested, scan.heads)
+    return Snapshot(entries, unseen[:3], links, scan.nested, scan.heads, scan.left)
 
 
 def agent_skip(workspace: Path, agent_state: Iterable[Path]) -> list[Path]:
@@ -741,8 +744,10 @@ class Watch:
             moved.extend(found)
             unseen.extend(cut)
 
-        def beyond() -> None:
-            found, cut = walk_all(self.workspace, WATCHED | {".git"}, self.skip)
+        def beyond() -> None:  # what the walk after the run left: past its depth, …
+            left = looked[0].left if looked else None
+            start = [self.workspace] if left is None else left
+            found, cut = walk_all(start, WATCHED | {".git"}, self.skip)
             walked.append(found)
             moved.extend(self._settings_beyond(found, looked, destination, read_only, lines))
             if cut:  # what neither walk read
