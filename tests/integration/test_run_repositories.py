@@ -365,8 +365,9 @@ def test_names_in_the_messages_after_the_run_are_shown_without_escapes(
 
 
 def test_what_the_bounded_walk_left_is_where_the_walk_after_it_goes_on(tmp_path: Path) -> None:
-    """The scan names the folders below its depth and those of node_modules and the like that
-    it did not enter (the walk of every folder reads only those), none when cut short."""
+    """The scan names the folders below its depth, those of node_modules and the like, and
+    those past its folder bound, that it did not read: the walk of every folder reads those
+    only."""
     from airlock.sandbox.repositories import scan_workspace, walk_all
 
     for folder in ("a/b/c/d/e/f", "node_modules/x", "src/.venv/lib"):
@@ -379,4 +380,7 @@ def test_what_the_bounded_walk_left_is_where_the_walk_after_it_goes_on(tmp_path:
     )
     found, cut = walk_all(scan.left, frozenset({".git"}))
     assert found == [tmp_path / "a/b/c/d/e/f/.git"] and cut == []
-    assert scan_workspace(tmp_path, frozenset(), max_folders=2).left is None
+    cut = scan_workspace(tmp_path, frozenset(), max_folders=2)
+    assert cut.left is not None  # past the bound: what it did not read, left to read
+    found, _ = walk_all(cut.left, frozenset({".git"}))
+    assert found == [tmp_path / "a/b/c/d/e/f/.git"]

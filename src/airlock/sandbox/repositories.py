@@ -146,8 +146,10 @@ class Walk:
     hold thousands of folders, written all the time) are neither given nor entered.
 
     What the folder and entry bounds cut off is in :attr:`cut`; folders below ``max_depth`` in
-    :attr:`deeper` (a scan bounded in depth on purpose may leave them aside), and those of
-    :data:`NOT_SCANNED` met in :attr:`passed` (what :func:`walk_all` reads after the run).
+    :attr:`deeper` (a scan bounded in depth on purpose may leave them aside), those of
+    :data:`NOT_SCANNED` met in :attr:`passed`, and those left to read when the folder bound
+    stopped it in :attr:`unread`: what :func:`walk_all` reads after the run (:attr:`ended`:
+    the walk went to its end, or to its bound).
     """
 
     def __init__(
@@ -166,6 +168,8 @@ class Walk:
         self.cut: list[str] = []
         self.deeper: list[Path] = []
         self.passed: list[Path] = []
+        self.unread: list[Path] = []
+        self.ended = False
 
     def __iter__(self) -> Iterator[tuple[os.DirEntry[str], int]]:
         queue: deque[tuple[Path, int]] = deque([(self.root, 0)])
@@ -175,6 +179,8 @@ class Walk:
             folder, depth = queue.popleft()
             if read >= self.max_folders:
                 self.cut.append(f"folders past the first {self.max_folders}")
+                self.unread = [folder, *(left for left, _ in queue)]
+                self.ended = True
                 return
             read += 1
             for entry in listing(folder, self.max_entries, self.cut):
@@ -191,6 +197,7 @@ class Walk:
                     queue.append((Path(entry.path), depth + 1))
                 else:
                     self.deeper.append(Path(entry.path))
+        self.ended = True
 
     def _enters_link(self, entry: os.DirEntry[str], linked: set[Path]) -> bool:
         """Whether to walk the folder a symbolic link leads to: one in the root that the walk
@@ -259,15 +266,10 @@ class WorkspaceScan(NamedTuple):
     hg: tuple[Path, ...] = ()
     """Each ``.hg`` entry, the root's included (at most :data:`NESTED_REPOSITORIES`): a
     Mercurial repository's folder (:mod:`airlock.sandbox.mercurial`)."""
-    passed: tuple[Path, ...] = ()
-    """The folders of :data:`NOT_SCANNED` the walk met and did not enter."""
-
-    @property
-    def left(self) -> tuple[Path, ...] | None:
-        """The folders the walk did not read, below its depth and of :data:`NOT_SCANNED`
-        (where :func:`walk_all` goes on); ``None`` when its bounds cut it short (then only a
-        walk from the root reads what it did not)."""
-        return None if self.cut else (*self.deeper, *self.passed)
+    left: tuple[Path, ...] | None = None
+    """The folders the walk did not read (:class:`Walk`: below its depth, of
+    :data:`NOT_SCANNED`, past its folder bound), where :func:`walk_all` goes on; ``None`` when
+    it stopped before its end (at its count of repositories)."""
 
     @property
     def envrcs(self) -> list[Path]:
@@ -314,7 +316,7 @@ def scan_workspace(
         tuple(walk.deeper),
         tuple(heads),
         tuple(hg),
-        tuple(walk.passed),
+        (*walk.deeper, *walk.passed, *walk.unread) if walk.ended else None,
     )
 
 

@@ -167,8 +167,7 @@ class Snapshot(NamedTuple):
     heads: tuple[Path, ...] = ()
     """The ``HEAD`` entries of subfolders the walk met (:class:`WorkspaceScan`)."""
     left: tuple[Path, ...] | None = None
-    """The folders the walk did not read (:attr:`WorkspaceScan.left`; ``None``: it was cut
-    short, or none was made)."""
+    """The folders the walk did not read (:attr:`WorkspaceScan.left`; ``None``: not known)."""
 
     @property
     def complete(self) -> bool:
