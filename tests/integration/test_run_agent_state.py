@@ -340,13 +340,19 @@ def test_an_agents_state_kept_in_git_keeps_its_hooks_and_config(
 def test_no_repository_can_be_made_in_an_agents_state(
     tmp_path: Path, home: Path, config_dir: Path
 ) -> None:
-    """``git init ~/.claude`` inside fails: a repository made there would have its
+    """``git init ~/.claude`` inside fails, and so does making ``~/.claude`` a git folder
+    itself (a ``HEAD`` at its top): a repository made there would have its
     ``core.fsmonitor`` run at the user's next ``git status`` in it (dotfiles kept in git);
     nothing is left there after the run."""
     config_dir.mkdir(parents=True, exist_ok=True)
-    script = "(cd ~/.claude && git init -q) 2>/dev/null || echo refused; echo x > ~/.claude/notes"
+    script = (
+        "(cd ~/.claude && git init -q) 2>/dev/null || echo refused; "
+        "(echo 'ref: refs/heads/main' > ~/.claude/HEAD) 2>/dev/null || echo no-head; "
+        "echo x > ~/.claude/notes"
+    )
     done = run_script(tmp_path, script)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.split() == ["refused"]
+    assert done.stdout.split() == ["refused", "no-head"]
     assert not os.path.lexists(config_dir / ".git")
+    assert not os.path.lexists(config_dir / "HEAD")
     assert (config_dir / "notes").read_text() == "x\n"

@@ -247,14 +247,14 @@ def test_the_walk_of_every_folder_says_what_it_did_not_read(
 
     (tmp_path / "a" / "b" / "c" / "d" / "e" / ".git").mkdir(parents=True)
     (tmp_path / "node_modules" / "x" / ".git" / "sub" / ".git").mkdir(parents=True)
-    found, cut = repositories.walk_all([tmp_path], frozenset({".git"}))
+    found, cut = repositories.walk_all(tmp_path, [tmp_path], frozenset({".git"}))
     assert sorted(found) == [
         tmp_path / "a/b/c/d/e/.git",
         tmp_path / "node_modules/x/.git",
     ]
     assert cut == []
     monkeypatch.setattr(repositories, "BEYOND_FOLDERS", 3)
-    _, cut = repositories.walk_all([tmp_path], frozenset({".git"}))
+    _, cut = repositories.walk_all(tmp_path, [tmp_path], frozenset({".git"}))
     assert len(cut) == 1 and "folders past the first 3" in cut[0]
 
 
@@ -378,9 +378,42 @@ def test_what_the_bounded_walk_left_is_where_the_walk_after_it_goes_on(tmp_path:
     assert sorted(scan.left) == sorted(
         [tmp_path / "a/b/c/d/e", tmp_path / "node_modules", tmp_path / "src/.venv"]
     )
-    found, cut = walk_all(scan.left, frozenset({".git"}))
+    found, cut = walk_all(tmp_path, scan.left, frozenset({".git"}))
     assert found == [tmp_path / "a/b/c/d/e/f/.git"] and cut == []
     cut = scan_workspace(tmp_path, frozenset(), max_folders=2)
     assert cut.left is not None  # past the bound: what it did not read, left to read
-    found, _ = walk_all(cut.left, frozenset({".git"}))
+    found, _ = walk_all(tmp_path, cut.left, frozenset({".git"}))
     assert found == [tmp_path / "a/b/c/d/e/f/.git"]
+
+
+def test_a_git_folder_moved_into_place_is_made_safe(tmp_path: Path, project: Path) -> None:
+    """A git folder whose config was written before the run (a fixture of the project) moved
+    to a subfolder's ``.git`` in the run keeps its files' times: in the scan's reach, it is
+    new there, and made safe all the same."""
+    where = "sub"
+    _git("init", "-q", ".", cwd=project)
+    marker = tmp_path / "ran"
+    stash = project / "fixtures" / "g"
+    stash.mkdir(parents=True)
+    (stash / "config").write_text(f'[core]\n\tfsmonitor = "touch {marker}; false"\n')
+    time.sleep(1.2)  # past the slack before the run's start within which a change is its own
+    done = _run_inside(
+        tmp_path,
+        f"mkdir -p {where} && mv fixtures/g {where}/.git && cd {where}/.git && "
+        "mkdir objects refs && echo 'ref: refs/heads/main' > HEAD",
+    )
+    assert done.returncode == 0, done.stderr
+    assert f"{where}/.git: " in done.stderr and "core.fsmonitor" in done.stderr
+    subprocess.run(["git", "status"], cwd=project / where, capture_output=True, check=False)
+    assert not marker.exists()
+
+
+def test_entries_past_a_folders_bound_in_reach_are_said(tmp_path: Path, project: Path) -> None:
+    """A folder of more entries than the walks read (20,000): what lies past them is named as
+    not checked, whichever walk met it."""
+    script = (
+        "mkdir big && cd big && python3 -c \"[open(f'f{i}', 'w').close() for i in range(20001)]\""
+    )
+    done = _run_inside(tmp_path, script)
+    assert done.returncode == 0, done.stderr
+    assert "not checked after the run (entries past the first 20000 of" in done.stderr

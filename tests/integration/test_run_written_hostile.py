@@ -176,3 +176,32 @@ def test_a_fifo_in_the_agents_state_neither_hangs_nor_stops_a_run(
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "ok"
     assert stat.S_ISFIFO(os.lstat(home / ".claude.json").st_mode)  # the user's own: left
+
+
+def test_a_mercurial_hook_written_past_the_bounds_is_set_aside(
+    tmp_path: Path, project: Path
+) -> None:
+    """A Mercurial repository six folders deep whose hgrc the run wrote: set aside."""
+    hgrc = project / "a" / "b" / "c" / "d" / "e" / "r" / ".hg" / "hgrc"
+    hgrc.parent.mkdir(parents=True)
+    (hgrc.parent / "requires").write_text("store\n")
+    time.sleep(1.2)  # past the slack before the run's start within which a change is its own
+    done = run_script(tmp_path, f"printf '[hooks]\\npre-status = touch x\\n' > {hgrc}")
+    assert done.returncode == 0, done.stderr
+    assert not hgrc.exists()
+    assert "a/b/c/d/e/r/.hg/hgrc" in done.stderr and "set aside" in done.stderr
+
+
+def test_settings_in_node_modules_reached_by_a_deep_link_are_set_aside(
+    tmp_path: Path, project: Path
+) -> None:
+    """Settings written in node_modules (passed over there) but reached through a link made
+    deep in the project, where an editor opens them, are set aside."""
+    script = (
+        "mkdir -p node_modules/x/.vscode a/b/c/d/e/f && echo '{}' > node_modules/x/.vscode/tasks.json"
+        " && ln -s ../../../../../../node_modules/x a/b/c/d/e/f/app"
+    )
+    done = run_script(tmp_path, script)
+    assert done.returncode == 0, done.stderr
+    assert not (project / "node_modules" / "x" / ".vscode" / "tasks.json").exists()
+    assert "app/.vscode/tasks.json" in done.stderr

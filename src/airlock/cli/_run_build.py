@@ -518,7 +518,8 @@ def _agent_state_git_rules(agent_state: list[Path], workspace: Path) -> list[Any
     """For each agents' state folder, writable inside (``~/.claude``, ``~/.codex``, …), that
     is a git repository (a user's configuration kept in git): its hooks and config read-only,
     as the workspace's are: ``core.fsmonitor`` or a hook written there would run at the user's
-    next ``git status`` there; one that is none has its missing ``.git`` kept from being made.
+    next ``git status`` there; one that is none has its missing ``.git`` (and ``HEAD``: the
+    folder made a git folder itself) kept from being made.
     Not for a folder in the workspace (its repository's rules stand)."""
     import os
 
@@ -532,7 +533,12 @@ def _agent_state_git_rules(agent_state: list[Path], workspace: Path) -> list[Any
         if folder.is_relative_to(inside) or not folder.is_dir():
             continue
         if not os.path.lexists(git):  # none made there either: the user's git would run it
-            rules.append(mount(Kind.READ, git, f"runs code outside later (in {folder})"))
+            why = f"runs code outside later (in {folder})"
+            rules.append(mount(Kind.READ, git, why))
+            if os.path.lexists(folder / "HEAD"):  # the folder itself a git folder: its own
+                rules += git_folder_rules(folder, folder, why)
+            else:  # nor made one (HEAD, objects, refs and a config at its top)
+                rules.append(mount(Kind.READ, folder / "HEAD", why, folder=False))
             continue
         why = f"runs code outside later (in {folder}, a git repository)"
         rules += [

@@ -394,8 +394,9 @@ def _run(args: argparse.Namespace) -> int:
                 if not watch.settings.complete:
                     print(
                         f"airlock run: agent and editor settings (.claude, .mcp.json, .vscode, "
-                        f"…) are checked after the run in the first {FOLDERS} folders of the "
-                        f"workspace (at most {DEPTH} deep) only",
+                        f"…) are noted now in the first {FOLDERS} folders of the workspace (at "
+                        f"most {DEPTH} deep); past them, those the run changes are found after "
+                        "it by their change time",
                         file=sys.stderr,
                     )
                 prepared = prepared or prepared_now()  # and the proxy's rules

@@ -170,6 +170,8 @@ class Walk:
         self.passed: list[Path] = []
         self.unread: list[Path] = []
         self.ended = False
+        self.stopped = ""
+        """What :attr:`cut` says of the folder bound, when it stopped the walk."""
 
     def __iter__(self) -> Iterator[tuple[os.DirEntry[str], int]]:
         queue: deque[tuple[Path, int]] = deque([(self.root, 0)])
@@ -178,7 +180,8 @@ class Walk:
         while queue:
             folder, depth = queue.popleft()
             if read >= self.max_folders:
-                self.cut.append(f"folders past the first {self.max_folders}")
+                self.stopped = f"folders past the first {self.max_folders}"
+                self.cut.append(self.stopped)
                 self.unread = [folder, *(left for left, _ in queue)]
                 self.ended = True
                 return
@@ -200,26 +203,31 @@ class Walk:
         self.ended = True
 
     def _enters_link(self, entry: os.DirEntry[str], linked: set[Path]) -> bool:
-        """Whether to walk the folder a symbolic link leads to: one in the root that the walk
-        does not enter itself, in one of :data:`NOT_SCANNED` or :data:`VCS_FOLDERS` (a link
-        made to it, ``app -> node_modules/x``, would hide what is in it); each once, never
-        one that holds the link (a loop). Other folders in the root are walked as they are."""
-        if not entry.is_symlink():
+        return enters_link(entry, self.root, linked)
+
+
+def enters_link(entry: os.DirEntry[str], root: Path, linked: set[Path]) -> bool:
+    """Whether a walk of ``root`` walks the folder a symbolic link leads to: one in the root
+    that the walk does not enter itself, in one of :data:`NOT_SCANNED` or
+    :data:`VCS_FOLDERS` (a link made to it, ``app -> node_modules/x``, would hide what is in
+    it); each once (``linked``: those entered), never one that holds the link (a loop).
+    Other folders in the root are walked as they are."""
+    if not entry.is_symlink():
+        return False
+    try:
+        target = resolve(Path(entry.path))
+        real_root = resolve(root)
+        if target in linked or not target.is_relative_to(real_root) or not target.is_dir():
             return False
-        try:
-            target = resolve(Path(entry.path))
-            root = resolve(self.root)
-            if target in linked or not target.is_relative_to(root) or not target.is_dir():
-                return False
-        except OSError:  # a link that cannot be read (/proc/1/cwd): not walked
-            return False
-        skipped = NOT_SCANNED | VCS_FOLDERS
-        if skipped.isdisjoint(target.relative_to(root).parts):
-            return False
-        if resolve(Path(entry.path).parent).is_relative_to(target):
-            return False  # the link's own folder, or one holding it: a loop
-        linked.add(target)
-        return True
+    except OSError:  # a link that cannot be read (/proc/1/cwd): not walked
+        return False
+    skipped = NOT_SCANNED | VCS_FOLDERS
+    if skipped.isdisjoint(target.relative_to(real_root).parts):
+        return False
+    if resolve(Path(entry.path).parent).is_relative_to(target):
+        return False  # the link's own folder, or one holding it: a loop
+    linked.add(target)
+    return True
 
 
 def listing(folder: Path, max_entries: int, cut: list[str]) -> list[os.DirEntry[str]]:
@@ -270,6 +278,10 @@ class WorkspaceScan(NamedTuple):
     """The folders the walk did not read (:class:`Walk`: below its depth, of
     :data:`NOT_SCANNED`, past its folder bound), where :func:`walk_all` goes on; ``None`` when
     it stopped before its end (at its count of repositories)."""
+    stopped: str = ""
+    """The line of :attr:`cut` saying the folder bound stopped it (what :func:`walk_all`
+    reads past); the others (entries past a folder's bound, a folder that cannot be read) it
+    does not."""
 
     @property
     def envrcs(self) -> list[Path]:
@@ -317,6 +329,7 @@ def scan_workspace(
         tuple(heads),
         tuple(hg),
         (*walk.deeper, *walk.passed, *walk.unread) if walk.ended else None,
+        walk.stopped,
     )
 
 
@@ -949,9 +962,10 @@ def _secure(
 ) -> str | None:
     """Make the repository of ``dot_git`` safe (:func:`_make_all_safe`), as
     :func:`secure_new_repositories` says; what was done, or ``None`` when there was nothing to
-    do: its git folder is one the sandbox could not write (``read_only``: its rules), or one
-    nothing in which that runs programs changed since ``since`` (a ``.git`` file made in the
-    run naming a git folder of the user's: a linked worktree's, a submodule's)."""
+    do: its git folder is one the sandbox could not write (``read_only``: its rules), or a
+    ``.git`` file names one nothing in which that runs programs changed since ``since`` (a
+    git folder of the user's: a linked worktree's, a submodule's). A ``.git`` folder is made
+    safe whatever its files' times: one moved into place keeps them."""
     try:
         git_folder = _git_folder_of(dot_git)
         there = git_folder is not None and git_folder.is_dir()
@@ -963,8 +977,8 @@ def _secure(
         return None  # the user's own (a submodule's, named anew): nothing in it changed
     if not read_only and not git_folder.is_relative_to(resolve(workspace)):
         return f"{shown(dot_git)}: {made}, names a git folder elsewhere: check it"
-    if not _runs_changed(dot_git.parent, git_folder, since):
-        return None
+    if dot_git.is_file() and not _runs_changed(dot_git.parent, git_folder, since):
+        return None  # a .git file naming a git folder as it was: the user's
     try:
         emptied = _make_all_safe(git_folder)
     except (OSError, RecursionError) as error:
@@ -994,19 +1008,21 @@ BEYOND_REPOSITORIES = 1_000
 
 
 def walk_all(
-    folders: Iterable[Path], names: frozenset[str], skip: Iterable[Path] = ()
+    root: Path, folders: Iterable[Path], names: frozenset[str], skip: Iterable[Path] = ()
 ) -> tuple[list[Path], list[str]]:
-    """Every entry under ``folders`` (the workspace, or what a bounded walk of it left:
-    :attr:`WorkspaceScan.left`) named one of ``names``, at any depth: every folder is read
-    but the git and Mercurial folders themselves (no link followed; the folders of ``skip``,
-    the agents' own state, passed over), at most :data:`BEYOND_FOLDERS` of them for
-    :data:`BEYOND_SECONDS`, :data:`NESTED_ENTRIES` entries each; and what the walk did not
-    read, a line each (none when it read everything)."""
+    """Every entry under ``folders`` (``root``, the workspace, or what a bounded walk of it
+    left: :attr:`WorkspaceScan.left`) named one of ``names``, at any depth: every folder is
+    read but the git and Mercurial folders themselves (a link followed only as
+    :func:`enters_link` says; the folders of ``skip``, the agents' own state, passed over), at
+    most :data:`BEYOND_FOLDERS` of them for :data:`BEYOND_SECONDS`, :data:`NESTED_ENTRIES`
+    entries each; and what the walk did not read, a line each (none when it read
+    everything)."""
     skipped = frozenset(map(str, skip))
     deadline = time.monotonic() + BEYOND_SECONDS
     cut: list[str] = []
     found: list[Path] = []
     stack = [folder for folder in folders if str(folder) not in skipped]
+    linked: set[Path] = set()
     read = 0
     while stack:
         if read >= BEYOND_FOLDERS or time.monotonic() > deadline:
@@ -1019,7 +1035,9 @@ def walk_all(
                 continue
             if entry.name in names:
                 found.append(Path(entry.path))
-            if entry.name not in VCS_FOLDERS and entry.is_dir(follow_symlinks=False):
+            if entry.name in VCS_FOLDERS:
+                continue
+            if entry.is_dir(follow_symlinks=False) or enters_link(entry, root, linked):
                 stack.append(Path(entry.path))
     return found, cut
 
@@ -1036,14 +1054,17 @@ def secure_repositories_beyond(
     (deeper than :data:`NESTED_DEPTH`, in :data:`NOT_SCANNED` folders such as
     ``node_modules``, past :data:`NESTED_FOLDERS`), whose hooks and config no rule kept during
     the run: of ``dot_gits`` (the ``.git`` entries :func:`walk_all` found) those not in
-    ``seen`` (found by the bounded walks), each whose ``.git``, config, ``commondir`` or hooks
-    changed during it (made there, or written: a change time at or after ``since``, which no
-    one can set back) is made safe as a new one in reach is. Git runs a repository's
+    ``seen`` (found by the bounded walks), each whose ``.git`` file, config, ``commondir`` or
+    hooks changed during it (made there, or written: a change time at or after ``since``,
+    which no one can set back) is made safe as a new one in reach is. A git folder's own time
+    is not looked at: it moves with every index write (a ``git status`` there); so one moved
+    there whole from where it was written before the run keeps its files' times, and is not
+    told apart from one that was there. Git runs a repository's
     ``core.fsmonitor`` and hooks at the next ``git status`` in it, an editor's too
     (``made_safe``: git folders an earlier step made safe, passed over). At most
     :data:`BEYOND_REPOSITORIES` are looked at. What was done, a line each."""
     known = frozenset(seen)
-    secured = frozenset(made_safe)
+    secured = set(made_safe)
     candidates = [
         dot_git for dot_git in dot_gits if dot_git.parent != workspace and dot_git not in known
     ]
@@ -1062,6 +1083,8 @@ def secure_repositories_beyond(
             said = _secure(dot_git, workspace, read_only, made, since)
             if said is not None:
                 done.append(said)
+        if git_folder is not None:
+            secured.add(git_folder)  # once, whatever names it (a link, a .git file)
     if len(candidates) > BEYOND_REPOSITORIES:
         done.append(
             f"more than {BEYOND_REPOSITORIES} git repositories beyond the walk's bounds: the "

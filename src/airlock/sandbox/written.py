@@ -31,6 +31,7 @@ import contextlib
 import os
 import re
 import stat
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from functools import partial
@@ -70,6 +71,7 @@ from airlock.sandbox.paths import (
     resolve,
 )
 from airlock.sandbox.repositories import (
+    BEYOND_SECONDS,
     CHANGED_SLACK,
     GIT_FOLDER_ENTRIES,
     HOOK_NAMES,
@@ -168,6 +170,9 @@ class Snapshot(NamedTuple):
     """The ``HEAD`` entries of subfolders the walk met (:class:`WorkspaceScan`)."""
     left: tuple[Path, ...] | None = None
     """The folders the walk did not read (:attr:`WorkspaceScan.left`; ``None``: not known)."""
+    covered: tuple[str, ...] = ()
+    """The lines of :attr:`unseen` that a walk of :attr:`left` reads past (the folder bound,
+    the depth); the others it cannot."""
 
     @property
     def complete(self) -> bool:
@@ -264,12 +269,23 @@ def snapshot(
         for path in watched:
             if path not in entries:
                 _note(path, entries, unseen)
-    unseen += scan.cut
+    unseen += [line for line in scan.cut if line != scan.stopped]
+    covered = [scan.stopped] if scan.stopped and scan.left is not None else []
     deeper = [path for path in scan.deeper if noted.isdisjoint(path.parents)]
     if deeper:
-        unseen.append(f"folders more than {depth} deep ({deeper[0]})")
+        covered.append(f"folders more than {depth} deep ({deeper[0]})")
+    if scan.stopped and scan.left is None:
+        unseen.append(scan.stopped)
     links = {path: str(path.readlink()) for path in entries if path.is_symlink()}
-    return Snapshot(entries, unseen[:3], links, scan.nested, scan.heads, scan.left)
+    return Snapshot(
+        entries,
+        [*unseen[:3], *covered],
+        links,
+        scan.nested,
+        scan.heads,
+        scan.left,
+        tuple(covered),
+    )
 
 
 def agent_skip(workspace: Path, agent_state: Iterable[Path]) -> list[Path]:
@@ -746,11 +762,11 @@ class Watch:
         def beyond() -> None:  # what the walk after the run left: past its depth, …
             left = looked[0].left if looked else None
             start = [self.workspace] if left is None else left
-            found, cut = walk_all(start, WATCHED | {".git"}, self.skip)
+            found, cut = walk_all(self.workspace, start, WATCHED | {".git", ".hg"}, self.skip)
             walked.append(found)
             moved.extend(self._settings_beyond(found, looked, destination, read_only, lines))
-            if cut:  # what neither walk read
-                lines.extend(_not_checked([*unseen, *cut]))
+            covered = looked[0].covered if looked and not cut else ()
+            lines.extend(_not_checked([*(u for u in unseen if u not in covered), *cut]))
 
         step("look for settings written inside", settings)
         step("look for settings written inside beyond the walk's bounds", beyond)
@@ -940,32 +956,47 @@ class Watch:
         lines: list[str],
     ) -> list[SetAside]:
         """The watched entries the bounded looks before and after the run did not reach
-        (``found`` by the walk of every folder: deeper, past the bounds): each file or link
-        of theirs changed during the run (a change time at or after its start, which no
-        program sets back) set aside, as :func:`set_aside` does with those in reach, unless a
-        read-only rule held it (a change from outside). Not in the folders package managers
-        fill (:data:`~airlock.sandbox.repositories.NOT_SCANNED`): no agent or editor starts
-        there, and packages installed in the run bring such files with them."""
+        (``found`` by the walk of every folder: deeper, past the bounds), and the
+        :data:`~airlock.sandbox.mercurial.HG_FILES` of the ``.hg`` folders among them: each
+        file or link of theirs changed during the run (a change time at or after its start,
+        which no program sets back) set aside, as :func:`set_aside` does with those in reach,
+        unless a read-only rule held it (a change from outside). Not in the folders package
+        managers fill (:data:`~airlock.sandbox.repositories.NOT_SCANNED`), unless reached
+        through a link from elsewhere: no agent or editor starts there, and packages installed
+        in the run bring such files with them. At most
+        :data:`~airlock.sandbox.repositories.BEYOND_SECONDS` long; what was not looked at
+        then is said."""
         noted = set(self.settings.entries)
         if looked:
             noted |= set(looked[0].entries)
+        deadline = time.monotonic() + BEYOND_SECONDS
         moved = []
-        for entry in found:
-            if entry.name not in WATCHED or entry in noted:
+        for number, entry in enumerate(found):
+            if time.monotonic() > deadline:
+                lines.extend(_not_checked([f"{len(found) - number} settings past the bounds"]))
+                break
+            if entry.name == ".hg":
+                watched = [entry / name for name in HG_FILES]
+            elif entry.name in WATCHED:
+                watched = [entry]
+            else:
                 continue
             if not NOT_SCANNED.isdisjoint(entry.relative_to(self.workspace).parts):
                 continue
-            changed, complete = changed_under(entry, self.linked.since)
-            for path in changed:
-                if not read_only_at(path, read_only):
-                    where = destination / path.relative_to(self.workspace)
-                    moved.append(move_aside(path, where, Path(os.path.realpath(path.parent))))
-            if not complete:
-                lines.append(
-                    f"airlock: {shown(entry)} holds more than {CHANGED_ENTRIES} entries: those "
-                    "changed in the run were looked for in the first ones only; check it "
-                    "before you start an agent or editor there"
-                )
+            for path in watched:
+                if path in noted:
+                    continue
+                changed, complete = changed_under(path, self.linked.since)
+                for each in changed:
+                    if not read_only_at(each, read_only):
+                        where = destination / each.relative_to(self.workspace)
+                        moved.append(move_aside(each, where, Path(os.path.realpath(each.parent))))
+                if not complete:
+                    lines.append(
+                        f"airlock: {shown(path)} holds more than {CHANGED_ENTRIES} entries: "
+                        "those changed in the run were looked for in the first ones only; "
+                        "check it before you start an agent or editor there"
+                    )
         return moved
 
     def _nested(self, looked: list[Snapshot]) -> set[Path]:
