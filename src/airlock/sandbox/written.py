@@ -1174,7 +1174,8 @@ def _not_checked(unseen: Iterable[str]) -> list[str]:
     """What a look after the run could not see, a line each, for the user to look at."""
     return [
         f"airlock: not checked after the run ({shown(what)}): look there for .claude, "
-        ".vscode, .mcp.json and the like before you start an agent or editor"
+        ".vscode, .mcp.json, .git and the like before you start an agent, an editor or git "
+        "there"
         for what in unseen
     ]
 
