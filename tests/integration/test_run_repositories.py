@@ -20,6 +20,22 @@ def _git(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=True)
 
 
+def _commit(cwd: Path) -> None:
+    """An empty commit in the repository at ``cwd``, by a user of no configuration."""
+    _git(
+        "-c",
+        "user.name=a",
+        "-c",
+        "user.email=b",
+        "commit",
+        "-q",
+        "--allow-empty",
+        "-m",
+        "x",
+        cwd=cwd,
+    )
+
+
 def _run_inside(tmp_path: Path, script: str) -> subprocess.CompletedProcess[str]:
     return airlock(
         "run", "--audit-log", str(tmp_path / "audit.jsonl"), "--", "sh", "-c", script, timeout=180
@@ -265,18 +281,7 @@ def test_a_git_file_made_in_the_run_naming_a_worktrees_folder_leaves_it_whole(
     git folder of one of the user's linked worktrees, which the run did not change: the
     worktree's git folder is left as it was, and the worktree still works."""
     _git("init", "-q", ".", cwd=project)
-    _git(
-        "-c",
-        "user.name=a",
-        "-c",
-        "user.email=b",
-        "commit",
-        "-q",
-        "--allow-empty",
-        "-m",
-        "i",
-        cwd=project,
-    )
+    _commit(cwd=project)
     worktree = tmp_path / "wt"
     _git("worktree", "add", "-q", str(worktree), cwd=project)
     _git("config", "extensions.worktreeConfig", "true", cwd=project)
@@ -335,18 +340,7 @@ def test_a_hook_written_in_a_deep_repositorys_hooks_path_is_made_safe(
     )
     assert done.returncode == 0, done.stderr
     assert "config keys dropped: core.hookspath" in done.stderr.lower()
-    _git(
-        "-c",
-        "user.name=a",
-        "-c",
-        "user.email=b",
-        "commit",
-        "-q",
-        "--allow-empty",
-        "-m",
-        "x",
-        cwd=repository,
-    )
+    _commit(cwd=repository)
     assert not marker.exists()
 
 
