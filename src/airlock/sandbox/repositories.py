@@ -946,8 +946,8 @@ def secure_new_repositories(
     (``read_only``: its rules); one naming a folder it could not write, whose config and
     hooks are then the user's, is left alone, and one naming no folder is reported.
     ``found``: the repositories a walk after the run found already (else one is made now);
-    ``since``: when the run started (one naming a git folder nothing in which changed since
-    is the user's, and left alone). What was done."""
+    ``since``: when the run started (a ``.git`` file naming a git folder nothing in which
+    changed since is the user's, and left alone). What was done."""
     done = []
     found = found or scan_workspace(workspace, frozenset(), skip=skip).nested
     for dot_git in sorted(set(found.found) - before):
@@ -1000,9 +1000,10 @@ def _runs_changed(work_tree: Path, git_folder: Path, since: float) -> bool:
 
 
 BEYOND_FOLDERS = 200_000
-"""How many folders :func:`secure_repositories_beyond` reads at most."""
+"""How many folders :func:`walk_all` reads at most."""
 BEYOND_SECONDS = 5.0
-"""How long :func:`secure_repositories_beyond` walks at most."""
+"""How long :func:`walk_all` walks at most (and the setting aside of what it found,
+:class:`airlock.sandbox.written.Watch`, goes on at most)."""
 BEYOND_REPOSITORIES = 1_000
 """How many repositories beyond the bounds :func:`secure_repositories_beyond` looks at most."""
 
