@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import struct
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -189,3 +191,76 @@ def test_an_ordinary_upload_passes_whole(
     assert answer.startswith(b"HTTP/1.1 200 ") and answer.endswith(body)
     assert after.startswith(b"HTTP/1.1 200 ") and b"path=/next" in after
     assert [path for path, _ in site.seen] == ["/echo", "/next"]
+
+
+def test_a_client_gone_mid_response_has_what_it_got_counted(site: _Site, tmp_path: Path) -> None:
+    """A client that reads part of a large answer and goes away: its record and the report
+    count the bytes passed on before it went (they counted none)."""
+    import socket
+
+    port = site.server_address[1]
+    cfg = config(tmp_path)
+    with running(cfg) as (url, proxy):
+        host, proxy_port = url.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(proxy_port)), timeout=10) as sock:
+            sock.sendall(b"GET http://127.0.0.1:%d/size?n=50000000 HTTP/1.1\r\n\r\n" % port)
+            got = 0
+            while got < 1_000_000:
+                got += len(sock.recv(65536))
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        report = proxy.close({})
+    [record] = _requests(cfg.audit_log)
+    assert record["error"] and "went away" in str(record["error"])
+    assert int(record["bytes_in"]) >= 1_000_000
+    [host] = [host for host in report.hosts if host.host == "127.0.0.1"]
+    assert host.bytes_in >= 1_000_000
+
+
+def test_an_errors_object_addresses_are_left_out_of_its_record(tmp_path: Path) -> None:
+    """An error whose text names an object by its address (a transport's) reads the same
+    each time: one reason in the report, not one a connection."""
+    from airlock.egress.server import Proxy
+
+    proxy = Proxy(config(tmp_path), None, "run", None)  # type: ignore[arg-type]
+    for address in ("0x7f65a1b2c3d0", "0x7f65a1b2c4e8"):
+        record = {
+            "host": "example.com",
+            "error": f"write failed: <TCPTransport closed=True {address}>",
+        }
+        proxy.record(record)
+        assert record["error"] == "write failed: <TCPTransport closed=True>"
+    assert list(proxy.hosts["example.com"].errors) == ["write failed: <TCPTransport closed=True>"]
+
+
+def test_connections_still_dialling_when_the_run_ends_are_recorded(tmp_path: Path) -> None:
+    """A destination that never completes a connection (its queue full): a tunnel and a
+    request still dialling when the run ends each get a record saying so."""
+    full = socket.socket()
+    full.bind(("127.0.0.1", 0))
+    full.listen(0)
+    port = full.getsockname()[1]
+    fillers = []
+    for _ in range(3):  # the queue of a listener that never accepts, filled
+        filler = socket.socket()
+        filler.setblocking(False)
+        with contextlib.suppress(OSError):
+            filler.connect(("127.0.0.1", port))
+        fillers.append(filler)
+    cfg = config(tmp_path)
+    with running(cfg) as (url, proxy):
+        host, proxy_port = url.removeprefix("http://").split(":")
+        clients = []
+        for data in (
+            b"CONNECT 127.0.0.1:%d HTTP/1.1\r\nHost: x\r\n\r\n" % port,
+            b"GET http://127.0.0.1:%d/slow HTTP/1.1\r\n\r\n" % port,
+        ):
+            client = socket.create_connection((host, int(proxy_port)), timeout=10)
+            client.sendall(data)
+            clients.append(client)
+        time.sleep(0.5)  # both are dialling now
+        proxy.close({}, grace=0.2)
+    for sock in [*clients, *fillers, full]:
+        sock.close()
+    records = [r for r in read_records(cfg.audit_log) if r["type"] in ("tunnel", "request")]  # type: ignore[arg-type]
+    assert sorted(r["type"] for r in records) == ["request", "tunnel"], records
+    assert all(r["error"] for r in records)

@@ -141,6 +141,21 @@ def test_pipelined_requests_are_answered_in_order(site: _Site, tmp_path: Path) -
     assert answer.index(b"path=/one") < answer.index(b"path=/two")
 
 
+def test_pipelined_requests_past_the_head_bound_in_one_read_are_each_answered() -> None:
+    """Many small requests in one read, more than the head bound together (here 3,000 of
+    about 60 bytes: 180 KB against 64 KB), each parse: a read that ends heads is not counted
+    whole against the head still under way; one head past the bound still gets 431."""
+    parser = RequestParser(65536)
+    request = b"GET http://example.com/x HTTP/1.1\r\nHost: example.com\r\n\r\n"
+    parser.feed(request * 3000 + request[:30])
+    assert sum(isinstance(event, RequestHead) for event in parser.events) == 3000
+    long = RequestParser(65536)
+    long.feed(request * 2 + b"GET http://example.com/" + b"a" * 60000)
+    with pytest.raises(BadRequest) as refused:
+        long.feed(b"b" * 6000)
+    assert refused.value.status == 431
+
+
 def test_hop_by_hop_headers_are_dropped_and_the_body_reframed() -> None:
     """Proxy-*, Connection and what it names never reach the origin; the length is ours, and
     a request with a body asks the origin to close after it (it may leave the body unread)."""

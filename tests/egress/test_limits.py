@@ -29,11 +29,30 @@ def test_rate_limiter_forgets_the_hosts_whose_bucket_is_full_again() -> None:
     limiter = RateLimiter(2.0)
     for number in range(BUCKETS):
         assert limiter.admit(f"h{number}.example.com", 0.0)
-    assert limiter.admit("new.example.com", 0.1)  # the bound reached: none is full yet
-    assert len(limiter._buckets) == BUCKETS + 1
-    assert limiter.admit("later.example.com", 1.0)  # by now all are full again: forgotten
-    assert set(limiter._buckets) == {"later.example.com"}
+    assert limiter.admit("new.example.com", 0.1)  # the bound reached: none is full yet,
+    assert len(limiter._buckets) == BUCKETS // 2 + 1  # so those dialled longest ago go
+    for number in range(BUCKETS // 2 - 1):
+        assert limiter.admit(f"more{number}.example.com", 0.9)
+    assert limiter.admit("later.example.com", 1.0)  # the bound again: the full ones forgotten
+    assert len(limiter._buckets) == BUCKETS // 2  # the hosts of 0.9 s (not full yet), later's
+    assert "new.example.com" not in limiter._buckets and "later.example.com" in limiter._buckets
     assert [limiter.admit("new.example.com", 1.0) for _ in range(3)] == [True, True, False]
+
+
+def test_rate_limiter_rebuilds_its_table_once_every_half_bound_at_most() -> None:
+    """A rate so low that no bucket refills: hosts past the bound do not make each new host
+    rebuild the whole table (20,000 hosts took 30 s); the most recent half is kept, each still
+    limited."""
+    import time
+
+    limiter = RateLimiter(0.01)
+    started = time.monotonic()
+    for number in range(4 * BUCKETS):
+        assert limiter.admit(f"h{number}.example.com", float(number) / 1000)
+    assert time.monotonic() - started < 5.0
+    assert len(limiter._buckets) <= BUCKETS
+    last = f"h{4 * BUCKETS - 1}.example.com"
+    assert not limiter.admit(last, 40.0)  # kept: its one connection in 100 s is spent
 
 
 def test_rate_limiter_refills_with_time() -> None:
@@ -131,6 +150,27 @@ def test_upload_budget_counts_a_chunked_bodys_framing(site: _Site, tmp_path: Pat
     [cut] = [r for r in read_records(cfg.audit_log) if r["type"] == "request"]  # type: ignore[arg-type]
     assert "upload budget" in cut["error"]
     assert 0 < cut["bytes_out"] <= 0.01 * (1 << 20)
+
+
+def test_upload_budget_counts_a_chunked_bodys_last_chunk(site: _Site, tmp_path: Path) -> None:
+    """Chunked uploads until the budget runs out: what left, each body's last chunk
+    (``0``, CRLF, CRLF) included, stays within the budget."""
+    cfg = config(tmp_path, limits=Limits(max_upload_mb=0.01))
+    port = site.server_address[1]
+    body = b"%x\r\n%s\r\n0\r\n\r\n" % (300, b"x" * 300)
+    with running(cfg) as (url, proxy):
+        for _ in range(60):
+            with _connect(url) as sock, contextlib.suppress(OSError):
+                sock.sendall(
+                    b"POST http://127.0.0.1:%d/up HTTP/1.1\r\nTransfer-Encoding: chunked\r\n"
+                    b"Connection: close\r\n\r\n" % port + body
+                )
+                while sock.recv(65536):
+                    pass
+        proxy.close({})
+    records = [r for r in read_records(cfg.audit_log) if r["type"] == "request"]  # type: ignore[arg-type]
+    assert any("upload budget" in str(r.get("error") or r.get("reason")) for r in records)
+    assert sum(int(r["bytes_out"]) for r in records) <= int(0.01 * (1 << 20))
 
 
 def _sink() -> tuple[socket.socket, list[int]]:

@@ -55,6 +55,9 @@ if TYPE_CHECKING:
     from airlock.egress.plain import PlainInspection
     from airlock.egress.report import HostStats
 
+LAST_CHUNK = b"0\r\n\r\n"
+"""The end of a chunked body."""
+
 BODY_REQUEST = (
     "a body that starts as a request does: refused (a server that ignores its Content-Length "
     "would read it as a request of its own, which airlock never judged)"
@@ -193,16 +196,17 @@ async def _forward(
     if inspection is not None:
         await inspection.finish(record)
     watcher = watcher_for(head.method, head.version)
-    received = 0
+    relayed = [0]  # what reached the client so far: a client gone mid-response got that much
     try:
-        received = await _relay_response(client, upstream, watcher)
+        received = await _relay_response(client, upstream, watcher, relayed)
     except ResponseError as error:
         stats.bytes_in += error.received
         if error.received == 0 and not client.writer.is_closing():  # the client may be gone
             client.writer.write(simple_response(502, f"airlock: {head.host}: {error}\n"))
         return _failed(client, record, stats, sent, error.received, str(error), 502)
     except (ConnectionError, OSError) as error:
-        return _failed(client, record, stats, sent, received, f"client went away: {error}")
+        stats.bytes_in += relayed[0]
+        return _failed(client, record, stats, sent, relayed[0], f"client went away: {error}")
     stats.bytes_in += received
     record.update(status=watcher.status, bytes_in=received, error=None)
     if watcher.refused is not None and is_gateway(head.host):  # its refusal, in git's words
@@ -456,15 +460,22 @@ async def _send_request(
         pieces += 1
         if pieces % YIELD_EVERY == 0:  # a read of tiny chunks is thousands of pieces
             await asyncio.sleep(0)
-    if head.chunked:
-        writer.write(b"0\r\n\r\n")
-        sent += 5
+    if head.chunked:  # the last chunk leaves too: charged as the others
+        if len(LAST_CHUNK) > budget.left:
+            client.abort(budget.spent())
+            return -1 - sent
+        budget.left -= len(LAST_CHUNK)
+        writer.write(LAST_CHUNK)
+        sent += len(LAST_CHUNK)
     await writer.drain()
     return sent
 
 
-async def _relay_response(client: Client, upstream: Upstream, watcher: ResponseWatcher) -> int:
-    """Copy the response to the client as it arrives, until httptools finds its end.
+async def _relay_response(
+    client: Client, upstream: Upstream, watcher: ResponseWatcher, relayed: list[int]
+) -> int:
+    """Copy the response to the client as it arrives, until httptools finds its end; the
+    bytes passed on, kept in ``relayed`` as they go too (a client that goes away cuts it).
 
     Raises:
         ResponseError: the response is malformed, its head too large, cut short, or followed
@@ -513,6 +524,7 @@ async def _relay_response(client: Client, upstream: Upstream, watcher: ResponseW
         else:
             writer.write(data)
         received += len(data)
+        relayed[0] = received
         client.last_active = loop.time()
         await writer.drain()
     return received

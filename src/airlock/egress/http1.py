@@ -139,6 +139,7 @@ class RequestParser:
         self.head_started = 0.0
         """When the head under way began (:attr:`in_head`), on ``clock``."""
         self._head_bytes = 0
+        self._ended_head = False
         self._trailers = False
         self._chunked = False
         self._since_body = 0
@@ -153,6 +154,7 @@ class RequestParser:
         """
         if self._chunked:  # counted before parsing: a body piece in this read resets it
             self._since_body += len(data)
+        self._ended_head = False
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade as upgrade:
@@ -167,8 +169,10 @@ class RequestParser:
                 raise error.__context__ from None
             raise BadRequest(400, f"malformed request: {error}") from None
         if self.in_head:
-            # Counted per read: a read that ends one request and starts the next counts whole.
-            self._head_bytes += len(data)
+            # Counted per read; a read that ended a head (pipelined requests) counts from its
+            # last blank line: no head in progress holds one (a body after it counts too).
+            start = data.rfind(b"\r\n\r\n") + 4 if self._ended_head else 0
+            self._head_bytes += len(data) - max(start, 0)
         if self._head_bytes > self.max_header_bytes:
             raise BadRequest(431, f"request line and headers exceed {self.max_header_bytes} bytes")
         if self._since_body > self.max_header_bytes:
@@ -219,6 +223,7 @@ class RequestParser:
         self.in_head = False
         self._trailers = True
         self._head_bytes = 0
+        self._ended_head = True
         self._chunked = head.chunked
         self.events.append(head)
 

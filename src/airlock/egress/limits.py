@@ -33,15 +33,22 @@ class RateLimiter:
 
     def _forget_full(self, now: float) -> None:
         """Drop the buckets that are full again (a full one is what a host never seen gets):
-        only hosts dialled within the last second or so are kept, however many names the
-        rules allow (``*.example.com``)."""
+        only hosts dialled lately are kept, however many names the rules allow
+        (``*.example.com``). When that leaves more than half of :data:`BUCKETS` (a low rate
+        refills slowly), the hosts dialled longest ago are dropped too, down to half: so the
+        table is rebuilt once every :data:`BUCKETS` // 2 new hosts at most, never for each
+        (a host forgotten so gets its burst again, as it would after 10,000 others)."""
         rate = self.rate or 0.0
         size = max(rate, 1.0)
-        self._buckets = {
-            host: (tokens, since)
+        kept = [
+            (host, (tokens, since))
             for host, (tokens, since) in self._buckets.items()
             if tokens + (now - since) * rate < size
-        }
+        ]
+        if len(kept) > BUCKETS // 2:
+            kept.sort(key=lambda item: item[1][1])  # dialled longest ago first
+            kept = kept[len(kept) - BUCKETS // 2 :]
+        self._buckets = dict(kept)
 
 
 BUCKETS = 10_000

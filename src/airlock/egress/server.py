@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import re
 import socket
 import time
 from collections import Counter
@@ -66,6 +67,11 @@ from airlock.policy.hosts import HostError, bypasses_proxy, parse_host
 
 if TYPE_CHECKING:
     from airlock.redact import Redactor
+
+_OBJECT_ADDRESS = re.compile(r" (?:at )?0x[0-9a-f]+(?=>)")
+"""The memory address in an object's text (``<TCPTransport closed=True 0x7f65…>``), which an
+error's message may hold: left out of the records, so one error reads the same each time and
+the report counts it once."""
 
 
 class Proxy:
@@ -99,7 +105,8 @@ class Proxy:
         one by one: a flood of connections, which the limit exists to turn away cheaply,
         would otherwise fill the log (and a failed log takes no record). The run's record and
         report carry the counts."""
-        self.clients: dict[Client, None] = {}
+        self.clients: dict[Client, asyncio.Task[Any] | None] = {}
+        """The open connections, each with the task that serves it."""
         self.servers: list[asyncio.Server] = []
         self.failed: BaseException | None = None
         self.chained = parse_upstream(config.upstream_proxy)
@@ -154,7 +161,7 @@ class Proxy:
             writer.write(simple_response(503, f"airlock: refused: {why}\n"))
             writer.close()
             return
-        self.clients[client] = None
+        self.clients[client] = asyncio.current_task()
         try:
             await client.serve()
         finally:
@@ -197,7 +204,8 @@ class Proxy:
                 reason = reason.split(": ", 1)[0]
             self.stats(record.get("host") or NO_HOST).refuse(reason)
         elif record.get("error"):
-            self.stats(record.get("host") or NO_HOST).fail(str(record["error"]))
+            record["error"] = _OBJECT_ADDRESS.sub("", str(record["error"]))
+            self.stats(record.get("host") or NO_HOST).fail(record["error"])
         if self.audit is not None:
             record["run"] = self.run_id
             self.audit.append(record)
@@ -231,8 +239,11 @@ class Proxy:
             client.abort("the run ended")
         while self.clients and asyncio.get_running_loop().time() < deadline + 1.0:
             await asyncio.sleep(0.01)
-        for task in list(self._tasks):
-            task.cancel()
+        left = [task for task in self.clients.values() if task is not None]
+        for task in [*left, *self._tasks]:  # those still setting up (a name's lookup, a
+            task.cancel()  # dial) end too, each writing the record of what it was doing
+        if left:
+            await asyncio.wait(left, timeout=1.0)
 
     def check_rules(self, host: str, port: int) -> RuleDecision:
         """The host rules' answer; the git gateway's name is allowed when a gateway runs."""
