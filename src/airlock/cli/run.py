@@ -263,11 +263,11 @@ def _run(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
         if args.report_json:  # its folder found and held now: nothing left there redirects it
-            report_file = ReportFile(
-                args.report_json,
-                state,
-                [home / STATE_FILE, home / ".claude" / STATE_FILE, loaded.config_dir / STATE_FILE],
-            )
+            agent_saves = [  # wherever the agent keeps its state, staged here too
+                *state_files(home, loaded.config_dir, named=True),
+                home / ".claude" / STATE_FILE,
+            ]
+            report_file = ReportFile(args.report_json, state, agent_saves)
         bundle = prepared.read_only_files if prepared is not None else ()
         stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(started))
         run = f"{stamp}-{os.getpid()}"

@@ -140,7 +140,7 @@ class Walk:
     """The workspace's folders, breadth first, as :func:`scan_workspace` reads them: iterating
     gives each entry of each folder read and the depth of its folder (0: the root). Folders
     are entered when they are not :data:`VCS_FOLDERS` or :data:`NOT_SCANNED`, nor links
-    but to a folder in one of those (:meth:`_enters_link`), at most
+    but to a folder in one of those (:func:`_enters_link`), at most
     ``max_depth`` below the root; at most ``max_folders`` folders are read, and
     ``max_entries`` entries of each. The entries of ``skip`` (the agents' own state: it may
     hold thousands of folders, written all the time) are neither given nor entered.
@@ -194,7 +194,9 @@ class Walk:
                     self.passed.append(Path(entry.path))
                 if entry.name in NOT_SCANNED or entry.name in VCS_FOLDERS:
                     continue
-                if not entry.is_dir(follow_symlinks=False) and not self._enters_link(entry, linked):
+                if not entry.is_dir(follow_symlinks=False) and not _enters_link(
+                    entry, self.root, linked
+                ):
                     continue
                 if depth < self.max_depth:
                     queue.append((Path(entry.path), depth + 1))
@@ -202,11 +204,8 @@ class Walk:
                     self.deeper.append(Path(entry.path))
         self.ended = True
 
-    def _enters_link(self, entry: os.DirEntry[str], linked: set[Path]) -> bool:
-        return enters_link(entry, self.root, linked)
 
-
-def enters_link(entry: os.DirEntry[str], root: Path, linked: set[Path]) -> bool:
+def _enters_link(entry: os.DirEntry[str], root: Path, linked: set[Path]) -> bool:
     """Whether a walk of ``root`` walks the folder a symbolic link leads to: one in the root
     that the walk does not enter itself, in one of :data:`NOT_SCANNED` or
     :data:`VCS_FOLDERS` (a link made to it, ``app -> node_modules/x``, would hide what is in
@@ -1014,7 +1013,7 @@ def walk_all(
     """Every entry under ``folders`` (``root``, the workspace, or what a bounded walk of it
     left: :attr:`WorkspaceScan.left`) named one of ``names``, at any depth: every folder is
     read but the git and Mercurial folders themselves (a link followed only as
-    :func:`enters_link` says; the folders of ``skip``, the agents' own state, passed over), at
+    :func:`_enters_link` says; the folders of ``skip``, the agents' own state, passed over), at
     most :data:`BEYOND_FOLDERS` of them for :data:`BEYOND_SECONDS`, :data:`NESTED_ENTRIES`
     entries each; and what the walk did not read, a line each (none when it read
     everything)."""
@@ -1038,7 +1037,7 @@ def walk_all(
                 found.append(Path(entry.path))
             if entry.name in VCS_FOLDERS:
                 continue
-            if entry.is_dir(follow_symlinks=False) or enters_link(entry, root, linked):
+            if entry.is_dir(follow_symlinks=False) or _enters_link(entry, root, linked):
                 stack.append(Path(entry.path))
     return found, cut
 

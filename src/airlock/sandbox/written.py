@@ -269,13 +269,11 @@ def snapshot(
         for path in watched:
             if path not in entries:
                 _note(path, entries, unseen)
-    unseen += [line for line in scan.cut if line != scan.stopped]
-    covered = [scan.stopped] if scan.stopped and scan.left is not None else []
+    covered = [scan.stopped] if scan.stopped else []  # a walk stopped there left the rest
+    unseen += [line for line in scan.cut if line not in covered]
     deeper = [path for path in scan.deeper if noted.isdisjoint(path.parents)]
     if deeper:
         covered.append(f"folders more than {depth} deep ({deeper[0]})")
-    if scan.stopped and scan.left is None:
-        unseen.append(scan.stopped)
     links = {path: str(path.readlink()) for path in entries if path.is_symlink()}
     return Snapshot(
         entries,
