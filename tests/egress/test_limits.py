@@ -15,7 +15,7 @@ from airlock.egress import Limits
 from airlock.egress.audit import read_records
 from airlock.egress.limits import BUCKETS, RateLimiter, UploadBudget
 from airlock.egress.server import local_names
-from tests.egress.origin import _Site, config, running
+from tests.egress.origin import _Site, config, exchange, running
 
 
 def _connect(url: str) -> socket.socket:
@@ -171,6 +171,85 @@ def test_upload_budget_counts_a_chunked_bodys_last_chunk(site: _Site, tmp_path: 
     records = [r for r in read_records(cfg.audit_log) if r["type"] == "request"]  # type: ignore[arg-type]
     assert any("upload budget" in str(r.get("error") or r.get("reason")) for r in records)
     assert sum(int(r["bytes_out"]) for r in records) <= int(0.01 * (1 << 20))
+
+
+def test_upload_budget_counts_the_names_looked_up(tmp_path: Path) -> None:
+    """Under a wildcard rule code inside chooses the names the proxy looks up, and a lookup
+    carries its name off the machine: each name looked up is charged, so names of 200
+    characters run a budget of about 1 KB out within a few lookups (then new connections are
+    refused, the name not looked up); an address is not looked up and not charged."""
+    from airlock.egress import EgressConfig, start_proxy
+    from tests.egress.origin import listener
+
+    looked_up: list[str] = []
+
+    async def resolve(host: str, port: int, private_ok: bool) -> str:
+        if host != "127.0.0.1":
+            looked_up.append(host)
+        return "127.0.0.1"
+
+    cfg = config(
+        tmp_path,
+        allow=EgressConfig.rules(["*.exfil.test", "127.0.0.1"], "--allow"),
+        limits=Limits(max_upload_mb=0.001, idle_seconds=30),
+    )
+    proxy = start_proxy(cfg, [sock := listener()], check=resolve)
+    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    answers = []
+    try:
+        for number in range(10):
+            name = f"{number}{'a' * 60}.{'b' * 60}.{'c' * 60}.exfil.test"
+            answers.append(exchange(url, b"CONNECT %s:9 HTTP/1.1\r\n\r\n" % name.encode()))
+    finally:
+        report = proxy.close({"command": ["test"], "exit_code": 0})
+    assert sum(len(name) for name in looked_up) <= 1048  # the budget: 0.001 MB
+    assert 3 <= len(looked_up) < 10
+    assert all(a.startswith(b"HTTP/1.1 403 ") for a in answers[len(looked_up) :])
+    assert b"upload budget" in answers[-1]
+    assert report.upload_budget_exhausted
+
+
+def test_upload_budget_counts_the_connect_sent_to_an_upstream_proxy(tmp_path: Path) -> None:
+    """Through an upstream proxy a name is not looked up here: it leaves in the ``CONNECT``
+    sent upstream, which is charged; past the budget the tunnel is refused before it goes."""
+    from airlock.egress import EgressConfig, start_proxy
+    from tests.egress.origin import listener
+
+    async def resolve(host: str, port: int, private_ok: bool) -> str:
+        return "127.0.0.1"
+
+    server, _ = _sink()
+    port = server.getsockname()[1]
+    wildcard = EgressConfig.rules(["*.exfil.test"], "--allow")
+    upstream_cfg = config(tmp_path / "upstream", allow=wildcard)
+    upstream = start_proxy(upstream_cfg, [upstream_sock := listener()], check=resolve)
+    try:
+        cfg = config(
+            tmp_path,
+            allow=wildcard,
+            limits=Limits(max_upload_mb=0.001, idle_seconds=30),
+            upstream_proxy=f"http://127.0.0.1:{upstream_sock.getsockname()[1]}",
+            no_proxy="",
+        )
+        with running(cfg) as (url, proxy):
+            answers = []
+            for number in range(10):
+                with _connect(url) as sock:  # the answer to the CONNECT, then leave
+                    sock.sendall(
+                        b"CONNECT %d%s.%s.exfil.test:%d HTTP/1.1\r\n\r\n"
+                        % (number, b"a" * 60, b"b" * 60, port)
+                    )
+                    answers.append(sock.recv(4096))
+            report = proxy.close({})
+    finally:
+        upstream.close({})
+        server.close()
+    tunnels = [r for r in read_records(upstream_cfg.audit_log) if r["type"] == "tunnel"]  # type: ignore[arg-type]
+    # a CONNECT upstream carries its name twice (its line and its Host): about 300 bytes
+    assert 1 <= len(tunnels) <= 3
+    assert all(a.startswith(b"HTTP/1.1 403 ") for a in answers[len(tunnels) :])
+    assert b"upload budget" in answers[-1]
+    assert report.upload_budget_exhausted
 
 
 def _sink() -> tuple[socket.socket, list[int]]:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from airlock.egress.http1 import BadRequest, RequestHead
+from airlock.egress.limits import UploadBudget
 from airlock.egress.rules import shown_host
 
 READ_SIZE = 256 * 1024
@@ -108,16 +109,21 @@ class ClientProtocol(asyncio.StreamReaderProtocol):
         return bool(super().eof_received())
 
 
-async def chain_connect(upstream: Upstream, host: str, port: int) -> None:
-    """Ask the upstream proxy for a tunnel to ``host:port``.
+async def chain_connect(upstream: Upstream, host: str, port: int, budget: UploadBudget) -> None:
+    """Ask the upstream proxy for a tunnel to ``host:port``; the ``CONNECT`` it sends is
+    charged to the upload budget first (it carries the name code inside chose).
 
     Raises:
-        Refusal: ``502`` when the upstream proxy says anything but ``2xx``.
+        Refusal: ``502`` when the upstream proxy says anything but ``2xx``; ``403`` when the
+            ``CONNECT`` does not fit in the budget.
     """
     authority = (f"[{host}]:{port}" if ":" in host else f"{host}:{port}").encode()
-    upstream.writer.write(
-        b"CONNECT " + authority + b" HTTP/1.1\r\nHost: " + authority + b"\r\n\r\n"
-    )
+    line = b"CONNECT " + authority + b" HTTP/1.1\r\nHost: " + authority + b"\r\n\r\n"
+    if len(line) > budget.left:
+        upstream.writer.transport.abort()
+        raise Refusal(403, budget.spent())
+    budget.left -= len(line)
+    upstream.writer.write(line)
     try:
         answer = await upstream.reader.readuntil(b"\r\n\r\n")
     except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError) as error:

@@ -282,12 +282,27 @@ class Proxy:
             if _known_without_lookup(decision.host):  # an address, or a loopback name
                 await self._checked(decision.host, port, private_ok)
             return decision, None  # a name: the upstream proxy resolves it
+        if not _known_without_lookup(decision.host):
+            self._charge_lookup(decision.host)
         address = await self._checked(decision.host, port, private_ok)
         denied = self.rules.denied(address, port) if address != decision.host else None
         if denied is not None:
             reason = f"{decision.host} resolves to {address}, denied by {denied.describe()}"
             raise Refusal(403, reason)
         return decision, address
+
+    def _charge_lookup(self, name: str) -> None:
+        """Charge a name about to be looked up to the upload budget: the resolver's query
+        carries it off the machine, and code inside chooses it where a wildcard rule or
+        ``--allow-all`` lets it.
+
+        Raises:
+            Refusal: ``403``: the name does not fit in what is left.
+        """
+        budget = self.budget
+        if len(name) > budget.left:
+            raise Refusal(403, budget.spent())
+        budget.left -= len(name)
 
     async def _checked(self, host: str, port: int, private_ok: bool) -> str:
         """The address check (:attr:`check`); the address to dial.

@@ -59,7 +59,9 @@ async def tunnel(client: Client, head: RequestHead) -> None:
             await proxy.dial_relay(decision.host, head.port, address, relay)
         else:
             upstream = await proxy.dial(decision.host, head.port, address)
-            await chain_connect(upstream, decision.host, head.port)  # as the rules read it
+            await chain_connect(
+                upstream, decision.host, head.port, proxy.budget
+            )  # as the rules read it
     except Refusal as refusal:
         await client.refuse(head, refusal, record)
         return
@@ -251,7 +253,9 @@ async def _inspect(client: Client, head: RequestHead, host: str) -> None:
             decision, address = await proxy.admit(host, port)
             upstream = await proxy.dial(decision.host, port, address)
             if upstream.via_proxy:
-                await chain_connect(upstream, decision.host, head.port)  # as the rules read it
+                await chain_connect(
+                    upstream, decision.host, head.port, proxy.budget
+                )  # as the rules read it
         except Refusal as refusal:
             raise ConnectionError(refusal.reason) from None
         client.upstream = upstream
