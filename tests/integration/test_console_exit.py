@@ -131,3 +131,48 @@ def test_logging_handlers_are_flushed_before_leaving(tmp_path: Path) -> None:
     )
     assert not usual
     assert written.read_text() == "kept at exit\n"
+
+
+@pytest.mark.parametrize(
+    "redirect",
+    [">&-", "2>&-", "2>/dev/full"],
+    ids=["stdout_closed", "stderr_closed", "stderr_full"],
+)
+def test_a_run_with_a_standard_stream_closed_or_full_keeps_the_commands_exit_code(
+    tmp_path: Path, redirect: str
+) -> None:
+    """``airlock run`` writes nothing on stdout, so a closed one is the command's business (it
+    gets it closed, or ``/dev/null``: never a file airlock opened in its place); a stderr
+    closed or full loses the report's display only (the log and the report file have it).
+    Each exited 1 or 2 without running the command or after it, with a traceback for a
+    closed stdout."""
+    marker = Path.cwd() / "ran"  # in the workspace, which the command may write
+    shown = Path.cwd() / "fds"
+    check = (  # which of 0, 1, 2 the command got open, asked before it opens anything
+        "import os, sys\n"
+        "def target(fd):\n"
+        "    try:\n"
+        "        return os.readlink(f'/proc/self/fd/{fd}')\n"
+        "    except OSError:\n"
+        "        return 'closed'\n"
+        "found = [target(fd) for fd in (0, 1, 2)]\n"
+        "open('fds', 'w').write(' '.join(found))\n"
+        "open('ran', 'w').close()\n"
+        "sys.exit(3)\n"
+    )
+    (Path.cwd() / "check.py").write_text(check)
+    command = (
+        f'"{sys.executable}" -m airlock run --audit-log "{tmp_path / "audit.jsonl"}" '
+        f'--report-json "{tmp_path / "report.json"}" -- "{sys.executable}" check.py {redirect}'
+    )
+    done = subprocess.run(
+        ["sh", "-c", command], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 3, done.stderr
+    assert "Traceback" not in done.stderr
+    assert marker.exists()
+    descriptors = shown.read_text().split()
+    closed = 1 if redirect == ">&-" else 2 if redirect == "2>&-" else None
+    if closed is not None:  # the command got it closed, or /dev/null: nothing of airlock's
+        assert descriptors[closed] in ("closed", "/dev/null"), descriptors
+    assert json.loads((tmp_path / "report.json").read_text())["exit_code"] == 3

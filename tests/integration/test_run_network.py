@@ -206,6 +206,8 @@ def test_airlocks_no_proxy_goes_past_the_upstream_proxy(tmp_path: Path) -> None:
     assert bypassed.stdout.strip() == "200"
     assert chained.stdout.strip() == "502"  # through the upstream proxy, which is not there
     assert site.seen == ["GET /bypass"]
+    # the report names the party that failed: the upstream proxy, not the destination
+    assert f"cannot connect to the upstream proxy 127.0.0.1:9 (for {HOST}:{port})" in chained.stderr
 
 
 @pytest.mark.parametrize(
@@ -215,6 +217,7 @@ def test_airlocks_no_proxy_goes_past_the_upstream_proxy(tmp_path: Path) -> None:
         ("https://proxy.example:3128", "expected http://HOST:PORT"),
         ("http://[::1", "Invalid IPv6 URL"),
         ("http://proxy.example:3128/path", "expected http://HOST:PORT"),
+        ("garbage", "expected http://HOST[:PORT] or HOST:PORT"),
     ],
 )
 def test_an_upstream_proxy_that_is_no_url_is_refused_before_the_command_runs(

@@ -108,7 +108,10 @@ def show(
         "exit_code": code,
         "after_run": list(after_run),
     }
-    _show(report, scrubbed)
+    import contextlib
+
+    with contextlib.suppress(OSError):  # stderr closed or full: all of it is in the log
+        _show(report, scrubbed)
     if report_file is None:
         return ""
     return report_file.write(json.dumps(data, indent=2) + "\n")

@@ -110,7 +110,7 @@ class Limits:
 
 def upstream_address(url: str, source: str = "--upstream-proxy") -> tuple[str, int]:
     """The host and port of an upstream proxy's URL, ``http://HOST[:PORT]`` (port 8080 when
-    none), or ``HOST:PORT``.
+    none), or ``HOST:PORT`` (a bare ``HOST`` is refused: more often a typo than a proxy).
 
     Raises:
         UsageError: not such a URL (another scheme, no host, a port that is no port), naming
@@ -125,6 +125,8 @@ def upstream_address(url: str, source: str = "--upstream-proxy") -> tuple[str, i
         raise UsageError(f"{source} {url!r}: {error}; expected http://HOST:PORT") from None
     if parts.scheme.lower() != "http" or not parts.hostname or parts.path not in ("", "/"):
         raise UsageError(f"{source} {url!r}: expected http://HOST:PORT")
+    if "://" not in url and port is None:  # a bare word: a typo more often than a host
+        raise UsageError(f"{source} {url!r}: expected http://HOST[:PORT] or HOST:PORT")
     return parts.hostname, port or 8080
 
 

@@ -61,7 +61,13 @@ from airlock.egress.http1 import simple_response
 from airlock.egress.limits import RateLimiter, UploadBudget
 from airlock.egress.relay import Relay
 from airlock.egress.report import MAX_HOSTS, NO_HOST, OTHER_HOSTS, HostStats
-from airlock.egress.rules import EgressRules, RuleDecision, how_to_allow, private_refusal
+from airlock.egress.rules import (
+    EgressRules,
+    RuleDecision,
+    how_to_allow,
+    how_to_undeny,
+    private_refusal,
+)
 from airlock.errors import AirlockError, DestinationRefused, RefusedError
 from airlock.policy.hosts import HostError, bypasses_proxy, parse_host
 
@@ -266,8 +272,13 @@ class Proxy:
             raise Refusal(403, f"{GATEWAY_HOST} is the git gateway's name; no --repo here")
         decision = self.check_rules(host, port)
         if not decision.allowed:
-            valid = not decision.reason.startswith("not a valid host")
-            raise Refusal(403, decision.reason, how_to_allow(decision.host, port) if valid else "")
+            if decision.reason.startswith("not a valid host"):
+                hint = ""
+            elif decision.rule is not None:  # a deny rule: an allow rule would not help
+                hint = how_to_undeny(decision.rule)
+            else:
+                hint = how_to_allow(decision.host, port)
+            raise Refusal(403, decision.reason, hint)
         if self.failed is not None:
             raise Refusal(503, f"the audit log failed ({self.failed}): traffic stopped")
         if not self.budget.admit():
@@ -370,13 +381,21 @@ class Proxy:
                 )
             writer.transport.set_write_buffer_limits(WRITE_BUFFER)
         except TimeoutError:
-            raise Refusal(504, f"no connection to {host}:{port} within {timeout:g} s") from None
+            dialled = _dialled(host, port, target if via_proxy else None)
+            raise Refusal(504, f"no connection to {dialled} within {timeout:g} s") from None
         except OSError as error:
-            raise Refusal(
-                502, f"cannot connect to {host}:{port}: {error.strerror or error}"
-            ) from None
+            dialled = _dialled(host, port, target if via_proxy else None)
+            raise Refusal(502, f"cannot connect to {dialled}: {error.strerror or error}") from None
         self.stats(host).connections += 1
         return Upstream(host, port, reader, writer, via_proxy=via_proxy, protocol=protocol)
+
+
+def _dialled(host: str, port: int, chained: tuple[str, int] | None) -> str:
+    """What a failed dial failed to reach, in words: the destination, or the upstream proxy
+    (``chained``) that would have reached it."""
+    if chained is None:
+        return f"{host}:{port}"
+    return f"the upstream proxy {chained[0]}:{chained[1]} (for {host}:{port})"
 
 
 def parse_upstream(url: str | None) -> tuple[str, int] | None:
