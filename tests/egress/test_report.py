@@ -82,10 +82,26 @@ def test_hosts_refused_for_want_of_a_rule_are_named_with_how_to_allow_them() -> 
     assert not [line for line in _refused().lines() if "run again" in line]
 
 
-def test_the_table_folds_a_long_host_name_in_a_narrow_terminal(
+def _table_rows(text: str) -> list[list[str]]:
+    """The table's body rows, cell by cell (columns apart by two spaces or more)."""
+    import re
+
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if "requests" in line) + 2
+    rows = []
+    for line in lines[start:]:
+        if not line.strip() or not line.startswith(" "):
+            break
+        rows.append(re.split(r"\s{2,}", line.strip()))
+    return rows
+
+
+def test_the_table_keeps_a_host_name_whole_in_a_narrow_terminal(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """At 80 columns the name is folded onto a second line, never cut short with '…'."""
+    """At 80 columns a host name of 30 characters stays on one line (the table split
+    ``api.anthr|opic.com`` and its headings), its refusal's reason on a line of its own under
+    the table (it wrapped a word a line in a column), nothing cut short with '…'."""
     shown = io.StringIO()
     monkeypatch.setattr(sys, "stderr", shown)
     monkeypatch.setenv("COLUMNS", "80")
@@ -94,6 +110,45 @@ def test_the_table_folds_a_long_host_name_in_a_narrow_terminal(
     _show_table(_refused((name, reason)), ScrubbedEnvironment(environ={}, dropped=(), kept=()))
     text = shown.getvalue()
     assert "…" not in text
-    cells = [line.split("│")[1].strip() for line in text.splitlines() if line.startswith("│")]
-    assert "".join(cells).startswith(name)
+    assert _table_rows(text) == [[name, "0", "0", "0 B", "0 B", "1"]]
+    assert f"  {name}: refused 1× {reason}" in text.splitlines()
     assert f"--allow {name}" in " ".join(text.split())
+    assert all(len(line) <= 80 for line in text.splitlines()[:6])
+
+
+def test_a_long_host_name_is_folded_not_cut(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A name longer than the room left (a made-up one from inside) is folded in its cell."""
+    shown = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", shown)
+    monkeypatch.setenv("COLUMNS", "80")
+    name = "b" * 120 + ".example.com"
+    _show_table(_refused((name, "no rule")), ScrubbedEnvironment(environ={}, dropped=(), kept=()))
+    rows = _table_rows(shown.getvalue())
+    assert len(rows) > 1 and "".join(row[0] for row in rows) == name
+
+
+def test_no_heading_over_no_inspected_request() -> None:
+    """``--inspect`` of a host nothing went to: no "inspected requests by data flow" heading
+    with nothing under it."""
+    from airlock.egress.flows import FlowSummary
+
+    quiet = ProxyReport(
+        run_id="run",
+        hosts=(),
+        final_hash=None,
+        audit_log=None,
+        flows=(FlowSummary("metrics", "off", 0, 0, 0, 0, ""),),
+    )
+    assert quiet.flow_lines() == []
+
+
+def test_sizes_are_named_in_binary_units() -> None:
+    """A KiB is 1,024 bytes and is called so (5,000,000 bytes showed as "4.8 MB")."""
+    from airlock._sizes import human_size
+
+    assert [human_size(n) for n in (512, 1536, 5_000_000, 3 << 30)] == [
+        "512 B",
+        "1.5 KiB",
+        "4.8 MiB",
+        "3.0 GiB",
+    ]

@@ -485,9 +485,9 @@ def test_the_report_is_a_table_in_a_terminal(tmp_path: Path) -> None:
         )
     text = shown.decode(errors="replace")
     assert code == 0, text
-    assert "what left the machine" in text
-    assert "connections" in text and "requests" in text and HOST in text
-    assert "│" in text or "┃" in text  # drawn as a table
+    assert "what left the machine" in " ".join(text.split())  # the title, however wrapped
+    assert "conns" in text and "requests" in text and HOST in text
+    assert "─" in text  # drawn as a table
 
 
 def test_what_a_command_sends_the_proxy_is_shown_as_text_in_the_table(tmp_path: Path) -> None:

@@ -145,36 +145,43 @@ def _show_table(report: ProxyReport, scrubbed: ScrubbedEnvironment) -> None:
     """The report as a table. Every cell and line holding text from the run (hosts, reasons,
     flows, names) is :func:`plain`: a host named ``[link=…]x`` is shown as written, not read
     as markup, and an escape sequence in it is shown, not sent to the terminal."""
+    from rich import box
     from rich.table import Table
     from rich.text import Text
 
-    from airlock.cli._common import human_size, plain, stderr_console
+    from airlock._sizes import human_size
+    from airlock.cli._common import plain, stderr_console
 
     console = stderr_console()
-    failures = any(host.errors for host in report.hosts)
-    headings = ["host", "connections", "requests", "sent", "received", "refused"]
-    if failures:
-        headings.append("errors")
-    table = Table(title="what left the machine", title_justify="left")
-    for heading in headings:  # a name or a reason folded, never cut short (what to --allow)
-        left = heading in ("host", "refused", "errors")
-        table.add_column(heading, justify="left" if left else "right", overflow="fold")
+    headings = ["host", "conns", "requests", "sent", "received", "refused"]
+    table = Table(
+        title="what left the machine (sent), and what was refused, by host",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,  # no walls between columns: the name gets their width
+    )
+    for heading in headings:  # the counts whole; the name takes the rest, folded past it
+        if heading == "host":
+            table.add_column(heading, overflow="fold")
+        else:
+            table.add_column(heading, justify="right", no_wrap=True)
+    why: list[Text] = []  # each refusal's and failure's reason, a line each under the table
     for host in report.hosts:
+        refused = sum(count for _, count in host.refused)
         cells: list[str | Text] = [
             plain(host.host),
             str(host.connections),
             str(host.requests),
             human_size(host.bytes_out),
             human_size(host.bytes_in),
-            Text("\n").join(plain(f"{count}× {reason}") for reason, count in host.refused),
+            str(refused) if refused else "",
         ]
-        if failures:
-            cells.append(
-                Text("\n").join(plain(f"{count}× {error}") for error, count in host.errors)
-            )
+        why.extend(plain(f"  {host.host}: refused {n}× {reason}") for reason, n in host.refused)
+        why.extend(plain(f"  {host.host}: failed {n}× {error}", "red") for error, n in host.errors)
         table.add_row(*cells)
     if report.hosts:
         console.print(table)
+        for line in why:  # whole lines, the terminal wraps them: a reason reads as written
+            console.print(line, soft_wrap=True)
     else:
         console.print("airlock: nothing left the machine")
     for line in report.flow_lines():
@@ -191,7 +198,9 @@ def _show_table(report: ProxyReport, scrubbed: ScrubbedEnvironment) -> None:
             )
         )
     if report.audit_log is not None:
-        console.print(plain(f"audit log {report.audit_log}, {report.final_words()}"))
+        console.print(
+            plain(f"audit log {report.audit_log}, {report.final_words()}"), soft_wrap=True
+        )
 
 
 def _dropped(scrubbed: ScrubbedEnvironment) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, Any
 
-from airlock.cli._common import human_size
+from airlock._sizes import human_size
 
 if TYPE_CHECKING:
     from collections.abc import Callable

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from airlock._sizes import human_size
 from airlock._visible import visible
 from airlock.egress.rules import NO_RULE
 
@@ -155,7 +156,7 @@ class ProxyReport:
         for host in self.hosts:
             out.append(
                 f"  {host.host}: {host.connections} conn, {host.requests} req, "
-                f"{_size(host.bytes_out)} out, {_size(host.bytes_in)} in"
+                f"{human_size(host.bytes_out)} out, {human_size(host.bytes_in)} in"
             )
             out.extend(f"    refused {count}×: {reason}" for reason, count in host.refused)
             out.extend(f"    failed {count}×: {error}" for error, count in host.errors)
@@ -210,9 +211,7 @@ class ProxyReport:
 
     def flow_lines(self) -> list[str]:
         """Inspected requests by flow, a line each, flagging what the engine did not predict."""
-        if not self.flows and not self.refused_by_client:
-            return []
-        out = ["airlock: inspected requests by data flow (sent, refused; the engine predicted):"]
+        out = []
         for flow in self.flows:
             if not (flow.allowed or flow.refused or flow.difference):
                 continue
@@ -220,7 +219,7 @@ class ProxyReport:
             predicted = flow.predicted or "not a flow of the engine"
             out.append(
                 f"{mark} {flow.flow}: {flow.allowed} sent, {flow.refused} refused, "
-                f"{_size(flow.bytes_out)} out ({predicted})"
+                f"{human_size(flow.bytes_out)} out ({predicted})"
             )
             if flow.difference:
                 out.append(f"      differs: {flow.difference}")
@@ -228,23 +227,17 @@ class ProxyReport:
             f"  ! {host}: the client refused the run's certificate (pinning?): {error}"
             for host, error in self.refused_by_client
         )
-        return out
+        if not out:  # nothing inspected went or was refused: no heading over nothing
+            return []
+        return [
+            "airlock: inspected requests by data flow (sent, refused; the engine predicted):",
+            *out,
+        ]
 
 
 def refusal_counts(counts: tuple[tuple[str, int], ...]) -> list[dict[str, Any]]:
     """``(reason, count)`` pairs as the JSON report and the run record write them."""
     return [{"reason": reason, "count": count} for reason, count in counts]
-
-
-def _size(count: int) -> str:
-    if count < 1024:
-        return f"{count} B"
-    size = count / 1024
-    for unit in ("KB", "MB"):
-        if size < 1024:
-            return f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{size:.1f} GB"
 
 
 def host_reports(hosts: dict[str, HostStats]) -> tuple[HostReport, ...]:
