@@ -41,7 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--max-upload-mb",
         type=float,
         metavar="N",
-        help="send at most N MB out (bodies, heads, the names looked up): transfers under way "
+        help="send at most N MiB out (bodies, heads, the names looked up): transfers under way "
         "are cut there, new connections refused",
     )
     network.add_argument(
