@@ -356,6 +356,7 @@ def test_host_patterns_with_ports(text: str, host: str, port: int | None) -> Non
         ("[not-an-address]", r"not a valid IPv6 address"),
         ("[1.2.3.4]", r"not a valid IPv6 address"),
         ("example.com:https", r"port 'https'"),
+        ("http://example.com:8080/path", r"is a URL: give the host alone, e.g. example.com:8080"),
     ],
     ids=[
         "ipv6_without_brackets",
@@ -367,6 +368,7 @@ def test_host_patterns_with_ports(text: str, host: str, port: int | None) -> Non
         "name_in_brackets",
         "ipv4_in_brackets",
         "port_not_a_number",
+        "a_url",
     ],
 )
 def test_bad_host_patterns_say_what_is_wrong(text: str, message: str) -> None:

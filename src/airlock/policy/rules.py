@@ -169,10 +169,17 @@ def parse_host_pattern(value: str) -> tuple[DomainPattern, int | None]:
 
     Raises:
         ValueError: the host cannot be read (:func:`parse_domain`), an IPv6 address without
-            brackets, an unbalanced ``[``, or a port that is not a number from 1 to 65535.
+            brackets, an unbalanced ``[``, a port that is not a number from 1 to 65535, or a
+            URL instead of a host.
     """
     text = value.strip()
     port: str | None = None
+    _, separator, rest = text.partition("://")
+    if separator:  # a URL pasted whole: its host and port are the rule
+        authority = rest.split("/", 1)[0]
+        raise ValueError(
+            f"{value!r} is a URL: give the host alone, e.g. {authority or 'example.com'}"
+        )
     if text.startswith("["):
         end = text.find("]")
         if end < 0:
