@@ -19,7 +19,15 @@ import pytest
 
 from airlock.egress import EgressConfig, RunningProxy, verify
 from airlock.egress.audit import read_records
-from tests.egress.origin import _Site, assert_report_is_the_log, config, origin, origin_v6, running
+from tests.egress.origin import (
+    _Site,
+    assert_report_is_the_log,
+    config,
+    exchange,
+    origin,
+    origin_v6,
+    running,
+)
 
 
 def _port(site: _Site) -> int:
@@ -998,3 +1006,33 @@ def test_a_denied_address_is_refused_whatever_name_reaches_it(site: _Site, tmp_p
         ("denied-by-ip.test", "deny", None),
     ]
     assert "denied by '127.0.0.2'" in str(records[0]["reason"])
+
+
+def test_after_the_log_failed_new_connections_are_answered_503_and_counted(
+    site: _Site, tmp_path: Path
+) -> None:
+    """The log removed mid-run stops traffic; a client that connects afterwards gets a
+    ``503`` saying why (the listener was closed: refused at the socket, as if no proxy were
+    there), and the report counts it."""
+    cfg = config(tmp_path)
+    assert cfg.audit_log is not None
+    port = site.server_address[1]
+    with running(cfg) as (url, proxy):
+        with httpx.Client(proxy=url) as client:
+            assert client.get(f"http://127.0.0.1:{port}/before").status_code == 200
+        cfg.audit_log.unlink()
+        deadline = time.monotonic() + 10
+        with httpx.Client(proxy=url) as client:
+            while proxy.failed is None and time.monotonic() < deadline:
+                with contextlib.suppress(httpx.HTTPError):
+                    client.get(f"http://127.0.0.1:{port}/during")
+                time.sleep(0.05)
+        assert proxy.failed is not None
+        answers = [
+            exchange(url, b"GET http://127.0.0.1:%d/after HTTP/1.1\r\n\r\n" % port)
+            for _ in range(2)
+        ]
+        report = proxy.close({"exit_code": 0})
+    for answer in answers:
+        assert answer.startswith(b"HTTP/1.1 503 ") and b"audit log failed" in answer
+    assert sum(count for reason, count in report.connections_refused if "audit log" in reason) >= 2

@@ -261,6 +261,26 @@ def test_an_ipv6_literal_pattern_is_allowed_and_a_malformed_one_is_refused(
     assert len(bad.stderr.strip().splitlines()) == 1, bad.stderr  # the reason, and only it
 
 
+def test_an_allowed_loopback_host_is_said_and_reached_with_no_proxy_emptied(
+    tmp_path: Path,
+) -> None:
+    """``--allow [::1]:PORT``: inside, ``::1`` is the sandbox's own loopback and ``NO_PROXY``
+    names it, so a client goes there and finds nothing (the report said nothing left, with no
+    word why). The run says so before the command; ``--env NO_PROXY=`` sends it through the
+    proxy, which reaches this machine's server."""
+    with web_site_v6() as site:
+        port = site.server_address[1]
+        script = f"curl -sS http://[::1]:{port}/v6 || echo UNREACHED"
+        direct = _run(tmp_path, "--allow", f"[::1]:{port}", script=script)
+        through = _run(tmp_path, "--allow", f"[::1]:{port}", "--env", "NO_PROXY=", script=script)
+    assert "UNREACHED" in direct.stdout
+    assert f"--allow [::1]:{port}: inside the sandbox ::1 is the sandbox's own loopback" in (
+        direct.stderr
+    )
+    assert "hello from the origin: GET /v6" in through.stdout, through.stderr
+    assert site.seen == ["GET /v6"]
+
+
 CLIENTS = {
     "curl": "curl -sS {url}",
     "python_urllib": "python3 -c 'import sys,urllib.request; print(urllib.request.urlopen(sys.argv[1]).read().decode())' {url}",

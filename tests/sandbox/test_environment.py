@@ -212,6 +212,17 @@ def test_proxy_variables_are_always_the_sandboxes() -> None:
     assert result.environ["NO_PROXY"] == result.environ["no_proxy"] == "localhost,127.0.0.1,::1"
 
 
+@pytest.mark.parametrize("given", ["NO_PROXY=", "no_proxy=example.internal"])
+def test_no_proxy_set_with_env_is_taken_in_both_spellings(given: str) -> None:
+    """``--env NO_PROXY=`` sends the sandbox's loopback names through the proxy too (to reach
+    this machine's server an ``--allow localhost:PORT`` lets through); the caller's own
+    ``no_proxy`` still is not taken, and the proxy variables stay the sandbox's."""
+    result = scrub({"no_proxy": "*"}, parse_env_options([given]), PROXY)
+    value = given.split("=", 1)[1]
+    assert result.environ["NO_PROXY"] == result.environ["no_proxy"] == value
+    assert result.environ["HTTPS_PROXY"] == result.environ["http_proxy"] == PROXY
+
+
 @pytest.mark.parametrize("option", ["", "=x", "1ABC", "A-B", "A B=c"])
 def test_bad_env_options_are_refused(option: str) -> None:
     """A malformed ``--env`` is a usage error naming it."""

@@ -36,6 +36,7 @@ import base64
 import contextlib
 import re
 import ssl
+from collections import Counter
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,6 +56,7 @@ from airlock.egress.framing import (
     refuse_a_body_on_get,
 )
 from airlock.egress.http1 import REASONS, header_safe
+from airlock.egress.report import count_reason
 from airlock.errors import UsageError
 
 DEFAULT_UPSTREAM = "https://github.com"
@@ -273,6 +275,16 @@ def _refused_header(reason: str) -> bytes:
     request is quoted, so it cannot pass for more of the reason)."""
     reason = reason.removeprefix("airlock: ")
     return f"X-Airlock-Refused: git gateway: {header_safe(reason)}\r\n".encode()
+
+
+SHOWN = 100
+"""How many characters of a repository name or a path from the request a message quotes."""
+
+
+def _shortened(text: str) -> str:
+    """``text`` (a repository name or a path as asked) cut to :data:`SHOWN` characters and
+    ``…``, for a message: code inside chooses its length."""
+    return text if len(text) <= SHOWN else text[:SHOWN] + "…"
 
 
 def _pkt(text: str) -> bytes:
@@ -550,10 +562,10 @@ class Gateway:
             verify = ssl.create_default_context()
             verify.load_verify_locations(cafile=str(config.upstream_ca))
         self._client = httpx.AsyncClient(verify=verify, timeout=httpx.Timeout(60.0))
-        self.refusals: list[str] = []
-        self.errors: list[str] = []
-        """Why the code host's answers failed (a ``502``, or one cut off), scrubbed; the audit
-        log records each such request as failed too (``502``)."""
+        self.errors: Counter[str] = Counter()
+        """Why the code host's answers failed (a ``502``, or one cut off), scrubbed, counted by
+        reason within :func:`~airlock.egress.report.count_reason`'s bounds (code inside makes
+        as many as it likes); the audit log records each such request as failed too (``502``)."""
 
     async def start(self, path: Path) -> str:
         """Listen on the Unix socket ``path`` (its folder: airlock's user's alone); return it,
@@ -586,6 +598,11 @@ class Gateway:
             writer.close()
             with contextlib.suppress(ConnectionError, OSError):
                 await writer.wait_closed()
+
+    def holds_token(self, data: bytes) -> bool:
+        """Whether ``data`` holds the token in one of the forms the gateway replaces in answers
+        (:func:`secret_pattern`: plain, its ``Basic`` credential, their base64, …)."""
+        return self._secret.search(data) is not None
 
     def _scrub(self, text: str) -> str:
         data = text.encode("utf-8", "surrogateescape")  # the pattern is ASCII: none cut
@@ -635,7 +652,6 @@ class Gateway:
         """A refusal git prints (``reason; hint``): an ``ERR`` packet on ``info/refs``, else a
         ``403``. The audit log gets the reason alone."""
         message = f"{reason}; {hint}"
-        self.refusals.append(message)
         if not advertisement:
             await self._text(writer, 403, message, refused=reason)
             return
@@ -650,7 +666,8 @@ class Gateway:
         await writer.drain()
 
     def _route(self, head: Head) -> tuple[RepoGrant | None, str, str, str]:
-        """The grant (or ``None``), service, repository as asked and path on the code host."""
+        """The grant (or ``None``), service, repository as asked (:func:`_shortened`) and path on
+        the code host."""
         target = head.first[1].decode("latin-1")
         if target.startswith("http://"):
             target = "/" + target.split("/", 3)[-1]
@@ -659,14 +676,14 @@ class Gateway:
         if found is None:
             raise HttpError(
                 404,
-                f"airlock git gateway: {path!r} is not a smart-HTTP git request "
+                f"airlock git gateway: {_shortened(path)!r} is not a smart-HTTP git request "
                 "(…/OWNER/NAME.git/info/refs, git-upload-pack or git-receive-pack)",
             )
         owner, name, rest = found["owner"], found["name"], found["rest"]
         method = head.first[0].decode("latin-1")
         if method != _METHODS[rest]:
             raise _NotAllowed(
-                f"airlock git gateway: {method} {path!r} refused: git's requests alone go on "
+                f"airlock git gateway: {method} {_shortened(path)!r} refused: git's requests alone go on "
                 "(GET …/info/refs?service=…, POST …/git-upload-pack or …/git-receive-pack)",
                 _METHODS[rest],
             )
@@ -684,7 +701,7 @@ class Gateway:
         upstream_path = f"/{owner}/{name}.git/{rest}"
         if rest == "info/refs":
             upstream_path += f"?service={service}"
-        return grant, service, f"{owner}/{name}", upstream_path
+        return grant, service, _shortened(f"{owner}/{name}"), upstream_path
 
     async def _one(
         self, head: Head, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
@@ -810,11 +827,12 @@ class Gateway:
             await self._relay(response, writer, close=not consumed)
         except (httpx.HTTPError, OSError) as error:
             # Its head is gone: git is told by the connection closed, mid-body, at once.
-            self.errors.append(
+            count_reason(
+                self.errors,
                 self._scrub(
                     f"airlock git gateway: the answer from {self.config.upstream} was cut off: "
                     f"{_said(error)}"
-                )
+                ),
             )
             return False
         finally:
@@ -822,8 +840,8 @@ class Gateway:
         return consumed
 
     async def _failed(self, writer: asyncio.StreamWriter, message: str) -> None:
-        """A ``502`` that closes the connection; ``message`` is kept in :attr:`errors`."""
-        self.errors.append(self._scrub(message))
+        """A ``502`` that closes the connection; ``message`` is counted in :attr:`errors`."""
+        count_reason(self.errors, self._scrub(message))
         await self._text(writer, 502, message, close=True)
 
     async def _relay(

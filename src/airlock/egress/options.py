@@ -28,9 +28,10 @@ if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping, Sequence
     from typing import Any
 
-    from airlock.egress.gateway import Gateway, GitToken
+    from airlock.egress.gateway import Gateway
     from airlock.egress.inspect import InspectionConfig
     from airlock.policy import Decisions
+    from airlock.sandbox.environment import ScrubbedEnvironment
 
 
 def inspected_hosts(flags: Sequence[str], setting: Any) -> frozenset[str]:
@@ -62,7 +63,8 @@ class Prepared:
         self.read_only_files: tuple[Path, ...] = ()
         """Files the sandbox must see read-only at the same path (the CA bundle)."""
         self._gateway: Gateway | None = None
-        self._token: GitToken | None = None
+        self._token_source = ""
+        """Where the gateway's token was read (``GH_TOKEN``, …), for messages."""
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._folder: Path | None = None
@@ -70,23 +72,65 @@ class Prepared:
 
     def refuse_token_inside(self, inside: Mapping[str, str], passed: Iterable[str]) -> None:
         """Refuse a variable passed on by ``--env`` whose value in ``inside`` (the sandbox's
-        environment) holds the git gateway's token, whatever its name.
+        environment) holds the git gateway's token, whatever its name, in any form the gateway
+        scrubs from answers (:meth:`~airlock.egress.gateway.Gateway.holds_token`).
 
         Raises:
             UsageError: One does; it names the variables, never the value.
         """
-        if self._token is None:
+        if self._gateway is None:
             return
-        token = self._token.reveal()
-        holding = sorted(name for name in passed if token in inside.get(name, ""))
+        holding = sorted(name for name in passed if self._holds_token(inside.get(name, "")))
         if holding:
             names = ", ".join(f"--env {name}" for name in holding)
             raise UsageError(
                 f"{names}: {'holds' if len(holding) == 1 else 'hold'} the token the git "
                 f"gateway uses for --repo (from "
-                f"{self._token.source}), which would then be readable inside the sandbox: leave "
+                f"{self._token_source}), which would then be readable inside the sandbox: leave "
                 "it out (the gateway adds the token to git's requests outside)"
             )
+
+    def keep_token_out(self, scrubbed: ScrubbedEnvironment, workspace: Path) -> ScrubbedEnvironment:
+        """With the git gateway on, refuse a git config file the sandbox shows that holds its
+        token (:func:`~airlock.egress.git_token_check.token_in_git_configs`, looked for as the
+        sandbox's environment, ``scrubbed``, finds them), and drop every variable whose value
+        holds it from ``scrubbed``, whatever its name (named among the dropped ones).
+
+        Raises:
+            UsageError: A config file holds it; the message names each file, line and key,
+                never the value, and says how to take it out.
+        """
+        if self._gateway is None:
+            return scrubbed
+        from airlock.egress.git_token_check import token_in_git_configs
+        from airlock.sandbox.environment import drop_holding
+
+        found = token_in_git_configs(workspace, scrubbed.environ, self._gateway.holds_token)
+        if found:
+            listed = "\n".join(f"  {where}" for where in found)
+            raise UsageError(
+                f"the token the git gateway uses for --repo (from {self._token_source}) is in "
+                "git config the sandbox shows, where code inside could read it, or a file there "
+                f"cannot be searched for it (nothing ran):\n{listed}\nTake it out before the run (the "
+                "gateway adds the token to git's requests outside): an http.<URL>.extraheader "
+                "(actions/checkout's, with persist-credentials: true, its default): set "
+                "persist-credentials: false on the checkout step, or run git config --file FILE "
+                "--unset-all KEY (git config --unset-all http.https://github.com/.extraheader in "
+                "the repository); a URL with the token in it (a remote's, a url.<URL>.insteadOf "
+                "section): write it without the token (git remote set-url origin "
+                "https://github.com/OWNER/NAME; git config --global --remove-section "
+                "'url.<URL>')"
+            )
+        return drop_holding(
+            scrubbed,
+            self._holds_token,
+            f"the token the git gateway uses for --repo (from {self._token_source})",
+        )
+
+    def _holds_token(self, value: str) -> bool:
+        """Whether ``value`` holds the gateway's token, in a form its answers are scrubbed of."""
+        gateway = self._gateway
+        return gateway is not None and gateway.holds_token(value.encode("utf-8", "surrogateescape"))
 
     def close(self) -> None:
         """Stop the gateway and remove the bundle; the CA's key goes with this object."""
@@ -209,7 +253,7 @@ def _prepare_gateway(
     thread.start()
     gateway = Gateway(config)
     prepared._gateway, prepared._loop, prepared._thread = gateway, loop, thread
-    prepared._token = config.token
+    prepared._token_source = config.token.source
     folder = Path(tempfile.mkdtemp(prefix="airlock-git-gateway-"))  # mode 0700
     prepared._gateway_folder = folder
     socket_path = folder / "gateway.sock"

@@ -226,11 +226,12 @@ class Proxy:
         self.record(record)
 
     def fail(self, error: BaseException) -> None:
-        """Stop all traffic: the audit log cannot be written (called on the loop's thread)."""
+        """Stop all traffic: the audit log cannot be written (called on the loop's thread).
+        The listeners stay open: each new connection is answered ``503`` saying why, and
+        counted (a closed listener refused them at the socket, a failure no client could tell
+        from a proxy that is not there)."""
         if self.failed is None:
             self.failed = error
-        for server in self.servers:
-            server.close()
         for client in list(self.clients):
             client.abort(f"the audit log failed: {error}")
 

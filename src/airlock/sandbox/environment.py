@@ -6,9 +6,12 @@ password, a key or a token (:func:`credential_value_reason`: a URL with one in i
 ``redis://:secret@host``, a connection string's ``password=``, a Java option's
 ``-D…password=``, an HTTP header's ``Authorization: …``, a token of a known kind), unless the
 user passed it with ``--env NAME``; ``--env NAME=VALUE`` sets one. The names left out are
-reported; why each looks like a credential is in :attr:`ScrubbedEnvironment.reasons`. The
+reported; why each looks like a credential is in :attr:`ScrubbedEnvironment.reasons`. With
+``--repo``, any variable whose value holds the git gateway's token is dropped too
+(:func:`drop_holding`; one passed with ``--env`` stops the run). The
 proxy variables of the caller are replaced by the sandbox's own (:func:`proxy_variables`),
-whatever ``--env`` says: the only way out is airlock's proxy.
+whatever ``--env`` says: the only way out is airlock's proxy. ``--env NO_PROXY=…`` alone is
+taken (both spellings set): it says what goes to the sandbox's own loopback instead.
 
 The patterns are meant to catch what is a credential, not every name that holds the letters:
 ``*_PASS`` and ``*_PWD`` (``DB_PASS``, ``MYSQL_PWD``), not ``*PASS*`` (``PASSAGE_DIR``,
@@ -24,7 +27,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from airlock.errors import UsageError
@@ -350,7 +353,9 @@ PROXY_VARIABLES = (
     "no_proxy",
     "ftp_proxy",
 )
-"""Replaced by the sandbox's own: the caller's proxies are reached through ``--upstream-proxy``."""
+"""Replaced by the sandbox's own: the caller's proxies are reached through ``--upstream-proxy``.
+``--env NO_PROXY=…`` (or ``no_proxy``) sets both spellings inside: it decides only what goes
+to the sandbox's own loopback instead of the proxy."""
 
 SANDBOX_LOOPBACK = "localhost,127.0.0.1,::1"
 
@@ -520,7 +525,28 @@ def scrub(
                 reasons[name] = reason
                 kept.append(name)
     out.update(proxy_variables(proxy_url))
+    no_proxy = wanted.get("NO_PROXY")
+    no_proxy = wanted.get("no_proxy") if no_proxy is None else no_proxy
+    if no_proxy is not None:  # what goes straight to the sandbox's own loopback: the user's
+        out["NO_PROXY"] = out["no_proxy"] = no_proxy  # (nothing direct leaves the sandbox)
     return ScrubbedEnvironment(out, tuple(sorted(dropped)), tuple(sorted(kept)), reasons)
+
+
+def drop_holding(
+    scrubbed: ScrubbedEnvironment, holds: Callable[[str], bool], reason: str
+) -> ScrubbedEnvironment:
+    """``scrubbed`` less every variable whose value ``holds`` a secret of the run's (the git
+    gateway's token), whatever its name, ``--env`` or not: each named among
+    :attr:`~ScrubbedEnvironment.dropped`, with ``reason``."""
+    holding = {name for name, value in scrubbed.environ.items() if holds(value)}
+    if not holding:
+        return scrubbed
+    return ScrubbedEnvironment(
+        {name: value for name, value in scrubbed.environ.items() if name not in holding},
+        tuple(sorted({*scrubbed.dropped, *holding})),
+        tuple(name for name in scrubbed.kept if name not in holding),
+        {**scrubbed.reasons, **dict.fromkeys(holding, reason)},
+    )
 
 
 def proxy_variables(proxy_url: str) -> dict[str, str]:
