@@ -15,6 +15,8 @@ from airlock.egress.flows import (
     compare,
     enforce,
     normalize_path,
+    off_flow,
+    off_rows,
     refusal_body,
 )
 from airlock.policy import FlowId, decide
@@ -207,17 +209,45 @@ def test_normalize_path(target: str, path: str) -> None:
 @pytest.mark.parametrize(
     ("method", "path", "flow"),
     [
-        ("POST", "/v1/messages/../../api/event_logging/v2/batch", "metrics"),
         ("POST", "/api/%65vent_logging/v2/batch", "metrics"),
         ("POST", "//api/event_logging/v2/batch", "metrics"),
-        ("POST", "/api/event_logging/%2e%2e/%2e%2e/v1/messages", "model_requests"),
         ("POST", "/v1/%6Dessages?x=/api/event_logging/", "model_requests"),
+        ("POST", "/v1/messages/count_tokens", "model_requests"),
+        ("POST", "/v1/messages;x", "model_requests"),
+        # Read two ways (dot segments resolved, or routed as written): two flows, neither named.
+        ("POST", "/v1/messages/../../api/event_logging/v2/batch", UNCLASSIFIED),
+        ("POST", "/api/event_logging/%2e%2e/%2e%2e/v1/messages", UNCLASSIFIED),
+        # ``..;`` is ``..`` to Tomcat and Spring: the metrics batch there, the model elsewhere.
+        ("POST", "/v1/messages/..;/../api/event_logging/v2/batch", UNCLASSIFIED),
+        ("POST", "/v1/messagesX", UNCLASSIFIED),
+        ("POST", "/v1/messages-x/y", UNCLASSIFIED),
     ],
-    ids=["dot_segments", "encoded_letter", "double_slash", "encoded_dots_climb", "query_not_read"],
+    ids=[
+        "encoded_letter",
+        "double_slash",
+        "query_not_read",
+        "under_the_prefix",
+        "parameter_dropped",
+        "dot_segments_read_two_ways",
+        "encoded_dots_climb_read_two_ways",
+        "tomcat_dot_dot_read_two_ways",
+        "prefix_inside_a_segment",
+        "prefix_inside_a_segment_then_more",
+    ],
 )
 def test_classify_reads_the_normalised_path(method: str, path: str, flow: str) -> None:
-    """A request is named by the path it reaches, not by the way it is written."""
+    """A request is named by the path it reaches, not by the way it is written; a prefix
+    covers whole segments; a path that servers read as two flows is named as neither."""
     assert classify(method, API, path) == flow
+
+
+def test_a_path_read_as_two_flows_is_refused_as_the_one_that_is_off() -> None:
+    """``/v1/messages/..;/../api/event_logging/v2/batch`` with telemetry off: the metrics
+    reading is refused as metrics, whatever its record's flow."""
+    decisions = decide(context({"DISABLE_TELEMETRY": "1"}))
+    path = "/v1/messages/..;/../api/event_logging/v2/batch"
+    verdict = off_flow(off_rows(API, decisions), path, decisions)
+    assert verdict is not None and verdict.flow == "metrics" and not verdict.allowed
 
 
 _TOKENS = st.sampled_from(

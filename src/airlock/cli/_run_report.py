@@ -180,8 +180,8 @@ def _show_table(report: ProxyReport, scrubbed: ScrubbedEnvironment) -> None:
         table.add_row(*cells)
     if report.hosts:
         console.print(table)
-        for line in why:  # whole lines, the terminal wraps them: a reason reads as written
-            console.print(line, soft_wrap=True)
+        for reason in why:  # whole lines, the terminal wraps them: a reason reads as written
+            console.print(reason, soft_wrap=True)
     else:
         console.print("airlock: nothing left the machine")
     for line in report.flow_lines():

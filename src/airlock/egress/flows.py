@@ -7,8 +7,10 @@ to ``api.anthropic.com``. Once the proxy sees a request's method, host and path 
 hosts only), :func:`classify` names its flow from one signature table per agent
 (:data:`AGENT_SIGNATURES`), first match wins; a request no signature covers is
 ``unclassified``. The path is matched in its normalised form (:func:`normalize_path`: dot
-segments, percent-encoded letters and doubled slashes resolved as a server resolves them), so
-no spelling of a request escapes the flow it reaches; the request itself goes out as written. :func:`enforce` then asks the engine's :class:`~airlock.policy.Decisions`
+segments, percent-encoded letters and doubled slashes resolved as a server resolves them) and
+every other way a server might read it (:func:`readings`), a row's path on a segment boundary,
+so no spelling of a request escapes the flow it reaches; a path whose readings name two flows
+is ``unclassified``. The request itself goes out as written. :func:`enforce` then asks the engine's :class:`~airlock.policy.Decisions`
 whether that flow may leave the machine, and words the refusal from the decision's own
 reasons, so the variable or setting that turned the flow off is named as the engine named it.
 Nothing here re-derives a rule of the engine. :func:`compare` sets the traffic seen next to
@@ -47,7 +49,11 @@ class Signature:
     ``host`` is a name (case-insensitive), ``*.suffix`` for any subdomain, ``label.*`` for a
     first label followed by anything (a region), ``*`` for any host, or :data:`API_HOST`.
     ``path`` is a prefix of the normalised path (:func:`normalize_path`: the query string is
-    not looked at). ``method`` is a method or ``*`` for any.
+    not looked at), matched on a segment boundary (:func:`under`): ``/v1/messages`` covers
+    ``/v1/messages`` and ``/v1/messages/count_tokens``, never ``/v1/messagesX``; a prefix
+    ending in ``/`` or ``-`` names the start of a segment and covers whatever follows it
+    (``/claude-code-dist-`` covers every release bucket). ``method`` is a method or ``*`` for
+    any.
     """
 
     method: str
@@ -61,7 +67,15 @@ class Signature:
         covered."""
         if self.method != "*" and self.method != method:
             return False
-        return path.startswith(self.path) and _host_matches(self.host, host, api_hosts)
+        return under(path, self.path) and _host_matches(self.host, host, api_hosts)
+
+
+def under(path: str, prefix: str) -> bool:
+    """Whether ``path`` is ``prefix`` or lies under it, on a segment boundary (a ``prefix``
+    ending in ``/`` or ``-`` covers whatever follows it)."""
+    if not path.startswith(prefix):
+        return False
+    return prefix.endswith(("/", "-")) or len(path) == len(prefix) or path[len(prefix)] == "/"
 
 
 _UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~/\\")
@@ -365,9 +379,15 @@ def classify(
     Args:
         method: The request's method.
         host: The host it was sent to (a trailing ``.`` and case do not matter).
-        path: The request target's path; matched in its normalised form
-            (:func:`normalize_path`), so a query string after ``?`` is ignored, and dot
-            segments, percent-encoded letters and doubled slashes change nothing.
+        path: The request target's path; matched read every way a server might
+            (:func:`readings`, :func:`normalize_path` among them), so a query string after
+            ``?`` is ignored, and dot segments, percent-encoded letters and doubled slashes
+            change nothing. When those readings name more than one flow (a server that
+            reads ``..;`` as ``..`` sends ``/v1/messages/..;/../api/event_logging/v2/batch``
+            to the metrics batch, one that resolves dot segments first to the model), the
+            request is :data:`UNCLASSIFIED`: it is not recorded as either. Whether any of them
+            is a flow that is off is :func:`off_flow`'s to say, which refuses it as that
+            flow.
         agent: Whose signature table to use (a key of :data:`AGENT_SIGNATURES`).
         api_hosts: The hosts that stand for the vendor API (:data:`API_HOST`).
 
@@ -377,10 +397,18 @@ def classify(
     table = AGENT_SIGNATURES[agent]
     method = method.upper()
     host = host.lower().rstrip(".")
-    path = normalize_path(path)
     hosts = api_hosts if isinstance(api_hosts, frozenset) else frozenset(api_hosts)
+    named = {_first_flow(table, method, host, reading, hosts) for reading in readings(path)}
+    named.discard(UNCLASSIFIED)  # a reading no row covers names no flow
+    return named.pop() if len(named) == 1 else UNCLASSIFIED
+
+
+def _first_flow(
+    table: Iterable[Signature], method: str, host: str, path: str, api_hosts: frozenset[str]
+) -> str:
+    """The flow of the first row of ``table`` that covers one reading of a path."""
     for row in table:
-        if row.matches(method, host, path, hosts):
+        if row.matches(method, host, path, api_hosts):
             return str(row.flow)
     return UNCLASSIFIED
 
@@ -461,7 +489,9 @@ def off_flow(rows: Iterable[Signature], target: str, decisions: Decisions) -> Ve
     with or without a final ``/``, in any case, and by any method, falls under one of
     ``rows`` (:func:`off_rows`: those of a flow that is off); ``None`` when none does. A row
     that names a method covers every method here: an origin may take
-    ``X-HTTP-Method-Override``, or answer another method at the same path."""
+    ``X-HTTP-Method-Override``, or answer another method at the same path. A row's path is
+    matched as a bare prefix here, wider than :func:`under`: a refusal covers
+    ``/api/event_loggingX`` too (fail closed)."""
     rows = tuple(rows)
     if not rows:  # no flow to this host is off: nothing to read twice
         return None

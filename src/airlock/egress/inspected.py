@@ -24,10 +24,18 @@ connection. For each request it:
    ``--secrets redact`` or ``block`` the body is gathered first (up to ``MAX_GATHERED``, and
    within ``GATHER_BUDGET`` across the run's connections, its decoded form while it is
    checked too: ``503`` past it), then redacted or refused; each piece is charged to the run's upload budget (``--max-upload-mb``) before
-   it leaves, and one that does not fit cuts the request there;
+   it leaves, and one that does not fit cuts the request there. As in plain forwarding
+   (``egress.forwarding``), a request with a body goes with ``Connection: close`` and its
+   upstream connection is not kept after it (an origin that answers without reading the body
+   would read it as the next request), and a body sized by its length whose first line is a
+   request line (:func:`~airlock.egress.cleartext.starts_request`) is refused ``400`` before
+   any of the request leaves;
 4. streams the answer back as it comes and writes one audit record (:func:`record_of`; its
    ``secrets`` are the target's, the headers' and the body's, and ``unchecked`` says why a
-   streamed body was not read decoded to its end, when it was not).
+   streamed body was not read decoded to its end, when it was not). Each piece relayed
+   either way is activity for the proxy's idle limit (an answer streamed for longer goes
+   on), and the origin's status and the bytes relayed so far stay in the record of an answer
+   that fails part-way.
 """
 
 from __future__ import annotations
@@ -36,14 +44,16 @@ import asyncio
 import contextlib
 import ssl
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import httptools
 
+from airlock.egress.cleartext import BODY_LINE_LIMIT, starts_request
 from airlock.egress.connection import YIELD_EVERY, Upstream, UpstreamProtocol, stale
 from airlock.egress.flows import redact_query, refusal_body
+from airlock.egress.forwarding import BODY_REQUEST
 from airlock.egress.framing import (
     PIECE,
     Framing,
@@ -55,7 +65,7 @@ from airlock.egress.framing import (
     read_head,
     refuse_a_body_on_get,
 )
-from airlock.egress.http1 import REASONS
+from airlock.egress.http1 import REASONS, connection_tokens
 from airlock.egress.scan import (
     BUSY,
     IN_WORKER,
@@ -131,7 +141,8 @@ class InspectedConnection:
         host: The host the client's CONNECT named (every request goes there).
         port: Its port.
         dial: Opens TCP to the origin; TLS is added here.
-        activity: Called after each request (the proxy's idle watchdog).
+        activity: Called for each piece relayed either way and after each request (the
+            proxy's idle watchdog).
     """
 
     def __init__(
@@ -329,9 +340,7 @@ class InspectedConnection:
             return await self._forward(head, framing, fields, started)
         except HttpError as error:
             if "bytes_out" in fields:  # the request had gone out: its answer failed
-                await self._tell(error.status, error.message)
-                self._done(fields, started, status=error.status, error=error.message)
-                return False
+                return await self._failed(fields, started, error.status, error.message)
             return await self._refused(error, fields, started)
         except (OSError, ssl.SSLError, ConnectionError, TimeoutError) as error:
             what = error or type(error).__name__
@@ -339,9 +348,20 @@ class InspectedConnection:
                 message = f"the exchange failed after the request went out: {what}"
             else:
                 message = f"origin {self.host}:{self.port}: {what}"
-            await self._tell(502, message)
-            self._done(fields, started, status=502, error=message)
-            return False
+            return await self._failed(fields, started, 502, message)
+
+    async def _failed(
+        self, fields: dict[str, Any], started: float, status: int, message: str
+    ) -> bool:
+        """An exchange that failed once allowed: the client is told ``status`` unless the
+        origin's answer had begun (its status and the bytes relayed stay in the record, a
+        second answer would not be read as one); the connection does not go on."""
+        self.retire()
+        if "status" not in fields:  # no answer begun (:meth:`_relay_response` sets it)
+            await self._tell(status, message)
+            fields["status"] = status
+        self._done(fields, started, error=message)
+        return False
 
     async def _refused(self, error: HttpError, fields: dict[str, Any], started: float) -> bool:
         """Answer a request that cannot be forwarded with the error's status, close, and
@@ -379,8 +399,7 @@ class InspectedConnection:
         record = record_of(**fields)
         self.inspector.tally(record)
         self.inspector.record(record)
-        if self.activity is not None:
-            self.activity()
+        self._active()
 
     async def _upstream(self) -> Upstream:
         """The kept upstream connection, or a new one when there is none or it got anything
@@ -423,6 +442,7 @@ class InspectedConnection:
         if expect is not None and expect.lower() == b"100-continue":
             head.headers = [(k, v) for k, v in head.headers if k.lower() != b"expect"]
             self.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        client_keeps = head.keeps_alive()  # asked before its Connection header is rewritten
         mode = self.inspector.secrets
         gathered: bytes | None = None
         secrets: dict[str, int] = {}
@@ -431,15 +451,7 @@ class InspectedConnection:
             try:
                 payload = await self._gather(framing, head.check, held)
             except (OSError, ssl.SSLError) as error:  # the client's side: nothing was sent
-                what = error or type(error).__name__
-                self._done(
-                    fields,
-                    started,
-                    status=None,
-                    bytes_out=0,
-                    error=f"the client left: {what} (nothing sent)",
-                )
-                return False
+                return self._left(fields, started, error)
             check = partial(
                 check_gathered,
                 self.inspector.redactor,
@@ -468,6 +480,23 @@ class InspectedConnection:
                 dropped.append(b"content-encoding")
             head.headers = [(k, v) for k, v in head.headers if k.lower() not in dropped]
             head.headers.append((b"Content-Length", str(len(gathered)).encode()))
+        carries = framing[0] == "chunked" or framing[1] > 0  # a body (as plain forwarding says)
+        pieces: AsyncIterator[tuple[bytes, bytes]] | None = None
+        if gathered is not None:  # sized by its length now, as plain forwarding checks it
+            ended = len(gathered) <= BODY_LINE_LIMIT
+            if starts_request(gathered[:BODY_LINE_LIMIT], ended=ended):
+                raise HttpError(400, BODY_REQUEST)
+        elif framing[0] == "length":
+            try:
+                pieces = await self._told(body_pieces(self.reader, framing, head.check), framing)
+            except (OSError, ssl.SSLError) as error:  # the client's side: nothing was sent
+                return self._left(fields, started, error)
+        elif carries:
+            pieces = body_pieces(self.reader, framing, head.check)
+        if carries:  # an origin that leaves the body unread must not read it as a request
+            named = connection_tokens(head.headers) - {b"", b"close", b"keep-alive"}
+            head.headers = [(k, v) for k, v in head.headers if k.lower() != b"connection"]
+            head.headers.append((b"Connection", b", ".join([b"close", *sorted(named)])))
         chunked = framing[0] == "chunked"
         if chunked:  # sent on without trailers (see below): none is announced
             head.headers = [(k, v) for k, v in head.headers if k.lower() != b"trailer"]
@@ -488,9 +517,8 @@ class InspectedConnection:
             up_writer.write(gathered)
             bytes_out += len(gathered)
             fields["bytes_out"] = bytes_out
-        elif framing[0] != "none":
+        elif pieces is not None:
             scanner = BodyCount(self.inspector.redactor, encoding, head.joined(b"content-type"))
-            pieces = body_pieces(self.reader, framing, head.check)
             count = 0
             while True:
                 try:
@@ -512,6 +540,7 @@ class InspectedConnection:
                 bytes_out += len(raw)
                 fields["bytes_out"] = bytes_out  # what left, should the exchange fail
                 await scanner.add(payload)  # scanned beside forwarding
+                self._active()
                 if up_writer.transport.get_write_buffer_size() > PIECE:
                     await up_writer.drain()
                 count += 1
@@ -529,8 +558,10 @@ class InspectedConnection:
         await up_writer.drain()
         fields["bytes_out"] = bytes_out  # gone: said if what follows fails
         fields["secrets"] = secrets
-        status, bytes_in, keep = await self._relay_response(up, fields["method"])
-        keep = keep and head.keeps_alive()
+        status, bytes_in, keep = await self._relay_response(up, fields)
+        if carries:  # sent with ``Connection: close``: never reused (as in plain forwarding)
+            self.retire()
+        keep = keep and client_keeps
         self._done(
             fields,
             started,
@@ -541,6 +572,56 @@ class InspectedConnection:
             secrets=secrets,
         )
         return keep
+
+    def _left(self, fields: dict[str, Any], started: float, error: BaseException) -> bool:
+        """The client left before any of its request was sent: recorded so."""
+        what = error or type(error).__name__
+        self._done(
+            fields,
+            started,
+            status=None,
+            bytes_out=0,
+            error=f"the client left: {what} (nothing sent)",
+        )
+        return False
+
+    async def _told(
+        self, pieces: AsyncIterator[tuple[bytes, bytes]], framing: Framing
+    ) -> AsyncIterator[tuple[bytes, bytes]]:
+        """A body sized by its length, refused when its first line is a request line
+        (:func:`~airlock.egress.cleartext.starts_request`, as plain forwarding refuses it): an
+        origin that ignores the length would read it as a request of its own, never judged.
+        Its first pieces are read until they tell (up to ``BODY_LINE_LIMIT`` bytes, or its
+        end); the body, those pieces first, is returned to be sent on.
+
+        Raises:
+            HttpError: ``400`` (:data:`~airlock.egress.forwarding.BODY_REQUEST`), the rest of
+                the body read and dropped when small; or the body's own error.
+        """
+        ahead: list[tuple[bytes, bytes]] = []
+        start = b""
+        told: bool | None = None
+        while told is None:
+            try:
+                pair = await anext(pieces)
+            except StopAsyncIteration:
+                told = starts_request(start, ended=True)
+                break
+            ahead.append(pair)
+            start += pair[1][: BODY_LINE_LIMIT - len(start)]
+            told = starts_request(start)
+        if told:
+            if framing[1] <= MAX_GATHERED:  # unread bytes would reset the answer
+                with contextlib.suppress(HttpError, ConnectionError, ssl.SSLError):
+                    async for _ in pieces:
+                        pass
+            raise HttpError(400, BODY_REQUEST)
+        return _resumed(ahead, pieces)
+
+    def _active(self) -> None:
+        """Note activity for the proxy's idle watch: a piece went either way."""
+        if self.activity is not None:
+            self.activity()
 
     async def _tell(self, status: int, message: str) -> None:
         """Answer ``status`` with ``message`` and close, when the client is still there to
@@ -631,11 +712,15 @@ class InspectedConnection:
             if not held.cover(size):
                 raise HttpError(503, BUSY)
             parts.append(payload)
+            self._active()
         return b"".join(parts)
 
-    async def _relay_response(self, up: Upstream, method: str) -> tuple[int, int, bool]:
+    async def _relay_response(self, up: Upstream, fields: dict[str, Any]) -> tuple[int, int, bool]:
         """Stream the origin's answer to the client: its status, bytes, and whether to go on.
-        The bytes it takes from the connection are counted (:attr:`Upstream.taken`)."""
+        The bytes it takes from the connection are counted (:attr:`Upstream.taken`); the
+        origin's status and the bytes relayed so far stay in ``fields`` (``status``,
+        ``bytes_in``), so a record of an answer that fails part-way says them."""
+        method = fields["method"]
         while True:
             head = await read_head(up.reader, request=False)
             if head is None:
@@ -656,13 +741,27 @@ class InspectedConnection:
         out = head.serialize(drop=frozenset())
         self.writer.write(out)
         total = len(out)
+        fields.update(status=status, bytes_in=total)  # the answer has begun
+        self._active()
         async for piece, _ in body_pieces(up.reader, framing):
             up.taken += len(piece)
             self.writer.write(piece)
             total += len(piece)
+            fields["bytes_in"] = total
+            self._active()
             if self.writer.transport.get_write_buffer_size() > PIECE:
                 await self.writer.drain()
         await self.writer.drain()
         if closing and self.up is not None:
             self.retire()
         return status, total, not (closing and framing[0] == "close")
+
+
+async def _resumed(
+    ahead: list[tuple[bytes, bytes]], pieces: AsyncIterator[tuple[bytes, bytes]]
+) -> AsyncIterator[tuple[bytes, bytes]]:
+    """The pieces read ``ahead`` of a body, then the rest of it."""
+    for pair in ahead:
+        yield pair
+    async for pair in pieces:
+        yield pair

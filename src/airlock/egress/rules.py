@@ -120,9 +120,7 @@ def how_to_allow(host: str, port: int) -> str:
 
 def how_to_undeny(rule: HostRule) -> str:
     """What a user does about a refusal by the deny rule ``rule``: no allow rule helps."""
-    return (
-        f"a deny rule beats every allow rule: to let it through, take {rule.describe()} away"
-    )
+    return f"a deny rule beats every allow rule: to let it through, take {rule.describe()} away"
 
 
 def private_refusal(host: str, address: str, address_class: str) -> tuple[str, str]:
