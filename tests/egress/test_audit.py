@@ -843,29 +843,34 @@ def _write_lines(path: Path, lines: list[bytes]) -> None:
 
 
 def test_every_spelling_of_a_log_shares_its_checkpoints(tmp_path: Path) -> None:
-    """A run writing through a symbolic link and one naming the file itself (or with ``..``)
+    """A run writing through a linked folder and one naming the file itself (or with ``..``)
     keep one heads file and name one log: a record rewritten through one spelling is caught
-    through every other, and no spelling lacks the checkpoints."""
+    through every other, and no spelling lacks the checkpoints. A link at the log's own path
+    is refused (see ``test_audit_links.py``): verify flags it."""
     from airlock.egress.audit import heads_path
 
     config_dir = tmp_path / "config"
     real = tmp_path / "logs" / "audit.jsonl"
     real.parent.mkdir()
+    (tmp_path / "linked").symlink_to(real.parent)
+    via_folder = tmp_path / "linked" / "audit.jsonl"
     link = tmp_path / "link.jsonl"
     link.symlink_to(real)
     dotted = tmp_path / "logs" / ".." / "logs" / "audit.jsonl"
     assert (
-        heads_path(link, config_dir)
+        heads_path(via_folder, config_dir)
         == heads_path(real, config_dir)
         == heads_path(dotted, config_dir)
+        == heads_path(link, config_dir)
     )
     heads = heads_path(real, config_dir)
-    _one_run(link, heads, 2)
+    _one_run(via_folder, heads, 2)
     _one_run(real, heads, 1)
-    for spelling in (real, link, dotted):
+    for spelling in (real, via_folder, dotted):
         assert verify(spelling, heads).intact
+    assert "is a symbolic link" in str(verify(link, heads).problem)
     _write_lines(real, _rechain(_edit(real.read_bytes().splitlines())))
-    for spelling in (real, link, dotted):
+    for spelling in (real, via_folder, dotted):
         verdict = verify(spelling, heads)
         assert not verdict.intact and "the log was rewritten" in str(verdict.problem)
 

@@ -132,32 +132,41 @@ def _webfetch_deny_rules(loaded: Loaded) -> tuple[Any, ...]:
 
 
 def _make_log(log: Path) -> None:
-    """The ``--audit-log`` file, made (empty, mode 0600) when missing.
+    """The ``--audit-log`` file, made (empty, mode 0600) when missing; never through a symbolic
+    link at its path (one a command put in the workspace would have records appended to, or a
+    file created at, whatever it names: a shell's start-up file).
 
     Raises:
-        SandboxError: it cannot be made, or what is there is no regular file (a FIFO would
-            have the run wait for a reader forever: it is opened without waiting, and refused).
+        SandboxError: it is a symbolic link, it cannot be made, or what is there is no regular
+            file (a FIFO would have the run wait for a reader forever: it is opened without
+            waiting, and refused).
     """
     import os
     import stat
 
+    from airlock.egress.audit import link_refused
     from airlock.errors import SandboxError
 
     flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
     try:
-        regular = not log.exists() or log.is_file()
-        if regular:
-            log.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(log, flags, 0o600)
-            try:
-                regular = stat.S_ISREG(os.fstat(fd).st_mode)
-            finally:
-                os.close(fd)
+        log.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(log, flags | os.O_NOFOLLOW, 0o600)
+        try:
+            regular = stat.S_ISREG(os.fstat(fd).st_mode)
+        finally:
+            os.close(fd)
     except OSError as error:
-        raise SandboxError(
-            f"--audit-log {log}: cannot be created ({error.strerror or error}); "
-            "give a file in a folder you can write"
-        ) from error
+        if log.is_symlink():
+            raise SandboxError(link_refused(log, "--audit-log")) from error
+        try:  # a folder (EISDIR), a FIFO with no reader (ENXIO), a device: not a log
+            regular = stat.S_ISREG(os.lstat(log).st_mode)
+        except OSError:
+            regular = True
+        if regular:
+            raise SandboxError(
+                f"--audit-log {log}: cannot be created ({error.strerror or error}); "
+                "give a file in a folder you can write"
+            ) from error
     if not regular:
         raise SandboxError(
             f"--audit-log {log}: not a regular file (a FIFO, a device or a folder); give a file"
@@ -302,6 +311,11 @@ def mounts(
     ]
     for text in args.hide:  # a typo would hide nothing: said
         path = expand(text, home, cwd)
+        if os.path.realpath(path) == str(workspace):  # a folder above it: bound back, as said
+            raise SandboxError(
+                f"--hide {text}: that is the workspace ({workspace}), where the command runs; "
+                "hide what is inside it instead"
+            )
         if not os.path.lexists(path):
             print(
                 f"airlock run: --hide {text}: no such file or folder ({path}), so nothing to "

@@ -33,7 +33,8 @@ before it; each run's checkpoints and final hash are kept apart from the log, un
 <config dir>/airlock/audit-heads/. 'verify' checks both: it exits 0 when the chain is intact
 and 1 naming the first bad record when a record was edited, removed, inserted, reordered or
 appended, or the log was rewritten or cut short (or replaced: the heads file then holds
-checkpoints of another log at its path). With --hash HEX (a run's final hash, as its
+checkpoints of another log at its path), removed (its heads file still holding
+checkpoints), or is a symbolic link (runs never write through one). With --hash HEX (a run's final hash, as its
 report printed it), the log must still hold the record that hash names: the heads file lives
 beside the log, and whoever can write both could rewrite them together; a hash you kept
 elsewhere cannot be forged.
@@ -103,6 +104,11 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--hash goes with verify: airlock audit verify --hash HEX")
     if args.to is not None and args.action != "rotate":
         raise UsageError("--to goes with rotate: airlock audit rotate --to FILE")
+    if args.file is not None and args.audit_log is not None:
+        raise UsageError(
+            f"verify {args.file} --audit-log {args.audit_log}: which log? give one: "
+            "airlock audit verify FILE"
+        )
     log, heads = audit_paths(os.environ, args.file or args.audit_log)
     if args.action == "verify":
         return _verify(log, heads, args.hash)
@@ -144,7 +150,8 @@ def _verify(log: Path, heads: Path, final_hash: str | None = None) -> int:
 
     if final_hash is not None and not re.fullmatch(r"[0-9a-f]{64}", final_hash.strip().lower()):
         raise UsageError(f"--hash {final_hash!r}: expected the 64 hex digits a report prints")
-    _check_log(log, "pass the file, or --audit-log FILE")
+    if not log.is_symlink():  # verify says why a link is refused
+        _check_log(log, "pass the file, or --audit-log FILE", heads)
     verdict = verify(log, heads)
     if not verdict.intact:
         print(f"{log}: NOT intact: {verdict.problem}", file=sys.stderr)
@@ -195,20 +202,25 @@ def _rotate(log: Path, heads: Path, to: Path | None) -> int:
     return 0
 
 
-def _check_log(log: Path, missing: str) -> None:
+def _check_log(log: Path, missing: str, heads: Path | None = None) -> None:
     """Fail unless ``log`` is a regular file (a FIFO would hang the read); ``missing``: what
-    to do when there is none.
+    to do when there is none. With ``heads``, a log that is not there while its heads file
+    holds checkpoints of records in it is left to :func:`airlock.egress.audit.verify`, which
+    says it was removed.
 
     Raises:
         UsageError: there is none, or it is something else.
     """
     import stat
 
+    from airlock.egress.audit import read_heads
     from airlock.errors import UsageError
 
     try:
         mode = log.stat().st_mode
     except FileNotFoundError:
+        if heads is not None and any(head["records"] for head in read_heads(heads, log)):
+            return
         raise UsageError(f"no audit log at {log}: {missing}") from None
     if not stat.S_ISREG(mode):
         raise UsageError(
@@ -254,13 +266,13 @@ def _selected(log: Path, args: argparse.Namespace) -> Iterator[dict[str, Any]]:
     from airlock.egress.config import HostRule
     from airlock.errors import UsageError
 
-    since = None
-    if args.since:  # as records write their time: 2026-12-02T10:24:53.123Z
-        moment = parse_since(args.since, datetime.now(UTC))
-        since = moment.replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
-    for option, value in (("--host", args.host), ("--run", args.run)):
+    for option, value in (("--since", args.since), ("--host", args.host), ("--run", args.run)):
         if value is not None and not value.strip():
             raise UsageError(f"{option} is empty: give what to select, or leave it out")
+    since = None
+    if args.since is not None:  # as records write their time: 2026-12-02T10:24:53.123Z
+        moment = parse_since(args.since, datetime.now(UTC))
+        since = moment.replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
     host_rule = HostRule.parse(args.host, "--host") if args.host else None
     return _records(log, args, since, host_rule)
 
@@ -329,10 +341,14 @@ def _port(value: object) -> int:
 def _print_json(records: Iterator[dict[str, Any]]) -> None:
     import orjson
 
+    first = next(records, None)  # the log opened (an unreadable one refused) before the "["
     out = sys.stdout.buffer
     out.write(b"[")
-    for index, record in enumerate(records):
-        out.write(b",\n" if index else b"\n")
+    if first is not None:
+        out.write(b"\n")
+        out.write(orjson.dumps(first))
+    for record in records:
+        out.write(b",\n")
         out.write(orjson.dumps(record))
     out.write(b"\n]\n")
     out.flush()

@@ -18,7 +18,9 @@ Then it appends the lines in one write and ``fsync``\\ s the file; then it appen
 one, the hash of the first (``first``: which log it is, as a log removed and begun anew at the
 same path starts with another record), and at the end of the run ``"final": true``. The heads
 file is named by the log's real path, and each entry names it, so every spelling of one log
-(a link, ``..``) shares them. So:
+(through a linked folder, ``..``) shares them; a symbolic link at the log's own path, or the
+heads file's, is refused (never written through: it could name any file), and
+:func:`verify` flags one. So:
 
 * an edited, removed, inserted or reordered line breaks the chain at the first bad record;
 * a log rewritten from scratch, or cut short, no longer matches the heads file: every
@@ -61,7 +63,7 @@ import stat
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -107,7 +109,7 @@ def _key(text: str) -> str:
 
 def log_key(log: Path) -> str:
     """The log's real path: symbolic links, ``.`` and ``..`` resolved. The heads file is named
-    by it and each checkpoint names it (``log``): a run writing through a link and a
+    by it and each checkpoint names it (``log``): a run writing through a linked folder and a
     ``verify`` of the file itself read the same checkpoints (two spellings kept apart, a
     rewrite checked against one would pass against the other)."""
     return os.path.realpath(log.expanduser())
@@ -206,11 +208,9 @@ class AuditLog:
         try:
             for folder in (self.path.parent, self.heads.parent):
                 folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-            # O_NONBLOCK: a FIFO put at the path fails at once (ENXIO) instead of waiting
-            flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK | os.O_CLOEXEC
-            self._fd = os.open(self.path, flags, 0o600)
+            self._fd = _open_for_appending(self.path, "audit log")
             _check_private(self._fd, self.path, "audit log")
-            self._heads_fd = os.open(self.heads, flags, 0o600)
+            self._heads_fd = _open_for_appending(self.heads, "heads file of audit log")
             _check_private(self._heads_fd, self.heads, "heads file of audit log")
             # under the lock, no other run's write is half done, and every checkpoint in the
             # heads file names records already written (a run checkpoints after its write)
@@ -438,7 +438,7 @@ class AuditLog:
         for fd, path in ((self._fd, self.path), (self._heads_fd, self.heads)):
             opened = os.fstat(fd)
             try:
-                now = path.stat()
+                now = path.lstat()  # a link put there is not the file being written
             except FileNotFoundError:
                 now = None
             same = now is not None and (now.st_dev, now.st_ino) == (opened.st_dev, opened.st_ino)
@@ -468,6 +468,38 @@ class AuditLog:
         if intent:
             head["intent"] = True
         _append_line(self._heads_fd, orjson.dumps(head) + b"\n")
+
+
+def _open_for_appending(path: Path, what: str) -> int:
+    """``path`` open for appending, created (mode 0600) when missing; never through a symbolic
+    link: one put at the path (by a command that could write its folder, a workspace) would
+    have records, with text the command chose, appended to whatever file it names, a shell's
+    start-up file say, or a file created where it points.
+
+    Raises:
+        AirlockError: ``path`` is a symbolic link.
+        OSError: it cannot be opened (a FIFO put there fails at once: ``O_NONBLOCK``).
+    """
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC
+    try:
+        return os.open(path, flags, 0o600)
+    except OSError as error:
+        if error.errno == errno.ELOOP and path.is_symlink():
+            raise AirlockError(link_refused(path, what)) from error
+        raise
+
+
+def link_refused(path: Path, what: str) -> str:
+    """Why ``path``, a symbolic link, is refused as ``what`` (the audit log, its heads file)."""
+    try:
+        target = f" (to {path.readlink()})"
+    except OSError:
+        target = ""
+    return (
+        f"{what} {path} is a symbolic link{target}: records are never written through one (it "
+        "could name any file, a shell's start-up file say); remove the link, or name the file "
+        "itself"
+    )
 
 
 def _check_private(fd: int, path: Path, what: str) -> None:
@@ -564,14 +596,16 @@ def _tip(path: Path) -> tuple[int, str]:
         handle.seek(size - 1)
         if handle.read(1) != b"\n":
             raise ValueError("its last line is cut short (no line break at the end)")
-        chunk = b""
+        blocks: list[bytes] = []  # read backwards; newlines counted in each new block only
+        breaks = 0
         position = size
-        while position > 0 and chunk.count(b"\n") < 2:
+        while position > 0 and breaks < 2:
             step = min(65536, position)
             position -= step
             handle.seek(position)
-            chunk = handle.read(step) + chunk
-    last = chunk[:-1].rsplit(b"\n", 1)[-1]
+            blocks.append(handle.read(step))
+            breaks += blocks[-1].count(b"\n")
+    last = b"".join(reversed(blocks))[:-1].rsplit(b"\n", 1)[-1]
     try:
         record = orjson.loads(last)
     except orjson.JSONDecodeError:
@@ -624,14 +658,16 @@ class Verdict:
         return self.problem is None
 
 
-def _open_for_reading(path: Path) -> BinaryIO:
+def _open_for_reading(path: Path, follow: bool = True) -> BinaryIO:
     """``path`` open for reading, when it is a regular file (a FIFO is opened without waiting
-    for a writer, then refused).
+    for a writer, then refused); not through a symbolic link unless ``follow``.
 
     Raises:
-        OSError: it cannot be opened, or it is no regular file.
+        OSError: it cannot be opened, or it is no regular file (``ELOOP``: a link, not
+            followed).
     """
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
+    fd = os.open(path, flags if follow else flags | os.O_NOFOLLOW)
     if not stat.S_ISREG(os.fstat(fd).st_mode):
         os.close(fd)
         raise OSError(errno.EINVAL, "not a regular file (a FIFO, a device or a folder)", str(path))
@@ -784,8 +820,9 @@ def rotate(log: Path, heads: Path, to: Path, to_heads: Path) -> Verdict:
 
     Raises:
         AirlockError: the log is not intact.
-        UsageError: a run wrote to it meanwhile, ``to`` or its heads file is there already, the
-            heads file holds checkpoints of another log, or ``to`` is on another file system.
+        UsageError: a run wrote to it meanwhile, ``to`` or its heads file is there already,
+            ``to``'s folder is not, the heads file holds checkpoints of another log, or ``to``
+            is on another file system.
         OSError: a file cannot be read or written.
     """
     before = log.stat().st_size
@@ -794,6 +831,10 @@ def rotate(log: Path, heads: Path, to: Path, to_heads: Path) -> Verdict:
         raise AirlockError(f"{log} is not intact ({verdict.problem}): it was not moved")
     if os.path.lexists(to):
         raise UsageError(f"{to} is there already: name another with --to FILE")
+    if not to.parent.is_dir():
+        raise UsageError(
+            f"{to}: its folder {to.parent} is not there: create it, or name another with --to FILE"
+        )
     entries = _all_entries(heads, log)
     first = _first_line_hash(log) if before else None
     if any(head.get("first", first) != first and head["records"] for head in entries):
@@ -853,10 +894,24 @@ def verify(path: Path, heads: Path) -> Verdict:
     batch and its checkpoint under an exclusive one), and the log up to that size: a run
     writing meanwhile is not taken for tampering.
 
+    A log path that is a symbolic link is a problem (runs refuse to write through one, and a
+    log swapped for a link to another intact log would pass as that one); a log removed whose
+    heads file still holds checkpoints of records is one too. A run that wrote a ``start``
+    record and no ``run`` record (killed, or still going on) is noted.
+
     Raises:
         OSError: either file cannot be read, or the log stays locked :data:`LOCK_WAIT` seconds.
     """
-    with _open_for_reading(path) as handle:
+    if path.is_symlink():
+        return Verdict(0, 0, link_refused(path, "the log path"))
+    try:
+        handle = _open_for_reading(path, follow=False)
+    except FileNotFoundError:
+        removed = _removed(path, heads)
+        if removed is None:
+            raise
+        return removed
+    with handle:
         _lock(handle.fileno(), path)
         try:
             size = os.fstat(handle.fileno()).st_size
@@ -887,21 +942,67 @@ def verify(path: Path, heads: Path) -> Verdict:
                 expected.setdefault(head["records"] - 1, []).append(head)
         prev = GENESIS
         count = 0
-        runs: set[str] = set()
+        runs = _Runs()
         last = b""
         for line, ended in itertools.chain([first_line] if first_line else [], lines):
             problem = _check_line(line, count, prev, expected, runs)
             if problem is None and not ended:
                 problem = "its line is cut short (no line break at the end: a write cut off)"
             if problem is not None:
-                return Verdict(count, len(runs), f"record {count}: {problem}", count)
+                return Verdict(count, len(runs.seen), f"record {count}: {problem}", count)
             prev = line_hash(line)
             last = line
             count += 1
-    verdict = _check_end(path, count, len(runs), checkpoints, intents, last)
+    verdict = _check_end(path, count, len(runs.seen), checkpoints, intents, last)
     if others and (verdict.intact or not checkpoints):
-        return _another_log(path, count, len(runs), checkpoints, others)
+        return _another_log(path, count, len(runs.seen), checkpoints, others)
+    if verdict.intact:
+        return replace(verdict, notes=verdict.notes + runs.unended())
     return verdict
+
+
+@dataclass(slots=True)
+class _Runs:
+    """The runs a log's records name, as :func:`verify` reads them: every one, those that
+    wrote a ``start`` record (in order) and those that wrote their ``run`` record (at their
+    end)."""
+
+    seen: set[str] = field(default_factory=set)
+    started: dict[str, None] = field(default_factory=dict)
+    ended: set[str] = field(default_factory=set)
+
+    def add(self, record: Record) -> None:
+        run = str(record.get("run"))
+        self.seen.add(run)
+        if record.get("type") == "start":
+            self.started[run] = None
+        elif record.get("type") == "run":
+            self.ended.add(run)
+
+    def unended(self) -> tuple[str, ...]:
+        """A note for each run that started and wrote no end record."""
+        return tuple(
+            f"run {run} has no end record: it was killed or is still running; connections "
+            "open then are not recorded"
+            for run in self.started
+            if run not in self.ended
+        )
+
+
+def _removed(path: Path, heads: Path) -> Verdict | None:
+    """The verdict on a log that is not at ``path`` while ``heads`` holds checkpoints of
+    records in it (it was removed, or moved by hand); ``None`` when it holds none (no log was
+    ever written there)."""
+    kept = [head for head in read_heads(heads, path) if head["records"] > 0]
+    if not kept:
+        return None
+    furthest = max(kept, key=lambda head: int(head["records"]))
+    return Verdict(
+        0,
+        0,
+        f"the log was removed: its heads file {heads} holds checkpoints of "
+        f"{furthest['records']} records (run {furthest['run']} the furthest)",
+    )
 
 
 def _unsafe_heads(heads: Path, owner: int) -> str | None:
@@ -960,7 +1061,7 @@ def _lines_upto(handle: BinaryIO, size: int) -> Iterator[tuple[bytes, bool]]:
 
 
 def _check_line(
-    line: bytes, seq: int, prev: str, expected: Mapping[int, list[Record]], runs: set[str]
+    line: bytes, seq: int, prev: str, expected: Mapping[int, list[Record]], runs: _Runs
 ) -> str | None:
     try:
         record = orjson.loads(line)
@@ -977,7 +1078,7 @@ def _check_line(
         )
     if type(record.get("seq")) is not int or record["seq"] != seq:
         return f"says it is record {record.get('seq')!r} (records removed, inserted or reordered)"
-    runs.add(str(record.get("run")))
+    runs.add(record)
     for head in expected.get(seq, ()):
         if head["hash"] != line_hash(line):
             return f"does not match the checkpoint of run {head['run']} (the log was rewritten)"
