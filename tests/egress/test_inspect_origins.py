@@ -310,3 +310,44 @@ def test_a_path_servers_read_as_another_flow_is_not_recorded_as_the_model(
         ("/v1/messages/..;/../api/event_logging/v2/batch", "unclassified"),
         ("/v1/messages/count_tokens", "model_requests"),
     ]
+
+
+class ClosingHandler(OriginHandler):
+    """``POST`` read whole, answered, then the connection shut at once, with no TLS
+    close-notify (as many servers end a connection they were asked to close)."""
+
+    def do_POST(self) -> None:
+        body = self.read_body()
+        self.server.seen.append((self.command, self.path, body))
+        answer = b'{"ok": true}'
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(answer)))
+        self.end_headers()
+        self.wfile.write(answer)
+        self.wfile.flush()
+        self.connection.shutdown(socket.SHUT_RDWR)  # FIN, no close-notify
+        self.close_connection = True
+
+
+def test_an_answer_before_the_origin_closes_reaches_the_client(tmp_path: Path) -> None:
+    """Uploads sent with ``Connection: close`` to an origin that reads them, answers and shuts
+    the connection before the proxy's last wait on its writes: each answer reaches the client
+    (the wait raised "Connection lost", and the upload was answered 502)."""
+    origin_ca, bundle, inspection = _setup(tmp_path, {})
+    cfg = config(tmp_path, inspection=inspection)
+    body = b'{"text": "' + b"x" * 600_000 + b'"}'
+    answers = []
+    with _origin(origin_ca, ClosingHandler) as site, running(cfg) as (url, _):
+        port = site.server_address[1]
+        for _ in range(3):
+            with _inspected_tls(url, bundle, port) as tls:
+                tls.sendall(
+                    b"POST /api/event_logging/v2/batch HTTP/1.1\r\nHost: localhost:%d\r\n"
+                    b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%b"
+                    % (port, len(body), body)
+                )
+                answers.append(_answer(tls))
+    assert all(answer.startswith(b"HTTP/1.1 200 ") for answer in answers), answers
+    assert cfg.audit_log is not None
+    records = [r for r in read_records(cfg.audit_log) if r.get("inspected")]
+    assert [(r["status"], r["error"]) for r in records] == [(200, None)] * 3

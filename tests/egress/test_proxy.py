@@ -1036,3 +1036,19 @@ def test_after_the_log_failed_new_connections_are_answered_503_and_counted(
     for answer in answers:
         assert answer.startswith(b"HTTP/1.1 503 ") and b"audit log failed" in answer
     assert sum(count for reason, count in report.connections_refused if "audit log" in reason) >= 2
+
+
+def test_uploads_in_plain_http_are_answered_though_the_origin_closes_after_each(
+    site: _Site, tmp_path: Path
+) -> None:
+    """A request with a body goes with ``Connection: close``, and the origin closes once it
+    answered: each answer still reaches the client, none recorded as failed."""
+    cfg = config(tmp_path)
+    port = site.server_address[1]
+    body = b"u" * 600_000
+    with running(cfg) as (url, _), httpx.Client(proxy=url) as client:
+        answers = [client.post(f"http://127.0.0.1:{port}/echo", content=body) for _ in range(5)]
+    assert [answer.status_code for answer in answers] == [200] * 5
+    assert all(len(answer.content) == len(body) for answer in answers)
+    records = _connections(cfg.audit_log)  # type: ignore[arg-type]
+    assert [(r["status"], r["error"]) for r in records] == [(200, None)] * 5

@@ -81,6 +81,28 @@ def test_an_empty_path_option_is_refused(tmp_path: Path, project: Path, option: 
     assert not (project / "ran").exists()
 
 
+@pytest.mark.parametrize(
+    ("arguments", "said"),
+    [
+        (("--", ""), "the command's name is empty ('')"),
+        (("--workspace", "", "--", "touch", "ran"), "--workspace '': an empty path"),
+        (("--workspace", "/nonexistent-ws", "--", "touch", "ran"), "no such folder"),
+        (("--hide", ".", "--", "touch", "ran"), "--hide .: that is the workspace"),
+    ],
+    ids=["empty_command", "empty_workspace", "missing_workspace", "hidden_workspace"],
+)
+def test_an_empty_command_or_workspace_is_refused(
+    tmp_path: Path, project: Path, arguments: tuple[str, ...], said: str
+) -> None:
+    """An empty command name raised inside the sandbox (a traceback); an empty --workspace
+    was read as the current folder; a missing one was "not a folder"; a hidden one failed in
+    bubblewrap with a hint about --rw paths."""
+    done = _run(tmp_path, *arguments)
+    assert done.returncode == 125, done.stderr
+    assert said in done.stderr and "Traceback" not in done.stderr
+    assert not (project / "ran").exists()
+
+
 def test_a_hide_of_a_missing_path_is_said(tmp_path: Path, project: Path) -> None:
     """``--hide`` of a path that is not there (a typo) hides nothing: the run says so, and
     goes on."""

@@ -33,16 +33,6 @@ def plain(text: object, style: str = "") -> Text:
     return Text(visible(text), style=style)
 
 
-def human_size(count: int) -> str:
-    """``count`` bytes for a person: ``512 B``, ``1.5 KB``, ``20.0 MB``, ``3.2 GB``."""
-    size = float(count)
-    for unit in ("B", "KB", "MB"):
-        if size < 1024:
-            return f"{count} B" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{size:.1f} GB"
-
-
 def stderr_console() -> Console:
     from rich.console import Console
 
@@ -76,30 +66,46 @@ def load_reported(args: argparse.Namespace, project: Path | None = None) -> Load
     return loaded
 
 
+MANAGED_HEAD = (
+    "MANAGED SETTINGS ARE INVALID: failing closed. Every optional flow is off until the "
+    "organisation's settings are fixed."
+)
+UNREADABLE_HEAD = "settings problems (each file below could not be read: none of it is in effect):"
+INVALID_HEAD = (
+    "settings problems (nothing in such a file is in effect except its opt-outs and deny/ask "
+    "rules):"
+)
+
+
 def report_problems(loaded: Loaded) -> None:
-    """Print every settings problem (path, key, value, what was expected) on stderr."""
+    """Print every settings problem (path, key, value, what was expected) on stderr, under a
+    head that says what of such a file is in effect: managed settings first, then the files
+    that could not be read at all, then those holding a wrong value."""
     if not loaded.problems:
         return
-    plain = not sys.stderr.isatty() or "NO_COLOR" in os.environ
     from airlock._visible import visible
+    from airlock.policy.model import Source
 
-    lines = [f"  {visible(problem)}" for problem in loaded.problems]
-    if loaded.managed_invalid:
-        head = (
-            "MANAGED SETTINGS ARE INVALID: failing closed. Every optional flow is off until the "
-            "organisation's settings are fixed."
-        )
-    else:
-        head = "settings problems (nothing in such a file is in effect except its opt-outs and deny/ask rules):"
-    if plain:
-        print(f"airlock: {head}", file=sys.stderr)
-        print("\n".join(lines), file=sys.stderr)
+    groups: dict[str, list[str]] = {MANAGED_HEAD: [], UNREADABLE_HEAD: [], INVALID_HEAD: []}
+    for layer in loaded.layers:
+        if layer.origin.source is Source.MANAGED:
+            head = MANAGED_HEAD  # managed settings with a problem make loaded.managed_invalid
+        else:
+            head = INVALID_HEAD if layer.readable else UNREADABLE_HEAD
+        groups[head] += [f"  {visible(problem)}" for problem in layer.problems]
+    if not sys.stderr.isatty() or "NO_COLOR" in os.environ:
+        for head, lines in groups.items():
+            if lines:
+                print(f"airlock: {head}", file=sys.stderr)
+                print("\n".join(lines), file=sys.stderr)
         return
     console = stderr_console()
-    style = "bold white on red" if loaded.managed_invalid else "bold yellow"
-    console.print(f"airlock: {head}", style=style)
-    for line in lines:
-        console.print(line, style="yellow", markup=False)
+    for head, lines in groups.items():
+        if lines:
+            style = "bold white on red" if head == MANAGED_HEAD else "bold yellow"
+            console.print(f"airlock: {head}", style=style)
+            for line in lines:
+                console.print(line, style="yellow", markup=False)
 
 
 def json_encoder() -> Callable[[Any], str]:

@@ -12,9 +12,10 @@ import argparse
 # ``typing`` is not imported at run time (start-up time); mypy reads the block as if true.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterable
     from typing import Any
 
+    from airlock.egress.config import HostRule
     from airlock.egress.options import Prepared
 
 HELP = "run a command in the sandbox: workspace writable, no credentials, only way out the proxy"
@@ -150,6 +151,7 @@ def _run(args: argparse.Namespace) -> int:
         hooks_folder_holding,
         scan_workspace,
     )
+    from airlock.sandbox.setup_lock import take
     from airlock.sandbox.written import DEPTH, FOLDERS, WATCHED, Watch, agent_skip
     from airlock.settings.sandbox import restrictions_not_taken
 
@@ -158,6 +160,8 @@ def _run(args: argparse.Namespace) -> int:
         command = command[1:]
     if not command:
         raise UsageError("nothing to run: give the command after --, e.g. airlock run -- claude")
+    if not command[0]:
+        raise UsageError("the command's name is empty (''): give the program to run after --")
     rate = args.new_connections_per_second
     if rate is not None and not 0 < rate < float("inf"):
         raise UsageError(f"--new-connections-per-second must be a positive number (got {rate:g})")
@@ -171,8 +175,11 @@ def _run(args: argparse.Namespace) -> int:
     environ = dict(os.environ)
     cwd = Path.cwd()
     workspace = Path(args.workspace).expanduser().resolve() if args.workspace else cwd.resolve()
+    if args.workspace is not None and not args.workspace.strip():
+        raise UsageError("--workspace '': an empty path; give the folder, or . for this one")
     if not workspace.is_dir():
-        raise UsageError(f"--workspace {args.workspace}: not a folder")
+        why = "not a folder" if workspace.exists() else "no such folder"
+        raise UsageError(f"--workspace {args.workspace}: {why}")
     inside_cwd = cwd if cwd.resolve().is_relative_to(workspace) else workspace
     wanted = parse_env_options(args.env)
     unset = [name for name, value in wanted.items() if value is None and name not in environ]
@@ -185,18 +192,18 @@ def _run(args: argparse.Namespace) -> int:
     # The settings of the folder the command runs in, as the agent there reads them: with
     # --workspace from elsewhere, the workspace's own .claude/ settings, not the caller's.
     loaded = load_reported(args, inside_cwd)
-    not_taken = restrictions_not_taken(loaded)
-    if not_taken:  # what it would take away is unknown: never run without it
-        listed = "\n".join(f"  {problem}" for problem in not_taken)
-        raise SettingsError(
-            "a setting that can only restrict cannot be read, and the run would go without "
-            f"it; fix the file (nothing ran):\n{listed}"
-        )
     if loaded.managed_invalid:  # its path rules, deny lists and domain limits are unknown
         raise SettingsError(
             "the organisation's managed settings are invalid (above): the sandbox and network "
             "restrictions they hold cannot be known, so airlock run does not run until they "
             "are fixed (nothing ran)"
+        )
+    not_taken = restrictions_not_taken(loaded)
+    if not_taken:  # what it would take away is unknown: never run without it
+        listed = "\n".join(f"  {problem}" for problem in not_taken)
+        raise SettingsError(
+            "a settings file, or a setting in it that can only restrict, cannot be read: what "
+            f"it would take away cannot be told, so nothing ran; fix the file:\n{listed}"
         )
     decisions = decide(loaded.context)
     bwrap = check(environ)
@@ -231,6 +238,7 @@ def _run(args: argparse.Namespace) -> int:
     # (at its first connection, or soon after it started: see airlock.egress.standby).
     early = bool(args.inspect or args.repo or loaded.inspect_hosts)
     prepared = prepared_now() if early else None
+    lock = None
     held = None
     watch = None
     report_file = None
@@ -242,6 +250,7 @@ def _run(args: argparse.Namespace) -> int:
         scrubbed = scrub(environ, wanted, proxy_url)
         if prepared is not None:
             prepared.refuse_token_inside(scrubbed.environ, wanted)
+            scrubbed = prepared.keep_token_out(scrubbed, workspace)
         extra = prepared.environ if prepared is not None else {}
         inside = {**scrubbed.environ, **extra}  # the CA bundle's and git's variables; no secret
         given_log = Path(args.audit_log).expanduser().absolute() if args.audit_log else None
@@ -255,7 +264,10 @@ def _run(args: argparse.Namespace) -> int:
                 "audit log and its heads must stay out of the command's reach; choose another "
                 "workspace"
             )
-        if given_log is not None and Path(os.path.realpath(given_log)).is_relative_to(workspace):
+        if given_log is not None and any(  # as given (a link there is refused), and resolved
+            Path(spelling).is_relative_to(workspace)
+            for spelling in (os.path.normpath(given_log), os.path.realpath(given_log))
+        ):
             print(
                 f"airlock run: the audit log {given_log} is in the workspace: read-only in this "
                 "run, but a run that does not name it can change or remove it (the next run "
@@ -271,6 +283,8 @@ def _run(args: argparse.Namespace) -> int:
         bundle = prepared.read_only_files if prepared is not None else ()
         stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(started))
         run = f"{stamp}-{os.getpid()}"
+        say = partial(print, "airlock run:", file=sys.stderr)  # runs take turns to set up:
+        lock = take(state[0] / "placeholders", started, say)  # until its ledger is written
         if sweep(state[0] / "placeholders"):
             print(
                 "airlock run: removed the empty placeholders that a run killed earlier left "
@@ -324,6 +338,7 @@ def _run(args: argparse.Namespace) -> int:
         spec = Spec(tuple(command), inside_cwd, inside, tuple(rules), ledger=ledger)
         with ForwardedSignals() as signals:
             starting = start(spec, bwrap)
+            lock.release()  # its placeholders are listed: other runs may set up and end
             try:  # while bubblewrap builds the sandbox, and before the command runs:
                 # what is there, to make safe after the run (the empty placeholders bubblewrap
                 # may be making meanwhile cannot be written inside, and are gone before the
@@ -391,7 +406,9 @@ def _run(args: argparse.Namespace) -> int:
                         "(it is put back after the run)",
                         file=sys.stderr,
                     )
-                if not watch.settings.complete:
+                settings_seen = watch.settings
+                if any(line not in settings_seen.covered for line in settings_seen.unseen):
+                    # what the walk after the run reads past is no news: said only otherwise
                     print(
                         f"airlock run: agent and editor settings (.claude, .mcp.json, .vscode, "
                         f"…) are noted now in the first {FOLDERS} folders of the workspace (at "
@@ -401,6 +418,8 @@ def _run(args: argparse.Namespace) -> int:
                     )
                 prepared = prepared or prepared_now()  # and the proxy's rules
                 config = egress_config(args, loaded, environ, decisions, prepared)
+                for note in loopback_notes(config.allow):
+                    print(f"airlock run: {note}", file=sys.stderr)
                 check_state_covered(config, state)
                 sandbox = starting.ready()
             except BaseException:
@@ -440,24 +459,52 @@ def _run(args: argparse.Namespace) -> int:
             kept.done()
         if runs >= 0:
             os.close(runs)  # the runs' lock: this run no longer holds it
+        if lock is not None:
+            lock.release()
     not_written = show(report, scrubbed, code, report_file, made_safe)  # written, and closed
     if signals.killed:
-        print(
+        _say(
             f"airlock run: a second signal within {signals.GRACE:g} s: the command was killed "
-            "(SIGKILL) without waiting for it to end",
-            file=sys.stderr,
+            "(SIGKILL) without waiting for it to end"
         )
     for line in made_safe:
-        print(line, file=sys.stderr)
+        _say(line)
     failed = [why for why in (report.error, not_written) if why]
     if failed:  # the log failed (what the run did is not all on record), or the report file
-        print(
+        _say(
             f"airlock run: {'; '.join(failed)}; the command exited {code}, airlock exits "
-            f"{USAGE_EXIT_CODE}",
-            file=sys.stderr,
+            f"{USAGE_EXIT_CODE}"
         )
         return USAGE_EXIT_CODE
     return code
+
+
+LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
+"""The names ``NO_PROXY`` gives the sandbox's own loopback (:data:`SANDBOX_LOOPBACK`)."""
+
+
+def loopback_notes(allow: Iterable[HostRule]) -> list[str]:
+    """What to tell a user whose own ``--allow`` names this machine's loopback: inside, that
+    name is the sandbox's own loopback (``NO_PROXY`` names it), so clients do not ask the proxy
+    for it unless told to."""
+    return [
+        f"--allow {rule.text}: inside the sandbox {rule.pattern.text} is the sandbox's own "
+        "loopback (NO_PROXY names it), so clients connect there, not to this machine's; to "
+        "reach this machine's through the proxy, have the client use the proxy for it "
+        "(curl --noproxy '' …, or --env NO_PROXY= for every client)"
+        for rule in allow
+        if rule.reaches_private and rule.pattern.text in LOOPBACK_NAMES
+    ]
+
+
+def _say(line: str) -> None:
+    """``line`` on stderr, after the command: a stderr the caller closed or that is full
+    changes nothing of the run's outcome (what is said is in the audit log too)."""
+    import contextlib
+    import sys
+
+    with contextlib.suppress(OSError):
+        print(line, file=sys.stderr)
 
 
 def after_the_run(*steps: tuple[str, Callable[[], object] | None]) -> list[str]:

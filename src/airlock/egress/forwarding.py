@@ -467,7 +467,8 @@ async def _send_request(
         budget.left -= len(LAST_CHUNK)
         writer.write(LAST_CHUNK)
         sent += len(LAST_CHUNK)
-    await writer.drain()
+    if writer.transport.get_write_buffer_size():  # as inside TLS: an origin that answered and
+        await writer.drain()  # closed already would make the wait raise, its answer unread
     return sent
 
 

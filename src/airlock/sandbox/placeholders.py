@@ -16,6 +16,11 @@ the temporary folder, where the sources of those binds are), and
 :func:`sweep` removes the placeholders of ledgers whose process is gone. A placeholder is only
 ever removed while empty, and never while another run that is still going lists the same path
 (unlinking a path another sandbox has a mount on would take that mount away inside it).
+
+Runs that share airlock's state take turns from their look at the paths until their ledger is
+written, and to remove their placeholders (:mod:`airlock.sandbox.setup_lock`): no placeholder
+goes between another run's look and its ledger, so one is never taken for a path that is
+there, nor removed under a run that binds it.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from pathlib import Path
 
 from airlock._process import alive
 from airlock.sandbox.files import is_at, open_folder
+from airlock.sandbox.setup_lock import removing
 
 SCRATCH_PREFIX = "airlock-run-"
 """How a run's scratch folder is named (:func:`airlock.sandbox.launcher.start`)."""
@@ -63,8 +69,9 @@ class Placeholders:
     def remove(self) -> None:
         """Remove the placeholders no other running sandbox stands on, the scratch folder,
         then the ledger."""
-        claimed = claimed_by_others(self.ledger)
-        remove_empty(path for path in self.paths if path not in claimed)
+        with removing(None if self.ledger is None else self.ledger.parent):
+            claimed = claimed_by_others(self.ledger)
+            remove_empty(path for path in self.paths if path not in claimed)
         if self.scratch is not None and _is_scratch(self.scratch):
             shutil.rmtree(self.scratch, ignore_errors=True)  # never through a link
         if self.ledger is not None:

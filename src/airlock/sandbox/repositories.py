@@ -73,6 +73,7 @@ from airlock.sandbox.paths import (
     resolve,
     sandbox_own_in,
 )
+from airlock.sandbox.placeholders import remove_empty
 
 NESTED_DEPTH = 4
 """How many folders deep below the workspace :func:`find_nested` looks (``a/b/c/d/.git``)."""
@@ -870,7 +871,7 @@ def bring_in(held: Held) -> str | None:
     if not os.path.lexists(held.folder):
         return None  # brought in already (a run killed after it did, done again by the next)
     try:
-        if not any(held.folder.iterdir()):
+        if not _made_inside(held.folder):
             held.folder.rmdir()
             return None
     except OSError as error:
@@ -903,6 +904,23 @@ def bring_in(held: Held) -> str | None:
         )
     said = f"the git repository made inside is now {held.target}, hooks removed"
     return said + (f", config dropped: {', '.join(sorted(set(dropped)))}" if dropped else "")
+
+
+def _made_inside(folder: Path) -> bool:
+    """Whether anything was made in the holding ``folder``; it is emptied of the empty files
+    and folders that bubblewrap made there and nothing else wrote, when it holds no ``HEAD``
+    (no repository: ``git init`` writes one). Those are where a rule on a path under ``.git``
+    stood, made by the run's own bubblewrap over the bind (a ``.git`` that appeared between
+    :func:`hold` and the rules: another run's placeholder): never a repository made inside.
+
+    Raises:
+        OSError: the folder cannot be read.
+    """
+    names = [entry.name for entry in os.scandir(folder)]
+    if names and "HEAD" not in names:
+        remove_empty(folder / name for name in names)
+        names = [entry.name for entry in os.scandir(folder)]
+    return bool(names)
 
 
 def module_folders(workspace: Path) -> frozenset[Path]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import sys
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -20,6 +21,15 @@ from airlock.settings.validation import Problem, shown, validate
 
 MAX_SETTINGS_BYTES = 4 * 1024 * 1024
 """A settings file larger than this is refused rather than read."""
+
+MAX_SETTINGS_DEPTH = 100
+"""A settings file with objects and lists nested deeper than this is refused rather than read
+(the reference agent's deepest key is five levels down): reading or showing one would
+overflow Python's stack."""
+
+OPEN_FLAGS = os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
+"""How a settings file is opened: through links, as the agent opens it, but never waiting on a
+FIFO, never taking a terminal."""
 
 MANAGED_DIR_VARIABLE = "AIRLOCK_MANAGED_SETTINGS_DIR"
 LINUX_MANAGED_DIR = Path("/etc/claude-code")
@@ -42,38 +52,92 @@ class Layer:
     origin: Origin
     data: Mapping[str, Any]
     problems: tuple[Problem, ...] = ()
+    readable: bool = True
+    """Whether the file could be read as a JSON object at all. When not (not valid JSON, too
+    large, not a regular file, …) none of it is in effect, not even what can only restrict,
+    and what it would take away cannot be told."""
 
     @property
     def valid(self) -> bool:
         return not self.problems
 
 
+def unreadable(origin: Origin, why: str, value: str = "") -> Layer:
+    """The layer of a settings file that could not be read: nothing in it, and why."""
+    return Layer(origin, {}, (Problem(origin.path or "<settings>", "", value, why),), False)
+
+
 def read_layer(path: Path, source: Source) -> Layer | None:
     """Read one settings file; ``None`` when it does not exist."""
     origin = Origin(source, str(path))
-    try:
-        if path.stat().st_size > MAX_SETTINGS_BYTES:
-            return Layer(
-                origin,
-                {},
-                (
-                    Problem(
-                        str(path), "", "", f"file larger than {MAX_SETTINGS_BYTES} bytes: refused"
-                    ),
-                ),
-            )
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        return None
-    except OSError as error:
-        if isinstance(error, IsADirectoryError) and _empty_folder(path):
-            return None  # no settings in it: what `airlock run` keeps at a missing file it protects
-        return Layer(
-            origin, {}, (Problem(str(path), "", "", f"cannot be read: {error.strerror or error}"),)
-        )
+    raw, why = settings_bytes(path)
+    if why:
+        return unreadable(origin, why)
     if not raw:  # no settings, as the agent reads an empty file (airlock run's placeholder)
         return None
     return parse_layer(raw, origin)
+
+
+def settings_bytes(path: Path) -> tuple[bytes | None, str]:
+    """The bytes of the settings file at ``path``, or why it cannot be read; ``None`` and
+    ``""`` when there is none (nothing there, a link to nothing, an empty folder).
+
+    What is not a regular file (a FIFO, a device: code in a workspace can make one there) is
+    refused before it is read, never waited on; at most one byte beyond the bound is read.
+    The sandbox's readers (``airlock.sandbox.files``) say no more than ``None`` for all of
+    these, and settings do not import a capability: hence this one.
+    """
+    try:
+        mode = path.stat().st_mode
+        if stat.S_ISDIR(mode) and _empty_folder(path):
+            return None, ""  # no settings in it: what `airlock run` keeps at a missing file
+        why = _not_regular(mode)  # a device is not even opened
+        if why:
+            return None, why
+        fd = os.open(path, OPEN_FLAGS)
+    except FileNotFoundError:
+        return None, ""
+    except OSError as error:
+        return None, f"cannot be read: {error.strerror or error}"
+    try:
+        why = _not_regular(os.fstat(fd).st_mode)  # what was opened, whatever came since
+        if why:
+            return None, why
+        raw = _read_at_most(fd, MAX_SETTINGS_BYTES + 1)
+    except OSError as error:
+        return None, f"cannot be read: {error.strerror or error}"
+    finally:
+        os.close(fd)
+    if len(raw) > MAX_SETTINGS_BYTES:
+        return None, f"file larger than {MAX_SETTINGS_BYTES} bytes: refused"
+    return raw, ""
+
+
+NOT_REGULAR = (
+    (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISCHR, "a device"),
+    (stat.S_ISBLK, "a device"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISDIR, "a folder"),
+)
+"""What else than a regular file can stand at a settings file's path, in words."""
+
+
+def _not_regular(mode: int) -> str:
+    """Why a file of ``mode`` cannot be read as settings; ``""`` for a regular file."""
+    if stat.S_ISREG(mode):
+        return ""
+    kind = next((name for test, name in NOT_REGULAR if test(mode)), "something else")
+    return f"cannot be read: not a regular file ({kind})"
+
+
+def _read_at_most(fd: int, limit: int) -> bytes:
+    chunks: list[bytes] = []
+    left = limit
+    while left > 0 and (chunk := os.read(fd, min(left, 1 << 20))):
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
 
 
 def _empty_folder(path: Path) -> bool:
@@ -90,24 +154,37 @@ def _empty_folder(path: Path) -> bool:
 
 def parse_layer(raw: bytes | str, origin: Origin) -> Layer:
     """Parse and validate the text of one settings file."""
-    path = origin.path or "<settings>"
+    too_deep = f"nested too deeply (more than {MAX_SETTINGS_DEPTH} levels of objects and lists)"
     try:
         data = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        where = (
-            f"line {error.lineno} column {error.colno}: "
-            if isinstance(error, json.JSONDecodeError)
-            else ""
-        )
-        message = error.msg if isinstance(error, json.JSONDecodeError) else str(error)
-        return Layer(origin, {}, (Problem(path, "", "", f"not valid JSON ({where}{message})"),))
+    except RecursionError:  # the parser's own stack: thousands of levels
+        return unreadable(origin, too_deep)
+    except json.JSONDecodeError as error:
+        where = f"line {error.lineno} column {error.colno}"
+        return unreadable(origin, f"not valid JSON ({where}: {error.msg})")
+    except ValueError as error:  # not UTF-8, or an integer of more digits than Python converts
+        return unreadable(origin, f"not valid JSON ({error})")
+    if _deeper_than(data, MAX_SETTINGS_DEPTH):
+        return unreadable(origin, too_deep)
     if not isinstance(data, dict):
-        return Layer(
-            origin,
-            {},
-            (Problem(path, "", shown(data), "expected a JSON object at the top level"),),
-        )
-    return Layer(origin, data, tuple(validate(data, path)))
+        return unreadable(origin, "expected a JSON object at the top level", shown(data))
+    return Layer(origin, data, tuple(validate(data, origin.path or "<settings>")))
+
+
+def _deeper_than(data: Any, limit: int) -> bool:
+    """Whether objects and lists nest in ``data`` more than ``limit`` levels (one level at a
+    time, never recursing)."""
+    level = [data]
+    for _ in range(limit + 1):
+        containers = [value for value in level if isinstance(value, dict | list)]
+        if not containers:
+            return False
+        level = [
+            child
+            for value in containers
+            for child in (value.values() if isinstance(value, dict) else value)
+        ]
+    return True
 
 
 def merge(lower: Mapping[str, Any], higher: Mapping[str, Any]) -> dict[str, Any]:
@@ -153,7 +230,8 @@ def read_managed(directory: Path) -> Layer | None:
             data = merge(data, layer.data)
     problems = tuple(problem for layer in layers for problem in layer.problems)
     shown = ", ".join(str(p) for p in paths if p.exists())
-    return Layer(Origin(Source.MANAGED, shown or str(directory)), data, problems)
+    readable = all(layer.readable for layer in layers)
+    return Layer(Origin(Source.MANAGED, shown or str(directory)), data, problems, readable)
 
 
 def config_dir(environ: Mapping[str, str], home: Path | None = None) -> Path:

@@ -22,7 +22,15 @@ from airlock.policy.model import (
 )
 from airlock.policy.services import resolve_collector_url
 from airlock.policy.variables import VARIABLES, Kind
-from airlock.settings.layers import Layer, config_dir, lookup, merge, problems_for, read_layers
+from airlock.settings.layers import (
+    Layer,
+    config_dir,
+    lookup,
+    merge,
+    problems_for,
+    read_layers,
+    settings_bytes,
+)
 from airlock.settings.validation import PERMISSION_LISTS, PERMISSION_RESTRICTING, Problem
 
 STATE_FILE = "airlock/state.json"
@@ -238,9 +246,10 @@ def _permissions(layers: tuple[Layer, ...]) -> Permissions:
 
 def _declined(home: Path) -> Setting[bool]:
     path = home / STATE_FILE
+    raw, _ = settings_bytes(path)  # never waiting on a FIFO made there
     try:
-        state = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        state = json.loads(raw or b"null")
+    except (ValueError, RecursionError):
         return Setting(False, Origin(Source.DEFAULT))
     if isinstance(state, dict) and state.get("transcriptShareDeclined") is True:
         return Setting(True, Origin(Source.STATE, str(path)))

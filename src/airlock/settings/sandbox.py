@@ -108,12 +108,17 @@ RUN_RESTRICTING = (
 
 
 def restrictions_not_taken(loaded: Loaded) -> tuple[Problem, ...]:
-    """Each :data:`RUN_RESTRICTING` value, in any file, that cannot be taken as a list of
-    strings (a number, an object, ``null``, a list holding one of them): what it would take
-    away is unknown, so ``airlock run`` refuses to start rather than run without it. A lone
-    string is taken as a one-item list (see :func:`sandbox_settings`)."""
+    """Each settings file that could not be read at all (not valid JSON, too large, not a
+    regular file: it may hold any of them), and each :data:`RUN_RESTRICTING` value, in any
+    file, that cannot be taken as a list of strings (a number, an object, ``null``, a list
+    holding one of them): what it would take away is unknown, so ``airlock run`` refuses to
+    start rather than run without it. A lone string is taken as a one-item list (see
+    :func:`sandbox_settings`)."""
     problems: list[Problem] = []
     for layer in loaded.layers:
+        if not layer.readable:
+            problems += layer.problems
+            continue
         for path in RUN_RESTRICTING:
             found, value = lookup(layer.data, path)
             if not found:

@@ -1,0 +1,173 @@
+"""Real ``airlock run`` processes at once in one workspace, or with one home: each runs, they
+take turns only to set up, and nothing is left behind."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+TIMEOUT = 120.0
+
+
+def _start(workspace: Path, script: str) -> subprocess.Popen[str]:
+    """``airlock run -- sh -c SCRIPT`` in ``workspace``, with the test's HOME."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "airlock", "run", "--", "sh", "-c", script],
+        cwd=workspace,
+        env={**os.environ, "COLUMNS": "200"},
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _ended(process: subprocess.Popen[str]) -> tuple[int, str]:
+    """The exit status and stderr of a run, once it ends (bounded)."""
+    _, err = process.communicate(timeout=TIMEOUT)
+    return process.returncode, err
+
+
+def _wait_for(path: Path) -> None:
+    deadline = time.monotonic() + TIMEOUT
+    while not path.exists():
+        assert time.monotonic() < deadline, f"{path} never appeared"
+        time.sleep(0.05)
+
+
+def _entries(folder: Path) -> list[str]:
+    return sorted(entry.name for entry in folder.iterdir())
+
+
+@pytest.mark.parametrize(
+    "separate", [False, True], ids=["one_workspace", "one_home_four_workspaces"]
+)
+def test_runs_at_once_all_end_well_and_leave_nothing(
+    project: Path, home: Path, tmp_path: Path, separate: bool
+) -> None:
+    """Four runs started together, in one workspace or in four with one home: each runs and
+    exits 0; no bubblewrap failure (a placeholder removed between another run's look at the
+    paths and its ledger: "Can't find source path"), no other run's placeholder taken for a
+    repository, and no placeholder left in a workspace or the home."""
+    workspaces = [project] * 4
+    if separate:
+        workspaces = [tmp_path / f"ws{number}" for number in range(4)]
+        for workspace in workspaces:
+            workspace.mkdir()
+    runs = [_start(workspace, "sleep 0.3") for workspace in workspaces]
+    ended = [_ended(run) for run in runs]
+    for code, err in ended:
+        assert "Can't find source path" not in err
+        assert "a git repository was made inside" not in err
+        assert code == 0, err
+    for workspace in set(workspaces):
+        assert _entries(workspace) == []
+    assert _entries(home / ".claude") == ["airlock"]
+
+
+def test_a_second_run_while_one_goes_on_runs_beside_it(project: Path, home: Path) -> None:
+    """Runs take turns only to set up: a second run in the workspace of one that goes on runs
+    at once, and each cleans up after itself (the placeholders both stand on last until the
+    second ends)."""
+    first = _start(project, "touch started; sleep 60")
+    try:
+        _wait_for(project / "started")
+        code, err = _ended(_start(project, "touch second-ran"))
+        assert code == 0, err
+        assert (project / "second-ran").exists()
+        assert first.poll() is None  # the first run goes on
+    finally:
+        first.send_signal(signal.SIGTERM)
+        first_code, first_err = _ended(first)
+    assert first_code != 125, first_err
+    assert _entries(project) == ["second-ran", "started"]
+    assert _entries(home / ".claude") == ["airlock"]
+
+
+def test_a_killed_run_lets_the_next_one_in_at_once(project: Path, home: Path) -> None:
+    """A run killed with SIGKILL holds nothing: the next one runs without waiting, and
+    removes what the killed one left."""
+    first = _start(project, "touch started; sleep 60")
+    _wait_for(project / "started")
+    first.kill()
+    first.communicate(timeout=TIMEOUT)
+    code, err = _ended(_start(project, "true"))
+    assert code == 0, err
+    assert "waiting for another" not in err
+    assert _entries(project) == ["started"]
+    assert _entries(home / ".claude") == ["airlock"]
+
+
+def test_a_run_that_holds_the_setup_lock_past_the_wait_is_named(tmp_path: Path, home: Path) -> None:
+    """The set-up lock held past the wait (a stuck run): the next run is refused, naming the
+    holder's process id, before anything is made."""
+    from airlock.errors import SandboxError
+    from airlock.sandbox.setup_lock import take
+
+    ledgers = tmp_path / "state" / "placeholders"
+    said: list[str] = []
+    held = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from airlock.sandbox.setup_lock import take; "
+            f"take(__import__('pathlib').Path({str(ledgers)!r}), time.time(), print); "
+            "print('held', flush=True); time.sleep(30)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert held.stdout is not None and held.stdout.readline().strip() == "held"
+        with pytest.raises(SandboxError, match=rf"another airlock run \(pid {held.pid}, started "):
+            take(ledgers, time.time(), said.append, wait=1.5)
+        assert said and "waiting for another airlock run" in said[0]
+    finally:
+        held.kill()
+        held.communicate(timeout=TIMEOUT)
+    take(ledgers, time.time(), said.append, wait=1.5).release()  # the kernel let it go
+
+
+@pytest.mark.parametrize(
+    ("written", "made"),
+    [
+        pytest.param(
+            ("config.worktree", "hooks/"), False, id="mount_points_alone_are_no_repository"
+        ),
+        pytest.param(("HEAD", "config.worktree"), True, id="a_head_is_a_repository_made_inside"),
+        pytest.param(("hooks/pre-commit",), True, id="content_is_kept_held"),
+    ],
+)
+def test_a_holding_folder_is_taken_for_a_repository_only_when_one_was_made(
+    tmp_path: Path, written: tuple[str, ...], made: bool
+) -> None:
+    """Empty files and folders bubblewrap made in the holding folder (rules under a ``.git``
+    that appeared meanwhile: another run's placeholder) are removed with it, and no
+    repository is said to be made; a ``HEAD``, or anything written, stays held."""
+    from airlock.sandbox.repositories import bring_in, hold
+
+    workspace = tmp_path / "workspace"
+    workspace.mkdir()
+    held = hold(workspace, tmp_path / "state", "run")
+    assert held is not None
+    for name in written:
+        path = held.folder / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if name.endswith("/"):
+            path.mkdir()
+        elif name == "hooks/pre-commit":
+            path.write_text("#!/bin/sh\n")
+        else:
+            path.touch()
+    (workspace / ".git").mkdir()  # another run's placeholder, still there
+    said = bring_in(held)
+    assert (said is not None) is made
+    assert held.folder.exists() is made
+    if made:
+        assert said is not None and "exists now" in said
