@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from airlock.egress.ca import RunCA, upstream_context, write_bundle
-from airlock.egress.inspect import Inspector
+from airlock.egress.inspect import InspectionConfig, Inspector
 from airlock.egress.scan import SecretsMode
 from airlock.policy import Decisions
 from tests.serving import Handler, in_thread
@@ -247,3 +247,27 @@ def tunnel_ssl(rig: Rig, host: str, cafile: Path) -> tuple[ssl.SSLSocket, Any]:
     assert answer.startswith(b"HTTP/1.1 200")
     context = ssl.create_default_context(cafile=str(cafile))
     return context.wrap_socket(raw, server_hostname=host), raw
+
+
+def inspected_setup(
+    tmp_path: Path, environ: dict[str, str]
+) -> tuple[RunCA, Path, InspectionConfig]:
+    """An origin's CA, the run's bundle (the system's CAs and the run's) and an inspection of
+    ``localhost`` (secrets reported) with the engine's decisions for ``environ``."""
+    from airlock.policy import decide
+    from tests.policy.helpers import context
+
+    run_ca = RunCA(now=NOW)
+    origin_ca = RunCA(now=NOW, name="test origin CA")
+    origin_pem = tmp_path / "origin-ca.pem"
+    origin_pem.write_bytes(origin_ca.certificate_pem)
+    bundle = write_bundle(run_ca, tmp_path / "bundle.pem", origin_pem)
+    inspection = InspectionConfig(
+        hosts=frozenset({"localhost"}),
+        ca=run_ca,
+        upstream=upstream_context(origin_pem),
+        decisions=decide(context(environ)),
+        secrets=SecretsMode.REPORT,
+        api_hosts=frozenset({"localhost"}),
+    )
+    return origin_ca, bundle, inspection

@@ -178,3 +178,18 @@ def assert_report_is_the_log(report: ProxyReport, log: Path) -> None:
         assert sum(count for _, count in host.errors) == len(failed), name
     assert report.refused == sum(r["decision"] == "deny" for r in records)
     assert report.errors == sum(r["decision"] == "allow" and bool(r["error"]) for r in records)
+
+
+def until_failed(proxy: RunningProxy, url: str, port: int) -> None:
+    """Send requests through ``proxy`` (at ``url``) to the origin on ``port`` until its audit
+    log is found failed (each flush looks), at most 10 s."""
+    import time
+
+    import httpx
+
+    deadline = time.monotonic() + 10
+    with httpx.Client(proxy=url) as client:
+        while proxy.failed is None and time.monotonic() < deadline:
+            with suppress(httpx.HTTPError):
+                client.get(f"http://127.0.0.1:{port}/during")
+            time.sleep(0.05)

@@ -30,7 +30,7 @@ from airlock.egress.audit import (
 )
 from airlock.errors import AirlockError
 from tests.cli import airlock
-from tests.egress.origin import _Site, config, running
+from tests.egress.origin import _Site, config, running, until_failed
 
 
 def _logged_run(tmp_path: Path, site: _Site, requests: int = 4) -> EgressConfig:
@@ -349,12 +349,7 @@ def test_a_log_removed_or_replaced_mid_run_stops_traffic(
         else:
             cfg.audit_log.rename(tmp_path / "moved.jsonl")
             cfg.audit_log.write_bytes(b"")
-        deadline = time.monotonic() + 10
-        with httpx.Client(proxy=url) as client:
-            while proxy.failed is None and time.monotonic() < deadline:
-                with contextlib.suppress(httpx.HTTPError):
-                    client.get(f"http://127.0.0.1:{port}/during")
-                time.sleep(0.05)
+        until_failed(proxy, url, port)
         assert proxy.failed is not None and "removed or replaced" in str(proxy.failed)
         report = proxy.close({"exit_code": 0})
     assert report.error is not None and "audit log" in report.error

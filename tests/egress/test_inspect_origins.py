@@ -13,14 +13,10 @@ from pathlib import Path
 
 from airlock.egress import Limits
 from airlock.egress.audit import read_records
-from airlock.egress.ca import RunCA, upstream_context, write_bundle
+from airlock.egress.ca import RunCA
 from airlock.egress.forwarding import BODY_REQUEST
-from airlock.egress.inspect import InspectionConfig
-from airlock.egress.scan import SecretsMode
-from airlock.policy import decide
-from tests.egress.harness import NOW, OriginHandler, OriginServer
+from tests.egress.harness import OriginHandler, OriginServer, inspected_setup
 from tests.egress.origin import config, running
-from tests.policy.helpers import context
 from tests.serving import in_thread
 
 
@@ -99,23 +95,6 @@ def _origin(
     return in_thread(server)
 
 
-def _setup(tmp_path: Path, environ: dict[str, str]) -> tuple[RunCA, Path, InspectionConfig]:
-    run_ca = RunCA(now=NOW)
-    origin_ca = RunCA(now=NOW, name="test origin CA")
-    origin_pem = tmp_path / "origin-ca.pem"
-    origin_pem.write_bytes(origin_ca.certificate_pem)
-    bundle = write_bundle(run_ca, tmp_path / "bundle.pem", origin_pem)
-    inspection = InspectionConfig(
-        hosts=frozenset({"localhost"}),
-        ca=run_ca,
-        upstream=upstream_context(origin_pem),
-        decisions=decide(context(environ)),
-        secrets=SecretsMode.REPORT,
-        api_hosts=frozenset({"localhost"}),
-    )
-    return origin_ca, bundle, inspection
-
-
 @contextlib.contextmanager
 def _inspected_tls(proxy: str, bundle: Path, port: int) -> Iterator[ssl.SSLSocket]:
     """A TLS connection to ``localhost:PORT`` through the proxy's CONNECT, inspected."""
@@ -174,7 +153,7 @@ def test_a_body_that_is_a_request_never_reaches_an_origin_that_leaves_it_unread(
     """Telemetry off; ``DELETE`` and ``OPTIONS`` carrying a metrics batch as their body, to
     an origin that answers them without reading it: refused ``400`` before any of it leaves
     (as plain forwarding refuses it), so the origin never reads the batch as a request."""
-    origin_ca, bundle, inspection = _setup(tmp_path, {"DISABLE_TELEMETRY": "1"})
+    origin_ca, bundle, inspection = inspected_setup(tmp_path, {"DISABLE_TELEMETRY": "1"})
     cfg = config(tmp_path, inspection=inspection)
     answers = []
     with _origin(origin_ca, LazyHandler) as site, running(cfg) as (url, _):
@@ -200,7 +179,7 @@ def test_a_request_with_a_body_asks_the_origin_to_close_and_its_connection_is_no
     """A ``DELETE`` with a body that is no request goes with ``Connection: close`` (the
     client's ``keep-alive`` replaced), and the next request on the client's connection goes
     on a new upstream connection: what the origin left unread is never read as a request."""
-    origin_ca, bundle, inspection = _setup(tmp_path, {"DISABLE_TELEMETRY": "1"})
+    origin_ca, bundle, inspection = inspected_setup(tmp_path, {"DISABLE_TELEMETRY": "1"})
     cfg = config(tmp_path, inspection=inspection)
     with _origin(origin_ca, LazyHandler) as site, running(cfg) as (url, _):
         port = site.server_address[1]
@@ -230,7 +209,7 @@ def test_an_answer_streamed_past_the_idle_limit_is_not_cut(tmp_path: Path) -> No
     """An event stream of about 5 s with a 1.5 s idle limit: each piece relayed is activity,
     so the stream reaches its end, and its record says the origin's ``200`` and every byte
     relayed."""
-    origin_ca, bundle, inspection = _setup(tmp_path, {})
+    origin_ca, bundle, inspection = inspected_setup(tmp_path, {})
     cfg = config(tmp_path, inspection=inspection, limits=Limits(idle_seconds=1.5))
     stream = b""
     with (
@@ -260,7 +239,7 @@ def test_an_answer_that_fails_part_way_keeps_its_status_and_bytes_in_the_record(
     """The origin answers ``200`` and its chunked body turns malformed after two pieces: the
     client gets those pieces and no second answer after them, and the record says the
     origin's ``200``, the bytes relayed, and what failed."""
-    origin_ca, bundle, inspection = _setup(tmp_path, {})
+    origin_ca, bundle, inspection = inspected_setup(tmp_path, {})
     cfg = config(tmp_path, inspection=inspection)
     stream = b""
     with (
@@ -288,7 +267,7 @@ def test_a_path_servers_read_as_another_flow_is_not_recorded_as_the_model(
     ``/v1/messages/..;/../api/event_logging/v2/batch`` (the metrics batch to a server that
     reads ``..;`` as ``..``) go out, recorded as ``unclassified``, not as model requests;
     ``/v1/messages/count_tokens`` is one."""
-    origin_ca, bundle, inspection = _setup(tmp_path, {})
+    origin_ca, bundle, inspection = inspected_setup(tmp_path, {})
     cfg = config(tmp_path, inspection=inspection)
     paths = [
         b"/v1/messagesX",
@@ -333,7 +312,7 @@ def test_an_answer_before_the_origin_closes_reaches_the_client(tmp_path: Path) -
     """Uploads sent with ``Connection: close`` to an origin that reads them, answers and shuts
     the connection before the proxy's last wait on its writes: each answer reaches the client
     (the wait raised "Connection lost", and the upload was answered 502)."""
-    origin_ca, bundle, inspection = _setup(tmp_path, {})
+    origin_ca, bundle, inspection = inspected_setup(tmp_path, {})
     cfg = config(tmp_path, inspection=inspection)
     body = b'{"text": "' + b"x" * 600_000 + b'"}'
     answers = []

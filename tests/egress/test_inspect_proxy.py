@@ -15,32 +15,13 @@ import pytest
 
 from airlock.egress import Limits, verify
 from airlock.egress.audit import read_records
-from airlock.egress.ca import RunCA, ca_environment, upstream_context, write_bundle
+from airlock.egress.ca import ca_environment
 from airlock.egress.inspect import InspectionConfig
 from airlock.egress.scan import SecretsMode
-from airlock.policy import decide
-from tests.egress.harness import NOW, tls_origin
+from tests.egress.harness import inspected_setup, tls_origin
 from tests.egress.origin import assert_report_is_the_log, config, running
-from tests.policy.helpers import context
 
 KEY = "ghp_" + "aB3dE5fG7hJ9kL1mN3pQ5rS7tU9vW1xY3z5A"
-
-
-def _setup(tmp_path: Path, environ: dict[str, str]) -> tuple[RunCA, Path, InspectionConfig]:
-    run_ca = RunCA(now=NOW)
-    origin_ca = RunCA(now=NOW, name="test origin CA")
-    origin_pem = tmp_path / "origin-ca.pem"
-    origin_pem.write_bytes(origin_ca.certificate_pem)
-    bundle = write_bundle(run_ca, tmp_path / "bundle.pem", origin_pem)
-    inspection = InspectionConfig(
-        hosts=frozenset({"localhost"}),
-        ca=run_ca,
-        upstream=upstream_context(origin_pem),
-        decisions=decide(context(environ)),
-        secrets=SecretsMode.REPORT,
-        api_hosts=frozenset({"localhost"}),
-    )
-    return origin_ca, bundle, inspection
 
 
 def _curl(proxy: str, bundle: Path, url: str, *args: str) -> subprocess.CompletedProcess[bytes]:
@@ -57,7 +38,7 @@ def test_proxy_inspects_enforces_and_reports(tmp_path: Path) -> None:
     """Through the real proxy: records per request with flows, a refused metrics batch, a
     reported key never logged, an un-inspected host tunnelled unchanged, a verified chain and
     a report that groups by flow and flags the agent's attempt."""
-    origin_ca, bundle, inspection = _setup(tmp_path, {"DISABLE_TELEMETRY": "1"})
+    origin_ca, bundle, inspection = inspected_setup(tmp_path, {"DISABLE_TELEMETRY": "1"})
     cfg = config(tmp_path, inspection=inspection)
     with tls_origin(origin_ca, "localhost") as site, tls_origin(origin_ca, "127.0.0.1") as other:
         port, other_port = site.server_address[1], other.server_address[1]
@@ -117,7 +98,7 @@ def test_a_path_a_server_may_route_by_instead_is_judged_too(
     """An allowed model request carrying a header some servers route by (IIS's URL Rewrite,
     frameworks that trust it) that names a metrics path is refused as metrics when metrics
     are off; the same header naming an allowed path lets it through."""
-    origin_ca, bundle, inspection = _setup(tmp_path, {"DISABLE_TELEMETRY": "1"})
+    origin_ca, bundle, inspection = inspected_setup(tmp_path, {"DISABLE_TELEMETRY": "1"})
     cfg = config(tmp_path, inspection=inspection)
     with tls_origin(origin_ca, "localhost") as site:
         port = site.server_address[1]
@@ -146,7 +127,7 @@ def test_a_refused_flow_needs_no_name_lookup(tmp_path: Path) -> None:
     from airlock.egress import start_proxy
     from airlock.errors import AirlockError
 
-    _, bundle, inspection = _setup(tmp_path, {"DISABLE_TELEMETRY": "1"})
+    _, bundle, inspection = inspected_setup(tmp_path, {"DISABLE_TELEMETRY": "1"})
     inspection = InspectionConfig(
         hosts=frozenset({"api.anthropic.com"}),
         ca=inspection.ca,
@@ -195,7 +176,7 @@ def test_a_tunnel_whose_tls_asks_for_an_inspected_host_is_refused(tmp_path: Path
     """``CONNECT 127.0.0.1`` carrying TLS for ``localhost`` (inspected): the requests would
     pass as an opaque tunnel; refused, with a record saying why. The same address with TLS
     for itself stays a tunnel."""
-    origin_ca, bundle, inspection = _setup(tmp_path, {"DISABLE_TELEMETRY": "1"})
+    origin_ca, bundle, inspection = inspected_setup(tmp_path, {"DISABLE_TELEMETRY": "1"})
     cfg = config(tmp_path, inspection=inspection)
     with tls_origin(origin_ca, "localhost") as site, tls_origin(origin_ca, "127.0.0.1") as other:
         port, other_port = site.server_address[1], other.server_address[1]
@@ -225,7 +206,7 @@ def test_a_server_that_speaks_first_is_not_held_up(tmp_path: Path) -> None:
     import socket
     import threading
 
-    _, _, inspection = _setup(tmp_path, {})
+    _, _, inspection = inspected_setup(tmp_path, {})
     server = socket.create_server(("127.0.0.1", 0))
     server_port = server.getsockname()[1]
 
@@ -276,7 +257,7 @@ def test_the_upload_budget_cuts_an_inspected_request_before_it_is_passed(
     it leaves, as in tunnels and plain HTTP, so the request is cut at the budget (the origin
     never gets it whole), the client is told why, the record says so with the bytes that
     left, and the run says the budget ran out."""
-    origin_ca, bundle, inspection = _setup(tmp_path, {})
+    origin_ca, bundle, inspection = inspected_setup(tmp_path, {})
     inspection = dataclasses.replace(inspection, secrets=secrets)
     cfg = config(tmp_path, inspection=inspection, limits=Limits(max_upload_mb=1, idle_seconds=30))
     body = b"u" * 1_500_000

@@ -27,6 +27,7 @@ from tests.egress.origin import (
     origin,
     origin_v6,
     running,
+    until_failed,
 )
 
 
@@ -1021,12 +1022,7 @@ def test_after_the_log_failed_new_connections_are_answered_503_and_counted(
         with httpx.Client(proxy=url) as client:
             assert client.get(f"http://127.0.0.1:{port}/before").status_code == 200
         cfg.audit_log.unlink()
-        deadline = time.monotonic() + 10
-        with httpx.Client(proxy=url) as client:
-            while proxy.failed is None and time.monotonic() < deadline:
-                with contextlib.suppress(httpx.HTTPError):
-                    client.get(f"http://127.0.0.1:{port}/during")
-                time.sleep(0.05)
+        until_failed(proxy, url, port)
         assert proxy.failed is not None
         answers = [
             exchange(url, b"GET http://127.0.0.1:%d/after HTTP/1.1\r\n\r\n" % port)
