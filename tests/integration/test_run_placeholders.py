@@ -130,20 +130,25 @@ def test_a_run_beside_another_reads_its_placeholders_as_missing_settings(
     tmp_path: Path, home: Path
 ) -> None:
     """Run A keeps an empty file at the missing ~/.claude/settings.json it protects (and an
-    empty folder at the project's missing .claude); a second run (or any airlock command)
-    meanwhile reads no settings there and reports no problem, nor takes the empty .git A
-    holds a new repository in for one; once A ends both are gone."""
+    empty folder at the project's missing .claude); a second run with the same home, in
+    another workspace, and any airlock command in A's, meanwhile read no settings there and
+    report no problem; once A ends both are gone."""
     settings = home / ".claude" / "settings.json"
     assert not settings.exists()
     run_a = start_run(tmp_path, "echo started; while [ ! -e go ]; do sleep 0.05; done")
     try:
         assert settings.is_file() and settings.stat().st_size == 0  # A's mount point
         assert not any((Path.cwd() / ".claude").iterdir())
-        second = airlock("run", "--audit-log", str(tmp_path / "b.jsonl"), "--", "true")
+        other = tmp_path / "other-workspace"  # one run at a time in a workspace, many a home
+        other.mkdir()
+        second = airlock("run", "--audit-log", str(tmp_path / "b.jsonl"), "--", "true", cwd=other)
         assert second.returncode == 0, second.stderr
-        assert "settings problems" not in second.stderr
-        assert "could not be read" not in second.stderr  # A's .git mount point: no repository
+        assert "settings problems" not in second.stderr  # A's ~/.claude/settings.json
         assert "nothing left the machine" in second.stderr
+        flows = airlock("flows")  # in A's workspace: its .claude placeholder is no settings
+        assert flows.returncode == 0, flows.stderr
+        assert "settings problems" not in flows.stderr
+        assert "could not be read" not in flows.stderr
     finally:
         Path("go").touch()
         run_a.communicate(timeout=120)

@@ -1,5 +1,6 @@
-"""Real ``airlock run`` processes at once in one workspace, or with one home: each runs, they
-take turns only to set up, and nothing is left behind."""
+"""Real ``airlock run`` processes at once: one at a time in a workspace (the next waits, then
+is told), beside each other with one home (taking turns only to set up), nothing left
+behind."""
 
 from __future__ import annotations
 
@@ -51,8 +52,8 @@ def _entries(folder: Path) -> list[str]:
 def test_runs_at_once_all_end_well_and_leave_nothing(
     project: Path, home: Path, tmp_path: Path, separate: bool
 ) -> None:
-    """Four runs started together, in one workspace or in four with one home: each runs and
-    exits 0; no bubblewrap failure (a placeholder removed between another run's look at the
+    """Four runs started together, in one workspace (one after the other) or in four with one
+    home (at once): each runs and exits 0; no bubblewrap failure (a placeholder removed between another run's look at the
     paths and its ledger: "Can't find source path"), no other run's placeholder taken for a
     repository, and no placeholder left in a workspace or the home."""
     workspaces = [project] * 4
@@ -71,22 +72,51 @@ def test_runs_at_once_all_end_well_and_leave_nothing(
     assert _entries(home / ".claude") == ["airlock"]
 
 
-def test_a_second_run_while_one_goes_on_runs_beside_it(project: Path, home: Path) -> None:
-    """Runs take turns only to set up: a second run in the workspace of one that goes on runs
-    at once, and each cleans up after itself (the placeholders both stand on last until the
-    second ends)."""
+def test_a_second_run_with_the_same_home_runs_beside_it(
+    project: Path, home: Path, tmp_path: Path
+) -> None:
+    """Runs with one home take turns only to set up: a second run in another workspace runs
+    while the first goes on, and each cleans up after itself (the home's placeholders both
+    stand on last until the second of them ends)."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
     first = _start(project, "touch started; sleep 60")
     try:
         _wait_for(project / "started")
-        code, err = _ended(_start(project, "touch second-ran"))
+        code, err = _ended(_start(elsewhere, "touch second-ran"))
         assert code == 0, err
-        assert (project / "second-ran").exists()
+        assert (elsewhere / "second-ran").exists()
         assert first.poll() is None  # the first run goes on
     finally:
         first.send_signal(signal.SIGTERM)
         first_code, first_err = _ended(first)
     assert first_code != 125, first_err
-    assert _entries(project) == ["second-ran", "started"]
+    assert _entries(project) == ["started"]
+    assert _entries(elsewhere) == ["second-ran"]
+    assert _entries(home / ".claude") == ["airlock"]
+
+
+def test_a_second_run_in_the_same_workspace_is_refused_naming_the_first(
+    project: Path, home: Path
+) -> None:
+    """One run at a time in a workspace: what one makes safe after its command (a repository
+    made inside, renamed aside) may be what the other's sandbox stands on (its read-only
+    mounts went with it: a hook written inside ran on the host). The second waits a few
+    seconds, then exits 125 naming the first, having made and run nothing."""
+    first = _start(project, "touch started; sleep 60")
+    try:
+        _wait_for(project / "started")
+        code, err = _ended(_start(project, "touch second-ran"))
+        assert code == 125, err
+        assert f"another airlock run (pid {first.pid}, started " in err
+        assert "is running in this workspace" in err and "nothing was run" in err
+        assert not (project / "second-ran").exists()
+        assert first.poll() is None
+    finally:
+        first.send_signal(signal.SIGTERM)
+        first_code, first_err = _ended(first)
+    assert first_code != 125, first_err
+    assert _entries(project) == ["started"]
     assert _entries(home / ".claude") == ["airlock"]
 
 
@@ -171,3 +201,41 @@ def test_a_holding_folder_is_taken_for_a_repository_only_when_one_was_made(
     assert held.folder.exists() is made
     if made:
         assert said is not None and "exists now" in said
+
+
+def test_placeholders_are_left_listed_when_the_setup_lock_cannot_be_had(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run stopped mid-set-up (``Ctrl-Z``) holds the lock: a run ending meanwhile leaves its
+    placeholders listed for the next run's sweep (removing them without the lock reopened the
+    window the lock closes), and says so."""
+    from airlock.sandbox import setup_lock
+    from airlock.sandbox.placeholders import Placeholders
+
+    ledgers = tmp_path / "state" / "placeholders"
+    placeholder = tmp_path / "ws" / ".vscode"
+    placeholder.mkdir(parents=True)
+    held = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import time; from airlock.sandbox.setup_lock import take; "
+            f"take(__import__('pathlib').Path({str(ledgers)!r}), time.time(), print); "
+            "print('held', flush=True); time.sleep(30)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    said: list[str] = []
+    monkeypatch.setattr(setup_lock, "WAIT", 0.5)
+    monkeypatch.setattr(setup_lock, "_say", said.append)
+    try:
+        assert held.stdout is not None and held.stdout.readline().strip() == "held"
+        ours = Placeholders([placeholder], ledgers / "run.json")
+        ours.record()
+        ours.remove()
+    finally:
+        held.kill()
+        held.communicate(timeout=TIMEOUT)
+    assert placeholder.is_dir() and (ledgers / "run.json").exists()  # left for the sweep
+    assert said and "left for the next run to remove" in said[0]

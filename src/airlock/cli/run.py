@@ -151,7 +151,7 @@ def _run(args: argparse.Namespace) -> int:
         hooks_folder_holding,
         scan_workspace,
     )
-    from airlock.sandbox.setup_lock import take
+    from airlock.sandbox.setup_lock import take, take_workspace
     from airlock.sandbox.written import DEPTH, FOLDERS, WATCHED, Watch, agent_skip
     from airlock.settings.sandbox import restrictions_not_taken
 
@@ -238,7 +238,7 @@ def _run(args: argparse.Namespace) -> int:
     # (at its first connection, or soon after it started: see airlock.egress.standby).
     early = bool(args.inspect or args.repo or loaded.inspect_hosts)
     prepared = prepared_now() if early else None
-    lock = None
+    lock = whole = None
     held = None
     watch = None
     report_file = None
@@ -284,6 +284,7 @@ def _run(args: argparse.Namespace) -> int:
         stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(started))
         run = f"{stamp}-{os.getpid()}"
         say = partial(print, "airlock run:", file=sys.stderr)  # runs take turns to set up:
+        whole = take_workspace(resolve(workspace), default_state(home), started, say)
         lock = take(state[0] / "placeholders", started, say)  # until its ledger is written
         if sweep(state[0] / "placeholders"):
             print(
@@ -461,6 +462,8 @@ def _run(args: argparse.Namespace) -> int:
             os.close(runs)  # the runs' lock: this run no longer holds it
         if lock is not None:
             lock.release()
+        if whole is not None:
+            whole.release()  # after what the run made safe: the next run may start here
     not_written = show(report, scrubbed, code, report_file, made_safe)  # written, and closed
     if signals.killed:
         _say(

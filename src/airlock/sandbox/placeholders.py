@@ -69,7 +69,9 @@ class Placeholders:
     def remove(self) -> None:
         """Remove the placeholders no other running sandbox stands on, the scratch folder,
         then the ledger."""
-        with removing(None if self.ledger is None else self.ledger.parent):
+        with removing(None if self.ledger is None else self.ledger.parent) as now:
+            if not now:  # listed still: the next run's sweep removes them
+                return
             claimed = claimed_by_others(self.ledger)
             remove_empty(path for path in self.paths if path not in claimed)
         if self.scratch is not None and _is_scratch(self.scratch):

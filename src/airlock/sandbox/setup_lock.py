@@ -1,4 +1,5 @@
-"""Runs that share airlock's state take turns where their placeholders could clash.
+"""One run at a time in a workspace; runs that share a home take turns where their
+placeholders could clash.
 
 Theory of operation
 -------------------
@@ -14,16 +15,22 @@ take a placeholder for the user's own folder and leave it behind.
 So a run holds this lock (``flock``, exclusive; a file beside the ledgers' folder) from before
 it looks at any path until its ledger is written (:func:`take`, released when
 :func:`airlock.sandbox.launcher.start` returns), and takes it again to remove its
-placeholders (:func:`removing`). Runs otherwise go at once: the lock is held for the time a
-sandbox takes to be set up, not for the run. The kernel lets it go when a run is killed. A
-run that finds it taken waits for it, up to :data:`WAIT` seconds, then refuses, naming the
-run that holds it (its process id and start, which that run wrote in the file).
+placeholders (:func:`removing`). Runs with one home otherwise go at once: the lock is held
+for the time a sandbox takes to be set up, not for the run.
+
+In one workspace, runs do not overlap at all (:func:`take_workspace`, held for the whole
+run): after its command a run makes safe what was made inside (a repository renamed aside,
+settings set aside), and what it moves may be what another sandbox in the same workspace
+binds read-only, whose mounts go with it. The second run waits :data:`WORKSPACE_WAIT`
+seconds, then refuses. The kernel lets every lock go when its run is killed; a run that
+finds one taken names the run that holds it (its process id and start, written in the file).
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import json
 import os
 import time
@@ -60,6 +67,44 @@ class SetupLock:
             self._fd = -1
 
 
+WORKSPACE_WAIT = 5.0
+"""How long a run waits, in seconds, for another run in its workspace to end before it refuses."""
+
+
+def take_workspace(
+    workspace: Path,
+    state: Path,
+    started: float,
+    waiting: Callable[[str], None],
+    wait: float = WORKSPACE_WAIT,
+) -> SetupLock:
+    """Hold the workspace for the whole run: one ``airlock run`` at a time in a workspace.
+    Two at once there cannot both be right after their commands: what one makes safe (a
+    repository made inside, settings written) may be what the other's sandbox stands on, and
+    moving it would take that sandbox's read-only mounts away. ``state`` is airlock's state
+    for the home's default config dir (runs of every config dir meet there).
+
+    Raises:
+        SandboxError: another run holds the workspace past ``wait`` seconds.
+    """
+    key = hashlib.sha256(os.fsencode(workspace)).hexdigest()[:32]
+    path = state / "locks" / f"workspace-{key}.lock"
+    what = f"another airlock run ({{holder}}) is running in this workspace ({workspace})"
+    return _take(
+        path,
+        started,
+        waiting,
+        wait,
+        waiting_words=f"{what}; waiting up to {wait:g} s for it to end",
+        refusal=(
+            f"{what}: two at once in one workspace would take each other's protected paths "
+            f"for what the command made; waited {wait:g} s; run again when it has ended, or "
+            f"use another worktree (its lock: {path}); nothing was run"
+        ),
+        say_after=0.0,
+    )
+
+
 def lock_path(ledgers: Path) -> Path:
     """The lock of the runs whose ledgers are in the folder ``ledgers``."""
     return ledgers.parent / LOCK
@@ -76,16 +121,43 @@ def take(
         SandboxError: another run holds it past the wait, or it cannot be opened.
     """
     path = lock_path(ledgers)
+    what = "another airlock run ({holder})"
+    return _take(
+        path,
+        started,
+        waiting,
+        wait,
+        waiting_words=f"waiting for {what} to set up or clean up its sandbox",
+        refusal=(
+            f"{what} has been setting up or cleaning up its sandbox for over {wait:g} s (its "
+            f"lock: {path}); run again when it is past that; nothing was run"
+        ),
+        say_after=1.0,
+    )
+
+
+def _take(
+    path: Path,
+    started: float,
+    waiting: Callable[[str], None],
+    wait: float,
+    *,
+    waiting_words: str,
+    refusal: str,
+    say_after: float,
+) -> SetupLock:
+    """Hold the lock file ``path`` (see :func:`take`); ``{holder}`` in the words is the run
+    that holds it, ``waiting_words`` said once after ``say_after`` seconds of waiting."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
     except OSError as error:
         raise SandboxError(
-            f"cannot open the lock {path} that keeps runs' set-ups apart "
+            f"cannot open the lock {path} that keeps runs apart "
             f"({error.strerror or error}): nothing was run"
         ) from error
     try:
-        _wait_for(fd, path, waiting, wait)
+        _wait_for(fd, path, waiting, wait, waiting_words, refusal, say_after)
         data = json.dumps({"pid": os.getpid(), "started": started}).encode()
         os.ftruncate(fd, 0)
         os.pwrite(fd, data, 0)
@@ -97,27 +169,47 @@ def take(
 
 
 @contextlib.contextmanager
-def removing(ledgers: Path | None) -> Iterator[None]:
+def removing(ledgers: Path | None) -> Iterator[bool]:
     """Hold the lock while a run removes its placeholders (at once when this process holds it
-    already). One that cannot be had in time is gone without: the paths other runs list are
-    still never removed, only the window above is open."""
+    already); whether they may be removed now. One that cannot be had in time (a run stopped
+    mid-set-up, ``Ctrl-Z``) is said, and the placeholders stay listed: the next run's sweep
+    removes them, once this process is gone."""
     if ledgers is None or _held:
-        yield
+        yield True
         return
     lock = None
-    with contextlib.suppress(SandboxError):
-        lock = take(ledgers, time.time(), lambda _: None)
     try:
-        yield
+        lock = take(ledgers, time.time(), _say, wait=WAIT)
+    except SandboxError as error:
+        _say(f"the placeholders are left for the next run to remove: {error}")
+    try:
+        yield lock is not None
     finally:
         if lock is not None:
             lock.release()
 
 
-def _wait_for(fd: int, path: Path, waiting: Callable[[str], None], wait: float) -> None:
-    """Hold ``fd``'s lock alone, trying every :data:`POLL` seconds for up to ``wait``."""
+def _say(words: str) -> None:
+    import sys
+
+    with contextlib.suppress(OSError):
+        print(f"airlock run: {words}", file=sys.stderr)
+
+
+def _wait_for(
+    fd: int,
+    path: Path,
+    waiting: Callable[[str], None],
+    wait: float,
+    waiting_words: str,
+    refusal: str,
+    say_after: float,
+) -> None:
+    """Hold ``fd``'s lock alone, trying every :data:`POLL` seconds for up to ``wait`` (counted
+    again whenever another run holds it: a queue of quick set-ups is no stuck one)."""
     deadline = time.monotonic() + wait
-    told = time.monotonic() + 1.0  # a wait under a second is not worth a word
+    told = time.monotonic() + say_after
+    holder = None
     while True:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -125,14 +217,12 @@ def _wait_for(fd: int, path: Path, waiting: Callable[[str], None], wait: float) 
         except BlockingIOError:
             pass
         now = time.monotonic()
+        if (named := _holder(path)) != holder:
+            holder, deadline = named, now + wait
         if now >= deadline:
-            raise SandboxError(
-                f"another airlock run ({_holder(path)}) has been setting up or cleaning up its "
-                f"sandbox for over {wait:g} s (its lock: {path}); run again when it is past "
-                "that; nothing was run"
-            )
+            raise SandboxError(refusal.format(holder=holder))
         if told and now >= told:
-            waiting(f"waiting for another airlock run ({_holder(path)}) to set up its sandbox")
+            waiting(waiting_words.format(holder=holder))
             told = 0.0
         time.sleep(POLL)
 
