@@ -239,3 +239,32 @@ def test_placeholders_are_left_listed_when_the_setup_lock_cannot_be_had(
         held.communicate(timeout=TIMEOUT)
     assert placeholder.is_dir() and (ledgers / "run.json").exists()  # left for the sweep
     assert said and "left for the next run to remove" in said[0]
+
+
+def test_the_workspace_lock_does_not_stand_for_the_setup_lock(tmp_path: Path) -> None:
+    """A run holds its workspace for the whole run; at its end it still takes the set-up lock
+    to remove its placeholders (holding the workspace's is no reason to skip it)."""
+    from airlock.sandbox import setup_lock
+
+    whole = setup_lock.take_workspace(tmp_path / "ws", tmp_path / "state", time.time(), print)
+    try:
+        ledgers = tmp_path / "state" / "placeholders"
+        with setup_lock.removing(ledgers) as now:
+            assert now
+            tried = subprocess.run(  # another process: the set-up lock is held now
+                [
+                    sys.executable,
+                    "-c",
+                    "import fcntl, os, sys; "
+                    f"fd = os.open({str(setup_lock.lock_path(ledgers))!r}, os.O_RDWR); "
+                    "fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)",
+                ],
+                capture_output=True,
+                text=True,
+                timeout=30,
+                check=False,
+            )
+            assert "BlockingIOError" in tried.stderr
+    finally:
+        whole.release()
+    assert not setup_lock._held

@@ -49,8 +49,8 @@ LOCK = "placeholders.lock"
 """The lock's file, beside the ledgers' folder (``placeholders/``) in airlock's state."""
 
 _held: list[int] = []
-"""The descriptor of the lock while this process holds it (a second ``flock`` of the same
-file in the same process, on another descriptor, would wait for itself)."""
+"""The descriptor of the set-up lock while this process holds it (a second ``flock`` of the
+same file in the same process, on another descriptor, would wait for itself)."""
 
 
 class SetupLock:
@@ -102,6 +102,7 @@ def take_workspace(
             f"use another worktree (its lock: {path}); nothing was run"
         ),
         say_after=0.0,
+        setup=False,
     )
 
 
@@ -145,9 +146,11 @@ def _take(
     waiting_words: str,
     refusal: str,
     say_after: float,
+    setup: bool = True,
 ) -> SetupLock:
     """Hold the lock file ``path`` (see :func:`take`); ``{holder}`` in the words is the run
-    that holds it, ``waiting_words`` said once after ``say_after`` seconds of waiting."""
+    that holds it, ``waiting_words`` said once after ``say_after`` seconds of waiting;
+    ``setup``: it is the set-up lock (noted in :data:`_held`)."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
@@ -164,7 +167,8 @@ def _take(
     except BaseException:
         os.close(fd)
         raise
-    _held.append(fd)
+    if setup:
+        _held.append(fd)
     return SetupLock(fd)
 
 
