@@ -278,6 +278,7 @@ def test_an_allowed_loopback_host_is_said_and_reached_with_no_proxy_emptied(
         direct.stderr
     )
     assert "hello from the origin: GET /v6" in through.stdout, through.stderr
+    assert "is the sandbox's own loopback" not in through.stderr  # told already: no note
     assert site.seen == ["GET /v6"]
 
 

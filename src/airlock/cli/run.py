@@ -283,9 +283,10 @@ def _run(args: argparse.Namespace) -> int:
         bundle = prepared.read_only_files if prepared is not None else ()
         stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(started))
         run = f"{stamp}-{os.getpid()}"
-        say = partial(print, "airlock run:", file=sys.stderr)  # runs take turns to set up:
+        say = partial(print, "airlock run:", file=sys.stderr)
+        # one run at a time in a workspace; runs with one home set up in turn (until listed)
         whole = take_workspace(resolve(workspace), default_state(home), started, say)
-        lock = take(state[0] / "placeholders", started, say)  # until its ledger is written
+        lock = take(state[0] / "placeholders", started, say)
         if sweep(state[0] / "placeholders"):
             print(
                 "airlock run: removed the empty placeholders that a run killed earlier left "
@@ -419,7 +420,8 @@ def _run(args: argparse.Namespace) -> int:
                     )
                 prepared = prepared or prepared_now()  # and the proxy's rules
                 config = egress_config(args, loaded, environ, decisions, prepared)
-                for note in loopback_notes(config.allow):
+                told = wanted.get("NO_PROXY", wanted.get("no_proxy")) is not None
+                for note in [] if told else loopback_notes(config.allow):  # --env NO_PROXY=…
                     print(f"airlock run: {note}", file=sys.stderr)
                 check_state_covered(config, state)
                 sandbox = starting.ready()
@@ -482,21 +484,20 @@ def _run(args: argparse.Namespace) -> int:
     return code
 
 
-LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
-"""The names ``NO_PROXY`` gives the sandbox's own loopback (:data:`SANDBOX_LOOPBACK`)."""
-
-
 def loopback_notes(allow: Iterable[HostRule]) -> list[str]:
     """What to tell a user whose own ``--allow`` names this machine's loopback: inside, that
     name is the sandbox's own loopback (``NO_PROXY`` names it), so clients do not ask the proxy
     for it unless told to."""
+    from airlock.sandbox.environment import SANDBOX_LOOPBACK
+
+    loopback = SANDBOX_LOOPBACK.split(",")
     return [
         f"--allow {rule.text}: inside the sandbox {rule.pattern.text} is the sandbox's own "
         "loopback (NO_PROXY names it), so clients connect there, not to this machine's; to "
         "reach this machine's through the proxy, have the client use the proxy for it "
         "(curl --noproxy '' …, or --env NO_PROXY= for every client)"
         for rule in allow
-        if rule.reaches_private and rule.pattern.text in LOOPBACK_NAMES
+        if rule.reaches_private and rule.pattern.text in loopback
     ]
 
 
