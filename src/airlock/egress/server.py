@@ -294,8 +294,8 @@ class Proxy:
             if _known_without_lookup(decision.host):  # an address, or a loopback name
                 await self._checked(decision.host, port, private_ok)
             return decision, None  # a name: the upstream proxy resolves it
-        if not _known_without_lookup(decision.host):
-            self._charge_lookup(decision.host)
+        if self.budget.limit is not None and not _known_without_lookup(decision.host):
+            self._charge_lookup(decision.host)  # (no budget: nothing to charge, no test)
         address = await self._checked(decision.host, port, private_ok)
         denied = self.rules.denied(address, port) if address != decision.host else None
         if denied is not None:
