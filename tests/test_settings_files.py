@@ -62,7 +62,7 @@ def _not_an_object(path: Path) -> None:
     [
         (_fifo, "cannot be read: not a regular file (a FIFO)"),
         (_link_to_fifo, "cannot be read: not a regular file (a FIFO)"),
-        (_link_to_zero, "cannot be read: not a regular file (a device)"),
+        (_link_to_zero, "cannot be read: not a regular file (a character device)"),
         (_folder_with_a_file, "cannot be read: not a regular file (a folder)"),
         (_trailing_comma, "not valid JSON (line 1 column 54: Expecting property name"),
         (_too_large, f"file larger than {MAX_SETTINGS_BYTES} bytes: refused"),

@@ -271,3 +271,20 @@ def inspected_setup(
         api_hosts=frozenset({"localhost"}),
     )
     return origin_ca, bundle, inspection
+
+
+def inspected_tls(proxy: str, bundle: Path, port: int) -> ssl.SSLSocket:
+    """A TLS connection to ``localhost:PORT`` through the proxy's ``CONNECT``, inspected
+    (``bundle``: the run's CA bundle)."""
+    import socket
+
+    raw = socket.create_connection(("127.0.0.1", int(proxy.rsplit(":", 1)[1])), timeout=10)
+    raw.sendall(f"CONNECT localhost:{port} HTTP/1.1\r\nHost: localhost:{port}\r\n\r\n".encode())
+    answer = b""
+    while not answer.endswith(b"\r\n\r\n"):
+        piece = raw.recv(1)
+        assert piece, answer
+        answer += piece
+    assert answer.startswith(b"HTTP/1.1 200")
+    context = ssl.create_default_context(cafile=str(bundle))
+    return context.wrap_socket(raw, server_hostname="localhost")

@@ -8,14 +8,13 @@ import contextlib
 import socket
 import ssl
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 from airlock.egress import Limits
 from airlock.egress.audit import read_records
 from airlock.egress.ca import RunCA
 from airlock.egress.forwarding import BODY_REQUEST
-from tests.egress.harness import OriginHandler, OriginServer, inspected_setup
+from tests.egress.harness import OriginHandler, OriginServer, inspected_setup, inspected_tls
 from tests.egress.origin import config, running
 from tests.serving import in_thread
 
@@ -95,24 +94,6 @@ def _origin(
     return in_thread(server)
 
 
-@contextlib.contextmanager
-def _inspected_tls(proxy: str, bundle: Path, port: int) -> Iterator[ssl.SSLSocket]:
-    """A TLS connection to ``localhost:PORT`` through the proxy's CONNECT, inspected."""
-    raw = socket.create_connection(("127.0.0.1", int(proxy.rsplit(":", 1)[1])), timeout=10)
-    raw.sendall(f"CONNECT localhost:{port} HTTP/1.1\r\nHost: localhost:{port}\r\n\r\n".encode())
-    answer = b""
-    while not answer.endswith(b"\r\n\r\n"):
-        piece = raw.recv(1)
-        assert piece, answer
-        answer += piece
-    assert answer.startswith(b"HTTP/1.1 200")
-    tls = ssl.create_default_context(cafile=str(bundle)).wrap_socket(
-        raw, server_hostname="localhost"
-    )
-    with tls:
-        yield tls
-
-
 def _answer(tls: ssl.SSLSocket) -> bytes:
     """One answer sized by its ``Content-Length``: head and body."""
     data = b""
@@ -159,7 +140,7 @@ def test_a_body_that_is_a_request_never_reaches_an_origin_that_leaves_it_unread(
     with _origin(origin_ca, LazyHandler) as site, running(cfg) as (url, _):
         port = site.server_address[1]
         for method in (b"DELETE", b"OPTIONS"):
-            with _inspected_tls(url, bundle, port) as tls:
+            with inspected_tls(url, bundle, port) as tls:
                 tls.sendall(_smuggling(method, port))
                 answers.append(_answer(tls))
     assert all(answer.startswith(b"HTTP/1.1 400 ") for answer in answers), answers
@@ -183,7 +164,7 @@ def test_a_request_with_a_body_asks_the_origin_to_close_and_its_connection_is_no
     cfg = config(tmp_path, inspection=inspection)
     with _origin(origin_ca, LazyHandler) as site, running(cfg) as (url, _):
         port = site.server_address[1]
-        with _inspected_tls(url, bundle, port) as tls:
+        with inspected_tls(url, bundle, port) as tls:
             tls.sendall(
                 b"DELETE /v1/files/abc HTTP/1.1\r\nHost: localhost\r\n"
                 b"Connection: keep-alive\r\nContent-Length: 7\r\n\r\nwhy=old"
@@ -215,7 +196,7 @@ def test_an_answer_streamed_past_the_idle_limit_is_not_cut(tmp_path: Path) -> No
     with (
         _origin(origin_ca, StreamingHandler) as site,
         running(cfg) as (url, _),
-        _inspected_tls(url, bundle, site.server_address[1]) as tls,
+        inspected_tls(url, bundle, site.server_address[1]) as tls,
     ):
         tls.sendall(
             b"POST /v1/messages HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n"
@@ -245,7 +226,7 @@ def test_an_answer_that_fails_part_way_keeps_its_status_and_bytes_in_the_record(
     with (
         _origin(origin_ca, BrokenStreamHandler) as site,
         running(cfg) as (url, _),
-        _inspected_tls(url, bundle, site.server_address[1]) as tls,
+        inspected_tls(url, bundle, site.server_address[1]) as tls,
     ):
         tls.sendall(b"POST /v1/messages HTTP/1.1\r\nHost: localhost\r\nContent-Length: 2\r\n\r\n{}")
         with contextlib.suppress(OSError):
@@ -277,7 +258,7 @@ def test_a_path_servers_read_as_another_flow_is_not_recorded_as_the_model(
     with (
         _origin(origin_ca, OriginHandler) as site,
         running(cfg) as (url, _),
-        _inspected_tls(url, bundle, site.server_address[1]) as tls,
+        inspected_tls(url, bundle, site.server_address[1]) as tls,
     ):
         for path in paths:
             tls.sendall(b"POST %b HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\n\r\n" % path)
@@ -319,7 +300,7 @@ def test_an_answer_before_the_origin_closes_reaches_the_client(tmp_path: Path) -
     with _origin(origin_ca, ClosingHandler) as site, running(cfg) as (url, _):
         port = site.server_address[1]
         for _ in range(3):
-            with _inspected_tls(url, bundle, port) as tls:
+            with inspected_tls(url, bundle, port) as tls:
                 tls.sendall(
                     b"POST /api/event_logging/v2/batch HTTP/1.1\r\nHost: localhost:%d\r\n"
                     b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%b"

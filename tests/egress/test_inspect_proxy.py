@@ -7,7 +7,6 @@ import dataclasses
 import hashlib
 import json
 import socket
-import ssl
 import subprocess
 from pathlib import Path
 
@@ -18,7 +17,7 @@ from airlock.egress.audit import read_records
 from airlock.egress.ca import ca_environment
 from airlock.egress.inspect import InspectionConfig
 from airlock.egress.scan import SecretsMode
-from tests.egress.harness import inspected_setup, tls_origin
+from tests.egress.harness import inspected_setup, inspected_tls, tls_origin
 from tests.egress.origin import assert_report_is_the_log, config, running
 
 KEY = "ghp_" + "aB3dE5fG7hJ9kL1mN3pQ5rS7tU9vW1xY3z5A"
@@ -122,7 +121,6 @@ def test_a_refused_flow_needs_no_name_lookup(tmp_path: Path) -> None:
     answered 403 by the engine's rule, without a lookup; an allowed one gets a 502 that names
     the failure; both are logged with their flows, and the report counts the refusal as
     refused and the failure as an error, as the log's decisions say."""
-    import socket
 
     from airlock.egress import start_proxy
     from airlock.errors import AirlockError
@@ -203,7 +201,6 @@ def test_a_tunnel_whose_tls_asks_for_an_inspected_host_is_refused(tmp_path: Path
 def test_a_server_that_speaks_first_is_not_held_up(tmp_path: Path) -> None:
     """With inspection on, a tunnel's first client bytes are read for a TLS name; a server
     that greets first (SMTP, SSH) still reaches a client that has sent nothing."""
-    import socket
     import threading
 
     _, _, inspection = inspected_setup(tmp_path, {})
@@ -233,20 +230,6 @@ def test_a_server_that_speaks_first_is_not_held_up(tmp_path: Path) -> None:
     thread.join(5)
 
 
-def _inspected_tls(proxy: str, bundle: Path, port: int) -> ssl.SSLSocket:
-    """A TLS connection to ``localhost:PORT`` through the proxy's CONNECT, inspected."""
-    raw = socket.create_connection(("127.0.0.1", int(proxy.rsplit(":", 1)[1])), timeout=10)
-    raw.sendall(f"CONNECT localhost:{port} HTTP/1.1\r\nHost: localhost:{port}\r\n\r\n".encode())
-    answer = b""
-    while not answer.endswith(b"\r\n\r\n"):
-        piece = raw.recv(1)
-        assert piece, answer
-        answer += piece
-    assert answer.startswith(b"HTTP/1.1 200")
-    context = ssl.create_default_context(cafile=str(bundle))
-    return context.wrap_socket(raw, server_hostname="localhost")
-
-
 @pytest.mark.parametrize(
     "secrets", [SecretsMode.REPORT, SecretsMode.BLOCK], ids=["streamed", "gathered"]
 )
@@ -263,7 +246,7 @@ def test_the_upload_budget_cuts_an_inspected_request_before_it_is_passed(
     body = b"u" * 1_500_000
     with tls_origin(origin_ca, "localhost") as site, running(cfg) as (url, proxy):
         answer = b""
-        with _inspected_tls(url, bundle, site.server_address[1]) as tls:
+        with inspected_tls(url, bundle, site.server_address[1]) as tls:
             with contextlib.suppress(OSError):
                 tls.sendall(
                     b"PUT /echo HTTP/1.1\r\nHost: localhost\r\nContent-Length: %d\r\n\r\n"

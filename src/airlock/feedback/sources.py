@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from airlock._kinds import file_kind
 from airlock.errors import UsageError
 from airlock.feedback.manifest import Role
 from airlock.sessions import layout
@@ -133,7 +134,7 @@ def _open_folder(parent: int, name: str, where: str) -> int:
     if stat.S_ISLNK(info.st_mode):
         raise Skip(f"{what} is a symbolic link, not followed")
     if not stat.S_ISDIR(info.st_mode):
-        raise Skip(f"{where} on the way is not a folder ({_kind(info.st_mode)})")
+        raise Skip(f"{where} on the way is not a folder ({file_kind(info.st_mode)})")
     return _open(parent, name, _DIR_FLAGS, what, (errno.ELOOP, errno.ENOTDIR))
 
 
@@ -200,17 +201,4 @@ def not_regular(mode: int) -> str:
     """Why a file of ``mode`` is skipped: its kind named (``not a regular file (a FIFO)``)."""
     if stat.S_ISLNK(mode):
         return "a symbolic link, not followed"
-    return f"not a regular file ({_kind(mode)})"
-
-
-def _kind(mode: int) -> str:
-    kinds = (
-        (stat.S_ISLNK, "a symbolic link"),
-        (stat.S_ISDIR, "a folder"),
-        (stat.S_ISFIFO, "a FIFO"),
-        (stat.S_ISSOCK, "a socket"),
-        (stat.S_ISCHR, "a character device"),
-        (stat.S_ISBLK, "a block device"),
-        (stat.S_ISREG, "a regular file"),
-    )
-    return next((word for test, word in kinds if test(mode)), "of an unknown kind")
+    return f"not a regular file ({file_kind(mode)})"

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from airlock._kinds import file_kind
 from airlock.policy.model import Origin, Source
 from airlock.settings.validation import Problem, shown, validate
 
@@ -113,22 +114,11 @@ def settings_bytes(path: Path) -> tuple[bytes | None, str]:
     return raw, ""
 
 
-NOT_REGULAR = (
-    (stat.S_ISFIFO, "a FIFO"),
-    (stat.S_ISCHR, "a device"),
-    (stat.S_ISBLK, "a device"),
-    (stat.S_ISSOCK, "a socket"),
-    (stat.S_ISDIR, "a folder"),
-)
-"""What else than a regular file can stand at a settings file's path, in words."""
-
-
 def _not_regular(mode: int) -> str:
     """Why a file of ``mode`` cannot be read as settings; ``""`` for a regular file."""
     if stat.S_ISREG(mode):
         return ""
-    kind = next((name for test, name in NOT_REGULAR if test(mode)), "something else")
-    return f"cannot be read: not a regular file ({kind})"
+    return f"cannot be read: not a regular file ({file_kind(mode)})"
 
 
 def _read_at_most(fd: int, limit: int) -> bytes:
