@@ -268,3 +268,47 @@ def test_the_workspace_lock_does_not_stand_for_the_setup_lock(tmp_path: Path) ->
     finally:
         whole.release()
     assert not setup_lock._held
+
+
+def test_runs_with_other_config_dirs_keep_each_others_home_placeholders(
+    project: Path, home: Path, tmp_path: Path
+) -> None:
+    """A run with ``CLAUDE_CONFIG_DIR`` elsewhere makes the placeholder at the missing
+    ``~/.claude/.git``; a run with the default config dir, in another workspace, binds it
+    meanwhile. The first ending leaves it while the second goes on (each kept its list of
+    placeholders apart, so the first removed it, and the second's mount went with it), and
+    nothing is left once both ended."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    alternative = home / "alt-config"
+    alternative.mkdir()
+    wait = "touch started; while [ ! -e go ]; do sleep 0.05; done"
+    maker = subprocess.Popen(
+        [sys.executable, "-m", "airlock", "run", "--", "sh", "-c", wait],
+        cwd=elsewhere,
+        env={**os.environ, "CLAUDE_CONFIG_DIR": str(alternative), "COLUMNS": "200"},
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    mounted = f"grep -c ' {home}/.claude/.git ' /proc/self/mountinfo"
+    binder = None
+    try:
+        _wait_for(elsewhere / "started")
+        binder = _start(project, f"{mounted} > before; {wait}; {mounted} > after")
+        _wait_for(project / "started")
+        (elsewhere / "go").touch()
+        made, made_err = _ended(maker)
+        assert made == 0, made_err
+        (project / "go").touch()
+        code, err = _ended(binder)
+    finally:
+        for process in (maker, binder):
+            if process is not None and process.poll() is None:
+                process.kill()
+                process.communicate(timeout=TIMEOUT)
+    assert code == 0, err
+    before = (project / "before").read_text().strip()
+    assert before != "0" and (project / "after").read_text().strip() == before
+    assert not (home / ".claude" / ".git").exists()

@@ -286,8 +286,12 @@ def _run(args: argparse.Namespace) -> int:
         say = partial(print, "airlock run:", file=sys.stderr)
         # one run at a time in a workspace; runs with one home set up in turn (until listed)
         whole = take_workspace(resolve(workspace), default_state(home), started, say)
-        lock = take(state[0] / "placeholders", started, say)
-        if sweep(state[0] / "placeholders"):
+        # the placeholders' lists: the home's default state, where runs of every config dir
+        # meet (the home's placeholders are the same for them)
+        ledgers = default_state(home) / "placeholders"
+        lock = take(ledgers, started, say)
+        old_ledgers = state[0] / "placeholders"  # where a config dir's runs kept them before
+        if sweep(ledgers) + (sweep(old_ledgers) if old_ledgers != ledgers else []):
             print(
                 "airlock run: removed the empty placeholders that a run killed earlier left "
                 "at the missing protected paths it kept from being made",
@@ -336,7 +340,7 @@ def _run(args: argparse.Namespace) -> int:
                 "command can read it but not change it",
                 file=sys.stderr,
             )
-        ledger = state[0] / "placeholders" / f"{run}.json"
+        ledger = ledgers / f"{run}.json"
         spec = Spec(tuple(command), inside_cwd, inside, tuple(rules), ledger=ledger)
         with ForwardedSignals() as signals:
             starting = start(spec, bwrap)
