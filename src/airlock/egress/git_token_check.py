@@ -24,11 +24,11 @@ from pathlib import Path
 
 from airlock.sandbox.files import regular_bytes
 from airlock.sandbox.repositories import (
-    _common_folder,
-    _enclosing,
-    _git_folder_of,
-    _included,
-    _user_configs,
+    common_folder,
+    enclosing_git,
+    git_folder_of,
+    included_configs,
+    user_configs,
 )
 
 CONFIG_LIMIT = 4 << 20
@@ -62,9 +62,9 @@ def git_configs(workspace: Path, environ: Mapping[str, str]) -> list[Path]:
     home = Path(environ.get("HOME") or Path.home())
     git_dir = [Path(environ["GIT_DIR"])] if environ.get("GIT_DIR") else []
     configs: list[Path] = []
-    for dot_git in (*git_dir, *_enclosing(workspace), workspace / ".git"):
-        git_folder = _git_folder_of(dot_git)
-        common = _common_folder(git_folder) if git_folder is not None else None
+    for dot_git in (*git_dir, *enclosing_git(workspace), workspace / ".git"):
+        git_folder = git_folder_of(dot_git)
+        common = common_folder(git_folder) if git_folder is not None else None
         for folder in (git_folder, common):
             if folder is not None:
                 for repository in (folder, *_module_folders(folder)):
@@ -75,7 +75,7 @@ def git_configs(workspace: Path, environ: Mapping[str, str]) -> list[Path]:
         if name not in ("GIT_CONFIG_GLOBAL", "GIT_CONFIG_NOSYSTEM")
     }
     for given in (environ, loose, {}):  # as set, then git's defaults too
-        configs += _user_configs(home, given)
+        configs += user_configs(home, given)
     return list(dict.fromkeys(configs))
 
 
@@ -125,7 +125,7 @@ def token_in_git_configs(
             found.append(f"{config}: larger than {CONFIG_LIMIT >> 20} MB, too large to search")
             continue
         found += [f"{config}, {where}" for where in _holding(data, holds_token)]
-        queue.extend(_included(config, home))
+        queue.extend(included_configs(config, home))
     return found
 
 

@@ -417,7 +417,7 @@ def more_git_rules(git_folder: Path, why: str) -> Iterator[Mount]:
             if linked.is_dir() and not linked.is_symlink():
                 yield mount(Kind.READ, linked / "commondir", why)
                 yield _worktree_config_rule(linked, why)
-    common = _common_folder(git_folder)
+    common = common_folder(git_folder)
     if common is not None and common != resolve(git_folder):
         yield mount(Kind.READ, common / "hooks", why)
         yield mount(Kind.READ, common / "config", why)
@@ -443,7 +443,7 @@ def _worktree_config_rule(git_folder: Path, why: str) -> Mount:
     )
 
 
-def _common_folder(git_folder: Path) -> Path | None:
+def common_folder(git_folder: Path) -> Path | None:
     """The folder ``git_folder``'s ``commondir`` names, when it is a real one."""
     text = read_text_or_none(git_folder / "commondir")
     if text is None:
@@ -587,13 +587,13 @@ def include_rules(
     ``include``."""
     git_dir = [Path(environ["GIT_DIR"])] if environ.get("GIT_DIR") else []
     configs: list[Path] = []
-    for dot_git in (*git_dir, *_enclosing(workspace), workspace / ".git", *nested):
-        git_folder = _git_folder_of(dot_git)
-        common = _common_folder(git_folder) if git_folder is not None else None
+    for dot_git in (*git_dir, *enclosing_git(workspace), workspace / ".git", *nested):
+        git_folder = git_folder_of(dot_git)
+        common = common_folder(git_folder) if git_folder is not None else None
         for folder in (git_folder, common):
             if folder is not None:
                 configs += [folder / "config", folder / "config.worktree"]
-    user = _user_configs(home, environ)
+    user = user_configs(home, environ)
     rules: list[Mount] = [  # the user's own config files too: they may lie in the workspace
         rule for config in user if (rule := _include_rule(config, why, mine=True)) is not None
     ]
@@ -602,7 +602,7 @@ def include_rules(
     for config in dict.fromkeys((*configs, *user)):
         queue, count = deque([config]), 0
         while queue:  # a relative include is read against the folder the config is named in
-            for included in _included(queue.popleft(), home):
+            for included in included_configs(queue.popleft(), home):
                 real = resolve(included)
                 if real in seen:
                     continue
@@ -619,7 +619,7 @@ def include_rules(
     return rules, capped
 
 
-def _user_configs(home: Path, environ: Mapping[str, str]) -> list[Path]:
+def user_configs(home: Path, environ: Mapping[str, str]) -> list[Path]:
     """The user's and the system's git configs, as git finds them from ``environ``."""
     if environ.get("GIT_CONFIG_GLOBAL"):
         found = [Path(environ["GIT_CONFIG_GLOBAL"]).expanduser()]
@@ -647,7 +647,7 @@ def _include_rule(included: Path, why: str, mine: bool = False) -> Mount | None:
         return None
 
 
-def _enclosing(workspace: Path) -> list[Path]:
+def enclosing_git(workspace: Path) -> list[Path]:
     """The ``.git`` of the repository the workspace is in, when it is further up."""
     if os.path.lexists(workspace / ".git"):
         return []
@@ -657,7 +657,7 @@ def _enclosing(workspace: Path) -> list[Path]:
     return []
 
 
-def _included(config: Path, home: Path) -> list[Path]:
+def included_configs(config: Path, home: Path) -> list[Path]:
     """The files ``config`` includes, as git would find them (relative to its folder, ``~/``
     the home); none when it mentions no include, or git cannot read it. Read through a link,
     as git reads it (a dotfiles ``~/.gitconfig``)."""
@@ -690,7 +690,7 @@ def _hooks_path(work_tree: Path, git_folder: Path) -> Path | None:
     includes followed), resolved against the work tree; ``None`` when not set. Git is asked
     only when a config file mentions ``hookspath`` or an include (a run's start-up path)."""
     texts = []
-    for config in (git_folder / "config", *_user_configs(Path.home(), os.environ)):
+    for config in (git_folder / "config", *user_configs(Path.home(), os.environ)):
         text = _regular_text(config)  # through a link, as git reads it
         if text is not None:
             texts.append(text.lower())
@@ -984,7 +984,7 @@ def _secure(
     git folder of the user's: a linked worktree's, a submodule's). A ``.git`` folder is made
     safe whatever its files' times: one moved into place keeps them."""
     try:
-        git_folder = _git_folder_of(dot_git)
+        git_folder = git_folder_of(dot_git)
         there = git_folder is not None and git_folder.is_dir()
     except OSError:  # a name too long, a loop: what it names cannot be read
         git_folder, there = None, False
@@ -1089,7 +1089,7 @@ def secure_repositories_beyond(
     done = []
     for dot_git in candidates[:BEYOND_REPOSITORIES]:
         try:
-            git_folder = _git_folder_of(dot_git)
+            git_folder = git_folder_of(dot_git)
         except OSError:  # what it names cannot be read: _secure says so
             git_folder = None
         if git_folder not in secured and (
@@ -1143,7 +1143,7 @@ def note_linked(workspace: Path) -> Linked:
     """Before the run: the time, and the gitlinks of the root's index with what stands
     behind each."""
     since = time.time()
-    git_folder = _git_folder_of(workspace / ".git")
+    git_folder = git_folder_of(workspace / ".git")
     names = gitlinks(workspace, git_folder) if git_folder is not None else None
     if names is None:
         return Linked(since, None)
@@ -1154,7 +1154,7 @@ def note_linked(workspace: Path) -> Linked:
 def _repository_signature(dot_git: Path) -> Signature | None:
     """The git folder a ``.git`` leads to, and the identity and change time of what in it
     runs programs (through links): a folder renamed into place, or a link swapped, shows."""
-    git_folder = _git_folder_of(dot_git)
+    git_folder = git_folder_of(dot_git)
     if git_folder is None:
         return None
     parts: list[object] = [str(git_folder)]
@@ -1205,7 +1205,7 @@ def secure_linked_repositories(
     queue = deque(  # each .git with the git folder it leads to
         (dot_git, folder)
         for dot_git in (root, *sorted(known))
-        if (folder := _git_folder_of(dot_git)) is not None
+        if (folder := git_folder_of(dot_git)) is not None
     )
     trees = {(folder, resolve(dot_git.parent)) for dot_git, folder in queue}
     secured = {folder for folder, _ in trees}  # the other steps handle these git folders
@@ -1238,7 +1238,7 @@ def secure_linked_repositories(
                 done.extend(_indexes_set_aside([(dot_git, git_folder), *queue], before.since))
                 return done
             named = dot_git.parent / name / ".git"
-            linked = _git_folder_of(named)
+            linked = git_folder_of(named)
             if linked is None:
                 continue
             tree = (linked, resolve(named.parent))
@@ -1329,7 +1329,7 @@ def _could_not_write(git_folder: Path, read_only: Mapping[Path, bool]) -> bool:
 
 def repository_folders(dot_gits: Iterable[Path]) -> list[Path]:
     """The git folders these ``.git`` entries are or name (resolved), those there."""
-    folders = (_git_folder_of(dot_git) for dot_git in dot_gits)
+    folders = (git_folder_of(dot_git) for dot_git in dot_gits)
     return [folder for folder in folders if folder is not None]
 
 
@@ -1375,7 +1375,7 @@ def planted_links(workspace: Path, nested: Iterable[Path], since: float) -> tupl
     return planted, True
 
 
-def _git_folder_of(dot_git: Path) -> Path | None:
+def git_folder_of(dot_git: Path) -> Path | None:
     """The git folder a ``.git`` is (a folder, or a link to one) or names (a ``.git`` file,
     read as git reads it), resolved."""
     if dot_git.is_dir():
