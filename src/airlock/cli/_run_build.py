@@ -144,20 +144,19 @@ def _make_log(log: Path) -> None:
     import os
     import stat
 
-    from airlock.egress.audit import link_refused
-    from airlock.errors import SandboxError
+    from airlock.egress.audit import open_for_appending
+    from airlock.errors import AirlockError, SandboxError
 
-    flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
     try:
         log.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(log, flags | os.O_NOFOLLOW, 0o600)
+        fd = open_for_appending(log, "--audit-log")  # as the log opens it: never a link
         try:
             regular = stat.S_ISREG(os.fstat(fd).st_mode)
         finally:
             os.close(fd)
+    except AirlockError as error:  # a symbolic link
+        raise SandboxError(str(error)) from error
     except OSError as error:
-        if log.is_symlink():
-            raise SandboxError(link_refused(log, "--audit-log")) from error
         try:  # a folder (EISDIR), a FIFO with no reader (ENXIO), a device: not a log
             regular = stat.S_ISREG(os.lstat(log).st_mode)
         except OSError:

@@ -208,9 +208,9 @@ class AuditLog:
         try:
             for folder in (self.path.parent, self.heads.parent):
                 folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-            self._fd = _open_for_appending(self.path, "audit log")
+            self._fd = open_for_appending(self.path, "audit log")
             _check_private(self._fd, self.path, "audit log")
-            self._heads_fd = _open_for_appending(self.heads, "heads file of audit log")
+            self._heads_fd = open_for_appending(self.heads, "heads file of audit log")
             _check_private(self._heads_fd, self.heads, "heads file of audit log")
             # under the lock, no other run's write is half done, and every checkpoint in the
             # heads file names records already written (a run checkpoints after its write)
@@ -470,7 +470,7 @@ class AuditLog:
         _append_line(self._heads_fd, orjson.dumps(head) + b"\n")
 
 
-def _open_for_appending(path: Path, what: str) -> int:
+def open_for_appending(path: Path, what: str) -> int:
     """``path`` open for appending, created (mode 0600) when missing; never through a symbolic
     link: one put at the path (by a command that could write its folder, a workspace) would
     have records, with text the command chose, appended to whatever file it names, a shell's
@@ -480,9 +480,9 @@ def _open_for_appending(path: Path, what: str) -> int:
         AirlockError: ``path`` is a symbolic link.
         OSError: it cannot be opened (a FIFO put there fails at once: ``O_NONBLOCK``).
     """
-    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
     try:
-        return os.open(path, flags, 0o600)
+        return os.open(path, flags | os.O_NOFOLLOW, 0o600)
     except OSError as error:
         if error.errno == errno.ELOOP and path.is_symlink():
             raise AirlockError(link_refused(path, what)) from error
