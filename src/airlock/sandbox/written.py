@@ -74,6 +74,7 @@ from airlock.sandbox.repositories import (
     BEYOND_SECONDS,
     CHANGED_SLACK,
     GIT_FOLDER_ENTRIES,
+    GIT_FOLDERS,
     HOOK_NAMES,
     NESTED_DEPTH,
     NESTED_ENTRIES,
@@ -81,6 +82,9 @@ from airlock.sandbox.repositories import (
     NOT_SCANNED,
     NestedScan,
     WorkspaceScan,
+    common_folder,
+    enclosing_git,
+    git_folder_of,
     listing,
     module_folders,
     note_linked,
@@ -195,23 +199,81 @@ GIT_TODOS: tuple[tuple[str, str], ...] = (
 
 _EXEC_LINE = re.compile(rb"^[ \t]*(?:exec|x)[ \t]", re.MULTILINE)
 
+TODO_FOLDERS = 10 * GIT_FOLDERS
+"""How many git folders :func:`todo_folders` gives at most (each is two ``lstat`` calls,
+before the run and after it)."""
 
-def _left_to_run(todos: Mapping[Path, Signature | None]) -> list[Path]:
+
+def todo_folders(dot_gits: Iterable[Path], cut: list[str]) -> list[Path]:
+    """The git folders where a rebase or a cherry-pick in progress keeps its state
+    (:data:`GIT_TODOS`), for the repositories whose ``.git`` entries (or git folders) are
+    ``dot_gits``: the git folder each is or names, the common folder its ``commondir`` names
+    (a linked worktree's main repository's), the submodules' git folders under a ``.git``
+    folder's ``modules/`` (nested too), and each linked worktree's own under their
+    ``worktrees/``: ``git rebase --continue`` in each of those work trees reads its own. Each
+    once, resolved, in that order (the first entries' first); at most :data:`TODO_FOLDERS`, for
+    :data:`~airlock.sandbox.repositories.BEYOND_SECONDS` (code inside may have made
+    thousands): what was left, in ``cut``."""
+    deadline = time.monotonic() + BEYOND_SECONDS
+    found: dict[Path, None] = {}
+    for dot_git in dot_gits:
+        if len(found) >= TODO_FOLDERS or time.monotonic() > deadline:
+            cut.append(f"git folders past the first {len(found)}, for a rebase's commands")
+            return list(found)[:TODO_FOLDERS]
+        try:
+            folder = git_folder_of(dot_git)
+            common = common_folder(folder) if folder is not None else None
+            for each in (folder, common):
+                if each is None or each in found:
+                    continue
+                found[each] = None
+                if each.name == ".git":  # a submodule's is under its work tree's .git/modules
+                    found.update(dict.fromkeys(sorted(module_folders(each.parent))))
+        except OSError:  # a name too long, a loop: git cannot use it either
+            continue
+    for folder in list(found):  # git follows a link at worktrees: so does this, to its end
+        if len(found) > TODO_FOLDERS:
+            break
+        for entry in listing(resolve(folder / "worktrees"), GIT_FOLDERS, cut):
+            if entry.is_dir(follow_symlinks=False):
+                found[Path(entry.path)] = None
+    if len(found) > TODO_FOLDERS:
+        cut.append(f"git folders past the first {TODO_FOLDERS}, for a rebase's commands")
+    return list(found)[:TODO_FOLDERS]
+
+
+def todo_paths(folders: Iterable[Path]) -> list[Path]:
+    """Each list of :data:`GIT_TODOS` in ``folders``, there or not."""
+    return [folder / name / todo for folder in folders for name, todo in GIT_TODOS]
+
+
+def _left_to_run(
+    todos: Mapping[Path, Signature | None], found: Iterable[Path] = (), since: float = 0.0
+) -> list[Path]:
     """The lists of :data:`GIT_TODOS` made or changed during the run that hold a command
     (``exec`` or ``x``): their folder is set aside whole, with what the run left in it (git
-    then says no rebase is in progress; the set-aside folder put back resumes it)."""
-    found = []
-    for path, before in todos.items():
+    then says no rebase is in progress; the set-aside folder put back resumes it). ``todos``:
+    those noted before the run, with their signatures then; ``found``: those of git folders
+    found only after it (made in it, or out of reach before), counted as made in it when
+    their change time, which no program sets back, is at or after ``since`` (less
+    :data:`~airlock.sandbox.repositories.CHANGED_SLACK`)."""
+    left = []
+    for path in dict.fromkeys([*todos, *found]):
         now = _signature(path)
-        if now is None or now == before:
+        if now is None:
             continue
+        if path in todos:
+            if now == todos[path]:
+                continue
+        elif now[4] < (since - CHANGED_SLACK) * 1e9:
+            continue  # there before the run, as it was: the user's own
         try:  # a regular file only, never read through a link
             text = read_regular(path)
         except (OSError, NotRegular):
             continue
         if text is not None and _EXEC_LINE.search(text):
-            found.append(path)
-    return found
+            left.append(path)
+    return left
 
 
 def _signature(path: Path) -> Signature | None:
@@ -595,8 +657,9 @@ class Watch:
     """Everything looked at before a run and made safe after it, in one place: the watched
     settings (:func:`snapshot`, :func:`set_aside`), whether the workspace was a git folder
     (:func:`set_aside_git_folder`), the submodules' git folders
-    (:func:`airlock.sandbox.repositories.secure_new_modules`), the agent's MCP servers
-    (:func:`airlock.sandbox.agent_state.keep_servers`) and other agents' configuration
+    (:func:`airlock.sandbox.repositories.secure_new_modules`), the rebases left with a command
+    to run in every git folder the sandbox could write (:func:`_left_to_run`), the agent's MCP
+    servers (:func:`airlock.sandbox.agent_state.keep_servers`) and other agents' configuration
     (:func:`airlock.sandbox.agent_state.keep_file`)."""
 
     def __init__(
@@ -658,10 +721,6 @@ class Watch:
         hooks = [hooks_folder / name for name in HOOK_NAMES] if hooks_folder else []
         self.hooks = {path: _signature(path) for path in hooks}
         self.hooks_within = resolve(hooks_folder) if hooks_folder else workspace
-        git = workspace / ".git"
-        self.todos = {
-            git / folder / name: _signature(git / folder / name) for folder, name in GIT_TODOS
-        }
         self.agent_folders = AgentFolders(
             tuple(dict.fromkeys(map(resolve, (config_dir, home / ".claude")))),
             home,
@@ -678,8 +737,12 @@ class Watch:
         for root in roots:
             skipped = (*agent_skip(root, agent_state), workspace)
             self.roots[root] = (skipped, snapshot(root, skip=skipped), folder_identity(root))
-        """The lists of commands a rebase or a cherry-pick in progress goes on with, as they
-        were (:func:`_left_to_run`)."""
+        self.todos = {
+            path: _signature(path) for path in todo_paths(todo_folders(self._git_entries(), []))
+        }
+        """The lists of commands a rebase or a cherry-pick in progress goes on with, in every
+        git folder the sandbox could write (:meth:`_git_entries`), as they were
+        (:func:`_left_to_run`)."""
 
     def _other_memory(self, destination: Path) -> list[str]:
         """Set aside what changed since the start in the agent's memory of other projects
@@ -809,14 +872,7 @@ class Watch:
         )
         step(
             "look for commands a rebase in progress would run",
-            lambda: moved.extend(
-                move_aside(
-                    path.parent,
-                    destination / "git" / path.parent.name,
-                    resolve(self.workspace / ".git"),
-                )
-                for path in _left_to_run(self.todos)
-            ),
+            lambda: moved.extend(self._rebases(destination, read_only, looked, walked, lines)),
         )
         step(
             "look for memory written for other projects",
@@ -1004,6 +1060,69 @@ class Watch:
         if looked and looked[0].nested is not None:
             nested |= set(looked[0].nested.found)
         return nested
+
+    def _git_entries(
+        self, looked: list[Snapshot] | None = None, beyond: Iterable[Path] = ()
+    ) -> list[Path]:
+        """The ``.git`` entries, or git folders, whose rebases :meth:`after` looks at
+        (:func:`todo_folders`), the workspace's first: the workspace's ``.git`` (or the
+        workspace itself when a git folder, or the ``.git`` of the repository it is in, further
+        up), those of the other folders opened for writing (or
+        the folder itself when a git folder: ``--rw main/.git`` to commit in a worktree), the
+        subfolders that were git folders themselves, the nested repositories' (those at the
+        start, and those the walk after the run found, ``looked``) and those ``beyond`` the
+        walk's bounds."""
+        roots = [
+            path
+            for root in self.roots
+            for path in (root / ".git", root)
+            if path != root or looks_like_git_folder(root)
+        ]
+        return [
+            self.workspace / ".git",
+            *([self.workspace] if self.was_git_folder else []),  # a bare one's worktrees
+            *enclosing_git(self.workspace),
+            *roots,
+            *self.bare,
+            *sorted(self._nested(looked or [])),
+            *beyond,
+        ]
+
+    def _rebases(
+        self,
+        destination: Path,
+        read_only: Mapping[Path, bool],
+        looked: list[Snapshot],
+        walked: list[list[Path]],
+        lines: list[str],
+    ) -> list[SetAside]:
+        """Move aside each rebase or cherry-pick in progress that the run left with a command
+        to run (:func:`_left_to_run`) in a git folder the sandbox could write (``read_only``:
+        its rules): the workspace's own under ``destination``'s ``git/``, another's in the
+        workspace at its path there, one elsewhere under ``git/opened/`` at its path from
+        ``/``. ``looked``, ``walked``: the walks after the run (:meth:`after`), for the
+        repositories made in it or past the bounds; what they could not look at, in
+        ``lines``."""
+        cut: list[str] = []
+        beyond = [path for path in (walked[0] if walked else ()) if path.name == ".git"]
+        found = todo_paths(todo_folders(self._git_entries(looked, beyond), cut))
+        lines.extend(_not_checked(cut[:3]))
+        rules = read_only or {self.workspace: False}  # none given: the workspace is writable
+        own = git_folder_of(self.workspace / ".git")
+        workspace = resolve(self.workspace)
+        moved = []
+        for path in _left_to_run(self.todos, found, self.linked.since):
+            if read_only_at(path, rules):
+                continue  # written from outside: the user's own rebase
+            state, git_folder = path.parent, path.parent.parent
+            if git_folder == own:
+                aside = destination / "git"
+            elif git_folder.is_relative_to(workspace):
+                aside = destination / "git" / git_folder.relative_to(workspace)
+            else:
+                aside = destination / "git" / "opened" / git_folder.relative_to(git_folder.anchor)
+            moved.append(move_aside(state, aside / state.name, git_folder))
+        return moved
 
     def _bare_folders(self, destination: Path, looked: list[Snapshot]) -> list[SetAside]:
         """A subfolder that became a git folder itself during the run, or one whose ``HEAD``,
