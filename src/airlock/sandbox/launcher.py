@@ -2,14 +2,18 @@
 
 Theory of operation
 -------------------
-:func:`check` finds ``bwrap`` and, for an unprivileged user, the kernel settings that allow
-user namespaces; what is missing is a :class:`~airlock.errors.SandboxError` saying what to do.
+:func:`check` finds ``bwrap``, util-linux's ``unshare`` and, for an unprivileged user, the
+kernel settings that allow user namespaces; what is missing is a
+:class:`~airlock.errors.SandboxError` saying what to do.
 :func:`bwrap_arguments` turns a :class:`Spec` into bubblewrap's command line: new PID, IPC, UTS,
 network (and cgroup) namespaces, all capabilities dropped, a new session (no keystrokes pushed
 into the caller's terminal), killed with airlock (``--die-with-parent``), the kernel's
 settings under ``/proc`` read-only (:data:`PROC_READ_ONLY`), the mounts of
 :mod:`airlock.sandbox.paths`, and a ``resolv.conf`` naming a closed loopback port, so a name
-lookup inside fails at once.
+lookup inside fails at once. bubblewrap is started through ``unshare`` in a mount namespace
+whose mounts are private (:func:`private_mounts`): bubblewrap only makes the sandbox's mounts
+slaves of the host's, so a file system mounted on the host while the command runs (a USB
+stick, an automount, sshfs) would arrive inside with the host's flags, writable.
 
 :func:`start` starts bubblewrap with one end of a Unix socket pair and returns at once, so
 the caller can prepare the proxy while the sandbox is built. The stub bubblewrap runs first
@@ -73,7 +77,7 @@ USERNS_SETTINGS: tuple[tuple[str, str, str], ...] = (
     (
         "/proc/sys/kernel/apparmor_restrict_unprivileged_userns",
         "1",
-        "allow bwrap user namespaces with an AppArmor profile (Ubuntu 24.04: see "
+        "allow bwrap and unshare user namespaces with AppArmor profiles (Ubuntu 24.04: see "
         "/etc/apparmor.d/bwrap-userns-restrict), or run "
         "'sysctl -w kernel.apparmor_restrict_unprivileged_userns=0' as root",
     ),
@@ -82,6 +86,10 @@ USERNS_SETTINGS: tuple[tuple[str, str, str], ...] = (
 
 INSTALL_HINT = (
     "install bubblewrap (Debian/Ubuntu: apt-get install bubblewrap; Fedora: dnf install bubblewrap)"
+)
+
+UNSHARE_HINT = (
+    "install util-linux (Debian/Ubuntu: apt-get install util-linux; Fedora: dnf install util-linux)"
 )
 
 
@@ -124,7 +132,8 @@ def check(
     euid: int | None = None,
     places: Sequence[str] = SYSTEM_PROGRAMS,
 ) -> str:
-    """Where ``bwrap`` is (its real path, the one run), once everything it needs is there.
+    """Where ``bwrap`` is (its real path, the one run), once everything it needs is there:
+    ``unshare`` (:func:`unshare_program`) too.
 
     Args:
         environ: airlock's environment (:data:`BWRAP_VARIABLE`).
@@ -133,9 +142,9 @@ def check(
         places: the folders to look in (:data:`SYSTEM_PROGRAMS`).
 
     Raises:
-        SandboxError: no bubblewrap there (or :data:`BWRAP_VARIABLE` names no program), or a
-            kernel setting forbids the user namespaces an unprivileged user needs; the message
-            says what to do.
+        SandboxError: no bubblewrap there (or :data:`BWRAP_VARIABLE` names no program), no
+            ``unshare`` there, or a kernel setting forbids the user namespaces an unprivileged
+            user needs; the message says what to do.
     """
     named = environ.get(BWRAP_VARIABLE)
     if named:
@@ -154,6 +163,7 @@ def check(
             f"({', '.join(places)}): {INSTALL_HINT}; one installed elsewhere is run when "
             f"{BWRAP_VARIABLE} names it"
         )
+    unshare_program(places)
     if (os.geteuid() if euid is None else euid) != 0:
         for path, forbidding, fix in userns_settings:
             try:
@@ -166,6 +176,47 @@ def check(
                     f"{value}), and bubblewrap needs one: {fix}"
                 )
     return os.path.realpath(found)  # run by what it is now: a link changed later changes nothing
+
+
+def unshare_program(places: Sequence[str] = SYSTEM_PROGRAMS) -> str:
+    """Where util-linux's ``unshare`` is (its real path), looked for in ``places`` only, as
+    ``bwrap`` is (:data:`SYSTEM_PROGRAMS`): it runs outside every namespace.
+
+    Raises:
+        SandboxError: it is not there; the message says what to install.
+    """
+    found = shutil.which("unshare", path=os.pathsep.join(places))
+    if found is None:
+        raise SandboxError(
+            f"unshare is not installed in the system's folders ({', '.join(places)}): "
+            f"{UNSHARE_HINT}; bubblewrap is started through it, in a mount namespace of its "
+            "own whose mounts are private, so a file system mounted on the host during the run "
+            "cannot appear in the sandbox writable"
+        )
+    return os.path.realpath(found)
+
+
+def private_mounts(unshare: str, euid: int | None = None) -> list[str]:
+    """The command line that starts bubblewrap (it follows) in a new mount namespace whose
+    mounts are all private (``unshare --mount --propagation private``): no mount made on the
+    host after the run starts reaches it, so none reaches the sandbox built in it.
+
+    bubblewrap itself makes the sandbox's mounts slaves of the host's: a file system mounted
+    on the host during the run (a USB stick under ``/media``, an automount, sshfs or NFS
+    under a shared mount) would appear inside with the host's flags, writable, though the
+    rest of the system is read-only. In the new namespace, the copy of a host mount is private
+    instead: an unmount on the host does not reach it either, and the file system stays in use
+    until the run ends. An unprivileged user needs a user namespace for a mount namespace:
+    ``--map-current-user`` keeps the user's ids, and bubblewrap nests its own inside
+    (``--unshare-user``), so the command sees the same user and groups as without it.
+    ``unshare`` replaces itself with bubblewrap: airlock's child, which dies with it, is
+    bubblewrap. Not done in airlock's own process: a library must not change its host's
+    namespaces, and a ``preexec_fn`` is unsafe with threads.
+    """
+    arguments = [unshare]
+    if (os.geteuid() if euid is None else euid) != 0:
+        arguments += ["--user", "--map-current-user"]
+    return [*arguments, "--mount", "--propagation", "private", "--"]
 
 
 def bwrap_arguments(
@@ -430,7 +481,7 @@ class Starting:
         try:
             listener, pid = _receive(self._channel, self.process)
             try:
-                _check_isolated(pid)
+                _check_isolated(pid, self.process.pid)
             except SandboxError:
                 listener.close()
                 raise
@@ -461,9 +512,12 @@ def start(spec: Spec, bwrap: str, stdout: int | None = None, stderr: int | None 
     ``stdout`` and ``stderr`` are as :class:`subprocess.Popen` takes them (default: airlock's).
 
     Raises:
-        SandboxError: bubblewrap could not be started.
+        SandboxError: bubblewrap could not be started (or ``unshare``, which starts it, is
+            not there).
     """
+    unshare = unshare_program()
     _check_trusted(bwrap, spec.mounts)
+    _check_trusted(unshare, spec.mounts, "unshare")
     standing = claimed_by_others(spec.ledger)  # another run's placeholders, bound here too
     scratch = _scratch()
     placeholders = Placeholders(
@@ -484,7 +538,10 @@ def start(spec: Spec, bwrap: str, stdout: int | None = None, stderr: int | None 
     seccomp_fd = None
     try:
         seccomp_fd = filter_fd()
-        arguments = bwrap_arguments(spec, bwrap, scratch, theirs.fileno(), seccomp_fd)
+        arguments = [
+            *private_mounts(unshare),
+            *bwrap_arguments(spec, bwrap, scratch, theirs.fileno(), seccomp_fd),
+        ]
         process = subprocess.Popen(
             arguments,
             env={name: value for name, value in spec.environ.items() if not loader_variable(name)},
@@ -501,7 +558,9 @@ def start(spec: Spec, bwrap: str, stdout: int | None = None, stderr: int | None 
             raise SandboxError(
                 f"cannot make the sandbox's system-call filter: {error.strerror}"
             ) from error
-        raise SandboxError(f"cannot start bubblewrap ({bwrap}): {error.strerror}") from error
+        raise SandboxError(
+            f"cannot start bubblewrap ({bwrap}, through {unshare}): {error.strerror}"
+        ) from error
     finally:
         theirs.close()
         if seccomp_fd is not None:
@@ -509,25 +568,31 @@ def start(spec: Spec, bwrap: str, stdout: int | None = None, stderr: int | None 
     return Starting(process, ours, placeholders)
 
 
-def _check_trusted(bwrap: str, mounts: Sequence[Mount]) -> None:
-    """Fail when ``bwrap`` (its real path) lies where the sandbox lets code write (the
-    workspace, ``--rw``, the agent's state): code a run left there could have replaced it with
-    one that builds no sandbox, or a weaker one, and the next run would run under it.
+def _check_trusted(program: str, mounts: Sequence[Mount], name: str = "bubblewrap") -> None:
+    """Fail when ``program`` (its real path: ``bwrap``, or ``unshare``, ``name`` saying which)
+    lies where the sandbox lets code write (the workspace, ``--rw``, the agent's state): code a run left
+    there could have replaced it with one that builds no sandbox, or a weaker one, and the
+    next run would run under it.
 
     Raises:
         SandboxError: it does, naming the rule that makes it writable.
     """
-    real = Path(os.path.realpath(bwrap))
+    real = Path(os.path.realpath(program))
     writable = None
     for rule in mounts:  # in the order bubblewrap applies them: the last on a path wins
         if rule.path == real or rule.path in real.parents:
             writable = rule if rule.kind is Kind.WRITE else None
     if writable is not None:
+        remedy = (
+            f"Install bubblewrap from the system's packages, or name one the sandbox cannot "
+            f"write with {BWRAP_VARIABLE}"
+            if name == "bubblewrap"
+            else f"Do not let the sandbox write the system's folder {real.parent}"
+        )
         raise SandboxError(
-            f"bubblewrap found at {bwrap} ({real}) lies in {writable.path}, which the sandbox "
+            f"{name} found at {program} ({real}) lies in {writable.path}, which the sandbox "
             f"lets the command write ({writable.why}): code run there could have replaced it "
-            "with one that builds no sandbox. Install bubblewrap from the system's packages, "
-            f"or name one the sandbox cannot write with {BWRAP_VARIABLE}"
+            f"with one that builds no sandbox. {remedy}"
         )
 
 
@@ -567,23 +632,29 @@ NAMESPACES = ("mnt", "pid", "net", "ipc", "uts")
 """The namespaces the command's process must not share with airlock."""
 
 
-def _check_isolated(pid: int) -> None:
+def _check_isolated(pid: int, launcher: int) -> None:
     """Fail unless process ``pid`` (the stub, as airlock sees it) is in namespaces of its own:
     whatever ``bwrap`` was run, a command is never let go outside a sandbox.
 
+    Those of process ``launcher`` (bubblewrap's, as started) count as airlock's: its mount
+    namespace is the one ``unshare`` made for it (:func:`private_mounts`), a copy of the
+    host's mounts as writable as they are outside.
+
     Raises:
-        SandboxError: it shares one with airlock, or they cannot be read.
+        SandboxError: it shares one with airlock or ``launcher``, or they cannot be read.
     """
     for kind in NAMESPACES:
         try:
             theirs = Path(f"/proc/{pid}/ns/{kind}").stat().st_ino
-            ours = Path(f"/proc/self/ns/{kind}").stat().st_ino
+            ours = {
+                Path(f"/proc/{process}/ns/{kind}").stat().st_ino for process in ("self", launcher)
+            }
         except OSError as error:
             raise SandboxError(
                 f"cannot check the sandbox's {kind} namespace (/proc/{pid}/ns/{kind}: "
                 f"{error.strerror}): nothing was run"
             ) from error
-        if theirs == ours:
+        if theirs in ours:
             raise SandboxError(
                 f"the process bubblewrap started shares airlock's {kind} namespace: no sandbox "
                 f"was built (is the bwrap run, {BWRAP_VARIABLE}'s or the system's, bubblewrap?): "
@@ -628,9 +699,10 @@ def _receive(channel: socket.socket, process: subprocess.Popen[bytes]) -> tuple[
         code = process.wait()
         raise SandboxError(
             f"the sandbox could not be built (bubblewrap exited with status {code} before the "
-            "command started; its message is above): nothing was run. Check that every --rw, "
-            "--ro, --hide and sandbox.filesystem path exists and can be bound, and that "
-            "bubblewrap works here: bwrap --ro-bind / / --unshare-net true"
+            "command started; its message, or that of unshare, which starts it, is above): "
+            "nothing was run. Check that every --rw, --ro, --hide and sandbox.filesystem path "
+            "exists and can be bound, and that bubblewrap works here: "
+            + " ".join([*private_mounts("unshare"), "bwrap --ro-bind / / --unshare-net true"])
         )
     return socket.socket(fileno=fds[0]), pid
 
