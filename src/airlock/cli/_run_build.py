@@ -219,6 +219,7 @@ def mounts(
         user_rules,
         visible,
         workspace_rules,
+        zdotdir_rules,
     )
     from airlock.sandbox.programs import program_rules
     from airlock.sandbox.repositories import (
@@ -233,6 +234,7 @@ def mounts(
         more_git_rules,
         nested_rules,
         unlisted_by_git,
+        user_git_rules,
     )
     from airlock.sandbox.stores import credential_store_rules
     from airlock.settings.sandbox import PROJECT_SOURCES, sandbox_path, sandbox_settings
@@ -264,6 +266,10 @@ def mounts(
             "them (keep them as they are with --ro PATH/.git)",
             file=sys.stderr,
         )
+    asked = [  # the user's own: may open a credential store airlock hides
+        *user_rules(Kind.WRITE, args.rw, "--rw", home, cwd),
+        *user_rules(Kind.READ, args.ro, "--ro", home, cwd),
+    ]
     root_git = workspace / ".git"
     missing = [  # in a .claude folder that is there: a folder at one makes the agent warn
         name
@@ -290,6 +296,10 @@ def mounts(
             else ()
         ),
         *home_rules(home, loaded.config_dir, state, codex),
+        *zdotdir_rules(home, environ),
+        *user_git_rules(
+            home, workspace, environ, "runs code outside later (git's own config names it)"
+        ),
         *credential_store_rules(
             home, environ, cwd, [expand(text, home, cwd) for text in (*args.rw, *args.ro)]
         ),
@@ -303,8 +313,7 @@ def mounts(
         *system_rules(),
         *socket_rules(sockets),
         *visible(read_only, "the run's CA bundle"),
-        *user_rules(Kind.WRITE, args.rw, "--rw", home, cwd),
-        *user_rules(Kind.READ, args.ro, "--ro", home, cwd),
+        *asked,
         *user_rules(Kind.HIDE, args.hide, "--hide", home, cwd),
         *_token_file_rules(args, mount, Kind.HIDE),
     ]
@@ -352,6 +361,12 @@ def mounts(
         (Kind.HIDE, files.deny_read, "denyRead"),
     ):
         for entry in entries:
+            if "\0" in entry.text:  # a path none can name: failing closed, as for a pattern
+                raise SandboxError(
+                    f"sandbox.filesystem.{key} {entry.text!r} in {entry.origin.describe()}: "
+                    "holds a NUL character, which no path can hold, so airlock run cannot "
+                    "apply it; fix the entry"
+                )
             if any(c in entry.text for c in "*?["):
                 raise SandboxError(
                     f"sandbox.filesystem.{key} {entry.text!r} in {entry.origin.describe()}: "
@@ -364,6 +379,8 @@ def mounts(
                 rule = mount(kind, path, f"sandbox.filesystem.{key} in {entry.origin.describe()}")
                 if entry.origin.source not in PROJECT_SOURCES:
                     rules.append(rule)
+                    if kind is Kind.WRITE:
+                        asked.append(rule)
                 elif kind is Kind.WRITE:
                     project_writes.append(rule)
                 else:
@@ -411,7 +428,58 @@ def mounts(
             )
     rules += _other_roots_rules(opened, workspace)
     rules += _agent_state_git_rules(agent_state, workspace)
-    return plan(rules)
+    rules, credentials = _credentials_opened(rules, asked)
+    planned = plan(rules)
+    for rule, store in credentials:
+        if any(kept.path == rule.path and kept.kind is rule.kind for kept in planned):
+            where = store.path if rule.path == store.path else f"{rule.path} in {store.path}"
+            access = "writable" if rule.kind is Kind.WRITE else "read-only"
+            print(
+                f"airlock run: {rule.why}: opens {where}, which airlock hides as "
+                f"credentials, at your request ({access} inside)",
+                file=sys.stderr,
+            )
+    return planned
+
+
+def _credentials_opened(
+    rules: list[Any], asked: list[Any]
+) -> tuple[list[Any], list[tuple[Any, Any]]]:
+    """``rules`` with the user's own ``--ro``, ``--rw`` and ``allowWrite`` of their own
+    settings (``asked``) that name a credential store airlock hides, or a path in one, opened
+    as asked: the store's hiding rule on the same path dropped, one on a path in it marked to
+    stand under the hidden store (:attr:`airlock.sandbox.paths.Mount.asked`: a read-only rule
+    under a hidden folder is dropped otherwise). "Your own settings and ``--rw`` may open any
+    path"; a project's settings never open one (their rules are never ``asked``), and the
+    user's own ``--hide`` or ``denyRead`` at the path still wins. Also each opened rule and
+    the store's hiding rule above it, for the run to say so."""
+    from dataclasses import replace
+
+    from airlock.sandbox.paths import CREDENTIALS_WHY, Kind
+    from airlock.sandbox.stores import WHY
+
+    hidden = [
+        rule
+        for rule in rules
+        if rule.kind is Kind.HIDE and (rule.why == CREDENTIALS_WHY or rule.why.startswith(WHY))
+    ]
+    stores: dict[int, Any] = {}
+    dropped: set[int] = set()
+    for rule in asked:
+        holding = [store for store in hidden if rule.path.is_relative_to(store.path)]
+        if holding:
+            stores[id(rule)] = max(holding, key=lambda store: len(store.path.parts))
+            dropped |= {id(store) for store in holding if store.path == rule.path}
+    kept: list[Any] = []
+    opened: list[tuple[Any, Any]] = []
+    for rule in rules:
+        if id(rule) in dropped:
+            continue
+        if id(rule) in stores:
+            opened.append((rule, stores[id(rule)]))
+            rule = replace(rule, asked=True)
+        kept.append(rule)
+    return kept, opened
 
 
 def _project_writes_kept(

@@ -63,6 +63,10 @@ PROTECTED_IN_WORKSPACE: tuple[str, ...] = (
 later (``.envrc`` when direnv enters the folder; ``.git/commondir`` makes git read the config
 and hooks of the folder it names)."""
 
+ZSH_STARTUP_FILES: tuple[str, ...] = (".zshrc", ".zshenv", ".zprofile", ".zlogin", ".zlogout")
+"""The files zsh reads at its start and end, in the home or in the folder ``ZDOTDIR`` names
+(:func:`zdotdir_rules`)."""
+
 SHELL_STARTUP_FILES: tuple[str, ...] = (
     ".bashrc",
     ".bash_aliases",
@@ -70,11 +74,7 @@ SHELL_STARTUP_FILES: tuple[str, ...] = (
     ".bash_login",
     ".bash_logout",
     ".profile",
-    ".zshrc",
-    ".zshenv",
-    ".zprofile",
-    ".zlogin",
-    ".zlogout",
+    *ZSH_STARTUP_FILES,
 )
 """Read-only in the workspace when they are there. A shell reads them from the home only, so a
 missing one in a project folder runs nothing; in the home (a workspace that is the home
@@ -216,11 +216,16 @@ PROTECTED_IN_HOME: tuple[str, ...] = (
     ".oh-my-zsh",
     ".p10k.zsh",
     ".bashrc.d",
+    ".config/zsh",
     ".config/fish",
     ".config/autostart",
     ".config/systemd",
+    ".local/share/systemd",
+    ".local/share/dbus-1",
+    ".local/share/applications",
     ".config/environment.d",
     ".pam_environment",
+    ".xsession",
     ".xsessionrc",
     ".xprofile",
     "bin",
@@ -251,11 +256,16 @@ PROTECTED_IN_HOME: tuple[str, ...] = (
     ".yarnrc",
     ".yarnrc.yml",
     ".bunfig.toml",
+    ".bazelrc",
+    ".config/pip/pip.conf",
+    ".pip/pip.conf",
     ".inputrc",
+    ".lessfilter",
     ".gdbinit",
     ".config/gdb",
     ".psqlrc",
     ".Rprofile",
+    ".ghci",
     ".irbrc",
     ".pryrc",
     ".screenrc",
@@ -273,21 +283,29 @@ PROTECTED_IN_HOME: tuple[str, ...] = (
 """Read-only in the home, missing or not, even when a rule makes the home writable (``--rw ~``,
 ``allowWrite``, a workspace that is or holds the home): shell start-up files and the
 scripts installers have them source (cargo's ``env``, nvm's, SDKMAN's, ghcup's, asdf's,
-fzf's, Oh My Zsh), fish's (``config.fish``, ``conf.d``, functions), git's, Mercurial's and
-mise's configuration (hooks, aliases, extensions), Gemini's and Codex's (extensions, policies,
-commands, skills, subagents, rules, hooks' scripts; the skills both read from
+fzf's, Oh My Zsh), zsh's usual ``ZDOTDIR`` (``~/.config/zsh``; the one the environment names
+is :func:`zdotdir_rules`'), fish's (``config.fish``, ``conf.d``, functions), git's, Mercurial's and
+mise's configuration (hooks, aliases, extensions; the folders git's own config names for
+every repository, its ``core.hooksPath`` and ``init.templateDir``, are
+:func:`airlock.sandbox.repositories.user_git_rules`'), Gemini's and Codex's (extensions,
+policies, commands, skills, subagents, rules, hooks' scripts; the skills both read from
 ``~/.agents/skills``), programs
 and variables set at log-in (``environment.d``, ``.pam_environment``, an X session's files),
+what the user's service managers start (systemd's user units, in ``~/.config/systemd`` and
+``~/.local/share/systemd``, D-Bus's session services, the desktop's autostart entries and
+its ``.desktop`` launchers),
 ``~/bin`` and ``~/.local/bin`` (Debian's ``.profile`` puts them on ``PATH``: a ``git`` written
 there would run in the place of the real one; the other folders of ``PATH`` under the home
 are :func:`path_rules`'), Python's user site (``~/.local/lib``: a ``.pth`` file there runs at
 every start of Python), direnv's own library (run at every folder it enters), the editors'
 start-up files (Vim's, Neovim's with its data folder of plugins, Emacs's), tmux's, and what the build tools run at every build (Yarn's
-``yarnPath``, Bun's preloads; cargo's and Gradle's are :data:`PROTECTED_IN_TOOL_FOLDERS`),
-and what interactive tools read at their start (readline's ``.inputrc``, whose macros type
-commands; gdb's, psql's, R's, irb's and pry's, screen's, an X session's, the terminals'
-(kitty's, WezTerm's, Alacritty's, Ghostty's: they start programs), Starship's prompt (its custom
-modules run a command at every prompt), a Python start-up file)."""
+``yarnPath``, Bun's preloads, Bazel's ``.bazelrc``; pip's config, whose index names the
+packages installed, and what their set-up runs; cargo's and Gradle's are
+:data:`PROTECTED_IN_TOOL_FOLDERS`), and what interactive tools read at their start
+(readline's ``.inputrc``, whose macros type commands; ``less``'s ``.lessfilter``, run on
+every file it shows; gdb's, psql's, R's, GHCi's, irb's and pry's, screen's, an X session's,
+the terminals' (kitty's, WezTerm's, Alacritty's, Ghostty's: they start programs), Starship's
+prompt (its custom modules run a command at every prompt), a Python start-up file)."""
 
 TOOL_FOLDERS: tuple[str, ...] = (
     ".gradle/init.d",
@@ -295,6 +313,7 @@ TOOL_FOLDERS: tuple[str, ...] = (
     ".vscode-server/extensions",
     ".ipython/profile_default/startup",
     ".sbt/1.0/plugins",
+    ".julia/config",
     ".pyenv/versions",
     ".rustup/toolchains",
     ".nvm/versions",
@@ -307,6 +326,7 @@ PROTECTED_IN_TOOL_FOLDERS: tuple[str, ...] = (
     ".gradle/init.gradle",
     ".gradle/init.gradle.kts",
     ".gradle/gradle.properties",
+    ".ghc/ghci.conf",
     ".config/Code/User/settings.json",
     ".config/Code/User/tasks.json",
     *TOOL_FOLDERS,
@@ -315,7 +335,8 @@ PROTECTED_IN_TOOL_FOLDERS: tuple[str, ...] = (
 is there (``~/.cargo``, ``~/.gradle``, ``~/.config/Code``, …): cargo's ``config`` (its runners
 and wrappers), Gradle's init scripts and JVM options, VS Code's user settings and tasks (a
 task can run when a folder opens) and its extensions (run when it starts), IPython's start-up
-scripts, sbt's global plugins, and the interpreters and tools the version managers' shims run
+scripts, sbt's global plugins, Julia's ``config/startup.jl``, GHCi's ``ghci.conf``, and the
+interpreters and tools the version managers' shims run
 (pyenv's, rustup's and nvm's installed versions). Where the tool's folder is missing, the tool is not
 installed, and a placeholder there would keep the tool from making its folder at all (cargo's
 registry, Gradle's caches) in a run with a writable home."""
@@ -327,9 +348,13 @@ FOLDERS_IN_HOME = frozenset(
         ".config/mise",
         ".oh-my-zsh",
         ".bashrc.d",
+        ".config/zsh",
         ".config/fish",
         ".config/autostart",
         ".config/systemd",
+        ".local/share/systemd",
+        ".local/share/dbus-1",
+        ".local/share/applications",
         ".config/environment.d",
         "bin",
         ".local/bin",
@@ -505,6 +530,11 @@ class Mount:
     """A ``WRITE`` on an empty folder of the sandbox's own (a file system in memory) instead
     of the path: the command writes there as usual, and what is there stays out of its
     reach (:data:`PRIVATE_IN_CONFIG_DIR`)."""
+    asked: bool = field(default=False, compare=False)
+    """The user's own ``--ro`` or ``--rw`` (or ``allowWrite`` of their own settings) on a
+    credential store airlock hides, or on a path in one (``--ro ~/.ssh/known_hosts``): it
+    stands under the hidden folder, read-only too, where another read-only rule under a hidden
+    folder is dropped (:func:`plan`); a project's settings never make one."""
 
 
 def resolve(path: Path) -> Path:
@@ -754,7 +784,7 @@ def home_rules(
     for text in CREDENTIAL_PATHS:
         path = home / text[2:]
         if resolve(path).exists():
-            yield mount(Kind.HIDE, path, "credentials")
+            yield mount(Kind.HIDE, path, CREDENTIALS_WHY)
         else:
             why = "credentials (missing: must not be made inside)"
             yield mount(Kind.READ, path, why, folder=text in CREDENTIAL_FOLDERS)
@@ -763,6 +793,28 @@ def home_rules(
     default = default_state(home)
     if default.is_dir() and all(default != resolve(path) for path in airlock_state):
         yield mount(Kind.HIDE, default, "airlock's own state (the default config dir's)")
+
+
+CREDENTIALS_WHY = "credentials"
+"""Why :func:`home_rules` hides each of :data:`CREDENTIAL_PATHS` that is there."""
+
+
+def zdotdir_rules(home: Path, environ: Mapping[str, str]) -> Iterator[Mount]:
+    """Read-only, missing or not, as :data:`PROTECTED_IN_HOME` in the home: zsh's start-up
+    files (:data:`ZSH_STARTUP_FILES`) in the folder ``ZDOTDIR`` names, where zsh reads them
+    instead of the home's, when it is a folder of the home (``~/.config/zsh``, the usual
+    one, is protected whole by the list). Elsewhere they are read-only with the rest of the
+    system, unless a ``--rw`` opens their folder; a relative ``ZDOTDIR`` names no fixed folder.
+    """
+    text = environ.get("ZDOTDIR", "")
+    if not text.startswith("/"):
+        return
+    folder, home_real = resolve(Path(text)), resolve(home)
+    if folder == home_real or not folder.is_relative_to(home_real):
+        return  # the home's own are in the list
+    why = "runs code outside later (zsh's start-up files, in ZDOTDIR)"
+    for name in ZSH_STARTUP_FILES:  # as named: a link on the way is put back after the run
+        yield mount(Kind.READ, Path(text) / name, why, folder=False)
 
 
 def default_state(home: Path) -> Path:
@@ -995,9 +1047,15 @@ def user_rules(
     """``--rw``, ``--ro`` and ``--hide``: ``~/`` under the home, relative paths under ``cwd``.
 
     Raises:
-        SandboxError: a ``--rw`` or ``--ro`` path that does not exist (it cannot be bound).
+        SandboxError: a ``--rw`` or ``--ro`` path that does not exist (it cannot be bound); a
+            path holding a NUL character (no path can: a ``--hide`` of one would hide nothing).
     """
     for text in texts:
+        if "\0" in text:
+            raise SandboxError(
+                f"{option} {text!r}: holds a NUL character, which no path can hold; give the "
+                "path as it is"
+            )
         path = expand(text, home, cwd)
         if not (path.exists() or path.is_symlink()):
             if kind is Kind.HIDE:
@@ -1017,7 +1075,8 @@ def plan(rules: Iterable[Mount]) -> list[Mount]:
     (``/tmp``, …) or another ``HIDE``, unless a nearer rule binds it back. Under a hidden
     folder (empty and read-only inside) what must stay in sight is bound back (the workspace,
     the agent's state, the Python that starts the sandbox under a hidden home), and a
-    read-only rule is dropped: hiding wins, nothing under it is shown.
+    read-only rule is dropped: hiding wins, nothing under it is shown; but for one the user
+    asked for in a hidden credential store (:attr:`Mount.asked`).
     """
     strictest: dict[Path, Mount] = {}
     for rule in rules:
@@ -1059,7 +1118,7 @@ def _needed(rule: Mount, rules: Mapping[Path, Mount]) -> bool:
     if not rule.exists:
         return above is not None and above.kind is Kind.WRITE
     if rule.kind is Kind.READ and above is not None and above.kind is Kind.HIDE:
-        return False  # the hidden folder shows nothing, and nothing can be made in it
+        return rule.asked  # the hidden folder shows nothing, and nothing can be made in it
     if rule.kind is not Kind.HIDE:
         return True
     if above is not None:

@@ -555,13 +555,64 @@ def _not_a_hooks_folder(real: Path, work_tree: Path) -> bool:
 
 
 def _protectable(folder: Path, work_tree: Path) -> bool:
-    """Whether a read-only rule can stand on ``folder``: one in the work tree, or one that
-    exists elsewhere (under a ``--rw`` path it would be writable), never the work tree itself
-    or a folder holding it (its hooks are, :func:`hooks_rules`) or one holding the sandbox's
-    own folders (``core.hooksPath = /``: not covered, as the README says)."""
-    if work_tree.is_relative_to(folder) or sandbox_own_in(folder):
-        return False
-    return folder.is_relative_to(work_tree) or folder.exists()
+    """Whether a read-only rule can stand on ``folder``, there or not (under a ``--rw`` path a
+    missing one could be made, hooks and all, for git outside to run: its placeholder stands
+    where code inside could make it, :func:`airlock.sandbox.paths.plan`); never the work tree
+    itself or a folder holding it (its hooks are, :func:`hooks_rules`) or one holding the
+    sandbox's own folders (``core.hooksPath = /``: not covered, as the README says)."""
+    return not (work_tree.is_relative_to(folder) or sandbox_own_in(folder))
+
+
+USER_GIT_FOLDERS = r"^(core\.hookspath|init\.templatedir)$"
+"""The keys of git's config (as git lists them, in lower case) naming a folder that runs code
+for every repository: ``core.hooksPath``, the hooks of each repository that sets none of its
+own; ``init.templateDir``, what ``git init`` and ``git clone`` copy into each new repository's
+git folder, its hooks too (a clone's ``post-checkout`` runs at once)."""
+
+
+def user_git_rules(
+    home: Path, workspace: Path, environ: Mapping[str, str], why: str
+) -> list[Mount]:
+    """Read-only, missing ones too: the folders that git's own configs (the user's and the
+    system's, includes followed) name for every repository (:data:`USER_GIT_FOLDERS`), and
+    the one ``GIT_TEMPLATE_DIR`` names. Wherever the workspace is, a repository or not: git
+    outside runs them in every other repository (a missing ``~/.githooks`` made under
+    ``--rw ~`` too). Only absolute ones (``~/`` is the home): a relative ``core.hooksPath`` is
+    each repository's own folder (the workspace's is :func:`hooks_rules`'). None that names
+    no folder (``/dev/null``), that is in the sandbox's private ``/tmp`` or ``/run``, or that
+    is or holds the home or the workspace (a read-only rule there would close what ``--rw ~``
+    opens; not covered). Git is asked, with ``environ``, only when one of the user's configs
+    mentions one of the keys or an include (a run's start-up path)."""
+    found: list[str] = []
+    if environ.get("GIT_TEMPLATE_DIR"):
+        found.append(environ["GIT_TEMPLATE_DIR"])
+    texts = [_regular_text(config) for config in user_configs(home, environ)]
+    if any(
+        text is not None
+        and any(word in text.lower() for word in ("hookspath", "templatedir", "include"))
+        for text in texts
+    ):
+        done = run_git(
+            ["config", "--type=path", "--null", "--get-regexp", USER_GIT_FOLDERS],
+            environ,
+            timeout=10,
+        )
+        if done is not None and done.returncode == 0:
+            for item in done.stdout.split(b"\0"):
+                found.append(os.fsdecode(item.partition(b"\n")[2]))
+    rules: list[Mount] = []
+    own, inside = resolve(home), resolve(workspace)
+    for text in dict.fromkeys(found):
+        if not text.startswith("/"):
+            continue
+        real = resolve(Path(text))
+        if own.is_relative_to(real) or inside.is_relative_to(real) or sandbox_own_in(real):
+            continue
+        in_sight = real.is_relative_to(own) or real.is_relative_to(inside)
+        if _not_a_hooks_folder(real, own if in_sight else inside):
+            continue
+        rules.append(mount(Kind.READ, Path(text), why))  # as named: links put back after
+    return rules
 
 
 INCLUDES = 50
