@@ -127,8 +127,8 @@ def _model_requests(context: Context, provider: Provider, terms: AccountTerms) -
     }[provider]
     base = v.first(context, "ANTHROPIC_BASE_URL")
     if base is not None and provider is Provider.FIRST_PARTY:
-        destination = f"{base[0]} (ANTHROPIC_BASE_URL, {base[1].describe()})"
-        reasons.append(f"ANTHROPIC_BASE_URL sends model requests to {base[0]}")
+        destination = f"{v.shown(base[0])} (ANTHROPIC_BASE_URL, {base[1].describe()})"
+        reasons.append(f"ANTHROPIC_BASE_URL sends model requests to {v.shown(base[0])}")
     keeper = "Anthropic" if provider not in (Provider.BEDROCK, Provider.VERTEX) else provider.label
     return Decision(
         id=FlowId.MODEL_REQUESTS,
@@ -278,7 +278,7 @@ def _otel_endpoint(context: Context) -> tuple[str, str] | None:
     if found is None:
         return None
     name, value, origin = found
-    return value, f"{name}={value} in {origin.describe()}"
+    return value, f"{name}={v.shown(value)} in {origin.describe()}"
 
 
 def _otel_endpoint_variable(context: Context) -> tuple[str, str, Origin] | None:
@@ -354,7 +354,7 @@ def _survey_for_otel(context: Context, reasons: list[str], destination: str) -> 
         reasons.append(f"{otel} is set, but no OpenTelemetry collector is configured: no survey")
         return State.OFF, destination
     reasons.append(f"{otel} brings the survey back for your own collector only ({endpoint[1]})")
-    return State.OTEL_ONLY, f"your OpenTelemetry collector ({endpoint[0]})"
+    return State.OTEL_ONLY, f"your OpenTelemetry collector ({v.shown(endpoint[0])})"
 
 
 def _transcript_share(
@@ -434,12 +434,14 @@ def _webfetch_preflight(context: Context, closed: str | None) -> Decision:
         id=FlowId.WEBFETCH_PREFLIGHT,
         state=state,
         reasons=tuple(reasons),
-        destination=f"domain-safety service ({service}/api/web/{endpoint})",
+        destination=f"domain-safety service ({v.shown(service)}/api/web/{endpoint})",
         what=what,
         retention=(
             Retention("not stated by the vendor", None, "Anthropic", "none")
             if service == f"https://{ANTHROPIC_API}"
-            else Retention("as its operator keeps it", None, f"the operator of {service}", "none")
+            else Retention(
+                "as its operator keeps it", None, f"the operator of {v.shown(service)}", "none"
+            )
         ),
         training="never: hostnames only",
         parameters={"service": service, "private_mode": bool(private.value)},

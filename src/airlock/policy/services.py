@@ -20,14 +20,14 @@ def resolve_domain_safety_service(context: Context) -> tuple[str, str]:
     found = v.first(context, DOMAIN_SAFETY_VARIABLE)
     setting = context.domain_safety_url
     if found:
-        said = f"service {DOMAIN_SAFETY_VARIABLE}={found[0]!r} from {found[1].describe()}"
+        said = f"service {DOMAIN_SAFETY_VARIABLE}={v.shown(found[0])!r} from {found[1].describe()}"
         if setting.value:
             said += f" (it wins over airlock.domainSafetyUrl in {setting.origin.describe()})"
         return found[0].rstrip("/"), said
     if setting.value:
         where = setting.origin.describe()
         return setting.value.rstrip("/"), (
-            f"service airlock.domainSafetyUrl={setting.value!r} in {where}"
+            f"service airlock.domainSafetyUrl={v.shown(setting.value)!r} in {where}"
         )
     service = f"https://{ANTHROPIC_API}"
     return (

@@ -82,7 +82,24 @@ def _counts(kind: Kind, value: str) -> bool:
 
 
 def _say(name: str, value: str, origin: Origin) -> str:
-    return f"{name}={value!r} in {origin.describe()}"
+    return f"{name}={shown(value)!r} in {origin.describe()}"
+
+
+def shown(value: str) -> str:
+    """``value`` as a reason quotes it: a URL's password replaced by ``***``.
+
+    A reason reaches the user's screen, the audit log, and, in a refusal, the sandbox, where
+    the variable itself was not passed because of that password
+    (``https://svc:hunter2@gw.example`` → ``https://svc:***@gw.example``)."""
+    scheme, separator, rest = value.partition("://")
+    if not separator:
+        return value
+    end = min((rest.find(mark) for mark in "/?#" if mark in rest), default=len(rest))
+    userinfo, at, host = rest[:end].rpartition("@")
+    if not at or ":" not in userinfo:
+        return value
+    user = userinfo.partition(":")[0]
+    return f"{scheme}://{user}:***@{host}{rest[end:]}"
 
 
 def opt_out(context: Context, name: str) -> tuple[str, ...]:
