@@ -228,3 +228,27 @@ def test_a_fifo_among_the_ignore_files_does_not_hold_the_run(tmp_path: Path, pro
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "folder"  # git would have said nothing in time: files
+
+
+def test_a_missing_mcp_json_is_an_empty_file_where_git_lists_none(
+    tmp_path: Path, project: Path
+) -> None:
+    """The agent reads ``.mcp.json`` in every project and reported "MCP config is not a
+    regular file" at every start over a folder there: an empty read-only file stands at a
+    missing one, which it reads as no servers, where git would not list it (no repository,
+    or ignored); a folder where git would list a new file."""
+    look = "[ -f .mcp.json ] && [ ! -s .mcp.json ] && echo file; [ -d .mcp.json ] && echo folder; "
+    look += "(echo x > .mcp.json) 2>/dev/null || echo read-only"
+    done = airlock("run", "--audit-log", str(tmp_path / "a.jsonl"), "--", "sh", "-c", look)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["file", "read-only"]
+    assert not (project / ".mcp.json").exists()
+    subprocess.run(["git", "init", "-q", str(project)], check=True)
+    done = airlock("run", "--audit-log", str(tmp_path / "a.jsonl"), "--", "sh", "-c", look)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["folder", "read-only"]
+    (project / ".gitignore").write_text(".mcp.json\n")
+    done = airlock("run", "--audit-log", str(tmp_path / "a.jsonl"), "--", "sh", "-c", look)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["file", "read-only"]
+    assert not (project / ".mcp.json").exists()

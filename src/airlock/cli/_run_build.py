@@ -276,6 +276,8 @@ def mounts(
         for name in SETTINGS_IN_WORKSPACE
         if (workspace / ".claude").is_dir() and not os.path.lexists(workspace / name)
     ]
+    if not os.path.lexists(workspace / ".mcp.json"):  # the agent reads it in every project:
+        missing.append(".mcp.json")  # a folder there is an MCP config error at every start
     rules = [
         *workspace_rules(workspace, held is not None, unlisted_by_git(workspace, missing)),
         *([held.rule] if held is not None else []),

@@ -839,6 +839,8 @@ def unlisted_by_git(workspace: Path, names: Iterable[str]) -> frozenset[str]:
     asked = list(names)
     if not asked:
         return frozenset()
+    if not os.path.lexists(workspace / ".git") and not enclosing_git(workspace):
+        return frozenset(asked)  # in no repository: nothing to ask git (a process saved)
     read = [workspace / ".gitignore", workspace / ".git" / "info" / "exclude"]
     read += [workspace / Path(name).parent / ".gitignore" for name in asked]
     for path in read:  # a FIFO there (made by an earlier command) would hold git: not asked
