@@ -12,8 +12,10 @@ ends the tunnel, since a server more lenient than llhttp (a bare line feed, a se
 ``Host``) might read a host in it; so does a request without an ``HTTP/1.x`` version, and a
 body, sized by its ``Content-Length``, whose first line is a request line
 (:func:`starts_request`: a server that ignores the length would read it as the next
-request). Only those first bytes of a body wait; its head has gone on, so a client waiting
-for ``100 Continue`` gets it.
+request); so does a host named with user information or in text no host is written in
+(:func:`unnamed`), which its refusal does not quote (it may be a password). Only those
+first bytes of a body wait; its head has gone on, so a client waiting for ``100 Continue``
+gets it.
 
 A tunnel's first bytes, and the bytes after an ``Upgrade`` (a WebSocket) or a ``CONNECT``,
 are told apart by :func:`opening`: TLS has its server name judged; what a server might read
@@ -33,7 +35,7 @@ from collections.abc import Callable
 import httptools
 
 from airlock.egress.hello import NeedMore, NotHello, Unreadable, server_name
-from airlock.policy.hosts import normalize_host
+from airlock.policy.hosts import HostError, normalize_host, parse_host
 
 SPACES = b" \t\x0b\x0c\x1c\x1d\x1e\x1f\x85\xa0"
 """What lenient servers take between a request line's words (and skip before it): Python's
@@ -328,11 +330,8 @@ class CleartextRequests:
         elif not self._url.startswith(b"/") and self._url != b"*":
             try:
                 url = httptools.parse_url(self._url)
-            except httptools.HttpParserInvalidURLError:
-                return (
-                    "a request in the clear in this tunnel has a target that cannot be read "
-                    f"({self._url[:80]!r})"
-                )
+            except httptools.HttpParserInvalidURLError:  # not quoted: it may hold a password
+                return "a request in the clear in this tunnel has a target that cannot be read"
             if url.host:
                 named.append(url.host.decode("latin-1"))  # the verdict reads the host alone
         if len(self._hosts) > 1:
@@ -341,7 +340,7 @@ class CleartextRequests:
             return "a request in the clear in this tunnel names no host (no Host header)"
         named += [value.decode("latin-1").strip() for value in self._hosts]
         for authority in named:
-            reason = self._verdict(authority)
+            reason = unnamed(authority) or self._verdict(authority)
             if reason:
                 return reason
         return ""
@@ -474,6 +473,49 @@ class CleartextRequests:
             return after, ""
         self.reason = kind
         return b"", kind
+
+
+HOST_TEXT = re.compile(r"[A-Za-z0-9._\-\[\]:%]*")
+"""What a host name, an address and a port are written with (``%`` for an IPv6 zone)."""
+
+
+def unnamed(authority: str) -> str:
+    """Why ``authority`` (a ``Host`` header's value, a ``CONNECT``'s or an absolute target's
+    host, as sent) names no host, or ``""``: user information (``user:password@``), or text
+    that is not a host name or an address with an optional port. Such text is refused
+    unquoted (it may be a password the redaction engine cannot know), before the verdict,
+    whose reason and record would name it. Text of a host's characters only
+    (:data:`HOST_TEXT`) is left to the verdict, which names it (cut, when longer than a
+    host name can be)."""
+    text = authority.strip()
+    if "@" in text:
+        return (
+            "a request in the clear in this tunnel names a host with user information "
+            "(user:password@): not quoted, refused"
+        )
+    if HOST_TEXT.fullmatch(text):  # judged (and named) by the verdict, however long
+        return ""
+    if text.startswith("[") and "]" in text:
+        host, port = text[1 : text.index("]")], text[text.index("]") + 1 :]
+        if port and not port.startswith(":"):
+            host = text  # text after the brackets: not a host
+        port = port.removeprefix(":")
+    elif text.count(":") == 1:
+        host, port = text.split(":", 1)
+    else:  # a name, or an IPv6 address without brackets
+        host, port = text, ""
+    try:
+        parse_host(host)
+    except HostError:
+        valid = False
+    else:
+        valid = not port or (port.isascii() and port.isdigit() and len(port) <= 5)
+    if valid:
+        return ""
+    return (
+        "a request in the clear in this tunnel names a host that is not a host name or an "
+        "address (with an optional port): not quoted, refused"
+    )
 
 
 def host_of(authority: str) -> str:

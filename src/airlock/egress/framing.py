@@ -95,7 +95,8 @@ def joined_values(headers: list[tuple[bytes, bytes]], name: bytes) -> bytes | No
 
 class HttpError(Exception):
     """A request or response that cannot be forwarded; ``status`` is what the client gets.
-    The message is :func:`withheld`: it may quote what was sent."""
+    The message says what was wrong without quoting what a client sent (a password has any
+    characters: no pattern can find it in a quote); :func:`withheld` is applied to it too."""
 
     def __init__(self, status: int, message: str) -> None:
         message = withheld(message)
@@ -191,14 +192,16 @@ class Head:
             raise HttpError(400, "both Content-Length and Transfer-Encoding: refused (smuggling)")
         if codings:
             if [c.strip().lower() for c in codings] != [b"chunked"]:
-                raise HttpError(501, f"unsupported Transfer-Encoding {codings!r}")
+                raise HttpError(
+                    501, f"unsupported Transfer-Encoding {named_codings(codings)} (only chunked)"
+                )
             return "chunked", 0
         if len(lengths) > 1:
             raise HttpError(400, "several different Content-Length values")
         if lengths:
             text = lengths.pop()
             if not text.isdigit() or len(text) > 15:
-                raise HttpError(400, f"bad Content-Length {text!r}")
+                raise HttpError(400, "bad Content-Length: not a number of at most 15 digits")
             return "length", int(text)
         return "none", 0
 
@@ -246,16 +249,54 @@ async def read_head(reader: asyncio.StreamReader, *, request: bool) -> Head | No
     first = lines[0].split(b" ", 2)
     version = first[-1] if request else first[0]
     if len(first) != 3 or not version.startswith(b"HTTP/1."):
-        raise HttpError(400, f"malformed first line {lines[0][:80]!r}")
+        raise HttpError(400, _malformed_first_line(first, version, request=request))
     headers = []
-    for line in lines[1:]:
+    for number, line in enumerate(lines[1:], 2):
         if line[:1] in (b" ", b"\t"):
             raise HttpError(400, "obsolete line folding in a header: refused")
         name, sep, value = line.partition(b":")
         if not sep or not name or name != name.strip() or b" " in name:
-            raise HttpError(400, f"malformed header line {line[:80]!r}")
+            raise HttpError(
+                400, f"malformed header line (line {number} of the head: not `Name: value`)"
+            )
         headers.append((name, value.strip()))
     return Head(first, headers, len(raw), check)
+
+
+VERSION_WORD = re.compile(rb"[A-Z]{2,8}/[0-9]{1,2}(?:\.[0-9]{1,2})?")
+"""A protocol version as a first line names one (``HTTP/2.0``, ``RTSP/1.0``): said in a
+refusal, as nothing else of the line is."""
+
+CODING_NAMES = frozenset(
+    b"chunked gzip x-gzip deflate compress x-compress br zstd identity".split()
+)
+"""The transfer codings a refusal names (what else a ``Transfer-Encoding`` holds is not
+quoted: it could be anything, a password too)."""
+
+
+def _malformed_first_line(first: list[bytes], version: bytes, *, request: bool) -> str:
+    """Why a head's first line is refused, without quoting it: a request line holds the
+    target, whose query or path may hold a password; only its version is named, when it is
+    one (:data:`VERSION_WORD`)."""
+    what = "request line" if request else "status line"
+    shape = "METHOD TARGET HTTP/1.x" if request else "HTTP/1.x STATUS REASON"
+    if len(first) == 3 and VERSION_WORD.fullmatch(version):
+        return (
+            f"malformed first line: a {what} of {version.decode('ascii')}, which is not read "
+            f"here (only {shape})"
+        )
+    return f"malformed first line: not a {what} ({shape})"
+
+
+def named_codings(codings: list[bytes]) -> str:
+    """The codings of ``Transfer-Encoding`` lines as a refusal names them: each known one
+    (:data:`CODING_NAMES`) by its name, anything else as ``<not quoted>``."""
+    names = [
+        word.decode("ascii") if word in CODING_NAMES else "<not quoted>"
+        for value in codings
+        for word in (part.strip().lower() for part in value.split(b","))
+    ]
+    return "'" + ", ".join(names) + "'"
 
 
 async def body_pieces(
@@ -325,7 +366,7 @@ async def _chunked(reader: asyncio.StreamReader) -> AsyncIterator[tuple[bytes, b
         line = await _line(reader)
         size_text = line[:-2].split(b";", 1)[0].strip()
         if not size_text or len(size_text) > 15 or size_text.strip(b"0123456789abcdefABCDEF"):
-            raise HttpError(400, f"bad chunk size {size_text[:20]!r}")
+            raise HttpError(400, "bad chunk size: not a hexadecimal number of at most 15 digits")
         size = int(size_text, 16)
         if size == 0:
             end = [line]
@@ -341,6 +382,23 @@ async def _chunked(reader: asyncio.StreamReader) -> AsyncIterator[tuple[bytes, b
         if await _line(reader) != b"\r\n":
             raise HttpError(400, "a chunk longer than its size")
         yield b"\r\n", b""
+
+
+def without_userinfo(target: str) -> str:
+    """``target`` with what could be user information (``user:password@``) left out, as the
+    audit log and a refusal show it: in a target that is not a path (``postgres://…``,
+    ``host:port``, ``//…``), all before the last ``@`` ahead of its query (after its
+    ``scheme://``, kept) becomes ``…`` (a password may hold ``/``: the ``@`` after it ends
+    it). A path (one ``/`` first: ``/@scope/pkg``) is left as it is."""
+    if target.startswith("/") and not target.startswith("//"):
+        return target
+    before, mark, query = target.partition("?")
+    at = before.rfind("@")
+    if at < 0:
+        return target
+    scheme = before.find("://")
+    start = scheme + 3 if 0 <= scheme < at else 2 if before.startswith("//") else 0
+    return before[:start] + "…" + before[at:] + mark + query
 
 
 def origin_path(target: str) -> str:

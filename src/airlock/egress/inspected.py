@@ -12,18 +12,25 @@ connection. For each request it:
    ``Content-Length`` twice, obsolete line folding, both ``Content-Length`` and
    ``Transfer-Encoding``, or a bad chunk size are refused with ``400`` and the connection
    closed: no smuggling); a target must be a path, or a URL naming this connection's host and
-   port (:meth:`InspectedConnection.check_target`), never another destination;
+   port (:meth:`InspectedConnection.check_target`), never another destination; a request to
+   switch protocols (``Upgrade``: a WebSocket) is refused ``501`` at once, since what would
+   follow cannot be read (:meth:`InspectedConnection.check_upgrade`). No refusal quotes what
+   the request holds (a password may have any characters, which no pattern finds): only the
+   path as the audit log shows it (query values, user information and the redaction
+   engine's findings left out);
 2. names the request's flow (``egress.flows.classify``) and asks the engine's decisions whether
    that flow may leave (``egress.flows.enforce``); a refused request gets a ``403`` whose body
-   names the flow and what turned it off; its target and its headers (but the sign-in ones)
-   are read for secrets (``egress.scan.header_secrets``);
+   names the flow and what turned it off (at once, the connection closed, when the client
+   waits for ``100 Continue`` before its body); its target and its headers (but the sign-in
+   ones) are read for secrets (``egress.scan.header_secrets``);
 3. sends the request to the origin over TLS verified against the system's CAs (plus
    ``--upstream-ca``), on one upstream connection kept for the client connection, streaming the
    body while the redaction engine counts its secrets (``--secrets report``; a chunked body
    framed anew, its chunk extensions and trailers left out, as plain HTTP sends it); with
    ``--secrets redact`` or ``block`` the body is gathered first (up to ``MAX_GATHERED``, and
    within ``GATHER_BUDGET`` across the run's connections, its decoded form while it is
-   checked too: ``503`` past it), then redacted or refused; each piece is charged to the run's upload budget (``--max-upload-mb``) before
+   checked too: ``503`` past it; held once, and sent a piece at a time, so memory follows
+   that budget), then redacted or refused; each piece is charged to the run's upload budget (``--max-upload-mb``) before
    it leaves, and one that does not fit cuts the request there. As in plain forwarding
    (``egress.forwarding``), a request with a body goes with ``Connection: close`` and its
    upstream connection is not kept after it (an origin that answers without reading the body
@@ -42,6 +49,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import ssl
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -64,6 +72,7 @@ from airlock.egress.framing import (
     origin_path,
     read_head,
     refuse_a_body_on_get,
+    without_userinfo,
 )
 from airlock.egress.http1 import REASONS, connection_tokens
 from airlock.egress.scan import (
@@ -222,10 +231,14 @@ class InspectedConnection:
         fields = {"time": self.inspector.wall(), "host": self.host, "port": self.port}
         await self._refused(error, fields, started)
 
-    def check_target(self, target: bytes) -> None:
+    def check_target(self, target: bytes, shown: str) -> None:
         """Refuse a request target that is not this connection's: only a path (origin form),
         ``*``, or a URL whose host and port are the ones the TLS was opened to (absolute
         form) are sent on; never a fragment (no request target holds one).
+
+        ``shown`` is the target as the audit log shows it (query values, user information
+        and the redaction engine's findings left out): a refusal quotes that, never the
+        target as sent, which may hold a password the engine cannot know.
 
         Raises:
             HttpError: ``400``, naming what the target names instead.
@@ -237,21 +250,21 @@ class InspectedConnection:
         if not target[:8].lower().startswith((b"http://", b"https://")):
             raise HttpError(
                 400,
-                f"request target {target[:80].decode('latin-1')!r} inside TLS to "
-                f"{self.host}:{self.port}: only a path or this host's URL is sent on",
+                f"request target {shown[:80]!r} inside TLS to {self.host}:{self.port}: only "
+                "a path or this host's URL is sent on",
             )
         try:  # llhttp has read it as a request line's target, not always as a URL
             url = httptools.parse_url(target)
         except httptools.HttpParserInvalidURLError:
-            raise HttpError(
-                400, f"malformed request target {target[:80].decode('latin-1')!r}"
-            ) from None
+            raise HttpError(400, "malformed request target: not a URL that can be read") from None
         default = 443 if url.schema.lower() == b"https" else 80
         port = url.port or default
         try:
             host = parse_host(url.host.decode("latin-1")).text
-        except HostError as error:
-            raise HttpError(400, f"malformed request target: {error}") from None
+        except HostError:  # its words quote the host, which may be anything (not quoted)
+            raise HttpError(
+                400, "malformed request target: its host is not a host name or an address"
+            ) from None
         if url.userinfo:
             raise HttpError(400, "credentials in a request target are refused (user:password@)")
         if (host, port) != (self.host, self.port):
@@ -265,26 +278,62 @@ class InspectedConnection:
         """Refuse a ``Host`` header that names another host than the one the TLS was opened
         to: a server behind a shared front end routes by it (domain fronting).
 
+        A malformed one is refused without quoting it (``admin:password@host``, or any
+        text: it may be a password the redaction engine cannot know).
+
         Raises:
             HttpError: ``400``, naming both.
         """
         if value is None:
             return
         text = value.decode("latin-1").strip()
+        if "@" in text:
+            raise HttpError(
+                400, "malformed Host header: user information (user:password@) is refused"
+            )
         name, colon, port = text.rpartition(":") if not text.endswith("]") else ("", "", "")
         if not colon or not (port.isascii() and port.isdigit()):  # "²".isdigit() is True
             name, port = text, ""
         try:
             host = parse_host(name.removeprefix("[").removesuffix("]")).text
-        except HostError as error:
-            raise HttpError(400, f"malformed Host header: {error}") from None
+        except HostError:  # its words quote the value (not quoted: see above)
+            raise HttpError(
+                400,
+                "malformed Host header: not a host name or an address, with an optional port",
+            ) from None
         if host != self.host or (port and int(port) != self.port):
-            named = f"{host}:{port}" if port else host
+            named = f"{host}:{port[:5]}…" if len(port) > 5 else f"{host}:{port}" if port else host
             raise HttpError(
                 400,
                 f"the Host header names {named} inside TLS to {self.host}:{self.port}: "
                 "refused (a request goes to the host it was opened to)",
             )
+
+    def check_upgrade(self, upgrade: bytes | None) -> None:
+        """Refuse a request that asks to switch protocols (``Upgrade``: a WebSocket, ``h2c``):
+        what would follow the origin's ``101`` is not HTTP, which airlock cannot read, so
+        it could be neither checked for secrets nor named by its flow. It is refused at once
+        (an origin's ``101`` passed on would leave the client's next bytes unread, and the
+        connection hung); without ``--inspect`` for the host it would go as an opaque tunnel.
+
+        Raises:
+            HttpError: ``501``, saying so.
+        """
+        if upgrade is None:
+            return
+        lowered = upgrade.lower()
+        what = "another protocol"
+        if b"websocket" in lowered:
+            what = "a WebSocket"
+        elif b"h2c" in lowered:
+            what = "HTTP/2 in the clear"
+        raise HttpError(
+            501,
+            f"a request to switch protocols (Upgrade: {what}) is refused on {self.host}, an "
+            "inspected host: airlock cannot read what would follow, so it could be neither "
+            f"checked for secrets nor named by its flow (without --inspect {self.host}, "
+            "its connections go as opaque tunnels)",
+        )
 
     async def _one(self, head: Head) -> bool:
         """Handle one request; whether the connection goes on."""
@@ -298,11 +347,13 @@ class InspectedConnection:
             "method": method,
             "host": self.host,
             "port": self.port,
-            "path": redact_query(path),
             "flow": verdict.flow,
             "reason": verdict.reason,
         }
-        fields["path"], in_path = path_secrets(self.inspector.redactor, path, fields["path"])
+        # The path as the log, the report and every refusal show it: what the target holds
+        # goes nowhere else (a password has any characters: no pattern finds it in a quote).
+        logged = redact_query(without_userinfo(path))
+        fields["path"], in_path = path_secrets(self.inspector.redactor, path, logged)
         if in_path:
             fields["path_secrets"] = in_path
         in_head, redacted = header_secrets(self.inspector.redactor, head.headers)
@@ -315,11 +366,12 @@ class InspectedConnection:
             refused = mode is SecretsMode.BLOCK or (mode is SecretsMode.REDACT and redacted is None)
             if in_head and refused:
                 raise HttpError(403, header_refusal(mode, in_head))
-            self.check_target(head.first[1])
+            self.check_target(head.first[1], fields["path"])
             hosts = [value for name, value in head.headers if name.lower() == b"host"]
             if len(hosts) > 1:  # a front end may route by the first, the record names one
                 raise HttpError(400, "more than one Host header: refused")
             self.check_host(head.get(b"host"))
+            self.check_upgrade(head.joined(b"upgrade"))
             framing = head.framing()
             refuse_a_body_on_get(method, framing)
             if framing[0] == "none" and head.check is not None:
@@ -329,10 +381,13 @@ class InspectedConnection:
         except HttpError as error:
             return await self._refused(error, fields, started)
         if not verdict.allowed:
-            body = refusal_body(verdict, method, self.host, path)
+            body = refusal_body(verdict, method, self.host, fields["path"])
             # The connection goes on only when the body was read whole and the client did not
             # ask to close it (a client waiting for the end of a refused answer must get it).
-            keep = await self._drain(framing, head.check) and head.keeps_alive()
+            # A client waiting for ``100 Continue`` before it sends its body is answered at
+            # once, and the connection closed: its body is never read.
+            waits = _waits_to_send(head, framing)
+            keep = not waits and await self._drain(framing, head.check) and head.keeps_alive()
             sent = await self._answer(403, body, close=not keep)
             self._done(fields, started, status=403, decision="deny", bytes_in=sent)
             return keep
@@ -514,7 +569,7 @@ class InspectedConnection:
             if len(gathered) > budget.left:
                 return await self._over_budget(fields, started, bytes_out, secrets)
             budget.left -= len(gathered)
-            up_writer.write(gathered)
+            await self._send_gathered(up_writer, gathered, fields)
             bytes_out += len(gathered)
             fields["bytes_out"] = bytes_out
         elif pieces is not None:
@@ -700,12 +755,17 @@ class InspectedConnection:
 
     async def _gather(self, framing: Framing, check: RequestCheck | None, held: Held) -> bytes:
         """The whole body, held within the run's budget for gathered bodies: one that would
-        pass it is refused ``503`` (unread, when its length is known)."""
+        pass it is refused ``503`` (unread, when its length is known).
+
+        It is written into one growing buffer whose bytes become the body without a copy
+        (:meth:`io.BytesIO.getvalue` hands over its own when nothing else holds them): the
+        body is in memory once, as the budget counts it, never its pieces and their joined
+        copy at once."""
         if framing[0] == "length" and framing[1] > MAX_GATHERED:
             raise HttpError(413, TOO_LARGE)
         if not held.take(framing[1]):  # a known length, whole; a chunked body as it comes
             raise HttpError(503, BUSY)
-        parts = []
+        gathered = io.BytesIO()
         size = 0
         async for _, payload in body_pieces(self.reader, framing, check):
             size += len(payload)
@@ -713,9 +773,28 @@ class InspectedConnection:
                 raise HttpError(413, TOO_LARGE)
             if not held.cover(size):
                 raise HttpError(503, BUSY)
-            parts.append(payload)
+            gathered.write(payload)
             self._active()
-        return b"".join(parts)
+        return gathered.getvalue()
+
+    async def _send_gathered(
+        self, up_writer: asyncio.StreamWriter, gathered: bytes, fields: dict[str, Any]
+    ) -> None:
+        """Send a gathered body upstream a piece at a time, each handed to TLS once the one
+        before it has mostly gone: written whole, TLS would hold an encrypted copy of it all
+        (and the socket another) beside the body, memory no budget counts.
+        ``fields["bytes_out"]`` follows what was handed over, should the exchange fail."""
+        view = memoryview(gathered)
+        transport = up_writer.transport
+        sent = fields["bytes_out"]
+        for start in range(0, len(view), PIECE):
+            piece = view[start : start + PIECE]
+            up_writer.write(piece)
+            sent += len(piece)
+            fields["bytes_out"] = sent
+            self._active()
+            if transport.get_write_buffer_size() > PIECE:
+                await up_writer.drain()
 
     async def _relay_response(self, up: Upstream, fields: dict[str, Any]) -> tuple[int, int, bool]:
         """Stream the origin's answer to the client: its status, bytes, and whether to go on.
@@ -757,6 +836,14 @@ class InspectedConnection:
         if closing and self.up is not None:
             self.retire()
         return status, total, not (closing and framing[0] == "close")
+
+
+def _waits_to_send(head: Head, framing: Framing) -> bool:
+    """Whether the client waits for ``100 Continue`` before it sends the body it announced
+    (``Expect: 100-continue``): a refusal must not wait to read that body first."""
+    expect = head.get(b"expect")
+    carries = framing[0] == "chunked" or framing[1] > 0
+    return carries and expect is not None and expect.strip().lower() == b"100-continue"
 
 
 async def _resumed(

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from airlock.egress.flows import Verdict, refusal_body
+from airlock.egress.flows import Verdict, redact_query, refusal_body
 from airlock.egress.http1 import RequestHead, simple_response
 from airlock.egress.scan import (
     MAX_GATHERED,
@@ -34,6 +34,7 @@ from airlock.egress.scan import (
     Uncheckable,
     blocked_reason,
     check_gathered,
+    path_secrets,
 )
 
 if TYPE_CHECKING:
@@ -88,8 +89,11 @@ class PlainInspection:
         }
 
     def refusal(self) -> bytes:
-        """The ``403`` of a request whose flow is off (the connection is closed after it)."""
-        body = refusal_body(self.verdict, self.method, self.host, self.path, scheme="http")
+        """The ``403`` of a request whose flow is off (the connection is closed after it).
+        It names the path as the audit log shows it (query values and the redaction engine's
+        findings left out), never as sent."""
+        shown, _ = path_secrets(self.inspector.redactor, self.path, redact_query(self.path))
+        body = refusal_body(self.verdict, self.method, self.host, shown, scheme="http")
         return simple_response(403, body.decode("utf-8"), (("X-Airlock", "refused"),))
 
     def add(self, found: dict[str, int]) -> None:
