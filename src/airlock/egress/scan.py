@@ -1089,16 +1089,7 @@ class EscapedHits:
         return dict(Counter(kind for _, _, kind in self))
 
     def __iter__(self) -> Iterator[tuple[int, int, str]]:
-        kept: tuple[int, int, str] | None = None
-        for span in heapq.merge(*(reading.spans() for reading in self._readings)):
-            if kept is not None and span[0] < kept[1]:  # the same secret, found both ways
-                kept = (kept[0], max(kept[1], span[1]), kept[2])
-                continue
-            if kept is not None:
-                yield kept
-            kept = span
-        if kept is not None:
-            yield kept
+        return _merged(*(reading.spans() for reading in self._readings))
 
 
 def escaped_hits(
@@ -1390,39 +1381,97 @@ def path_secrets(redactor: Redactor, target: str, logged: str) -> tuple[str, dic
 SIGN_IN = frozenset({b"authorization", b"proxy-authorization", b"x-api-key", b"cookie"})
 """The request headers not scanned: how a client signs in to the host it talks to."""
 
+NONCES = frozenset({b"sec-websocket-key", b"sec-websocket-accept", b"idempotency-key"})
+"""Request headers whose value is a random nonce or a request's id, which lets in nothing:
+``Sec-WebSocket-Key`` (RFC 6455: 16 random bytes in base64, that the server hashes into its
+``Sec-WebSocket-Accept`` to show it speaks WebSocket; a new one for each handshake) and
+``Idempotency-Key`` (a client's id for one request, so that a retry is not done twice: a UUID,
+or ``stainless-python-retry-<uuid>`` from Anthropic's and OpenAI's SDKs). Read as ``name:
+value``, the ``Key`` in their names makes every such value a generic key. Their value is read
+on its own instead: a token of a vendor's shape (``ghp_…``), or a name and value written into
+it (``password=…``), is still found there; only the header's name is not taken for one."""
+
 Headers = list[tuple[bytes, bytes]]
+
+
+def _merged(*readings: Iterable[tuple[int, int, str]]) -> Iterator[tuple[int, int, str]]:
+    """The spans of secrets found in more than one reading of the same bytes (each in order),
+    in order and not overlapping: spans that overlap are one secret, kept with the first one's
+    kind."""
+    kept: tuple[int, int, str] | None = None
+    for span in heapq.merge(*readings):
+        if kept is not None and span[0] < kept[1]:  # the same secret, found more than one way
+            kept = (kept[0], max(kept[1], span[1]), kept[2])
+            continue
+        if kept is not None:
+            yield kept
+        kept = span
+    if kept is not None:
+        yield kept
+
+
+def _header_hits(redactor: Redactor, text: bytes) -> list[tuple[int, int, str]]:
+    """The secrets of a request's header lines (``text``), read as sent, and with their
+    percent escapes decoded and their ``+`` as spaces when they hold any, as
+    :func:`path_secrets` reads a target (``Referer: …?token=ghp%5F…``, ``X-Original-URL``):
+    as spans of ``text``, escapes taken whole."""
+    as_sent = redactor.find(text)
+    count = _count_escapes(text, MAX_ESCAPES) if b"%" in text else 0
+    plus = b"+" in text
+    readings = [[(hit.start, hit.end, hit.kind) for hit in as_sent]] if as_sent else []
+    if not count and not plus:
+        return readings[0] if readings else []
+    # A ``+`` becomes a space before the escapes are decoded (``%2B`` stays a ``+``); the
+    # space takes its place, so the map back is the same.
+    others = ([text] if count else []) + ([text.replace(b"+", b" ")] if plus else [])
+    for other in others:
+        unescaped = _Unescaped(other, count)
+        found = redactor.find(unescaped.text)
+        readings.append(
+            [(unescaped.origin(h.start), unescaped.origin(h.end), h.kind) for h in found]
+        )
+    return list(_merged(*readings))
 
 
 def header_secrets(redactor: Redactor, headers: Headers) -> tuple[dict[str, int], Headers | None]:
     """The secrets of a request's header lines but the sign-in ones (:data:`SIGN_IN`), by
     kind, found in one pass of the engine over them all, each read as ``name: value`` (a name
-    gives its value's context); and the headers with each secret replaced by its marker where
-    it stands in its value (``--secrets redact``), or ``None`` when one reaches into a
-    header's name or past its line (it cannot be replaced and leave the header whole)."""
+    gives its value's context; a nonce's value on its own: :data:`NONCES`), and read again
+    with percent escapes decoded and ``+`` as spaces when they hold any (:func:`_header_hits`);
+    and the headers with each secret replaced by its marker where it stands in its value
+    (``--secrets redact``), or ``None`` when one reaches into a header's name or past its line
+    (it cannot be replaced and leave the header whole)."""
     lines: list[bytes] = []
+    # Per line read: where it starts in the text read, where its value starts, its header.
     starts: list[int] = []
+    values: list[int] = []
+    scanned: list[int] = []
     at = 0
-    for name, value in headers:
-        if name.lower() not in SIGN_IN:
-            starts.append(at)
-            lines.append(b"%s: %s" % (name, value))
-            at += len(lines[-1]) + 1
+    for index, (name, value) in enumerate(headers):
+        lowered = name.lower()
+        if lowered in SIGN_IN:
+            continue
+        line = value if lowered in NONCES else b"%s: %s" % (name, value)
+        scanned.append(index)
+        starts.append(at)
+        values.append(at + len(line) - len(value))
+        lines.append(line)
+        at += len(line) + 1
     if not lines:
         return {}, headers
-    hits = redactor.find(b"\n".join(lines))
+    hits = _header_hits(redactor, b"\n".join(lines))
     if not hits:
         return {}, headers
-    secrets = dict(Counter(hit.kind for hit in hits))
-    scanned = [index for index, (name, _) in enumerate(headers) if name.lower() not in SIGN_IN]
+    secrets = dict(Counter(kind for _, _, kind in hits))
     spans: dict[int, list[tuple[int, int, str]]] = {}
-    for hit in hits:
-        row = bisect.bisect_right(starts, hit.start) - 1
+    for start, end, kind in hits:
+        row = bisect.bisect_right(starts, start) - 1
         index = scanned[row]
-        name, value = headers[index]
-        begins = starts[row] + len(name) + 2
-        if hit.start < begins or hit.end > begins + len(value):
+        value = headers[index][1]
+        begins = values[row]
+        if start < begins or end > begins + len(value):
             return secrets, None
-        spans.setdefault(index, []).append((hit.start - begins, hit.end - begins, hit.kind))
+        spans.setdefault(index, []).append((start - begins, end - begins, kind))
     replaced = list(headers)
     for index, found in spans.items():
         name, value = headers[index]

@@ -43,6 +43,9 @@ _NOT_SECRET_NAMES = _Deferred(
 )
 """Names of assignments whose value is not a secret (the id of a key, a count of tokens)."""
 
+_NAME = re.compile(rb"[A-Za-z0-9_.\-]*")
+"""The name a generic candidate's context starts with (its word and the rest of the name)."""
+
 _IN_MARKER = re.compile(rb"\[REDACTED:[A-Za-z0-9_]*$")
 _MARKER = re.compile(rb"\[REDACTED:[A-Za-z0-9_]+\]")
 
@@ -320,7 +323,13 @@ def _generic_accepts(rule: Rule, plain: bytes, context: bytes, host: bytes) -> b
             return False
     elif plain.lower() in COMMON_DEFAULTS:
         return False
-    if _NOT_SECRET_NAMES.search(context[-80:]):
+    # The name is judged where the context ends (``max_tokens": ``) and where the name itself
+    # ends, when more stands between it and the value: a record's ``"value": `` field
+    # (``{"name": "max_tokens", "value": …}``), a form field's other headers, a colour sequence.
+    name = _NAME.match(context, 0, 80)
+    if _NOT_SECRET_NAMES.search(context[-80:]) or (
+        name is not None and _NOT_SECRET_NAMES.search(name.group())
+    ):
         return False
     # ``scheme://user:user@`` repeats the user name as the password: an example.
     return not context.endswith(b"/" + plain + b":")

@@ -35,6 +35,12 @@ MARKER = "[REDACTED:{kind}]"
 # break, real or escaped once or twice.
 ESC_SLASH = r"(?:\\*/)"
 NL = r"(?:\\+r)?(?:\\+n|\r?\n)"
+# White space between the lines of a key file, raw or escaped once or twice: a line break
+# (``NL``), a space, a tab, a form feed, a vertical tab or a bare carriage return, JSON's ``\t``,
+# ``\r``, ``\f`` and ``\u0009``…``\u000d`` (the escape cursor reads only printable escapes).
+# A JSON reader turns each back into its character and a base64 reader skips white space, so
+# the key reads back whole whichever of them parts its lines.
+KEY_SPACE = r"(?:[\t\n\x0b\x0c\r ]|\\+[nrtf]|\\+u000[9a-dA-D])"
 QUOTE = r"(?:\\*[\"'`](?:\\*\")?|&(?:quot|apos|#0{0,3}3[49]|#[xX]0{0,3}2[27]);)"
 B64 = rf"(?:[A-Za-z0-9+=]|{ESC_SLASH})"
 # A terminal control sequence, raw or escaped (JSON ``\u001b``, shell ``\033``, ``\x1b``, ``\e``):
@@ -74,15 +80,37 @@ URL_PASS_CHAR = r"(?:[A-Za-z0-9!$&*+\-.;=_~%,()]|\\+u00[0-9a-fA-F]{2})"
 # line or the next.
 _OPERATOR = r"(?::{1,3}=|[?+.]?=|=>|[:=])"
 _BLOCK = rf"(?:[|>][-+]?[ \t]*{NL}[ \t]*)"
-ASSIGN = rf"[A-Za-z0-9_.\-]*{SGR}{QUOTE}?\]?[ \t]*{_OPERATOR}[ \t]*{_BLOCK}?{SGR}{QUOTE}?{SGR}"
+# A name and its value in two fields of one record, the name's field first: ECS's and
+# Kubernetes' environment lists (``{"name": "DB_PASSWORD", "value": "…"}``, ``- name:
+# DB_PASSWORD`` and ``value: …`` on the next line), tags (``"Key": …, "Value": …``), an XML
+# element's ``key="…" value="…"``. The field after the name must be called ``value``.
+PAIR = rf"{QUOTE}?[ \t]*,?[ \t]*(?:{NL}[ \t]*)?{QUOTE}?(?i:value){QUOTE}?[ \t]*[:=][ \t]*{QUOTE}?"
+# A field of a ``multipart/form-data`` body (``curl -F password=…``): the name in its part's
+# ``Content-Disposition`` (``name="password"``), closed by its quote or followed by more
+# parameters (``; filename="…"``), the part's other headers (``Content-Type``) on lines of
+# their own, a blank line, and the value: the part's body. Line breaks raw or escaped (a
+# request written into a transcript); a name neither quoted nor followed by parameters only
+# before raw CRLFs, as a multipart body writes them. Parameters and headers end at a line
+# break or at a backslash that does not escape a quote, so a name never reaches a value
+# further down a JSON string.
+_PART_TEXT = r"(?:[^\\\r\n]|\\+\")*"
+_PART_HEADER = rf"[A-Za-z][A-Za-z0-9\-]*[ \t]*:{_PART_TEXT}"
+FORM_PART = (
+    rf"(?:(?:{QUOTE}(?:[ \t]*;{_PART_TEXT})?|[ \t]*;{_PART_TEXT})(?:{NL}{_PART_HEADER})*{NL}{NL}"
+    rf"|(?:\r\n{_PART_HEADER})*\r\n\r\n)"
+)
+ASSIGN = (
+    rf"[A-Za-z0-9_.\-]*{SGR}(?:{PAIR}|{FORM_PART}"
+    rf"|{QUOTE}?\]?[ \t]*{_OPERATOR}[ \t]*{_BLOCK}?{SGR}{QUOTE}?{SGR})"
+)
 ELEMENT_START = r"(?:^|[\s>]|\\+[nrt])<[A-Za-z0-9_.:\-]*"
 ELEMENT_END = rf"[A-Za-z0-9_.\-]*>(?:{NL}[ \t]*)?"
 NAMED_START = rf"(?:{ELEMENT_START})?"
 """What may stand before a vendor's word: the start of an XML tag (``<config_datadogKey>``), so
 that the named row, not a generic one, takes an element whose name holds the word."""
 NAMED_ASSIGN = (
-    rf"[A-Za-z0-9_.\-]*{SGR}{QUOTE}?\]?(?:[ \t]+[A-Za-z_][A-Za-z0-9_]*)?[ \t]*"
-    rf"(?:{_OPERATOR}|[>,])[ \t]*(?:[|>][-+]?[ \t]*)?(?:{NL}[ \t]*)?{SGR}{QUOTE}?{SGR}"
+    rf"[A-Za-z0-9_.\-]*{SGR}(?:{PAIR}|{FORM_PART}|{QUOTE}?\]?(?:[ \t]+[A-Za-z_][A-Za-z0-9_]*)?"
+    rf"[ \t]*(?:{_OPERATOR}|[>,])[ \t]*(?:[|>][-+]?[ \t]*)?(?:{NL}[ \t]*)?{SGR}{QUOTE}?{SGR})"
 )
 # What may follow a value: a quote, a space, a separator, an escape, a tag, the end.
 VALUE_END = r"(?:\\|[\"'`\s,;&)\]}<\x1b]|$)"

@@ -23,6 +23,7 @@ from airlock.redact.patterns import (
     ELEMENT_END,
     ELEMENT_START,
     ESC_SLASH,
+    KEY_SPACE,
     NL,
     QUOTE,
     URL_PASS_CHAR,
@@ -51,10 +52,10 @@ HAND: tuple[Rule, ...] = (
     Rule(
         "private_key_pem",
         rf"(?P<secret>-----BEGIN[ A-Z0-9]* PRIVATE KEY(?: BLOCK)?-----"
-        rf"(?:{NL}(?:Proc-Type|DEK-Info|Comment):[^\\\n]*)*"
+        rf"(?:{KEY_SPACE}+(?:Proc-Type|DEK-Info|Comment):[^\\\r\n]*)*"
         # At least a few characters of body, so a run of bare headers is no candidate at all.
-        rf"(?:{NL}|[ \t])*{B64}{B64}{B64}{B64}{B64}{B64}{B64}{B64}"
-        rf"(?:{NL}|{B64}|[ \t])*"
+        rf"{KEY_SPACE}*{B64}{B64}{B64}{B64}{B64}{B64}{B64}{B64}"
+        rf"(?:{KEY_SPACE}|{B64})*"
         rf"(?:-----END[ A-Z0-9]* PRIVATE KEY(?: BLOCK)?-----(?:{NL})?)?)",
         "private key",
         min_length=64,
@@ -98,7 +99,11 @@ HAND: tuple[Rule, ...] = (
     ),
     Rule(
         "aws_secret_access_key",
-        rf"(?i:aws_?secret_?(?:access_?)?key|secretaccesskey){ASSIGN}"
+        # Also the command line's ways (``aws configure set aws_secret_access_key …``,
+        # ``--aws-secret-access-key …``) and a list's next item (``["aws_secret_access_key",
+        # "…"]``): the name and a value of exactly this shape are the key wherever they meet.
+        rf"(?i:aws[_\-]?secret[_\-]?(?:access[_\-]?)?key|secretaccesskey)"
+        rf"(?:{ASSIGN}|{QUOTE}?[ \t]+{QUOTE}?|{QUOTE}[ \t]*,[ \t]*{QUOTE})"
         rf"(?P<secret>(?:[A-Za-z0-9+]|{ESC_SLASH})+){VALUE_END}",
         "secret",
         40,
@@ -122,7 +127,7 @@ HAND: tuple[Rule, ...] = (
     Rule(
         "gcp_service_account_key",
         rf"private_key{QUOTE}[ \t]*:[ \t]*{QUOTE}(?P<secret>-----BEGIN PRIVATE KEY-----"
-        rf"(?:{NL}|{B64})+(?:-----END PRIVATE KEY-----(?:{NL})?)?)",
+        rf"(?:{KEY_SPACE}|{B64})+(?:-----END PRIVATE KEY-----(?:{NL})?)?)",
         "private_key",
         min_length=64,
         secret_from="-----BEGIN PRIVATE KEY-----",  # noqa: S106 - a literal, no password
