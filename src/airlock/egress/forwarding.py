@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
@@ -38,7 +39,7 @@ from airlock.egress.connection import (
     new_record,
     stale,
 )
-from airlock.egress.framing import HttpError, could_hold_secrets, refuse_a_body_on_get
+from airlock.egress.framing import PIECE, HttpError, could_hold_secrets, refuse_a_body_on_get
 from airlock.egress.http1 import (
     END,
     BadRequest,
@@ -383,16 +384,21 @@ async def _gather(client: Client, inspection: PlainInspection) -> bytes | Refusa
     budget of gathered bodies (:attr:`PlainInspection.held`, as inside TLS); ``None`` if the
     client left. Refused as soon as it passes ``MAX_GATHERED`` (``413``) or would pass the
     budget (``503``), the rest unread.
+
+    It is written into one growing buffer whose bytes become the body without a copy
+    (:meth:`io.BytesIO.getvalue` hands over its own when nothing else holds them), as inside
+    TLS: the body is in memory once, as the budget counts it, never its pieces and their
+    joined copy at once.
     """
     from airlock.egress.scan import BUSY, MAX_GATHERED, TOO_LARGE
 
     held = inspection.held
-    parts: list[bytes] = []
+    gathered = io.BytesIO()
     size = 0
     while True:
         piece = await client.next_event()
         if piece is END:
-            return b"".join(parts)
+            return gathered.getvalue()
         if not isinstance(piece, bytes):
             return None
         size += len(piece)
@@ -400,7 +406,7 @@ async def _gather(client: Client, inspection: PlainInspection) -> bytes | Refusa
             return Refusal(413, TOO_LARGE)
         if not held.cover(size):
             return Refusal(503, BUSY)
-        parts.append(piece)
+        gathered.write(piece)
 
 
 async def _send_request(
@@ -431,10 +437,7 @@ async def _send_request(
             client.abort(budget.spent())
             return -1 - sent
         budget.left -= len(body)
-        writer.write(body)
-        progress[0] = sent + len(body)
-        await writer.drain()
-        return sent + len(body)
+        return await _send_gathered(client, writer, body, sent, progress)
     pieces = 0
     while True:
         piece = await client.next_event()
@@ -469,6 +472,29 @@ async def _send_request(
         sent += len(LAST_CHUNK)
     if writer.transport.get_write_buffer_size():  # as inside TLS: an origin that answered and
         await writer.drain()  # closed already would make the wait raise, its answer unread
+    return sent
+
+
+async def _send_gathered(
+    client: Client, writer: asyncio.StreamWriter, body: bytes, sent: int, progress: list[int]
+) -> int:
+    """Send a gathered body after ``sent`` bytes of its request, a piece at a time, each
+    handed to the transport once the one before it has mostly gone (as inside TLS): written
+    whole, the transport would hold a copy of what the socket did not take at once beside
+    the body, memory no budget counts. ``progress[0]`` follows what was handed over, should
+    the exchange fail; the bytes sent in all are returned."""
+    view = memoryview(body)
+    transport = writer.transport
+    for start in range(0, len(view), PIECE):
+        piece = view[start : start + PIECE]
+        writer.write(piece)
+        sent += len(piece)
+        progress[0] = sent
+        client.touch()  # a slow destination taking it is no idle client
+        if transport.get_write_buffer_size() > PIECE:
+            await writer.drain()
+    if transport.get_write_buffer_size():  # as for a streamed body: an origin that answered
+        await writer.drain()  # and closed already would make the wait raise, its answer unread
     return sent
 
 
