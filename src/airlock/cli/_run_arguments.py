@@ -7,9 +7,19 @@ import argparse
 
 from airlock.cli._egress_options import add_arguments as add_egress_arguments
 
+EXIT_STATUS = """\
+exit status: the command's own; 126 the command could not be run (not executable); 127 the
+command was not found; 128+N the command was killed by signal N (130 Ctrl-C, 137 SIGKILL, 143
+SIGTERM); 125 airlock itself failed (a bad option, a sandbox that could not be built, an audit
+log that could not be written: the reason is on stderr).
+"""
+"""The end of ``airlock run --help``: what its exit status says."""
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Every option of ``airlock run``, and the command after ``--``."""
+    """Every option of ``airlock run``, and the command after ``--``; the exit status it ends
+    with in its help."""
+    parser.epilog = EXIT_STATUS
     network = parser.add_argument_group("network")
     network.add_argument(
         "--allow",
@@ -53,8 +63,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     network.add_argument(
         "--audit-log",
+        type=_file_in_a_folder,
         metavar="FILE",
-        help="the audit log (default: <config dir>/airlock/audit.jsonl)",
+        help="the audit log, in a folder that is there (default: <config dir>/airlock/audit.jsonl)",
     )
     files = parser.add_argument_group("sandbox")
     files.add_argument(
@@ -87,6 +98,32 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     add_egress_arguments(parser)
     parser.add_argument(
-        "--report-json", metavar="FILE", help="also write the end-of-run report as JSON to FILE"
+        "--report-json",
+        type=_file_named,
+        metavar="FILE",
+        help="also write the end-of-run report as JSON to FILE",
     )
     parser.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- COMMAND", help="what to run")
+
+
+def _file_named(text: str) -> str:
+    """A file's path given to an option: not empty (``''`` from an unset variable would be
+    taken as not given, and the file the user meant never written)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty path; give the file's path")
+    return text
+
+
+def _file_in_a_folder(text: str) -> str:
+    """A file's path (:func:`_file_named`) whose folder is there: the folders of a mistyped
+    path are not made (the default place, in airlock's own folder, is). One that is there but
+    no folder is the run's to refuse, where the log is made."""
+    from pathlib import Path
+
+    _file_named(text)
+    folder = Path(text).expanduser().absolute().parent  # as the run reads it
+    if not folder.exists():
+        raise argparse.ArgumentTypeError(
+            f"there is no folder {folder}; give a file in a folder that is there"
+        )
+    return text

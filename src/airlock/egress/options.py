@@ -7,15 +7,20 @@ them (with ``airlock.inspect`` from settings and the engine's decisions) into a
 :class:`Prepared`: the proxy's :class:`~airlock.egress.inspect.InspectionConfig` and gateway
 address, the variables and the one read-only file (the CA bundle) the sandbox gets, and what to
 close when the run ends. The CA's key and the token stay in this process.
+
+The CA bundle's folder and the gateway socket's are made in the temporary folder, each listed
+in a ledger of its own where the placeholders' ledgers are (:mod:`airlock.sandbox.placeholders`):
+a run killed with ``SIGKILL`` cannot remove them, and the next run's sweep does.
 """
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import tempfile
 from pathlib import Path
 
-from airlock.errors import UsageError
+from airlock.errors import SandboxError, UsageError
 
 # The CA, the inspector and the gateway are imported by :func:`prepare`, only when a run
 # asks for them (they bring cryptography and httpx).
@@ -35,26 +40,43 @@ if TYPE_CHECKING:
 
 
 def inspected_hosts(flags: Sequence[str], setting: Any) -> frozenset[str]:
-    """``--inspect`` hosts plus ``airlock.inspect`` (a list of host names) from settings."""
-    names = list(flags)
+    """``--inspect`` hosts plus ``airlock.inspect`` (a list of host names) from settings, in
+    the canonical form the rules give a request's host (:func:`~airlock.policy.hosts.parse_host`).
+
+    Inspection reads the hosts named, each exactly (the run's CA makes a certificate per host
+    the client asks for, and the proxy inspects a connection by its host): a pattern such as
+    ``*.example.com`` would match none, and inspect nothing without a word, so it is refused,
+    as is a value that is no host name at all.
+
+    Raises:
+        UsageError: a value that is not one host name; it names the option or setting.
+    """
+    from airlock.policy.hosts import HostError, parse_host
+
+    given = [("--inspect", name) for name in flags]
     if isinstance(setting, list):
-        names += [str(item) for item in setting]
+        given += [("airlock.inspect in settings", str(item)) for item in setting]
     hosts = set()
-    for name in names:
-        host = name.strip().lower().rstrip(".")
-        if not host or "/" in host or ":" in host:
+    for source, name in given:
+        expected = "expected a host name such as api.anthropic.com"
+        if "*" in name:
             raise UsageError(
-                f"--inspect {name!r}: expected a host name such as api.anthropic.com "
-                "(no scheme, path or port)"
+                f"{source} {name!r}: a pattern; inspection reads the hosts named, each exactly: "
+                "name each host to inspect (api.example.com, uploads.example.com)"
             )
-        hosts.add(host)
+        if "/" in name or ":" in name:
+            raise UsageError(f"{source} {name!r}: {expected} (no scheme, path or port)")
+        try:
+            hosts.add(parse_host(name).text)
+        except HostError as error:
+            raise UsageError(f"{source} {name!r}: {expected} ({error})") from None
     return frozenset(hosts)
 
 
 class Prepared:
     """What the run needs for inspection and the gateway; :meth:`close` ends it all."""
 
-    def __init__(self) -> None:
+    def __init__(self, ledgers: Path | None = None) -> None:
         self.inspection: InspectionConfig | None = None
         self.gateway_address: str | None = None
         """The gateway's Unix socket, in a folder of airlock's user's alone."""
@@ -67,8 +89,32 @@ class Prepared:
         """Where the gateway's token was read (``GH_TOKEN``, …), for messages."""
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
-        self._folder: Path | None = None
-        self._gateway_folder: Path | None = None
+        self._ledgers = ledgers
+        """Where the placeholders' ledgers are (``None``: no ledger kept, as in tests)."""
+        self._folders: list[tuple[Path, Path | None]] = []
+        """The folders made in the temporary folder, each with its ledger."""
+
+    def _make_folder(self, prefix: str) -> Path:
+        """A new folder (mode 0700) in the temporary folder, named ``prefix``…, listed in a
+        ledger of its own where the next run's sweep looks: a run killed with ``SIGKILL``
+        leaves it (:mod:`airlock.sandbox.placeholders`); :meth:`close` removes both.
+
+        Raises:
+            SandboxError: the ledger cannot be written.
+        """
+        from airlock.sandbox.placeholders import Placeholders
+
+        folder = Path(tempfile.mkdtemp(prefix=prefix))
+        ledger = None if self._ledgers is None else self._ledgers / f"{folder.name}.json"
+        self._folders.append((folder, ledger))
+        try:
+            Placeholders((), ledger, folder).record()
+        except OSError as error:
+            raise SandboxError(
+                f"cannot list the run's folder {folder} in {ledger} "
+                f"({error.strerror or error}): nothing was run"
+            ) from error
+        return folder
 
     def refuse_token_inside(self, inside: Mapping[str, str], passed: Iterable[str]) -> None:
         """Refuse a variable passed on by ``--env`` whose value in ``inside`` (the sandbox's
@@ -142,10 +188,12 @@ class Prepared:
             self._thread.join(10)
             self._loop.close()
             self._gateway = None
-        for folder in (self._folder, self._gateway_folder):
-            if folder is not None:
-                shutil.rmtree(folder, ignore_errors=True)
-        self._folder = self._gateway_folder = None
+        for folder, ledger in self._folders:
+            shutil.rmtree(folder, ignore_errors=True)
+            if ledger is not None:
+                with contextlib.suppress(OSError):
+                    ledger.unlink()
+        self._folders = []
 
 
 def prepare(
@@ -173,8 +221,13 @@ def prepare(
 
     Raises:
         UsageError: A bad host, repository, URL or token source; what to write instead.
+        SandboxError: The ledger of a folder made cannot be written.
     """
-    prepared = Prepared()
+    from airlock.sandbox.paths import default_state
+
+    # the placeholders' ledgers, as airlock.cli.run keeps them: the home's default state
+    home = Path(environ.get("HOME") or Path.home())
+    prepared = Prepared(default_state(home) / "placeholders")
     try:
         hosts = inspected_hosts(args.inspect, inspect_setting)
         if hosts:
@@ -196,8 +249,6 @@ def _prepare_inspection(
     now: dt.datetime,
     model_hosts: Iterable[str],
 ) -> None:
-    import contextlib
-    import tempfile
     from urllib.parse import urlsplit
 
     from airlock.egress.ca import RunCA, ca_environment, upstream_context, write_bundle
@@ -205,10 +256,10 @@ def _prepare_inspection(
     from airlock.egress.inspect import InspectionConfig
     from airlock.egress.scan import SecretsMode
     from airlock.policy.hosts import normalize_host
+    from airlock.sandbox.placeholders import CA_PREFIX
 
     ca = RunCA(now=now)
-    folder = Path(tempfile.mkdtemp(prefix="airlock-ca-"))
-    prepared._folder = folder
+    folder = prepared._make_folder(CA_PREFIX)
     bundle = write_bundle(ca, folder / "ca-bundle.pem")
     folder.chmod(0o755)
     api_hosts = set(DEFAULT_API_HOSTS)
@@ -243,6 +294,7 @@ def _prepare_gateway(
         git_environment,
         load_token,
     )
+    from airlock.sandbox.placeholders import GATEWAY_PREFIX
 
     grants = tuple(RepoGrant.parse(text) for text in args.repo)
     config = GatewayConfig(
@@ -254,8 +306,7 @@ def _prepare_gateway(
     gateway = Gateway(config)
     prepared._gateway, prepared._loop, prepared._thread = gateway, loop, thread
     prepared._token_source = config.token.source
-    folder = Path(tempfile.mkdtemp(prefix="airlock-git-gateway-"))  # mode 0700
-    prepared._gateway_folder = folder
+    folder = prepared._make_folder(GATEWAY_PREFIX)  # mode 0700
     socket_path = folder / "gateway.sock"
     started = asyncio.run_coroutine_threadsafe(gateway.start(socket_path), loop)
     prepared.gateway_address = started.result(10)

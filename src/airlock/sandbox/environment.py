@@ -13,6 +13,12 @@ proxy variables of the caller are replaced by the sandbox's own (:func:`proxy_va
 whatever ``--env`` says: the only way out is airlock's proxy. ``--env NO_PROXY=…`` alone is
 taken (both spellings set): it says what goes to the sandbox's own loopback instead.
 
+The caller's temporary folder (``TMPDIR``, ``TMP``, ``TEMP``) is set to ``/tmp`` inside when
+the folder it names will not be there (:func:`missing_inside`: pam_tmpdir's ``/tmp/user/UID``
+under the sandbox's private, empty ``/tmp``), and ``XDG_RUNTIME_DIR`` (``/run/user/UID``,
+under its private ``/run``) is left out then: ``mktemp`` would fail, and a program would
+look for its sockets where there are none. No folder is made outside for them.
+
 The patterns are meant to catch what is a credential, not every name that holds the letters:
 ``*_PASS`` and ``*_PWD`` (``DB_PASS``, ``MYSQL_PWD``), not ``*PASS*`` (``PASSAGE_DIR``,
 ``BYPASS``) nor ``*PWD`` (``PWD``, ``OLDPWD``); ``BW_SESSION`` and ``OP_SESSION_*``, not
@@ -359,6 +365,13 @@ to the sandbox's own loopback instead of the proxy."""
 
 SANDBOX_LOOPBACK = "localhost,127.0.0.1,::1"
 
+TEMPORARY_FOLDER_VARIABLES = ("TMPDIR", "TMP", "TEMP")
+"""The caller's temporary folder: ``/tmp`` inside (:func:`scrub`) when the one it names is not
+there."""
+RUNTIME_FOLDER_VARIABLES = ("XDG_RUNTIME_DIR",)
+"""The session's runtime folder (sockets, locks): left out (:func:`scrub`) when it is not
+there inside."""
+
 
 def _matches(upper: str, pattern: str) -> bool:
     """``pattern`` (text where ``*`` stands for any text) matches ``upper``; as ``fnmatchcase``
@@ -517,6 +530,12 @@ def scrub(
                 dropped.append(name)
                 continue
         out[name] = value
+    for name in TEMPORARY_FOLDER_VARIABLES:  # the caller's; one set with --env is the user's
+        if out.get(name) and missing_inside(out[name]):
+            out[name] = "/tmp"  # noqa: S108 - the sandbox's own, private and empty
+    for name in RUNTIME_FOLDER_VARIABLES:
+        if out.get(name) and missing_inside(out[name]):
+            del out[name]
     for name, given in wanted.items():
         if given is not None and name not in PROXY_VARIABLES:
             out[name] = given
@@ -530,6 +549,30 @@ def scrub(
     if no_proxy is not None:  # what goes straight to the sandbox's own loopback: the user's
         out["NO_PROXY"] = out["no_proxy"] = no_proxy  # (nothing direct leaves the sandbox)
     return ScrubbedEnvironment(out, tuple(sorted(dropped)), tuple(sorted(kept)), reasons)
+
+
+def missing_inside(folder: str) -> bool:
+    """Whether the folder ``folder`` names will not be there inside the sandbox, looked at
+    outside (nothing is made): it is not a folder outside, or it is (links resolved) in one
+    the sandbox has a private, empty one of (:data:`~airlock.sandbox.paths.PRIVATE_TMPFS`:
+    ``/tmp``, ``/var/tmp``, ``/run``). One there that a rule binds back (a workspace in
+    ``/tmp``) counts as missing too: a folder of the sandbox's own serves as well."""
+    import os
+    from pathlib import Path
+
+    from airlock.sandbox.paths import PRIVATE_TMPFS
+
+    try:
+        real = Path(os.path.realpath(folder))
+        if not real.is_dir():
+            return True
+    except (OSError, ValueError):  # a folder on the way that cannot be searched; a NUL
+        return True
+    return any(
+        real.is_relative_to(private)
+        for private in PRIVATE_TMPFS
+        if Path(private).is_dir() and not Path(private).is_symlink()  # as the launcher mounts
+    )
 
 
 def drop_holding(

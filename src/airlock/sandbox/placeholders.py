@@ -10,12 +10,21 @@ file system when the place is writable. After the run airlock removes them. A ru
 ``commondir`` is empty, an agent cannot read a ``settings.json`` that is a folder.
 
 So before the sandbox is built, :meth:`Placeholders.record` writes the list to a *ledger* (one
-JSON file per run, under airlock's state, with the run's process id and its scratch folder in
-the temporary folder, where the sources of those binds are), and
+JSON file per run, under airlock's state, with the run's process id and start and its scratch
+folder in the temporary folder, where the sources of those binds are), and
 :meth:`Placeholders.remove` deletes the ledger once they are gone. At the start of every run,
 :func:`sweep` removes the placeholders of ledgers whose process is gone. A placeholder is only
 ever removed while empty, and never while another run that is still going lists the same path
 (unlinking a path another sandbox has a mount on would take that mount away inside it).
+
+A process is known by its id and its start (:func:`airlock._process.start_of`): after a
+reboot, or once ids have gone round, the id of a killed run may be another process's, which
+must not keep that run's placeholders for as long as it runs. (A ledger written before the
+start was kept is read by its id alone.)
+
+The run's other folders in the temporary folder, the CA bundle's and the git gateway
+socket's (:mod:`airlock.egress.options`), have a ledger of their own each, listing no path:
+a run killed with inspection or ``--repo`` leaves them too, and the same sweep removes them.
 
 Runs that share airlock's state take turns from their look at the paths until their ledger is
 written, and to remove their placeholders (:mod:`airlock.sandbox.setup_lock`): no placeholder
@@ -33,17 +42,23 @@ import stat
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from airlock._process import alive
+from airlock._process import alive, start_of
 from airlock.sandbox.files import is_at, open_folder
 from airlock.sandbox.setup_lock import removing
 
 SCRATCH_PREFIX = "airlock-run-"
 """How a run's scratch folder is named (:func:`airlock.sandbox.launcher.start`)."""
 
+CA_PREFIX = "airlock-ca-"
+"""How the folder of a run's CA bundle is named (:mod:`airlock.egress.options`)."""
+GATEWAY_PREFIX = "airlock-git-gateway-"
+"""How the folder of a run's git gateway socket is named (:mod:`airlock.egress.options`)."""
+
 
 class Placeholders:
-    """The placeholders of one run, its scratch folder, and its ledger (``None``: none kept,
-    as in tests)."""
+    """The placeholders of one run, its scratch folder (or another folder of the run's in
+    the temporary folder: :data:`RUN_FOLDERS`), and its ledger (``None``: none kept, as in
+    tests)."""
 
     def __init__(
         self, paths: Sequence[Path], ledger: Path | None = None, scratch: Path | None = None
@@ -60,6 +75,7 @@ class Placeholders:
         text = json.dumps(
             {
                 "pid": os.getpid(),
+                "start": start_of(os.getpid()),
                 "paths": [str(path) for path in self.paths],
                 "scratch": str(self.scratch) if self.scratch else None,
             }
@@ -84,21 +100,30 @@ class Placeholders:
 SCRATCH_ENTRIES = frozenset({"empty-dir", "empty-file", "resolv.conf"})
 """What a run's scratch folder holds (:func:`airlock.sandbox.launcher.start`)."""
 
+RUN_FOLDERS: dict[str, frozenset[str]] = {
+    SCRATCH_PREFIX: SCRATCH_ENTRIES,
+    CA_PREFIX: frozenset({"ca-bundle.pem"}),
+    GATEWAY_PREFIX: frozenset({"gateway.sock"}),
+}
+"""A run's folders in the temporary folder, by how they are named, and what each holds."""
+
 
 def _is_scratch(path: Path) -> bool:
-    """Whether ``path`` is a run's scratch folder: so named, a folder of this user (not a
-    link), holding nothing but what a scratch folder holds (a ledger naming any other folder
-    removes nothing)."""
+    """Whether ``path`` is a run's scratch folder or another of its folders of
+    :data:`RUN_FOLDERS`: so named, a folder of this user (not a link), holding nothing but what
+    such a folder holds (a ledger naming any other folder removes nothing)."""
     try:
         found = path.lstat()
         names = {entry.name for entry in os.scandir(path)}
     except OSError:
         return False
     return (
-        path.name.startswith(SCRATCH_PREFIX)
+        any(
+            path.name.startswith(prefix) and names <= entries
+            for prefix, entries in RUN_FOLDERS.items()
+        )
         and stat.S_ISDIR(found.st_mode)
         and found.st_uid == os.getuid()
-        and names <= SCRATCH_ENTRIES
     )
 
 
@@ -131,8 +156,8 @@ def sweep(folder: Path) -> list[Path]:
     """Remove what killed runs left (their ledgers in ``folder``); the ledgers of those that
     left placeholders."""
     swept: list[Path] = []
-    for ledger, pid, paths, scratch in _ledgers(folder):
-        if alive(pid):
+    for ledger, (pid, start), paths, scratch in _ledgers(folder):
+        if alive(pid, start):
             continue
         Placeholders(paths, ledger, scratch).remove()
         if paths:  # a scratch folder alone is nothing to tell
@@ -140,8 +165,12 @@ def sweep(folder: Path) -> list[Path]:
     return swept
 
 
-def _ledgers(folder: Path) -> list[tuple[Path, int, tuple[Path, ...], Path | None]]:
-    found: list[tuple[Path, int, tuple[Path, ...], Path | None]] = []
+def _ledgers(
+    folder: Path,
+) -> list[tuple[Path, tuple[int, str | None], tuple[Path, ...], Path | None]]:
+    """Each ledger in ``folder``: its run's process id and start (``None`` in a ledger
+    written before the start was kept), its placeholders and its scratch folder."""
+    found: list[tuple[Path, tuple[int, str | None], tuple[Path, ...], Path | None]] = []
     try:
         names = sorted(folder.glob("*.json"))
     except OSError:
@@ -151,7 +180,9 @@ def _ledgers(folder: Path) -> list[tuple[Path, int, tuple[Path, ...], Path | Non
             data = json.loads(ledger.read_text(encoding="utf-8"))
             paths = tuple(Path(path) for path in data["paths"])
             scratch = Path(data["scratch"]) if data.get("scratch") else None
-            found.append((ledger, int(data["pid"]), paths, scratch))
+            start = data.get("start")
+            process = (int(data["pid"]), start if isinstance(start, str) else None)
+            found.append((ledger, process, paths, scratch))
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
             continue  # being written, or not ours: left alone
     return found
@@ -168,7 +199,7 @@ def claimed_by_others(ledger: Path | None) -> set[Path]:
         return set()
     return {
         path
-        for other, pid, paths, _ in _ledgers(ledger.parent)
-        if other != ledger and alive(pid)
+        for other, (pid, start), paths, _ in _ledgers(ledger.parent)
+        if other != ledger and alive(pid, start)
         for path in paths
     }
