@@ -35,6 +35,7 @@ def egress_config(
 
     from airlock.egress import EgressConfig, Limits, audit_paths, default_rules
     from airlock.egress.config import ALLOW_OPTION, upstream_address
+    from airlock.policy.rules import names_domains
     from airlock.settings.sandbox import sandbox_settings
 
     network = sandbox_settings(loaded)
@@ -50,6 +51,10 @@ def egress_config(
         )
     allow += _webfetch_allow_rules(loaded, network)
     deny += _webfetch_deny_rules(loaded)
+    ask: tuple[Any, ...] = ()  # the guard asks first; the proxy cannot, so it refuses them
+    for rule in loaded.context.permissions.ask:
+        if names_domains(rule.text):  # one that cannot be read stops the run, as a deny's
+            ask += EgressConfig.rules([rule.text], f"permissions.ask in {rule.origin.describe()}")
     upstream = None
     for source, url in (
         ("--upstream-proxy", args.upstream_proxy),
@@ -67,6 +72,8 @@ def egress_config(
         deny=deny,
         default_allow=default_rules(loaded.context, decisions),
         allow_all=args.allow_all,
+        ask=ask,
+        managed_lock=network.managed_lock.describe() if network.managed_lock else None,
         allow_private=any(rule.reaches_private for rule in allow),
         upstream_proxy=upstream,
         no_proxy=environ.get("no_proxy") or environ.get("NO_PROXY") or "",
@@ -835,6 +842,7 @@ def run_record(
             "deny": [rule.text for rule in config.deny],
             "default_allow": list(dict.fromkeys(rule.text for rule in config.default_allow)),
             "allow_all": config.allow_all,
+            "ask": [rule.text for rule in config.ask],
         },
         "variables_dropped": list(scrubbed.dropped),
         "variables_passed": list(scrubbed.kept),

@@ -153,7 +153,11 @@ def _run(args: argparse.Namespace) -> int:
     )
     from airlock.sandbox.setup_lock import take, take_workspace
     from airlock.sandbox.written import DEPTH, FOLDERS, WATCHED, Watch, agent_skip
-    from airlock.settings.sandbox import restrictions_not_taken
+    from airlock.settings.sandbox import (
+        restrictions_not_taken,
+        sandbox_settings,
+        set_aside_by_lock,
+    )
 
     command = list(args.argv)
     if command[:1] == ["--"]:
@@ -162,16 +166,11 @@ def _run(args: argparse.Namespace) -> int:
         raise UsageError("nothing to run: give the command after --, e.g. airlock run -- claude")
     if not command[0]:
         raise UsageError("the command's name is empty (''): give the program to run after --")
-    rate = args.new_connections_per_second
-    if rate is not None and not 0 < rate < float("inf"):
-        raise UsageError(f"--new-connections-per-second must be a positive number (got {rate:g})")
+    _check_number("--new-connections-per-second", args.new_connections_per_second, MOST_PER_SECOND)
+    _check_number("--max-upload-mb", args.max_upload_mb, MOST_UPLOAD_MB, " of MiB")
     for option, texts in (("--rw", args.rw), ("--ro", args.ro), ("--hide", args.hide)):
         if any(not text.strip() for text in texts):  # it read as the current folder
             raise UsageError(f"{option} '': an empty path; give the path, or . for this folder")
-    if args.max_upload_mb is not None and args.max_upload_mb <= 0:
-        raise UsageError(
-            f"--max-upload-mb must be a positive number of MB (got {args.max_upload_mb})"
-        )
     environ = dict(os.environ)
     cwd = Path.cwd()
     workspace = Path(args.workspace).expanduser().resolve() if args.workspace else cwd.resolve()
@@ -205,6 +204,9 @@ def _run(args: argparse.Namespace) -> int:
             "a settings file, or a setting in it that can only restrict, cannot be read: what "
             f"it would take away cannot be told, so nothing ran; fix the file:\n{listed}"
         )
+    network = sandbox_settings(loaded)
+    if network.managed_lock is not None:  # the administrator's: said, and not widened
+        managed_lock(args, network.managed_lock.describe(), set_aside_by_lock(loaded, network))
     decisions = decide(loaded.context)
     bwrap = check(environ)
     proxy_url = f"http://127.0.0.1:{PROXY_PORT}"
@@ -486,6 +488,59 @@ def _run(args: argparse.Namespace) -> int:
         )
         return USAGE_EXIT_CODE
     return code
+
+
+def managed_lock(args: argparse.Namespace, where: str, set_aside: Iterable[str]) -> None:
+    """Under the managed settings' ``sandbox.network.allowManagedDomainsOnly`` (in ``where``):
+    only their allowed domains count. The allow entries of other files it sets aside
+    (``set_aside``, in words) are said, and the command line may not widen what the
+    administrator locked: ``--allow`` and ``--allow-all`` stop the run.
+
+    Raises:
+        UsageError: ``--allow`` or ``--allow-all`` was given.
+    """
+    import sys
+
+    from airlock.errors import UsageError
+
+    given = [f"--allow {text}" for text in args.allow] + ["--allow-all"] * args.allow_all
+    if given:
+        raise UsageError(
+            f"{', '.join(given)}: sandbox.network.allowManagedDomainsOnly in {where} lets only "
+            "the hosts those managed settings allow out, and the command line cannot widen "
+            "that; run without it, or ask their administrator to allow the host there "
+            "(nothing ran)"
+        )
+    listed = "\n".join(f"  {entry}" for entry in set_aside)
+    if listed:
+        print(
+            f"airlock run: sandbox.network.allowManagedDomainsOnly in {where}: only the hosts "
+            f"those managed settings allow go out; these allow entries are set aside:\n{listed}",
+            file=sys.stderr,
+        )
+
+
+MOST_UPLOAD_MB = float(1 << 40)
+"""The largest ``--max-upload-mb``: 1 EiB, more than any run sends, its bytes still a count the
+proxy keeps exactly (a larger one, or ``inf``, failed the proxy at its first connection)."""
+MOST_PER_SECOND = 1e9
+"""The largest ``--new-connections-per-second``: more than any host is dialled."""
+
+
+def _check_number(option: str, value: float | None, most: float, unit: str = "") -> None:
+    """A numeric option of ``airlock run``, given or not (``None``): a positive number no
+    larger than ``most``. ``float()`` reads ``nan``, ``inf`` and ``1e999`` too, which no
+    comparison below refuses by itself (``nan <= 0`` is false).
+
+    Raises:
+        UsageError: naming the option and the value given.
+    """
+    from airlock.errors import UsageError
+
+    if value is not None and not 0 < value <= most:  # false for nan too
+        raise UsageError(
+            f"{option} must be a positive number{unit}, at most {most:,.0f} (got {value:g})"
+        )
 
 
 def loopback_notes(allow: Iterable[HostRule]) -> list[str]:

@@ -26,7 +26,7 @@ from airlock.egress.http1 import (
     header_safe,
     simple_response,
 )
-from airlock.egress.rules import shown_host
+from airlock.egress.rules import host_port, shown_host
 from airlock.egress.tunnels import tunnel
 
 if TYPE_CHECKING:
@@ -45,8 +45,14 @@ class Client:
         self.writer = writer
         writer.transport.set_write_buffer_limits(WRITE_BUFFER)
         self.loop = asyncio.get_running_loop()
-        self.parser = RequestParser(proxy.config.limits.max_header_bytes, self.loop.time)
+        self.parser = RequestParser(proxy.config.limits.max_header_bytes)
         self.last_active = self.loop.time()
+        self.waiting: float | None = self.last_active
+        """Since when the connection owes a whole request head (its opening, or the end of
+        its previous answer), on the loop's clock; ``None`` while a request or a tunnel is
+        under way (the idle limit bounds those). The watchdog holds a connection to it
+        whatever bytes come: blank lines before a request begin none, and a byte now and
+        then keeps the idle limit off."""
         self.upstream: Upstream | None = None
         self.relay: Relay | None = None
         self.aborted: str | None = None
@@ -94,11 +100,20 @@ class Client:
             self.writer.transport.abort() if self.aborted else self.writer.close()
 
     def head_too_slow(self, seconds: float) -> None:
-        """End a connection whose request head was not whole ``seconds`` after its first
-        byte (a client sending a byte now and then would hold its place forever): ``408``,
-        and a record. The connection's task then reads the end and stops."""
-        why = f"the request line and headers were not whole within {seconds:g} s"
-        self.parser.in_head = False  # said once
+        """End a connection that owed a whole request head for ``seconds`` (:attr:`waiting`):
+        a client sending a byte now and then, or nothing, would hold its place (one of
+        ``max_connections``) forever. One that sent some of it, or blank lines, is answered
+        ``408``, with a record; one that sent nothing since (a kept connection its client no
+        longer uses) is closed without a word, as a server ends a kept connection. The
+        connection's task then reads the end and stops."""
+        since, self.waiting = self.waiting, None  # said once
+        if since is not None and self.last_active <= since and not self.parser.in_head:
+            self.writer.close()
+            return
+        why = (
+            f"the request line and headers were not whole within {seconds:g} s (of the "
+            "connection's opening, or of the answer before)"
+        )
         self.proxy.record(refused_record(408, why, why))
         if not self.writer.is_closing():
             self.writer.write(simple_response(408, f"airlock: {why}\n"))
@@ -126,7 +141,9 @@ class Client:
         return parser.events.popleft()
 
     async def _one(self) -> bool:
+        self.waiting = self.loop.time()
         head = await self.next_event()
+        self.waiting = None
         if head is None:
             return False
         if not isinstance(head, RequestHead):  # pragma: no cover - the parser orders events
@@ -142,7 +159,8 @@ class Client:
         with contextlib.suppress(ValueError):  # as the rules read it, when it can be read
             record["host"] = self.proxy.check_rules(head.host, head.port).host
         what = "CONNECT to" if head.method == CONNECT else f"{head.method.decode()} to"
-        body = f"airlock: {what} {shown_host(head.host)}:{head.port} refused: {refusal.reason}\n"
+        shown = host_port(shown_host(head.host), head.port)
+        body = f"airlock: {what} {shown} refused: {refusal.reason}\n"
         if refusal.hint:
             body += f"airlock: {refusal.hint}\n"
         header = (("X-Airlock-Refused", header_safe(refusal.reason)),)

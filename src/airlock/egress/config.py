@@ -92,8 +92,10 @@ class Limits:
     idle_seconds: float = 300.0
     """A connection (or tunnel) with no byte either way for this long is closed."""
     head_seconds: float = 30.0
-    """A request's line and headers must be whole this long after their first byte came;
-    else the client is answered ``408`` and the connection closed."""
+    """A request's line and headers must be whole this long after the connection opened, or
+    after the answer before on a kept connection, whatever bytes came meanwhile; else the
+    client is answered ``408`` (closed without a word if it sent nothing) and the connection
+    closed. ``idle_seconds`` bounds the rest: bodies, answers, tunnels."""
     connect_timeout: float = 30.0
     """Seconds to reach a destination (or the upstream proxy)."""
     new_connections_per_second: float | None = None
@@ -135,15 +137,24 @@ class EgressConfig:
     """Everything a run's proxy needs; built at the edge (the CLI), never from raw dicts inside.
 
     Precedence, written once in :mod:`airlock.egress.rules`: a deny rule beats any allow rule;
-    then ``allow`` (the user's and the settings'), then ``default_allow`` (the destinations of
-    the flows the policy engine says are on); ``allow_all`` lets everything else through,
-    still audited; otherwise the connection is refused.
+    then an ask rule refuses, unless ``--allow`` or ``allow_all`` passes it; then ``allow``
+    (the user's and the settings'), then ``default_allow`` (the destinations of the flows the
+    policy engine says are on); ``allow_all`` lets everything else through, still audited;
+    otherwise the connection is refused.
     """
 
     allow: tuple[HostRule, ...] = ()
     deny: tuple[HostRule, ...] = ()
     default_allow: tuple[HostRule, ...] = ()
     allow_all: bool = False
+    ask: tuple[HostRule, ...] = ()
+    """``WebFetch(domain:…)`` rules of ``permissions.ask``: the web-fetch guard asks the user
+    first; the proxy cannot, so it refuses what they cover, saying so, unless the user's own
+    command line lets the host through (``--allow``, ``--allow-all``)."""
+    managed_lock: str | None = None
+    """The managed settings that set ``sandbox.network.allowManagedDomainsOnly``, in words
+    (their file), or ``None``: then only their allow rules (and the policy's flows) count, and
+    a refusal's hint says that only those settings can allow a host."""
     allow_private: bool = False
     """Hosts a rule of ``allow`` that :attr:`HostRule.reaches_private` names (``--allow HOST``,
     no wildcard) may resolve to loopback, private, link-local or this host's addresses (a test

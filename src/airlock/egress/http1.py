@@ -25,10 +25,9 @@ ignore a body on ``OPTIONS`` or ``DELETE``) would otherwise read it as the next 
 
 from __future__ import annotations
 
-import time
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import httptools
 
@@ -121,23 +120,24 @@ class RequestParser:
     After a ``CONNECT`` head, :attr:`tunnel_data` holds the bytes that followed it (the start
     of the tunnel) and the parser takes no more input.
 
+    How long a head may take is the connection's to time (:class:`~airlock.egress.client.Client`),
+    from its opening or its previous answer, not from the head's first byte: llhttp skips blank
+    lines before a request without beginning one, so a client sending only those would never
+    have begun a head.
+
     Args:
         max_header_bytes: the most a request's line and headers may take (and its trailers).
-        clock: seconds, for :attr:`head_started` (the proxy's loop's clock).
     """
 
-    def __init__(self, max_header_bytes: int, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, max_header_bytes: int) -> None:
         self.events: deque[Event] = deque()
         self.max_header_bytes = max_header_bytes
         self.tunnel_data: bytes | None = None
         self._parser = httptools.HttpRequestParser(self)
-        self._clock = clock
         self._url = b""
         self._headers: list[tuple[bytes, bytes]] = []
         self.in_head = False
         """A request's first byte has come, and its head is not whole yet."""
-        self.head_started = 0.0
-        """When the head under way began (:attr:`in_head`), on ``clock``."""
         self._head_bytes = 0
         self._ended_head = False
         self._trailers = False
@@ -186,7 +186,6 @@ class RequestParser:
 
     def on_message_begin(self) -> None:
         self.in_head = True
-        self.head_started = self._clock()
         self._trailers = False
         self._url = b""
         self._headers = []
@@ -292,18 +291,42 @@ def _resolve_target(head: RequestHead) -> None:
         )
     try:
         url = httptools.parse_url(b"http://" + target[7:])  # the scheme in any case
+        host = url.host
     except httptools.HttpParserInvalidURLError:
-        raise BadRequest(400, f"malformed URL {target[:200]!r}") from None
-    if not url.host:
+        url, host = _underscored(target)
+    if not host:
         raise BadRequest(400, f"no host in URL {target[:200]!r}")
     if url.userinfo:
         raise BadRequest(400, "credentials in a proxied URL are refused (user:password@host)")
-    head.host = url.host.decode("latin-1").lower()
+    head.host = host.decode("latin-1").lower()
     if url.port == 0:
         raise BadRequest(400, f"port 0 in URL {target[:200]!r}")
     head.port = url.port or 80
     path = url.path or b"/"
     head.path = path + b"?" + url.query if url.query is not None else path
+
+
+def _underscored(target: bytes) -> tuple[Any, bytes]:
+    """The URL of a plain request whose host holds ``_`` (``http://my_svc:8080/``), which
+    httptools refuses although such names are in use (a container's, a service's): read with
+    each ``_`` of its authority taken for a letter, its host then taken back from the target
+    (the same length, at the same place). The rules and ``CONNECT`` read such names alike.
+
+    Raises:
+        BadRequest: the URL is malformed without its ``_`` too (or holds none).
+    """
+    rest = target[7:]
+    end = min((at for at in map(rest.find, (b"/", b"?", b"#")) if at >= 0), default=len(rest))
+    authority = rest[:end]
+    try:
+        if b"_" not in authority:
+            raise httptools.HttpParserInvalidURLError
+        url = httptools.parse_url(b"http://" + authority.replace(b"_", b"x") + rest[end:])
+    except httptools.HttpParserInvalidURLError:
+        raise BadRequest(400, f"malformed URL {target[:200]!r}") from None
+    start = authority.rfind(b"@") + 1
+    start += authority[start : start + 1] == b"["
+    return url, authority[start : start + len(url.host or b"")]
 
 
 def forwarded_head(head: RequestHead, absolute: str | None = None) -> bytes:

@@ -31,6 +31,15 @@ class RateLimiter:
         self._buckets[host] = (tokens - 1.0, now)
         return True
 
+    def give_back(self, host: str) -> None:
+        """Return the token :meth:`admit` took for ``host``: its connection was refused before
+        it was dialled (the address check), and a connection never made uses up none of the
+        rate. A bucket forgotten meanwhile is full anyway."""
+        found = self._buckets.get(host)
+        if self.rate is not None and found is not None:
+            tokens, since = found
+            self._buckets[host] = (min(max(self.rate, 1.0), tokens + 1.0), since)
+
     def _forget_full(self, now: float) -> None:
         """Drop the buckets that are full again (a full one is what a host never seen gets):
         only hosts dialled lately are kept, however many names the rules allow

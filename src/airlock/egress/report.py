@@ -9,7 +9,8 @@ from typing import Any
 
 from airlock._sizes import human_size
 from airlock._visible import visible
-from airlock.egress.rules import NO_RULE
+from airlock.egress.rules import MANAGED_ONLY, NO_RULE, bracketed, private_class
+from airlock.policy.hosts import AddressClass
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -195,19 +196,64 @@ class ProxyReport:
             f"decoded to the end for secrets (unchecked in the audit log): {why}"
             for why, count in self.unchecked
         )
+        out.extend(self._how_to_allow())
+        return out
+
+    def _how_to_allow(self) -> list[str]:
+        """What lets out the hosts refused for want of a rule (a command that failed may have
+        needed them), and only what can: ``--allow`` for an address that is not public (a
+        settings rule never reaches one), nothing for a cloud metadata address, and under
+        ``allowManagedDomainsOnly`` only the managed settings."""
+        out = []
         unnamed = [
-            host.host
-            for host in self.hosts
-            if any(reason.startswith(NO_RULE) for reason, _ in host.refused)
+            host
+            for host in self._refused_by(NO_RULE)
+            if private_class(host) != AddressClass.METADATA
         ]
-        if unnamed:  # a command that failed for want of one of them: what lets it out
-            hosts = " ".join(f"--allow {_bracketed(host)}" for host in unnamed[:MAX_SUGGESTED])
-            more = f" (and {len(unnamed) - MAX_SUGGESTED} more)" if unnamed[MAX_SUGGESTED:] else ""
+        if unnamed:
+            public = [host for host in unnamed if private_class(host) is None]
+            private = [host for host in unnamed if private_class(host) is not None]
+            if not private:
+                settings = ", or name them in sandbox.network.allowedDomains"
+            elif not public:
+                settings = (
+                    " (a rule in a settings file never reaches an address that is not public)"
+                )
+            else:
+                settings = (
+                    f", or name {_listed(public)} in sandbox.network.allowedDomains (a rule in "
+                    f"a settings file never reaches {_listed(private)}: not public)"
+                )
+            allow = _listed(unnamed, "--allow ")
             out.append(
-                f"refused as no rule names them; if the command needed them, run again with "
-                f"{hosts}{more}, or name them in sandbox.network.allowedDomains"
+                "refused as no rule names them; if the command needed them, run again with "
+                f"{allow}{settings}"
+            )
+        locked = self._refused_by(MANAGED_ONLY)
+        public = [host for host in locked if private_class(host) is None]
+        private = [host for host in locked if private_class(host) is not None]
+        if public:
+            out.append(
+                "refused as only the managed settings allow hosts here "
+                f"(allowManagedDomainsOnly): {_listed(public)}; neither --allow nor another "
+                "settings file can, their administrator can add them to "
+                "sandbox.network.allowedDomains there"
+            )
+        if private:  # only --allow reaches one, and it is refused under the lock
+            out.append(
+                "refused as no rule names them, and out of reach in this run (not public: only "
+                "--allow reaches such an address, refused under allowManagedDomainsOnly): "
+                f"{_listed(private)}"
             )
         return out
+
+    def _refused_by(self, start: str) -> list[str]:
+        """The hosts with a refusal whose reason begins with ``start``."""
+        return [
+            host.host
+            for host in self.hosts
+            if any(reason.startswith(start) for reason, _ in host.refused)
+        ]
 
     def flow_lines(self) -> list[str]:
         """Inspected requests by flow, a line each, flagging what the engine did not predict."""
@@ -259,6 +305,9 @@ def host_reports(hosts: dict[str, HostStats]) -> tuple[HostReport, ...]:
     )
 
 
-def _bracketed(host: str) -> str:
-    """A host as ``--allow`` takes it: an IPv6 address in brackets."""
-    return f"[{host}]" if ":" in host else host
+def _listed(hosts: list[str], before: str = "") -> str:
+    """The first ``MAX_SUGGESTED`` of ``hosts`` as ``--allow`` takes them (an IPv6 address in
+    brackets), each after ``before``, and how many more."""
+    shown = " ".join(f"{before}{bracketed(host)}" for host in hosts[:MAX_SUGGESTED])
+    more = len(hosts) - MAX_SUGGESTED
+    return f"{shown} (and {more} more)" if more > 0 else shown

@@ -1,21 +1,28 @@
 """Whether a connection to ``host:port`` may go out, and which rule said so.
 
-The order is written here once: a deny rule beats everything; then the user's and the
+The order is written here once: a deny rule beats everything; then an ask rule
+(``WebFetch(domain:…)`` in ``permissions.ask``: the web-fetch guard's order is deny, ask,
+allow), which the proxy cannot put to anyone, so it refuses unless the user's own command line
+lets the host through (``--allow`` covering it, or ``--allow-all``); then the user's and the
 settings' allow rules; then the destinations of the flows the policy engine has on; then
 ``--allow-all`` (audit only); else refused. Matching is the web-fetch guard's
 (:func:`airlock.policy.rules.matches`, through :meth:`HostRule.covers`), and so is its reach:
-a deny rule for an IPv4 address also covers the IPv6 addresses that carry it (IPv4-compatible,
-NAT64 ``64:ff9b::/96``, 6to4, Teredo: :func:`airlock.policy.rules.carried_ipv4`), an allow
-rule its own address only.
+a deny or ask rule for an IPv4 address also covers the IPv6 addresses that carry it
+(IPv4-compatible, NAT64 ``64:ff9b::/96``, 6to4, Teredo:
+:func:`airlock.policy.rules.carried_ipv4`), an allow rule its own address only.
+
+Each refusal comes with what lets the host through (:attr:`RuleDecision.hint`), and only what
+can: a settings rule never reaches a loopback or private address, and under the managed
+settings' ``allowManagedDomainsOnly`` only those settings allow anything.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from airlock.egress.config import ALLOW, DENY, EgressConfig, HostRule
+from airlock.egress.config import ALLOW, ALLOW_OPTION, DENY, EgressConfig, HostRule
 from airlock.policy.endpoints import flow_hosts
-from airlock.policy.hosts import MAX_NAME, AddressClass, HostError, parse_host
+from airlock.policy.hosts import MAX_NAME, AddressClass, HostError, classify, parse_host
 from airlock.policy.model import Context, Decisions
 from airlock.policy.rules import carried_ipv4
 
@@ -34,6 +41,8 @@ class RuleDecision:
     explicit: bool = False
     """Allowed by a rule that may let this host reach a private address
     (:attr:`HostRule.reaches_private`: ``--allow HOST``)."""
+    hint: str = ""
+    """A refusal's: what lets the host through, in words (``""``: nothing to say)."""
 
     @property
     def allowed(self) -> bool:
@@ -73,17 +82,19 @@ class EgressRules:
         """The deny rule that covers ``host:port`` (a canonical host: a name, or an address,
         with the IPv4 address an IPv6 one carries), or ``None``. Asked of the address a name
         resolved to as well: a deny of an address holds whatever name reaches it."""
-        carried = carried_ipv4(host)
-        for rule in self.config.deny:
-            if rule.covers(host, port) or (carried is not None and rule.covers(carried, port)):
-                return rule
-        return None
+        return _covering(self.config.deny, host, port)
 
     def _decide(self, host: str, port: int) -> RuleDecision:
         config = self.config
         denied = self.denied(host, port)
         if denied is not None:
-            return RuleDecision(host, port, DENY, f"denied by {denied.describe()}", denied)
+            reason = f"denied by {denied.describe()}"
+            return RuleDecision(host, port, DENY, reason, denied, hint=how_to_undeny(denied))
+        asked = _covering(config.ask, host, port)
+        if asked is not None and not self._on_command_line(host, port):
+            reason = f"{ASKED} {asked.describe()}, and the proxy cannot ask"
+            hint = how_to_pass_ask(host, port, config.managed_lock)
+            return RuleDecision(host, port, DENY, reason, asked, hint=hint)
         for rule in config.allow:
             if rule.covers(host, port):
                 reason = f"allowed by {rule.describe()}"
@@ -93,7 +104,31 @@ class EgressRules:
                 return RuleDecision(host, port, ALLOW, f"allowed by {rule.describe()}", rule)
         if config.allow_all:
             return RuleDecision(host, port, ALLOW, "allowed by --allow-all (audit only)")
-        return RuleDecision(host, port, DENY, f"{NO_RULE} {host}:{port} (default: deny)")
+        shown = host_port(host, port)
+        if config.managed_lock is not None:
+            reason = f"{MANAGED_ONLY} {shown} (allowManagedDomainsOnly in {config.managed_lock})"
+        else:
+            reason = f"{NO_RULE} {shown} (default: deny)"
+        hint = how_to_allow(host, port, config.managed_lock)
+        return RuleDecision(host, port, DENY, reason, hint=hint)
+
+    def _on_command_line(self, host: str, port: int) -> bool:
+        """Whether the user's own command line lets ``host:port`` through: ``--allow-all``,
+        or an ``--allow`` covering it (what passes an ask rule, which the proxy cannot put to
+        anyone: the user said so for this run)."""
+        return self.config.allow_all or any(
+            rule.origin == ALLOW_OPTION and rule.covers(host, port) for rule in self.config.allow
+        )
+
+
+def _covering(rules: tuple[HostRule, ...], host: str, port: int) -> HostRule | None:
+    """The first of ``rules`` (deny or ask rules) that covers ``host:port``, a canonical host,
+    or the IPv4 address it carries (:func:`~airlock.policy.rules.carried_ipv4`); ``None``."""
+    carried = carried_ipv4(host)
+    for rule in rules:
+        if rule.covers(host, port) or (carried is not None and rule.covers(carried, port)):
+            return rule
+    return None
 
 
 def shown_host(host: str) -> str:
@@ -104,17 +139,82 @@ def shown_host(host: str) -> str:
     return f"{host[:60]}…(cut: {len(host)} characters)"
 
 
+def bracketed(host: str) -> str:
+    """A host as a URL and ``--allow`` write it: an IPv6 address in brackets."""
+    return f"[{host}]" if ":" in host else host
+
+
+def host_port(host: str, port: int) -> str:
+    """``host:port`` as messages show it: ``[::1]:8080`` for an IPv6 address."""
+    return f"{bracketed(host)}:{port}"
+
+
 NO_RULE = "no allow rule matches"
 """How the reason of a refusal by default begins (no rule named the host)."""
+MANAGED_ONLY = "no managed allow rule matches"
+"""How it begins under the managed settings' ``allowManagedDomainsOnly`` (only they allow)."""
+ASKED = "an ask rule covers it:"
+"""How the reason of a refusal by an ask rule (``permissions.ask``) begins."""
 
 
-def how_to_allow(host: str, port: int) -> str:
-    """What a user does to let ``host:port`` through, in words (an IPv6 address in brackets)."""
-    if ":" in host:
-        host = f"[{host}]"
+def private_class(host: str) -> str | None:
+    """The :class:`~airlock.policy.hosts.AddressClass` of ``host`` when it is known not public
+    without a lookup: an address that is not public (in any spelling, or carried in IPv6), or
+    ``localhost`` and its subdomains (loopback by definition, RFC 6761); ``None`` otherwise (a
+    name may resolve anywhere: the address check says so then)."""
+    if host == "localhost" or host.endswith(".localhost"):
+        return AddressClass.LOOPBACK
+    try:
+        address = parse_host(host).address
+    except HostError:
+        return None
+    return None if address is None else classify(address)
+
+
+def how_to_allow(host: str, port: int, managed_lock: str | None = None) -> str:
+    """What a user does to let ``host:port`` through, no rule having named it, in words (an
+    IPv6 address in brackets), and only what can work: under ``managed_lock`` (the managed
+    settings that set ``allowManagedDomainsOnly``) nothing but those settings; for an address
+    that is not public, ``--allow`` alone (a settings rule never reaches one), and for a cloud
+    metadata address nothing."""
+    shown = bracketed(host)
+    kind = private_class(host)
+    if kind == AddressClass.METADATA:
+        return "a cloud metadata address is never reached, whatever the rules"
+    if managed_lock is not None and kind is not None:
+        return (
+            f"it cannot be reached in this run: only a rule given on the command line reaches "
+            f"{_a(kind)} address, and --allow is refused here (allowManagedDomainsOnly in "
+            f"{managed_lock})"
+        )
+    if managed_lock is not None:
+        return (
+            f"only the managed settings allow hosts here (allowManagedDomainsOnly in "
+            f"{managed_lock}): no other settings file nor --allow can; their administrator "
+            f"can add {shown} to sandbox.network.allowedDomains there"
+        )
+    if kind is not None:
+        return (
+            f"to allow it, run again with --allow {shown}:{port} (or --allow {shown}): only a "
+            f"rule given on the command line reaches {_a(kind)} address (a rule in a settings "
+            "file never does)"
+        )
     return (
-        f"to allow it, run again with --allow {host} (or --allow {host}:{port}), or add "
-        f'"{host}" to sandbox.network.allowedDomains in .claude/settings.json'
+        f"to allow it, run again with --allow {shown} (or --allow {shown}:{port}), or add "
+        f'"{shown}" to sandbox.network.allowedDomains in .claude/settings.json'
+    )
+
+
+def how_to_pass_ask(host: str, port: int, managed_lock: str | None = None) -> str:
+    """What a user does about a refusal by an ask rule, which the proxy cannot put to anyone."""
+    if managed_lock is not None:  # --allow is refused then
+        return (
+            "to let it through, take that ask rule away (--allow is refused here: "
+            f"allowManagedDomainsOnly in {managed_lock})"
+        )
+    return (
+        f"to let it through for this run, run again with --allow {bracketed(host)} (or "
+        f"--allow {host_port(host, port)}); or take that ask rule away"
     )
 
 
@@ -123,22 +223,35 @@ def how_to_undeny(rule: HostRule) -> str:
     return f"a deny rule beats every allow rule: to let it through, take {rule.describe()} away"
 
 
-def private_refusal(host: str, address: str, address_class: str) -> tuple[str, str]:
+def _a(address_class: str) -> str:
+    """``address_class`` with its article: ``a loopback``, ``an own``…"""
+    return f"{'an' if address_class[0] in 'aeiou' else 'a'} {address_class}"
+
+
+def private_refusal(
+    host: str, address: str, address_class: str, managed_lock: str | None = None
+) -> tuple[str, str]:
     """Why ``host`` is refused on its non-public ``address`` (of ``address_class``, an
     :class:`~airlock.policy.hosts.AddressClass` value), and what a user does about it: the
-    reason and the hint of a ``403``."""
+    reason and the hint of a ``403`` (under ``managed_lock``, where ``--allow`` is refused,
+    that nothing can in this run)."""
     via = f"is {address}" if host == address else f"resolves to {address}"
     if address_class == AddressClass.THIS_HOST:
         what = "one of this machine's own addresses"
     else:
-        what = f"{'an' if address_class[0] in 'aeiou' else 'a'} {address_class} address"
+        what = f"{_a(address_class)} address"
     reason = f"{host} {via}, {what}"
     if address_class == AddressClass.METADATA:
         return reason, "a cloud metadata address is never reached, whatever the rules"
-    shown = f"[{host}]" if ":" in host else host
+    if managed_lock is not None:
+        return reason, (
+            "only a rule given on the command line reaches such an address (a rule in a "
+            f"settings file never does), and --allow is refused here (allowManagedDomainsOnly "
+            f"in {managed_lock}): it cannot be reached in this run"
+        )
     return reason, (
-        f"to reach it, run again with --allow {shown}: only a rule given on the command line "
-        "reaches such an address (a rule in a settings file never does)"
+        f"to reach it, run again with --allow {bracketed(host)}: only a rule given on the "
+        "command line reaches such an address (a rule in a settings file never does)"
     )
 
 

@@ -21,7 +21,8 @@ Nothing is buffered beyond one read (``READ_SIZE``) and the transports' flow-con
 every write is followed by ``drain()``. A refused request is answered ``403`` (``429`` for the
 rate limit) with the reason and how to allow it, and the client connection is closed. Every
 connection's last activity is noted; a watchdog closes those idle longer than the limit, and
-answers ``408`` to those whose request head is not whole in time (``head_seconds``).
+those that have not sent a whole request head ``head_seconds`` after opening or after their
+previous answer (``408`` to one that sent part of it, or only blank lines).
 If the audit log fails, :meth:`Proxy.fail` stops the listeners and aborts every connection.
 
 Here: :class:`Proxy`, what one run shares (rules, limits, counters, admission and dialling).
@@ -61,13 +62,7 @@ from airlock.egress.http1 import simple_response
 from airlock.egress.limits import RateLimiter, UploadBudget
 from airlock.egress.relay import Relay
 from airlock.egress.report import MAX_HOSTS, NO_HOST, OTHER_HOSTS, HostStats
-from airlock.egress.rules import (
-    EgressRules,
-    RuleDecision,
-    how_to_allow,
-    how_to_undeny,
-    private_refusal,
-)
+from airlock.egress.rules import EgressRules, RuleDecision, private_refusal
 from airlock.errors import AirlockError, DestinationRefused, RefusedError
 from airlock.policy.hosts import HostError, bypasses_proxy, parse_host
 
@@ -174,7 +169,9 @@ class Proxy:
             del self.clients[client]
 
     async def _watch_idle(self) -> None:
-        """Close connections idle too long, and those whose request head is too slow."""
+        """Close connections idle too long, and those that owe a request head too long
+        (:attr:`Client.waiting <airlock.egress.client.Client.waiting>`: from the connection's
+        opening or its previous answer, whatever bytes came meanwhile)."""
         idle = self.config.limits.idle_seconds
         head = self.config.limits.head_seconds
         loop = asyncio.get_running_loop()
@@ -184,7 +181,7 @@ class Proxy:
             for client in list(self.clients):
                 if now - client.last_active > idle:
                     client.abort(f"idle for more than {idle:g} s")
-                elif client.parser.in_head and now - client.parser.head_started > head:
+                elif client.waiting is not None and now - client.waiting > head:
                     client.head_too_slow(head)
 
     def stats(self, host: str) -> HostStats:
@@ -261,6 +258,8 @@ class Proxy:
 
     async def admit(self, host: str, port: int) -> tuple[RuleDecision, str | None]:
         """Decide a new connection to ``host:port``: rules, limits, then the address check.
+        The rate's token is taken before the address check (a client past the rate costs no
+        lookup) and given back when the check refuses: only connections dialled count.
 
         Returns:
             The rules' decision and the checked address to dial (``None`` when chaining).
@@ -273,27 +272,39 @@ class Proxy:
             raise Refusal(403, f"{GATEWAY_HOST} is the git gateway's name; no --repo here")
         decision = self.check_rules(host, port)
         if not decision.allowed:
-            if decision.reason.startswith("not a valid host"):
-                hint = ""
-            elif decision.rule is not None:  # a deny rule: an allow rule would not help
-                hint = how_to_undeny(decision.rule)
-            else:
-                hint = how_to_allow(decision.host, port)
-            raise Refusal(403, decision.reason, hint)
+            raise Refusal(403, decision.reason, decision.hint)
         if self.failed is not None:
             raise Refusal(503, f"the audit log failed ({self.failed}): traffic stopped")
         if not self.budget.admit():
             raise Refusal(403, self.budget.reason)
         if not self.rate.admit(decision.host, time.monotonic()):
             rate = self.config.limits.new_connections_per_second
-            raise Refusal(429, f"more than {rate:g} new connections per second to {decision.host}")
+            raise Refusal(
+                429,
+                f"more than {rate:g} new connections per second to {decision.host}",
+                f"--new-connections-per-second {rate:g} sets that limit: wait a moment and "
+                "try again, or run again with a higher one",
+            )
         if gateway:
             return decision, None  # the gateway: no address to check
+        try:
+            return decision, await self._address(decision, port)
+        except Refusal:
+            self.rate.give_back(decision.host)  # never dialled: the rate is not used up
+            raise
+
+    async def _address(self, decision: RuleDecision, port: int) -> str | None:
+        """The address check of :meth:`admit`: the checked address to dial (``None`` when
+        the upstream proxy resolves the name).
+
+        Raises:
+            Refusal: the address (or the lookup's cost) is refused.
+        """
         private_ok = self.config.allow_private and decision.explicit
         if self.via_upstream(decision.host):
             if _known_without_lookup(decision.host):  # an address, or a loopback name
                 await self._checked(decision.host, port, private_ok)
-            return decision, None  # a name: the upstream proxy resolves it
+            return None  # a name: the upstream proxy resolves it
         if self.budget.limit is not None and not _known_without_lookup(decision.host):
             self._charge_lookup(decision.host)  # (no budget: nothing to charge, no test)
         address = await self._checked(decision.host, port, private_ok)
@@ -301,7 +312,7 @@ class Proxy:
         if denied is not None:
             reason = f"{decision.host} resolves to {address}, denied by {denied.describe()}"
             raise Refusal(403, reason)
-        return decision, address
+        return address
 
     def _charge_lookup(self, name: str) -> None:
         """Charge a name about to be looked up to the upload budget: the resolver's query
@@ -325,7 +336,8 @@ class Proxy:
         try:
             address = await self.check(host, port, private_ok)
         except DestinationRefused as error:
-            refused = private_refusal(error.host, error.address, error.address_class)
+            lock = self.config.managed_lock
+            refused = private_refusal(error.host, error.address, error.address_class, lock)
             raise Refusal(403, *refused) from None
         except RefusedError as error:
             raise Refusal(403, str(error)) from None

@@ -37,7 +37,8 @@ class SandboxSettings:
     """The ``sandbox`` block of every settings file, merged: lists unioned, highest file first.
 
     From a file with problems only :data:`SANDBOX_RESTRICTING` entries count. When managed
-    settings set ``allowManagedDomainsOnly``, allowed domains come from managed settings only.
+    settings set ``allowManagedDomainsOnly``, allowed domains come from managed settings only:
+    the others' are set aside (:attr:`set_aside_domains`), to be said.
     """
 
     allow_write: tuple[SandboxEntry, ...] = ()
@@ -46,19 +47,25 @@ class SandboxSettings:
     allowed_domains: tuple[SandboxEntry, ...] = ()
     denied_domains: tuple[SandboxEntry, ...] = ()
     managed_domains_only: bool = False
+    managed_lock: Origin | None = None
+    """The managed settings file that set ``allowManagedDomainsOnly`` (the first to), or
+    ``None``: whom to name when the others' domains are set aside."""
+    set_aside_domains: tuple[SandboxEntry, ...] = ()
+    """The ``allowedDomains`` entries of other files that ``allowManagedDomainsOnly`` set aside."""
 
 
 def sandbox_settings(loaded: Loaded) -> SandboxSettings:
     """The ``sandbox`` settings in force for ``loaded`` (see :class:`SandboxSettings`)."""
     lists: dict[str, list[SandboxEntry]] = {}
-    managed_only = False
+    lock: Origin | None = None
     for layer in loaded.layers:
         sandbox = layer.data.get("sandbox")
         if not isinstance(sandbox, dict):
             continue
         network = sandbox.get("network")
-        if layer.origin.source is Source.MANAGED and layer.valid and isinstance(network, dict):
-            managed_only = managed_only or network.get("allowManagedDomainsOnly") is True
+        managed = layer.origin.source is Source.MANAGED and layer.valid
+        if managed and isinstance(network, dict) and lock is None:
+            lock = layer.origin if network.get("allowManagedDomainsOnly") is True else None
         for block, names in (
             ("filesystem", SANDBOX_FILESYSTEM_LISTS),
             ("network", SANDBOX_NETWORK_LISTS),
@@ -81,12 +88,11 @@ def sandbox_settings(loaded: Loaded) -> SandboxSettings:
                     for text in entries
                     if isinstance(text, str) and text.strip() and text not in seen
                 ]
-    if managed_only:
-        lists["allowedDomains"] = [
-            entry
-            for entry in lists.get("allowedDomains", [])
-            if entry.origin.source is Source.MANAGED
-        ]
+    set_aside: list[SandboxEntry] = []
+    if lock is not None:
+        allowed = lists.get("allowedDomains", [])
+        set_aside = [entry for entry in allowed if entry.origin.source is not Source.MANAGED]
+        lists["allowedDomains"] = [e for e in allowed if e.origin.source is Source.MANAGED]
     found = {name: tuple(entries) for name, entries in lists.items()}
     return SandboxSettings(
         found.get("allowWrite", ()),
@@ -94,8 +100,31 @@ def sandbox_settings(loaded: Loaded) -> SandboxSettings:
         found.get("denyRead", ()),
         found.get("allowedDomains", ()),
         found.get("deniedDomains", ()),
-        managed_only,
+        lock is not None,
+        lock,
+        tuple(set_aside),
     )
+
+
+def set_aside_by_lock(loaded: Loaded, network: SandboxSettings) -> tuple[str, ...]:
+    """Every allow entry for the network that the managed settings' ``allowManagedDomainsOnly``
+    sets aside, in words (the entry, its key and its file): the other files'
+    ``sandbox.network.allowedDomains`` entries and ``WebFetch(domain:…)`` rules in
+    ``permissions.allow``. Empty without that setting."""
+    if network.managed_lock is None:
+        return ()
+    from airlock.policy.rules import names_domains
+
+    found = [
+        f"{entry.text!r} (sandbox.network.allowedDomains in {entry.origin.describe()})"
+        for entry in network.set_aside_domains
+    ]
+    found += [
+        f"{rule.text!r} (permissions.allow in {rule.origin.describe()})"
+        for rule in loaded.context.permissions.allow
+        if names_domains(rule.text) and rule.origin.source is not Source.MANAGED
+    ]
+    return tuple(found)
 
 
 RUN_RESTRICTING = (
