@@ -95,3 +95,51 @@ def test_the_users_own_hide_still_wins_at_the_same_path(tmp_path: Path, home: Pa
     assert done.returncode == 0, done.stderr
     assert "github.com" not in done.stdout
     assert "at your request" not in done.stderr
+
+
+@pytest.mark.parametrize("option", ["--ro", "--rw"])
+def test_a_link_in_the_workspace_to_a_store_opens_nothing(
+    tmp_path: Path, home: Path, project: Path, option: str
+) -> None:
+    """Code inside an earlier run made ``docs/vendor -> ~/.ssh`` in the workspace; a later
+    ``--ro ./docs/vendor`` named a workspace path, not the store: ``~/.ssh`` stays hidden
+    (it was opened, its key printed, and writable under ``--rw``), and the run says why."""
+    ssh = _ssh(home)
+    (project / "docs").mkdir()
+    (project / "docs" / "vendor").symlink_to(ssh)
+    done = _run(tmp_path, option, "./docs/vendor", "--", "sh", "-c", READ_AND_WRITE)
+    assert done.returncode == 0, done.stderr
+    assert "the-private-key" not in done.stdout and "github.com" not in done.stdout
+    assert "WROTE" not in done.stdout
+    assert f"through the link {project / 'docs' / 'vendor'} in a folder the sandbox" in done.stderr
+    assert "at your request" not in done.stderr
+
+
+def test_a_link_of_the_users_own_outside_writable_folders_opens_the_store(
+    tmp_path: Path, home: Path
+) -> None:
+    """A link in the home, read-only inside (``~/keys -> ~/.ssh``, the user's own): naming it
+    opens the store as asked."""
+    ssh = _ssh(home)
+    (home / "keys").symlink_to(ssh)
+    done = _run(tmp_path, "--ro", "~/keys", "--", "sh", "-c", READ_AND_WRITE)
+    assert done.returncode == 0, done.stderr
+    assert "the-private-key" in done.stdout, done.stderr
+    assert "which airlock hides as credentials, at your request (read-only inside)" in done.stderr
+
+
+def test_a_link_in_the_workspace_named_by_the_users_own_settings_opens_nothing(
+    tmp_path: Path, home: Path, project: Path
+) -> None:
+    """``allowWrite: ["./docs/vendor"]`` in the user's own settings, read in a project where
+    ``docs/vendor -> ~/.ssh`` was made inside: the store stays hidden."""
+    ssh = _ssh(home)
+    (project / "docs").mkdir()
+    (project / "docs" / "vendor").symlink_to(ssh)
+    settings = {"sandbox": {"filesystem": {"allowWrite": ["./docs/vendor"]}}}
+    (home / ".claude").mkdir()
+    (home / ".claude" / "settings.json").write_text(json.dumps(settings))
+    done = _run(tmp_path, "--", "sh", "-c", READ_AND_WRITE)
+    assert done.returncode == 0, done.stderr
+    assert "the-private-key" not in done.stdout and "WROTE" not in done.stdout
+    assert "through the link" in done.stderr

@@ -277,6 +277,10 @@ def mounts(
         *user_rules(Kind.WRITE, args.rw, "--rw", home, cwd),
         *user_rules(Kind.READ, args.ro, "--ro", home, cwd),
     ]
+    given = {  # each as the user named it, links not followed
+        id(rule): expand(text, home, cwd)
+        for rule, text in zip(asked, [*args.rw, *args.ro], strict=True)
+    }
     root_git = workspace / ".git"
     missing = [  # in a .claude folder that is there: a folder at one makes the agent warn
         name
@@ -390,6 +394,7 @@ def mounts(
                     rules.append(rule)
                     if kind is Kind.WRITE:
                         asked.append(rule)
+                        given[id(rule)] = path
                 elif kind is Kind.WRITE:
                     project_writes.append(rule)
                 else:
@@ -437,7 +442,7 @@ def mounts(
             )
     rules += _other_roots_rules(opened, workspace)
     rules += _agent_state_git_rules(agent_state, workspace)
-    rules, credentials = _credentials_opened(rules, asked)
+    rules, credentials = _credentials_opened(rules, asked, given)
     planned = plan(rules)
     for rule, store in credentials:
         if any(kept.path == rule.path and kept.kind is rule.kind for kept in planned):
@@ -452,7 +457,7 @@ def mounts(
 
 
 def _credentials_opened(
-    rules: list[Any], asked: list[Any]
+    rules: list[Any], asked: list[Any], given: dict[int, Path]
 ) -> tuple[list[Any], list[tuple[Any, Any]]]:
     """``rules`` with the user's own ``--ro``, ``--rw`` and ``allowWrite`` of their own
     settings (``asked``) that name a credential store airlock hides, or a path in one, opened
@@ -461,7 +466,13 @@ def _credentials_opened(
     under a hidden folder is dropped otherwise). "Your own settings and ``--rw`` may open any
     path"; a project's settings never open one (their rules are never ``asked``), and the
     user's own ``--hide`` or ``denyRead`` at the path still wins. Also each opened rule and
-    the store's hiding rule above it, for the run to say so."""
+    the store's hiding rule above it, for the run to say so.
+
+    ``given``: each asked rule's path as the user named it. One that reaches the store through
+    a symbolic link in a folder the sandbox can write opens nothing: code inside an earlier
+    run could have made that link (``docs/vendor -> ~/.ssh``), and a later ``--ro
+    ./docs/vendor`` would open what its user never named; the run says so."""
+    import sys
     from dataclasses import replace
 
     from airlock.sandbox.paths import CREDENTIALS_WHY, Kind
@@ -474,9 +485,18 @@ def _credentials_opened(
     ]
     stores: dict[int, Any] = {}
     dropped: set[int] = set()
+    writable = [rule.path for rule in rules if rule.kind is Kind.WRITE]
     for rule in asked:
         holding = [store for store in hidden if rule.path.is_relative_to(store.path)]
-        if holding:
+        link = _writable_link_on_the_way(given[id(rule)], writable) if holding else None
+        if link is not None:
+            print(
+                f"airlock run: {rule.why}: reaches {holding[0].path}, which airlock hides as "
+                f"credentials, through the link {link} in a folder the sandbox can write "
+                "(code inside could have made it): not opened; name the store itself to open it",
+                file=sys.stderr,
+            )
+        elif holding:
             stores[id(rule)] = max(holding, key=lambda store: len(store.path.parts))
             dropped |= {id(store) for store in holding if store.path == rule.path}
     kept: list[Any] = []
@@ -489,6 +509,23 @@ def _credentials_opened(
             rule = replace(rule, asked=True)
         kept.append(rule)
     return kept, opened
+
+
+def _writable_link_on_the_way(given: Path, writable: list[Path]) -> Path | None:
+    """The first symbolic link on the way to ``given`` (as named, absolute) that stands in a
+    folder under one of ``writable`` (resolved paths), if any."""
+    import os
+    from pathlib import Path
+
+    current = Path(given.anchor)
+    for part in given.parts[1:]:
+        current = current / part
+        if current.is_symlink():
+            folder = Path(os.path.realpath(current.parent))
+            if any(folder.is_relative_to(root) for root in writable):
+                return current
+            current = Path(os.path.realpath(current))
+    return None
 
 
 def _project_writes_kept(
