@@ -71,3 +71,21 @@ def test_the_help_says_what_the_exit_status_means() -> None:
         "125 airlock itself failed",
     ):
         assert words in text
+
+
+def test_a_command_past_bubblewraps_bound_is_refused_in_its_own_words(
+    tmp_path: Path, home: Path
+) -> None:
+    """bubblewrap takes at most 9,000 arguments, the command's included: past that airlock
+    said to check the --rw and --ro paths; it says what is wrong, leaves no list of
+    placeholders behind, and the next run has none to remove."""
+    log = str(tmp_path / "a.jsonl")
+    done = airlock("run", "--audit-log", log, "--", "true", *["x"] * 9000, timeout=180)
+    assert done.returncode == 125
+    assert "the command has 9,001 arguments" in done.stderr
+    assert "xargs" in done.stderr and "--rw" not in done.stderr
+    ledgers = home / ".claude" / "airlock" / "placeholders"
+    assert not ledgers.is_dir() or not list(ledgers.glob("*.json"))
+    again = airlock("run", "--audit-log", log, "--", "true", timeout=180)
+    assert again.returncode == 0, again.stderr
+    assert "removed the empty placeholders" not in again.stderr

@@ -268,7 +268,18 @@ def bwrap_arguments(
     stub = Path(__file__).with_name("_stub.py")
     arguments += ["--chdir", str(spec.cwd), "--", sys.executable, "-I", "-S", str(stub)]
     arguments += [str(channel_fd), str(spec.port), *spec.command]
+    if len(arguments) > BWRAP_MAX_ARGUMENTS:  # bubblewrap would refuse, in words about paths
+        raise SandboxError(
+            f"the command has {len(spec.command):,} arguments, and the sandbox's own "
+            f"{len(arguments) - len(spec.command):,}: bubblewrap takes at most "
+            f"{BWRAP_MAX_ARGUMENTS:,} in all; give the command fewer (xargs splits a long "
+            "list into several runs of it)"
+        )
     return arguments
+
+
+BWRAP_MAX_ARGUMENTS = 9000
+"""bubblewrap's bound on its command line, the command's own arguments included."""
 
 
 PROC_READ_ONLY: tuple[str, ...] = ("sys", "sysrq-trigger", "irq", "bus", "fs")
@@ -551,6 +562,10 @@ def start(spec: Spec, bwrap: str, stdout: int | None = None, stderr: int | None 
             stderr=stderr,
             process_group=0,  # the terminal's Ctrl-C reaches airlock, which passes it on
         )
+    except SandboxError:  # its command line could not be made: nothing started
+        ours.close()
+        placeholders.remove()
+        raise
     except OSError as error:
         ours.close()
         placeholders.remove()
