@@ -103,8 +103,8 @@ def _agent_version() -> str:
     [
         ({}, [], "allow"),  # the agent sends metrics and the policy lets them out
         ({"DISABLE_TELEMETRY": "1"}, [], None),  # the agent is told: it sends none
-        # the policy turns metrics off but the agent sees an empty value (= unset): refused
-        ({"DISABLE_TELEMETRY": "1"}, ["--env", "DISABLE_TELEMETRY="], "deny"),
+        # the policy turns metrics off (airlock's --settings) but the agent is not told: refused
+        ({}, ["--settings", '{"env": {"DISABLE_TELEMETRY": "1"}}'], "deny"),
     ],
     ids=["metrics-on", "agent-opted-out", "policy-off-agent-not-told"],
 )

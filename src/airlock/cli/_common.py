@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from airlock.settings import Loaded, load, load_here
 
@@ -45,11 +45,17 @@ def stdout_console() -> Console:
     return Console(highlight=False)
 
 
-def load_reported(args: argparse.Namespace, project: Path | None = None) -> Loaded:
+def load_reported(
+    args: argparse.Namespace,
+    project: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Loaded:
     """Load the settings in force and report every problem on stderr, loudly when managed.
 
     ``project``: the folder whose ``.claude/`` settings count (the current one when ``None``);
     ``airlock run`` gives the one its command runs in. A ``--settings`` path is the caller's.
+    ``environ``: with ``project``, the environment read (this process's when ``None``);
+    ``airlock run`` gives the one its command will have, where the agent reads its variables.
     """
     settings = getattr(args, "settings", None)
     if settings is not None and not settings.lstrip().startswith("{"):
@@ -61,7 +67,10 @@ def load_reported(args: argparse.Namespace, project: Path | None = None) -> Load
             raise UsageError(
                 f"--settings {settings!r}: no such file (give a JSON file or inline JSON)"
             )
-    loaded = load_here(settings) if project is None else load(project, os.environ, settings)
+    if project is None:
+        loaded = load_here(settings)
+    else:
+        loaded = load(project, os.environ if environ is None else environ, settings)
     report_problems(loaded)
     return loaded
 

@@ -12,11 +12,14 @@ import argparse
 # ``typing`` is not imported at run time (start-up time); mypy reads the block as if true.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable
+    from collections.abc import Callable, Iterable, Mapping
     from typing import Any
 
     from airlock.egress.config import HostRule
     from airlock.egress.options import Prepared
+    from airlock.policy.model import Context, Decisions
+    from airlock.sandbox.environment import ScrubbedEnvironment
+    from airlock.settings import Loaded
 
 HELP = "run a command in the sandbox: workspace writable, no credentials, only way out the proxy"
 
@@ -43,10 +46,13 @@ Run COMMAND (an agent such as claude, codex, gemini, or any program) in a bubble
   ~/.git-credentials, ~/.config/gh, ~/.gnupg, ~/.npmrc, ~/.pypirc, ~/.docker/config.json,
   …), a missing one cannot be created in a writable home (~/.ssh/authorized_keys), and
   every host Unix socket is hidden; variables that look like credentials (by name, or a
-  value holding a password: redis://:secret@host) are dropped unless passed with --env NAME;
+  value holding a password: redis://:secret@host) are dropped unless passed with --env NAME
+  (one the policy engine needs, such as ANTHROPIC_BASE_URL naming a gateway with its
+  password, stops the run instead: without it the agent would send its data elsewhere);
 - the only way out is airlock's egress proxy (HTTP_PROXY/HTTPS_PROXY inside): every
   connection is decided by rule and written to the audit log. Default rules: the hosts of
-  the data flows the policy engine has on (see 'airlock flows'), then --allow, settings'
+  the data flows the policy engine has on, read with the variables the command gets
+  (--env's included; see 'airlock flows'), then --allow, settings'
   sandbox.network.allowedDomains and WebFetch(domain:...) allow rules; deny beats allow.
   A loopback or private address is reached only when your own --allow names that host.
   DNS does not work inside: the proxy resolves names. The audit log is open before the
@@ -55,15 +61,11 @@ Run COMMAND (an agent such as claude, codex, gemini, or any program) in a bubble
   needs it.
 
 At the end, what left the machine is shown on stderr (per host: connections, requests, bytes
-each way, refusals and why), with the audit log and its final hash. What the command wrote
-that would steer an agent or editor later and that no rule could stop (a subfolder's
-.claude/ or .vscode/, a new repository's .hg/hgrc, MCP servers added to ~/.claude.json) is
-set aside under
-<config dir>/airlock/set-aside/ and named.
-
-Exit status: the command's; 125 when airlock itself fails (the reason is on stderr), an audit
-log that could not be written included (traffic stopped then; the command's own status is
-on stderr).
+each way, refusals and why), with the audit log and its final hash; an audit log that could
+not be written stops the traffic there, and the command's own exit status is then said on
+stderr. What the command wrote that would steer an agent or editor later and that no rule
+could stop (a subfolder's .claude/ or .vscode/, a new repository's .hg/hgrc, MCP servers
+added to ~/.claude.json) is set aside under <config dir>/airlock/set-aside/ and named.
 """
 
 USAGE_EXIT_CODE = 125
@@ -188,9 +190,13 @@ def _run(args: argparse.Namespace) -> int:
             "so not passed in (--env NAME=VALUE sets one)",
             file=sys.stderr,
         )
+    proxy_url = f"http://127.0.0.1:{PROXY_PORT}"
+    scrubbed = scrub(environ, wanted, proxy_url)
     # The settings of the folder the command runs in, as the agent there reads them: with
-    # --workspace from elsewhere, the workspace's own .claude/ settings, not the caller's.
-    loaded = load_reported(args, inside_cwd)
+    # --workspace from elsewhere, the workspace's own .claude/ settings, not the caller's;
+    # and the variables the command will have there (--env's, none dropped), not airlock's.
+    engine_environ = as_inside(environ, scrubbed.environ)
+    loaded = load_reported(args, inside_cwd, engine_environ)
     if loaded.managed_invalid:  # its path rules, deny lists and domain limits are unknown
         raise SettingsError(
             "the organisation's managed settings are invalid (above): the sandbox and network "
@@ -208,8 +214,8 @@ def _run(args: argparse.Namespace) -> int:
     if network.managed_lock is not None:  # the administrator's: said, and not widened
         managed_lock(args, network.managed_lock.describe(), set_aside_by_lock(loaded, network))
     decisions = decide(loaded.context)
+    check_nothing_lost(args, loaded, decisions, environ, engine_environ, scrubbed)
     bwrap = check(environ)
-    proxy_url = f"http://127.0.0.1:{PROXY_PORT}"
     started = time.time()
 
     def prepared_now() -> Prepared:
@@ -227,7 +233,7 @@ def _run(args: argparse.Namespace) -> int:
         return prepare(
             args,
             decisions=decisions,
-            environ=environ,
+            environ=engine_environ,  # the token is airlock's; ANTHROPIC_BASE_URL the command's
             proxy_url=proxy_url,
             inspect_setting=list(loaded.inspect_hosts),
             now=datetime.fromtimestamp(started, UTC),
@@ -249,7 +255,6 @@ def _run(args: argparse.Namespace) -> int:
     kept = None
     runs = -1
     try:
-        scrubbed = scrub(environ, wanted, proxy_url)
         if prepared is not None:
             prepared.refuse_token_inside(scrubbed.environ, wanted)
             scrubbed = prepared.keep_token_out(scrubbed, workspace)
@@ -488,6 +493,73 @@ def _run(args: argparse.Namespace) -> int:
         )
         return USAGE_EXIT_CODE
     return code
+
+
+def as_inside(environ: Mapping[str, str], inside: Mapping[str, str]) -> dict[str, str]:
+    """What the policy engine reads: airlock's environment ``environ``, with every variable
+    of the engine's (:data:`~airlock.policy.variables.VARIABLES`) as the command will have it,
+    ``inside`` (``--env``'s values; none that looks like a credential and was dropped). Its
+    decisions, the proxy's default hosts and the report then speak of what the agent sees.
+    The rest stays airlock's: ``HOME``, ``CLAUDE_CONFIG_DIR`` and the managed settings'
+    folder say where the settings files and airlock's own state are."""
+    from airlock.policy.variables import VARIABLES
+
+    seen = {name: value for name, value in environ.items() if name not in VARIABLES}
+    seen.update((name, value) for name, value in inside.items() if name in VARIABLES)
+    return seen
+
+
+def check_nothing_lost(
+    args: argparse.Namespace,
+    loaded: Loaded,
+    decisions: Decisions,
+    environ: Mapping[str, str],
+    engine_environ: Mapping[str, str],
+    scrubbed: ScrubbedEnvironment,
+) -> None:
+    """Stop the run when a variable of the engine's that looks like a credential (in
+    ``scrubbed.dropped``: ``ANTHROPIC_BASE_URL=https://svc:pw@gateway``) is not passed in and
+    the engine decides otherwise without it: the agent inside would not see it, and would send
+    its data elsewhere than the user meant (to the vendor's API rather than the gateway). One
+    whose loss changes nothing (``AWS_REGION`` without Bedrock, a value a settings file's
+    ``env`` block sets too) is dropped as before.
+
+    Raises:
+        UsageError: naming each such variable, why it looks like a credential, and the ways
+            out (``--env NAME``, or the secret taken out of it).
+    """
+    from airlock.policy.variables import VARIABLES
+
+    dropped = [name for name in scrubbed.dropped if name in VARIABLES]
+    if not dropped:
+        return
+    from airlock.errors import UsageError
+    from airlock.policy import decide
+    from airlock.policy.endpoints import flow_hosts
+    from airlock.sandbox.environment import credential_reason
+    from airlock.settings import load
+
+    def seen(context: Context, decided: Decisions) -> object:
+        return decided.to_json(), flow_hosts(context, decided)
+
+    now = seen(loaded.context, decisions)
+    said = []
+    for name in dropped:
+        given = {**engine_environ, name: environ[name]}
+        restored = load(loaded.project_dir, given, getattr(args, "settings", None))
+        if seen(restored.context, decide(restored.context)) == now:
+            continue  # nothing the engine decides hangs on it
+        way = f"pass it in with --env {name}"
+        if credential_reason(name) is None:  # its value, not its name: that can change
+            way += ", or remove the secret from it"
+        said.append(
+            f"{name} in airlock's environment looks like a credential "
+            f"({scrubbed.reasons.get(name, 'by its name')}), so it would not be passed into "
+            "the sandbox, and without it the agent there would send its data elsewhere than "
+            f"{name} says (the policy engine reads it): {way}"
+        )
+    if said:
+        raise UsageError("; ".join(said) + " (nothing ran)")
 
 
 def managed_lock(args: argparse.Namespace, where: str, set_aside: Iterable[str]) -> None:

@@ -31,7 +31,7 @@ from typing import Any
 
 import httptools
 
-from airlock.egress.framing import joined_values, withheld
+from airlock.egress.framing import joined_values, named_codings, withheld
 
 CONNECT = b"CONNECT"
 HOP_BY_HOP = frozenset(
@@ -243,7 +243,7 @@ def _check_framing(head: RequestHead) -> None:
             if value.strip().lower() != b"chunked":
                 raise BadRequest(
                     501,
-                    f"Transfer-Encoding {value.decode('latin-1')!r} is not supported (only chunked)",
+                    f"Transfer-Encoding {named_codings([value])} is not supported (only chunked)",
                 )
             head.chunked = True
         elif lowered == b"content-length":
@@ -258,6 +258,9 @@ def parse_authority(authority: bytes) -> tuple[str, int]:
     """``host:port`` of a ``CONNECT`` (port required), as ``(host, port)``. Brackets are
     taken only around an IPv6 address, as in a URL: a name holds none.
 
+    A refusal says what is wrong without quoting the authority: a client may have put a
+    password there (``user:pa$$@host:443``), of any characters, which no pattern finds.
+
     Raises:
         BadRequest: not ``host:port``, or a bracket elsewhere (``[example.com]:443``,
             ``[/bold]x:443``), or an IPv6 address without them (``::1:443``).
@@ -269,12 +272,25 @@ def parse_authority(authority: bytes) -> tuple[str, int]:
         host = host[1:-1]
     misplaced = "[" in host or "]" in host or (bracketed and ":" not in host)
     if misplaced or (not bracketed and ":" in host):  # an unbracketed IPv6: where is its port?
+        why = "a bracket elsewhere" if misplaced else "a colon in the host"
         raise BadRequest(
-            400, f"CONNECT needs host:port (brackets only around an IPv6 address), got {text!r}"
+            400,
+            f"CONNECT needs host:port (brackets only around an IPv6 address): {why} "
+            "(the authority is not quoted)",
         )
-    if not (colon and host and port.isascii() and port.isdigit()) or not 0 < int(port) < 65536:
-        raise BadRequest(400, f"CONNECT needs host:port, got {text!r}")
-    return host.lower(), int(port)
+    if not colon or not host:
+        why = "no port" if not colon else "no host"
+    elif not (port.isascii() and port.isdigit()) or not 0 < int(port) < 65536:
+        why = "the port is not a number from 1 to 65535"
+    else:
+        return host.lower(), int(port)
+    raise BadRequest(400, f"CONNECT needs host:port: {why} (the authority is not quoted)")
+
+
+NOT_QUOTED = "(the URL is not quoted)"
+"""What a refusal of a plain request's URL says in place of the URL: its user information,
+path or query may hold a password, of any characters, which no pattern finds (as
+:func:`~airlock.egress.framing.without_userinfo` and the inspected refusals hold)."""
 
 
 def _resolve_target(head: RequestHead) -> None:
@@ -295,12 +311,12 @@ def _resolve_target(head: RequestHead) -> None:
     except httptools.HttpParserInvalidURLError:
         url, host = _underscored(target)
     if not host:
-        raise BadRequest(400, f"no host in URL {target[:200]!r}")
+        raise BadRequest(400, f"no host in the URL {NOT_QUOTED}")
     if url.userinfo:
         raise BadRequest(400, "credentials in a proxied URL are refused (user:password@host)")
     head.host = host.decode("latin-1").lower()
     if url.port == 0:
-        raise BadRequest(400, f"port 0 in URL {target[:200]!r}")
+        raise BadRequest(400, f"port 0 in the URL {NOT_QUOTED}")
     head.port = url.port or 80
     path = url.path or b"/"
     head.path = path + b"?" + url.query if url.query is not None else path
@@ -323,7 +339,7 @@ def _underscored(target: bytes) -> tuple[Any, bytes]:
             raise httptools.HttpParserInvalidURLError
         url = httptools.parse_url(b"http://" + authority.replace(b"_", b"x") + rest[end:])
     except httptools.HttpParserInvalidURLError:
-        raise BadRequest(400, f"malformed URL {target[:200]!r}") from None
+        raise BadRequest(400, f"malformed URL: not http://host[:port]/path {NOT_QUOTED}") from None
     start = authority.rfind(b"@") + 1
     start += authority[start : start + 1] == b"["
     return url, authority[start : start + len(url.host or b"")]
