@@ -176,6 +176,7 @@ def _run(args: argparse.Namespace) -> int:
         scan_workspace,
     )
     from airlock.sandbox.setup_lock import take, take_workspace
+    from airlock.sandbox.terminal import Terminal
     from airlock.sandbox.written import DEPTH, FOLDERS, WATCHED, Watch, agent_skip
     from airlock.settings.sandbox import (
         restrictions_not_taken,
@@ -372,8 +373,8 @@ def _run(args: argparse.Namespace) -> int:
             )
         ledger = ledgers / f"{run}.json"
         spec = Spec(tuple(command), inside_cwd, inside, tuple(rules), ledger=ledger)
-        with ForwardedSignals() as signals:
-            starting = start(spec, bwrap)
+        with ForwardedSignals() as signals, Terminal() as terminal:
+            starting = start(spec, bwrap, terminal.stdout, terminal.stderr, terminal.stdin)
             lock.release()  # its placeholders are listed: other runs may set up and end
             try:  # while bubblewrap builds the sandbox, and before the command runs:
                 # what is there, to make safe after the run (the empty placeholders bubblewrap
@@ -473,6 +474,7 @@ def _run(args: argparse.Namespace) -> int:
                 code = USAGE_EXIT_CODE
                 try:
                     signals.attach(sandbox)
+                    terminal.running()
                     sandbox.go()
                     code = serve_until_done(proxy, sandbox)
                 finally:

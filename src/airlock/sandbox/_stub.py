@@ -15,6 +15,12 @@ network namespace, where only a loopback interface exists. It:
    left unset (a service's, a container's) is set to the sandbox's own user: the kernel
    lets any process set an unset one once, so the command could otherwise take any user's
    name in the host's audit records (``auditd``); a set one needs a capability it lacks.
+   When one of its standard streams is a terminal (the pseudo-terminal airlock relays,
+   :mod:`airlock.sandbox.terminal`: never the user's own), the stub leaves bubblewrap's
+   session for one of its own and makes that terminal its controlling one, so job control
+   works inside and the terminal's keys signal the command. SIGPIPE and SIGXFSZ, which Python
+   ignores from its start, are set back to their default: an ignored signal stays ignored
+   across ``execvp``, and ``seq 1 1000000 | head -1`` would print "Broken pipe" and fail.
 
 Standard library only, no ``site`` (``-I -S``): it starts in a few milliseconds and cannot be
 steered by files in the workspace. Exit status 127 means the command was not found, 126 that
@@ -58,6 +64,8 @@ def main(argv: list[str]) -> int:
     if go != b"go":  # airlock stopped before the command was to run: run nothing
         return 125
     _set_login_uid()
+    _take_terminal()
+    _default_signals()
     try:
         os.execvp(command[0], command)  # noqa: S606 - the command, as the user typed it
     except FileNotFoundError:
@@ -87,6 +95,33 @@ def _set_login_uid() -> None:
         pass
     finally:
         os.close(login)
+
+
+def _take_terminal() -> None:
+    """The first of the standard streams that is a terminal made the controlling terminal of
+    a new session the command leads (bubblewrap's ``--new-session`` made a session with no
+    terminal, led by its own process); nothing when none is, or the kernel says no."""
+    terminal = next((fd for fd in (0, 1, 2) if os.isatty(fd)), None)
+    if terminal is None:
+        return
+    import fcntl
+    import termios
+
+    try:
+        os.setsid()
+        fcntl.ioctl(terminal, termios.TIOCSCTTY, 0)
+    except OSError:
+        pass  # run as it is: a terminal with no job control
+
+
+def _default_signals() -> None:
+    """The signals Python ignores from its start (SIGPIPE, SIGXFSZ) back to their default, as
+    :mod:`subprocess` does for its children (``restore_signals``): the command gets them as
+    bubblewrap did. Those Python handles (SIGINT) are reset by ``execvp`` itself."""
+    import signal
+
+    for number in (signal.SIGPIPE, signal.SIGXFSZ):
+        signal.signal(number, signal.SIG_DFL)
 
 
 if __name__ == "__main__":

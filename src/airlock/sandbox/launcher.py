@@ -517,10 +517,18 @@ class Starting:
         self._placeholders.remove()
 
 
-def start(spec: Spec, bwrap: str, stdout: int | None = None, stderr: int | None = None) -> Starting:
+def start(
+    spec: Spec,
+    bwrap: str,
+    stdout: int | None = None,
+    stderr: int | None = None,
+    stdin: int | None = None,
+) -> Starting:
     """Start building the sandbox for ``spec``; returns at once (see :class:`Starting`).
 
-    ``stdout`` and ``stderr`` are as :class:`subprocess.Popen` takes them (default: airlock's).
+    ``stdout``, ``stderr`` and ``stdin`` are as :class:`subprocess.Popen` takes them (default:
+    airlock's); ``airlock run`` passes a pseudo-terminal's slave for each of its own that is a
+    terminal (:class:`airlock.sandbox.terminal.Terminal`), never the user's terminal.
 
     Raises:
         SandboxError: bubblewrap could not be started (or ``unshare``, which starts it, is
@@ -558,6 +566,7 @@ def start(spec: Spec, bwrap: str, stdout: int | None = None, stderr: int | None 
             env={name: value for name, value in spec.environ.items() if not loader_variable(name)},
             cwd="/",  # nothing bubblewrap reads is looked for in the workspace
             pass_fds=(theirs.fileno(), seccomp_fd),
+            stdin=stdin,
             stdout=stdout,
             stderr=stderr,
             process_group=0,  # the terminal's Ctrl-C reaches airlock, which passes it on
