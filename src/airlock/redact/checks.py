@@ -43,8 +43,60 @@ _NOT_SECRET_NAMES = _Deferred(
 )
 """Names of assignments whose value is not a secret (the id of a key, a count of tokens)."""
 
-_NAME = re.compile(rb"[A-Za-z0-9_.\-]*")
-"""The name a generic candidate's context starts with (its word and the rest of the name)."""
+_NAME = re.compile(rb"(?:[\s>]|\\+[nrt])?<([A-Za-z0-9_.:\-]*)|([A-Za-z0-9_.\-]*)")
+"""The name a generic candidate's context starts with: the whole name, the part before the
+rule's word too (the engine starts the context there), or an XML element's (``<dbPassword>``)."""
+
+_REFERENCE_NAMES = _Deferred(
+    rb"(?:(?i:[_\-.](?:name|file_?name|file|path|dir|arn|ref|url|uri|id))"
+    rb"|[a-z0-9](?:Name|File(?:[Nn]ame)?|Path|Dir|Arn|ARN|Ref|Url|URL|Uri|URI|Id|ID))$"
+)
+"""Names whose last word says the value names or locates a secret, not holds it
+(``OAUTH_CLIENT_SECRET_NAME``, ``PASSWORD_FILE``, ``DB_PASSWORD_SECRET_ARN``, ``SecretName``,
+``tokenUrl``): Kubernetes' and ECS's environment lists, tags, settings that point at a secret
+store. (A vendor's key id with a format of its own is found by that format, not by a name.)"""
+
+_NONCE_NAMES = _Deferred(
+    rb"(?i)(?:[cx]srf|requestverification|authenticity)[_\-.]?(?:middleware[_\-.]?)?token$"
+)
+"""Anti-forgery tokens (``csrf_token``, ``X-XSRF-TOKEN``, Django's ``csrfmiddlewaretoken``,
+ASP.NET's ``__RequestVerificationToken``, Rails' ``authenticity_token``): a nonce of one
+session that a web form or a client sends back, not a credential. (A framework's secret that
+signs them, ``CSRF_SECRET_KEY``, is one.)"""
+
+_URL_PASSWORD = _Deferred(rb"^[A-Za-z][A-Za-z0-9+.\-]*://[^/@]*:[^/@]*@")
+"""A URL with a password in it: never a mere reference, whatever its name."""
+
+_REFERENCE_VALUE = _Deferred(
+    rb"^(?:arn:[a-z0-9\-]+:|(?i:secretsmanager|ssm|ssm-secure|vault|sops):"
+    rb"|[A-Za-z][A-Za-z0-9+.\-]*://)"
+)
+"""Values that point at a secret: an ARN (``arn:aws:secretsmanager:…``), a secret store's
+reference (``ssm:/prod/db``, ``vault:secret/data/db#password``), a URL without a password
+(a vault's address, 1Password's ``op://vault/item``, ``ref+vault://…``)."""
+
+# A path's segment is a word written in one case, or capitalised (``/Users/Ann``): the segments
+# of a random base64 value mix cases.
+_SEGMENT = rb"(?:[a-z0-9_.@\-]+|[A-Z][a-z0-9_.@\-]*|[A-Z0-9_.@\-]+)"
+_PATH = _Deferred(rb"\A(?:(?:~|\.{1,2})(?:/" + _SEGMENT + rb")+|(?:/" + _SEGMENT + rb"){2,})/?\Z")
+"""A file path (``/run/secrets/db_password``, ``~/.config/token``, ``./keys/jwt.pem``)."""
+
+# A word of a label: a short one (``db``, ``v2``, ``k8s``), a number, or a longer run of small
+# letters that reads as a word (a vowel, no six consonants in a row; random letters rarely
+# do), digits after it.
+_LABEL_WORD = (
+    rb"(?:[a-z0-9]{1,3}|[0-9]+"
+    rb"|(?=[a-z]*[aeiouy])(?![a-z]*[b-df-hj-np-tv-xz]{6})[a-z]{4,}[0-9]*)"
+)
+_LABEL = _Deferred(rb"\A" + _LABEL_WORD + rb"(?:[\-_./]" + _LABEL_WORD + rb")+\Z")
+"""A plain identifier: small-letter words joined by ``-``, ``_``, ``.`` or ``/``
+(``prod-db-credentials``, ``payments-api-key-v2``): the name of a secret in a store or a tag."""
+
+_NAME_ENDS_SECRET = _Deferred(
+    rb"(?:^|[\-_.\s]|(?<=[a-z]))(?i:secrets?|passwords?|passwd|pwd|pass|passphrase"
+    rb"|credentials?|creds?|keys?|apikey|tokens?|auth)[0-9]*$"
+)
+"""A name whose last word says it holds a secret (``JWT_SECRET``, ``apiKey``, ``password``)."""
 
 _IN_MARKER = re.compile(rb"\[REDACTED:[A-Za-z0-9_]*$")
 _MARKER = re.compile(rb"\[REDACTED:[A-Za-z0-9_]+\]")
@@ -326,10 +378,31 @@ def _generic_accepts(rule: Rule, plain: bytes, context: bytes, host: bytes) -> b
     # The name is judged where the context ends (``max_tokens": ``) and where the name itself
     # ends, when more stands between it and the value: a record's ``"value": `` field
     # (``{"name": "max_tokens", "value": …}``), a form field's other headers, a colour sequence.
-    name = _NAME.match(context, 0, 80)
-    if _NOT_SECRET_NAMES.search(context[-80:]) or (
-        name is not None and _NOT_SECRET_NAMES.search(name.group())
-    ):
+    found = _NAME.match(context, 0, 120)
+    name = (found.group(1) or found.group(2) or b"") if found is not None else b""
+    if _NOT_SECRET_NAMES.search(context[-80:]) or _NOT_SECRET_NAMES.search(name):
+        return False
+    if rule.kind not in URL_KINDS and _is_reference(rule, plain, name):
         return False
     # ``scheme://user:user@`` repeats the user name as the password: an example.
     return not context.endswith(b"/" + plain + b":")
+
+
+def _is_reference(rule: Rule, plain: bytes, name: bytes) -> bool:
+    """Whether a generic candidate names, locates or stands for a secret rather than holds one:
+    judged on its name and its value alike, however the two are joined (``NAME=value``, a
+    record's ``name`` and ``value`` fields, a form field), so deployment data that points at a
+    secret (``PASSWORD_FILE: /run/secrets/db``, ``SecretName: prod-db-credentials``) goes
+    through untouched. A URL with a password in it is never one."""
+    if _URL_PASSWORD.search(plain):
+        return False
+    if _REFERENCE_NAMES.search(name) or _NONCE_NAMES.search(name):
+        return True
+    if _REFERENCE_VALUE.search(plain) or _PATH.search(plain):
+        return True
+    if _LABEL.search(plain) is None:
+        return False
+    # A label under a name that is itself a secret's (``JWT_SECRET=my-super-secret-jwt-key``,
+    # ``password=correct-horse-battery``) is a weak secret, not a label: only a name that
+    # ends in another word (``token_owner``, ``secret_label``) makes one a label.
+    return name != b"" and _NAME_ENDS_SECRET.search(name) is None

@@ -55,6 +55,10 @@ CONTEXT = 64
 """Bytes already written kept in front of the window as left context."""
 _HOST = re.compile(rb"[A-Za-z0-9.\-]{0,255}")
 """The host after a URL's ``user:password@``."""
+NAME_REACH = 40
+"""How far before a generic match's word its name is read (``csrf_`` before ``token``); less
+than ``CONTEXT``, so a chunk boundary never cuts it."""
+_NAME_BYTES = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-"
 
 
 @dataclass(frozen=True, slots=True)
@@ -327,8 +331,12 @@ class Redactor:
                 # (an unclosed "[REDACTED:" typed before a key): a token of a specific kind
                 # in it is still one.
                 return self._specific_hits(window, found.start, found.end)
-            context = window[found.first : found.start]
-            host = _host(window, found.last) if rule.kind in URL_KINDS else b""
+            if rule.kind in URL_KINDS:
+                context = window[found.first : found.start]
+                host = _host(window, found.last)
+            else:
+                context = window[_name_start(window, found.first) : found.start]
+                host = b""
         kind = self._judge(found.index, rule, value, context, host)
         if kind is None and rule.shape and not rule.specific and self._generic is not None:
             # A vendor's name beside a value of another shape: still a key by the generic rule.
@@ -409,6 +417,16 @@ class Redactor:
         dst = io.BytesIO()
         report = self.redact_stream(io.BytesIO(text.encode("utf-8", "surrogateescape")), dst)
         return dst.getvalue().decode("utf-8", "surrogateescape"), report
+
+
+def _name_start(text: bytes, first: int) -> int:
+    """Where the name of a generic match starting at ``first`` starts: the rule's pattern
+    begins at its word (``token``), but the name judged is the whole one (``csrf_token``,
+    ``X-CSRF-Token``), read back at most ``NAME_REACH`` bytes."""
+    if first == 0 or text[first] not in _NAME_BYTES:
+        return first  # a match that starts with no name (an XML tag, ``curl -u``)
+    before = text[max(0, first - NAME_REACH) : first]
+    return first - len(before) + len(before.rstrip(_NAME_BYTES))
 
 
 def _host(text: bytes, at: int) -> bytes:
