@@ -563,43 +563,68 @@ def _protectable(folder: Path, work_tree: Path) -> bool:
     return not (work_tree.is_relative_to(folder) or sandbox_own_in(folder))
 
 
-USER_GIT_FOLDERS = r"^(core\.hookspath|init\.templatedir)$"
+USER_GIT_FOLDERS = frozenset({"core.hookspath", "init.templatedir"})
 """The keys of git's config (as git lists them, in lower case) naming a folder that runs code
 for every repository: ``core.hooksPath``, the hooks of each repository that sets none of its
 own; ``init.templateDir``, what ``git init`` and ``git clone`` copy into each new repository's
 git folder, its hooks too (a clone's ``post-checkout`` runs at once)."""
 
+USER_GIT_KEYS = r"^(core\.hookspath|init\.templatedir|include(if\..*)?\.path)$"
+"""What :func:`user_git_rules` asks git for in each config file: :data:`USER_GIT_FOLDERS` and
+the files it includes (``include.path``, ``includeIf.<condition>.path``)."""
+
 
 def user_git_rules(
     home: Path, workspace: Path, environ: Mapping[str, str], why: str
 ) -> list[Mount]:
-    """Read-only, missing ones too: the folders that git's own configs (the user's and the
-    system's, includes followed) name for every repository (:data:`USER_GIT_FOLDERS`), and
-    the one ``GIT_TEMPLATE_DIR`` names. Wherever the workspace is, a repository or not: git
-    outside runs them in every other repository (a missing ``~/.githooks`` made under
-    ``--rw ~`` too). Only absolute ones (``~/`` is the home): a relative ``core.hooksPath`` is
-    each repository's own folder (the workspace's is :func:`hooks_rules`'). None that names
-    no folder (``/dev/null``), that is in the sandbox's private ``/tmp`` or ``/run``, or that
-    is or holds the home or the workspace (a read-only rule there would close what ``--rw ~``
-    opens; not covered). Git is asked, with ``environ``, only when one of the user's configs
-    mentions one of the keys or an include (a run's start-up path)."""
+    """Read-only, missing ones too: the folders that git's own configs name for every
+    repository (:data:`USER_GIT_FOLDERS`), and the one ``GIT_TEMPLATE_DIR`` names. Wherever the
+    workspace is, a repository or not: git outside runs them in every other repository (a
+    missing ``~/.githooks`` made under ``--rw ~`` too).
+
+    The configs read (:func:`every_user_config`): the user's and the system's, wherever git
+    could find them, and every file they include, conditionally or not, and so on (at most
+    :data:`INCLUDES` from each), each file on its own (``git config --file F --no-includes``):
+    a value set under ``includeIf "gitdir:~/work/"`` is in force in each repository there,
+    which asking git in one place (where the condition does not hold) would not show. Then
+    what ``environ`` gives git (``GIT_CONFIG_COUNT`` and its keys, ``GIT_CONFIG_PARAMETERS``),
+    and the files that includes.
+
+    Only absolute ones (``~/`` is the home): a relative ``core.hooksPath`` is each
+    repository's own folder (the workspace's is :func:`hooks_rules`'). None that names no
+    folder (``/dev/null``), that is in the sandbox's private ``/tmp`` or ``/run``, or that is
+    or holds the home or the workspace (a read-only rule there would close what ``--rw ~``
+    opens; not covered). Git is asked once for each file that mentions one of the keys or an
+    include, none for the others (a run's start-up path)."""
     found: list[str] = []
     if environ.get("GIT_TEMPLATE_DIR"):
         found.append(environ["GIT_TEMPLATE_DIR"])
-    texts = [_regular_text(config) for config in user_configs(home, environ)]
-    if any(
-        text is not None
-        and any(word in text.lower() for word in ("hookspath", "templatedir", "include"))
-        for text in texts
-    ):
-        done = run_git(
-            ["config", "--type=path", "--null", "--get-regexp", USER_GIT_FOLDERS],
-            environ,
-            timeout=10,
-        )
-        if done is not None and done.returncode == 0:
-            for item in done.stdout.split(b"\0"):
-                found.append(os.fsdecode(item.partition(b"\n")[2]))
+    configs = every_user_config(home, environ)
+    for key, value in given_config(environ):
+        name = key.lower()
+        if name in USER_GIT_FOLDERS:
+            found.append(_home_expanded(value, home))
+        elif _names_an_include(name) and _home_expanded(value, home).startswith("/"):
+            configs.append(Path(_home_expanded(value, home)))  # git reads no relative one there
+    seen: set[Path] = set()
+    for config in configs:
+        if resolve(config) in seen:
+            continue
+        seen.add(resolve(config))
+        queue, count = deque([config]), 0
+        while queue:
+            folders, included = _user_git_values(queue.popleft(), home)
+            found += folders
+            for path in included:
+                real = resolve(path)
+                if real in seen:
+                    continue
+                if count == INCLUDES:  # include_rules says so for the user's configs
+                    queue.clear()
+                    break
+                count += 1
+                seen.add(real)
+                queue.append(path)
     rules: list[Mount] = []
     own, inside = resolve(home), resolve(workspace)
     for text in dict.fromkeys(found):
@@ -613,6 +638,132 @@ def user_git_rules(
             continue
         rules.append(mount(Kind.READ, Path(text), why))  # as named: links put back after
     return rules
+
+
+def every_user_config(home: Path, environ: Mapping[str, str]) -> list[Path]:
+    """Every user's or system's git config that git could read, from ``environ`` or from a
+    shell without its git variables (the user's git outside later may run without them):
+    ``GIT_CONFIG_GLOBAL`` and ``GIT_CONFIG_SYSTEM`` when set, ``~/.gitconfig``,
+    ``$XDG_CONFIG_HOME/git/config`` and ``~/.config/git/config``, ``/etc/gitconfig``."""
+    loose = {
+        name: value
+        for name, value in environ.items()
+        if name not in ("GIT_CONFIG_GLOBAL", "GIT_CONFIG_NOSYSTEM")
+    }
+    found: list[Path] = []
+    for given in (environ, loose, {}):
+        found += user_configs(home, given)
+    return list(dict.fromkeys(found))
+
+
+def given_config(environ: Mapping[str, str]) -> list[tuple[str, str]]:
+    """The ``key``, ``value`` pairs ``environ`` gives git as if on its command line: those of
+    ``GIT_CONFIG_PARAMETERS`` (``git -c``'s, quoted as git quotes them) and
+    ``GIT_CONFIG_KEY_<n>``/``GIT_CONFIG_VALUE_<n>`` for each ``n`` below ``GIT_CONFIG_COUNT``.
+    As git reads them up to where it would stop with an error (the ones before kept: more read
+    only the more protected)."""
+    found = _config_parameters(environ.get("GIT_CONFIG_PARAMETERS", ""))
+    try:
+        count = int(environ.get("GIT_CONFIG_COUNT", "0"))
+    except ValueError:
+        count = 0
+    for number in range(max(count, 0)):
+        key = environ.get(f"GIT_CONFIG_KEY_{number}")
+        value = environ.get(f"GIT_CONFIG_VALUE_{number}")
+        if not key or value is None:  # git stops there: no count of them is read
+            break
+        found.append((key, value))
+    return found
+
+
+def _config_parameters(text: str) -> list[tuple[str, str]]:
+    """The pairs of ``GIT_CONFIG_PARAMETERS``: ``'key=value'`` or ``'key'='value'`` (a bare
+    ``'key'=`` sets no value), parted by white space, each quoted as git's ``sq_quote`` does
+    (``'\\''`` for a quote, ``'\\!'`` for ``!``)."""
+    found: list[tuple[str, str]] = []
+    at = 0
+    while at < len(text):
+        if text[at].isspace():
+            at += 1
+            continue
+        key, at = _sq_dequoted(text, at)
+        if key is None:
+            break
+        if at < len(text) and text[at] == "=":
+            value, at = _sq_dequoted(text, at + 1)
+            if value is not None:
+                found.append((key, value))
+            elif at < len(text) and not text[at].isspace():
+                break
+        elif at == len(text) or text[at].isspace():
+            name, equals, value = key.partition("=")
+            if equals:
+                found.append((name, value))
+        else:
+            break
+    return found
+
+
+def _sq_dequoted(text: str, at: int) -> tuple[str | None, int]:
+    """The single-quoted word at ``at`` in ``text`` and where it ends, as git's
+    ``sq_dequote_step`` reads it; ``None`` when there is none there."""
+    if at >= len(text) or text[at] != "'":
+        return None, at
+    word: list[str] = []
+    at += 1
+    while at < len(text):
+        if text[at] != "'":
+            word.append(text[at])
+            at += 1
+        elif text[at + 1 : at + 4] in ("\\''", "\\!'"):  # '\'' or '\!': on in the quote
+            word.append(text[at + 2])
+            at += 4
+        else:
+            return "".join(word), at + 1
+    return None, at  # no closing quote: git stops
+
+
+def _names_an_include(key: str) -> bool:
+    """Whether a config key (in lower case) names a file to include."""
+    return key == "include.path" or (key.startswith("includeif.") and key.endswith(".path"))
+
+
+def _home_expanded(value: str, home: Path) -> str:
+    """A path of git's config as git reads it: ``~`` and ``~/…`` in ``home``, ``~user/…`` in
+    that user's home; as it is otherwise (still ``~…`` for no such user: nothing git reads)."""
+    if value == "~" or value.startswith("~/"):
+        return str(home / value[2:])
+    if not value.startswith("~"):
+        return value
+    try:
+        return str(Path(value).expanduser())
+    except RuntimeError:  # no such user
+        return value
+
+
+def _user_git_values(config: Path, home: Path) -> tuple[list[str], list[Path]]:
+    """What ``config`` alone says of :data:`USER_GIT_FOLDERS` (``~`` expanded, relative ones
+    as written) and the files it includes, whatever the include's condition; nothing when it
+    mentions neither (git is not asked) or git cannot read it."""
+    text = _regular_text(config)
+    lower = "" if text is None else text.lower()
+    if not any(word in lower for word in ("hookspath", "templatedir", "include")):
+        return [], []
+    done = run_git(
+        ["config", "--file", str(config), "--no-includes", "--null", "--get-regexp", USER_GIT_KEYS],
+        timeout=10,
+    )
+    if done is None:
+        return [], []
+    folders: list[str] = []
+    included: list[Path] = []
+    for item in done.stdout.decode("utf-8", "replace").split("\0"):
+        key, _, value = item.partition("\n")
+        if key.lower() in USER_GIT_FOLDERS:
+            folders.append(_home_expanded(value, home))
+        elif value.strip() and _names_an_include(key.lower()):
+            included.append(_include_path(value.strip(), config, home))
+    return folders, included
 
 
 INCLUDES = 50
@@ -725,15 +876,15 @@ def included_configs(config: Path, home: Path) -> list[Path]:
     found = []
     for item in done.stdout.decode("utf-8", "replace").split("\0"):
         value = item.partition("\n")[2].strip()
-        if not value:
-            continue
-        if value == "~" or value.startswith("~/"):
-            found.append(home / value[2:])
-        elif value.startswith("~"):  # ~user/…
-            found.append(Path(value).expanduser())
-        else:
-            found.append(config.parent / value)
+        if value:
+            found.append(_include_path(value, config, home))
     return found
+
+
+def _include_path(value: str, config: Path, home: Path) -> Path:
+    """The file an include in ``config`` names, as git finds it: relative to the folder
+    ``config`` is named in, ``~/`` the home, ``~user/`` that user's."""
+    return config.parent / _home_expanded(value, home)
 
 
 def _hooks_path(work_tree: Path, git_folder: Path) -> Path | None:
