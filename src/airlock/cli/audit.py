@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from airlock.egress.audit import LogReader
     from airlock.egress.config import HostRule
 
 HELP = "show the egress audit log of 'airlock run', or verify its hash chain"
@@ -92,7 +93,7 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from airlock.egress.audit import audit_paths
+    from airlock.egress.audit import LogReader, audit_paths
     from airlock.errors import UsageError
 
     if args.file is not None and args.action != "verify":
@@ -115,28 +116,31 @@ def run(args: argparse.Namespace) -> int:
     if args.action == "rotate":
         return _rotate(log, heads, args.to)
     _check_log(log, "'airlock run' writes one there (or pass --audit-log FILE)")
-    records = _selected(log, args)
-    if args.json:
-        _print_json(records)
-    else:
-        _print_lines(records)
-    _warn_unless_intact(log, heads)
+    since, host_rule = _selection(args)
+    with LogReader(log) as reader:
+        records = _records(reader, args, since, host_rule)
+        if args.json:
+            _print_json(records)
+        else:
+            _print_lines(records)
+        _warn_unless_intact(reader, log, heads)
     return 0
 
 
-def _warn_unless_intact(log: Path, heads: Path) -> None:
-    """After a listing, a warning on stderr when the log fails :func:`verify`: what was listed
-    may have been changed (the listing reads records as they stand, chain or not)."""
-    from airlock.egress.audit import verify
-
+def _warn_unless_intact(reader: LogReader, log: Path, heads: Path) -> None:
+    """After a listing, a warning on stderr when the log is not intact: what was listed may
+    have been changed (the listing reads records as they stand, chain or not). The chain was
+    checked as the records were read, and its end against the heads file's furthest
+    checkpoint (:class:`~airlock.egress.audit.LogReader`): 'airlock audit verify' compares
+    every checkpoint, reading the whole heads file, which outgrows the log."""
     try:
-        verdict = verify(log, heads)
+        found = reader.problem(heads)
     except OSError as error:
         problem = f"it could not be verified ({error.strerror or error})"
     else:
-        if verdict.intact:
+        if found is None:
             return
-        problem = f"it is NOT intact: {verdict.problem}"
+        problem = f"it is NOT intact: {found}"
     print(
         f"airlock audit: warning: {log}: {problem}; what is listed may have been changed "
         "(airlock audit verify)",
@@ -170,6 +174,12 @@ def _verify(log: Path, heads: Path, final_hash: str | None = None) -> int:
     print(said)
     for note in verdict.notes:
         print(f"  note: {note}")
+    if verdict.unended:
+        print(
+            "  note: a run also ends without its end record when its audit log or heads file "
+            "cannot be written (a full disk): its traffic stopped then, and it exited 125 "
+            "saying so"
+        )
     return 0
 
 
@@ -213,13 +223,13 @@ def _check_log(log: Path, missing: str, heads: Path | None = None) -> None:
     """
     import stat
 
-    from airlock.egress.audit import read_heads
+    from airlock.egress.audit import holds_checkpoints
     from airlock.errors import UsageError
 
     try:
         mode = log.stat().st_mode
     except FileNotFoundError:
-        if heads is not None and any(head["records"] for head in read_heads(heads, log)):
+        if heads is not None and holds_checkpoints(heads, log):
             return
         raise UsageError(f"no audit log at {log}: {missing}") from None
     if not stat.S_ISREG(mode):
@@ -256,9 +266,10 @@ def parse_since(text: str, now: datetime) -> datetime:
         raise UsageError(f"--since {text!r}: in UTC, outside the years 1 to 9999") from None
 
 
-def _selected(log: Path, args: argparse.Namespace) -> Iterator[dict[str, Any]]:
-    """The records the options select, read as they are printed; the options are read now,
-    before anything is printed (``--json``'s ``[`` is not left alone on a bad one).
+def _selection(args: argparse.Namespace) -> tuple[str | None, HostRule | None]:
+    """What the options select (``--since`` as records write their time, ``--host`` as a
+    rule), read before the log is opened or anything printed (``--json``'s ``[`` is not left
+    alone on a bad one).
 
     Raises:
         UsageError: a ``--since``, ``--host`` or ``--run`` that cannot select anything.
@@ -274,19 +285,22 @@ def _selected(log: Path, args: argparse.Namespace) -> Iterator[dict[str, Any]]:
         moment = parse_since(args.since, datetime.now(UTC))
         since = moment.replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
     host_rule = HostRule.parse(args.host, "--host") if args.host else None
-    return _records(log, args, since, host_rule)
+    return since, host_rule
 
 
 def _records(
-    log: Path, args: argparse.Namespace, since: str | None, host_rule: HostRule | None
+    reader: LogReader, args: argparse.Namespace, since: str | None, host_rule: HostRule | None
 ) -> Iterator[dict[str, Any]]:
-    from airlock.egress.audit import read_records
+    """The records the options select, read as they are printed; lines that are no record
+    counted (the first few named)."""
+    from airlock.egress.audit import Skipped
     from airlock.policy.rules import normalize_host
 
+    log = reader.path
     connections_only = host_rule is not None or args.decision is not None
-    skipped: list[int] = []
+    skipped = Skipped()
     runs = 0
-    for record in read_records(log, skipped):
+    for record in reader.records(skipped):
         if args.run and not str(record.get("run", "")).startswith(args.run):
             continue
         runs += 1
@@ -303,10 +317,12 @@ def _records(
         yield record
     if args.run and not runs:
         print(f"airlock audit: no run in {log} starts with {args.run!r}", file=sys.stderr)
-    if skipped:
-        lines = ", ".join(map(str, skipped[:5])) + (" …" if len(skipped) > 5 else "")
+    if skipped.count:
+        lines = ", ".join(map(str, skipped.first)) + (
+            " …" if skipped.count > len(skipped.first) else ""
+        )
         print(
-            f"airlock audit: {log}: {len(skipped)} line(s) that are no record were skipped "
+            f"airlock audit: {log}: {skipped.count} line(s) that are no record were skipped "
             f"(line {lines}); 'airlock audit verify' says whether the log was tampered with",
             file=sys.stderr,
         )

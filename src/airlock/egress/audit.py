@@ -65,12 +65,13 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from operator import itemgetter
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import IO, Any, BinaryIO, ClassVar
 
 import orjson
 
-from airlock._atomic import replace_file
+from airlock._atomic import replace_file, sync_file
 from airlock.errors import AirlockError, UsageError
 
 GENESIS = "0" * 64
@@ -80,6 +81,18 @@ LOG_NAME = "audit.jsonl"
 HEADS_FOLDER = "audit-heads"
 _HEADS_TAIL = 256 * 1024
 """Bytes read from the end of a heads file for a log's furthest checkpoint at a run's start."""
+MAX_RECORD = 16 * 1024 * 1024
+"""The longest line a run writes, in bytes, without its line break: a record longer than that
+(a command of megabytes of arguments, thousands of rules) is written with its longest fields
+left out, saying so (:func:`_within_bound`). A reader takes no longer line whole: one is no
+record (cut to pieces, or written by another program), reported as such without being held."""
+_MAX_HEAD_LINE = 64 * 1024
+"""The longest heads file line read: a checkpoint is a few hundred bytes (its log's path
+included); a longer line is none."""
+_LATE_BATCH = 16384
+"""Checkpoints :func:`verify` holds at once that name a record it has read past already (a
+heads file whose counts go back): compared in a pass over the log each time they are that
+many."""
 _HASH = re.compile(r"[0-9a-f]{64}")
 
 Record = dict[str, Any]
@@ -222,7 +235,8 @@ class AuditLog:
                     self._first = _first_line_hash(self.path)
                     self._check_tip(self._first)
                 else:
-                    _check_not_emptied(self.heads, self.path)
+                    with _opened_heads(self.heads) as (source, size):
+                        _check_not_emptied(_Heads(source, size, self.heads, self.path))
             finally:
                 fcntl.flock(self._fd, fcntl.LOCK_UN)
             self._next_seq, self._next_prev = self.records, self.last_hash
@@ -258,6 +272,8 @@ class AuditLog:
                 line = orjson.dumps(record, default=str)
             except orjson.JSONEncodeError:  # text that is not UTF-8 (a command's file name)
                 line = orjson.dumps(_as_text(record), default=str)
+            if len(line) > _WRITTEN_BOUND:
+                line = _within_bound(record, len(line))
             self._next_prev = hashlib.sha256(line).hexdigest()  # line_hash, without a call
             self._next_seq += 1
             self._pending += line
@@ -296,42 +312,19 @@ class AuditLog:
 
     def _check_tip(self, first: str) -> None:
         """Fail unless the heads file vouches for what the log holds (the log whose first line
-        hashes to ``first``): it holds the furthest checkpoint of its own, and the records
-        after it, if any, were declared by the run that wrote them (one killed between its
-        write and its checkpoint).
+        hashes to ``first``): see :func:`_check_vouched`.
 
         Raises:
-            ValueError: it was cut short or rewritten since that checkpoint, or it holds
-                records no run declared (appended by another program, or the heads file lost).
+            ValueError: it was cut short or rewritten since its furthest checkpoint, or it
+                holds records no run declared (appended by another program, or the heads file
+                lost).
         """
-        head = _furthest_checkpoint(self.heads, self.path, first)
-        count = 0 if head is None else int(head["records"])
-        if head is not None:
-            if count == self.records:
-                held = head["hash"] == self.last_hash
-            else:
-                held = count < self.records and _line_hash_at(self.path, count - 1) == head["hash"]
-            if not held:
-                raise ValueError(
-                    f"it does not hold what run {head['run']} checkpointed ({count} records, "
-                    f"the last hashing {head['hash']}): it was cut short or rewritten since"
-                )
-        if count == self.records or _declared(
-            self.heads, self.path, first, (self.records, self.last_hash)
-        ):
-            return
-        if head is None:
-            raise ValueError(
-                f"{self.heads} holds no checkpoint of its {self.records} records: they cannot "
-                "be vouched for (written by a run with another config dir, $CLAUDE_CONFIG_DIR: "
-                "runs sharing a log must share it; or by another program; or the heads file "
-                "was removed)"
+        with _opened_heads(self.heads) as (source, size):
+            _check_vouched(
+                _Heads(source, size, self.heads, self.path),
+                (self.records, self.last_hash),
+                lambda head: head.get("first") == first,
             )
-        raise ValueError(
-            f"records {count} to {self.records - 1} come after its last checkpoint (run "
-            f"{head['run']}, {count} records) and no run declared the log ending there: "
-            "appended by another program, or a run's write was cut short at a line's end"
-        )
 
     def _check_declared(self, tip: tuple[int, str]) -> None:
         """Fail unless the records another run wrote since this run's last write were declared
@@ -342,7 +335,13 @@ class AuditLog:
             OSError: ``EIO``, saying so.
         """
         first = self._first or _first_line_hash(self.path)
-        if _declared(self.heads, self.path, first, tip) is None:
+        with _opened_heads(self.heads) as (source, size):
+            declared = _declared(
+                _Heads(source, size, self.heads, self.path),
+                tip,
+                lambda head: head.get("first") == first,
+            )
+        if declared is None:
             raise OSError(
                 errno.EIO,
                 f"{self.path} holds records since this run's last write ({tip[0]} now) that no "
@@ -535,6 +534,52 @@ def _others_may_write(found: os.stat_result, owner: int) -> str | None:
     return None
 
 
+_WRITTEN_BOUND = MAX_RECORD - 256
+"""The longest line :meth:`AuditLog.append` writes: one chained again on another run's records
+(:func:`_chained`) may take a few bytes more for its ``seq``."""
+
+
+def _within_bound(record: Record, size: int) -> bytes:
+    """``record`` (``size`` bytes encoded, past :data:`_WRITTEN_BOUND`) encoded within it: each
+    field taking more than a sixteenth of that is left out, a note in its place saying how
+    long it was; if that is not enough, every field but its chain, its type, run and time.
+    Readers take no longer line whole (:data:`MAX_RECORD`), and the run's records go on."""
+    kept: Record = {}
+    for key, value in record.items():
+        length = len(_encoded(value))
+        if length > _WRITTEN_BOUND // 16 and key not in ("seq", "prev"):
+            value = (
+                f"[left out: {length} bytes, past the audit log's bound on a record "
+                f"({MAX_RECORD} bytes)]"
+            )
+        kept[key] = value
+    line = _encoded(kept)
+    if len(line) <= _WRITTEN_BOUND:
+        return line
+    named = {
+        key: record[key]
+        for key in ("type", "run", "time")
+        if key in record and len(_encoded(record[key])) <= 1024
+    }
+    return _encoded(
+        {
+            **named,
+            "left_out": f"every field: the record took {size} bytes, past the audit log's bound "
+            f"on a record ({MAX_RECORD} bytes)",
+            "seq": record["seq"],
+            "prev": record["prev"],
+        }
+    )
+
+
+def _encoded(value: Any) -> bytes:
+    """``value`` in JSON; text that is not UTF-8 with escapes (:func:`_as_text`)."""
+    try:
+        return orjson.dumps(value, default=str)
+    except orjson.JSONEncodeError:
+        return orjson.dumps(_as_text(value), default=str)
+
+
 def _chained(batch: bytes | bytearray, start: tuple[int, str]) -> tuple[bytearray, tuple[int, str]]:
     """The lines of ``batch`` chained again from ``start`` (the log's record count and last
     hash, as another run left them), encoded; and the tip after them. (Only when runs share a
@@ -587,7 +632,8 @@ def _tip(path: Path) -> tuple[int, str]:
 
     Raises:
         ValueError: the file does not end with a line break (a cut-short write), or its last
-            line is no record (a JSON object with a whole number ``seq`` and a ``prev`` hash).
+            line is no record (a JSON object with a whole number ``seq`` and a ``prev`` hash,
+            no longer than :data:`MAX_RECORD`: a longer one is not read whole).
     """
     size = path.stat().st_size
     if size == 0:
@@ -599,18 +645,22 @@ def _tip(path: Path) -> tuple[int, str]:
         blocks: list[bytes] = []  # read backwards; newlines counted in each new block only
         breaks = 0
         position = size
-        while position > 0 and breaks < 2:
+        while position > 0 and breaks < 2 and size - position < MAX_RECORD + 2:
             step = min(65536, position)
             position -= step
             handle.seek(position)
             blocks.append(handle.read(step))
             breaks += blocks[-1].count(b"\n")
-    last = b"".join(reversed(blocks))[:-1].rsplit(b"\n", 1)[-1]
-    try:
-        record = orjson.loads(last)
-    except orjson.JSONDecodeError:
-        record = None
-    if not isinstance(record, dict):
+    data = b"".join(reversed(blocks))
+    del blocks
+    start = data.rfind(b"\n", 0, len(data) - 1) + 1  # where the last line begins
+    too_long = len(data) - 1 - start > MAX_RECORD or (start == 0 and position > 0)
+    last = b"" if too_long else data[start:-1]
+    del data
+    record = None if too_long else _loads(last)
+    if too_long:
+        wrong = f"longer than any record a run writes, {MAX_RECORD} bytes"
+    elif not isinstance(record, dict):
         wrong = "not a JSON object"
     elif type(record.get("seq")) is not int or record["seq"] < 0:
         wrong = 'no whole number "seq"'
@@ -624,16 +674,25 @@ def _tip(path: Path) -> tuple[int, str]:
 
 
 def _first_line_hash(path: Path) -> str:
-    """The hash of the first line of ``path`` (which log it is)."""
+    """The hash of the first line of ``path`` (which log it is), read a piece at a time: a
+    line of any length costs a megabyte."""
+    digest = hashlib.sha256()
     with _open_for_reading(path) as handle:
-        return line_hash(handle.readline().rstrip(b"\n"))
+        for piece in iter(lambda: handle.readline(1 << 20), b""):
+            if piece.endswith(b"\n"):
+                digest.update(piece[:-1])
+                break
+            digest.update(piece)
+    return digest.hexdigest()
 
 
 def _line_hash_at(path: Path, index: int) -> str | None:
-    """The hash of line ``index`` (from 0) of ``path``; ``None`` when it has fewer lines."""
-    for number, line in enumerate(read_lines(path)):
-        if number == index:
-            return line_hash(line)
+    """The hash of line ``index`` (from 0) of ``path``; ``None`` when it has fewer lines, or
+    that one is longer than any record."""
+    with _open_for_reading(path) as handle:
+        for number, (line, _, _) in enumerate(_bounded_lines(handle)):
+            if number == index:
+                return None if line is None else line_hash(line)
     return None
 
 
@@ -652,6 +711,8 @@ class Verdict:
     notes: tuple[str, ...] = ()
     """What an intact log's reader should know (records a killed run declared but never
     checkpointed)."""
+    unended: tuple[str, ...] = ()
+    """The runs with a ``start`` record and no ``run`` record (each noted)."""
 
     @property
     def intact(self) -> bool:
@@ -674,67 +735,188 @@ def _open_for_reading(path: Path, follow: bool = True) -> BinaryIO:
     return os.fdopen(fd, "rb")
 
 
-def read_lines(path: Path) -> Iterator[bytes]:
-    """Each line of ``path``, without its line break (a last line without one included).
+def _bounded_lines(
+    handle: BinaryIO, size: int | None = None, limit: int = MAX_RECORD
+) -> Iterator[tuple[bytes | None, bool, int]]:
+    """Each line of ``handle`` from where it stands (within its next ``size`` bytes when
+    given), without its line break: the line, or ``None`` when it is longer than ``limit``
+    (its bytes dropped as they come, never held whole: a file of one endless line costs
+    ``limit``, not its size); whether it had a line break; and the bytes it took.
+
+    The file is read :data:`_BLOCK` bytes at a time and each block split at its line breaks:
+    cheaper than asking for one line at a time (a log of a million lines)."""
+    read = handle.read
+    left = -1 if size is None else size  # -1: up to the end of the file
+    begun: list[bytes] = []  # the start of a line that goes on in the next block
+    held = 0  # its length
+    dropped = False  # it is longer than ``limit``: only its length is kept
+    while left:
+        block = read(_BLOCK if left < 0 or left > _BLOCK else left)
+        if not block:
+            break
+        if left > 0:
+            left -= len(block)
+        lines = block.split(b"\n")
+        rest = lines.pop()  # after the last line break: the start of the next line
+        if lines and held:  # the first ends the line begun before
+            end = lines[0]
+            taken = held + len(end) + 1
+            if dropped or taken > limit + 1:
+                yield None, True, taken
+            else:
+                yield b"".join(begun) + end, True, taken
+            begun, held, dropped = [], 0, False
+            lines = lines[1:]
+        for line in lines:
+            if len(line) > limit:
+                yield None, True, len(line) + 1
+            else:
+                yield line, True, len(line) + 1
+        if rest:
+            held += len(rest)
+            if held > limit:
+                begun, dropped = [], True
+            elif not dropped:
+                begun.append(rest)
+    if held:  # the last line, without its line break
+        yield (None if dropped else b"".join(begun)), False, held
+
+
+_BLOCK = 256 * 1024
+"""Bytes :func:`_bounded_lines` reads at a time (split, a block of blank lines is a list of
+as many empty lines: a quarter of a megabyte makes two megabytes of list)."""
+
+
+_BAD_JSON = object()
+"""What :func:`_loads` gives for a line that holds no JSON."""
+
+
+def _loads(line: bytes | None) -> object:
+    """What ``line`` holds, decoded; :data:`_BAD_JSON` when it is no JSON, or no line (longer
+    than any record). A blank line is none without asking the decoder: its error costs more
+    than reading the line (a file of blank lines)."""
+    if not line:
+        return _BAD_JSON
+    try:
+        return orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return _BAD_JSON
+
+
+@dataclass(slots=True)
+class Skipped:
+    """The lines of a log that are no record, as a listing names them: how many, and the
+    numbers (from 1) of the first :data:`SHOWN` (not every one: a file of blank lines)."""
+
+    count: int = 0
+    first: list[int] = field(default_factory=list)
+
+    SHOWN: ClassVar[int] = 5
+
+    def add(self, number: int) -> None:
+        self.count += 1
+        if len(self.first) < self.SHOWN:
+            self.first.append(number)
+
+
+def read_records(path: Path, skipped: Skipped | None = None) -> Iterator[Record]:
+    """Each record of the log, decoded; a line that is not a JSON object (or is longer than
+    any record) is skipped, and counted in ``skipped`` when given (``airlock audit`` names
+    them).
 
     Raises:
         OSError: it cannot be read, or it is no regular file.
     """
     with _open_for_reading(path) as handle:
-        for raw in handle:
-            yield raw[:-1] if raw.endswith(b"\n") else raw
+        for number, (line, _, _) in enumerate(_bounded_lines(handle), start=1):
+            record = _loads(line)
+            if isinstance(record, dict):
+                yield record
+            elif skipped is not None:
+                skipped.add(number)
 
 
-def read_records(path: Path, skipped: list[int] | None = None) -> Iterator[Record]:
-    """Each record of the log, decoded; a line that is not a JSON object is skipped, and its
-    number (from 1) added to ``skipped`` when given (``airlock audit`` names them)."""
-    for number, line in enumerate(read_lines(path), start=1):
-        try:
-            record = orjson.loads(line)
-        except orjson.JSONDecodeError:
-            record = None
-        if isinstance(record, dict):
-            yield record
-        elif skipped is not None:
-            skipped.append(number)
+def record_with_hash(path: Path, digest: str) -> int | None:
+    """The number (``seq``, from 0) of the record of ``path`` whose line hashes to
+    ``digest`` (a run's final hash), or ``None``."""
+    with _open_for_reading(path) as handle:
+        for number, (line, _, _) in enumerate(_bounded_lines(handle)):
+            if line is not None and line_hash(line) == digest:
+                return number
+    return None
+
+
+@contextlib.contextmanager
+def _opened_heads(heads: Path) -> Iterator[tuple[BinaryIO | None, int]]:
+    """``heads`` open for reading, and its size now; ``None`` and 0 when it is missing.
+
+    Raises:
+        OSError: it cannot be read, or it is no regular file.
+    """
+    try:
+        handle = _open_for_reading(heads)
+    except FileNotFoundError:
+        yield None, 0
+        return
+    with handle:
+        yield handle, os.fstat(handle.fileno()).st_size
+
+
+@dataclass(frozen=True, slots=True)
+class _Heads:
+    """A heads file being read for ``log``: open (``None`` when it is missing), and the bytes
+    it held when opened (under the log's lock: what runs had written by then; a line a run
+    appends afterwards is not read)."""
+
+    handle: BinaryIO | None
+    size: int
+    path: Path
+    log: Path
+
+    def entries(self, start: int = 0, end: int | None = None) -> Iterator[Record]:
+        """The checkpoints and declarations of the log from byte ``start`` (at a line's start)
+        to ``end`` (the size when opened), in order, read one at a time (a line that is
+        neither is skipped)."""
+        end = self.size if end is None else end
+        if self.handle is None or start >= end:
+            return
+        self.handle.seek(start)
+        lines = _bounded_lines(self.handle, end - start, _MAX_HEAD_LINE)
+        yield from _entries(map(itemgetter(0), lines), self.log)
+
+    def tail(self) -> tuple[list[Record], bool]:
+        """The checkpoints and declarations of the log in the last :data:`_HEADS_TAIL` bytes,
+        and whether the file holds more before them."""
+        if self.handle is None:
+            return [], False
+        start = max(0, self.size - _HEADS_TAIL)
+        self.handle.seek(max(0, start - 1))  # from the line break before, if the tail starts a line
+        lines = self.handle.read(self.size - max(0, start - 1)).split(b"\n")
+        if start:
+            lines = lines[1:]  # a part of a line (or nothing, before that line break)
+        return list(_entries(lines, self.log)), start > 0
 
 
 def read_heads(heads: Path, log: Path) -> list[Record]:
     """The checkpoints of ``log`` in ``heads``, in order (none when the file is missing);
-    declarations (``intent``) left out."""
-    return [head for head in _all_entries(heads, log) if head.get("intent") is not True]
+    declarations (``intent``) left out. All at once: :func:`verify` and the rest read them
+    one at a time (two lines a batch: a heads file outgrows its log)."""
+    with _opened_heads(heads) as (source, size):
+        return [head for head in _Heads(source, size, heads, log).entries() if not _intent(head)]
 
 
-def _all_entries(heads: Path, log: Path) -> list[Record]:
-    """Every checkpoint and declaration of ``log`` in ``heads``, in order."""
-    if not heads.exists():
-        return []
-    return _entries(read_lines(heads), log)
+def holds_checkpoints(heads: Path, log: Path) -> bool:
+    """Whether ``heads`` holds a checkpoint of records in ``log`` (its lines read one at a
+    time).
 
-
-def _tail_entries(heads: Path, log: Path) -> tuple[list[Record], bool]:
-    """The checkpoints and declarations of ``log`` in the last :data:`_HEADS_TAIL` bytes of
-    ``heads``, and whether the file holds more before them."""
-    if not heads.exists():
-        return [], False
-    with _open_for_reading(heads) as handle:
-        start = max(0, os.fstat(handle.fileno()).st_size - _HEADS_TAIL)
-        handle.seek(max(0, start - 1))  # from the line break before, if the tail starts a line
-        lines = handle.read().split(b"\n")
-    if start:
-        lines = lines[1:]  # a part of a line (or nothing, before that line break)
-    return _entries(lines, log), start > 0
-
-
-def _furthest_checkpoint(heads: Path, log: Path, first: str) -> Record | None:
-    """The checkpoint of ``log`` with the most records among those of the log whose first line
-    hashes to ``first``; ``None`` when there is none.
-
-    The log only grows, so its furthest checkpoint is among the last ones written: the heads
-    file's last :data:`_HEADS_TAIL` bytes are read, and all of it only when they hold none.
+    Raises:
+        OSError: it cannot be read, or it is no regular file.
     """
-    own = _recent(heads, log, lambda head: head.get("first") == first and not _intent(head))
-    return max(own, key=lambda head: int(head["records"]), default=None)
+    with _opened_heads(heads) as (source, size):
+        return any(
+            head["records"] and not _intent(head)
+            for head in _Heads(source, size, heads, log).entries()
+        )
 
 
 def _intent(head: Record) -> bool:
@@ -742,58 +924,110 @@ def _intent(head: Record) -> bool:
     return head.get("intent") is True
 
 
-def _recent(heads: Path, log: Path, wanted: Callable[[Record], bool]) -> list[Record]:
-    """The checkpoints and declarations of ``log`` that are ``wanted``, in order: those in the
-    heads file's last :data:`_HEADS_TAIL` bytes, or, when they hold none, in all of it (what
+def _recent(
+    heads: _Heads, wanted: Callable[[Record], bool], furthest: bool = False
+) -> Record | None:
+    """The last checkpoint or declaration of the log that is ``wanted`` (with ``furthest``, the
+    one with the most records, the first of those): among those in the heads file's last
+    :data:`_HEADS_TAIL` bytes, or, when they hold none, in all of it, read one at a time (what
     is looked for was written last, or nearly: the log only grows)."""
-    tail, more = _tail_entries(heads, log)
-    found = [head for head in tail if wanted(head)]
-    if not found and more:
-        found = [head for head in _all_entries(heads, log) if wanted(head)]
+    tail, more = heads.tail()
+    found = _pick(tail, wanted, furthest)
+    if found is None and more:
+        found = _pick(heads.entries(), wanted, furthest)
     return found
 
 
-def _check_not_emptied(heads: Path, log: Path) -> None:
-    """Fail when ``log`` holds no record but ``heads`` holds a checkpoint of records in it: it
+def _pick(
+    entries: Iterable[Record], wanted: Callable[[Record], bool], furthest: bool
+) -> Record | None:
+    """The last entry that is ``wanted``, or with ``furthest`` the first of those with the
+    most records."""
+    found = None
+    for head in entries:
+        if wanted(head) and (found is None or not furthest or head["records"] > found["records"]):
+            found = head
+    return found
+
+
+def _check_vouched(heads: _Heads, tip: tuple[int, str], own: Callable[[Record], bool]) -> None:
+    """Fail unless ``heads`` vouches for what its log holds, ``tip`` (its record count and the
+    hash of its last record): the log holds the furthest checkpoint of its own (``own``: an
+    entry of this log, not of another once at its path), and the records after it, if any,
+    were declared by the run that wrote them (one killed between its write and its
+    checkpoint). A chain intact up to a checkpoint that matches is the one its run wrote.
+
+    Raises:
+        ValueError: it was cut short or rewritten since that checkpoint, or it holds records
+            no run declared (appended by another program, or the heads file lost).
+    """
+    records, last_hash = tip
+    head = _recent(heads, lambda head: own(head) and not _intent(head), furthest=True)
+    count = 0 if head is None else int(head["records"])
+    if head is not None and count:
+        if count == records:
+            held = head["hash"] == last_hash
+        else:
+            held = count < records and _line_hash_at(heads.log, count - 1) == head["hash"]
+        if not held:
+            raise ValueError(
+                f"it does not hold what run {head['run']} checkpointed ({count} records, "
+                f"the last hashing {head['hash']}): it was cut short or rewritten since"
+            )
+    if count == records or _declared(heads, tip, own):
+        return
+    if head is None:
+        raise ValueError(
+            f"{heads.path} holds no checkpoint of its {records} records: they cannot be "
+            "vouched for (written by a run with another config dir, $CLAUDE_CONFIG_DIR: runs "
+            "sharing a log must share it; or by another program; or the heads file was "
+            "removed)"
+        )
+    raise ValueError(
+        f"records {count} to {records - 1} come after its last checkpoint (run "
+        f"{head['run']}, {count} records) and no run declared the log ending there: "
+        "appended by another program, or a run's write was cut short at a line's end"
+    )
+
+
+def _check_not_emptied(heads: _Heads) -> None:
+    """Fail when the log holds no record but ``heads`` holds a checkpoint of records in it: it
     was removed or emptied since (by a command that could write it, a log in a workspace),
     and a run would start a new one over the loss without a word.
 
     Raises:
         ValueError: naming the checkpoint.
     """
-    kept = _recent(heads, log, lambda head: not _intent(head) and head["records"] > 0)
-    if kept:
-        head = kept[-1]
+    head = _recent(heads, lambda head: not _intent(head) and head["records"] > 0)
+    if head is not None:
         raise ValueError(
             f"it holds no record, but run {head['run']} checkpointed {head['records']} in it: "
             "it was removed or emptied since"
         )
 
 
-def _declared(heads: Path, log: Path, first: str, tip: tuple[int, str]) -> Record | None:
-    """The checkpoint or declaration of ``log`` (the log whose first line hashes to ``first``)
-    that names ``tip`` (its record count and last hash), the latest one; ``None`` when none
-    does. It was written last or nearly (under the log's lock, by the run that wrote the
-    records): the heads file's tail is read, and all of it only when that holds none."""
+def _declared(heads: _Heads, tip: tuple[int, str], own: Callable[[Record], bool]) -> Record | None:
+    """The checkpoint or declaration of the log (``own``: of this log, not of another once at
+    its path) that names ``tip`` (its record count and last hash), the latest one; ``None``
+    when none does. It was written last or nearly (under the log's lock, by the run that
+    wrote the records): the heads file's tail is read, and all of it only when that holds
+    none."""
     count, digest = tip
-    found = _recent(
-        heads,
-        log,
-        lambda head: (
-            head["records"] == count and head["hash"] == digest and head.get("first") == first
-        ),
+    return _recent(
+        heads, lambda head: head["records"] == count and head["hash"] == digest and own(head)
     )
-    return found[-1] if found else None
 
 
-def _entries(lines: Iterable[bytes], log: Path) -> list[Record]:
-    """The checkpoints and declarations of ``log`` among ``lines`` (a line that is neither is
-    skipped)."""
+def _entries(lines: Iterable[bytes | None], log: Path) -> Iterator[Record]:
+    """The checkpoints and declarations of ``log`` among ``lines``, one at a time (a line that
+    is neither, or ``None``, is skipped)."""
     wanted = (log_key(log), str(log.expanduser().absolute()))  # as runs named it before too
-    found: list[Record] = []
+    loads = orjson.loads
     for line in lines:
+        if not line:
+            continue
         try:
-            head = orjson.loads(line)
+            head = loads(line)
         except orjson.JSONDecodeError:
             continue
         if (
@@ -804,8 +1038,7 @@ def _entries(lines: Iterable[bytes], log: Path) -> list[Record]:
             and isinstance(head.get("hash"), str)
             and isinstance(head.get("run"), str)
         ):
-            found.append(head)
-    return found
+            yield head
 
 
 def rotate(log: Path, heads: Path, to: Path, to_heads: Path) -> Verdict:
@@ -814,8 +1047,10 @@ def rotate(log: Path, heads: Path, to: Path, to_heads: Path) -> Verdict:
     run begins at the old one (a log moved by hand leaves its checkpoints behind, naming the
     old path: both fail). The verdict on the log moved.
 
-    Done under the log's lock, once the log is verified, and only if no run wrote to it
-    meanwhile; a run still going on stops at its next flush (its log is no longer at its
+    The heads file is copied one line at a time: what it held once the log was verified, then,
+    under the log's lock, what runs added since (so the lock is held for moments, not for the
+    copy of a file larger than the log); the log is moved only if no run wrote to it
+    meanwhile. A run still going on stops at its next flush (its log is no longer at its
     path).
 
     Raises:
@@ -835,23 +1070,23 @@ def rotate(log: Path, heads: Path, to: Path, to_heads: Path) -> Verdict:
         raise UsageError(
             f"{to}: its folder {to.parent} is not there: create it, or name another with --to FILE"
         )
-    entries = _all_entries(heads, log)
-    first = _first_line_hash(log) if before else None
-    if any(head.get("first", first) != first and head["records"] for head in entries):
-        raise UsageError(
-            f"{heads} holds checkpoints of another log once at {log} (verify says which): move "
-            "the log and the heads file aside by hand"
-        )
     if to_heads.exists() and to_heads.stat().st_size:
         raise UsageError(f"{to_heads}, the heads file {to} would have, is there already")
-    with _open_for_reading(log) as handle:
-        _lock(handle.fileno(), log, fcntl.LOCK_EX)
-        if os.fstat(handle.fileno()).st_size != before:
-            raise UsageError(f"a run wrote to {log} meanwhile: rotate it when no run goes on")
-        moved = log_key(to)
-        lines = b"".join(orjson.dumps({**head, "log": moved}) + b"\n" for head in entries)
+    first = _first_line_hash(log) if before else None
+    with _opened_heads(heads) as (source, size), _open_for_reading(log) as handle:
+        moving = _Heads(source, size, heads, log)
+
+        def fill(out: IO[bytes]) -> None:
+            _copy_heads(moving, 0, size, to, first, out)
+            sync_file(out)  # before the lock: what is left to sync under it is the lines since
+            _lock(handle.fileno(), log, fcntl.LOCK_EX)
+            if os.fstat(handle.fileno()).st_size != before:
+                raise UsageError(f"a run wrote to {log} meanwhile: rotate it when no run goes on")
+            if source is not None:
+                _copy_heads(moving, size, os.fstat(source.fileno()).st_size, to, first, out)
+
         to_heads.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        replace_file(to_heads, lines, mode=0o600)
+        replace_file(to_heads, fill, mode=0o600)  # the log's lock is held from its end on
         try:
             log.rename(to)
         except OSError as error:
@@ -865,13 +1100,138 @@ def rotate(log: Path, heads: Path, to: Path, to_heads: Path) -> Verdict:
     return verdict
 
 
-def record_with_hash(path: Path, digest: str) -> int | None:
-    """The number (``seq``, from 0) of the record of ``path`` whose line hashes to
-    ``digest`` (a run's final hash), or ``None``."""
-    for number, line in enumerate(read_lines(path)):
-        if line_hash(line) == digest:
-            return number
-    return None
+def _copy_heads(
+    heads: _Heads, start: int, end: int, to: Path, first: str | None, out: IO[bytes]
+) -> None:
+    """Write the entries of the log between bytes ``start`` and ``end`` of ``heads`` to
+    ``out``, each naming ``to``.
+
+    Raises:
+        UsageError: one is of another log once at the path (``first``: this log's first
+            line's hash).
+    """
+    moved = log_key(to)
+    for head in heads.entries(start, end):
+        if head.get("first", first) != first and head["records"]:
+            raise UsageError(
+                f"{heads.path} holds checkpoints of another log once at {heads.log} (verify "
+                "says which): move the log and the heads file aside by hand"
+            )
+        out.write(orjson.dumps({**head, "log": moved}) + b"\n")
+
+
+class LogReader:
+    """A log's records for a listing, read once, their chain checked as they are read: the
+    listing reads every line anyway. :meth:`problem` then checks where the chain ends against
+    the heads file, as a run does before it appends: the log holds the furthest checkpoint of
+    its own, and records past it were declared. One pass over the log, and the heads file's
+    tail (bounded memory and a moment under the log's lock), where :func:`verify` reads the
+    whole heads file, two lines a batch (it outgrows the log), to compare every checkpoint: a
+    chain intact up to a checkpoint that matches is the one its run wrote, so what this
+    leaves to ``verify`` is checkpoints that disagree with each other (another log's once at
+    its path, a heads file edited).
+
+    Raises:
+        OSError: the log cannot be read, or is no regular file.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._handle = _open_for_reading(path)
+        self._count = 0
+        self._prev = GENESIS
+        self._first = GENESIS
+        """The hash of the log's first line (which log it is), once read."""
+        self._end = 0
+        """Where the lines checked end, in bytes."""
+        self._problem: str | None = None
+        self._paused = False
+        """A line without its line break was read (a batch being written, or a write cut
+        off): the chain is checked on from its start, under the lock."""
+
+    def __enter__(self) -> LogReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._handle.close()
+
+    def records(self, skipped: Skipped | None = None) -> Iterator[Record]:
+        """Each record of the log, decoded, as :func:`read_records` reads them."""
+        for number, (line, ended, taken) in enumerate(_bounded_lines(self._handle), start=1):
+            record = _loads(line)
+            if self._problem is None and not self._paused:
+                self._check(line, ended, taken, record, last=False)
+            if isinstance(record, dict):
+                yield record
+            elif skipped is not None:
+                skipped.add(number)
+
+    def problem(self, heads: Path) -> str | None:
+        """What is wrong with the log, by the checks above; ``None``: nothing found. The log's
+        size and the heads file are taken under a shared lock on the log (runs write a batch
+        and its checkpoint under an exclusive one), and lines the listing did not read up to
+        that size (written meanwhile) are checked too.
+
+        Raises:
+            OSError: the heads file cannot be read, or the log stays locked
+                :data:`LOCK_WAIT` seconds.
+        """
+        if self.path.is_symlink():
+            return link_refused(self.path, "the log path")
+        fd = self._handle.fileno()
+        with contextlib.ExitStack() as stack:
+            _lock(fd, self.path)
+            try:
+                size = os.fstat(fd).st_size
+                source, heads_size = stack.enter_context(_opened_heads(heads))
+            finally:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+            unsafe = _unsafe_heads(heads, os.fstat(fd).st_uid)
+            if unsafe is not None:
+                return unsafe
+            if self._problem is None and size < self._end:
+                # cut back since it was read (as a run's write that met a full disk is, lest
+                # it leave half a line): checked again from its start
+                self._count, self._prev, self._end = 0, GENESIS, 0
+            if self._problem is None:
+                self._handle.seek(self._end)
+                for line, ended, taken in _bounded_lines(self._handle, size - self._end):
+                    self._check(line, ended, taken, _loads(line), last=True)
+                    if self._problem is not None:
+                        break
+            if self._problem is not None:
+                return self._problem
+            read = _Heads(source, heads_size, heads, self.path)
+            first = self._first
+            try:
+                if self._count:
+                    own = _Tally(first).is_own
+                    _check_vouched(read, (self._count, self._prev), own)
+                else:
+                    _check_not_emptied(read)
+            except ValueError as error:
+                return str(error)
+        return None
+
+    def _check(
+        self, line: bytes | None, ended: bool, taken: int, record: object, last: bool
+    ) -> None:
+        """Check one line's place in the chain; one without a line break pauses the check,
+        unless it is the ``last`` to be read (then it was cut short)."""
+        if not ended and not last:
+            self._paused = True
+            return
+        problem = _record_problem(line, record, self._count, self._prev)
+        if problem is None and not ended:
+            problem = "its line is cut short (no line break at the end: a write cut off)"
+        if problem is not None or line is None:
+            self._problem = f"record {self._count}: {problem}"
+            return
+        self._prev = line_hash(line)
+        if not self._count:
+            self._first = self._prev
+        self._count += 1
+        self._end += taken
 
 
 LOCK_WAIT = 10.0
@@ -890,9 +1250,13 @@ def verify(path: Path, heads: Path) -> Verdict:
     found is named: its record number (``seq``, from 0) when a record is wrong, and what is
     wrong.
 
-    The heads file and the log's size are read under a shared lock on the log (runs write a
-    batch and its checkpoint under an exclusive one), and the log up to that size: a run
-    writing meanwhile is not taken for tampering.
+    The heads file is opened and the log's size read under a shared lock on the log (runs
+    write a batch and its checkpoint under an exclusive one), and both are read up to their
+    sizes then: a run writing meanwhile is not taken for tampering, and waits for no more than
+    those two ``fstat`` calls. They are read side by side, one line at a time, keeping what
+    each check needs (the furthest checkpoint and declaration, the checkpoints of the record
+    being read): memory does not grow with the number of checkpoints (two a batch: a heads
+    file outgrows its log).
 
     A log path that is a symbolic link is a problem (runs refuse to write through one, and a
     log swapped for a link to another intact log would pass as that one); a log removed whose
@@ -911,54 +1275,234 @@ def verify(path: Path, heads: Path) -> Verdict:
         if removed is None:
             raise
         return removed
-    with handle:
-        _lock(handle.fileno(), path)
+    with handle, contextlib.ExitStack() as stack:
+        fd = handle.fileno()
+        _lock(fd, path)
         try:
-            size = os.fstat(handle.fileno()).st_size
-            entries = _all_entries(heads, path)
+            size = os.fstat(fd).st_size
+            source, heads_size = stack.enter_context(_opened_heads(heads))
         finally:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
-        unsafe = _unsafe_heads(heads, os.fstat(handle.fileno()).st_uid)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+        unsafe = _unsafe_heads(heads, os.fstat(fd).st_uid)
         if unsafe is not None:
             return Verdict(0, 0, unsafe)
-        lines = _lines_upto(handle, size)
-        first_line = next(lines, None)
-        first = None if first_line is None else line_hash(first_line[0])
-        checkpoints: list[Record] = []
-        intents: list[Record] = []
-        others: list[Record] = []  # checkpoints of another log once at this path
-        expected: dict[int, list[Record]] = {}
+        return _Verification(handle, size, _Heads(source, heads_size, heads, path)).verdict()
+
+
+@dataclass(slots=True)
+class _Tally:
+    """What :func:`verify` keeps of a heads file as it reads it, one entry at a time (never
+    the entries themselves): this log's furthest checkpoint and furthest declaration, and the
+    furthest checkpoint of other logs once at its path, with their first lines' hashes.
+    ``first``: the hash of this log's first line."""
+
+    first: str | None
+    furthest: Record | None = None
+    declared: Record | None = None
+    other: Record | None = None
+    other_logs: set[str] = field(default_factory=set)
+
+    def is_own(self, head: Record) -> bool:
+        """Whether ``head`` is of this log: it names its first line, or names none (written
+        before checkpoints did), or no records."""
+        return not ("first" in head and head["records"] and head["first"] != self.first)
+
+    def checkpoints(self, entries: Iterable[Record]) -> Iterator[tuple[int, str, str]]:
+        """This log's checkpoints of records among ``entries``, each as the number of the
+        last record it names, that record's hash, and its run; the rest tallied."""
+        first = self.first
         for head in entries:
+            records = head["records"]
             intent = head.get("intent") is True
-            if "first" in head and head["records"] and head["first"] != first:
+            if records and "first" in head and head["first"] != first:  # not self.is_own(head)
                 if not intent:
-                    others.append(head)
-                continue
-            if intent:  # vouches only for a tail past the checkpoints (see _check_end)
-                intents.append(head)
-                continue
-            checkpoints.append(head)
-            if head["records"] > 0:
-                expected.setdefault(head["records"] - 1, []).append(head)
+                    if self.other is None or records > self.other["records"]:
+                        self.other = head
+                    self.other_logs.add(str(head["first"]))
+            elif intent:  # vouches only for a tail past the checkpoints (see _end)
+                if self.declared is None or records > self.declared["records"]:
+                    self.declared = head
+            else:
+                if self.furthest is None or records > self.furthest["records"]:
+                    self.furthest = head
+                if records:
+                    yield records - 1, head["hash"], head["run"]
+
+
+class _Late:
+    """Checkpoints :func:`verify` reads after it has read past the record they name (a heads
+    file whose counts go back: checkpoints of a log removed since, written before they named
+    its first line), compared in batches of at most :data:`_LATE_BATCH`, each by reading the
+    log again up to it. ``found``: the first record one does not match (its number, and the
+    checkpoint's run), as the log is read."""
+
+    def __init__(self, handle: BinaryIO, size: int) -> None:
+        self.handle = handle
+        self.size = size
+        self.batch: dict[int, list[tuple[str, str]]] = {}
+        self.held = 0
+        self.found: tuple[int, str] | None = None
+
+    def add(self, number: int, digest: str, run: str) -> None:
+        if self.found is not None and number >= self.found[0]:
+            return  # a record before it does not match already
+        self.batch.setdefault(number, []).append((digest, run))
+        self.held += 1
+        if self.held >= _LATE_BATCH:
+            self.compare()
+
+    def compare(self) -> None:
+        if not self.batch:
+            return
+        here = self.handle.tell()
+        self.handle.seek(0)
+        try:
+            last = max(self.batch)
+            for number, (line, _, _) in enumerate(_bounded_lines(self.handle, self.size)):
+                if number > last:
+                    break
+                wanted = self.batch.get(number)
+                if wanted is None or line is None:
+                    continue
+                digest = line_hash(line)
+                run = next((run for hashed, run in wanted if hashed != digest), None)
+                if run is not None:
+                    self.found = (number, run)
+                    break
+        finally:
+            self.handle.seek(here)
+            self.batch.clear()
+            self.held = 0
+
+
+class _Verification:
+    """One :func:`verify` of a log (read up to ``size``) and its heads file."""
+
+    def __init__(self, handle: BinaryIO, size: int, heads: _Heads) -> None:
+        self.handle = handle
+        self.size = size
+        self.heads = heads
+        self.runs = _Runs()
+
+    def verdict(self) -> Verdict:
+        """The log's lines are read in order, and the heads file's alongside, each checkpoint
+        as the log reaches the record it names (kept until then: the entry read last and
+        those of the record being read); one naming a record read already goes to
+        :class:`_Late`. The first problem in the log's order is named."""
+        lines = _bounded_lines(self.handle, self.size)
+        first_line = next(lines, None)
+        first = None if first_line is None or first_line[0] is None else line_hash(first_line[0])
+        tally = _Tally(first)
+        checkpoints = tally.checkpoints(self.heads.entries())
+        late = _Late(self.handle, self.size)
+        waiting = next(checkpoints, None)
         prev = GENESIS
         count = 0
-        runs = _Runs()
-        last = b""
-        for line, ended in itertools.chain([first_line] if first_line else [], lines):
-            problem = _check_line(line, count, prev, expected, runs)
-            if problem is None and not ended:
-                problem = "its line is cut short (no line break at the end: a write cut off)"
-            if problem is not None:
-                return Verdict(count, len(runs.seen), f"record {count}: {problem}", count)
-            prev = line_hash(line)
-            last = line
+        problem: str | None = None
+        for line, ended, _ in itertools.chain([first_line] if first_line else [], lines):
+            record = _loads(line)
+            problem = _record_problem(line, record, count, prev)
+            if problem is None and line is not None and isinstance(record, dict):
+                self.runs.add(record)
+                digest = line_hash(line)
+                while waiting is not None and waiting[0] <= count:
+                    if waiting[0] < count:
+                        late.add(*waiting)
+                    elif waiting[1] != digest:
+                        problem = (
+                            f"does not match the checkpoint of run {waiting[2]} (the log was "
+                            "rewritten)"
+                        )
+                        break
+                    waiting = next(checkpoints, None)
+                if problem is None and not ended:
+                    problem = "its line is cut short (no line break at the end: a write cut off)"
+                prev = digest
+            if problem is not None or late.found is not None:
+                break
             count += 1
-    verdict = _check_end(path, count, len(runs.seen), checkpoints, intents, last)
-    if others and (verdict.intact or not checkpoints):
-        return _another_log(path, count, len(runs.seen), checkpoints, others)
-    if verdict.intact:
-        return replace(verdict, notes=verdict.notes + runs.unended())
-    return verdict
+        if problem is None or count:  # the rest: the tally, and checkpoints of records read
+            for entry in itertools.chain([waiting] if waiting else [], checkpoints):
+                if entry[0] < count:
+                    late.add(*entry)
+        late.compare()
+        if late.found is not None:
+            number, run = late.found
+            return Verdict(
+                number,
+                self._runs_upto(number),
+                f"record {number}: does not match the checkpoint of run {run} (the log was "
+                "rewritten)",
+                number,
+            )
+        if problem is not None:
+            return Verdict(count, len(self.runs.seen), f"record {count}: {problem}", count)
+        verdict, told = self._end(count, tally, prev)
+        if tally.other is not None and (verdict.intact or tally.furthest is None):
+            return _another_log(self.heads.log, count, len(self.runs.seen), tally)
+        if not verdict.intact:
+            return verdict
+        return replace(
+            verdict,
+            notes=verdict.notes + self.runs.unended(told),
+            unended=self.runs.unended_runs(),
+        )
+
+    def _runs_upto(self, number: int) -> int:
+        """How many runs records 0 to ``number`` name."""
+        runs = _Runs()
+        self.handle.seek(0)
+        for index, (line, _, _) in enumerate(_bounded_lines(self.handle, self.size)):
+            if index > number:
+                break
+            record = _loads(line)
+            if isinstance(record, dict):
+                runs.add(record)
+        return len(runs.seen)
+
+    def _end(self, count: int, tally: _Tally, tip: str) -> tuple[Verdict, str | None]:
+        """The verdict on a log whose ``count`` records chain (``tip`` the last one's hash): it
+        must hold its furthest checkpoint, and end there or where a run declared it would;
+        and the run a note says declared a batch it did not checkpoint, if one does."""
+        runs = len(self.runs.seen)
+        furthest = tally.furthest
+        kept = 0 if furthest is None else int(furthest["records"])
+        if furthest is not None and count < kept:
+            problem = (
+                f"the log holds {count} records but run {furthest['run']} checkpointed {kept} "
+                "(records removed from the end)"
+            )
+            return Verdict(count, runs, problem, count), None
+        if count == kept:
+            declared = tally.declared
+            notes = _unwritten(declared, count)
+            told = declared["run"] if declared is not None and notes else None
+            return Verdict(count, runs, notes=notes), told
+        found = _pick(
+            self.heads.entries(),
+            lambda head: (
+                _intent(head)
+                and tally.is_own(head)
+                and head["records"] == count
+                and head["hash"] == tip
+            ),
+            furthest=False,
+        )
+        if found is not None:
+            note = (
+                f"records {kept} to {count - 1} were never checkpointed: run {found['run']} "
+                "declared them before writing them, and ended before its checkpoint (killed?)"
+            )
+            return Verdict(count, runs, notes=(note,)), found["run"]
+        if furthest is None:
+            problem = f"no checkpoint of {self.heads.log} was found: the log cannot be vouched for"
+            return Verdict(count, runs, problem, 0), None
+        problem = (
+            f"record {kept}: past the last checkpoint (run {furthest['run']}, {kept} records), "
+            "and no run declared the log ending there: appended afterwards by another program, "
+            "or a run's write was cut short at a line's end"
+        )
+        return Verdict(count, runs, problem, kept), None
 
 
 @dataclass(slots=True)
@@ -974,29 +1518,47 @@ class _Runs:
     def add(self, record: Record) -> None:
         run = str(record.get("run"))
         self.seen.add(run)
-        if record.get("type") == "start":
+        kind = record.get("type")
+        if kind == "start":
             self.started[run] = None
-        elif record.get("type") == "run":
+        elif kind == "run":
             self.ended.add(run)
 
-    def unended(self) -> tuple[str, ...]:
-        """A note for each run that started and wrote no end record."""
-        return tuple(
-            f"run {run} has no end record: it was killed or is still running; connections "
-            "open then are not recorded"
-            for run in self.started
-            if run not in self.ended
-        )
+    def unended_runs(self) -> tuple[str, ...]:
+        return tuple(run for run in self.started if run not in self.ended)
+
+    def unended(self, told: str | None = None) -> tuple[str, ...]:
+        """A note for each run that started and wrote no end record. The one ``told`` of (a
+        note says it declared a batch and did not checkpoint it) has a second: a write to
+        its log or heads file that failed stops a run short of its end record as much as a
+        kill does (a full disk: its traffic stopped then, and it said so)."""
+        notes: list[str] = []
+        for run in self.unended_runs():
+            notes.append(
+                f"run {run} has no end record: it was killed or is still running; connections "
+                "open then are not recorded"
+            )
+            if run == told:
+                notes.append(
+                    f"run {run} declared its last batch and did not checkpoint it (noted above): "
+                    "a write to its audit log or heads file failed (a full disk, say: its "
+                    "traffic stopped then, and it exited 125 saying so), or it was killed then"
+                )
+        return tuple(notes)
 
 
 def _removed(path: Path, heads: Path) -> Verdict | None:
     """The verdict on a log that is not at ``path`` while ``heads`` holds checkpoints of
     records in it (it was removed, or moved by hand); ``None`` when it holds none (no log was
     ever written there)."""
-    kept = [head for head in read_heads(heads, path) if head["records"] > 0]
-    if not kept:
+    with _opened_heads(heads) as (source, size):
+        furthest = _pick(
+            _Heads(source, size, heads, path).entries(),
+            lambda head: not _intent(head) and head["records"] > 0,
+            furthest=True,
+        )
+    if furthest is None:
         return None
-    furthest = max(kept, key=lambda head: int(head["records"]))
     return Verdict(
         0,
         0,
@@ -1044,28 +1606,12 @@ def _lock(fd: int, path: Path, kind: int = fcntl.LOCK_SH) -> None:
             time.sleep(0.02)
 
 
-def _lines_upto(handle: BinaryIO, size: int) -> Iterator[tuple[bytes, bool]]:
-    """Each line of ``handle`` within its first ``size`` bytes, without its line break, and
-    whether it had one."""
-    left = size
-    for raw in handle:
-        if len(raw) > left:
-            raw = raw[:left]
-        left -= len(raw)
-        if raw.endswith(b"\n"):
-            yield raw[:-1], True
-        elif raw:
-            yield raw, False
-        if left <= 0:
-            return
-
-
-def _check_line(
-    line: bytes, seq: int, prev: str, expected: Mapping[int, list[Record]], runs: _Runs
-) -> str | None:
-    try:
-        record = orjson.loads(line)
-    except orjson.JSONDecodeError:
+def _record_problem(line: bytes | None, record: object, seq: int, prev: str) -> str | None:
+    """What is wrong with ``line`` (``record``: what it holds, :func:`_loads`) as record
+    ``seq`` of a chain whose last hash is ``prev``; ``None`` when nothing is."""
+    if line is None:
+        return f"its line is longer than any record a run writes ({MAX_RECORD} bytes)"
+    if record is _BAD_JSON:
         return "is not a JSON record (edited, or cut short)"
     if not isinstance(record, dict):
         return "is not a JSON object"
@@ -1078,20 +1624,15 @@ def _check_line(
         )
     if type(record.get("seq")) is not int or record["seq"] != seq:
         return f"says it is record {record.get('seq')!r} (records removed, inserted or reordered)"
-    runs.add(record)
-    for head in expected.get(seq, ()):
-        if head["hash"] != line_hash(line):
-            return f"does not match the checkpoint of run {head['run']} (the log was rewritten)"
     return None
 
 
-def _another_log(
-    path: Path, count: int, runs: int, checkpoints: list[Record], others: list[Record]
-) -> Verdict:
+def _another_log(path: Path, count: int, runs: int, tally: _Tally) -> Verdict:
     """The verdict on a log whose heads file holds checkpoints of another log at its path."""
-    last = max(others, key=lambda head: int(head["records"]))
-    logs = len({str(head["first"]) for head in others})
-    if checkpoints:
+    last = tally.other
+    assert last is not None
+    logs = len(tally.other_logs)
+    if tally.furthest is not None:
         this = f"this log's {count} records match their own checkpoints"
     elif count:
         this = f"this log's {count} records have no checkpoint of their own"
@@ -1107,66 +1648,16 @@ def _another_log(
     )
 
 
-def _check_end(
-    path: Path,
-    count: int,
-    runs: int,
-    checkpoints: list[Record],
-    intents: list[Record],
-    last: bytes,
-) -> Verdict:
-    """The verdict on a log whose ``count`` records chain (``last`` the last line): it must
-    hold its furthest checkpoint, and end there or where a run declared it would."""
-    kept = max((int(head["records"]) for head in checkpoints), default=0)
-    if count < kept:
-        furthest = max(checkpoints, key=lambda head: int(head["records"]))
-        return Verdict(
-            count,
-            runs,
-            f"the log holds {count} records but run {furthest['run']} checkpointed {kept} "
-            "(records removed from the end)",
-            count,
-        )
-    if count == kept:
-        return Verdict(count, runs, notes=_unwritten(intents, count))
-    tip = line_hash(last)
-    declared = [head for head in intents if head["records"] == count and head["hash"] == tip]
-    if declared:
-        return Verdict(
-            count,
-            runs,
-            notes=(
-                f"records {kept} to {count - 1} were never checkpointed: run "
-                f"{declared[-1]['run']} declared them before writing them, and ended before "
-                "its checkpoint (killed?)",
-            ),
-        )
-    if not checkpoints:
-        return Verdict(
-            count, runs, f"no checkpoint of {path} was found: the log cannot be vouched for", 0
-        )
-    furthest = max(checkpoints, key=lambda head: int(head["records"]))
-    return Verdict(
-        count,
-        runs,
-        f"record {kept}: past the last checkpoint (run {furthest['run']}, {kept} records), "
-        "and no run declared the log ending there: appended afterwards by another program, or "
-        "a run's write was cut short at a line's end",
-        kept,
-    )
-
-
-def _unwritten(intents: list[Record], count: int) -> tuple[str, ...]:
-    """A note when a run declared more records than the log holds past its checkpoints: its
-    write failed (a full disk), it was killed before its write, or those records were
-    removed since (which nothing else can tell)."""
-    ahead = [head for head in intents if head["records"] > count]
-    if not ahead:
+def _unwritten(declared: Record | None, count: int) -> tuple[str, ...]:
+    """A note when a run declared more records than the log holds past its checkpoints
+    (``declared``: the furthest declaration): its write failed (a full disk), it was killed
+    before its write, or those records were removed since (which nothing else can tell)."""
+    if declared is None or declared["records"] <= count:
         return ()
-    last = max(ahead, key=lambda head: int(head["records"]))
     return (
-        f"run {last['run']} declared {last['records']} records but the log ends at {count}: "
-        "its last write failed or never came (killed), or records were removed from the end",
+        f"run {declared['run']} declared {declared['records']} records but the log ends at "
+        f"{count}: its last write failed or never came (killed), or records were removed from "
+        "the end",
     )
 
 
