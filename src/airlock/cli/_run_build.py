@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from typing import Any
 
     from airlock.egress import EgressConfig, StandbyProxy
+    from airlock.egress.config import HostRule
     from airlock.egress.options import Prepared
     from airlock.policy import Decisions
     from airlock.sandbox import ScrubbedEnvironment
@@ -34,27 +35,30 @@ def egress_config(
     from pathlib import Path
 
     from airlock.egress import EgressConfig, Limits, audit_paths, default_rules
-    from airlock.egress.config import ALLOW_OPTION, upstream_address
+    from airlock.egress.config import ALLOW_OPTION, HostRule, upstream_address
     from airlock.policy.rules import names_domains
     from airlock.settings.sandbox import sandbox_settings
 
     network = sandbox_settings(loaded)
-    allow = EgressConfig.rules(args.allow, ALLOW_OPTION)
-    deny = EgressConfig.rules(args.deny, "--deny")
-    for entry in network.allowed_domains:
-        allow += EgressConfig.rules(
-            [entry.text], f"sandbox.network.allowedDomains in {entry.origin.describe()}"
-        )
-    for entry in network.denied_domains:
-        deny += EgressConfig.rules(
-            [entry.text], f"sandbox.network.deniedDomains in {entry.origin.describe()}"
-        )
-    allow += _webfetch_allow_rules(loaded, network)
-    deny += _webfetch_deny_rules(loaded)
-    ask: tuple[Any, ...] = ()  # the guard asks first; the proxy cannot, so it refuses them
-    for rule in loaded.context.permissions.ask:
-        if names_domains(rule.text):  # one that cannot be read stops the run, as a deny's
-            ask += EgressConfig.rules([rule.text], f"permissions.ask in {rule.origin.describe()}")
+    # Lists grown in place, made tuples once: a tuple added to per rule is copied whole each
+    # time, and settings may hold a hundred thousand rules (minutes before the run).
+    allow = list(EgressConfig.rules(args.allow, ALLOW_OPTION))
+    deny = list(EgressConfig.rules(args.deny, "--deny"))
+    allow.extend(
+        HostRule.parse(entry.text, f"sandbox.network.allowedDomains in {entry.origin.describe()}")
+        for entry in network.allowed_domains
+    )
+    deny.extend(
+        HostRule.parse(entry.text, f"sandbox.network.deniedDomains in {entry.origin.describe()}")
+        for entry in network.denied_domains
+    )
+    allow.extend(_webfetch_allow_rules(loaded, network))
+    deny.extend(_webfetch_deny_rules(loaded))
+    ask = [  # the guard asks first; the proxy cannot, so it refuses them
+        HostRule.parse(rule.text, f"permissions.ask in {rule.origin.describe()}")
+        for rule in loaded.context.permissions.ask
+        if names_domains(rule.text)  # one that cannot be read stops the run, as a deny's
+    ]
     upstream = None
     for source, url in (
         ("--upstream-proxy", args.upstream_proxy),
@@ -68,11 +72,11 @@ def egress_config(
     given = Path(args.audit_log).expanduser().absolute() if args.audit_log else None
     audit_log, heads = audit_paths(environ, given)
     return EgressConfig(
-        allow=allow,
-        deny=deny,
+        allow=tuple(allow),
+        deny=tuple(deny),
         default_allow=default_rules(loaded.context, decisions),
         allow_all=args.allow_all,
-        ask=ask,
+        ask=tuple(ask),
         managed_lock=network.managed_lock.describe() if network.managed_lock else None,
         allow_private=any(rule.reaches_private for rule in allow),
         upstream_proxy=upstream,
@@ -106,36 +110,32 @@ def check_state_covered(config: EgressConfig, state: list[Path]) -> None:
             )
 
 
-def _webfetch_allow_rules(loaded: Loaded, network: SandboxSettings) -> tuple[Any, ...]:
+def _webfetch_allow_rules(loaded: Loaded, network: SandboxSettings) -> list[HostRule]:
     """``WebFetch(domain:…)`` allow rules (managed ones only under ``allowManagedDomainsOnly``),
     each as the web-fetch guard reads it."""
-    from airlock.egress import EgressConfig
+    from airlock.egress.config import HostRule
     from airlock.policy import Source
     from airlock.policy.rules import names_domains
 
-    rules: tuple[Any, ...] = ()
-    for rule in loaded.context.permissions.allow:
-        if not names_domains(rule.text):
-            continue
-        if network.managed_domains_only and rule.origin.source is not Source.MANAGED:
-            continue
-        rules += EgressConfig.rules([rule.text], f"permissions.allow in {rule.origin.describe()}")
-    return rules
+    return [
+        HostRule.parse(rule.text, f"permissions.allow in {rule.origin.describe()}")
+        for rule in loaded.context.permissions.allow
+        if names_domains(rule.text)
+        and not (network.managed_domains_only and rule.origin.source is not Source.MANAGED)
+    ]
 
 
-def _webfetch_deny_rules(loaded: Loaded) -> tuple[Any, ...]:
+def _webfetch_deny_rules(loaded: Loaded) -> list[HostRule]:
     """``WebFetch(domain:…)`` deny rules, each as the web-fetch guard reads it; one that cannot
     be read stops the run, as a deny must not be lost."""
-    from airlock.egress import EgressConfig
+    from airlock.egress.config import HostRule
     from airlock.policy.rules import names_domains
 
-    rules: tuple[Any, ...] = ()
-    for rule in loaded.context.permissions.deny:
-        if names_domains(rule.text):
-            rules += EgressConfig.rules(
-                [rule.text], f"permissions.deny in {rule.origin.describe()}"
-            )
-    return rules
+    return [
+        HostRule.parse(rule.text, f"permissions.deny in {rule.origin.describe()}")
+        for rule in loaded.context.permissions.deny
+        if names_domains(rule.text)
+    ]
 
 
 def _make_log(log: Path) -> None:

@@ -210,6 +210,7 @@ class ProxyReport:
             for host in self._refused_by(NO_RULE)
             if private_class(host) != AddressClass.METADATA
         ]
+        past = self._refused_past_first_hosts(NO_RULE)
         if unnamed:
             public = [host for host in unnamed if private_class(host) is None]
             private = [host for host in unnamed if private_class(host) is not None]
@@ -227,8 +228,10 @@ class ProxyReport:
             allow = _listed(unnamed, "--allow ")
             out.append(
                 "refused as no rule names them; if the command needed them, run again with "
-                f"{allow}{settings}"
+                f"{allow}{settings}" + (f"; {_past_first_hosts(past, 'more ')}" if past else "")
             )
+        elif past:
+            out.append(f"refused as no rule names them: {_past_first_hosts(past)}")
         locked = self._refused_by(MANAGED_ONLY)
         public = [host for host in locked if private_class(host) is None]
         private = [host for host in locked if private_class(host) is not None]
@@ -245,15 +248,34 @@ class ProxyReport:
                 "--allow reaches such an address, refused under allowManagedDomainsOnly): "
                 f"{_listed(private)}"
             )
+        past = self._refused_past_first_hosts(MANAGED_ONLY)
+        if past:
+            out.append(
+                "refused as only the managed settings allow hosts here "
+                f"(allowManagedDomainsOnly): {_past_first_hosts(past, 'more ' if locked else '')}"
+            )
         return out
 
     def _refused_by(self, start: str) -> list[str]:
-        """The hosts with a refusal whose reason begins with ``start``."""
+        """The hosts with a refusal whose reason begins with ``start``: names only, not the
+        entries that count many hosts or none (``OTHER_HOSTS``, ``NO_HOST``: no ``--allow``
+        takes them, and their parentheses would break a pasted command line)."""
         return [
             host.host
             for host in self.hosts
-            if any(reason.startswith(start) for reason, _ in host.refused)
+            if host.host not in (OTHER_HOSTS, NO_HOST)
+            and any(reason.startswith(start) for reason, _ in host.refused)
         ]
+
+    def _refused_past_first_hosts(self, start: str) -> int:
+        """The refusals of the hosts past the first ``MAX_HOSTS`` (counted together, their
+        names not kept) when one of them has a reason that begins with ``start``; else 0."""
+        for host in self.hosts:
+            if host.host == OTHER_HOSTS and any(
+                reason.startswith(start) for reason, _ in host.refused
+            ):
+                return sum(count for _, count in host.refused)
+        return 0
 
     def flow_lines(self) -> list[str]:
         """Inspected requests by flow, a line each, flagging what the engine did not predict."""
@@ -302,6 +324,16 @@ def host_reports(hosts: dict[str, HostStats]) -> tuple[HostReport, ...]:
             tuple(stats.errors.most_common()),
         )
         for host, stats in ordered
+    )
+
+
+def _past_first_hosts(times: int, more: str = "") -> str:
+    """The hosts past the first ``MAX_HOSTS``, refused ``times`` (``more`` times, after hosts
+    named), in words: they are not named, the audit log names them."""
+    return (
+        f"hosts past the first {MAX_HOSTS} were refused {times} {more}"
+        f"time{'s' if times > 1 else ''} (counted together as {OTHER_HOSTS}; the audit log "
+        "names each)"
     )
 
 

@@ -18,6 +18,7 @@ settings' ``allowManagedDomainsOnly`` only those settings allow anything.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from airlock.egress.config import ALLOW, ALLOW_OPTION, DENY, EgressConfig, HostRule
@@ -55,6 +56,12 @@ class EgressRules:
     def __init__(self, config: EgressConfig) -> None:
         self.config = config
         self._cache: dict[tuple[str, int], RuleDecision] = {}
+        self._denied_cache: dict[tuple[str, int], HostRule | None] = {}
+        self._deny = RuleIndex(config.deny)
+        self._ask = RuleIndex(config.ask)
+        self._allow = RuleIndex(config.allow)
+        self._default_allow = RuleIndex(config.default_allow)
+        self._allow_option = RuleIndex(rule for rule in config.allow if rule.origin == ALLOW_OPTION)
 
     def check(self, host: str, port: int) -> RuleDecision:
         """Decide ``host:port`` (cached: the rules do not change during a run).
@@ -81,8 +88,15 @@ class EgressRules:
     def denied(self, host: str, port: int) -> HostRule | None:
         """The deny rule that covers ``host:port`` (a canonical host: a name, or an address,
         with the IPv4 address an IPv6 one carries), or ``None``. Asked of the address a name
-        resolved to as well: a deny of an address holds whatever name reaches it."""
-        return _covering(self.config.deny, host, port)
+        resolved to as well: a deny of an address holds whatever name reaches it. Cached, as
+        :meth:`check` is: the proxy asks it of every connection's address."""
+        key = (host, port)
+        if key in self._denied_cache:
+            return self._denied_cache[key]
+        found = self._deny.covering(host, port, carried_ipv4(host))
+        if len(self._denied_cache) < 65536:
+            self._denied_cache[key] = found
+        return found
 
     def _decide(self, host: str, port: int) -> RuleDecision:
         config = self.config
@@ -90,18 +104,18 @@ class EgressRules:
         if denied is not None:
             reason = f"denied by {denied.describe()}"
             return RuleDecision(host, port, DENY, reason, denied, hint=how_to_undeny(denied))
-        asked = _covering(config.ask, host, port)
+        asked = self._ask.covering(host, port, carried_ipv4(host))
         if asked is not None and not self._on_command_line(host, port):
             reason = f"{ASKED} {asked.describe()}, and the proxy cannot ask"
             hint = how_to_pass_ask(host, port, config.managed_lock)
             return RuleDecision(host, port, DENY, reason, asked, hint=hint)
-        for rule in config.allow:
-            if rule.covers(host, port):
-                reason = f"allowed by {rule.describe()}"
-                return RuleDecision(host, port, ALLOW, reason, rule, explicit=rule.reaches_private)
-        for rule in config.default_allow:
-            if rule.covers(host, port):
-                return RuleDecision(host, port, ALLOW, f"allowed by {rule.describe()}", rule)
+        rule = self._allow.covering(host, port)
+        if rule is not None:
+            reason = f"allowed by {rule.describe()}"
+            return RuleDecision(host, port, ALLOW, reason, rule, explicit=rule.reaches_private)
+        rule = self._default_allow.covering(host, port)
+        if rule is not None:
+            return RuleDecision(host, port, ALLOW, f"allowed by {rule.describe()}", rule)
         if config.allow_all:
             return RuleDecision(host, port, ALLOW, "allowed by --allow-all (audit only)")
         shown = host_port(host, port)
@@ -116,19 +130,91 @@ class EgressRules:
         """Whether the user's own command line lets ``host:port`` through: ``--allow-all``,
         or an ``--allow`` covering it (what passes an ask rule, which the proxy cannot put to
         anyone: the user said so for this run)."""
-        return self.config.allow_all or any(
-            rule.origin == ALLOW_OPTION and rule.covers(host, port) for rule in self.config.allow
-        )
+        return self.config.allow_all or self._allow_option.covering(host, port) is not None
 
 
-def _covering(rules: tuple[HostRule, ...], host: str, port: int) -> HostRule | None:
-    """The first of ``rules`` (deny or ask rules) that covers ``host:port``, a canonical host,
-    or the IPv4 address it carries (:func:`~airlock.policy.rules.carried_ipv4`); ``None``."""
-    carried = carried_ipv4(host)
-    for rule in rules:
-        if rule.covers(host, port) or (carried is not None and rule.covers(carried, port)):
-            return rule
-    return None
+class RuleIndex:
+    """One list of rules (the deny, the ask or the allow rules), looked up without reading
+    every rule: settings may hold a hundred thousand, and the proxy asks at every connection,
+    on its one event loop.
+
+    The answer is the linear scan's, the first rule of the list that covers ``host:port``
+    (:meth:`HostRule.covers`); only the way to it differs. A rule naming one host is found by
+    that host; ``*.example.com`` by the parent domains of the host (``a.b.example.com`` asks
+    for ``b.example.com``, ``example.com``, ``com``: what ``host.endswith(".example.com")``
+    compares); each on any port, or on the port asked. The rest (every host,
+    ``cdn*.example.com``, ``example.*``: a ``*`` inside a label) are read in order, up to the
+    place of the first rule found so far. Places are kept, not pairs: a container made per
+    rule costs the garbage collector a pass over them all, again and again, while it grows.
+    """
+
+    __slots__ = ("_exact", "_parents", "_rules", "_scanned")
+
+    def __init__(self, rules: Iterable[HostRule]) -> None:
+        self._rules = list(rules)
+        self._exact = _ByName()
+        self._parents = _ByName()
+        self._scanned: list[int] = []
+        for place, rule in enumerate(self._rules):
+            pattern = rule.pattern
+            if pattern.any_host or pattern.wildcard:
+                self._scanned.append(place)
+            elif pattern.subdomains_only:  # text is ".example.com"
+                self._parents.add(pattern.text[1:], rule.port, place)
+            else:
+                self._exact.add(pattern.text, rule.port, place)
+
+    def covering(self, host: str, port: int, carried: str | None = None) -> HostRule | None:
+        """The first rule that covers ``host:port`` (normalised), or ``carried:port`` when
+        given (the IPv4 address ``host`` carries, for deny and ask rules:
+        :func:`~airlock.policy.rules.carried_ipv4`); ``None``."""
+        place = self._first(host, port)
+        if carried is not None:
+            place = min(place, self._first(carried, port))
+        return self._rules[place] if place < len(self._rules) else None
+
+    def _first(self, host: str, port: int) -> int:
+        """The place of the first rule that covers ``host:port``; past the end when none."""
+        best = self._exact.first(host, port, len(self._rules))
+        if self._parents:
+            dot = host.find(".")
+            while dot >= 0:
+                best = self._parents.first(host[dot + 1 :], port, best)
+                dot = host.find(".", dot + 1)
+        for place in self._scanned:
+            if place >= best:
+                break
+            if self._rules[place].covers(host, port):
+                return place
+        return best
+
+
+class _ByName:
+    """The places of rules by the name they hold (a host, or the parent domain of
+    ``*.example.com``), on any port or on one: the first place for each."""
+
+    __slots__ = ("_any_port", "_on_port")
+
+    def __init__(self) -> None:
+        self._any_port: dict[str, int] = {}
+        self._on_port: dict[tuple[str, int], int] = {}
+
+    def __bool__(self) -> bool:
+        return bool(self._any_port or self._on_port)
+
+    def add(self, name: str, port: int | None, place: int) -> None:
+        if port is None:
+            self._any_port.setdefault(name, place)
+        else:
+            self._on_port.setdefault((name, port), place)
+
+    def first(self, name: str, port: int, best: int) -> int:
+        """``best``, or the place of a rule for ``name`` on any port or on ``port`` when it
+        comes earlier."""
+        best = min(best, self._any_port.get(name, best))
+        if self._on_port:
+            best = min(best, self._on_port.get((name, port), best))
+        return best
 
 
 def shown_host(host: str) -> str:
