@@ -846,6 +846,22 @@ def record_with_hash(path: Path, digest: str) -> int | None:
     return None
 
 
+def _size_and_heads(
+    fd: int, path: Path, heads: Path, stack: contextlib.ExitStack[Any]
+) -> tuple[int, BinaryIO | None, int] | str:
+    """The log's size and its heads file opened (kept open by ``stack``), taken together under
+    a shared lock on the log, held a moment; or why the heads file cannot vouch for the log
+    (:func:`_unsafe_heads`)."""
+    _lock(fd, path)
+    try:
+        size = os.fstat(fd).st_size
+        source, heads_size = stack.enter_context(_opened_heads(heads))
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+    unsafe = _unsafe_heads(heads, os.fstat(fd).st_uid)
+    return unsafe if unsafe is not None else (size, source, heads_size)
+
+
 @contextlib.contextmanager
 def _opened_heads(heads: Path) -> Iterator[tuple[BinaryIO | None, int]]:
     """``heads`` open for reading, and its size now; ``None`` and 0 when it is missing.
@@ -1180,15 +1196,10 @@ class LogReader:
             return link_refused(self.path, "the log path")
         fd = self._handle.fileno()
         with contextlib.ExitStack() as stack:
-            _lock(fd, self.path)
-            try:
-                size = os.fstat(fd).st_size
-                source, heads_size = stack.enter_context(_opened_heads(heads))
-            finally:
-                fcntl.flock(fd, fcntl.LOCK_UN)
-            unsafe = _unsafe_heads(heads, os.fstat(fd).st_uid)
-            if unsafe is not None:
-                return unsafe
+            snapshot = _size_and_heads(fd, self.path, heads, stack)
+            if isinstance(snapshot, str):
+                return snapshot
+            size, source, heads_size = snapshot
             if self._problem is None and size < self._end:
                 # cut back since it was read (as a run's write that met a full disk is, lest
                 # it leave half a line): checked again from its start
@@ -1276,16 +1287,10 @@ def verify(path: Path, heads: Path) -> Verdict:
             raise
         return removed
     with handle, contextlib.ExitStack() as stack:
-        fd = handle.fileno()
-        _lock(fd, path)
-        try:
-            size = os.fstat(fd).st_size
-            source, heads_size = stack.enter_context(_opened_heads(heads))
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-        unsafe = _unsafe_heads(heads, os.fstat(fd).st_uid)
-        if unsafe is not None:
-            return Verdict(0, 0, unsafe)
+        taken = _size_and_heads(handle.fileno(), path, heads, stack)
+        if isinstance(taken, str):
+            return Verdict(0, 0, taken)
+        size, source, heads_size = taken
         return _Verification(handle, size, _Heads(source, heads_size, heads, path)).verdict()
 
 
