@@ -235,8 +235,9 @@ def test_a_missing_mcp_json_is_an_empty_file_where_git_lists_none(
 ) -> None:
     """The agent reads ``.mcp.json`` in every project and reported "MCP config is not a
     regular file" at every start over a folder there: an empty read-only file stands at a
-    missing one, which it reads as no servers, where git would not list it (no repository,
-    or ignored); a folder where git would list a new file."""
+    missing one, which it reads as no servers, where git would not list it (no repository;
+    or ignored, when git is asked of the project's settings files anyway: a run pays no
+    process for it alone); a folder where git would list a new file."""
     look = "[ -f .mcp.json ] && [ ! -s .mcp.json ] && echo file; [ -d .mcp.json ] && echo folder; "
     look += "(echo x > .mcp.json) 2>/dev/null || echo read-only"
     done = airlock("run", "--audit-log", str(tmp_path / "a.jsonl"), "--", "sh", "-c", look)
@@ -248,6 +249,7 @@ def test_a_missing_mcp_json_is_an_empty_file_where_git_lists_none(
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == ["folder", "read-only"]
     (project / ".gitignore").write_text(".mcp.json\n")
+    (project / ".claude" / "commands").mkdir(parents=True)  # git is asked of its settings
     done = airlock("run", "--audit-log", str(tmp_path / "a.jsonl"), "--", "sh", "-c", look)
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == ["file", "read-only"]

@@ -237,6 +237,7 @@ def mounts(
         bare_rules,
         git_folder_rules,
         hooks_rules,
+        in_no_repository,
         include_rules,
         more_git_rules,
         nested_rules,
@@ -287,8 +288,11 @@ def mounts(
         for name in SETTINGS_IN_WORKSPACE
         if (workspace / ".claude").is_dir() and not os.path.lexists(workspace / name)
     ]
-    if not os.path.lexists(workspace / ".mcp.json"):  # the agent reads it in every project:
-        missing.append(".mcp.json")  # a folder there is an MCP config error at every start
+    if not os.path.lexists(workspace / ".mcp.json") and (missing or in_no_repository(workspace)):
+        # the agent reads it in every project, and a folder there is an MCP config error at
+        # every start; git is asked about it only when asked anyway (in a repository it is
+        # seldom ignored, and a run would pay a process for it)
+        missing.append(".mcp.json")
     rules = [
         *workspace_rules(workspace, held is not None, unlisted_by_git(workspace, missing)),
         *([held.rule] if held is not None else []),

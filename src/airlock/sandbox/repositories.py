@@ -979,6 +979,11 @@ def read_by_git(
     return run_git([*READING_GIT, *arguments], {**environ, **variables}, timeout=timeout)
 
 
+def in_no_repository(workspace: Path) -> bool:
+    """Whether no ``.git`` is at ``workspace`` or above it: git would list nothing there."""
+    return not os.path.lexists(workspace / ".git") and not enclosing_git(workspace)
+
+
 def unlisted_by_git(workspace: Path, names: Iterable[str]) -> frozenset[str]:
     """Which of ``names`` (plain paths in ``workspace``: git quotes no character of theirs)
     ``git status`` would not list as new files there: those its ignore rules name, or all
@@ -990,8 +995,8 @@ def unlisted_by_git(workspace: Path, names: Iterable[str]) -> frozenset[str]:
     asked = list(names)
     if not asked:
         return frozenset()
-    if not os.path.lexists(workspace / ".git") and not enclosing_git(workspace):
-        return frozenset(asked)  # in no repository: nothing to ask git (a process saved)
+    if in_no_repository(workspace):
+        return frozenset(asked)  # nothing to ask git (a process saved)
     read = [workspace / ".gitignore", workspace / ".git" / "info" / "exclude"]
     read += [workspace / Path(name).parent / ".gitignore" for name in asked]
     for path in read:  # a FIFO there (made by an earlier command) would hold git: not asked
