@@ -12,7 +12,7 @@ import subprocess
 from pathlib import Path
 
 from airlock.egress.ca import RunCA
-from tests.cli import airlock
+from tests.cli import airlock, run_script
 from tests.egress.harness import NOW, tls_origin
 
 HOST = "127.0.0.2"  # not the sandbox's NO_PROXY: reached through the proxy, as a real host
@@ -22,18 +22,7 @@ PASSWORD = "Pw!$&'()*+,;=~x9Z"
 def _run(
     tmp_path: Path, *args: str, script: str, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    return airlock(
-        "run",
-        "--audit-log",
-        str(tmp_path / "audit.jsonl"),
-        *args,
-        "--",
-        "sh",
-        "-c",
-        script,
-        env=env,
-        timeout=180,
-    )
+    return run_script(tmp_path, script, *args, env=env)
 
 
 def _records(log: Path) -> list[dict[str, object]]:

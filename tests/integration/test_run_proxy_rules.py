@@ -10,23 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli import airlock
+from tests.cli import run_script
 from tests.conftest import write_json
 from tests.integration.run_servers import HOST, web_site
 
 
 def _run(tmp_path: Path, *args: str, script: str) -> subprocess.CompletedProcess[str]:
-    return airlock(
-        "run",
-        "--audit-log",
-        str(tmp_path / "audit.jsonl"),
-        *args,
-        "--",
-        "sh",
-        "-c",
-        script,
-        timeout=180,
-    )
+    return run_script(tmp_path, script, *args)
 
 
 def _refusals(log: Path) -> list[dict[str, object]]:
