@@ -39,7 +39,12 @@ from airlock.egress.connection import (
     new_record,
     stale,
 )
-from airlock.egress.framing import PIECE, HttpError, could_hold_secrets, refuse_a_body_on_get
+from airlock.egress.framing import (
+    HttpError,
+    could_hold_secrets,
+    refuse_a_body_on_get,
+    write_in_pieces,
+)
 from airlock.egress.http1 import (
     END,
     BadRequest,
@@ -483,17 +488,15 @@ async def _send_gathered(
     whole, the transport would hold a copy of what the socket did not take at once beside
     the body, memory no budget counts. ``progress[0]`` follows what was handed over, should
     the exchange fail; the bytes sent in all are returned."""
-    view = memoryview(body)
-    transport = writer.transport
-    for start in range(0, len(view), PIECE):
-        piece = view[start : start + PIECE]
-        writer.write(piece)
-        sent += len(piece)
+
+    def handed(length: int) -> None:
+        nonlocal sent
+        sent += length
         progress[0] = sent
         client.touch()  # a slow destination taking it is no idle client
-        if transport.get_write_buffer_size() > PIECE:
-            await writer.drain()
-    if transport.get_write_buffer_size():  # as for a streamed body: an origin that answered
+
+    await write_in_pieces(writer, body, handed)
+    if writer.transport.get_write_buffer_size():  # as for a streamed body: an origin that answered
         await writer.drain()  # and closed already would make the wait raise, its answer unread
     return sent
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import httptools
 
@@ -433,3 +433,20 @@ def could_hold_secrets(target: str) -> bool:
     if at > 0 and ":" in target[:at]:
         return True
     return NAMED_VALUE.search(target.lower()) is not None
+
+
+async def write_in_pieces(
+    writer: asyncio.StreamWriter, body: bytes, handed: Callable[[int], None]
+) -> None:
+    """Hand ``body`` to ``writer`` :data:`PIECE` bytes at a time, each once the one before it
+    has mostly gone: written whole, the transport (and TLS, an encrypted copy) would hold what
+    the socket did not take at once beside the body, memory no budget counts. ``handed`` is
+    told each piece's length as it goes (what left, should the exchange fail; activity)."""
+    view = memoryview(body)
+    transport = writer.transport
+    for start in range(0, len(view), PIECE):
+        piece = view[start : start + PIECE]
+        writer.write(piece)
+        handed(len(piece))
+        if transport.get_write_buffer_size() > PIECE:
+            await writer.drain()

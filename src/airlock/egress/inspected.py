@@ -73,6 +73,7 @@ from airlock.egress.framing import (
     read_head,
     refuse_a_body_on_get,
     without_userinfo,
+    write_in_pieces,
 )
 from airlock.egress.http1 import REASONS, connection_tokens
 from airlock.egress.scan import (
@@ -784,17 +785,12 @@ class InspectedConnection:
         before it has mostly gone: written whole, TLS would hold an encrypted copy of it all
         (and the socket another) beside the body, memory no budget counts.
         ``fields["bytes_out"]`` follows what was handed over, should the exchange fail."""
-        view = memoryview(gathered)
-        transport = up_writer.transport
-        sent = fields["bytes_out"]
-        for start in range(0, len(view), PIECE):
-            piece = view[start : start + PIECE]
-            up_writer.write(piece)
-            sent += len(piece)
-            fields["bytes_out"] = sent
+
+        def handed(length: int) -> None:
+            fields["bytes_out"] += length
             self._active()
-            if transport.get_write_buffer_size() > PIECE:
-                await up_writer.drain()
+
+        await write_in_pieces(up_writer, gathered, handed)
 
     async def _relay_response(self, up: Upstream, fields: dict[str, Any]) -> tuple[int, int, bool]:
         """Stream the origin's answer to the client: its status, bytes, and whether to go on.
