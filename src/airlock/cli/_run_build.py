@@ -278,10 +278,6 @@ def mounts(
         *user_rules(Kind.WRITE, args.rw, "--rw", home, cwd),
         *user_rules(Kind.READ, args.ro, "--ro", home, cwd),
     ]
-    given = {  # each as the user named it, links not followed
-        id(rule): expand(text, home, cwd)
-        for rule, text in zip(asked, [*args.rw, *args.ro], strict=True)
-    }
     root_git = workspace / ".git"
     missing = [  # in a .claude folder that is there: a folder at one makes the agent warn
         name
@@ -398,7 +394,6 @@ def mounts(
                     rules.append(rule)
                     if kind is Kind.WRITE:
                         asked.append(rule)
-                        given[id(rule)] = path
                 elif kind is Kind.WRITE:
                     project_writes.append(rule)
                 else:
@@ -446,7 +441,7 @@ def mounts(
             )
     rules += _other_roots_rules(opened, workspace)
     rules += _agent_state_git_rules(agent_state, workspace)
-    rules, credentials = _credentials_opened(rules, asked, given)
+    rules, credentials = _credentials_opened(rules, asked)
     planned = plan(rules)
     for rule, store in credentials:
         if any(kept.path == rule.path and kept.kind is rule.kind for kept in planned):
@@ -461,7 +456,7 @@ def mounts(
 
 
 def _credentials_opened(
-    rules: list[Any], asked: list[Any], given: dict[int, Path]
+    rules: list[Any], asked: list[Any]
 ) -> tuple[list[Any], list[tuple[Any, Any]]]:
     """``rules`` with the user's own ``--ro``, ``--rw`` and ``allowWrite`` of their own
     settings (``asked``) that name a credential store airlock hides, or a path in one, opened
@@ -472,9 +467,9 @@ def _credentials_opened(
     user's own ``--hide`` or ``denyRead`` at the path still wins. Also each opened rule and
     the store's hiding rule above it, for the run to say so.
 
-    ``given``: each asked rule's path as the user named it. One that reaches the store through
-    a symbolic link in a folder the sandbox can write opens nothing: code inside an earlier
-    run could have made that link (``docs/vendor -> ~/.ssh``), and a later ``--ro
+    An asked rule that reaches the store through a symbolic link in a folder the sandbox can
+    write (its path as the user named it, :attr:`~airlock.sandbox.paths.Mount.named`, holds
+    the link) opens nothing: code inside an earlier run could have made that link (``docs/vendor -> ~/.ssh``), and a later ``--ro
     ./docs/vendor`` would open what its user never named; the run says so."""
     import sys
     from dataclasses import replace
@@ -492,7 +487,8 @@ def _credentials_opened(
     writable = [rule.path for rule in rules if rule.kind is Kind.WRITE]
     for rule in asked:
         holding = [store for store in hidden if rule.path.is_relative_to(store.path)]
-        link = _writable_link_on_the_way(given[id(rule)], writable) if holding else None
+        named = rule.named if holding else None  # set only when links made the path differ
+        link = _writable_link_on_the_way(named.absolute(), writable) if named else None
         if link is not None:
             print(
                 f"airlock run: {rule.why}: reaches {holding[0].path}, which airlock hides as "
