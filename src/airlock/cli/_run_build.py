@@ -514,17 +514,11 @@ def _credentials_opened(
 def _writable_link_on_the_way(given: Path, writable: list[Path]) -> Path | None:
     """The first symbolic link on the way to ``given`` (as named, absolute) that stands in a
     folder under one of ``writable`` (resolved paths), if any."""
-    import os
-    from pathlib import Path
+    from airlock.sandbox.paths import links_to
 
-    current = Path(given.anchor)
-    for part in given.parts[1:]:
-        current = current / part
-        if current.is_symlink():
-            folder = Path(os.path.realpath(current.parent))
-            if any(folder.is_relative_to(root) for root in writable):
-                return current
-            current = Path(os.path.realpath(current))
+    for link in links_to(given):  # each at its folder's real path
+        if any(link.parent.is_relative_to(root) for root in writable):
+            return link
     return None
 
 

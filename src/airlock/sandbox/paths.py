@@ -622,6 +622,14 @@ def links_on_the_way(rules: Iterable[Mount]) -> dict[Path, str]:
     return links
 
 
+def links_to(path: Path) -> list[Path]:
+    """Each symbolic link met on the way to ``path`` (absolute), in the order the kernel meets
+    them (:func:`_note_links`), each at its folder's real path."""
+    links: dict[Path, str] = {}
+    _note_links(path, links)
+    return list(links)
+
+
 LINKS_FOLLOWED = 40
 """As many as the kernel follows in one path (``SYMLOOP_MAX``)."""
 
