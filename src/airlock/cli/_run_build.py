@@ -474,14 +474,9 @@ def _credentials_opened(
     import sys
     from dataclasses import replace
 
-    from airlock.sandbox.paths import CREDENTIALS_WHY, Kind
-    from airlock.sandbox.stores import WHY
+    from airlock.sandbox.paths import Kind
 
-    hidden = [
-        rule
-        for rule in rules
-        if rule.kind is Kind.HIDE and (rule.why == CREDENTIALS_WHY or rule.why.startswith(WHY))
-    ]
+    hidden = [rule for rule in rules if rule.kind is Kind.HIDE and rule.credentials]
     stores: dict[int, Any] = {}
     dropped: set[int] = set()
     writable = [rule.path for rule in rules if rule.kind is Kind.WRITE]

@@ -530,6 +530,9 @@ class Mount:
     """A ``WRITE`` on an empty folder of the sandbox's own (a file system in memory) instead
     of the path: the command writes there as usual, and what is there stays out of its
     reach (:data:`PRIVATE_IN_CONFIG_DIR`)."""
+    credentials: bool = field(default=False, compare=False)
+    """A ``HIDE`` of a credential store (:func:`hide_credentials`): the user's own ``--ro``
+    or ``--rw`` on it, or on a path in it, opens it as asked, and the run says so."""
     asked: bool = field(default=False, compare=False)
     """The user's own ``--ro`` or ``--rw`` (or ``allowWrite`` of their own settings) on a
     credential store airlock hides, or on a path in one (``--ro ~/.ssh/known_hosts``): it
@@ -792,7 +795,7 @@ def home_rules(
     for text in CREDENTIAL_PATHS:
         path = home / text[2:]
         if resolve(path).exists():
-            yield mount(Kind.HIDE, path, CREDENTIALS_WHY)
+            yield hide_credentials(path, "credentials")
         else:
             why = "credentials (missing: must not be made inside)"
             yield mount(Kind.READ, path, why, folder=text in CREDENTIAL_FOLDERS)
@@ -803,8 +806,9 @@ def home_rules(
         yield mount(Kind.HIDE, default, "airlock's own state (the default config dir's)")
 
 
-CREDENTIALS_WHY = "credentials"
-"""Why :func:`home_rules` hides each of :data:`CREDENTIAL_PATHS` that is there."""
+def hide_credentials(path: Path, why: str) -> Mount:
+    """The ``HIDE`` of a credential store at ``path`` (:attr:`Mount.credentials`)."""
+    return replace(mount(Kind.HIDE, path, why), credentials=True)
 
 
 def zdotdir_rules(home: Path, environ: Mapping[str, str]) -> Iterator[Mount]:

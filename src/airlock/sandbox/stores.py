@@ -25,7 +25,7 @@ import os
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
-from airlock.sandbox.paths import CREDENTIAL_PATHS, Kind, Mount, mount, resolve
+from airlock.sandbox.paths import CREDENTIAL_PATHS, Mount, hide_credentials, resolve
 
 SECRET_STORES: tuple[str, ...] = (
     # package registries and build tools
@@ -315,12 +315,12 @@ def store_rules(
         if real == Path(real.anchor):
             continue  # a variable naming "/": nothing would be left to run
         if path not in hidden_already:  # those are paths.home_rules'
-            yield mount(Kind.HIDE, path, WHY)
+            yield hide_credentials(path, WHY)
         if real.is_dir():
             for target in links_out_of(real):
                 if target not in seen and target not in keep and target != Path(target.anchor):
                     seen.add(target)
-                    yield mount(Kind.HIDE, target, f"{WHY} (a link in {path} leads there)")
+                    yield hide_credentials(target, f"{WHY} (a link in {path} leads there)")
 
 
 def links_out_of(folder: Path) -> list[Path]:
