@@ -108,6 +108,34 @@ def test_a_hooks_folder_given_in_the_environment_cannot_be_made(
     assert not (home / "given-templates").exists()
 
 
+def test_a_file_the_environments_config_includes_cannot_be_written(
+    tmp_path: Path, home: Path, project: Path
+) -> None:
+    """``GIT_CONFIG_PARAMETERS`` includes ~/team/given.inc (there) and ``GIT_CONFIG_COUNT``
+    ~/team/later.inc (missing): under --rw ~ code inside can neither
+    add a ``core.fsmonitor`` to the first nor make the second, which the user's git outside
+    reads whenever its shell gives it those variables."""
+    (home / "team").mkdir(parents=True)
+    given = home / "team" / "given.inc"
+    given.write_text("[diff]\n\trenames = true\n")
+    later = home / "team" / "later.inc"
+    env = {
+        "GIT_CONFIG_PARAMETERS": f"'include.path'='{given}'",
+        "GIT_CONFIG_COUNT": "1",
+        "GIT_CONFIG_KEY_0": "include.path",
+        "GIT_CONFIG_VALUE_0": "~/team/later.inc",
+    }
+    script = "".join(
+        f"printf '[core]\\n\\tfsmonitor = touch PWNED\\n' >> {path} 2>/dev/null && echo WROTE; "
+        for path in (given, later)
+    )
+    done = _run(tmp_path, "--rw", "~", "--", "sh", "-c", script + "echo ok", env=env)
+    assert done.returncode == 0, done.stderr
+    assert "WROTE" not in done.stdout and "ok" in done.stdout, done.stdout
+    assert "fsmonitor" not in given.read_text()
+    assert not later.exists()
+
+
 def test_the_environments_config_is_read_as_git_quotes_it(home: Path) -> None:
     """``GIT_CONFIG_PARAMETERS`` as git itself writes it for ``git -c`` (quotes, ``!`` and
     spaces in a value; a key with no value), then ``GIT_CONFIG_COUNT``'s pairs, up to the

@@ -601,11 +601,9 @@ def user_git_rules(
         found.append(environ["GIT_TEMPLATE_DIR"])
     configs = every_user_config(home, environ)
     for key, value in given_config(environ):
-        name = key.lower()
-        if name in USER_GIT_FOLDERS:
+        if key.lower() in USER_GIT_FOLDERS:
             found.append(_home_expanded(value, home))
-        elif _names_an_include(name) and _home_expanded(value, home).startswith("/"):
-            configs.append(Path(_home_expanded(value, home)))  # git reads no relative one there
+    configs += given_includes(home, environ)
     seen: set[Path] = set()
     for config in configs:
         if resolve(config) in seen:
@@ -784,7 +782,9 @@ def include_rules(
     its ``.git`` is further up, the root's and each nested repository's (``nested``: their
     ``.git``), each with its ``config.worktree`` and, for a linked worktree, its common
     folder's; then the user's (``GIT_CONFIG_GLOBAL``, else ``~/.gitconfig`` and
-    ``$XDG_CONFIG_HOME/git/config``). At most :data:`INCLUDES` files from each; the configs
+    ``$XDG_CONFIG_HOME/git/config``), and those the configuration ``environ`` gives git
+    includes (``GIT_CONFIG_PARAMETERS``, ``GIT_CONFIG_COUNT``: :func:`given_includes`), read-only
+    themselves too. At most :data:`INCLUDES` files from each; the configs
     that had more, for the caller to say. Git is asked only for a config that mentions
     ``include``."""
     git_dir = [Path(environ["GIT_DIR"])] if environ.get("GIT_DIR") else []
@@ -799,9 +799,11 @@ def include_rules(
     rules: list[Mount] = [  # the user's own config files too: they may lie in the workspace
         rule for config in user if (rule := _include_rule(config, why, mine=True)) is not None
     ]
+    given = given_includes(home, environ)
+    rules += [rule for config in given if (rule := _include_rule(config, why)) is not None]
     seen: set[Path] = set()
     capped: list[str] = []
-    for config in dict.fromkeys((*configs, *user)):
+    for config in dict.fromkeys((*configs, *user, *given)):
         queue, count = deque([config]), 0
         while queue:  # a relative include is read against the folder the config is named in
             for included in included_configs(queue.popleft(), home):
@@ -819,6 +821,17 @@ def include_rules(
                     rules.append(rule)
                     queue.append(included)
     return rules, capped
+
+
+def given_includes(home: Path, environ: Mapping[str, str]) -> list[Path]:
+    """The files that the configuration ``environ`` gives git (:func:`given_config`) includes:
+    absolute ones only (``~/`` is the home), as git reads no relative one there."""
+    found: list[Path] = []
+    for key, value in given_config(environ):
+        text = _home_expanded(value, home)
+        if _names_an_include(key.lower()) and text.startswith("/"):
+            found.append(Path(text))
+    return found
 
 
 def user_configs(home: Path, environ: Mapping[str, str]) -> list[Path]:
