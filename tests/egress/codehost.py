@@ -51,6 +51,8 @@ class _Handler(Handler):
             self.send_response(int(parse_qs(body.decode())["status"][0]))
             self.send_header("ETag", '"1"')
             self.end_headers()
+        elif "/renamed.git/" in self.path or "/gone.git/" in self.path:  # renamed since
+            self._moved()
         elif "/cutoff.git/" in self.path:  # an answer cut off: part of its body, then a close
             self.send_response(200)
             self.send_header("Content-Length", "1000")
@@ -59,6 +61,16 @@ class _Handler(Handler):
             self.close_connection = True
         else:
             self.git_backend(self.server.root, body, REMOTE_USER="token-user")
+
+    def _moved(self) -> None:
+        """A repository renamed, as GitHub answers for its old name: a redirect to the same
+        request on its new name, on this code host (``renamed`` is ``allowed`` now, ``gone``
+        is ``other``)."""
+        host, port = self.server.server_address[:2]
+        moved = self.path.replace("/renamed.git/", "/allowed.git/").replace(
+            "/gone.git/", "/other.git/"
+        )
+        self.answer(301, [("Location", f"http://{host}:{port}{moved}")], b"moved\n")
 
     def _sly(self) -> None:
         """The credential in the reason phrase, a header's name, base64 and URL-encoded forms,

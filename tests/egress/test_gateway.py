@@ -259,9 +259,9 @@ def test_bad_repo_grants_are_usage_errors(text: str) -> None:
 @pytest.mark.parametrize(
     ("environ", "source"),
     [
-        ({"GH_TOKEN": "a"}, "GH_TOKEN"),
-        ({"GITHUB_TOKEN": "b"}, "GITHUB_TOKEN"),
-        ({"GH_TOKEN": "a", "GITHUB_TOKEN": "b"}, "GH_TOKEN"),
+        ({"GH_TOKEN": "ghp_" + "a" * 36}, "GH_TOKEN"),
+        ({"GITHUB_TOKEN": "ghp_" + "b" * 36}, "GITHUB_TOKEN"),
+        ({"GH_TOKEN": "ghp_" + "a" * 36, "GITHUB_TOKEN": "ghp_" + "b" * 36}, "GH_TOKEN"),
     ],
 )
 def test_token_sources(environ: dict[str, str], source: str) -> None:
@@ -275,7 +275,7 @@ def test_a_token_file_with_other_hard_links_is_refused(tmp_path: Path) -> None:
     """A hard link elsewhere would show the token inside, where only the named file is
     hidden: such a file is refused."""
     path = tmp_path / "token"
-    path.write_text("s3cr3t-token\n")
+    path.write_text("s3cr3t-token-of-a-code-host\n")
     (tmp_path / "elsewhere").hardlink_to(path)
     with pytest.raises(UsageError, match="other hard links"):
         load_token({}, path)
@@ -284,8 +284,8 @@ def test_a_token_file_with_other_hard_links_is_refused(tmp_path: Path) -> None:
 def test_token_file_and_missing_token(tmp_path: Path) -> None:
     """A token file wins; no token at all is an error that says where to put one."""
     path = tmp_path / "token"
-    path.write_text("s3cr3t-token\n")
-    assert load_token({"GH_TOKEN": "x"}, path).reveal() == "s3cr3t-token"
+    path.write_text("s3cr3t-token-of-a-code-host\n")
+    assert load_token({"GH_TOKEN": "x"}, path).reveal() == "s3cr3t-token-of-a-code-host"
     with pytest.raises(UsageError, match="GH_TOKEN or GITHUB_TOKEN"):
         load_token({})
     with pytest.raises(UsageError, match="--git-token-file"):

@@ -162,3 +162,27 @@ def test_a_copy_of_the_token_passed_with_env_stops_the_run(tmp_path: Path, proje
     assert done.returncode == 125, done.stderr
     assert "--env FORGEJO_ACCESS: holds the token the git gateway uses" in done.stderr
     assert not (project / "ran").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["--git-token-file", "BINARY"], "holds a byte that is not ASCII"),
+        (["--git-upstream", "https://[::1"], "--git-upstream 'https://[::1': not a URL"),
+    ],
+    ids=["binary_token_file", "unreadable_upstream"],
+)
+def test_a_token_file_or_upstream_airlock_cannot_use_stops_the_run(
+    tmp_path: Path, project: Path, args: list[str], said: str
+) -> None:
+    """A token file that is not text and a --git-upstream that is not a URL stop the run
+    before the command starts (125) with a message naming the option (they used to stop
+    airlock with a Python traceback, exit 1), never the token."""
+    token_file = tmp_path / "token"
+    token_file.write_bytes(b"\xff\xfe" + TOKEN.encode())
+    args = [str(token_file) if arg == "BINARY" else arg for arg in args]
+    done = _run(tmp_path, *args, "--", "touch", "ran")
+    assert done.returncode == 125, done.stderr
+    assert said in done.stderr and "Traceback" not in done.stderr
+    assert not (project / "ran").exists()
+    assert TOKEN not in done.stderr + done.stdout

@@ -23,9 +23,12 @@ page through the host's loopback, can reach it). For each request the gateway:
    encodings (:func:`secret_pattern`) replaced, in its status line, header names and values,
    and body alike, and in git's progress and error messages and a push's report across their
    packets (:class:`_Sideband`). An answer cut off upstream is cut off for git too: the
-   connection is closed at once.
+   connection is closed at once. A redirect to the code host is made one through the gateway
+   (a renamed repository's new name is checked as any other); a ``401`` (the token refused)
+   becomes a refusal git shows, naming where the token was read.
 
-The token is read outside (``GH_TOKEN``, ``GITHUB_TOKEN``, or ``--git-token-file``); it is held
+The token is read outside (``GH_TOKEN``, ``GITHUB_TOKEN``, or ``--git-token-file``: one word of
+printable ASCII, :data:`SHORTEST_TOKEN` characters or more; :func:`load_token`); it is held
 by :class:`GitToken`, whose ``repr`` and ``str`` never show it, and is never put in a message.
 """
 
@@ -34,6 +37,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import ipaddress
 import re
 import ssl
 from collections import Counter
@@ -161,31 +165,90 @@ class GitToken:
     __str__ = __repr__
 
 
-def load_token(environ: Mapping[str, str], token_file: Path | None = None) -> GitToken:
-    """The token from ``--git-token-file``, else ``GH_TOKEN``, else ``GITHUB_TOKEN``.
+TOKEN_FILE_LIMIT = 4096
+"""The most bytes a ``--git-token-file`` may hold: a token is tens of characters; a larger
+file (another file named by mistake, ``/dev/zero``) is refused unread past this."""
+
+SHORTEST_TOKEN = 8
+"""The fewest characters of a token. The gateway replaces the token wherever it stands in
+the code host's answers, and a run stops on a git config line or variable that holds it: a
+character or two would be found in every answer (a pack broken) and every file. The code
+hosts' tokens are far longer (GitHub's 40 and more, GitLab's 26)."""
+
+_TOKEN = re.compile(r"[\x21-\x7e]+")
+"""A token: printable ASCII, no space."""
+
+
+def _checked_token(value: str, where: str) -> str:
+    """``value`` (what ``where`` holds, spaces around it dropped) as a token.
 
     Raises:
-        UsageError: None is set, or the file cannot be read or is empty.
+        UsageError: It is empty, too short, or holds a space, a line break or a character
+            that is not printable ASCII; the message names ``where``, never the value.
+    """
+    value = value.strip()
+    if not value:
+        raise UsageError(f"{where} is empty")
+    if not _TOKEN.fullmatch(value):
+        raise UsageError(
+            f"{where} holds a space, a line break or a character that is not printable ASCII "
+            "inside the token: give the code host's token alone (one line, nothing else)"
+        )
+    if len(value) < SHORTEST_TOKEN:
+        raise UsageError(
+            f"{where} holds {len(value)} characters, fewer than a code host's token "
+            f"({SHORTEST_TOKEN} at least): give the token itself"
+        )
+    return value
+
+
+def _read_token_file(token_file: Path) -> str:
+    """What ``token_file`` holds, :data:`TOKEN_FILE_LIMIT` bytes at most, as text.
+
+    Raises:
+        UsageError: It cannot be read, is larger, or is not text.
+    """
+    where = f"--git-token-file {token_file}"
+    try:
+        with token_file.open("rb") as handle:  # a pipe (``<(pass show …)``) too
+            data = handle.read(TOKEN_FILE_LIMIT + 1)
+    except OSError as error:
+        raise UsageError(f"{where}: cannot read it ({error.strerror or error})") from None
+    if len(data) > TOKEN_FILE_LIMIT:
+        raise UsageError(
+            f"{where} holds more than {TOKEN_FILE_LIMIT} bytes: not a token file (give the "
+            "file that holds the code host's token alone)"
+        )
+    try:
+        return data.decode("ascii")
+    except UnicodeDecodeError:
+        raise UsageError(
+            f"{where} holds a byte that is not ASCII: not a token file (give the file that "
+            "holds the code host's token alone)"
+        ) from None
+
+
+def load_token(environ: Mapping[str, str], token_file: Path | None = None) -> GitToken:
+    """The token from ``--git-token-file``, else ``GH_TOKEN``, else ``GITHUB_TOKEN``
+    (:func:`_checked_token`: one word of printable ASCII, :data:`SHORTEST_TOKEN` characters
+    or more).
+
+    Raises:
+        UsageError: None is set, or the file cannot be read, or what it or the variable
+            holds is not a token.
     """
     if token_file is not None:
-        try:
-            value = token_file.read_text().strip()
-        except OSError as error:
-            raise UsageError(
-                f"--git-token-file {token_file}: cannot read it ({error.strerror or error})"
-            ) from None
-        if not value:
-            raise UsageError(f"--git-token-file {token_file} is empty")
+        where = f"--git-token-file {token_file}"
+        value = _checked_token(_read_token_file(token_file), where)
         if token_file.stat().st_nlink > 1:
             raise UsageError(
-                f"--git-token-file {token_file} has other hard links, which airlock cannot "
+                f"{where} has other hard links, which airlock cannot "
                 "hide inside the sandbox: keep the token in a file of its own"
             )
-        return GitToken(value, f"--git-token-file {token_file}")
+        return GitToken(value, where)
     for name in ("GH_TOKEN", "GITHUB_TOKEN"):
-        value = environ.get(name, "").strip()
-        if value:
-            return GitToken(value, name)
+        if environ.get(name, "").strip():
+            return GitToken(_checked_token(environ[name], name), name)
     raise UsageError(
         "--repo needs a token for the code host: set GH_TOKEN or GITHUB_TOKEN in airlock's "
         "environment, or give --git-token-file FILE (it never enters the sandbox)"
@@ -203,19 +266,7 @@ class GatewayConfig:
     grants: dict[str, RepoGrant] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        shown = without_userinfo(self.upstream)
-        if not self.upstream.startswith(("http://", "https://")):
-            raise UsageError(
-                f"--git-upstream {shown!r}: expected an http:// or https:// URL, "
-                "e.g. https://github.com"
-            )
-        if has_userinfo(self.upstream):
-            raise UsageError(
-                f"--git-upstream {shown!r}: the URL holds a user name or password (before '@'), "
-                "which would reach the sandbox and the gateway's messages: give the code host's "
-                "URL alone, and the token in GH_TOKEN or GITHUB_TOKEN in airlock's environment "
-                "or in --git-token-file FILE"
-            )
+        check_upstream(self.upstream)
         grants: dict[str, RepoGrant] = {}
         for grant in self.repos:
             given = grants.setdefault(grant.key, grant)
@@ -228,18 +279,89 @@ class GatewayConfig:
         object.__setattr__(self, "grants", grants)
 
 
+_LOOPBACK_NAMES = frozenset({"localhost", "localhost."})
+
+
+def check_upstream(url: str) -> None:
+    """Refuse a ``--git-upstream`` the gateway cannot use as the code host's base URL, or
+    that would expose the token: not ``http://`` or ``https://``; a user or password before
+    the host; a space or control character; not a URL; no host; a port that is not a number
+    from 1 to 65535; a query or fragment (the repository's path would be appended to it);
+    plain ``http://`` to a host that is not this machine's loopback (the token would cross
+    the network unencrypted). A path (a code host under a prefix) is kept.
+
+    Raises:
+        UsageError: The URL as given (its user and password left out) and what to give.
+    """
+    shown = without_userinfo(url)
+
+    def refused(why: str) -> UsageError:
+        return UsageError(f"--git-upstream {shown!r}: {why}")
+
+    if not url.startswith(("http://", "https://")):
+        raise refused("expected an http:// or https:// URL, e.g. https://github.com")
+    if has_userinfo(url):
+        raise refused(
+            "the URL holds a user name or password (before '@'), which would reach the sandbox "
+            "and the gateway's messages: give the code host's URL alone, and the token in "
+            "GH_TOKEN or GITHUB_TOKEN in airlock's environment or in --git-token-file FILE"
+        )
+    if any(char <= " " or char == "\x7f" for char in url):
+        raise refused("the URL holds a space or a control character")
+    try:
+        parts = urlsplit(url)
+        port = parts.port  # a port that is not a number from 0 to 65535 raises
+    except ValueError as error:
+        raise refused(f"not a URL ({error}), e.g. https://github.com") from None
+    host = parts.hostname or ""
+    if not host:
+        raise refused("the URL names no host, e.g. https://github.com")
+    if port == 0:
+        raise refused("port 0 is no port to reach the code host on")
+    if "?" in url or "#" in url:
+        raise refused(
+            "the URL holds a query or fragment ('?' or '#'), which the repositories' paths "
+            "would be added after: give the code host's URL alone, e.g. https://github.com"
+        )
+    if parts.scheme == "http" and not _is_loopback(host):
+        raise refused(
+            "plain http:// would send the token across the network unencrypted: give the "
+            "code host's https:// URL (http:// is for a code host on this machine's loopback: "
+            "127.0.0.1, ::1, localhost)"
+        )
+
+
+def _is_loopback(host: str) -> bool:
+    """Whether ``host`` (a URL's, without brackets) is this machine's loopback."""
+    if host.lower() in _LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def has_userinfo(url: str) -> bool:
-    """Whether ``url`` names a user (and password) before its host: ``https://USER:PASS@HOST``."""
-    return "@" in urlsplit(url).netloc or ("://" not in url and "@" in url)
+    """Whether ``url`` names a user (and password) before its host: ``https://USER:PASS@HOST``
+    (any ``@`` when it cannot be read as a URL)."""
+    try:
+        netloc = urlsplit(url).netloc
+    except ValueError:
+        return "@" in url
+    return "@" in netloc or ("://" not in url and "@" in url)
 
 
 def without_userinfo(url: str) -> str:
     """``url`` without what stands before ``@`` in its host part, to be shown in a message."""
     if not has_userinfo(url):
         return url
-    if "://" not in url:
-        return "…@" + url.rpartition("@")[2]
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url) if "://" in url else None
+    except ValueError:
+        parts = None
+    if parts is None:
+        scheme, sep, _ = url.partition("://")
+        return (scheme + sep if sep else "") + "…@" + url.rpartition("@")[2]
     return urlunsplit(parts._replace(netloc="…@" + parts.netloc.rpartition("@")[2]))
 
 
@@ -250,7 +372,9 @@ def git_environment(proxy_url: str, upstream: str = DEFAULT_UPSTREAM) -> dict[st
     gateway; ``http.<gateway>.proxy`` sends it through the proxy whatever ``http_proxy`` says.
     """
     gateway = f"http://{GATEWAY_HOST}/"
-    host = upstream.split("://", 1)[1].rstrip("/")
+    # SSH names the host alone: not the web's port, nor the path a code host may be under
+    netloc = urlsplit(upstream).netloc
+    host = netloc[: netloc.index("]") + 1] if netloc.startswith("[") else netloc.partition(":")[0]
     pairs = [
         (f"url.{gateway}.insteadOf", upstream.rstrip("/") + "/"),
         (f"url.{gateway}.insteadOf", f"git@{host}:"),
@@ -273,7 +397,7 @@ def _refused_header(reason: str) -> bytes:
     """The header that tells the proxy's audit log this answer is a refusal, and why: the
     reason alone, whole (a hint goes to git only, after it; what the reason quotes from the
     request is quoted, so it cannot pass for more of the reason)."""
-    reason = reason.removeprefix("airlock: ")
+    reason = reason.removeprefix("airlock: ").removeprefix("airlock git gateway: ")
     return f"X-Airlock-Refused: git gateway: {header_safe(reason)}\r\n".encode()
 
 
@@ -743,7 +867,7 @@ class Gateway:
                 advertisement,
             )
             return await self._drained(reader, framing, head.check)
-        return await self._forward(head, framing, reader, writer, upstream_path)
+        return await self._forward(head, framing, reader, writer, upstream_path, asked)
 
     async def _drained(
         self, reader: asyncio.StreamReader, framing: Framing, check: RequestCheck | None
@@ -765,7 +889,10 @@ class Gateway:
         reader: asyncio.StreamReader,
         writer: asyncio.StreamWriter,
         upstream_path: str,
+        asked: str,
     ) -> bool:
+        """Send the request on with the token and relay the answer; whether the connection
+        to git goes on. ``asked``: the repository as asked, for a message."""
         headers = [
             (k.decode("latin-1"), v.decode("latin-1"))
             for k, v in head.headers
@@ -814,6 +941,9 @@ class Gateway:
             )
             return False
         try:
+            if response.status_code == 401:
+                await self._token_refused(writer, upstream_path, asked)
+                return consumed
             coding = response.headers.get("content-encoding", "identity").strip().lower()
             if coding != "identity":
                 await self._failed(
@@ -839,6 +969,24 @@ class Gateway:
             await response.aclose()
         return consumed
 
+    async def _token_refused(
+        self, writer: asyncio.StreamWriter, upstream_path: str, asked: str
+    ) -> None:
+        """The code host answered ``401``: it refused the token. Its answer (and its
+        ``WWW-Authenticate``) would have git inside ask for a user name, and say only
+        ``could not read Username``; git is told instead that the token the gateway adds was
+        refused, and where it was read (outside)."""
+        path, _, query = upstream_path.partition("?")
+        service = query.removeprefix("service=") if query else path.rpartition("/")[2]
+        await self._refuse(
+            writer,
+            service,
+            f"airlock: {self.config.upstream} refused the token the git gateway adds for "
+            f"{asked!r} (401 Unauthorized; the token from {self.config.token.source})",
+            "check that it is valid and may reach that repository",
+            advertisement=bool(query),
+        )
+
     async def _failed(self, writer: asyncio.StreamWriter, message: str) -> None:
         """A ``502`` that closes the connection; ``message`` is counted in :attr:`errors`."""
         count_reason(self.errors, self._scrub(message))
@@ -853,7 +1001,10 @@ class Gateway:
             lowered = key.lower()
             if lowered in _DROPPED or self._secret.search(key.encode("utf-8", "surrogateescape")):
                 continue  # a header named with the token is dropped whole
-            lines.append(f"{key}: {self._header_text(value)}")
+            value = self._header_text(value)
+            if lowered == "location":
+                value = self._through_gateway(value)
+            lines.append(f"{key}: {value}")
         bodiless = response.status_code in (204, 304)  # no body, and no framing for one
         if not bodiless:
             lines.append("Transfer-Encoding: chunked")
@@ -874,6 +1025,17 @@ class Gateway:
         self._chunk(writer, scrubber.feed(bands.finish() if bands else b"") + scrubber.finish())
         writer.write(b"0\r\n\r\n")
         await writer.drain()
+
+    def _through_gateway(self, location: str) -> str:
+        """A redirect to a place on the code host (a renamed repository's new name), made
+        one to that place through the gateway: git follows it there, where the repository is
+        checked as any other, rather than to the code host itself, past the gateway (no
+        token, or no grant checked). A redirect elsewhere goes on as it came: the gateway
+        never follows one, so the token never goes with it."""
+        base = self.config.upstream.rstrip("/") + "/"
+        if location[: len(base)].lower() != base.lower():
+            return location
+        return f"http://{GATEWAY_HOST}/" + location[len(base) :]
 
     @staticmethod
     def _chunk(writer: asyncio.StreamWriter, data: bytes) -> None:
