@@ -6,6 +6,7 @@ import contextlib
 import errno
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -940,15 +941,15 @@ def test_a_log_others_may_write_is_refused(tmp_path: Path, which: str) -> None:
 @pytest.mark.parametrize(
     ("change", "problem"),
     [
-        ("no_last_line_break", "record 2: its line is cut short"),
-        ("seq_true", "record 1: says it is record True"),
-        ("seq_float", "record 1: says it is record 1.0"),
+        ("no_last_line_break", r"record 2 \(line 3, run run-[0-9a-f]+\): its line is cut short"),
+        ("seq_true", r"record 1 \(line 2, run run-[0-9a-f]+\): says it is record True"),
+        ("seq_float", r"record 1 \(line 2, run run-[0-9a-f]+\): says it is record 1\.0"),
     ],
 )
 def test_verify_is_as_strict_as_the_writer(tmp_path: Path, change: str, problem: str) -> None:
     """What a run refuses to append to, verify does not call intact: a last line without its
     line break, a ``seq`` that is no whole number (``true``, ``1.0``) even with the chain
-    recomputed after it."""
+    recomputed after it. The problem says where: the record, its line and its run."""
     log, heads = tmp_path / "audit.jsonl", tmp_path / "heads.jsonl"
     _one_run(log, heads, 3)
     lines = log.read_bytes().splitlines()
@@ -961,7 +962,7 @@ def test_verify_is_as_strict_as_the_writer(tmp_path: Path, change: str, problem:
         _write_lines(log, lines)
     verdict = verify(log, heads)
     assert not verdict.intact
-    assert str(verdict.problem).startswith(problem), verdict.problem
+    assert re.match(problem, str(verdict.problem)), verdict.problem
 
 
 def test_a_checkpoint_without_its_run_is_skipped_not_a_crash(tmp_path: Path) -> None:

@@ -161,7 +161,7 @@ def test_a_line_longer_than_any_record_is_no_record_and_never_held_whole(
     verdict, held = _peak(lambda: verify(log, heads))
     assert not verdict.intact and verdict.bad_record == 1
     assert verdict.problem == (
-        f"record 1: its line is longer than any record a run writes ({MAX_RECORD} bytes)"
+        f"record 1 (line 2): its line is longer than any record a run writes ({MAX_RECORD} bytes)"
     )
     assert held < MAX_RECORD + 4 * MIB, f"verify held {held} bytes"
 
@@ -234,7 +234,7 @@ def test_checkpoints_whose_counts_go_back_are_all_compared(
         verdict = verify(log, heads)
         assert not verdict.intact and verdict.bad_record == 0, verdict
         assert verdict.problem == (
-            "record 0: does not match the checkpoint of run old (the log was rewritten)"
+            "record 0 (line 1): does not match the checkpoint of run old (the log was rewritten)"
         )
         assert verdict.runs == 1
 

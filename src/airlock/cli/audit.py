@@ -35,7 +35,9 @@ before it; each run's checkpoints and final hash are kept apart from the log, un
 and 1 naming the first bad record when a record was edited, removed, inserted, reordered or
 appended, or the log was rewritten or cut short (or replaced: the heads file then holds
 checkpoints of another log at its path), removed (its heads file still holding
-checkpoints), or is a symbolic link (runs never write through one). With --hash HEX (a run's final hash, as its
+checkpoints; the listing says so too, exit 1), or is a symbolic link (runs never write
+through one), or its heads file is a link or no regular file. A problem names the record,
+its line in the file and its run. With --hash HEX (a run's final hash, as its
 report printed it), the log must still hold the record that hash names: the heads file lives
 beside the log, and whoever can write both could rewrite them together; a hash you kept
 elsewhere cannot be forged.
@@ -115,8 +117,10 @@ def run(args: argparse.Namespace) -> int:
         return _verify(log, heads, args.hash)
     if args.action == "rotate":
         return _rotate(log, heads, args.to)
-    _check_log(log, "'airlock run' writes one there (or pass --audit-log FILE)")
+    _check_log(log, "'airlock run' writes one there (or pass --audit-log FILE)", heads)
     since, host_rule = _selection(args)
+    if not log.exists():  # removed, its heads file holding checkpoints: nothing to list
+        return _verify(log, heads)
     with LogReader(log) as reader:
         records = _records(reader, args, since, host_rule)
         if args.json:
@@ -132,7 +136,10 @@ def _warn_unless_intact(reader: LogReader, log: Path, heads: Path) -> None:
     have been changed (the listing reads records as they stand, chain or not). The chain was
     checked as the records were read, and its end against the heads file's furthest
     checkpoint (:class:`~airlock.egress.audit.LogReader`): 'airlock audit verify' compares
-    every checkpoint, reading the whole heads file, which outgrows the log."""
+    every checkpoint, reading the whole heads file, which outgrows the log. What it says is
+    shown with its control characters as escapes: it quotes the heads file (a run's id)."""
+    from airlock._visible import visible
+
     try:
         found = reader.problem(heads)
     except OSError as error:
@@ -142,13 +149,20 @@ def _warn_unless_intact(reader: LogReader, log: Path, heads: Path) -> None:
             return
         problem = f"it is NOT intact: {found}"
     print(
-        f"airlock audit: warning: {log}: {problem}; what is listed may have been changed "
-        "(airlock audit verify)",
+        visible(
+            f"airlock audit: warning: {log}: {problem}; what is listed may have been changed "
+            "(airlock audit verify)"
+        ),
         file=sys.stderr,
     )
 
 
 def _verify(log: Path, heads: Path, final_hash: str | None = None) -> int:
+    """What :func:`airlock.egress.audit.verify` found, in words; each line with its control
+    characters shown as escapes: a problem or a note quotes the heads file and the log (a
+    run's id, a hash), which whoever changed them chose, and an escape sequence there could
+    move the cursor and write "intact" over "NOT intact"."""
+    from airlock._visible import visible
     from airlock.egress.audit import record_with_hash, verify
     from airlock.errors import UsageError
 
@@ -158,7 +172,7 @@ def _verify(log: Path, heads: Path, final_hash: str | None = None) -> int:
         _check_log(log, "pass the file, or --audit-log FILE", heads)
     verdict = verify(log, heads)
     if not verdict.intact:
-        print(f"{log}: NOT intact: {verdict.problem}", file=sys.stderr)
+        print(visible(f"{log}: NOT intact: {verdict.problem}"), file=sys.stderr)
         return 1
     said = f"{log}: intact, {verdict.records} records, {verdict.runs} runs"
     if final_hash is not None:
@@ -171,9 +185,9 @@ def _verify(log: Path, heads: Path, final_hash: str | None = None) -> int:
             )
             return 1
         said += f"; the final hash is record {found}'s"
-    print(said)
+    print(visible(said))
     for note in verdict.notes:
-        print(f"  note: {note}")
+        print(visible(f"  note: {note}"))
     if verdict.unended:
         print(
             "  note: a run also ends without its end record when its audit log or heads file "
@@ -184,6 +198,7 @@ def _verify(log: Path, heads: Path, final_hash: str | None = None) -> int:
 
 
 def _rotate(log: Path, heads: Path, to: Path | None) -> int:
+    from airlock._visible import visible
     from airlock.egress.audit import heads_path, rotate
     from airlock.errors import AirlockError, UsageError
     from airlock.settings import config_dir
@@ -201,8 +216,8 @@ def _rotate(log: Path, heads: Path, to: Path | None) -> int:
         verdict = rotate(log, heads, to, heads_path(to, config_dir(os.environ)))
     except UsageError:
         raise
-    except AirlockError as error:  # not intact: what verify would say
-        print(f"airlock audit rotate: {error}", file=sys.stderr)
+    except AirlockError as error:  # not intact: what verify would say (quoting the files)
+        print(visible(f"airlock audit rotate: {error}"), file=sys.stderr)
         return 1
     print(
         f"{log} → {to}: intact, {verdict.records} records, {verdict.runs} runs, its "
@@ -355,6 +370,8 @@ def _port(value: object) -> int:
 
 
 def _print_json(records: Iterator[dict[str, Any]]) -> None:
+    """The records as a JSON array, a record a line; what they hold with its characters that
+    are not printable written as JSON escapes (:func:`_escaped`)."""
     import orjson
 
     first = next(records, None)  # the log opened (an unreadable one refused) before the "["
@@ -362,12 +379,38 @@ def _print_json(records: Iterator[dict[str, Any]]) -> None:
     out.write(b"[")
     if first is not None:
         out.write(b"\n")
-        out.write(orjson.dumps(first))
+        out.write(_escaped(orjson.dumps(first)))
     for record in records:
         out.write(b",\n")
-        out.write(orjson.dumps(record))
+        out.write(_escaped(orjson.dumps(record)))
     out.write(b"\n]\n")
     out.flush()
+
+
+_NOT_PLAIN = re.compile(r"[^\x20-\x7e]")
+"""A character that may not be printable (the rest of ASCII is)."""
+
+
+def _escaped(line: bytes) -> bytes:
+    """A record's JSON with each character that is not printable written as a ``\\uXXXX``
+    escape (the same JSON once read). The encoder escapes the ASCII controls, not DEL, C1
+    controls (``\\x9b`` begins an escape sequence on some terminals), line separators or
+    format characters (a right-to-left override reorders what follows it): printed on a
+    terminal, what a record holds stays text, as in the listing."""
+    if line.isascii() and b"\x7f" not in line:  # the usual record: nothing to look at
+        return line
+    return _NOT_PLAIN.sub(_json_escape, line.decode("utf-8")).encode("utf-8")
+
+
+def _json_escape(found: re.Match[str]) -> str:
+    char = found.group()
+    if char.isprintable():
+        return char
+    code = ord(char)
+    if code < 0x10000:
+        return f"\\u{code:04x}"
+    code -= 0x10000  # a UTF-16 surrogate pair, as JSON writes one
+    return f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}"
 
 
 def _print_lines(records: Iterator[dict[str, Any]]) -> None:
@@ -391,7 +434,7 @@ def _print_lines(records: Iterator[dict[str, Any]]) -> None:
         else:
             path = record.get("path") or ""
             line = (
-                f"{record.get('time')}  {record.get('decision', '?'):5}  {record.get('method')} "
+                f"{record.get('time')}  {record.get('decision', '?')!s:5}  {record.get('method')} "
                 f"{record.get('host')}:{record.get('port')}{path}  status {record.get('status')}  "
                 f"out {record.get('bytes_out')} in {record.get('bytes_in')}  "
                 f"{record.get('reason')}"

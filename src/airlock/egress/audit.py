@@ -851,15 +851,18 @@ def _size_and_heads(
 ) -> tuple[int, BinaryIO | None, int] | str:
     """The log's size and its heads file opened (kept open by ``stack``), taken together under
     a shared lock on the log, held a moment; or why the heads file cannot vouch for the log
-    (:func:`_unsafe_heads`)."""
+    (:func:`_unsafe_heads`: asked first, so that one that is no regular file is named as the
+    heads file, not opened)."""
+    unsafe = _unsafe_heads(heads, os.fstat(fd).st_uid)
+    if unsafe is not None:
+        return unsafe
     _lock(fd, path)
     try:
         size = os.fstat(fd).st_size
         source, heads_size = stack.enter_context(_opened_heads(heads))
     finally:
         fcntl.flock(fd, fcntl.LOCK_UN)
-    unsafe = _unsafe_heads(heads, os.fstat(fd).st_uid)
-    return unsafe if unsafe is not None else (size, source, heads_size)
+    return size, source, heads_size
 
 
 @contextlib.contextmanager
@@ -1236,7 +1239,7 @@ class LogReader:
         if problem is None and not ended:
             problem = "its line is cut short (no line break at the end: a write cut off)"
         if problem is not None or line is None:
-            self._problem = f"record {self._count}: {problem}"
+            self._problem = f"{_place(self._count, record)}: {problem}"
             return
         self._prev = line_hash(line)
         if not self._count:
@@ -1404,6 +1407,7 @@ class _Verification:
         prev = GENESIS
         count = 0
         problem: str | None = None
+        record: object = None
         for line, ended, _ in itertools.chain([first_line] if first_line else [], lines):
             record = _loads(line)
             problem = _record_problem(line, record, count, prev)
@@ -1436,12 +1440,12 @@ class _Verification:
             return Verdict(
                 number,
                 self._runs_upto(number),
-                f"record {number}: does not match the checkpoint of run {run} (the log was "
+                f"{_place(number)}: does not match the checkpoint of run {run} (the log was "
                 "rewritten)",
                 number,
             )
         if problem is not None:
-            return Verdict(count, len(self.runs.seen), f"record {count}: {problem}", count)
+            return Verdict(count, len(self.runs.seen), f"{_place(count, record)}: {problem}", count)
         verdict, told = self._end(count, tally, prev)
         if tally.other is not None and (verdict.intact or tally.furthest is None):
             return _another_log(self.heads.log, count, len(self.runs.seen), tally)
@@ -1503,7 +1507,7 @@ class _Verification:
             problem = f"no checkpoint of {self.heads.log} was found: the log cannot be vouched for"
             return Verdict(count, runs, problem, 0), None
         problem = (
-            f"record {kept}: past the last checkpoint (run {furthest['run']}, {kept} records), "
+            f"{_place(kept)}: past the last checkpoint (run {furthest['run']}, {kept} records), "
             "and no run declared the log ending there: appended afterwards by another program, "
             "or a run's write was cut short at a line's end"
         )
@@ -1573,13 +1577,30 @@ def _removed(path: Path, heads: Path) -> Verdict | None:
 
 
 def _unsafe_heads(heads: Path, owner: int) -> str | None:
-    """Why the checkpoints in ``heads`` cannot vouch for a log ``owner`` owns (someone else may
-    have written them), or ``None``: a run refuses such files (:func:`_check_private`), and
-    verify does not trust them either."""
+    """Why the checkpoints in ``heads`` cannot vouch for a log ``owner`` owns, or ``None``: it
+    is a symbolic link (it could name any file; a run never writes through one), no regular
+    file, or someone else may have written it. A run refuses such files
+    (:func:`open_for_appending`, :func:`_check_private`), and verify does not trust them
+    either."""
     try:
-        problem = _others_may_write(heads.stat(), owner)
+        found = heads.lstat()
     except FileNotFoundError:
         return None
+    if stat.S_ISLNK(found.st_mode):
+        try:
+            target = f" (to {heads.readlink()})"
+        except OSError:
+            target = ""
+        return (
+            f"the heads file {heads} is a symbolic link{target}: runs never write through one "
+            "(they refuse the log), and its checkpoints cannot vouch for the log"
+        )
+    if not stat.S_ISREG(found.st_mode):
+        return (
+            f"the heads file {heads} is not a regular file (a FIFO, a device or a folder): it "
+            "holds no checkpoint that can vouch for the log"
+        )
+    problem = _others_may_write(found, owner)
     if problem is None:
         return None
     return (
@@ -1609,6 +1630,16 @@ def _lock(fd: int, path: Path, kind: int = fcntl.LOCK_SH) -> None:
                     str(path),
                 ) from None
             time.sleep(0.02)
+
+
+def _place(number: int, record: object = None) -> str:
+    """Where record ``number`` (``seq``, from 0) is, in words: its line in the file (from 1,
+    as an editor and the listing count them) and, when ``record`` is one that names it, its
+    run: ``record 7 (line 8, run 20261205T101027Z-7527)``."""
+    run = record.get("run") if isinstance(record, dict) else None
+    return f"record {number} (line {number + 1}" + (
+        f", run {run})" if isinstance(run, str) else ")"
+    )
 
 
 def _record_problem(line: bytes | None, record: object, seq: int, prev: str) -> str | None:
