@@ -35,7 +35,12 @@ def egress_config(
     from pathlib import Path
 
     from airlock.egress import EgressConfig, Limits, audit_paths, default_rules
-    from airlock.egress.config import ALLOW_OPTION, HostRule, upstream_address
+    from airlock.egress.config import (
+        ALLOW_OPTION,
+        HostRule,
+        chosen_no_proxy,
+        chosen_upstream,
+    )
     from airlock.policy.rules import names_domains
     from airlock.settings.sandbox import sandbox_settings
 
@@ -59,16 +64,6 @@ def egress_config(
         for rule in loaded.context.permissions.ask
         if names_domains(rule.text)  # one that cannot be read stops the run, as a deny's
     ]
-    upstream = None
-    for source, url in (
-        ("--upstream-proxy", args.upstream_proxy),
-        ("HTTPS_PROXY in airlock's environment", environ.get("HTTPS_PROXY")),
-        ("https_proxy in airlock's environment", environ.get("https_proxy")),
-    ):
-        if url:
-            upstream_address(url, source)  # before the run: the proxy reads it at need
-            upstream = url
-            break
     given = Path(args.audit_log).expanduser().absolute() if args.audit_log else None
     audit_log, heads = audit_paths(environ, given)
     return EgressConfig(
@@ -79,8 +74,8 @@ def egress_config(
         ask=tuple(ask),
         managed_lock=network.managed_lock.describe() if network.managed_lock else None,
         allow_private=any(rule.reaches_private for rule in allow),
-        upstream_proxy=upstream,
-        no_proxy=environ.get("no_proxy") or environ.get("NO_PROXY") or "",
+        upstream_proxy=chosen_upstream(args.upstream_proxy, environ),
+        no_proxy=chosen_no_proxy(environ),
         limits=Limits(
             max_upload_mb=args.max_upload_mb,
             new_connections_per_second=args.new_connections_per_second,

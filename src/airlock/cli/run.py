@@ -262,6 +262,7 @@ def _run(args: argparse.Namespace) -> int:
             inspect_setting=list(loaded.inspect_hosts),
             now=datetime.fromtimestamp(started, UTC),
             model_hosts=model_hosts,
+            upstream_proxy=args.upstream_proxy,
         )
 
     # Inspection and the git gateway put variables and a CA bundle in the sandbox: prepared

@@ -11,6 +11,7 @@ engine's :class:`~airlock.policy.rules.DomainPattern` and the port, nothing else
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -130,6 +131,31 @@ def upstream_address(url: str, source: str = "--upstream-proxy") -> tuple[str, i
     if "://" not in url and port is None:  # a bare word: a typo more often than a host
         raise UsageError(f"{source} {url!r}: expected http://HOST[:PORT] or HOST:PORT")
     return parts.hostname, port or 8080
+
+
+def chosen_upstream(given: str | None, environ: Mapping[str, str]) -> str | None:
+    """The upstream proxy a run chains through: ``--upstream-proxy`` (``given``), else
+    ``HTTPS_PROXY`` or ``https_proxy`` in airlock's own environment; ``None``: none. Checked
+    (:func:`upstream_address`) before the run, naming where it came from. The proxy and the
+    git gateway chain through the same one.
+
+    Raises:
+        UsageError: it is not ``http://HOST[:PORT]`` or ``HOST:PORT``.
+    """
+    for source, url in (
+        ("--upstream-proxy", given),
+        ("HTTPS_PROXY in airlock's environment", environ.get("HTTPS_PROXY")),
+        ("https_proxy in airlock's environment", environ.get("https_proxy")),
+    ):
+        if url:
+            upstream_address(url, source)
+            return url
+    return None
+
+
+def chosen_no_proxy(environ: Mapping[str, str]) -> str:
+    """The hosts reached past the upstream proxy: airlock's own ``no_proxy`` or ``NO_PROXY``."""
+    return environ.get("no_proxy") or environ.get("NO_PROXY") or ""
 
 
 @dataclass(frozen=True, slots=True)

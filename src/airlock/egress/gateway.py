@@ -263,6 +263,10 @@ class GatewayConfig:
     token: GitToken
     upstream: str = DEFAULT_UPSTREAM
     upstream_ca: Path | None = None
+    proxy: str | None = None
+    """The upstream proxy the gateway reaches the code host through (the run's, as the
+    proxy's own connections: :func:`~airlock.egress.config.chosen_upstream`), ``None`` for
+    none; never read from the environment here."""
     grants: dict[str, RepoGrant] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -681,11 +685,12 @@ class Gateway:
         pattern, self._longest = secret_pattern(token)
         self._secret = re.compile(pattern)
         self._auth = "Basic " + base64.b64encode(f"x-access-token:{token}".encode()).decode()
-        verify: ssl.SSLContext | bool = True
+        verify = ssl.create_default_context()  # the system's CAs, as for inspected origins
         if config.upstream_ca is not None:
-            verify = ssl.create_default_context()
             verify.load_verify_locations(cafile=str(config.upstream_ca))
-        self._client = httpx.AsyncClient(verify=verify, timeout=httpx.Timeout(60.0))
+        self._client = httpx.AsyncClient(  # the environment's proxies are not airlock's choice
+            verify=verify, timeout=httpx.Timeout(60.0), trust_env=False, proxy=config.proxy
+        )
         self.errors: Counter[str] = Counter()
         """Why the code host's answers failed (a ``502``, or one cut off), scrubbed, counted by
         reason within :func:`~airlock.egress.report.count_reason`'s bounds (code inside makes

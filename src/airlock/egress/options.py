@@ -205,6 +205,7 @@ def prepare(
     inspect_setting: Any = None,
     now: dt.datetime,
     model_hosts: Iterable[str] = (),
+    upstream_proxy: str | None = None,
 ) -> Prepared:
     """Make the run's CA and bundle for inspected hosts, and start the git gateway.
 
@@ -218,6 +219,8 @@ def prepare(
         model_hosts: The hosts the engine says model requests go to
             (:func:`airlock.policy.endpoints.flow_hosts`: ``ANTHROPIC_BASE_URL`` from the
             settings' ``env`` too); requests to them are matched as the vendor API's.
+        upstream_proxy: ``--upstream-proxy``, if given: the git gateway reaches the code host
+            through the same upstream proxy as the run's proxy (:func:`_gateway_proxy`).
 
     Raises:
         UsageError: A bad host, repository, URL or token source; what to write instead.
@@ -233,7 +236,8 @@ def prepare(
         if hosts:
             _prepare_inspection(prepared, hosts, args, decisions, environ, now, model_hosts)
         if args.repo:
-            _prepare_gateway(prepared, args, environ, proxy_url)
+            proxy = _gateway_proxy(upstream_proxy, args.git_upstream, environ)
+            _prepare_gateway(prepared, args, environ, proxy_url, proxy)
     except BaseException:
         prepared.close()
         raise
@@ -281,8 +285,38 @@ def _prepare_inspection(
     prepared.read_only_files = (bundle,)
 
 
+def _gateway_proxy(
+    upstream_proxy: str | None, git_upstream: str, environ: Mapping[str, str]
+) -> str | None:
+    """The upstream proxy the git gateway reaches the code host (``git_upstream``) through:
+    the run's (``--upstream-proxy``, else airlock's own ``HTTPS_PROXY``), unless the code host
+    is in airlock's own ``NO_PROXY``, as for the proxy's own connections; as a URL.
+
+    Raises:
+        UsageError: the upstream proxy is not ``http://HOST[:PORT]`` or ``HOST:PORT``.
+    """
+    from urllib.parse import urlsplit
+
+    from airlock.egress.config import chosen_no_proxy, chosen_upstream, upstream_address
+    from airlock.policy.hosts import bypasses_proxy
+
+    upstream = chosen_upstream(upstream_proxy, environ)
+    try:
+        code_host = urlsplit(git_upstream).hostname or ""
+    except ValueError:  # the gateway's own check says what is wrong with it
+        code_host = ""
+    if upstream is None or bypasses_proxy(code_host, chosen_no_proxy(environ)):
+        return None
+    host, port = upstream_address(upstream)
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
 def _prepare_gateway(
-    prepared: Prepared, args: argparse.Namespace, environ: Mapping[str, str], proxy_url: str
+    prepared: Prepared,
+    args: argparse.Namespace,
+    environ: Mapping[str, str],
+    proxy_url: str,
+    proxy: str | None,
 ) -> None:
     import asyncio
     import threading
@@ -298,7 +332,11 @@ def _prepare_gateway(
 
     grants = tuple(RepoGrant.parse(text) for text in args.repo)
     config = GatewayConfig(
-        grants, load_token(environ, args.git_token_file), args.git_upstream, args.upstream_ca
+        grants,
+        load_token(environ, args.git_token_file),
+        args.git_upstream,
+        args.upstream_ca,
+        proxy=proxy,
     )
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, name="airlock git gateway", daemon=True)
