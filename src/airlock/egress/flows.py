@@ -10,9 +10,13 @@ hosts only), :func:`classify` names its flow from one signature table per agent
 segments, percent-encoded letters and doubled slashes resolved as a server resolves them) and
 every other way a server might read it (:func:`readings`), a row's path on a segment boundary,
 so no spelling of a request escapes the flow it reaches; a path whose readings name two flows
-is ``unclassified``. The request itself goes out as written. :func:`enforce` then asks the engine's :class:`~airlock.policy.Decisions`
+is ``unclassified``. On a vendor API host a path is also read below a prefix (a gateway's,
+``ANTHROPIC_BASE_URL=https://gw/anthropic``: :func:`below_a_prefix`). The request itself goes
+out as written. :func:`enforce` then asks the engine's :class:`~airlock.policy.Decisions`
 whether that flow may leave the machine, and words the refusal from the decision's own
 reasons, so the variable or setting that turned the flow off is named as the engine named it.
+A request is refused when any reading of its path, or of a path its query holds
+(:func:`paths_in_query`), falls under a flow that is off (:func:`off_flow`).
 Nothing here re-derives a rule of the engine. :func:`compare` sets the traffic seen next to
 what the engine predicted, for the end-of-run report.
 
@@ -22,6 +26,7 @@ Pure: no I/O, no clock.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
@@ -129,6 +134,44 @@ def normalize_path(target: str) -> str:
 _ANY_PERCENT = re.compile(r"%([0-9A-Fa-f]{2})")
 _WIDE_PERCENT = re.compile(r"%[uU]([0-9A-Fa-f]{4})")
 """IIS's ``%uXXXX``: a character by its code point (``%u002f`` is ``/``)."""
+_OVERLONG = re.compile(
+    r"%[fF]0%([0-9A-Fa-f]{2})%([0-9A-Fa-f]{2})%([0-9A-Fa-f]{2})"
+    r"|%[eE]0%([0-9A-Fa-f]{2})%([0-9A-Fa-f]{2})"
+    r"|%[cC]([01])%([0-9A-Fa-f]{2})"
+)
+"""A character written in more UTF-8 bytes than it needs (overlong: ``%c0%af`` is ``/``,
+``%e0%80%ae`` is ``.``), which a lax decoder (IIS's, old Java's) reads as that character."""
+_BLANK = "".join(map(chr, range(0x21)))
+"""Control characters and the space: what Java's ``String.trim`` (Spring's path matching,
+which trims each segment) takes off both ends of a segment, and what C reads a NUL as the end
+of."""
+
+
+def _overlong(found: re.Match[str]) -> str:
+    """The character an overlong UTF-8 sequence stands for, each continuation byte's low six
+    bits taken whatever its high ones are (as the lax decoders that read them did)."""
+    groups = [int(group, 16) for group in found.groups() if group is not None]
+    if found[0][1] in "fF":
+        code = (groups[0] & 0x3F) << 12 | (groups[1] & 0x3F) << 6 | groups[2] & 0x3F
+    elif found[0][1] in "eE":
+        code = (groups[0] & 0x3F) << 6 | groups[1] & 0x3F
+    else:  # %c0 or %c1: the lead's low bit, then six more
+        code = groups[0] << 6 | groups[1] & 0x3F
+    return chr(code)
+
+
+def _as_text(decoded: str) -> str:
+    """``decoded`` (each percent escape one character, a byte) read as UTF-8, its invalid
+    bytes dropped, in Unicode's compatibility form and case-folded: what a server that
+    matches paths as Unicode text, case-insensitively, reads (``%ef%bd%85`` is a full-width
+    ``e``, which NFKC makes ``e``; ``%c5%bf``, the long s, folds to ``s``)."""
+    try:
+        raw = decoded.encode("latin-1")
+    except UnicodeEncodeError:  # a character past one byte (no target read as Latin-1)
+        raw = decoded.encode("utf-8", "surrogatepass")
+    text = raw.decode("utf-8", "ignore")
+    text = _WIDE_PERCENT.sub(lambda found: chr(int(found[1], 16)), text)
+    return unicodedata.normalize("NFKC", text).casefold()
 
 
 def readings(target: str) -> set[str]:
@@ -136,23 +179,39 @@ def readings(target: str) -> set[str]:
     request when any of them belongs to a flow that is off (:func:`off_flow`).
 
     Servers differ: some decode every percent escape before routing (``%40`` is ``@``; IIS
-    its ``%u0040`` too), others keep ``%2F`` as data; some resolve dot segments, others route on the raw ones
+    its ``%u0040`` too, and an overlong ``%c0%af`` as ``/``), others keep ``%2F`` as data;
+    some resolve dot segments, others route on the raw ones
     (``/api/event_logging/%2F..%2Fv1/messages`` is under ``/api/event_logging/`` there);
     Tomcat and Spring drop ``;parameters`` from segments and read ``..;`` as ``..``; IIS
-    drops a segment's trailing dots; many ignore case; one that parses the target as a URL
+    drops a segment's trailing dots and spaces, Spring trims control characters and spaces
+    off both ends of a segment, and a server written in C ends the path at a NUL
+    (``%00``); many ignore case, some as Unicode does (a full-width letter, NFKC, is the
+    letter); one that parses the target as a URL
     relative to its own (WHATWG's ``new URL(target, base)``) reads ``//x/api/…`` (or
     ``/\\x/api/…``) as the authority ``x`` and the path ``/api/…``. So the path is read each
-    of those ways, and their combinations."""
+    of those ways, and their combinations. (The query is not read here: a path in it is
+    :func:`paths_in_query`'s.)"""
     path = target.split("?", 1)[0].split("#", 1)[0]
-    if path.islower() and not path.startswith("//") and not any(c in path for c in "%;\\."):
+    if (
+        path.isascii()
+        and path.islower()
+        and not path.startswith("//")
+        and not any(c in path for c in "%;\\.")
+    ):
         return {normalize_path(path)}  # one reading (the common case: no work for the rest)
     every = _ANY_PERCENT.sub(lambda found: chr(int(found[1], 16)), path)
+    wide = _WIDE_PERCENT.sub(lambda found: chr(int(found[1], 16)), every)
+    lax = _ANY_PERCENT.sub(lambda found: chr(int(found[1], 16)), _OVERLONG.sub(_overlong, path))
     decoded = {
         path,
         _PERCENT.sub(_decode_unreserved, path),
         every,
-        _WIDE_PERCENT.sub(lambda found: chr(int(found[1], 16)), every),
+        wide,
+        lax,
+        _as_text(every),
+        _as_text(lax),
     }
+    decoded |= {text.split("\x00", 1)[0] for text in decoded}  # C's end of a string
     found: set[str] = set()
     for text in decoded:
         slashed = text.replace("\\", "/")
@@ -160,12 +219,31 @@ def readings(target: str) -> set[str]:
             segments = [part for part in variant.split("/") if part]
             bare = [part.split(";", 1)[0] for part in segments]
             undotted = [part.rstrip(". ") or part for part in bare]  # IIS drops both
-            for parts in (segments, bare, undotted):
+            trimmed = [part.strip(_BLANK).rstrip("." + _BLANK) or part for part in bare]
+            for parts in (segments, bare, undotted, trimmed):
                 raw = "/" + "/".join(parts) + ("/" if variant.endswith("/") else "")
                 for reading in (raw, normalize_path(raw)):
                     found.add(reading)
                     found.add(reading.lower())
     return found
+
+
+def paths_in_query(target: str) -> list[str]:
+    """What in ``target``'s query could be a path a framework routes by, to be read as one
+    (:func:`off_flow`): the query itself (``/index.php?/api/…``, CodeIgniter's way), and
+    each field's value (``?_url=/api/…``, Phalcon's), when it starts with ``/`` or ``\\``
+    (percent-encoded or not). The flow a request is named by is its path's; a path in its
+    query can only get it refused."""
+    query = target.partition("?")[2].split("#", 1)[0]
+    if not any(mark in query for mark in "/\\%"):  # no path can start in it (the common case)
+        return []
+    fields = [query, *(field.partition("=")[2] for field in re.split(r"[&;]", query))]
+    paths = []
+    for field in fields:
+        start = _ANY_PERCENT.sub(lambda found: chr(int(found[1], 16)), field[:9]).lstrip(_BLANK)
+        if start.startswith(("/", "\\")):
+            paths.append(field)
+    return paths
 
 
 def without_authority(path: str) -> str:
@@ -366,6 +444,11 @@ AGENT_SIGNATURES: Mapping[str, tuple[Signature, ...]] = {"claude-code": CLAUDE_C
 DEFAULT_AGENT = "claude-code"
 
 
+_ANY_PREFIX = frozenset({API_HOST, "*"})
+"""Hosts of the rows whose paths a gateway may serve under a prefix of its own: the vendor
+API's, and those of any host (the WebFetch preflight, on the API or its own service)."""
+
+
 def classify(
     method: str,
     host: str,
@@ -406,11 +489,41 @@ def classify(
 def _first_flow(
     table: Iterable[Signature], method: str, host: str, path: str, api_hosts: frozenset[str]
 ) -> str:
-    """The flow of the first row of ``table`` that covers one reading of a path."""
+    """The flow of the first row of ``table`` that covers one reading of a path; on a
+    vendor API host, when none does, of the first row of the API's (or of any host's) that
+    covers the path below a prefix (:func:`below_a_prefix`)."""
+    table = tuple(table)
     for row in table:
         if row.matches(method, host, path, api_hosts):
             return str(row.flow)
-    return UNCLASSIFIED
+    if host not in api_hosts:
+        return UNCLASSIFIED
+    found: list[tuple[int, int, str]] = []  # (where the row's path starts, row order, flow)
+    for order, row in enumerate(table):
+        if row.host not in _ANY_PREFIX or not row.matches(method, host, row.path, api_hosts):
+            continue  # another host's row, or another method's (its own path always matches)
+        start = below_a_prefix(path, row.path)
+        if start:
+            found.append((start, order, str(row.flow)))
+    return min(found)[2] if found else UNCLASSIFIED
+
+
+def below_a_prefix(path: str, prefix: str) -> int:
+    """Where, past the first segment, ``prefix`` (a row's path) first covers the rest of
+    ``path`` (:func:`under`), or ``0``: a gateway that serves the vendor's API under a
+    prefix of its own (``ANTHROPIC_BASE_URL=https://gw/anthropic``) sends
+    ``/anthropic/v1/messages`` on as ``/v1/messages``. The earliest place is the one a
+    gateway strips the least to reach.
+
+        >>> below_a_prefix("/gw/anthropic/v1/messages", "/v1/messages")
+        13
+    """
+    start = path.find(prefix, 1)
+    while start > 0:
+        if under(path[start:], prefix):
+            return start
+        start = path.find(prefix, start + 1)
+    return 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -491,14 +604,24 @@ def off_flow(rows: Iterable[Signature], target: str, decisions: Decisions) -> Ve
     that names a method covers every method here: an origin may take
     ``X-HTTP-Method-Override``, or answer another method at the same path. A row's path is
     matched as a bare prefix here, wider than :func:`under`: a refusal covers
-    ``/api/event_loggingX`` too (fail closed)."""
+    ``/api/event_loggingX`` too (fail closed), and a row of the vendor API's (or of any
+    host's) anywhere in the path, below any prefix (a gateway's: :func:`below_a_prefix`).
+    A path in the query (:func:`paths_in_query`) is read the same ways."""
     rows = tuple(rows)
     if not rows:  # no flow to this host is off: nothing to read twice
         return None
-    for reading in sorted(readings(target)):
+    found = readings(target)
+    for routed in paths_in_query(target):
+        found |= readings(routed)
+    for reading in sorted(found):
         for path in {reading, reading.rstrip("/") + "/", reading.lower()}:
             for row in rows:
                 if path.startswith(row.path) or path.startswith(row.path.lower()):
+                    return enforce(row.flow, decisions)
+                # The vendor API's paths anywhere in the path: a gateway serves them under
+                # a prefix of its own (ANTHROPIC_BASE_URL=https://gw/anthropic), which a
+                # request may name or not (below_a_prefix).
+                if row.host in _ANY_PREFIX and (row.path in path or row.path.lower() in path):
                     return enforce(row.flow, decisions)
     return None
 
@@ -513,11 +636,21 @@ def redact_query(target: str) -> str:
 
 
 def refusal_body(
-    verdict: Verdict, method: str, host: str, path: str, *, scheme: str = "https"
+    verdict: Verdict,
+    method: str,
+    host: str,
+    path: str,
+    *,
+    scheme: str = "https",
+    port: int | None = None,
 ) -> bytes:
-    """The text of the ``403`` a refused request gets, for the agent to show its user."""
+    """The text of the ``403`` a refused request gets, for the agent to show its user: the
+    URL it asked for (``port`` written when it is not the scheme's own), its flow, and why."""
+    authority = f"[{host}]" if ":" in host else host
+    if port is not None and port != {"https": 443, "http": 80}.get(scheme):
+        authority += f":{port}"
     return (
-        f"airlock refused {method} {scheme}://{host}{path.split('?', 1)[0]}\n"
+        f"airlock refused {method} {scheme}://{authority}{path.split('?', 1)[0]}\n"
         f"data flow: {verdict.flow} ({verdict.state})\n"
         f"why: {verdict.reason}\n"
         "To let it through, change the variable or setting named above "

@@ -382,7 +382,7 @@ class InspectedConnection:
         except HttpError as error:
             return await self._refused(error, fields, started)
         if not verdict.allowed:
-            body = refusal_body(verdict, method, self.host, fields["path"])
+            body = refusal_body(verdict, method, self.host, fields["path"], port=self.port)
             # The connection goes on only when the body was read whole and the client did not
             # ask to close it (a client waiting for the end of a refused answer must get it).
             # A client waiting for ``100 Continue`` before it sends its body is answered at
