@@ -53,7 +53,15 @@ def test_a_link_the_command_leaves_at_the_report_is_replaced_not_followed(
 def test_a_fifo_the_command_leaves_at_the_report_does_not_hold_airlock(
     tmp_path: Path, project: Path
 ) -> None:
-    done = _run(tmp_path, "--report-json", "report.json", "--", "mkfifo", "report.json")
+    done = _run(  # the run's "not ended" report is there: replaced by a FIFO
+        tmp_path,
+        "--report-json",
+        "report.json",
+        "--",
+        "sh",
+        "-c",
+        "rm report.json; mkfifo report.json",
+    )
     assert done.returncode == 0, done.stderr
     assert _report(project / "report.json")["exit_code"] == 0
 
@@ -70,7 +78,8 @@ def test_a_folder_the_command_leaves_at_the_report_is_said_after_the_report(
         "--",
         "sh",
         "-c",
-        "mkdir -p report.json/x sub/.vscode; echo {} > sub/.vscode/settings.json; exit 3",
+        "rm report.json; mkdir -p report.json/x sub/.vscode; echo {} > sub/.vscode/settings.json;"
+        " exit 3",
     )
     assert done.returncode == 125, done.stderr
     assert "nothing left the machine" in done.stderr

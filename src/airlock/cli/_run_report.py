@@ -59,9 +59,49 @@ class ReportFile:
             )
         self.name = path.name
         self.folder = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+        self.run: str | None = None
+        """The run's id, once :meth:`started` put its first report in place."""
 
-    def write(self, text: str) -> str:
-        """Write the report; ``""``, or why it could not be written (the folder closed)."""
+    def stopped(self, error: BaseException) -> None:
+        """After :meth:`started`, airlock stopped before the run's end (the sandbox could not
+        be built, the log not opened): the report says so and why, in place of "not ended"."""
+        import json
+
+        from airlock.errors import AirlockError
+
+        if self.run is None or self.folder < 0:
+            return
+        failed = isinstance(error, (AirlockError, OSError))
+        stopped = {
+            "run": self.run,
+            "complete": False,
+            "exit_code": 125 if failed else None,
+            "error": f"airlock stopped the run: {error or type(error).__name__}",
+        }
+        self.write(json.dumps(stopped, indent=2) + "\n")
+
+    def started(self, run: str) -> str:
+        """Put a report in place that says the run has not ended, before the command runs: a
+        run killed on the way (``kill -9``) leaves that, never an earlier run's report for a
+        script to take as this one's. ``""``, or why it could not be written (the folder
+        stays held for the end's report)."""
+        import json
+
+        pending = {
+            "run": run,
+            "complete": False,
+            "exit_code": None,
+            "error": (
+                "the run has not ended (it was killed, or is still going on); what it sent is "
+                f"in the audit log: airlock audit --run {run}"
+            ),
+        }
+        self.run = run
+        return self.write(json.dumps(pending, indent=2) + "\n", keep_open=True)
+
+    def write(self, text: str, keep_open: bool = False) -> str:
+        """Write the report; ``""``, or why it could not be written. The folder is closed
+        after, unless ``keep_open``."""
         import secrets
 
         temporary = f".{self.name}.{secrets.token_hex(6)}.tmp"
@@ -79,7 +119,8 @@ class ReportFile:
         except OSError as error:
             return f"--report-json {self.given}: not written ({error.strerror or error})"
         finally:
-            self.close()
+            if not keep_open:
+                self.close()
 
     def close(self) -> None:
         if self.folder >= 0:
@@ -101,6 +142,7 @@ def show(
 
     data = {
         **report.to_json(),
+        "complete": True,
         "variables_dropped": list(scrubbed.dropped),
         "variables_dropped_why": {
             name: scrubbed.reasons.get(name, "") for name in scrubbed.dropped

@@ -315,6 +315,10 @@ def _run(args: argparse.Namespace) -> int:
         bundle = prepared.read_only_files if prepared is not None else ()
         stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(started))
         run = f"{stamp}-{os.getpid()}"
+        if report_file is not None:  # no earlier run's report left there if this one is killed
+            not_written = report_file.started(run)
+            if not_written:
+                raise UsageError(not_written)
         say = partial(print, "airlock run:", file=sys.stderr)
         # one run at a time in a workspace; runs with one home set up in turn (until listed)
         whole = take_workspace(resolve(workspace), default_state(home), started, say)
@@ -484,8 +488,9 @@ def _run(args: argparse.Namespace) -> int:
                     report = proxy.close(record)
             finally:
                 sandbox.close()
-    except BaseException:
+    except BaseException as error:
         if report_file is not None:
+            report_file.stopped(error)
             report_file.close()
         raise
     finally:

@@ -1,0 +1,82 @@
+"""``--report-json FILE`` never holds an earlier run's report for this one: from the command's
+start it says the run has not ended (what a run killed with ``kill -9`` leaves), and a run
+airlock stops before its end says why, with exit status 125; a run that ended says it is
+complete."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tests.cli import airlock
+
+EARLIER = {"run": "an-earlier-run", "exit_code": 0, "complete": True}
+
+
+def _report(path: Path) -> dict[str, object]:
+    data = json.loads(path.read_text())
+    assert isinstance(data, dict)
+    return data
+
+
+def test_a_run_killed_leaves_a_report_that_says_it_has_not_ended(
+    tmp_path: Path, project: Path
+) -> None:
+    report = project / "report.json"
+    report.write_text(json.dumps(EARLIER))
+    started = project / "started"
+    command = [
+        sys.executable, "-m", "airlock", "run",
+        "--audit-log", str(tmp_path / "audit.jsonl"), "--report-json", str(report),
+        "--", "sh", "-c", f"touch {started}; sleep 60",
+    ]  # fmt: skip
+    with subprocess.Popen(
+        command, cwd=project, stdin=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    ) as airlock_run:
+        try:
+            deadline = time.monotonic() + 60
+            while not started.exists() and time.monotonic() < deadline:
+                assert airlock_run.poll() is None, airlock_run.stderr
+                time.sleep(0.05)
+            assert started.exists()
+        finally:
+            os.kill(airlock_run.pid, signal.SIGKILL)
+            airlock_run.wait(30)
+    data = _report(report)
+    assert data["run"] != EARLIER["run"] and data["complete"] is False
+    assert data["exit_code"] is None
+    assert f"airlock audit --run {data['run']}" in str(data["error"])
+
+
+def test_a_run_airlock_stops_says_why_in_the_report(tmp_path: Path, project: Path) -> None:
+    """The audit log cannot be taken up (its last line is no record): 125, and the report says
+    so instead of "not ended"."""
+    report = project / "report.json"
+    report.write_text(json.dumps(EARLIER))
+    log = tmp_path / "audit.jsonl"
+    log.write_text("not a record\n")
+    done = airlock("run", "--audit-log", str(log), "--report-json", str(report), "--", "true")
+    assert done.returncode == 125, done.stderr
+    data = _report(report)
+    assert data["run"] != EARLIER["run"] and data["complete"] is False
+    assert data["exit_code"] == 125
+    assert "airlock stopped the run: audit log" in str(data["error"])
+    assert "is no audit record" in str(data["error"])
+
+
+def test_a_run_that_ended_says_it_is_complete(tmp_path: Path, project: Path) -> None:
+    report = project / "report.json"
+    report.write_text(json.dumps(EARLIER))
+    done = airlock(
+        "run", "--audit-log", str(tmp_path / "audit.jsonl"), "--report-json", str(report),
+        "--", "sh", "-c", "exit 3",
+    )  # fmt: skip
+    assert done.returncode == 3, done.stderr
+    data = _report(report)
+    assert data["complete"] is True and data["exit_code"] == 3
+    assert data["run"] != EARLIER["run"]
