@@ -220,8 +220,8 @@ def test_a_name_before_the_word_is_read_whatever_the_chunk_boundary(chunk: int) 
     [
         "JWT_SECRET=my-super-secret-jwt-key\n",
         'token: "some-long-words-token-value"\n',
-        "password=prod-db-password\n",
-        "- name: API_KEY_SECRET\n  value: payments-api-key-v2\n",
+        "password=correct-horse-battery-staple\n",
+        "API_KEY=stripe-live-api-key\n",
     ],
 )
 def test_words_under_a_secrets_own_name_are_a_weak_secret_not_a_label(text: str) -> None:

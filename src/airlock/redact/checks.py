@@ -92,6 +92,20 @@ _LABEL = _Deferred(rb"\A" + _LABEL_WORD + rb"(?:[\-_./]" + _LABEL_WORD + rb")+\Z
 """A plain identifier: small-letter words joined by ``-``, ``_``, ``.`` or ``/``
 (``prod-db-credentials``, ``payments-api-key-v2``): the name of a secret in a store or a tag."""
 
+_LABEL_SECRET_WORD = _Deferred(
+    rb"(?:^|[\-_./])(?:api[\-_.]?key|apikey|keys?|secrets?|passwords?|passwd|pwd|tokens?"
+    rb"|credentials?|creds?)(?:[\-_./]|$)"
+)
+_LABEL_QUALIFIER = _Deferred(
+    rb"(?:^|[\-_./])(?:prod|production|prd|staging|stage|stg|dev|development|qa|uat|v[0-9]+)"
+    rb"(?:[\-_./]|$)"
+)
+"""In a label, a word that says it holds a secret, and one that says which environment or
+version of it: together, the name of a secret kept elsewhere (``payments-api-key-v2``,
+``prod-db-password``), which passwords of plain words seldom are; words that only describe a
+secret (``my-super-secret-jwt-key``) are no such name."""
+
+
 _NAME_ENDS_SECRET = _Deferred(
     rb"(?:^|[\-_.\s]|(?<=[a-z]))(?i:secrets?|passwords?|passwd|pwd|pass|passphrase"
     rb"|credentials?|creds?|keys?|apikey|tokens?|auth)[0-9]*$"
@@ -404,5 +418,15 @@ def _is_reference(rule: Rule, plain: bytes, name: bytes) -> bool:
         return False
     # A label under a name that is itself a secret's (``JWT_SECRET=my-super-secret-jwt-key``,
     # ``password=correct-horse-battery``) is a weak secret, not a label: only a name that
-    # ends in another word (``token_owner``, ``secret_label``) makes one a label.
-    return name != b"" and _NAME_ENDS_SECRET.search(name) is None
+    # ends in another word (``token_owner``, ``secret_label``) makes one a label, or a label
+    # that is plainly the name of a stored secret (``API_KEY_SECRET: payments-api-key-v2``).
+    if name == b"":
+        return False
+    return _NAME_ENDS_SECRET.search(name) is None or _names_a_stored_secret(plain)
+
+
+def _names_a_stored_secret(label: bytes) -> bool:
+    """Whether a label is the name of a secret kept elsewhere (``payments-api-key-v2``)."""
+    return (
+        _LABEL_SECRET_WORD.search(label) is not None and _LABEL_QUALIFIER.search(label) is not None
+    )

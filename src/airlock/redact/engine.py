@@ -34,7 +34,7 @@ from typing import IO, TYPE_CHECKING
 from airlock.errors import SettingsError
 from airlock.redact import user_rules
 from airlock.redact.checks import URL_KINDS, accepts, starts_in_marker
-from airlock.redact.escapes import Decoded
+from airlock.redact.escapes import Decoded, character_references, quoted_printable
 from airlock.redact.memo import Memo
 from airlock.redact.patterns import MARKER, Rule
 from airlock.redact.repeats import Span, past_repeats
@@ -262,7 +262,23 @@ class Redactor:
 
     def _hits_unescaped(self, window: bytes, scan_from: int, safe: int) -> Scanned:
         """The hits in ``window``, with JSON ``\\u00XX`` escapes of printable characters read as
-        the characters they stand for; spans are in ``window`` and cover escapes whole."""
+        the characters they stand for; spans are in ``window`` and cover escapes whole. Where the
+        window holds XML or HTML character references or quoted-printable text, it is also
+        scanned with those read, and the hits of every scan are put together."""
+        scanned = self._hits_json(window, scan_from, safe)
+        for recoded in (character_references(window), quoted_printable(window)):
+            if recoded is None:
+                continue
+            more = self._hits(recoded.text, recoded.at(scan_from), recoded.at(safe))
+            hits = [
+                Hit(recoded.origin(hit.start), recoded.origin(hit.end), hit.kind)
+                for hit in more.hits
+            ]
+            scanned = Scanned(_together(scanned.hits, hits), scanned.reached)
+        return scanned
+
+    def _hits_json(self, window: bytes, scan_from: int, safe: int) -> Scanned:
+        """The hits in ``window`` with its JSON ``\\u00XX`` escapes read (see above)."""
         decoded = Decoded.of(window)
         if decoded is None:
             return self._hits(window, scan_from, safe)
@@ -293,7 +309,19 @@ class Redactor:
             else:
                 position = max(found.last, found.first + 1)
             mine = self._judged(window, found)
-            if mine:
+            if found.index >= 0 and self._led_by_token(found):
+                # The text before a specific row's secret may hold a token of its own (a CSV
+                # row's access key ID before the secret key): redacted beside the secret, or,
+                # the value rejected, found as in a rejected assignment (the first token, and
+                # the scan on from its end).
+                if mine:
+                    mine = self._specific_hits(window, found.first, found.start) + mine
+                else:
+                    mine = self._specific_hits(window, found.first, found.end)[:1]
+                    if mine:
+                        position = min(position, mine[0].end)
+                hits += mine
+            elif mine:
                 if found.index >= 0:
                     # Tokens found inside a rejected assignment: what follows the first of them
                     # may begin another secret of any kind (``KEY=sk-ant-…=DB_PASSWORD='…'``,
@@ -312,6 +340,14 @@ class Redactor:
             previous = None if mine else current
         return Scanned(hits, position)  # pragma: no cover - the loop returns
 
+    def _led_by_token(self, found: Candidate) -> bool:
+        """Whether the text before a candidate's secret may hold a token of its own: the match
+        of a specific row whose secret comes after a text as long as the shortest token."""
+        rule = self._all.rules[found.index]
+        return (
+            rule.specific and not rule.bare and found.start - found.first >= self._shortest_specific
+        )
+
     def _judged(self, window: bytes, found: Candidate) -> list[Hit]:
         """The hits of one candidate: itself, or specific tokens inside a rejected one."""
         if found.index < 0:
@@ -319,6 +355,8 @@ class Redactor:
         rule = self._all.rules[found.index]
         if not self._has_keyword(rule, window, found.first, found.last):
             return []
+        if rule.name_after:
+            return self._named_after(window, found)
         value = window[found.start : found.end]
         if rule.specific:
             context = host = b""
@@ -347,6 +385,31 @@ class Redactor:
             # A rejected assignment may still hold a token of a specific kind.
             return self._specific_hits(window, found.start, found.end)
         return []
+
+    def _named_after(self, window: bytes, found: Candidate) -> list[Hit]:
+        """The hits of a value whose name comes after it: the value is judged, and named, as
+        the same value right after that name (``NAME=value``) would be, by whichever row that
+        finds; a value no row takes there may still hold tokens."""
+        tail = window[found.end : found.last]
+        name = tail[len(tail.rstrip(_NAME_BYTES)) :]
+        value = window[found.start : found.end]
+        probe = name + b"=" + value
+        first = len(name) + 1
+        scan = self._all.scan(probe, len(probe))
+        position = 0
+        while (candidate := scan.find(position)) is not None:
+            position = candidate.first + 1
+            if candidate.index < 0 or (candidate.start, candidate.end) != (first, len(probe)):
+                continue
+            if self._all.rules[candidate.index].name_after:
+                break  # no name before the value after all
+            shift = found.start - first
+            return [
+                Hit(hit.start + shift, hit.end + shift, hit.kind)
+                for hit in self._judged(probe, candidate)
+                if hit.start >= first
+            ]
+        return self._specific_hits(window, found.start, found.end)
 
     def _judge(
         self, index: int, rule: Rule, value: bytes, context: bytes, host: bytes
@@ -417,6 +480,23 @@ class Redactor:
         dst = io.BytesIO()
         report = self.redact_stream(io.BytesIO(text.encode("utf-8", "surrogateescape")), dst)
         return dst.getvalue().decode("utf-8", "surrogateescape"), report
+
+
+def _together(hits: list[Hit], more: list[Hit]) -> list[Hit]:
+    """The hits of two scans of one window, in order; hits that overlap are one, over both
+    spans, named as the longer (a token that a soft line break cut: the first scan saw its
+    first half as a generic key, the second the whole token)."""
+    if not more:
+        return hits
+    merged: list[Hit] = []
+    for hit in sorted(hits + more, key=lambda hit: (hit.start, -hit.end)):
+        last = merged[-1] if merged else None
+        if last is None or hit.start >= last.end:
+            merged.append(hit)
+            continue
+        kind = hit.kind if hit.end - hit.start > last.end - last.start else last.kind
+        merged[-1] = Hit(last.start, max(last.end, hit.end), kind)
+    return merged
 
 
 def _name_start(text: bytes, first: int) -> int:

@@ -1,5 +1,6 @@
 """The escape cursor: a window with its JSON ``\\u00XX`` escapes of printable characters read,
-and the way back from offsets in the decoded text to offsets in the window.
+and the way back from offsets in the decoded text to offsets in the window; and the same for
+the escapes of other encodings (XML and HTML character references, quoted-printable).
 
 Where a window holds such escapes (a token with one character or all of them escaped, once or
 twice), the engine scans the decoded text and maps each span back, widened to whole escapes.
@@ -8,6 +9,7 @@ twice), the engine scans the decoded text and maps each span back, widened to wh
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
 from itertools import product
 
 from airlock.redact.table import compile_pattern
@@ -177,3 +179,100 @@ class Decoded:
         if inside <= self._plain() or self._k >= self._last:
             return self._text_at + inside
         return self._text_at + self._plain() + 1  # inside an escape: after it
+
+
+class Recoded:
+    """A window with the escapes of another encoding read (XML and HTML character references,
+    quoted-printable), and the way back to the window's offsets.
+
+    An escape reads as zero or more bytes (a quoted-printable soft line break reads as none).
+    Unlike :class:`Decoded`, the window is scanned as it is too: these encodings are read only
+    where a window shows them, and the hits of both scans are put together (see the engine).
+    """
+
+    __slots__ = ("_text_at", "_text_end", "_window_at", "_window_end", "text")
+
+    def __init__(self, window: bytes, escapes: list[tuple[int, int, bytes]]) -> None:
+        pieces: list[bytes] = []
+        self._text_at: list[int] = []
+        self._text_end: list[int] = []
+        self._window_at: list[int] = []
+        self._window_end: list[int] = []
+        last = length = 0
+        for first, end, char in escapes:
+            pieces += (window[last:first], char)
+            length += first - last
+            self._text_at.append(length)
+            self._window_at.append(first)
+            length += len(char)
+            self._text_end.append(length)
+            self._window_end.append(end)
+            last = end
+        pieces.append(window[last:])
+        self.text = b"".join(pieces)
+
+    def origin(self, at: int) -> int:
+        """The window offset of the boundary ``at`` in ``text`` (inside an escape: after it)."""
+        index = bisect_right(self._text_at, at) - 1
+        if index < 0:
+            return at
+        if at >= self._text_end[index]:
+            return self._window_end[index] + at - self._text_end[index]
+        return self._window_at[index] if at == self._text_at[index] else self._window_end[index]
+
+    def at(self, origin: int) -> int:
+        """The boundary in ``text`` of the window offset ``origin`` (inside an escape: after
+        it)."""
+        index = bisect_right(self._window_at, origin) - 1
+        if index < 0:
+            return origin
+        if origin >= self._window_end[index]:
+            return self._text_end[index] + origin - self._window_end[index]
+        return self._text_at[index] if origin == self._window_at[index] else self._text_end[index]
+
+
+_REFERENCE_START = compile_pattern(r"&(?:#[0-9]|#[xX][0-9a-fA-F]|quot;|amp;|lt;|gt;|apos;)")
+"""The start of an XML or HTML character reference (RE2 skips to each ``&`` with ``memchr``)."""
+_REFERENCE = re.compile(rb"&(?:#[xX]0*([0-9a-fA-F]{1,6})|#0*([0-9]{1,7})|(quot|amp|lt|gt|apos));")
+_NAMED_REFERENCES = {b"quot": b'"', b"amp": b"&", b"lt": b"<", b"gt": b">", b"apos": b"'"}
+_REFERENCE_CODES = frozenset([0x09, 0x0A, 0x0D, *range(0x20, 0x5C), *range(0x5D, 0x7F)])
+"""The characters a numeric reference is read as: printable ASCII and the white space between
+a key file's lines, but not the backslash, which would begin an escape that is not there."""
+
+
+def character_references(window: bytes) -> Recoded | None:
+    """The window with its XML and HTML character references read (``&#x41;``, ``&#65;``,
+    ``&quot;``), or ``None`` when it holds none."""
+    if _REFERENCE_START.search(window) is None:
+        return None
+    escapes: list[tuple[int, int, bytes]] = []
+    for found in _REFERENCE.finditer(window):
+        hexadecimal, decimal, name = found.groups()
+        if name is not None:
+            char = _NAMED_REFERENCES[name]
+        else:
+            code = int(hexadecimal, 16) if hexadecimal is not None else int(decimal)
+            if code not in _REFERENCE_CODES:
+                continue
+            char = bytes([code])
+        escapes.append((found.start(), found.end(), char))
+    return Recoded(window, escapes) if escapes else None
+
+
+_QUOTED_PRINTABLE_SIGNS = (compile_pattern(r"=3D"), compile_pattern(r"-(?i:printable)"))
+"""What shows a window holds quoted-printable text: its escape of ``=`` itself, or the name of
+the encoding (a MIME part's ``Content-Transfer-Encoding: quoted-printable``)."""
+_QUOTED_PRINTABLE = re.compile(rb"=([0-9A-F]{2})|=[ \t]*(?:\r?\n|(?:\\+r)?\\+n)")
+"""An escaped byte (``=3D``), or a soft line break, raw or written in a JSON string (``=\\n``)."""
+
+
+def quoted_printable(window: bytes) -> Recoded | None:
+    """The window read as quoted-printable (``=3D`` as ``=``, soft line breaks as nothing), or
+    ``None`` when nothing in it shows that encoding."""
+    if all(sign.search(window) is None for sign in _QUOTED_PRINTABLE_SIGNS):
+        return None
+    escapes = [
+        (found.start(), found.end(), bytes([int(found.group(1), 16)]) if found.group(1) else b"")
+        for found in _QUOTED_PRINTABLE.finditer(window)
+    ]
+    return Recoded(window, escapes) if escapes else None

@@ -140,6 +140,9 @@ class Rule:
         counter: A false example: text that must pass through unchanged.
         name: For a rule found by the name beside it, a name to write in generated contexts.
         shape: For such a rule, an RE2 pattern the whole value must match (lengths, groups).
+        name_after: Whether the name that says what the value is comes after it, at the end of
+            the match (``{"value": "…", "name": "DB_PASSWORD"}``): the value is judged, and
+            named, as the same value would be after that name (``DB_PASSWORD=…``).
     """
 
     kind: str
@@ -157,6 +160,7 @@ class Rule:
     counter: str = ""
     name: str = ""
     shape: str = ""
+    name_after: bool = False
 
 
 def _literal(pattern: str) -> str:

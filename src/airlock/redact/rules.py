@@ -43,12 +43,43 @@ _KEY_NAMES = (
 _CURL_PASS_CHAR = rf"(?:{URL_PASS_CHAR}|[#@^/?|:])"
 """A character of a password given to ``curl -u`` (a URL's, and what a URL would escape)."""
 _GENERIC_VALUE = r"(?:[A-Za-z0-9+_\-.~=]|\\*/)"
+_SECRET_WORDS = r"(?i:pass|pwd|secret|token|key|credential|auth)"
+_NAME_AFTER = rf"[A-Za-z0-9_.\-]*{_SECRET_WORDS}[A-Za-z0-9_.\-]*"
+"""A name that may say a secret's kind after its value (the row judges it as ``NAME=value``)."""
+_VALUE_BEFORE_NAME = r"(?:[A-Za-z0-9!#$%&*+\-./:;=?@^_|~\[\]{}]|\\+/|\\+u00[0-9a-fA-F]{2})"
+"""A character of a value whose name follows: ``VALUE_CHAR`` without the comma that may part the
+value from the name's field, and without ``<`` and ``>``."""
 _URL_OR_DN_USER = r"[A-Za-z0-9._%~+\-=,]+"
 """A URL's user name, or an LDAP distinguished name (``ldap://cn=admin,dc=corp:…@host``)."""
+
+_AWS_KEY_ID_PREFIX = "(?:AKIA|ASIA|ABIA|ACCA|A3T[A-Z0-9])"
+_AWS_KEY_ID = rf"{_AWS_KEY_ID_PREFIX}[A-Z0-9]{{16}}"
+"""An AWS access key ID (its scan pattern; the row checks the length of a longer run)."""
 
 _PEM = "-----BEGIN RSA PRIVATE KEY-----\n{b64}\n{b64}\n{b40}==\n-----END RSA PRIVATE KEY-----\n"
 
 HAND: tuple[Rule, ...] = (
+    Rule(
+        "aws_secret_access_key",
+        # Also the command line's ways (``aws configure set aws_secret_access_key …``,
+        # ``--aws-secret-access-key …``) and a list's next item (``["aws_secret_access_key",
+        # "…"]``): the name and a value of exactly this shape are the key wherever they meet.
+        # And the cell after an access key ID in a CSV row, as the console's credentials file
+        # writes them (``User name,Password,Access key ID,Secret access key,…`` or ``Access
+        # key ID,Secret access key``): the engine finds the key ID before it as a token.
+        rf"(?:(?i:aws[_\-]?secret[_\-]?(?:access[_\-]?)?key|secretaccesskey)"
+        rf"(?:{ASSIGN}|{QUOTE}?[ \t]+{QUOTE}?|{QUOTE}[ \t]*,[ \t]*{QUOTE})"
+        rf"|{EDGE}{_AWS_KEY_ID}{QUOTE}?[,;\t]{QUOTE}?)"
+        rf"(?P<secret>(?:[A-Za-z0-9+]|{ESC_SLASH})+){VALUE_END}",
+        "secret",
+        40,
+        40,
+        min_entropy=3.5,
+        vendor="Amazon Web Services",
+        sample="AWS_SECRET_ACCESS_KEY={b40}",
+        counter="aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+        name="AWS_SECRET_ACCESS_KEY",
+    ),
     Rule(
         "private_key_pem",
         rf"(?P<secret>-----BEGIN[ A-Z0-9]* PRIVATE KEY(?: BLOCK)?-----"
@@ -87,7 +118,7 @@ HAND: tuple[Rule, ...] = (
     ),
     Rule(
         "aws_access_key_id",
-        rf"{EDGE}(?P<secret>(?:AKIA|ASIA|ABIA|ACCA|A3T[A-Z0-9])[A-Z0-9]+)\b",
+        rf"{EDGE}(?P<secret>{_AWS_KEY_ID_PREFIX}[A-Z0-9]+)\b",
         "a",
         20,
         20,
@@ -96,23 +127,6 @@ HAND: tuple[Rule, ...] = (
         vendor="Amazon Web Services",
         sample="AKIA{B16}",
         counter="AKIAIOSFODNN7EXAMPLE",
-    ),
-    Rule(
-        "aws_secret_access_key",
-        # Also the command line's ways (``aws configure set aws_secret_access_key …``,
-        # ``--aws-secret-access-key …``) and a list's next item (``["aws_secret_access_key",
-        # "…"]``): the name and a value of exactly this shape are the key wherever they meet.
-        rf"(?i:aws[_\-]?secret[_\-]?(?:access[_\-]?)?key|secretaccesskey)"
-        rf"(?:{ASSIGN}|{QUOTE}?[ \t]+{QUOTE}?|{QUOTE}[ \t]*,[ \t]*{QUOTE})"
-        rf"(?P<secret>(?:[A-Za-z0-9+]|{ESC_SLASH})+){VALUE_END}",
-        "secret",
-        40,
-        40,
-        min_entropy=3.5,
-        vendor="Amazon Web Services",
-        sample="AWS_SECRET_ACCESS_KEY={b40}",
-        counter="aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
-        name="AWS_SECRET_ACCESS_KEY",
     ),
     Rule(
         "azure_storage_key",
@@ -162,7 +176,8 @@ HAND: tuple[Rule, ...] = (
         counter="eyJhbGciOiJIUzI1NiJ9.eyJ...",
     ),
 )
-"""Rows written by hand: key files, URLs and the formats the helpers do not fit."""
+"""Rows written by hand: key files, URLs and the formats the helpers do not fit (the first two go
+before the tokens)."""
 
 TOKENS: tuple[Rule, ...] = DEVELOPER + CLOUD + BUSINESS
 """Formats with a prefix: found bare, in any context (``formats/``, by group of vendors)."""
@@ -283,5 +298,31 @@ GENERIC: tuple[Rule, ...] = (
 )
 """Passwords and keys found by the name beside them, whatever their vendor."""
 
-RULES: tuple[Rule, ...] = HAND[:1] + TOKENS + HAND[1:] + NAMED + GENERIC
-"""The built-in table."""
+NAME_AFTER: tuple[Rule, ...] = (
+    Rule(
+        "value_before_name",
+        # A record's ``value`` field, then its ``name`` (or ``key``) field: JSON, YAML (also a
+        # list item's next line, ``- value: …`` then ``name: …``), INI, XML attributes.
+        # (The value's length is checked on the candidate: a counted repeat here, or a start
+        # on any byte, made the scan's automaton much larger; prose that names a value after
+        # it, ``… is the API key``, can start anywhere and made the scan 20 times slower.)
+        rf"(?:\b|\\+[nrt])(?i:value){QUOTE}?[ \t]*[:=][ \t]*{QUOTE}?"
+        rf"(?P<secret>{_VALUE_BEFORE_NAME}+)"
+        rf"{QUOTE}?[ \t]*[,;]?[ \t]*(?:{NL}[ \t]*)?(?:-[ \t]+)?{QUOTE}?(?i:name|key){QUOTE}?"
+        rf"[ \t]*[:=][ \t]*{QUOTE}?{_NAME_AFTER}",
+        "value",
+        min_length=6,
+        max_length=512,
+        specific=False,
+        vendor="records whose value comes before its name",
+        sample='{"value": "{a8}7Q{a8}", "name": "DB_PASSWORD"}',
+        counter='{"value": "{a16}", "name": "DB_HOST"}',
+        name_after=True,
+    ),
+)
+"""Secrets whose name follows them: each is judged by the row its name would give it first."""
+
+RULES: tuple[Rule, ...] = HAND[:2] + TOKENS + HAND[2:] + NAMED + GENERIC + NAME_AFTER
+"""The built-in table. The AWS secret key's row comes first: at an access key ID followed by a
+CSV cell, its match (the ID and the key after it) wins over the ID's own, which would hide the
+key."""
