@@ -171,6 +171,8 @@ def test_such_spellings_are_refused_on_the_wire_and_logged(tmp_path: Path) -> No
         assert b"data flow: metrics (off)" in answer and b"DISABLE_TELEMETRY" in answer
     for answer in answers[::2]:  # inside TLS: the URL asked for, its port too
         assert f"https://localhost:{port}/".encode() in answer
+    for answer in answers[1::2]:  # in plain HTTP alike
+        assert f"http://localhost:{plain_port}/".encode() in answer
     assert all(answer.startswith(b"HTTP/1.1 200") for answer in allowed)
     assert tls_seen == ALLOWED and plain_seen == []
     records = [r for r in read_records(cfg.audit_log) if r.get("inspected")]

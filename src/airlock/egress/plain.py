@@ -93,7 +93,9 @@ class PlainInspection:
         It names the path as the audit log shows it (query values and the redaction engine's
         findings left out), never as sent."""
         shown, _ = path_secrets(self.inspector.redactor, self.path, redact_query(self.path))
-        body = refusal_body(self.verdict, self.method, self.host, shown, scheme="http")
+        body = refusal_body(
+            self.verdict, self.method, self.host, shown, scheme="http", port=self.head.port
+        )
         return simple_response(403, body.decode("utf-8"), (("X-Airlock", "refused"),))
 
     def add(self, found: dict[str, int]) -> None:
