@@ -194,6 +194,59 @@ def test_the_relay_ends_though_processes_left_hold_the_terminal(
     assert "command-ends" in terminal.wait_for("command-ends", 1)
 
 
+JOB_SHELL = """\
+import os, signal, subprocess, sys, termios
+
+cooked = termios.tcgetattr(0)
+editing = termios.tcgetattr(0)
+editing[3] &= ~(termios.ICANON | termios.ECHO)  # as readline leaves it at the shell's prompt
+termios.tcsetattr(0, termios.TCSANOW, editing)
+job = subprocess.Popen(sys.argv[1:], process_group=0)  # ``… &``: not given the terminal
+signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1})
+signal.sigwait({signal.SIGUSR1})  # the user types ``fg``
+termios.tcsetattr(0, termios.TCSANOW, cooked)  # the shell's own modes for a job, then the terminal
+os.tcsetpgrp(0, job.pid)
+os.killpg(job.pid, signal.SIGCONT)
+print("brought-back", flush=True)
+sys.exit(job.wait())
+"""
+"""A shell's job control, as ``bash`` does it: the terminal in its line editor's modes while
+the job starts in the background; on SIGUSR1 (``fg``), the shell's own modes back and the job
+given the terminal."""
+
+
+def test_a_run_started_in_the_background_gets_the_modes_it_has_when_brought_back(
+    tmp_path: Path, terminal: UserTerminal
+) -> None:
+    """Started in the background (``airlock run … &``), while the shell's line editor has
+    the terminal without line editing or echo: the command's terminal does not take those
+    modes (Ctrl-D would not end its input, nothing typed would show) but, brought to the
+    foreground, the user's modes then."""
+    shell = tmp_path / "shell.py"
+    shell.write_text(JOB_SHELL)
+    driver = tmp_path / "driver.py"
+    driver.write_text(DRIVER)
+    command = _python("""
+        import sys, termios
+        print("ready", flush=True)
+        sys.stdin.readline()
+        print("line-editing", bool(termios.tcgetattr(0)[3] & termios.ICANON), flush=True)
+    """)
+    job = terminal.start(
+        [sys.executable, str(shell), sys.executable, str(driver), str(STUB), *command]
+    )
+    try:
+        terminal.wait_for("ready")
+        os.kill(job.pid, signal.SIGUSR1)
+        terminal.wait_for("brought-back")
+        terminal.type("typed\r")
+        assert terminal.line("line-editing") == "line-editing True"
+        assert job.wait(TIMEOUT) == 0
+    finally:
+        job.kill()
+        job.wait()
+
+
 def _states(pid: int) -> list[str]:
     """The state of each thread of process ``pid`` (``T``: stopped)."""
     tasks = Path(f"/proc/{pid}/task")

@@ -41,7 +41,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -83,6 +83,15 @@ USERNS_SETTINGS: tuple[tuple[str, str, str], ...] = (
     ),
 )
 """Kernel settings that stop an unprivileged user from creating a user namespace, and the fix."""
+
+USERNS_LIMIT = "/proc/sys/user/max_user_namespaces"
+"""The kernel's bound on the user namespaces a user has at once (``user.max_user_namespaces``)."""
+
+NESTED_USER_NAMESPACES = 3
+"""The user namespaces an unprivileged user's run makes, one in another: ``unshare``'s
+(:func:`private_mounts`) and bubblewrap's two (root mapped in the first, to mount the
+sandbox's ``/dev/pts``; the user's own ids in the second). A :data:`USERNS_LIMIT` below it
+fails every run, in bubblewrap's words."""
 
 INSTALL_HINT = (
     "install bubblewrap (Debian/Ubuntu: apt-get install bubblewrap; Fedora: dnf install bubblewrap)"
@@ -131,6 +140,7 @@ def check(
     userns_settings: tuple[tuple[str, str, str], ...] = USERNS_SETTINGS,
     euid: int | None = None,
     places: Sequence[str] = SYSTEM_PROGRAMS,
+    userns_limit: str = USERNS_LIMIT,
 ) -> str:
     """Where ``bwrap`` is (its real path, the one run), once everything it needs is there:
     ``unshare`` (:func:`unshare_program`) too.
@@ -140,11 +150,13 @@ def check(
         userns_settings: the kernel settings to read (:data:`USERNS_SETTINGS`).
         euid: the user airlock runs as (default: this process's).
         places: the folders to look in (:data:`SYSTEM_PROGRAMS`).
+        userns_limit: the kernel's bound on a user's user namespaces (:data:`USERNS_LIMIT`).
 
     Raises:
         SandboxError: no bubblewrap there (or :data:`BWRAP_VARIABLE` names no program), no
             ``unshare`` there, or a kernel setting forbids the user namespaces an unprivileged
-            user needs; the message says what to do.
+            user needs, or bounds them below :data:`NESTED_USER_NAMESPACES`; the message says
+            what to do.
     """
     named = environ.get(BWRAP_VARIABLE)
     if named:
@@ -175,6 +187,17 @@ def check(
                     f"unprivileged user namespaces are disabled on this machine ({path} is "
                     f"{value}), and bubblewrap needs one: {fix}"
                 )
+        try:
+            limit = int(Path(userns_limit).read_text(encoding="ascii"))
+        except (OSError, ValueError):
+            limit = NESTED_USER_NAMESPACES
+        if 0 < limit < NESTED_USER_NAMESPACES:  # 0: said above, as disabled
+            raise SandboxError(
+                f"this machine lets a user have {limit} user namespace{'s' if limit > 1 else ''} "
+                f"at once ({userns_limit}), and a run as a user other than root makes "
+                f"{NESTED_USER_NAMESPACES}, one in another (unshare's and bubblewrap's two): "
+                "run 'sysctl -w user.max_user_namespaces=15000' as root"
+            )
     return os.path.realpath(found)  # run by what it is now: a link changed later changes nothing
 
 
@@ -365,6 +388,48 @@ def _scratch() -> Path:
     return scratch
 
 
+SIGNAL_LOOK = 0.1
+"""Seconds between the waiting main thread's looks at signals another thread took, when
+:func:`_signal_wakeup` cannot be had."""
+
+
+@contextlib.contextmanager
+def _signal_wakeup() -> Iterator[int]:
+    """A file descriptor that becomes readable when a signal comes, while in the block (a
+    pipe made Python's :func:`signal.set_wakeup_fd`); ``-1`` where it cannot be had (not the
+    main thread, or a wake-up fd is set already: that one is left as it was).
+
+    The kernel hands a signal sent to airlock to any of its threads that does not block it
+    (the terminal's relay, the proxy's). Python runs the handler in the main thread only,
+    when that thread next runs Python code: one blocked in ``waitpid()`` for the command is
+    not woken by a signal another thread took, so airlock's SIGTERM, or the SIGHUP of a
+    closed terminal, would not reach the command, which would run on unattended. A thread
+    that polls this descriptor too is woken, and the handler runs on its way back.
+    """
+    try:
+        read_end, write_end = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        yield -1
+        return
+    try:
+        try:
+            previous = signal.set_wakeup_fd(write_end, warn_on_full_buffer=False)
+        except ValueError:  # not the main thread
+            previous = write_end
+        if previous != -1:  # not ours to set
+            if previous != write_end:
+                signal.set_wakeup_fd(previous)
+            yield -1
+            return
+        try:
+            yield read_end
+        finally:
+            signal.set_wakeup_fd(-1)
+    finally:
+        os.close(read_end)
+        os.close(write_end)
+
+
 class Sandbox:
     """A running sandbox: bubblewrap's process, the proxy's listening socket, the command's pid."""
 
@@ -405,34 +470,63 @@ class Sandbox:
     def wait_unconnected(self, seconds: float) -> int | None:
         """The command's exit status if it ends within ``seconds`` with no connection waiting
         on the proxy's socket; ``None`` once one waits, or the time is up, and it runs on."""
+        return self.wait() if self._wait_for_end(seconds, connection=True) else None
+
+    def wait(self) -> int:
+        """The command's exit status (128 + the signal's number when a signal ended it).
+
+        Waited for in ``poll()`` with :func:`_signal_wakeup`, not in a ``waitpid()`` only a
+        signal to this thread interrupts: a signal another of airlock's threads took has its
+        handler (which passes it on to the command) run at once."""
+        self._wait_for_end(None, connection=False)
+        code = self.process.wait()
+        return 128 - code if code < 0 else code
+
+    def _wait_for_end(self, seconds: float | None, connection: bool) -> bool:
+        """Whether the command ends within ``seconds`` (``None``: however long it takes) and,
+        with ``connection``, before a connection waits on :attr:`listener`."""
+        if self.process.returncode is not None:  # reaped: its process id may be another's now
+            return True
         poller = select.poll()
-        poller.register(self.listener, select.POLLIN)
+        if connection:
+            poller.register(self.listener, select.POLLIN)
+        step: float | None  # seconds between looks, besides what wakes the poll
         try:
             pidfd = os.pidfd_open(self.process.pid)
         except OSError:  # a kernel before 5.3 (or valgrind): the process is looked at every 5 ms
             pidfd, step = -1, 0.005
         else:
             poller.register(pidfd, select.POLLIN)
-            step = seconds
-        deadline = time.monotonic() + seconds
+            step = None
+        deadline = None if seconds is None else time.monotonic() + seconds
         try:
-            while (left := deadline - time.monotonic()) > 0:
-                ready = {fd for fd, _ in poller.poll(min(left, step) * 1000)}
-                if self.listener.fileno() in ready:
-                    return None
-                if pidfd in ready or (pidfd < 0 and self.process.poll() is not None):
-                    if pidfd < 0 and poller.poll(0):  # a connection came as it ended
-                        return None
-                    return self.wait()
+            with _signal_wakeup() as wakeup:
+                if wakeup >= 0:
+                    poller.register(wakeup, select.POLLIN)
+                elif step is None:
+                    step = SIGNAL_LOOK
+                while True:
+                    left = None if deadline is None else deadline - time.monotonic()
+                    if left is not None and left <= 0:
+                        return False
+                    waits = [every for every in (left, step) if every is not None]
+                    ready = {fd for fd, _ in poller.poll(min(waits) * 1000 if waits else None)}
+                    if connection and self.listener.fileno() in ready:
+                        return False
+                    if wakeup in ready:  # the handler runs as this thread goes on
+                        with contextlib.suppress(BlockingIOError):
+                            os.read(wakeup, 512)
+                    if pidfd in ready or (pidfd < 0 and self.process.poll() is not None):
+                        return not (connection and self._connection_waits())  # came as it ended
         finally:
             if pidfd >= 0:
                 os.close(pidfd)
-        return None
 
-    def wait(self) -> int:
-        """The command's exit status (128 + the signal's number when a signal ended it)."""
-        code = self.process.wait()
-        return 128 - code if code < 0 else code
+    def _connection_waits(self) -> bool:
+        """Whether a connection waits on :attr:`listener` now."""
+        poller = select.poll()
+        poller.register(self.listener, select.POLLIN)
+        return bool(poller.poll(0))
 
     def kill_now(self) -> None:
         """Send bubblewrap SIGKILL and return, without waiting for it: safe in a signal handler
@@ -732,5 +826,13 @@ def _receive(channel: socket.socket, process: subprocess.Popen[bytes]) -> tuple[
 
 
 def forwarded_signals() -> tuple[signal.Signals, ...]:
-    """Signals airlock passes on to the command rather than dying of them."""
-    return (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
+    """Signals airlock passes on to the command rather than dying of them: those of SIGINT,
+    SIGTERM, SIGHUP and SIGQUIT it was not started ignoring. One ignored (``nohup``'s SIGHUP,
+    the SIGINT and SIGQUIT a shell ignores for a script's job run with ``&``) stays ignored,
+    and the command inherits it so, as it would run without airlock: passed on, it would end
+    the command the user shielded from it."""
+    return tuple(
+        number
+        for number in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
+        if signal.getsignal(number) is not signal.SIG_IGN
+    )

@@ -9,7 +9,8 @@ read by the command. It could also change the terminal's modes (``stty -echo``).
 output and error is a terminal:
 
 - airlock opens a new pseudo-terminal, its slave set to the user's terminal's modes and
-  window size; each standard stream that is a terminal is that slave for the sandbox (files
+  window size (started in the background, where the modes are the shell's line editor's, it
+  takes the user's once airlock is first in the foreground); each standard stream that is a terminal is that slave for the sandbox (files
   and pipes are passed as they are), and so are ``/dev/console`` (which bubblewrap binds to its
   standard output's terminal), ``/proc/self/fd/N`` and ``/dev/tty``;
 - the stub (:mod:`airlock.sandbox._stub`) makes the slave the controlling terminal of a session
@@ -133,6 +134,9 @@ class Terminal:
         self._saved: list[Any] | None = None
         """The user's modes, as they were when airlock first made them raw."""
         self._modes = threading.Lock()
+        self._defaults: list[Any] | None = None
+        """The pty's own modes, when airlock started in the background: the user's are
+        copied to it once in the foreground, unless the command has set its own by then."""
         self._previous: dict[int, Any] = {}
 
     @property
@@ -154,7 +158,10 @@ class Terminal:
             ) from error
         self._master, self._slave = master, slave
         with contextlib.suppress(termios.error, OSError):  # the slave's defaults then
-            termios.tcsetattr(slave, termios.TCSANOW, termios.tcgetattr(self._terminals[0]))
+            if self._foreground(self._terminals[0]):
+                termios.tcsetattr(slave, termios.TCSANOW, termios.tcgetattr(self._terminals[0]))
+            else:  # the modes are the shell's line editor's (no echo, no lines): not taken
+                self._defaults = termios.tcgetattr(slave)
         self._copy_size()
         os.set_blocking(master, False)  # the thread never waits on the pty
         self._wake_read, self._wake_write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
@@ -215,12 +222,12 @@ class Terminal:
         with contextlib.suppress(BlockingIOError):  # a wake-up is waiting already
             os.write(self._wake_write, b"x")
 
-    def _foreground(self) -> bool:
-        """Whether airlock may read the input terminal and set its modes without being
-        stopped for it (SIGTTIN, SIGTTOU): its process group is the terminal's foreground one,
-        or the terminal is not airlock's controlling one."""
+    def _foreground(self, terminal: int = 0) -> bool:
+        """Whether airlock may read the input terminal (or ``terminal``) and set its modes
+        without being stopped for it (SIGTTIN, SIGTTOU): its process group is the terminal's
+        foreground one, or the terminal is not airlock's controlling one."""
         try:
-            return os.tcgetpgrp(0) == os.getpgrp()
+            return os.tcgetpgrp(terminal) == os.getpgrp()
         except OSError:
             return True
 
@@ -232,10 +239,22 @@ class Terminal:
             try:
                 if self._saved is None:  # the modes the shell set for airlock, in the foreground
                     self._saved = termios.tcgetattr(0)
+                    self._take_modes(self._saved)
                 termios.tcsetattr(0, termios.TCSANOW, raw_mode(self._saved))
             except termios.error:
                 return  # hung up: nothing to type any more
             self._raw_now = True
+
+    def _take_modes(self, modes: list[Any]) -> None:
+        """The command's terminal given the user's ``modes``, when airlock started in the
+        background and the command has not changed the pty's own since (set through the
+        master: on Linux, its modes are the slave's)."""
+        defaults, self._defaults = self._defaults, None
+        if defaults is None or self._master < 0:
+            return
+        with contextlib.suppress(termios.error, OSError):
+            if termios.tcgetattr(self._master) == defaults:
+                termios.tcsetattr(self._master, termios.TCSANOW, modes)
 
     def _leave_raw(self) -> None:
         """The user's modes back; in the background, the shell has put its own back already
