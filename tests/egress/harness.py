@@ -8,6 +8,7 @@ import contextlib
 import datetime as dt
 import hashlib
 import json
+import socket
 import ssl
 import threading
 from http.server import ThreadingHTTPServer
@@ -101,11 +102,16 @@ class OriginServer(ThreadingHTTPServer):
     """Canned answers by path prefix: (content type, body), before the built-in ones."""
 
 
+class _OriginServer6(OriginServer):
+    address_family = socket.AF_INET6
+
+
 def tls_origin(
     ca: RunCA, host: str = "localhost", bind: str = "127.0.0.1"
 ) -> contextlib.AbstractContextManager[OriginServer]:
     """An HTTPS origin on ``bind`` whose certificate for ``host`` is signed by ``ca``."""
-    server = OriginServer((bind, 0), OriginHandler)
+    kind = _OriginServer6 if ":" in bind else OriginServer
+    server = kind((bind, 0), OriginHandler)
     server.seen = []
     server.framed = []
     server.answers = {}

@@ -64,12 +64,17 @@ def inspected_hosts(flags: Sequence[str], setting: Any) -> frozenset[str]:
                 f"{source} {name!r}: a pattern; inspection reads the hosts named, each exactly: "
                 "name each host to inspect (api.example.com, uploads.example.com)"
             )
-        if "/" in name or ":" in name:
-            raise UsageError(f"{source} {name!r}: {expected} (no scheme, path or port)")
+        no_more = f"{source} {name!r}: {expected} (no scheme, path or port)"
+        if "/" in name:
+            raise UsageError(no_more)
         try:
-            hosts.add(parse_host(name).text)
+            host = parse_host(name)
         except HostError as error:
-            raise UsageError(f"{source} {name!r}: {expected} ({error})") from None
+            why = no_more if ":" in name else f"{source} {name!r}: {expected} ({error})"
+            raise UsageError(why) from None
+        if ":" in name and host.address is None:
+            raise UsageError(no_more)  # a colon: an IPv6 address's (``::1``, ``[::1]``) alone
+        hosts.add(host.text)
     return frozenset(hosts)
 
 

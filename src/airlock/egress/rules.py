@@ -347,7 +347,7 @@ def default_rules(context: Context, decisions: Decisions) -> tuple[HostRule, ...
     The hosts come from the engine (:func:`airlock.policy.endpoints.flow_hosts`); nothing is
     re-derived here.
     """
-    return tuple(
-        HostRule.parse(host, f"policy: flow {flow} is on")
+    return tuple(  # an IPv6 address (ANTHROPIC_BASE_URL=https://[::1]:8443) as a rule writes it
+        HostRule.parse(f"[{host}]" if ":" in host else host, f"policy: flow {flow} is on")
         for flow, host in flow_hosts(context, decisions)
     )
