@@ -59,20 +59,43 @@ def load_reported(
     """
     settings = getattr(args, "settings", None)
     if settings is not None and not settings.lstrip().startswith("{"):
-        from pathlib import Path
-
-        from airlock.errors import UsageError
-
-        if not Path(settings).is_file():
-            raise UsageError(
-                f"--settings {settings!r}: no such file (give a JSON file or inline JSON)"
-            )
+        _check_settings_file(settings)
     if project is None:
         loaded = load_here(settings)
     else:
         loaded = load(project, os.environ if environ is None else environ, settings)
     report_problems(loaded)
     return loaded
+
+
+def _check_settings_file(text: str) -> None:
+    """A ``--settings`` value that is not inline JSON: a settings file that can be read.
+
+    Raises:
+        UsageError: saying what is there instead (nothing, a folder, a FIFO, a link that
+            leads nowhere, inline JSON that is no object).
+    """
+    import json
+    from pathlib import Path
+
+    from airlock._visible import visible
+    from airlock.errors import UsageError
+    from airlock.settings.layers import settings_bytes
+
+    given = f"--settings {visible(repr(text))}"
+    path = Path(text)
+    _, why = settings_bytes(path)  # a FIFO is not waited on, a device not opened
+    if why:
+        raise UsageError(f"{given}: {why} (give a JSON file or inline JSON)")
+    if path.is_file():
+        return
+    if path.is_dir():  # an empty one: no settings file either
+        raise UsageError(f"{given}: a folder, not a settings file (give a JSON file)")
+    try:
+        json.loads(text)
+    except (ValueError, RecursionError):
+        raise UsageError(f"{given}: no such file (give a JSON file or inline JSON)") from None
+    raise UsageError(f"{given}: inline settings must be a JSON object ({{...}})")
 
 
 MANAGED_HEAD = (

@@ -21,7 +21,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument(
         "--upstream-ca",
-        type=Path,
+        type=_path_named,
         metavar="FILE",
         help="also trust these PEM CAs for inspected origins (besides the system's)",
     )
@@ -48,7 +48,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument(
         "--git-token-file",
-        type=Path,
+        type=_path_named,
         metavar="FILE",
         help="the code host's token (default: GH_TOKEN or GITHUB_TOKEN in airlock's environment)",
     )
+
+
+def _path_named(text: str) -> Path:
+    """A file's path given to an option: not empty. ``''`` (from an unset variable) reads as
+    the current folder: the workspace would be taken for the file (a token file's is then
+    read-only inside)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty path; give the file's path")
+    return Path(text)

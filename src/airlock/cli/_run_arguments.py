@@ -43,6 +43,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     network.add_argument(
         "--upstream-proxy",
+        type=_url_named,
         metavar="URL",
         help="chain every connection through this proxy (default: airlock's own HTTPS_PROXY); "
         "hosts in airlock's own NO_PROXY are reached directly",
@@ -114,16 +115,39 @@ def _file_named(text: str) -> str:
     return text
 
 
+def _url_named(text: str) -> str:
+    """A URL given to an option: not empty. ``''`` (from an unset variable) would be taken as
+    not given, and the connections meant to go through that proxy would go elsewhere."""
+    if not text:
+        raise argparse.ArgumentTypeError("an empty URL; give the proxy's URL, or leave it out")
+    return text
+
+
 def _file_in_a_folder(text: str) -> str:
     """A file's path (:func:`_file_named`) whose folder is there: the folders of a mistyped
     path are not made (the default place, in airlock's own folder, is). One that is there but
-    no folder is the run's to refuse, where the log is made."""
+    no folder is the run's to refuse, where the log is made.
+
+    Its real path must be UTF-8: the log's checkpoints name it in JSON, and one that cannot
+    be written there failed the log only once the command was running."""
+    import os
     from pathlib import Path
 
+    from airlock._visible import visible
+
     _file_named(text)
-    folder = Path(text).expanduser().absolute().parent  # as the run reads it
+    path = Path(text).expanduser().absolute()  # as the run reads it
+    folder = path.parent
     if not folder.exists():
         raise argparse.ArgumentTypeError(
-            f"there is no folder {folder}; give a file in a folder that is there"
+            f"there is no folder {visible(folder)}; give a file in a folder that is there"
         )
+    real = os.path.realpath(path)
+    try:
+        real.encode("utf-8")
+    except UnicodeEncodeError:  # bytes that are not UTF-8, as Python decodes them
+        raise argparse.ArgumentTypeError(
+            f"{visible(real)}: the path is not valid UTF-8, and the log's checkpoints name it "
+            "in JSON; give a path of UTF-8 names"
+        ) from None
     return text

@@ -258,8 +258,15 @@ def command_line_layer(settings_file: Path | str) -> Layer:
     if text.lstrip().startswith("{"):
         return parse_layer(text, Origin(Source.COMMAND_LINE, "--settings (inline JSON)"))
     layer = read_layer(Path(text), Source.COMMAND_LINE)
-    if layer is None:
-        problem = Problem(text, "", "", "--settings file does not exist")
+    if layer is None:  # nothing there, or nothing in it (an empty file, an empty folder)
+        path = Path(text)
+        if path.is_file():
+            said = "--settings file is empty: no settings in it"
+        elif path.is_dir():
+            said = "--settings names an empty folder, not a settings file"
+        else:
+            said = "--settings file does not exist"
+        problem = Problem(text, "", "", said)
         return Layer(Origin(Source.COMMAND_LINE, text), {}, (problem,))
     return layer
 

@@ -138,25 +138,43 @@ RUN_RESTRICTING = (
 
 def restrictions_not_taken(loaded: Loaded) -> tuple[Problem, ...]:
     """Each settings file that could not be read at all (not valid JSON, too large, not a
-    regular file: it may hold any of them), and each :data:`RUN_RESTRICTING` value, in any
-    file, that cannot be taken as a list of strings (a number, an object, ``null``, a list
-    holding one of them): what it would take away is unknown, so ``airlock run`` refuses to
-    start rather than run without it. A lone string is taken as a one-item list (see
-    :func:`sandbox_settings`)."""
+    regular file: it may hold any of them), and in any file each :data:`RUN_RESTRICTING`
+    value that cannot be taken as a list of strings (a number, an object, ``null``, a list
+    holding one of them), each entry of one that is empty (it names nothing), and each block
+    on the way to one that is no object (``"sandbox": [{"network": …}]``, ``"permissions":
+    []``): what it would take away is unknown, so ``airlock run`` refuses to start rather than
+    run without it. A lone string is taken as a one-item list (see :func:`sandbox_settings`)."""
     problems: list[Problem] = []
     for layer in loaded.layers:
         if not layer.readable:
             problems += layer.problems
             continue
+        where = layer.origin.path or layer.origin.describe()
+        blocks_said: set[tuple[str, ...]] = set()
         for path in RUN_RESTRICTING:
+            for depth in range(1, len(path)):
+                block = path[:depth]
+                found, value = lookup(layer.data, block)
+                if found and not isinstance(value, dict) and block not in blocks_said:
+                    blocks_said.add(block)
+                    under = [".".join(key) for key in RUN_RESTRICTING if key[:depth] == block]
+                    expected = (
+                        f"expected an object: it may hold {' or '.join(under)}, which can "
+                        "only restrict, and what it would take away cannot be told"
+                    )
+                    problems.append(Problem(where, ".".join(block), shown(value), expected))
             found, value = lookup(layer.data, path)
             if not found:
                 continue
             entries = [value] if isinstance(value, str) else value
             key = ".".join(path)
-            where = layer.origin.path or layer.origin.describe()
             if not isinstance(entries, list) or not all(isinstance(item, str) for item in entries):
                 expected = "expected a list of strings (a lone string is taken as one entry)"
+                problems.append(Problem(where, key, shown(value), expected))
+            elif any(not item.strip() for item in entries):
+                expected = (
+                    "an empty entry names nothing: what it was meant to take away cannot be told"
+                )
                 problems.append(Problem(where, key, shown(value), expected))
     return tuple(problems)
 

@@ -261,13 +261,23 @@ def _sandbox_path_list(value: Any) -> str | None:
     return None
 
 
+def _domain_list(value: Any) -> str | None:
+    wrong = _string_list(value)
+    if wrong is not None:
+        return wrong
+    for item in value:
+        if not item.strip():
+            return f"entry {item!r}: expected a host such as example.com or *.example.com"
+    return None
+
+
 def _sandbox_problems(sandbox: Any, path: str) -> list[Problem]:
     if not isinstance(sandbox, dict):
         return [Problem(path, "sandbox", shown(sandbox), "expected an object")]
     problems: list[Problem] = []
     for block, lists, validator in (
         ("filesystem", SANDBOX_FILESYSTEM_LISTS, _sandbox_path_list),
-        ("network", SANDBOX_NETWORK_LISTS, _string_list),
+        ("network", SANDBOX_NETWORK_LISTS, _domain_list),
     ):
         if block not in sandbox:
             continue

@@ -1,0 +1,146 @@
+"""``airlock run`` given bad input, as a user or a script with an unset variable gives it:
+each is refused with exit status 125 and a reason naming the option, the file and its key,
+before the command runs, and never taken for a run with less protection than asked.
+
+- an empty --upstream-ca, --git-token-file (read as the current folder) or --upstream-proxy
+  (read as not given: the connections went past the proxy meant);
+- an --audit-log whose path is not UTF-8 (the log's checkpoints name it in JSON: the command
+  ran, and the log failed with no record);
+- a --settings that is a folder, a FIFO or JSON that is no object (said to be no file);
+- a settings block on the way to a restriction that is no object (``"sandbox": [...]``,
+  ``"permissions": [...]``), or a restriction's empty entry: what it would take away cannot
+  be told (the run went ahead without it).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.cli import airlock
+
+
+def _run(tmp_path: Path, *options: str) -> subprocess.CompletedProcess[str]:
+    """``airlock run OPTIONS -- touch ran``, its audit log in ``tmp_path``: ``ran`` in the
+    project says the command ran."""
+    log = str(tmp_path / "audit.jsonl")
+    return airlock("run", "--audit-log", log, *options, "--", "touch", "ran", timeout=120)
+
+
+@pytest.mark.parametrize(
+    ("option", "words"),
+    [
+        ("--upstream-ca", "argument --upstream-ca: an empty path"),
+        ("--git-token-file", "argument --git-token-file: an empty path"),
+        ("--upstream-proxy", "argument --upstream-proxy: an empty URL"),
+    ],
+)
+def test_an_empty_value_is_refused(tmp_path: Path, project: Path, option: str, words: str) -> None:
+    done = _run(tmp_path, option, "")
+    assert done.returncode == 125, done.stderr
+    assert words in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not (project / "ran").exists()
+
+
+def test_an_audit_log_whose_path_is_not_utf8_is_refused_before_the_command_runs(
+    tmp_path: Path, project: Path
+) -> None:
+    name = os.fsdecode(b"audit-\xff.jsonl")
+    done = airlock("run", "--audit-log", str(tmp_path / name), "--", "touch", "ran", timeout=120)
+    assert done.returncode == 125, done.stderr
+    assert "argument --audit-log:" in done.stderr
+    assert "not valid UTF-8" in done.stderr
+    assert not (project / "ran").exists()
+    assert not (tmp_path / name).exists()
+
+
+def _folder(path: Path) -> None:
+    path.mkdir()
+    (path / "settings.json").write_text("{}")
+
+
+def _fifo(path: Path) -> None:
+    os.mkfifo(path)
+
+
+@pytest.mark.parametrize(
+    ("make", "words"),
+    [
+        (_folder, "cannot be read: not a regular file (a folder)"),
+        (_fifo, "cannot be read: not a regular file (a FIFO)"),
+        (Path.mkdir, "a folder, not a settings file"),
+    ],
+    ids=["folder", "fifo", "empty_folder"],
+)
+def test_a_settings_path_that_is_no_file_is_said_for_what_it_is(
+    tmp_path: Path, project: Path, make: object, words: str
+) -> None:
+    path = tmp_path / "given"
+    make(path)  # type: ignore[operator]
+    done = _run(tmp_path, "--settings", str(path))
+    assert done.returncode == 125, done.stderr
+    assert f"--settings {str(path)!r}: {words}" in done.stderr
+    assert "no such file" not in done.stderr
+    assert not (project / "ran").exists()
+
+
+@pytest.mark.parametrize("value", ["[]", '["x"]', "5"])
+def test_inline_settings_that_are_no_object_are_said_to_be_so(
+    tmp_path: Path, project: Path, value: str
+) -> None:
+    done = _run(tmp_path, "--settings", value)
+    assert done.returncode == 125, done.stderr
+    assert f"--settings {value!r}: inline settings must be a JSON object" in done.stderr
+    assert not (project / "ran").exists()
+
+
+@pytest.mark.parametrize(
+    ("data", "key"),
+    [
+        ({"sandbox": [{"network": {"deniedDomains": ["evil.example"]}}]}, "sandbox"),
+        ({"sandbox": {"network": [{"deniedDomains": ["evil.example"]}]}}, "sandbox.network"),
+        ({"sandbox": {"filesystem": "//srv/secret"}}, "sandbox.filesystem"),
+        ({"permissions": [{"deny": ["WebFetch(domain:evil.example)"]}]}, "permissions"),
+    ],
+    ids=["sandbox", "network", "filesystem", "permissions"],
+)
+def test_a_block_of_restrictions_that_is_no_object_stops_the_run(
+    tmp_path: Path, project: Path, data: dict[str, object], key: str
+) -> None:
+    """The deny it was meant to hold cannot be read: the run went ahead without it."""
+    settings = project / ".claude" / "settings.json"
+    settings.parent.mkdir()
+    settings.write_text(json.dumps(data))
+    done = _run(tmp_path)
+    assert done.returncode == 125, done.stderr
+    assert f"{settings}: {key}: expected an object: it may hold" in done.stderr
+    assert "nothing ran" in done.stderr
+    assert not (project / "ran").exists()
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"sandbox": {"network": {"deniedDomains": [""]}}},
+        {"sandbox": {"filesystem": {"denyRead": [" "]}}},
+        {"permissions": {"deny": [""]}},
+    ],
+    ids=["deniedDomains", "denyRead", "permissions.deny"],
+)
+def test_an_empty_restriction_stops_the_run(
+    tmp_path: Path, config_dir: Path, project: Path, data: dict[str, object]
+) -> None:
+    """As ``--deny ''`` is refused: an entry that names nothing (a template's unset
+    variable) was dropped without a word, or with one, and the run went ahead."""
+    settings = config_dir / "settings.json"
+    settings.write_text(json.dumps(data))
+    done = _run(tmp_path)
+    assert done.returncode == 125, done.stderr
+    assert "an empty entry names nothing" in done.stderr
+    assert str(settings) in done.stderr
+    assert not (project / "ran").exists()
