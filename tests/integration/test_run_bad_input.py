@@ -144,3 +144,25 @@ def test_an_empty_restriction_stops_the_run(
     assert "an empty entry names nothing" in done.stderr
     assert str(settings) in done.stderr
     assert not (project / "ran").exists()
+
+
+@pytest.mark.parametrize("url", ["https://a[b", "https://[::1", "http://]x"])
+def test_a_base_url_python_cannot_read_lets_no_host_out_and_the_run_goes_on(
+    tmp_path: Path, project: Path, url: str
+) -> None:
+    """A project's settings give ``ANTHROPIC_BASE_URL`` a URL with an unbalanced bracket: no
+    model host is allowed for it, and the run goes on to the command's own status (no
+    traceback); ``airlock flows`` shows it as given."""
+    (project / ".claude").mkdir(parents=True, exist_ok=True)
+    (project / ".claude" / "settings.json").write_text(
+        json.dumps({"env": {"ANTHROPIC_BASE_URL": url}})
+    )
+    done = airlock(
+        "run", "--audit-log", str(tmp_path / "audit.jsonl"), "--", "sh", "-c", "exit 3",
+        cwd=project,
+    )  # fmt: skip
+    assert done.returncode == 3, done.stderr
+    assert "Traceback" not in done.stderr
+    shown = airlock("flows", "--json", cwd=project)
+    assert shown.returncode == 0, shown.stderr
+    assert url in shown.stdout

@@ -53,7 +53,7 @@ def flow_hosts(context: Context, decisions: Decisions) -> tuple[tuple[FlowId, st
         elif decision.id in VENDOR_FLOWS and decision.state in (State.ON, State.UPLOAD):
             found.append((decision.id, ANTHROPIC_API))
         elif decision.id is FlowId.WEBFETCH_PREFLIGHT:
-            host = urlsplit(str(decision.parameters.get("service", ""))).hostname
+            host = _hostname(str(decision.parameters.get("service", "")))
             if host:
                 found.append((decision.id, host))
     return tuple(dict.fromkeys(found))
@@ -71,7 +71,7 @@ def _model_hosts(context: Context, provider: Provider) -> tuple[str, ...]:
     }.get(provider)
     base = v.first(context, base_variable) if base_variable else None
     if base is not None:
-        host = urlsplit(base[0]).hostname
+        host = _hostname(base[0])
         return (host,) if host else ()
     if provider is Provider.BEDROCK:
         region = _label(context, "AWS_REGION")
@@ -80,6 +80,15 @@ def _model_hosts(context: Context, provider: Provider) -> tuple[str, ...]:
         resource = _label(context, "ANTHROPIC_FOUNDRY_RESOURCE")
         return (f"{resource}.services.ai.azure.com",) if resource else ()
     return MODEL_HOSTS[provider]
+
+
+def _hostname(url: str) -> str | None:
+    """The host ``url`` names; ``None`` when it names none, or is no URL Python reads (an
+    unbalanced ``[``: "Invalid IPv6 URL"): no host is then let out for it."""
+    try:
+        return urlsplit(url).hostname
+    except ValueError:
+        return None
 
 
 def _label(context: Context, name: str) -> str | None:
