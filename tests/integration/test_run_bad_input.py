@@ -166,3 +166,24 @@ def test_a_base_url_python_cannot_read_lets_no_host_out_and_the_run_goes_on(
     shown = airlock("flows", "--json", cwd=project)
     assert shown.returncode == 0, shown.stderr
     assert url in shown.stdout
+
+
+@pytest.mark.parametrize("option", ["--allow-a", "--allow-al", "--env-", "--rw-"])
+def test_an_option_cut_short_is_no_other_option(tmp_path: Path, project: Path, option: str) -> None:
+    """``--allow-a`` is not taken for ``--allow-all``: a typo never widens what is let out;
+    the run stops (125) before the command runs."""
+    done = airlock(
+        "run", "--audit-log", str(tmp_path / "audit.jsonl"), option, "x",
+        "--", "sh", "-c", "touch ran",
+        cwd=project,
+    )  # fmt: skip
+    assert done.returncode == 125, done.stderr
+    assert f"unrecognized arguments: {option}" in done.stderr
+    assert not (project / "ran").exists()
+
+
+@pytest.mark.parametrize("args", [("--audit-log", ""), ("verify", ""), ("--audit-log", " ")])
+def test_audit_refuses_an_empty_log_path(args: tuple[str, ...]) -> None:
+    done = airlock("audit", *args)
+    assert done.returncode == 2, done.stderr
+    assert "an empty path; give the audit log's path" in done.stderr

@@ -56,10 +56,19 @@ _AGE = re.compile(r"^(\d+)([smhd])$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 
 
+def _log_named(text: str) -> Path:
+    """A log's path given on the command line: not empty (``''`` from an unset variable is no
+    path, where ``Path('')`` would read the current folder)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty path; give the audit log's path")
+    return Path(text)
+
+
 def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     parser = subparsers.add_parser(
         "audit",
         parents=[common],
+        allow_abbrev=False,  # --allow-a is no --allow-all: a typo never widens what is let out
         help=HELP,
         description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -71,8 +80,12 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
         help="verify: check the log's hash chain; rotate: move the log aside, verified, with its "
         "checkpoints (the next run begins a new one)",
     )
-    parser.add_argument("file", nargs="?", type=Path, metavar="FILE", help="the log to verify")
-    parser.add_argument("--audit-log", type=Path, metavar="FILE", help="the audit log to read")
+    parser.add_argument(
+        "file", nargs="?", type=_log_named, metavar="FILE", help="the log to verify"
+    )
+    parser.add_argument(
+        "--audit-log", type=_log_named, metavar="FILE", help="the audit log to read"
+    )
     parser.add_argument("--run", metavar="ID", help="only this run (an id, or its start)")
     parser.add_argument(
         "--since", metavar="TIME", help="only records from TIME on (or that ended after it)"

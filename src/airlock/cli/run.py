@@ -78,6 +78,7 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     parser = subparsers.add_parser(
         "run",
         parents=[common],
+        allow_abbrev=False,  # --allow-a is no --allow-all: a typo never widens what is let out
         help=HELP,
         description=DESCRIPTION,
         usage="airlock run [OPTIONS] -- COMMAND [ARG...]",
