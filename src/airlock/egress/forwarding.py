@@ -209,9 +209,7 @@ async def _forward(
         stats.bytes_in += error.received
         if error.received == 0 and not client.writer.is_closing():  # the client may be gone
             client.writer.write(simple_response(502, f"airlock: {head.host}: {error}\n"))
-        # the status the client was sent: airlock's 502, or the destination's before the cut
-        shown = watcher.status if error.received else 502
-        return _failed(client, record, stats, sent, error.received, str(error), shown)
+        return _failed(client, record, stats, sent, error.received, str(error), 502)
     except (ConnectionError, OSError, RuntimeError) as error:
         if isinstance(error, RuntimeError) and not client.writer.is_closing():
             raise  # uvloop's word for a write to a closed transport; anything else is a bug
