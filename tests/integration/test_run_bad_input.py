@@ -187,3 +187,18 @@ def test_audit_refuses_an_empty_log_path(args: tuple[str, ...]) -> None:
     done = airlock("audit", *args)
     assert done.returncode == 2, done.stderr
     assert "an empty path; give the audit log's path" in done.stderr
+
+
+def test_a_script_whose_interpreter_is_missing_is_said_so(tmp_path: Path, project: Path) -> None:
+    """A script that is there, whose ``#!`` names a program not there, is not "not found":
+    127, naming the ``#!`` line; a command that is nowhere is said not found."""
+    script = project / "tool"
+    script.write_text("#!/no/such/interpreter\necho ran\n")
+    script.chmod(0o755)
+    log = str(tmp_path / "audit.jsonl")
+    done = airlock("run", "--audit-log", log, "--", "./tool", cwd=project)
+    assert done.returncode == 127, done.stderr
+    assert "./tool: its interpreter (the #! line of ./tool) was not found" in done.stderr
+    missing = airlock("run", "--audit-log", log, "--", "no-such-command-here", cwd=project)
+    assert missing.returncode == 127, missing.stderr
+    assert "no-such-command-here: command not found inside the sandbox" in missing.stderr

@@ -69,12 +69,23 @@ def main(argv: list[str]) -> int:
     try:
         os.execvp(command[0], command)  # noqa: S606 - the command, as the user typed it
     except FileNotFoundError:
-        print(f"airlock run: {command[0]}: command not found inside the sandbox", file=sys.stderr)
+        print(f"airlock run: {command[0]}: {_not_found(command[0])}", file=sys.stderr)
         return 127
     except OSError as error:
         print(f"airlock run: {command[0]}: cannot run: {error.strerror}", file=sys.stderr)
         return 126
     return 125  # not reached: execvp returns only by raising
+
+
+def _not_found(name: str) -> str:
+    """What was not found when the command could not be started: the command itself, or,
+    for a script that is there, the interpreter its ``#!`` line names."""
+    import shutil
+
+    found = name if "/" in name else shutil.which(name)
+    if found is not None and os.path.isfile(found):  # noqa: PTH113 - the stub imports little
+        return f"its interpreter (the #! line of {found}) was not found inside the sandbox"
+    return "command not found inside the sandbox"
 
 
 UNSET_LOGIN_UID = b"4294967295"
