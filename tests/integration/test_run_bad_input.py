@@ -202,3 +202,16 @@ def test_a_script_whose_interpreter_is_missing_is_said_so(tmp_path: Path, projec
     missing = airlock("run", "--audit-log", log, "--", "no-such-command-here", cwd=project)
     assert missing.returncode == 127, missing.stderr
     assert "no-such-command-here: command not found inside the sandbox" in missing.stderr
+
+
+def test_an_error_shows_a_terminals_escapes_as_text(tmp_path: Path, project: Path) -> None:
+    """A path given with an escape sequence in it is named in the error as text
+    (``\\x1b[31m``): it never reaches the terminal to recolour or hide what follows."""
+    done = airlock(
+        "run", "--audit-log", str(tmp_path / "audit.jsonl"), "--workspace", "\x1b[31mnope",
+        "--", "true",
+        cwd=project,
+    )  # fmt: skip
+    assert done.returncode == 125, done.stderr
+    assert "\x1b" not in done.stderr
+    assert "--workspace \\x1b[31mnope" in done.stderr

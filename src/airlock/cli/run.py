@@ -89,16 +89,17 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import sys
 
+    from airlock._visible import visible
     from airlock.errors import AirlockError
 
     try:
         return _run(args)
-    except AirlockError as error:
-        print(f"airlock run: {error}", file=sys.stderr)
+    except AirlockError as error:  # a path or value given may hold a terminal's escapes: shown
+        print(f"airlock run: {visible(error, keep=chr(10))}", file=sys.stderr)
         return USAGE_EXIT_CODE
     except OSError as error:
         where = f" ({error.filename})" if error.filename else ""
-        print(f"airlock run: {error.strerror or error}{where}", file=sys.stderr)
+        print(f"airlock run: {visible(f'{error.strerror or error}{where}')}", file=sys.stderr)
         return USAGE_EXIT_CODE
 
 
