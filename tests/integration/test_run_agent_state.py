@@ -121,7 +121,7 @@ def test_a_state_saved_outside_meanwhile_gets_what_the_agent_inside_saved_merged
     assert "changed outside while the run went on: what the agent inside saved is merged in" in (
         done.stderr
     )
-    assert "(1 value both changed: the outside's kept)" in done.stderr
+    assert "(1 value both changed: the outside's kept; the state as the agent inside" in done.stderr
     assert not (config_dir / ".claude.json").exists()
 
 

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from airlock._atomic import create_file, replace_file
-from airlock.sandbox.files import NotRegular, move_entry_aside, read_regular
+from airlock.sandbox.files import LIMIT, NotRegular, move_entry_aside, read_regular
 
 KEY = "mcpServers"
 CONFIG_FILES = (
@@ -90,7 +90,8 @@ def staging(home: Path, config_dir: Path, inside: Mapping[str, str]) -> Path | N
     time). ``None`` (the file stays where it is) when ``CLAUDE_CONFIG_DIR`` is set inside
     already (it names a writable folder then), the config dir is not ``~/.claude`` or is not
     a folder, a file is at the staged path already (the user's own), or ``~/.claude.json`` is
-    a link or not a regular file (written through as it was).
+    a link, not a regular file or larger than :data:`~airlock.sandbox.files.LIMIT` (read-only
+    inside as it is: the agent's saves fail there).
     """
     folder = home / ".claude"
     if inside.get("CLAUDE_CONFIG_DIR") or not folder.is_dir() or folder.is_symlink():
@@ -101,8 +102,10 @@ def staging(home: Path, config_dir: Path, inside: Mapping[str, str]) -> Path | N
     state = home / STATE_FILE
     if os.path.lexists(staged):
         return None
-    if os.path.lexists(state) and (state.is_symlink() or not state.is_file()):
-        return None
+    if os.path.lexists(state) and (
+        state.is_symlink() or not state.is_file() or state.stat().st_size > LIMIT
+    ):
+        return None  # one too large to read could not be carried back either
     return staged
 
 
@@ -132,9 +135,12 @@ def carry_back(
     Under the agent's own lock (``~/.claude.json.lock``, a folder it makes while it saves):
     when the agent outside holds it, the file is left as it is and the state from inside kept
     under ``aside``. A file changed outside meanwhile (the agent run outside at the same
-    time) gets what the agent inside changed merged in, key by key (:func:`merged`); one
-    that cannot be read as JSON is left, the state from inside kept aside. What is at
-    ``staged`` that is not a regular file is moved to ``aside`` whole, never read through.
+    time) gets what the agent inside changed merged in, key by key (:func:`merged`), and
+    where a value changed on both sides keeps the outside's, the state from inside is kept
+    aside too. A file that is no JSON object (before the run already: the user's to mend), or
+    that cannot be written (a full disk), is left as it is, the state from inside kept aside:
+    the staged path is free again for the next run. What is at ``staged`` that is not a
+    regular file is moved to ``aside`` whole, never read through.
     """
     state = home / STATE_FILE
     outside = _outside(state, before)
@@ -212,13 +218,17 @@ def _carried(
     """:func:`carry_back` under the agent's lock."""
     try:
         now = read_regular(state)
-    except NotRegular:
+    except NotRegular as error:
+        moved = move_entry_aside(staged, aside)
+        return f"{error}: left as it is; the agent's state from inside the sandbox is at {moved}"
+    if now is not None and now.strip() and guarded(now) is None:  # the user's to mend
         moved = move_entry_aside(staged, aside)
         return (
-            f"{state} is no longer a regular file: left as it is; the agent's state from inside "
-            f"the sandbox is at {moved}"
+            f"{state} is no JSON object (as it was before the run, or as it was saved outside "
+            f"meanwhile): left as it is; the agent's state from inside the sandbox is at {moved}"
         )
     said = None
+    kept = 0
     if now != before:
         found = merged(before, text, now)
         if found is None:
@@ -233,12 +243,23 @@ def _carried(
             f"{state} changed outside while the run went on: what the agent inside saved is "
             "merged in"
         )
-        if kept:
-            said += f" ({kept} value{'s' if kept > 1 else ''} both changed: the outside's kept)"
     mode = 0o600 if now is None else stat.S_IMODE(state.lstat().st_mode)
-    replace_file(state, text, mode=mode)
-    staged.unlink()
-    return said
+    try:
+        replace_file(state, text, mode=mode)
+    except OSError as error:  # a full disk: the file is as it was, the state from inside aside
+        moved = move_entry_aside(staged, aside)
+        return (
+            f"{state}: the agent's state from inside the sandbox could not be written there "
+            f"({error.strerror or error}): left as it is; the state from inside is at {moved}"
+        )
+    if not kept:
+        staged.unlink()
+        return said
+    moved = move_entry_aside(staged, aside)  # what the outside's values took the place of
+    return (
+        f"{said} ({kept} value{'s' if kept > 1 else ''} both changed: the outside's kept; the "
+        f"state as the agent inside saved it is at {moved})"
+    )
 
 
 MERGED_DEPTH = 3
@@ -354,7 +375,7 @@ def _restore(data: dict[str, Any], kept: Guarded, now: Guarded) -> None:
 def keep_servers(path: Path, before: bytes | None, aside: Path) -> str | None:
     """Put the servers of the file as it was (``before``, its bytes) back into ``path`` if the
     run changed them; what was done, in words (``None``: nothing to do). The file as the run
-    left it is moved or copied to ``aside``.
+    left it is kept at ``aside`` (:func:`_written_over`: never missing at ``path`` meanwhile).
 
     A file that was not there, or not JSON, before the run gets no servers: any it has now
     are removed. What the run left that is not a regular file (a link: to a hidden key, say;
@@ -378,12 +399,9 @@ def keep_servers(path: Path, before: bytes | None, aside: Path) -> str | None:
     if now == kept:
         return None
     mode = path.lstat().st_mode & 0o777
-    # moved first, then written back: a full disk leaves the file away, never as the run left it
-    moved = move_entry_aside(path, aside)
     _restore(data, kept, now)
-    try:
-        replace_file(path, json.dumps(data, indent=2).encode() + b"\n", mode=mode)
-    except OSError as error:
+    moved, error = _written_over(path, json.dumps(data, indent=2).encode() + b"\n", mode, aside)
+    if error is not None:
         return (
             f"{path}: its MCP servers or a project's trust or approvals were changed inside "
             f"the sandbox, and an agent starts them outside; the file was moved to {moved} and "
@@ -411,16 +429,66 @@ def keep_file(path: Path, before: bytes | None, aside: Path) -> str | None:
 
 
 def _put_back(path: Path, before: bytes | None, aside: Path, why: str) -> str:
-    """Move whatever is at ``path`` (not following a link) to ``aside``, then write ``before``
-    back (nothing, when it was not there)."""
-    moved = move_entry_aside(path, aside)  # the entry itself: a link stays a link, a FIFO unopened
-    if before is not None:
-        try:
-            replace_file(path, before, mode=0o600)
-        except OSError as error:
-            return (
-                f"{path}: changed inside the sandbox ({why}); moved to {moved}, and could not "
-                f"be put back as it was ({error.strerror or error}): put it back yourself"
-            )
+    """Keep whatever is at ``path`` (not following a link) at ``aside`` and write ``before``
+    back (nothing, when it was not there): :func:`_written_over`."""
+    moved, error = _written_over(path, before, 0o600, aside)
+    if error is not None:
+        return (
+            f"{path}: changed inside the sandbox ({why}); moved to {moved}, and could not "
+            f"be put back as it was ({error.strerror or error}): put it back yourself"
+        )
     done = "put back as it was" if before is not None else "removed"
     return f"{path}: changed inside the sandbox ({why}); {done} (what the run left: {moved})"
+
+
+def _written_over(
+    path: Path, text: bytes | None, mode: int, aside: Path
+) -> tuple[Path, OSError | None]:
+    """Put ``text`` at ``path`` (``None``: nothing there), what is there kept whole at
+    ``aside`` (the entry itself: a link stays a link, a FIFO unopened). It is given a second
+    name there first and only then written over, atomically, so ``path`` is never missing
+    meanwhile (an agent outside reading it then takes itself for a new user's, and a run
+    killed then would leave none); where it can have no second name (another file system) it
+    is moved there first. Where it is kept, and why ``text`` could not be written, if it
+    could not: ``path`` is then gone, never left as the run left it (a full disk)."""
+    kept = _linked_aside(path, aside)
+    if kept is None:
+        kept = move_entry_aside(path, aside)
+    if text is None:
+        with contextlib.suppress(FileNotFoundError):  # moved already: gone
+            _unlink_if_same(path, kept)
+        return kept, None
+    try:
+        replace_file(path, text, mode=mode)
+    except OSError as error:
+        with contextlib.suppress(FileNotFoundError):  # moved already: gone
+            _unlink_if_same(path, kept)
+        return kept, error
+    return kept, None
+
+
+def _linked_aside(path: Path, aside: Path) -> Path | None:
+    """A second name for the entry at ``path`` (never followed) at ``aside``, or
+    ``aside.1``, ``aside.2``, … when taken (its folder made); ``None`` when it can have none
+    there (another file system, a folder, a full disk)."""
+    try:
+        aside.parent.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return None
+    for number in range(1000):
+        target = aside.with_name(f"{aside.name}.{number}") if number else aside
+        try:
+            os.link(path, target, follow_symlinks=False)
+        except FileExistsError:
+            continue
+        except OSError:
+            return None
+        return target
+    return None
+
+
+def _unlink_if_same(path: Path, kept: Path) -> None:
+    """Remove ``path`` if it is still the entry kept at ``kept`` (by a second name)."""
+    one, other = path.lstat(), kept.lstat()
+    if (one.st_dev, one.st_ino) == (other.st_dev, other.st_ino):
+        path.unlink()

@@ -74,9 +74,45 @@ class Pending(NamedTuple):
     """The workspace's device and inode at the start (:func:`folder_identity`): a folder put
     at its path since is not it, and is left alone."""
 
+    def moved(self) -> bool:
+        """Whether the workspace is gone, or another folder is at its path now (moved or
+        renamed while the command ran): what the run wrote there cannot be found by its
+        path, nor made safe at it (another folder's entries would be taken for new)."""
+        return self.identity is not None and folder_identity(self.workspace) != self.identity
+
+    def home_only(self, state: Path) -> list[str]:
+        """What :meth:`make_safe` does when the workspace :meth:`moved`: the agents' state in
+        the home only (it needs no workspace); what was done, a line each."""
+        done: list[str] = []
+        watch, held = self.watch, self.held
+        if watch is not None:
+            aside = state / "set-aside" / self.run
+            said = each_step(
+                done,
+                "make safe the agents' state",
+                lambda: watch.agents_state(aside, self.read_only),
+            )
+            done.extend(said if isinstance(said, list) else [])
+        if held is not None and os.path.lexists(held.folder):
+            done.append(
+                f"airlock: a git repository made inside is kept at {held.folder}, with its "
+                "hooks and config as written inside: check them before you use it"
+            )
+        return done
+
     def make_safe(self, state: Path) -> list[str]:
         """Bring in the repository made inside, then make safe what the run wrote (each step
-        whatever the other did); what was done, a line each. ``state``: airlock's own."""
+        whatever the other did); what was done, a line each. ``state``: airlock's own. When
+        the workspace :meth:`moved`, only its part in the home (:meth:`home_only`), and the
+        first line says so."""
+        if self.moved():
+            return [
+                f"airlock: the workspace {self.workspace} is gone or another folder now (moved "
+                "or renamed while the command ran): what the command wrote in it was not made "
+                "safe; look in it for .claude, .vscode, .mcp.json, .envrc, .git and the like "
+                "before you start an agent, an editor, direnv or git there",
+                *self.home_only(state),
+            ]
         lines: list[str] = []
         held, watch = self.held, self.watch
         if held is not None:
@@ -276,20 +312,13 @@ def _recover_alone(paths: list[Path], state: Path) -> list[str]:
 
 def _make_safe(pending: Pending, state: Path) -> list[str]:
     """The work of one killed run, if its workspace is the same folder still."""
-    now = folder_identity(pending.workspace)
-    if now is None or now != pending.identity:
-        watch = pending.watch
-        done: list[str] = []
-        if watch is not None:  # the home's part needs no workspace
-            aside = state / "set-aside" / pending.run
-            said = each_step(done, "make safe the agents' state", lambda: watch.agents_state(aside))
-            done.extend(said if isinstance(said, list) else [])
+    if pending.moved() or pending.identity is None:  # not known to be the same folder
         return [
             f"airlock run: run {pending.run} in {pending.workspace} was killed before it made "
             "safe what its command wrote, and that workspace is gone or another folder now: "
             "nothing was done there; check it yourself (the agents' state in the home was made "
             "safe)",
-            *done,
+            *pending.home_only(state),
         ]
     done = pending.make_safe(state)
     said = (

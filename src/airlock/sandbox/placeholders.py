@@ -39,8 +39,9 @@ import json
 import os
 import shutil
 import stat
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from pathlib import Path
+from types import MappingProxyType
 
 from airlock._process import alive, start_of
 from airlock.sandbox.files import is_at, open_folder
@@ -66,9 +67,16 @@ class Placeholders:
         self.paths = tuple(paths)
         self.ledger = ledger
         self.scratch = scratch
+        self._folders: dict[Path, int] = {}
+        """The folders the placeholders go in, opened by :meth:`record` (before the sandbox
+        is built): they are removed there, wherever the folder is by then (the user may move
+        or rename the workspace while the command runs; found by its old path, they would
+        stay: an empty ``.git/commondir`` that git refuses, a folder at ``.mcp.json``)."""
 
     def record(self) -> None:
-        """Write the ledger (a failure to write it is raised: the run must not go on blind)."""
+        """Write the ledger (a failure to write it is raised: the run must not go on blind),
+        and hold the placeholders' folders (:attr:`_folders`)."""
+        self._hold()
         if self.ledger is None or not (self.paths or self.scratch):
             return
         self.ledger.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -85,16 +93,37 @@ class Placeholders:
     def remove(self) -> None:
         """Remove the placeholders no other running sandbox stands on, the scratch folder,
         then the ledger."""
-        with removing(None if self.ledger is None else self.ledger.parent) as now:
-            if not now:  # listed still: the next run's sweep removes them
-                return
-            claimed = claimed_by_others(self.ledger)
-            remove_empty(path for path in self.paths if path not in claimed)
+        try:
+            with removing(None if self.ledger is None else self.ledger.parent) as now:
+                if not now:  # listed still: the next run's sweep removes them
+                    return
+                claimed = claimed_by_others(self.ledger)
+                remove_empty(
+                    (path for path in self.paths if path not in claimed), self._folders, claimed
+                )
+        finally:
+            self._release()
         if self.scratch is not None and _is_scratch(self.scratch):
             shutil.rmtree(self.scratch, ignore_errors=True)  # never through a link
         if self.ledger is not None:
             with contextlib.suppress(OSError):
                 self.ledger.unlink()
+
+    def _hold(self) -> None:
+        for folder in dict.fromkeys(path.parent for path in self.paths):
+            if folder in self._folders:
+                continue
+            with contextlib.suppress(OSError):  # not there: nothing is made in it
+                opened = open_folder(folder)
+                if is_at(opened, folder):  # the real folder (the paths are real ones)
+                    self._folders[folder] = opened
+                else:
+                    os.close(opened)
+
+    def _release(self) -> None:
+        for opened in self._folders.values():
+            os.close(opened)
+        self._folders.clear()
 
 
 SCRATCH_ENTRIES = frozenset({"empty-dir", "empty-file", "resolv.conf"})
@@ -127,14 +156,27 @@ def _is_scratch(path: Path) -> bool:
     )
 
 
-def remove_empty(paths: Iterable[Path]) -> None:
+def remove_empty(
+    paths: Iterable[Path],
+    held: Mapping[Path, int] = MappingProxyType({}),
+    claimed: Collection[Path] = frozenset(),
+) -> None:
     """Remove each empty folder or empty file (deepest first); anything with content stays.
 
-    Each is removed through its folder, opened and found to be where the path says (the paths
-    are real ones, links resolved, when listed): a folder on the way swapped for a link to
-    elsewhere (by a sandbox still running) removes nothing elsewhere."""
+    Each is removed through its folder: the one ``held`` open for it since before the run
+    (:meth:`Placeholders.record`), wherever it is now, unless another run's ledger lists the
+    path it has there now (``claimed``: a run started in the folder after it was moved);
+    else the folder opened now and found to be where the path says (the paths are real
+    ones, links resolved, when listed): a folder on the way swapped for a link to elsewhere
+    (by a sandbox still running) removes nothing elsewhere."""
     for path in sorted(paths, key=lambda p: len(p.parts), reverse=True):
         with contextlib.suppress(OSError):  # gone, not empty, or made under a private /tmp
+            if path.parent in held:
+                folder = held[path.parent]
+                now = Path(f"/proc/self/fd/{folder}").readlink()
+                if now / path.name not in claimed:
+                    _remove_if_empty(path.name, folder)
+                continue
             folder = open_folder(path.parent)
             try:
                 if is_at(folder, path.parent):

@@ -932,28 +932,40 @@ class Watch:
                 f"airlock: {done}" for done in secure_new_modules(self.workspace, self.modules)
             ),
         )
-        lines.extend(self.agents_state(destination))
+        lines.extend(self.agents_state(destination, read_only))
         return lines
 
-    def agents_state(self, destination: Path) -> list[str]:
+    def agents_state(
+        self, destination: Path, read_only: Mapping[Path, bool] = MappingProxyType({})
+    ) -> list[str]:
         """Make safe the agents' state and configuration in the home (the part of
         :meth:`after` that does not need the workspace, done also when it is gone): carry
         the agent's state back, put back its MCP servers, trust and approvals and other
-        agents' configuration; what was done, a line each."""
+        agents' configuration; what was done, a line each. ``read_only``: the sandbox's path
+        rules (none given: every file is looked at); a file code inside could not write
+        (``~/.claude.json`` when the agent kept its state elsewhere, ``~/.codex/config.toml``
+        when there was no ``~/.codex``) changed during the run only by the user's own hand,
+        outside, and is left as it is."""
         lines: list[str] = []
         step = partial(each_step, lines)
+        carried = None
         if self.staged is not None:  # first: what it says runs is then put back as it was
+            carried = self.home / STATE_FILE
             step(
-                f"carry the agent's state back to {shown(self.home / STATE_FILE)}",
+                f"carry the agent's state back to {shown(carried)}",
                 partial(self._carry_back, lines, self.staged, destination / "agent-state"),
             )
         for number, (path, before) in enumerate(self.state.items()):
+            if path != carried and _written_outside_only(path, read_only):
+                continue
             aside = destination / f"{path.name}.{number}"
             step(
                 f"check the MCP servers of {shown(path)}",
                 partial(_keep, lines, keep_servers, path, before, aside),
             )
         for path, before in self.configs.items():
+            if _written_outside_only(path, read_only):
+                continue
             aside = destination / path.parent.name / path.name
             step(f"check {shown(path)}", partial(_keep, lines, keep_file, path, before, aside))
         return lines
@@ -1308,6 +1320,13 @@ def each_step(lines: list[str], what: str, action: Callable[[], object]) -> obje
     except Exception as error:
         lines.append(f"airlock: could not {what} ({error!r}): check it yourself")
     return None
+
+
+def _written_outside_only(path: Path, read_only: Mapping[Path, bool]) -> bool:
+    """Whether the sandbox's rules (``read_only``; none given: not known) kept code inside
+    from writing at ``path``: its folder's real path, and its own name there (never what it
+    names now: a link put there inside would lead anywhere)."""
+    return bool(read_only) and read_only_at(resolve(path.parent) / path.name, read_only)
 
 
 def _before(path: Path) -> tuple[bytes | None, Signature | None]:
