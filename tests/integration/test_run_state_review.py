@@ -271,3 +271,32 @@ def test_a_state_file_too_large_to_read_is_not_staged_empty(
     assert state.stat().st_size == size
     assert not (config_dir / ".claude.json").exists()
     assert not (config_dir / "airlock" / "set-aside").exists()
+
+
+def test_a_run_that_loses_the_race_for_the_staged_state_leaves_it_to_the_winner(
+    tmp_path: Path, home: Path, config_dir: Path
+) -> None:
+    """Two runs with one home start at once: another run stages the agent's state between
+    this run's look and its own staging. This run stops (125), and leaves that run's staged
+    state, which its agent is using, and ``~/.claude.json`` as they are."""
+    state = home / ".claude.json"
+    state.write_text('{"numStartups": 1}')
+    before = state.read_bytes()
+    inject = tmp_path / "inject"
+    inject.mkdir()
+    (inject / "sitecustomize.py").write_text(
+        "import airlock.sandbox.agent_state as state\n"
+        "_stage = state.stage\n"
+        "def stage(home, staged):\n"
+        '    staged.write_text(\'{"numStartups": 5, "winner": true}\')  # the other run\'s\n'
+        "    return _stage(home, staged)\n"
+        "state.stage = stage\n"
+    )
+    path = os.pathsep.join(filter(None, [str(inject), os.environ.get("PYTHONPATH")]))
+    done = run_script(tmp_path, "touch ran", env={"PYTHONPATH": path})
+    assert done.returncode == 125, done.stderr
+    assert "cannot put the agent's state" in done.stderr
+    staged = config_dir / ".claude.json"
+    assert json.loads(staged.read_text()) == {"numStartups": 5, "winner": True}
+    assert state.read_bytes() == before
+    assert _set_aside(config_dir) == []

@@ -420,7 +420,8 @@ def _run(args: argparse.Namespace) -> int:
                 if staged is not None:
                     try:
                         stage(home, staged)
-                    except OSError as error:
+                    except OSError as error:  # another run's, made since staging() looked:
+                        watch.staged = None  # not this run's to carry back, nor to remove
                         raise SandboxError(
                             f"cannot put the agent's state where it can save it inside, "
                             f"{staged} ({error.strerror or error}): nothing was run"
