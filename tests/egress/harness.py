@@ -294,3 +294,23 @@ def inspected_tls(proxy: str, bundle: Path, port: int) -> ssl.SSLSocket:
     assert answer.startswith(b"HTTP/1.1 200")
     context = ssl.create_default_context(cafile=str(bundle))
     return context.wrap_socket(raw, server_hostname="localhost")
+
+
+def until_closed(sock: socket.socket) -> bytes:
+    """What comes on ``sock`` until the other side closes it (or resets it)."""
+    answer = b""
+    with contextlib.suppress(OSError):
+        while piece := sock.recv(65536):
+            answer += piece
+    return answer
+
+
+def inspected_post(proxy: str, bundle: Path, port: int, target: str) -> bytes:
+    """``POST target`` with a body of ``{}`` to ``localhost:PORT``, inspected through the
+    proxy, on a connection of its own; the whole answer."""
+    with inspected_tls(proxy, bundle, port) as tls:
+        tls.sendall(
+            f"POST {target} HTTP/1.1\r\nHost: localhost:{port}\r\n"
+            "Content-Length: 2\r\nConnection: close\r\n\r\n{}".encode()
+        )
+        return until_closed(tls)

@@ -4,8 +4,6 @@ refused whatever prefix it carries, by the flow check alone and inside inspected
 
 from __future__ import annotations
 
-import contextlib
-import socket
 from pathlib import Path
 
 import pytest
@@ -13,7 +11,7 @@ import pytest
 from airlock.egress.audit import read_records
 from airlock.egress.flows import UNCLASSIFIED, classify, off_flow, off_rows
 from airlock.policy import FlowId, decide
-from tests.egress.harness import inspected_setup, inspected_tls, tls_origin
+from tests.egress.harness import inspected_post, inspected_setup, tls_origin
 from tests.egress.origin import config, running
 from tests.policy.helpers import context
 
@@ -61,14 +59,6 @@ def test_an_off_flow_below_any_prefix_is_refused(target: str) -> None:
     assert verdict is not None and verdict.flow == FlowId.METRICS and not verdict.allowed
 
 
-def _until_closed(sock: socket.socket) -> bytes:
-    answer = b""
-    with contextlib.suppress(OSError):
-        while piece := sock.recv(65536):
-            answer += piece
-    return answer
-
-
 def test_a_gateways_prefix_does_not_carry_metrics_out(tmp_path: Path) -> None:
     """Inside inspected TLS to the API host, the metrics batch below a prefix gets a ``403``
     naming the flow and DISABLE_TELEMETRY and is logged denied as metrics; the model request
@@ -80,12 +70,7 @@ def test_a_gateways_prefix_does_not_carry_metrics_out(tmp_path: Path) -> None:
         port = site.server_address[1]
         with running(cfg) as (url, _):
             for path in ("/gw/api/event_logging/v2/batch", "/gw/v1/messages?beta=true"):
-                with inspected_tls(url, bundle, port) as tls:
-                    tls.sendall(
-                        f"POST {path} HTTP/1.1\r\nHost: localhost:{port}\r\n"
-                        "Content-Length: 2\r\nConnection: close\r\n\r\n{}".encode()
-                    )
-                    answers.append(_until_closed(tls))
+                answers.append(inspected_post(url, bundle, port, path))
         seen = [path for _, path, _ in site.seen]
     assert answers[0].startswith(b"HTTP/1.1 403")
     assert b"data flow: metrics (off)" in answers[0] and b"DISABLE_TELEMETRY" in answers[0]

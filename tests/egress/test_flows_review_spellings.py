@@ -6,8 +6,6 @@ the origin."""
 
 from __future__ import annotations
 
-import contextlib
-import socket
 from pathlib import Path
 
 import pytest
@@ -17,7 +15,7 @@ from hypothesis import strategies as st
 from airlock.egress.audit import read_records
 from airlock.egress.flows import enforce, off_flow, off_rows, refusal_body
 from airlock.policy import FlowId, decide
-from tests.egress.harness import inspected_setup, inspected_tls, tls_origin
+from tests.egress.harness import inspected_post, inspected_setup, tls_origin
 from tests.egress.origin import config, exchange, origin, running
 from tests.policy.helpers import context
 
@@ -115,14 +113,6 @@ def test_every_mixed_spelling_of_an_off_flows_path_is_refused(
     assert verdict is not None and verdict.flow == FlowId.METRICS, target
 
 
-def _until_closed(sock: socket.socket) -> bytes:
-    answer = b""
-    with contextlib.suppress(OSError):
-        while piece := sock.recv(65536):
-            answer += piece
-    return answer
-
-
 ON_THE_WIRE = [
     "/api%c0%afevent_logging/v2/batch",
     "/api/event_logging%00/v2/batch",
@@ -143,12 +133,7 @@ def test_such_spellings_are_refused_on_the_wire_and_logged(tmp_path: Path) -> No
         port, plain_port = site.server_address[1], plain.server_address[1]
         with running(cfg) as (url, _):
             for target in ON_THE_WIRE:
-                with inspected_tls(url, bundle, port) as tls:
-                    tls.sendall(
-                        f"POST {target} HTTP/1.1\r\nHost: localhost:{port}\r\n"
-                        "Content-Length: 2\r\nConnection: close\r\n\r\n{}".encode()
-                    )
-                    answers.append(_until_closed(tls))
+                answers.append(inspected_post(url, bundle, port, target))
                 answers.append(
                     exchange(
                         url,
@@ -158,12 +143,7 @@ def test_such_spellings_are_refused_on_the_wire_and_logged(tmp_path: Path) -> No
                 )
             allowed = []
             for target in ALLOWED:
-                with inspected_tls(url, bundle, port) as tls:
-                    tls.sendall(
-                        f"POST {target} HTTP/1.1\r\nHost: localhost:{port}\r\n"
-                        "Content-Length: 2\r\nConnection: close\r\n\r\n{}".encode()
-                    )
-                    allowed.append(_until_closed(tls))
+                allowed.append(inspected_post(url, bundle, port, target))
         tls_seen = [path for _, path, _ in site.seen]
         plain_seen = [path for path, _ in plain.seen]
     for answer in answers:

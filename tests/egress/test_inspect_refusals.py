@@ -21,7 +21,14 @@ from airlock.egress.ca import RunCA
 from airlock.egress.inspect import InspectionConfig
 from airlock.egress.scan import SecretsMode
 from airlock.policy import decide
-from tests.egress.harness import Rig, inspected_setup, inspected_tls, tls_origin, tunnel_ssl
+from tests.egress.harness import (
+    Rig,
+    inspected_setup,
+    inspected_tls,
+    tls_origin,
+    tunnel_ssl,
+    until_closed,
+)
 from tests.egress.origin import config, origin, running
 from tests.policy.helpers import context
 
@@ -77,14 +84,6 @@ def _in_the_clear(host: str) -> list[bytes]:
     ]
 
 
-def _until_closed(sock: socket.socket) -> bytes:
-    answer = b""
-    with contextlib.suppress(OSError):
-        while piece := sock.recv(65536):
-            answer += piece
-    return answer
-
-
 def _tunnel(proxy: str, host: str) -> socket.socket:
     """A ``CONNECT`` tunnel to ``host`` (not inspected) through ``proxy``, established."""
     raw = socket.create_connection(("127.0.0.1", int(proxy.rsplit(":", 1)[1])), timeout=10)
@@ -115,17 +114,17 @@ def test_what_a_request_holds_is_quoted_in_no_refusal(tmp_path: Path, mode: Secr
             for request in _inside_tls(f"localhost:{port}"):
                 with inspected_tls(url, bundle, port) as tls:
                     tls.sendall(request)
-                    answers.append(_until_closed(tls))
+                    answers.append(until_closed(tls))
             with socket.create_connection(("127.0.0.1", int(url.rsplit(":", 1)[1])), 10) as sock:
                 sock.sendall(  # plain HTTP to the inspected host, its flow off
                     f"POST http://localhost:{plain_port}/api/event_logging/batch/{TOKEN} "
                     "HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}".encode()
                 )
-                answers.append(_until_closed(sock))
+                answers.append(until_closed(sock))
             for request in _in_the_clear(f"127.0.0.1:{plain_port}"):
                 with _tunnel(url, f"127.0.0.1:{plain_port}") as raw:
                     raw.sendall(request)
-                    answers.append(_until_closed(raw))
+                    answers.append(until_closed(raw))
             report = proxy.close({"command": ["test"], "exit_code": 0})
     assert cfg.audit_log is not None
     records = [r for r in read_records(cfg.audit_log) if r["type"] in ("request", "tunnel")]
@@ -179,7 +178,7 @@ def test_an_upgrade_to_an_inspected_host_is_refused_at_once(rig: Rig, upgrade: s
             b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
             % upgrade.encode()
         )
-        answer = _until_closed(tls)
+        answer = until_closed(tls)
     assert answer.startswith(b"HTTP/1.1 501 "), answer[:80]
     assert b"--inspect localhost" in answer and b"opaque tunnel" in answer
     assert rig.origin.seen == []  # type: ignore[attr-defined]
@@ -200,7 +199,7 @@ def test_a_client_waiting_for_100_continue_is_refused_at_once(rig: Rig) -> None:
             b"POST /api/event_logging/batch HTTP/1.1\r\nHost: localhost\r\n"
             b"Content-Type: application/json\r\nContent-Length: 2\r\nExpect: 100-continue\r\n\r\n"
         )
-        answer = _until_closed(tls)
+        answer = until_closed(tls)
         took = time.monotonic() - started
     assert answer.startswith(b"HTTP/1.1 403 "), answer[:80]
     assert b"Connection: close" in answer and b"DISABLE_TELEMETRY" in answer
@@ -274,7 +273,7 @@ def test_a_gathered_body_is_held_in_memory_once(tmp_path: Path, mode: SecretsMod
                     b"Connection: close\r\n\r\n" % len(body)
                 )
                 tls.sendall(body)
-                answer = _until_closed(tls)
+                answer = until_closed(tls)
                 made.wait_records(1)
                 peak = tracemalloc.get_traced_memory()[1] - before
             finally:
