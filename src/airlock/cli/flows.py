@@ -72,10 +72,13 @@ def run(args: argparse.Namespace) -> int:
         print(f"airlock flows: diagram written to {written}", file=sys.stderr)
     if args.json:
         data = decisions.to_json()
+        hosts = _hosts(loaded.context, decisions)
+        for flow in data["flows"]:
+            flow["hosts"] = hosts.get(flow["id"], [])
         data["settings_problems"] = [problem.to_json() for problem in loaded.problems]
         dump_json(data)
     elif args.explain:
-        _explain(decisions, FlowId(args.explain))
+        _explain(decisions, FlowId(args.explain), _hosts(loaded.context, decisions))
     elif args.graph is None:
         _table(decisions)
     return 0
@@ -151,11 +154,23 @@ def _blocks(console: Any, decisions: Any) -> None:
     console.print(CAPTION, style="dim")
 
 
+def _hosts(context: Any, decisions: Any) -> dict[str, list[str]]:
+    """Per flow, the hosts ``airlock run``'s proxy lets out for it by default (the engine's
+    :func:`~airlock.policy.endpoints.flow_hosts`: the same table the proxy's rules are made
+    from), so what is shown here is what a run lets out."""
+    from airlock.policy.endpoints import flow_hosts
+
+    hosts: dict[str, list[str]] = {}
+    for flow, host in flow_hosts(context, decisions):
+        hosts.setdefault(str(flow), []).append(host)
+    return hosts
+
+
 def _style(state: str) -> str:
     return STATE_STYLES.get(state, "bold")
 
 
-def _explain(decisions: Any, flow: FlowId) -> None:
+def _explain(decisions: Any, flow: FlowId, hosts: dict[str, list[str]]) -> None:
     from airlock.cli._common import plain, stdout_console
 
     console = stdout_console()
@@ -166,6 +181,9 @@ def _explain(decisions: Any, flow: FlowId) -> None:
     for reason in decisions.provider_reasons:
         console.print(plain(f"               {reason}"))
     console.print(plain(f"  destination  {decision.destination}"))
+    let_out = ", ".join(hosts.get(str(flow), [])) or "none by default (allow one by rule)"
+    if decision.active and flow is not FlowId.LOCAL_TRANSCRIPTS:
+        console.print(plain(f"  hosts        {let_out} (what airlock run lets out for it)"))
     console.print(plain(f"  what         {decision.what}"))
     console.print(
         plain(f"  kept         {decision.retention.summary} by {decision.retention.keeper}")

@@ -18,6 +18,7 @@ from __future__ import annotations
 from typing import Any
 
 from airlock.policy import variables as v
+from airlock.policy.endpoints import model_base_url
 from airlock.policy.model import (
     Context,
     Decision,
@@ -125,10 +126,11 @@ def _model_requests(context: Context, provider: Provider, terms: AccountTerms) -
         Provider.FOUNDRY: "Microsoft Foundry (routes to Anthropic infrastructure)",
         Provider.GATEWAY: "Claude apps gateway (signed-in)",
     }[provider]
-    base = v.first(context, "ANTHROPIC_BASE_URL")
-    if base is not None and provider is Provider.FIRST_PARTY:
-        destination = f"{v.shown(base[0])} (ANTHROPIC_BASE_URL, {base[1].describe()})"
-        reasons.append(f"ANTHROPIC_BASE_URL sends model requests to {v.shown(base[0])}")
+    base = model_base_url(context, provider)
+    if base is not None:  # a gateway in front of the provider
+        name, url, origin = base
+        destination = f"{v.shown(url)} ({name}, {origin.describe()})"
+        reasons.append(f"{name} sends model requests to {v.shown(url)}")
     keeper = "Anthropic" if provider not in (Provider.BEDROCK, Provider.VERTEX) else provider.label
     return Decision(
         id=FlowId.MODEL_REQUESTS,

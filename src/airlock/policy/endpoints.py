@@ -2,9 +2,11 @@
 
 ``airlock run``'s proxy lets out, by default, exactly these hosts: the engine's decisions say
 which flows are on, and this table says where each one goes, by provider. A flow that is off,
-or that stays on this machine, has no host. A host the seeds do not name (Sentry's ingest
-host, the gateway's, the distribution server) is not guessed: the user allows it by rule.
-Pure: no I/O.
+or that stays on this machine, has no host. A host a variable names is the flow's: a model
+gateway's (``ANTHROPIC_BASE_URL`` and each provider's own), the domain-safety service's, and
+in ``otel_only`` mode the survey's OpenTelemetry collector. A host the seeds do not name
+(Sentry's ingest host, the signed-in apps gateway's, the distribution server) is not
+guessed: the user allows it by rule. Pure: no I/O.
 """
 
 from __future__ import annotations
@@ -13,20 +15,40 @@ import re
 from urllib.parse import urlsplit
 
 from airlock.policy import variables as v
-from airlock.policy.model import Context, Decisions, FlowId, Provider, State
+from airlock.policy.model import Context, Decisions, FlowId, Origin, Provider, State
 from airlock.policy.services import ANTHROPIC_API
 
 MODEL_HOSTS: dict[Provider, tuple[str, ...]] = {
     Provider.FIRST_PARTY: (ANTHROPIC_API,),
     Provider.BEDROCK: (),
-    Provider.VERTEX: ("*-aiplatform.googleapis.com", "aiplatform.googleapis.com"),
+    Provider.VERTEX: (
+        "*-aiplatform.googleapis.com",
+        "aiplatform.googleapis.com",
+        "aiplatform.*.rep.googleapis.com",
+    ),
     Provider.FOUNDRY: (),
     Provider.GATEWAY: (),
 }
 """Where model requests go, per provider, when no variable names the host (wildcards in the
-web-fetch rule syntax). Bedrock's and Foundry's are named by variables only
+web-fetch rule syntax). Vertex's are the reference's for its regions: ``REGION-aiplatform``,
+``aiplatform`` for ``global`` and ``aiplatform.us.rep`` / ``aiplatform.eu.rep`` for the
+multi-regions (``CLOUD_ML_REGION=us``). Bedrock's and Foundry's are named by variables only
 (:func:`_model_hosts`): a wildcard would also let out ``bedrock-runtime.s3.amazonaws.com``
 (an S3 bucket's host, anyone's) or any Azure customer's ``NAME.services.ai.azure.com``."""
+
+BASE_URL_VARIABLES: dict[Provider, str] = {
+    Provider.FIRST_PARTY: "ANTHROPIC_BASE_URL",
+    Provider.BEDROCK: "ANTHROPIC_BEDROCK_BASE_URL",
+    Provider.VERTEX: "ANTHROPIC_VERTEX_BASE_URL",
+    Provider.FOUNDRY: "ANTHROPIC_FOUNDRY_BASE_URL",
+}
+"""The variable that sends each provider's model requests elsewhere (a gateway), as the
+reference reads them: each only for its own provider."""
+
+BEDROCK_REGION_VARIABLES = ("AWS_REGION", "AWS_DEFAULT_REGION")
+"""Where the reference finds Bedrock's region, the first that holds one."""
+BEDROCK_FAST_MODEL_REGION = "ANTHROPIC_SMALL_FAST_MODEL_AWS_REGION"
+"""The region of the reference's small, fast model on Bedrock, when it is another."""
 
 _LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 """One DNS label (an AWS region, an Azure resource name)."""
@@ -52,6 +74,11 @@ def flow_hosts(context: Context, decisions: Decisions) -> tuple[tuple[FlowId, st
             found.extend((decision.id, host) for host in _model_hosts(context, decisions.provider))
         elif decision.id in VENDOR_FLOWS and decision.state in (State.ON, State.UPLOAD):
             found.append((decision.id, ANTHROPIC_API))
+        elif decision.id is FlowId.SURVEY_RATING and decision.state is State.OTEL_ONLY:
+            # the user's own collector, named by the variable the decision names
+            host = _hostname(str(decision.parameters.get("otel_endpoint", "")))
+            if host:
+                found.append((decision.id, host))
         elif decision.id is FlowId.WEBFETCH_PREFLIGHT:
             host = _hostname(str(decision.parameters.get("service", "")))
             if host:
@@ -59,27 +86,42 @@ def flow_hosts(context: Context, decisions: Decisions) -> tuple[tuple[FlowId, st
     return tuple(dict.fromkeys(found))
 
 
+def model_base_url(context: Context, provider: Provider) -> tuple[str, str, Origin] | None:
+    """The variable that sends ``provider``'s model requests elsewhere, when set: its name,
+    its value and where it was set; ``None`` when the provider's own host is used."""
+    name = BASE_URL_VARIABLES.get(provider)
+    found = v.first(context, name) if name else None
+    return None if name is None or found is None else (name, found[0], found[1])
+
+
 def _model_hosts(context: Context, provider: Provider) -> tuple[str, ...]:
-    """The provider's model host: its base URL's when set (``ANTHROPIC_BASE_URL``,
-    ``ANTHROPIC_BEDROCK_BASE_URL``, ``ANTHROPIC_FOUNDRY_BASE_URL``); for Bedrock the region's
-    (``AWS_REGION``), for Foundry the resource's (``ANTHROPIC_FOUNDRY_RESOURCE``); else the
-    table's. None when nothing names it: the user allows it by rule."""
-    base_variable = {
-        Provider.FIRST_PARTY: "ANTHROPIC_BASE_URL",
-        Provider.BEDROCK: "ANTHROPIC_BEDROCK_BASE_URL",
-        Provider.FOUNDRY: "ANTHROPIC_FOUNDRY_BASE_URL",
-    }.get(provider)
-    base = v.first(context, base_variable) if base_variable else None
+    """The provider's model hosts: its base URL's when set (:data:`BASE_URL_VARIABLES`); for
+    Bedrock the region's (:data:`BEDROCK_REGION_VARIABLES`) and the small, fast model's
+    (:data:`BEDROCK_FAST_MODEL_REGION`), for Foundry the resource's
+    (``ANTHROPIC_FOUNDRY_RESOURCE``); else the table's. None when nothing names it: the user
+    allows it by rule."""
+    base = model_base_url(context, provider)
     if base is not None:
-        host = _hostname(base[0])
+        host = _hostname(base[1])
         return (host,) if host else ()
     if provider is Provider.BEDROCK:
-        region = _label(context, "AWS_REGION")
-        return (f"bedrock-runtime.{region}.amazonaws.com",) if region else ()
+        regions = (_bedrock_region(context), _label(context, BEDROCK_FAST_MODEL_REGION))
+        hosts = (f"bedrock-runtime.{region}.amazonaws.com" for region in regions if region)
+        return tuple(dict.fromkeys(hosts))
     if provider is Provider.FOUNDRY:
         resource = _label(context, "ANTHROPIC_FOUNDRY_RESOURCE")
         return (f"{resource}.services.ai.azure.com",) if resource else ()
     return MODEL_HOSTS[provider]
+
+
+def _bedrock_region(context: Context) -> str | None:
+    """Bedrock's region: the first of :data:`BEDROCK_REGION_VARIABLES` that holds one (a
+    value that is no region is passed over, as the reference does); ``None`` when none does."""
+    for name in BEDROCK_REGION_VARIABLES:
+        region = _label(context, name)
+        if region:
+            return region
+    return None
 
 
 def _hostname(url: str) -> str | None:
