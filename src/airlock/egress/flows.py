@@ -423,6 +423,21 @@ CLAUDE_CODE: tuple[Signature, ...] = (
     ),
     Signature(
         "POST",
+        API_HOST,
+        "/model/",
+        FlowId.MODEL_REQUESTS,
+        "the model on Amazon Bedrock through a gateway (ANTHROPIC_BEDROCK_BASE_URL: the "
+        "engine's model host, one of the vendor API's here)",
+    ),
+    Signature(
+        "POST",
+        API_HOST,
+        "/projects/",
+        FlowId.MODEL_REQUESTS,
+        "the model on Vertex AI through a gateway (ANTHROPIC_VERTEX_BASE_URL), below /v1 or not",
+    ),
+    Signature(
+        "POST",
         "bedrock-runtime.*",
         "/model/",
         FlowId.MODEL_REQUESTS,
