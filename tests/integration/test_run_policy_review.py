@@ -154,3 +154,36 @@ def test_a_default_region_bedrock_needs_stops_the_run_when_dropped(
     assert done.returncode == 125, done.stderr
     assert not marker.exists()
     assert "--env AWS_DEFAULT_REGION" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("option", "name"),
+    [("--env=CLAUDE_CONFIG_DIR={other}/cfg", "CLAUDE_CONFIG_DIR"), ("--env=HOME={other}", "HOME")],
+)
+def test_an_env_that_moves_the_agents_settings_is_said(
+    tmp_path: Path, project: Path, option: str, name: str
+) -> None:
+    """``--env CLAUDE_CONFIG_DIR=DIR`` (or ``--env HOME=DIR`` with no config dir set) has the
+    agent inside read other settings than airlock decides from: the run says so, and goes on."""
+    other = tmp_path / "other"
+    done = airlock(
+        "run", "--audit-log", str(tmp_path / "audit.jsonl"), option.format(other=other),
+        "--", "sh", "-c", "exit 4",
+        cwd=project,
+    )  # fmt: skip
+    assert done.returncode == 4, done.stderr
+    assert f"--env {name}={other}" in done.stderr
+    assert "the agent inside reads its settings there" in done.stderr
+    assert f"set {name} in airlock's environment too" in done.stderr
+
+
+def test_an_env_that_gives_the_same_settings_places_says_nothing(
+    tmp_path: Path, project: Path, home: Path
+) -> None:
+    done = airlock(
+        "run", "--audit-log", str(tmp_path / "audit.jsonl"), f"--env=HOME={home}",
+        "--", "sh", "-c", "exit 4",
+        cwd=project,
+    )  # fmt: skip
+    assert done.returncode == 4, done.stderr
+    assert "reads its settings there" not in done.stderr

@@ -209,6 +209,7 @@ def _run(args: argparse.Namespace) -> int:
         raise UsageError(f"--workspace {args.workspace}: {why}")
     inside_cwd = cwd if cwd.resolve().is_relative_to(workspace) else workspace
     wanted = parse_env_options(args.env)
+    _say_settings_read_elsewhere(wanted, environ)
     unset = [name for name, value in wanted.items() if value is None and name not in environ]
     if unset:  # a forgotten export: said, as the command may need it
         print(
@@ -527,6 +528,30 @@ def _run(args: argparse.Namespace) -> int:
         )
         return USAGE_EXIT_CODE
     return code
+
+
+def _say_settings_read_elsewhere(
+    wanted: Mapping[str, str | None], environ: Mapping[str, str]
+) -> None:
+    """Say so when an ``--env`` has the agent inside read its settings elsewhere than airlock
+    does: ``CLAUDE_CONFIG_DIR``, or ``HOME`` when no config dir is set (the agent then reads
+    ``HOME/.claude``). airlock decides the data flows and the proxy's rules from the settings
+    of its own (a rule only there is not applied: the proxy lets out no more than those say),
+    and its report's prediction is theirs."""
+    import sys
+
+    config_dir = wanted.get("CLAUDE_CONFIG_DIR") or environ.get("CLAUDE_CONFIG_DIR")
+    for name in ("CLAUDE_CONFIG_DIR", "HOME"):
+        given = wanted.get(name)
+        if given is None or given == environ.get(name, "") or (name == "HOME" and config_dir):
+            continue
+        print(
+            f"airlock run: --env {name}={given}: the agent inside reads its settings there, "
+            f"while airlock decides the data flows and the proxy's rules from those its own "
+            f"{name} names (the report predicts from those); set {name} in airlock's "
+            "environment too for both to read the same",
+            file=sys.stderr,
+        )
 
 
 def as_inside(environ: Mapping[str, str], inside: Mapping[str, str]) -> dict[str, str]:
