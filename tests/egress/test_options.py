@@ -33,10 +33,11 @@ def test_prepare_inspection_and_gateway() -> None:
     prepared = prepare(
         args,
         decisions=decide(context()),
-        environ={"GH_TOKEN": TOKEN, "ANTHROPIC_BASE_URL": "https://llm.example:8443/v1"},
+        environ={"GH_TOKEN": TOKEN},
         proxy_url="http://127.0.0.1:3128",
         inspect_setting=["statsig.anthropic.com"],
         now=dt.datetime.now(dt.UTC),
+        model_hosts=["llm.example"],
     )
     try:
         assert prepared.inspection is not None
@@ -148,17 +149,36 @@ def test_inspect_hosts_from_settings_files(tmp_path: Path) -> None:
 
 def test_the_engines_model_hosts_are_the_vendor_apis_in_canonical_form() -> None:
     """ANTHROPIC_BASE_URL from the settings' env reaches the proxy through the engine
-    (``model_hosts``); a spelling with a final dot, capitals or a user is the same host."""
+    (``model_hosts``); a spelling with a final dot or capitals is the same host."""
     prepared = prepare(
         _args("--inspect", "localhost"),
         decisions=decide(context()),
-        environ={"ANTHROPIC_BASE_URL": "https://u@LocalHost.:8443/v1"},
+        environ={},
         proxy_url="http://127.0.0.1:3128",
         now=dt.datetime.now(dt.UTC),
-        model_hosts=["Models.Example."],
+        model_hosts=["LocalHost.", "Models.Example."],
     )
     try:
         assert prepared.inspection is not None
         assert {"localhost", "models.example"} <= prepared.inspection.api_hosts
+    finally:
+        prepared.close()
+
+
+def test_only_the_engines_model_hosts_are_the_vendor_apis() -> None:
+    """On Bedrock, an ``ANTHROPIC_BASE_URL`` in airlock's environment is not where the model
+    requests go (the engine's model host is Bedrock's): its host is no vendor API host."""
+    prepared = prepare(
+        _args("--inspect", "localhost"),
+        decisions=decide(context({"CLAUDE_CODE_USE_BEDROCK": "1", "AWS_REGION": "eu-west-1"})),
+        environ={"ANTHROPIC_BASE_URL": "https://first-party.example/v1"},
+        proxy_url="http://127.0.0.1:3128",
+        now=dt.datetime.now(dt.UTC),
+        model_hosts=["bedrock-runtime.eu-west-1.amazonaws.com"],
+    )
+    try:
+        assert prepared.inspection is not None
+        assert "first-party.example" not in prepared.inspection.api_hosts
+        assert "bedrock-runtime.eu-west-1.amazonaws.com" in prepared.inspection.api_hosts
     finally:
         prepared.close()

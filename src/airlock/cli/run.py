@@ -260,7 +260,7 @@ def _run(args: argparse.Namespace) -> int:
         return prepare(
             args,
             decisions=decisions,
-            environ=engine_environ,  # the token is airlock's; ANTHROPIC_BASE_URL the command's
+            environ=engine_environ,  # the token, and the upstream proxy, are airlock's
             proxy_url=proxy_url,
             inspect_setting=list(loaded.inspect_hosts),
             now=datetime.fromtimestamp(started, UTC),

@@ -258,7 +258,6 @@ def _prepare_inspection(
     now: dt.datetime,
     model_hosts: Iterable[str],
 ) -> None:
-    from urllib.parse import urlsplit
 
     from airlock.egress.ca import RunCA, ca_environment, upstream_context, write_bundle
     from airlock.egress.flows import DEFAULT_API_HOSTS
@@ -272,12 +271,8 @@ def _prepare_inspection(
     bundle = write_bundle(ca, folder / "ca-bundle.pem")
     folder.chmod(0o755)
     api_hosts = set(DEFAULT_API_HOSTS)
-    for host in model_hosts:  # the engine's (ANTHROPIC_BASE_URL from settings' env too)
+    for host in model_hosts:  # the engine's: its provider's base URL, wherever it is set
         api_hosts.add(normalize_host(host))
-    with contextlib.suppress(ValueError):  # a URL urlsplit cannot read names no host
-        base = urlsplit(environ.get("ANTHROPIC_BASE_URL", "")).hostname
-        if base:
-            api_hosts.add(normalize_host(base))
     prepared.inspection = InspectionConfig(
         hosts=hosts,
         ca=ca,
