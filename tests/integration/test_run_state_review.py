@@ -300,3 +300,25 @@ def test_a_run_that_loses_the_race_for_the_staged_state_leaves_it_to_the_winner(
     assert json.loads(staged.read_text()) == {"numStartups": 5, "winner": True}
     assert state.read_bytes() == before
     assert _set_aside(config_dir) == []
+
+
+def test_many_placeholder_folders_hold_no_file_open_each(tmp_path: Path, project: Path) -> None:
+    """Placeholders in the folders of 300 nested repositories: the run holds the workspace
+    open to find them after a move, not each of their folders, so a run under a limit of 250
+    open files still starts (it held one per folder: 600 and more)."""
+    import resource
+
+    for number in range(300):
+        subprocess.run(["git", "init", "-q", str(project / f"r{number}")], check=True)
+
+    def limited() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (250, 250))
+
+    done = subprocess.run(
+        [sys.executable, "-m", "airlock", "run", "--audit-log", str(tmp_path / "audit.jsonl"),
+         "--", "sh", "-c", "echo ran"],
+        cwd=project, capture_output=True, text=True, timeout=300, check=False,
+        preexec_fn=limited,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "ran"

@@ -380,7 +380,14 @@ def _run(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
         ledger = ledgers / f"{run}.json"
-        spec = Spec(tuple(command), inside_cwd, inside, tuple(rules), ledger=ledger)
+        spec = Spec(
+            tuple(command),
+            inside_cwd,
+            inside,
+            tuple(rules),
+            ledger=ledger,
+            workspace=resolve(workspace),
+        )
         with ForwardedSignals() as signals, Terminal() as terminal:
             starting = start(spec, bwrap, terminal.stdout, terminal.stderr, terminal.stdin)
             lock.release()  # its placeholders are listed: other runs may set up and end

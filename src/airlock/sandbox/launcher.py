@@ -115,6 +115,9 @@ class Spec:
     ledger: Path | None = None
     """Where the placeholders this run makes are listed while they stand
     (:mod:`airlock.sandbox.placeholders`); ``None``: not listed."""
+    workspace: Path | None = None
+    """The workspace, its real path: its placeholders are removed where it is at the run's
+    end, moved or not (:class:`~airlock.sandbox.placeholders.Placeholders`)."""
 
 
 SYSTEM_PROGRAMS: tuple[str, ...] = (
@@ -637,6 +640,7 @@ def start(
         [rule.path for rule in spec.mounts if not rule.exists or rule.path in standing],
         spec.ledger,
         scratch,
+        spec.workspace,
     )
     try:
         placeholders.record()

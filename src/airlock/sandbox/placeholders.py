@@ -39,9 +39,8 @@ import json
 import os
 import shutil
 import stat
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from pathlib import Path
-from types import MappingProxyType
 
 from airlock._process import alive, start_of
 from airlock.sandbox.files import is_at, open_folder
@@ -62,33 +61,43 @@ class Placeholders:
     tests)."""
 
     def __init__(
-        self, paths: Sequence[Path], ledger: Path | None = None, scratch: Path | None = None
+        self,
+        paths: Sequence[Path],
+        ledger: Path | None = None,
+        scratch: Path | None = None,
+        workspace: Path | None = None,
     ) -> None:
         self.paths = tuple(paths)
         self.ledger = ledger
         self.scratch = scratch
-        self._folders: dict[Path, int] = {}
-        """The folders the placeholders go in, opened by :meth:`record` (before the sandbox
-        is built): they are removed there, wherever the folder is by then (the user may move
-        or rename the workspace while the command runs; found by its old path, they would
-        stay: an empty ``.git/commondir`` that git refuses, a folder at ``.mcp.json``)."""
+        self.workspace = workspace
+        """The workspace (its real path), held open by :meth:`record` (before the sandbox is
+        built) when placeholders go in it: they are removed where it is by then (the user
+        may move or rename it while the command runs; found by its old path, they would stay:
+        an empty ``.git/commondir`` that git refuses, a folder at ``.mcp.json``). One folder
+        held, whatever the placeholders' number."""
+        self._held = -1
 
     def record(self) -> None:
         """Write the ledger (a failure to write it is raised: the run must not go on blind),
-        and hold the placeholders' folders (:attr:`_folders`)."""
+        and hold the workspace (:attr:`workspace`); a failure lets it go again."""
         self._hold()
-        if self.ledger is None or not (self.paths or self.scratch):
-            return
-        self.ledger.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        text = json.dumps(
-            {
-                "pid": os.getpid(),
-                "start": start_of(os.getpid()),
-                "paths": [str(path) for path in self.paths],
-                "scratch": str(self.scratch) if self.scratch else None,
-            }
-        )
-        self.ledger.write_text(text, encoding="utf-8")
+        try:
+            if self.ledger is None or not (self.paths or self.scratch):
+                return
+            self.ledger.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            text = json.dumps(
+                {
+                    "pid": os.getpid(),
+                    "start": start_of(os.getpid()),
+                    "paths": [str(path) for path in self.paths],
+                    "scratch": str(self.scratch) if self.scratch else None,
+                }
+            )
+            self.ledger.write_text(text, encoding="utf-8")
+        except BaseException:
+            self._release()
+            raise
 
     def remove(self) -> None:
         """Remove the placeholders no other running sandbox stands on, the scratch folder,
@@ -98,9 +107,9 @@ class Placeholders:
                 if not now:  # listed still: the next run's sweep removes them
                     return
                 claimed = claimed_by_others(self.ledger)
-                remove_empty(
-                    (path for path in self.paths if path not in claimed), self._folders, claimed
-                )
+                paths = (path for path in self.paths if path not in claimed)
+                moved = (self.workspace, self._held) if self._held >= 0 else None
+                remove_empty(paths, moved, claimed)
         finally:
             self._release()
         if self.scratch is not None and _is_scratch(self.scratch):
@@ -110,20 +119,22 @@ class Placeholders:
                 self.ledger.unlink()
 
     def _hold(self) -> None:
-        for folder in dict.fromkeys(path.parent for path in self.paths):
-            if folder in self._folders:
-                continue
-            with contextlib.suppress(OSError):  # not there: nothing is made in it
-                opened = open_folder(folder)
-                if is_at(opened, folder):  # the real folder (the paths are real ones)
-                    self._folders[folder] = opened
-                else:
-                    os.close(opened)
+        workspace = self.workspace
+        if self._held >= 0 or workspace is None:
+            return
+        if not any(path.is_relative_to(workspace) for path in self.paths):
+            return
+        with contextlib.suppress(OSError):  # not there: nothing is made in it
+            opened = open_folder(workspace)
+            if is_at(opened, workspace):  # the real folder (the paths are real ones)
+                self._held = opened
+            else:
+                os.close(opened)
 
     def _release(self) -> None:
-        for opened in self._folders.values():
-            os.close(opened)
-        self._folders.clear()
+        if self._held >= 0:
+            os.close(self._held)
+            self._held = -1
 
 
 SCRATCH_ENTRIES = frozenset({"empty-dir", "empty-file", "resolv.conf"})
@@ -158,25 +169,24 @@ def _is_scratch(path: Path) -> bool:
 
 def remove_empty(
     paths: Iterable[Path],
-    held: Mapping[Path, int] = MappingProxyType({}),
+    moved: tuple[Path | None, int] | None = None,
     claimed: Collection[Path] = frozenset(),
 ) -> None:
     """Remove each empty folder or empty file (deepest first); anything with content stays.
 
-    Each is removed through its folder: the one ``held`` open for it since before the run
-    (:meth:`Placeholders.record`), wherever it is now, unless another run's ledger lists the
-    path it has there now (``claimed``: a run started in the folder after it was moved);
-    else the folder opened now and found to be where the path says (the paths are real
-    ones, links resolved, when listed): a folder on the way swapped for a link to elsewhere
-    (by a sandbox still running) removes nothing elsewhere."""
+    ``moved``: a folder (the workspace) and a descriptor held open on it since before the
+    run (:meth:`Placeholders.record`): a path in it is taken where the folder is now, unless
+    another run's ledger lists it there (``claimed``: a run started in the folder after it
+    was moved). Each is removed through its folder, opened and found to be where the path
+    says (the paths are real ones, links resolved, when listed): a folder on the way swapped
+    for a link to elsewhere (by a sandbox still running) removes nothing elsewhere."""
     for path in sorted(paths, key=lambda p: len(p.parts), reverse=True):
         with contextlib.suppress(OSError):  # gone, not empty, or made under a private /tmp
-            if path.parent in held:
-                folder = held[path.parent]
-                now = Path(f"/proc/self/fd/{folder}").readlink()
-                if now / path.name not in claimed:
-                    _remove_if_empty(path.name, folder)
-                continue
+            if moved is not None and moved[0] is not None and path.is_relative_to(moved[0]):
+                now = Path(f"/proc/self/fd/{moved[1]}").readlink()
+                path = now / path.relative_to(moved[0])
+                if path in claimed:
+                    continue
             folder = open_folder(path.parent)
             try:
                 if is_at(folder, path.parent):
