@@ -80,3 +80,21 @@ def test_a_run_that_ended_says_it_is_complete(tmp_path: Path, project: Path) -> 
     data = _report(report)
     assert data["complete"] is True and data["exit_code"] == 3
     assert data["run"] != EARLIER["run"]
+
+
+def test_a_run_refused_for_its_git_token_says_why_in_the_report(
+    tmp_path: Path, project: Path
+) -> None:
+    """``--repo`` without a token stops the run (125) while the gateway is prepared: the report
+    file says so, not the earlier run's exit status."""
+    report = project / "report.json"
+    report.write_text(json.dumps(EARLIER))
+    done = airlock(
+        "run", "--audit-log", str(tmp_path / "audit.jsonl"), "--report-json", str(report),
+        "--repo", "octo/widgets", "--", "true",
+        env={"GH_TOKEN": "", "GITHUB_TOKEN": ""},
+    )  # fmt: skip
+    assert done.returncode == 125, done.stderr
+    data = _report(report)
+    assert data["run"] != EARLIER["run"] and data["complete"] is False
+    assert data["exit_code"] == 125

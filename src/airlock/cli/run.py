@@ -273,7 +273,7 @@ def _run(args: argparse.Namespace) -> int:
     # rules are read while bubblewrap works, and the proxy itself loads while the command runs
     # (at its first connection, or soon after it started: see airlock.egress.standby).
     early = bool(args.inspect or args.repo or loaded.inspect_hosts)
-    prepared = prepared_now() if early else None
+    prepared = None
     lock = whole = None
     held = None
     watch = None
@@ -282,17 +282,30 @@ def _run(args: argparse.Namespace) -> int:
     pending = None
     kept = None
     runs = -1
+    given_log = Path(args.audit_log).expanduser().absolute() if args.audit_log else None
+    # by its real path, found now: a link to it replaced inside changes nothing after
+    state = [Path(os.path.realpath(loaded.config_dir / "airlock"))]
+    state += [given_log] if given_log else []
+    home = Path(environ.get("HOME") or Path.home())
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(started))
+    run = f"{stamp}-{os.getpid()}"
+    if args.report_json:  # its folder found and held now: nothing left there redirects it
+        agent_saves = [  # wherever the agent keeps its state, staged here too
+            *state_files(home, loaded.config_dir, named=True),
+            home / ".claude" / STATE_FILE,
+        ]
+        report_file = ReportFile(args.report_json, state, agent_saves)
+        not_written = report_file.started(run)  # no earlier run's report left there now
+        if not_written:
+            report_file.close()
+            raise UsageError(not_written)
     try:
+        prepared = prepared_now() if early else None
         if prepared is not None:
             prepared.refuse_token_inside(scrubbed.environ, wanted)
             scrubbed = prepared.keep_token_out(scrubbed, workspace)
         extra = prepared.environ if prepared is not None else {}
         inside = {**scrubbed.environ, **extra}  # the CA bundle's and git's variables; no secret
-        given_log = Path(args.audit_log).expanduser().absolute() if args.audit_log else None
-        # by its real path, found now: a link to it replaced inside changes nothing after
-        state = [Path(os.path.realpath(loaded.config_dir / "airlock"))]
-        state += [given_log] if given_log else []
-        home = Path(environ.get("HOME") or Path.home())
         if in_own_state(workspace, state[0], home):
             raise UsageError(
                 f"the workspace {workspace} is inside airlock's own state: the "
@@ -309,19 +322,7 @@ def _run(args: argparse.Namespace) -> int:
                 "naming it then refuses to go on); keep it outside the workspace",
                 file=sys.stderr,
             )
-        if args.report_json:  # its folder found and held now: nothing left there redirects it
-            agent_saves = [  # wherever the agent keeps its state, staged here too
-                *state_files(home, loaded.config_dir, named=True),
-                home / ".claude" / STATE_FILE,
-            ]
-            report_file = ReportFile(args.report_json, state, agent_saves)
         bundle = prepared.read_only_files if prepared is not None else ()
-        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(started))
-        run = f"{stamp}-{os.getpid()}"
-        if report_file is not None:  # no earlier run's report left there if this one is killed
-            not_written = report_file.started(run)
-            if not_written:
-                raise UsageError(not_written)
         say = partial(print, "airlock run:", file=sys.stderr)
         # one run at a time in a workspace; runs with one home set up in turn (until listed)
         whole = take_workspace(resolve(workspace), default_state(home), started, say)
