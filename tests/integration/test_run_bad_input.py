@@ -215,3 +215,34 @@ def test_an_error_shows_a_terminals_escapes_as_text(tmp_path: Path, project: Pat
     assert done.returncode == 125, done.stderr
     assert "\x1b" not in done.stderr
     assert "--workspace \\x1b[31mnope" in done.stderr
+
+
+def _with_missing_loader(program: Path, copy: Path) -> None:
+    """``program`` (an ELF file) copied to ``copy``, its loader (``PT_INTERP``) renamed to
+    one that is nowhere."""
+    import struct
+
+    data = bytearray(program.read_bytes())
+    assert data[:4] == b"\x7fELF" and data[4] == 2  # 64-bit
+    (phoff,) = struct.unpack_from("<Q", data, 0x20)
+    size, count = struct.unpack_from("<HH", data, 0x36)
+    for number in range(count):
+        header = phoff + number * size
+        if struct.unpack_from("<I", data, header)[0] == 3:  # PT_INTERP
+            offset, _, _, length = struct.unpack_from("<QQQQ", data, header + 8)
+            data[offset + length - 2] = ord("X")  # the name's last character, before its NUL
+            break
+    else:
+        raise AssertionError(f"{program} names no loader")
+    copy.write_bytes(bytes(data))
+    copy.chmod(0o755)
+
+
+def test_a_program_whose_loader_is_missing_is_said_so(tmp_path: Path, project: Path) -> None:
+    """A program that is there but whose loader is not (no ``#!`` line) is not said to be a
+    script: 127, naming its loader or libraries."""
+    _with_missing_loader(Path(os.path.realpath("/bin/true")), project / "tool")
+    done = airlock("run", "--audit-log", str(tmp_path / "audit.jsonl"), "--", "./tool")
+    assert done.returncode == 127, done.stderr
+    assert "./tool is there, but its program loader or a library it needs" in done.stderr
+    assert "#!" not in done.stderr

@@ -187,3 +187,15 @@ def test_an_env_that_gives_the_same_settings_places_says_nothing(
     )  # fmt: skip
     assert done.returncode == 4, done.stderr
     assert "reads its settings there" not in done.stderr
+
+
+def test_the_note_of_an_env_shows_a_terminals_escapes_as_text(
+    tmp_path: Path, project: Path
+) -> None:
+    done = airlock(
+        "run", "--audit-log", str(tmp_path / "audit.jsonl"),
+        f"--env=CLAUDE_CONFIG_DIR={tmp_path}/x\x1b]0;title\x07\x1b[2J", "--", "true",
+        cwd=project,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "\x1b" not in done.stderr and "\\x1b]0;title\\x07" in done.stderr

@@ -548,13 +548,16 @@ def _say_settings_read_elsewhere(
     and its report's prediction is theirs."""
     import sys
 
+    from airlock._visible import visible
+
     config_dir = wanted.get("CLAUDE_CONFIG_DIR") or environ.get("CLAUDE_CONFIG_DIR")
     for name in ("CLAUDE_CONFIG_DIR", "HOME"):
         given = wanted.get(name)
         if given is None or given == environ.get(name, "") or (name == "HOME" and config_dir):
             continue
         print(
-            f"airlock run: --env {name}={given}: the agent inside reads its settings there, "
+            f"airlock run: --env {name}={visible(given)}: the agent inside reads its settings "
+            "there, "
             f"while airlock decides the data flows and the proxy's rules from those its own "
             f"{name} names (the report predicts from those); set {name} in airlock's "
             "environment too for both to read the same",

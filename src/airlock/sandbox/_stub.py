@@ -83,9 +83,18 @@ def _not_found(name: str) -> str:
     import shutil
 
     found = name if "/" in name else shutil.which(name)
-    if found is not None and os.path.isfile(found):  # noqa: PTH113 - the stub imports little
+    if found is None or not os.path.isfile(found):  # noqa: PTH113 - the stub imports little
+        return "command not found inside the sandbox"
+    try:
+        with open(found, "rb") as program:  # noqa: PTH123
+            script = program.read(2) == b"#!"
+    except OSError:
+        script = False
+    if script:
         return f"its interpreter (the #! line of {found}) was not found inside the sandbox"
-    return "command not found inside the sandbox"
+    return (
+        f"{found} is there, but its program loader or a library it needs is not inside the sandbox"
+    )
 
 
 UNSET_LOGIN_UID = b"4294967295"
