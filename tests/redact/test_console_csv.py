@@ -35,6 +35,14 @@ CSVS = {
         f"Access key ID;Secret access key\n{KEY_ID};{SECRET}\n",
         f"Access key ID;Secret access key\n{ID_MARK};{KEY_MARK}\n",
     ),
+    "spaced_cells": (
+        f"Access key ID, Secret access key\n{KEY_ID}, {SECRET}\n",
+        f"Access key ID, Secret access key\n{ID_MARK}, {KEY_MARK}\n",
+    ),
+    "spaced_quoted_cells": (
+        f'"Access key ID" ; "Secret access key"\n"{KEY_ID}" ; "{SECRET}"\n',
+        f'"Access key ID" ; "Secret access key"\n"{ID_MARK}" ; "{KEY_MARK}"\n',
+    ),
 }
 
 

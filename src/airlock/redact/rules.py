@@ -69,7 +69,7 @@ HAND: tuple[Rule, ...] = (
         # key ID,Secret access key``): the engine finds the key ID before it as a token.
         rf"(?:(?i:aws[_\-]?secret[_\-]?(?:access[_\-]?)?key|secretaccesskey)"
         rf"(?:{ASSIGN}|{QUOTE}?[ \t]+{QUOTE}?|{QUOTE}[ \t]*,[ \t]*{QUOTE})"
-        rf"|{EDGE}{_AWS_KEY_ID}{QUOTE}?[,;\t]{QUOTE}?)"
+        rf"|{EDGE}{_AWS_KEY_ID}{QUOTE}?[ \t]*[,;\t][ \t]*{QUOTE}?)"
         rf"(?P<secret>(?:[A-Za-z0-9+]|{ESC_SLASH})+){VALUE_END}",
         "secret",
         40,
