@@ -246,3 +246,33 @@ def test_a_program_whose_loader_is_missing_is_said_so(tmp_path: Path, project: P
     assert done.returncode == 127, done.stderr
     assert "./tool is there, but its program loader or a library it needs" in done.stderr
     assert "#!" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        (("--secrets", "block"), ("--secrets", "report")),
+        (("--max-upload-mb", "1"), ("--max-upload-mb", "100")),
+        (("--upstream-proxy", "http://127.0.0.1:9"), ("--upstream-proxy", "http://127.0.0.1:8")),
+        (("--workspace", "."), ("--workspace", "..")),
+    ],
+)
+def test_an_option_of_one_value_given_twice_otherwise_is_refused(
+    tmp_path: Path, project: Path, first: tuple[str, str], second: tuple[str, str]
+) -> None:
+    """``--secrets block --secrets report`` would run with ``report`` without a word: the
+    option is refused (125), naming both values; nothing runs. Twice the same is that one."""
+    done = airlock(
+        "run", "--audit-log", str(tmp_path / "audit.jsonl"), *first, *second,
+        "--", "sh", "-c", "touch ran",
+        cwd=project,
+    )  # fmt: skip
+    assert done.returncode == 125, done.stderr
+    assert f"{first[0]} given twice, {first[1]} and {second[1]}: give it once" in done.stderr
+    assert not (project / "ran").exists()
+    again = airlock(
+        "run", "--audit-log", str(tmp_path / "audit.jsonl"), *first, *first,
+        "--", "sh", "-c", "touch ran",
+        cwd=project,
+    )  # fmt: skip
+    assert "given twice" not in again.stderr

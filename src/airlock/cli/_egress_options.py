@@ -8,6 +8,28 @@ import argparse
 from pathlib import Path
 
 
+class Once(argparse.Action):
+    """An option that takes one value: given again with another, it is refused, where
+    ``argparse`` would keep the last one without a word (``--secrets block --secrets
+    report`` would run with ``report``). The same value twice is that value."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: object,
+        option_string: str | None = None,
+    ) -> None:
+        given: dict[str, object] = namespace.__dict__.setdefault("_given_once", {})
+        if self.dest in given and given[self.dest] != values:
+            first, then = (
+                f"{v:g}" if isinstance(v, float) else str(v) for v in (given[self.dest], values)
+            )
+            parser.error(f"{option_string} given twice, {first} and {then}: give it once")
+        given[self.dest] = values
+        setattr(namespace, self.dest, values)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of inspection and the git gateway, for ``airlock run``."""
     group = parser.add_argument_group("inspection and the git gateway")
@@ -21,12 +43,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument(
         "--upstream-ca",
+        action=Once,
         type=_path_named,
         metavar="FILE",
         help="also trust these PEM CAs for inspected origins (besides the system's)",
     )
     group.add_argument(
         "--secrets",
+        action=Once,
         choices=("report", "redact", "block"),
         default="report",
         help="a secret in a request body to an inspected host: report its kind (default), "
@@ -42,12 +66,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument(
         "--git-upstream",
+        action=Once,
         default="https://github.com",
         metavar="URL",
         help="the code host the gateway talks to (default https://github.com)",
     )
     group.add_argument(
         "--git-token-file",
+        action=Once,
         type=_path_named,
         metavar="FILE",
         help="the code host's token (default: GH_TOKEN or GITHUB_TOKEN in airlock's environment)",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 
+from airlock.cli._egress_options import Once
 from airlock.cli._egress_options import add_arguments as add_egress_arguments
 
 EXIT_STATUS = """\
@@ -43,6 +44,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     network.add_argument(
         "--upstream-proxy",
+        action=Once,
         type=_url_named,
         metavar="URL",
         help="chain every connection through this proxy (default: airlock's own HTTPS_PROXY); "
@@ -50,6 +52,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     network.add_argument(
         "--max-upload-mb",
+        action=Once,
         type=float,
         metavar="N",
         help="send at most N MiB out (bodies, heads, the names looked up): transfers under way "
@@ -57,6 +60,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     network.add_argument(
         "--new-connections-per-second",
+        action=Once,
         type=float,
         metavar="N",
         help="open at most N new connections a second to each host (bursts of N, at least "
@@ -64,13 +68,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     network.add_argument(
         "--audit-log",
+        action=Once,
         type=_file_in_a_folder,
         metavar="FILE",
         help="the audit log, in a folder that is there (default: <config dir>/airlock/audit.jsonl)",
     )
     files = parser.add_argument_group("sandbox")
     files.add_argument(
-        "--workspace", metavar="DIR", help="the writable workspace (default: the current folder)"
+        "--workspace",
+        action=Once,
+        metavar="DIR",
+        help="the writable workspace (default: the current folder)",
     )
     files.add_argument(
         "--rw", action="append", default=[], metavar="PATH", help="also writable; repeatable"
@@ -100,6 +108,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_egress_arguments(parser)
     parser.add_argument(
         "--report-json",
+        action=Once,
         type=_file_named,
         metavar="FILE",
         help="also write the end-of-run report as JSON to FILE",
