@@ -518,6 +518,7 @@ async def _relay_response(
     received = 0
     reader = upstream.reader
     writer = client.writer
+    transport = writer.transport
     loop = client.loop
     held: list[bytes] = []  # a head not yet whole
     while not watcher.done:
@@ -559,5 +560,9 @@ async def _relay_response(
         received += len(data)
         relayed[0] = received
         client.last_active = loop.time()
-        await writer.drain()
+        # drain() waits only while the transport holds what the socket did not take, and
+        # raises only once the client's side is closing: neither (most answers, taken at
+        # once), it would cost a coroutine a read for nothing
+        if transport.get_write_buffer_size() or transport.is_closing():
+            await writer.drain()
     return received

@@ -136,6 +136,8 @@ class RequestParser:
         self._parser = httptools.HttpRequestParser(self)
         self._url = b""
         self._headers: list[tuple[bytes, bytes]] = []
+        self._size = 0
+        """The request line's target and headers so far, as the head's limit counts them."""
         self.in_head = False
         """A request's first byte has come, and its head is not whole yet."""
         self._head_bytes = 0
@@ -189,17 +191,19 @@ class RequestParser:
         self._trailers = False
         self._url = b""
         self._headers = []
+        self._size = 0
 
     def on_url(self, url: bytes) -> None:
         self._url += url
+        self._size += len(url)
 
     def on_header(self, name: bytes, value: bytes) -> None:
         if not self._trailers:
             self._headers.append((bytes(name), bytes(value)))
+            self._size += len(name) + len(value) + 4
 
     def on_headers_complete(self) -> None:
-        size = len(self._url) + sum(len(name) + len(value) + 4 for name, value in self._headers)
-        if size > self.max_header_bytes:
+        if self._size > self.max_header_bytes:
             raise BadRequest(431, f"request line and headers exceed {self.max_header_bytes} bytes")
         parser = self._parser
         method = parser.get_method()
@@ -380,7 +384,8 @@ def connection_tokens(headers: list[tuple[bytes, bytes]]) -> frozenset[bytes]:
     tokens: set[bytes] = set()
     for name, value in headers:
         if name.lower() in (b"connection", b"proxy-connection"):
-            tokens.update(token.strip().lower() for token in value.split(b","))
+            for token in value.split(b","):
+                tokens.add(token.strip().lower())
     return frozenset(tokens)
 
 

@@ -65,7 +65,8 @@ class ResponseWatcher:
     then hands out what to send it instead, the rebuilt head and the decoded body.
 
     This class has no ``on_body``: httptools then skips making a copy of every body piece
-    (it looks the callbacks up once), which is most of a bulk download's parsing cost.
+    (it looks the callbacks up once), which is most of a bulk download's parsing cost; nor
+    ``on_status`` (the reason phrase), which only :class:`Http10Watcher` rebuilds a head with.
     """
 
     for_http10 = False
@@ -115,9 +116,6 @@ class ResponseWatcher:
         if self.status is not None:  # after the final response: a second one, unasked
             self.extra = True
 
-    def on_status(self, reason: bytes) -> None:
-        self._reason += reason
-
     def on_header(self, name: bytes, value: bytes) -> None:
         lowered = name.lower()
         if lowered in (b"content-length", b"transfer-encoding"):
@@ -159,9 +157,13 @@ class HeadWatcher(ResponseWatcher):
 
 
 class Http10Watcher(ResponseWatcher):
-    """A :class:`ResponseWatcher` for an HTTP/1.0 client: it keeps the decoded body."""
+    """A :class:`ResponseWatcher` for an HTTP/1.0 client: it keeps the reason phrase and the
+    decoded body."""
 
     for_http10 = True
+
+    def on_status(self, reason: bytes) -> None:
+        self._reason += reason
 
     def on_body(self, body: bytes) -> None:
         if self.head_only:
