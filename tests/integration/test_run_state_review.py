@@ -322,3 +322,34 @@ def test_many_placeholder_folders_hold_no_file_open_each(tmp_path: Path, project
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "ran"
+
+
+def test_servers_are_put_back_after_the_agent_outside_ends_its_save(tmp_path: Path) -> None:
+    """The agent outside is saving ``~/.claude.json`` (its lock folder is there) when the run
+    puts the file's servers back: the run waits for the save, then puts them back in what was
+    saved, so neither the outside's save nor the servers' removal is lost."""
+    import threading
+
+    from airlock.sandbox.agent_state import keep_servers
+
+    state = tmp_path / ".claude.json"
+    evil = {"evil": {"command": "sh", "args": ["-c", "touch pwned"]}}
+    state.write_text(json.dumps({"mcpServers": evil, "n": 1}))
+    lock = tmp_path / ".claude.json.lock"
+    lock.mkdir()
+
+    def outside_save() -> None:  # as the agent saves: a new file renamed over, then unlock
+        time.sleep(0.3)
+        new = tmp_path / ".claude.json.tmp"
+        new.write_text(json.dumps({"mcpServers": evil, "n": 1, "tip": "outside"}))
+        new.replace(state)
+        lock.rmdir()
+
+    saver = threading.Thread(target=outside_save)
+    saver.start()
+    said = keep_servers(state, b'{"mcpServers": {}, "n": 1}', tmp_path / "aside" / "state")
+    saver.join(10)
+    assert said is not None and "back as they were" in said
+    final = json.loads(state.read_text())
+    assert (final.get("mcpServers", {}), final["n"], final["tip"]) == ({}, 1, "outside")
+    assert not lock.exists()

@@ -372,7 +372,33 @@ def _restore(data: dict[str, Any], kept: Guarded, now: Guarded) -> None:
                 settings[key] = type(default)()
 
 
+LOCK_WAIT = 2.0
+"""Seconds :func:`keep_servers` waits for the agent outside to finish a save of
+``~/.claude.json`` (its lock folder there) before it reads and rewrites the file."""
+
+
 def keep_servers(path: Path, before: bytes | None, aside: Path) -> str | None:
+    """:func:`_keep_servers` under the agent's own lock for its state file
+    (``~/.claude.json.lock``): a save of the agent outside between the read and the write back
+    would be lost. The lock is waited for :data:`LOCK_WAIT` seconds at most; past that the
+    servers are put back all the same (servers added inside must never stay to run outside)."""
+    if path.name != STATE_FILE:
+        return _keep_servers(path, before, aside)
+    lock = path.with_name(f"{STATE_FILE}.lock")
+    deadline = time.monotonic() + LOCK_WAIT
+    taken = _take(lock)
+    while not taken and time.monotonic() < deadline:
+        time.sleep(0.02)
+        taken = _take(lock)
+    try:
+        return _keep_servers(path, before, aside)
+    finally:
+        if taken:
+            with contextlib.suppress(OSError):
+                lock.rmdir()
+
+
+def _keep_servers(path: Path, before: bytes | None, aside: Path) -> str | None:
     """Put the servers of the file as it was (``before``, its bytes) back into ``path`` if the
     run changed them; what was done, in words (``None``: nothing to do). The file as the run
     left it is kept at ``aside`` (:func:`_written_over`: never missing at ``path`` meanwhile).
