@@ -312,3 +312,38 @@ def test_runs_with_other_config_dirs_keep_each_others_home_placeholders(
     before = (project / "before").read_text().strip()
     assert before != "0" and (project / "after").read_text().strip() == before
     assert not (home / ".claude" / ".git").exists()
+
+
+def test_two_runs_ending_together_leave_no_placeholder_both_stood_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two runs stand on one placeholder (``~/.claude/settings.json``, missing) and end
+    together: the first leaves it to the second, which takes the lock the moment the first
+    lets it go. The first's ledger is gone by then, so the second removes it; neither ledger
+    is left."""
+    import contextlib
+    from collections.abc import Iterator
+
+    import airlock.sandbox.placeholders as placeholders
+
+    ledgers = tmp_path / "ledgers"
+    shared = tmp_path / "home" / ".claude" / "settings.json"
+    shared.mkdir(parents=True)  # the empty folder bubblewrap made there
+    first = placeholders.Placeholders([shared], ledgers / "first.json")
+    second = placeholders.Placeholders([shared], ledgers / "second.json")
+    first.record()
+    second.record()
+    real = placeholders.removing
+    waiting = [second]
+
+    @contextlib.contextmanager
+    def then_the_second(folder: Path | None) -> Iterator[bool]:
+        with real(folder) as now:
+            yield now
+        while waiting:  # the second run had waited for the lock: it takes it now
+            waiting.pop().remove()
+
+    monkeypatch.setattr(placeholders, "removing", then_the_second)
+    first.remove()
+    assert not shared.exists()
+    assert list(ledgers.iterdir()) == []

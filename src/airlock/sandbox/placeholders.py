@@ -101,7 +101,9 @@ class Placeholders:
 
     def remove(self) -> None:
         """Remove the placeholders no other running sandbox stands on, the scratch folder,
-        then the ledger."""
+        then the ledger, all under the lock: a run that ends at the same time and finds this
+        run's ledger still there would leave the placeholders both stand on, taking them for
+        this run's (each would leave them to the other)."""
         try:
             with removing(None if self.ledger is None else self.ledger.parent) as now:
                 if not now:  # listed still: the next run's sweep removes them
@@ -110,13 +112,13 @@ class Placeholders:
                 paths = (path for path in self.paths if path not in claimed)
                 moved = (self.workspace, self._held) if self._held >= 0 else None
                 remove_empty(paths, moved, claimed)
+                if self.scratch is not None and _is_scratch(self.scratch):
+                    shutil.rmtree(self.scratch, ignore_errors=True)  # never through a link
+                if self.ledger is not None:
+                    with contextlib.suppress(OSError):
+                        self.ledger.unlink()
         finally:
             self._release()
-        if self.scratch is not None and _is_scratch(self.scratch):
-            shutil.rmtree(self.scratch, ignore_errors=True)  # never through a link
-        if self.ledger is not None:
-            with contextlib.suppress(OSError):
-                self.ledger.unlink()
 
     def _hold(self) -> None:
         workspace = self.workspace
