@@ -872,7 +872,8 @@ class Gateway:
                 advertisement,
             )
             return await self._drained(reader, framing, head.check)
-        return await self._forward(head, framing, reader, writer, upstream_path, asked)
+        refusal = (service, asked, advertisement)
+        return await self._forward(head, framing, reader, writer, upstream_path, refusal)
 
     async def _drained(
         self, reader: asyncio.StreamReader, framing: Framing, check: RequestCheck | None
@@ -894,10 +895,11 @@ class Gateway:
         reader: asyncio.StreamReader,
         writer: asyncio.StreamWriter,
         upstream_path: str,
-        asked: str,
+        refusal: tuple[str, str, bool],
     ) -> bool:
         """Send the request on with the token and relay the answer; whether the connection
-        to git goes on. ``asked``: the repository as asked, for a message."""
+        to git goes on. ``refusal``: the git service, the repository as asked and whether
+        the request is an advertisement (``info/refs``), for a refusal git shows."""
         headers = [
             (k.decode("latin-1"), v.decode("latin-1"))
             for k, v in head.headers
@@ -947,7 +949,7 @@ class Gateway:
             return False
         try:
             if response.status_code == 401:
-                await self._token_refused(writer, upstream_path, asked)
+                await self._token_refused(writer, *refusal)
                 return consumed
             coding = response.headers.get("content-encoding", "identity").strip().lower()
             if coding != "identity":
@@ -975,21 +977,19 @@ class Gateway:
         return consumed
 
     async def _token_refused(
-        self, writer: asyncio.StreamWriter, upstream_path: str, asked: str
+        self, writer: asyncio.StreamWriter, service: str, asked: str, advertisement: bool
     ) -> None:
         """The code host answered ``401``: it refused the token. Its answer (and its
         ``WWW-Authenticate``) would have git inside ask for a user name, and say only
         ``could not read Username``; git is told instead that the token the gateway adds was
         refused, and where it was read (outside)."""
-        path, _, query = upstream_path.partition("?")
-        service = query.removeprefix("service=") if query else path.rpartition("/")[2]
         await self._refuse(
             writer,
             service,
             f"airlock: {self.config.upstream} refused the token the git gateway adds for "
             f"{asked!r} (401 Unauthorized; the token from {self.config.token.source})",
             "check that it is valid and may reach that repository",
-            advertisement=bool(query),
+            advertisement=advertisement,
         )
 
     async def _failed(self, writer: asyncio.StreamWriter, message: str) -> None:
