@@ -557,9 +557,8 @@ def _say_settings_read_elsewhere(
             continue
         print(
             f"airlock run: --env {name}={visible(given)}: the agent inside reads its settings "
-            "there, "
-            f"while airlock decides the data flows and the proxy's rules from those its own "
-            f"{name} names (the report predicts from those); set {name} in airlock's "
+            "there, while airlock decides the data flows and the proxy's rules from those its "
+            f"own {name} names (the report predicts from those); set {name} in airlock's "
             "environment too for both to read the same",
             file=sys.stderr,
         )

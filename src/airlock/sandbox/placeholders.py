@@ -110,7 +110,8 @@ class Placeholders:
                     return
                 claimed = claimed_by_others(self.ledger)
                 paths = (path for path in self.paths if path not in claimed)
-                moved = (self.workspace, self._held) if self._held >= 0 else None
+                held = self.workspace if self._held >= 0 else None
+                moved = (held, self._held) if held is not None else None
                 remove_empty(paths, moved, claimed)
                 if self.scratch is not None and _is_scratch(self.scratch):
                     shutil.rmtree(self.scratch, ignore_errors=True)  # never through a link
@@ -171,7 +172,7 @@ def _is_scratch(path: Path) -> bool:
 
 def remove_empty(
     paths: Iterable[Path],
-    moved: tuple[Path | None, int] | None = None,
+    moved: tuple[Path, int] | None = None,
     claimed: Collection[Path] = frozenset(),
 ) -> None:
     """Remove each empty folder or empty file (deepest first); anything with content stays.
@@ -184,9 +185,9 @@ def remove_empty(
     for a link to elsewhere (by a sandbox still running) removes nothing elsewhere."""
     for path in sorted(paths, key=lambda p: len(p.parts), reverse=True):
         with contextlib.suppress(OSError):  # gone, not empty, or made under a private /tmp
-            if moved is not None and moved[0] is not None and path.is_relative_to(moved[0]):
-                now = Path(f"/proc/self/fd/{moved[1]}").readlink()
-                path = now / path.relative_to(moved[0])
+            if moved is not None and path.is_relative_to(moved[0]):
+                folder_was, held = moved
+                path = Path(f"/proc/self/fd/{held}").readlink() / path.relative_to(folder_was)
                 if path in claimed:
                     continue
             folder = open_folder(path.parent)
