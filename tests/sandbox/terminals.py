@@ -12,6 +12,7 @@ import struct
 import subprocess
 import sys
 import termios
+import textwrap
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,6 +28,29 @@ LOGIN = (
     "os.execvp(sys.argv[1], sys.argv[1:])"
 )
 """Makes the terminal the controlling one of its session, then runs the program."""
+
+
+def python(code: str) -> list[str]:
+    """A command running ``code`` (indented as in a test: dedented) with this Python."""
+    return [sys.executable, "-c", textwrap.dedent(code)]
+
+
+def window_probe(fd: int, seconds: float) -> list[str]:
+    """A command that prints the size of its terminal on ``fd`` (``start ROWS COLUMNS``), then
+    the new size at its first ``SIGWINCH`` (``winch ROWS COLUMNS``; ``winch none`` after
+    ``seconds`` without one)."""
+    return python(f"""
+        import fcntl, signal, struct, termios, time
+        def size():
+            return struct.unpack("HHHH", fcntl.ioctl({fd}, termios.TIOCGWINSZ, b"\\0" * 8))[:2]
+        changed = []
+        signal.signal(signal.SIGWINCH, lambda *_: changed.append(size()))
+        print("start", *size(), flush=True)
+        deadline = time.monotonic() + {seconds}
+        while not changed and time.monotonic() < deadline:
+            time.sleep(0.02)
+        print("winch", *(changed[0] if changed else ["none"]))
+    """)
 
 
 def set_size(fd: int, rows: int, columns: int) -> None:

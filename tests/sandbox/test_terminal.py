@@ -23,7 +23,14 @@ import pytest
 
 import airlock.sandbox
 from tests.sandbox.helpers import TIMEOUT, run_sandboxed
-from tests.sandbox.terminals import SOURCE, UserTerminal, set_size, user_terminal
+from tests.sandbox.terminals import (
+    SOURCE,
+    UserTerminal,
+    python,
+    set_size,
+    user_terminal,
+    window_probe,
+)
 
 STUB = Path(airlock.sandbox.__file__).with_name("_stub.py")
 
@@ -79,16 +86,12 @@ def terminal() -> Iterator[UserTerminal]:
         yield user
 
 
-def _python(code: str) -> list[str]:
-    return [sys.executable, "-c", textwrap.dedent(code)]
-
-
 def test_bytes_pass_both_ways(tmp_path: Path, terminal: UserTerminal) -> None:
     """What the user types reaches the command, and what the command writes is shown."""
     driver = _driver(
         terminal,
         tmp_path,
-        *_python("""
+        *python("""
             import sys
             print("ready", flush=True)
             line = sys.stdin.readline()
@@ -109,7 +112,7 @@ def test_the_command_gets_the_pty_slave_not_the_users_terminal(
     driver = _driver(
         terminal,
         tmp_path,
-        *_python("""
+        *python("""
             import os
             print("names", *[os.ttyname(fd) for fd in (0, 1, 2)])
             tty = os.open("/dev/tty", os.O_RDWR)
@@ -135,18 +138,7 @@ def test_the_window_size_is_copied_and_a_change_signals_the_command(
     driver = _driver(
         terminal,
         tmp_path,
-        *_python("""
-            import fcntl, signal, struct, termios, time
-            def size():
-                return struct.unpack("HHHH", fcntl.ioctl(0, termios.TIOCGWINSZ, b"\\0" * 8))[:2]
-            changed = []
-            signal.signal(signal.SIGWINCH, lambda *_: changed.append(size()))
-            print("start", *size(), flush=True)
-            deadline = time.monotonic() + 30
-            while not changed and time.monotonic() < deadline:
-                time.sleep(0.02)
-            print("winch", *changed[0])
-        """),
+        *window_probe(0, 30),
     )
     terminal.wait_for("start 30 100")
     set_size(terminal.main, 40, 120)  # the terminal signals the driver, in its foreground
@@ -226,7 +218,7 @@ def test_a_run_started_in_the_background_gets_the_modes_it_has_when_brought_back
     shell.write_text(JOB_SHELL)
     driver = tmp_path / "driver.py"
     driver.write_text(DRIVER)
-    command = _python("""
+    command = python("""
         import sys, termios
         print("ready", flush=True)
         sys.stdin.readline()
@@ -262,7 +254,7 @@ def test_a_command_reads_nothing_typed_while_airlock_is_stopped(
     driver = _driver(
         terminal,
         tmp_path,
-        *_python(f"""
+        *python(f"""
             import os
             print("ready", flush=True)
             with open({str(log)!r}, "ab", buffering=0) as log:

@@ -8,7 +8,6 @@ import os
 import signal
 import sys
 import termios
-import textwrap
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.sandbox.helpers import TIMEOUT
-from tests.sandbox.terminals import UserTerminal, set_size, user_terminal
+from tests.sandbox.terminals import UserTerminal, python, set_size, user_terminal, window_probe
 
 
 @pytest.fixture
@@ -39,10 +38,6 @@ def _run(tmp_path: Path, *command: str, log: str = "audit.jsonl") -> list[str]:
     ]
 
 
-def _python(code: str) -> list[str]:
-    return [sys.executable, "-c", textwrap.dedent(code)]
-
-
 STATED = ("streams", "console", "controlling", "foreground")
 
 
@@ -52,7 +47,7 @@ def test_the_command_runs_on_a_terminal_of_its_own(tmp_path: Path, terminal: Use
     run = terminal.start(
         _run(
             tmp_path,
-            *_python("""
+            *python("""
                 import os
                 print("streams", *{os.fstat(fd).st_rdev for fd in (0, 1, 2)})
                 print("console", os.stat("/dev/console").st_rdev)
@@ -78,18 +73,7 @@ def test_a_resize_reaches_the_command(tmp_path: Path, terminal: UserTerminal) ->
     run = terminal.start(
         _run(
             tmp_path,
-            *_python("""
-                import fcntl, signal, struct, termios, time
-                def size():
-                    return struct.unpack("HHHH", fcntl.ioctl(1, termios.TIOCGWINSZ, b"\\0" * 8))[:2]
-                changed = []
-                signal.signal(signal.SIGWINCH, lambda *_: changed.append(size()))
-                print("start", *size(), flush=True)
-                deadline = time.monotonic() + 20
-                while not changed and time.monotonic() < deadline:
-                    time.sleep(0.02)
-                print("winch", *(changed[0] if changed else ["none"]))
-            """),
+            *window_probe(1, 20),
         )
     )
     terminal.wait_for("start 30 100")
