@@ -28,7 +28,8 @@ Public API (what the fetch guard and the egress proxy import)
   address, its class and how to allow it; an :class:`~airlock.errors.AirlockError` when the
   name cannot be resolved (or not in time), a :class:`~airlock.errors.UsageError` when the
   host is not a valid name or address.
-* :func:`resolve_checked_async` — the same for asyncio (``loop.getaddrinfo``).
+* :func:`resolve_checked_async` — the same for asyncio (``getaddrinfo`` in airlock's own
+  lookup threads).
 * :func:`check_addresses` — steps 3 alone, for addresses already resolved.
 * :func:`system_resolver`, :func:`system_resolver_async`, :func:`table_resolver` (a fixed
   table, for ``--resolve`` pins and tests: no test asks DNS).
@@ -43,6 +44,7 @@ import asyncio
 import concurrent.futures
 import errno
 import ipaddress
+import queue
 import socket
 import threading
 import time
@@ -50,6 +52,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Any, TypeVar
 
 from airlock.errors import AirlockError, DestinationRefused, UsageError
 from airlock.policy.hosts import (
@@ -86,6 +89,7 @@ Resolver = Callable[[str, int], Sequence[IPAddress]]
 """``(name, port) -> addresses``; raises :class:`OSError` when the name has none."""
 AsyncResolver = Callable[[str, int], Awaitable[Sequence[IPAddress]]]
 AllowPrivate = Callable[[Host, IPAddress], bool]
+T = TypeVar("T")
 """Whether an explicit rule lets ``host`` reach the non-public ``address``."""
 
 
@@ -131,10 +135,10 @@ def system_resolver(name: str, port: int) -> tuple[IPAddress, ...]:
 
 
 async def system_resolver_async(name: str, port: int) -> tuple[IPAddress, ...]:
-    """:func:`system_resolver` for asyncio (``loop.getaddrinfo``, in the loop's executor)."""
-    loop = asyncio.get_running_loop()
-    found = await loop.getaddrinfo(name, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP)
-    return _distinct(str(info[4][0]) for info in found)
+    """:func:`system_resolver` for asyncio, run by airlock's own lookup threads
+    (:class:`_Lookups`), not the event loop's: uvloop's are libuv's four, which four lookups
+    that no server answers would hold, every other name waiting behind them."""
+    return await asyncio.wrap_future(_workers().submit(system_resolver, name, port))
 
 
 def _distinct(texts: Iterable[str]) -> tuple[IPAddress, ...]:
@@ -261,20 +265,75 @@ def _resolve_in_time(
         raise _unresolved(host, str(error)) from error
 
 
-_pool: list[concurrent.futures.ThreadPoolExecutor] = []
+RESOLVER_THREADS = 32
+"""Lookups that may run at once. ``getaddrinfo`` cannot be stopped: one that no server answers
+holds its thread until the resolver gives up (``timeout`` times ``attempts`` of
+``resolv.conf``: 10 s by default, minutes as some set it), long after the caller stopped
+waiting. A few names that a DNS server drops (a blocked tracker, a typo in a corporate
+zone) must not hold back every other one; past this many at once, new names wait their
+turn."""
+
+
+class _Lookups:
+    """Runs lookups in daemon threads, started as needed up to :data:`RESOLVER_THREADS` and
+    then kept for the next ones.
+
+    Not a :class:`concurrent.futures.ThreadPoolExecutor`: Python joins its threads when it
+    exits, so a lookup that never ends would keep airlock from exiting after a run (or after
+    ``airlock fetch`` gave up on the name). A daemon thread stuck in ``getaddrinfo`` ends with
+    the process.
+    """
+
+    def __init__(self, most: int) -> None:
+        self._most = most
+        self._queue: queue.SimpleQueue[
+            tuple[concurrent.futures.Future[Any], Callable[..., Any], tuple[Any, ...]]
+        ] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._threads = 0
+        self._idle = 0
+        """Threads waiting for a lookup."""
+        self._queued = 0
+        """Lookups not taken by a thread yet."""
+
+    def submit(self, function: Callable[..., T], *args: Any) -> concurrent.futures.Future[T]:
+        """``function(*args)`` in a lookup thread; its result, or the error it raised, in
+        the future. A lookup cancelled before a thread takes it is not run."""
+        future: concurrent.futures.Future[T] = concurrent.futures.Future()
+        with self._lock:
+            self._queued += 1
+            if self._queued > self._idle and self._threads < self._most:
+                self._threads += 1
+                threading.Thread(target=self._work, name="airlock-lookup", daemon=True).start()
+        self._queue.put((future, function, args))
+        return future
+
+    def _work(self) -> None:
+        while True:
+            with self._lock:
+                self._idle += 1
+            future, function, args = self._queue.get()
+            with self._lock:
+                self._idle -= 1
+                self._queued -= 1
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                result = function(*args)
+            except BaseException as error:  # handed to whoever waits, as an executor does
+                future.set_exception(error)
+            else:
+                future.set_result(result)
+
+
+_pool: list[_Lookups] = []
 _pool_lock = threading.Lock()
-RESOLVER_THREADS = 4
-"""Lookups that may run at once; a hung one holds a worker until it ends, others wait their turn."""
 
 
-def _workers() -> concurrent.futures.ThreadPoolExecutor:
+def _workers() -> _Lookups:
     with _pool_lock:
         if not _pool:
-            _pool.append(
-                concurrent.futures.ThreadPoolExecutor(
-                    RESOLVER_THREADS, thread_name_prefix="resolve"
-                )
-            )
+            _pool.append(_Lookups(RESOLVER_THREADS))
         return _pool[0]
 
 

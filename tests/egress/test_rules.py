@@ -99,6 +99,27 @@ def test_only_a_rule_naming_the_host_is_explicit() -> None:
     assert not rules.check("x.corp.test", 443).explicit
 
 
+def test_an_allow_naming_the_host_counts_after_a_wildcard_that_covers_it() -> None:
+    """``--allow '*.test' --allow db.test:5432``, or a settings file's wildcard before the
+    user's ``--allow``: the host is named by the user, so it may reach a private address (the
+    first rule decided alone, and the refusal told the user to add what they had given)."""
+    rules = _rules(["*.test", "db.test:5432"])
+    decided = rules.check("db.test", 5432)
+    assert decided.explicit
+    assert decided.reason == "allowed by 'db.test:5432' (--allow)"
+    assert not rules.check("db.test", 5433).explicit  # the named rule's port only
+    assert not rules.check("other.test", 5432).explicit
+    from_settings = EgressRules(
+        EgressConfig(
+            allow=(
+                HostRule.parse("*.test", "sandbox.network.allowedDomains in /s.json"),
+                *EgressConfig.rules(["db.test"], "--allow"),
+            )
+        )
+    )
+    assert from_settings.check("db.test", 443).explicit
+
+
 @pytest.mark.parametrize(
     "text",
     [

@@ -59,6 +59,9 @@ def _linear_decide(config: EgressConfig, host: str, port: int) -> RuleDecision:
         return RuleDecision(host, port, DENY, reason, asked, hint=hint)
     for rule in config.allow:
         if rule.covers(host, port):
+            if not rule.reaches_private:  # the user's --allow naming the host, wherever it is
+                named = (other for other in config.allow if other.reaches_private)
+                rule = next((other for other in named if other.covers(host, port)), rule)
             reason = f"allowed by {rule.describe()}"
             return RuleDecision(host, port, ALLOW, reason, rule, explicit=rule.reaches_private)
     for rule in config.default_allow:
@@ -234,12 +237,14 @@ _SETTINGS = "sandbox.network.allowedDomains in /s.json"
             1,
             ("*.example.com", _SETTINGS),
         ),
-        ({"allow": ["+x.test", "x.test"]}, "x.test", 1, ("x.test", _SETTINGS)),
-        ({"allow": ["+x.test:443", "x.test"]}, "x.test", 443, ("x.test:443", _SETTINGS)),
-        ({"allow": ["+x.test:443", "x.test:443"]}, "x.test", 443, ("x.test:443", _SETTINGS)),
+        ({"allow": ["+x.test", "x.test"]}, "x.test", 1, ("x.test", ALLOW_OPTION)),
+        ({"allow": ["+x.test:443", "x.test"]}, "x.test", 443, ("x.test", ALLOW_OPTION)),
+        ({"allow": ["+x.test:443", "x.test:443"]}, "x.test", 443, ("x.test:443", ALLOW_OPTION)),
+        ({"allow": ["+x.test:443", "+x.test"]}, "x.test", 443, ("x.test:443", _SETTINGS)),
+        ({"allow": ["+x.test", "+x.test:443"]}, "x.test", 443, ("x.test", _SETTINGS)),
         ({"allow": ["+*.test:443", "*.test:443"]}, "x.test", 443, ("*.test:443", _SETTINGS)),
         ({"allow": ["+x.test:443", "x.test"]}, "x.test", 80, ("x.test", ALLOW_OPTION)),
-        ({"allow": ["+x.test", "x.test:443"]}, "x.test", 443, ("x.test", _SETTINGS)),
+        ({"allow": ["+x.test", "x.test:443"]}, "x.test", 443, ("x.test:443", ALLOW_OPTION)),
         (
             {"allow": ["*.b.example.com", "*.example.com"]},
             "a.b.example.com",
@@ -256,7 +261,13 @@ _SETTINGS = "sandbox.network.allowedDomains in /s.json"
             {"allow": ["cdn*.example.com", "cdn1.example.com"]},
             "cdn1.example.com",
             1,
-            ("cdn*.example.com", ALLOW_OPTION),
+            ("cdn1.example.com", ALLOW_OPTION),
+        ),
+        (
+            {"allow": ["+cdn*.example.com", "+cdn1.example.com"]},
+            "cdn1.example.com",
+            1,
+            ("cdn*.example.com", _SETTINGS),
         ),
         (
             {"allow": ["cdn1.example.com", "cdn*.example.com"]},
@@ -264,7 +275,9 @@ _SETTINGS = "sandbox.network.allowedDomains in /s.json"
             1,
             ("cdn1.example.com", ALLOW_OPTION),
         ),
-        ({"allow": ["+*", "x.test"]}, "x.test", 1, ("*", _SETTINGS)),
+        ({"allow": ["+*", "x.test"]}, "x.test", 1, ("x.test", ALLOW_OPTION)),
+        ({"allow": ["*", "x.test"]}, "x.test", 1, ("x.test", ALLOW_OPTION)),
+        ({"allow": ["x.test", "*"]}, "x.test", 1, ("x.test", ALLOW_OPTION)),
         (
             {"ask": ["127.0.0.1"]},
             "64:ff9b::7f00:1",
@@ -275,7 +288,7 @@ _SETTINGS = "sandbox.network.allowedDomains in /s.json"
             {"ask": ["127.0.0.1"], "allow": ["+*", "[64:ff9b::7f00:1]"]},
             "64:ff9b::7f00:1",
             443,
-            ("*", _SETTINGS),
+            ("[64:ff9b::7f00:1]", ALLOW_OPTION),
         ),
         (
             {"ask": ["x.test"], "allow": ["+x.test"]},
@@ -293,8 +306,10 @@ def test_the_rule_that_decides_is_the_first_that_covers_the_host(
 ) -> None:
     """Of rules that cover a host the first of its list counts, whichever way it is found (by
     the name, a parent domain, a scan of inner wildcards; on any port or on this one; by the
-    address or the IPv4 address it carries), as the scan of every rule decided. A ``+``
-    marks an allow rule from settings, not ``--allow``."""
+    address or the IPv4 address it carries), as the scan of every rule decided; but an
+    ``--allow`` naming the host (which lets it reach a private address) counts before a
+    wildcard or a settings file's rule that comes first. A ``+`` marks an allow rule from
+    settings, not ``--allow``."""
     origins = {"deny": "--deny", "ask": "permissions.ask in /s.json", "allow": ALLOW_OPTION}
     parsed = {
         name: tuple(

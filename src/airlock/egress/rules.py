@@ -62,6 +62,7 @@ class EgressRules:
         self._allow = RuleIndex(config.allow)
         self._default_allow = RuleIndex(config.default_allow)
         self._allow_option = RuleIndex(rule for rule in config.allow if rule.origin == ALLOW_OPTION)
+        self._allow_named = RuleIndex(rule for rule in config.allow if rule.reaches_private)
 
     def check(self, host: str, port: int) -> RuleDecision:
         """Decide ``host:port`` (cached: the rules do not change during a run).
@@ -111,6 +112,8 @@ class EgressRules:
             return RuleDecision(host, port, DENY, reason, asked, hint=hint)
         rule = self._allow.covering(host, port)
         if rule is not None:
+            if not rule.reaches_private:  # a wildcard first: an --allow naming the host may follow
+                rule = self._allow_named.covering(host, port) or rule
             reason = f"allowed by {rule.describe()}"
             return RuleDecision(host, port, ALLOW, reason, rule, explicit=rule.reaches_private)
         rule = self._default_allow.covering(host, port)

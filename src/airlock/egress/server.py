@@ -165,6 +165,11 @@ class Proxy:
         self.clients[client] = asyncio.current_task()
         try:
             await client.serve()
+        except asyncio.CancelledError:
+            # :meth:`shutdown` ended it mid-lookup or mid-dial, its record written: the task
+            # ends here, for Python 3.11's streams ask a cancelled one for its exception
+            # and print the traceback that raises
+            pass
         finally:
             del self.clients[client]
 
