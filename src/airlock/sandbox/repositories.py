@@ -24,7 +24,9 @@ the sandbox must not be able to write them for the user's git to run outside lat
   what was written safe, then moves it to ``.git``: every ``hooks/`` emptied, every
   ``config`` cut down to :data:`SAFE_CONFIG` (format, remotes' URLs and refspecs, branches'
   upstreams, the user's name and address), ``commondir`` and ``config.worktree`` moved aside, in
-  the repository and in each submodule's git folder under ``modules/``. If airlock ends
+  the repository and in each submodule's git folder under ``modules/``, and the hooks in the
+  folder the user's own ``core.hooksPath`` names in the workspace (a relative one: each
+  repository's ``.githooks``) renamed aside (:func:`work_tree_hooks_aside`). If airlock ends
   before that (``kill -9``), the repository stays in the holding folder and never reaches
   the workspace.
 
@@ -64,6 +66,8 @@ from airlock._visible import visible as shown
 from airlock.errors import SandboxError
 from airlock.sandbox.files import LIMIT, read_text_or_none, regular_bytes
 from airlock.sandbox.paths import (
+    HOOK_MANAGER_FILES,
+    LEFTHOOK_FILES,
     PRIVATE_TMPFS,
     Kind,
     Mount,
@@ -357,11 +361,26 @@ def bare_rules(heads: Iterable[Path], why: str) -> Iterator[Mount]:
 
 
 def nested_rules(workspace: Path, scan: NestedScan) -> Iterator[Mount]:
-    """Read-only rules for each nested repository's hooks, config, commondir, ``.gitmodules``."""
+    """Read-only rules for each nested repository's hooks, config, commondir, ``.gitmodules``,
+    and the hook managers' files in its work tree (:func:`hook_manager_rules`)."""
     why = "runs code outside later (a nested git repository)"
     for dot_git in scan.found:
         yield mount(Kind.READ, dot_git.parent / ".gitmodules", why)
         yield from git_folder_rules(workspace, dot_git, why)
+        yield from hook_manager_rules(dot_git.parent, why)
+
+
+def hook_manager_rules(work_tree: Path, why: str) -> Iterator[Mount]:
+    """Read-only, as at the workspace's root (:func:`airlock.sandbox.paths.workspace_rules`):
+    the files of :data:`~airlock.sandbox.paths.HOOK_MANAGER_FILES` there in a nested
+    repository's work tree, and with lefthook in use there the missing ones of
+    :data:`~airlock.sandbox.paths.LEFTHOOK_FILES` too. The hooks that pre-commit, lefthook and
+    husky install (read-only themselves) read them from the work tree at the user's next
+    ``git commit`` there: written inside, they would say what that commit runs."""
+    lefthook = any(os.path.lexists(work_tree / name) for name in LEFTHOOK_FILES)
+    for name in HOOK_MANAGER_FILES:
+        if os.path.lexists(work_tree / name) or (lefthook and name in LEFTHOOK_FILES):
+            yield mount(Kind.READ, work_tree / name, f"{why}: a git hook manager's file")
 
 
 def git_folder_rules(workspace: Path, dot_git: Path, why: str) -> Iterator[Mount]:
@@ -1104,9 +1123,11 @@ def bring_in(held: Held) -> str | None:
             f"{shown(held.folder)} with its hooks and config as written inside"
         )
     dropped: list[str] = []
+    workspace = held.target.parent
     try:
         for git_folder in _git_folders(held.folder):
             dropped += _make_safe(git_folder)
+        aside = work_tree_hooks_aside(workspace, held.folder, workspace)
         held.folder.rename(held.target)  # never a copy: one may be huge, or hold links
     except OSError as error:
         if error.errno == errno.EXDEV:
@@ -1125,7 +1146,33 @@ def bring_in(held: Held) -> str | None:
             f"{shown(held.folder)}, not in the workspace"
         )
     said = f"the git repository made inside is now {held.target}, hooks removed"
+    said += f", {aside}" if aside else ""
     return said + (f", config dropped: {', '.join(sorted(set(dropped)))}" if dropped else "")
+
+
+def work_tree_hooks_aside(work_tree: Path, git_folder: Path, workspace: Path) -> str:
+    """For a repository made safe after the run: the hooks in the folder that the user's or
+    the system's ``core.hooksPath`` names for it, when that is in the workspace (a relative
+    one, ``.githooks``, names each repository's own folder in its work tree: no rule stood
+    there for a repository made inside), renamed out of git's way (``NAME.removed-…``, which
+    git never runs), as the git folder's ``hooks/`` is; what was done, in words (``""``:
+    nothing).
+
+    Raises:
+        OSError: a hook there could not be renamed.
+    """
+    named = _hooks_path(work_tree, git_folder)
+    if named is None or not resolve(named).is_relative_to(resolve(workspace)):
+        return ""
+    moved = []
+    for name in HOOK_NAMES:
+        hook = named / name
+        if os.path.lexists(hook):
+            hook.rename(hook.with_name(f"{name}.removed-{os.urandom(4).hex()}"))
+            moved.append(name)
+    if not moved:
+        return ""
+    return f"hooks in core.hooksPath {shown(named)} renamed aside: {', '.join(moved)}"
 
 
 def _made_inside(folder: Path) -> bool:
@@ -1220,9 +1267,10 @@ def _secure(
         return None  # a .git file naming a git folder as it was: the user's
     try:
         emptied = _make_all_safe(git_folder)
+        aside = work_tree_hooks_aside(dot_git.parent, git_folder, workspace)
     except (OSError, RecursionError) as error:
         return f"{shown(dot_git)}: {made}, could not be made safe ({error}): remove it"
-    return f"{shown(dot_git)}: {made}; {emptied}"
+    return f"{shown(dot_git)}: {made}; {emptied}" + (f"; {aside}" if aside else "")
 
 
 def _runs_changed(work_tree: Path, git_folder: Path, since: float) -> bool:

@@ -90,6 +90,7 @@ from airlock.sandbox.repositories import (
     note_linked,
     planted_links,
     repository_folders,
+    run_git,
     scan_workspace,
     secure_linked_repositories,
     secure_new_modules,
@@ -199,6 +200,20 @@ GIT_TODOS: tuple[tuple[str, str], ...] = (
 
 _EXEC_LINE = re.compile(rb"^[ \t]*(?:exec|x)[ \t]", re.MULTILINE)
 
+GIT_STRATEGIES: tuple[tuple[str, str], ...] = (
+    ("rebase-merge", "strategy"),
+    ("sequencer", "opts"),
+)
+"""Where a rebase or a cherry-pick in progress keeps the merge strategy it goes on with (the
+file ``strategy``; ``options.strategy`` in ``opts``): for any but git's own
+(:data:`GIT_OWN_STRATEGIES`) ``git rebase --continue`` and ``git cherry-pick --continue`` run
+``git-merge-NAME``, found on ``PATH``, or, when the name holds a ``/`` (``../x``), taken as a
+path from the work tree: ``git-merge-../x``, a program in a folder ``git-merge-..`` that code
+inside made."""
+
+GIT_OWN_STRATEGIES = frozenset({b"ort", b"recursive", b"resolve", b"octopus", b"ours", b"subtree"})
+"""The merge strategies git brings: its own code, or programs in its own folder."""
+
 TODO_FOLDERS = 10 * GIT_FOLDERS
 """How many git folders :func:`todo_folders` gives at most (each is two ``lstat`` calls,
 before the run and after it)."""
@@ -243,20 +258,23 @@ def todo_folders(dot_gits: Iterable[Path], cut: list[str]) -> list[Path]:
 
 
 def todo_paths(folders: Iterable[Path]) -> list[Path]:
-    """Each list of :data:`GIT_TODOS` in ``folders``, there or not."""
-    return [folder / name / todo for folder in folders for name, todo in GIT_TODOS]
+    """Each file of :data:`GIT_TODOS` and :data:`GIT_STRATEGIES` in ``folders``, there or not:
+    what says which programs a rebase or a cherry-pick in progress runs next."""
+    named = (*GIT_TODOS, *GIT_STRATEGIES)
+    return [folder / name / todo for folder in folders for name, todo in named]
 
 
 def _left_to_run(
     todos: Mapping[Path, Signature | None], found: Iterable[Path] = (), since: float = 0.0
 ) -> list[Path]:
-    """The lists of :data:`GIT_TODOS` made or changed during the run that hold a command
-    (``exec`` or ``x``): their folder is set aside whole, with what the run left in it (git
-    then says no rebase is in progress; the set-aside folder put back resumes it). ``todos``:
-    those noted before the run, with their signatures then; ``found``: those of git folders
-    found only after it (made in it, or out of reach before), counted as made in it when
-    their change time, which no program sets back, is at or after ``since`` (less
-    :data:`~airlock.sandbox.repositories.CHANGED_SLACK`)."""
+    """The files of :data:`GIT_TODOS` and :data:`GIT_STRATEGIES` made or changed during the
+    run that make git run a program (:func:`_runs_a_program`), or that cannot be read as
+    regular files (git reads through a link): their folder is set aside whole, with what the
+    run left in it (git then says no rebase is in progress; the set-aside folder put back
+    resumes it). ``todos``: those noted before the run, with their signatures then;
+    ``found``: those of git folders found only after it (made in it, or out of reach
+    before), counted as made in it when their change time, which no program sets back, is at
+    or after ``since`` (less :data:`~airlock.sandbox.repositories.CHANGED_SLACK`)."""
     left = []
     for path in dict.fromkeys([*todos, *found]):
         now = _signature(path)
@@ -270,10 +288,40 @@ def _left_to_run(
         try:  # a regular file only, never read through a link
             text = read_regular(path)
         except (OSError, NotRegular):
+            left.append(path)
             continue
-        if text is not None and _EXEC_LINE.search(text):
+        if text is not None and _runs_a_program(path, text):
             left.append(path)
     return left
+
+
+def _runs_a_program(path: Path, text: bytes) -> bool:
+    """Whether a file of :data:`GIT_TODOS` holds a command (``exec`` or ``x``), or one of
+    :data:`GIT_STRATEGIES` names a strategy that is not git's own, or cannot be read."""
+    if path.name == "strategy":  # read as git reads it: one line break at its end dropped
+        value = text.removesuffix(b"\n")
+        value = value.removesuffix(b"\r") if value != text else value
+        return value not in GIT_OWN_STRATEGIES
+    if path.name == "opts":
+        if b"strategy" not in text.lower():
+            return False  # a key cannot be split: no strategy named
+        done = run_git(
+            [
+                "config",
+                "--file",
+                str(path),
+                "--no-includes",
+                "--null",
+                "--get-all",
+                "options.strategy",
+            ],
+            timeout=10,
+        )
+        if done is None or done.returncode not in (0, 1):
+            return True  # git cannot say: no one can tell what it would run
+        values = done.stdout.split(b"\0")[:-1]  # each value ends with a NUL
+        return any(value not in GIT_OWN_STRATEGIES for value in values)
+    return _EXEC_LINE.search(text) is not None
 
 
 def _signature(path: Path) -> Signature | None:
@@ -721,6 +769,14 @@ class Watch:
         hooks = [hooks_folder / name for name in HOOK_NAMES] if hooks_folder else []
         self.hooks = {path: _signature(path) for path in hooks}
         self.hooks_within = resolve(hooks_folder) if hooks_folder else workspace
+        self.managers = {
+            path: _signature(path)
+            for dot_git in sorted(self.nested)
+            for path in (dot_git.parent / name for name in HOOK_MANAGER_FILES)
+        }
+        """The git hook managers' files in each nested repository's work tree, as they were:
+        read-only inside when there (:func:`~airlock.sandbox.repositories.hook_manager_rules`);
+        one made during the run is set aside after it, as at the root (:data:`ROOT_WATCHED`)."""
         self.agent_folders = AgentFolders(
             tuple(dict.fromkeys(map(resolve, (config_dir, home / ".claude")))),
             home,
@@ -865,6 +921,10 @@ class Watch:
                 for path, signature in self.hooks.items()
                 if _signature(path) not in (None, signature)
             ),
+        )
+        step(
+            "look for git hook managers' files written in nested repositories",
+            lambda: moved.extend(self._hook_managers(destination, read_only)),
         )
         step(
             "look for programs made in the folders an .envrc puts on PATH",
@@ -1100,6 +1160,25 @@ class Watch:
             *beyond,
         ]
 
+    def _hook_managers(self, destination: Path, read_only: Mapping[Path, bool]) -> list[SetAside]:
+        """Move aside each git hook manager's file made or changed during the run in a nested
+        repository's work tree (:attr:`managers`) where the sandbox could write, at its path
+        under ``destination``: the hooks installed there run what it says at the user's next
+        ``git commit``. One whose folder leads out of the workspace now is only named."""
+        rules = read_only or {self.workspace: False}  # none given: the workspace is writable
+        inside = resolve(self.workspace)
+        moved = []
+        for path, signature in self.managers.items():
+            now = _signature(path)
+            if now is None or now == signature or read_only_at(path, rules):
+                continue
+            folder = resolve(path.parent)
+            if not folder.is_relative_to(inside):
+                moved.append(SetAside(path, path))
+                continue
+            moved.append(move_aside(path, destination / path.relative_to(self.workspace), folder))
+        return moved
+
     def _rebases(
         self,
         destination: Path,
@@ -1123,10 +1202,13 @@ class Watch:
         own = git_folder_of(self.workspace / ".git")
         workspace = resolve(self.workspace)
         moved = []
-        for path in _left_to_run(self.todos, found, self.linked.since):
-            if read_only_at(path, rules):
+        states = dict.fromkeys(
+            path.parent for path in _left_to_run(self.todos, found, self.linked.since)
+        )
+        for state in states:
+            if read_only_at(state, rules):
                 continue  # written from outside: the user's own rebase
-            state, git_folder = path.parent, path.parent.parent
+            git_folder = state.parent
             if git_folder == own:
                 aside = destination / "git"
             elif git_folder.is_relative_to(workspace):
