@@ -55,6 +55,14 @@ ENCODED = {
         f"{QP_HEAD}aws_secret_access_key =3D {AWS_SECRET[:10]}=4A{AWS_SECRET[11:]}\r\n",
         f"{QP_HEAD}aws_secret_access_key =3D [REDACTED:aws_secret_access_key]\r\n",
     ),
+    "qp_lower_case_escapes": (  # quopri and Go's reader take =4a as =4A
+        f"{QP_HEAD}aws_secret_access_key =3d {AWS_SECRET[:10]}=4a{AWS_SECRET[11:]}\r\n",
+        f"{QP_HEAD}aws_secret_access_key =3d [REDACTED:aws_secret_access_key]\r\n",
+    ),
+    "qp_lower_case_sign_alone": (  # no Content-Transfer-Encoding: =3d shows it
+        f"a =3d b\n=67{GITHUB[1:]}\n",
+        "a =3d b\n[REDACTED:github_token]\n",
+    ),
 }
 
 

@@ -27,7 +27,10 @@ made, and refused ``503`` past it; a body without secrets is not copied.
 Either way a body is read every way a reader of it might read it: decoded of its
 ``Content-Encoding`` and as its bytes too, with its percent escapes decoded, as text in its
 charset (UTF-16, UTF-32, UTF-7, ISO-2022, HZ: :func:`wide_charset`), and with its NULs left
-out where it holds UTF-16 or UTF-32 text among other bytes (:func:`nul_text`). A request's
+out where it holds UTF-16 or UTF-32 text among other bytes (:func:`nul_text`); a gathered
+multipart body with a part in quoted-printable is read whole with its escapes decoded too
+(:func:`quoted_printable_parts`: the engine reads them only near a sign of the encoding, in
+capitals; a streamed one is counted as the engine reads it). A request's
 header lines, but the sign-in ones, are read in one pass of the engine
 (:func:`header_secrets`), its target by :func:`path_secrets`.
 """
@@ -55,7 +58,7 @@ from typing import TYPE_CHECKING
 
 import re2
 
-from airlock.egress.framing import TOKEN_LIKE, could_hold_secrets
+from airlock.egress.framing import TOKEN_LIKE, could_hold_secrets, withheld
 from airlock.redact import RedactionReport, Redactor
 from airlock.redact.rules import RULES
 from airlock.redact.table import options
@@ -375,13 +378,35 @@ def redact_body(
 
 class Uncheckable(Exception):
     """A gathered body that cannot be checked, or cannot be redacted: the status to answer,
-    why, and the secrets found in it (by kind), if any."""
+    why, and the secrets found in it (by kind), if any. ``why`` goes to the audit log as the
+    refusal's reason, in plain HTTP as it is: runs of token characters are withheld from it
+    (:func:`~airlock.egress.framing.withheld`), as from an
+    :class:`~airlock.egress.framing.HttpError`'s, should a client's words ever reach it."""
 
     def __init__(self, status: int, why: str, secrets: dict[str, int] | None = None) -> None:
+        why = withheld(why)
         super().__init__(why)
         self.status = status
         self.why = why
         self.secrets = secrets or {}
+
+
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:+-]{0,14}")
+"""A name a client chose that a refusal or a record may quote as it is: at most 15
+characters, of those that charset and coding names are made of (``IBM1047``, ``br``,
+``x-mac-roman``). A token, or a run of token characters that may be one (with a digit, the
+run :data:`~airlock.egress.framing.TOKEN_LIKE` withholds), is 16 or more."""
+
+
+def shown_name(name: str, *, quoted: bool = False) -> str:
+    """``name``, a charset or a ``Content-Encoding`` coding as the client wrote it, as a
+    refusal (which goes to the audit log and the end-of-run report) and a record's
+    ``unchecked`` may show it: as it is (in quotes with ``quoted``) when it reads as such a
+    name (:data:`_NAME`); else only its length, since a client may write a secret there
+    (``charset=ghp_…``, ``Content-Encoding: AKIA…``), which the log must never show."""
+    if _NAME.fullmatch(name):
+        return repr(name) if quoted else name
+    return f"of {len(name)} characters (not shown)"
 
 
 DECODED = {"gzip": 31, "x-gzip": 31, "deflate": 15}
@@ -550,8 +575,8 @@ def decoded(
         if coding not in DECODED:
             raise Uncheckable(
                 415,
-                f"the request body's Content-Encoding {coding} cannot be decoded to be checked "
-                "for secrets; send it uncompressed, or as gzip or deflate",
+                f"the request body's Content-Encoding {shown_name(coding)} cannot be decoded "
+                "to be checked for secrets; send it uncompressed, or as gzip or deflate",
             )
         body = _inflate(body, coding, limit, grow)
     return body
@@ -592,7 +617,8 @@ class StreamDecoder:
         self._sent = 0
         self._stages: list[_Inflater] = []
         if any(step not in DECODED for step in self.steps):
-            self.unchecked = f"Content-Encoding {', '.join(self.steps)} not decoded"
+            shown = ", ".join(shown_name(step) for step in self.steps)
+            self.unchecked = f"Content-Encoding {shown} not decoded"
         else:
             self._stages = [_Inflater(step) for step in reversed(self.steps)]
 
@@ -732,8 +758,10 @@ not end within it is refused (XML lets spaces pad it)."""
 _XML_ENCODING = re.compile(rb"^<\?xml[^>]*?\sencoding\s*=\s*[\"']([^\"']*)[\"']")
 _EBCDIC_XML = b"\x4c\x6f\xa7\x94"
 """``<?xm`` in EBCDIC: an XML reader then reads the declaration in EBCDIC (XML 1.0, F.1)."""
-_PART_TYPE = re.compile(rb"(?im)^content-type[ \t]*:[^\r\n]*")
-"""A part's own ``Content-Type`` line in a multipart body (a form field's charset)."""
+_PART_TYPE = re.compile(rb"(?im)^content-type[ \t]*:[^\r\n]*(?=\r?\n)")
+"""A part's own ``Content-Type`` line in a multipart body (a form field's charset), whole: a
+line cut at the end of the bytes read so far (a streamed body's first ones) is not read, as
+its charset would be a piece of one (``utf-3`` of ``utf-32-le``)."""
 MAX_PARTS = 1000
 """The most part headers of a multipart body read for their charsets."""
 
@@ -818,12 +846,14 @@ def _reading(named: str) -> str | None:
     return ""
 
 
-def unreadable_charset(name: str, why: str) -> Uncheckable:
+def unreadable_charset(name: str, why: str, *, ours: bool = False) -> Uncheckable:
     """The refusal of a body in a charset airlock does not read (``415``, under ``redact``
-    and ``block``)."""
+    and ``block``): ``name`` as the client wrote it (shown as :func:`shown_name` shows it),
+    or, with ``ours``, codecs' own names (:func:`codecs.lookup`'s), shown as they are."""
+    shown = repr(name) if ours else shown_name(name, quoted=True)
     return Uncheckable(
         415,
-        f"the request body's charset {name[:40]!r} {why}: it cannot be checked for secrets; "
+        f"the request body's charset {shown} {why}: it cannot be checked for secrets; "
         "send it in UTF-8 (or UTF-16, UTF-32, or a charset that reads ASCII as itself)",
     )
 
@@ -848,7 +878,8 @@ def wide_charset(content_type: bytes | None, start: bytes) -> str | None:
         if reading:
             wide.add(reading)
     if len(wide) > 1:
-        raise unreadable_charset(", ".join(sorted(wide)), "names more than one reading")
+        # codecs' own names (codecs.lookup), not the client's: shown as they are
+        raise unreadable_charset(", ".join(sorted(wide)), "names more than one reading", ours=True)
     if wide:
         return wide.pop()
     if start[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE) or b"\x00" in start[:4]:
@@ -872,7 +903,9 @@ class WideText:
     gathered one (a byte-order mark, or none: the machine's order); any other body adds
     nothing. A body its charset cannot read, or in a charset airlock does not read, is not
     read as text, :attr:`unchecked` saying so. Its first :data:`XML_DECLARATION` bytes are
-    held until the charset is told (an XML declaration's too)."""
+    held until the charset is told (an XML declaration's too), and on to the end of the line
+    they end in (up to twice as many bytes): a multipart part's ``Content-Type`` line cut
+    there is read whole."""
 
     def __init__(self, redactor: Redactor, content_type: bytes | None) -> None:
         self._content_type = content_type
@@ -886,7 +919,10 @@ class WideText:
         """Take the next piece of the body (its ``Content-Encoding`` undone)."""
         if self._start is not None:
             self._start += data
-            if len(self._start) < XML_DECLARATION:
+            if len(self._start) < XML_DECLARATION or (
+                self._start.find(b"\n", XML_DECLARATION - 1) < 0
+                and len(self._start) < 2 * XML_DECLARATION
+            ):
                 return
             data = self._begin()
         if self._decoder is not None:
@@ -1188,7 +1224,8 @@ def check_gathered(
     under ``redact`` as well, which cannot replace it where it stands. A body with such text
     among its bytes (a form's file part: :func:`nul_text`) is read with its NULs left out too;
     under ``redact`` it is refused when a secret is left that way once what its bytes show is
-    replaced.
+    replaced. So is a multipart body with a part in quoted-printable
+    (:func:`quoted_printable_parts`), read whole with its escapes decoded, in either case.
 
     Every copy the check holds is charged to ``grow`` (the run's budget of gathered bodies)
     before it is made: the decoded body, the body decoded of its escapes and their map, the
@@ -1202,10 +1239,70 @@ def check_gathered(
             refuses.
     """
     plain = decoded(body, encoding, grow=grow)
+    checked = _check_plain(redactor, mode, body, plain, content_type, grow)
+    if not quoted_printable_parts(content_type, plain):
+        return checked
+    # a part in quoted-printable: read as its reader reads it, in any case and past the
+    # engine's window (which reads =XX in capitals, near a sign of the encoding)
+    in_parts = _quoted_printable_secrets(redactor, plain, grow)
+    if not in_parts:
+        return checked
+    leaving, found, left_decoded = checked
+    secrets = dict(Counter(in_parts) | Counter(found))
+    if mode is SecretsMode.BLOCK or leaving is None:
+        return None, secrets, False
+    if leaving is body or _quoted_printable_secrets(redactor, leaving, grow):
+        raise Uncheckable(403, wide_refusal(QUOTED_PRINTABLE_READ, secrets), secrets)
+    return leaving, secrets, left_decoded
+
+
+_PART_QUOTED_PRINTABLE = re.compile(
+    rb"^content-transfer-encoding[ \t]*:[ \t]*quoted-printable", re.IGNORECASE | re.MULTILINE
+)
+"""A multipart body's part header that says its content is in quoted-printable, which a
+multipart reader decodes (Go's ``mime/multipart`` does, without being asked)."""
+_QUOTED_PRINTABLE_ESCAPE = re.compile(rb"=([0-9A-Fa-f]{2})|=[ \t]*\r?\n")
+"""A quoted-printable escape, its hex digits in either case (Python's ``quopri`` and Go's
+reader take ``=5f``), or a soft line break."""
+QUOTED_PRINTABLE_READ = "quoted-printable (a part's Content-Transfer-Encoding)"
+"""What :func:`wide_refusal` names a body in when its secret is in such a part."""
+
+
+def quoted_printable_parts(content_type: bytes | None, plain: bytes) -> bool:
+    """Whether ``plain`` is a multipart body with a part in quoted-printable."""
+    return (
+        b"multipart/" in (content_type or b"").lower()
+        and _PART_QUOTED_PRINTABLE.search(plain) is not None
+    )
+
+
+def _quoted_printable_secrets(
+    redactor: Redactor, plain: bytes, grow: Grow | None
+) -> dict[str, int]:
+    """The secrets of ``plain`` read with its quoted-printable escapes decoded, the whole body
+    at once (the engine reads them near a sign of the encoding, a window at a time), by kind;
+    the copy charged to ``grow`` before it is made."""
+    _charge(grow, len(plain))
+    text = _QUOTED_PRINTABLE_ESCAPE.sub(
+        lambda found: bytes.fromhex((found[1] or b"").decode()), plain
+    )
+    return _check_decoded(redactor, SecretsMode.BLOCK, text, text, grow)[1]
+
+
+def _check_plain(
+    redactor: Redactor,
+    mode: SecretsMode,
+    body: bytes,
+    plain: bytes,
+    content_type: bytes | None,
+    grow: Grow | None,
+) -> tuple[bytes | None, dict[str, int], bool]:
+    """:func:`check_gathered` of ``body``, ``plain`` being it decoded of its
+    ``Content-Encoding``: but for a quoted-printable part, every reading."""
     form = form_body(content_type)
     codec = wide_charset(content_type, plain)
     if codec is not None:  # read as text too
-        wide = _wide_secrets(redactor, plain, codec, grow)
+        wide = _wide_secrets(redactor, plain, codec, grow, form)
         if wide:
             as_sent = _check_decoded(redactor, SecretsMode.BLOCK, body, plain, grow, form)[1]
             secrets = dict(Counter(wide) | Counter(as_sent))
@@ -1214,7 +1311,7 @@ def check_gathered(
             return None, secrets, False
     if not nul_text(plain):
         return _check_decoded(redactor, mode, body, plain, grow, form)
-    unnulled = _unnulled_secrets(redactor, plain, grow)  # UTF-16 or UTF-32 among its bytes
+    unnulled = _unnulled_secrets(redactor, plain, grow, form)  # UTF-16 or UTF-32 in its bytes
     checked = _check_decoded(redactor, mode, body, plain, grow, form)
     if not unnulled:
         return checked
@@ -1223,7 +1320,7 @@ def check_gathered(
     if mode is SecretsMode.BLOCK or leaving is None:
         return None, secrets, False
     # redact replaced what the bytes show: what the NULs hid cannot be replaced where it stands
-    if leaving is body or _unnulled_secrets(redactor, leaving, grow):
+    if leaving is body or _unnulled_secrets(redactor, leaving, grow, form):
         raise Uncheckable(403, wide_refusal(NUL_TEXT_READ, secrets), secrets)
     return leaving, secrets, left_decoded
 
@@ -1232,20 +1329,25 @@ NUL_TEXT_READ = "UTF-16 or UTF-32 among its bytes (read with its NULs left out)"
 """What :func:`wide_refusal` names a body in when its secret is in such text."""
 
 
-def _unnulled_secrets(redactor: Redactor, plain: bytes, grow: Grow | None) -> dict[str, int]:
+def _unnulled_secrets(
+    redactor: Redactor, plain: bytes, grow: Grow | None, form: bool = False
+) -> dict[str, int]:
     """The secrets of ``plain`` read with its NULs left out (:func:`nul_text`), by kind; the
-    copy charged to ``grow`` before it is made."""
+    copy charged to ``grow`` before it is made. A form's text is read as a form's reader
+    reads it (``form``: its ``+`` as spaces too), as the body's bytes are."""
     _charge(grow, len(plain) - plain.count(b"\x00"))
     text = plain.replace(b"\x00", b"")
-    return _check_decoded(redactor, SecretsMode.BLOCK, text, text, grow)[1]
+    return _check_decoded(redactor, SecretsMode.BLOCK, text, text, grow, form)[1]
 
 
 def _wide_secrets(
-    redactor: Redactor, plain: bytes, codec: str, grow: Grow | None
+    redactor: Redactor, plain: bytes, codec: str, grow: Grow | None, form: bool = False
 ) -> dict[str, int]:
-    """The secrets of ``plain`` read as text in ``codec`` (:func:`_as_utf8`), by kind."""
+    """The secrets of ``plain`` read as text in ``codec`` (:func:`_as_utf8`), by kind; a
+    form's text as a form's reader reads it (``form``: its ``+`` as spaces too: a reader that
+    takes the charset, as Django does, decodes the text, then the form)."""
     text = _as_utf8(plain, codec, grow)
-    return _check_decoded(redactor, SecretsMode.BLOCK, text, text, grow)[1]
+    return _check_decoded(redactor, SecretsMode.BLOCK, text, text, grow, form)[1]
 
 
 _BYTE_ORDERS = {

@@ -259,11 +259,13 @@ def character_references(window: bytes) -> Recoded | None:
     return Recoded(window, escapes) if escapes else None
 
 
-_QUOTED_PRINTABLE_SIGNS = (compile_pattern(r"=3D"), compile_pattern(r"-(?i:printable)"))
+_QUOTED_PRINTABLE_SIGNS = (compile_pattern(r"=(?i:3D)"), compile_pattern(r"-(?i:printable)"))
 """What shows a window holds quoted-printable text: its escape of ``=`` itself, or the name of
 the encoding (a MIME part's ``Content-Transfer-Encoding: quoted-printable``)."""
-_QUOTED_PRINTABLE = re.compile(rb"=([0-9A-F]{2})|=[ \t]*(?:\r?\n|(?:\\+r)?\\+n)")
-"""An escaped byte (``=3D``), or a soft line break, raw or written in a JSON string (``=\\n``)."""
+_QUOTED_PRINTABLE = re.compile(rb"=([0-9A-Fa-f]{2})|=[ \t]*(?:\r?\n|(?:\\+r)?\\+n)")
+"""An escaped byte (``=3D``; its hex digits in either case, as Python's ``quopri`` and Go's
+``mime/quotedprintable`` read them), or a soft line break, raw or written in a JSON string
+(``=\\n``)."""
 
 
 def quoted_printable(window: bytes) -> Recoded | None:
