@@ -79,3 +79,25 @@ def test_an_empty_settings_file_given_is_said_to_be_empty(tmp_path: Path) -> Non
     ]
     missing = command_line_layer(str(tmp_path / "missing.json"))
     assert [problem.expected for problem in missing.problems] == ["--settings file does not exist"]
+
+
+@pytest.mark.parametrize(
+    ("entries", "said"),
+    [
+        ([1, 2], "entry 1 is a number"),
+        (["a.example", None], "entry 2 is null"),
+        (["a.example", {"host": "b"}], "entry 2 is an object"),
+        ("a.example b", None),  # a lone string: said elsewhere, as taken
+        ({"a": 1}, "but received object"),
+    ],
+)
+def test_a_list_of_strings_with_another_entry_names_the_entry(
+    entries: object, said: str | None
+) -> None:
+    """It said "expected a list of strings, but received array" of a list."""
+    problems = [str(p) for p in validate({"permissions": {"allow": entries}}, "s.json")]
+    if said is None:
+        assert not any("received array" in problem for problem in problems)
+        return
+    assert len(problems) == 1 and said in problems[0], problems
+    assert "received array" not in problems[0]

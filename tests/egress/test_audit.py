@@ -352,6 +352,7 @@ def test_a_log_removed_or_replaced_mid_run_stops_traffic(
             cfg.audit_log.write_bytes(b"")
         until_failed(proxy, url, port)
         assert proxy.failed is not None and "removed or replaced" in str(proxy.failed)
+        assert "Errno" not in str(proxy.failed) and "airlock audit rotate" in str(proxy.failed)
         report = proxy.close({"exit_code": 0})
     assert report.error is not None and "audit log" in report.error
 

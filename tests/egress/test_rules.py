@@ -138,8 +138,20 @@ def test_an_allow_naming_the_host_counts_after_a_wildcard_that_covers_it() -> No
 )
 def test_unreadable_patterns_are_refused_with_what_is_valid(text: str) -> None:
     """A bad pattern is a usage error naming it and the valid forms."""
-    with pytest.raises(UsageError, match=r"example\.com:443"):
+    with pytest.raises(UsageError, match=r"example\.com:443") as refused:
         HostRule.parse(text, "--allow")
+    assert "WebFetch" not in str(refused.value)  # not what was written: not offered
+
+
+@pytest.mark.parametrize("text", ["WebFetch(domain:example.com:443)", "WebFetch(domain:a b)"])
+def test_an_unreadable_webfetch_rule_is_told_the_webfetch_forms(text: str) -> None:
+    """A ``WebFetch(domain:…)`` rule with a port is told that it takes none, and how a port is
+    limited; not offered ``example.com:443`` as a valid form in the same breath."""
+    with pytest.raises(UsageError) as refused:
+        HostRule.parse(text, "permissions.deny in /s.json")
+    message = str(refused.value)
+    assert "without a port" in message and "--deny HOST:PORT" in message
+    assert "example.com:443 or" not in message
 
 
 @pytest.mark.parametrize(

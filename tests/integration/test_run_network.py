@@ -241,6 +241,24 @@ def test_airlocks_own_https_proxy_is_read_before_the_command_runs(
     assert not (project / "ran").exists()
 
 
+def test_an_unusable_https_proxy_of_airlocks_says_what_to_do_and_upstream_proxy_overrides_it(
+    tmp_path: Path, project: Path
+) -> None:
+    """A SOCKS proxy in airlock's own ``HTTPS_PROXY`` (set for other tools) stops the run,
+    saying that ``--upstream-proxy`` takes its place, or to unset it; given, the run goes."""
+    socks = {"HTTPS_PROXY": "socks5://127.0.0.1:1080", "https_proxy": ""}
+    done = run_script(tmp_path, "touch ran", env=socks)
+    assert done.returncode == 125, done.stderr
+    assert "--upstream-proxy http://HOST:PORT (it takes the place of HTTPS_PROXY)" in done.stderr
+    assert "unset HTTPS_PROXY" in done.stderr
+    assert not (project / "ran").exists()
+    with web_site() as upstream:  # any HTTP server: nothing goes through it here
+        given = f"http://{HOST}:{upstream.server_address[1]}"
+        done = run_script(tmp_path, "touch ran", "--upstream-proxy", given, env=socks)
+    assert done.returncode == 0, done.stderr
+    assert (project / "ran").exists()
+
+
 def test_an_ipv6_literal_pattern_is_allowed_and_a_malformed_one_is_refused(
     tmp_path: Path,
 ) -> None:

@@ -41,7 +41,8 @@ def test_an_inspect_pattern_in_settings_is_refused(tmp_path: Path, project: Path
     settings.write_text(json.dumps({"airlock": {"inspect": ["*.example.com"]}}))
     code, err = _run("--audit-log", str(tmp_path / "a.jsonl"))
     assert code == 125, err
-    assert "airlock.inspect in settings '*.example.com': a pattern" in err
+    where = f"airlock.inspect in project settings {settings}"  # the file that says so
+    assert f"{where} '*.example.com': a pattern" in err
 
 
 @pytest.mark.parametrize("option", ["--audit-log", "--report-json"])

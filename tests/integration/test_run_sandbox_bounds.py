@@ -42,6 +42,7 @@ def test_a_bind_over_the_sandboxs_own_folders_is_refused(
     assert done.returncode == 125, done.stdout + done.stderr
     assert named in done.stderr and "in place of the sandbox's own" in done.stderr
     assert not marker.exists()
+    assert "nested git repositories" not in done.stderr  # refused before any folder is walked
 
 
 def test_a_folder_under_tmp_is_still_a_workspace(tmp_path: Path, project: Path) -> None:

@@ -169,6 +169,7 @@ def _run(args: argparse.Namespace) -> int:
         read_only_at,
         read_only_map,
         resolve,
+        sandbox_own_in,
     )
     from airlock.sandbox.pending import Pending, join_runs, keep, recover
     from airlock.sandbox.placeholders import sweep
@@ -207,6 +208,14 @@ def _run(args: argparse.Namespace) -> int:
     if not workspace.is_dir():
         why = "not a folder" if workspace.exists() else "no such folder"
         raise UsageError(f"--workspace {args.workspace}: {why}")
+    covered = sandbox_own_in(workspace)
+    if covered:  # told before the workspace is walked (the whole system, for /)
+        shown = f"--workspace {args.workspace}" if args.workspace else f"this folder ({workspace})"
+        raise UsageError(
+            f"{shown}: binding the workspace would put the host's {', '.join(covered)} in "
+            "place of the sandbox's own (the host's processes, sockets and temporary files); "
+            "run from, or name, the project's folder"
+        )
     inside_cwd = cwd if cwd.resolve().is_relative_to(workspace) else workspace
     wanted = parse_env_options(args.env)
     _say_settings_read_elsewhere(wanted, environ)
@@ -263,6 +272,7 @@ def _run(args: argparse.Namespace) -> int:
             environ=engine_environ,  # the token, and the upstream proxy, are airlock's
             proxy_url=proxy_url,
             inspect_setting=list(loaded.inspect_hosts),
+            inspect_sources=loaded.inspect_sources,
             now=datetime.fromtimestamp(started, UTC),
             model_hosts=model_hosts,
             upstream_proxy=args.upstream_proxy,

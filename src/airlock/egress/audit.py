@@ -442,10 +442,11 @@ class AuditLog:
                 now = None
             same = now is not None and (now.st_dev, now.st_ino) == (opened.st_dev, opened.st_ino)
             if opened.st_nlink == 0 or not same:
-                raise OSError(
+                raise LogReplaced(
                     errno.ESTALE,
                     f"{path} was removed or replaced while the run went on (records would go "
-                    "into a file no one reads, or go unchecked)",
+                    "into a file no one reads, or go unchecked; 'airlock audit rotate' moves "
+                    "a log away: rotate it when no run writes to it)",
                 )
 
     def _checkpoint(self, final: bool) -> None:
@@ -467,6 +468,14 @@ class AuditLog:
         if intent:
             head["intent"] = True
         _append_line(self._heads_fd, orjson.dumps(head) + b"\n")
+
+
+class LogReplaced(OSError):
+    """The log or its heads file is no longer the file being written (``ESTALE``). Its text is
+    its message alone: the user reads why traffic stopped, not an error number."""
+
+    def __str__(self) -> str:
+        return str(self.strerror)
 
 
 def open_for_appending(path: Path, what: str) -> int:

@@ -56,10 +56,14 @@ class HostRule:
             domain, port = parse_host_pattern(text)
             return cls(text, origin, domain, port)
         except ValueError as error:
-            raise UsageError(
-                f"{origin} {text!r}: {error} (a host such as example.com, *.example.com, "
-                "example.com:443 or [2001:db8::1]:443, or WebFetch(domain:example.com))"
-            ) from error
+            if text.lstrip().startswith("WebFetch("):
+                valid = (
+                    "WebFetch(domain:…) takes a host such as example.com or *.example.com, "
+                    "without a port; a port is limited with --allow or --deny HOST:PORT"
+                )
+            else:
+                valid = "a host such as example.com, *.example.com, example.com:443 or [2001:db8::1]:443"
+            raise UsageError(f"{origin} {text!r}: {error} ({valid})") from error
 
     def covers(self, host: str, port: int) -> bool:
         """Whether this rule matches ``host`` (normalised) on ``port``."""
@@ -144,12 +148,23 @@ def chosen_upstream(given: str | None, environ: Mapping[str, str]) -> str | None
     """
     for source, url in (
         ("--upstream-proxy", given),
-        ("HTTPS_PROXY in airlock's environment", environ.get("HTTPS_PROXY")),
-        ("https_proxy in airlock's environment", environ.get("https_proxy")),
+        ("HTTPS_PROXY", environ.get("HTTPS_PROXY")),
+        ("https_proxy", environ.get("https_proxy")),
     ):
-        if url:
+        if not url:
+            continue
+        if source == "--upstream-proxy":
             upstream_address(url, source)
             return url
+        try:
+            upstream_address(url, f"{source} in airlock's environment")
+        except UsageError as error:  # not of the user's asking here: say what to do instead
+            raise UsageError(
+                f"{error}; the egress proxy chains only to an HTTP proxy: give one with "
+                f"--upstream-proxy http://HOST:PORT (it takes the place of {source}), or "
+                f"unset {source} for the run"
+            ) from None
+        return url
     return None
 
 

@@ -39,7 +39,9 @@ if TYPE_CHECKING:
     from airlock.sandbox.environment import ScrubbedEnvironment
 
 
-def inspected_hosts(flags: Sequence[str], setting: Any) -> frozenset[str]:
+def inspected_hosts(
+    flags: Sequence[str], setting: Any, sources: Mapping[str, str] | None = None
+) -> frozenset[str]:
     """``--inspect`` hosts plus ``airlock.inspect`` (a list of host names) from settings, in
     the canonical form the rules give a request's host (:func:`~airlock.policy.hosts.parse_host`).
 
@@ -48,14 +50,22 @@ def inspected_hosts(flags: Sequence[str], setting: Any) -> frozenset[str]:
     ``*.example.com`` would match none, and inspect nothing without a word, so it is refused,
     as is a value that is no host name at all.
 
+    ``sources``: where each host of ``setting`` is written, in words, for a refusal to name
+    the file.
+
     Raises:
-        UsageError: a value that is not one host name; it names the option or setting.
+        UsageError: a value that is not one host name; it names the option or setting (and
+            the file).
     """
     from airlock.policy.hosts import HostError, parse_host
 
     given = [("--inspect", name) for name in flags]
     if isinstance(setting, list):
-        given += [("airlock.inspect in settings", str(item)) for item in setting]
+        where = sources or {}
+        given += [
+            (f"airlock.inspect in {where.get(str(item), 'settings')}", str(item))
+            for item in setting
+        ]
     hosts = set()
     for source, name in given:
         expected = "expected a host name such as api.anthropic.com"
@@ -208,6 +218,7 @@ def prepare(
     environ: Mapping[str, str],
     proxy_url: str,
     inspect_setting: Any = None,
+    inspect_sources: Mapping[str, str] | None = None,
     now: dt.datetime,
     model_hosts: Iterable[str] = (),
     upstream_proxy: str | None = None,
@@ -220,6 +231,7 @@ def prepare(
         environ: airlock's own environment (the token is read from it, never passed on).
         proxy_url: The proxy as seen from inside the sandbox (``http://127.0.0.1:3128``).
         inspect_setting: The value of ``airlock.inspect`` in settings.
+        inspect_sources: Where each of its hosts is written, in words (a refusal names it).
         now: The run's start.
         model_hosts: The hosts the engine says model requests go to
             (:func:`airlock.policy.endpoints.flow_hosts`: ``ANTHROPIC_BASE_URL`` from the
@@ -237,7 +249,7 @@ def prepare(
     home = Path(environ.get("HOME") or Path.home())
     prepared = Prepared(default_state(home) / "placeholders")
     try:
-        hosts = inspected_hosts(args.inspect, inspect_setting)
+        hosts = inspected_hosts(args.inspect, inspect_setting, inspect_sources)
         if hosts:
             _prepare_inspection(prepared, hosts, args, decisions, environ, now, model_hosts)
         if args.repo:

@@ -83,9 +83,19 @@ def _probability(value: Any) -> str | None:
 
 
 def _string_list(value: Any) -> str | None:
-    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+    if not isinstance(value, list):
         return f"expected a list of strings, but received {_type_name(value)}"
+    for place, item in enumerate(value):
+        if not isinstance(item, str):  # the list is right, one entry is not
+            return f"expected a list of strings, but entry {place + 1} is {_a(_type_name(item))}"
     return None
+
+
+def _a(type_name: str) -> str:
+    """``a number``, ``an object``, ``null``: a JSON type's name as a sentence takes it."""
+    if type_name == "null":
+        return "null"
+    return f"an {type_name}" if type_name[0] in "aeiou" else f"a {type_name}"
 
 
 def _http_url(value: Any) -> str | None:
