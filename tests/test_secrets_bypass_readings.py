@@ -148,7 +148,10 @@ def test_block_refuses_a_secret_in_a_reading_a_server_takes(
 
 
 @pytest.mark.parametrize("way", ["tls", "plain"])
-@pytest.mark.parametrize(("content_type", "body"), HIDDEN)
+@pytest.mark.parametrize(
+    ("content_type", "body"),
+    [hidden for hidden in HIDDEN if hidden.id != "quoted_printable_lower_case"],
+)
 def test_redact_does_not_send_a_secret_it_cannot_replace(
     tmp_path: Path, way: str, content_type: str, body: bytes
 ) -> None:
@@ -160,6 +163,25 @@ def test_redact_does_not_send_a_secret_it_cannot_replace(
     assert _status(answer) == 403, answer[:300]
     assert b"cannot be replaced" in answer
     assert seen == []
+
+
+@pytest.mark.parametrize("way", ["tls", "plain"])
+def test_redact_replaces_a_lower_case_quoted_printable_secret_where_it_stands(
+    tmp_path: Path, way: str
+) -> None:
+    """The redaction engine reads ``=5f`` as ``_`` too (as it reads ``=5F``): under ``redact``
+    the secret is replaced where it stands, its escapes with it, and the request goes."""
+    with sites(tmp_path, SecretsMode.REDACT) as served:
+        answer = served.send(way, "/upload", {"Content-Type": MULTIPART}, QP_LOWER)
+        seen = served.seen(way)
+        bodies = [body for _, _, body in served.tls.seen]
+    records = served.records()  # the run ended: its log is whole
+    assert _status(answer) == 200, answer[:300]
+    assert seen == ["/upload"]
+    assert records and records[-1]["secrets"] == {"github_token": 1}
+    if way == "tls":  # the plain origin keeps no bodies
+        [sent] = bodies
+        assert b"[REDACTED:github_token]" in sent and KEY[4:].encode() not in sent
 
 
 def _assert_nowhere(log: Path, answer: bytes) -> None:
