@@ -1265,4 +1265,4 @@ def test_a_runs_end_is_listed_with_how_long_it_lasted(tmp_path: Path) -> None:
     record = {"type": "run", "time": 1764757493.25, "run": "r", "duration": 2.5, "exit_code": 3}
     log = _log_of(tmp_path, {**record, "command": ["x"]})
     text = airlock("audit", "--audit-log", str(log)).stdout
-    assert "2025-12-03T10:24:53.250Z  run r ended after 2.5 s: exit 3, command ['x']" in text
+    assert "2025-12-03T10:24:53.250Z  run r ended after 2.5 s: exit 3, command x" in text

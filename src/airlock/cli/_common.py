@@ -7,10 +7,10 @@ import os
 import sys
 from collections.abc import Callable, Mapping
 
-from airlock.settings import Loaded, load, load_here
-
 # ``typing`` is not imported at run time: it costs ``airlock flows`` start-up time and the
 # annotations are strings anyway. mypy reads the block below as if TYPE_CHECKING were true.
+# Nor is ``airlock.settings`` (tens of milliseconds): every command's parser is built with
+# :class:`Once` from here, and only the commands that read settings load them.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from pathlib import Path
@@ -18,6 +18,31 @@ if TYPE_CHECKING:
 
     from rich.console import Console
     from rich.text import Text
+
+    from airlock.settings import Loaded
+
+
+class Once(argparse.Action):
+    """An option that takes one value: given again with another, it is refused, where
+    ``argparse`` would keep the last one without a word (``--secrets block --secrets
+    report`` would run with ``report``; ``--settings a.json --settings b.json`` would read
+    only ``b.json``). The same value twice is that value."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: object,
+        option_string: str | None = None,
+    ) -> None:
+        given: dict[str, object] = namespace.__dict__.setdefault("_given_once", {})
+        if self.dest in given and given[self.dest] != values:
+            first, then = (
+                f"{v:g}" if isinstance(v, float) else str(v) for v in (given[self.dest], values)
+            )
+            parser.error(f"{option_string} given twice, {first} and {then}: give it once")
+        given[self.dest] = values
+        setattr(namespace, self.dest, values)
 
 
 def plain(text: object, style: str = "") -> Text:
@@ -34,15 +59,25 @@ def plain(text: object, style: str = "") -> Text:
 
 
 def stderr_console() -> Console:
-    from rich.console import Console
-
-    return Console(stderr=True, highlight=False)
+    return _console(stderr=True)
 
 
 def stdout_console() -> Console:
+    return _console(stderr=False)
+
+
+def _console(stderr: bool) -> Console:
+    """A rich console whose broken pipe is a :class:`BrokenPipeError` again: rich's own
+    handling exits 1 on its own, where every command ends the same way on a closed pipe
+    (:func:`airlock.cli.main.main`)."""
     from rich.console import Console
 
-    return Console(highlight=False)
+    class _Console(Console):
+        def on_broken_pipe(self) -> None:
+            self.quiet = True  # nothing more is written to a reader that went away
+            raise BrokenPipeError
+
+    return _Console(stderr=stderr, highlight=False)
 
 
 def load_reported(
@@ -57,6 +92,8 @@ def load_reported(
     ``environ``: with ``project``, the environment read (this process's when ``None``);
     ``airlock run`` gives the one its command will have, where the agent reads its variables.
     """
+    from airlock.settings import load, load_here
+
     settings = getattr(args, "settings", None)
     if settings is not None and not settings.lstrip().startswith("{"):
         _check_settings_file(settings)

@@ -1,33 +1,15 @@
 """The options of ``airlock run`` for inspection and the git gateway (prepared by
-:func:`airlock.egress.options.prepare`). Only ``argparse`` is imported: every command builds
-the parser."""
+:func:`airlock.egress.options.prepare`). Only ``argparse`` (and :mod:`airlock.cli._common`,
+as light) is imported: every command builds the parser."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-
-class Once(argparse.Action):
-    """An option that takes one value: given again with another, it is refused, where
-    ``argparse`` would keep the last one without a word (``--secrets block --secrets
-    report`` would run with ``report``). The same value twice is that value."""
-
-    def __call__(
-        self,
-        parser: argparse.ArgumentParser,
-        namespace: argparse.Namespace,
-        values: object,
-        option_string: str | None = None,
-    ) -> None:
-        given: dict[str, object] = namespace.__dict__.setdefault("_given_once", {})
-        if self.dest in given and given[self.dest] != values:
-            first, then = (
-                f"{v:g}" if isinstance(v, float) else str(v) for v in (given[self.dest], values)
-            )
-            parser.error(f"{option_string} given twice, {first} and {then}: give it once")
-        given[self.dest] = values
-        setattr(namespace, self.dest, values)
+# Once is shared by every command (the parsers of run, audit and --settings): it lives in
+# _common, and is still imported from here by run's other options
+from airlock.cli._common import Once as Once
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -5,11 +5,14 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import shlex
 import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from airlock.cli._common import Once
 
 if TYPE_CHECKING:
     from airlock.egress.audit import LogReader
@@ -25,7 +28,7 @@ run (command, a secret in it redacted; rules, variables dropped, exit code, per-
 totals).
 
   airlock audit [--run ID] [--since TIME] [--host HOST] [--decision allow|deny] [--json]
-  airlock audit verify [FILE]
+  airlock audit verify [FILE] [--hash HEX] [--json]
   airlock audit rotate [--audit-log FILE] [--to FILE]
 
 The log is <config dir>/airlock/audit.jsonl (the config dir being $CLAUDE_CONFIG_DIR or
@@ -48,8 +51,13 @@ verify; a log moved by hand leaves its checkpoints naming the old path.
 
 --since takes a time (2026-12-02, 2026-12-02T10:30, ISO with a zone) or an age (30m, 2h, 7d);
 a connection begun before it and still open after it is shown.
---host takes a host or a pattern (*.example.com). Exit codes: 0 ok; 1 verify found a problem;
-2 bad input or an unreadable log.
+--host takes a host or a pattern (*.example.com). A listing line shows a request's flow, the
+secrets found in it (kind×count) and why its body could not all be checked, when it has them.
+With no log at the default place yet (no run has written one), the listing is empty (--json
+prints []) and says so on stderr, exit 0; a log named with --audit-log that is not there is
+an error. 'verify --json' prints the verdict as one JSON object (intact, records, runs,
+problem, bad_record, notes, unended). Exit codes: 0 ok; 1 verify found a problem; 2 bad input
+or an unreadable log; 141 the reader of the output went away (airlock audit | head).
 """
 
 _AGE = re.compile(r"^(\d+)([smhd])$")
@@ -86,13 +94,21 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--audit-log", type=_log_named, metavar="FILE", help="the audit log to read"
     )
-    parser.add_argument("--run", metavar="ID", help="only this run (an id, or its start)")
+    parser.add_argument(
+        "--run", action=Once, metavar="ID", help="only this run (an id, or its start)"
+    )
     parser.add_argument(
         "--since", metavar="TIME", help="only records from TIME on (or that ended after it)"
     )
-    parser.add_argument("--host", metavar="HOST", help="only connections to HOST (or a pattern)")
+    parser.add_argument(
+        "--host", action=Once, metavar="HOST", help="only connections to HOST (or a pattern)"
+    )
     parser.add_argument("--decision", choices=["allow", "deny"], help="only allowed or denied")
-    parser.add_argument("--json", action="store_true", help="print a JSON array of records")
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="print a JSON array of records (with verify: the verdict as a JSON object)",
+    )
     parser.add_argument(
         "--to",
         type=Path,
@@ -125,13 +141,16 @@ def run(args: argparse.Namespace) -> int:
             f"verify {args.file} --audit-log {args.audit_log}: which log? give one: "
             "airlock audit verify FILE"
         )
-    log, heads = audit_paths(os.environ, args.file or args.audit_log)
+    named = args.file or args.audit_log
+    log, heads = audit_paths(os.environ, named)
     if args.action == "verify":
-        return _verify(log, heads, args.hash)
+        return _verify(log, heads, args.hash, named is not None, args.json)
     if args.action == "rotate":
-        return _rotate(log, heads, args.to)
-    _check_log(log, "'airlock run' writes one there (or pass --audit-log FILE)", heads)
+        return _rotate(log, heads, args.to, named is not None)
     since, host_rule = _selection(args)
+    if named is None and _not_begun(log, heads):
+        return _nothing_yet(log, args.json)
+    _check_log(log, _missing(named is not None), heads)
     if not log.exists():  # removed, its heads file holding checkpoints: nothing to list
         return _verify(log, heads)
     with LogReader(log) as reader:
@@ -142,6 +161,34 @@ def run(args: argparse.Namespace) -> int:
             _print_lines(records)
         _warn_unless_intact(reader, log, heads)
     return 0
+
+
+def _not_begun(log: Path, heads: Path) -> bool:
+    """No log at ``log`` and no checkpoint of one in ``heads``: no run has written there yet
+    (a log removed with its checkpoints left is another matter: verify says it was removed)."""
+    from airlock.egress.audit import holds_checkpoints
+
+    return not os.path.lexists(log) and not holds_checkpoints(heads, log)
+
+
+def _nothing_yet(log: Path, as_json: bool) -> int:
+    """The listing of the default log before any run wrote it (a new machine): no records,
+    said on stderr, exit 0; ``--json`` still prints its array (``[]``), as scripts expect."""
+    if as_json:
+        sys.stdout.write("[]\n")
+    print(
+        f"airlock audit: no audit log at {log} yet: no records ('airlock run' writes one there)",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def _missing(named: bool) -> str:
+    """What to say of a log that is not there: one named on the command line was not written
+    there yet, or went away; the default one the user may have meant to name."""
+    if named:
+        return "no run has written one there yet, or it was moved or rotated"
+    return "no run has written one there yet ('airlock run' does; or pass the file)"
 
 
 def _warn_unless_intact(reader: LogReader, log: Path, heads: Path) -> None:
@@ -170,11 +217,19 @@ def _warn_unless_intact(reader: LogReader, log: Path, heads: Path) -> None:
     )
 
 
-def _verify(log: Path, heads: Path, final_hash: str | None = None) -> int:
+def _verify(
+    log: Path,
+    heads: Path,
+    final_hash: str | None = None,
+    named: bool = True,
+    as_json: bool = False,
+) -> int:
     """What :func:`airlock.egress.audit.verify` found, in words; each line with its control
     characters shown as escapes: a problem or a note quotes the heads file and the log (a
     run's id, a hash), which whoever changed them chose, and an escape sequence there could
-    move the cursor and write "intact" over "NOT intact"."""
+    move the cursor and write "intact" over "NOT intact". ``named``: the log was given on the
+    command line (what to say when it is not there). ``as_json``: the verdict as one JSON
+    object on stdout instead (:func:`_verdict_json`), the exit status the same."""
     from airlock._visible import visible
     from airlock.egress.audit import record_with_hash, verify
     from airlock.errors import UsageError
@@ -182,8 +237,10 @@ def _verify(log: Path, heads: Path, final_hash: str | None = None) -> int:
     if final_hash is not None and not re.fullmatch(r"[0-9a-f]{64}", final_hash.strip().lower()):
         raise UsageError(f"--hash {final_hash!r}: expected the 64 hex digits a report prints")
     if not log.is_symlink():  # verify says why a link is refused
-        _check_log(log, "pass the file, or --audit-log FILE", heads)
+        _check_log(log, _missing(named), heads)
     verdict = verify(log, heads)
+    if as_json:
+        return _verdict_json(log, verdict, final_hash)
     if not verdict.intact:
         print(visible(f"{log}: NOT intact: {verdict.problem}"), file=sys.stderr)
         return 1
@@ -210,13 +267,47 @@ def _verify(log: Path, heads: Path, final_hash: str | None = None) -> int:
     return 0
 
 
-def _rotate(log: Path, heads: Path, to: Path | None) -> int:
+def _verdict_json(log: Path, verdict: Any, final_hash: str | None) -> int:
+    """``verify --json``: ``{"log", "intact", "records", "runs", "problem", "bad_record",
+    "notes", "unended"}`` (with ``--hash``, also ``"final_hash_record"``: the number of the
+    record it names, ``null`` when none does, and the log is then not intact); 0 when intact,
+    1 when not, as the words. One line; what it quotes written with every character that is
+    not printable as a JSON escape, as the listing's records are."""
+    from airlock.egress.audit import record_with_hash
+
+    data: dict[str, Any] = {
+        "log": str(log),
+        "intact": verdict.intact,
+        "records": verdict.records,
+        "runs": verdict.runs,
+        "problem": verdict.problem,
+        "bad_record": verdict.bad_record,
+        "notes": list(verdict.notes),
+        "unended": list(verdict.unended),
+    }
+    if final_hash is not None and verdict.intact:
+        found = record_with_hash(log, final_hash.strip().lower())
+        data["final_hash_record"] = found
+        if found is None:
+            data["intact"] = False
+            data["problem"] = (
+                f"no record has the final hash {final_hash.strip()} (the log was rewritten, "
+                "or cut short before it, since that run's report)"
+            )
+    from airlock.cli._common import json_encoder
+
+    sys.stdout.buffer.write(_escaped(json_encoder()(data).encode()) + b"\n")
+    sys.stdout.buffer.flush()
+    return 0 if data["intact"] else 1
+
+
+def _rotate(log: Path, heads: Path, to: Path | None, named: bool = True) -> int:
     from airlock._visible import visible
     from airlock.egress.audit import heads_path, rotate
     from airlock.errors import AirlockError, UsageError
     from airlock.settings import config_dir
 
-    _check_log(log, "pass --audit-log FILE")
+    _check_log(log, _missing(named) if named else "nothing to rotate (pass --audit-log FILE)")
     if to is None:  # named by the time, and a number when that name is taken
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
         to = log.with_name(f"{log.stem}.{stamp}{log.suffix}")
@@ -230,7 +321,13 @@ def _rotate(log: Path, heads: Path, to: Path | None) -> int:
     except UsageError:
         raise
     except AirlockError as error:  # not intact: what verify would say (quoting the files)
-        print(visible(f"airlock audit rotate: {error}"), file=sys.stderr)
+        print(
+            visible(
+                f"airlock audit rotate: {error}; to start a new log, move the file aside, "
+                f"with its heads file {heads}, and keep both: they show what was changed"
+            ),
+            file=sys.stderr,
+        )
         return 1
     print(
         f"{log} → {to}: intact, {verdict.records} records, {verdict.runs} runs, its "
@@ -442,15 +539,49 @@ def _print_lines(records: Iterator[dict[str, Any]]) -> None:
             lasted = f" after {duration:g} s" if isinstance(duration, (int, float)) else ""
             line = (
                 f"{record.get('time')}  run {record.get('run')} ended{lasted}: exit "
-                f"{record.get('exit_code')}, command {record.get('command')}"
+                f"{record.get('exit_code')}, command {_command(record.get('command'))}"
             )
         else:
-            path = record.get("path") or ""
-            line = (
-                f"{record.get('time')}  {record.get('decision', '?')!s:5}  {record.get('method')} "
-                f"{record.get('host')}:{record.get('port')}{path}  status {record.get('status')}  "
-                f"out {record.get('bytes_out')} in {record.get('bytes_in')}  "
-                f"{record.get('reason')}"
-                + (f"  error: {record['error']}" if record.get("error") else "")
-            )
+            line = _connection_line(record)
         write(visible(line) + "\n")
+
+
+def _connection_line(record: dict[str, Any]) -> str:
+    """A tunnel's or a request's line: what it was, its status (``-`` when it has none: a
+    transfer cut before an answer), bytes each way, its flow and the secrets found in it
+    (kind×count) when it has them, the reason, why its body could not all be checked, and
+    its error (when it is not the reason again)."""
+    path = record.get("path") or ""
+    status = record.get("status")
+    parts = [
+        f"{record.get('time')}  {record.get('decision', '?')!s:5}  {record.get('method')} "
+        f"{record.get('host')}:{record.get('port')}{path}",
+        f"status {'-' if status is None else status}",
+        f"out {record.get('bytes_out')} in {record.get('bytes_in')}",
+    ]
+    if record.get("flow"):
+        parts.append(f"flow {record['flow']}")
+    secrets = record.get("secrets")
+    if secrets:
+        if isinstance(secrets, dict):
+            parts.append("secrets " + ", ".join(f"{kind}×{n}" for kind, n in secrets.items()))
+        else:  # a hand's edit: shown as it is
+            parts.append(f"secrets {secrets}")
+    reason = record.get("reason")
+    if reason:
+        parts.append(str(reason))
+    if record.get("unchecked"):
+        parts.append(f"unchecked: {record['unchecked']}")
+    error = record.get("error")
+    if error and error != reason:
+        parts.append(f"error: {error}")
+    return "  ".join(parts)
+
+
+def _command(command: object) -> str:
+    """A run record's command as a shell would take it (``sh -c 'echo hi'``), not as a
+    Python list; anything else (a hand's edit) as it is. Its control characters are escaped
+    by the caller, with the rest of the line."""
+    if isinstance(command, list) and all(isinstance(word, str) for word in command):
+        return shlex.join(command)
+    return str(command)

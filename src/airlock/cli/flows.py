@@ -171,28 +171,36 @@ def _style(state: str) -> str:
 
 
 def _explain(decisions: Any, flow: FlowId, hosts: dict[str, list[str]]) -> None:
+    """Every field of one flow's decision, labelled, in a two-column grid: a long value (what
+    leaves, how long it is kept, a reason) wraps under its own start, never back to column
+    0, on a terminal or not."""
+    from rich.table import Table
+    from rich.text import Text
+
     from airlock.cli._common import plain, stdout_console
 
     console = stdout_console()
     decision = decisions[flow]
     style = _style(str(decision.state))
     console.print(plain(f"{flow}", "bold") + ": " + plain(decision.state, style))
-    console.print(plain(f"  provider     {decisions.provider.label}"))
+    fields = Table.grid(padding=(0, 2))
+    fields.add_column(no_wrap=True)
+    fields.add_column(overflow="fold")  # a long URL broken, never cut short
+    fields.add_row("  provider", plain(decisions.provider.label))
     for reason in decisions.provider_reasons:
-        console.print(plain(f"               {reason}"))
-    console.print(plain(f"  destination  {decision.destination}"))
+        fields.add_row("", plain(reason))
+    fields.add_row("  destination", plain(decision.destination))
     let_out = ", ".join(hosts.get(str(flow), [])) or "none by default (allow one by rule)"
     if decision.active and flow is not FlowId.LOCAL_TRANSCRIPTS:
-        console.print(plain(f"  hosts        {let_out} (what airlock run lets out for it)"))
-    console.print(plain(f"  what         {decision.what}"))
-    console.print(
-        plain(f"  kept         {decision.retention.summary} by {decision.retention.keeper}")
-    )
-    console.print(plain(f"  training     {decision.training}"))
+        fields.add_row("  hosts", plain(f"{let_out} (what airlock run lets out for it)"))
+    fields.add_row("  what", plain(decision.what))
+    fields.add_row("  kept", plain(f"{decision.retention.summary} by {decision.retention.keeper}"))
+    fields.add_row("  training", plain(decision.training))
     connection = "required" if decision.required else "optional or user-initiated"
-    console.print(f"  connection   {connection}")
+    fields.add_row("  connection", connection)
     for key, value in decision.parameters.items():
-        console.print(plain(f"  {key:<12} {value}"))
-    console.print("  because:")
-    for reason in decision.reasons:
-        console.print(plain(f"    • {reason}"))
+        fields.add_row(plain(f"  {key}"), plain(value))
+    fields.add_row(
+        "  because", Text("\n").join(plain(f"• {reason}") for reason in decision.reasons)
+    )
+    console.print(fields)

@@ -13,6 +13,7 @@ import os
 import sys
 from collections.abc import Sequence
 
+from airlock.cli._common import Once
 from airlock.errors import AirlockError
 
 TYPE_CHECKING = False  # typing stays unimported at run time (start-up time)
@@ -49,8 +50,15 @@ Claude Code (managed settings, --settings, .claude/settings.local.json,
 
 EPILOG = """\
 exit codes: 0 ok; 1 something was found (redact) or a check failed; 2 bad input or error;
-3 refused by policy. Run 'airlock COMMAND --help' for each command.
+3 refused by policy; 141 the reader of the output went away (airlock ... | head). Run
+'airlock COMMAND --help' for each command.
 """
+
+CLOSED_PIPE_EXIT_CODE = 141
+"""Exit status of every command whose standard output was closed by its reader before all was
+written (``airlock audit | head -1``): 128 + SIGPIPE, what a shell shows for a program that
+signal ended (``yes | head`` under ``set -o pipefail``). Nothing is said: the reader stopped
+reading on purpose, and a script under ``pipefail`` still sees that the output was cut."""
 
 
 class _Formatter(argparse.RawDescriptionHelpFormatter):
@@ -129,6 +137,10 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     common = _Parser(add_help=False)
     common.add_argument(
         "--settings",
+        action=Once,  # given twice with two files, neither is silently dropped
+        # not given, not set: 'sessions --settings F list' keeps F, where the default of
+        # list's own --settings (None) would replace it (read with getattr(args, ..., None))
+        default=argparse.SUPPRESS,
         metavar="FILE",
         help="an extra settings file (or inline JSON), above the project and user settings",
     )
@@ -176,7 +188,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115, PTH123 - lives until the process exits
     parser = build_parser(given[0] if given and given[0] in COMMANDS else None)
     try:
-        args = parser.parse_args(given)
+        args = _parse(parser, given)
     except SystemExit as stop:  # a usage error; a command may have its own code for it
         if stop.code == 2 and given and given[0] in COMMANDS:
             module = importlib.import_module(f"airlock.cli.{given[0]}")
@@ -196,18 +208,66 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"airlock {args.command}: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
-        # The reader went away: what was asked was not all written. Say so, and keep Python
-        # from failing again when it flushes stdout at exit.
-        sys.stdout = open(os.devnull, "w")  # noqa: SIM115, PTH123 - lives until the process exits
-        print(
-            f"airlock {args.command}: output closed before everything was written", file=sys.stderr
-        )
-        return 2
+        return _reader_gone()
     except OSError as error:
         where = f" ({error.filename})" if error.filename else ""
         print(f"airlock {args.command}: {error.strerror or error}{where}", file=sys.stderr)
         return 2
     return code
+
+
+def _reader_gone() -> int:
+    """The reader of standard output went away (``airlock audit | head -1``): end quietly
+    with :data:`CLOSED_PIPE_EXIT_CODE`, as every command does. Standard output is pointed at
+    ``/dev/null`` first, as Python's documentation of SIGPIPE advises: what is still buffered
+    is flushed there at exit, not into the closed pipe again (a second error, a traceback)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):  # no descriptor behind it: replace the object
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115, PTH123 - lives until the process exits
+    return CLOSED_PIPE_EXIT_CODE
+
+
+def _parse(parser: argparse.ArgumentParser, given: list[str]) -> argparse.Namespace:
+    """``given`` parsed; an argument no parser knows refused by the (sub)command it was given
+    to, with that command's usage and the option it may have meant (``airlock run --alow``:
+    ``airlock run: error: unrecognized arguments: --alow (did you mean --allow?)``), where
+    argparse would refuse it with the top-level usage, naming no command."""
+    args, unknown = parser.parse_known_args(given)
+    if not unknown:
+        return args
+    innermost = parser  # argparse names its parsers' actions only in the private _actions
+    while True:  # the deepest subcommand the arguments chose (sessions list, serve keys create)
+        chosen = None
+        for action in innermost._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                name = (
+                    getattr(args, action.dest, None) if action.dest != argparse.SUPPRESS else None
+                )
+                chosen = action.choices.get(name) if isinstance(name, str) else None
+        if chosen is None:
+            break
+        innermost = chosen
+    innermost.error(
+        f"unrecognized arguments: {' '.join(unknown)}{_did_you_mean(innermost, unknown)}"
+    )
+
+
+def _did_you_mean(parser: argparse.ArgumentParser, unknown: list[str]) -> str:
+    """`` (did you mean --allow?)`` for the first unknown option close to one ``parser``
+    takes; empty when none is close (or the unknown argument is no option)."""
+    import difflib
+
+    options = [name for action in parser._actions for name in action.option_strings]
+    for argument in unknown:
+        if not argument.startswith("-"):
+            continue
+        close = difflib.get_close_matches(argument.split("=", 1)[0], options, n=1)
+        if close:
+            return f" (did you mean {close[0]}?)"
+    return ""
 
 
 def console() -> None:
