@@ -261,7 +261,7 @@ def test_the_upload_budget_cuts_an_inspected_request_before_it_is_passed(
     assert answer == b"" or answer.startswith(b"HTTP/1.1 403 "), answer[:80]
     assert cfg.audit_log is not None
     [record] = [r for r in read_records(cfg.audit_log) if r.get("inspected")]
-    assert "upload budget of 1 MB is used up" in record["error"]
+    assert "upload budget of 1 MiB is used up" in record["error"]
     assert (record["status"], record["decision"]) == (403, "deny")
     assert 0 < record["bytes_out"] <= 1 << 20
     assert report.upload_budget_exhausted

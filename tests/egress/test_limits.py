@@ -120,9 +120,9 @@ def test_upload_budget_cuts_a_request_body_and_refuses_new_connections(
             refused = client.get(f"http://127.0.0.1:{port}/next")
         report = proxy.close({})
     assert answer == b""  # cut: no answer
-    assert refused.status_code == 403 and "upload budget of 1 MB" in refused.text
+    assert refused.status_code == 403 and "upload budget of 1 MiB" in refused.text
     [cut, _] = [r for r in read_records(cfg.audit_log) if r["type"] == "request"]  # type: ignore[arg-type]
-    assert "upload budget of 1 MB is used up" in cut["error"]
+    assert "upload budget of 1 MiB is used up" in cut["error"]
     assert 0 < cut["bytes_out"] <= 1 << 20
     assert report.upload_budget_exhausted
     assert any("transfers under way were cut" in line for line in report.lines())
@@ -306,11 +306,11 @@ def test_upload_budget_cuts_tunnels_already_open(tmp_path: Path, chained: bool) 
         report = proxy.close({})
     server.close()
     assert sum(received) <= 1 << 20
-    assert refused.startswith(b"HTTP/1.1 403 ") and b"upload budget of 1 MB" in refused
+    assert refused.startswith(b"HTTP/1.1 403 ") and b"upload budget of 1 MiB" in refused
     records = [r for r in read_records(cfg.audit_log) if r["type"] == "tunnel"]  # type: ignore[arg-type]
     cut = [r for r in records if r["status"] == 200]
     assert len(cut) == 3
-    assert all("upload budget of 1 MB is used up" in str(r["error"]) for r in cut)
+    assert all("upload budget of 1 MiB is used up" in str(r["error"]) for r in cut)
     assert sum(r["bytes_out"] for r in cut) <= 1 << 20
     assert report.upload_budget_exhausted
 

@@ -50,7 +50,8 @@ def test_a_run_killed_leaves_a_report_that_says_it_has_not_ended(
     data = _report(report)
     assert data["run"] != EARLIER["run"] and data["complete"] is False
     assert data["exit_code"] is None
-    assert f"airlock audit --run {data['run']}" in str(data["error"])
+    log = tmp_path / "audit.jsonl"  # not the default log: the command names it
+    assert f"airlock audit --audit-log {log} --run {data['run']}" in str(data["error"])
 
 
 def test_a_run_airlock_stops_says_why_in_the_report(tmp_path: Path, project: Path) -> None:

@@ -26,6 +26,9 @@ class ReportFile:
     too: an earlier command may have left it); a folder or a FIFO there is an error, never a
     wait. A folder moved away in the run is still the one written in.
 
+    ``state`` is airlock's own state: its folder under the config dir, then the log
+    ``--audit-log`` named, if it named one (the log the report before the end points to).
+
     Raises:
         UsageError: (at the start) the folder is missing; the path names a folder, a FIFO or
             a device; it is in airlock's own state (the audit log, its heads), or one of
@@ -36,6 +39,8 @@ class ReportFile:
         from airlock.errors import UsageError
 
         self.given = given
+        self.given_log = Path(state[1]) if len(state) > 1 else None
+        """The ``--audit-log`` given, or ``None`` (the default log)."""
         named = Path(given).expanduser().absolute()
         path = Path(os.path.realpath(named.parent)) / named.name  # the name itself not followed
         if named.name in ("", ".", "..") or given.endswith("/"):
@@ -76,6 +81,7 @@ class ReportFile:
             "run": self.run,
             "complete": False,
             "exit_code": 125 if failed else None,
+            "audit_log": str(self._audit_command(self.run)[0]),
             "error": f"airlock stopped the run: {error or type(error).__name__}",
         }
         self.write(json.dumps(stopped, indent=2) + "\n")
@@ -87,17 +93,34 @@ class ReportFile:
         stays held for the end's report)."""
         import json
 
+        log, command = self._audit_command(run)
         pending = {
             "run": run,
             "complete": False,
             "exit_code": None,
+            "audit_log": str(log),
             "error": (
                 "the run has not ended (it was killed, or is still going on); what it sent is "
-                f"in the audit log: airlock audit --run {run}"
+                f"in the audit log: {command}"
             ),
         }
         self.run = run
         return self.write(json.dumps(pending, indent=2) + "\n", keep_open=True)
+
+    def _audit_command(self, run: str) -> tuple[Path, str]:
+        """The run's audit log, as the final report names it, and the command that shows
+        the run's records: ``airlock audit`` reads the default log unless told another
+        (``--audit-log``, the path quoted for a shell)."""
+        import shlex
+
+        from airlock.egress.audit import audit_paths, default_log_path
+        from airlock.settings import config_dir
+
+        log, _ = audit_paths(os.environ, self.given_log)
+        default = default_log_path(config_dir(os.environ))
+        if os.path.realpath(log) == os.path.realpath(default):
+            return log, f"airlock audit --run {run}"
+        return log, f"airlock audit --audit-log {shlex.quote(str(log))} --run {run}"
 
     def write(self, text: str, keep_open: bool = False) -> str:
         """Write the report; ``""``, or why it could not be written. The folder is closed
@@ -217,7 +240,11 @@ def _show_table(report: ProxyReport, scrubbed: ScrubbedEnvironment) -> None:
             human_size(host.bytes_in),
             str(refused) if refused else "",
         ]
-        why.extend(plain(f"  {host.host}: refused {n}× {reason}") for reason, n in host.refused)
+        for refusal, n in host.refused:
+            why.append(plain(f"  {host.host}: refused {n}× {refusal}"))
+            hint = host.refusal_hint(refusal)
+            if hint:
+                why.append(plain(f"    {hint}"))
         why.extend(plain(f"  {host.host}: failed {n}× {error}", "red") for error, n in host.errors)
         table.add_row(*cells)
     if report.hosts:

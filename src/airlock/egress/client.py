@@ -26,6 +26,7 @@ from airlock.egress.http1 import (
     header_safe,
     simple_response,
 )
+from airlock.egress.report import NO_HOST
 from airlock.egress.rules import host_port, shown_host
 from airlock.egress.tunnels import tunnel
 
@@ -76,16 +77,16 @@ class Client:
             while await self._one():
                 pass
         except BadRequest as error:
+            answered = self.answer(simple_response(error.status, f"airlock: {error.message}\n"))
             if self.pending is not None:  # the request under way: its own record says so
                 malformed = malformed_record(error)
                 self.pending.update(
                     {key: malformed[key] for key in ("status", "decision", "reason", "error")}
                 )
+                self.answered(self.pending, answered)
                 self.finish(self.pending)
             elif not error.recorded:
-                self.proxy.record(malformed_record(error))
-            if not self.writer.is_closing():
-                self.writer.write(simple_response(error.status, f"airlock: {error.message}\n"))
+                self.proxy.record(self.answered(malformed_record(error), answered))
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
         except RuntimeError as error:  # uvloop: a write to a transport the client closed
@@ -114,9 +115,8 @@ class Client:
             f"the request line and headers were not whole within {seconds:g} s (of the "
             "connection's opening, or of the answer before)"
         )
-        self.proxy.record(refused_record(408, why, why))
-        if not self.writer.is_closing():
-            self.writer.write(simple_response(408, f"airlock: {why}\n"))
+        answered = self.answer(simple_response(408, f"airlock: {why}\n"))
+        self.proxy.record(self.answered(refused_record(408, why, why), answered))
         self.writer.close()
 
     def drop_upstream(self) -> None:
@@ -155,7 +155,9 @@ class Client:
         return await forward(self, head)
 
     async def refuse(self, head: RequestHead, refusal: Refusal, record: dict[str, Any]) -> None:
-        """Answer ``refusal`` (the rule and how to allow it) and log the refused request."""
+        """Answer ``refusal`` (the rule and how to allow it) and log the refused request. The
+        answer's bytes are its ``bytes_in``, the host's too (as an inspected request's
+        refusal counts its answer); its hint is kept for the report (:meth:`HostStats.hint`)."""
         with contextlib.suppress(ValueError):  # as the rules read it, when it can be read
             record["host"] = self.proxy.check_rules(head.host, head.port).host
         what = "CONNECT to" if head.method == CONNECT else f"{head.method.decode()} to"
@@ -164,8 +166,7 @@ class Client:
         if refusal.hint:
             body += f"airlock: {refusal.hint}\n"
         header = (("X-Airlock-Refused", header_safe(refusal.reason)),)
-        if not self.writer.is_closing():  # the client may have gone meanwhile
-            self.writer.write(simple_response(refusal.status, body, header))
+        answered = self.answer(simple_response(refusal.status, body, header))
         # airlock's own refusals (the rules, a limit, what cannot be checked, traffic stopped)
         # are denials; a destination that could not be reached (502, 504) is an error
         denied = refusal.status < 500 or refusal.status == 503
@@ -175,9 +176,28 @@ class Client:
             reason=refusal.reason,
             error=None if denied else refusal.reason,
         )
+        self.answered(record, answered)
+        if denied:
+            self.proxy.stats(record.get("host") or NO_HOST).hint(refusal.reason, refusal.hint)
         self.finish(record)
         with contextlib.suppress(ConnectionError):
             await self.writer.drain()
+
+    def answer(self, response: bytes) -> int:
+        """Write airlock's own answer (a refusal) to the client, unless it went meanwhile: the
+        bytes written, which the answer's record counts as ``bytes_in``."""
+        if self.writer.is_closing():
+            return 0
+        self.writer.write(response)
+        return len(response)
+
+    def answered(self, record: dict[str, Any], size: int) -> dict[str, Any]:
+        """Count airlock's own answer of ``size`` bytes in ``record``'s ``bytes_in`` and in
+        its host's (a record with no host: :data:`NO_HOST`'s, as the report counts it), so
+        the report's bytes stay the sums of the log's; ``record``."""
+        record["bytes_in"] = record.get("bytes_in", 0) + size
+        self.proxy.stats(record.get("host") or NO_HOST).bytes_in += size
+        return record
 
     def finish(self, record: dict[str, Any]) -> None:
         """Set the record's duration and log it."""

@@ -686,6 +686,9 @@ class FlowSummary:
     bytes_in: int
     difference: str
     """Empty when the traffic is what the engine predicted; else what differs, in words."""
+    failed: int = 0
+    """Requests allowed that failed before any of them left (the origin could not be
+    reached, its certificate did not verify): not counted in :attr:`allowed`."""
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -693,6 +696,7 @@ class FlowSummary:
             "predicted": self.predicted,
             "allowed": self.allowed,
             "refused": self.refused,
+            "failed": self.failed,
             "bytes_out": self.bytes_out,
             "bytes_in": self.bytes_in,
             "difference": self.difference,
@@ -704,7 +708,8 @@ def compare(records: Iterable[Mapping[str, object]], decisions: Decisions) -> li
 
     ``records`` are audit records with ``flow``, ``decision``, ``bytes_out`` and ``bytes_in``
     (records without ``flow`` are not inspected requests and are skipped); a record with
-    ``count`` stands for that many requests (a tally). A difference is a
+    ``count`` stands for that many requests (a tally). One allowed with an ``error`` and no
+    ``bytes_out`` failed before it left: counted as failed, not sent. A difference is a
     request of a flow the engine says does not send (the agent ignored the setting, whether or
     not airlock refused it) or traffic no signature covers. Every flow the engine decides is
     listed, with zero counts when nothing was seen.
@@ -714,8 +719,10 @@ def compare(records: Iterable[Mapping[str, object]], decisions: Decisions) -> li
         flow = record.get("flow")
         if not isinstance(flow, str):
             continue
-        row = totals.setdefault(flow, [0, 0, 0, 0])
-        row[0 if record.get("decision") == "allow" else 1] += _count(record.get("count", 1))
+        row = totals.setdefault(flow, [0, 0, 0, 0, 0])
+        sent = record.get("decision") == "allow"
+        failed_first = sent and bool(record.get("error")) and not record.get("bytes_out")
+        row[4 if failed_first else 0 if sent else 1] += _count(record.get("count", 1))
         row[2] += _count(record.get("bytes_out"))
         row[3] += _count(record.get("bytes_in"))
     summaries = []
@@ -723,22 +730,22 @@ def compare(records: Iterable[Mapping[str, object]], decisions: Decisions) -> li
         if decision.id is FlowId.LOCAL_TRANSCRIPTS:
             continue  # stays on this machine: never on the wire
         flow = str(decision.id)
-        allowed, refused, out, in_ = totals.pop(flow, [0, 0, 0, 0])
+        allowed, refused, out, in_, failed = totals.pop(flow, [0, 0, 0, 0, 0])
         difference = ""
-        if decision.state not in SENDING_STATES and allowed + refused:
+        if decision.state not in SENDING_STATES and allowed + refused + failed:
             difference = (
                 f"the engine predicted {decision.state}, yet the agent sent "
-                f"{allowed + refused} request(s) ({refused} refused)"
+                f"{allowed + refused + failed} request(s) ({refused} refused)"
             )
         summaries.append(
-            FlowSummary(flow, str(decision.state), allowed, refused, out, in_, difference)
+            FlowSummary(flow, str(decision.state), allowed, refused, out, in_, difference, failed)
         )
-    for flow, (allowed, refused, out, in_) in sorted(totals.items()):
+    for flow, (allowed, refused, out, in_, failed) in sorted(totals.items()):
         difference = (
             "requests that match none of the agent's known endpoints, so no data flow "
             "covers them: the engine could not predict them (airlock audit lists them)"
         )
-        summaries.append(FlowSummary(flow, "", allowed, refused, out, in_, difference))
+        summaries.append(FlowSummary(flow, "", allowed, refused, out, in_, difference, failed))
     return summaries
 
 

@@ -139,8 +139,9 @@ class Inspector:
         self.hosts: frozenset[str] = frozenset()
         self.refused_by_client: dict[str, str] = {}
         """Hosts whose clients refused the run's certificate, with the TLS error."""
-        self.flows: dict[tuple[str, str], list[int]] = {}
-        """(flow, decision) -> [requests, bytes out, bytes in], for the end-of-run report."""
+        self.flows: dict[tuple[str, str, bool], list[int]] = {}
+        """(flow, decision, failed before it left) -> [requests, bytes out, bytes in], for the
+        end-of-run report."""
         self.gathering = Budget()
         self.unchecked: Counter[str] = Counter()
         """Bodies not read decoded to their end for secrets, by why (the records' ``unchecked``)."""
@@ -169,7 +170,9 @@ class Inspector:
     def tally(self, record: Mapping[str, Any]) -> None:
         """Count one request record by flow and decision, and by why its body was not read
         to its end for secrets, if it was not."""
-        row = self.flows.setdefault((record["flow"], record["decision"]), [0, 0, 0])
+        failed = record["decision"] == "allow" and bool(record.get("error"))
+        failed = failed and not record["bytes_out"]  # nothing left: not sent (flows.compare)
+        row = self.flows.setdefault((record["flow"], record["decision"], failed), [0, 0, 0])
         row[0] += 1
         row[1] += record["bytes_out"]
         row[2] += record["bytes_in"]
@@ -179,8 +182,15 @@ class Inspector:
     def flow_summaries(self) -> list[FlowSummary]:
         """Traffic by flow next to the engine's prediction, with the differences flagged."""
         rows = [
-            {"flow": flow, "decision": decision, "count": n, "bytes_out": out, "bytes_in": in_}
-            for (flow, decision), (n, out, in_) in self.flows.items()
+            {
+                "flow": flow,
+                "decision": decision,
+                "error": "failed before it left" if failed else None,
+                "count": n,
+                "bytes_out": out,
+                "bytes_in": in_,
+            }
+            for (flow, decision, failed), (n, out, in_) in self.flows.items()
         ]
         return compare(rows, self.decisions)
 

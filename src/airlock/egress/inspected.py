@@ -104,6 +104,10 @@ checks); the inspector adds TLS on top."""
 IDLE_TIMEOUT = 120.0
 """Seconds a kept-alive client connection may wait for its next request."""
 
+UPSTREAM_CA_HINT = "; if the origin uses its own CA, pass it with --upstream-ca FILE"
+"""Said after an origin's certificate that does not verify against the system's CAs (and
+those ``--upstream-ca`` gave): a company's or a test server's own CA is the usual cause."""
+
 _NO_BODY_STATUS = frozenset({204, 304})
 LAST_CHUNK = b"0\r\n\r\n"
 
@@ -404,6 +408,8 @@ class InspectedConnection:
                 message = f"the exchange failed after the request went out: {what}"
             else:
                 message = f"origin {self.host}:{self.port}: {what}"
+                if isinstance(error, ssl.SSLCertVerificationError):
+                    message += UPSTREAM_CA_HINT
             return await self._failed(fields, started, 502, message)
 
     async def _failed(

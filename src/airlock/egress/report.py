@@ -32,6 +32,18 @@ MAX_REASON = 300
 """A reason longer than this is counted by its start (and marked so)."""
 MAX_SUGGESTED = 10
 """Hosts refused for want of a rule that the report's note names at most."""
+SENT = "sent"
+REPLACED = "replaced"
+REFUSED = "refused"
+NOT_SENT = "not sent"
+SECRETS_OUTCOMES = (SENT, REPLACED, REFUSED, NOT_SENT)
+"""What became of the secrets found in uploads (:meth:`HostStats.found`), in the report's order."""
+_OUTCOME_WORDS = {
+    SENT: "sent, --secrets report",
+    REPLACED: "replaced before they left, --secrets redact",
+    REFUSED: "refused: their requests did not leave",
+    NOT_SENT: "not sent: the exchange failed before the request left",
+}
 
 
 @dataclass(slots=True)
@@ -49,10 +61,48 @@ class HostStats:
     errors: Counter[str] = field(default_factory=Counter)
     """Allowed connections and requests that failed (the records allowed with an error: a
     destination that could not be reached, a connection cut), by error (:meth:`fail`)."""
+    hints: dict[str, str] = field(default_factory=dict)
+    """What lets a refused request through, by the refusal's reason as :attr:`refused` counts
+    it (the first hint given for it): the way forward the ``403`` told the client, which the
+    report tells the user too (:meth:`hint`)."""
+    secrets: Counter[tuple[str, str]] = field(default_factory=Counter)
+    """Secrets found in inspected uploads, by what became of them and their kind (never a
+    value): ``(outcome, kind)`` (:meth:`found`)."""
 
     def refuse(self, reason: str) -> None:
         """Count one refusal for ``reason`` (see :func:`count_reason`)."""
         count_reason(self.refused, reason)
+
+    def hint(self, reason: str, hint: str) -> None:
+        """Keep ``hint``, what lets a request refused for ``reason`` through, for the report:
+        the first for a reason; none past ``MAX_REASONS`` (as :func:`count_reason` counts)."""
+        if not hint:
+            return
+        if len(reason) > MAX_REASON:
+            reason = reason[:MAX_REASON] + "…"
+        if reason not in self.hints and len(self.hints) < MAX_REASONS:
+            self.hints[reason] = hint
+
+    def found(self, record: dict[str, Any], mode: str) -> None:
+        """Count the secrets an inspected request's ``record`` found (its ``secrets``: kinds
+        and counts), by what became of them under ``--secrets`` ``mode``: ``refused`` (the
+        request was refused, whatever refused it: they did not leave), ``not sent`` (allowed,
+        but nothing left: the origin could not be reached), ``replaced`` (``redact``: an
+        allowed request left with each replaced), else ``sent``. The kinds are the redaction
+        engine's, a fixed few: the counts stay small."""
+        found = record.get("secrets")
+        if not found:
+            return
+        if record.get("decision") == "deny":
+            outcome = REFUSED
+        elif not record.get("bytes_out"):
+            outcome = NOT_SENT
+        elif mode == "redact":
+            outcome = REPLACED
+        else:
+            outcome = SENT
+        for kind, count in found.items():
+            self.secrets[(outcome, str(kind))] += int(count)
 
     def fail(self, error: str) -> None:
         """Count one error (see :func:`count_reason`)."""
@@ -82,17 +132,35 @@ class HostReport:
     """``(reason, count)``, most frequent first."""
     errors: tuple[tuple[str, int], ...] = ()
     """``(error, count)``, most frequent first."""
+    hints: tuple[tuple[str, str], ...] = ()
+    """``(reason, hint)``: what lets the requests refused for a reason through."""
+    secrets: tuple[tuple[str, str, int], ...] = ()
+    """``(outcome, kind, count)``: the secrets found in uploads to the host
+    (:meth:`HostStats.found`), most frequent first."""
 
     def to_json(self) -> dict[str, Any]:
+        hints = dict(self.hints)
+        refused = refusal_counts(self.refused)
+        for entry in refused:
+            if entry["reason"] in hints:
+                entry["hint"] = hints[entry["reason"]]
         return {
             "host": self.host,
             "connections": self.connections,
             "requests": self.requests,
             "bytes_out": self.bytes_out,
             "bytes_in": self.bytes_in,
-            "refused": refusal_counts(self.refused),
+            "refused": refused,
             "errors": refusal_counts(self.errors),
         }
+
+    def refusal_hint(self, reason: str) -> str:
+        """What lets the requests refused for ``reason`` through, when the report says it by
+        this refusal: not for want of a rule (the report's note names those hosts together,
+        :meth:`ProxyReport.notes`); ``""``."""
+        if reason.startswith((NO_RULE, MANAGED_ONLY)):
+            return ""
+        return dict(self.hints).get(reason, "")
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +197,20 @@ class ProxyReport:
         an error."""
         return sum(count for host in self.hosts for _, count in host.errors)
 
+    @property
+    def secrets(self) -> dict[str, dict[str, int]]:
+        """The secrets found in uploads, the run's: by what became of them (``sent``,
+        ``replaced``, ``refused``, ``not sent``), the counts of each kind, most first."""
+        totals: dict[str, Counter[str]] = {}
+        for host in self.hosts:
+            for outcome, kind, count in host.secrets:
+                totals.setdefault(outcome, Counter())[kind] += count
+        return {
+            outcome: dict(totals[outcome].most_common())
+            for outcome in SECRETS_OUTCOMES
+            if outcome in totals
+        }
+
     def to_json(self) -> dict[str, Any]:
         return {
             "run": self.run_id,
@@ -140,6 +222,7 @@ class ProxyReport:
             "upload_budget_exhausted": self.upload_budget_exhausted,
             "connections_refused": refusal_counts(self.connections_refused),
             "unchecked": refusal_counts(self.unchecked),
+            "secrets": self.secrets,
             "error": self.error,
             "flows": [flow.to_json() for flow in self.flows],
             "refused_by_client": [
@@ -159,7 +242,11 @@ class ProxyReport:
                 f"  {host.host}: {host.connections} conn, {host.requests} req, "
                 f"{human_size(host.bytes_out)} out, {human_size(host.bytes_in)} in"
             )
-            out.extend(f"    refused {count}×: {reason}" for reason, count in host.refused)
+            for reason, count in host.refused:
+                out.append(f"    refused {count}×: {reason}")
+                hint = host.refusal_hint(reason)
+                if hint:
+                    out.append(f"      {hint}")
             out.extend(f"    failed {count}×: {error}" for error, count in host.errors)
         out.extend(self.flow_lines())
         out.extend(f"  {note}" for note in self.notes())
@@ -177,7 +264,8 @@ class ProxyReport:
 
     def notes(self) -> list[str]:
         """What the run's limits did, a sentence each (the upload budget, refused connections,
-        bodies not read to their end for secrets)."""
+        bodies not read to their end for secrets), what lets out the hosts refused for want of
+        a rule, and the secrets found in uploads."""
         out = []
         if self.upload_budget_exhausted:
             out.append(
@@ -197,7 +285,18 @@ class ProxyReport:
             for why, count in self.unchecked
         )
         out.extend(self._how_to_allow())
+        out.extend(self.secrets_lines())
         return out
+
+    def secrets_lines(self) -> list[str]:
+        """The secrets found in uploads (inspected requests' bodies, headers and targets), a
+        sentence for each thing that became of them: their kinds and counts, never a value
+        (the audit log's records say which requests held them)."""
+        return [
+            f"secrets found in uploads ({_OUTCOME_WORDS[outcome]}): "
+            + ", ".join(f"{kind} ×{count}" for kind, count in kinds.items())
+            for outcome, kinds in self.secrets.items()
+        ]
 
     def _how_to_allow(self) -> list[str]:
         """What lets out the hosts refused for want of a rule (a command that failed may have
@@ -281,12 +380,13 @@ class ProxyReport:
         """Inspected requests by flow, a line each, flagging what the engine did not predict."""
         out = []
         for flow in self.flows:
-            if not (flow.allowed or flow.refused or flow.difference):
+            if not (flow.allowed or flow.refused or flow.failed or flow.difference):
                 continue
             mark = "  !" if flow.difference else "   "
             predicted = flow.predicted or "not a flow of the engine"
+            failed = f"{flow.failed} failed, " if flow.failed else ""
             out.append(
-                f"{mark} {flow.flow}: {flow.allowed} sent, {flow.refused} refused, "
+                f"{mark} {flow.flow}: {flow.allowed} sent, {flow.refused} refused, {failed}"
                 f"{human_size(flow.bytes_out)} out ({predicted})"
             )
             if flow.difference:
@@ -322,6 +422,8 @@ def host_reports(hosts: dict[str, HostStats]) -> tuple[HostReport, ...]:
             stats.bytes_in,
             tuple(stats.refused.most_common()),
             tuple(stats.errors.most_common()),
+            tuple(stats.hints.items()),
+            tuple((outcome, kind, n) for (outcome, kind), n in stats.secrets.most_common()),
         )
         for host, stats in ordered
     )

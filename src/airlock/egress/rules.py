@@ -324,12 +324,12 @@ def private_refusal(
     :class:`~airlock.policy.hosts.AddressClass` value), and what a user does about it: the
     reason and the hint of a ``403`` (under ``managed_lock``, where ``--allow`` is refused,
     that nothing can in this run)."""
-    via = f"is {address}" if host == address else f"resolves to {address}"
     if address_class == AddressClass.THIS_HOST:
         what = "one of this machine's own addresses"
     else:
         what = f"{_a(address_class)} address"
-    reason = f"{host} {via}, {what}"
+    # an address given as such is not said twice ("127.0.0.2 is 127.0.0.2, a loopback …")
+    reason = f"{host} is {what}" if host == address else f"{host} resolves to {address}, {what}"
     if address_class == AddressClass.METADATA:
         return reason, "a cloud metadata address is never reached, whatever the rules"
     if managed_lock is not None:

@@ -96,7 +96,7 @@ class Proxy:
         self.rate = RateLimiter(config.limits.new_connections_per_second)
         self.budget = UploadBudget(
             config.limits.max_upload_bytes,
-            f"the upload budget of {config.limits.max_upload_mb or 0:g} MB is used up "
+            f"the upload budget of {config.limits.max_upload_mb or 0:g} MiB is used up "
             "(--max-upload-mb)",
         )
         self.hosts: dict[str, HostStats] = {}
@@ -205,7 +205,8 @@ class Proxy:
         refusal (decision ``deny``) or error (allowed, with an error): the report's counts
         are the log's. An inspected request's refusal is counted by its reason up to the
         first ``": "`` (what refused it, without the details that differ request by
-        request)."""
+        request). The secrets an inspected request held are counted too, by kind (never a
+        value), for the report's line on them (:meth:`HostStats.found`)."""
         if record.get("decision") == "deny":
             reason = str(record.get("reason") or "")
             if record.get("inspected"):
@@ -214,6 +215,8 @@ class Proxy:
         elif record.get("error"):
             record["error"] = _OBJECT_ADDRESS.sub("", str(record["error"]))
             self.stats(record.get("host") or NO_HOST).fail(record["error"])
+        if record.get("secrets") and self.inspector is not None:  # kinds and counts only
+            self.stats(record.get("host") or NO_HOST).found(record, self.inspector.secrets)
         if self.audit is not None:
             record["run"] = self.run_id
             self.audit.append(record)
