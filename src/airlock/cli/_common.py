@@ -45,6 +45,18 @@ class Once(argparse.Action):
         setattr(namespace, self.dest, values)
 
 
+CHOSEN = "_chosen_parser"
+"""Where the parsed arguments name the deepest (sub)command's parser (:func:`mark_chosen`)."""
+
+
+def mark_chosen(parser: argparse.ArgumentParser) -> None:
+    """Have ``parser`` name itself in the arguments it parses (at :data:`CHOSEN`): a
+    subcommand's defaults are set after its parent's, so the deepest one chosen (``sessions
+    list``, ``serve keys create``) is named there, for an argument none of them took to be
+    refused by it, with its usage."""
+    parser.set_defaults(**{CHOSEN: parser})
+
+
 def plain(text: object, style: str = "") -> Text:
     """``text`` for rich to print as it is: no markup read in it (a host named ``[/bold]x``
     is that host, not a tag) and its control characters shown as escapes

@@ -13,7 +13,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from airlock.cli._common import Once
+from airlock.cli._common import CHOSEN, Once, mark_chosen
 from airlock.errors import AirlockError
 
 TYPE_CHECKING = False  # typing stays unimported at run time (start-up time)
@@ -125,11 +125,13 @@ def refill(text: str, width: int, indent: str = "") -> str:
 
 
 class _Parser(argparse.ArgumentParser):
-    """Every parser of ours keeps descriptions as written and uses :class:`_Formatter`."""
+    """Every parser of ours keeps descriptions as written, uses :class:`_Formatter`, and is
+    named in the arguments when parsing chose it (:func:`mark_chosen`)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs["formatter_class"] = _Formatter
         super().__init__(*args, **kwargs)
+        mark_chosen(self)
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
@@ -238,18 +240,7 @@ def _parse(parser: argparse.ArgumentParser, given: list[str]) -> argparse.Namesp
     args, unknown = parser.parse_known_args(given)
     if not unknown:
         return args
-    innermost = parser  # argparse names its parsers' actions only in the private _actions
-    while True:  # the deepest subcommand the arguments chose (sessions list, serve keys create)
-        chosen = None
-        for action in innermost._actions:
-            if isinstance(action, argparse._SubParsersAction):
-                name = (
-                    getattr(args, action.dest, None) if action.dest != argparse.SUPPRESS else None
-                )
-                chosen = action.choices.get(name) if isinstance(name, str) else None
-        if chosen is None:
-            break
-        innermost = chosen
+    innermost: argparse.ArgumentParser = getattr(args, CHOSEN, parser)  # the deepest chosen
     innermost.error(
         f"unrecognized arguments: {' '.join(unknown)}{_did_you_mean(innermost, unknown)}"
     )
@@ -257,10 +248,12 @@ def _parse(parser: argparse.ArgumentParser, given: list[str]) -> argparse.Namesp
 
 def _did_you_mean(parser: argparse.ArgumentParser, unknown: list[str]) -> str:
     """`` (did you mean --allow?)`` for the first unknown option close to one ``parser``
-    takes; empty when none is close (or the unknown argument is no option)."""
+    takes (as its help lists them); empty when none is close (or the unknown argument is no
+    option)."""
     import difflib
+    import re
 
-    options = [name for action in parser._actions for name in action.option_strings]
+    options = sorted(set(re.findall(r"(?<![\w-])--[a-z][a-z0-9-]*", parser.format_help())))
     for argument in unknown:
         if not argument.startswith("-"):
             continue

@@ -6,6 +6,7 @@ import argparse
 from typing import TYPE_CHECKING, Any
 
 from airlock._sizes import human_size
+from airlock.cli._common import mark_chosen
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -106,7 +107,12 @@ def _add_ids(parser: argparse.ArgumentParser, *, many: bool) -> None:
 
 
 class _ActionParser(argparse.ArgumentParser):
-    """Takes ``--project -home-u-proj`` (a folder name starting with ``-``) as a value."""
+    """Takes ``--project -home-u-proj`` (a folder name starting with ``-``) as a value; named
+    in the arguments when chosen (:func:`~airlock.cli._common.mark_chosen`)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        mark_chosen(self)
 
     def parse_known_args(self, args: Any = None, namespace: Any = None) -> Any:
         if args is not None:
