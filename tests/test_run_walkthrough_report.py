@@ -7,12 +7,7 @@ address refusal says what reaches the host."""
 from __future__ import annotations
 
 import json
-import os
 import shlex
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -21,6 +16,7 @@ from airlock.egress.ca import RunCA
 from tests.cli import airlock
 from tests.egress.harness import NOW, tls_origin
 from tests.integration.run_servers import HOST, web_site
+from tests.integration.started import killed_once_started
 
 KEY = "ghp_" + "aB3dE5fG7hJ9kL1mN3pQ5rS7tU9vW1xY3z5A"
 """A GitHub token's shape (the redaction engine's ``github_token``), made up."""
@@ -30,23 +26,7 @@ def _killed_run_report(tmp_path: Path, project: Path, *options: str) -> dict[str
     """``airlock run OPTIONS --report-json FILE`` killed (``kill -9``) once its command runs:
     the report it left."""
     report = project / "report.json"
-    started = project / "started"
-    command = [
-        sys.executable, "-m", "airlock", "run", *options, "--report-json", str(report),
-        "--", "sh", "-c", f"touch {started}; sleep 60",
-    ]  # fmt: skip
-    with subprocess.Popen(
-        command, cwd=project, stdin=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
-    ) as airlock_run:
-        try:
-            deadline = time.monotonic() + 60
-            while not started.exists() and time.monotonic() < deadline:
-                assert airlock_run.poll() is None, airlock_run.stderr
-                time.sleep(0.05)
-            assert started.exists()
-        finally:
-            os.kill(airlock_run.pid, signal.SIGKILL)
-            airlock_run.wait(30)
+    killed_once_started(project, *options, "--report-json", str(report))
     data = json.loads(report.read_text())
     assert isinstance(data, dict) and data["complete"] is False
     return data

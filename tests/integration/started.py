@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 
@@ -25,3 +27,25 @@ def start_run(tmp_path: Path, script: str) -> subprocess.Popen[str]:
     assert process.stdout is not None
     assert process.stdout.readline().strip() == "started"
     return process
+
+
+def killed_once_started(project: Path, *options: str) -> None:
+    """``airlock run OPTIONS -- sh -c 'touch started; sleep 60'`` in ``project``, killed with
+    SIGKILL (``kill -9``: airlock does nothing more) once its command runs."""
+    started = project / "started"
+    command = [
+        sys.executable, "-m", "airlock", "run", *options,
+        "--", "sh", "-c", f"touch {started}; sleep 60",
+    ]  # fmt: skip
+    with subprocess.Popen(
+        command, cwd=project, stdin=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    ) as airlock_run:
+        try:
+            deadline = time.monotonic() + 60
+            while not started.exists() and time.monotonic() < deadline:
+                assert airlock_run.poll() is None, airlock_run.stderr
+                time.sleep(0.05)
+            assert started.exists()
+        finally:
+            os.kill(airlock_run.pid, signal.SIGKILL)
+            airlock_run.wait(30)

@@ -6,14 +6,10 @@ complete."""
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 from tests.cli import airlock
+from tests.integration.started import killed_once_started
 
 EARLIER = {"run": "an-earlier-run", "exit_code": 0, "complete": True}
 
@@ -29,24 +25,8 @@ def test_a_run_killed_leaves_a_report_that_says_it_has_not_ended(
 ) -> None:
     report = project / "report.json"
     report.write_text(json.dumps(EARLIER))
-    started = project / "started"
-    command = [
-        sys.executable, "-m", "airlock", "run",
-        "--audit-log", str(tmp_path / "audit.jsonl"), "--report-json", str(report),
-        "--", "sh", "-c", f"touch {started}; sleep 60",
-    ]  # fmt: skip
-    with subprocess.Popen(
-        command, cwd=project, stdin=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
-    ) as airlock_run:
-        try:
-            deadline = time.monotonic() + 60
-            while not started.exists() and time.monotonic() < deadline:
-                assert airlock_run.poll() is None, airlock_run.stderr
-                time.sleep(0.05)
-            assert started.exists()
-        finally:
-            os.kill(airlock_run.pid, signal.SIGKILL)
-            airlock_run.wait(30)
+    audit_log = tmp_path / "audit.jsonl"
+    killed_once_started(project, "--audit-log", str(audit_log), "--report-json", str(report))
     data = _report(report)
     assert data["run"] != EARLIER["run"] and data["complete"] is False
     assert data["exit_code"] is None

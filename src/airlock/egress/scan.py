@@ -1247,12 +1247,39 @@ def check_gathered(
     in_parts = _quoted_printable_secrets(redactor, plain, grow)
     if not in_parts:
         return checked
+    return _with_hidden(
+        checked,
+        in_parts,
+        mode,
+        body,
+        lambda leaving: _quoted_printable_secrets(redactor, leaving, grow),
+        QUOTED_PRINTABLE_READ,
+    )
+
+
+def _with_hidden(
+    checked: tuple[bytes | None, dict[str, int], bool],
+    hidden: dict[str, int],
+    mode: SecretsMode,
+    body: bytes,
+    still_hidden: Callable[[bytes], dict[str, int]],
+    reading: str,
+) -> tuple[bytes | None, dict[str, int], bool]:
+    """``checked`` (what :func:`_check_decoded` made of ``body``) with the secrets ``hidden``
+    that another reading of it found (``reading``, in words): all counted; under ``block``
+    refused; under ``redact`` refused too when the body that would leave (what the bytes
+    show replaced) still holds such a secret read that way (``still_hidden``), as it cannot
+    be replaced where it stands.
+
+    Raises:
+        Uncheckable: ``403`` under ``redact``, such a secret left.
+    """
     leaving, found, left_decoded = checked
-    secrets = dict(Counter(in_parts) | Counter(found))
+    secrets = dict(Counter(hidden) | Counter(found))
     if mode is SecretsMode.BLOCK or leaving is None:
         return None, secrets, False
-    if leaving is body or _quoted_printable_secrets(redactor, leaving, grow):
-        raise Uncheckable(403, wide_refusal(QUOTED_PRINTABLE_READ, secrets), secrets)
+    if leaving is body or still_hidden(leaving):
+        raise Uncheckable(403, wide_refusal(reading, secrets), secrets)
     return leaving, secrets, left_decoded
 
 
@@ -1315,14 +1342,15 @@ def _check_plain(
     checked = _check_decoded(redactor, mode, body, plain, grow, form)
     if not unnulled:
         return checked
-    leaving, found, left_decoded = checked
-    secrets = dict(Counter(unnulled) | Counter(found))
-    if mode is SecretsMode.BLOCK or leaving is None:
-        return None, secrets, False
     # redact replaced what the bytes show: what the NULs hid cannot be replaced where it stands
-    if leaving is body or _unnulled_secrets(redactor, leaving, grow, form):
-        raise Uncheckable(403, wide_refusal(NUL_TEXT_READ, secrets), secrets)
-    return leaving, secrets, left_decoded
+    return _with_hidden(
+        checked,
+        unnulled,
+        mode,
+        body,
+        lambda leaving: _unnulled_secrets(redactor, leaving, grow, form),
+        NUL_TEXT_READ,
+    )
 
 
 NUL_TEXT_READ = "UTF-16 or UTF-32 among its bytes (read with its NULs left out)"
