@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from airlock.egress.http1 import BadRequest, RequestHead
 from airlock.egress.limits import UploadBudget
@@ -69,15 +69,56 @@ def stale(upstream: Upstream) -> bool:
     )
 
 
+class Sink(Protocol):
+    """Takes a destination's bytes as they come, in place of the stream's reader
+    (:attr:`UpstreamProtocol.sink`)."""
+
+    def feed(self, data: bytes) -> None:
+        """The next bytes the destination sent."""
+
+    def ended(self, error: Exception | None) -> None:
+        """The destination closed its side (``None``), or the connection failed
+        (:class:`ClosedHere`: it was closed on the proxy's side)."""
+
+
+class ClosedHere(ConnectionAbortedError):
+    """The connection to a destination was closed on the proxy's side (a client aborted: idle,
+    the run ended) before the destination ended it: what came on it is cut short, whatever
+    its framing (a response that ends at the close did not end there)."""
+
+    def __init__(self) -> None:
+        super().__init__("the connection to the destination was closed on the proxy's side")
+
+
 class UpstreamProtocol(asyncio.StreamReaderProtocol):
     """The stream protocol of a connection to a destination, counting the bytes that came
-    (:func:`stale`)."""
+    (:func:`stale`). While a :attr:`sink` is set, what comes goes to it, not to the reader."""
 
     received = 0
+    eof = False
+    """The destination closed its side (a connection lost without it was closed here)."""
+    sink: Sink | None = None
+    """Takes the bytes while a plain response is relayed (:mod:`airlock.egress.forwarding`):
+    one call a read, no task woken for it."""
 
     def data_received(self, data: bytes) -> None:
         self.received += len(data)
-        super().data_received(data)
+        sink = self.sink
+        if sink is None:
+            super().data_received(data)
+        else:
+            sink.feed(data)
+
+    def eof_received(self) -> bool:
+        self.eof = True
+        if self.sink is not None:
+            self.sink.ended(None)
+        return bool(super().eof_received())
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.sink is not None:  # lost with no error nor end of the destination's: aborted here
+            self.sink.ended(exc if exc is not None or self.eof else ClosedHere())
+        super().connection_lost(exc)
 
 
 async def open_upstream(

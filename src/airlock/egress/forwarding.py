@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import unquote
 
 import httptools
@@ -32,7 +32,9 @@ from airlock.egress.cleartext import BODY_LINE_LIMIT, starts_request
 from airlock.egress.connection import (
     CONTINUE,
     READ_SIZE,
+    WRITE_BUFFER,
     YIELD_EVERY,
+    ClosedHere,
     Refusal,
     Upstream,
     is_gateway,
@@ -182,7 +184,9 @@ async def _forward(
     progress = [0]  # bytes sent so far, for a body found malformed on the way
     try:
         sent = await _send_request(client, head, upstream, body, inspection, progress)
-    except (ConnectionError, OSError) as error:  # what was handed over may have gone out
+    except (ConnectionError, OSError, RuntimeError) as error:  # what was handed over went, maybe
+        if isinstance(error, RuntimeError) and not upstream.writer.transport.is_closing():
+            raise  # uvloop's word for a write to a closed transport (the destination reset it)
         return await _cut_short(
             client, record, stats, inspection, progress[0], f"upstream write failed: {error}"
         )
@@ -510,59 +514,170 @@ async def _relay_response(
     """Copy the response to the client as it arrives, until httptools finds its end; the
     bytes passed on, kept in ``relayed`` as they go too (a client that goes away cuts it).
 
+    The destination's bytes are taken where they arrive, in its protocol's ``data_received``
+    (a :class:`_Relayed` is the connection's
+    :attr:`~airlock.egress.connection.UpstreamProtocol.sink` meanwhile), and written to the
+    client there, as a tunnel's are (:mod:`airlock.egress.relay`): no stream buffers them
+    and no task is woken a read. This task waits for the end, or for the client's buffer to
+    drain when it is full (the destination is not read meanwhile). What came before the
+    request was sent whole (an early answer) is in the stream's reader, and taken first.
+
     Raises:
-        ResponseError: the response is malformed, its head too large, cut short, or followed
+        ResponseError: the response is malformed, its head too large, cut short (the
+            destination's close, or the connection's abort here: the idle limit), or followed
             by bytes no request asked for in the same read (:attr:`ResponseWatcher.extra`);
             that read is not sent, nor a head not yet whole.
+        ConnectionError, OSError, RuntimeError: the connection to the destination failed, or
+            the client's (an abort here too: waiting for its buffer to drain, the response
+            is then the client's to have cut, not the destination's).
     """
-    received = 0
-    reader = upstream.reader
-    writer = client.writer
-    transport = writer.transport
-    loop = client.loop
-    held: list[bytes] = []  # a head not yet whole
-    while not watcher.done:
-        data = await reader.read(READ_SIZE)
-        upstream.taken += len(data)
-        if not data:
-            if watcher.until_close:
-                break
-            raise ResponseError("the destination closed the connection mid-response", received)
+    protocol = upstream.protocol
+    assert protocol is not None  # a forwarded request's connection is dialled with one
+    relay = _Relayed(client, upstream, watcher, relayed)
+    protocol.sink = relay
+    try:
+        reader = upstream.reader
+        while upstream.taken < protocol.received and not relay.settled:
+            relay.feed(await reader.read(READ_SIZE))  # in the reader already: read at once
+        if reader.exception() is not None:  # the connection failed before: told now
+            relay.ended(reader.exception())
+        elif reader.at_eof():
+            relay.ended(None if protocol.eof else ClosedHere())
+        writer = client.writer
+        while not await relay.wait():
+            await writer.drain()
+            if writer.transport.is_closing():  # drain() returns when an aborted one is lost
+                raise ConnectionResetError("the client's connection was closed mid-response")
+            relay.resume()
+        return relay.received
+    finally:
+        protocol.sink = None
+        relay.resume()  # a kept connection is read again (it was paused for a full client)
+
+
+class _Relayed:
+    """One response on its way to the client: the destination's bytes, fed as they come
+    (:meth:`feed`), are watched for the response's end and written to the client."""
+
+    def __init__(
+        self, client: Client, upstream: Upstream, watcher: ResponseWatcher, relayed: list[int]
+    ) -> None:
+        self.client = client
+        self.upstream = upstream
+        self.watcher = watcher
+        self.relayed = relayed
+        self.received = 0
+        self.held: list[bytes] = []
+        """A head not yet whole (it is bounded), sent with the bytes that end it."""
+        self.finished = False
+        self.paused = False
+        """The client's buffer is full: the destination is not read until it drains."""
+        self.error: BaseException | None = None
+        self._waiter: asyncio.Future[None] | None = None
+        self._destination = cast(asyncio.Transport, upstream.writer.transport)  # reads too
+
+    async def wait(self) -> bool:
+        """``True`` once the response has ended, ``False`` when the client's buffer is full.
+
+        Raises:
+            ResponseError: as :func:`_relay_response`.
+            OSError, RuntimeError: the connection to the destination or to the client failed.
+        """
+        while not self.settled and not self.paused:
+            self._waiter = self.client.loop.create_future()
+            await self._waiter
+        if self.error is not None:
+            raise self.error
+        return self.finished
+
+    @property
+    def settled(self) -> bool:
+        """The response has ended, or failed."""
+        return self.finished or self.error is not None
+
+    def resume(self) -> None:
+        """The client's buffer drained (or the response is over): read the destination
+        again, if it was paused."""
+        if self.paused:
+            self.paused = False
+            if not self._destination.is_closing():
+                self._destination.resume_reading()
+
+    def feed(self, data: bytes) -> None:
+        """The destination's next bytes. After the response's end, bytes are left uncounted:
+        the connection is then not used again (:func:`~airlock.egress.connection.stale`)."""
+        if self.settled:
+            return
+        self.upstream.taken += len(data)
+        try:
+            self._relay(data)
+        except (ResponseError, OSError, RuntimeError) as error:  # a closed client's transport
+            self.error = error
+        self._wake()
+
+    def ended(self, error: Exception | None) -> None:
+        """The destination closed its side (``error`` ``None``), or the connection failed."""
+        if self.settled:
+            return
+        if isinstance(error, ClosedHere):  # not the destination's end, whatever the framing
+            self.error = ResponseError(
+                "the connection to the destination was closed mid-response, on this side",
+                self.received,
+            )
+        elif error is not None:
+            self.error = error
+        elif self.watcher.until_close:  # its end is the close
+            self.finished = True
+        else:
+            self.error = ResponseError(
+                "the destination closed the connection mid-response", self.received
+            )
+        self._wake()
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def _relay(self, data: bytes) -> None:
+        watcher = self.watcher
         try:
             watcher.feed(data)
         except httptools.HttpParserUpgrade:  # a 101 (or a CONNECT's 2xx) to a plain request
             raise ResponseError(
                 "the destination switched protocols (101), which a forwarded request cannot: "
                 "not passed on",
-                received,
+                self.received,
             ) from None
         except httptools.HttpParserError as error:
-            raise ResponseError(f"malformed response: {error}", received) from None
+            raise ResponseError(f"malformed response: {error}", self.received) from None
         except HeadTooLarge as error:
-            raise ResponseError(str(error), received) from None
+            raise ResponseError(str(error), self.received) from None
         if watcher.extra:
             raise ResponseError(
                 "the destination sent more after its response (an answer no request asked "
                 "for): not passed on",
-                received,
+                self.received,
             )
+        held = self.held
         if watcher.in_head:  # held until the head is whole (it is bounded), sent with it
             held.append(data)
-            continue
+            return
         if held:
             held.append(data)
             data = b"".join(held)
             held.clear()
+        client = self.client
+        transport = client.writer.transport
         if watcher.for_http10:
-            writer.writelines(watcher.take())  # the head rebuilt, the body decoded
+            transport.writelines(watcher.take())  # the head rebuilt, the body decoded
         else:
-            writer.write(data)
-        received += len(data)
-        relayed[0] = received
-        client.last_active = loop.time()
-        # drain() waits only while the transport holds what the socket did not take, and
-        # raises only once the client's side is closing: neither (most answers, taken at
-        # once), it would cost a coroutine a read for nothing
-        if transport.get_write_buffer_size() or transport.is_closing():
-            await writer.drain()
-    return received
+            transport.write(data)
+        self.received += len(data)
+        self.relayed[0] = self.received
+        client.last_active = client.loop.time()
+        if watcher.done:
+            self.finished = True
+        elif transport.get_write_buffer_size() > WRITE_BUFFER or transport.is_closing():
+            self.paused = True  # as drain() would wait: above the high-water mark
+            self._destination.pause_reading()
