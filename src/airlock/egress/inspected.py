@@ -58,6 +58,7 @@ from typing import TYPE_CHECKING, Any
 
 import httptools
 
+from airlock._tasks import create_task
 from airlock.egress.cleartext import BODY_LINE_LIMIT, starts_request
 from airlock.egress.connection import YIELD_EVERY, Upstream, UpstreamProtocol, stale
 from airlock.egress.flows import redact_query, refusal_body
@@ -179,41 +180,90 @@ class InspectedConnection:
         self.up: Upstream | None = None
         """The upstream connection kept for the next request, unless it got anything
         meanwhile (:func:`~airlock.egress.connection.stale`)."""
-        self.retired: list[asyncio.StreamWriter] = []
-        """Upstream connections let go of while the client's goes on; their closing is
-        awaited with the client's, so a finished connection leaves nothing open behind it."""
+        self.closing: set[asyncio.Task[None]] = set()
+        """Upstream connections let go of while the client's goes on, each closing in a task
+        of its own that drops it once closed (a closed TLS stream keeps a buffer of 256 KB:
+        kept until the client's connection ends, one per request with a body grew without
+        bound); those still closing are awaited with the client's, so a finished connection
+        leaves nothing open behind it."""
+        self.requests = 0
+        """The requests read on this connection (one that ended with none is recorded)."""
 
     async def run(self) -> None:
-        """Serve requests until the client or the origin ends the connection."""
+        """Serve requests until the client or the origin ends the connection; one that ends
+        before any request is recorded when no protocol was agreed (:meth:`_no_request`)."""
         while True:
             try:
                 head = await asyncio.wait_for(read_head(self.reader, request=True), IDLE_TIMEOUT)
             except (HttpError, TimeoutError, ConnectionError, ssl.SSLError) as error:
                 if isinstance(error, HttpError):
                     await self._unread(error)
+                elif not self.requests:
+                    self._no_request(error)
                 return
             if head is None:
+                if not self.requests:
+                    self._no_request(None)
                 return
+            self.requests += 1
             if not await self._one(head):
                 return
 
+    def _no_request(self, error: BaseException | None) -> None:
+        """Record a connection that ended before its first request, when the client and
+        airlock agreed on no protocol (ALPN): the mark of a client that speaks only HTTP/2
+        (Go's, gRPC's, Node's ``http2``), which offers ``h2`` alone, is given none (airlock
+        reads HTTP/1.1 here) and gives up without a request. Without this record its
+        failure left no trace. One that agreed on ``http/1.1`` and sent nothing is not
+        recorded (a connection pool's spare); one that offered no protocol is, as it cannot
+        be told from the first."""
+        ssl_object = self.writer.get_extra_info("ssl_object")
+        if ssl_object is None or ssl_object.selected_alpn_protocol() is not None:
+            return
+        ended = f" ({error or type(error).__name__})" if error is not None else ""
+        why = (
+            f"the client ended its TLS connection to {self.host} before any request{ended}, "
+            "no protocol agreed (ALPN): a client that speaks only HTTP/2 does so, since "
+            "airlock reads HTTP/1.1 inside inspected TLS; make it use HTTP/1.1, or leave "
+            f"{self.host} out of --inspect to tunnel it unread"
+        )
+        self.inspector.record(
+            record_of(
+                time=self.inspector.wall(),
+                type="tunnel",
+                host=self.host,
+                port=self.port,
+                method="CONNECT",
+                status=200,
+                path=None,
+                flow=None,
+                reason=why,
+                error=why,
+            )
+        )
+
     async def close(self) -> None:
-        """Close the client connection and the upstream one."""
-        writers = [self.writer, *self.retired] + ([self.up.writer] if self.up else [])
+        """Close the client connection and the upstream one, and wait for those let go of
+        before (:meth:`retire`) to finish closing."""
+        writers = [self.writer] + ([self.up.writer] if self.up else [])
         self.up = None
-        self.retired = []
         for writer in writers:
             writer.close()
         for writer in writers:
-            with contextlib.suppress(OSError, ssl.SSLError, ConnectionError):
-                await writer.wait_closed()
+            await _closed(writer)
+        if self.closing:
+            await asyncio.wait(list(self.closing))
 
     def retire(self) -> None:
-        """Start closing the upstream connection; :meth:`close` waits for the end of it."""
+        """Start closing the upstream connection, in a task that lets go of it once closed;
+        :meth:`close` waits for the end of it."""
         if self.up is not None:
-            self.up.writer.close()
-            self.retired.append(self.up.writer)
+            writer = self.up.writer
             self.up = None
+            writer.close()
+            create_task(
+                _closed(writer), name=f"closing upstream {self.host}:{self.port}", keep=self.closing
+            )
 
     async def _answer(self, status: int, body: bytes, *, close: bool) -> int:
         reason = REASONS.get(status, "Error")
@@ -816,7 +866,7 @@ class InspectedConnection:
                 break
             # 1xx informational answers (100 Continue was answered here already): dropped.
         framing = head.framing()
-        closing = (head.get(b"connection") or b"").lower() == b"close"
+        closing = not _keeps_alive(head)
         if method == "HEAD" or status in _NO_BODY_STATUS or status < 200:
             framing = ("none", 0)
         elif framing[0] == "none":
@@ -840,12 +890,29 @@ class InspectedConnection:
         return status, total, not (closing and framing[0] == "close")
 
 
+def _keeps_alive(head: Head) -> bool:
+    """Whether the origin keeps its connection after the answer in ``head``: an HTTP/1.1
+    answer unless its ``Connection`` lists ``close``, an HTTP/1.0 one (or older) only when it
+    lists ``keep-alive``. An origin that closes after its answer must not get the next
+    request: written into the closing connection, it would fail with no answer (``502``)."""
+    tokens = connection_tokens(head.headers)
+    if b"close" in tokens:
+        return False
+    return head.first[0].upper() not in (b"HTTP/1.0", b"HTTP/0.9") or b"keep-alive" in tokens
+
+
 def _waits_to_send(head: Head, framing: Framing) -> bool:
     """Whether the client waits for ``100 Continue`` before it sends the body it announced
     (``Expect: 100-continue``): a refusal must not wait to read that body first."""
     expect = head.get(b"expect")
     carries = framing[0] == "chunked" or framing[1] > 0
     return carries and expect is not None and expect.strip().lower() == b"100-continue"
+
+
+async def _closed(writer: asyncio.StreamWriter) -> None:
+    """Wait for ``writer``'s connection, closed already, to finish closing (however it ends)."""
+    with contextlib.suppress(OSError, ssl.SSLError, ConnectionError):
+        await writer.wait_closed()
 
 
 async def _resumed(
