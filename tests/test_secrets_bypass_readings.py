@@ -23,13 +23,15 @@ from typing import Any
 
 import pytest
 
-from airlock.egress.ca import RunCA, upstream_context, write_bundle
-from airlock.egress.inspect import InspectionConfig
 from airlock.egress.scan import SecretsMode
-from airlock.policy import decide
-from tests.egress.harness import NOW, OriginServer, inspected_tls, tls_origin, until_closed
+from tests.egress.harness import (
+    OriginServer,
+    inspected_setup,
+    inspected_tls,
+    tls_origin,
+    until_closed,
+)
 from tests.egress.origin import _Site, config, exchange, origin, running
-from tests.policy.helpers import context
 
 KEY = "ghp_" + "aB3dE5fG7hJ9kL1mN3pQ5rS7tU9vW1xY3z5A"
 AWS = "aws_secret_access_key = " + "k9Xz/7Qw2Lp+4Rt8Yv3Nb6Mc1Hd5Jf0Gs2Ka7EqW"
@@ -73,19 +75,7 @@ class Sites:
 
 @contextlib.contextmanager
 def sites(tmp_path: Path, mode: SecretsMode) -> Iterator[Sites]:
-    run_ca = RunCA(now=NOW)
-    origin_ca = RunCA(now=NOW, name="test origin CA")
-    origin_pem = tmp_path / "origin-ca.pem"
-    origin_pem.write_bytes(origin_ca.certificate_pem)
-    bundle = write_bundle(run_ca, tmp_path / "bundle.pem", origin_pem)
-    inspection = InspectionConfig(
-        hosts=frozenset({"localhost"}),
-        ca=run_ca,
-        upstream=upstream_context(origin_pem),
-        decisions=decide(context({})),
-        secrets=mode,
-        api_hosts=frozenset({"localhost"}),
-    )
+    origin_ca, bundle, inspection = inspected_setup(tmp_path, {}, mode)
     cfg = config(tmp_path, inspection=inspection)
     assert cfg.audit_log is not None
     with (

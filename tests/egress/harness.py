@@ -256,10 +256,11 @@ def tunnel_ssl(rig: Rig, host: str, cafile: Path) -> tuple[ssl.SSLSocket, Any]:
 
 
 def inspected_setup(
-    tmp_path: Path, environ: dict[str, str]
+    tmp_path: Path, environ: dict[str, str], secrets: SecretsMode = SecretsMode.REPORT
 ) -> tuple[RunCA, Path, InspectionConfig]:
     """An origin's CA, the run's bundle (the system's CAs and the run's) and an inspection of
-    ``localhost`` (secrets reported) with the engine's decisions for ``environ``."""
+    ``localhost`` (its secrets ``secrets``: reported) with the engine's decisions for
+    ``environ``."""
     from airlock.policy import decide
     from tests.policy.helpers import context
 
@@ -273,15 +274,17 @@ def inspected_setup(
         ca=run_ca,
         upstream=upstream_context(origin_pem),
         decisions=decide(context(environ)),
-        secrets=SecretsMode.REPORT,
+        secrets=secrets,
         api_hosts=frozenset({"localhost"}),
     )
     return origin_ca, bundle, inspection
 
 
-def inspected_tls(proxy: str, bundle: Path, port: int) -> ssl.SSLSocket:
+def inspected_tls(
+    proxy: str, bundle: Path, port: int, alpn: list[str] | None = None
+) -> ssl.SSLSocket:
     """A TLS connection to ``localhost:PORT`` through the proxy's ``CONNECT``, inspected
-    (``bundle``: the run's CA bundle)."""
+    (``bundle``: the run's CA bundle), offering the protocols ``alpn`` (none: no offer)."""
     import socket
 
     raw = socket.create_connection(("127.0.0.1", int(proxy.rsplit(":", 1)[1])), timeout=10)
@@ -293,6 +296,8 @@ def inspected_tls(proxy: str, bundle: Path, port: int) -> ssl.SSLSocket:
         answer += piece
     assert answer.startswith(b"HTTP/1.1 200")
     context = ssl.create_default_context(cafile=str(bundle))
+    if alpn is not None:
+        context.set_alpn_protocols(alpn)
     return context.wrap_socket(raw, server_hostname="localhost")
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from airlock.egress.scan import SecretsMode
 from airlock.policy import decide
-from tests.egress.harness import Rig, tls_origin, until_closed
+from tests.egress.harness import Rig, inspected_tls, tls_origin, until_closed
 from tests.policy.helpers import context
 
 
@@ -31,18 +31,7 @@ def _rig(tmp_path: Path) -> Iterator[Rig]:
 
 
 def _inspected(rig: Rig, port: int, alpn: list[str] | None = None) -> ssl.SSLSocket:
-    raw = socket.create_connection(("127.0.0.1", rig.front.port), timeout=10)
-    raw.sendall(f"CONNECT localhost:{port} HTTP/1.1\r\nHost: localhost:{port}\r\n\r\n".encode())
-    answer = b""
-    while not answer.endswith(b"\r\n\r\n"):
-        piece = raw.recv(1)
-        assert piece, answer
-        answer += piece
-    assert answer.startswith(b"HTTP/1.1 200")
-    tls = ssl.create_default_context(cafile=str(rig.bundle))
-    if alpn is not None:
-        tls.set_alpn_protocols(alpn)
-    return tls.wrap_socket(raw, server_hostname="localhost")
+    return inspected_tls(f"http://127.0.0.1:{rig.front.port}", rig.bundle, port, alpn)
 
 
 def _answer(stream: object) -> bytes:
