@@ -89,8 +89,8 @@ Resolver = Callable[[str, int], Sequence[IPAddress]]
 """``(name, port) -> addresses``; raises :class:`OSError` when the name has none."""
 AsyncResolver = Callable[[str, int], Awaitable[Sequence[IPAddress]]]
 AllowPrivate = Callable[[Host, IPAddress], bool]
-T = TypeVar("T")
 """Whether an explicit rule lets ``host`` reach the non-public ``address``."""
+T = TypeVar("T")
 
 
 def _allow_none(host: Host, address: IPAddress) -> bool:

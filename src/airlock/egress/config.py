@@ -62,7 +62,10 @@ class HostRule:
                     "without a port; a port is limited with --allow or --deny HOST:PORT"
                 )
             else:
-                valid = "a host such as example.com, *.example.com, example.com:443 or [2001:db8::1]:443"
+                valid = (
+                    "a host such as example.com, *.example.com, example.com:443 or "
+                    "[2001:db8::1]:443"
+                )
             raise UsageError(f"{origin} {text!r}: {error} ({valid})") from error
 
     def covers(self, host: str, port: int) -> bool:
