@@ -180,3 +180,27 @@ def test_verify_json_gives_the_verdict(tmp_path: Path) -> None:
     assert bad.returncode == 1, bad.stderr
     verdict = json.loads(bad.stdout)
     assert verdict["intact"] is False and "record 1" in verdict["problem"]
+
+
+def test_rotate_while_a_run_goes_on_says_so(tmp_path: Path) -> None:
+    """A log rotated while a run writes to it: the run stops its traffic at its next write
+    (exit 125, saying the log was moved away); ``rotate`` says so, naming the run, where it
+    said nothing."""
+    from tests.integration.started import start_run
+
+    run = start_run(tmp_path, "echo started; sleep 60")
+    try:
+        deadline = time.monotonic() + 30
+        log = tmp_path / "a.jsonl"
+        while (not log.exists() or not log.read_bytes()) and time.monotonic() < deadline:
+            time.sleep(0.05)  # the run's start record, flushed
+        done = airlock("audit", "rotate", "--audit-log", str(log))
+    finally:
+        run.kill()
+        run.wait(30)
+        assert run.stdout is not None
+        run.stdout.close()
+    assert done.returncode == 0, done.stderr
+    run_id = json.loads(next(tmp_path.glob("a.*.jsonl")).read_text().splitlines()[0])["run"]
+    assert f"run {run_id} began in the log and has not ended in it" in done.stderr
+    assert "still going on" in done.stderr

@@ -334,6 +334,16 @@ def _rotate(log: Path, heads: Path, to: Path | None, named: bool = True) -> int:
         f"checkpoints moved with it ('airlock audit verify {to}'); the next run begins a new "
         f"log at {log}"
     )
+    if verdict.unended:  # killed, or writing to it now: such a run stops at its next write
+        runs = ", ".join(verdict.unended)
+        print(
+            visible(
+                f"airlock audit rotate: run {runs} began in the log and has not ended in it: "
+                "killed, or still going on; one still going on stops its traffic at its next "
+                "write (it ends with 125, saying the log was moved away)"
+            ),
+            file=sys.stderr,
+        )
     return 0
 
 
