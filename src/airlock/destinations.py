@@ -54,6 +54,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, TypeVar
 
+from airlock._words import with_article
 from airlock.errors import AirlockError, DestinationRefused, UsageError
 from airlock.policy.hosts import (
     AddressClass,
@@ -376,10 +377,10 @@ def _refusal(
     host: Host, port: int, address: IPAddress, kind: AddressClass, why: str
 ) -> DestinationRefused:
     via = "is" if host.address is not None else f"resolves to {address}, which is"
-    article = "an" if str(kind)[0] in "aeiou" else "a"
     return DestinationRefused(
-        f"refused: {host.url_host}:{port} {via} {article} {kind} address ({why}); a fetch or "
-        "connection does not reach it unless a rule allows it, and nothing was sent to it. "
+        f"refused: {host.url_host}:{port} {via} {with_article(str(kind))} address ({why}); "
+        "a fetch or connection does not reach it unless a rule allows it, and nothing was sent "
+        "to it. "
         f"If you mean to reach it, add an explicit rule for it to permissions.allow: "
         f"WebFetch(domain:{host.url_host})"
         + ("" if host.address is not None else f" or WebFetch(domain:{_rule_text(address)})"),

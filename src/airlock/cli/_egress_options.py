@@ -7,9 +7,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-# Once is shared by every command (the parsers of run, audit and --settings): it lives in
-# _common, and is still imported from here by run's other options
-from airlock.cli._common import Once as Once
+from airlock.cli._common import Once
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from airlock.cli._egress_options import Once
+from airlock.cli._common import Once
 from airlock.cli._egress_options import add_arguments as add_egress_arguments
 
 EXIT_STATUS = """\

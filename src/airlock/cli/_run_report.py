@@ -26,8 +26,9 @@ class ReportFile:
     too: an earlier command may have left it); a folder or a FIFO there is an error, never a
     wait. A folder moved away in the run is still the one written in.
 
-    ``state`` is airlock's own state: its folder under the config dir, then the log
-    ``--audit-log`` named, if it named one (the log the report before the end points to).
+    ``state`` is airlock's own state (its folder under the config dir, and the log
+    ``--audit-log`` named, if it named one); ``audit_log`` that log, which the report before
+    the end points to (``None``: the default one).
 
     Raises:
         UsageError: (at the start) the folder is missing; the path names a folder, a FIFO or
@@ -35,11 +36,17 @@ class ReportFile:
             ``kept`` (the agent's state files).
     """
 
-    def __init__(self, given: str, state: Sequence[Path], kept: Sequence[Path] = ()) -> None:
+    def __init__(
+        self,
+        given: str,
+        state: Sequence[Path],
+        kept: Sequence[Path] = (),
+        audit_log: Path | None = None,
+    ) -> None:
         from airlock.errors import UsageError
 
         self.given = given
-        self.given_log = Path(state[1]) if len(state) > 1 else None
+        self.given_log = audit_log
         """The ``--audit-log`` given, or ``None`` (the default log)."""
         named = Path(given).expanduser().absolute()
         path = Path(os.path.realpath(named.parent)) / named.name  # the name itself not followed

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import re
 import shlex
@@ -239,22 +240,23 @@ def _verify(
     if not log.is_symlink():  # verify says why a link is refused
         _check_log(log, _missing(named), heads)
     verdict = verify(log, heads)
+    hash_found: dict[str, int | None] = {}  # with --hash on an intact log: the record it names
+    if final_hash is not None and verdict.intact:
+        found = hash_found["final_hash_record"] = record_with_hash(log, final_hash.strip().lower())
+        if found is None:
+            problem = (
+                f"no record has the final hash {final_hash.strip()} (the log was rewritten, or "
+                "cut short before it, since that run's report)"
+            )
+            verdict = dataclasses.replace(verdict, problem=problem)
     if as_json:
-        return _verdict_json(log, verdict, final_hash)
+        return _verdict_json(log, verdict, hash_found)
     if not verdict.intact:
         print(visible(f"{log}: NOT intact: {verdict.problem}"), file=sys.stderr)
         return 1
     said = f"{log}: intact, {verdict.records} records, {verdict.runs} runs"
-    if final_hash is not None:
-        found = record_with_hash(log, final_hash.strip().lower())
-        if found is None:
-            print(
-                f"{log}: NOT intact: no record has the final hash {final_hash.strip()} (the "
-                "log was rewritten, or cut short before it, since that run's report)",
-                file=sys.stderr,
-            )
-            return 1
-        said += f"; the final hash is record {found}'s"
+    if hash_found:
+        said += f"; the final hash is record {hash_found['final_hash_record']}'s"
     print(visible(said))
     for note in verdict.notes:
         print(visible(f"  note: {note}"))
@@ -267,14 +269,13 @@ def _verify(
     return 0
 
 
-def _verdict_json(log: Path, verdict: Any, final_hash: str | None) -> int:
+def _verdict_json(log: Path, verdict: Any, hash_found: dict[str, int | None]) -> int:
     """``verify --json``: ``{"log", "intact", "records", "runs", "problem", "bad_record",
-    "notes", "unended"}`` (with ``--hash``, also ``"final_hash_record"``: the number of the
-    record it names, ``null`` when none does, and the log is then not intact); 0 when intact,
-    1 when not, as the words. One line; what it quotes written with every character that is
-    not printable as a JSON escape, as the listing's records are."""
-    from airlock.egress.audit import record_with_hash
-
+    "notes", "unended"}`` (with ``--hash`` on a log otherwise intact, also
+    ``"final_hash_record"``: the number of the record it names, ``null`` when none does, and
+    the log is then not intact: ``hash_found``); 0 when intact, 1 when not, as the words. One
+    line; what it quotes written with every character that is not printable as a JSON
+    escape, as the listing's records are."""
     data: dict[str, Any] = {
         "log": str(log),
         "intact": verdict.intact,
@@ -284,16 +285,8 @@ def _verdict_json(log: Path, verdict: Any, final_hash: str | None) -> int:
         "bad_record": verdict.bad_record,
         "notes": list(verdict.notes),
         "unended": list(verdict.unended),
+        **hash_found,
     }
-    if final_hash is not None and verdict.intact:
-        found = record_with_hash(log, final_hash.strip().lower())
-        data["final_hash_record"] = found
-        if found is None:
-            data["intact"] = False
-            data["problem"] = (
-                f"no record has the final hash {final_hash.strip()} (the log was rewritten, "
-                "or cut short before it, since that run's report)"
-            )
     from airlock.cli._common import json_encoder
 
     sys.stdout.buffer.write(_escaped(json_encoder()(data).encode()) + b"\n")

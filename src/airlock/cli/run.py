@@ -272,7 +272,7 @@ def _run(args: argparse.Namespace) -> int:
             environ=engine_environ,  # the token, and the upstream proxy, are airlock's
             proxy_url=proxy_url,
             inspect_setting=list(loaded.inspect_hosts),
-            inspect_sources=loaded.inspect_sources,
+            inspect_sources=loaded.inspect_sources(),
             now=datetime.fromtimestamp(started, UTC),
             model_hosts=model_hosts,
             upstream_proxy=args.upstream_proxy,
@@ -304,7 +304,7 @@ def _run(args: argparse.Namespace) -> int:
             *state_files(home, loaded.config_dir, named=True),
             home / ".claude" / STATE_FILE,
         ]
-        report_file = ReportFile(args.report_json, state, agent_saves)
+        report_file = ReportFile(args.report_json, state, agent_saves, given_log)
         not_written = report_file.started(run)  # no earlier run's report left there now
         if not_written:
             report_file.close()

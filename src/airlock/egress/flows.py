@@ -703,13 +703,24 @@ class FlowSummary:
         }
 
 
+def failed_before_it_left(record: Mapping[str, object]) -> bool:
+    """Whether a request's ``record`` is one allowed that failed before any of it left (an
+    ``error``, no ``bytes_out``: the origin could not be reached, its certificate did not
+    verify): counted as failed, not sent."""
+    return (
+        record.get("decision") == "allow"
+        and bool(record.get("error"))
+        and not record.get("bytes_out")
+    )
+
+
 def compare(records: Iterable[Mapping[str, object]], decisions: Decisions) -> list[FlowSummary]:
     """Group inspected requests by flow, next to what the engine predicted, flagging differences.
 
     ``records`` are audit records with ``flow``, ``decision``, ``bytes_out`` and ``bytes_in``
     (records without ``flow`` are not inspected requests and are skipped); a record with
-    ``count`` stands for that many requests (a tally). One allowed with an ``error`` and no
-    ``bytes_out`` failed before it left: counted as failed, not sent. A difference is a
+    ``count`` stands for that many requests (a tally); one that failed before it left
+    (:func:`failed_before_it_left`) is counted as failed, not sent. A difference is a
     request of a flow the engine says does not send (the agent ignored the setting, whether or
     not airlock refused it) or traffic no signature covers. Every flow the engine decides is
     listed, with zero counts when nothing was seen.
@@ -720,9 +731,10 @@ def compare(records: Iterable[Mapping[str, object]], decisions: Decisions) -> li
         if not isinstance(flow, str):
             continue
         row = totals.setdefault(flow, [0, 0, 0, 0, 0])
-        sent = record.get("decision") == "allow"
-        failed_first = sent and bool(record.get("error")) and not record.get("bytes_out")
-        row[4 if failed_first else 0 if sent else 1] += _count(record.get("count", 1))
+        place = (
+            4 if failed_before_it_left(record) else 0 if record.get("decision") == "allow" else 1
+        )
+        row[place] += _count(record.get("count", 1))
         row[2] += _count(record.get("bytes_out"))
         row[3] += _count(record.get("bytes_in"))
     summaries = []

@@ -37,6 +37,7 @@ from airlock.egress.flows import (
     classify,
     compare,
     enforce,
+    failed_before_it_left,
     off_flow,
     off_rows,
     url_overrides,
@@ -170,8 +171,7 @@ class Inspector:
     def tally(self, record: Mapping[str, Any]) -> None:
         """Count one request record by flow and decision, and by why its body was not read
         to its end for secrets, if it was not."""
-        failed = record["decision"] == "allow" and bool(record.get("error"))
-        failed = failed and not record["bytes_out"]  # nothing left: not sent (flows.compare)
+        failed = failed_before_it_left(record)  # counted apart by flows.compare
         row = self.flows.setdefault((record["flow"], record["decision"], failed), [0, 0, 0])
         row[0] += 1
         row[1] += record["bytes_out"]

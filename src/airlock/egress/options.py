@@ -251,7 +251,7 @@ def prepare(
     try:
         hosts = inspected_hosts(args.inspect, inspect_setting, inspect_sources)
         if hosts:
-            _prepare_inspection(prepared, hosts, args, decisions, environ, now, model_hosts)
+            _prepare_inspection(prepared, hosts, args, decisions, now, model_hosts)
         if args.repo:
             proxy = _gateway_proxy(upstream_proxy, args.git_upstream, environ)
             _prepare_gateway(prepared, args, environ, proxy_url, proxy)
@@ -266,11 +266,9 @@ def _prepare_inspection(
     hosts: frozenset[str],
     args: argparse.Namespace,
     decisions: Decisions,
-    environ: Mapping[str, str],
     now: dt.datetime,
     model_hosts: Iterable[str],
 ) -> None:
-
     from airlock.egress.ca import RunCA, ca_environment, upstream_context, write_bundle
     from airlock.egress.flows import DEFAULT_API_HOSTS
     from airlock.egress.inspect import InspectionConfig

@@ -78,8 +78,7 @@ class HostStats:
         the first for a reason; none past ``MAX_REASONS`` (as :func:`count_reason` counts)."""
         if not hint:
             return
-        if len(reason) > MAX_REASON:
-            reason = reason[:MAX_REASON] + "…"
+        reason = counted_as(reason)
         if reason not in self.hints and len(self.hints) < MAX_REASONS:
             self.hints[reason] = hint
 
@@ -109,11 +108,15 @@ class HostStats:
         count_reason(self.errors, error)
 
 
+def counted_as(reason: str) -> str:
+    """``reason`` as the report counts it: its first ``MAX_REASON`` characters."""
+    return reason[:MAX_REASON] + "…" if len(reason) > MAX_REASON else reason
+
+
 def count_reason(counts: Counter[str], reason: str) -> None:
-    """Count one for ``reason``: its first ``MAX_REASON`` characters, and once
-    ``MAX_REASONS`` are counted, a new one under ``OTHER_REASONS``."""
-    if len(reason) > MAX_REASON:
-        reason = reason[:MAX_REASON] + "…"
+    """Count one for ``reason`` (:func:`counted_as`), and once ``MAX_REASONS`` are counted,
+    a new one under ``OTHER_REASONS``."""
+    reason = counted_as(reason)
     if reason not in counts and len(counts) >= MAX_REASONS:
         reason = OTHER_REASONS
     counts[reason] += 1

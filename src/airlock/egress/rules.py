@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from airlock._words import with_article
 from airlock.egress.config import ALLOW, ALLOW_OPTION, DENY, EgressConfig, HostRule
 from airlock.policy.endpoints import flow_hosts
 from airlock.policy.hosts import MAX_NAME, AddressClass, HostError, classify, parse_host
@@ -273,7 +274,7 @@ def how_to_allow(host: str, port: int, managed_lock: str | None = None) -> str:
     if managed_lock is not None and kind is not None:
         return (
             f"it cannot be reached in this run: only a rule given on the command line reaches "
-            f"{_a(kind)} address, and --allow is refused here (allowManagedDomainsOnly in "
+            f"{with_article(kind)} address, and --allow is refused here (allowManagedDomainsOnly in "
             f"{managed_lock})"
         )
     if managed_lock is not None:
@@ -285,7 +286,7 @@ def how_to_allow(host: str, port: int, managed_lock: str | None = None) -> str:
     if kind is not None:
         return (
             f"to allow it, run again with --allow {shown}:{port} (or --allow {shown}): only a "
-            f"rule given on the command line reaches {_a(kind)} address (a rule in a settings "
+            f"rule given on the command line reaches {with_article(kind)} address (a rule in a settings "
             "file never does)"
         )
     return (
@@ -312,11 +313,6 @@ def how_to_undeny(rule: HostRule) -> str:
     return f"a deny rule beats every allow rule: to let it through, take {rule.describe()} away"
 
 
-def _a(address_class: str) -> str:
-    """``address_class`` with its article: ``a loopback``, ``an own``…"""
-    return f"{'an' if address_class[0] in 'aeiou' else 'a'} {address_class}"
-
-
 def private_refusal(
     host: str, address: str, address_class: str, managed_lock: str | None = None
 ) -> tuple[str, str]:
@@ -327,7 +323,7 @@ def private_refusal(
     if address_class == AddressClass.THIS_HOST:
         what = "one of this machine's own addresses"
     else:
-        what = f"{_a(address_class)} address"
+        what = f"{with_article(address_class)} address"
     # an address given as such is not said twice ("127.0.0.2 is 127.0.0.2, a loopback …")
     reason = f"{host} is {what}" if host == address else f"{host} resolves to {address}, {what}"
     if address_class == AddressClass.METADATA:

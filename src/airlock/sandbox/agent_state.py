@@ -27,7 +27,13 @@ from pathlib import Path
 from typing import Any
 
 from airlock._atomic import create_file, replace_file
-from airlock.sandbox.files import LIMIT, NotRegular, move_entry_aside, read_regular
+from airlock.sandbox.files import (
+    LIMIT,
+    NotRegular,
+    aside_names,
+    move_entry_aside,
+    read_regular,
+)
 
 KEY = "mcpServers"
 CONFIG_FILES = (
@@ -501,8 +507,8 @@ def _linked_aside(path: Path, aside: Path) -> Path | None:
         aside.parent.mkdir(parents=True, exist_ok=True)
     except OSError:
         return None
-    for number in range(1000):
-        target = aside.with_name(f"{aside.name}.{number}") if number else aside
+    for name in aside_names(aside.name):
+        target = aside.with_name(name)
         try:
             os.link(path, target, follow_symlinks=False)
         except FileExistsError:

@@ -140,7 +140,8 @@ def rename_aside(name: str, opened: int, folder: Path, target: Path) -> Path:
         os.rename(name, target, src_dir_fd=opened)
     except OSError as error:
         inert = next(
-            (free for free in _names(name + INERT_SUFFIX) if not _exists_in(free, opened)), None
+            (free for free in aside_names(name + INERT_SUFFIX) if not _exists_in(free, opened)),
+            None,
         )
         if inert is None:  # a thousand taken
             raise OSError(f"{folder / name}: no free name to set it aside under") from error
@@ -163,8 +164,9 @@ def move_entry_aside(path: Path, target: Path) -> Path:
         os.close(opened)
 
 
-def _names(first: str) -> Iterator[str]:
-    """``first``, then ``first.1``, ``first.2``, … (at most a thousand)."""
+def aside_names(first: str) -> Iterator[str]:
+    """The names something set aside is given: ``first``, then ``first.1``, ``first.2``, …
+    (at most a thousand)."""
     yield first
     for number in range(1, 1000):
         yield f"{first}.{number}"
@@ -180,7 +182,7 @@ def _free(target: Path) -> Path:
     free = next(
         (
             target.with_name(name)
-            for name in _names(target.name)
+            for name in aside_names(target.name)
             if not os.path.lexists(target.with_name(name))
         ),
         None,

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -83,9 +83,18 @@ class Loaded:
     collector: CollectorSettings = CollectorSettings(None, Origin(Source.DEFAULT))
     inspect_hosts: tuple[str, ...] = ()
     """``airlock.inspect``: hosts whose TLS ``airlock run`` reads, lists of all files unioned."""
-    inspect_sources: Mapping[str, str] = field(default_factory=dict)
-    """Where each of :attr:`inspect_hosts` is written (the first file naming it, in words),
-    for a refusal of one to name it."""
+
+    def inspect_sources(self) -> dict[str, str]:
+        """Where each of :attr:`inspect_hosts` is written: the first usable file naming it, in
+        words, for a refusal of one to name it (read from the layers when asked: only
+        ``airlock run`` asks)."""
+        found: dict[str, str] = {}
+        for layer in self.layers:
+            known, items = lookup(layer.data, ("airlock", "inspect"))
+            if layer.valid and known and isinstance(items, list):
+                for item in items:
+                    found.setdefault(str(item), layer.origin.describe())
+        return found
 
     @property
     def problems(self) -> tuple[Problem, ...]:
@@ -170,20 +179,7 @@ def load(
         redaction=_redaction_settings(layers, merged),
         collector=CollectorSettings(collector.value, collector.origin),
         inspect_hosts=tuple(str(host) for host in lookup(merged, ("airlock", "inspect"))[1] or ()),
-        inspect_sources=_sources(usable, ("airlock", "inspect")),
     )
-
-
-def _sources(layers: Iterable[Layer], path: tuple[str, ...]) -> dict[str, str]:
-    """Each item of the list at ``path`` in ``layers``, as text, with the first file that
-    holds it, in words."""
-    found: dict[str, str] = {}
-    for layer in layers:
-        known, items = lookup(layer.data, path)
-        if known and isinstance(items, list):
-            for item in items:
-                found.setdefault(str(item), layer.origin.describe())
-    return found
 
 
 def _redaction_settings(layers: tuple[Layer, ...], merged: Mapping[str, Any]) -> RedactionSettings:

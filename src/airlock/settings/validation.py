@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from airlock._words import with_article
 from airlock.policy.model import AccountType
 
 
@@ -87,15 +88,10 @@ def _string_list(value: Any) -> str | None:
         return f"expected a list of strings, but received {_type_name(value)}"
     for place, item in enumerate(value):
         if not isinstance(item, str):  # the list is right, one entry is not
-            return f"expected a list of strings, but entry {place + 1} is {_a(_type_name(item))}"
+            named = _type_name(item)  # "null" takes no article
+            named = named if named == "null" else with_article(named)
+            return f"expected a list of strings, but entry {place + 1} is {named}"
     return None
-
-
-def _a(type_name: str) -> str:
-    """``a number``, ``an object``, ``null``: a JSON type's name as a sentence takes it."""
-    if type_name == "null":
-        return "null"
-    return f"an {type_name}" if type_name[0] in "aeiou" else f"a {type_name}"
 
 
 def _http_url(value: Any) -> str | None:
