@@ -43,7 +43,7 @@ def test_an_option_of_one_value_given_twice_is_refused(
 ) -> None:
     """``--run a --run b`` listed only run b without a word: refused, naming both."""
     config_dir = tmp_path / "config"
-    log = _log(config_dir, {"type": "start"})
+    log = _log(config_dir, {"type": "start"}, run="a1")
     done = airlock("audit", "--audit-log", str(log), "--json", *options, env=_env(config_dir))
     assert done.returncode == 2, done.stderr
     assert f"{options[0]} given twice, {options[1]} and {options[3]}: give it once" in done.stderr
@@ -113,6 +113,24 @@ def test_a_cut_transfer_an_error_that_is_the_reason_and_a_command_read_well(
     assert "CONNECT x.test:443  status -  out 5 in 0  upload limit reached\n" in done.stdout
     assert done.stdout.count("upload limit reached") == 1
     assert "exit 0, command sh -c 'printf '\"'\"'a\\b'\"'\"' \\x1b[2J'\n" in done.stdout
+
+
+@pytest.mark.parametrize("as_json", [False, True], ids=["lines", "json"])
+def test_a_run_that_is_not_in_the_log_is_an_error(tmp_path: Path, as_json: bool) -> None:
+    """``--run`` naming no run of the log (a typo, another log's run) exited 0 with an empty
+    listing, which a script took for a run that sent nothing: exit 1, said on stderr; with
+    ``--json`` the array is still printed, empty. A prefix of a run's name still finds it."""
+    config_dir = tmp_path / "config"
+    log = _log(config_dir, {"type": "start"}, run="20261205T101010Z-42")
+    flags = ["--json"] if as_json else []
+    done = airlock("audit", "--audit-log", str(log), "--run", "20261205T2", *flags)
+    assert done.returncode == 1, done.stderr
+    assert f"no run in {log} starts with '20261205T2'" in done.stderr
+    assert json.loads(done.stdout) == [] if as_json else done.stdout == ""
+    found = airlock("audit", "--audit-log", str(log), "--run", "20261205T1", *flags)
+    assert found.returncode == 0, found.stderr
+    assert "20261205T101010Z-42" in found.stdout
+    assert "no run" not in found.stderr
 
 
 def test_rotate_of_a_log_not_intact_says_how_to_go_on(tmp_path: Path) -> None:

@@ -117,7 +117,7 @@ def test_what_verify_a_listing_and_rotate_hold_does_not_grow_with_the_checkpoint
 
     code, held = _peak(lambda: main(["audit", "--audit-log", str(log), "--run", "nothing"]))
     said = capfd.readouterr().err
-    assert code == 0 and "no run in" in said and "warning" not in said, said
+    assert code == 1 and "no run in" in said and "warning" not in said, said
     assert held < 3 * MIB, f"the listing held {held} bytes"
 
     to = tmp_path / "moved.jsonl"

@@ -56,9 +56,11 @@ a connection begun before it and still open after it is shown.
 secrets found in it (kind×count) and why its body could not all be checked, when it has them.
 With no log at the default place yet (no run has written one), the listing is empty (--json
 prints []) and says so on stderr, exit 0; a log named with --audit-log that is not there is
-an error. 'verify --json' prints the verdict as one JSON object (intact, records, runs,
-problem, bad_record, notes, unended). Exit codes: 0 ok; 1 verify found a problem; 2 bad input
-or an unreadable log; 141 the reader of the output went away (airlock audit | head).
+an error. A --run ID that no run of the log starts with is said on stderr, exit 1 (--json
+still prints []). 'verify --json' prints the verdict as one JSON object (intact, records,
+runs, problem, bad_record, notes, unended). Exit codes: 0 ok; 1 verify found a problem, or
+no such run; 2 bad input or an unreadable log; 141 the reader of the output went away
+(airlock audit | head).
 """
 
 _AGE = re.compile(r"^(\d+)([smhd])$")
@@ -154,14 +156,15 @@ def run(args: argparse.Namespace) -> int:
     _check_log(log, _missing(named is not None), heads)
     if not log.exists():  # removed, its heads file holding checkpoints: nothing to list
         return _verify(log, heads)
+    selection = _Selection()
     with LogReader(log) as reader:
-        records = _records(reader, args, since, host_rule)
+        records = _records(reader, args, since, host_rule, selection)
         if args.json:
             _print_json(records)
         else:
             _print_lines(records)
         _warn_unless_intact(reader, log, heads)
-    return 0
+    return 1 if args.run and not selection.run_found else 0
 
 
 def _not_begun(log: Path, heads: Path) -> bool:
@@ -416,22 +419,31 @@ def _selection(args: argparse.Namespace) -> tuple[str | None, HostRule | None]:
     return since, host_rule
 
 
+class _Selection:
+    """What a listing found besides its records: whether ``--run`` named a run of the log."""
+
+    run_found = False
+
+
 def _records(
-    reader: LogReader, args: argparse.Namespace, since: str | None, host_rule: HostRule | None
+    reader: LogReader,
+    args: argparse.Namespace,
+    since: str | None,
+    host_rule: HostRule | None,
+    selection: _Selection,
 ) -> Iterator[dict[str, Any]]:
     """The records the options select, read as they are printed; lines that are no record
-    counted (the first few named)."""
+    counted (the first few named); ``selection`` told whether ``--run`` found its run."""
     from airlock.egress.audit import Skipped
     from airlock.policy.rules import normalize_host
 
     log = reader.path
     connections_only = host_rule is not None or args.decision is not None
     skipped = Skipped()
-    runs = 0
     for record in reader.records(skipped):
         if args.run and not str(record.get("run", "")).startswith(args.run):
             continue
-        runs += 1
+        selection.run_found = True
         if since is not None and _ended(record) < since:
             continue
         if connections_only and record.get("type") not in ("tunnel", "request"):
@@ -443,7 +455,7 @@ def _records(
         ):
             continue
         yield record
-    if args.run and not runs:
+    if args.run and not selection.run_found:
         print(f"airlock audit: no run in {log} starts with {args.run!r}", file=sys.stderr)
     if skipped.count:
         lines = ", ".join(map(str, skipped.first)) + (
