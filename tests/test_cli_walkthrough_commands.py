@@ -35,6 +35,31 @@ def test_settings_given_twice_is_refused(project: Path, command: tuple[str, ...]
         assert same.returncode == 0, same.stderr
 
 
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("sessions", "--settings", "s1.json", "list", "--settings", "s2.json"),
+        ("sessions", "--settings", "s1.json", "prune", "--dry-run", "--settings=s2.json"),
+    ],
+    ids=["list", "prune"],
+)
+def test_settings_given_to_a_command_and_its_subcommand_is_refused(
+    project: Path, command: tuple[str, ...]
+) -> None:
+    """``sessions --settings s1.json list --settings s2.json`` read only s2.json without a
+    word (argparse copies the subcommand's values over the command's): refused by the
+    subcommand, naming both; the same file at both levels is that file."""
+    for name in ("s1.json", "s2.json"):
+        (project / name).write_text("{}")
+    done = airlock(*command, cwd=project)
+    assert done.returncode == 2, done.stderr
+    assert "--settings given twice, s1.json and s2.json: give it once" in done.stderr
+    assert f"usage: airlock sessions {command[3]}" in done.stderr
+    same = [c.replace("s2.json", "s1.json") for c in command]
+    again = airlock(*same, cwd=project)
+    assert again.returncode == 0, again.stderr
+
+
 def test_settings_given_before_a_subcommand_of_its_own_is_kept(project: Path) -> None:
     """``airlock sessions --settings F list``: F is read (list's own --settings, not given,
     replaced it with nothing before): a file that is not there is said so."""

@@ -26,7 +26,9 @@ class Once(argparse.Action):
     """An option that takes one value: given again with another, it is refused, where
     ``argparse`` would keep the last one without a word (``--secrets block --secrets
     report`` would run with ``report``; ``--settings a.json --settings b.json`` would read
-    only ``b.json``). The same value twice is that value."""
+    only ``b.json``). The same value twice is that value. Given to a command and again to
+    its subcommand (``sessions --settings a.json list --settings b.json``), the two are
+    compared by :class:`Arguments`, where the subcommand's values are copied."""
 
     def __call__(
         self,
@@ -35,14 +37,40 @@ class Once(argparse.Action):
         values: object,
         option_string: str | None = None,
     ) -> None:
-        given: dict[str, object] = namespace.__dict__.setdefault("_given_once", {})
-        if self.dest in given and given[self.dest] != values:
-            first, then = (
-                f"{v:g}" if isinstance(v, float) else str(v) for v in (given[self.dest], values)
-            )
-            parser.error(f"{option_string} given twice, {first} and {then}: give it once")
-        given[self.dest] = values
+        given: dict[str, tuple[str, object]] = namespace.__dict__.setdefault(GIVEN_ONCE, {})
+        if self.dest in given and given[self.dest][1] != values:
+            parser.error(twice(given[self.dest], (option_string or self.dest, values)))
+        given[self.dest] = (option_string or self.dest, values)
         setattr(namespace, self.dest, values)
+
+
+GIVEN_ONCE = "_given_once"
+"""Where :class:`Once` keeps each option's first spelling and value, by destination."""
+
+
+def twice(first: tuple[str, object], then: tuple[str, object]) -> str:
+    """The refusal of a :class:`Once` option given two values."""
+    shown = (f"{v:g}" if isinstance(v, float) else str(v) for _, v in (first, then))
+    return f"{then[0]} given twice, {next(shown)} and {next(shown)}: give it once"
+
+
+class Arguments(argparse.Namespace):
+    """The parsed arguments of the whole command line. ``argparse`` parses a subcommand's
+    arguments into a namespace of their own and copies them here one by one, so a
+    :class:`Once` option given to both levels would silently keep the subcommand's value:
+    the copy of :data:`GIVEN_ONCE` is compared with what the command took, and a difference
+    kept in :attr:`conflict` for the subcommand's parser to refuse."""
+
+    conflict: str | None = None
+
+    def __setattr__(self, name: str, value: object) -> None:
+        earlier = self.__dict__.get(GIVEN_ONCE)
+        if name == GIVEN_ONCE and isinstance(value, dict) and isinstance(earlier, dict):
+            for dest, (spelling, given) in value.items():
+                if dest in earlier and earlier[dest][1] != given and self.conflict is None:
+                    self.conflict = twice(earlier[dest], (spelling, given))
+            value = {**earlier, **value}
+        super().__setattr__(name, value)
 
 
 CHOSEN = "_chosen_parser"

@@ -13,7 +13,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from airlock.cli._common import CHOSEN, Once, mark_chosen
+from airlock.cli._common import CHOSEN, Arguments, Once, mark_chosen
 from airlock.errors import AirlockError
 
 TYPE_CHECKING = False  # typing stays unimported at run time (start-up time)
@@ -125,13 +125,18 @@ def refill(text: str, width: int, indent: str = "") -> str:
 
 
 class _Parser(argparse.ArgumentParser):
-    """Every parser of ours keeps descriptions as written, uses :class:`_Formatter`, and is
-    named in the arguments when parsing chose it (:func:`mark_chosen`)."""
+    """Every parser of ours keeps descriptions as written, uses :class:`_Formatter`, is
+    named in the arguments when parsing chose it (:func:`mark_chosen`), and parses into
+    :class:`Arguments` (a subcommand's too: a :class:`Once` option given to it and to its
+    own subcommand is compared there)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs["formatter_class"] = _Formatter
         super().__init__(*args, **kwargs)
         mark_chosen(self)
+
+    def parse_known_args(self, args: Any = None, namespace: Any = None) -> Any:
+        return super().parse_known_args(args, Arguments() if namespace is None else namespace)
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
@@ -238,9 +243,13 @@ def _parse(parser: argparse.ArgumentParser, given: list[str]) -> argparse.Namesp
     ``airlock run: error: unrecognized arguments: --alow (did you mean --allow?)``), where
     argparse would refuse it with the top-level usage, naming no command."""
     args, unknown = parser.parse_known_args(given)
+    innermost: argparse.ArgumentParser = getattr(args, CHOSEN, parser)  # the deepest chosen
+    if (
+        getattr(args, "conflict", None) is not None
+    ):  # an option given to a command and to its subcommand
+        innermost.error(args.conflict)
     if not unknown:
         return args
-    innermost: argparse.ArgumentParser = getattr(args, CHOSEN, parser)  # the deepest chosen
     innermost.error(
         f"unrecognized arguments: {' '.join(unknown)}{_did_you_mean(innermost, unknown)}"
     )
