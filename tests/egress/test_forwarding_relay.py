@@ -113,3 +113,42 @@ def test_an_answer_sent_before_the_request_was_whole_is_relayed(tmp_path: Path) 
     assert bodies == [b"first-half"]
     [record] = [r for r in read_records(cfg.audit_log) if r["type"] == "request"]  # type: ignore[arg-type]
     assert (record["status"], record["error"], record["bytes_out"] > 10) == (200, None, True)
+
+
+def test_a_destination_that_resets_mid_response_is_recorded_as_its_failure(
+    tmp_path: Path,
+) -> None:
+    """The destination sends a head and part of its body, then resets the connection: the
+    client's connection ends (its response cut), and the record blames the destination
+    (502, the error naming it), where it said the client went away."""
+    server = socket.create_server(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+
+    def answer() -> None:
+        connection, _ = server.accept()
+        with connection, contextlib.suppress(OSError):
+            data = b""
+            while b"\r\n\r\n" not in data:
+                data += connection.recv(65536)
+            connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n" + b"p" * 1000)
+            time.sleep(0.3)
+            linger = (1).to_bytes(4, "little") + (0).to_bytes(4, "little")  # on, 0 s: a reset
+            connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, linger)
+
+    thread = threading.Thread(target=answer, daemon=True)
+    thread.start()
+    cfg = config(tmp_path)
+    with running(cfg) as (url, _), _client(url) as sock:
+        sock.sendall(b"GET http://127.0.0.1:%d/part HTTP/1.1\r\n\r\n" % port)
+        got = b""
+        with contextlib.suppress(OSError):
+            while piece := sock.recv(65536):
+                got += piece
+    server.close()
+    thread.join(5)
+    assert got.startswith(b"HTTP/1.1 200 ") and len(got.partition(b"\r\n\r\n")[2]) == 1000
+    [record] = [r for r in read_records(cfg.audit_log) if r["type"] == "request"]  # type: ignore[arg-type]
+    assert record["status"] == 502, (record["status"], record["error"])
+    error = str(record["error"])
+    assert "destination" in error and "client went away" not in error, error
+    assert record["bytes_in"] > 1000

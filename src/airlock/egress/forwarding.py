@@ -524,12 +524,12 @@ async def _relay_response(
 
     Raises:
         ResponseError: the response is malformed, its head too large, cut short (the
-            destination's close, or the connection's abort here: the idle limit), or followed
-            by bytes no request asked for in the same read (:attr:`ResponseWatcher.extra`);
-            that read is not sent, nor a head not yet whole.
-        ConnectionError, OSError, RuntimeError: the connection to the destination failed, or
-            the client's (an abort here too: waiting for its buffer to drain, the response
-            is then the client's to have cut, not the destination's).
+            destination's close or reset, or the connection's abort here: the idle limit),
+            or followed by bytes no request asked for in the same read
+            (:attr:`ResponseWatcher.extra`); that read is not sent, nor a head not yet whole.
+        ConnectionError, OSError, RuntimeError: the connection to the client failed (an
+            abort here too: waiting for its buffer to drain, the response is then the
+            client's to have cut, not the destination's).
     """
     protocol = upstream.protocol
     assert protocol is not None  # a forwarded request's connection is dialled with one
@@ -581,7 +581,7 @@ class _Relayed:
 
         Raises:
             ResponseError: as :func:`_relay_response`.
-            OSError, RuntimeError: the connection to the destination or to the client failed.
+            OSError, RuntimeError: the connection to the client failed.
         """
         while not self.settled and not self.paused:
             self._waiter = self.client.loop.create_future()
@@ -624,8 +624,10 @@ class _Relayed:
                 "the connection to the destination was closed mid-response, on this side",
                 self.received,
             )
-        elif error is not None:
-            self.error = error
+        elif error is not None:  # a reset: the destination's failure, not the client's
+            self.error = ResponseError(
+                f"the connection to the destination failed mid-response: {error}", self.received
+            )
         elif self.watcher.until_close:  # its end is the close
             self.finished = True
         else:
