@@ -54,7 +54,7 @@ def test_a_prefix_is_read_on_the_api_only_and_covers_whole_segments() -> None:
 )
 def test_an_off_flow_below_any_prefix_is_refused(target: str) -> None:
     decisions = decide(context({"DISABLE_TELEMETRY": "1"}))
-    rows = off_rows(GATEWAY, decisions, api_hosts=HOSTS)
+    rows = off_rows(GATEWAY, decisions)
     verdict = off_flow(rows, target, decisions)
     assert verdict is not None and verdict.flow == FlowId.METRICS and not verdict.allowed
 

@@ -16,7 +16,9 @@ out as written. :func:`enforce` then asks the engine's :class:`~airlock.policy.D
 whether that flow may leave the machine, and words the refusal from the decision's own
 reasons, so the variable or setting that turned the flow off is named as the engine named it.
 A request is refused when any reading of its path, or of a path its query holds
-(:func:`paths_in_query`), falls under a flow that is off (:func:`off_flow`).
+(:func:`paths_in_query`), falls under a flow that is off (:func:`off_flow`); the vendor
+API's rows are read so on every inspected host, not only on those the run names as the
+vendor's (:func:`off_rows`).
 Nothing here re-derives a rule of the engine. :func:`compare` sets the traffic seen next to
 what the engine predicted, for the end-of-run report.
 
@@ -160,18 +162,29 @@ def _overlong(found: re.Match[str]) -> str:
     return chr(code)
 
 
+_ASCII_CASES = str.maketrans({"\u0131": "i", "\u0130": "i"})
+"""The dotless ``ı`` and the dotted ``İ``, which case-insensitive matchers take for ``i``
+though Unicode's case folding does not: Java's ``equalsIgnoreCase`` (Spring's path matcher
+with case sensitivity off compares a literal segment with it) compares each character's
+upper case (``ı`` is ``I``) and then its lower case (``İ`` is ``i``), and Python's ``re``
+with ``IGNORECASE`` matches an ``i`` in a pattern with either (its documentation names them,
+with the long s and the Kelvin sign, which case folding and NFKC already make ``s`` and
+``k``)."""
+
+
 def _as_text(decoded: str) -> str:
     """``decoded`` (each percent escape one character, a byte) read as UTF-8, its invalid
     bytes dropped, in Unicode's compatibility form and case-folded: what a server that
     matches paths as Unicode text, case-insensitively, reads (``%ef%bd%85`` is a full-width
-    ``e``, which NFKC makes ``e``; ``%c5%bf``, the long s, folds to ``s``)."""
+    ``e``, which NFKC makes ``e``; ``%c5%bf``, the long s, folds to ``s``; ``%c4%b1``, the
+    dotless ``ı``, is ``i``: :data:`_ASCII_CASES`)."""
     try:
         raw = decoded.encode("latin-1")
     except UnicodeEncodeError:  # a character past one byte (no target read as Latin-1)
         raw = decoded.encode("utf-8", "surrogatepass")
     text = raw.decode("utf-8", "ignore")
     text = _WIDE_PERCENT.sub(lambda found: chr(int(found[1], 16)), text)
-    return unicodedata.normalize("NFKC", text).casefold()
+    return unicodedata.normalize("NFKC", text.translate(_ASCII_CASES)).casefold()
 
 
 def readings(target: str) -> set[str]:
@@ -574,19 +587,24 @@ def enforce(flow: str, decisions: Decisions) -> Verdict:
 
 
 def off_rows(
-    host: str,
-    decisions: Decisions,
-    *,
-    agent: str = DEFAULT_AGENT,
-    api_hosts: Iterable[str] = DEFAULT_API_HOSTS,
+    host: str, decisions: Decisions, *, agent: str = DEFAULT_AGENT
 ) -> tuple[Signature, ...]:
-    """The rows of ``agent``'s table for ``host`` whose flow is off (for :func:`off_flow`)."""
+    """The rows of ``agent``'s table for ``host`` whose flow is off (for :func:`off_flow`).
+
+    A row of the vendor API's (:data:`API_HOST`) is one of them whatever ``host`` is, not
+    only on the hosts the engine names as the vendor API's: ``host`` is inspected, so the
+    agent's requests may go there, and the engine names the vendor API's hosts from the
+    run's configuration only. An agent pointed elsewhere from inside the sandbox
+    (``ANTHROPIC_BASE_URL`` set by the command itself, a gateway the settings do not name)
+    sent its metrics batches there, named ``unclassified`` and let out with metrics off.
+    :func:`classify` still names a request's flow on the vendor API's hosts alone: what
+    this adds can only refuse."""
     host = host.lower().rstrip(".")
-    hosts = api_hosts if isinstance(api_hosts, frozenset) else frozenset(api_hosts)
+    as_api = frozenset({host})  # whatever the engine named, read as one of the vendor API's
     return tuple(
         row
         for row in AGENT_SIGNATURES[agent]
-        if decisions[row.flow].state not in SENDING_STATES and _host_matches(row.host, host, hosts)
+        if decisions[row.flow].state not in SENDING_STATES and _host_matches(row.host, host, as_api)
     )
 
 

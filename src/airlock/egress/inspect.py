@@ -208,9 +208,7 @@ class Inspector:
         # refused as that flow (no spelling of a refused request gets out as another).
         rows = self._off_rows.get(host)
         if rows is None:
-            rows = self._off_rows[host] = off_rows(
-                host, self.decisions, agent=self.agent, api_hosts=self.api_hosts
-            )
+            rows = self._off_rows[host] = off_rows(host, self.decisions, agent=self.agent)
         if not rows:
             return verdict
         for routed in (path, *url_overrides(headers)):
