@@ -156,8 +156,8 @@ signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})  # for sigwait, in ev
 sock = socket.socket(); sock.bind(("127.0.0.1", 0)); sock.listen(128)
 config = EgressConfig(allow=EgressConfig.rules(["127.0.0.1"], "--allow"), allow_private=True,
                       audit_log=Path(sys.argv[1]), heads_file=Path(sys.argv[2]), flush_interval=0.05)
-resource.setrlimit(resource.RLIMIT_FSIZE, (1, resource.RLIM_INFINITY))  # before any flush
-proxy = start_proxy(config, [sock])
+proxy = start_proxy(config, [sock])  # its start record written before it serves
+resource.setrlimit(resource.RLIMIT_FSIZE, (1, resource.RLIM_INFINITY))  # then no more
 print(sock.getsockname()[1], flush=True)
 signal.sigwait({signal.SIGTERM})
 print(proxy.close({"exit_code": 0}).error, flush=True)
@@ -198,7 +198,8 @@ def test_an_unwritable_log_stops_traffic(site: _Site, tmp_path: Path) -> None:
             child.wait()
     assert site.seen == []
     assert "audit log" in error and "File too large" in error, error
-    assert log.read_bytes() == b""  # nothing was written, and nothing half
+    [start] = log.read_bytes().splitlines(keepends=True)  # nothing more, and nothing half
+    assert b'"type":"start"' in start and start.endswith(b"\n")
 
 
 def test_a_log_that_is_no_regular_file_is_refused(tmp_path: Path) -> None:
@@ -604,7 +605,7 @@ def test_audit_run_that_matches_nothing_says_so(tmp_path: Path) -> None:
     run = "20261204T000000Z-1"
     log = _log_of(tmp_path, {"type": "request", "time": 1764757493.25, "run": run}, run=run)
     done = airlock("audit", "--json", "--audit-log", str(log), "--run", "2025")
-    assert (done.returncode, json.loads(done.stdout)) == (0, [])
+    assert (done.returncode, json.loads(done.stdout)) == (1, [])
     assert "no run in" in done.stderr and "'2025'" in done.stderr
     done = airlock("audit", "--json", "--audit-log", str(log), "--run", "2026")
     assert len(json.loads(done.stdout)) >= 1 and "no run" not in done.stderr

@@ -118,6 +118,44 @@ def test_a_log_that_fails_at_the_run_record_ends_the_run_with_125(tmp_path: Path
     assert "no final hash (the log failed" in done.stderr and "final hash None" not in done.stderr
 
 
+def test_a_log_that_cannot_take_the_start_record_runs_nothing(tmp_path: Path) -> None:
+    """The log takes no more (a file-size limit just past it): the start record is written
+    before the command, so its failure stops the run with 125 and nothing run (it was
+    queued, written 50 ms later, with the command already going); the log is as it was."""
+    import resource
+    import signal
+    import subprocess
+    import sys
+
+    log = tmp_path / "audit.jsonl"
+    for _ in range(3):  # the log grows past the run's other files, which the limit must fit
+        assert _run(log, tmp_path)[0] == 0
+        (tmp_path / "ws" / "ran").unlink()
+    before = log.read_bytes()
+    limit = len(before) + 16  # not a start record more
+
+    def limited() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit: EFBIG
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    done = subprocess.run(
+        [sys.executable, "-m", "airlock", "run", "--audit-log", str(log), "--", "touch", "ran"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path / "ws",
+        timeout=60,
+        check=False,
+        preexec_fn=limited,
+    )
+    assert done.returncode == 125, done.stderr
+    assert not (tmp_path / "ws" / "ran").exists()  # the command did not run
+    assert f"audit log {log}: the run's start could not be written (" in done.stderr
+    assert "nothing ran" in done.stderr and "Traceback" not in done.stderr, done.stderr
+    assert log.read_bytes() == before
+    verified = airlock("audit", "verify", str(log), timeout=60)
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+
+
 def test_a_workspace_inside_airlocks_own_state_is_refused(tmp_path: Path) -> None:
     """A workspace in <config dir>/airlock (its heads folder, say) would be writable inside,
     the checkpoints with it: refused with 125 before anything runs."""

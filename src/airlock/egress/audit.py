@@ -200,6 +200,9 @@ class AuditLog:
         self._pending_start: tuple[int, str] = (0, GENESIS)
         """The first pending line's ``seq`` and ``prev``: where the pending lines chain on."""
         self._lock = threading.Lock()
+        self._flushing = threading.Lock()
+        """Held through a flush: one that finds another under way waits for it, so that a
+        flush returned means every record appended before it is written."""
         self._wake = threading.Event()
         self._closing = False
         self._final = True
@@ -380,6 +383,10 @@ class AuditLog:
             OSError: the log or the heads file cannot be written, or is no longer at its path,
                 or another run left a last line that is no record, or records no run declared.
         """
+        with self._flushing:
+            self._flush(final)
+
+    def _flush(self, final: bool) -> None:
         self._still_there()  # also with nothing pending: an open tunnel is recorded at its end
         with self._lock:
             if not self._pending:

@@ -1,7 +1,7 @@
 """The proxy on stand-by: the audit log open and the listener held, the proxy loaded on demand.
 
-``airlock run`` opens the run's audit log and writes its ``start`` record before the command
-runs, so a log that cannot be written stops the run with nothing run. The proxy itself (asyncio,
+``airlock run`` opens the run's audit log and writes its ``start`` record (durably) before the
+command runs, so a log that cannot be written stops the run with nothing run. The proxy itself (asyncio,
 uvloop, the server: the largest part of airlock's start-up) need not be loaded by then: the
 sandbox's only way out is a socket that already listens, and a connection the command opens
 waits in its queue, unanswered and going nowhere, until the proxy accepts it. So
@@ -68,9 +68,27 @@ class StandbyProxy:
         self.audit = open_audit(config, self.run_id)
         if self.audit is not None:
             self.audit.append(start_record(config, self.run_id, self.started))
+            self._write_start(self.audit)
         self.running: RunningProxy | None = None
         self.start_error: str | None = None
         """Why :meth:`start` failed, for the run's record (the command may have run)."""
+
+    def _write_start(self, audit: AuditLog) -> None:
+        """Write the ``start`` record now, durably, before the command runs: a run killed
+        at once is in the log, and a log that cannot be written (a full disk) stops the run
+        with nothing run.
+
+        Raises:
+            AirlockError: it could not be written (the log is ended).
+        """
+        try:
+            audit.flush()
+        except OSError as error:
+            self.abandon()
+            raise AirlockError(
+                f"audit log {audit.path}: the run's start could not be written "
+                f"({error.strerror or error}); nothing ran"
+            ) from error
 
     def start(self, check: AddressCheck | None = None) -> RunningProxy:
         """Load the proxy and serve the listeners in a background thread (once).
