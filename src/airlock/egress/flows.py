@@ -514,6 +514,25 @@ def classify(
     return named.pop() if len(named) == 1 else UNCLASSIFIED
 
 
+def flows_at(
+    host: str, *, agent: str = DEFAULT_AGENT, api_hosts: Iterable[str] = DEFAULT_API_HOSTS
+) -> tuple[str, ...]:
+    """The flows ``agent``'s table names at ``host`` by that host (its rows for any host,
+    such as the web-fetch preflight's, left out), sorted: what connections to ``host`` may
+    carry, for a report to say of those it could not read. Empty for a host no row names."""
+    host = host.lower().rstrip(".")
+    hosts = api_hosts if isinstance(api_hosts, frozenset) else frozenset(api_hosts)
+    return tuple(
+        sorted(
+            {
+                str(row.flow)
+                for row in AGENT_SIGNATURES[agent]
+                if row.host != "*" and _host_matches(row.host, host, hosts)
+            }
+        )
+    )
+
+
 def _first_flow(
     table: Iterable[Signature], method: str, host: str, path: str, api_hosts: frozenset[str]
 ) -> str:

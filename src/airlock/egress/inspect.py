@@ -38,6 +38,7 @@ from airlock.egress.flows import (
     compare,
     enforce,
     failed_before_it_left,
+    flows_at,
     off_flow,
     off_rows,
     url_overrides,
@@ -45,7 +46,7 @@ from airlock.egress.flows import (
 from airlock.egress.framing import MAX_HEAD
 from airlock.egress.inspected import Dial, InspectedConnection, record_of
 from airlock.egress.limits import UploadBudget
-from airlock.egress.report import count_reason
+from airlock.egress.report import HostStats, Uninspected, count_reason
 from airlock.egress.scan import Budget, SecretsMode
 from airlock.policy import Decisions
 from airlock.policy.hosts import HostError, parse_host
@@ -193,6 +194,20 @@ class Inspector:
             for (flow, decision, failed), (n, out, in_) in self.flows.items()
         ]
         return compare(rows, self.decisions)
+
+    def uninspected(self, hosts: Mapping[str, HostStats]) -> list[Uninspected]:
+        """The hosts of ``hosts`` (the proxy's, by name as the rules read it) that
+        connections reached without inspection though the agent's table names flows there
+        (the vendor API's, its metrics', error reports' or updates' hosts): what those
+        carried is in no flow's count, so the report says so, and how to count it."""
+        found = []
+        for host, stats in hosts.items():
+            if not stats.connections or self.inspects(host):
+                continue
+            flows = flows_at(host, agent=self.agent, api_hosts=self.api_hosts)
+            if flows:
+                found.append(Uninspected(host, stats.connections, flows))
+        return sorted(found)
 
     def judge(
         self, method: str, host: str, path: str, headers: Iterable[tuple[bytes, bytes]] = ()

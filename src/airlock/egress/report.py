@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from airlock._sizes import human_size
 from airlock._visible import visible
@@ -44,6 +44,27 @@ _OUTCOME_WORDS = {
     REFUSED: "refused: their requests did not leave",
     NOT_SENT: "not sent: the exchange failed before the request left",
 }
+
+
+class Uninspected(NamedTuple):
+    """A host connections reached without inspection, though the agent's table names flows
+    there (:meth:`~airlock.egress.inspect.Inspector.uninspected`)."""
+
+    host: str
+    connections: int
+    flows: tuple[str, ...]
+    """The flows the agent's table names at the host: what its connections may have carried."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"host": self.host, "connections": self.connections, "flows": list(self.flows)}
+
+    def line(self) -> str:
+        one = self.connections == 1
+        return (
+            f"  ! {self.host}: {self.connections} connection{'' if one else 's'} not "
+            f"inspected, so not counted above (the agent sends {', '.join(self.flows)} "
+            f"there): --inspect {self.host} counts {'it' if one else 'them'}"
+        )
 
 
 @dataclass(slots=True)
@@ -188,6 +209,9 @@ class ProxyReport:
     unchecked: tuple[tuple[str, int], ...] = ()
     """Inspected bodies sent on (``--secrets report``) that could not be read decoded to their
     end for secrets, ``(why, count)``: the records' ``unchecked``."""
+    uninspected: tuple[Uninspected, ...] = ()
+    """With inspection on, the hosts the agent's table names flows at that connections
+    reached without it: their traffic is in no flow's count."""
 
     @property
     def refused(self) -> int:
@@ -231,6 +255,7 @@ class ProxyReport:
             "refused_by_client": [
                 {"host": host, "error": error} for host, error in self.refused_by_client
             ],
+            "uninspected": [host.to_json() for host in self.uninspected],
         }
 
     def lines(self) -> list[str]:
@@ -398,6 +423,7 @@ class ProxyReport:
             f"  ! {host}: the client refused the run's certificate (pinning?): {error}"
             for host, error in self.refused_by_client
         )
+        out.extend(host.line() for host in self.uninspected)
         if not out:  # nothing inspected went or was refused: no heading over nothing
             return []
         return [

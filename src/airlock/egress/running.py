@@ -104,6 +104,7 @@ class RunningProxy:
             if inspector is None
             else tuple(sorted(inspector.refused_by_client.items())),
             unchecked=() if inspector is None else tuple(inspector.unchecked.most_common()),
+            uninspected=() if inspector is None else tuple(inspector.uninspected(proxy.hosts)),
         )
         return self._report
 
