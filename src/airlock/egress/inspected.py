@@ -109,6 +109,33 @@ UPSTREAM_CA_HINT = "; if the origin uses its own CA, pass it with --upstream-ca 
 """Said after an origin's certificate that does not verify against the system's CAs (and
 those ``--upstream-ca`` gave): a company's or a test server's own CA is the usual cause."""
 
+_CLIENT_CERTIFICATE = (
+    "airlock cannot present the client's certificate: to reach it, leave {host} "
+    "uninspected (not in --inspect or airlock.inspect), so that the client's own TLS goes "
+    "to it through a tunnel"
+)
+"""What reaches an origin that asks for a client certificate (mutual TLS): airlock, between
+the client and the origin, never has the client's key."""
+
+
+def origin_hint(error: BaseException, host: str) -> str:
+    """What to add to the TLS ``error`` of an exchange with the origin ``host``: the
+    certificate that did not verify, the client certificate it asked for (TLS 1.3 says so;
+    TLS 1.2's alert, a handshake failure, has other causes too), or nothing."""
+    if isinstance(error, ssl.SSLCertVerificationError):
+        return UPSTREAM_CA_HINT
+    reason = getattr(error, "reason", None) if isinstance(error, ssl.SSLError) else None
+    if reason == "TLSV13_ALERT_CERTIFICATE_REQUIRED":
+        return "; the origin asks for a client certificate, and " + _CLIENT_CERTIFICATE.format(
+            host=host
+        )
+    if reason == "SSLV3_ALERT_HANDSHAKE_FAILURE":
+        return "; if the origin asks for a client certificate, " + _CLIENT_CERTIFICATE.format(
+            host=host
+        )
+    return ""
+
+
 _NO_BODY_STATUS = frozenset({204, 304})
 LAST_CHUNK = b"0\r\n\r\n"
 
@@ -458,8 +485,7 @@ class InspectedConnection:
                 message = f"the exchange failed after the request went out: {what}"
             else:
                 message = f"origin {self.host}:{self.port}: {what}"
-                if isinstance(error, ssl.SSLCertVerificationError):
-                    message += UPSTREAM_CA_HINT
+            message += origin_hint(error, self.host)
             return await self._failed(fields, started, 502, message)
 
     async def _failed(
