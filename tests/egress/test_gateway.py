@@ -75,7 +75,7 @@ def world(tmp_path: Path) -> Iterator[dict[str, object]]:
         upstream = f"http://127.0.0.1:{host.server_address[1]}"
         grants = (
             RepoGrant.parse("octo/allowed"),
-            RepoGrant.parse("Octo/readonly:ro"),
+            RepoGrant.parse("octo/readonly:ro"),
             RepoGrant.parse("octo/leaky"),
             RepoGrant.parse("octo/sly"),
             RepoGrant.parse("octo/echo"),

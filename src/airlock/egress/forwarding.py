@@ -222,8 +222,11 @@ async def _forward(
         return _failed(client, record, stats, sent, relayed[0], why, watcher.status)
     stats.bytes_in += received
     record.update(status=watcher.status, bytes_in=received, error=None)
-    if watcher.refused is not None and is_gateway(head.host):  # its refusal, in git's words
-        record.update(decision="deny", reason=watcher.refused)
+    if is_gateway(head.host):  # its refusal, in git's words, or its failure
+        if watcher.refused is not None:
+            record.update(decision="deny", reason=watcher.refused)
+        elif watcher.failed is not None:
+            record["error"] = watcher.failed
     client.finish(record)
     upstream.reusable = watcher.keep_alive and not watcher.until_close
     if carries:  # sent with ``Connection: close``: a destination that left the body unread

@@ -17,8 +17,9 @@ page through the host's loopback, can reach it). For each request the gateway:
    packet line);
 3. sends the request on to the code host (``--git-upstream``, GitHub by default) with the token
    in an ``Authorization`` header added here, for the path and service it checked alone (no
-   other query), streaming both ways (the body read by llhttp too, as the proxy reads one), and
-   asks for an answer that is not compressed (one that is anyway is refused); the answer is
+   other query; the repository as ``--repo`` spells it, whatever case git asked in), streaming
+   both ways (the body read by llhttp too, as the proxy reads one), and asks for an answer
+   that is not compressed (one that is anyway is refused); the answer is
    streamed back with every occurrence of the token, of its ``Basic`` form and of their usual
    encodings (:func:`secret_pattern`) replaced, in its status line, header names and values,
    and body alike, and in git's progress and error messages and a push's report across their
@@ -66,6 +67,10 @@ from airlock.errors import UsageError
 DEFAULT_UPSTREAM = "https://github.com"
 SERVICES = frozenset({"git-upload-pack", "git-receive-pack"})
 _REPO = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,99})$")
+"""An owner: a letter or digit first."""
+_NAME = re.compile(r"^(?!\.\.?$)[A-Za-z0-9._-]{1,100}$")
+"""A repository's name: it may start with ``.``, ``_`` or ``-`` (GitHub's ``OWNER/.github``),
+but is not ``.`` or ``..`` (a path's own segments)."""
 _PATH = re.compile(
     r"^/(?P<owner>[^/]+)/(?P<name>[^/]+?)(?i:\.git)?/"
     r"(?P<rest>info/refs|git-upload-pack|git-receive-pack)$"
@@ -130,7 +135,7 @@ class RepoGrant:
         owner, slash, name = spec.partition("/")
         if name.lower().endswith(".git"):  # in any case, as the gateway reads paths
             name = name[:-4]
-        if not slash or not _REPO.match(owner) or not _REPO.match(name) or (colon and mode != "ro"):
+        if not slash or not _REPO.match(owner) or not _NAME.match(name) or (colon and mode != "ro"):
             raise UsageError(
                 f"--repo {text!r}: expected OWNER/NAME or OWNER/NAME:ro (letters, digits, '.', "
                 "'-', '_'), e.g. --repo octo-org/widgets:ro"
@@ -164,6 +169,10 @@ class GitToken:
 
     __str__ = __repr__
 
+
+CLOSE_WAIT = 2.0
+"""How long :meth:`Gateway.close` waits for the connections it cut to end (each ends at
+once: this bounds a surprise, so the run's end never waits on the gateway)."""
 
 TOKEN_FILE_LIMIT = 4096
 """The most bytes a ``--git-token-file`` may hold: a token is tens of characters; a larger
@@ -271,6 +280,7 @@ class GatewayConfig:
 
     def __post_init__(self) -> None:
         check_upstream(self.upstream)
+        check_upstream_proxy(self.upstream, self.proxy)
         grants: dict[str, RepoGrant] = {}
         for grant in self.repos:
             given = grants.setdefault(grant.key, grant)
@@ -335,6 +345,33 @@ def check_upstream(url: str) -> None:
         )
 
 
+def check_upstream_proxy(upstream: str, proxy: str | None) -> None:
+    """Refuse to reach a plain ``http://`` code host (one on the loopback,
+    :func:`check_upstream`) through an upstream ``proxy`` that is not on the loopback too: the
+    request goes to that proxy as it is, ``Authorization`` header and all, unencrypted across
+    the network (and the proxy would reach its own loopback, not this machine's code host).
+
+    Raises:
+        UsageError: Naming the code host and the proxy, and what to give instead.
+    """
+    if proxy is None or not upstream.startswith("http://"):
+        return
+    try:
+        proxy_host = urlsplit(proxy).hostname or ""
+    except ValueError:
+        proxy_host = ""
+    if _is_loopback(proxy_host):
+        return
+    host = urlsplit(upstream).hostname or ""
+    raise UsageError(
+        f"--git-upstream {upstream!r} is plain http:// and the run's upstream proxy "
+        f"{without_userinfo(proxy)!r} (--upstream-proxy, else HTTPS_PROXY in airlock's "
+        "environment) is not on this machine: the gateway would send it the token "
+        "unencrypted across the network. Give the code host's https:// URL, or add "
+        f"{host} to NO_PROXY in airlock's environment to reach it directly"
+    )
+
+
 def _is_loopback(host: str) -> bool:
     """Whether ``host`` (a URL's, without brackets) is this machine's loopback."""
     if host.lower() in _LOOPBACK_NAMES:
@@ -393,8 +430,9 @@ def git_environment(proxy_url: str, upstream: str = DEFAULT_UPSTREAM) -> dict[st
     return env
 
 
-_DROPPED = _HOP | {"set-cookie", "x-airlock-refused"}
-"""Response headers not passed back (``X-Airlock-Refused`` is the gateway's own word)."""
+_DROPPED = _HOP | {"set-cookie", "x-airlock-refused", "x-airlock-failed"}
+"""Response headers not passed back (``X-Airlock-Refused`` and ``X-Airlock-Failed`` are the
+gateway's own words)."""
 
 
 def _refused_header(reason: str) -> bytes:
@@ -403,6 +441,14 @@ def _refused_header(reason: str) -> bytes:
     request is quoted, so it cannot pass for more of the reason)."""
     reason = reason.removeprefix("airlock: ").removeprefix("airlock git gateway: ")
     return f"X-Airlock-Refused: git gateway: {header_safe(reason)}\r\n".encode()
+
+
+def _failed_header(message: str) -> bytes:
+    """The header that tells the proxy's audit log this answer is the gateway's ``502``, and
+    why (scrubbed of the token): the record says the request failed, and the report counts
+    it, as for any destination that could not be reached."""
+    message = message.removeprefix("airlock: ").removeprefix("airlock git gateway: ")
+    return f"X-Airlock-Failed: git gateway: {header_safe(message)}\r\n".encode()
 
 
 SHOWN = 100
@@ -675,6 +721,9 @@ class Gateway:
     Args:
         config: Repositories, code host and token.
         record: Optional; takes a small dict per request (repository, service, decision).
+
+    Raises:
+        UsageError: ``--upstream-ca`` cannot be read or holds no certificate.
     """
 
     def __init__(self, config: GatewayConfig, record: object = None) -> None:
@@ -687,7 +736,13 @@ class Gateway:
         self._auth = "Basic " + base64.b64encode(f"x-access-token:{token}".encode()).decode()
         verify = ssl.create_default_context()  # the system's CAs, as for inspected origins
         if config.upstream_ca is not None:
-            verify.load_verify_locations(cafile=str(config.upstream_ca))
+            try:
+                verify.load_verify_locations(cafile=str(config.upstream_ca))
+            except (OSError, ssl.SSLError) as error:  # in the words inspection's own check uses
+                raise UsageError(
+                    f"--upstream-ca {config.upstream_ca}: cannot load it as PEM certificates "
+                    f"({error}); give a file of one or more PEM certificates"
+                ) from None
         self._client = httpx.AsyncClient(  # the environment's proxies are not airlock's choice
             verify=verify, timeout=httpx.Timeout(60.0), trust_env=False, proxy=config.proxy
         )
@@ -695,6 +750,8 @@ class Gateway:
         """Why the code host's answers failed (a ``502``, or one cut off), scrubbed, counted by
         reason within :func:`~airlock.egress.report.count_reason`'s bounds (code inside makes
         as many as it likes); the audit log records each such request as failed too (``502``)."""
+        self._serving: dict[asyncio.Task[None], asyncio.StreamWriter] = {}
+        """Each connection being served, by the task serving it, for :meth:`close` to end."""
 
     async def start(self, path: Path) -> str:
         """Listen on the Unix socket ``path`` (its folder: airlock's user's alone); return it,
@@ -704,12 +761,30 @@ class Gateway:
         return str(path)
 
     async def close(self) -> None:
+        """Stop listening, and end every connection still served before waiting for them.
+
+        Since Python 3.12, ``wait_closed`` waits for every connection to end; one that waited
+        on the code host (a slow answer, a large fetch being packed) held the run's end for
+        10 s, which then failed with ``TimeoutError``, leaving the gateway's folder behind.
+        So each connection is cut here, and the client to the code host closed (a request
+        waiting on it fails at once), before waiting, for :data:`CLOSE_WAIT` seconds at most.
+        """
         if self.server is not None:
             self.server.close()
-            await self.server.wait_closed()
+        for writer in list(self._serving.values()):
+            writer.transport.abort()
         await self._client.aclose()
+        handlers = list(self._serving)
+        if handlers:
+            await asyncio.wait(handlers, timeout=CLOSE_WAIT)
+        if self.server is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.server.wait_closed(), CLOSE_WAIT)
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._serving[task] = writer
         try:
             while True:
                 try:
@@ -724,6 +799,8 @@ class Gateway:
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
         finally:
+            if task is not None:
+                self._serving.pop(task, None)
             writer.close()
             with contextlib.suppress(ConnectionError, OSError):
                 await writer.wait_closed()
@@ -754,16 +831,19 @@ class Gateway:
         *,
         close: bool = False,
         refused: str | None = None,
+        failed: bool = False,
         allow: str = "",
         head_only: bool = False,
     ) -> None:
-        """A plain text answer; ``head_only`` (an answer to ``HEAD``): without its body."""
+        """A plain text answer; ``head_only`` (an answer to ``HEAD``): without its body;
+        ``failed``: marked as the gateway's failure, ``message`` its error."""
         body = (self._scrub(message) + "\n").encode()
         writer.write(
             f"HTTP/1.1 {status} {REASONS.get(status, 'Error')}\r\n"
             f"Content-Type: text/plain; charset=utf-8\r\nContent-Length: {len(body)}\r\n".encode()
             + (f"Allow: {allow}\r\n".encode() if allow else b"")
             + (_refused_header(refused) if refused else b"")
+            + (_failed_header(self._scrub(message)) if failed else b"")
             + (b"Connection: close\r\n" if close else b"")
             + b"\r\n"
             + (b"" if head_only else body)
@@ -824,13 +904,19 @@ class Gateway:
                 raise HttpError(
                     403, "airlock git gateway: only smart HTTP (git-upload-pack, git-receive-pack)"
                 )
-        grant = self.config.grants.get(f"{owner}/{name}".lower())
+        asked = f"{owner}/{name}"
+        grant = self.config.grants.get(asked.lower())
         # Built from what was checked alone: the query's other parameters (another spelling
-        # of ``service``, anything a code host might read) never reach it with the token.
+        # of ``service``, anything a code host might read) never reach it with the token; and
+        # the repository as ``--repo`` spells it, not as asked: a code host that tells names
+        # apart by case (git's own http-backend, cgit) would serve ``OCTO/WIDGETS``, another
+        # repository, to a grant of ``octo/widgets`` (a grant is matched in any case).
+        if grant is not None:
+            owner, name = grant.owner, grant.name
         upstream_path = f"/{owner}/{name}.git/{rest}"
         if rest == "info/refs":
             upstream_path += f"?service={service}"
-        return grant, service, _shortened(f"{owner}/{name}"), upstream_path
+        return grant, service, _shortened(asked), upstream_path
 
     async def _one(
         self, head: Head, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
@@ -993,9 +1079,10 @@ class Gateway:
         )
 
     async def _failed(self, writer: asyncio.StreamWriter, message: str) -> None:
-        """A ``502`` that closes the connection; ``message`` is counted in :attr:`errors`."""
+        """A ``502`` that closes the connection, marked so for the audit log; ``message`` is
+        counted in :attr:`errors`."""
         count_reason(self.errors, self._scrub(message))
-        await self._text(writer, 502, message, close=True)
+        await self._text(writer, 502, message, close=True, failed=True)
 
     async def _relay(
         self, response: httpx.Response, writer: asyncio.StreamWriter, *, close: bool

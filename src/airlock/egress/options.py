@@ -348,10 +348,10 @@ def _prepare_gateway(
         args.upstream_ca,
         proxy=proxy,
     )
+    gateway = Gateway(config)  # may refuse --upstream-ca: before a thread is started
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, name="airlock git gateway", daemon=True)
     thread.start()
-    gateway = Gateway(config)
     prepared._gateway, prepared._loop, prepared._thread = gateway, loop, thread
     prepared._token_source = config.token.source
     folder = prepared._make_folder(GATEWAY_PREFIX)  # mode 0700

@@ -93,6 +93,9 @@ class ResponseWatcher:
         self.refused: str | None = None
         """The ``X-Airlock-Refused`` header's value: the git gateway's refusal (the caller
         believes it only from the gateway)."""
+        self.failed: str | None = None
+        """The ``X-Airlock-Failed`` header's value: why the git gateway answered ``502`` (the
+        code host could not be reached, its answer failed; believed from the gateway only)."""
 
     def feed(self, data: bytes) -> None:
         """Follow ``data`` through httptools.
@@ -123,6 +126,8 @@ class ResponseWatcher:
             self._chunked = self._chunked or lowered == b"transfer-encoding"
         elif lowered == b"x-airlock-refused":
             self.refused = bytes(value).decode("latin-1")
+        elif lowered == b"x-airlock-failed":
+            self.failed = bytes(value).decode("latin-1")
         if self.for_http10:
             self._headers.append((bytes(name), bytes(value)))
 
