@@ -392,11 +392,24 @@ def _matches(upper: str, pattern: str) -> bool:
     return True
 
 
+NAME_SEPARATOR_PATTERN = r"[^A-Z0-9_]"
+"""A character of an upper-cased name other than a letter, a digit or ``_``: read as ``_``
+(:func:`credential_reason`)."""
+
+
 def credential_reason(name: str, value: str | None = None) -> str | None:
     """What ``name`` looks like, when it looks like a credential (:data:`CREDENTIAL_VARIABLES`,
     less :data:`NOT_CREDENTIAL_VARIABLES`), or else what its ``value`` holds
-    (:func:`credential_value_reason`); else ``None``."""
+    (:func:`credential_value_reason`); else ``None``.
+
+    The name is compared upper-cased, with every other character than a letter, a digit or
+    ``_`` read as ``_`` (:data:`NAME_SEPARATOR_PATTERN`): the environment takes any name
+    without ``=``, and one written ``db-pass``, ``stripe.api-key`` or ``app.secret_key`` (a
+    Kubernetes ConfigMap's keys, Spring's relaxed names, an ``env`` command's) is read by
+    programs inside as surely as ``DB_PASS``."""
     upper = name.upper()
+    if not upper.replace("_", "").isalnum() or not upper.isascii():
+        upper = re.sub(NAME_SEPARATOR_PATTERN, "_", upper)
     if not any(_matches(upper, pattern) for pattern in NOT_CREDENTIAL_VARIABLES):
         for pattern, what in CREDENTIAL_VARIABLES:
             if _matches(upper, pattern):
@@ -489,15 +502,18 @@ def parse_env_options(options: list[str]) -> dict[str, str | None]:
     """``--env NAME`` (pass on the caller's) and ``--env NAME=VALUE`` (set it), by name.
 
     Raises:
-        UsageError: a name that is empty or holds characters a variable name cannot hold.
+        UsageError: a name that is empty or holds characters a variable name cannot hold; the
+            message names the option without its value, which may be a secret.
     """
     wanted: dict[str, str | None] = {}
     for option in options:
         name, equals, value = option.partition("=")
         if not name or not all(c.isalnum() or c == "_" for c in name) or name[0].isdigit():
+            from airlock._visible import visible
+
             raise UsageError(
-                f"--env {option!r}: expected NAME or NAME=VALUE, NAME made of letters, digits "
-                "and _ (not starting with a digit)"
+                f"--env {visible(name)}{'=…' if equals else ''}: expected NAME or NAME=VALUE, "
+                "NAME made of letters, digits and _ (not starting with a digit)"
             )
         wanted[name] = value if equals else None
     return wanted

@@ -9,11 +9,14 @@ kernel settings that allow user namespaces; what is missing is a
 network (and cgroup) namespaces, all capabilities dropped, a new session (no keystrokes pushed
 into the caller's terminal), killed with airlock (``--die-with-parent``), the kernel's
 settings under ``/proc`` read-only (:data:`PROC_READ_ONLY`), the mounts of
-:mod:`airlock.sandbox.paths`, and a ``resolv.conf`` naming a closed loopback port, so a name
-lookup inside fails at once. bubblewrap is started through ``unshare`` in a mount namespace
-whose mounts are private (:func:`private_mounts`): bubblewrap only makes the sandbox's mounts
-slaves of the host's, so a file system mounted on the host while the command runs (a USB
-stick, an automount, sshfs) would arrive inside with the host's flags, writable.
+:mod:`airlock.sandbox.paths`, read-only binds of what airlock itself runs from where those
+would let the command write it (:func:`own_installation`), and a ``resolv.conf`` naming a
+closed loopback port (at the end of the link ``/etc/resolv.conf`` may be:
+:func:`resolv_conf_target`), so a name lookup inside fails at once. bubblewrap is started
+through ``unshare`` in a mount namespace whose mounts are private (:func:`private_mounts`):
+bubblewrap only makes the sandbox's mounts slaves of the host's, so a file system mounted on
+the host while the command runs (a USB stick, an automount, sshfs) would arrive inside with
+the host's flags, writable.
 
 :func:`start` starts bubblewrap with one end of a Unix socket pair and returns at once, so
 the caller can prepare the proxy while the sandbox is built. The stub bubblewrap runs first
@@ -30,6 +33,7 @@ proxy only when it is needed.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import select
 import shutil
@@ -46,7 +50,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from airlock.errors import SandboxError
-from airlock.sandbox.paths import PRIVATE_TMPFS, Kind, Mount, plan, visible
+from airlock.sandbox.paths import PRIVATE_TMPFS, Kind, Mount, plan, resolve, visible
 from airlock.sandbox.placeholders import SCRATCH_PREFIX, Placeholders, claimed_by_others
 from airlock.sandbox.seccomp import filter_fd
 
@@ -62,6 +66,23 @@ RESOLV_CONF = """\
 nameserver 127.0.0.1
 options timeout:1 attempts:1
 """
+
+RESOLV_CONF_PATH = "/etc/resolv.conf"
+
+
+def resolv_conf_target(path: str = RESOLV_CONF_PATH) -> str:
+    """Where the sandbox's ``resolv.conf`` (:data:`RESOLV_CONF`) is bound: ``path`` itself, or,
+    when ``path`` is a symbolic link, the file it leads to on the host (links resolved).
+
+    systemd-resolved makes ``/etc/resolv.conf`` a link to
+    ``../run/systemd/resolve/stub-resolv.conf`` (Ubuntu's default, Fedora's, GitHub's
+    runners'), NetworkManager and resolvconf to files under ``/run`` too. Inside, ``/run``
+    is private and empty: bubblewrap, asked to bind over the link, follows it to a file that
+    is not there, cannot create it in a folder that is not there either, and no sandbox
+    was built. Bound at the link's end instead, the file is made there, in the private
+    ``/run`` (bubblewrap makes the folders on the way), and the link leads to it."""
+    return os.path.realpath(path)
+
 
 USERNS_SETTINGS: tuple[tuple[str, str, str], ...] = (
     (
@@ -281,9 +302,10 @@ def bwrap_arguments(
     for private in PRIVATE_TMPFS:
         if Path(private).is_dir() and not Path(private).is_symlink():
             arguments += ["--tmpfs", private]
-    arguments += ["--ro-bind", str(scratch / "resolv.conf"), "/etc/resolv.conf"]
+    arguments += ["--ro-bind", str(scratch / "resolv.conf"), resolv_conf_target()]
     hidden = [rule.path for rule in spec.mounts if _hidden_folder(rule)]
-    rules = plan([*_interpreter(hidden), *spec.mounts])  # parents first, with the Python's binds
+    own = own_installation(spec.mounts)
+    rules = plan([*_interpreter(hidden), *own, *spec.mounts])  # parents first, with the Python's
     for rule in rules:
         arguments += _mount_arguments(rule, scratch)
     for rule in rules:  # hidden folders: read-only once what is bound into them is there
@@ -362,6 +384,57 @@ def _interpreter(hidden: Sequence[Path] = ()) -> list[Mount]:
     return list(visible(paths, "the Python that starts the sandbox", hidden))
 
 
+OWN_INSTALLATION = (
+    "what airlock runs from (its Python, virtual environment, packages): code run inside must "
+    "not change the airlock that runs outside, after this command and at the next run; install "
+    "airlock outside the folders the sandbox writes (pipx, uv tool) to let the command write it"
+)
+
+
+def own_installation(mounts: Sequence[Mount]) -> list[Mount]:
+    """Read-only binds of what airlock itself runs from, where ``mounts`` (in the order
+    bubblewrap applies them) would let the command write it: the Python and its virtual
+    environment, airlock's package, and every folder on Python's import path.
+
+    airlock runs outside the sandbox, before the command, after it and at the next run, and
+    imports most of its modules only when it needs them (start-up time). Installed in the
+    workspace (a project's ``.venv``, an editable install of a checkout, the quick start run
+    in its own checkout) or under a ``--rw`` folder, it would be code the command can
+    rewrite: a module airlock imports after the command ends (the report's), a ``.pth`` file in
+    its ``site-packages`` or its ``bin/python`` would then run outside the sandbox, with
+    airlock's rights. A folder the user opened for writing by that very path (the workspace
+    itself on the import path, as ``python -m airlock`` started in it puts it) is left as it
+    is: made read-only, the run could not work in it. One bind per folder: none under
+    another."""
+    paths = [
+        sys.prefix,
+        sys.exec_prefix,
+        sys.base_prefix,
+        sys.base_exec_prefix,
+        sys.executable,
+        str(Path(__file__).parents[1]),
+        *(entry for entry in sys.path if Path(entry).is_absolute()),
+    ]
+    found: list[Path] = []
+    for path in sorted({resolve(Path(path)) for path in paths}, key=lambda path: len(path.parts)):
+        if any(path.is_relative_to(kept) for kept in found):
+            continue
+        writable = _writable_by(path, mounts)
+        if writable is not None and writable.path != path and os.path.lexists(path):
+            found.append(path)
+    return [Mount(Kind.READ, path, OWN_INSTALLATION, True, path.is_dir()) for path in found]
+
+
+def _writable_by(path: Path, mounts: Sequence[Mount]) -> Mount | None:
+    """The rule of ``mounts`` (in the order bubblewrap applies them: the last on a path wins)
+    that lets the command write ``path`` (a real path), if one does."""
+    writable = None
+    for rule in mounts:
+        if rule.path == path or rule.path in path.parents:
+            writable = rule if rule.kind is Kind.WRITE else None
+    return writable
+
+
 def _hidden_folder(rule: Mount) -> bool:
     """A folder hidden by an empty file system of its own (``--tmpfs``), so that what must stay
     in sight under it (the workspace under a hidden home) can be bound back into it; it is
@@ -433,6 +506,42 @@ def _signal_wakeup() -> Iterator[int]:
         os.close(write_end)
 
 
+class SharedStreams:
+    """The file status flags (``O_NONBLOCK``, ``O_APPEND``, ``O_ASYNC``) of airlock's standard
+    streams the sandbox shares, as they were before it started, to put back once it is gone.
+
+    Code inside can change them with ``fcntl(F_SETFL)`` on the open file description it
+    shares with airlock and airlock's caller; the kernel keeps no copy per process. Each is
+    known by its file too (device and inode): a number airlock closed and opened again
+    meanwhile names another file, and is left alone.
+    """
+
+    def __init__(self, given: Sequence[int | None]) -> None:
+        """``given``: what the sandbox gets for standard input, output and error, as
+        :func:`start` takes them; ``None`` is airlock's own, shared."""
+        self._saved: dict[int, tuple[int, int, int]] = {}
+        for fd, instead in enumerate(given):
+            if instead is not None:  # a pipe or pty of airlock's own: not the caller's
+                continue
+            try:
+                flags = fcntl.fcntl(fd, fcntl.F_GETFL)
+                status = os.fstat(fd)
+            except OSError:  # closed: the sandbox gets none
+                continue
+            self._saved[fd] = (flags, status.st_dev, status.st_ino)
+
+    def restore(self) -> None:
+        """Put the flags back where code inside changed them. Called once bubblewrap is
+        reaped, and again as the sandbox is closed: bubblewrap killed by airlock is reaped
+        while the kernel may still be ending what ran inside (they die with it, not before)."""
+        for fd, (flags, device, inode) in self._saved.items():
+            with contextlib.suppress(OSError):  # closed by airlock meanwhile
+                status = os.fstat(fd)
+                same = (status.st_dev, status.st_ino) == (device, inode)
+                if same and fcntl.fcntl(fd, fcntl.F_GETFL) != flags:
+                    fcntl.fcntl(fd, fcntl.F_SETFL, flags)
+
+
 class Sandbox:
     """A running sandbox: bubblewrap's process, the proxy's listening socket, the command's pid."""
 
@@ -443,6 +552,7 @@ class Sandbox:
         command_pid: int,
         placeholders: Placeholders,
         channel: socket.socket,
+        streams: SharedStreams | None = None,
     ) -> None:
         self.process = process
         self.listener = listener
@@ -452,6 +562,8 @@ class Sandbox:
         self._placeholders = placeholders
         self._channel = channel
         self._cleaner: threading.Thread | None = None
+        self._streams = streams if streams is not None else SharedStreams(())
+        """Put back once bubblewrap is reaped: the sandbox's processes all end before it."""
 
     def go(self) -> None:
         """Let the stub become the command (it waits for this, so nothing runs before)."""
@@ -483,6 +595,7 @@ class Sandbox:
         handler (which passes it on to the command) run at once."""
         self._wait_for_end(None, connection=False)
         code = self.process.wait()
+        self._streams.restore()
         return 128 - code if code < 0 else code
 
     def _wait_for_end(self, seconds: float | None, connection: bool) -> bool:
@@ -545,6 +658,7 @@ class Sandbox:
         if self.process.poll() is None:
             self.process.kill()
             self.process.wait()
+        self._streams.restore()
         if self._cleaner is None:  # each removal waits on the kernel: done while the proxy closes
             self._cleaner = threading.Thread(
                 target=self._placeholders.remove, name="airlock placeholders"
@@ -560,6 +674,7 @@ class Sandbox:
         self.listener.close()
         if self._cleaner is not None:
             self._cleaner.join()
+        self._streams.restore()
 
 
 class Starting:
@@ -574,10 +689,12 @@ class Starting:
         process: subprocess.Popen[bytes],
         channel: socket.socket,
         placeholders: Placeholders,
+        streams: SharedStreams | None = None,
     ) -> None:
         self.process = process
         self._channel = channel
         self._placeholders = placeholders
+        self._streams = streams
 
     def ready(self) -> Sandbox:
         """The sandbox, once the stub inside has sent its listening socket.
@@ -596,7 +713,9 @@ class Starting:
         except BaseException:
             self.abandon()
             raise
-        return Sandbox(self.process, listener, pid, self._placeholders, self._channel)
+        return Sandbox(
+            self.process, listener, pid, self._placeholders, self._channel, self._streams
+        )
 
     def abandon(self) -> None:
         """End the sandbox before the command ran, and clean up.
@@ -652,6 +771,7 @@ def start(
         ) from error
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     ours.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
+    streams = SharedStreams((stdin, stdout, stderr))
     seccomp_fd = None
     try:
         seccomp_fd = filter_fd()
@@ -687,7 +807,7 @@ def start(
         theirs.close()
         if seccomp_fd is not None:
             os.close(seccomp_fd)
-    return Starting(process, ours, placeholders)
+    return Starting(process, ours, placeholders, streams)
 
 
 def _check_trusted(program: str, mounts: Sequence[Mount], name: str = "bubblewrap") -> None:
@@ -700,10 +820,7 @@ def _check_trusted(program: str, mounts: Sequence[Mount], name: str = "bubblewra
         SandboxError: it does, naming the rule that makes it writable.
     """
     real = Path(os.path.realpath(program))
-    writable = None
-    for rule in mounts:  # in the order bubblewrap applies them: the last on a path wins
-        if rule.path == real or rule.path in real.parents:
-            writable = rule if rule.kind is Kind.WRITE else None
+    writable = _writable_by(real, mounts)
     if writable is not None:
         remedy = (
             f"Install bubblewrap from the system's packages, or name one the sandbox cannot "
