@@ -4,12 +4,18 @@ The kernel's keyrings are not namespaced the way files and the network are: a pr
 the sandbox still possesses the caller's session keyring and reaches its user keyring, where
 Kerberos keeps tickets (``KRB5CCNAME=KEYRING:…``, the default on Fedora and RHEL) and tools
 keep tokens. So ``add_key``, ``request_key`` and ``keyctl`` fail inside with ``EPERM``, as in
-Docker's default profile; every other call is allowed.
+Docker's default profile. Nor are VM sockets (``AF_VSOCK``): the network namespace leaves
+them out, so from inside they reach the hypervisor's services (CID 2), other VMs', and with
+the loopback transport the host's own vsock listeners, past the proxy; ``socket(AF_VSOCK,
+…)`` fails inside with ``EAFNOSUPPORT``, as on a machine without them (Docker's profile
+refuses it too). Every other call is allowed.
 
 The filter is a classic BPF program for ``seccomp(SECCOMP_SET_MODE_FILTER)``, which
 bubblewrap loads (``--seccomp FD``) just before it runs the stub, so the command and all its
-children inherit it. It knows each architecture's numbers for the three calls (a 32-bit
+children inherit it. It knows each architecture's numbers for the four calls (a 32-bit
 program on a 64-bit kernel uses the 32-bit numbers; x32 programs theirs, with the x32 bit).
+A 32-bit program's ``socketcall`` (i386, ppc, s390) passes its arguments in memory, out of a
+filter's sight: its ``socket`` is not looked at.
 """
 
 from __future__ import annotations
@@ -22,12 +28,18 @@ LOAD_WORD = 0x20  # BPF_LD | BPF_W | BPF_ABS
 JUMP_IF_EQUAL = 0x15  # BPF_JMP | BPF_JEQ | BPF_K
 RETURN = 0x06  # BPF_RET | BPF_K
 
-# struct seccomp_data: int nr; __u32 arch; …
+# struct seccomp_data: int nr; __u32 arch; __u64 instruction_pointer; __u64 args[6]
 NUMBER_OFFSET = 0
 ARCH_OFFSET = 4
+FIRST_ARGUMENT_OFFSET = 16
+"""Where ``args[0]``'s low 32 bits are on a little-endian machine; a big-endian one (s390x)
+has them 4 bytes further."""
 
 ALLOW = 0x7FFF0000  # SECCOMP_RET_ALLOW
 REFUSE = 0x00050000 | errno.EPERM  # SECCOMP_RET_ERRNO | EPERM
+NO_SUCH_FAMILY = 0x00050000 | errno.EAFNOSUPPORT
+
+AF_VSOCK = 40
 
 X32_BIT = 0x40000000
 
@@ -43,21 +55,48 @@ KEYRING_CALLS: tuple[tuple[str, int, tuple[int, ...]], ...] = (
 """(architecture, its ``AUDIT_ARCH_*`` value, its numbers of ``add_key``, ``request_key`` and
 ``keyctl``)."""
 
+SOCKET_CALLS: dict[str, tuple[int, ...]] = {
+    "x86_64": (41, X32_BIT | 41),
+    "i386": (359,),
+    "aarch64": (198,),
+    "arm": (281,),
+    "riscv64": (198,),
+    "ppc64le": (326,),
+    "s390x": (359,),
+}
+"""Each architecture's number of ``socket``, whose first argument (the family) is looked at."""
+
+BIG_ENDIAN = frozenset({"s390x"})
+
 
 def _instruction(code: int, jump_true: int, jump_false: int, value: int) -> bytes:
     return struct.pack("=HBBI", code, jump_true, jump_false, value)
 
 
 def keyring_filter() -> bytes:
-    """The program: for each known architecture, refuse its keyring calls; allow the rest."""
+    """The program: for each known architecture, refuse its keyring calls and a ``socket``
+    of the family ``AF_VSOCK``; allow the rest."""
     program = [_instruction(LOAD_WORD, 0, 0, ARCH_OFFSET)]
-    for _name, arch, numbers in KEYRING_CALLS:
-        # the block: load the number, compare with each, allow, refuse
+    for name, arch, numbers in KEYRING_CALLS:
+        sockets = SOCKET_CALLS[name]
+        # the block: load the number; compare with each keyring call's, then socket's; allow;
+        # refuse; for socket: load the family, refuse AF_VSOCK, allow the rest
+        compares = len(numbers) + len(sockets)
+        refuse, family = compares + 2, compares + 3  # after the load, the compares, allow
         block = [_instruction(LOAD_WORD, 0, 0, NUMBER_OFFSET)]
-        for index, number in enumerate(numbers):
-            to_refuse = len(numbers) - index  # over the comparisons left and the allow
-            block.append(_instruction(JUMP_IF_EQUAL, to_refuse, 0, number))
-        block += [_instruction(RETURN, 0, 0, ALLOW), _instruction(RETURN, 0, 0, REFUSE)]
+        for number in numbers:
+            block.append(_instruction(JUMP_IF_EQUAL, refuse - len(block) - 1, 0, number))
+        for number in sockets:
+            block.append(_instruction(JUMP_IF_EQUAL, family - len(block) - 1, 0, number))
+        offset = FIRST_ARGUMENT_OFFSET + (4 if name in BIG_ENDIAN else 0)
+        block += [
+            _instruction(RETURN, 0, 0, ALLOW),
+            _instruction(RETURN, 0, 0, REFUSE),
+            _instruction(LOAD_WORD, 0, 0, offset),
+            _instruction(JUMP_IF_EQUAL, 0, 1, AF_VSOCK),
+            _instruction(RETURN, 0, 0, NO_SUCH_FAMILY),
+            _instruction(RETURN, 0, 0, ALLOW),
+        ]
         program.append(_instruction(JUMP_IF_EQUAL, 0, len(block), arch))
         program += block
     program.append(_instruction(RETURN, 0, 0, ALLOW))  # an architecture not in the table
