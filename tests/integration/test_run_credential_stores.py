@@ -112,3 +112,59 @@ def test_the_users_own_ro_shows_a_store(tmp_path: Path, home: Path) -> None:
     out = _run(tmp_path, script, "--ro", "~/.m2/settings.xml")
     assert out.count(MARK) == 1
     assert "WROTE" not in out
+
+
+def test_git_credential_caches_socket_bound_during_the_run_is_out_of_reach(
+    tmp_path: Path, home: Path, project: Path
+) -> None:
+    """git's credential-cache daemon, started on the host while a run is under way (a
+    ``git push`` in another terminal), binds its socket in ``~/.cache/git/credential``, left
+    there by its earlier use, and hands its passwords to whoever connects: the folder is
+    hidden, so a socket bound there after the run began is not reached from inside."""
+    import socket
+    import threading
+
+    folder = home / ".cache" / "git" / "credential"
+    folder.mkdir(parents=True, mode=0o700)
+    project.mkdir(exist_ok=True)
+    started, bound = project / "started", project / "bound"  # the workspace: seen both sides
+    served: list[bytes] = []
+    stop = threading.Event()
+
+    def daemon() -> None:  # binds once the command has started, as the cache's daemon would
+        while not started.exists():
+            if stop.wait(0.02):
+                return
+        with socket.socket(socket.AF_UNIX) as server:
+            server.bind(str(folder / "socket"))
+            server.listen(1)
+            server.settimeout(3)  # the probe connects at once, if it can
+            bound.touch()
+            try:
+                connection, _ = server.accept()
+            except OSError:
+                return
+            with connection:
+                connection.sendall(f"password={MARK}\n".encode())
+                served.append(b"served")
+
+    thread = threading.Thread(target=daemon, daemon=True)
+    thread.start()
+    probe = (
+        "import socket, time, pathlib\n"
+        f"pathlib.Path({str(started)!r}).touch()\n"
+        f"while not pathlib.Path({str(bound)!r}).exists(): time.sleep(0.02)\n"
+        "s = socket.socket(socket.AF_UNIX)\n"
+        f"try: s.connect({str(folder / 'socket')!r}); print(s.recv(100).decode())\n"
+        "except OSError as e: print('unreached', e.errno)\n"
+    )
+    try:
+        done = run_script(
+            tmp_path, 'python3 -c "$PROBE"; echo ran', env={"PROBE": probe}, cwd=project
+        )
+    finally:
+        stop.set()
+        thread.join(15)
+    assert done.returncode == 0, done.stderr
+    assert MARK not in done.stdout and "unreached" in done.stdout, done.stdout + done.stderr
+    assert served == []

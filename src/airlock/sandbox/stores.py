@@ -50,6 +50,8 @@ SECRET_STORES: tuple[str, ...] = (
     "~/.config/dart/pub-credentials.json",
     "~/.terraformrc",
     # code hosts and their CLIs
+    "~/.cache/git/credential",  # git credential-cache's socket: its daemon hands out passwords
+    "~/.git-credential-cache",  # the same, where git made it before 2.13
     "~/.config/hub",
     "~/.config/glab-cli",
     "~/.config/github-copilot",
