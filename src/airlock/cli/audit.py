@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import re
 import shlex
@@ -42,14 +41,17 @@ checkpoints of another log at its path), removed (its heads file still holding
 checkpoints; the listing says so too, exit 1), or is a symbolic link (runs never write
 through one), or its heads file is a link or no regular file. A problem names the record,
 its line in the file and its run. With --hash HEX (a run's final hash, as its
-report printed it), the log must still hold the record that hash names: the heads file lives
+report printed it), the log must still hold the record that hash names, and no record after
+it may be of that run (a run writes nothing after its final record): the heads file lives
 beside the log, and whoever can write both could rewrite them together; a hash you kept
-elsewhere cannot be forged.
+elsewhere cannot be forged. It vouches for the records up to it, not for later runs'.
 
 'rotate' moves the log aside (verified first, under its lock; a run still going on then
 stops) with its checkpoints, so that both the moved log and the new one the next run begins
 verify; a log moved by hand leaves its checkpoints naming the old path.
 
+--run takes a run's whole id (20261205T101027Z-7527: that run alone) or the start of ids
+(20261205T10: every run whose id starts so).
 --since takes a time (2026-12-02, 2026-12-02T10:30, ISO with a zone) or an age (30m, 2h, 7d);
 a connection begun before it and still open after it is shown.
 --host takes a host or a pattern (*.example.com). A listing line shows a request's flow, the
@@ -64,6 +66,9 @@ no such run; 2 bad input or an unreadable log; 141 the reader of the output went
 """
 
 _AGE = re.compile(r"^(\d+)([smhd])$")
+_WHOLE_RUN_ID = re.compile(r"\d{8}T\d{6}Z-[0-9A-Za-z]+")
+"""A run's whole id (``20261205T101027Z-7527``): ``--run`` then selects that run alone, not
+also one whose id goes on from it (``…Z-75270``, a run begun in the same second)."""
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 
 
@@ -98,7 +103,10 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
         "--audit-log", type=_log_named, metavar="FILE", help="the audit log to read"
     )
     parser.add_argument(
-        "--run", action=Once, metavar="ID", help="only this run (an id, or its start)"
+        "--run",
+        action=Once,
+        metavar="ID",
+        help="only this run (its whole id, or the start of ids: 20261205T10)",
     )
     parser.add_argument(
         "--since", metavar="TIME", help="only records from TIME on (or that ended after it)"
@@ -235,23 +243,20 @@ def _verify(
     command line (what to say when it is not there). ``as_json``: the verdict as one JSON
     object on stdout instead (:func:`_verdict_json`), the exit status the same."""
     from airlock._visible import visible
-    from airlock.egress.audit import record_with_hash, verify
+    from airlock.egress.audit import verify
     from airlock.errors import UsageError
 
-    if final_hash is not None and not re.fullmatch(r"[0-9a-f]{64}", final_hash.strip().lower()):
+    wanted = None if final_hash is None else final_hash.strip().lower()
+    if wanted is not None and not re.fullmatch(r"[0-9a-f]{64}", wanted):
         raise UsageError(f"--hash {final_hash!r}: expected the 64 hex digits a report prints")
     if not log.is_symlink():  # verify says why a link is refused
         _check_log(log, _missing(named), heads)
-    verdict = verify(log, heads)
-    hash_found: dict[str, int | None] = {}  # with --hash on an intact log: the record it names
-    if final_hash is not None and verdict.intact:
-        found = hash_found["final_hash_record"] = record_with_hash(log, final_hash.strip().lower())
-        if found is None:
-            problem = (
-                f"no record has the final hash {final_hash.strip()} (the log was rewritten, or "
-                "cut short before it, since that run's report)"
-            )
-            verdict = dataclasses.replace(verdict, problem=problem)
+    # the hash is looked for in verify's own read of the log: a second read of the path could
+    # be of another file, the original put back there once the forged one was verified
+    verdict = verify(log, heads, wanted)
+    hash_found: dict[str, int | None] = {}  # with --hash: the record it names, if read
+    if wanted is not None:
+        hash_found["final_hash_record"] = verdict.final_hash_record
     if as_json:
         return _verdict_json(log, verdict, hash_found)
     if not verdict.intact:
@@ -259,7 +264,10 @@ def _verify(
         return 1
     said = f"{log}: intact, {verdict.records} records, {verdict.runs} runs"
     if hash_found:
-        said += f"; the final hash is record {hash_found['final_hash_record']}'s"
+        said += (
+            f"; the final hash is record {hash_found['final_hash_record']}'s, and no record "
+            "after it is of its run"
+        )
     print(visible(said))
     for note in verdict.notes:
         print(visible(f"  note: {note}"))
@@ -274,9 +282,9 @@ def _verify(
 
 def _verdict_json(log: Path, verdict: Any, hash_found: dict[str, int | None]) -> int:
     """``verify --json``: ``{"log", "intact", "records", "runs", "problem", "bad_record",
-    "notes", "unended"}`` (with ``--hash`` on a log otherwise intact, also
-    ``"final_hash_record"``: the number of the record it names, ``null`` when none does, and
-    the log is then not intact: ``hash_found``); 0 when intact, 1 when not, as the words. One
+    "notes", "unended"}`` (with ``--hash``, also ``"final_hash_record"``: the number of the
+    record it names, ``null`` when none does (the log is then not intact) or the log was
+    found broken before it: ``hash_found``); 0 when intact, 1 when not, as the words. One
     line; what it quotes written with every character that is not printable as a JSON
     escape, as the listing's records are."""
     data: dict[str, Any] = {
@@ -440,8 +448,9 @@ def _records(
     log = reader.path
     connections_only = host_rule is not None or args.decision is not None
     skipped = Skipped()
+    whole = bool(args.run) and _WHOLE_RUN_ID.fullmatch(args.run) is not None
     for record in reader.records(skipped):
-        if args.run and not str(record.get("run", "")).startswith(args.run):
+        if args.run and not _run_selected(str(record.get("run", "")), args.run, whole):
             continue
         selection.run_found = True
         if since is not None and _ended(record) < since:
@@ -456,7 +465,8 @@ def _records(
             continue
         yield record
     if args.run and not selection.run_found:
-        print(f"airlock audit: no run in {log} starts with {args.run!r}", file=sys.stderr)
+        said = "is" if whole else "starts with"
+        print(f"airlock audit: no run in {log} {said} {args.run!r}", file=sys.stderr)
     if skipped.count:
         lines = ", ".join(map(str, skipped.first)) + (
             " …" if skipped.count > len(skipped.first) else ""
@@ -466,6 +476,14 @@ def _records(
             f"(line {lines}); 'airlock audit verify' says whether the log was tampered with",
             file=sys.stderr,
         )
+
+
+def _run_selected(run: str, wanted: str, whole: bool) -> bool:
+    """Whether a record of ``run`` is selected by ``--run wanted``: that run when ``whole``
+    (a whole id: a run whose id goes on from it is another run, and a record naming one,
+    forged after the run's final hash, say, is not shown as this run's), else every run
+    whose id starts so."""
+    return run == wanted if whole else run.startswith(wanted)
 
 
 def _ended(record: dict[str, Any]) -> str:

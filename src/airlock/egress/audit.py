@@ -37,15 +37,20 @@ heads file's, is refused (never written through: it could name any file), and
   the log stays one chain; :func:`verify` reads the heads file and the log's size under a
   shared lock, so a batch being written is not taken for tampering;
 * a log or heads file removed, or renamed away and replaced, while the run goes on stops the
-  traffic at the writer's next wake-up, records pending or not; one another user owns, or
-  that others may write, is refused at the start;
+  traffic at the writer's next wake-up, records pending or not; a log cut back below what
+  this run left (its records removed from the end) stops it at its next batch, before it
+  chains on what is left as if another run had written it; one another user owns, or that
+  others may write, is refused at the start;
 * a record of a connection that finished before a flush is on disk once that flush is done,
   whatever happens to the process afterwards (``kill -9`` included).
 
 If the log or the heads file cannot be written, or anything else goes wrong in the writer
 (a last line another program appended that is no record, say), the writer stops, keeps the
 error in :attr:`AuditLog.failed` and calls ``on_failure``: the proxy then stops all traffic
-(fail closed), and no final checkpoint is written. A log whose last line is cut short (a
+(fail closed), and no final checkpoint is written. A flush after one that failed fails too:
+the batch that one took is lost, and a flush finding nothing pending would say all is
+written (the run's ``start`` record, taken and lost by the writer thread, and the command
+run anyway). A log whose last line is cut short (a
 crash in the middle of a write) or is no record is never appended to: :func:`verify` says
 where it is broken.
 """
@@ -211,6 +216,12 @@ class AuditLog:
         self._heads_fd = -1
         self._size = 0
         """The log's size after this run's last write: another size means another run wrote."""
+        self._least = 0
+        """The log's size when this run opened it, then after each of its writes: it only
+        grows while the run goes on (another run's write that failed is cut back to where
+        that write began, past this); smaller, records were removed from its end."""
+        self._broken: BaseException | None = None
+        """Why a flush failed: every flush after it fails too (see :meth:`flush`)."""
         self._thread: threading.Thread | None = None
 
     def open(self) -> None:
@@ -233,7 +244,7 @@ class AuditLog:
             _lock(self._fd, self.path, fcntl.LOCK_EX)
             try:
                 self.records, self.last_hash = _tip(self.path)
-                self._size = os.fstat(self._fd).st_size
+                self._size = self._least = os.fstat(self._fd).st_size
                 if self.records:
                     self._first = _first_line_hash(self.path)
                     self._check_tip(self._first)
@@ -379,12 +390,26 @@ class AuditLog:
         the next run and by :func:`verify`; and a ``verify`` reading under the lock finds
         every record written checkpointed or declared.
 
+        A flush after one that failed (in this thread or another) fails too, saying why that
+        one did: the records it took are lost, and those after them chain on them.
+
         Raises:
             OSError: the log or the heads file cannot be written, or is no longer at its path,
-                or another run left a last line that is no record, or records no run declared.
+                or was cut back, or another run left a last line that is no record, or records
+                no run declared; or an earlier flush failed.
         """
         with self._flushing:
-            self._flush(final)
+            if self._broken is not None:
+                raise OSError(
+                    errno.EIO,
+                    f"an earlier write to {self.path} failed ({self._broken}): nothing more "
+                    "is written",
+                ) from self._broken
+            try:
+                self._flush(final)
+            except BaseException as error:
+                self._broken = error
+                raise
 
     def _flush(self, final: bool) -> None:
         self._still_there()  # also with nothing pending: an open tunnel is recorded at its end
@@ -398,6 +423,7 @@ class AuditLog:
         stale = False
         try:
             self._still_there()  # again: it may have been rotated while this run waited
+            self._check_not_cut_back()
             start = first
             if os.fstat(self._fd).st_size != self._size:  # another run wrote since: its tip
                 try:
@@ -426,7 +452,8 @@ class AuditLog:
                 with contextlib.suppress(OSError):
                     os.ftruncate(self._fd, before)
                 raise
-            self._size = -1 if stale else os.fstat(self._fd).st_size  # -1: read the tip again
+            self._least = os.fstat(self._fd).st_size
+            self._size = -1 if stale else self._least  # -1: read the tip again
             self.records, self.last_hash = tip
             self._checkpoint(final=final)
         finally:
@@ -455,6 +482,23 @@ class AuditLog:
                     "into a file no one reads, or go unchecked; 'airlock audit rotate' moves "
                     "a log away: rotate it when no run writes to it)",
                 )
+
+    def _check_not_cut_back(self) -> None:
+        """Fail when the log is smaller than this run left it (:attr:`_least`): records were
+        removed from its end, and the batch would chain on what is left (a tip this run
+        checkpointed itself, so one the heads file vouches for) as if another run had written
+        it, this run's records since gone without a word until a ``verify``.
+
+        Raises:
+            OSError: ``EIO``, saying so.
+        """
+        size = os.fstat(self._fd).st_size
+        if size < self._least:
+            raise OSError(
+                errno.EIO,
+                f"{self.path} is smaller than this run left it ({size} bytes, {self._least} "
+                "after its last write): records were removed from its end while the run went on",
+            )
 
     def _checkpoint(self, final: bool) -> None:
         self._write_head((self.records, self.last_hash), final=final)
@@ -729,6 +773,9 @@ class Verdict:
     checkpointed)."""
     unended: tuple[str, ...] = ()
     """The runs with a ``start`` record and no ``run`` record (each noted)."""
+    final_hash_record: int | None = None
+    """With a final hash to look for (:func:`verify`): the record whose line hashes to it,
+    when one was read (``None`` when none does, or the log was found broken before it)."""
 
     @property
     def intact(self) -> bool:
@@ -850,16 +897,6 @@ def read_records(path: Path, skipped: Skipped | None = None) -> Iterator[Record]
                 yield record
             elif skipped is not None:
                 skipped.add(number)
-
-
-def record_with_hash(path: Path, digest: str) -> int | None:
-    """The number (``seq``, from 0) of the record of ``path`` whose line hashes to
-    ``digest`` (a run's final hash), or ``None``."""
-    with _open_for_reading(path) as handle:
-        for number, (line, _, _) in enumerate(_bounded_lines(handle)):
-            if line is not None and line_hash(line) == digest:
-                return number
-    return None
 
 
 def _size_and_heads(
@@ -1179,6 +1216,8 @@ class LogReader:
         """The hash of the log's first line (which log it is), once read."""
         self._end = 0
         """Where the lines checked end, in bytes."""
+        self._read = 0
+        """Where the lines listed end, in bytes (past :attr:`_end` once the check paused)."""
         self._problem: str | None = None
         self._paused = False
         """A line without its line break was read (a batch being written, or a write cut
@@ -1193,6 +1232,7 @@ class LogReader:
     def records(self, skipped: Skipped | None = None) -> Iterator[Record]:
         """Each record of the log, decoded, as :func:`read_records` reads them."""
         for number, (line, ended, taken) in enumerate(_bounded_lines(self._handle), start=1):
+            self._read += taken
             record = _loads(line)
             if self._problem is None and not self._paused:
                 self._check(line, ended, taken, record, last=False)
@@ -1219,10 +1259,15 @@ class LogReader:
             if isinstance(snapshot, str):
                 return snapshot
             size, source, heads_size = snapshot
-            if self._problem is None and size < self._end:
+            if self._problem is None and size < self._read:
                 # cut back since it was read (as a run's write that met a full disk is, lest
-                # it leave half a line): checked again from its start
-                self._count, self._prev, self._end = 0, GENESIS, 0
+                # it leave half a line; or records were removed from its end): what was
+                # listed past its end now was shown, and is checked by nothing
+                self._problem = (
+                    f"it was cut back while it was listed (to {size} bytes, {self._read} read): "
+                    "records listed past its end are not in it (a run's write that failed is "
+                    "cut back so; or they were removed)"
+                )
             if self._problem is None:
                 self._handle.seek(self._end)
                 for line, ended, taken in _bounded_lines(self._handle, size - self._end):
@@ -1268,7 +1313,7 @@ LOCK_WAIT = 10.0
 """Seconds a run or :func:`verify` waits for the log's lock (another run writing a batch)."""
 
 
-def verify(path: Path, heads: Path) -> Verdict:
+def verify(path: Path, heads: Path, final_hash: str | None = None) -> Verdict:
     """Check the chain of ``path`` and that it matches every checkpoint of it in ``heads``.
 
     A checkpoint is of this log when its ``first`` is the hash of the log's first line (one
@@ -1293,6 +1338,14 @@ def verify(path: Path, heads: Path) -> Verdict:
     heads file still holds checkpoints of records is one too. A run that wrote a ``start``
     record and no ``run`` record (killed, or still going on) is noted.
 
+    With ``final_hash`` (a run's final hash, as its report printed it, kept apart from both
+    files), the log must hold the record whose line hashes to it, and no record after it may
+    name that record's run: the hash pins every line up to it (each carries the hash of the
+    one before), and a run writes nothing after its final record, so a record of that run
+    after it was added since, by whoever could write the log and its heads file together. It is
+    looked for in the same read of the log as the rest (a second read of the path could be
+    of another file, put there in between).
+
     Raises:
         OSError: either file cannot be read, or the log stays locked :data:`LOCK_WAIT` seconds.
     """
@@ -1310,7 +1363,8 @@ def verify(path: Path, heads: Path) -> Verdict:
         if isinstance(taken, str):
             return Verdict(0, 0, taken)
         size, source, heads_size = taken
-        return _Verification(handle, size, _Heads(source, heads_size, heads, path)).verdict()
+        found = _Verification(handle, size, _Heads(source, heads_size, heads, path), final_hash)
+        return found.verdict()
 
 
 @dataclass(slots=True)
@@ -1400,13 +1454,17 @@ class _Late:
 
 
 class _Verification:
-    """One :func:`verify` of a log (read up to ``size``) and its heads file."""
+    """One :func:`verify` of a log (read up to ``size``) and its heads file; with
+    ``final_hash``, a run's final hash the log must hold, with no record of that run after it."""
 
-    def __init__(self, handle: BinaryIO, size: int, heads: _Heads) -> None:
+    def __init__(
+        self, handle: BinaryIO, size: int, heads: _Heads, final_hash: str | None = None
+    ) -> None:
         self.handle = handle
         self.size = size
         self.heads = heads
         self.runs = _Runs()
+        self.final = None if final_hash is None else _FinalHash(final_hash)
 
     def verdict(self) -> Verdict:
         """The log's lines are read in order, and the heads file's alongside, each checkpoint
@@ -1442,6 +1500,8 @@ class _Verification:
                     waiting = next(checkpoints, None)
                 if problem is None and not ended:
                     problem = "its line is cut short (no line break at the end: a write cut off)"
+                if problem is None and self.final is not None:
+                    problem = self.final.see(count, digest, record)
                 prev = digest
             if problem is not None or late.found is not None:
                 break
@@ -1453,25 +1513,45 @@ class _Verification:
         late.compare()
         if late.found is not None:
             number, run = late.found
-            return Verdict(
-                number,
-                self._runs_upto(number),
-                f"{_place(number)}: does not match the checkpoint of run {run} (the log was "
-                "rewritten)",
-                number,
+            return self._with_final(
+                Verdict(
+                    number,
+                    self._runs_upto(number),
+                    f"{_place(number)}: does not match the checkpoint of run {run} (the log was "
+                    "rewritten)",
+                    number,
+                )
             )
         if problem is not None:
-            return Verdict(count, len(self.runs.seen), f"{_place(count, record)}: {problem}", count)
+            return self._with_final(
+                Verdict(count, len(self.runs.seen), f"{_place(count, record)}: {problem}", count)
+            )
         verdict, told = self._end(count, tally, prev)
         if tally.other is not None and (verdict.intact or tally.furthest is None):
-            return _another_log(self.heads.log, count, len(self.runs.seen), tally)
+            return self._with_final(_another_log(self.heads.log, count, len(self.runs.seen), tally))
         if not verdict.intact:
-            return verdict
-        return replace(
-            verdict,
-            notes=verdict.notes + self.runs.unended(told),
-            unended=self.runs.unended_runs(),
+            return self._with_final(verdict)
+        if self.final is not None and self.final.record is None:
+            return self._with_final(
+                replace(
+                    verdict,
+                    problem=f"no record has the final hash {self.final.digest} (the log was "
+                    "rewritten, or cut short before it, since that run's report)",
+                )
+            )
+        return self._with_final(
+            replace(
+                verdict,
+                notes=verdict.notes + self.runs.unended(told),
+                unended=self.runs.unended_runs(),
+            )
         )
+
+    def _with_final(self, verdict: Verdict) -> Verdict:
+        """``verdict`` naming the record of the final hash looked for, if one was read."""
+        if self.final is None:
+            return verdict
+        return replace(verdict, final_hash_record=self.final.record)
 
     def _runs_upto(self, number: int) -> int:
         """How many runs records 0 to ``number`` name."""
@@ -1528,6 +1608,33 @@ class _Verification:
             "or a run's write was cut short at a line's end"
         )
         return Verdict(count, runs, problem, kept), None
+
+
+@dataclass(slots=True)
+class _FinalHash:
+    """A run's final hash, as :func:`verify` looks for it while it reads the log: the record
+    whose line hashes to it (``record``), and that record's run, which writes nothing after it."""
+
+    digest: str
+    record: int | None = None
+    run: str | None = None
+
+    def see(self, number: int, digest: str, record: Record) -> str | None:
+        """Note record ``number`` (its line hashing to ``digest``); what is wrong with it: it
+        names the run of the final hash's record, after that record."""
+        if self.record is None:
+            if digest == self.digest:
+                self.record = number
+                run = record.get("run")
+                self.run = run if isinstance(run, str) else None
+            return None
+        if self.run is not None and record.get("run") == self.run:
+            return (  # _place names the run: "record 7 (line 8, run X): comes after …"
+                f"comes after the record of its final hash (record {self.record}): a run "
+                "writes nothing after its final record, so this record of it was added since "
+                "(by whoever could write the log and its heads file)"
+            )
+        return None
 
 
 @dataclass(slots=True)

@@ -83,11 +83,12 @@ class StandbyProxy:
         """
         try:
             audit.flush()
-        except OSError as error:
+        except Exception as error:  # whatever it is, nothing runs without its start record
             self.abandon()
+            said = getattr(error, "strerror", None) or error
             raise AirlockError(
-                f"audit log {audit.path}: the run's start could not be written "
-                f"({error.strerror or error}); nothing ran"
+                f"audit log {audit.path}: the run's start could not be written ({said}); "
+                "nothing ran"
             ) from error
 
     def start(self, check: AddressCheck | None = None) -> RunningProxy:
