@@ -34,7 +34,9 @@ class SandboxEntry:
 
 @dataclass(frozen=True, slots=True)
 class SandboxSettings:
-    """The ``sandbox`` block of every settings file, merged: lists unioned, highest file first.
+    """The ``sandbox`` block of every settings file, merged: lists unioned, highest file first,
+    an entry that two files say kept once with the higher (when it is the same entry: see
+    :func:`_same_entry`).
 
     From a file with problems only :data:`SANDBOX_RESTRICTING` entries count. When managed
     settings set ``allowManagedDomainsOnly``, allowed domains come from managed settings only:
@@ -57,6 +59,7 @@ class SandboxSettings:
 def sandbox_settings(loaded: Loaded) -> SandboxSettings:
     """The ``sandbox`` settings in force for ``loaded`` (see :class:`SandboxSettings`)."""
     lists: dict[str, list[SandboxEntry]] = {}
+    seen: dict[str, set[tuple[str, str | None, bool | None]]] = {}
     lock: Origin | None = None
     for layer in loaded.layers:
         sandbox = layer.data.get("sandbox")
@@ -82,12 +85,14 @@ def sandbox_settings(loaded: Loaded) -> SandboxSettings:
                 ):
                     continue
                 known = lists.setdefault(name, [])
-                seen = {entry.text for entry in known}
-                known += [
-                    SandboxEntry(text, layer.origin)
-                    for text in entries
-                    if isinstance(text, str) and text.strip() and text not in seen
-                ]
+                said = seen.setdefault(name, set())
+                for text in entries:
+                    if not isinstance(text, str) or not text.strip():
+                        continue
+                    key = _same_entry(name, text, layer.origin)
+                    if key not in said:
+                        said.add(key)
+                        known.append(SandboxEntry(text, layer.origin))
     set_aside: list[SandboxEntry] = []
     if lock is not None:
         allowed = lists.get("allowedDomains", [])
@@ -104,6 +109,22 @@ def sandbox_settings(loaded: Loaded) -> SandboxSettings:
         lock,
         tuple(set_aside),
     )
+
+
+def _same_entry(name: str, text: str, origin: Origin) -> tuple[str, str | None, bool | None]:
+    """What makes two entries of list ``name`` one: only the first of them is kept, with the
+    file it came from (the highest).
+
+    The same text is not always the same entry. ``/x`` names a path under the folder of the
+    file that says it, so ``/x`` in the user's settings and ``/x`` in the project's are two
+    paths, both kept. And a restricting entry of a project's file (which ``airlock run`` lets
+    that project's ``allowWrite`` open below) never stands for the same entry of another
+    file: the user's ``denyWrite`` of ``./secrets``, repeated in a cloned project's settings
+    with an ``allowWrite`` of ``./secrets/x``, must still keep ``./secrets/x`` read-only.
+    """
+    folder = origin.path if text.startswith("/") and not text.startswith("//") else None
+    projects = origin.source in PROJECT_SOURCES if name in SANDBOX_RESTRICTING else None
+    return text, folder, projects
 
 
 def set_aside_by_lock(loaded: Loaded, network: SandboxSettings) -> tuple[str, ...]:
@@ -132,24 +153,35 @@ RUN_RESTRICTING = (
     ("sandbox", "filesystem", "denyWrite"),
     ("sandbox", "network", "deniedDomains"),
     ("permissions", "deny"),
+    ("permissions", "ask"),
 )
-"""The keys that restrict what ``airlock run`` lets through: none may be left out."""
+"""The keys that restrict what ``airlock run`` lets through: none may be left out.
+``permissions.ask`` too: the proxy cannot ask, so its ``WebFetch(domain:…)`` rules refuse
+hosts that the settings' allow rules or ``--allow-all`` would let out."""
 
 
 def restrictions_not_taken(loaded: Loaded) -> tuple[Problem, ...]:
     """Each settings file that could not be read at all (not valid JSON, too large, not a
     regular file: it may hold any of them), and in any file each :data:`RUN_RESTRICTING`
     value that cannot be taken as a list of strings (a number, an object, ``null``, a list
-    holding one of them), each entry of one that is empty (it names nothing), and each block
+    holding one of them), each entry of one that is empty (it names nothing), each block
     on the way to one that is no object (``"sandbox": [{"network": …}]``, ``"permissions":
-    []``): what it would take away is unknown, so ``airlock run`` refuses to start rather than
-    run without it. A lone string is taken as a one-item list (see :func:`sandbox_settings`)."""
+    []``), and an ``env`` block that is no object (``["DISABLE_TELEMETRY=1"]``: its opt-outs
+    turn flows off, and with them the hosts the proxy lets out for those flows): what it
+    would take away is unknown, so ``airlock run`` refuses to start rather than run without
+    it. A lone string is taken as a one-item list (see :func:`sandbox_settings`)."""
     problems: list[Problem] = []
     for layer in loaded.layers:
         if not layer.readable:
             problems += layer.problems
             continue
         where = layer.origin.path or layer.origin.describe()
+        if "env" in layer.data and not isinstance(layer.data["env"], dict):
+            expected = (
+                "expected an object of variables: its opt-outs (DISABLE_TELEMETRY, …) turn "
+                "flows off, and which it would turn off cannot be told"
+            )
+            problems.append(Problem(where, "env", shown(layer.data["env"]), expected))
         blocks_said: set[tuple[str, ...]] = set()
         for path in RUN_RESTRICTING:
             for depth in range(1, len(path)):
