@@ -48,7 +48,10 @@ def test_an_option_of_one_value_given_twice_is_refused(
     assert done.returncode == 2, done.stderr
     assert f"{options[0]} given twice, {options[1]} and {options[3]}: give it once" in done.stderr
     assert done.stdout == ""
-    same = airlock("audit", "--audit-log", str(log), "--json", *options[:2], *options[:2])
+    same = airlock(
+        "audit", "--audit-log", str(log), "--json", *options[:2], *options[:2],
+        env=_env(config_dir),
+    )  # fmt: skip
     assert same.returncode == 0, same.stderr
 
 
@@ -123,11 +126,15 @@ def test_a_run_that_is_not_in_the_log_is_an_error(tmp_path: Path, as_json: bool)
     config_dir = tmp_path / "config"
     log = _log(config_dir, {"type": "start"}, run="20261205T101010Z-42")
     flags = ["--json"] if as_json else []
-    done = airlock("audit", "--audit-log", str(log), "--run", "20261205T2", *flags)
+    done = airlock(
+        "audit", "--audit-log", str(log), "--run", "20261205T2", *flags, env=_env(config_dir)
+    )
     assert done.returncode == 1, done.stderr
     assert f"no run in {log} starts with '20261205T2'" in done.stderr
     assert json.loads(done.stdout) == [] if as_json else done.stdout == ""
-    found = airlock("audit", "--audit-log", str(log), "--run", "20261205T1", *flags)
+    found = airlock(
+        "audit", "--audit-log", str(log), "--run", "20261205T1", *flags, env=_env(config_dir)
+    )
     assert found.returncode == 0, found.stderr
     assert "20261205T101010Z-42" in found.stdout
     assert "no run" not in found.stderr

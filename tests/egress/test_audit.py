@@ -24,6 +24,7 @@ from airlock.egress import EgressConfig, verify
 from airlock.egress.audit import (
     GENESIS,
     AuditLog,
+    heads_path,
     iso_time,
     line_hash,
     read_heads,
@@ -409,7 +410,7 @@ def test_audit_lists_a_hand_edited_log_and_names_the_lines_it_skips(tmp_path: Pa
     )
     for options in ((), ("--host", "a"), ("--json",)):
         done = airlock("audit", "--audit-log", str(log), *options)
-        assert done.returncode == 0, done.stderr
+        assert done.returncode == 1, done.stderr  # listed, and said not intact
         assert "Traceback" not in done.stderr
         assert "2 line(s) that are no record were skipped (line 2, 3)" in done.stderr
 
@@ -456,7 +457,7 @@ def test_the_listing_shows_control_characters_as_escapes(tmp_path: Path) -> None
     }
     log.write_text(json.dumps(record) + "\n")
     done = airlock("audit", "--audit-log", str(log))
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == 1, done.stderr  # listed; a record made by hand: not intact
     assert "\x1b" not in done.stdout and "\x9b" not in done.stdout and "\r" not in done.stdout
     assert "a\\x1b]8;;https://evil.example/\\x1b\\b:80/\\x9b31m" in done.stdout
     assert "why\\x1b[2K\\x0d" in done.stdout and "error: gone\\u202e" in done.stdout
@@ -593,7 +594,8 @@ def test_audit_json_prints_nothing_on_a_bad_option(
 def _log_of(tmp_path: Path, *records: dict[str, object], run: str = "run") -> Path:
     """A log of one run (``tmp_path/audit.jsonl``) holding ``records``."""
     log = tmp_path / "audit.jsonl"
-    audit = AuditLog(log, tmp_path / "heads.jsonl", run, flush_interval=3600)
+    config_dir = tmp_path / "home" / ".claude"  # the test's HOME: where airlock audit looks
+    audit = AuditLog(log, heads_path(log, config_dir), run, flush_interval=3600)
     audit.open()
     for record in records:
         audit.append(dict(record))
@@ -993,7 +995,7 @@ def test_the_listing_warns_when_the_log_is_not_intact(tmp_path: Path) -> None:
     assert clean.returncode == 0 and "warning" not in clean.stderr
     _write_lines(log, _edit(log.read_bytes().splitlines()))
     edited = airlock("audit", "--audit-log", str(log), "--json", env=env)
-    assert edited.returncode == 0
+    assert edited.returncode == 1  # listed, and said not intact, for a script to tell
     assert len(json.loads(edited.stdout)) == 3
     assert "warning" in edited.stderr and "is NOT intact" in edited.stderr
 

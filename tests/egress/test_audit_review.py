@@ -57,7 +57,7 @@ def test_a_record_whose_decision_is_no_text_is_listed(tmp_path: Path, decision: 
     _rewrite(log, 1, decision=decision)
     done = airlock("audit", "--audit-log", str(log))
     assert "Traceback" not in done.stderr, done.stderr
-    assert done.returncode == 0
+    assert done.returncode == 1  # listed, and said not intact
     lines = done.stdout.splitlines()
     assert len(lines) == 3
     assert all(
@@ -136,7 +136,7 @@ def test_a_heads_file_that_is_no_file_of_its_own_vouches_for_nothing(
     assert verified.returncode == 1, verified.stdout + verified.stderr
     assert f"{log}: NOT intact: {said}" in verified.stderr
     listed = airlock("audit", "--audit-log", str(log), "--json")
-    assert listed.returncode == 0 and len(json.loads(listed.stdout)) == 1
+    assert listed.returncode == 1 and len(json.loads(listed.stdout)) == 1
     assert f"it is NOT intact: {said}" in listed.stderr
 
 

@@ -59,10 +59,11 @@ secrets found in it (kind×count) and why its body could not all be checked, whe
 With no log at the default place yet (no run has written one), the listing is empty (--json
 prints []) and says so on stderr, exit 0; a log named with --audit-log that is not there is
 an error. A --run ID that no run of the log starts with is said on stderr, exit 1 (--json
-still prints []). 'verify --json' prints the verdict as one JSON object (intact, records,
-runs, problem, bad_record, notes, unended). Exit codes: 0 ok; 1 verify found a problem, or
-no such run; 2 bad input or an unreadable log; 141 the reader of the output went away
-(airlock audit | head).
+still prints []). A listing of a log that is not intact prints its records, warns on stderr
+and exits 1. 'verify --json' prints the verdict as one JSON object (intact, records, runs,
+problem, bad_record, notes, unended). Exit codes: 0 ok; 1 the log is not intact (verify, or
+a listing), or no such run; 2 bad input or an unreadable log; 141 the reader of the output
+went away (airlock audit | head).
 """
 
 _AGE = re.compile(r"^(\d+)([smhd])$")
@@ -171,8 +172,8 @@ def run(args: argparse.Namespace) -> int:
             _print_json(records)
         else:
             _print_lines(records)
-        _warn_unless_intact(reader, log, heads)
-    return 1 if args.run and not selection.run_found else 0
+        intact = _warn_unless_intact(reader, log, heads)
+    return 1 if not intact or (args.run and not selection.run_found) else 0
 
 
 def _not_begun(log: Path, heads: Path) -> bool:
@@ -203,9 +204,11 @@ def _missing(named: bool) -> str:
     return "no run has written one there yet ('airlock run' does; or pass the file)"
 
 
-def _warn_unless_intact(reader: LogReader, log: Path, heads: Path) -> None:
-    """After a listing, a warning on stderr when the log is not intact: what was listed may
-    have been changed (the listing reads records as they stand, chain or not). The chain was
+def _warn_unless_intact(reader: LogReader, log: Path, heads: Path) -> bool:
+    """After a listing, a warning on stderr when the log is not intact (or could not be
+    checked), and ``False``: what was listed may have been changed (the listing reads records
+    as they stand, chain or not), and the listing exits 1, so that a script reading its JSON
+    can tell, as from ``verify``. The chain was
     checked as the records were read, and its end against the heads file's furthest
     checkpoint (:class:`~airlock.egress.audit.LogReader`): 'airlock audit verify' compares
     every checkpoint, reading the whole heads file, which outgrows the log. What it says is
@@ -218,7 +221,7 @@ def _warn_unless_intact(reader: LogReader, log: Path, heads: Path) -> None:
         problem = f"it could not be verified ({error.strerror or error})"
     else:
         if found is None:
-            return
+            return True
         problem = f"it is NOT intact: {found}"
     print(
         visible(
@@ -227,6 +230,7 @@ def _warn_unless_intact(reader: LogReader, log: Path, heads: Path) -> None:
         ),
         file=sys.stderr,
     )
+    return False
 
 
 def _verify(
