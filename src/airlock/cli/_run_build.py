@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from airlock.sandbox import ScrubbedEnvironment
     from airlock.sandbox.repositories import Held, WorkspaceScan
     from airlock.settings import Loaded
-    from airlock.settings.sandbox import SandboxSettings
+    from airlock.settings.sandbox import SandboxEntry, SandboxSettings
 
 
 def egress_config(
@@ -69,7 +69,7 @@ def egress_config(
     return EgressConfig(
         allow=tuple(allow),
         deny=tuple(deny),
-        default_allow=default_rules(loaded.context, decisions),
+        default_allow=default_rules(loaded.context, decisions, network.managed_domains_only),
         allow_all=args.allow_all,
         ask=tuple(ask),
         managed_lock=network.managed_lock.describe() if network.managed_lock else None,
@@ -85,6 +85,44 @@ def egress_config(
         gateway=prepared.gateway_address,
         inspection=prepared.inspection,
     )
+
+
+EVERY_HOST = ("example.com", "a.example.org", "a.b.c.example.net")
+"""Hosts of one, two and three labels below three top-level domains: an allow rule that
+covers them all (on port 443) lets out every public host (``*``, ``*.*``, ``*:443``)."""
+
+
+def projects_allowing_every_host(loaded: Loaded) -> list[str]:
+    """A project's settings (``.claude/settings.json``, ``.claude/settings.local.json``) that
+    allow the network every public host, in words, a line each: the entry, its key and its
+    file. The reference agent honours them, and so does the run; it says so, as a project
+    comes from elsewhere (a clone) and the user may not have read it. Under
+    ``allowManagedDomainsOnly`` they are set aside, and said so already. Called once
+    :func:`egress_config` has read them (an entry it cannot read has stopped the run)."""
+    from airlock.egress.config import HostRule
+    from airlock.policy.rules import names_domains
+    from airlock.settings.sandbox import PROJECT_SOURCES, sandbox_settings
+
+    network = sandbox_settings(loaded)
+    if network.managed_domains_only:
+        return []
+    found = [
+        (entry.text, f"sandbox.network.allowedDomains in {entry.origin.describe()}")
+        for entry in network.allowed_domains
+        if entry.origin.source in PROJECT_SOURCES
+    ]
+    found += [
+        (rule.text, f"permissions.allow in {rule.origin.describe()}")
+        for rule in loaded.context.permissions.allow
+        if rule.origin.source in PROJECT_SOURCES and names_domains(rule.text)
+    ]
+    return [
+        f"{text!r} ({where}) lets every public host out: the project's settings open the "
+        "network to everything, and the run honours that as the agent does; remove the "
+        "entry to let out only the hosts other rules name"
+        for text, where in found
+        if all(HostRule.parse(text, where).covers(host, 443) for host in EVERY_HOST)
+    ]
 
 
 def check_state_covered(config: EgressConfig, state: list[Path]) -> None:
@@ -204,6 +242,7 @@ def mounts(
     from pathlib import Path
 
     from airlock.errors import SandboxError
+    from airlock.policy import Source
     from airlock.sandbox.direnv import envrc_rules
     from airlock.sandbox.mercurial import hg_rules
     from airlock.sandbox.paths import (
@@ -363,6 +402,9 @@ def mounts(
     files = sandbox_settings(loaded)
     project_writes: list[Any] = []  # a project's allowWrite: opens only what no one else keeps
     projects_own: set[int] = set()  # a project's denyWrite and denyRead, by identity
+    managed_denies: list[tuple[Any, str]] = []  # the administrator's, with their entries
+    settings_writes: list[tuple[Any, SandboxEntry]] = []  # every other file's allowWrite
+    given = list(asked)  # --rw and --ro: the managed settings' allowWrite joins them below
     for kind, entries, key in (
         (Kind.WRITE, files.allow_write, "allowWrite"),
         (Kind.READ, files.deny_write, "denyWrite"),
@@ -385,15 +427,28 @@ def mounts(
                 _inside_workspace(path, workspace, f"{key} {entry.text!r}", entry.origin)
             if path.exists() or kind is Kind.READ:
                 rule = mount(kind, path, f"sandbox.filesystem.{key} in {entry.origin.describe()}")
-                if entry.origin.source not in PROJECT_SOURCES:
+                if kind is Kind.WRITE and entry.origin.source is not Source.MANAGED:
+                    settings_writes.append((rule, entry))  # once the managed denies are known
+                elif kind is not Kind.WRITE and entry.origin.source is Source.MANAGED:
+                    said = f"sandbox.filesystem.{key} {entry.text!r} in {entry.origin.describe()}"
+                    managed_denies.append((rule, said))
+                    rules.append(rule)
+                elif entry.origin.source not in PROJECT_SOURCES:
                     rules.append(rule)
                     if kind is Kind.WRITE:
                         asked.append(rule)
-                elif kind is Kind.WRITE:
-                    project_writes.append(rule)
                 else:
                     projects_own.add(id(rule))
                     rules.append(rule)
+    _refuse_under_managed_denies(given, managed_denies)  # asked for by name: refused
+    for rule, entry in settings_writes:
+        if _held_by_managed_deny(rule, entry, managed_denies):
+            continue
+        if entry.origin.source in PROJECT_SOURCES:
+            project_writes.append(rule)
+        else:
+            rules.append(rule)
+            asked.append(rule)
     programs, left, unread = program_rules(
         [layer.data for layer in loaded.layers if layer.origin.source not in PROJECT_SOURCES],
         home,
@@ -437,6 +492,7 @@ def mounts(
     rules += _other_roots_rules(opened, workspace)
     rules += _agent_state_git_rules(agent_state, workspace)
     rules, credentials = _credentials_opened(rules, asked)
+    rules += _settings_file_rules(args, rules)
     planned = plan(rules)
     for rule, store in credentials:
         if any(kept.path == rule.path and kept.kind is rule.kind for kept in planned):
@@ -458,7 +514,8 @@ def _credentials_opened(
     as asked: the store's hiding rule on the same path dropped, one on a path in it marked to
     stand under the hidden store (:attr:`airlock.sandbox.paths.Mount.asked`: a read-only rule
     under a hidden folder is dropped otherwise). "Your own settings and ``--rw`` may open any
-    path"; a project's settings never open one (their rules are never ``asked``), and the
+    path" but what the managed settings deny (set aside, or refused, before this); a
+    project's settings never open one (their rules are never ``asked``), and the
     user's own ``--hide`` or ``denyRead`` at the path still wins. Also each opened rule and
     the store's hiding rule above it, for the run to say so.
 
@@ -510,6 +567,69 @@ def _writable_link_on_the_way(given: Path, writable: list[Path]) -> Path | None:
         if any(link.parent.is_relative_to(root) for root in writable):
             return link
     return None
+
+
+def _nearest_managed_deny(rule: Any, denies: list[tuple[Any, str]]) -> tuple[Any, str] | None:
+    """The managed settings' ``denyWrite`` or ``denyRead`` rule nearest above ``rule``'s path
+    (or at it), with its entry in words; ``None`` when none holds that path."""
+    holding = [deny for deny in denies if rule.path.is_relative_to(deny[0].path)]
+    return max(holding, key=lambda deny: len(deny[0].path.parts)) if holding else None
+
+
+def _held_by_managed_deny(rule: Any, entry: SandboxEntry, denies: list[tuple[Any, str]]) -> bool:
+    """Whether the ``allowWrite`` ``rule`` of a file other than the managed settings
+    (``entry``) would open a path the managed settings keep read-only or hidden (``denies``:
+    their rules, each with its entry), at it or above it; then it is set aside, and said.
+
+    The administrator's deny holds under every lower allow: "the most specific path wins"
+    holds among the other files, not against the managed settings (their own ``allowWrite``
+    may open below their own deny)."""
+    import sys
+
+    from airlock.sandbox.paths import Kind
+
+    found = _nearest_managed_deny(rule, denies)
+    if found is None:
+        return False
+    deny, said = found
+    print(
+        f"airlock run: sandbox.filesystem.allowWrite {entry.text!r} in "
+        f"{entry.origin.describe()} names {rule.path}: not opened, as "
+        f"{'it' if deny.path == rule.path else deny.path} stays "
+        f"{'hidden' if deny.kind is Kind.HIDE else 'read-only'} ({said}): no other settings "
+        "file can open what the managed settings deny",
+        file=sys.stderr,
+    )
+    return True
+
+
+def _refuse_under_managed_denies(asked: list[Any], denies: list[tuple[Any, str]]) -> None:
+    """``--rw`` and ``--ro`` (``asked``: their rules) may not open what the managed settings
+    deny (``denies``: their rules, each with its entry): a ``--rw`` of a path they keep
+    read-only or hidden, a ``--ro`` of one they hide, at it or above it. The user asked for it
+    by name: running without it would surprise them, running with it would break their
+    administrator's policy, so the run stops.
+
+    Raises:
+        SandboxError: naming the option, the path, the managed entry and its file.
+    """
+    from airlock.errors import SandboxError
+    from airlock.sandbox.paths import Kind
+
+    for rule in asked:
+        found = _nearest_managed_deny(rule, denies)
+        if found is None:
+            continue
+        deny, said = found
+        if rule.kind is Kind.READ and deny.kind is not Kind.HIDE:
+            continue  # read-only under a managed denyWrite: what the administrator keeps
+        keeps = "hide" if deny.kind is Kind.HIDE else "keep read-only"
+        raise SandboxError(
+            f"{rule.why}: {rule.path} is "
+            f"{'what' if deny.path == rule.path else f'under {deny.path}, which'} the managed "
+            f"settings {keeps} ({said}), and the command line cannot open it; run "
+            "without it, or ask their administrator (nothing ran)"
+        )
 
 
 def _project_writes_kept(
@@ -669,6 +789,32 @@ def _token_file_rules(args: argparse.Namespace, mount: Any, hide: Any) -> list[A
         return []
     named = Path(token_file).expanduser().absolute()
     return [mount(hide, named, "the git token file (--git-token-file)")]  # links resolved
+
+
+def _settings_file_rules(args: argparse.Namespace, rules: list[Any]) -> list[Any]:
+    """The ``--settings`` file read-only inside, as ``.claude/settings*.json`` are, when the
+    command could change it otherwise (``rules``: every other rule of the run): in the
+    workspace, or in a folder opened for writing, or reached through a symbolic link in one
+    (put back after the run, as every protected path's). The next run given it reads it, and
+    a file rewritten by the command would open there what it likes (an ``allowWrite`` of
+    ``~/.ssh``). Nothing for inline JSON, nor for a file the command cannot change anyway:
+    one in the private ``/tmp`` stays out of sight (a settings file may hold keys in its
+    ``env`` block)."""
+    from pathlib import Path
+
+    from airlock.sandbox.paths import Kind, mount, plan, read_only_at, read_only_map, resolve
+
+    given = getattr(args, "settings", None)
+    if given is None or given.lstrip().startswith("{"):  # as the settings loader tells them
+        return []
+    named = Path(given).absolute()  # as the loader opens it: from airlock's current folder
+    planned = plan(rules)
+    writable = [rule.path for rule in planned if rule.kind is Kind.WRITE]
+    if read_only_at(resolve(named), read_only_map(planned)) and (
+        _writable_link_on_the_way(named, writable) is None
+    ):
+        return []
+    return [mount(Kind.READ, named, "the --settings file: later runs read it", folder=False)]
 
 
 def _inside_workspace(path: Path, workspace: Path, what: str, origin: Any) -> None:

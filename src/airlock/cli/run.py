@@ -140,6 +140,7 @@ def _run(args: argparse.Namespace) -> int:
         egress_config,
         mounts,
         other_roots,
+        projects_allowing_every_host,
         run_record,
         serve_until_done,
         standby_proxy,
@@ -247,9 +248,15 @@ def _run(args: argparse.Namespace) -> int:
             f"it would take away cannot be told, so nothing ran; fix the file:\n{listed}"
         )
     network = sandbox_settings(loaded)
-    if network.managed_lock is not None:  # the administrator's: said, and not widened
-        managed_lock(args, network.managed_lock.describe(), set_aside_by_lock(loaded, network))
     decisions = decide(loaded.context)
+    if network.managed_lock is not None:  # the administrator's: said, and not widened
+        from airlock.egress.rules import flow_hosts_set_aside
+
+        set_aside = [
+            *set_aside_by_lock(loaded, network),
+            *flow_hosts_set_aside(loaded.context, decisions),
+        ]
+        managed_lock(args, network.managed_lock.describe(), set_aside)
     check_nothing_lost(args, loaded, decisions, environ, engine_environ, scrubbed)
     bwrap = check(environ)
     started = time.time()
@@ -484,6 +491,8 @@ def _run(args: argparse.Namespace) -> int:
                 config = egress_config(args, loaded, environ, decisions, prepared)
                 told = wanted.get("NO_PROXY", wanted.get("no_proxy")) is not None
                 for note in [] if told else loopback_notes(config.allow):  # --env NO_PROXY=…
+                    print(f"airlock run: {note}", file=sys.stderr)
+                for note in projects_allowing_every_host(loaded):
                     print(f"airlock run: {note}", file=sys.stderr)
                 check_state_covered(config, state)
                 sandbox = starting.ready()

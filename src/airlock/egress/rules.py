@@ -18,14 +18,17 @@ settings' ``allowManagedDomainsOnly`` only those settings allow anything.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, fields, replace
+from functools import partial
+from typing import Any
 
 from airlock._words import with_article
 from airlock.egress.config import ALLOW, ALLOW_OPTION, DENY, EgressConfig, HostRule
+from airlock.policy.decide import decide
 from airlock.policy.endpoints import flow_hosts
 from airlock.policy.hosts import MAX_NAME, AddressClass, HostError, classify, parse_host
-from airlock.policy.model import Context, Decisions
+from airlock.policy.model import Context, Decisions, Origin, Setting, Source, Var
 from airlock.policy.rules import carried_ipv4
 
 
@@ -340,13 +343,94 @@ def private_refusal(
     )
 
 
-def default_rules(context: Context, decisions: Decisions) -> tuple[HostRule, ...]:
+def default_rules(
+    context: Context, decisions: Decisions, managed_only: bool = False
+) -> tuple[HostRule, ...]:
     """Allow rules for the hosts of every flow the policy engine has on.
 
     The hosts come from the engine (:func:`airlock.policy.endpoints.flow_hosts`); nothing is
-    re-derived here.
+    re-derived here. With ``managed_only`` (the managed settings'
+    ``allowManagedDomainsOnly``), only those that the engine also finds with the managed
+    settings and the environment alone (:func:`flow_hosts_set_aside`).
     """
+    found = flow_hosts(context, decisions)
+    if managed_only:
+        trusted = _trusted_context(context, _trusted)
+        theirs = {host for _, host in flow_hosts(trusted, decide(trusted))}
+        found = tuple((flow, host) for flow, host in found if host in theirs)
     return tuple(  # an IPv6 address (ANTHROPIC_BASE_URL=https://[::1]:8443) as a rule writes it
         HostRule.parse(f"[{host}]" if ":" in host else host, f"policy: flow {flow} is on")
-        for flow, host in flow_hosts(context, decisions)
+        for flow, host in found
     )
+
+
+TRUSTED_SOURCES = frozenset({Source.MANAGED, Source.ENVIRONMENT, Source.STATE, Source.DEFAULT})
+"""Where a value may come from to name a flow's host under the managed settings'
+``allowManagedDomainsOnly``: the managed settings, airlock's own environment (``--env``'s
+values included: ``airlock run`` gives the engine the variables the command gets), airlock's
+remembered answers and the built-in defaults. A value of any other settings file (a
+project's ``env`` block naming ``ANTHROPIC_BASE_URL``, its ``airlock.domainSafetyUrl``) would
+let its host out past the lock, as an ``allowedDomains`` entry of that file would."""
+
+
+def _trusted(origin: Origin) -> bool:
+    return origin.source in TRUSTED_SOURCES
+
+
+def flow_hosts_set_aside(context: Context, decisions: Decisions) -> tuple[str, ...]:
+    """The flows' hosts that :func:`default_rules` sets aside under ``allowManagedDomainsOnly``,
+    in words, each with the settings files whose values bring it: those of the files that
+    bring it by themselves (the engine asked again with each file's values added to the
+    managed settings' and the environment's), else all the files that were left out."""
+    trusted = _trusted_context(context, _trusted)
+    theirs = {host for _, host in flow_hosts(trusted, decide(trusted))}
+    aside = [(flow, host) for flow, host in flow_hosts(context, decisions) if host not in theirs]
+    if not aside:
+        return ()
+    others = list(dict.fromkeys(origin for origin in _origins(context) if not _trusted(origin)))
+    brought: dict[Origin, set[str]] = {}
+    for other in others:
+        widened = _trusted_context(context, partial(_trusted_or, other))
+        brought[other] = {host for _, host in flow_hosts(widened, decide(widened))}
+    said = []
+    for flow, host in aside:
+        files = [origin for origin in others if host in brought[origin]] or others
+        named = " and ".join(origin.describe() for origin in files) or "other settings files"
+        said.append(f"{host!r} (the host of flow {flow}, from the values in {named})")
+    return tuple(said)
+
+
+def _trusted_or(other: Origin, origin: Origin) -> bool:
+    return _trusted(origin) or origin == other
+
+
+def _origins(context: Context) -> list[Origin]:
+    """Where each value of ``context`` came from: its variables' and its settings'."""
+    found = [origin for var in context.env.values() for _, origin in var.values]
+    found += [
+        value.origin
+        for field in fields(context)
+        if isinstance(value := getattr(context, field.name), Setting)
+    ]
+    return found
+
+
+def _trusted_context(context: Context, keep: Callable[[Origin], bool]) -> Context:
+    """``context`` as the values from origins ``keep`` accepts alone make it: each variable's
+    other values left out, each setting from another file back to its built-in default (the
+    settings files are read highest first, and the managed settings are the highest: a setting
+    another file gave is one they leave unset). Restricting lists (``permissions``) stay."""
+    changes: dict[str, Any] = {}
+    for field in fields(context):
+        value = getattr(context, field.name)
+        if isinstance(value, Setting) and not keep(value.origin):
+            changes[field.name] = field.default
+    env = {
+        name: Var(name, tuple(item for item in var.values if keep(item[1])))
+        for name, var in context.env.items()
+    }
+    changes["env"] = {name: var for name, var in env.items() if var.values}
+    changes["cleanup_period_days_by_file"] = tuple(
+        setting for setting in context.cleanup_period_days_by_file if keep(setting.origin)
+    )
+    return replace(context, **changes)
