@@ -2,13 +2,16 @@
 
 Theory of operation
 -------------------
-:func:`read_head` reads one request or response head (bounded by the stream's limit,
-:data:`MAX_HEAD` for the proxy's streams) into a :class:`Head`. :meth:`Head.framing` says how
+:func:`read_head` reads one request or response head, a line at a time (each must end in
+CRLF: one ending in a bare LF is refused as it comes, not waited on for a CRLF CRLF that never
+comes), at most :data:`MAX_HEAD` bytes, into a :class:`Head`; the CRs and LFs before a request
+line are skipped as llhttp skips them (``\\rGET`` is a ``GET``). :meth:`Head.framing` says how
 the body that follows is delimited, refusing what request smuggling needs (both
 ``Content-Length`` and ``Transfer-Encoding``, several lengths, a coding other than
-``chunked``), and :func:`body_pieces` yields that body as it arrives, as the bytes on the wire
-(chunked stays chunked) paired with the content among them. Every refusal is an
-:class:`HttpError` carrying the status the client gets.
+``chunked``, a coding in an HTTP/1.0 request), and :func:`body_pieces` yields that body as it
+arrives, as the bytes on the wire (chunked stays chunked) paired with the content among them.
+Every refusal is an :class:`HttpError` carrying the status the client gets: ``4xx`` for a
+request, ``502`` for a response (the origin's fault).
 
 A request's bytes are passed on as the client wrote them, so each of them is first read by
 llhttp, the strict parser the plain proxy reads requests with (:mod:`airlock.egress.http1`), in
@@ -17,7 +20,10 @@ body by :func:`body_pieces` before each piece is handed on. What llhttp refuses 
 with ``400`` and its words: a bare CR or LF, a NUL or other control character in a header
 line, a chunk extension or trailer that is malformed (or a trailer that frames), a malformed
 version or request line, ``Content-Length`` twice, a request that ends elsewhere than this
-module found its end.
+module found its end. A response's head, passed on as the origin wrote it, is read by llhttp's
+response parser too, as the plain proxy relays responses: a header line holding a bare CR,
+which a lenient client reads as two lines (one of them a ``Content-Length`` this module never
+saw), is the origin's fault, not the client's answer.
 """
 
 from __future__ import annotations
@@ -151,7 +157,7 @@ class RequestCheck:
 class Head:
     """A parsed request or response head: its first line's parts and its header lines."""
 
-    __slots__ = ("check", "first", "headers", "raw_size")
+    __slots__ = ("check", "first", "headers", "raw_size", "request")
 
     def __init__(
         self,
@@ -159,6 +165,8 @@ class Head:
         headers: list[tuple[bytes, bytes]],
         raw_size: int,
         check: RequestCheck | None = None,
+        *,
+        request: bool = True,
     ):
         self.first = first
         self.headers = headers
@@ -166,6 +174,9 @@ class Head:
         self.check = check
         """For a request, the :class:`RequestCheck` that read its head; :func:`body_pieces`
         reads the body with it."""
+        self.request = request
+        """A request's head (a refusal is the client's ``4xx``); else a response's, whose
+        faults are the origin's (``502``)."""
 
     def joined(self, name: bytes) -> bytes | None:
         """Every value of header ``name`` (lower case), as :func:`joined_values` joins them."""
@@ -184,33 +195,53 @@ class Head:
 
         Raises:
             HttpError: Both ``Content-Length`` and ``Transfer-Encoding``, several different
-                lengths, a length that is not a number, or a coding other than ``chunked``.
+                lengths, a length that is not a number, a coding other than ``chunked``, or
+                (a request) ``Transfer-Encoding`` in HTTP/1.0, which has no chunked framing
+                (RFC 9112 §6.1: the framing is faulty; Go's server ignores the header there
+                and would read the chunks as the next request). ``400`` (``501`` for a
+                coding) for a request, ``502`` for a response: the origin's fault.
         """
+        bad = 400 if self.request else 502
         lengths = {v.strip() for k, v in self.headers if k.lower() == b"content-length"}
         codings = [v for k, v in self.headers if k.lower() == b"transfer-encoding"]
         if lengths and codings:
-            raise HttpError(400, "both Content-Length and Transfer-Encoding: refused (smuggling)")
+            raise HttpError(bad, "both Content-Length and Transfer-Encoding: refused (smuggling)")
         if codings:
+            if self.request and self.first[2] == b"HTTP/1.0":
+                raise HttpError(
+                    bad,
+                    "Transfer-Encoding in an HTTP/1.0 request: refused (HTTP/1.0 has no "
+                    "chunked framing; servers read its body apart)",
+                )
             if [c.strip().lower() for c in codings] != [b"chunked"]:
                 raise HttpError(
-                    501, f"unsupported Transfer-Encoding {named_codings(codings)} (only chunked)"
+                    501 if self.request else bad,
+                    f"unsupported Transfer-Encoding {named_codings(codings)} (only chunked)",
                 )
             return "chunked", 0
         if len(lengths) > 1:
-            raise HttpError(400, "several different Content-Length values")
+            raise HttpError(bad, "several different Content-Length values")
         if lengths:
             text = lengths.pop()
             if not text.isdigit() or len(text) > 15:
-                raise HttpError(400, "bad Content-Length: not a number of at most 15 digits")
+                raise HttpError(bad, "bad Content-Length: not a number of at most 15 digits")
             return "length", int(text)
         return "none", 0
 
     def keeps_alive(self) -> bool:
-        """Whether the client wants the connection kept after this request (HTTP/1.1 default)."""
-        connection = (self.get(b"connection") or b"").lower()
-        if self.first[2] == b"HTTP/1.0":
-            return b"keep-alive" in connection
-        return b"close" not in connection
+        """Whether the client wants the connection kept after this request (HTTP/1.1 default).
+
+        ``Connection`` is read as servers read it: a list of tokens over every line of it,
+        ``close`` in any of them ending the connection (``x-close-y`` is no ``close``, nor
+        ``x-keep-alive-y`` a ``keep-alive``)."""
+        tokens = {
+            token.strip().lower()
+            for value in (v for k, v in self.headers if k.lower() == b"connection")
+            for token in value.split(b",")
+        }
+        if b"close" in tokens:
+            return False
+        return self.first[2] != b"HTTP/1.0" or b"keep-alive" in tokens
 
     def serialize(self, *, drop: frozenset[bytes] = HOP_BY_HOP) -> bytes:
         """The head as sent on, without the headers named in ``drop`` (lower case)."""
@@ -220,47 +251,121 @@ class Head:
 
 
 async def read_head(reader: asyncio.StreamReader, *, request: bool) -> Head | None:
-    """Read one head; ``None`` on a clean end of stream before any byte.
+    """Read one head; ``None`` on a clean end of stream before any byte (or blank lines).
 
     A request's head is read by llhttp too (:class:`RequestCheck`), which stays on
-    :attr:`Head.check` for the body.
+    :attr:`Head.check` for the body; a response's head is read by llhttp's response parser
+    (:func:`_check_response_head`), so that no line a lenient client would read apart (a
+    bare CR, a control character) is passed on as one header.
 
     Raises:
-        HttpError: Too long, malformed (for a request: anything llhttp refuses), or obsolete
-            line folding.
+        HttpError: Too long, malformed (anything llhttp refuses), a line ending in a bare LF,
+            or obsolete line folding: ``4xx`` for a request, ``502`` for a response.
     """
-    try:
-        raw = await reader.readuntil(b"\r\n\r\n")
-    except asyncio.IncompleteReadError as error:
-        if not error.partial.strip():
-            return None
-        raise HttpError(400, "connection closed in the middle of a head") from error
-    except asyncio.LimitOverrunError as error:
-        raise HttpError(431, f"head longer than {MAX_HEAD} bytes") from error
-    lines = raw[:-4].split(b"\r\n")
-    while request and lines and not lines[0]:
-        lines.pop(0)  # a stray CRLF between requests is allowed (RFC 9112 §2.2)
-    if not lines:
+    raw = await _head_bytes(reader, request=request)
+    if raw is None:
         return None
+    bad = 400 if request else 502
+    # A request line starts after the CRs and LFs llhttp skips (blank lines between requests,
+    # RFC 9112 §2.2): ``\rGET`` is a GET to it, and so to a server (nginx skips them too),
+    # which must not be judged, recorded and sent on as a method of its own.
+    lines = (raw[:-4].lstrip(b"\r\n") if request else raw[:-4]).split(b"\r\n")
     check = None
     if request:
         check = RequestCheck()
         check.feed(raw)
+    else:
+        _check_response_head(raw)
     first = lines[0].split(b" ", 2)
     version = first[-1] if request else first[0]
     if len(first) != 3 or not version.startswith(b"HTTP/1."):
-        raise HttpError(400, _malformed_first_line(first, version, request=request))
+        raise HttpError(bad, _malformed_first_line(first, version, request=request))
     headers = []
     for number, line in enumerate(lines[1:], 2):
         if line[:1] in (b" ", b"\t"):
-            raise HttpError(400, "obsolete line folding in a header: refused")
+            raise HttpError(bad, "obsolete line folding in a header: refused")
         name, sep, value = line.partition(b":")
         if not sep or not name or name != name.strip() or b" " in name:
             raise HttpError(
-                400, f"malformed header line (line {number} of the head: not `Name: value`)"
+                bad, f"malformed header line (line {number} of the head: not `Name: value`)"
             )
         headers.append((name, value.strip()))
-    return Head(first, headers, len(raw), check)
+    return Head(first, headers, len(raw), check, request=request)
+
+
+async def _head_bytes(reader: asyncio.StreamReader, *, request: bool) -> bytes | None:
+    """A head's bytes up to its blank line, read a line at a time, at most :data:`MAX_HEAD`;
+    ``None`` at the end of the stream before any line but blank ones.
+
+    Each line must end in CRLF, and is refused as it comes when it does not: a head whose
+    lines end in a bare LF never holds the CRLF CRLF that ends a head, so waiting for that
+    left the client without an answer until the connection's idle limit. Blank lines before
+    a request are skipped, a bare LF among them too (llhttp skips them alike), within the
+    same bound.
+
+    Raises:
+        HttpError: A line ending in a bare LF, the stream's end inside the head, or a head
+            longer than :data:`MAX_HEAD` (``431``; ``502`` for a response).
+    """
+    bad = 400 if request else 502
+    what = "request" if request else "response"
+    parts: list[bytes] = []
+    size = 0
+    begun = False
+    while True:
+        try:
+            line = await reader.readuntil(b"\n")
+        except asyncio.IncompleteReadError as error:
+            if not begun and not error.partial.strip():
+                return None
+            raise HttpError(bad, f"connection closed in the middle of a {what} head") from None
+        except asyncio.LimitOverrunError:  # a line longer than the stream holds
+            raise _too_long(what) from None
+        size += len(line)
+        if size > MAX_HEAD:
+            raise _too_long(what)
+        if not line.endswith(b"\r\n") and not (request and not begun and line == b"\n"):
+            if request:  # refused in llhttp's words, as a bare LF it reads is
+                RequestCheck().feed(b"".join(parts) + line)
+            raise HttpError(
+                bad,
+                f"malformed {what} head: a line ends in a bare LF (line {len(parts) + 1}; "
+                "HTTP/1.1 ends each with CRLF)",
+            )
+        parts.append(line)
+        if line in (b"\r\n", b"\n"):  # a blank line (a bare LF only before a request)
+            if begun:
+                return b"".join(parts)
+            if not request:
+                raise HttpError(bad, "malformed first line: a blank line (a status line expected)")
+        else:
+            begun = True
+
+
+def _too_long(what: str) -> HttpError:
+    """The refusal of a head past :data:`MAX_HEAD`: ``431`` for a request, ``502`` for a
+    response."""
+    return HttpError(431 if what == "request" else 502, f"{what} head longer than {MAX_HEAD} bytes")
+
+
+class _Ignored:
+    """Callbacks for a parser that only checks (:func:`_check_response_head`)."""
+
+
+def _check_response_head(raw: bytes) -> None:
+    """Have llhttp read a response's head, as the plain proxy relays responses
+    (:mod:`airlock.egress.response`): what it refuses (a bare CR inside a line, a NUL or
+    other control character, a space before a colon, a bad length) is the origin's fault.
+
+    Raises:
+        HttpError: ``502``, with llhttp's words.
+    """
+    try:
+        httptools.HttpResponseParser(_Ignored()).feed_data(raw)
+    except httptools.HttpParserUpgrade:
+        pass  # a 101's head is whole
+    except httptools.HttpParserError as error:
+        raise HttpError(502, f"malformed response head: {error}") from None
 
 
 VERSION_WORD = re.compile(rb"[A-Z]{2,8}/[0-9]{1,2}(?:\.[0-9]{1,2})?")
@@ -314,7 +419,7 @@ async def body_pieces(
     Raises:
         HttpError: The stream ended early, a chunked body is malformed, or ``check`` refuses.
     """
-    async for raw, payload in _pieces(reader, framing):
+    async for raw, payload in _pieces(reader, framing, check):
         if check is not None:
             check.feed(raw)
         yield raw, payload
@@ -323,14 +428,14 @@ async def body_pieces(
 
 
 async def _pieces(
-    reader: asyncio.StreamReader, framing: Framing
+    reader: asyncio.StreamReader, framing: Framing, check: RequestCheck | None
 ) -> AsyncIterator[tuple[bytes, bytes]]:
     kind, length = framing
     if kind == "length":
         async for data in _sized(reader, length, "a body"):
             yield data, data
     elif kind == "chunked":
-        async for pair in _chunked(reader):
+        async for pair in _chunked(reader, check):
             yield pair
     elif kind == "close":
         while data := await reader.read(PIECE):
@@ -348,22 +453,36 @@ async def _sized(reader: asyncio.StreamReader, size: int, what: str) -> AsyncIte
         yield data
 
 
-async def _line(reader: asyncio.StreamReader) -> bytes:
+async def _line(
+    reader: asyncio.StreamReader, check: RequestCheck | None, unchecked: bytes = b""
+) -> bytes:
+    """A line of a chunked body, CRLF included: read up to its LF, so that one ending in a
+    bare LF is refused as it comes (waiting for a CRLF that never came left the client
+    without an answer); in llhttp's words for a request (``check``, which has read all but
+    ``unchecked`` of the body before the line)."""
     try:
-        return await reader.readuntil(b"\r\n")
+        line = await reader.readuntil(b"\n")
     except (asyncio.IncompleteReadError, asyncio.LimitOverrunError) as error:
         raise HttpError(400, "bad or missing line in a chunked body") from error
+    if not line.endswith(b"\r\n"):
+        if check is not None:
+            check.feed(unchecked + line)
+        raise HttpError(400, "a line of a chunked body ends in a bare LF (CRLF required)")
+    return line
 
 
-async def _chunked(reader: asyncio.StreamReader) -> AsyncIterator[tuple[bytes, bytes]]:
-    """Yield a chunked body's ``(raw, payload)`` pairs, checking every size line and CRLF.
+async def _chunked(
+    reader: asyncio.StreamReader, check: RequestCheck | None
+) -> AsyncIterator[tuple[bytes, bytes]]:
+    """Yield a chunked body's ``(raw, payload)`` pairs, checking every size line and CRLF
+    (a line that ends in a bare LF in ``check``'s words: :func:`_line`).
 
     The last chunk's line, the trailers and the blank line after them come as one piece: they
     are checked whole before any of them is passed on (a destination that reads the last
     chunk's line and then a closed connection might take the body as complete).
     """
     while True:
-        line = await _line(reader)
+        line = await _line(reader, check)
         size_text = line[:-2].split(b";", 1)[0].strip()
         if not size_text or len(size_text) > 15 or size_text.strip(b"0123456789abcdefABCDEF"):
             raise HttpError(400, "bad chunk size: not a hexadecimal number of at most 15 digits")
@@ -371,7 +490,7 @@ async def _chunked(reader: asyncio.StreamReader) -> AsyncIterator[tuple[bytes, b
         if size == 0:
             end = [line]
             while end[-1] != b"\r\n":  # trailers, then the blank line
-                end.append(await _line(reader))
+                end.append(await _line(reader, check, b"".join(end)))
                 if sum(map(len, end)) > MAX_HEAD:
                     raise HttpError(431, f"trailers longer than {MAX_HEAD} bytes")
             yield b"".join(end), b""
@@ -379,7 +498,7 @@ async def _chunked(reader: asyncio.StreamReader) -> AsyncIterator[tuple[bytes, b
         yield line, b""
         async for data in _sized(reader, size, "a chunk"):
             yield data, data
-        if await _line(reader) != b"\r\n":
+        if await _line(reader, check) != b"\r\n":
             raise HttpError(400, "a chunk longer than its size")
         yield b"\r\n", b""
 

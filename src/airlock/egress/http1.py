@@ -8,10 +8,11 @@ and an end marker, per request, in order; pipelined requests simply queue up. ll
 what request smuggling needs: both ``Content-Length`` and ``Transfer-Encoding``, two
 ``Content-Length``\\ s, a bad or oversized chunk size, obsolete line folding, bare LF, a space
 before the colon. On top of it this module refuses a ``Transfer-Encoding`` other than exactly
-``chunked``, a head larger than the limit, a chunked body's trailer section larger than the
-same limit, an origin-form target (this is a proxy), and an ``https://`` target outside
-``CONNECT``. Every refusal is a :class:`BadRequest` carrying the status to answer (400, 431,
-501) and a sentence for the client.
+``chunked`` (or any in an HTTP/1.0 request, whose framing RFC 9112 calls faulty), a head
+larger than the limit, a chunked body's trailer section larger than the same limit, an
+origin-form target (this is a proxy), and an ``https://`` target outside ``CONNECT``. Every
+refusal is a :class:`BadRequest` carrying the status to answer (400, 431, 501) and a
+sentence for the client.
 
 A forwarded request is rebuilt, not copied: the request line in origin form (absolute form
 when chaining to another proxy), ``Host`` set from the URL (never the client's own ``Host``:
@@ -241,9 +242,22 @@ class RequestParser:
 
 
 def _check_framing(head: RequestHead) -> None:
+    """Read the headers that frame the body (llhttp has refused two lengths, a length with a
+    coding, a bad length), refusing a coding but ``chunked``, a ``Transfer-Encoding`` in
+    HTTP/1.0, and an expectation but ``100-continue``.
+
+    Raises:
+        BadRequest: ``501``, ``400`` or ``417``, saying which.
+    """
     for name, value in head.headers:
         lowered = name.lower()
         if lowered == b"transfer-encoding":
+            if head.version == "1.0":  # RFC 9112 §6.1: its framing is faulty
+                raise BadRequest(
+                    400,
+                    "Transfer-Encoding in an HTTP/1.0 request: refused (HTTP/1.0 has no "
+                    "chunked framing; servers read its body apart)",
+                )
             if value.strip().lower() != b"chunked":
                 raise BadRequest(
                     501,
