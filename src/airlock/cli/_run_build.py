@@ -249,6 +249,7 @@ def mounts(
         SETTINGS_IN_WORKSPACE,
         Kind,
         expand,
+        hide_note,
         home_rules,
         in_own_state,
         mount,
@@ -364,19 +365,10 @@ def mounts(
         *user_rules(Kind.HIDE, args.hide, "--hide", home, cwd),
         *_token_file_rules(args, mount, Kind.HIDE),
     ]
-    for text in args.hide:  # a typo would hide nothing: said
-        path = expand(text, home, cwd)
-        if os.path.realpath(path) == str(workspace):  # a folder above it: bound back, as said
-            raise SandboxError(
-                f"--hide {text}: that is the workspace ({workspace}), where the command runs; "
-                "hide what is inside it instead"
-            )
-        if not os.path.lexists(path):
-            print(
-                f"airlock run: --hide {text}: no such file or folder ({path}), so nothing to "
-                "hide there",
-                file=sys.stderr,
-            )
+    for text in args.hide:  # the workspace refused; a typo would hide nothing: said
+        note = hide_note(f"--hide {text}", text, expand(text, home, cwd), workspace)
+        if note:
+            print(f"airlock run: {note}", file=sys.stderr)
     included, capped = include_rules(
         workspace, home, scan.found, environ, "a git config includes it: runs code outside later"
     )
@@ -423,6 +415,11 @@ def mounts(
                     "airlock run binds paths and cannot apply a pattern; name the paths"
                 )
             path = sandbox_path(entry, home, loaded.project_dir, environ)
+            if kind is Kind.HIDE:  # as --hide: the workspace refused, a missing path said
+                said = f"sandbox.filesystem.{key} {entry.text!r} in {entry.origin.describe()}"
+                note = hide_note(said, entry.text, path, workspace)
+                if note:
+                    print(f"airlock run: {note}", file=sys.stderr)
             if kind is Kind.WRITE and entry.origin.source in PROJECT_SOURCES:
                 _inside_workspace(path, workspace, f"{key} {entry.text!r}", entry.origin)
             if path.exists() or kind is Kind.READ:

@@ -1078,6 +1078,28 @@ def user_rules(
         yield mount(kind, path, f"{option} {text}")
 
 
+def hide_note(said: str, text: str, path: Path, workspace: Path) -> str:
+    """What to say of a path to hide (``--hide``, ``sandbox.filesystem.denyRead``), named in
+    messages as ``said`` (the option or key and the entry ``text``, which names ``path``):
+    ``""`` when it is there. A missing one hides nothing (a typo, a space at either end of
+    the entry): said, so that it is not taken for hidden.
+
+    Raises:
+        SandboxError: ``path`` is the workspace (absolute, resolved), where the command runs:
+            hiding it leaves the command nowhere to start (bubblewrap fails, or, under a
+            private ``/tmp``, the hide is dropped and the workspace is an empty folder).
+    """
+    if os.path.realpath(path) == str(workspace):  # a folder above it: bound back inside
+        raise SandboxError(
+            f"{said}: that is the workspace ({workspace}), where the command runs; hide what "
+            "is inside it instead"
+        )
+    if os.path.lexists(path):
+        return ""
+    spaced = " (the entry begins or ends with a space)" if text != text.strip() else ""
+    return f"{said}: no such file or folder ({path}){spaced}, so nothing to hide there"
+
+
 def plan(rules: Iterable[Mount]) -> list[Mount]:
     """The rules in the order to apply them: parent before child; on one path, the strictest.
 

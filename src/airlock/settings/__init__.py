@@ -17,8 +17,9 @@ kept side by side with their origins; ``policy.variables`` says how each variabl
 A file that holds a value of the wrong kind is reported (path, key, value, what was expected;
 every problem at once) and nothing in it takes effect, except what can only restrict: the
 opt-outs in its ``env`` block and its ``deny`` and ``ask`` rules. A file that cannot be read
-at all (not valid JSON, too large, nested too deeply, not a regular file) is reported with why,
-and none of it takes effect. A managed file that cannot be used makes the engine fail closed.
+at all (not valid JSON, too large, nested too deeply, not a regular file, or ambiguous: a key
+written twice in one object, ``NaN``, half of a UTF-16 surrogate pair alone) is reported with
+why, and none of it takes effect. A managed file that cannot be used makes the engine fail closed.
 
 Modules: :mod:`~airlock.settings.validation` (what a file may hold),
 :mod:`~airlock.settings.layers` (finding, reading and merging files),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import stat
 import sys
 from collections.abc import Callable, Iterator, Mapping
@@ -27,6 +28,16 @@ MAX_SETTINGS_DEPTH = 100
 """A settings file with objects and lists nested deeper than this is refused rather than read
 (the reference agent's deepest key is five levels down): reading or showing one would
 overflow Python's stack."""
+
+WRITTEN_TWICE = (  # a problem of a key (its path)
+    "written more than once in one object: a JSON reader keeps one of them only (the agent, "
+    "the last), so what the other says would be lost unseen (a restriction, an opt-out); "
+    "write the key once"
+)
+
+MAX_SAID = 20
+"""At most this many keys written twice, or holding half a surrogate pair, are named for one
+file (then how many more there are)."""
 
 OPEN_FLAGS = os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
 """How a settings file is opened: through links, as the agent opens it, but never waiting on a
@@ -55,8 +66,9 @@ class Layer:
     problems: tuple[Problem, ...] = ()
     readable: bool = True
     """Whether the file could be read as a JSON object at all. When not (not valid JSON, too
-    large, not a regular file, …) none of it is in effect, not even what can only restrict,
-    and what it would take away cannot be told."""
+    large, not a regular file, a key written twice in one object, …: see :func:`parse_layer`)
+    none of it is in effect, not even what can only restrict, and what it would take away
+    cannot be told."""
 
     @property
     def valid(self) -> bool:
@@ -143,38 +155,205 @@ def _empty_folder(path: Path) -> bool:
 
 
 def parse_layer(raw: bytes | str, origin: Origin) -> Layer:
-    """Parse and validate the text of one settings file."""
+    """Parse and validate the text of one settings file.
+
+    JSON as the reference agent reads it (``JSON.parse``, after one byte-order mark), and
+    where that is ambiguous, refused (the file cannot be read: see :attr:`Layer.readable`):
+
+    - a key written twice in one object: every JSON reader keeps one value only (the agent,
+      the last), so what the other says would be lost unseen: a ``denyRead`` list, the
+      ``env`` block of an opt-out;
+    - ``NaN``, ``Infinity``, ``-Infinity``: not JSON (Python's reader takes them, the agent's
+      does not);
+    - a string holding half of a UTF-16 surrogate pair alone (``"\\ud800"``; its UTF-8 bytes
+      are not UTF-8, refused as such): no character, so what the path, host or variable is
+      cannot be told (nor written to a terminal or a JSON report).
+
+    Keys are compared exactly, as the agent compares them: ``Sandbox`` is not ``sandbox``,
+    and two spellings of one name in Unicode are two keys.
+    """
     too_deep = f"nested too deeply (more than {MAX_SETTINGS_DEPTH} levels of objects and lists)"
+    repeated: list[tuple[dict[str, Any], list[str]]] = []
+
+    def unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        found = dict(pairs)
+        if len(found) < len(pairs):  # rare: the keys are counted only then
+            counts: dict[str, int] = {}
+            for key, _ in pairs:
+                counts[key] = counts.get(key, 0) + 1
+            repeated.append((found, [key for key, count in counts.items() if count > 1]))
+        return found
+
     try:
-        data = json.loads(raw)
+        text = raw.decode(json.detect_encoding(raw)) if isinstance(raw, bytes) else raw
+        data = json.loads(text, object_pairs_hook=unique_keys, parse_constant=_not_a_number)
     except RecursionError:  # the parser's own stack: thousands of levels
         return unreadable(origin, too_deep)
     except json.JSONDecodeError as error:
         where = f"line {error.lineno} column {error.colno}"
-        return unreadable(origin, f"not valid JSON ({where}: {error.msg})")
+        return unreadable(origin, f"not valid JSON ({where}: {error.msg}{_hint(error)})")
+    except _NotJson as error:
+        return unreadable(origin, f"not valid JSON ({_located(text, error.literal)})")
     except ValueError as error:  # not UTF-8, or an integer of more digits than Python converts
-        return unreadable(origin, f"not valid JSON ({error})")
+        said = str(error).split("; use sys.set_int_max_str_digits()")[0]  # not the user's to do
+        return unreadable(origin, f"not valid JSON ({said})")
     if _deeper_than(data, MAX_SETTINGS_DEPTH):
         return unreadable(origin, too_deep)
     if not isinstance(data, dict):
         return unreadable(origin, "expected a JSON object at the top level", shown(data))
-    return Layer(origin, data, tuple(validate(data, origin.path or "<settings>")))
+    where = origin.path or "<settings>"
+    problems = [
+        Problem(where, _key_path(at, key), "", WRITTEN_TWICE)
+        for at, found in _places(data, {id(found): keys for found, keys in repeated})
+        for key in found
+    ]
+    if not isinstance(raw, bytes) or _half_pair_escaped(text):
+        problems += [
+            Problem(where, _key_path(at, key), "", _half_a_pair(key))
+            for at, key in _half_pairs(data)
+        ]
+    if problems:
+        return Layer(origin, {}, tuple(_at_most(problems, MAX_SAID, where)), False)
+    return Layer(origin, data, tuple(validate(data, where)))
+
+
+class _NotJson(ValueError):
+    """``NaN``, ``Infinity`` or ``-Infinity`` where a value goes: Python's reader takes them."""
+
+    def __init__(self, literal: str) -> None:
+        super().__init__(literal)
+        self.literal = literal
+
+
+def _not_a_number(literal: str) -> Any:
+    raise _NotJson(literal)
+
+
+_LITERAL_OR_STRING = re.compile(r'"(?:[^"\\]|\\.)*"|(-?Infinity|NaN)')
+
+
+def _located(text: str, literal: str) -> str:
+    """Where ``literal`` (``NaN``, …) first stands outside a string in ``text``, and why it
+    is refused. The parser stopped at it, so all before it is JSON: strings are skipped
+    whole, and the first literal outside one is it."""
+    said = f"{literal} is not JSON: write a number, or a string"
+    for match in _LITERAL_OR_STRING.finditer(text):
+        if match.group(1) is not None:
+            position = match.start(1)
+            line = text.count("\n", 0, position) + 1
+            column = position - text.rfind("\n", 0, position)
+            return f"line {line} column {column}: {said}"
+    return said
+
+
+def _hint(error: json.JSONDecodeError) -> str:
+    """What a mistake often made in settings files looks like to the parser, in words."""
+    at = error.doc[error.pos : error.pos + 2]
+    if at in ("//", "/*"):
+        return ": comments are not JSON (the agent cannot read this file either)"
+    before = error.doc[: error.pos].rstrip()
+    if at[:1] in ("}", "]") and before.endswith(","):
+        return ": a comma before a closing bracket is not JSON"
+    return ""
+
+
+def _places(
+    data: Any, wanted: Mapping[int, list[str]]
+) -> Iterator[tuple[tuple[str | int, ...], list[str]]]:
+    """Each object of ``data`` whose ``id`` is in ``wanted``, by its path, with its entry
+    (one level at a time, never recursing; nothing walked when nothing is wanted)."""
+    if not wanted:
+        return
+    level: list[tuple[tuple[str | int, ...], Any]] = [((), data)]
+    while level:
+        deeper: list[tuple[tuple[str | int, ...], Any]] = []
+        for at, value in level:
+            if type(value) is dict:
+                if id(value) in wanted:
+                    yield at, wanted[id(value)]
+                deeper += [((*at, key), child) for key, child in value.items()]
+            elif type(value) is list:
+                deeper += [((*at, place), child) for place, child in enumerate(value)]
+        level = deeper
+
+
+_HALF_PAIR = re.compile("[\ud800-\udfff]")
+_PAIR_ESCAPED = re.compile(r"\\u[dD][89abAB][0-9a-fA-F]{2}\\u[dD][c-fC-F][0-9a-fA-F]{2}")
+_HALF_ESCAPED = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _half_pair_escaped(text: str) -> bool:
+    """Whether the JSON ``text`` (a file read as UTF-8, which holds no half of a surrogate pair
+    itself) writes one alone as an escape (``\\ud800``): the only way one comes in. Found in
+    the text, at the speed of a search: with every escaped backslash taken out (left to
+    right, as the parser reads them), every backslash left starts an escape, and once whole
+    pairs are taken out too, any escape of a half left is alone. Only then are the strings
+    looked at one by one (:func:`_half_pairs`), to name where."""
+    if "\\" not in text or not _HALF_ESCAPED.search(text):  # no escape of a half at all
+        return False
+    return _HALF_ESCAPED.search(_PAIR_ESCAPED.sub("", text.replace("\\\\", ""))) is not None
+
+
+def _half_pairs(data: Any) -> Iterator[tuple[tuple[str | int, ...], str | None]]:
+    """Each place in ``data`` where a key or a string holds half of a surrogate pair: the
+    path to the object or list, and the key (``None`` for a string value at that path)."""
+    level: list[tuple[tuple[str | int, ...], Any]] = [((), data)]
+    while level:
+        deeper: list[tuple[tuple[str | int, ...], Any]] = []
+        for at, value in level:
+            if type(value) is str:
+                if _HALF_PAIR.search(value):
+                    yield at, None
+            elif type(value) is dict:
+                for key, child in value.items():
+                    if _HALF_PAIR.search(key):
+                        yield at, key
+                    deeper.append(((*at, key), child))
+            elif type(value) is list:
+                deeper += [((*at, place), child) for place, child in enumerate(value)]
+        level = deeper
+
+
+def _key_path(at: tuple[str | int, ...], key: str | None) -> str:
+    """``sandbox.filesystem.denyRead[2]``: where a value is, as problems name keys; halves of
+    surrogate pairs written as escapes (``\\ud800``), never as themselves."""
+    text = ""
+    for part in (*at, key) if key is not None else at:
+        text += f"[{part}]" if isinstance(part, int) else f".{part}" if text else str(part)
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _half_a_pair(key: str | None) -> str:
+    what = "the key" if key is not None else "the string"
+    return (
+        f"{what} holds half of a UTF-16 surrogate pair (written \\ud800 to \\udfff, "
+        "alone), which is no character: what it names cannot be told; write the character "
+        "itself"
+    )
+
+
+def _at_most(problems: list[Problem], most: int, where: str) -> list[Problem]:
+    if len(problems) <= most:
+        return problems
+    more = len(problems) - most
+    return [*problems[:most], Problem(where, "", "", f"and {more} more like these")]
 
 
 def _deeper_than(data: Any, limit: int) -> bool:
     """Whether objects and lists nest in ``data`` more than ``limit`` levels (one level at a
-    time, never recursing)."""
-    level = [data]
-    for _ in range(limit + 1):
-        containers = [value for value in level if isinstance(value, dict | list)]
-        if not containers:
+    time, never recursing; only containers are kept from one level to the next, which on a
+    large file costs a third of keeping every value)."""
+    level = [data] if type(data) is dict or type(data) is list else []
+    for _ in range(limit):
+        if not level:
             return False
-        level = [
-            child
-            for value in containers
-            for child in (value.values() if isinstance(value, dict) else value)
-        ]
-    return True
+        deeper = []
+        for value in level:
+            for child in value.values() if type(value) is dict else value:
+                if type(child) is dict or type(child) is list:
+                    deeper.append(child)
+        level = deeper
+    return bool(level)
 
 
 def merge(lower: Mapping[str, Any], higher: Mapping[str, Any]) -> dict[str, Any]:
