@@ -67,6 +67,30 @@ def test_a_longer_period_from_the_project_is_used(config_dir: Path, project: Pat
     assert all(p.exists() for p in made.paths)
 
 
+@pytest.mark.parametrize(
+    "command",
+    [
+        pytest.param(("prune",), id="prune_settings"),
+        pytest.param(("prune", "--older-than", "1e12"), id="prune_option"),
+        pytest.param(("list", "--older-than", "1e300", "--json"), id="list_option"),
+    ],
+)
+def test_a_period_past_the_calendar_keeps_every_session(
+    config_dir: Path, command: tuple[str, ...]
+) -> None:
+    """A period longer than dates reach (``cleanupPeriodDays`` of 10**9, ``--older-than
+    1e12``) ended in an OverflowError traceback: nothing is that old, so nothing is pruned or
+    listed."""
+    write_json(config_dir / "settings.json", {"cleanupPeriodDays": 10**9})
+    made = make_session(config_dir, age=timedelta(days=50_000), now=NOW, cwd="/elsewhere")
+    result = airlock("sessions", *command)
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    assert all(p.exists() for p in made.paths)
+    if "list" in command:
+        assert json.loads(result.stdout) == []
+
+
 def test_managed_period_wins_over_a_project_file(
     config_dir: Path, project: Path, managed_dir: Path
 ) -> None:

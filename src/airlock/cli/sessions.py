@@ -217,10 +217,10 @@ def _report_scan(problems: tuple[str, ...], pending: frozenset[str]) -> None:
 
 def _wanted(args: argparse.Namespace, now: datetime) -> Callable[[Session], bool]:
     """Whether ``list`` shows a session: in ``--project``, older than ``--older-than``."""
-    from datetime import timedelta
+    from airlock.sessions.plan import cutoff_before, period
 
     project = args.project
-    cutoff = None if args.older_than is None else now - timedelta(days=args.older_than)
+    cutoff = None if args.older_than is None else cutoff_before(now, period(args.older_than))
 
     def wanted(session: Session) -> bool:
         if project and not _in_project(session, project):
@@ -344,10 +344,9 @@ def _show(args: argparse.Namespace, loaded: Loaded, store: SessionStore, now: da
 
 
 def _prune(args: argparse.Namespace, loaded: Loaded, store: SessionStore, now: datetime) -> int:
-    from datetime import timedelta
-
     from airlock.errors import RefusedError
     from airlock.sessions import plan_prune
+    from airlock.sessions.plan import period
 
     days, reasons, warning = _period(args, loaded)
     if warning and not args.dry_run:
@@ -358,7 +357,7 @@ def _prune(args: argparse.Namespace, loaded: Loaded, store: SessionStore, now: d
         )
     if warning:
         _warn(f"{warning}: a prune without --older-than would refuse")
-    plan = plan_prune(store, now=now, older_than=timedelta(days=days))
+    plan = plan_prune(store, now=now, older_than=period(days))
     report = _carry_out(store, plan, now, dry=args.dry_run)
     extra: dict[str, Any] = {"period_days": days, "period_reasons": list(reasons)}
     if warning:

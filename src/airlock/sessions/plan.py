@@ -72,10 +72,26 @@ class Plan:
         return len(self.sessions) + len(self.entries)
 
 
+def period(days: float) -> timedelta:
+    """``days`` (0 or more) as a period; one longer than a :class:`~datetime.timedelta` holds
+    (2.7 million years: ``cleanupPeriodDays`` of 10**9, ``--older-than 1e12``) is the longest
+    one that does: nothing is older."""
+    return timedelta(days=days) if days < timedelta.max.days else timedelta.max
+
+
+def cutoff_before(now: datetime, older_than: timedelta) -> datetime:
+    """``now - older_than``; a moment before the calendar's first day is that day's first
+    moment: nothing is older."""
+    try:
+        return now - older_than
+    except OverflowError:
+        return datetime.min.replace(tzinfo=now.tzinfo)
+
+
 def plan_prune(store: SessionStore, *, now: datetime, older_than: timedelta) -> Plan:
     """Every session whose last activity is before ``now - older_than``, and the stale store
     entries that belong to no session."""
-    cutoff = now - older_than
+    cutoff = cutoff_before(now, older_than)
     scan = store.scan(active_since=cutoff, details=False)
     running = store.running()
     chosen: list[Session] = []
