@@ -281,15 +281,21 @@ def test_an_empty_folder_at_a_settings_file_is_no_file(project: Path, home: Path
 
 def test_an_empty_settings_file_is_no_settings(project: Path, home: Path) -> None:
     """As the agent reads one (and what a running ``airlock run`` keeps at a missing one in
-    the config dir): no settings, no problem. One holding a space is still read, and wrong."""
+    the config dir): no settings, no problem; one holding only white space or a byte order
+    mark too (the agent trims the text first). One holding anything else is read, and wrong."""
     (home / ".claude").mkdir()
     (home / ".claude" / "settings.json").write_bytes(b"")
     (project / ".claude").mkdir()
-    (project / ".claude" / "settings.local.json").write_bytes(b"")
+    local = project / ".claude" / "settings.local.json"
+    local.write_bytes(b"")
     loaded = _load(project)
     assert loaded.problems == () and not loaded.managed_invalid
-    (project / ".claude" / "settings.local.json").write_bytes(b" ")
-    assert "not valid JSON" in str(_load(project).problems[0])
+    for blank in (b" ", b"\n\t \r\n", b"\xef\xbb\xbf", b"\xef\xbb\xbf\n", "\u00a0\u2028".encode()):
+        local.write_bytes(blank)
+        assert _load(project).problems == (), blank
+    for text in (b" x", b"\xef\xbb\xbfnull"):
+        local.write_bytes(text)
+        assert _load(project).problems, text
 
 
 def test_inline_json_settings_and_missing_settings_file(project: Path, tmp_path: Path) -> None:

@@ -86,9 +86,19 @@ def read_layer(path: Path, source: Source) -> Layer | None:
     raw, why = settings_bytes(path)
     if why:
         return unreadable(origin, why)
-    if not raw:  # no settings, as the agent reads an empty file (airlock run's placeholder)
+    if not raw or _blank(raw):  # no settings, as the agent reads one (airlock run's placeholder)
         return None
     return parse_layer(raw, origin)
+
+
+def _blank(raw: bytes) -> bool:
+    """Whether a file holds only white space (and byte order marks): the agent reads it as no
+    settings (it trims the text first, as JavaScript's ``trim`` does: Unicode white space and
+    U+FEFF), not as JSON that is not valid."""
+    first = raw.lstrip()[:1]
+    if first < b"\x80":  # ASCII white space only (b""), or a character that is none
+        return not first
+    return not raw.decode("utf-8", "replace").replace("\ufeff", " ").strip()
 
 
 def settings_bytes(path: Path) -> tuple[bytes | None, str]:
