@@ -274,3 +274,34 @@ def test_a_settings_file_in_the_workspace_is_read_only_inside(
     again = _run(tmp_path, "--settings", "conf/airlock.json", script="touch ~/.ssh/planted; true")
     assert again.returncode == 0, again.stderr
     assert not (home / ".ssh" / "planted").exists()
+
+
+def test_a_workspace_under_a_managed_deny_write_is_read_only_and_one_hidden_runs_nothing(
+    tmp_path: Path, managed_dir: Path
+) -> None:
+    """The workspace, writable by airlock's own default, under the managed settings'
+    ``denyWrite``: read-only inside, as the administrator keeps it, and said (it was
+    writable); under their ``denyRead``: the run stops, nothing ran."""
+    corp, corpr, managed = _corporate(tmp_path, managed_dir)
+    kept = corp / "r"
+    done = airlock(
+        "run", "--audit-log", str(tmp_path / "audit.jsonl"),
+        "--", "sh", "-c", "touch made 2>/dev/null && echo WROTE; echo ran",
+        cwd=kept, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "WROTE" not in done.stdout and "ran" in done.stdout
+    assert not (kept / "made").exists()
+    assert f"the workspace {kept} is read-only inside" in done.stderr
+    assert str(managed) in done.stderr
+    hidden = corpr / "x"
+    refused = airlock(
+        "run", "--audit-log", str(tmp_path / "audit.jsonl"),
+        "--", "sh", "-c", "echo RAN",
+        cwd=hidden, timeout=120,
+    )  # fmt: skip
+    assert refused.returncode == 125, refused.stderr
+    assert "RAN" not in refused.stdout
+    assert f"the workspace {hidden} is under {corpr}, which the managed settings hide" in (
+        refused.stderr
+    )

@@ -438,6 +438,7 @@ def mounts(
                     projects_own.add(id(rule))
                     rules.append(rule)
     _refuse_under_managed_denies(given, managed_denies)  # asked for by name: refused
+    rules += _workspace_under_managed_deny(workspace, managed_denies)
     for rule, entry in settings_writes:
         if _held_by_managed_deny(rule, entry, managed_denies):
             continue
@@ -627,6 +628,35 @@ def _refuse_under_managed_denies(asked: list[Any], denies: list[tuple[Any, str]]
             f"settings {keeps} ({said}), and the command line cannot open it; run "
             "without it, or ask their administrator (nothing ran)"
         )
+
+
+def _workspace_under_managed_deny(workspace: Path, denies: list[tuple[Any, str]]) -> list[Any]:
+    """The workspace, which ``airlock run`` opens for writing by default, at or under a path
+    the managed settings deny (``denies``: their rules, each with its entry): under a
+    ``denyWrite`` it is read-only inside, as the administrator keeps it (a rule on it, the
+    stricter one on the same path winning; the run says so, naming the entry); under a
+    ``denyRead`` nothing can run in it, and the run stops.
+
+    Raises:
+        SandboxError: the workspace is hidden by the managed settings.
+    """
+    from dataclasses import replace
+
+    from airlock.errors import SandboxError
+    from airlock.sandbox.paths import Kind, mount, resolve
+
+    found = _nearest_managed_deny(mount(Kind.WRITE, resolve(workspace), "the workspace"), denies)
+    if found is None:
+        return []
+    deny, said = found
+    if deny.kind is Kind.HIDE:
+        where = "what" if deny.path == resolve(workspace) else f"under {deny.path}, which"
+        raise SandboxError(
+            f"the workspace {workspace} is {where} the managed settings hide ({said}): the "
+            "command cannot run in it; run from another folder, or ask their administrator "
+            "(nothing ran)"
+        )
+    return [replace(deny, path=resolve(workspace), exists=True, is_dir=True, named=None)]
 
 
 def _project_writes_kept(
