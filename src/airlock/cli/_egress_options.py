@@ -18,45 +18,60 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="HOST",
-        help="read TLS to HOST with a CA made for this run: each request's data flow is "
-        "recorded and enforced (repeatable; also the settings key airlock.inspect)",
+        help="read TLS to HOST (a host name, exactly: no pattern, scheme or port) with a CA "
+        "made for this run, which clients inside trust through SSL_CERT_FILE, "
+        "NODE_EXTRA_CA_CERTS, REQUESTS_CA_BUNDLE, CURL_CA_BUNDLE, GIT_SSL_CAINFO, ...: each "
+        "request is recorded with its data flow and the secrets found, and one whose flow is "
+        "off is refused 403. It lets no host out: --allow HOST too if no rule does "
+        "(repeatable; also the settings key airlock.inspect)",
     )
     group.add_argument(
         "--upstream-ca",
         action=Once,
         type=_path_named,
         metavar="FILE",
-        help="also trust these PEM CAs for inspected origins (besides the system's)",
+        help="also trust the PEM CA certificates in FILE, besides the system's, for the "
+        "origins of inspected hosts and the git gateway's code host (a company's or a test "
+        "CA); read only with --inspect, airlock.inspect or --repo",
     )
     group.add_argument(
         "--secrets",
         action=Once,
         choices=("report", "redact", "block"),
         default="report",
-        help="a secret in a request body to an inspected host: report its kind (default), "
-        "redact it before it leaves, or block the request",
+        help="a secret found in a request to an inspected host (its body, path, query or "
+        "headers): report records its kind and count, never its value (default); redact "
+        "replaces it before the request leaves (one in the path or query, or one that cannot "
+        "be replaced where it stands, refuses the request); block refuses the request. "
+        "Without --inspect or airlock.inspect nothing is read; what git pushes through --repo "
+        "is not read",
     )
     group.add_argument(
         "--repo",
         action="append",
         default=[],
         metavar="OWNER/NAME[:ro]",
-        help="let git inside clone, fetch and push this repository through the credential "
-        "gateway (:ro for fetch only); the token stays outside (repeatable)",
+        help="let git inside clone, fetch and push this repository of the code host "
+        "(--git-upstream) through the credential gateway, which adds the token outside; "
+        "git's URLs of that host are rewritten to the gateway; :ro for clone and fetch only; "
+        "any other repository is refused (repeatable)",
     )
     group.add_argument(
         "--git-upstream",
         action=Once,
         default="https://github.com",
         metavar="URL",
-        help="the code host the gateway talks to (default https://github.com)",
+        help="the code host the gateway talks to (default https://github.com): an https:// "
+        "URL (http:// only on this machine's loopback), with no user or password; a path "
+        "after the host is kept before OWNER/NAME",
     )
     group.add_argument(
         "--git-token-file",
         action=Once,
         type=_path_named,
         metavar="FILE",
-        help="the code host's token (default: GH_TOKEN or GITHUB_TOKEN in airlock's environment)",
+        help="a file holding the code host's token alone (default: GH_TOKEN, else "
+        "GITHUB_TOKEN, in airlock's environment); hidden inside the sandbox",
     )
 
 
