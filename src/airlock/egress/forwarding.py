@@ -56,7 +56,13 @@ from airlock.egress.http1 import (
     redact_query,
     simple_response,
 )
-from airlock.egress.response import HeadTooLarge, ResponseError, ResponseWatcher, watcher_for
+from airlock.egress.response import (
+    HeadTooLarge,
+    ResponseError,
+    ResponseWatcher,
+    UnsupportedCoding,
+    watcher_for,
+)
 
 if TYPE_CHECKING:
     from airlock.egress.client import Client
@@ -355,8 +361,11 @@ async def _refused_with_body(
     client: Client, head: RequestHead, record: dict[str, Any], status: int, why: str
 ) -> bool:
     """Refuse a request before any of it leaves, its body read first (unread bytes would
-    reset the answer), as :func:`_refused` does."""
-    if head.chunked or head.content_length:
+    reset the answer), as :func:`_refused` does. A client waiting for ``100 Continue``
+    (``Expect``) sends no body until then: it is answered at once, and the connection closed
+    with the body unread (waiting to read it left the client without an answer until the
+    idle limit), as inside TLS."""
+    if (head.chunked or head.content_length) and not head.expect_continue:
         await _drain(client)
     return await _refused(client, record, *_refusal(status, why))
 
@@ -526,7 +535,8 @@ async def _relay_response(
     request was sent whole (an early answer) is in the stream's reader, and taken first.
 
     Raises:
-        ResponseError: the response is malformed, its head too large, cut short (the
+        ResponseError: the response is malformed, its head too large, its body framed by a
+            coding that does not end in ``chunked`` (:class:`UnsupportedCoding`), cut short (the
             destination's close or reset, or the connection's abort here: the idle limit),
             or followed by bytes no request asked for in the same read
             (:attr:`ResponseWatcher.extra`); that read is not sent, nor a head not yet whole.
@@ -656,7 +666,7 @@ class _Relayed:
             ) from None
         except httptools.HttpParserError as error:
             raise ResponseError(f"malformed response: {error}", self.received) from None
-        except HeadTooLarge as error:
+        except (HeadTooLarge, UnsupportedCoding) as error:
             raise ResponseError(str(error), self.received) from None
         if watcher.extra:
             raise ResponseError(

@@ -55,19 +55,25 @@ HOP_BY_HOP = frozenset(
 
 REASONS = {
     400: "Bad Request",
+    401: "Unauthorized",
     403: "Forbidden",
+    404: "Not Found",
     405: "Method Not Allowed",
     408: "Request Timeout",
     413: "Content Too Large",
-    429: "Too Many Requests",
+    415: "Unsupported Media Type",
     417: "Expectation Failed",
+    429: "Too Many Requests",
     431: "Request Header Fields Too Large",
+    500: "Internal Server Error",
     501: "Not Implemented",
     502: "Bad Gateway",
     503: "Service Unavailable",
     504: "Gateway Timeout",
     505: "HTTP Version Not Supported",
 }
+"""The reason phrase of each status airlock answers itself (the git gateway's ``404``, a body
+that cannot be checked's ``415``, …); ``Error`` for any other."""
 
 
 class BadRequest(Exception):
@@ -401,6 +407,33 @@ def connection_tokens(headers: list[tuple[bytes, bytes]]) -> frozenset[bytes]:
             for token in value.split(b","):
                 tokens.add(token.strip().lower())
     return frozenset(tokens)
+
+
+CONTROL_OPTIONS = frozenset({b"close", b"keep-alive"})
+"""``Connection`` options that name no header: they say whether the connection is kept."""
+
+
+def connection_options(headers: list[tuple[bytes, bytes]]) -> list[bytes]:
+    """The options of a request's ``Connection`` lines (lower-cased, in order, once each)
+    that may go on with it to the next hop: ``close``, ``keep-alive`` and those naming a
+    header of the client's own, never one this module lists in :data:`HOP_BY_HOP` (the
+    headers that frame or route the request, ``Content-Length``, ``Transfer-Encoding``,
+    ``Host``, or that only this hop reads, ``TE``, ``Trailer``, ``Upgrade``, ``Expect``,
+    ``Proxy-*``). A next hop that honours ``Connection`` (RFC 9110 §7.6.1) removes every
+    header it names: without ``Content-Length`` it would read the body as a request of its
+    own, which airlock never judged; without ``Host`` it would route the request by another
+    name. Plain forwarding (:func:`forwarded_head`) sends none of the client's options; the
+    inspector, which passes a request's headers on, sends these."""
+    options: list[bytes] = []
+    for name, value in headers:
+        if name.lower() != b"connection":
+            continue
+        for token in (part.strip().lower() for part in value.split(b",")):
+            if not token or token in options:
+                continue
+            if token in CONTROL_OPTIONS or not (token in HOP_BY_HOP or token.startswith(b"proxy-")):
+                options.append(token)
+    return options
 
 
 def header_safe(text: str) -> str:

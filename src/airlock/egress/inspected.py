@@ -11,8 +11,12 @@ connection. For each request it:
    character in a header, a malformed chunk extension, trailer, version or request line,
    ``Content-Length`` twice, obsolete line folding, both ``Content-Length`` and
    ``Transfer-Encoding``, or a bad chunk size are refused with ``400`` and the connection
-   closed: no smuggling); a target must be a path, or a URL naming this connection's host and
-   port (:meth:`InspectedConnection.check_target`), never another destination; a request to
+   closed: no smuggling); a target must be a path, ``*`` for ``OPTIONS``, or a URL naming this
+   connection's host and port (:meth:`InspectedConnection.check_target`), never another
+   destination, and a URL goes on as the path the flows judged; an HTTP/1.1 request must have
+   one ``Host``, naming this host (RFC 9112 §3.2); a ``Connection`` header goes on without
+   the options that name a header framing or routing the request
+   (:func:`~airlock.egress.http1.connection_options`); a request to
    switch protocols (``Upgrade``: a WebSocket) is refused ``501`` at once, since what would
    follow cannot be read (:meth:`InspectedConnection.check_upgrade`). No refusal quotes what
    the request holds (a password may have any characters, which no pattern finds): only the
@@ -76,7 +80,7 @@ from airlock.egress.framing import (
     without_userinfo,
     write_in_pieces,
 )
-from airlock.egress.http1 import REASONS, connection_tokens
+from airlock.egress.http1 import REASONS, connection_options, connection_tokens
 from airlock.egress.scan import (
     BUSY,
     IN_WORKER,
@@ -236,6 +240,19 @@ class InspectedConnection:
             if not await self._one(head):
                 return
 
+    def _in_origin_form(self, head: Head, path: str) -> None:
+        """Send an absolute-form target (``https://host/path``, checked to name this
+        connection's host and port) on as the path the flows judged: the origin reads its own
+        URL as it likes (another path, another host behind a front end), which was never
+        judged. An HTTP/1.0 request without ``Host`` gets the one its URL named (HTTP/1.1
+        without one is refused), so the origin keeps the name it was asked for."""
+        head.first[1] = path.encode("latin-1")
+        if head.get(b"host") is None:
+            host = f"[{self.host}]" if ":" in self.host else self.host
+            if self.port != 443:
+                host += f":{self.port}"
+            head.headers.append((b"Host", host.encode("latin-1")))
+
     def _no_request(self, error: BaseException | None) -> None:
         """Record a connection that ended before its first request, when the client and
         airlock agreed on no protocol (ALPN): the mark of a client that speaks only HTTP/2
@@ -313,10 +330,12 @@ class InspectedConnection:
         fields = {"time": self.inspector.wall(), "host": self.host, "port": self.port}
         await self._refused(error, fields, started)
 
-    def check_target(self, target: bytes, shown: str) -> None:
+    def check_target(self, target: bytes, shown: str, method: str) -> None:
         """Refuse a request target that is not this connection's: only a path (origin form),
-        ``*``, or a URL whose host and port are the ones the TLS was opened to (absolute
-        form) are sent on; never a fragment (no request target holds one).
+        ``*`` for an ``OPTIONS`` request (asterisk form, RFC 9112 §3.2.4: no other method
+        has it, and a server may read ``GET *`` as it likes), or a URL whose host and port
+        are the ones the TLS was opened to (absolute form, sent on in origin form: see
+        :meth:`_in_origin_form`) are sent on; never a fragment (no request target holds one).
 
         ``shown`` is the target as the audit log shows it (query values, user information
         and the redaction engine's findings left out): a refusal quotes that, never the
@@ -327,6 +346,12 @@ class InspectedConnection:
         """
         if b"#" in target:
             raise HttpError(400, "a fragment (#) in a request target: refused")
+        if target == b"*" and method != "OPTIONS":
+            raise HttpError(
+                400,
+                "a request target of * (asterisk form) is for OPTIONS alone (RFC 9112 "
+                "§3.2.4): refused",
+            )
         if target.startswith(b"/") or target == b"*":
             return
         if not target[:8].lower().startswith((b"http://", b"https://")):
@@ -448,10 +473,16 @@ class InspectedConnection:
             refused = mode is SecretsMode.BLOCK or (mode is SecretsMode.REDACT and redacted is None)
             if in_head and refused:
                 raise HttpError(403, header_refusal(mode, in_head))
-            self.check_target(head.first[1], fields["path"])
+            self.check_target(head.first[1], fields["path"], method)
             hosts = [value for name, value in head.headers if name.lower() == b"host"]
             if len(hosts) > 1:  # a front end may route by the first, the record names one
                 raise HttpError(400, "more than one Host header: refused")
+            if not hosts and head.first[2] != b"HTTP/1.0":  # a front end routes by it
+                raise HttpError(
+                    400,
+                    "no Host header in an HTTP/1.1 request: refused (RFC 9112 §3.2: a "
+                    "server answers 400)",
+                )
             self.check_host(head.get(b"host"))
             self.check_upgrade(head.joined(b"upgrade"))
             framing = head.framing()
@@ -462,6 +493,8 @@ class InspectedConnection:
                 head.headers = redacted  # each secret replaced where it stands in its value
         except HttpError as error:
             return await self._refused(error, fields, started)
+        if not head.first[1].startswith(b"/") and head.first[1] != b"*":
+            self._in_origin_form(head, path)
         if not verdict.allowed:
             body = refusal_body(verdict, method, self.host, fields["path"], port=self.port)
             # The connection goes on only when the body was read whole and the client did not
@@ -631,10 +664,17 @@ class InspectedConnection:
                 return self._left(fields, started, error)
         elif carries:
             pieces = body_pieces(self.reader, framing, head.check)
-        if carries:  # an origin that leaves the body unread must not read it as a request
-            named = connection_tokens(head.headers) - {b"", b"close", b"keep-alive"}
+        if carries or head.get(b"connection") is not None:
+            # Never an option naming a header that frames or routes the request (a next hop
+            # that honours it would drop ``Content-Length`` and read the body as a request of
+            # its own); and with a body, ``close``: an origin that leaves the body unread must
+            # not read it as a request.
+            options = connection_options(head.headers)
+            if carries:
+                options = [b"close", *sorted(set(options) - {b"close", b"keep-alive"})]
             head.headers = [(k, v) for k, v in head.headers if k.lower() != b"connection"]
-            head.headers.append((b"Connection", b", ".join([b"close", *sorted(named)])))
+            if options:
+                head.headers.append((b"Connection", b", ".join(options)))
         chunked = framing[0] == "chunked"
         if chunked:  # sent on without trailers (see below): none is announced
             head.headers = [(k, v) for k, v in head.headers if k.lower() != b"trailer"]

@@ -11,7 +11,9 @@ connection after it: the close marks where the body ends, as HTTP/1.0 reads it.
 The proxy sends one request at a time on an upstream connection (it never pipelines), so
 bytes after the final response are no answer to anything: a second message begun in the same
 read (httptools' ``on_message_begin`` after a final status; interim ``1xx`` answers before it
-are allowed), or body bytes after the head of an answer to ``HEAD``, which has none. The watcher
+are allowed), or body bytes or chunks after the head of an answer to ``HEAD``, which has none
+(a last chunk ``0\r\n\r\n`` holds no body byte, yet a client reads it as the start of its next
+answer). The watcher
 marks them (:attr:`ResponseWatcher.extra`) and the proxy fails the response rather than pass
 them on: a kept-alive client would take them as the answer to its next request, maybe to
 another host. httptools says where a message ends only by its callbacks, not by an offset,
@@ -20,12 +22,21 @@ so such a read is never split: none of it is sent.
 A response's head is held until it is whole, and is bounded (``MAX_HEAD``): httptools gathers
 a header line whole, so one that never ended would grow the proxy's memory without limit. A
 larger one fails the response (:class:`HeadTooLarge`), before any of it reached the client.
+
+A response with a body whose ``Transfer-Encoding`` does not end in ``chunked`` (``identity``,
+``chunked, gzip``) fails too, before any of it reached the client
+(:class:`UnsupportedCoding`), as inside inspected TLS (:meth:`~airlock.egress.framing.Head.framing`)
+and as nginx refuses it: RFC 9112 §6.3 ends such a body at the close, but clients read it
+apart (Ruby's ``Net::HTTP`` takes any ``chunked`` in the value for chunked framing, Go and h11
+refuse it), and one that takes it for chunked ends it early and reads the rest, the
+destination's bytes, as the answer to its next request, maybe to another host.
 """
 
 from __future__ import annotations
 
 import httptools
 
+from airlock.egress.framing import named_codings
 from airlock.egress.http1 import connection_tokens
 
 DROPPED_FOR_HTTP10 = frozenset(
@@ -59,6 +70,18 @@ class HeadTooLarge(Exception):
         super().__init__(f"the destination's response head exceeds {MAX_HEAD} bytes: not passed on")
 
 
+class UnsupportedCoding(Exception):
+    """The destination's response has a body framed by a ``Transfer-Encoding`` whose last
+    coding is not ``chunked`` (see :mod:`the module <airlock.egress.response>`)."""
+
+    def __init__(self, codings: list[bytes]) -> None:
+        super().__init__(
+            f"the destination's response has Transfer-Encoding {named_codings(codings)}, whose "
+            "last coding is not chunked: its body would end only where the connection does, "
+            "which clients read differently (some as chunked); not passed on"
+        )
+
+
 class ResponseWatcher:
     """Follows one response through httptools to find where it ends. Bytes pass untouched,
     except for an HTTP/1.0 client (the :class:`Http10Watcher`): :meth:`take`
@@ -87,6 +110,11 @@ class ResponseWatcher:
         self.until_close = False
         self._framed = False
         self._chunked = False
+        self._codings: list[bytes] = []
+        """The values of the final response's ``Transfer-Encoding`` lines."""
+        self.unsupported: UnsupportedCoding | None = None
+        """Set when the final response's head is whole and its body cannot be passed on
+        (:class:`UnsupportedCoding`): :meth:`feed` raises it."""
         self._reason = b""
         self._headers: list[tuple[bytes, bytes]] = []
         self._out: list[bytes] = []
@@ -102,8 +130,12 @@ class ResponseWatcher:
 
         Raises:
             HeadTooLarge: the head passed ``MAX_HEAD`` bytes.
+            UnsupportedCoding: the response's body is framed by a coding that does not end
+                in ``chunked``.
         """
         self.parser.feed_data(data)
+        if self.unsupported is not None:
+            raise self.unsupported
         if self.in_head:
             self._head_bytes += len(data)
             if self._head_bytes > MAX_HEAD:
@@ -123,7 +155,9 @@ class ResponseWatcher:
         lowered = name.lower()
         if lowered in (b"content-length", b"transfer-encoding"):
             self._framed = True
-            self._chunked = self._chunked or lowered == b"transfer-encoding"
+            if lowered == b"transfer-encoding":
+                self._chunked = True
+                self._codings.append(bytes(value))
         elif lowered == b"x-airlock-refused":
             self.refused = bytes(value).decode("latin-1")
         elif lowered == b"x-airlock-failed":
@@ -136,10 +170,15 @@ class ResponseWatcher:
         status = self.parser.get_status_code()
         if status < 200:
             self._framed = self._chunked = False  # an interim answer
-            self._reason, self._headers = b"", []
+            self._reason, self._headers, self._codings = b"", [], []
             return
         self.status = status
         self.keep_alive = self.parser.should_keep_alive()
+        if self._codings and not self.head_only and status not in (204, 304):
+            last = b",".join(self._codings).rsplit(b",", 1)[-1]  # as llhttp reads it
+            if last.strip().lower() != b"chunked":
+                self.unsupported = UnsupportedCoding(self._codings)
+                return
         if self.for_http10:
             self._out.append(http10_head(status, self._reason, self._headers, self._chunked))
         if self.head_only:
@@ -155,9 +194,14 @@ class ResponseWatcher:
 
 class HeadWatcher(ResponseWatcher):
     """A :class:`ResponseWatcher` for an answer to ``HEAD``: it has no body, so body bytes
-    httptools finds after its head (it cannot know the request was ``HEAD``) are extra."""
+    httptools finds after its head (it cannot know the request was ``HEAD``) are extra, and
+    so is a chunk, even the last one (``0\r\n\r\n``, which has no body byte) of an answer
+    that says ``Transfer-Encoding: chunked``."""
 
     def on_body(self, body: bytes) -> None:
+        self.extra = True
+
+    def on_chunk_header(self) -> None:
         self.extra = True
 
 
@@ -175,6 +219,10 @@ class Http10Watcher(ResponseWatcher):
             self.extra = True  # as for HeadWatcher
         else:
             self._out.append(bytes(body))
+
+    def on_chunk_header(self) -> None:
+        if self.head_only:
+            self.extra = True  # as for HeadWatcher
 
 
 def watcher_for(method: bytes, version: str) -> ResponseWatcher:
