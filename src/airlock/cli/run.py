@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping
     from typing import Any
 
+    from airlock.egress import EgressConfig
     from airlock.egress.config import HostRule
     from airlock.egress.options import Prepared
     from airlock.policy.model import Context, Decisions
@@ -183,6 +184,7 @@ def _run(args: argparse.Namespace) -> int:
     from airlock.sandbox.terminal import Terminal
     from airlock.sandbox.written import DEPTH, FOLDERS, WATCHED, Watch, agent_skip
     from airlock.settings.sandbox import (
+        inspect_setting,
         restrictions_not_taken,
         sandbox_settings,
         set_aside_by_lock,
@@ -247,6 +249,15 @@ def _run(args: argparse.Namespace) -> int:
             "a settings file, or a setting in it that can only restrict, cannot be read: what "
             f"it would take away cannot be told, so nothing ran; fix the file:\n{listed}"
         )
+    inspecting = inspect_setting(loaded)
+    for where in inspecting.with_problems:  # its other settings are not in effect: said above
+        print(
+            f"airlock run: airlock.inspect in {where} is taken although that file has problems "
+            "(above), as the restricting lists are: it lets no host out, it has their requests "
+            "read (a lone string is the list of that one host)",
+            file=sys.stderr,
+        )
+    check_options_needed(args, bool(args.inspect or inspecting.hosts))
     network = sandbox_settings(loaded)
     decisions = decide(loaded.context)
     if network.managed_lock is not None:  # the administrator's: said, and not widened
@@ -264,6 +275,7 @@ def _run(args: argparse.Namespace) -> int:
     def prepared_now() -> Prepared:
         from datetime import UTC, datetime
 
+        from airlock.egress.ca import CA_VARIABLES
         from airlock.egress.options import prepare  # loads the proxy's modules
         from airlock.policy import FlowId
         from airlock.policy.endpoints import flow_hosts
@@ -278,18 +290,26 @@ def _run(args: argparse.Namespace) -> int:
             decisions=decisions,
             environ=engine_environ,  # the token, and the upstream proxy, are airlock's
             proxy_url=proxy_url,
-            inspect_setting=list(loaded.inspect_hosts),
-            inspect_sources=loaded.inspect_sources(),
+            inspect_setting=list(inspecting.hosts),
+            inspect_sources=inspecting.sources,
             now=datetime.fromtimestamp(started, UTC),
             model_hosts=model_hosts,
             upstream_proxy=args.upstream_proxy,
+            user_ca=[  # the user's own CA files: their certificates go in the run's bundle
+                *((name, environ[name]) for name in CA_VARIABLES if environ.get(name)),
+                *(
+                    (f"--env {name}", wanted[name] or "")
+                    for name in CA_VARIABLES
+                    if wanted.get(name)
+                ),
+            ],
         )
 
     # Inspection and the git gateway put variables and a CA bundle in the sandbox: prepared
     # before it is built, and the proxy started before the command. Without them, the proxy's
     # rules are read while bubblewrap works, and the proxy itself loads while the command runs
     # (at its first connection, or soon after it started: see airlock.egress.standby).
-    early = bool(args.inspect or args.repo or loaded.inspect_hosts)
+    early = bool(args.inspect or args.repo or inspecting.hosts)
     prepared = None
     lock = whole = None
     held = None
@@ -319,6 +339,8 @@ def _run(args: argparse.Namespace) -> int:
     try:
         prepared = prepared_now() if early else None
         if prepared is not None:
+            for note in prepared.notes:  # a CA file of the user's left out of the bundle
+                print(f"airlock run: {note}", file=sys.stderr)
             prepared.refuse_token_inside(scrubbed.environ, wanted)
             scrubbed = prepared.keep_token_out(scrubbed, workspace)
         extra = prepared.environ if prepared is not None else {}
@@ -491,6 +513,8 @@ def _run(args: argparse.Namespace) -> int:
                 config = egress_config(args, loaded, environ, decisions, prepared)
                 told = wanted.get("NO_PROXY", wanted.get("no_proxy")) is not None
                 for note in [] if told else loopback_notes(config.allow):  # --env NO_PROXY=…
+                    print(f"airlock run: {note}", file=sys.stderr)
+                for note in inspected_not_let_out(config, args.inspect):
                     print(f"airlock run: {note}", file=sys.stderr)
                 for note in projects_allowing_every_host(loaded):
                     print(f"airlock run: {note}", file=sys.stderr)
@@ -718,6 +742,81 @@ def loopback_notes(allow: Iterable[HostRule]) -> list[str]:
         for rule in allow
         if rule.reaches_private and rule.pattern.text in loopback
     ]
+
+
+def check_options_needed(args: argparse.Namespace, inspecting: bool) -> None:
+    """Refuse an option given that does nothing in this run: ``--secrets`` without a host to
+    inspect (``inspecting``: ``--inspect`` or ``airlock.inspect``), ``--upstream-ca`` without
+    one nor a ``--repo``, ``--git-upstream`` and ``--git-token-file`` without a ``--repo``.
+    The user meant it to act (``--secrets block`` to keep a key from leaving): a run that went
+    on would do what it was asked not to, without a word. Only options given count, told by
+    :class:`~airlock.cli._common.Once`, which notes each: ``--secrets``' default is
+    ``report``, the same value as given.
+
+    Raises:
+        UsageError: naming each such option and what it needs (nothing ran).
+    """
+    from airlock.cli._common import GIVEN_ONCE
+    from airlock.errors import UsageError
+
+    given = getattr(args, GIVEN_ONCE, {})
+    inspect = "no host is inspected (--inspect HOST, or airlock.inspect in settings)"
+    repo = "no repository is granted (--repo OWNER/NAME)"
+    said = []
+    if "secrets" in given and not inspecting:
+        said.append(
+            f"--secrets {args.secrets}: {inspect}, so no request would be read for secrets "
+            "(what git pushes through --repo is never read)"
+        )
+    if "upstream_ca" in given and not inspecting and not args.repo:
+        said.append(
+            f"--upstream-ca {args.upstream_ca}: {inspect} and {repo}, so no origin would be "
+            "verified against it (a host not inspected is a tunnel: the client inside verifies "
+            "it)"
+        )
+    if "git_upstream" in given and not args.repo:
+        said.append(f"--git-upstream {args.git_upstream}: {repo}, so no code host is reached")
+    if "git_token_file" in given and not args.repo:
+        said.append(f"--git-token-file {args.git_token_file}: {repo}, so no token is read")
+    if said:
+        raise UsageError("; nothing ran\nairlock run: ".join(said) + "; nothing ran")
+
+
+def inspected_not_let_out(config: EgressConfig, flags: Iterable[str]) -> list[str]:
+    """What to tell a user whose ``--inspect`` (``flags``, as given) or ``airlock.inspect``
+    names a host that no rule lets out: inspection reads what goes, it lets nothing go, so
+    every request to it would be refused ``403``, found only at the command's first
+    connection. The proxy's own rules (:class:`~airlock.egress.rules.EgressRules`) are asked,
+    on every port a rule names and one none does: a host let out on one port is let out."""
+    if config.inspection is None:
+        return []
+    from airlock.egress.options import inspected_hosts
+    from airlock.egress.rules import EgressRules, bracketed, private_class
+    from airlock.policy.hosts import AddressClass
+
+    flagged = inspected_hosts(list(flags), None)  # as the inspection holds them (canonical)
+    rules = EgressRules(config)
+    named = {
+        rule.port
+        for rule in (*config.allow, *config.default_allow, *config.deny, *config.ask)
+        if rule.port is not None
+    }
+    ports = sorted({443, *named, next(port for port in range(1, 65536) if port not in named)})
+    notes = []
+    for host in sorted(config.inspection.hosts):
+        decisions = [rules.check(host, port) for port in ports]
+        if any(decision.allowed for decision in decisions):
+            continue
+        refused = decisions[ports.index(443)]
+        if refused.rule is not None:  # a deny or ask rule: what lifts it
+            why, way = refused.reason, refused.hint
+        elif config.managed_lock is not None or private_class(host) == AddressClass.METADATA:
+            why, way = "no rule lets it out", refused.hint
+        else:
+            why, way = "no rule lets it out", f"add --allow {bracketed(host)}"
+        given = "--inspect" if host in flagged else "airlock.inspect"
+        notes.append(f"{given} {bracketed(host)}: {why}, so its requests are refused 403; {way}")
+    return notes
 
 
 def _say(line: str) -> None:

@@ -10,9 +10,10 @@ host's context is made once and cached. ``ssl`` only loads a certificate and key
 so the leaf's PEM is handed over through an anonymous in-memory file (``memfd``), never a file
 on disk.
 
-Inside the sandbox, clients trust the CA through a bundle (the system's CAs plus the run's CA
-certificate, public parts only) that :func:`write_bundle` writes and :func:`ca_environment`
-points every usual variable at. Upstream, the proxy verifies the origin against the system's
+Inside the sandbox, clients trust the CA through a bundle (the system's CAs, the certificates
+of the files the user's own CA variables named, and the run's CA certificate: public parts
+only) that :func:`write_bundle` writes and :func:`ca_environment` points every usual variable
+at. Upstream, the proxy verifies the origin against the system's
 CAs plus any ``--upstream-ca`` file (:func:`upstream_context`).
 """
 
@@ -21,7 +22,10 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import os
+import re
 import ssl
+import stat
+from collections.abc import Iterable
 from pathlib import Path
 
 from cryptography import x509
@@ -42,9 +46,27 @@ CA_VARIABLES = (
     "DENO_CERT",
     "CARGO_HTTP_CAINFO",
     "NPM_CONFIG_CAFILE",
+    "GRPC_DEFAULT_SSL_ROOTS_FILE_PATH",
+    "CLOUDSDK_CORE_CUSTOM_CA_CERTS_FILE",
+    "HTTPLIB2_CA_CERTS",
+    "NIX_SSL_CERT_FILE",
 )
 """Variables through which clients inside the sandbox find the CA bundle (OpenSSL and Python,
-Node, requests, curl, git, the AWS SDKs, pip, Deno, cargo, npm)."""
+Node, requests, curl, git, the AWS SDKs, pip, Deno, cargo, npm, gRPC, gcloud, httplib2, Nix's
+builds of OpenSSL and curl): each names one file of PEM certificates, read in place of the
+tool's own roots (Node's as extra ones), so the bundle holds the system's CAs too. A value
+the user gave one of them (outside, or with ``--env``) is replaced; the certificates of the
+file it named are put in the bundle (:func:`user_certificates`)."""
+
+MOST_USER_BUNDLE = 64 << 20
+"""The largest file of certificates a CA variable of the user's may name (a system's bundle is
+a few hundred KB): past it, the file is said and left out rather than read into memory."""
+
+_PEM_CERTIFICATE = re.compile(
+    rb"-----BEGIN CERTIFICATE-----\r?\n[A-Za-z0-9+/=\r\n\t ]*?-----END CERTIFICATE-----"
+)
+"""One PEM certificate block: only these are copied from a user's file (never a key beside
+them, nor an OpenSSL ``TRUSTED CERTIFICATE``, which other clients do not read)."""
 
 SYSTEM_BUNDLES = (
     "/etc/ssl/certs/ca-certificates.crt",  # Debian, Ubuntu, Alpine, Arch
@@ -178,17 +200,105 @@ def system_bundle() -> Path:
     )
 
 
-def write_bundle(ca: RunCA, path: Path, system: Path | None = None) -> Path:
-    """Write the system's CAs plus the run's CA certificate to ``path`` (mode 0644); return it.
+def write_bundle(ca: RunCA, path: Path, system: Path | None = None, extra: bytes = b"") -> Path:
+    """Write the system's CAs, then ``extra`` (the certificates of the user's own CA files,
+    :func:`user_certificates`), then the run's CA certificate to ``path`` (mode 0644); return it.
 
     Only certificates are written, never a key.
     """
     base = (system or system_bundle()).read_bytes()
     if base and not base.endswith(b"\n"):
         base += b"\n"
-    path.write_bytes(base + ca.certificate_pem)
+    path.write_bytes(base + extra + ca.certificate_pem)
     path.chmod(0o644)
     return path
+
+
+def user_certificates(
+    named: Iterable[tuple[str, str]], cwd: Path, system: Path | None = None
+) -> tuple[bytes, list[str]]:
+    """The certificates of the files the user's own CA variables named, for the run's bundle,
+    which those variables name inside in their place: a company's CA trusted through
+    ``CURL_CA_BUNDLE=corp.pem`` stays trusted there (a tunnel to a host it signs, not
+    inspected, is verified by the client inside).
+
+    ``named``: each value with how it was given (``CURL_CA_BUNDLE``, in airlock's environment;
+    ``--env CURL_CA_BUNDLE``); a relative path is read from ``cwd``. Each file
+    is read once (the system's bundle, ``system``, not at all: it is in the bundle already), and
+    only if it is a regular file of at most :data:`MOST_USER_BUNDLE`; of what it holds only the
+    PEM certificate blocks that read as certificates are copied, each written anew from the
+    certificate read, so nothing else of the file (a private key beside them) ever is.
+
+    Returns:
+        The certificates in PEM, each once; and what to tell the user, a line each, for a
+        file that cannot be read or holds no PEM certificate (its value shown, never its
+        contents): the run goes on without it.
+    """
+    from airlock._visible import visible
+
+    try:
+        skip = {os.path.realpath(system or system_bundle())}
+    except UsageError:  # the bundle is not made without one: said there
+        skip = set()
+    found: dict[bytes, bytes] = {}
+    notes: list[str] = []
+    for how, value in named:
+        if not value:
+            continue
+        real = os.path.realpath(cwd / value)
+        if real in skip:
+            continue
+        skip.add(real)
+        said = f"{how}={visible(value)}"
+        try:
+            raw = _read_regular(real, MOST_USER_BUNDLE)
+        except OSError as error:
+            notes.append(
+                f"{said}: cannot be read ({error.strerror or error}), so its certificates are "
+                "not in the run's CA bundle, which that variable names inside"
+            )
+            continue
+        certificates = []
+        for block in _PEM_CERTIFICATE.findall(raw):
+            try:
+                certificate = x509.load_pem_x509_certificate(block)
+            except ValueError:
+                continue
+            certificates.append(certificate.public_bytes(serialization.Encoding.PEM))
+        if not certificates:
+            notes.append(
+                f"{said}: holds no PEM certificate (-----BEGIN CERTIFICATE-----), so nothing of "
+                "it is in the run's CA bundle, which that variable names inside"
+            )
+        for pem in certificates:
+            found.setdefault(pem, pem)
+    return b"".join(found), notes
+
+
+def _read_regular(path: str, most: int) -> bytes:
+    """The bytes of the regular file at ``path``, at most ``most`` of them.
+
+    Raises:
+        OSError: it cannot be opened or read, or it is no regular file (a FIFO is opened
+            without waiting for a writer, and refused) or is larger than ``most``.
+    """
+    import errno
+
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise OSError(errno.EINVAL, "not a regular file")
+        if info.st_size > most:
+            raise OSError(errno.EFBIG, f"larger than {most >> 20} MiB")
+        chunks = []
+        left = most
+        while left > 0 and (chunk := os.read(fd, min(left, 1 << 20))):
+            chunks.append(chunk)
+            left -= len(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
 
 
 def ca_environment(bundle: Path | str) -> dict[str, str]:

@@ -57,6 +57,7 @@ def inspected_hosts(
         UsageError: a value that is not one host name; it names the option or setting (and
             the file).
     """
+    from airlock.egress.connection import is_gateway
     from airlock.policy.hosts import HostError, parse_host
 
     given = [("--inspect", name) for name in flags]
@@ -84,6 +85,12 @@ def inspected_hosts(
             raise UsageError(why) from None
         if ":" in name and host.address is None:
             raise UsageError(no_more)  # a colon: an IPv6 address's (``::1``, ``[::1]``) alone
+        if is_gateway(host.text):
+            raise UsageError(
+                f"{source} {name!r}: the git gateway's own name, which git inside reaches in "
+                "plain HTTP with --repo, never over TLS: there is nothing to inspect (what "
+                "goes there is the gateway's to judge); leave it out (nothing ran)"
+            )
         hosts.add(host.text)
     return frozenset(hosts)
 
@@ -99,6 +106,9 @@ class Prepared:
         """Variables for the sandbox: the CA bundle's, git's (no secret in any)."""
         self.read_only_files: tuple[Path, ...] = ()
         """Files the sandbox must see read-only at the same path (the CA bundle)."""
+        self.notes: list[str] = []
+        """What to tell the user before the command runs, a line each (a CA file of theirs
+        that could not be put in the bundle)."""
         self._gateway: Gateway | None = None
         self._token_source = ""
         """Where the gateway's token was read (``GH_TOKEN``, …), for messages."""
@@ -222,6 +232,7 @@ def prepare(
     now: dt.datetime,
     model_hosts: Iterable[str] = (),
     upstream_proxy: str | None = None,
+    user_ca: Iterable[tuple[str, str]] = (),
 ) -> Prepared:
     """Make the run's CA and bundle for inspected hosts, and start the git gateway.
 
@@ -238,6 +249,9 @@ def prepare(
             settings' ``env`` too); requests to them are matched as the vendor API's.
         upstream_proxy: ``--upstream-proxy``, if given: the git gateway reaches the code host
             through the same upstream proxy as the run's proxy (:func:`_gateway_proxy`).
+        user_ca: The values the user gave the CA variables the bundle takes over
+            (:data:`~airlock.egress.ca.CA_VARIABLES`), each with how it was given in words:
+            their files' certificates go in the bundle (:func:`~airlock.egress.ca.user_certificates`).
 
     Raises:
         UsageError: A bad host, repository, URL or token source; what to write instead.
@@ -251,7 +265,7 @@ def prepare(
     try:
         hosts = inspected_hosts(args.inspect, inspect_setting, inspect_sources)
         if hosts:
-            _prepare_inspection(prepared, hosts, args, decisions, now, model_hosts)
+            _prepare_inspection(prepared, hosts, args, decisions, now, model_hosts, user_ca)
         if args.repo:
             proxy = _gateway_proxy(upstream_proxy, args.git_upstream, environ)
             _prepare_gateway(prepared, args, environ, proxy_url, proxy)
@@ -268,8 +282,15 @@ def _prepare_inspection(
     decisions: Decisions,
     now: dt.datetime,
     model_hosts: Iterable[str],
+    user_ca: Iterable[tuple[str, str]],
 ) -> None:
-    from airlock.egress.ca import RunCA, ca_environment, upstream_context, write_bundle
+    from airlock.egress.ca import (
+        RunCA,
+        ca_environment,
+        upstream_context,
+        user_certificates,
+        write_bundle,
+    )
     from airlock.egress.flows import DEFAULT_API_HOSTS
     from airlock.egress.inspect import InspectionConfig
     from airlock.egress.scan import SecretsMode
@@ -277,8 +298,9 @@ def _prepare_inspection(
     from airlock.sandbox.placeholders import CA_PREFIX
 
     ca = RunCA(now=now)
+    users, prepared.notes = user_certificates(user_ca, Path.cwd())
     folder = prepared._make_folder(CA_PREFIX)
-    bundle = write_bundle(ca, folder / "ca-bundle.pem")
+    bundle = write_bundle(ca, folder / "ca-bundle.pem", extra=users)
     folder.chmod(0o755)
     api_hosts = set(DEFAULT_API_HOSTS)
     for host in model_hosts:  # the engine's: its provider's base URL, wherever it is set

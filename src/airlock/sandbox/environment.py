@@ -12,6 +12,7 @@ reported; why each looks like a credential is in :attr:`ScrubbedEnvironment.reas
 proxy variables of the caller are replaced by the sandbox's own (:func:`proxy_variables`),
 whatever ``--env`` says: the only way out is airlock's proxy. ``--env NO_PROXY=…`` alone is
 taken (both spellings set): it says what goes to the sandbox's own loopback instead.
+``NODE_USE_ENV_PROXY=1`` is set too, unless the user set it (:data:`NODE_PROXY_SWITCH`).
 
 The caller's temporary folder (``TMPDIR``, ``TMP``, ``TEMP``) is set to ``/tmp`` inside when
 the folder it names will not be there (:func:`missing_inside`: pam_tmpdir's ``/tmp/user/UID``
@@ -365,6 +366,11 @@ to the sandbox's own loopback instead of the proxy."""
 
 SANDBOX_LOOPBACK = "localhost,127.0.0.1,::1"
 
+NODE_PROXY_SWITCH = "NODE_USE_ENV_PROXY"
+"""Set to ``1`` inside unless the user set it: Node's own ``fetch`` and ``https`` read
+``HTTPS_PROXY`` only with it (newer Node versions; older ones ignore it), and their
+connections, not through the proxy, go nowhere in the sandbox's network namespace."""
+
 TEMPORARY_FOLDER_VARIABLES = ("TMPDIR", "TMP", "TEMP")
 """The caller's temporary folder: ``/tmp`` inside (:func:`scrub`) when the one it names is not
 there."""
@@ -560,6 +566,7 @@ def scrub(
                 reasons[name] = reason
                 kept.append(name)
     out.update(proxy_variables(proxy_url))
+    out.setdefault(NODE_PROXY_SWITCH, "1")  # one the user set (outside, or --env) is theirs
     no_proxy = wanted.get("NO_PROXY")
     no_proxy = wanted.get("no_proxy") if no_proxy is None else no_proxy
     if no_proxy is not None:  # what goes straight to the sandbox's own loopback: the user's

@@ -4,7 +4,7 @@ files, each entry with its file, and what a path entry names."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from airlock.policy.model import Origin, Source
@@ -154,10 +154,52 @@ RUN_RESTRICTING = (
     ("sandbox", "network", "deniedDomains"),
     ("permissions", "deny"),
     ("permissions", "ask"),
+    ("airlock", "inspect"),
 )
 """The keys that restrict what ``airlock run`` lets through: none may be left out.
 ``permissions.ask`` too: the proxy cannot ask, so its ``WebFetch(domain:…)`` rules refuse
-hosts that the settings' allow rules or ``--allow-all`` would let out."""
+hosts that the settings' allow rules or ``--allow-all`` would let out. And ``airlock.inspect``
+(:func:`inspect_setting`): it lets no host out, it has the requests to its hosts read, so that
+a flow that is off is refused and a secret in an upload found (``--secrets``); a run without
+it would hold back less than the user asked, without a word."""
+
+INSPECT = ("airlock", "inspect")
+
+
+@dataclass(frozen=True, slots=True)
+class InspectSetting:
+    """``airlock.inspect`` as ``airlock run`` takes it (:func:`inspect_setting`)."""
+
+    hosts: tuple[str, ...] = ()
+    """The hosts named, once each, in the order of the files (highest first)."""
+    sources: Mapping[str, str] = field(default_factory=dict)
+    """Where each host is written first, in words (a refusal of one names its file)."""
+    with_problems: tuple[str, ...] = ()
+    """The files, in words, with problems of their own whose hosts are taken all the same."""
+
+
+def inspect_setting(loaded: Loaded) -> InspectSetting:
+    """The hosts ``airlock.inspect`` names, as the restricting lists are taken
+    (:data:`RUN_RESTRICTING`): from every file that could be read, one with problems too (what
+    else it says is not in effect), and a lone string as the list of that one host. A value
+    that cannot be read so (a number, an object, a list holding one, an empty entry) is one of
+    :func:`restrictions_not_taken`, and stops the run before this is asked; here it is
+    passed over."""
+    hosts: dict[str, str] = {}
+    with_problems: list[str] = []
+    for layer in loaded.layers:
+        found, value = lookup(layer.data, INSPECT)
+        if not layer.readable or not found:
+            continue
+        entries = [value] if isinstance(value, str) else value
+        if not isinstance(entries, list) or not all(isinstance(item, str) for item in entries):
+            continue
+        where = layer.origin.describe()
+        if entries and not layer.valid:
+            with_problems.append(where)
+        for item in entries:
+            hosts.setdefault(item, where)
+    return InspectSetting(tuple(hosts), hosts, tuple(with_problems))
 
 
 def restrictions_not_taken(loaded: Loaded) -> tuple[Problem, ...]:
