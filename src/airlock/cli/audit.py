@@ -21,13 +21,15 @@ if TYPE_CHECKING:
 HELP = "show the egress audit log of 'airlock run', or verify its hash chain"
 
 DESCRIPTION = """\
-Show the audit log that 'airlock run' writes: one record per CONNECT tunnel and per plain-HTTP
-request (time, duration, method, host, port, path with query values dropped, status,
-decision, the rule or reason, bytes each way, error), a 'start' record and a 'run' record per
-run (command, a secret in it redacted; rules, variables dropped, exit code, per-host
-totals).
+Show the audit log that 'airlock run' writes: one record per CONNECT tunnel, per plain-HTTP
+request and per request on an inspected host (time, duration, method, host, port, path with
+query values dropped, status, decision, the rule or reason, bytes each way, error; an
+inspected request adds its flow and the secrets found in it, kind and count, never a value),
+a 'start' record and a 'run' record per run (command, a secret in it redacted; rules,
+variables dropped, exit code, per-host totals).
 
-  airlock audit [--run ID] [--since TIME] [--host HOST] [--decision allow|deny] [--json]
+  airlock audit [--run ID] [--since TIME] [--host HOST] [--decision allow|deny] [--flow FLOW]
+                [--json]
   airlock audit verify [FILE] [--hash HEX] [--json]
   airlock audit rotate [--audit-log FILE] [--to FILE]
 
@@ -54,7 +56,9 @@ verify; a log moved by hand leaves its checkpoints naming the old path.
 (20261205T10: every run whose id starts so).
 --since takes a time (2026-12-02, 2026-12-02T10:30, ISO with a zone) or an age (30m, 2h, 7d);
 a connection begun before it and still open after it is shown.
---host takes a host or a pattern (*.example.com). A listing line shows a request's flow, the
+--host takes a host or a pattern (*.example.com). --flow takes a data flow (metrics,
+model_requests, …, as 'airlock flows' names them) or unclassified: only the inspected
+requests named so (their reason says why). A listing line shows a request's flow, the
 secrets found in it (kind×count) and why its body could not all be checked, when it has them.
 With no log at the default place yet (no run has written one), the listing is empty (--json
 prints []) and says so on stderr, exit 0; a log named with --audit-log that is not there is
@@ -116,6 +120,13 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
         "--host", action=Once, metavar="HOST", help="only connections to HOST (or a pattern)"
     )
     parser.add_argument("--decision", choices=["allow", "deny"], help="only allowed or denied")
+    parser.add_argument(
+        "--flow",
+        action=Once,
+        metavar="FLOW",
+        help="only inspected requests of this data flow (as 'airlock flows' names it), or "
+        "unclassified",
+    )
     parser.add_argument(
         "--json",
         action="store_true",
@@ -420,15 +431,33 @@ def _selection(args: argparse.Namespace) -> tuple[str | None, HostRule | None]:
     from airlock.egress.config import HostRule
     from airlock.errors import UsageError
 
-    for option, value in (("--since", args.since), ("--host", args.host), ("--run", args.run)):
+    for option, value in (
+        ("--since", args.since),
+        ("--host", args.host),
+        ("--run", args.run),
+        ("--flow", args.flow),
+    ):
         if value is not None and not value.strip():
             raise UsageError(f"{option} is empty: give what to select, or leave it out")
+    if args.flow is not None and args.flow not in _flow_ids():
+        raise UsageError(
+            f"--flow {args.flow!r}: not a data flow; expected one of {', '.join(_flow_ids())}"
+        )
     since = None
     if args.since is not None:  # as records write their time: 2026-12-02T10:24:53.123Z
         moment = parse_since(args.since, datetime.now(UTC))
         since = moment.replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
     host_rule = HostRule.parse(args.host, "--host") if args.host else None
     return since, host_rule
+
+
+def _flow_ids() -> tuple[str, ...]:
+    """What ``--flow`` takes: the policy engine's flow ids, then ``unclassified`` (what an
+    inspected request no signature covers is named)."""
+    from airlock.egress.flows import UNCLASSIFIED
+    from airlock.policy import FlowId
+
+    return (*(str(flow) for flow in FlowId), UNCLASSIFIED)
 
 
 class _Selection:
@@ -450,7 +479,7 @@ def _records(
     from airlock.policy.rules import normalize_host
 
     log = reader.path
-    connections_only = host_rule is not None or args.decision is not None
+    connections_only = host_rule is not None or args.decision is not None or bool(args.flow)
     skipped = Skipped()
     whole = bool(args.run) and _WHOLE_RUN_ID.fullmatch(args.run) is not None
     for record in reader.records(skipped):
@@ -462,6 +491,8 @@ def _records(
         if connections_only and record.get("type") not in ("tunnel", "request"):
             continue
         if args.decision and record.get("decision") != args.decision:
+            continue
+        if args.flow and record.get("flow") != args.flow:
             continue
         if host_rule is not None and not host_rule.covers(
             normalize_host(str(record.get("host", ""))), _port(record.get("port"))

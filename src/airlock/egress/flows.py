@@ -14,7 +14,9 @@ is ``unclassified``. On a vendor API host a path is also read below a prefix (a 
 ``ANTHROPIC_BASE_URL=https://gw/anthropic``: :func:`below_a_prefix`). The request itself goes
 out as written. :func:`enforce` then asks the engine's :class:`~airlock.policy.Decisions`
 whether that flow may leave the machine, and words the refusal from the decision's own
-reasons, so the variable or setting that turned the flow off is named as the engine named it.
+reasons, so the variable or setting that turned the flow off is named as the engine named it
+(:func:`verdict_for` does both, and says why an unclassified request is so:
+:func:`why_unclassified`).
 A request is refused when any reading of its path, or of a path its query holds
 (:func:`paths_in_query`), falls under a flow that is off (:func:`off_flow`); the vendor
 API's rows are read so on every inspected host, not only on those the run names as the
@@ -536,23 +538,31 @@ def flows_at(
 def _first_flow(
     table: Iterable[Signature], method: str, host: str, path: str, api_hosts: frozenset[str]
 ) -> str:
-    """The flow of the first row of ``table`` that covers one reading of a path; on a
-    vendor API host, when none does, of the first row of the API's (or of any host's) that
-    covers the path below a prefix (:func:`below_a_prefix`)."""
+    """The flow of :func:`_first_row`'s row, or :data:`UNCLASSIFIED` when there is none."""
+    row = _first_row(table, method, host, path, api_hosts)
+    return UNCLASSIFIED if row is None else str(row.flow)
+
+
+def _first_row(
+    table: Iterable[Signature], method: str, host: str, path: str, api_hosts: frozenset[str]
+) -> Signature | None:
+    """The first row of ``table`` that covers one reading of a path; on a vendor API host,
+    when none does, the first row of the API's (or of any host's) that covers the path below
+    a prefix (:func:`below_a_prefix`); ``None`` when no row covers it."""
     table = tuple(table)
     for row in table:
         if row.matches(method, host, path, api_hosts):
-            return str(row.flow)
+            return row
     if host not in api_hosts:
-        return UNCLASSIFIED
-    found: list[tuple[int, int, str]] = []  # (where the row's path starts, row order, flow)
+        return None
+    found: list[tuple[int, int, Signature]] = []  # (where the row's path starts, row order, row)
     for order, row in enumerate(table):
         if row.host not in _ANY_PREFIX or not row.matches(method, host, row.path, api_hosts):
             continue  # another host's row, or another method's (its own path always matches)
         start = below_a_prefix(path, row.path)
         if start:
-            found.append((start, order, str(row.flow)))
-    return min(found)[2] if found else UNCLASSIFIED
+            found.append((start, order, row))
+    return min(found, key=lambda place: place[:2])[2] if found else None
 
 
 def below_a_prefix(path: str, prefix: str) -> int:
@@ -583,16 +593,22 @@ class Verdict:
     reason: str
 
 
-def enforce(flow: str, decisions: Decisions) -> Verdict:
+NO_SIGNATURE = "no flow signature matches: the host rules decide"
+"""The reason of an unclassified request that no row of the table covers in any way
+(:func:`why_unclassified` says when one nearly does)."""
+
+
+def enforce(flow: str, decisions: Decisions, *, unclassified: str = NO_SIGNATURE) -> Verdict:
     """Whether a request classified as ``flow`` may leave, according to ``decisions``.
 
-    An unclassified request is not the engine's to decide (the proxy's host rules still apply).
-    A flow whose state is not one that sends (:data:`SENDING_STATES`) is refused, and the
-    reason carries every reason the engine gave, which name the variables and settings (and
-    the files they came from) that turned it off.
+    An unclassified request is not the engine's to decide (the proxy's host rules still
+    apply); its reason is ``unclassified`` (:func:`why_unclassified` words one for the
+    request: :func:`verdict_for`). A flow whose state is not one that sends
+    (:data:`SENDING_STATES`) is refused, and the reason carries every reason the engine gave,
+    which name the variables and settings (and the files they came from) that turned it off.
     """
     if flow == UNCLASSIFIED:
-        return Verdict(flow, True, "", "no flow signature matches: the host rules decide")
+        return Verdict(flow, True, "", unclassified)
     decision = decisions[flow]
     said = "; ".join(decision.reasons)
     if decision.state in SENDING_STATES:
@@ -603,6 +619,88 @@ def enforce(flow: str, decisions: Decisions) -> Verdict:
         str(decision.state),
         f"flow {flow} is {decision.state}, so airlock refused this request: {said}",
     )
+
+
+def verdict_for(
+    method: str,
+    host: str,
+    path: str,
+    decisions: Decisions,
+    *,
+    agent: str = DEFAULT_AGENT,
+    api_hosts: Iterable[str] = DEFAULT_API_HOSTS,
+) -> Verdict:
+    """:func:`classify` and :func:`enforce` in one: the request's flow and whether it may
+    leave; an unclassified request's reason says why no row named it
+    (:func:`why_unclassified`), so the audit record does not say "no signature matches" of
+    a vendor API path sent to another host."""
+    flow = classify(method, host, path, agent=agent, api_hosts=api_hosts)
+    if flow != UNCLASSIFIED:
+        return enforce(flow, decisions)
+    why = why_unclassified(method, host, path, agent=agent, api_hosts=api_hosts)
+    return enforce(flow, decisions, unclassified=why)
+
+
+def why_unclassified(
+    method: str,
+    host: str,
+    path: str,
+    *,
+    agent: str = DEFAULT_AGENT,
+    api_hosts: Iterable[str] = DEFAULT_API_HOSTS,
+) -> str:
+    """Why :func:`classify` names a request :data:`UNCLASSIFIED`, for its audit record.
+
+    The table's vendor API rows (:data:`API_HOST`) cover a path on the vendor API's hosts
+    alone (``api_hosts``: ``api.anthropic.com`` and the host of ``ANTHROPIC_BASE_URL``, as
+    the engine reads them): the same path on another host (a stand-in the run does not name
+    as the vendor's) is said to be one of the vendor's paths on a host that is not the
+    vendor's, so the reader knows which variable makes it count. A path whose readings name
+    two flows is said to be so. Otherwise :data:`NO_SIGNATURE`.
+
+        >>> why_unclassified("POST", "127.0.0.2", "/api/event_logging/batch")  # doctest: +ELLIPSIS
+        "/api/event_logging/… is the vendor API's metrics path, but 127.0.0.2 is not ..."
+    """
+    table = AGENT_SIGNATURES[agent]
+    method = method.upper()
+    host = host.lower().rstrip(".")
+    hosts = frozenset(api_hosts)
+    found = sorted(readings(path))
+    named = {_first_flow(table, method, host, reading, hosts) for reading in found}
+    named.discard(UNCLASSIFIED)
+    if len(named) > 1:
+        return (
+            f"its path reads as more than one flow's ({', '.join(sorted(named))}) as servers "
+            "differ in how they read a path: unclassified"
+        )
+    if host in hosts:
+        return NO_SIGNATURE
+    as_api = frozenset({host})  # the rows read as if this host were the vendor API's
+    for reading in found:
+        row = _first_row(table, method, host, reading, as_api)
+        if row is not None and row.host == API_HOST:
+            return (
+                f"{_covered(row.path, reading)} is the vendor API's {row.flow} path, but "
+                f"{host} is not the vendor API's host ({_vendor_hosts(hosts)}): unclassified"
+            )
+    return NO_SIGNATURE
+
+
+def _covered(prefix: str, path: str) -> str:
+    """A row's path ``prefix`` as it covers ``path``: ``…`` where ``path`` has more before or
+    after it (``/api/event_logging/…``, ``/v1/messages/…``)."""
+    before = "" if path.startswith(prefix) else "…"
+    if path.endswith(prefix):
+        return before + prefix
+    return before + prefix + ("…" if prefix.endswith(("/", "-")) else "/…")
+
+
+def _vendor_hosts(api_hosts: frozenset[str]) -> str:
+    """What the engine takes as the vendor API's hosts, in words: ``api.anthropic.com, or
+    ANTHROPIC_BASE_URL's``, and the hosts this run adds."""
+    said = "api.anthropic.com, or ANTHROPIC_BASE_URL's"
+    added = sorted(api_hosts - DEFAULT_API_HOSTS)
+    return f"{said}: {', '.join(added)}" if added else said
 
 
 def off_rows(
@@ -759,8 +857,10 @@ def compare(records: Iterable[Mapping[str, object]], decisions: Decisions) -> li
     ``count`` stands for that many requests (a tally); one that failed before it left
     (:func:`failed_before_it_left`) is counted as failed, not sent. A difference is a
     request of a flow the engine says does not send (the agent ignored the setting, whether or
-    not airlock refused it) or traffic no signature covers. Every flow the engine decides is
-    listed, with zero counts when nothing was seen.
+    not airlock refused it: "tried N request(s) (M refused)", :func:`_tried`) or traffic no
+    signature covers (a path none of the table's rows has, or a vendor API path on another
+    host: :func:`why_unclassified`). Every flow the engine decides is listed, with zero
+    counts when nothing was seen.
     """
     totals: dict[str, list[int]] = {}
     for record in records:
@@ -782,20 +882,34 @@ def compare(records: Iterable[Mapping[str, object]], decisions: Decisions) -> li
         allowed, refused, out, in_, failed = totals.pop(flow, [0, 0, 0, 0, 0])
         difference = ""
         if decision.state not in SENDING_STATES and allowed + refused + failed:
-            difference = (
-                f"the engine predicted {decision.state}, yet the agent sent "
-                f"{allowed + refused + failed} request(s) ({refused} refused)"
+            difference = f"the engine predicted {decision.state}, yet the agent " + _tried(
+                allowed, refused, failed
             )
         summaries.append(
             FlowSummary(flow, str(decision.state), allowed, refused, out, in_, difference, failed)
         )
     for flow, (allowed, refused, out, in_, failed) in sorted(totals.items()):
         difference = (
-            "requests that match none of the agent's known endpoints, so no data flow "
-            "covers them: the engine could not predict them (airlock audit lists them)"
+            "requests no data flow covers (a path none of the agent's known endpoints has, or "
+            "one of the vendor API's paths on a host that is not the vendor API's: "
+            "api.anthropic.com, or ANTHROPIC_BASE_URL's): the engine could not predict them "
+            f"(airlock audit --flow {UNCLASSIFIED} lists them, each with why)"
         )
         summaries.append(FlowSummary(flow, "", allowed, refused, out, in_, difference, failed))
     return summaries
+
+
+def _tried(allowed: int, refused: int, failed: int) -> str:
+    """What the agent did with a flow's requests, in the report's words (``sent`` for those
+    allowed and sent, the JSON's ``allowed``): ``sent 2 request(s)`` when all were sent, else
+    ``tried 3 request(s) (1 sent, 2 refused)``, naming only the counts that are not 0."""
+    total = allowed + refused + failed
+    if not (refused or failed):
+        return f"sent {total} request(s)"
+    parts = [f"{allowed} sent"] if allowed else []
+    parts += [f"{refused} refused"] if refused else []
+    parts += [f"{failed} failed before leaving"] if failed else []
+    return f"tried {total} request(s) ({', '.join(parts)})"
 
 
 def _count(value: object) -> int:

@@ -341,7 +341,7 @@ def check_upstream(url: str) -> None:
         raise refused(
             "plain http:// would send the token across the network unencrypted: give the "
             "code host's https:// URL (http:// is for a code host on this machine's loopback: "
-            "127.0.0.1, ::1, localhost)"
+            "127.0.0.0/8, ::1, localhost)"
         )
 
 
@@ -373,7 +373,8 @@ def check_upstream_proxy(upstream: str, proxy: str | None) -> None:
 
 
 def _is_loopback(host: str) -> bool:
-    """Whether ``host`` (a URL's, without brackets) is this machine's loopback."""
+    """Whether ``host`` (a URL's, without brackets) is this machine's loopback: an address
+    of ``127.0.0.0/8``, ``::1``, or ``localhost`` (any case, a final ``.`` or not)."""
     if host.lower() in _LOOPBACK_NAMES:
         return True
     try:
@@ -435,12 +436,20 @@ _DROPPED = _HOP | {"set-cookie", "x-airlock-refused", "x-airlock-failed"}
 gateway's own words)."""
 
 
-def _refused_header(reason: str) -> bytes:
+HEADER_WORDS = 300
+"""The most characters of a reason the gateway's headers carry (:func:`header_safe`'s cut)."""
+
+
+def _refused_header(reason: str, note: str = "") -> bytes:
     """The header that tells the proxy's audit log this answer is a refusal, and why: the
     reason alone, whole (a hint goes to git only, after it; what the reason quotes from the
-    request is quoted, so it cannot pass for more of the reason)."""
+    request is quoted, so it cannot pass for more of the reason), then ``note``
+    (:func:`_service_note`), kept whole: a reason too long for both is cut before it."""
     reason = reason.removeprefix("airlock: ").removeprefix("airlock git gateway: ")
-    return f"X-Airlock-Refused: git gateway: {header_safe(reason)}\r\n".encode()
+    words, after = _header_words(reason), _header_words(note)
+    if len(words) + len(after) > HEADER_WORDS:
+        words = words[: HEADER_WORDS - len(after) - 3] + "..."
+    return f"X-Airlock-Refused: git gateway: {words}{after}\r\n".encode()
 
 
 def _failed_header(message: str) -> bytes:
@@ -448,7 +457,29 @@ def _failed_header(message: str) -> bytes:
     why (scrubbed of the token): the record says the request failed, and the report counts
     it, as for any destination that could not be reached."""
     message = message.removeprefix("airlock: ").removeprefix("airlock git gateway: ")
-    return f"X-Airlock-Failed: git gateway: {header_safe(message)}\r\n".encode()
+    return f"X-Airlock-Failed: git gateway: {_header_words(message)}\r\n".encode()
+
+
+def _header_words(text: str) -> str:
+    """``text`` for a header the audit log reads: its ``…`` (a name cut short, a path's
+    elided part) written ``...``, as a header holds ASCII alone (:func:`header_safe` writes
+    ``?`` for any other character), so the log and the report read as git's message does."""
+    return header_safe(text.replace("…", "..."))[:HEADER_WORDS]
+
+
+_SERVICE_WORDS = {"git-upload-pack": "a fetch or clone", "git-receive-pack": "a push"}
+
+
+def _service_note(service: str, advertisement: bool) -> str:
+    """What the audit log gets after a refusal's reason: the git ``service`` refused (one of
+    :data:`SERVICES`, checked: the record's path shows ``info/refs?service=…``, its value
+    dropped as every query value is, which hides a fetch from a push), and, on ``info/refs``
+    (``advertisement``), that the refusal is git's error packet in an answer whose HTTP
+    status, the record's, is ``200``."""
+    said = f" [{service}: {_SERVICE_WORDS.get(service, service)}"
+    if advertisement:
+        said += "; refused by git's error packet (ERR), the HTTP status 200"
+    return said + "]"
 
 
 SHOWN = 100
@@ -464,6 +495,25 @@ def _shortened(text: str) -> str:
 def _pkt(text: str) -> bytes:
     data = text.encode()
     return f"{len(data) + 4:04x}".encode() + data
+
+
+UPSTREAM_CA_HINT = "; if the code host uses its own CA, pass it with --upstream-ca FILE"
+"""Said after a code host's certificate that does not verify against the system's CAs (and
+those ``--upstream-ca`` gave), as an inspected origin's ``502`` says it: a company's or a
+test server's own CA is the usual cause."""
+
+
+def _certificate_refused(error: BaseException) -> bool:
+    """Whether ``error`` (httpx's, which wraps httpcore's, which wraps the TLS error) comes
+    from a certificate that did not verify."""
+    seen: BaseException | None = error
+    for _ in range(10):  # a chain of causes is short; a loop in one is not followed
+        if seen is None:
+            return False
+        if isinstance(seen, ssl.SSLCertVerificationError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def _said(error: Exception) -> str:
@@ -831,18 +881,21 @@ class Gateway:
         *,
         close: bool = False,
         refused: str | None = None,
+        refused_note: str = "",
         failed: bool = False,
         allow: str = "",
         head_only: bool = False,
     ) -> None:
         """A plain text answer; ``head_only`` (an answer to ``HEAD``): without its body;
-        ``failed``: marked as the gateway's failure, ``message`` its error."""
+        ``refused``: marked as a refusal, for this reason (then ``refused_note``:
+        :func:`_refused_header`); ``failed``: marked as the gateway's failure, ``message``
+        its error."""
         body = (self._scrub(message) + "\n").encode()
         writer.write(
             f"HTTP/1.1 {status} {REASONS.get(status, 'Error')}\r\n"
             f"Content-Type: text/plain; charset=utf-8\r\nContent-Length: {len(body)}\r\n".encode()
             + (f"Allow: {allow}\r\n".encode() if allow else b"")
-            + (_refused_header(refused) if refused else b"")
+            + (_refused_header(refused, refused_note) if refused else b"")
             + (_failed_header(self._scrub(message)) if failed else b"")
             + (b"Connection: close\r\n" if close else b"")
             + b"\r\n"
@@ -859,16 +912,18 @@ class Gateway:
         advertisement: bool,
     ) -> None:
         """A refusal git prints (``reason; hint``): an ``ERR`` packet on ``info/refs``, else a
-        ``403``. The audit log gets the reason alone."""
+        ``403``. The audit log gets the reason alone, with the service
+        (:func:`_service_note`)."""
         message = f"{reason}; {hint}"
         if not advertisement:
-            await self._text(writer, 403, message, refused=reason)
+            note = _service_note(service, False)
+            await self._text(writer, 403, message, refused=reason, refused_note=note)
             return
         body = _pkt(f"ERR {message}")
         writer.write(
             f"HTTP/1.1 200 OK\r\nContent-Type: application/x-{service}-advertisement\r\n"
             f"Cache-Control: no-cache\r\nContent-Length: {len(body)}\r\n".encode()
-            + _refused_header(reason)
+            + _refused_header(reason, _service_note(service, True))
             + b"\r\n"
             + body
         )
@@ -1029,8 +1084,9 @@ class Gateway:
             await self._text(writer, error.status, error.message, close=True, refused=error.message)
             return False
         except httpx.HTTPError as error:
+            hint = UPSTREAM_CA_HINT if _certificate_refused(error) else ""
             await self._failed(
-                writer, f"airlock git gateway: {self.config.upstream}: {_said(error)}"
+                writer, f"airlock git gateway: {self.config.upstream}: {_said(error)}{hint}"
             )
             return False
         try:

@@ -34,14 +34,13 @@ from airlock.egress.flows import (
     FlowSummary,
     Signature,
     Verdict,
-    classify,
     compare,
-    enforce,
     failed_before_it_left,
     flows_at,
     off_flow,
     off_rows,
     url_overrides,
+    verdict_for,
 )
 from airlock.egress.framing import MAX_HEAD
 from airlock.egress.inspected import Dial, InspectedConnection, record_of
@@ -215,8 +214,9 @@ class Inspector:
         """The flow of a request to an inspected host, and whether the engine lets it out
         (``headers``: the request's, for the paths a server may route it by instead,
         :func:`~airlock.egress.flows.url_overrides`)."""
-        flow = classify(method, host, path, agent=self.agent, api_hosts=self.api_hosts)
-        verdict = enforce(flow, self.decisions)
+        verdict = verdict_for(
+            method, host, path, self.decisions, agent=self.agent, api_hosts=self.api_hosts
+        )
         if not verdict.allowed:
             return verdict
         # Read any other way a server might, by any method: one of a flow that is off is
