@@ -13,9 +13,7 @@ from tests.conftest import write_json
 
 
 def _run(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return airlock(
-        "run", "--audit-log", str(tmp_path / "audit.jsonl"), *args, timeout=60
-    )
+    return airlock("run", "--audit-log", str(tmp_path / "audit.jsonl"), *args, timeout=60)
 
 
 def test_a_deny_read_of_the_workspace_is_refused(tmp_path: Path, project: Path) -> None:
@@ -48,8 +46,7 @@ def test_a_deny_read_that_names_nothing_is_said(
     assert (project / "ran").exists()
     assert (
         f"airlock run: sandbox.filesystem.denyRead '~/.awss' in user settings {settings}: no "
-        f"such file or folder ({home / '.awss'}), so nothing to hide there"
-        in done.stderr
+        f"such file or folder ({home / '.awss'}), so nothing to hide there" in done.stderr
     )
     assert (
         f"sandbox.filesystem.denyRead './notes.txt ' in user settings {settings}: no such "
