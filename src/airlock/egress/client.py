@@ -86,7 +86,16 @@ class Client:
                 self.answered(self.pending, answered)
                 self.finish(self.pending)
             elif not error.recorded:
-                self.proxy.record(self.answered(malformed_record(error), answered))
+                record = malformed_record(error)
+                head = next((e for e in self.parser.events if isinstance(e, RequestHead)), None)
+                if head is not None:  # its head read whole, in the read its body failed in
+                    with contextlib.suppress(ValueError):  # as the rules read it, if they can
+                        record.update(
+                            method=head.method.decode("latin-1"),
+                            host=self.proxy.check_rules(head.host, head.port).host,
+                            port=head.port,
+                        )
+                self.proxy.record(self.answered(record, answered))
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
         except RuntimeError as error:  # uvloop: a write to a transport the client closed

@@ -34,6 +34,7 @@ import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from airlock.egress.report import failed_before_it_left
 from airlock.policy import Decisions, FlowId, State
 
 UNCLASSIFIED = "unclassified"
@@ -836,17 +837,6 @@ class FlowSummary:
             "bytes_in": self.bytes_in,
             "difference": self.difference,
         }
-
-
-def failed_before_it_left(record: Mapping[str, object]) -> bool:
-    """Whether a request's ``record`` is one allowed that failed before any of it left (an
-    ``error``, no ``bytes_out``: the origin could not be reached, its certificate did not
-    verify): counted as failed, not sent."""
-    return (
-        record.get("decision") == "allow"
-        and bool(record.get("error"))
-        and not record.get("bytes_out")
-    )
 
 
 def compare(records: Iterable[Mapping[str, object]], decisions: Decisions) -> list[FlowSummary]:

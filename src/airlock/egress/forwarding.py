@@ -184,7 +184,6 @@ async def _forward(
                 await _drain(client)
             return await _refused(client, record, *_refusal(400, BODY_REQUEST))
     stats = proxy.stats(decision.host)
-    stats.requests += 1
     if head.expect_continue:
         client.writer.write(CONTINUE)
     progress = [0]  # bytes sent so far, for a body found malformed on the way

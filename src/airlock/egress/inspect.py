@@ -35,7 +35,6 @@ from airlock.egress.flows import (
     Signature,
     Verdict,
     compare,
-    failed_before_it_left,
     flows_at,
     off_flow,
     off_rows,
@@ -45,7 +44,7 @@ from airlock.egress.flows import (
 from airlock.egress.framing import MAX_HEAD
 from airlock.egress.inspected import Dial, InspectedConnection, record_of
 from airlock.egress.limits import UploadBudget
-from airlock.egress.report import HostStats, Uninspected, count_reason
+from airlock.egress.report import HostStats, Uninspected, count_reason, failed_before_it_left
 from airlock.egress.scan import Budget, SecretsMode
 from airlock.policy import Decisions
 from airlock.policy.hosts import HostError, parse_host

@@ -944,6 +944,8 @@ class InspectedConnection:
         self._active()
         async for piece, _ in body_pieces(up.reader, framing):
             up.taken += len(piece)
+            if self.writer.is_closing():  # the client went: a write now would go nowhere
+                raise ConnectionError("the client went away mid-answer")
             self.writer.write(piece)
             total += len(piece)
             fields["bytes_in"] = total

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -74,7 +75,9 @@ class HostStats:
     connections: int = 0
     """Connections opened to the host (tunnels, and connections carrying plain requests)."""
     requests: int = 0
-    """Plain-HTTP requests forwarded."""
+    """Requests that went out (:func:`went_out`): the host's request records allowed, but
+    those that failed before any of them left (counted in :attr:`errors`); the refused are
+    counted in :attr:`refused`, tunnels in :attr:`connections`."""
     bytes_out: int = 0
     bytes_in: int = 0
     refused: Counter[str] = field(default_factory=Counter)
@@ -127,6 +130,23 @@ class HostStats:
     def fail(self, error: str) -> None:
         """Count one error (see :func:`count_reason`)."""
         count_reason(self.errors, error)
+
+
+def failed_before_it_left(record: Mapping[str, object]) -> bool:
+    """Whether a request's ``record`` is one allowed that failed before any of it left (an
+    ``error``, no ``bytes_out``: the origin could not be reached, its certificate did not
+    verify): counted as failed, not sent."""
+    return (
+        record.get("decision") == "allow"
+        and bool(record.get("error"))
+        and not record.get("bytes_out")
+    )
+
+
+def went_out(record: Mapping[str, object]) -> bool:
+    """Whether a request's ``record`` counts among its host's requests: allowed, and not
+    failed before any of it left (:func:`failed_before_it_left`), as the flows count it sent."""
+    return record.get("decision") == "allow" and not failed_before_it_left(record)
 
 
 def counted_as(reason: str) -> str:

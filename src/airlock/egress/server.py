@@ -61,7 +61,7 @@ from airlock.egress.connection import (
 from airlock.egress.http1 import simple_response
 from airlock.egress.limits import RateLimiter, UploadBudget
 from airlock.egress.relay import Relay
-from airlock.egress.report import MAX_HOSTS, NO_HOST, OTHER_HOSTS, HostStats
+from airlock.egress.report import MAX_HOSTS, NO_HOST, OTHER_HOSTS, HostStats, went_out
 from airlock.egress.rules import EgressRules, RuleDecision, private_refusal
 from airlock.errors import AirlockError, DestinationRefused, RefusedError
 from airlock.policy.hosts import HostError, bypasses_proxy, parse_host
@@ -207,6 +207,8 @@ class Proxy:
         first ``": "`` (what refused it, without the details that differ request by
         request). The secrets an inspected request held are counted too, by kind (never a
         value), for the report's line on them (:meth:`HostStats.found`)."""
+        if record.get("type") == "request" and went_out(record):
+            self.stats(record.get("host") or NO_HOST).requests += 1
         if record.get("decision") == "deny":
             reason = str(record.get("reason") or "")
             if record.get("inspected"):
@@ -224,8 +226,6 @@ class Proxy:
     def record_inspected(self, record: dict[str, Any]) -> None:
         """Count and log one record of an inspected connection (``egress.inspect``)."""
         stats = self.stats(record["host"])
-        if record["type"] == "request":
-            stats.requests += 1
         stats.bytes_out += record["bytes_out"]
         stats.bytes_in += record["bytes_in"]  # its upload was charged as it left
         self.record(record)

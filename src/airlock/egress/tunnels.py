@@ -23,6 +23,7 @@ from airlock.egress.connection import (
     is_gateway,
     new_record,
 )
+from airlock.egress.framing import HttpError
 from airlock.egress.http1 import RequestHead
 from airlock.egress.relay import Check, Relay, Watch
 from airlock.egress.rules import shown_host
@@ -257,7 +258,9 @@ async def _inspect(client: Client, head: RequestHead, host: str) -> None:
                     upstream, decision.host, head.port, proxy.budget
                 )  # as the rules read it
         except Refusal as refusal:
-            raise ConnectionError(refusal.reason) from None
+            if refusal.status < 500 or refusal.status == 503:  # airlock's own: a denial
+                raise HttpError(refusal.status, refusal.reason) from None
+            raise ConnectionError(refusal.reason) from None  # the origin not reached
         client.upstream = upstream
         return upstream.reader, upstream.writer
 
