@@ -8,45 +8,13 @@ proxy and curl inside; the proxy chains to an upstream proxy on loopback that an
 from __future__ import annotations
 
 import json
-import socketserver
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
 from airlock.policy.rules import matches, parse_domain
 from tests.cli import airlock, run_script
-from tests.serving import in_thread
-
-
-class _Upstream(socketserver.ThreadingTCPServer):
-    daemon_threads = True
-    asked: list[str]
-
-
-class _Refuse(socketserver.BaseRequestHandler):
-    """Read a ``CONNECT``, note its authority, answer ``502``: nothing goes further."""
-
-    server: _Upstream
-
-    def handle(self) -> None:
-        head = b""
-        while b"\r\n\r\n" not in head and len(head) < 65536:
-            data = self.request.recv(4096)
-            if not data:
-                return
-            head += data
-        self.server.asked.append(head.split(b" ", 2)[1].decode())
-        self.request.sendall(b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n")
-
-
-@contextmanager
-def _upstream() -> Iterator[_Upstream]:
-    server = _Upstream(("127.0.0.1", 0), _Refuse)
-    server.asked = []
-    with in_thread(server):
-        yield server
+from tests.integration.refusing_upstream import refusing_upstream
 
 
 def _decisions(log: Path) -> dict[str, str]:
@@ -58,7 +26,7 @@ def _decisions(log: Path) -> dict[str, str]:
 def _probe(tmp_path: Path, hosts: list[str], *options: str, env: dict[str, str]) -> dict[str, str]:
     """curl each host from inside; the proxy's decision for each, from the audit log."""
     script = "; ".join(f"curl -s -o /dev/null --max-time 10 https://{host}/" for host in hosts)
-    with _upstream() as upstream:
+    with refusing_upstream() as upstream:
         done = run_script(
             tmp_path,
             script + "; true",

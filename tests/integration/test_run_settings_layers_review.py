@@ -8,17 +8,14 @@ proxy, curl inside; the proxy chains to an upstream proxy on loopback that answe
 from __future__ import annotations
 
 import json
-import socketserver
 import subprocess
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
 from tests.cli import airlock, run_script
 from tests.conftest import write_json
-from tests.serving import in_thread
+from tests.integration.refusing_upstream import refusing_upstream
 
 
 def _run(tmp_path: Path, *options: str, script: str) -> subprocess.CompletedProcess[str]:
@@ -105,42 +102,13 @@ def test_the_command_line_cannot_open_what_managed_settings_deny(
     assert f"sandbox.filesystem.{entry} '/{denied}' in managed settings {managed}" in done.stderr
 
 
-class _Upstream(socketserver.ThreadingTCPServer):
-    daemon_threads = True
-    asked: list[str]
-
-
-class _Refuse(socketserver.BaseRequestHandler):
-    """Read a ``CONNECT``, note its authority, answer ``502``: nothing goes further."""
-
-    server: _Upstream
-
-    def handle(self) -> None:
-        head = b""
-        while b"\r\n\r\n" not in head and len(head) < 65536:
-            chunk = self.request.recv(4096)
-            if not chunk:
-                return
-            head += chunk
-        self.server.asked.append(head.split(b" ", 2)[1].decode())
-        self.request.sendall(b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n")
-
-
-@contextmanager
-def _upstream() -> Iterator[_Upstream]:
-    server = _Upstream(("127.0.0.1", 0), _Refuse)
-    server.asked = []
-    with in_thread(server):
-        yield server
-
-
 def _probe(
     tmp_path: Path, host: str, *options: str, env: dict[str, str] | None = None
 ) -> tuple[subprocess.CompletedProcess[str], list[str], dict[str, str]]:
     """curl ``host`` from inside: the run, the tunnels the upstream proxy was asked for, and
     the proxy's decision for each host, from the audit log."""
     script = f"curl -s -o /dev/null --max-time 10 https://{host}/; true"
-    with _upstream() as upstream:
+    with refusing_upstream() as upstream:
         done = run_script(
             tmp_path,
             script,
