@@ -165,8 +165,8 @@ def test_the_report_says_what_of_each_file_is_in_effect(
     )
     assert lines[1].startswith(f"  {broken}: not valid JSON")
     assert lines[2] == (
-        "airlock: settings problems (nothing in such a file is in effect except its opt-outs "
-        "and deny/ask rules):"
+        "airlock: settings problems (nothing in such a file is in effect except its opt-outs, "
+        "its deny/ask rules, its sandbox deny lists and airlock.inspect):"
     )
     assert lines[3].startswith(f"  {wrong}: cleanupPeriodDays:")
     assert len(lines) == 4

@@ -181,8 +181,8 @@ MANAGED_HEAD = (
 )
 UNREADABLE_HEAD = "settings problems (each file below could not be read: none of it is in effect):"
 INVALID_HEAD = (
-    "settings problems (nothing in such a file is in effect except its opt-outs and deny/ask "
-    "rules):"
+    "settings problems (nothing in such a file is in effect except its opt-outs, its deny/ask "
+    "rules, its sandbox deny lists and airlock.inspect):"
 )
 
 

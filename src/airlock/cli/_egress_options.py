@@ -20,7 +20,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="HOST",
         help="read TLS to HOST (a host name, exactly: no pattern, scheme or port) with a CA "
         "made for this run, which clients inside trust through SSL_CERT_FILE, "
-        "NODE_EXTRA_CA_CERTS, REQUESTS_CA_BUNDLE, CURL_CA_BUNDLE, GIT_SSL_CAINFO, ...: each "
+        "NODE_EXTRA_CA_CERTS, REQUESTS_CA_BUNDLE, CURL_CA_BUNDLE, GIT_SSL_CAINFO, "
+        "AWS_CA_BUNDLE, PIP_CERT, DENO_CERT, CARGO_HTTP_CAINFO, NPM_CONFIG_CAFILE, "
+        "GRPC_DEFAULT_SSL_ROOTS_FILE_PATH, CLOUDSDK_CORE_CUSTOM_CA_CERTS_FILE, "
+        "HTTPLIB2_CA_CERTS and NIX_SSL_CERT_FILE (set inside to a bundle of the system's CAs "
+        "and the run's): each "
         "request is recorded with its data flow and the secrets found, and one whose flow is "
         "off is refused 403. It lets no host out: --allow HOST too if no rule does "
         "(repeatable; also the settings key airlock.inspect)",
@@ -32,7 +36,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="also trust the PEM CA certificates in FILE, besides the system's, for the "
         "origins of inspected hosts and the git gateway's code host (a company's or a test "
-        "CA); read only with --inspect, airlock.inspect or --repo",
+        "CA); given without --inspect, airlock.inspect or --repo, the run is refused (125: "
+        "nothing would be verified against it)",
     )
     group.add_argument(
         "--secrets",
@@ -43,8 +48,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "headers): report records its kind and count, never its value (default); redact "
         "replaces it before the request leaves (one in the path or query, or one that cannot "
         "be replaced where it stands, refuses the request); block refuses the request. "
-        "Without --inspect or airlock.inspect nothing is read; what git pushes through --repo "
-        "is not read",
+        "Given without --inspect or airlock.inspect, the run is refused (125: nothing would be "
+        "read); what git pushes through --repo is not read",
     )
     group.add_argument(
         "--repo",

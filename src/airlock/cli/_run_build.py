@@ -867,13 +867,24 @@ def _inside_workspace(path: Path, workspace: Path, what: str, origin: Any) -> No
         )
 
 
-def standby_proxy(config: EgressConfig, sandbox: Any, run: str) -> StandbyProxy:
+def standby_proxy(
+    config: EgressConfig, sandbox: Any, run: str, args: argparse.Namespace
+) -> StandbyProxy:
     """The run's audit log, open with its start record, and the sandbox's socket held for
     the proxy (loaded by :func:`serve_until_done`, or at once with ``start()``). ``run``: the
-    run's id, as its set-aside folder and what a killed run left name it too."""
+    run's id, as its set-aside folder and what a killed run left name it too; ``args``: the
+    git gateway's repositories and code host, for the start record (the gateway is loaded
+    already when there are any)."""
     from airlock.egress import StandbyProxy
 
-    return StandbyProxy(config, [sandbox.listener], run_id=run)
+    upstream = None
+    if args.repo:
+        from airlock.egress.gateway import without_userinfo
+
+        upstream = without_userinfo(args.git_upstream)
+    return StandbyProxy(
+        config, [sandbox.listener], run_id=run, repos=args.repo, git_upstream=upstream
+    )
 
 
 def serve_until_done(proxy: StandbyProxy, sandbox: Any, standby: float | None = None) -> int:

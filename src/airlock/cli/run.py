@@ -524,7 +524,9 @@ def _run(args: argparse.Namespace) -> int:
                 starting.abandon()  # the command never ran
                 raise
             try:
-                proxy = standby_proxy(config, sandbox, run)  # the log: open before anything runs
+                proxy = standby_proxy(
+                    config, sandbox, run, args
+                )  # the log: open before anything runs
                 if early:  # inspection or the gateway loaded the proxy's modules already
                     try:
                         start_now(proxy)

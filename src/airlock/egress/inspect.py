@@ -44,7 +44,13 @@ from airlock.egress.flows import (
 from airlock.egress.framing import MAX_HEAD
 from airlock.egress.inspected import Dial, InspectedConnection, record_of
 from airlock.egress.limits import UploadBudget
-from airlock.egress.report import HostStats, Uninspected, count_reason, failed_before_it_left
+from airlock.egress.report import (
+    HostStats,
+    Uninspected,
+    count_reason,
+    failed_before_it_left,
+    refused_certificate,
+)
 from airlock.egress.scan import Budget, SecretsMode
 from airlock.policy import Decisions
 from airlock.policy.hosts import HostError, parse_host
@@ -288,6 +294,14 @@ class Inspector:
     def _client_refused(self, host: str, port: int, error: BaseException) -> None:
         why = str(error) or type(error).__name__
         self.refused_by_client[host] = why
+        if refused_certificate(why):
+            reason = (
+                f"the client refused the run's certificate for {host} ({why}): it pins "
+                f"certificates or does not read the CA bundle; leave {host} out of --inspect "
+                "to tunnel it unread"
+            )
+        else:  # no certificate alert: it failed on its own (curl could not read its --cacert)
+            reason = f"the client ended the TLS handshake with {host} ({why})"
         self.record(
             record_of(
                 time=self.wall(),
@@ -298,9 +312,7 @@ class Inspector:
                 status=200,
                 path=None,
                 flow=None,
-                reason=f"the client refused the run's certificate for {host} ({why}): it pins "
-                "certificates or does not read the CA bundle; leave "
-                f"{host} out of --inspect to tunnel it unread",
+                reason=reason,
                 error=f"client TLS handshake failed for {host}: {why}",
             )
         )

@@ -863,7 +863,10 @@ class InspectedConnection:
 
     async def _block(self, fields: dict[str, Any], started: float, secrets: dict[str, int]) -> bool:
         reason = blocked_reason(secrets)
-        body = f"airlock refused {fields['method']} https://{self.host}{fields['path']}\nwhy: {reason}\n"
+        authority = f"[{self.host}]" if ":" in self.host else self.host
+        if self.port != 443:  # the URL the client asked for: its port unless https's own
+            authority += f":{self.port}"
+        body = f"airlock refused {fields['method']} https://{authority}{fields['path']}\nwhy: {reason}\n"
         sent = await self._answer(403, body.encode(), close=False)
         self._done(
             fields,

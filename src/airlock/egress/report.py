@@ -222,7 +222,8 @@ class ProxyReport:
     flows: tuple[FlowSummary, ...] = ()
     """Inspected requests by data flow, next to what the policy engine predicted."""
     refused_by_client: tuple[tuple[str, str], ...] = ()
-    """Inspected hosts whose clients refused the run's certificate (pinning), with the error."""
+    """Inspected hosts whose clients ended the TLS handshake, with the error: a refusal of
+    the run's certificate (pinning, told by its alert), or a failure of their own."""
     connections_refused: tuple[tuple[str, int], ...] = ()
     """Connections answered ``503`` before any request was read, ``(reason, count)``: past
     ``--max-connections``, or once the audit log failed (counted, not logged one by one)."""
@@ -439,10 +440,7 @@ class ProxyReport:
             )
             if flow.difference:
                 out.append(f"      differs: {flow.difference}")
-        out.extend(
-            f"  ! {host}: the client refused the run's certificate (pinning?): {error}"
-            for host, error in self.refused_by_client
-        )
+        out.extend(_client_refusal(host, error) for host, error in self.refused_by_client)
         out.extend(host.line() for host in self.uninspected)
         if not out:  # nothing inspected went or was refused: no heading over nothing
             return []
@@ -494,3 +492,27 @@ def _listed(hosts: list[str], before: str = "") -> str:
     shown = " ".join(f"{before}{bracketed(host)}" for host in hosts[:MAX_SUGGESTED])
     more = len(hosts) - MAX_SUGGESTED
     return f"{shown} (and {more} more)" if more > 0 else shown
+
+
+CERTIFICATE_ALERTS = ("alert unknown ca", "alert bad certificate", "alert certificate unknown")
+"""The TLS alerts (as OpenSSL words them) of a client that refused the run's certificate: it
+does not trust the CA (it pins, or reads its own roots). A client that ends the handshake
+without one (curl exit 77: it could not read its own ``--cacert``; a connection reset) failed
+on its own, and is not said to refuse the certificate."""
+
+
+def refused_certificate(error: str) -> bool:
+    """Whether a client's TLS ``error`` is one of :data:`CERTIFICATE_ALERTS`: it refused the
+    run's certificate."""
+    return any(alert in error.lower() for alert in CERTIFICATE_ALERTS)
+
+
+def _client_refusal(host: str, error: str) -> str:
+    """The report's line for an inspected host whose client ended the TLS handshake: the way
+    forward when it refused the run's certificate, the error as it was otherwise."""
+    if refused_certificate(error):
+        return (
+            f"  ! {host}: the client refused the run's certificate (pinning?): {error}; leave "
+            f"{host} out of --inspect (its TLS then goes through as a tunnel)"
+        )
+    return f"  ! {host}: the client ended the handshake ({error})"

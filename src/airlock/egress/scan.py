@@ -890,7 +890,7 @@ def wide_charset(content_type: bytes | None, start: bytes) -> str | None:
 
 def wide_refusal(codec: str, secrets: dict[str, int]) -> str:
     """Why ``--secrets redact`` refused a body in ``codec`` that holds secrets."""
-    kinds = ", ".join(f"{kind} x{count}" for kind, count in sorted(secrets.items()))
+    kinds = secret_kinds(secrets)
     return (
         f"--secrets redact: the request body, in {codec}, holds secrets ({kinds}) that "
         "cannot be replaced where they stand: refused; nothing was sent"
@@ -1616,7 +1616,7 @@ def header_secrets(redactor: Redactor, headers: Headers) -> tuple[dict[str, int]
 def header_refusal(mode: SecretsMode, secrets: dict[str, int]) -> str:
     """Why ``--secrets block`` refused a request whose headers hold secrets, or ``redact`` one
     whose secret reaches into a header's name."""
-    kinds = ", ".join(f"{kind} x{count}" for kind, count in sorted(secrets.items()))
+    kinds = secret_kinds(secrets)
     if mode is SecretsMode.BLOCK:
         return f"--secrets block: the request's headers hold secrets ({kinds}); nothing was sent"
     return (
@@ -1627,12 +1627,25 @@ def header_refusal(mode: SecretsMode, secrets: dict[str, int]) -> str:
 
 def path_refusal(mode: SecretsMode, secrets: dict[str, int]) -> str:
     """Why ``--secrets redact`` or ``block`` refused a request whose path holds secrets (a
-    path cannot be redacted and still name what it names)."""
-    kinds = ", ".join(f"{kind} x{count}" for kind, count in sorted(secrets.items()))
-    return f"--secrets {mode.value}: the request's path holds secrets ({kinds}); nothing was sent"
+    path cannot be redacted and still name what it names); under ``redact``, what the user
+    can do instead: the body and the headers are redacted where a secret stands."""
+    kinds = secret_kinds(secrets)
+    said = f"--secrets {mode.value}: the request's path holds secrets ({kinds})"
+    if mode is SecretsMode.REDACT:
+        return (
+            f"{said}, which cannot be replaced there: nothing was sent; send it in the body "
+            "or a header, or use --secrets report"
+        )
+    return f"{said}; nothing was sent"
+
+
+def secret_kinds(secrets: dict[str, int]) -> str:
+    """``github_token ×1, aws_key ×2``: the kinds and counts of a refusal, as the report
+    writes them (never a value)."""
+    return ", ".join(f"{kind} ×{count}" for kind, count in sorted(secrets.items()))
 
 
 def blocked_reason(secrets: dict[str, int]) -> str:
     """Why ``--secrets block`` refused a body, naming the kinds and counts, never a value."""
-    kinds = ", ".join(f"{kind} x{count}" for kind, count in sorted(secrets.items()))
+    kinds = secret_kinds(secrets)
     return f"--secrets block: the request body holds secrets ({kinds}); nothing was sent"

@@ -60,6 +60,8 @@ class StandbyProxy:
         *,
         run_id: str | None = None,
         clock: Callable[[], float] = time.time,
+        repos: Sequence[str] = (),
+        git_upstream: str | None = None,
     ) -> None:
         self.config = config
         self.listeners = list(listeners)
@@ -67,7 +69,11 @@ class StandbyProxy:
         self.run_id = run_id or new_run_id(self.started)
         self.audit = open_audit(config, self.run_id)
         if self.audit is not None:
-            self.audit.append(start_record(config, self.run_id, self.started))
+            self.audit.append(
+                start_record(
+                    config, self.run_id, self.started, repos=repos, git_upstream=git_upstream
+                )
+            )
             self._write_start(self.audit)
         self.running: RunningProxy | None = None
         self.start_error: str | None = None
@@ -136,9 +142,21 @@ def open_audit(config: EgressConfig, run: str) -> AuditLog | None:
     return audit
 
 
-def start_record(config: EgressConfig, run: str, started: float) -> dict[str, Any]:
-    """The run's first record: its rules and limits."""
+def start_record(
+    config: EgressConfig,
+    run: str,
+    started: float,
+    *,
+    repos: Sequence[str] = (),
+    git_upstream: str | None = None,
+) -> dict[str, Any]:
+    """The run's first record: its rules and limits, the hosts inspected and what a secret
+    found there does (``secrets``, ``null`` when nothing is inspected: a ``report`` and a
+    ``redact`` run's request records read alike, so the log tells them apart here), and the
+    git gateway's repositories as given (``:ro`` kept) and its code host (``git_upstream``,
+    ``null`` without ``--repo``; the caller leaves out a user or password in it)."""
     limits = config.limits
+    inspection = config.inspection
     return {
         "type": "start",
         "run": run,
@@ -157,6 +175,10 @@ def start_record(config: EgressConfig, run: str, started: float) -> dict[str, An
             "new_connections_per_second": limits.new_connections_per_second,
             "max_upload_mb": limits.max_upload_mb,
         },
+        "inspect": [] if inspection is None else sorted(inspection.hosts),
+        "secrets": None if inspection is None else inspection.secrets.value,
+        "repos": list(repos),
+        "git_upstream": git_upstream if repos else None,
     }
 
 

@@ -81,20 +81,15 @@ class Loaded:
     project_dir: Path
     redaction: RedactionSettings = RedactionSettings()
     collector: CollectorSettings = CollectorSettings(None, Origin(Source.DEFAULT))
-    inspect_hosts: tuple[str, ...] = ()
-    """``airlock.inspect``: hosts whose TLS ``airlock run`` reads, lists of all files unioned."""
 
-    def inspect_sources(self) -> dict[str, str]:
-        """Where each of :attr:`inspect_hosts` is written: the first usable file naming it, in
-        words, for a refusal of one to name it (read from the layers when asked: only
-        ``airlock run`` asks)."""
-        found: dict[str, str] = {}
-        for layer in self.layers:
-            known, items = lookup(layer.data, ("airlock", "inspect"))
-            if layer.valid and known and isinstance(items, list):
-                for item in items:
-                    found.setdefault(str(item), layer.origin.describe())
-        return found
+    @property
+    def inspect_hosts(self) -> tuple[str, ...]:
+        """``airlock.inspect``: the hosts whose TLS ``airlock run`` reads, as it takes them
+        (:func:`airlock.settings.sandbox.inspect_setting`: every readable file's, a lone
+        string as one host)."""
+        from airlock.settings.sandbox import inspect_setting
+
+        return inspect_setting(self).hosts
 
     @property
     def problems(self) -> tuple[Problem, ...]:
@@ -178,7 +173,6 @@ def load(
         cwd,
         redaction=_redaction_settings(layers, merged),
         collector=CollectorSettings(collector.value, collector.origin),
-        inspect_hosts=tuple(str(host) for host in lookup(merged, ("airlock", "inspect"))[1] or ()),
     )
 
 

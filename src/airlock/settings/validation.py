@@ -140,6 +140,25 @@ def _redaction(value: Any) -> str | None:
     return _string_list(value.get("allow", []))
 
 
+_LONE_ENTRY_TAKEN = "taken as a list of that one entry, as it can only restrict"
+"""Said of a restricting list written as one string: the entry is in effect."""
+
+
+def _lone_entry(validator: Validator) -> Validator:
+    """``validator`` for a list that can only restrict: one string is the list of that entry
+    (it is in effect, and reported as a problem that says so), checked as such."""
+
+    def check(value: Any) -> str | None:
+        if not isinstance(value, str):
+            return validator(value)
+        wrong = validator([value])
+        if wrong is not None:
+            return wrong
+        return f"expected a list of strings, but received string: {_LONE_ENTRY_TAKEN}"
+
+    return check
+
+
 TOP_LEVEL_KEYS: dict[str, Validator] = {
     "cleanupPeriodDays": _whole_number_at_least_1,
     "feedbackSurveyRate": _probability,
@@ -161,7 +180,7 @@ AIRLOCK_KEYS: dict[str, Validator] = {
     "domainSafetyUrl": _http_url,
     "webFetchPrivateMode": _expect_bool,
     "redaction": _redaction,
-    "inspect": _string_list,
+    "inspect": _lone_entry(_string_list),  # it can only restrict: a lone string is one host
 }
 """airlock's own keys, under ``"airlock": {…}`` in any settings file (see the README)."""
 
@@ -169,24 +188,6 @@ PERMISSION_LISTS = ("allow", "ask", "deny")
 PERMISSION_RESTRICTING = frozenset({"ask", "deny"})
 """Permission lists that can only take access away: taken from a file with problems, and
 a lone rule written as a string is taken as a one-item list (see :func:`_lone_entry`)."""
-
-_LONE_ENTRY_TAKEN = "taken as a list of that one entry, as it can only restrict"
-"""Said of a restricting list written as one string: the entry is in effect."""
-
-
-def _lone_entry(validator: Validator) -> Validator:
-    """``validator`` for a list that can only restrict: one string is the list of that entry
-    (it is in effect, and reported as a problem that says so), checked as such."""
-
-    def check(value: Any) -> str | None:
-        if not isinstance(value, str):
-            return validator(value)
-        wrong = validator([value])
-        if wrong is not None:
-            return wrong
-        return f"expected a list of strings, but received string: {_LONE_ENTRY_TAKEN}"
-
-    return check
 
 
 def validate(data: Mapping[str, Any], path: str) -> list[Problem]:
