@@ -13,12 +13,21 @@ from airlock.egress.audit import GENESIS
 from tests.cli import airlock
 
 
-def _run(log: Path, tmp_path: Path) -> tuple[int, str]:
-    """``airlock run`` in ``tmp_path/ws``: the command leaves ``ran`` there."""
+def _run(log: Path, tmp_path: Path, padding: int = 0) -> tuple[int, str]:
+    """``airlock run`` in ``tmp_path/ws``: the command leaves ``ran`` there; with
+    ``padding``, an argument of that many characters it does not use makes its run record
+    (which holds the command) that much longer."""
     workspace = tmp_path / "ws"
     workspace.mkdir(exist_ok=True)
-    done = airlock("run", "--audit-log", str(log), "--", "touch", "ran", cwd=workspace, timeout=60)
+    command = ["sh", "-c", "touch ran", "sh", "p" * padding] if padding else ["touch", "ran"]
+    done = airlock("run", "--audit-log", str(log), "--", *command, cwd=workspace, timeout=60)
     return done.returncode, done.stderr
+
+
+PADDING = 20_000
+"""Each run before a file-size limit is set grows the log by this much more than its heads
+file (whose lines name the log's path): the limit, set just past the log, must leave room
+for the heads file's next lines, and the heads file grows almost as fast as the log."""
 
 
 def test_a_fifo_as_the_log_is_refused_at_once(tmp_path: Path) -> None:
@@ -92,7 +101,7 @@ def test_a_log_that_fails_at_the_run_record_ends_the_run_with_125(tmp_path: Path
     log = tmp_path / "audit.jsonl"
     for _ in range(3):  # runs first: the log grows past the run's other files (its heads, the
         # note of what to make safe), which the limit must leave room for
-        assert _run(log, tmp_path)[0] == 0
+        assert _run(log, tmp_path, PADDING)[0] == 0
         (tmp_path / "ws" / "ran").unlink()
     start = len(log.read_bytes().splitlines()[0]) + 1
     limit = log.stat().st_size + start + 64  # the next start record fits, its run record not
@@ -129,7 +138,7 @@ def test_a_log_that_cannot_take_the_start_record_runs_nothing(tmp_path: Path) ->
 
     log = tmp_path / "audit.jsonl"
     for _ in range(3):  # the log grows past the run's other files, which the limit must fit
-        assert _run(log, tmp_path)[0] == 0
+        assert _run(log, tmp_path, PADDING)[0] == 0
         (tmp_path / "ws" / "ran").unlink()
     before = log.read_bytes()
     limit = len(before) + 16  # not a start record more
