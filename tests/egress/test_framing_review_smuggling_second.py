@@ -26,8 +26,8 @@ from typing import Any
 import pytest
 
 from airlock.egress.audit import read_records
+from airlock.egress.config import GATEWAY_HOST
 from airlock.egress.gateway import GatewayConfig, RepoGrant, load_token
-from airlock.egress.server import GATEWAY_HOST
 from tests.egress.codehost import TOKEN
 from tests.egress.harness import inspected_setup
 from tests.egress.origin import config, running

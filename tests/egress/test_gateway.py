@@ -22,6 +22,7 @@ import pytest
 
 from airlock.egress import Limits
 from airlock.egress.audit import read_records
+from airlock.egress.config import GATEWAY_HOST
 from airlock.egress.gateway import (
     Gateway,
     GatewayConfig,
@@ -32,7 +33,6 @@ from airlock.egress.gateway import (
     load_token,
     secret_pattern,
 )
-from airlock.egress.server import GATEWAY_HOST
 from airlock.errors import UsageError
 from tests.egress.codehost import TOKEN, code_host, echoed, git, make_repo, packets
 from tests.egress.origin import config, running

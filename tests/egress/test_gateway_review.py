@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from airlock.egress.audit import read_records
+from airlock.egress.config import GATEWAY_HOST
 from airlock.egress.gateway import (
     TOKEN_FILE_LIMIT,
     GatewayConfig,
@@ -19,7 +20,6 @@ from airlock.egress.gateway import (
     git_environment,
     load_token,
 )
-from airlock.egress.server import GATEWAY_HOST
 from airlock.errors import UsageError
 from tests.egress.codehost import TOKEN, code_host, git, make_repo
 from tests.egress.origin import config, exchange, running

@@ -17,7 +17,7 @@ import pytest
 
 from airlock.egress.audit import read_records
 from airlock.egress.ca import RunCA
-from airlock.egress.connection import GATEWAY_HOST
+from airlock.egress.config import GATEWAY_HOST
 from airlock.egress.gateway import GatewayConfig, RepoGrant, git_environment, load_token
 from airlock.errors import UsageError
 from tests.cli import airlock

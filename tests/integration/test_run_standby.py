@@ -123,3 +123,40 @@ def test_the_first_connection_loads_the_proxy_and_is_served(tmp_path: Path) -> N
     assert types[0] == "start" and types[-1] == "run" and len(types) >= 3
     verified = airlock("audit", "verify", "--audit-log", str(log))
     assert verified.returncode == 0, verified.stdout + verified.stderr
+
+
+def test_airlock_run_of_a_command_that_connects_nowhere_loads_no_proxy_module(
+    tmp_path: Path,
+) -> None:
+    """The whole ``airlock run -- true``, as a user starts it: neither asyncio nor the
+    proxy's modules, nor ``cryptography`` (the CA's), are imported (tens of milliseconds of
+    every run's start: a CA variable's list read from ``airlock.egress.ca`` and the git
+    gateway's name read from ``airlock.egress.connection`` loaded them for every run)."""
+    workspace = tmp_path / "ws"
+    workspace.mkdir()
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "airlock", "run",
+         "--audit-log", str(tmp_path / "audit.jsonl"), "--", "true"],
+        cwd=workspace,
+        env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    imported = {
+        line.rsplit("|", 1)[1].strip()
+        for line in done.stderr.splitlines()
+        if line.startswith("import time:") and line.count("|") == 2
+    }
+    assert "airlock.cli._run_build" in imported  # the listing is the run's
+    loaded = imported & {
+        "asyncio",
+        "cryptography",
+        "airlock.egress.ca",
+        "airlock.egress.connection",
+        "airlock.egress.running",
+        "httpx",
+    }
+    assert not loaded, loaded

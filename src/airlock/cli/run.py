@@ -275,7 +275,6 @@ def _run(args: argparse.Namespace) -> int:
     def prepared_now() -> Prepared:
         from datetime import UTC, datetime
 
-        from airlock.egress.ca import CA_VARIABLES
         from airlock.egress.options import prepare  # loads the proxy's modules
         from airlock.policy import FlowId
         from airlock.policy.endpoints import flow_hosts
@@ -295,15 +294,19 @@ def _run(args: argparse.Namespace) -> int:
             now=datetime.fromtimestamp(started, UTC),
             model_hosts=model_hosts,
             upstream_proxy=args.upstream_proxy,
-            user_ca=[  # the user's own CA files: their certificates go in the run's bundle
-                *((name, environ[name]) for name in CA_VARIABLES if environ.get(name)),
-                *(
-                    (f"--env {name}", wanted[name] or "")
-                    for name in CA_VARIABLES
-                    if wanted.get(name)
-                ),
-            ],
+            user_ca=user_ca() if early else [],  # a bundle is made only to inspect
         )
+
+    def user_ca() -> list[tuple[str, str]]:
+        """The user's own CA files, each with how it was given: their certificates go in
+        the run's bundle. (``airlock.egress.ca`` loads ``cryptography``: not for a plain
+        run.)"""
+        from airlock.egress.ca import CA_VARIABLES
+
+        return [
+            *((name, environ[name]) for name in CA_VARIABLES if environ.get(name)),
+            *((f"--env {name}", wanted[name] or "") for name in CA_VARIABLES if wanted.get(name)),
+        ]
 
     # Inspection and the git gateway put variables and a CA bundle in the sandbox: prepared
     # before it is built, and the proxy started before the command. Without them, the proxy's

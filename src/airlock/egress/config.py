@@ -29,6 +29,16 @@ ALLOW_OPTION = "--allow"
 reach a private address (settings files can come with a cloned project)."""
 
 
+GATEWAY_HOST = "git.airlock.internal"
+"""The name git inside uses for the git credential gateway (:mod:`airlock.egress.gateway`);
+it never resolves: the proxy routes it to the gateway."""
+
+
+def is_gateway(host: str) -> bool:
+    """Whether ``host`` names the git gateway, in any case, with or without a final dot."""
+    return host.lower().rstrip(".") == GATEWAY_HOST
+
+
 @dataclass(frozen=True, slots=True)
 class HostRule:
     """One allow or deny pattern, parsed, with where it came from.

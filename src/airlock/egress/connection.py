@@ -177,16 +177,6 @@ async def chain_connect(upstream: Upstream, host: str, port: int, budget: Upload
         raise Refusal(502, f"the upstream proxy refused the tunnel: {status_line}")
 
 
-GATEWAY_HOST = "git.airlock.internal"
-"""The name git inside uses for the git credential gateway (:mod:`airlock.egress.gateway`);
-it never resolves: the proxy routes it to the gateway."""
-
-
-def is_gateway(host: str) -> bool:
-    """Whether ``host`` names the git gateway, in any case, with or without a final dot."""
-    return host.lower().rstrip(".") == GATEWAY_HOST
-
-
 def new_record(kind: str, head: RequestHead) -> dict[str, Any]:
     """The audit record of a tunnel or a request, before its outcome is known."""
     return {

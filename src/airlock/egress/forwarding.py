@@ -29,6 +29,7 @@ from urllib.parse import unquote
 import httptools
 
 from airlock.egress.cleartext import BODY_LINE_LIMIT, starts_request
+from airlock.egress.config import is_gateway
 from airlock.egress.connection import (
     CONTINUE,
     READ_SIZE,
@@ -37,7 +38,6 @@ from airlock.egress.connection import (
     ClosedHere,
     Refusal,
     Upstream,
-    is_gateway,
     new_record,
     stale,
 )

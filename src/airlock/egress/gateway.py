@@ -49,7 +49,7 @@ from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 import httpx
 
-from airlock.egress.connection import GATEWAY_HOST
+from airlock.egress.config import GATEWAY_HOST
 from airlock.egress.framing import (
     MAX_HEAD,
     Framing,

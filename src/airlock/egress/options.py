@@ -57,7 +57,7 @@ def inspected_hosts(
         UsageError: a value that is not one host name; it names the option or setting (and
             the file).
     """
-    from airlock.egress.connection import is_gateway
+    from airlock.egress.config import is_gateway
     from airlock.policy.hosts import HostError, parse_host
 
     given = [("--inspect", name) for name in flags]

@@ -47,15 +47,13 @@ from airlock._tasks import create_task
 from airlock.egress.addresses import AddressCheck
 from airlock.egress.audit import AuditLog
 from airlock.egress.client import Client
-from airlock.egress.config import EgressConfig, upstream_address
+from airlock.egress.config import GATEWAY_HOST, EgressConfig, is_gateway, upstream_address
 from airlock.egress.connection import (
-    GATEWAY_HOST,
     READ_SIZE,
     WRITE_BUFFER,
     ClientProtocol,
     Refusal,
     Upstream,
-    is_gateway,
     open_upstream,
 )
 from airlock.egress.http1 import simple_response

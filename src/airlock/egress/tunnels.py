@@ -12,15 +12,14 @@ from typing import TYPE_CHECKING, Any
 
 from airlock._tasks import create_task
 from airlock.egress.cleartext import CleartextRequests, Opening, host_of, opening
+from airlock.egress.config import GATEWAY_HOST, is_gateway
 from airlock.egress.connection import (
     ESTABLISHED,
-    GATEWAY_HOST,
     READ_SIZE,
     ClientProtocol,
     Refusal,
     Upstream,
     chain_connect,
-    is_gateway,
     new_record,
 )
 from airlock.egress.framing import HttpError
