@@ -4,6 +4,10 @@ before the command runs, never a traceback or a wait."""
 from __future__ import annotations
 
 import os
+import resource
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import orjson
@@ -22,6 +26,25 @@ def _run(log: Path, tmp_path: Path, padding: int = 0) -> tuple[int, str]:
     command = ["sh", "-c", "touch ran", "sh", "p" * padding] if padding else ["touch", "ran"]
     done = airlock("run", "--audit-log", str(log), "--", *command, cwd=workspace, timeout=60)
     return done.returncode, done.stderr
+
+
+def _limited_run(log: Path, tmp_path: Path, limit: int) -> subprocess.CompletedProcess[str]:
+    """``airlock run -- touch ran`` in ``tmp_path/ws`` under a file-size limit of ``limit``
+    bytes (every file it writes: a write past it fails with EFBIG)."""
+
+    def limited() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit: EFBIG
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    return subprocess.run(
+        [sys.executable, "-m", "airlock", "run", "--audit-log", str(log), "--", "touch", "ran"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path / "ws",
+        timeout=60,
+        check=False,
+        preexec_fn=limited,
+    )
 
 
 PADDING = 20_000
@@ -93,11 +116,6 @@ def test_a_log_that_fails_at_the_run_record_ends_the_run_with_125(tmp_path: Path
     """The log takes the start record, then no more (a file-size limit: the run record's write
     fails at the end): the run exits 125 naming the log and the command's own status, with
     no traceback (the failure comes after the proxy's loop closed)."""
-    import resource
-    import signal
-    import subprocess
-    import sys
-
     log = tmp_path / "audit.jsonl"
     for _ in range(3):  # runs first: the log grows past the run's other files (its heads, the
         # note of what to make safe), which the limit must leave room for
@@ -106,19 +124,7 @@ def test_a_log_that_fails_at_the_run_record_ends_the_run_with_125(tmp_path: Path
     start = len(log.read_bytes().splitlines()[0]) + 1
     limit = log.stat().st_size + start + 64  # the next start record fits, its run record not
 
-    def limited() -> None:
-        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit: EFBIG
-        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
-
-    done = subprocess.run(
-        [sys.executable, "-m", "airlock", "run", "--audit-log", str(log), "--", "touch", "ran"],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path / "ws",
-        timeout=60,
-        check=False,
-        preexec_fn=limited,
-    )
+    done = _limited_run(log, tmp_path, limit)
     assert (tmp_path / "ws" / "ran").exists()  # the command ran
     assert done.returncode == 125, done.stderr
     assert "Traceback" not in done.stderr and "Exception" not in done.stderr, done.stderr
@@ -131,11 +137,6 @@ def test_a_log_that_cannot_take_the_start_record_runs_nothing(tmp_path: Path) ->
     """The log takes no more (a file-size limit just past it): the start record is written
     before the command, so its failure stops the run with 125 and nothing run (it was
     queued, written 50 ms later, with the command already going); the log is as it was."""
-    import resource
-    import signal
-    import subprocess
-    import sys
-
     log = tmp_path / "audit.jsonl"
     for _ in range(3):  # the log grows past the run's other files, which the limit must fit
         assert _run(log, tmp_path, PADDING)[0] == 0
@@ -143,19 +144,7 @@ def test_a_log_that_cannot_take_the_start_record_runs_nothing(tmp_path: Path) ->
     before = log.read_bytes()
     limit = len(before) + 16  # not a start record more
 
-    def limited() -> None:
-        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit: EFBIG
-        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
-
-    done = subprocess.run(
-        [sys.executable, "-m", "airlock", "run", "--audit-log", str(log), "--", "touch", "ran"],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path / "ws",
-        timeout=60,
-        check=False,
-        preexec_fn=limited,
-    )
+    done = _limited_run(log, tmp_path, limit)
     assert done.returncode == 125, done.stderr
     assert not (tmp_path / "ws" / "ran").exists()  # the command did not run
     assert f"audit log {log}: the run's start could not be written (" in done.stderr
