@@ -508,13 +508,40 @@ def classify(
     Raises:
         KeyError: ``agent`` has no table.
     """
+    return _read(method, host, path, agent, api_hosts).flow
+
+
+@dataclass(frozen=True, slots=True)
+class _Read:
+    """A request read against ``agent``'s table: every reading of its path and the flows
+    they name, for :func:`classify` to name its flow and :func:`why_unclassified` to say why
+    it names none, from one reading."""
+
+    table: tuple[Signature, ...]
+    method: str
+    host: str
+    hosts: frozenset[str]
+    found: tuple[str, ...]
+    """Every reading of the path, sorted (:func:`readings`)."""
+    named: frozenset[str]
+    """The flows the readings name (a reading no row covers names none)."""
+
+    @property
+    def flow(self) -> str:
+        """The one flow the readings name, or :data:`UNCLASSIFIED` (none, or two)."""
+        return next(iter(self.named)) if len(self.named) == 1 else UNCLASSIFIED
+
+
+def _read(method: str, host: str, path: str, agent: str, api_hosts: Iterable[str]) -> _Read:
+    """The request read against ``agent``'s table (see :class:`_Read`)."""
     table = AGENT_SIGNATURES[agent]
     method = method.upper()
     host = host.lower().rstrip(".")
     hosts = api_hosts if isinstance(api_hosts, frozenset) else frozenset(api_hosts)
-    named = {_first_flow(table, method, host, reading, hosts) for reading in readings(path)}
+    found = tuple(sorted(readings(path)))
+    named = {_first_flow(table, method, host, reading, hosts) for reading in found}
     named.discard(UNCLASSIFIED)  # a reading no row covers names no flow
-    return named.pop() if len(named) == 1 else UNCLASSIFIED
+    return _Read(table, method, host, hosts, found, frozenset(named))
 
 
 def flows_at(
@@ -635,11 +662,10 @@ def verdict_for(
     leave; an unclassified request's reason says why no row named it
     (:func:`why_unclassified`), so the audit record does not say "no signature matches" of
     a vendor API path sent to another host."""
-    flow = classify(method, host, path, agent=agent, api_hosts=api_hosts)
-    if flow != UNCLASSIFIED:
-        return enforce(flow, decisions)
-    why = why_unclassified(method, host, path, agent=agent, api_hosts=api_hosts)
-    return enforce(flow, decisions, unclassified=why)
+    read = _read(method, host, path, agent, api_hosts)
+    if read.flow != UNCLASSIFIED:
+        return enforce(read.flow, decisions)
+    return enforce(UNCLASSIFIED, decisions, unclassified=_why(read))
 
 
 def why_unclassified(
@@ -662,27 +688,26 @@ def why_unclassified(
         >>> why_unclassified("POST", "127.0.0.2", "/api/event_logging/batch")  # doctest: +ELLIPSIS
         "/api/event_logging/… is the vendor API's metrics path, but 127.0.0.2 is not ..."
     """
-    table = AGENT_SIGNATURES[agent]
-    method = method.upper()
-    host = host.lower().rstrip(".")
-    hosts = frozenset(api_hosts)
-    found = sorted(readings(path))
-    named = {_first_flow(table, method, host, reading, hosts) for reading in found}
-    named.discard(UNCLASSIFIED)
-    if len(named) > 1:
+    return _why(_read(method, host, path, agent, api_hosts))
+
+
+def _why(read: _Read) -> str:
+    """:func:`why_unclassified` of a request already read."""
+    if len(read.named) > 1:
         return (
-            f"its path reads as more than one flow's ({', '.join(sorted(named))}) as servers "
-            "differ in how they read a path: unclassified"
+            f"its path reads as more than one flow's ({', '.join(sorted(read.named))}) as "
+            "servers differ in how they read a path: unclassified"
         )
-    if host in hosts:
+    if read.host in read.hosts:
         return NO_SIGNATURE
-    as_api = frozenset({host})  # the rows read as if this host were the vendor API's
-    for reading in found:
-        row = _first_row(table, method, host, reading, as_api)
+    as_api = frozenset({read.host})  # the rows read as if this host were the vendor API's
+    for reading in read.found:
+        row = _first_row(read.table, read.method, read.host, reading, as_api)
         if row is not None and row.host == API_HOST:
             return (
                 f"{_covered(row.path, reading)} is the vendor API's {row.flow} path, but "
-                f"{host} is not the vendor API's host ({_vendor_hosts(hosts)}): unclassified"
+                f"{read.host} is not the vendor API's host ({_vendor_hosts(read.hosts)}): "
+                "unclassified"
             )
     return NO_SIGNATURE
 
