@@ -422,7 +422,7 @@ def test_a_secret_in_the_command_line_is_not_kept_in_the_log(tmp_path: Path) -> 
         ["--new-connections-per-second", "0", "--", "RUN"],
         ["--rw", "/nonexistent/x", "--", "RUN"],
         ["--allow", "bad host!", "--", "RUN"],
-        ["--env", "1X", "--", "RUN"],
+        ["--env", "=X", "--", "RUN"],
         ["--bogus", "--", "RUN"],
         ["--hide", "/", "--", "RUN"],
     ],

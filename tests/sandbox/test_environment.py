@@ -223,7 +223,7 @@ def test_no_proxy_set_with_env_is_taken_in_both_spellings(given: str) -> None:
     assert result.environ["HTTPS_PROXY"] == result.environ["http_proxy"] == PROXY
 
 
-@pytest.mark.parametrize("option", ["", "=x", "1ABC", "A-B", "A B=c"])
+@pytest.mark.parametrize("option", ["", "=x", "A\0B", "A=x\0y"])
 def test_bad_env_options_are_refused(option: str) -> None:
     """A malformed ``--env`` is a usage error naming it."""
     with pytest.raises(UsageError, match="--env"):

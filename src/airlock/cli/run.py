@@ -152,6 +152,7 @@ def _run(args: argparse.Namespace) -> int:
     from airlock.policy import decide
     from airlock.sandbox import parse_env_options, scrub
     from airlock.sandbox.agent_state import STATE_FILE, stage, staging, state_files
+    from airlock.sandbox.environment import PROXY_VARIABLES
     from airlock.sandbox.files import folder_identity
     from airlock.sandbox.launcher import (
         PROXY_PORT,
@@ -224,9 +225,19 @@ def _run(args: argparse.Namespace) -> int:
     _say_settings_read_elsewhere(wanted, environ)
     unset = [name for name, value in wanted.items() if value is None and name not in environ]
     if unset:  # a forgotten export: said, as the command may need it
+        from airlock._visible import visible
+
         print(
-            f"airlock run: --env {', --env '.join(unset)}: not set in airlock's environment, "
-            "so not passed in (--env NAME=VALUE sets one)",
+            f"airlock run: --env {', --env '.join(visible(name) for name in unset)}: not set "
+            "in airlock's environment, so not passed in (--env NAME=VALUE sets one)",
+            file=sys.stderr,
+        )
+    proxies = [name for name in wanted if name in PROXY_VARIABLES and name.upper() != "NO_PROXY"]
+    if proxies:  # the way out is airlock's proxy: one meant for a corporate proxy says where
+        print(
+            f"airlock run: --env {', --env '.join(proxies)}: not taken; inside, the proxy "
+            "variables name airlock's proxy, the sandbox's one way out (to chain it to another "
+            "proxy, use --upstream-proxy URL)",
             file=sys.stderr,
         )
     proxy_url = f"http://127.0.0.1:{PROXY_PORT}"

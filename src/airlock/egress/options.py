@@ -153,7 +153,9 @@ class Prepared:
             return
         holding = sorted(name for name in passed if self._holds_token(inside.get(name, "")))
         if holding:
-            names = ", ".join(f"--env {name}" for name in holding)
+            from airlock._visible import visible
+
+            names = ", ".join(f"--env {visible(name)}" for name in holding)
             raise UsageError(
                 f"{names}: {'holds' if len(holding) == 1 else 'hold'} the token the git "
                 f"gateway uses for --repo (from "

@@ -4,14 +4,17 @@ A variable is dropped when its name matches a row of :data:`CREDENTIAL_VARIABLES
 compared upper-cased, shell-style patterns), or, whatever its name, when its value holds a
 password, a key or a token (:func:`credential_value_reason`: a URL with one in its userinfo,
 ``redis://:secret@host``, a connection string's ``password=``, a Java option's
-``-D…password=``, an HTTP header's ``Authorization: …``, a token of a known kind), unless the
-user passed it with ``--env NAME``; ``--env NAME=VALUE`` sets one. The names left out are
-reported; why each looks like a credential is in :attr:`ScrubbedEnvironment.reasons`. With
-``--repo``, any variable whose value holds the git gateway's token is dropped too
-(:func:`drop_holding`; one passed with ``--env`` stops the run). The
-proxy variables of the caller are replaced by the sandbox's own (:func:`proxy_variables`),
-whatever ``--env`` says: the only way out is airlock's proxy. ``--env NO_PROXY=…`` alone is
-taken (both spellings set): it says what goes to the sandbox's own loopback instead.
+``-D…password=``, an HTTP header's ``Authorization: …``, a token of a known kind, a
+credential variable set in it: ``PGPASSWORD=… pg_dump``), unless the user passed it with
+``--env NAME``; ``--env NAME=VALUE`` sets one, NAME any name the environment can hold
+(``db-pass``, ``stripe.api-key``: dropped as credentials, so ``--env`` must reach them). The
+names left out are reported; why each looks like a credential is in
+:attr:`ScrubbedEnvironment.reasons`. With ``--repo``, any variable whose value holds the git
+gateway's token is dropped too (:func:`drop_holding`; one passed with ``--env`` stops the
+run). The proxy variables of the caller are replaced by the sandbox's own
+(:func:`proxy_variables`), whatever ``--env`` says: the only way out is airlock's proxy.
+``--env NO_PROXY=…`` alone is taken (both spellings set): it says what goes to the sandbox's
+own loopback instead.
 ``NODE_USE_ENV_PROXY=1`` is set too, unless the user set it (:data:`NODE_PROXY_SWITCH`).
 
 The caller's temporary folder (``TMPDIR``, ``TMP``, ``TEMP``) is set to ``/tmp`` inside when
@@ -109,9 +112,18 @@ CREDENTIAL_VARIABLES: tuple[tuple[str, str], ...] = (
     ("KRB5CCNAME", "a Kerberos ticket cache"),
     ("KRB5_CLIENT_KTNAME", "a Kerberos keytab"),
     ("KRB5_KTNAME", "a Kerberos keytab"),
+    ("KEY", "a key"),
+    ("PASS", "a password"),
+    ("PW", "a password"),
+    ("AUTH", "authentication data"),
+    ("PAT", "a personal access token"),
+    ("CRED", "credentials"),
+    ("CREDS", "credentials"),
 )
 """Names that look like credentials: (pattern on the upper-cased name, what it is). A pattern is
-text with ``*`` standing for any text (``*_KEY``, ``*TOKEN*``, ``BUNDLE_*__*``)."""
+text with ``*`` standing for any text (``*_KEY``, ``*TOKEN*``, ``BUNDLE_*__*``). The bare
+words last (``KEY``, ``PASS``, ``AUTH``, …): ``*_KEY`` and its kind need a ``_`` before the
+word, and ``key``, ``pass`` or ``Auth`` alone name the secret as plainly."""
 
 NOT_CREDENTIAL_VARIABLES: tuple[str, ...] = (
     "TOKENIZERS_PARALLELISM",
@@ -232,6 +244,38 @@ it counts only when the variable's name says nothing of a cache or a hash
 through, and a digest under a neutral name is rare (``--env NAME`` passes one in)."""
 
 HASH_NAME_WORDS = ("CACHE", "HASH", "DIGEST", "CHECKSUM", "MD5", "ETAG", "FINGERPRINT")
+
+ASSIGNMENT_PATTERN = (
+    r"(?:^|[\s;|(,\"'])([A-Za-z_][\w.-]{0,63})=(?![\"']?[$%{<`])[\"']?([^\s\"';&|`]*)"
+)
+"""A variable set inside a value: ``NAME=VALUE`` at the value's start or after a space, a
+``;``, ``|``, ``(``, ``,`` or a quote (a command line's ``PGPASSWORD=… pg_dump``, a
+container's ``-e API_TOKEN=…``, a ``.env`` file's lines, Terraform's ``-var db_password=…``),
+its value up to the next space, quote, ``;``, ``&`` or ``|``; not a ``$VARIABLE``, ``%VAR%``,
+``{{ template }}`` or ``<placeholder>``. A name starts with a letter or ``_``: an option's
+``--jobserver-auth=`` (``MAKEFLAGS``) or ``-DUSE_KEY=ON`` is no variable; nor is a URL's
+query after ``?`` or ``&`` (``&token_type=bearer``: :data:`URL_QUERY_PATTERN` reads those)."""
+
+ASSIGNMENT_ROWS = frozenset(
+    {
+        "*TOKEN*", "*API_KEY*", "*APIKEY*", "*PRIVATE_KEY*", "*SECRET*", "*PASSWORD*",
+        "*PASSWD*", "*PASSPHRASE*", "*_PASS", "*_PWD", "*_PAT", "*JWT", "*_JWT_*", "*_CREDS",
+        "*_PSW", "*_PW", "*BINDPW*", "*PRIVATEKEY*", "*SIGNINGKEY*", "*AUTHKEY*", "SSHPASS",
+        "BW_SESSION", "OP_SESSION_*",
+    }
+)  # fmt: skip
+"""The rows of :data:`CREDENTIAL_VARIABLES` whose variables hold the secret itself: a variable
+set inside a value (:data:`ASSIGNMENT_PATTERN`) counts only when its name matches one of them.
+``AWS_REGION=…``, ``DOCKER_HOST=…``, ``PARTITION_KEY=id`` or ``GOOGLE_APPLICATION_CREDENTIALS=``
+a file are settings and names, no secret written out."""
+
+ASSIGNMENT_WORDS = ("TOKEN", "KEY", "SECRET", "PASS", "PW", "PAT", "JWT", "CRED", "PSW", "SESSION")
+"""Words one of which a value's upper-cased text must hold for :data:`ASSIGNMENT_PATTERN` to be
+tried (start-up time)."""
+
+NO_SECRET_WORDS = frozenset({"true", "false", "yes", "no", "on", "off", "none", "null", "nil"})
+"""Values a variable set inside a value may have that are a switch, not a secret
+(``USE_TOKEN=yes``)."""
 
 SECRET_VALUE_PATTERNS: tuple[tuple[str, str, str], ...] = (
     ("PRIVATE KEY", r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY", "a private key (PEM)"),
@@ -428,8 +472,9 @@ def credential_value_reason(value: str, name: str = "") -> str | None:
     (:data:`URL_USERINFO_PATTERN`, :data:`URL_TOKEN_USER_PATTERN`,
     :data:`URL_QUERY_PATTERN`, :data:`CONNECTION_STRING_PATTERN`, :data:`JAVA_OPTION_PATTERN`,
     :data:`HTTP_HEADER_PATTERN`, :data:`BASIC_CREDENTIALS_PATTERN`,
-    :data:`DOCKER_AUTH_PATTERN`, :data:`SECRET_VALUE_PATTERNS`, :data:`MAILGUN_KEY_PATTERN`),
-    whatever the variable's name; else ``None``. ``name`` only tells a Mailgun key from a
+    :data:`DOCKER_AUTH_PATTERN`, :data:`SECRET_VALUE_PATTERNS`, :data:`MAILGUN_KEY_PATTERN`,
+    a credential variable set in it: :data:`ASSIGNMENT_PATTERN`), whatever the variable's
+    name; else ``None``. ``name`` only tells a Mailgun key from a
     digest (:data:`HASH_NAME_WORDS`)."""
     if "@" in value and "://" in value:
         if re.search(URL_USERINFO_PATTERN, value):
@@ -474,7 +519,33 @@ def credential_value_reason(value: str, name: str = "") -> str | None:
         and not any(word in name.upper() for word in HASH_NAME_WORDS)
     ):
         return "a Mailgun API key (key-…)"
+    if "=" in value and _sets_credential(value):
+        return "a credential variable set in it (PGPASSWORD=… cmd, -e API_TOKEN=…)"
     return None
+
+
+def _sets_credential(value: str) -> bool:
+    """``value`` sets a variable that holds a secret (:data:`ASSIGNMENT_PATTERN`, a name of
+    :data:`ASSIGNMENT_ROWS`, not of :data:`NOT_CREDENTIAL_VARIABLES`) to something that can be
+    one: 3 or more characters, not a number, a yes or a no, nor a file's path (``/…``,
+    ``~/…``, ``./…``: ``PASSWORD_FILE=/run/secrets/db`` names where a secret is)."""
+    upper = value.upper()
+    if not any(word in upper for word in ASSIGNMENT_WORDS):
+        return False
+    for name, given in re.findall(ASSIGNMENT_PATTERN, value):
+        if (
+            len(given) < 3
+            or given.isdigit()
+            or given.lower() in NO_SECRET_WORDS
+            or given.startswith(("/", "~/", "./", "../"))
+        ):
+            continue
+        named = re.sub(NAME_SEPARATOR_PATTERN, "_", name.upper())
+        if any(_matches(named, pattern) for pattern in NOT_CREDENTIAL_VARIABLES):
+            continue
+        if any(_matches(named, pattern) for pattern in ASSIGNMENT_ROWS):
+            return True
+    return False
 
 
 def _has_user_password(pattern: str, value: str) -> bool:
@@ -507,22 +578,44 @@ class ScrubbedEnvironment:
 def parse_env_options(options: list[str]) -> dict[str, str | None]:
     """``--env NAME`` (pass on the caller's) and ``--env NAME=VALUE`` (set it), by name.
 
+    A name is whatever precedes the first ``=``: any the environment can hold (not empty, no
+    NUL), as :func:`scrub` reads the caller's. A credential named ``db-pass``,
+    ``stripe.api-key`` or ``1PASSWORD`` is dropped like ``DB_PASS`` (:func:`credential_reason`),
+    so ``--env`` must be able to pass it in: a rule of its own, narrower than the
+    environment's, would leave such a variable out of reach.
+
     Raises:
-        UsageError: a name that is empty or holds characters a variable name cannot hold; the
-            message names the option without its value, which may be a secret.
+        UsageError: a name that is empty or holds a NUL, or a value that holds a NUL (no
+            process can be given it); the message names the option without its value, which
+            may be a secret.
     """
     wanted: dict[str, str | None] = {}
     for option in options:
         name, equals, value = option.partition("=")
-        if not name or not all(c.isalnum() or c == "_" for c in name) or name[0].isdigit():
+        problem = _env_option_problem(name, value, bool(equals))
+        if problem is not None:
             from airlock._visible import visible
 
-            raise UsageError(
-                f"--env {visible(name)}{'=…' if equals else ''}: expected NAME or NAME=VALUE, "
-                "NAME made of letters, digits and _ (not starting with a digit)"
-            )
+            shown = visible(name) if name else "''" if not equals else ""
+            raise UsageError(f"--env {shown}{'=…' if equals else ''}: {problem}")
         wanted[name] = value if equals else None
     return wanted
+
+
+def _env_option_problem(name: str, value: str, equals: bool) -> str | None:
+    """What is wrong with ``--env NAME[=VALUE]``, in words that never quote the value; else
+    ``None``."""
+    if not name:
+        before = "before the =" if equals else "given"
+        return (
+            f"no variable name {before}; expected NAME (pass airlock's own in) or NAME=VALUE "
+            "(set it)"
+        )
+    if "\0" in name:
+        return "a variable's name cannot hold a NUL character"
+    if "\0" in value:
+        return "the value holds a NUL character, which no variable's value can hold"
+    return None
 
 
 def scrub(
