@@ -128,33 +128,108 @@ class Limits:
         return None if self.max_upload_mb is None else int(self.max_upload_mb * 1024 * 1024)
 
 
-def upstream_address(url: str, source: str = "--upstream-proxy") -> tuple[str, int]:
-    """The host and port of an upstream proxy's URL, ``http://HOST[:PORT]`` (port 8080 when
-    none), or ``HOST:PORT`` (a bare ``HOST`` is refused: more often a typo than a proxy).
+@dataclass(frozen=True, slots=True)
+class UpstreamProxy:
+    """An upstream proxy, read from its URL (:func:`upstream_proxy`): where it listens, and
+    the ``Proxy-Authorization`` its URL's user and password make (``None``: none given)."""
+
+    host: str
+    port: int
+    authorization: bytes | None = field(default=None, repr=False)
+    """``Basic …`` (the user and password percent-decoded, in UTF-8): sent to the upstream
+    proxy only, in each ``CONNECT``; kept out of every message and record."""
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """Where to connect: its host and port."""
+        return self.host, self.port
+
+    @property
+    def shown(self) -> str:
+        """``HOST:PORT``, as messages name it (never its credentials)."""
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+def shown_url(url: str) -> str:
+    """``url`` with all before its last ``@`` (after its ``scheme://``) shown as ``…``: an
+    upstream proxy's URL as messages and the audit log show it, without its user and
+    password, even when the password holds a ``/``, ``?`` or ``#`` left unencoded."""
+    scheme, mark, rest = url.partition("://") if "://" in url else ("", "", url)
+    at = rest.rfind("@")
+    if at < 0:
+        return url
+    return f"{scheme}{mark}…{rest[at:]}"
+
+
+def upstream_proxy(url: str, source: str = "--upstream-proxy") -> UpstreamProxy:
+    """An upstream proxy's URL read: ``http://[USER:PASSWORD@]HOST[:PORT]`` (port 8080 when
+    none), or ``[USER:PASSWORD@]HOST:PORT`` (a bare ``HOST`` is refused: more often a typo
+    than a proxy). The user and password, percent-encoded in the URL, become its
+    ``Proxy-Authorization``. An IPv6 zone may be written ``%25``, as a URL spells ``%``.
 
     Raises:
         UsageError: not such a URL (another scheme, no host, a port that is no port), naming
-            ``source``, where it came from (``--upstream-proxy``, ``HTTPS_PROXY``).
+            ``source``, where it came from (``--upstream-proxy``, ``HTTPS_PROXY``), and the
+            URL without its user and password.
     """
-    from urllib.parse import urlsplit
+    import base64
+    from urllib.parse import unquote, urlsplit
 
+    shown = shown_url(url)
+    expected = "expected http://HOST:PORT"
     try:
         parts = urlsplit(url if "://" in url else f"http://{url}")
         port = parts.port
-    except ValueError as error:
-        raise UsageError(f"{source} {url!r}: {error}; expected http://HOST:PORT") from None
-    if parts.scheme.lower() != "http" or not parts.hostname or parts.path not in ("", "/"):
-        raise UsageError(f"{source} {url!r}: expected http://HOST:PORT")
+    except ValueError as error:  # its words may quote a password cut at a '/', '?' or '#'
+        why = "not a URL with a host and a port from 1 to 65535" if "@" in url else error
+        raise UsageError(f"{source} {shown!r}: {why}; {expected}") from None
+    scheme = parts.scheme.lower()
+    if scheme != "http":
+        why = {
+            "https": "a proxy reached over TLS (https://) is not supported",
+            "socks4": "a SOCKS proxy is not supported",
+            "socks4a": "a SOCKS proxy is not supported",
+            "socks5": "a SOCKS proxy is not supported",
+            "socks5h": "a SOCKS proxy is not supported",
+        }.get(scheme, f"the scheme {scheme}:// is not a proxy's")
+        raise UsageError(f"{source} {shown!r}: {expected} ({why})")
+    if not parts.hostname or parts.path not in ("", "/") or parts.query or parts.fragment:
+        raise UsageError(f"{source} {shown!r}: {expected}")
     if "://" not in url and port is None:  # a bare word: a typo more often than a host
-        raise UsageError(f"{source} {url!r}: expected http://HOST[:PORT] or HOST:PORT")
-    return parts.hostname, port or 8080
+        raise UsageError(f"{source} {shown!r}: expected http://HOST[:PORT] or HOST:PORT")
+    if port == 0:
+        raise UsageError(f"{source} {shown!r}: port 0 is no port; {expected}")
+    host = parts.hostname.replace("%25", "%", 1) if ":" in parts.hostname else parts.hostname
+    if any(char <= " " or char == "\x7f" for char in host):
+        raise UsageError(f"{source} {shown!r}: the host holds a space or a control character")
+    authorization = None
+    if parts.username is not None or parts.password is not None:
+        user, password = unquote(parts.username or ""), unquote(parts.password or "")
+        if ":" in user:  # Basic authentication cannot carry it: the server would split there
+            raise UsageError(
+                f"{source} {shown!r}: the user name holds ':' once decoded, which "
+                "Proxy-Authorization cannot carry"
+            )
+        token = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
+        authorization = f"Basic {token}".encode("ascii")
+    return UpstreamProxy(host, port or 8080, authorization)
+
+
+def upstream_address(url: str, source: str = "--upstream-proxy") -> tuple[str, int]:
+    """The host and port of an upstream proxy's URL (:func:`upstream_proxy`).
+
+    Raises:
+        UsageError: not such a URL, naming ``source``.
+    """
+    proxy = upstream_proxy(url, source)
+    return proxy.host, proxy.port
 
 
 def chosen_upstream(given: str | None, environ: Mapping[str, str]) -> str | None:
     """The upstream proxy a run chains through: ``--upstream-proxy`` (``given``), else
     ``HTTPS_PROXY`` or ``https_proxy`` in airlock's own environment; ``None``: none. Checked
-    (:func:`upstream_address`) before the run, naming where it came from. The proxy and the
-    git gateway chain through the same one.
+    (:func:`upstream_proxy`) before the run, naming where it came from (a user and password
+    in it left out). The proxy and the git gateway chain through the same one.
 
     Raises:
         UsageError: it is not ``http://HOST[:PORT]`` or ``HOST:PORT``.
@@ -213,9 +288,10 @@ class EgressConfig:
     """Hosts a rule of ``allow`` that :attr:`HostRule.reaches_private` names (``--allow HOST``,
     no wildcard) may resolve to loopback, private, link-local or this host's addresses (a test
     server, an intranet host). Off: such addresses are always refused."""
-    upstream_proxy: str | None = None
-    """``http://HOST:PORT`` of a proxy to chain every connection through (no address check then:
-    the upstream proxy resolves)."""
+    upstream_proxy: str | None = field(default=None, repr=False)
+    """``http://[USER:PASSWORD@]HOST:PORT`` of a proxy to chain every connection through (no
+    address check then but for addresses and this machine's own names: the upstream proxy
+    resolves). Not in the repr: it may hold a password (:func:`shown_url` shows it)."""
     no_proxy: str = ""
     """Hosts reached directly, not through ``upstream_proxy`` (airlock's own ``NO_PROXY``: names,
     ``.suffix``, ``*``; :func:`airlock.policy.hosts.bypasses_proxy`); the address check applies

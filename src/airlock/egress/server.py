@@ -44,10 +44,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from airlock._tasks import create_task
+from airlock._visible import visible
 from airlock.egress.addresses import AddressCheck
 from airlock.egress.audit import AuditLog
 from airlock.egress.client import Client
-from airlock.egress.config import GATEWAY_HOST, EgressConfig, is_gateway, upstream_address
+from airlock.egress.config import (
+    GATEWAY_HOST,
+    EgressConfig,
+    UpstreamProxy,
+    is_gateway,
+    upstream_proxy,
+)
 from airlock.egress.connection import (
     READ_SIZE,
     WRITE_BUFFER,
@@ -66,6 +73,24 @@ from airlock.policy.hosts import HostError, bypasses_proxy, parse_host
 
 if TYPE_CHECKING:
     from airlock.redact import Redactor
+
+METADATA_NAMES = frozenset(
+    {
+        "metadata",
+        "metadata.google.internal",
+        "metadata.goog",
+        "instance-data",
+        "instance-data.ec2.internal",
+        "metadata.tencentyun.com",
+    }
+)
+"""Names of cloud metadata services (GCP's, AWS's, Tencent Cloud's), which resolve to a
+metadata address on the cloud's machines. Through an upstream proxy, which resolves names
+itself, they are refused by name: an upstream proxy on such a machine would reach the
+metadata service that a direct connection is refused (its address is checked)."""
+
+MAX_SHOWN_ANSWER = 200
+"""Characters of an upstream proxy's status line a refusal shows (it may send anything)."""
 
 _OBJECT_ADDRESS = re.compile(r" (?:at )?0x[0-9a-f]+(?=>)")
 """The memory address in an object's text (``<TCPTransport closed=True 0x7f65…>``), which an
@@ -108,7 +133,9 @@ class Proxy:
         """The open connections, each with the task that serves it."""
         self.servers: list[asyncio.Server] = []
         self.failed: BaseException | None = None
-        self.chained = parse_upstream(config.upstream_proxy)
+        self.upstream_proxy = parse_upstream(config.upstream_proxy)
+        """The upstream proxy with its credentials (``None``: connections go direct)."""
+        self.chained = None if self.upstream_proxy is None else self.upstream_proxy.address
         self._tasks: set[asyncio.Task[Any]] = set()
         self.path_redactor: Redactor | None = None
         """The redaction engine that keeps secrets in plain requests' paths out of the log
@@ -308,6 +335,12 @@ class Proxy:
         """
         private_ok = self.config.allow_private and decision.explicit
         if self.via_upstream(decision.host):
+            if decision.host in METADATA_NAMES:
+                raise Refusal(
+                    403,
+                    f"{decision.host} names a cloud metadata service",
+                    "a cloud metadata service is never reached, whatever the rules",
+                )
             if _known_without_lookup(decision.host):  # an address, or a loopback name
                 await self._checked(decision.host, port, private_ok)
             return None  # a name: the upstream proxy resolves it
@@ -355,6 +388,89 @@ class Proxy:
         """Whether connections to ``host`` go through the upstream proxy (not in ``NO_PROXY``)."""
         return self.chained is not None and not bypasses_proxy(host, self.config.no_proxy)
 
+    async def chain(self, upstream: Upstream, host: str, port: int) -> None:
+        """Ask the upstream proxy, on ``upstream`` (a connection to it), for a tunnel to
+        ``host:port`` as the rules read it, with the ``Proxy-Authorization`` of its URL's
+        user and password. What code inside chose (the line and its ``Host``) is charged to
+        the upload budget first; the credentials are airlock's, neither charged nor shown.
+        The answer is awaited ``connect_timeout`` seconds at most: an upstream proxy that
+        takes the connection and says nothing would otherwise hold the client's place (one
+        of ``max_connections``), unanswered, until the run ends.
+
+        Raises:
+            Refusal: ``403`` when the ``CONNECT`` does not fit in the budget; ``502`` when
+                the upstream proxy answers anything but ``2xx`` (``407``: saying where its
+                credentials go), closes or answers what is not HTTP; ``504`` when it does not
+                answer in time.
+        """
+        proxy = self.upstream_proxy
+        assert proxy is not None  # only connections to the upstream proxy come here
+        authority = (f"[{host}]:{port}" if ":" in host else f"{host}:{port}").encode()
+        line = b"CONNECT " + authority + b" HTTP/1.1\r\nHost: " + authority + b"\r\n"
+        if len(line) + 2 > self.budget.left:
+            upstream.writer.transport.abort()
+            raise Refusal(403, self.budget.spent())
+        self.budget.left -= len(line) + 2
+        if proxy.authorization is not None:
+            line += b"Proxy-Authorization: " + proxy.authorization + b"\r\n"
+        upstream.writer.write(line + b"\r\n")
+        asked = f"the CONNECT to {authority.decode()}"
+        status_line = await self._chain_answer(upstream, proxy, asked)
+        status = _status(status_line)
+        if status is not None and 200 <= status < 300:
+            return
+        upstream.writer.transport.abort()
+        shown = visible(status_line[:MAX_SHOWN_ANSWER].decode("latin-1"))
+        if len(status_line) > MAX_SHOWN_ANSWER:
+            shown += f"… ({len(status_line)} bytes)"
+        if status is None:
+            why = f"the upstream proxy {proxy.shown} answered {asked} with no HTTP status: {shown}"
+            raise Refusal(502, why)
+        if status == 407:  # the way on, in the reason: the report shows an error's reason alone
+            where = "--upstream-proxy (or HTTPS_PROXY in airlock's environment)"
+            why = (
+                f"the upstream proxy {proxy.shown} asks for credentials ({shown}): give them "
+                f"in its URL, http://USER:PASSWORD@HOST:PORT each percent-encoded, in {where}"
+                if proxy.authorization is None
+                else f"the upstream proxy {proxy.shown} refused the credentials its URL gives "
+                f"({shown}): check the user and password in {where}"
+            )
+            raise Refusal(502, why)
+        raise Refusal(502, f"the upstream proxy {proxy.shown} refused {asked}: {shown}")
+
+    async def _chain_answer(self, upstream: Upstream, proxy: UpstreamProxy, asked: str) -> bytes:
+        """The status line of the upstream proxy's final answer to ``asked`` (interim ``1xx``
+        answers passed over), its head read whole, within ``connect_timeout`` seconds.
+
+        Raises:
+            Refusal: ``504`` when it is not there in time; ``502`` when the upstream proxy
+                closes first, or sends a head past the stream's limit.
+        """
+        timeout = self.config.limits.connect_timeout
+        try:
+            async with asyncio.timeout(timeout):
+                while True:
+                    answer = await upstream.reader.readuntil(b"\r\n\r\n")
+                    status_line = answer.split(b"\r\n", 1)[0]
+                    status = _status(status_line)
+                    if status is None or status >= 200:
+                        return status_line
+        except TimeoutError:
+            why = f"the upstream proxy {proxy.shown} did not answer {asked} within {timeout:g} s"
+            failure = Refusal(504, why)
+        except asyncio.LimitOverrunError:
+            why = f"the upstream proxy {proxy.shown} answered {asked} with a head past its limit"
+            failure = Refusal(502, why)
+        except asyncio.IncompleteReadError as error:
+            how = "in the middle of its answer" if error.partial else "without an answer"
+            why = f"the upstream proxy {proxy.shown} closed the connection {how} to {asked}"
+            failure = Refusal(502, why)
+        except OSError as error:
+            why = f"the upstream proxy {proxy.shown} failed {asked}: {error.strerror or error}"
+            failure = Refusal(502, why)
+        upstream.writer.transport.abort()
+        raise failure
+
     async def dial_relay(self, host: str, port: int, address: str | None, relay: Relay) -> None:
         """Connect the relay's destination side to the checked ``address`` (direct tunnels).
 
@@ -371,11 +487,12 @@ class Proxy:
                     lambda: relay.destination, str(address), port
                 )
         except TimeoutError:
-            raise Refusal(504, f"no connection to {host}:{port} within {timeout:g} s") from None
-        except OSError as error:
             raise Refusal(
-                502, f"cannot connect to {host}:{port}: {error.strerror or error}"
+                504, f"no connection to {_dialled(host, port)} within {timeout:g} s"
             ) from None
+        except OSError as error:
+            why = f"cannot connect to {_dialled(host, port)}: {error.strerror or error}"
+            raise Refusal(502, why) from None
         transport.set_write_buffer_limits(WRITE_BUFFER)
         self.stats(host).connections += 1
 
@@ -409,21 +526,33 @@ class Proxy:
         return Upstream(host, port, reader, writer, via_proxy=via_proxy, protocol=protocol)
 
 
-def _dialled(host: str, port: int, chained: tuple[str, int] | None) -> str:
+def _dialled(host: str, port: int, chained: tuple[str, int] | None = None) -> str:
     """What a failed dial failed to reach, in words: the destination, or the upstream proxy
-    (``chained``) that would have reached it."""
+    (``chained``) that would have reached it; an IPv6 address in brackets, apart from its
+    port."""
+    destination = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     if chained is None:
-        return f"{host}:{port}"
-    return f"the upstream proxy {chained[0]}:{chained[1]} (for {host}:{port})"
+        return destination
+    proxy = f"[{chained[0]}]:{chained[1]}" if ":" in chained[0] else f"{chained[0]}:{chained[1]}"
+    return f"the upstream proxy {proxy} (for {destination})"
 
 
-def parse_upstream(url: str | None) -> tuple[str, int] | None:
-    """The upstream proxy's host and port (:func:`upstream_address`; ``None``: no chaining).
+def parse_upstream(url: str | None) -> UpstreamProxy | None:
+    """The upstream proxy, with its credentials (:func:`upstream_proxy`; ``None``: no chaining).
 
     Raises:
         UsageError: ``url`` is not an ``http://`` URL with a host.
     """
-    return None if url is None else upstream_address(url)
+    return None if url is None else upstream_proxy(url)
+
+
+_STATUS_LINE = re.compile(rb"HTTP/1\.[01] ([0-9]{3})(?: [^\r\n]*)?")
+
+
+def _status(line: bytes) -> int | None:
+    """The status of an HTTP/1 status line, or ``None``: it is not one."""
+    match = _STATUS_LINE.fullmatch(line)
+    return None if match is None else int(match[1])
 
 
 def _known_without_lookup(host: str) -> bool:

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from airlock.egress.audit import AuditLog, audit_paths
-from airlock.egress.config import EgressConfig
+from airlock.egress.config import EgressConfig, shown_url
 from airlock.egress.report import HostReport, ProxyReport, refusal_counts
 from airlock.errors import AirlockError
 
@@ -154,9 +154,12 @@ def start_record(
     found there does (``secrets``, ``null`` when nothing is inspected: a ``report`` and a
     ``redact`` run's request records read alike, so the log tells them apart here), and the
     git gateway's repositories as given (``:ro`` kept) and its code host (``git_upstream``,
-    ``null`` without ``--repo``; the caller leaves out a user or password in it)."""
+    ``null`` without ``--repo``; the caller leaves out a user or password in it). The upstream
+    proxy's URL is kept without its user and password: those go to that proxy alone, never to
+    the log that ``airlock audit`` prints."""
     limits = config.limits
     inspection = config.inspection
+    upstream = config.upstream_proxy
     return {
         "type": "start",
         "run": run,
@@ -166,7 +169,7 @@ def start_record(
         "default_allow": [f"{rule.text} ({rule.origin})" for rule in config.default_allow],
         "allow_all": config.allow_all,
         "allow_private": config.allow_private,
-        "upstream_proxy": config.upstream_proxy,
+        "upstream_proxy": upstream if upstream is None else shown_url(upstream),
         "limits": {
             "max_connections": limits.max_connections,
             "max_header_bytes": limits.max_header_bytes,

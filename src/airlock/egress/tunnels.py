@@ -19,7 +19,6 @@ from airlock.egress.connection import (
     ClientProtocol,
     Refusal,
     Upstream,
-    chain_connect,
     new_record,
 )
 from airlock.egress.framing import HttpError
@@ -59,9 +58,7 @@ async def tunnel(client: Client, head: RequestHead) -> None:
             await proxy.dial_relay(decision.host, head.port, address, relay)
         else:
             upstream = await proxy.dial(decision.host, head.port, address)
-            await chain_connect(
-                upstream, decision.host, head.port, proxy.budget
-            )  # as the rules read it
+            await proxy.chain(upstream, decision.host, head.port)  # as the rules read it
     except Refusal as refusal:
         await client.refuse(head, refusal, record)
         return
@@ -253,9 +250,7 @@ async def _inspect(client: Client, head: RequestHead, host: str) -> None:
             decision, address = await proxy.admit(host, port)
             upstream = await proxy.dial(decision.host, port, address)
             if upstream.via_proxy:
-                await chain_connect(
-                    upstream, decision.host, head.port, proxy.budget
-                )  # as the rules read it
+                await proxy.chain(upstream, decision.host, port)  # as the rules read it
         except Refusal as refusal:
             if refusal.status < 500 or refusal.status == 503:  # airlock's own: a denial
                 raise HttpError(refusal.status, refusal.reason) from None
