@@ -4,6 +4,7 @@ connections do (``--upstream-proxy``, else airlock's own ``HTTPS_PROXY``; airloc
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import select
 import socket
@@ -30,6 +31,8 @@ class _Forwarder(socketserver.ThreadingTCPServer):
     daemon_threads = True
     allow_reuse_address = True
     asked: list[str]
+    authorizations: list[bytes | None]
+    """Each request's ``Proxy-Authorization`` (``None``: none)."""
 
 
 class _ForwardHandler(socketserver.BaseRequestHandler):
@@ -47,6 +50,9 @@ class _ForwardHandler(socketserver.BaseRequestHandler):
         line, *headers = head.split(b"\r\n")
         method, target, version = line.split(b" ")
         self.server.asked.append(f"{method.decode()} {target.decode()}")
+        given = [h.partition(b":")[2].strip() for h in headers
+                 if h.lower().startswith(b"proxy-authorization:")]  # fmt: skip
+        self.server.authorizations.append(given[0] if given else None)
         authority, _, path = target.removeprefix(b"http://").partition(b"/")
         host, _, port = authority.partition(b":")
         kept = [h for h in headers if not h.lower().startswith((b"connection:", b"proxy-"))]
@@ -70,7 +76,7 @@ class _ForwardHandler(socketserver.BaseRequestHandler):
 @contextlib.contextmanager
 def _forwarder() -> Iterator[_Forwarder]:
     server = _Forwarder(("127.0.0.1", 0), _ForwardHandler)
-    server.asked = []
+    server.asked, server.authorizations = [], []
     with in_thread(server):
         yield server
 
@@ -115,6 +121,17 @@ def test_the_gateway_reaches_the_code_host_through_the_upstream_proxy(tmp_path: 
     assert any(line.startswith("POST ") for line in asked)
 
 
+def test_the_gateway_gives_the_upstream_proxy_its_credentials(tmp_path: Path) -> None:
+    """The upstream proxy's URL has a user and a password (percent-encoded): the gateway's
+    requests carry them as ``Proxy-Authorization``. They were dropped, and a corporate proxy
+    that asks for them refused every clone with ``407``."""
+    with _forwarder() as forwarder:
+        given = f"http://us%40er:p%3Ass@127.0.0.1:{forwarder.server_address[1]}"
+        _clone(tmp_path, _gateway_proxy(given, "https://github.com", {}))
+    expected = b"Basic " + base64.b64encode(b"us@er:p:ss")
+    assert forwarder.authorizations and set(forwarder.authorizations) == {expected}
+
+
 def test_a_proxy_in_the_environment_is_not_the_gateways(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -136,6 +153,9 @@ def test_a_proxy_in_the_environment_is_not_the_gateways(
         (None, {"HTTPS_PROXY": "http://proxy.corp:8080"}, "https://github.com", "http://proxy.corp:8080"),
         (None, {"https_proxy": "proxy.corp:3128"}, "https://github.com", "http://proxy.corp:3128"),
         ("http://[::1]:3128", {}, "https://github.com", "http://[::1]:3128"),
+        ("http://u%40x:p%2Fw@10.0.0.1:3128", {}, "https://github.com", "http://u%40x:p%2Fw@10.0.0.1:3128"),
+        ("u:pw@10.0.0.1:3128", {}, "https://github.com", "http://u:pw@10.0.0.1:3128"),
+        (None, {"HTTPS_PROXY": "http://u:pw@[::1]:3128"}, "https://github.com", "http://u:pw@[::1]:3128"),
         ("http://10.0.0.1:3128", {"NO_PROXY": ".github.com"}, "https://github.com", None),
         ("http://10.0.0.1:3128", {"no_proxy": "git.corp"}, "https://git.corp/x", None),
         (None, {"HTTP_PROXY": "http://10.0.0.1:3128"}, "https://github.com", None),

@@ -128,6 +128,14 @@ def test_without_a_limit_the_transport_is_plain_httpx() -> None:
         ("a.test", "", False),
         ("a.test", "b.test, a.test:8080", True),
         ("::1", "[::1]", True),
+        ("intranet.corp.test", "*.corp.test", True),  # Go's and Java's spelling
+        ("evilcorp.test", "*.corp.test", False),
+        ("10.1.2.3", "10.0.0.0/8", True),  # a network, as curl and Go read one
+        ("11.1.2.3", "10.0.0.0/8", False),
+        ("fd00::5", "fd00::/8", True),
+        ("[fd00::5]", "fd00::/8", True),
+        ("ten.corp.test", "10.0.0.0/8", False),
+        ("10.1.2.3", "10.0.0.0/99", False),  # no network: names nothing
     ],
 )
 def test_no_proxy(host: str, no_proxy: str, bypass: bool) -> None:

@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from airlock.egress.http1 import BadRequest, RequestHead
-from airlock.egress.limits import UploadBudget
 from airlock.egress.rules import shown_host
 
 READ_SIZE = 256 * 1024
@@ -148,33 +147,6 @@ class ClientProtocol(asyncio.StreamReaderProtocol):
     def eof_received(self) -> bool:
         self.eof_seen = True
         return bool(super().eof_received())
-
-
-async def chain_connect(upstream: Upstream, host: str, port: int, budget: UploadBudget) -> None:
-    """Ask the upstream proxy for a tunnel to ``host:port``; the ``CONNECT`` it sends is
-    charged to the upload budget first (it carries the name code inside chose).
-
-    Raises:
-        Refusal: ``502`` when the upstream proxy says anything but ``2xx``; ``403`` when the
-            ``CONNECT`` does not fit in the budget.
-    """
-    authority = (f"[{host}]:{port}" if ":" in host else f"{host}:{port}").encode()
-    line = b"CONNECT " + authority + b" HTTP/1.1\r\nHost: " + authority + b"\r\n\r\n"
-    if len(line) > budget.left:
-        upstream.writer.transport.abort()
-        raise Refusal(403, budget.spent())
-    budget.left -= len(line)
-    upstream.writer.write(line)
-    try:
-        answer = await upstream.reader.readuntil(b"\r\n\r\n")
-    except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError) as error:
-        upstream.writer.transport.abort()
-        raise Refusal(502, f"the upstream proxy did not answer CONNECT ({error})") from None
-    status_line = answer.split(b"\r\n", 1)[0].decode("latin-1")
-    parts = status_line.split(" ", 2)
-    if len(parts) < 2 or not parts[1].startswith("2"):
-        upstream.writer.transport.abort()
-        raise Refusal(502, f"the upstream proxy refused the tunnel: {status_line}")
 
 
 def new_record(kind: str, head: RequestHead) -> dict[str, Any]:

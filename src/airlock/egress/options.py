@@ -324,7 +324,9 @@ def _gateway_proxy(
 ) -> str | None:
     """The upstream proxy the git gateway reaches the code host (``git_upstream``) through:
     the run's (``--upstream-proxy``, else airlock's own ``HTTPS_PROXY``), unless the code host
-    is in airlock's own ``NO_PROXY``, as for the proxy's own connections; as a URL.
+    is in airlock's own ``NO_PROXY``, as for the proxy's own connections; as a URL, with the
+    user and password the URL gives, percent-encoded as given (the gateway's HTTP client sends
+    them as ``Proxy-Authorization``; messages show the URL without them).
 
     Raises:
         UsageError: the upstream proxy is not ``http://HOST[:PORT]`` or ``HOST:PORT``.
@@ -342,7 +344,9 @@ def _gateway_proxy(
     if upstream is None or bypasses_proxy(code_host, chosen_no_proxy(environ)):
         return None
     host, port = upstream_address(upstream)
-    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+    where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    userinfo, at, _ = upstream.partition("://")[2 if "://" in upstream else 0].rpartition("@")
+    return f"http://{userinfo}@{where}" if at else f"http://{where}"
 
 
 def _prepare_gateway(

@@ -355,16 +355,33 @@ def classify(address: IPAddress) -> AddressClass | None:
 
 
 def bypasses_proxy(host: str, no_proxy: str) -> bool:
-    """Whether ``NO_PROXY`` names ``host``: ``*``, the host itself, or a parent (``example.com``
-    and ``.example.com`` both cover ``www.example.com``); an entry's ``:port`` is ignored."""
+    """Whether ``NO_PROXY`` names ``host``: ``*``, the host itself, or a parent (``example.com``,
+    ``.example.com`` and ``*.example.com`` all cover ``www.example.com``), or, for an address,
+    a network holding it (``10.0.0.0/8``, ``fd00::/8``, as curl and Go read them); an entry's
+    ``:port`` is ignored."""
     host = host.lower().rstrip(".")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
     for entry in no_proxy.split(","):
         wanted = entry.strip().lower()
+        if "/" in wanted:
+            if _in_network(host, wanted):
+                return True
+            continue
         if wanted.startswith("[") and "]" in wanted:
             wanted = wanted[1 : wanted.index("]")]
         elif wanted.count(":") == 1:
             wanted = wanted.partition(":")[0]
-        wanted = wanted.strip(".")
+        wanted = wanted.removeprefix("*.").strip(".")
         if wanted == "*" or (wanted and (host == wanted or host.endswith("." + wanted))):
             return True
     return False
+
+
+def _in_network(host: str, network: str) -> bool:
+    """Whether ``host`` is an address in ``network`` (``10.0.0.0/8``); ``False`` for a name,
+    or an entry that is no network."""
+    try:
+        return ipaddress.ip_address(host) in ipaddress.ip_network(network, strict=False)
+    except ValueError:
+        return False
