@@ -1,7 +1,13 @@
 """Plain HTTP forwarding: a request is admitted, rebuilt
 (:func:`~airlock.egress.http1.forwarded_head`) and its body streamed upstream piece by piece;
-the response is streamed back as it arrives, its end found by httptools; bytes the
-destination sends after it in the same read fail it unsent (:mod:`airlock.egress.response`).
+the response is streamed back as it arrives, its end found by httptools, its head without
+the destination's hop-by-hop headers (:func:`~airlock.egress.response.relayed_head`); bytes
+the destination sends after it in the same read fail it unsent
+(:mod:`airlock.egress.response`). airlock's own answer to a request that had partly left (a
+chunked body malformed part-way: ``400``; a response that failed before any of it was
+passed on: ``502``) is counted in the record's ``bytes_in``, as every answer the client got.
+A request to the upstream proxy (absolute form) carries the ``Proxy-Authorization`` of its
+URL, as each ``CONNECT`` to it does (:func:`_with_credentials`).
 The upstream connection is kept for the client's next request to the same
 ``host:port``, unless the destination sent anything on it meanwhile
 (:func:`~airlock.egress.connection.stale`): then it is closed and a new one dialled. One audit
@@ -61,6 +67,7 @@ from airlock.egress.response import (
     ResponseError,
     ResponseWatcher,
     UnsupportedCoding,
+    relayed_head,
     watcher_for,
 )
 
@@ -196,12 +203,13 @@ async def _forward(
             client, record, stats, inspection, progress[0], f"upstream write failed: {error}"
         )
     except BadRequest as error:  # part of the body went out before the bad part came
+        # Answered here, not by the connection's handler, so that its record counts the
+        # answer in ``bytes_in``: what the client received, as for every other refusal.
         stats.bytes_out += progress[0]
-        _failed(
-            client, record, stats, progress[0], 0, f"{error.message} (cut upstream)", error.status
-        )
-        error.recorded = True
-        raise
+        answered = client.answer(simple_response(error.status, f"airlock: {error.message}\n"))
+        stats.bytes_in += answered
+        why = f"{error.message} (cut upstream)"
+        return _failed(client, record, stats, progress[0], answered, why, error.status)
     if sent < 0:
         return await _cut_short(
             client, record, stats, inspection, -1 - sent, "the client left mid-request"
@@ -210,15 +218,16 @@ async def _forward(
     record["bytes_out"] = sent
     if inspection is not None:
         await inspection.finish(record)
-    watcher = watcher_for(head.method, head.version)
+    watcher = watcher_for(head.method, head.version, closes=not head.keep_alive)
     relayed = [0]  # what reached the client so far: a client gone mid-response got that much
     try:
         received = await _relay_response(client, upstream, watcher, relayed)
     except ResponseError as error:
-        stats.bytes_in += error.received
-        if error.received == 0 and not client.writer.is_closing():  # the client may be gone
-            client.writer.write(simple_response(502, f"airlock: {head.host}: {error}\n"))
-        return _failed(client, record, stats, sent, error.received, str(error), 502)
+        received = error.received
+        if received == 0:  # nothing of it reached the client: airlock answers (counted so)
+            received = client.answer(simple_response(502, f"airlock: {head.host}: {error}\n"))
+        stats.bytes_in += received
+        return _failed(client, record, stats, sent, received, str(error), 502)
     except (ConnectionError, OSError, RuntimeError) as error:
         if isinstance(error, RuntimeError) and not client.writer.is_closing():
             raise  # uvloop's word for a write to a closed transport; anything else is a bug
@@ -448,12 +457,13 @@ async def _send_request(
     progress = progress if progress is not None else [0]
     writer = upstream.writer
     budget = client.proxy.budget
-    data = forwarded_head(head, upstream.host if upstream.via_proxy else None)
+    # ``upstream.host``: the host as the rules read it, which was dialled (or asked for)
+    data = forwarded_head(head, upstream.host if upstream.via_proxy else None, host=upstream.host)
     if len(data) > budget.left:
         client.abort(budget.spent())
         return -1
     budget.left -= len(data)
-    writer.write(data)
+    writer.write(_with_credentials(client, upstream, data))
     sent = progress[0] = len(data)
     if body is not None:
         if len(body) > budget.left:
@@ -496,6 +506,18 @@ async def _send_request(
     if writer.transport.get_write_buffer_size():  # as inside TLS: an origin that answered and
         await writer.drain()  # closed already would make the wait raise, its answer unread
     return sent
+
+
+def _with_credentials(client: Client, upstream: Upstream, data: bytes) -> bytes:
+    """A request head ``data`` as it leaves: to the upstream proxy (``--upstream-proxy``),
+    with the ``Proxy-Authorization`` its URL's user and password make, as each ``CONNECT``
+    to it carries (the client's own ``Proxy-*`` never go on: :func:`forwarded_head`).
+    Those credentials are airlock's: neither charged to the upload budget nor counted in
+    the record's ``bytes_out``, which say what code inside chose; never to a destination."""
+    chained = client.proxy.upstream_proxy
+    if not upstream.via_proxy or chained is None or chained.authorization is None:
+        return data
+    return data[:-2] + b"Proxy-Authorization: " + chained.authorization + b"\r\n\r\n"
 
 
 async def _send_gathered(
@@ -581,6 +603,9 @@ class _Relayed:
         self.received = 0
         self.held: list[bytes] = []
         """A head not yet whole (it is bounded), sent with the bytes that end it."""
+        self.rebuilt = False
+        """The final head went to the client without the destination's hop-by-hop headers
+        (:func:`~airlock.egress.response.relayed_head`)."""
         self.finished = False
         self.paused = False
         """The client's buffer is full: the destination is not read until it drains."""
@@ -681,13 +706,25 @@ class _Relayed:
             held.append(data)
             data = b"".join(held)
             held.clear()
+        span = watcher.head_span
+        if span is not None and not self.rebuilt:  # the final head, whole: rebuilt once
+            self.rebuilt = True
+            base = watcher.fed - len(data)  # the stream's offset of ``data``'s first byte
+            start, end = max(span[0] - base, 0), span[1] - base
+            head = data[start:end]
+            rebuilt = relayed_head(head, closes=watcher.closes, until_close=watcher.until_close)
+            if rebuilt is not head:
+                data = data[:start] + rebuilt + data[end:]
         client = self.client
         transport = client.writer.transport
         if watcher.for_http10:
-            transport.writelines(watcher.take())  # the head rebuilt, the body decoded
+            out = watcher.take()  # the head rebuilt, the body decoded
+            transport.writelines(out)
+            written = sum(map(len, out))
         else:
             transport.write(data)
-        self.received += len(data)
+            written = len(data)
+        self.received += written  # what the client got: the record's ``bytes_in``
         self.relayed[0] = self.received
         client.last_active = client.loop.time()
         if watcher.done:

@@ -15,8 +15,9 @@ refusal is a :class:`BadRequest` carrying the status to answer (400, 431, 501) a
 sentence for the client.
 
 A forwarded request is rebuilt, not copied: the request line in origin form (absolute form
-when chaining to another proxy), ``Host`` set from the URL (never the client's own ``Host``:
-the rules judged the URL's host), hop-by-hop headers dropped (``Connection`` and what it
+when chaining to another proxy), ``Host`` set from the URL's host as the rules read it (never
+the client's own ``Host``, nor its spelling of the URL's: the rules judged that host),
+hop-by-hop headers dropped (``Connection`` and what it
 names, ``Proxy-*``, ``Keep-Alive``, ``TE``, ``Trailer``, ``Upgrade``, ``Expect``), and the
 body re-framed: the same ``Content-Length``, or re-chunked. So no byte the client chose
 reaches the origin's framing. A request with a body asks the origin to close the connection
@@ -86,8 +87,10 @@ class BadRequest(Exception):
         self.status = status
         self.message = message
         self.recorded = False
-        """Whether the request's own audit record says so already (its body was malformed
-        after part of it had gone upstream): no separate record of a malformed request."""
+        """Whether the request's own audit record says so already: no separate record of a
+        malformed request (a body found malformed after part of it had gone upstream is
+        answered and recorded by :mod:`~airlock.egress.forwarding` itself, its answer
+        counted in the record's ``bytes_in``, and not raised on)."""
 
 
 @dataclass(slots=True)
@@ -369,18 +372,23 @@ def _underscored(target: bytes) -> tuple[Any, bytes]:
     return url, authority[start : start + len(url.host or b"")]
 
 
-def forwarded_head(head: RequestHead, absolute: str | None = None) -> bytes:
+def forwarded_head(
+    head: RequestHead, absolute: str | None = None, *, host: str | None = None
+) -> bytes:
     """The request line and headers to send upstream (see the module's docstring).
 
     ``absolute``: to another proxy, the host as the rules read it, for the request line in
     absolute form and ``Host`` (the upstream proxy then reads the address that was checked,
-    not the client's spelling of it)."""
+    not the client's spelling of it). ``host``: to the destination, the host as the rules
+    read it, for ``Host``: the origin serves the name that was judged and dialled
+    (``localhost``, not ``LOCALHOST.``; ``127.0.0.1``, not ``0x7f.1``; an IDN's A-label), not
+    another spelling of it, which a front end might route apart."""
     named = connection_tokens(head.headers)
-    text = absolute if absolute is not None else head.host
-    host = text.encode("latin-1")
+    text = absolute if absolute is not None else host if host is not None else head.host
+    name = text.encode("latin-1")
     if ":" in text:
-        host = b"[" + host + b"]"
-    authority = host if head.port == 80 else host + b":%d" % head.port
+        name = b"[" + name + b"]"
+    authority = name if head.port == 80 else name + b":%d" % head.port
     target = b"http://" + authority + head.path if absolute is not None else head.path
     lines = [head.method + b" " + target + b" HTTP/1.1"]
     lines.append(b"Host: " + authority)
@@ -407,6 +415,28 @@ def connection_tokens(headers: list[tuple[bytes, bytes]]) -> frozenset[bytes]:
             for token in value.split(b","):
                 tokens.add(token.strip().lower())
     return frozenset(tokens)
+
+
+ROUTED_AND_FRAMED = frozenset({b"host", b"content-length", b"transfer-encoding"})
+"""Request headers a ``Connection`` naming them does not drop (:func:`hop_by_hop_request`)."""
+
+
+def hop_by_hop_request(headers: list[tuple[bytes, bytes]]) -> frozenset[bytes]:
+    """The lower-cased names of a request's headers that stay on the client's hop when its
+    head is passed on (inside inspected TLS; :func:`forwarded_head` rebuilds the head and
+    leaves the same out): what its ``Connection`` (or ``Proxy-Connection``) names (RFC 9110
+    §7.6.1), ``Keep-Alive``, ``TE`` (§10.1.4: hop by hop), and every ``Proxy-*`` (the
+    client's word to this proxy: ``Proxy-Authorization`` is never an origin's).
+
+    ``Connection`` itself is the caller's to rewrite, and a header that routes or frames the
+    request (:data:`ROUTED_AND_FRAMED`) stays even when ``Connection`` names it: the host
+    was checked by it, and the body's end found by it, so the origin must read the same;
+    dropped, an origin would read the body as a request of its own. A server reached
+    directly frames the body by them whatever ``Connection`` says, so keeping them (and
+    leaving the option out, :func:`connection_options`) sends on what the client meant."""
+    dropped = {b"keep-alive", b"te"} | connection_tokens(headers)
+    dropped.update(name.lower() for name, _ in headers if name.lower().startswith(b"proxy-"))
+    return frozenset(dropped - ROUTED_AND_FRAMED - {b"connection"})
 
 
 CONTROL_OPTIONS = frozenset({b"close", b"keep-alive"})

@@ -14,8 +14,12 @@ connection. For each request it:
    closed: no smuggling); a target must be a path, ``*`` for ``OPTIONS``, or a URL naming this
    connection's host and port (:meth:`InspectedConnection.check_target`), never another
    destination, and a URL goes on as the path the flows judged; an HTTP/1.1 request must have
-   one ``Host``, naming this host (RFC 9112 §3.2); a ``Connection`` header goes on without
-   the options that name a header framing or routing the request
+   one ``Host``, naming this host (RFC 9112 §3.2), and it goes on as the name the request
+   is classified and allowed by, which the origin's TLS names
+   (:meth:`InspectedConnection.as_judged`); the headers a ``Connection`` names stay on the
+   client's hop (RFC 9110 §7.6.1), as do ``TE``, ``Keep-Alive`` and ``Proxy-*``, but for
+   those that route or frame the request (:func:`~airlock.egress.http1.hop_by_hop_request`),
+   and ``Connection`` goes on without the options that name those
    (:func:`~airlock.egress.http1.connection_options`); a request to
    switch protocols (``Upgrade``: a WebSocket) is refused ``501`` at once, since what would
    follow cannot be read (:meth:`InspectedConnection.check_upgrade`). No refusal quotes what
@@ -41,7 +45,10 @@ connection. For each request it:
    would read it as the next request), and a body sized by its length whose first line is a
    request line (:func:`~airlock.egress.cleartext.starts_request`) is refused ``400`` before
    any of the request leaves;
-4. streams the answer back as it comes and writes one audit record (:func:`record_of`; its
+4. streams the answer back as it comes, its head without the origin's hop-by-hop headers and
+   with airlock's own ``Connection`` (:func:`~airlock.egress.response.hop_by_hop`; an
+   unasked ``101`` is a ``502``; an HTTP/1.0 client gets a chunked body decoded), and writes
+   one audit record (:func:`record_of`; its
    ``secrets`` are the target's, the headers' and the body's, and ``unchecked`` says why a
    streamed body was not read decoded to its end, when it was not). Each piece relayed
    either way is activity for the proxy's idle limit (an answer streamed for longer goes
@@ -80,7 +87,13 @@ from airlock.egress.framing import (
     without_userinfo,
     write_in_pieces,
 )
-from airlock.egress.http1 import REASONS, connection_options, connection_tokens
+from airlock.egress.http1 import (
+    REASONS,
+    connection_options,
+    connection_tokens,
+    hop_by_hop_request,
+)
+from airlock.egress.response import client_connection, hop_by_hop
 from airlock.egress.scan import (
     BUSY,
     IN_WORKER,
@@ -248,10 +261,27 @@ class InspectedConnection:
         without one is refused), so the origin keeps the name it was asked for."""
         head.first[1] = path.encode("latin-1")
         if head.get(b"host") is None:
-            host = f"[{self.host}]" if ":" in self.host else self.host
-            if self.port != 443:
-                host += f":{self.port}"
-            head.headers.append((b"Host", host.encode("latin-1")))
+            head.headers.append((b"Host", self.authority()))
+
+    def authority(self) -> bytes:
+        """This connection's host and port as ``Host`` names them: the host as the rules
+        read it (the one classified, dialled and named in the origin's TLS), its port unless
+        https's own."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        if self.port != 443:
+            host += f":{self.port}"
+        return host.encode("latin-1")
+
+    def as_judged(self, head: Head) -> None:
+        """Send the request's ``Host`` (one, checked to name this connection's host and
+        port: :meth:`check_host`) on as :meth:`authority`: the origin serves the name the
+        request was classified and allowed by, and its TLS names, not the client's spelling
+        of it (``LOCALHOST.``, ``127.1``, an IDN's U-label), which a front end may read as
+        another name (a default host, ``421 Misdirected Request``)."""
+        head.headers = [
+            (name, self.authority()) if name.lower() == b"host" else (name, value)
+            for name, value in head.headers
+        ]
 
     def _no_request(self, error: BaseException | None) -> None:
         """Record a connection that ended before its first request, when the client and
@@ -310,6 +340,10 @@ class InspectedConnection:
             )
 
     async def _answer(self, status: int, body: bytes, *, close: bool) -> int:
+        """Write airlock's own answer to the client: the bytes written, which its record
+        counts in ``bytes_in`` (none when the client's connection is closed already)."""
+        if self.writer.is_closing():
+            return 0
         reason = REASONS.get(status, "Error")
         head = (
             f"HTTP/1.1 {status} {reason}\r\nContent-Type: text/plain; charset=utf-8\r\n"
@@ -495,6 +529,7 @@ class InspectedConnection:
             return await self._refused(error, fields, started)
         if not head.first[1].startswith(b"/") and head.first[1] != b"*":
             self._in_origin_form(head, path)
+        self.as_judged(head)
         if not verdict.allowed:
             body = refusal_body(verdict, method, self.host, fields["path"], port=self.port)
             # The connection goes on only when the body was read whole and the client did not
@@ -529,7 +564,7 @@ class InspectedConnection:
         second answer would not be read as one); the connection does not go on."""
         self.retire()
         if "status" not in fields:  # no answer begun (:meth:`_relay_response` sets it)
-            await self._tell(status, message)
+            fields["bytes_in"] = await self._tell(status, message)
             fields["status"] = status
         self._done(fields, started, error=message)
         return False
@@ -664,6 +699,10 @@ class InspectedConnection:
                 return self._left(fields, started, error)
         elif carries:
             pieces = body_pieces(self.reader, framing, head.check)
+        # The headers this hop's ``Connection`` names stay here (RFC 9110 §7.6.1), as do the
+        # hop-by-hop ones, as plain forwarding leaves them (:func:`hop_by_hop_request`).
+        hop = hop_by_hop_request(head.headers)
+        head.headers = [(k, v) for k, v in head.headers if k.lower() not in hop]
         if carries or head.get(b"connection") is not None:
             # Never an option naming a header that frames or routes the request (a next hop
             # that honours it would drop ``Content-Length`` and read the body as a request of
@@ -738,10 +777,10 @@ class InspectedConnection:
             # that read the body, answered and closed, as asked, left its answer unread)
         fields["bytes_out"] = bytes_out  # gone: said if what follows fails
         fields["secrets"] = secrets
-        status, bytes_in, keep = await self._relay_response(up, fields)
+        http10 = head.first[2] == b"HTTP/1.0"
+        status, bytes_in, keep = await self._relay_response(up, fields, client_keeps, http10)
         if carries:  # sent with ``Connection: close``: never reused (as in plain forwarding)
             self.retire()
-        keep = keep and client_keeps
         self._done(
             fields,
             started,
@@ -803,11 +842,11 @@ class InspectedConnection:
         if self.activity is not None:
             self.activity()
 
-    async def _tell(self, status: int, message: str) -> None:
+    async def _tell(self, status: int, message: str) -> int:
         """Answer ``status`` with ``message`` and close, when the client is still there to
-        read it (the exchange already failed: its record says so whatever this does)."""
-        with contextlib.suppress(OSError, ssl.SSLError):
-            await self._answer(status, message.encode() + b"\n", close=True)
+        read it (the exchange already failed: its record says so whatever this does); the
+        bytes written, which the record counts in ``bytes_in`` (as :meth:`_answer`'s)."""
+        return await self._answer(status, message.encode() + b"\n", close=True)
 
     async def _cut(
         self,
@@ -821,9 +860,10 @@ class InspectedConnection:
         gone upstream: the upstream request is cut (its connection closed), the client gets
         the error when it is still there, and the record says what left and what it held."""
         self.retire()
+        answered = 0
         if isinstance(error, HttpError):
             message, status = error.message, error.status
-            await self._tell(status, message)
+            answered = await self._tell(status, message)
         else:
             message, status = f"the client left: {error or type(error).__name__}", None
         self._done(
@@ -832,7 +872,7 @@ class InspectedConnection:
             status=status,
             decision="allow",
             bytes_out=bytes_out,
-            bytes_in=0,
+            bytes_in=answered,
             secrets=await counted(fields, scanner),
             error=f"{message} (cut upstream after {bytes_out} bytes)",
         )
@@ -847,7 +887,7 @@ class InspectedConnection:
         connection's next piece is cut too (:meth:`UploadBudget.spent`)."""
         reason = self.inspector.budget.spent()
         self.retire()
-        await self._tell(403, reason)
+        answered = await self._tell(403, reason)
         self._done(
             fields,
             started,
@@ -855,7 +895,7 @@ class InspectedConnection:
             decision="deny",
             reason=reason,
             bytes_out=bytes_out,
-            bytes_in=0,
+            bytes_in=answered,
             secrets=secrets,
             error=reason,
         )
@@ -917,11 +957,29 @@ class InspectedConnection:
 
         await write_in_pieces(up_writer, gathered, handed)
 
-    async def _relay_response(self, up: Upstream, fields: dict[str, Any]) -> tuple[int, int, bool]:
-        """Stream the origin's answer to the client: its status, bytes, and whether to go on.
+    async def _relay_response(
+        self, up: Upstream, fields: dict[str, Any], client_keeps: bool, http10: bool = False
+    ) -> tuple[int, int, bool]:
+        """Stream the origin's answer to the client: its status, bytes, and whether to go on
+        (never when the client asked to close: ``client_keeps`` false).
         The bytes it takes from the connection are counted (:attr:`Upstream.taken`); the
         origin's status and the bytes relayed so far stay in ``fields`` (``status``,
-        ``bytes_in``), so a record of an answer that fails part-way says them."""
+        ``bytes_in``), so a record of an answer that fails part-way says them.
+
+        Its head goes without the origin's hop-by-hop headers
+        (:func:`~airlock.egress.response.hop_by_hop`: its ``Connection`` and what it names,
+        ``Keep-Alive``, ``Proxy-Authenticate``, ``Upgrade``, …; never one that frames the
+        body, by which the end was found here), with airlock's ``Connection`` for the
+        client's hop: ``close`` when this connection ends after it. An HTTP/1.0 client
+        (``http10``), which cannot read chunked framing (RFC 9112 §6.1: none is sent to it),
+        gets a chunked body decoded, without ``Transfer-Encoding`` and ``Trailer``, ended by
+        the connection's close, as plain forwarding sends it
+        (:class:`~airlock.egress.response.Http10Watcher`).
+
+        Raises:
+            HttpError: ``502``: a malformed head or framing, or a ``101`` (no request here
+                asks to switch protocols: :meth:`check_upgrade` refuses it).
+        """
         method = fields["method"]
         while True:
             head = await read_head(up.reader, request=False)
@@ -931,24 +989,43 @@ class InspectedConnection:
             status = int(head.first[1]) if head.first[1].isdigit() else 0
             if not 100 <= status <= 599:
                 raise HttpError(502, f"origin sent a bad status {head.first[1][:10]!r}")
-            if status >= 200 or status == 101:
+            if status == 101:  # unasked (a request to switch is refused): not passed on
+                raise HttpError(
+                    502,
+                    "the origin switched protocols (101), which no request inside inspected "
+                    "TLS asks for: not passed on",
+                )
+            if status >= 200:
                 break
             # 1xx informational answers (100 Continue was answered here already): dropped.
         framing = head.framing()
         closing = not _keeps_alive(head)
-        if method == "HEAD" or status in _NO_BODY_STATUS or status < 200:
+        if method == "HEAD" or status in _NO_BODY_STATUS:
             framing = ("none", 0)
         elif framing[0] == "none":
             framing, closing = ("close", 0), True
+        decoded = http10 and framing[0] == "chunked"  # its end is then the close
+        until_close = framing[0] == "close" or decoded
+        dropped = hop_by_hop(head.headers)
+        if http10:
+            dropped |= {b"transfer-encoding", b"trailer"}
+        head.headers = [(k, v) for k, v in head.headers if k.lower() not in dropped]
+        connection = client_connection(
+            head.first[0], closes=not client_keeps, until_close=until_close
+        )
+        if connection is not None:
+            head.headers.append((b"Connection", connection))
         out = head.serialize(drop=frozenset())
         self.writer.write(out)
         total = len(out)
         fields.update(status=status, bytes_in=total)  # the answer has begun
         self._active()
-        async for piece, _ in body_pieces(up.reader, framing):
+        async for piece, payload in body_pieces(up.reader, framing):
             up.taken += len(piece)
             if self.writer.is_closing():  # the client went: a write now would go nowhere
                 raise ConnectionError("the client went away mid-answer")
+            if decoded:
+                piece = payload
             self.writer.write(piece)
             total += len(piece)
             fields["bytes_in"] = total
@@ -958,7 +1035,7 @@ class InspectedConnection:
         await self.writer.drain()
         if closing and self.up is not None:
             self.retire()
-        return status, total, not (closing and framing[0] == "close")
+        return status, total, client_keeps and not until_close
 
 
 def _keeps_alive(head: Head) -> bool:

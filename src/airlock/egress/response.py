@@ -23,6 +23,16 @@ A response's head is held until it is whole, and is bounded (``MAX_HEAD``): http
 a header line whole, so one that never ended would grow the proxy's memory without limit. A
 larger one fails the response (:class:`HeadTooLarge`), before any of it reached the client.
 
+The final response's head goes to the client without the headers that belong to the
+destination's hop (:func:`hop_by_hop`: ``Connection`` and what it names, ``Keep-Alive``,
+``Proxy-Authenticate``, ``Upgrade``, …, RFC 9110 §7.6.1), with airlock's own ``Connection``
+for the client's hop (:func:`client_connection`). A header
+``Connection`` names that frames the body (``Content-Length``, ``Transfer-Encoding``) stays:
+the proxy found the body's end by it, and the client must find the same end. To know where
+that head ends (httptools says it only by its callbacks), the watcher feeds httptools up to
+each blank line until the final head is whole (:attr:`ResponseWatcher.head_span`); the rest
+of a read goes in one piece.
+
 A response with a body whose ``Transfer-Encoding`` does not end in ``chunked`` (``identity``,
 ``chunked, gzip``) fails too, before any of it reached the client
 (:class:`UnsupportedCoding`), as inside inspected TLS (:meth:`~airlock.egress.framing.Head.framing`)
@@ -34,23 +44,90 @@ destination's bytes, as the answer to its next request, maybe to another host.
 
 from __future__ import annotations
 
+import re
+
 import httptools
 
 from airlock.egress.framing import named_codings
 from airlock.egress.http1 import connection_tokens
 
-DROPPED_FOR_HTTP10 = frozenset(
+RESPONSE_HOP_BY_HOP = frozenset(
     {
         b"connection",
         b"keep-alive",
         b"proxy-connection",
+        b"proxy-authenticate",
+        b"proxy-authentication-info",
         b"te",
-        b"trailer",
-        b"transfer-encoding",
         b"upgrade",
     }
 )
+"""Response headers that belong to the destination's hop, never passed to the client: its
+connection's options, and a proxy's challenge (``Proxy-Authenticate`` is for the client that
+chose that proxy, RFC 9110 §11.7.1: airlock, when it chains through one; the sandbox has no
+credentials for it, and none it sends is passed on)."""
+FRAMING = frozenset({b"content-length", b"transfer-encoding"})
+"""Headers that frame a response's body: never dropped because ``Connection`` names them (the
+proxy found the body's end by them; the client must find the same one)."""
+DROPPED_FOR_HTTP10 = RESPONSE_HOP_BY_HOP | {b"trailer", b"transfer-encoding"}
 """Response headers an HTTP/1.0 client does not get (hop by hop, or framing it cannot read)."""
+HEAD_END = b"\r\n\r\n"
+"""What ends a response head (llhttp takes no bare LF in one)."""
+
+
+def hop_by_hop(headers: list[tuple[bytes, bytes]]) -> frozenset[bytes]:
+    """The lower-cased names of a response's headers that stay on the destination's hop
+    (RFC 9110 §7.6.1): :data:`RESPONSE_HOP_BY_HOP` and what its ``Connection`` (or
+    ``Proxy-Connection``) names, but never a header that frames its body (:data:`FRAMING`)."""
+    return (RESPONSE_HOP_BY_HOP | connection_tokens(headers)) - FRAMING
+
+
+def client_connection(status_line: bytes, *, closes: bool, until_close: bool) -> bytes | None:
+    """The ``Connection`` airlock gives a response for the client's hop (the destination's
+    own is dropped, :func:`hop_by_hop`): ``close`` when the client asked to close
+    (``closes``: RFC 9112 §9.6); none for a body that ends at the close (``until_close``:
+    every client reads that as the connection's end); ``keep-alive`` when the connection
+    goes on after a status line of ``HTTP/1.0`` (which a client reads as its end without
+    it); else none (HTTP/1.1 keeps it)."""
+    if closes:
+        return b"close"
+    if not until_close and status_line[:8].upper() == b"HTTP/1.0":
+        return b"keep-alive"
+    return None
+
+
+_HOP_BY_HOP_LINE = re.compile(
+    rb"\n(?:connection|keep-alive|proxy-[!#$%&'*+.^_`|~0-9a-z-]*|upgrade|te)[ \t]*:", re.IGNORECASE
+)
+"""A header line :func:`hop_by_hop` could drop: without one (most answers), and with no
+``Connection`` of airlock's to add, a head goes on as it came, unsplit (a keep-alive request's
+share of the proxy's time is a few microseconds; splitting every head cost about three)."""
+
+
+def relayed_head(raw: bytes, *, closes: bool, until_close: bool) -> bytes:
+    """A final response's head (``raw``, as the destination sent it, whole and read by
+    llhttp: CRLF lines, no folding) as an HTTP/1.1 client gets it: each line as sent, less
+    those :func:`hop_by_hop` names, with airlock's own ``Connection``
+    (:func:`client_connection`). ``raw`` itself when nothing changes."""
+    if (
+        _HOP_BY_HOP_LINE.search(raw) is None
+        and client_connection(raw.lstrip(b"\r\n"), closes=closes, until_close=until_close) is None
+    ):
+        return raw
+    lines = raw.lstrip(b"\r\n").split(b"\r\n")
+    while lines and not lines[-1]:
+        lines.pop()
+    fields = [line.partition(b":") for line in lines[1:]]
+    dropped = hop_by_hop([(name, value.strip()) for name, _, value in fields])
+    out = [lines[0]]
+    kept = zip(lines[1:], fields, strict=True)
+    out += [line for line, (name, _, _) in kept if name.lower() not in dropped]
+    connection = client_connection(lines[0], closes=closes, until_close=until_close)
+    if connection is not None:
+        out.append(b"Connection: " + connection)
+    return b"\r\n".join(out) + HEAD_END
+
+
 MAX_HEAD = 256 * 1024
 """The most bytes a response's head may take (counted by read, interim answers included)."""
 
@@ -95,9 +172,21 @@ class ResponseWatcher:
     for_http10 = False
     """Whether the client speaks HTTP/1.0 (only :class:`Http10Watcher` does)."""
 
-    def __init__(self, method: bytes) -> None:
+    def __init__(self, method: bytes, *, closes: bool = False) -> None:
         self.head_only = method == b"HEAD"
+        self.closes = closes
+        """The proxy ends the client's connection after this answer, whatever it is (the
+        client asked to): its head says ``Connection: close`` (:func:`relayed_head`)."""
         self.parser = httptools.HttpResponseParser(self)
+        self.fed = 0
+        """The bytes fed so far: the stream's offsets count from the response's first."""
+        self.head_span: tuple[int, int] | None = None
+        """Where the final response's head lies in the stream (from the end of an interim
+        answer before it, or the start), once whole: what :func:`relayed_head` rebuilds."""
+        self._head_start = 0
+        self._head_ended = False
+        self._tail = b""
+        """The last bytes fed, for a blank line split between two reads."""
         self.status: int | None = None
         self.done = False
         self.in_head = False
@@ -133,13 +222,42 @@ class ResponseWatcher:
             UnsupportedCoding: the response's body is framed by a coding that does not end
                 in ``chunked``.
         """
-        self.parser.feed_data(data)
+        if self.status is None and not self.for_http10:  # the final head is not whole yet
+            self._feed_heads(data)
+        else:
+            self.parser.feed_data(data)
+        self.fed += len(data)
         if self.unsupported is not None:
             raise self.unsupported
         if self.in_head:
             self._head_bytes += len(data)
             if self._head_bytes > MAX_HEAD:
                 raise HeadTooLarge
+
+    def _feed_heads(self, data: bytes) -> None:
+        """Feed ``data`` up to each blank line (a head's possible end) until the final head is
+        whole, then the rest at once: a head that ends in a piece ends at its end, which
+        :attr:`head_span` and the end of an interim answer (where the final head begins)
+        are read from."""
+        window = self._tail + data
+        shift = len(self._tail)
+        self._tail = window[-3:]
+        start = 0
+        while self.status is None:
+            found = window.find(HEAD_END, max(start + shift - 3, 0))  # spread over reads too
+            if found < 0:
+                break
+            end = found + 4 - shift  # in ``data``
+            self._head_ended = False
+            self.parser.feed_data(data[start:end])
+            start = end
+            if self._head_ended:
+                if self.status is None:  # an interim answer: the final head starts after it
+                    self._head_start = self.fed + end
+                else:
+                    self.head_span = (self._head_start, self.fed + end)
+        if start < len(data):
+            self.parser.feed_data(data[start:] if start else data)
 
     def take(self) -> list[bytes]:
         """What to send an HTTP/1.0 client for the bytes fed so far."""
@@ -167,6 +285,7 @@ class ResponseWatcher:
 
     def on_headers_complete(self) -> None:
         self.in_head = False
+        self._head_ended = True
         status = self.parser.get_status_code()
         if status < 200:
             self._framed = self._chunked = False  # an interim answer
@@ -225,11 +344,13 @@ class Http10Watcher(ResponseWatcher):
             self.extra = True  # as for HeadWatcher
 
 
-def watcher_for(method: bytes, version: str) -> ResponseWatcher:
-    """The watcher for a response to a request of ``method`` from an HTTP ``version`` client."""
+def watcher_for(method: bytes, version: str, *, closes: bool = False) -> ResponseWatcher:
+    """The watcher for a response to a request of ``method`` from an HTTP ``version``
+    client; ``closes``: the proxy ends the client's connection after it."""
     if version == "1.0":
-        return Http10Watcher(method)
-    return HeadWatcher(method) if method == b"HEAD" else ResponseWatcher(method)
+        return Http10Watcher(method, closes=True)
+    kind = HeadWatcher if method == b"HEAD" else ResponseWatcher
+    return kind(method, closes=closes)
 
 
 def http10_head(
@@ -240,11 +361,11 @@ def http10_head(
     ``Content-Length`` stays when the destination framed the body by it; with ``chunked`` it
     goes too (it would not match what was sent).
     """
-    named = connection_tokens(headers)
+    dropped = DROPPED_FOR_HTTP10 | hop_by_hop(headers)
     lines = [b"HTTP/1.0 %d %s" % (status, reason)]
     for name, value in headers:
         lowered = name.lower()
-        if lowered in DROPPED_FOR_HTTP10 or lowered in named:
+        if lowered in dropped:
             continue
         if chunked and lowered == b"content-length":
             continue
