@@ -85,7 +85,7 @@ class Client:
                 )
                 self.answered(self.pending, answered)
                 self.finish(self.pending)
-            elif not error.recorded:
+            else:
                 record = malformed_record(error)
                 head = next((e for e in self.parser.events if isinstance(e, RequestHead)), None)
                 if head is not None:  # its head read whole, in the read its body failed in

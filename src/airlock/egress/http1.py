@@ -86,11 +86,6 @@ class BadRequest(Exception):
         super().__init__(message)
         self.status = status
         self.message = message
-        self.recorded = False
-        """Whether the request's own audit record says so already: no separate record of a
-        malformed request (a body found malformed after part of it had gone upstream is
-        answered and recorded by :mod:`~airlock.egress.forwarding` itself, its answer
-        counted in the record's ``bytes_in``, and not raised on)."""
 
 
 @dataclass(slots=True)
