@@ -126,3 +126,19 @@ def test_env_notes_an_unset_odd_name_escaped_and_a_proxy_variable_not_taken(
     assert "X\\x1b[2J" in done.stderr and "not set in airlock's environment" in done.stderr
     assert "--env HTTPS_PROXY: not taken" in done.stderr and "--upstream-proxy" in done.stderr
     assert _inside(done)["HTTPS_PROXY"] != "http://corp.example:3128"
+
+
+def test_the_loaders_variables_reach_the_command_alone(tmp_path: Path) -> None:
+    """``--env LD_DEBUG=files`` (a loader variable, as ``LD_PRELOAD`` is): the loader reports
+    starting the command only. It started the sandbox's own first Python with them too, so a
+    library ``LD_PRELOAD`` named (one an earlier run left in the workspace) ran there before
+    that Python set the audit login uid, which an unset one lets any process set once."""
+    done = airlock(
+        "run", "--audit-log", str(tmp_path / "audit.jsonl"),
+        "--env", "LD_DEBUG=files", "--", "true",
+        timeout=180,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    started = [line.split("transferring control:", 1)[1].strip()
+               for line in done.stderr.splitlines() if "transferring control:" in line]  # fmt: skip
+    assert started == ["true"], started

@@ -1,7 +1,9 @@
 """The first program inside the sandbox: opens the proxy's door, hands it out, becomes the command.
 
-Run by bubblewrap as ``python -I -S _stub.py FD PORT COMMAND…`` inside the sandbox's own
-network namespace, where only a loopback interface exists. It:
+Run by bubblewrap as ``python -I -S _stub.py FD PORT N NAME=VALUE… COMMAND…`` inside the
+sandbox's own network namespace, where only a loopback interface exists; the ``N`` variables
+after it are the dynamic loader's (``LD_PRELOAD``, ``LD_LIBRARY_PATH``, …), which the stub's
+own Python must not load: they are set for the command alone, just before it runs. It:
 
 1. listens on ``127.0.0.1:PORT`` in that namespace (the sandbox's only way out);
 2. sends the listening socket over the inherited Unix socket ``FD`` (``SCM_RIGHTS``) to airlock,
@@ -11,10 +13,13 @@ network namespace, where only a loopback interface exists. It:
    so airlock can signal the command;
 3. waits for airlock's ``go`` (sent once airlock holds that socket for the proxy and has
    opened the audit log; if airlock goes away instead, nothing runs), then replaces itself
-   with the command (``execvp``), keeping its process id. Before that, an audit login uid
-   left unset (a service's, a container's) is set to the sandbox's own user: the kernel
-   lets any process set an unset one once, so the command could otherwise take any user's
-   name in the host's audit records (``auditd``); a set one needs a capability it lacks.
+   with the command (``execvp``), keeping its process id. ``FD`` stays open, close-on-exec,
+   until then: airlock holds the signals it passes on until it sees that end close, or
+   this Python would take them (a ``KeyboardInterrupt`` for SIGINT) and the command never
+   would. Before that, an audit login uid left unset (a service's, a container's) is set to
+   the sandbox's own user: the kernel lets any process set an unset one once, so the command
+   could otherwise take any user's name in the host's audit records (``auditd``); a set one
+   needs a capability it lacks.
    When one of its standard streams is a terminal (the pseudo-terminal airlock relays,
    :mod:`airlock.sandbox.terminal`: never the user's own), the stub leaves bubblewrap's
    session for one of its own and makes that terminal its controlling one, so job control
@@ -35,7 +40,8 @@ BACKLOG = 1024
 
 
 def main(argv: list[str]) -> int:
-    channel_fd, port, command = int(argv[1]), int(argv[2]), argv[3:]
+    channel_fd, port, count = int(argv[1]), int(argv[2]), int(argv[3])
+    loader, command = argv[4 : 4 + count], argv[4 + count :]
     try:
         listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         listener.bind(("127.0.0.1", port))
@@ -60,12 +66,16 @@ def main(argv: list[str]) -> int:
             go += piece
     except ConnectionResetError:
         pass  # airlock closed the channel unread: it stopped, and says why itself
-    channel.close()
     if go != b"go":  # airlock stopped before the command was to run: run nothing
+        channel.close()
         return 125
+    channel.set_inheritable(False)  # closed by execvp, or by this stub's exit: airlock's sign
     _set_login_uid()
     _take_terminal()
     _default_signals()
+    for setting in loader:  # now, for the command: a library they name never ran in this stub
+        name, _, value = setting.partition("=")
+        os.environ[name] = value
     try:
         os.execvp(command[0], command)  # noqa: S606 - the command, as the user typed it
     except FileNotFoundError:

@@ -28,6 +28,16 @@ before the socket arrives, the sandbox could not be built: nothing ran, and the 
 why. :func:`launch` does the three steps at once. :meth:`Sandbox.wait_unconnected` waits for
 the command's end or its first connection, whichever comes first, so the caller loads the
 proxy only when it is needed.
+
+The run ends with the command, whatever else it left inside. bubblewrap's init (process 1 of
+the PID namespace) reaps the command and tells bubblewrap, which exits with its status; the
+init, killed with it, ends every other process inside before it ends itself.
+:meth:`Sandbox.wait` watches the command's own end too (a pidfd): an init that cannot tell
+(left stopped by a tracer inside, or a tracer holding the command's end) has bubblewrap
+killed after :data:`END_GRACE` seconds, the command's status read from its zombie; and it
+returns only once the init has ended, so nothing from inside runs on while the caller looks
+at what the command wrote. Signals passed on (:meth:`Sandbox.signal`) go to the command's
+process group, followed by SIGCONT, and only once the stub has become the command.
 """
 
 from __future__ import annotations
@@ -59,6 +69,10 @@ PROXY_PORT = 3128
 
 STARTUP_TIMEOUT = 30.0
 """Seconds bubblewrap may take to build the sandbox and start the stub."""
+
+GO_TIMEOUT = 5.0
+"""Seconds the stub, told to go, may take to become the command (milliseconds: it has
+started already); past them, signals held until it has (:meth:`Sandbox.signal`) are sent."""
 
 RESOLV_CONF = """\
 # airlock run: there is no DNS inside the sandbox. Reach the network through the proxy
@@ -294,9 +308,6 @@ def bwrap_arguments(
     ]
     if os.geteuid() != 0:
         arguments.append("--unshare-user")
-    for name, value in spec.environ.items():  # for the command, not for bubblewrap itself
-        if loader_variable(name):
-            arguments += ["--setenv", name, value]
     arguments += ["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
     arguments += _proc_arguments(scratch)
     for private in PRIVATE_TMPFS:
@@ -315,7 +326,11 @@ def bwrap_arguments(
         arguments += ["--seccomp", str(seccomp_fd)]
     stub = Path(__file__).with_name("_stub.py")
     arguments += ["--chdir", str(spec.cwd), "--", sys.executable, "-I", "-S", str(stub)]
-    arguments += [str(channel_fd), str(spec.port), *spec.command]
+    # The loader's variables go to the command alone, set by the stub just before it becomes
+    # the command: given to the stub's own Python, a library they name would run in it before
+    # it sets the audit login uid (which an unset one lets any process set once).
+    loader = [f"{name}={value}" for name, value in spec.environ.items() if loader_variable(name)]
+    arguments += [str(channel_fd), str(spec.port), str(len(loader)), *loader, *spec.command]
     if len(arguments) > BWRAP_MAX_ARGUMENTS:  # bubblewrap would refuse, in words about paths
         raise SandboxError(
             f"the command has {len(spec.command):,} arguments, and the sandbox's own "
@@ -468,6 +483,48 @@ SIGNAL_LOOK = 0.1
 """Seconds between the waiting main thread's looks at signals another thread took, when
 :func:`_signal_wakeup` cannot be had."""
 
+END_GRACE = 1.0
+"""Seconds bubblewrap may take to end once the command has: its init (process 1 of the PID
+namespace) reaps the command and tells it at once, and it exits with the command's status,
+which ends all else that ran inside. An init that cannot would have the run wait for ever:
+one stopped (a process inside that ptrace-attached to it and ended left it stopped), or a
+command held unreported by a tracer inside. bubblewrap is killed then, as
+:meth:`Sandbox.wait` says."""
+
+INSIDE_GONE = 5.0
+"""Seconds the end of what ran inside is waited for once bubblewrap is reaped
+(:meth:`Sandbox.kill`): in a few milliseconds, unless one of them is stuck in the kernel."""
+
+
+def _command_end(proc: int) -> tuple[bool, int | None]:
+    """Whether the process whose ``/proc`` folder ``proc`` is open on has ended, and its exit
+    status as a shell gives it (128 + N for signal N) when that can still be read: while it
+    is a zombie its parent has not reaped, from the ``exit_code`` field of its ``stat``
+    (Linux 3.5). ``(True, None)``: reaped already (its folder is gone); ``(False, None)``:
+    it runs, or ``proc`` is ``-1`` (not open)."""
+    if proc < 0:
+        return False, None
+    try:
+        fd = os.open("stat", os.O_RDONLY | os.O_CLOEXEC, dir_fd=proc)
+        try:
+            stat = os.read(fd, 4096)
+        finally:
+            os.close(fd)
+    except (ProcessLookupError, FileNotFoundError):
+        return True, None
+    except OSError:
+        return False, None
+    fields = stat[stat.rfind(b")") + 2 :].split()  # its name, in (), may hold anything
+    if len(fields) < 50 or fields[0] not in (b"Z", b"X"):  # field 3, state; 52, exit_code
+        return False, None
+    if fields[17] != b"1":  # field 20, its threads: a main thread ended before the others
+        return False, None
+    try:
+        code = os.waitstatus_to_exitcode(int(fields[49]))
+    except ValueError:
+        return True, None
+    return True, 128 - code if code < 0 else code
+
 
 @contextlib.contextmanager
 def _signal_wakeup() -> Iterator[int]:
@@ -564,23 +621,65 @@ class Sandbox:
         self._cleaner: threading.Thread | None = None
         self._streams = streams if streams is not None else SharedStreams(())
         """Put back once bubblewrap is reaped: the sandbox's processes all end before it."""
+        self._command_fd = _pidfd(command_pid)
+        """The command's process (the stub, until :meth:`go`), opened while it surely is
+        that one: readable when it ends; ``-1`` on a kernel without ``pidfd_open``."""
+        self._command_proc = _proc_folder(command_pid)
+        """Its ``/proc`` folder, to read how it ended (:func:`_command_end`); ``-1``: none."""
+        self._init_fd = _init_of(command_pid)
+        """The sandbox's init (process 1 of its PID namespace, the command's parent), open:
+        readable once all that ran inside has ended; ``-1``: not open."""
+        self._started = False
+        """Whether the stub has become the command (:meth:`go`)."""
+        self._held: list[int] = []
+        """Signals passed on before then, to send once it has."""
 
     def go(self) -> None:
-        """Let the stub become the command (it waits for this, so nothing runs before)."""
+        """Let the stub become the command (it waits for this, so nothing runs before), and
+        wait until it has: its end of the channel closes as it does (close-on-exec), or as it
+        exits when the command cannot be run. Signals passed on meanwhile (:meth:`signal`)
+        are held until then, and sent now."""
         with contextlib.suppress(OSError):  # the sandbox is gone: wait() says how it ended
             self._channel.sendall(b"go")
+            self._channel.settimeout(GO_TIMEOUT)
+            while self._channel.recv(64):
+                pass
         self._channel.close()
+        self._started = True
+        held, self._held = self._held, []
+        for number in held:
+            self.signal(number)
 
     def signal(self, number: int) -> None:
-        """Send signal ``number`` to the command's process group (gone already: nothing).
+        """Send signal ``number`` to the command's process group, then SIGCONT (gone already:
+        nothing).
 
         bubblewrap's ``--new-session`` makes its own process inside the PID namespace lead the
         session and group the command is in; that process is the namespace's init and takes
         no signal it has no handler for, so the group's signal reaches the command and what it
-        started.
+        started. SIGCONT follows, as ``timeout`` and systemd send it: a command stopped
+        (``kill -STOP $$``, a tracer that left it stopped) acts on the signal at once, not
+        only when a second one kills it. The command or bubblewrap reaped already, nothing is
+        sent: the process id, and its group's, may be another process's now. Before
+        :meth:`go` has seen the stub become the command, the signal is held: the stub's
+        Python would take it.
         """
+        if not self._started:
+            self._held.append(number)
+            return
+        if self.process.returncode is not None:  # reaped: all inside ended with bubblewrap
+            return
+        if self._command_fd >= 0:
+            try:
+                signal.pidfd_send_signal(self._command_fd, 0)
+            except ProcessLookupError:
+                return
+            except OSError:
+                pass  # not allowed to look: the group is signalled as before
         with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(os.getpgid(self.command_pid), number)
+            group = os.getpgid(self.command_pid)
+            os.killpg(group, number)
+            os.killpg(group, signal.SIGCONT)
 
     def wait_unconnected(self, seconds: float) -> int | None:
         """The command's exit status if it ends within ``seconds`` with no connection waiting
@@ -592,20 +691,36 @@ class Sandbox:
 
         Waited for in ``poll()`` with :func:`_signal_wakeup`, not in a ``waitpid()`` only a
         signal to this thread interrupts: a signal another of airlock's threads took has its
-        handler (which passes it on to the command) run at once."""
+        handler (which passes it on to the command) run at once.
+
+        The command's own end is watched too: bubblewrap, which ends with it, is given
+        :data:`END_GRACE` seconds more, then killed, which ends all that is left inside as
+        bubblewrap's own end would; the status is then the command's, read as it ended
+        (:func:`_command_end`), or 137 when its init had reaped it unreported."""
         self._wait_for_end(None, connection=False)
+        status = None
+        if self.process.poll() is None:  # the command ended, bubblewrap not yet
+            _ended, status = _command_end(self._command_proc)
+            if not self._wait_for_end(END_GRACE, connection=False, command=False):
+                self.kill_now()
         code = self.process.wait()
+        self._wait_for_inside()
         self._streams.restore()
+        if status is not None and code == -signal.SIGKILL:
+            return status
         return 128 - code if code < 0 else code
 
-    def _wait_for_end(self, seconds: float | None, connection: bool) -> bool:
+    def _wait_for_end(self, seconds: float | None, connection: bool, command: bool = True) -> bool:
         """Whether the command ends within ``seconds`` (``None``: however long it takes) and,
-        with ``connection``, before a connection waits on :attr:`listener`."""
+        with ``connection``, before a connection waits on :attr:`listener`. Its end is
+        bubblewrap's, or with ``command`` the command's own too."""
         if self.process.returncode is not None:  # reaped: its process id may be another's now
             return True
         poller = select.poll()
         if connection:
             poller.register(self.listener, select.POLLIN)
+        if command and self._command_fd >= 0:
+            poller.register(self._command_fd, select.POLLIN)
         step: float | None  # seconds between looks, besides what wakes the poll
         try:
             pidfd = os.pidfd_open(self.process.pid)
@@ -632,7 +747,12 @@ class Sandbox:
                     if wakeup in ready:  # the handler runs as this thread goes on
                         with contextlib.suppress(BlockingIOError):
                             os.read(wakeup, 512)
-                    if pidfd in ready or (pidfd < 0 and self.process.poll() is not None):
+                    ended = pidfd in ready or (pidfd < 0 and self.process.poll() is not None)
+                    if command and not ended:
+                        ended = self._command_fd in ready or (
+                            self._command_fd < 0 and _command_end(self._command_proc)[0]
+                        )
+                    if ended:
                         return not (connection and self._connection_waits())  # came as it ended
         finally:
             if pidfd >= 0:
@@ -653,12 +773,27 @@ class Sandbox:
                 os.kill(self.process.pid, signal.SIGKILL)
 
     def kill(self) -> None:
-        """End bubblewrap at once; the command and all it started die with it. The placeholders
-        it made start going away in the background (:meth:`close` waits for them)."""
+        """End bubblewrap at once; the command and all it started die with it, and are gone
+        when this returns (:meth:`_wait_for_inside`). The placeholders it made start going
+        away in the background (:meth:`close` waits for them)."""
         if self.process.poll() is None:
             self.process.kill()
             self.process.wait()
+        self._wait_for_inside()
         self._streams.restore()
+
+    def _wait_for_inside(self) -> None:
+        """Wait, at most :data:`INSIDE_GONE` seconds, for the sandbox's init to end. Once
+        bubblewrap is reaped, what the command left running in the background (a daemon, a
+        child in a session of its own) is bound to die, yet runs on until init, killed with
+        bubblewrap, gets to end it: the kernel ends init only after every other process of
+        its namespace. Waited for, nothing from inside still writes in the workspace as the
+        run looks at what it wrote."""
+        if self._init_fd < 0:
+            return
+        poller = select.poll()
+        poller.register(self._init_fd, select.POLLIN)
+        poller.poll(INSIDE_GONE * 1000)
         if self._cleaner is None:  # each removal waits on the kernel: done while the proxy closes
             self._cleaner = threading.Thread(
                 target=self._placeholders.remove, name="airlock placeholders"
@@ -672,9 +807,52 @@ class Sandbox:
         with contextlib.suppress(OSError):  # wakes a thread blocked in accept(); gone already
             self.listener.shutdown(socket.SHUT_RDWR)
         self.listener.close()
+        opened = (self._command_fd, self._command_proc, self._init_fd)
+        self._command_fd = self._command_proc = self._init_fd = -1  # first: a signal may come
+        for fd in opened:
+            if fd >= 0:
+                os.close(fd)
         if self._cleaner is not None:
             self._cleaner.join()
         self._streams.restore()
+
+
+def _pidfd(pid: int) -> int:
+    """A pidfd on process ``pid``; ``-1`` where the kernel has none (before 5.3)."""
+    try:
+        return os.pidfd_open(pid)
+    except OSError:
+        return -1
+
+
+def _init_of(pid: int) -> int:
+    """A pidfd on the parent of process ``pid``, the stub (bubblewrap's init), checked to be
+    its parent still once open; ``-1`` when it cannot be had."""
+    parent = _parent(pid)
+    if parent is None:
+        return -1
+    fd = _pidfd(parent)
+    if fd >= 0 and _parent(pid) != parent:  # the stub's parent ended meanwhile: not that one
+        os.close(fd)
+        return -1
+    return fd
+
+
+def _parent(pid: int) -> int | None:
+    """Process ``pid``'s parent's process id (field 4 of its ``stat``); ``None``: unknown."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_bytes()
+        return int(stat[stat.rfind(b")") + 2 :].split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _proc_folder(pid: int) -> int:
+    """Process ``pid``'s ``/proc`` folder, open (it stays that process's); ``-1``: none."""
+    try:
+        return os.open(f"/proc/{pid}", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError:
+        return -1
 
 
 class Starting:
@@ -842,7 +1020,8 @@ LOADER_VARIABLES = frozenset({"GCONV_PATH", "GLIBC_TUNABLES", "LOCPATH", "NLSPAT
 def loader_variable(name: str) -> bool:
     """Whether variable ``name`` steers the dynamic loader or the C library (``LD_PRELOAD``,
     ``LD_LIBRARY_PATH``, ``LD_AUDIT``, :data:`LOADER_VARIABLES`). bubblewrap is started
-    without them, in ``/``, and hands them to the command with ``--setenv``: it runs outside
+    without them, in ``/``, and so is the stub: it sets them for the command alone, just before it
+    becomes it (:mod:`airlock.sandbox._stub`). bubblewrap runs outside
     every namespace until it has built them, and an ``LD_LIBRARY_PATH`` with an empty entry
     (the current folder) or one in the workspace would have it load a library an earlier run
     wrote there."""
