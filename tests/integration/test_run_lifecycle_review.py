@@ -221,3 +221,44 @@ def test_a_stopped_command_ends_at_the_first_signal(tmp_path: Path, project: Pat
     )
     _assert_ended(ended, 128 + signal.SIGTERM)
     assert "second signal" not in ended.err, ended.err
+
+
+def test_sigterm_while_the_run_ends_finishes_making_safe_and_says_so(
+    tmp_path: Path, project: Path
+) -> None:
+    """SIGTERM after the command ended, while airlock looks at what it made (120,000 folders):
+    airlock is not killed by it (it died of it, its report unwritten and the making safe left
+    to the next run); the step under way is said to be left undone, or the run says it was
+    stopped, and the report file says how the run ended."""
+    home = tmp_path / "home"
+    script = (
+        "for i in $(seq 1 400); do mkdir -p d/$i && (cd d/$i && seq 1 300 | xargs mkdir); done;"
+        " touch ended; exit 4"
+    )
+    run = subprocess.Popen(
+        [
+            sys.executable, "-m", "airlock", "run", "--audit-log", str(home / "audit.jsonl"),
+            "--report-json", str(home / "report.json"), "--", "sh", "-c", script,
+        ],
+        cwd=project, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    try:
+        started = time.monotonic()
+        while not (project / "ended").exists():
+            assert run.poll() is None and time.monotonic() - started < 120, run.poll()
+            time.sleep(0.01)
+        time.sleep(0.15)  # the command has ended: airlock looks at what it made
+        assert run.poll() is None, "the run ended before its look after the command"
+        run.send_signal(signal.SIGTERM)
+        _, err = run.communicate(timeout=60)
+    finally:
+        if run.poll() is None:
+            run.kill()
+    assert run.returncode != -signal.SIGTERM, err[-2000:]
+    assert run.returncode in (4, 128 + signal.SIGTERM), (run.returncode, err[-2000:])
+    if run.returncode == 4:  # inside a step of making safe: that one is said, the rest ran
+        assert "airlock: interrupted, did not" in err, err[-2000:]
+        assert json.loads((home / "report.json").read_text())["exit_code"] == 4
+    else:  # between two steps: every step ran, and the run says what stopped it
+        assert "airlock run: stopped by SIGTERM" in err, err[-2000:]

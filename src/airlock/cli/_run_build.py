@@ -4,12 +4,14 @@ inside the functions that need them (start-up time)."""
 
 from __future__ import annotations
 
+import contextlib
 import re  # argparse has imported it already
 
 # ``typing`` is not imported at run time (start-up time); mypy reads the block as if true.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import argparse
+    from collections.abc import Iterator
     from pathlib import Path
     from typing import Any
 
@@ -968,6 +970,43 @@ class ForwardedSignals:
         import signal
 
         for number, handler in self.previous.items():
+            signal.signal(number, handler)
+
+
+class Stopped(KeyboardInterrupt):
+    """SIGTERM, SIGHUP or SIGQUIT, taken as Ctrl-C is (:func:`stopping_signals`)."""
+
+    def __init__(self, number: int) -> None:
+        super().__init__(number)
+        self.number = number
+
+
+@contextlib.contextmanager
+def stopping_signals() -> Iterator[None]:
+    """SIGTERM, SIGHUP and SIGQUIT stop ``airlock run`` as Ctrl-C does, by an exception
+    (:class:`Stopped`), not at once: what the run set up is taken down, each step of making
+    safe what the command left runs (the one under way is said to be left undone), and the
+    report is written. Dying of them at once, as by default, left the report unwritten and the
+    run's making safe to the next run, when one came while the run ended. While the command
+    runs they are passed on to it instead (:class:`ForwardedSignals`). One airlock was started
+    ignoring stays ignored (``nohup``); outside the main thread nothing changes (a library's
+    caller keeps its own handlers)."""
+    import signal
+    import threading
+
+    previous: dict[int, Any] = {}
+
+    def stop(number: int, _frame: object) -> None:
+        raise Stopped(number)
+
+    if threading.current_thread() is threading.main_thread():
+        for taken in (signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT):
+            if signal.getsignal(taken) == signal.SIG_DFL:
+                previous[taken] = signal.signal(taken, stop)
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
             signal.signal(number, handler)
 
 

@@ -91,10 +91,17 @@ def run(args: argparse.Namespace) -> int:
     import sys
 
     from airlock._visible import visible
+    from airlock.cli._run_build import Stopped, stopping_signals
     from airlock.errors import AirlockError
 
     try:
-        return _run(args)
+        with stopping_signals():
+            return _run(args)
+    except Stopped as stop:  # before the command ran, or while the run's end was said
+        import signal
+
+        print(f"airlock run: stopped by {signal.Signals(stop.number).name}", file=sys.stderr)
+        return 128 + stop.number
     except AirlockError as error:  # a path or value given may hold a terminal's escapes: shown
         print(f"airlock run: {visible(error, keep=chr(10))}", file=sys.stderr)
         return USAGE_EXIT_CODE
