@@ -6,13 +6,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PYTHON=${PYTHON:-python3}
-SYSTEM_PACKAGES=(graphviz bubblewrap curl git nodejs mercurial postgresql)
+SYSTEM_PACKAGES=(graphviz bubblewrap curl wget git nodejs mercurial postgresql)
 
 need_apt=()
 command -v bwrap >/dev/null 2>&1 || need_apt+=(bubblewrap)
 if [[ "${1:-}" == "--dev" ]]; then
     command -v dot >/dev/null 2>&1 || need_apt+=(graphviz)
     command -v curl >/dev/null 2>&1 || need_apt+=(curl)
+    command -v wget >/dev/null 2>&1 || need_apt+=(wget)  # a GnuTLS client, for the run's CA
     command -v git >/dev/null 2>&1 || need_apt+=(git)
     command -v node >/dev/null 2>&1 || need_apt+=(nodejs)
     command -v hg >/dev/null 2>&1 || need_apt+=(mercurial)

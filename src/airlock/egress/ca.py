@@ -8,13 +8,20 @@ inspected host the proxy asks :meth:`RunCA.server_context` for a TLS context hol
 certificate for that name, signed by the CA; leaves share one key made with the CA, and each
 host's context is made once and cached. ``ssl`` only loads a certificate and key from a path,
 so the leaf's PEM is handed over through an anonymous in-memory file (``memfd``), never a file
-on disk.
+on disk. Given the run's inspected hosts, the CA is name-constrained to them (RFC 5280
+4.2.1.10; the clients of OpenSSL, Node's included, and GnuTLS are tested to honour it): even its
+key, were it ever read out of this process, would sign for no other name, and a copy of its
+certificate taken out of the sandbox vouches for no other site. A tunnel's own context (:meth:`RunCA.tunnel_context`)
+notes a client that asks (SNI) for another name than the host its ``CONNECT`` named, so that
+its failed handshake is told as such (:class:`OtherName`), not as certificate pinning.
 
 Inside the sandbox, clients trust the CA through a bundle (the system's CAs, the certificates
 of the files the user's own CA variables named, and the run's CA certificate: public parts
 only) that :func:`write_bundle` writes and :func:`ca_environment` points every usual variable
 at. Upstream, the proxy verifies the origin against the system's
-CAs plus any ``--upstream-ca`` file (:func:`upstream_context`).
+CAs plus any ``--upstream-ca`` file (:func:`upstream_context`), its name read only from the
+certificate's subject alternative names; :func:`origin_tls_hint` says in words why an origin's
+TLS failed.
 """
 
 from __future__ import annotations
@@ -25,15 +32,17 @@ import os
 import re
 import ssl
 import stat
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from airlock.errors import UsageError
+from airlock.errors import HostError, UsageError
+from airlock.policy.hosts import normalize_host, parse_host
 
 CA_VARIABLES = (
     "SSL_CERT_FILE",
@@ -78,6 +87,14 @@ SYSTEM_BUNDLES = (
 LEAF_DAYS = 30
 """How long a leaf is valid; a run is much shorter, and the CA is gone with it."""
 
+MAX_COMMON_NAME = 64
+"""The longest common name X.509 allows (``ub-common-name``): a leaf for a longer host name
+has no subject, its name in its subject alternative names only."""
+
+NO_NAME = "invalid"
+"""The only DNS name (and its subdomains) a CA made for addresses alone may sign for: the
+reserved top-level domain no public name is under (RFC 6761 6.4)."""
+
 
 class RunCA:
     """A CA made for one run, with its leaf certificates.
@@ -85,15 +102,23 @@ class RunCA:
     Args:
         now: The time the run starts (certificates are valid from an hour before it).
         name: The CA's common name, shown by clients that refuse it.
+        hosts: The hosts the run inspects: the CA may sign for those alone (its name
+            constraints, :func:`name_constraints`). ``None``: for any name (a test origin's CA).
     """
 
-    def __init__(self, *, now: dt.datetime, name: str = "airlock run CA") -> None:
+    def __init__(
+        self,
+        *,
+        now: dt.datetime,
+        name: str = "airlock run CA",
+        hosts: Iterable[str] | None = None,
+    ) -> None:
         self._now = now
         self._key = ec.generate_private_key(ec.SECP256R1())
         self._leaf_key = ec.generate_private_key(ec.SECP256R1())
         subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
         public = self._key.public_key()
-        self.certificate = (
+        builder = (
             x509.CertificateBuilder()
             .subject_name(subject)
             .issuer_name(subject)
@@ -117,14 +142,17 @@ class RunCA:
                 critical=True,
             )
             .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
-            .sign(self._key, hashes.SHA256())
         )
+        if hosts is not None:  # critical, as RFC 5280 asks: a client that cannot read it refuses
+            builder = builder.add_extension(name_constraints(hosts), critical=True)
+        self.certificate = builder.sign(self._key, hashes.SHA256())
         self._leaf_key_pem = self._leaf_key.private_bytes(
             serialization.Encoding.PEM,
             serialization.PrivateFormat.PKCS8,
             serialization.NoEncryption(),
         )
         self._contexts: dict[str, ssl.SSLContext] = {}
+        self._tunnel_contexts: dict[str, ssl.SSLContext] = {}
 
     @property
     def certificate_pem(self) -> bytes:
@@ -132,21 +160,35 @@ class RunCA:
         return self.certificate.public_bytes(serialization.Encoding.PEM)
 
     def leaf(self, host: str) -> x509.Certificate:
-        """A certificate for ``host`` (a name or an IP address), signed by this CA."""
+        """A certificate for ``host`` (a name or an IP address), signed by this CA.
+
+        Its name is in its subject alternative names. A host name of at most
+        :data:`MAX_COMMON_NAME` characters is its subject's common name too; an address is not:
+        a name-constrained CA's clients (OpenSSL, GnuTLS) read a common name that looks like a
+        host name (``127.0.0.2`` does) as a DNS name when the leaf has none, and refuse it as
+        outside the CA's DNS names. A leaf without a subject marks its alternative names
+        critical (RFC 5280 4.2.1.6).
+        """
         try:
             alt: x509.GeneralName = x509.IPAddress(ipaddress.ip_address(host))
+            subject = x509.Name([])
         except ValueError:
             alt = x509.DNSName(host)
+            subject = x509.Name(
+                [x509.NameAttribute(NameOID.COMMON_NAME, host)]
+                if len(host) <= MAX_COMMON_NAME
+                else []
+            )
         ca_key = self._key.public_key()
         return (
             x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host[:64])]))
+            .subject_name(subject)
             .issuer_name(self.certificate.subject)
             .public_key(self._leaf_key.public_key())
             .serial_number(x509.random_serial_number())
             .not_valid_before(self._now - dt.timedelta(hours=1))
             .not_valid_after(self._now + dt.timedelta(days=LEAF_DAYS))
-            .add_extension(x509.SubjectAlternativeName([alt]), critical=False)
+            .add_extension(x509.SubjectAlternativeName([alt]), critical=not subject)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
             .add_extension(
@@ -165,12 +207,122 @@ class RunCA:
         """A TLS server context presenting a leaf for ``host``; made once per host."""
         context = self._contexts.get(host)
         if context is None:
-            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-            context.minimum_version = ssl.TLSVersion.TLSv1_2
-            context.set_alpn_protocols(["http/1.1"])
-            _load_from_memory(context, self.server_pem(host))
-            self._contexts[host] = context
+            context = self._contexts[host] = self._new_server_context(host)
         return context
+
+    def tunnel_context(self, host: str) -> ssl.SSLContext:
+        """The context an inspected tunnel to ``host`` is served with (made once per host):
+        :meth:`server_context`'s leaf, and a client that asks (SNI) for another name, then
+        fails its handshake, failing with :class:`OtherName`, which names what it asked for.
+
+        Such a client is not refused here: its requests go to ``host`` whatever it asked for
+        (airlock names ``host`` to the origin, and a ``Host`` header naming another is
+        refused), and one that verifies refuses the leaf for ``host`` itself, with its own
+        words (refused here, it would see only the connection close: asyncio sends no alert
+        of a handshake it fails).
+        """
+        context = self._tunnel_contexts.get(host)
+        if context is None:
+            context = self._new_server_context(host)
+            context.sni_callback = _note_other_name(normalize_host(host))
+            context.sslobject_class = _TunnelSide
+            self._tunnel_contexts[host] = context
+        return context
+
+    def _new_server_context(self, host: str) -> ssl.SSLContext:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        context.set_alpn_protocols(["http/1.1"])
+        _load_from_memory(context, self.server_pem(host))
+        return context
+
+
+def name_constraints(hosts: Iterable[str]) -> x509.NameConstraints:
+    """The names a run's CA may sign for: each DNS name of ``hosts``, with its subdomains (as
+    a DNS name constraint always reads), or only :data:`NO_NAME` when none is a name; and no
+    address, when none of ``hosts`` is one.
+
+    A constraint binds only the kinds of name it lists, so addresses are excluded outright
+    when none is inspected (as the CA/Browser Forum's rules ask of a CA that may sign for
+    none). When one is, addresses are left unbound: the reference agent's own TLS client
+    refuses a leaf for an address that a permitted address of its CA covers (tried with
+    ``--inspect 127.0.0.2``: its handshake reset), while OpenSSL, Node and GnuTLS take it.
+    A value that is no host (refused before a run starts) is left out.
+    """
+    names: dict[x509.GeneralName, None] = {}
+    addresses = False
+    for host in hosts:
+        try:
+            canonical = parse_host(host).text
+        except HostError:
+            continue
+        try:
+            ipaddress.ip_address(canonical)
+        except ValueError:
+            names[x509.DNSName(canonical)] = None
+        else:
+            addresses = True
+    permitted = list(names) or [x509.DNSName(NO_NAME)]
+    excluded: list[x509.GeneralName] | None = None
+    if not addresses:
+        excluded = [
+            x509.IPAddress(ipaddress.ip_network("0.0.0.0/0")),
+            x509.IPAddress(ipaddress.ip_network("::/0")),
+        ]
+    return x509.NameConstraints(permitted_subtrees=permitted, excluded_subtrees=excluded)
+
+
+class OtherName(ssl.SSLError):
+    """The client of an inspected tunnel asked (SNI) for another name than the tunnel's host,
+    and its handshake failed (:meth:`RunCA.tunnel_context`): a client that verifies refuses a
+    certificate for the host when it asked for another name.
+
+    Attributes:
+        asked: The name it asked for, as records show it (escaped, cut past 253 characters).
+        host: The tunnel's host.
+        why: The handshake's own error.
+    """
+
+    def __init__(self, asked: str, host: str, why: str) -> None:
+        self.asked = asked
+        self.host = host
+        self.why = why
+        super().__init__(
+            ssl.SSL_ERROR_SSL,
+            f"it asked for {asked} in its TLS (SNI) inside a tunnel to {host}, whose "
+            f"certificate is for {host}: CONNECT to {asked} itself to reach it",
+        )
+
+
+class _TunnelSide(ssl.SSLObject):
+    """The server side of an inspected tunnel's TLS: a handshake that fails after the client
+    asked for another name fails with :class:`OtherName`."""
+
+    def do_handshake(self) -> None:
+        try:
+            super().do_handshake()
+        except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+            raise
+        except ssl.SSLError as error:
+            asked: tuple[str, str] | None = self.__dict__.get("airlock_asked")
+            if asked is not None:
+                name, host = asked
+                raise OtherName(name, host, str(error) or type(error).__name__) from error
+            raise
+
+
+def _note_other_name(host: str) -> Callable[[Any, str | None, ssl.SSLContext], int | None]:
+    """The ``sni_callback`` of :meth:`RunCA.tunnel_context`: a name other than ``host``
+    (canonical: ``LOCALHOST.`` is ``localhost``, an IDN's U-label its A-label) is kept on the
+    connection's TLS object, shown as records show names; the handshake goes on."""
+    from airlock._visible import visible
+    from airlock.egress.rules import shown_host
+
+    def note(tls: Any, name: str | None, _context: ssl.SSLContext) -> None:
+        if name is not None and normalize_host(name) != host:
+            tls.airlock_asked = (visible(shown_host(name)), host)
+
+    return note
 
 
 def _load_from_memory(context: ssl.SSLContext, pem: bytes) -> None:
@@ -313,6 +465,9 @@ def upstream_context(extra_ca: Path | None = None) -> ssl.SSLContext:
         UsageError: ``extra_ca`` cannot be read or holds no certificate.
     """
     context = ssl.create_default_context()
+    # The origin's name is read from its certificate's subject alternative names alone, as
+    # RFC 9525, browsers and Go read it: not from a subject's common name when it has none.
+    context.hostname_checks_common_name = False
     context.set_alpn_protocols(["http/1.1"])
     if extra_ca is not None:
         try:
@@ -323,3 +478,63 @@ def upstream_context(extra_ca: Path | None = None) -> ssl.SSLContext:
                 "give a file of one or more PEM certificates"
             ) from error
     return context
+
+
+_UNTRUSTED = frozenset({2, 18, 19, 20, 21})
+"""OpenSSL's verify codes for a chain that ends at no CA trusted: no issuer found (locally or
+at all), a self-signed certificate alone or in the chain, a leaf whose signature has no issuer
+to check it by."""
+_EXPIRED, _NOT_YET_VALID = 10, 9
+_NAME_MISMATCH, _ADDRESS_MISMATCH = 62, 64
+_WEAK = frozenset({66, 67, 68})
+"""A key too small (the leaf's, a CA's) or a signature's digest too weak, below OpenSSL's
+security level 2, which Python's default contexts ask for."""
+
+
+def origin_tls_hint(error: BaseException, host: str) -> str:
+    """What to add, in words, to the TLS ``error`` of a connection to the origin ``host`` (a
+    message that names it already): why its certificate does not verify, and whether
+    ``--upstream-ca`` can help (only for a CA not trusted: the system's and that file's are,
+    never the run's own), or that it speaks no TLS, or no TLS version or protocol airlock does;
+    ``""`` for another error. Short, first what to do: the report shows a failure's first 300
+    characters, OpenSSL's own words included.
+
+    OpenSSL's words name the check (``Hostname mismatch``), not what it means here:
+    ``--upstream-ca`` changes nothing for a certificate for another name.
+    """
+    if isinstance(error, ssl.SSLCertVerificationError):
+        code = error.verify_code
+        if code in _UNTRUSTED:
+            return "; if the origin uses its own CA, pass it with --upstream-ca FILE"
+        if code == _NAME_MISMATCH:
+            return (
+                "; its certificate is for other names, which --upstream-ca cannot change (a "
+                "wildcard covers one label; a name only in the subject's CN is not read)"
+            )
+        if code == _ADDRESS_MISMATCH:
+            return (
+                f"; its certificate does not list the address {host}, which --upstream-ca "
+                "cannot change (a DNS name or CN spelling it does not count)"
+            )
+        if code in (_EXPIRED, _NOT_YET_VALID):
+            when = "has expired" if code == _EXPIRED else "is not valid yet"
+            return f"; a certificate of its chain {when} (or this machine's clock is wrong)"
+        if code in _WEAK:
+            return (
+                "; its chain is weaker than airlock accepts (RSA under 2048 bits, EC under "
+                "224, a SHA-1 signature): the origin must renew it"
+            )
+        return "; its certificate chain is not valid for a TLS server: the origin must fix it"
+    if not isinstance(error, ssl.SSLError):
+        return ""
+    said = f"{error.reason or ''} {error}".lower()
+    if "wrong version number" in said:
+        return "; it did not answer in TLS (plain HTTP on that port?): inspected hosts take TLS"
+    if "protocol version" in said or "unsupported protocol" in said:
+        return "; it speaks only TLS older than 1.2, which airlock refuses"
+    if "no application protocol" in said:
+        return (
+            "; it speaks only HTTP/2 (ALPN), and airlock HTTP/1.1 inside inspected TLS: "
+            f"leave {host} out of --inspect to tunnel it unread"
+        )
+    return ""

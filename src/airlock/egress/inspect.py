@@ -13,7 +13,11 @@ redaction engine, and the traffic counted by flow for the end-of-run report.
 
 A client that refuses the run's certificate (certificate pinning, or no trust in the bundle)
 fails its handshake; that is recorded with the host named, and :attr:`Inspector.refused_by_client`
-lists such hosts for the report.
+lists such hosts for the report. A client whose TLS asked (SNI) for another name than the
+host its ``CONNECT`` named, and then failed, is recorded as such (a client that verifies
+refuses a certificate for another name than it asked for), not as one that pins; one that
+goes on has its requests sent to the ``CONNECT``'s host, whose name airlock gives the origin
+(a ``Host`` header naming another host is refused).
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, cast
 
-from airlock.egress.ca import RunCA
+from airlock.egress.ca import OtherName, RunCA
 from airlock.egress.connection import open_upstream
 from airlock.egress.flows import (
     DEFAULT_AGENT,
@@ -279,8 +283,12 @@ class Inspector:
             writer.write(established)
         try:
             await asyncio.wait_for(
-                writer.start_tls(self.ca.server_context(host)), HANDSHAKE_TIMEOUT
+                writer.start_tls(self.ca.tunnel_context(host)), HANDSHAKE_TIMEOUT
             )
+        except OtherName as error:
+            self._other_name(host, port, error)
+            writer.close()
+            return
         except (ssl.SSLError, OSError, TimeoutError, ConnectionError) as error:
             self._client_refused(host, port, error)
             writer.close()
@@ -290,6 +298,31 @@ class Inspector:
             await session.run()
         finally:
             await session.close()
+
+    def _other_name(self, host: str, port: int, error: OtherName) -> None:
+        """Record a tunnel whose client asked (SNI) for another name than its host, then
+        ended its handshake (:class:`~airlock.egress.ca.OtherName`): the run's certificate
+        is for ``host``, so a client that verifies refuses it. Its line in the report says
+        so (:attr:`refused_by_client`), not that it pins certificates."""
+        self.refused_by_client[host] = str(error)
+        self.record(
+            record_of(
+                time=self.wall(),
+                type="tunnel",
+                host=host,
+                port=port,
+                method="CONNECT",
+                status=200,
+                path=None,
+                flow=None,
+                server_name=error.asked,
+                reason=(
+                    f"the client ended the TLS handshake with {host}: {error} (requests inside "
+                    f"go to {host} alone)"
+                ),
+                error=f"client TLS handshake failed for {host}: {error} ({error.why})",
+            )
+        )
 
     def _client_refused(self, host: str, port: int, error: BaseException) -> None:
         why = str(error) or type(error).__name__

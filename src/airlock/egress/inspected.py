@@ -70,6 +70,7 @@ from typing import TYPE_CHECKING, Any
 import httptools
 
 from airlock._tasks import create_task
+from airlock.egress.ca import origin_tls_hint
 from airlock.egress.cleartext import BODY_LINE_LIMIT, starts_request
 from airlock.egress.connection import YIELD_EVERY, Upstream, UpstreamProtocol, stale
 from airlock.egress.flows import redact_query, refusal_body
@@ -122,10 +123,6 @@ checks); the inspector adds TLS on top."""
 IDLE_TIMEOUT = 120.0
 """Seconds a kept-alive client connection may wait for its next request."""
 
-UPSTREAM_CA_HINT = "; if the origin uses its own CA, pass it with --upstream-ca FILE"
-"""Said after an origin's certificate that does not verify against the system's CAs (and
-those ``--upstream-ca`` gave): a company's or a test server's own CA is the usual cause."""
-
 _CLIENT_CERTIFICATE = (
     "airlock cannot present the client's certificate: to reach it, leave {host} "
     "uninspected (not in --inspect or airlock.inspect), so that the client's own TLS goes "
@@ -138,9 +135,11 @@ the client and the origin, never has the client's key."""
 def origin_hint(error: BaseException, host: str) -> str:
     """What to add to the TLS ``error`` of an exchange with the origin ``host``: the
     certificate that did not verify, the client certificate it asked for (TLS 1.3 says so;
-    TLS 1.2's alert, a handshake failure, has other causes too), or nothing."""
-    if isinstance(error, ssl.SSLCertVerificationError):
-        return UPSTREAM_CA_HINT
+    TLS 1.2's alert, a handshake failure, has other causes too), why its TLS failed in
+    words (:func:`~airlock.egress.ca.origin_tls_hint`), or nothing."""
+    said = origin_tls_hint(error, host)
+    if said:
+        return said
     reason = getattr(error, "reason", None) if isinstance(error, ssl.SSLError) else None
     if reason == "TLSV13_ALERT_CERTIFICATE_REQUIRED":
         return "; the origin asks for a client certificate, and " + _CLIENT_CERTIFICATE.format(

@@ -299,7 +299,7 @@ def _prepare_inspection(
     from airlock.policy.hosts import normalize_host
     from airlock.sandbox.placeholders import CA_PREFIX
 
-    ca = RunCA(now=now)
+    ca = RunCA(now=now, hosts=hosts)
     users, prepared.notes = user_certificates(user_ca, Path.cwd())
     folder = prepared._make_folder(CA_PREFIX)
     bundle = write_bundle(ca, folder / "ca-bundle.pem", extra=users)
