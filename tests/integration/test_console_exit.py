@@ -176,3 +176,27 @@ def test_a_run_with_a_standard_stream_closed_or_full_keeps_the_commands_exit_cod
     if closed is not None:  # the command got it closed, or /dev/null: nothing of airlock's
         assert descriptors[closed] in ("closed", "/dev/null"), descriptors
     assert json.loads((tmp_path / "report.json").read_text())["exit_code"] == 3
+
+
+def test_ctrl_c_while_the_cli_loads_ends_it_without_a_traceback(tmp_path: Path) -> None:
+    """SIGINT before a command handles it (here while the parser is built, as in the first
+    tens of milliseconds of any command): exit 130 and one line, as every command says
+    Ctrl-C; it was a Python traceback."""
+    script = textwrap.dedent(
+        """
+        import os, signal, sys
+        import airlock.cli.main as cli
+        built = cli.build_parser
+        def interrupted(*args):
+            os.kill(os.getpid(), signal.SIGINT)
+            return built(*args)
+        cli.build_parser = interrupted
+        sys.argv = ["airlock", "flows"]
+        cli.console()
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 130, (done.returncode, done.stderr)
+    assert "Traceback" not in done.stderr and "airlock: interrupted" in done.stderr, done.stderr
