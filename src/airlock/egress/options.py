@@ -345,7 +345,7 @@ def _gateway_proxy(
         return None
     host, port = upstream_address(upstream)
     where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-    userinfo, at, _ = upstream.partition("://")[2 if "://" in upstream else 0].rpartition("@")
+    userinfo, at, _ = upstream.split("://", 1)[-1].rpartition("@")  # after any scheme
     return f"http://{userinfo}@{where}" if at else f"http://{where}"
 
 
