@@ -128,6 +128,13 @@ def relayed_head(raw: bytes, *, closes: bool, until_close: bool) -> bytes:
     return b"\r\n".join(out) + HEAD_END
 
 
+def _final_status_line(data: bytes) -> bool:
+    """Whether ``data`` starts with the status line of a final answer (not an interim
+    ``1xx``), with nothing before it: the answer's head then ends at the first blank line of
+    ``data`` (llhttp takes no line in a head without its CR), if it is there."""
+    return data[:9] in (b"HTTP/1.1 ", b"HTTP/1.0 ") and data[9:10] in (b"2", b"3", b"4", b"5")
+
+
 MAX_HEAD = 256 * 1024
 """The most bytes a response's head may take (counted by read, interim answers included)."""
 
@@ -223,7 +230,13 @@ class ResponseWatcher:
                 in ``chunked``.
         """
         if self.status is None and not self.for_http10:  # the final head is not whole yet
-            self._feed_heads(data)
+            end = data.find(HEAD_END) if self.fed == 0 and _final_status_line(data) else -1
+            if end >= 0:  # most answers: a final head whole in the first read, fed at once
+                self.parser.feed_data(data)
+                if self.status is not None:  # it ends at its first blank line (no 1xx before)
+                    self.head_span = (0, end + len(HEAD_END))
+            else:
+                self._feed_heads(data)
         else:
             self.parser.feed_data(data)
         self.fed += len(data)
