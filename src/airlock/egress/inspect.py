@@ -305,23 +305,13 @@ class Inspector:
         is for ``host``, so a client that verifies refuses it. Its line in the report says
         so (:attr:`refused_by_client`), not that it pins certificates."""
         self.refused_by_client[host] = str(error)
-        self.record(
-            record_of(
-                time=self.wall(),
-                type="tunnel",
-                host=host,
-                port=port,
-                method="CONNECT",
-                status=200,
-                path=None,
-                flow=None,
-                server_name=error.asked,
-                reason=(
-                    f"the client ended the TLS handshake with {host}: {error} (requests inside "
-                    f"go to {host} alone)"
-                ),
-                error=f"client TLS handshake failed for {host}: {error} ({error.why})",
-            )
+        self._handshake_failed(
+            host,
+            port,
+            f"the client ended the TLS handshake with {host}: {error} (requests inside go to "
+            f"{host} alone)",
+            f"client TLS handshake failed for {host}: {error} ({error.why})",
+            server_name=error.asked,
         )
 
     def _client_refused(self, host: str, port: int, error: BaseException) -> None:
@@ -335,6 +325,12 @@ class Inspector:
             )
         else:  # no certificate alert: it failed on its own (curl could not read its --cacert)
             reason = f"the client ended the TLS handshake with {host} ({why})"
+        self._handshake_failed(host, port, reason, f"client TLS handshake failed for {host}: {why}")
+
+    def _handshake_failed(
+        self, host: str, port: int, reason: str, error: str, **fields: object
+    ) -> None:
+        """Record a tunnel to ``host`` whose client ended its TLS handshake."""
         self.record(
             record_of(
                 time=self.wall(),
@@ -346,6 +342,7 @@ class Inspector:
                 path=None,
                 flow=None,
                 reason=reason,
-                error=f"client TLS handshake failed for {host}: {why}",
+                error=error,
+                **fields,
             )
         )
