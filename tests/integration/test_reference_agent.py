@@ -13,13 +13,14 @@ import json
 import socket
 import socketserver
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from airlock.egress.ca import RunCA
 from tests.cli import airlock
-from tests.egress.harness import NOW, tls_origin
+from tests.egress.harness import NOW, OriginServer, tls_origin
 from tests.serving import in_thread
 
 HOST = "127.0.0.2"  # reached through the proxy, as the vendor's host would be
@@ -94,6 +95,24 @@ def _router(routes: dict[str, tuple[str, int]]) -> contextlib.AbstractContextMan
     return in_thread(server)
 
 
+@contextlib.contextmanager
+def stand_ins(tmp_path: Path) -> Iterator[tuple[OriginServer, OriginServer, _Router]]:
+    """The vendor's stand-ins (its API on ``HOST`` for ``ANTHROPIC_BASE_URL``, and its own
+    host, reached through the router) answering as the agent expects, with their CA at
+    ``tmp_path/origin.pem`` (for ``--upstream-ca``); and the router."""
+    origin_ca = RunCA(now=NOW, name="stand-in vendor CA")
+    (tmp_path / "origin.pem").write_bytes(origin_ca.certificate_pem)
+    with (
+        tls_origin(origin_ca, HOST, bind=HOST) as site,
+        tls_origin(origin_ca, "api.anthropic.com") as vendor,
+        _router({"api.anthropic.com": vendor.server_address}) as router,
+    ):
+        site.answers["/v1/messages"] = ("text/event-stream", MODEL_STREAM)
+        site.answers["/api/"] = ("application/json", b"{}")
+        vendor.answers["/api/"] = ("application/json", b"{}")
+        yield site, vendor, router
+
+
 def _agent_version() -> str:
     return str(json.loads((CLAUDE / "package.json").read_text())["version"])
 
@@ -114,17 +133,8 @@ def test_reference_agent_requests_are_named_by_flow(
     """The real agent's requests are named by flow; metrics go out, are absent, or are refused."""
     assert _agent_version() == VERSION, "run scripts/setup.sh --dev to install the agent"
     (project / ".claude" / "commands").mkdir(parents=True)  # no settings files: placeholders
-    origin_ca = RunCA(now=NOW, name="stand-in vendor CA")
-    (tmp_path / "origin.pem").write_bytes(origin_ca.certificate_pem)
     log = tmp_path / "audit.jsonl"
-    with (
-        tls_origin(origin_ca, HOST, bind=HOST) as site,
-        tls_origin(origin_ca, "api.anthropic.com") as vendor,
-        _router({"api.anthropic.com": vendor.server_address}) as router,
-    ):
-        site.answers["/v1/messages"] = ("text/event-stream", MODEL_STREAM)
-        site.answers["/api/"] = ("application/json", b"{}")
-        vendor.answers["/api/"] = ("application/json", b"{}")
+    with stand_ins(tmp_path) as (site, vendor, router):
         port = site.server_address[1]
         done = airlock(
             "run", "--audit-log", str(log),

@@ -4,7 +4,7 @@ valid JSON without the key and the agent answers; blocked, the request never lea
 agent shows its user airlock's refusal. The key is in no record, report or message.
 
 The stand-ins and the upstream proxy that routes the vendor's own host to one of them are those
-of ``test_reference_agent``."""
+of ``test_reference_agent`` (``stand_ins``)."""
 
 from __future__ import annotations
 
@@ -13,17 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from airlock.egress.ca import RunCA
 from tests.cli import airlock
-from tests.egress.harness import NOW, tls_origin
 from tests.integration.test_reference_agent import (
     AGENT,
     API_KEY,
     HOST,
-    MODEL_STREAM,
     VERSION,
     _agent_version,
-    _router,
+    stand_ins,
 )
 
 KEY = "ghp_" + "Qw3eR5tY7uI9oP1aS3dF5gH7jK9lZ1xC3vB5"
@@ -35,18 +32,9 @@ def test_a_key_in_the_agents_prompt(tmp_path: Path, project: Path, mode: str) ->
     or the request is refused with a 403 the agent shows; never logged, never let out."""
     assert _agent_version() == VERSION, "run scripts/setup.sh --dev to install the agent"
     project.mkdir(exist_ok=True)
-    origin_ca = RunCA(now=NOW, name="stand-in vendor CA")
-    (tmp_path / "origin.pem").write_bytes(origin_ca.certificate_pem)
     log = tmp_path / "audit.jsonl"
     report = tmp_path / "report.json"
-    with (
-        tls_origin(origin_ca, HOST, bind=HOST) as site,
-        tls_origin(origin_ca, "api.anthropic.com") as vendor,
-        _router({"api.anthropic.com": vendor.server_address}) as router,
-    ):
-        site.answers["/v1/messages"] = ("text/event-stream", MODEL_STREAM)
-        site.answers["/api/"] = ("application/json", b"{}")
-        vendor.answers["/api/"] = ("application/json", b"{}")
+    with stand_ins(tmp_path) as (site, vendor, router):
         port = site.server_address[1]
         done = airlock(
             "run", "--audit-log", str(log), "--report-json", str(report),
