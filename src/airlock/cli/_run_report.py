@@ -70,6 +70,8 @@ class ReportFile:
                 f"--report-json {given}: not a regular file (a FIFO or a device); give a file"
             )
         self.name = path.name
+        self.where = path.parent
+        """The folder found at the start (links resolved), which :attr:`folder` holds."""
         self.folder = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
         self.run: str | None = None
         """The run's id, once :meth:`started` put its first report in place."""
@@ -132,9 +134,12 @@ class ReportFile:
     def write(self, text: str, keep_open: bool = False) -> str:
         """Write the report; ``""``, or why it could not be written. The folder is closed
         after, unless ``keep_open``."""
+        import errno
         import secrets
 
-        temporary = f".{self.name}.{secrets.token_hex(6)}.tmp"
+        # the name's start only: a name near the system's limit (255 bytes) is the user's to
+        # give, the temporary one must not pass it (40 characters are at most 160 bytes)
+        temporary = f".{self.name[:40]}.{secrets.token_hex(6)}.tmp"
         try:
             flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
             fd = os.open(temporary, flags, 0o666, dir_fd=self.folder)
@@ -147,10 +152,23 @@ class ReportFile:
                 raise
             return ""
         except OSError as error:
+            if error.errno == errno.ENOENT and self._folder_removed():
+                return (
+                    f"--report-json {self.given}: not written (its folder {self.where} was "
+                    "removed during the run)"
+                )
             return f"--report-json {self.given}: not written ({error.strerror or error})"
         finally:
             if not keep_open:
                 self.close()
+
+    def _folder_removed(self) -> bool:
+        """Whether the folder held was removed (by the command, in the workspace): it has no
+        name left."""
+        try:
+            return os.fstat(self.folder).st_nlink == 0
+        except OSError:
+            return False
 
     def close(self) -> None:
         if self.folder >= 0:
@@ -165,9 +183,11 @@ def show(
     report_file: ReportFile | None,
     after_run: tuple[str, ...] | list[str] = (),
 ) -> str:
-    """The report on stderr, then in ``report_file``: ``""``, or why that was not written.
+    """The report in ``report_file``, then on stderr: ``""``, or why the file was not written.
     ``after_run``: what airlock said it did after the command (set aside, put back), which
-    the file holds too, for a script to see the run was not clean."""
+    the file holds too, for a script to see the run was not clean. The file first: stderr may
+    be a pipe its reader does not empty (a pager not scrolled, a reader stopped), where a
+    write blocks; the file must not go on saying the run has not ended meanwhile."""
     import json
 
     data = {
@@ -182,11 +202,12 @@ def show(
     }
     import contextlib
 
+    not_written = (
+        "" if report_file is None else report_file.write(json.dumps(data, indent=2) + "\n")
+    )
     with contextlib.suppress(OSError):  # stderr closed or full: all of it is in the log
         _show(report, scrubbed)
-    if report_file is None:
-        return ""
-    return report_file.write(json.dumps(data, indent=2) + "\n")
+    return not_written
 
 
 PLAIN_TEXT = "\x1b(B\x1b[0m"
@@ -195,13 +216,24 @@ Rendition 0: what ``tput sgr0`` sends), so nothing the command left on (conceale
 black, line drawing) hides the report and what follows it."""
 
 
+TABLE_WIDTH = 60
+"""The narrowest terminal the report is a table on: narrower, the counts' columns leave the
+host's none (the names were gone, the sizes cut), and the report is in lines, which the
+terminal wraps."""
+
+
 def _show(report: ProxyReport, scrubbed: ScrubbedEnvironment) -> None:
     import sys
 
     if sys.stderr.isatty():
-        sys.stderr.write(PLAIN_TEXT)
-        _show_table(report, scrubbed)
-        return
+        from airlock.cli._common import stderr_console
+
+        console = stderr_console()
+        if not console.is_dumb_terminal:  # a dumb one shows an escape as text, hides nothing
+            sys.stderr.write(PLAIN_TEXT)
+        if console.width >= TABLE_WIDTH:
+            _show_table(report, scrubbed)
+            return
     lines = report.lines()
     if scrubbed.dropped:
         from airlock._visible import visible
