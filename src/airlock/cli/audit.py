@@ -50,13 +50,14 @@ elsewhere cannot be forged. It vouches for the records up to it, not for later r
 
 'rotate' moves the log aside (verified first, under its lock; a run still going on then
 stops) with its checkpoints, so that both the moved log and the new one the next run begins
-verify; a log moved by hand leaves its checkpoints naming the old path.
+verify (--to a folder: into it, named by the time); a log moved by hand leaves its
+checkpoints naming the old path.
 
 --run takes a run's whole id (20261205T101027Z-7527: that run alone) or the start of ids
 (20261205T10: every run whose id starts so).
 --since takes a time (2026-12-02, 2026-12-02T10:30, ISO with a zone) or an age (30m, 2h, 7d);
 a connection begun before it and still open after it is shown.
---host takes a host or a pattern (*.example.com). --flow takes a data flow (metrics,
+--host takes a host or a pattern (*.example.com), an IPv6 address with or without brackets. --flow takes a data flow (metrics,
 model_requests, …, as 'airlock flows' names them) or unclassified: only the inspected
 requests named so (their reason says why). A listing line shows a request's flow, the
 secrets found in it (kind×count) and why its body could not all be checked, when it has them.
@@ -136,7 +137,8 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
         "--to",
         type=Path,
         metavar="FILE",
-        help="with rotate: where the log goes (default: beside it, named by the time)",
+        help="with rotate: where the log goes (a folder: into it, named by the time; "
+        "default: beside it, named so)",
     )
     parser.add_argument(
         "--hash",
@@ -327,14 +329,18 @@ def _rotate(log: Path, heads: Path, to: Path | None, named: bool = True) -> int:
     from airlock.settings import config_dir
 
     _check_log(log, _missing(named) if named else "nothing to rotate (pass --audit-log FILE)")
+    folder = log.parent
+    if to is not None:
+        to = to.expanduser()
+        if to.is_dir() and not to.is_symlink():  # as mv: into that folder, named as below
+            folder, to = to, None
     if to is None:  # named by the time, and a number when that name is taken
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-        to = log.with_name(f"{log.stem}.{stamp}{log.suffix}")
+        to = folder / f"{log.stem}.{stamp}{log.suffix}"
         number = 1
         while os.path.lexists(to):
-            to = log.with_name(f"{log.stem}.{stamp}-{number}{log.suffix}")
+            to = folder / f"{log.stem}.{stamp}-{number}{log.suffix}"
             number += 1
-    to = to.expanduser()
     try:
         verdict = rotate(log, heads, to, heads_path(to, config_dir(os.environ)))
     except UsageError:
@@ -447,8 +453,20 @@ def _selection(args: argparse.Namespace) -> tuple[str | None, HostRule | None]:
     if args.since is not None:  # as records write their time: 2026-12-02T10:24:53.123Z
         moment = parse_since(args.since, datetime.now(UTC))
         since = moment.replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
-    host_rule = HostRule.parse(args.host, "--host") if args.host else None
+    host_rule = HostRule.parse(_bracketed(args.host), "--host") if args.host else None
     return since, host_rule
+
+
+def _bracketed(host: str) -> str:
+    """``--host`` as a rule reads it: a bare IPv6 address (``2001:db8::1``, as records and
+    ``--json`` write one) in brackets, as a rule takes it (a bare one cannot carry a port, so
+    this is the address alone); anything else as given."""
+    import ipaddress
+
+    try:
+        return f"[{ipaddress.IPv6Address(host.strip())}]"
+    except ValueError:
+        return host
 
 
 def _flow_ids() -> tuple[str, ...]:
@@ -623,7 +641,7 @@ def _connection_line(record: dict[str, Any]) -> str:
     status = record.get("status")
     parts = [
         f"{record.get('time')}  {record.get('decision', '?')!s:5}  {record.get('method')} "
-        f"{record.get('host')}:{record.get('port')}{path}",
+        f"{_host_shown(record.get('host'))}:{record.get('port')}{path}",
         f"status {'-' if status is None else status}",
         f"out {record.get('bytes_out')} in {record.get('bytes_in')}",
     ]
@@ -644,6 +662,23 @@ def _connection_line(record: dict[str, Any]) -> str:
     if error and error != reason:
         parts.append(f"error: {error}")
     return "  ".join(parts)
+
+
+def _host_shown(host: object) -> str:
+    """A record's host as a listing line shows it before ``:port``: an IPv6 address (records
+    write it bare) in brackets, as a URL and ``--host`` write it; ``2001:db8::1:8443`` would
+    not say where the address ends and the port begins. Anything else (a hand's edit, a name
+    that is no address) as it is."""
+    import ipaddress
+
+    text = str(host)
+    if ":" not in text:
+        return text
+    try:
+        ipaddress.IPv6Address(text)
+    except ValueError:
+        return text
+    return f"[{text}]"
 
 
 def _command(command: object) -> str:
