@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import socket
 import ssl
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,6 +24,7 @@ import pytest
 
 from airlock.egress.audit import read_records
 from tests.egress.harness import inspected_setup, inspected_tls
+from tests.egress.loopback import LoopbackServer
 from tests.egress.origin import config, running
 
 WAIT = 5.0
@@ -32,7 +32,7 @@ WAIT = 5.0
 (120 s), which is all that ended a request the proxy waited on."""
 
 
-class RawOrigin:
+class RawOrigin(LoopbackServer):
     """An origin on 127.0.0.1 (TLS when given a context) that reads requests with h11 and
     keeps what it got: each request whole (method, target, body) and every connection's
     raw bytes. It answers ``200`` naming the request, or ``canned`` bytes once (then reads
@@ -43,22 +43,9 @@ class RawOrigin:
         self.canned = canned
         self.requests: list[tuple[str, str, bytes]] = []
         self.raw: list[bytearray] = []
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.sock.settimeout(0.05)
-        self.port = self.sock.getsockname()[1]
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._accept, daemon=True)
-        self._thread.start()
+        super().__init__()
 
-    def _accept(self) -> None:
-        while not self._stop.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                continue
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
-
-    def _serve(self, conn: socket.socket) -> None:
+    def serve(self, conn: socket.socket) -> None:
         raw = bytearray()
         self.raw.append(raw)
         try:
@@ -106,11 +93,6 @@ class RawOrigin:
                 parser.start_next_cycle()
             else:
                 return
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(5)
-        self.sock.close()
 
 
 @contextlib.contextmanager

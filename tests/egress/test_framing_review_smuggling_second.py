@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import socket
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,6 +29,7 @@ from airlock.egress.config import GATEWAY_HOST
 from airlock.egress.gateway import GatewayConfig, RepoGrant, load_token
 from tests.egress.codehost import TOKEN
 from tests.egress.harness import inspected_setup
+from tests.egress.loopback import LoopbackServer
 from tests.egress.origin import config, running
 from tests.egress.test_framing_review_smuggling import _inspected
 from tests.egress.test_gateway import gateway_running
@@ -39,40 +39,27 @@ WAIT = 4.0
 tests, 300 s by default), which is all that ended a request the proxy waited on."""
 
 
-class CannedOrigin:
+class CannedOrigin(LoopbackServer):
     """An origin on 127.0.0.1 that reads each connection's request head and answers it with
     ``canned`` bytes, written at once, then closes (its close ends a body framed by it);
-    ``heads`` keeps what it read."""
+    ``heads`` keeps what it read. One connection at a time."""
+
+    one_at_a_time = True
 
     def __init__(self, canned: bytes) -> None:
         self.canned = canned
         self.heads: list[bytes] = []
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.sock.settimeout(0.05)
-        self.port = self.sock.getsockname()[1]
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._accept, daemon=True)
-        self._thread.start()
+        super().__init__()
 
-    def _accept(self) -> None:
-        while not self._stop.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                continue
-            with conn:
-                conn.settimeout(WAIT)
-                head = b""
-                with contextlib.suppress(OSError):
-                    while b"\r\n\r\n" not in head and (piece := conn.recv(65536)):
-                        head += piece
-                    self.heads.append(head)
-                    conn.sendall(self.canned)
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(5)
-        self.sock.close()
+    def serve(self, conn: socket.socket) -> None:
+        with conn:
+            conn.settimeout(WAIT)
+            head = b""
+            with contextlib.suppress(OSError):
+                while b"\r\n\r\n" not in head and (piece := conn.recv(65536)):
+                    head += piece
+                self.heads.append(head)
+                conn.sendall(self.canned)
 
 
 @contextlib.contextmanager

@@ -19,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import socket
 import ssl
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,6 +31,7 @@ from airlock.egress.ca import RunCA
 from airlock.egress.config import EgressConfig
 from airlock.egress.inspect import InspectionConfig
 from tests.egress.harness import inspected_setup, inspected_tls
+from tests.egress.loopback import LoopbackServer
 from tests.egress.origin import config, running
 from tests.egress.test_framing_review_smuggling import raw_origin
 
@@ -40,7 +40,7 @@ WAIT = 5.0
 STOPPED = {"command": ["test"], "exit_code": 0}
 
 
-class PiecesOrigin:
+class PiecesOrigin(LoopbackServer):
     """An origin on 127.0.0.1 (TLS when given a context) that reads each connection's request
     head and answers with ``pieces``, each written apart after a pause (so the proxy reads
     them apart), then reads on until the proxy closes; ``heads`` keeps what it read."""
@@ -49,22 +49,9 @@ class PiecesOrigin:
         self.pieces = pieces
         self.tls = tls
         self.heads: list[bytes] = []
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.sock.settimeout(0.05)
-        self.port = self.sock.getsockname()[1]
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._accept, daemon=True)
-        self._thread.start()
+        super().__init__()
 
-    def _accept(self) -> None:
-        while not self._stop.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                continue
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
-
-    def _serve(self, raw: socket.socket) -> None:
+    def serve(self, raw: socket.socket) -> None:
         with contextlib.suppress(OSError), raw:
             raw.settimeout(WAIT)
             raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -83,11 +70,6 @@ class PiecesOrigin:
             time.sleep(0.05)
         while conn.recv(65536):
             pass
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(5)
-        self.sock.close()
 
 
 @contextlib.contextmanager
