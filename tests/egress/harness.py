@@ -319,3 +319,16 @@ def inspected_post(proxy: str, bundle: Path, port: int, target: str) -> bytes:
             "Content-Length: 2\r\nConnection: close\r\n\r\n{}".encode()
         )
         return until_closed(tls)
+
+
+def established_tunnel(proxy: str, host: str) -> socket.socket:
+    """A ``CONNECT`` tunnel to ``host`` (``HOST:PORT``) through ``proxy``, established."""
+    raw = socket.create_connection(("127.0.0.1", int(proxy.rsplit(":", 1)[1])), timeout=10)
+    raw.sendall(f"CONNECT {host} HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
+    answer = b""
+    while not answer.endswith(b"\r\n\r\n"):
+        piece = raw.recv(1)
+        assert piece, answer
+        answer += piece
+    assert answer.startswith(b"HTTP/1.1 200"), answer
+    return raw

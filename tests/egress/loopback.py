@@ -1,9 +1,14 @@
-"""A bare TCP server on 127.0.0.1 for tests that write an origin's bytes by hand."""
+"""Bare servers on loopback for tests that write an origin's bytes by hand."""
 
 from __future__ import annotations
 
+import contextlib
 import socket
+import ssl
 import threading
+from collections.abc import Iterator
+
+OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"
 
 
 class LoopbackServer:
@@ -40,3 +45,35 @@ class LoopbackServer:
         self._stop.set()
         self._thread.join(5)
         self.sock.close()
+
+
+@contextlib.contextmanager
+def tls_answering_ok(
+    context: ssl.SSLContext, bind: str = "127.0.0.1"
+) -> Iterator[tuple[int, list[bytes]]]:
+    """A TLS server with ``context`` on ``bind`` (a port of its own) that answers each
+    connection's first read with ``ok`` and closes it: its port, and what each connection
+    that got through its handshake sent."""
+    family = socket.AF_INET6 if ":" in bind else socket.AF_INET
+    listener = socket.create_server((bind, 0), family=family)
+    received: list[bytes] = []
+
+    def run() -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                raw, _ = listener.accept()
+                with contextlib.suppress(OSError), raw:
+                    raw.settimeout(5)
+                    with context.wrap_socket(raw, server_side=True) as tls:
+                        received.append(tls.recv(65536))
+                        tls.sendall(OK)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    try:
+        yield listener.getsockname()[1], received
+    finally:
+        with contextlib.suppress(OSError):
+            listener.shutdown(socket.SHUT_RDWR)  # wakes the accept
+        listener.close()
+        thread.join(5)

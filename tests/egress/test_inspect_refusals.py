@@ -23,6 +23,7 @@ from airlock.egress.scan import SecretsMode
 from airlock.policy import decide
 from tests.egress.harness import (
     Rig,
+    established_tunnel,
     inspected_setup,
     inspected_tls,
     tls_origin,
@@ -84,19 +85,6 @@ def _in_the_clear(host: str) -> list[bytes]:
     ]
 
 
-def _tunnel(proxy: str, host: str) -> socket.socket:
-    """A ``CONNECT`` tunnel to ``host`` (not inspected) through ``proxy``, established."""
-    raw = socket.create_connection(("127.0.0.1", int(proxy.rsplit(":", 1)[1])), timeout=10)
-    raw.sendall(f"CONNECT {host} HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
-    answer = b""
-    while not answer.endswith(b"\r\n\r\n"):
-        piece = raw.recv(1)
-        assert piece, answer
-        answer += piece
-    assert answer.startswith(b"HTTP/1.1 200"), answer
-    return raw
-
-
 @pytest.mark.parametrize("mode", list(SecretsMode), ids=[m.value for m in SecretsMode])
 def test_what_a_request_holds_is_quoted_in_no_refusal(tmp_path: Path, mode: SecretsMode) -> None:
     """A password (punctuation in it), user information or a token in a refused request's
@@ -122,7 +110,7 @@ def test_what_a_request_holds_is_quoted_in_no_refusal(tmp_path: Path, mode: Secr
                 )
                 answers.append(until_closed(sock))
             for request in _in_the_clear(f"127.0.0.1:{plain_port}"):
-                with _tunnel(url, f"127.0.0.1:{plain_port}") as raw:
+                with established_tunnel(url, f"127.0.0.1:{plain_port}") as raw:
                     raw.sendall(request)
                     answers.append(until_closed(raw))
             report = proxy.close({"command": ["test"], "exit_code": 0})

@@ -11,7 +11,6 @@ import contextlib
 import socket
 import ssl
 import subprocess
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from cryptography import x509
 
 from airlock.egress.ca import NO_NAME, RunCA
 from tests.egress.harness import NOW
+from tests.egress.loopback import tls_answering_ok
 
 HOSTS = ("LOCALHOST.", "good.example", "127.0.0.2", "::1")
 """What the run inspects (``LOCALHOST.`` is ``localhost`` as the rules read it)."""
@@ -30,30 +30,8 @@ NAMES = ("LOCALHOST.", "good.example")
 @contextlib.contextmanager
 def _serving(context: ssl.SSLContext, bind: str) -> Iterator[int]:
     """A TLS server on ``bind`` answering each request with ``ok``; its port."""
-    family = socket.AF_INET6 if ":" in bind else socket.AF_INET
-    listener = socket.create_server((bind, 0), family=family)
-
-    def run() -> None:
-        with contextlib.suppress(OSError):
-            while True:
-                raw, _ = listener.accept()
-                with contextlib.suppress(OSError), raw:
-                    raw.settimeout(5)
-                    with context.wrap_socket(raw, server_side=True) as tls:
-                        tls.recv(65536)
-                        tls.sendall(
-                            b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"
-                        )
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    try:
-        yield listener.getsockname()[1]
-    finally:
-        with contextlib.suppress(OSError):
-            listener.shutdown(socket.SHUT_RDWR)  # wakes the accept
-        listener.close()
-        thread.join(5)
+    with tls_answering_ok(context, bind) as (port, _):
+        yield port
 
 
 def _url(name: str, port: int) -> str:

@@ -7,9 +7,7 @@ whatever the client asked for: it never sees the client's name.)"""
 from __future__ import annotations
 
 import contextlib
-import socket
 import ssl
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,7 +15,8 @@ import pytest
 
 from airlock.egress.audit import read_records
 from airlock.egress.ca import RunCA
-from tests.egress.harness import inspected_setup
+from tests.egress.harness import established_tunnel, inspected_setup
+from tests.egress.loopback import tls_answering_ok
 from tests.egress.origin import config, running
 
 
@@ -28,43 +27,8 @@ def _origin(ca: RunCA) -> Iterator[tuple[int, list[str | None]]]:
     context = ca.server_context("localhost")
     asked: list[str | None] = []
     context.sni_callback = lambda _tls, name, _context: asked.append(name)
-    listener = socket.create_server(("127.0.0.1", 0))
-
-    def run() -> None:
-        with contextlib.suppress(OSError):
-            while True:
-                raw, _ = listener.accept()
-                raw.settimeout(5)
-                with (
-                    contextlib.suppress(OSError),
-                    context.wrap_socket(raw, server_side=True) as tls,
-                ):
-                    tls.recv(65536)
-                    tls.sendall(
-                        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"
-                    )
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    try:
-        yield listener.getsockname()[1], asked
-    finally:
-        with contextlib.suppress(OSError):
-            listener.shutdown(socket.SHUT_RDWR)
-        listener.close()
-        thread.join(5)
-
-
-def _tunnel(proxy: str, connect: str, port: int) -> socket.socket:
-    raw = socket.create_connection(("127.0.0.1", int(proxy.rsplit(":", 1)[1])), timeout=10)
-    raw.sendall(f"CONNECT {connect}:{port} HTTP/1.1\r\nHost: {connect}:{port}\r\n\r\n".encode())
-    answer = b""
-    while not answer.endswith(b"\r\n\r\n"):
-        piece = raw.recv(1)
-        assert piece, answer
-        answer += piece
-    assert answer.startswith(b"HTTP/1.1 200"), answer
-    return raw
+    with tls_answering_ok(context) as (port, _):
+        yield port, asked
 
 
 def test_a_client_asking_for_another_name_is_recorded_so(tmp_path: Path) -> None:
@@ -75,7 +39,7 @@ def test_a_client_asking_for_another_name_is_recorded_so(tmp_path: Path) -> None
     origin_ca, bundle, inspection = inspected_setup(tmp_path, {})
     cfg = config(tmp_path, inspection=inspection)
     with _origin(origin_ca) as (port, asked), running(cfg) as (url, proxy):
-        raw = _tunnel(url, "localhost", port)
+        raw = established_tunnel(url, f"localhost:{port}")
         verify = ssl.create_default_context(cafile=str(bundle))
         with pytest.raises(ssl.SSLCertVerificationError), raw:
             verify.wrap_socket(raw, server_hostname="evil.test")

@@ -28,6 +28,7 @@ from airlock.egress.ca import RunCA, origin_tls_hint, upstream_context, write_bu
 from airlock.egress.inspect import InspectionConfig
 from airlock.policy import decide
 from tests.egress.harness import NOW, inspected_post
+from tests.egress.loopback import tls_answering_ok
 from tests.egress.origin import config, running
 from tests.policy.helpers import context
 
@@ -118,32 +119,8 @@ def _origin(
     files = tmp / "origin-chain.pem"
     files.write_bytes(chain)
     context.load_cert_chain(str(files))
-    listener = socket.create_server(("127.0.0.1", 0))
-    received: list[bytes] = []
-
-    def run() -> None:
-        with contextlib.suppress(OSError):
-            while True:
-                raw, _ = listener.accept()
-                raw.settimeout(5)
-                with (
-                    contextlib.suppress(OSError),
-                    context.wrap_socket(raw, server_side=True) as tls,
-                ):
-                    received.append(tls.recv(65536))
-                    tls.sendall(
-                        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"
-                    )
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    try:
-        yield listener.getsockname()[1], received
-    finally:
-        with contextlib.suppress(OSError):
-            listener.shutdown(socket.SHUT_RDWR)
-        listener.close()
-        thread.join(5)
+    with tls_answering_ok(context) as served:
+        yield served
 
 
 def _inspecting(tmp: Path, trusted: bytes) -> tuple[Path, InspectionConfig]:
