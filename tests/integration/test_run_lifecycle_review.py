@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.sandbox.helpers import processes_holding
+
 ENDS_WITHIN = 30.0
 """Seconds a run is given to end; one that hangs is killed then (kill -9: all inside dies)."""
 
@@ -69,37 +71,6 @@ def _marker() -> str:
     return f"{300 + random.random():.6f}"
 
 
-def _left(*markers: str) -> list[str]:
-    """The command lines of the processes that hold any of ``markers`` in theirs."""
-    found = []
-    for process in Path("/proc").iterdir():
-        if not process.name.isdigit():
-            continue
-        try:
-            line = (process / "cmdline").read_bytes()
-        except OSError:  # gone meanwhile
-            continue
-        if any(marker.encode() in line for marker in markers):
-            found.append(line.replace(b"\0", b" ").decode(errors="replace"))
-    return found
-
-
-def _stopped(marker: str) -> bool:
-    """Whether a process that holds ``marker`` in its command line is stopped (``T``)."""
-    for process in Path("/proc").iterdir():
-        if not process.name.isdigit():
-            continue
-        try:
-            if marker.encode() not in (process / "cmdline").read_bytes():
-                continue
-            stat = (process / "stat").read_text()
-        except OSError:
-            continue
-        if stat[stat.rfind(")") + 2 :].split()[0] == "T":
-            return True
-    return False
-
-
 def _run(
     tmp_path: Path,
     project: Path,
@@ -129,7 +100,7 @@ def _run(
     )  # fmt: skip
     try:
         if stopped is not None:
-            while not _stopped(stopped):
+            while not any(state == "T" for _, state in processes_holding(stopped)):
                 assert run.poll() is None and time.monotonic() - started < ENDS_WITHIN
                 time.sleep(0.05)
             run.send_signal(signal.SIGTERM)
@@ -143,7 +114,7 @@ def _run(
     time.sleep(0.3)  # what was killed at the end is gone from /proc by now
     records = (home / "audit.jsonl").read_text(encoding="utf-8").splitlines()
     report = json.loads((home / "report.json").read_text(encoding="utf-8"))
-    left = _left(*markers, str(project))
+    left = [line for line, _ in processes_holding(*markers, str(project))]
     return Ended(
         code,
         seconds,

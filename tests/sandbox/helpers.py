@@ -94,3 +94,22 @@ def run_sandboxed(
         err_path.read_text(errors="replace"),
         sandbox.command_pid,
     )
+
+
+def processes_holding(*markers: str) -> list[tuple[str, str]]:
+    """The processes whose command line holds any of ``markers``: each its command line
+    (NULs as spaces) and its state (``S``, ``T`` stopped, ``Z``, …), read from ``/proc``."""
+    found = []
+    for process in Path("/proc").iterdir():
+        if not process.name.isdigit():
+            continue
+        try:
+            line = (process / "cmdline").read_bytes()
+            if not any(marker.encode() in line for marker in markers):
+                continue
+            stat = (process / "stat").read_text()
+        except OSError:  # gone meanwhile
+            continue
+        state = stat[stat.rfind(")") + 2 :].split()[0]  # its name, in (), may hold anything
+        found.append((line.replace(b"\0", b" ").decode(errors="replace"), state))
+    return found

@@ -14,7 +14,7 @@ import pytest
 
 from airlock.sandbox import Spec, check, launch
 from airlock.sandbox.launcher import start
-from tests.sandbox.helpers import rules_for
+from tests.sandbox.helpers import processes_holding, rules_for
 from tests.sandbox.unprivileged import as_nobody
 
 
@@ -97,22 +97,6 @@ def test_an_unprivileged_run_whose_init_is_left_stopped_ends_with_the_commands_s
     assert found["scratch"] == [], found
 
 
-def _holding(marker: str) -> list[str]:
-    """The states of the processes whose command line holds ``marker``."""
-    found = []
-    for process in Path("/proc").iterdir():
-        if not process.name.isdigit():
-            continue
-        try:
-            if marker.encode() not in (process / "cmdline").read_bytes():
-                continue
-            stat = (process / "stat").read_text()
-        except OSError:  # gone meanwhile
-            continue
-        found.append(stat[stat.rfind(")") + 2 :].split()[0])
-    return found
-
-
 def test_what_the_command_left_running_is_gone_when_its_end_is_known(
     project: Path, home: Path
 ) -> None:
@@ -133,7 +117,7 @@ def test_what_the_command_left_running_is_gone_when_its_end_is_known(
     )
     try:
         code = sandbox.wait()
-        left = _holding(marker)
+        left = [state for _, state in processes_holding(marker)]
     finally:
         sandbox.close()
     assert code == 3
