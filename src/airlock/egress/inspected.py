@@ -94,7 +94,7 @@ from airlock.egress.http1 import (
     connection_tokens,
     hop_by_hop_request,
 )
-from airlock.egress.response import client_connection, hop_by_hop
+from airlock.egress.response import DROPPED_FOR_HTTP10, client_connection, hop_by_hop
 from airlock.egress.scan import (
     BUSY,
     IN_WORKER,
@@ -902,9 +902,7 @@ class InspectedConnection:
 
     async def _block(self, fields: dict[str, Any], started: float, secrets: dict[str, int]) -> bool:
         reason = blocked_reason(secrets)
-        authority = f"[{self.host}]" if ":" in self.host else self.host
-        if self.port != 443:  # the URL the client asked for: its port unless https's own
-            authority += f":{self.port}"
+        authority = self.authority().decode("latin-1")  # its port unless https's own
         body = f"airlock refused {fields['method']} https://{authority}{fields['path']}\nwhy: {reason}\n"
         sent = await self._answer(403, body.encode(), close=False)
         self._done(
@@ -1006,8 +1004,8 @@ class InspectedConnection:
         decoded = http10 and framing[0] == "chunked"  # its end is then the close
         until_close = framing[0] == "close" or decoded
         dropped = hop_by_hop(head.headers)
-        if http10:
-            dropped |= {b"transfer-encoding", b"trailer"}
+        if http10:  # as plain forwarding's head for it: no chunked framing it cannot read
+            dropped |= DROPPED_FOR_HTTP10
         head.headers = [(k, v) for k, v in head.headers if k.lower() not in dropped]
         connection = client_connection(
             head.first[0], closes=not client_keeps, until_close=until_close
