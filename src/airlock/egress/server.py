@@ -135,7 +135,6 @@ class Proxy:
         self.failed: BaseException | None = None
         self.upstream_proxy = parse_upstream(config.upstream_proxy)
         """The upstream proxy with its credentials (``None``: connections go direct)."""
-        self.chained = None if self.upstream_proxy is None else self.upstream_proxy.address
         self._tasks: set[asyncio.Task[Any]] = set()
         self.path_redactor: Redactor | None = None
         """The redaction engine that keeps secrets in plain requests' paths out of the log
@@ -386,7 +385,7 @@ class Proxy:
 
     def via_upstream(self, host: str) -> bool:
         """Whether connections to ``host`` go through the upstream proxy (not in ``NO_PROXY``)."""
-        return self.chained is not None and not bypasses_proxy(host, self.config.no_proxy)
+        return self.upstream_proxy is not None and not bypasses_proxy(host, self.config.no_proxy)
 
     async def chain(self, upstream: Upstream, host: str, port: int) -> None:
         """Ask the upstream proxy, on ``upstream`` (a connection to it), for a tunnel to
@@ -502,12 +501,10 @@ class Proxy:
         Raises:
             Refusal: ``502``/``504`` when the connection cannot be made.
         """
-        via_proxy = False
+        chained = self.upstream_proxy
         gateway = self.config.gateway if is_gateway(host) else None
-        if gateway is None and self.chained is not None and self.via_upstream(host):
-            target, via_proxy = self.chained, True
-        else:
-            target = (str(address), port)
+        via_proxy = gateway is None and chained is not None and self.via_upstream(host)
+        target = chained.address if via_proxy and chained is not None else (str(address), port)
         timeout = self.config.limits.connect_timeout
         try:
             async with asyncio.timeout(timeout):
@@ -517,24 +514,23 @@ class Proxy:
                 )
             writer.transport.set_write_buffer_limits(WRITE_BUFFER)
         except TimeoutError:
-            dialled = _dialled(host, port, target if via_proxy else None)
+            dialled = _dialled(host, port, chained if via_proxy else None)
             raise Refusal(504, f"no connection to {dialled} within {timeout:g} s") from None
         except OSError as error:
-            dialled = _dialled(host, port, target if via_proxy else None)
+            dialled = _dialled(host, port, chained if via_proxy else None)
             raise Refusal(502, f"cannot connect to {dialled}: {error.strerror or error}") from None
         self.stats(host).connections += 1
         return Upstream(host, port, reader, writer, via_proxy=via_proxy, protocol=protocol)
 
 
-def _dialled(host: str, port: int, chained: tuple[str, int] | None = None) -> str:
+def _dialled(host: str, port: int, chained: UpstreamProxy | None = None) -> str:
     """What a failed dial failed to reach, in words: the destination, or the upstream proxy
     (``chained``) that would have reached it; an IPv6 address in brackets, apart from its
     port."""
     destination = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     if chained is None:
         return destination
-    proxy = f"[{chained[0]}]:{chained[1]}" if ":" in chained[0] else f"{chained[0]}:{chained[1]}"
-    return f"the upstream proxy {proxy} (for {destination})"
+    return f"the upstream proxy {chained.shown} (for {destination})"
 
 
 def parse_upstream(url: str | None) -> UpstreamProxy | None:
