@@ -443,11 +443,19 @@ def own_installation(mounts: Sequence[Mount]) -> list[Mount]:
 def _writable_by(path: Path, mounts: Sequence[Mount]) -> Mount | None:
     """The rule of ``mounts`` (in the order bubblewrap applies them: the last on a path wins)
     that lets the command write ``path`` (a real path), if one does."""
+    text = str(path)
     writable = None
     for rule in mounts:
-        if rule.path == path or rule.path in path.parents:
+        if _at_or_under(text, str(rule.path)):
             writable = rule if rule.kind is Kind.WRITE else None
     return writable
+
+
+def _at_or_under(path: str, folder: str) -> bool:
+    """Whether ``path`` is ``folder`` or lies under it (both absolute and normal). Compared as
+    text: :func:`own_installation` asks it of every path rule for each folder on Python's
+    import path, and ``Path.parents`` made that 7 ms of every run's start."""
+    return path == folder or path.startswith(folder if folder.endswith("/") else folder + "/")
 
 
 def _hidden_folder(rule: Mount) -> bool:
