@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 
 from airlock.egress import EgressConfig, Limits
-from airlock.egress.audit import read_records
+from airlock.egress.audit_read import read_records
 from tests.egress.origin import assert_report_is_the_log, config, exchange, origin, running
 
 SETTINGS = "user settings /home/me/.claude/settings.json"

@@ -21,7 +21,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from airlock.egress import EgressConfig, Limits, ProxyReport, RunningProxy, start_proxy
-from airlock.egress.audit import read_records
+from airlock.egress.audit_read import read_records
 from airlock.egress.report import NO_HOST
 from tests.serving import Handler, in_thread
 

@@ -21,15 +21,8 @@ import orjson
 import pytest
 
 from airlock.egress import EgressConfig, verify
-from airlock.egress.audit import (
-    GENESIS,
-    AuditLog,
-    heads_path,
-    iso_time,
-    line_hash,
-    read_heads,
-    read_records,
-)
+from airlock.egress.audit import GENESIS, AuditLog, heads_path, iso_time, line_hash
+from airlock.egress.audit_read import read_heads, read_records
 from airlock.errors import AirlockError
 from tests.cli import airlock
 from tests.egress.origin import _Site, config, running, until_failed
@@ -1051,7 +1044,8 @@ def test_rotate_refuses_a_log_that_is_not_intact(tmp_path: Path) -> None:
 def test_rotate_while_a_run_writes_stops_the_run_not_the_chain(tmp_path: Path) -> None:
     """A run still writing when its log is rotated stops at its next flush (its log is no
     longer at its path: traffic with it), and the moved log verifies."""
-    from airlock.egress.audit import heads_path, rotate
+    from airlock.egress.audit import heads_path
+    from airlock.egress.audit_read import rotate
 
     audit, failed, failures = _failing_writer(tmp_path)
     to = tmp_path / "moved.jsonl"

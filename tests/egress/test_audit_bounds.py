@@ -19,7 +19,8 @@ import pytest
 
 from airlock.cli.main import main
 from airlock.egress import verify
-from airlock.egress.audit import GENESIS, AuditLog, heads_path, line_hash, log_key, rotate
+from airlock.egress.audit import GENESIS, AuditLog, heads_path, line_hash, log_key
+from airlock.egress.audit_read import rotate
 from tests.cli import airlock
 
 MIB = 1024 * 1024
@@ -192,7 +193,8 @@ def test_a_record_past_the_bound_is_written_with_its_longest_fields_left_out(
     """A run record whose command takes 20 MiB (megabytes of arguments): written within the
     bound readers hold to, the command left out saying how long it was, the rest kept; the
     log verifies and the next record follows."""
-    from airlock.egress.audit import MAX_RECORD, read_records
+    from airlock.egress.audit import MAX_RECORD
+    from airlock.egress.audit_read import read_records
 
     log, heads = tmp_path / "audit.jsonl", tmp_path / "heads.jsonl"
     audit = AuditLog(log, heads, "run", flush_interval=3600)
@@ -217,7 +219,7 @@ def test_checkpoints_whose_counts_go_back_are_all_compared(
     (written before checkpoints named their log's first line: compared by position): verify
     reads the log past them before it reads them, and still names the first record one does
     not match, in batches too."""
-    from airlock.egress import audit as audit_module
+    from airlock.egress import audit_read as audit_module
 
     log, heads = tmp_path / "audit.jsonl", tmp_path / "heads.jsonl"
     old_heads = tmp_path / "old-heads.jsonl"
@@ -253,7 +255,7 @@ def test_the_listing_while_a_run_writes_never_warns(tmp_path: Path) -> None:
     """The listing checks the chain as it reads it, and its end under the log's lock: a run
     writing batches meanwhile (a line half written when the listing reaches the end) is
     never taken for tampering."""
-    from airlock.egress.audit import LogReader
+    from airlock.egress.audit_read import LogReader
 
     log, heads = tmp_path / "audit.jsonl", tmp_path / "heads.jsonl"
     audit = AuditLog(log, heads, "busy", flush_interval=0.002)

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from airlock.egress import verify
-from airlock.egress.audit import AuditLog, heads_path, read_records
+from airlock.egress.audit import AuditLog, heads_path
+from airlock.egress.audit_read import read_records
 from airlock.errors import AirlockError
 
 

@@ -20,7 +20,8 @@ from pathlib import Path
 import orjson
 import pytest
 
-from airlock.egress.audit import AuditLog, LogReader, audit_paths, line_hash, verify
+from airlock.egress.audit import AuditLog, audit_paths, line_hash
+from airlock.egress.audit_read import LogReader, verify
 from tests.cli import airlock
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from airlock.egress.audit import read_records
+from airlock.egress.audit_read import read_records
 from airlock.egress.flows import DEFAULT_API_HOSTS, UNCLASSIFIED, classify, off_flow, off_rows
 from airlock.policy import FlowId, decide
 from tests.egress.harness import inspected_post, inspected_setup, tls_origin

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from airlock.egress.audit import read_records
+from airlock.egress.audit_read import read_records
 from airlock.egress.flows import UNCLASSIFIED, classify, off_flow, off_rows
 from airlock.policy import FlowId, decide
 from tests.egress.harness import inspected_post, inspected_setup, tls_origin

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from airlock.egress.audit import read_records
+from airlock.egress.audit_read import read_records
 from airlock.egress.flows import enforce, off_flow, off_rows, refusal_body
 from airlock.policy import FlowId, decide
 from tests.egress.harness import inspected_post, inspected_setup, tls_origin

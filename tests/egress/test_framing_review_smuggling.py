@@ -22,7 +22,7 @@ from typing import Any
 import h11
 import pytest
 
-from airlock.egress.audit import read_records
+from airlock.egress.audit_read import read_records
 from tests.egress.harness import inspected_setup, inspected_tls
 from tests.egress.loopback import LoopbackServer
 from tests.egress.origin import config, running

@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from airlock.egress.audit import read_records
+from airlock.egress.audit_read import read_records
 from airlock.egress.config import GATEWAY_HOST
 from airlock.egress.gateway import GatewayConfig, RepoGrant, load_token
 from tests.egress.codehost import TOKEN

@@ -21,7 +21,7 @@ from urllib.parse import quote, unquote
 import pytest
 
 from airlock.egress import Limits
-from airlock.egress.audit import read_records
+from airlock.egress.audit_read import read_records
 from airlock.egress.config import GATEWAY_HOST
 from airlock.egress.gateway import (
     Gateway,

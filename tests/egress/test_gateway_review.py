@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from airlock.egress.audit import read_records
+from airlock.egress.audit_read import read_records
 from airlock.egress.config import GATEWAY_HOST
 from airlock.egress.gateway import (
     TOKEN_FILE_LIMIT,

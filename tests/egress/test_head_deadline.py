@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from airlock.egress import Limits
-from airlock.egress.audit import read_records
+from airlock.egress.audit_read import read_records
 from tests.egress.origin import _Site, config, exchange, running
 
 

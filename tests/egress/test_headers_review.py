@@ -26,7 +26,7 @@ from typing import Any
 
 import pytest
 
-from airlock.egress.audit import read_records
+from airlock.egress.audit_read import read_records
 from airlock.egress.ca import RunCA
 from airlock.egress.config import EgressConfig
 from airlock.egress.inspect import InspectionConfig

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from airlock.egress.audit import read_records
+from airlock.egress.audit_read import read_records
 from tests.egress.harness import inspected_setup, inspected_tls
 from tests.egress.origin import assert_report_is_the_log, config, running
 from tests.egress.test_framing_review_smuggling import raw_origin

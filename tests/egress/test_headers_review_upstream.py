@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from airlock.egress import EgressConfig
-from airlock.egress.audit import read_records
+from airlock.egress.audit_read import read_records
 from tests.egress.origin import _Site, config, exchange, running
 from tests.egress.test_upstream_review import (
     BASIC,

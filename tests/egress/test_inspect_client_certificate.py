@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from airlock.egress.audit import read_records
+from airlock.egress.audit_read import read_records
 from airlock.egress.ca import RunCA
 from tests.egress.harness import inspected_post, inspected_setup
 from tests.egress.origin import config, running

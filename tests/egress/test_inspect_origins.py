@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from airlock.egress import Limits
-from airlock.egress.audit import read_records
+from airlock.egress.audit_read import read_records
 from airlock.egress.ca import RunCA
 from airlock.egress.forwarding import BODY_REQUEST
 from tests.egress.harness import OriginHandler, OriginServer, inspected_setup, inspected_tls

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from airlock.egress import Limits, verify
-from airlock.egress.audit import read_records
+from airlock.egress.audit_read import read_records
 from airlock.egress.ca import ca_environment
 from airlock.egress.inspect import InspectionConfig
 from airlock.egress.scan import SecretsMode

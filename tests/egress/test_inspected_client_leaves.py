@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from airlock.egress.audit import read_records
+from airlock.egress.audit_read import read_records
 from tests.egress.harness import inspected_setup, inspected_tls, tls_origin
 from tests.egress.origin import config, running
 

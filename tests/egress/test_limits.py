@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from airlock.egress import Limits
-from airlock.egress.audit import read_records
+from airlock.egress.audit_read import read_records
 from airlock.egress.limits import BUCKETS, RateLimiter, UploadBudget
 from airlock.egress.server import local_names
 from tests.egress.origin import _Site, config, exchange, running

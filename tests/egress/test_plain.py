@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from airlock.egress.audit import read_records
+from airlock.egress.audit_read import read_records
 from airlock.egress.ca import RunCA, upstream_context
 from airlock.egress.inspect import InspectionConfig
 from airlock.egress.scan import SecretsMode

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from airlock.egress.audit import read_records
+from airlock.egress.audit_read import read_records
 from airlock.egress.ca import RunCA, upstream_context
 from airlock.egress.inspect import InspectionConfig
 from airlock.egress.scan import SecretsMode

@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from airlock.egress import EgressConfig, RunningProxy, verify
-from airlock.egress.audit import read_records
+from airlock.egress.audit_read import read_records
 from tests.egress.origin import (
     _Site,
     assert_report_is_the_log,

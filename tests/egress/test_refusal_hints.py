@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from airlock.egress import EgressConfig, Limits, start_proxy
-from airlock.egress.audit import read_records
+from airlock.egress.audit_read import read_records
 from airlock.egress.config import HostRule
 from airlock.egress.limits import RateLimiter
 from airlock.egress.report import HostReport, ProxyReport

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from airlock.egress import Limits
-from airlock.egress.audit import read_records
+from airlock.egress.audit_read import read_records
 from tests.egress.origin import config, running
 
 BIG = 32 * 1024 * 1024

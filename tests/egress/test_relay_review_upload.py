@@ -11,7 +11,7 @@ import threading
 import time
 from pathlib import Path
 
-from airlock.egress.audit import read_records
+from airlock.egress.audit_read import read_records
 from tests.egress.origin import config, running
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from airlock.egress import Limits
-from airlock.egress.audit import read_records
+from airlock.egress.audit_read import read_records
 from airlock.egress.report import NO_HOST
 from tests.egress.harness import inspected_post, inspected_setup, tls_origin
 from tests.egress.origin import config, exchange, origin, running

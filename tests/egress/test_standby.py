@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from airlock.egress import StandbyProxy, verify
-from airlock.egress.audit import read_records
+from airlock.egress.audit_read import read_records
 from airlock.errors import AirlockError
 from tests.egress.origin import _Site, config, listener
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from airlock.egress.audit import read_records
+from airlock.egress.audit_read import read_records
 from airlock.egress.ca import RunCA
 from tests.egress.harness import established_tunnel, inspected_setup
 from tests.egress.loopback import tls_answering_ok

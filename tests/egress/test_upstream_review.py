@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from airlock.egress import EgressConfig
-from airlock.egress.audit import read_records
+from airlock.egress.audit_read import read_records
 from airlock.egress.config import Limits, chosen_upstream, upstream_address
 from airlock.errors import UsageError
 from tests.cli import airlock

@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 
 from airlock.egress import flows
-from airlock.egress.audit import heads_path, read_records
+from airlock.egress.audit import heads_path
+from airlock.egress.audit_read import read_records
 from airlock.egress.ca import ca_environment
 from airlock.policy import decide
 from tests.cli import airlock

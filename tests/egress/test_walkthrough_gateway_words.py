@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from airlock.egress.audit import read_records
+from airlock.egress.audit_read import read_records
 from airlock.egress.ca import RunCA
 from airlock.egress.config import GATEWAY_HOST
 from airlock.egress.gateway import GatewayConfig, RepoGrant, git_environment, load_token

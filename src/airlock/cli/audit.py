@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from airlock.cli._common import Once
 
 if TYPE_CHECKING:
-    from airlock.egress.audit import LogReader
+    from airlock.egress.audit_read import LogReader
     from airlock.egress.config import HostRule
 
 HELP = "show the egress audit log of 'airlock run', or verify its hash chain"
@@ -149,7 +149,8 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from airlock.egress.audit import LogReader, audit_paths
+    from airlock.egress.audit import audit_paths
+    from airlock.egress.audit_read import LogReader
     from airlock.errors import UsageError
 
     if args.file is not None and args.action != "verify":
@@ -192,7 +193,7 @@ def run(args: argparse.Namespace) -> int:
 def _not_begun(log: Path, heads: Path) -> bool:
     """No log at ``log`` and no checkpoint of one in ``heads``: no run has written there yet
     (a log removed with its checkpoints left is another matter: verify says it was removed)."""
-    from airlock.egress.audit import holds_checkpoints
+    from airlock.egress.audit_read import holds_checkpoints
 
     return not os.path.lexists(log) and not holds_checkpoints(heads, log)
 
@@ -223,7 +224,7 @@ def _warn_unless_intact(reader: LogReader, log: Path, heads: Path) -> bool:
     as they stand, chain or not), and the listing exits 1, so that a script reading its JSON
     can tell, as from ``verify``. The chain was
     checked as the records were read, and its end against the heads file's furthest
-    checkpoint (:class:`~airlock.egress.audit.LogReader`): 'airlock audit verify' compares
+    checkpoint (:class:`~airlock.egress.audit_read.LogReader`): 'airlock audit verify' compares
     every checkpoint, reading the whole heads file, which outgrows the log. What it says is
     shown with its control characters as escapes: it quotes the heads file (a run's id)."""
     from airlock._visible import visible
@@ -253,14 +254,14 @@ def _verify(
     named: bool = True,
     as_json: bool = False,
 ) -> int:
-    """What :func:`airlock.egress.audit.verify` found, in words; each line with its control
+    """What :func:`airlock.egress.audit_read.verify` found, in words; each line with its control
     characters shown as escapes: a problem or a note quotes the heads file and the log (a
     run's id, a hash), which whoever changed them chose, and an escape sequence there could
     move the cursor and write "intact" over "NOT intact". ``named``: the log was given on the
     command line (what to say when it is not there). ``as_json``: the verdict as one JSON
     object on stdout instead (:func:`_verdict_json`), the exit status the same."""
     from airlock._visible import visible
-    from airlock.egress.audit import verify
+    from airlock.egress.audit_read import verify
     from airlock.errors import UsageError
 
     wanted = None if final_hash is None else final_hash.strip().lower()
@@ -324,7 +325,8 @@ def _verdict_json(log: Path, verdict: Any, hash_found: dict[str, int | None]) ->
 
 def _rotate(log: Path, heads: Path, to: Path | None, named: bool = True) -> int:
     from airlock._visible import visible
-    from airlock.egress.audit import heads_path, rotate
+    from airlock.egress.audit import heads_path
+    from airlock.egress.audit_read import rotate
     from airlock.errors import AirlockError, UsageError
     from airlock.settings import config_dir
 
@@ -375,7 +377,7 @@ def _rotate(log: Path, heads: Path, to: Path | None, named: bool = True) -> int:
 def _check_log(log: Path, missing: str, heads: Path | None = None) -> None:
     """Fail unless ``log`` is a regular file (a FIFO would hang the read); ``missing``: what
     to do when there is none. With ``heads``, a log that is not there while its heads file
-    holds checkpoints of records in it is left to :func:`airlock.egress.audit.verify`, which
+    holds checkpoints of records in it is left to :func:`airlock.egress.audit_read.verify`, which
     says it was removed.
 
     Raises:
@@ -383,7 +385,7 @@ def _check_log(log: Path, missing: str, heads: Path | None = None) -> None:
     """
     import stat
 
-    from airlock.egress.audit import holds_checkpoints
+    from airlock.egress.audit_read import holds_checkpoints
     from airlock.errors import UsageError
 
     try:
@@ -493,7 +495,7 @@ def _records(
 ) -> Iterator[dict[str, Any]]:
     """The records the options select, read as they are printed; lines that are no record
     counted (the first few named); ``selection`` told whether ``--run`` found its run."""
-    from airlock.egress.audit import Skipped
+    from airlock.egress.audit_read import Skipped
     from airlock.policy.rules import normalize_host
 
     log = reader.path

@@ -133,6 +133,21 @@ def _room_for_connections() -> None:
             resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
 
 
+def _no_core_files() -> None:
+    """No core file of this process while the run holds what must not outlive it: the run's
+    CA key (inspection: it signs for the inspected hosts, and is gone when the run ends) and
+    the git token (the gateway). A crash would otherwise write airlock's memory, the key with
+    it, to a file or hand it to the system's crash collector, where the run's end does not
+    remove it. The command inherits the limit (bubblewrap passes it on): its crash is not
+    written to the workspace or handed to the host's collector either."""
+    import contextlib
+    import resource
+
+    _, hard = resource.getrlimit(resource.RLIMIT_CORE)
+    with contextlib.suppress(ValueError, OSError):  # lowering the soft limit is always allowed
+        resource.setrlimit(resource.RLIMIT_CORE, (0, hard))
+
+
 def _run(args: argparse.Namespace) -> int:
     import os
     import shlex
@@ -331,6 +346,8 @@ def _run(args: argparse.Namespace) -> int:
     # rules are read while bubblewrap works, and the proxy itself loads while the command runs
     # (at its first connection, or soon after it started: see airlock.egress.standby).
     early = bool(args.inspect or args.repo or inspecting.hosts)
+    if early:
+        _no_core_files()
     prepared = None
     lock = whole = None
     held = None

@@ -13,6 +13,7 @@ Modules: :mod:`~airlock.egress.config` (what the proxy is told), :mod:`~airlock.
 :mod:`~airlock.egress.forwarding` (plain HTTP), :mod:`~airlock.egress.connection` (what they share),
 :mod:`~airlock.egress.running` (its thread), :mod:`~airlock.egress.standby` (the log open,
 the proxy loaded on demand), :mod:`~airlock.egress.audit` (the chained log),
+:mod:`~airlock.egress.audit_read` (reading it back: listing, verifying, rotating),
 :mod:`~airlock.egress.flows` (which data flow a request is), :mod:`~airlock.egress.ca` (the run's CA).
 """
 
@@ -20,16 +21,18 @@ from airlock.extras import require
 
 require("run", "airlock.egress (airlock run, airlock audit)")  # names the extra to install
 
-from airlock.egress.audit import AuditLog, audit_paths, default_log_path, heads_path, verify
+from airlock.egress.audit import AuditLog, audit_paths, default_log_path, heads_path
 from airlock.egress.config import EgressConfig, HostRule, Limits
 from airlock.egress.report import HostReport, ProxyReport
 from airlock.egress.rules import default_rules
 from airlock.egress.standby import StandbyProxy
 
 # The proxy itself (asyncio, uvloop, the server) loads when first named: ``airlock run`` opens
-# the audit log and builds the sandbox without it (see :mod:`airlock.egress.standby`).
+# the audit log and builds the sandbox without it (see :mod:`airlock.egress.standby`); so does
+# what reads a log back (``airlock audit``), which a run never needs.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from airlock.egress.audit_read import verify
     from airlock.egress.running import RunningProxy, start_proxy
 
 
@@ -38,6 +41,10 @@ def __getattr__(name: str) -> object:
         from airlock.egress import running
 
         return getattr(running, name)
+    if name == "verify":
+        from airlock.egress import audit_read
+
+        return audit_read.verify
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
