@@ -7,6 +7,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -113,3 +114,18 @@ def test_a_dumb_terminal_is_sent_no_escape(tmp_path: Path, project: Path) -> Non
     shown = _on_a_terminal(tmp_path, project, {"COLUMNS": "120", "TERM": "dumb"})
     assert LONG_HOST.encode() in shown
     assert b"\x1b(B" not in shown, shown
+
+
+def test_a_note_under_the_table_is_one_line_the_terminal_wraps(
+    tmp_path: Path, project: Path
+) -> None:
+    """The note on a refused host holds the command that lets it out (``--allow HOST``): at 70
+    columns rich folded it into lines, so that a copy of it held line breaks. Each line under
+    the table is written whole, as the refusals' reasons are, and the terminal wraps it."""
+    shown = _on_a_terminal(tmp_path, project, {"COLUMNS": "70"})
+    text = re.sub(rb"\x1b\[[0-9;]*m", b"", shown).decode()
+    note = (
+        "refused as no rule names them; if the command needed them, run again with "
+        f"--allow {LONG_HOST}, or name them in sandbox.network.allowedDomains"
+    )
+    assert note in text, text

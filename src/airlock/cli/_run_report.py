@@ -292,18 +292,21 @@ def _show_table(report: ProxyReport, scrubbed: ScrubbedEnvironment) -> None:
             console.print(reason, soft_wrap=True)
     else:
         console.print("airlock: nothing left the machine")
+    # Each line under the table whole, as the reasons: the terminal wraps it. Folded by rich,
+    # a note's command (--allow HOST …), a path or a host would be copied with line breaks in it.
     for line in report.flow_lines():
-        console.print(plain(line))
+        console.print(plain(line), soft_wrap=True)
     for note in report.notes():
-        console.print(plain(note, "yellow"))
+        console.print(plain(note, "yellow"), soft_wrap=True)
     if report.error:
-        console.print(plain(f"traffic was stopped: {report.error}", "bold red"))
+        console.print(plain(f"traffic was stopped: {report.error}", "bold red"), soft_wrap=True)
     if scrubbed.dropped:
         console.print(
             plain(
                 "variables not passed in (they look like credentials; --env NAME passes one): "
                 + _dropped(scrubbed)
-            )
+            ),
+            soft_wrap=True,
         )
     if report.audit_log is not None:
         console.print(
