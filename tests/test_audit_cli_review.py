@@ -90,3 +90,14 @@ def test_rotate_to_a_folder_moves_the_log_into_it(tmp_path: Path, config_dir: Pa
     verified = airlock("audit", "verify", str(moved[0]))
     assert verified.returncode == 0, verified.stderr
     assert "intact, 3 records, 1 runs" in verified.stdout
+
+
+def test_verify_of_a_file_the_kernel_makes_says_it_is_no_log(config_dir: Path) -> None:
+    """A file under /proc says 0 bytes yet holds lines: read up to its size, as a log is, it
+    verified as an empty log, intact, while the listing of the same file said it was not. It
+    is refused, saying why."""
+    done = airlock("audit", "verify", "--audit-log", "/proc/self/status")
+    assert done.returncode != 0
+    assert "intact, 0 records" not in done.stdout
+    assert "NOT intact: its size says 0 bytes, yet it holds some" in done.stdout + done.stderr
+    assert "not an audit log" in done.stdout + done.stderr

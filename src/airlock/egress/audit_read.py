@@ -344,6 +344,15 @@ class LogReader:
         self._end += taken
 
 
+_SIZE_UNKNOWN = (
+    "its size says 0 bytes, yet it holds some: a file the kernel makes as it is read (under "
+    "/proc or /sys), not an audit log; name the log's file"
+)
+"""Why :func:`verify` reads no file whose size says nothing of what it holds: it reads a log
+up to the size it had under the lock (a run may append meanwhile), so such a file would read
+as an empty log, intact."""
+
+
 def verify(path: Path, heads: Path, final_hash: str | None = None) -> Verdict:
     """Check the chain of ``path`` and that it matches every checkpoint of it in ``heads``.
 
@@ -395,6 +404,8 @@ def verify(path: Path, heads: Path, final_hash: str | None = None) -> Verdict:
         if isinstance(taken, str):
             return Verdict(0, 0, taken)
         size, source, heads_size = taken
+        if size == 0 and os.pread(handle.fileno(), 1, 0):
+            return Verdict(0, 0, _SIZE_UNKNOWN)
         found = _Verification(handle, size, Heads(source, heads_size, heads, path), final_hash)
         return found.verdict()
 
