@@ -6,7 +6,10 @@ on to the sandbox; and the client's own ``Proxy-*`` must never take their place.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+
+import pytest
 
 from airlock.egress import EgressConfig
 from airlock.egress.audit_read import read_records
@@ -49,4 +52,37 @@ def test_headers_a_plain_request_to_the_upstream_proxy_carries_its_credentials(
         b"Proxy-Authorization: " + BASIC + b"\r\n"
     )
     for text in (answer, cfg.audit_log.read_bytes()):
+        assert not [form for form in _secret_forms() if form in text]
+
+
+@pytest.mark.parametrize("credentials", [False, True], ids=["none_given", "wrong_ones"])
+def test_headers_a_plain_request_refused_credentials_is_told_as_to_a_connect(
+    site: _Site, tmp_path: Path, credentials: bool
+) -> None:
+    """The upstream proxy's ``407`` to a plain request is about airlock's credentials (the
+    URL's), not the client's: it was passed on as it came, so the client read airlock as
+    asking for its own. It is a ``502`` saying what a ``CONNECT`` refused the same way says
+    (where credentials go, or that those given were refused), never showing them; the record
+    says so too."""
+    origin = ("127.0.0.1", int(site.server_address[1]))
+    with recording_upstream("forward", origin, expected=b"Basic other") as upstream:
+        allow = EgressConfig.rules(["origin.test"], "--allow")
+        given = _with_credentials(upstream.url) if credentials else upstream.url
+        cfg = config(tmp_path, allow=allow, upstream_proxy=given, no_proxy="")
+        request = b"GET http://origin.test/plain HTTP/1.1\r\nHost: origin.test\r\n\r\n"
+        with running(cfg) as (url, _):
+            answer = exchange(url, request)
+    assert answer.startswith(b"HTTP/1.1 502 "), answer[:300]
+    assert b"Proxy-Authenticate" not in answer
+    assert cfg.audit_log is not None
+    [record] = [r for r in read_records(cfg.audit_log) if r["type"] == "request"]
+    assert record["status"] == 502
+    if credentials:
+        assert b"refused the credentials its URL gives (HTTP/1.1 407" in answer
+        assert "refused the credentials" in record["error"]
+    else:
+        assert b"asks for credentials (HTTP/1.1 407" in answer
+        assert b"http://USER:PASSWORD@HOST:PORT" in answer
+        assert "asks for credentials" in record["error"]
+    for text in (answer, json.dumps(record).encode()):
         assert not [form for form in _secret_forms() if form in text]

@@ -149,6 +149,36 @@ class UpstreamProxy:
         """``HOST:PORT``, as messages name it (never its credentials)."""
         return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
 
+    def wants_credentials(self, answer: str) -> str:
+        """Why the upstream proxy answered ``407`` (``answer``: its status line, shown), and
+        the way on: its ``407`` is about airlock's credentials (the URL's), never the
+        client's, so the client is told this, in a ``502``, rather than asked for its own."""
+        where = "--upstream-proxy (or HTTPS_PROXY in airlock's environment)"
+        if self.authorization is None:
+            return (
+                f"the upstream proxy {self.shown} asks for credentials ({answer}): give them "
+                f"in its URL, http://USER:PASSWORD@HOST:PORT each percent-encoded, in {where}"
+            )
+        return (
+            f"the upstream proxy {self.shown} refused the credentials its URL gives "
+            f"({answer}): check the user and password in {where}"
+        )
+
+
+MAX_SHOWN_ANSWER = 200
+"""Characters of an upstream proxy's status line a refusal shows (it may send anything)."""
+
+
+def shown_answer(status_line: bytes) -> str:
+    """An upstream proxy's status line as a message shows it: its first
+    :data:`MAX_SHOWN_ANSWER` characters, each control character made visible."""
+    from airlock._visible import visible
+
+    shown = visible(status_line[:MAX_SHOWN_ANSWER].decode("latin-1"))
+    if len(status_line) > MAX_SHOWN_ANSWER:
+        shown += f"… ({len(status_line)} bytes)"
+    return shown
+
 
 def shown_url(url: str) -> str:
     """``url`` with all before its last ``@`` (after its ``scheme://``) shown as ``…``: an

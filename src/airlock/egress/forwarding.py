@@ -35,7 +35,7 @@ from urllib.parse import unquote
 import httptools
 
 from airlock.egress.cleartext import BODY_LINE_LIMIT, starts_request
-from airlock.egress.config import is_gateway
+from airlock.egress.config import is_gateway, shown_answer
 from airlock.egress.connection import (
     CONTINUE,
     READ_SIZE,
@@ -652,6 +652,19 @@ class _Relayed:
             self.error = error
         self._wake()
 
+    def _wants_credentials(self, head: bytes) -> None:
+        """The upstream proxy answered ``407`` (``head``, whole): about airlock's credentials
+        (``--upstream-proxy``'s), not the client's, so not passed on (the client would take it
+        as airlock asking for its own); said in a ``502``, as to a ``CONNECT``.
+
+        Raises:
+            ResponseError: always.
+        """
+        chained = self.client.proxy.upstream_proxy
+        assert chained is not None  # a connection via the upstream proxy has one
+        line = head.split(b"\r\n", 1)[0]
+        raise ResponseError(chained.wants_credentials(shown_answer(line)), self.received)
+
     def ended(self, error: Exception | None) -> None:
         """The destination closed its side (``error`` ``None``), or the connection failed."""
         if self.settled:
@@ -712,6 +725,8 @@ class _Relayed:
             base = watcher.fed - len(data)  # the stream's offset of ``data``'s first byte
             start, end = max(span[0] - base, 0), span[1] - base
             head = data[start:end]
+            if watcher.status == 407 and self.upstream.via_proxy:
+                self._wants_credentials(head)
             rebuilt = relayed_head(head, closes=watcher.closes, until_close=watcher.until_close)
             if rebuilt is not head:
                 data = data[:start] + rebuilt + data[end:]

@@ -44,7 +44,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from airlock._tasks import create_task
-from airlock._visible import visible
 from airlock.egress.addresses import AddressCheck
 from airlock.egress.audit import AuditLog
 from airlock.egress.client import Client
@@ -53,6 +52,7 @@ from airlock.egress.config import (
     EgressConfig,
     UpstreamProxy,
     is_gateway,
+    shown_answer,
     upstream_proxy,
 )
 from airlock.egress.connection import (
@@ -88,9 +88,6 @@ METADATA_NAMES = frozenset(
 metadata address on the cloud's machines. Through an upstream proxy, which resolves names
 itself, they are refused by name: an upstream proxy on such a machine would reach the
 metadata service that a direct connection is refused (its address is checked)."""
-
-MAX_SHOWN_ANSWER = 200
-"""Characters of an upstream proxy's status line a refusal shows (it may send anything)."""
 
 _OBJECT_ADDRESS = re.compile(r" (?:at )?0x[0-9a-f]+(?=>)")
 """The memory address in an object's text (``<TCPTransport closed=True 0x7f65…>``), which an
@@ -419,22 +416,12 @@ class Proxy:
         if status is not None and 200 <= status < 300:
             return
         upstream.writer.transport.abort()
-        shown = visible(status_line[:MAX_SHOWN_ANSWER].decode("latin-1"))
-        if len(status_line) > MAX_SHOWN_ANSWER:
-            shown += f"… ({len(status_line)} bytes)"
+        shown = shown_answer(status_line)
         if status is None:
             why = f"the upstream proxy {proxy.shown} answered {asked} with no HTTP status: {shown}"
             raise Refusal(502, why)
         if status == 407:  # the way on, in the reason: the report shows an error's reason alone
-            where = "--upstream-proxy (or HTTPS_PROXY in airlock's environment)"
-            why = (
-                f"the upstream proxy {proxy.shown} asks for credentials ({shown}): give them "
-                f"in its URL, http://USER:PASSWORD@HOST:PORT each percent-encoded, in {where}"
-                if proxy.authorization is None
-                else f"the upstream proxy {proxy.shown} refused the credentials its URL gives "
-                f"({shown}): check the user and password in {where}"
-            )
-            raise Refusal(502, why)
+            raise Refusal(502, proxy.wants_credentials(shown))
         raise Refusal(502, f"the upstream proxy {proxy.shown} refused {asked}: {shown}")
 
     async def _chain_answer(self, upstream: Upstream, proxy: UpstreamProxy, asked: str) -> bytes:
