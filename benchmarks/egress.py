@@ -16,7 +16,8 @@ function in ``PEERS``. Measures, per row:
 * ``+ms/tunnel``: the median time of one tunnel (sequential) minus direct's;
 * ``plain MB/s``, ``tunnel MB/s``: curl downloading ``--bulk-mb`` through the proxy;
 * airlock with its audit log on and off (two rows), and after the table the log's cost
-  measured alternating the two (``--audit-rounds``, ``--audit-seconds``);
+  measured alternating the two, on keep-alive requests and on new connections
+  (``--audit-rounds``, ``--audit-seconds``);
 * peak memory: the proxy's peak RSS (VmHWM) after a 10 MB body, then after a 1 GB body
   uploaded and downloaded through it (``--memory-mb`` to change the size).
 
@@ -432,45 +433,54 @@ def print_table(rows: list[Row], args: argparse.Namespace) -> None:
 
 
 def audit_cost(args: argparse.Namespace, port: int, temp: Path) -> list[str]:
-    """The audit log's cost on keep-alive requests: the proxy with its log on and with it off,
-    both running, measured in turn ``--audit-rounds`` times (``wrk``, ``--audit-seconds`` a
-    phase). Rows measured minutes apart in the table differ by more than the log's cost on
-    this machine; alternating, the pairs see the same load. Returns the lines to print: the
+    """The audit log's cost on keep-alive requests and on new connections: the proxy with its
+    log on and with it off, both running, measured in turn ``--audit-rounds`` times (``wrk``,
+    ``--audit-seconds`` a phase; keep-alive, then ``Connection: close``, in each round). Rows
+    measured minutes apart in the table differ by more than the log's cost on this machine;
+    alternating, the pairs see the same load. Returns the lines to print: for each load the
     median of each side and the spread of the per-round differences."""
     if args.audit_rounds <= 0:
         return []
-    rates: dict[bool, list[float]] = {True: [], False: []}
-    cpus: dict[bool, list[float]] = {True: [], False: []}
+    loads = {False: "keep-alive", True: "new connections"}
+    rates: dict[tuple[bool, bool], list[float]] = {}
+    cpus: dict[tuple[bool, bool], list[float]] = {}
     with start_airlock(temp, audit=True) as on, start_airlock(temp, audit=False) as off:
         proxies = {True: on, False: off}
         for round_ in range(args.audit_rounds):
             order = (True, False) if round_ % 2 == 0 else (False, True)
-            for audit in order:
-                child = proxies[audit]
-                row = Row("audit", f"http://127.0.0.1:{child.port}", child.pid)  # type: ignore[attr-defined]
-                before = cpu_seconds(child.pid)
-                rate = wrk(row, port, args.audit_seconds, args.connections, False, temp)
-                spent = cpu_seconds(child.pid) - before
-                rates[audit].append(rate)
-                cpus[audit].append(spent * 1e6 / (rate * args.audit_seconds))
-    costs = [100 * (1 - a / b) for a, b in zip(rates[True], rates[False], strict=True)]
-    extra = [a / b - 1 for a, b in zip(cpus[True], cpus[False], strict=True)]
-    lines = [
-        f"audit log cost, keep-alive, {args.audit_rounds} alternating rounds of "
-        f"{args.audit_seconds:g} s (wrk -c{args.connections}):"
-    ]
-    for audit, name in ((True, "on"), (False, "off")):
+            for close in loads:
+                for audit in order:
+                    child = proxies[audit]
+                    row = Row("audit", f"http://127.0.0.1:{child.port}", child.pid)  # type: ignore[attr-defined]
+                    before = cpu_seconds(child.pid)
+                    rate = wrk(row, port, args.audit_seconds, args.connections, close, temp)
+                    spent = cpu_seconds(child.pid) - before
+                    rates.setdefault((close, audit), []).append(rate)
+                    cpus.setdefault((close, audit), []).append(
+                        spent * 1e6 / (rate * args.audit_seconds)
+                    )
+    lines = []
+    for close, load in loads.items():
+        on_rates, off_rates = rates[close, True], rates[close, False]
+        costs = [100 * (1 - a / b) for a, b in zip(on_rates, off_rates, strict=True)]
+        extra = [a / b - 1 for a, b in zip(cpus[close, True], cpus[close, False], strict=True)]
         lines.append(
-            f"  log {name}: {statistics.median(rates[audit]):,.0f} req/s "
-            f"({min(rates[audit]):,.0f}-{max(rates[audit]):,.0f}), "
-            f"{statistics.median(cpus[audit]):.1f} µs of proxy CPU a request "
-            f"({min(cpus[audit]):.1f}-{max(cpus[audit]):.1f})"
+            f"audit log cost, {load}, {args.audit_rounds} alternating rounds of "
+            f"{args.audit_seconds:g} s (wrk -c{args.connections}):"
         )
-    lines.append(
-        f"  cost: {statistics.median(costs):+.1f}% of the rate (rounds {min(costs):+.1f}% to "
-        f"{max(costs):+.1f}%), {100 * statistics.median(extra):+.1f}% CPU a request (rounds "
-        f"{100 * min(extra):+.1f}% to {100 * max(extra):+.1f}%); goal at most 5%"
-    )
+        for audit, name in ((True, "on"), (False, "off")):
+            got, per_request = rates[close, audit], cpus[close, audit]
+            lines.append(
+                f"  log {name}: {statistics.median(got):,.0f} req/s "
+                f"({min(got):,.0f}-{max(got):,.0f}), "
+                f"{statistics.median(per_request):.1f} µs of proxy CPU a request "
+                f"({min(per_request):.1f}-{max(per_request):.1f})"
+            )
+        lines.append(
+            f"  cost: {statistics.median(costs):+.1f}% of the rate (rounds {min(costs):+.1f}% "
+            f"to {max(costs):+.1f}%), {100 * statistics.median(extra):+.1f}% CPU a request "
+            f"(rounds {100 * min(extra):+.1f}% to {100 * max(extra):+.1f}%); goal at most 5%"
+        )
     return lines
 
 
@@ -539,7 +549,12 @@ def main() -> int:
         help="sandbox start-up rows from inside (airlock run, bare bwrap, srt): runs each; 0 skips",
     )
     parser.add_argument("--srt", help="the srt program (default: on PATH, or benchmarks/.peers)")
-    parser.add_argument("--only", action="append", default=[], help="rows to run (repeatable); audit: the log's cost alone")
+    parser.add_argument(
+        "--only",
+        action="append",
+        default=[],
+        help="rows to run (repeatable); audit: the log's cost alone",
+    )
     parser.add_argument("--ca-file", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--serve-airlock", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--inside-srt", type=int, nargs=2, help=argparse.SUPPRESS)
