@@ -7,6 +7,9 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from airlock.egress.audit import AuditLog, audit_paths
 from tests.cli import airlock
@@ -101,3 +104,29 @@ def test_verify_of_a_file_the_kernel_makes_says_it_is_no_log(config_dir: Path) -
     assert "intact, 0 records" not in done.stdout
     assert "NOT intact: its size says 0 bytes, yet it holds some" in done.stdout + done.stderr
     assert "not an audit log" in done.stdout + done.stderr
+
+
+def test_a_first_batch_landing_as_verify_reads_a_new_log_is_no_kernel_file(
+    tmp_path: Path, config_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run's log is made empty and its first batch written later: one that lands once
+    ``verify`` has taken the size (0) is read past, as any record written after that is. The
+    look for a file that says 0 bytes yet holds some is made under the log's lock, with the
+    size: made after it, the batch made a run's new log read as a kernel's file, no log."""
+    from airlock.egress import audit_read
+
+    log = tmp_path / "audit.jsonl"
+    path, heads = audit_paths(os.environ, log)
+    writer = AuditLog(path, heads, RUN)
+    writer.open()  # the log is there, empty
+    opened = audit_read.opened_heads
+
+    def opened_then_written(heads_path: Path) -> Any:
+        with path.open("ab") as appended:  # as a run's first batch, landing now
+            appended.write(b'{"type": "start"}\n')
+        return opened(heads_path)
+
+    monkeypatch.setattr(audit_read, "opened_heads", opened_then_written)
+    verdict = audit_read.verify(path, heads)
+    writer.close()
+    assert verdict.problem is None, verdict

@@ -86,3 +86,25 @@ def test_headers_a_plain_request_refused_credentials_is_told_as_to_a_connect(
         assert "asks for credentials" in record["error"]
     for text in (answer, json.dumps(record).encode()):
         assert not [form for form in _secret_forms() if form in text]
+
+
+def test_headers_a_refusal_of_credentials_after_an_interim_answer_is_still_told(
+    site: _Site, tmp_path: Path
+) -> None:
+    """The upstream proxy's ``100 Continue`` went to the client, then its ``407`` came in a
+    read of its own: the client got the ``100`` and a closed connection, no word of why. A
+    final answer may follow interim ones: airlock's ``502`` does, saying why."""
+    origin = ("127.0.0.1", int(site.server_address[1]))
+    with recording_upstream("interim apart", origin, expected=b"Basic other") as upstream:
+        allow = EgressConfig.rules(["origin.test"], "--allow")
+        cfg = config(tmp_path, allow=allow, upstream_proxy=upstream.url, no_proxy="")
+        request = b"GET http://origin.test/plain HTTP/1.1\r\nHost: origin.test\r\n\r\n"
+        with running(cfg) as (url, _):
+            answer = exchange(url, request)
+    interim = b"HTTP/1.1 100 Continue\r\n\r\n"
+    assert answer.startswith(interim + b"HTTP/1.1 502 "), answer[:300]
+    assert b"asks for credentials (HTTP/1.1 407" in answer
+    assert cfg.audit_log is not None
+    [record] = [r for r in read_records(cfg.audit_log) if r["type"] == "request"]
+    assert record["status"] == 502
+    assert record["bytes_in"] == len(answer)

@@ -37,7 +37,7 @@ class RecordingUpstream(socketserver.ThreadingTCPServer):
     and then, by ``mode``: ``forward`` (a ``CONNECT`` is answered ``200`` and tunnelled, a
     request in absolute form is passed on, both to ``origin`` whatever name they give, once
     ``Proxy-Authorization`` is ``expected``, else ``407``), ``interim`` (as ``forward``, after
-    a ``100 Continue``), ``silent`` (says nothing until the test ends), ``garbage`` (100 KB
+    a ``100 Continue``; ``interim apart``: 0.3 s after it), ``silent`` (says nothing until the test ends), ``garbage`` (100 KB
     that are no HTTP, then closes)."""
 
     daemon_threads = True
@@ -88,8 +88,10 @@ class _Upstream(socketserver.BaseRequestHandler):
         if server.mode == "garbage":
             sock.sendall(b"\x00\xff\x1b[31m not http " * 5000 + b"\r\n\r\n")
             return
-        if server.mode == "interim":
+        if server.mode in ("interim", "interim apart"):
             sock.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
+            if server.mode == "interim apart":  # the final answer in a read of its own
+                time.sleep(0.3)
         authorization = server.authorizations()[-1]
         if server.expected is not None and authorization != server.expected:
             sock.sendall(

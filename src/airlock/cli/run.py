@@ -134,18 +134,43 @@ def _room_for_connections() -> None:
 
 
 def _no_core_files() -> None:
-    """No core file of this process while the run holds what must not outlive it: the run's
-    CA key (inspection: it signs for the inspected hosts, and is gone when the run ends) and
-    the git token (the gateway). A crash would otherwise write airlock's memory, the key with
-    it, to a file or hand it to the system's crash collector, where the run's end does not
-    remove it. The command inherits the limit (bubblewrap passes it on): its crash is not
-    written to the workspace or handed to the host's collector either."""
+    """Keep what the run holds that must not outlive it out of core files and out of other
+    processes' reach: the run's CA key (inspection: it signs for the inspected hosts, and is
+    gone when the run ends) and the git token (the gateway).
+
+    - This process is made not dumpable (``PR_SET_DUMPABLE`` 0): a crash writes no core,
+      not even to a crash collector the system pipes cores to (which the core-file limit
+      alone does not stop), and another process of the same user can no longer read its
+      memory (``/proc/PID/mem``, a debugger): its ``/proc`` files become root's. The command
+      is not affected: every program bubblewrap starts is dumpable again.
+    - The core-file limit is 0 too, and the command inherits it: its own crash is not written
+      to the workspace or handed to the host's collector either.
+
+    Raises:
+        SandboxError: the process could not be made not dumpable (the run does not start
+            holding a key that a crash could write out).
+    """
     import contextlib
+    import ctypes
+    import os
     import resource
+
+    from airlock.errors import SandboxError
 
     _, hard = resource.getrlimit(resource.RLIMIT_CORE)
     with contextlib.suppress(ValueError, OSError):  # lowering the soft limit is always allowed
         resource.setrlimit(resource.RLIMIT_CORE, (0, hard))
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0:
+        error = ctypes.get_errno()
+        raise SandboxError(
+            f"cannot keep the run's CA key and token out of core files: prctl(PR_SET_DUMPABLE) "
+            f"failed ({os.strerror(error)}); nothing ran"
+        )
+
+
+PR_SET_DUMPABLE = 4
+"""``prctl``'s option that sets whether a process may be dumped (``<linux/prctl.h>``)."""
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -107,19 +107,30 @@ def read_records(path: Path, skipped: Skipped | None = None) -> Iterator[Record]
                 skipped.add(number)
 
 
+_SIZE_UNKNOWN = (
+    "its size says 0 bytes, yet it holds some: a file the kernel makes as it is read (under "
+    "/proc or /sys), not an audit log; name the log's file"
+)
+"""Why :func:`verify` and the listing's end check read no file whose size says nothing of
+what it holds: a log is read up to the size it had under the lock (a run may append
+meanwhile), so such a file would read as an empty log, intact."""
+
+
 def _size_and_heads(
     fd: int, path: Path, heads: Path, stack: contextlib.ExitStack[Any]
 ) -> tuple[int, BinaryIO | None, int] | str:
     """The log's size and its heads file opened (kept open by ``stack``), taken together under
     a shared lock on the log, held a moment; or why the heads file cannot vouch for the log
     (:func:`_unsafe_heads`: asked first, so that one that is no regular file is named as the
-    heads file, not opened)."""
+    heads file, not opened), or the log is none (:data:`_SIZE_UNKNOWN`)."""
     unsafe = _unsafe_heads(heads, os.fstat(fd).st_uid)
     if unsafe is not None:
         return unsafe
     lock_log(fd, path)
     try:
         size = os.fstat(fd).st_size
+        if size == 0 and os.pread(fd, 1, 0):  # under the lock: no run's write lands between
+            return _SIZE_UNKNOWN
         source, heads_size = stack.enter_context(opened_heads(heads))
     finally:
         fcntl.flock(fd, fcntl.LOCK_UN)
@@ -344,15 +355,6 @@ class LogReader:
         self._end += taken
 
 
-_SIZE_UNKNOWN = (
-    "its size says 0 bytes, yet it holds some: a file the kernel makes as it is read (under "
-    "/proc or /sys), not an audit log; name the log's file"
-)
-"""Why :func:`verify` reads no file whose size says nothing of what it holds: it reads a log
-up to the size it had under the lock (a run may append meanwhile), so such a file would read
-as an empty log, intact."""
-
-
 def verify(path: Path, heads: Path, final_hash: str | None = None) -> Verdict:
     """Check the chain of ``path`` and that it matches every checkpoint of it in ``heads``.
 
@@ -404,8 +406,6 @@ def verify(path: Path, heads: Path, final_hash: str | None = None) -> Verdict:
         if isinstance(taken, str):
             return Verdict(0, 0, taken)
         size, source, heads_size = taken
-        if size == 0 and os.pread(handle.fileno(), 1, 0):
-            return Verdict(0, 0, _SIZE_UNKNOWN)
         found = _Verification(handle, size, Heads(source, heads_size, heads, path), final_hash)
         return found.verdict()
 

@@ -224,8 +224,8 @@ async def _forward(
         received = await _relay_response(client, upstream, watcher, relayed)
     except ResponseError as error:
         received = error.received
-        if received == 0:  # nothing of it reached the client: airlock answers (counted so)
-            received = client.answer(simple_response(502, f"airlock: {head.host}: {error}\n"))
+        if error.answerable:  # no final head reached the client: airlock answers (counted so)
+            received += client.answer(simple_response(502, f"airlock: {head.host}: {error}\n"))
         stats.bytes_in += received
         return _failed(client, record, stats, sent, received, str(error), 502)
     except (ConnectionError, OSError, RuntimeError) as error:
@@ -624,6 +624,8 @@ class _Relayed:
             self._waiter = self.client.loop.create_future()
             await self._waiter
         if self.error is not None:
+            if isinstance(self.error, ResponseError) and not self.rebuilt:
+                self.error.answerable = True  # interim answers at most went: one may follow
             raise self.error
         return self.finished
 
@@ -721,12 +723,12 @@ class _Relayed:
             held.clear()
         span = watcher.head_span
         if span is not None and not self.rebuilt:  # the final head, whole: rebuilt once
-            self.rebuilt = True
             base = watcher.fed - len(data)  # the stream's offset of ``data``'s first byte
             start, end = max(span[0] - base, 0), span[1] - base
             head = data[start:end]
             if watcher.status == 407 and self.upstream.via_proxy:
-                self._wants_credentials(head)
+                self._wants_credentials(head)  # before any of it goes: airlock answers
+            self.rebuilt = True
             rebuilt = relayed_head(head, closes=watcher.closes, until_close=watcher.until_close)
             if rebuilt is not head:
                 data = data[:start] + rebuilt + data[end:]

@@ -145,6 +145,9 @@ class ResponseError(Exception):
     def __init__(self, message: str, received: int) -> None:
         super().__init__(message)
         self.received = received
+        self.answerable = received == 0
+        """No final head reached the client (nothing did, or interim ``1xx`` answers alone):
+        airlock can still answer it, saying why (a final answer may follow interim ones)."""
 
 
 class HeadTooLarge(Exception):
