@@ -55,6 +55,7 @@ NOT_ON_THE_PLAIN_PATH = (  # the redaction engine is not here: it reads the argu
     "airlock.egress.scan",
     "airlock.egress.gateway",
     "airlock.egress.ca",
+    "airlock.egress.audit_read",
     "cryptography",
     "httpx",
     "rich",
