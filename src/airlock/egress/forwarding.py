@@ -726,7 +726,7 @@ class _Relayed:
             base = watcher.fed - len(data)  # the stream's offset of ``data``'s first byte
             start, end = max(span[0] - base, 0), span[1] - base
             head = data[start:end]
-            if watcher.status == 407 and self.upstream.via_proxy:
+            if self.upstream.via_proxy and watcher.status == 407:
                 self._wants_credentials(head)  # before any of it goes: airlock answers
             self.rebuilt = True
             rebuilt = relayed_head(head, closes=watcher.closes, until_close=watcher.until_close)
