@@ -194,14 +194,22 @@ def test_an_upstream_proxy_asking_for_credentials_is_told_apart(
             answer = _connect(url, "a.test:443")
     assert answer.startswith(b"HTTP/1.1 502 ")
     (record,) = [r for r in read_records(cfg.audit_log) if r["type"] == "tunnel"]  # type: ignore[arg-type]
+    told_apart(answer, record["reason"], json.dumps(record).encode(), credentials)
+
+
+def told_apart(answer: bytes, why: str, record: bytes, credentials: bool) -> None:
+    """``answer`` (the client's) and ``why`` (the record's reason or error) say that the
+    upstream proxy refused the credentials given, or where they go when none were; no form
+    of the password is in the answer or in the ``record``."""
     if credentials:
         assert b"refused the credentials its URL gives (HTTP/1.1 407" in answer
-        assert "refused the credentials" in record["reason"]
+        assert "refused the credentials" in why
     else:
         assert b"asks for credentials (HTTP/1.1 407" in answer
         assert b"http://USER:PASSWORD@HOST:PORT" in answer
-    assert not [form for form in _secret_forms() if form in answer]
-    assert not [form for form in _secret_forms() if form in json.dumps(record).encode()]
+        assert "asks for credentials" in why
+    for text in (answer, record):
+        assert not [form for form in _secret_forms() if form in text]
 
 
 def test_an_upstream_proxy_that_never_answers_the_connect_is_given_up_on(tmp_path: Path) -> None:
