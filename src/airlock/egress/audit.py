@@ -191,6 +191,9 @@ class AuditLog:
         self.last_hash = GENESIS
         self._first: str | None = None
         """The hash of the log's first line (which log it is); ``None`` while it is empty."""
+        self._key = log_key(path)
+        """The log's real path, as its heads file's entries name it (:func:`log_key`): taken
+        again when it is opened, then kept (not looked up again for every entry)."""
         self._next_seq = 0
         self._next_prev = GENESIS
         self._pending = bytearray()
@@ -230,6 +233,7 @@ class AuditLog:
                 folder.mkdir(parents=True, exist_ok=True, mode=0o700)
             self._fd = open_for_appending(self.path, "audit log")
             _check_private(self._fd, self.path, "audit log")
+            self._key = log_key(self.path)  # the file opened: its folders are there now
             self._heads_fd = open_for_appending(self.heads, "heads file of audit log")
             _check_private(self._heads_fd, self.heads, "heads file of audit log")
             # under the lock, no other run's write is half done, and every checkpoint in the
@@ -405,20 +409,23 @@ class AuditLog:
                 raise
 
     def _flush(self, final: bool) -> None:
-        self._still_there()  # also with nothing pending: an open tunnel is recorded at its end
+        # Each system call here hands the interpreter's lock back to the proxy's busy loop and
+        # waits to take it again: a flush makes no call it does not need.
         with self._lock:
-            if not self._pending:
-                return
             batch, self._pending = self._pending, bytearray()
             first = self._pending_start
             tip = (self._next_seq, self._next_prev)
+        if not batch:
+            self._still_there()  # with nothing pending too: an open tunnel is recorded at its end
+            return
         lock_log(self._fd, self.path, fcntl.LOCK_EX)  # another run may share the log: one at a time
         stale = False
         try:
-            self._still_there()  # again: it may have been rotated while this run waited
-            self._check_not_cut_back()
+            self._still_there()  # under the lock: it may have been rotated while this run waited
+            size = os.fstat(self._fd).st_size
+            self._check_not_cut_back(size)
             start = first
-            if os.fstat(self._fd).st_size != self._size:  # another run wrote since: its tip
+            if size != self._size:  # another run wrote since: its tip
                 try:
                     start = _tip(self.path)
                 except ValueError as error:
@@ -476,16 +483,16 @@ class AuditLog:
                     "a log away: rotate it when no run writes to it)",
                 )
 
-    def _check_not_cut_back(self) -> None:
-        """Fail when the log is smaller than this run left it (:attr:`_least`): records were
-        removed from its end, and the batch would chain on what is left (a tip this run
-        checkpointed itself, so one the heads file vouches for) as if another run had written
-        it, this run's records since gone without a word until a ``verify``.
+    def _check_not_cut_back(self, size: int) -> None:
+        """Fail when the log (``size`` bytes now) is smaller than this run left it
+        (:attr:`_least`): records were removed from its end, and the batch would chain on what
+        is left (a tip this run checkpointed itself, so one the heads file vouches for) as if
+        another run had written it, this run's records since gone without a word until a
+        ``verify``.
 
         Raises:
             OSError: ``EIO``, saying so.
         """
-        size = os.fstat(self._fd).st_size
         if size < self._least:
             raise OSError(
                 errno.EIO,
@@ -502,7 +509,7 @@ class AuditLog:
         ``intent`` a declaration of it (what the batch about to be written will leave)."""
         head: Record = {
             "run": self.run_id,
-            "log": log_key(self.path),
+            "log": self._key,
             "records": tip[0],
             "hash": tip[1],
             "first": self._first,
