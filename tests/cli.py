@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -77,3 +78,21 @@ def run_script(
         cwd=cwd,
         timeout=180,
     )
+
+
+def on_a_terminal(
+    *args: str, cwd: Path, typescript: Path, env: dict[str, str] | None = None
+) -> bytes:
+    """``airlock ARGS…`` with a terminal for its streams (``script``'s pseudo-terminal, the
+    test's environment plus ``env``): the bytes the terminal was sent, from ``typescript``."""
+    command = shlex.join([sys.executable, "-m", "airlock", *args])
+    done = subprocess.run(
+        ["script", "-qec", command, str(typescript)],
+        capture_output=True,
+        env={**os.environ, **(env or {})},
+        cwd=cwd,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return typescript.read_bytes()

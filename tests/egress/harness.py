@@ -285,16 +285,7 @@ def inspected_tls(
 ) -> ssl.SSLSocket:
     """A TLS connection to ``localhost:PORT`` through the proxy's ``CONNECT``, inspected
     (``bundle``: the run's CA bundle), offering the protocols ``alpn`` (none: no offer)."""
-    import socket
-
-    raw = socket.create_connection(("127.0.0.1", int(proxy.rsplit(":", 1)[1])), timeout=10)
-    raw.sendall(f"CONNECT localhost:{port} HTTP/1.1\r\nHost: localhost:{port}\r\n\r\n".encode())
-    answer = b""
-    while not answer.endswith(b"\r\n\r\n"):
-        piece = raw.recv(1)
-        assert piece, answer
-        answer += piece
-    assert answer.startswith(b"HTTP/1.1 200")
+    raw = established_tunnel(proxy, f"localhost:{port}")
     context = ssl.create_default_context(cafile=str(bundle))
     if alpn is not None:
         context.set_alpn_protocols(alpn)

@@ -10,12 +10,11 @@ import json
 import os
 import stat
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.cli import airlock
+from tests.cli import airlock, on_a_terminal
 
 
 def _run(tmp_path: Path, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
@@ -180,18 +179,10 @@ def test_on_a_terminal_the_report_sets_the_text_back_to_plain(
     """The command leaves concealed text on (SGR 8): the report, on a terminal, begins with
     SGR 0, after the command's output, so it shows."""
     log = tmp_path / "audit.jsonl"
-    typescript = tmp_path / "typescript"
-    command = f"{sys.executable} -m airlock run --audit-log {log} -- sh -c 'printf \"ok\\033[8m\"'"
-    done = subprocess.run(
-        ["script", "-qec", command, str(typescript)],
-        capture_output=True,
-        env={**os.environ, "COLUMNS": "120"},
-        cwd=project,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    shown = typescript.read_bytes()
+    shown = on_a_terminal(
+        "run", "--audit-log", str(log), "--", "sh", "-c", 'printf "ok\\033[8m"',
+        cwd=project, typescript=tmp_path / "typescript", env={"COLUMNS": "120"},
+    )  # fmt: skip
     concealed = shown.index(b"\x1b[8m")
     assert b"\x1b[0m" in shown[concealed:]
     reset = shown.index(b"\x1b[0m", concealed)

@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from tests.cli import airlock
+from tests.cli import airlock, on_a_terminal
 
 REFUSED = "import urllib.request as u\ntry: u.urlopen('http://{}/')\nexcept Exception: pass\n"
 """A request the proxy refuses (no rule names the host): it gives the report a host."""
@@ -86,19 +86,11 @@ def test_a_stderr_nobody_reads_does_not_hold_the_report_file(tmp_path: Path, pro
 def _on_a_terminal(tmp_path: Path, project: Path, env: dict[str, str]) -> bytes:
     """What a run that sends a refused request shows on a terminal (``script``'s)."""
     (project / "send.py").write_text(REFUSED.format(LONG_HOST))
-    typescript = tmp_path / "typescript"
     log = tmp_path / "audit.jsonl"
-    command = f"{sys.executable} -m airlock run --audit-log {log} -- python3 send.py"
-    done = subprocess.run(
-        ["script", "-qec", command, str(typescript)],
-        capture_output=True,
-        env={**os.environ, **env},
-        cwd=project,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    return typescript.read_bytes()
+    return on_a_terminal(
+        "run", "--audit-log", str(log), "--", "python3", "send.py",
+        cwd=project, typescript=tmp_path / "typescript", env=env,
+    )  # fmt: skip
 
 
 def test_on_a_narrow_terminal_the_report_is_in_lines(tmp_path: Path, project: Path) -> None:
