@@ -67,7 +67,7 @@ from airlock.egress.http1 import simple_response
 from airlock.egress.limits import RateLimiter, UploadBudget
 from airlock.egress.relay import Relay
 from airlock.egress.report import MAX_HOSTS, NO_HOST, OTHER_HOSTS, HostStats, went_out
-from airlock.egress.rules import EgressRules, RuleDecision, private_refusal
+from airlock.egress.rules import EgressRules, RuleDecision, host_port, private_refusal
 from airlock.errors import AirlockError, DestinationRefused, RefusedError
 from airlock.policy.hosts import HostError, bypasses_proxy, parse_host
 
@@ -514,7 +514,7 @@ def _dialled(host: str, port: int, chained: UpstreamProxy | None = None) -> str:
     """What a failed dial failed to reach, in words: the destination, or the upstream proxy
     (``chained``) that would have reached it; an IPv6 address in brackets, apart from its
     port."""
-    destination = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    destination = host_port(host, port)
     if chained is None:
         return destination
     return f"the upstream proxy {chained.shown} (for {destination})"
