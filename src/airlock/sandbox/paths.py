@@ -33,6 +33,7 @@ away to free the protected path's name.
 from __future__ import annotations
 
 import enum
+import errno
 import itertools
 import os
 import re
@@ -568,12 +569,16 @@ def mount(kind: Kind, path: Path, why: str, folder: bool = True) -> Mount:
     false: a file its program reads), or on an ancestor that exists but is not a folder (a
     worktree's ``.git`` file).
 
+    A run makes about 150 of these before bubblewrap can start: the path is worked on as text
+    (what it names looked at once, with :func:`_mode`), and made a ``Path`` once.
+
     Raises:
         SandboxError: a ``HIDE`` of the root folder (nothing would be left to run); any other
             rule on one of :data:`SANDBOX_OWN` or a folder holding one (``/``, ``/var``).
     """
-    real = resolve(path)
-    if kind is Kind.HIDE and real == Path(real.anchor):
+    text = os.path.realpath(path)
+    real = Path(text)
+    if kind is Kind.HIDE and _parent(text) == text:
         raise SandboxError(
             f"{why}: hides the whole system ({path}), so nothing could run; hide the folders "
             "that hold what must not be seen"
@@ -586,15 +591,42 @@ def mount(kind: Kind, path: Path, why: str, folder: bool = True) -> Mount:
             "folders you need inside it (the rest of the system is read-only inside already)"
         )
     named = path if path.absolute() != real else None
-    if real.exists():
-        return Mount(kind, real, why, True, real.is_dir(), named=named)
-    existing = real.parent
-    while not existing.exists():
-        existing = existing.parent
-    if not existing.is_dir():
-        return Mount(kind, existing, why, True, False, named=named)
-    first_missing = existing / real.relative_to(existing).parts[0]
-    return Mount(kind, first_missing, why, False, folder or first_missing != real, named=named)
+    mode = _mode(text)
+    if mode is not None:
+        return Mount(kind, real, why, True, stat.S_ISDIR(mode), named=named)
+    existing = _parent(text)
+    while (mode := _mode(existing)) is None:
+        existing = _parent(existing)
+    if not stat.S_ISDIR(mode):
+        return Mount(kind, Path(existing), why, True, False, named=named)
+    name = text[len(existing) :].lstrip("/").split("/", 1)[0]
+    first_missing = f"{existing.rstrip('/')}/{name}"
+    is_dir = folder or first_missing != text
+    return Mount(kind, Path(first_missing), why, False, is_dir, named=named)
+
+
+def _parent(text: str) -> str:
+    """The folder holding the absolute path ``text`` (``/`` for ``/`` itself)."""
+    return os.path.dirname(text)  # noqa: PTH120 - text: no Path made for each step up
+
+
+_NOTHING_THERE = frozenset({errno.ENOENT, errno.ENOTDIR, errno.EBADF, errno.ELOOP})
+"""What ``stat`` says when nothing is there to bind, as ``Path.exists`` reads it."""
+
+
+def _mode(text: str) -> int | None:
+    """The mode of what ``text`` names (links followed), or ``None`` when nothing is there.
+
+    Raises:
+        OSError: any other failure (a folder on the way that cannot be searched), as
+            ``Path.exists`` raises it.
+    """
+    try:
+        return os.stat(text).st_mode  # noqa: PTH116 - text: no Path made for each look
+    except OSError as error:
+        if error.errno in _NOTHING_THERE:
+            return None
+        raise
 
 
 def read_only_map(rules: Iterable[Mount]) -> dict[Path, bool]:
