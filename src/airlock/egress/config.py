@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from airlock.errors import UsageError
+from airlock.policy.hosts import host_port
 from airlock.policy.rules import DomainPattern, matches, parse_host_pattern, parse_rule
 
 TYPE_CHECKING = False
@@ -147,7 +148,7 @@ class UpstreamProxy:
     @property
     def shown(self) -> str:
         """``HOST:PORT``, as messages name it (never its credentials)."""
-        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+        return host_port(self.host, self.port)
 
     def wants_credentials(self, answer: str) -> str:
         """Why the upstream proxy answered ``407`` (``answer``: its status line, shown), and

@@ -28,6 +28,8 @@ from airlock.egress.config import ALLOW, ALLOW_OPTION, DENY, EgressConfig, HostR
 from airlock.policy.decide import decide
 from airlock.policy.endpoints import flow_hosts
 from airlock.policy.hosts import MAX_NAME, AddressClass, HostError, classify, parse_host
+from airlock.policy.hosts import bracketed as bracketed  # named here too, as ever; they live
+from airlock.policy.hosts import host_port as host_port  # in policy.hosts for config.py's sake
 from airlock.policy.model import Context, Decisions, Origin, Setting, Source, Var
 from airlock.policy.rules import carried_ipv4
 
@@ -230,16 +232,6 @@ def shown_host(host: str) -> str:
     if len(host) <= MAX_NAME:
         return host
     return f"{host[:60]}…(cut: {len(host)} characters)"
-
-
-def bracketed(host: str) -> str:
-    """A host as a URL and ``--allow`` write it: an IPv6 address in brackets."""
-    return f"[{host}]" if ":" in host else host
-
-
-def host_port(host: str, port: int) -> str:
-    """``host:port`` as messages show it: ``[::1]:8080`` for an IPv6 address."""
-    return f"{bracketed(host)}:{port}"
 
 
 NO_RULE = "no allow rule matches"

@@ -137,6 +137,16 @@ class Host:
         return f"[{self.text}]" if isinstance(self.address, ipaddress.IPv6Address) else self.text
 
 
+def bracketed(host: str) -> str:
+    """A host as a URL and ``--allow`` write it: an IPv6 address in brackets."""
+    return f"[{host}]" if ":" in host else host
+
+
+def host_port(host: str, port: int) -> str:
+    """``host:port`` as messages show it: ``[::1]:8080`` for an IPv6 address."""
+    return f"{bracketed(host)}:{port}"
+
+
 def parse_host(text: str) -> Host:
     """Read a host (a URL's host, a rule's domain, a blocklist entry) in its canonical form.
 
