@@ -1,4 +1,5 @@
-"""``airlock run`` started in the background, for tests that then signal or kill it."""
+"""``airlock run`` started in the background, for tests that then signal or kill it, and the
+command line that runs a shell script in it."""
 
 from __future__ import annotations
 
@@ -10,15 +11,20 @@ import time
 from pathlib import Path
 
 
+def sh_run(log: str | Path, script: str) -> list[str]:
+    """The command line of ``airlock run --audit-log LOG -- sh -c SCRIPT``."""
+    airlock_run = [sys.executable, "-m", "airlock", "run", "--audit-log", str(log)]
+    return [*airlock_run, "--", "sh", "-c", script]
+
+
 def start_run(tmp_path: Path, script: str) -> subprocess.Popen[str]:
     """``airlock run -- sh -c SCRIPT``, once SCRIPT has printed its first line (``started``).
 
     Its audit log is ``tmp_path/a.jsonl`` and its scratch folder under ``tmp_path``: killed,
     airlock cannot remove it. The caller kills it, waits for it and closes its ``stdout``.
     """
-    log = str(tmp_path / "a.jsonl")
     process = subprocess.Popen(
-        [sys.executable, "-m", "airlock", "run", "--audit-log", log, "--", "sh", "-c", script],
+        sh_run(tmp_path / "a.jsonl", script),
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,

@@ -11,7 +11,6 @@ import json
 import os
 import stat
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -19,6 +18,7 @@ import pytest
 
 from airlock.sandbox.agent_state import merged, staging
 from tests.cli import run_script
+from tests.integration.started import sh_run
 
 SAVE = (
     # as the agent saves it: a lock folder, a new file beside it, renamed over it
@@ -87,9 +87,9 @@ def _while_running(
     """A run whose command saves ``state`` as the agent does once the test, after the run
     has put the state where the agent saves it, has done ``meanwhile()`` outside."""
     script = "while [ ! -e go ]; do sleep 0.05; done; " + _saving(state)
-    log = str(tmp_path / "audit.jsonl")
-    command = [sys.executable, "-m", "airlock", "run", "--audit-log", log, "--", "sh", "-c"]
-    run = subprocess.Popen([*command, script], stderr=subprocess.PIPE, text=True)
+    run = subprocess.Popen(
+        sh_run(tmp_path / "audit.jsonl", script), stderr=subprocess.PIPE, text=True
+    )
     deadline = time.monotonic() + 60
     while not (config_dir / ".claude.json").exists() and time.monotonic() < deadline:
         time.sleep(0.05)

@@ -17,7 +17,7 @@ import pytest
 from tests.cli import airlock
 from tests.conftest import write_json
 from tests.integration.run_servers import HOST, web_site
-from tests.integration.started import start_run
+from tests.integration.started import sh_run, start_run
 from tests.sandbox.unprivileged import as_nobody
 
 
@@ -378,7 +378,7 @@ def _run_signalled(log: Path, script: str, signals: int, gap: float = 0.5) -> tu
     ``signals`` times ``gap`` seconds apart, still running before each; its exit status (it
     must end within 60 s of the last signal) and what it said on stderr."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "airlock", "run", "--audit-log", str(log), "--", "sh", "-c", script],
+        sh_run(log, script),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

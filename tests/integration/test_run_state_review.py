@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 from tests.cli import run_script
+from tests.integration.started import sh_run
 from tests.integration.test_run_agent_state import _saving, _while_running
 
 
@@ -140,9 +141,8 @@ def test_the_users_own_edit_of_a_file_read_only_inside_stays(
     mine = {"numStartups": 1, "mcpServers": {"docs": {"command": "docs-server"}}}
     go = project / "go"
     script = "while [ ! -e go ]; do sleep 0.05; done; echo done"
-    log = str(tmp_path / "audit.jsonl")
     run = subprocess.Popen(
-        [sys.executable, "-m", "airlock", "run", "--audit-log", log, "--", "sh", "-c", script],
+        sh_run(tmp_path / "audit.jsonl", script),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -176,9 +176,8 @@ def test_a_workspace_moved_during_the_run_keeps_no_placeholder_and_is_named(
         "echo started; while [ ! -e go ]; do sleep 0.05; done; "
         "mkdir -p sub/.vscode && echo '{}' > sub/.vscode/tasks.json"
     )
-    log = str(tmp_path / "audit.jsonl")
     run = subprocess.Popen(
-        [sys.executable, "-m", "airlock", "run", "--audit-log", log, "--", "sh", "-c", script],
+        sh_run(tmp_path / "audit.jsonl", script),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -315,8 +314,7 @@ def test_many_placeholder_folders_hold_no_file_open_each(tmp_path: Path, project
         resource.setrlimit(resource.RLIMIT_NOFILE, (250, 250))
 
     done = subprocess.run(
-        [sys.executable, "-m", "airlock", "run", "--audit-log", str(tmp_path / "audit.jsonl"),
-         "--", "sh", "-c", "echo ran"],
+        sh_run(tmp_path / "audit.jsonl", "echo ran"),
         cwd=project, capture_output=True, text=True, timeout=300, check=False,
         preexec_fn=limited,
     )  # fmt: skip
