@@ -391,6 +391,23 @@ def test_a_denied_ipv4_address_is_denied_in_ipv6_that_carries_it(
     assert (record["decision"], record["reason"]) == ("deny", "denied by '127.0.0.1' (--deny)")
 
 
+@pytest.mark.parametrize("method", ["CONNECT", "GET"])
+def test_a_name_too_long_is_refused_with_its_start_shown_unbracketed(
+    tmp_path: Path, method: str
+) -> None:
+    """A host longer than a name may be is refused naming its start and its length, as
+    records show it, without the brackets of an IPv6 address (its cut text holds a colon)."""
+    name = ".".join(["a" * 60] * 5)  # 304 characters
+    target = f"{name}:443" if method == "CONNECT" else f"http://{name}/"
+    with running(config(tmp_path)) as (url, _):
+        answer, _ = _exchange(url, f"{method} {target} HTTP/1.1\r\nHost: {name}\r\n\r\n".encode())
+    port = 443 if method == "CONNECT" else 80
+    shown = f"{'a' * 60}…(cut: 304 characters):{port}".encode()
+    assert answer.startswith(b"HTTP/1.1 403 ")
+    assert b"airlock: " + method.encode() + b" to " + shown + b" refused: " in answer
+    assert b"[" not in answer.split(b"\r\n\r\n", 1)[1]
+
+
 def _exchange(proxy: str, request: bytes, timeout: float = 5.0) -> tuple[bytes, bool]:
     """Send ``request`` on one kept-alive connection; what comes back within ``timeout``, and
     whether the proxy closed the connection."""

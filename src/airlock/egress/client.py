@@ -29,6 +29,7 @@ from airlock.egress.http1 import (
 from airlock.egress.report import NO_HOST
 from airlock.egress.rules import host_port, shown_host
 from airlock.egress.tunnels import tunnel
+from airlock.policy.hosts import MAX_NAME
 
 if TYPE_CHECKING:
     from airlock.egress.relay import Relay
@@ -170,7 +171,10 @@ class Client:
         with contextlib.suppress(ValueError):  # as the rules read it, when it can be read
             record["host"] = self.proxy.check_rules(head.host, head.port).host
         what = "CONNECT to" if head.method == CONNECT else f"{head.method.decode()} to"
-        shown = host_port(shown_host(head.host), head.port)
+        # a name too long to be one is cut as shown_host cuts it, in no brackets: its cut
+        # text holds a colon, but only an IPv6 address (never that long) gets them
+        long = len(head.host) > MAX_NAME
+        shown = f"{shown_host(head.host)}:{head.port}" if long else host_port(head.host, head.port)
         body = f"airlock: {what} {shown} refused: {refusal.reason}\n"
         if refusal.hint:
             body += f"airlock: {refusal.hint}\n"
