@@ -36,6 +36,7 @@ from dataclasses import dataclass
 
 from airlock.egress.report import failed_before_it_left
 from airlock.policy import Decisions, FlowId, State
+from airlock.policy.hosts import bracketed
 
 UNCLASSIFIED = "unclassified"
 """The flow of a request no signature matches."""
@@ -822,7 +823,7 @@ def refusal_body(
 ) -> bytes:
     """The text of the ``403`` a refused request gets, for the agent to show its user: the
     URL it asked for (``port`` written when it is not the scheme's own), its flow, and why."""
-    authority = f"[{host}]" if ":" in host else host
+    authority = bracketed(host)
     if port is not None and port != {"https": 443, "http": 80}.get(scheme):
         authority += f":{port}"
     return (

@@ -111,7 +111,7 @@ from airlock.egress.scan import (
     path_refusal,
     path_secrets,
 )
-from airlock.policy.hosts import HostError, parse_host
+from airlock.policy.hosts import HostError, bracketed, parse_host
 
 if TYPE_CHECKING:
     from airlock.egress.inspect import Inspector
@@ -266,7 +266,7 @@ class InspectedConnection:
         """This connection's host and port as ``Host`` names them: the host as the rules
         read it (the one classified, dialled and named in the origin's TLS), its port unless
         https's own."""
-        host = f"[{self.host}]" if ":" in self.host else self.host
+        host = bracketed(self.host)
         if self.port != 443:
             host += f":{self.port}"
         return host.encode("latin-1")

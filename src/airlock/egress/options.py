@@ -334,7 +334,7 @@ def _gateway_proxy(
     from urllib.parse import urlsplit
 
     from airlock.egress.config import chosen_no_proxy, chosen_upstream, upstream_address
-    from airlock.policy.hosts import bypasses_proxy
+    from airlock.policy.hosts import bypasses_proxy, host_port
 
     upstream = chosen_upstream(upstream_proxy, environ)
     try:
@@ -344,7 +344,7 @@ def _gateway_proxy(
     if upstream is None or bypasses_proxy(code_host, chosen_no_proxy(environ)):
         return None
     host, port = upstream_address(upstream)
-    where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    where = host_port(host, port)
     userinfo, at, _ = upstream.split("://", 1)[-1].rpartition("@")  # after any scheme
     return f"http://{userinfo}@{where}" if at else f"http://{where}"
 

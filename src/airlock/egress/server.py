@@ -401,7 +401,7 @@ class Proxy:
         """
         proxy = self.upstream_proxy
         assert proxy is not None  # only connections to the upstream proxy come here
-        authority = (f"[{host}]:{port}" if ":" in host else f"{host}:{port}").encode()
+        authority = host_port(host, port).encode()
         line = b"CONNECT " + authority + b" HTTP/1.1\r\nHost: " + authority + b"\r\n"
         if len(line) + 2 > self.budget.left:
             upstream.writer.transport.abort()
