@@ -30,7 +30,8 @@ charset (UTF-16, UTF-32, UTF-7, ISO-2022, HZ: :func:`wide_charset`), and with it
 out where it holds UTF-16 or UTF-32 text among other bytes (:func:`nul_text`); a gathered
 multipart body with a part in quoted-printable is read whole with its escapes decoded too
 (:func:`quoted_printable_parts`: the engine reads them only near a sign of the encoding, in
-capitals; a streamed one is counted as the engine reads it). A request's
+capitals; a streamed one is counted as the engine reads it), and one with a part in base64
+with that part decoded (:func:`base64_parts`). A request's
 header lines, but the sign-in ones, are read in one pass of the engine
 (:func:`header_secrets`), its target by :func:`path_secrets`.
 """
@@ -38,6 +39,7 @@ header lines, but the sign-in ones, are read in one pass of the engine
 from __future__ import annotations
 
 import asyncio
+import binascii
 import bisect
 import codecs
 import functools
@@ -1225,7 +1227,8 @@ def check_gathered(
     among its bytes (a form's file part: :func:`nul_text`) is read with its NULs left out too;
     under ``redact`` it is refused when a secret is left that way once what its bytes show is
     replaced. So is a multipart body with a part in quoted-printable
-    (:func:`quoted_printable_parts`), read whole with its escapes decoded, in either case.
+    (:func:`quoted_printable_parts`), read whole with its escapes decoded, in either case,
+    and one with a part in base64 (:func:`base64_parts`), read with that part decoded.
 
     Every copy the check holds is charged to ``grow`` (the run's budget of gathered bodies)
     before it is made: the decoded body, the body decoded of its escapes and their map, the
@@ -1240,21 +1243,32 @@ def check_gathered(
     """
     plain = decoded(body, encoding, grow=grow)
     checked = _check_plain(redactor, mode, body, plain, content_type, grow)
-    if not quoted_printable_parts(content_type, plain):
-        return checked
-    # a part in quoted-printable: read as its reader reads it, in any case and past the
-    # engine's window (which reads =XX in capitals, near a sign of the encoding)
-    in_parts = _quoted_printable_secrets(redactor, plain, grow)
-    if not in_parts:
-        return checked
-    return _with_hidden(
-        checked,
-        in_parts,
-        mode,
-        body,
-        lambda leaving: _quoted_printable_secrets(redactor, leaving, grow),
-        QUOTED_PRINTABLE_READ,
-    )
+    if quoted_printable_parts(content_type, plain):
+        # a part in quoted-printable: read as its reader reads it, in any case and past the
+        # engine's window (which reads =XX in capitals, near a sign of the encoding)
+        in_parts = _quoted_printable_secrets(redactor, plain, grow)
+        if in_parts:
+            checked = _with_hidden(
+                checked,
+                in_parts,
+                mode,
+                body,
+                lambda leaving: _quoted_printable_secrets(redactor, leaving, grow),
+                QUOTED_PRINTABLE_READ,
+            )
+    if base64_parts(content_type, plain):
+        # a part in base64: its reader hands on the part decoded
+        in_parts = _base64_secrets(redactor, plain, grow)
+        if in_parts:
+            checked = _with_hidden(
+                checked,
+                in_parts,
+                mode,
+                body,
+                lambda leaving: _base64_secrets(redactor, leaving, grow),
+                BASE64_READ,
+            )
+    return checked
 
 
 def _with_hidden(
@@ -1314,6 +1328,64 @@ def _quoted_printable_secrets(
         lambda found: bytes.fromhex((found[1] or b"").decode()), plain
     )
     return _check_decoded(redactor, SecretsMode.BLOCK, text, text, grow)[1]
+
+
+_PART_BASE64 = re.compile(
+    rb"^content-transfer-encoding[ \t]*:[ \t]*base64", re.IGNORECASE | re.MULTILINE
+)
+"""A multipart body's part header that says its content is in base64, which a multipart
+reader decodes without being asked (python-multipart's ``FormParser``, Python's ``email``
+with ``decode=True``, JavaMail), as it decodes quoted-printable."""
+_HEADERS_END = re.compile(rb"\r?\n\r?\n")
+"""The blank line that ends a part's header lines."""
+_NOT_BASE64 = re.compile(rb"[^A-Za-z0-9+/=]+")
+"""What a base64 reader skips: line breaks, and any other byte outside its alphabet."""
+_AFTER_PADDING = re.compile(rb"(?<==)(?=[^=])")
+"""Where a run of base64 that ended in padding is followed by another (decoded four letters
+at a time, as python-multipart decodes a part, each run is read)."""
+BASE64_READ = "base64 (a part's Content-Transfer-Encoding)"
+"""What :func:`wide_refusal` names a body in when its secret is in such a part."""
+
+
+def base64_parts(content_type: bytes | None, plain: bytes) -> bool:
+    """Whether ``plain`` is a multipart body with a part in base64."""
+    return b"multipart/" in (content_type or b"").lower() and _PART_BASE64.search(plain) is not None
+
+
+def _base64_secrets(redactor: Redactor, plain: bytes, grow: Grow | None) -> dict[str, int]:
+    """The secrets of ``plain``'s parts in base64, by kind; the copies charged to ``grow``
+    before they are made.
+
+    Each part is read decoded from the end of its header lines to the next such header (or
+    the body's end: what follows its content, its delimiter and the next parts, reads as
+    bytes after it, which cannot join a secret it holds). A line that looks like such a
+    header inside a part's content cuts it here, not for its reader, which reads the
+    line's letters as base64 too: the letters after it are read from each of the four
+    places a group of four may start, so the reader's grouping is among them."""
+    found: Counter[str] = Counter()
+    headers = [match.end() for match in _PART_BASE64.finditer(plain)]
+    for at, start in enumerate(headers):
+        end = headers[at + 1] if at + 1 < len(headers) else len(plain)
+        blank = _HEADERS_END.search(plain, start, end)
+        if blank is None:
+            continue
+        _charge(grow, end - blank.end())  # its letters alone
+        runs = _AFTER_PADDING.split(_NOT_BASE64.sub(b"", plain[blank.end() : end]))
+        most: Counter[str] = Counter()
+        for shift in range(4):
+            _charge(grow, (end - blank.end()) * 3 // 4)  # decoded: three bytes for four
+            text = b"".join(_base64_run(run[shift:]) for run in runs)
+            most |= Counter(_check_decoded(redactor, SecretsMode.BLOCK, text, text, grow)[1])
+        found += most
+    return dict(found)
+
+
+def _base64_run(letters: bytes) -> bytes:
+    """One run of base64 letters decoded (its padding, if any, at its end), as a reader
+    decodes it: a last group of one letter, which holds no whole byte, left out."""
+    letters = letters.rstrip(b"=")
+    letters = letters[: len(letters) - 1] if len(letters) % 4 == 1 else letters
+    return binascii.a2b_base64(letters + b"=" * (-len(letters) % 4))
 
 
 def _check_plain(
