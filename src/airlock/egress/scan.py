@@ -1540,12 +1540,31 @@ def _check_decoded(
     return redacted, dict(Counter(secrets) | Counter(found)), True
 
 
+_WIDE_ESCAPE = re.compile(r"%[uU]([0-9A-Fa-f]{4})")
+"""IIS's ``%uXXXX``: a character by its code point, which IIS and ASP.NET decode in a path
+and a query (``HttpUtility.UrlDecode``), as :func:`airlock.egress.flows.readings` reads a
+path."""
+
+
+def _wide_unescaped(text: str) -> str:
+    """``text`` with its ``%uXXXX`` escapes (:data:`_WIDE_ESCAPE`) decoded (a lone surrogate
+    as the replacement character)."""
+    if "%" not in text:
+        return text
+    return _WIDE_ESCAPE.sub(lambda found: _code_point(int(found[1], 16)), text)
+
+
+def _code_point(code: int) -> str:
+    return "\ufffd" if 0xD800 <= code <= 0xDFFF else chr(code)
+
+
 _MARKER_OR_RUN = re.compile(r"\[REDACTED:[a-z0-9_]+\]|" + TOKEN_LIKE.pattern)
 
 
 def path_secrets(redactor: Redactor, target: str, logged: str) -> tuple[str, dict[str, int]]:
     """The secrets in a request's target (path and query, values too, read as sent, with its
-    percent escapes decoded, and with its ``+`` as spaces too), by kind, and ``logged`` (the
+    percent escapes decoded, IIS's ``%u005f`` too (:data:`_WIDE_ESCAPE`), and with its ``+``
+    as spaces too), by kind, and ``logged`` (the
     target as the audit log shows it, query values already left out) fit for the log: with a
     secret anywhere in the target, each secret the engine finds in ``logged`` (as sent, then
     decoded) is replaced by its marker, and each run of token characters left is left out
@@ -1555,6 +1574,8 @@ def path_secrets(redactor: Redactor, target: str, logged: str) -> tuple[str, dic
     readings = [target]
     if "%" in target:
         readings.append(urllib.parse.unquote(target, errors="replace"))
+        if _WIDE_ESCAPE.search(target) is not None:  # IIS's %u005f too, as the flows read it
+            readings.append(urllib.parse.unquote(_wide_unescaped(target), errors="replace"))
     if "+" in target:  # a query's values as a form's reader reads them: + is a space
         readings.append(urllib.parse.unquote_plus(target, errors="replace"))
     own_rules = len(redactor.rules) > len(RULES)  # the user's rules may find anything
@@ -1567,8 +1588,9 @@ def path_secrets(redactor: Redactor, target: str, logged: str) -> tuple[str, dic
     if not counts:
         return logged, {}
     shown = redactor.redact_text(logged)[0]  # a secret as sent (%40 inside a password)
-    # read decoded, so that no escape can keep a token's run apart (%67%68%70%5F…)
-    shown = redactor.redact_text(urllib.parse.unquote(shown, errors="replace"))[0]
+    # read decoded, so that no escape can keep a token's run apart (%67%68%70%5F…, %u005f)
+    shown = urllib.parse.unquote(_wide_unescaped(shown), errors="replace")
+    shown = redactor.redact_text(shown)[0]
     kinds = {rule.kind for rule in redactor.rules}
 
     def withhold(found: re.Match[str]) -> str:
