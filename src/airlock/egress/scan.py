@@ -1243,30 +1243,23 @@ def check_gathered(
     """
     plain = decoded(body, encoding, grow=grow)
     checked = _check_plain(redactor, mode, body, plain, content_type, grow)
-    if quoted_printable_parts(content_type, plain):
-        # a part in quoted-printable: read as its reader reads it, in any case and past the
-        # engine's window (which reads =XX in capitals, near a sign of the encoding)
-        in_parts = _quoted_printable_secrets(redactor, plain, grow)
+    # parts their readers hand on decoded: in quoted-printable, read in any case and past the
+    # engine's window (which reads =XX in capitals, near a sign of the encoding); in base64
+    for holds, in_parts_of, read in (
+        (quoted_printable_parts, _quoted_printable_secrets, QUOTED_PRINTABLE_READ),
+        (base64_parts, _base64_secrets, BASE64_READ),
+    ):
+        if not holds(content_type, plain):
+            continue
+        in_parts = in_parts_of(redactor, plain, grow)
         if in_parts:
             checked = _with_hidden(
                 checked,
                 in_parts,
                 mode,
                 body,
-                lambda leaving: _quoted_printable_secrets(redactor, leaving, grow),
-                QUOTED_PRINTABLE_READ,
-            )
-    if base64_parts(content_type, plain):
-        # a part in base64: its reader hands on the part decoded
-        in_parts = _base64_secrets(redactor, plain, grow)
-        if in_parts:
-            checked = _with_hidden(
-                checked,
-                in_parts,
-                mode,
-                body,
-                lambda leaving: _base64_secrets(redactor, leaving, grow),
-                BASE64_READ,
+                functools.partial(in_parts_of, redactor, grow=grow),
+                read,
             )
     return checked
 
