@@ -74,6 +74,23 @@ def test_a_base64_part_without_a_key_still_goes_as_it_is() -> None:
         assert check_gathered(Redactor(), mode, body, None, MULTIPART.encode())[:2] == (body, {})
 
 
+def test_a_large_base64_part_is_checked_within_one_decoded_copy_of_the_budget() -> None:
+    """The part is read in its four groupings one at a time: the run's budget of gathered
+    bodies is charged for one decoded copy, so a part that fits with one is checked and
+    leaves, not refused ``413`` as if four copies were held at once."""
+    from airlock.egress.scan import Budget, Held
+
+    content = b"just a picture\x00\x01\x02" * 20_000
+    body = _part(content, lines=76)
+    for mode in (SecretsMode.BLOCK, SecretsMode.REDACT):
+        held = Held(Budget(2 * len(body) + 2 * len(content)))  # the body, its letters, room
+        assert held.take(len(body))
+        checked = check_gathered(Redactor(), mode, body, None, MULTIPART.encode(), held.grow)
+        assert checked[:2] == (body, {})
+        held.settle(len(body))
+        assert held.size == len(body)
+
+
 @pytest.mark.parametrize("way", ["tls", "plain"])
 @pytest.mark.parametrize("mode", [SecretsMode.BLOCK, SecretsMode.REDACT])
 def test_a_key_in_a_base64_part_never_reaches_the_origin(

@@ -1365,10 +1365,11 @@ def _base64_secrets(redactor: Redactor, plain: bytes, grow: Grow | None) -> dict
         _charge(grow, end - blank.end())  # its letters alone
         runs = _AFTER_PADDING.split(_NOT_BASE64.sub(b"", plain[blank.end() : end]))
         most: Counter[str] = Counter()
-        for shift in range(4):
-            _charge(grow, (end - blank.end()) * 3 // 4)  # decoded: three bytes for four
+        _charge(grow, (end - blank.end()) * 3 // 4)  # decoded: three bytes for four
+        for shift in range(4):  # one grouping's copy held at a time: charged once
             text = b"".join(_base64_run(run[shift:]) for run in runs)
             most |= Counter(_check_decoded(redactor, SecretsMode.BLOCK, text, text, grow)[1])
+            del text
         found += most
     return dict(found)
 
