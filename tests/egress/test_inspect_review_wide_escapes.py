@@ -57,3 +57,61 @@ def test_such_a_key_never_reaches_the_origin_nor_the_log(tmp_path: Path, mode: S
     assert seen == []
     assert [record["secrets"] for record in records] == [{"github_token": 1}] * len(TARGETS)
     assert KEY[4:] not in json.dumps(records)
+
+
+WIDE_FORMS = [
+    f"note=hi&t=ghp%u005f{KEY[4:]}".encode(),
+    f"t=ghp%U005F{KEY[4:]}&after=1".encode(),
+    ("t=" + "".join(f"%u{ord(char):04x}" for char in KEY)).encode(),
+    f"t=ghp%u005f{KEY[4:20]}%{ord(KEY[20]):02X}{KEY[21:]}".encode(),  # with a %XX one
+]
+
+
+@pytest.mark.parametrize("body", WIDE_FORMS)
+def test_a_key_in_wide_escapes_in_a_form_is_found(body: bytes) -> None:
+    """A form's values, which ASP.NET decodes as a target (``%u`` too): ``block`` refuses,
+    ``redact`` refuses too, as it cannot replace the key where it stands; a form without
+    a key in them leaves as it is."""
+    from airlock.egress.scan import Uncheckable, check_gathered
+
+    form = b"application/x-www-form-urlencoded"
+    leaving, found, _ = check_gathered(Redactor(), SecretsMode.BLOCK, body, None, form)
+    assert leaving is None and found == {"github_token": 1}
+    with pytest.raises(Uncheckable) as refused:
+        check_gathered(Redactor(), SecretsMode.REDACT, body, None, form)
+    assert refused.value.status == 403 and "cannot be replaced" in refused.value.why
+    clean = b"note=caf%u00e9&more=%u0041bc"
+    for mode in (SecretsMode.BLOCK, SecretsMode.REDACT):
+        assert check_gathered(Redactor(), mode, clean, None, form)[:2] == (clean, {})
+
+
+def test_a_key_in_wide_escapes_in_a_header_value_is_found() -> None:
+    """A header's value is read with its percent escapes decoded (a ``Referer``'s query):
+    with IIS's ``%u`` ones too. Counted, and no header list given back to leave with it
+    replaced."""
+    from airlock.egress.scan import header_secrets
+
+    headers = [(b"Accept", b"*/*"), (b"Referer", f"https://a.test/?t=ghp%u005f{KEY[4:]}".encode())]
+    found, replaced = header_secrets(Redactor(), headers)
+    assert found == {"github_token": 1}
+    assert replaced is None
+    clean = [(b"Referer", b"https://a.test/?name=caf%u00e9")]
+    assert header_secrets(Redactor(), clean) == ({}, clean)
+
+
+@pytest.mark.parametrize("way", ["tls", "plain"])
+@pytest.mark.parametrize("mode", [SecretsMode.BLOCK, SecretsMode.REDACT])
+def test_a_form_with_such_a_key_never_reaches_the_origin(
+    tmp_path: Path, way: str, mode: SecretsMode
+) -> None:
+    """On the wire, inspected TLS and plain HTTP alike: ``403``, the origin gets nothing, the
+    record counts the key."""
+    from tests.test_secrets_bypass_readings import FORM, _status, sites
+
+    with sites(tmp_path, mode) as served:
+        answer = served.send(way, "/form", {"Content-Type": FORM.decode()}, WIDE_FORMS[0])
+        seen = served.seen(way)
+    records = served.records()
+    assert _status(answer) == 403, answer[:300]
+    assert seen == []
+    assert records and records[-1]["secrets"] == {"github_token": 1}

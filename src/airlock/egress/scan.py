@@ -1243,11 +1243,13 @@ def check_gathered(
     """
     plain = decoded(body, encoding, grow=grow)
     checked = _check_plain(redactor, mode, body, plain, content_type, grow)
-    # parts their readers hand on decoded: in quoted-printable, read in any case and past the
-    # engine's window (which reads =XX in capitals, near a sign of the encoding); in base64
+    # what its readers hand on decoded: parts in quoted-printable, read in any case and past
+    # the engine's window (which reads =XX in capitals, near a sign of the encoding); parts
+    # in base64; a form's IIS %uXXXX escapes
     for holds, in_parts_of, read in (
         (quoted_printable_parts, _quoted_printable_secrets, QUOTED_PRINTABLE_READ),
         (base64_parts, _base64_secrets, BASE64_READ),
+        (wide_escaped_form, _wide_escaped_secrets, WIDE_ESCAPES_READ),
     ):
         if not holds(content_type, plain):
             continue
@@ -1552,6 +1554,32 @@ def _code_point(code: int) -> str:
     return "\ufffd" if 0xD800 <= code <= 0xDFFF else chr(code)
 
 
+_WIDE_ESCAPE_BYTES = re.compile(rb"%[uU]([0-9A-Fa-f]{4})")
+""":data:`_WIDE_ESCAPE` in bytes: in a form's values and a header's, which ASP.NET decodes
+as it decodes a target."""
+WIDE_ESCAPES_READ = "IIS's %uXXXX escapes (a form's values, as ASP.NET reads them)"
+"""What :func:`wide_refusal` names a body in when its secret is in such escapes."""
+
+
+def _wide_bytes(data: bytes) -> bytes:
+    """``data`` with its ``%uXXXX`` escapes decoded, each character in UTF-8."""
+    return _WIDE_ESCAPE_BYTES.sub(lambda found: _code_point(int(found[1], 16)).encode(), data)
+
+
+def wide_escaped_form(content_type: bytes | None, plain: bytes) -> bool:
+    """Whether ``plain`` is a form (:func:`form_body`) holding a ``%uXXXX`` escape."""
+    return form_body(content_type) and _WIDE_ESCAPE_BYTES.search(plain) is not None
+
+
+def _wide_escaped_secrets(redactor: Redactor, plain: bytes, grow: Grow | None) -> dict[str, int]:
+    """The secrets of the form ``plain`` read with its ``%uXXXX`` escapes decoded, then as a
+    form is read (its ``%XX`` escapes, ``+`` as spaces), by kind; the copy charged to
+    ``grow`` before it is made."""
+    _charge(grow, len(plain))
+    text = _wide_bytes(plain)
+    return _check_decoded(redactor, SecretsMode.BLOCK, text, text, grow, form=True)[1]
+
+
 _MARKER_OR_RUN = re.compile(r"\[REDACTED:[a-z0-9_]+\]|" + TOKEN_LIKE.pattern)
 
 
@@ -1655,10 +1683,11 @@ def header_secrets(redactor: Redactor, headers: Headers) -> tuple[dict[str, int]
     """The secrets of a request's header lines but the sign-in ones (:data:`SIGN_IN`), by
     kind, found in one pass of the engine over them all, each read as ``name: value`` (a name
     gives its value's context; a nonce's value on its own: :data:`NONCES`), and read again
-    with percent escapes decoded and ``+`` as spaces when they hold any (:func:`_header_hits`);
-    and the headers with each secret replaced by its marker where it stands in its value
-    (``--secrets redact``), or ``None`` when one reaches into a header's name or past its line
-    (it cannot be replaced and leave the header whole)."""
+    with percent escapes decoded and ``+`` as spaces when they hold any (:func:`_header_hits`),
+    IIS's ``%uXXXX`` ones too; and the headers with each secret replaced by its marker where
+    it stands in its value (``--secrets redact``), or ``None`` when one reaches into a
+    header's name or past its line, or shows only with ``%u`` escapes decoded (it cannot be
+    replaced and leave the header whole)."""
     lines: list[bytes] = []
     # Per line read: where it starts in the text read, where its value starts, its header.
     starts: list[int] = []
@@ -1677,10 +1706,15 @@ def header_secrets(redactor: Redactor, headers: Headers) -> tuple[dict[str, int]
         at += len(line) + 1
     if not lines:
         return {}, headers
-    hits = _header_hits(redactor, b"\n".join(lines))
+    text = b"\n".join(lines)
+    hits = _header_hits(redactor, text)
+    secrets = dict(Counter(kind for _, _, kind in hits))
+    if b"%" in text and _WIDE_ESCAPE_BYTES.search(text) is not None:  # IIS's %u005f too
+        wide = Counter(kind for _, _, kind in _header_hits(redactor, _wide_bytes(text)))
+        if wide - Counter(secrets):  # shown by those escapes alone: cannot be replaced
+            return dict(wide | Counter(secrets)), None
     if not hits:
         return {}, headers
-    secrets = dict(Counter(kind for _, _, kind in hits))
     spans: dict[int, list[tuple[int, int, str]]] = {}
     for start, end, kind in hits:
         row = bisect.bisect_right(starts, start) - 1
