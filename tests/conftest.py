@@ -42,6 +42,12 @@ def clean_environ(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[N
     monkeypatch.setenv("AIRLOCK_MANAGED_SETTINGS_DIR", str(managed))
     monkeypatch.chdir(project)
     yield
+    ledgers = home / ".claude" / "airlock" / "placeholders"
+    if ledgers.is_dir():  # a run the test killed left its scratch folder (in /tmp): swept as
+        # the next run with this home would sweep it, since none comes after the test
+        from airlock.sandbox.placeholders import sweep
+
+        sweep(ledgers)
 
 
 @pytest.fixture

@@ -4,6 +4,7 @@ relays to the user's (:mod:`airlock.sandbox.terminal`); the user's never enters 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import sys
@@ -159,11 +160,40 @@ def test_a_run_in_the_background_reads_nothing_typed_into_the_shell(
         for number in (1, 2):
             log = project / str(number) / "read.log"
             assert not log.exists() or log.read_bytes() == b"", number
-        terminal.type("kill %1 %2; wait; echo all-ended\r")
-        terminal.wait_for("all-ended")
+        terminal.type('kill %1 %2; wait; echo "all-""ended"\r')  # the line typed reads
+        terminal.wait_for("all-ended")  # otherwise: what the shell shows is its output
+        # each job's shell ends at once; airlock, in its process group, ends as told too,
+        # its run's record written (it is not killed before that, below)
+        deadline = time.monotonic() + TIMEOUT
+        for number in (1, 2):
+            while _last_record(tmp_path / f"audit{number}.jsonl").get("type") != "run":
+                assert time.monotonic() < deadline, f"run {number} did not end when told"
+                time.sleep(0.05)
+        for job in jobs:  # and is gone, what it made safe after the run done
+            while _group_alive(job):
+                assert time.monotonic() < deadline, f"airlock in job {job} did not end"
+                time.sleep(0.05)
     finally:
         for job in jobs:  # its process group: the shell's job, airlock in it
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(job, signal.SIGKILL)
         shell.kill()
         shell.wait()
+
+
+def _last_record(log: Path) -> dict[str, object]:
+    """The last record of ``log``; none while its last line is being written."""
+    try:
+        record = json.loads(log.read_bytes().splitlines()[-1])
+    except ValueError:
+        return {}
+    return record if isinstance(record, dict) else {}
+
+
+def _group_alive(group: int) -> bool:
+    """Whether a process of process group ``group`` is still there."""
+    try:
+        os.killpg(group, 0)
+    except ProcessLookupError:
+        return False
+    return True
