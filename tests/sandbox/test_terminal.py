@@ -310,7 +310,7 @@ def test_a_command_run_in_the_background_reads_nothing_typed_until_brought_back(
         terminal.type(f"{sys.executable} {script} {STUB} {sys.executable} {reader} &\r")
         shown = terminal.wait_for("ready")
         driver = int(shown.split("[1] ", 1)[1].split()[0])
-        terminal.type('read -s -p pw: P; echo read-by-shell "$P"\r')
+        terminal.type('read -s -p "p""w:" P; echo read-by-shell "$P"\r')  # the prompt, not the line
         terminal.wait_for("pw:")
         time.sleep(0.5)  # bash flushes what is typed before its read -s set the terminal
         terminal.type("hunter2-secret\r")

@@ -151,7 +151,7 @@ def test_a_run_in_the_background_reads_nothing_typed_into_the_shell(
             shown = terminal.wait_for(f"[{number}] ")
             jobs.append(int(shown.split(f"[{number}] ", 1)[1].split()[0]))
             terminal.wait_for("ready", times=number)
-        terminal.type('read -s -p pw: P; echo read-by-shell "$P"\r')
+        terminal.type('read -s -p "p""w:" P; echo read-by-shell "$P"\r')  # the prompt, not the line
         terminal.wait_for("pw:")
         time.sleep(0.5)  # bash flushes what is typed before its read -s set the terminal
         terminal.type("hunter2-secret\r")
