@@ -43,6 +43,9 @@ PARTS = [
     pytest.param(_part(ENV), id="one_line"),
     pytest.param(_part(b"x" * 5000 + ENV, lines=76), id="folded_lines"),
     pytest.param(_part(ENV, coding="BASE64"), id="upper_case"),
+    # JavaMail unfolds the header and reads its first word, past comments and quoted text
+    pytest.param(_part(ENV, coding="\r\n\tbase64"), id="folded_header"),
+    pytest.param(_part(ENV, coding='(a file) "x" base64'), id="comment_before"),
     pytest.param(  # two padded runs, as a reader that decodes four letters at a time reads them
         _part(b"a").replace(b"YQ==", b"YQ==" + base64.b64encode(ENV)), id="after_padding"
     ),

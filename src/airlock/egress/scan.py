@@ -1325,12 +1325,26 @@ def _quoted_printable_secrets(
     return _check_decoded(redactor, SecretsMode.BLOCK, text, text, grow)[1]
 
 
-_PART_BASE64 = re.compile(
-    rb"^content-transfer-encoding[ \t]*:[ \t]*base64", re.IGNORECASE | re.MULTILINE
-)
-"""A multipart body's part header that says its content is in base64, which a multipart
-reader decodes without being asked (python-multipart's ``FormParser``, Python's ``email``
-with ``decode=True``, JavaMail), as it decodes quoted-printable."""
+_PART_ENCODING = re.compile(rb"^content-transfer-encoding[ \t]*:", re.IGNORECASE | re.MULTILINE)
+"""The start of a multipart body's part header that names its content's encoding."""
+_HEADER_LINE_END = re.compile(rb"\n(?![ \t])")
+"""The end of a header line, which goes on over lines folded (begun with a space or a tab)."""
+_BASE64_WORD = re.compile(rb"base64", re.IGNORECASE)
+
+
+def _base64_headers(plain: bytes) -> Iterator[int]:
+    """Where each of ``plain``'s part headers that say its content is in base64 ends, which
+    a multipart reader decodes without being asked (python-multipart's ``FormParser``,
+    Python's ``email`` with ``decode=True``, JavaMail), as it decodes quoted-printable:
+    ``base64`` anywhere in its value, which may go on over folded lines (JavaMail unfolds the
+    header and takes its first word past comments and quoted text: ``(a file) base64``)."""
+    for name in _PART_ENCODING.finditer(plain):
+        line_end = _HEADER_LINE_END.search(plain, name.end())
+        word = _BASE64_WORD.search(plain, name.end(), line_end.start() if line_end else len(plain))
+        if word is not None:
+            yield word.end()
+
+
 _HEADERS_END = re.compile(rb"\r?\n\r?\n")
 """The blank line that ends a part's header lines."""
 _NOT_BASE64 = re.compile(rb"[^A-Za-z0-9+/=]+")
@@ -1344,7 +1358,7 @@ BASE64_READ = "base64 (a part's Content-Transfer-Encoding)"
 
 def base64_parts(content_type: bytes | None, plain: bytes) -> bool:
     """Whether ``plain`` is a multipart body with a part in base64."""
-    return b"multipart/" in (content_type or b"").lower() and _PART_BASE64.search(plain) is not None
+    return b"multipart/" in (content_type or b"").lower() and any(_base64_headers(plain))
 
 
 def _base64_secrets(redactor: Redactor, plain: bytes, grow: Grow | None) -> dict[str, int]:
@@ -1358,7 +1372,7 @@ def _base64_secrets(redactor: Redactor, plain: bytes, grow: Grow | None) -> dict
     line's letters as base64 too: the letters after it are read from each of the four
     places a group of four may start, so the reader's grouping is among them."""
     found: Counter[str] = Counter()
-    headers = [match.end() for match in _PART_BASE64.finditer(plain)]
+    headers = list(_base64_headers(plain))
     for at, start in enumerate(headers):
         end = headers[at + 1] if at + 1 < len(headers) else len(plain)
         blank = _HEADERS_END.search(plain, start, end)
