@@ -39,6 +39,9 @@ SHIFTED = b"QUFB\r\nContent-Transfer-Encoding: base64\r\n\r\nAAA"
 reader reads its 29 letters as base64 too, and ``AAA`` makes them whole groups); read anew
 from the line, as a part of its own, the letters after it were grouped otherwise."""
 
+UNENDED = b"QUFBQUF\r\nContent-Transfer-Encoding: base64\r\n"
+"""As :data:`SHIFTED`, with no blank line after it: its 7 and 29 letters make whole groups."""
+
 PARTS = [
     pytest.param(_part(ENV), id="one_line"),
     pytest.param(_part(b"x" * 5000 + ENV, lines=76), id="folded_lines"),
@@ -50,6 +53,9 @@ PARTS = [
         _part(b"a").replace(b"YQ==", b"YQ==" + base64.b64encode(ENV)), id="after_padding"
     ),
     pytest.param(_part(ENV).replace(b"R0lU", SHIFTED + b"R0lU", 1), id="header_line_inside"),
+    pytest.param(  # no blank line after it: the letters that follow are the part's still
+        _part(ENV).replace(b"R0lU", UNENDED + b"R0lU", 1), id="header_line_inside_unended"
+    ),
 ]
 
 

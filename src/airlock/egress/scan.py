@@ -1345,8 +1345,6 @@ def _base64_headers(plain: bytes) -> Iterator[int]:
             yield word.end()
 
 
-_HEADERS_END = re.compile(rb"\r?\n\r?\n")
-"""The blank line that ends a part's header lines."""
 _NOT_BASE64 = re.compile(rb"[^A-Za-z0-9+/=]+")
 """What a base64 reader skips: line breaks, and any other byte outside its alphabet."""
 _AFTER_PADDING = re.compile(rb"(?<==)(?=[^=])")
@@ -1365,23 +1363,22 @@ def _base64_secrets(redactor: Redactor, plain: bytes, grow: Grow | None) -> dict
     """The secrets of ``plain``'s parts in base64, by kind; the copies charged to ``grow``
     before they are made.
 
-    Each part is read decoded from the end of its header lines to the next such header (or
+    Each part is read decoded from where its header says base64 to the next such header (or
     the body's end: what follows its content, its delimiter and the next parts, reads as
-    bytes after it, which cannot join a secret it holds). A line that looks like such a
-    header inside a part's content cuts it here, not for its reader, which reads the
-    line's letters as base64 too: the letters after it are read from each of the four
-    places a group of four may start, so the reader's grouping is among them."""
+    bytes after it, which cannot join a secret it holds); the letters of the header lines
+    after it come before its content's, so the content is read from each of the four places
+    a group of four may start, and the reader's grouping is among them. A line that looks
+    like such a header inside a part's content cuts it there, not for its reader, which
+    reads the line's letters as base64 too (and those after it, blank line or none): the
+    letters after it are read from each of the four places too."""
     found: Counter[str] = Counter()
     headers = list(_base64_headers(plain))
     for at, start in enumerate(headers):
         end = headers[at + 1] if at + 1 < len(headers) else len(plain)
-        blank = _HEADERS_END.search(plain, start, end)
-        if blank is None:
-            continue
-        _charge(grow, end - blank.end())  # its letters alone
-        runs = _AFTER_PADDING.split(_NOT_BASE64.sub(b"", plain[blank.end() : end]))
+        _charge(grow, end - start)  # its letters alone
+        runs = _AFTER_PADDING.split(_NOT_BASE64.sub(b"", plain[start:end]))
         most: Counter[str] = Counter()
-        _charge(grow, (end - blank.end()) * 3 // 4)  # decoded: three bytes for four
+        _charge(grow, (end - start) * 3 // 4)  # decoded: three bytes for four
         for shift in range(4):  # one grouping's copy held at a time: charged once
             text = b"".join(_base64_run(run[shift:]) for run in runs)
             most |= Counter(_check_decoded(redactor, SecretsMode.BLOCK, text, text, grow)[1])
