@@ -113,3 +113,30 @@ def test_a_key_in_a_base64_part_never_reaches_the_origin(
     assert _status(answer) == 403, answer[:300]
     assert seen == []
     assert records and records[-1]["secrets"] == {"github_token": 1}
+
+
+def test_a_key_split_by_padding_its_reader_skips_is_found() -> None:
+    """A ``=`` where no group of four can end (after its first letter or second) is skipped
+    by Python's ``email`` (its base64 reader, as ``binascii`` reads without ``strict_mode``),
+    which reads on past it: the letters around it are one run, and the key in them is read
+    whole, refused under ``block`` and ``redact``."""
+    import email
+    from email.message import Message
+
+    from airlock.egress.scan import Uncheckable
+
+    letters = base64.b64encode(ENV)
+    split = b"=".join(letters[max(at - 8, 0) : at] for at in range(1, len(letters) + 8, 8))
+    body = _part(ENV).replace(letters, split, 1)
+    message = email.message_from_bytes(f"Content-Type: {MULTIPART}\r\n\r\n".encode() + body)
+    parts = message.get_payload()
+    assert isinstance(parts, list) and isinstance(parts[1], Message)
+    assert ENV in parts[1].get_payload(decode=True), "what its reader reads"
+
+    leaving, found, _ = check_gathered(
+        Redactor(), SecretsMode.BLOCK, body, None, MULTIPART.encode()
+    )
+    assert leaving is None and found == {"github_token": 1}
+    with pytest.raises(Uncheckable) as refused:
+        check_gathered(Redactor(), SecretsMode.REDACT, body, None, MULTIPART.encode())
+    assert refused.value.status == 403 and "cannot be replaced" in refused.value.why

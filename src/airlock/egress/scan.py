@@ -1370,7 +1370,10 @@ def _base64_secrets(redactor: Redactor, plain: bytes, grow: Grow | None) -> dict
     a group of four may start, and the reader's grouping is among them. A line that looks
     like such a header inside a part's content cuts it there, not for its reader, which
     reads the line's letters as base64 too (and those after it, blank line or none): the
-    letters after it are read from each of the four places too."""
+    letters after it are read from each of the four places too. A ``=`` inside the letters
+    is read both ways: as the end of a run of them, after which the next is grouped anew
+    (python-multipart decodes four letters at a time), and skipped, the letters around it
+    one run (Python's ``email`` skips one where no group of four can end, and reads on)."""
     found: Counter[str] = Counter()
     headers = list(_base64_headers(plain))
     for at, start in enumerate(headers):
@@ -1379,10 +1382,18 @@ def _base64_secrets(redactor: Redactor, plain: bytes, grow: Grow | None) -> dict
         runs = _AFTER_PADDING.split(_NOT_BASE64.sub(b"", plain[start:end]))
         most: Counter[str] = Counter()
         _charge(grow, (end - start) * 3 // 4)  # decoded: three bytes for four
-        for shift in range(4):  # one grouping's copy held at a time: charged once
-            text = b"".join(_base64_run(run[shift:]) for run in runs)
-            most |= Counter(_check_decoded(redactor, SecretsMode.BLOCK, text, text, grow)[1])
-            del text
+        while True:
+            for shift in range(4):  # one grouping's copy held at a time: charged once
+                text = b"".join(_base64_run(run[shift:]) for run in runs)
+                most |= Counter(_check_decoded(redactor, SecretsMode.BLOCK, text, text, grow)[1])
+                del text
+            if len(runs) == 1:
+                break
+            # a reader that skips a = where no group ends reads on: one run, in their place
+            joined = b"".join(runs)
+            runs = []
+            runs = [joined.replace(b"=", b"")]
+            del joined
         found += most
     return dict(found)
 
