@@ -34,6 +34,19 @@ def test_a_key_in_wide_escapes_in_the_target_is_found(target: str) -> None:
     assert KEY[4:] not in shown and KEY not in shown
 
 
+SECRET = "k9Xz/7Qw2Lp+4Rt8Yv3Nb6Mc1Hd5Jf0Gs2Ka7EqW"
+
+
+def test_a_key_in_wide_escapes_and_plus_signs_in_the_target_is_found() -> None:
+    """ASP.NET's ``UrlDecode`` reads a query's ``+`` as a space and its ``%u005f`` at once:
+    a key that shows only with both read so is found."""
+    escaped = SECRET.replace("/", "%2F").replace("+", "%2B")
+    target = f"/x?aws%u005fsecret%u005faccess%u005fkey+%3D+{escaped}"
+    shown, found = path_secrets(Redactor(), target, target)
+    assert found == {"aws_secret_access_key": 1}
+    assert SECRET not in shown and escaped not in shown
+
+
 @pytest.mark.parametrize("mode", [SecretsMode.BLOCK, SecretsMode.REDACT])
 def test_such_a_key_never_reaches_the_origin_nor_the_log(tmp_path: Path, mode: SecretsMode) -> None:
     """Inside inspected TLS: each request is refused ``403``, the origin gets none, and the

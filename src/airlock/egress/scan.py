@@ -1616,12 +1616,15 @@ def path_secrets(redactor: Redactor, target: str, logged: str) -> tuple[str, dic
     secret in is scanned (:func:`could_hold_secrets`), or every one with rules of the user's
     own."""
     readings = [target]
+    wide = "%" in target and _WIDE_ESCAPE.search(target) is not None
     if "%" in target:
         readings.append(urllib.parse.unquote(target, errors="replace"))
-        if _WIDE_ESCAPE.search(target) is not None:  # IIS's %u005f too, as the flows read it
+        if wide:  # IIS's %u005f too, as the flows read it
             readings.append(urllib.parse.unquote(_wide_unescaped(target), errors="replace"))
     if "+" in target:  # a query's values as a form's reader reads them: + is a space
         readings.append(urllib.parse.unquote_plus(target, errors="replace"))
+        if wide:  # ASP.NET's UrlDecode reads both at once
+            readings.append(urllib.parse.unquote_plus(_wide_unescaped(target), errors="replace"))
     own_rules = len(redactor.rules) > len(RULES)  # the user's rules may find anything
     if not own_rules and not any(could_hold_secrets(text) for text in readings):
         return logged, {}
