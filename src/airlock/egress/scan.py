@@ -1373,29 +1373,39 @@ def _base64_secrets(redactor: Redactor, plain: bytes, grow: Grow | None) -> dict
     letters after it are read from each of the four places too. A ``=`` inside the letters
     is read both ways: as the end of a run of them, after which the next is grouped anew
     (python-multipart decodes four letters at a time), and skipped, the letters around it
-    one run (Python's ``email`` skips one where no group of four can end, and reads on)."""
-    found: Counter[str] = Counter()
+    one run (Python's ``email`` skips one where no group of four can end, and reads on).
+
+    Every part of a reading is decoded into one text, a line apart, read at once: thousands
+    of tiny parts, or a part of thousands of padded runs (``A=A=…``), cost what one part of
+    their size costs, not a scan each."""
     headers = list(_base64_headers(plain))
-    for at, start in enumerate(headers):
-        end = headers[at + 1] if at + 1 < len(headers) else len(plain)
-        _charge(grow, end - start)  # its letters alone
-        runs = _AFTER_PADDING.split(_NOT_BASE64.sub(b"", plain[start:end]))
-        most: Counter[str] = Counter()
-        _charge(grow, (end - start) * 3 // 4)  # decoded: three bytes for four
-        while True:
-            for shift in range(4):  # one grouping's copy held at a time: charged once
-                text = b"".join(_base64_run(run[shift:]) for run in runs)
-                most |= Counter(_check_decoded(redactor, SecretsMode.BLOCK, text, text, grow)[1])
-                del text
-            if len(runs) == 1:
-                break
-            # a reader that skips a = where no group ends reads on: one run, in their place
-            joined = b"".join(runs)
-            runs = []
-            runs = [joined.replace(b"=", b"")]
-            del joined
-        found += most
+    spans = [
+        (start, headers[at + 1] if at + 1 < len(headers) else len(plain))
+        for at, start in enumerate(headers)
+    ]
+    letters = sum(end - start for start, end in spans)
+    _charge(grow, letters)  # their letters alone
+    parts = [_AFTER_PADDING.split(_NOT_BASE64.sub(b"", plain[start:end])) for start, end in spans]
+    # a reader that skips a = where no group ends reads on: each part's letters, one run
+    joined = [[b"".join(runs).replace(b"=", b"")] for runs in parts if len(runs) > 1]
+    _charge(grow, letters * 3 // 4)  # decoded: three bytes for four, one copy at a time
+    found: Counter[str] = Counter()
+    for reading in (parts, joined):
+        # every part of a reading in one text, a line apart (read once, whatever the count
+        # of parts); a run of one letter, which holds no whole byte, left out at once
+        runs_of = [[run for run in map(_unpadded, runs) if len(run) > 1] for runs in reading]
+        for shift in range(4):  # one grouping's copy held at a time: charged once
+            text = b"\n".join(
+                b"".join(_base64_run(run[shift:]) for run in runs if len(run) > shift + 1)
+                for runs in runs_of
+            )
+            found |= Counter(_check_decoded(redactor, SecretsMode.BLOCK, text, text, grow)[1])
+            del text
     return dict(found)
+
+
+def _unpadded(run: bytes) -> bytes:
+    return run.rstrip(b"=")
 
 
 def _base64_run(letters: bytes) -> bytes:
