@@ -62,18 +62,10 @@ PARTS = [
 @pytest.mark.parametrize("body", PARTS)
 def test_a_key_in_a_base64_part_is_found(body: bytes) -> None:
     """The check reads the part decoded: ``block`` refuses, ``redact`` refuses too."""
-    from airlock.egress.scan import Uncheckable
-
     letters = re.split(rb"(?i)base64\r\n\r\n", body, maxsplit=1)[1].split(b"\r\n--b", 1)[0]
     assert ENV in base64.b64decode(letters.replace(b"YQ==", b"")), "what its reader reads"
 
-    leaving, found, _ = check_gathered(
-        Redactor(), SecretsMode.BLOCK, body, None, MULTIPART.encode()
-    )
-    assert leaving is None and found == {"github_token": 1}
-    with pytest.raises(Uncheckable) as refused:
-        check_gathered(Redactor(), SecretsMode.REDACT, body, None, MULTIPART.encode())
-    assert refused.value.status == 403 and "cannot be replaced" in refused.value.why
+    _refused_both_ways(body)
 
 
 def test_a_base64_part_without_a_key_still_goes_as_it_is() -> None:
@@ -123,8 +115,6 @@ def test_a_key_split_by_padding_its_reader_skips_is_found() -> None:
     import email
     from email.message import Message
 
-    from airlock.egress.scan import Uncheckable
-
     letters = base64.b64encode(ENV)
     split = b"=".join(letters[max(at - 8, 0) : at] for at in range(1, len(letters) + 8, 8))
     body = _part(ENV).replace(letters, split, 1)
@@ -132,6 +122,14 @@ def test_a_key_split_by_padding_its_reader_skips_is_found() -> None:
     parts = message.get_payload()
     assert isinstance(parts, list) and isinstance(parts[1], Message)
     assert ENV in parts[1].get_payload(decode=True), "what its reader reads"
+
+    _refused_both_ways(body)
+
+
+def _refused_both_ways(body: bytes) -> None:
+    """``body`` (a multipart form) is refused under ``block`` with its key counted, and under
+    ``redact`` too, as the key cannot be replaced where it stands."""
+    from airlock.egress.scan import Uncheckable
 
     leaving, found, _ = check_gathered(
         Redactor(), SecretsMode.BLOCK, body, None, MULTIPART.encode()
