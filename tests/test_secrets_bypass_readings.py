@@ -113,6 +113,8 @@ QP_LOWER = _quoted_printable(KEY.replace("_", "=5f"))
 """A lower-case escape, as Python's ``quopri`` and Go's reader read it."""
 QP_FAR = _quoted_printable("".join(f"={ord(char):02X}" for char in KEY), filler=2_000_000)
 """Every character escaped, 2 MB past the part's header (the engine reads a window of 1 MiB)."""
+QP_FOLDED = QP_FAR.replace(b"Encoding: quoted", b"Encoding:\r\n\tquoted")
+"""Its part's header folded over two lines, as Go's ``textproto`` and JavaMail unfold it."""
 MULTIPART = "multipart/form-data; boundary=b"
 
 HIDDEN = [
@@ -120,6 +122,7 @@ HIDDEN = [
     pytest.param(FORM.decode(), _nul_text_form(), id="utf16_text_in_a_form"),
     pytest.param(MULTIPART, QP_LOWER, id="quoted_printable_lower_case"),
     pytest.param(MULTIPART, QP_FAR, id="quoted_printable_past_the_window"),
+    pytest.param(MULTIPART, QP_FOLDED, id="quoted_printable_header_folded"),
 ]
 
 

@@ -1292,10 +1292,8 @@ def _with_hidden(
     return leaving, secrets, left_decoded
 
 
-_PART_QUOTED_PRINTABLE = re.compile(
-    rb"^content-transfer-encoding[ \t]*:[ \t]*quoted-printable", re.IGNORECASE | re.MULTILINE
-)
-"""A multipart body's part header that says its content is in quoted-printable, which a
+_QUOTED_PRINTABLE_WORD = re.compile(rb"quoted-printable", re.IGNORECASE)
+"""In a part's ``Content-Transfer-Encoding``: its content is in quoted-printable, which a
 multipart reader decodes (Go's ``mime/multipart`` does, without being asked)."""
 _QUOTED_PRINTABLE_ESCAPE = re.compile(rb"=([0-9A-Fa-f]{2})|=[ \t]*\r?\n")
 """A quoted-printable escape, its hex digits in either case (Python's ``quopri`` and Go's
@@ -1306,9 +1304,8 @@ QUOTED_PRINTABLE_READ = "quoted-printable (a part's Content-Transfer-Encoding)"
 
 def quoted_printable_parts(content_type: bytes | None, plain: bytes) -> bool:
     """Whether ``plain`` is a multipart body with a part in quoted-printable."""
-    return (
-        b"multipart/" in (content_type or b"").lower()
-        and _PART_QUOTED_PRINTABLE.search(plain) is not None
+    return b"multipart/" in (content_type or b"").lower() and any(
+        _encoding_headers(plain, _QUOTED_PRINTABLE_WORD)
     )
 
 
@@ -1332,17 +1329,24 @@ _HEADER_LINE_END = re.compile(rb"\n(?![ \t])")
 _BASE64_WORD = re.compile(rb"base64", re.IGNORECASE)
 
 
-def _base64_headers(plain: bytes) -> Iterator[int]:
-    """Where each of ``plain``'s part headers that say its content is in base64 ends, which
-    a multipart reader decodes without being asked (python-multipart's ``FormParser``,
-    Python's ``email`` with ``decode=True``, JavaMail), as it decodes quoted-printable:
-    ``base64`` anywhere in its value, which may go on over folded lines (JavaMail unfolds the
-    header and takes its first word past comments and quoted text: ``(a file) base64``)."""
+def _encoding_headers(plain: bytes, word: re.Pattern[bytes]) -> Iterator[int]:
+    """Where each of ``plain``'s part headers that say its content is in the encoding
+    ``word`` names ends: the word anywhere in its value, which may go on over folded lines
+    (JavaMail and Go's ``textproto`` unfold a header; JavaMail takes its first word past
+    comments and quoted text: ``(a file) base64``)."""
     for name in _PART_ENCODING.finditer(plain):
         line_end = _HEADER_LINE_END.search(plain, name.end())
-        word = _BASE64_WORD.search(plain, name.end(), line_end.start() if line_end else len(plain))
-        if word is not None:
-            yield word.end()
+        found = word.search(plain, name.end(), line_end.start() if line_end else len(plain))
+        if found is not None:
+            yield found.end()
+
+
+def _base64_headers(plain: bytes) -> Iterator[int]:
+    """Where each of ``plain``'s part headers that say its content is in base64 ends
+    (:func:`_encoding_headers`), which a multipart reader decodes without being asked
+    (python-multipart's ``FormParser``, Python's ``email`` with ``decode=True``, JavaMail),
+    as it decodes quoted-printable."""
+    return _encoding_headers(plain, _BASE64_WORD)
 
 
 _NOT_BASE64 = re.compile(rb"[^A-Za-z0-9+/=]+")
