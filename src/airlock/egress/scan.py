@@ -1392,6 +1392,7 @@ def _base64_secrets(redactor: Redactor, plain: bytes, grow: Grow | None) -> dict
     parts = [_AFTER_PADDING.split(_NOT_BASE64.sub(b"", plain[start:end])) for start, end in spans]
     # a reader that skips a = where no group ends reads on: each part's letters, one run
     joined = [[b"".join(runs).replace(b"=", b"")] for runs in parts if len(runs) > 1]
+    _charge(grow, sum(len(runs[0]) for runs in joined))  # held beside the runs
     _charge(grow, letters * 3 // 4)  # decoded: three bytes for four, one copy at a time
     found: Counter[str] = Counter()
     for reading in (parts, joined):
