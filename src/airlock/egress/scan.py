@@ -31,9 +31,10 @@ out where it holds UTF-16 or UTF-32 text among other bytes (:func:`nul_text`); a
 multipart body with a part in quoted-printable is read whole with its escapes decoded too
 (:func:`quoted_printable_parts`: the engine reads them only near a sign of the encoding, in
 capitals; a streamed one is counted as the engine reads it), and one with a part in base64
-with that part decoded (:func:`base64_parts`). A request's
-header lines, but the sign-in ones, are read in one pass of the engine
-(:func:`header_secrets`), its target by :func:`path_secrets`.
+with that part decoded (:func:`base64_parts`); a gathered form with IIS's ``%uXXXX``
+escapes is read with them decoded too (:func:`wide_escaped_form`). A request's header
+lines, but the sign-in ones, are read in one pass of the engine (:func:`header_secrets`),
+its target by :func:`path_secrets`, each with those escapes decoded too.
 """
 
 from __future__ import annotations
@@ -1228,7 +1229,8 @@ def check_gathered(
     under ``redact`` it is refused when a secret is left that way once what its bytes show is
     replaced. So is a multipart body with a part in quoted-printable
     (:func:`quoted_printable_parts`), read whole with its escapes decoded, in either case,
-    and one with a part in base64 (:func:`base64_parts`), read with that part decoded.
+    one with a part in base64 (:func:`base64_parts`), read with that part decoded, and a
+    form with IIS's ``%uXXXX`` escapes (:func:`wide_escaped_form`), read with them decoded.
 
     Every copy the check holds is charged to ``grow`` (the run's budget of gathered bodies)
     before it is made: the decoded body, the body decoded of its escapes and their map, the
