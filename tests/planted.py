@@ -21,6 +21,7 @@ PLANTED_IN_HOME = (
     ".claude/CLAUDE.md",
     ".claude/rules/evil.md",
     ".claude/output-styles/evil.md",
+    ".claude/chrome/chrome-native-host",
     ".local/lib/python3.11/site-packages/evil.pth",
     ".config/direnv/direnvrc",
     ".vimrc",
@@ -44,6 +45,7 @@ PLANTED_IN_HOME = (
     ".codex/hooks/stop.sh",
     ".gemini/skills/evil/SKILL.md",
     ".gemini/agents/evil.md",
+    ".gemini/tmp/bin/rg",
     ".agents/skills/evil/SKILL.md",
 )
 """Paths under the home, each made with its folders by the tests' scripts (cargo's, Gradle's,

@@ -436,6 +436,30 @@ def test_codex_skills_and_hooks_written_inside_do_not_stay(
     assert not (codex / "hooks.json").exists()
 
 
+def test_programs_a_browser_or_the_agents_run_from_their_state_cannot_be_changed(
+    tmp_path: Path, project: Path, home: Path
+) -> None:
+    """The agents' state is writable, but not the programs run from it outside: the native
+    messaging host Chrome starts for Claude in Chrome (``~/.claude/chrome/chrome-native-host``,
+    which the browser's manifest names) and the ``rg`` Gemini CLI runs from
+    ``~/.gemini/tmp/bin``: there or missing, neither can be written inside."""
+    host = home / ".claude" / "chrome" / "chrome-native-host"
+    host.parent.mkdir(parents=True)
+    host.write_text("#!/bin/sh\nexec claude --chrome-native-host\n")
+    (home / ".gemini" / "tmp").mkdir(parents=True)
+    before = _tree(home)
+    script = (
+        "echo evil > ~/.claude/chrome/chrome-native-host 2>/dev/null && echo WROTE host; "
+        "(mkdir -p ~/.gemini/tmp/bin && echo evil > ~/.gemini/tmp/bin/rg) 2>/dev/null "
+        "&& echo WROTE rg; echo ran"
+    )
+    done = _run(tmp_path, "--", "sh", "-c", script, cwd=project)
+    assert done.returncode == 0, done.stderr
+    assert "ran" in done.stdout and "WROTE" not in done.stdout, done.stdout
+    assert host.read_text().startswith("#!/bin/sh")
+    assert _tree(home) == before
+
+
 def test_a_codex_home_elsewhere_is_codexs_folder(tmp_path: Path, project: Path, home: Path) -> None:
     """``CODEX_HOME`` elsewhere in the home: Codex inside writes its state there as in
     ``~/.codex``; its rules and hooks folders are read-only, the program its ``notify`` names

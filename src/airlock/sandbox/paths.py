@@ -166,6 +166,7 @@ PROTECTED_IN_CONFIG_DIR: tuple[str, ...] = (
     "rules",
     "output-styles",
     ".config.json",
+    "chrome",
 )
 """Read-only, missing or not, in the agent's config dir (``$CLAUDE_CONFIG_DIR``, else
 ``~/.claude``) and in ``~/.claude`` when the config dir is elsewhere (unset the variable and
@@ -176,7 +177,9 @@ itself when installed there (``claude migrate-installer``: the user's ``claude``
 the user's memory (``CLAUDE.md``, ``rules/``) and output styles are instructions every later
 session outside follows, as commands and skills are; ``.config.json`` is the agent's state
 file of earlier versions, which it still reads instead of ``~/.claude.json`` when it is there
-(with MCP servers it starts: a folder stands at a missing one, which it passes over)."""
+(with MCP servers it starts: a folder stands at a missing one, which it passes over);
+``chrome/`` holds ``chrome-native-host``, which the browser's native messaging manifest names
+and the browser starts for Claude in Chrome."""
 
 FILES_IN_CONFIG_DIR = frozenset({"settings.json", "settings.local.json", "CLAUDE.md"})
 """The files among :data:`PROTECTED_IN_CONFIG_DIR`: a missing one's placeholder is an empty
@@ -239,6 +242,7 @@ PROTECTED_IN_HOME: tuple[str, ...] = (
     ".gemini/skills",
     ".gemini/agents",
     ".gemini/trustedFolders.json",
+    ".gemini/tmp/bin",
     ".codex/rules",
     ".codex/hooks",
     ".agents/skills",
@@ -290,7 +294,7 @@ mise's configuration (hooks, aliases, extensions; the folders git's own config n
 every repository, its ``core.hooksPath`` and ``init.templateDir``, are
 :func:`airlock.sandbox.repositories.user_git_rules`'), Gemini's and Codex's (extensions,
 policies, commands, skills, subagents, rules, hooks' scripts; the skills both read from
-``~/.agents/skills``), programs
+``~/.agents/skills``; the ``rg`` Gemini CLI runs from ``~/.gemini/tmp/bin``), programs
 and variables set at log-in (``environment.d``, ``.pam_environment``, an X session's files),
 what the user's service managers start (systemd's user units, in ``~/.config/systemd`` and
 ``~/.local/share/systemd``, D-Bus's session services, the desktop's autostart entries and
