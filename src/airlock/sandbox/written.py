@@ -121,6 +121,7 @@ WATCHED = frozenset(
         "crush.json",
         "opencode.jsonc",
         ".qwen",
+        ".clinerules",
         ".aider.conf.yml",
         ".zed",
         ".devcontainer",
@@ -136,11 +137,14 @@ WATCHED = frozenset(
 )
 """Names whose content steers an agent, an editor, direnv or mise started in their folder
 (their MCP servers, hooks, plugins and tasks; a dev container's ``initializeCommand`` runs on
-the host; mise's hooks and ``path:`` versions; rustup's toolchain ``path``)."""
-ROOT_WATCHED: tuple[str, ...] = (*HOOK_MANAGER_FILES, *TOOL_MANAGER_FILES)
+the host; mise's hooks and ``path:`` versions; rustup's toolchain ``path``; Cline's hooks,
+in ``.clinerules/hooks/``)."""
+ROOT_WATCHED: tuple[str, ...] = (*HOOK_MANAGER_FILES, *TOOL_MANAGER_FILES, ".github/hooks")
 """Paths at the workspace's root that a git hook manager or a tool manager reads (read-only
 inside when there): one made during the run is set aside after it (mise trusts a folder,
-not a file: a ``.config/mise/conf.d/x.toml`` made next to a trusted ``mise.toml`` runs)."""
+not a file: a ``.config/mise/conf.d/x.toml`` made next to a trusted ``mise.toml`` runs);
+and Copilot CLI's hooks (``.github/hooks/*.json``, whose commands it runs where it starts),
+each file made or changed set aside, the rest of ``.github`` left as it is."""
 
 ROOT_WATCHED_GLOBS: tuple[str, ...] = tuple(
     pattern for pattern in PROTECTED_GLOBS_IN_WORKSPACE if "mise" in pattern
