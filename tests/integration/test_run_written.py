@@ -72,6 +72,30 @@ def test_settings_written_in_subfolders_are_set_aside(
     assert "set aside" in done.stderr
 
 
+OTHER_AGENTS = (".roo", ".kilocode", ".amazonq", ".kiro", ".continue", ".qwen", ".cursor")
+OTHER_AGENTS += (".windsurf", ".junie", ".factory", ".opencode")
+
+
+def test_other_agents_folders_made_inside_are_set_aside(
+    tmp_path: Path, project: Path, config_dir: Path
+) -> None:
+    """Every other agent's folder (its rules, MCP servers, hooks), made in a subfolder
+    during the run, is set aside after it and named: the agent started there would follow
+    what the command left."""
+    made = " && ".join(
+        f"mkdir -p sub/{name} && echo '{{\"mcpServers\": {{}}}}' > sub/{name}/mcp.json"
+        for name in OTHER_AGENTS
+    )
+    done = run_script(tmp_path, made + " && echo ok > sub/code.py")
+    assert done.returncode == 0, done.stderr
+    [run] = list((config_dir / "airlock" / "set-aside").iterdir())
+    for name in OTHER_AGENTS:
+        assert not (project / "sub" / name).exists(), name
+        assert (run / "sub" / name / "mcp.json").exists(), name
+        assert f"sub/{name}" in done.stderr, name
+    assert (project / "sub" / "code.py").read_text() == "ok\n"
+
+
 def test_hooks_of_cline_and_copilot_written_inside_are_set_aside(
     tmp_path: Path, project: Path, config_dir: Path
 ) -> None:

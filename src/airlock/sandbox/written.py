@@ -122,6 +122,9 @@ WATCHED = frozenset(
         "opencode.jsonc",
         ".qwen",
         ".clinerules",
+        ".windsurf",
+        ".junie",
+        ".factory",
         ".aider.conf.yml",
         ".zed",
         ".devcontainer",
@@ -138,7 +141,8 @@ WATCHED = frozenset(
 """Names whose content steers an agent, an editor, direnv or mise started in their folder
 (their MCP servers, hooks, plugins and tasks; a dev container's ``initializeCommand`` runs on
 the host; mise's hooks and ``path:`` versions; rustup's toolchain ``path``; Cline's hooks,
-in ``.clinerules/hooks/``)."""
+in ``.clinerules/hooks/``; the rules, workflows and MCP servers of Windsurf, Junie and
+Factory's agents, which their agent reads in the folder it works in)."""
 ROOT_WATCHED: tuple[str, ...] = (*HOOK_MANAGER_FILES, *TOOL_MANAGER_FILES, ".github/hooks")
 """Paths at the workspace's root that a git hook manager or a tool manager reads (read-only
 inside when there): one made during the run is set aside after it (mise trusts a folder,
