@@ -138,7 +138,7 @@ def normalize_path(target: str) -> str:
 
 
 _ANY_PERCENT = re.compile(r"%([0-9A-Fa-f]{2})")
-_WIDE_PERCENT = re.compile(r"%[uU]([0-9A-Fa-f]{4})")
+WIDE_PERCENT = re.compile(r"%[uU]([0-9A-Fa-f]{4})")
 """IIS's ``%uXXXX``: a character by its code point (``%u002f`` is ``/``)."""
 _OVERLONG = re.compile(
     r"%[fF]0%([0-9A-Fa-f]{2})%([0-9A-Fa-f]{2})%([0-9A-Fa-f]{2})"
@@ -187,7 +187,7 @@ def _as_text(decoded: str) -> str:
     except UnicodeEncodeError:  # a character past one byte (no target read as Latin-1)
         raw = decoded.encode("utf-8", "surrogatepass")
     text = raw.decode("utf-8", "ignore")
-    text = _WIDE_PERCENT.sub(lambda found: chr(int(found[1], 16)), text)
+    text = WIDE_PERCENT.sub(lambda found: chr(int(found[1], 16)), text)
     return unicodedata.normalize("NFKC", text.translate(_ASCII_CASES)).casefold()
 
 
@@ -217,7 +217,7 @@ def readings(target: str) -> set[str]:
     ):
         return {normalize_path(path)}  # one reading (the common case: no work for the rest)
     every = _ANY_PERCENT.sub(lambda found: chr(int(found[1], 16)), path)
-    wide = _WIDE_PERCENT.sub(lambda found: chr(int(found[1], 16)), every)
+    wide = WIDE_PERCENT.sub(lambda found: chr(int(found[1], 16)), every)
     lax = _ANY_PERCENT.sub(lambda found: chr(int(found[1], 16)), _OVERLONG.sub(_overlong, path))
     decoded = {
         path,

@@ -61,6 +61,7 @@ from typing import TYPE_CHECKING
 
 import re2
 
+from airlock.egress.flows import WIDE_PERCENT
 from airlock.egress.framing import TOKEN_LIKE, could_hold_secrets, withheld
 from airlock.redact import RedactionReport, Redactor
 from airlock.redact.rules import RULES
@@ -1416,9 +1417,9 @@ def _unpadded(run: bytes) -> bytes:
 
 
 def _base64_run(letters: bytes) -> bytes:
-    """One run of base64 letters decoded (its padding, if any, at its end), as a reader
-    decodes it: a last group of one letter, which holds no whole byte, left out."""
-    letters = letters.rstrip(b"=")
+    """One run of base64 letters decoded (its padding taken off already, :func:`_unpadded`),
+    as a reader decodes it: a last group of one letter, which holds no whole byte, left
+    out."""
     letters = letters[: len(letters) - 1] if len(letters) % 4 == 1 else letters
     return binascii.a2b_base64(letters + b"=" * (-len(letters) % 4))
 
@@ -1575,27 +1576,22 @@ def _check_decoded(
     return redacted, dict(Counter(secrets) | Counter(found)), True
 
 
-_WIDE_ESCAPE = re.compile(r"%[uU]([0-9A-Fa-f]{4})")
-"""IIS's ``%uXXXX``: a character by its code point, which IIS and ASP.NET decode in a path
-and a query (``HttpUtility.UrlDecode``), as :func:`airlock.egress.flows.readings` reads a
-path."""
-
-
 def _wide_unescaped(text: str) -> str:
-    """``text`` with its ``%uXXXX`` escapes (:data:`_WIDE_ESCAPE`) decoded (a lone surrogate
-    as the replacement character)."""
+    """``text`` with its ``%uXXXX`` escapes decoded (IIS and ASP.NET decode them:
+    :data:`~airlock.egress.flows.WIDE_PERCENT`), a lone surrogate as the replacement
+    character."""
     if "%" not in text:
         return text
-    return _WIDE_ESCAPE.sub(lambda found: _code_point(int(found[1], 16)), text)
+    return WIDE_PERCENT.sub(lambda found: _code_point(int(found[1], 16)), text)
 
 
 def _code_point(code: int) -> str:
     return "\ufffd" if 0xD800 <= code <= 0xDFFF else chr(code)
 
 
-_WIDE_ESCAPE_BYTES = re.compile(rb"%[uU]([0-9A-Fa-f]{4})")
-""":data:`_WIDE_ESCAPE` in bytes: in a form's values and a header's, which ASP.NET decodes
-as it decodes a target."""
+_WIDE_ESCAPE_BYTES = re.compile(WIDE_PERCENT.pattern.encode())
+""":data:`~airlock.egress.flows.WIDE_PERCENT` in bytes: in a form's values and a header's,
+which ASP.NET decodes as it decodes a target."""
 WIDE_ESCAPES_READ = "IIS's %uXXXX escapes (a form's values, as ASP.NET reads them)"
 """What :func:`wide_refusal` names a body in when its secret is in such escapes."""
 
@@ -1624,8 +1620,8 @@ _MARKER_OR_RUN = re.compile(r"\[REDACTED:[a-z0-9_]+\]|" + TOKEN_LIKE.pattern)
 
 def path_secrets(redactor: Redactor, target: str, logged: str) -> tuple[str, dict[str, int]]:
     """The secrets in a request's target (path and query, values too, read as sent, with its
-    percent escapes decoded, IIS's ``%u005f`` too (:data:`_WIDE_ESCAPE`), and with its ``+``
-    as spaces too), by kind, and ``logged`` (the
+    percent escapes decoded, IIS's ``%u005f`` too (:func:`_wide_unescaped`), and with its
+    ``+`` as spaces too), by kind, and ``logged`` (the
     target as the audit log shows it, query values already left out) fit for the log: with a
     secret anywhere in the target, each secret the engine finds in ``logged`` (as sent, then
     decoded) is replaced by its marker, and each run of token characters left is left out
@@ -1633,7 +1629,7 @@ def path_secrets(redactor: Redactor, target: str, logged: str) -> tuple[str, dic
     secret in is scanned (:func:`could_hold_secrets`), or every one with rules of the user's
     own."""
     readings = [target]
-    wide = "%" in target and _WIDE_ESCAPE.search(target) is not None
+    wide = "%" in target and WIDE_PERCENT.search(target) is not None
     if "%" in target:
         readings.append(urllib.parse.unquote(target, errors="replace"))
         if wide:  # IIS's %u005f too, as the flows read it
