@@ -18,9 +18,10 @@ reasons, so the variable or setting that turned the flow off is named as the eng
 (:func:`verdict_for` does both, and says why an unclassified request is so:
 :func:`why_unclassified`).
 A request is refused when any reading of its path, or of a path its query holds
-(:func:`paths_in_query`), falls under a flow that is off (:func:`off_flow`); the vendor
-API's rows are read so on every inspected host, not only on those the run names as the
-vendor's (:func:`off_rows`).
+(:func:`paths_in_query`) or a header names (:func:`url_overrides`), falls under a flow that
+is off (:func:`off_flow`), at its host or at one a header names (:func:`host_overrides`);
+the vendor API's rows are read so on every inspected host, not only on those the run names
+as the vendor's (:func:`off_rows`).
 Nothing here re-derives a rule of the engine. :func:`compare` sets the traffic seen next to
 what the engine predicted, for the end-of-run report.
 
@@ -36,7 +37,7 @@ from dataclasses import dataclass
 
 from airlock.egress.report import failed_before_it_left
 from airlock.policy import Decisions, FlowId, State
-from airlock.policy.hosts import bracketed
+from airlock.policy.hosts import HostError, bracketed, parse_host
 
 UNCLASSIFIED = "unclassified"
 """The flow of a request no signature matches."""
@@ -772,6 +773,48 @@ def url_overrides(headers: Iterable[tuple[bytes, bytes]]) -> list[str]:
             text = "/" + rest.partition("/")[2]
         paths.append(text)
     return paths
+
+
+HOST_OVERRIDES = frozenset(
+    {b"x-forwarded-host", b"x-host", b"x-original-host", b"x-http-host-override"}
+)
+"""Request headers some front ends and frameworks route by instead of ``Host`` when they
+trust the proxy before them (Django's ``USE_X_FORWARDED_HOST``, the trusted proxies of
+Symfony, Laravel and Express, a load balancer's host rules); ``Forwarded``'s ``host=``
+(RFC 7239) too: a request carrying one is judged as a request to the host it names too."""
+
+
+def host_overrides(headers: Iterable[tuple[bytes, bytes]]) -> list[str]:
+    """The hosts a request's :data:`HOST_OVERRIDES` headers and ``Forwarded``'s ``host=``
+    parameters name, each in its canonical form (:func:`~airlock.policy.hosts.parse_host`),
+    in the order sent: every member of a list (``a, b``: a server may take the first or the
+    last), a name with ``_`` for ``-`` too (WSGI servers read both alike), a port left out.
+    A value that is no host is passed over: no server routes by it to another name."""
+    named = []
+    for name, value in headers:
+        lowered = name.strip().lower().replace(b"_", b"-")
+        if lowered in HOST_OVERRIDES:
+            named.extend(value.decode("latin-1").split(","))
+        elif lowered == b"forwarded":
+            for element in value.decode("latin-1").split(","):
+                for pair in element.split(";"):
+                    key, equals, given = pair.partition("=")
+                    if equals and key.strip().lower() == "host":
+                        named.append(given.strip().strip('"'))
+    hosts = []
+    for given in named:
+        given = given.strip()
+        if given.startswith("["):
+            given = given.partition("]")[0] + "]"
+        else:
+            before, colon, port = given.rpartition(":")
+            if colon and ":" not in before and port.isascii() and port.isdigit():
+                given = before
+        try:
+            hosts.append(parse_host(given).text)
+        except HostError:
+            continue
+    return hosts
 
 
 def off_flow(rows: Iterable[Signature], target: str, decisions: Decisions) -> Verdict | None:

@@ -40,6 +40,7 @@ from airlock.egress.flows import (
     Verdict,
     compare,
     flows_at,
+    host_overrides,
     off_flow,
     off_rows,
     url_overrides,
@@ -221,24 +222,33 @@ class Inspector:
         self, method: str, host: str, path: str, headers: Iterable[tuple[bytes, bytes]] = ()
     ) -> Verdict:
         """The flow of a request to an inspected host, and whether the engine lets it out
-        (``headers``: the request's, for the paths a server may route it by instead,
-        :func:`~airlock.egress.flows.url_overrides`)."""
+        (``headers``: the request's, for the paths and hosts a server may route it by
+        instead, :func:`~airlock.egress.flows.url_overrides` and
+        :func:`~airlock.egress.flows.host_overrides`)."""
         verdict = verdict_for(
             method, host, path, self.decisions, agent=self.agent, api_hosts=self.api_hosts
         )
         if not verdict.allowed:
             return verdict
-        # Read any other way a server might, by any method: one of a flow that is off is
-        # refused as that flow (no spelling of a refused request gets out as another).
+        # Read any other way a server might, by any method, at any host it might route to:
+        # one of a flow that is off is refused as that flow (no spelling of a refused
+        # request gets out as another).
         rows = self._off_rows.get(host)
         if rows is None:
             rows = self._off_rows[host] = off_rows(host, self.decisions, agent=self.agent)
-        if not rows:
+        elsewhere = [
+            off_rows(other, self.decisions, agent=self.agent)  # not kept: any name may come
+            for other in dict.fromkeys(host_overrides(headers))
+            if other != host
+        ]
+        if not rows and not any(elsewhere):
             return verdict
-        for routed in (path, *url_overrides(headers)):
-            off = off_flow(rows, routed, self.decisions)
-            if off is not None:
-                return off
+        routes = (path, *url_overrides(headers))
+        for table in (rows, *elsewhere):
+            for routed in routes if table else ():
+                off = off_flow(table, routed, self.decisions)
+                if off is not None:
+                    return off
         return verdict
 
     def inspects(self, host: str) -> bool:
