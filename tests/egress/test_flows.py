@@ -367,8 +367,33 @@ def test_percent_encoded_scope_of_a_package_is_auto_update() -> None:
         ("storage.googleapis.com", "/download/storage/v1/b/claude-code-dist-86c565f3/o/x"),
         ("www.googleapis.com", "/download/storage/v1/b/claude-code-dist-86c565f3/o/x"),
         ("storage.cloud.google.com", "/claude-code-dist-86c565f3/x/claude"),
+        ("claude-code-dist-86c565f3.storage.googleapis.com", "/x/claude"),
     ],
 )
 def test_other_urls_of_the_release_bucket_are_auto_update(host: str, target: str) -> None:
     """Cloud Storage serves one object at several URLs: each is the release download."""
     assert classify("GET", host, target) == FlowId.AUTO_UPDATE
+
+
+@pytest.mark.parametrize(
+    "host",
+    [
+        "other-bucket.storage.googleapis.com",
+        "claude-code-dist-86c565f3.evil.storage.googleapis.com",
+        "claude-code-dist-86c565f3.storage.googleapis.com.evil.example",
+        "xclaude-code-dist-86c565f3.storage.googleapis.com",
+    ],
+)
+def test_only_the_release_bucket_is_auto_update_by_its_host(host: str) -> None:
+    """The virtual-hosted row covers the release bucket's own host, no other bucket's, no
+    name below it and no name that merely holds it."""
+    assert classify("GET", host, "/x/claude") == UNCLASSIFIED
+
+
+def test_the_release_bucket_by_its_host_is_refused_with_the_updater_off() -> None:
+    """With ``DISABLE_AUTOUPDATER`` a download from the bucket's own host is refused as
+    ``auto_update``, by any method and spelling of its path."""
+    decisions = decide(context({"DISABLE_AUTOUPDATER": "1"}))
+    rows = off_rows("claude-code-dist-86c565f3.storage.googleapis.com", decisions)
+    verdict = off_flow(rows, "/latest/%63laude", decisions)
+    assert verdict is not None and verdict.flow == FlowId.AUTO_UPDATE

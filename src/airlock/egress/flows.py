@@ -277,7 +277,8 @@ def without_authority(path: str) -> str:
 
 def _host_matches(pattern: str, host: str, api_hosts: frozenset[str]) -> bool:
     """``$api``, ``*`` (any), ``*.suffix`` (the name itself or any subdomain: Sentry's older
-    DSNs post to ``sentry.io``), ``label.*`` (any region), or a name."""
+    DSNs post to ``sentry.io``), ``label.*`` (any region), ``start*.suffix`` (a first label
+    that starts so: a bucket named by its host), or a name."""
     if pattern == API_HOST:
         return host in api_hosts
     if pattern == "*":
@@ -286,6 +287,10 @@ def _host_matches(pattern: str, host: str, api_hosts: frozenset[str]) -> bool:
         return host.endswith(pattern[1:]) or host == pattern[2:]
     if pattern.endswith(".*"):
         return host.startswith(pattern[:-1])
+    start, star, suffix = pattern.partition("*")
+    if star:
+        label = host.removesuffix(suffix)
+        return label != host and label.startswith(start) and "." not in label
     return host == pattern
 
 
@@ -413,6 +418,14 @@ CLAUDE_CODE: tuple[Signature, ...] = (
         "/claude-code-dist-",
         FlowId.AUTO_UPDATE,
         "the native installer's release bucket",
+    ),
+    Signature(
+        "GET",
+        "claude-code-dist-*.storage.googleapis.com",
+        "/",
+        FlowId.AUTO_UPDATE,
+        "the native installer's release bucket, named by its host (Cloud Storage's "
+        "virtual-hosted URLs)",
     ),
     *(
         Signature(
