@@ -1,5 +1,6 @@
 """The system-call filter's program, run by a small interpreter of the three instructions it
-uses: each architecture's keyring calls are refused, every other call is allowed."""
+uses: each architecture's keyring and io_uring calls are refused, every other call is
+allowed."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import struct
 
 import pytest
 
-from airlock.sandbox.seccomp import ALLOW, KEYRING_CALLS, REFUSE, keyring_filter
+from airlock.sandbox.seccomp import ALLOW, IO_URING_CALLS, KEYRING_CALLS, REFUSE, call_filter
 
 
 def _run(program: bytes, number: int, arch: int) -> int:
@@ -29,10 +30,12 @@ def _run(program: bytes, number: int, arch: int) -> int:
 
 
 @pytest.mark.parametrize(("name", "arch", "numbers"), KEYRING_CALLS, ids=lambda x: str(x))
-def test_each_architectures_keyring_calls_are_refused(
+def test_each_architectures_keyring_and_io_uring_calls_are_refused(
     name: str, arch: int, numbers: tuple[int, ...]
 ) -> None:
-    program = keyring_filter()
+    program = call_filter()
+    numbers = numbers + IO_URING_CALLS[name]
+    assert {425, 426, 427} <= set(numbers)
     for number in numbers:
         assert _run(program, number, arch) == REFUSE, (name, number)
     for number in (0, 1, 59, 231, 216, 220, 251, 435):  # read, write, execve, exit_group, …
@@ -41,11 +44,11 @@ def test_each_architectures_keyring_calls_are_refused(
 
 
 def test_another_architecture_is_allowed() -> None:
-    assert _run(keyring_filter(), 250, 0x12345678) == ALLOW
+    assert _run(call_filter(), 250, 0x12345678) == ALLOW
 
 
 def test_the_program_fits_the_kernel() -> None:
     """At most 4096 instructions, jumps within one byte (the format's own limits)."""
-    program = keyring_filter()
+    program = call_filter()
     assert len(program) % 8 == 0
     assert len(program) // 8 <= 4096

@@ -1,4 +1,4 @@
-"""The sandbox's system-call filter: the kernel's key store is out of reach.
+"""The sandbox's system-call filter: the kernel's key store and VM sockets are out of reach.
 
 The kernel's keyrings are not namespaced the way files and the network are: a process inside
 the sandbox still possesses the caller's session keyring and reaches its user keyring, where
@@ -8,11 +8,16 @@ Docker's default profile. Nor are VM sockets (``AF_VSOCK``): the network namespa
 them out, so from inside they reach the hypervisor's services (CID 2), other VMs', and with
 the loopback transport the host's own vsock listeners, past the proxy; ``socket(AF_VSOCK,
 …)`` fails inside with ``EAFNOSUPPORT``, as on a machine without them (Docker's profile
-refuses it too). Every other call is allowed.
+refuses it too). Nor is io_uring: its ``IORING_OP_SOCKET`` opens a socket without the
+``socket`` call, out of the filter's sight (an ``AF_VSOCK`` one included), so
+``io_uring_setup``, ``io_uring_enter`` and ``io_uring_register`` fail inside with ``EPERM``,
+as on a kernel with io_uring turned off (``kernel.io_uring_disabled``) and in Docker's
+profile; programs that use it when they can (libuv, Node, liburing's users) fall back to
+plain calls. Every other call is allowed.
 
 The filter is a classic BPF program for ``seccomp(SECCOMP_SET_MODE_FILTER)``, which
 bubblewrap loads (``--seccomp FD``) just before it runs the stub, so the command and all its
-children inherit it. It knows each architecture's numbers for the four calls (a 32-bit
+children inherit it. It knows each architecture's numbers for the seven calls (a 32-bit
 program on a 64-bit kernel uses the 32-bit numbers; x32 programs theirs, with the x32 bit).
 A 32-bit program's ``socketcall`` (i386, ppc, s390) passes its arguments in memory, out of a
 filter's sight: its ``socket`` is not looked at.
@@ -55,6 +60,13 @@ KEYRING_CALLS: tuple[tuple[str, int, tuple[int, ...]], ...] = (
 """(architecture, its ``AUDIT_ARCH_*`` value, its numbers of ``add_key``, ``request_key`` and
 ``keyctl``)."""
 
+IO_URING_CALLS: dict[str, tuple[int, ...]] = {
+    "x86_64": (425, 426, 427, X32_BIT | 425, X32_BIT | 426, X32_BIT | 427),
+    **{name: (425, 426, 427) for name in ("i386", "aarch64", "arm", "riscv64", "ppc64le", "s390x")},
+}
+"""Each architecture's numbers of ``io_uring_setup``, ``io_uring_enter`` and
+``io_uring_register`` (one numbering on every architecture here since Linux 5.1)."""
+
 SOCKET_CALLS: dict[str, tuple[int, ...]] = {
     "x86_64": (41, X32_BIT | 41),
     "i386": (359,),
@@ -73,11 +85,12 @@ def _instruction(code: int, jump_true: int, jump_false: int, value: int) -> byte
     return struct.pack("=HBBI", code, jump_true, jump_false, value)
 
 
-def keyring_filter() -> bytes:
-    """The program: for each known architecture, refuse its keyring calls and a ``socket``
-    of the family ``AF_VSOCK``; allow the rest."""
+def call_filter() -> bytes:
+    """The program: for each known architecture, refuse its keyring and io_uring calls and
+    a ``socket`` of the family ``AF_VSOCK``; allow the rest."""
     program = [_instruction(LOAD_WORD, 0, 0, ARCH_OFFSET)]
-    for name, arch, numbers in KEYRING_CALLS:
+    for name, arch, keyring in KEYRING_CALLS:
+        numbers = keyring + IO_URING_CALLS[name]
         sockets = SOCKET_CALLS[name]
         # the block: load the number; compare with each keyring call's, then socket's; allow;
         # refuse; for socket: load the family, refuse AF_VSOCK, allow the rest
@@ -104,7 +117,7 @@ def keyring_filter() -> bytes:
 
 
 def filter_fd() -> int:
-    """A file descriptor holding :func:`keyring_filter`, at its start, for bubblewrap's
+    """A file descriptor holding :func:`call_filter`, at its start, for bubblewrap's
     ``--seccomp``; the caller closes it once bubblewrap has started.
 
     Raises:
@@ -114,7 +127,7 @@ def filter_fd() -> int:
 
     fd = os.memfd_create("airlock-seccomp", 0)
     try:
-        os.write(fd, keyring_filter())
+        os.write(fd, call_filter())
         os.lseek(fd, 0, os.SEEK_SET)
     except OSError:
         os.close(fd)
