@@ -5,6 +5,7 @@ past the proxy."""
 from __future__ import annotations
 
 import errno
+import platform
 import socket
 import struct
 import subprocess
@@ -16,8 +17,10 @@ import pytest
 from airlock.sandbox.seccomp import (
     ALLOW,
     KEYRING_CALLS,
+    NO_SUCH_CALL,
     NO_SUCH_FAMILY,
     SOCKET_CALLS,
+    SOCKETCALL,
     call_filter,
 )
 from tests.cli import run_script
@@ -88,6 +91,66 @@ def test_a_vm_socket_cannot_be_opened_through_io_uring_inside(tmp_path: Path) ->
     done = run_script(tmp_path, f"{sys.executable} {probe}")
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[:1] == ["setup refused EPERM"], (done.stdout, outside.stdout)
+
+
+SOCKETCALL_PROBE = """
+import ctypes, errno, mmap, struct
+
+# socketcall(SYS_SOCKET, [AF_VSOCK, SOCK_STREAM, 0]) through int 0x80 from this 64-bit
+# process: the i386 call, its arguments in memory below 4 GB (MAP_32BIT).
+flags = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | 0x40
+data = mmap.mmap(-1, 4096, flags=flags, prot=mmap.PROT_READ | mmap.PROT_WRITE)
+both = mmap.PROT_READ | mmap.PROT_WRITE | mmap.PROT_EXEC
+code = mmap.mmap(-1, 4096, flags=flags, prot=both)
+arguments = ctypes.addressof(ctypes.c_char.from_buffer(data))
+data[0:12] = struct.pack("<3I", 40, 1, 0)
+code[0:20] = (
+    b"\\x53"  # push rbx
+    + b"\\xb8\\x66\\x00\\x00\\x00"  # mov eax, 102 (socketcall)
+    + b"\\xbb\\x01\\x00\\x00\\x00"  # mov ebx, 1 (SYS_SOCKET)
+    + b"\\xb9" + struct.pack("<I", arguments)  # mov ecx, arguments
+    + b"\\xcd\\x80"  # int 0x80
+    + b"\\x5b\\xc3"  # pop rbx; ret
+)
+call = ctypes.CFUNCTYPE(ctypes.c_int)(ctypes.addressof(ctypes.c_char.from_buffer(code)))
+result = call()
+print("opened" if result >= 0 else "refused " + errno.errorcode[-result])
+"""
+
+
+@pytest.mark.skipif(platform.machine() != "x86_64", reason="int 0x80 is x86-64's")
+def test_a_vm_socket_cannot_be_opened_through_socketcall_inside(tmp_path: Path) -> None:
+    """``socketcall`` passes the family in memory, out of the filter's sight, and a 64-bit
+    program reaches it through ``int 0x80``: inside, its ``SYS_SOCKET`` fails with
+    ``ENOSYS``. The control: the same probe outside opens one, or is refused there by the
+    machine itself (no VM sockets: ``EAFNOSUPPORT``), never with ``ENOSYS``."""
+    probe = Path.cwd() / "socketcall_probe.py"
+    probe.write_text(SOCKETCALL_PROBE)
+    outside = subprocess.run(
+        [sys.executable, str(probe)], capture_output=True, text=True, timeout=30, check=False
+    )
+    assert outside.returncode == 0, outside.stderr
+    assert outside.stdout.strip() in ("opened", "refused EAFNOSUPPORT"), outside.stdout
+    done = run_script(tmp_path, f"{sys.executable} {probe}")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "refused ENOSYS", done.stdout
+
+
+@pytest.mark.parametrize("name", sorted(SOCKET_CALLS))
+def test_socketcall_opening_a_socket_is_refused(name: str) -> None:
+    """Where :data:`SOCKETCALL` names it, ``socketcall``'s ``SYS_SOCKET`` (1) fails with
+    ``ENOSYS`` and its other calls (``connect``, ``sendmsg``, …) are allowed; on s390x,
+    whose C libraries may open every socket with it, and where there is none, it is
+    allowed."""
+    program = call_filter()
+    arch = next(arch for arch_name, arch, _ in KEYRING_CALLS if arch_name == name)
+    big = name == "s390x"
+    number = SOCKETCALL.get(name, 102)
+    refused = name in SOCKETCALL
+    assert _run(program, number, arch, 1, big) == (NO_SUCH_CALL if refused else ALLOW)
+    for call in (2, 3, 9, 16, 17, 1 << 32 | 3):  # bind, connect, send, sendmsg, recvmsg
+        assert _run(program, number, arch, call, big) == ALLOW, (name, call)
+    assert NO_SUCH_CALL & 0xFFFF == errno.ENOSYS
 
 
 def _run(program: bytes, number: int, arch: int, first: int, big_endian: bool) -> int:

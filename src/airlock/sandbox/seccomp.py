@@ -19,8 +19,14 @@ The filter is a classic BPF program for ``seccomp(SECCOMP_SET_MODE_FILTER)``, wh
 bubblewrap loads (``--seccomp FD``) just before it runs the stub, so the command and all its
 children inherit it. It knows each architecture's numbers for the seven calls (a 32-bit
 program on a 64-bit kernel uses the 32-bit numbers; x32 programs theirs, with the x32 bit).
-A 32-bit program's ``socketcall`` (i386, ppc, s390) passes its arguments in memory, out of a
-filter's sight: its ``socket`` is not looked at.
+The older ``socketcall`` (i386, ppc, s390) passes a call's arguments in memory, out of a
+filter's sight, and any program can make it: a 64-bit one on x86-64 through ``int 0x80``,
+with the i386 numbers. On i386 and ppc its ``socket`` (``SYS_SOCKET``, in a register) fails
+with ``ENOSYS`` whatever the family, and every other use of it is allowed: ppc's C
+libraries call ``socket`` itself, and so do i386's built for Linux 4.3 and later, while a
+32-bit program whose C library opens sockets through ``socketcall`` opens none inside. On
+s390x, whose C libraries may open every socket through it, it stays allowed, and there a
+program that makes it could open a VM socket.
 """
 
 from __future__ import annotations
@@ -78,6 +84,14 @@ SOCKET_CALLS: dict[str, tuple[int, ...]] = {
 }
 """Each architecture's number of ``socket``, whose first argument (the family) is looked at."""
 
+SOCKETCALL: dict[str, int] = {"i386": 102, "ppc64le": 102}
+"""The architectures whose ``socketcall`` opening a socket is refused, and its number."""
+
+SYS_SOCKET = 1
+"""``socketcall``'s first argument for ``socket`` (linux/net.h)."""
+
+NO_SUCH_CALL = 0x00050000 | errno.ENOSYS
+
 BIG_ENDIAN = frozenset({"s390x"})
 
 
@@ -86,21 +100,27 @@ def _instruction(code: int, jump_true: int, jump_false: int, value: int) -> byte
 
 
 def call_filter() -> bytes:
-    """The program: for each known architecture, refuse its keyring and io_uring calls and
-    a ``socket`` of the family ``AF_VSOCK``; allow the rest."""
+    """The program: for each known architecture, refuse its keyring and io_uring calls, a
+    ``socket`` of the family ``AF_VSOCK`` and a ``socketcall`` opening a socket (where
+    :data:`SOCKETCALL` names it); allow the rest."""
     program = [_instruction(LOAD_WORD, 0, 0, ARCH_OFFSET)]
     for name, arch, keyring in KEYRING_CALLS:
         numbers = keyring + IO_URING_CALLS[name]
         sockets = SOCKET_CALLS[name]
-        # the block: load the number; compare with each keyring call's, then socket's; allow;
-        # refuse; for socket: load the family, refuse AF_VSOCK, allow the rest
-        compares = len(numbers) + len(sockets)
+        socketcall = SOCKETCALL.get(name)
+        # the block: load the number; compare with each refused call's, then socket's, then
+        # socketcall's; allow; refuse; for socket: load the family, refuse AF_VSOCK, allow
+        # the rest; for socketcall: load its call, refuse SYS_SOCKET, allow the rest
+        compares = len(numbers) + len(sockets) + (socketcall is not None)
         refuse, family = compares + 2, compares + 3  # after the load, the compares, allow
+        called = family + 4
         block = [_instruction(LOAD_WORD, 0, 0, NUMBER_OFFSET)]
         for number in numbers:
             block.append(_instruction(JUMP_IF_EQUAL, refuse - len(block) - 1, 0, number))
         for number in sockets:
             block.append(_instruction(JUMP_IF_EQUAL, family - len(block) - 1, 0, number))
+        if socketcall is not None:
+            block.append(_instruction(JUMP_IF_EQUAL, called - len(block) - 1, 0, socketcall))
         offset = FIRST_ARGUMENT_OFFSET + (4 if name in BIG_ENDIAN else 0)
         block += [
             _instruction(RETURN, 0, 0, ALLOW),
@@ -110,6 +130,13 @@ def call_filter() -> bytes:
             _instruction(RETURN, 0, 0, NO_SUCH_FAMILY),
             _instruction(RETURN, 0, 0, ALLOW),
         ]
+        if socketcall is not None:
+            block += [
+                _instruction(LOAD_WORD, 0, 0, offset),
+                _instruction(JUMP_IF_EQUAL, 0, 1, SYS_SOCKET),
+                _instruction(RETURN, 0, 0, NO_SUCH_CALL),
+                _instruction(RETURN, 0, 0, ALLOW),
+            ]
         program.append(_instruction(JUMP_IF_EQUAL, 0, len(block), arch))
         program += block
     program.append(_instruction(RETURN, 0, 0, ALLOW))  # an architecture not in the table
