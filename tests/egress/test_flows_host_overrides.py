@@ -5,6 +5,7 @@ metrics when metrics are off, inside inspected TLS and in plain HTTP alike."""
 
 from __future__ import annotations
 
+import ssl
 import subprocess
 from http.server import ThreadingHTTPServer
 from pathlib import Path
@@ -12,10 +13,20 @@ from pathlib import Path
 import pytest
 
 from airlock.egress.audit_read import read_records
-from airlock.egress.ca import ca_environment
-from airlock.egress.flows import host_overrides
-from tests.egress.harness import inspected_setup, tls_origin
+from airlock.egress.ca import RunCA, ca_environment
+from airlock.egress.flows import (
+    AGENT_SIGNATURES,
+    Signature,
+    host_overrides,
+    off_flow,
+    off_rows,
+    off_rows_at,
+)
+from airlock.egress.inspect import Inspector
+from airlock.policy import Decisions, FlowId, decide
+from tests.egress.harness import NOW, inspected_setup, tls_origin
 from tests.egress.origin import config, running
+from tests.policy.helpers import context
 from tests.serving import Handler, in_thread
 
 METRICS_HOST = "statsig.anthropic.com"  # every path there is metrics (earlier versions)
@@ -130,3 +141,81 @@ def test_a_plain_request_naming_another_host_is_judged_there_too(tmp_path: Path)
         ("metrics", "deny", 403),
         ("model_requests", "allow", 200),
     ]
+
+
+@pytest.mark.parametrize(
+    ("headers", "named"),
+    [
+        # Express's req.hostname cuts at the first ":", a port after it or not
+        ([(b"X-Forwarded-Host", f"{METRICS_HOST}:x".encode())], [METRICS_HOST]),
+        ([(b"X-Forwarded-Host", f"{METRICS_HOST}:".encode())], [METRICS_HOST]),
+        ([(b"X-Host", f"{METRICS_HOST}:443:1".encode())], [METRICS_HOST]),
+        # a quoted Forwarded value's escapes, read as Symfony reads them
+        ([(b"Forwarded", rb'host="statsig\.anthropic\.co\m"')], [METRICS_HOST]),
+        ([(b"X-Original-Host", b"::ffff:1.2.3.4")], ["1.2.3.4"]),
+    ],
+)
+def test_the_hosts_named_past_a_colon_or_an_escape(
+    headers: list[tuple[bytes, bytes]], named: list[str]
+) -> None:
+    """A name with anything after its first ``:`` is that name (an address's colons are
+    its own); a quoted ``Forwarded`` value is read with its escapes."""
+    assert host_overrides(headers) == named
+
+
+HOSTS = (
+    METRICS_HOST,
+    "localhost",
+    "o1.ingest.sentry.io",
+    "claude-code-dist-86c565f3.storage.googleapis.com",
+    "storage.googleapis.com",
+    "bedrock-runtime.us-east-1.amazonaws.com",
+    "example.com",
+)
+
+
+@pytest.mark.parametrize(
+    "environ",
+    [{}, {"DISABLE_TELEMETRY": "1"}, {"CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1"}],
+)
+def test_the_rows_off_at_many_hosts_are_those_off_at_each(environ: dict[str, str]) -> None:
+    """:func:`off_rows_at` is :func:`off_rows` of each host, each row once, in the table's
+    order."""
+    decisions = decide(context(environ))
+    for count in range(len(HOSTS) + 1):
+        hosts = HOSTS[:count]
+        each = {row for host in hosts for row in off_rows(host, decisions)}
+        assert set(off_rows_at(hosts, decisions)) == each
+        table = [row for row in AGENT_SIGNATURES["claude-code"] if row in each]
+        assert list(off_rows_at(hosts, decisions)) == table
+
+
+def test_thousands_of_hosts_named_read_the_path_once_more(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A head naming thousands of hosts (all its 64 KiB hold) costs one more reading of the
+    path, not one per host: the path's readings are many, and the proxy waits on them. The
+    metrics host among them is still found."""
+    import airlock.egress.inspect as inspect_module
+
+    _, _, inspection = inspected_setup(tmp_path, {"DISABLE_TELEMETRY": "1"})
+    inspector = Inspector(
+        RunCA(now=NOW), ssl.create_default_context(), inspection.decisions, lambda _: None
+    )
+    reads: list[str] = []
+    real = off_flow
+
+    def counted(rows: tuple[Signature, ...], target: str, decisions: Decisions) -> object:
+        reads.append(target)
+        return real(rows, target, decisions)
+
+    monkeypatch.setattr(inspect_module, "off_flow", counted)
+    names = ",".join(f"h{n}.sentry.io" for n in range(4000))
+    headers = [(b"X-Forwarded-Host", f"{names}, {METRICS_HOST}".encode())]
+    verdict = inspector.judge("POST", "api.anthropic.com", "/v1/messages", headers)
+    assert verdict.flow == FlowId.METRICS and not verdict.allowed
+    assert len(reads) == 2
+    reads.clear()
+    headers = [(b"X-Forwarded-Host", names.encode())]
+    assert inspector.judge("POST", "api.anthropic.com", "/v1/messages", headers).allowed
+    assert len(reads) <= 2

@@ -766,6 +766,28 @@ def off_rows(
     )
 
 
+def off_rows_at(
+    hosts: Iterable[str], decisions: Decisions, *, agent: str = DEFAULT_AGENT
+) -> tuple[Signature, ...]:
+    """:func:`off_rows` of every host of ``hosts`` at once, each row once, in the table's
+    order: the hosts a request's headers name (:func:`host_overrides`), as many as its head
+    holds, cost one pass of the table (a name is looked up, a pattern matched against each
+    name) and one reading of the path, not one of each per host."""
+    names = {host.lower().rstrip(".") for host in hosts}
+    if not names:
+        return ()
+    return tuple(
+        row
+        for row in AGENT_SIGNATURES[agent]
+        if decisions[row.flow].state not in SENDING_STATES
+        and (
+            row.host in _ANY_PREFIX  # the vendor API's and any host's: at every host
+            or row.host in names
+            or ("*" in row.host and any(_host_matches(row.host, n, frozenset()) for n in names))
+        )
+    )
+
+
 URL_OVERRIDES = frozenset({b"x-original-url", b"x-rewrite-url", b"x-override-url"})
 """Request headers some servers route by instead of the request's own path (IIS's URL
 Rewrite, frameworks that trust them): a request for an allowed path carrying one is judged by
@@ -797,11 +819,17 @@ Symfony, Laravel and Express, a load balancer's host rules); ``Forwarded``'s ``h
 (RFC 7239) too: a request carrying one is judged as a request to the host it names too."""
 
 
+_QUOTED_PAIR = re.compile(r"\\(.)")
+"""A quoted-pair of a quoted string (RFC 9110 §5.6.4): the character after ``\\``."""
+
+
 def host_overrides(headers: Iterable[tuple[bytes, bytes]]) -> list[str]:
     """The hosts a request's :data:`HOST_OVERRIDES` headers and ``Forwarded``'s ``host=``
     parameters name, each in its canonical form (:func:`~airlock.policy.hosts.parse_host`),
     in the order sent: every member of a list (``a, b``: a server may take the first or the
-    last), a name with ``_`` for ``-`` too (WSGI servers read both alike), a port left out.
+    last), a name with ``_`` for ``-`` too (WSGI servers read both alike), what follows a
+    name's first ``:`` left out, a port or not (Express's ``req.hostname`` cuts there), a
+    quoted ``Forwarded`` value's escapes read (``"a\\.b"`` is ``a.b``, as Symfony reads it).
     A value that is no host is passed over: no server routes by it to another name."""
     named = []
     for name, value in headers:
@@ -813,20 +841,22 @@ def host_overrides(headers: Iterable[tuple[bytes, bytes]]) -> list[str]:
                 for pair in element.split(";"):
                     key, equals, given = pair.partition("=")
                     if equals and key.strip().lower() == "host":
-                        named.append(given.strip().strip('"'))
+                        given = given.strip()
+                        if given.startswith('"'):
+                            given = _QUOTED_PAIR.sub(r"\1", given.strip('"'))
+                        named.append(given)
     hosts = []
     for given in named:
         given = given.strip()
-        if given.startswith("["):
-            given = given.partition("]")[0] + "]"
-        else:
-            before, colon, port = given.rpartition(":")
-            if colon and ":" not in before and port.isascii() and port.isdigit():
-                given = before
-        try:
-            hosts.append(parse_host(given).text)
-        except HostError:
-            continue
+        readings = [given.partition("]")[0] + "]"] if given.startswith("[") else [given]
+        if ":" in given and not given.startswith("["):  # an address (::1), or a name and
+            readings.append(given.partition(":")[0])  # what follows it: a port, or not
+        for reading in readings:
+            try:
+                hosts.append(parse_host(reading).text)
+            except HostError:
+                continue
+            break
     return hosts
 
 
