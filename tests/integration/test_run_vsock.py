@@ -16,6 +16,7 @@ import pytest
 
 from airlock.sandbox.seccomp import (
     ALLOW,
+    BIG_ENDIAN,
     KEYRING_CALLS,
     NO_SUCH_CALL,
     NO_SUCH_FAMILY,
@@ -144,7 +145,7 @@ def test_socketcall_opening_a_socket_is_refused(name: str) -> None:
     allowed."""
     program = call_filter()
     arch = next(arch for arch_name, arch, _ in KEYRING_CALLS if arch_name == name)
-    big = name == "s390x"
+    big = name in BIG_ENDIAN
     number = SOCKETCALL.get(name, 102)
     refused = name in SOCKETCALL
     assert _run(program, number, arch, 1, big) == (NO_SUCH_CALL if refused else ALLOW)
@@ -179,7 +180,7 @@ def test_each_architectures_vsock_socket_is_refused(name: str, arch: int, number
     on each architecture: ``socket`` of ``AF_VSOCK`` refused, of any other family allowed
     (the family's high bits are not read: the kernel takes it as an int)."""
     program = call_filter()
-    big = name == "s390x"
+    big = name in BIG_ENDIAN
     for number in SOCKET_CALLS[name]:
         assert _run(program, number, arch, 40, big) == NO_SUCH_FAMILY, name
         for family in (socket.AF_UNIX, socket.AF_INET, socket.AF_INET6, 16, 40 << 32):

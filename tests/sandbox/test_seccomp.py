@@ -52,3 +52,18 @@ def test_the_program_fits_the_kernel() -> None:
     program = call_filter()
     assert len(program) % 8 == 0
     assert len(program) // 8 <= 4096
+
+
+@pytest.mark.parametrize(
+    ("arch", "keyctl"),
+    [(0x400000F3, 219), (0x00000016, 280)],
+    ids=["riscv32 on riscv64", "s390 (31-bit) on s390x"],
+)
+def test_a_32_bit_program_on_a_64_bit_kernel_is_filtered_too(arch: int, keyctl: int) -> None:
+    """A 64-bit kernel runs 32-bit programs of its own family (riscv64's 32-bit ones, s390x's
+    31-bit ones), with their own AUDIT_ARCH: code inside could bring one, so their calls are
+    filtered as the 64-bit ones are, not allowed as an unknown architecture's."""
+    program = call_filter()
+    for number in (keyctl, 425, 426, 427):
+        assert _run(program, number, arch) == REFUSE, number
+    assert _run(program, 63, arch) == ALLOW

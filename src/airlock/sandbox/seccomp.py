@@ -18,15 +18,16 @@ plain calls. Every other call is allowed.
 The filter is a classic BPF program for ``seccomp(SECCOMP_SET_MODE_FILTER)``, which
 bubblewrap loads (``--seccomp FD``) just before it runs the stub, so the command and all its
 children inherit it. It knows each architecture's numbers for the seven calls (a 32-bit
-program on a 64-bit kernel uses the 32-bit numbers; x32 programs theirs, with the x32 bit).
+program on a 64-bit kernel uses the 32-bit numbers, riscv32's and 31-bit s390's among them;
+x32 programs theirs, with the x32 bit).
 The older ``socketcall`` (i386, ppc, s390) passes a call's arguments in memory, out of a
 filter's sight, and any program can make it: a 64-bit one on x86-64 through ``int 0x80``,
 with the i386 numbers. On i386 and ppc its ``socket`` (``SYS_SOCKET``, in a register) fails
 with ``ENOSYS`` whatever the family, and every other use of it is allowed: ppc's C
 libraries call ``socket`` itself, and so do i386's built for Linux 4.3 and later, while a
 32-bit program whose C library opens sockets through ``socketcall`` opens none inside. On
-s390x, whose C libraries may open every socket through it, it stays allowed, and there a
-program that makes it could open a VM socket.
+s390x (and 31-bit s390), whose C libraries may open every socket through it, it stays
+allowed, and there a program that makes it could open a VM socket.
 """
 
 from __future__ import annotations
@@ -62,13 +63,21 @@ KEYRING_CALLS: tuple[tuple[str, int, tuple[int, ...]], ...] = (
     ("riscv64", 0xC00000F3, (217, 218, 219)),
     ("ppc64le", 0xC0000015, (269, 270, 271)),
     ("s390x", 0x80000016, (278, 279, 280)),
+    ("riscv32", 0x400000F3, (217, 218, 219)),
+    ("s390", 0x00000016, (278, 279, 280)),
 )
 """(architecture, its ``AUDIT_ARCH_*`` value, its numbers of ``add_key``, ``request_key`` and
-``keyctl``)."""
+``keyctl``). The 32-bit ones are those a 64-bit kernel here runs besides its own (i386 on
+x86-64, arm on aarch64, riscv32 on riscv64, 31-bit s390 on s390x, each with its own
+``AUDIT_ARCH``): code inside may bring a program built for one, and an architecture the
+table leaves out is not filtered at all."""
 
 IO_URING_CALLS: dict[str, tuple[int, ...]] = {
     "x86_64": (425, 426, 427, X32_BIT | 425, X32_BIT | 426, X32_BIT | 427),
-    **{name: (425, 426, 427) for name in ("i386", "aarch64", "arm", "riscv64", "ppc64le", "s390x")},
+    **{
+        name: (425, 426, 427)
+        for name in ("i386", "aarch64", "arm", "riscv64", "ppc64le", "s390x", "riscv32", "s390")
+    },
 }
 """Each architecture's numbers of ``io_uring_setup``, ``io_uring_enter`` and
 ``io_uring_register`` (one numbering on every architecture here since Linux 5.1)."""
@@ -81,6 +90,8 @@ SOCKET_CALLS: dict[str, tuple[int, ...]] = {
     "riscv64": (198,),
     "ppc64le": (326,),
     "s390x": (359,),
+    "riscv32": (198,),
+    "s390": (359,),
 }
 """Each architecture's number of ``socket``, whose first argument (the family) is looked at."""
 
@@ -92,7 +103,7 @@ SYS_SOCKET = 1
 
 NO_SUCH_CALL = 0x00050000 | errno.ENOSYS
 
-BIG_ENDIAN = frozenset({"s390x"})
+BIG_ENDIAN = frozenset({"s390x", "s390"})
 
 
 def _instruction(code: int, jump_true: int, jump_false: int, value: int) -> bytes:
