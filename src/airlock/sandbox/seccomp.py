@@ -24,8 +24,9 @@ The older ``socketcall`` (i386, ppc, s390) passes a call's arguments in memory, 
 filter's sight, and any program can make it: a 64-bit one on x86-64 through ``int 0x80``,
 with the i386 numbers. On i386 and ppc its ``socket`` (``SYS_SOCKET``, in a register) fails
 with ``ENOSYS`` whatever the family, and every other use of it is allowed: ppc's C
-libraries call ``socket`` itself, and so do i386's built for Linux 4.3 and later, while a
-32-bit program whose C library opens sockets through ``socketcall`` opens none inside. On
+libraries call ``socket`` itself, and so do i386's built for Linux 4.3 and later, but most
+32-bit x86 programs open no socket inside (Debian's and Ubuntu's i386 C library, built for
+older kernels, and Go's 386 port open every socket through ``socketcall``). On
 s390x (and 31-bit s390), whose C libraries may open every socket through it, it stays
 allowed, and there a program that makes it could open a VM socket.
 """
