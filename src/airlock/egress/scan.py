@@ -25,7 +25,9 @@ redacted) is charged to the run's budget of gathered bodies (:class:`Budget`) be
 made, and refused ``503`` past it; a body without secrets is not copied.
 
 Either way a body is read every way a reader of it might read it: decoded of its
-``Content-Encoding`` and as its bytes too, with its percent escapes decoded, as text in its
+``Content-Encoding`` and as its bytes too, with its percent escapes decoded (the engine reads
+JSON's ``\\u005f``, and YAML's and JSON5's ``\\x5f`` and ``\\U0000005f``, in every body,
+whatever its type, and replaces a secret in them where it stands), as text in its
 charset (UTF-16, UTF-32, UTF-7, ISO-2022, HZ: :func:`wide_charset`), and with its NULs left
 out where it holds UTF-16 or UTF-32 text among other bytes (:func:`nul_text`); a gathered
 multipart body with a part in quoted-printable is read whole with its escapes decoded too

@@ -16,7 +16,8 @@ whose value does not fit its vendor's shape is judged as a generic key. Verdicts
 (key files too) and the tokens found inside rejected assignments are remembered by their text
 (``memo.py``), and a candidate repeated with a fixed period is skipped (``repeats.py``). Where
 a window holds JSON ``\\u00XX`` escapes of printable characters, it is scanned decoded
-(``escapes.py``) and each span is mapped back, widened to whole escapes.
+(``escapes.py``) and each span is mapped back, widened to whole escapes; so is what stands
+near YAML's and JSON5's ``\\xHH`` and ``\\UHHHHHHHH`` ones, found in the same pass.
 
 The scan of each window goes on where the previous window's stopped (the end of the last
 candidate looked at), so the candidates are the ones a scan of the whole input in one piece
@@ -34,7 +35,7 @@ from typing import IO, TYPE_CHECKING
 from airlock.errors import SettingsError
 from airlock.redact import user_rules
 from airlock.redact.checks import URL_KINDS, accepts, starts_in_marker
-from airlock.redact.escapes import Decoded, character_references, quoted_printable
+from airlock.redact.escapes import Decoded, character_references, hex_escapes, quoted_printable
 from airlock.redact.memo import Memo
 from airlock.redact.patterns import MARKER, Rule
 from airlock.redact.repeats import Span, past_repeats
@@ -263,10 +264,16 @@ class Redactor:
     def _hits_unescaped(self, window: bytes, scan_from: int, safe: int) -> Scanned:
         """The hits in ``window``, with JSON ``\\u00XX`` escapes of printable characters read as
         the characters they stand for; spans are in ``window`` and cover escapes whole. Where the
-        window holds XML or HTML character references or quoted-printable text, it is also
-        scanned with those read, and the hits of every scan are put together."""
-        scanned = self._hits_json(window, scan_from, safe)
-        for recoded in (character_references(window), quoted_printable(window)):
+        window holds XML or HTML character references, quoted-printable text, or ``\\xHH`` and
+        ``\\UHHHHHHHH`` escapes (YAML's, JSON5's), it is also scanned with those read, and the
+        hits of every scan are put together."""
+        decoded, others, rest = Decoded.read(window)  # \x and \U found in the same pass
+        scanned = self._hits_json(window, decoded, scan_from, safe)
+        for recoded in (
+            character_references(window),
+            quoted_printable(window),
+            hex_escapes(window, others, rest),
+        ):
             if recoded is None:
                 continue
             more = self._hits(recoded.text, recoded.at(scan_from), recoded.at(safe))
@@ -277,9 +284,11 @@ class Redactor:
             scanned = Scanned(_together(scanned.hits, hits), scanned.reached)
         return scanned
 
-    def _hits_json(self, window: bytes, scan_from: int, safe: int) -> Scanned:
-        """The hits in ``window`` with its JSON ``\\u00XX`` escapes read (see above)."""
-        decoded = Decoded.of(window)
+    def _hits_json(
+        self, window: bytes, decoded: Decoded | None, scan_from: int, safe: int
+    ) -> Scanned:
+        """The hits in ``window`` with its JSON ``\\u00XX`` escapes read (``decoded``, see
+        above)."""
         if decoded is None:
             return self._hits(window, scan_from, safe)
         text_safe = decoded.at(safe, from_end=True)

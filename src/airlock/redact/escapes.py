@@ -1,6 +1,7 @@
 """The escape cursor: a window with its JSON ``\\u00XX`` escapes of printable characters read,
 and the way back from offsets in the decoded text to offsets in the window; and the same for
-the escapes of other encodings (XML and HTML character references, quoted-printable).
+the escapes of other encodings (XML and HTML character references, quoted-printable, YAML's
+and JSON5's ``\\xHH`` and ``\\UHHHHHHHH``).
 
 Where a window holds such escapes (a token with one character or all of them escaped, once or
 twice), the engine scans the decoded text and maps each span back, widened to whole escapes.
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_right
+from collections.abc import Iterable
 from itertools import product
 
 from airlock.redact.table import compile_pattern
@@ -40,34 +42,55 @@ _ESCAPE_START = compile_pattern(r"\\u00")
 """The start of an escape, looked for by RE2 (which skips to each backslash with ``memchr``,
 without holding the GIL): a window without one costs almost nothing, where ``bytes.find``
 would step through it a few bytes at a time."""
-
-
-def _next_escape(window: bytes, start: int) -> int:
-    """Where the next ``\\u00`` starts at or after ``start``, or -1."""
-    found = _ESCAPE_START.search(window, start)
-    return -1 if found is None else int(found.start())
+_READ_CODE = r"(?:0[9aAdD]|[2-46][0-9A-Fa-f]|5[0-9a-bA-Bd-fD-F]|7[0-9a-eA-E])"
+"""The two hex digits of a character :func:`hex_escapes` reads: printable ASCII but the
+backslash, and the white space between a key file's lines."""
+_WIDE_HEX_ESCAPE = compile_pattern(rf"\\(?:x{_READ_CODE}|U000000{_READ_CODE})")
+"""A ``\\xHH`` or ``\\UHHHHHHHH`` escape :func:`hex_escapes` reads, looked for by RE2 (which
+skips to each backslash with ``memchr``)."""
+_ANY_ESCAPE_START = compile_pattern(rf"\\(?:u00|x{_READ_CODE}|U000000{_READ_CODE})")
+"""The start of an escape, or of a ``\\xHH`` or ``\\UHHHHHHHH`` one (:func:`hex_escapes`),
+looked for in the same pass (the first ``FEW_ESCAPES`` of those): a window dense with
+backslashes (source code in a JSON string) is gone through once for both."""
 
 
 def split_escapes(window: bytes) -> list[bytes | memoryview] | None:
     """``ESCAPE.split(window)`` with each code read as its character, the stretches between
     escapes as views of the window (not copies); ``None`` past ``FEW_ESCAPES`` escapes (one pass
     of the regular expression is then faster)."""
+    return _split(window)[0]
+
+
+def _split(window: bytes) -> tuple[list[bytes | memoryview] | None, list[int], int]:
+    """:func:`split_escapes`; where the window's ``\\x`` and ``\\U`` escapes are, up to
+    ``FEW_ESCAPES`` of them; and where to look for more from (past those, or where the split
+    stopped), or -1 (the window was looked through)."""
     parts: list[bytes | memoryview] = []
     view = memoryview(window)
     last = 0
-    at = _next_escape(window, 0)
-    while at >= 0:
+    others: list[int] = []
+    rest = -1
+    start = _ANY_ESCAPE_START
+    found = start.search(window, 0)
+    while found is not None:
+        at = int(found.start())
+        if window[at + 1] != 0x75:  # not a \u: a \x or \U one
+            others.append(at)
+            if len(others) >= FEW_ESCAPES:  # the rest are looked for in one pass
+                rest, start = at + 1, _ESCAPE_START
+            found = start.search(window, at + 1)
+            continue
         char = _PRINTABLE.get(window[at + 4 : at + 6])
         if char is None:
-            at = _next_escape(window, at + 1)
+            found = start.search(window, at + 1)
             continue
         if len(parts) >= 2 * FEW_ESCAPES:
-            return None
+            return None, others, at if rest < 0 else rest
         parts += (view[last : at + 1], char)
         last = at + 6
-        at = _next_escape(window, last)
+        found = start.search(window, last)
     parts.append(view[last:])
-    return parts
+    return parts, others, rest
 
 
 def _before_backslashes(stretch: bytes | memoryview) -> bytes | memoryview:
@@ -100,15 +123,21 @@ class Decoded:
     @classmethod
     def of(cls, window: bytes) -> Decoded | None:
         """The decoded window, or ``None`` when it holds no escape to read."""
-        parts = split_escapes(window)
+        return cls.read(window)[0]
+
+    @classmethod
+    def read(cls, window: bytes) -> tuple[Decoded | None, list[int], int]:
+        """:meth:`of`, and where the window's ``\\x`` and ``\\U`` escapes are found in the same
+        pass, and where to look for more from (-1: nowhere), for :func:`hex_escapes`."""
+        parts, others, rest = _split(window)
         if parts is None:  # many escapes: one pass of the regular expression
             pieces = ESCAPE.split(window)
             pieces[1::2] = map(HEX.__getitem__, pieces[1::2])
             parts = list(pieces)
         if len(parts) == 1:
-            return None
+            return None, others, rest
         parts[0:-1:2] = map(_before_backslashes, parts[0:-1:2])
-        return cls(window, parts)
+        return cls(window, parts), others, rest
 
     @property
     def _last(self) -> int:
@@ -278,3 +307,105 @@ def quoted_printable(window: bytes) -> Recoded | None:
         for found in _QUOTED_PRINTABLE.finditer(window)
     ]
     return Recoded(window, escapes) if escapes else None
+
+
+_HEX_READ = re.compile(rb"\\(?:x|U000000|u00)(" + _READ_CODE.encode() + rb")")
+"""An escape :func:`hex_escapes` reads (:data:`_READ_CODE`), after its last backslash (a run
+of them before it, an escape escaped again, is taken with it: looked back for, never matched,
+which could take quadratic time on a long run)."""
+_READ = {
+    "".join(digits).encode(): bytes([code])
+    for code in _REFERENCE_CODES
+    for digits in product(*((c, c.upper()) for c in f"{code:02x}"))
+}
+"""The character of each two-digit code :func:`hex_escapes` reads, in either case."""
+HEX_REACH = 8 * 1024
+"""How far on either side of a ``\\x`` or ``\\U`` escape the window is read with it decoded:
+past the longest secret with its name (a key file), so that one such escape anywhere in a
+secret brings it whole into the reading."""
+_EDGE_REACH = 1024
+"""How far an edge of what is read is moved on to a byte no token holds (see below)."""
+_NOT_TOKEN = re.compile(rb"[^A-Za-z0-9_\-+/=.~]")
+"""A byte no token holds: where what is read around escapes may begin or end without cutting
+one (a token cut short could read as a secret it is not)."""
+_GAP = b"\n"
+"""What a stretch of the window left unread reads as: a line's end, which no token goes past."""
+
+
+def hex_escapes(window: bytes, found: Iterable[int] = (), rest: int = 0) -> Recoded | None:
+    """The window with its ``\\xHH`` and ``\\UHHHHHHHH`` escapes read, as YAML's double-quoted
+    strings (PyYAML, ruamel), JSON5 (``\\x`` alone), TOML 1.1 and Python read them
+    (``ghp\\x5f…``), its backslashes possibly escaped again, as the JSON cursor takes them; its
+    ``\\u00XX`` ones with them, so that a secret escaped both ways is read whole. ``None`` when
+    it holds no ``\\x`` or ``\\U`` escape to read (its ``\\u00XX`` ones alone are the JSON
+    cursor's). Only printable ASCII and the white space between a key file's lines are read,
+    as for character references: never the backslash, which would begin an escape that is not
+    there.
+
+    Only the stretches within :data:`HEX_REACH` of a ``\\x`` or ``\\U`` escape read are kept,
+    each from and up to a byte no token holds, the rest read as a line's end: a secret without
+    such an escape is the JSON cursor's, and a window of source code with a ``\\x20`` or two
+    (``re.compile('[\\x00-\\x20]')``) is not scanned again whole for them. ``found``: where
+    such escapes are, in order, and ``rest``: where to look for more from (-1: nowhere), as the
+    JSON cursor gives them, found in the same pass (:meth:`Decoded.read`)."""
+    regions = _regions(window, list(found), rest)
+    if not regions:
+        return None
+    escapes: list[tuple[int, int, bytes]] = []
+    at = 0
+    for first, last in regions:
+        if first > at:
+            escapes.append((at, first, _GAP))
+        for match in _HEX_READ.finditer(window, first, last):
+            begins = match.start()
+            if begins and window[begins - 1] == 0x5C:  # escaped again
+                while begins > 0 and window[begins - 1] == 0x5C:
+                    begins -= 1
+                if begins < first:
+                    continue
+            escapes.append((begins, match.end(), _READ[match[1]]))
+        at = last
+    if at < len(window):
+        escapes.append((at, len(window), _GAP))
+    return Recoded(window, escapes)
+
+
+def _regions(window: bytes, found: list[int], rest: int) -> list[list[int]]:
+    """The stretches of ``window`` within :data:`HEX_REACH` of a ``\\x`` or ``\\U`` escape it
+    reads (those ``found``, then those from ``rest`` on), merged, in order. A run of escapes
+    costs a search each stretch of the reach, not one each."""
+    regions: list[list[int]] = []
+    end = -1  # where the last stretch ends
+    index = 0
+    while True:
+        if index < len(found):
+            at = found[index]
+            index += 1
+        elif rest >= 0:
+            match = _WIDE_HEX_ESCAPE.search(window, max(rest, end - HEX_REACH + 1))
+            if match is None:
+                break
+            at = int(match.start())
+            rest = at + 1
+        else:
+            break
+        if at + HEX_REACH <= end:
+            continue  # within what is read already
+        last = _edge(window, at + 2 * HEX_REACH)  # the next one to widen it is a reach on
+        if regions and at - HEX_REACH <= end:
+            regions[-1][1] = last
+        else:
+            regions.append([_edge(window, at - HEX_REACH), last])
+        end = last
+    return regions
+
+
+def _edge(window: bytes, at: int) -> int:
+    """The first byte no token holds at or after ``at`` (within :data:`_EDGE_REACH`), kept
+    within the window."""
+    if at <= 0:
+        return 0
+    if at >= len(window):
+        return len(window)
+    found = _NOT_TOKEN.search(window, at, at + _EDGE_REACH)
+    return found.start() if found is not None else at

@@ -1,0 +1,112 @@
+"""Secrets written with the ``\\xHH`` and ``\\UHHHHHHHH`` escapes of YAML's double-quoted
+strings (PyYAML's ``safe_load`` and ruamel decode them), JSON5 (``\\x``), TOML 1.1 and Python
+(``ghp\\x5f…``): found with those read, as ``\\u00XX`` is, and replaced where they stand,
+escapes whole; text with such escapes and no secret is left byte for byte."""
+
+from __future__ import annotations
+
+import codecs
+import io
+import time
+
+import pytest
+
+from airlock.redact import Redactor
+from airlock.redact.escapes import HEX_REACH
+
+REDACTOR = Redactor()
+
+GITHUB = "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"
+AWS_SECRET = "IoXdzaxEdJtsA8X72tzcwJtPsOX2LcXssLiW0jkT"
+
+
+def _x(text: str) -> str:
+    return "".join(f"\\x{ord(char):02x}" for char in text)
+
+
+def _u8(text: str) -> str:
+    return "".join(f"\\U{ord(char):08X}" for char in text)
+
+
+ESCAPED = {
+    "x_underscore": (f'k: "ghp\\x5f{GITHUB[4:]}"', 'k: "[REDACTED:github_token]"'),
+    "x_upper_case": (f'{{"k": "ghp\\x5F{GITHUB[4:]}"}}', '{"k": "[REDACTED:github_token]"}'),
+    "big_u_underscore": (
+        f'{{"k": "ghp\\U0000005f{GITHUB[4:]}"}}',
+        '{"k": "[REDACTED:github_token]"}',
+    ),
+    "x_every_char": (f'k: "{_x(GITHUB)}"', 'k: "[REDACTED:github_token]"'),
+    "big_u_every_char": (f'k: "{_u8(GITHUB)}"', 'k: "[REDACTED:github_token]"'),
+    "mixed_with_json_u": (  # \u0067 for g, \x5f for _: neither reading alone shows it
+        f'{{"k": "\\u0067hp\\x5f{GITHUB[4:]}"}}',
+        '{"k": "[REDACTED:github_token]"}',
+    ),
+    "escaped_again": (  # JSON inside JSON, as the JSON cursor reads \\u00XX
+        f'{{"k": "ghp\\\\x5f{GITHUB[4:]}"}}',
+        '{"k": "[REDACTED:github_token]"}',
+    ),
+    "name_and_value_spaced": (
+        f"aws_secret_access_key\\x20=\\x20{AWS_SECRET}\n",
+        "aws_secret_access_key\\x20=\\x20[REDACTED:aws_secret_access_key]\n",
+    ),
+}
+
+
+@pytest.mark.parametrize(("text", "redacted"), ESCAPED.values(), ids=list(ESCAPED))
+def test_a_secret_behind_hex_escapes_is_replaced_where_it_stands(text: str, redacted: str) -> None:
+    if "github" in redacted and "\\\\" not in text:  # read as YAML (double-quoted) reads it
+        assert GITHUB in codecs.decode(text, "unicode_escape")
+    out, report = REDACTOR.redact_text(text)
+    assert out == redacted
+    assert len(report.findings) == 1
+
+
+def test_a_secret_far_from_another_escape_is_found_in_a_large_window() -> None:
+    """Only the stretches around such escapes are read again: a key far past one escape, and
+    one that holds another escape much later, are both found, each where it stands."""
+    filler = "lorem ipsum dolor sit amet " * (3 * HEX_REACH // 27)
+    text = (
+        f'a: "caf\\x65 {filler}"\nb: "ghp\\x5f{GITHUB[4:]}"\n'
+        f'c: "{filler}"\nd: "{GITHUB[:-1]}\\x{ord(GITHUB[-1]):02x}"\n'
+    )
+    out, report = REDACTOR.redact_text(text)
+    assert report.counts() == {"github_token": 2}
+    assert GITHUB[5:-1] not in out
+    assert out.count(filler) == 2 and out.startswith('a: "caf\\x65 ')
+
+
+@pytest.mark.parametrize("chunk", [41, 64, 100])
+def test_an_escaped_secret_is_found_whatever_the_chunk_boundary(chunk: int) -> None:
+    text = ("x" * 50 + "\n") * 3 + ESCAPED["x_every_char"][0] + "\n"
+    expected = ("x" * 50 + "\n") * 3 + ESCAPED["x_every_char"][1] + "\n"
+    dst = io.BytesIO()
+    Redactor(chunk=chunk, overlap=800).redact_stream(io.BytesIO(text.encode()), dst)
+    assert dst.getvalue().decode() == expected
+
+
+CLEAN = [
+    'name: "caf\\xe9 au lait \\x41bc \\U0001F600 \\x00\\x1b[31m"',
+    "_re = re.compile('[\\\\x00-\\\\x20\\\\x7f]')\nprintf '\\x1b[31m'\n",
+    'path: "C:\\\\xavier\\\\Users"',
+    "\\x5c\\x5c\\x22 \\x5cu0041",
+]
+"""Text with such escapes and no secret (a backslash is never read, so ``\\x5cu0041`` is no
+escape of ``A``)."""
+HOSTILE = [b"\\x41" * (1 << 18), b"a\\x41 " * (1 << 17), b"\\" * (1 << 20) + b"x41"]
+"""A megabyte of escapes, of escapes among words, of one run of backslashes."""
+
+
+def test_only_a_secret_changes_among_hex_escapes() -> None:
+    """Text with such escapes and no secret is left byte for byte beside one that is
+    replaced; a megabyte of hostile escapes before a key costs well under a second (a look-up
+    each, no scan of its own each, no quadratic walk over a run of backslashes)."""
+    key = ESCAPED["x_underscore"]
+    for text in CLEAN:
+        out, report = REDACTOR.redact_text(f"{text}\n{key[0]}\n")
+        assert out == f"{text}\n{key[1]}\n", out
+        assert report.counts() == {"github_token": 1}
+    for body in HOSTILE:
+        started = time.process_time()
+        hits = REDACTOR.find(body + b"\n" + key[0].encode())
+        assert time.process_time() - started < 3
+        assert [hit.kind for hit in hits] == ["github_token"]
