@@ -1,14 +1,25 @@
 """The system-call filter's program, run by a small interpreter of the three instructions it
 uses: each architecture's keyring and io_uring calls are refused, every other call is
-allowed."""
+allowed, and a program of an architecture the filter does not know is killed."""
 
 from __future__ import annotations
 
+import os
 import struct
 
 import pytest
 
-from airlock.sandbox.seccomp import ALLOW, IO_URING_CALLS, KEYRING_CALLS, REFUSE, call_filter
+from airlock.errors import SandboxError
+from airlock.sandbox.seccomp import (
+    ALLOW,
+    IO_URING_CALLS,
+    KEYRING_CALLS,
+    KILL,
+    MACHINES,
+    REFUSE,
+    call_filter,
+    filter_fd,
+)
 
 
 def _run(program: bytes, number: int, arch: int) -> int:
@@ -43,8 +54,32 @@ def test_each_architectures_keyring_and_io_uring_calls_are_refused(
             assert _run(program, number, arch) == ALLOW, (name, number)
 
 
-def test_another_architecture_is_allowed() -> None:
-    assert _run(call_filter(), 250, 0x12345678) == ALLOW
+def test_another_architecture_is_killed() -> None:
+    """A program of an architecture the table does not know is killed at its first call,
+    whatever the call: never let through unfiltered."""
+    for number in (0, 1, 60, 231, 250):
+        assert _run(call_filter(), number, 0x12345678) == KILL
+
+
+@pytest.mark.parametrize("machine", ["loongarch64", "mips64", "ppc64", "sparc64", ""])
+def test_a_machine_the_filter_does_not_know_is_refused(machine: str) -> None:
+    """On a machine whose own architecture the table leaves out, no filter is made and the
+    run is refused, naming the machine: its command would be killed at its first call."""
+    with pytest.raises(SandboxError, match="knows no call numbers") as raised:
+        filter_fd(machine)
+    assert (machine or "no name given") in str(raised.value)
+
+
+@pytest.mark.parametrize("machine", sorted(MACHINES))
+def test_each_known_machine_has_its_architecture_in_the_table(machine: str) -> None:
+    """Every machine name taken maps to an architecture the program filters, and its filter
+    is made."""
+    assert MACHINES[machine] in {name for name, _, _ in KEYRING_CALLS}
+    fd = filter_fd(machine)
+    try:
+        assert os.read(fd, 1 << 16) == call_filter()
+    finally:
+        os.close(fd)
 
 
 def test_the_program_fits_the_kernel() -> None:

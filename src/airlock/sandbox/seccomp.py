@@ -51,6 +51,7 @@ has them 4 bytes further."""
 ALLOW = 0x7FFF0000  # SECCOMP_RET_ALLOW
 REFUSE = 0x00050000 | errno.EPERM  # SECCOMP_RET_ERRNO | EPERM
 NO_SUCH_FAMILY = 0x00050000 | errno.EAFNOSUPPORT
+KILL = 0x80000000  # SECCOMP_RET_KILL_PROCESS
 
 AF_VSOCK = 40
 
@@ -70,8 +71,24 @@ KEYRING_CALLS: tuple[tuple[str, int, tuple[int, ...]], ...] = (
 """(architecture, its ``AUDIT_ARCH_*`` value, its numbers of ``add_key``, ``request_key`` and
 ``keyctl``). The 32-bit ones are those a 64-bit kernel here runs besides its own (i386 on
 x86-64, arm on aarch64, riscv32 on riscv64, 31-bit s390 on s390x, each with its own
-``AUDIT_ARCH``): code inside may bring a program built for one, and an architecture the
-table leaves out is not filtered at all."""
+``AUDIT_ARCH``): code inside may bring a program built for one. A program of an
+architecture the table leaves out (32-bit ppc on a ppc64 kernel built to run it) is killed
+at its first call (``SIGSYS``), never let through unfiltered, and a run on a machine whose
+own architecture it leaves out is refused before anything starts (:func:`filter_fd`)."""
+
+MACHINES = {
+    "x86_64": "x86_64",
+    "amd64": "x86_64",
+    **{name: "i386" for name in ("i386", "i486", "i586", "i686")},
+    "aarch64": "aarch64",
+    "arm64": "aarch64",
+    **{name: "arm" for name in ("armv6l", "armv7l", "armv8l")},
+    "riscv64": "riscv64",
+    "ppc64le": "ppc64le",
+    "s390x": "s390x",
+}
+"""The machine names ``uname`` gives (:func:`platform.machine`) of the architectures the
+table knows as a machine's own."""
 
 IO_URING_CALLS: dict[str, tuple[int, ...]] = {
     "x86_64": (425, 426, 427, X32_BIT | 425, X32_BIT | 426, X32_BIT | 427),
@@ -151,19 +168,33 @@ def call_filter() -> bytes:
             ]
         program.append(_instruction(JUMP_IF_EQUAL, 0, len(block), arch))
         program += block
-    program.append(_instruction(RETURN, 0, 0, ALLOW))  # an architecture not in the table
+    program.append(_instruction(RETURN, 0, 0, KILL))  # an architecture not in the table
     return b"".join(program)
 
 
-def filter_fd() -> int:
+def filter_fd(machine: str | None = None) -> int:
     """A file descriptor holding :func:`call_filter`, at its start, for bubblewrap's
-    ``--seccomp``; the caller closes it once bubblewrap has started.
+    ``--seccomp``; the caller closes it once bubblewrap has started. ``machine``: this
+    machine's name as ``uname`` gives it (by default, read from it).
 
     Raises:
+        SandboxError: the filter knows no numbers for ``machine`` (:data:`MACHINES`): the
+            command would be killed at its first call, so nothing is started.
         OSError: it cannot be made.
     """
     import os
+    import platform
 
+    machine = platform.machine() if machine is None else machine
+    if machine not in MACHINES:
+        from airlock.errors import SandboxError
+
+        known = ", ".join(sorted(set(MACHINES.values())))
+        raise SandboxError(
+            f"the sandbox's system-call filter knows no call numbers for this machine "
+            f"({machine or 'no name given'}; it knows {known}): without it the kernel's "
+            "keyrings, io_uring and VM sockets would be in reach inside, so nothing was run"
+        )
     fd = os.memfd_create("airlock-seccomp", 0)
     try:
         os.write(fd, call_filter())
