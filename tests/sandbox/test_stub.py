@@ -15,7 +15,7 @@ STUB = Path(airlock.sandbox.__file__).with_name("_stub.py")
 def _stub(channel: socket.socket, port: int, *command: str) -> subprocess.CompletedProcess[str]:
     fd = channel.fileno()
     return subprocess.run(
-        [sys.executable, "-I", "-S", str(STUB), str(fd), str(port), "0", *command],
+        [sys.executable, "-I", "-S", str(STUB), str(fd), str(port), "0", "-", *command],
         pass_fds=[fd],
         capture_output=True,
         text=True,
@@ -57,7 +57,7 @@ def test_go_runs_the_command_in_place_of_the_stub(tmp_path: Path) -> None:
     with ours, theirs:
         fd = theirs.fileno()
         child = subprocess.Popen(
-            [sys.executable, "-I", "-S", str(STUB), str(fd), "0", "0", "touch", str(marker)],
+            [sys.executable, "-I", "-S", str(STUB), str(fd), "0", "0", "-", "touch", str(marker)],
             pass_fds=[fd],
         )
         _, fds, _, _ = socket.recv_fds(ours, 64, 1)

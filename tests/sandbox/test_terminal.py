@@ -51,7 +51,7 @@ if os.environ.get("DRIVER_FAILS"):  # on SIGUSR1
 with Terminal() as terminal:
     ours, theirs = socket.socketpair()
     child = subprocess.Popen(
-        [sys.executable, "-I", "-S", stub, str(theirs.fileno()), "0", "0", *command],
+        [sys.executable, "-I", "-S", stub, str(theirs.fileno()), "0", "0", "-", *command],
         pass_fds=[theirs.fileno()],
         stdin=terminal.stdin,
         stdout=terminal.stdout,
@@ -346,7 +346,7 @@ def test_the_stub_sets_sigpipe_and_sigxfsz_back_to_their_default(tmp_path: Path)
             "set -o pipefail; seq 1 1000000 | head -1; echo rc=$?; grep SigIgn /proc/self/status"
         )
         child = subprocess.Popen(
-            [sys.executable, "-I", "-S", str(STUB), str(fd), "0", "0", "bash", "-c", script],
+            [sys.executable, "-I", "-S", str(STUB), str(fd), "0", "0", "-", "bash", "-c", script],
             pass_fds=[fd],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,

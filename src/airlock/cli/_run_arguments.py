@@ -99,6 +99,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "state and --rw paths under it are bound back); repeatable",
     )
     files.add_argument(
+        "--allow-mounts",
+        action="store_true",
+        help="let the command mount file systems in namespaces of its own (bubblewrap, "
+        "unshare -m, a container tool, the agent's own sandbox); files are then not kept from "
+        "being opened for writing outside the writable paths, so a named pipe on a read-only "
+        "host path can be written",
+    )
+    files.add_argument(
         "--env",
         action="append",
         default=[],

@@ -490,6 +490,7 @@ def _run(args: argparse.Namespace) -> int:
             tuple(rules),
             ledger=ledger,
             workspace=resolve(workspace),
+            restrict_writes=not args.allow_mounts,
         )
         with ForwardedSignals() as signals, Terminal() as terminal:
             starting = start(spec, bwrap, terminal.stdout, terminal.stderr, terminal.stdin)

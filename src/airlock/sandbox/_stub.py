@@ -1,9 +1,11 @@
 """The first program inside the sandbox: opens the proxy's door, hands it out, becomes the command.
 
-Run by bubblewrap as ``python -I -S _stub.py FD PORT N NAME=VALUE… COMMAND…`` inside the
-sandbox's own network namespace, where only a loopback interface exists; the ``N`` variables
-after it are the dynamic loader's (``LD_PRELOAD``, ``LD_LIBRARY_PATH``, …), which the stub's
-own Python must not load: they are set for the command alone, just before it runs. It:
+Run by bubblewrap as ``python -I -S _stub.py FD PORT N NAME=VALUE… M FOLDER… COMMAND…``
+inside the sandbox's own network namespace, where only a loopback interface exists; the ``N``
+variables after it are the dynamic loader's (``LD_PRELOAD``, ``LD_LIBRARY_PATH``, …), which
+the stub's own Python must not load: they are set for the command alone, just before it runs;
+the ``M`` folders are those the command may open files for writing under (``-`` in the place
+of ``M``, and no folders: no such limit). It:
 
 1. listens on ``127.0.0.1:PORT`` in that namespace (the sandbox's only way out);
 2. sends the listening socket over the inherited Unix socket ``FD`` (``SCM_RIGHTS``) to airlock,
@@ -26,6 +28,12 @@ own Python must not load: they are set for the command alone, just before it run
    works inside and the terminal's keys signal the command. SIGPIPE and SIGXFSZ, which Python
    ignores from its start, are set back to their default: an ignored signal stays ignored
    across ``execvp``, and ``seq 1 1000000 | head -1`` would print "Broken pipe" and fail.
+   Last, with Landlock (where the kernel has it), files may be opened for writing (or
+   truncated) only under the ``M`` folders and on the files its standard streams go to, for
+   the command and all it starts (:func:`_restrict_writes`): a read-only mount does not keep
+   a named pipe (FIFO) on the host's file systems from being opened for writing. This is done
+   inside, after bubblewrap has made its mounts, as a process Landlock restricts can mount
+   nothing; nor can the command then (``airlock run --allow-mounts`` passes ``-``).
 
 Standard library only, no ``site`` (``-I -S``): it starts in a few milliseconds and cannot be
 steered by files in the workspace. Exit status 127 means the command was not found, 126 that
@@ -38,10 +46,19 @@ import sys
 
 BACKLOG = 1024
 
+UNRESTRICTED = "-"
+"""In the place of the count of writable folders: no Landlock rules (``airlock run
+--allow-mounts``; the stub run on its own, outside a sandbox, in tests)."""
+
 
 def main(argv: list[str]) -> int:
     channel_fd, port, count = int(argv[1]), int(argv[2]), int(argv[3])
-    loader, command = argv[4 : 4 + count], argv[4 + count :]
+    loader, rest = argv[4 : 4 + count], argv[4 + count :]
+    if rest[0] == UNRESTRICTED:
+        writable, command = None, rest[1:]
+    else:
+        trees = int(rest[0])
+        writable, command = rest[1 : 1 + trees], rest[1 + trees :]
     try:
         listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         listener.bind(("127.0.0.1", port))
@@ -73,6 +90,8 @@ def main(argv: list[str]) -> int:
     _set_login_uid()
     _take_terminal()
     _default_signals()
+    if writable is not None:
+        _restrict_writes(writable)
     for setting in loader:  # now, for the command: a library they name never ran in this stub
         name, _, value = setting.partition("=")
         os.environ[name] = value
@@ -152,6 +171,112 @@ def _default_signals() -> None:
 
     for number in (signal.SIGPIPE, signal.SIGXFSZ):
         signal.signal(number, signal.SIG_DFL)
+
+
+LANDLOCK_CREATE_RULESET = 444
+LANDLOCK_ADD_RULE = 445
+LANDLOCK_RESTRICT_SELF = 446
+"""The Landlock system calls' numbers: the same on every architecture but alpha."""
+
+LANDLOCK_CREATE_RULESET_VERSION = 1
+LANDLOCK_RULE_PATH_BENEATH = 1
+ACCESS_FS_WRITE_FILE = 1 << 1
+ACCESS_FS_REFER = 1 << 13
+"""Landlock's ABI 2 (Linux 5.19) and later: a file moved or linked into another folder. Under
+any Landlock rules that is refused unless a rule allows it (with ABI 1, always), so it is
+allowed in every writable folder, as before."""
+ACCESS_FS_TRUNCATE = 1 << 14
+"""Landlock's ABI 3 (Linux 6.2) and later."""
+PR_SET_NO_NEW_PRIVS = 38
+
+
+def _restrict_writes(trees: list[str]) -> None:
+    """Opening a file for writing (and truncating one, where the kernel's Landlock knows that
+    right) allowed only under ``trees`` (the folders the sandbox lets the command write: the
+    workspace, the private ``/tmp``, ``/dev``, ``/proc``, …) and on the files of the standard
+    streams the stub was given open for writing (``/dev/stdout`` opened again: a host file
+    airlock's output goes to), for the command and all it starts. A read-only mount does not
+    stop a named pipe (FIFO) from being opened for writing: one on the host's file systems,
+    which a program of the host's may read commands from, cannot be now, nor a host file the
+    stub was given open for reading only (its standard input) be opened again for writing
+    through ``/proc/self/fd``. Nothing is done where the kernel has no Landlock (not enabled,
+    or before 5.13), only its first version (before 5.19: it refuses every move of a file into
+    another folder, which later ones allow by rule), or a step fails: the run goes on as
+    before.
+
+    A file open already (the standard streams) is written as before; pipes and sockets
+    (reached through ``/proc/self/fd``) are not files Landlock checks. Only the rights the
+    running kernel's Landlock knows are handled: moving into another folder (allowed in each
+    writable folder) from ABI 2 on, truncating from ABI 3 on."""
+    import ctypes
+    import fcntl
+    import stat
+    import struct
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    syscall = libc.syscall
+    syscall.restype = ctypes.c_long
+    abi = syscall(
+        ctypes.c_long(LANDLOCK_CREATE_RULESET),
+        None,
+        ctypes.c_long(0),
+        ctypes.c_long(LANDLOCK_CREATE_RULESET_VERSION),
+    )
+    if abi < 2:  # no Landlock, or one that refuses every move into another folder: as before
+        return
+    handled = ACCESS_FS_WRITE_FILE | ACCESS_FS_REFER | (ACCESS_FS_TRUNCATE if abi >= 3 else 0)
+    ruleset = syscall(
+        ctypes.c_long(LANDLOCK_CREATE_RULESET),
+        struct.pack("=Q", handled),
+        ctypes.c_long(8),
+        ctypes.c_long(0),
+    )
+    if ruleset < 0:
+        return
+
+    def allow(fd: int) -> int:  # the rule allowing those rights under what fd is open on
+        folder = stat.S_ISDIR(os.fstat(fd).st_mode)
+        rights = handled if folder else handled & ~ACCESS_FS_REFER  # a folder's right only
+        rule = struct.pack("=Qi", rights, fd)  # struct landlock_path_beneath_attr, packed
+        return int(
+            syscall(
+                ctypes.c_long(LANDLOCK_ADD_RULE),
+                ctypes.c_long(ruleset),
+                ctypes.c_long(LANDLOCK_RULE_PATH_BENEATH),
+                rule,
+                ctypes.c_long(0),
+            )
+        )
+
+    try:
+        for tree in trees:
+            try:
+                fd = os.open(tree, os.O_PATH | os.O_CLOEXEC)
+            except OSError:
+                continue  # not there inside: nothing can be written there
+            try:
+                if allow(fd) < 0:
+                    return  # a folder the command writes would be refused: as before
+            finally:
+                os.close(fd)
+        for fd in (0, 1, 2):
+            try:
+                writing = fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_ACCMODE != os.O_RDONLY
+            except OSError:  # closed
+                continue
+            if writing:  # a pipe's or socket's is refused: not a file Landlock checks
+                allow(fd)
+        no_new_privileges = libc.prctl(
+            ctypes.c_int(PR_SET_NO_NEW_PRIVS),
+            ctypes.c_ulong(1),
+            ctypes.c_ulong(0),
+            ctypes.c_ulong(0),
+            ctypes.c_ulong(0),
+        )
+        if no_new_privileges == 0:  # bubblewrap has set it already: asked again, to be sure
+            syscall(ctypes.c_long(LANDLOCK_RESTRICT_SELF), ctypes.c_long(ruleset), ctypes.c_long(0))
+    finally:
+        os.close(ruleset)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,10 @@ settings under ``/proc`` read-only (:data:`PROC_READ_ONLY`), the mounts of
 :mod:`airlock.sandbox.paths`, read-only binds of what airlock itself runs from where those
 would let the command write it (:func:`own_installation`), and a ``resolv.conf`` naming a
 closed loopback port (at the end of the link ``/etc/resolv.conf`` may be:
-:func:`resolv_conf_target`), so a name lookup inside fails at once. bubblewrap is started
+:func:`resolv_conf_target`), so a name lookup inside fails at once; the stub is given the
+folders the command may open files for writing under (:func:`writable_trees`), which it holds
+the command to with Landlock where the kernel has it (a read-only mount does not keep a named
+pipe from being opened for writing), unless ``Spec.restrict_writes`` is off. bubblewrap is started
 through ``unshare`` in a mount namespace whose mounts are private (:func:`private_mounts`):
 bubblewrap only makes the sandbox's mounts slaves of the host's, so a file system mounted on
 the host while the command runs (a USB stick, an automount, sshfs) would arrive inside with
@@ -60,6 +63,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from airlock.errors import SandboxError
+from airlock.sandbox._stub import UNRESTRICTED
 from airlock.sandbox.paths import PRIVATE_TMPFS, Kind, Mount, plan, resolve, visible
 from airlock.sandbox.placeholders import SCRATCH_PREFIX, Placeholders, claimed_by_others
 from airlock.sandbox.seccomp import filter_fd
@@ -153,6 +157,12 @@ class Spec:
     workspace: Path | None = None
     """The workspace, its real path: its placeholders are removed where it is at the run's
     end, moved or not (:class:`~airlock.sandbox.placeholders.Placeholders`)."""
+    restrict_writes: bool = True
+    """Whether files may be opened for writing only in the folders the sandbox lets the
+    command write (:func:`writable_trees`, with Landlock, where the kernel has it): a
+    named pipe on the host's read-only file systems cannot be written then, and the command
+    cannot mount file systems (a sandbox or container of its own); ``False`` (``airlock run
+    --allow-mounts``): it can, and such a pipe can be written."""
 
 
 SYSTEM_PROGRAMS: tuple[str, ...] = (
@@ -310,9 +320,11 @@ def bwrap_arguments(
         arguments.append("--unshare-user")
     arguments += ["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
     arguments += _proc_arguments(scratch)
-    for private in PRIVATE_TMPFS:
-        if Path(private).is_dir() and not Path(private).is_symlink():
-            arguments += ["--tmpfs", private]
+    private = [
+        path for path in PRIVATE_TMPFS if Path(path).is_dir() and not Path(path).is_symlink()
+    ]
+    for path in private:
+        arguments += ["--tmpfs", path]
     arguments += ["--ro-bind", str(scratch / "resolv.conf"), resolv_conf_target()]
     hidden = [rule.path for rule in spec.mounts if _hidden_folder(rule)]
     own = own_installation(spec.mounts)
@@ -330,7 +342,12 @@ def bwrap_arguments(
     # the command: given to the stub's own Python, a library they name would run in it before
     # it sets the audit login uid (which an unset one lets any process set once).
     loader = [f"{name}={value}" for name, value in spec.environ.items() if loader_variable(name)]
-    arguments += [str(channel_fd), str(spec.port), str(len(loader)), *loader, *spec.command]
+    arguments += [str(channel_fd), str(spec.port), str(len(loader)), *loader]
+    if spec.restrict_writes:
+        trees = writable_trees(rules, private)
+        arguments += [str(len(trees)), *trees, *spec.command]
+    else:
+        arguments += [UNRESTRICTED, *spec.command]
     if len(arguments) > BWRAP_MAX_ARGUMENTS:  # bubblewrap would refuse, in words about paths
         raise SandboxError(
             f"the command has {len(spec.command):,} arguments, and the sandbox's own "
@@ -343,6 +360,31 @@ def bwrap_arguments(
 
 BWRAP_MAX_ARGUMENTS = 9000
 """bubblewrap's bound on its command line, the command's own arguments included."""
+
+
+SANDBOX_WRITABLE: tuple[str, ...] = ("/dev", "/proc")
+"""The sandbox's own file systems the command writes besides the private ``/tmp``, ``/var/tmp``
+and ``/run``: ``/dev`` (``/dev/null``, ``/dev/tty``, the pseudo-terminals, ``/dev/shm``) and
+``/proc`` (``/proc/self/oom_score_adj``, ``attr``, a thread's ``comm``, a new user namespace's
+``uid_map``; the kernel's settings there are read-only mounts)."""
+
+
+def writable_trees(rules: Sequence[Mount], private: Sequence[str]) -> list[str]:
+    """The folders the command may open files for writing under, for the stub's Landlock rules
+    (:mod:`airlock.sandbox._stub`): :data:`SANDBOX_WRITABLE`, the private folders mounted
+    (``private``: those of :data:`~airlock.sandbox.paths.PRIVATE_TMPFS` there), and the path of
+    every ``WRITE`` rule of ``rules`` (bound read-write, or a private folder of the sandbox's
+    own); one under another of them is left out, as its folder covers it. Everywhere else the
+    mounts are read-only already: the rules add nothing there but that a named pipe (FIFO) on
+    the host's file systems cannot be opened for writing either, which a read-only mount lets
+    code do."""
+    paths = [*SANDBOX_WRITABLE, *private]
+    paths += [str(rule.path) for rule in rules if rule.kind is Kind.WRITE]
+    trees: list[str] = []
+    for path in sorted(set(paths), key=lambda text: (text.count("/"), text)):
+        if not any(_at_or_under(path, tree) for tree in trees):
+            trees.append(path)
+    return trees
 
 
 PROC_READ_ONLY: tuple[str, ...] = ("sys", "sysrq-trigger", "irq", "bus", "fs")
