@@ -1,11 +1,13 @@
 """A key in a request body written with the ``\\xHH`` or ``\\UHHHHHHHH`` escapes of YAML's
 double-quoted strings (``{"k": "ghp\\x5f…"}`` in ``application/yaml``: PyYAML's ``safe_load``
-and ruamel decode them; JSON5 reads ``\\x`` too), through the real proxy (TLS and plain HTTP,
-real origins on loopback). The secrets check read JSON's ``\\u005f`` but not these, so such a
-key left under ``--secrets block`` and ``redact``, and went uncounted under ``report``. The
-redaction engine now reads them as it reads ``\\u00XX``: ``block`` refuses, ``redact``
-replaces the key where it stands (its escapes whole), ``report`` counts it, gathered or
-streamed; a body with such escapes and no key leaves as it came."""
+and ruamel decode them; JSON5 reads ``\\x`` too), or split by an escaped line break (a
+backslash at a line's end, which YAML, JSON5 and TOML read as nothing, with the next line's
+blanks), through the real proxy (TLS and plain HTTP, real origins on loopback). The secrets
+check read JSON's ``\\u005f`` but not these, so such a key left under ``--secrets block`` and
+``redact``, and went uncounted under ``report``. The redaction engine now reads them as it
+reads ``\\u00XX``: ``block`` refuses, ``redact`` replaces the key where it stands (its escapes
+whole), ``report`` counts it, gathered or streamed; a body with such escapes and no key leaves
+as it came."""
 
 from __future__ import annotations
 
@@ -27,6 +29,7 @@ BODIES = [
         ('k: "' + "".join(f"\\x{ord(char):02x}" for char in KEY) + '"\n').encode(),
         id="every_char",
     ),
+    pytest.param(f'k: "{KEY[:20]}\\\n  {KEY[20:]}"\n'.encode(), id="escaped_line_break"),
 ]
 CLEAN = b'{"k": "caf\\xe9 \\x41bc \\U0001F600 \\x00", "re": "[\\\\x00-\\\\x20]"}'
 
@@ -41,7 +44,11 @@ def test_a_key_in_hex_escapes_is_found_in_a_gathered_body(body: bytes, content_t
     assert leaving is None and found == {"github_token": 1}
     leaving, found, _ = check_gathered(Redactor(), SecretsMode.REDACT, body, None, mine)
     assert found == {"github_token": 1}
-    assert leaving in (b'{"k": "[REDACTED:github_token]"}', b'k: "[REDACTED:github_token]"\n')
+    assert leaving in (
+        b'{"k": "[REDACTED:github_token]"}',
+        b'k: "[REDACTED:github_token]"\n',
+        b'k: "[REDACTED:github_token]\n"\n',  # a line break it held kept
+    )
     for mode in (SecretsMode.BLOCK, SecretsMode.REDACT):
         checked = check_gathered(Redactor(), mode, CLEAN, None, mine)
         assert checked[0] is CLEAN and checked[1] == {}

@@ -45,10 +45,10 @@ would step through it a few bytes at a time."""
 _READ_CODE = r"(?:0[9aAdD]|[2-46][0-9A-Fa-f]|5[0-9a-bA-Bd-fD-F]|7[0-9a-eA-E])"
 """The two hex digits of a character :func:`hex_escapes` reads: printable ASCII but the
 backslash, and the white space between a key file's lines."""
-_WIDE_HEX_ESCAPE = compile_pattern(rf"\\(?:x{_READ_CODE}|U000000{_READ_CODE})")
-"""A ``\\xHH`` or ``\\UHHHHHHHH`` escape :func:`hex_escapes` reads, looked for by RE2 (which
-skips to each backslash with ``memchr``)."""
-_ANY_ESCAPE_START = compile_pattern(rf"\\(?:u00|x{_READ_CODE}|U000000{_READ_CODE})")
+_WIDE_HEX_ESCAPE = compile_pattern(rf"\\(?:x{_READ_CODE}|U000000{_READ_CODE}|\r?\n)")
+"""A ``\\xHH`` or ``\\UHHHHHHHH`` escape :func:`hex_escapes` reads, or a backslash that ends a
+line, looked for by RE2 (which skips to each backslash with ``memchr``)."""
+_ANY_ESCAPE_START = compile_pattern(rf"\\(?:u00|x{_READ_CODE}|U000000{_READ_CODE}|\r?\n)")
 """The start of an escape, or of a ``\\xHH`` or ``\\UHHHHHHHH`` one (:func:`hex_escapes`),
 looked for in the same pass (the first ``FEW_ESCAPES`` of those): a window dense with
 backslashes (source code in a JSON string) is gone through once for both."""
@@ -309,10 +309,11 @@ def quoted_printable(window: bytes) -> Recoded | None:
     return Recoded(window, escapes) if escapes else None
 
 
-_HEX_READ = re.compile(rb"\\(?:x|U000000|u00)(" + _READ_CODE.encode() + rb")")
+_HEX_READ = re.compile(rb"\\(?:(?:x|U000000|u00)(" + _READ_CODE.encode() + rb")|\r?\n[ \t]*)")
 """An escape :func:`hex_escapes` reads (:data:`_READ_CODE`), after its last backslash (a run
 of them before it, an escape escaped again, is taken with it: looked back for, never matched,
-which could take quadratic time on a long run)."""
+which could take quadratic time on a long run); or an escaped line break, the backslash
+that ends a line and the blanks that begin the next, which read as nothing."""
 _READ = {
     "".join(digits).encode(): bytes([code])
     for code in _REFERENCE_CODES
@@ -336,7 +337,10 @@ def hex_escapes(window: bytes, found: Iterable[int] = (), rest: int = 0) -> Reco
     """The window with its ``\\xHH`` and ``\\UHHHHHHHH`` escapes read, as YAML's double-quoted
     strings (PyYAML, ruamel), JSON5 (``\\x`` alone), TOML 1.1 and Python read them
     (``ghp\\x5f…``), its backslashes possibly escaped again, as the JSON cursor takes them; its
-    ``\\u00XX`` ones with them, so that a secret escaped both ways is read whole. ``None`` when
+    ``\\u00XX`` ones with them, so that a secret escaped both ways is read whole; and its
+    escaped line breaks read as nothing, as YAML reads them in a double-quoted string (the
+    blanks that begin the next line too: ``"ghp_aB3d\\`` then ``  E5fG…"`` is one token; JSON5,
+    TOML and Python join such lines too). ``None`` when
     it holds no ``\\x`` or ``\\U`` escape to read (its ``\\u00XX`` ones alone are the JSON
     cursor's). Only printable ASCII and the white space between a key file's lines are read,
     as for character references: never the backslash, which would begin an escape that is not
@@ -358,6 +362,9 @@ def hex_escapes(window: bytes, found: Iterable[int] = (), rest: int = 0) -> Reco
             escapes.append((at, first, _GAP))
         for match in _HEX_READ.finditer(window, first, last):
             begins = match.start()
+            if match[1] is None:  # an escaped line break
+                escapes.append((begins, match.end(), b""))
+                continue
             if begins and window[begins - 1] == 0x5C:  # escaped again
                 while begins > 0 and window[begins - 1] == 0x5C:
                     begins -= 1
