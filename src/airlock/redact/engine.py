@@ -35,7 +35,13 @@ from typing import IO, TYPE_CHECKING
 from airlock.errors import SettingsError
 from airlock.redact import user_rules
 from airlock.redact.checks import URL_KINDS, accepts, starts_in_marker
-from airlock.redact.escapes import Decoded, character_references, hex_escapes, quoted_printable
+from airlock.redact.escapes import (
+    Decoded,
+    character_references,
+    hex_escapes,
+    markup_splits,
+    quoted_printable,
+)
 from airlock.redact.memo import Memo
 from airlock.redact.patterns import MARKER, Rule
 from airlock.redact.repeats import Span, past_repeats
@@ -265,14 +271,16 @@ class Redactor:
         """The hits in ``window``, with JSON ``\\u00XX`` escapes of printable characters read as
         the characters they stand for; spans are in ``window`` and cover escapes whole. Where the
         window holds XML or HTML character references, quoted-printable text, or ``\\xHH`` and
-        ``\\UHHHHHHHH`` escapes (YAML's, JSON5's), it is also scanned with those read, and the
-        hits of every scan are put together."""
+        ``\\UHHHHHHHH`` escapes (YAML's, JSON5's), or XML markup that splits a token (a CDATA
+        section's bounds, a comment), it is also scanned with those read, and the hits of every
+        scan are put together."""
         decoded, others, rest = Decoded.read(window)  # \x and \U found in the same pass
         scanned = self._hits_json(window, decoded, scan_from, safe)
         for recoded in (
             character_references(window),
             quoted_printable(window),
             hex_escapes(window, others, rest),
+            markup_splits(window),
         ):
             if recoded is None:
                 continue

@@ -416,3 +416,62 @@ def _edge(window: bytes, at: int) -> int:
         return len(window)
     found = _NOT_TOKEN.search(window, at, at + _EDGE_REACH)
     return found.start() if found is not None else at
+
+
+_MARKUP_START = compile_pattern(r"<(?:!--|!\[CDATA\[|\?)")
+"""The start of an XML comment, CDATA section or processing instruction, looked for by RE2
+(which skips to each ``<`` with ``memchr``): a window without one costs almost nothing."""
+_MARKUP = re.compile(rb"<!--|<!\[CDATA\[|\]\]>|<\?")
+_MARKUP_ENDS = {b"<!--": b"-->", b"<?": b"?>"}
+_TOKEN_BYTES = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-+/=.~")
+"""The bytes a token holds (as :data:`_NOT_TOKEN` has it)."""
+
+
+def markup_splits(window: bytes) -> Recoded | None:
+    """The window with the XML markup that splits a token read as nothing, as an XML reader
+    reads an element's text (ElementTree, a DOM's ``textContent``): a CDATA section's start
+    or end, a comment, a processing instruction, or a run of them, with a token's bytes on
+    both sides (``ghp_aB3d<![CDATA[E5fG…]]>``, ``ghp_aB3d<!-- -->E5fG…``, a section for each
+    character). ``None`` when the window holds none: markup between tags or among words
+    splits no token, and is left as it is.
+
+    Each comment and instruction is looked for its end once, from where the last one ended
+    (one without an end ends the look for more of its kind): linear, whatever the markup."""
+    if _MARKUP_START.search(window) is None:
+        return None
+    escapes: list[tuple[int, int, bytes]] = []
+    unended: set[bytes] = set()
+    run_start = run_end = -1
+    for found in _MARKUP.finditer(window):
+        start = found.start()
+        if start < run_end:  # inside a comment or an instruction already taken
+            continue
+        mark = found.group()
+        close = _MARKUP_ENDS.get(mark)
+        if close is None:
+            end = found.end()
+        elif mark in unended:
+            continue
+        else:
+            at = window.find(close, found.end())
+            if at < 0:
+                unended.add(mark)
+                continue
+            end = at + len(close)
+        if start != run_end:  # a new run: the last one judged
+            _split_by(window, run_start, run_end, escapes)
+            run_start = start
+        run_end = end
+    _split_by(window, run_start, run_end, escapes)
+    return Recoded(window, escapes) if escapes else None
+
+
+def _split_by(window: bytes, start: int, end: int, escapes: list[tuple[int, int, bytes]]) -> None:
+    """Keep the run of markup ``window[start:end]`` to read as nothing when it splits a token
+    (a token's byte on either side)."""
+    if (
+        0 < start < end < len(window)
+        and window[start - 1] in _TOKEN_BYTES
+        and window[end] in _TOKEN_BYTES
+    ):
+        escapes.append((start, end, b""))
