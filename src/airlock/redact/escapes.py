@@ -45,10 +45,10 @@ would step through it a few bytes at a time."""
 _READ_CODE = r"(?:0[9aAdD]|[2-46][0-9A-Fa-f]|5[0-9a-bA-Bd-fD-F]|7[0-9a-eA-E])"
 """The two hex digits of a character :func:`hex_escapes` reads: printable ASCII but the
 backslash, and the white space between a key file's lines."""
-_WIDE_HEX_ESCAPE = compile_pattern(rf"\\(?:x{_READ_CODE}|U000000{_READ_CODE}|\r?\n)")
+_WIDE_HEX_ESCAPE = compile_pattern(rf"\\(?:x{_READ_CODE}|U000000{_READ_CODE}|[ \t]*\r?\n)")
 """A ``\\xHH`` or ``\\UHHHHHHHH`` escape :func:`hex_escapes` reads, or a backslash that ends a
 line, looked for by RE2 (which skips to each backslash with ``memchr``)."""
-_ANY_ESCAPE_START = compile_pattern(rf"\\(?:u00|x{_READ_CODE}|U000000{_READ_CODE}|\r?\n)")
+_ANY_ESCAPE_START = compile_pattern(rf"\\(?:u00|x{_READ_CODE}|U000000{_READ_CODE}|[ \t]*\r?\n)")
 """The start of an escape, or of a ``\\xHH`` or ``\\UHHHHHHHH`` one (:func:`hex_escapes`),
 looked for in the same pass (the first ``FEW_ESCAPES`` of those): a window dense with
 backslashes (source code in a JSON string) is gone through once for both."""
@@ -309,11 +309,14 @@ def quoted_printable(window: bytes) -> Recoded | None:
     return Recoded(window, escapes) if escapes else None
 
 
-_HEX_READ = re.compile(rb"\\(?:(?:x|U000000|u00)(" + _READ_CODE.encode() + rb")|\r?\n[ \t]*)")
+_HEX_READ = re.compile(
+    rb"\\(?:(?:x|U000000|u00)(" + _READ_CODE.encode() + rb")|[ \t]*\r?\n[ \t\r\n]*)"
+)
 """An escape :func:`hex_escapes` reads (:data:`_READ_CODE`), after its last backslash (a run
 of them before it, an escape escaped again, is taken with it: looked back for, never matched,
 which could take quadratic time on a long run); or an escaped line break, the backslash
-that ends a line and the blanks that begin the next, which read as nothing."""
+that ends a line (blanks after it too, as TOML has it) and the white space up to the next
+line's first character (TOML skips blank lines too), which read as nothing."""
 _READ = {
     "".join(digits).encode(): bytes([code])
     for code in _REFERENCE_CODES
@@ -340,7 +343,7 @@ def hex_escapes(window: bytes, found: Iterable[int] = (), rest: int = 0) -> Reco
     ``\\u00XX`` ones with them, so that a secret escaped both ways is read whole; and its
     escaped line breaks read as nothing, as YAML reads them in a double-quoted string (the
     blanks that begin the next line too: ``"ghp_aB3d\\`` then ``  E5fG…"`` is one token; JSON5,
-    TOML and Python join such lines too). ``None`` when
+    TOML and Python join such lines too, TOML past blank lines). ``None`` when
     it holds no ``\\x`` or ``\\U`` escape to read (its ``\\u00XX`` ones alone are the JSON
     cursor's). Only printable ASCII and the white space between a key file's lines are read,
     as for character references: never the backslash, which would begin an escape that is not
