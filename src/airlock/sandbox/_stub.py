@@ -28,12 +28,16 @@ of ``M``, and no folders: no such limit). It:
    works inside and the terminal's keys signal the command. SIGPIPE and SIGXFSZ, which Python
    ignores from its start, are set back to their default: an ignored signal stays ignored
    across ``execvp``, and ``seq 1 1000000 | head -1`` would print "Broken pipe" and fail.
-   Last, with Landlock (where the kernel has it), files may be opened for writing (or
-   truncated) only under the ``M`` folders and on the files its standard streams go to, for
-   the command and all it starts (:func:`_restrict_writes`): a read-only mount does not keep
-   a named pipe (FIFO) on the host's file systems from being opened for writing. This is done
-   inside, after bubblewrap has made its mounts, as a process Landlock restricts can mount
-   nothing; nor can the command then (``airlock run --allow-mounts`` passes ``-``).
+
+Between the second step and the third (while airlock gets the proxy ready, so the run's start
+waits no longer), with Landlock where the kernel has it, the stub lets itself, and so the
+command and all it starts, open files for writing (or truncate them) only under the ``M``
+folders and on the files its standard streams open for writing are (:func:`_restrict_writes`):
+a read-only mount does not keep a named pipe (FIFO) on the host's file systems from being
+opened for writing. This is done inside, after bubblewrap has made its mounts, as a process
+Landlock restricts can mount nothing; nor can the command then (``airlock run
+--allow-mounts`` passes ``-``). What the stub writes after (the audit login uid, under
+``/proc``) is in those folders.
 
 Standard library only, no ``site`` (``-I -S``): it starts in a few milliseconds and cannot be
 steered by files in the workspace. Exit status 127 means the command was not found, 126 that
@@ -74,6 +78,8 @@ def main(argv: list[str]) -> int:
     except OSError:  # airlock closed the channel: it stopped before the command, and says why
         return 125
     listener.close()
+    if writable is not None:  # while airlock gets the proxy ready: no time added to the start
+        _restrict_writes(writable)
     go = b""
     try:
         while len(go) < 2:
@@ -90,8 +96,6 @@ def main(argv: list[str]) -> int:
     _set_login_uid()
     _take_terminal()
     _default_signals()
-    if writable is not None:
-        _restrict_writes(writable)
     for setting in loader:  # now, for the command: a library they name never ran in this stub
         name, _, value = setting.partition("=")
         os.environ[name] = value
