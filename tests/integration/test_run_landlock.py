@@ -299,3 +299,64 @@ def test_as_an_unprivileged_user_too(tmp_path: Path) -> None:
     assert allowed["code"] == 0, allowed["err"]
     assert allowed["out"].splitlines() == ["workspace-written", "mounted"], allowed
     assert allowed["got"] == "x\n"
+
+
+AS_NOBODY_NOTE = r"""
+import json, os, subprocess, sys
+def run(*options):
+    done = subprocess.run(
+        [sys.executable, "-m", "airlock", "run", *options, "--", "true"],
+        capture_output=True, text=True,
+    )
+    return {"code": done.returncode, "err": done.stderr}
+found = {"plain": run(), "scrub": run("--env", "CLAUDE_CODE_SUBPROCESS_ENV_SCRUB=1")}
+found["scrub_off"] = run("--env", "CLAUDE_CODE_SUBPROCESS_ENV_SCRUB=0")
+os.makedirs(".claude", exist_ok=True)
+with open(".claude/settings.json", "w") as file:
+    json.dump({"sandbox": {"enabled": True}}, file)
+found["enabled"] = run()
+found["allowed"] = run("--allow-mounts")
+with open(".claude/settings.local.json", "w") as file:  # above the project's own file
+    json.dump({"sandbox": {"enabled": False}}, file)
+found["local_off"] = run()
+print(json.dumps(found))
+"""
+
+NOTE = "the agent's own sandbox is on"
+
+
+def test_the_agents_own_sandbox_is_told_it_cannot_mount(tmp_path: Path) -> None:
+    """As ``nobody``, where a sandbox the command builds could mount without the limit: a run
+    whose settings turn the agent's own sandbox on (``sandbox.enabled``, the highest file that
+    sets it deciding), or whose command gets ``CLAUDE_CODE_SUBPROCESS_ENV_SCRUB``, says that
+    it cannot be built in this run and how to let it; ``--allow-mounts`` and a run without
+    either say nothing."""
+    done = as_nobody(AS_NOBODY_NOTE)
+    assert done.returncode == 0, done.stderr
+    found = json.loads(done.stdout.splitlines()[-1])
+    assert all(run["code"] == 0 for run in found.values()), found
+    said = {name: NOTE in run["err"] for name, run in found.items()}
+    assert said == {
+        "plain": False,
+        "scrub": True,
+        "scrub_off": False,
+        "enabled": True,
+        "allowed": False,
+        "local_off": False,
+    }, found
+    assert "CLAUDE_CODE_SUBPROCESS_ENV_SCRUB" in found["scrub"]["err"]
+    assert "sandbox.enabled in project settings" in found["enabled"]["err"]
+    assert "--allow-mounts" in found["enabled"]["err"]
+
+
+def test_a_run_as_root_says_nothing_of_the_agents_sandbox(tmp_path: Path) -> None:
+    """As root no user namespace made inside may map root, with the limit or without it: the
+    note would offer a way that does not exist, and is not said."""
+    if os.geteuid() != 0:
+        pytest.skip("the run as root is what is checked")
+    settings = Path.cwd() / ".claude" / "settings.json"
+    settings.parent.mkdir(exist_ok=True)
+    settings.write_text(json.dumps({"sandbox": {"enabled": True}}))
+    done = run_script(tmp_path, "true")
+    assert done.returncode == 0, done.stderr
+    assert NOTE not in done.stderr

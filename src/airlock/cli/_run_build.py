@@ -11,7 +11,7 @@ import re  # argparse has imported it already
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import argparse
-    from collections.abc import Iterator
+    from collections.abc import Iterator, Mapping
     from pathlib import Path
     from typing import Any
 
@@ -702,6 +702,45 @@ def _project_writes_kept(
 OPENED = ("--rw", "sandbox.filesystem.allowWrite")
 """How the rules of the folders the user opened for writing say why (``--rw``, a setting's
 ``allowWrite``)."""
+
+
+OFF_WORDS = frozenset({"", "0", "false", "no", "off"})
+
+
+def nested_sandbox_note(loaded: Loaded, inside: Mapping[str, str]) -> str | None:
+    """What to tell the user when the agent would build a sandbox of its own (its
+    ``sandbox.enabled``, or ``CLAUDE_CODE_SUBPROCESS_ENV_SCRUB`` set for the command) in a
+    run whose writes Landlock limits (no ``--allow-mounts``, a kernel that has it): a
+    process limited so cannot mount, so bubblewrap cannot build that sandbox inside.
+    ``None`` otherwise, and for a run as root: there no user namespace made inside may map
+    root (the kernel asks a capability the sandbox drops), so that sandbox cannot be built
+    with or without the limit."""
+    import os
+
+    from airlock.sandbox.launcher import writes_limited
+    from airlock.settings.sandbox import agent_sandbox
+
+    if os.geteuid() == 0:
+        return None
+    origin = agent_sandbox(loaded)
+    scrub = inside.get("CLAUDE_CODE_SUBPROCESS_ENV_SCRUB", "").strip().lower()
+    if origin is None and scrub in OFF_WORDS:
+        return None
+    if not writes_limited():
+        return None
+    what = (
+        f"sandbox.enabled in {origin.describe()}"
+        if origin is not None
+        else "CLAUDE_CODE_SUBPROCESS_ENV_SCRUB"
+    )
+    return (
+        f"the agent's own sandbox is on ({what}), and it is built with bubblewrap, which "
+        "cannot mount in this run: files are opened for writing only where the sandbox "
+        "writes (Landlock), and a process limited so cannot mount; the agent then runs its "
+        "commands without it or stops, as its sandbox.failIfUnavailable says. --allow-mounts "
+        "lets it mount, leaving that limit out (a named pipe on the host's file systems is "
+        "then writable from inside)"
+    )
 
 
 def opened_for_writing(rule: Any) -> bool:

@@ -187,6 +187,7 @@ def _run(args: argparse.Namespace) -> int:
         check_state_covered,
         egress_config,
         mounts,
+        nested_sandbox_note,
         other_roots,
         projects_allowing_every_host,
         run_record,
@@ -482,6 +483,10 @@ def _run(args: argparse.Namespace) -> int:
                 "command can read it but not change it",
                 file=sys.stderr,
             )
+        if not args.allow_mounts:
+            nested = nested_sandbox_note(loaded, inside)
+            if nested is not None:
+                print(f"airlock run: {nested}", file=sys.stderr)
         ledger = ledgers / f"{run}.json"
         spec = Spec(
             tuple(command),

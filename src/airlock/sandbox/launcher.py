@@ -369,6 +369,17 @@ and ``/run``: ``/dev`` (``/dev/null``, ``/dev/tty``, the pseudo-terminals, ``/de
 ``uid_map``; the kernel's settings there are read-only mounts)."""
 
 
+def writes_limited() -> bool:
+    """Whether the stub can limit the command's writes with Landlock on this kernel (ABI 2 or
+    later, as :mod:`airlock.sandbox._stub` asks): a command limited so cannot mount."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.syscall.restype = ctypes.c_long
+    # landlock_create_ruleset(NULL, 0, LANDLOCK_CREATE_RULESET_VERSION): the ABI, or -1
+    return int(libc.syscall(444, None, 0, 1)) >= 2
+
+
 def writable_trees(rules: Sequence[Mount], private: Sequence[str]) -> list[str]:
     """The folders the command may open files for writing under, for the stub's Landlock rules
     (:mod:`airlock.sandbox._stub`): :data:`SANDBOX_WRITABLE`, the private folders mounted

@@ -111,6 +111,18 @@ def sandbox_settings(loaded: Loaded) -> SandboxSettings:
     )
 
 
+def agent_sandbox(loaded: Loaded) -> Origin | None:
+    """The settings file whose ``sandbox.enabled`` turns the agent's own sandbox on (the
+    highest file that sets the key decides, as the agent reads its settings), or ``None``
+    when none does: the agent then runs its commands in a bubblewrap sandbox of its own,
+    which mounts."""
+    for layer in loaded.layers:  # highest first
+        sandbox = layer.data.get("sandbox")
+        if layer.valid and isinstance(sandbox, dict) and "enabled" in sandbox:
+            return layer.origin if sandbox["enabled"] is True else None
+    return None
+
+
 def _same_entry(name: str, text: str, origin: Origin) -> tuple[str, str | None, bool | None]:
     """What makes two entries of list ``name`` one: only the first of them is kept, with the
     file it came from (the highest).
