@@ -95,3 +95,18 @@ def test_block_refuses_a_key_split_by_markup_on_the_wire(tmp_path: Path, way: st
     assert [record["secrets"] for record in records] == [{"github_token": 1}] * len(SPLIT) + [{}]
     if way == "tls":  # the plain origin keeps no bodies
         assert bodies == [CLEAN.encode()]
+
+
+@pytest.mark.parametrize(
+    ("text", "redacted"),
+    [
+        (f"<k>{KEY}<!-- c -->-1</k>", "<k>[REDACTED:github_token]<!-- c -->-1</k>"),
+        (f"<k>x-<?pi?>{KEY}</k>", "<k>x-<?pi?>[REDACTED:github_token]</k>"),
+    ],
+    ids=["before_markup", "after_markup"],
+)
+def test_markup_beside_a_key_is_left_where_it_stands(text: str, redacted: str) -> None:
+    """Markup read as nothing next to a key, not inside it, is not replaced with it."""
+    out, report = Redactor().redact_text(text)
+    assert out == redacted
+    assert report.counts() == {"github_token": 1}

@@ -58,6 +58,14 @@ ESCAPED = {
         f'k = """\n{GITHUB[:20]}\\  \n\n    {GITHUB[20:]}"""\n',
         'k = """\n[REDACTED:github_token]\n\n"""\n',
     ),
+    "ends_at_a_line_continuation": (  # the backslash and the next line's indent are kept
+        f"export GH={GITHUB}\\\n  --flag x\n",
+        "export GH=[REDACTED:github_token]\\\n  --flag x\n",
+    ),
+    "ends_at_a_yaml_line_break": (
+        f'k: "{GITHUB}\\\n  "\nnext: 1\n',
+        'k: "[REDACTED:github_token]\\\n  "\nnext: 1\n',
+    ),
     "name_continued": (
         f'k: "aws_secret_access_key = \\\n  {AWS_SECRET}"\n',
         'k: "aws_secret_access_key = \\\n  [REDACTED:aws_secret_access_key]"\n',

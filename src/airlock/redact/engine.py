@@ -286,7 +286,7 @@ class Redactor:
                 continue
             more = self._hits(recoded.text, recoded.at(scan_from), recoded.at(safe))
             hits = [
-                Hit(recoded.origin(hit.start), recoded.origin(hit.end), hit.kind)
+                Hit(recoded.origin(hit.start), recoded.origin(hit.end, end=True), hit.kind)
                 for hit in more.hits
             ]
             scanned = Scanned(_together(scanned.hits, hits), scanned.reached)

@@ -10,7 +10,7 @@ twice), the engine scans the decoded text and maps each span back, widened to wh
 from __future__ import annotations
 
 import re
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterable
 from itertools import product
 
@@ -240,8 +240,16 @@ class Recoded:
         pieces.append(window[last:])
         self.text = b"".join(pieces)
 
-    def origin(self, at: int) -> int:
-        """The window offset of the boundary ``at`` in ``text`` (inside an escape: after it)."""
+    def origin(self, at: int, *, end: bool = False) -> int:
+        """The window offset of the boundary ``at`` in ``text`` (inside an escape: after it).
+        An escape read as nothing (an escaped line break, markup) lies on the boundary: a
+        span's ``end`` stops before it, its start begins after it, so a span covers such an
+        escape only where it stands inside (a key that ends at a line-ending backslash is
+        replaced without the backslash and the next line's indent)."""
+        if end:
+            first = bisect_left(self._text_at, at)
+            if first < len(self._text_at) and self._text_end[first] == at:
+                return self._window_at[first]
         index = bisect_right(self._text_at, at) - 1
         if index < 0:
             return at
