@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import socket
 import subprocess
 import sys
@@ -65,3 +66,73 @@ def test_go_runs_the_command_in_place_of_the_stub(tmp_path: Path) -> None:
         ours.sendall(b"go")
         assert child.wait(30) == 0
     assert marker.exists()
+
+
+def _landlock_abi() -> int:
+    """The running kernel's Landlock ABI version; 0 without Landlock."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.syscall.restype = ctypes.c_long
+    return max(int(libc.syscall(ctypes.c_long(444), None, ctypes.c_long(0), ctypes.c_long(1))), 0)
+
+
+LIMITED = """
+import os, sys
+sys.path.insert(0, sys.argv[1])
+import _stub
+allowed, outside = sys.argv[2], sys.argv[3]
+read_end, _ = os.pipe()
+for _ in range(int(sys.argv[4])):  # each call stacks one more Landlock layer
+    _stub._restrict_writes([f"/proc/self/fd/{read_end}", allowed])
+for folder in (allowed, outside):
+    try:
+        with open(os.path.join(folder, "written"), "w") as file:
+            file.write("x")
+        print(folder == allowed and "allowed-written" or "outside-written")
+    except PermissionError:
+        print(folder == allowed and "allowed-refused" or "outside-refused")
+"""
+
+
+def _limited(tmp_path: Path, layers: int) -> subprocess.CompletedProcess[str]:
+    """The stub's Landlock rules made ``layers`` times in a process of their own (a pipe's
+    folder among them, which Landlock takes no rule for), then a write in the folder allowed
+    and one outside it."""
+    allowed, outside = tmp_path / "allowed", tmp_path / "outside"
+    allowed.mkdir()
+    outside.mkdir()
+    return subprocess.run(
+        [sys.executable, "-I", "-S", "-c", LIMITED, str(STUB.parent), str(allowed),
+         str(outside), str(layers)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )  # fmt: skip
+
+
+def test_a_folder_whose_rule_cannot_be_made_is_said_and_the_rest_limited(
+    tmp_path: Path,
+) -> None:
+    """Where the kernel has Landlock and one folder's rule cannot be made, the stub says
+    which, and the others are still the only ones written: one failure never drops the whole
+    limit."""
+    done = _limited(tmp_path, 1)
+    assert done.returncode == 0, done.stderr
+    if _landlock_abi() < 2:  # nothing limited, nothing said
+        assert (done.stderr, done.stdout.split()) == ("", ["allowed-written", "outside-written"])
+        return
+    assert "cannot be written inside" in done.stderr and "/proc/self/fd/" in done.stderr
+    assert done.stdout.split() == ["allowed-written", "outside-refused"]
+
+
+def test_rules_that_cannot_be_applied_are_said(tmp_path: Path) -> None:
+    """Landlock takes at most 16 layers of rules: the seventeenth cannot be applied, and the
+    stub says that writes are not limited by it, where it went on quietly."""
+    done = _limited(tmp_path, 17)
+    assert done.returncode == 0, done.stderr
+    if _landlock_abi() < 2:  # nothing to apply, nothing said
+        assert done.stderr == ""
+        return
+    assert done.stderr.count("cannot be written inside") == 17
+    assert done.stderr.count("files could not be limited") == 1
+    assert done.stdout.split() == ["allowed-written", "outside-refused"]

@@ -204,9 +204,11 @@ def _restrict_writes(trees: list[str]) -> None:
     which a program of the host's may read commands from, cannot be now, nor a host file the
     stub was given open for reading only (its standard input) be opened again for writing
     through ``/proc/self/fd``. Nothing is done where the kernel has no Landlock (not enabled,
-    or before 5.13), only its first version (before 5.19: it refuses every move of a file into
-    another folder, which later ones allow by rule), or a step fails: the run goes on as
-    before.
+    or before 5.13), or only its first version (before 5.19: it refuses every move of a file
+    into another folder, which later ones allow by rule): the run goes on as before. Where it
+    has Landlock and a step fails, the stub says so on its standard error: a folder whose rule
+    cannot be made is not written inside, and rules that cannot be made or applied leave the
+    run as before.
 
     A file open already (the standard streams) is written as before; pipes and sockets
     (reached through ``/proc/self/fd``) are not files Landlock checks. Only the rights the
@@ -236,6 +238,7 @@ def _restrict_writes(trees: list[str]) -> None:
         ctypes.c_long(0),
     )
     if ruleset < 0:
+        _not_limited(f"cannot make its rules: {os.strerror(ctypes.get_errno())}")
         return
 
     def allow(fd: int) -> int:  # the rule allowing those rights under what fd is open on
@@ -259,8 +262,12 @@ def _restrict_writes(trees: list[str]) -> None:
             except OSError:
                 continue  # not there inside: nothing can be written there
             try:
-                if allow(fd) < 0:
-                    return  # a folder the command writes would be refused: as before
+                if allow(fd) < 0:  # that folder is not written: said, and the rest limited
+                    error = os.strerror(ctypes.get_errno())
+                    print(
+                        f"airlock run: {tree} cannot be written inside ({error} from Landlock)",
+                        file=sys.stderr,
+                    )
             finally:
                 os.close(fd)
         for fd in (0, 1, 2):
@@ -277,10 +284,24 @@ def _restrict_writes(trees: list[str]) -> None:
             ctypes.c_ulong(0),
             ctypes.c_ulong(0),
         )
-        if no_new_privileges == 0:  # bubblewrap has set it already: asked again, to be sure
+        restricted = no_new_privileges == 0 and (  # bubblewrap set it already: asked again
             syscall(ctypes.c_long(LANDLOCK_RESTRICT_SELF), ctypes.c_long(ruleset), ctypes.c_long(0))
+            == 0
+        )
+        if not restricted:
+            _not_limited(os.strerror(ctypes.get_errno()))
     finally:
         os.close(ruleset)
+
+
+def _not_limited(why: str) -> None:
+    """Say that the kernel has Landlock but the command's writes could not be limited with
+    it (``why``): the run goes on as on a kernel without it, and the user knows."""
+    print(
+        f"airlock run: files could not be limited to the sandbox's writable folders ({why}): "
+        "a named pipe on the host's file systems can be written from inside",
+        file=sys.stderr,
+    )
 
 
 if __name__ == "__main__":
