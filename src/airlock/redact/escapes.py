@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable
-from itertools import product
+from itertools import accumulate, product, repeat
 
 from airlock.redact.table import compile_pattern
 
@@ -240,6 +240,21 @@ class Recoded:
         pieces.append(window[last:])
         self.text = b"".join(pieces)
 
+    @classmethod
+    def of_segments(cls, texts: list[bytes], lengths: list[int]) -> Recoded:
+        """The window as segments, plain stretches and escapes in turn (``texts[2k]`` plain,
+        ``texts[2k + 1]`` an escape read), each of ``lengths`` bytes in the window: built
+        without a step of Python each escape."""
+        recoded = cls.__new__(cls)
+        ends_in_text = list(accumulate(map(len, texts)))
+        ends_in_window = list(accumulate(lengths))
+        recoded._text_at = ends_in_text[0:-1:2]
+        recoded._text_end = ends_in_text[1::2]
+        recoded._window_at = ends_in_window[0:-1:2]
+        recoded._window_end = ends_in_window[1::2]
+        recoded.text = b"".join(texts)
+        return recoded
+
     def origin(self, at: int, *, end: bool = False) -> int:
         """The window offset of the boundary ``at`` in ``text`` (inside an escape: after it).
         An escape read as nothing (an escaped line break, markup) lies on the boundary: a
@@ -318,13 +333,16 @@ def quoted_printable(window: bytes) -> Recoded | None:
 
 
 _HEX_READ = re.compile(
-    rb"\\(?:(?:x|U000000|u00)(" + _READ_CODE.encode() + rb")|[ \t]*\r?\n[ \t\r\n]*)"
+    rb"(\\(?:(?<!\\\\)\\*+(?:x|U000000|u00)(" + _READ_CODE.encode() + rb")|[ \t]*\r?\n[ \t\r\n]*))"
 )
-"""An escape :func:`hex_escapes` reads (:data:`_READ_CODE`), after its last backslash (a run
-of them before it, an escape escaped again, is taken with it: looked back for, never matched,
-which could take quadratic time on a long run); or an escaped line break, the backslash
-that ends a line (blanks after it too, as TOML has it) and the white space up to the next
-line's first character (TOML skips blank lines too), which read as nothing."""
+"""An escape :func:`hex_escapes` reads (:data:`_READ_CODE`), with the run of backslashes
+before it (an escape escaped again; matched from the run's first backslash only, so a long
+run costs one pass, not one each backslash, and a search goes from backslash to backslash);
+or an escaped line break, the backslash that ends a line (blanks after it too, as TOML has
+it) and the white space up to the next line's first character (TOML skips blank lines too),
+which read as nothing. A stretch split by it gives its plain text, each escape whole and its
+code in turn: C work, not a step of Python each escape (a hostile body of nothing but
+escapes)."""
 _READ = {
     "".join(digits).encode(): bytes([code])
     for code in _REFERENCE_CODES
@@ -366,26 +384,24 @@ def hex_escapes(window: bytes, found: Iterable[int] = (), rest: int = 0) -> Reco
     regions = _regions(window, list(found), rest)
     if not regions:
         return None
-    escapes: list[tuple[int, int, bytes]] = []
+    # The window as segments, plain text and escapes in turn: what each reads as, and its
+    # length in the window. A stretch left unread is one escape, read as a line's end.
+    texts: list[bytes] = [b""]
+    lengths = [0]
     at = 0
     for first, last in regions:
-        if first > at:
-            escapes.append((at, first, _GAP))
-        for match in _HEX_READ.finditer(window, first, last):
-            begins = match.start()
-            if match[1] is None:  # an escaped line break
-                escapes.append((begins, match.end(), b""))
-                continue
-            if begins and window[begins - 1] == 0x5C:  # escaped again
-                while begins > 0 and window[begins - 1] == 0x5C:
-                    begins -= 1
-                if begins < first:
-                    continue
-            escapes.append((begins, match.end(), _READ[match[1]]))
+        texts.append(_GAP if first > at else b"")
+        lengths.append(first - at)
+        parts = _HEX_READ.split(window[first:last])
+        codes = parts[2::3]
+        del parts[2::3]  # plain text and escapes in turn, each as it stands
+        lengths += map(len, parts)
+        parts[1::2] = list(map(_READ.get, codes, repeat(b"")))  # a line break's code: none
+        texts += parts
         at = last
-    if at < len(window):
-        escapes.append((at, len(window), _GAP))
-    return Recoded(window, escapes)
+    texts += (_GAP if at < len(window) else b"", b"")
+    lengths += (len(window) - at, 0)
+    return Recoded.of_segments(texts, lengths)
 
 
 def _regions(window: bytes, found: list[int], rest: int) -> list[list[int]]:
