@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from airlock.redact import Redactor
+from airlock.redact import Redactor, escapes
 from airlock.redact.escapes import HEX_REACH
 
 REDACTOR = Redactor()
@@ -140,3 +140,22 @@ def test_only_a_secret_changes_among_hex_escapes() -> None:
         hits = REDACTOR.find(body + b"\n" + key[0].encode())
         assert time.process_time() - started < 3
         assert [hit.kind for hit in hits] == ["github_token"]
+
+
+@pytest.mark.parametrize(
+    ("text", "read"),
+    [
+        ("./configure --prefix=/usr \\\n  --with-x \\\n  --without-y\n", False),
+        ("total = first + \\\n    second\n", False),
+        (f'k: "{GITHUB[:20]}\\\n  {GITHUB[20:]}"\n', True),
+        ("aws_secret_access_key = \\\n  value\n", True),
+        ("key: \\\n  value\n", True),
+    ],
+    ids=["shell_continuations", "python_continuation", "token_split", "assignment", "yaml_key"],
+)
+def test_only_a_line_break_that_may_join_a_key_is_read_again(text: str, read: bool) -> None:
+    """A line continuation after a word and a blank joins no token, nor a name and its value:
+    the text near it is not read again (source code and shell scripts are full of them)."""
+    window = text.encode()
+    _, found, rest = escapes.Decoded.read(window)
+    assert (escapes.hex_escapes(window, found, rest) is not None) is read

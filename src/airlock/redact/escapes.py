@@ -45,13 +45,30 @@ would step through it a few bytes at a time."""
 _READ_CODE = r"(?:0[9aAdD]|[2-46][0-9A-Fa-f]|5[0-9a-bA-Bd-fD-F]|7[0-9a-eA-E])"
 """The two hex digits of a character :func:`hex_escapes` reads: printable ASCII but the
 backslash, and the white space between a key file's lines."""
-_WIDE_HEX_ESCAPE = compile_pattern(rf"\\(?:x{_READ_CODE}|U000000{_READ_CODE}|[ \t]*\r?\n)")
+_JOINED = r"[ \t]*\r?\n[ \t\r\n]*[A-Za-z0-9_\-+/=.~]"
+"""An escaped line break after its backslash, with a token's byte after it: one that could
+join a token's pieces, or a name and its value (see :func:`_joins` for the byte before)."""
+_WIDE_HEX_ESCAPE = compile_pattern(rf"\\(?:x{_READ_CODE}|U000000{_READ_CODE}|{_JOINED})")
 """A ``\\xHH`` or ``\\UHHHHHHHH`` escape :func:`hex_escapes` reads, or a backslash that ends a
 line, looked for by RE2 (which skips to each backslash with ``memchr``)."""
-_ANY_ESCAPE_START = compile_pattern(rf"\\(?:u00|x{_READ_CODE}|U000000{_READ_CODE}|[ \t]*\r?\n)")
+_ANY_ESCAPE_START = compile_pattern(rf"\\(?:u00|x{_READ_CODE}|U000000{_READ_CODE}|{_JOINED})")
 """The start of an escape, or of a ``\\xHH`` or ``\\UHHHHHHHH`` one (:func:`hex_escapes`),
 looked for in the same pass (the first ``FEW_ESCAPES`` of those): a window dense with
 backslashes (source code in a JSON string) is gone through once for both."""
+
+
+def _joins(window: bytes, at: int) -> bool:
+    """Whether the escape at ``at`` may be read: a ``\\x`` or ``\\U`` one, or an escaped line
+    break that may join a token's pieces (a token's byte before it) or a name and its value
+    (``key: \\``, ``key = \\``); one after a word and a blank (``cmd --a \\``, ``x + \\``)
+    joins neither, and is not read (source code and shell scripts are full of them)."""
+    if window[at + 1] in b"xU":
+        return True
+    if at == 0:
+        return False
+    if window[at - 1] in _TOKEN_BYTES:
+        return True
+    return window[max(0, at - 64) : at].rstrip(b" \t")[-1:] in (b"=", b":")
 
 
 def split_escapes(window: bytes) -> list[bytes | memoryview] | None:
@@ -74,8 +91,9 @@ def _split(window: bytes) -> tuple[list[bytes | memoryview] | None, list[int], i
     found = start.search(window, 0)
     while found is not None:
         at = int(found.start())
-        if window[at + 1] != 0x75:  # not a \u: a \x or \U one
-            others.append(at)
+        if window[at + 1] != 0x75:  # not a \u: a \x or \U one, or a line break
+            if _joins(window, at):
+                others.append(at)
             if len(others) >= FEW_ESCAPES:  # the rest are looked for in one pass
                 rest, start = at + 1, _ESCAPE_START
             found = start.search(window, at + 1)
@@ -421,6 +439,8 @@ def _regions(window: bytes, found: list[int], rest: int) -> list[list[int]]:
                 break
             at = int(match.start())
             rest = at + 1
+            if not _joins(window, at):
+                continue
         else:
             break
         if at + HEX_REACH <= end:
@@ -449,6 +469,10 @@ _MARKUP_START = compile_pattern(r"<(?:!--|!\[CDATA\[|\?)")
 """The start of an XML comment, CDATA section or processing instruction, looked for by RE2
 (which skips to each ``<`` with ``memchr``): a window without one costs almost nothing."""
 _MARKUP = re.compile(rb"<!--|<!\[CDATA\[|\]\]>|<\?")
+_MARKUP_AFTER_TOKEN = compile_pattern(r"[A-Za-z0-9_\-+/=.~](?:<!--|<!\[CDATA\[|\]\]>|<\?)")
+"""Markup with a token's byte before it, which a run that splits a token begins with: a window
+without any (markup between tags or after a blank, most of a page's) is not gone through in
+Python."""
 _MARKUP_ENDS = {b"<!--": b"-->", b"<?": b"?>"}
 _TOKEN_BYTES = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-+/=.~")
 """The bytes a token holds (as :data:`_NOT_TOKEN` has it)."""
@@ -464,8 +488,8 @@ def markup_splits(window: bytes) -> Recoded | None:
 
     Each comment and instruction is looked for its end once, from where the last one ended
     (one without an end ends the look for more of its kind): linear, whatever the markup."""
-    if _MARKUP_START.search(window) is None:
-        return None
+    if _MARKUP_AFTER_TOKEN.search(window) is None or _MARKUP_START.search(window) is None:
+        return None  # no markup a run splitting a token could begin with, or no markup
     escapes: list[tuple[int, int, bytes]] = []
     unended: set[bytes] = set()
     run_start = run_end = -1
