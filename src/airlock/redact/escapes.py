@@ -488,8 +488,8 @@ def markup_splits(window: bytes) -> Recoded | None:
 
     Each comment and instruction is looked for its end once, from where the last one ended
     (one without an end ends the look for more of its kind): linear, whatever the markup."""
-    if _MARKUP_AFTER_TOKEN.search(window) is None or _MARKUP_START.search(window) is None:
-        return None  # no markup a run splitting a token could begin with, or no markup
+    if _MARKUP_START.search(window) is None or _MARKUP_AFTER_TOKEN.search(window) is None:
+        return None  # no markup (one memchr search), or none a run splitting a token begins
     escapes: list[tuple[int, int, bytes]] = []
     unended: set[bytes] = set()
     run_start = run_end = -1
