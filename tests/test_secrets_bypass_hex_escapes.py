@@ -40,9 +40,13 @@ def test_a_key_in_hex_escapes_is_found_in_a_gathered_body(body: bytes, content_t
     """``block`` refuses; ``redact`` replaces the key where it stands, escapes whole; a body
     without a key leaves as it came, the same object."""
     mine = content_type.encode()
-    leaving, found, _ = check_gathered(Redactor(), SecretsMode.BLOCK, body, None, mine)
+    leaving, found, _ = check_gathered(
+        Redactor(body_readings=True), SecretsMode.BLOCK, body, None, mine
+    )
     assert leaving is None and found == {"github_token": 1}
-    leaving, found, _ = check_gathered(Redactor(), SecretsMode.REDACT, body, None, mine)
+    leaving, found, _ = check_gathered(
+        Redactor(body_readings=True), SecretsMode.REDACT, body, None, mine
+    )
     assert found == {"github_token": 1}
     assert leaving in (
         b'{"k": "[REDACTED:github_token]"}',
@@ -50,7 +54,7 @@ def test_a_key_in_hex_escapes_is_found_in_a_gathered_body(body: bytes, content_t
         b'k: "[REDACTED:github_token]\n"\n',  # a line break it held kept
     )
     for mode in (SecretsMode.BLOCK, SecretsMode.REDACT):
-        checked = check_gathered(Redactor(), mode, CLEAN, None, mine)
+        checked = check_gathered(Redactor(body_readings=True), mode, CLEAN, None, mine)
         assert checked[0] is CLEAN and checked[1] == {}
 
 
@@ -61,7 +65,7 @@ def test_a_key_in_hex_escapes_is_counted_in_a_streamed_body(body: bytes) -> None
     large = b"lorem ipsum dolor sit amet " * 80_000 + b"\n"  # 2 MB: a segment and more
 
     async def count(data: bytes, piece: int) -> dict[str, int]:
-        counter = BodyCount(Redactor(), None, b"application/yaml")
+        counter = BodyCount(Redactor(body_readings=True), None, b"application/yaml")
         for at in range(0, len(data), piece):
             await counter.add(data[at : at + piece])
         return await counter.total()

@@ -139,7 +139,7 @@ class Inspector:
         self.decisions = decisions
         self.record = record
         self.secrets = secrets
-        self.redactor = redactor or Redactor()
+        self.redactor = redactor or Redactor(body_readings=True)
         self.api_hosts = api_hosts
         self.agent = agent
         self._off_rows: dict[str, tuple[Signature, ...]] = {}

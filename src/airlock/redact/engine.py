@@ -102,6 +102,12 @@ class Redactor:
         split_scan: Scan with a few smaller RE2 programs, which RE2 builds in under half the
             time on new text (a command that reads its input once); the default, one program,
             is a single pass once its states are built (a long-lived proxy).
+        body_readings: Read too what a server's parser undoes in a body it takes (YAML's and
+            JSON5's ``\\xHH`` and ``\\UHHHHHHHH`` escapes, escaped line breaks, XML markup
+            between a key's pieces): the egress proxy's secrets check asks for them. A
+            transcript or a file to redact is read as its readers read it (JSON's
+            ``\\u00XX``, character references, quoted-printable), which costs less on text
+            full of backslashes and markup (source code).
     """
 
     def __init__(
@@ -112,8 +118,10 @@ class Redactor:
         chunk: int = CHUNK,
         overlap: int = OVERLAP,
         split_scan: bool = False,
+        body_readings: bool = False,
     ) -> None:
         self._chunk = chunk
+        self._body_readings = body_readings
         self._overlap = overlap
         extra = tuple(extra_rules)
         for rule in extra:
@@ -274,14 +282,20 @@ class Redactor:
         ``\\UHHHHHHHH`` escapes (YAML's, JSON5's), or XML markup that splits a token (a CDATA
         section's bounds, a comment), it is also scanned with those read, and the hits of every
         scan are put together."""
-        decoded, others, rest = Decoded.read(window)  # \x and \U found in the same pass
-        scanned = self._hits_json(window, decoded, scan_from, safe)
-        for recoded in (
-            character_references(window),
-            quoted_printable(window),
-            hex_escapes(window, others, rest),
-            markup_splits(window),
-        ):
+        if not self._body_readings:  # a transcript, a file: JSON's escapes, as its readers
+            decoded = Decoded.of(window)
+            scanned = self._hits_json(window, decoded, scan_from, safe)
+            readings = [character_references(window), quoted_printable(window)]
+        else:
+            decoded, others, rest = Decoded.read(window)  # \x and \U found in the same pass
+            scanned = self._hits_json(window, decoded, scan_from, safe)
+            readings = [
+                character_references(window),
+                quoted_printable(window),
+                hex_escapes(window, others, rest),
+                markup_splits(window),
+            ]
+        for recoded in readings:
             if recoded is None:
                 continue
             more = self._hits(recoded.text, recoded.at(scan_from), recoded.at(safe))

@@ -75,19 +75,21 @@ def split_escapes(window: bytes) -> list[bytes | memoryview] | None:
     """``ESCAPE.split(window)`` with each code read as its character, the stretches between
     escapes as views of the window (not copies); ``None`` past ``FEW_ESCAPES`` escapes (one pass
     of the regular expression is then faster)."""
-    return _split(window)[0]
+    return _split(window, wide=False)[0]
 
 
-def _split(window: bytes) -> tuple[list[bytes | memoryview] | None, list[int], int]:
+def _split(window: bytes, *, wide: bool) -> tuple[list[bytes | memoryview] | None, list[int], int]:
     """:func:`split_escapes`; where the window's ``\\x`` and ``\\U`` escapes are, up to
     ``FEW_ESCAPES`` of them; and where to look for more from (past those, or where the split
-    stopped), or -1 (the window was looked through)."""
+    stopped), or -1 (the window was looked through). ``wide``: those are looked for too (the
+    body readings, :class:`~airlock.redact.engine.Redactor`'s ``body_readings``); else only
+    JSON's ``\\u00XX``, and none is found."""
     parts: list[bytes | memoryview] = []
     view = memoryview(window)
     last = 0
     others: list[int] = []
     rest = -1
-    start = _ANY_ESCAPE_START
+    start = _ANY_ESCAPE_START if wide else _ESCAPE_START
     found = start.search(window, 0)
     while found is not None:
         at = int(found.start())
@@ -141,13 +143,13 @@ class Decoded:
     @classmethod
     def of(cls, window: bytes) -> Decoded | None:
         """The decoded window, or ``None`` when it holds no escape to read."""
-        return cls.read(window)[0]
+        return cls.read(window, wide=False)[0]
 
     @classmethod
-    def read(cls, window: bytes) -> tuple[Decoded | None, list[int], int]:
+    def read(cls, window: bytes, *, wide: bool = True) -> tuple[Decoded | None, list[int], int]:
         """:meth:`of`, and where the window's ``\\x`` and ``\\U`` escapes are found in the same
         pass, and where to look for more from (-1: nowhere), for :func:`hex_escapes`."""
-        parts, others, rest = _split(window)
+        parts, others, rest = _split(window, wide=wide)
         if parts is None:  # many escapes: one pass of the regular expression
             pieces = ESCAPE.split(window)
             pieces[1::2] = map(HEX.__getitem__, pieces[1::2])
