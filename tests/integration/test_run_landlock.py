@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from tests.cli import run_script
+from tests.integration.started import sh_run
 from tests.sandbox.helpers import TIMEOUT
 from tests.sandbox.terminals import user_terminal
 from tests.sandbox.unprivileged import as_nobody
@@ -156,18 +157,7 @@ def test_the_files_of_the_standard_streams_are_opened_again_as_before(
         output.open("a") as stdout,
     ):
         done = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "airlock",
-                "run",
-                "--audit-log",
-                str(tmp_path / "a.jsonl"),
-                "--",
-                "sh",
-                "-c",
-                STREAMS.format(fifo=host_folder / "commands"),
-            ],
+            sh_run(tmp_path / "a.jsonl", STREAMS.format(fifo=host_folder / "commands")),
             stdin=stdin,
             stdout=stdout,
             stderr=stdout,
@@ -217,20 +207,7 @@ def test_on_a_terminal_dev_tty_and_the_streams_are_written(
         f"echo x > {fifo} 2>/dev/null || echo pipe-refused"
     )
     with fifo_read(fifo) as outside, user_terminal() as terminal:
-        run = terminal.start(
-            [
-                sys.executable,
-                "-m",
-                "airlock",
-                "run",
-                "--audit-log",
-                str(tmp_path / "a.jsonl"),
-                "--",
-                "sh",
-                "-c",
-                script,
-            ]
-        )
+        run = terminal.start(sh_run(tmp_path / "a.jsonl", script))
         assert run.wait(TIMEOUT) == 0
         shown = terminal.wait_for("pipe-refused")
         host_got = received(outside)
