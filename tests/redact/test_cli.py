@@ -164,3 +164,43 @@ def test_a_closed_standard_stream_gives_exit_2_and_a_message(redirect: str, mess
     assert result.returncode == 2
     assert message in result.stderr
     assert b"Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("kind", ["fifo", "link", "folder"])
+def test_an_output_that_is_no_regular_file_is_refused_and_left_as_it_is(
+    tmp_path: Path, kind: str
+) -> None:
+    """--output naming a FIFO, a symbolic link or a folder (as /dev/null is a device) exits 2
+    naming what it is, and it stays what it was: the output is a file renamed into place,
+    which would have put a regular file where it stood (as root, ``-o /dev/null`` replaced
+    the machine's /dev/null)."""
+    import os
+    import stat
+
+    here = tmp_path / "here"
+    here.mkdir()
+    target = here / "out"
+    if kind == "fifo":
+        os.mkfifo(target)
+    elif kind == "link":
+        (here / "real.txt").write_text("kept\n")
+        target.symlink_to(here / "real.txt")
+    else:
+        target.mkdir()
+    before = target.lstat()
+    result = airlock(
+        "redact", "-", "--output", str(target), stdin=f"{GITHUB}\n".encode(), text=False
+    )
+    assert result.returncode == 2
+    words = {"fifo": b"a FIFO", "link": b"a symbolic link", "folder": b"a folder"}[kind]
+    assert words in result.stderr and b"not a regular file" in result.stderr
+    after = target.lstat()
+    assert (stat.S_IFMT(after.st_mode), after.st_ino) == (
+        stat.S_IFMT(before.st_mode),
+        before.st_ino,
+    )
+    if kind == "link":
+        assert (here / "real.txt").read_text() == "kept\n"
+    assert sorted(p.name for p in here.iterdir()) == sorted(
+        ["out", *(["real.txt"] if kind == "link" else [])]
+    )

@@ -28,7 +28,9 @@ def redact_path(
     writing fails part way (a reader that went away).
 
     The output file is written to a temporary name beside it and renamed into place, so it is
-    never left half-written and may be the source itself.
+    never left half-written and may be the source itself. An output path that is there and is
+    no regular file (a device such as ``/dev/null``, a FIFO, a folder, a link) is refused: the
+    rename would put a file in its place.
 
     Raises:
         UsageError: The source cannot be read or the output cannot be written.
@@ -52,12 +54,24 @@ def redact_path(
 def _redact_to_file(
     redactor: Redactor, src: BinaryIO, target: Path, report: RedactionReport
 ) -> RedactionReport:
+    import stat
+
     from airlock._atomic import replace_file
+    from airlock._kinds import file_kind
 
     try:
-        mode = target.stat().st_mode & 0o777
+        found = target.lstat().st_mode
     except OSError:
-        mode = 0o600
+        found = None
+    if found is not None and not stat.S_ISREG(found):
+        # A rename over it would put a new file where a device (/dev/null), a FIFO, a
+        # folder or a link was: never done; stdout writes into any of them.
+        raise UsageError(
+            f"cannot write to {str(target)!r}: it is {file_kind(found)}, not a regular file "
+            "(the output replaces a file whole, under a new name); leave --output out and "
+            "send stdout there instead (airlock redact FILE > PATH)"
+        )
+    mode = found & 0o777 if found is not None else 0o600
 
     def fill(dst: IO[bytes]) -> None:
         os.fchmod(dst.fileno(), mode)  # the target's own mode, whatever the umask
