@@ -704,9 +704,6 @@ OPENED = ("--rw", "sandbox.filesystem.allowWrite")
 ``allowWrite``)."""
 
 
-OFF_WORDS = frozenset({"", "0", "false", "no", "off"})
-
-
 def nested_sandbox_note(loaded: Loaded, inside: Mapping[str, str]) -> str | None:
     """What to tell the user when the agent would build a sandbox of its own (its
     ``sandbox.enabled``, or ``CLAUDE_CODE_SUBPROCESS_ENV_SCRUB`` set for the command) in a
@@ -717,14 +714,15 @@ def nested_sandbox_note(loaded: Loaded, inside: Mapping[str, str]) -> str | None
     with or without the limit."""
     import os
 
+    from airlock.policy.variables import is_set
     from airlock.sandbox.launcher import writes_limited
     from airlock.settings.sandbox import agent_sandbox
 
     if os.geteuid() == 0:
         return None
     origin = agent_sandbox(loaded)
-    scrub = inside.get("CLAUDE_CODE_SUBPROCESS_ENV_SCRUB", "").strip().lower()
-    if origin is None and scrub in OFF_WORDS:
+    scrub = is_set(inside.get("CLAUDE_CODE_SUBPROCESS_ENV_SCRUB", ""))
+    if origin is None and not scrub:
         return None
     if not writes_limited():
         return None

@@ -78,10 +78,17 @@ def _counts(kind: Kind, value: str) -> bool:
     if kind is Kind.NON_EMPTY:
         return value != ""
     if kind is Kind.BOOLEAN:
-        return text != "" and text not in _FALSE_WORDS
+        return is_set(value)
     if kind is Kind.SWITCH:
         return text in _TRUE_WORDS
     return value != ""
+
+
+def is_set(value: str) -> bool:
+    """Whether a boolean variable's ``value`` turns it on, as the agent reads one: anything but
+    empty, ``0``, ``false``, ``no`` or ``off`` (any case, blanks around)."""
+    text = value.strip().lower()
+    return text != "" and text not in _FALSE_WORDS
 
 
 def _say(name: str, value: str, origin: Origin) -> str:
