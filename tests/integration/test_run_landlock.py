@@ -8,7 +8,6 @@ streams go to are written as before."""
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import json
 import os
 import pwd
@@ -21,23 +20,15 @@ from pathlib import Path
 
 import pytest
 
+from airlock.sandbox.launcher import writes_limited
 from tests.cli import run_script
 from tests.integration.started import sh_run
 from tests.sandbox.helpers import TIMEOUT
 from tests.sandbox.terminals import user_terminal
 from tests.sandbox.unprivileged import as_nobody
 
-
-def _landlock_abi() -> int:
-    """The running kernel's Landlock ABI version; 0 without Landlock."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.syscall.restype = ctypes.c_long
-    abi = libc.syscall(ctypes.c_long(444), None, ctypes.c_long(0), ctypes.c_long(1))
-    return max(int(abi), 0)
-
-
 pytestmark = pytest.mark.skipif(
-    _landlock_abi() < 2,
+    not writes_limited(),
     reason="this kernel has no Landlock, or only its first version (before 5.19): the "
     "sandbox then leaves a named pipe on a read-only host path writable, as the README says",
 )

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import ctypes
 import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import airlock.sandbox
+from airlock.sandbox.launcher import writes_limited
 
 STUB = Path(airlock.sandbox.__file__).with_name("_stub.py")
 
@@ -68,13 +68,6 @@ def test_go_runs_the_command_in_place_of_the_stub(tmp_path: Path) -> None:
     assert marker.exists()
 
 
-def _landlock_abi() -> int:
-    """The running kernel's Landlock ABI version; 0 without Landlock."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.syscall.restype = ctypes.c_long
-    return max(int(libc.syscall(ctypes.c_long(444), None, ctypes.c_long(0), ctypes.c_long(1))), 0)
-
-
 LIMITED = """
 import os, sys
 sys.path.insert(0, sys.argv[1])
@@ -118,7 +111,7 @@ def test_a_folder_whose_rule_cannot_be_made_is_said_and_the_rest_limited(
     limit."""
     done = _limited(tmp_path, 1)
     assert done.returncode == 0, done.stderr
-    if _landlock_abi() < 2:  # nothing limited, nothing said
+    if not writes_limited():  # nothing limited, nothing said
         assert (done.stderr, done.stdout.split()) == ("", ["allowed-written", "outside-written"])
         return
     assert "cannot be written inside" in done.stderr and "/proc/self/fd/" in done.stderr
@@ -130,7 +123,7 @@ def test_rules_that_cannot_be_applied_are_said(tmp_path: Path) -> None:
     stub says that writes are not limited by it, where it went on quietly."""
     done = _limited(tmp_path, 17)
     assert done.returncode == 0, done.stderr
-    if _landlock_abi() < 2:  # nothing to apply, nothing said
+    if not writes_limited():  # nothing to apply, nothing said
         assert done.stderr == ""
         return
     assert done.stderr.count("cannot be written inside") == 17
