@@ -72,6 +72,8 @@ class HostRule:
                     "WebFetch(domain:…) takes a host such as example.com or *.example.com, "
                     "without a port; a port is limited with --allow or --deny HOST:PORT"
                 )
+            elif "such as" in str(error):  # the error shows the host forms already
+                valid = "a port may follow: example.com:443 or [2001:db8::1]:443"
             else:
                 valid = (
                     "a host such as example.com, *.example.com, example.com:443 or "
