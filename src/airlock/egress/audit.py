@@ -188,6 +188,10 @@ class AuditLog:
         self.failed: BaseException | None = None
         self.records = 0
         """Records in the file after the last flush."""
+        self.appended = 0
+        """Bytes of the records this run appended (their lines with their breaks), written or
+        still pending: what the proxy holds to its cap on one run's records
+        (:attr:`~airlock.egress.config.Limits.max_log_bytes`)."""
         self.last_hash = GENESIS
         self._first: str | None = None
         """The hash of the log's first line (which log it is); ``None`` while it is empty."""
@@ -289,6 +293,7 @@ class AuditLog:
             self._next_seq += 1
             self._pending += line
             self._pending += b"\n"
+            self.appended += len(line) + 1
 
     def close(self, final: bool = True) -> str:
         """Flush what is pending, write the final checkpoint, stop the writer; the final hash.

@@ -126,6 +126,13 @@ class Limits:
     transfers under way (tunnels, request bodies) are cut there; new connections are refused;
     the report says so."""
 
+    max_log_bytes: int = 1 << 30
+    """The audit records one run may write (its lines, in bytes), a cap: once they pass it,
+    traffic stops as when the log cannot be written (each connection under way ended, its
+    record written; each new one answered ``503``, counted), and the run says why. Code inside
+    chooses how many requests it makes and how long their heads are: refused ones alone, each
+    a record with a path of up to 64 KB, grew the log by 38 MB a second with no end."""
+
     @property
     def max_upload_bytes(self) -> int | None:
         return None if self.max_upload_mb is None else int(self.max_upload_mb * 1024 * 1024)

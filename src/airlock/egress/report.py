@@ -218,7 +218,8 @@ class ProxyReport:
     audit_log: Path | None
     upload_budget_exhausted: bool = False
     error: str | None = None
-    """Why the proxy stopped traffic (the audit log could not be written), if it did."""
+    """Why the proxy stopped traffic (the audit log could not be written, or the run's records
+    reached their cap), if it did."""
     flows: tuple[FlowSummary, ...] = ()
     """Inspected requests by data flow, next to what the policy engine predicted."""
     refused_by_client: tuple[tuple[str, str], ...] = ()
@@ -226,7 +227,7 @@ class ProxyReport:
     the run's certificate (pinning, told by its alert), or a failure of their own."""
     connections_refused: tuple[tuple[str, int], ...] = ()
     """Connections answered ``503`` before any request was read, ``(reason, count)``: past
-    ``--max-connections``, or once the audit log failed (counted, not logged one by one)."""
+    ``--max-connections``, or once traffic stopped (counted, not logged one by one)."""
     unchecked: tuple[tuple[str, int], ...] = ()
     """Inspected bodies sent on (``--secrets report``) that could not be read decoded to their
     end for secrets, ``(why, count)``: the records' ``unchecked``."""

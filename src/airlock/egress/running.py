@@ -81,7 +81,8 @@ class RunningProxy:
 
         Returns:
             The report: per host, connections, requests, bytes each way and refusals; the
-            final hash; ``error`` when the audit log failed (traffic was stopped then).
+            final hash; ``error`` when traffic was stopped: the audit log failed, or the
+            run's records reached their cap.
         """
         if self._report is not None:
             return self._report
@@ -98,7 +99,7 @@ class RunningProxy:
             hosts=host_reports(proxy.hosts),
             budget_exhausted=proxy.budget.exhausted,
             connections_refused=tuple(proxy.turned_away.most_common()),
-            error=None if proxy.failed is None else f"the audit log failed: {proxy.failed}",
+            error=f"the audit log failed: {proxy.failed}" if proxy.failed else proxy.stopped,
             flows=() if inspector is None else tuple(inspector.flow_summaries()),
             refused_by_client=()
             if inspector is None

@@ -43,6 +43,7 @@ from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from airlock._sizes import human_size
 from airlock._tasks import create_task
 from airlock.egress.addresses import AddressCheck
 from airlock.egress.audit import AuditLog
@@ -122,7 +123,7 @@ class Proxy:
         self.hosts: dict[str, HostStats] = {}
         self.turned_away: Counter[str] = Counter()
         """Connections answered ``503`` before a byte of theirs was read (at
-        ``max_connections``, or once the audit log failed), by reason. Counted, not recorded
+        ``max_connections``, or once traffic stopped: :meth:`stop`), by reason. Counted, not recorded
         one by one: a flood of connections, which the limit exists to turn away cheaply,
         would otherwise fill the log (and a failed log takes no record). The run's record and
         report carry the counts."""
@@ -130,6 +131,10 @@ class Proxy:
         """The open connections, each with the task that serves it."""
         self.servers: list[asyncio.Server] = []
         self.failed: BaseException | None = None
+        """Why the audit log could not be written, once it could not."""
+        self.stopped: str | None = None
+        """Why all traffic stopped, in words, once it did (the audit log failed, or the run's
+        records reached their cap: :meth:`stop`)."""
         self.upstream_proxy = parse_upstream(config.upstream_proxy)
         """The upstream proxy with its credentials (``None``: connections go direct)."""
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -173,10 +178,10 @@ class Proxy:
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         client = Client(self, reader, writer)
-        if self.failed is not None or len(self.clients) >= self.config.limits.max_connections:
+        if self.stopped is not None or len(self.clients) >= self.config.limits.max_connections:
             why = (
-                f"the audit log failed ({self.failed}): traffic stopped"
-                if self.failed is not None
+                f"{self.stopped}: traffic stopped"
+                if self.stopped is not None
                 else f"more than {self.config.limits.max_connections} connections at once"
             )
             self.turned_away[why] += 1
@@ -243,6 +248,22 @@ class Proxy:
         if self.audit is not None:
             record["run"] = self.run_id
             self.audit.append(record)
+            if self.audit.appended > self.config.limits.max_log_bytes and self.stopped is None:
+                self._log_full()
+
+    def _log_full(self) -> None:
+        """Stop all traffic: the run's records passed their cap (``max_log_bytes``). Code
+        inside chooses how many requests it makes and how long each one's record is, so
+        without a cap it could fill the disk the log is on. Nothing is admitted from here on;
+        the connections under way are ended at the loop's next turn (not inside the record
+        of one of them), each with its record, so what was done stays on record."""
+        cap = self.config.limits.max_log_bytes
+        why = (
+            f"this run's audit records passed their cap of {human_size(cap)} (a flood of "
+            "requests would fill the disk the log is on)"
+        )
+        self.stopped = why
+        asyncio.get_running_loop().call_soon(self.stop, why)
 
     def record_inspected(self, record: dict[str, Any]) -> None:
         """Count and log one record of an inspected connection (``egress.inspect``)."""
@@ -252,14 +273,20 @@ class Proxy:
         self.record(record)
 
     def fail(self, error: BaseException) -> None:
-        """Stop all traffic: the audit log cannot be written (called on the loop's thread).
-        The listeners stay open: each new connection is answered ``503`` saying why, and
-        counted (a closed listener refused them at the socket, a failure no client could tell
-        from a proxy that is not there)."""
+        """Stop all traffic: the audit log cannot be written (called on the loop's thread)."""
         if self.failed is None:
             self.failed = error
+        self.stop(f"the audit log failed ({error})")
+
+    def stop(self, why: str) -> None:
+        """Stop all traffic, saying ``why`` (the first reason is kept): every connection is
+        ended. The listeners stay open: each new connection is answered ``503`` saying why,
+        and counted (a closed listener refused them at the socket, a failure no client could
+        tell from a proxy that is not there)."""
+        if self.stopped is None:
+            self.stopped = why
         for client in list(self.clients):
-            client.abort(f"the audit log failed: {error}")
+            client.abort(why)
 
     async def shutdown(self, grace: float) -> None:
         """Stop accepting, give open connections ``grace`` seconds, then end them."""
@@ -302,8 +329,8 @@ class Proxy:
         decision = self.check_rules(host, port)
         if not decision.allowed:
             raise Refusal(403, decision.reason, decision.hint)
-        if self.failed is not None:
-            raise Refusal(503, f"the audit log failed ({self.failed}): traffic stopped")
+        if self.stopped is not None:
+            raise Refusal(503, f"{self.stopped}: traffic stopped")
         if not self.budget.admit():
             raise Refusal(403, self.budget.reason)
         if not self.rate.admit(decision.host, time.monotonic()):

@@ -177,6 +177,7 @@ def start_record(
             "head_seconds": limits.head_seconds,
             "new_connections_per_second": limits.new_connections_per_second,
             "max_upload_mb": limits.max_upload_mb,
+            "max_log_bytes": limits.max_log_bytes,
         },
         "inspect": [] if inspection is None else sorted(inspection.hosts),
         "secrets": None if inspection is None else inspection.secrets.value,
