@@ -63,6 +63,7 @@ from airlock.egress.http1 import (
     simple_response,
 )
 from airlock.egress.response import (
+    BadStatus,
     HeadTooLarge,
     ResponseError,
     ResponseWatcher,
@@ -556,8 +557,9 @@ async def _relay_response(
     request was sent whole (an early answer) is in the stream's reader, and taken first.
 
     Raises:
-        ResponseError: the response is malformed, its head too large, its body framed by a
-            coding that does not end in ``chunked`` (:class:`UnsupportedCoding`), cut short (the
+        ResponseError: the response is malformed, its head too large, its status below
+            ``100`` (:class:`BadStatus`), its body framed by a coding that does not end in
+            ``chunked`` (:class:`UnsupportedCoding`), cut short (the
             destination's close or reset, or the connection's abort here: the idle limit),
             or followed by bytes no request asked for in the same read
             (:attr:`ResponseWatcher.extra`); that read is not sent, nor a head not yet whole.
@@ -705,7 +707,7 @@ class _Relayed:
             ) from None
         except httptools.HttpParserError as error:
             raise ResponseError(f"malformed response: {error}", self.received) from None
-        except (HeadTooLarge, UnsupportedCoding) as error:
+        except (HeadTooLarge, UnsupportedCoding, BadStatus) as error:
             raise ResponseError(str(error), self.received) from None
         if watcher.extra:
             raise ResponseError(

@@ -40,6 +40,14 @@ and as nginx refuses it: RFC 9112 §6.3 ends such a body at the close, but clien
 apart (Ruby's ``Net::HTTP`` takes any ``chunked`` in the value for chunked framing, Go and h11
 refuse it), and one that takes it for chunked ends it early and reads the rest, the
 destination's bytes, as the answer to its next request, maybe to another host.
+
+A response whose status is below ``100`` fails too (:class:`BadStatus`), before any of it
+reached the client: llhttp takes ``HTTP/1.1 000`` and reads a body after it by its length,
+and Node's client (llhttp too) takes it for the final answer, while the watcher would have
+taken it for an interim one (below ``200``) and passed on the answer after it as part of the
+same response: a client that takes the first for its answer reads the second, the
+destination's bytes, as the answer to its next request, maybe to another host; and the
+record said the second's status. Inside inspected TLS such a status is refused as well.
 """
 
 from __future__ import annotations
@@ -169,6 +177,17 @@ class UnsupportedCoding(Exception):
         )
 
 
+class BadStatus(Exception):
+    """The destination's response has a status below ``100``, which is no HTTP status
+    (RFC 9110 §15: three digits, ``100`` to ``599``)."""
+
+    def __init__(self, status: int) -> None:
+        super().__init__(
+            f"the destination's response has status {status:03d}, below 100: no HTTP status "
+            "(clients read it apart, as a final answer or an interim one); not passed on"
+        )
+
+
 class ResponseWatcher:
     """Follows one response through httptools to find where it ends. Bytes pass untouched,
     except for an HTTP/1.0 client (the :class:`Http10Watcher`): :meth:`take`
@@ -211,9 +230,9 @@ class ResponseWatcher:
         self._chunked = False
         self._codings: list[bytes] = []
         """The values of the final response's ``Transfer-Encoding`` lines."""
-        self.unsupported: UnsupportedCoding | None = None
-        """Set when the final response's head is whole and its body cannot be passed on
-        (:class:`UnsupportedCoding`): :meth:`feed` raises it."""
+        self.unsupported: UnsupportedCoding | BadStatus | None = None
+        """Set when a head is whole and the response cannot be passed on (its body's coding,
+        :class:`UnsupportedCoding`; its status, :class:`BadStatus`): :meth:`feed` raises it."""
         self._reason = b""
         self._headers: list[tuple[bytes, bytes]] = []
         self._out: list[bytes] = []
@@ -231,6 +250,7 @@ class ResponseWatcher:
             HeadTooLarge: the head passed ``MAX_HEAD`` bytes.
             UnsupportedCoding: the response's body is framed by a coding that does not end
                 in ``chunked``.
+            BadStatus: a head's status is below ``100``.
         """
         if self.status is None and not self.for_http10:  # the final head is not whole yet
             end = data.find(HEAD_END) if self.fed == 0 and _final_status_line(data) else -1
@@ -303,6 +323,9 @@ class ResponseWatcher:
         self.in_head = False
         self._head_ended = True
         status = self.parser.get_status_code()
+        if status < 100:  # llhttp takes ``000``, and reads a body by its length, as Node does
+            self.unsupported = BadStatus(status)  # for a final answer: not as interim here
+            return
         if status < 200:
             self._framed = self._chunked = False  # an interim answer
             self._reason, self._headers, self._codings = b"", [], []
