@@ -22,6 +22,9 @@ A request is refused when any reading of its path, or of a path its query holds
 is off (:func:`off_flow`), at its host or at one a header names (:func:`host_overrides`);
 the vendor API's rows are read so on every inspected host, not only on those the run names
 as the vendor's (:func:`off_rows`).
+A model call (:data:`MODEL_CALLS`) to the vendor's own API host is refused when the engine
+sends model requests elsewhere (its ``model_requests`` decision's ``vendor_api``: Bedrock,
+Vertex, Foundry, or a base URL naming another host), though the flow is on.
 Nothing here re-derives a rule of the engine. :func:`compare` sets the traffic seen next to
 what the engine predicted, for the end-of-run report.
 
@@ -296,26 +299,25 @@ def _host_matches(pattern: str, host: str, api_hosts: frozenset[str]) -> bool:
 
 _STARTUP = (
     "start-up configuration (remote settings, policy limits, bootstrap, server URLs): observed "
-    "still sent with DISABLE_TELEMETRY, so not metrics; the engine has no flow of its own for it "
-    "and the agent needs it to run its model session, so it counts with model_requests (it "
-    "carries account and version facts, no conversation); with "
-    "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC the agent itself stops it"
+    "still sent with DISABLE_TELEMETRY, so not metrics, and never with "
+    "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC nor on Bedrock, Vertex or Foundry: the engine's "
+    "startup_config flow"
 )
 
 CLAUDE_CODE: tuple[Signature, ...] = (
     Signature("POST", API_HOST, "/v1/messages", FlowId.MODEL_REQUESTS, "the model (observed)"),
     Signature("GET", API_HOST, "/v1/models", FlowId.MODEL_REQUESTS, "the model list"),
     Signature("*", API_HOST, "/api/oauth/", FlowId.MODEL_REQUESTS, "sign-in for the model API"),
-    Signature("GET", API_HOST, "/api/claude_code/settings", FlowId.MODEL_REQUESTS, _STARTUP),
-    Signature("GET", API_HOST, "/api/claude_code/policy_limits", FlowId.MODEL_REQUESTS, _STARTUP),
-    Signature("GET", API_HOST, "/api/claude_cli/bootstrap", FlowId.MODEL_REQUESTS, _STARTUP),
-    Signature("GET", API_HOST, "/api/claude_code_penguin_mode", FlowId.MODEL_REQUESTS, _STARTUP),
-    Signature("GET", API_HOST, "/api/directory/server-urls", FlowId.MODEL_REQUESTS, _STARTUP),
+    Signature("GET", API_HOST, "/api/claude_code/settings", FlowId.STARTUP_CONFIG, _STARTUP),
+    Signature("GET", API_HOST, "/api/claude_code/policy_limits", FlowId.STARTUP_CONFIG, _STARTUP),
+    Signature("GET", API_HOST, "/api/claude_cli/bootstrap", FlowId.STARTUP_CONFIG, _STARTUP),
+    Signature("GET", API_HOST, "/api/claude_code_penguin_mode", FlowId.STARTUP_CONFIG, _STARTUP),
+    Signature("GET", API_HOST, "/api/directory/server-urls", FlowId.STARTUP_CONFIG, _STARTUP),
     Signature(
         "GET",
         API_HOST,
         "/mcp-registry/",
-        FlowId.MODEL_REQUESTS,
+        FlowId.STARTUP_CONFIG,
         "the MCP server registry listing, fetched at start-up (seen through airlock's inspection "
         "with Claude Code 2.1.197 on 2026-12-02: still sent with DISABLE_TELEMETRY, gone with "
         "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC, like the rest of the start-up configuration)",
@@ -493,6 +495,38 @@ DEFAULT_AGENT = "claude-code"
 _ANY_PREFIX = frozenset({API_HOST, "*"})
 """Hosts of the rows whose paths a gateway may serve under a prefix of its own: the vendor
 API's, and those of any host (the WebFetch preflight, on the API or its own service)."""
+
+MODEL_CALLS = frozenset({"/v1/messages", "/v1/models", "/model/", "/projects/"})
+"""The paths of the vendor API's rows that are the model itself (prompts and outputs), not
+sign-in: on the vendor's own host (:data:`DEFAULT_API_HOSTS`) a request of one is refused
+when the engine sends model requests elsewhere (its ``model_requests`` decision's
+``vendor_api`` is false: Bedrock, Vertex, Foundry, or a base URL naming another host)."""
+
+
+def _model_elsewhere(row: Signature, hosts: Iterable[str], decisions: Decisions) -> bool:
+    """Whether ``row`` is a model call (:data:`MODEL_CALLS`) that the engine's decision does
+    not let go to any of ``hosts`` (lower case, no final dot): one of them is the vendor's own
+    API host, and the engine sends model requests elsewhere."""
+    return (
+        row.host == API_HOST
+        and row.path in MODEL_CALLS
+        and decisions[FlowId.MODEL_REQUESTS].parameters.get("vendor_api") is False
+        and any(host in DEFAULT_API_HOSTS for host in hosts)
+    )
+
+
+def _model_refusal(host: str, decisions: Decisions) -> Verdict:
+    """The refusal of a model call to the vendor's own API host while the engine sends model
+    requests elsewhere, in the engine's words."""
+    decision = decisions[FlowId.MODEL_REQUESTS]
+    said = "; ".join(decision.reasons)
+    return Verdict(
+        str(decision.id),
+        False,
+        str(decision.state),
+        f"flow {decision.id} goes to {decision.destination}, not to {host}, so airlock refused "
+        f"this request: {said}",
+    )
 
 
 def classify(
@@ -678,6 +712,11 @@ def verdict_for(
     (:func:`why_unclassified`), so the audit record does not say "no signature matches" of
     a vendor API path sent to another host."""
     read = _read(method, host, path, agent, api_hosts)
+    if read.flow == FlowId.MODEL_REQUESTS:
+        for reading in read.found:
+            row = _first_row(read.table, read.method, read.host, reading, read.hosts)
+            if row is not None and _model_elsewhere(row, (read.host,), decisions):
+                return _model_refusal(read.host, decisions)
     if read.flow != UNCLASSIFIED:
         return enforce(read.flow, decisions)
     return enforce(UNCLASSIFIED, decisions, unclassified=_why(read))
@@ -762,7 +801,11 @@ def off_rows(
     return tuple(
         row
         for row in AGENT_SIGNATURES[agent]
-        if decisions[row.flow].state not in SENDING_STATES and _host_matches(row.host, host, as_api)
+        if (
+            decisions[row.flow].state not in SENDING_STATES
+            or _model_elsewhere(row, (host,), decisions)
+        )
+        and _host_matches(row.host, host, as_api)
     )
 
 
@@ -779,7 +822,10 @@ def off_rows_at(
     return tuple(
         row
         for row in AGENT_SIGNATURES[agent]
-        if decisions[row.flow].state not in SENDING_STATES
+        if (
+            decisions[row.flow].state not in SENDING_STATES
+            or _model_elsewhere(row, names, decisions)
+        )
         and (
             row.host in _ANY_PREFIX  # the vendor API's and any host's: at every host
             or row.host in names
@@ -880,13 +926,22 @@ def off_flow(rows: Iterable[Signature], target: str, decisions: Decisions) -> Ve
         for path in {reading, reading.rstrip("/") + "/", reading.lower()}:
             for row in rows:
                 if path.startswith(row.path) or path.startswith(row.path.lower()):
-                    return enforce(row.flow, decisions)
+                    return _row_refusal(row, decisions)
                 # The vendor API's paths anywhere in the path: a gateway serves them under
                 # a prefix of its own (ANTHROPIC_BASE_URL=https://gw/anthropic), which a
                 # request may name or not (below_a_prefix).
                 if row.host in _ANY_PREFIX and (row.path in path or row.path.lower() in path):
-                    return enforce(row.flow, decisions)
+                    return _row_refusal(row, decisions)
     return None
+
+
+def _row_refusal(row: Signature, decisions: Decisions) -> Verdict:
+    """The refusal for a request under ``row``, one of :func:`off_rows`: its flow's, or, for a
+    model call at the vendor's own host while the engine sends model requests elsewhere
+    (:func:`_model_elsewhere`), that one's."""
+    if decisions[row.flow].state in SENDING_STATES:
+        return _model_refusal(", ".join(sorted(DEFAULT_API_HOSTS)), decisions)
+    return enforce(row.flow, decisions)
 
 
 def redact_query(target: str) -> str:

@@ -18,7 +18,7 @@ from __future__ import annotations
 from typing import Any
 
 from airlock.policy import variables as v
-from airlock.policy.endpoints import model_base_url
+from airlock.policy.endpoints import model_at_vendor_api, model_base_url
 from airlock.policy.model import (
     Context,
     Decision,
@@ -95,6 +95,7 @@ def decide(context: Context) -> Decisions:
         _webfetch_preflight(context, closed),
         _auto_update(context, closed),
         _local_transcripts(context),
+        _startup_config(context, provider, terms, closed),
     )
     warnings = tuple(f"managed settings file {path} is invalid" for path in context.managed_invalid)
     return Decisions(
@@ -132,6 +133,12 @@ def _model_requests(context: Context, provider: Provider, terms: AccountTerms) -
         destination = f"{v.shown(url)} ({name}, {origin.describe()})"
         reasons.append(f"{name} sends model requests to {v.shown(url)}")
     keeper = "Anthropic" if provider not in (Provider.BEDROCK, Provider.VERTEX) else provider.label
+    vendor_api = model_at_vendor_api(context, provider)
+    if not vendor_api:
+        reasons.append(
+            f"model requests go to {destination}, never to {ANTHROPIC_API}: a model request "
+            f"sent there is refused"
+        )
     return Decision(
         id=FlowId.MODEL_REQUESTS,
         state=State.ON,
@@ -141,6 +148,45 @@ def _model_requests(context: Context, provider: Provider, terms: AccountTerms) -
         retention=vendor_retention(terms, keeper),
         training=terms.training,
         required=True,
+        parameters={"vendor_api": vendor_api},
+    )
+
+
+def _startup_config(
+    context: Context, provider: Provider, terms: AccountTerms, closed: str | None
+) -> Decision:
+    """The agent's start-up configuration from the vendor's API (remote settings, policy
+    limits, bootstrap, server URLs, the MCP server registry): observed still sent with
+    ``DISABLE_TELEMETRY`` or ``DO_NOT_TRACK``, never with
+    ``CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC`` ("no request at all besides the model's"),
+    nor on Bedrock, Vertex or Foundry ("no request to the vendor besides the model's"), with
+    ``CLAUDE_CODE_PROVIDER_MANAGED_BY_HOST`` too ("metrics requests only")."""
+    reasons: list[str] = []
+    offs: list[str] = []
+    if provider.is_cloud_platform:
+        offs.append(f"off on {provider.label}: no request goes to the vendor besides the model's")
+        if v.switch(context, "CLAUDE_CODE_PROVIDER_MANAGED_BY_HOST") is not None:
+            reasons.append("CLAUDE_CODE_PROVIDER_MANAGED_BY_HOST brings back metrics only")
+    else:
+        reasons.append(
+            f"on by default for {provider.label}; DISABLE_TELEMETRY and DO_NOT_TRACK leave it on"
+        )
+    offs += [
+        f"{said} turns the start-up configuration requests off"
+        for said in v.opt_out(context, NONESSENTIAL)
+    ]
+    if closed:
+        offs.append(closed)
+    return Decision(
+        id=FlowId.STARTUP_CONFIG,
+        state=_off_or(State.ON, reasons, offs),
+        reasons=tuple(reasons),
+        destination=f"Anthropic ({ANTHROPIC_API})",
+        what="requests for the agent's configuration (remote and organisation settings, policy "
+        "limits, bootstrap, server URLs, the MCP server registry), with account, organisation "
+        "and version facts; no conversation, code or file paths",
+        retention=vendor_retention(operational_terms(terms), "Anthropic"),
+        training="never: configuration requests only",
     )
 
 

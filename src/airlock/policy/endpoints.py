@@ -55,6 +55,7 @@ _LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 
 VENDOR_FLOWS = frozenset(
     {
+        FlowId.STARTUP_CONFIG,
         FlowId.METRICS,
         FlowId.FEEDBACK_COMMAND,
         FlowId.SURVEY_RATING,
@@ -92,6 +93,22 @@ def model_base_url(context: Context, provider: Provider) -> tuple[str, str, Orig
     name = BASE_URL_VARIABLES.get(provider)
     found = v.first(context, name) if name else None
     return None if name is None or found is None else (name, found[0], found[1])
+
+
+def model_at_vendor_api(context: Context, provider: Provider) -> bool:
+    """Whether model requests may go to the vendor's own API host (``api.anthropic.com``).
+
+    Yes for the first-party API and a signed-in gateway session (whose host is not known),
+    unless a base URL variable (:data:`BASE_URL_VARIABLES`) names another host; no on
+    Bedrock, Vertex and Foundry, whose model requests go to the cloud's own hosts (or to the
+    gateway their variable names): prompts sent to the vendor's API there are not the model
+    requests the engine decided, and the proxy refuses them
+    (``airlock.egress.flows``)."""
+    base = model_base_url(context, provider)
+    if base is not None:
+        host = _hostname(base[1])
+        return host is not None and host.rstrip(".") == ANTHROPIC_API
+    return provider in (Provider.FIRST_PARTY, Provider.GATEWAY)
 
 
 def _model_hosts(context: Context, provider: Provider) -> tuple[str, ...]:

@@ -1,0 +1,164 @@
+"""Model requests to the vendor's own API while the engine sends them elsewhere, and the
+start-up configuration requests where the reference sends none.
+
+On Bedrock, Vertex or Foundry, or with a base URL naming a gateway, the engine's
+``model_requests`` go to the provider's (or the gateway's) host; ``api.anthropic.com`` stays
+allowed for the WebFetch preflight (and the vendor flows that are on). A prompt posted to
+``api.anthropic.com/v1/messages`` there was named ``model_requests``, a flow that is on, and
+let out: the conversation reached a destination the engine did not send it to. And the
+start-up configuration requests (bootstrap, remote settings, …) were named
+``model_requests`` too, so they went out with ``CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC``
+set and on Bedrock, where the reference was observed sending none."""
+
+from __future__ import annotations
+
+import ssl
+
+import pytest
+
+from airlock.egress.ca import RunCA
+from airlock.egress.flows import (
+    classify,
+    enforce,
+    off_flow,
+    off_rows,
+    refusal_body,
+    verdict_for,
+)
+from airlock.egress.inspect import Inspector
+from airlock.policy import FlowId, decide
+from tests.egress.harness import NOW
+from tests.policy.helpers import context
+
+API = "api.anthropic.com"
+ELSEWHERE = [
+    pytest.param({"CLAUDE_CODE_USE_BEDROCK": "1", "AWS_REGION": "us-east-1"}, id="bedrock"),
+    pytest.param({"CLAUDE_CODE_USE_VERTEX": "1"}, id="vertex"),
+    pytest.param({"CLAUDE_CODE_USE_FOUNDRY": "1"}, id="foundry"),
+    pytest.param({"ANTHROPIC_BASE_URL": "https://gw.example/anthropic"}, id="base_url"),
+    pytest.param(
+        {"CLAUDE_CODE_USE_BEDROCK": "1", "ANTHROPIC_BEDROCK_BASE_URL": "https://gw.example"},
+        id="bedrock_gateway",
+    ),
+]
+MODEL_CALLS = [
+    ("POST", "/v1/messages?beta=true"),
+    ("POST", "/v1/messages/count_tokens"),
+    ("POST", "/V1/Messages"),
+    ("POST", "/v1/%6Dessages"),
+    ("POST", "/gw/anthropic/v1/messages"),  # below a prefix
+    ("GET", "/v1/models"),
+    ("POST", "/model/anthropic.claude/invoke"),
+    ("POST", "/v1/projects/p/locations/us/publishers/anthropic/models/m:rawPredict"),
+]
+
+
+@pytest.mark.parametrize("environ", ELSEWHERE)
+@pytest.mark.parametrize(("method", "target"), MODEL_CALLS)
+def test_a_model_call_to_the_vendor_api_is_refused_when_the_engine_sends_it_elsewhere(
+    environ: dict[str, str], method: str, target: str
+) -> None:
+    """Named ``model_requests`` still, but refused, in the engine's words."""
+    decisions = decide(context(environ))
+    assert decisions[FlowId.MODEL_REQUESTS].parameters["vendor_api"] is False
+    assert classify(method, API, target) == FlowId.MODEL_REQUESTS
+    verdict = verdict_for(method, API, target, decisions)
+    assert verdict.flow == FlowId.MODEL_REQUESTS and not verdict.allowed, target
+    assert f"not to {API}" in verdict.reason
+    body = refusal_body(verdict, method, API, target).decode()
+    assert "data flow: model_requests (on)" in body
+
+
+@pytest.mark.parametrize(
+    "environ",
+    [
+        pytest.param({}, id="first_party"),
+        pytest.param({"DISABLE_TELEMETRY": "1"}, id="telemetry_off"),
+        pytest.param({"CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1"}, id="nonessential"),
+        pytest.param({"ANTHROPIC_BASE_URL": "https://API.Anthropic.com./"}, id="base_url_is_it"),
+    ],
+)
+@pytest.mark.parametrize(("method", "target"), MODEL_CALLS)
+def test_a_model_call_to_the_vendor_api_goes_when_the_engine_sends_it_there(
+    environ: dict[str, str], method: str, target: str
+) -> None:
+    """First-party, the vendor's API is where model requests go: nothing changes."""
+    decisions = decide(context(environ))
+    assert decisions[FlowId.MODEL_REQUESTS].parameters["vendor_api"] is True
+    assert verdict_for(method, API, target, decisions).allowed, target
+    assert off_flow(off_rows(API, decisions), target, decisions) is None, target
+
+
+@pytest.mark.parametrize("environ", ELSEWHERE)
+def test_the_model_call_is_refused_however_the_request_reaches_it(
+    environ: dict[str, str],
+) -> None:
+    """Another spelling that some server routes to the model (a ``..;`` segment after a
+    start-up path, a header naming the path), is refused as the model call too."""
+    decisions = decide(context(environ))
+    rows = off_rows(API, decisions)
+    verdict = off_flow(rows, "/api/oauth/x/..;/../../v1/messages", decisions)
+    assert verdict is not None and verdict.flow == FlowId.MODEL_REQUESTS and not verdict.allowed
+    inspector = Inspector(RunCA(now=NOW), ssl.create_default_context(), decisions, lambda _: None)
+    headers = [(b"X-Original-URL", b"/v1/messages")]
+    verdict = inspector.judge("GET", API, "/api/oauth/profile", headers)
+    assert verdict.flow == FlowId.MODEL_REQUESTS and not verdict.allowed
+
+
+@pytest.mark.parametrize("environ", ELSEWHERE)
+def test_the_model_call_goes_to_the_hosts_the_engine_names(environ: dict[str, str]) -> None:
+    """At another host (the gateway's, the cloud's) a model call is not refused by this."""
+    decisions = decide(context(environ))
+    for host in ("gw.example", "bedrock-runtime.us-east-1.amazonaws.com", "127.0.0.1"):
+        assert off_flow(off_rows(host, decisions), "/v1/messages", decisions) is None
+        verdict = verdict_for("POST", host, "/v1/messages", decisions, api_hosts={API, host})
+        assert verdict.allowed, host
+
+
+STARTUP = [
+    ("GET", "/api/claude_cli/bootstrap"),
+    ("GET", "/api/claude_code/settings"),
+    ("GET", "/api/claude_code/policy_limits"),
+    ("GET", "/api/claude_code_penguin_mode"),
+    ("GET", "/api/directory/server-urls"),
+    ("GET", "/mcp-registry/v0/servers?version=latest"),
+]
+
+
+@pytest.mark.parametrize(
+    "environ",
+    [
+        pytest.param({"CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1"}, id="nonessential"),
+        pytest.param({"CLAUDE_CODE_USE_BEDROCK": "1"}, id="bedrock"),
+        pytest.param(
+            {"CLAUDE_CODE_USE_VERTEX": "1", "CLAUDE_CODE_PROVIDER_MANAGED_BY_HOST": "1"},
+            id="vertex_managed_by_host",
+        ),
+    ],
+)
+@pytest.mark.parametrize(("method", "target"), STARTUP)
+def test_startup_config_is_refused_where_the_reference_sends_none(
+    environ: dict[str, str], method: str, target: str
+) -> None:
+    """Each start-up request is named ``startup_config`` and refused where it is off."""
+    decisions = decide(context(environ))
+    verdict = verdict_for(method, API, target, decisions)
+    assert verdict.flow == FlowId.STARTUP_CONFIG and not verdict.allowed
+    assert verdict == enforce(FlowId.STARTUP_CONFIG, decisions)
+
+
+@pytest.mark.parametrize(
+    "environ",
+    [
+        pytest.param({}, id="first_party"),
+        pytest.param({"DISABLE_TELEMETRY": "1"}, id="telemetry_off"),
+        pytest.param({"DO_NOT_TRACK": "1"}, id="do_not_track"),
+    ],
+)
+@pytest.mark.parametrize(("method", "target"), STARTUP)
+def test_startup_config_goes_where_the_reference_sends_it(
+    environ: dict[str, str], method: str, target: str
+) -> None:
+    """Observed still sent with telemetry off: allowed."""
+    verdict = verdict_for(method, API, target, decide(context(environ)))
+    assert verdict.flow == FlowId.STARTUP_CONFIG and verdict.allowed
