@@ -1,0 +1,69 @@
+"""The real reference agent inside ``airlock run --inspect``, with
+``CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC`` in airlock's policy but not told to the agent:
+its start-up configuration requests (bootstrap, penguin mode, server URLs) are named
+``startup_config`` and refused, as its metrics are, while the model's go. They were named
+``model_requests`` (always on) and let out, though the reference was observed sending no
+request besides the model's with that variable set."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.cli import airlock
+from tests.integration.test_reference_agent import (
+    AGENT,
+    API_KEY,
+    HOST,
+    VERSION,
+    _agent_version,
+    stand_ins,
+)
+
+STARTUP = (
+    "/api/claude_cli/bootstrap",
+    "/api/claude_code_penguin_mode",
+    "/api/directory/server-urls",
+)
+
+
+def test_startup_config_is_refused_when_the_policy_blocks_nonessential_traffic(
+    tmp_path: Path, project: Path
+) -> None:
+    """Refused ``403`` naming the flow and the variable; never reaching the vendor."""
+    assert _agent_version() == VERSION, "run scripts/setup.sh --dev to install the agent"
+    (project / ".claude" / "commands").mkdir(parents=True)
+    log = tmp_path / "audit.jsonl"
+    policy = json.dumps({"env": {"CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1"}})
+    with stand_ins(tmp_path) as (site, vendor, router):
+        port = site.server_address[1]
+        done = airlock(
+            "run", "--audit-log", str(log),
+            "--upstream-proxy", f"http://127.0.0.1:{router.server_address[1]}",
+            "--allow", f"{HOST}:{port}", "--allow", "api.anthropic.com",
+            "--inspect", HOST, "--inspect", "api.anthropic.com",
+            "--upstream-ca", str(tmp_path / "origin.pem"),
+            "--ro", str(AGENT), "--env", "ANTHROPIC_API_KEY", "--settings", policy,
+            "--", str(AGENT / "node_modules" / ".bin" / "claude"), "-p", "say hi",
+            env={
+                "ANTHROPIC_BASE_URL": f"https://{HOST}:{port}",
+                "ANTHROPIC_API_KEY": API_KEY,
+                "DISABLE_AUTOUPDATER": "1",
+            },
+            cwd=project, timeout=90,
+        )  # fmt: skip
+        vendor_seen = [path for _, path, _ in vendor.seen]
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "hi from the stand-in" in done.stdout
+    done = airlock("audit", "--json", "--audit-log", str(log))
+    assert done.returncode == 0, done.stderr
+    inspected = [r for r in json.loads(done.stdout) if r.get("inspected")]
+    startup = [r for r in inspected if str(r["path"]).split("?")[0] in STARTUP]
+    assert startup, inspected
+    assert {(r["flow"], r["decision"], r["status"]) for r in startup} == {
+        ("startup_config", "deny", 403)
+    }
+    assert all("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC" in str(r["reason"]) for r in startup)
+    assert not any(path.split("?")[0] in STARTUP for path in vendor_seen), vendor_seen
+    model = [r for r in inspected if str(r["path"]).startswith("/v1/messages")]
+    assert model and {(r["flow"], r["decision"]) for r in model} == {("model_requests", "allow")}
