@@ -721,12 +721,13 @@ def test_an_answer_the_code_host_cuts_off_is_cut_off_for_git_at_once(
     world: dict[str, object], caplog: pytest.LogCaptureFixture
 ) -> None:
     """The code host closes the connection in the middle of its answer: the gateway closes
-    its own at once (git sees an answer cut off, not one that never ends), without an
-    unhandled exception, keeps why, and the audit log records the request failed (502)."""
+    its own at once (git sees an answer cut off, not one that never ends: the proxy resets
+    its connection, :func:`~airlock.egress.response.cut_off`), without an unhandled
+    exception, keeps why, and the audit log records the request failed (502)."""
     started = time.monotonic()
     said = _curl_gateway(world, "/octo/cutoff.git/info/refs?service=git-upload-pack")
     assert time.monotonic() - started < 10
-    assert said.startswith("HTTP/1.1 200") and "curl: (18)" in said, said
+    assert said.startswith("HTTP/1.1 200") and "curl: (56) Recv failure" in said, said
     time.sleep(0.2)  # the gateway's thread done with it, and the log's next flush
     assert not [r for r in caplog.records if r.levelname == "ERROR"], caplog.records
     gate = world["gate"]

@@ -7,16 +7,37 @@ the proxy and reads what came back, and failed before its fix.
   Node's client (llhttp, as airlock) takes it for the final answer, with a body by its
   length, and a client that does reads the second answer, the destination's bytes, as the
   answer to its next request, maybe to another host.
+- an answer that failed after its head went ended with the client's connection closed, as a
+  whole answer ends: a body that ends at the close (no length; to an HTTP/1.0 client, every
+  body, a chunked one decoded) looked whole, a part taken for the answer. An HTTP/1.0
+  client's answer failed that way got a second one, airlock's ``502``, read as body bytes.
+  Inside inspected TLS, an origin's connection that ended without ``close_notify`` ended
+  such a body as a whole one, recorded without an error and closed to the client with a
+  ``close_notify`` of airlock's. The client's connection is now cut (a reset).
 """
 
 from __future__ import annotations
 
+import contextlib
+import socket
+import ssl
+import struct
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from airlock.egress.inspected import TRUNCATED
+from tests.egress.harness import established_tunnel, inspected_setup
+from tests.egress.loopback import LoopbackServer
 from tests.egress.origin import config, running
-from tests.egress.test_framing_review_smuggling_second import _exchange, _requests, canned_origin
+from tests.egress.test_framing_review_smuggling_second import (
+    WAIT,
+    _exchange,
+    _requests,
+    canned_origin,
+)
 
 FORGED = b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nFORGED"
 """An answer a hostile destination writes after its first, for a request it never got."""
@@ -53,3 +74,132 @@ def test_a_status_below_100_is_refused_not_taken_for_an_interim_answer(
     assert record["status"] == 502
     assert record["bytes_in"] == len(answer)
     assert "below 100" in str(record["error"])
+
+
+class CuttingOrigin(LoopbackServer):
+    """An origin on 127.0.0.1 (TLS when given a context) that reads a request head, writes
+    ``part`` and, a moment later, ends the connection: with a reset (``reset``), or a close
+    (under TLS: with ``close_notify`` when ``notify``, else without)."""
+
+    def __init__(
+        self,
+        part: bytes,
+        *,
+        reset: bool = False,
+        tls: ssl.SSLContext | None = None,
+        notify: bool = False,
+    ) -> None:
+        self.part, self.reset, self.tls, self.notify = part, reset, tls, notify
+        super().__init__()
+
+    def serve(self, conn: socket.socket) -> None:
+        with contextlib.suppress(OSError), conn:
+            conn.settimeout(WAIT)
+            stream = self.tls.wrap_socket(conn, server_side=True) if self.tls else conn
+            head = b""
+            while b"\r\n\r\n" not in head and (piece := stream.recv(65536)):
+                head += piece
+            stream.sendall(self.part)
+            time.sleep(0.2)  # the part reaches the client before the end
+            if self.reset:
+                conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            elif isinstance(stream, ssl.SSLSocket) and self.notify:
+                stream.unwrap()
+            stream.close()
+
+
+@contextlib.contextmanager
+def cutting_origin(part: bytes, **how: object) -> Iterator[CuttingOrigin]:
+    origin = CuttingOrigin(part, **how)  # type: ignore[arg-type]
+    try:
+        yield origin
+    finally:
+        origin.close()
+
+
+def _until_the_end(sock: socket.socket) -> tuple[bytes, str]:
+    """What comes on ``sock`` and how it ended: ``closed`` (an end of file; under TLS, after
+    ``close_notify``), ``cut`` (a reset; under TLS, an end without ``close_notify``), or
+    ``waited`` (``WAIT`` seconds without a byte)."""
+    answer = b""
+    sock.settimeout(WAIT)
+    try:
+        while piece := sock.recv(65536):
+            answer += piece
+    except (ConnectionResetError, ssl.SSLEOFError):
+        return answer, "cut"
+    except TimeoutError:
+        return answer, "waited"
+    return answer, "closed"
+
+
+PART = b"a part of the body"
+
+
+@pytest.mark.parametrize(
+    ("version", "part", "reset", "gets"),
+    [
+        (b"1.1", b"HTTP/1.1 200 OK\r\n\r\n" + PART, True, b"HTTP/1.1 200 OK\r\n\r\n" + PART),
+        (
+            b"1.1",
+            b"HTTP/1.1 200 OK\r\nContent-Length: 99\r\n\r\n" + PART,
+            False,
+            b"HTTP/1.1 200 OK\r\nContent-Length: 99\r\n\r\n" + PART,
+        ),
+        (
+            b"1.0",
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n12\r\n" + PART + b"\r\n",
+            False,
+            b"HTTP/1.0 200 OK\r\nConnection: close\r\n\r\n" + PART,
+        ),
+    ],
+    ids=["no_length_reset", "short_length_closed", "http10_decoded_chunks_closed"],
+)
+def test_an_answer_cut_short_after_its_head_cuts_the_clients_connection(
+    tmp_path: Path, version: bytes, part: bytes, reset: bool, gets: bytes
+) -> None:
+    cfg = config(tmp_path)
+    with cutting_origin(part, reset=reset) as origin, running(cfg) as (url, _):
+        host, port = url.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port)), timeout=WAIT) as sock:
+            sock.sendall(b"GET http://127.0.0.1:%d/a HTTP/%s\r\n\r\n" % (origin.port, version))
+            answer, ended = _until_the_end(sock)
+    assert (answer, ended) == (gets, "cut")  # the part, and no end that says it is whole
+    [record] = _requests(cfg.audit_log)
+    assert record["bytes_in"] == len(gets)
+    assert "mid-response" in str(record["error"])
+
+
+@pytest.mark.parametrize(
+    ("notify", "version", "ended", "error"),
+    [
+        (False, b"1.1", "cut", TRUNCATED),
+        (True, b"1.1", "closed", None),
+        (False, b"1.0", "cut", TRUNCATED),
+    ],
+    ids=["without_close_notify", "with_close_notify", "http10_without_close_notify"],
+)
+def test_inside_tls_a_body_ending_at_the_close_needs_the_origins_close_notify(
+    tmp_path: Path, notify: bool, version: bytes, ended: str, error: str | None
+) -> None:
+    origin_ca, bundle, inspection = inspected_setup(tmp_path, {"DISABLE_TELEMETRY": "1"})
+    cfg = config(tmp_path, inspection=inspection)
+    part = b"HTTP/1.1 200 OK\r\n\r\n" + PART
+    tls = origin_ca.server_context("localhost")
+    with cutting_origin(part, tls=tls, notify=notify) as origin, running(cfg) as (url, _):
+        raw = established_tunnel(url, f"localhost:{origin.port}")
+        context = ssl.create_default_context(cafile=str(bundle))
+        with context.wrap_socket(
+            raw, server_hostname="localhost", suppress_ragged_eofs=False
+        ) as client:
+            client.sendall(b"GET /a HTTP/%s\r\nHost: localhost\r\n\r\n" % version)
+            answer, how = _until_the_end(client)
+        time.sleep(0.05)  # the record is written as the connection ends
+    assert answer.endswith(b"\r\n\r\n" + PART)
+    assert how == ended
+    [record] = _requests(cfg.audit_log)
+    assert (record["status"], record["bytes_in"]) == (200, len(answer))
+    if error is None:
+        assert record["error"] is None
+    else:
+        assert error in str(record["error"])

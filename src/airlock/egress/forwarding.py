@@ -5,7 +5,9 @@ the destination's hop-by-hop headers (:func:`~airlock.egress.response.relayed_he
 the destination sends after it in the same read fail it unsent
 (:mod:`airlock.egress.response`). airlock's own answer to a request that had partly left (a
 chunked body malformed part-way: ``400``; a response that failed before any of it was
-passed on: ``502``) is counted in the record's ``bytes_in``, as every answer the client got.
+passed on: ``502``) is counted in the record's ``bytes_in``, as every answer the client got;
+a response that fails after its head went cuts the client's connection
+(:func:`~airlock.egress.response.cut_off`), so that what the client got does not look whole.
 A request to the upstream proxy (absolute form) carries the ``Proxy-Authorization`` of its
 URL, as each ``CONNECT`` to it does (:func:`_with_credentials`).
 The upstream connection is kept for the client's next request to the same
@@ -68,6 +70,7 @@ from airlock.egress.response import (
     ResponseError,
     ResponseWatcher,
     UnsupportedCoding,
+    cut_off,
     relayed_head,
     watcher_for,
 )
@@ -227,6 +230,8 @@ async def _forward(
         received = error.received
         if error.answerable:  # no final head reached the client: airlock answers (counted so)
             received += client.answer(simple_response(502, f"airlock: {head.host}: {error}\n"))
+        else:  # its head went: cut, so that what the client got does not look whole
+            cut_off(client.writer)
         stats.bytes_in += received
         return _failed(client, record, stats, sent, received, str(error), 502)
     except (ConnectionError, OSError, RuntimeError) as error:
@@ -606,8 +611,9 @@ class _Relayed:
         self.held: list[bytes] = []
         """A head not yet whole (it is bounded), sent with the bytes that end it."""
         self.rebuilt = False
-        """The final head went to the client without the destination's hop-by-hop headers
-        (:func:`~airlock.egress.response.relayed_head`)."""
+        """The final head went to the client, without the destination's hop-by-hop headers
+        (:func:`~airlock.egress.response.relayed_head`; rebuilt for an HTTP/1.0 client):
+        a failure then cuts the connection, a second answer would be read as body bytes."""
         self.finished = False
         self.paused = False
         """The client's buffer is full: the destination is not read until it drains."""
@@ -740,6 +746,7 @@ class _Relayed:
             out = watcher.take()  # the head rebuilt, the body decoded
             transport.writelines(out)
             written = sum(map(len, out))
+            self.rebuilt = watcher.status is not None  # its final head is among them
         else:
             transport.write(data)
             written = len(data)

@@ -94,7 +94,7 @@ from airlock.egress.http1 import (
     connection_tokens,
     hop_by_hop_request,
 )
-from airlock.egress.response import DROPPED_FOR_HTTP10, client_connection, hop_by_hop
+from airlock.egress.response import DROPPED_FOR_HTTP10, client_connection, cut_off, hop_by_hop
 from airlock.egress.scan import (
     BUSY,
     IN_WORKER,
@@ -560,11 +560,15 @@ class InspectedConnection:
     ) -> bool:
         """An exchange that failed once allowed: the client is told ``status`` unless the
         origin's answer had begun (its status and the bytes relayed stay in the record, a
-        second answer would not be read as one); the connection does not go on."""
+        second answer would not be read as one: the client's connection is cut instead,
+        :func:`~airlock.egress.response.cut_off`, so that what it got does not look whole);
+        the connection does not go on."""
         self.retire()
         if "status" not in fields:  # no answer begun (:meth:`_relay_response` sets it)
             fields["bytes_in"] = await self._tell(status, message)
             fields["status"] = status
+        else:
+            cut_off(self.writer)
         self._done(fields, started, error=message)
         return False
 
@@ -973,9 +977,16 @@ class InspectedConnection:
         the connection's close, as plain forwarding sends it
         (:class:`~airlock.egress.response.Http10Watcher`).
 
+        An answer whose body ends at the close must end with the origin's ``close_notify``
+        (its protocol's ``eof_received``, which TLS calls for it alone): a connection that
+        ends without one may have been cut (TLS truncation), and the part must not be
+        recorded nor passed on as the whole answer (:data:`TRUNCATED`).
+
         Raises:
             HttpError: ``502``: a malformed head or framing, or a ``101`` (no request here
                 asks to switch protocols: :meth:`check_upgrade` refuses it).
+            ConnectionError: the origin's connection ended without ``close_notify`` where
+                the body ends at the close, or failed.
         """
         method = fields["method"]
         while True:
@@ -1029,10 +1040,19 @@ class InspectedConnection:
             self._active()
             if self.writer.transport.get_write_buffer_size() > PIECE:
                 await self.writer.drain()
+        if framing[0] == "close" and up.protocol is not None and not up.protocol.eof:
+            raise ConnectionError(TRUNCATED)  # the client's connection is cut (:meth:`_failed`)
         await self.writer.drain()
         if closing and self.up is not None:
             self.retire()
         return status, total, client_keeps and not until_close
+
+
+TRUNCATED = (
+    "the origin's connection ended without TLS's close_notify, where its answer's body ends "
+    "at the close: the answer may be cut short (not passed on as whole)"
+)
+"""Why an answer whose body ends at the close fails when TLS did not end with it."""
 
 
 def _keeps_alive(head: Head) -> bool:

@@ -48,11 +48,23 @@ taken it for an interim one (below ``200``) and passed on the answer after it as
 same response: a client that takes the first for its answer reads the second, the
 destination's bytes, as the answer to its next request, maybe to another host; and the
 record said the second's status. Inside inspected TLS such a status is refused as well.
+
+A response that fails once its final head reached the client (the destination closed or
+reset the connection mid-body, sent bytes no request asked for, or, inside inspected TLS,
+ended a body that ends at the close without TLS's ``close_notify``) cannot be answered any
+more: the client's connection is cut (:func:`cut_off`: a TCP reset, no ``close_notify``),
+not closed. Closed, the end of a body that ends at the close (no length; to an HTTP/1.0
+client, every body, a chunked one decoded) looks like the whole of it, and the client takes
+a part for the answer; a second answer written after the head would be read as body bytes.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import re
+import socket
+import struct
 
 import httptools
 
@@ -141,6 +153,21 @@ def _final_status_line(data: bytes) -> bool:
     ``1xx``), with nothing before it: the answer's head then ends at the first blank line of
     ``data`` (llhttp takes no line in a head without its CR), if it is there."""
     return data[:9] in (b"HTTP/1.1 ", b"HTTP/1.0 ") and data[9:10] in (b"2", b"3", b"4", b"5")
+
+
+_LINGER_RESET = struct.pack("ii", 1, 0)
+"""``SO_LINGER`` on, for no time: a close then resets the connection (TCP RST)."""
+
+
+def cut_off(writer: asyncio.StreamWriter) -> None:
+    """End a client's connection with a reset, not a close (see :mod:`the module
+    <airlock.egress.response>`): a TCP RST, and inside TLS no ``close_notify``. Bytes still
+    in the proxy's buffers for it go with it (the record counts what was handed over)."""
+    sock = writer.get_extra_info("socket")  # under TLS too: the connection's own
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RESET)
+    writer.transport.abort()
 
 
 MAX_HEAD = 256 * 1024
