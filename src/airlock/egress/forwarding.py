@@ -320,9 +320,9 @@ async def _screen(
     if isinstance(gathered, Refusal):
         await _refused(client, record, *_refusal(gathered.status, gathered.reason))
         return False, None
-    from airlock.egress.scan import IN_WORKER
+    from airlock.egress.scan import check_in_worker
 
-    if len(gathered) > IN_WORKER:  # a large body in a worker thread: the others go on
+    if check_in_worker(gathered, head.header(b"content-encoding")):  # the others go on
         body, status, why = await asyncio.to_thread(inspection.check, gathered)
     else:
         body, status, why = inspection.check(gathered)

@@ -97,7 +97,6 @@ from airlock.egress.http1 import (
 from airlock.egress.response import DROPPED_FOR_HTTP10, client_connection, cut_off, hop_by_hop
 from airlock.egress.scan import (
     BUSY,
-    IN_WORKER,
     MAX_GATHERED,
     TOO_LARGE,
     BodyCount,
@@ -106,6 +105,7 @@ from airlock.egress.scan import (
     Uncheckable,
     blocked_reason,
     check_gathered,
+    check_in_worker,
     header_refusal,
     header_secrets,
     path_refusal,
@@ -673,7 +673,9 @@ class InspectedConnection:
             mark = held.size
             try:  # a large body in a worker thread: the other connections go on meanwhile
                 gathered, secrets, decoded = (
-                    await asyncio.to_thread(check) if len(payload) > IN_WORKER else check()
+                    await asyncio.to_thread(check)
+                    if check_in_worker(payload, encoding)
+                    else check()
                 )
             except Uncheckable as error:
                 fields["secrets"] = error.secrets

@@ -82,6 +82,16 @@ a value): 64 characters, in UTF-32 (four bytes each) or percent-escaped (three) 
 IN_WORKER = 64 * 1024
 """The last window of a body is scanned in a worker thread from this size on (a small one is
 scanned on the loop: handing it over would cost more than the scan)."""
+
+
+def check_in_worker(body: bytes, encoding: bytes | None) -> bool:
+    """Whether a gathered ``body`` is checked (:func:`check_gathered`) in a worker thread, not
+    on the event loop: one of :data:`IN_WORKER` bytes or more, or one with a
+    ``Content-Encoding`` (``encoding``), whatever its size: 60 KB of gzip decode to 60 MiB,
+    whose check took 17 s on the loop, every connection and the run's end held meanwhile."""
+    return len(body) > IN_WORKER or bool(encoding)
+
+
 MAX_GATHERED = 64 * 1024 * 1024
 """The largest body gathered whole for ``--secrets redact`` or ``block``."""
 TOO_LARGE = f"body over {MAX_GATHERED} bytes cannot be checked for secrets"
