@@ -27,6 +27,7 @@ from airlock.egress.flows import (
 )
 from airlock.egress.inspect import Inspector
 from airlock.policy import FlowId, decide
+from airlock.policy.endpoints import flow_hosts
 from tests.egress.harness import NOW
 from tests.policy.helpers import context
 
@@ -162,3 +163,23 @@ def test_startup_config_goes_where_the_reference_sends_it(
     """Observed still sent with telemetry off: allowed."""
     verdict = verdict_for(method, API, target, decide(context(environ)))
     assert verdict.flow == FlowId.STARTUP_CONFIG and verdict.allowed
+
+
+def test_bedrocks_inference_profiles_are_the_models_and_its_host_is_let_out() -> None:
+    """On Bedrock the reference asks the region's control plane for the account's inference
+    profiles (``GET bedrock.REGION.amazonaws.com/inference-profiles``) before its first model
+    request: that request is the model's, and its host is one the proxy lets out by
+    default, as ``airlock flows --json`` says (it was refused: no rule named the host)."""
+    from airlock.egress.rules import default_rules
+
+    environ = {"CLAUDE_CODE_USE_BEDROCK": "1", "AWS_REGION": "us-east-1"}
+    ctx = context(environ)
+    decisions = decide(ctx)
+    control = "bedrock.us-east-1.amazonaws.com"
+    assert (FlowId.MODEL_REQUESTS, control) in flow_hosts(ctx, decisions)
+    assert any(rule.covers(control, 443) for rule in default_rules(ctx, decisions))
+    target = "/inference-profiles?type=SYSTEM_DEFINED&maxResults=1000"
+    assert classify("GET", control, target) == FlowId.MODEL_REQUESTS
+    assert verdict_for("GET", control, target, decisions).allowed
+    gateway = "bedrock-gw.example"
+    assert classify("GET", gateway, target, api_hosts={API, gateway}) == FlowId.MODEL_REQUESTS

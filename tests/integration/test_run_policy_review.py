@@ -105,7 +105,8 @@ def test_flows_json_names_the_hosts_a_run_lets_out(tmp_path: Path) -> None:
     )
     assert listed == sorted(start["default_allow"])
     assert {flow["id"]: flow["hosts"] for flow in flows}["model_requests"] == [
-        "bedrock-runtime.eu-west-1.amazonaws.com"
+        "bedrock-runtime.eu-west-1.amazonaws.com",
+        "bedrock.eu-west-1.amazonaws.com",
     ]
 
 

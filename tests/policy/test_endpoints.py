@@ -68,14 +68,21 @@ def test_vertex_every_region_the_reference_uses() -> None:
 @pytest.mark.parametrize(
     ("environ", "hosts"),
     [
-        ({"AWS_DEFAULT_REGION": "eu-north-1"}, ["bedrock-runtime.eu-north-1.amazonaws.com"]),
+        (
+            {"AWS_DEFAULT_REGION": "eu-north-1"},
+            ["bedrock-runtime.eu-north-1.amazonaws.com", "bedrock.eu-north-1.amazonaws.com"],
+        ),
         (
             {"AWS_REGION": "not a region", "AWS_DEFAULT_REGION": "eu-north-1"},
-            ["bedrock-runtime.eu-north-1.amazonaws.com"],
+            ["bedrock-runtime.eu-north-1.amazonaws.com", "bedrock.eu-north-1.amazonaws.com"],
         ),
         (
             {"AWS_REGION": "us-west-2", "ANTHROPIC_SMALL_FAST_MODEL_AWS_REGION": "us-east-1"},
-            ["bedrock-runtime.us-west-2.amazonaws.com", "bedrock-runtime.us-east-1.amazonaws.com"],
+            [
+                "bedrock-runtime.us-west-2.amazonaws.com",
+                "bedrock-runtime.us-east-1.amazonaws.com",
+                "bedrock.us-west-2.amazonaws.com",
+            ],
         ),
         (
             {"ANTHROPIC_SMALL_FAST_MODEL_AWS_REGION": "us-east-1"},
@@ -94,10 +101,14 @@ def test_bedrock_regions_as_the_reference_reads_them(
 ) -> None:
     """Bedrock's region is ``AWS_REGION``, else ``AWS_DEFAULT_REGION`` (the reference's
     order, a value that is no region passed over); the small, fast model's region
-    (``ANTHROPIC_SMALL_FAST_MODEL_AWS_REGION``) is a model host too."""
+    (``ANTHROPIC_SMALL_FAST_MODEL_AWS_REGION``) is a model host too; so is the region's
+    control plane, where the reference lists the inference profiles."""
     assert _hosts({**BEDROCK, **environ}) == hosts
     both = {"AWS_REGION": "us-west-2", "AWS_DEFAULT_REGION": "eu-north-1"}
-    assert _hosts({**BEDROCK, **both}) == ["bedrock-runtime.us-west-2.amazonaws.com"]
+    assert _hosts({**BEDROCK, **both}) == [
+        "bedrock-runtime.us-west-2.amazonaws.com",
+        "bedrock.us-west-2.amazonaws.com",
+    ]
 
 
 def test_the_surveys_own_collector_is_its_host_in_otel_only_mode() -> None:

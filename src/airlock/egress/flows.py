@@ -477,6 +477,21 @@ CLAUDE_CODE: tuple[Signature, ...] = (
         "the model on Amazon Bedrock",
     ),
     Signature(
+        "GET",
+        "bedrock.*",
+        "/inference-profiles",
+        FlowId.MODEL_REQUESTS,
+        "Amazon Bedrock's inference profiles, asked for by the reference before its first model "
+        "request (seen with Claude Code 2.1.328 through airlock's inspection)",
+    ),
+    Signature(
+        "GET",
+        API_HOST,
+        "/inference-profiles",
+        FlowId.MODEL_REQUESTS,
+        "Amazon Bedrock's inference profiles through a gateway (ANTHROPIC_BEDROCK_BASE_URL)",
+    ),
+    Signature(
         "POST",
         "*.googleapis.com",
         "/v1/projects/",

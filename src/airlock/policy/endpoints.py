@@ -114,7 +114,9 @@ def model_at_vendor_api(context: Context, provider: Provider) -> bool:
 def _model_hosts(context: Context, provider: Provider) -> tuple[str, ...]:
     """The provider's model hosts: its base URL's when set (:data:`BASE_URL_VARIABLES`); for
     Bedrock the region's (:data:`BEDROCK_REGION_VARIABLES`) and the small, fast model's
-    (:data:`BEDROCK_FAST_MODEL_REGION`), for Foundry the resource's
+    (:data:`BEDROCK_FAST_MODEL_REGION`) runtime hosts, and the region's control plane
+    (``bedrock.REGION.amazonaws.com``, where the reference asks for the account's inference
+    profiles, ``GET /inference-profiles``, before its first model request), for Foundry the resource's
     (``ANTHROPIC_FOUNDRY_RESOURCE``); else the table's. None when nothing names it: the user
     allows it by rule."""
     base = model_base_url(context, provider)
@@ -122,8 +124,11 @@ def _model_hosts(context: Context, provider: Provider) -> tuple[str, ...]:
         host = _hostname(base[1])
         return (host,) if host else ()
     if provider is Provider.BEDROCK:
-        regions = (_bedrock_region(context), _label(context, BEDROCK_FAST_MODEL_REGION))
-        hosts = (f"bedrock-runtime.{region}.amazonaws.com" for region in regions if region)
+        region = _bedrock_region(context)
+        regions = (region, _label(context, BEDROCK_FAST_MODEL_REGION))
+        hosts = [f"bedrock-runtime.{each}.amazonaws.com" for each in regions if each]
+        if region:  # the control plane: the reference lists the inference profiles there
+            hosts.append(f"bedrock.{region}.amazonaws.com")
         return tuple(dict.fromkeys(hosts))
     if provider is Provider.FOUNDRY:
         resource = _label(context, "ANTHROPIC_FOUNDRY_RESOURCE")
