@@ -14,6 +14,11 @@ the proxy and reads what came back, and failed before its fix.
   Inside inspected TLS, an origin's connection that ended without ``close_notify`` ended
   such a body as a whole one, recorded without an error and closed to the client with a
   ``close_notify`` of airlock's. The client's connection is now cut (a reset).
+- inside inspected TLS, bytes that came on the connection to the origin before its TLS began
+  (an upstream proxy's after its ``200`` to the ``CONNECT``, or anyone's on the way) stayed
+  in the stream ahead of what TLS carried, and were read and passed on as the origin's
+  answer: an answer the origin's verified certificate never covered. Now no request goes on
+  such a connection; the client is answered ``502``.
 """
 
 from __future__ import annotations
@@ -28,9 +33,9 @@ from pathlib import Path
 
 import pytest
 
-from airlock.egress.inspected import TRUNCATED
-from tests.egress.harness import established_tunnel, inspected_setup
-from tests.egress.loopback import LoopbackServer
+from airlock.egress.inspected import BEFORE_TLS, TRUNCATED
+from tests.egress.harness import established_tunnel, inspected_setup, inspected_tls, until_closed
+from tests.egress.loopback import LoopbackServer, tls_answering_ok
 from tests.egress.origin import config, running
 from tests.egress.test_framing_review_smuggling_second import (
     WAIT,
@@ -203,3 +208,80 @@ def test_inside_tls_a_body_ending_at_the_close_needs_the_origins_close_notify(
         assert record["error"] is None
     else:
         assert error in str(record["error"])
+
+
+class ForgingUpstreamProxy(LoopbackServer):
+    """An upstream proxy on 127.0.0.1 that answers each ``CONNECT`` ``200`` with ``FORGED``
+    in the same write (a cleartext answer, as if from the origin), then copies bytes both
+    ways between the client and the origin asked for."""
+
+    def serve(self, conn: socket.socket) -> None:
+        with contextlib.suppress(OSError), conn:
+            conn.settimeout(WAIT)
+            head = b""
+            while b"\r\n\r\n" not in head and (piece := conn.recv(1)):
+                head += piece
+            port = int(head.split(b" ")[1].rsplit(b":", 1)[1])
+            with socket.create_connection(("127.0.0.1", port), timeout=WAIT) as origin:
+                conn.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n" + FORGED)
+                conn.settimeout(0.05)
+                origin.settimeout(0.05)
+                deadline = time.monotonic() + WAIT
+                while time.monotonic() < deadline:  # both ways, until one side ends
+                    for source, sink in ((conn, origin), (origin, conn)):
+                        try:
+                            data = source.recv(65536)
+                        except TimeoutError:
+                            continue
+                        if not data:
+                            return
+                        sink.sendall(data)
+
+
+class ForgingOrigin(LoopbackServer):
+    """A TLS origin on 127.0.0.1 that writes ``FORGED`` in the clear as the connection
+    opens, before its TLS handshake (anyone on the way could), then answers ``ok`` inside."""
+
+    def __init__(self, tls: ssl.SSLContext) -> None:
+        self.tls = tls
+        super().__init__()
+
+    def serve(self, conn: socket.socket) -> None:
+        with contextlib.suppress(OSError), conn:
+            conn.settimeout(WAIT)
+            conn.sendall(FORGED)
+            with self.tls.wrap_socket(conn, server_side=True) as stream:
+                stream.recv(65536)
+                stream.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+
+
+@pytest.mark.parametrize("where", ["upstream_proxy", "origin"])
+def test_inside_tls_bytes_from_before_the_origins_tls_are_not_its_answer(
+    tmp_path: Path, where: str
+) -> None:
+    """An upstream proxy's bytes after its ``200`` were passed on as the origin's answer.
+    Bytes written before the origin's handshake race it: they reach the stream (then the
+    same forgery) or TLS (which fails); either way the client is now answered ``502``."""
+    origin_ca, bundle, inspection = inspected_setup(tmp_path, {"DISABLE_TELEMETRY": "1"})
+    context = origin_ca.server_context("localhost")
+    with contextlib.ExitStack() as stack:
+        if where == "upstream_proxy":
+            port, received = stack.enter_context(tls_answering_ok(context))
+            chained = stack.enter_context(contextlib.closing(ForgingUpstreamProxy()))
+            upstream = {"upstream_proxy": f"http://127.0.0.1:{chained.port}", "no_proxy": ""}
+        else:
+            port = stack.enter_context(contextlib.closing(ForgingOrigin(context))).port
+            received, upstream = [], {}
+        cfg = config(tmp_path, inspection=inspection, **upstream)
+        url, _ = stack.enter_context(running(cfg))
+        with inspected_tls(url, bundle, port) as tls:
+            tls.sendall(b"GET /x HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            answer = until_closed(tls)
+        time.sleep(0.05)  # the record is written as the connection ends
+    assert b"FORGED" not in answer
+    assert answer.startswith(b"HTTP/1.1 502 "), answer[:300]
+    assert received == []  # no request went on that connection
+    [record] = _requests(cfg.audit_log)
+    assert record["status"] == 502
+    if where == "upstream_proxy":  # the origin's, on the way, may also fail TLS itself
+        assert BEFORE_TLS in str(record["error"])

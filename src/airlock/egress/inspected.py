@@ -617,19 +617,28 @@ class InspectedConnection:
 
         What came is counted by the dialled stream's :class:`UpstreamProtocol`, which the TLS
         started on it hands the decrypted bytes; a connection whose protocol does not count
-        (another dialler's) is used for one request only.
+        (another dialler's) is used for one request only. The dial leaves nothing unread on
+        the connection (the tunnel's dial refuses it, :data:`BEFORE_TLS`), and nothing may
+        come while TLS starts: what did would be in the stream's reader, ahead of what TLS
+        carries, and read as the origin's answer.
+
+        Raises:
+            ConnectionError: bytes came outside TLS (:data:`BEFORE_TLS`), or the dial failed.
         """
         if self.up is not None and self.up.reusable and not stale(self.up):
             return self.up
         self.retire()
         reader, writer = await self.dial(self.host, self.port)
         protocol = writer.transport.get_protocol()
+        counting = protocol if isinstance(protocol, UpstreamProtocol) else None
+        before = counting.received if counting is not None else 0
         try:
             await writer.start_tls(self.inspector.upstream, server_hostname=self.host)
+            if counting is not None and counting.received != before:
+                raise ConnectionError(BEFORE_TLS)  # came as TLS was starting, or unasked
         except BaseException:
             writer.close()
             raise
-        counting = protocol if isinstance(protocol, UpstreamProtocol) else None
         self.up = Upstream(self.host, self.port, reader, writer, reusable=counting is not None)
         if counting is not None:  # what came before TLS (an upstream proxy's answer) is no answer
             self.up.protocol, self.up.taken = counting, counting.received
@@ -1049,6 +1058,13 @@ class InspectedConnection:
             self.retire()
         return status, total, client_keeps and not until_close
 
+
+BEFORE_TLS = (
+    "bytes came on the connection to the origin before its TLS began (after the upstream "
+    "proxy's answer to the CONNECT, if any): read after it, they would pass for the origin's "
+    "answer, which TLS did not carry; not read"
+)
+"""Why a connection to an inspected origin is not used (:meth:`InspectedConnection._upstream`)."""
 
 TRUNCATED = (
     "the origin's connection ended without TLS's close_notify, where its answer's body ends "

@@ -453,7 +453,10 @@ class Proxy:
 
     async def _chain_answer(self, upstream: Upstream, proxy: UpstreamProxy, asked: str) -> bytes:
         """The status line of the upstream proxy's final answer to ``asked`` (interim ``1xx``
-        answers passed over), its head read whole, within ``connect_timeout`` seconds.
+        answers passed over), its head read whole, within ``connect_timeout`` seconds. The
+        heads' bytes are counted as taken (:attr:`Upstream.taken`): what came beyond them
+        is the destination's, or no answer at all (:func:`~airlock.egress.connection.stale`
+        tells; inside TLS to be inspected, nothing may come before it).
 
         Raises:
             Refusal: ``504`` when it is not there in time; ``502`` when the upstream proxy
@@ -464,6 +467,7 @@ class Proxy:
             async with asyncio.timeout(timeout):
                 while True:
                     answer = await upstream.reader.readuntil(b"\r\n\r\n")
+                    upstream.taken += len(answer)
                     status_line = answer.split(b"\r\n", 1)[0]
                     status = _status(status_line)
                     if status is None or status >= 200:

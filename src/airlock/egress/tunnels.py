@@ -20,6 +20,7 @@ from airlock.egress.connection import (
     Refusal,
     Upstream,
     new_record,
+    stale,
 )
 from airlock.egress.framing import HttpError
 from airlock.egress.http1 import RequestHead
@@ -244,8 +245,12 @@ async def _inspect(client: Client, head: RequestHead, host: str) -> None:
     assert proxy.inspector is not None  # checked by the caller
     if client.parser.tunnel_data:
         raise Refusal(400, "TLS sent before the CONNECT was answered: cannot be inspected")
+    from airlock.egress.inspected import BEFORE_TLS  # loaded with the inspector
 
     async def dial(_host: str, port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """The connection TLS to the origin starts on, with nothing unread on it: bytes
+        there (an upstream proxy's after its ``200``) would be read, once TLS began, as the
+        origin's answer, which TLS never carried (:data:`BEFORE_TLS`)."""
         try:
             decision, address = await proxy.admit(host, port)
             upstream = await proxy.dial(decision.host, port, address)
@@ -256,6 +261,8 @@ async def _inspect(client: Client, head: RequestHead, host: str) -> None:
                 raise HttpError(refusal.status, refusal.reason) from None
             raise ConnectionError(refusal.reason) from None  # the origin not reached
         client.upstream = upstream
+        if stale(upstream):
+            raise ConnectionError(BEFORE_TLS)
         return upstream.reader, upstream.writer
 
     await proxy.inspector.intercept(
