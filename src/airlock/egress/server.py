@@ -23,7 +23,8 @@ rate limit) with the reason and how to allow it, and the client connection is cl
 connection's last activity is noted; a watchdog closes those idle longer than the limit, and
 those that have not sent a whole request head ``head_seconds`` after opening or after their
 previous answer (``408`` to one that sent part of it, or only blank lines).
-If the audit log fails, :meth:`Proxy.fail` stops the listeners and aborts every connection.
+If the audit log fails, or the run's records pass their cap (``Limits.max_log_bytes``),
+:meth:`Proxy.stop` ends every connection, and each new one is answered ``503`` saying why.
 
 Here: :class:`Proxy`, what one run shares (rules, limits, counters, admission and dialling).
 Each connection is a :class:`~airlock.egress.client.Client`; its tunnels are carried by
