@@ -49,6 +49,9 @@ MODEL_CALLS = [
     ("POST", "/v1/%6Dessages"),
     ("POST", "/gw/anthropic/v1/messages"),  # below a prefix
     ("GET", "/v1/models"),
+    ("POST", "/v1/complete"),
+    ("POST", "/v1/files"),
+    ("GET", "/v1/files/file_011/content"),
     ("POST", "/model/anthropic.claude/invoke"),
     ("POST", "/v1/projects/p/locations/us/publishers/anthropic/models/m:rawPredict"),
 ]

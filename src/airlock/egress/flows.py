@@ -307,6 +307,20 @@ _STARTUP = (
 CLAUDE_CODE: tuple[Signature, ...] = (
     Signature("POST", API_HOST, "/v1/messages", FlowId.MODEL_REQUESTS, "the model (observed)"),
     Signature("GET", API_HOST, "/v1/models", FlowId.MODEL_REQUESTS, "the model list"),
+    Signature(
+        "POST",
+        API_HOST,
+        "/v1/complete",
+        FlowId.MODEL_REQUESTS,
+        "the model's older text-completion endpoint (in the agent's program, with its SDK)",
+    ),
+    Signature(
+        "*",
+        API_HOST,
+        "/v1/files",
+        FlowId.MODEL_REQUESTS,
+        "files given to the model (the Files API, in the agent's program, with its SDK)",
+    ),
     Signature("*", API_HOST, "/api/oauth/", FlowId.MODEL_REQUESTS, "sign-in for the model API"),
     Signature("GET", API_HOST, "/api/claude_code/settings", FlowId.STARTUP_CONFIG, _STARTUP),
     Signature("GET", API_HOST, "/api/claude_code/policy_limits", FlowId.STARTUP_CONFIG, _STARTUP),
@@ -511,7 +525,9 @@ _ANY_PREFIX = frozenset({API_HOST, "*"})
 """Hosts of the rows whose paths a gateway may serve under a prefix of its own: the vendor
 API's, and those of any host (the WebFetch preflight, on the API or its own service)."""
 
-MODEL_CALLS = frozenset({"/v1/messages", "/v1/models", "/model/", "/projects/"})
+MODEL_CALLS = frozenset(
+    {"/v1/messages", "/v1/models", "/v1/complete", "/v1/files", "/model/", "/projects/"}
+)
 """The paths of the vendor API's rows that are the model itself (prompts and outputs), not
 sign-in: on the vendor's own host (:data:`DEFAULT_API_HOSTS`) a request of one is refused
 when the engine sends model requests elsewhere (its ``model_requests`` decision's
