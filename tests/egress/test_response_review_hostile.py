@@ -7,6 +7,10 @@ the proxy and reads what came back, and failed before its fix.
   Node's client (llhttp, as airlock) takes it for the final answer, with a body by its
   length, and a client that does reads the second answer, the destination's bytes, as the
   answer to its next request, maybe to another host.
+- an HTTP/1.0 response with ``Transfer-Encoding: chunked`` (HTTP/1.0 has none: its framing
+  is faulty) was passed on read as chunked, with ``Connection: keep-alive`` for the client
+  (inside inspected TLS too), while Go's client ignores the header there and reads the body
+  to a close that did not come. It is now refused ``502`` unsent, as such a request is.
 - an answer that failed after its head went ended with the client's connection closed, as a
   whole answer ends: a body that ends at the close (no length; to an HTTP/1.0 client, every
   body, a chunked one decoded) looked whole, a part taken for the answer. An HTTP/1.0
@@ -37,6 +41,7 @@ from airlock.egress.inspected import BEFORE_TLS, TRUNCATED
 from tests.egress.harness import established_tunnel, inspected_setup, inspected_tls, until_closed
 from tests.egress.loopback import LoopbackServer, tls_answering_ok
 from tests.egress.origin import config, running
+from tests.egress.test_framing_review_smuggling import _inspected
 from tests.egress.test_framing_review_smuggling_second import (
     WAIT,
     _exchange,
@@ -79,6 +84,31 @@ def test_a_status_below_100_is_refused_not_taken_for_an_interim_answer(
     assert record["status"] == 502
     assert record["bytes_in"] == len(answer)
     assert "below 100" in str(record["error"])
+
+
+HTTP10_CHUNKED = b"HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n"
+"""An HTTP/1.0 answer framed by chunks, which HTTP/1.0 does not have."""
+
+
+def test_an_http10_response_with_transfer_encoding_is_refused(tmp_path: Path) -> None:
+    cfg = config(tmp_path)
+    with canned_origin(HTTP10_CHUNKED) as origin, running(cfg) as (url, _):
+        answer, _ = _exchange(url, b"GET http://127.0.0.1:%d/a HTTP/1.1\r\n\r\n" % origin.port)
+    assert answer.startswith(b"HTTP/1.1 502 "), answer[:300]
+    assert b"HTTP/1.0 (or older) with Transfer-Encoding 'chunked'" in answer
+    assert b"\r\n\r\n2\r\nok" not in answer
+    [record] = _requests(cfg.audit_log)
+    assert (record["status"], record["bytes_in"]) == (502, len(answer))
+
+
+def test_inside_tls_an_http10_response_with_transfer_encoding_is_refused(tmp_path: Path) -> None:
+    answer, _, records = _inspected(
+        tmp_path, b"GET /a HTTP/1.1\r\nHost: localhost\r\n\r\n", canned=HTTP10_CHUNKED
+    )
+    assert answer.startswith(b"HTTP/1.1 502 "), answer[:300]
+    assert b"Transfer-Encoding in an HTTP/1.0 response: refused" in answer
+    [record] = records
+    assert (record["status"], record["bytes_in"]) == (502, len(answer))
 
 
 class CuttingOrigin(LoopbackServer):

@@ -196,10 +196,11 @@ class Head:
         Raises:
             HttpError: Both ``Content-Length`` and ``Transfer-Encoding``, several different
                 lengths, a length that is not a number, a coding other than ``chunked``, or
-                (a request) ``Transfer-Encoding`` in HTTP/1.0, which has no chunked framing
-                (RFC 9112 §6.1: the framing is faulty; Go's server ignores the header there
-                and would read the chunks as the next request). ``400`` (``501`` for a
-                coding) for a request, ``502`` for a response: the origin's fault.
+                ``Transfer-Encoding`` in HTTP/1.0, which has no chunked framing (RFC 9112
+                §6.1: the framing is faulty; Go's server and client ignore the header there:
+                its server would read the chunks as the next request, its client read the
+                body to the close). ``400`` (``501`` for a coding) for a request, ``502`` for
+                a response: the origin's fault.
         """
         bad = 400 if self.request else 502
         lengths = {v.strip() for k, v in self.headers if k.lower() == b"content-length"}
@@ -207,11 +208,13 @@ class Head:
         if lengths and codings:
             raise HttpError(bad, "both Content-Length and Transfer-Encoding: refused (smuggling)")
         if codings:
-            if self.request and self.first[2] == b"HTTP/1.0":
+            if self.first[2 if self.request else 0] == b"HTTP/1.0":
+                what = "request" if self.request else "response"
                 raise HttpError(
                     bad,
-                    "Transfer-Encoding in an HTTP/1.0 request: refused (HTTP/1.0 has no "
-                    "chunked framing; servers read its body apart)",
+                    f"Transfer-Encoding in an HTTP/1.0 {what}: refused (HTTP/1.0 has no "
+                    f"chunked framing; {'servers' if self.request else 'clients'} read its "
+                    "body apart)",
                 )
             if [c.strip().lower() for c in codings] != [b"chunked"]:
                 raise HttpError(

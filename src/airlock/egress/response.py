@@ -39,7 +39,11 @@ A response with a body whose ``Transfer-Encoding`` does not end in ``chunked`` (
 and as nginx refuses it: RFC 9112 §6.3 ends such a body at the close, but clients read it
 apart (Ruby's ``Net::HTTP`` takes any ``chunked`` in the value for chunked framing, Go and h11
 refuse it), and one that takes it for chunked ends it early and reads the rest, the
-destination's bytes, as the answer to its next request, maybe to another host.
+destination's bytes, as the answer to its next request, maybe to another host. So does an
+HTTP/1.0 response with a ``Transfer-Encoding``, which HTTP/1.0 does not have (RFC 9112 §6.1:
+its framing is faulty): llhttp reads its chunks, and the proxy said ``Connection:
+keep-alive`` for the client after it, while Go's client ignores the header there and reads
+the body to the close, the chunks' framing in it, waiting for a close that did not come.
 
 A response whose status is below ``100`` fails too (:class:`BadStatus`), before any of it
 reached the client: llhttp takes ``HTTP/1.1 000`` and reads a body after it by its length,
@@ -194,9 +198,18 @@ class HeadTooLarge(Exception):
 
 class UnsupportedCoding(Exception):
     """The destination's response has a body framed by a ``Transfer-Encoding`` whose last
-    coding is not ``chunked`` (see :mod:`the module <airlock.egress.response>`)."""
+    coding is not ``chunked``, or by one at all in HTTP/1.0 (``http10``; see :mod:`the module
+    <airlock.egress.response>`)."""
 
-    def __init__(self, codings: list[bytes]) -> None:
+    def __init__(self, codings: list[bytes], *, http10: bool = False) -> None:
+        if http10:
+            super().__init__(
+                "the destination's response is HTTP/1.0 (or older) with Transfer-Encoding "
+                f"{named_codings(codings)}, which HTTP/1.0 does not have (its framing is "
+                "faulty, RFC 9112 section 6.1): clients read its body apart (as chunked, or to "
+                "the close as Go's does); not passed on"
+            )
+            return
         super().__init__(
             f"the destination's response has Transfer-Encoding {named_codings(codings)}, whose "
             "last coding is not chunked: its body would end only where the connection does, "
@@ -363,6 +376,9 @@ class ResponseWatcher:
             last = b",".join(self._codings).rsplit(b",", 1)[-1]  # as llhttp reads it
             if last.strip().lower() != b"chunked":
                 self.unsupported = UnsupportedCoding(self._codings)
+                return
+            if self.parser.get_http_version() != "1.1":  # llhttp reads HTTP/1.0 chunks too
+                self.unsupported = UnsupportedCoding(self._codings, http10=True)
                 return
         if self.for_http10:
             self._out.append(http10_head(status, self._reason, self._headers, self._chunked))
