@@ -124,10 +124,10 @@ class Proxy:
         self.hosts: dict[str, HostStats] = {}
         self.turned_away: Counter[str] = Counter()
         """Connections answered ``503`` before a byte of theirs was read (at
-        ``max_connections``, or once traffic stopped: :meth:`stop`), by reason. Counted, not recorded
-        one by one: a flood of connections, which the limit exists to turn away cheaply,
-        would otherwise fill the log (and a failed log takes no record). The run's record and
-        report carry the counts."""
+        ``max_connections``, or once traffic stopped: :meth:`stop`), by reason. Counted, not
+        recorded one by one: a flood of connections, which the limit exists to turn away
+        cheaply, would otherwise fill the log (and a failed log takes no record). The run's
+        record and report carry the counts."""
         self.clients: dict[Client, asyncio.Task[Any] | None] = {}
         """The open connections, each with the task that serves it."""
         self.servers: list[asyncio.Server] = []
