@@ -5,6 +5,7 @@ under way is still recorded (the real proxy on loopback, a log in a temp folder)
 
 from __future__ import annotations
 
+import contextlib
 import socket
 from pathlib import Path
 
@@ -38,7 +39,8 @@ def test_a_flood_of_refused_requests_stops_traffic_at_the_cap_and_says_why(
         assert tunnel.recv(1024).startswith(b"HTTP/1.1 200")
         answers = [_refused(url) for _ in range(40)]  # 400 KB of records without the cap
         tunnel.settimeout(10)
-        assert tunnel.recv(1024) == b""  # ended when traffic stopped
+        with contextlib.suppress(ConnectionResetError):  # ended when traffic stopped
+            assert tunnel.recv(1024) == b""
         tunnel.close()
         report = proxy.close({"command": ["test"], "exit_code": 0})
     why = "this run's audit records passed their cap of 195.3 KiB"
