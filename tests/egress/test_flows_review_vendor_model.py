@@ -121,8 +121,6 @@ def test_the_model_call_goes_to_the_hosts_the_engine_names(environ: dict[str, st
 
 STARTUP = [
     ("GET", "/api/claude_cli/bootstrap"),
-    ("GET", "/api/claude_code/settings"),
-    ("GET", "/api/claude_code/policy_limits"),
     ("GET", "/api/claude_code_penguin_mode"),
     ("GET", "/api/directory/server-urls"),
     ("GET", "/mcp-registry/v0/servers?version=latest"),
@@ -186,3 +184,55 @@ def test_bedrocks_inference_profiles_are_the_models_and_its_host_is_let_out() ->
     assert verdict_for("GET", control, target, decisions).allowed
     gateway = "bedrock-gw.example"
     assert classify("GET", gateway, target, api_hosts={API, gateway}) == FlowId.MODEL_REQUESTS
+
+
+QUIET = [
+    pytest.param({"CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1"}, id="nonessential"),
+    pytest.param({"CLAUDE_CODE_USE_BEDROCK": "1", "AWS_REGION": "us-east-1"}, id="bedrock"),
+    pytest.param({"CLAUDE_CODE_USE_FOUNDRY": "1"}, id="foundry"),
+]
+UNKNOWN = [
+    ("POST", "/v1/sessions"),
+    ("POST", "/v1/code/sessions/abc/events"),
+    ("GET", "/api/hello"),
+    ("POST", "/api/claude_code_grove"),
+]
+
+
+@pytest.mark.parametrize("environ", QUIET)
+@pytest.mark.parametrize(("method", "target"), UNKNOWN)
+def test_an_unclassified_request_to_the_vendor_api_is_refused_where_it_expects_none(
+    environ: dict[str, str], method: str, target: str
+) -> None:
+    """With non-essential traffic blocked, and on the cloud providers, the reference sends
+    the vendor nothing but the model's requests and the WebFetch preflight (observed): the
+    vendor's host is let out for those, so a request no row names (a session upload, the
+    Files API's cousins) was let out with them. It is refused now, saying why, and the 403
+    names the flow to explain."""
+    decisions = decide(context(environ))
+    verdict = verdict_for(method, API, target, decisions)
+    assert not verdict.allowed and verdict.flow == "unclassified", target
+    assert "startup_config is off" in verdict.reason
+    body = refusal_body(verdict, method, API, target).decode()
+    assert "data flow: unclassified (startup_config is off)" in body
+    assert "airlock flows --explain startup_config" in body
+
+
+@pytest.mark.parametrize("environ", QUIET)
+def test_the_vendors_requests_the_engine_has_on_still_go_there(environ: dict[str, str]) -> None:
+    """The WebFetch preflight goes; an unclassified request to another host is the host
+    rules' as before."""
+    decisions = decide(context(environ))
+    assert verdict_for("GET", API, "/api/web/domain_info?domain=example.org", decisions).allowed
+    assert verdict_for("POST", "gw.example", "/v1/sessions", decisions).allowed
+
+
+@pytest.mark.parametrize(
+    "environ", [pytest.param({}, id="first_party"), pytest.param({"DO_NOT_TRACK": "1"}, id="dnt")]
+)
+@pytest.mark.parametrize(("method", "target"), UNKNOWN)
+def test_an_unclassified_request_to_the_vendor_api_goes_while_startup_config_is_on(
+    environ: dict[str, str], method: str, target: str
+) -> None:
+    """First-party with the start-up configuration on, the host rules decide as before."""
+    assert verdict_for(method, API, target, decide(context(environ))).allowed

@@ -15,6 +15,7 @@ from tests.integration.test_reference_agent import (
     AGENT,
     API_KEY,
     HOST,
+    MODEL_STREAM,
     VERSION,
     _agent_version,
     stand_ins,
@@ -67,3 +68,44 @@ def test_startup_config_is_refused_when_the_policy_blocks_nonessential_traffic(
     assert not any(path.split("?")[0] in STARTUP for path in vendor_seen), vendor_seen
     model = [r for r in inspected if str(r["path"]).startswith("/v1/messages")]
     assert model and {(r["flow"], r["decision"]) for r in model} == {("model_requests", "allow")}
+
+
+def test_the_organisations_policy_still_reaches_the_agent_with_nonessential_traffic_blocked(
+    tmp_path: Path, project: Path
+) -> None:
+    """Told ``CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC`` and talking to the vendor's API
+    itself (no ``ANTHROPIC_BASE_URL``), the reference still asks for the organisation's
+    remote managed settings and policy limits: they go (named ``model_requests``), nothing
+    it sends is refused, and the report flags no difference."""
+    assert _agent_version() == VERSION, "run scripts/setup.sh --dev to install the agent"
+    (project / ".claude" / "commands").mkdir(parents=True)
+    log = tmp_path / "audit.jsonl"
+    report = tmp_path / "report.json"
+    with stand_ins(tmp_path) as (_site, vendor, router):
+        vendor.answers["/v1/messages"] = ("text/event-stream", MODEL_STREAM)
+        done = airlock(
+            "run", "--audit-log", str(log), "--report-json", str(report),
+            "--upstream-proxy", f"http://127.0.0.1:{router.server_address[1]}",
+            "--allow", "api.anthropic.com", "--inspect", "api.anthropic.com",
+            "--upstream-ca", str(tmp_path / "origin.pem"),
+            "--ro", str(AGENT), "--env", "ANTHROPIC_API_KEY",
+            "--env", "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC",
+            "--", str(AGENT / "node_modules" / ".bin" / "claude"), "-p", "say hi",
+            env={
+                "ANTHROPIC_API_KEY": API_KEY,
+                "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+                "DISABLE_AUTOUPDATER": "1",
+            },
+            cwd=project, timeout=90,
+        )  # fmt: skip
+        vendor_seen = [path.split("?")[0] for _, path, _ in vendor.seen]
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "hi from the stand-in" in done.stdout
+    done = airlock("audit", "--json", "--audit-log", str(log))
+    inspected = [r for r in json.loads(done.stdout) if r.get("inspected")]
+    assert inspected and all(r["decision"] == "allow" for r in inspected), inspected
+    named = {str(r["path"]).split("?")[0]: r["flow"] for r in inspected}
+    assert named.get("/api/claude_code/settings") == "model_requests", named
+    assert "/api/claude_code/settings" in vendor_seen
+    flows = json.loads(report.read_text())["flows"]
+    assert not [flow for flow in flows if flow["difference"]], flows

@@ -1,5 +1,5 @@
-"""The agent's start-up configuration requests (remote settings, policy limits, bootstrap,
-server URLs, the MCP registry) are a flow of their own: observed still sent with
+"""The agent's start-up configuration requests (bootstrap, feature availability, server URLs,
+the MCP registry) are a flow of their own: observed still sent with
 DISABLE_TELEMETRY or DO_NOT_TRACK, never with CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC ("no
 request at all besides the model's"), nor on Bedrock, Vertex or Foundry ("no request to the
 vendor besides the model's"), even with CLAUDE_CODE_PROVIDER_MANAGED_BY_HOST ("metrics

@@ -22,6 +22,9 @@ A request is refused when any reading of its path, or of a path its query holds
 is off (:func:`off_flow`), at its host or at one a header names (:func:`host_overrides`);
 the vendor API's rows are read so on every inspected host, not only on those the run names
 as the vendor's (:func:`off_rows`).
+An unclassified request to the vendor's own API host is refused while the engine has the
+start-up configuration off (:func:`_vendor_quiet`): the reference then sends it nothing but
+the model's requests and the WebFetch preflight.
 A model call (:data:`MODEL_CALLS`) to the vendor's own API host is refused when the engine
 sends model requests elsewhere (its ``model_requests`` decision's ``vendor_api``: Bedrock,
 Vertex, Foundry, or a base URL naming another host), though the flow is on.
@@ -298,10 +301,18 @@ def _host_matches(pattern: str, host: str, api_hosts: frozenset[str]) -> bool:
 
 
 _STARTUP = (
-    "start-up configuration (remote settings, policy limits, bootstrap, server URLs): observed "
-    "still sent with DISABLE_TELEMETRY, so not metrics, and never with "
+    "start-up configuration (bootstrap, feature availability, server URLs): observed still "
+    "sent with DISABLE_TELEMETRY, so not metrics, and never with "
     "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC nor on Bedrock, Vertex or Foundry: the engine's "
     "startup_config flow"
+)
+_POLICY = (
+    "the organisation's remote managed settings and policy limits: seen sent to the vendor's "
+    "API by Claude Code 2.1.328 with CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC too (through "
+    "airlock's inspection, without ANTHROPIC_BASE_URL), so essential: the organisation's "
+    "policy reaches the agent by them, and refusing them would let it silently stop applying; "
+    "they count with model_requests, which is always on (account and organisation facts, no "
+    "conversation)"
 )
 
 CLAUDE_CODE: tuple[Signature, ...] = (
@@ -322,8 +333,8 @@ CLAUDE_CODE: tuple[Signature, ...] = (
         "files given to the model (the Files API, in the agent's program, with its SDK)",
     ),
     Signature("*", API_HOST, "/api/oauth/", FlowId.MODEL_REQUESTS, "sign-in for the model API"),
-    Signature("GET", API_HOST, "/api/claude_code/settings", FlowId.STARTUP_CONFIG, _STARTUP),
-    Signature("GET", API_HOST, "/api/claude_code/policy_limits", FlowId.STARTUP_CONFIG, _STARTUP),
+    Signature("GET", API_HOST, "/api/claude_code/settings", FlowId.MODEL_REQUESTS, _POLICY),
+    Signature("GET", API_HOST, "/api/claude_code/policy_limits", FlowId.MODEL_REQUESTS, _POLICY),
     Signature("GET", API_HOST, "/api/claude_cli/bootstrap", FlowId.STARTUP_CONFIG, _STARTUP),
     Signature("GET", API_HOST, "/api/claude_code_penguin_mode", FlowId.STARTUP_CONFIG, _STARTUP),
     Signature("GET", API_HOST, "/api/directory/server-urls", FlowId.STARTUP_CONFIG, _STARTUP),
@@ -750,7 +761,31 @@ def verdict_for(
                 return _model_refusal(read.host, decisions)
     if read.flow != UNCLASSIFIED:
         return enforce(read.flow, decisions)
+    quiet = _vendor_quiet(read.host, decisions)
+    if quiet is not None:
+        return quiet
     return enforce(UNCLASSIFIED, decisions, unclassified=_why(read))
+
+
+def _vendor_quiet(host: str, decisions: Decisions) -> Verdict | None:
+    """The refusal of an unclassified request to the vendor's own API host while the engine
+    has the agent's start-up configuration off (``CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC``:
+    "no request at all besides the model's"; Bedrock, Vertex, Foundry: "no request to the
+    vendor besides the model's", as observed): the host is let out then for the model, the
+    WebFetch preflight and the flows that are on, whose requests the table names, and for
+    nothing else. ``None`` on any other host, or while the start-up configuration is on."""
+    decision = decisions[FlowId.STARTUP_CONFIG]
+    if host not in DEFAULT_API_HOSTS or decision.state in SENDING_STATES:
+        return None
+    said = "; ".join(decision.reasons)
+    return Verdict(
+        UNCLASSIFIED,
+        False,
+        str(decision.state),
+        f"no flow signature matches, and the engine expects no request to {host} but those "
+        f"of the flows it has on (flow {decision.id} is {decision.state}), so airlock refused "
+        f"this request: {said}",
+    )
 
 
 def why_unclassified(
@@ -998,12 +1033,16 @@ def refusal_body(
     authority = bracketed(host)
     if port is not None and port != {"https": 443, "http": 80}.get(scheme):
         authority += f":{port}"
+    named, explained = f"{verdict.flow} ({verdict.state})", verdict.flow
+    if verdict.flow == UNCLASSIFIED:  # refused at the vendor's host: _vendor_quiet
+        named = f"{UNCLASSIFIED} ({FlowId.STARTUP_CONFIG} is {verdict.state})"
+        explained = str(FlowId.STARTUP_CONFIG)
     return (
         f"airlock refused {method} {scheme}://{authority}{path.split('?', 1)[0]}\n"
-        f"data flow: {verdict.flow} ({verdict.state})\n"
+        f"data flow: {named}\n"
         f"why: {verdict.reason}\n"
         "To let it through, change the variable or setting named above "
-        "(`airlock flows --explain " + verdict.flow + "` shows them all).\n"
+        "(`airlock flows --explain " + explained + "` shows them all).\n"
     ).encode()
 
 

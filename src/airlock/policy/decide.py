@@ -155,12 +155,14 @@ def _model_requests(context: Context, provider: Provider, terms: AccountTerms) -
 def _startup_config(
     context: Context, provider: Provider, terms: AccountTerms, closed: str | None
 ) -> Decision:
-    """The agent's start-up configuration from the vendor's API (remote settings, policy
-    limits, bootstrap, server URLs, the MCP server registry): observed still sent with
+    """The agent's start-up configuration from the vendor's API (bootstrap, feature
+    availability, server URLs, the MCP server registry): observed still sent with
     ``DISABLE_TELEMETRY`` or ``DO_NOT_TRACK``, never with
     ``CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC`` ("no request at all besides the model's"),
     nor on Bedrock, Vertex or Foundry ("no request to the vendor besides the model's"), with
-    ``CLAUDE_CODE_PROVIDER_MANAGED_BY_HOST`` too ("metrics requests only")."""
+    ``CLAUDE_CODE_PROVIDER_MANAGED_BY_HOST`` too ("metrics requests only"). The
+    organisation's remote managed settings and policy limits are not part of it: the reference
+    fetches them with non-essential traffic blocked too, and they count with the model's."""
     reasons: list[str] = []
     offs: list[str] = []
     if provider.is_cloud_platform:
@@ -182,9 +184,9 @@ def _startup_config(
         state=_off_or(State.ON, reasons, offs),
         reasons=tuple(reasons),
         destination=f"Anthropic ({ANTHROPIC_API})",
-        what="requests for the agent's configuration (remote and organisation settings, policy "
-        "limits, bootstrap, server URLs, the MCP server registry), with account, organisation "
-        "and version facts; no conversation, code or file paths",
+        what="requests for the agent's configuration (bootstrap, feature availability, server "
+        "URLs, the MCP server registry), with account, organisation and version facts; no "
+        "conversation, code or file paths",
         retention=vendor_retention(operational_terms(terms), "Anthropic"),
         training="never: configuration requests only",
     )
