@@ -236,3 +236,22 @@ def test_an_unclassified_request_to_the_vendor_api_goes_while_startup_config_is_
 ) -> None:
     """First-party with the start-up configuration on, the host rules decide as before."""
     assert verdict_for(method, API, target, decide(context(environ))).allowed
+
+
+def test_vertexs_token_exchange_is_the_models_and_its_host_is_let_out() -> None:
+    """With Google credentials (a service account's key), the reference exchanges them for an
+    access token at ``oauth2.googleapis.com`` before its first Vertex AI request: without
+    that host the model flow, on, could not work (``API Error: Proxy refused to open a
+    tunnel: 403``), though ``airlock flows --json`` named only the Vertex hosts. It is a
+    model host now, and the request is the model's."""
+    from airlock.egress.rules import default_rules
+
+    ctx = context({"CLAUDE_CODE_USE_VERTEX": "1", "CLOUD_ML_REGION": "us-east5"})
+    decisions = decide(ctx)
+    token = "oauth2.googleapis.com"
+    assert (FlowId.MODEL_REQUESTS, token) in flow_hosts(ctx, decisions)
+    assert any(rule.covers(token, 443) for rule in default_rules(ctx, decisions))
+    assert classify("POST", token, "/token") == FlowId.MODEL_REQUESTS
+    assert verdict_for("POST", token, "/token", decisions).allowed
+    first_party = context()
+    assert token not in {host for _, host in flow_hosts(first_party, decide(first_party))}

@@ -523,6 +523,14 @@ CLAUDE_CODE: tuple[Signature, ...] = (
         FlowId.MODEL_REQUESTS,
         "the model on Google Cloud Vertex AI",
     ),
+    Signature(
+        "POST",
+        "oauth2.googleapis.com",
+        "/token",
+        FlowId.MODEL_REQUESTS,
+        "Google's token endpoint: the Vertex AI credentials exchanged for an access token before "
+        "the first model request (seen with Claude Code 2.1.328 through airlock's proxy)",
+    ),
 )
 """The reference agent's (Claude Code's) requests, from ``reference/observed.md`` and its docs."""
 

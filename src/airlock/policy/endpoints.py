@@ -25,6 +25,7 @@ MODEL_HOSTS: dict[Provider, tuple[str, ...]] = {
         "*-aiplatform.googleapis.com",
         "aiplatform.googleapis.com",
         "aiplatform.*.rep.googleapis.com",
+        "oauth2.googleapis.com",
     ),
     Provider.FOUNDRY: (),
     Provider.GATEWAY: (),
@@ -32,7 +33,9 @@ MODEL_HOSTS: dict[Provider, tuple[str, ...]] = {
 """Where model requests go, per provider, when no variable names the host (wildcards in the
 web-fetch rule syntax). Vertex's are the reference's for its regions: ``REGION-aiplatform``,
 ``aiplatform`` for ``global`` and ``aiplatform.us.rep`` / ``aiplatform.eu.rep`` for the
-multi-regions (``CLOUD_ML_REGION=us``). Bedrock's and Foundry's are named by variables only
+multi-regions (``CLOUD_ML_REGION=us``), and Google's token endpoint, where the reference
+exchanges the Google credentials (a service account's key, a user's) for an access token
+before its first model request. Bedrock's and Foundry's are named by variables only
 (:func:`_model_hosts`): a wildcard would also let out ``bedrock-runtime.s3.amazonaws.com``
 (an S3 bucket's host, anyone's) or any Azure customer's ``NAME.services.ai.azure.com``."""
 
