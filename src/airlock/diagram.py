@@ -24,7 +24,6 @@ NODE_OF_FLOW = {
     FlowId.WEBFETCH_PREFLIGHT: "domain_safety",
     FlowId.AUTO_UPDATE: "distribution",
     FlowId.LOCAL_TRANSCRIPTS: "disk",
-    FlowId.STARTUP_CONFIG: "anthropic_config",
 }
 
 EDGE_LABELS = {
@@ -37,7 +36,6 @@ EDGE_LABELS = {
     FlowId.WEBFETCH_PREFLIGHT: "hostname only",
     FlowId.AUTO_UPDATE: "install / update",
     FlowId.LOCAL_TRANSCRIPTS: "transcripts",
-    FlowId.STARTUP_CONFIG: "start-up configuration",
 }
 
 ON_COLOUR = "#1f6feb"

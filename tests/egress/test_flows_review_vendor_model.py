@@ -19,7 +19,6 @@ import pytest
 from airlock.egress.ca import RunCA
 from airlock.egress.flows import (
     classify,
-    enforce,
     off_flow,
     off_rows,
     refusal_body,
@@ -142,11 +141,14 @@ STARTUP = [
 def test_startup_config_is_refused_where_the_reference_sends_none(
     environ: dict[str, str], method: str, target: str
 ) -> None:
-    """Each start-up request is named ``startup_config`` and refused where it is off."""
+    """Each start-up request is named ``model_requests`` and refused where the engine has the
+    start-up configuration off, in its words; the 403 says so."""
     decisions = decide(context(environ))
     verdict = verdict_for(method, API, target, decisions)
-    assert verdict.flow == FlowId.STARTUP_CONFIG and not verdict.allowed
-    assert verdict == enforce(FlowId.STARTUP_CONFIG, decisions)
+    assert verdict.flow == FlowId.MODEL_REQUESTS and not verdict.allowed
+    assert "not the agent's start-up configuration" in verdict.reason
+    body = refusal_body(verdict, method, API, target).decode()
+    assert "data flow: model_requests (on; start-up configuration off)" in body
 
 
 @pytest.mark.parametrize(
@@ -163,7 +165,7 @@ def test_startup_config_goes_where_the_reference_sends_it(
 ) -> None:
     """Observed still sent with telemetry off: allowed."""
     verdict = verdict_for(method, API, target, decide(context(environ)))
-    assert verdict.flow == FlowId.STARTUP_CONFIG and verdict.allowed
+    assert verdict.flow == FlowId.MODEL_REQUESTS and verdict.allowed
 
 
 def test_bedrocks_inference_profiles_are_the_models_and_its_host_is_let_out() -> None:
@@ -212,10 +214,10 @@ def test_an_unclassified_request_to_the_vendor_api_is_refused_where_it_expects_n
     decisions = decide(context(environ))
     verdict = verdict_for(method, API, target, decisions)
     assert not verdict.allowed and verdict.flow == "unclassified", target
-    assert "startup_config is off" in verdict.reason
+    assert "the agent's start-up configuration is off" in verdict.reason
     body = refusal_body(verdict, method, API, target).decode()
-    assert "data flow: unclassified (startup_config is off)" in body
-    assert "airlock flows --explain startup_config" in body
+    assert "data flow: unclassified (start-up configuration off)" in body
+    assert "airlock flows --explain model_requests" in body
 
 
 @pytest.mark.parametrize("environ", QUIET)

@@ -112,7 +112,7 @@ def test_python_keeps_the_connection_alive(make_rig) -> None:  # type: ignore[no
             assert answer.startswith(b"HTTP/1.1 200")
     flows = [(r["path"], r["flow"]) for r in rig.wait_records(3)]
     assert flows == [
-        ("/api/claude_cli/bootstrap", "startup_config"),
+        ("/api/claude_cli/bootstrap", "model_requests"),
         ("/api/web/domain_info?domain=…", "webfetch_preflight"),
         ("/x", "unclassified"),
     ]

@@ -1,9 +1,9 @@
 """The real reference agent inside ``airlock run --inspect``, with
 ``CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC`` in airlock's policy but not told to the agent:
-its start-up configuration requests (bootstrap, penguin mode, server URLs) are named
-``startup_config`` and refused, as its metrics are, while the model's go. They were named
-``model_requests`` (always on) and let out, though the reference was observed sending no
-request besides the model's with that variable set."""
+its start-up configuration requests (bootstrap, penguin mode, server URLs) are refused (named
+``model_requests``, whose decision has them off), as its metrics are, while the model's go.
+They were let out, though the reference was observed sending no request besides the model's
+with that variable set."""
 
 from __future__ import annotations
 
@@ -62,7 +62,7 @@ def test_startup_config_is_refused_when_the_policy_blocks_nonessential_traffic(
     startup = [r for r in inspected if str(r["path"]).split("?")[0] in STARTUP]
     assert startup, inspected
     assert {(r["flow"], r["decision"], r["status"]) for r in startup} == {
-        ("startup_config", "deny", 403)
+        ("model_requests", "deny", 403)
     }
     assert all("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC" in str(r["reason"]) for r in startup)
     assert not any(path.split("?")[0] in STARTUP for path in vendor_seen), vendor_seen

@@ -91,7 +91,7 @@ def test_inspected_requests_are_named_enforced_and_scrubbed(tmp_path: Path, proj
     assert [(r["path"], r["flow"], r["decision"], r["status"]) for r in inspected] == [
         ("/v1/messages", "model_requests", "allow", 200),
         ("/api/event_logging/v2/batch", "metrics", "deny", 403),
-        ("/api/claude_cli/bootstrap", "startup_config", "allow", 200),
+        ("/api/claude_cli/bootstrap", "model_requests", "allow", 200),
         ("/api/eval/sdk", "metrics", "deny", 403),
     ]
     for record in inspected:

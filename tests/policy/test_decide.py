@@ -123,7 +123,6 @@ NONESSENTIAL_OFF = (
     "survey_rating",
     "transcript_share",
     "auto_update",
-    "startup_config",
 )
 
 OPT_OUTS = [

@@ -19,7 +19,7 @@ DESCRIPTION = """\
 Decide every data flow for the current directory, environment and settings, and show it.
 
 Flows: model_requests, metrics, error_reporting, feedback_command, survey_rating,
-transcript_share, webfetch_preflight, auto_update, local_transcripts, startup_config.
+transcript_share, webfetch_preflight, auto_update, local_transcripts.
 
 Settings problems are reported on stderr; --json still prints the decisions on stdout.
 """

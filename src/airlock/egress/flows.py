@@ -22,9 +22,10 @@ A request is refused when any reading of its path, or of a path its query holds
 is off (:func:`off_flow`), at its host or at one a header names (:func:`host_overrides`);
 the vendor API's rows are read so on every inspected host, not only on those the run names
 as the vendor's (:func:`off_rows`).
-An unclassified request to the vendor's own API host is refused while the engine has the
-start-up configuration off (:func:`_vendor_quiet`): the reference then sends it nothing but
-the model's requests and the WebFetch preflight.
+The agent's start-up configuration (:data:`STARTUP_PATHS`) counts with ``model_requests``
+and is refused while that decision's ``startup_config`` is false; so is an unclassified
+request to the vendor's own API host then (:func:`_vendor_quiet`): the reference then sends
+it nothing but the model's requests and the WebFetch preflight.
 A model call (:data:`MODEL_CALLS`) to the vendor's own API host is refused when the engine
 sends model requests elsewhere (its ``model_requests`` decision's ``vendor_api``: Bedrock,
 Vertex, Foundry, or a base URL naming another host), though the flow is on.
@@ -303,8 +304,9 @@ def _host_matches(pattern: str, host: str, api_hosts: frozenset[str]) -> bool:
 _STARTUP = (
     "start-up configuration (bootstrap, feature availability, server URLs): observed still "
     "sent with DISABLE_TELEMETRY, so not metrics, and never with "
-    "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC nor on Bedrock, Vertex or Foundry: the engine's "
-    "startup_config flow"
+    "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC nor on Bedrock, Vertex or Foundry; it counts "
+    "with model_requests (account and version facts, no conversation), whose decision's "
+    "startup_config says whether it goes"
 )
 _POLICY = (
     "the organisation's remote managed settings and policy limits: seen sent to the vendor's "
@@ -335,14 +337,14 @@ CLAUDE_CODE: tuple[Signature, ...] = (
     Signature("*", API_HOST, "/api/oauth/", FlowId.MODEL_REQUESTS, "sign-in for the model API"),
     Signature("GET", API_HOST, "/api/claude_code/settings", FlowId.MODEL_REQUESTS, _POLICY),
     Signature("GET", API_HOST, "/api/claude_code/policy_limits", FlowId.MODEL_REQUESTS, _POLICY),
-    Signature("GET", API_HOST, "/api/claude_cli/bootstrap", FlowId.STARTUP_CONFIG, _STARTUP),
-    Signature("GET", API_HOST, "/api/claude_code_penguin_mode", FlowId.STARTUP_CONFIG, _STARTUP),
-    Signature("GET", API_HOST, "/api/directory/server-urls", FlowId.STARTUP_CONFIG, _STARTUP),
+    Signature("GET", API_HOST, "/api/claude_cli/bootstrap", FlowId.MODEL_REQUESTS, _STARTUP),
+    Signature("GET", API_HOST, "/api/claude_code_penguin_mode", FlowId.MODEL_REQUESTS, _STARTUP),
+    Signature("GET", API_HOST, "/api/directory/server-urls", FlowId.MODEL_REQUESTS, _STARTUP),
     Signature(
         "GET",
         API_HOST,
         "/mcp-registry/",
-        FlowId.STARTUP_CONFIG,
+        FlowId.MODEL_REQUESTS,
         "the MCP server registry listing, fetched at start-up (seen through airlock's inspection "
         "with Claude Code 2.1.197 on 2026-12-02: still sent with DISABLE_TELEMETRY, gone with "
         "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC, like the rest of the start-up configuration)",
@@ -565,6 +567,55 @@ def _model_elsewhere(row: Signature, hosts: Iterable[str], decisions: Decisions)
     )
 
 
+STARTUP_PATHS = frozenset(
+    {
+        "/api/claude_cli/bootstrap",
+        "/api/claude_code_penguin_mode",
+        "/api/directory/server-urls",
+        "/mcp-registry/",
+    }
+)
+"""The paths of the vendor API's rows that are the agent's start-up configuration: they count
+with ``model_requests``, and a request of one is refused when that decision's
+``startup_config`` is false (``CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC``; Bedrock, Vertex,
+Foundry; failing closed)."""
+
+STARTUP_OFF = "on; start-up configuration off"
+"""The state a refusal under :data:`STARTUP_PATHS` shows: the flow is on, that part is not."""
+
+
+def _startup_off(row: Signature, decisions: Decisions) -> bool:
+    """Whether ``row`` is one of the agent's start-up configuration requests
+    (:data:`STARTUP_PATHS`) and the engine has them off."""
+    return (
+        row.host == API_HOST
+        and row.path in STARTUP_PATHS
+        and decisions[FlowId.MODEL_REQUESTS].parameters.get("startup_config") is False
+    )
+
+
+def _part_off(row: Signature, hosts: Iterable[str], decisions: Decisions) -> bool:
+    """Whether ``row``'s flow is on but the engine refuses its part of it at ``hosts``: a
+    model call to the vendor's own host while model requests go elsewhere
+    (:func:`_model_elsewhere`), or the start-up configuration while it is off
+    (:func:`_startup_off`)."""
+    return _model_elsewhere(row, hosts, decisions) or _startup_off(row, decisions)
+
+
+def _startup_refusal(decisions: Decisions) -> Verdict:
+    """The refusal of a start-up configuration request while the engine has it off, in the
+    engine's words."""
+    decision = decisions[FlowId.MODEL_REQUESTS]
+    said = "; ".join(decision.reasons)
+    return Verdict(
+        str(decision.id),
+        False,
+        STARTUP_OFF,
+        f"flow {decision.id} is on, but not the agent's start-up configuration, so airlock "
+        f"refused this request: {said}",
+    )
+
+
 def _model_refusal(host: str, decisions: Decisions) -> Verdict:
     """The refusal of a model call to the vendor's own API host while the engine sends model
     requests elsewhere, in the engine's words."""
@@ -767,6 +818,8 @@ def verdict_for(
             row = _first_row(read.table, read.method, read.host, reading, read.hosts)
             if row is not None and _model_elsewhere(row, (read.host,), decisions):
                 return _model_refusal(read.host, decisions)
+            if row is not None and _startup_off(row, decisions):
+                return _startup_refusal(decisions)
     if read.flow != UNCLASSIFIED:
         return enforce(read.flow, decisions)
     quiet = _vendor_quiet(read.host, decisions)
@@ -782,17 +835,17 @@ def _vendor_quiet(host: str, decisions: Decisions) -> Verdict | None:
     vendor besides the model's", as observed): the host is let out then for the model, the
     WebFetch preflight and the flows that are on, whose requests the table names, and for
     nothing else. ``None`` on any other host, or while the start-up configuration is on."""
-    decision = decisions[FlowId.STARTUP_CONFIG]
-    if host not in DEFAULT_API_HOSTS or decision.state in SENDING_STATES:
+    decision = decisions[FlowId.MODEL_REQUESTS]
+    if host not in DEFAULT_API_HOSTS or decision.parameters.get("startup_config") is not False:
         return None
     said = "; ".join(decision.reasons)
     return Verdict(
         UNCLASSIFIED,
         False,
-        str(decision.state),
+        "start-up configuration off",
         f"no flow signature matches, and the engine expects no request to {host} but those "
-        f"of the flows it has on (flow {decision.id} is {decision.state}), so airlock refused "
-        f"this request: {said}",
+        f"of the flows it has on (the agent's start-up configuration is off in flow "
+        f"{decision.id}), so airlock refused this request: {said}",
     )
 
 
@@ -875,10 +928,7 @@ def off_rows(
     return tuple(
         row
         for row in AGENT_SIGNATURES[agent]
-        if (
-            decisions[row.flow].state not in SENDING_STATES
-            or _model_elsewhere(row, (host,), decisions)
-        )
+        if (decisions[row.flow].state not in SENDING_STATES or _part_off(row, (host,), decisions))
         and _host_matches(row.host, host, as_api)
     )
 
@@ -896,10 +946,7 @@ def off_rows_at(
     return tuple(
         row
         for row in AGENT_SIGNATURES[agent]
-        if (
-            decisions[row.flow].state not in SENDING_STATES
-            or _model_elsewhere(row, names, decisions)
-        )
+        if (decisions[row.flow].state not in SENDING_STATES or _part_off(row, names, decisions))
         and (
             row.host in _ANY_PREFIX  # the vendor API's and any host's: at every host
             or row.host in names
@@ -1012,8 +1059,11 @@ def off_flow(rows: Iterable[Signature], target: str, decisions: Decisions) -> Ve
 def _row_refusal(row: Signature, decisions: Decisions) -> Verdict:
     """The refusal for a request under ``row``, one of :func:`off_rows`: its flow's, or, for a
     model call at the vendor's own host while the engine sends model requests elsewhere
-    (:func:`_model_elsewhere`), that one's."""
+    (:func:`_model_elsewhere`), that one's; for the start-up configuration while it is off
+    (:func:`_startup_off`), that one's."""
     if decisions[row.flow].state in SENDING_STATES:
+        if _startup_off(row, decisions):
+            return _startup_refusal(decisions)
         return _model_refusal(", ".join(sorted(DEFAULT_API_HOSTS)), decisions)
     return enforce(row.flow, decisions)
 
@@ -1043,8 +1093,8 @@ def refusal_body(
         authority += f":{port}"
     named, explained = f"{verdict.flow} ({verdict.state})", verdict.flow
     if verdict.flow == UNCLASSIFIED:  # refused at the vendor's host: _vendor_quiet
-        named = f"{UNCLASSIFIED} ({FlowId.STARTUP_CONFIG} is {verdict.state})"
-        explained = str(FlowId.STARTUP_CONFIG)
+        named = f"{UNCLASSIFIED} ({verdict.state})"
+        explained = str(FlowId.MODEL_REQUESTS)
     return (
         f"airlock refused {method} {scheme}://{authority}{path.split('?', 1)[0]}\n"
         f"data flow: {named}\n"

@@ -86,7 +86,7 @@ def decide(context: Context) -> Decisions:
     closed = _fail_closed_reason(context)
     survey = _survey_rating(context, provider, closed)
     flows = (
-        _model_requests(context, provider, terms),
+        _model_requests(context, provider, terms, closed),
         _metrics(context, provider, terms, closed),
         _error_reporting(context, provider, terms, closed),
         _feedback_command(context, provider, closed),
@@ -95,7 +95,6 @@ def decide(context: Context) -> Decisions:
         _webfetch_preflight(context, closed),
         _auto_update(context, closed),
         _local_transcripts(context),
-        _startup_config(context, provider, terms, closed),
     )
     warnings = tuple(f"managed settings file {path} is invalid" for path in context.managed_invalid)
     return Decisions(
@@ -115,7 +114,9 @@ def _off_or(default: State, reasons: list[str], offs: list[str]) -> State:
     return State.OFF if offs else default
 
 
-def _model_requests(context: Context, provider: Provider, terms: AccountTerms) -> Decision:
+def _model_requests(
+    context: Context, provider: Provider, terms: AccountTerms, closed: str | None
+) -> Decision:
     reasons = [
         f"always on: the agent needs the model ({provider.label}); prompts and outputs travel over TLS 1.2+",
         *terms.reasons,
@@ -139,6 +140,14 @@ def _model_requests(context: Context, provider: Provider, terms: AccountTerms) -
             f"model requests go to {destination}, never to {ANTHROPIC_API}: a model request "
             f"sent there is refused"
         )
+    startup_offs = _startup_config_offs(context, provider, closed)
+    if startup_offs:
+        reasons += [f"{STARTUP_CONFIG} is refused: {off}" for off in startup_offs]
+    else:
+        reasons.append(
+            f"{STARTUP_CONFIG} goes to {ANTHROPIC_API} too; DISABLE_TELEMETRY and DO_NOT_TRACK "
+            "leave it on"
+        )
     return Decision(
         id=FlowId.MODEL_REQUESTS,
         state=State.ON,
@@ -148,48 +157,37 @@ def _model_requests(context: Context, provider: Provider, terms: AccountTerms) -
         retention=vendor_retention(terms, keeper),
         training=terms.training,
         required=True,
-        parameters={"vendor_api": vendor_api},
+        parameters={"vendor_api": vendor_api, "startup_config": not startup_offs},
     )
 
 
-def _startup_config(
-    context: Context, provider: Provider, terms: AccountTerms, closed: str | None
-) -> Decision:
-    """The agent's start-up configuration from the vendor's API (bootstrap, feature
-    availability, server URLs, the MCP server registry): observed still sent with
+STARTUP_CONFIG = (
+    "the agent's start-up configuration (bootstrap, feature availability, server URLs, the MCP "
+    "server registry)"
+)
+"""What the ``startup_config`` parameter of the ``model_requests`` decision covers, in the
+words of its reasons."""
+
+
+def _startup_config_offs(context: Context, provider: Provider, closed: str | None) -> list[str]:
+    """Why the agent's start-up configuration requests to the vendor's API are off; none when
+    they go. They count with ``model_requests`` (no flow of the seeds is theirs; they carry
+    account and version facts, no conversation), but were observed still sent with
     ``DISABLE_TELEMETRY`` or ``DO_NOT_TRACK``, never with
     ``CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC`` ("no request at all besides the model's"),
     nor on Bedrock, Vertex or Foundry ("no request to the vendor besides the model's"), with
     ``CLAUDE_CODE_PROVIDER_MANAGED_BY_HOST`` too ("metrics requests only"). The
     organisation's remote managed settings and policy limits are not part of it: the reference
-    fetches them with non-essential traffic blocked too, and they count with the model's."""
-    reasons: list[str] = []
+    fetches them with non-essential traffic blocked too. The decision's ``startup_config``
+    parameter says whether they go; the proxy refuses them when not
+    (``airlock.egress.flows``)."""
     offs: list[str] = []
     if provider.is_cloud_platform:
-        offs.append(f"off on {provider.label}: no request goes to the vendor besides the model's")
-        if v.switch(context, "CLAUDE_CODE_PROVIDER_MANAGED_BY_HOST") is not None:
-            reasons.append("CLAUDE_CODE_PROVIDER_MANAGED_BY_HOST brings back metrics only")
-    else:
-        reasons.append(
-            f"on by default for {provider.label}; DISABLE_TELEMETRY and DO_NOT_TRACK leave it on"
-        )
-    offs += [
-        f"{said} turns the start-up configuration requests off"
-        for said in v.opt_out(context, NONESSENTIAL)
-    ]
+        offs.append(f"on {provider.label} no request goes to the vendor besides the model's")
+    offs += [f"{said} turns it off" for said in v.opt_out(context, NONESSENTIAL)]
     if closed:
         offs.append(closed)
-    return Decision(
-        id=FlowId.STARTUP_CONFIG,
-        state=_off_or(State.ON, reasons, offs),
-        reasons=tuple(reasons),
-        destination=f"Anthropic ({ANTHROPIC_API})",
-        what="requests for the agent's configuration (bootstrap, feature availability, server "
-        "URLs, the MCP server registry), with account, organisation and version facts; no "
-        "conversation, code or file paths",
-        retention=vendor_retention(operational_terms(terms), "Anthropic"),
-        training="never: configuration requests only",
-    )
+    return offs
 
 
 def _metrics(

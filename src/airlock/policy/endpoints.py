@@ -58,7 +58,6 @@ _LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 
 VENDOR_FLOWS = frozenset(
     {
-        FlowId.STARTUP_CONFIG,
         FlowId.METRICS,
         FlowId.FEEDBACK_COMMAND,
         FlowId.SURVEY_RATING,
@@ -76,6 +75,8 @@ def flow_hosts(context: Context, decisions: Decisions) -> tuple[tuple[FlowId, st
             continue
         if decision.id is FlowId.MODEL_REQUESTS:
             found.extend((decision.id, host) for host in _model_hosts(context, decisions.provider))
+            if decision.parameters.get("startup_config"):  # the agent's start-up configuration
+                found.append((decision.id, ANTHROPIC_API))
         elif decision.id in VENDOR_FLOWS and decision.state in (State.ON, State.UPLOAD):
             found.append((decision.id, ANTHROPIC_API))
         elif decision.id is FlowId.SURVEY_RATING and decision.state is State.OTEL_ONLY:

@@ -30,7 +30,6 @@ class FlowId(StrEnum):
     WEBFETCH_PREFLIGHT = "webfetch_preflight"
     AUTO_UPDATE = "auto_update"
     LOCAL_TRANSCRIPTS = "local_transcripts"
-    STARTUP_CONFIG = "startup_config"
 
 
 class State(StrEnum):
