@@ -179,6 +179,9 @@ MANAGED_HEAD = (
     "MANAGED SETTINGS ARE INVALID: failing closed. Every optional flow is off until the "
     "organisation's settings are fixed."
 )
+SET_ASIDE_HEAD = (
+    "MANAGED SETTINGS NOT READ: the machine's own are set aside (the agent applies them):"
+)
 UNREADABLE_HEAD = "settings problems (each file below could not be read: none of it is in effect):"
 INVALID_HEAD = (
     "settings problems (nothing in such a file is in effect except its opt-outs, its deny/ask "
@@ -195,7 +198,14 @@ def report_problems(loaded: Loaded) -> None:
     from airlock._visible import visible
     from airlock.policy.model import Source
 
-    groups: dict[str, list[str]] = {MANAGED_HEAD: [], UNREADABLE_HEAD: [], INVALID_HEAD: []}
+    groups: dict[str, list[str]] = {
+        MANAGED_HEAD: [],
+        SET_ASIDE_HEAD: [],
+        UNREADABLE_HEAD: [],
+        INVALID_HEAD: [],
+    }
+    if loaded.managed_set_aside is not None:
+        groups[SET_ASIDE_HEAD].append(f"  {visible(loaded.managed_set_aside)}")
     for layer in loaded.layers:
         if layer.origin.source is Source.MANAGED:
             head = MANAGED_HEAD  # managed settings with a problem make loaded.managed_invalid
@@ -211,7 +221,8 @@ def report_problems(loaded: Loaded) -> None:
     console = stderr_console()
     for head, lines in groups.items():
         if lines:
-            style = "bold white on red" if head == MANAGED_HEAD else "bold yellow"
+            loud = head in (MANAGED_HEAD, SET_ASIDE_HEAD)
+            style = "bold white on red" if loud else "bold yellow"
             console.print(f"airlock: {head}", style=style)
             for line in lines:
                 console.print(line, style="yellow", markup=False)

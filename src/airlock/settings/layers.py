@@ -384,7 +384,50 @@ def managed_dir(environ: Mapping[str, str]) -> Path:
     """Where managed settings live on this machine (overridable for tests)."""
     if environ.get(MANAGED_DIR_VARIABLE):
         return Path(environ[MANAGED_DIR_VARIABLE])
+    return platform_managed_dir()
+
+
+def platform_managed_dir() -> Path:
+    """Where the agent itself reads managed settings on this platform."""
     return MACOS_MANAGED_DIR if sys.platform == "darwin" else LINUX_MANAGED_DIR
+
+
+def managed_set_aside(environ: Mapping[str, str]) -> Problem | None:
+    """The notice that ``AIRLOCK_MANAGED_SETTINGS_DIR`` names another folder while this
+    platform's own (:func:`platform_managed_dir`) holds managed settings: airlock then reads
+    the variable's, but the agent still reads and applies the platform's, so what airlock
+    decides, predicts and lets out could be other than what the organisation set. ``None``
+    when the variable is unset, names the platform's folder, or that folder holds no managed
+    settings file."""
+    moved = environ.get(MANAGED_DIR_VARIABLE)
+    platform = platform_managed_dir()
+    if not moved or _same_folder(Path(moved), platform):
+        return None
+    drop_ins = platform / "managed-settings.d"
+    try:
+        held = (platform / "managed-settings.json").exists() or (
+            drop_ins.is_dir()
+            and any(p.suffix == ".json" and not p.name.startswith(".") for p in drop_ins.iterdir())
+        )
+    except OSError:  # unreadable: it may hold them
+        held = True
+    if not held:
+        return None
+    return Problem(
+        str(platform),
+        "",
+        f"{MANAGED_DIR_VARIABLE}={moved}",
+        f"the organisation's managed settings here are not read: {MANAGED_DIR_VARIABLE} names "
+        "another folder, but the agent itself reads and applies these, so what airlock decides "
+        f"may differ from what it does; unset {MANAGED_DIR_VARIABLE} to read them",
+    )
+
+
+def _same_folder(one: Path, other: Path) -> bool:
+    try:
+        return one.samefile(other)
+    except OSError:
+        return one == other
 
 
 def read_managed(directory: Path) -> Layer | None:

@@ -26,6 +26,7 @@ from airlock.settings.layers import (
     Layer,
     config_dir,
     lookup,
+    managed_set_aside,
     merge,
     problems_for,
     read_layers,
@@ -81,6 +82,9 @@ class Loaded:
     project_dir: Path
     redaction: RedactionSettings = RedactionSettings()
     collector: CollectorSettings = CollectorSettings(None, Origin(Source.DEFAULT))
+    managed_set_aside: Problem | None = None
+    """The platform's managed settings, when ``AIRLOCK_MANAGED_SETTINGS_DIR`` names another
+    folder (:func:`airlock.settings.layers.managed_set_aside`): said with the problems."""
 
     @property
     def inspect_hosts(self) -> tuple[str, ...]:
@@ -93,7 +97,8 @@ class Loaded:
 
     @property
     def problems(self) -> tuple[Problem, ...]:
-        return tuple(problem for layer in self.layers for problem in layer.problems)
+        aside = () if self.managed_set_aside is None else (self.managed_set_aside,)
+        return aside + tuple(problem for layer in self.layers for problem in layer.problems)
 
     @property
     def managed_invalid(self) -> bool:
@@ -173,6 +178,7 @@ def load(
         cwd,
         redaction=_redaction_settings(layers, merged),
         collector=CollectorSettings(collector.value, collector.origin),
+        managed_set_aside=managed_set_aside(environ),
     )
 
 
