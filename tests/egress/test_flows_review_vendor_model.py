@@ -25,7 +25,7 @@ from airlock.egress.flows import (
     verdict_for,
 )
 from airlock.egress.inspect import Inspector
-from airlock.policy import FlowId, decide
+from airlock.policy import Decisions, FlowId, decide
 from airlock.policy.endpoints import flow_hosts
 from tests.egress.harness import NOW
 from tests.policy.helpers import context
@@ -65,11 +65,19 @@ def test_a_model_call_to_the_vendor_api_is_refused_when_the_engine_sends_it_else
     decisions = decide(context(environ))
     assert decisions[FlowId.MODEL_REQUESTS].parameters["vendor_api"] is False
     assert classify(method, API, target) == FlowId.MODEL_REQUESTS
+    _refused_as_model_requests(decisions, method, target, f"not to {API}", "on")
+
+
+def _refused_as_model_requests(
+    decisions: Decisions, method: str, target: str, why: str, shown: str
+) -> None:
+    """``target`` on the vendor's API is named ``model_requests`` and refused, its reason
+    holding ``why``, and its 403 showing the flow as ``model_requests (shown)``."""
     verdict = verdict_for(method, API, target, decisions)
     assert verdict.flow == FlowId.MODEL_REQUESTS and not verdict.allowed, target
-    assert f"not to {API}" in verdict.reason
+    assert why in verdict.reason
     body = refusal_body(verdict, method, API, target).decode()
-    assert "data flow: model_requests (on)" in body
+    assert f"data flow: model_requests ({shown})" in body
 
 
 @pytest.mark.parametrize(
@@ -143,12 +151,13 @@ def test_startup_config_is_refused_where_the_reference_sends_none(
 ) -> None:
     """Each start-up request is named ``model_requests`` and refused where the engine has the
     start-up configuration off, in its words; the 403 says so."""
-    decisions = decide(context(environ))
-    verdict = verdict_for(method, API, target, decisions)
-    assert verdict.flow == FlowId.MODEL_REQUESTS and not verdict.allowed
-    assert "not the agent's start-up configuration" in verdict.reason
-    body = refusal_body(verdict, method, API, target).decode()
-    assert "data flow: model_requests (on; start-up configuration off)" in body
+    _refused_as_model_requests(
+        decide(context(environ)),
+        method,
+        target,
+        "not the agent's start-up configuration",
+        "on; start-up configuration off",
+    )
 
 
 @pytest.mark.parametrize(

@@ -12,6 +12,7 @@ import contextlib
 import json
 import socket
 import socketserver
+import subprocess
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -117,20 +118,14 @@ def _agent_version() -> str:
     return str(json.loads((CLAUDE / "package.json").read_text())["version"])
 
 
-@pytest.mark.parametrize(
-    ("environ", "passed", "metrics"),
-    [
-        ({}, [], "allow"),  # the agent sends metrics and the policy lets them out
-        ({"DISABLE_TELEMETRY": "1"}, [], None),  # the agent is told: it sends none
-        # the policy turns metrics off (airlock's --settings) but the agent is not told: refused
-        ({}, ["--settings", '{"env": {"DISABLE_TELEMETRY": "1"}}'], "deny"),
-    ],
-    ids=["metrics-on", "agent-opted-out", "policy-off-agent-not-told"],
-)
-def test_reference_agent_requests_are_named_by_flow(
-    tmp_path: Path, project: Path, environ: dict[str, str], passed: list[str], metrics: str | None
-) -> None:
-    """The real agent's requests are named by flow; metrics go out, are absent, or are refused."""
+def agent_run(
+    tmp_path: Path, project: Path, passed: list[str], environ: dict[str, str]
+) -> tuple[subprocess.CompletedProcess[str], list[tuple[str, str]], list[str], list[str]]:
+    """The real agent's ``-p "say hi"`` inside ``airlock run``, its vendor API and the site
+    that stands in for ``ANTHROPIC_BASE_URL`` inspected, the audit log at
+    ``tmp_path/audit.jsonl``; airlock's options ``passed`` and the variables ``environ`` added.
+    The run, what the site saw (method, path), what the vendor saw (paths) and the hosts
+    the upstream proxy was asked for."""
     assert _agent_version() == VERSION, "run scripts/setup.sh --dev to install the agent"
     (project / ".claude" / "commands").mkdir(parents=True)  # no settings files: placeholders
     log = tmp_path / "audit.jsonl"
@@ -154,6 +149,24 @@ def test_reference_agent_requests_are_named_by_flow(
         )  # fmt: skip
         seen = [(method, path) for method, path, _ in site.seen]
         vendor_seen = [path for _, path, _ in vendor.seen]
+    return done, seen, vendor_seen, list(router.asked)
+
+
+@pytest.mark.parametrize(
+    ("environ", "passed", "metrics"),
+    [
+        ({}, [], "allow"),  # the agent sends metrics and the policy lets them out
+        ({"DISABLE_TELEMETRY": "1"}, [], None),  # the agent is told: it sends none
+        # the policy turns metrics off (airlock's --settings) but the agent is not told: refused
+        ({}, ["--settings", '{"env": {"DISABLE_TELEMETRY": "1"}}'], "deny"),
+    ],
+    ids=["metrics-on", "agent-opted-out", "policy-off-agent-not-told"],
+)
+def test_reference_agent_requests_are_named_by_flow(
+    tmp_path: Path, project: Path, environ: dict[str, str], passed: list[str], metrics: str | None
+) -> None:
+    """The real agent's requests are named by flow; metrics go out, are absent, or are refused."""
+    done, seen, vendor_seen, asked = agent_run(tmp_path, project, passed, environ)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "hi from the stand-in" in done.stdout
     # the placeholders at the missing settings files (the home's, the project's) read as no
@@ -163,7 +176,7 @@ def test_reference_agent_requests_are_named_by_flow(
     home = tmp_path / "home"
     assert "userID" in json.loads((home / ".claude.json").read_text())
     assert not (home / ".claude" / ".claude.json").exists()
-    done = airlock("audit", "--json", "--audit-log", str(log))
+    done = airlock("audit", "--json", "--audit-log", str(tmp_path / "audit.jsonl"))
     assert done.returncode == 0, done.stderr
     inspected = [r for r in json.loads(done.stdout) if r.get("inspected")]
     flows = {(r["method"], str(r["path"]).split("?")[0]): r["flow"] for r in inspected}
@@ -186,4 +199,4 @@ def test_reference_agent_requests_are_named_by_flow(
     assert not any(path.startswith("/api/event_logging/") for _, path in seen)
     if metrics != "allow":
         assert not any(path.startswith("/api/event_logging/") for path in vendor_seen)
-    assert {a.rpartition(":")[0] for a in router.asked} <= {HOST, "api.anthropic.com"}
+    assert {a.rpartition(":")[0] for a in asked} <= {HOST, "api.anthropic.com"}

@@ -14,10 +14,10 @@ from tests.cli import airlock
 from tests.integration.test_reference_agent import (
     AGENT,
     API_KEY,
-    HOST,
     MODEL_STREAM,
     VERSION,
     _agent_version,
+    agent_run,
     stand_ins,
 )
 
@@ -32,28 +32,9 @@ def test_startup_config_is_refused_when_the_policy_blocks_nonessential_traffic(
     tmp_path: Path, project: Path
 ) -> None:
     """Refused ``403`` naming the flow and the variable; never reaching the vendor."""
-    assert _agent_version() == VERSION, "run scripts/setup.sh --dev to install the agent"
-    (project / ".claude" / "commands").mkdir(parents=True)
-    log = tmp_path / "audit.jsonl"
     policy = json.dumps({"env": {"CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1"}})
-    with stand_ins(tmp_path) as (site, vendor, router):
-        port = site.server_address[1]
-        done = airlock(
-            "run", "--audit-log", str(log),
-            "--upstream-proxy", f"http://127.0.0.1:{router.server_address[1]}",
-            "--allow", f"{HOST}:{port}", "--allow", "api.anthropic.com",
-            "--inspect", HOST, "--inspect", "api.anthropic.com",
-            "--upstream-ca", str(tmp_path / "origin.pem"),
-            "--ro", str(AGENT), "--env", "ANTHROPIC_API_KEY", "--settings", policy,
-            "--", str(AGENT / "node_modules" / ".bin" / "claude"), "-p", "say hi",
-            env={
-                "ANTHROPIC_BASE_URL": f"https://{HOST}:{port}",
-                "ANTHROPIC_API_KEY": API_KEY,
-                "DISABLE_AUTOUPDATER": "1",
-            },
-            cwd=project, timeout=90,
-        )  # fmt: skip
-        vendor_seen = [path for _, path, _ in vendor.seen]
+    done, _, vendor_seen, _ = agent_run(tmp_path, project, ["--settings", policy], {})
+    log = tmp_path / "audit.jsonl"
     assert done.returncode == 0, done.stderr[-2000:]
     assert "hi from the stand-in" in done.stdout
     done = airlock("audit", "--json", "--audit-log", str(log))
