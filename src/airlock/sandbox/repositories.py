@@ -394,8 +394,13 @@ def git_folder_rules(workspace: Path, dot_git: Path, why: str) -> Iterator[Mount
         yield from hooks_rules(dot_git.parent, dot_git, why)
         return
     yield mount(Kind.READ, dot_git, why)
-    named = _gitdir_of(dot_git)
-    if named is not None and named.is_dir() and not sandbox_own_in(named):
+    given = _gitdir_named(dot_git)
+    if given is None:
+        return
+    named = resolve(given)
+    if not os.path.lexists(named):
+        yield missing_git_folder_rule(given, f"{why}: the git folder a .git file names")
+    elif named.is_dir() and not sandbox_own_in(named):
         yield from _git_folder_rules(named, why)
         yield from hooks_rules(dot_git.parent, named, why)
 
@@ -436,8 +441,11 @@ def more_git_rules(git_folder: Path, why: str) -> Iterator[Mount]:
             if linked.is_dir() and not linked.is_symlink():
                 yield mount(Kind.READ, linked / "commondir", why)
                 yield _worktree_config_rule(linked, why)
-    common = common_folder(git_folder)
-    if common is not None and common != resolve(git_folder):
+    named = named_common(git_folder)
+    common = None if named is None else resolve(named)
+    if named is not None and common is not None and not os.path.lexists(common):
+        yield missing_git_folder_rule(named, f"{why}: the common folder a commondir names")
+    elif common is not None and common.is_dir() and common != resolve(git_folder):
         yield mount(Kind.READ, common / "hooks", why)
         yield mount(Kind.READ, common / "config", why)
         yield _worktree_config_rule(common, why)
@@ -464,11 +472,31 @@ def _worktree_config_rule(git_folder: Path, why: str) -> Mount:
 
 def common_folder(git_folder: Path) -> Path | None:
     """The folder ``git_folder``'s ``commondir`` names, when it is a real one."""
+    named = named_common(git_folder)
+    real = None if named is None else resolve(named)
+    return real if real is not None and real.is_dir() else None
+
+
+def named_common(git_folder: Path) -> Path | None:
+    """What ``git_folder``'s ``commondir`` names, as written (relative to ``git_folder``, links
+    on the way kept), whether it is there or not; ``None`` when there is no ``commondir``
+    or it names nothing."""
     text = read_text_or_none(git_folder / "commondir")
-    if text is None:
+    if text is None or not text.strip():
         return None
-    named = resolve(git_folder / text.strip()) if text.strip() else None
-    return named if named is not None and named.is_dir() else None
+    return git_folder / text.strip()
+
+
+def missing_git_folder_rule(named: Path, why: str) -> Mount:
+    """Read-only on the missing git folder that a ``.git`` file or a ``commondir`` names
+    (``named``, as written: a link on the way is put back after the run): an empty read-only
+    folder stands there where code inside could make it (the workspace, the agents' state, a
+    ``--rw`` folder). Made inside, with a ``config`` of its own (``core.fsmonitor``), the
+    user's next ``git status`` in the work tree would run that config outside: git reads a
+    repository's config and hooks from the folder its ``.git`` file names, and from the
+    common folder its ``commondir`` names. Git takes no such repository before the run (the
+    folder is missing), and none inside either."""
+    return mount(Kind.READ, named, why)
 
 
 HOOK_NAMES: tuple[str, ...] = (
@@ -1064,13 +1092,19 @@ def _gitdir_of(dot_git: Path) -> Path | None:
     ``gitdir: `` then the path up to the line breaks at its end (spaces, and breaks inside,
     are part of it), relative to the folder the ``.git`` is named in; ``None`` when git would
     not take it (no such prefix, no path, too large)."""
+    named = _gitdir_named(dot_git)
+    return None if named is None else resolve(named)
+
+
+def _gitdir_named(dot_git: Path) -> Path | None:
+    """:func:`_gitdir_of` as written: links on the way not resolved."""
     data = regular_bytes(dot_git, GITFILE_LIMIT + 1)
     if data is None or len(data) > GITFILE_LIMIT or not data.startswith(b"gitdir: "):
         return None
     named = data.partition(b"\0")[0][len(b"gitdir: ") :].rstrip(b"\r\n")  # git stops at a NUL
     if not named:
         return None
-    return resolve(dot_git.parent / os.fsdecode(named))
+    return dot_git.parent / os.fsdecode(named)
 
 
 class Held(NamedTuple):
