@@ -11,6 +11,10 @@ the proxy and reads what came back, and failed before its fix.
   is faulty) was passed on read as chunked, with ``Connection: keep-alive`` for the client
   (inside inspected TLS too), while Go's client ignores the header there and reads the body
   to a close that did not come. It is now refused ``502`` unsent, as such a request is.
+- a chunked answer's trailer that did not end was gathered by httptools (a header line is
+  gathered whole, in a copy each read grew) past any bound: memory without limit, and the
+  copying, quadratic, held the event loop (every connection) for minutes. The trailers now
+  pass on as they come, gathered by nothing.
 - an answer that failed after its head went ended with the client's connection closed, as a
   whole answer ends: a body that ends at the close (no length; to an HTTP/1.0 client, every
   body, a chunked one decoded) looked whole, a part taken for the answer. An HTTP/1.0
@@ -32,6 +36,7 @@ import socket
 import ssl
 import struct
 import time
+import tracemalloc
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -109,6 +114,62 @@ def test_inside_tls_an_http10_response_with_transfer_encoding_is_refused(tmp_pat
     assert b"Transfer-Encoding in an HTTP/1.0 response: refused" in answer
     [record] = records
     assert (record["status"], record["bytes_in"]) == (502, len(answer))
+
+
+TRAILER = 48 << 20
+"""The length of a trailer line a hostile destination sends (48 MB)."""
+
+
+class TrailingOrigin(LoopbackServer):
+    """An origin on 127.0.0.1 that answers with a chunked body whose trailer line is
+    :data:`TRAILER` bytes long, sent a megabyte at a time, then closes."""
+
+    def serve(self, conn: socket.socket) -> None:
+        with contextlib.suppress(OSError), conn:
+            conn.settimeout(WAIT)
+            head = b""
+            while b"\r\n\r\n" not in head and (piece := conn.recv(65536)):
+                head += piece
+            conn.sendall(
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\nX-T: "
+            )
+            megabyte = b"a" * (1 << 20)
+            for _ in range(TRAILER >> 20):
+                conn.sendall(megabyte)
+            conn.sendall(b"\r\n\r\n")
+            with contextlib.suppress(OSError):
+                conn.recv(1)  # until the proxy closes
+
+
+@pytest.mark.parametrize("version", [b"1.1", b"1.0"])
+def test_a_trailer_that_does_not_end_is_not_gathered(tmp_path: Path, version: bytes) -> None:
+    cfg = config(tmp_path)
+    origin = TrailingOrigin()
+    tracemalloc.start()
+    try:
+        with running(cfg) as (url, _):
+            host, port = url.removeprefix("http://").split(":")
+            with socket.create_connection((host, int(port)), timeout=30) as sock:
+                sock.sendall(
+                    b"GET http://127.0.0.1:%d/a HTTP/%s\r\nConnection: close\r\n\r\n"
+                    % (origin.port, version)
+                )
+                got = 0
+                ending = b""
+                while piece := sock.recv(1 << 20):  # counted, not kept
+                    got += len(piece)
+                    ending = (ending + piece)[-8:]
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+        origin.close()
+    assert peak < 16 << 20, peak  # it was the trailer's length, twice over
+    [record] = _requests(cfg.audit_log)
+    assert (record["status"], record["error"], record["bytes_in"]) == (200, None, got)
+    if version == b"1.1":  # passed on as it came
+        assert got > TRAILER and ending.endswith(b"a\r\n\r\n")
+    else:  # decoded: no trailers
+        assert ending.endswith(b"ok")
 
 
 class CuttingOrigin(LoopbackServer):

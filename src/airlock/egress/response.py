@@ -22,6 +22,9 @@ so such a read is never split: none of it is sent.
 A response's head is held until it is whole, and is bounded (``MAX_HEAD``): httptools gathers
 a header line whole, so one that never ended would grow the proxy's memory without limit. A
 larger one fails the response (:class:`HeadTooLarge`), before any of it reached the client.
+A chunked body's trailers are header lines too, after the head, where no such bound counts
+them: the body is read by a parser of its own that gathers none (:class:`ChunkedBody`), and
+they pass on as they come.
 
 The final response's head goes to the client without the headers that belong to the
 destination's hop (:func:`hop_by_hop`: ``Connection`` and what it names, ``Keep-Alive``,
@@ -228,6 +231,47 @@ class BadStatus(Exception):
         )
 
 
+class _BodyFollows(Exception):
+    """Stops the parser of a response's head where a chunked body begins (raised in its
+    ``on_headers_complete``): :class:`ChunkedBody` reads the body."""
+
+
+class ChunkedBody:
+    """The parser of a response's chunked body, after its head, with no ``on_header``.
+
+    httptools gathers each header line whole before it hands it on, in a copy that each read
+    grows: the trailers after a body's last chunk too, which no bound on the head counts. A
+    destination that sent a trailer that never ended grew the proxy's memory without limit,
+    and the copying, quadratic (32 MB in 64 KB reads: 4.5 s), held the event loop, every connection with it,
+    for minutes. A parser without ``on_header`` gathers nothing: the trailers pass on to the
+    client as they come, as a body's bytes do. It is started with a head of its own that says
+    ``chunked``; the final head's parser stops where the head ends (:class:`_BodyFollows`).
+    """
+
+    HEAD = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+
+    def __init__(self, watcher: ResponseWatcher) -> None:
+        self.watcher = watcher
+        self.begun = False
+        self.parser = httptools.HttpResponseParser(self)
+        self.parser.feed_data(self.HEAD)
+
+    def on_message_begin(self) -> None:
+        if self.begun:  # after the body: a second message, unasked
+            self.watcher.extra = True
+        self.begun = True
+
+    def on_message_complete(self) -> None:
+        self.watcher.done = True
+
+
+class DecodedChunkedBody(ChunkedBody):
+    """A :class:`ChunkedBody` for an HTTP/1.0 client, which gets the body decoded."""
+
+    def on_body(self, body: bytes) -> None:
+        self.watcher._out.append(bytes(body))
+
+
 class ResponseWatcher:
     """Follows one response through httptools to find where it ends. Bytes pass untouched,
     except for an HTTP/1.0 client (the :class:`Http10Watcher`): :meth:`take`
@@ -240,6 +284,8 @@ class ResponseWatcher:
 
     for_http10 = False
     """Whether the client speaks HTTP/1.0 (only :class:`Http10Watcher` does)."""
+    chunked_body: type[ChunkedBody] = ChunkedBody
+    """What reads a chunked body after its head (for an HTTP/1.0 client: decoded)."""
 
     def __init__(self, method: bytes, *, closes: bool = False) -> None:
         self.head_only = method == b"HEAD"
@@ -276,6 +322,8 @@ class ResponseWatcher:
         self._reason = b""
         self._headers: list[tuple[bytes, bytes]] = []
         self._out: list[bytes] = []
+        self._body: ChunkedBody | None = None
+        """The final response's chunked body's own parser, once its head is whole."""
         self.refused: str | None = None
         """The ``X-Airlock-Refused`` header's value: the git gateway's refusal (the caller
         believes it only from the gateway)."""
@@ -292,10 +340,10 @@ class ResponseWatcher:
                 in ``chunked``.
             BadStatus: a head's status is below ``100``.
         """
-        if self.status is None and not self.for_http10:  # the final head is not whole yet
+        if self.status is None:  # the final head is not whole yet
             end = data.find(HEAD_END) if self.fed == 0 and _final_status_line(data) else -1
             if end >= 0:  # most answers: a final head whole in the first read, fed at once
-                self.parser.feed_data(data)
+                self._feed_head(data, end + len(HEAD_END))
                 if self.status is not None:  # it ends at its first blank line (no 1xx before)
                     self.head_span = (0, end + len(HEAD_END))
             else:
@@ -325,7 +373,7 @@ class ResponseWatcher:
                 break
             end = found + 4 - shift  # in ``data``
             self._head_ended = False
-            self.parser.feed_data(data[start:end])
+            self._feed_head(data[start:end], end - start)
             start = end
             if self._head_ended:
                 if self.status is None:  # an interim answer: the final head starts after it
@@ -334,6 +382,19 @@ class ResponseWatcher:
                     self.head_span = (self._head_start, self.fed + end)
         if start < len(data):
             self.parser.feed_data(data[start:] if start else data)
+
+    def _feed_head(self, data: bytes, end: int) -> None:
+        """Feed ``data``, in which a head may end at ``end``: when it is the final head of a
+        chunked body, the rest goes to that body's own parser (:class:`ChunkedBody`), which
+        reads it from there on (the head's parser stops where the head ends)."""
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserCallbackError:
+            if self._body is None or self.parser is self._body.parser:
+                raise  # a callback's own failure
+            self.parser = self._body.parser
+            if end < len(data):
+                self.parser.feed_data(memoryview(data)[end:])
 
     def take(self) -> list[bytes]:
         """What to send an HTTP/1.0 client for the bytes fed so far."""
@@ -385,7 +446,12 @@ class ResponseWatcher:
         if self.head_only:
             self.done = True
             self.keep_alive = False  # where a HEAD answer ends is not checked: no reuse
-        elif not self._framed and status not in (204, 304):
+        elif status in (204, 304):
+            pass  # no body, whatever the head says
+        elif self._chunked:  # read from here on by a parser of its own: it stops here
+            self._body = self.chunked_body(self)
+            raise _BodyFollows
+        elif not self._framed:
             self.until_close = True
 
     def on_message_complete(self) -> None:
@@ -411,6 +477,7 @@ class Http10Watcher(ResponseWatcher):
     decoded body."""
 
     for_http10 = True
+    chunked_body = DecodedChunkedBody
 
     def on_status(self, reason: bytes) -> None:
         self._reason += reason
