@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 
@@ -77,3 +78,32 @@ def test_a_link_on_the_way_to_a_missing_common_folder_is_put_back(
     assert done.returncode == 0, done.stderr
     assert (project / "common").is_symlink(), done.stderr
     assert not (home / ".claude" / "common").exists(), done.stderr
+
+
+def test_names_from_the_workspace_are_said_without_their_escapes(
+    tmp_path: Path, project: Path
+) -> None:
+    """What the run says at its start of the workspace's links, hard links and programs, and
+    of a project's settings, shows a terminal's escapes as ``\\xNN``: a clone's link target or
+    file name could otherwise clear the screen, hide the lines said before it (a warning) or
+    set the terminal's title."""
+    subprocess.run(["git", "init", "-q", str(project)], check=True)
+    escape = "\x1b]0;TITLE\x07\x1bM\x1bM"  # the title set; the cursor up two lines
+    (project / ".vscode").symlink_to(f"x{escape}")
+    (project / ".mcp.json").write_text(
+        json.dumps({"mcpServers": {"a": {"command": f"./tool{escape}"}}})
+    )
+    (project / ".git" / "hooks" / "pre-commit").write_text("#!/bin/sh\n")
+    (project / f"tools{escape}").hardlink_to(project / ".git" / "hooks" / "pre-commit")
+    (project / ".claude").mkdir()
+    (project / ".claude" / "settings.json").write_text(
+        json.dumps({"sandbox": {"filesystem": {"denyRead": [f"gone{escape}"]}}})
+    )
+    done = run_script(tmp_path, "true")
+    assert done.returncode == 0, done.stderr
+    assert "\x1b" not in done.stderr and "\x07" not in done.stderr, done.stderr
+    shown = escape.replace("\x1b", "\\x1b").replace("\x07", "\\x07")
+    assert f"to x{shown})" in done.stderr, done.stderr  # the link
+    assert f"tool{shown}" in done.stderr, done.stderr  # the program
+    assert f"gone{shown}" in done.stderr, done.stderr  # the missing path to hide
+    assert "has 1 other name (hard links)" in done.stderr, done.stderr

@@ -25,6 +25,19 @@ if TYPE_CHECKING:
     from airlock.settings.sandbox import SandboxEntry, SandboxSettings
 
 
+def notice(words: str) -> None:
+    """Print ``airlock run: WORDS`` on stderr, each character that is not printable shown as
+    ``\\xNN`` (:func:`airlock._visible.visible`): the paths said while the run is built come
+    from the workspace (a clone's file names, a link's target, a project's settings), which
+    may hold a terminal's escape sequences, to clear the screen, move the cursor over the
+    lines said before it, or write lines that look like airlock's own."""
+    import sys
+
+    from airlock._visible import visible
+
+    print(f"airlock run: {visible(words)}", file=sys.stderr)
+
+
 def egress_config(
     args: argparse.Namespace,
     loaded: Loaded,
@@ -376,10 +389,9 @@ def mounts(
     )
     rules += included
     for config in capped:
-        print(
-            f"airlock run: {config} includes more files than airlock protects (the first "
-            "50): make the others read-only with --ro PATH",
-            file=sys.stderr,
+        notice(
+            f"{config} includes more files than airlock protects (the first 50): make the "
+            "others read-only with --ro PATH"
         )
     read_by_envrc, too_many = envrc_rules(
         walk.envrcs,
@@ -421,7 +433,7 @@ def mounts(
                 said = f"sandbox.filesystem.{key} {entry.text!r} in {entry.origin.describe()}"
                 note = hide_note(said, entry.text, path, workspace)
                 if note:
-                    print(f"airlock run: {note}", file=sys.stderr)
+                    notice(note)
             if kind is Kind.WRITE and entry.origin.source in PROJECT_SOURCES:
                 _inside_workspace(path, workspace, f"{key} {entry.text!r}", entry.origin)
             if path.exists() or kind is Kind.READ:
@@ -464,16 +476,14 @@ def mounts(
     inside = [rule.path for rule in programs if rule.path.is_relative_to(resolve(workspace))]
     if inside:
         shown = ", ".join(str(path.relative_to(resolve(workspace))) for path in inside[:5])
-        print(
-            f"airlock run: read-only inside, as programs the agents' settings, state or "
-            f".mcp.json run outside: {shown}{' …' if len(inside) > 5 else ''} (--rw PATH to work on one)",
-            file=sys.stderr,
+        notice(
+            f"read-only inside, as programs the agents' settings, state or .mcp.json run "
+            f"outside: {shown}{' …' if len(inside) > 5 else ''} (--rw PATH to work on one)"
         )
     for problem in unread:
-        print(
-            f"airlock run: {problem}: what runs from there is not known, so not protected "
-            "(make it read-only with --ro PATH)",
-            file=sys.stderr,
+        notice(
+            f"{problem}: what runs from there is not known, so not protected (make it "
+            "read-only with --ro PATH)"
         )
     if left:
         print(
@@ -523,7 +533,6 @@ def _credentials_opened(
     write (its path as the user named it, :attr:`~airlock.sandbox.paths.Mount.named`, holds
     the link) opens nothing: code inside an earlier run could have made that link (``docs/vendor -> ~/.ssh``), and a later ``--ro
     ./docs/vendor`` would open what its user never named; the run says so."""
-    import sys
     from dataclasses import replace
 
     from airlock.sandbox.paths import Kind
@@ -537,11 +546,10 @@ def _credentials_opened(
         named = rule.named if holding else None  # set only when links made the path differ
         link = _writable_link_on_the_way(named.absolute(), writable) if named else None
         if link is not None:
-            print(
-                f"airlock run: {rule.why}: reaches {holding[0].path}, which airlock hides as "
-                f"credentials, through the link {link} in a folder the sandbox can write "
-                "(code inside could have made it): not opened; name the store itself to open it",
-                file=sys.stderr,
+            notice(
+                f"{rule.why}: reaches {holding[0].path}, which airlock hides as credentials, "
+                f"through the link {link} in a folder the sandbox can write (code inside could "
+                "have made it): not opened; name the store itself to open it"
             )
         elif holding:
             stores[id(rule)] = max(holding, key=lambda store: len(store.path.parts))
@@ -584,21 +592,17 @@ def _held_by_managed_deny(rule: Any, entry: SandboxEntry, denies: list[tuple[Any
     The administrator's deny holds under every lower allow: "the most specific path wins"
     holds among the other files, not against the managed settings (their own ``allowWrite``
     may open below their own deny)."""
-    import sys
-
     from airlock.sandbox.paths import Kind
 
     found = _nearest_managed_deny(rule, denies)
     if found is None:
         return False
     deny, said = found
-    print(
-        f"airlock run: sandbox.filesystem.allowWrite {entry.text!r} in "
-        f"{entry.origin.describe()} names {rule.path}: not opened, as "
-        f"{'it' if deny.path == rule.path else deny.path} stays "
+    notice(
+        f"sandbox.filesystem.allowWrite {entry.text!r} in {entry.origin.describe()} names "
+        f"{rule.path}: not opened, as {'it' if deny.path == rule.path else deny.path} stays "
         f"{'hidden' if deny.kind is Kind.HIDE else 'read-only'} ({said}): no other settings "
-        "file can open what the managed settings deny",
-        file=sys.stderr,
+        "file can open what the managed settings deny"
     )
     return True
 
@@ -670,7 +674,6 @@ def _project_writes_kept(
     (``--ro``, ``--hide``, their own ``denyWrite`` and ``denyRead``) stay kept, as deny beats
     allow; below a project's own ``denyWrite`` (``own``: the rules' identities) it may open.
     Each path left closed is said, with the rule that holds it."""
-    import sys
 
     from airlock.sandbox.paths import Kind, resolve
 
@@ -689,12 +692,11 @@ def _project_writes_kept(
             kept.append(write)
             continue
         nearest = max(holding, key=lambda rule: len(rule.path.parts))
-        print(
-            f"airlock run: {write.why} names {write.path}: not opened, as "
+        notice(
+            f"{write.why} names {write.path}: not opened, as "
             f"{'it' if nearest.path == write.path else nearest.path} stays "
             f"{'hidden' if nearest.kind is Kind.HIDE else 'read-only'} ({nearest.why}); a "
-            "project's settings cannot open that",
-            file=sys.stderr,
+            "project's settings cannot open that"
         )
     return kept
 

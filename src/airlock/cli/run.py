@@ -188,6 +188,7 @@ def _run(args: argparse.Namespace) -> int:
         egress_config,
         mounts,
         nested_sandbox_note,
+        notice,
         other_roots,
         projects_allowing_every_host,
         run_record,
@@ -551,22 +552,20 @@ def _run(args: argparse.Namespace) -> int:
                         "could write there; give it absolute folders only",
                         file=sys.stderr,
                     )
-                for path, rule, names in linked_elsewhere(rules):
-                    print(
-                        f"airlock run: {path} ({rule.why}) has {names - 1} other "
+                for path, rule, names in linked_elsewhere(rules):  # names from the workspace
+                    notice(
+                        f"{path} ({rule.why}) has {names - 1} other "
                         f"name{'s' if names > 2 else ''} (hard links): the command "
                         f"{'reads' if rule.kind is Kind.HIDE else 'changes'} it through any "
                         "of them it can reach; find them with: find / -xdev -samefile "
-                        f"{shlex.quote(str(path))}",
-                        file=sys.stderr,
+                        f"{shlex.quote(str(path))}"
                     )
-                for link in links:
-                    print(
-                        f"airlock run: {link} is a link (to {links[link]}) in a folder the "
-                        "command can write, on the way to a protected path: the rule stands on "
-                        "what it names, so code inside could replace the link while it runs "
-                        "(it is put back after the run)",
-                        file=sys.stderr,
+                for link in links:  # a clone's link may point at a terminal's escapes
+                    notice(
+                        f"{link} is a link (to {links[link]}) in a folder the command can "
+                        "write, on the way to a protected path: the rule stands on what it "
+                        "names, so code inside could replace the link while it runs (it is put "
+                        "back after the run)"
                     )
                 settings_seen = watch.settings
                 if any(line not in settings_seen.covered for line in settings_seen.unseen):
