@@ -635,16 +635,16 @@ def _print_lines(records: Iterator[dict[str, Any]]) -> None:
 
 
 def _connection_line(record: dict[str, Any]) -> str:
-    """A tunnel's or a request's line: what it was, its status (``-`` when it has none: a
-    transfer cut before an answer), bytes each way, its flow and the secrets found in it
-    (kind×count) when it has them, the reason, why its body could not all be checked, and
-    its error (when it is not the reason again)."""
+    """A tunnel's or a request's line: what it was, its status (``-`` when it has none, or
+    an inspected request's ``0``: a transfer cut before an answer), bytes each way, its flow
+    and the secrets found in it (kind×count) when it has them, the reason, why its body could
+    not all be checked, and its error (when it is not the reason again)."""
     path = record.get("path") or ""
     status = record.get("status")
     parts = [
         f"{record.get('time')}  {record.get('decision', '?')!s:5}  {record.get('method')} "
         f"{_host_shown(record.get('host'))}:{record.get('port')}{path}",
-        f"status {'-' if status is None else status}",
+        f"status {status or '-'}",  # none, or 0 (an inspected request's): no answer came
         f"out {record.get('bytes_out')} in {record.get('bytes_in')}",
     ]
     if record.get("flow"):

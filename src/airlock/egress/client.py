@@ -217,5 +217,7 @@ class Client:
         self.pending = None
         record["duration_ms"] = round((time.time() - record["time"]) * 1000, 3)
         if record.get("inspected") and self.proxy.inspector is not None:
+            if record.get("status") is None:  # no answer came: 0, as an inspected request's
+                record["status"] = 0  # record says it (its status is always an int)
             self.proxy.inspector.tally(record)  # plain HTTP to an inspected host
         self.proxy.record(record)

@@ -812,7 +812,7 @@ class InspectedConnection:
         self._done(
             fields,
             started,
-            status=None,
+            status=0,  # no answer came (a record's status is always an int)
             bytes_out=0,
             error=f"the client left: {what} (nothing sent)",
         )
@@ -879,7 +879,7 @@ class InspectedConnection:
             message, status = error.message, error.status
             answered = await self._tell(status, message)
         else:
-            message, status = f"the client left: {error or type(error).__name__}", None
+            message, status = f"the client left: {error or type(error).__name__}", 0  # no answer
         self._done(
             fields,
             started,
