@@ -107,3 +107,53 @@ def test_names_from_the_workspace_are_said_without_their_escapes(
     assert f"tool{shown}" in done.stderr, done.stderr  # the program
     assert f"gone{shown}" in done.stderr, done.stderr  # the missing path to hide
     assert "has 1 other name (hard links)" in done.stderr, done.stderr
+
+
+def _secret_in_private_folder(tmp_path: Path) -> Path:
+    """A file under ``/tmp`` (the test's folder), out of the sandbox's sight: its ``/tmp`` is
+    private, and only the home and the project are bound back into it."""
+    if not tmp_path.resolve().is_relative_to("/tmp"):
+        pytest.skip("the test's folder is not under /tmp")
+    secret = tmp_path / "elsewhere" / "krb5cc_1000"
+    secret.parent.mkdir()
+    secret.write_text("TICKET\n")
+    return secret
+
+
+@pytest.mark.parametrize("named_by", [".envrc", "denyWrite"])
+def test_a_projects_file_does_not_show_what_the_private_tmp_hides(
+    tmp_path: Path, project: Path, named_by: str
+) -> None:
+    """A path under the private ``/tmp`` that the project names (a committed ``.envrc``'s
+    ``dotenv``, its settings' ``denyWrite``), where airlock keeps it read-only, is not bound
+    into the sandbox: the host's file (a Kerberos ticket, a registry's login under
+    ``/run/user/…``) stays out of sight, as the rest of the host's ``/tmp``."""
+    secret = _secret_in_private_folder(tmp_path)
+    if named_by == ".envrc":
+        (project / ".envrc").write_text(f"dotenv {secret}\nsource_env {secret.parent}\n")
+    else:
+        (project / ".claude").mkdir()
+        (project / ".claude" / "settings.json").write_text(
+            json.dumps({"sandbox": {"filesystem": {"denyWrite": [f"/{secret.parent}"]}}})
+        )
+    done = run_script(tmp_path, f"cat '{secret}' || echo NOT-SEEN")
+    assert done.returncode == 0, done.stderr
+    assert "TICKET" not in done.stdout, done.stdout
+    assert "NOT-SEEN" in done.stdout, done.stdout + done.stderr
+
+
+def test_the_users_own_ro_still_shows_a_path_under_the_private_tmp(
+    tmp_path: Path, project: Path
+) -> None:
+    """``--ro`` is the user's own, by name: it binds the host's path back into the private
+    ``/tmp``, read-only, as before; a project's ``denyWrite`` of the same path keeps it so."""
+    secret = _secret_in_private_folder(tmp_path)
+    (project / ".claude").mkdir()
+    (project / ".claude" / "settings.json").write_text(
+        json.dumps({"sandbox": {"filesystem": {"denyWrite": [f"/{secret}"]}}})
+    )
+    done = run_script(
+        tmp_path, f"cat '{secret}'; touch '{secret}' || echo KEPT", "--ro", str(secret.parent)
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["TICKET", "KEPT"], done.stdout + done.stderr

@@ -543,6 +543,14 @@ class Mount:
     credential store airlock hides, or on a path in one (``--ro ~/.ssh/known_hosts``): it
     stands under the hidden folder, read-only too, where another read-only rule under a hidden
     folder is dropped (:func:`plan`); a project's settings never make one."""
+    shown: bool = field(default=False, compare=False)
+    """A ``READ`` that shows the host's path where the sandbox's private ``/tmp``, ``/var/tmp``
+    or ``/run`` (:data:`PRIVATE_TMPFS`) would hide it: the user's own ``--ro`` (a folder they
+    want in sight), or one on the path of a rule that binds it in anyway (a ``WRITE``, a
+    ``SHOW``). Any other ``READ`` there binds nothing (:func:`plan`): it keeps the command
+    from writing the host's path, which the private folder does already, and must not show
+    what that folder hides (an ``.envrc`` or a settings file's ``denyWrite``, which come with
+    a project, naming ``/tmp/krb5cc_1000``, a Kerberos ticket, or ``/run/user/1000``)."""
 
 
 def resolve(path: Path) -> Path:
@@ -1111,7 +1119,8 @@ def user_rules(
             raise SandboxError(
                 f"{option} {text}: no such file or folder ({path}); create it or leave it out"
             )
-        yield mount(kind, path, f"{option} {text}")
+        rule = mount(kind, path, f"{option} {text}")
+        yield replace(rule, shown=True) if kind is Kind.READ else rule
 
 
 def hide_note(said: str, text: str, path: Path, workspace: Path) -> str:
@@ -1146,13 +1155,22 @@ def plan(rules: Iterable[Mount]) -> list[Mount]:
     folder (empty and read-only inside) what must stay in sight is bound back (the workspace,
     the agent's state, the Python that starts the sandbox under a hidden home), and a
     read-only rule is dropped: hiding wins, nothing under it is shown; but for one the user
-    asked for in a hidden credential store (:attr:`Mount.asked`).
+    asked for in a hidden credential store (:attr:`Mount.asked`). A read-only rule in a
+    private folder with nothing binding the host's in at or above it is dropped too, but for
+    the user's own ``--ro`` (:attr:`Mount.shown`): the private folder hides the host's path,
+    and a read-only bind would show it.
     """
     strictest: dict[Path, Mount] = {}
+    shown: set[Path] = set()  # paths a rule binds in from the host
     for rule in rules:
         known = strictest.get(rule.path)
         if known is None or rule.kind > known.kind:
             strictest[rule.path] = rule
+        if rule.kind in (Kind.WRITE, Kind.SHOW) or rule.shown:
+            shown.add(rule.path)
+    for path in shown:  # a stricter rule on the same path shows it too, read-only
+        if strictest[path].kind is Kind.READ and not strictest[path].shown:
+            strictest[path] = replace(strictest[path], shown=True)
     for pinned in _pins(strictest):
         strictest.setdefault(pinned.path, pinned)
     kept = [rule for rule in strictest.values() if _needed(rule, strictest)]
@@ -1189,11 +1207,26 @@ def _needed(rule: Mount, rules: Mapping[Path, Mount]) -> bool:
         return above is not None and above.kind is Kind.WRITE
     if rule.kind is Kind.READ and above is not None and above.kind is Kind.HIDE:
         return rule.asked  # the hidden folder shows nothing, and nothing can be made in it
+    if rule.kind is Kind.READ and not rule.shown and _out_of_sight(rule.path, rules):
+        return False  # the private folder keeps it from the command already: not shown
     if rule.kind is not Kind.HIDE:
         return True
     if above is not None:
         return above.kind is not Kind.HIDE
     return not any(rule.path.is_relative_to(base) for base in PRIVATE_TMPFS)
+
+
+def _out_of_sight(path: Path, rules: Mapping[Path, Mount]) -> bool:
+    """Whether ``path`` is in one of :data:`PRIVATE_TMPFS` with no rule binding the host's in
+    (a ``WRITE``, a ``SHOW``, a shown ``READ``: :attr:`Mount.shown`) above it: there the
+    command sees the sandbox's own empty folder, not the host's."""
+    if not any(path.is_relative_to(base) for base in PRIVATE_TMPFS):
+        return False
+    for folder in path.parents:
+        above = rules.get(folder)
+        if above is not None and (above.kind in (Kind.WRITE, Kind.SHOW) or above.shown):
+            return False
+    return True
 
 
 LINKED_ENTRIES = 1_000
