@@ -72,3 +72,45 @@ def test_a_request_left_mid_body_is_recorded_with_an_int_status(
     done = airlock("audit", "--audit-log", str(cfg.audit_log), "--flow", "unclassified", env=env)
     shown = [line for line in done.stdout.splitlines() if "/left" in line]
     assert len(shown) == 2 and all("status -" in line for line in shown), done.stdout
+
+
+def test_a_malformed_plain_request_to_an_inspected_host_has_the_inspected_fields(
+    tmp_path: Path, site: _Site
+) -> None:
+    """A plain-HTTP request to an inspected host whose head came whole with a bad chunk size
+    after it, in one read, is refused 400 and recorded as every request to an inspected host
+    is: its path (query values left out), its flow, the secrets in its path and headers
+    (never their values), typed; and counted with its flow in the report."""
+    key = "ghp_" + "aB3dE5fG7hJ9kL1mN3pQ5rS7tU9vW1xY3z5A"
+    _, _, inspection = inspected_setup(tmp_path, {"DISABLE_TELEMETRY": "1"})
+    cfg = config(tmp_path, inspection=inspection)
+    port = site.server_address[1]
+    with running(cfg) as (url, proxy):
+        with socket.create_connection(("127.0.0.1", int(url.rsplit(":", 1)[1])), 10) as sock:
+            sock.sendall(
+                (
+                    f"POST http://localhost:{port}/api/event_logging/v2/batch?k=v HTTP/1.1\r\n"
+                    f"Host: localhost:{port}\r\nX-Key: {key}\r\n"
+                    "Transfer-Encoding: chunked\r\n\r\nzz\r\n"
+                ).encode()
+            )
+            answer = sock.recv(200)
+        report = proxy.close({"command": ["test"], "exit_code": 0})
+    assert answer.startswith(b"HTTP/1.1 400"), answer
+    assert cfg.audit_log is not None
+    assert key not in cfg.audit_log.read_text()
+    [record] = [r for r in read_records(cfg.audit_log) if r["type"] == "request"]
+    assert _typed(record) == [], record
+    assert (record["inspected"], record["path"], record["flow"]) == (
+        True,
+        "/api/event_logging/v2/batch?k=…",
+        "metrics",
+    )
+    assert (record["status"], record["decision"], record["secrets"]) == (
+        400,
+        "deny",
+        {"github_token": 1},
+    )
+    assert "chunk size" in record["reason"]
+    flows = {f.flow: f for f in report.flows}
+    assert flows["metrics"].refused == 1

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 from airlock.egress.connection import (
@@ -24,6 +25,7 @@ from airlock.egress.http1 import (
     RequestHead,
     RequestParser,
     header_safe,
+    redact_query,
     simple_response,
 )
 from airlock.egress.report import NO_HOST
@@ -32,6 +34,7 @@ from airlock.egress.tunnels import tunnel
 from airlock.policy.hosts import MAX_NAME
 
 if TYPE_CHECKING:
+    from airlock.egress.inspect import Inspector
     from airlock.egress.relay import Relay
     from airlock.egress.server import Proxy
 
@@ -91,11 +94,18 @@ class Client:
                 head = next((e for e in self.parser.events if isinstance(e, RequestHead)), None)
                 if head is not None:  # its head read whole, in the read its body failed in
                     with contextlib.suppress(ValueError):  # as the rules read it, if they can
+                        ruled = self.proxy.check_rules(head.host, head.port)
                         record.update(
-                            method=head.method.decode("latin-1"),
-                            host=self.proxy.check_rules(head.host, head.port).host,
-                            port=head.port,
+                            method=head.method.decode("latin-1"), host=ruled.host, port=head.port
                         )
+                        inspector = self.proxy.inspector
+                        if (
+                            head.method != CONNECT
+                            and ruled.allowed
+                            and inspector
+                            and inspector.inspects(ruled.host)
+                        ):
+                            self._inspected_refusal(inspector, record, head, ruled.host)
                 self.proxy.record(self.answered(record, answered))
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
@@ -211,6 +221,24 @@ class Client:
         record["bytes_in"] = record.get("bytes_in", 0) + size
         self.proxy.stats(record.get("host") or NO_HOST).bytes_in += size
         return record
+
+    @staticmethod
+    def _inspected_refusal(
+        inspector: Inspector, record: dict[str, Any], head: RequestHead, host: str
+    ) -> None:
+        """The fields every request to an inspected host has in its record, added to the
+        refusal of one whose head came whole with a malformed body in the same read: its path
+        as the log shows it (query values and secrets left out), its flow, the secrets in its
+        path and headers (kind and count); it is counted with its flow for the report."""
+        from airlock.egress.scan import header_secrets, path_secrets  # the redaction engine
+
+        target = head.path.decode("latin-1")
+        path, in_path = path_secrets(inspector.redactor, target, redact_query(head.path))
+        in_head, _ = header_secrets(inspector.redactor, head.headers)
+        verdict = inspector.judge(record["method"], host, target, head.headers)
+        secrets = Counter(in_path) + Counter(in_head)
+        record.update(inspected=True, path=path, flow=verdict.flow, secrets=dict(secrets))
+        inspector.tally(record)
 
     def finish(self, record: dict[str, Any]) -> None:
         """Set the record's duration and log it."""
