@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -157,3 +158,26 @@ def test_the_users_own_ro_still_shows_a_path_under_the_private_tmp(
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["TICKET", "KEPT"], done.stdout + done.stderr
+
+
+def test_a_missing_repository_a_sharedpath_names_cannot_be_made_inside(
+    tmp_path: Path, project: Path, home: Path
+) -> None:
+    """A Mercurial share whose ``.hg/sharedpath`` names a missing repository in the agents'
+    writable state: made inside with an ``hgrc`` of its own (``[hooks]``), the user's next
+    ``hg status`` in the share would have run it; an empty read-only folder stands there."""
+    hg = shutil.which("hg")
+    assert hg is not None, "the tests need Mercurial: bash scripts/setup.sh --dev"
+    subprocess.run([hg, "init", str(project)], check=True, timeout=60)
+    (home / ".claude").mkdir()
+    source = home / ".claude" / "source"
+    (project / ".hg" / "sharedpath").write_text(f"{source / '.hg'}\n")
+    with (project / ".hg" / "requires").open("a") as requires:
+        requires.write("shared\nshare-safe\n")
+    script = (
+        f"cd '{home / '.claude'}' && mkdir -p source/.hg/store && "
+        f"printf '[hooks]\\npre-status = touch PWNED\\n' > source/.hg/hgrc; true"
+    )
+    done = run_script(tmp_path, script)
+    assert done.returncode == 0, done.stderr
+    assert not source.exists(), done.stderr

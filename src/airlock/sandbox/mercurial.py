@@ -70,8 +70,11 @@ def hg_rules(folders: Iterable[Path], why: str, home: Path) -> Iterator[Mount]:
         if os.path.lexists(folder / "sharedpath"):
             yield mount(Kind.READ, folder / "sharedpath", why)
             source = shared_source(folder)
+            named = shared_named(folder)
             if source is not None:  # a share reads its source's config (share-safe)
                 configs.append(source / "hgrc")
+            elif named is not None and not os.path.lexists(resolve(named)):
+                yield mount(Kind.READ, named, f"{why}: the repository a sharedpath names")
         for config in configs:
             yield read_only_file(config, why)
         more = included(configs)
@@ -130,11 +133,21 @@ def _entries(text: str) -> Iterator[tuple[str, str]]:
 def shared_source(folder: Path) -> Path | None:
     """The ``.hg`` folder of the repository a share's ``sharedpath`` names (relative to the
     share's ``.hg``), when it is one; ``None`` otherwise."""
+    source = shared_named(folder)
+    if source is None:
+        return None
+    return source if source.is_dir() and not sandbox_own_in(resolve(source)) else None
+
+
+def shared_named(folder: Path) -> Path | None:
+    """What a share's ``sharedpath`` names, as written, whether it is there or not; ``None``
+    when it names nothing. One that is missing has an empty read-only folder standing there
+    where code inside could make it (:func:`hg_rules`): made inside, with an ``hgrc`` of its
+    own (``[hooks]``), the user's next ``hg status`` in the share would run it outside."""
     text = read_text_or_none(folder / "sharedpath")
     if not text or not text.strip():
         return None
-    source = folder / text.strip()
-    return source if source.is_dir() and not sandbox_own_in(resolve(source)) else None
+    return folder / text.strip()
 
 
 def included(configs: Iterable[Path]) -> list[Path]:
