@@ -156,3 +156,4 @@ def test_a_client_that_offers_only_h2_leaves_a_record(tmp_path: Path) -> None:
     record = records[0]
     assert (record["type"], record["host"], record["method"]) == ("tunnel", "localhost", "CONNECT")
     assert "HTTP/2" in record["error"] and "--inspect" in record["error"]
+    assert (record["flow"], record["path"]) == ("unclassified", "")  # a request's fields, kinds

@@ -54,7 +54,11 @@ def test_a_client_that_refuses_the_certificate_is_told_how_to_go_on(
     env = {**rig.proxy_env(), "CURL_CA_BUNDLE": str(own), "SSL_CERT_FILE": str(own)}
     done = _curl(rig, "/v1/messages", env=env)
     assert done.returncode == 60, done.stderr
-    rig.wait_records(1)
+    [record] = rig.wait_records(1)
+    # no request, so no flow of its own; but the fields and kinds of an inspected request's
+    # record, so a reader of inspected records finds a flow of the contract's list
+    assert record["type"] == "tunnel" and record["inspected"] is True
+    assert (record["flow"], record["path"], record["method"]) == ("unclassified", "", "CONNECT")
     line = _line(rig.inspector.refused_by_client)
     assert line.startswith("  ! localhost: the client refused the run's certificate (pinning?): ")
     assert "unknown ca" in line

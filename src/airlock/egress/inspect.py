@@ -342,7 +342,11 @@ class Inspector:
     def _handshake_failed(
         self, host: str, port: int, reason: str, error: str, **fields: object
     ) -> None:
-        """Record a tunnel to ``host`` whose client ended its TLS handshake."""
+        """Record a tunnel to ``host`` whose client ended its TLS handshake. It carried no
+        request, so it has no flow of its own: its record holds every field an inspected
+        request's does, as :func:`record_of` fills them (``path`` empty, ``flow``
+        ``unclassified``), so a reader of inspected records finds the same fields and
+        values of the same kinds; ``type`` ``tunnel`` tells it apart."""
         self.record(
             record_of(
                 time=self.wall(),
@@ -351,8 +355,6 @@ class Inspector:
                 port=port,
                 method="CONNECT",
                 status=200,
-                path=None,
-                flow=None,
                 reason=reason,
                 error=error,
                 **fields,

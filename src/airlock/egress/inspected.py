@@ -308,8 +308,6 @@ class InspectedConnection:
                 port=self.port,
                 method="CONNECT",
                 status=200,
-                path=None,
-                flow=None,
                 reason=why,
                 error=why,
             )
