@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -181,3 +182,23 @@ def test_a_missing_repository_a_sharedpath_names_cannot_be_made_inside(
     done = run_script(tmp_path, script)
     assert done.returncode == 0, done.stderr
     assert not source.exists(), done.stderr
+
+
+def test_a_fifo_at_the_repositorys_head_does_not_hold_the_run(
+    tmp_path: Path, project: Path
+) -> None:
+    """Code inside may make ``.git/HEAD`` a FIFO (git writes ``HEAD``: it stays writable):
+    airlock's own reads of the index, after the run and at each later run's start, do not
+    wait on it (20 s each, with the home's turn to set up held meanwhile), and say they could
+    not be done."""
+    subprocess.run(["git", "init", "-q", str(project)], check=True)
+    (project / "notes.txt").write_text("notes\n")
+    subprocess.run(["git", "-C", str(project), "add", "notes.txt"], check=True)  # an index
+    (project / ".claude").mkdir()  # git is asked which placeholders it would list
+    started = time.monotonic()
+    planted = run_script(tmp_path, "rm .git/HEAD && mkfifo .git/HEAD")
+    again = run_script(tmp_path, "true")
+    assert time.monotonic() - started < 15, planted.stderr + again.stderr
+    for done in (planted, again):
+        assert done.returncode == 0, done.stderr
+        assert "its index could not be read" in done.stderr, done.stderr

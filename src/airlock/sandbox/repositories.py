@@ -1067,6 +1067,9 @@ def unlisted_by_git(workspace: Path, names: Iterable[str]) -> frozenset[str]:
             continue
         except OSError:
             return frozenset()
+    folder = git_folder_of(workspace / ".git")
+    if folder is not None and not git_would_answer(folder):  # a FIFO at its HEAD: not asked
+        return frozenset()
     done = read_by_git(["-C", str(workspace), "check-ignore", "--", *asked], timeout=5)
     if done is None:  # no git (nothing lists them), or it did not answer in time
         return frozenset(asked) if host_git() is None else frozenset()
@@ -1740,6 +1743,8 @@ def gitlinks(work_tree: Path, git_folder: Path) -> list[str] | None:
         return []
     except OSError:
         return None
+    if not git_would_answer(git_folder):
+        return None
     variables = {"GIT_DIR": str(git_folder), "GIT_WORK_TREE": str(work_tree)}
     done = read_by_git(["ls-files", "--stage", "-z"], 20, variables)
     if done is None or done.returncode != 0:
@@ -1751,6 +1756,28 @@ def gitlinks(work_tree: Path, git_folder: Path) -> list[str] | None:
             if name:  # as written: git reads "a//b", "./a", "a/../b" and ".GIT/a" as they are
                 names.append(name)
     return names
+
+
+GIT_READS = ("HEAD", "commondir", "config", "config.worktree")
+"""What git reads in a git folder before it takes it for a repository, whatever it is asked."""
+
+
+def git_would_answer(git_folder: Path) -> bool:
+    """Whether each of :data:`GIT_READS` in ``git_folder`` is a regular file or missing, so
+    that git asked of the repository answers at once. A FIFO there (``HEAD`` is written
+    inside; a repository may come with one) would hold git until airlock gives it up, 20 s at
+    each look, before the command and after it, at every run in the workspace: and the set-up
+    holds the home's turn meanwhile, so runs in other workspaces wait too. What git would
+    have said is taken as not known, and said so, as when git could not read it."""
+    for name in GIT_READS:
+        try:
+            if not stat.S_ISREG((git_folder / name).stat().st_mode):
+                return False
+        except FileNotFoundError:
+            continue
+        except OSError:
+            return False
+    return True
 
 
 def _git_folders(root: Path) -> Iterator[Path]:
