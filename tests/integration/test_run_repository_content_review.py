@@ -202,3 +202,16 @@ def test_a_fifo_at_the_repositorys_head_does_not_hold_the_run(
     for done in (planted, again):
         assert done.returncode == 0, done.stderr
         assert "its index could not be read" in done.stderr, done.stderr
+
+
+def test_a_protected_name_linked_to_the_root_is_refused_naming_the_link(
+    tmp_path: Path, project: Path
+) -> None:
+    """A clone's ``.vscode`` that is a link to ``/`` would have the read-only rule bind the
+    host's ``/`` over the sandbox's own ``/proc`` and ``/tmp``: the run stops (125), naming the
+    link, which the user then removes."""
+    (project / ".vscode").symlink_to("../" * 40)
+    done = run_script(tmp_path, "echo RAN")
+    assert done.returncode == 125, done.stdout + done.stderr
+    assert "RAN" not in done.stdout
+    assert f"which {project / '.vscode'} names through a link" in done.stderr, done.stderr

@@ -596,11 +596,12 @@ def mount(kind: Kind, path: Path, why: str, folder: bool = True) -> Mount:
             "that hold what must not be seen"
         )
     covered = sandbox_own_in(real) if kind is not Kind.HIDE else []
-    if covered:
+    if covered:  # a link in a clone (.vscode -> ../../..) is named: the user removes it
+        through = f", which {path} names through a link," if path.absolute() != real else ""
         raise SandboxError(
-            f"{why}: binding {real} would put the host's {', '.join(covered)} in place of the "
-            "sandbox's own (the host's processes, sockets and temporary files); name the "
-            "folders you need inside it (the rest of the system is read-only inside already)"
+            f"{why}: binding {real}{through} would put the host's {', '.join(covered)} in place "
+            "of the sandbox's own (the host's processes, sockets and temporary files); name "
+            "the folders you need inside it (the rest of the system is read-only inside already)"
         )
     named = path if path.absolute() != real else None
     mode = _mode(text)
