@@ -215,3 +215,22 @@ def test_a_protected_name_linked_to_the_root_is_refused_naming_the_link(
     assert done.returncode == 125, done.stdout + done.stderr
     assert "RAN" not in done.stdout
     assert f"which {project / '.vscode'} names through a link" in done.stderr, done.stderr
+
+
+def test_too_many_git_folders_stop_the_run_naming_them(tmp_path: Path, project: Path) -> None:
+    """Nested repositories with hundreds of submodules' git folders each (which code inside
+    an earlier run can make: only their hooks, config and commondir are kept) give the
+    sandbox more path rules than bubblewrap takes: the run stops (125) naming what made them,
+    not the command's arguments."""
+    for repository in range(12):
+        for module in range(300):
+            folder = project / f"r{repository}" / ".git" / "modules" / f"m{module}"
+            folder.mkdir(parents=True)
+            (folder / "HEAD").write_text("ref: refs/heads/main\n")
+            (folder / "config").write_text("")
+        (project / f"r{repository}" / ".git" / "HEAD").write_text("ref: refs/heads/main\n")
+    done = run_script(tmp_path, "echo RAN")
+    assert done.returncode == 125, done.stdout + done.stderr
+    assert "RAN" not in done.stdout
+    assert "the most for runs code outside later (a nested git repository)" in done.stderr
+    assert "give the command fewer" not in done.stderr, done.stderr

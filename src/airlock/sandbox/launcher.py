@@ -349,13 +349,32 @@ def bwrap_arguments(
     else:
         arguments += [UNRESTRICTED, *spec.command]
     if len(arguments) > BWRAP_MAX_ARGUMENTS:  # bubblewrap would refuse, in words about paths
+        needed = len(arguments) - len(spec.command)  # the sandbox's own
+        if needed <= BWRAP_MAX_ARGUMENTS // 2:
+            raise SandboxError(
+                f"the command has {len(spec.command):,} arguments, and the sandbox's own "
+                f"{needed:,}: bubblewrap takes at most {BWRAP_MAX_ARGUMENTS:,} in all; give the "
+                "command fewer (xargs splits a long list into several runs of it)"
+            )
         raise SandboxError(
-            f"the command has {len(spec.command):,} arguments, and the sandbox's own "
-            f"{len(arguments) - len(spec.command):,}: bubblewrap takes at most "
-            f"{BWRAP_MAX_ARGUMENTS:,} in all; give the command fewer (xargs splits a long "
-            "list into several runs of it)"
+            f"the sandbox's path rules ({len(rules):,}) make {needed:,} of bubblewrap's arguments, "
+            f"which takes at most {BWRAP_MAX_ARGUMENTS:,} in all; the most for "
+            f"{_most_rules(rules)}: nothing was run; remove what those rules are for, or run "
+            "in a folder that holds less"
         )
     return arguments
+
+
+def _most_rules(rules: Sequence[Mount]) -> str:
+    """The two reasons most of ``rules`` have, each with its count, in words: what made the
+    sandbox's arguments too many (a workspace holding hundreds of nested repositories, each
+    with hundreds of submodules' git folders, which code inside an earlier run could make; a
+    settings file's thousands of ``denyRead`` entries), for the user to remove."""
+    counts: dict[str, int] = {}
+    for rule in rules:
+        counts[rule.why] = counts.get(rule.why, 0) + 1
+    most = sorted(counts.items(), key=lambda item: -item[1])[:2]
+    return "; ".join(f"{why} ({count:,} paths)" for why, count in most)
 
 
 BWRAP_MAX_ARGUMENTS = 9000
