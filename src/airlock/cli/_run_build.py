@@ -140,6 +140,33 @@ def projects_allowing_every_host(loaded: Loaded) -> list[str]:
     ]
 
 
+def projects_bringing_hosts(loaded: Loaded, decisions: Decisions) -> list[str]:
+    """The hosts that a project's settings alone have the proxy let out as a flow's (its
+    ``env`` block's ``ANTHROPIC_BASE_URL``, ``OTEL_EXPORTER_OTLP_ENDPOINT``, its
+    ``airlock.domainSafetyUrl``), in words, a line each: any code inside may then reach that
+    host, not only the agent, as through an ``allowedDomains`` entry of the project's, which
+    :func:`projects_allowing_every_host` says when it lets out every host. The agent honours
+    them, and so does the run; it says so, as a project comes from elsewhere (a clone).
+    Under ``allowManagedDomainsOnly`` they are set aside, and said so already."""
+    from airlock.egress.rules import flow_hosts_brought_by
+    from airlock.settings.sandbox import PROJECT_SOURCES, sandbox_settings
+
+    if sandbox_settings(loaded).managed_domains_only:
+        return []
+    brought = flow_hosts_brought_by(loaded.context, decisions, PROJECT_SOURCES)
+    if not brought:
+        return []
+    files = [
+        layer.origin.describe() for layer in loaded.layers if layer.origin.source in PROJECT_SOURCES
+    ]
+    return [
+        f"{host!r} is let out as the host of flow {flow}, from the values in "
+        f"{' and '.join(files)}: any code inside may reach it; "
+        "remove the entry to keep it shut"
+        for flow, host in brought
+    ]
+
+
 def check_state_covered(config: EgressConfig, state: list[Path]) -> None:
     """The audit log and its heads must be read-only inside: under a folder of ``state``."""
     import os

@@ -191,6 +191,7 @@ def _run(args: argparse.Namespace) -> int:
         notice,
         other_roots,
         projects_allowing_every_host,
+        projects_bringing_hosts,
         run_record,
         serve_until_done,
         standby_proxy,
@@ -586,6 +587,8 @@ def _run(args: argparse.Namespace) -> int:
                     print(f"airlock run: {note}", file=sys.stderr)
                 for note in projects_allowing_every_host(loaded):
                     print(f"airlock run: {note}", file=sys.stderr)
+                for note in projects_bringing_hosts(loaded, decisions):
+                    notice(note)
                 check_state_covered(config, state)
                 sandbox = starting.ready()
             except BaseException:

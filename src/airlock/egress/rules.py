@@ -392,6 +392,19 @@ def flow_hosts_set_aside(context: Context, decisions: Decisions) -> tuple[str, .
     return tuple(said)
 
 
+def flow_hosts_brought_by(
+    context: Context, decisions: Decisions, sources: frozenset[Source]
+) -> tuple[tuple[str, str], ...]:
+    """The flows' hosts, each with its flow, that the values of files of ``sources`` alone
+    bring (a project's ``env`` block naming ``ANTHROPIC_BASE_URL``): those the engine no
+    longer finds once every value from those files is left out."""
+    kept = _trusted_context(context, lambda origin: origin.source not in sources)
+    theirs = {host for _, host in flow_hosts(kept, decide(kept))}
+    return tuple(
+        (flow, host) for flow, host in flow_hosts(context, decisions) if host not in theirs
+    )
+
+
 def _trusted_or(other: Origin, origin: Origin) -> bool:
     return _trusted(origin) or origin == other
 
