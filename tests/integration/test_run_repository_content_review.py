@@ -264,3 +264,22 @@ def test_a_host_the_users_own_settings_let_out_is_not_said_as_the_projects(
     done = run_script(tmp_path, "true")
     assert done.returncode == 0, done.stderr
     assert "is let out as the host of flow" not in done.stderr, done.stderr
+
+
+def test_a_git_file_an_earlier_run_left_naming_a_missing_folder_is_no_way_out(
+    tmp_path: Path, project: Path, home: Path
+) -> None:
+    """No archive needed: code inside one run leaves ``sub/.git`` naming a missing folder in
+    the agents' state (said, and left: it names no git folder), and code inside the next run,
+    which finds it as a nested repository, makes that folder with a config holding
+    ``core.fsmonitor``, for the user's ``git -C sub status`` to run. It cannot."""
+    subprocess.run(["git", "init", "-q", str(project)], check=True)
+    (home / ".claude").mkdir()
+    folder = home / ".claude" / "elsewhere.git"
+    first = run_script(tmp_path, f"mkdir sub && echo 'gitdir: {folder}' > sub/.git")
+    assert first.returncode == 0, first.stderr
+    second = run_script(
+        tmp_path, f"{_make_git_folder(str(folder))}; echo ref > '{folder}/HEAD' || :"
+    )
+    assert second.returncode == 0, second.stderr
+    assert not folder.exists(), second.stderr
