@@ -47,10 +47,24 @@ def test_an_opt_out_given_with_env_is_what_the_report_predicts(tmp_path: Path) -
 
 def test_a_base_url_given_with_env_is_the_default_model_host(tmp_path: Path) -> None:
     """``--env ANTHROPIC_BASE_URL=http://127.0.0.1:PORT``: the proxy's default rules let the
-    model requests go there, not to api.anthropic.com (which the agent inside never uses)."""
+    model requests go there; api.anthropic.com stays a host of the flow for the agent's
+    start-up configuration alone (the engine's ``startup_config``), and goes with it."""
     done = _run(tmp_path, "--env", "ANTHROPIC_BASE_URL=http://127.0.0.1:9", script="true")
     assert done.returncode == 0, done.stderr
     [start] = [r for r in _records(tmp_path / "audit.jsonl") if r.get("type") == "start"]
+    model = [str(rule) for rule in start["default_allow"] if "model_requests" in str(rule)]  # type: ignore[attr-defined]
+    assert model == [
+        "127.0.0.1 (policy: flow model_requests is on)",
+        "api.anthropic.com (policy: flow model_requests is on)",
+    ]
+    done = _run(
+        tmp_path,
+        "--env", "ANTHROPIC_BASE_URL=http://127.0.0.1:9",
+        "--env", "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1",
+        script="true",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    [_, start] = [r for r in _records(tmp_path / "audit.jsonl") if r.get("type") == "start"]
     model = [str(rule) for rule in start["default_allow"] if "model_requests" in str(rule)]  # type: ignore[attr-defined]
     assert model == ["127.0.0.1 (policy: flow model_requests is on)"]
 
