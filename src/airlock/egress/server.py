@@ -95,6 +95,16 @@ _OBJECT_ADDRESS = re.compile(r" (?:at )?0x[0-9a-f]+(?=>)")
 """The memory address in an object's text (``<TCPTransport closed=True 0x7f65…>``), which an
 error's message may hold: left out of the records, so one error reads the same each time and
 the report counts it once."""
+_CLOSED_TRANSPORT = re.compile(r"unable to perform operation on <\w+[^>]*>; the handler is closed")
+"""uvloop's words for a write to a connection that had closed, naming its own object."""
+CLOSED_TRANSPORT = "the connection had already closed"
+"""What a record says instead (:data:`_CLOSED_TRANSPORT`)."""
+
+
+def plain_error(error: object) -> str:
+    """An error's text as records and the report show it: no memory address, and no event
+    loop's object where it says only that the connection had closed."""
+    return _CLOSED_TRANSPORT.sub(CLOSED_TRANSPORT, _OBJECT_ADDRESS.sub("", str(error)))
 
 
 class Proxy:
@@ -242,7 +252,7 @@ class Proxy:
                 reason = reason.split(": ", 1)[0]
             self.stats(record.get("host") or NO_HOST).refuse(reason)
         elif record.get("error"):
-            record["error"] = _OBJECT_ADDRESS.sub("", str(record["error"]))
+            record["error"] = plain_error(record["error"])
             self.stats(record.get("host") or NO_HOST).fail(record["error"])
         if record.get("secrets") and self.inspector is not None:  # kinds and counts only
             self.stats(record.get("host") or NO_HOST).found(record, self.inspector.secrets)
