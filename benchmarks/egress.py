@@ -26,9 +26,11 @@ Beside the table, the same download through a forwarder that copies in the kerne
 the ``plain MB/s`` column's goal against direct.
 
 The origin and the helpers that start processes are shared with ``egress_inspect.py``
-(``benchmarks/origin.py``). The sandbox's start-up, from inside (``airlock run -- true`` vs
-bare bubblewrap vs ``srt -- true``), comes last (``benchmarks/sandbox_startup.py``,
-``--startup-runs``, ``--srt``).
+(``benchmarks/origin.py``), whose rows for inspected traffic (requests/s, added latency, bulk
+MB/s with ``--secrets report``, next to mitmproxy doing the same interception) follow the
+table (``--inspect-bulk-mb``, ``--mitmdump``; 0 skips them). The sandbox's start-up, from
+inside (``airlock run -- true`` vs bare bubblewrap vs ``srt -- true``), comes last
+(``benchmarks/sandbox_startup.py``, ``--startup-runs``, ``--srt``).
 
     .venv/bin/python benchmarks/egress.py                 # everything (about 3 minutes)
     .venv/bin/python benchmarks/egress.py --seconds 3 --skip-peers   # airlock and direct only
@@ -568,6 +570,13 @@ def main() -> int:
     )
     parser.add_argument("--srt", help="the srt program (default: on PATH, or benchmarks/.peers)")
     parser.add_argument(
+        "--inspect-bulk-mb",
+        type=int,
+        default=100,
+        help="the inspected traffic's rows (benchmarks/egress_inspect.py) with this bulk; 0 skips",
+    )
+    parser.add_argument("--mitmdump", help="mitmproxy's mitmdump for the inspected rows' peer")
+    parser.add_argument(
         "--only",
         action="append",
         default=[],
@@ -628,6 +637,12 @@ def main() -> int:
     if audit_lines:
         print()
         print("\n".join(audit_lines))
+    if args.inspect_bulk_mb:
+        print(flush=True)
+        inspect_rows = [sys.executable, str(Path(__file__).with_name("egress_inspect.py"))]
+        inspect_rows += ["--bulk-mb", str(args.inspect_bulk_mb)]
+        inspect_rows += ["--mitmdump", args.mitmdump] if args.mitmdump else []
+        subprocess.run(inspect_rows, check=True)
     if args.startup_runs:
         import sandbox_startup  # beside this script
 
