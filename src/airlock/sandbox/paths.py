@@ -614,8 +614,25 @@ def mount(kind: Kind, path: Path, why: str, folder: bool = True) -> Mount:
         return Mount(kind, Path(existing), why, True, False, named=named)
     name = text[len(existing) :].lstrip("/").split("/", 1)[0]
     first_missing = f"{existing.rstrip('/')}/{name}"
+    if _looped(first_missing):  # nothing can stand there, and nothing it names can be bound
+        raise SandboxError(
+            f"{why}: {first_missing} is a symbolic link that leads back to itself (a loop of "
+            f"links{f', on the way to {path}' if first_missing != str(path) else ''}), so "
+            "nothing can be bound there; remove the link, or make it name what it stands for"
+        )
     is_dir = folder or first_missing != text
     return Mount(kind, Path(first_missing), why, False, is_dir, named=named)
+
+
+def _looped(text: str) -> bool:
+    """Whether ``text`` is a symbolic link in a loop (``.vscode -> .vscode``): ``realpath``
+    stops at such a link and leaves it in the path, where a missing path would end in what a
+    link names."""
+    try:
+        os.stat(text)  # noqa: PTH116 - text: no Path made for a path that is not there
+    except OSError as error:
+        return error.errno == errno.ELOOP
+    return False
 
 
 def _parent(text: str) -> str:
