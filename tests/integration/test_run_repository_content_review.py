@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import time
@@ -80,6 +81,36 @@ def test_a_link_on_the_way_to_a_missing_common_folder_is_put_back(
     assert done.returncode == 0, done.stderr
     assert (project / "common").is_symlink(), done.stderr
     assert not (home / ".claude" / "common").exists(), done.stderr
+
+
+@pytest.mark.parametrize("named_by", [".git file", "commondir"])
+def test_a_link_made_before_a_dot_dot_cannot_lead_to_a_git_folder_made_inside(
+    tmp_path: Path, project: Path, home: Path, named_by: str
+) -> None:
+    """A ``.git`` file or a ``commondir`` naming ``missing/../real`` in the agents' writable
+    state: git follows a link made at ``missing`` before the ``..`` (the kernel's way), so a
+    link to ``sub/inner`` would have it take ``sub/real``, made inside with a config holding
+    ``core.fsmonitor``, at the user's next ``git status``; an empty read-only folder stands at
+    ``missing`` for the run, and is gone after it."""
+    state = home / ".claude"
+    state.mkdir()
+    named = f"{state}/missing/../real"
+    if named_by == ".git file":
+        (project / ".git").write_text(f"gitdir: {named}\n")
+    else:
+        _broken_repository(project, named)
+    script = (
+        f"cd '{state}' && mkdir -p sub/inner && {_make_git_folder('sub/real')}; "
+        "echo 'ref: refs/heads/main' > sub/real/HEAD; ln -s sub/inner missing || :"
+    )
+    done = run_script(tmp_path, script)
+    assert done.returncode == 0, done.stderr
+    assert not os.path.lexists(state / "missing"), done.stderr
+    status = subprocess.run(
+        ["git", "-C", str(project), "status"], capture_output=True, check=False, timeout=60
+    )
+    assert status.returncode != 0, status.stdout
+    assert not (project / "PWNED").exists()
 
 
 def test_names_from_the_workspace_are_said_without_their_escapes(

@@ -34,7 +34,7 @@ from airlock.errors import SandboxError
 from airlock.sandbox.files import read_text_or_none
 from airlock.sandbox.paths import Kind, Mount, mount, resolve, sandbox_own_in
 from airlock.sandbox.programs import named_paths
-from airlock.sandbox.repositories import read_only_file
+from airlock.sandbox.repositories import read_only_file, unmade_on_the_way
 
 CONFIG_FILES: tuple[str, ...] = ("hgrc", "hgrc-not-shared")
 """A repository's own config files, in its ``.hg`` folder."""
@@ -71,6 +71,8 @@ def hg_rules(folders: Iterable[Path], why: str, home: Path) -> Iterator[Mount]:
             yield mount(Kind.READ, folder / "sharedpath", why)
             source = shared_source(folder)
             named = shared_named(folder)
+            if named is not None:
+                yield from unmade_on_the_way(named, f"{why}: on the way to a sharedpath's")
             if source is not None:  # a share reads its source's config (share-safe)
                 configs.append(source / "hgrc")
             elif named is not None and not os.path.lexists(resolve(named)):

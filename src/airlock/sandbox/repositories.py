@@ -398,6 +398,7 @@ def git_folder_rules(workspace: Path, dot_git: Path, why: str) -> Iterator[Mount
     if given is None:
         return
     named = resolve(given)
+    yield from unmade_on_the_way(given, f"{why}: on the way to the git folder a .git file names")
     if not os.path.lexists(named):
         yield missing_git_folder_rule(given, f"{why}: the git folder a .git file names")
     elif named.is_dir() and not sandbox_own_in(named):
@@ -443,6 +444,8 @@ def more_git_rules(git_folder: Path, why: str) -> Iterator[Mount]:
                 yield _worktree_config_rule(linked, why)
     named = named_common(git_folder)
     common = None if named is None else resolve(named)
+    if named is not None:
+        yield from unmade_on_the_way(named, f"{why}: on the way to the folder a commondir names")
     if named is not None and common is not None and not os.path.lexists(common):
         yield missing_git_folder_rule(named, f"{why}: the common folder a commondir names")
     elif common is not None and common.is_dir() and common != resolve(git_folder):
@@ -497,6 +500,34 @@ def missing_git_folder_rule(named: Path, why: str) -> Mount:
     common folder its ``commondir`` names. Git takes no such repository before the run (the
     folder is missing), and none inside either."""
     return mount(Kind.READ, named, why)
+
+
+def unmade_on_the_way(named: Path, why: str) -> Iterator[Mount]:
+    """Read-only on each missing folder that ``named`` (as written, relative to the current
+    folder or absolute) goes through and then leaves by a ``..`` (``missing/../real``): an
+    empty read-only folder stands there. Git (and Mercurial, for an absolute ``sharedpath``)
+    follows such a path as the kernel does, a link made at the missing name taken before the
+    ``..``; :func:`~airlock.sandbox.paths.mount` drops ``missing/..`` as written, so code
+    inside could make ``missing`` a link to a folder of its own (``sub/inner``) and the path
+    would then name ``sub/real``, a repository it made, whose config the user's next ``git
+    status`` would run outside. Nothing for a path without ``..``: the first missing folder on
+    its way gets the rule of the path itself."""
+    if ".." not in named.parts:
+        return
+    parts = named.absolute().parts
+    folder = Path(parts[0])
+    for index, name in enumerate(parts[1:], start=1):
+        if name == "..":
+            folder = folder.parent
+            continue
+        step = folder / name
+        if os.path.lexists(step):
+            folder = resolve(step)  # a link followed before the ".." after it, as the kernel
+            continue
+        yield mount(Kind.READ, step, why)
+        if parts[index + 1 : index + 2] != ("..",):
+            return  # nothing can be made in the empty folder: the path names nothing there
+        folder = step
 
 
 HOOK_NAMES: tuple[str, ...] = (
