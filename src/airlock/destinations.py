@@ -402,10 +402,14 @@ _local_answers: dict[IPAddress, tuple[float, bool]] = {}
 def is_local_address(address: IPAddress) -> bool:
     """Whether ``address`` is one of this machine's own (in this network namespace).
 
-    Asks the kernel: binding a socket to an address succeeds only when a local interface holds
-    it. Where non-local binding is switched on (``ip_nonlocal_bind``), that proves nothing, and
-    only the ranges of :func:`~airlock.policy.hosts.classify` apply. An answer is kept for
-    :data:`LOCAL_SECONDS` (a system call costs more than the rest of a check).
+    Asks the kernel twice. Binding a socket to an address succeeds only when a local
+    interface holds it (or a ``local`` route covers it), unless non-local binding is
+    switched on (``ip_nonlocal_bind``, as on hosts that run a load balancer), when it
+    proves nothing and is not asked. And the route to the address (a datagram socket's
+    ``connect``, which sends nothing) leaves from the address itself only when the address
+    is this machine's: the kernel takes a local address as its own source, whatever
+    ``ip_nonlocal_bind`` says. Either says it is ours: it is. An answer is kept for
+    :data:`LOCAL_SECONDS` (system calls cost more than the rest of a check).
     """
     now = time.monotonic()
     kept = _local_answers.get(address)
@@ -413,7 +417,7 @@ def is_local_address(address: IPAddress) -> bool:
         return kept[1]
     if len(_local_answers) >= 4096:
         _local_answers.clear()
-    answer = _ask_kernel(address)
+    answer = _ask_kernel(address) or _routed_to_itself(address)
     _local_answers[address] = (now, answer)
     return answer
 
@@ -428,6 +432,24 @@ def _ask_kernel(address: IPAddress) -> bool:
     except OSError as error:  # not this machine's, unless the error says nothing (fail closed)
         return error.errno not in (errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT, errno.EINVAL)
     return True
+
+
+def _routed_to_itself(address: IPAddress) -> bool:
+    """Whether the kernel's route to ``address`` leaves from ``address`` itself: a datagram
+    socket connected to it (nothing is sent) takes its source from the route, and the
+    route to one of this machine's addresses (``table local``) has that address as its
+    source. No route (an unreachable network), or no such family: not ours by this probe."""
+    family = socket.AF_INET if address.version == 4 else socket.AF_INET6
+    try:
+        with socket.socket(family, socket.SOCK_DGRAM) as probe:
+            probe.connect((str(address), 9))
+            source = probe.getsockname()[0]
+    except OSError:
+        return False
+    try:
+        return ipaddress.ip_address(source) == address
+    except ValueError:  # a scoped source (link-local): never a public address's
+        return False
 
 
 @lru_cache(maxsize=2)
