@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import time
@@ -83,7 +82,7 @@ def test_a_link_on_the_way_to_a_missing_common_folder_is_put_back(
     assert not (home / ".claude" / "common").exists(), done.stderr
 
 
-@pytest.mark.parametrize("named_by", [".git file", "commondir"])
+@pytest.mark.parametrize("named_by", [".git file", "commondir", "a link to a missing folder"])
 def test_a_link_made_before_a_dot_dot_cannot_lead_to_a_git_folder_made_inside(
     tmp_path: Path, project: Path, home: Path, named_by: str
 ) -> None:
@@ -91,26 +90,32 @@ def test_a_link_made_before_a_dot_dot_cannot_lead_to_a_git_folder_made_inside(
     state: git follows a link made at ``missing`` before the ``..`` (the kernel's way), so a
     link to ``sub/inner`` would have it take ``sub/real``, made inside with a config holding
     ``core.fsmonitor``, at the user's next ``git status``; an empty read-only folder stands at
-    ``missing`` for the run, and is gone after it."""
+    ``missing`` for the run, and is gone after it. A link there to a missing folder
+    (``sub/inner``, made inside) has one stand where it leads."""
     state = home / ".claude"
     state.mkdir()
     named = f"{state}/missing/../real"
-    if named_by == ".git file":
-        (project / ".git").write_text(f"gitdir: {named}\n")
-    else:
+    if named_by == "commondir":
         _broken_repository(project, named)
+    else:
+        (project / ".git").write_text(f"gitdir: {named}\n")
+    if named_by == "a link to a missing folder":
+        (state / "missing").symlink_to("sub/inner")
     script = (
-        f"cd '{state}' && mkdir -p sub/inner && {_make_git_folder('sub/real')}; "
+        f"cd '{state}'; mkdir -p sub/inner; {_make_git_folder('sub/real')}; "
         "echo 'ref: refs/heads/main' > sub/real/HEAD; ln -s sub/inner missing || :"
     )
     done = run_script(tmp_path, script)
     assert done.returncode == 0, done.stderr
-    assert not os.path.lexists(state / "missing"), done.stderr
+    linked = named_by == "a link to a missing folder"
+    assert (state / "missing").is_symlink() is linked, done.stderr
     status = subprocess.run(
         ["git", "-C", str(project), "status"], capture_output=True, check=False, timeout=60
     )
     assert status.returncode != 0, status.stdout
     assert not (project / "PWNED").exists()
+    if linked:  # nothing was made inside where the link leads, nor left there after
+        assert not (state / "sub").exists(), done.stderr
 
 
 def test_names_from_the_workspace_are_said_without_their_escapes(

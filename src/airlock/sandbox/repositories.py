@@ -521,13 +521,13 @@ def unmade_on_the_way(named: Path, why: str) -> Iterator[Mount]:
             folder = folder.parent
             continue
         step = folder / name
-        if os.path.lexists(step):
+        if step.exists():
             folder = resolve(step)  # a link followed before the ".." after it, as the kernel
             continue
-        yield mount(Kind.READ, step, why)
+        yield mount(Kind.READ, step, why)  # a link to a missing folder: where it leads
         if parts[index + 1 : index + 2] != ("..",):
             return  # nothing can be made in the empty folder: the path names nothing there
-        folder = step
+        folder = resolve(step)
 
 
 HOOK_NAMES: tuple[str, ...] = (
