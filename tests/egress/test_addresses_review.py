@@ -1,6 +1,8 @@
-"""The address check, reviewed with the real proxy in network namespaces of the test's own
-(``unshare -rn``: nothing outside them is touched): this machine's own address is refused
-even where non-local binding is switched on."""
+"""The address check, reviewed with the real proxy: this machine's own address is refused
+even where non-local binding is switched on (in network namespaces of the test's own,
+``unshare -rn``: nothing outside them is touched), and through an upstream proxy, which
+resolves names itself, names that only a private network answers are refused as private
+addresses are."""
 
 from __future__ import annotations
 
@@ -12,6 +14,10 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from airlock.egress import EgressConfig
+from tests.egress.origin import _Site, config, exchange, running
+from tests.egress.test_upstream_review import _connect, recording_upstream
 
 ROOT = Path(__file__).resolve().parents[2]
 OWN = ("93.184.215.14", "2606:2800:21f:cb07:6820:80da:af6b:8b2c")
@@ -117,3 +123,71 @@ def test_this_machines_own_address_is_refused_even_with_non_local_binding_on(
         assert said.startswith("HTTP/1.1 403 "), said[:300]
         assert "one of this machine's own addresses" in said
     assert answer["reached"] == 0
+
+
+PRIVATE_NAMES = [
+    "instance-data.us-west-2.compute.internal",
+    "ip-10-0-0-5.ec2.internal",
+    "Build-Cache.C.My-Project.Internal.",
+    "printer.local",
+    "nas.home.arpa",
+]
+"""Names that only a private network answers: AWS's and GCP's own names under .internal
+(their machines, their metadata services), mDNS's .local, a home network's .home.arpa."""
+
+
+def test_names_only_a_private_network_answers_do_not_reach_the_upstream_proxy(
+    site: _Site, tmp_path: Path
+) -> None:
+    """Through an upstream proxy, which resolves names itself, a name under .internal,
+    .local or .home.arpa leads to a private address wherever it resolves (the origin here
+    stands for what the upstream proxy reaches by it): refused under ``--allow-all``, as a
+    tunnel and as a plain request, and nothing reaches the upstream proxy; an ``--allow``
+    naming one lets it through, as it does a private address. A public name goes on (the
+    rig works). Before, every such name went to the upstream proxy under ``--allow-all``."""
+    origin = ("127.0.0.1", int(site.server_address[1]))
+    inside = b"GET /inside HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    with recording_upstream("forward", origin) as upstream:
+        cfg = config(
+            tmp_path, allow=(), allow_all=True, allow_private=False, upstream_proxy=upstream.url
+        )
+        with running(cfg) as (url, _):
+            tunnels = {name: _connect(url, f"{name}:80", inside) for name in PRIVATE_NAMES}
+            plain = {
+                name: exchange(url, f"GET http://{name}/p HTTP/1.1\r\n\r\n".encode())
+                for name in PRIVATE_NAMES
+            }
+            public = _connect(url, "public.test:443", inside)
+    for answer in [*tunnels.values(), *plain.values()]:
+        assert answer.startswith(b"HTTP/1.1 403 "), answer[:300]
+        assert b"leads to a private address" in answer
+        assert b"to reach it, run again with --allow " in answer
+    assert b"ICANN's top-level domain for private networks" in tunnels[PRIVATE_NAMES[0]]
+    assert b"multicast DNS" in tunnels["printer.local"]
+    assert public.startswith(b"HTTP/1.1 200 Connection established\r\n\r\nHTTP/1.1 200 OK")
+    assert [head.split(b"\r\n", 1)[0] for head in upstream.heads] == [
+        b"CONNECT public.test:443 HTTP/1.1"
+    ]
+    assert site.seen == [("/inside", "x")]
+
+
+def test_an_allow_naming_a_private_networks_name_lets_it_reach_the_upstream_proxy(
+    site: _Site, tmp_path: Path
+) -> None:
+    """``--allow ip-10-0-0-5.ec2.internal`` names the host: it goes through the upstream
+    proxy, as a private address an ``--allow`` names does; a wildcard covering it
+    (``*.internal`` in a settings file) does not."""
+    origin = ("127.0.0.1", int(site.server_address[1]))
+    inside = b"GET /named HTTP/1.1\r\nHost: ip-10-0-0-5.ec2.internal\r\nConnection: close\r\n\r\n"
+    allow = EgressConfig.rules(["ip-10-0-0-5.ec2.internal"], "--allow")
+    allow += EgressConfig.rules(["*.internal"], "sandbox.network.allowedDomains in settings")
+    with recording_upstream("forward", origin) as upstream:
+        cfg = config(tmp_path, allow=allow, allow_private=True, upstream_proxy=upstream.url)
+        with running(cfg) as (url, _):
+            named = _connect(url, "ip-10-0-0-5.ec2.internal:80", inside)
+            wildcard = _connect(url, "ip-10-0-0-6.ec2.internal:80", inside)
+    assert named.startswith(b"HTTP/1.1 200 Connection established\r\n\r\nHTTP/1.1 200 OK")
+    assert wildcard.startswith(b"HTTP/1.1 403 ") and b"leads to a private address" in wildcard
+    assert [head.split(b"\r\n", 1)[0] for head in upstream.heads] == [
+        b"CONNECT ip-10-0-0-5.ec2.internal:80 HTTP/1.1"
+    ]

@@ -335,6 +335,50 @@ def private_refusal(
     )
 
 
+PRIVATE_NAMES = (
+    (
+        "internal",
+        "ICANN's top-level domain for private networks, .internal (AWS and GCP name their "
+        "machines and services there)",
+    ),
+    ("local", "the local link's domain, .local, answered by multicast DNS (RFC 6762)"),
+    ("home.arpa", "a home network's domain, .home.arpa (RFC 8375)"),
+)
+"""Domains whose names only a private network answers, and what each is, in words: a name
+under one leads to a private address wherever it resolves (:func:`private_name`)."""
+
+
+def private_name(host: str) -> str | None:
+    """What ``host`` (canonical) is, in words, when it is a name under a domain that only a
+    private network answers (:data:`PRIVATE_NAMES`); ``None`` otherwise. Through an upstream
+    proxy, which resolves names itself, the address check cannot see where such a name
+    leads: it is refused as a private address is, unless ``--allow`` names it."""
+    for domain, what in PRIVATE_NAMES:
+        if host == domain or host.endswith("." + domain):
+            return what
+    return None
+
+
+def private_name_refusal(host: str, what: str, managed_lock: str | None = None) -> tuple[str, str]:
+    """Why ``host``, a name under a domain only a private network answers (``what``:
+    :func:`private_name`), is refused through the upstream proxy, and what a user does about
+    it: the reason and the hint of a ``403``."""
+    reason = (
+        f"{host} is a name under {what}: it leads to a private address, and the upstream "
+        "proxy, which resolves it, would reach it"
+    )
+    if managed_lock is not None:
+        return reason, (
+            "only a rule given on the command line reaches a private network's name, and "
+            f"--allow is refused here (allowManagedDomainsOnly in {managed_lock}): it cannot "
+            "be reached in this run"
+        )
+    return reason, (
+        f"to reach it, run again with --allow {host}: only a rule given on the command line "
+        "reaches a private network's name (a rule in a settings file never does)"
+    )
+
+
 def default_rules(
     context: Context, decisions: Decisions, managed_only: bool = False
 ) -> tuple[HostRule, ...]:

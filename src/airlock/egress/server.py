@@ -69,7 +69,14 @@ from airlock.egress.http1 import simple_response
 from airlock.egress.limits import RateLimiter, UploadBudget
 from airlock.egress.relay import Relay
 from airlock.egress.report import MAX_HOSTS, NO_HOST, OTHER_HOSTS, HostStats, went_out
-from airlock.egress.rules import EgressRules, RuleDecision, host_port, private_refusal
+from airlock.egress.rules import (
+    EgressRules,
+    RuleDecision,
+    host_port,
+    private_name,
+    private_name_refusal,
+    private_refusal,
+)
 from airlock.errors import AirlockError, DestinationRefused, RefusedError
 from airlock.policy.hosts import HostError, bypasses_proxy, parse_host
 
@@ -377,6 +384,9 @@ class Proxy:
                 )
             if _known_without_lookup(decision.host):  # an address, or a loopback name
                 await self._checked(decision.host, port, private_ok)
+            elif not private_ok and (what := private_name(decision.host)) is not None:
+                lock = self.config.managed_lock
+                raise Refusal(403, *private_name_refusal(decision.host, what, lock))
             return None  # a name: the upstream proxy resolves it
         if self.budget.limit is not None and not _known_without_lookup(decision.host):
             self._charge_lookup(decision.host)  # (no budget: nothing to charge, no test)
