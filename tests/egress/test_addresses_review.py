@@ -191,3 +191,37 @@ def test_an_allow_naming_a_private_networks_name_lets_it_reach_the_upstream_prox
     assert [head.split(b"\r\n", 1)[0] for head in upstream.heads] == [
         b"CONNECT ip-10-0-0-5.ec2.internal:80 HTTP/1.1"
     ]
+
+
+def test_an_ipv4_translated_ipv6_address_is_judged_by_the_ipv4_address_it_carries(
+    site: _Site, tmp_path: Path
+) -> None:
+    """``::ffff:0:a.b.c.d`` (IPv4-translated, RFC 2765: what a SIIT translator turns into
+    ``a.b.c.d``) is judged by the IPv4 address it carries, as the compatible, NAT64, 6to4 and
+    Teredo forms are: loopback and metadata refused as such under ``--allow-all``, a deny of
+    the IPv4 address holds for it. Before, it was taken for a public address and dialled."""
+    cfg = config(
+        tmp_path,
+        allow=(),
+        deny=EgressConfig.rules(["93.184.215.14"], "--deny"),
+        allow_all=True,
+        allow_private=False,
+    )
+    port = int(site.server_address[1])
+    with running(cfg) as (url, _):
+        said = {
+            target: exchange(url, f"CONNECT {target} HTTP/1.1\r\n\r\n".encode())
+            for target in (
+                f"[::ffff:0:127.0.0.1]:{port}",
+                "[::ffff:0:a9fe:a9fe]:80",
+                "[::ffff:0:10.1.2.3]:80",
+                "[::ffff:0:93.184.215.14]:443",
+            )
+        }
+    for answer in said.values():
+        assert answer.startswith(b"HTTP/1.1 403 "), answer[:300]
+    assert b"a loopback address" in said[f"[::ffff:0:127.0.0.1]:{port}"]
+    assert b"a cloud metadata address" in said["[::ffff:0:a9fe:a9fe]:80"]
+    assert b"a private address" in said["[::ffff:0:10.1.2.3]:80"]
+    assert b"denied by '93.184.215.14' (--deny)" in said["[::ffff:0:93.184.215.14]:443"]
+    assert site.seen == []

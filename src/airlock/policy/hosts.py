@@ -27,8 +27,9 @@ the connecting side does and gives back one canonical :class:`Host`:
 :func:`classify` says which kind of non-public address an address is (loopback, link-local,
 cloud metadata, private, unspecified, multicast, reserved), or ``None`` for a public one, from
 the table :data:`ADDRESS_CLASSES`. An IPv6 address that carries an IPv4 address (IPv4-compatible
-``::a.b.c.d``, NAT64 ``64:ff9b::/96``, 6to4, Teredo) is classified by the IPv4 address too, so
-``[::127.0.0.1]`` is loopback. Pure: no I/O (resolution lives in :mod:`airlock.destinations`).
+``::a.b.c.d``, IPv4-translated ``::ffff:0:a.b.c.d``, NAT64 ``64:ff9b::/96``, 6to4, Teredo) is
+classified by the IPv4 address too, so ``[::127.0.0.1]`` is loopback. Pure: no I/O (resolution
+lives in :mod:`airlock.destinations`).
 """
 
 from __future__ import annotations
@@ -323,7 +324,8 @@ def normalize_host(text: str) -> str:
 
 
 def embedded_ipv4(address: IPAddress) -> ipaddress.IPv4Address | None:
-    """The IPv4 address an IPv6 address carries (compatible, NAT64, 6to4, Teredo); else ``None``."""
+    """The IPv4 address an IPv6 address carries (compatible, translated, NAT64, 6to4,
+    Teredo); else ``None``."""
     if isinstance(address, ipaddress.IPv4Address):
         return None
     if address.ipv4_mapped is not None:
@@ -332,6 +334,8 @@ def embedded_ipv4(address: IPAddress) -> ipaddress.IPv4Address | None:
     if value >> 32 == 0 and value > 1:  # ::a.b.c.d, but not :: or ::1
         return ipaddress.IPv4Address(value)
     if value >> 32 == 0x64FF9B << 64:  # 64:ff9b::a.b.c.d, NAT64's well-known prefix
+        return ipaddress.IPv4Address(value & 0xFFFFFFFF)
+    if value >> 32 == 0xFFFF0000:  # ::ffff:0:a.b.c.d, IPv4-translated (SIIT, RFC 2765)
         return ipaddress.IPv4Address(value & 0xFFFFFFFF)
     if address.sixtofour is not None:
         return address.sixtofour
