@@ -158,17 +158,22 @@ def _secret_in_private_folder(tmp_path: Path) -> Path:
     return secret
 
 
-@pytest.mark.parametrize("named_by", [".envrc", "denyWrite"])
+@pytest.mark.parametrize("named_by", [".envrc", "denyWrite", "git include"])
 def test_a_projects_file_does_not_show_what_the_private_tmp_hides(
     tmp_path: Path, project: Path, named_by: str
 ) -> None:
     """A path under the private ``/tmp`` that the project names (a committed ``.envrc``'s
-    ``dotenv``, its settings' ``denyWrite``), where airlock keeps it read-only, is not bound
-    into the sandbox: the host's file (a Kerberos ticket, a registry's login under
-    ``/run/user/…``) stays out of sight, as the rest of the host's ``/tmp``."""
+    ``dotenv``, its settings' ``denyWrite``, its ``.git/config``'s ``include.path``), where
+    airlock keeps it read-only, is not bound into the sandbox: the host's file (a Kerberos
+    ticket, a registry's login under ``/run/user/…``) stays out of sight, as the rest of the
+    host's ``/tmp``."""
     secret = _secret_in_private_folder(tmp_path)
     if named_by == ".envrc":
         (project / ".envrc").write_text(f"dotenv {secret}\nsource_env {secret.parent}\n")
+    elif named_by == "git include":
+        subprocess.run(["git", "init", "-q", str(project)], check=True)
+        with (project / ".git" / "config").open("a") as config:
+            config.write(f"[include]\n\tpath = {secret}\n")
     else:
         (project / ".claude").mkdir()
         (project / ".claude" / "settings.json").write_text(
@@ -195,6 +200,41 @@ def test_the_users_own_ro_still_shows_a_path_under_the_private_tmp(
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["TICKET", "KEPT"], done.stdout + done.stderr
+
+
+def test_the_users_own_git_config_under_the_private_tmp_stays_in_sight(
+    tmp_path: Path, project: Path
+) -> None:
+    """The user's own git config (``GIT_CONFIG_GLOBAL``, as a CI job or a test harness sets
+    it) under the private ``/tmp``, and the file it includes, are theirs, not a project's:
+    bound in read-only as before, git inside commits with the name they give."""
+    folder = _secret_in_private_folder(tmp_path).parent
+    (folder / "identity").write_text("[user]\n\tname = Given Name\n\temail = given@example.com\n")
+    (folder / "gitconfig").write_text(f"[include]\n\tpath = {folder / 'identity'}\n")
+    subprocess.run(["git", "init", "-q", str(project)], check=True)
+    done = run_script(
+        tmp_path,
+        "git config user.name && touch notes && git add notes && git commit -qm notes && "
+        'git log -1 --format=%an; touch "$GIT_CONFIG_GLOBAL" || echo KEPT',
+        env={"GIT_CONFIG_GLOBAL": str(folder / "gitconfig")},
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split("\n")[:3] == ["Given Name", "Given Name", "KEPT"], done.stdout
+
+
+def test_a_home_file_linked_into_the_private_tmp_stays_in_sight(
+    tmp_path: Path, project: Path, home: Path
+) -> None:
+    """The home's ``.bashrc`` a link to a dotfiles checkout under ``/tmp``: the home is the
+    user's, so the file is bound in read-only, as the home is, and the shell inside reads it."""
+    dotfiles = _secret_in_private_folder(tmp_path).parent
+    (dotfiles / "bashrc").write_text("export FROM_BASHRC=1\n")
+    home.mkdir(exist_ok=True)
+    (home / ".bashrc").symlink_to(dotfiles / "bashrc")
+    project.mkdir(exist_ok=True)
+    done = run_script(tmp_path, "cat ~/.bashrc; echo >> ~/.bashrc || echo KEPT")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split("\n")[:2] == ["export FROM_BASHRC=1", "KEPT"], done.stdout
 
 
 def test_a_missing_repository_a_sharedpath_names_cannot_be_made_inside(

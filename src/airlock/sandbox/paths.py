@@ -821,6 +821,8 @@ def home_rules(
     """The agents' state writable, credentials hidden, airlock's own state hidden (its audit
     log and the final hashes must not be rewritten from inside, nor locked, nor read). The home is read-only with
     the rest of the system, and bound read-only again when it is under a private folder.
+    The home's own files are the user's: one that links out of the home into the private
+    ``/tmp`` (a dotfiles checkout there) is bound in as the home is (:attr:`Mount.shown`).
     ``~/.claude.json`` is read-only, missing or not, in a writable home too: the agent saves
     it by a new file renamed over it, which the home never allows inside, so for the run it
     keeps it in its config dir (:func:`airlock.sandbox.agent_state.staging`); written inside,
@@ -830,13 +832,14 @@ def home_rules(
     only where code inside could create the path (the home, or the folder that would hold
     it, writable)."""
     yield from visible([home], "the home folder")
-    for name in PROTECTED_IN_HOME:
+    for name in PROTECTED_IN_HOME:  # the user's own: in sight where a link leads to /tmp
         why = "runs code outside later (in the home)"
-        yield mount(Kind.READ, home / name, why, folder=name in FOLDERS_IN_HOME)
+        yield replace(mount(Kind.READ, home / name, why, name in FOLDERS_IN_HOME), shown=True)
     for name in PROTECTED_IN_TOOL_FOLDERS:
         if resolve(home / name).parent.exists():
             why = "runs code outside later (in the home)"
-            yield mount(Kind.READ, home / name, why, folder=name in FOLDERS_IN_HOME)
+            rule = mount(Kind.READ, home / name, why, folder=name in FOLDERS_IN_HOME)
+            yield replace(rule, shown=True)
     for text in AGENT_STATE:
         if resolve(home / text[2:]).exists():
             yield mount(Kind.WRITE, home / text[2:], "the agent's own state")

@@ -48,6 +48,7 @@ after it.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import errno
 import itertools
 import os
@@ -674,23 +675,27 @@ def user_git_rules(
     or holds the home or the workspace (a read-only rule there would close what ``--rw ~``
     opens; not covered). Git is asked once for each file that mentions one of the keys or an
     include, none for the others (a run's start-up path)."""
-    found: list[str] = []
+    found: dict[str, bool] = {}  # each folder, and whether the user's own files name it
     if environ.get("GIT_TEMPLATE_DIR"):
-        found.append(environ["GIT_TEMPLATE_DIR"])
+        found[environ["GIT_TEMPLATE_DIR"]] = True
     configs = every_user_config(home, environ)
     for key, value in given_config(environ):
         if key.lower() in USER_GIT_FOLDERS:
-            found.append(_home_expanded(value, home))
+            found[_home_expanded(value, home)] = True
     configs += given_includes(home, environ)
+    own, inside = resolve(home), resolve(workspace)
     seen: set[Path] = set()
     for config in configs:
         if resolve(config) in seen:
             continue
         seen.add(resolve(config))
-        queue, count = deque([config]), 0
+        queue, count = deque([(config, True)]), 0
         while queue:
-            folders, included = _user_git_values(queue.popleft(), home)
-            found += folders
+            read, theirs = queue.popleft()
+            theirs = theirs and not resolve(read).is_relative_to(inside)  # not the project's
+            folders, included = _user_git_values(read, home)
+            for folder in folders:
+                found[folder] = found.get(folder, False) or theirs
             for path in included:
                 real = resolve(path)
                 if real in seen:
@@ -700,10 +705,9 @@ def user_git_rules(
                     break
                 count += 1
                 seen.add(real)
-                queue.append(path)
+                queue.append((path, theirs))
     rules: list[Mount] = []
-    own, inside = resolve(home), resolve(workspace)
-    for text in dict.fromkeys(found):
+    for text, theirs in found.items():
         if not text.startswith("/"):
             continue
         real = resolve(Path(text))
@@ -712,7 +716,8 @@ def user_git_rules(
         in_sight = real.is_relative_to(own) or real.is_relative_to(inside)
         if _not_a_hooks_folder(real, own if in_sight else inside):
             continue
-        rules.append(mount(Kind.READ, Path(text), why))  # as named: links put back after
+        rule = mount(Kind.READ, Path(text), why)  # as named: links put back after
+        rules.append(dataclasses.replace(rule, shown=True) if theirs else rule)  # in sight
     return rules
 
 
@@ -879,12 +884,17 @@ def include_rules(
     ]
     given = given_includes(home, environ)
     rules += [rule for config in given if (rule := _include_rule(config, why)) is not None]
+    rules = [dataclasses.replace(rule, shown=True) for rule in rules]  # theirs: in sight
+    theirs = {*user, *given}
+    inside = resolve(workspace)
     seen: set[Path] = set()
     capped: list[str] = []
     for config in dict.fromkeys((*configs, *user, *given)):
-        queue, count = deque([config]), 0
+        queue, count = deque([(config, config in theirs)]), 0
         while queue:  # a relative include is read against the folder the config is named in
-            for included in included_configs(queue.popleft(), home):
+            read, mine = queue.popleft()
+            mine = mine and not resolve(read).is_relative_to(inside)  # not the project's
+            for included in included_configs(read, home):
                 real = resolve(included)
                 if real in seen:
                     continue
@@ -896,8 +906,8 @@ def include_rules(
                 seen.add(real)
                 rule = _include_rule(included, why)
                 if rule is not None:
-                    rules.append(rule)
-                    queue.append(included)
+                    rules.append(dataclasses.replace(rule, shown=True) if mine else rule)
+                    queue.append((included, mine))
     return rules, capped
 
 
