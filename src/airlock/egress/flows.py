@@ -547,10 +547,19 @@ _ANY_PREFIX = frozenset({API_HOST, "*"})
 API's, and those of any host (the WebFetch preflight, on the API or its own service)."""
 
 MODEL_CALLS = frozenset(
-    {"/v1/messages", "/v1/models", "/v1/complete", "/v1/files", "/model/", "/projects/"}
+    {
+        "/v1/messages",
+        "/v1/models",
+        "/v1/complete",
+        "/v1/files",
+        "/model/",
+        "/projects/",
+        "/inference-profiles",
+    }
 )
-"""The paths of the vendor API's rows that are the model itself (prompts and outputs), not
-sign-in: on the vendor's own host (:data:`DEFAULT_API_HOSTS`) a request of one is refused
+"""The paths of the vendor API's rows that are the model itself (prompts and outputs, the
+models' lists: Bedrock's inference profiles too, a gateway's row), not sign-in: on the
+vendor's own host (:data:`DEFAULT_API_HOSTS`) a request of one is refused
 when the engine sends model requests elsewhere (its ``model_requests`` decision's
 ``vendor_api`` is false: Bedrock, Vertex, Foundry, or a base URL naming another host)."""
 
