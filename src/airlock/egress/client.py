@@ -106,7 +106,10 @@ class Client:
                             and inspector.inspects(ruled.host)
                         ):
                             self._inspected_refusal(inspector, record, head, ruled.host)
-                self.proxy.record(self.answered(record, answered))
+                self.answered(record, answered)
+                if record.get("inspected") and self.proxy.inspector is not None:
+                    self.proxy.inspector.tally(record)  # with airlock's answer, as logged
+                self.proxy.record(record)
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
         except RuntimeError as error:  # uvloop: a write to a transport the client closed
@@ -229,7 +232,8 @@ class Client:
         """The fields every request to an inspected host has in its record, added to the
         refusal of one whose head came whole with a malformed body in the same read: its path
         as the log shows it (query values and secrets left out), its flow, the secrets in its
-        path and headers (kind and count); it is counted with its flow for the report."""
+        path and headers (kind and count). It is counted with its flow for the report once
+        airlock's answer is in it (:meth:`serve`)."""
         from airlock.egress.scan import header_secrets, path_secrets  # the redaction engine
 
         target = head.path.decode("latin-1")
@@ -238,7 +242,6 @@ class Client:
         verdict = inspector.judge(record["method"], host, target, head.headers)
         secrets = Counter(in_path) + Counter(in_head)
         record.update(inspected=True, path=path, flow=verdict.flow, secrets=dict(secrets))
-        inspector.tally(record)
 
     def finish(self, record: dict[str, Any]) -> None:
         """Set the record's duration and log it."""
