@@ -573,13 +573,13 @@ def sandbox_own_in(folder: Path) -> list[str]:
     return [own for own in SANDBOX_OWN if own == text or own.startswith(holder)]
 
 
-def mount(kind: Kind, path: Path, why: str, folder: bool = True) -> Mount:
+def mount(kind: Kind, path: Path, why: str, folder: bool = True, shown: bool = False) -> Mount:
     """A :class:`Mount` on what ``path`` names, symlinks resolved.
 
     A missing path is covered where it would be created: at its first missing ancestor (an
     empty folder stands there; an empty file when that is the path itself and ``folder`` is
     false: a file its program reads), or on an ancestor that exists but is not a folder (a
-    worktree's ``.git`` file).
+    worktree's ``.git`` file). ``shown``: :attr:`Mount.shown` (a ``READ`` of the user's own).
 
     A run makes about 150 of these before bubblewrap can start: the path is worked on as text
     (what it names looked at once, with :func:`_mode`), and made a ``Path`` once.
@@ -606,12 +606,12 @@ def mount(kind: Kind, path: Path, why: str, folder: bool = True) -> Mount:
     named = path if path.absolute() != real else None
     mode = _mode(text)
     if mode is not None:
-        return Mount(kind, real, why, True, stat.S_ISDIR(mode), named=named)
+        return Mount(kind, real, why, True, stat.S_ISDIR(mode), named=named, shown=shown)
     existing = _parent(text)
     while (mode := _mode(existing)) is None:
         existing = _parent(existing)
     if not stat.S_ISDIR(mode):
-        return Mount(kind, Path(existing), why, True, False, named=named)
+        return Mount(kind, Path(existing), why, True, False, named=named, shown=shown)
     name = text[len(existing) :].lstrip("/").split("/", 1)[0]
     first_missing = f"{existing.rstrip('/')}/{name}"
     if _looped(first_missing):  # nothing can stand there, and nothing it names can be bound
@@ -621,7 +621,7 @@ def mount(kind: Kind, path: Path, why: str, folder: bool = True) -> Mount:
             "nothing can be bound there; remove the link, or make it name what it stands for"
         )
     is_dir = folder or first_missing != text
-    return Mount(kind, Path(first_missing), why, False, is_dir, named=named)
+    return Mount(kind, Path(first_missing), why, False, is_dir, named=named, shown=shown)
 
 
 def _looped(text: str) -> bool:
@@ -834,12 +834,11 @@ def home_rules(
     yield from visible([home], "the home folder")
     for name in PROTECTED_IN_HOME:  # the user's own: in sight where a link leads to /tmp
         why = "runs code outside later (in the home)"
-        yield replace(mount(Kind.READ, home / name, why, name in FOLDERS_IN_HOME), shown=True)
+        yield mount(Kind.READ, home / name, why, name in FOLDERS_IN_HOME, shown=True)
     for name in PROTECTED_IN_TOOL_FOLDERS:
         if resolve(home / name).parent.exists():
             why = "runs code outside later (in the home)"
-            rule = mount(Kind.READ, home / name, why, folder=name in FOLDERS_IN_HOME)
-            yield replace(rule, shown=True)
+            yield mount(Kind.READ, home / name, why, name in FOLDERS_IN_HOME, shown=True)
     for text in AGENT_STATE:
         if resolve(home / text[2:]).exists():
             yield mount(Kind.WRITE, home / text[2:], "the agent's own state")

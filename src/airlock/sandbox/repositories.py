@@ -716,8 +716,7 @@ def user_git_rules(
         in_sight = real.is_relative_to(own) or real.is_relative_to(inside)
         if _not_a_hooks_folder(real, own if in_sight else inside):
             continue
-        rule = mount(Kind.READ, Path(text), why)  # as named: links put back after
-        rules.append(dataclasses.replace(rule, shown=True) if theirs else rule)  # in sight
+        rules.append(mount(Kind.READ, Path(text), why, shown=theirs))  # links put back after
     return rules
 
 
