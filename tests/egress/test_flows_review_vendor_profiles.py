@@ -3,8 +3,10 @@ requests elsewhere: the table's ``GET /inference-profiles`` row on the vendor AP
 there for a Bedrock gateway (``ANTHROPIC_BEDROCK_BASE_URL``), and it named such a request to
 ``api.anthropic.com`` ``model_requests`` and let it out, any query with it, on Bedrock, Vertex
 and Foundry, where the engine says model requests never go there and ``GET /v1/models`` (the
-model list of the vendor's own API) was refused. Through the real proxy on loopback, its
-``api.anthropic.com`` an origin there (the address check sends it to 127.0.0.1)."""
+model list of the vendor's own API) was refused. And, with the start-up configuration off,
+a path a header names for a server to route by is judged at the vendor's API as the
+request's own path is. Through the real proxy on loopback, its ``api.anthropic.com`` an
+origin there (the address check sends it to 127.0.0.1)."""
 
 from __future__ import annotations
 
@@ -100,3 +102,42 @@ def test_inference_profiles_at_the_vendor_api_go_where_model_requests_go_there(
     with _vendor_api(tmp_path, {}) as (url, port, bundle, _):
         answer = _get(url, port, bundle, "/inference-profiles")
     assert answer.startswith(b"HTTP/1.1 200 "), answer[:200]
+
+
+def _get_with(url: str, port: int, bundle: Path, target: str, header: str) -> bytes:
+    raw = established_tunnel(url, f"{API}:{port}")
+    tls = ssl.create_default_context(cafile=str(bundle)).wrap_socket(raw, server_hostname=API)
+    with tls:
+        tls.sendall(
+            f"GET {target} HTTP/1.1\r\nHost: {API}\r\n{header}\r\nConnection: close\r\n\r\n".encode()
+        )
+        return until_closed(tls)
+
+
+NONESSENTIAL = {"CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1"}
+
+
+def test_a_path_a_header_names_is_refused_at_the_vendor_api_as_the_path_itself_is(
+    tmp_path: Path,
+) -> None:
+    """With the start-up configuration off, a request to the vendor's API that no row names
+    is refused there (the engine expects none but its flows'); so is an allowed one carrying
+    a header that a server may route by instead (``X-Original-URL``) naming such a path, as
+    one naming a path of a flow that is off is. Before, the header's path was read for the
+    rows of flows that are off alone, and the request went out."""
+    with _vendor_api(tmp_path, NONESSENTIAL) as (url, port, bundle, log):
+        direct = _get(url, port, bundle, "/api/claude_code_grove")
+        named = _get_with(
+            url, port, bundle, "/api/oauth/profile", "X-Original-URL: /api/claude_code_grove"
+        )
+        plain = _get(url, port, bundle, "/api/oauth/profile")
+    for refused in (direct, named):
+        assert refused.startswith(b"HTTP/1.1 403 "), refused[:200]
+        assert b"start-up configuration off" in refused
+    assert plain.startswith(b"HTTP/1.1 200 "), plain[:200]  # sign-in: essential, still goes
+    records = [r for r in read_records(log) if r.get("inspected") and r["type"] == "request"]
+    assert [(r["flow"], r["status"]) for r in records] == [
+        ("unclassified", 403),
+        ("unclassified", 403),
+        ("model_requests", 200),
+    ]

@@ -58,7 +58,7 @@ from airlock.egress.report import (
     refused_certificate,
 )
 from airlock.egress.scan import Budget, SecretsMode
-from airlock.policy import Decisions
+from airlock.policy import Decisions, FlowId
 from airlock.policy.hosts import HostError, parse_host
 from airlock.redact import Redactor
 
@@ -144,6 +144,11 @@ class Inspector:
         self.agent = agent
         self._off_rows: dict[str, tuple[Signature, ...]] = {}
         """Per host, the signature rows of flows that are off (the decisions hold for the run)."""
+        parameters = decisions[FlowId.MODEL_REQUESTS].parameters
+        self._part_off = False in (parameters.get("vendor_api"), parameters.get("startup_config"))
+        """The engine refuses a part of ``model_requests`` at the vendor's own API host (model
+        calls, the start-up configuration, what no row names): :meth:`_at_vendor_api` reads
+        the paths and hosts a request's headers name there too."""
         self.dial = dial
         self.budget = budget or UploadBudget(None)
         self.wall = wall
@@ -243,7 +248,8 @@ class Inspector:
         elsewhere = tuple(
             row for row in off_rows_at(named, self.decisions, agent=self.agent) if row not in rows
         )
-        if not rows and not elsewhere:
+        vendor = self._part_off and (bool(named) or host in DEFAULT_API_HOSTS)
+        if not rows and not elsewhere and not vendor:
             return verdict
         routes = (path, *url_overrides(headers))
         for table in (rows, elsewhere):
@@ -251,7 +257,35 @@ class Inspector:
                 off = off_flow(table, routed, self.decisions)
                 if off is not None:
                     return off
+        if vendor and (len(routes) > 1 or named):  # judged there as the request is
+            there = self._at_vendor_api(method, host, path, named, routes)
+            if there is not None:
+                return there
         return verdict
+
+    def _at_vendor_api(
+        self, method: str, host: str, path: str, named: list[str], routes: tuple[str, ...]
+    ) -> Verdict | None:
+        """The refusal of a request whose headers name another path (``routes`` past the
+        first) or another host (``named``) that :func:`~airlock.egress.flows.verdict_for`
+        refuses at the vendor's own API host, ``host`` or one named: what no row names there
+        while the start-up configuration is off, as the request's own path is refused;
+        ``None`` when none is refused."""
+        for vendor in sorted(DEFAULT_API_HOSTS.intersection((host, *named))):
+            for routed in routes:
+                if (vendor, routed) == (host, path):  # judged already
+                    continue
+                there = verdict_for(
+                    method,
+                    vendor,
+                    routed,
+                    self.decisions,
+                    agent=self.agent,
+                    api_hosts=self.api_hosts,
+                )
+                if not there.allowed:
+                    return there
+        return None
 
     def inspects(self, host: str) -> bool:
         """Whether requests to ``host`` are read (named with ``--inspect`` or in settings).
