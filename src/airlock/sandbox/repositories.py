@@ -692,8 +692,9 @@ def user_git_rules(
         queue, count = deque([(config, True)]), 0
         while queue:
             read, theirs = queue.popleft()
-            theirs = theirs and not resolve(read).is_relative_to(inside)  # not the project's
             folders, included = _user_git_values(read, home)
+            if theirs and (folders or included):  # what a file in the project names is not
+                theirs = not resolve(read).is_relative_to(inside)
             for folder in folders:
                 found[folder] = found.get(folder, False) or theirs
             for path in included:
@@ -892,8 +893,10 @@ def include_rules(
         queue, count = deque([(config, config in theirs)]), 0
         while queue:  # a relative include is read against the folder the config is named in
             read, mine = queue.popleft()
-            mine = mine and not resolve(read).is_relative_to(inside)  # not the project's
-            for included in included_configs(read, home):
+            includes = included_configs(read, home)
+            if mine and includes:  # what a file in the project includes is not the user's
+                mine = not resolve(read).is_relative_to(inside)
+            for included in includes:
                 real = resolve(included)
                 if real in seen:
                     continue
