@@ -23,7 +23,8 @@ is off (:func:`off_flow`), at its host or at one a header names (:func:`host_ove
 the vendor API's rows are read so on every inspected host, not only on those the run names
 as the vendor's (:func:`off_rows`).
 The agent's start-up configuration (:data:`STARTUP_PATHS`) counts with ``model_requests``
-and is refused while that decision's ``startup_config`` is false; so is an unclassified
+and is refused while that decision's ``startup_config`` is false, at the hosts the run takes
+for the vendor API's (not in the paths of every inspected host); so is an unclassified
 request to the vendor's own API host then (:func:`_vendor_quiet`): the reference then sends
 it nothing but the model's requests and the WebFetch preflight.
 A model call (:data:`MODEL_CALLS`) to the vendor's own API host is refused when the engine
@@ -603,12 +604,18 @@ def _startup_off(row: Signature, decisions: Decisions) -> bool:
     )
 
 
-def _part_off(row: Signature, hosts: Iterable[str], decisions: Decisions) -> bool:
+def _part_off(
+    row: Signature, hosts: Iterable[str], decisions: Decisions, api_hosts: frozenset[str]
+) -> bool:
     """Whether ``row``'s flow is on but the engine refuses its part of it at ``hosts``: a
     model call to the vendor's own host while model requests go elsewhere
     (:func:`_model_elsewhere`), or the start-up configuration while it is off
-    (:func:`_startup_off`)."""
-    return _model_elsewhere(row, hosts, decisions) or _startup_off(row, decisions)
+    (:func:`_startup_off`) at a host the run takes for the vendor API's (``api_hosts``):
+    read on every host, its paths (``/mcp-registry/``) anywhere in a path refused a download
+    from a code or package host of a repository or package of that name."""
+    return _model_elsewhere(row, hosts, decisions) or (
+        _startup_off(row, decisions) and any(host in api_hosts for host in hosts)
+    )
 
 
 def _startup_refusal(decisions: Decisions) -> Verdict:
@@ -920,7 +927,11 @@ def _vendor_hosts(api_hosts: frozenset[str]) -> str:
 
 
 def off_rows(
-    host: str, decisions: Decisions, *, agent: str = DEFAULT_AGENT
+    host: str,
+    decisions: Decisions,
+    *,
+    agent: str = DEFAULT_AGENT,
+    api_hosts: Iterable[str] = DEFAULT_API_HOSTS,
 ) -> tuple[Signature, ...]:
     """The rows of ``agent``'s table for ``host`` whose flow is off (for :func:`off_flow`).
 
@@ -931,19 +942,28 @@ def off_rows(
     (``ANTHROPIC_BASE_URL`` set by the command itself, a gateway the settings do not name)
     sent its metrics batches there, named ``unclassified`` and let out with metrics off.
     :func:`classify` still names a request's flow on the vendor API's hosts alone: what
-    this adds can only refuse."""
+    this adds can only refuse. A part of a flow that is on (:func:`_part_off`) is refused
+    at the hosts the run takes for the vendor API's (``api_hosts``) alone."""
     host = host.lower().rstrip(".")
     as_api = frozenset({host})  # whatever the engine named, read as one of the vendor API's
+    vendor = frozenset(api_hosts)
     return tuple(
         row
         for row in AGENT_SIGNATURES[agent]
-        if (decisions[row.flow].state not in SENDING_STATES or _part_off(row, (host,), decisions))
+        if (
+            decisions[row.flow].state not in SENDING_STATES
+            or _part_off(row, (host,), decisions, vendor)
+        )
         and _host_matches(row.host, host, as_api)
     )
 
 
 def off_rows_at(
-    hosts: Iterable[str], decisions: Decisions, *, agent: str = DEFAULT_AGENT
+    hosts: Iterable[str],
+    decisions: Decisions,
+    *,
+    agent: str = DEFAULT_AGENT,
+    api_hosts: Iterable[str] = DEFAULT_API_HOSTS,
 ) -> tuple[Signature, ...]:
     """:func:`off_rows` of every host of ``hosts`` at once, each row once, in the table's
     order: the hosts a request's headers name (:func:`host_overrides`), as many as its head
@@ -952,10 +972,14 @@ def off_rows_at(
     names = {host.lower().rstrip(".") for host in hosts}
     if not names:
         return ()
+    vendor = frozenset(api_hosts)
     return tuple(
         row
         for row in AGENT_SIGNATURES[agent]
-        if (decisions[row.flow].state not in SENDING_STATES or _part_off(row, names, decisions))
+        if (
+            decisions[row.flow].state not in SENDING_STATES
+            or _part_off(row, names, decisions, vendor)
+        )
         and (
             row.host in _ANY_PREFIX  # the vendor API's and any host's: at every host
             or row.host in names

@@ -241,12 +241,18 @@ class Inspector:
         # request gets out as another).
         rows = self._off_rows.get(host)
         if rows is None:
-            rows = self._off_rows[host] = off_rows(host, self.decisions, agent=self.agent)
+            rows = self._off_rows[host] = off_rows(
+                host, self.decisions, agent=self.agent, api_hosts=self.api_hosts
+            )
         # The rows off at the hosts headers name, all at once (not kept: any name may come),
         # less this host's: a head of thousands of names reads the path twice, not each time.
         named = [other for other in host_overrides(headers) if other != host]
         elsewhere = tuple(
-            row for row in off_rows_at(named, self.decisions, agent=self.agent) if row not in rows
+            row
+            for row in off_rows_at(
+                named, self.decisions, agent=self.agent, api_hosts=self.api_hosts
+            )
+            if row not in rows
         )
         vendor = self._part_off and (bool(named) or host in DEFAULT_API_HOSTS)
         if not rows and not elsewhere and not vendor:
