@@ -260,6 +260,39 @@ def test_a_missing_repository_a_sharedpath_names_cannot_be_made_inside(
     assert not source.exists(), done.stderr
 
 
+def test_a_link_made_before_a_dot_dot_in_a_sharedpath_cannot_lead_to_a_source_made_inside(
+    tmp_path: Path, project: Path, home: Path
+) -> None:
+    """A share's ``sharedpath`` naming ``missing/../source/.hg`` in the agents' writable state:
+    Mercurial takes its real path, a link made at ``missing`` followed before the ``..``, so
+    a link to ``sub/inner`` would have it read ``sub/source``'s ``hgrc``, made inside with
+    ``[hooks]``; an empty read-only folder stands at ``missing`` for the run."""
+    hg = shutil.which("hg")
+    assert hg is not None, "the tests need Mercurial: bash scripts/setup.sh --dev"
+    subprocess.run([hg, "init", str(project)], check=True, timeout=60)
+    state = home / ".claude"
+    state.mkdir()
+    (project / ".hg" / "sharedpath").write_text(f"{state}/missing/../source/.hg\n")
+    with (project / ".hg" / "requires").open("a") as requires:
+        requires.write("shared\nshare-safe\n")
+    script = (
+        f"cd '{state}' && mkdir -p sub/inner && hg init sub/source && "
+        "printf '[hooks]\\npre-status = touch PWNED\\n' > sub/source/.hg/hgrc && "
+        "ln -s sub/inner missing; true"
+    )
+    done = run_script(tmp_path, script)
+    assert done.returncode == 0, done.stderr
+    assert not (state / "missing").is_symlink(), done.stderr
+    subprocess.run(
+        [hg, "status", "--config", "extensions.share="],
+        cwd=project,
+        capture_output=True,
+        check=False,
+        timeout=60,
+    )
+    assert not (project / "PWNED").exists()
+
+
 def test_a_fifo_at_the_repositorys_head_does_not_hold_the_run(
     tmp_path: Path, project: Path
 ) -> None:

@@ -72,7 +72,9 @@ def hg_rules(folders: Iterable[Path], why: str, home: Path) -> Iterator[Mount]:
             source = shared_source(folder)
             named = shared_named(folder)
             if named is not None:
-                yield from unmade_on_the_way(named, f"{why}: on the way to a sharedpath's")
+                yield from unmade_on_the_way(
+                    named, f"{why}: on the way to the repository a sharedpath names"
+                )
             if source is not None:  # a share reads its source's config (share-safe)
                 configs.append(source / "hgrc")
             elif named is not None and not os.path.lexists(resolve(named)):
