@@ -618,6 +618,14 @@ def _part_off(
     )
 
 
+def _some_part_off(decisions: Decisions) -> bool:
+    """Whether the engine refuses a part of ``model_requests`` anywhere (its ``vendor_api``
+    or ``startup_config`` is false); else no model request is refused as one, and its rows
+    are not read again for it."""
+    parameters = decisions[FlowId.MODEL_REQUESTS].parameters
+    return parameters.get("vendor_api") is False or parameters.get("startup_config") is False
+
+
 def _startup_refusal(decisions: Decisions) -> Verdict:
     """The refusal of a start-up configuration request while the engine has it off, in the
     engine's words."""
@@ -689,6 +697,8 @@ class _Read:
     hosts: frozenset[str]
     found: tuple[str, ...]
     """Every reading of the path, sorted (:func:`readings`)."""
+    rows: tuple[Signature | None, ...]
+    """The first row that covers each reading (:func:`_first_row`), in their order."""
     named: frozenset[str]
     """The flows the readings name (a reading no row covers names none)."""
 
@@ -705,9 +715,9 @@ def _read(method: str, host: str, path: str, agent: str, api_hosts: Iterable[str
     host = host.lower().rstrip(".")
     hosts = api_hosts if isinstance(api_hosts, frozenset) else frozenset(api_hosts)
     found = tuple(sorted(readings(path)))
-    named = {_first_flow(table, method, host, reading, hosts) for reading in found}
-    named.discard(UNCLASSIFIED)  # a reading no row covers names no flow
-    return _Read(table, method, host, hosts, found, frozenset(named))
+    rows = tuple(_first_row(table, method, host, reading, hosts) for reading in found)
+    named = frozenset(str(row.flow) for row in rows if row is not None)  # None: no flow
+    return _Read(table, method, host, hosts, found, rows, named)
 
 
 def flows_at(
@@ -727,14 +737,6 @@ def flows_at(
             }
         )
     )
-
-
-def _first_flow(
-    table: Iterable[Signature], method: str, host: str, path: str, api_hosts: frozenset[str]
-) -> str:
-    """The flow of :func:`_first_row`'s row, or :data:`UNCLASSIFIED` when there is none."""
-    row = _first_row(table, method, host, path, api_hosts)
-    return UNCLASSIFIED if row is None else str(row.flow)
 
 
 def _first_row(
@@ -829,15 +831,15 @@ def verdict_for(
     (:func:`why_unclassified`), so the audit record does not say "no signature matches" of
     a vendor API path sent to another host."""
     read = _read(method, host, path, agent, api_hosts)
-    if read.flow == FlowId.MODEL_REQUESTS:
-        for reading in read.found:
-            row = _first_row(read.table, read.method, read.host, reading, read.hosts)
+    flow = read.flow
+    if flow == FlowId.MODEL_REQUESTS and _some_part_off(decisions):
+        for row in read.rows:  # as :func:`_read` found them, not looked for again
             if row is not None and _model_elsewhere(row, (read.host,), decisions):
                 return _model_refusal(read.host, decisions)
             if row is not None and _startup_off(row, decisions):
                 return _startup_refusal(decisions)
-    if read.flow != UNCLASSIFIED:
-        return enforce(read.flow, decisions)
+    if flow != UNCLASSIFIED:
+        return enforce(flow, decisions)
     quiet = _vendor_quiet(read.host, decisions)
     if quiet is not None:
         return quiet
