@@ -118,6 +118,24 @@ def test_a_link_made_before_a_dot_dot_cannot_lead_to_a_git_folder_made_inside(
         assert not (state / "sub").exists(), done.stderr
 
 
+def test_a_submodule_checkout_in_a_workspace_with_no_git_lets_git_init_there(
+    tmp_path: Path, project: Path
+) -> None:
+    """A workspace with no ``.git`` (removed to start afresh) holding a submodule's checkout,
+    whose ``.git`` file names ``../.git/modules/sub``: the missing ``.git`` is held outside the
+    workspace and made safe after the run, so ``git init`` works inside, and a config made at
+    ``.git/modules/sub`` has what runs code dropped after the run."""
+    (project / "sub").mkdir(parents=True)
+    (project / "sub" / ".git").write_text("gitdir: ../.git/modules/sub\n")
+    made = _make_git_folder(".git/modules/sub")
+    script = f"git init -q . && echo INIT && {made} && echo 'ref: refs/heads/main' > .git/modules/sub/HEAD"
+    done = run_script(tmp_path, script)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["INIT"], done.stdout + done.stderr
+    assert (project / ".git" / "HEAD").is_file(), done.stderr
+    assert "fsmonitor" not in (project / ".git" / "modules" / "sub" / "config").read_text()
+
+
 def test_names_from_the_workspace_are_said_without_their_escapes(
     tmp_path: Path, project: Path
 ) -> None:

@@ -528,6 +528,8 @@ def mounts(
             )
     rules += _other_roots_rules(opened, workspace)
     rules += _agent_state_git_rules(agent_state, workspace)
+    if held is not None:  # what is made in it is made safe after the run, modules/ too
+        rules = [rule for rule in rules if not _held_placeholder(rule, held.target)]
     rules, credentials = _credentials_opened(rules, asked)
     rules += _settings_file_rules(args, rules)
     planned = plan(rules)
@@ -541,6 +543,18 @@ def mounts(
                 file=sys.stderr,
             )
     return planned
+
+
+def _held_placeholder(rule: Any, target: Path) -> bool:
+    """Whether ``rule`` is the placeholder of a missing path at or in the workspace's missing
+    ``.git`` (``target``), which the run holds outside the workspace and makes safe after it
+    (:func:`airlock.sandbox.repositories.bring_in`: the hooks and config of its submodules'
+    git folders under ``modules/`` too): a nested checkout's ``.git`` file naming
+    ``../.git/modules/sub`` (the root's ``.git`` removed to start afresh) would otherwise
+    have an empty read-only folder stand at ``.git``, and ``git init`` there fail inside."""
+    from airlock.sandbox.paths import Kind
+
+    return rule.kind is Kind.READ and not rule.exists and rule.path.is_relative_to(target)
 
 
 def _credentials_opened(
