@@ -80,7 +80,8 @@ def test_a_malformed_plain_request_to_an_inspected_host_has_the_inspected_fields
     """A plain-HTTP request to an inspected host whose head came whole with a bad chunk size
     after it, in one read, is refused 400 and recorded as every request to an inspected host
     is: its path (query values left out), its flow, the secrets in its path and headers
-    (never their values), typed; and counted with its flow in the report."""
+    (never their values), typed; and counted with its flow in the report, airlock's own
+    answer in its bytes as in the record's (it was counted before the answer was added)."""
     key = "ghp_" + "aB3dE5fG7hJ9kL1mN3pQ5rS7tU9vW1xY3z5A"
     _, _, inspection = inspected_setup(tmp_path, {"DISABLE_TELEMETRY": "1"})
     cfg = config(tmp_path, inspection=inspection)
@@ -94,7 +95,9 @@ def test_a_malformed_plain_request_to_an_inspected_host_has_the_inspected_fields
                     "Transfer-Encoding: chunked\r\n\r\nzz\r\n"
                 ).encode()
             )
-            answer = sock.recv(200)
+            answer = b""
+            while piece := sock.recv(65536):
+                answer += piece
         report = proxy.close({"command": ["test"], "exit_code": 0})
     assert answer.startswith(b"HTTP/1.1 400"), answer
     assert cfg.audit_log is not None
@@ -112,5 +115,7 @@ def test_a_malformed_plain_request_to_an_inspected_host_has_the_inspected_fields
         {"github_token": 1},
     )
     assert "chunk size" in record["reason"]
+    assert record["bytes_in"] == len(answer)
     flows = {f.flow: f for f in report.flows}
-    assert flows["metrics"].refused == 1
+    metrics = flows["metrics"]
+    assert (metrics.refused, metrics.bytes_out, metrics.bytes_in) == (1, 0, len(answer))
