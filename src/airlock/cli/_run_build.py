@@ -151,14 +151,12 @@ def projects_bringing_hosts(loaded: Loaded, decisions: Decisions) -> list[str]:
     from airlock.egress.rules import flow_hosts_brought_by
     from airlock.settings.sandbox import PROJECT_SOURCES, sandbox_settings
 
-    if sandbox_settings(loaded).managed_domains_only:
-        return []
-    brought = flow_hosts_brought_by(loaded.context, decisions, PROJECT_SOURCES)
-    if not brought:
-        return []
     files = [
         layer.origin.describe() for layer in loaded.layers if layer.origin.source in PROJECT_SOURCES
     ]
+    if not files or sandbox_settings(loaded).managed_domains_only:  # no project's file: no
+        return []  # second decision of the engine at every run's start
+    brought = flow_hosts_brought_by(loaded.context, decisions, PROJECT_SOURCES)
     return [
         f"{host!r} is let out as the host of flow {flow}, from the values in "
         f"{' and '.join(files)}: any code inside may reach it; "

@@ -391,8 +391,7 @@ def default_rules(
     """
     found = flow_hosts(context, decisions)
     if managed_only:
-        trusted = _trusted_context(context, _trusted)
-        theirs = {host for _, host in flow_hosts(trusted, decide(trusted))}
+        theirs = _hosts_kept(context, _trusted)
         found = tuple((flow, host) for flow, host in found if host in theirs)
     return tuple(  # an IPv6 address (ANTHROPIC_BASE_URL=https://[::1]:8443) as a rule writes it
         HostRule.parse(f"[{host}]" if ":" in host else host, f"policy: flow {flow} is on")
@@ -413,13 +412,19 @@ def _trusted(origin: Origin) -> bool:
     return origin.source in TRUSTED_SOURCES
 
 
+def _hosts_kept(context: Context, keep: Callable[[Origin], bool]) -> set[str]:
+    """The flows' hosts the engine finds with only the values whose origin ``keep`` takes
+    (:func:`_trusted_context`): a host not among them is brought by the others alone."""
+    kept = _trusted_context(context, keep)
+    return {host for _, host in flow_hosts(kept, decide(kept))}
+
+
 def flow_hosts_set_aside(context: Context, decisions: Decisions) -> tuple[str, ...]:
     """The flows' hosts that :func:`default_rules` sets aside under ``allowManagedDomainsOnly``,
     in words, each with the settings files whose values bring it: those of the files that
     bring it by themselves (the engine asked again with each file's values added to the
     managed settings' and the environment's), else all the files that were left out."""
-    trusted = _trusted_context(context, _trusted)
-    theirs = {host for _, host in flow_hosts(trusted, decide(trusted))}
+    theirs = _hosts_kept(context, _trusted)
     aside = [(flow, host) for flow, host in flow_hosts(context, decisions) if host not in theirs]
     if not aside:
         return ()
@@ -442,8 +447,7 @@ def flow_hosts_brought_by(
     """The flows' hosts, each with its flow, that the values of files of ``sources`` alone
     bring (a project's ``env`` block naming ``ANTHROPIC_BASE_URL``): those the engine no
     longer finds once every value from those files is left out."""
-    kept = _trusted_context(context, lambda origin: origin.source not in sources)
-    theirs = {host for _, host in flow_hosts(kept, decide(kept))}
+    theirs = _hosts_kept(context, lambda origin: origin.source not in sources)
     return tuple(
         (flow, host) for flow, host in flow_hosts(context, decisions) if host not in theirs
     )
