@@ -618,7 +618,7 @@ def _part_off(
     )
 
 
-def _some_part_off(decisions: Decisions) -> bool:
+def some_part_off(decisions: Decisions) -> bool:
     """Whether the engine refuses a part of ``model_requests`` anywhere (its ``vendor_api``
     or ``startup_config`` is false); else no model request is refused as one, and its rows
     are not read again for it."""
@@ -832,7 +832,7 @@ def verdict_for(
     a vendor API path sent to another host."""
     read = _read(method, host, path, agent, api_hosts)
     flow = read.flow
-    if flow == FlowId.MODEL_REQUESTS and _some_part_off(decisions):
+    if flow == FlowId.MODEL_REQUESTS and some_part_off(decisions):
         for row in read.rows:  # as :func:`_read` found them, not looked for again
             if row is not None and _model_elsewhere(row, (read.host,), decisions):
                 return _model_refusal(read.host, decisions)

@@ -44,6 +44,7 @@ from airlock.egress.flows import (
     off_flow,
     off_rows,
     off_rows_at,
+    some_part_off,
     url_overrides,
     verdict_for,
 )
@@ -58,7 +59,7 @@ from airlock.egress.report import (
     refused_certificate,
 )
 from airlock.egress.scan import Budget, SecretsMode
-from airlock.policy import Decisions, FlowId
+from airlock.policy import Decisions
 from airlock.policy.hosts import HostError, parse_host
 from airlock.redact import Redactor
 
@@ -144,8 +145,7 @@ class Inspector:
         self.agent = agent
         self._off_rows: dict[str, tuple[Signature, ...]] = {}
         """Per host, the signature rows of flows that are off (the decisions hold for the run)."""
-        parameters = decisions[FlowId.MODEL_REQUESTS].parameters
-        self._part_off = False in (parameters.get("vendor_api"), parameters.get("startup_config"))
+        self._part_off = some_part_off(decisions)
         """The engine refuses a part of ``model_requests`` at the vendor's own API host (model
         calls, the start-up configuration, what no row names): :meth:`_at_vendor_api` reads
         the paths and hosts a request's headers name there too."""
