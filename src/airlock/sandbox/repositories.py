@@ -48,7 +48,6 @@ after it.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import errno
 import itertools
 import os
@@ -419,15 +418,16 @@ EMPTY_CONFIG = Path(__file__).with_name("git-empty-config")
 empty one as no settings; a folder there would stop it)."""
 
 
-def read_only_file(path: Path, why: str) -> Mount:
+def read_only_file(path: Path, why: str, shown: bool = False) -> Mount:
     """Read-only on a file a tool reads as its config or runs as a script; where it is missing
     in a folder that exists, :data:`EMPTY_CONFIG` stands there (read as empty, where the empty
-    folder of :func:`~airlock.sandbox.paths.mount`'s placeholder would stop the tool)."""
+    folder of :func:`~airlock.sandbox.paths.mount`'s placeholder would stop the tool).
+    ``shown``: the user's own, in sight even under the private ``/tmp`` (:class:`Mount`)."""
     real = resolve(path)
     if not os.path.lexists(real) and real.parent.is_dir():
         named = path if path.absolute() != real else None
-        return Mount(Kind.READ, real, why, False, False, EMPTY_CONFIG, named=named)
-    return mount(Kind.READ, path, why)
+        return Mount(Kind.READ, real, why, False, False, EMPTY_CONFIG, named=named, shown=shown)
+    return mount(Kind.READ, path, why, shown=shown)
 
 
 def more_git_rules(git_folder: Path, why: str) -> Iterator[Mount]:
@@ -880,11 +880,14 @@ def include_rules(
                 configs += [folder / "config", folder / "config.worktree"]
     user = user_configs(home, environ)
     rules: list[Mount] = [  # the user's own config files too: they may lie in the workspace
-        rule for config in user if (rule := _include_rule(config, why, mine=True)) is not None
+        rule
+        for config in user
+        if (rule := _include_rule(config, why, mine=True, shown=True)) is not None
     ]
     given = given_includes(home, environ)
-    rules += [rule for config in given if (rule := _include_rule(config, why)) is not None]
-    rules = [dataclasses.replace(rule, shown=True) for rule in rules]  # theirs: in sight
+    rules += [  # theirs: in sight
+        rule for config in given if (rule := _include_rule(config, why, shown=True)) is not None
+    ]
     theirs = {*user, *given}
     inside = resolve(workspace)
     seen: set[Path] = set()
@@ -906,9 +909,9 @@ def include_rules(
                     break
                 count += 1
                 seen.add(real)
-                rule = _include_rule(included, why)
+                rule = _include_rule(included, why, shown=mine)
                 if rule is not None:
-                    rules.append(dataclasses.replace(rule, shown=True) if mine else rule)
+                    rules.append(rule)
                     queue.append((included, mine))
     return rules, capped
 
@@ -936,18 +939,21 @@ def user_configs(home: Path, environ: Mapping[str, str]) -> list[Path]:
     return found
 
 
-def _include_rule(included: Path, why: str, mine: bool = False) -> Mount | None:
+def _include_rule(
+    included: Path, why: str, mine: bool = False, shown: bool = False
+) -> Mount | None:
     """Read-only on an included file, the rule standing on what the links on the way name
     (they are put back after the run); an empty file where it is missing in a folder that
     exists; ``None`` for the sandbox's own (``/proc``, ``/dev``: nothing of the host's) and,
-    for a config of the user's (``mine``), when it is missing."""
+    for a config of the user's (``mine``), when it is missing. ``shown``: one the user's own
+    configuration names, in sight even under the private ``/tmp`` (:class:`Mount`)."""
     real = resolve(included)
     if real.is_relative_to("/proc") or real.is_relative_to("/dev"):
         return None
     if mine and not os.path.lexists(real):
         return None
     try:
-        return read_only_file(included, why)
+        return read_only_file(included, why, shown)
     except SandboxError:  # a folder holding the sandbox's own: nothing to bind
         return None
 
