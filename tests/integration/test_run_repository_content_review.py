@@ -6,7 +6,9 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -165,27 +167,30 @@ def test_names_from_the_workspace_are_said_without_their_escapes(
     assert "has 1 other name (hard links)" in done.stderr, done.stderr
 
 
-def _secret_in_private_folder(tmp_path: Path) -> Path:
-    """A file under ``/tmp`` (the test's folder), out of the sandbox's sight: its ``/tmp`` is
-    private, and only the home and the project are bound back into it."""
-    if not tmp_path.resolve().is_relative_to("/tmp"):
-        pytest.skip("the test's folder is not under /tmp")
-    secret = tmp_path / "elsewhere" / "krb5cc_1000"
-    secret.parent.mkdir()
+@pytest.fixture
+def private_secret() -> Iterator[Path]:
+    """A file in a folder of its own under the host's ``/tmp`` (wherever the test's folder
+    is), out of the sandbox's sight: its ``/tmp`` is private, and only the home and the
+    project are bound back into it. Removed after the test."""
+    folder = Path(tempfile.mkdtemp(prefix="airlock-test-", dir="/tmp"))
+    secret = folder / "krb5cc_1000"
     secret.write_text("TICKET\n")
-    return secret
+    try:
+        yield secret
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.mark.parametrize("named_by", [".envrc", "denyWrite", "git include"])
 def test_a_projects_file_does_not_show_what_the_private_tmp_hides(
-    tmp_path: Path, project: Path, named_by: str
+    tmp_path: Path, project: Path, named_by: str, private_secret: Path
 ) -> None:
     """A path under the private ``/tmp`` that the project names (a committed ``.envrc``'s
     ``dotenv``, its settings' ``denyWrite``, its ``.git/config``'s ``include.path``), where
     airlock keeps it read-only, is not bound into the sandbox: the host's file (a Kerberos
     ticket, a registry's login under ``/run/user/…``) stays out of sight, as the rest of the
     host's ``/tmp``."""
-    secret = _secret_in_private_folder(tmp_path)
+    secret = private_secret
     if named_by == ".envrc":
         (project / ".envrc").write_text(f"dotenv {secret}\nsource_env {secret.parent}\n")
     elif named_by == "git include":
@@ -204,11 +209,11 @@ def test_a_projects_file_does_not_show_what_the_private_tmp_hides(
 
 
 def test_the_users_own_ro_still_shows_a_path_under_the_private_tmp(
-    tmp_path: Path, project: Path
+    tmp_path: Path, project: Path, private_secret: Path
 ) -> None:
     """``--ro`` is the user's own, by name: it binds the host's path back into the private
     ``/tmp``, read-only, as before; a project's ``denyWrite`` of the same path keeps it so."""
-    secret = _secret_in_private_folder(tmp_path)
+    secret = private_secret
     (project / ".claude").mkdir()
     (project / ".claude" / "settings.json").write_text(
         json.dumps({"sandbox": {"filesystem": {"denyWrite": [f"/{secret}"]}}})
@@ -221,12 +226,12 @@ def test_the_users_own_ro_still_shows_a_path_under_the_private_tmp(
 
 
 def test_the_users_own_git_config_under_the_private_tmp_stays_in_sight(
-    tmp_path: Path, project: Path
+    tmp_path: Path, project: Path, private_secret: Path
 ) -> None:
     """The user's own git config (``GIT_CONFIG_GLOBAL``, as a CI job or a test harness sets
     it) under the private ``/tmp``, and the file it includes, are theirs, not a project's:
     bound in read-only as before, git inside commits with the name they give."""
-    folder = _secret_in_private_folder(tmp_path).parent
+    folder = private_secret.parent
     (folder / "identity").write_text("[user]\n\tname = Given Name\n\temail = given@example.com\n")
     (folder / "gitconfig").write_text(f"[include]\n\tpath = {folder / 'identity'}\n")
     subprocess.run(["git", "init", "-q", str(project)], check=True)
@@ -241,11 +246,11 @@ def test_the_users_own_git_config_under_the_private_tmp_stays_in_sight(
 
 
 def test_a_home_file_linked_into_the_private_tmp_stays_in_sight(
-    tmp_path: Path, project: Path, home: Path
+    tmp_path: Path, project: Path, home: Path, private_secret: Path
 ) -> None:
     """The home's ``.bashrc`` a link to a dotfiles checkout under ``/tmp``: the home is the
     user's, so the file is bound in read-only, as the home is, and the shell inside reads it."""
-    dotfiles = _secret_in_private_folder(tmp_path).parent
+    dotfiles = private_secret.parent
     (dotfiles / "bashrc").write_text("export FROM_BASHRC=1\n")
     home.mkdir(exist_ok=True)
     (home / ".bashrc").symlink_to(dotfiles / "bashrc")
